@@ -1,0 +1,38 @@
+/**
+ * Supervision as plain data: how a supervisor reacts to a failing child, how often it may
+ * restart before it gives up, and how long it waits between restarts. Decodable from JSON so
+ * strategies can carry it.
+ */
+import { Schema } from "effect"
+
+/** `one_for_one` restarts the failed child; `one_for_all` all children; `rest_for_one` the failed child and those started after it. */
+export const Strategy = Schema.Literal("one_for_one", "one_for_all", "rest_for_one")
+export type Strategy = typeof Strategy.Type
+
+/** `permanent` is always restarted; `transient` only after a crash; `temporary` never. */
+export const RestartType = Schema.Literal("permanent", "transient", "temporary")
+export type RestartType = typeof RestartType.Type
+
+const Millis = Schema.Number.pipe(Schema.nonNegative(), Schema.finite())
+
+/** Restart delay `min(max, base × factor^(attempt-1))`; `none` restarts at once. */
+export const Backoff = Schema.Union(
+  Schema.TaggedStruct("exponential", {
+    baseMillis: Millis,
+    factor: Schema.Number.pipe(Schema.greaterThanOrEqualTo(1), Schema.finite()),
+    maxMillis: Millis
+  }),
+  Schema.TaggedStruct("fixed", { delayMillis: Millis }),
+  Schema.TaggedStruct("none", {})
+)
+export type Backoff = typeof Backoff.Type
+
+export const defaultBackoff: Backoff = { _tag: "exponential", baseMillis: 10, factor: 2, maxMillis: 5_000 }
+
+/** At most `intensity` restarts within `periodMillis`; one more and the supervisor escalates. */
+export class SupervisionPolicy extends Schema.Class<SupervisionPolicy>("SupervisionPolicy")({
+  strategy: Schema.optionalWith(Strategy, { default: () => "one_for_one" as const }),
+  intensity: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 3 }),
+  periodMillis: Schema.optionalWith(Millis, { default: () => 5_000 }),
+  backoff: Schema.optionalWith(Backoff, { default: () => defaultBackoff })
+}) {}
