@@ -29,10 +29,11 @@ export type Backoff = typeof Backoff.Type
 
 export const defaultBackoff: Backoff = { _tag: "exponential", baseMillis: 10, factor: 2, maxMillis: 5_000 }
 
-/** At most `intensity` restarts within `periodMillis`; one more and the supervisor escalates. */
+/** At most `intensity` restarts within `period`; one more and the supervisor escalates. */
 export class SupervisionPolicy extends Schema.Class<SupervisionPolicy>("SupervisionPolicy")({
   strategy: Schema.optionalWith(Strategy, { default: () => "one_for_one" as const }),
   intensity: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 3 }),
-  periodMillis: Schema.optionalWith(Millis, { default: () => 5_000 }),
+  /** Milliseconds (a number is a valid `Duration` input, so a decoded policy spreads into a spec). */
+  period: Schema.optionalWith(Millis, { default: () => 5_000 }),
   backoff: Schema.optionalWith(Backoff, { default: () => defaultBackoff })
 }) {}

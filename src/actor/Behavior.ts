@@ -37,6 +37,8 @@ export interface ActorContext<M> {
   readonly incarnation: number
   /** The sender of the message being handled (undefined outside any actor). */
   readonly sender: ActorId | undefined
+  /** The sender's sequence number of the message being handled: increasing per sender (FIFO). */
+  readonly seq: number
   /** Spawn a child; children stop before their parent and are stopped when it restarts. */
   readonly spawn: <M2, S2, R2>(
     spec: ActorSpec<M2, S2, R2>,

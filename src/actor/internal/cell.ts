@@ -350,6 +350,9 @@ export class ActorCell<M, S> implements Node {
       get sender() {
         return cell.current?.sender
       },
+      get seq() {
+        return cell.current?.seq ?? -1
+      },
       spawn: (spec, options) =>
         Effect.flatMap(Effect.context<never>(), (services) =>
           Effect.flatMap(cell.ensureChildCore(), (core) => spawnCell(cell.system, core, cell.id, spec, options, services))),
