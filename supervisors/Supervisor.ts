@@ -5,7 +5,7 @@
  * children and escalates to its parent.
  */
 import { Cause, Context, Deferred, Duration, Effect, Exit, FiberId } from "effect"
-import type { ActorId, TerminationReason } from "../schemas/Actor.js"
+import type { ActorId, OverflowPolicy, TerminationReason } from "../schemas/Actor.js"
 import { InvalidActorName } from "../schemas/ActorError.js"
 import { ActorRestarted, ActorStarted, ActorStopped } from "../schemas/Lifecycle.js"
 import { type Backoff, defaultBackoff, type RestartType, type Strategy } from "../schemas/Supervision.js"
@@ -18,11 +18,11 @@ import type { SystemState } from "../src/actor/internal/system.js"
 import * as BackoffSchedule from "./Backoff.js"
 import { SupervisorCore } from "./internal/SupervisorCore.js"
 
-export interface WorkerChild<Name extends string, M, S, R> {
+export interface WorkerChild<Name extends string, M, S, R, P extends OverflowPolicy = OverflowPolicy> {
   readonly _tag: "worker"
   readonly name: Name
   readonly restart: RestartType
-  readonly actor: ActorSpec<M, S, R>
+  readonly actor: ActorSpec<M, S, R, P>
 }
 
 export interface SupervisorChild<Name extends string, C extends Children, R> {
@@ -34,7 +34,7 @@ export interface SupervisorChild<Name extends string, C extends Children, R> {
   readonly _R?: (_: never) => R
 }
 
-export type ChildSpec = WorkerChild<string, any, any, any> | SupervisorChild<string, any, any>
+export type ChildSpec = WorkerChild<string, any, any, any, any> | SupervisorChild<string, any, any>
 export type Children = ReadonlyArray<ChildSpec>
 
 export interface Spec<C extends Children> {
@@ -50,21 +50,21 @@ export interface Spec<C extends Children> {
 
 /** Services required by every actor of a spec. */
 export type ServicesOf<C extends Children> = C[number] extends infer X
-  ? X extends WorkerChild<any, any, any, infer R> ? R : X extends SupervisorChild<any, any, infer R> ? R : never
+  ? X extends WorkerChild<any, any, any, infer R, any> ? R : X extends SupervisorChild<any, any, infer R> ? R : never
   : never
 
 type WorkerNames<C extends Children> = Extract<C[number], { readonly _tag: "worker" }>["name"]
 type SupervisorNames<C extends Children> = Extract<C[number], { readonly _tag: "supervisor" }>["name"]
-type ProtocolOf<C extends Children, K> = Extract<C[number], { readonly _tag: "worker"; readonly name: K }> extends
-  WorkerChild<any, infer M, any, any> ? M : never
+type RefOf<C extends Children, K> = Extract<C[number], { readonly _tag: "worker"; readonly name: K }> extends
+  WorkerChild<any, infer M, any, any, infer P> ? ActorRef<M, P> : never
 type ChildrenOf<C extends Children, K> = Extract<C[number], { readonly _tag: "supervisor"; readonly name: K }> extends
   SupervisorChild<any, infer CC, any> ? CC : never
 
-export const worker = <const Name extends string, M, S, R>(
+export const worker = <const Name extends string, M, S, R, P extends OverflowPolicy>(
   name: Name,
-  actor: ActorSpec<M, S, R>,
+  actor: ActorSpec<M, S, R, P>,
   options?: { readonly restart?: RestartType }
-): WorkerChild<Name, M, S, R> => ({ _tag: "worker", name, restart: options?.restart ?? "permanent", actor })
+): WorkerChild<Name, M, S, R, P> => ({ _tag: "worker", name, restart: options?.restart ?? "permanent", actor })
 
 export const supervisor = <const Name extends string, const C extends Children>(
   name: Name,
@@ -75,7 +75,7 @@ export const supervisor = <const Name extends string, const C extends Children>(
 /** A running supervisor. Refs are looked up by child name and stay valid across restarts. */
 export interface SupervisorRef<C extends Children> {
   readonly id: ActorId
-  readonly ref: <K extends WorkerNames<C>>(name: K) => ActorRef<ProtocolOf<C, K>>
+  readonly ref: <K extends WorkerNames<C>>(name: K) => RefOf<C, K>
   readonly child: <K extends SupervisorNames<C>>(name: K) => SupervisorRef<ChildrenOf<C, K>>
   /** Stop the whole subtree for good (children in reverse start order). */
   readonly stop: Effect.Effect<void>
@@ -221,7 +221,7 @@ class SupervisorNode implements Node {
     }
     return {
       id: this.id,
-      ref: (name) => (lookup(name) as ActorCell<any, any>).ref,
+      ref: (name) => (lookup(name) as ActorCell<any, any>).ref as never,
       child: (name) => (lookup(name) as SupervisorNode).handle(),
       stop: Effect.suspend(() => (this.status === "stopped" ? Effect.void : this.parent.stopChild(this))),
       awaitTermination: Deferred.await(this.terminated)

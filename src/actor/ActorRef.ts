@@ -3,7 +3,7 @@
  * request and waits for its typed reply, with a timeout.
  */
 import { Duration, Effect, Exit, type Request, Schema } from "effect"
-import type { ActorId } from "../../schemas/Actor.js"
+import type { ActorId, OverflowPolicy } from "../../schemas/Actor.js"
 import type { AskError, MailboxFull } from "../../schemas/ActorError.js"
 import { AskTimeout } from "../../schemas/ActorError.js"
 import type { AskableOf } from "./Behavior.js"
@@ -16,7 +16,10 @@ export interface AskOptions {
   readonly timeout?: Duration.DurationInput
 }
 
-export class ActorRef<M> {
+/** Only a `fail` mailbox refuses a `tell`; under `backpressure` and `dropOldest` it cannot fail. */
+export type TellError<P extends OverflowPolicy> = P extends "fail" ? MailboxFull : never
+
+export class ActorRef<M, P extends OverflowPolicy = OverflowPolicy> {
   /** @internal */
   constructor(readonly cell: ActorCell<M, any>) {}
 
@@ -29,13 +32,13 @@ export class ActorRef<M> {
   }
 
   /** Fire and forget. Fails only when the mailbox's policy is `fail` and it is full. */
-  tell(message: M): Effect.Effect<void, MailboxFull> {
+  tell(message: M): Effect.Effect<void, TellError<P>> {
     const cell = this.cell
     return Effect.withFiberRuntime((fiber) => {
       const sender = fiber.getFiberRef(CurrentActor)
       return cell.deliver(
         new Envelope(message, sender?.id, sender === undefined ? cell.system.externalSeq++ : sender.outSeq++, fiber.currentSpan, undefined)
-      )
+      ) as Effect.Effect<void, TellError<P>>
     })
   }
 
@@ -80,8 +83,8 @@ export class ActorRef<M> {
 }
 
 /** A ref of any protocol, for APIs that only need identity (watch, stop, lookup). */
-export type AnyActorRef = ActorRef<any>
+export type AnyActorRef = ActorRef<any, any>
 
 /** Decode an untrusted value with the actor's protocol, then tell it: bad input is a typed `ParseError`. */
-export const tellUnknown = <M>(ref: ActorRef<M>, input: unknown) =>
+export const tellUnknown = <M, P extends OverflowPolicy>(ref: ActorRef<M, P>, input: unknown) =>
   Effect.flatMap(Schema.decodeUnknown(ref.protocol)(input), (message) => ref.tell(message))

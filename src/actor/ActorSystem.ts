@@ -3,7 +3,7 @@
  * dead letters and lifecycle events are published, and what stops everything when its scope closes.
  */
 import { Context, Duration, Effect, Fiber, Layer, Option, PubSub, type Scope, Stream } from "effect"
-import type { ActorId, TerminationReason } from "../../schemas/Actor.js"
+import type { ActorId, OverflowPolicy, TerminationReason } from "../../schemas/Actor.js"
 import type { InvalidActorName } from "../../schemas/ActorError.js"
 import { type DeadLetter, type DeadLetterReason, type LifecycleEvent } from "../../schemas/Lifecycle.js"
 import { type Backoff, defaultBackoff } from "../../schemas/Supervision.js"
@@ -27,7 +27,10 @@ export interface Options {
 
 export interface Service {
   /** Spawn a top-level actor under `/user` (restarted per its restart type, default `permanent`). */
-  readonly spawn: <M, S, R>(spec: ActorSpec<M, S, R>, options?: SpawnOptions) => Effect.Effect<ActorRef<M>, InvalidActorName, R>
+  readonly spawn: <M, S, R, P extends OverflowPolicy>(
+    spec: ActorSpec<M, S, R, P>,
+    options?: SpawnOptions
+  ) => Effect.Effect<ActorRef<M, P>, InvalidActorName, R>
   /** Stop an actor for good (whatever its restart type); waits until it has stopped. */
   readonly stop: (ref: AnyActorRef) => Effect.Effect<void>
   readonly awaitTermination: (ref: AnyActorRef) => Effect.Effect<TerminationReason>

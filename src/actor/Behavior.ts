@@ -4,7 +4,7 @@
  * the behavior handles; a defect crashes the actor and reaches its supervisor.
  */
 import type { Cause, Duration, Effect, Exit, Request, Schema } from "effect"
-import type { ActorId, MailboxConfig, Terminated } from "../../schemas/Actor.js"
+import type { ActorId, OverflowPolicy, Terminated } from "../../schemas/Actor.js"
 import type { InvalidActorName } from "../../schemas/ActorError.js"
 import type { RestartType } from "../../schemas/Supervision.js"
 import type { ActorRef, AnyActorRef } from "./ActorRef.js"
@@ -40,10 +40,10 @@ export interface ActorContext<M> {
   /** The sender's sequence number of the message being handled: increasing per sender (FIFO). */
   readonly seq: number
   /** Spawn a child; children stop before their parent and are stopped when it restarts. */
-  readonly spawn: <M2, S2, R2>(
-    spec: ActorSpec<M2, S2, R2>,
+  readonly spawn: <M2, S2, R2, P2 extends OverflowPolicy>(
+    spec: ActorSpec<M2, S2, R2, P2>,
     options?: SpawnOptions
-  ) => Effect.Effect<ActorRef<M2>, InvalidActorName, R2>
+  ) => Effect.Effect<ActorRef<M2, P2>, InvalidActorName, R2>
   /**
    * Watch another actor: when it stops for good, `Terminated` (or `map(Terminated)`) arrives here.
    * Without `map`, `Terminated` must be part of this actor's protocol.
@@ -76,20 +76,33 @@ export interface ActorContext<M> {
 
 export type Behavior<S, M, R = never> = (state: S, message: M, context: ActorContext<M>) => Effect.Effect<S, never, R>
 
-interface ActorSpecBase<M, S, R> {
+/** Mailbox settings; the overflow policy is also a type, so `tell` can fail only where it may. */
+export interface MailboxOptions<P extends OverflowPolicy> {
+  /** Default 1024. */
+  readonly capacity?: number
+  /** Default `backpressure`. */
+  readonly overflow?: P
+}
+
+interface ActorSpecBase<M, S, R, P extends OverflowPolicy> {
   readonly protocol: Schema.Schema<M, any, never>
   readonly behavior: Behavior<S, M, R>
   /** The state of a restarted incarnation; without it a restart begins from the initial state. */
   readonly onRestart?: (lastState: S, cause: Cause.Cause<unknown>, context: ActorContext<M>) => Effect.Effect<S, never, R>
-  readonly mailbox?: Partial<MailboxConfig>
+  readonly mailbox?: MailboxOptions<P>
 }
 
 /** An actor type: `initial` state, or `setup` run at every (re)start (spawn children, watch, start timers). */
-export type ActorSpec<M, S, R = never> = ActorSpecBase<M, S, R> &
+export type ActorSpec<M, S, R = never, P extends OverflowPolicy = OverflowPolicy> = ActorSpecBase<M, S, R, P> &
   (
     | { readonly initial: S; readonly setup?: undefined }
     | { readonly setup: (context: ActorContext<M>) => Effect.Effect<S, never, R>; readonly initial?: undefined }
   )
 
-/** Identity helper that lets TypeScript infer `M` from the protocol and `S` from the initial state. */
-export const make = <M, S, R = never>(spec: ActorSpec<M, S, R>): ActorSpec<M, S, R> => spec
+/**
+ * Identity helper that lets TypeScript infer `M` from the protocol, `S` from the initial state and
+ * the overflow policy from the mailbox settings (`backpressure` when none is given).
+ */
+export const make = <M, S, R = never, const P extends OverflowPolicy = "backpressure">(
+  spec: ActorSpec<M, S, R, P>
+): ActorSpec<M, S, R, P> => spec

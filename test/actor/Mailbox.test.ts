@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Schema, type Scope } from "effect"
+import { expectTypeOf } from "vitest"
+import { Deferred, Effect, Fiber, FiberId, Schema, type Scope } from "effect"
 import * as Actor from "../../src/actor/Actor.js"
 import * as ActorSystem from "../../src/actor/ActorSystem.js"
 import { MailboxFull } from "../../schemas/ActorError.js"
@@ -107,6 +108,21 @@ describe("bounded mailboxes and overflow policies", () => {
     })))
 })
 
+describe("the overflow policy is part of the ref's type", () => {
+  it("tell can fail with MailboxFull only on a `fail` mailbox", () => {
+    const gate = Deferred.unsafeMake<void>(FiberId.none)
+    const failing = Actor.spawn(recorder(gate, [], { capacity: 1, overflow: "fail" }))
+    const conflating = Actor.spawn(recorder(gate, [], { capacity: 1, overflow: "dropOldest" }))
+    const waiting = Actor.spawn(recorder(gate, []))
+    type ErrorOfTell<T> = T extends Effect.Effect<infer Ref, any, any>
+      ? Ref extends { tell: (m: any) => Effect.Effect<void, infer E> } ? E : "not a ref"
+      : "not an effect"
+    expectTypeOf<ErrorOfTell<typeof failing>>().toEqualTypeOf<MailboxFull>()
+    expectTypeOf<ErrorOfTell<typeof conflating>>().toEqualTypeOf<never>()
+    expectTypeOf<ErrorOfTell<typeof waiting>>().toEqualTypeOf<never>()
+  })
+})
+
 describe("envelopes", () => {
   it.effect("FIFO per sender: each sender's messages arrive in send order with increasing sequence numbers", () =>
     run(Effect.gen(function*() {
@@ -122,7 +138,7 @@ describe("envelopes", () => {
         behavior: (_s, message, ctx) =>
           Effect.forEach(
             Array.from({ length: message.count }, (_, n) => n),
-            (n) => Effect.orDie(target.tell(new Item({ from: ctx.id, n }))),
+            (n) => target.tell(new Item({ from: ctx.id, n })),
             { discard: true }
           )
       })

@@ -1,7 +1,7 @@
 /** Small protocols the kernel tests share. */
 import { Deferred, Effect, Schema } from "effect"
 import * as Actor from "../../src/actor/Actor.js"
-import { Terminated } from "../../schemas/Actor.js"
+import { type OverflowPolicy, Terminated } from "../../schemas/Actor.js"
 
 export class Add extends Schema.TaggedClass<Add>()("Add", { n: Schema.Number }) {}
 export class Boom extends Schema.TaggedClass<Boom>()("Boom", { why: Schema.String }) {}
@@ -53,10 +53,10 @@ export class Item extends Schema.TaggedClass<Item>()("Item", { from: Schema.Stri
  * A recorder whose first `Hold` blocks until `gate` opens — so a test can fill its mailbox —
  * and that records every `Item` (with its envelope's sender) in `seen`.
  */
-export const recorder = (
+export const recorder = <P extends OverflowPolicy = "backpressure">(
   gate: Deferred.Deferred<void>,
   seen: Array<{ from: string; n: number; sender: string | undefined; seq: number }>,
-  mailbox?: { capacity: number; overflow: "backpressure" | "dropOldest" | "fail" }
+  mailbox?: { capacity: number; overflow: P }
 ) =>
   Actor.make({
     protocol: Schema.Union(Hold, Item),

@@ -4,7 +4,7 @@
  * mailbox and ref) or terminates it (mailbox into dead letters, watchers told).
  */
 import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, FiberId, Scope, Tracer } from "effect"
-import { type ActorId, Terminated, type TerminationReason } from "../../../schemas/Actor.js"
+import { type ActorId, type OverflowPolicy, Terminated, type TerminationReason } from "../../../schemas/Actor.js"
 import { InvalidActorName, MailboxFull, NoReply } from "../../../schemas/ActorError.js"
 import { ActorCrashed, ActorRestarted, ActorStarted, ActorStopped } from "../../../schemas/Lifecycle.js"
 import type { RestartType } from "../../../schemas/Supervision.js"
@@ -54,7 +54,7 @@ export class ActorCell<M, S> implements Node {
     readonly system: SystemState,
     readonly id: ActorId,
     readonly name: string,
-    readonly spec: ActorSpec<M, S, any>,
+    readonly spec: ActorSpec<M, S, any, any>,
     readonly restartType: RestartType,
     readonly parent: SupervisorCore,
     /** The services the actor was spawned with (without the spawner's span). */
@@ -423,14 +423,14 @@ export class ActorCell<M, S> implements Node {
 }
 
 /** Create, register and start a cell as a child of `core` (a one_for_one core: guardian or actor). */
-export const spawnCell = <M, S, R>(
+export const spawnCell = <M, S, R, P extends OverflowPolicy>(
   system: SystemState,
   core: SupervisorCore,
   parentId: string,
-  spec: ActorSpec<M, S, R>,
+  spec: ActorSpec<M, S, R, P>,
   options: SpawnOptions | undefined,
   services: Context.Context<never>
-): Effect.Effect<ActorRef<M>, InvalidActorName> =>
+): Effect.Effect<ActorRef<M, P>, InvalidActorName> =>
   Effect.suspend(() => {
     const name = options?.name ?? system.nextName()
     const invalid = validateName(name, core)
@@ -446,7 +446,7 @@ export const spawnCell = <M, S, R>(
     )
     system.registry.set(cell.id, cell)
     core.addStarted(cell)
-    return Effect.as(cell.start(), cell.ref)
+    return Effect.as(cell.start(), cell.ref as ActorRef<M, P>)
   })
 
 export const validateName = (name: string, core: SupervisorCore): string | undefined =>
