@@ -4,7 +4,7 @@
  * Children start in order and stop in reverse order; past its intensity a supervisor halts its
  * children and escalates to its parent.
  */
-import { Cause, Context, Deferred, Duration, Effect, Exit, FiberId } from "effect"
+import { type Cause, Deferred, Duration, Effect, Exit, FiberId, type Runtime } from "effect"
 import type { ActorId, OverflowPolicy, TerminationReason } from "../schemas/Actor.js"
 import { InvalidActorName } from "../schemas/ActorError.js"
 import { ActorRestarted, ActorStarted, ActorStopped } from "../schemas/Lifecycle.js"
@@ -93,11 +93,11 @@ export const start = <const C extends Children>(
 ): Effect.Effect<SupervisorRef<C>, InvalidActorName, ServicesOf<C> | ActorSystem> =>
   Effect.gen(function*() {
     const system = yield* ActorSystem
-    const services = withoutSpan(yield* Effect.context<never>())
+    const runtime = withoutSpan(yield* Effect.runtime<never>())
     const name = options?.name ?? system.state.nextName()
     const invalid = validateName(name, system.guardian)
     if (invalid !== undefined) return yield* new InvalidActorName({ name, parent: "/user", reason: invalid })
-    const node = yield* SupervisorNode.make(system.state, system.guardian, `/user/${name}` as ActorId, name, spec, options?.restart ?? "temporary", services)
+    const node = yield* SupervisorNode.make(system.state, system.guardian, `/user/${name}` as ActorId, name, spec, options?.restart ?? "temporary", runtime)
     system.guardian.addStarted(node)
     yield* node.start()
     return node.handle() as SupervisorRef<C>
@@ -120,7 +120,7 @@ class SupervisorNode implements Node {
     readonly name: string,
     readonly spec: Spec<Children>,
     readonly restartType: RestartType,
-    private readonly services: Context.Context<never>,
+    private readonly runtime: Runtime.Runtime<never>,
     private core: SupervisorCore
   ) {}
 
@@ -131,7 +131,7 @@ class SupervisorNode implements Node {
     name: string,
     spec: Spec<Children>,
     restartType: RestartType,
-    services: Context.Context<never>
+    runtime: Runtime.Runtime<never>
   ): Effect.Effect<SupervisorNode, InvalidActorName> {
     return Effect.gen(function*() {
       const seen = new Set<string>()
@@ -149,7 +149,7 @@ class SupervisorNode implements Node {
         backoff: BackoffSchedule.resolve(spec.backoff ?? defaultBackoff),
         intensityPer: "supervisor"
       }, system)
-      node = new SupervisorNode(system, parent, id, name, spec, restartType, services, core)
+      node = new SupervisorNode(system, parent, id, name, spec, restartType, runtime, core)
       return node
     })
   }
@@ -183,10 +183,10 @@ class SupervisorNode implements Node {
   private makeChild(child: ChildSpec): Effect.Effect<Node> {
     const id = `${this.id}/${child.name}` as ActorId
     if (child._tag === "supervisor") {
-      return SupervisorNode.make(this.system, this.core, id, child.name, child.spec, child.restart, this.services).pipe(Effect.orDie)
+      return SupervisorNode.make(this.system, this.core, id, child.name, child.spec, child.restart, this.runtime).pipe(Effect.orDie)
     }
     return Effect.sync(() => {
-      const cell = new ActorCell(this.system, id, child.name, child.actor, child.restart, this.core, this.services)
+      const cell = new ActorCell(this.system, id, child.name, child.actor, child.restart, this.core, this.runtime)
       this.system.registry.set(id, cell)
       return cell
     })

@@ -9,7 +9,7 @@ import { AskTimeout } from "../../schemas/ActorError.js"
 import type { AskableOf } from "./Behavior.js"
 import { Envelope, tagOf } from "./Envelope.js"
 import type { ActorCell } from "./internal/cell.js"
-import { CurrentActor } from "./internal/current.js"
+import { senderOf } from "./internal/current.js"
 
 export interface AskOptions {
   /** Defaults to the system's ask timeout (5 seconds unless configured). */
@@ -35,7 +35,7 @@ export class ActorRef<M, P extends OverflowPolicy = OverflowPolicy> {
   tell(message: M): Effect.Effect<void, TellError<P>> {
     const cell = this.cell
     return Effect.withFiberRuntime((fiber) => {
-      const sender = fiber.getFiberRef(CurrentActor)
+      const sender = senderOf(fiber)
       return cell.deliver(
         new Envelope(message, sender?.id, sender === undefined ? cell.system.externalSeq++ : sender.outSeq++, fiber.currentSpan, undefined)
       ) as Effect.Effect<void, TellError<P>>
@@ -50,7 +50,7 @@ export class ActorRef<M, P extends OverflowPolicy = OverflowPolicy> {
     const cell = this.cell
     const timeout = options?.timeout === undefined ? cell.system.askTimeout : Duration.decode(options.timeout)
     return Effect.withFiberRuntime<unknown, unknown>((fiber) => {
-      const sender = fiber.getFiberRef(CurrentActor)
+      const sender = senderOf(fiber)
       const envelope = new Envelope(
         message,
         sender?.id,

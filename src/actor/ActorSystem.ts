@@ -79,7 +79,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
     )
     const service: Service = {
       spawn: (spec, spawnOptions) =>
-        Effect.flatMap(Effect.context<never>(), (services) => spawnCell(state, guardian, "/user", spec, spawnOptions, services)),
+        Effect.flatMap(Effect.runtime<never>(), (runtime) => spawnCell(state, guardian, "/user", spec, spawnOptions, runtime)),
       stop: (ref) => Effect.suspend(() => (ref.cell.status === "stopped" ? Effect.void : ref.cell.parent.stopChild(ref.cell))),
       awaitTermination: (ref) => ref.cell.awaitTermination,
       lookup: (id) => Option.map(Option.fromNullable(state.registry.get(id)), (cell) => cell.ref),

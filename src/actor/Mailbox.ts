@@ -1,11 +1,10 @@
 /**
  * A bounded mailbox: a ring buffer that grows on demand up to its capacity (an idle actor holds
- * only a few slots), with a per-actor overflow policy and one parked consumer.
+ * only a few slots), with a per-actor overflow policy.
  *
- * It is deliberately synchronous: senders and the actor fiber call it inside `Effect.sync`-like
- * sections, so a `tell` costs an array write and, when the actor is parked, one resume.
+ * It is deliberately synchronous: senders and the actor's fiber call it from inside their own
+ * effects, so a `tell` costs an array write (and, for an idle actor, starting its drain).
  */
-import type { Effect } from "effect"
 import type { OverflowPolicy } from "../../schemas/Actor.js"
 import type { Envelope } from "./Envelope.js"
 
@@ -31,7 +30,6 @@ export class Mailbox {
   private head = 0
   private length = 0
   private waiters: Array<Waiter> | undefined = undefined
-  private consumer: ((effect: Effect.Effect<void>) => void) | undefined = undefined
   closed = false
 
   constructor(
@@ -97,24 +95,6 @@ export class Mailbox {
       waiter.admitted()
     }
     return envelope
-  }
-
-  /** Park the consumer until something arrives (`register` is the resume of an `Effect.async`). */
-  park(resume: (effect: Effect.Effect<void>) => void): void {
-    this.consumer = resume
-  }
-
-  unpark(): void {
-    this.consumer = undefined
-  }
-
-  /** Resume the parked consumer, if any. */
-  wake(resumeWith: Effect.Effect<void>): void {
-    const consumer = this.consumer
-    if (consumer !== undefined) {
-      this.consumer = undefined
-      consumer(resumeWith)
-    }
   }
 
   /** Close for good and hand back everything still queued or waiting, oldest first. */

@@ -1,24 +1,34 @@
 /**
- * An actor cell: the identity, mailbox and state of one actor, and the fiber of its current
- * incarnation. The supervisor restarts the cell (a new fiber, fresh or recovered state, same
- * mailbox and ref) or terminates it (mailbox into dead letters, watchers told).
+ * An actor cell: the identity, mailbox and state of one actor. An actor holds a fiber only while it
+ * has work: a delivery to an idle actor starts an activation (a fiber, from the runtime the actor
+ * was spawned in) that drains the mailbox and ends when it stays empty — as Akka's dispatcher runs
+ * actors — so an idle actor costs a few hundred bytes and spawning one forks nothing.
+ * The supervisor restarts the cell (fresh or recovered state, same mailbox and ref) or terminates
+ * it (mailbox into dead letters, watchers told).
  */
-import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, FiberId, Scope, Tracer } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, FiberId, Runtime, Scope, Tracer } from "effect"
 import { type ActorId, type OverflowPolicy, Terminated, type TerminationReason } from "../../../schemas/Actor.js"
 import { InvalidActorName, MailboxFull, NoReply } from "../../../schemas/ActorError.js"
 import { ActorCrashed, ActorRestarted, ActorStarted, ActorStopped } from "../../../schemas/Lifecycle.js"
 import type { RestartType } from "../../../schemas/Supervision.js"
 import { type CorePolicy, type Owner, SupervisorCore } from "../../../supervisors/internal/SupervisorCore.js"
-import { ActorRef, type AnyActorRef } from "../ActorRef.js"
-import type { ActorContext, ActorSpec, Replier, SpawnOptions, Timer } from "../Behavior.js"
+import { ActorRef } from "../ActorRef.js"
+import type { ActorContext, ActorSpec, SpawnOptions, Timer } from "../Behavior.js"
 import { Envelope, tagOf } from "../Envelope.js"
 import { Mailbox, Offer } from "../Mailbox.js"
+import { makeContext } from "./context.js"
 import { CurrentActor } from "./current.js"
 import type { Node, NodeStatus, RestartInfo } from "./node.js"
 import { renderCause } from "./renderCause.js"
 import type { SystemState } from "./system.js"
 
 type TerminatedMapper = ((terminated: Terminated) => unknown) | undefined
+
+/** How an activation ended without failing: the mailbox stayed empty, or the actor must stop. */
+const enum Outcome {
+  Idle = 0,
+  Stopped = 1
+}
 
 const DEFAULT_CAPACITY = 1024
 
@@ -36,7 +46,11 @@ export class ActorCell<M, S> implements Node {
   readonly ref: ActorRef<M>
   /** The envelope being handled: dead-lettered with the cause if the handler crashes. */
   current: Envelope | undefined = undefined
-  private fiber: Fiber.RuntimeFiber<void, unknown> | undefined = undefined
+  /** The running activation, if any; `activations` numbers them so a late exit is recognised. */
+  private activation: Fiber.RuntimeFiber<Outcome, unknown> | undefined = undefined
+  private activations = 0
+  /** Set when the incarnation ended (crash, stop) until the supervisor starts the next one. */
+  private suspended = true
   private stopFlag = false
   private halting = false
   private escalation: Cause.Cause<unknown> | undefined = undefined
@@ -44,11 +58,11 @@ export class ActorCell<M, S> implements Node {
   private childCore: SupervisorCore | undefined = undefined
   private scope: Scope.CloseableScope | undefined = undefined
   watchers: Map<ActorCell<any, any>, TerminatedMapper> | undefined = undefined
-  private watching: Set<ActorCell<any, any>> | undefined = undefined
+  watching: Set<ActorCell<any, any>> | undefined = undefined
   private terminated: Deferred.Deferred<TerminationReason> | undefined = undefined
-  private terminationReason: TerminationReason | undefined = undefined
+  terminationReason: TerminationReason | undefined = undefined
   private context: ActorContext<M> | undefined = undefined
-  private parkEffect: Effect.Effect<void> | undefined = undefined
+  private runtime: Runtime.Runtime<never> | undefined = undefined
 
   constructor(
     readonly system: SystemState,
@@ -57,8 +71,8 @@ export class ActorCell<M, S> implements Node {
     readonly spec: ActorSpec<M, S, any, any>,
     readonly restartType: RestartType,
     readonly parent: SupervisorCore,
-    /** The services the actor was spawned with (without the spawner's span). */
-    private readonly env: Context.Context<never>
+    /** The runtime the actor was spawned in: its services, `Clock`, `Random`, log settings. */
+    private readonly spawnedIn: Runtime.Runtime<never>
   ) {
     const capacity = spec.mailbox?.capacity ?? DEFAULT_CAPACITY
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`mailbox capacity must be a positive integer, got ${capacity}`)
@@ -75,7 +89,7 @@ export class ActorCell<M, S> implements Node {
   deliver(envelope: Envelope): Effect.Effect<void, MailboxFull> {
     switch (this.mailbox.offer(envelope)) {
       case Offer.Accepted:
-        this.mailbox.wake(Effect.void)
+        if (this.activation === undefined) this.activate(undefined)
         return Effect.void
       case Offer.Closed:
         this.system.deadLetter(this.id, envelope, "stopped")
@@ -97,7 +111,7 @@ export class ActorCell<M, S> implements Node {
   deliverAsk(envelope: Envelope): (() => void) | undefined {
     switch (this.mailbox.offer(envelope)) {
       case Offer.Accepted:
-        this.mailbox.wake(Effect.void)
+        if (this.activation === undefined) this.activate(undefined)
         return undefined
       case Offer.Closed:
         this.system.deadLetter(this.id, envelope, "stopped")
@@ -118,7 +132,9 @@ export class ActorCell<M, S> implements Node {
 
   /** `Terminated` and other system messages bypass the capacity (never the closed state). */
   deliverSystem(message: unknown, sender: ActorId): void {
-    if (this.mailbox.offerSystem(new Envelope(message, sender, 0, undefined, undefined))) this.mailbox.wake(Effect.void)
+    if (this.mailbox.offerSystem(new Envelope(message, sender, 0, undefined, undefined)) && this.activation === undefined) {
+      this.activate(undefined)
+    }
   }
 
   answer(envelope: Envelope, exit: Exit.Exit<unknown, unknown>): void {
@@ -141,54 +157,71 @@ export class ActorCell<M, S> implements Node {
   // --- the incarnation --------------------------------------------------------------------------
 
   start(restart?: RestartInfo): Effect.Effect<void> {
-    return Effect.suspend(() => {
+    return Effect.sync(() => {
       this.incarnation++
       this.status = "running"
+      this.suspended = false
       this.stopFlag = false
       this.halting = false
       this.escalation = undefined
       this.startedAt = this.system.now()
-      const incarnation = this.incarnation
-      const program = this.run(restart).pipe(
-        Effect.onExit((exit) => this.onIncarnationExit(exit, incarnation)),
-        Effect.locally(CurrentActor, this),
-        // The spawn-time services replace whatever the starting fiber (spawner or supervisor) had.
-        Effect.mapInputContext(() => this.env as Context.Context<unknown>)
-      ) as Effect.Effect<void, unknown>
-      return Effect.map(Effect.forkDaemon(program), (fiber) => {
-        this.fiber = fiber
-        const at = this.system.now()
-        this.system.publish(
-          restart === undefined
-            ? new ActorStarted({ actor: this.id, incarnation, at }, true)
-            : new ActorRestarted({ actor: this.id, attempt: restart.attempt, delayMillis: restart.delayMillis, incarnation, at }, true)
-        )
-      })
+      const at = this.startedAt
+      this.system.publish(
+        restart === undefined
+          ? new ActorStarted({ actor: this.id, incarnation: this.incarnation, at }, true)
+          : new ActorRestarted({ actor: this.id, attempt: restart.attempt, delayMillis: restart.delayMillis, incarnation: this.incarnation, at }, true)
+      )
+      const spec = this.spec
+      if (restart !== undefined && spec.onRestart !== undefined) return this.activate("restart")
+      if (spec.setup !== undefined) return this.activate("setup")
+      this.state = spec.initial as S
+      if (this.mailbox.size > 0) this.activate(undefined)
     })
   }
 
-  /** The actor loop: drain the mailbox one envelope at a time, park when it is empty. */
-  private run(restart: RestartInfo | undefined): Effect.Effect<void, unknown, unknown> {
+  /** Start a fiber that runs `init` (if any) and drains the mailbox. Never while suspended or stopping. */
+  private activate(init: "setup" | "restart" | undefined): void {
+    if (this.suspended || this.stopFlag) return
+    const runtime = this.runtime ??= Runtime.make({
+      context: Context.add(this.spawnedIn.context, CurrentActor, this),
+      fiberRefs: this.spawnedIn.fiberRefs,
+      runtimeFlags: this.spawnedIn.runtimeFlags
+    })
+    const activation = ++this.activations
+    const incarnation = this.incarnation
+    // `immediate: false`: the activation is scheduled, never run on the sender's stack.
+    this.activation = Runtime.runFork(runtime)(
+      Effect.onExit(this.drain(init) as Effect.Effect<Outcome, unknown>, (exit) => this.onActivationExit(exit, activation, incarnation)),
+      { immediate: false }
+    )
+  }
+
+  /** One activation: handle envelopes until the mailbox stays empty (idle) or the actor must stop. */
+  private drain(init: "setup" | "restart" | undefined): Effect.Effect<Outcome, unknown, unknown> {
     const cell = this
     const spec = this.spec
     const context = this.contextFor()
     return Effect.gen(function*() {
-      if (cell.stopFlag) return
-      if (restart !== undefined && spec.onRestart !== undefined) {
-        cell.state = yield* spec.onRestart(cell.state, cell.lastCause ?? Cause.empty, context)
-      } else if (spec.setup !== undefined) {
-        cell.state = yield* spec.setup(context)
-      } else {
-        cell.state = spec.initial as S
-      }
+      if (init === "restart") cell.state = yield* spec.onRestart!(cell.state, cell.lastCause ?? Cause.empty, context)
+      else if (init === "setup") cell.state = yield* spec.setup!(context)
       const mailbox = cell.mailbox
       while (true) {
         if (cell.escalation !== undefined) return yield* Effect.failCause(cell.escalation)
-        if (cell.stopFlag) return
-        const envelope = mailbox.poll()
+        if (cell.stopFlag) {
+          cell.activation = undefined
+          return Outcome.Stopped
+        }
+        let envelope = mailbox.poll()
         if (envelope === undefined) {
-          yield* (cell.parkEffect ??= cell.makePark())
-          continue
+          // Stay one scheduler turn: a sender answered a moment ago (ask ping-pong) usually sends
+          // again now, and keeping this fiber is cheaper than starting the next one.
+          yield* Effect.yieldNow()
+          envelope = mailbox.poll()
+          if (envelope === undefined) {
+            if (cell.escalation !== undefined || cell.stopFlag) continue
+            cell.activation = undefined
+            return Outcome.Idle
+          }
         }
         cell.current = envelope
         const next = spec.behavior(cell.state, envelope.message as M, context)
@@ -217,24 +250,19 @@ export class ActorCell<M, S> implements Node {
     })
   }
 
-  private makePark(): Effect.Effect<void> {
-    const mailbox = this.mailbox
-    const unpark = Effect.sync(() => mailbox.unpark())
-    return Effect.async<void>((resume) => {
-      mailbox.park(resume)
-      return unpark
-    })
-  }
-
-  private onIncarnationExit(exit: Exit.Exit<void, unknown>, incarnation: number): Effect.Effect<void> {
+  private onActivationExit(exit: Exit.Exit<Outcome, unknown>, activation: number, incarnation: number): Effect.Effect<void> {
     return Effect.sync(() => {
-      if (incarnation === this.incarnation) this.fiber = undefined
-      const current = this.current
-      this.current = undefined
+      if (activation === this.activations) this.activation = undefined
       if (Exit.isSuccess(exit)) {
-        if (!this.halting) this.parent.notifyExit(this, incarnation, false, Cause.empty)
+        if (exit.value === Outcome.Stopped && !this.halting && incarnation === this.incarnation) {
+          this.suspended = true
+          this.parent.notifyExit(this, incarnation, false, Cause.empty)
+        }
         return
       }
+      const current = this.current
+      this.current = undefined
+      this.suspended = true
       const cause = exit.cause
       const interrupted = Cause.isInterruptedOnly(cause)
       const detail = renderCause(cause)
@@ -257,21 +285,25 @@ export class ActorCell<M, S> implements Node {
     })
   }
 
-  /** End the incarnation after the message in hand (interrupting it past the stop timeout), then its children, timers and watches. */
+  /**
+   * End the incarnation after the message in hand (interrupting it past the stop timeout), then
+   * its children, timers and watches. An idle actor has nothing running: only the release is left.
+   */
   halt(): Effect.Effect<void> {
     return Effect.suspend(() => {
       this.halting = true
       this.stopFlag = true
-      const fiber = this.fiber
-      const ended = fiber === undefined ? Effect.void : Effect.suspend(() => {
-        this.mailbox.wake(Effect.void)
-        return Fiber.await(fiber).pipe(
-          Effect.timeout(this.system.stopTimeout),
-          Effect.catchAll(() => Fiber.interrupt(fiber)),
-          Effect.asVoid
-        )
+      this.suspended = true
+      const fiber = this.activation
+      if (fiber === undefined) return this.releaseIncarnation()
+      const deadlines = this.system.deadlines
+      const deadline = deadlines.add(this.system.now() + Duration.toMillis(this.system.stopTimeout), () => {
+        fiber.unsafeInterruptAsFork(FiberId.none)
       })
-      return Effect.zipRight(ended, this.releaseIncarnation())
+      return Fiber.await(fiber).pipe(
+        Effect.zipRight(Effect.sync(() => deadlines.remove(deadline))),
+        Effect.zipRight(this.releaseIncarnation())
+      )
     })
   }
 
@@ -324,89 +356,33 @@ export class ActorCell<M, S> implements Node {
   /** A child's supervisor gave up: crash this actor before its next message. */
   escalate(cause: Cause.Cause<unknown>): void {
     this.escalation = cause
-    this.mailbox.wake(Effect.void)
+    if (this.activation === undefined) {
+      // An idle actor is woken to fail with the cause, like one that was busy.
+      this.activate(undefined)
+    }
   }
 
   // --- the behavior's context ----------------------------------------------------------------------
 
   private contextFor(): ActorContext<M> {
-    if (this.context !== undefined) return this.context
-    const cell = this
-    const answerCurrent = (request: unknown, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        const envelope = cell.current
-        if (envelope === undefined || envelope.message !== request) {
-          return Effect.dieMessage(`${cell.id}: ${tagOf(request)} is not the message being handled; use replyLater`)
-        }
-        cell.answer(envelope, exit)
-        return Effect.void
-      })
-    const context: ActorContext<M> = {
-      self: this.ref,
-      id: this.id,
-      get incarnation() {
-        return cell.incarnation
-      },
-      get sender() {
-        return cell.current?.sender
-      },
-      get seq() {
-        return cell.current?.seq ?? -1
-      },
-      spawn: (spec, options) =>
-        Effect.flatMap(Effect.context<never>(), (services) =>
-          Effect.flatMap(cell.ensureChildCore(), (core) => spawnCell(cell.system, core, cell.id, spec, options, services))),
-      watch: (ref: AnyActorRef, map?: TerminatedMapper) =>
-        Effect.sync(() => {
-          const target = ref.cell
-          if (target === cell) return
-          if (target.status === "stopped") {
-            const terminated = new Terminated({ actor: target.id, reason: target.terminationReason ?? "stopped" }, true)
-            cell.deliverSystem(map === undefined ? terminated : map(terminated), target.id)
-            return
-          }
-          ;(target.watchers ??= new Map()).set(cell, map)
-          ;(cell.watching ??= new Set()).add(target)
-        }),
-      unwatch: (ref) =>
-        Effect.sync(() => {
-          ref.cell.watchers?.delete(cell)
-          cell.watching?.delete(ref.cell)
-        }),
-      schedule: (message, delay) =>
-        cell.forkTimer(Effect.zipRight(Effect.sleep(delay), Effect.ignore(cell.ref.tell(message)))),
-      scheduleRepeatedly: (message, interval) =>
-        cell.forkTimer(Effect.forever(Effect.zipRight(Effect.sleep(interval), Effect.ignore(cell.ref.tell(message))))),
-      stop: Effect.sync(() => {
-        cell.stopFlag = true
-      }),
-      reply: (request, value) => answerCurrent(request, Exit.succeed(value)),
-      fail: (request, error) => answerCurrent(request, Exit.fail(error)),
-      respond: (request, effect) =>
-        Effect.matchEffect(effect, {
-          onFailure: (error) => answerCurrent(request, Exit.fail(error)),
-          onSuccess: (value) => answerCurrent(request, Exit.succeed(value))
-        }),
-      replyLater: <Q>(request: Q) => {
-        const envelope = cell.current
-        if (envelope === undefined || envelope.message !== request) {
-          throw new Error(`${cell.id}: replyLater(${tagOf(request)}) outside the handling of that message`)
-        }
-        envelope.answered = true
-        const complete = (exit: Exit.Exit<any, any>) => Effect.sync(() => cell.answer(envelope, exit))
-        return {
-          succeed: (value) => complete(Exit.succeed(value)),
-          fail: (error) => complete(Exit.fail(error)),
-          complete
-        } as Replier<any, any>
-      }
-    }
-    this.context = context
-    return context
+    return this.context ??= makeContext(this)
+  }
+
+  /** `ctx.stop`: end this incarnation once the message in hand is handled. */
+  requestStop(): void {
+    this.stopFlag = true
+  }
+
+  spawnChild<M2, S2, R2, P2 extends OverflowPolicy>(
+    spec: ActorSpec<M2, S2, R2, P2>,
+    options: SpawnOptions | undefined,
+    runtime: Runtime.Runtime<never>
+  ): Effect.Effect<ActorRef<M2, P2>, InvalidActorName> {
+    return Effect.flatMap(this.ensureChildCore(), (core) => spawnCell(this.system, core, this.id, spec, options, runtime))
   }
 
   /** Timers live in the incarnation's scope: a restart or stop cancels them. */
-  private forkTimer(effect: Effect.Effect<void>): Effect.Effect<Timer> {
+  forkTimer(effect: Effect.Effect<void>): Effect.Effect<Timer> {
     return Effect.suspend(() =>
       Effect.flatMap(this.scope === undefined ? Scope.make() : Effect.succeed(this.scope), (scope) => {
         this.scope = scope
@@ -429,7 +405,7 @@ export const spawnCell = <M, S, R, P extends OverflowPolicy>(
   parentId: string,
   spec: ActorSpec<M, S, R, P>,
   options: SpawnOptions | undefined,
-  services: Context.Context<never>
+  runtime: Runtime.Runtime<never>
 ): Effect.Effect<ActorRef<M, P>, InvalidActorName> =>
   Effect.suspend(() => {
     const name = options?.name ?? system.nextName()
@@ -442,7 +418,7 @@ export const spawnCell = <M, S, R, P extends OverflowPolicy>(
       spec,
       options?.restart ?? "permanent",
       core,
-      withoutSpan(services)
+      withoutSpan(runtime)
     )
     system.registry.set(cell.id, cell)
     core.addStarted(cell)
@@ -461,8 +437,12 @@ export const validateName = (name: string, core: SupervisorCore): string | undef
     : undefined
 
 /** An actor's messages must not inherit the span that happened to be current when it was spawned. */
-export const withoutSpan = (services: Context.Context<never>): Context.Context<never> =>
-  Context.omit(Tracer.ParentSpan)(services) as Context.Context<never>
+export const withoutSpan = (runtime: Runtime.Runtime<never>): Runtime.Runtime<never> =>
+  Runtime.make({
+    context: Context.omit(Tracer.ParentSpan)(runtime.context) as Context.Context<never>,
+    fiberRefs: runtime.fiberRefs,
+    runtimeFlags: runtime.runtimeFlags
+  })
 
 export type { CorePolicy }
 export const durationMillis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
