@@ -198,6 +198,42 @@ describe("the actor context", () => {
       expect(new Set([round, relayReceive, work, lastReceive].map((s) => s.traceId)).size).toBe(1)
     }))
 
+  it.effect("an idle actor holds no fiber; the next message starts one and its state is intact", () =>
+    Effect.gen(function*() {
+      const tracker = yield* FiberSupervisor.track
+      const running = Effect.map(tracker.value, (fibers) => fibers.filter((f) => f.unsafePoll() === null).length)
+      yield* Effect.gen(function*() {
+        // The system's own fibers, including the ask-deadline timer, which the first ask arms.
+        const warm = yield* Actor.spawn(Counter)
+        yield* warm.ask(new Get())
+        yield* settle(() => false, 20)
+        const baseline = yield* running
+        const counter = yield* Actor.spawn(Counter)
+        expect(yield* running).toBe(baseline) // spawned, no fiber yet
+        yield* counter.tell(new Add({ n: 2 }))
+        expect(yield* counter.ask(new Get())).toBe(2)
+        yield* settle(() => false, 20)
+        expect(yield* running).toBe(baseline) // drained and idle again
+        // many messages in a burst are handled by one activation, in order
+        for (let n = 1; n <= 1000; n++) yield* counter.tell(new Add({ n }))
+        expect(yield* running).toBe(baseline + 1)
+        expect(yield* counter.ask(new Get())).toBe(2 + 500500)
+        yield* settle(() => false, 20)
+        expect(yield* running).toBe(baseline)
+      }).pipe(Effect.scoped, Effect.provide(ActorSystem.layer()), Effect.supervised(tracker))
+    }))
+
+  it.effect("a message told while the actor is passivating is neither lost nor handled twice", () =>
+    run(Effect.gen(function*() {
+      const counter = yield* Actor.spawn(Counter)
+      for (let round = 1; round <= 200; round++) {
+        yield* counter.tell(new Add({ n: 1 }))
+        // vary how many scheduler turns pass, so sends land before, during and after passivation
+        for (let i = 0; i < round % 4; i++) yield* Effect.yieldNow()
+      }
+      expect(yield* counter.ask(new Get())).toBe(200)
+    })))
+
   it.effect("10,000 actors spawned and stopped leave nothing running", () =>
     Effect.gen(function*() {
       const tracker = yield* FiberSupervisor.track
