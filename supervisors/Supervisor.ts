@@ -13,7 +13,7 @@ import type { ActorRef } from "../src/actor/ActorRef.js"
 import type { ActorSpec } from "../src/actor/Behavior.js"
 import { ActorSystem } from "../src/actor/ActorSystem.js"
 import { ActorCell, validateName, withoutSpan } from "../src/actor/internal/cell.js"
-import type { Node, NodeStatus, RestartInfo } from "../src/actor/internal/node.js"
+import { type Node, type RestartInfo, Supervised } from "../src/actor/internal/node.js"
 import type { SystemState } from "../src/actor/internal/system.js"
 import * as BackoffSchedule from "./Backoff.js"
 import { SupervisorCore } from "./internal/SupervisorCore.js"
@@ -103,13 +103,7 @@ export const start = <const C extends Children>(
     return node.handle() as SupervisorRef<C>
   })
 
-class SupervisorNode implements Node {
-  status: NodeStatus = "running"
-  incarnation = 0
-  startedAt = 0
-  backoffState: unknown = undefined
-  attempt = 0
-  restarts: Array<number> = []
+class SupervisorNode extends Supervised implements Node {
   private readonly nodes = new Map<string, Node>()
   private terminated = Deferred.unsafeMake<TerminationReason>(FiberId.none)
 
@@ -122,7 +116,9 @@ class SupervisorNode implements Node {
     readonly restartType: RestartType,
     private readonly runtime: Runtime.Runtime<never>,
     private core: SupervisorCore
-  ) {}
+  ) {
+    super()
+  }
 
   static make(
     system: SystemState,

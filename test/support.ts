@@ -1,7 +1,11 @@
 /** Shared helpers for kernel tests: a system per test, event collectors, waiting without wall-clock time. */
-import { Effect, Stream } from "effect"
+import { Effect, type Scope, Stream } from "effect"
 import * as ActorSystem from "../src/actor/ActorSystem.js"
 import type { DeadLetter, LifecycleEvent } from "../schemas/Lifecycle.js"
+
+/** Run a test body in a fresh actor system (on the test's TestClock), closed when the body ends. */
+export const run = <A, E>(effect: Effect.Effect<A, E, ActorSystem.ActorSystem | Scope.Scope>) =>
+  effect.pipe(Effect.scoped, Effect.provide(ActorSystem.layer()))
 
 /** Let forked fibers run: yields the current fiber until `done()` holds (bounded, no wall-clock time). */
 export const settle = (done: () => boolean = () => false, rounds = 200) =>

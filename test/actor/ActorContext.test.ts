@@ -1,14 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Schema, type Scope, Supervisor as FiberSupervisor, TestClock } from "effect"
+import { Effect, Schema, Supervisor as FiberSupervisor, TestClock } from "effect"
 import * as Actor from "../../src/actor/Actor.js"
 import type { ActorRef } from "../../src/actor/ActorRef.js"
 import * as ActorSystem from "../../src/actor/ActorSystem.js"
 import { Terminated } from "../../schemas/Actor.js"
-import { collect, ofTag, settle } from "../support.js"
+import { collect, ofTag, run, settle } from "../support.js"
 import { Add, Counter, Get } from "./fixtures.js"
 
-const run = <A, E>(effect: Effect.Effect<A, E, ActorSystem.ActorSystem | Scope.Scope>) =>
-  effect.pipe(Effect.scoped, Effect.provide(ActorSystem.layer()))
 
 class Spawn extends Schema.TaggedRequest<Spawn>()("Spawn", { failure: Schema.Never, success: Schema.Unknown, payload: { name: Schema.String } }) {}
 class Watch extends Schema.TaggedClass<Watch>()("Watch", { id: Schema.String }) {}
@@ -253,6 +251,6 @@ describe("the actor context", () => {
       yield* settle(() => false, 50)
       const stillRunning = (yield* tracker.value).filter((f) => f.unsafePoll() === null)
       expect(stillRunning.map((f) => f.id())).toEqual([]) // the system's own fibers ended with its scope
-      void Fiber
+
     }))
 })

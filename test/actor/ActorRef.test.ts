@@ -2,13 +2,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, ParseResult, Schema, TestClock } from "effect"
 import * as Actor from "../../src/actor/Actor.js"
 import * as ActorRef from "../../src/actor/ActorRef.js"
-import * as ActorSystem from "../../src/actor/ActorSystem.js"
 import { AskTimeout, NoReply } from "../../schemas/ActorError.js"
-import { collect, settle } from "../support.js"
+import { collect, run, settle } from "../support.js"
 import { Add, Counter, Get, Ignore, Withdraw } from "./fixtures.js"
 
-const run = <A, E>(effect: Effect.Effect<A, E, ActorSystem.ActorSystem | import("effect").Scope.Scope>) =>
-  effect.pipe(Effect.scoped, Effect.provide(ActorSystem.layer()))
 
 describe("tell and ask", () => {
   it.effect("tell delivers in order and ask returns the typed reply", () =>

@@ -1,14 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { expectTypeOf } from "vitest"
-import { Deferred, Effect, Fiber, FiberId, Schema, type Scope } from "effect"
+import { Deferred, Effect, Fiber, FiberId, Schema } from "effect"
 import * as Actor from "../../src/actor/Actor.js"
 import * as ActorSystem from "../../src/actor/ActorSystem.js"
 import { MailboxFull } from "../../schemas/ActorError.js"
-import { collect, settle } from "../support.js"
+import { collect, run, settle } from "../support.js"
 import { Get, Hold, Item, recorder } from "./fixtures.js"
 
-const run = <A, E>(effect: Effect.Effect<A, E, ActorSystem.ActorSystem | Scope.Scope>) =>
-  effect.pipe(Effect.scoped, Effect.provide(ActorSystem.layer()))
 
 type Seen = Array<{ from: string; n: number; sender: string | undefined; seq: number }>
 const items = (seen: Seen) => seen.map((s) => s.n)

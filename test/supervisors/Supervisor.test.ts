@@ -1,14 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Schema, type Scope, TestClock } from "effect"
+import { Effect, Fiber, Schema, TestClock } from "effect"
 import * as Actor from "../../src/actor/Actor.js"
 import * as ActorSystem from "../../src/actor/ActorSystem.js"
 import * as Supervisor from "../../supervisors/Supervisor.js"
 import { SupervisionPolicy } from "../../schemas/Supervision.js"
-import { collect, ofTag, settle } from "../support.js"
+import { collect, ofTag, run, settle } from "../support.js"
 import { Add, Boom, Counter, CounterProtocol, Get, Incarnation } from "../actor/fixtures.js"
 
-const run = <A, E>(effect: Effect.Effect<A, E, ActorSystem.ActorSystem | Scope.Scope>) =>
-  effect.pipe(Effect.scoped, Effect.provide(ActorSystem.layer()))
 
 const exponential = { _tag: "exponential", baseMillis: 100, factor: 2, maxMillis: 300 } as const
 

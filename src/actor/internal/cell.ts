@@ -18,7 +18,7 @@ import { Envelope, tagOf } from "../Envelope.js"
 import { Mailbox, Offer } from "../Mailbox.js"
 import { makeContext } from "./context.js"
 import { CurrentActor } from "./current.js"
-import type { Node, NodeStatus, RestartInfo } from "./node.js"
+import { type Node, type RestartInfo, Supervised } from "./node.js"
 import { renderCause } from "./renderCause.js"
 import type { SystemState } from "./system.js"
 
@@ -32,13 +32,7 @@ const enum Outcome {
 
 const DEFAULT_CAPACITY = 1024
 
-export class ActorCell<M, S> implements Node {
-  status: NodeStatus = "running"
-  incarnation = 0
-  startedAt = 0
-  backoffState: unknown = undefined
-  attempt = 0
-  restarts: Array<number> = []
+export class ActorCell<M, S> extends Supervised implements Node {
   /** This actor's outgoing message counter (the `seq` of envelopes it sends). */
   outSeq = 0
   state: S = undefined as S
@@ -74,6 +68,7 @@ export class ActorCell<M, S> implements Node {
     /** The runtime the actor was spawned in: its services, `Clock`, `Random`, log settings. */
     private readonly spawnedIn: Runtime.Runtime<never>
   ) {
+    super()
     const capacity = spec.mailbox?.capacity ?? DEFAULT_CAPACITY
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`mailbox capacity must be a positive integer, got ${capacity}`)
     this.mailbox = new Mailbox(capacity, spec.mailbox?.overflow ?? "backpressure", (dropped) => {

@@ -13,18 +13,22 @@ export interface RestartInfo {
   readonly delayMillis: number
 }
 
-export interface Node {
+/** The supervisor's bookkeeping on a child, shared by actor cells and nested supervisors. */
+export abstract class Supervised {
+  status: NodeStatus = "running"
+  incarnation = 0
+  /** When the current incarnation started: a child that ran a whole period gets a fresh backoff. */
+  startedAt = 0
+  backoffState: unknown = undefined
+  attempt = 0
+  /** Restart times within the period, when the supervisor counts intensity per child. */
+  restarts: Array<number> = []
+}
+
+export interface Node extends Supervised {
   readonly id: ActorId
   readonly name: string
   readonly restartType: RestartType
-  status: NodeStatus
-  incarnation: number
-  /** Supervisor bookkeeping: when the current incarnation started, its backoff state and attempt. */
-  startedAt: number
-  backoffState: unknown
-  attempt: number
-  /** Restart times within the period, when the supervisor counts intensity per child. */
-  restarts: Array<number>
   /** Start a new incarnation (a restart when `restart` is given). */
   start(restart?: RestartInfo): Effect.Effect<void>
   /** End the current incarnation gracefully (children first stopped or halted); identity and mailbox stay. */
