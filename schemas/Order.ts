@@ -1,0 +1,76 @@
+/**
+ * From a decision to a fill: the order intent the risk officer judges, the order the execution desk
+ * places, and the fill the ledger applies exactly once.
+ */
+import { Schema } from "effect"
+import { FillId, OrderId, RoundId, Symbol, Timestamp } from "./Ids.js"
+import { Price } from "./Market.js"
+import { Money } from "./Money.js"
+
+export const Side = Schema.Literal("buy", "sell")
+export type Side = typeof Side.Type
+
+/** An order's size: positive; whole shares unless the strategy enables fractional ones. */
+export const Quantity = Schema.Number.pipe(
+  Schema.finite({ message: () => "a quantity must be a finite number" }),
+  Schema.positive({ message: () => "a quantity must be greater than 0" })
+)
+
+/** A position's size: signed, negative when short, 0 when flat. */
+export const SignedQuantity = Schema.Number.pipe(Schema.finite({ message: () => "a quantity must be a finite number" }))
+
+/** What the order does to the position, for rules that treat risk-reducing orders differently. */
+export const IntentReason = Schema.Literal("open", "increase", "reduce", "close", "reverse")
+export type IntentReason = typeof IntentReason.Type
+
+/** What sizing asks for to move from the current position to the decision's target. */
+export const OrderIntent = Schema.Struct({
+  round: RoundId,
+  symbol: Symbol,
+  /** The bar the decision was made on. */
+  ts: Timestamp,
+  side: Side,
+  quantity: Quantity,
+  currentQuantity: SignedQuantity,
+  targetQuantity: SignedQuantity,
+  /** The last price known when deciding (bar t's close), for notional checks. */
+  referencePrice: Price,
+  reason: IntentReason
+})
+export type OrderIntent = typeof OrderIntent.Type
+
+/** When a market order fills: bar t+1's open (default, no look-ahead) or bar t's close (explicit option). */
+export const FillTiming = Schema.Literal("next_open", "same_close")
+export type FillTiming = typeof FillTiming.Type
+
+export const Order = Schema.Struct({
+  id: OrderId,
+  /** Unique per run and round: placing the same order twice is recognised and ignored. */
+  idempotencyKey: Schema.String.pipe(Schema.minLength(1)),
+  round: RoundId,
+  symbol: Symbol,
+  side: Side,
+  quantity: Quantity,
+  type: Schema.Literal("market"),
+  decidedAt: Timestamp,
+  fillTiming: FillTiming
+})
+export type Order = typeof Order.Type
+
+export const Fill = Schema.Struct({
+  id: FillId,
+  orderId: OrderId,
+  symbol: Symbol,
+  side: Side,
+  quantity: Quantity,
+  /** The price paid or received per unit, slippage included. */
+  price: Price,
+  /** The market price before slippage (the open or close it filled at). */
+  marketPrice: Price,
+  slippageBps: Schema.Number.pipe(Schema.nonNegative()),
+  /** quantity × price, rounded to the micro once. */
+  notional: Money,
+  commission: Money,
+  ts: Timestamp
+})
+export type Fill = typeof Fill.Type

@@ -1,0 +1,36 @@
+/** The books: positions and the portfolio snapshot the ledger publishes after every change and bar. */
+import { Schema } from "effect"
+import { Symbol, Timestamp } from "./Ids.js"
+import { Money } from "./Money.js"
+import { SignedQuantity } from "./Order.js"
+
+export const Position = Schema.Struct({
+  symbol: Symbol,
+  /** Negative when short, 0 when flat. */
+  quantity: SignedQuantity,
+  /** Average entry price of the open quantity (0 when flat). */
+  averagePrice: Schema.Number.pipe(Schema.nonNegative()),
+  /** Realized P&L on this symbol since the run began, commissions included. */
+  realizedPnl: Money,
+  /** The last price the position was marked at. */
+  markPrice: Schema.Number.pipe(Schema.nonNegative()),
+  /** quantity × markPrice (negative for shorts). */
+  marketValue: Money,
+  unrealizedPnl: Money
+})
+export type Position = typeof Position.Type
+
+export const PortfolioSnapshot = Schema.Struct({
+  ts: Timestamp,
+  cash: Money,
+  /** cash + Σ position market values. */
+  equity: Money,
+  /** Σ |market value|. */
+  grossExposure: Money,
+  /** Σ market value. */
+  netExposure: Money,
+  realizedPnl: Money,
+  unrealizedPnl: Money,
+  positions: Schema.Array(Position)
+})
+export type PortfolioSnapshot = typeof PortfolioSnapshot.Type
