@@ -1,0 +1,71 @@
+/** The coordinator's consensus result of a round, with the votes it was made from. */
+import { Schema } from "effect"
+import { AgentId, RoundId, Symbol, Timestamp } from "./Ids.js"
+import { Confidence, Direction } from "./Opinion.js"
+
+export const Vote = Schema.Struct({
+  agent: AgentId,
+  direction: Direction,
+  confidence: Confidence,
+  /** The analyst's weight in this round (adaptive weights change it between rounds). */
+  weight: Schema.Number.pipe(Schema.nonNegative()),
+  /** weight × confidence: what the vote adds to its direction's score. */
+  score: Schema.Number.pipe(Schema.nonNegative())
+})
+export type Vote = typeof Vote.Type
+
+/** Why an analyst's answer did not count. */
+export const Abstention = Schema.Struct({
+  agent: AgentId,
+  reason: Schema.Literal("no_answer", "below_min_confidence", "failed")
+})
+export type Abstention = typeof Abstention.Type
+
+/**
+ * `long` / `short` / `flat` are targets; `hold` keeps the current position — the outcome when the
+ * quorum of weight was not reached or the aggregated confidence is below the decision minimum.
+ */
+export const Action = Schema.Literal("long", "short", "flat", "hold")
+export type Action = typeof Action.Type
+
+export const ConsensusConfig = Schema.Struct({
+  /** An opinion below this confidence is an abstention, not a vote. */
+  minConfidence: Schema.optionalWith(Confidence, { default: () => 0 }),
+  /** Share of the roster's total weight that must vote for a decision (else `hold`). */
+  quorum: Schema.optionalWith(Confidence, { default: () => 0.5 }),
+  /** A decision whose aggregated confidence is below this is a `hold`. */
+  minDecisionConfidence: Schema.optionalWith(Confidence, { default: () => 0 }),
+  /** How long a round waits for answers (virtual time in backtests). */
+  deadlineMillis: Schema.optionalWith(Schema.Number.pipe(Schema.positive(), Schema.finite()), { default: () => 1_000 }),
+  adaptiveWeights: Schema.optionalWith(
+    Schema.Struct({
+      enabled: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+      /** Weight of the latest scored opinion in the accuracy's exponential average. */
+      alpha: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.1 }),
+      /** The weight multiplier stays within [floor, ceiling]. */
+      floor: Schema.optionalWith(Schema.Number.pipe(Schema.nonNegative()), { default: () => 0.25 }),
+      ceiling: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 2 })
+    }),
+    { default: () => ({ enabled: false, alpha: 0.1, floor: 0.25, ceiling: 2 }) }
+  )
+})
+export type ConsensusConfig = typeof ConsensusConfig.Type
+
+export const Decision = Schema.Struct({
+  round: RoundId,
+  symbol: Symbol,
+  ts: Timestamp,
+  action: Action,
+  /** winner's score ÷ voting weight: with one analyst, that analyst's confidence. */
+  confidence: Confidence,
+  votes: Schema.Array(Vote),
+  abstentions: Schema.Array(Abstention),
+  /** The voters whose direction differs from the action. */
+  dissent: Schema.Array(AgentId),
+  /** Dissenting score ÷ total score, 0 when unanimous. */
+  disagreement: Confidence,
+  /** Voting weight ÷ roster weight. */
+  participation: Confidence,
+  quorumMet: Schema.Boolean
+})
+export type Decision = typeof Decision.Type

@@ -1,0 +1,140 @@
+/**
+ * Consensus as a pure function: a round's opinions, the roster's weights and the consensus settings
+ * in, a decision with its votes, abstentions and dissent out. Sums run in roster order, so the same
+ * inputs give the same floating-point result whatever order the answers arrived in.
+ *
+ * - An opinion below `minConfidence` is an abstention; so is a missing or failed answer.
+ * - Each vote scores weight × confidence for its direction; the highest score wins; a tie for the
+ *   top is `flat` (the neutral stance when the roster is evenly split).
+ * - The decision's confidence is the winner's score ÷ the voting weight — with one analyst, exactly
+ *   that analyst's confidence.
+ * - Without a quorum of weight (voting weight ÷ roster weight), or below `minDecisionConfidence`,
+ *   the action is `hold`: keep the current position.
+ */
+import type { Abstention, ConsensusConfig, Decision, Vote } from "../../schemas/Decision.js"
+import type { AgentId, RoundId, Symbol, Timestamp } from "../../schemas/Ids.js"
+import type { Direction, Opinion } from "../../schemas/Opinion.js"
+
+export interface Member {
+  readonly agent: AgentId
+  /** The roster weight, already multiplied by the adaptive factor when adaptive weights are on. */
+  readonly weight: number
+}
+
+export interface Round {
+  readonly round: RoundId
+  readonly symbol: Symbol
+  readonly ts: Timestamp
+  readonly roster: ReadonlyArray<Member>
+  /** The answers that arrived before the round closed, by agent. */
+  readonly opinions: ReadonlyMap<AgentId, Opinion>
+  /** Analysts that answered with a failure (crashed, timed out on the model): abstentions with reason `failed`. */
+  readonly failed?: ReadonlySet<AgentId>
+}
+
+/** Floating-point slack for comparing shares of weight (a quorum of 0.5 with weights 1/3 + 1/6). */
+const EPSILON = 1e-12
+
+const DIRECTIONS: ReadonlyArray<Direction> = ["long", "short", "flat"]
+
+export const aggregate = (input: Round, config: ConsensusConfig): Decision => {
+  const votes: Array<Vote> = []
+  const abstentions: Array<Abstention> = []
+  let rosterWeight = 0
+  let votingWeight = 0
+  const scores = { long: 0, short: 0, flat: 0 }
+  for (const member of input.roster) {
+    rosterWeight += member.weight
+    const opinion = input.opinions.get(member.agent)
+    if (opinion === undefined) {
+      abstentions.push({ agent: member.agent, reason: input.failed?.has(member.agent) === true ? "failed" : "no_answer" })
+      continue
+    }
+    if (opinion.confidence < config.minConfidence) {
+      abstentions.push({ agent: member.agent, reason: "below_min_confidence" })
+      continue
+    }
+    const score = member.weight * opinion.confidence
+    votes.push({ agent: member.agent, direction: opinion.direction, confidence: opinion.confidence, weight: member.weight, score })
+    votingWeight += member.weight
+    scores[opinion.direction] += score
+  }
+
+  let winner: Direction = "flat"
+  let best = -1
+  let tied = false
+  for (const direction of DIRECTIONS) {
+    const score = scores[direction]
+    if (score > best + EPSILON) {
+      best = score
+      winner = direction
+      tied = false
+    } else if (Math.abs(score - best) <= EPSILON) {
+      tied = true
+    }
+  }
+  if (tied) winner = "flat"
+  const totalScore = scores.long + scores.short + scores.flat
+  const winnerScore = scores[winner]
+  // One voter: its own confidence, exactly (weight × c ÷ weight can be off in the last bit).
+  const confidence = votes.length === 1
+    ? votes[0]!.confidence
+    : votingWeight > 0
+    ? clamp01(winnerScore / votingWeight)
+    : 0
+  const participation = rosterWeight > 0 ? clamp01(votingWeight / rosterWeight) : 0
+  const quorumMet = votes.length > 0 && participation + EPSILON >= config.quorum
+  const action = !quorumMet || confidence + EPSILON < config.minDecisionConfidence ? "hold" : winner
+  return {
+    round: input.round,
+    symbol: input.symbol,
+    ts: input.ts,
+    action,
+    confidence,
+    votes,
+    abstentions,
+    dissent: votes.filter((vote) => vote.direction !== winner).map((vote) => vote.agent),
+    disagreement: totalScore > 0 ? clamp01((totalScore - winnerScore) / totalScore) : 0,
+    participation,
+    quorumMet
+  }
+}
+
+const clamp01 = (x: number): number => (x < 0 ? 0 : x > 1 ? 1 : x)
+
+// --- adaptive weights ------------------------------------------------------------------------------
+
+/** An analyst's realised accuracy: an exponential average of 0/1 scores, starting undecided at 0.5. */
+export interface Accuracy {
+  readonly score: number
+  readonly scored: number
+}
+
+export const initialAccuracy: Accuracy = { score: 0.5, scored: 0 }
+
+/**
+ * Was an opinion right, `horizon` bars later? Long is right when the price rose by more than
+ * `flatBand` (a return, e.g. 0.001), short when it fell by more, flat when it moved less.
+ */
+export const isCorrect = (direction: Direction, realizedReturn: number, flatBand: number): boolean =>
+  direction === "long"
+    ? realizedReturn > flatBand
+    : direction === "short"
+    ? realizedReturn < -flatBand
+    : Math.abs(realizedReturn) <= flatBand
+
+export const updateAccuracy = (accuracy: Accuracy, correct: boolean, alpha: number): Accuracy => ({
+  score: accuracy.score + alpha * ((correct ? 1 : 0) - accuracy.score),
+  scored: accuracy.scored + 1
+})
+
+/** base × 2·accuracy, kept within [floor, ceiling] × base: an undecided analyst (0.5) keeps its weight. */
+export const adaptiveWeight = (
+  base: number,
+  accuracy: Accuracy,
+  config: ConsensusConfig["adaptiveWeights"]
+): number => {
+  if (!config.enabled) return base
+  const factor = Math.min(config.ceiling, Math.max(config.floor, 2 * accuracy.score))
+  return base * factor
+}
