@@ -1,0 +1,124 @@
+/**
+ * The discrete-event world a backtest or replay runs in: the same actors as a paper run, but every
+ * fiber they start is scheduled on this world's FIFO scheduler, time is a `VirtualClock`, and
+ * randomness is seeded. The driver (the backtest loop, outside the world) runs what is runnable
+ * until nothing is — quiescence — and only then moves virtual time to the next bar or timer.
+ * Nothing here reads the wall clock, so the same inputs give the same run, byte for byte.
+ */
+import { Cause, Effect, Exit, Random, Runtime, type Scheduler } from "effect"
+import { VirtualClock } from "./VirtualClock.js"
+
+/** FIFO run queue; `drain` runs tasks until none is left (tasks may schedule more). */
+class RunQueue implements Scheduler.Scheduler {
+  private tasks: Array<Scheduler.Task | undefined> = []
+  private head = 0
+
+  scheduleTask(task: Scheduler.Task): void {
+    this.tasks.push(task)
+  }
+
+  /** A fiber yields after this many operations, so one busy actor cannot starve the others. */
+  shouldYield(fiber: { currentOpCount: number }): number | false {
+    return fiber.currentOpCount > 2048 ? 0 : false
+  }
+
+  drain(): number {
+    let ran = 0
+    while (this.head < this.tasks.length) {
+      const task = this.tasks[this.head]!
+      this.tasks[this.head++] = undefined
+      task()
+      ran++
+      if (this.head >= 4096 && this.head * 2 >= this.tasks.length) {
+        this.tasks = this.tasks.slice(this.head)
+        this.head = 0
+      }
+    }
+    this.tasks = []
+    this.head = 0
+    return ran
+  }
+}
+
+export class WorldBlocked extends Error {
+  constructor(readonly at: number) {
+    super(`the effect is waiting on something that never happens (virtual time ${at}, no timer pending)`)
+  }
+}
+
+export class World {
+  private constructor(
+    readonly clock: VirtualClock,
+    private readonly queue: RunQueue,
+    /** Runs effects with this world's scheduler, clock and random generator. */
+    readonly runtime: Runtime.Runtime<never>
+  ) {}
+
+  /**
+   * A world starting at virtual time `start` (epoch ms) with randomness seeded by `seed`. The
+   * runtime is the caller's (its services and log settings) with the scheduler, clock and random
+   * generator swapped.
+   */
+  static make(options: { readonly start: number; readonly seed: string | number }): Effect.Effect<World> {
+    return Effect.gen(function*() {
+      const clock = new VirtualClock(options.start)
+      const queue = new RunQueue()
+      const runtime = yield* Effect.runtime<never>().pipe(
+        Effect.withScheduler(queue),
+        Effect.withClock(clock),
+        Effect.withRandom(Random.make(options.seed))
+      )
+      return new World(clock, queue, runtime)
+    })
+  }
+
+  get now(): number {
+    return this.clock.unsafeCurrentTimeMillis()
+  }
+
+  /** Run everything runnable until nothing is; virtual time does not move. Returns the tasks run. */
+  settle(): number {
+    let ran = 0
+    // Sleeps of zero (or already due) wake without moving time.
+    do ran += this.queue.drain()
+    while (this.clock.wakeNext(this.now))
+    return ran
+  }
+
+  /** Move virtual time to `t`, waking each timer due on the way at its own deadline and settling after each. */
+  advanceTo(t: number): void {
+    this.settle()
+    while (this.clock.wakeNext(t)) this.queue.drain()
+    this.settle()
+  }
+
+  /** Start `effect` in the world and settle; its exit, or undefined if it is still waiting (on virtual time). */
+  start<A, E>(effect: Effect.Effect<A, E>): { readonly poll: () => Exit.Exit<A, E> | undefined } {
+    const fiber = Runtime.runFork(this.runtime)(effect, { immediate: false })
+    this.settle()
+    return { poll: () => fiber.unsafePoll() ?? undefined }
+  }
+
+  /**
+   * Run `effect` in the world to completion, moving virtual time forward (to at most `until`) while
+   * it waits on timers. Throws `WorldBlocked` if it waits on something no timer will bring.
+   */
+  run<A, E>(effect: Effect.Effect<A, E>, until = Infinity): Exit.Exit<A, E> {
+    const running = this.start(effect)
+    let exit = running.poll()
+    while (exit === undefined) {
+      const next = this.clock.nextWakeup
+      if (next === undefined || next > until) throw new WorldBlocked(this.now)
+      this.advanceTo(next)
+      exit = running.poll()
+    }
+    return exit
+  }
+
+  /** `run`, returning the value or throwing the failure as a defect (for drivers that cannot recover). */
+  runOrThrow<A, E>(effect: Effect.Effect<A, E>, until = Infinity): A {
+    const exit = this.run(effect, until)
+    if (Exit.isSuccess(exit)) return exit.value
+    throw Cause.squash(exit.cause)
+  }
+}
