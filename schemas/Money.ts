@@ -13,7 +13,11 @@ export const Money = Schema.Number.pipe(
 )
 export type Money = typeof Money.Type
 
-/** A decimal amount of currency as people write it (`"10000"`, `"99.95"`), decoded to micros exactly. */
+/**
+ * A decimal amount of currency as people write it (`"10000"`, `"99.95"`), decoded to micros exactly.
+ * At most 9 integer digits (under a billion units): amounts typed into a strategy, well inside the
+ * safe range, so the decoding itself can never round.
+ */
 export const MoneyFromDecimal = Schema.transformOrFail(
   Schema.String,
   Money,
@@ -27,7 +31,8 @@ export const MoneyFromDecimal = Schema.transformOrFail(
         )
       }
       const micros = Number(match[2]) * 1_000_000 + Number((match[3] ?? "").padEnd(6, "0"))
-      return ParseResult.succeed((match[1] === "-" ? -micros : micros) as Money)
+      // "-0" is zero, not a negative zero that Object.is would tell apart.
+      return ParseResult.succeed((match[1] === "-" && micros !== 0 ? -micros : micros) as Money)
     },
     encode: (micros) => {
       const sign = micros < 0 ? "-" : ""
