@@ -14,9 +14,9 @@ export const Money = Schema.Number.pipe(
 export type Money = typeof Money.Type
 
 /**
- * A decimal amount of currency as people write it (`"10000"`, `"99.95"`), decoded to micros exactly.
- * At most 9 integer digits (under a billion units): amounts typed into a strategy, well inside the
- * safe range, so the decoding itself can never round.
+ * A decimal amount of currency as people write it (`"10000"`, `"99.95"`), decoded to micros exactly
+ * (in BigInt, then checked against the safe range), so every `Money` encodes to a string that
+ * decodes back to it.
  */
 export const MoneyFromDecimal = Schema.transformOrFail(
   Schema.String,
@@ -24,13 +24,17 @@ export const MoneyFromDecimal = Schema.transformOrFail(
   {
     strict: true,
     decode: (text, _, ast) => {
-      const match = /^(-)?(\d{1,9})(?:\.(\d{1,6}))?$/.exec(text.trim())
+      const match = /^(-)?(\d{1,16})(?:\.(\d{1,6}))?$/.exec(text.trim())
       if (match === null) {
         return ParseResult.fail(
           new ParseResult.Type(ast, text, "expected a decimal amount with at most 6 decimals, e.g. \"10000\" or \"99.95\"")
         )
       }
-      const micros = Number(match[2]) * 1_000_000 + Number((match[3] ?? "").padEnd(6, "0"))
+      const exact = BigInt(match[2]!) * 1_000_000n + BigInt((match[3] ?? "").padEnd(6, "0"))
+      if (exact > BigInt(Number.MAX_SAFE_INTEGER)) {
+        return ParseResult.fail(new ParseResult.Type(ast, text, "amount too large: at most 9007199254.740991"))
+      }
+      const micros = Number(exact)
       // "-0" is zero, not a negative zero that Object.is would tell apart.
       return ParseResult.succeed((match[1] === "-" && micros !== 0 ? -micros : micros) as Money)
     },
