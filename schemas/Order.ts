@@ -31,6 +31,7 @@ export const OrderIntent = Schema.Struct({
   ts: Timestamp,
   side: Side,
   quantity: Quantity,
+  /** The position sizing saw; the risk officer judges against the ledger's, which wins if they differ. */
   currentQuantity: SignedQuantity,
   targetQuantity: SignedQuantity,
   /** The last price known when deciding (bar t's close), for notional checks. */
@@ -67,7 +68,7 @@ export const Fill = Schema.Struct({
   price: Price,
   /** The market price before slippage (the open or close it filled at). */
   marketPrice: Price,
-  slippageBps: Schema.Number.pipe(Schema.nonNegative()),
+  slippageBps: Schema.Number.pipe(Schema.nonNegative(), Schema.finite()),
   /** quantity × price, rounded to the micro once. */
   notional: Money,
   commission: Money,

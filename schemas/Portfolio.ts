@@ -9,11 +9,11 @@ export const Position = Schema.Struct({
   /** Negative when short, 0 when flat. */
   quantity: SignedQuantity,
   /** Average entry price of the open quantity (0 when flat). */
-  averagePrice: Schema.Number.pipe(Schema.nonNegative()),
+  averagePrice: Schema.Number.pipe(Schema.nonNegative(), Schema.finite()),
   /** Realized P&L on this symbol since the run began, commissions included. */
   realizedPnl: Money,
   /** The last price the position was marked at. */
-  markPrice: Schema.Number.pipe(Schema.nonNegative()),
+  markPrice: Schema.Number.pipe(Schema.nonNegative(), Schema.finite()),
   /** quantity × markPrice (negative for shorts). */
   marketValue: Money,
   unrealizedPnl: Money
