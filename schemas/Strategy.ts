@@ -1,0 +1,91 @@
+/**
+ * The strategy: one schema with a default for every field but its name, symbols and roster, decoded
+ * from JSON or YAML files and from the RPC edge. Decoding errors name the field
+ * (`risk.limits.maxPositionPct`, `agents[2].weight`). A run records the exact strategy it ran.
+ */
+import { Schema } from "effect"
+import { ConsensusConfig } from "./Decision.js"
+import { ExecutionConfig, MoneyAmount, SizingConfig } from "./Execution.js"
+import { Symbol } from "./Ids.js"
+import { MetricsConfig } from "./Metrics.js"
+import { ApprovalConfig, RiskLimits } from "./Risk.js"
+import { RuleSet } from "./Rule.js"
+
+const Name = Schema.String.pipe(
+  Schema.trimmed({ message: () => "no leading or trailing spaces" }),
+  Schema.minLength(1, { message: () => "must not be empty" }),
+  Schema.maxLength(100, { message: () => "at most 100 characters" })
+)
+
+/** One analyst (or other agent) of the roster: its registered type, its name in the run, its vote weight and parameters. */
+export const AgentConfig = Schema.Struct({
+  /** A name from the agent registry (`sma_crossover`, `rsi_reversion`, …). */
+  type: Schema.String.pipe(Schema.pattern(/^[a-z][a-z0-9_]{0,63}$/, { message: () => "an agent type is lower_snake_case" })),
+  /** The agent's name in the run (default: its type); unique within the roster. */
+  name: Schema.optional(
+    Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_-]{0,63}$/, { message: () => "an agent name is lowercase letters, digits, - and _" }))
+  ),
+  weight: Schema.optionalWith(
+    Schema.Number.pipe(Schema.finite(), Schema.between(0, 1_000, { message: () => "a weight is between 0 and 1000" })),
+    { default: () => 1, exact: true }
+  ),
+  /** Checked against the agent type's own config schema when the run is assembled. */
+  params: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), { default: () => ({}), exact: true })
+}).annotations({ identifier: "AgentConfig", parseOptions: { onExcessProperty: "error" } })
+export type AgentConfig = typeof AgentConfig.Type
+
+export const RiskConfig = Schema.Struct({
+  limits: Schema.optionalWith(RiskLimits, { default: () => Schema.decodeSync(RiskLimits)({}), exact: true }),
+  approval: Schema.optionalWith(ApprovalConfig, { default: () => Schema.decodeSync(ApprovalConfig)({}), exact: true })
+}).annotations({ identifier: "RiskConfig", parseOptions: { onExcessProperty: "error" } })
+
+export const Strategy = Schema.Struct({
+  name: Name,
+  description: Schema.optionalWith(Schema.String.pipe(Schema.maxLength(2_000)), { default: () => "", exact: true }),
+  symbols: Schema.Array(Symbol).pipe(
+    Schema.minItems(1, { message: () => "a strategy trades at least one symbol" }),
+    Schema.maxItems(1_000, { message: () => "at most 1000 symbols" })
+  ),
+  initialCash: Schema.optionalWith(
+    MoneyAmount.pipe(Schema.filter((micros) => micros > 0 || "initial cash must be greater than 0")),
+    { default: () => Schema.decodeSync(MoneyAmount)("100000"), exact: true }
+  ),
+  /** Shorting, for the whole strategy: analysts may say short, sizing targets shorts, gates allow them. */
+  allowShort: Schema.optionalWith(Schema.Boolean, { default: () => false, exact: true }),
+  agents: Schema.Array(AgentConfig).pipe(
+    Schema.minItems(1, { message: () => "a strategy needs at least one agent" }),
+    Schema.maxItems(100, { message: () => "at most 100 agents" })
+  ),
+  consensus: Schema.optionalWith(ConsensusConfig, { default: () => Schema.decodeSync(ConsensusConfig)({}), exact: true }),
+  sizing: Schema.optionalWith(SizingConfig, { default: () => Schema.decodeSync(SizingConfig)({}), exact: true }),
+  execution: Schema.optionalWith(ExecutionConfig, { default: () => Schema.decodeSync(ExecutionConfig)({}), exact: true }),
+  risk: Schema.optionalWith(RiskConfig, { default: () => Schema.decodeSync(RiskConfig)({}), exact: true }),
+  rules: Schema.optionalWith(RuleSet, { default: () => [], exact: true }),
+  metrics: Schema.optionalWith(MetricsConfig, { default: () => Schema.decodeSync(MetricsConfig)({}), exact: true })
+}).pipe(
+  Schema.filter((strategy) => {
+    const symbols = new Set<string>()
+    for (let i = 0; i < strategy.symbols.length; i++) {
+      if (symbols.has(strategy.symbols[i]!)) return { path: ["symbols", i], message: `duplicate symbol "${strategy.symbols[i]}"` }
+      symbols.add(strategy.symbols[i]!)
+    }
+    const names = new Set<string>()
+    for (let i = 0; i < strategy.agents.length; i++) {
+      const name = strategy.agents[i]!.name ?? strategy.agents[i]!.type
+      if (names.has(name)) {
+        return { path: ["agents", i, "name"], message: `two agents are named "${name}"; give one a distinct name` }
+      }
+      names.add(name)
+    }
+    if (strategy.sizing.allowShort && !strategy.allowShort) {
+      return { path: ["sizing", "allowShort"], message: "shorting is a strategy-wide setting: set allowShort at the top level" }
+    }
+    return undefined
+  }),
+  Schema.annotations({ identifier: "Strategy", parseOptions: { onExcessProperty: "error" } })
+)
+export type Strategy = typeof Strategy.Type
+export type StrategyEncoded = typeof Strategy.Encoded
+
+/** An agent's name in the run. */
+export const agentName = (agent: AgentConfig): string => agent.name ?? agent.type

@@ -1,0 +1,93 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either } from "effect"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { agentName } from "../../schemas/Strategy.js"
+import { load, parseText, type StrategyFileError } from "../../src/swarm/StrategyFile.js"
+
+const examples = join(fileURLToPath(new URL(".", import.meta.url)), "../../examples")
+
+const problems = (text: string, file = "s.json") => {
+  const result = parseText(text, file)
+  if (Either.isRight(result)) throw new Error("expected the strategy to be refused")
+  return result.left.problems
+}
+
+const minimal = { name: "m", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }] }
+
+describe("strategy files", () => {
+  it.effect("the examples decode, JSON and YAML", () =>
+    Effect.gen(function*() {
+      const sma = yield* load(join(examples, "sma-crossover.json"))
+      expect(sma).toMatchObject({ name: "SMA crossover", allowShort: true, initialCash: 100_000_000_000 })
+      expect(sma.execution.commission).toEqual({ _tag: "per_share", perShare: 5_000, minimum: 1_000_000 })
+      const six = yield* load(join(examples, "six-analysts.yaml"))
+      expect(six.agents.map(agentName)).toEqual([
+        "sma_crossover",
+        "ema_crossover",
+        "rsi_reversion",
+        "bollinger_breakout",
+        "macd_momentum",
+        "volume_surge"
+      ])
+      expect(six.risk.limits).toMatchObject({ maxPositionPct: 25, maxDrawdownPct: 20, minCashReservePct: 10 })
+      expect(six.rules).toHaveLength(1)
+    }))
+
+  it("every field but the name, symbols and roster has a default", () => {
+    const strategy = Either.getOrThrow(parseText(JSON.stringify(minimal), "m.json"))
+    expect(strategy).toMatchObject({
+      initialCash: 100_000_000_000,
+      allowShort: false,
+      description: "",
+      rules: [],
+      consensus: { quorum: 0.5, minConfidence: 0 },
+      sizing: { mode: "percent_of_equity", value: 10 },
+      execution: { fillTiming: "next_open", slippageBps: 0 },
+      metrics: { periodsPerYear: 252, riskFreeRate: 0 }
+    })
+    expect(strategy.agents[0]).toEqual({ type: "sma_crossover", weight: 1, params: {} })
+  })
+
+  it("errors name the field, as a path into the file", () => {
+    expect(problems(JSON.stringify({ ...minimal, agents: [{ type: "sma_crossover", weight: -1 }] }))).toEqual([
+      { field: "agents[0].weight", message: "a weight is between 0 and 1000" }
+    ])
+    const bad = problems(JSON.stringify({ ...minimal, risk: { limits: { maxPositionPct: "lots" } }, initialCash: "-5" }))
+    expect(bad.map((p) => p.field).sort()).toEqual(["initialCash", "risk.limits.maxPositionPct"])
+    expect(problems(JSON.stringify({ ...minimal, symbols: ["AAPL", "AAPL"] }))).toEqual([
+      { field: "symbols[1]", message: "duplicate symbol \"AAPL\"" }
+    ])
+    expect(problems(JSON.stringify({ ...minimal, agents: [{ type: "sma_crossover" }, { type: "sma_crossover" }] }))[0]!.field)
+      .toBe("agents[1].name")
+    expect(problems(JSON.stringify({ ...minimal, sizing: { allowShort: true } }))[0]!.field).toBe("sizing.allowShort")
+    expect(problems(JSON.stringify({ ...minimal, agents: [] }))).toEqual([{ field: "agents", message: "a strategy needs at least one agent" }])
+    expect(problems(JSON.stringify({ symbols: ["AAPL"], agents: minimal.agents }))[0]!.field).toBe("name")
+  })
+
+  it("malformed and hostile files are refused with a reason, never thrown", () => {
+    expect(problems("{ not json")[0]!.message).toMatch(/^not valid JSON/)
+    expect(problems("name: [unclosed", "s.yaml")[0]!.message).toMatch(/^not valid YAML/)
+    expect(problems("a: 1\na: 2\n", "s.yml")[0]!.message).toMatch(/^not valid YAML/) // duplicate keys
+    expect(problems("{}", "strategy.txt")[0]!.message).toMatch(/unknown strategy file type/)
+    expect(problems("null")[0]!.message.length).toBeGreaterThan(0)
+    expect(problems("[1,2,3]")[0]!.message.length).toBeGreaterThan(0)
+    // an unknown field is an error (a typo must not fall back to a default silently), __proto__ included
+    expect(problems(JSON.stringify({ ...minimal, riks: {} }))[0]!.field).toBe("riks")
+    expect(problems(`{"name":"m","symbols":["AAPL"],"agents":[{"type":"sma_crossover"}],"__proto__":{"x":1}}`)[0]!.field)
+      .toBe("__proto__")
+    expect(({} as Record<string, unknown>).x).toBeUndefined()
+    // a YAML alias bomb stops at the alias cap
+    const bomb = ["a: &a [x,x,x,x,x,x,x,x,x,x]"]
+    for (let i = 0; i < 12; i++) bomb.push(`${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)}]`)
+    expect(problems(bomb.join("\n"), "bomb.yaml")[0]!.message).toMatch(/^not valid YAML/)
+    expect(problems("x".repeat(1_000_001))[0]!.message).toMatch(/larger than/)
+  })
+
+  it.effect("a file that cannot be read is a typed error naming it", () =>
+    Effect.gen(function*() {
+      const error: StrategyFileError = yield* load(join(examples, "missing.json")).pipe(Effect.flip)
+      expect(error._tag).toBe("StrategyFileError")
+      expect(error.message).toContain("missing.json: cannot read it")
+    }))
+})
