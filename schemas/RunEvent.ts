@@ -1,0 +1,106 @@
+/**
+ * Everything a run does, as one tagged union: what dashboards stream (SSE), what the store persists
+ * and what a replay compares. Each event carries its run, a per-run sequence number (1, 2, 3, … with
+ * no gap: `Last-Event-ID` resumes from it) and the virtual (or, in paper runs, wall) time it
+ * happened. Plain structs, JSON-friendly (money in micros, no NaN).
+ */
+import { Schema } from "effect"
+import { Decision } from "./Decision.js"
+import { RoundId, RunId, StrategyId, Symbol, Timestamp } from "./Ids.js"
+import { LifecycleEvent } from "./Lifecycle.js"
+import { Metrics } from "./Metrics.js"
+import { Opinion } from "./Opinion.js"
+import { Fill, Order, OrderIntent } from "./Order.js"
+import { PortfolioSnapshot } from "./Portfolio.js"
+import { StateTransition } from "./Risk.js"
+import { Trade } from "./Trade.js"
+import { Verdict } from "./Verdict.js"
+
+export const RunMode = Schema.Literal("backtest", "paper", "replay")
+export type RunMode = typeof RunMode.Type
+
+const meta = {
+  run: RunId,
+  seq: Schema.Int.pipe(Schema.positive()),
+  at: Timestamp
+}
+
+const event = <Tag extends string, Fields extends Schema.Struct.Fields>(tag: Tag, fields: Fields) =>
+  Schema.TaggedStruct(tag, { ...meta, ...fields })
+
+export const RunStarted = event("RunStarted", {
+  strategy: StrategyId,
+  strategyVersion: Schema.Int.pipe(Schema.positive()),
+  mode: RunMode,
+  seed: Schema.String,
+  symbols: Schema.Array(Symbol),
+  /** A fingerprint of the input data (files and their hashes, or the synthetic market's seed). */
+  dataFingerprint: Schema.String
+})
+
+export const OpinionGiven = event("OpinionGiven", { opinion: Opinion })
+export const DecisionMade = event("DecisionMade", { decision: Decision })
+export const VerdictGiven = event("VerdictGiven", { verdict: Verdict })
+
+export const ApprovalRequested = event("ApprovalRequested", {
+  round: RoundId,
+  intent: OrderIntent,
+  quantity: Schema.Number,
+  reasons: Schema.Array(Schema.String),
+  /** When it is rejected if nobody decided. */
+  expiresAt: Timestamp
+})
+
+export const ApprovalResolved = event("ApprovalResolved", {
+  round: RoundId,
+  outcome: Schema.Literal("approved", "rejected", "expired"),
+  /** An operator, or the strategy's backtest policy. */
+  by: Schema.String,
+  reason: Schema.String
+})
+
+export const OrderPlaced = event("OrderPlaced", { order: Order })
+export const OrderFilled = event("OrderFilled", { fill: Fill })
+export const TradeClosed = event("TradeClosed", { trade: Trade })
+export const PortfolioUpdated = event("PortfolioUpdated", { snapshot: PortfolioSnapshot })
+export const TradingStateChanged = event("TradingStateChanged", { transition: StateTransition })
+
+/** An agent started, crashed (with the cause), was restarted (attempt, delay), stopped or escalated. */
+export const AgentLifecycle = event("AgentLifecycle", { event: LifecycleEvent })
+
+export const DeadLetterRecorded = event("DeadLetterRecorded", {
+  recipient: Schema.String,
+  sender: Schema.optional(Schema.String),
+  /** The undelivered message's type. */
+  message: Schema.String,
+  reason: Schema.Literal("stopped", "overflow", "crashed"),
+  detail: Schema.optional(Schema.String)
+})
+
+export const RunCompleted = event("RunCompleted", {
+  metrics: Metrics,
+  /** SHA-256 over the canonical JSON of every event before this one, in order. */
+  checksum: Schema.String
+})
+
+export const RunFailed = event("RunFailed", { reason: Schema.String })
+
+export const RunEvent = Schema.Union(
+  RunStarted,
+  OpinionGiven,
+  DecisionMade,
+  VerdictGiven,
+  ApprovalRequested,
+  ApprovalResolved,
+  OrderPlaced,
+  OrderFilled,
+  TradeClosed,
+  PortfolioUpdated,
+  TradingStateChanged,
+  AgentLifecycle,
+  DeadLetterRecorded,
+  RunCompleted,
+  RunFailed
+)
+export type RunEvent = typeof RunEvent.Type
+export type RunEventTag = RunEvent["_tag"]
