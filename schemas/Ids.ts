@@ -3,8 +3,8 @@ import { Schema } from "effect"
 
 /** A tradable instrument's ticker as the data names it (`AAPL`, `BTC-USD`, `ES=F`, `^GSPC`). */
 export const Symbol = Schema.String.pipe(
-  Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9.\-_:/^=]{0,31}$/, {
-    message: () => "a symbol is 1 to 32 letters, digits or . - _ : / ^ =, starting with a letter or digit"
+  Schema.pattern(/^[A-Za-z0-9^][A-Za-z0-9.\-_:/^=]{0,31}$/, {
+    message: () => "a symbol is 1 to 32 letters, digits or . - _ : / ^ =, starting with a letter, a digit or ^"
   }),
   Schema.brand("Symbol")
 )

@@ -1,0 +1,268 @@
+/**
+ * Seeded synthetic markets, for demos, tests and benchmarks: a pure function of a configuration and
+ * a seed (no Math.random, no clock), so the same seed gives byte-identical bars on every run.
+ *
+ * - `generate`: a regime-switching random walk. A market-wide regime (bull / bear / sideways by
+ *   default) follows a Markov chain; each regime has its own drift, volatility and volume level.
+ *   Symbols share a market factor (correlated returns) plus their own noise; volume is log-normal,
+ *   rises with the size of the move, and surges now and then (a surge bar also moves more), so a
+ *   volume-surge analyst has something to find. Bars are OHLC-consistent: open = previous close ×
+ *   a small gap, high ≥ max(open, close), low ≤ min(open, close), also after rounding.
+ * - `sample`: the fixed configuration behind the CSV files in `data/` (see data/README.md).
+ * - `w2Csv`: backtrader's W2 benchmark files, exactly as ../shared/W2.md specifies them.
+ *
+ * Reproducibility across machines rests on mulberry32 (integer arithmetic) and V8's Math.exp, log,
+ * sqrt and cos, which are deterministic ports of fdlibm, not the platform's libm.
+ */
+import { Schema } from "effect"
+import { Symbol, type Timestamp } from "../../schemas/Ids.js"
+import type { Bar } from "../../schemas/Market.js"
+import * as Csv from "./Csv.js"
+import * as Prng from "./Prng.js"
+
+/** One state of the market-wide regime chain. Drift and volatility are per bar, in log-return terms. */
+export const Regime = Schema.Struct({
+  name: Schema.NonEmptyString,
+  /** Mean log return per bar (0.0005 per daily bar ≈ 13% a year). */
+  drift: Schema.Number.pipe(Schema.finite()),
+  /** Standard deviation of the log return per bar (0.01 per daily bar ≈ 16% a year). */
+  volatility: Schema.Number.pipe(Schema.finite(), Schema.nonNegative()),
+  /** Volume level relative to the symbol's base volume. */
+  volume: Schema.Number.pipe(Schema.finite(), Schema.positive())
+})
+export type Regime = typeof Regime.Type
+
+const Probability = Schema.Number.pipe(Schema.finite(), Schema.between(0, 1))
+const PositiveInt = Schema.Int.pipe(Schema.positive())
+
+export const Config = Schema.Struct({
+  seed: Schema.Int,
+  symbols: Schema.NonEmptyArray(Symbol),
+  /** Bars per symbol. */
+  bars: Schema.Int.pipe(Schema.nonNegative()),
+  /** Epoch ms UTC of the first bar. */
+  start: Schema.Int,
+  /** Bar spacing in ms: 86_400_000 for daily bars, 900_000 for 15-minute bars. */
+  intervalMs: PositiveInt,
+  /** Skip Saturdays and Sundays (a bar that would fall on one moves to Monday). */
+  weekdaysOnly: Schema.Boolean,
+  regimes: Schema.NonEmptyArray(Regime),
+  /** Markov chain: `transitions[i][j]` is the chance of going from regime i to regime j at the next bar; rows sum to 1. */
+  transitions: Schema.Array(Schema.Array(Probability)),
+  /** Index of the regime of the first bar. */
+  initialRegime: Schema.Int.pipe(Schema.nonNegative()),
+  /** Share of each symbol's return variance that comes from the market factor (≈ the correlation between two symbols). */
+  marketWeight: Probability,
+  /** Start prices are drawn log-uniformly from this range. */
+  startPrice: Schema.Tuple(Schema.Number.pipe(Schema.positive()), Schema.Number.pipe(Schema.positive())),
+  /** Base volumes are drawn log-uniformly from this range. */
+  baseVolume: Schema.Tuple(Schema.Number.pipe(Schema.positive()), Schema.Number.pipe(Schema.positive())),
+  /** Open = previous close × exp(gap × volatility × N(0,1)). */
+  gap: Schema.Number.pipe(Schema.finite(), Schema.nonNegative()),
+  /** Wicks: high = max(open, close) × exp(wick × volatility × |N(0,1)|), low likewise below. */
+  wick: Schema.Number.pipe(Schema.finite(), Schema.nonNegative()),
+  /** Standard deviation of the log-volume noise. */
+  volumeNoise: Schema.Number.pipe(Schema.finite(), Schema.nonNegative()),
+  /** Chance per bar and symbol of a volume surge. */
+  surgeProbability: Probability,
+  /** A surge multiplies volume by a uniform draw from this range, and the bar's volatility by 2. */
+  surgeMultiplier: Schema.Tuple(Schema.Number.pipe(Schema.positive()), Schema.Number.pipe(Schema.positive())),
+  /** Round prices to this many decimals (the tick is 10^-decimals, and no price goes below one tick); volume to whole units. */
+  decimals: Schema.Int.pipe(Schema.between(0, 8))
+}).pipe(
+  Schema.filter((c) =>
+    c.transitions.length !== c.regimes.length ||
+      c.transitions.some((row) => row.length !== c.regimes.length || Math.abs(row.reduce((a, b) => a + b, 0) - 1) > 1e-9)
+      ? "transitions must be a square matrix over the regimes whose rows each sum to 1"
+      : c.initialRegime >= c.regimes.length
+      ? "initialRegime must index a regime"
+      : c.startPrice[0] > c.startPrice[1] || c.baseVolume[0] > c.baseVolume[1] || c.surgeMultiplier[0] > c.surgeMultiplier[1]
+      ? "a range [a, b] needs a ≤ b"
+      : undefined
+  )
+)
+export type Config = typeof Config.Type
+
+/** Daily bars from 2020-01-06 (a Monday), weekdays only; three regimes with expected spells of about 20, 33 and 17 bars. */
+export const defaults: Config = {
+  seed: 1,
+  symbols: ["SYNA" as Symbol],
+  bars: 500,
+  start: Date.UTC(2020, 0, 6),
+  intervalMs: 86_400_000,
+  weekdaysOnly: true,
+  regimes: [
+    { name: "sideways", drift: 0, volatility: 0.008, volume: 0.8 },
+    { name: "bull", drift: 0.0012, volatility: 0.011, volume: 1 },
+    { name: "bear", drift: -0.0018, volatility: 0.022, volume: 1.5 }
+  ],
+  transitions: [
+    [0.95, 0.03, 0.02],
+    [0.02, 0.97, 0.01],
+    [0.03, 0.03, 0.94]
+  ],
+  initialRegime: 0,
+  marketWeight: 0.5,
+  startPrice: [20, 200],
+  baseVolume: [200_000, 5_000_000],
+  gap: 0.3,
+  wick: 0.5,
+  volumeNoise: 0.25,
+  surgeProbability: 0.02,
+  surgeMultiplier: [3, 6],
+  decimals: 2
+}
+
+/** A generated market: the bars per symbol, and what drove them (for tests and for labelling a demo). */
+export interface Market {
+  readonly bars: Csv.Bars
+  /** The regime index of each bar (the same for every symbol: the regime is market-wide). */
+  readonly regimes: ReadonlyArray<number>
+  /** Per symbol, the indexes of the bars with a volume surge. */
+  readonly surges: ReadonlyMap<Symbol, ReadonlyArray<number>>
+}
+
+const DAY_MS = 86_400_000
+
+/** Generate a market from a decoded configuration (`Schema.decodeUnknown(Config)` checks one from a file). */
+export const generate = (config: Config): Market => {
+  const rng = Prng.make(config.seed)
+  const n = config.symbols.length
+  const tick = 10 ** -config.decimals
+  const round = (v: number) => Math.max(tick, Math.round(v / tick) * tick)
+  // Rounding to a tick via division leaves binary noise (0.1 + 0.2 style); toFixed then Number makes
+  // the double the one a CSV reader gets back from the printed price, so files round-trip exactly.
+  const price = (v: number) => Number(round(v).toFixed(config.decimals))
+  const logUniform = ([a, b]: readonly [number, number]) => a * Math.exp(rng.nextFloat() * Math.log(b / a))
+
+  // Per-symbol constants first, then bar by bar: adding bars never changes earlier ones.
+  const prevClose = config.symbols.map(() => price(logUniform(config.startPrice)))
+  const baseVolume = config.symbols.map(() => logUniform(config.baseVolume))
+  const series = config.symbols.map((): Array<Bar> => [])
+  const surges = config.symbols.map((): Array<number> => [])
+  const regimes: Array<number> = []
+  const wm = Math.sqrt(config.marketWeight)
+  const wi = Math.sqrt(1 - config.marketWeight)
+
+  let regime = config.initialRegime
+  let ts = config.start
+  for (let t = 0; t < config.bars; t++) {
+    if (t > 0) {
+      regime = nextRegime(config.transitions[regime]!, rng.nextFloat())
+      ts += config.intervalMs
+    }
+    if (config.weekdaysOnly) ts = skipWeekend(ts)
+    regimes.push(regime)
+    const r = config.regimes[regime]!
+    const market = rng.nextNormal()
+    for (let s = 0; s < n; s++) {
+      // A fixed number of draws per symbol and bar, whatever the branch, so streams stay aligned.
+      const own = rng.nextNormal()
+      const gapDraw = rng.nextNormal()
+      const highDraw = Math.abs(rng.nextNormal())
+      const lowDraw = Math.abs(rng.nextNormal())
+      const volumeDraw = rng.nextNormal()
+      const surgeDraw = rng.nextFloat()
+      const surgeSize = rng.nextFloat()
+      const surge = surgeDraw < config.surgeProbability
+      const vol = r.volatility * (surge ? 2 : 1)
+      const shock = wm * market + wi * own
+      const prev = prevClose[s]!
+      const open = price(prev * Math.exp(config.gap * vol * gapDraw))
+      const close = price(prev * Math.exp(r.drift + vol * shock))
+      const high = price(Math.max(open, close) * Math.exp(config.wick * vol * highDraw))
+      const low = price(Math.min(open, close) * Math.exp(-config.wick * vol * lowDraw))
+      let volume = baseVolume[s]! * r.volume * (1 + 0.5 * Math.abs(shock)) *
+        Math.exp(config.volumeNoise * volumeDraw - config.volumeNoise * config.volumeNoise / 2)
+      if (surge) {
+        const [a, b] = config.surgeMultiplier
+        volume *= a + (b - a) * surgeSize
+        surges[s]!.push(t)
+      }
+      series[s]!.push({
+        symbol: config.symbols[s]!,
+        ts: ts as Timestamp,
+        open,
+        high,
+        low,
+        close,
+        volume: Math.round(volume)
+      })
+      prevClose[s] = close
+    }
+  }
+  return {
+    bars: new Map(config.symbols.map((sym, i) => [sym, series[i]!])),
+    regimes,
+    surges: new Map(config.symbols.map((sym, i) => [sym, surges[i]!]))
+  }
+}
+
+const nextRegime = (row: ReadonlyArray<number>, u: number): number => {
+  let acc = 0
+  for (let j = 0; j < row.length; j++) {
+    acc += row[j]!
+    if (u < acc) return j
+  }
+  return row.length - 1
+}
+
+/** Move a Saturday or Sunday time to the Monday at the same time of day. */
+const skipWeekend = (ts: number): number => {
+  const weekday = (Math.floor(ts / DAY_MS) + 4) % 7 // 1970-01-01 was a Thursday; 0 = Sunday
+  const w = weekday < 0 ? weekday + 7 : weekday
+  return w === 6 ? ts + 2 * DAY_MS : w === 0 ? ts + DAY_MS : ts
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sample under data/
+
+/** The configuration of the committed sample: 3 fictional symbols × 500 daily bars from 2022-01-03. */
+export const sampleConfig: Config = {
+  ...defaults,
+  seed: 20240105,
+  symbols: ["ACME" as Symbol, "GLOBEX" as Symbol, "INITECH" as Symbol],
+  bars: 500,
+  start: Date.UTC(2022, 0, 3)
+}
+
+/** The sample's files: name → CSV text (`date,open,high,low,close,volume`, prices with 2 decimals). */
+export const sample = (): ReadonlyMap<string, string> => {
+  const market = generate(sampleConfig)
+  return new Map([...market.bars].map(([symbol, bars]) => [`${symbol}.csv`, Csv.format(bars, { decimals: 2 })]))
+}
+
+// ---------------------------------------------------------------------------------------------
+// W2: backtrader's "2 million candles" files (../shared/W2.md)
+
+export const W2_FILES = 100
+export const W2_ROWS = 20_000
+export const W2_HEADER = "datetime,open,high,low,close,volume,openinterest\n"
+
+/** `candles00.csv` … `candles99.csv`. */
+export const w2FileName = (i: number): string => `candles${String(i).padStart(2, "0")}.csv`
+
+/** The 10 values a W2 field can take, `k * 1.01` for k in 10..19, printed as JavaScript prints them. */
+const W2_VALUES = Array.from({ length: 10 }, (_, j) => String((10 + j) * 1.01))
+const W2_START = Date.UTC(2010, 0, 1)
+const W2_STEP = 15 * 60_000
+/** `HH:MM:SS` of the 96 quarter hours of a day. */
+const W2_TIMES = Array.from({ length: DAY_MS / W2_STEP }, (_, q) => new Date(q * W2_STEP).toISOString().slice(11, 19))
+
+/** The text of W2 file `i` (0..99), with `rows` rows (20,000 in the benchmark). */
+export const w2Csv = (i: number, rows: number = W2_ROWS): string => {
+  const rng = Prng.make((20191025 + i) >>> 0)
+  const parts: Array<string> = [W2_HEADER]
+  let day = ""
+  for (let r = 0; r < rows; r++) {
+    const q = r % W2_TIMES.length
+    if (q === 0 || r === 0) day = new Date(W2_START + r * W2_STEP).toISOString().slice(0, 10)
+    let line = `${day} ${W2_TIMES[q]!}`
+    for (let c = 0; c < 6; c++) {
+      // k = 10 + floor(out * 10 / 2^32): out * 10 < 2^36, exact in a double.
+      line += "," + W2_VALUES[Math.floor((rng.nextUint32() * 10) / 4294967296)]!
+    }
+    parts.push(line + "\n")
+  }
+  return parts.join("")
+}
