@@ -1,44 +1,20 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either, Schema } from "effect"
 import type { RoundId, Symbol, Timestamp } from "../../schemas/Ids.js"
-import type { Money } from "../../schemas/Money.js"
 import type { IntentReason, OrderIntent, Side } from "../../schemas/Order.js"
-import type { PortfolioSnapshot, Position } from "../../schemas/Portfolio.js"
+import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
 import type { RiskContext } from "../../schemas/Risk.js"
 import { InvalidRule, Rule } from "../../schemas/Rule.js"
 import type { RuleOutcome } from "../../schemas/Verdict.js"
 import * as Gates from "../../src/trading/Gates.js"
 import * as Rules from "../../src/trading/Rules.js"
+import { books, holding } from "./portfolioFixtures.js"
 
 // --- fixtures ------------------------------------------------------------------------------------
 
-const money = (units: number) => Math.round(units * 1_000_000) as Money
 const at = (iso: string) => Date.parse(iso) as Timestamp
 
-const holding = (symbol: string, quantity: number, price: number): Position => ({
-  symbol: symbol as Symbol,
-  quantity,
-  averagePrice: price,
-  realizedPnl: money(0),
-  markPrice: price,
-  marketValue: money(quantity * price),
-  unrealizedPnl: money(0)
-})
 
-const books = (cash: number, positions: ReadonlyArray<Position> = []): PortfolioSnapshot => {
-  const net = positions.reduce((s, p) => s + p.marketValue, 0)
-  const gross = positions.reduce((s, p) => s + Math.abs(p.marketValue), 0)
-  return {
-    ts: 0 as Timestamp,
-    cash: money(cash),
-    equity: (money(cash) + net) as Money,
-    grossExposure: gross as Money,
-    netExposure: net as Money,
-    realizedPnl: money(0),
-    unrealizedPnl: money(0),
-    positions
-  }
-}
 
 const context = (portfolio: PortfolioSnapshot, over: Partial<RiskContext> = {}): RiskContext => ({
   portfolio,
