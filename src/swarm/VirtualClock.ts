@@ -5,6 +5,7 @@
  * the clock read t, and two runs of the same inputs wake the same fibers in the same order.
  */
 import { Clock, Duration, Effect } from "effect"
+import { IndexedHeap } from "../actor/internal/heap.js"
 
 interface Sleeper {
   readonly at: number
@@ -17,7 +18,8 @@ export class VirtualClock implements Clock.Clock {
   readonly [Clock.ClockTypeId]: Clock.ClockTypeId = Clock.ClockTypeId
   private time: number
   private seq = 0
-  private readonly heap: Array<Sleeper> = []
+  /** Earliest deadline first; among equal deadlines, the first to fall asleep. */
+  private readonly heap = new IndexedHeap<Sleeper>((a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq))
 
   constructor(start: number) {
     this.time = start
@@ -39,18 +41,20 @@ export class VirtualClock implements Clock.Clock {
     const millis = Duration.toMillis(duration)
     return Effect.async<void>((wake) => {
       const sleeper: Sleeper = { at: this.time + (Number.isFinite(millis) ? Math.max(0, millis) : Infinity), seq: this.seq++, wake, index: -1 }
-      this.push(sleeper)
-      return Effect.sync(() => this.remove(sleeper))
+      this.heap.push(sleeper)
+      return Effect.sync(() => {
+        this.heap.remove(sleeper)
+      })
     })
   }
 
   /** The earliest pending deadline, if any. */
   get nextWakeup(): number | undefined {
-    return this.heap[0]?.at
+    return this.heap.peek()?.at
   }
 
   get pending(): number {
-    return this.heap.length
+    return this.heap.size
   }
 
   /**
@@ -59,73 +63,17 @@ export class VirtualClock implements Clock.Clock {
    * anything woke. Time never goes backwards.
    */
   wakeNext(limit: number): boolean {
-    const first = this.heap[0]
+    const first = this.heap.peek()
     if (first === undefined || first.at > limit) {
       if (limit > this.time) this.time = limit
       return false
     }
     if (first.at > this.time) this.time = first.at
     const at = first.at
-    while (this.heap.length > 0 && this.heap[0]!.at === at) {
-      const sleeper = this.heap[0]!
-      this.remove(sleeper)
+    for (let sleeper = this.heap.peek(); sleeper !== undefined && sleeper.at === at; sleeper = this.heap.peek()) {
+      this.heap.remove(sleeper)
       sleeper.wake(Effect.void)
     }
     return true
-  }
-
-  private before(a: Sleeper, b: Sleeper): boolean {
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq)
-  }
-
-  private push(sleeper: Sleeper): void {
-    sleeper.index = this.heap.length
-    this.heap.push(sleeper)
-    this.up(sleeper.index)
-  }
-
-  private remove(sleeper: Sleeper): void {
-    const i = sleeper.index
-    if (i < 0) return
-    sleeper.index = -1
-    const last = this.heap.pop()!
-    if (i < this.heap.length) {
-      this.heap[i] = last
-      last.index = i
-      this.down(i)
-      this.up(last.index)
-    }
-  }
-
-  private up(i: number): void {
-    const heap = this.heap
-    const item = heap[i]!
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!this.before(item, heap[parent]!)) break
-      heap[i] = heap[parent]!
-      heap[i]!.index = i
-      i = parent
-    }
-    heap[i] = item
-    item.index = i
-  }
-
-  private down(i: number): void {
-    const heap = this.heap
-    const n = heap.length
-    const item = heap[i]!
-    while (true) {
-      const left = 2 * i + 1
-      if (left >= n) break
-      const right = left + 1
-      const child = right < n && this.before(heap[right]!, heap[left]!) ? right : left
-      if (!this.before(heap[child]!, item)) break
-      heap[i] = heap[child]!
-      heap[i]!.index = i
-      i = child
-    }
-    heap[i] = item
-    item.index = i
   }
 }

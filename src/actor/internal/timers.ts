@@ -4,6 +4,7 @@
  * its entry in O(log n); with one timeout the fiber wakes about once per timeout period, not per ask.
  */
 import { Deferred, Effect, type Fiber } from "effect"
+import { IndexedHeap } from "./heap.js"
 
 export class Deadline {
   index = -1
@@ -11,7 +12,7 @@ export class Deadline {
 }
 
 export class Deadlines {
-  private readonly heap: Array<Deadline> = []
+  private readonly heap = new IndexedHeap<Deadline>((a, b) => a.at < b.at)
   private wake: ((effect: Effect.Effect<void>) => void) | undefined = undefined
   private early: Deferred.Deferred<void> | undefined = undefined
   private sleepingUntil = Infinity
@@ -21,9 +22,7 @@ export class Deadlines {
 
   add(at: number, expire: () => void): Deadline {
     const deadline = new Deadline(at, expire)
-    deadline.index = this.heap.length
     this.heap.push(deadline)
-    this.up(deadline.index)
     if (this.wake !== undefined) {
       const wake = this.wake
       this.wake = undefined
@@ -35,16 +34,7 @@ export class Deadlines {
   }
 
   remove(deadline: Deadline): void {
-    const i = deadline.index
-    if (i < 0) return
-    deadline.index = -1
-    const last = this.heap.pop()!
-    if (i < this.heap.length) {
-      this.heap[i] = last
-      last.index = i
-      this.down(i)
-      this.up(last.index)
-    }
+    this.heap.remove(deadline)
   }
 
   /** The timer fiber's loop: park while empty, sleep to the earliest deadline, expire what is due. */
@@ -57,13 +47,12 @@ export class Deadlines {
       })
     })
     return Effect.forever(Effect.suspend(() => {
-      const first = self.heap[0]
+      const first = self.heap.peek()
       if (first === undefined) return park
       const now = self.now()
       if (first.at <= now) {
-        while (self.heap.length > 0 && self.heap[0]!.at <= now) {
-          const due = self.heap[0]!
-          self.remove(due)
+        for (let due = self.heap.peek(); due !== undefined && due.at <= now; due = self.heap.peek()) {
+          self.heap.remove(due)
           due.expire()
         }
         return Effect.void
@@ -80,36 +69,4 @@ export class Deadlines {
       })
     }))
   })
-
-  private up(i: number): void {
-    const heap = this.heap
-    const item = heap[i]!
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (heap[parent]!.at <= item.at) break
-      heap[i] = heap[parent]!
-      heap[i]!.index = i
-      i = parent
-    }
-    heap[i] = item
-    item.index = i
-  }
-
-  private down(i: number): void {
-    const heap = this.heap
-    const n = heap.length
-    const item = heap[i]!
-    while (true) {
-      const left = 2 * i + 1
-      if (left >= n) break
-      const right = left + 1
-      const child = right < n && heap[right]!.at < heap[left]!.at ? right : left
-      if (heap[child]!.at >= item.at) break
-      heap[i] = heap[child]!
-      heap[i]!.index = i
-      i = child
-    }
-    heap[i] = item
-    item.index = i
-  }
 }
