@@ -115,7 +115,10 @@ describe("sizing to a fixed quantity: the order is the difference, with its reas
       const c2 = fixed(value, { allowShort })
       const target = direction === "flat" || (direction === "short" && !allowShort) ? 0 : direction === "long" ? value : -value
       const x = intent(input({ direction, currentQuantity: current }), c2)
-      if (target === current) return expect(x).toBeUndefined()
+      if (target === current) {
+        expect(x).toBeUndefined()
+        return
+      }
       expect(x).toBeDefined()
       expect(current + (x!.side === "buy" ? x!.quantity : -x!.quantity)).toBe(target)
       expect(x!.targetQuantity).toBe(target)
