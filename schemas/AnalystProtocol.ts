@@ -1,0 +1,30 @@
+/**
+ * How the coordinator asks analysts for opinions: one request per timestamp carrying every
+ * symbol's round (batching is what lets a backtest keep up; see docs/backtest-engine.md), answered
+ * with the opinions the analyst has (none for a symbol it is still warming up on).
+ */
+import { Schema } from "effect"
+import { RoundId, Timestamp } from "./Ids.js"
+import { Bar } from "./Market.js"
+import { Opinion } from "./Opinion.js"
+
+export const RoundRequest = Schema.Struct({ round: RoundId, bar: Bar })
+export type RoundRequest = typeof RoundRequest.Type
+
+export class RequestOpinions extends Schema.TaggedRequest<RequestOpinions>()("RequestOpinions", {
+  failure: Schema.Never,
+  success: Schema.Array(Opinion),
+  payload: { ts: Timestamp, rounds: Schema.Array(RoundRequest) }
+}) {}
+
+/** A strategy's agent entry that names no registered type, or whose params its type refuses. */
+export class InvalidAgent extends Schema.TaggedError<InvalidAgent>()("InvalidAgent", {
+  agent: Schema.String,
+  /** A path into the strategy (`agents[2].params.fast`). */
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.field}: ${this.reason}`
+  }
+}

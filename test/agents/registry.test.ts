@@ -1,0 +1,108 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Schema, Stream, TestClock } from "effect"
+import { RequestOpinions } from "../../schemas/AnalystProtocol.js"
+import type { AgentId, RoundId } from "../../schemas/Ids.js"
+import type { Bar } from "../../schemas/Market.js"
+import { Opinion } from "../../schemas/Opinion.js"
+import { AgentConfig } from "../../schemas/Strategy.js"
+import * as Analyst from "../../agents/Analyst.js"
+import type { Model } from "../../agents/analysts/Model.js"
+import { analysts, analystSpec } from "../../agents/registry.js"
+import * as Actor from "../../src/actor/Actor.js"
+import * as ActorSystem from "../../src/actor/ActorSystem.js"
+import * as Synthetic from "../../src/market/Synthetic.js"
+import { run, settle } from "../support.js"
+
+const market = Synthetic.generate(Synthetic.sampleConfig)
+const symbols = [...market.bars.keys()].slice(0, 2)
+/** The first `n` timestamps of two symbols, as the coordinator would ask them. */
+const requests = (n: number) =>
+  Array.from({ length: n }, (_, t) => {
+    const bars = symbols.map((symbol) => market.bars.get(symbol)![t]!)
+    return new RequestOpinions({
+      ts: bars[0]!.ts,
+      rounds: bars.map((bar: Bar) => ({ round: `${bar.symbol}@${bar.ts}` as RoundId, bar }))
+    })
+  })
+const agent = (input: unknown) => Schema.decodeUnknownSync(AgentConfig)(input)
+
+describe("the agent registry", () => {
+  it("registers the six analysts under their strategy names", () => {
+    expect([...analysts.keys()].sort()).toEqual(
+      ["bollinger_breakout", "ema_crossover", "macd_momentum", "rsi_reversion", "sma_crossover", "volume_surge"]
+    )
+  })
+
+  for (const [type] of analysts) {
+    it.effect(`${type}: decodes its default config and answers its protocol with valid opinions`, () =>
+      run(Effect.gen(function*() {
+        const spec = Either.getOrThrow(analystSpec(agent({ type }), 0, true))
+        const ref = yield* Actor.spawn(spec, { name: type })
+        let answered = 0
+        for (const request of requests(150)) {
+          const opinions = yield* ref.ask(request)
+          for (const opinion of opinions) {
+            Schema.decodeUnknownSync(Opinion)(opinion) // every field within its schema
+            expect(opinion.agent).toBe(type)
+            expect(opinion.ts).toBe(request.ts)
+            answered++
+          }
+        }
+        expect(answered).toBeGreaterThan(0) // past its warm-up it has opinions
+      })))
+  }
+
+  it("an unknown type or bad params are a typed InvalidAgent naming the field", () => {
+    const unknown = analystSpec(agent({ type: "crystal_ball" }), 3, false)
+    expect(Either.isLeft(unknown) && unknown.left).toMatchObject({ _tag: "InvalidAgent", field: "agents[3].type" })
+    const bad = analystSpec(agent({ type: "sma_crossover", params: { fast: "ten" } }), 0, false)
+    expect(Either.isLeft(bad) && bad.left.field).toBe("agents[0].params.fast")
+    const extra = analystSpec(agent({ type: "sma_crossover", params: { fats: 5 } }), 1, false)
+    expect(Either.isLeft(extra) && extra.left.field).toBe("agents[1].params.fats")
+  })
+})
+
+describe("an analyst that crashes every Nth message", () => {
+  /** A model that throws on every 3rd bar it sees (a stand-in for a flaky model), else says long. */
+  const flaky: Model<{}, { seen: number }> = {
+    type: "flaky",
+    description: "test model",
+    config: Schema.Struct({}),
+    horizon: () => 1,
+    init: () => ({ seen: 0 }),
+    update: (state) => {
+      state.seen++
+      if (state.seen % 3 === 0) throw new Error(`flaky model failed on bar ${state.seen}`)
+      return { direction: "long", confidence: 0.5, rationale: "always long", features: {} }
+    }
+  }
+
+  it.effect("is restarted by its supervisor; the crashing request gets NoReply and later ones are answered", () =>
+    run(Effect.gen(function*() {
+      const system = yield* ActorSystem.ActorSystem
+      const restarts: Array<number> = []
+      yield* Stream.runForEach(yield* system.lifecycle, (e) =>
+        Effect.sync(() => {
+          if (e._tag === "ActorRestarted") restarts.push(e.attempt)
+        })).pipe(Effect.forkScoped)
+      const ref = yield* Actor.spawn(
+        Analyst.make({ name: "flaky" as AgentId, model: flaky, config: {}, allowShort: true }),
+        { name: "flaky" }
+      )
+      const bar = market.bars.get(symbols[0]!)![0]!
+      const outcomes: Array<string> = []
+      for (let t = 0; t < 9; t++) {
+        const request = new RequestOpinions({ ts: bar.ts, rounds: [{ round: `X@${t}` as RoundId, bar }] })
+        const answer = yield* Effect.either(ref.ask(request, { timeout: "1 second" }))
+        outcomes.push(Either.isRight(answer) ? "answer" : `${answer.left._tag}:${(answer.left as { reason?: string }).reason}`)
+        yield* settle()
+        yield* TestClock.adjust("100 millis") // past the restart backoff (10, 20, 40 ms)
+      }
+      expect(outcomes).toEqual([
+        "answer", "answer", "NoReply:crashed",
+        "answer", "answer", "NoReply:crashed",
+        "answer", "answer", "NoReply:crashed"
+      ])
+      expect(restarts).toEqual([1, 2, 3])
+    })))
+})
