@@ -1,0 +1,90 @@
+/**
+ * Bollinger breakout (`bollinger_breakout`): a breakout follower. Long when the close is above the
+ * upper Bollinger band, short when below the lower one (flat when shorting is not allowed), flat
+ * inside. The bands are computed over the last `period` closes including this bar's.
+ *
+ * Parameters (`params`): `period` (integer ≥ 2, default 20) bars; `deviations` (a number > 0,
+ * default 2) population standard deviations either side of the SMA.
+ *
+ * Confidence: with the half width h = upper − middle (`deviations` standard deviations), a
+ * breakout's confidence is its distance outside the band in half widths, clamped: long
+ * `min(1, (close − upper) / h)`, short `min(1, (lower − close) / h)` — full conviction once the
+ * close is twice as far from the middle as the band. The flat that replaces a short when shorting
+ * is not allowed has the short's confidence. Inside the bands, the flat's confidence is the
+ * distance to the nearer band in half widths, `min(close − lower, upper − close) / h`: 1 at the
+ * middle, 0 at a band. With zero width (constant closes) a flat is certain: 1.
+ *
+ * Horizon: 1 bar.
+ *
+ * Warm-up: no signal before the `period`-th bar.
+ */
+import { Schema } from "effect"
+import type { Bar } from "../../schemas/Market.js"
+import { Bollinger } from "../../src/trading/Indicators.js"
+import type { Model, Signal } from "./Model.js"
+
+export const Config = Schema.Struct({
+  period: Schema.optionalWith(
+    Schema.Number.pipe(
+      Schema.int({ message: () => "period must be a whole number of bars" }),
+      Schema.greaterThanOrEqualTo(2, { message: () => "period must be at least 2 bars (a deviation needs two closes)" })
+    ),
+    { default: () => 20, exact: true }
+  ),
+  deviations: Schema.optionalWith(
+    Schema.Number.pipe(
+      Schema.finite({ message: () => "deviations must be a finite number" }),
+      Schema.greaterThan(0, { message: () => "deviations must be greater than 0" })
+    ),
+    { default: () => 2, exact: true }
+  )
+}).annotations({ identifier: "BollingerBreakoutConfig", parseOptions: { onExcessProperty: "error" } })
+export type Config = typeof Config.Type
+
+export interface State {
+  readonly bands: Bollinger
+}
+
+const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x)
+
+const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal | undefined => {
+  const bands = state.bands.update(bar.close)
+  if (bands === undefined) return undefined
+  const { lower, middle, upper } = bands
+  const close = bar.close
+  const half = upper - middle
+  // Distance in half widths; a zero-width band makes any distance decisive.
+  const inHalves = (d: number) => (half > 0 ? clamp01(d / half) : 1)
+  const features = { close, lower, middle, upper }
+  const label = `BB(${config.period}, ${config.deviations})`
+  if (close > upper) {
+    return {
+      direction: "long",
+      confidence: inHalves(close - upper),
+      rationale: `close ${close.toFixed(2)} above upper ${label} band ${upper.toFixed(2)}`,
+      features
+    }
+  }
+  if (close < lower) {
+    const confidence = inHalves(lower - close)
+    const rationale = `close ${close.toFixed(2)} below lower ${label} band ${lower.toFixed(2)}`
+    return allowShort
+      ? { direction: "short", confidence, rationale, features }
+      : { direction: "flat", confidence, rationale: `${rationale}; shorting not allowed`, features }
+  }
+  return {
+    direction: "flat",
+    confidence: inHalves(Math.min(close - lower, upper - close)),
+    rationale: `close ${close.toFixed(2)} inside ${label} bands ${lower.toFixed(2)}–${upper.toFixed(2)}`,
+    features
+  }
+}
+
+export const model: Model<Config, State> = {
+  type: "bollinger_breakout",
+  description: "Long when the close breaks above the upper Bollinger band, short below the lower one, flat inside.",
+  config: Config,
+  horizon: () => 1,
+  init: (config) => ({ bands: new Bollinger(config.period, config.deviations) }),
+  update
+}

@@ -1,0 +1,75 @@
+/**
+ * MACD momentum (`macd_momentum`): a momentum follower. Long when the MACD line (EMA(fast) −
+ * EMA(slow) of the close) is above its signal line (the histogram is positive), short when below
+ * (flat when shorting is not allowed), flat when they are equal.
+ *
+ * Parameters (`params`): `fast` (integer ≥ 1, default 12), `slow` (integer ≥ 1, default 26) and
+ * `signal` (integer ≥ 1, default 9) bars, with fast < slow.
+ *
+ * Confidence: the histogram relative to the close, r = |histogram| / close, scaled so that 0.5%
+ * of the price is full conviction: `min(1, r / 0.005)`. The flat that replaces a short when
+ * shorting is not allowed has the short's confidence; a zero histogram's flat has
+ * `1 − min(1, r / 0.005)` = 1.
+ *
+ * Horizon: `signal` bars — the span the signal line smooths over.
+ *
+ * Warm-up: no signal before the (slow + signal − 1)-th bar.
+ */
+import { Schema } from "effect"
+import type { Bar } from "../../schemas/Market.js"
+import { Macd } from "../../src/trading/Indicators.js"
+import type { Model, Signal } from "./Model.js"
+
+/** The histogram, as a share of the price, that counts as full conviction. */
+const FULL_HISTOGRAM = 0.005
+
+const period = (field: string, fallback: number) =>
+  Schema.optionalWith(
+    Schema.Number.pipe(
+      Schema.int({ message: () => `${field} must be a whole number of bars` }),
+      Schema.greaterThanOrEqualTo(1, { message: () => `${field} must be at least 1 bar` })
+    ),
+    { default: () => fallback, exact: true }
+  )
+
+export const Config = Schema.Struct({
+  fast: period("fast", 12),
+  slow: period("slow", 26),
+  signal: period("signal", 9)
+}).pipe(
+  Schema.filter((c) => c.fast < c.slow || { path: ["fast"], message: "fast must be less than slow" }),
+  Schema.annotations({ identifier: "MacdMomentumConfig", parseOptions: { onExcessProperty: "error" } })
+)
+export type Config = typeof Config.Type
+
+export interface State {
+  readonly macd: Macd
+}
+
+const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal | undefined => {
+  const value = state.macd.update(bar.close)
+  if (value === undefined) return undefined
+  const { histogram, macd, signal } = value
+  const strength = Math.min(1, Math.abs(histogram) / bar.close / FULL_HISTOGRAM)
+  const features = { macd, signal, histogram, close: bar.close }
+  const label = `MACD(${config.fast}, ${config.slow}, ${config.signal}) ${macd.toFixed(4)}`
+  const against = `signal ${signal.toFixed(4)}, histogram ${histogram.toFixed(4)} (${(histogram / bar.close * 100).toFixed(3)}% of price)`
+  if (histogram > 0) {
+    return { direction: "long", confidence: strength, rationale: `${label} above ${against}`, features }
+  }
+  if (histogram < 0) {
+    return allowShort
+      ? { direction: "short", confidence: strength, rationale: `${label} below ${against}`, features }
+      : { direction: "flat", confidence: strength, rationale: `${label} below ${against}; shorting not allowed`, features }
+  }
+  return { direction: "flat", confidence: 1 - strength, rationale: `${label} on its signal line`, features }
+}
+
+export const model: Model<Config, State> = {
+  type: "macd_momentum",
+  description: "Long when the MACD line is above its signal line, short when below.",
+  config: Config,
+  horizon: (config) => config.signal,
+  init: (config) => ({ macd: new Macd(config.fast, config.slow, config.signal) }),
+  update
+}

@@ -1,0 +1,83 @@
+/**
+ * RSI mean reversion (`rsi_reversion`): a contrarian. Long when Wilder's RSI of the close is below
+ * `oversold` (the fall is overdone), short when above `overbought` (flat when shorting is not
+ * allowed), flat between.
+ *
+ * Parameters (`params`): `period` (integer ≥ 1, default 14) bars; `oversold` (default 30) and
+ * `overbought` (default 70), with 0 < oversold < overbought < 100.
+ *
+ * Confidence: how far the RSI is beyond its threshold, as a share of the room beyond it —
+ * long `(oversold − RSI) / oversold`, short `(RSI − overbought) / (100 − overbought)` (0 at the
+ * threshold, 1 at RSI 0 or 100); the flat that replaces a short when shorting is not allowed has
+ * the short's confidence. Between the thresholds, the flat's confidence is the distance to the
+ * nearer threshold over half the neutral zone, `min(RSI − oversold, overbought − RSI) /
+ * ((overbought − oversold) / 2)`: 1 midway, 0 at a threshold. All clamped to [0, 1].
+ *
+ * Horizon: 1 bar — an oversold or overbought reading is a call on the next bar.
+ *
+ * Warm-up: no signal before the (period + 1)-th bar (RSI needs `period` price changes).
+ */
+import { Schema } from "effect"
+import type { Bar } from "../../schemas/Market.js"
+import { Rsi } from "../../src/trading/Indicators.js"
+import type { Model, Signal } from "./Model.js"
+
+const level = (field: string, fallback: number) =>
+  Schema.optionalWith(
+    Schema.Number.pipe(
+      Schema.greaterThan(0, { message: () => `${field} must be an RSI level above 0` }),
+      Schema.lessThan(100, { message: () => `${field} must be an RSI level below 100` })
+    ),
+    { default: () => fallback, exact: true }
+  )
+
+export const Config = Schema.Struct({
+  period: Schema.optionalWith(
+    Schema.Number.pipe(
+      Schema.int({ message: () => "period must be a whole number of bars" }),
+      Schema.greaterThanOrEqualTo(1, { message: () => "period must be at least 1 bar" })
+    ),
+    { default: () => 14, exact: true }
+  ),
+  oversold: level("oversold", 30),
+  overbought: level("overbought", 70)
+}).pipe(
+  Schema.filter((c) => c.oversold < c.overbought || { path: ["oversold"], message: "oversold must be less than overbought" }),
+  Schema.annotations({ identifier: "RsiReversionConfig", parseOptions: { onExcessProperty: "error" } })
+)
+export type Config = typeof Config.Type
+
+export interface State {
+  readonly rsi: Rsi
+}
+
+const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x)
+
+const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal | undefined => {
+  const rsi = state.rsi.update(bar.close)
+  if (rsi === undefined) return undefined
+  const { overbought, oversold } = config
+  const features = { rsi, oversold, overbought }
+  const reading = `RSI(${config.period}) ${rsi.toFixed(2)}`
+  if (rsi < oversold) {
+    const confidence = clamp01((oversold - rsi) / oversold)
+    return { direction: "long", confidence, rationale: `${reading} below oversold ${oversold}`, features }
+  }
+  if (rsi > overbought) {
+    const confidence = clamp01((rsi - overbought) / (100 - overbought))
+    return allowShort
+      ? { direction: "short", confidence, rationale: `${reading} above overbought ${overbought}`, features }
+      : { direction: "flat", confidence, rationale: `${reading} above overbought ${overbought}; shorting not allowed`, features }
+  }
+  const confidence = clamp01(Math.min(rsi - oversold, overbought - rsi) / ((overbought - oversold) / 2))
+  return { direction: "flat", confidence, rationale: `${reading} between ${oversold} and ${overbought}`, features }
+}
+
+export const model: Model<Config, State> = {
+  type: "rsi_reversion",
+  description: "Long when the RSI says oversold, short when it says overbought, flat between.",
+  config: Config,
+  horizon: () => 1,
+  init: (config) => ({ rsi: new Rsi(config.period) }),
+  update
+}

@@ -1,0 +1,454 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Either, FastCheck, ParseResult, Schema } from "effect"
+import * as BollingerBreakout from "../../agents/analysts/BollingerBreakout.js"
+import * as EmaCrossover from "../../agents/analysts/EmaCrossover.js"
+import * as MacdMomentum from "../../agents/analysts/MacdMomentum.js"
+import type { AnyModel, Signal } from "../../agents/analysts/Model.js"
+import * as RsiReversion from "../../agents/analysts/RsiReversion.js"
+import * as SmaCrossover from "../../agents/analysts/SmaCrossover.js"
+import * as VolumeSurge from "../../agents/analysts/VolumeSurge.js"
+import type { Symbol, Timestamp } from "../../schemas/Ids.js"
+import type { Bar } from "../../schemas/Market.js"
+
+// -- Bars
+
+interface Ohlcv {
+  readonly open: number
+  readonly high: number
+  readonly low: number
+  readonly close: number
+  readonly volume: number
+}
+
+const bar = (i: number, { close, high, low, open, volume }: Ohlcv): Bar => ({
+  symbol: "T" as Symbol,
+  ts: (i * 86_400_000) as Timestamp,
+  open,
+  high,
+  low,
+  close,
+  volume
+})
+
+/** Bars closing at `closes`, each opening at the previous close, with a constant volume. */
+const fromCloses = (closes: ReadonlyArray<number>, volume = 1_000): Array<Bar> =>
+  closes.map((close, i) => {
+    const open = i === 0 ? close : closes[i - 1]!
+    return bar(i, { open, high: Math.max(open, close), low: Math.min(open, close), close, volume })
+  })
+
+const series = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i))
+
+// -- Running a model
+
+const decode = (model: AnyModel, params: unknown) => Schema.decodeUnknownSync(model.config)(params)
+
+/** Every bar's signal from one fresh state. */
+const runAll = (model: AnyModel, config: unknown, bars: ReadonlyArray<Bar>, allowShort = true): Array<Signal | undefined> => {
+  const state = model.init(config)
+  return bars.map((b) => model.update(state, b, config, allowShort))
+}
+
+const last = <A>(xs: ReadonlyArray<A>): A => xs[xs.length - 1]!
+
+/** The first issue of a bad config, as the registry reports it (no decode options: the schema's own). */
+const firstIssue = (model: AnyModel, params: unknown) => {
+  const result = Schema.decodeUnknownEither(model.config, { errors: "first" })(params)
+  if (Either.isRight(result)) return undefined
+  return ParseResult.ArrayFormatter.formatErrorSync(result.left)[0]
+}
+
+// -- The six models, with their defaults, bad configs, warm-ups and a small config for random runs
+
+interface Case {
+  readonly model: AnyModel
+  readonly defaults: Record<string, number>
+  /** params → the field the error must name. */
+  readonly bad: ReadonlyArray<readonly [unknown, string]>
+  /** The index of the first bar with a signal under the default config. */
+  readonly firstSignal: number
+  readonly small: Record<string, number>
+}
+
+const crossoverBad = (fast: number, slow: number): Case["bad"] => [
+  [{ fast: 0 }, "fast"],
+  [{ fast: 2.5 }, "fast"],
+  [{ slow: "fifty" }, "slow"],
+  [{ fast: slow, slow: fast }, "fast"],
+  [{ fast: 7, slow: 7 }, "fast"],
+  [{ fats: 5 }, "fats"]
+]
+
+const cases: ReadonlyArray<Case> = [
+  {
+    model: SmaCrossover.model,
+    defaults: { fast: 10, slow: 50 },
+    bad: crossoverBad(10, 50),
+    firstSignal: 49,
+    small: { fast: 3, slow: 8 }
+  },
+  {
+    model: EmaCrossover.model,
+    defaults: { fast: 12, slow: 26 },
+    bad: crossoverBad(12, 26),
+    firstSignal: 25,
+    small: { fast: 3, slow: 8 }
+  },
+  {
+    model: RsiReversion.model,
+    defaults: { period: 14, oversold: 30, overbought: 70 },
+    bad: [
+      [{ period: 0 }, "period"],
+      [{ period: 1.5 }, "period"],
+      [{ oversold: 0 }, "oversold"],
+      [{ overbought: 100 }, "overbought"],
+      [{ oversold: 70, overbought: 30 }, "oversold"],
+      [{ oversold: 50, overbought: 50 }, "oversold"],
+      [{ threshold: 20 }, "threshold"]
+    ],
+    firstSignal: 14,
+    small: { period: 5, oversold: 30, overbought: 70 }
+  },
+  {
+    model: BollingerBreakout.model,
+    defaults: { period: 20, deviations: 2 },
+    bad: [
+      [{ period: 1 }, "period"],
+      [{ period: "20" }, "period"],
+      [{ deviations: 0 }, "deviations"],
+      [{ deviations: -1 }, "deviations"],
+      [{ stdev: 2 }, "stdev"]
+    ],
+    firstSignal: 19,
+    small: { period: 5, deviations: 2 }
+  },
+  {
+    model: MacdMomentum.model,
+    defaults: { fast: 12, slow: 26, signal: 9 },
+    bad: [
+      [{ fast: 0 }, "fast"],
+      [{ slow: 26.5 }, "slow"],
+      [{ signal: 0 }, "signal"],
+      [{ fast: 26, slow: 12 }, "fast"],
+      [{ histogram: 1 }, "histogram"]
+    ],
+    firstSignal: 33,
+    small: { fast: 3, slow: 6, signal: 3 }
+  },
+  {
+    model: VolumeSurge.model,
+    defaults: { period: 20, multiple: 2 },
+    bad: [
+      [{ period: 0 }, "period"],
+      [{ multiple: 0.5 }, "multiple"],
+      [{ multiple: "2x" }, "multiple"],
+      [{ ratio: 2 }, "ratio"]
+    ],
+    firstSignal: 20,
+    small: { period: 5, multiple: 2 }
+  }
+]
+
+// -- Random bars
+
+const arbitraryBars = (minLength: number, maxLength: number) =>
+  FastCheck.array(
+    FastCheck.record({
+      // Returns, with exact zeros now and then so that ties (equal averages, unchanged bars) occur.
+      r: FastCheck.oneof(FastCheck.constant(0), FastCheck.double({ min: -0.1, max: 0.1, noNaN: true })),
+      gap: FastCheck.oneof(FastCheck.constant(0), FastCheck.double({ min: -0.02, max: 0.02, noNaN: true })),
+      volume: FastCheck.oneof(FastCheck.constant(0), FastCheck.integer({ min: 0, max: 5_000_000 }))
+    }),
+    // size "max": lengths spread over the whole range, so long runs get past the longest warm-up.
+    { minLength, maxLength, size: "max" }
+  ).map((steps) => {
+    let previous = 100
+    return steps.map(({ gap, r, volume }, i) => {
+      const open = previous * (1 + gap)
+      const close = open * (1 + r)
+      previous = close
+      return bar(i, { open, high: Math.max(open, close) * 1.01, low: Math.min(open, close) * 0.99, close, volume })
+    })
+  })
+
+describe("analyst models", () => {
+  for (const { bad, defaults, firstSignal, model, small } of cases) {
+    describe(model.type, () => {
+      it("decodes an empty params object to its documented defaults", () => {
+        expect(decode(model, {})).toEqual(defaults)
+        const horizon = model.horizon(decode(model, {}))
+        expect(Number.isInteger(horizon) && horizon >= 1).toBe(true)
+      })
+
+      it("rejects bad params with an error naming the field", () => {
+        for (const [params, field] of bad) {
+          const issue = firstIssue(model, params)
+          expect(issue, JSON.stringify(params)).toBeDefined()
+          expect(issue!.path, JSON.stringify(params)).toEqual([field])
+        }
+      })
+
+      it("names the field and the constraint in its own messages", () => {
+        const [params, field] = bad[0]!
+        expect(firstIssue(model, params)!.message).toContain(field)
+      })
+
+      it("gives nothing while warming up, then a signal on every bar", () => {
+        const bars = fromCloses(series(firstSignal + 10, (i) => 100 + i + (i % 3)), 1_000)
+        const signals = runAll(model, decode(model, {}), bars)
+        expect(signals.slice(0, firstSignal).every((s) => s === undefined)).toBe(true)
+        expect(signals.slice(firstSignal).every((s) => s !== undefined)).toBe(true)
+      })
+
+      for (const [label, params, minLength, maxLength] of [["a small config", small, 1, 80], ["the defaults", {}, 40, 150]] as const) {
+        it(`keeps confidence within [0, 1] and every feature finite on random bars (${label})`, () => {
+          const config = decode(model, params)
+          let signals = 0
+          FastCheck.assert(
+            FastCheck.property(arbitraryBars(minLength, maxLength), FastCheck.boolean(), (bars, allowShort) => {
+              for (const signal of runAll(model, config, bars, allowShort)) {
+                if (signal === undefined) continue
+                signals++
+                // One expect per bad signal, not per check: expect() is slow in a loop of 10⁵ signals.
+                const ok = Number.isFinite(signal.confidence) && signal.confidence >= 0 && signal.confidence <= 1 &&
+                  Object.values(signal.features).every(Number.isFinite) && signal.rationale.length > 0 &&
+                  (allowShort || signal.direction !== "short")
+                if (!ok) expect(signal).toBe("a signal with confidence in [0, 1], finite features, a rationale")
+              }
+            }),
+            { numRuns: 150 }
+          )
+          expect(signals).toBeGreaterThan(0) // the runs got past the warm-up
+        })
+      }
+
+      it("does not look ahead: the signal at bar t is the same with or without the bars after it", () => {
+        const config = decode(model, small)
+        let compared = 0
+        FastCheck.assert(
+          FastCheck.property(
+            arbitraryBars(1, 60).chain((bars) => FastCheck.tuple(FastCheck.constant(bars), FastCheck.nat(bars.length - 1))),
+            FastCheck.boolean(),
+            ([bars, t], allowShort) => {
+              const full = runAll(model, config, bars, allowShort)
+              const prefix = runAll(model, config, bars.slice(0, t + 1), allowShort)
+              expect(last(prefix)).toEqual(full[t])
+              if (full[t] !== undefined) compared++
+            }
+          ),
+          { numRuns: 200 }
+        )
+        expect(compared).toBeGreaterThan(0)
+      })
+
+      it("is deterministic: two fresh states fed the same bars give identical signals", () => {
+        const config = decode(model, small)
+        FastCheck.assert(
+          FastCheck.property(arbitraryBars(1, 80), (bars) => {
+            expect(runAll(model, config, bars)).toEqual(runAll(model, config, bars))
+          }),
+          { numRuns: 100 }
+        )
+      })
+
+      it("keeps one state per symbol: interleaving another symbol's bars changes nothing", () => {
+        const config = decode(model, small)
+        const bars = fromCloses(series(40, (i) => 100 + 10 * Math.sin(i / 3) + i / 5))
+        const alone = runAll(model, config, bars)
+        const mine = model.init(config)
+        const other = model.init(config)
+        const interleaved = bars.map((b, i) => {
+          model.update(other, { ...b, close: 50 + i, open: 50 }, config, true)
+          return model.update(mine, b, config, true)
+        })
+        expect(interleaved).toEqual(alone)
+      })
+    })
+  }
+})
+
+// -- The documented rules, on hand-built sequences
+
+const rising = fromCloses(series(80, (i) => 100 + i))
+const falling = fromCloses(series(80, (i) => 200 - i))
+const constant = fromCloses(series(80, () => 100))
+
+describe("sma_crossover and ema_crossover", () => {
+  for (const [model, label] of [[SmaCrossover.model, "SMA"], [EmaCrossover.model, "EMA"]] as const) {
+    const config = decode(model, {})
+
+    it(`${label}: long on a rising series, with confidence min(1, gap / 2%)`, () => {
+      const signal = last(runAll(model, config, rising))!
+      expect(signal.direction).toBe("long")
+      const { fast, gap, slow } = signal.features
+      expect(fast).toBeGreaterThan(slow!)
+      expect(gap).toBeCloseTo((fast! - slow!) / slow!, 12)
+      expect(signal.confidence).toBeCloseTo(Math.min(1, gap! / 0.02), 12)
+      expect(signal.rationale).toMatch(new RegExp(`^${label}\\(${config.fast}\\) [0-9.]+ above ${label}\\(${config.slow}\\) [0-9.]+ by [0-9.]+%$`))
+    })
+
+    it(`${label}: short on a falling series, flat with the same confidence when shorting is not allowed`, () => {
+      const short = last(runAll(model, config, falling, true))!
+      const flat = last(runAll(model, config, falling, false))!
+      expect(short.direction).toBe("short")
+      expect(flat.direction).toBe("flat")
+      expect(flat.confidence).toBe(short.confidence)
+      expect(short.confidence).toBeGreaterThan(0)
+    })
+
+    it(`${label}: flat with confidence 1 when the averages are equal`, () => {
+      const signal = last(runAll(model, config, constant))!
+      expect(signal).toMatchObject({ direction: "flat", confidence: 1 })
+    })
+
+    it(`${label}: a small gap gives a proportionally small confidence`, () => {
+      // Closes rising by 0.01 a bar from 100: the gap is far below 2%.
+      const signal = last(runAll(model, config, fromCloses(series(80, (i) => 100 + 0.01 * i))))!
+      expect(signal.direction).toBe("long")
+      expect(signal.confidence).toBeGreaterThan(0)
+      expect(signal.confidence).toBeLessThan(0.5)
+    })
+
+    it(`${label}: its horizon is the fast period`, () => {
+      expect(model.horizon(config)).toBe(config.fast)
+    })
+  }
+})
+
+describe("rsi_reversion", () => {
+  const model = RsiReversion.model
+  const config = decode(model, {})
+  /** 30 bars oscillating around 100, then `tail`. */
+  const choppyThen = (tail: ReadonlyArray<number>) => fromCloses([...series(30, (i) => 100 + (i % 2 === 0 ? 1 : -1)), ...tail])
+
+  it("long after a sharp drop, confidence (oversold − RSI) / oversold", () => {
+    const signal = last(runAll(model, config, choppyThen([96, 92, 88, 84, 80])))!
+    expect(signal.direction).toBe("long")
+    const rsi = signal.features.rsi!
+    expect(rsi).toBeLessThan(30)
+    expect(signal.confidence).toBeCloseTo((30 - rsi) / 30, 12)
+    expect(signal.rationale).toContain(`RSI(14) ${rsi.toFixed(2)} below oversold 30`)
+  })
+
+  it("short after a sharp rise (RSI 100 on a straight rise: confidence 1), flat when shorting is not allowed", () => {
+    const short = last(runAll(model, config, rising, true))!
+    expect(short).toMatchObject({ direction: "short", confidence: 1 })
+    expect(short.features.rsi).toBe(100)
+    const flat = last(runAll(model, config, rising, false))!
+    expect(flat).toMatchObject({ direction: "flat", confidence: 1 })
+  })
+
+  it("flat between the thresholds, most sure midway", () => {
+    const signal = last(runAll(model, config, choppyThen([])))!
+    expect(signal.direction).toBe("flat")
+    const rsi = signal.features.rsi!
+    expect(rsi).toBeGreaterThan(30)
+    expect(rsi).toBeLessThan(70)
+    expect(signal.confidence).toBeCloseTo(Math.min(rsi - 30, 70 - rsi) / 20, 12)
+  })
+
+  it("honours custom thresholds", () => {
+    const lenient = decode(model, { oversold: 45, overbought: 55 })
+    const bars = choppyThen([98, 97, 96])
+    const signal = last(runAll(model, lenient, bars))!
+    expect(signal.features.rsi).toBeLessThan(45)
+    expect(signal.direction).toBe("long")
+    expect(last(runAll(model, config, bars))!.direction).toBe("flat") // the same RSI is not oversold at 30
+  })
+})
+
+describe("bollinger_breakout", () => {
+  const model = BollingerBreakout.model
+  const config = decode(model, {})
+  const choppyThen = (tail: ReadonlyArray<number>) => fromCloses([...series(25, (i) => (i % 2 === 0 ? 100 : 101)), ...tail])
+
+  it("long when the close is above the upper band, confidence the distance in half widths", () => {
+    const signal = last(runAll(model, config, choppyThen([104])))!
+    expect(signal.direction).toBe("long")
+    const { close, middle, upper } = signal.features
+    expect(close).toBeGreaterThan(upper!)
+    expect(signal.confidence).toBeCloseTo(Math.min(1, (close! - upper!) / (upper! - middle!)), 12)
+    expect(signal.confidence).toBeGreaterThan(0)
+    expect(signal.confidence).toBeLessThan(1)
+    expect(last(runAll(model, config, choppyThen([130])))!).toMatchObject({ direction: "long", confidence: 1 })
+  })
+
+  it("short below the lower band, flat with the same confidence when shorting is not allowed", () => {
+    const short = last(runAll(model, config, choppyThen([97])))!
+    expect(short.direction).toBe("short")
+    expect(short.features.close).toBeLessThan(short.features.lower!)
+    const flat = last(runAll(model, config, choppyThen([97]), false))!
+    expect(flat).toMatchObject({ direction: "flat", confidence: short.confidence })
+  })
+
+  it("flat inside the bands; certain when the bands have no width", () => {
+    const inside = last(runAll(model, config, choppyThen([100.5])))!
+    expect(inside.direction).toBe("flat")
+    expect(inside.confidence).toBeGreaterThan(0.9)
+    expect(last(runAll(model, config, constant))!).toMatchObject({ direction: "flat", confidence: 1 })
+  })
+})
+
+describe("macd_momentum", () => {
+  const model = MacdMomentum.model
+  const config = decode(model, {})
+
+  it("long on an accelerating rise (histogram > 0), confidence min(1, |histogram| / close / 0.5%)", () => {
+    const bars = fromCloses(series(60, (i) => 100 + 0.02 * i * i))
+    const signal = last(runAll(model, config, bars))!
+    expect(signal.direction).toBe("long")
+    const { close, histogram, macd, signal: line } = signal.features
+    expect(histogram).toBeGreaterThan(0)
+    expect(histogram).toBeCloseTo(macd! - line!, 12)
+    expect(signal.confidence).toBeCloseTo(Math.min(1, histogram! / close! / 0.005), 12)
+  })
+
+  it("short on an accelerating fall, flat with the same confidence when shorting is not allowed", () => {
+    const bars = fromCloses(series(60, (i) => 200 - 0.02 * i * i))
+    const short = last(runAll(model, config, bars))!
+    expect(short.direction).toBe("short")
+    expect(short.features.histogram).toBeLessThan(0)
+    expect(last(runAll(model, config, bars, false))!).toMatchObject({ direction: "flat", confidence: short.confidence })
+  })
+
+  it("flat on a constant series (no histogram), and its horizon is the signal period", () => {
+    expect(last(runAll(model, config, constant))!).toMatchObject({ direction: "flat", confidence: 1 })
+    expect(model.horizon(config)).toBe(9)
+  })
+})
+
+describe("volume_surge", () => {
+  const model = VolumeSurge.model
+  const config = decode(model, {})
+  /** 20 quiet bars of volume 1000, then one bar with `volume` from `open` to `close`. */
+  const quietThen = (volume: number, open: number, close: number) => [
+    ...fromCloses(series(20, () => 100), 1_000),
+    bar(20, { open, high: Math.max(open, close), low: Math.min(open, close), close, volume })
+  ]
+
+  it("long on a volume spike on an up bar, confidence min(1, ratio / (2 × multiple))", () => {
+    const signal = last(runAll(model, config, quietThen(3_000, 100, 102)))!
+    expect(signal).toMatchObject({ direction: "long", confidence: 0.75 })
+    expect(signal.features).toEqual({ volume: 3_000, average: 1_000, ratio: 3 })
+    expect(signal.rationale).toBe("volume 3000 surged 3.00× its 20-bar average 1000 on an up bar")
+    expect(last(runAll(model, config, quietThen(9_000, 100, 102)))!.confidence).toBe(1)
+    expect(last(runAll(model, config, quietThen(2_000, 100, 102)))!.confidence).toBe(0.5) // exactly the threshold
+  })
+
+  it("short on a spike on a down bar, flat when shorting is not allowed; flat on an unchanged bar", () => {
+    expect(last(runAll(model, config, quietThen(3_000, 102, 100)))!).toMatchObject({ direction: "short", confidence: 0.75 })
+    expect(last(runAll(model, config, quietThen(3_000, 102, 100), false))!).toMatchObject({ direction: "flat", confidence: 0.75 })
+    expect(last(runAll(model, config, quietThen(3_000, 100, 100)))!).toMatchObject({ direction: "flat", confidence: 0.75 })
+  })
+
+  it("flat with low confidence without a surge", () => {
+    const signal = last(runAll(model, config, quietThen(1_900, 100, 102)))!
+    expect(signal).toMatchObject({ direction: "flat", confidence: VolumeSurge.QUIET_CONFIDENCE })
+  })
+
+  it("after bars of no volume, any volume is a surge; none is not", () => {
+    const silentThen = (volume: number) => [...fromCloses(series(20, () => 100), 0), bar(20, { open: 100, high: 101, low: 100, close: 101, volume })]
+    expect(last(runAll(model, config, silentThen(10)))!).toMatchObject({ direction: "long", confidence: 1 })
+    expect(last(runAll(model, config, silentThen(0)))!).toMatchObject({ direction: "flat", confidence: VolumeSurge.QUIET_CONFIDENCE })
+  })
+})
