@@ -18,19 +18,11 @@
 import { Schema } from "effect"
 import type { Bar } from "../../schemas/Market.js"
 import { Macd } from "../../src/trading/Indicators.js"
+import { period } from "./internal/params.js"
 import type { Model, Signal } from "./Model.js"
 
 /** The histogram, as a share of the price, that counts as full conviction. */
 const FULL_HISTOGRAM = 0.005
-
-const period = (field: string, fallback: number) =>
-  Schema.optionalWith(
-    Schema.Number.pipe(
-      Schema.int({ message: () => `${field} must be a whole number of bars` }),
-      Schema.greaterThanOrEqualTo(1, { message: () => `${field} must be at least 1 bar` })
-    ),
-    { default: () => fallback, exact: true }
-  )
 
 export const Config = Schema.Struct({
   fast: period("fast", 12),

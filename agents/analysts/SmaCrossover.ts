@@ -16,64 +16,17 @@
  *
  * Warm-up: no signal before the `slow`-th bar.
  */
-import { Schema } from "effect"
-import type { Bar } from "../../schemas/Market.js"
 import { Sma } from "../../src/trading/Indicators.js"
-import type { Model, Signal } from "./Model.js"
+import { crossover } from "./internal/crossover.js"
 
-/** The relative gap between the averages that counts as full conviction. */
-const FULL_GAP = 0.02
-
-const period = (field: string, fallback: number) =>
-  Schema.optionalWith(
-    Schema.Number.pipe(
-      Schema.int({ message: () => `${field} must be a whole number of bars` }),
-      Schema.greaterThanOrEqualTo(1, { message: () => `${field} must be at least 1 bar` })
-    ),
-    { default: () => fallback, exact: true }
-  )
-
-export const Config = Schema.Struct({
-  fast: period("fast", 10),
-  slow: period("slow", 50)
-}).pipe(
-  Schema.filter((c) => c.fast < c.slow || { path: ["fast"], message: "fast must be less than slow" }),
-  Schema.annotations({ identifier: "SmaCrossoverConfig", parseOptions: { onExcessProperty: "error" } })
-)
-export type Config = typeof Config.Type
-
-export interface State {
-  readonly fast: Sma
-  readonly slow: Sma
-}
-
-const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal | undefined => {
-  // Both averages see every bar, warm or not.
-  const fast = state.fast.update(bar.close)
-  const slow = state.slow.update(bar.close)
-  if (fast === undefined || slow === undefined) return undefined
-  const gap = (fast - slow) / slow
-  const strength = Math.min(1, Math.abs(gap) / FULL_GAP)
-  const features = { fast, slow, gap }
-  const numbers = `SMA(${config.fast}) ${fast.toFixed(2)}`
-  const against = `SMA(${config.slow}) ${slow.toFixed(2)}`
-  const by = `by ${(Math.abs(gap) * 100).toFixed(2)}%`
-  if (gap > 0) {
-    return { direction: "long", confidence: strength, rationale: `${numbers} above ${against} ${by}`, features }
-  }
-  if (gap < 0) {
-    return allowShort
-      ? { direction: "short", confidence: strength, rationale: `${numbers} below ${against} ${by}`, features }
-      : { direction: "flat", confidence: strength, rationale: `${numbers} below ${against} ${by}; shorting not allowed`, features }
-  }
-  return { direction: "flat", confidence: 1 - strength, rationale: `${numbers} equal to ${against}`, features }
-}
-
-export const model: Model<Config, State> = {
+const sma = crossover({
   type: "sma_crossover",
+  label: "SMA",
   description: "Long while the fast simple moving average of the close is above the slow one, short while below.",
-  config: Config,
-  horizon: (config) => config.fast,
-  init: (config) => ({ fast: new Sma(config.fast), slow: new Sma(config.slow) }),
-  update
-}
+  defaults: { fast: 10, slow: 50 },
+  average: (period) => new Sma(period)
+})
+
+export const Config = sma.Config
+export type Config = typeof Config.Type
+export const model = sma.model

@@ -1,0 +1,70 @@
+/**
+ * The moving-average crossover both the SMA and the EMA analysts are: long while the fast average
+ * of the close is above the slow one, short (flat when shorting is not allowed) while below, flat
+ * when equal; confidence min(1, g / 2%) with g the gap relative to the slow average. Each analyst
+ * file documents its own parameters and passes its average here.
+ */
+import { Schema } from "effect"
+import type { Bar } from "../../../schemas/Market.js"
+import type { Model, Signal } from "../Model.js"
+import { period } from "./params.js"
+
+/** The relative gap between the averages that counts as full conviction. */
+const FULL_GAP = 0.02
+
+interface Average {
+  update(x: number): number | undefined
+}
+
+export const crossover = <A extends Average>(options: {
+  readonly type: string
+  readonly label: string
+  readonly description: string
+  readonly defaults: { readonly fast: number; readonly slow: number }
+  readonly average: (period: number) => A
+}) => {
+  const Config = Schema.Struct({
+    fast: period("fast", options.defaults.fast),
+    slow: period("slow", options.defaults.slow)
+  }).pipe(
+    Schema.filter((c) => c.fast < c.slow || { path: ["fast"], message: "fast must be less than slow" }),
+    Schema.annotations({ identifier: `${options.label}CrossoverConfig`, parseOptions: { onExcessProperty: "error" } })
+  )
+  type Config = typeof Config.Type
+  interface State {
+    readonly fast: A
+    readonly slow: A
+  }
+
+  const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal | undefined => {
+    // Both averages see every bar, warm or not.
+    const fast = state.fast.update(bar.close)
+    const slow = state.slow.update(bar.close)
+    if (fast === undefined || slow === undefined) return undefined
+    const gap = (fast - slow) / slow
+    const strength = Math.min(1, Math.abs(gap) / FULL_GAP)
+    const features = { fast, slow, gap }
+    const numbers = `${options.label}(${config.fast}) ${fast.toFixed(2)}`
+    const against = `${options.label}(${config.slow}) ${slow.toFixed(2)}`
+    const by = `by ${(Math.abs(gap) * 100).toFixed(2)}%`
+    if (gap > 0) {
+      return { direction: "long", confidence: strength, rationale: `${numbers} above ${against} ${by}`, features }
+    }
+    if (gap < 0) {
+      return allowShort
+        ? { direction: "short", confidence: strength, rationale: `${numbers} below ${against} ${by}`, features }
+        : { direction: "flat", confidence: strength, rationale: `${numbers} below ${against} ${by}; shorting not allowed`, features }
+    }
+    return { direction: "flat", confidence: 1 - strength, rationale: `${numbers} equal to ${against}`, features }
+  }
+
+  const model: Model<Config, State> = {
+    type: options.type,
+    description: options.description,
+    config: Config,
+    horizon: (config) => config.fast,
+    init: (config) => ({ fast: options.average(config.fast), slow: options.average(config.slow) }),
+    update
+  }
+  return { Config, model }
+}
