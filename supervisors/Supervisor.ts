@@ -95,7 +95,7 @@ export const start = <const C extends Children>(
     const system = yield* ActorSystem
     const runtime = withoutSpan(yield* Effect.runtime<never>())
     const name = options?.name ?? system.state.nextName()
-    const invalid = validateName(name, system.guardian)
+    const invalid = validateName(name, system.guardian.children)
     if (invalid !== undefined) return yield* new InvalidActorName({ name, parent: "/user", reason: invalid })
     const node = yield* SupervisorNode.make(system.state, system.guardian, `/user/${name}` as ActorId, name, spec, options?.restart ?? "temporary", runtime)
     system.guardian.addStarted(node)
@@ -132,7 +132,7 @@ class SupervisorNode extends Supervised implements Node {
     return Effect.gen(function*() {
       const seen = new Set<string>()
       for (const child of spec.children) {
-        const invalid = seen.has(child.name) ? "is already taken by a sibling" : validateName(child.name, { children: seen } as never)
+        const invalid = validateName(child.name, seen)
         if (invalid !== undefined) return yield* new InvalidActorName({ name: child.name, parent: id, reason: invalid })
         seen.add(child.name)
       }

@@ -49,6 +49,7 @@ export class ActorRef<M, P extends OverflowPolicy = OverflowPolicy> {
   ): Effect.Effect<Request.Request.Success<Q>, Request.Request.Error<Q> | AskError> {
     const cell = this.cell
     const timeout = options?.timeout === undefined ? cell.system.askTimeout : Duration.decode(options.timeout)
+    const timeoutMillis = Duration.toMillis(timeout)
     return Effect.withFiberRuntime<unknown, unknown>((fiber) => {
       const sender = senderOf(fiber)
       const envelope = new Envelope(
@@ -61,11 +62,11 @@ export class ActorRef<M, P extends OverflowPolicy = OverflowPolicy> {
       return Effect.async<unknown, unknown>((resume) => {
         const deadlines = cell.system.deadlines
         let withdraw: (() => void) | undefined
-        const deadline = deadlines.add(cell.system.now() + Duration.toMillis(timeout), () => {
+        const deadline = deadlines.add(cell.system.now() + timeoutMillis, () => {
           if (envelope.reply === undefined) return
           envelope.reply = undefined
           withdraw?.()
-          resume(Exit.fail(new AskTimeout({ actor: cell.id, message: tagOf(message), timeoutMillis: Duration.toMillis(timeout) })))
+          resume(Exit.fail(new AskTimeout({ actor: cell.id, message: tagOf(message), timeoutMillis })))
         })
         envelope.reply = (exit) => {
           deadlines.remove(deadline)

@@ -11,7 +11,7 @@ import { type ActorId, type OverflowPolicy, Terminated, type TerminationReason }
 import { InvalidActorName, MailboxFull, NoReply } from "../../../schemas/ActorError.js"
 import { ActorCrashed, ActorRestarted, ActorStarted, ActorStopped } from "../../../schemas/Lifecycle.js"
 import type { RestartType } from "../../../schemas/Supervision.js"
-import { type CorePolicy, type Owner, SupervisorCore } from "../../../supervisors/internal/SupervisorCore.js"
+import { type Owner, SupervisorCore } from "../../../supervisors/internal/SupervisorCore.js"
 import { ActorRef } from "../ActorRef.js"
 import type { ActorContext, ActorSpec, SpawnOptions, Timer } from "../Behavior.js"
 import { Envelope, tagOf } from "../Envelope.js"
@@ -233,12 +233,13 @@ export class ActorCell<M, S> extends Supervised implements Node {
 
   /** The handler runs in a span whose parent is the sender's span: one trace across actors. */
   private traced<A, E, R>(effect: Effect.Effect<A, E, R>, envelope: Envelope): Effect.Effect<A, E, R> {
-    return Effect.withSpan(effect, `Actor.receive ${tagOf(envelope.message)}`, {
+    const tag = tagOf(envelope.message)
+    return Effect.withSpan(effect, `Actor.receive ${tag}`, {
       parent: envelope.span,
       kind: "consumer",
       attributes: {
         "actor.id": this.id,
-        "message.type": tagOf(envelope.message),
+        "message.type": tag,
         "message.seq": envelope.seq,
         "message.sender": envelope.sender ?? "external"
       }
@@ -404,7 +405,7 @@ export const spawnCell = <M, S, R, P extends OverflowPolicy>(
 ): Effect.Effect<ActorRef<M, P>, InvalidActorName> =>
   Effect.suspend(() => {
     const name = options?.name ?? system.nextName()
-    const invalid = validateName(name, core)
+    const invalid = validateName(name, core.children)
     if (invalid !== undefined) return Effect.fail(new InvalidActorName({ name, parent: parentId, reason: invalid }))
     const cell = new ActorCell<M, S>(
       system,
@@ -420,14 +421,15 @@ export const spawnCell = <M, S, R, P extends OverflowPolicy>(
     return Effect.as(cell.start(), cell.ref as ActorRef<M, P>)
   })
 
-export const validateName = (name: string, core: SupervisorCore): string | undefined =>
+/** Why `name` cannot name a new child among `siblings` (names already taken), or undefined. */
+export const validateName = (name: string, siblings: { has(name: string): boolean }): string | undefined =>
   name.length === 0
     ? "must not be empty"
     : name.includes("/")
     ? "must not contain '/'"
     : name.length > 200
     ? "must be at most 200 characters"
-    : core.children.has(name)
+    : siblings.has(name)
     ? "is already taken by a sibling"
     : undefined
 
@@ -439,5 +441,3 @@ export const withoutSpan = (runtime: Runtime.Runtime<never>): Runtime.Runtime<ne
     runtimeFlags: runtime.runtimeFlags
   })
 
-export type { CorePolicy }
-export const durationMillis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
