@@ -45,46 +45,43 @@ export interface State {
   readonly bands: Bollinger
 }
 
-const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x)
+/** The bar's close and the bands it was measured against. */
+type Features = { readonly close: number; readonly lower: number; readonly middle: number; readonly upper: number }
 
-const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal | undefined => {
+/** A distance in half widths, clamped to [0, 1]; a zero-width band makes any distance decisive. */
+const inHalves = (distance: number, half: number) => {
+  if (!(half > 0)) return 1
+  const x = distance / half
+  return x < 0 ? 0 : x > 1 ? 1 : x
+}
+
+const update = (state: State, bar: Bar, _config: Config, allowShort: boolean): Signal<Features> | undefined => {
   const bands = state.bands.update(bar.close)
   if (bands === undefined) return undefined
   const { lower, middle, upper } = bands
   const close = bar.close
   const half = upper - middle
-  // Distance in half widths; a zero-width band makes any distance decisive.
-  const inHalves = (d: number) => (half > 0 ? clamp01(d / half) : 1)
   const features = { close, lower, middle, upper }
-  const label = `BB(${config.period}, ${config.deviations})`
-  if (close > upper) {
-    return {
-      direction: "long",
-      confidence: inHalves(close - upper),
-      rationale: `close ${close.toFixed(2)} above upper ${label} band ${upper.toFixed(2)}`,
-      features
-    }
-  }
-  if (close < lower) {
-    const confidence = inHalves(lower - close)
-    const rationale = `close ${close.toFixed(2)} below lower ${label} band ${lower.toFixed(2)}`
-    return allowShort
-      ? { direction: "short", confidence, rationale, features }
-      : { direction: "flat", confidence, rationale: `${rationale}; shorting not allowed`, features }
-  }
-  return {
-    direction: "flat",
-    confidence: inHalves(Math.min(close - lower, upper - close)),
-    rationale: `close ${close.toFixed(2)} inside ${label} bands ${lower.toFixed(2)}–${upper.toFixed(2)}`,
-    features
-  }
+  if (close > upper) return { direction: "long", confidence: inHalves(close - upper, half), features }
+  if (close < lower) return { direction: allowShort ? "short" : "flat", confidence: inHalves(lower - close, half), features }
+  return { direction: "flat", confidence: inHalves(Math.min(close - lower, upper - close), half), features }
 }
 
-export const model: Model<Config, State> = {
+const explain = ({ features: { close, lower, upper } }: Signal<Features>, config: Config, allowShort: boolean): string => {
+  const label = `BB(${config.period}, ${config.deviations})`
+  if (close > upper) return `close ${close.toFixed(2)} above upper ${label} band ${upper.toFixed(2)}`
+  if (close < lower) {
+    return `close ${close.toFixed(2)} below lower ${label} band ${lower.toFixed(2)}${allowShort ? "" : "; shorting not allowed"}`
+  }
+  return `close ${close.toFixed(2)} inside ${label} bands ${lower.toFixed(2)}–${upper.toFixed(2)}`
+}
+
+export const model: Model<Config, State, Features> = {
   type: "bollinger_breakout",
   description: "Long when the close breaks above the upper Bollinger band, short below the lower one, flat inside.",
   config: Config,
   horizon: () => 1,
   init: (config) => ({ bands: new Bollinger(config.period, config.deviations) }),
-  update
+  update,
+  explain
 }

@@ -38,30 +38,35 @@ export interface State {
   readonly macd: Macd
 }
 
-const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal | undefined => {
+/** The MACD line, its signal line, their difference, and the close the histogram is measured against. */
+type Features = { readonly macd: number; readonly signal: number; readonly histogram: number; readonly close: number }
+
+const update = (state: State, bar: Bar, _config: Config, allowShort: boolean): Signal<Features> | undefined => {
   const value = state.macd.update(bar.close)
   if (value === undefined) return undefined
   const { histogram, macd, signal } = value
-  const strength = Math.min(1, Math.abs(histogram) / bar.close / FULL_HISTOGRAM)
-  const features = { macd, signal, histogram, close: bar.close }
-  const label = `MACD(${config.fast}, ${config.slow}, ${config.signal}) ${macd.toFixed(4)}`
-  const against = `signal ${signal.toFixed(4)}, histogram ${histogram.toFixed(4)} (${(histogram / bar.close * 100).toFixed(3)}% of price)`
-  if (histogram > 0) {
-    return { direction: "long", confidence: strength, rationale: `${label} above ${against}`, features }
-  }
-  if (histogram < 0) {
-    return allowShort
-      ? { direction: "short", confidence: strength, rationale: `${label} below ${against}`, features }
-      : { direction: "flat", confidence: strength, rationale: `${label} below ${against}; shorting not allowed`, features }
-  }
-  return { direction: "flat", confidence: 1 - strength, rationale: `${label} on its signal line`, features }
+  const close = bar.close
+  const strength = Math.min(1, Math.abs(histogram) / close / FULL_HISTOGRAM)
+  const features = { macd, signal, histogram, close }
+  if (histogram > 0) return { direction: "long", confidence: strength, features }
+  if (histogram < 0) return { direction: allowShort ? "short" : "flat", confidence: strength, features }
+  return { direction: "flat", confidence: 1 - strength, features }
 }
 
-export const model: Model<Config, State> = {
+const explain = ({ features: { close, histogram, macd, signal } }: Signal<Features>, config: Config, allowShort: boolean): string => {
+  const label = `MACD(${config.fast}, ${config.slow}, ${config.signal}) ${macd.toFixed(4)}`
+  const against = `signal ${signal.toFixed(4)}, histogram ${histogram.toFixed(4)} (${(histogram / close * 100).toFixed(3)}% of price)`
+  if (histogram > 0) return `${label} above ${against}`
+  if (histogram < 0) return `${label} below ${against}${allowShort ? "" : "; shorting not allowed"}`
+  return `${label} on its signal line`
+}
+
+export const model: Model<Config, State, Features> = {
   type: "macd_momentum",
   description: "Long when the MACD line is above its signal line, short when below.",
   config: Config,
   horizon: (config) => config.signal,
   init: (config) => ({ macd: new Macd(config.fast, config.slow, config.signal) }),
-  update
+  update,
+  explain
 }

@@ -51,33 +51,40 @@ export interface State {
   readonly rsi: Rsi
 }
 
+/** The RSI and the thresholds it was read against. */
+type Features = { readonly rsi: number; readonly oversold: number; readonly overbought: number }
+
 const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x)
 
-const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal | undefined => {
+const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal<Features> | undefined => {
   const rsi = state.rsi.update(bar.close)
   if (rsi === undefined) return undefined
   const { overbought, oversold } = config
   const features = { rsi, oversold, overbought }
-  const reading = `RSI(${config.period}) ${rsi.toFixed(2)}`
-  if (rsi < oversold) {
-    const confidence = clamp01((oversold - rsi) / oversold)
-    return { direction: "long", confidence, rationale: `${reading} below oversold ${oversold}`, features }
-  }
+  if (rsi < oversold) return { direction: "long", confidence: clamp01((oversold - rsi) / oversold), features }
   if (rsi > overbought) {
-    const confidence = clamp01((rsi - overbought) / (100 - overbought))
-    return allowShort
-      ? { direction: "short", confidence, rationale: `${reading} above overbought ${overbought}`, features }
-      : { direction: "flat", confidence, rationale: `${reading} above overbought ${overbought}; shorting not allowed`, features }
+    return { direction: allowShort ? "short" : "flat", confidence: clamp01((rsi - overbought) / (100 - overbought)), features }
   }
-  const confidence = clamp01(Math.min(rsi - oversold, overbought - rsi) / ((overbought - oversold) / 2))
-  return { direction: "flat", confidence, rationale: `${reading} between ${oversold} and ${overbought}`, features }
+  return {
+    direction: "flat",
+    confidence: clamp01(Math.min(rsi - oversold, overbought - rsi) / ((overbought - oversold) / 2)),
+    features
+  }
 }
 
-export const model: Model<Config, State> = {
+const explain = ({ features: { overbought, oversold, rsi } }: Signal<Features>, config: Config, allowShort: boolean): string => {
+  const reading = `RSI(${config.period}) ${rsi.toFixed(2)}`
+  if (rsi < oversold) return `${reading} below oversold ${oversold}`
+  if (rsi > overbought) return `${reading} above overbought ${overbought}${allowShort ? "" : "; shorting not allowed"}`
+  return `${reading} between ${oversold} and ${overbought}`
+}
+
+export const model: Model<Config, State, Features> = {
   type: "rsi_reversion",
   description: "Long when the RSI says oversold, short when it says overbought, flat between.",
   config: Config,
   horizon: () => 1,
   init: (config) => ({ rsi: new Rsi(config.period) }),
-  update
+  update,
+  explain
 }

@@ -48,36 +48,47 @@ export interface State {
   readonly volume: VolumeAverage
 }
 
-const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal | undefined => {
+/**
+ * The bar's volume, the average before it, their ratio (absent when the average is 0), and the
+ * bar's move, close − open (its sign is what the rationale words as up, down or unchanged).
+ */
+type Features = { readonly volume: number; readonly average: number; readonly ratio?: number; readonly change: number }
+
+/** A surge: volume at least `multiple` times the average — after bars of no volume, any volume. */
+const isSurge = ({ ratio, volume }: { readonly volume: number; readonly ratio?: number | undefined }, config: Config) =>
+  ratio === undefined ? volume > 0 : ratio >= config.multiple
+
+const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal<Features> | undefined => {
   const level = state.volume.update(bar.volume)
   if (level === undefined) return undefined
   const { average, ratio } = level
   const volume = bar.volume
-  // With a zero average the ratio is undefined: any volume at all is then a surge.
-  const surge = ratio === undefined ? volume > 0 : ratio >= config.multiple
-  const features: Readonly<Record<string, number>> = ratio === undefined ? { volume, average } : { volume, average, ratio }
-  const times = ratio === undefined ? "after no volume" : `${ratio.toFixed(2)}× its ${config.period}-bar average ${average.toFixed(0)}`
-  if (!surge) {
-    return { direction: "flat", confidence: QUIET_CONFIDENCE, rationale: `volume ${volume.toFixed(0)} is ${times}, below ${config.multiple}×`, features }
-  }
+  // The sign of close − open is that of close vs open: a difference of doubles is 0 only when they are equal.
+  const change = bar.close - bar.open
+  const features = ratio === undefined ? { volume, average, change } : { volume, average, ratio, change }
+  if (!isSurge(features, config)) return { direction: "flat", confidence: QUIET_CONFIDENCE, features }
   const confidence = ratio === undefined ? 1 : Math.min(1, ratio / (2 * config.multiple))
-  const surged = `volume ${volume.toFixed(0)} surged ${times}`
-  if (bar.close > bar.open) {
-    return { direction: "long", confidence, rationale: `${surged} on an up bar`, features }
-  }
-  if (bar.close < bar.open) {
-    return allowShort
-      ? { direction: "short", confidence, rationale: `${surged} on a down bar`, features }
-      : { direction: "flat", confidence, rationale: `${surged} on a down bar; shorting not allowed`, features }
-  }
-  return { direction: "flat", confidence, rationale: `${surged} on an unchanged bar`, features }
+  if (change > 0) return { direction: "long", confidence, features }
+  if (change < 0) return { direction: allowShort ? "short" : "flat", confidence, features }
+  return { direction: "flat", confidence, features }
 }
 
-export const model: Model<Config, State> = {
+const explain = ({ features }: Signal<Features>, config: Config, allowShort: boolean): string => {
+  const { average, change, ratio, volume } = features
+  const times = ratio === undefined ? "after no volume" : `${ratio.toFixed(2)}× its ${config.period}-bar average ${average.toFixed(0)}`
+  if (!isSurge(features, config)) return `volume ${volume.toFixed(0)} is ${times}, below ${config.multiple}×`
+  const surged = `volume ${volume.toFixed(0)} surged ${times}`
+  if (change > 0) return `${surged} on an up bar`
+  if (change < 0) return `${surged} on a down bar${allowShort ? "" : "; shorting not allowed"}`
+  return `${surged} on an unchanged bar`
+}
+
+export const model: Model<Config, State, Features> = {
   type: "volume_surge",
   description: "On a volume surge, the direction of the bar; otherwise flat.",
   config: Config,
   horizon: () => 1,
   init: (config) => ({ volume: new VolumeAverage(config.period) }),
-  update
+  update,
+  explain
 }

@@ -9,6 +9,7 @@ import * as SmaCrossover from "../../agents/analysts/SmaCrossover.js"
 import * as VolumeSurge from "../../agents/analysts/VolumeSurge.js"
 import type { Symbol, Timestamp } from "../../schemas/Ids.js"
 import type { Bar } from "../../schemas/Market.js"
+import type { Direction } from "../../schemas/Opinion.js"
 
 // -- Bars
 
@@ -50,6 +51,9 @@ const runAll = (model: AnyModel, config: unknown, bars: ReadonlyArray<Bar>, allo
 }
 
 const last = <A>(xs: ReadonlyArray<A>): A => xs[xs.length - 1]!
+
+/** A signal's rationale, as the analyst actor writes it when someone reads it. */
+const explain = (model: AnyModel, signal: Signal, config: unknown, allowShort = true) => model.explain(signal, config, allowShort)
 
 /** The first issue of a bad config, as the registry reports it (no decode options: the schema's own). */
 const firstIssue = (model: AnyModel, params: unknown) => {
@@ -211,7 +215,7 @@ describe("analyst models", () => {
                 signals++
                 // One expect per bad signal, not per check: expect() is slow in a loop of 10⁵ signals.
                 const ok = Number.isFinite(signal.confidence) && signal.confidence >= 0 && signal.confidence <= 1 &&
-                  Object.values(signal.features).every(Number.isFinite) && signal.rationale.length > 0 &&
+                  Object.values(signal.features).every(Number.isFinite) && model.explain(signal, config, allowShort).length > 0 &&
                   (allowShort || signal.direction !== "short")
                 if (!ok) expect(signal).toBe("a signal with confidence in [0, 1], finite features, a rationale")
               }
@@ -221,6 +225,29 @@ describe("analyst models", () => {
           expect(signals).toBeGreaterThan(0) // the runs got past the warm-up
         })
       }
+
+      it("explains a signal from its features; the flat that replaces a short says why", () => {
+        const config = decode(model, small)
+        let shorts = 0
+        FastCheck.assert(
+          FastCheck.property(arbitraryBars(1, 80), (bars) => {
+            const allowed = runAll(model, config, bars, true)
+            const refused = runAll(model, config, bars, false)
+            allowed.forEach((signal, i) => {
+              if (signal === undefined) return
+              const words = model.explain(signal, config, true)
+              const refusedWords = model.explain(refused[i]!, config, false)
+              if (signal.direction === "short") shorts++
+              const expected = signal.direction === "short" ? `${words}; shorting not allowed` : words
+              // expect() only on a failure: it is slow in a loop of thousands of signals.
+              if (refusedWords !== expected) expect(refusedWords).toBe(expected)
+              if (/undefined|NaN/.test(words)) expect(words).not.toMatch(/undefined|NaN/)
+            })
+          }),
+          { numRuns: 100 }
+        )
+        expect(shorts).toBeGreaterThan(0)
+      })
 
       it("does not look ahead: the signal at bar t is the same with or without the bars after it", () => {
         const config = decode(model, small)
@@ -284,7 +311,7 @@ describe("sma_crossover and ema_crossover", () => {
       expect(fast).toBeGreaterThan(slow!)
       expect(gap).toBeCloseTo((fast! - slow!) / slow!, 12)
       expect(signal.confidence).toBeCloseTo(Math.min(1, gap! / 0.02), 12)
-      expect(signal.rationale).toMatch(new RegExp(`^${label}\\(${config.fast}\\) [0-9.]+ above ${label}\\(${config.slow}\\) [0-9.]+ by [0-9.]+%$`))
+      expect(explain(model, signal, config)).toMatch(new RegExp(`^${label}\\(${config.fast}\\) [0-9.]+ above ${label}\\(${config.slow}\\) [0-9.]+ by [0-9.]+%$`))
     })
 
     it(`${label}: short on a falling series, flat with the same confidence when shorting is not allowed`, () => {
@@ -327,7 +354,7 @@ describe("rsi_reversion", () => {
     const rsi = signal.features.rsi!
     expect(rsi).toBeLessThan(30)
     expect(signal.confidence).toBeCloseTo((30 - rsi) / 30, 12)
-    expect(signal.rationale).toContain(`RSI(14) ${rsi.toFixed(2)} below oversold 30`)
+    expect(explain(model, signal, config)).toContain(`RSI(14) ${rsi.toFixed(2)} below oversold 30`)
   })
 
   it("short after a sharp rise (RSI 100 on a straight rise: confidence 1), flat when shorting is not allowed", () => {
@@ -429,8 +456,8 @@ describe("volume_surge", () => {
   it("long on a volume spike on an up bar, confidence min(1, ratio / (2 × multiple))", () => {
     const signal = last(runAll(model, config, quietThen(3_000, 100, 102)))!
     expect(signal).toMatchObject({ direction: "long", confidence: 0.75 })
-    expect(signal.features).toEqual({ volume: 3_000, average: 1_000, ratio: 3 })
-    expect(signal.rationale).toBe("volume 3000 surged 3.00× its 20-bar average 1000 on an up bar")
+    expect(signal.features).toEqual({ volume: 3_000, average: 1_000, ratio: 3, change: 2 })
+    expect(explain(model, signal, config)).toBe("volume 3000 surged 3.00× its 20-bar average 1000 on an up bar")
     expect(last(runAll(model, config, quietThen(9_000, 100, 102)))!.confidence).toBe(1)
     expect(last(runAll(model, config, quietThen(2_000, 100, 102)))!.confidence).toBe(0.5) // exactly the threshold
   })
@@ -450,5 +477,61 @@ describe("volume_surge", () => {
     const silentThen = (volume: number) => [...fromCloses(series(20, () => 100), 0), bar(20, { open: 100, high: 101, low: 100, close: 101, volume })]
     expect(last(runAll(model, config, silentThen(10)))!).toMatchObject({ direction: "long", confidence: 1 })
     expect(last(runAll(model, config, silentThen(0)))!).toMatchObject({ direction: "flat", confidence: VolumeSurge.QUIET_CONFIDENCE })
+  })
+})
+
+describe("rationales: each model words a signal from its features and config", () => {
+  const say = (model: AnyModel, params: unknown, direction: Direction, features: Record<string, number>, allowShort = true) =>
+    model.explain({ direction, confidence: 0.5, features }, decode(model, params), allowShort)
+
+  it("sma_crossover and ema_crossover: both averages with their periods, and the gap", () => {
+    expect(say(SmaCrossover.model, {}, "long", { fast: 101.234, slow: 99.5, gap: 0.017427 }))
+      .toBe("SMA(10) 101.23 above SMA(50) 99.50 by 1.74%")
+    const fall = { fast: 98, slow: 100, gap: -0.02 }
+    expect(say(EmaCrossover.model, { fast: 5, slow: 20 }, "short", fall)).toBe("EMA(5) 98.00 below EMA(20) 100.00 by 2.00%")
+    expect(say(EmaCrossover.model, { fast: 5, slow: 20 }, "flat", fall, false))
+      .toBe("EMA(5) 98.00 below EMA(20) 100.00 by 2.00%; shorting not allowed")
+    expect(say(SmaCrossover.model, {}, "flat", { fast: 100, slow: 100, gap: 0 })).toBe("SMA(10) 100.00 equal to SMA(50) 100.00")
+  })
+
+  it("rsi_reversion: the RSI with its period, against the threshold it crossed", () => {
+    const levels = { oversold: 30, overbought: 70 }
+    expect(say(RsiReversion.model, {}, "long", { rsi: 21.456, ...levels })).toBe("RSI(14) 21.46 below oversold 30")
+    expect(say(RsiReversion.model, {}, "short", { rsi: 83.2, ...levels })).toBe("RSI(14) 83.20 above overbought 70")
+    expect(say(RsiReversion.model, {}, "flat", { rsi: 83.2, ...levels }, false)).toBe("RSI(14) 83.20 above overbought 70; shorting not allowed")
+    expect(say(RsiReversion.model, { period: 5, oversold: 25, overbought: 75 }, "flat", { rsi: 50, oversold: 25, overbought: 75 }))
+      .toBe("RSI(5) 50.00 between 25 and 75")
+  })
+
+  it("bollinger_breakout: the close against the band it broke, or both bands", () => {
+    const bands = { lower: 99.5, middle: 100.5, upper: 101.5 }
+    expect(say(BollingerBreakout.model, {}, "long", { close: 104, ...bands })).toBe("close 104.00 above upper BB(20, 2) band 101.50")
+    expect(say(BollingerBreakout.model, { deviations: 2.5 }, "short", { close: 97, ...bands })).toBe("close 97.00 below lower BB(20, 2.5) band 99.50")
+    expect(say(BollingerBreakout.model, {}, "flat", { close: 97, ...bands }, false))
+      .toBe("close 97.00 below lower BB(20, 2) band 99.50; shorting not allowed")
+    expect(say(BollingerBreakout.model, {}, "flat", { close: 100.25, ...bands })).toBe("close 100.25 inside BB(20, 2) bands 99.50–101.50")
+  })
+
+  it("macd_momentum: the MACD line, its signal line and the histogram as a share of the price", () => {
+    expect(say(MacdMomentum.model, {}, "long", { macd: 1.23456, signal: 1, histogram: 0.23456, close: 100 }))
+      .toBe("MACD(12, 26, 9) 1.2346 above signal 1.0000, histogram 0.2346 (0.235% of price)")
+    const fall = { macd: -0.5, signal: -0.25, histogram: -0.25, close: 50 }
+    expect(say(MacdMomentum.model, {}, "short", fall)).toBe("MACD(12, 26, 9) -0.5000 below signal -0.2500, histogram -0.2500 (-0.500% of price)")
+    expect(say(MacdMomentum.model, {}, "flat", fall, false))
+      .toBe("MACD(12, 26, 9) -0.5000 below signal -0.2500, histogram -0.2500 (-0.500% of price); shorting not allowed")
+    expect(say(MacdMomentum.model, {}, "flat", { macd: 0, signal: 0, histogram: 0, close: 100 })).toBe("MACD(12, 26, 9) 0.0000 on its signal line")
+  })
+
+  it("volume_surge: the volume against its average, and which way the bar moved", () => {
+    const surge = { volume: 3_000, average: 1_000, ratio: 3 }
+    const surged = "volume 3000 surged 3.00× its 20-bar average 1000"
+    expect(say(VolumeSurge.model, {}, "long", { ...surge, change: 2 })).toBe(`${surged} on an up bar`)
+    expect(say(VolumeSurge.model, {}, "short", { ...surge, change: -2 })).toBe(`${surged} on a down bar`)
+    expect(say(VolumeSurge.model, {}, "flat", { ...surge, change: -2 }, false)).toBe(`${surged} on a down bar; shorting not allowed`)
+    expect(say(VolumeSurge.model, {}, "flat", { ...surge, change: 0 })).toBe(`${surged} on an unchanged bar`)
+    expect(say(VolumeSurge.model, {}, "flat", { volume: 1_900, average: 1_000, ratio: 1.9, change: 2 }))
+      .toBe("volume 1900 is 1.90× its 20-bar average 1000, below 2×")
+    expect(say(VolumeSurge.model, {}, "long", { volume: 10, average: 0, change: 1 })).toBe("volume 10 surged after no volume on an up bar")
+    expect(say(VolumeSurge.model, {}, "flat", { volume: 0, average: 0, change: 0 })).toBe("volume 0 is after no volume, below 2×")
   })
 })

@@ -62,6 +62,72 @@ describe("the agent registry", () => {
   })
 })
 
+describe("an analyst's opinions", () => {
+  const model = analysts.get("sma_crossover")!
+  const config = Schema.decodeUnknownSync(model.config)({})
+  /** The model, counting the rationales it is asked to write. */
+  const counting = () => {
+    const counter = { explained: 0 }
+    const spy: Model<unknown, unknown> = {
+      ...model,
+      explain: (signal, config, allowShort) => {
+        counter.explained++
+        return model.explain(signal, config, allowShort)
+      }
+    }
+    return { counter, spy }
+  }
+  /** The first `n` timestamps' opinions of the counting analyst, asked as the coordinator does. */
+  const opinions = (spy: Model<unknown, unknown>, n: number, allowShort = false) =>
+    Effect.gen(function*() {
+      const ref = yield* Actor.spawn(Analyst.make({ name: "sma" as AgentId, model: spy, config, allowShort }), { name: "sma" })
+      const all: Array<Opinion> = []
+      for (const request of requests(n)) all.push(...(yield* ref.ask(request)))
+      return all
+    })
+  /** The plain object the opinion stands for, in the schema's field order. */
+  const plain = (o: Opinion, allowShort = false): Opinion => ({
+    round: o.round,
+    agent: o.agent,
+    symbol: o.symbol,
+    ts: o.ts,
+    direction: o.direction,
+    confidence: o.confidence,
+    horizon: o.horizon,
+    rationale: model.explain(o, config, allowShort),
+    features: o.features
+  })
+
+  it.effect("write their rationale only when it is read, once", () =>
+    run(Effect.gen(function*() {
+      const { counter, spy } = counting()
+      const answered = yield* opinions(spy, 80)
+      expect(answered.length).toBeGreaterThan(0)
+      expect(counter.explained).toBe(0)
+      const first = answered[0]!
+      expect(first.rationale).toMatch(/^SMA\(10\) [0-9.]+ (above|below|equal to) SMA\(50\) /)
+      expect(first.rationale).toBe(first.rationale)
+      expect(counter.explained).toBe(1)
+    })))
+
+  it.effect("serialize and encode as the plain opinion would, rationale included, fields in the schema's order", () =>
+    run(Effect.gen(function*() {
+      const { spy } = counting()
+      const answered = yield* opinions(spy, 120)
+      expect(answered.some((o) => o.rationale.endsWith("; shorting not allowed"))).toBe(true)
+      for (const opinion of answered) {
+        const expected = plain(opinion)
+        expect(JSON.stringify(opinion)).toBe(JSON.stringify(expected))
+        expect(Object.keys(JSON.parse(JSON.stringify(opinion)))).toEqual(Object.keys(Opinion.fields))
+        expect(JSON.stringify(Schema.encodeSync(Opinion)(opinion))).toBe(JSON.stringify(expected))
+        expect(Schema.decodeUnknownSync(Opinion)(opinion)).toEqual(expected)
+        // `Schema.is` checks own keys by default (exact); the rationale is a getter, so say not exact.
+        expect(Schema.is(Opinion, { exact: false })(opinion)).toBe(true)
+        expect(opinion.rationale).toBe(expected.rationale)
+      }
+    })))
+})
+
 describe("an analyst that crashes every Nth message", () => {
   /** A model that throws on every 3rd bar it sees (a stand-in for a flaky model), else says long. */
   const flaky: Model<{}, { seen: number }> = {
@@ -73,8 +139,9 @@ describe("an analyst that crashes every Nth message", () => {
     update: (state) => {
       state.seen++
       if (state.seen % 3 === 0) throw new Error(`flaky model failed on bar ${state.seen}`)
-      return { direction: "long", confidence: 0.5, rationale: "always long", features: {} }
-    }
+      return { direction: "long", confidence: 0.5, features: {} }
+    },
+    explain: () => "always long"
   }
 
   it.effect("is restarted by its supervisor; the crashing request gets NoReply and later ones are answered", () =>

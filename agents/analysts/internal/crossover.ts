@@ -12,6 +12,9 @@ import { period } from "./params.js"
 /** The relative gap between the averages that counts as full conviction. */
 const FULL_GAP = 0.02
 
+/** The two averages and their gap relative to the slow one. */
+type Features = { readonly fast: number; readonly slow: number; readonly gap: number }
+
 interface Average {
   update(x: number): number | undefined
 }
@@ -36,7 +39,7 @@ export const crossover = <A extends Average>(options: {
     readonly slow: A
   }
 
-  const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal | undefined => {
+  const update = (state: State, bar: Bar, _config: Config, allowShort: boolean): Signal<Features> | undefined => {
     // Both averages see every bar, warm or not.
     const fast = state.fast.update(bar.close)
     const slow = state.slow.update(bar.close)
@@ -44,27 +47,28 @@ export const crossover = <A extends Average>(options: {
     const gap = (fast - slow) / slow
     const strength = Math.min(1, Math.abs(gap) / FULL_GAP)
     const features = { fast, slow, gap }
+    if (gap > 0) return { direction: "long", confidence: strength, features }
+    if (gap < 0) return { direction: allowShort ? "short" : "flat", confidence: strength, features }
+    return { direction: "flat", confidence: 1 - strength, features }
+  }
+
+  const explain = ({ features: { fast, gap, slow } }: Signal<Features>, config: Config, allowShort: boolean): string => {
     const numbers = `${options.label}(${config.fast}) ${fast.toFixed(2)}`
     const against = `${options.label}(${config.slow}) ${slow.toFixed(2)}`
     const by = `by ${(Math.abs(gap) * 100).toFixed(2)}%`
-    if (gap > 0) {
-      return { direction: "long", confidence: strength, rationale: `${numbers} above ${against} ${by}`, features }
-    }
-    if (gap < 0) {
-      return allowShort
-        ? { direction: "short", confidence: strength, rationale: `${numbers} below ${against} ${by}`, features }
-        : { direction: "flat", confidence: strength, rationale: `${numbers} below ${against} ${by}; shorting not allowed`, features }
-    }
-    return { direction: "flat", confidence: 1 - strength, rationale: `${numbers} equal to ${against}`, features }
+    if (gap > 0) return `${numbers} above ${against} ${by}`
+    if (gap < 0) return `${numbers} below ${against} ${by}${allowShort ? "" : "; shorting not allowed"}`
+    return `${numbers} equal to ${against}`
   }
 
-  const model: Model<Config, State> = {
+  const model: Model<Config, State, Features> = {
     type: options.type,
     description: options.description,
     config: Config,
     horizon: (config) => config.fast,
     init: (config) => ({ fast: options.average(config.fast), slow: options.average(config.slow) }),
-    update
+    update,
+    explain
   }
   return { Config, model }
 }
