@@ -23,6 +23,16 @@ export interface Options {
   readonly intensity?: number
   readonly period?: Duration.DurationInput
   readonly backoff?: Backoff | BackoffSchedule.BackoffSchedule
+  /**
+   * Called synchronously, in order, with every lifecycle event and dead letter as it happens (before
+   * the streams see it): what a run's event log is built from, at the exact (virtual) time.
+   */
+  readonly observe?: Observer
+}
+
+export interface Observer {
+  readonly lifecycle?: (event: LifecycleEvent) => void
+  readonly deadLetter?: (letter: DeadLetter) => void
 }
 
 export interface Service {
@@ -66,7 +76,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       Duration.decode(options.stopTimeout ?? "5 seconds"),
       deadLetters,
       lifecycle,
-      childPolicy
+      childPolicy,
+      options.observe
     )
     state.deadlines.fiber = yield* Effect.forkDaemon(state.deadlines.run)
     const guardian = yield* SupervisorCore.make({ id: "/user" as ActorId, kind: "guardian", escalate: () => {} }, childPolicy, state)

@@ -26,7 +26,8 @@ export class SystemState {
     readonly deadLetters: PubSub.PubSub<DeadLetter>,
     readonly lifecycle: PubSub.PubSub<LifecycleEvent>,
     /** How an actor supervises the children it spawns (and how the guardian treats top-level actors). */
-    readonly childPolicy: CorePolicy
+    readonly childPolicy: CorePolicy,
+    private readonly observer?: { readonly lifecycle?: (event: LifecycleEvent) => void; readonly deadLetter?: (letter: DeadLetter) => void }
   ) {}
 
   now(): number {
@@ -39,15 +40,16 @@ export class SystemState {
 
   deadLetter(recipient: ActorId, envelope: Envelope, reason: DeadLetterReason, detail?: string): void {
     this.deadLetterCounts[reason]++
-    this.deadLetters.unsafeOffer(
-      new DeadLetter(
-        { recipient, sender: envelope.sender, message: envelope.message, reason, detail, at: this.now() },
-        true
-      )
+    const letter = new DeadLetter(
+      { recipient, sender: envelope.sender, message: envelope.message, reason, detail, at: this.now() },
+      true
     )
+    this.observer?.deadLetter?.(letter)
+    this.deadLetters.unsafeOffer(letter)
   }
 
   publish(event: LifecycleEvent): void {
+    this.observer?.lifecycle?.(event)
     this.lifecycle.unsafeOffer(event)
   }
 }
