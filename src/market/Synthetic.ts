@@ -8,6 +8,7 @@
  *   rises with the size of the move, and surges now and then (a surge bar also moves more), so a
  *   volume-surge analyst has something to find. Bars are OHLC-consistent: open = previous close ×
  *   a small gap, high ≥ max(open, close), low ≤ min(open, close), also after rounding.
+ * - `steps`: the same market one time at a time, drawn as it goes (flat memory for long feeds).
  * - `sample`: the fixed configuration behind the CSV files in `data/` (see data/README.md).
  * - `w2Csv`: backtrader's W2 benchmark files, exactly as ../shared/W2.md specifies them.
  *
@@ -126,35 +127,105 @@ const DAY_MS = 86_400_000
 
 /** Generate a market from a decoded configuration (`Schema.decodeUnknown(Config)` checks one from a file). */
 export const generate = (config: Config): Market => {
-  const rng = Prng.make(config.seed)
-  const n = config.symbols.length
-  const tick = 10 ** -config.decimals
-  const round = (v: number) => Math.max(tick, Math.round(v / tick) * tick)
-  // Rounding to a tick via division leaves binary noise (0.1 + 0.2 style); toFixed then Number makes
-  // the double the one a CSV reader gets back from the printed price, so files round-trip exactly.
-  const price = (v: number) => Number(round(v).toFixed(config.decimals))
-  const logUniform = ([a, b]: readonly [number, number]) => a * Math.exp(rng.nextFloat() * Math.log(b / a))
-
-  // Per-symbol constants first, then bar by bar: adding bars never changes earlier ones.
-  const prevClose = config.symbols.map(() => price(logUniform(config.startPrice)))
-  const baseVolume = config.symbols.map(() => logUniform(config.baseVolume))
   const series = config.symbols.map((): Array<Bar> => [])
   const surges = config.symbols.map((): Array<number> => [])
   const regimes: Array<number> = []
-  const wm = Math.sqrt(config.marketWeight)
-  const wi = Math.sqrt(1 - config.marketWeight)
+  for (const step of steps(config)) {
+    regimes.push(step.regime)
+    for (let s = 0; s < step.bars.length; s++) series[s]!.push(step.bars[s]!)
+    for (const s of step.surges) surges[s]!.push(step.index)
+  }
+  return {
+    bars: new Map(config.symbols.map((sym, i) => [sym, series[i]!])),
+    regimes,
+    surges: new Map(config.symbols.map((sym, i) => [sym, surges[i]!]))
+  }
+}
 
-  let regime = config.initialRegime
-  let ts = config.start
-  for (let t = 0; t < config.bars; t++) {
+/** One time of a generated market: every symbol's bar at `ts`, in the order of `config.symbols`. */
+export interface Step {
+  /** The bar number, 0 to `config.bars - 1`. */
+  readonly index: number
+  readonly ts: Timestamp
+  /** The market-wide regime of this bar. */
+  readonly regime: number
+  /** One bar per entry of `config.symbols`, in that order. A fresh array each step: the consumer may keep it. */
+  readonly bars: ReadonlyArray<Bar>
+  /** Indexes into `config.symbols` of the bars with a volume surge (usually none). */
+  readonly surges: ReadonlyArray<number>
+}
+
+/**
+ * The market one time at a time, drawing as it goes: memory stays flat however many bars, which is
+ * what a long synthetic backtest needs. `generate` is this, collected; each call starts over from
+ * the seed, so two iterations give the same bars.
+ */
+export const steps = (config: Config): IterableIterator<Step> => new Steps(config)
+
+const NO_SURGES: ReadonlyArray<number> = []
+
+class Steps implements IterableIterator<Step> {
+  private readonly rng: Prng.Prng
+  private readonly tick: number
+  private readonly scale: number
+  private readonly prevClose: Array<number>
+  private readonly baseVolume: Array<number>
+  private readonly wm: number
+  private readonly wi: number
+  private regime: number
+  private ts: number
+  private t = 0
+
+  constructor(private readonly config: Config) {
+    const rng = Prng.make(config.seed)
+    this.rng = rng
+    this.tick = 10 ** -config.decimals
+    this.scale = 10 ** config.decimals
+    const logUniform = ([a, b]: readonly [number, number]) => a * Math.exp(rng.nextFloat() * Math.log(b / a))
+    // Per-symbol constants first, then bar by bar: adding bars never changes earlier ones.
+    this.prevClose = config.symbols.map(() => this.price(logUniform(config.startPrice)))
+    this.baseVolume = config.symbols.map(() => logUniform(config.baseVolume))
+    this.wm = Math.sqrt(config.marketWeight)
+    this.wi = Math.sqrt(1 - config.marketWeight)
+    this.regime = config.initialRegime
+    this.ts = config.start
+  }
+
+  /**
+   * The price on the tick grid, as the double a CSV reader gets back from the printed price, so
+   * files round-trip exactly. It is `Number(max(tick, round(v / tick) * tick).toFixed(decimals))`
+   * (what this generator has always produced) computed as `max(1, round(v / tick)) / 10^decimals`:
+   * toFixed prints the integer k of ticks exactly, Number reads back the double nearest k / 10^d,
+   * and IEEE division of two exact integers is that same double. Half the cost of a bar otherwise.
+   */
+  private price(v: number): number {
+    const k = Math.max(1, Math.round(v / this.tick))
+    return Number.isSafeInteger(k)
+      ? k / this.scale
+      : Number(Math.max(this.tick, Math.round(v / this.tick) * this.tick).toFixed(this.config.decimals))
+  }
+
+  [globalThis.Symbol.iterator]() {
+    return this
+  }
+
+  next(): IteratorResult<Step> {
+    const config = this.config
+    const t = this.t
+    if (t >= config.bars) return { done: true, value: undefined }
+    this.t = t + 1
+    const rng = this.rng
     if (t > 0) {
-      regime = nextRegime(config.transitions[regime]!, rng.nextFloat())
-      ts += config.intervalMs
+      this.regime = nextRegime(config.transitions[this.regime]!, rng.nextFloat())
+      this.ts += config.intervalMs
     }
-    if (config.weekdaysOnly) ts = skipWeekend(ts)
-    regimes.push(regime)
-    const r = config.regimes[regime]!
+    if (config.weekdaysOnly) this.ts = skipWeekend(this.ts)
+    const ts = this.ts as Timestamp
+    const r = config.regimes[this.regime]!
     const market = rng.nextNormal()
+    const n = config.symbols.length
+    const bars = new Array<Bar>(n)
+    let surges = NO_SURGES as Array<number>
     for (let s = 0; s < n; s++) {
       // A fixed number of draws per symbol and bar, whatever the branch, so streams stay aligned.
       const own = rng.nextNormal()
@@ -166,35 +237,24 @@ export const generate = (config: Config): Market => {
       const surgeSize = rng.nextFloat()
       const surge = surgeDraw < config.surgeProbability
       const vol = r.volatility * (surge ? 2 : 1)
-      const shock = wm * market + wi * own
-      const prev = prevClose[s]!
-      const open = price(prev * Math.exp(config.gap * vol * gapDraw))
-      const close = price(prev * Math.exp(r.drift + vol * shock))
-      const high = price(Math.max(open, close) * Math.exp(config.wick * vol * highDraw))
-      const low = price(Math.min(open, close) * Math.exp(-config.wick * vol * lowDraw))
-      let volume = baseVolume[s]! * r.volume * (1 + 0.5 * Math.abs(shock)) *
+      const shock = this.wm * market + this.wi * own
+      const prev = this.prevClose[s]!
+      const open = this.price(prev * Math.exp(config.gap * vol * gapDraw))
+      const close = this.price(prev * Math.exp(r.drift + vol * shock))
+      const high = this.price(Math.max(open, close) * Math.exp(config.wick * vol * highDraw))
+      const low = this.price(Math.min(open, close) * Math.exp(-config.wick * vol * lowDraw))
+      let volume = this.baseVolume[s]! * r.volume * (1 + 0.5 * Math.abs(shock)) *
         Math.exp(config.volumeNoise * volumeDraw - config.volumeNoise * config.volumeNoise / 2)
       if (surge) {
         const [a, b] = config.surgeMultiplier
         volume *= a + (b - a) * surgeSize
-        surges[s]!.push(t)
+        if (surges === NO_SURGES) surges = []
+        surges.push(s)
       }
-      series[s]!.push({
-        symbol: config.symbols[s]!,
-        ts: ts as Timestamp,
-        open,
-        high,
-        low,
-        close,
-        volume: Math.round(volume)
-      })
-      prevClose[s] = close
+      bars[s] = { symbol: config.symbols[s]!, ts, open, high, low, close, volume: Math.round(volume) }
+      this.prevClose[s] = close
     }
-  }
-  return {
-    bars: new Map(config.symbols.map((sym, i) => [sym, series[i]!])),
-    regimes,
-    surges: new Map(config.symbols.map((sym, i) => [sym, surges[i]!]))
+    return { done: false, value: { index: t, ts, regime: this.regime, bars, surges } }
   }
 }
 
