@@ -11,7 +11,7 @@
  * - Without a quorum of weight (voting weight ÷ roster weight), or below `minDecisionConfidence`,
  *   the action is `hold`: keep the current position.
  */
-import type { Abstention, ConsensusConfig, Decision, Vote } from "../../schemas/Decision.js"
+import type { Abstention, Action, ConsensusConfig, Decision, Vote } from "../../schemas/Decision.js"
 import type { AgentId, RoundId, Symbol, Timestamp } from "../../schemas/Ids.js"
 import type { Direction, Opinion } from "../../schemas/Opinion.js"
 
@@ -37,34 +37,51 @@ const EPSILON = 1e-12
 
 const DIRECTIONS: ReadonlyArray<Direction> = ["long", "short", "flat"]
 
-export const aggregate = (input: Round, config: ConsensusConfig): Decision => {
-  const votes: Array<Vote> = []
-  const abstentions: Array<Abstention> = []
+interface Tally {
+  readonly action: Action
+  readonly winner: Direction
+  readonly confidence: number
+  readonly participation: number
+  readonly quorumMet: boolean
+  readonly totalScore: number
+  readonly winnerScore: number
+}
+
+/** The weighted vote; fills `votes` and `abstentions` when given (the decision's record), else only counts. */
+const tally = (input: Round, config: ConsensusConfig, votes: Array<Vote> | null, abstentions: Array<Abstention> | null): Tally => {
   let rosterWeight = 0
   let votingWeight = 0
-  const scores = { long: 0, short: 0, flat: 0 }
+  let voters = 0
+  let onlyConfidence = 0
+  let long = 0
+  let short = 0
+  let flat = 0
   for (const member of input.roster) {
     rosterWeight += member.weight
     const opinion = input.opinions.get(member.agent)
     if (opinion === undefined) {
-      abstentions.push({ agent: member.agent, reason: input.failed?.has(member.agent) === true ? "failed" : "no_answer" })
+      abstentions?.push({ agent: member.agent, reason: input.failed?.has(member.agent) === true ? "failed" : "no_answer" })
       continue
     }
     if (opinion.confidence < config.minConfidence) {
-      abstentions.push({ agent: member.agent, reason: "below_min_confidence" })
+      abstentions?.push({ agent: member.agent, reason: "below_min_confidence" })
       continue
     }
     const score = member.weight * opinion.confidence
-    votes.push({ agent: member.agent, direction: opinion.direction, confidence: opinion.confidence, weight: member.weight, score })
+    votes?.push({ agent: member.agent, direction: opinion.direction, confidence: opinion.confidence, weight: member.weight, score })
+    voters++
+    onlyConfidence = opinion.confidence
     votingWeight += member.weight
-    scores[opinion.direction] += score
+    if (opinion.direction === "long") long += score
+    else if (opinion.direction === "short") short += score
+    else flat += score
   }
 
   let winner: Direction = "flat"
   let best = -1
   let tied = false
   for (const direction of DIRECTIONS) {
-    const score = scores[direction]
+    const score = direction === "long" ? long : direction === "short" ? short : flat
     if (score > best + EPSILON) {
       best = score
       winner = direction
@@ -74,29 +91,38 @@ export const aggregate = (input: Round, config: ConsensusConfig): Decision => {
     }
   }
   if (tied) winner = "flat"
-  const totalScore = scores.long + scores.short + scores.flat
-  const winnerScore = scores[winner]
+  const winnerScore = winner === "long" ? long : winner === "short" ? short : flat
   // One voter: its own confidence, exactly (weight × c ÷ weight can be off in the last bit).
-  const confidence = votes.length === 1
-    ? votes[0]!.confidence
+  const confidence = voters === 1
+    ? onlyConfidence
     : votingWeight > 0
     ? clamp01(winnerScore / votingWeight)
     : 0
   const participation = rosterWeight > 0 ? clamp01(votingWeight / rosterWeight) : 0
-  const quorumMet = votes.length > 0 && participation + EPSILON >= config.quorum
+  const quorumMet = voters > 0 && participation + EPSILON >= config.quorum
   const action = !quorumMet || confidence + EPSILON < config.minDecisionConfidence ? "hold" : winner
+  return { action, winner, confidence, participation, quorumMet, totalScore: long + short + flat, winnerScore }
+}
+
+/** The decision's action alone, exactly as `aggregate` would decide it, without building the record. */
+export const actionOf = (input: Round, config: ConsensusConfig): Action => tally(input, config, null, null).action
+
+export const aggregate = (input: Round, config: ConsensusConfig): Decision => {
+  const votes: Array<Vote> = []
+  const abstentions: Array<Abstention> = []
+  const t = tally(input, config, votes, abstentions)
   return {
     round: input.round,
     symbol: input.symbol,
     ts: input.ts,
-    action,
-    confidence,
+    action: t.action,
+    confidence: t.confidence,
     votes,
     abstentions,
-    dissent: votes.filter((vote) => vote.direction !== winner).map((vote) => vote.agent),
-    disagreement: totalScore > 0 ? clamp01((totalScore - winnerScore) / totalScore) : 0,
-    participation,
-    quorumMet
+    dissent: votes.filter((vote) => vote.direction !== t.winner).map((vote) => vote.agent),
+    disagreement: t.totalScore > 0 ? clamp01((t.totalScore - t.winnerScore) / t.totalScore) : 0,
+    participation: t.participation,
+    quorumMet: t.quorumMet
   }
 }
 

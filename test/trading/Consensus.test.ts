@@ -4,6 +4,7 @@ import { ConsensusConfig } from "../../schemas/Decision.js"
 import type { AgentId, RoundId, Symbol, Timestamp } from "../../schemas/Ids.js"
 import type { Direction, Opinion } from "../../schemas/Opinion.js"
 import {
+  actionOf,
   adaptiveWeight,
   aggregate,
   initialAccuracy,
@@ -173,4 +174,36 @@ describe("adaptive weights", () => {
     const off = config().adaptiveWeights
     expect(adaptiveWeight(2, bad, off)).toBe(2)
   })
+
+  it.prop(
+    "actionOf decides exactly as aggregate, for any roster, answers and settings",
+    {
+      answers: FastCheck.array(
+        FastCheck.record({
+          weight: FastCheck.double({ min: 0, max: 5, noNaN: true }),
+          answer: FastCheck.oneof(
+            FastCheck.constant<"none" | "failed">("none"),
+            FastCheck.constant<"none" | "failed">("failed"),
+            FastCheck.record({
+              direction: FastCheck.constantFrom<Direction>("long", "short", "flat"),
+              confidence: FastCheck.double({ min: 0, max: 1, noNaN: true })
+            })
+          )
+        }),
+        { maxLength: 8 }
+      ),
+      settings: FastCheck.record({
+        minConfidence: FastCheck.double({ min: 0, max: 1, noNaN: true }),
+        quorum: FastCheck.double({ min: 0, max: 1, noNaN: true }),
+        minDecisionConfidence: FastCheck.double({ min: 0, max: 1, noNaN: true })
+      })
+    },
+    ({ answers, settings }) => {
+      const roster = members(...answers.map((a, i) => [`a${i}`, a.weight] as const))
+      const opinions = answers.flatMap((a, i) => (typeof a.answer === "string" ? [] : [opinion(`a${i}`, a.answer.direction, a.answer.confidence)]))
+      const failed = answers.flatMap((a, i) => (a.answer === "failed" ? [`a${i}`] : []))
+      const input = round(roster, opinions, failed)
+      expect(actionOf(input, config(settings))).toBe(aggregate(input, config(settings)).action)
+    }
+  )
 })

@@ -1,0 +1,37 @@
+import { describe, expect, it } from "@effect/vitest"
+import type { Symbol } from "../../schemas/Ids.js"
+import { afterOrder } from "../../src/trading/Projection.js"
+import { books, holding, money } from "./portfolioFixtures.js"
+
+const sym = (s: string) => s as Symbol
+
+describe("the books after an order fills at its reference price", () => {
+  it("a buy moves cash into a new position; equity is unchanged", () => {
+    const after = afterOrder(books(10_000), sym("ACME"), "buy", 10, 50)
+    expect(after.cash).toBe(money(9_500))
+    expect(after.equity).toBe(money(10_000))
+    expect(after.grossExposure).toBe(money(500))
+    expect(after.positions).toEqual([expect.objectContaining({ symbol: "ACME", quantity: 10, marketValue: money(500) })])
+  })
+
+  it("a sell beyond the holding leaves a short, marked at the price, gross exposure counting it", () => {
+    const before = books(1_000, [holding("ACME", 5, 40), holding("GLOBEX", 2, 10)])
+    const after = afterOrder(before, sym("ACME"), "sell", 8, 50)
+    expect(after.cash).toBe(money(1_400))
+    const acme = after.positions.find((p) => p.symbol === "ACME")!
+    expect(acme.quantity).toBe(-3)
+    expect(acme.marketValue).toBe(money(-150))
+    expect(after.grossExposure).toBe(money(150 + 20))
+    expect(after.netExposure).toBe(money(-150 + 20))
+    expect(after.equity).toBe(money(1_400 - 150 + 20))
+    // The other position and the input are untouched.
+    expect(after.positions.find((p) => p.symbol === "GLOBEX")).toBe(before.positions[1])
+    expect(before.positions[0]!.quantity).toBe(5)
+  })
+
+  it("quantities stay on the 10⁻⁶ grid and flat is exactly 0", () => {
+    const after = afterOrder(books(100, [holding("ACME", 0.3, 10)]), sym("ACME"), "sell", 0.1 + 0.2, 10)
+    expect(Object.is(after.positions[0]!.quantity, 0)).toBe(true)
+    expect(after.positions[0]!.marketValue).toBe(0)
+  })
+})
