@@ -26,20 +26,28 @@ export const analysts: ReadonlyMap<string, AnyModel> = new Map<string, AnyModel>
   [VolumeSurge.model.type, VolumeSurge.model]
 ])
 
-/** The actor spec of the strategy's `index`-th agent entry, or why there cannot be one. */
-export const analystSpec = (
+/** A strategy's analyst, ready to spawn: its actor spec and the horizon its opinions are meant for. */
+export interface AnalystOf {
+  readonly name: AgentId
+  readonly actor: ReturnType<typeof Analyst.make>
+  readonly horizon: number
+}
+
+/** The `index`-th agent entry of a strategy resolved against `registry`, or why it cannot be. */
+export const analystOf = (
   agent: AgentConfig,
   index: number,
-  allowShort: boolean
-): Either.Either<ReturnType<typeof Analyst.make>, InvalidAgent> => {
-  const name = agentName(agent)
-  const model = analysts.get(agent.type)
+  allowShort: boolean,
+  registry: ReadonlyMap<string, AnyModel> = analysts
+): Either.Either<AnalystOf, InvalidAgent> => {
+  const name = agentName(agent) as AgentId
+  const model = registry.get(agent.type)
   if (model === undefined) {
     return Either.left(
       new InvalidAgent({
         agent: name,
         field: `agents[${index}].type`,
-        reason: `unknown agent type "${agent.type}"; the registered ones are ${[...analysts.keys()].join(", ")}`
+        reason: `unknown agent type "${agent.type}"; the registered ones are ${[...registry.keys()].join(", ")}`
       })
     )
   }
@@ -49,5 +57,16 @@ export const analystSpec = (
     const path = issue === undefined || issue.path.length === 0 ? "" : `.${fieldOf(issue.path)}`
     return Either.left(new InvalidAgent({ agent: name, field: `agents[${index}].params${path}`, reason: issue?.message ?? "invalid" }))
   }
-  return Either.right(Analyst.make({ name: name as AgentId, model, config: config.right, allowShort }))
+  return Either.right({
+    name,
+    actor: Analyst.make({ name, model, config: config.right, allowShort }),
+    horizon: model.horizon(config.right)
+  })
 }
+
+/** The actor spec of the strategy's `index`-th agent entry, or why there cannot be one. */
+export const analystSpec = (
+  agent: AgentConfig,
+  index: number,
+  allowShort: boolean
+): Either.Either<ReturnType<typeof Analyst.make>, InvalidAgent> => Either.map(analystOf(agent, index, allowShort), (a) => a.actor)

@@ -6,7 +6,7 @@
  */
 import { Schema } from "effect"
 import { Decision } from "./Decision.js"
-import { RoundId, RunId, StrategyId, Symbol, Timestamp } from "./Ids.js"
+import { OrderId, RoundId, RunId, StrategyId, Symbol, Timestamp } from "./Ids.js"
 import { LifecycleEvent } from "./Lifecycle.js"
 import { Metrics } from "./Metrics.js"
 import { Opinion } from "./Opinion.js"
@@ -60,6 +60,24 @@ export const ApprovalResolved = event("ApprovalResolved", {
 })
 
 export const OrderPlaced = event("OrderPlaced", { order: Order })
+
+/** An order that will not fill: replaced by a newer order for its symbol, or refused by the fill model. */
+export const OrderCancelled = event("OrderCancelled", {
+  order: OrderId,
+  symbol: Symbol,
+  reason: Schema.String
+})
+
+/**
+ * Decisions that changed a target but did not reach the execution desk because nothing could judge
+ * them — the risk officer did not answer (crashed, restarting, stopped) or could not size them.
+ * Fail closed: nothing executes; the coordinator offers the same targets again on the next bar.
+ */
+export const ExecutionBlocked = event("ExecutionBlocked", {
+  ts: Timestamp,
+  rounds: Schema.Array(RoundId),
+  reason: Schema.String
+})
 export const OrderFilled = event("OrderFilled", { fill: Fill })
 export const TradeClosed = event("TradeClosed", { trade: Trade })
 export const PortfolioUpdated = event("PortfolioUpdated", { snapshot: PortfolioSnapshot })
@@ -93,6 +111,8 @@ export const RunEvent = Schema.Union(
   ApprovalRequested,
   ApprovalResolved,
   OrderPlaced,
+  OrderCancelled,
+  ExecutionBlocked,
   OrderFilled,
   TradeClosed,
   PortfolioUpdated,

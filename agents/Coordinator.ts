@@ -1,0 +1,197 @@
+/**
+ * The consensus coordinator. For every timestamp of the feed it opens one round per symbol, asks
+ * every analyst of the roster for its opinions on all of them in one request (batching: see
+ * docs/backtest-engine.md), closes the rounds when every analyst has answered or at the deadline,
+ * and aggregates each round by weighted vote (src/trading/Consensus.ts): votes, abstentions (no
+ * answer, a crash, below the minimum confidence) and dissent are part of every decision. A dead or
+ * slow analyst lowers participation; it never stalls the run.
+ *
+ * A decision whose action differs from the symbol's current target goes to the risk officer, with
+ * the bar's close. `hold` (no quorum, too little confidence) keeps the target. If the risk officer
+ * does not answer, nothing executes, the run records `ExecutionBlocked`, and the targets are
+ * offered again on the symbol's next bar (fail closed, then recover).
+ *
+ * Adaptive weights (strategy `consensus.adaptiveWeights.enabled`): every vote is scored `horizon`
+ * bars of its symbol later (the analyst's own horizon) against the realised return — right when
+ * long and the close rose by more than 0.1 %, short and it fell by more, flat and it moved less —
+ * into an exponential average per analyst; the analyst's weight is its roster weight × 2·accuracy,
+ * kept within the configured floor and ceiling.
+ *
+ * Events (the strategy's `events` detail): `decisions` records the rounds whose decision changed a
+ * target — each opinion and the decision in full; `rounds` records every round.
+ */
+import { Effect, type Either } from "effect"
+import { type RequestOpinions as RequestOpinionsType, RequestOpinions, type RoundRequest } from "../schemas/AnalystProtocol.js"
+import type { Action, ConsensusConfig, Decision } from "../schemas/Decision.js"
+import type { AgentId, RoundId, Timestamp } from "../schemas/Ids.js"
+import type { Opinion } from "../schemas/Opinion.js"
+import { type DeskProtocol, Judge, MarketOpen, MarketUpdate, type RiskProtocol } from "../schemas/TradingProtocol.js"
+import * as Actor from "../src/actor/Actor.js"
+import type { ActorRef } from "../src/actor/ActorRef.js"
+import type { RunLog } from "../src/swarm/RunLog.js"
+import * as Consensus from "../src/trading/Consensus.js"
+
+/** A return within ±0.1 % counts as flat when scoring an opinion. */
+export const FLAT_BAND = 0.001
+
+export interface RosterMember {
+  readonly agent: AgentId
+  readonly weight: number
+  /** Bars ahead its opinions are meant for (adaptive weights score them then). */
+  readonly horizon: number
+  readonly ref: () => ActorRef<RequestOpinionsType, "backpressure">
+}
+
+export interface CoordinatorStats {
+  rounds: number
+  /** Decisions that changed a target (sent to the risk officer). */
+  decisions: number
+}
+
+export interface CoordinatorOptions {
+  readonly log: RunLog
+  readonly roster: ReadonlyArray<RosterMember>
+  readonly consensus: ConsensusConfig
+  readonly events: "decisions" | "rounds"
+  readonly judgeTimeoutMillis: number
+  readonly risk: () => ActorRef<RiskProtocol, "backpressure">
+  readonly desk: () => ActorRef<DeskProtocol, "backpressure">
+  readonly stats: CoordinatorStats
+}
+
+interface Scoring {
+  readonly due: number
+  readonly direction: Opinion["direction"]
+  readonly close: number
+}
+
+interface SymbolTrack {
+  bars: number
+  /** Per roster member, opinions waiting to be scored, oldest first. */
+  readonly pending: Array<Array<Scoring>>
+}
+
+class Coordination {
+  /** The target each symbol's last judged decision set (absent: flat). */
+  readonly targets = new Map<string, Action>()
+  readonly accuracy: Array<Consensus.Accuracy>
+  readonly tracks = new Map<string, SymbolTrack>()
+
+  constructor(size: number) {
+    this.accuracy = new Array(size).fill(Consensus.initialAccuracy)
+  }
+}
+
+export const make = (options: CoordinatorOptions) => {
+  const { consensus, log, roster, stats } = options
+  const adaptive = consensus.adaptiveWeights
+  const everyRound = options.events === "rounds"
+  const baseMembers: ReadonlyArray<Consensus.Member> = roster.map((m) => ({ agent: m.agent, weight: m.weight }))
+  // Reused across rounds: aggregation reads them synchronously and keeps nothing.
+  const opinions = new Map<AgentId, Opinion>()
+  const failed = new Set<AgentId>()
+
+  const members = (state: Coordination): ReadonlyArray<Consensus.Member> =>
+    adaptive.enabled
+      ? roster.map((m, i) => ({ agent: m.agent, weight: Consensus.adaptiveWeight(m.weight, state.accuracy[i]!, adaptive) }))
+      : baseMembers
+
+  /** Score the opinions that came due on this bar of the symbol, then queue the new ones. */
+  const score = (state: Coordination, symbol: string, close: number, round: ReadonlyMap<AgentId, Opinion>) => {
+    let track = state.tracks.get(symbol)
+    if (track === undefined) state.tracks.set(symbol, (track = { bars: 0, pending: roster.map(() => []) }))
+    const index = ++track.bars
+    for (let a = 0; a < roster.length; a++) {
+      const queue = track.pending[a]!
+      while (queue.length > 0 && queue[0]!.due <= index) {
+        const due = queue.shift()!
+        const correct = Consensus.isCorrect(due.direction, close / due.close - 1, FLAT_BAND)
+        state.accuracy[a] = Consensus.updateAccuracy(state.accuracy[a]!, correct, adaptive.alpha)
+      }
+      const opinion = round.get(roster[a]!.agent)
+      if (opinion !== undefined) queue.push({ due: index + roster[a]!.horizon, direction: opinion.direction, close })
+    }
+  }
+
+  const record = (decision: Decision) => {
+    for (const member of roster) {
+      const opinion = opinions.get(member.agent)
+      if (opinion !== undefined) log.emit("OpinionGiven", { opinion })
+    }
+    log.emit("DecisionMade", { decision })
+  }
+
+  const onUpdate = (state: Coordination, update: MarketUpdate) =>
+    Effect.gen(function*() {
+      const { bars, ts } = update
+      yield* options.desk().tell(new MarketOpen({ ts, bars }, true))
+      const rounds: Array<RoundRequest> = new Array(bars.length)
+      for (let i = 0; i < bars.length; i++) rounds[i] = { round: `${bars[i]!.symbol}@${ts}` as RoundId, bar: bars[i]! }
+      const request = new RequestOpinions({ ts, rounds }, true)
+      const answers: Array<Either.Either<ReadonlyArray<Opinion>, unknown>> = yield* Effect.forEach(
+        roster,
+        (member) => Effect.either(member.ref().ask(request, { timeout: consensus.deadlineMillis })),
+        { concurrency: "unbounded" }
+      )
+      const cursor = new Array<number>(roster.length).fill(0)
+      failed.clear()
+      for (let a = 0; a < roster.length; a++) if (answers[a]!._tag === "Left") failed.add(roster[a]!.agent)
+      const weighted = members(state)
+      const changed: Array<Decision> = []
+      const closes: Array<number> = []
+      for (let i = 0; i < rounds.length; i++) {
+        const { bar, round } = rounds[i]!
+        opinions.clear()
+        for (let a = 0; a < roster.length; a++) {
+          const answer = answers[a]!
+          if (answer._tag === "Left") continue
+          const list = answer.right
+          const opinion = list[cursor[a]!]
+          if (opinion !== undefined && opinion.round === round) {
+            opinions.set(roster[a]!.agent, opinion)
+            cursor[a]!++
+          }
+        }
+        const input: Consensus.Round = { round, symbol: bar.symbol, ts, roster: weighted, opinions, failed }
+        // The action alone first: most rounds change nothing and need no record.
+        const action = Consensus.actionOf(input, consensus)
+        const changes = action !== "hold" && action !== (state.targets.get(bar.symbol) ?? "flat")
+        if (changes || everyRound) {
+          const decision = Consensus.aggregate(input, consensus)
+          record(decision)
+          if (changes) {
+            changed.push(decision)
+            closes.push(bar.close)
+          }
+        }
+        if (adaptive.enabled) score(state, bar.symbol, bar.close, opinions)
+      }
+      stats.rounds += rounds.length
+      if (changed.length === 0) return state
+      stats.decisions += changed.length
+      const judged = yield* Effect.either(
+        options.risk().ask(new Judge({ ts: ts as Timestamp, decisions: changed, closes }, true), { timeout: options.judgeTimeoutMillis })
+      )
+      if (judged._tag === "Left") {
+        log.emit("ExecutionBlocked", {
+          ts,
+          rounds: changed.map((d) => d.round),
+          reason: `the risk officer did not answer (${judged.left.message}): nothing executes until it is back`
+        })
+        return state
+      }
+      const blocked = judged.right.blocked.length === 0 ? undefined : new Set(judged.right.blocked)
+      for (const decision of changed) {
+        if (blocked === undefined || !blocked.has(decision.round)) state.targets.set(decision.symbol, decision.action)
+      }
+      return state
+    })
+
+  return Actor.make({
+    protocol: MarketUpdate,
+    setup: () => Effect.sync(() => new Coordination(roster.length)),
+    // Targets and accuracies outlive a crash: a restarted coordinator must not re-send every target.
+    onRestart: (state) => Effect.succeed(state),
+    behavior: onUpdate
+  })
+}

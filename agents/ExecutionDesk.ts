@@ -1,0 +1,111 @@
+/**
+ * The execution desk: a paper broker. It takes the orders the risk officer passed — from nobody
+ * else: no order reaches it without a verdict — and fills them with the fill model
+ * (src/trading/FillModel.ts): at the next bar's open by default, at the deciding bar's close when
+ * the strategy says `same_close`. Fills go to the ledger with every timestamp's bars, in one
+ * message per timestamp.
+ *
+ * Idempotent: an order is placed once per idempotency key (a risk officer that restarts and judges
+ * the same round again, or a duplicated message, places nothing twice); a key is at most one order
+ * and fill ids derive from order ids, so the ledger books each fill once. An order decided before
+ * the last one placed for its symbol is stale and is cancelled, not placed. A new order for a symbol
+ * with an unfilled one replaces it (`OrderCancelled`): targets, not deltas, are what decisions
+ * mean.
+ */
+import { Effect, Either } from "effect"
+import type { Timestamp } from "../schemas/Ids.js"
+import type { Bar } from "../schemas/Market.js"
+import type { ExecutionConfig } from "../schemas/Execution.js"
+import type { Fill, Order } from "../schemas/Order.js"
+import { Book, DeskProtocol, type LedgerProtocol } from "../schemas/TradingProtocol.js"
+import * as Actor from "../src/actor/Actor.js"
+import type { ActorRef } from "../src/actor/ActorRef.js"
+import type { RunLog } from "../src/swarm/RunLog.js"
+import * as FillModel from "../src/trading/FillModel.js"
+
+export interface DeskOptions {
+  readonly log: RunLog
+  readonly execution: ExecutionConfig
+  readonly ledger: () => ActorRef<LedgerProtocol, "backpressure">
+}
+
+interface Desk {
+  /** Unfilled orders, at most one per symbol. */
+  readonly pending: Map<string, Order>
+  /**
+   * Per symbol, the last order placed: its key and decision time. Rounds of a symbol come in time
+   * order, so this is the whole idempotency record — bounded by the symbols, not the orders.
+   */
+  readonly placed: Map<string, { readonly key: string; readonly decidedAt: number }>
+  /** The latest timestamp's bars, for same-close fills. */
+  lastTs: number
+  lastBars: ReadonlyArray<Bar>
+}
+
+const noFills: ReadonlyArray<Fill> = []
+
+export const make = (options: DeskOptions) => {
+  const { execution, log } = options
+  const fillOn = (order: Order, bar: Bar, fills: Array<Fill>): void => {
+    const filled = FillModel.fill(order, bar, execution)
+    if (Either.isRight(filled)) {
+      fills.push(filled.right)
+      log.emit("OrderFilled", { fill: filled.right })
+    } else {
+      log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: filled.left.message })
+    }
+  }
+  return Actor.make({
+    protocol: DeskProtocol,
+    setup: () => Effect.sync((): Desk => ({ pending: new Map(), placed: new Map(), lastTs: Number.NEGATIVE_INFINITY, lastBars: [] })),
+    onRestart: (desk) => Effect.succeed(desk),
+    behavior: (desk, message) =>
+      Effect.suspend(() => {
+        if (message._tag === "MarketOpen") {
+          const { bars, ts } = message
+          desk.lastTs = ts
+          desk.lastBars = bars
+          let fills = noFills
+          if (desk.pending.size > 0) {
+            const due: Array<Fill> = []
+            for (const bar of bars) {
+              const order = desk.pending.get(bar.symbol)
+              if (order === undefined || !FillModel.isDue(order, bar)) continue
+              desk.pending.delete(bar.symbol)
+              fillOn(order, bar, due)
+            }
+            fills = due
+          }
+          return Effect.as(options.ledger().tell(new Book({ ts, bars, fills }, true)), desk)
+        }
+        const fills: Array<Fill> = []
+        for (const order of message.orders) {
+          const last = desk.placed.get(order.symbol)
+          if (last !== undefined && last.key === order.idempotencyKey) continue
+          if (last !== undefined && order.decidedAt <= last.decidedAt) {
+            log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: `stale: an order decided at ${last.decidedAt} was placed already` })
+            continue
+          }
+          desk.placed.set(order.symbol, { key: order.idempotencyKey, decidedAt: order.decidedAt })
+          const replaced = desk.pending.get(order.symbol)
+          if (replaced !== undefined) {
+            desk.pending.delete(order.symbol)
+            log.emit("OrderCancelled", { order: replaced.id, symbol: replaced.symbol, reason: `replaced by order ${order.id}` })
+          }
+          log.emit("OrderPlaced", { order })
+          if (order.fillTiming === "same_close") {
+            const bar = desk.lastTs === order.decidedAt ? desk.lastBars.find((b) => b.symbol === order.symbol) : undefined
+            if (bar === undefined) {
+              log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: `no bar of ${order.symbol} at ${order.decidedAt} to fill at its close` })
+            } else {
+              fillOn(order, bar, fills)
+            }
+          } else {
+            desk.pending.set(order.symbol, order)
+          }
+        }
+        if (fills.length === 0) return Effect.succeed(desk)
+        return Effect.as(options.ledger().tell(new Book({ ts: message.ts as Timestamp, bars: [], fills }, true)), desk)
+      })
+  })
+}

@@ -1,0 +1,147 @@
+/**
+ * The ledger agent: the single writer of a run's cash and positions. It books the fills the
+ * execution desk sends (each exactly once, by fill id: src/trading/Ledger.ts), marks the books at
+ * every timestamp's closes, folds the equity curve into the run's metrics, and tells the risk
+ * officer what the books look like — only once every fill up to the time asked about is booked, so
+ * a risk check never runs against a stale position (DESIGN.md: a single sequenced writer).
+ *
+ * Events: `TradeClosed` for each round trip a fill closes, `PortfolioUpdated` after the fills of a
+ * timestamp — cash, equity, exposures and P&L of the whole book, and the positions those fills
+ * changed (a 100-symbol book listed in full on every fill would be most of a backtest's log; a
+ * dashboard keeps the latest position per symbol). A crash keeps the books (the state before the failed message): losing them would be
+ * worse than any bug that crashed it.
+ */
+import { Effect, Either } from "effect"
+import type { Symbol, Timestamp } from "../schemas/Ids.js"
+import type { MetricsConfig } from "../schemas/Metrics.js"
+import type { Money } from "../schemas/Money.js"
+import type { Fill } from "../schemas/Order.js"
+import type { PortfolioSnapshot } from "../schemas/Portfolio.js"
+import { type BooksView, LedgerProtocol, type ViewBooks } from "../schemas/TradingProtocol.js"
+import type { Replier } from "../src/actor/Behavior.js"
+import * as Actor from "../src/actor/Actor.js"
+import type { RunLog } from "../src/swarm/RunLog.js"
+import * as Ledger from "../src/trading/Ledger.js"
+import { MetricsAccumulator } from "../src/trading/Metrics.js"
+
+const DAY_MS = 86_400_000
+
+export interface LedgerOptions {
+  readonly log: RunLog
+  readonly initialCash: Money
+  readonly symbols: ReadonlyArray<Symbol>
+  readonly metrics: MetricsConfig
+  /** Called after each timestamp is marked (progress reporting). */
+  readonly onMark?: (ts: Timestamp, equity: Money) => void
+}
+
+interface Waiting {
+  readonly asOf: number
+  readonly replier: Replier<BooksView, never>
+}
+
+class Books {
+  state: Ledger.LedgerState
+  /** The last close per slot (the ledger's universe order); 0 until the symbol's first bar. */
+  readonly marks: Float64Array
+  readonly metrics: MetricsAccumulator
+  equity: Money
+  peak: Money
+  dayStart: Money
+  day = Number.NEGATIVE_INFINITY
+  markedTs = Number.NEGATIVE_INFINITY
+  exposed = false
+  waiting: Array<Waiting> = []
+
+  constructor(readonly options: LedgerOptions) {
+    this.state = Ledger.make({ cash: options.initialCash, symbols: options.symbols })
+    this.marks = new Float64Array(options.symbols.length)
+    this.metrics = new MetricsAccumulator(options.initialCash, options.metrics)
+    this.equity = this.peak = this.dayStart = options.initialCash
+  }
+
+  /** The books at the marks; with `changed`, only the positions of those fills' symbols are listed (totals are whole). */
+  snapshot(ts: Timestamp, changed?: ReadonlyArray<Fill>): PortfolioSnapshot {
+    const prices = new Map<string, number>()
+    for (const [symbol, slot] of this.state.slots) if (this.marks[slot]! > 0) prices.set(symbol, this.marks[slot]!)
+    const snapshot = Ledger.markToMarket(this.state, prices, ts)
+    if (changed === undefined) return snapshot
+    const symbols = new Set(changed.map((fill) => fill.symbol))
+    return { ...snapshot, positions: snapshot.positions.filter((p) => symbols.has(p.symbol)) }
+  }
+
+  view(ts: Timestamp): BooksView {
+    return { snapshot: this.snapshot(ts), dayStartEquity: this.dayStart, peakEquity: this.peak }
+  }
+}
+
+export const make = (options: LedgerOptions) =>
+  Actor.make({
+    protocol: LedgerProtocol,
+    setup: () => Effect.sync(() => new Books(options)),
+    // The books survive a crash of the agent: the state before the message that crashed it.
+    onRestart: (books) => Effect.succeed(books),
+    behavior: (books, message, context) =>
+      Effect.suspend(() => {
+        switch (message._tag) {
+          case "Book": {
+            const { bars, fills, ts } = message
+            const log = options.log
+            if (fills.length > 0) {
+              const before = books.state.tradeCount
+              let state = books.state
+              for (const fill of fills) {
+                const booked = Ledger.applyFill(state, fill)
+                // The desk builds fills from orders the gates passed: a refused fill is a defect.
+                if (Either.isLeft(booked)) return Effect.die(booked.left)
+                state = booked.right
+              }
+              books.state = state
+              books.exposed = Ledger.openPositions(state) > 0
+              for (const trade of Ledger.trades(state, before)) log.emit("TradeClosed", { trade })
+            }
+            if (bars.length > 0) {
+              const slots = books.state.slots
+              for (const bar of bars) {
+                const slot = slots.get(bar.symbol)
+                if (slot !== undefined) books.marks[slot] = bar.close
+              }
+            }
+            const equity = Ledger.equityFromMarks(books.state, books.marks)
+            if (bars.length > 0 && ts > books.markedTs) {
+              const day = Math.floor(ts / DAY_MS)
+              // The day starts from the equity at the previous mark (yesterday's close).
+              if (day !== books.day) {
+                books.day = day
+                books.dayStart = books.equity
+              }
+              books.metrics.add(ts, equity, books.exposed)
+              books.markedTs = ts
+            }
+            books.equity = equity
+            if (equity > books.peak) books.peak = equity
+            if (fills.length > 0) log.emit("PortfolioUpdated", { snapshot: books.snapshot(ts, fills) })
+            options.onMark?.(ts, equity)
+            if (books.waiting.length > 0) {
+              const ready = books.waiting.filter((w) => w.asOf <= books.markedTs)
+              books.waiting = books.waiting.filter((w) => w.asOf > books.markedTs)
+              return Effect.as(Effect.forEach(ready, (w) => w.replier.succeed(books.view(ts)), { discard: true }), books)
+            }
+            return Effect.succeed(books)
+          }
+          case "ViewBooks": {
+            if (message.asOf <= books.markedTs) return Effect.as(context.reply(message, books.view(books.markedTs as Timestamp)), books)
+            books.waiting.push({ asOf: message.asOf, replier: context.replyLater<ViewBooks>(message) })
+            return Effect.succeed(books)
+          }
+          case "CloseBooks": {
+            const trades = Ledger.trades(books.state)
+            const ts = (Number.isFinite(books.markedTs) ? books.markedTs : 0) as Timestamp
+            return Effect.as(
+              context.reply(message, { metrics: books.metrics.result(trades), trades, snapshot: books.snapshot(ts) }),
+              books
+            )
+          }
+        }
+      })
+  })

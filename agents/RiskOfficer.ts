@@ -1,0 +1,244 @@
+/**
+ * The risk officer: nothing trades without its verdict. For the decisions that change a symbol's
+ * target it sizes the order (src/trading/Sizing.ts) against the ledger's books as of that bar,
+ * judges it — trading state and breakers, user rules, hard gates, approval thresholds
+ * (src/trading/RiskCheck.ts) — and passes what survives to the execution desk in one message.
+ * Each intent of a batch is judged against the books as the earlier ones of the batch will leave
+ * them (src/trading/Projection.ts).
+ *
+ * Approval: an intent above the strategy's thresholds needs a human. With no human (a backtest)
+ * the strategy's policy decides: `approve` and `reject` are applied at once (and recorded as
+ * such), `pause` holds the intent until `ResolveApproval` arrives — the backtest driver stops
+ * feeding bars until then.
+ *
+ * Its state — the trading state above all — survives a crash: a restarted risk officer that forgot
+ * a halt would be a risk officer that lifts halts. While it is down nothing executes: the
+ * coordinator's request fails and the run records `ExecutionBlocked` (fail closed).
+ */
+import { Clock, Effect, Either, Option } from "effect"
+import type { Decision } from "../schemas/Decision.js"
+import type { ExecutionConfig, SizingConfig } from "../schemas/Execution.js"
+import type { OrderId, RoundId, RunId, Timestamp } from "../schemas/Ids.js"
+import type { Order, OrderIntent } from "../schemas/Order.js"
+import type { PortfolioSnapshot } from "../schemas/Portfolio.js"
+import type { ApprovalConfig, RiskLimits, StateTransition, TradingStatus } from "../schemas/Risk.js"
+import {
+  type DeskProtocol,
+  type Judge,
+  type LedgerProtocol,
+  PlaceOrders,
+  RiskProtocol,
+  ViewBooks
+} from "../schemas/TradingProtocol.js"
+import type { Verdict } from "../schemas/Verdict.js"
+import * as Actor from "../src/actor/Actor.js"
+import type { ActorRef } from "../src/actor/ActorRef.js"
+import type { RunLog } from "../src/swarm/RunLog.js"
+import { afterOrder } from "../src/trading/Projection.js"
+import * as RiskCheck from "../src/trading/RiskCheck.js"
+import type * as Rules from "../src/trading/Rules.js"
+import * as Sizing from "../src/trading/Sizing.js"
+import * as TradingState from "../src/trading/TradingState.js"
+
+const DAY_MS = 86_400_000
+
+export interface RiskOptions {
+  readonly log: RunLog
+  readonly run: RunId
+  readonly rules: Rules.RuleBook
+  readonly limits: RiskLimits
+  readonly approval: ApprovalConfig
+  /** With `allowShort` already the strategy's. */
+  readonly sizing: SizingConfig
+  readonly allowShort: boolean
+  readonly execution: ExecutionConfig
+  /** How long an approval may wait before it is rejected (paper runs; recorded in the request). */
+  readonly approvalTimeoutMillis: number
+  /** How long to wait for the ledger's books. */
+  readonly viewTimeoutMillis: number
+  readonly ledger: () => ActorRef<LedgerProtocol, "backpressure">
+  readonly desk: () => ActorRef<DeskProtocol, "backpressure">
+}
+
+interface Held {
+  readonly intent: OrderIntent
+  readonly quantity: number
+}
+
+class Officer {
+  status: TradingStatus
+  /** UTC day of `ordersToday`. */
+  day = Number.NEGATIVE_INFINITY
+  ordersToday = 0
+  /** Intents waiting for a human under the `pause` policy, by round. */
+  readonly held = new Map<RoundId, Held>()
+
+  constructor(at: Timestamp) {
+    this.status = TradingState.initial(at)
+  }
+}
+
+export const make = (options: RiskOptions) => {
+  const { log } = options
+
+  const order = (intent: OrderIntent, quantity: number): Order => ({
+    id: `${intent.round}` as OrderId,
+    idempotencyKey: `${options.run}/${intent.round}`,
+    round: intent.round,
+    symbol: intent.symbol,
+    side: intent.side,
+    quantity,
+    type: "market",
+    decidedAt: intent.ts,
+    fillTiming: options.execution.fillTiming
+  })
+
+  const move = (officer: Officer, transition: StateTransition): void => {
+    const moved = TradingState.apply(officer.status, transition)
+    if (Either.isRight(moved)) {
+      officer.status = moved.right.status
+      log.emit("TradingStateChanged", { transition: moved.right.transition })
+    }
+  }
+
+  const newDay = (officer: Officer, now: number): void => {
+    const day = Math.floor(now / DAY_MS)
+    if (day === officer.day) return
+    officer.day = day
+    officer.ordersToday = 0
+    const started = TradingState.startTradingDay(officer.status, now as Timestamp)
+    if (started.transition !== null) {
+      officer.status = started.status
+      log.emit("TradingStateChanged", { transition: started.transition })
+    }
+  }
+
+  /** Judge one batch; returns the orders to place and the tallies. */
+  const judge = (officer: Officer, request: Judge, books: { snapshot: PortfolioSnapshot; dayStartEquity: number; peakEquity: number }, now: number) => {
+    const orders: Array<Order> = []
+    const blocked: Array<RoundId> = []
+    const reasons: Array<string> = []
+    let rejected = 0
+    let snapshot = books.snapshot
+    for (let i = 0; i < request.decisions.length; i++) {
+      const decision: Decision = request.decisions[i]!
+      if (decision.action === "hold") continue
+      const price = request.closes[i]!
+      const held = snapshot.positions.find((p) => p.symbol === decision.symbol)?.quantity ?? 0
+      const sized = Sizing.intentFor({
+        round: decision.round,
+        symbol: decision.symbol,
+        ts: decision.ts,
+        direction: decision.action,
+        currentQuantity: held,
+        equity: snapshot.equity,
+        referencePrice: price
+      }, options.sizing)
+      if (Either.isLeft(sized)) {
+        blocked.push(decision.round)
+        reasons.push(`${decision.round}: ${sized.left.message}`)
+        continue
+      }
+      if (Option.isNone(sized.right)) continue
+      const intent = sized.right.value
+      const verdict: Verdict = RiskCheck.check(intent, {
+        portfolio: snapshot,
+        dayStartEquity: books.dayStartEquity as never,
+        peakEquity: books.peakEquity as never,
+        ordersToday: officer.ordersToday,
+        now: now as Timestamp,
+        allowShort: options.allowShort,
+        allowFractional: options.sizing.fractional
+      }, options.rules, options.limits, officer.status.state, options.approval)
+      if (verdict.transition !== null) move(officer, verdict.transition)
+      log.emit("VerdictGiven", { verdict })
+      let quantity = 0
+      switch (verdict.outcome) {
+        case "approved":
+        case "reduced":
+          quantity = verdict.quantity
+          break
+        case "rejected":
+          rejected++
+          break
+        case "needs_approval": {
+          log.emit("ApprovalRequested", {
+            round: intent.round,
+            intent,
+            quantity: verdict.quantity,
+            reasons: verdict.reasons,
+            expiresAt: (now + options.approvalTimeoutMillis) as Timestamp
+          })
+          if (verdict.policy === "pause") {
+            officer.held.set(intent.round, { intent, quantity: verdict.quantity })
+          } else {
+            const approved = verdict.policy === "approve"
+            log.emit("ApprovalResolved", {
+              round: intent.round,
+              outcome: approved ? "approved" : "rejected",
+              by: `policy:${verdict.policy}`,
+              reason: `no operator in a backtest: the strategy's approval policy is ${verdict.policy}`
+            })
+            if (approved) quantity = verdict.quantity
+            else rejected++
+          }
+        }
+      }
+      if (quantity > 0) {
+        orders.push(order(intent, quantity))
+        officer.ordersToday++
+        snapshot = afterOrder(snapshot, intent.symbol, intent.side, quantity, intent.referencePrice)
+      }
+    }
+    if (blocked.length > 0) log.emit("ExecutionBlocked", { ts: request.ts, rounds: blocked, reason: reasons.join("; ") })
+    return { orders, rejected, blocked }
+  }
+
+  return Actor.make({
+    protocol: RiskProtocol,
+    setup: () => Effect.map(Clock.currentTimeMillis, (now) => new Officer(now as Timestamp)),
+    // The trading state outlives a crash (see the module comment).
+    onRestart: (officer) => Effect.succeed(officer),
+    behavior: (officer, message, context) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        switch (message._tag) {
+          case "Judge": {
+            newDay(officer, now)
+            const books = yield* options.ledger().ask(new ViewBooks({ asOf: message.ts }, true), { timeout: options.viewTimeoutMillis }).pipe(
+              Effect.either
+            )
+            if (Either.isLeft(books)) {
+              const rounds = message.decisions.map((d) => d.round)
+              log.emit("ExecutionBlocked", { ts: message.ts, rounds, reason: `the ledger did not show its books: ${books.left.message}` })
+              yield* context.reply(message, { placed: 0, rejected: 0, pending: officer.held.size, blocked: rounds })
+              return officer
+            }
+            const { blocked, orders, rejected } = judge(officer, message, books.right, now)
+            if (orders.length > 0) yield* options.desk().tell(new PlaceOrders({ ts: message.ts, orders }, true))
+            yield* context.reply(message, { placed: orders.length, rejected, pending: officer.held.size, blocked })
+            return officer
+          }
+          case "ResolveApproval": {
+            const held = officer.held.get(message.round)
+            if (held === undefined) return officer
+            officer.held.delete(message.round)
+            log.emit("ApprovalResolved", {
+              round: message.round,
+              outcome: message.approved ? "approved" : "rejected",
+              by: message.by,
+              reason: message.reason
+            })
+            if (message.approved) {
+              officer.ordersToday++
+              yield* options.desk().tell(new PlaceOrders({ ts: now as Timestamp, orders: [order(held.intent, held.quantity)] }, true))
+            }
+            return officer
+          }
+          case "GetTradingStatus":
+            yield* context.reply(message, officer.status)
+            return officer
+        }
+      })
+  })
+}

@@ -1,0 +1,116 @@
+/**
+ * The messages of a run's trading spine (DESIGN.md, "The shape of a run"), one timestamp's worth of
+ * work per message (docs/backtest-engine.md):
+ *
+ *   feed ─MarketUpdate→ Coordinator ─MarketOpen→ ExecutionDesk ─Book→ Ledger
+ *                       Coordinator ─RequestOpinions→ Analysts (AnalystProtocol.ts)
+ *                       Coordinator ─Judge→ RiskOfficer ─ViewBooks→ Ledger
+ *                                           RiskOfficer ─PlaceOrders→ ExecutionDesk
+ *
+ * Messages built on the per-bar path skip constructor validation (`new X(fields, true)`): their
+ * fields come from decoded bars and from pure functions, not from outside.
+ */
+import { Schema } from "effect"
+import { Decision } from "./Decision.js"
+import { RoundId, Timestamp } from "./Ids.js"
+import { Bar, Price } from "./Market.js"
+import { Metrics } from "./Metrics.js"
+import { Money } from "./Money.js"
+import { Fill, Order } from "./Order.js"
+import { PortfolioSnapshot } from "./Portfolio.js"
+import { TradingStatus } from "./Risk.js"
+import { Trade } from "./Trade.js"
+
+const Bars = Schema.Array(Bar)
+
+/** Every bar of one timestamp, sorted by symbol: the feed's message to the coordinator. */
+export class MarketUpdate extends Schema.TaggedClass<MarketUpdate>()("MarketUpdate", { ts: Timestamp, bars: Bars }) {}
+
+// --- execution desk ----------------------------------------------------------------------------
+
+/** The bars of a new timestamp reach the desk before any decision on them: orders due at this open fill now. */
+export class MarketOpen extends Schema.TaggedClass<MarketOpen>()("MarketOpen", { ts: Timestamp, bars: Bars }) {}
+
+/** Orders the risk officer passed (only it sends these): the desk places each once, by idempotency key. */
+export class PlaceOrders extends Schema.TaggedClass<PlaceOrders>()("PlaceOrders", {
+  ts: Timestamp,
+  orders: Schema.Array(Order)
+}) {}
+
+export const DeskProtocol = Schema.Union(MarketOpen, PlaceOrders)
+export type DeskProtocol = typeof DeskProtocol.Type
+
+// --- ledger ------------------------------------------------------------------------------------
+
+/** The fills of a timestamp and its bars (to mark the books at their closes). Bars may be empty (a same-close fill). */
+export class Book extends Schema.TaggedClass<Book>()("Book", { ts: Timestamp, bars: Bars, fills: Schema.Array(Fill) }) {}
+
+/** What the risk officer judges against: the books once every fill up to `asOf` is booked. */
+export const BooksView = Schema.Struct({
+  snapshot: PortfolioSnapshot,
+  /** Equity at the start of the trading day (UTC) of `snapshot.ts`. */
+  dayStartEquity: Money,
+  /** The highest mark-to-market equity so far (the initial cash counts). */
+  peakEquity: Money
+})
+export type BooksView = typeof BooksView.Type
+
+/** Answered once the ledger has booked the bars of `asOf` (it holds the reply until then). */
+export class ViewBooks extends Schema.TaggedRequest<ViewBooks>()("ViewBooks", {
+  failure: Schema.Never,
+  success: BooksView,
+  payload: { asOf: Timestamp }
+}) {}
+
+export const FinalBooks = Schema.Struct({
+  metrics: Metrics,
+  trades: Schema.Array(Trade),
+  snapshot: PortfolioSnapshot
+})
+export type FinalBooks = typeof FinalBooks.Type
+
+/** The run is over: the metrics of the whole equity curve, the closed trades and the final books. */
+export class CloseBooks extends Schema.TaggedRequest<CloseBooks>()("CloseBooks", {
+  failure: Schema.Never,
+  success: FinalBooks,
+  payload: {}
+}) {}
+
+export const LedgerProtocol = Schema.Union(Book, ViewBooks, CloseBooks)
+export type LedgerProtocol = typeof LedgerProtocol.Type
+
+// --- risk officer ------------------------------------------------------------------------------
+
+/**
+ * Decisions that change a symbol's target, for the risk officer to size, judge and pass on, with
+ * each decision's bar close (the reference price). The answer counts what happened; `blocked`
+ * rounds could not be judged (the coordinator offers their targets again on the next bar).
+ */
+export class Judge extends Schema.TaggedRequest<Judge>()("Judge", {
+  failure: Schema.Never,
+  success: Schema.Struct({
+    placed: Schema.Int,
+    rejected: Schema.Int,
+    /** Intents held for a human (the `pause` policy). */
+    pending: Schema.Int,
+    blocked: Schema.Array(RoundId)
+  }),
+  payload: { ts: Timestamp, decisions: Schema.Array(Decision), closes: Schema.Array(Price) }
+}) {}
+
+/** An operator's (or the run's approver's) answer to an intent held under the `pause` policy. */
+export class ResolveApproval extends Schema.TaggedClass<ResolveApproval>()("ResolveApproval", {
+  round: RoundId,
+  approved: Schema.Boolean,
+  by: Schema.String.pipe(Schema.minLength(1)),
+  reason: Schema.String
+}) {}
+
+export class GetTradingStatus extends Schema.TaggedRequest<GetTradingStatus>()("GetTradingStatus", {
+  failure: Schema.Never,
+  success: TradingStatus,
+  payload: {}
+}) {}
+
+export const RiskProtocol = Schema.Union(Judge, ResolveApproval, GetTradingStatus)
+export type RiskProtocol = typeof RiskProtocol.Type

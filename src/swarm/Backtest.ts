@@ -1,0 +1,326 @@
+/**
+ * A backtest: a strategy's swarm replaying a feed on a virtual clock, as fast as the machine
+ * allows. The same agents as a paper run (agents/), scheduled on the run's `World`.
+ */
+import { createHash } from "node:crypto"
+import { Cause, Effect, Exit, Schema, Scope } from "effect"
+import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
+import type { AnyModel } from "../../agents/analysts/Model.js"
+import type { RunId, Timestamp } from "../../schemas/Ids.js"
+import type { Metrics } from "../../schemas/Metrics.js"
+import type { OrderIntent } from "../../schemas/Order.js"
+import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
+import type { TradingState } from "../../schemas/Risk.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
+import { Strategy as StrategySchema, type Strategy } from "../../schemas/Strategy.js"
+import type { StrategyId } from "../../schemas/Ids.js"
+import type { Money } from "../../schemas/Money.js"
+import { CloseBooks, GetTradingStatus, MarketUpdate, ResolveApproval } from "../../schemas/TradingProtocol.js"
+import * as ActorSystem from "../actor/ActorSystem.js"
+import * as MetricsOf from "../trading/Metrics.js"
+import * as Run from "./Run.js"
+import { RunLog } from "./RunLog.js"
+import { World } from "./World.js"
+import type { Trade } from "../../schemas/Trade.js"
+import type { Feed, Slice } from "../market/Feed.js"
+
+/** How much of each round the event log records (see docs/backtest-engine.md). */
+export const EventDetail = Schema.Literal("decisions", "rounds")
+export type EventDetail = typeof EventDetail.Type
+
+export interface Progress {
+  /** Bars and slices replayed so far. */
+  readonly bars: number
+  readonly slices: number
+  /** The virtual time reached. */
+  readonly ts: Timestamp
+  /** Mark-to-market equity at `ts`, micros. */
+  readonly equity: number
+  readonly orders: number
+}
+
+/** An intent the strategy's approval policy `pause` holds until someone decides. */
+export interface ApprovalRequest {
+  readonly round: string
+  readonly intent: OrderIntent
+  readonly quantity: number
+  readonly reasons: ReadonlyArray<string>
+}
+
+export interface ApprovalAnswer {
+  readonly approved: boolean
+  /** Who decided (an operator's name). */
+  readonly by: string
+  readonly reason: string
+}
+
+export interface Options {
+  readonly strategy: Strategy
+  readonly feed: Feed
+  /** Seeds the run's `Random`; part of the run's identity. Default "0". */
+  readonly seed?: string
+  /** Default: derived from the strategy, the data fingerprint and the seed (same inputs, same id). */
+  readonly runId?: RunId
+  /** `decisions` (default): rounds whose decision changed the target, in full; `rounds`: every round's opinions and decision. */
+  readonly events?: EventDetail
+  /** Called with every event and its canonical JSON (the line the checksum covers), in sequence order. */
+  readonly onEvent?: (event: RunEvent, json: string) => void
+  /** Called every few hundred slices and once at the end. */
+  readonly onProgress?: (progress: Progress) => void
+  /** Asked when an intent needs approval under the `pause` policy; without it such a run fails with `ApprovalRequired`. */
+  readonly approver?: (request: ApprovalRequest) => Effect.Effect<ApprovalAnswer>
+  /** The analyst types strategies can name; default the registry of agents/registry.ts. */
+  readonly registry?: ReadonlyMap<string, AnyModel>
+  /** Crash agents on purpose (chaos tests, drills): see `Run.Faults`. */
+  readonly faults?: Run.Faults
+}
+
+export interface Result {
+  readonly runId: RunId
+  readonly status: "completed" | "failed"
+  /** Why a failed run failed. */
+  readonly failure?: string
+  readonly metrics: Metrics
+  /** Closed round trips, in closing order. */
+  readonly trades: ReadonlyArray<Trade>
+  /** The final books, marked at the last prices. */
+  readonly portfolio: PortfolioSnapshot
+  readonly tradingState: TradingState
+  /** SHA-256 (hex) over the canonical JSON lines of every event before `RunCompleted`. */
+  readonly checksum: string
+  readonly counts: {
+    readonly bars: number
+    readonly slices: number
+    readonly rounds: number
+    readonly decisions: number
+    readonly orders: number
+    readonly fills: number
+    readonly rejected: number
+    readonly restarts: number
+    readonly events: number
+  }
+  readonly from: Timestamp
+  readonly to: Timestamp
+}
+
+/** A run that cannot start or cannot go on: which field or input, and why. */
+export class BacktestError extends Schema.TaggedError<BacktestError>()("BacktestError", {
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.field}: ${this.reason}`
+  }
+}
+
+/** `bt-` and 12 hex digits of SHA-256 over the strategy, the data fingerprint and the seed. */
+export const runIdOf = (strategy: Strategy, fingerprint: string, seed: string): RunId =>
+  `bt-${createHash("sha256").update(JSON.stringify(Schema.encodeSync(StrategySchema)(strategy))).update("\0").update(fingerprint).update("\0").update(seed).digest("hex").slice(0, 12)}` as RunId
+
+/** How often (in slices) the driver reports progress and lets the event loop run. */
+const PROGRESS_EVERY = 256
+
+const yieldToEventLoop = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+/**
+ * Run a backtest to its end (docs/backtest-engine.md): the swarm is started in a fresh `World`,
+ * each slice of the feed is delivered at its virtual time and the world settles before the next
+ * one. Bad strategy agents are `InvalidAgent`; anything else that stops a run from starting (no
+ * data for a symbol, an empty period) or from going on (an approval with nobody to ask) is
+ * `BacktestError`. A run whose supervision tree gives up completes with status `failed`.
+ */
+export const run = (options: Options): Effect.Effect<Result, BacktestError | InvalidAgent> =>
+  Effect.gen(function*() {
+    const { feed, strategy } = options
+    const available = new Set<string>(feed.symbols)
+    const missing = strategy.symbols.filter((symbol) => !available.has(symbol))
+    if (missing.length > 0) {
+      return yield* new BacktestError({
+        field: "symbols",
+        reason: `no data for ${missing.join(", ")} (the data has ${feed.symbols.length === 0 ? "no symbols" : feed.symbols.join(", ")})`
+      })
+    }
+    const wanted = new Set<string>(strategy.symbols)
+    const filter = feed.symbols.length === strategy.symbols.length
+      ? undefined
+      : (slice: Slice): Slice | undefined => {
+        const bars = slice.bars.filter((bar) => wanted.has(bar.symbol))
+        return bars.length === 0 ? undefined : { ts: slice.ts, bars }
+      }
+    const iterator = feed[Symbol.iterator]()
+    const nextSlice = (): Slice | undefined => {
+      for (;;) {
+        const next = iterator.next()
+        if (next.done === true) return undefined
+        const slice = filter === undefined ? next.value : filter(next.value)
+        if (slice !== undefined) return slice
+      }
+    }
+    let slice = nextSlice()
+    if (slice === undefined) {
+      return yield* new BacktestError({ field: "data", reason: "no bars of the strategy's symbols in the period" })
+    }
+    const seed = options.seed ?? "0"
+    const runId = options.runId ?? runIdOf(strategy, feed.fingerprint, seed)
+    const from = slice.ts
+    const world = yield* World.make({ start: from, seed })
+    const log = new RunLog(runId, () => world.now)
+    if (options.onEvent !== undefined) log.subscribe(options.onEvent)
+
+    let restarts = 0
+    let observing = true
+    const scope = yield* Scope.make()
+    const system = world.runOrThrow(
+      Scope.extend(
+        ActorSystem.make({
+          observe: {
+            lifecycle: (event) => {
+              if (!observing) return
+              if (event._tag === "ActorRestarted") restarts++
+              log.emit("AgentLifecycle", { event })
+            },
+            deadLetter: (letter) => {
+              if (!observing) return
+              const message = letter.message as { readonly _tag?: unknown } | null
+              log.emit("DeadLetterRecorded", {
+                recipient: letter.recipient,
+                ...(letter.sender === undefined ? {} : { sender: letter.sender }),
+                message: typeof message?._tag === "string" ? message._tag : typeof message,
+                reason: letter.reason,
+                ...(letter.detail === undefined ? {} : { detail: letter.detail })
+              })
+            }
+          }
+        }),
+        scope
+      )
+    )
+    const closeWorld = Effect.sync(() => {
+      observing = false
+      world.runOrThrow(Scope.close(scope, Exit.void))
+    })
+
+    return yield* Effect.gen(function*() {
+      log.emit("RunStarted", {
+        strategy: strategy.name as StrategyId,
+        strategyVersion: 1,
+        mode: "backtest",
+        seed,
+        symbols: strategy.symbols,
+        dataFingerprint: feed.fingerprint
+      })
+      let equity: number = strategy.initialCash
+      const started = world.run(
+        Run.start({
+          run: runId,
+          strategy,
+          log,
+          events: options.events ?? "decisions",
+          ...(options.registry === undefined ? {} : { registry: options.registry }),
+          ...(options.faults === undefined ? {} : { faults: options.faults }),
+          onMark: (_, e) => {
+            equity = e
+          }
+        }).pipe(Effect.provideService(ActorSystem.ActorSystem, system))
+      )
+      if (Exit.isFailure(started)) {
+        const failure = Cause.failureOption(started.cause)
+        if (failure._tag === "Some") return yield* Effect.fail(failure.value)
+        return yield* Effect.die(Cause.squash(started.cause))
+      }
+      const swarm = started.value
+      const ended = world.start(swarm.supervisor.awaitTermination)
+
+      let slices = 0
+      let bars = 0
+      let to = from
+      let failure: string | undefined
+      const progress = (): Progress => ({ bars, slices, ts: to, equity, orders: log.count("OrderPlaced") })
+      while (slice !== undefined) {
+        world.advanceTo(slice.ts)
+        world.start(swarm.coordinator.tell(new MarketUpdate({ ts: slice.ts, bars: slice.bars }, true)))
+        while (log.pendingApprovals.size > 0) {
+          if (options.approver === undefined) {
+            const [first] = log.pendingApprovals.values()
+            return yield* new BacktestError({
+              field: "risk.approval.policy",
+              reason: `round ${first!.round} needs approval (${first!.reasons.join("; ")}) and the policy is "pause", but no operator is attached to this run`
+            })
+          }
+          for (const request of [...log.pendingApprovals.values()]) {
+            const answer = yield* options.approver(request)
+            world.start(swarm.risk.tell(new ResolveApproval({ round: request.round, approved: answer.approved, by: answer.by, reason: answer.reason }, true)))
+          }
+        }
+        slices++
+        bars += slice.bars.length
+        to = slice.ts
+        const exit = ended.poll()
+        if (exit !== undefined) {
+          failure = `the run's supervisor gave up (${Exit.isSuccess(exit) ? exit.value : "interrupted"}) at ${new Date(slice.ts).toISOString()}`
+          break
+        }
+        if (slices % PROGRESS_EVERY === 0) {
+          options.onProgress?.(progress())
+          yield* yieldToEventLoop
+        }
+        slice = nextSlice()
+      }
+      world.settle()
+      options.onProgress?.(progress())
+
+      const final = failure === undefined ? world.run(swarm.ledger.ask(new CloseBooks({}, true))) : undefined
+      const status = failure === undefined ? world.run(swarm.risk.ask(new GetTradingStatus({}, true))) : undefined
+      const books = final !== undefined && Exit.isSuccess(final)
+        ? final.value
+        : {
+          metrics: MetricsOf.compute({ curve: [], trades: [], initialCash: strategy.initialCash, config: strategy.metrics }),
+          trades: [],
+          snapshot: emptySnapshot(strategy, to)
+        }
+      if (failure === undefined && (final === undefined || Exit.isFailure(final))) failure = "the ledger did not close its books"
+      let checksum: string
+      if (failure === undefined) {
+        checksum = log.checksum()
+        log.emit("RunCompleted", { metrics: books.metrics, checksum })
+      } else {
+        log.emit("RunFailed", { reason: failure })
+        checksum = log.checksum()
+      }
+      const result: Result = {
+        runId,
+        status: failure === undefined ? "completed" : "failed",
+        ...(failure === undefined ? {} : { failure }),
+        metrics: books.metrics,
+        trades: books.trades,
+        portfolio: books.snapshot,
+        tradingState: status !== undefined && Exit.isSuccess(status) ? status.value.state : "halted",
+        checksum,
+        counts: {
+          bars,
+          slices,
+          rounds: swarm.stats.rounds,
+          decisions: swarm.stats.decisions,
+          orders: log.count("OrderPlaced"),
+          fills: log.count("OrderFilled"),
+          rejected: log.rejected,
+          restarts,
+          events: log.size
+        },
+        from,
+        to
+      }
+      return result
+    }).pipe(Effect.ensuring(closeWorld))
+  })
+
+const emptySnapshot = (strategy: Strategy, ts: Timestamp): PortfolioSnapshot => ({
+  ts,
+  cash: strategy.initialCash,
+  equity: strategy.initialCash,
+  grossExposure: 0 as Money,
+  netExposure: 0 as Money,
+  realizedPnl: 0 as Money,
+  unrealizedPnl: 0 as Money,
+  positions: []
+})

@@ -1,0 +1,180 @@
+/**
+ * A run's swarm assembled from its strategy: the supervision tree every mode (backtest, paper,
+ * replay) starts, and the typed refs to its agents.
+ *
+ *   run (one_for_one)
+ *   ├── analysts (one_for_one): one analyst per roster entry, restarted fresh (they warm up again)
+ *   ├── ledger        books survive a restart
+ *   ├── desk          pending orders and idempotency survive a restart
+ *   ├── risk          the trading state survives a restart; while it is down nothing executes
+ *   └── coordinator   targets and accuracies survive a restart
+ *
+ * Children start in this order, so everything the coordinator talks to exists before the first
+ * bar. Past its restart intensity a supervisor escalates; the run supervisor escalating ends the
+ * run (`RunFailed`).
+ */
+import { Effect, Either } from "effect"
+import { type AnalystOf, analystOf, analysts as defaultRegistry } from "../../agents/registry.js"
+import type { AnyModel } from "../../agents/analysts/Model.js"
+import * as Coordinator from "../../agents/Coordinator.js"
+import * as ExecutionDesk from "../../agents/ExecutionDesk.js"
+import * as LedgerAgent from "../../agents/Ledger.js"
+import * as RiskOfficer from "../../agents/RiskOfficer.js"
+import type { InvalidAgent, RequestOpinions } from "../../schemas/AnalystProtocol.js"
+import type { RunId, Timestamp } from "../../schemas/Ids.js"
+import type { Money } from "../../schemas/Money.js"
+import type { Strategy } from "../../schemas/Strategy.js"
+import type { DeskProtocol, LedgerProtocol, MarketUpdate, RiskProtocol } from "../../schemas/TradingProtocol.js"
+import * as Supervisor from "../../supervisors/Supervisor.js"
+import type { OverflowPolicy } from "../../schemas/Actor.js"
+import type { ActorRef } from "../actor/ActorRef.js"
+import type { ActorSpec } from "../actor/Behavior.js"
+import type { ActorSystem } from "../actor/ActorSystem.js"
+import * as Rules from "../trading/Rules.js"
+import type { RunLog } from "./RunLog.js"
+
+export interface RunOptions {
+  readonly run: RunId
+  readonly strategy: Strategy
+  readonly log: RunLog
+  readonly events: "decisions" | "rounds"
+  readonly registry?: ReadonlyMap<string, AnyModel>
+  readonly onMark?: (ts: Timestamp, equity: Money) => void
+  readonly faults?: Faults
+}
+
+/**
+ * Fault injection, for chaos tests and drills: by agent name (`risk`, `ledger`, `desk`,
+ * `coordinator`, or an analyst's name), whether the agent crashes on receiving a message — told
+ * the message and how many it has received in the run (from 1, restarts included). A crash is a
+ * defect like any other: the supervisor restarts the agent and the run's events show it.
+ */
+export type Faults = Readonly<Record<string, (message: unknown, received: number) => boolean>>
+
+export class InjectedFault extends Error {
+  constructor(readonly agent: string, readonly received: number) {
+    super(`injected fault: ${agent} crashed on message ${received}`)
+  }
+}
+
+const withFault = <M, S, R, P extends OverflowPolicy>(
+  name: string,
+  spec: ActorSpec<M, S, R, P>,
+  faults: Faults | undefined
+): ActorSpec<M, S, R, P> => {
+  const crashes = faults?.[name]
+  if (crashes === undefined) return spec
+  let received = 0
+  return {
+    ...spec,
+    behavior: (state, message, context) => {
+      received++
+      return crashes(message, received) ? Effect.die(new InjectedFault(name, received)) : spec.behavior(state, message, context)
+    }
+  }
+}
+
+export interface RunningSwarm {
+  readonly coordinator: ActorRef<MarketUpdate, "backpressure">
+  readonly risk: ActorRef<RiskProtocol, "backpressure">
+  readonly ledger: ActorRef<LedgerProtocol, "backpressure">
+  readonly desk: ActorRef<DeskProtocol, "backpressure">
+  readonly stats: Coordinator.CoordinatorStats
+  readonly supervisor: Supervisor.SupervisorRef<any>
+}
+
+/** How long the risk officer waits for the books, and the coordinator for a verdict (virtual time in backtests). */
+const VIEW_TIMEOUT_MILLIS = 5_000
+const JUDGE_TIMEOUT_MILLIS = 10_000
+/** An approval nobody answers is rejected after this long (paper runs; the strategy will say). */
+const APPROVAL_TIMEOUT_MILLIS = 15 * 60_000
+
+/** Resolve the roster against the registry; the first bad entry is the error. */
+const resolveRoster = (
+  strategy: Strategy,
+  registry: ReadonlyMap<string, AnyModel>
+): Either.Either<ReadonlyArray<AnalystOf & { readonly weight: number }>, InvalidAgent> => {
+  const resolved: Array<AnalystOf & { readonly weight: number }> = []
+  for (let i = 0; i < strategy.agents.length; i++) {
+    const analyst = analystOf(strategy.agents[i]!, i, strategy.allowShort, registry)
+    if (Either.isLeft(analyst)) return Either.left(analyst.left)
+    resolved.push({ ...analyst.right, weight: strategy.agents[i]!.weight })
+  }
+  return Either.right(resolved)
+}
+
+export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidAgent, ActorSystem> =>
+  Effect.gen(function*() {
+    const { faults, log, strategy } = options
+    const roster = yield* resolveRoster(strategy, options.registry ?? defaultRegistry)
+    // Filled once the tree is up: agents reach each other through these, never before the first message.
+    const wires: {
+      ledger?: ActorRef<LedgerProtocol, "backpressure">
+      desk?: ActorRef<DeskProtocol, "backpressure">
+      risk?: ActorRef<RiskProtocol, "backpressure">
+      analysts?: Map<string, ActorRef<RequestOpinions, "backpressure">>
+    } = {}
+    const stats: Coordinator.CoordinatorStats = { rounds: 0, decisions: 0 }
+    const ledger = LedgerAgent.make({
+      log,
+      initialCash: strategy.initialCash,
+      symbols: strategy.symbols,
+      metrics: strategy.metrics,
+      ...(options.onMark === undefined ? {} : { onMark: options.onMark })
+    })
+    const desk = ExecutionDesk.make({ log, execution: strategy.execution, ledger: () => wires.ledger! })
+    const risk = RiskOfficer.make({
+      log,
+      run: options.run,
+      rules: Rules.make(strategy.rules),
+      limits: strategy.risk.limits,
+      approval: strategy.risk.approval,
+      sizing: { ...strategy.sizing, allowShort: strategy.allowShort },
+      allowShort: strategy.allowShort,
+      execution: strategy.execution,
+      approvalTimeoutMillis: APPROVAL_TIMEOUT_MILLIS,
+      viewTimeoutMillis: VIEW_TIMEOUT_MILLIS,
+      ledger: () => wires.ledger!,
+      desk: () => wires.desk!
+    })
+    const coordinator = Coordinator.make({
+      log,
+      roster: roster.map((a) => ({ agent: a.name, weight: a.weight, horizon: a.horizon, ref: () => wires.analysts!.get(a.name)! })),
+      consensus: strategy.consensus,
+      events: options.events,
+      judgeTimeoutMillis: JUDGE_TIMEOUT_MILLIS,
+      risk: () => wires.risk!,
+      desk: () => wires.desk!,
+      stats
+    })
+    const tree = yield* Supervisor.start({
+      strategy: "one_for_one",
+      intensity: 10,
+      period: "1 minute",
+      children: [
+        Supervisor.supervisor("analysts", {
+          strategy: "one_for_one",
+          intensity: 50,
+          period: "1 minute",
+          children: roster.map((a) => Supervisor.worker(a.name, withFault(a.name, a.actor, faults)))
+        }),
+        Supervisor.worker("ledger", withFault("ledger", ledger, faults)),
+        Supervisor.worker("desk", withFault("desk", desk, faults)),
+        Supervisor.worker("risk", withFault("risk", risk, faults)),
+        Supervisor.worker("coordinator", withFault("coordinator", coordinator, faults))
+      ]
+    }, { name: "run" }).pipe(Effect.orDie)
+    wires.ledger = tree.ref("ledger")
+    wires.desk = tree.ref("desk")
+    wires.risk = tree.ref("risk")
+    const analystsTree = tree.child("analysts")
+    wires.analysts = new Map(roster.map((a) => [a.name, analystsTree.ref(a.name) as ActorRef<RequestOpinions, "backpressure">]))
+    return {
+      coordinator: tree.ref("coordinator"),
+      risk: wires.risk,
+      ledger: wires.ledger,
+      desk: wires.desk,
+      stats,
+      supervisor: tree
+    }
+  })

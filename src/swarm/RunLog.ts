@@ -1,0 +1,83 @@
+/**
+ * A run's event log as it is written: each event gets the run's next sequence number and the run's
+ * clock time, is serialised once to its canonical JSON line, folded into the run's SHA-256 checksum
+ * and handed to the sinks (the CLI's `--out` file, tests, later the store and the bus). Nothing is
+ * kept: a long backtest's memory does not grow with its events.
+ *
+ * Canonical JSON: `JSON.stringify` of the event with its fields in schema order (`_tag`, `run`,
+ * `seq`, `at`, then the event's own fields as schemas/RunEvent.ts lists them), money as integer
+ * micros, timestamps as epoch milliseconds. The checksum is SHA-256 over those lines, each followed
+ * by `\n`, in sequence order — so two runs are identical exactly when their checksums are, and the
+ * `--out` file's bytes hash to the checksum.
+ *
+ * Agents write to the log synchronously while handling a message, so events come out in the order
+ * things happened: in a backtest the world's scheduler makes that order, and the checksum, the same
+ * on every run of the same inputs.
+ */
+import { createHash, type Hash } from "node:crypto"
+import type { RoundId, RunId } from "../../schemas/Ids.js"
+import type { OrderIntent } from "../../schemas/Order.js"
+import type { RunEvent, RunEventTag } from "../../schemas/RunEvent.js"
+
+export type EventOf<T extends RunEventTag> = Extract<RunEvent, { readonly _tag: T }>
+export type Payload<T extends RunEventTag> = Omit<EventOf<T>, "_tag" | "run" | "seq" | "at">
+
+export interface PendingApproval {
+  readonly round: RoundId
+  readonly intent: OrderIntent
+  readonly quantity: number
+  readonly reasons: ReadonlyArray<string>
+}
+
+export type Sink = (event: RunEvent, json: string) => void
+
+export class RunLog {
+  private seq = 0
+  private readonly hash: Hash = createHash("sha256")
+  private readonly sinks: Array<Sink> = []
+  readonly counts = new Map<RunEventTag, number>()
+  /** Verdicts that rejected their intent, and approvals resolved as rejected or expired. */
+  rejected = 0
+  /** Approval requests not resolved yet, in request order. */
+  readonly pendingApprovals = new Map<RoundId, PendingApproval>()
+
+  constructor(readonly run: RunId, private readonly now: () => number) {}
+
+  /** Add a sink; it sees every event appended from now on. */
+  subscribe(sink: Sink): void {
+    this.sinks.push(sink)
+  }
+
+  get size(): number {
+    return this.seq
+  }
+
+  count(tag: RunEventTag): number {
+    return this.counts.get(tag) ?? 0
+  }
+
+  emit<T extends RunEventTag>(tag: T, payload: Payload<T>): EventOf<T> {
+    const event = { _tag: tag, run: this.run, seq: ++this.seq, at: this.now(), ...payload } as unknown as EventOf<T>
+    const json = process.env.NOJSON ? "" : JSON.stringify(event)
+    this.hash.update(json)
+    this.hash.update("\n")
+    this.counts.set(tag, (this.counts.get(tag) ?? 0) + 1)
+    if (tag === "ApprovalRequested") {
+      const e = event as EventOf<"ApprovalRequested">
+      this.pendingApprovals.set(e.round, { round: e.round, intent: e.intent, quantity: e.quantity, reasons: e.reasons })
+    } else if (tag === "ApprovalResolved") {
+      const e = event as EventOf<"ApprovalResolved">
+      this.pendingApprovals.delete(e.round)
+      if (e.outcome !== "approved") this.rejected++
+    } else if (tag === "VerdictGiven" && (event as EventOf<"VerdictGiven">).verdict.outcome === "rejected") {
+      this.rejected++
+    }
+    for (let i = 0; i < this.sinks.length; i++) this.sinks[i]!(event, json)
+    return event
+  }
+
+  /** The checksum of every event so far (the log goes on). */
+  checksum(): string {
+    return this.hash.copy().digest("hex")
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * Whole runs: the swarm assembled from a strategy, driven over a feed in its world. Determinism,
+ * no look-ahead, supervised failures (an analyst crashing every Nth message, the risk officer
+ * crashing), approval policies, the event log's invariants and bad input.
+ */
+import { createHash } from "node:crypto"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Exit, Schema } from "effect"
+import { analysts } from "../../agents/registry.js"
+import type { AnyModel, Model } from "../../agents/analysts/Model.js"
+import * as SmaCrossover from "../../agents/analysts/SmaCrossover.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
+import { RunEvent as RunEventSchema } from "../../schemas/RunEvent.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import * as Feed from "../../src/market/Feed.js"
+import * as Synthetic from "../../src/market/Synthetic.js"
+import * as Backtest from "../../src/swarm/Backtest.js"
+
+const symbols = ["AAA", "BBB", "CCC"] as const
+const market = (bars: number, seed = 7) => Feed.synthetic({ ...Synthetic.defaults, seed, symbols: [...symbols] as never, bars })
+
+const strategy = (overrides: Record<string, unknown> = {}) =>
+  Schema.decodeUnknownSync(Strategy)({
+    name: "test",
+    symbols,
+    initialCash: "100000",
+    allowShort: true,
+    agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }, { type: "ema_crossover", params: { fast: 5, slow: 20 } }],
+    sizing: { mode: "percent_of_equity", value: 10 },
+    execution: { slippageBps: 5, commission: { _tag: "percent", rate: 0.0005 } },
+    ...overrides
+  })
+
+interface Recorded {
+  readonly result: Backtest.Result
+  readonly events: Array<RunEvent>
+  readonly lines: Array<string>
+}
+
+const record = (options: Backtest.Options) =>
+  Effect.gen(function*() {
+    const events: Array<RunEvent> = []
+    const lines: Array<string> = []
+    const result = yield* Backtest.run({
+      ...options,
+      onEvent: (event, json) => {
+        events.push(event)
+        lines.push(json)
+      }
+    })
+    return { result, events, lines } satisfies Recorded
+  })
+
+const ofTag = <T extends RunEvent["_tag"]>(events: ReadonlyArray<RunEvent>, tag: T) =>
+  events.filter((e): e is Extract<RunEvent, { _tag: T }> => e._tag === tag)
+
+/** An analyst type that behaves like SMA crossover but throws on every `n`-th bar it is given, counted across restarts. */
+const crashingEvery = (n: number): AnyModel => {
+  let bars = 0
+  const sma: Model<any, any, any> = SmaCrossover.model
+  return {
+    ...sma,
+    type: "crashy",
+    update: (state, bar, config, allowShort) => {
+      if (++bars % n === 0) throw new Error(`crashy: bar ${bars}`)
+      return sma.update(state, bar, config, allowShort)
+    }
+  }
+}
+
+describe("a backtest", () => {
+  it.effect("runs the strategy's swarm over the feed: rounds, decisions, orders, fills and the books agree", () =>
+    Effect.gen(function*() {
+      const { events, lines, result } = yield* record({ strategy: strategy(), feed: market(300) })
+      expect(result.status).toBe("completed")
+      expect(result.counts.bars).toBe(900)
+      expect(result.counts.rounds).toBe(900)
+      expect(result.counts.orders).toBeGreaterThan(5)
+      expect(result.counts.fills).toBe(ofTag(events, "OrderFilled").length)
+      // Sequence numbers 1..n without a gap; RunStarted first, RunCompleted last.
+      expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1))
+      expect(events[0]!._tag).toBe("RunStarted")
+      expect(events.at(-1)!._tag).toBe("RunCompleted")
+      // The checksum is SHA-256 over the canonical lines before RunCompleted, each with a newline.
+      const hash = createHash("sha256")
+      for (const line of lines.slice(0, -1)) hash.update(`${line}\n`)
+      expect(result.checksum).toBe(hash.digest("hex"))
+      expect(ofTag(events, "RunCompleted")[0]!.checksum).toBe(result.checksum)
+      // Every line decodes as a RunEvent and is the JSON of its event.
+      for (const [i, event] of events.entries()) {
+        expect(Either.isRight(Schema.decodeUnknownEither(RunEventSchema)(JSON.parse(lines[i]!)))).toBe(true)
+        expect(JSON.parse(lines[i]!)).toEqual(JSON.parse(JSON.stringify(event)))
+      }
+      // No order without a verdict that let it through; no fill without an order.
+      const passed = new Set(ofTag(events, "VerdictGiven").filter((v) => v.verdict.outcome === "approved" || v.verdict.outcome === "reduced").map((v) => v.verdict.intent.round))
+      for (const placed of ofTag(events, "OrderPlaced")) expect(passed.has(placed.order.round)).toBe(true)
+      const orders = new Set(ofTag(events, "OrderPlaced").map((e) => e.order.id))
+      for (const filled of ofTag(events, "OrderFilled")) expect(orders.has(filled.fill.orderId)).toBe(true)
+      // Fills happen at a later bar's open (no look-ahead by default).
+      const decidedAt = new Map(ofTag(events, "OrderPlaced").map((e) => [e.order.id, e.order.decidedAt]))
+      for (const filled of ofTag(events, "OrderFilled")) expect(filled.fill.ts).toBeGreaterThan(decidedAt.get(filled.fill.orderId)!)
+      // The final books: cash + Σ market values = equity = the metrics' final equity.
+      const p = result.portfolio
+      expect(p.cash + p.positions.reduce((s, x) => s + x.marketValue, 0)).toBe(p.equity)
+      expect(result.metrics.finalEquity).toBe(p.equity)
+      expect(result.metrics.tradeCount).toBe(result.trades.length)
+      expect(ofTag(events, "TradeClosed").length).toBe(result.trades.length)
+    }))
+
+  it.effect("is deterministic: the same inputs and seed give the same events, byte for byte", () =>
+    Effect.gen(function*() {
+      const a = yield* record({ strategy: strategy(), feed: market(250), seed: "42" })
+      const b = yield* record({ strategy: strategy(), feed: market(250), seed: "42" })
+      expect(b.lines).toEqual(a.lines)
+      expect(b.result.checksum).toBe(a.result.checksum)
+      expect(b.result).toEqual(a.result)
+      // A different seed is a different run (its id), and different data a different checksum.
+      const c = yield* record({ strategy: strategy(), feed: market(250), seed: "43" })
+      expect(c.result.runId).not.toBe(a.result.runId)
+      const d = yield* record({ strategy: strategy(), feed: market(250, 8), seed: "42" })
+      expect(d.result.checksum).not.toBe(a.result.checksum)
+    }))
+
+  it.effect("cannot look ahead: data after bar t does not change any decision, verdict or order made at or before t", () =>
+    Effect.gen(function*() {
+      const full = yield* record({ strategy: strategy(), feed: market(300), runId: "r" as never })
+      const cut = [...market(300)][149]!.ts
+      const truncated = Feed.fromBars(
+        new Map(symbols.map((s) => [s, [...market(300)].flatMap((slice) => slice.bars.filter((b) => b.symbol === s && b.ts <= cut))])) as never,
+        { fingerprint: "truncated" }
+      )
+      const part = yield* record({ strategy: strategy(), feed: truncated, runId: "r" as never })
+      const upTo = (events: ReadonlyArray<RunEvent>) =>
+        events.filter((e) => e.at <= cut && e._tag !== "RunStarted" && e._tag !== "RunCompleted").map((e) => JSON.stringify(e))
+      expect(upTo(part.events).length).toBeGreaterThan(20)
+      expect(upTo(part.events)).toEqual(upTo(full.events))
+    }))
+
+  it.effect("an analyst crashing every Nth message is restarted, abstains meanwhile, and the run completes; restarts show in the events", () =>
+    Effect.gen(function*() {
+      const registry = new Map([...analysts, ["crashy", crashingEvery(3 * 40)]])
+      const { events, result } = yield* record({
+        strategy: strategy({ agents: [{ type: "crashy", params: { fast: 5, slow: 20 } }, { type: "ema_crossover", params: { fast: 5, slow: 20 } }] }),
+        feed: market(400),
+        registry
+      })
+      expect(result.status).toBe("completed")
+      const lifecycle = ofTag(events, "AgentLifecycle").map((e) => e.event)
+      const crashes = lifecycle.filter((e) => e._tag === "ActorCrashed" && e.actor.endsWith("/crashy"))
+      const restarts = lifecycle.filter((e) => e._tag === "ActorRestarted" && e.actor.endsWith("/crashy"))
+      // 400 bars × 3 symbols, one crash per 120 bars folded: every 40th message.
+      expect(crashes.length).toBe(10)
+      // The tenth crash is on the last bar: the run ends before its backoff does.
+      expect(restarts.length).toBe(9)
+      expect(result.counts.restarts).toBe(9)
+      expect(crashes.at(-1)!.at).toBe(result.to)
+      // Decisions kept coming after the crashes, and orders executed.
+      const lastCrash = crashes.at(-2)!.at
+      expect(ofTag(events, "OrderFilled").some((e) => e.at > lastCrash)).toBe(true)
+    }))
+
+  it.effect("the crashed analyst's rounds record a failed abstention", () =>
+    Effect.gen(function*() {
+      const registry = new Map([...analysts, ["crashy", crashingEvery(3 * 30)]])
+      const { events } = yield* record({
+        strategy: strategy({ agents: [{ type: "crashy", params: { fast: 5, slow: 20 } }, { type: "ema_crossover", params: { fast: 5, slow: 20 } }] }),
+        feed: market(200),
+        registry,
+        events: "rounds"
+      })
+      const failed = ofTag(events, "DecisionMade").filter((e) => e.decision.abstentions.some((a) => a.agent === "crashy" && a.reason === "failed"))
+      expect(failed.length).toBe(3 * 6) // six crashing messages, three rounds each
+    }))
+
+  it.effect("the risk officer crashing: nothing executes, the run says so, and trading resumes once it is back", () =>
+    Effect.gen(function*() {
+      const baseline = yield* record({ strategy: strategy(), feed: market(300) })
+      expect(baseline.result.counts.orders).toBeGreaterThan(0)
+      // Crashes on every request to judge: no order ever executes.
+      const down = yield* record({
+        strategy: strategy(),
+        feed: market(300),
+        faults: { risk: (message) => (message as { _tag: string })._tag === "Judge" }
+      })
+      expect(down.result.status).toBe("completed")
+      expect(down.result.counts.orders).toBe(0)
+      expect(ofTag(down.events, "OrderPlaced")).toEqual([])
+      expect(ofTag(down.events, "OrderFilled")).toEqual([])
+      const blocked = ofTag(down.events, "ExecutionBlocked")
+      expect(blocked.length).toBeGreaterThan(0)
+      expect(blocked[0]!.reason).toMatch(/risk officer did not answer/)
+      expect(ofTag(down.events, "AgentLifecycle").some((e) => e.event._tag === "ActorRestarted" && e.event.actor.endsWith("/risk"))).toBe(true)
+      // Crashes on its first request only: that decision is blocked, then offered again and executed on the next bar.
+      const once = yield* record({
+        strategy: strategy(),
+        feed: market(300),
+        faults: { risk: (message, received) => (message as { _tag: string })._tag === "Judge" && received === 1 }
+      })
+      const [first] = ofTag(once.events, "ExecutionBlocked")
+      expect(first).toBeDefined()
+      const firstOrder = ofTag(once.events, "OrderPlaced")[0]!
+      expect(firstOrder.order.symbol).toBe(first!.rounds[0]!.split("@")[0])
+      expect(firstOrder.order.decidedAt).toBeGreaterThan(first!.ts)
+      expect(once.result.counts.orders).toBeGreaterThan(0)
+    }))
+
+  it.effect("approval policies: approve executes, reject drops, pause waits for the operator (or fails without one)", () =>
+    Effect.gen(function*() {
+      const withPolicy = (policy: string) => strategy({ risk: { approval: { shorts: true, policy } } })
+      const approve = yield* record({ strategy: withPolicy("approve"), feed: market(300) })
+      const requested = ofTag(approve.events, "ApprovalRequested")
+      expect(requested.length).toBeGreaterThan(0)
+      expect(ofTag(approve.events, "ApprovalResolved").every((e) => e.outcome === "approved" && e.by === "policy:approve")).toBe(true)
+      const shortRounds = new Set(requested.map((e) => e.round))
+      expect(ofTag(approve.events, "OrderPlaced").some((e) => shortRounds.has(e.order.round))).toBe(true)
+
+      const reject = yield* record({ strategy: withPolicy("reject"), feed: market(300) })
+      const rejectedRounds = new Set(ofTag(reject.events, "ApprovalRequested").map((e) => e.round))
+      expect(rejectedRounds.size).toBeGreaterThan(0)
+      expect(ofTag(reject.events, "OrderPlaced").some((e) => rejectedRounds.has(e.order.round))).toBe(false)
+
+      const asked: Array<string> = []
+      const pause = yield* record({
+        strategy: withPolicy("pause"),
+        feed: market(300),
+        approver: (request) =>
+          Effect.sync(() => {
+            asked.push(request.round)
+            return { approved: asked.length % 2 === 1, by: "alice", reason: "checked" }
+          })
+      })
+      expect(asked.length).toBe(ofTag(pause.events, "ApprovalRequested").length)
+      const resolved = ofTag(pause.events, "ApprovalResolved")
+      expect(resolved.map((e) => e.by)).toEqual(asked.map(() => "alice"))
+      const approvedRounds = new Set(resolved.filter((e) => e.outcome === "approved").map((e) => e.round))
+      const placed = new Set(ofTag(pause.events, "OrderPlaced").map((e) => e.order.round))
+      for (const round of approvedRounds) expect(placed.has(round)).toBe(true)
+      for (const e of resolved.filter((e) => e.outcome === "rejected")) expect(placed.has(e.round)).toBe(false)
+
+      const exit = yield* Effect.exit(Backtest.run({ strategy: withPolicy("pause"), feed: market(300) }))
+      expect(Exit.isFailure(exit) && Exit.causeOption(exit)).toBeTruthy()
+      const error = yield* Effect.flip(Backtest.run({ strategy: withPolicy("pause"), feed: market(300) }))
+      expect(error._tag).toBe("BacktestError")
+      expect((error as Backtest.BacktestError).field).toBe("risk.approval.policy")
+    }))
+
+  it.effect("same-close fills happen at the deciding bar's close", () =>
+    Effect.gen(function*() {
+      const { events } = yield* record({ strategy: strategy({ execution: { fillTiming: "same_close" } }), feed: market(200) })
+      const closes = new Map<string, number>([...market(200)].flatMap((slice) => slice.bars.map((b) => [`${b.symbol}@${b.ts}`, b.close] as const)))
+      const fills = ofTag(events, "OrderFilled")
+      expect(fills.length).toBeGreaterThan(0)
+      for (const { fill } of fills) {
+        expect(fill.ts).toBe(Number(fill.orderId.split("@")[1]))
+        expect(fill.marketPrice).toBe(closes.get(fill.orderId))
+      }
+    }))
+
+  it.effect("bad input is a typed error naming the field", () =>
+    Effect.gen(function*() {
+      const missing = yield* Effect.flip(Backtest.run({ strategy: strategy({ symbols: ["AAA", "ZZZ"] }), feed: market(50) }))
+      expect(missing).toMatchObject({ _tag: "BacktestError", field: "symbols" })
+      expect(missing.message).toMatch(/ZZZ/)
+      const unknown = yield* Effect.flip(Backtest.run({ strategy: strategy({ agents: [{ type: "nope" }] }), feed: market(50) }))
+      expect(unknown).toMatchObject({ _tag: "InvalidAgent", field: "agents[0].type" })
+      const params = yield* Effect.flip(Backtest.run({ strategy: strategy({ agents: [{ type: "sma_crossover", params: { fast: 50, slow: 5 } }] }), feed: market(50) }))
+      expect(params).toMatchObject({ _tag: "InvalidAgent", field: "agents[0].params.fast" })
+      const empty = Feed.fromBars(new Map() as never, { fingerprint: "empty" })
+      const none = yield* Effect.flip(Backtest.run({ strategy: strategy({ symbols: ["AAA"] }), feed: { ...empty, symbols: ["AAA"] as never, [Symbol.iterator]: () => [][Symbol.iterator]() } }))
+      expect(none).toMatchObject({ _tag: "BacktestError", field: "data" })
+    }))
+})
