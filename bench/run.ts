@@ -7,6 +7,7 @@ import { spawn } from "node:child_process"
 import { existsSync, readdirSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { typescriptLoader } from "./internal/loader.js"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 // Benchmarks are the `.ts` files here; the runner and `internal/` helpers are not.
@@ -24,9 +25,8 @@ if (name === undefined || !/^[A-Za-z0-9_-]+$/.test(name) || !existsSync(join(ben
   process.exit(2)
 }
 
-const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", join(benchDir, `${name}.ts`)], {
+const child = spawn(process.execPath, ["--expose-gc", "--import", typescriptLoader, join(benchDir, `${name}.ts`)], {
   stdio: "inherit",
-  // `--import tsx` resolves from the working directory: the repository root, wherever we were called from.
   cwd: dirname(benchDir)
 })
 child.on("error", (error) => {

@@ -1,61 +1,23 @@
 /**
- * `npm start`. Until the trading swarm lands, this runs the supervised demo in `src/demo/`. There is
- * no platform runtime installed (only `effect`), so this file does what `NodeRuntime.runMain` would:
- * run the program, turn its exit into the process's exit code, and interrupt it cleanly on Ctrl-C.
+ * `npm start`: `swarm backtest` of the six-analyst example strategy on the sample data, with the
+ * summary a person would get from the command line. The files are found from this module's
+ * location, so it runs from any working directory, and it exits by itself.
  */
-import { Cause, Effect, Exit, Fiber, Layer, Random } from "effect"
-import * as ActorSystem from "./actor/ActorSystem.js"
-import * as Desk from "./demo/Desk.js"
-import * as Narrator from "./demo/Narrator.js"
+import { fileURLToPath } from "node:url"
+import * as Path from "node:path"
+import { runMain } from "./cli/Main.js"
 
-/** Same seed, same prices: agents draw randomness from Effect's `Random`, never `Math.random()`. */
-const SEED = "swarm-demo"
-/** The demo ends by itself in about two seconds; past this something is wrong, so fail loudly. */
-const DEADLINE = "30 seconds"
+const root = fileURLToPath(new URL("..", import.meta.url))
+/** Paths as a person would type them from here: relative when the repository is the working directory. */
+const shown = (path: string) => {
+  const relative = Path.relative(process.cwd(), path)
+  return relative === "" || relative.startsWith("..") || Path.isAbsolute(relative) ? path : relative
+}
+const data = shown(Path.join(root, "data"))
+const strategy = shown(Path.join(root, "examples", "six-analysts.yaml"))
 
-const main = Desk.program.pipe(
-  Effect.scoped,
-  Effect.timeoutFail({ duration: DEADLINE, onTimeout: () => new Error(`the demo did not finish within ${DEADLINE}`) }),
-  Effect.withRandom(Random.make(SEED)),
-  Effect.provide(Layer.merge(ActorSystem.layer(), Narrator.layer({ terminal: process.stdout.isTTY === true })))
+process.stdout.write(
+  `swarm backtest --data ${data} --strategy ${strategy}: the synthetic sample (data/README.md), ` +
+    "every agent in this process (no database, Redis or Ollama yet)\n\n"
 )
-
-const fiber = Effect.runFork(main)
-
-/** Why we interrupted the program, if we did. */
-let stopping: NodeJS.Signals | "closed stdout" | undefined
-const stop = (why: NonNullable<typeof stopping>) => {
-  if (stopping !== undefined) return
-  stopping = why
-  Effect.runFork(Fiber.interrupt(fiber))
-}
-
-// The first signal interrupts the program (finalizers stop every actor); a second one exits at once.
-const onSignal = (signal: NodeJS.Signals) => {
-  if (stopping !== undefined) process.exit(signal === "SIGINT" ? 130 : 143)
-  process.stderr.write(`\n${signal}: stopping the actors...\n`)
-  stop(signal)
-}
-process.on("SIGINT", onSignal)
-process.on("SIGTERM", onSignal)
-// `npm start | head`: the reader left, which is not an error.
-process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-  if (error.code !== "EPIPE") throw error
-  stop("closed stdout")
-})
-
-fiber.addObserver((exit) => {
-  process.off("SIGINT", onSignal)
-  process.off("SIGTERM", onSignal)
-  if (Exit.isSuccess(exit) || stopping === "closed stdout") {
-    process.exitCode = 0
-  } else if (Exit.isInterrupted(exit)) {
-    process.stderr.write("stopped before the end of the demo\n")
-    process.exitCode = stopping === "SIGTERM" ? 143 : 130
-  } else {
-    process.stderr.write(`the demo failed:\n${Cause.pretty(exit.cause)}\n`)
-    process.exitCode = 1
-  }
-  // Nothing should keep the event loop alive after this; if something does, do not hang.
-  setTimeout(() => process.exit(), 2_000).unref()
-})
+runMain(["backtest", "--data", data, "--strategy", strategy])

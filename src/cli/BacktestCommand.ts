@@ -1,0 +1,194 @@
+/**
+ * `swarm backtest`: load a strategy and market data, run the backtest (src/swarm/Backtest.ts) and
+ * report it — a summary for people, or one JSON document with `--json` — optionally keeping the
+ * run's events, result and trades in an `--out` directory. Failures are values; `Cli` turns each
+ * into one `swarm: <field>: <reason>` line and an exit code.
+ */
+import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
+import { Effect, Either, Option } from "effect"
+import { mkdir, writeFile } from "node:fs/promises"
+import * as Path from "node:path"
+import type { AnyModel } from "../../agents/analysts/Model.js"
+import * as Feed from "../market/Feed.js"
+import * as Backtest from "../swarm/Backtest.js"
+import * as StrategyFile from "../swarm/StrategyFile.js"
+import { StrategyFileError } from "../swarm/StrategyFile.js"
+import * as Approver from "./Approver.js"
+import { OutputError, RunFailed, UsageError } from "./CliError.js"
+import * as EventLog from "./EventLog.js"
+import type { Io } from "./Io.js"
+import * as Period from "./Period.js"
+import * as Progress from "./Progress.js"
+import * as ResultDocument from "./ResultDocument.js"
+import * as Summary from "./Summary.js"
+
+/** A flag's value refused while parsing: the message starts with the flag, as every CLI error line does. */
+const invalid = (flag: string, reason: string) => ValidationError.invalidValue(HelpDoc.p(`${flag}: ${reason}`))
+
+const checked = <A>(flag: string, check: (text: string) => Either.Either<A, string>) => (value: Option.Option<string>) =>
+  Option.match(value, {
+    onNone: () => Effect.succeed(Option.none<A>()),
+    onSome: (text) => Either.match(check(text), { onLeft: (reason) => Effect.fail(invalid(flag, reason)), onRight: (a) => Effect.succeed(Option.some(a)) })
+  })
+
+const date = (end: Period.End) =>
+  Options.text(end).pipe(
+    Options.withPseudoName("date"),
+    Options.optional,
+    Options.mapEffect(checked(`--${end}`, (text) => Period.parse(text, end))),
+    Options.withDescription(
+      end === "from"
+        ? "Replay bars from this time on: an ISO date or date-time, UTC unless it has an offset (2024-01-02, 2024-01-02T09:30)."
+        : "Replay bars up to this time: an ISO date (through the end of that day) or date-time, UTC unless it has an offset."
+    )
+  )
+
+export const options = {
+  data: Options.text("data").pipe(
+    Options.withPseudoName("file|dir"),
+    Options.atLeast(1),
+    Options.withDescription("A CSV file of bars, or a directory of *.csv files (one per symbol, or with a symbol column). Repeat for more.")
+  ),
+  strategy: Options.text("strategy").pipe(
+    Options.withPseudoName("file"),
+    Options.withDescription("The strategy to run: a .json, .yaml or .yml file (see examples/).")
+  ),
+  seed: Options.text("seed").pipe(
+    Options.withPseudoName("n"),
+    Options.optional,
+    Options.mapEffect(checked("--seed", (text) =>
+      /^\d{1,16}$/.test(text) ? Either.right(text) : Either.left(`expected a non-negative integer (at most 16 digits), got "${text}"`))),
+    Options.withDescription("Seeds the run's randomness; the same data, strategy and seed give the same run. Default 0.")
+  ),
+  from: date("from"),
+  to: date("to"),
+  json: Options.boolean("json").pipe(
+    Options.withDescription("Print one JSON document (run, metrics, trades, positions, counts, checksum) on stdout instead of the summary.")
+  ),
+  out: Options.text("out").pipe(
+    Options.withPseudoName("dir"),
+    Options.optional,
+    Options.withDescription("Create this directory and write events.ndjson (every event), result.json and trades.csv into it.")
+  ),
+  events: Options.text("events").pipe(
+    Options.withPseudoName("decisions|rounds"),
+    Options.optional,
+    Options.mapEffect(checked("--events", (text) =>
+      text === "decisions" || text === "rounds"
+        ? Either.right<Backtest.EventDetail>(text)
+        : Either.left(`expected decisions or rounds, got "${text}"`))),
+    Options.withDescription(
+      "How much of each round the event log records: decisions (default: rounds whose decision changed the target) or rounds (every opinion and decision)."
+    )
+  )
+}
+
+export interface Flags {
+  readonly data: ReadonlyArray<string>
+  readonly strategy: string
+  readonly seed: Option.Option<string>
+  readonly from: Option.Option<number>
+  readonly to: Option.Option<number>
+  readonly json: boolean
+  readonly out: Option.Option<string>
+  readonly events: Option.Option<Backtest.EventDetail>
+}
+
+/** The seed `Backtest.run` uses when none is given: recorded in the document either way. */
+const DEFAULT_SEED = "0"
+
+const reasonOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+const writeOut = (file: string, text: string) =>
+  Effect.tryPromise({
+    try: () => writeFile(file, text, "utf8"),
+    catch: (e) => new OutputError({ path: file, reason: `cannot write it: ${reasonOf(e)}` })
+  })
+
+/** What the command is wired to besides its flags: tests give it analysts of their own. */
+export interface Wiring {
+  /** The analyst types strategies can name; default the registry of agents/registry.ts. */
+  readonly registry?: ReadonlyMap<string, AnyModel>
+}
+
+/** Run one backtest as the flags say, writing to `io`. */
+export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
+  Effect.gen(function*() {
+    const from = Option.getOrUndefined(flags.from)
+    const to = Option.getOrUndefined(flags.to)
+    yield* Either.mapLeft(Period.check(from, to), (reason) => new UsageError({ field: "--to", reason }))
+    const seed = Option.getOrElse(flags.seed, () => DEFAULT_SEED)
+
+    const strategy = yield* StrategyFile.load(flags.strategy)
+    const feed = yield* Feed.load(flags.data, {
+      ...(from === undefined ? {} : { from }),
+      ...(to === undefined ? {} : { to }),
+      symbols: strategy.symbols
+    })
+
+    if (feed.symbols.length === 0 && (from !== undefined || to !== undefined)) {
+      const window = `${from === undefined ? "the start" : new Date(from).toISOString()} to ${to === undefined ? "the end" : new Date(to).toISOString()}`
+      return yield* new UsageError({
+        field: from !== undefined && to !== undefined ? "--from/--to" : from !== undefined ? "--from" : "--to",
+        reason: `the data has no bars of ${strategy.symbols.join(", ")} from ${window}`
+      })
+    }
+
+    const out = Option.getOrUndefined(flags.out)
+    if (out !== undefined) {
+      yield* Effect.tryPromise({
+        try: () => mkdir(out, { recursive: true }),
+        catch: (e) => new UsageError({ field: "--out", reason: `cannot create the directory ${out}: ${reasonOf(e)}` })
+      })
+    }
+    const log = out === undefined ? undefined : yield* EventLog.open(Path.join(out, "events.ndjson"))
+    const progress = io.terminal !== undefined && !flags.json ? yield* Progress.start(io.terminal, feed.bars) : undefined
+    const prompter = strategy.risk.approval.policy === "pause" && io.prompter !== undefined ? yield* io.prompter : undefined
+    const approver = prompter === undefined ? undefined : Approver.make(prompter, progress?.aside)
+
+    const result = yield* Backtest.run({
+      strategy,
+      feed,
+      seed,
+      ...Option.match(flags.events, { onNone: () => ({}), onSome: (events) => ({ events }) }),
+      ...(log === undefined ? {} : { onEvent: (_event, json) => log.write(json) }),
+      ...(progress === undefined ? {} : { onProgress: progress.update }),
+      ...(approver === undefined ? {} : { approver }),
+      ...(wiring.registry === undefined ? {} : { registry: wiring.registry })
+    }).pipe(
+      // An agent the registry refuses is a field of the strategy file: report it with the file.
+      Effect.catchTag("InvalidAgent", (e) =>
+        new StrategyFileError({ file: flags.strategy, problems: [{ field: e.field, message: e.reason }] }))
+    )
+
+    // The bar leaves the screen before the report is printed (the scope would only close after).
+    if (progress !== undefined) yield* progress.done
+    const document = ResultDocument.make(result, { strategy: strategy.name, seed })
+    const json = ResultDocument.toJson(document)
+    // Written before the report is printed, which says so; a write that fails does not hide the report.
+    const written = log === undefined || out === undefined ? undefined : yield* Effect.either(
+      Effect.all([
+        log.close,
+        writeOut(Path.join(out, "result.json"), json),
+        writeOut(Path.join(out, "trades.csv"), ResultDocument.tradesCsv(result.trades))
+      ], { discard: true })
+    )
+
+    io.stdout(
+      flags.json
+        ? json
+        : Summary.render(result, { strategy: strategy.name, strategyFile: flags.strategy, seed, symbols: feed.symbols.length }) +
+          (out === undefined || written === undefined || Either.isLeft(written)
+            ? ""
+            : `written   ${Path.join(out, "events.ndjson")}, result.json, trades.csv\n`)
+    )
+    if (written !== undefined && Either.isLeft(written)) return yield* written.left
+    if (result.status === "failed") {
+      return yield* new RunFailed({ run: result.runId, reason: result.failure ?? "no reason given" })
+    }
+  }).pipe(Effect.scoped, Effect.withSpan("swarm.backtest", { attributes: { strategy: flags.strategy, data: flags.data.join(",") } }))
+
+export const command = (io: Io, wiring: Wiring = {}) =>
+  Command.make("backtest", options, handler(io, wiring)).pipe(
+    Command.withDescription("Replay market data through a strategy's swarm on a virtual clock and report its performance.")
+  )

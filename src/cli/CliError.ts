@@ -1,0 +1,35 @@
+/**
+ * The command line's own failures, beside those of the modules it drives (strategy files, CSV,
+ * agents, the backtest): each names what to fix (`field`: a flag or a path) and why.
+ */
+import { Schema } from "effect"
+
+/** A flag with a value the command cannot use (`--from`, `--seed`, …). Exit code 2. */
+export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", {
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.field}: ${this.reason}`
+  }
+}
+
+/** `--out` could not be created or written. */
+export class OutputError extends Schema.TaggedError<OutputError>()("OutputError", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.path}: ${this.reason}`
+  }
+}
+
+/** The run ran and ended `failed`: its report has been printed, the process exits 1. */
+export class RunFailed extends Schema.TaggedError<RunFailed>()("RunFailed", {
+  run: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `run ${this.run} failed: ${this.reason}`
+  }
+}

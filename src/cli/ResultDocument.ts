@@ -1,0 +1,158 @@
+/**
+ * The document `swarm backtest --json` prints and `--out` writes as `result.json`: a run's identity,
+ * metrics, trades and final positions as JSON for programs. Times are ISO 8601 (UTC) and money is
+ * an exact decimal string (`"-1234.5"`); the TypeScript side holds the run's own values (epoch ms,
+ * integer micros), so decoding a document gives back exactly what the run computed. Also the run's
+ * trades as CSV (`trades.csv`).
+ */
+import { ParseResult, Schema } from "effect"
+import { RunId, Symbol, Timestamp } from "../../schemas/Ids.js"
+import { Metrics } from "../../schemas/Metrics.js"
+import { MoneyFromDecimal } from "../../schemas/Money.js"
+import { Quantity, SignedQuantity } from "../../schemas/Order.js"
+import { Trade } from "../../schemas/Trade.js"
+import type * as Backtest from "../swarm/Backtest.js"
+import { toDecimal } from "../trading/Money.js"
+
+const isoInstant = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:\d{2})$/
+
+/** Epoch ms as an ISO 8601 instant (`2024-03-01T00:00:00.000Z`). */
+export const IsoTime = Schema.transformOrFail(Schema.String, Timestamp, {
+  strict: true,
+  decode: (text, _, ast) => {
+    const ms = isoInstant.test(text) ? Date.parse(text) : NaN
+    return Number.isSafeInteger(ms)
+      ? ParseResult.succeed(Timestamp.make(ms))
+      : ParseResult.fail(new ParseResult.Type(ast, text, "expected an ISO 8601 instant, e.g. \"2024-03-01T00:00:00.000Z\""))
+  },
+  encode: (ms) => ParseResult.succeed(new Date(ms).toISOString())
+})
+
+/** The metrics of schemas/Metrics.ts with their money as decimals and their times as ISO instants. */
+export const MetricsJson = Schema.Struct({
+  ...Metrics.fields,
+  initialCash: MoneyFromDecimal,
+  finalEquity: MoneyFromDecimal,
+  startTs: Schema.NullOr(IsoTime),
+  endTs: Schema.NullOr(IsoTime),
+  maxDrawdownPeakTs: Schema.NullOr(IsoTime),
+  maxDrawdownTroughTs: Schema.NullOr(IsoTime),
+  maxDrawdownRecoveryTs: Schema.NullOr(IsoTime),
+  grossProfit: MoneyFromDecimal,
+  grossLoss: MoneyFromDecimal,
+  averageWin: Schema.NullOr(MoneyFromDecimal),
+  averageLoss: Schema.NullOr(MoneyFromDecimal)
+})
+
+export const TradeJson = Schema.Struct({
+  symbol: Symbol,
+  side: Trade.fields.side,
+  quantity: Quantity,
+  entry: IsoTime,
+  exit: IsoTime,
+  entryPrice: Trade.fields.entryPrice,
+  exitPrice: Trade.fields.exitPrice,
+  /** Realized P&L of the round trip, commissions included. */
+  pnl: MoneyFromDecimal
+})
+export type TradeJson = typeof TradeJson.Type
+
+export const PositionJson = Schema.Struct({
+  symbol: Symbol,
+  /** Negative when short, 0 when flat. */
+  quantity: SignedQuantity,
+  averagePrice: Schema.Number,
+  markPrice: Schema.Number,
+  marketValue: MoneyFromDecimal,
+  unrealizedPnl: MoneyFromDecimal,
+  realizedPnl: MoneyFromDecimal
+})
+
+export const Counts = Schema.Struct({
+  bars: Schema.Int,
+  slices: Schema.Int,
+  rounds: Schema.Int,
+  decisions: Schema.Int,
+  orders: Schema.Int,
+  fills: Schema.Int,
+  rejected: Schema.Int,
+  restarts: Schema.Int,
+  events: Schema.Int
+})
+
+export const ResultDocument = Schema.Struct({
+  run: RunId,
+  /** The strategy's name. */
+  strategy: Schema.String,
+  seed: Schema.String,
+  status: Schema.Literal("completed", "failed"),
+  /** Why a failed run failed; absent when it completed. */
+  failure: Schema.optional(Schema.String),
+  period: Schema.Struct({ from: IsoTime, to: IsoTime }),
+  metrics: MetricsJson,
+  /** Closed round trips, in closing order. */
+  trades: Schema.Array(TradeJson),
+  /** The final books, marked at the last prices. */
+  positions: Schema.Array(PositionJson),
+  counts: Counts,
+  /** SHA-256 (hex) over the canonical JSON lines of the run's events. */
+  checksum: Schema.String
+})
+export type ResultDocument = typeof ResultDocument.Type
+export type ResultDocumentJson = typeof ResultDocument.Encoded
+
+export const make = (result: Backtest.Result, run: { readonly strategy: string; readonly seed: string }): ResultDocument => ({
+  run: result.runId,
+  strategy: run.strategy,
+  seed: run.seed,
+  status: result.status,
+  ...(result.status === "failed" ? { failure: result.failure ?? "no reason given" } : {}),
+  period: { from: result.from, to: result.to },
+  metrics: result.metrics,
+  trades: result.trades.map((t) => ({
+    symbol: t.symbol,
+    side: t.side,
+    quantity: t.quantity,
+    entry: t.entryTs,
+    exit: t.exitTs,
+    entryPrice: t.entryPrice,
+    exitPrice: t.exitPrice,
+    pnl: t.pnl
+  })),
+  positions: result.portfolio.positions.map((p) => ({
+    symbol: p.symbol,
+    quantity: p.quantity,
+    averagePrice: p.averagePrice,
+    markPrice: p.markPrice,
+    marketValue: p.marketValue,
+    unrealizedPnl: p.unrealizedPnl,
+    realizedPnl: p.realizedPnl
+  })),
+  counts: { ...result.counts },
+  checksum: result.checksum
+})
+
+/** The document as JSON text (two-space indented, newline-terminated): what stdout and result.json get. */
+export const toJson = (document: ResultDocument): string =>
+  `${JSON.stringify(Schema.encodeSync(ResultDocument)(document), null, 2)}\n`
+
+/**
+ * One row per closed trade, in closing order; money as exact decimals, times as ISO instants. No
+ * field needs quoting: symbols cannot contain commas or quotes (schemas/Ids.ts), the rest are numbers.
+ */
+export const tradesCsv = (trades: ReadonlyArray<Trade>): string => {
+  const rows = trades.map((t) =>
+    [
+      t.symbol,
+      t.side,
+      String(t.quantity),
+      new Date(t.entryTs).toISOString(),
+      new Date(t.exitTs).toISOString(),
+      String(t.entryPrice),
+      String(t.exitPrice),
+      toDecimal(t.pnl),
+      toDecimal(t.commission)
+    ].join(",")
+  )
+  return ["symbol,side,quantity,entry,exit,entry_price,exit_price,pnl,commission", ...rows].join("\n") + "\n"
+}

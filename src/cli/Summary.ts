@@ -1,0 +1,159 @@
+/**
+ * The report `swarm backtest` prints for people: what ran, the metrics (docs/metrics.md) in a
+ * table, the open positions, the last trades, the trading state, counts and the checksum. Money is
+ * rounded for reading only (`Money.format`); the exact figures are in `--json`.
+ */
+import Table from "cli-table3"
+import type { Timestamp } from "../../schemas/Ids.js"
+import type { Metrics } from "../../schemas/Metrics.js"
+import type * as Backtest from "../swarm/Backtest.js"
+import { format, type Money } from "../trading/Money.js"
+
+const DAY_MS = 86_400_000
+const DASH = "—"
+
+/** A date when the time is midnight UTC (daily bars), else the instant to the second, UTC. */
+export const time = (ts: Timestamp | number): string => {
+  const iso = new Date(ts).toISOString()
+  if (ts % DAY_MS === 0) return iso.slice(0, 10)
+  return `${iso.slice(0, 10)} ${iso.endsWith(".000Z") ? iso.slice(11, 19) : iso.slice(11, 23)}Z`
+}
+
+export const money = (amount: Money): string => format(amount)
+
+const signed = (text: string, x: number) => (x > 0 ? `+${text}` : text)
+
+/** A plain fraction as a percentage: 0.1234 → "12.34%". */
+export const percent = (x: number | null, options: { readonly sign?: boolean } = {}): string =>
+  x === null ? DASH : options.sign === true ? signed(`${(x * 100).toFixed(2)}%`, x) : `${(x * 100).toFixed(2)}%`
+
+export const ratio = (x: number | null): string => (x === null ? DASH : x.toFixed(2))
+
+export const quantity = (q: number): string => q.toLocaleString("en-US", { maximumFractionDigits: 6 })
+
+export const price = (p: number): string => p.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 6 })
+
+const count = (n: number): string => n.toLocaleString("en-US")
+
+const days = (d: number): string => (d === 1 ? "1 day" : `${Number.isInteger(d) ? d : d.toFixed(1)} days`)
+
+const table = (head: ReadonlyArray<string>, align: ReadonlyArray<"left" | "right">) =>
+  // No colours: the report is read in terminals, files and CI logs alike.
+  new Table({ head: [...head], colAligns: [...align], style: { head: [], border: [], compact: true } })
+
+/** The metrics as rows of (name, value): what the summary's table shows, in this order. */
+export const metricRows = (m: Metrics): ReadonlyArray<readonly [string, string]> => {
+  const drawdown = m.maxDrawdown === 0
+    ? "0.00%"
+    : `${percent(m.maxDrawdown)} over ${days(m.maxDrawdownDays)} (${count(m.maxDrawdownBars)} bars), ${
+      m.maxDrawdownRecoveryTs === null ? "not recovered" : `recovered ${time(m.maxDrawdownRecoveryTs)}`
+    }`
+  const peakToLow = m.maxDrawdownPeakTs === null || m.maxDrawdownTroughTs === null
+    ? []
+    : [["  peak → low", `${time(m.maxDrawdownPeakTs)} → ${time(m.maxDrawdownTroughTs)}`] as const]
+  return [
+    ["total return", `${percent(m.totalReturn, { sign: true })} (${money(m.initialCash)} → ${money(m.finalEquity)})`],
+    ["CAGR", percent(m.cagr, { sign: true })],
+    ["volatility", m.annualVolatility === null ? DASH : `${percent(m.annualVolatility)} a year`],
+    ["Sharpe", ratio(m.sharpe)],
+    ["Sortino", ratio(m.sortino)],
+    ["Calmar", ratio(m.calmar)],
+    ["max drawdown", drawdown],
+    ...peakToLow,
+    ["longest drawdown", m.longestDrawdownBars === 0 ? DASH : `${days(m.longestDrawdownDays)} (${count(m.longestDrawdownBars)} bars)`],
+    ["win rate", m.winRate === null ? DASH : `${percent(m.winRate)} (${m.winningTrades} won, ${m.losingTrades} lost)`],
+    ["profit factor", ratio(m.profitFactor)],
+    ["avg win / loss", `${m.averageWin === null ? DASH : money(m.averageWin)} / ${m.averageLoss === null ? DASH : money(m.averageLoss)}`],
+    ["exposure", m.exposure === null ? DASH : `${percent(m.exposure)} of bars`],
+    ["trades", count(m.tradeCount)]
+  ]
+}
+
+export interface Context {
+  readonly strategy: string
+  readonly strategyFile: string
+  readonly seed: string
+  /** The symbols the data delivered for the strategy. */
+  readonly symbols: number
+}
+
+/** How many trades the summary lists (the last ones); `--json` and `trades.csv` have them all. */
+export const LAST_TRADES = 5
+
+export const render = (result: Backtest.Result, context: Context): string => {
+  const lines: Array<string> = []
+  const c = result.counts
+  lines.push(
+    `run       ${result.runId}`,
+    `strategy  ${context.strategy} (${context.strategyFile})`,
+    `seed      ${context.seed}`,
+    `period    ${time(result.from)} → ${time(result.to)}`,
+    `bars      ${count(c.bars)} (${count(c.slices)} times × ${context.symbols} symbol${context.symbols === 1 ? "" : "s"})`,
+    `status    ${result.status}${result.status === "failed" ? `: ${result.failure ?? "no reason given"}` : ""}`,
+    ""
+  )
+
+  const metrics = table(["metric", "value"], ["left", "left"])
+  for (const row of metricRows(result.metrics)) metrics.push([...row])
+  lines.push(metrics.toString(), "")
+
+  const open = result.portfolio.positions.filter((p) => p.quantity !== 0)
+  if (open.length === 0) lines.push("positions: none open", "")
+  else {
+    const positions = table(["symbol", "quantity", "avg price", "mark", "market value", "unrealized", "realized"], [
+      "left",
+      "right",
+      "right",
+      "right",
+      "right",
+      "right",
+      "right"
+    ])
+    for (const p of open) {
+      positions.push([
+        p.symbol,
+        quantity(p.quantity),
+        price(p.averagePrice),
+        price(p.markPrice),
+        money(p.marketValue),
+        money(p.unrealizedPnl),
+        money(p.realizedPnl)
+      ])
+    }
+    lines.push(`positions (${time(result.portfolio.ts)})`, positions.toString(), "")
+  }
+  lines.push(
+    `equity    ${money(result.portfolio.equity)} (cash ${money(result.portfolio.cash)}, realized ${money(result.portfolio.realizedPnl)}, unrealized ${
+      money(result.portfolio.unrealizedPnl)
+    })`,
+    ""
+  )
+
+  if (result.trades.length === 0) lines.push("trades: none closed", "")
+  else {
+    const last = result.trades.slice(-LAST_TRADES)
+    const trades = table(["symbol", "side", "quantity", "entry", "exit", "entry price", "exit price", "P&L"], [
+      "left",
+      "left",
+      "right",
+      "left",
+      "left",
+      "right",
+      "right",
+      "right"
+    ])
+    for (const t of last) {
+      trades.push([t.symbol, t.side, quantity(t.quantity), time(t.entryTs), time(t.exitTs), price(t.entryPrice), price(t.exitPrice), money(t.pnl)])
+    }
+    lines.push(`last ${last.length} of ${count(result.trades.length)} trades`, trades.toString(), "")
+  }
+
+  lines.push(
+    `trading   ${result.tradingState}`,
+    `counts    ${count(c.rounds)} rounds, ${count(c.decisions)} decisions, ${count(c.orders)} orders, ${count(c.fills)} fills, ${
+      count(c.rejected)
+    } rejected, ${count(c.restarts)} restarts, ${count(c.events)} events`,
+    `checksum  ${result.checksum}`
+  )
+  return `${lines.join("\n")}\n`
+}

@@ -1,0 +1,349 @@
+import { NodeContext } from "@effect/platform-node"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import type { AnyModel } from "../../agents/analysts/Model.js"
+import { analysts } from "../../agents/registry.js"
+import * as Cli from "../../src/cli/Cli.js"
+import * as Io from "../../src/cli/Io.js"
+import { OutputError, RunFailed } from "../../src/cli/CliError.js"
+import { ResultDocument } from "../../src/cli/ResultDocument.js"
+import { BacktestError } from "../../src/swarm/Backtest.js"
+import { StrategyFileError } from "../../src/swarm/StrategyFile.js"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+const data = Path.join(root, "data")
+const sma = Path.join(root, "examples", "sma-crossover.json")
+const six = Path.join(root, "examples", "six-analysts.yaml")
+
+const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-cli-"))
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
+
+/** A file in this test's temporary directory. */
+const file = (name: string, text: string) => {
+  const path = Path.join(tmp, name)
+  fs.mkdirSync(Path.dirname(path), { recursive: true })
+  fs.writeFileSync(path, text)
+  return path
+}
+
+const smaJson = JSON.parse(fs.readFileSync(sma, "utf8")) as Record<string, unknown>
+const strategy = (name: string, changes: Record<string, unknown>) => file(name, JSON.stringify({ ...smaJson, ...changes }))
+
+/** A terminal on stderr, as far as cli-progress can tell: what was drawn on it is kept. */
+const fakeTerminal = () => {
+  const drawn: Array<string> = []
+  const stream = {
+    isTTY: true,
+    columns: 120,
+    rows: 40,
+    write: (chunk: unknown, callback?: unknown) => {
+      drawn.push(String(chunk))
+      if (typeof callback === "function") callback()
+      return true
+    }
+  }
+  return { stream: stream as unknown as NodeJS.WriteStream, drawn: () => drawn.join("") }
+}
+
+/** Run the command line in-process on `argv`: its exit code and everything it printed. */
+const swarm = (
+  argv: ReadonlyArray<string>,
+  options: {
+    readonly answers?: ReadonlyArray<string>
+    readonly registry?: ReadonlyMap<string, AnyModel>
+    readonly terminal?: NodeJS.WriteStream
+  } = {}
+) =>
+  Effect.gen(function*() {
+    const captured = Io.capture(options.answers === undefined ? {} : { answers: options.answers })
+    const io = options.terminal === undefined ? captured.io : { ...captured.io, terminal: options.terminal }
+    const code = yield* Cli.run(argv, io, options.registry === undefined ? {} : { registry: options.registry })
+    return { code, stdout: captured.stdout(), stderr: captured.stderr(), asked: captured.asked() }
+  }).pipe(Effect.provide(NodeContext.layer))
+
+const lines = (text: string) => text.split("\n").filter((line) => line !== "")
+
+const documentOf = (stdout: string) => Schema.decodeUnknownSync(ResultDocument)(JSON.parse(stdout))
+
+describe("swarm: flags", () => {
+  it.live("without --strategy: the flag is named, exit code 2, nothing on stdout", () =>
+    Effect.gen(function*() {
+      const r = yield* swarm(["backtest", "--data", data])
+      expect(r.code).toBe(2)
+      expect(lines(r.stderr)[0]).toBe("swarm: --strategy: is required")
+      expect(r.stdout).toBe("")
+    }))
+
+  it.live("without --data", () =>
+    Effect.gen(function*() {
+      const r = yield* swarm(["backtest", "--strategy", sma])
+      expect(r.code).toBe(2)
+      expect(lines(r.stderr)[0]).toBe("swarm: --data: is required")
+    }))
+
+  it.live("a bad --from or --to names the flag and what was wrong", () =>
+    Effect.gen(function*() {
+      const notADate = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--from", "yesterday"])
+      expect(notADate.code).toBe(2)
+      expect(lines(notADate.stderr)[0]).toMatch(/^swarm: --from: expected an ISO date or date-time .*got "yesterday"$/)
+      const notOnTheCalendar = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--to", "2023-02-29"])
+      expect(notOnTheCalendar.code).toBe(2)
+      expect(lines(notOnTheCalendar.stderr)[0]).toBe("swarm: --to: \"2023-02-29\" is not a date on the calendar")
+      const backwards = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--from", "2023-03-02", "--to", "2023-03-01"])
+      expect(backwards.code).toBe(2)
+      expect(lines(backwards.stderr)[0]).toMatch(/^swarm: --to: the window ends .* before it starts/)
+      expect(notADate.stdout + notOnTheCalendar.stdout + backwards.stdout).toBe("")
+    }))
+
+  it.live("a bad --seed, --events or an unknown argument or command", () =>
+    Effect.gen(function*() {
+      const seed = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--seed", "x1"])
+      expect([seed.code, lines(seed.stderr)[0]]).toEqual([2, "swarm: --seed: expected a non-negative integer (at most 16 digits), got \"x1\""])
+      const events = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--events", "all"])
+      expect([events.code, lines(events.stderr)[0]]).toEqual([2, "swarm: --events: expected decisions or rounds, got \"all\""])
+      const extra = yield* swarm(["backtest", "--data", data, "--strategy", sma, "extra"])
+      expect([extra.code, lines(extra.stderr)[0]]).toEqual([2, "swarm: extra: unknown argument"])
+      const command = yield* swarm(["frobnicate"])
+      expect(command.code).toBe(2)
+      expect(lines(command.stderr)[0]).toMatch(/^swarm: frobnicate: unknown command/)
+    }))
+
+  it.live("help: on stdout, without terminal colours, exit code 0", () =>
+    Effect.gen(function*() {
+      const help = yield* swarm(["backtest", "--help"])
+      expect(help.code).toBe(0)
+      expect(help.stdout).toContain("--strategy file")
+      expect(help.stdout).toContain("--events decisions|rounds")
+      expect(help.stdout).not.toContain("\u001b[")
+      const bare = yield* swarm([])
+      expect(bare.code).toBe(0)
+      expect(bare.stdout).toContain("backtest")
+    }))
+})
+
+describe("swarm backtest: bad input files", () => {
+  it.live("a strategy with a bad field: the file and the field are named, exit code 2", () =>
+    Effect.gen(function*() {
+      const bad = file(
+        "bad-weight.yaml",
+        "name: bad\nsymbols: [ACME]\nagents:\n  - { type: sma_crossover, weight: 5000 }\nsizing: { mode: percent_of_equity, value: 500 }\n"
+      )
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", bad, "--json"])
+      expect(r.code).toBe(2)
+      expect(r.stdout).toBe("")
+      const errors = lines(r.stderr)
+      expect(errors).toContainEqual(expect.stringMatching(new RegExp(`^swarm: ${bad.replace(/[.\\]/g, "\\$&")}: agents\\[0\\]\\.weight: `)))
+      expect(errors.some((line) => line.includes(": sizing.value: "))).toBe(true)
+      expect(r.stderr).not.toMatch(/\n\s+at /) // no stack trace
+    }))
+
+  it.live("an agent type the registry does not have, or params it refuses, is a field of the strategy file", () =>
+    Effect.gen(function*() {
+      const unknown = strategy("unknown-agent.json", { agents: [{ type: "crystal_ball" }] })
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", unknown])
+      expect(r.code).toBe(2)
+      expect(lines(r.stderr)[0]).toMatch(new RegExp(`^swarm: .*unknown-agent\\.json: agents\\[0\\]\\.type: `))
+      const params = strategy("bad-params.json", { agents: [{ type: "sma_crossover", params: { fast: "ten" } }] })
+      const p = yield* swarm(["backtest", "--data", data, "--strategy", params])
+      expect(p.code).toBe(2)
+      expect(lines(p.stderr)[0]).toContain("bad-params.json: agents[0].params.fast: ")
+    }))
+
+  it.live("a strategy file that is not there", () =>
+    Effect.gen(function*() {
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", Path.join(tmp, "nope.yaml")])
+      expect(r.code).toBe(2)
+      expect(lines(r.stderr)[0]).toMatch(/^swarm: .*nope\.yaml: cannot read it: /)
+    }))
+
+  it.live("a data directory that is not there: the CSV loader's message, exit code 2", () =>
+    Effect.gen(function*() {
+      const missing = Path.join(tmp, "no-such-dir")
+      const r = yield* swarm(["backtest", "--data", missing, "--strategy", sma, "--json"])
+      expect(r.code).toBe(2)
+      expect(r.stdout).toBe("")
+      expect(lines(r.stderr)).toHaveLength(1)
+      expect(lines(r.stderr)[0]).toMatch(new RegExp(`^swarm: ${missing.replace(/[.\\]/g, "\\$&")}: .*no such file or directory`))
+    }))
+
+  it.live("a bad row names the file, the line and the column", () =>
+    Effect.gen(function*() {
+      const csv = file("bad-csv/ACME.csv", "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1.5,100\n2024-01-03,1,2,0.5,abc,100\n")
+      const r = yield* swarm(["backtest", "--data", Path.dirname(csv), "--strategy", sma])
+      expect(r.code).toBe(2)
+      expect(lines(r.stderr)[0]).toMatch(/^swarm: .*ACME\.csv:3: column "close":/)
+    }))
+
+  it.live("symbols the data lacks, or a window without bars, are refused before the run", () =>
+    Effect.gen(function*() {
+      const other = strategy("other-symbol.json", { symbols: ["ACME", "HOOLI"] })
+      const missing = yield* swarm(["backtest", "--data", data, "--strategy", other])
+      expect(missing.code).toBe(2)
+      expect(lines(missing.stderr)[0]).toMatch(/^swarm: symbols: no data for HOOLI/)
+      const empty = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--from", "2030-01-01"])
+      expect(empty.code).toBe(2)
+      expect(lines(empty.stderr)[0]).toBe("swarm: --from: the data has no bars of ACME, GLOBEX, INITECH from 2030-01-01T00:00:00.000Z to the end")
+    }))
+})
+
+describe("swarm backtest: a run", () => {
+  it.live("--json prints exactly one document: the run, metrics, trades, positions, counts and checksum", () =>
+    Effect.gen(function*() {
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json"])
+      expect(r.stderr).toBe("")
+      expect(r.code).toBe(0)
+      const json = JSON.parse(r.stdout) as Record<string, any>
+      expect(Object.keys(json)).toEqual(["run", "strategy", "seed", "status", "period", "metrics", "trades", "positions", "counts", "checksum"])
+      expect(json).toMatchObject({
+        strategy: "SMA crossover",
+        seed: "0",
+        status: "completed",
+        period: { from: "2022-01-03T00:00:00.000Z", to: "2023-12-01T00:00:00.000Z" },
+        metrics: { initialCash: "100000", startTs: "2022-01-03T00:00:00.000Z" },
+        counts: { bars: 1500, slices: 500 }
+      })
+      expect(json.checksum).toMatch(/^[0-9a-f]{64}$/)
+      expect(json.trades.length).toBe(json.metrics.tradeCount)
+      expect(json.trades.length).toBeGreaterThan(0)
+      for (const trade of json.trades) {
+        expect(Object.keys(trade)).toEqual(["symbol", "side", "quantity", "entry", "exit", "entryPrice", "exitPrice", "pnl"])
+        expect(trade.pnl).toMatch(/^-?\d+(\.\d{1,6})?$/)
+        expect(trade.entry <= trade.exit).toBe(true)
+      }
+      for (const position of json.positions) expect(position.marketValue).toMatch(/^-?\d+(\.\d{1,6})?$/)
+      // Decodes back with its schema: times to epoch ms, decimals to exact micros.
+      const document = documentOf(r.stdout)
+      expect(document.period.from).toBe(Date.UTC(2022, 0, 3))
+      expect(document.metrics.initialCash).toBe(100_000_000_000)
+      expect(document.trades.reduce((sum, t) => sum + t.pnl, 0)).toBe(document.metrics.grossProfit + document.metrics.grossLoss)
+    }))
+
+  it.live("the same inputs give the same document; the seed is recorded", () =>
+    Effect.gen(function*() {
+      const a = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json", "--seed", "42"])
+      const b = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json", "--seed", "42"])
+      expect(a.code).toBe(0)
+      expect(b.stdout).toBe(a.stdout)
+      expect(documentOf(a.stdout).seed).toBe("42")
+    }))
+
+  it.live("--from and --to: the period is inside the window, and --to a date includes that day", () =>
+    Effect.gen(function*() {
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json", "--from", "2022-03-01", "--to", "2022-09-30"])
+      expect(r.code).toBe(0)
+      const document = documentOf(r.stdout)
+      expect(document.period.from).toBe(Date.UTC(2022, 2, 1))
+      expect(document.period.to).toBe(Date.UTC(2022, 8, 30)) // a Friday with a bar at midnight
+      expect(document.counts.bars).toBeLessThan(1500)
+    }))
+
+  it.live("--out: events.ndjson (every event, in order), result.json (the --json document) and trades.csv", () =>
+    Effect.gen(function*() {
+      const out = Path.join(tmp, "out", "nested")
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json", "--out", out, "--events", "rounds"])
+      expect(r.code).toBe(0)
+      const document = documentOf(r.stdout)
+      expect(fs.readFileSync(Path.join(out, "result.json"), "utf8")).toBe(r.stdout)
+      const events = lines(fs.readFileSync(Path.join(out, "events.ndjson"), "utf8")).map((line) => JSON.parse(line))
+      expect(events).toHaveLength(document.counts.events)
+      expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1))
+      expect(events[0]._tag).toBe("RunStarted")
+      expect(events.at(-1)).toMatchObject({ _tag: "RunCompleted", checksum: document.checksum })
+      expect(events.filter((e) => e._tag === "OpinionGiven").length).toBeGreaterThan(0) // --events rounds
+      const csv = lines(fs.readFileSync(Path.join(out, "trades.csv"), "utf8"))
+      expect(csv[0]).toBe("symbol,side,quantity,entry,exit,entry_price,exit_price,pnl,commission")
+      expect(csv).toHaveLength(document.trades.length + 1)
+    }))
+
+  it.live("the summary: what ran, the metrics table, positions, trades, state, counts and checksum", () =>
+    Effect.gen(function*() {
+      const json = documentOf((yield* swarm(["backtest", "--data", data, "--strategy", six, "--json"])).stdout)
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", six])
+      expect(r.code).toBe(0)
+      expect(r.stderr).toBe("") // no terminal, no progress bar
+      for (
+        const text of [
+          `run       ${json.run}`,
+          "strategy  Six analysts",
+          "period    2022-01-03 → 2023-12-01",
+          "total return",
+          "CAGR",
+          "volatility",
+          "Sharpe",
+          "Sortino",
+          "Calmar",
+          "max drawdown",
+          "win rate",
+          "profit factor",
+          "avg win / loss",
+          "exposure",
+          "trading   ",
+          `checksum  ${json.checksum}`
+        ]
+      ) expect(r.stdout).toContain(text)
+      expect(r.stdout).toContain("250,000.00 → ") // money formatted from micros
+    }))
+
+  it.live("on a terminal, a progress bar on stderr (bars, date, equity), taken down before the report; none with --json", () =>
+    Effect.gen(function*() {
+      const terminal = fakeTerminal()
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", sma], { terminal: terminal.stream })
+      expect(r.code).toBe(0)
+      expect(terminal.drawn()).toContain("1500/1500 bars | 2023-12-01 | equity ")
+      expect(terminal.drawn()).toContain("\u001b[?25h") // the cursor is shown again
+      const quiet = fakeTerminal()
+      const json = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json"], { terminal: quiet.stream })
+      expect(json.code).toBe(0)
+      expect(quiet.drawn()).toBe("")
+    }))
+
+  it.live("approval policy pause: without a terminal the run is refused; at a terminal each intent is asked", () =>
+    Effect.gen(function*() {
+      const pause = strategy("pause.json", { risk: { approval: { notionalPctAbove: 5, policy: "pause" } } })
+      const alone = yield* swarm(["backtest", "--data", data, "--strategy", pause, "--to", "2022-06-30"])
+      expect(alone.code).toBe(2)
+      expect(lines(alone.stderr)[0]).toMatch(/^swarm: risk\.approval\.policy: .*needs approval/)
+
+      const out = Path.join(tmp, "approvals")
+      const answers = ["y", "", ...Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? "n" : "too big"))]
+      const asked = yield* swarm(["backtest", "--data", data, "--strategy", pause, "--to", "2022-06-30", "--out", out], { answers })
+      expect(asked.code).toBe(0)
+      expect(asked.asked[0]).toMatch(/approval needed \(.+@\d+\): (buy|sell) [\s\S]*\napprove\? \[y\/n\] $/)
+      const resolved = lines(fs.readFileSync(Path.join(out, "events.ndjson"), "utf8"))
+        .map((line) => JSON.parse(line))
+        .filter((e) => e._tag === "ApprovalResolved")
+      expect(resolved[0]).toMatchObject({ outcome: "approved", reason: "approved at the terminal" })
+      expect(resolved[1]).toMatchObject({ outcome: "rejected", reason: "too big" })
+    }))
+
+  it.live("a defect is one short line, not a stack trace, and exit code 1", () =>
+    Effect.gen(function*() {
+      const base = analysts.get("sma_crossover")!
+      const broken: AnyModel = {
+        ...base,
+        horizon: () => {
+          throw new Error("the crystal ball cracked")
+        }
+      }
+      const registry = new Map([...analysts, ["sma_crossover", broken]])
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json"], { registry })
+      expect(r.code).toBe(1)
+      expect(r.stdout).toBe("")
+      expect(lines(r.stderr)).toEqual(["swarm: internal error: the crystal ball cracked"])
+    }))
+
+  it("a run that ended failed exits 1 with one line; bad input exits 2; no line carries a stack", () => {
+    expect(Cli.report(new RunFailed({ run: "bt-1", reason: "the run's supervisor gave up" }))).toEqual({
+      lines: ["run bt-1: failed: the run's supervisor gave up"],
+      code: 1
+    })
+    expect(Cli.report(new BacktestError({ field: "symbols", reason: "no data for X" }))).toEqual({ lines: ["symbols: no data for X"], code: 2 })
+    expect(Cli.report(new StrategyFileError({ file: "s.yaml", problems: [{ field: "", message: "not valid YAML" }, { field: "agents[1].weight", message: "too heavy" }] })))
+      .toEqual({ lines: ["s.yaml: not valid YAML", "s.yaml: agents[1].weight: too heavy"], code: 2 })
+    expect(Cli.report(new OutputError({ path: "out/events.ndjson", reason: "cannot write it: ENOSPC" })).code).toBe(1)
+  })
+})

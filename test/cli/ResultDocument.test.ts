@@ -1,0 +1,180 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Exit, Schema } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as Path from "node:path"
+import * as EventLog from "../../src/cli/EventLog.js"
+import * as ResultDocument from "../../src/cli/ResultDocument.js"
+import * as Summary from "../../src/cli/Summary.js"
+import type { Result } from "../../src/swarm/Backtest.js"
+import { compute } from "../../src/trading/Metrics.js"
+import type { RunId, Symbol, Timestamp } from "../../schemas/Ids.js"
+import type { Money } from "../../schemas/Money.js"
+import type { Trade } from "../../schemas/Trade.js"
+
+const day = (d: number) => Date.UTC(2024, 0, d) as Timestamp
+const money = (micros: number) => micros as Money
+
+const trade = (over: Partial<Trade> = {}): Trade => ({
+  symbol: "ACME" as Symbol,
+  side: "long",
+  quantity: 10,
+  entryTs: day(2),
+  exitTs: day(5),
+  entryPrice: 100.5,
+  exitPrice: 101.25,
+  pnl: money(7_490_000),
+  commission: money(10_000),
+  ...over
+})
+
+const result = (over: Partial<Result> = {}): Result => {
+  const trades = [trade(), trade({ symbol: "BETA" as Symbol, side: "short", pnl: money(-1_234_567), exitTs: day(8) })]
+  return {
+    runId: "bt-test" as RunId,
+    status: "completed",
+    metrics: compute({
+      curve: [
+        { ts: day(2), equity: money(100_000_000_000), exposed: true },
+        { ts: day(5), equity: money(100_007_490_000), exposed: false },
+        { ts: day(8), equity: money(100_006_255_433), exposed: false }
+      ],
+      trades,
+      initialCash: money(100_000_000_000),
+      config: { periodsPerYear: 252, riskFreeRate: 0 }
+    }),
+    trades,
+    portfolio: {
+      ts: day(8),
+      cash: money(100_006_255_433),
+      equity: money(100_006_255_433),
+      grossExposure: money(0),
+      netExposure: money(0),
+      realizedPnl: money(6_255_433),
+      unrealizedPnl: money(0),
+      positions: [{
+        symbol: "ACME" as Symbol,
+        quantity: 0,
+        averagePrice: 0,
+        realizedPnl: money(7_490_000),
+        markPrice: 101.25,
+        marketValue: money(0),
+        unrealizedPnl: money(0)
+      }]
+    },
+    tradingState: "active",
+    checksum: "ab".repeat(32),
+    counts: { bars: 3, slices: 3, rounds: 3, decisions: 2, orders: 4, fills: 4, rejected: 0, restarts: 0, events: 20 },
+    from: day(2),
+    to: day(8),
+    ...over
+  }
+}
+
+describe("the result document", () => {
+  it("money is an exact decimal string, times are ISO instants, and it decodes back to the run's values", () => {
+    const document = ResultDocument.make(result(), { strategy: "S", seed: "7" })
+    const json = JSON.parse(ResultDocument.toJson(document))
+    expect(json.period).toEqual({ from: "2024-01-02T00:00:00.000Z", to: "2024-01-08T00:00:00.000Z" })
+    expect(json.trades[1]).toEqual({
+      symbol: "BETA",
+      side: "short",
+      quantity: 10,
+      entry: "2024-01-02T00:00:00.000Z",
+      exit: "2024-01-08T00:00:00.000Z",
+      entryPrice: 100.5,
+      exitPrice: 101.25,
+      pnl: "-1.234567"
+    })
+    expect(json.metrics.initialCash).toBe("100000")
+    expect(json.metrics.grossLoss).toBe("-1.234567")
+    expect(json.positions[0].realizedPnl).toBe("7.49")
+    expect("failure" in json).toBe(false)
+    expect(Schema.decodeUnknownSync(ResultDocument.ResultDocument)(json)).toEqual(document)
+  })
+
+  it("a failed run says why", () => {
+    const document = ResultDocument.make(result({ status: "failed", failure: "the run's supervisor gave up" }), { strategy: "S", seed: "0" })
+    expect(JSON.parse(ResultDocument.toJson(document))).toMatchObject({ status: "failed", failure: "the run's supervisor gave up" })
+  })
+
+  it("times must be ISO instants", () => {
+    expect(Either.isLeft(Schema.decodeUnknownEither(ResultDocument.IsoTime)("2024-01-02"))).toBe(true)
+    expect(Either.isLeft(Schema.decodeUnknownEither(ResultDocument.IsoTime)("yesterday"))).toBe(true)
+    expect(Schema.decodeUnknownSync(ResultDocument.IsoTime)("2024-01-02T01:00:00+01:00")).toBe(day(2))
+  })
+
+  it("trades.csv: a header and one row per trade, in closing order", () => {
+    expect(ResultDocument.tradesCsv(result().trades).split("\n")).toEqual([
+      "symbol,side,quantity,entry,exit,entry_price,exit_price,pnl,commission",
+      "ACME,long,10,2024-01-02T00:00:00.000Z,2024-01-05T00:00:00.000Z,100.5,101.25,7.49,0.01",
+      "BETA,short,10,2024-01-02T00:00:00.000Z,2024-01-08T00:00:00.000Z,100.5,101.25,-1.234567,0.01",
+      ""
+    ])
+  })
+})
+
+describe("the summary", () => {
+  it("undefined figures are a dash, fractions are percentages, money is formatted from micros", () => {
+    const metrics = compute({ curve: [], trades: [], initialCash: money(250_000_000_000), config: { periodsPerYear: 252, riskFreeRate: 0 } })
+    const rows = new Map(Summary.metricRows(metrics))
+    expect(rows.get("Sharpe")).toBe("—")
+    expect(rows.get("win rate")).toBe("—")
+    expect(rows.get("total return")).toBe("0.00% (250,000.00 → 250,000.00)")
+    expect(rows.get("trades")).toBe("0")
+    const some = new Map(Summary.metricRows(result().metrics))
+    expect(some.get("win rate")).toBe("50.00% (1 won, 1 lost)")
+    expect(some.get("avg win / loss")).toBe("7.49 / -1.23")
+  })
+
+  it("dates alone for daily bars, the time otherwise", () => {
+    expect(Summary.time(day(2))).toBe("2024-01-02")
+    expect(Summary.time(day(2) + 34_200_000)).toBe("2024-01-02 09:30:00Z")
+  })
+
+  it("the report names the run and ends with the checksum", () => {
+    const text = Summary.render(result(), { strategy: "S", strategyFile: "s.yaml", seed: "0", symbols: 2 })
+    expect(text).toContain("run       bt-test")
+    expect(text).toContain("strategy  S (s.yaml)")
+    expect(text).toContain("positions: none open")
+    expect(text).toContain("last 2 of 2 trades")
+    expect(text.trimEnd().split("\n").at(-1)).toBe(`checksum  ${"ab".repeat(32)}`)
+  })
+})
+
+describe("events.ndjson", () => {
+  const dir = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-eventlog-"))
+
+  it.live("every line, in order, across many buffers; closing twice is harmless", () =>
+    Effect.gen(function*() {
+      const file = Path.join(dir, "events.ndjson")
+      const written = Array.from({ length: 5_000 }, (_, i) => JSON.stringify({ seq: i + 1, pad: "é".repeat(i % 97) }))
+      yield* Effect.scoped(Effect.gen(function*() {
+        const log = yield* EventLog.open(file)
+        for (const line of written) log.write(line)
+        yield* log.close
+        yield* log.close
+      }))
+      expect(fs.readFileSync(file, "utf8")).toBe(written.map((line) => `${line}\n`).join(""))
+    }))
+
+  it.live("the scope closes it when the run ends early, keeping what was written", () =>
+    Effect.gen(function*() {
+      const file = Path.join(dir, "early.ndjson")
+      const exit = yield* Effect.exit(Effect.scoped(Effect.gen(function*() {
+        const log = yield* EventLog.open(file)
+        log.write("{\"seq\":1}")
+        return yield* Effect.fail("stopped")
+      })))
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(fs.readFileSync(file, "utf8")).toBe("{\"seq\":1}\n")
+    }))
+
+  it.live("a directory that is not there is an OutputError naming the file", () =>
+    Effect.gen(function*() {
+      const file = Path.join(dir, "missing", "events.ndjson")
+      const error = yield* Effect.flip(Effect.scoped(EventLog.open(file)))
+      expect(error).toMatchObject({ _tag: "OutputError", path: file })
+      expect(error.reason).toMatch(/^cannot create it: ENOENT/)
+    }))
+})
