@@ -87,8 +87,11 @@ export const make = (options: CoordinatorOptions) => {
   const adaptive = consensus.adaptiveWeights
   const everyRound = options.events === "rounds"
   const baseMembers: ReadonlyArray<Consensus.Member> = roster.map((m) => ({ agent: m.agent, weight: m.weight }))
-  // Reused across rounds: aggregation reads them synchronously and keeps nothing.
-  const opinions = new Map<AgentId, Opinion>()
+  // Reused across rounds: aggregation reads them synchronously and keeps nothing. A round's answers
+  // sit in a slot per roster member (clearing and refilling a Map per round allocated its table).
+  const slotOf = new Map<AgentId, number>(roster.map((m, i) => [m.agent, i]))
+  const slots: Array<Opinion | undefined> = new Array(roster.length).fill(undefined)
+  const opinions = { get: (agent: AgentId): Opinion | undefined => slots[slotOf.get(agent)!] }
   const failed = new Set<AgentId>()
 
   const members = (state: Coordination): ReadonlyArray<Consensus.Member> =>
@@ -97,7 +100,7 @@ export const make = (options: CoordinatorOptions) => {
       : baseMembers
 
   /** Score the opinions that came due on this bar of the symbol, then queue the new ones. */
-  const score = (state: Coordination, symbol: string, close: number, round: ReadonlyMap<AgentId, Opinion>) => {
+  const score = (state: Coordination, symbol: string, close: number) => {
     let track = state.tracks.get(symbol)
     if (track === undefined) state.tracks.set(symbol, (track = { bars: 0, pending: roster.map(() => []) }))
     const index = ++track.bars
@@ -108,16 +111,13 @@ export const make = (options: CoordinatorOptions) => {
         const correct = Consensus.isCorrect(due.direction, close / due.close - 1, FLAT_BAND)
         state.accuracy[a] = Consensus.updateAccuracy(state.accuracy[a]!, correct, adaptive.alpha)
       }
-      const opinion = round.get(roster[a]!.agent)
+      const opinion = slots[a]
       if (opinion !== undefined) queue.push({ due: index + roster[a]!.horizon, direction: opinion.direction, close })
     }
   }
 
   const record = (decision: Decision) => {
-    for (const member of roster) {
-      const opinion = opinions.get(member.agent)
-      if (opinion !== undefined) log.emit("OpinionGiven", { opinion })
-    }
+    for (const opinion of slots) if (opinion !== undefined) log.emit("OpinionGiven", { opinion })
     log.emit("DecisionMade", { decision })
   }
 
@@ -135,20 +135,23 @@ export const make = (options: CoordinatorOptions) => {
       )
       const cursor = new Array<number>(roster.length).fill(0)
       failed.clear()
-      for (let a = 0; a < roster.length; a++) if (answers[a]!._tag === "Left") failed.add(roster[a]!.agent)
+      // A crash (or a refused request) is a failed answer; silence until the deadline is no answer.
+      for (let a = 0; a < roster.length; a++) {
+        const answer = answers[a]!
+        if (answer._tag === "Left" && (answer.left as { readonly _tag?: string })._tag !== "AskTimeout") failed.add(roster[a]!.agent)
+      }
       const weighted = members(state)
       const changed: Array<Decision> = []
       const closes: Array<number> = []
       for (let i = 0; i < rounds.length; i++) {
         const { bar, round } = rounds[i]!
-        opinions.clear()
         for (let a = 0; a < roster.length; a++) {
+          slots[a] = undefined
           const answer = answers[a]!
           if (answer._tag === "Left") continue
-          const list = answer.right
-          const opinion = list[cursor[a]!]
+          const opinion = answer.right[cursor[a]!]
           if (opinion !== undefined && opinion.round === round) {
-            opinions.set(roster[a]!.agent, opinion)
+            slots[a] = opinion
             cursor[a]!++
           }
         }
@@ -164,7 +167,7 @@ export const make = (options: CoordinatorOptions) => {
             closes.push(bar.close)
           }
         }
-        if (adaptive.enabled) score(state, bar.symbol, bar.close, opinions)
+        if (adaptive.enabled) score(state, bar.symbol, bar.close)
       }
       stats.rounds += rounds.length
       if (changed.length === 0) return state

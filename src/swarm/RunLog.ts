@@ -31,9 +31,14 @@ export interface PendingApproval {
 
 export type Sink = (event: RunEvent, json: string) => void
 
+/** Characters of lines collected before they are hashed. */
+const CHUNK = 1 << 16
+
 export class RunLog {
   private seq = 0
   private readonly hash: Hash = createHash("sha256")
+  /** Lines not hashed yet. */
+  private pending = ""
   private readonly sinks: Array<Sink> = []
   readonly counts = new Map<RunEventTag, number>()
   /** Verdicts that rejected their intent, and approvals resolved as rejected or expired. */
@@ -58,9 +63,11 @@ export class RunLog {
 
   emit<T extends RunEventTag>(tag: T, payload: Payload<T>): EventOf<T> {
     const event = { _tag: tag, run: this.run, seq: ++this.seq, at: this.now(), ...payload } as unknown as EventOf<T>
-    const json = process.env.NOJSON ? "" : JSON.stringify(event)
-    this.hash.update(json)
-    this.hash.update("\n")
+    const json = JSON.stringify(event)
+    // Lines are hashed in chunks: one update per line cost more than the hashing itself.
+    this.pending += json
+    this.pending += "\n"
+    if (this.pending.length >= CHUNK) this.flush()
     this.counts.set(tag, (this.counts.get(tag) ?? 0) + 1)
     if (tag === "ApprovalRequested") {
       const e = event as EventOf<"ApprovalRequested">
@@ -78,6 +85,13 @@ export class RunLog {
 
   /** The checksum of every event so far (the log goes on). */
   checksum(): string {
+    this.flush()
     return this.hash.copy().digest("hex")
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return
+    this.hash.update(this.pending)
+    this.pending = ""
   }
 }

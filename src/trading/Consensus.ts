@@ -26,9 +26,9 @@ export interface Round {
   readonly symbol: Symbol
   readonly ts: Timestamp
   readonly roster: ReadonlyArray<Member>
-  /** The answers that arrived before the round closed, by agent. */
-  readonly opinions: ReadonlyMap<AgentId, Opinion>
-  /** Analysts that answered with a failure (crashed, timed out on the model): abstentions with reason `failed`. */
+  /** The answers that arrived before the round closed, by agent (a `Map`, or any lookup by agent). */
+  readonly opinions: { readonly get: (agent: AgentId) => Opinion | undefined }
+  /** Analysts whose answer was a failure (crashed, refused): abstentions with reason `failed`; silent ones are `no_answer`. */
   readonly failed?: ReadonlySet<AgentId>
 }
 
