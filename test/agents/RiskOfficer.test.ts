@@ -1,0 +1,257 @@
+/**
+ * The risk officer between a real ledger agent (or a stub showing chosen books) and a recording
+ * desk: verdicts and the orders they let through, the approval policies, a batch judged on the
+ * books its earlier intents leave, a trading state that outlives a crash, and the daily order count.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Schema } from "effect"
+import * as LedgerAgent from "../../agents/Ledger.js"
+import * as RiskOfficer from "../../agents/RiskOfficer.js"
+import type { Action, Decision } from "../../schemas/Decision.js"
+import { SizingConfig } from "../../schemas/Execution.js"
+import type { RoundId, Symbol } from "../../schemas/Ids.js"
+import { MetricsConfig } from "../../schemas/Metrics.js"
+import { ApprovalConfig, RiskLimits } from "../../schemas/Risk.js"
+import { Rule } from "../../schemas/Rule.js"
+import {
+  Book,
+  type BooksView,
+  GetTradingStatus,
+  Judge,
+  type LedgerProtocol,
+  ResolveApproval
+} from "../../schemas/TradingProtocol.js"
+import * as Actor from "../../src/actor/Actor.js"
+import type { ActorRef } from "../../src/actor/ActorRef.js"
+import * as Rules from "../../src/trading/Rules.js"
+import { books } from "../trading/portfolioFixtures.js"
+import { AAA, at, bar, BBB, execution, inSpine, recordingDesk, recordingLedger, RUN, type Spine, units, wire } from "./spine.js"
+
+const CASH = 100_000
+
+interface Setup {
+  readonly sizing?: typeof SizingConfig.Encoded
+  readonly limits?: typeof RiskLimits.Encoded
+  readonly approval?: typeof ApprovalConfig.Encoded
+  readonly rules?: ReadonlyArray<unknown>
+  readonly allowShort?: boolean
+  /** A stub ledger showing these books instead of a real ledger agent. */
+  readonly view?: () => BooksView
+}
+
+const spawnRisk = (spine: Spine, setup: Setup = {}) => {
+  const ledger: ActorRef<LedgerProtocol, "backpressure"> = setup.view === undefined
+    ? spine.inSystem(Actor.spawn(
+      LedgerAgent.make({ log: spine.log, initialCash: units(CASH), symbols: [AAA, BBB], metrics: Schema.decodeUnknownSync(MetricsConfig)({}) }),
+      { name: "ledger" }
+    ))
+    : spine.inSystem(Actor.spawn(recordingLedger(setup.view).spec, { name: "ledger" }))
+  const desk = recordingDesk()
+  const deskRef = spine.inSystem(Actor.spawn(desk.spec, { name: "desk" }))
+  const risk = spine.inSystem(Actor.spawn(
+    RiskOfficer.make({
+      log: spine.log,
+      run: RUN,
+      rules: Rules.make((setup.rules ?? []).map((r) => Schema.decodeUnknownSync(Rule)(r))),
+      limits: Schema.decodeUnknownSync(RiskLimits)(setup.limits ?? {}),
+      approval: Schema.decodeUnknownSync(ApprovalConfig)(setup.approval ?? {}),
+      sizing: Schema.decodeUnknownSync(SizingConfig)(setup.sizing ?? {}),
+      allowShort: setup.allowShort ?? false,
+      execution: execution(),
+      approvalTimeoutMillis: 60_000,
+      viewTimeoutMillis: 5_000,
+      ledger: wire(ledger),
+      desk: wire(deskRef)
+    }),
+    { name: "risk" }
+  ))
+  /** The bars of `ts` reach the ledger (as the desk's Book would bring them) at virtual time `ts`. */
+  const market = (ts: number, closes: Partial<Record<Symbol, number>>) => {
+    spine.world.advanceTo(ts)
+    const bars = Object.entries(closes).map(([symbol, close]) => bar(symbol as Symbol, ts, { close: close! }))
+    spine.send(ledger.tell(new Book({ ts: ts as never, bars, fills: [] })))
+  }
+  const judge = (ts: number, decisions: ReadonlyArray<readonly [Symbol, Action, number]>) => {
+    if (spine.world.now < ts) spine.world.advanceTo(ts)
+    return spine.inSystem(risk.ask(
+      new Judge({
+        ts: ts as never,
+        decisions: decisions.map(([symbol, action]) => decision(symbol, ts, action)),
+        closes: decisions.map(([, , close]) => close)
+      }),
+      { timeout: "1 minute" }
+    ))
+  }
+  const status = () => spine.inSystem(risk.ask(new GetTradingStatus()))
+  return { risk, desk, market, judge, status }
+}
+
+const decision = (symbol: Symbol, ts: number, action: Action): Decision => ({
+  round: `${symbol}@${ts}` as RoundId,
+  symbol,
+  ts: ts as never,
+  action,
+  confidence: 1,
+  votes: [],
+  abstentions: [],
+  dissent: [],
+  disagreement: 0,
+  participation: 1,
+  quorumMet: true
+})
+
+const t1 = at(0, 15)
+const t2 = at(0, 16)
+
+describe("the risk officer", () => {
+  it("gives a verdict with its gates for each intent and orders only what it approved or reduced", inSpine((spine) => {
+    // Sizing asks for shorts the officer does not allow: the gates are the backstop.
+    const { desk, judge, market } = spawnRisk(spine, { sizing: { value: 80, allowShort: true }, allowShort: false })
+    market(t1, { [AAA]: 100, [BBB]: 50 })
+    const answer = judge(t1, [[AAA, "long", 100], [BBB, "short", 50]])
+    expect(answer).toEqual({ placed: 1, rejected: 1, pending: 0, blocked: [] })
+
+    const verdicts = spine.ofTag("VerdictGiven").map((e) => e.verdict)
+    expect(verdicts.map((v) => [v.intent.symbol, v.outcome, v.quantity])).toEqual([[AAA, "reduced", 500], [BBB, "rejected", 0]])
+    // 80 % of equity in AAA is above the 50 % hard cap: cut to 500 × 100 = 50 %.
+    expect(verdicts[0]!.intent.quantity).toBe(800)
+    expect(verdicts[0]!.gates.map((g) => g.gate)).toEqual([
+      "max_drawdown_halt",
+      "daily_loss_breaker",
+      "no_sell_beyond_held",
+      "no_cover_beyond_short",
+      "max_position",
+      "min_cash_reserve",
+      "no_negative_cash"
+    ])
+    expect(verdicts[0]!.gates.find((g) => g.gate === "max_position")).toMatchObject({ result: "reduce", quantityAfter: 500 })
+    // Selling what is not held, without allowShort.
+    expect(verdicts[1]!.gates.find((g) => g.gate === "no_sell_beyond_held")).toMatchObject({ result: "reject" })
+
+    expect(desk.orders()).toEqual([
+      expect.objectContaining({
+        symbol: AAA,
+        side: "buy",
+        quantity: 500,
+        decidedAt: t1,
+        round: `${AAA}@${t1}`,
+        idempotencyKey: `${RUN}/${AAA}@${t1}`,
+        fillTiming: "next_open"
+      })
+    ])
+    expect(desk.placed).toHaveLength(1)
+    expect(spine.log.rejected).toBe(1)
+  }))
+
+  it("sends nothing to the desk when every intent is rejected", inSpine((spine) => {
+    const { desk, judge, market } = spawnRisk(spine, { sizing: { allowShort: true } })
+    market(t1, { [BBB]: 50 })
+    expect(judge(t1, [[BBB, "short", 50]])).toMatchObject({ placed: 0, rejected: 1 })
+    expect(desk.placed).toEqual([])
+  }))
+
+  describe("approval above the threshold", () => {
+    // 30 % of equity is above the 20 % threshold.
+    const approval = (policy: "approve" | "reject" | "pause") => ({ sizing: { value: 30 }, approval: { notionalPctAbove: 20, policy } })
+
+    it("policy approve: recorded as approved by the policy, and ordered", inSpine((spine) => {
+      const { desk, judge, market } = spawnRisk(spine, approval("approve"))
+      market(t1, { [AAA]: 100 })
+      expect(judge(t1, [[AAA, "long", 100]])).toMatchObject({ placed: 1, pending: 0 })
+      expect(spine.ofTag("ApprovalRequested")).toHaveLength(1)
+      expect(spine.ofTag("ApprovalResolved")).toMatchObject([{ outcome: "approved", by: "policy:approve" }])
+      expect(desk.orders()).toMatchObject([{ symbol: AAA, quantity: 300 }])
+      expect(spine.log.pendingApprovals.size).toBe(0)
+    }))
+
+    it("policy reject: recorded as rejected, nothing ordered", inSpine((spine) => {
+      const { desk, judge, market } = spawnRisk(spine, approval("reject"))
+      market(t1, { [AAA]: 100 })
+      expect(judge(t1, [[AAA, "long", 100]])).toMatchObject({ placed: 0, rejected: 1, pending: 0 })
+      expect(spine.ofTag("ApprovalResolved")).toMatchObject([{ outcome: "rejected", by: "policy:reject" }])
+      expect(spine.log.rejected).toBe(1)
+      expect(desk.placed).toEqual([])
+    }))
+
+    it("policy pause: the intent is held until ResolveApproval approves it, then ordered once", inSpine((spine) => {
+      const { desk, judge, market, risk } = spawnRisk(spine, approval("pause"))
+      market(t1, { [AAA]: 100 })
+      expect(judge(t1, [[AAA, "long", 100]])).toMatchObject({ placed: 0, rejected: 0, pending: 1 })
+      const round = `${AAA}@${t1}` as RoundId
+      expect(spine.ofTag("ApprovalRequested")).toMatchObject([{ round, quantity: 300 }])
+      expect(spine.ofTag("ApprovalResolved")).toEqual([])
+      expect([...spine.log.pendingApprovals.keys()]).toEqual([round])
+      expect(desk.placed).toEqual([])
+
+      spine.send(risk.tell(new ResolveApproval({ round, approved: true, by: "alice", reason: "looks fine" })))
+      expect(spine.ofTag("ApprovalResolved")).toMatchObject([{ round, outcome: "approved", by: "alice" }])
+      expect(spine.log.pendingApprovals.size).toBe(0)
+      expect(desk.orders()).toMatchObject([{ symbol: AAA, side: "buy", quantity: 300, round }])
+      // Resolving it again changes nothing.
+      spine.send(risk.tell(new ResolveApproval({ round, approved: true, by: "alice", reason: "again" })))
+      expect(desk.orders()).toHaveLength(1)
+    }))
+
+    it("policy pause: rejected by ResolveApproval, nothing is ordered", inSpine((spine) => {
+      const { desk, judge, market, risk } = spawnRisk(spine, approval("pause"))
+      market(t1, { [AAA]: 100 })
+      judge(t1, [[AAA, "long", 100]])
+      const round = `${AAA}@${t1}` as RoundId
+      spine.send(risk.tell(new ResolveApproval({ round, approved: false, by: "bob", reason: "too big" })))
+      expect(spine.ofTag("ApprovalResolved")).toMatchObject([{ round, outcome: "rejected", by: "bob" }])
+      expect(spine.log.pendingApprovals.size).toBe(0)
+      expect(desk.placed).toEqual([])
+    }))
+  })
+
+  it("judges each intent of a batch on the books the earlier ones leave: two cannot spend the same cash", inSpine((spine) => {
+    // 40 % each; a 60 % reserve leaves room for exactly one of them.
+    const { desk, judge, market } = spawnRisk(spine, { sizing: { value: 40 }, limits: { minCashReservePct: 60 } })
+    market(t1, { [AAA]: 100, [BBB]: 100 })
+    expect(judge(t1, [[AAA, "long", 100], [BBB, "long", 100]])).toMatchObject({ placed: 1, rejected: 1 })
+    const verdicts = spine.ofTag("VerdictGiven").map((e) => e.verdict)
+    expect(verdicts.map((v) => [v.intent.symbol, v.outcome])).toEqual([[AAA, "approved"], [BBB, "rejected"]])
+    expect(verdicts[1]!.gates.find((g) => g.gate === "min_cash_reserve")).toMatchObject({ result: "reject" })
+    expect(desk.orders()).toMatchObject([{ symbol: AAA, quantity: 400 }])
+  }))
+
+  it("keeps the trading state across a crash: halted by a drawdown stays halted after the restart", inSpine((spine) => {
+    // The ledger shows equity 30 % below its peak (the hard limit is 25 %).
+    const shown: BooksView = { snapshot: books(70_000), dayStartEquity: units(70_000), peakEquity: units(CASH) }
+    const { desk, judge, risk, status } = spawnRisk(spine, { view: () => shown })
+    expect(status().state).toBe("active")
+    expect(judge(t1, [[AAA, "long", 100]])).toMatchObject({ placed: 0, rejected: 1 })
+    expect(spine.ofTag("TradingStateChanged")).toMatchObject([{ transition: { from: "active", to: "halted", cause: "drawdown_halt" } }])
+    expect(status()).toMatchObject({ state: "halted", cause: "drawdown_halt" })
+
+    // A malformed Judge (a decision that is not one) crashes the officer.
+    spine.send(risk.tell(new Judge({ ts: t2, decisions: [null as unknown as Decision], closes: [100] }, true)))
+    expect(spine.lifecycle.filter((e) => e._tag === "ActorCrashed")).toMatchObject([{ actor: "/user/risk", message: "Judge" }])
+
+    expect(status()).toMatchObject({ state: "halted", cause: "drawdown_halt" })
+    expect(spine.lifecycle.filter((e) => e._tag === "ActorRestarted")).toHaveLength(1)
+    // Still nothing passes, even with books that no longer show the drawdown.
+    ;(shown as { peakEquity: number }).peakEquity = units(70_000)
+    expect(judge(t2 + 1, [[AAA, "long", 100]])).toMatchObject({ placed: 0, rejected: 1 })
+    expect(desk.placed).toEqual([])
+  }))
+
+  it("counts orders per UTC day: the day's limit resets on the next day", inSpine((spine) => {
+    const { desk, judge, market } = spawnRisk(spine, {
+      sizing: { value: 10 },
+      rules: [{ kind: "max_orders_per_day", id: "one-a-day", name: "one order a day", params: { count: 1 } }]
+    })
+    const late = at(0, 22)
+    const nextMorning = at(1, 9)
+    market(t1, { [AAA]: 100, [BBB]: 100 })
+    expect(judge(t1, [[AAA, "long", 100]])).toMatchObject({ placed: 1 })
+    market(late, { [AAA]: 100, [BBB]: 100 })
+    expect(judge(late, [[BBB, "long", 100]])).toMatchObject({ placed: 0, rejected: 1 })
+    const refused = spine.ofTag("VerdictGiven")[1]!.verdict
+    expect(refused.rules).toMatchObject([{ rule: "one-a-day", result: "reject", actual: 2 }])
+
+    market(nextMorning, { [AAA]: 100, [BBB]: 100 })
+    expect(judge(nextMorning, [[BBB, "long", 100]])).toMatchObject({ placed: 1 })
+    expect(desk.orders().map((o) => [o.symbol, o.decidedAt])).toEqual([[AAA, t1], [BBB, nextMorning]])
+  }))
+})
