@@ -89,3 +89,71 @@ export type AnyActorRef = ActorRef<any, any>
 /** Decode an untrusted value with the actor's protocol, then tell it: bad input is a typed `ParseError`. */
 export const tellUnknown = <M, P extends OverflowPolicy>(ref: ActorRef<M, P>, input: unknown) =>
   Effect.flatMap(Schema.decodeUnknown(ref.protocol)(input), (message) => ref.tell(message))
+
+/**
+ * Scatter-gather: send one request to several actors at once and wait for every answer or the
+ * timeout, whichever comes first — in one suspension, with one deadline, and no fiber per actor
+ * (what `Effect.forEach(refs, ask, { concurrency: "unbounded" })` would start). Each answer is
+ * an `Exit` in the order of `refs`: the reply, the request's typed error, `NoReply`, `MailboxFull`,
+ * or `AskTimeout` for those that had not answered in time. Interrupting it withdraws the requests
+ * not yet answered.
+ */
+export const askAll = <M, Q extends AskableOf<M>>(
+  refs: ReadonlyArray<ActorRef<M, any>>,
+  message: Q,
+  options?: AskOptions
+): Effect.Effect<Array<Exit.Exit<Request.Request.Success<Q>, Request.Request.Error<Q> | AskError>>> => {
+  type Answer = Exit.Exit<Request.Request.Success<Q>, Request.Request.Error<Q> | AskError>
+  if (refs.length === 0) return Effect.succeed([])
+  const system = refs[0]!.cell.system
+  const timeout = options?.timeout === undefined ? system.askTimeout : Duration.decode(options.timeout)
+  const timeoutMillis = Duration.toMillis(timeout)
+  return Effect.withFiberRuntime<Array<Answer>>((fiber) => {
+    const sender = senderOf(fiber)
+    return Effect.async<Array<Answer>>((resume) => {
+      const answers = new Array<Answer | undefined>(refs.length).fill(undefined)
+      const envelopes = new Array<Envelope>(refs.length)
+      const withdraw = new Array<(() => void) | undefined>(refs.length)
+      let pending = refs.length
+      let done = false
+      const finish = () => {
+        done = true
+        resume(Exit.succeed(answers as Array<Answer>))
+      }
+      const deadline = system.deadlines.add(system.now() + timeoutMillis, () => {
+        if (done) return
+        for (let i = 0; i < refs.length; i++) {
+          if (answers[i] !== undefined) continue
+          envelopes[i]!.reply = undefined
+          withdraw[i]?.()
+          answers[i] = Exit.fail(new AskTimeout({ actor: refs[i]!.cell.id, message: tagOf(message), timeoutMillis }))
+        }
+        finish()
+      })
+      for (let i = 0; i < refs.length; i++) {
+        const cell = refs[i]!.cell
+        const envelope = new Envelope(message, sender?.id, sender === undefined ? cell.system.externalSeq++ : sender.outSeq++, fiber.currentSpan, undefined)
+        envelope.reply = (exit) => {
+          if (done) return
+          answers[i] = exit as Answer
+          if (--pending === 0) {
+            system.deadlines.remove(deadline)
+            finish()
+          }
+        }
+        envelopes[i] = envelope
+        withdraw[i] = cell.deliverAsk(envelope)
+      }
+      return Effect.sync(() => {
+        if (done) return
+        done = true
+        system.deadlines.remove(deadline)
+        for (let i = 0; i < refs.length; i++) {
+          if (answers[i] !== undefined) continue
+          envelopes[i]!.reply = undefined
+          withdraw[i]?.()
+        }
+      })
+    })
+  })
+}

@@ -158,3 +158,52 @@ describe("tell and ask", () => {
       expect(empty.reason).toContain("empty")
     })))
 })
+
+describe("askAll (scatter-gather)", () => {
+  const Silent = Actor.make({
+    protocol: Get,
+    initial: 0,
+    behavior: (state, message, ctx) => Effect.as(Effect.sync(() => ctx.replyLater(message)), state)
+  })
+
+  it.effect("answers in the order of the refs, each with its own outcome", () =>
+    run(Effect.gen(function*() {
+      const a = yield* Actor.spawn(Counter)
+      const b = yield* Actor.spawn(Counter)
+      yield* a.tell(new Add({ n: 1 }))
+      yield* b.tell(new Add({ n: 2 }))
+      const answers = yield* ActorRef.askAll([b, a, b], new Get())
+      expect(answers).toEqual([Exit.succeed(2), Exit.succeed(1), Exit.succeed(2)])
+      expect(yield* ActorRef.askAll<Get, Get>([], new Get())).toEqual([])
+      // A typed error and a stopped actor are per-answer outcomes, not a failure of the whole.
+      yield* Actor.stop(a)
+      const mixed = yield* ActorRef.askAll([b, a], new Withdraw({ amount: 5 }))
+      expect(mixed[0]).toEqual(Exit.fail({ _tag: "InsufficientFunds", balance: 2, requested: 5 }))
+      expect(Exit.isFailure(mixed[1]!) && mixed[1].cause._tag === "Fail" && mixed[1].cause.error instanceof NoReply).toBe(true)
+    })))
+
+  it.effect("resumes at the deadline with AskTimeout for the silent ones and the replies of the others", () =>
+    run(Effect.gen(function*() {
+      const counter = yield* Actor.spawn(Counter)
+      const silent = yield* Actor.spawn(Silent, { name: "quiet" })
+      const refs: ReadonlyArray<ActorRef.ActorRef<Get>> = [counter as ActorRef.ActorRef<any>, silent]
+      const fiber = yield* ActorRef.askAll(refs, new Get(), { timeout: "1 second" }).pipe(Effect.fork)
+      yield* TestClock.adjust("999 millis")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      const answers = yield* Fiber.join(fiber)
+      expect(answers[0]).toEqual(Exit.succeed(0))
+      expect(answers[1]).toEqual(Exit.fail(new AskTimeout({ actor: silent.id, message: "Get", timeoutMillis: 1000 })))
+    })))
+
+  it.effect("interrupting it withdraws the requests; a late reply goes nowhere", () =>
+    run(Effect.gen(function*() {
+      const silent = yield* Actor.spawn(Silent)
+      const fiber = yield* ActorRef.askAll([silent, silent], new Get(), { timeout: "1 hour" }).pipe(Effect.fork)
+      yield* settle()
+      yield* Fiber.interrupt(fiber)
+      // The deadline is gone: moving past it changes nothing and nothing is left waiting.
+      yield* TestClock.adjust("2 hours")
+      expect((yield* Fiber.await(fiber))._tag).toBe("Failure")
+    })))
+})
