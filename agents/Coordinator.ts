@@ -20,16 +20,19 @@
  * Events (the strategy's `events` detail): `decisions` records the rounds whose decision changed a
  * target — each opinion and the decision in full; `rounds` records every round.
  */
-import { Effect, type Either } from "effect"
+import { Cause, Effect, Exit, Option } from "effect"
 import { type RequestOpinions as RequestOpinionsType, RequestOpinions, type RoundRequest } from "../schemas/AnalystProtocol.js"
 import type { Action, ConsensusConfig, Decision } from "../schemas/Decision.js"
 import type { AgentId, RoundId, Timestamp } from "../schemas/Ids.js"
 import type { Opinion } from "../schemas/Opinion.js"
 import { type DeskProtocol, Judge, MarketOpen, MarketUpdate, type RiskProtocol } from "../schemas/TradingProtocol.js"
 import * as Actor from "../src/actor/Actor.js"
-import type { ActorRef } from "../src/actor/ActorRef.js"
+import { type ActorRef, askAll } from "../src/actor/ActorRef.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
 import * as Consensus from "../src/trading/Consensus.js"
+
+const isTimeout = (cause: Cause.Cause<unknown>): boolean =>
+  Option.exists(Cause.failureOption(cause), (error) => (error as { readonly _tag?: unknown })._tag === "AskTimeout")
 
 /** A return within ±0.1 % counts as flat when scoring an opinion. */
 export const FLAT_BAND = 0.001
@@ -94,6 +97,10 @@ export const make = (options: CoordinatorOptions) => {
   const opinions = { get: (agent: AgentId): Opinion | undefined => slots[slotOf.get(agent)!] }
   const failed = new Set<AgentId>()
 
+  // The analysts' refs, resolved on the first bar (the run wires them once its tree is up).
+  let refs: ReadonlyArray<ActorRef<RequestOpinionsType, "backpressure">> | undefined
+  const analysts = () => (refs ??= roster.map((m) => m.ref()))
+
   const members = (state: Coordination): ReadonlyArray<Consensus.Member> =>
     adaptive.enabled
       ? roster.map((m, i) => ({ agent: m.agent, weight: Consensus.adaptiveWeight(m.weight, state.accuracy[i]!, adaptive) }))
@@ -128,17 +135,13 @@ export const make = (options: CoordinatorOptions) => {
       const rounds: Array<RoundRequest> = new Array(bars.length)
       for (let i = 0; i < bars.length; i++) rounds[i] = { round: `${bars[i]!.symbol}@${ts}` as RoundId, bar: bars[i]! }
       const request = new RequestOpinions({ ts, rounds }, true)
-      const answers: Array<Either.Either<ReadonlyArray<Opinion>, unknown>> = yield* Effect.forEach(
-        roster,
-        (member) => Effect.either(member.ref().ask(request, { timeout: consensus.deadlineMillis })),
-        { concurrency: "unbounded" }
-      )
+      const answers = yield* askAll(analysts(), request, { timeout: consensus.deadlineMillis })
       const cursor = new Array<number>(roster.length).fill(0)
       failed.clear()
       // A crash (or a refused request) is a failed answer; silence until the deadline is no answer.
       for (let a = 0; a < roster.length; a++) {
         const answer = answers[a]!
-        if (answer._tag === "Left" && (answer.left as { readonly _tag?: string })._tag !== "AskTimeout") failed.add(roster[a]!.agent)
+        if (Exit.isFailure(answer) && !isTimeout(answer.cause)) failed.add(roster[a]!.agent)
       }
       const weighted = members(state)
       const changed: Array<Decision> = []
@@ -148,8 +151,8 @@ export const make = (options: CoordinatorOptions) => {
         for (let a = 0; a < roster.length; a++) {
           slots[a] = undefined
           const answer = answers[a]!
-          if (answer._tag === "Left") continue
-          const opinion = answer.right[cursor[a]!]
+          if (Exit.isFailure(answer)) continue
+          const opinion = answer.value[cursor[a]!]
           if (opinion !== undefined && opinion.round === round) {
             slots[a] = opinion
             cursor[a]!++
