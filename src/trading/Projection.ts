@@ -9,6 +9,7 @@
 import type { Symbol } from "../../schemas/Ids.js"
 import type { Side } from "../../schemas/Order.js"
 import type { PortfolioSnapshot, Position } from "../../schemas/Portfolio.js"
+import { carryIndex } from "./Gates.js"
 import * as M from "./Money.js"
 
 const onGrid = (units: number): number => Math.round(units * M.MICROS_PER_UNIT) / M.MICROS_PER_UNIT || 0
@@ -54,6 +55,7 @@ export const afterOrder = (
     gross += Math.abs(marketValue)
     net += marketValue
   }
+  carryIndex(snapshot.positions, positions)
   return {
     ...snapshot,
     cash,

@@ -35,3 +35,20 @@ describe("the books after an order fills at its reference price", () => {
     expect(after.positions[0]!.marketValue).toBe(0)
   })
 })
+
+describe("position lookups on projected books", () => {
+  it("find every position, old and appended, in books of any size", async () => {
+    const { findPosition } = await import("../../src/trading/Gates.js")
+    let snapshot = books(1_000_000, Array.from({ length: 60 }, (_, i) => holding(`S${i}`, 1, 10)))
+    expect(findPosition(snapshot.positions, "S59")?.quantity).toBe(1) // builds the index
+    for (let i = 55; i < 70; i++) {
+      const before = snapshot
+      snapshot = afterOrder(snapshot, sym(`S${i}`), "buy", 2, 10)
+      expect(findPosition(snapshot.positions, `S${i}`)?.quantity).toBe(i < 60 ? 3 : 2)
+      // The earlier books still answer as they did.
+      expect(findPosition(before.positions, `S${i}`)?.quantity).toBe(i < 60 ? 1 : undefined)
+    }
+    expect(findPosition(snapshot.positions, "S0")?.quantity).toBe(1)
+    expect(findPosition(snapshot.positions, "nope")).toBeUndefined()
+  })
+})
