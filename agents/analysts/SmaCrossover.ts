@@ -4,7 +4,9 @@
  * they are equal.
  *
  * Parameters (`params`): `fast` (integer ≥ 1, default 10) and `slow` (integer ≥ 1, default 50)
- * bars, with fast < slow.
+ * bars, with fast < slow; `whenEqual`: `"flat"` (default) or `"abstain"` — what to say when the
+ * averages are equal: flat, or nothing (the coordinator then keeps the target; for strategies that
+ * act only on crosses).
  *
  * Confidence: the relative gap g = |SMA(fast) − SMA(slow)| / SMA(slow), scaled so that a 2% gap
  * is full conviction: `min(1, g / 0.02)`. The same number is the confidence of the flat that

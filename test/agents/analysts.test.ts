@@ -66,7 +66,7 @@ const firstIssue = (model: AnyModel, params: unknown) => {
 
 interface Case {
   readonly model: AnyModel
-  readonly defaults: Record<string, number>
+  readonly defaults: Record<string, number | string>
   /** params → the field the error must name. */
   readonly bad: ReadonlyArray<readonly [unknown, string]>
   /** The index of the first bar with a signal under the default config. */
@@ -86,14 +86,14 @@ const crossoverBad = (fast: number, slow: number): Case["bad"] => [
 const cases: ReadonlyArray<Case> = [
   {
     model: SmaCrossover.model,
-    defaults: { fast: 10, slow: 50 },
+    defaults: { fast: 10, slow: 50, whenEqual: "flat" },
     bad: crossoverBad(10, 50),
     firstSignal: 49,
     small: { fast: 3, slow: 8 }
   },
   {
     model: EmaCrossover.model,
-    defaults: { fast: 12, slow: 26 },
+    defaults: { fast: 12, slow: 26, whenEqual: "flat" },
     bad: crossoverBad(12, 26),
     firstSignal: 25,
     small: { fast: 3, slow: 8 }
@@ -533,5 +533,21 @@ describe("rationales: each model words a signal from its features and config", (
       .toBe("volume 1900 is 1.90× its 20-bar average 1000, below 2×")
     expect(say(VolumeSurge.model, {}, "long", { volume: 10, average: 0, change: 1 })).toBe("volume 10 surged after no volume on an up bar")
     expect(say(VolumeSurge.model, {}, "flat", { volume: 0, average: 0, change: 0 })).toBe("volume 0 is after no volume, below 2×")
+  })
+})
+
+describe("crossover ties", () => {
+  it("whenEqual abstain gives no opinion when the averages are equal; flat (default) gives flat", async () => {
+    const { model } = await import("../../agents/analysts/SmaCrossover.js")
+    const { Schema } = await import("effect")
+    const bar = (close: number, i: number) => ({ symbol: "X", ts: i, open: close, high: close, low: close, close, volume: 1 }) as never
+    const run = (params: object) => {
+      const config = Schema.decodeUnknownSync(model.config)(params)
+      const state = model.init(config)
+      return Array.from({ length: 6 }, (_, i) => model.update(state, bar(10, i), config, true))
+    }
+    expect(run({ fast: 2, slow: 4 }).at(-1)).toMatchObject({ direction: "flat", confidence: 1 })
+    expect(run({ fast: 2, slow: 4, whenEqual: "abstain" }).at(-1)).toBeUndefined()
+    expect(() => Schema.decodeUnknownSync(model.config)({ whenEqual: "maybe" })).toThrow(/whenEqual/)
   })
 })

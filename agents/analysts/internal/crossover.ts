@@ -1,8 +1,10 @@
 /**
  * The moving-average crossover both the SMA and the EMA analysts are: long while the fast average
  * of the close is above the slow one, short (flat when shorting is not allowed) while below, flat
- * when equal; confidence min(1, g / 2%) with g the gap relative to the slow average. Each analyst
- * file documents its own parameters and passes its average here.
+ * when equal — or no opinion at all when equal, with `whenEqual: "abstain"` (a trader who acts only
+ * on crosses, as backtrader's crossover strategies do, keeps the position through a tie); confidence
+ * min(1, g / 2%) with g the gap relative to the slow average. Each analyst file documents its own
+ * parameters and passes its average here.
  */
 import { Schema } from "effect"
 import type { Bar } from "../../../schemas/Market.js"
@@ -28,7 +30,9 @@ export const crossover = <A extends Average>(options: {
 }) => {
   const Config = Schema.Struct({
     fast: period("fast", options.defaults.fast),
-    slow: period("slow", options.defaults.slow)
+    slow: period("slow", options.defaults.slow),
+    /** Equal averages: a flat opinion (default), or none (`abstain`: the target stays as it was). */
+    whenEqual: Schema.optionalWith(Schema.Literal("flat", "abstain"), { default: () => "flat" as const, exact: true })
   }).pipe(
     Schema.filter((c) => c.fast < c.slow || { path: ["fast"], message: "fast must be less than slow" }),
     Schema.annotations({ identifier: `${options.label}CrossoverConfig`, parseOptions: { onExcessProperty: "error" } })
@@ -39,7 +43,7 @@ export const crossover = <A extends Average>(options: {
     readonly slow: A
   }
 
-  const update = (state: State, bar: Bar, _config: Config, allowShort: boolean): Signal<Features> | undefined => {
+  const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal<Features> | undefined => {
     // Both averages see every bar, warm or not.
     const fast = state.fast.update(bar.close)
     const slow = state.slow.update(bar.close)
@@ -49,6 +53,7 @@ export const crossover = <A extends Average>(options: {
     const features = { fast, slow, gap }
     if (gap > 0) return { direction: "long", confidence: strength, features }
     if (gap < 0) return { direction: allowShort ? "short" : "flat", confidence: strength, features }
+    if (config.whenEqual === "abstain") return undefined
     return { direction: "flat", confidence: 1 - strength, features }
   }
 
