@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck } from "effect"
-import { RVOL } from "trading-signals"
+import { BollingerBands, EMA, MACD, RSI, RVOL, SMA } from "trading-signals"
 import * as Indicators from "../../src/trading/Indicators.js"
 
 /**
@@ -78,6 +78,7 @@ const cases: ReadonlyArray<{
   { name: "Sma(5)", make: () => new Indicators.Sma(5), at: (xs: ReadonlyArray<number>, t: number) => smaAt(xs, 5, t) },
   { name: "Sma(1)", make: () => new Indicators.Sma(1), at: (xs: ReadonlyArray<number>, t: number) => smaAt(xs, 1, t) },
   { name: "Ema(4)", make: () => new Indicators.Ema(4), at: (xs: ReadonlyArray<number>, t: number) => emaAt(xs, 4, t) },
+  { name: "Rsi(1)", make: () => new Indicators.Rsi(1), at: (xs: ReadonlyArray<number>, t: number) => rsiAt(xs, 1, t) },
   { name: "Rsi(3)", make: () => new Indicators.Rsi(3), at: (xs: ReadonlyArray<number>, t: number) => rsiAt(xs, 3, t) },
   { name: "Rsi(14)", make: () => new Indicators.Rsi(14), at: (xs: ReadonlyArray<number>, t: number) => rsiAt(xs, 14, t) },
   { name: "Bollinger(6, 2)", make: () => new Indicators.Bollinger(6, 2), at: (xs: ReadonlyArray<number>, t: number) => bandsAt(xs, 6, 2, t) },
@@ -212,5 +213,189 @@ describe("every indicator", () => {
     feed(bands, [10, 20, 30])
     feed(macd, [10, 20, 30])
     expect([first, m]).toEqual(snapshot)
+  })
+})
+
+// -- trading-signals, the oracle: the indicators above are written out for speed (see the module's
+// header); these feed the same series to both, bar by bar.
+
+/**
+ * The tolerance: relative 1e-9 — of the library's value, or of the largest input so far where that
+ * is larger (a window of zeros after larger values, a MACD line crossing 0: there an absolute error
+ * of 1e-16 of the inputs is no error). Most values are in fact equal to the bit (EMA, RSI, MACD
+ * repeat the library's operations), SMA and Bollinger's within a few ulps.
+ */
+const TOLERANCE = 1e-9
+const near = (a: number, b: number, scale: number) => Math.abs(a - b) <= TOLERANCE * Math.max(Math.abs(b), scale)
+
+/** One parameter set per indicator; `analysts` are the analysts' defaults. */
+interface Params {
+  readonly sma: number
+  readonly ema: number
+  readonly rsi: number
+  readonly bands: number
+  readonly deviations: number
+  readonly fast: number
+  readonly slow: number
+  readonly signal: number
+  readonly volume: number
+}
+const analysts: Params = { sma: 50, ema: 26, rsi: 14, bands: 20, deviations: 2, fast: 12, slow: 26, signal: 9, volume: 20 }
+const params: FastCheck.Arbitrary<Params> = FastCheck.oneof(
+  FastCheck.constant(analysts),
+  FastCheck.record({
+    sma: FastCheck.integer({ min: 1, max: 60 }),
+    ema: FastCheck.integer({ min: 1, max: 60 }),
+    // trading-signals' RSI(1) never warms up: RSI(1) is checked against the batch definition above.
+    rsi: FastCheck.integer({ min: 2, max: 30 }),
+    bands: FastCheck.integer({ min: 1, max: 60 }),
+    deviations: FastCheck.double({ min: 0.5, max: 3, noNaN: true }),
+    fast: FastCheck.integer({ min: 1, max: 20 }),
+    slow: FastCheck.integer({ min: 2, max: 40 }),
+    signal: FastCheck.integer({ min: 1, max: 15 }),
+    volume: FastCheck.integer({ min: 1, max: 60 })
+  })
+)
+
+/**
+ * Feed `xs` to every indicator and its trading-signals twin; throws at the first disagreement in
+ * warm-up or value. Bollinger's width (upper − lower) is also compared on its own, relative to
+ * itself — next to bands at 1e6, 1e-9 of the bands would let a width of 1 be off by 0.2% — give or
+ * take the 4 ulps of the inputs that subtracting two bands can cost. Over a flat window ours must
+ * be 0 exactly; the library's is rounding noise there (its mean can be an ulp off the value).
+ */
+const agreeWithLibrary = (xs: ReadonlyArray<number>, p: Params): void => {
+  const fail = (name: string, t: number, ours: unknown, theirs: unknown) => {
+    throw new Error(`${name} at ${t}: ours ${JSON.stringify(ours)}, trading-signals ${JSON.stringify(theirs)}`)
+  }
+  const sma = [new Indicators.Sma(p.sma), new SMA(p.sma)] as const
+  const ema = [new Indicators.Ema(p.ema), new EMA(p.ema)] as const
+  const rsi = [new Indicators.Rsi(p.rsi), new RSI(p.rsi)] as const
+  const bands = [new Indicators.Bollinger(p.bands, p.deviations), new BollingerBands(p.bands, p.deviations)] as const
+  const signalEma = new EMA(p.signal)
+  const macd = [new Indicators.Macd(p.fast, p.slow, p.signal), new MACD(new EMA(p.fast), new EMA(p.slow), signalEma)] as const
+  const volume = [new Indicators.VolumeAverage(p.volume), new SMA(p.volume), new RVOL(p.volume)] as const
+  let scale = 0
+  /** How many values in a row, up to this one, are equal. */
+  let run = 0
+  let previousAverage: number | null = null
+  xs.forEach((x, t) => {
+    scale = Math.max(scale, Math.abs(x))
+    const number = (name: string, ours: number | undefined, theirs: number | null) => {
+      if (ours === undefined ? theirs !== null : theirs === null || !near(ours, theirs, scale)) fail(name, t, ours, theirs)
+    }
+    number(`Sma(${p.sma})`, sma[0].update(x), sma[1].add(x))
+    // The library's EMA has a value from the first input; it is stable (warm) from the period-th.
+    const e = ema[1].add(x)
+    number(`Ema(${p.ema})`, ema[0].update(x), ema[1].isStable ? e : null)
+    number(`Rsi(${p.rsi})`, rsi[0].update(x), rsi[1].add(x))
+
+    const b = bands[0].update(x)
+    const B = bands[1].add(x)
+    run = t > 0 && x === xs[t - 1] ? run + 1 : 1
+    if (
+      b === undefined ? B !== null : B === null || !near(b.lower, B.lower, scale) || !near(b.middle, B.middle, scale) ||
+        !near(b.upper, B.upper, scale) ||
+        (run >= p.bands
+          ? b.upper !== b.lower
+          : Math.abs((b.upper - b.lower) - (B.upper - B.lower)) > TOLERANCE * (B.upper - B.lower) + Number.EPSILON * scale)
+    ) fail(`Bollinger(${p.bands}, ${p.deviations})`, t, b, B)
+
+    // Reported once the signal line is warm, as its EMA says.
+    const m = macd[0].update(x)
+    const M = macd[1].add(x)
+    const warm = M !== null && signalEma.isStable
+    if (
+      m === undefined ? warm : !warm || !near(m.macd, M.macd, scale) || !near(m.signal, M.signal, scale) ||
+        !near(m.histogram, M.histogram, scale)
+    ) fail(`Macd(${p.fast}, ${p.slow}, ${p.signal})`, t, m, M)
+
+    // The average of the bars before this one: the library's SMA one bar behind; the ratio: RVOL's,
+    // which has none (null) when that average is 0.
+    const v = volume[0].update(x)
+    const ratio = volume[2].add(x)
+    if (
+      v === undefined ? previousAverage !== null : previousAverage === null || !near(v.average, previousAverage, scale) ||
+        (v.ratio === undefined ? ratio !== null : ratio === null || !near(v.ratio, ratio, 0))
+    ) fail(`VolumeAverage(${p.volume})`, t, v, { average: previousAverage, ratio })
+    previousAverage = volume[1].add(x)
+  })
+}
+
+/** A fast deterministic generator (mulberry32): fast-check draws the seed, not 20,000 values. */
+const uniform = (seed: number) => {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * 20,000 values: 1e6 plus noise of 1e-3 to 100 (with flat runs), a random walk from 100, or a
+ * constant.
+ */
+const long = FastCheck.record({
+  seed: FastCheck.integer(),
+  shape: FastCheck.constantFrom("offset", "walk", "constant"),
+  noise: FastCheck.integer({ min: -3, max: 2 }).map((k) => 10 ** k),
+  level: FastCheck.double({ min: 1e-3, max: 1e9, noNaN: true })
+}).map(({ level, noise, seed, shape }) => {
+  const u = uniform(seed)
+  const xs: Array<number> = []
+  let walk = 100
+  for (let i = 0; i < 20_000; i++) {
+    if (shape === "constant") xs.push(level)
+    else if (shape === "walk") xs.push(walk *= 1 + (u() - 0.5) * 0.02)
+    else xs.push(i > 0 && u() < 0.1 ? xs[i - 1]! : 1e6 + (u() * 2 - 1) * noise)
+  }
+  return xs
+})
+
+/** Short series with flat runs, zeros (a zero volume average) and jumps of up to 1000×. */
+const short = FastCheck.array(
+  FastCheck.oneof(
+    { weight: 4, arbitrary: FastCheck.double({ min: 1, max: 1000, noNaN: true }) },
+    { weight: 2, arbitrary: FastCheck.constant(100) },
+    { weight: 1, arbitrary: FastCheck.constant(0) }
+  ),
+  { minLength: 1, maxLength: 200 }
+)
+
+describe("against trading-signals (relative 1e-9, most values to the bit)", () => {
+  it("short series with flat runs, zeros and jumps: the same warm-up and values", () => {
+    FastCheck.assert(FastCheck.property(short, params, (xs, p) => agreeWithLibrary(xs, p)), { numRuns: 300 })
+  })
+
+  it("20,000 values at 1e6 plus small noise, random walks and constants: the same warm-up and values", () => {
+    FastCheck.assert(FastCheck.property(long, params, (xs, p) => agreeWithLibrary(xs, p)), { numRuns: 12 })
+  })
+
+  it("a flat window has bands of width 0, exactly — also after a spike has left it", () => {
+    FastCheck.assert(
+      FastCheck.property(
+        FastCheck.double({ min: 1e-3, max: 1e9, noNaN: true }),
+        FastCheck.double({ min: 1e-3, max: 1e9, noNaN: true }),
+        FastCheck.integer({ min: 1, max: 30 }),
+        FastCheck.integer({ min: 0, max: 100 }),
+        (level, spike, period, before) => {
+          const bands = new Indicators.Bollinger(period, 2)
+          feed(bands, [...Array.from({ length: before }, () => level), spike])
+          for (const b of feed(bands, Array.from({ length: 3 * period }, () => level)).slice(period - 1)) {
+            expect(b!.upper - b!.lower).toBe(0)
+            expect(near(b!.middle, level, 0)).toBe(true)
+          }
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+
+  it("RSI(1) warms up on the second price (trading-signals' never does)", () => {
+    expect(feed(new Indicators.Rsi(1), [1, 2, 2, 1, 3])).toEqual([undefined, 100, 100, 0, 100])
+    const theirs = new RSI(1)
+    expect([1, 2, 2, 1, 3].map((x) => theirs.add(x))).toEqual([null, null, null, null, null])
   })
 })
