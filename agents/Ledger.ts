@@ -134,6 +134,11 @@ export const make = (options: LedgerOptions) =>
             books.waiting.push({ asOf: message.asOf, replier: context.replyLater<ViewBooks>(message) })
             return Effect.succeed(books)
           }
+          case "RebaseRiskMarks": {
+            books.peak = books.equity
+            books.dayStart = books.equity
+            return Effect.succeed(books)
+          }
           case "CloseBooks": {
             const trades = Ledger.trades(books.state)
             const ts = (Number.isFinite(books.markedTs) ? books.markedTs : 0) as Timestamp

@@ -11,6 +11,10 @@
  * such), `pause` holds the intent until `ResolveApproval` arrives — the backtest driver stops
  * feeding bars until then.
  *
+ * Operators move the trading state with `SetTradingState` (halt, reduce only, resume): a halt is
+ * lifted only that way, and lifting one rebases the ledger's risk marks (peak, day start) so the
+ * breaker does not trip again on the loss that was acknowledged.
+ *
  * Its state — the trading state above all — survives a crash: a restarted risk officer that forgot
  * a halt would be a risk officer that lifts halts. While it is down nothing executes: the
  * coordinator's request fails and the run records `ExecutionBlocked` (fail closed).
@@ -27,6 +31,7 @@ import {
   type Judge,
   type LedgerProtocol,
   PlaceOrders,
+  RebaseRiskMarks,
   RiskProtocol,
   ViewBooks
 } from "../schemas/TradingProtocol.js"
@@ -238,6 +243,26 @@ export const make = (options: RiskOptions) => {
           case "GetTradingStatus":
             yield* context.reply(message, officer.status)
             return officer
+          case "SetTradingState": {
+            const moved = TradingState.transition(officer.status, {
+              to: message.to,
+              cause: "operator",
+              at: now as Timestamp,
+              reason: message.reason,
+              actor: message.actor
+            })
+            if (Either.isLeft(moved)) {
+              yield* context.fail(message, moved.left)
+              return officer
+            }
+            const lifted = moved.right.transition.from !== "active" && moved.right.transition.to !== "halted"
+            officer.status = moved.right.status
+            log.emit("TradingStateChanged", { transition: moved.right.transition })
+            // A lifted breaker starts from the equity it was lifted at (see RebaseRiskMarks).
+            if (lifted) yield* options.ledger().tell(new RebaseRiskMarks({}, true))
+            yield* context.reply(message, officer.status)
+            return officer
+          }
         }
       })
   })

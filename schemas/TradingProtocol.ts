@@ -18,7 +18,7 @@ import { Metrics } from "./Metrics.js"
 import { Money } from "./Money.js"
 import { Fill, Order } from "./Order.js"
 import { PortfolioSnapshot } from "./Portfolio.js"
-import { TradingStatus } from "./Risk.js"
+import { IllegalTransition, TradingState, TradingStatus } from "./Risk.js"
 import { Trade } from "./Trade.js"
 
 const Bars = Schema.Array(Bar)
@@ -76,7 +76,14 @@ export class CloseBooks extends Schema.TaggedRequest<CloseBooks>()("CloseBooks",
   payload: {}
 }) {}
 
-export const LedgerProtocol = Schema.Union(Book, ViewBooks, CloseBooks)
+/**
+ * Start the risk marks afresh from the current equity: the peak (for the drawdown halt) and the
+ * day's start (for the daily loss breaker). Sent by the risk officer when an operator lifts a halt
+ * or a `reducing`, so the breaker does not trip again on the loss that was acknowledged.
+ */
+export class RebaseRiskMarks extends Schema.TaggedClass<RebaseRiskMarks>()("RebaseRiskMarks", {}) {}
+
+export const LedgerProtocol = Schema.Union(Book, ViewBooks, CloseBooks, RebaseRiskMarks)
 export type LedgerProtocol = typeof LedgerProtocol.Type
 
 // --- risk officer ------------------------------------------------------------------------------
@@ -112,5 +119,19 @@ export class GetTradingStatus extends Schema.TaggedRequest<GetTradingStatus>()("
   payload: {}
 }) {}
 
-export const RiskProtocol = Schema.Union(Judge, ResolveApproval, GetTradingStatus)
+/**
+ * An operator moves the trading state: halt, reduce only, or lift a halt or a `reducing` (the only
+ * way a halt is ever lifted). Answers the new status, or `IllegalTransition` saying why not.
+ */
+export class SetTradingState extends Schema.TaggedRequest<SetTradingState>()("SetTradingState", {
+  failure: IllegalTransition,
+  success: TradingStatus,
+  payload: {
+    to: TradingState,
+    actor: Schema.String.pipe(Schema.trimmed(), Schema.minLength(1)),
+    reason: Schema.String.pipe(Schema.trimmed(), Schema.minLength(1))
+  }
+}) {}
+
+export const RiskProtocol = Schema.Union(Judge, ResolveApproval, GetTradingStatus, SetTradingState)
 export type RiskProtocol = typeof RiskProtocol.Type

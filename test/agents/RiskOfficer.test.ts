@@ -4,7 +4,7 @@
  * books its earlier intents leave, a trading state that outlives a crash, and the daily order count.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Schema } from "effect"
+import { Effect, Either, Schema } from "effect"
 import * as LedgerAgent from "../../agents/Ledger.js"
 import * as RiskOfficer from "../../agents/RiskOfficer.js"
 import type { Action, Decision } from "../../schemas/Decision.js"
@@ -18,6 +18,8 @@ import {
   type BooksView,
   GetTradingStatus,
   Judge,
+  SetTradingState,
+  ViewBooks,
   type LedgerProtocol,
   ResolveApproval
 } from "../../schemas/TradingProtocol.js"
@@ -25,7 +27,7 @@ import * as Actor from "../../src/actor/Actor.js"
 import type { ActorRef } from "../../src/actor/ActorRef.js"
 import * as Rules from "../../src/trading/Rules.js"
 import { books } from "../trading/portfolioFixtures.js"
-import { AAA, at, bar, BBB, execution, inSpine, recordingDesk, recordingLedger, RUN, type Spine, units, wire } from "./spine.js"
+import { AAA, at, bar, BBB, execution, fillOf, inSpine, order, recordingDesk, recordingLedger, RUN, type Spine, units, wire } from "./spine.js"
 
 const CASH = 100_000
 
@@ -83,7 +85,10 @@ const spawnRisk = (spine: Spine, setup: Setup = {}) => {
     ))
   }
   const status = () => spine.inSystem(risk.ask(new GetTradingStatus()))
-  return { risk, desk, market, judge, status }
+  const operator = (to: "active" | "reducing" | "halted", reason: string) =>
+    spine.inSystem(Effect.either(risk.ask(new SetTradingState({ to, actor: "alice", reason }))))
+  const view = (asOf: number) => spine.inSystem(ledger.ask(new ViewBooks({ asOf: asOf as never })))
+  return { risk, ledger, desk, market, judge, status, operator, view }
 }
 
 const decision = (symbol: Symbol, ts: number, action: Action): Decision => ({
@@ -253,5 +258,37 @@ describe("the risk officer", () => {
     market(nextMorning, { [AAA]: 100, [BBB]: 100 })
     expect(judge(nextMorning, [[BBB, "long", 100]])).toMatchObject({ placed: 1 })
     expect(desk.orders().map((o) => [o.symbol, o.decidedAt])).toEqual([[AAA, t1], [BBB, nextMorning]])
+  }))
+
+  it("an operator halts and resumes trading; only an operator lifts a halt, and lifting it rebases the risk marks", inSpine((spine) => {
+    const { desk, judge, ledger, market, operator, status, view } = spawnRisk(spine)
+    // Hold 400 AAA bought at 100, then the price falls to 60 while trading is halted.
+    const t0 = at(0, 14)
+    spine.world.advanceTo(t0)
+    const opening = bar(AAA, t0, { open: 100, close: 100 })
+    spine.send(ledger.tell(new Book({ ts: t0, bars: [opening], fills: [fillOf(order({ symbol: AAA, side: "buy", quantity: 400, decidedAt: t0 - 1 }), opening)] })))
+    market(t1, { [AAA]: 100, [BBB]: 100 })
+    const halted = operator("halted", "news pending")
+    expect(Either.isRight(halted) && halted.right).toMatchObject({ state: "halted", cause: "operator", actor: "alice" })
+    expect(judge(t1, [[AAA, "long", 100]])).toMatchObject({ placed: 0, rejected: 1 })
+    // Moving to the state it is in is refused with the reason.
+    const again = operator("halted", "twice")
+    expect(Either.isLeft(again) && again.left).toMatchObject({ _tag: "IllegalTransition", from: "halted", to: "halted" })
+    expect(status().state).toBe("halted")
+    market(t2, { [AAA]: 60, [BBB]: 60 })
+    expect(view(t2).peakEquity).toBe(units(CASH))
+    const resumed = operator("active", "news out, risk acknowledged")
+    expect(Either.isRight(resumed) && resumed.right.state).toBe("active")
+    expect(spine.ofTag("TradingStateChanged").map((e) => [e.transition.from, e.transition.to, e.transition.cause])).toEqual([
+      ["active", "halted", "operator"],
+      ["halted", "active", "operator"]
+    ])
+    // The ledger's peak and day start are now the equity the halt was lifted at.
+    const marks = view(t2)
+    expect(marks.snapshot.equity).toBe(units(CASH - 400 * 40))
+    expect(marks.peakEquity).toBe(marks.snapshot.equity)
+    expect(marks.dayStartEquity).toBe(marks.snapshot.equity)
+    expect(judge(t2, [[BBB, "long", 60]])).toMatchObject({ placed: 1 })
+    expect(desk.orders()).toHaveLength(1)
   }))
 })

@@ -19,6 +19,7 @@ import {
   LedgerProtocol,
   type MarketOpen,
   type PlaceOrders,
+  type RebaseRiskMarks,
   RiskProtocol
 } from "../../schemas/TradingProtocol.js"
 import * as Actor from "../../src/actor/Actor.js"
@@ -156,6 +157,7 @@ export const fillOf = (o: Order, b: Bar): Fill => {
 export const recordingLedger = (view?: () => BooksView) => {
   const books: Array<Book> = []
   const views: Array<number> = []
+  const rebased: Array<RebaseRiskMarks> = []
   const spec = Actor.make({
     protocol: LedgerProtocol,
     initial: undefined as void,
@@ -170,10 +172,13 @@ export const recordingLedger = (view?: () => BooksView) => {
             return view === undefined ? Effect.sync(() => void ctx.replyLater(message)) : ctx.reply(message, view())
           case "CloseBooks":
             return Effect.dieMessage("the recording ledger has no books to close")
+          case "RebaseRiskMarks":
+            rebased.push(message)
+            return Effect.void
         }
       })
   })
-  return { spec, books, views }
+  return { spec, books, views, rebased }
 }
 
 /** A desk that records what it is told. */
