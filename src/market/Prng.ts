@@ -20,9 +20,12 @@ const TWO_32 = 4294967296
 
 /** A stream seeded with `seed` (taken modulo 2^32). */
 export const make = (seed: number): Prng => {
-  let a = seed >>> 0
+  // The state lives in a typed array: a closure variable holding a 32-bit unsigned value is a boxed
+  // heap number, one allocation per draw (a fifth of a synthetic backtest's garbage).
+  const s = new Uint32Array(1)
+  s[0] = seed >>> 0
   const nextUint32 = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0
+    const a = (s[0] = (s[0]! + 0x6d2b79f5) >>> 0)
     let t = Math.imul(a ^ (a >>> 15), a | 1)
     t = (t + Math.imul(t ^ (t >>> 7), t | 61)) ^ t
     return (t ^ (t >>> 14)) >>> 0
@@ -34,5 +37,5 @@ export const make = (seed: number): Prng => {
     const v = nextFloat()
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)
   }
-  return { nextUint32, nextFloat, nextNormal, state: () => a }
+  return { nextUint32, nextFloat, nextNormal, state: () => s[0]! }
 }
