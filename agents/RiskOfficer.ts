@@ -39,7 +39,7 @@ import type { Verdict } from "../schemas/Verdict.js"
 import * as Actor from "../src/actor/Actor.js"
 import type { ActorRef } from "../src/actor/ActorRef.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
-import { afterOrder } from "../src/trading/Projection.js"
+import { Projection } from "../src/trading/Projection.js"
 import * as RiskCheck from "../src/trading/RiskCheck.js"
 import type * as Rules from "../src/trading/Rules.js"
 import * as Sizing from "../src/trading/Sizing.js"
@@ -124,12 +124,13 @@ export const make = (options: RiskOptions) => {
     const blocked: Array<RoundId> = []
     const reasons: Array<string> = []
     let rejected = 0
-    let snapshot = books.snapshot
+    const projected = new Projection(books.snapshot)
     for (let i = 0; i < request.decisions.length; i++) {
       const decision: Decision = request.decisions[i]!
       if (decision.action === "hold") continue
       const price = request.closes[i]!
-      const held = snapshot.positions.find((p) => p.symbol === decision.symbol)?.quantity ?? 0
+      const held = projected.quantityOf(decision.symbol)
+      const snapshot = projected.books()
       const sized = Sizing.intentFor({
         round: decision.round,
         symbol: decision.symbol,
@@ -192,7 +193,7 @@ export const make = (options: RiskOptions) => {
       if (quantity > 0) {
         orders.push(order(intent, quantity))
         officer.ordersToday++
-        snapshot = afterOrder(snapshot, intent.symbol, intent.side, quantity, intent.referencePrice)
+        projected.apply(intent.symbol, intent.side, quantity, intent.referencePrice)
       }
     }
     if (blocked.length > 0) log.emit("ExecutionBlocked", { ts: request.ts, rounds: blocked, reason: reasons.join("; ") })

@@ -102,24 +102,6 @@ const indexOf = (positions: ReadonlyArray<Position>): PositionIndex => {
   return index
 }
 
-/**
- * Hand `from`'s memoized index on to `to`: a copy of `from` (same positions at the same places)
- * with at most one symbol appended at the end — what `Projection.afterOrder` makes for each order
- * of a batch, which would otherwise rebuild the index for every intent it judges. The map is
- * shared: an entry `from` does not have points past its end, which `findPosition` already treats
- * as a miss.
- */
-export const carryIndex = (from: ReadonlyArray<Position>, to: ReadonlyArray<Position>): void => {
-  const index = indexes.get(from)
-  if (index === undefined || index.length !== from.length || to.length < from.length || to.length > from.length + 1) return
-  if (to.length > from.length) {
-    const symbol = to[to.length - 1]!.symbol
-    if (index.at.has(symbol)) return
-    index.at.set(symbol, to.length - 1)
-  }
-  indexes.set(to, { length: to.length, at: index.at })
-}
-
 /** The ledger's position in `symbol`, if any (the first one, should a book list a symbol twice). */
 export const findPosition = (positions: ReadonlyArray<Position>, symbol: string): Position | undefined => {
   if (positions.length >= INDEX_FROM) {

@@ -9,59 +9,87 @@
 import type { Symbol } from "../../schemas/Ids.js"
 import type { Side } from "../../schemas/Order.js"
 import type { PortfolioSnapshot, Position } from "../../schemas/Portfolio.js"
-import { carryIndex } from "./Gates.js"
 import * as M from "./Money.js"
 
 const onGrid = (units: number): number => Math.round(units * M.MICROS_PER_UNIT) / M.MICROS_PER_UNIT || 0
 
-export const afterOrder = (
-  snapshot: PortfolioSnapshot,
-  symbol: Symbol,
-  side: Side,
-  quantity: number,
-  price: number
-): PortfolioSnapshot => {
-  const dir = side === "buy" ? 1 : -1
-  const notional = M.notional(quantity, price)
-  const cash = M.sub(snapshot.cash, (dir * notional) as M.Money)
-  const positions: Array<Position> = []
-  let found = false
-  let gross = 0
-  let net = 0
-  for (const p of snapshot.positions) {
-    let position = p
-    if (p.symbol === symbol) {
-      found = true
-      const held = onGrid(p.quantity + dir * quantity)
-      const marketValue = held < 0 ? M.negate(M.notional(-held, price)) : M.notional(held, price)
-      position = { ...p, quantity: held, markPrice: price, marketValue }
-    }
-    positions.push(position)
-    gross += Math.abs(position.marketValue)
-    net += position.marketValue
-  }
-  if (!found) {
-    const held = onGrid(dir * quantity)
-    const marketValue = held < 0 ? M.negate(M.notional(-held, price)) : M.notional(held, price)
-    positions.push({
-      symbol,
-      quantity: held,
-      averagePrice: price,
-      realizedPnl: M.zero,
-      markPrice: price,
-      marketValue,
-      unrealizedPnl: M.zero
+const valueOf = (quantity: number, price: number): M.Money =>
+  quantity < 0 ? M.negate(M.notional(-quantity, price)) : M.notional(quantity, price)
+
+/**
+ * The books of one batch, projected order by order in place: O(1) an order, where copying the
+ * positions for every order made a batch of n orders on n symbols O(n²).
+ */
+export class Projection {
+  private readonly positions: Array<Position>
+  private readonly slots = new Map<string, number>()
+  private cash: M.Money
+  private gross: number
+  private net: number
+
+  constructor(private readonly base: PortfolioSnapshot) {
+    this.positions = base.positions.slice()
+    this.positions.forEach((p, i) => {
+      if (!this.slots.has(p.symbol)) this.slots.set(p.symbol, i)
     })
-    gross += Math.abs(marketValue)
-    net += marketValue
+    this.cash = base.cash
+    this.gross = base.grossExposure
+    this.net = base.netExposure
   }
-  carryIndex(snapshot.positions, positions)
-  return {
-    ...snapshot,
-    cash,
-    equity: M.add(cash, net as M.Money),
-    grossExposure: gross as M.Money,
-    netExposure: net as M.Money,
-    positions
+
+  /** The projected position in `symbol` (0 when none). */
+  quantityOf(symbol: string): number {
+    const i = this.slots.get(symbol)
+    return i === undefined ? 0 : this.positions[i]!.quantity
   }
+
+  /** The order fills at `price`: cash moves by the notional, the position by the quantity, marked at the price. */
+  apply(symbol: Symbol, side: Side, quantity: number, price: number): void {
+    const dir = side === "buy" ? 1 : -1
+    this.cash = M.sub(this.cash, (dir * M.notional(quantity, price)) as M.Money)
+    const i = this.slots.get(symbol)
+    const before = i === undefined ? undefined : this.positions[i]!
+    const held = onGrid((before?.quantity ?? 0) + dir * quantity)
+    const marketValue = valueOf(held, price)
+    if (before === undefined) {
+      this.slots.set(symbol, this.positions.length)
+      this.positions.push({
+        symbol,
+        quantity: held,
+        averagePrice: price,
+        realizedPnl: M.zero,
+        markPrice: price,
+        marketValue,
+        unrealizedPnl: M.zero
+      })
+    } else {
+      this.gross -= Math.abs(before.marketValue)
+      this.net -= before.marketValue
+      this.positions[i!] = { ...before, quantity: held, markPrice: price, marketValue }
+    }
+    this.gross += Math.abs(marketValue)
+    this.net += marketValue
+  }
+
+  /**
+   * The projected books. Valid until the next `apply`: the positions array is this projection's
+   * own and is updated in place (a risk check reads it and keeps nothing).
+   */
+  books(): PortfolioSnapshot {
+    return {
+      ...this.base,
+      cash: this.cash,
+      equity: M.add(this.cash, this.net as M.Money),
+      grossExposure: this.gross as M.Money,
+      netExposure: this.net as M.Money,
+      positions: this.positions
+    }
+  }
+}
+
+/** The books after one order fills at its reference price (a fresh snapshot; see `Projection` for batches). */
+export const afterOrder = (snapshot: PortfolioSnapshot, symbol: Symbol, side: Side, quantity: number, price: number): PortfolioSnapshot => {
+  const projection = new Projection(snapshot)
+  projection.apply(symbol, side, quantity, price)
+  return projection.books()
 }

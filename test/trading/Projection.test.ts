@@ -36,19 +36,23 @@ describe("the books after an order fills at its reference price", () => {
   })
 })
 
-describe("position lookups on projected books", () => {
-  it("find every position, old and appended, in books of any size", async () => {
+describe("a batch projected order by order", () => {
+  it("each order sees the ones before it; earlier books are not changed; lookups find old and new symbols", async () => {
+    const { Projection } = await import("../../src/trading/Projection.js")
     const { findPosition } = await import("../../src/trading/Gates.js")
-    let snapshot = books(1_000_000, Array.from({ length: 60 }, (_, i) => holding(`S${i}`, 1, 10)))
-    expect(findPosition(snapshot.positions, "S59")?.quantity).toBe(1) // builds the index
+    const base = books(1_000_000, Array.from({ length: 60 }, (_, i) => holding(`S${i}`, 1, 10)))
+    const projection = new Projection(base)
     for (let i = 55; i < 70; i++) {
-      const before = snapshot
-      snapshot = afterOrder(snapshot, sym(`S${i}`), "buy", 2, 10)
-      expect(findPosition(snapshot.positions, `S${i}`)?.quantity).toBe(i < 60 ? 3 : 2)
-      // The earlier books still answer as they did.
-      expect(findPosition(before.positions, `S${i}`)?.quantity).toBe(i < 60 ? 1 : undefined)
+      projection.apply(sym(`S${i}`), "buy", 2, 10)
+      const now = projection.books()
+      expect(findPosition(now.positions, `S${i}`)?.quantity).toBe(i < 60 ? 3 : 2)
+      expect(projection.quantityOf(`S${i}`)).toBe(i < 60 ? 3 : 2)
+      expect(now.cash).toBe(money(1_000_000 - 20 * (i - 54)))
+      expect(now.equity).toBe(base.equity)
+      expect(now.grossExposure).toBe(money(600 + 20 * (i - 54)))
     }
-    expect(findPosition(snapshot.positions, "S0")?.quantity).toBe(1)
-    expect(findPosition(snapshot.positions, "nope")).toBeUndefined()
+    expect(findPosition(projection.books().positions, "S0")?.quantity).toBe(1)
+    expect(base.positions).toHaveLength(60)
+    expect(base.positions[57]!.quantity).toBe(1)
   })
 })
