@@ -7,6 +7,12 @@
  *
  * An opinion's rationale is written only when someone reads it (see `LazyOpinion`): a backtest
  * asks for millions of opinions and logs the words of a few.
+ *
+ * An opinion in a reply is valid until this analyst's next request, no longer: it is a view of the
+ * model's signal, which the model overwrites on the symbol's next bar (agents/analysts/Model.ts),
+ * and the view itself is re-pointed to that bar. Read a reply before asking again; keep an opinion
+ * past that — an event, a test's list of answers — with `copyOpinion`. The reply array is the
+ * caller's: a fresh one per request.
  */
 import { Effect } from "effect"
 import { RequestOpinions, type RoundRequest } from "../schemas/AnalystProtocol.js"
@@ -14,6 +20,7 @@ import type { AgentId, RoundId } from "../schemas/Ids.js"
 import type { Opinion } from "../schemas/Opinion.js"
 import * as Actor from "../src/actor/Actor.js"
 import type { AnyModel, Signal } from "./analysts/Model.js"
+import { copySignal } from "./analysts/Model.js"
 
 export interface AnalystOptions {
   readonly name: AgentId
@@ -23,25 +30,62 @@ export interface AnalystOptions {
   readonly allowShort: boolean
 }
 
+/**
+ * A lasting copy of an opinion: a plain object in the schema's field order, its rationale written
+ * and its features copied, which the analyst's later requests do not change. What to keep of a
+ * reply; `JSON.stringify` of the opinion gives the same text.
+ */
+export const copyOpinion = (opinion: Opinion): Opinion => ({
+  round: opinion.round,
+  agent: opinion.agent,
+  symbol: opinion.symbol,
+  ts: opinion.ts,
+  direction: opinion.direction,
+  confidence: opinion.confidence,
+  horizon: opinion.horizon,
+  rationale: opinion.rationale,
+  features: { ...opinion.features }
+})
+
 export const make = ({ allowShort, config, model, name }: AnalystOptions) => {
   const source: Source = { agent: name, horizon: model.horizon(config), explain: (signal) => model.explain(signal, config, allowShort) }
   return Actor.make({
     protocol: RequestOpinions,
     // State per symbol, made fresh at every (re)start: a restarted analyst warms up again.
-    setup: () => Effect.sync(() => new Map<string, unknown>()),
-    behavior: (states, request, context) =>
+    setup: () => Effect.sync(() => new Map<string, Track>()),
+    behavior: (tracks, request, context) =>
       Effect.suspend(() => {
-        const opinions: Array<Opinion> = []
-        for (const round of request.rounds) {
+        const rounds = request.rounds
+        // Sized for every round, cut to the opinions given: pushed one by one, it grew a few times a request.
+        const opinions: Array<Opinion> = new Array(rounds.length)
+        let given = 0
+        for (let i = 0; i < rounds.length; i++) {
+          const round = rounds[i]!
           const bar = round.bar
-          let state = states.get(bar.symbol)
-          if (state === undefined) states.set(bar.symbol, (state = model.init(config)))
-          const signal = model.update(state, bar, config, allowShort)
-          if (signal !== undefined) opinions.push(new LazyOpinion(round, signal, source))
+          let track = tracks.get(bar.symbol)
+          if (track === undefined) tracks.set(bar.symbol, (track = new Track(model.init(config))))
+          // A second round of the symbol in one request (the coordinator sends one a symbol): the
+          // first one's opinion keeps a copy of its signal, which this update overwrites.
+          if (track.answered === request) track.opinion!.pin()
+          const signal = model.update(track.state, bar, config, allowShort)
+          if (signal === undefined) continue
+          if (track.opinion === undefined || track.answered === request) track.opinion = new LazyOpinion(round, signal, source)
+          else track.opinion.repoint(round, signal)
+          track.answered = request
+          opinions[given++] = track.opinion
         }
-        return Effect.as(context.reply(request, opinions), states)
+        opinions.length = given
+        return Effect.as(context.reply(request, opinions), tracks)
       })
   })
+}
+
+/** One symbol's model state, and the opinion that answers for it, re-pointed on every request. */
+class Track {
+  opinion: LazyOpinion | undefined = undefined
+  /** The request `opinion` last answered. */
+  answered: RequestOpinions | undefined = undefined
+  constructor(readonly state: unknown) {}
 }
 
 /** What every opinion of one analyst shares. */
@@ -53,23 +97,36 @@ interface Source {
 
 /**
  * An `Opinion` read through the round it answers, the model's signal and its analyst: four slots
- * instead of the nine fields of a plain opinion (a six-analyst backtest makes six a bar, and their
- * size was most of what survived into the old generation). `rationale` is the model's `explain`,
- * computed on first read and kept. `toJSON` gives the plain object in the schema's order, so
- * `JSON.stringify` gives the same text as for a plain opinion.
+ * instead of the nine fields of a plain opinion. One per symbol per analyst, re-pointed to the
+ * symbol's round and signal on every request (hence valid until the analyst's next request): a
+ * six-analyst backtest made six of them a bar. `rationale` is the model's `explain`, computed on
+ * first read and kept until re-pointed. `toJSON` gives the plain object in the schema's order
+ * (`copyOpinion`), so `JSON.stringify` gives the same text as for a plain opinion.
  *
  * The fields are getters on the prototype, not own keys: `Schema.is(Opinion)` (exact by default)
  * refuses it — pass `{ exact: false }` — and a spread or `structuredClone` drops them; encode it
- * (`Schema.encodeSync(Opinion)`) or `toJSON()` it for a plain one.
+ * (`Schema.encodeSync(Opinion)`) or `copyOpinion` it for a plain one.
  */
 class LazyOpinion implements Opinion {
   #rationale: string | undefined = undefined
 
   constructor(
-    private readonly request: RoundRequest,
-    private readonly signal: Signal,
+    private request: RoundRequest,
+    private signal: Signal,
     private readonly source: Source
   ) {}
+
+  /** Answer another round of the symbol with the model's signal for it; the old rationale goes. */
+  repoint(request: RoundRequest, signal: Signal): void {
+    this.request = request
+    this.signal = signal
+    this.#rationale = undefined
+  }
+
+  /** Hold a copy of the signal, for a view the analyst will not re-point but whose model will overwrite. */
+  pin(): void {
+    this.signal = copySignal(this.signal)
+  }
 
   get round(): RoundId {
     return this.request.round
@@ -100,16 +157,6 @@ class LazyOpinion implements Opinion {
   }
 
   toJSON(): Opinion {
-    return {
-      round: this.round,
-      agent: this.agent,
-      symbol: this.symbol,
-      ts: this.ts,
-      direction: this.direction,
-      confidence: this.confidence,
-      horizon: this.horizon,
-      rationale: this.rationale,
-      features: this.features
-    }
+    return copyOpinion(this)
   }
 }

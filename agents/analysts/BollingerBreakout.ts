@@ -21,6 +21,7 @@
 import { Schema } from "effect"
 import type { Bar } from "../../schemas/Market.js"
 import { Bollinger } from "../../src/trading/Indicators.js"
+import { give, type Slot, slot } from "./internal/signal.js"
 import type { Model, Signal } from "./Model.js"
 
 export const Config = Schema.Struct({
@@ -41,12 +42,14 @@ export const Config = Schema.Struct({
 }).annotations({ identifier: "BollingerBreakoutConfig", parseOptions: { onExcessProperty: "error" } })
 export type Config = typeof Config.Type
 
-export interface State {
-  readonly bands: Bollinger
-}
-
 /** The bar's close and the bands it was measured against. */
 type Features = { readonly close: number; readonly lower: number; readonly middle: number; readonly upper: number }
+
+export interface State {
+  readonly bands: Bollinger
+  /** The signal `update` returns, overwritten on every bar. */
+  readonly signal: Slot<Features>
+}
 
 /** A distance in half widths, clamped to [0, 1]; a zero-width band makes any distance decisive. */
 const inHalves = (distance: number, half: number) => {
@@ -61,10 +64,15 @@ const update = (state: State, bar: Bar, _config: Config, allowShort: boolean): S
   const { lower, middle, upper } = bands
   const close = bar.close
   const half = upper - middle
-  const features = { close, lower, middle, upper }
-  if (close > upper) return { direction: "long", confidence: inHalves(close - upper, half), features }
-  if (close < lower) return { direction: allowShort ? "short" : "flat", confidence: inHalves(lower - close, half), features }
-  return { direction: "flat", confidence: inHalves(Math.min(close - lower, upper - close), half), features }
+  const { signal } = state
+  const features = signal.features
+  features.close = close
+  features.lower = lower
+  features.middle = middle
+  features.upper = upper
+  if (close > upper) return give(signal, "long", inHalves(close - upper, half))
+  if (close < lower) return give(signal, allowShort ? "short" : "flat", inHalves(lower - close, half))
+  return give(signal, "flat", inHalves(Math.min(close - lower, upper - close), half))
 }
 
 const explain = ({ features: { close, lower, upper } }: Signal<Features>, config: Config, allowShort: boolean): string => {
@@ -81,7 +89,10 @@ export const model: Model<Config, State, Features> = {
   description: "Long when the close breaks above the upper Bollinger band, short below the lower one, flat inside.",
   config: Config,
   horizon: () => 1,
-  init: (config) => ({ bands: new Bollinger(config.period, config.deviations) }),
+  init: (config) => ({
+    bands: new Bollinger(config.period, config.deviations),
+    signal: slot<Features>({ close: NaN, lower: NaN, middle: NaN, upper: NaN })
+  }),
   update,
   explain
 }

@@ -19,6 +19,7 @@ import { Schema } from "effect"
 import type { Bar } from "../../schemas/Market.js"
 import { Macd } from "../../src/trading/Indicators.js"
 import { period } from "./internal/params.js"
+import { give, type Slot, slot } from "./internal/signal.js"
 import type { Model, Signal } from "./Model.js"
 
 /** The histogram, as a share of the price, that counts as full conviction. */
@@ -34,12 +35,14 @@ export const Config = Schema.Struct({
 )
 export type Config = typeof Config.Type
 
-export interface State {
-  readonly macd: Macd
-}
-
 /** The MACD line, its signal line, their difference, and the close the histogram is measured against. */
 type Features = { readonly macd: number; readonly signal: number; readonly histogram: number; readonly close: number }
+
+export interface State {
+  readonly macd: Macd
+  /** The signal `update` returns (not the MACD's signal line), overwritten on every bar. */
+  readonly signal: Slot<Features>
+}
 
 const update = (state: State, bar: Bar, _config: Config, allowShort: boolean): Signal<Features> | undefined => {
   const value = state.macd.update(bar.close)
@@ -47,10 +50,15 @@ const update = (state: State, bar: Bar, _config: Config, allowShort: boolean): S
   const { histogram, macd, signal } = value
   const close = bar.close
   const strength = Math.min(1, Math.abs(histogram) / close / FULL_HISTOGRAM)
-  const features = { macd, signal, histogram, close }
-  if (histogram > 0) return { direction: "long", confidence: strength, features }
-  if (histogram < 0) return { direction: allowShort ? "short" : "flat", confidence: strength, features }
-  return { direction: "flat", confidence: 1 - strength, features }
+  const out = state.signal
+  const features = out.features
+  features.macd = macd
+  features.signal = signal
+  features.histogram = histogram
+  features.close = close
+  if (histogram > 0) return give(out, "long", strength)
+  if (histogram < 0) return give(out, allowShort ? "short" : "flat", strength)
+  return give(out, "flat", 1 - strength)
 }
 
 const explain = ({ features: { close, histogram, macd, signal } }: Signal<Features>, config: Config, allowShort: boolean): string => {
@@ -66,7 +74,10 @@ export const model: Model<Config, State, Features> = {
   description: "Long when the MACD line is above its signal line, short when below.",
   config: Config,
   horizon: (config) => config.signal,
-  init: (config) => ({ macd: new Macd(config.fast, config.slow, config.signal) }),
+  init: (config) => ({
+    macd: new Macd(config.fast, config.slow, config.signal),
+    signal: slot<Features>({ macd: NaN, signal: NaN, histogram: NaN, close: NaN })
+  }),
   update,
   explain
 }

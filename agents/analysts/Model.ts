@@ -10,6 +10,11 @@
  * A signal carries numbers only; its rationale is `explain`ed from them on demand. Formatting text
  * for every bar cost more than the indicators themselves, and almost nobody reads it: a backtest
  * logs the rationale of the few rounds it records, not of the millions it runs.
+ *
+ * A signal is valid until the next `update` of its state (see `Model.update`): a model may keep one
+ * signal per symbol and overwrite it every bar. Two fresh records per model per bar were a quarter
+ * of what a six-analyst backtest allocated, for objects read once and dropped. Keep one longer
+ * with `copySignal`.
  */
 import type { Schema } from "effect"
 import type { Bar } from "../../schemas/Market.js"
@@ -18,6 +23,10 @@ import type { Direction } from "../../schemas/Opinion.js"
 /** The numbers a model decided on, by name (a type alias per model, not an interface: it must fit the record). */
 export type Features = Readonly<Record<string, number>>
 
+/**
+ * What a model decided on a bar. Read-only to everyone but the model that gave it, which may
+ * overwrite it on the state's next `update`: valid until then (`copySignal` to keep it).
+ */
 export interface Signal<F extends Features = Features> {
   readonly direction: Direction
   /** 0..1, as the model's header documents. */
@@ -39,14 +48,31 @@ export interface Model<Config, State, F extends Features = Features> {
   /**
    * Fold one bar of the symbol and give a signal, or undefined while warming up. `allowShort`
    * false turns what would be a short into flat. May mutate `state` (it is the model's own).
+   *
+   * The signal returned is valid until the next `update` of the same `state`, no longer: a model
+   * may return the same `Signal` object, with the same `features` object, on every bar of the
+   * state, its fields overwritten in place (the six models keep it in the state). A caller that
+   * keeps a signal past that — a list of every bar's signals, a value held for a later bar —
+   * copies it with `copySignal` first. Updates of other states leave it alone.
    */
   readonly update: (state: State, bar: Bar, config: Config, allowShort: boolean) => Signal<F> | undefined
   /**
    * The rationale of a signal `update` gave under the same `config` and `allowShort`, in words and
-   * numbers (`SMA(10) 101.20 above SMA(50) 99.80 by 1.40%`), from the signal alone.
+   * numbers (`SMA(10) 101.20 above SMA(50) 99.80 by 1.40%`), from the signal alone — read while it
+   * is valid.
    */
   readonly explain: (signal: Signal<F>, config: Config, allowShort: boolean) => string
 }
 
 /** Erase the type parameters, for the registry. */
 export type AnyModel = Model<any, any, any>
+
+/**
+ * A lasting copy of a signal: a plain object of its own, features included, which later updates of
+ * the model's state do not change.
+ */
+export const copySignal = <F extends Features>(signal: Signal<F>): Signal<F> => ({
+  direction: signal.direction,
+  confidence: signal.confidence,
+  features: { ...signal.features }
+})

@@ -20,6 +20,7 @@
 import { Schema } from "effect"
 import type { Bar } from "../../schemas/Market.js"
 import { Rsi } from "../../src/trading/Indicators.js"
+import { give, type Slot, slot } from "./internal/signal.js"
 import type { Model, Signal } from "./Model.js"
 
 const level = (field: string, fallback: number) =>
@@ -47,12 +48,14 @@ export const Config = Schema.Struct({
 )
 export type Config = typeof Config.Type
 
-export interface State {
-  readonly rsi: Rsi
-}
-
 /** The RSI and the thresholds it was read against. */
 type Features = { readonly rsi: number; readonly oversold: number; readonly overbought: number }
+
+export interface State {
+  readonly rsi: Rsi
+  /** The signal `update` returns, overwritten on every bar. */
+  readonly signal: Slot<Features>
+}
 
 const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x)
 
@@ -60,16 +63,14 @@ const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Si
   const rsi = state.rsi.update(bar.close)
   if (rsi === undefined) return undefined
   const { overbought, oversold } = config
-  const features = { rsi, oversold, overbought }
-  if (rsi < oversold) return { direction: "long", confidence: clamp01((oversold - rsi) / oversold), features }
-  if (rsi > overbought) {
-    return { direction: allowShort ? "short" : "flat", confidence: clamp01((rsi - overbought) / (100 - overbought)), features }
-  }
-  return {
-    direction: "flat",
-    confidence: clamp01(Math.min(rsi - oversold, overbought - rsi) / ((overbought - oversold) / 2)),
-    features
-  }
+  const { signal } = state
+  const features = signal.features
+  features.rsi = rsi
+  features.oversold = oversold
+  features.overbought = overbought
+  if (rsi < oversold) return give(signal, "long", clamp01((oversold - rsi) / oversold))
+  if (rsi > overbought) return give(signal, allowShort ? "short" : "flat", clamp01((rsi - overbought) / (100 - overbought)))
+  return give(signal, "flat", clamp01(Math.min(rsi - oversold, overbought - rsi) / ((overbought - oversold) / 2)))
 }
 
 const explain = ({ features: { overbought, oversold, rsi } }: Signal<Features>, config: Config, allowShort: boolean): string => {
@@ -84,7 +85,7 @@ export const model: Model<Config, State, Features> = {
   description: "Long when the RSI says oversold, short when it says overbought, flat between.",
   config: Config,
   horizon: () => 1,
-  init: (config) => ({ rsi: new Rsi(config.period) }),
+  init: (config) => ({ rsi: new Rsi(config.period), signal: slot<Features>({ rsi: NaN, oversold: NaN, overbought: NaN }) }),
   update,
   explain
 }

@@ -21,6 +21,7 @@
 import { Schema } from "effect"
 import type { Bar } from "../../schemas/Market.js"
 import { VolumeAverage } from "../../src/trading/Indicators.js"
+import { give, type Slot, slot } from "./internal/signal.js"
 import type { Model, Signal } from "./Model.js"
 
 /** The confidence of the flat given when there is no surge. */
@@ -44,15 +45,23 @@ export const Config = Schema.Struct({
 }).annotations({ identifier: "VolumeSurgeConfig", parseOptions: { onExcessProperty: "error" } })
 export type Config = typeof Config.Type
 
-export interface State {
-  readonly volume: VolumeAverage
-}
-
 /**
  * The bar's volume, the average before it, their ratio (absent when the average is 0), and the
  * bar's move, close − open (its sign is what the rationale words as up, down or unchanged).
  */
 type Features = { readonly volume: number; readonly average: number; readonly ratio?: number; readonly change: number }
+
+export interface State {
+  readonly volume: VolumeAverage
+  /**
+   * The signal `update` returns, overwritten on every bar; its features are `measured` or, when
+   * the average is 0, `silent` — an object without `ratio` (absent, not undefined: the features
+   * record holds numbers only).
+   */
+  readonly signal: Slot<Features>
+  readonly measured: Slot<Features>["features"]
+  readonly silent: Slot<Features>["features"]
+}
 
 /** A surge: volume at least `multiple` times the average — after bars of no volume, any volume. */
 const isSurge = ({ ratio, volume }: { readonly volume: number; readonly ratio?: number | undefined }, config: Config) =>
@@ -65,12 +74,17 @@ const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Si
   const volume = bar.volume
   // The sign of close − open is that of close vs open: a difference of doubles is 0 only when they are equal.
   const change = bar.close - bar.open
-  const features = ratio === undefined ? { volume, average, change } : { volume, average, ratio, change }
-  if (!isSurge(features, config)) return { direction: "flat", confidence: QUIET_CONFIDENCE, features }
+  const { signal } = state
+  const features = (signal.features = ratio === undefined ? state.silent : state.measured)
+  features.volume = volume
+  features.average = average
+  if (ratio !== undefined) features.ratio = ratio
+  features.change = change
+  if (!isSurge(features, config)) return give(signal, "flat", QUIET_CONFIDENCE)
   const confidence = ratio === undefined ? 1 : Math.min(1, ratio / (2 * config.multiple))
-  if (change > 0) return { direction: "long", confidence, features }
-  if (change < 0) return { direction: allowShort ? "short" : "flat", confidence, features }
-  return { direction: "flat", confidence, features }
+  if (change > 0) return give(signal, "long", confidence)
+  if (change < 0) return give(signal, allowShort ? "short" : "flat", confidence)
+  return give(signal, "flat", confidence)
 }
 
 const explain = ({ features }: Signal<Features>, config: Config, allowShort: boolean): string => {
@@ -88,7 +102,12 @@ export const model: Model<Config, State, Features> = {
   description: "On a volume surge, the direction of the bar; otherwise flat.",
   config: Config,
   horizon: () => 1,
-  init: (config) => ({ volume: new VolumeAverage(config.period) }),
+  init: (config) => {
+    // Fields in the order the features were always written (their JSON is the reasoning log's).
+    const measured = { volume: NaN, average: NaN, ratio: NaN, change: NaN }
+    const silent: Slot<Features>["features"] = { volume: NaN, average: NaN, change: NaN }
+    return { volume: new VolumeAverage(config.period), signal: slot<Features>(measured), measured, silent }
+  },
   update,
   explain
 }

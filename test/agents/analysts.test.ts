@@ -3,7 +3,7 @@ import { Either, FastCheck, ParseResult, Schema } from "effect"
 import * as BollingerBreakout from "../../agents/analysts/BollingerBreakout.js"
 import * as EmaCrossover from "../../agents/analysts/EmaCrossover.js"
 import * as MacdMomentum from "../../agents/analysts/MacdMomentum.js"
-import type { AnyModel, Signal } from "../../agents/analysts/Model.js"
+import { type AnyModel, copySignal, type Signal } from "../../agents/analysts/Model.js"
 import * as RsiReversion from "../../agents/analysts/RsiReversion.js"
 import * as SmaCrossover from "../../agents/analysts/SmaCrossover.js"
 import * as VolumeSurge from "../../agents/analysts/VolumeSurge.js"
@@ -44,10 +44,13 @@ const series = (n: number, f: (i: number) => number) => Array.from({ length: n }
 
 const decode = (model: AnyModel, params: unknown) => Schema.decodeUnknownSync(model.config)(params)
 
+/** A signal kept past the state's next update must be copied (Model.ts): the model may overwrite it. */
+const keep = (signal: Signal | undefined) => (signal === undefined ? undefined : copySignal(signal))
+
 /** Every bar's signal from one fresh state. */
 const runAll = (model: AnyModel, config: unknown, bars: ReadonlyArray<Bar>, allowShort = true): Array<Signal | undefined> => {
   const state = model.init(config)
-  return bars.map((b) => model.update(state, b, config, allowShort))
+  return bars.map((b) => keep(model.update(state, b, config, allowShort)))
 }
 
 const last = <A>(xs: ReadonlyArray<A>): A => xs[xs.length - 1]!
@@ -286,9 +289,41 @@ describe("analyst models", () => {
         const other = model.init(config)
         const interleaved = bars.map((b, i) => {
           model.update(other, { ...b, close: 50 + i, open: 50 }, config, true)
-          return model.update(mine, b, config, true)
+          return keep(model.update(mine, b, config, true))
         })
         expect(interleaved).toEqual(alone)
+      })
+
+      it("reuses its signal: valid until the state's next update; copySignal keeps one", () => {
+        const config = decode(model, small)
+        const bars = fromCloses(series(60, (i) => 100 + 10 * Math.sin(i / 3) + i / 5), 1_000)
+        const expected = runAll(model, config, bars)
+        const state = model.init(config)
+        const other = model.init(config)
+        let given: Signal | undefined
+        const kept: Array<readonly [number, Signal]> = []
+        bars.forEach((b, i) => {
+          const signal = model.update(state, b, config, true)
+          if (signal === undefined) return
+          // The same object, features included, on every bar of the state, holding this bar's values.
+          if (given !== undefined) {
+            expect(signal).toBe(given)
+            expect(signal.features).toBe(given.features)
+          }
+          given = signal
+          expect(signal).toEqual(expected[i])
+          const copy = copySignal(signal)
+          expect(copy).toEqual(signal)
+          expect(copy.features).not.toBe(signal.features)
+          kept.push([i, copy])
+          // Another state's update leaves it alone.
+          model.update(other, { ...b, close: b.close * 2 }, config, true)
+          expect(signal).toEqual(expected[i])
+        })
+        expect(kept.length).toBeGreaterThan(10)
+        // The copies still hold their own bars' values, after every later update.
+        for (const [i, copy] of kept) expect(copy).toEqual(expected[i])
+        expect(new Set(kept.map(([, copy]) => JSON.stringify(copy))).size).toBeGreaterThan(1)
       })
     })
   }
@@ -544,7 +579,10 @@ describe("crossover ties", () => {
     const run = (params: object) => {
       const config = Schema.decodeUnknownSync(model.config)(params)
       const state = model.init(config)
-      return Array.from({ length: 6 }, (_, i) => model.update(state, bar(10, i), config, true))
+      return Array.from({ length: 6 }, (_, i) => {
+        const signal = model.update(state, bar(10, i), config, true)
+        return signal === undefined ? undefined : copySignal(signal)
+      })
     }
     expect(run({ fast: 2, slow: 4 }).at(-1)).toMatchObject({ direction: "flat", confidence: 1 })
     expect(run({ fast: 2, slow: 4, whenEqual: "abstain" }).at(-1)).toBeUndefined()

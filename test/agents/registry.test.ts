@@ -6,7 +6,7 @@ import type { Bar } from "../../schemas/Market.js"
 import { Opinion } from "../../schemas/Opinion.js"
 import { AgentConfig } from "../../schemas/Strategy.js"
 import * as Analyst from "../../agents/Analyst.js"
-import type { Model } from "../../agents/analysts/Model.js"
+import { copySignal, type Model } from "../../agents/analysts/Model.js"
 import { analysts, analystSpec } from "../../agents/registry.js"
 import * as Actor from "../../src/actor/Actor.js"
 import * as ActorSystem from "../../src/actor/ActorSystem.js"
@@ -77,13 +77,16 @@ describe("an analyst's opinions", () => {
     }
     return { counter, spy }
   }
-  /** The first `n` timestamps' opinions of the counting analyst, asked as the coordinator does. */
-  const opinions = (spy: Model<unknown, unknown>, n: number, allowShort = false) =>
+  const spawn = (spy: Model<unknown, unknown>, allowShort = false) =>
+    Actor.spawn(Analyst.make({ name: "sma" as AgentId, model: spy, config, allowShort }), { name: "sma" })
+  /**
+   * The first `n` timestamps' replies of the counting analyst, asked as the coordinator does, each
+   * handed to `read` before the next request (an opinion is valid until then).
+   */
+  const answer = (spy: Model<unknown, unknown>, n: number, read: (opinions: ReadonlyArray<Opinion>) => void) =>
     Effect.gen(function*() {
-      const ref = yield* Actor.spawn(Analyst.make({ name: "sma" as AgentId, model: spy, config, allowShort }), { name: "sma" })
-      const all: Array<Opinion> = []
-      for (const request of requests(n)) all.push(...(yield* ref.ask(request)))
-      return all
+      const ref = yield* spawn(spy)
+      for (const request of requests(n)) read(yield* ref.ask(request))
     })
   /** The plain object the opinion stands for, in the schema's field order. */
   const plain = (o: Opinion, allowShort = false): Opinion => ({
@@ -98,33 +101,96 @@ describe("an analyst's opinions", () => {
     features: o.features
   })
 
-  it.effect("write their rationale only when it is read, once", () =>
+  it.effect("write their rationale only when it is read, once per request", () =>
     run(Effect.gen(function*() {
       const { counter, spy } = counting()
-      const answered = yield* opinions(spy, 80)
-      expect(answered.length).toBeGreaterThan(0)
+      const ref = yield* spawn(spy)
+      let answered = 0
+      for (const request of requests(80)) answered += (yield* ref.ask(request)).length
+      expect(answered).toBeGreaterThan(0)
       expect(counter.explained).toBe(0)
-      const first = answered[0]!
-      expect(first.rationale).toMatch(/^SMA\(10\) [0-9.]+ (above|below|equal to) SMA\(50\) /)
-      expect(first.rationale).toBe(first.rationale)
+      const [first] = yield* ref.ask(requests(81)[80]!)
+      expect(first!.rationale).toMatch(/^SMA\(10\) [0-9.]+ (above|below|equal to) SMA\(50\) /)
+      expect(first!.rationale).toBe(first!.rationale)
       expect(counter.explained).toBe(1)
     })))
 
   it.effect("serialize and encode as the plain opinion would, rationale included, fields in the schema's order", () =>
     run(Effect.gen(function*() {
       const { spy } = counting()
-      const answered = yield* opinions(spy, 120)
-      expect(answered.some((o) => o.rationale.endsWith("; shorting not allowed"))).toBe(true)
-      for (const opinion of answered) {
-        const expected = plain(opinion)
-        expect(JSON.stringify(opinion)).toBe(JSON.stringify(expected))
-        expect(Object.keys(JSON.parse(JSON.stringify(opinion)))).toEqual(Object.keys(Opinion.fields))
-        expect(JSON.stringify(Schema.encodeSync(Opinion)(opinion))).toBe(JSON.stringify(expected))
-        expect(Schema.decodeUnknownSync(Opinion)(opinion)).toEqual(expected)
-        // `Schema.is` checks own keys by default (exact); the rationale is a getter, so say not exact.
-        expect(Schema.is(Opinion, { exact: false })(opinion)).toBe(true)
-        expect(opinion.rationale).toBe(expected.rationale)
+      let refused = 0
+      let checked = 0
+      yield* answer(spy, 120, (opinions) => {
+        for (const opinion of opinions) {
+          const expected = plain(opinion)
+          expect(JSON.stringify(opinion)).toBe(JSON.stringify(expected))
+          expect(Object.keys(JSON.parse(JSON.stringify(opinion)))).toEqual(Object.keys(Opinion.fields))
+          expect(JSON.stringify(Schema.encodeSync(Opinion)(opinion))).toBe(JSON.stringify(expected))
+          expect(Schema.decodeUnknownSync(Opinion)(opinion)).toEqual(expected)
+          // `Schema.is` checks own keys by default (exact); the rationale is a getter, so say not exact.
+          expect(Schema.is(Opinion, { exact: false })(opinion)).toBe(true)
+          expect(opinion.rationale).toBe(expected.rationale)
+          expect(Analyst.copyOpinion(opinion)).toEqual(expected)
+          if (opinion.rationale.endsWith("; shorting not allowed")) refused++
+          checked++
+        }
+      })
+      expect(checked).toBeGreaterThan(0)
+      expect(refused).toBeGreaterThan(0)
+    })))
+
+  it.effect("are valid until the analyst's next request; copyOpinion keeps one, unchanged by later requests", () =>
+    run(Effect.gen(function*() {
+      const { counter, spy } = counting()
+      const ref = yield* spawn(spy)
+      const asked = requests(120)
+      for (const request of asked.slice(0, 100)) yield* ref.ask(request)
+      const [mine] = yield* ref.ask(asked[100]!)
+      const before = mine!.rationale
+      const json = JSON.stringify(mine)
+      const kept = Analyst.copyOpinion(mine!)
+      expect(kept).toEqual(JSON.parse(json))
+      expect(kept.features).not.toBe(mine!.features)
+      let moved = 0
+      for (const request of asked.slice(101)) {
+        const [next] = yield* ref.ask(request)
+        // The analyst answers the symbol through the same opinion, re-pointed to this bar.
+        expect(next).toBe(mine)
+        expect(next!.ts).toBe(request.ts)
+        const words = counter.explained
+        expect(next!.rationale).toBe(model.explain(next!, config, false))
+        expect(next!.rationale).toBe(next!.rationale)
+        expect(counter.explained).toBe(words + 1) // once for this bar: the re-pointed view forgot the last one's
+        if (next!.rationale !== before) moved++
       }
+      expect(moved).toBeGreaterThan(0) // the bars did change the opinion…
+      expect(JSON.stringify(kept)).toBe(json) // …and not the copy
+    })))
+
+  it.effect("a request with two rounds of one symbol answers each with its own bar's values", () =>
+    run(Effect.gen(function*() {
+      const { spy } = counting()
+      const ref = yield* spawn(spy)
+      const bars = market.bars.get(symbols[0]!)!
+      for (let t = 0; t < 60; t++) {
+        yield* ref.ask(new RequestOpinions({ ts: bars[t]!.ts, rounds: [{ round: `A@${t}` as RoundId, bar: bars[t]! }] }))
+      }
+      // The same state folds both bars in turn: what a lone state says on bars 60 and 61.
+      const state = model.init(config)
+      const expected = bars.slice(0, 62).map((bar) => {
+        const signal = model.update(state, bar, config, false)
+        return signal === undefined ? undefined : copySignal(signal)
+      }).slice(60)
+      const twice = yield* ref.ask(
+        new RequestOpinions({
+          ts: bars[61]!.ts,
+          rounds: [{ round: "A@60" as RoundId, bar: bars[60]! }, { round: "A@61" as RoundId, bar: bars[61]! }]
+        })
+      )
+      expect(twice.map((o) => [o.round, o.direction, o.confidence, { ...o.features }])).toEqual(
+        expected.map((s, i) => [`A@${60 + i}`, s!.direction, s!.confidence, s!.features])
+      )
+      expect(twice[0]!.features).not.toEqual(twice[1]!.features)
     })))
 })
 

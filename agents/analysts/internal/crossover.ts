@@ -10,6 +10,7 @@ import { Schema } from "effect"
 import type { Bar } from "../../../schemas/Market.js"
 import type { Model, Signal } from "../Model.js"
 import { period } from "./params.js"
+import { give, type Slot, slot } from "./signal.js"
 
 /** The relative gap between the averages that counts as full conviction. */
 const FULL_GAP = 0.02
@@ -41,6 +42,8 @@ export const crossover = <A extends Average>(options: {
   interface State {
     readonly fast: A
     readonly slow: A
+    /** The signal `update` returns, overwritten on every bar. */
+    readonly signal: Slot<Features>
   }
 
   const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal<Features> | undefined => {
@@ -50,11 +53,15 @@ export const crossover = <A extends Average>(options: {
     if (fast === undefined || slow === undefined) return undefined
     const gap = (fast - slow) / slow
     const strength = Math.min(1, Math.abs(gap) / FULL_GAP)
-    const features = { fast, slow, gap }
-    if (gap > 0) return { direction: "long", confidence: strength, features }
-    if (gap < 0) return { direction: allowShort ? "short" : "flat", confidence: strength, features }
+    const { signal } = state
+    const features = signal.features
+    features.fast = fast
+    features.slow = slow
+    features.gap = gap
+    if (gap > 0) return give(signal, "long", strength)
+    if (gap < 0) return give(signal, allowShort ? "short" : "flat", strength)
     if (config.whenEqual === "abstain") return undefined
-    return { direction: "flat", confidence: 1 - strength, features }
+    return give(signal, "flat", 1 - strength)
   }
 
   const explain = ({ features: { fast, gap, slow } }: Signal<Features>, config: Config, allowShort: boolean): string => {
@@ -71,7 +78,11 @@ export const crossover = <A extends Average>(options: {
     description: options.description,
     config: Config,
     horizon: (config) => config.fast,
-    init: (config) => ({ fast: options.average(config.fast), slow: options.average(config.slow) }),
+    init: (config) => ({
+      fast: options.average(config.fast),
+      slow: options.average(config.slow),
+      signal: slot<Features>({ fast: NaN, slow: NaN, gap: NaN })
+    }),
     update,
     explain
   }
