@@ -30,6 +30,7 @@ import * as Actor from "../src/actor/Actor.js"
 import { type ActorRef, askAll } from "../src/actor/ActorRef.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
 import * as Consensus from "../src/trading/Consensus.js"
+import { copyOpinion } from "./Analyst.js"
 
 const isTimeout = (cause: Cause.Cause<unknown>): boolean =>
   Option.exists(Cause.failureOption(cause), (error) => (error as { readonly _tag?: unknown })._tag === "AskTimeout")
@@ -124,7 +125,8 @@ export const make = (options: CoordinatorOptions) => {
   }
 
   const record = (decision: Decision) => {
-    for (const opinion of slots) if (opinion !== undefined) log.emit("OpinionGiven", { opinion })
+    // Opinions are views valid until the analyst's next request; the log gets lasting copies.
+    for (const opinion of slots) if (opinion !== undefined) log.emit("OpinionGiven", { opinion: copyOpinion(opinion) })
     log.emit("DecisionMade", { decision })
   }
 
