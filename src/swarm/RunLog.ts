@@ -31,14 +31,16 @@ export interface PendingApproval {
 
 export type Sink = (event: RunEvent, json: string) => void
 
-/** Characters of lines collected before they are hashed. */
+/** Bytes of lines collected before they are hashed. */
 const CHUNK = 1 << 16
+const NEWLINE = 0x0a
 
 export class RunLog {
   private seq = 0
   private readonly hash: Hash = createHash("sha256")
-  /** Lines not hashed yet. */
-  private pending = ""
+  /** Lines not hashed yet, UTF-8, `used` bytes of them. */
+  private readonly chunk = Buffer.allocUnsafe(CHUNK)
+  private used = 0
   private readonly sinks: Array<Sink> = []
   readonly counts = new Map<RunEventTag, number>()
   /** Verdicts that rejected their intent, and approvals resolved as rejected or expired. */
@@ -64,10 +66,16 @@ export class RunLog {
   emit<T extends RunEventTag>(tag: T, payload: Payload<T>): EventOf<T> {
     const event = { _tag: tag, run: this.run, seq: ++this.seq, at: this.now(), ...payload } as unknown as EventOf<T>
     const json = JSON.stringify(event)
-    // Lines are hashed in chunks: one update per line cost more than the hashing itself.
-    this.pending += json
-    this.pending += "\n"
-    if (this.pending.length >= CHUNK) this.flush()
+    // Lines are encoded into one buffer and hashed a chunk at a time: an update per line (or a
+    // string built up and converted later) cost more than the hashing itself.
+    if (this.used + json.length * 3 + 1 > CHUNK) this.flush()
+    if (json.length * 3 + 1 > CHUNK) {
+      this.hash.update(json)
+      this.hash.update("\n")
+    } else {
+      this.used += this.chunk.write(json, this.used, "utf8")
+      this.chunk[this.used++] = NEWLINE
+    }
     this.counts.set(tag, (this.counts.get(tag) ?? 0) + 1)
     if (tag === "ApprovalRequested") {
       const e = event as EventOf<"ApprovalRequested">
@@ -90,8 +98,8 @@ export class RunLog {
   }
 
   private flush(): void {
-    if (this.pending.length === 0) return
-    this.hash.update(this.pending)
-    this.pending = ""
+    if (this.used === 0) return
+    this.hash.update(this.chunk.subarray(0, this.used))
+    this.used = 0
   }
 }
