@@ -137,9 +137,12 @@ export const toJson = (document: ResultDocument): string =>
   `${JSON.stringify(Schema.encodeSync(ResultDocument)(document), null, 2)}\n`
 
 /**
- * One row per closed trade, in closing order; money as exact decimals, times as ISO instants. No
- * field needs quoting: symbols cannot contain commas or quotes (schemas/Ids.ts), the rest are numbers.
+ * One row per closed trade, in closing order; money as exact decimals, times as ISO instants,
+ * average prices to 8 decimals (they are quotients: 37.137426000000005 is 37.137426). No field
+ * needs quoting: symbols cannot contain commas or quotes (schemas/Ids.ts), the rest are numbers.
  */
+const averagePrice = (price: number): string => String(Number(price.toFixed(8)))
+
 export const tradesCsv = (trades: ReadonlyArray<Trade>): string => {
   const rows = trades.map((t) =>
     [
@@ -148,8 +151,8 @@ export const tradesCsv = (trades: ReadonlyArray<Trade>): string => {
       String(t.quantity),
       new Date(t.entryTs).toISOString(),
       new Date(t.exitTs).toISOString(),
-      String(t.entryPrice),
-      String(t.exitPrice),
+      averagePrice(t.entryPrice),
+      averagePrice(t.exitPrice),
       toDecimal(t.pnl),
       toDecimal(t.commission)
     ].join(",")

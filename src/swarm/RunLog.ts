@@ -8,7 +8,8 @@
  * `seq`, `at`, then the event's own fields as schemas/RunEvent.ts lists them), money as integer
  * micros, timestamps as epoch milliseconds. The checksum is SHA-256 over those lines, each followed
  * by `\n`, in sequence order — so two runs are identical exactly when their checksums are, and the
- * `--out` file's bytes hash to the checksum.
+ * `--out` file's `events.ndjson` without its last line (`RunCompleted`, which carries the checksum)
+ * hashes to it.
  *
  * Agents write to the log synchronously while handling a message, so events come out in the order
  * things happened: in a backtest the world's scheduler makes that order, and the checksum, the same

@@ -1,6 +1,7 @@
 import { NodeContext } from "@effect/platform-node"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Path from "node:path"
@@ -254,6 +255,10 @@ describe("swarm backtest: a run", () => {
       expect(events[0]._tag).toBe("RunStarted")
       expect(events.at(-1)).toMatchObject({ _tag: "RunCompleted", checksum: document.checksum })
       expect(events.filter((e) => e._tag === "OpinionGiven").length).toBeGreaterThan(0) // --events rounds
+      // The file without its last line (RunCompleted) hashes to the run's checksum.
+      const text = fs.readFileSync(Path.join(out, "events.ndjson"), "utf8")
+      const beforeLast = text.slice(0, text.lastIndexOf("\n", text.length - 2) + 1)
+      expect(createHash("sha256").update(beforeLast).digest("hex")).toBe(document.checksum)
       const csv = lines(fs.readFileSync(Path.join(out, "trades.csv"), "utf8"))
       expect(csv[0]).toBe("symbol,side,quantity,entry,exit,entry_price,exit_price,pnl,commission")
       expect(csv).toHaveLength(document.trades.length + 1)
