@@ -263,4 +263,24 @@ describe("the coordinator", () => {
       ])
     }))
   })
+
+  it("adaptive weights: an analyst that keeps being right gains weight, one that keeps being wrong loses it", inSpine((spine) => {
+    // The price rises every bar: "bull" (long) is right each time, "bear" (short) wrong.
+    const { feed, finish, judged } = spawnCoordinator(spine, [
+      { name: "bull", spec: scripted("bull", () => ["long", 0.6]) },
+      { name: "bear", spec: scripted("bear", () => ["short", 0.6]) }
+    ], { consensus: { adaptiveWeights: { enabled: true, alpha: 0.5, floor: 0.25, ceiling: 2 } } })
+    for (let i = 0; i < 8; i++) feed(at(0, 1 + i), { [AAA]: 100 + i })
+    finish()
+    // Equal weights tie at first (flat); as accuracy builds, the bull outweighs the bear and the
+    // coordinator turns long; the decision's votes carry the adapted weights.
+    const decisions = judged.flatMap((j) => j.decisions)
+    const long = decisions.find((d) => d.action === "long")
+    expect(long).toBeDefined()
+    const bull = long!.votes.find((v) => v.agent === "bull")!
+    const bear = long!.votes.find((v) => v.agent === "bear")!
+    expect(bull.weight).toBeGreaterThan(1)
+    expect(bear.weight).toBeLessThan(1)
+    expect(bear.weight).toBeGreaterThanOrEqual(0.25)
+  }))
 })
