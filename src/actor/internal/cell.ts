@@ -184,11 +184,11 @@ export class ActorCell<M, S> extends Supervised implements Node {
     })
     const activation = ++this.activations
     const incarnation = this.incarnation
-    // `immediate: false`: the activation is scheduled, never run on the sender's stack.
-    this.activation = Runtime.runFork(runtime)(
-      Effect.onExit(this.drain(init) as Effect.Effect<Outcome, unknown>, (exit) => this.onActivationExit(exit, activation, incarnation)),
-      { immediate: false }
-    )
+    // `immediate: false`: the activation is scheduled, never run on the sender's stack. Its end is
+    // observed synchronously (an `onExit` finalizer cost a region and a step per activation).
+    const fiber = Runtime.runFork(runtime)(this.drain(init) as Effect.Effect<Outcome, unknown>, { immediate: false })
+    this.activation = fiber
+    fiber.addObserver((exit) => this.onActivationExit(exit, activation, incarnation))
   }
 
   /** One activation: handle envelopes until the mailbox stays empty (idle) or the actor must stop. */
@@ -246,8 +246,8 @@ export class ActorCell<M, S> extends Supervised implements Node {
     })
   }
 
-  private onActivationExit(exit: Exit.Exit<Outcome, unknown>, activation: number, incarnation: number): Effect.Effect<void> {
-    return Effect.sync(() => {
+  private onActivationExit(exit: Exit.Exit<Outcome, unknown>, activation: number, incarnation: number): void {
+    {
       if (activation === this.activations) this.activation = undefined
       if (Exit.isSuccess(exit)) {
         if (exit.value === Outcome.Stopped && !this.halting && incarnation === this.incarnation) {
@@ -278,7 +278,7 @@ export class ActorCell<M, S> extends Supervised implements Node {
         }, true)
       )
       if (!this.halting) this.parent.notifyExit(this, incarnation, true, cause)
-    })
+    }
   }
 
   /**
