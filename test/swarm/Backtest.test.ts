@@ -269,4 +269,18 @@ describe("a backtest", () => {
       const none = yield* Effect.flip(Backtest.run({ strategy: strategy({ symbols: ["AAA"] }), feed: { ...empty, symbols: ["AAA"] as never, [Symbol.iterator]: () => [][Symbol.iterator]() } }))
       expect(none).toMatchObject({ _tag: "BacktestError", field: "data" })
     }))
+
+  it.effect("an agent that keeps crashing past its supervisor's intensity ends the run as failed, and the run says why", () =>
+    Effect.gen(function*() {
+      // One bar a second: the coordinator crashes on every one, more than 10 restarts in a minute.
+      const fast = Feed.synthetic({ ...Synthetic.defaults, seed: 3, symbols: [...symbols] as never, bars: 300, intervalMs: 1_000, weekdaysOnly: false })
+      const { events, result } = yield* record({ strategy: strategy(), feed: fast, faults: { coordinator: () => true } })
+      expect(result.status).toBe("failed")
+      expect(result.failure).toMatch(/supervisor gave up/)
+      expect(result.counts.orders).toBe(0)
+      const last = events.at(-1)!
+      expect(last._tag).toBe("RunFailed")
+      expect(ofTag(events, "AgentLifecycle").some((e) => e.event._tag === "SupervisorEscalated")).toBe(true)
+      expect(result.counts.slices).toBeLessThan(300)
+    }))
 })
