@@ -23,7 +23,7 @@
 import { Cause, Effect, Exit, Option } from "effect"
 import { type RequestOpinions as RequestOpinionsType, RequestOpinions, type RoundRequest } from "../schemas/AnalystProtocol.js"
 import type { Action, ConsensusConfig, Decision } from "../schemas/Decision.js"
-import type { AgentId, RoundId, Timestamp } from "../schemas/Ids.js"
+import type { AgentId, RoundId, Symbol, Timestamp } from "../schemas/Ids.js"
 import type { Opinion } from "../schemas/Opinion.js"
 import { type DeskProtocol, Judge, MarketOpen, MarketUpdate, type RiskProtocol } from "../schemas/TradingProtocol.js"
 import * as Actor from "../src/actor/Actor.js"
@@ -97,6 +97,15 @@ export const make = (options: CoordinatorOptions) => {
   const slots: Array<Opinion | undefined> = new Array(roster.length).fill(undefined)
   const opinions = { get: (agent: AgentId): Opinion | undefined => slots[slotOf.get(agent)!] }
   const failed = new Set<AgentId>()
+  /** The round being aggregated (one object, refilled per round: aggregation keeps none of it). */
+  const input: { -readonly [K in keyof Consensus.Round]: Consensus.Round[K] } = {
+    round: "" as RoundId,
+    symbol: "" as Symbol,
+    ts: 0 as Timestamp,
+    roster: [],
+    opinions,
+    failed
+  }
 
   // The analysts' refs, resolved on the first bar (the run wires them once its tree is up).
   let refs: ReadonlyArray<ActorRef<RequestOpinionsType, "backpressure">> | undefined
@@ -160,7 +169,10 @@ export const make = (options: CoordinatorOptions) => {
             cursor[a]!++
           }
         }
-        const input: Consensus.Round = { round, symbol: bar.symbol, ts, roster: weighted, opinions, failed }
+        input.round = round
+        input.symbol = bar.symbol
+        input.ts = ts
+        input.roster = weighted
         // The action alone first: most rounds change nothing and need no record.
         const action = Consensus.actionOf(input, consensus)
         const changes = action !== "hold" && action !== (state.targets.get(bar.symbol) ?? "flat")

@@ -52,6 +52,14 @@ class Books {
   markedTs = Number.NEGATIVE_INFINITY
   exposed = false
   waiting: Array<Waiting> = []
+  /** The marks by symbol, read through the slots (no map built per snapshot). */
+  readonly prices: Ledger.Prices = {
+    get: (symbol) => {
+      const slot = this.state.slots.get(symbol)
+      const mark = slot === undefined ? 0 : this.marks[slot]!
+      return mark > 0 ? mark : undefined
+    }
+  }
 
   constructor(readonly options: LedgerOptions) {
     this.state = Ledger.make({ cash: options.initialCash, symbols: options.symbols })
@@ -62,9 +70,7 @@ class Books {
 
   /** The books at the marks; with `changed`, only the positions of those fills' symbols are listed (totals are whole). */
   snapshot(ts: Timestamp, changed?: ReadonlyArray<Fill>): PortfolioSnapshot {
-    const prices = new Map<string, number>()
-    for (const [symbol, slot] of this.state.slots) if (this.marks[slot]! > 0) prices.set(symbol, this.marks[slot]!)
-    const snapshot = Ledger.markToMarket(this.state, prices, ts)
+    const snapshot = Ledger.markToMarket(this.state, this.prices, ts)
     if (changed === undefined) return snapshot
     const symbols = new Set(changed.map((fill) => fill.symbol))
     return { ...snapshot, positions: snapshot.positions.filter((p) => symbols.has(p.symbol)) }

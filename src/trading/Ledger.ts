@@ -161,10 +161,11 @@ export const openPositions = (state: LedgerState): number => {
 }
 
 /**
- * Marks, per symbol. A `Map` rather than a record: `Map.get` on string keys measured about twice as
- * fast here as a property lookup on a dictionary-mode object, and it is what a feed updates in place.
+ * Marks, per symbol: a `Map`, or any lookup by symbol (the ledger agent reads its marks by slot). A
+ * `Map` rather than a record: `Map.get` on string keys measured about twice as fast here as a
+ * property lookup on a dictionary-mode object, and it is what a feed updates in place.
  */
-export type Prices = ReadonlyMap<string, number>
+export type Prices = { readonly get: (symbol: string) => number | undefined }
 
 /**
  * cash + Σ notional(quantity, mark), in micros, for the per-bar path: no allocation. A symbol with
