@@ -11,7 +11,7 @@ import { Effect, Schema } from "effect"
 import * as ActorSystem from "../src/actor/ActorSystem.js"
 import { Add, type Counter, DefaultCounter, Get } from "./internal/counter.js"
 import { emit, machine, median, percentile, progress, spread } from "./internal/report.js"
-import { typescriptLoader } from "./internal/loader.js"
+import { nodeArgs } from "./internal/loader.js"
 
 const TELL_N = 2_000_000
 const TELL_WARMUP = 2
@@ -189,7 +189,7 @@ const probePath = join(dirname(fileURLToPath(import.meta.url)), "internal", "idl
 
 /** One fresh `node --expose-gc` process per round: see `internal/idleMemory.ts` for why. */
 const memoryRound = Effect.tryPromise(() =>
-  promisify(execFile)(process.execPath, ["--expose-gc", "--import", typescriptLoader, probePath, String(MEMORY_N)], {
+  promisify(execFile)(process.execPath, ["--expose-gc", ...nodeArgs, probePath, String(MEMORY_N)], {
     cwd: dirname(dirname(probePath))
   })
 ).pipe(Effect.flatMap(({ stdout }) => Schema.decodeUnknown(MemoryProbe)(stdout.trim())))

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process"
 import { existsSync, readdirSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { typescriptLoader } from "./internal/loader.js"
+import { nodeArgs } from "./internal/loader.js"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 // Benchmarks are the `.ts` files here; the runner and `internal/` helpers are not.
@@ -25,7 +25,7 @@ if (name === undefined || !/^[A-Za-z0-9_-]+$/.test(name) || !existsSync(join(ben
   process.exit(2)
 }
 
-const child = spawn(process.execPath, ["--expose-gc", "--import", typescriptLoader, join(benchDir, `${name}.ts`)], {
+const child = spawn(process.execPath, ["--expose-gc", ...nodeArgs, join(benchDir, `${name}.ts`)], {
   stdio: "inherit",
   cwd: dirname(benchDir)
 })

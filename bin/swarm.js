@@ -1,8 +1,26 @@
 #!/usr/bin/env node
 // `swarm`: the command line (src/cli/), run from its TypeScript sources (bin/typescript-hooks.mjs).
 // Everything is resolved from this file's location, so it works from any working directory;
-// relative paths in the arguments are relative to the working directory, as usual.
-import "./typescript.mjs"
+// relative paths in the arguments are relative to the working directory, as usual. Started
+// without Swarm's V8 flags (bin/node-flags.mjs), it runs itself again with them.
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { hasNodeFlags, NODE_FLAGS } from "./node-flags.mjs"
 
-const { runMain } = await import("../src/cli/Main.ts")
-runMain(process.argv.slice(2))
+if (hasNodeFlags()) {
+  await import("./typescript.mjs")
+  const { runMain } = await import("../src/cli/Main.ts")
+  runMain(process.argv.slice(2))
+} else {
+  const child = spawn(process.execPath, [...process.execArgv, ...NODE_FLAGS, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: "inherit"
+  })
+  // Ctrl-C reaches the child through the terminal's process group; a SIGTERM sent to this process
+  // alone is passed on. Either way the parent waits for the child and exits as it did.
+  process.on("SIGINT", () => {})
+  process.on("SIGTERM", () => child.kill("SIGTERM"))
+  child.on("exit", (code, signal) => {
+    if (signal !== null) process.kill(process.pid, signal)
+    else process.exit(code ?? 1)
+  })
+}

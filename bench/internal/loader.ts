@@ -1,2 +1,8 @@
-/** The `--import` that lets a child Node process run this repository's TypeScript (bin/typescript.mjs), by absolute URL. */
+/** How a child Node process runs this repository's TypeScript (bin/typescript.mjs) with Swarm's V8 flags (bin/node-flags.mjs). */
+// @ts-expect-error: a plain ES module without types
+import { NODE_FLAGS } from "../../bin/node-flags.mjs"
+
 export const typescriptLoader = new URL("../../bin/typescript.mjs", import.meta.url).href
+
+/** The arguments before a script: the flags and the loader. */
+export const nodeArgs: ReadonlyArray<string> = [...(NODE_FLAGS as Array<string>), "--import", typescriptLoader]
