@@ -1,6 +1,6 @@
 /**
  * The context a behavior gets. One small object per actor whose methods live on the prototype:
- * an idle actor must not carry a dozen closures (each one also costs a property store under tsx).
+ * an idle actor must not carry a dozen closures.
  */
 import { Effect, Exit } from "effect"
 import { type OverflowPolicy, Terminated } from "../../../schemas/Actor.js"
