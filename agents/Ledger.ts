@@ -70,10 +70,7 @@ class Books {
 
   /** The books at the marks; with `changed`, only the positions of those fills' symbols are listed (totals are whole). */
   snapshot(ts: Timestamp, changed?: ReadonlyArray<Fill>): PortfolioSnapshot {
-    const snapshot = Ledger.markToMarket(this.state, this.prices, ts)
-    if (changed === undefined) return snapshot
-    const symbols = new Set(changed.map((fill) => fill.symbol))
-    return { ...snapshot, positions: snapshot.positions.filter((p) => symbols.has(p.symbol)) }
+    return Ledger.markToMarket(this.state, this.prices, ts, changed === undefined ? undefined : new Set(changed.map((fill) => fill.symbol)))
   }
 
   view(ts: Timestamp): BooksView {

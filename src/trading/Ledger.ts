@@ -208,8 +208,11 @@ export const equityFromMarks = (state: LedgerState, marks: ArrayLike<number>): M
   return total as Money
 }
 
-/** The portfolio at marks `prices` (last fill price where missing), every symbol ever traded included. */
-export const markToMarket = (state: LedgerState, prices: Prices, ts: Timestamp): PortfolioSnapshot => {
+/**
+ * The portfolio at marks `prices` (last fill price where missing), every symbol ever traded included
+ * — or, with `only`, the totals of the whole book and the positions of those symbols alone.
+ */
+export const markToMarket = (state: LedgerState, prices: Prices, ts: Timestamp, only?: ReadonlySet<string>): PortfolioSnapshot => {
   const positions: Array<Position> = []
   let gross = 0
   let net = 0
@@ -222,6 +225,7 @@ export const markToMarket = (state: LedgerState, prices: Prices, ts: Timestamp):
     gross += Math.abs(marketValue)
     net += marketValue
     unrealized += unrealizedPnl
+    if (only !== undefined && !only.has(b.symbol)) continue
     positions.push({
       symbol: b.symbol,
       quantity: b.quantity / M.MICROS_PER_UNIT,

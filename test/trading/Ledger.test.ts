@@ -65,6 +65,18 @@ describe("Ledger: positions and P&L", () => {
     expect(Ledger.markToMarket(s, prices({ AAA: 103 }), 1 as Timestamp).unrealizedPnl).toBe(units(30))
   })
 
+  it("a snapshot of some symbols: their positions only, the totals of the whole book", () => {
+    const s = applyAll(start(), [
+      { id: "f1", side: "buy", quantity: 10, price: 100 },
+      { id: "f2", symbol: BBB, side: "buy", quantity: 5, price: 20 }
+    ])
+    const marks = prices({ AAA: 110, BBB: 30 })
+    const whole = Ledger.markToMarket(s, marks, 1 as Timestamp)
+    const some = Ledger.markToMarket(s, marks, 1 as Timestamp, new Set([BBB]))
+    expect(some.positions).toEqual(whole.positions.filter((p) => p.symbol === BBB))
+    expect({ ...some, positions: [] }).toEqual({ ...whole, positions: [] })
+  })
+
   it("adding to a position updates the average price", () => {
     const s = applyAll(start(), [
       { id: "f1", side: "buy", quantity: 10, price: 100 },
