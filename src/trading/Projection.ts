@@ -13,9 +13,6 @@ import * as M from "./Money.js"
 
 const onGrid = (units: number): number => Math.round(units * M.MICROS_PER_UNIT) / M.MICROS_PER_UNIT || 0
 
-const valueOf = (quantity: number, price: number): M.Money =>
-  quantity < 0 ? M.negate(M.notional(-quantity, price)) : M.notional(quantity, price)
-
 /**
  * The books of one batch, projected order by order in place: O(1) an order, where copying the
  * positions for every order made a batch of n orders on n symbols O(n²).
@@ -50,7 +47,7 @@ export class Projection {
     const i = this.slots.get(symbol)
     const before = i === undefined ? undefined : this.positions[i]!
     const held = onGrid((before?.quantity ?? 0) + dir * quantity)
-    const marketValue = valueOf(held, price)
+    const marketValue = M.notional(held, price)
     if (before === undefined) {
       this.slots.set(symbol, this.positions.length)
       this.positions.push({
@@ -85,11 +82,4 @@ export class Projection {
       positions: this.positions
     }
   }
-}
-
-/** The books after one order fills at its reference price (a fresh snapshot; see `Projection` for batches). */
-export const afterOrder = (snapshot: PortfolioSnapshot, symbol: Symbol, side: Side, quantity: number, price: number): PortfolioSnapshot => {
-  const projection = new Projection(snapshot)
-  projection.apply(symbol, side, quantity, price)
-  return projection.books()
 }

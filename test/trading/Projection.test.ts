@@ -1,9 +1,18 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { Symbol } from "../../schemas/Ids.js"
-import { afterOrder } from "../../src/trading/Projection.js"
+import type { Side } from "../../schemas/Order.js"
+import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
+import { Projection } from "../../src/trading/Projection.js"
 import { books, holding, money } from "./portfolioFixtures.js"
 
 const sym = (s: string) => s as Symbol
+
+/** The books after one order: a projection of one. */
+const afterOrder = (snapshot: PortfolioSnapshot, symbol: Symbol, side: Side, quantity: number, price: number) => {
+  const projection = new Projection(snapshot)
+  projection.apply(symbol, side, quantity, price)
+  return projection.books()
+}
 
 describe("the books after an order fills at its reference price", () => {
   it("a buy moves cash into a new position; equity is unchanged", () => {
@@ -38,7 +47,6 @@ describe("the books after an order fills at its reference price", () => {
 
 describe("a batch projected order by order", () => {
   it("each order sees the ones before it; earlier books are not changed; lookups find old and new symbols", async () => {
-    const { Projection } = await import("../../src/trading/Projection.js")
     const { findPosition } = await import("../../src/trading/Gates.js")
     const base = books(1_000_000, Array.from({ length: 60 }, (_, i) => holding(`S${i}`, 1, 10)))
     const projection = new Projection(base)
