@@ -13,6 +13,7 @@ import type { RoundId, Symbol } from "../../schemas/Ids.js"
 import { MetricsConfig } from "../../schemas/Metrics.js"
 import { ApprovalConfig, RiskLimits } from "../../schemas/Risk.js"
 import { Rule } from "../../schemas/Rule.js"
+import { GateName } from "../../schemas/Verdict.js"
 import {
   Book,
   type BooksView,
@@ -120,15 +121,7 @@ describe("the risk officer", () => {
     expect(verdicts.map((v) => [v.intent.symbol, v.outcome, v.quantity])).toEqual([[AAA, "reduced", 500], [BBB, "rejected", 0]])
     // 80 % of equity in AAA is above the 50 % hard cap: cut to 500 × 100 = 50 %.
     expect(verdicts[0]!.intent.quantity).toBe(800)
-    expect(verdicts[0]!.gates.map((g) => g.gate)).toEqual([
-      "max_drawdown_halt",
-      "daily_loss_breaker",
-      "no_sell_beyond_held",
-      "no_cover_beyond_short",
-      "max_position",
-      "min_cash_reserve",
-      "no_negative_cash"
-    ])
+    expect(verdicts[0]!.gates.map((g) => g.gate)).toEqual(GateName.literals)
     expect(verdicts[0]!.gates.find((g) => g.gate === "max_position")).toMatchObject({ result: "reduce", quantityAfter: 500 })
     // Selling what is not held, without allowShort.
     expect(verdicts[1]!.gates.find((g) => g.gate === "no_sell_beyond_held")).toMatchObject({ result: "reject" })
