@@ -1,0 +1,547 @@
+/**
+ * The SQL client, on one of two back-ends chosen from configuration: a Postgres server when
+ * `DATABASE_URL` is set, otherwise the embedded default — PGlite in a child process, served over
+ * the Postgres wire protocol — so that everything above talks to both through the same
+ * @effect/sql-pg code path. The layer also provides `DatabaseInfo`, the back-end in use, which
+ * start-up prints and `/health` reports.
+ *
+ * The embedded back-end runs in strict single-connection mode (pool of one, server of one) and
+ * serves one process at a time, enforced by a lock file in its data directory: no LISTEN/NOTIFY,
+ * advisory locks are not exclusive (EFFECT_NOTES.md §4). Several processes need Postgres.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import { createRequire } from "node:module"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { SqlClient, SqlError } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Cause, Config, type ConfigError, Context, Duration, Effect, Layer, Option, Redacted, String as Str } from "effect"
+import * as Pg from "pg"
+import { PgPool } from "./Pool.js"
+import { type Backend, DatabaseLocked, DatabaseUnavailable } from "./StoreError.js"
+
+export { Backend, DatabaseLocked, DatabaseUnavailable } from "./StoreError.js"
+
+/** The back-end in use, for start-up lines and `/health`. */
+export interface Info {
+  readonly backend: Backend
+  /** One line for a human: which database, and how to choose the other one. */
+  readonly description: string
+  /** The embedded server's process id; `undefined` on Postgres. */
+  readonly serverPid: number | undefined
+}
+
+export class DatabaseInfo extends Context.Tag("swarm/store/DatabaseInfo")<DatabaseInfo, Info>() {}
+
+/** What the database layers provide. */
+export type Database = PgClient.PgClient | SqlClient.SqlClient | DatabaseInfo | PgPool
+
+/**
+ * An explicit choice of back-end, for tests and tools: a Postgres URL, or the embedded PGlite on
+ * a data directory (locked for this process) or in memory (`"memory"` or a `dataDir` of
+ * `memory://`: gone when the layer closes, no lock).
+ */
+export type Options =
+  | { readonly url: string | Redacted.Redacted<string>; readonly maxConnections?: number | undefined }
+  | { readonly embedded: { readonly dataDir: string } | "memory" }
+
+/** Pool size on a Postgres server. */
+export const defaultMaxConnections = 8
+
+/** Generous: initdb of a fresh data directory takes 5–12 s on a small machine. */
+export const embeddedStartTimeout = Duration.seconds(60)
+
+/** PGlite's name for a database that lives in memory only. */
+const memoryDir = "memory://"
+
+/** The lock file's name inside an embedded data directory. */
+export const lockFileName = "swarm.lock"
+
+/** The one-line description: `database: Postgres at … (DATABASE_URL)` or `database: embedded PGlite at …`. */
+export const describe = (backend: Backend, source?: string): string =>
+  backend.kind === "postgres"
+    ? `database: Postgres at ${backend.url}${source === undefined ? "" : ` (${source})`}`
+    : backend.dataDir === memoryDir
+    ? `database: embedded PGlite in memory (set DATABASE_URL to use Postgres)`
+    : `database: embedded PGlite at ${backend.dataDir} (set DATABASE_URL to use Postgres)`
+
+/**
+ * A connection URL fit to print: the password (in the authority or as a `password` parameter)
+ * replaced by `***`. A URL too malformed to parse is masked from its scheme to its last `@`,
+ * which may hide more than the password but never less.
+ */
+export const maskUrl = (url: string): string => {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== "") parsed.password = "***"
+    for (const key of ["password", "sslpassword"]) {
+      if (parsed.searchParams.has(key)) parsed.searchParams.set(key, "***")
+    }
+    return parsed.href
+  } catch {
+    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):.*@/i, "$1:***@")
+  }
+}
+
+/** `DATABASE_URL` (a Postgres server) if set and not empty, else `SWARM_DATA_DIR` (default `.swarm`) for the embedded PGlite. */
+export const config: Config.Config<
+  { readonly _tag: "Postgres"; readonly url: Redacted.Redacted<string> } | { readonly _tag: "Embedded"; readonly dataDir: string }
+> = Config.all({
+  url: Config.option(Config.redacted("DATABASE_URL")),
+  dataDir: Config.string("SWARM_DATA_DIR").pipe(Config.withDefault(".swarm"))
+}).pipe(Config.map(({ dataDir, url }) =>
+  Option.match(Option.filter(url, (u) => Redacted.value(u).trim() !== ""), {
+    onNone: () => ({ _tag: "Embedded" as const, dataDir: path.join(dataDir, "pglite") }),
+    onSome: (url) => ({ _tag: "Postgres" as const, url })
+  })
+))
+
+/** The database chosen by configuration (see `config`). */
+export const layer: Layer.Layer<Database, DatabaseUnavailable | DatabaseLocked | ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(config, (chosen) =>
+    chosen._tag === "Postgres"
+      ? postgres(chosen.url, defaultMaxConnections, "DATABASE_URL")
+      : embedded(chosen.dataDir))
+)
+
+/** The database named by `options`, ignoring configuration. */
+export const layerWith = (options: Options): Layer.Layer<Database, DatabaseUnavailable | DatabaseLocked> =>
+  "url" in options
+    ? postgres(
+      typeof options.url === "string" ? Redacted.make(options.url) : options.url,
+      options.maxConnections ?? defaultMaxConnections
+    )
+    : embedded(options.embedded === "memory" || options.embedded.dataDir === memoryDir ? "memory" : options.embedded.dataDir)
+
+// ---------------------------------------------------------------------------------------------
+// The client, the same on both back-ends
+
+interface TypeParsers {
+  readonly getTypeParser: (oid: number, format?: "text" | "binary") => (value: string) => unknown
+}
+
+// pg's own default parsers, from the copy of pg that @effect/sql-pg uses (pg ships no types, and
+// a `types` option replaces the defaults rather than extending them, so we delegate to these).
+const pgDefaults: TypeParsers = createRequire(import.meta.url)("pg").types
+
+const INT8 = 20
+const INT8_ARRAY = 1016
+
+/** int8 as a JS number: ids, counts and micros are safe integers; anything beyond is an error, not a silent rounding. */
+const parseInt8 = (text: string): number => {
+  const n = Number(text)
+  if (!Number.isSafeInteger(n)) throw new RangeError(`int8 value ${text} is outside the safe integer range of a JavaScript number`)
+  return n
+}
+
+const int8Deep = (value: unknown): unknown =>
+  Array.isArray(value) ? value.map(int8Deep) : typeof value === "string" ? parseInt8(value) : value
+
+const types: TypeParsers = {
+  getTypeParser: (oid, format) => {
+    if (format === undefined || format === "text") {
+      if (oid === INT8) return parseInt8
+      if (oid === INT8_ARRAY) {
+        const parseArray = pgDefaults.getTypeParser(oid, "text")
+        return (text) => int8Deep(parseArray(text))
+      }
+    }
+    // numeric (1700) stays a string: it is exact and money-like values must not pass through floats.
+    return pgDefaults.getTypeParser(oid, format)
+  }
+}
+
+/**
+ * What every client shares: camelCase fields in TypeScript, snake_case columns in SQL. JSON
+ * values are stored and read as they are (`transformJson: false`): their keys are data — symbols
+ * like `BRK_B`, schema tags — and canonical JSON must hash the same after a round trip.
+ */
+const conventions = {
+  transformResultNames: Str.snakeToCamel,
+  transformQueryNames: Str.camelToSnake,
+  transformJson: false,
+  types,
+  applicationName: "swarm"
+} satisfies Partial<PgClient.PgClientConfig>
+
+const unavailable = (backend: Backend, reason: string) => new DatabaseUnavailable({ backend, reason })
+
+/** A cause in a few words: pg's message, each attempt of an AggregateError (localhost → ::1 and 127.0.0.1). */
+const reasonOf = (cause: unknown): string => {
+  if (cause instanceof SqlError.SqlError) return cause.cause === undefined ? cause.message : reasonOf(cause.cause)
+  if (cause instanceof AggregateError && cause.errors.length > 0) {
+    return [...new Set(cause.errors.map(reasonOf))].join("; ")
+  }
+  if (cause instanceof Error) return cause.message !== "" ? cause.message : cause.name
+  return String(cause)
+}
+
+/** What `client` needs to open a pool. */
+interface PoolOptions {
+  readonly url?: Redacted.Redacted<string>
+  readonly host?: string
+  readonly port?: number
+  readonly database?: string
+  readonly username?: string
+  readonly maxConnections: number
+  /** Keep idle connections open (the embedded single connection). */
+  readonly keepIdle?: boolean
+}
+
+/**
+ * A pool we own (so bulk loading can `COPY` through it: `Pool.ts`) under a PgClient with the
+ * conventions. The first connection is tried at once, within the connect timeout; any failure to
+ * connect (or a defect while trying) becomes `DatabaseUnavailable`.
+ */
+const client = (options: PoolOptions, backend: Backend, info: Info): Layer.Layer<Database | PgPool, DatabaseUnavailable> => {
+  const acquire = Effect.acquireRelease(
+    Effect.sync(() => {
+      const pool = new Pg.Pool({
+        ...(options.url === undefined ? {} : { connectionString: Redacted.value(options.url) }),
+        ...(options.host === undefined ? {} : { host: options.host }),
+        ...(options.port === undefined ? {} : { port: options.port }),
+        ...(options.database === undefined ? {} : { database: options.database }),
+        ...(options.username === undefined ? {} : { user: options.username }),
+        max: options.maxConnections,
+        // 0 keeps idle clients open for good (pg's own meaning).
+        idleTimeoutMillis: options.keepIdle === true ? 0 : 10_000,
+        connectionTimeoutMillis: connectTimeoutMillis,
+        application_name: conventions.applicationName,
+        types: conventions.types as unknown as Pg.CustomTypesConfig
+      })
+      // An idle client's error (the server went away) is reported to the query that next uses it.
+      pool.on("error", () => undefined)
+      return pool
+    }),
+    (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(Duration.seconds(5)))
+  ).pipe(
+    Effect.tap((pool) =>
+      Effect.tryPromise({
+        try: () => pool.query("select 1"),
+        catch: (cause) => new SqlError.SqlError({ cause, message: "Failed to connect" })
+      })
+    )
+  )
+  return Layer.unwrapScoped(Effect.map(acquire, (pool) =>
+    PgClient.layerFromPool({
+      acquire: Effect.succeed(pool),
+      transformResultNames: conventions.transformResultNames,
+      transformQueryNames: conventions.transformQueryNames,
+      transformJson: conventions.transformJson,
+      applicationName: conventions.applicationName
+    }).pipe(Layer.merge(Layer.succeed(PgPool, { pool, copy: backend.kind === "postgres" })))
+  )).pipe(
+    Layer.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Layer.failCause(cause as Cause.Cause<never>)
+        : Layer.fail(unavailable(backend, reasonOf(Cause.squash(cause))))
+    ),
+    Layer.merge(Layer.succeed(DatabaseInfo, info))
+  )
+}
+
+/** How long the first connection may take. */
+const connectTimeoutMillis = 10_000
+
+// ---------------------------------------------------------------------------------------------
+// Postgres
+
+const urlProblem = (url: string): string | undefined => {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return "the database URL is malformed (expected postgres://user:password@host:port/database)"
+  }
+  if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
+    return `the database URL must start with postgres:// or postgresql://, not ${parsed.protocol}//`
+  }
+  return undefined
+}
+
+const postgres = (
+  url: Redacted.Redacted<string>,
+  maxConnections: number,
+  source?: string
+): Layer.Layer<Database, DatabaseUnavailable> => {
+  const backend: Backend = { kind: "postgres", url: maskUrl(Redacted.value(url)) }
+  const problem = urlProblem(Redacted.value(url))
+  if (problem !== undefined) return Layer.fail(unavailable(backend, problem))
+  return client({ url, maxConnections }, backend, { backend, description: describe(backend, source), serverPid: undefined })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embedded PGlite
+
+const serverScript = fileURLToPath(new URL("./pglite-server.mjs", import.meta.url))
+
+/** Paths under the working directory are shown relative to it (`.swarm/pglite`), others absolute. */
+const shownPath = (absolute: string): string => {
+  const relative = path.relative(process.cwd(), absolute)
+  return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : absolute
+}
+
+const embedded = (dataDir: string | "memory"): Layer.Layer<Database, DatabaseUnavailable | DatabaseLocked> =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const absolute = dataDir === "memory" ? undefined : path.resolve(dataDir)
+    const backend: Backend = { kind: "embedded", dataDir: absolute === undefined ? memoryDir : shownPath(absolute) }
+    if (absolute !== undefined) {
+      yield* Effect.try({
+        try: () => fs.mkdirSync(absolute, { recursive: true }),
+        catch: (cause) => unavailable(backend, `cannot create the data directory: ${reasonOf(cause)}`)
+      })
+      yield* lock(path.join(absolute, lockFileName), backend, backend.dataDir)
+    }
+    const server = yield* startServer(absolute ?? memoryDir, backend)
+    if (absolute !== undefined) {
+      // Record the server too: after a SIGKILL of this process it may still be closing the
+      // database for a moment, and the directory is not free until it has.
+      yield* Effect.sync(() => recordServer(path.join(absolute, lockFileName), server.pid))
+    }
+    const info: Info = { backend, description: describe(backend), serverPid: server.pid }
+    return client(
+      {
+        host: "127.0.0.1",
+        port: server.port,
+        database: "postgres",
+        username: "postgres",
+        maxConnections: 1,
+        // Keep the single connection open: every reconnect is a new startup handshake against the
+        // same PGlite session, for nothing.
+        keepIdle: true
+      },
+      backend,
+      info
+    )
+  }).pipe(Effect.withSpan("Database.embedded", { attributes: { dataDir: String(dataDir) } })))
+
+// --- the lock file: "<owner pid>\n[<server pid>\n]"
+
+/** Lock files held by this process, so that a stale lock left by an earlier process that had our pid (pid 1 in a container) is not mistaken for ours. */
+const held = new Set<string>()
+
+const alive = (pid: number): boolean => {
+  if (pid === process.pid) return false // ours only if in `held`, checked before
+  try {
+    process.kill(pid, 0)
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"
+  }
+  if (process.platform !== "linux") return true
+  // A server orphaned by a SIGKILLed parent is a zombie once it exits, until its new parent
+  // reaps it (never, under some container inits): it answers signals but holds nothing.
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
+    return state !== "Z" && state !== "X"
+  } catch {
+    return false
+  }
+}
+
+const readOrUndefined = (file: string): string | undefined => {
+  try {
+    return fs.readFileSync(file, "utf8")
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined
+    throw error
+  }
+}
+
+const pidsOf = (content: string): Array<number> =>
+  content.split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number).filter((n) => n > 0)
+
+/** Takes the lock, or returns the live pid holding it. A stale lock (all its pids dead) is taken over. */
+const tryLock = (file: string): number | undefined => {
+  if (held.has(file)) return process.pid
+  for (let attempt = 0; attempt < 10; attempt++) {
+    try {
+      fs.writeFileSync(file, `${process.pid}\n`, { flag: "wx" })
+      held.add(file)
+      return undefined
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+    }
+    const content = readOrUndefined(file)
+    if (content === undefined) continue
+    const holder = pidsOf(content).find(alive)
+    if (holder !== undefined) return holder
+    // Stale. Move it aside atomically and check that what we moved is what we judged stale:
+    // another process may have taken it over in between, and then we must give theirs back.
+    const aside = `${file}.${process.pid}.stale`
+    try {
+      fs.renameSync(file, aside)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") continue
+      throw error
+    }
+    if (readOrUndefined(aside) !== content) {
+      try {
+        fs.linkSync(aside, file)
+      } catch {
+        // someone else holds it now; the next attempt will see them
+      }
+    }
+    fs.rmSync(aside, { force: true })
+  }
+  throw new Error("the lock file keeps changing under us")
+}
+
+const lock = (file: string, backend: Backend, shownDir: string) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => tryLock(file),
+      catch: (cause) => unavailable(backend, `cannot take the lock file ${file}: ${reasonOf(cause)}`)
+    }).pipe(Effect.flatMap((holder) =>
+      holder === undefined ? Effect.void : Effect.fail(new DatabaseLocked({ dataDir: shownDir, pid: holder }))
+    )),
+    () =>
+      Effect.sync(() => {
+        held.delete(file)
+        try {
+          if (pidsOf(readOrUndefined(file) ?? "")[0] === process.pid) fs.rmSync(file, { force: true })
+        } catch {
+          // a lock we cannot remove is stale once we are gone
+        }
+      })
+  )
+
+/** Rewrites our lock with the server's pid added, atomically (a reader never sees a half-written file). */
+const recordServer = (file: string, serverPid: number) => {
+  const temporary = `${file}.${process.pid}.tmp`
+  fs.writeFileSync(temporary, `${process.pid}\n${serverPid}\n`)
+  fs.renameSync(temporary, file)
+}
+
+// --- the server process
+
+interface Server {
+  readonly pid: number
+  readonly port: number
+}
+
+interface Spawned {
+  readonly child: ChildProcess
+  /** The tail of the child's stdout and stderr, for error messages. */
+  readonly output: () => string
+  /** Settles when the child has exited and its output is drained. */
+  readonly closed: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+}
+
+const outputLimit = 4000
+
+const spawnServer = (dataDir: string): Spawned => {
+  const child = spawn(process.execPath, [serverScript, dataDir], {
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
+    // Plain node: the child is JavaScript and must not pick up loaders or an inspector meant for the parent.
+    env: { ...process.env, NODE_OPTIONS: "" }
+  })
+  let output = ""
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString("utf8")).slice(-outputLimit)
+  }
+  child.stdout?.on("data", keep)
+  child.stderr?.on("data", keep)
+  // Not the child's 'close' event: it never comes once we have disconnected the IPC channel
+  // ourselves (Node 20). 'exit' and the end of both output pipes say the same.
+  const streamClosed = (stream: NodeJS.ReadableStream | null) =>
+    new Promise<void>((resolve) => stream === null ? resolve() : stream.once("close", resolve))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("exit", (code, signal) => resolve({ code, signal }))
+    // A child that could not be spawned emits 'error' and no 'exit'.
+    child.once("error", () => {
+      if (child.pid === undefined) resolve({ code: null, signal: null })
+    })
+  })
+  const closed = Promise.all([exited, streamClosed(child.stdout), streamClosed(child.stderr)]).then(([status]) => status)
+  return { child, output: () => output.trim(), closed }
+}
+
+const withOutput = (reason: string, spawned: Spawned) => {
+  const output = spawned.output()
+  return output === "" ? reason : `${reason}\n${output}`
+}
+
+// Node timers, not Effect's clock: a test's TestClock must not stall the start-up or the shutdown.
+const within = <A>(promise: Promise<A>, millis: number): Promise<Option.Option<A>> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(Option.none()), millis)
+    promise.then((a) => {
+      clearTimeout(timer)
+      resolve(Option.some(a))
+    })
+  })
+
+/** Waits for `{ type: "listening", port }`; a child that exits first is a failure with its output. */
+const awaitListening = (spawned: Spawned, backend: Backend) =>
+  Effect.async<number, DatabaseUnavailable>((resume) => {
+    let done = false
+    const cleanup = () => {
+      done = true
+      clearTimeout(timer)
+      spawned.child.off("message", onMessage)
+      spawned.child.off("error", onError)
+    }
+    const finish = (effect: Effect.Effect<number, DatabaseUnavailable>) => {
+      if (done) return
+      cleanup()
+      resume(effect)
+    }
+    const onMessage = (message: unknown) => {
+      const m = message as { type?: unknown; port?: unknown }
+      if (m.type === "listening" && typeof m.port === "number") finish(Effect.succeed(m.port))
+    }
+    const onError = (error: Error) =>
+      finish(Effect.fail(unavailable(backend, `cannot start the PGlite server process: ${error.message}`)))
+    const millis = Duration.toMillis(embeddedStartTimeout)
+    const timer = setTimeout(
+      () =>
+        finish(Effect.fail(unavailable(
+          backend,
+          withOutput(`the PGlite server did not start within ${millis / 1000} s`, spawned)
+        ))),
+      millis
+    )
+    spawned.child.on("message", onMessage)
+    spawned.child.on("error", onError)
+    spawned.closed.then(({ code, signal }) => {
+      const how = code !== null ? `exit code ${code}` : signal !== null ? `signal ${signal}` : "no exit status"
+      finish(Effect.fail(unavailable(
+        backend,
+        withOutput(`the PGlite server exited during start-up (${how})`, spawned)
+      )))
+    })
+    return Effect.sync(cleanup)
+  })
+
+/** Disconnecting is the child's cue to stop serving and close the database; SIGKILL only if it hangs. */
+const stopServer = (spawned: Spawned) =>
+  Effect.promise(async () => {
+    if (spawned.child.connected) spawned.child.disconnect()
+    if (Option.isSome(await within(spawned.closed, 20_000))) return
+    spawned.child.kill("SIGKILL")
+    await within(spawned.closed, 5_000)
+  })
+
+const startServer = (dataDir: string, backend: Backend) =>
+  Effect.gen(function*() {
+    const spawned = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => spawnServer(dataDir),
+        catch: (cause) => unavailable(backend, `cannot start the PGlite server process: ${reasonOf(cause)}`)
+      }),
+      stopServer
+    )
+    const port = yield* awaitListening(spawned, backend)
+    // After start-up, a dying server would only show as failing queries: say why, once.
+    yield* Effect.promise(() => spawned.closed).pipe(
+      Effect.flatMap(({ code, signal }) =>
+        Effect.logError("the embedded PGlite server exited unexpectedly").pipe(
+          Effect.annotateLogs({ code: String(code), signal: String(signal), output: spawned.output() })
+        )
+      ),
+      Effect.forkScoped
+    )
+    return { pid: spawned.child.pid!, port } satisfies Server
+  })

@@ -1,0 +1,312 @@
+/**
+ * The SQL client layer on both back-ends: the conventions every store relies on (camelCase rows,
+ * snake_case columns, int8 as numbers), the embedded PGlite's durability across a close, its
+ * one-process lock (a second opener refused, a stale lock taken over), its server process dying
+ * with a SIGKILLed parent, typed errors for databases that cannot be reached, and the back-end
+ * description printed at start-up.
+ *
+ * Run twice: as is (embedded) and with `DATABASE_URL=postgres://…` (the fresh databases and the
+ * Postgres-only cases then use that server; the embedded cases run either way).
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { SqlClient } from "@effect/sql"
+import { afterAll, describe, expect, it, layer } from "@effect/vitest"
+import { ConfigProvider, Effect, Layer } from "effect"
+import * as Database from "../../src/store/Database.js"
+import { backend, freshDatabase, serverUrl } from "./fresh.js"
+
+/** Tests that start a PGlite (initdb of a fresh directory takes 5–12 s). */
+const slow = 60_000
+
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url))
+
+/** Builds `database` and runs `f` with its services; everything is closed when `f` ends. */
+const using = <A, E, E2>(
+  database: Layer.Layer<Database.Database, E2>,
+  f: Effect.Effect<A, E, Database.Database>
+) => Effect.scoped(Effect.flatMap(Layer.build(database), (context) => Effect.provide(f, context)))
+
+/** The error `database` fails to open with. */
+const openError = <E>(database: Layer.Layer<Database.Database, E>) =>
+  Effect.scoped(Layer.build(database)).pipe(
+    Effect.flatMap(() => Effect.dieMessage("the database opened, but should not have")),
+    Effect.flip
+  )
+
+const withConfig = (entries: Record<string, string>) =>
+  Layer.provide(Database.layer, Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(entries)))))
+
+/** Alive and not a zombie (an exited child its new parent has not reaped yet). */
+const running = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+  } catch {
+    return false
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
+  } catch {
+    return process.platform !== "linux"
+  }
+}
+
+const waitUntilGone = (pid: number, millis: number) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + millis
+    while (running(pid) && Date.now() < deadline) yield* Effect.sleep("100 millis")
+    return !running(pid)
+  })
+
+// -------------------------------------------------------------------------------------------------
+
+layer(freshDatabase, { timeout: "60 seconds" })(`a fresh database (${backend})`, (it) => {
+  it.effect("round-trips rows: snake_case columns, camelCase fields, int8 as a number, numeric and JSON as they are", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`CREATE TABLE fills (fill_id bigserial PRIMARY KEY, run_id text NOT NULL, qty_micros int8 NOT NULL, price numeric NOT NULL, tags int8[] NOT NULL, detail jsonb NOT NULL)`
+      const detail = { _tag: "Filled", BRK_B: 1, someKey: "x" }
+      const inserted = yield* sql`INSERT INTO fills ${
+        sql.insert({ runId: "r1", qtyMicros: 2 ** 52, price: "101.2500", tags: [1, 2], detail })
+      } RETURNING fill_id`
+      expect(inserted).toEqual([{ fillId: 1 }])
+      const rows = yield* sql`SELECT * FROM fills`
+      expect(rows).toEqual([{ fillId: 1, runId: "r1", qtyMicros: 2 ** 52, price: "101.2500", tags: [1, 2], detail }])
+      const [count] = yield* sql<{ n: number }>`SELECT count(*) AS n FROM fills`
+      expect(count?.n).toBe(1)
+    }))
+
+  it.effect("refuses an int8 beyond the safe integer range instead of rounding it", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const error = yield* Effect.flip(sql`SELECT 9007199254740993::int8 AS big`)
+      expect(error._tag).toBe("SqlError")
+      expect(String(error.cause)).toContain("outside the safe integer range")
+      // The connection is still usable afterwards.
+      expect(yield* sql`SELECT 9007199254740991::int8 AS max`).toEqual([{ max: Number.MAX_SAFE_INTEGER }])
+    }))
+
+  it.effect("says which back-end it is", () =>
+    Effect.gen(function*() {
+      const info = yield* Database.DatabaseInfo
+      expect(info.backend.kind).toBe(backend)
+      expect(info.serverPid === undefined).toBe(backend === "postgres")
+    }))
+})
+
+// -------------------------------------------------------------------------------------------------
+
+describe("the back-end description", () => {
+  it("names the embedded data directory and how to use Postgres instead", () => {
+    expect(Database.describe({ kind: "embedded", dataDir: ".swarm/pglite" }))
+      .toBe("database: embedded PGlite at .swarm/pglite (set DATABASE_URL to use Postgres)")
+    expect(Database.describe({ kind: "embedded", dataDir: "memory://" }))
+      .toBe("database: embedded PGlite in memory (set DATABASE_URL to use Postgres)")
+  })
+
+  it("names the Postgres URL and where it came from, with the password masked", () => {
+    const backend = { kind: "postgres" as const, url: Database.maskUrl("postgres://root@127.0.0.1:5432/test") }
+    expect(Database.describe(backend, "DATABASE_URL")).toBe("database: Postgres at postgres://root@127.0.0.1:5432/test (DATABASE_URL)")
+    expect(Database.maskUrl("postgres://swarm:s3cr%40t@db.internal:5432/swarm?sslmode=require"))
+      .toBe("postgres://swarm:***@db.internal:5432/swarm?sslmode=require")
+    expect(Database.maskUrl("postgresql://db.internal/swarm?user=swarm&password=s3cret")).not.toContain("s3cret")
+    // Too malformed to parse: still no password.
+    expect(Database.maskUrl("postgres://swarm:s3c@ret@db.internal:99999/swarm")).toBe("postgres://swarm:***@db.internal:99999/swarm")
+  })
+})
+
+// -------------------------------------------------------------------------------------------------
+
+describe("a database that cannot be opened", () => {
+  it.live("a refused connection is DatabaseUnavailable naming the server", () =>
+    Effect.gen(function*() {
+      const error = yield* openError(Database.layerWith({ url: "postgres://127.0.0.1:1/nope" }))
+      expect(error._tag).toBe("DatabaseUnavailable")
+      expect(error.message).toContain("Postgres at postgres://127.0.0.1:1/nope")
+      expect(error.message).toContain("ECONNREFUSED")
+    }))
+
+  it.live("a malformed URL or another scheme is DatabaseUnavailable, without the password", () =>
+    Effect.gen(function*() {
+      for (const url of ["not a url", "postgres://swarm:s3cret@127.0.0.1:99999/swarm", "mysql://swarm:s3cret@127.0.0.1/swarm"]) {
+        const error = yield* openError(Database.layerWith({ url }))
+        expect(error._tag).toBe("DatabaseUnavailable")
+        expect(error.message).not.toContain("s3cret")
+        expect(error._tag === "DatabaseUnavailable" && error.reason).toMatch(/malformed|must start with postgres/)
+      }
+    }))
+
+  it.live("DATABASE_URL from the configuration chooses Postgres; its failure names it, masked", () =>
+    Effect.gen(function*() {
+      const error = yield* openError(withConfig({ DATABASE_URL: "postgres://swarm:s3cret@127.0.0.1:1/swarm" }))
+      expect(error._tag).toBe("DatabaseUnavailable")
+      expect(error._tag === "DatabaseUnavailable" && error.backend).toEqual({
+        kind: "postgres",
+        url: "postgres://swarm:***@127.0.0.1:1/swarm"
+      })
+    }))
+
+  it.live("an embedded data directory PGlite cannot open fails with the server's own words", () =>
+    Effect.gen(function*() {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "swarm-db-bad-"))
+      fs.writeFileSync(path.join(dir, "PG_VERSION"), "9\n")
+      const error = yield* openError(Database.layerWith({ embedded: { dataDir: dir } }))
+      expect(error._tag).toBe("DatabaseUnavailable")
+      expect(error.message).toContain("exited during start-up")
+      expect(error.message).toContain("pglite-server: could not open")
+      // The lock is released with the failed attempt.
+      expect(fs.existsSync(path.join(dir, Database.lockFileName))).toBe(false)
+      fs.rmSync(dir, { recursive: true, force: true })
+    }), slow)
+})
+
+describe.runIf(serverUrl !== undefined)("on the Postgres server of DATABASE_URL", () => {
+  it.live("a database that does not exist is DatabaseUnavailable saying so", () =>
+    Effect.gen(function*() {
+      const url = new URL(serverUrl!)
+      url.pathname = "/swarm_no_such_database"
+      const error = yield* openError(Database.layerWith({ url: url.href }))
+      expect(error._tag).toBe("DatabaseUnavailable")
+      expect(error.message).toContain(`database "swarm_no_such_database" does not exist`)
+    }))
+
+  it.live("DATABASE_URL from the configuration: a round trip and the description", () =>
+    using(
+      withConfig({ DATABASE_URL: serverUrl! }),
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        expect(yield* sql`SELECT 41 + 1 AS the_answer`).toEqual([{ theAnswer: 42 }])
+        const info = yield* Database.DatabaseInfo
+        expect(info.backend).toEqual({ kind: "postgres", url: Database.maskUrl(serverUrl!) })
+        expect(info.description).toBe(`database: Postgres at ${Database.maskUrl(serverUrl!)} (DATABASE_URL)`)
+      })
+    ))
+})
+
+// -------------------------------------------------------------------------------------------------
+
+describe("the embedded PGlite on a data directory", () => {
+  // One directory for the whole file: initdb runs once, later opens take about a second.
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "swarm-db-"))
+  const dataDir = path.join(root, "pglite")
+  const lockFile = path.join(dataDir, Database.lockFileName)
+  const embedded = Database.layerWith({ embedded: { dataDir } })
+  afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
+
+  it.live("is the configured default without DATABASE_URL, and keeps a row across a close and a re-open", () =>
+    Effect.gen(function*() {
+      const serverPid = yield* using(
+        withConfig({ SWARM_DATA_DIR: root }),
+        Effect.gen(function*() {
+          const info = yield* Database.DatabaseInfo
+          expect(info.backend).toEqual({ kind: "embedded", dataDir })
+          expect(info.description).toBe(`database: embedded PGlite at ${dataDir} (set DATABASE_URL to use Postgres)`)
+          expect(fs.readFileSync(lockFile, "utf8")).toBe(`${process.pid}\n${info.serverPid}\n`)
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`CREATE TABLE notes (note_id int PRIMARY KEY, body text NOT NULL)`
+          yield* sql`INSERT INTO notes ${sql.insert({ noteId: 1, body: "kept" })}`
+          return info.serverPid!
+        })
+      )
+      // Closing the layer stopped the server (waited for it) and released the lock.
+      expect(running(serverPid)).toBe(false)
+      expect(fs.existsSync(lockFile)).toBe(false)
+
+      const rows = yield* using(embedded, Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT * FROM notes`))
+      expect(rows).toEqual([{ noteId: 1, body: "kept" }])
+    }), slow)
+
+  it.live("refuses a second opener while the first has it open", () =>
+    using(
+      embedded,
+      Effect.gen(function*() {
+        const error = yield* openError(embedded)
+        expect(error).toEqual(new Database.DatabaseLocked({ dataDir, pid: process.pid }))
+        expect(error.message).toContain(dataDir)
+        expect(error.message).toContain(`process ${process.pid}`)
+        expect(error.message).toContain("set DATABASE_URL")
+        // The refused attempt left the holder's lock alone.
+        expect(fs.readFileSync(lockFile, "utf8").startsWith(`${process.pid}\n`)).toBe(true)
+      })
+    ), slow)
+
+  it.live("takes over a stale lock left by a dead process", () =>
+    Effect.gen(function*() {
+      const dead = spawn(process.execPath, ["-e", ""])
+      const deadPid = dead.pid!
+      yield* Effect.promise(() => new Promise((resolve) => dead.once("exit", resolve)))
+      fs.writeFileSync(lockFile, `${deadPid}\n`)
+      const rows = yield* using(
+        embedded,
+        Effect.gen(function*() {
+          expect(fs.readFileSync(lockFile, "utf8").startsWith(`${process.pid}\n`)).toBe(true)
+          const sql = yield* SqlClient.SqlClient
+          return yield* sql`SELECT count(*) AS n FROM notes`
+        })
+      )
+      expect(rows).toEqual([{ n: 1 }])
+    }), slow)
+
+  it.live("its server exits when the process that opened it is killed with SIGKILL", () =>
+    Effect.gen(function*() {
+      // A separate process opens the database, prints its server's pid and waits forever.
+      const script = `
+        import { Effect } from "effect"
+        import * as Database from ${JSON.stringify(new URL("src/store/Database.ts", `file://${repoRoot}`).href)}
+        const program = Effect.gen(function*() {
+          const info = yield* Database.DatabaseInfo
+          console.log(JSON.stringify({ serverPid: info.serverPid }))
+          yield* Effect.never
+        })
+        Effect.runPromise(Effect.provide(program, Database.layerWith({ embedded: { dataDir: ${JSON.stringify(dataDir)} } })))
+          .catch((error) => { console.error(String(error)); process.exit(1) })
+      `
+      const parent = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          spawn(
+            process.execPath,
+            ["--import", new URL("bin/typescript.mjs", `file://${repoRoot}`).href, "--input-type=module", "-e", script],
+            { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] }
+          )
+        ),
+        (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
+      )
+      const { serverPid } = yield* Effect.promise(() => firstJsonLine<{ serverPid: number }>(parent))
+      expect(running(serverPid)).toBe(true)
+      expect(fs.readFileSync(lockFile, "utf8")).toBe(`${parent.pid}\n${serverPid}\n`)
+
+      // Another process's lock: refused, naming that process.
+      const error = yield* openError(embedded)
+      expect(error).toEqual(new Database.DatabaseLocked({ dataDir, pid: parent.pid! }))
+
+      parent.kill("SIGKILL")
+      expect(yield* waitUntilGone(serverPid, 10_000)).toBe(true)
+
+      // Its lock is stale now (both pids dead): taken over, and the data is intact.
+      const rows = yield* using(embedded, Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT body FROM notes`))
+      expect(rows).toEqual([{ body: "kept" }])
+    }).pipe(Effect.scoped), slow)
+})
+
+/** Resolves with the first line of `child`'s stdout that parses as JSON; rejects with its stderr if it exits first. */
+const firstJsonLine = <A>(child: ChildProcess) =>
+  new Promise<A>((resolve, reject) => {
+    let out = ""
+    let err = ""
+    child.stderr?.on("data", (chunk: Buffer) => (err += chunk.toString()))
+    child.stdout?.on("data", (chunk: Buffer) => {
+      out += chunk.toString()
+      for (const line of out.split("\n")) {
+        try {
+          return resolve(JSON.parse(line) as A)
+        } catch {
+          // not yet a whole line
+        }
+      }
+    })
+    child.once("exit", (code) => reject(new Error(`the parent script exited (${code}) before printing: ${err}`)))
+  })
