@@ -5,7 +5,7 @@
  * until nothing is — quiescence — and only then moves virtual time to the next bar or timer.
  * Nothing here reads the wall clock, so the same inputs give the same run, byte for byte.
  */
-import { Cause, Effect, Exit, Random, Runtime, type Scheduler } from "effect"
+import { Cause, Context, Effect, Exit, Random, Runtime, type Scheduler, Tracer } from "effect"
 import { VirtualClock } from "./VirtualClock.js"
 
 /** FIFO run queue; `drain` runs tasks until none is left (tasks may schedule more). */
@@ -57,7 +57,8 @@ export class World {
   /**
    * A world starting at virtual time `start` (epoch ms) with randomness seeded by `seed`. The
    * runtime is the caller's (its services and log settings) with the scheduler, clock and random
-   * generator swapped.
+   * generator swapped, and without the caller's span: a run's agents start their own traces (a
+   * span per message under a caller's span would cost every message of a backtest).
    */
   static make(options: { readonly start: number; readonly seed: string | number }): Effect.Effect<World> {
     return Effect.gen(function*() {
@@ -68,7 +69,15 @@ export class World {
         Effect.withClock(clock),
         Effect.withRandom(Random.make(options.seed))
       )
-      return new World(clock, queue, runtime)
+      return new World(
+        clock,
+        queue,
+        Runtime.make({
+          context: Context.omit(Tracer.ParentSpan)(runtime.context),
+          fiberRefs: runtime.fiberRefs,
+          runtimeFlags: runtime.runtimeFlags
+        })
+      )
     })
   }
 
