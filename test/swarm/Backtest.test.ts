@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Exit, Schema } from "effect"
+import { Effect, Either, Exit, Schema, Tracer } from "effect"
 import { analysts } from "../../agents/registry.js"
 import type { AnyModel, Model } from "../../agents/analysts/Model.js"
 import * as SmaCrossover from "../../agents/analysts/SmaCrossover.js"
@@ -119,6 +119,25 @@ describe("a backtest", () => {
       expect(c.result.runId).not.toBe(a.result.runId)
       const d = yield* record({ strategy: strategy(), feed: market(250, 8), seed: "42" })
       expect(d.result.checksum).not.toBe(a.result.checksum)
+    }))
+
+  it.effect("started under a span, its messages are not traced under it (a span per message would cost every message)", () =>
+    Effect.gen(function*() {
+      const spans: Array<string> = []
+      const counting = Tracer.make({
+        span: (name, parent, context, links, startTime, kind, options) => {
+          spans.push(name)
+          return Effect.runSync(Effect.map(Effect.tracer, (t) => t.span(name, parent, context, links, startTime, kind, options)))
+        },
+        context: (f) => f()
+      })
+      const { result } = yield* record({ strategy: strategy(), feed: market(100) }).pipe(
+        Effect.withSpan("caller"),
+        Effect.withTracer(counting)
+      )
+      expect(result.counts.rounds).toBeGreaterThan(200)
+      // The caller's span and nothing per message: hundreds of messages went between the agents.
+      expect(spans).toEqual(["caller"])
     }))
 
   it.effect("cannot look ahead: data after bar t does not change any decision, verdict or order made at or before t", () =>
