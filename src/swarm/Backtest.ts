@@ -37,6 +37,8 @@ export interface Progress {
   /** Mark-to-market equity at `ts`, micros. */
   readonly equity: number
   readonly orders: number
+  /** Events logged so far (the last one's sequence number). */
+  readonly events: number
 }
 
 /** An intent the strategy's approval policy `pause` holds until someone decides. */
@@ -73,6 +75,13 @@ export interface Options {
   readonly registry?: ReadonlyMap<string, AnyModel>
   /** Crash agents on purpose (chaos tests, drills): see `Run.Faults`. */
   readonly faults?: Run.Faults
+  /** The stored strategy and version the run records in `RunStarted`; default the strategy's name, version 1. */
+  readonly strategyRef?: { readonly id: StrategyId; readonly version: number }
+  /**
+   * Flow control for what consumes the events (the store): run between slices, every 16 slices,
+   * with the progress so far; it may wait; a failure stops the run with that error.
+   */
+  readonly pace?: (progress: Progress) => Effect.Effect<void, BacktestError>
 }
 
 export interface Result {
@@ -117,8 +126,18 @@ export class BacktestError extends Schema.TaggedError<BacktestError>()("Backtest
 export const runIdOf = (strategy: Strategy, fingerprint: string, seed: string): RunId =>
   `bt-${createHash("sha256").update(JSON.stringify(Schema.encodeSync(StrategySchema)(strategy))).update("\0").update(fingerprint).update("\0").update(seed).digest("hex").slice(0, 12)}` as RunId
 
-/** How often (in slices) the driver reports progress and lets the event loop run. */
+/** How often (in slices) the driver reports progress. */
 const PROGRESS_EVERY = 256
+/**
+ * How often (in slices) the driver calls `pace` and looks at the time: deterministic points, so a
+ * consumer that checkpoints or compares there does it at the same slices on every run.
+ */
+const PACE_EVERY = 16
+/**
+ * The longest the driver keeps the event loop to itself: the process stays responsive (a server's
+ * requests, Ctrl-C) and the store's writer gets a turn for each of its round trips.
+ */
+const YIELD_MILLIS = 4
 
 const yieldToEventLoop = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
@@ -202,8 +221,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
 
     return yield* Effect.gen(function*() {
       log.emit("RunStarted", {
-        strategy: strategy.name as StrategyId,
-        strategyVersion: 1,
+        strategy: options.strategyRef?.id ?? strategy.name as StrategyId,
+        strategyVersion: options.strategyRef?.version ?? 1,
         mode: "backtest",
         seed,
         symbols: strategy.symbols,
@@ -235,7 +254,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       let bars = 0
       let to = from
       let failure: string | undefined
-      const progress = (): Progress => ({ bars, slices, ts: to, equity, orders: log.count("OrderPlaced") })
+      let yielded = performance.now()
+      const progress = (): Progress => ({ bars, slices, ts: to, equity, orders: log.count("OrderPlaced"), events: log.size })
       while (slice !== undefined) {
         world.advanceTo(slice.ts)
         world.start(swarm.coordinator.tell(new MarketUpdate({ ts: slice.ts, bars: slice.bars }, true)))
@@ -260,9 +280,14 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           failure = `the run's supervisor gave up (${Exit.isSuccess(exit) ? exit.value : "interrupted"}) at ${new Date(slice.ts).toISOString()}`
           break
         }
-        if (slices % PROGRESS_EVERY === 0) {
-          options.onProgress?.(progress())
-          yield* yieldToEventLoop
+        if (slices % PACE_EVERY === 0) {
+          if (slices % PROGRESS_EVERY === 0) options.onProgress?.(progress())
+          const now = performance.now()
+          if (now - yielded >= YIELD_MILLIS) {
+            yield* yieldToEventLoop
+            yielded = performance.now()
+          }
+          if (options.pace !== undefined) yield* options.pace(progress())
         }
         slice = nextSlice()
       }
