@@ -13,7 +13,7 @@
  * bar. Past its restart intensity a supervisor escalates; the run supervisor escalating ends the
  * run (`RunFailed`).
  */
-import { Effect, Either } from "effect"
+import { Effect, Either, Schema } from "effect"
 import { type AnalystOf, analystOf, analysts as defaultRegistry } from "../../agents/registry.js"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import * as Coordinator from "../../agents/Coordinator.js"
@@ -50,6 +50,28 @@ export interface RunOptions {
  * defect like any other: the supervisor restarts the agent and the run's events show it.
  */
 export type Faults = Readonly<Record<string, (message: unknown, received: number) => boolean>>
+
+/**
+ * Faults as data, so a run can record the ones it was given and a replay inject the same: by agent
+ * name, crash on every `every`-th message, or on the messages numbered in `at`.
+ */
+export const FaultPlan = Schema.Record({
+  key: Schema.String,
+  value: Schema.Union(
+    Schema.Struct({ every: Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)) }),
+    Schema.Struct({ at: Schema.Array(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))) })
+  )
+})
+export type FaultPlan = typeof FaultPlan.Type
+
+export const faultsOf = (plan: FaultPlan): Faults =>
+  Object.fromEntries(
+    Object.entries(plan).map(([agent, fault]) => {
+      if ("every" in fault) return [agent, (_: unknown, received: number) => received % fault.every === 0]
+      const at = new Set(fault.at)
+      return [agent, (_: unknown, received: number) => at.has(received)]
+    })
+  )
 
 export class InjectedFault extends Error {
   constructor(readonly agent: string, readonly received: number) {

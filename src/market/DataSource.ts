@@ -1,0 +1,63 @@
+/**
+ * Where a run's bars come from, as data a run keeps: CSV files (their paths and the window read
+ * from them) or the synthetic market (its whole configuration). Re-opening a data source gives the
+ * same feed — or, if a file changed since, says so: its fingerprint would no longer be the run's.
+ * Resume and replay re-open the data source of the run they continue or check.
+ */
+import * as Path from "node:path"
+import { Effect, Schema } from "effect"
+import { Symbol } from "../../schemas/Ids.js"
+import * as Feed from "./Feed.js"
+import * as Synthetic from "./Synthetic.js"
+
+export const CsvSource = Schema.TaggedStruct("csv", {
+  /** Absolute paths of the files or directories, as given. */
+  paths: Schema.NonEmptyArray(Schema.String),
+  from: Schema.optional(Schema.Int),
+  to: Schema.optional(Schema.Int),
+  symbols: Schema.optional(Schema.Array(Symbol))
+})
+
+export const SyntheticSource = Schema.TaggedStruct("synthetic", { config: Synthetic.Config })
+
+export const DataSource = Schema.Union(CsvSource, SyntheticSource)
+export type DataSource = typeof DataSource.Type
+
+/** The data can no longer give the run's feed: a file changed, moved or went, or it does not parse. */
+export class DataChanged extends Schema.TaggedError<DataChanged>()("DataChanged", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `the run's data cannot be read as it was: ${this.reason}`
+  }
+}
+
+/** The CSV data source of `paths` (made absolute) and a window. */
+export const csv = (paths: ReadonlyArray<string>, window: Feed.Window = {}): DataSource => ({
+  _tag: "csv",
+  paths: paths.map((p) => Path.resolve(p)) as unknown as readonly [string, ...Array<string>],
+  ...(window.from === undefined ? {} : { from: window.from }),
+  ...(window.to === undefined ? {} : { to: window.to }),
+  ...(window.symbols === undefined ? {} : { symbols: window.symbols as ReadonlyArray<Symbol> })
+})
+
+export const synthetic = (config: Synthetic.Config): DataSource => ({ _tag: "synthetic", config })
+
+/** Open the feed; with `fingerprint`, it must be that one (the data is what the run read). */
+export const open = (source: DataSource, fingerprint?: string): Effect.Effect<Feed.Feed, DataChanged> =>
+  Effect.gen(function*() {
+    const feed = source._tag === "synthetic"
+      ? Feed.synthetic(source.config)
+      : yield* Feed.load(source.paths, {
+        ...(source.from === undefined ? {} : { from: source.from }),
+        ...(source.to === undefined ? {} : { to: source.to }),
+        ...(source.symbols === undefined ? {} : { symbols: source.symbols })
+      }).pipe(Effect.mapError((error) => new DataChanged({ reason: error.message })))
+    if (fingerprint !== undefined && feed.fingerprint !== fingerprint) {
+      return yield* new DataChanged({ reason: `its fingerprint is now ${feed.fingerprint}, the run read ${fingerprint}` })
+    }
+    return feed
+  })
+
+export const encode = Schema.encodeSync(DataSource)
+export const decode = Schema.decodeUnknown(DataSource)
