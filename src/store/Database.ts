@@ -89,7 +89,12 @@ export const config: Config.Config<
   { readonly _tag: "Postgres"; readonly url: Redacted.Redacted<string> } | { readonly _tag: "Embedded"; readonly dataDir: string }
 > = Config.all({
   url: Config.option(Config.redacted("DATABASE_URL")),
-  dataDir: Config.string("SWARM_DATA_DIR").pipe(Config.withDefault(".swarm"))
+  // Empty counts as unset, as for DATABASE_URL (an empty value would put the data in ./pglite).
+  dataDir: Config.string("SWARM_DATA_DIR").pipe(
+    Config.map((dir) => dir.trim()),
+    Config.withDefault(""),
+    Config.map((dir) => (dir === "" ? ".swarm" : dir))
+  )
 }).pipe(Config.map(({ dataDir, url }) =>
   Option.match(Option.filter(url, (u) => Redacted.value(u).trim() !== ""), {
     onNone: () => ({ _tag: "Embedded" as const, dataDir: path.join(dataDir, "pglite") }),
@@ -230,7 +235,7 @@ const client = (options: PoolOptions, backend: Backend, info: Info): Layer.Layer
       transformQueryNames: conventions.transformQueryNames,
       transformJson: conventions.transformJson,
       applicationName: conventions.applicationName
-    }).pipe(Layer.merge(Layer.succeed(PgPool, { pool, copy: backend.kind === "postgres" })))
+    }).pipe(Layer.merge(Layer.succeed(PgPool, { pool, copy: backend.kind === "postgres", shared: backend.kind === "postgres" })))
   )).pipe(
     Layer.catchAllCause((cause) =>
       Cause.isInterruptedOnly(cause)

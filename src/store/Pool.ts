@@ -10,8 +10,14 @@ import type * as Pg from "pg"
 
 export interface PoolService {
   readonly pool: Pg.Pool
-  /** Whether the server takes `COPY … FROM STDIN` (the embedded PGlite may not): multi-row inserts otherwise. */
+  /** Whether the server takes `COPY … FROM STDIN` (the embedded PGlite does not): multi-row inserts otherwise. */
   readonly copy: boolean
+  /**
+   * Whether other processes may share the database (a Postgres server), so that what one process
+   * runs must be leased (advisory locks, which exclude on Postgres). The embedded database serves
+   * one process, and its advisory locks exclude nobody.
+   */
+  readonly shared: boolean
 }
 
 export class PgPool extends Context.Tag("swarm/store/PgPool")<PgPool, PoolService>() {}

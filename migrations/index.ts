@@ -1,0 +1,11 @@
+/**
+ * The numbered migrations, in order. Listed here rather than read from the directory so they load
+ * the same way under every runner (the TypeScript loader, vitest, a bundle): add a file
+ * `NNNN_name.ts` whose default export is an Effect, and a line below.
+ */
+import type { ResolvedMigration } from "@effect/sql/Migrator"
+import { Effect } from "effect"
+
+export const migrations: ReadonlyArray<ResolvedMigration> = [
+  [1, "initial", Effect.promise(() => import("./0001_initial.js"))]
+]

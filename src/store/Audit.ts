@@ -1,0 +1,145 @@
+/**
+ * Verifying the audit chains. A run's chain is its event log (written by `RunRecorder`): every
+ * event's hash must be SHA-256 of the previous event's hash and the event's canonical JSON line,
+ * sequence numbers must run 1, 2, 3… with no gap, and the chain must end where the run said it
+ * ended (its recorded length and head), so changing, deleting (anywhere, the last rows included)
+ * or reordering rows is detected. A completed run's events must also re-hash to its checksum.
+ * Changes outside runs (strategy versions) are chained per stream in `audit_log`, verified the
+ * same way.
+ *
+ * Verification reads a page at a time: a run of millions of events verifies in bounded memory.
+ */
+import { createHash } from "node:crypto"
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import type { RunId } from "../../schemas/Ids.js"
+import { GENESIS, linkHash } from "./RunRecorder.js"
+import * as Runs from "./Runs.js"
+import { storeError } from "./StoreError.js"
+
+const PAGE = 5_000
+
+export type AuditReport =
+  | {
+    readonly ok: true
+    /** `run:<id>` or an `audit_log` stream. */
+    readonly stream: string
+    readonly entries: number
+    readonly head: string
+  }
+  | {
+    readonly ok: false
+    readonly stream: string
+    /** The first position (a run's: event sequence number) that does not verify. */
+    readonly position: number
+    readonly reason: string
+  }
+
+interface Link {
+  readonly position: number
+  readonly kind: string
+  readonly entry: string
+  readonly hash: string
+  /** Only `audit_log` rows name their previous hash; a run's events follow the one before. */
+  readonly prevHash?: string
+}
+
+const fail = (stream: string, position: number, reason: string): AuditReport => ({ ok: false, stream, position, reason })
+
+/** Walk a chain page by page; `page(after)` gives the links after a position, in order. */
+const walk = <E, R>(
+  stream: string,
+  page: (after: number) => Effect.Effect<ReadonlyArray<Link>, E, R>,
+  head: { readonly count: number; readonly hash: string } | undefined,
+  onLink?: (link: Link) => void
+) =>
+  Effect.gen(function*() {
+    let expected = 1
+    let prev = GENESIS
+    for (;;) {
+      const links = yield* page(expected - 1)
+      for (const link of links) {
+        if (link.position !== expected) {
+          return fail(stream, expected, `entry ${expected} is missing: the chain goes from ${expected - 1} to ${link.position} (deleted)`)
+        }
+        if (link.prevHash !== undefined && link.prevHash !== prev) {
+          return fail(stream, expected, `entry ${expected} (${link.kind}) does not follow entry ${expected - 1} (reordered or replaced)`)
+        }
+        if (linkHash(prev, link.entry) !== link.hash) {
+          return fail(
+            stream,
+            expected,
+            `entry ${expected} (${link.kind}) does not verify: its content was changed, or it does not follow entry ${expected - 1} (reordered)`
+          )
+        }
+        onLink?.(link)
+        prev = link.hash
+        expected++
+      }
+      if (links.length < PAGE) break
+    }
+    const entries = expected - 1
+    if (head !== undefined) {
+      if (entries < head.count) {
+        return fail(stream, entries + 1, `the chain ends at entry ${entries} but ${head.count} were recorded (deleted at the end)`)
+      }
+      if (entries > head.count) return fail(stream, head.count + 1, `the chain goes on past the ${head.count} entries recorded (added)`)
+      if (prev !== head.hash) return fail(stream, entries, "the chain's last hash is not the head that was recorded")
+    }
+    return { ok: true, stream, entries, head: prev } satisfies AuditReport
+  })
+
+/** Verify an `audit_log` stream; `head` is where it must end, when known. */
+export const verifyStream = Effect.fn("Audit.verifyStream")(function*(
+  stream: string,
+  head?: { readonly count: number; readonly hash: string }
+) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* walk(
+    stream,
+    (after) =>
+      sql<Link>`select position, kind, entry, prev_hash, hash from audit_log
+        where stream = ${stream} and position > ${after} order by position limit ${PAGE}`,
+    head
+  )
+}, storeError("verify the audit chain"))
+
+/** Verify a strategy's chain of versions, which must end at its latest version and recorded head. */
+export const verifyStrategy = Effect.fn("Audit.verifyStrategy")(function*(strategy: string) {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ latestVersion: number; auditHead: string | null }>`
+    select latest_version, audit_head from strategies where id = ${strategy}`.pipe(storeError("read a strategy"))
+  const stream = `strategy:${strategy}`
+  if (row === undefined) return fail(stream, 1, "no such strategy")
+  return yield* verifyStream(stream, row.auditHead === null ? { count: 0, hash: GENESIS } : { count: row.latestVersion, hash: row.auditHead })
+})
+
+/**
+ * Verify a run (by id or `<strategy>#<number>`; an owner, when given, must own it): its event chain
+ * against the head it recorded when it ended, and a completed run's events against its checksum.
+ * An unfinished run's chain is verified as far as it goes.
+ */
+export const verifyRun = Effect.fn("Audit.verifyRun")(function*(ref: string, owner?: string) {
+  const sql = yield* SqlClient.SqlClient
+  const run = yield* Runs.get(ref, owner)
+  const stream = `run:${run.id}`
+  // The checksum covers every event before `RunCompleted`, each line followed by "\n".
+  const checksum = createHash("sha256")
+  let completed = false
+  const report = yield* walk(
+    stream,
+    (after) =>
+      sql<Link>`select seq as position, tag as kind, body as entry, hash from run_events
+        where run_id = ${run.id as RunId} and seq > ${after} order by seq limit ${PAGE}`,
+    run.chain ?? undefined,
+    (link) => {
+      if (link.kind === "RunCompleted") completed = true
+      else if (!completed) checksum.update(link.entry).update("\n")
+    }
+  ).pipe(storeError("verify the run's events"))
+  if (!report.ok || run.status !== "completed" || run.checksum === null) return report
+  if (checksum.digest("hex") !== run.checksum) {
+    return fail(stream, 1, `the events do not re-hash to the run's checksum ${run.checksum.slice(0, 12)}…`)
+  }
+  return report
+})

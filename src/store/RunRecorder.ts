@@ -1,0 +1,461 @@
+/**
+ * Writes a run to the database as it happens, without the run ever waiting for a round trip.
+ *
+ * The recorder is a `RunLog` sink: for each event it appends, synchronously and in memory, the
+ * event's row (its canonical JSON line and its link of the run's hash chain) and the rows of the
+ * tables the event feeds (rounds, opinions, decisions, verdicts, orders, fills, trades, equity
+ * snapshots, positions, approvals). A writer fiber takes whatever has accumulated and writes it in
+ * one transaction (group commit) with `COPY … FROM STDIN` — or multi-row inserts where the server
+ * cannot copy — waking when rows arrive and, while a batch is small, waiting a few milliseconds
+ * for more. A backtest gives the event loop a turn every few hundred slices, which is when the
+ * writer sends; the database works on it (on the other core) while the run goes on. `pace` is the
+ * flow control: it waits only while the backlog is past a high-water mark, so a database slower
+ * than the run bounds the memory instead of growing it.
+ *
+ * The hash chain: every event's `hash` is SHA-256 of the previous event's hash, `"\n"` and the
+ * event's canonical JSON line (64 zeros before the first), so the event log is the run's audit
+ * log: changing, deleting or reordering any of its rows breaks the chain (`Audit.ts` verifies it).
+ */
+import { createHash } from "node:crypto"
+import { Deferred, Duration, Effect, Exit, Schedule, type Scope } from "effect"
+import type * as Pg from "pg"
+import { from as copyFrom } from "pg-copy-streams"
+import type { RunId } from "../../schemas/Ids.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
+import { PgPool } from "./Pool.js"
+import { StoreError } from "./StoreError.js"
+
+/** The hash before a chain's first link. */
+export const GENESIS = "0".repeat(64)
+
+/** `SHA-256(prev ‖ "\n" ‖ entry)`, hex. */
+export const linkHash = (prev: string, entry: string): string => createHash("sha256").update(prev).update("\n").update(entry).digest("hex")
+
+export interface Options {
+  /** Rows in one batch before the writer stops waiting for more. */
+  readonly batchRows?: number
+  /** How long a small batch waits for more rows. */
+  readonly groupMillis?: number
+  /** Rows buffered (not yet committed) past which `pace` waits. */
+  readonly highWater?: number
+}
+
+export interface Recorder {
+  /** The `RunLog` sink. Synchronous; never blocks. */
+  readonly sink: (event: RunEvent, json: string) => void
+  /** Waits while the backlog is past the high-water mark; fails once a write has failed for good. */
+  readonly pace: Effect.Effect<void, StoreError>
+  /** Waits until every event so far is committed. */
+  readonly flush: Effect.Effect<void, StoreError>
+  /** Rows buffered or being written. */
+  readonly backlog: () => number
+  /** The chain so far: events linked and the last hash. */
+  readonly head: () => { readonly count: number; readonly hash: string }
+  /** Events committed so far. */
+  readonly written: () => number
+  /**
+   * Record a checkpoint at a slice boundary — the feed's cursor and the books as the events so far
+   * left them — committed with those events. Resume continues after the last committed event and
+   * checks the books it rebuilds against the last checkpoint.
+   */
+  readonly checkpoint: (cursor: Cursor) => void
+  /** What a checkpoint at `cursor` would record. */
+  readonly snapshot: (cursor: Cursor) => CheckpointState
+  /** Follow an event that is not written (resume compares the recorded ones): checkpoints stay whole. */
+  readonly track: (event: RunEvent) => void
+}
+
+/** Where the run stood in its feed at a checkpoint. */
+export interface Cursor {
+  readonly slices: number
+  readonly bars: number
+  readonly ts: number
+  /** The last event's sequence number. */
+  readonly events: number
+}
+
+/** A checkpoint's `state`: the cursor, the chain's head, and the books. */
+export interface CheckpointState {
+  readonly cursor: Cursor
+  readonly chain: { readonly count: number; readonly hash: string }
+  readonly tradingState: string
+  /** The last portfolio snapshot's totals (micros), or null before the first fill. */
+  readonly books: {
+    readonly ts: number
+    readonly cash: number
+    readonly equity: number
+    readonly realizedPnl: number
+  } | null
+  /** Every position ever held, as last reported (flat ones with quantity 0). */
+  readonly positions: ReadonlyArray<{ readonly symbol: string; readonly quantity: number; readonly averagePrice: number }>
+  /** Approvals requested and not resolved. */
+  readonly pendingApprovals: ReadonlyArray<string>
+}
+
+type Value = string | number | null
+
+/** Every table the recorder appends to, with its columns in the order rows give them. Insert order respects the foreign keys. */
+const TABLES = {
+  run_events: ["run_id", "seq", "tag", "at", "hash", "body"],
+  rounds: ["run_id", "round_id", "symbol", "ts"],
+  opinions: ["run_id", "round_id", "agent", "seq", "direction", "confidence"],
+  decisions: ["run_id", "round_id", "seq", "symbol", "ts", "action", "confidence"],
+  verdicts: ["run_id", "seq", "round_id", "symbol", "outcome", "quantity"],
+  orders: ["run_id", "order_id", "idempotency_key", "seq", "round_id", "symbol", "side", "quantity", "decided_at"],
+  fills: ["run_id", "fill_id", "order_id", "seq", "symbol", "side", "quantity", "price", "notional", "commission", "ts"],
+  trades: ["run_id", "seq", "symbol", "side", "entry_ts", "exit_ts", "pnl"],
+  equity_snapshots: ["run_id", "seq", "ts", "cash", "equity", "gross_exposure", "realized_pnl", "unrealized_pnl"],
+  positions: ["run_id", "seq", "symbol", "quantity", "average_price", "realized_pnl", "mark_price", "market_value", "unrealized_pnl"],
+  checkpoints: ["run_id", "seq", "ts", "state"],
+  approvals: [
+    "run_id",
+    "round_id",
+    "symbol",
+    "quantity",
+    "reasons",
+    "intent",
+    "status",
+    "requested_seq",
+    "expires_at",
+    "resolved_seq",
+    "resolved_by",
+    "reason"
+  ]
+} as const
+type TableName = keyof typeof TABLES
+const NAMES = Object.keys(TABLES) as ReadonlyArray<TableName>
+
+type Batch = Record<TableName, Array<ReadonlyArray<Value>>>
+const emptyBatch = (): Batch => ({
+  run_events: [],
+  rounds: [],
+  opinions: [],
+  decisions: [],
+  verdicts: [],
+  orders: [],
+  fills: [],
+  trades: [],
+  equity_snapshots: [],
+  positions: [],
+  checkpoints: [],
+  approvals: []
+})
+
+/**
+ * A recorder for one run whose `runs` row exists; `from` continues a chain (a resumed run). Its
+ * writer lives in `scope`; closing the scope stops it (call `flush` first to keep what is buffered).
+ */
+export const make = (
+  run: RunId,
+  options: Options & { readonly from?: { readonly count: number; readonly hash: string } } = {}
+): Effect.Effect<Recorder, never, PgPool | Scope.Scope> =>
+  Effect.gen(function*() {
+    const { copy, pool } = yield* PgPool
+    const batchRows = options.batchRows ?? 20_000
+    const groupMillis = options.groupMillis ?? 5
+    const highWater = options.highWater ?? 300_000
+
+    let pending = emptyBatch()
+    let pendingRows = 0
+    let pendingEvents = 0
+    let inFlightRows = 0
+    let written = 0
+    let chainCount = options.from?.count ?? 0
+    let chainHash = options.from?.hash ?? GENESIS
+    let failure: StoreError | undefined
+    /** Completed when rows arrive while the writer sleeps. */
+    let work = yield* Deferred.make<void>()
+    let idle = true
+    /** Completed after each batch: what `pace` and `flush` wait on. */
+    let progress = yield* Deferred.make<void>()
+    /**
+     * Rounds already given a row, in this batch and the one before: a round's events come from one
+     * coordinator turn, so they never span more than two batches, and the sets stay small.
+     */
+    let rounds = new Set<string>()
+    let roundsBefore = new Set<string>()
+
+    const push = (table: TableName, row: ReadonlyArray<Value>) => {
+      pending[table].push(row)
+      pendingRows++
+    }
+    const round = (run_id: string, id: string, symbol: string, ts: number) => {
+      if (rounds.has(id) || roundsBefore.has(id)) return
+      rounds.add(id)
+      push("rounds", [run_id, id, symbol, ts])
+    }
+
+    // What a checkpoint records, kept up to date from the events.
+    let tradingState = "active"
+    let books: CheckpointState["books"] = null
+    const positions = new Map<string, { readonly symbol: string; readonly quantity: number; readonly averagePrice: number }>()
+    const pendingApprovals = new Set<string>()
+
+    /** Keep what a checkpoint records up to date (also for events compared, not written, on resume). */
+    const track = (event: RunEvent): void => {
+      switch (event._tag) {
+        case "ApprovalRequested":
+          pendingApprovals.add(event.round)
+          break
+        case "ApprovalResolved":
+          pendingApprovals.delete(event.round)
+          break
+        case "PortfolioUpdated": {
+          const s = event.snapshot
+          books = { ts: s.ts, cash: s.cash, equity: s.equity, realizedPnl: s.realizedPnl }
+          for (const p of s.positions) positions.set(p.symbol, { symbol: p.symbol, quantity: p.quantity, averagePrice: p.averagePrice })
+          break
+        }
+        case "TradingStateChanged":
+          tradingState = event.transition.to
+          break
+      }
+    }
+
+    const sink = (event: RunEvent, json: string): void => {
+      track(event)
+      const r = event.run
+      const seq = event.seq
+      chainHash = linkHash(chainHash, json)
+      chainCount++
+      push("run_events", [r, seq, event._tag, event.at, chainHash, json])
+      pendingEvents++
+      switch (event._tag) {
+        case "OpinionGiven": {
+          const o = event.opinion
+          round(r, o.round, o.symbol, o.ts)
+          push("opinions", [r, o.round, o.agent, seq, o.direction, o.confidence])
+          break
+        }
+        case "DecisionMade": {
+          const d = event.decision
+          round(r, d.round, d.symbol, d.ts)
+          push("decisions", [r, d.round, seq, d.symbol, d.ts, d.action, d.confidence])
+          break
+        }
+        case "VerdictGiven": {
+          const v = event.verdict
+          push("verdicts", [r, seq, v.intent.round, v.intent.symbol, v.outcome, v.quantity])
+          break
+        }
+        case "ApprovalRequested":
+          push("approvals", [
+            r,
+            event.round,
+            event.intent.symbol,
+            event.quantity,
+            JSON.stringify(event.reasons),
+            JSON.stringify(event.intent),
+            "pending",
+            seq,
+            event.expiresAt,
+            null,
+            null,
+            null
+          ])
+          break
+        case "ApprovalResolved":
+          push("approvals", [r, event.round, "", 0, "[]", "{}", event.outcome, seq, 0, seq, event.by, event.reason])
+          break
+        case "OrderPlaced": {
+          const o = event.order
+          push("orders", [r, o.id, o.idempotencyKey, seq, o.round, o.symbol, o.side, o.quantity, o.decidedAt])
+          break
+        }
+        case "OrderFilled": {
+          const f = event.fill
+          push("fills", [r, f.id, f.orderId, seq, f.symbol, f.side, f.quantity, f.price, f.notional, f.commission, f.ts])
+          break
+        }
+        case "TradeClosed": {
+          const t = event.trade
+          push("trades", [r, seq, t.symbol, t.side, t.entryTs, t.exitTs, t.pnl])
+          break
+        }
+        case "PortfolioUpdated": {
+          const s = event.snapshot
+          push("equity_snapshots", [r, seq, s.ts, s.cash, s.equity, s.grossExposure, s.realizedPnl, s.unrealizedPnl])
+          for (const p of s.positions) {
+            push("positions", [r, seq, p.symbol, p.quantity, p.averagePrice, p.realizedPnl, p.markPrice, p.marketValue, p.unrealizedPnl])
+          }
+          break
+        }
+      }
+      if (idle) {
+        idle = false
+        Deferred.unsafeDone(work, Exit.void)
+      }
+    }
+
+    const writeBatch = (batch: Batch) =>
+      Effect.tryPromise({
+        try: () => commit(pool, copy, batch),
+        catch: (error) => new StoreError({ operation: `record run ${run}`, reason: error instanceof Error ? error.message : String(error) })
+      }).pipe(
+        // A dropped connection is worth a few more tries: the transaction rolled back, all or nothing.
+        Effect.retry({ schedule: Schedule.exponential(Duration.millis(100)), times: 3 })
+      )
+
+    const announce = Effect.suspend(() => {
+      const done = progress
+      return Effect.flatMap(Deferred.make<void>(), (next) => {
+        progress = next
+        return Deferred.succeed(done, undefined)
+      })
+    })
+
+    const writer = Effect.gen(function*() {
+      for (;;) {
+        if (pendingRows === 0) {
+          idle = true
+          yield* Deferred.await(work)
+          work = yield* Deferred.make<void>()
+        }
+        if (pendingRows < batchRows) yield* Effect.sleep(Duration.millis(groupMillis))
+        const batch = pending
+        const events = pendingEvents
+        inFlightRows = pendingRows
+        pending = emptyBatch()
+        roundsBefore = rounds
+        rounds = new Set()
+        pendingRows = 0
+        pendingEvents = 0
+        const exit = yield* Effect.exit(writeBatch(batch))
+        inFlightRows = 0
+        if (Exit.isFailure(exit)) {
+          failure = exit.cause._tag === "Fail" ? exit.cause.error : new StoreError({ operation: `record run ${run}`, reason: String(exit.cause) })
+          yield* announce
+          return
+        }
+        written += events
+        yield* announce
+      }
+    })
+    yield* Effect.forkScoped(writer)
+
+    const backlog = () => pendingRows + inFlightRows
+    const waitWhile = (condition: () => boolean): Effect.Effect<void, StoreError> =>
+      Effect.suspend(function loop(): Effect.Effect<void, StoreError> {
+        if (failure !== undefined) return Effect.fail(failure)
+        if (!condition()) return Effect.void
+        return Effect.flatMap(Deferred.await(progress), loop)
+      })
+
+    const snapshot = (cursor: Cursor): CheckpointState => ({
+        cursor,
+        chain: { count: chainCount, hash: chainHash },
+        tradingState,
+        books,
+        positions: [...positions.values()].sort((a, b) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0)),
+        pendingApprovals: [...pendingApprovals]
+      })
+    const checkpoint = (cursor: Cursor): void => {
+      push("checkpoints", [run, cursor.events, cursor.ts, JSON.stringify(snapshot(cursor))])
+    }
+
+    return {
+      sink,
+      track,
+      snapshot,
+      checkpoint,
+      pace: waitWhile(() => backlog() > highWater),
+      flush: waitWhile(() => backlog() > 0),
+      backlog,
+      head: () => ({ count: chainCount, hash: chainHash }),
+      written: () => written
+    } satisfies Recorder
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Writing a batch
+
+/** One transaction: every table's rows, all or nothing. */
+const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch): Promise<void> => {
+  const client = await pool.connect()
+  let broken: Error | undefined
+  try {
+    await client.query("begin")
+    for (const name of NAMES) {
+      const rows = batch[name]
+      if (rows.length === 0) continue
+      if (name === "approvals") await upsertApprovals(client, rows)
+      else if (copy) await copyRows(client, name, rows)
+      else await insertRows(client, name, rows)
+    }
+    await client.query("commit")
+  } catch (error) {
+    broken = error instanceof Error ? error : new Error(String(error))
+    await client.query("rollback").catch(() => undefined)
+    throw broken
+  } finally {
+    client.release(broken)
+  }
+}
+
+/** COPY's text format: `\N` is null; backslash, newline, carriage return and tab are escaped. */
+const field = (value: Value): string => {
+  if (value === null) return "\\N"
+  if (typeof value === "number") return String(value)
+  return /[\\\n\r\t]/.test(value) ? value.replace(/[\\\n\r\t]/g, escapeChar) : value
+}
+const escapeChar = (c: string): string => (c === "\\" ? "\\\\" : c === "\n" ? "\\n" : c === "\r" ? "\\r" : "\\t")
+
+/** Text is sent in chunks of about this many characters. */
+const COPY_CHUNK = 1 << 20
+
+const copyRows = (client: Pg.PoolClient, name: TableName, rows: ReadonlyArray<ReadonlyArray<Value>>): Promise<void> =>
+  new Promise<void>((resolve, reject) => {
+    const stream = client.query(copyFrom(`copy ${name} (${TABLES[name].join(", ")}) from stdin`))
+    stream.on("error", reject)
+    stream.on("finish", () => resolve())
+    let text = ""
+    for (const row of rows) {
+      let line = field(row[0]!)
+      for (let i = 1; i < row.length; i++) line += "\t" + field(row[i]!)
+      text += line + "\n"
+      if (text.length >= COPY_CHUNK) {
+        stream.write(text)
+        text = ""
+      }
+    }
+    stream.end(text)
+  })
+
+/** Postgres takes at most 65,535 parameters a statement; stay well under. */
+const MAX_PARAMS = 30_000
+
+const insertRows = async (client: Pg.PoolClient, name: TableName, rows: ReadonlyArray<ReadonlyArray<Value>>, suffix = ""): Promise<void> => {
+  const columns = TABLES[name]
+  const chunk = Math.floor(MAX_PARAMS / columns.length)
+  for (let start = 0; start < rows.length; start += chunk) {
+    const part = rows.slice(start, start + chunk)
+    const params: Array<Value> = []
+    const tuples: Array<string> = []
+    for (const row of part) {
+      const marks: Array<string> = []
+      for (const value of row) {
+        params.push(value)
+        marks.push(`$${params.length}`)
+      }
+      tuples.push(`(${marks.join(",")})`)
+    }
+    await client.query(`insert into ${name} (${columns.join(", ")}) values ${tuples.join(",")}${suffix}`, params)
+  }
+}
+
+/**
+ * A request inserts its approval; a resolution updates it (the request may be in an earlier batch,
+ * or earlier in this one). Few rows: plain statements.
+ */
+const upsertApprovals = async (client: Pg.PoolClient, rows: ReadonlyArray<ReadonlyArray<Value>>): Promise<void> => {
+  for (const row of rows) {
+    if (row[9] === null) {
+      await insertRows(client, "approvals", [row])
+    } else {
+      await client.query(
+        "update approvals set status = $3, resolved_seq = $4, resolved_by = $5, reason = $6 where run_id = $1 and round_id = $2",
+        [row[0], row[1], row[6], row[9], row[10], row[11]]
+      )
+    }
+  }
+}

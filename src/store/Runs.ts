@@ -1,0 +1,398 @@
+/**
+ * Runs: created numbered (per strategy, atomically), finished with their results, listed and read
+ * back with their event log. The rows a run writes while it goes are the recorder's
+ * (`RunRecorder.ts`); this module owns the `runs` row itself.
+ */
+import { randomBytes } from "node:crypto"
+import { SqlClient } from "@effect/sql"
+import { Effect, Option, ParseResult, Schema } from "effect"
+import type { RunId, StrategyId } from "../../schemas/Ids.js"
+import { Metrics } from "../../schemas/Metrics.js"
+import type { RunMode } from "../../schemas/RunEvent.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import { FaultPlan } from "../swarm/Run.js"
+import type { CheckpointState } from "./RunRecorder.js"
+import { PgPool } from "./Pool.js"
+import { CorruptRecord, RunNotFound, StoreError, storeError } from "./StoreError.js"
+
+export const newRunId = (): RunId => `run_${randomBytes(6).toString("hex")}` as RunId
+
+export type RunStatus = "running" | "paused" | "completed" | "failed" | "stopped"
+
+export interface NewRun {
+  readonly owner: string
+  readonly strategyId: StrategyId
+  readonly strategyVersion: number
+  readonly strategy: Strategy
+  readonly mode: RunMode
+  readonly seed: string
+  /** Where the bars come from, as JSON (files and their hashes, or the synthetic market's settings). */
+  readonly dataSource: unknown
+  readonly dataFingerprint: string
+  readonly eventDetail: string
+  readonly faults?: FaultPlan
+  readonly replayOf?: RunId
+}
+
+export interface Created {
+  readonly id: RunId
+  /** 1, 2, 3… per strategy. */
+  readonly number: number
+}
+
+const encodeStrategy = Schema.encodeSync(Strategy)
+const encodeMetrics = Schema.encodeSync(Metrics)
+/** A column that does not decode is a `CorruptRecord` naming the run and the column, never a defect. */
+const decodeColumn = <A, I>(schema: Schema.Schema<A, I>, run: string, column: string) => (value: unknown) =>
+  Schema.decodeUnknown(schema)(value).pipe(
+    Effect.mapError((error) => new CorruptRecord({ table: "runs", key: run, column, reason: ParseResult.TreeFormatter.formatErrorSync(error) }))
+  )
+
+/**
+ * A new `running` run. Its number is the strategy's run count plus one, taken under the strategy
+ * row's lock in the same transaction as the insert: two concurrent starts never share a number.
+ */
+export const create = Effect.fn("Runs.create")(function*(run: NewRun) {
+  const sql = yield* SqlClient.SqlClient
+  const id = newRunId()
+  return yield* sql.withTransaction(Effect.gen(function*() {
+    const [counted] = yield* sql<{ runCount: number }>`
+      update strategies set run_count = run_count + 1 where id = ${run.strategyId} returning run_count`
+    if (counted === undefined) return yield* Effect.dieMessage(`strategy ${run.strategyId} does not exist`)
+    yield* sql`insert into runs ${
+      sql.insert({
+        id,
+        strategyId: run.strategyId,
+        strategyVersion: run.strategyVersion,
+        number: counted.runCount,
+        ownerId: run.owner,
+        mode: run.mode,
+        status: "running",
+        seed: run.seed,
+        strategy: JSON.stringify(encodeStrategy(run.strategy)),
+        dataSource: JSON.stringify(run.dataSource),
+        dataFingerprint: run.dataFingerprint,
+        eventDetail: run.eventDetail,
+        faults: run.faults === undefined ? null : JSON.stringify(run.faults),
+        replayOf: run.replayOf ?? null
+      })
+    }`
+    return { id, number: counted.runCount } satisfies Created
+  }))
+}, storeError("create a run"))
+
+export interface Finish {
+  readonly status: RunStatus
+  readonly failure?: string
+  readonly checksum: string
+  readonly metrics: Metrics
+  readonly counts: Record<string, number>
+  readonly tradingState: string
+  readonly from: number
+  readonly to: number
+  /** The event chain's length and last hash. */
+  readonly chain: { readonly count: number; readonly hash: string }
+}
+
+export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Finish) {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`update runs set
+      status = ${result.status},
+      failure = ${result.failure ?? null},
+      checksum = ${result.checksum},
+      metrics = ${JSON.stringify(encodeMetrics(result.metrics))}::jsonb,
+      counts = ${JSON.stringify(result.counts)}::jsonb,
+      trading_state = ${result.tradingState},
+      period_from = ${result.from},
+      period_to = ${result.to},
+      chain_count = ${result.chain.count},
+      chain_head = ${result.chain.hash},
+      finished_at = now()
+    where id = ${id}`
+}, storeError("finish a run"))
+
+/**
+ * A run that ended before its end: `failed` (it could not go on) or `stopped` (interrupted on
+ * purpose). What was recorded stays; an already finished run is left as it is.
+ */
+export const markEnded = Effect.fn("Runs.markEnded")(function*(id: RunId, status: "failed" | "stopped", reason: string) {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`update runs set status = ${status}, failure = ${reason}, finished_at = now() where id = ${id} and status in ('running', 'paused')`
+}, storeError("mark a run ended"))
+
+/** The tables that hold a run's rows besides `runs` (they have no foreign keys: see the migration). */
+const RUN_TABLES = [
+  "run_events",
+  "rounds",
+  "opinions",
+  "decisions",
+  "verdicts",
+  "approvals",
+  "reasoning",
+  "orders",
+  "fills",
+  "trades",
+  "equity_snapshots",
+  "positions",
+  "checkpoints"
+] as const
+
+/** Delete a run and everything it recorded, in one transaction. */
+export const remove = Effect.fn("Runs.remove")(function*(id: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.withTransaction(Effect.gen(function*() {
+    for (const table of RUN_TABLES) yield* sql`delete from ${sql(table)} where run_id = ${id}`
+    yield* sql`delete from runs where id = ${id}`
+  }))
+}, storeError("delete a run"))
+
+/** A run as listed: no strategy body, no events. */
+export interface RunSummary {
+  readonly id: RunId
+  readonly strategyId: StrategyId
+  readonly strategyName: string
+  readonly strategyVersion: number
+  readonly number: number
+  readonly owner: string
+  readonly mode: RunMode
+  readonly status: RunStatus
+  readonly seed: string
+  readonly dataFingerprint: string
+  readonly failure: string | null
+  readonly checksum: string | null
+  readonly metrics: Metrics | null
+  readonly counts: Record<string, number> | null
+  readonly tradingState: string | null
+  readonly from: number | null
+  readonly to: number | null
+  readonly startedAt: Date
+  readonly finishedAt: Date | null
+}
+
+export interface RunRecord extends RunSummary {
+  readonly strategy: Strategy
+  readonly dataSource: unknown
+  readonly eventDetail: string
+  readonly faults: FaultPlan | null
+  readonly replayOf: RunId | null
+  /** The event chain's length and last hash as the run recorded them when it ended. */
+  readonly chain: { readonly count: number; readonly hash: string } | null
+}
+
+interface Row {
+  readonly id: RunId
+  readonly strategyId: StrategyId
+  readonly strategyName: string
+  readonly strategyVersion: number
+  readonly number: number
+  readonly ownerId: string
+  readonly mode: RunMode
+  readonly status: RunStatus
+  readonly seed: string
+  readonly dataFingerprint: string
+  readonly failure: string | null
+  readonly checksum: string | null
+  readonly metrics: unknown
+  readonly counts: Record<string, number> | null
+  readonly tradingState: string | null
+  readonly periodFrom: number | null
+  readonly periodTo: number | null
+  readonly startedAt: Date
+  readonly finishedAt: Date | null
+}
+
+interface FullRow extends Row {
+  readonly strategy: unknown
+  readonly dataSource: unknown
+  readonly eventDetail: string
+  readonly faults: unknown
+  readonly replayOf: RunId | null
+  readonly chainCount: number | null
+  readonly chainHead: string | null
+}
+
+const summaryOf = (row: Row) =>
+  Effect.map(
+    row.metrics === null ? Effect.succeed(null) : decodeColumn(Metrics, row.id, "metrics")(row.metrics),
+    (metrics): RunSummary => ({
+  id: row.id,
+  strategyId: row.strategyId,
+  strategyName: row.strategyName,
+  strategyVersion: row.strategyVersion,
+  number: row.number,
+  owner: row.ownerId,
+  mode: row.mode,
+  status: row.status,
+  seed: row.seed,
+  dataFingerprint: row.dataFingerprint,
+  failure: row.failure,
+  checksum: row.checksum,
+  metrics,
+  counts: row.counts,
+  tradingState: row.tradingState,
+  from: row.periodFrom,
+  to: row.periodTo,
+  startedAt: row.startedAt,
+  finishedAt: row.finishedAt
+})
+  )
+
+const SUMMARY_COLUMNS = `r.id, r.strategy_id, s.name as strategy_name, r.strategy_version, r.number, r.owner_id, r.mode,
+  r.status, r.seed, r.data_fingerprint, r.failure, r.checksum, r.metrics, r.counts, r.trading_state, r.period_from,
+  r.period_to, r.started_at, r.finished_at`
+
+/** `runs.number` is an `integer`. */
+const MAX_RUN_NUMBER = 2_147_483_647
+
+/**
+ * A run by its id, or by `<strategy name>#<number>` (as `runs list` shows it). An owner, when given,
+ * must own it: another's run is `RunNotFound`, exactly like one that does not exist.
+ */
+export const get = Effect.fn("Runs.get")(function*(ref: string, owner?: string) {
+  const sql = yield* SqlClient.SqlClient
+  const hash = ref.lastIndexOf("#")
+  const byName = hash > 0 && /^\d+$/.test(ref.slice(hash + 1))
+  // No run has a number past the column's range, nor a NUL in its id or name (Postgres text cannot
+  // hold one): the server would answer those with an error, and the user must get "no such run".
+  if (ref.includes("\u0000") || (byName && Number(ref.slice(hash + 1)) > MAX_RUN_NUMBER)) {
+    return yield* new RunNotFound({ run: ref })
+  }
+  const rows = yield* sql<FullRow>`
+    select ${sql.literal(SUMMARY_COLUMNS)}, r.strategy, r.data_source, r.event_detail, r.faults, r.replay_of, r.chain_count, r.chain_head
+    from runs r join strategies s on s.id = r.strategy_id
+    where ${byName ? sql`s.name = ${ref.slice(0, hash)} and r.number = ${Number(ref.slice(hash + 1))}` : sql`r.id = ${ref}`}
+      ${owner === undefined ? sql`` : sql`and r.owner_id = ${owner}`}
+    order by r.started_at desc limit 1`
+  const row = rows[0]
+  if (row === undefined) return yield* new RunNotFound({ run: ref })
+  const summary = yield* summaryOf(row)
+  const strategy = yield* decodeColumn(Strategy, row.id, "strategy")(row.strategy)
+  const faults = row.faults === null ? null : yield* decodeColumn(FaultPlan, row.id, "faults")(row.faults)
+  return {
+    ...summary,
+    strategy,
+    dataSource: row.dataSource,
+    eventDetail: row.eventDetail,
+    faults,
+    replayOf: row.replayOf,
+    chain: row.chainCount === null || row.chainHead === null ? null : { count: row.chainCount, hash: row.chainHead }
+  } satisfies RunRecord
+}, storeError("read a run"))
+
+export interface ListOptions {
+  readonly owner?: string
+  readonly strategy?: string
+  readonly status?: RunStatus
+  readonly limit?: number
+}
+
+/** Runs, newest first. */
+export const list = Effect.fn("Runs.list")(function*(options: ListOptions = {}) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<Row>`
+    select ${sql.literal(SUMMARY_COLUMNS)} from runs r join strategies s on s.id = r.strategy_id
+    where true
+      ${options.owner === undefined ? sql`` : sql`and r.owner_id = ${options.owner}`}
+      ${options.strategy === undefined ? sql`` : sql`and (s.id = ${options.strategy} or s.name = ${options.strategy})`}
+      ${options.status === undefined ? sql`` : sql`and r.status = ${options.status}`}
+    order by r.started_at desc, r.number desc
+    limit ${Math.max(1, Math.min(10_000, Math.trunc(options.limit ?? 50)))}`
+  return yield* Effect.forEach(rows, summaryOf)
+}, storeError("list runs"))
+
+/** Unfinished runs (the process that ran them died), oldest first. */
+export const unfinished = Effect.fn("Runs.unfinished")(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<Row>`
+    select ${sql.literal(SUMMARY_COLUMNS)} from runs r join strategies s on s.id = r.strategy_id
+    where r.status in ('running', 'paused') order by r.started_at`
+  return yield* Effect.forEach(rows, summaryOf)
+}, storeError("list unfinished runs"))
+
+export interface StoredEvent {
+  readonly seq: number
+  readonly tag: string
+  /** The canonical JSON line, byte for byte as the run wrote it. */
+  readonly body: string
+}
+
+/**
+ * A run's events from `since` (exclusive), in order, a page at a time: `body` comes back as the
+ * stored text (cast, so the driver does not parse it).
+ */
+export const events = Effect.fn("Runs.events")(function*(run: RunId, since = 0, limit = 10_000) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql<StoredEvent>`
+    select seq, tag, body from run_events where run_id = ${run} and seq > ${since} order by seq limit ${limit}`
+}, storeError("read run events"))
+
+/** The last committed event: its sequence number and chain hash. */
+export const lastEvent = Effect.fn("Runs.lastEvent")(function*(run: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ seq: number; hash: string }>`select seq, hash from run_events where run_id = ${run} order by seq desc limit 1`
+  return Option.fromNullable(rows[0])
+}, storeError("read the last event"))
+
+/** The last checkpoint of a run. */
+export const lastCheckpoint = Effect.fn("Runs.lastCheckpoint")(function*(run: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ seq: number; state: CheckpointState }>`select seq, state from checkpoints where run_id = ${run} order by seq desc limit 1`
+  return Option.fromNullable(rows[0])
+}, storeError("read the last checkpoint"))
+
+/** The trades of a run, in closing order (their events' JSON). */
+export const tradeEvents = Effect.fn("Runs.tradeEvents")(function*(run: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql<{ body: string }>`
+    select e.body from trades t join run_events e on e.run_id = t.run_id and e.seq = t.seq
+    where t.run_id = ${run} order by t.seq`
+}, storeError("read trades"))
+
+/** The first and last equity snapshots and the extremes, for a summary. */
+export const equitySummary = Effect.fn("Runs.equitySummary")(function*(run: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ points: number; first: number | null; last: number | null; low: number | null; high: number | null }>`
+    select count(*)::int as points,
+      (select equity from equity_snapshots where run_id = ${run} order by seq asc limit 1) as first,
+      (select equity from equity_snapshots where run_id = ${run} order by seq desc limit 1) as last,
+      min(equity) as low, max(equity) as high
+    from equity_snapshots where run_id = ${run}`
+  return Option.fromNullable(row).pipe(Option.filter((r) => r.points > 0))
+}, storeError("read equity"))
+
+/** Another process is running the run (it holds the run's lease). */
+export class RunLeased extends Schema.TaggedError<RunLeased>()("RunLeased", { run: Schema.String }) {
+  override get message(): string {
+    return `run ${this.run} is running in another process`
+  }
+}
+
+/**
+ * The run's lease, for as long as the scope lasts: on a shared database (Postgres), a session
+ * advisory lock on a connection of its own, which the server releases if the process dies — so a
+ * process resuming unfinished runs takes only the ones nobody is running. On the embedded
+ * database (one process) there is nobody to exclude.
+ */
+export const lease = (run: RunId) =>
+  Effect.gen(function*() {
+    const { pool, shared } = yield* PgPool
+    if (!shared) return
+    const client = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => pool.connect(),
+        catch: (error) => new StoreError({ operation: `lease run ${run}`, reason: error instanceof Error ? error.message : String(error) })
+      }),
+      (client) =>
+        Effect.promise(() =>
+          client.query("select pg_advisory_unlock(hashtextextended($1, 0))", [`swarm-run:${run}`]).then(
+            () => client.release(),
+            (error: Error) => client.release(error)
+          )
+        )
+    )
+    const locked = yield* Effect.tryPromise({
+      try: () => client.query<{ locked: boolean }>("select pg_try_advisory_lock(hashtextextended($1, 0)) as locked", [`swarm-run:${run}`]),
+      catch: (error) => new StoreError({ operation: `lease run ${run}`, reason: error instanceof Error ? error.message : String(error) })
+    })
+    if (locked.rows[0]?.locked !== true) return yield* new RunLeased({ run })
+  })

@@ -1,0 +1,390 @@
+/**
+ * Runs the database keeps: a new backtest (its strategy saved as a version, a numbered `runs` row,
+ * every event and the rows it feeds written while it goes, results and chain head at the end), the
+ * resumption of a run whose process died, and the replay of a recorded run.
+ *
+ * Resume and replay re-execute the run from its recorded inputs — strategy, data source (whose
+ * fingerprint must not have changed), seed, event detail and injected faults — and compare every
+ * event with the recording (`Replay.Comparator`). A run is a function of those inputs, so its agents'
+ * state (indicator windows, adaptive weights, the risk officer's marks, the ledger) is rebuilt
+ * exactly rather than serialised; resume then goes on recording after the last committed event, so
+ * nothing is lost or written twice, and a recording that the re-execution does not reproduce
+ * (changed code, changed data) stops the resume with the first divergence instead of grafting a
+ * different run onto it. Checkpoints (the feed's cursor and the books, committed with the events
+ * they follow) are written every `checkpointEvery` slices; resume checks the books it rebuilds
+ * against the last one.
+ */
+import type { SqlClient } from "@effect/sql"
+import { Cause, Effect, Either, Option, ParseResult, Schema } from "effect"
+import type { AnyModel } from "../../agents/analysts/Model.js"
+import { analystOf, analysts } from "../../agents/registry.js"
+import type { RunId, StrategyId } from "../../schemas/Ids.js"
+import * as DataSource from "../market/DataSource.js"
+import type { Feed } from "../market/Feed.js"
+import * as Backtest from "../swarm/Backtest.js"
+import * as Run from "../swarm/Run.js"
+import { Comparator, type Divergence, firstDifference } from "./Replay.js"
+import * as RunRecorder from "./RunRecorder.js"
+import * as Runs from "./Runs.js"
+import { CorruptRecord, type StoreError } from "./StoreError.js"
+import * as Strategies from "./Strategies.js"
+import * as Users from "./Users.js"
+
+/** Slices between checkpoints by default (a backtest pauses every 256 slices; checkpoints fall on those pauses). */
+export const DEFAULT_CHECKPOINT_EVERY = 2_560
+
+/** A re-execution that does not give the recorded events: where and how it first differs. */
+export class RunDiverged extends Schema.TaggedError<RunDiverged>()("RunDiverged", {
+  run: Schema.String,
+  seq: Schema.Number,
+  round: Schema.NullOr(Schema.String),
+  agent: Schema.NullOr(Schema.String),
+  field: Schema.String,
+  expected: Schema.String,
+  actual: Schema.String
+}) {
+  override get message(): string {
+    return `run ${this.run} diverges at event ${this.seq}` +
+      (this.round === null ? "" : `, round ${this.round}`) +
+      (this.agent === null ? "" : `, agent ${this.agent}`) +
+      `: ${this.field} was ${this.expected}, now ${this.actual}`
+  }
+}
+
+/** Resume was asked of a run that has nothing to resume. */
+export class NotResumable extends Schema.TaggedError<NotResumable>()("NotResumable", {
+  run: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `run ${this.run} cannot be resumed: ${this.reason}`
+  }
+}
+
+const divergedError = (run: RunId, d: Divergence) =>
+  new RunDiverged({ run, seq: d.seq, round: d.round, agent: d.agent, field: d.field, expected: d.expected, actual: d.actual })
+
+/** What every stored execution shares with a plain backtest. */
+interface Common {
+  readonly onEvent?: Backtest.Options["onEvent"]
+  readonly onProgress?: Backtest.Options["onProgress"]
+  readonly approver?: Backtest.Options["approver"]
+  readonly registry?: ReadonlyMap<string, AnyModel>
+  readonly recorder?: RunRecorder.Options
+  /** Slices between checkpoints. */
+  readonly checkpointEvery?: number
+}
+
+export interface Options extends Common {
+  readonly strategy: Backtest.Options["strategy"]
+  readonly feed: Feed
+  /** Where the feed's bars come from: what resume and replay re-open. */
+  readonly dataSource: DataSource.DataSource
+  readonly seed?: string
+  readonly events?: Backtest.EventDetail
+  /** Crashes to inject (drills, chaos tests): recorded with the run and replayed. */
+  readonly faults?: Run.FaultPlan
+  /** Default: the local operator. */
+  readonly owner?: string
+}
+
+export interface Stored {
+  readonly result: Backtest.Result
+  readonly run: RunId
+  readonly number: number
+  readonly strategyId: StrategyId
+  readonly strategyVersion: number
+}
+
+interface Execution extends Common {
+  readonly run: RunId
+  readonly strategy: Backtest.Options["strategy"]
+  readonly strategyRef: { readonly id: StrategyId; readonly version: number }
+  readonly feed: Feed
+  readonly seed: string
+  readonly events: Backtest.EventDetail
+  readonly faults: Run.FaultPlan | undefined
+  /** Compare events up to this sequence number with the recording (resume: the last committed one). */
+  readonly compareUntil?: number
+  /** The chain so far, when recording goes on from a committed prefix. */
+  readonly from?: { readonly count: number; readonly hash: string }
+  /** The last checkpoint recorded: the books rebuilt at its cursor must be the ones it holds. */
+  readonly checkpoint?: RunRecorder.CheckpointState
+}
+
+/** Execute a stored run, recording every event not compared, and finish its row. */
+const execute = (x: Execution) =>
+  Effect.gen(function*() {
+    // Held while the run executes: another process resuming unfinished runs leaves this one alone.
+    yield* Runs.lease(x.run)
+    const recorder = yield* RunRecorder.make(x.run, { ...x.recorder, ...(x.from === undefined ? {} : { from: x.from }) })
+    // The run calls `pace` from its own loop: it gets the database from here.
+    const database = yield* Effect.context<SqlClient.SqlClient>()
+    const comparator = x.compareUntil === undefined || x.compareUntil === 0 ? undefined : new Comparator(x.run, x.compareUntil)
+    const every = x.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY
+    let checkpointSlices = 0
+    let checkpointSeq = x.from?.count ?? 0
+    const extra = x.onEvent
+    const toBacktestError = (error: StoreError) => new Backtest.BacktestError({ field: "store", reason: error.message })
+    let diverged: Divergence | undefined
+    /** Whether the last checkpoint was compared with the rebuilt books (a resume must not skip it). */
+    let checkpointChecked = x.checkpoint === undefined
+    const result = yield* Backtest.run({
+      strategy: x.strategy,
+      feed: x.feed,
+      seed: x.seed,
+      runId: x.run,
+      events: x.events,
+      strategyRef: x.strategyRef,
+      ...(x.faults === undefined ? {} : { faults: Run.faultsOf(x.faults) }),
+      ...(x.registry === undefined ? {} : { registry: x.registry }),
+      ...(x.approver === undefined ? {} : { approver: x.approver }),
+      ...(x.onProgress === undefined ? {} : { onProgress: x.onProgress }),
+      onEvent: (event, json) => {
+        if (comparator !== undefined && comparator.covers(event.seq)) {
+          comparator.sink(event, json)
+          recorder.track(event)
+        } else {
+          recorder.sink(event, json)
+        }
+        extra?.(event, json)
+      },
+      pace: (progress) =>
+        Effect.gen(function*() {
+          if (comparator !== undefined) {
+            const divergence = yield* comparator.check.pipe(Effect.mapError(toBacktestError))
+            if (divergence !== undefined) {
+              diverged = divergence
+              return yield* new Backtest.BacktestError({ field: "replay", reason: divergedError(x.run, divergence).message })
+            }
+          }
+          const recorded = x.checkpoint
+          if (recorded !== undefined && !checkpointChecked && progress.slices >= recorded.cursor.slices) {
+            checkpointChecked = true
+            const rebuilt = { ...recorder.snapshot(progress), chain: recorded.chain }
+            // Checkpoints fall on pauses: one the run passes without pausing at it was not written by this run.
+            const difference = progress.slices === recorded.cursor.slices
+              ? firstDifference(recorded, rebuilt)
+              : { field: "cursor.slices", expected: recorded.cursor.slices, actual: progress.slices }
+            if (difference !== undefined) {
+              diverged = {
+                seq: progress.events,
+                round: null,
+                agent: null,
+                expectedTag: null,
+                actualTag: null,
+                field: `checkpoint.${difference.field}`,
+                expected: JSON.stringify(difference.expected) ?? "(nothing)",
+                actual: JSON.stringify(difference.actual) ?? "(nothing)"
+              }
+              return yield* new Backtest.BacktestError({ field: "resume", reason: "the books differ from the checkpoint" })
+            }
+          }
+          if (progress.slices - checkpointSlices >= every && progress.events > checkpointSeq) {
+            recorder.checkpoint(progress)
+            checkpointSlices = progress.slices
+            checkpointSeq = progress.events
+          }
+          yield* recorder.pace.pipe(Effect.mapError(toBacktestError))
+        }).pipe(Effect.provide(database))
+    }).pipe(
+      Effect.catchTag("BacktestError", (error): Effect.Effect<never, Backtest.BacktestError | RunDiverged> =>
+        diverged === undefined ? Effect.fail(error) : Effect.fail(divergedError(x.run, diverged))),
+      // What was recorded stays (it is true as far as it goes); the run says why it stopped.
+      Effect.onError((cause) => {
+        const interrupted = Cause.isInterruptedOnly(cause)
+        return recorder.flush.pipe(
+          Effect.zipRight(Runs.markEnded(x.run, interrupted ? "stopped" : "failed", interrupted ? "interrupted" : failureOf(cause))),
+          Effect.ignore
+        )
+      })
+    )
+    if (!checkpointChecked) {
+      const error = divergedError(x.run, {
+        seq: result.counts.events,
+        round: null,
+        agent: null,
+        expectedTag: null,
+        actualTag: null,
+        field: "checkpoint.cursor.slices",
+        expected: String(x.checkpoint!.cursor.slices),
+        actual: `${result.counts.slices} (the run ended before it)`
+      })
+      // As on any failure: what was recorded stays, and the run says why it stopped.
+      yield* Effect.ignore(recorder.flush)
+      yield* Runs.markEnded(x.run, "failed", error.message)
+      return yield* error
+    }
+    if (comparator !== undefined) {
+      const divergence = yield* comparator.finish
+      if (divergence !== undefined) {
+        const error = divergedError(x.run, divergence)
+        yield* Runs.markEnded(x.run, "failed", error.message)
+        return yield* error
+      }
+    }
+    yield* recorder.flush
+    yield* Runs.finish(x.run, {
+      status: result.status,
+      ...(result.failure === undefined ? {} : { failure: result.failure }),
+      checksum: result.checksum,
+      metrics: result.metrics,
+      counts: result.counts,
+      tradingState: result.tradingState,
+      from: result.from,
+      to: result.to,
+      chain: recorder.head()
+    })
+    return result
+  }).pipe(Effect.scoped)
+
+const failureOf = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  return error instanceof Error ? error.message : String(error)
+}
+
+/** A new backtest, recorded as it runs. */
+export const backtest = (options: Options) =>
+  Effect.gen(function*() {
+    // The roster first: a strategy the run would refuse at its start records nothing.
+    for (const [index, agent] of options.strategy.agents.entries()) {
+      yield* analystOf(agent, index, options.strategy.allowShort, options.registry ?? analysts)
+    }
+    const owner = options.owner ?? (yield* Users.ensureLocal())
+    const saved = yield* Strategies.saveVersion(owner, options.strategy)
+    const seed = options.seed ?? "0"
+    const events = options.events ?? "decisions"
+    const created = yield* Runs.create({
+      owner,
+      strategyId: saved.strategyId,
+      strategyVersion: saved.version,
+      strategy: options.strategy,
+      mode: "backtest",
+      seed,
+      dataSource: DataSource.encode(options.dataSource),
+      dataFingerprint: options.feed.fingerprint,
+      eventDetail: events,
+      ...(options.faults === undefined ? {} : { faults: options.faults })
+    })
+    const result = yield* execute({
+      ...options,
+      run: created.id,
+      strategyRef: { id: saved.strategyId, version: saved.version },
+      seed,
+      events,
+      faults: options.faults
+    })
+    return { result, run: created.id, number: created.number, strategyId: saved.strategyId, strategyVersion: saved.version } satisfies Stored
+  }).pipe(Effect.withSpan("StoredRun.backtest"))
+
+/** The inputs of a recorded run, re-opened: its data must be what it was. */
+const inputsOf = (run: Runs.RunRecord) =>
+  Effect.gen(function*() {
+    const source = yield* DataSource.decode(run.dataSource).pipe(
+      Effect.mapError((error) =>
+        new CorruptRecord({ table: "runs", key: run.id, column: "data_source", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+      )
+    )
+    const feed = yield* DataSource.open(source, run.dataFingerprint)
+    const events = run.eventDetail === "rounds" ? "rounds" as const : "decisions" as const
+    return { feed, events }
+  })
+
+export interface Resumed {
+  readonly result: Backtest.Result
+  readonly run: RunId
+  /** Events that were already recorded (compared, not written again). */
+  readonly recorded: number
+}
+
+/**
+ * Resume an unfinished run (its process died): re-execute it, check it against what was recorded
+ * up to the last committed event, and record the rest.
+ */
+export const resume = (ref: string, options: Common & { readonly owner?: string } = {}) =>
+  Effect.gen(function*() {
+    const run = yield* Runs.get(ref, options.owner)
+    // `stopped` (interrupted on purpose) goes on only when asked by name; `resumeAll` leaves it.
+    if (run.status !== "running" && run.status !== "paused" && run.status !== "stopped") {
+      return yield* new NotResumable({ run: run.id, reason: `it is ${run.status}` })
+    }
+    const { events, feed } = yield* inputsOf(run)
+    const head = yield* Runs.lastEvent(run.id)
+    const checkpoint = yield* Runs.lastCheckpoint(run.id)
+    // Checkpoints are committed with the events they follow, so the last one is never past the last event.
+    const result = yield* execute({
+      ...options,
+      run: run.id,
+      strategy: run.strategy,
+      strategyRef: { id: run.strategyId, version: run.strategyVersion },
+      feed,
+      seed: run.seed,
+      events,
+      faults: run.faults ?? undefined,
+      compareUntil: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }),
+      ...Option.match(head, { onNone: () => ({}), onSome: (h) => ({ from: { count: h.seq, hash: h.hash } }) }),
+      ...Option.match(checkpoint, { onNone: () => ({}), onSome: (c) => ({ checkpoint: c.state }) })
+    })
+    return { result, run: run.id, recorded: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }) } satisfies Resumed
+  }).pipe(Effect.withSpan("StoredRun.resume"))
+
+/**
+ * Resume every unfinished run (`running` or `paused`) that no process is running, oldest first:
+ * each run with what it gave or why it could not go on. Runs leased by another live process are
+ * left out.
+ */
+export const resumeAll = (options: Common = {}) =>
+  Effect.gen(function*() {
+    const runs = yield* Runs.unfinished()
+    const outcomes = yield* Effect.forEach(runs, (run) => Effect.map(Effect.either(resume(run.id, options)), (outcome) => ({ run: run.id, outcome })))
+    return outcomes.filter(({ outcome }) => !(Either.isLeft(outcome) && outcome.left._tag === "RunLeased"))
+  })
+
+export interface Replayed {
+  readonly run: RunId
+  readonly events: number
+  readonly checksum: string
+  readonly result: Backtest.Result
+}
+
+/**
+ * Replay a recorded run: re-execute it from its recorded inputs, in memory (nothing is written),
+ * and compare every event with the recording. A run that does not reproduce fails with the first
+ * divergence (`RunDiverged`).
+ */
+export const replay = (ref: string, options: Pick<Common, "registry" | "onProgress"> & { readonly owner?: string } = {}) =>
+  Effect.gen(function*() {
+    const run = yield* Runs.get(ref, options.owner)
+    const { events, feed } = yield* inputsOf(run)
+    const comparator = new Comparator(run.id)
+    const database = yield* Effect.context<SqlClient.SqlClient>()
+    let diverged: Divergence | undefined
+    const result = yield* Backtest.run({
+      strategy: run.strategy,
+      feed,
+      seed: run.seed,
+      runId: run.id,
+      events,
+      strategyRef: { id: run.strategyId, version: run.strategyVersion },
+      ...(run.faults === null ? {} : { faults: Run.faultsOf(run.faults) }),
+      ...(options.registry === undefined ? {} : { registry: options.registry }),
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+      onEvent: comparator.sink,
+      pace: () =>
+        comparator.check.pipe(
+          Effect.mapError((error) => new Backtest.BacktestError({ field: "store", reason: error.message })),
+          Effect.flatMap((divergence) => {
+            if (divergence === undefined) return Effect.void
+            diverged = divergence
+            return Effect.fail(new Backtest.BacktestError({ field: "replay", reason: "diverged" }))
+          }),
+          Effect.provide(database)
+        )
+    }).pipe(
+      Effect.catchTag("BacktestError", (error): Effect.Effect<never, Backtest.BacktestError | RunDiverged> =>
+        diverged === undefined ? Effect.fail(error) : Effect.fail(divergedError(run.id, diverged)))
+    )
+    const divergence = yield* comparator.finish
+    if (divergence !== undefined) return yield* divergedError(run.id, divergence)
+    return { run: run.id, events: result.counts.events, checksum: result.checksum, result } satisfies Replayed
+  }).pipe(Effect.withSpan("StoredRun.replay"))

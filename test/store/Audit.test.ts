@@ -1,0 +1,301 @@
+/**
+ * The audit chains prove their rows untouched: a recorded run's event log (each event hashed with
+ * the one before, its length and head recorded when the run ended, its events re-hashing to the
+ * run's checksum) and the `audit_log` streams of strategy versions. Every kind of tampering — a
+ * changed row, a deleted one (in the middle or at the end), a reordering, an addition, a tamper
+ * whose chain was recomputed — is reported at the right position with a reason naming it.
+ *
+ * Each tamper runs in a transaction that is rolled back after the verification, so one recording
+ * serves several tampers, and the untouched recording verifies again afterwards. On every back-end.
+ */
+import { SqlClient } from "@effect/sql"
+import { expect, layer } from "@effect/vitest"
+import { Data, Effect, Schema } from "effect"
+import { Strategy } from "../../schemas/Strategy.js"
+import * as Audit from "../../src/store/Audit.js"
+import { GENESIS, linkHash } from "../../src/store/RunRecorder.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as Strategies from "../../src/store/Strategies.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import * as Users from "../../src/store/Users.js"
+import { backends, startTimeout } from "./fixtures/backends.js"
+import { stored, strategy } from "./fixtures/workload.js"
+
+class Undo extends Data.TaggedError("Undo")<{ readonly report: Audit.AuditReport }> {}
+
+/** Apply `tamper`, verify with `verify`, roll the tamper back; the report of the tampered state. */
+const whileTampered = <E, R>(
+  tamper: Effect.Effect<unknown, E, R>,
+  verify: Effect.Effect<Audit.AuditReport, unknown, SqlClient.SqlClient>
+): Effect.Effect<Audit.AuditReport, never, R | SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const outcome = yield* Effect.flip(sql.withTransaction(Effect.gen(function*() {
+      yield* tamper
+      return yield* new Undo({ report: yield* verify })
+    })))
+    return outcome instanceof Undo ? outcome.report : yield* Effect.die(outcome)
+  })
+
+interface Recorded {
+  readonly run: string
+  readonly events: number
+  /** A middle event (an `OrderFilled`), and another one after it. */
+  readonly middle: number
+  readonly later: number
+}
+
+const record = (name: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const { result, run } = yield* StoredRun.backtest(stored(3, 150, { name }))
+    const events = result.counts.events
+    const fills = yield* sql<{ seq: number }>`select seq from run_events where run_id = ${run} and tag = 'OrderFilled' order by seq`
+    expect(fills.length).toBeGreaterThan(10)
+    const middle = fills[Math.floor(fills.length / 2)]!.seq
+    const later = fills[Math.floor(fills.length / 2) + 3]!.seq
+    expect((yield* Audit.verifyRun(run)).ok).toBe(true)
+    return { run, events, middle, later } satisfies Recorded
+  })
+
+const failed = (report: Audit.AuditReport) => {
+  if (report.ok) throw new Error(`expected the chain not to verify, got ${JSON.stringify(report)}`)
+  return report
+}
+
+for (const backend of backends) {
+  layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`audit chains (${backend.name})`, (it) => {
+    it.effect("an untouched run verifies: every event, up to the head and checksum it recorded", () =>
+      Effect.gen(function*() {
+        const { events, run } = yield* record("untouched")
+        const sql = yield* SqlClient.SqlClient
+        const [last] = yield* sql<{ hash: string }>`select hash from run_events where run_id = ${run} order by seq desc limit 1`
+        const recorded = yield* Runs.get(run)
+        expect(recorded.chain).toEqual({ count: events, hash: last!.hash })
+        expect(yield* Audit.verifyRun(run)).toEqual({ ok: true, stream: `run:${run}`, entries: events, head: last!.hash })
+        expect(yield* Audit.verifyRun("untouched#1", "local")).toEqual(yield* Audit.verifyRun(run))
+      }))
+
+    it.effect("a changed event is reported at its position, as changed", () =>
+      Effect.gen(function*() {
+        const { events, middle, run } = yield* record("changed")
+        const sql = yield* SqlClient.SqlClient
+        const verify = Audit.verifyRun(run)
+        // A fill's quantity, in the event's text (the JSON stays valid).
+        const changedBody = failed(yield* whileTampered(
+          sql`update run_events set body = replace(body, '"quantity":', '"quantity":1') where run_id = ${run} and seq = ${middle}`,
+          verify
+        ))
+        expect(changedBody).toMatchObject({ stream: `run:${run}`, position: middle })
+        expect(changedBody.reason).toContain(`entry ${middle} (OrderFilled) does not verify: its content was changed`)
+        // One byte of whitespace is a change too.
+        const spaced = failed(yield* whileTampered(
+          sql`update run_events set body = body || ' ' where run_id = ${run} and seq = ${middle}`,
+          verify
+        ))
+        expect(spaced.position).toBe(middle)
+        // The first and the last event.
+        expect(failed(yield* whileTampered(
+          sql`update run_events set body = replace(body, '"seed":"0"', '"seed":"1"') where run_id = ${run} and seq = 1`,
+          verify
+        )).position).toBe(1)
+        expect(failed(yield* whileTampered(
+          sql`update run_events set body = body || ' ' where run_id = ${run} and seq = ${events}`,
+          verify
+        )).position).toBe(events)
+        // A hash edited instead of the content.
+        expect(failed(yield* whileTampered(
+          sql`update run_events set hash = ${"f".repeat(64)} where run_id = ${run} and seq = ${middle}`,
+          verify
+        )).position).toBe(middle)
+        expect((yield* verify).ok).toBe(true)
+      }))
+
+    it.effect("a deleted event is reported: in the middle as missing, at the end against the recorded length", () =>
+      Effect.gen(function*() {
+        const { events, middle, run } = yield* record("deleted")
+        const sql = yield* SqlClient.SqlClient
+        const verify = Audit.verifyRun(run)
+        const inTheMiddle = failed(yield* whileTampered(sql`delete from run_events where run_id = ${run} and seq = ${middle}`, verify))
+        expect(inTheMiddle.position).toBe(middle)
+        expect(inTheMiddle.reason).toBe(`entry ${middle} is missing: the chain goes from ${middle - 1} to ${middle + 1} (deleted)`)
+
+        const first = failed(yield* whileTampered(sql`delete from run_events where run_id = ${run} and seq = 1`, verify))
+        expect(first.position).toBe(1)
+        expect(first.reason).toContain("entry 1 is missing")
+
+        const last = failed(yield* whileTampered(sql`delete from run_events where run_id = ${run} and seq = ${events}`, verify))
+        expect(last.position).toBe(events)
+        expect(last.reason).toBe(`the chain ends at entry ${events - 1} but ${events} were recorded (deleted at the end)`)
+
+        const lastThree = failed(yield* whileTampered(sql`delete from run_events where run_id = ${run} and seq > ${events - 3}`, verify))
+        expect(lastThree.position).toBe(events - 2)
+        expect(lastThree.reason).toContain("deleted at the end")
+
+        const everything = failed(yield* whileTampered(sql`delete from run_events where run_id = ${run}`, verify))
+        expect(everything.position).toBe(1)
+        expect(everything.reason).toContain(`the chain ends at entry 0 but ${events} were recorded`)
+        expect((yield* verify).ok).toBe(true)
+      }))
+
+    it.effect("reordered events are reported at the first one out of place", () =>
+      Effect.gen(function*() {
+        const { later, middle, run } = yield* record("reordered")
+        const sql = yield* SqlClient.SqlClient
+        const verify = Audit.verifyRun(run)
+        // The rows trade places, each with its own hash (sequence numbers swapped through a free one).
+        const swapRows = Effect.all([
+          sql`update run_events set seq = 1000000000 where run_id = ${run} and seq = ${middle}`,
+          sql`update run_events set seq = ${middle} where run_id = ${run} and seq = ${later}`,
+          sql`update run_events set seq = ${later} where run_id = ${run} and seq = 1000000000`
+        ])
+        const rows = failed(yield* whileTampered(swapRows, verify))
+        expect(rows.position).toBe(middle)
+        expect(rows.reason).toContain(`entry ${middle} (OrderFilled) does not verify`)
+        expect(rows.reason).toContain("reordered")
+        // Only the contents trade places (the hashes stay).
+        const swapBodies = sql`update run_events e set body = o.body, tag = o.tag from run_events o
+          where e.run_id = ${run} and o.run_id = ${run} and ((e.seq = ${middle} and o.seq = ${later}) or (e.seq = ${later} and o.seq = ${middle}))`
+        const bodies = failed(yield* whileTampered(swapBodies, verify))
+        expect(bodies.position).toBe(middle)
+        expect(bodies.reason).toContain("reordered")
+        // Two adjacent events.
+        const adjacent = failed(yield* whileTampered(
+          Effect.all([
+            sql`update run_events set seq = 1000000000 where run_id = ${run} and seq = ${middle}`,
+            sql`update run_events set seq = ${middle} where run_id = ${run} and seq = ${middle + 1}`,
+            sql`update run_events set seq = ${middle + 1} where run_id = ${run} and seq = 1000000000`
+          ]),
+          verify
+        ))
+        expect(adjacent.position).toBe(middle)
+        expect((yield* verify).ok).toBe(true)
+      }))
+
+    it.effect("an event added after the end is reported, even one correctly linked", () =>
+      Effect.gen(function*() {
+        const { events, run } = yield* record("appended")
+        const sql = yield* SqlClient.SqlClient
+        const [last] = yield* sql<{ hash: string; body: string }>`select hash, body from run_events where run_id = ${run} and seq = ${events}`
+        const body = last!.body.replace(`"seq":${events}`, `"seq":${events + 1}`)
+        const added = failed(yield* whileTampered(
+          sql`insert into run_events (run_id, seq, tag, at, hash, body)
+            values (${run}, ${events + 1}, 'RunCompleted', 0, ${linkHash(last!.hash, body)}, ${body})`,
+          Audit.verifyRun(run)
+        ))
+        expect(added.position).toBe(events + 1)
+        expect(added.reason).toBe(`the chain goes on past the ${events} entries recorded (added)`)
+      }))
+
+    it.effect("a changed event whose chain was recomputed is caught by the recorded head, then by the checksum", () =>
+      Effect.gen(function*() {
+        const { events, middle, run } = yield* record("rehashed")
+        const sql = yield* SqlClient.SqlClient
+        // Rewrite the event and every hash from it on, as someone covering their tracks would.
+        const rehash = Effect.gen(function*() {
+          yield* sql`update run_events set body = replace(body, '"quantity":', '"quantity":1') where run_id = ${run} and seq = ${middle}`
+          const rows = yield* sql<{ seq: number; body: string }>`select seq, body from run_events where run_id = ${run} order by seq`
+          let prev = GENESIS
+          for (const row of rows) {
+            prev = linkHash(prev, row.body)
+            if (row.seq >= middle) yield* sql`update run_events set hash = ${prev} where run_id = ${run} and seq = ${row.seq}`
+          }
+          return prev
+        })
+        const head = failed(yield* whileTampered(rehash, Audit.verifyRun(run)))
+        expect(head.position).toBe(events)
+        expect(head.reason).toBe("the chain's last hash is not the head that was recorded")
+        // The head rewritten as well: the events no longer give the run's checksum.
+        const checksum = failed(yield* whileTampered(
+          Effect.flatMap(rehash, (hash) => sql`update runs set chain_head = ${hash} where id = ${run}`),
+          Audit.verifyRun(run)
+        ))
+        expect(checksum.position).toBe(1)
+        expect(checksum.reason).toContain("do not re-hash to the run's checksum")
+        expect((yield* Audit.verifyRun(run)).ok).toBe(true)
+      }))
+
+    it.effect("an unfinished run is verified as far as it goes", () =>
+      Effect.gen(function*() {
+        const { events, middle, run } = yield* record("unfinished")
+        const sql = yield* SqlClient.SqlClient
+        // What a crash leaves: no head recorded, the last events not written.
+        const crash = Effect.all([
+          sql`update runs set status = 'running', checksum = null, chain_count = null, chain_head = null where id = ${run}`,
+          sql`delete from run_events where run_id = ${run} and seq > ${middle}`
+        ])
+        const prefix = yield* whileTampered(crash, Audit.verifyRun(run))
+        expect(prefix).toMatchObject({ ok: true, entries: middle })
+        const changed = failed(yield* whileTampered(
+          Effect.zipRight(crash, sql`update run_events set body = body || ' ' where run_id = ${run} and seq = 2`),
+          Audit.verifyRun(run)
+        ))
+        expect(changed.position).toBe(2)
+        expect(events).toBeGreaterThan(middle)
+      }))
+
+    it.effect("a strategy's versions are an audit_log stream: verified, and every tamper reported", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const owner = yield* Users.ensureLocal()
+        const base = strategy(2, "audited")
+        const version = (percent: number) =>
+          Schema.decodeUnknownSync(Strategy)({ ...Schema.encodeSync(Strategy)(base), sizing: { mode: "percent_of_equity", value: percent } })
+        const v1 = yield* Strategies.saveVersion(owner, version(10))
+        const v2 = yield* Strategies.saveVersion(owner, version(20))
+        const v3 = yield* Strategies.saveVersion(owner, version(30))
+        // The same content again is no new version and no new entry.
+        expect(yield* Strategies.saveVersion(owner, version(30))).toEqual({ ...v3, created: false })
+        expect([v1.version, v2.version, v3.version]).toEqual([1, 2, 3])
+        const stream = `strategy:${v1.strategyId}`
+        const entries = yield* sql<{ position: number; kind: string; entry: string }>`
+          select position, kind, entry from audit_log where stream = ${stream} order by position`
+        expect(entries.map((e) => [e.position, e.kind, JSON.parse(e.entry).version])).toEqual([
+          [1, "StrategyVersionSaved", 1],
+          [2, "StrategyVersionSaved", 2],
+          [3, "StrategyVersionSaved", 3]
+        ])
+        const verify = Audit.verifyStream(stream)
+        expect(yield* verify).toMatchObject({ ok: true, stream, entries: 3 })
+
+        const changed = failed(yield* whileTampered(
+          sql`update audit_log set entry = replace(entry, '"value":20', '"value":25') where stream = ${stream} and position = 2`,
+          verify
+        ))
+        expect(changed).toMatchObject({ stream, position: 2 })
+        expect(changed.reason).toContain("entry 2 (StrategyVersionSaved) does not verify")
+
+        const deleted = failed(yield* whileTampered(sql`delete from audit_log where stream = ${stream} and position = 2`, verify))
+        expect(deleted.position).toBe(2)
+        expect(deleted.reason).toContain("entry 2 is missing")
+
+        // Entries 1 and 2 trade places, each whole (entry, its hash and its link).
+        const swapped = failed(yield* whileTampered(
+          Effect.all([
+            sql`update audit_log set position = 1000000 where stream = ${stream} and position = 1`,
+            sql`update audit_log set position = 1 where stream = ${stream} and position = 2`,
+            sql`update audit_log set position = 2 where stream = ${stream} and position = 1000000`
+          ]),
+          verify
+        ))
+        expect(swapped.position).toBe(1)
+        expect(swapped.reason).toContain("does not follow")
+
+        const relinked = failed(yield* whileTampered(
+          sql`update audit_log set prev_hash = ${GENESIS} where stream = ${stream} and position = 3`,
+          verify
+        ))
+        expect(relinked.position).toBe(3)
+        expect((yield* verify).ok).toBe(true)
+
+        // Against the strategy's recorded head: the last entry deleted is caught too.
+        const whole = Audit.verifyStrategy(v1.strategyId)
+        expect(yield* whole).toMatchObject({ ok: true, stream, entries: 3 })
+        expect((yield* whileTampered(sql`delete from audit_log where stream = ${stream} and position = 3`, verify)).ok).toBe(true)
+        const truncated = failed(yield* whileTampered(sql`delete from audit_log where stream = ${stream} and position = 3`, whole))
+        expect(truncated.position).toBe(3)
+        expect(truncated.reason).toContain("deleted at the end")
+        expect((yield* whole).ok).toBe(true)
+      }))
+  })
+}

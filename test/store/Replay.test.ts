@@ -1,0 +1,335 @@
+/**
+ * Re-executing a recorded run and comparing it with the recording (src/store/Replay.ts), as replay
+ * and resume do. Replay: a run with injected analyst crashes (and their restarts) reproduces byte
+ * for byte; a stored event changed after the fact is `RunDiverged` at that event, naming the field,
+ * what was recorded and what the re-execution gives; data files changed since the run are
+ * `DataChanged`. Resume: checkpoints hold the books as the events left them; a run crashed after a
+ * checkpoint (simulated by deleting what came after) resumes into the very run it was; books that
+ * differ from its last checkpoint stop it with `RunDiverged` naming the `checkpoint.` field.
+ * On every back-end; a real crash (another process, SIGKILL) is Resume.test.ts.
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { SqlClient } from "@effect/sql"
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Csv from "../../src/market/Csv.js"
+import * as DataSource from "../../src/market/DataSource.js"
+import * as Feed from "../../src/market/Feed.js"
+import * as Synthetic from "../../src/market/Synthetic.js"
+import * as Audit from "../../src/store/Audit.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import type { CheckpointState } from "../../src/store/RunRecorder.js"
+import type { FaultPlan } from "../../src/swarm/Run.js"
+import { backends, startTimeout } from "./fixtures/backends.js"
+import { cashFromFills, checkWhole, failure, fillsOf, microUnits, positionsFromFills, rowCounts } from "./fixtures/checks.js"
+import { INITIAL_CASH, MICROS, marketConfig, stored, strategy } from "./fixtures/workload.js"
+
+const diverged = (error: unknown) => {
+  if (!(error instanceof StoredRun.RunDiverged)) throw new Error(`expected RunDiverged, got ${String(error)}`)
+  return error
+}
+
+/** The run's stored events of `tag`, parsed, with their sequence numbers. */
+const storedEvents = (run: string, tag: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ seq: number; body: string }>`select seq, body from run_events where run_id = ${run} and tag = ${tag} order by seq`).pipe(
+      Effect.map((rows) => rows.map((row) => ({ seq: row.seq, event: JSON.parse(row.body) })))
+    )
+
+const tableCounts = (run: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ events: number; fills: number; checkpoints: number }>`select
+      (select count(*)::int from run_events where run_id = ${run}) as events,
+      (select count(*)::int from fills where run_id = ${run}) as fills,
+      (select count(*)::int from checkpoints where run_id = ${run}) as checkpoints`).pipe(Effect.map((rows) => rows[0]!))
+
+// -------------------------------------------------------------------------------------------------
+// A crash simulated in the database: what a process that died after committing event `seq` leaves
+
+/** Rows with a sequence number: deleting those past a point leaves what a crash there would have left. */
+const SEQ_TABLES = ["run_events", "opinions", "decisions", "verdicts", "orders", "fills", "trades", "equity_snapshots", "positions", "checkpoints"] as const
+
+/** Make a finished run look like one whose process died after committing event `seq`. */
+const crashAt = (run: string, seq: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    for (const table of SEQ_TABLES) yield* sql`delete from ${sql(table)} where run_id = ${run} and seq > ${seq}`
+    yield* sql`delete from approvals where run_id = ${run} and requested_seq > ${seq}`
+    yield* sql`delete from rounds r where r.run_id = ${run}
+      and not exists (select 1 from decisions d where d.run_id = r.run_id and d.round_id = r.round_id)
+      and not exists (select 1 from opinions o where o.run_id = r.run_id and o.round_id = r.round_id)`
+    yield* sql`update runs set status = 'running', checksum = null, metrics = null, counts = null, trading_state = null,
+      period_from = null, period_to = null, chain_count = null, chain_head = null, finished_at = null where id = ${run}`
+  })
+
+const checkpointsOf = (run: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ seq: number; ts: number; state: CheckpointState }>`select seq, ts, state from checkpoints where run_id = ${run} order by seq`)
+
+/** A completed run with checkpoints, "crashed" at its second-to-last checkpoint. */
+const crashedRun = (name: string) =>
+  Effect.gen(function*() {
+    const original = yield* StoredRun.backtest(stored(3, 300, { name, checkpointEvery: 32 }))
+    const checkpoints = yield* checkpointsOf(original.run)
+    expect(checkpoints.length).toBeGreaterThanOrEqual(4)
+    const at = checkpoints.at(-2)!
+    const counts = yield* rowCounts(original.run)
+    yield* crashAt(original.run, at.seq)
+    return { original, at, counts }
+  })
+
+for (const backend of backends) {
+  layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`re-execution (${backend.name})`, (it) => {
+    describe("replay", () => {
+      it.effect("a run whose analysts crash and restart replays byte for byte; without its faults it diverges", () =>
+        Effect.gen(function*() {
+          const faults: FaultPlan = { sma_crossover: { every: 97 }, ema_crossover: { at: [3, 250] } }
+          const { result, run } = yield* StoredRun.backtest(stored(3, 300, { name: "crashing analysts", faults }))
+          expect(result.status).toBe("completed")
+          // Each analyst gets one request a slice (300): sma_crossover crashes on the 97th, 194th and 291st, ema_crossover twice.
+          expect(result.counts.restarts).toBe(5)
+          const restarted = (yield* storedEvents(run, "AgentLifecycle"))
+            .filter(({ event }) => event.event._tag === "ActorRestarted")
+          expect(restarted.length).toBe(5)
+          expect(new Set(restarted.map(({ event }) => event.event.actor.split("/").at(-1)))).toEqual(new Set(["sma_crossover", "ema_crossover"]))
+          expect((yield* Runs.get(run)).faults).toEqual(faults)
+
+          const before = yield* tableCounts(run)
+          const replayed = yield* StoredRun.replay(run)
+          expect(replayed.events).toBe(result.counts.events)
+          expect(replayed.checksum).toBe(result.checksum)
+          expect(replayed.result.counts).toEqual(result.counts)
+          expect(replayed.result.metrics).toEqual(result.metrics)
+          // Replay writes nothing.
+          expect(yield* tableCounts(run)).toEqual(before)
+          expect((yield* Runs.get(run)).status).toBe("completed")
+
+          // The faults are part of what is replayed: without them the first crash is missing.
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`update runs set faults = null where id = ${run}`
+          const error = diverged(yield* failure(StoredRun.replay(run)))
+          const [firstCrash] = yield* sql<{ seq: number; tag: string }>`
+            select seq, tag from run_events where run_id = ${run} and body like '%injected fault%' order by seq limit 1`
+          expect(error).toMatchObject({ seq: firstCrash!.seq, field: "_tag", expected: JSON.stringify(firstCrash!.tag) })
+          expect(error.message).toContain(`diverges at event ${firstCrash!.seq}`)
+        }), 60_000)
+
+      it.effect("a stored decision changed after the run: RunDiverged at that event, with the field, the recorded and the re-executed value", () =>
+        Effect.gen(function*() {
+          const { result, run } = yield* StoredRun.backtest(stored(3, 200, { name: "tampered decision" }))
+          const decisions = yield* storedEvents(run, "DecisionMade")
+          expect(decisions.length).toBeGreaterThan(10)
+          const { event, seq } = decisions[Math.floor(decisions.length / 2)]!
+          const original = event.decision.action as string
+          const forged = original === "long" ? "short" : "long"
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`update run_events set body = ${JSON.stringify({ ...event, decision: { ...event.decision, action: forged } })}
+            where run_id = ${run} and seq = ${seq}`
+          const error = diverged(yield* failure(StoredRun.replay(run)))
+          expect({ ...error }).toEqual({
+            _tag: "RunDiverged",
+            run,
+            seq,
+            round: event.decision.round,
+            agent: null,
+            field: "decision.action",
+            expected: JSON.stringify(forged),
+            actual: JSON.stringify(original)
+          })
+          expect(error.message).toBe(
+            `run ${run} diverges at event ${seq}, round ${event.decision.round}: decision.action was "${forged}", now "${original}"`
+          )
+          // The audit chain says the same thing about the same event.
+          expect(yield* Audit.verifyRun(run)).toMatchObject({ ok: false, position: seq })
+          expect(result.counts.events).toBeGreaterThan(seq)
+        }))
+
+      it.effect("a recording that ends early or goes on too long diverges at the first event that is not on both sides", () =>
+        Effect.gen(function*() {
+          const { result, run } = yield* StoredRun.backtest(stored(2, 60, { name: "length" }))
+          const events = result.counts.events
+          const sql = yield* SqlClient.SqlClient
+          const [last] = yield* sql<{ body: string }>`select body from run_events where run_id = ${run} and seq = ${events}`
+          yield* sql`delete from run_events where run_id = ${run} and seq = ${events}`
+          const short = diverged(yield* failure(StoredRun.replay(run)))
+          expect(short).toMatchObject({ seq: events, field: "event", expected: "(no such event recorded)", actual: JSON.stringify("RunCompleted") })
+
+          yield* sql`insert into run_events (run_id, seq, tag, at, hash, body) values (${run}, ${events}, 'RunCompleted', 0, '', ${last!.body})`
+          yield* sql`insert into run_events (run_id, seq, tag, at, hash, body) values (${run}, ${events + 1}, 'RunCompleted', 0, '', ${last!.body})`
+          const long = diverged(yield* failure(StoredRun.replay(run)))
+          expect(long).toMatchObject({ seq: events + 1, field: "event", actual: "(the re-execution has no such event)" })
+        }))
+
+      it.effect("a run on CSV files: replays while the files are as they were, DataChanged once one changes", () =>
+        Effect.gen(function*() {
+          const dir = yield* Effect.acquireRelease(
+            Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "swarm-replay-csv-"))),
+            (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+          )
+          const market = Synthetic.generate(marketConfig(3, 150, 11))
+          for (const [symbol, bars] of market.bars) fs.writeFileSync(path.join(dir, `${symbol}.csv`), Csv.format(bars))
+          const source = DataSource.csv([dir])
+          const feed = yield* Feed.load([dir])
+          const { result, run } = yield* StoredRun.backtest({ strategy: strategy(3, "on files"), feed, dataSource: source })
+          expect(result.counts.bars).toBe(450)
+          expect((yield* Runs.get(run)).dataSource).toEqual({ _tag: "csv", paths: [dir] })
+          expect((yield* StoredRun.replay(run)).checksum).toBe(result.checksum)
+
+          // One price of one file, rewritten.
+          const file = path.join(dir, "S1.csv")
+          const original = fs.readFileSync(file, "utf8")
+          const lines = original.trimEnd().split("\n")
+          const last = lines.at(-1)!.split(",")
+          last[4] = String(Number(last[4]) + 0.01)
+          fs.writeFileSync(file, [...lines.slice(0, -1), last.join(",")].join("\n") + "\n")
+          const changed = yield* failure(StoredRun.replay(run))
+          expect(changed).toBeInstanceOf(DataSource.DataChanged)
+          expect(changed.message).toContain(`its fingerprint is now`)
+          expect(changed.message).toContain((yield* Runs.get(run)).dataFingerprint)
+
+          // The same bytes again: the same data (the fingerprint is the content, not the file's time).
+          fs.writeFileSync(file, original)
+          expect((yield* StoredRun.replay(run)).checksum).toBe(result.checksum)
+
+          // A file gone, then the whole directory.
+          fs.rmSync(path.join(dir, "S2.csv"))
+          expect(yield* failure(StoredRun.replay(run))).toBeInstanceOf(DataSource.DataChanged)
+          fs.rmSync(dir, { recursive: true, force: true })
+          const gone = yield* failure(StoredRun.replay(run))
+          expect(gone).toBeInstanceOf(DataSource.DataChanged)
+          expect(gone.message).toContain(dir)
+        }).pipe(Effect.scoped))
+    })
+
+    describe("checkpoints and resume", () => {
+      it.effect("each checkpoint holds the cursor, the chain head and the books as the events up to it left them", () =>
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const { result, run } = yield* StoredRun.backtest(stored(3, 300, { name: "checkpointed", checkpointEvery: 32 }))
+          const checkpoints = yield* checkpointsOf(run)
+          expect(checkpoints.length).toBeGreaterThanOrEqual(5)
+          const events = (yield* sql<{ seq: number; hash: string; body: string }>`
+            select seq, hash, body from run_events where run_id = ${run} order by seq`).map((e) => ({ ...e, event: JSON.parse(e.body) }))
+          expect(events.length).toBe(result.counts.events)
+          const fills = yield* fillsOf(run)
+          let previousSlices = 0
+          for (const { seq, state, ts } of checkpoints) {
+            // On a pause (every 16 slices), at least `checkpointEvery` slices after the one before.
+            expect(state.cursor.slices % 16).toBe(0)
+            expect(state.cursor.slices - previousSlices).toBeGreaterThanOrEqual(32)
+            previousSlices = state.cursor.slices
+            expect(state.cursor.events).toBe(seq)
+            expect(state.cursor.ts).toBe(ts)
+            expect(state.chain).toEqual({ count: seq, hash: events[seq - 1]!.hash })
+            // The books: the last portfolio snapshot up to the checkpoint, every position ever reported.
+            const upTo = events.slice(0, seq).map((e) => e.event)
+            const snapshots = upTo.filter((e) => e._tag === "PortfolioUpdated").map((e) => e.snapshot)
+            const last = snapshots.at(-1)
+            expect(state.books).toEqual(last === undefined ? null : { ts: last.ts, cash: last.cash, equity: last.equity, realizedPnl: last.realizedPnl })
+            const positions = new Map<string, { symbol: string; quantity: number; averagePrice: number }>()
+            for (const s of snapshots) {
+              for (const p of s.positions) positions.set(p.symbol, { symbol: p.symbol, quantity: p.quantity, averagePrice: p.averagePrice })
+            }
+            expect(state.positions).toEqual([...positions.values()].sort((a, b) => (a.symbol < b.symbol ? -1 : 1)))
+            expect(state.tradingState).toBe(upTo.filter((e) => e._tag === "TradingStateChanged").at(-1)?.transition.to ?? "active")
+            expect(state.pendingApprovals).toEqual([])
+            // And, independently, the fills table up to the checkpoint gives the same positions and cash.
+            const before = fills.filter((f) => f.seq <= seq)
+            expect(Object.fromEntries(state.positions.filter((p) => p.quantity !== 0).map((p) => [p.symbol, microUnits(p.quantity)])))
+              .toEqual(positionsFromFills(before))
+            expect(state.books?.cash ?? INITIAL_CASH * MICROS).toBe(cashFromFills(before))
+          }
+          expect(checkpoints.at(-1)!.state.cursor.slices).toBeGreaterThan(200)
+        }))
+
+      it.effect("a run crashed after a checkpoint resumes from its last event into the very run it was", () =>
+        Effect.gen(function*() {
+          const { at, counts, original } = yield* crashedRun("resumed at a checkpoint")
+          const run = original.run
+          expect((yield* Runs.unfinished()).map((r) => r.id)).toEqual([run])
+          const resumed = yield* StoredRun.resume(run)
+          expect(resumed.recorded).toBe(at.seq)
+          // Same id, same inputs: byte for byte the original run, its chain included.
+          expect(resumed.result.checksum).toBe(original.result.checksum)
+          const record = yield* Runs.get(run)
+          expect(record.status).toBe("completed")
+          expect(record.chain?.count).toBe(original.result.counts.events)
+          expect(yield* rowCounts(run)).toEqual(counts)
+          yield* checkWhole(run, resumed.result)
+          // Finished runs are not resumed again.
+          expect(yield* failure(StoredRun.resume(run))).toMatchObject({ _tag: "NotResumable", reason: "it is completed" })
+        }))
+
+      it.effect("a run that died before anything was committed is recorded from the start", () =>
+        Effect.gen(function*() {
+          const original = yield* StoredRun.backtest(stored(2, 120, { name: "died at once", checkpointEvery: 32 }))
+          const counts = yield* rowCounts(original.run)
+          yield* crashAt(original.run, 0)
+          expect(yield* rowCounts(original.run)).toEqual(Object.fromEntries(Object.keys(counts).map((table) => [table, 0])))
+          const resumed = yield* StoredRun.resume(original.run)
+          expect(resumed.recorded).toBe(0)
+          expect(resumed.result.checksum).toBe(original.result.checksum)
+          expect(yield* rowCounts(original.run)).toEqual(counts)
+          yield* checkWhole(original.run, resumed.result)
+        }))
+
+      it.effect("a checkpoint the rebuilt books do not match, or that no pause reaches, stops the resume with RunDiverged naming the field", () =>
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const { at, original } = yield* crashedRun("tampered checkpoint")
+          const run = original.run
+          const cash = at.state.books!.cash
+          yield* sql`update checkpoints set state = jsonb_set(state, '{books,cash}', ${String(cash + 1)}::jsonb)
+            where run_id = ${run} and seq = ${at.seq}`
+          const error = yield* failure(StoredRun.resume(run))
+          expect(error).toBeInstanceOf(StoredRun.RunDiverged)
+          expect(error).toMatchObject({ run, seq: at.seq, field: "checkpoint.books.cash", expected: String(cash + 1), actual: String(cash) })
+          // Nothing was written past the crash, and the run says why it stopped.
+          const [events] = yield* sql<{ n: number }>`select count(*)::int as n from run_events where run_id = ${run}`
+          expect(events!.n).toBe(at.seq)
+          const failed = yield* Runs.get(run)
+          expect(failed.status).toBe("failed")
+          expect(failed.failure).toContain("checkpoint.books.cash")
+
+          // A position's quantity.
+          yield* sql`update runs set status = 'running', failure = null where id = ${run}`
+          yield* sql`update checkpoints set state = ${JSON.stringify(at.state)}::jsonb where run_id = ${run} and seq = ${at.seq}`
+          const symbol = at.state.positions[0]!.symbol
+          yield* sql`update checkpoints set state = jsonb_set(state, '{positions,0,quantity}', ${String(at.state.positions[0]!.quantity + 1)}::jsonb)
+            where run_id = ${run} and seq = ${at.seq}`
+          const position = yield* failure(StoredRun.resume(run))
+          expect(position).toMatchObject({ _tag: "RunDiverged", field: "checkpoint.positions[0].quantity" })
+          expect(symbol).toBe(at.state.positions[0]!.symbol)
+
+          // A cursor no pause ever reaches: the checkpoint cannot be checked, which is no pass either.
+          yield* sql`update runs set status = 'running', failure = null where id = ${run}`
+          yield* sql`update checkpoints set state = jsonb_set(${JSON.stringify(at.state)}::jsonb, '{cursor,slices}', ${String(at.state.cursor.slices + 1)}::jsonb)
+            where run_id = ${run} and seq = ${at.seq}`
+          const cursor = yield* failure(StoredRun.resume(run))
+          expect(cursor).toMatchObject({
+            _tag: "RunDiverged",
+            field: "checkpoint.cursor.slices",
+            expected: String(at.state.cursor.slices + 1),
+            actual: String(at.state.cursor.slices + 16)
+          })
+          // One past the end of the run: the run ends without meeting it.
+          yield* sql`update runs set status = 'running', failure = null where id = ${run}`
+          yield* sql`update checkpoints set state = jsonb_set(${JSON.stringify(at.state)}::jsonb, '{cursor,slices}', '100000'::jsonb)
+            where run_id = ${run} and seq = ${at.seq}`
+          const beyond = yield* failure(StoredRun.resume(run))
+          expect(beyond).toMatchObject({ _tag: "RunDiverged", field: "checkpoint.cursor.slices", expected: "100000", actual: "300 (the run ended before it)" })
+          expect((yield* Runs.get(run)).status).toBe("failed")
+
+          // The checkpoint restored: the run resumes (from where the last attempt left it) and finishes whole.
+          yield* sql`update runs set status = 'running', failure = null where id = ${run}`
+          yield* sql`update checkpoints set state = ${JSON.stringify(at.state)}::jsonb where run_id = ${run} and seq = ${at.seq}`
+          const resumed = yield* StoredRun.resume(run)
+          expect(resumed.result.checksum).toBe(original.result.checksum)
+          yield* checkWhole(run, resumed.result)
+        }))
+    })
+  })
+}

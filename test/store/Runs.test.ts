@@ -1,0 +1,220 @@
+/**
+ * Runs as the user names them: numbered 1, 2, 3… per strategy even when started together, found by
+ * id or `<strategy>#<number>` only by their owner (anyone else, and any malformed or hostile
+ * reference, gets the same `RunNotFound`), and a row edited into nonsense is a `CorruptRecord`
+ * naming the column — never a defect. On every back-end (see fixtures/backends.ts).
+ */
+import { SqlClient } from "@effect/sql"
+import { expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import * as DataSource from "../../src/market/DataSource.js"
+import * as Audit from "../../src/store/Audit.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as Strategies from "../../src/store/Strategies.js"
+import { RunNotFound } from "../../src/store/StoreError.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import * as Users from "../../src/store/Users.js"
+import { backends, startTimeout } from "./fixtures/backends.js"
+import { failure } from "./fixtures/checks.js"
+import { marketConfig, stored, strategy } from "./fixtures/workload.js"
+
+const count = (table: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number }>`select count(*)::int as n from ${sql(table)}`).pipe(
+    Effect.map((rows) => rows[0]!.n)
+  )
+
+for (const backend of backends) {
+  layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`runs (${backend.name})`, (it) => {
+    it.effect("concurrent starts of one strategy get the numbers 1..N, each once", () =>
+      Effect.gen(function*() {
+        const owner = yield* Users.ensureLocal()
+        const s = strategy(2, "numbered concurrently")
+        const saved = yield* Strategies.saveVersion(owner, s)
+        const config = marketConfig(2, 10)
+        const N = 24
+        // On Postgres these spread over the pool's connections (8) and contend for the strategy row.
+        const created = yield* Effect.all(
+          Array.from({ length: N }, () =>
+            Runs.create({
+              owner,
+              strategyId: saved.strategyId,
+              strategyVersion: saved.version,
+              strategy: s,
+              mode: "backtest",
+              seed: "0",
+              dataSource: DataSource.encode(DataSource.synthetic(config)),
+              dataFingerprint: "fp",
+              eventDetail: "decisions"
+            })),
+          { concurrency: "unbounded" }
+        )
+        expect(created.map((c) => c.number).sort((a, b) => a - b)).toEqual(Array.from({ length: N }, (_, i) => i + 1))
+        expect(new Set(created.map((c) => c.id)).size).toBe(N)
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* sql<{ id: string; number: number }>`
+          select id, number from runs where strategy_id = ${saved.strategyId} order by number`
+        expect(rows.map((r) => r.number)).toEqual(Array.from({ length: N }, (_, i) => i + 1))
+        expect(new Set(rows.map((r) => r.id))).toEqual(new Set(created.map((c) => c.id)))
+        // Each is found by `<name>#<number>` as the list shows it.
+        for (const c of created) expect((yield* Runs.get(`${s.name}#${c.number}`)).id).toBe(c.id)
+      }))
+
+    it.effect("concurrent stored backtests of one strategy: distinct numbers, one version, each run whole", () =>
+      Effect.gen(function*() {
+        const runs = yield* Effect.all(
+          [1, 2, 3].map((i) => StoredRun.backtest(stored(3, 80, { name: "three at once", seed: String(i) }))),
+          { concurrency: "unbounded" }
+        )
+        expect(runs.map((r) => r.number).sort()).toEqual([1, 2, 3])
+        expect(new Set(runs.map((r) => r.strategyId)).size).toBe(1)
+        expect(runs.map((r) => r.strategyVersion)).toEqual([1, 1, 1])
+        for (const r of runs) {
+          const report = yield* Audit.verifyRun(r.run)
+          expect(report).toMatchObject({ ok: true, entries: r.result.counts.events })
+          expect((yield* Runs.get(r.run)).status).toBe("completed")
+        }
+      }))
+
+    it.effect("a run leased by a live process is left alone by resume; once the lease goes, it resumes", () =>
+      Effect.gen(function*() {
+        const owner = yield* Users.ensureLocal()
+        const s = strategy(2, "leased")
+        const saved = yield* Strategies.saveVersion(owner, s)
+        const config = marketConfig(2, 60)
+        const created = yield* Runs.create({
+          owner,
+          strategyId: saved.strategyId,
+          strategyVersion: saved.version,
+          strategy: s,
+          mode: "backtest",
+          seed: "0",
+          dataSource: DataSource.encode(DataSource.synthetic(config)),
+          dataFingerprint: (yield* DataSource.open(DataSource.synthetic(config))).fingerprint,
+          eventDetail: "decisions"
+        })
+        if (backend.name === "postgres") {
+          // Another process's lease, as a live run holds it: a session lock on a connection of its own.
+          const outcome = yield* Effect.scoped(Effect.zipRight(Runs.lease(created.id), Effect.either(StoredRun.resume(created.id))))
+          expect(outcome._tag).toBe("Left")
+          expect(outcome._tag === "Left" && outcome.left._tag).toBe("RunLeased")
+          const all = yield* Effect.scoped(Effect.zipRight(Runs.lease(created.id), StoredRun.resumeAll()))
+          expect(all.map((r) => r.run)).not.toContain(created.id)
+          expect((yield* Runs.get(created.id)).status).toBe("running")
+        }
+        // The embedded database serves one process: there is no other to exclude, the lease is a no-op.
+        const resumed = yield* StoredRun.resume(created.id)
+        expect(resumed.result.status).toBe("completed")
+        expect((yield* Runs.get(created.id)).status).toBe("completed")
+      }))
+
+    it.effect("another owner's run is RunNotFound, exactly like a run that does not exist", () =>
+      Effect.gen(function*() {
+        const { run } = yield* StoredRun.backtest(stored(2, 40, { name: "owned" }))
+        yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`insert into users (id, name, role) values ('someone-else', 'someone-else', 'user')`)
+        // The owner finds it by id and by name.
+        expect((yield* Runs.get(run, "local")).id).toBe(run)
+        expect((yield* Runs.get("owned#1", "local")).id).toBe(run)
+        for (const ref of [run, "owned#1"]) {
+          const other = yield* failure(Runs.get(ref, "someone-else"))
+          const unknown = yield* failure(Runs.get(`${ref}x`, "someone-else"))
+          expect(other).toEqual(new RunNotFound({ run: ref }))
+          expect(unknown._tag).toBe("RunNotFound")
+          expect(other.message).toBe(`no run ${ref}`)
+          // Every entry point that takes an owner answers the same.
+          expect(yield* failure(Audit.verifyRun(ref, "someone-else"))).toEqual(other)
+          expect(yield* failure(StoredRun.replay(ref, { owner: "someone-else" }))).toEqual(other)
+          expect(yield* failure(StoredRun.resume(ref, { owner: "someone-else" }))).toEqual(other)
+        }
+        // A user who does not exist at all: the same answer.
+        expect(yield* failure(Runs.get(run, "nobody"))).toEqual(new RunNotFound({ run }))
+      }))
+
+    it.effect("malformed, huge and hostile references are RunNotFound, and the tables are intact", () =>
+      Effect.gen(function*() {
+        const { run } = yield* StoredRun.backtest(stored(2, 40, { name: "target" }))
+        const before = { runs: yield* count("runs"), events: yield* count("run_events"), strategies: yield* count("strategies") }
+        const refs = [
+          "",
+          " ",
+          "#",
+          "##",
+          "target#",
+          "#1",
+          "target#0",
+          "target#-1",
+          "target#1.0",
+          "target#1e0",
+          "target# 1",
+          `target#${"9".repeat(40)}`,
+          "target#2147483648",
+          "target#9007199254740993",
+          "x".repeat(200_000),
+          `${"y".repeat(100_000)}#1`,
+          "x'; drop table runs; --",
+          "target'; drop table runs; --#1",
+          `'); delete from run_events; --`,
+          "run_%",
+          "%#1",
+          "_#1",
+          "\\",
+          "\u0000",
+          `${run}\u0000`,
+          "target\u0000#1",
+          "\ud800",
+          "💥#1",
+          run.toUpperCase(),
+          ` ${run}`
+        ]
+        for (const ref of refs) {
+          const error = yield* failure(Runs.get(ref))
+          // (Compared field by field: a failing deep comparison of a 200,000-character ref overflows the stack.)
+          expect({ ref: ref.slice(0, 40), tag: error._tag, same: error._tag === "RunNotFound" && error.run === ref })
+            .toEqual({ ref: ref.slice(0, 40), tag: "RunNotFound", same: true })
+        }
+        expect({ runs: yield* count("runs"), events: yield* count("run_events"), strategies: yield* count("strategies") }).toEqual(before)
+        expect((yield* Runs.get(run)).id).toBe(run)
+        expect((yield* Runs.get("target#1")).id).toBe(run)
+        expect((yield* Audit.verifyRun(run)).ok).toBe(true)
+      }))
+
+    it.effect("a strategy name with '#' in it: its runs are found by the last '#'", () =>
+      Effect.gen(function*() {
+        const { run } = yield* StoredRun.backtest(stored(2, 40, { name: "a#b #3" }))
+        expect((yield* Runs.get("a#b #3#1")).id).toBe(run)
+        expect((yield* failure(Runs.get("a#b #3")))._tag).toBe("RunNotFound")
+      }))
+
+    it.effect("a column edited into nonsense is CorruptRecord naming the run and the column, from every reader", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const corrupt = (column: string, value: string) =>
+          Effect.gen(function*() {
+            const { run } = yield* StoredRun.backtest(stored(2, 40, { name: `corrupt ${column}` }))
+            yield* sql`update runs set ${sql(column)} = ${value}::jsonb where id = ${run}`
+            return run
+          })
+        const expectCorrupt = (error: unknown, run: string, column: string) =>
+          expect(error).toMatchObject({ _tag: "CorruptRecord", table: "runs", key: run, column })
+
+        const badStrategy = yield* corrupt("strategy", `{"x":1}`)
+        expectCorrupt(yield* failure(Runs.get(badStrategy)), badStrategy, "strategy")
+        expectCorrupt(yield* failure(StoredRun.replay(badStrategy)), badStrategy, "strategy")
+        expectCorrupt(yield* failure(Audit.verifyRun(badStrategy)), badStrategy, "strategy")
+        expect((yield* failure(Runs.get(badStrategy))).message).toContain("strategy does not decode")
+
+        const badMetrics = yield* corrupt("metrics", `{"sharpe":"high"}`)
+        expectCorrupt(yield* failure(Runs.get(badMetrics)), badMetrics, "metrics")
+        expectCorrupt(yield* failure(Runs.list({ strategy: "corrupt metrics" })), badMetrics, "metrics")
+
+        const badFaults = yield* corrupt("faults", `{"sma_crossover":{"every":0}}`)
+        expectCorrupt(yield* failure(Runs.get(badFaults)), badFaults, "faults")
+
+        const badSource = yield* corrupt("data_source", `{"_tag":"ftp","host":"x"}`)
+        expectCorrupt(yield* failure(StoredRun.replay(badSource)), badSource, "data_source")
+
+        // Not JSON of the right kind at all.
+        const notAnObject = yield* corrupt("strategy", `"a string"`)
+        expectCorrupt(yield* failure(Runs.get(notAnObject)), notAnObject, "strategy")
+      }))
+  })
+}
