@@ -20,7 +20,10 @@ if (hasNodeFlags()) {
   process.on("SIGINT", () => {})
   process.on("SIGTERM", () => child.kill("SIGTERM"))
   child.on("exit", (code, signal) => {
-    if (signal !== null) process.kill(process.pid, signal)
-    else process.exit(code ?? 1)
+    if (signal === null) process.exit(code ?? 1)
+    // Die of the same signal: without our own handlers, or the one above would swallow it and
+    // the process would end with 0 (a child Ctrl-C'd while still loading).
+    process.removeAllListeners(signal)
+    process.kill(process.pid, signal)
   })
 }
