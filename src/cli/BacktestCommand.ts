@@ -1,41 +1,40 @@
 /**
- * `swarm backtest`: load a strategy and market data, run the backtest (src/swarm/Backtest.ts) and
- * report it — a summary for people, or one JSON document with `--json` — optionally keeping the
- * run's events, result and trades in an `--out` directory. Failures are values; `Cli` turns each
- * into one `swarm: <field>: <reason>` line and an exit code.
+ * `swarm backtest`: load a strategy and market data, run the backtest and report it — a summary for
+ * people, or one JSON document with `--json` — optionally keeping the run's events, result and
+ * trades in an `--out` directory. The run is kept in the database (src/store/StoredRun.ts: its
+ * strategy version, every event, its results), numbered per strategy so that `swarm runs show
+ * "<strategy>#<n>"` finds it; `--no-store` runs it without opening any database
+ * (src/swarm/Backtest.ts alone). Failures are values; `Cli` turns each into one
+ * `swarm: <field>: <reason>` line and an exit code.
  */
-import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
+import { Command, Options } from "@effect/cli"
 import { Effect, Either, Option } from "effect"
 import { mkdir, writeFile } from "node:fs/promises"
 import * as Path from "node:path"
-import type { AnyModel } from "../../agents/analysts/Model.js"
+import { analystOf, analysts } from "../../agents/registry.js"
+import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
+import * as DataSource from "../market/DataSource.js"
 import * as Feed from "../market/Feed.js"
+import * as StoredRun from "../store/StoredRun.js"
 import * as Backtest from "../swarm/Backtest.js"
 import * as StrategyFile from "../swarm/StrategyFile.js"
 import { StrategyFileError } from "../swarm/StrategyFile.js"
 import * as Approver from "./Approver.js"
 import { OutputError, RunFailed, UsageError } from "./CliError.js"
 import * as EventLog from "./EventLog.js"
+import { checked } from "./Flags.js"
 import type { Io } from "./Io.js"
 import * as Period from "./Period.js"
 import * as Progress from "./Progress.js"
 import * as ResultDocument from "./ResultDocument.js"
 import * as Summary from "./Summary.js"
-
-/** A flag's value refused while parsing: the message starts with the flag, as every CLI error line does. */
-const invalid = (flag: string, reason: string) => ValidationError.invalidValue(HelpDoc.p(`${flag}: ${reason}`))
-
-const checked = <A>(flag: string, check: (text: string) => Either.Either<A, string>) => (value: Option.Option<string>) =>
-  Option.match(value, {
-    onNone: () => Effect.succeed(Option.none<A>()),
-    onSome: (text) => Either.match(check(text), { onLeft: (reason) => Effect.fail(invalid(flag, reason)), onRight: (a) => Effect.succeed(Option.some(a)) })
-  })
+import { type Wiring as CommandWiring, withStore } from "./Wiring.js"
 
 const date = (end: Period.End) =>
   Options.text(end).pipe(
     Options.withPseudoName("date"),
     Options.optional,
-    Options.mapEffect(checked(`--${end}`, (text) => Period.parse(text, end))),
+    Options.mapEffect(checked(`--${end}`, (text: string) => Period.parse(text, end))),
     Options.withDescription(
       end === "from"
         ? "Replay bars from this time on: an ISO date or date-time, UTC unless it has an offset (2024-01-02, 2024-01-02T09:30)."
@@ -56,7 +55,7 @@ export const options = {
   seed: Options.text("seed").pipe(
     Options.withPseudoName("n"),
     Options.optional,
-    Options.mapEffect(checked("--seed", (text) =>
+    Options.mapEffect(checked("--seed", (text: string) =>
       /^\d{1,16}$/.test(text) ? Either.right(text) : Either.left(`expected a non-negative integer (at most 16 digits), got "${text}"`))),
     Options.withDescription("Seeds the run's randomness; the same data, strategy and seed give the same run. Default 0.")
   ),
@@ -73,13 +72,16 @@ export const options = {
   events: Options.text("events").pipe(
     Options.withPseudoName("decisions|rounds"),
     Options.optional,
-    Options.mapEffect(checked("--events", (text) =>
+    Options.mapEffect(checked("--events", (text: string) =>
       text === "decisions" || text === "rounds"
         ? Either.right<Backtest.EventDetail>(text)
         : Either.left(`expected decisions or rounds, got "${text}"`))),
     Options.withDescription(
       "How much of each round the event log records: decisions (default: rounds whose decision changed the target) or rounds (every opinion and decision)."
     )
+  ),
+  noStore: Options.boolean("no-store").pipe(
+    Options.withDescription("Run without the database: nothing is kept but what --out writes, and no database is opened.")
   )
 }
 
@@ -92,6 +94,7 @@ export interface Flags {
   readonly json: boolean
   readonly out: Option.Option<string>
   readonly events: Option.Option<Backtest.EventDetail>
+  readonly noStore: boolean
 }
 
 /** The seed `Backtest.run` uses when none is given: recorded in the document either way. */
@@ -105,10 +108,17 @@ const writeOut = (file: string, text: string) =>
     catch: (e) => new OutputError({ path: file, reason: `cannot write it: ${reasonOf(e)}` })
   })
 
-/** What the command is wired to besides its flags: tests give it analysts of their own. */
-export interface Wiring {
-  /** The analyst types strategies can name; default the registry of agents/registry.ts. */
-  readonly registry?: ReadonlyMap<string, AnyModel>
+/** What the command is wired to besides its flags: tests give it analysts and a database of their own. */
+export type Wiring = CommandWiring
+
+/** What every execution gets, stored or not. */
+type Common = Pick<Backtest.Options, "strategy" | "feed" | "seed" | "events" | "onEvent" | "onProgress" | "approver" | "registry">
+
+/** A finished execution: the result, and where the database keeps it when it does. */
+interface Executed {
+  readonly result: Backtest.Result
+  /** `<strategy>#<number>` of the stored run. */
+  readonly ref?: string
 }
 
 /** Run one backtest as the flags say, writing to `io`. */
@@ -119,18 +129,27 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
     yield* Either.mapLeft(Period.check(from, to), (reason) => new UsageError({ field: "--to", reason }))
     const seed = Option.getOrElse(flags.seed, () => DEFAULT_SEED)
 
+    // Inputs are checked before any database is opened: a typo costs no start-up.
     const strategy = yield* StrategyFile.load(flags.strategy)
-    const feed = yield* Feed.load(flags.data, {
+    const window: Feed.Window = {
       ...(from === undefined ? {} : { from }),
       ...(to === undefined ? {} : { to }),
       symbols: strategy.symbols
-    })
+    }
+    // The roster against the registry too (the run would refuse it at its start, recorded as a failed run).
+    for (const [index, agent] of strategy.agents.entries()) {
+      const analyst = analystOf(agent, index, strategy.allowShort, wiring.registry ?? analysts)
+      if (Either.isLeft(analyst)) {
+        return yield* new StrategyFileError({ file: flags.strategy, problems: [{ field: analyst.left.field, message: analyst.left.reason }] })
+      }
+    }
+    const feed = yield* Feed.load(flags.data, window)
 
     if (feed.symbols.length === 0 && (from !== undefined || to !== undefined)) {
-      const window = `${from === undefined ? "the start" : new Date(from).toISOString()} to ${to === undefined ? "the end" : new Date(to).toISOString()}`
+      const shown = `${from === undefined ? "the start" : new Date(from).toISOString()} to ${to === undefined ? "the end" : new Date(to).toISOString()}`
       return yield* new UsageError({
         field: from !== undefined && to !== undefined ? "--from/--to" : from !== undefined ? "--from" : "--to",
-        reason: `the data has no bars of ${strategy.symbols.join(", ")} from ${window}`
+        reason: `the data has no bars of ${strategy.symbols.join(", ")} from ${shown}`
       })
     }
 
@@ -141,54 +160,85 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
         catch: (e) => new UsageError({ field: "--out", reason: `cannot create the directory ${out}: ${reasonOf(e)}` })
       })
     }
-    const log = out === undefined ? undefined : yield* EventLog.open(Path.join(out, "events.ndjson"))
-    const progress = io.terminal !== undefined && !flags.json ? yield* Progress.start(io.terminal, feed.bars) : undefined
-    const prompter = strategy.risk.approval.policy === "pause" && io.prompter !== undefined ? yield* io.prompter : undefined
-    const approver = prompter === undefined ? undefined : Approver.make(prompter, progress?.aside)
 
-    const result = yield* Backtest.run({
+    const common = {
       strategy,
       feed,
       seed,
       ...Option.match(flags.events, { onNone: () => ({}), onSome: (events) => ({ events }) }),
-      ...(log === undefined ? {} : { onEvent: (_event, json) => log.write(json) }),
-      ...(progress === undefined ? {} : { onProgress: progress.update }),
-      ...(approver === undefined ? {} : { approver }),
       ...(wiring.registry === undefined ? {} : { registry: wiring.registry })
-    }).pipe(
-      // An agent the registry refuses is a field of the strategy file: report it with the file.
-      Effect.catchTag("InvalidAgent", (e) =>
-        new StrategyFileError({ file: flags.strategy, problems: [{ field: e.field, message: e.reason }] }))
-    )
+    } satisfies Common
 
-    // The bar leaves the screen before the report is printed (the scope would only close after).
-    if (progress !== undefined) yield* progress.done
-    const document = ResultDocument.make(result, { strategy: strategy.name, seed })
-    const json = ResultDocument.toJson(document)
-    // Written before the report is printed, which says so; a write that fails does not hide the report.
-    const written = log === undefined || out === undefined ? undefined : yield* Effect.either(
-      Effect.all([
-        log.close,
-        writeOut(Path.join(out, "result.json"), json),
-        writeOut(Path.join(out, "trades.csv"), ResultDocument.tradesCsv(result.trades))
-      ], { discard: true })
-    )
+    const report = <E, R>(execute: (options: Common) => Effect.Effect<Executed, E, R>) =>
+      Effect.gen(function*() {
+        const log = out === undefined ? undefined : yield* EventLog.open(Path.join(out, "events.ndjson"))
+        const progress = io.terminal !== undefined && !flags.json ? yield* Progress.start(io.terminal, feed.bars) : undefined
+        const prompter = strategy.risk.approval.policy === "pause" && io.prompter !== undefined ? yield* io.prompter : undefined
+        const approver = prompter === undefined ? undefined : Approver.make(prompter, progress?.aside)
 
-    io.stdout(
-      flags.json
-        ? json
-        : Summary.render(result, { strategy: strategy.name, strategyFile: flags.strategy, seed, symbols: feed.symbols.length }) +
-          (out === undefined || written === undefined || Either.isLeft(written)
-            ? ""
-            : `written   ${Path.join(out, "events.ndjson")}, result.json, trades.csv\n`)
-    )
-    if (written !== undefined && Either.isLeft(written)) return yield* written.left
-    if (result.status === "failed") {
-      return yield* new RunFailed({ run: result.runId, reason: result.failure ?? "no reason given" })
+        const { ref, result } = yield* execute({
+          ...common,
+          ...(log === undefined ? {} : { onEvent: (_event, json) => log.write(json) }),
+          ...(progress === undefined ? {} : { onProgress: progress.update }),
+          ...(approver === undefined ? {} : { approver })
+        })
+
+        // The bar leaves the screen before the report is printed (the scope would only close after).
+        if (progress !== undefined) yield* progress.done
+        const document = ResultDocument.make(result, { strategy: strategy.name, seed, ...(ref === undefined ? {} : { ref }) })
+        const json = ResultDocument.toJson(document)
+        // Written before the report is printed, which says so; a write that fails does not hide the report.
+        const written = log === undefined || out === undefined ? undefined : yield* Effect.either(
+          Effect.all([
+            log.close,
+            writeOut(Path.join(out, "result.json"), json),
+            writeOut(Path.join(out, "trades.csv"), ResultDocument.tradesCsv(result.trades))
+          ], { discard: true })
+        )
+
+        io.stdout(
+          flags.json
+            ? json
+            : Summary.render(result, {
+              strategy: strategy.name,
+              strategyFile: flags.strategy,
+              seed,
+              symbols: feed.symbols.length,
+              ...(ref === undefined ? {} : { ref })
+            }) +
+              (out === undefined || written === undefined || Either.isLeft(written)
+                ? ""
+                : `written   ${Path.join(out, "events.ndjson")}, result.json, trades.csv\n`)
+        )
+        if (written !== undefined && Either.isLeft(written)) return yield* written.left
+        if (result.status === "failed") {
+          return yield* new RunFailed({ run: result.runId, reason: result.failure ?? "no reason given" })
+        }
+      }).pipe(Effect.scoped)
+
+    // An agent the registry refuses is a field of the strategy file: report it with the file.
+    const asFileError = (e: InvalidAgent) => new StrategyFileError({ file: flags.strategy, problems: [{ field: e.field, message: e.reason }] })
+
+    if (flags.noStore) {
+      return yield* report((options) =>
+        Backtest.run(options).pipe(
+          Effect.map((result): Executed => ({ result })),
+          Effect.catchTag("InvalidAgent", asFileError)
+        )
+      )
     }
-  }).pipe(Effect.scoped, Effect.withSpan("swarm.backtest", { attributes: { strategy: flags.strategy, data: flags.data.join(",") } }))
+    const dataSource = DataSource.csv(flags.data, window)
+    return yield* withStore(io, wiring)(report((options) =>
+      StoredRun.backtest({ ...options, dataSource }).pipe(
+        Effect.map((stored): Executed => ({ result: stored.result, ref: `${strategy.name}#${stored.number}` })),
+        Effect.catchTag("InvalidAgent", asFileError)
+      )
+    ))
+  }).pipe(Effect.withSpan("swarm.backtest", { attributes: { strategy: flags.strategy, data: flags.data.join(","), store: !flags.noStore } }))
 
 export const command = (io: Io, wiring: Wiring = {}) =>
   Command.make("backtest", options, handler(io, wiring)).pipe(
-    Command.withDescription("Replay market data through a strategy's swarm on a virtual clock and report its performance.")
+    Command.withDescription(
+      "Replay market data through a strategy's swarm on a virtual clock, report its performance and keep the run in the database."
+    )
   )

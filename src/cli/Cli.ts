@@ -2,7 +2,8 @@
  * The `swarm` command line as a function: arguments in, exit code out, everything printed through
  * an `Io` — so tests run it in-process and `Main` only binds it to the process. Every expected
  * failure becomes one `swarm: <field>: <reason>` line on stderr (no stack trace) and an exit code:
- * 2 for bad input (flags, strategy files, data), 1 for a run that failed or a defect, 0 otherwise.
+ * 2 for bad input (flags, strategy files, data, a run that does not exist), 1 for a run that failed
+ * or diverged, a broken audit chain, a database that cannot be opened, or a defect; 0 otherwise.
  */
 import { Command, HelpDoc, ValidationError } from "@effect/cli"
 import type { CliApp } from "@effect/cli"
@@ -10,27 +11,57 @@ import { Effect } from "effect"
 import { createRequire } from "node:module"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
 import type { CsvError } from "../../schemas/CsvError.js"
+import type { DataChanged } from "../market/DataSource.js"
+import type { CorruptRecord, DatabaseLocked, DatabaseUnavailable, RunNotFound, StoreError } from "../store/StoreError.js"
+import type { RunLeased } from "../store/Runs.js"
+import type { NotResumable, RunDiverged } from "../store/StoredRun.js"
 import type { BacktestError } from "../swarm/Backtest.js"
 import type { StrategyFileError } from "../swarm/StrategyFile.js"
+import * as AuditCommand from "./AuditCommand.js"
 import * as BacktestCommand from "./BacktestCommand.js"
-import type { OutputError, RunFailed, UsageError } from "./CliError.js"
+import type { AuditFailed, OutputError, ResumeFailed, RunFailed, UsageError } from "./CliError.js"
 import { type Io, stripAnsi, withConsole } from "./Io.js"
+import * as ReplayCommand from "./ReplayCommand.js"
+import * as ResumeCommand from "./ResumeCommand.js"
+import { shown } from "./RunRef.js"
+import * as RunsCommand from "./RunsCommand.js"
+import type { Wiring } from "./Wiring.js"
 
 export const EXIT_OK = 0
-/** A run that ended `failed`, an output that could not be written, or a bug. */
+/** A run that ended `failed` or does not reproduce, a broken audit chain, a database that cannot be opened, an output that could not be written, or a bug. */
 export const EXIT_FAILED = 1
-/** Bad input: flags, the strategy file, the data. */
+/** Bad input: flags, the strategy file, the data, a run that does not exist or cannot be resumed. */
 export const EXIT_USAGE = 2
 /** Interrupted (Ctrl-C), as shells report a SIGINT. */
 export const EXIT_INTERRUPTED = 130
 
 const version: string = createRequire(import.meta.url)("../../package.json").version
 
-export const command = (io: Io, wiring: BacktestCommand.Wiring = {}) =>
+export const command = (io: Io, wiring: Wiring = {}) =>
   Command.make("swarm").pipe(
-    Command.withDescription("Trading agent swarms: backtests now; paper runs, replays and the server to come."),
-    Command.withSubcommands([BacktestCommand.command(io, wiring)])
+    Command.withDescription(
+      "Trading agent swarms: backtests kept in a database, listed, compared, audited, replayed and resumed; paper runs and the server to come."
+    ),
+    Command.withSubcommands([
+      BacktestCommand.command(io, wiring),
+      RunsCommand.command(io, wiring),
+      AuditCommand.command(io, wiring),
+      ReplayCommand.command(io, wiring),
+      ResumeCommand.command(io, wiring)
+    ])
   )
+
+/** The commands with subcommands, for the help line of a parse error. */
+const GROUPS: Record<string, ReadonlyArray<string>> = { runs: ["list", "show", "compare"], audit: ["verify"] }
+
+/** `swarm backtest --help`, `swarm runs show --help`… for the command `argv` names, as far as it names one. */
+const helpFor = (argv: ReadonlyArray<string>): string => {
+  const [first, second] = argv
+  if (first === undefined || !["backtest", "replay", "resume", ...Object.keys(GROUPS)].includes(first)) return "swarm --help"
+  const group = GROUPS[first]
+  if (group === undefined) return `swarm ${first} --help`
+  return second !== undefined && group.includes(second) ? `swarm ${first} ${second} --help` : `swarm ${first} --help`
+}
 
 /** What a failure prints and the code it exits with. */
 export interface Report {
@@ -46,7 +77,14 @@ const validationLine = (error: ValidationError.ValidationError, argv: ReadonlyAr
   if ((m = /^Expected to find option: '([^']+)'$/.exec(text)) !== null) return `${m[1]}: is required`
   if ((m = /^Expected at least \d+ value\(s\) for option: '([^']+)'$/.exec(text)) !== null) return `${m[1]}: is required`
   if ((m = /^Received unknown argument: '(.*)'$/.exec(text)) !== null) return `${m[1]}: unknown argument`
-  if ((m = /^Invalid subcommand for \S+ - use (.*)$/.exec(text)) !== null) return `${argv[0]}: unknown command, use ${m[1]}`
+  if ((m = /^Missing argument <([^>]+)>$/.exec(text)) !== null) return `<${m[1]}>: is required`
+  if ((m = /^Invalid subcommand for \S+ - use (.*)$/.exec(text)) !== null) {
+    // @effect/cli reports `swarm runs frob` at the top: the unknown word is the group's.
+    const group = argv[0] === undefined ? undefined : GROUPS[argv[0]]
+    return group !== undefined && argv[1] !== undefined
+      ? `${argv[1]}: unknown command, use one of ${group.map((c) => `'${c}'`).join(", ")}`
+      : `${argv[0]}: unknown command, use ${m[1]}`
+  }
   return text
 }
 
@@ -59,12 +97,34 @@ export type Failure =
   | UsageError
   | OutputError
   | RunFailed
+  | AuditFailed
+  | ResumeFailed
+  | DatabaseUnavailable
+  | DatabaseLocked
+  | StoreError
+  | RunNotFound
+  | CorruptRecord
+  | RunDiverged
+  | NotResumable
+  | RunLeased
+  | DataChanged
+
+/** Long recorded values (a whole event) are cut in an error line; `swarm replay` prints them whole. */
+const cut = (text: string, max = 160) => (text.length > max ? `${text.slice(0, max)}…` : text)
+
+/** A reason that may span lines (a server's output, a schema's error tree): its first line, then the rest indented, without stack frames. */
+const lined = (head: string, reason: string): ReadonlyArray<string> => {
+  const [first = "", ...rest] = reason.split("\n").map((line) => line.trimEnd()).filter((line) => line !== "" && !/^\s+at\s/.test(line))
+  return [`${head}${first}`, ...rest.slice(0, 20).map((line) => `  ${line.trim()}`)]
+}
+
+const where = (backend: DatabaseUnavailable["backend"]) =>
+  backend.kind === "postgres" ? `Postgres at ${backend.url}` : `embedded PGlite at ${backend.dataDir}`
 
 /** The lines (without the `swarm: ` prefix) and exit code of a failure; `argv` words parse errors. */
 export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report => {
   if (ValidationError.isValidationError(error)) {
-    const help = argv[0] === "backtest" ? "swarm backtest --help" : "swarm --help"
-    return { lines: [validationLine(error, argv), `try '${help}'`], code: EXIT_USAGE }
+    return { lines: [validationLine(error, argv), `try '${helpFor(argv)}'`], code: EXIT_USAGE }
   }
   switch (error._tag) {
     case "StrategyFileError":
@@ -74,14 +134,49 @@ export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report
       }
     case "CsvError":
       return { lines: [error.message], code: EXIT_USAGE }
-    case "InvalidAgent":
     case "BacktestError":
+      // The store failing under a run, or a resumed run not matching its recording, is no bad input.
+      return {
+        lines: [`${error.field}: ${error.reason}`],
+        code: error.field === "store" || error.field === "replay" || error.field === "resume" ? EXIT_FAILED : EXIT_USAGE
+      }
+    case "InvalidAgent":
     case "UsageError":
       return { lines: [`${error.field}: ${error.reason}`], code: EXIT_USAGE }
     case "OutputError":
       return { lines: [`${error.path}: ${error.reason}`], code: EXIT_FAILED }
     case "RunFailed":
       return { lines: [`run ${error.run}: failed: ${error.reason}`], code: EXIT_FAILED }
+    case "AuditFailed":
+      return { lines: [`run ${error.run}: the audit chain does not verify at entry ${error.position}: ${error.reason}`], code: EXIT_FAILED }
+    case "ResumeFailed":
+      return { lines: [`resume: ${error.message}`], code: EXIT_FAILED }
+    case "DatabaseUnavailable":
+      return { lines: lined(`database: ${where(error.backend)}: unavailable: `, error.reason), code: EXIT_FAILED }
+    case "DatabaseLocked":
+      return { lines: [`database: ${error.message}`], code: EXIT_FAILED }
+    case "StoreError":
+      return { lines: lined(`store: cannot ${error.operation}: `, error.reason), code: EXIT_FAILED }
+    case "RunNotFound":
+      return { lines: [`run: no run ${shown(error.run)} in the database (swarm runs list shows them)`], code: EXIT_USAGE }
+    case "CorruptRecord":
+      return { lines: lined(`${error.table} ${error.key}: ${error.column} does not decode: `, error.reason), code: EXIT_FAILED }
+    case "RunDiverged":
+      return {
+        lines: [
+          `run ${error.run}: does not reproduce: diverges at event ${error.seq}` +
+          (error.round === null ? "" : `, round ${error.round}`) +
+          (error.agent === null ? "" : `, agent ${error.agent}`) +
+          `: ${error.field} was ${cut(error.expected)}, now ${cut(error.actual)}`
+        ],
+        code: EXIT_FAILED
+      }
+    case "NotResumable":
+      return { lines: [`run ${error.run}: cannot be resumed: ${error.reason}`], code: EXIT_USAGE }
+    case "RunLeased":
+      return { lines: [`run ${error.run}: cannot be resumed: it is running in another process`], code: EXIT_FAILED }
+    case "DataChanged":
+      return { lines: lined("data: ", error.message), code: EXIT_FAILED }
   }
 }
 
@@ -102,7 +197,7 @@ const print = (io: Io, lines: ReadonlyArray<string>) => {
 export const run = (
   argv: ReadonlyArray<string>,
   io: Io,
-  wiring: BacktestCommand.Wiring = {}
+  wiring: Wiring = {}
 ): Effect.Effect<number, never, CliApp.CliApp.Environment> =>
   Effect.suspend(() => {
     const cli = Command.run(command(io, wiring), { name: "swarm", version })

@@ -33,3 +33,24 @@ export class RunFailed extends Schema.TaggedError<RunFailed>()("RunFailed", {
     return `run ${this.run} failed: ${this.reason}`
   }
 }
+
+/** `swarm audit verify`: a run's event chain does not verify from `position` on. Exit code 1. */
+export class AuditFailed extends Schema.TaggedError<AuditFailed>()("AuditFailed", {
+  run: Schema.String,
+  position: Schema.Number,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `run ${this.run}: the audit chain does not verify at entry ${this.position}: ${this.reason}`
+  }
+}
+
+/** `swarm resume` without a run: some of the unfinished runs could not be resumed (each was reported). Exit code 1. */
+export class ResumeFailed extends Schema.TaggedError<ResumeFailed>()("ResumeFailed", {
+  failed: Schema.Number,
+  total: Schema.Number
+}) {
+  override get message(): string {
+    return `${this.failed} of ${this.total} unfinished runs could not be resumed`
+  }
+}

@@ -82,6 +82,8 @@ export const Counts = Schema.Struct({
 
 export const ResultDocument = Schema.Struct({
   run: RunId,
+  /** `<strategy>#<number>` when the run is kept in the database (absent with `--no-store`). */
+  ref: Schema.optional(Schema.String),
   /** The strategy's name. */
   strategy: Schema.String,
   seed: Schema.String,
@@ -101,8 +103,12 @@ export const ResultDocument = Schema.Struct({
 export type ResultDocument = typeof ResultDocument.Type
 export type ResultDocumentJson = typeof ResultDocument.Encoded
 
-export const make = (result: Backtest.Result, run: { readonly strategy: string; readonly seed: string }): ResultDocument => ({
+export const make = (
+  result: Backtest.Result,
+  run: { readonly strategy: string; readonly seed: string; readonly ref?: string }
+): ResultDocument => ({
   run: result.runId,
+  ...(run.ref === undefined ? {} : { ref: run.ref }),
   strategy: run.strategy,
   seed: run.seed,
   status: result.status,

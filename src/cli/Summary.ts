@@ -33,7 +33,7 @@ export const quantity = (q: number): string => q.toLocaleString("en-US", { maxim
 
 export const price = (p: number): string => p.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 6 })
 
-const count = (n: number): string => n.toLocaleString("en-US")
+export const count = (n: number): string => n.toLocaleString("en-US")
 
 const days = (d: number): string => (d === 1 ? "1 day" : `${Number.isInteger(d) ? d : d.toFixed(1)} days`)
 
@@ -75,6 +75,8 @@ export interface Context {
   readonly seed: string
   /** The symbols the data delivered for the strategy. */
   readonly symbols: number
+  /** `<strategy>#<number>` when the run is kept in the database. */
+  readonly ref?: string
 }
 
 /** How many trades the summary lists (the last ones); `--json` and `trades.csv` have them all. */
@@ -84,7 +86,7 @@ export const render = (result: Backtest.Result, context: Context): string => {
   const lines: Array<string> = []
   const c = result.counts
   lines.push(
-    `run       ${result.runId}`,
+    `run       ${result.runId}${context.ref === undefined ? "" : ` (${context.ref}, kept in the database)`}`,
     `strategy  ${context.strategy} (${context.strategyFile})`,
     `seed      ${context.seed}`,
     `period    ${time(result.from)} → ${time(result.to)}`,

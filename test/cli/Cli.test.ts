@@ -1,4 +1,3 @@
-import { NodeContext } from "@effect/platform-node"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { createHash } from "node:crypto"
@@ -9,11 +8,14 @@ import { fileURLToPath } from "node:url"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import { analysts } from "../../agents/registry.js"
 import * as Cli from "../../src/cli/Cli.js"
-import * as Io from "../../src/cli/Io.js"
 import { OutputError, RunFailed } from "../../src/cli/CliError.js"
 import { ResultDocument } from "../../src/cli/ResultDocument.js"
+import { DataChanged } from "../../src/market/DataSource.js"
+import { CorruptRecord, DatabaseLocked, DatabaseUnavailable, RunNotFound, StoreError } from "../../src/store/StoreError.js"
+import { NotResumable, RunDiverged } from "../../src/store/StoredRun.js"
 import { BacktestError } from "../../src/swarm/Backtest.js"
 import { StrategyFileError } from "../../src/swarm/StrategyFile.js"
+import { lines, openAttempts, swarm } from "./harness.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const data = Path.join(root, "data")
@@ -49,24 +51,6 @@ const fakeTerminal = () => {
   }
   return { stream: stream as unknown as NodeJS.WriteStream, drawn: () => drawn.join("") }
 }
-
-/** Run the command line in-process on `argv`: its exit code and everything it printed. */
-const swarm = (
-  argv: ReadonlyArray<string>,
-  options: {
-    readonly answers?: ReadonlyArray<string>
-    readonly registry?: ReadonlyMap<string, AnyModel>
-    readonly terminal?: NodeJS.WriteStream
-  } = {}
-) =>
-  Effect.gen(function*() {
-    const captured = Io.capture(options.answers === undefined ? {} : { answers: options.answers })
-    const io = options.terminal === undefined ? captured.io : { ...captured.io, terminal: options.terminal }
-    const code = yield* Cli.run(argv, io, options.registry === undefined ? {} : { registry: options.registry })
-    return { code, stdout: captured.stdout(), stderr: captured.stderr(), asked: captured.asked() }
-  }).pipe(Effect.provide(NodeContext.layer))
-
-const lines = (text: string) => text.split("\n").filter((line) => line !== "")
 
 const documentOf = (stdout: string) => Schema.decodeUnknownSync(ResultDocument)(JSON.parse(stdout))
 
@@ -119,10 +103,14 @@ describe("swarm: flags", () => {
       expect(help.code).toBe(0)
       expect(help.stdout).toContain("--strategy file")
       expect(help.stdout).toContain("--events decisions|rounds")
+      expect(help.stdout).toContain("--no-store")
       expect(help.stdout).not.toContain("\u001b[")
       const bare = yield* swarm([])
       expect(bare.code).toBe(0)
-      expect(bare.stdout).toContain("backtest")
+      for (const command of ["backtest", "runs", "audit", "replay", "resume"]) expect(bare.stdout).toContain(`- ${command}`)
+      const runs = yield* swarm(["runs", "--help"])
+      expect(runs.code).toBe(0)
+      expect(runs.stdout).toContain("- list [--strategy name]")
     }))
 })
 
@@ -350,5 +338,45 @@ describe("swarm backtest: a run", () => {
     expect(Cli.report(new StrategyFileError({ file: "s.yaml", problems: [{ field: "", message: "not valid YAML" }, { field: "agents[1].weight", message: "too heavy" }] })))
       .toEqual({ lines: ["s.yaml: not valid YAML", "s.yaml: agents[1].weight: too heavy"], code: 2 })
     expect(Cli.report(new OutputError({ path: "out/events.ndjson", reason: "cannot write it: ENOSPC" })).code).toBe(1)
+  })
+
+  it("the store's failures: one line each (more only for a reason that spans lines), no stack frames; 2 for a run that is not there", () => {
+    expect(Cli.report(new RunNotFound({ run: "x#3" }))).toEqual({ lines: ["run: no run \"x#3\" in the database (swarm runs list shows them)"], code: 2 })
+    expect(Cli.report(new NotResumable({ run: "run_1", reason: "it is completed" }))).toEqual({ lines: ["run run_1: cannot be resumed: it is completed"], code: 2 })
+    const diverged = Cli.report(new RunDiverged({ run: "run_1", seq: 9, round: "ACME@1", agent: null, field: "event", expected: "x".repeat(1000), actual: "\"y\"" }))
+    expect(diverged.code).toBe(1)
+    expect(diverged.lines).toEqual([`run run_1: does not reproduce: diverges at event 9, round ACME@1: event was ${"x".repeat(160)}…, now "y"`])
+    expect(Cli.report(new DatabaseLocked({ dataDir: ".swarm/pglite", pid: 42 }))).toEqual({
+      lines: [
+        "database: the embedded database at .swarm/pglite is in use by process 42; embedded PGlite serves one process at a time — set DATABASE_URL to a Postgres server to run several processes"
+      ],
+      code: 1
+    })
+    const unavailable = Cli.report(
+      new DatabaseUnavailable({
+        backend: { kind: "embedded", dataDir: ".swarm/pglite" },
+        reason: "the PGlite server exited during start-up (exit code 1)\nError: disk full\n    at open (pglite.js:1:2)\n"
+      })
+    )
+    expect(unavailable).toEqual({
+      lines: ["database: embedded PGlite at .swarm/pglite: unavailable: the PGlite server exited during start-up (exit code 1)", "  Error: disk full"],
+      code: 1
+    })
+    expect(Cli.report(new StoreError({ operation: "list runs", reason: "connection terminated" }))).toEqual({
+      lines: ["store: cannot list runs: connection terminated"],
+      code: 1
+    })
+    expect(Cli.report(new DataChanged({ reason: "data/ACME.csv: no such file" })).code).toBe(1)
+    expect(Cli.report(new CorruptRecord({ table: "runs", key: "run_1", column: "metrics", reason: "Expected number\n└─ at sharpe" })).lines).toEqual([
+      "runs run_1: metrics does not decode: Expected number",
+      "  └─ at sharpe"
+    ])
+    expect(Cli.report(new BacktestError({ field: "store", reason: "store: cannot record run run_1: connection lost" })).code).toBe(1)
+  })
+})
+
+describe("swarm: no database unless asked", () => {
+  it("the tests above ran with --no-store and opened no database", () => {
+    expect(openAttempts()).toBe(0)
   })
 })

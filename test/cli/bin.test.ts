@@ -1,8 +1,9 @@
 /** The installed command end to end: `node bin/swarm.js` in a process of its own, from another working directory. */
 import { NodeContext } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFile } from "node:child_process"
+import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -11,19 +12,32 @@ import * as Io from "../../src/cli/Io.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
-const spawn = (args: ReadonlyArray<string>, cwd: string) =>
+const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-bin-"))
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
+
+/** `env` changes the test's environment: a value sets a variable, `undefined` removes it. */
+const spawn = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string | undefined> = {}) =>
   Effect.async<{ code: number; stdout: string; stderr: string }>((resume) => {
-    const child = execFile(process.execPath, [Path.join(root, "bin", "swarm.js"), ...args], { cwd, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1
-      resume(Effect.succeed({ code, stdout, stderr }))
-    })
+    const child = execFile(
+      process.execPath,
+      [Path.join(root, "bin", "swarm.js"), ...args],
+      {
+        cwd,
+        timeout: 60_000,
+        env: Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, value]) => value !== undefined))
+      },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1
+        resume(Effect.succeed({ code, stdout, stderr }))
+      }
+    )
     return Effect.sync(() => void child.kill())
   })
 
 describe("bin/swarm.js", () => {
-  it.live("backtest --json from another directory prints the same document as the CLI run in-process", () =>
+  it.live("backtest --no-store --json from another directory prints the same document as the CLI run in-process", () =>
     Effect.gen(function*() {
-      const args = ["backtest", "--data", Path.join(root, "data"), "--strategy", Path.join(root, "examples", "sma-crossover.json"), "--json"]
+      const args = ["backtest", "--no-store", "--data", Path.join(root, "data"), "--strategy", Path.join(root, "examples", "sma-crossover.json"), "--json"]
       const spawned = yield* spawn(args, os.tmpdir())
       expect(spawned.stderr).toBe("")
       expect(spawned.code).toBe(0)
@@ -31,10 +45,29 @@ describe("bin/swarm.js", () => {
       expect(document).toMatchObject({ strategy: "SMA crossover", status: "completed", counts: { bars: 1500 } })
 
       const captured = Io.capture()
-      const code = yield* Cli.run(["backtest", "--data", "data", "--strategy", "examples/sma-crossover.json", "--json"], captured.io).pipe(
+      const code = yield* Cli.run(["backtest", "--no-store", "--data", "data", "--strategy", "examples/sma-crossover.json", "--json"], captured.io).pipe(
         Effect.provide(NodeContext.layer)
       )
       expect(code).toBe(0)
       expect(spawned.stdout).toBe(captured.stdout())
     }), { timeout: 90_000 })
+
+  it.live("on the embedded database: a backtest is kept on disk, the next process lists it, and each exits by itself", () =>
+    Effect.gen(function*() {
+      // The default database of a fresh clone: .swarm/pglite under the working directory.
+      const env = { DATABASE_URL: undefined, SWARM_DATA_DIR: undefined }
+      const cwd = Path.join(tmp, "clone")
+      fs.mkdirSync(cwd)
+      const ran = yield* spawn(["backtest", "--data", Path.join(root, "data"), "--strategy", Path.join(root, "examples", "sma-crossover.json"), "--json"], cwd, env)
+      expect(ran.stderr).toBe("database: embedded PGlite at .swarm/pglite (set DATABASE_URL to use Postgres)\n")
+      expect(ran.code).toBe(0)
+      const document = JSON.parse(ran.stdout)
+      expect(document.ref).toBe("SMA crossover#1")
+
+      const listed = yield* spawn(["runs", "list", "--json"], cwd, env)
+      expect(listed.code).toBe(0)
+      expect(JSON.parse(listed.stdout)).toMatchObject([{ id: document.run, ref: "SMA crossover#1", checksum: document.checksum }])
+      // Closed with the process: the lock is gone, the server process too.
+      expect(fs.existsSync(Path.join(cwd, ".swarm", "pglite", "swarm.lock"))).toBe(false)
+    }), { timeout: 120_000 })
 })

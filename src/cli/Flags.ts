@@ -1,0 +1,24 @@
+/**
+ * What the commands' flags share: a value refused while parsing is reported like every other
+ * error line, starting with the flag (`--seed: expected …`), and `--json` means one document on
+ * stdout.
+ */
+import { HelpDoc, Options, ValidationError } from "@effect/cli"
+import { Effect, Either, Option } from "effect"
+
+/** A flag's value refused while parsing: the message starts with the flag, as every CLI error line does. */
+export const invalid = (flag: string, reason: string) => ValidationError.invalidValue(HelpDoc.p(`${flag}: ${reason}`))
+
+/** Check an optional flag's value with `check` (a reason on the left), for `Options.mapEffect`. */
+export const checked = <I, A>(flag: string, check: (value: I) => Either.Either<A, string>) => (value: Option.Option<I>) =>
+  Option.match(value, {
+    onNone: () => Effect.succeed(Option.none<A>()),
+    onSome: (input) =>
+      Either.match(check(input), {
+        onLeft: (reason) => Effect.fail(invalid(flag, reason)),
+        onRight: (a) => Effect.succeed(Option.some(a))
+      })
+  })
+
+/** `--json`, described for the command at hand. */
+export const json = (description: string) => Options.boolean("json").pipe(Options.withDescription(description))

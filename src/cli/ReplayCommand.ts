@@ -1,0 +1,51 @@
+/**
+ * `swarm replay <run>`: execute a stored run again from its recorded inputs (strategy, data, seed,
+ * injected faults) and compare every event with the recording (src/store/StoredRun.ts). Nothing is
+ * written. A run that reproduces prints `OK`; one that does not prints its first divergence — the
+ * event, its round and agent, the field, what was recorded and what came now — and exits 1.
+ */
+import { Args, Command } from "@effect/cli"
+import { Effect } from "effect"
+import * as Runs from "../store/Runs.js"
+import * as StoredRun from "../store/StoredRun.js"
+import type { Io } from "./Io.js"
+import * as Progress from "./Progress.js"
+import * as RunRef from "./RunRef.js"
+import * as Wiring from "./Wiring.js"
+
+/** A divergence as a few lines, values in full (the error line cuts them short). */
+export const describeDivergence = (error: StoredRun.RunDiverged): string =>
+  [
+    `DIVERGED: run ${error.run} does not reproduce`,
+    `  event     ${error.seq}`,
+    `  round     ${error.round ?? "—"}`,
+    `  agent     ${error.agent ?? "—"}`,
+    `  field     ${error.field}`,
+    `  expected  ${error.expected}`,
+    `  actual    ${error.actual}`
+  ].join("\n") + "\n"
+
+export const command = (io: Io, wiring: Wiring.Wiring) =>
+  Command.make("replay", {
+    run: Args.text({ name: "run" }).pipe(Args.withDescription("The run: its id (run_…) or <strategy>#<number>."))
+  }, (flags) =>
+    Effect.gen(function*() {
+      const ref = yield* RunRef.check("<run>", flags.run)
+      yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
+        const run = yield* Runs.get(ref)
+        const bars = run.counts?.["bars"]
+        const progress = io.terminal === undefined ? undefined : yield* Progress.start(io.terminal, bars)
+        const replayed = yield* StoredRun.replay(run.id, {
+          ...(wiring.registry === undefined ? {} : { registry: wiring.registry }),
+          ...(progress === undefined ? {} : { onProgress: progress.update })
+        }).pipe(
+          // The bar leaves the screen before the divergence is printed.
+          Effect.tapErrorTag("RunDiverged", (error) =>
+            Effect.zipRight(progress?.done ?? Effect.void, Effect.sync(() => io.stdout(describeDivergence(error)))))
+        )
+        if (progress !== undefined) yield* progress.done
+        io.stdout(`OK: run ${replayed.run} reproduced: ${replayed.events} events, checksum ${replayed.checksum}\n`)
+      }))
+    }).pipe(Effect.withSpan("swarm.replay"))).pipe(
+    Command.withDescription("Re-execute a stored run from its recorded inputs and check that it gives the recorded events.")
+  )

@@ -1,0 +1,74 @@
+/**
+ * `swarm resume [<run>]`: go on with runs whose process died (status still `running` or `paused`):
+ * each is re-executed from its recorded inputs, checked against what it had recorded, and recorded
+ * from its last committed event on (src/store/StoredRun.ts). With a run, that one; without, every
+ * unfinished run, oldest first, each reported on its own line whatever became of the others.
+ */
+import { Args, Command } from "@effect/cli"
+import { Effect, Either, Option } from "effect"
+import * as Runs from "../store/Runs.js"
+import * as StoredRun from "../store/StoredRun.js"
+import { ResumeFailed, RunFailed } from "./CliError.js"
+import type { Io } from "./Io.js"
+import * as RunRef from "./RunRef.js"
+import { refOf } from "./RunsView.js"
+import * as Wiring from "./Wiring.js"
+
+/** What became of a resumed run, in one line. */
+export const describeResumed = (run: Runs.RunSummary, resumed: StoredRun.Resumed): string => {
+  const result = resumed.result
+  const added = result.counts.events - resumed.recorded
+  const ended = result.status === "completed"
+    ? `completed, checksum ${result.checksum}`
+    : `ended failed: ${result.failure ?? "no reason given"}`
+  return `resumed run ${run.id} (${refOf(run)}): ${resumed.recorded} events checked against the recording, ${added} recorded after them; ${ended}`
+}
+
+const one = (io: Io, wiring: Wiring.Wiring, ref: string) =>
+  Effect.gen(function*() {
+    const run = yield* Runs.get(ref)
+    const resumed = yield* StoredRun.resume(run.id, wiring.registry === undefined ? {} : { registry: wiring.registry })
+    io.stdout(`${describeResumed(run, resumed)}\n`)
+    if (resumed.result.status === "failed") {
+      return yield* new RunFailed({ run: run.id, reason: resumed.result.failure ?? "no reason given" })
+    }
+  })
+
+const every = (io: Io, wiring: Wiring.Wiring) =>
+  Effect.gen(function*() {
+    const runs = yield* Runs.unfinished()
+    if (runs.length === 0) {
+      io.stdout("nothing to resume: no run is unfinished\n")
+      return
+    }
+    let failed = 0
+    for (const run of runs) {
+      const outcome = yield* Effect.either(StoredRun.resume(run.id, wiring.registry === undefined ? {} : { registry: wiring.registry }))
+      if (Either.isRight(outcome)) {
+        io.stdout(`${describeResumed(run, outcome.right)}\n`)
+        if (outcome.right.result.status === "failed") failed++
+      } else if (outcome.left._tag === "RunLeased") {
+        // Not dead: another process is running it.
+        io.stdout(`left alone: run ${run.id} (${refOf(run)}): it is running in another process\n`)
+      } else {
+        failed++
+        io.stdout(`not resumed: run ${run.id} (${refOf(run)}): ${outcome.left.message}\n`)
+      }
+    }
+    if (failed > 0) return yield* new ResumeFailed({ failed, total: runs.length })
+  })
+
+export const command = (io: Io, wiring: Wiring.Wiring) =>
+  Command.make("resume", {
+    run: Args.text({ name: "run" }).pipe(
+      Args.withDescription("The unfinished run to resume (id or <strategy>#<number>); without it, every unfinished run."),
+      Args.optional
+    )
+  }, (flags) =>
+    Effect.gen(function*() {
+      const ref = Option.isSome(flags.run) ? yield* RunRef.check("<run>", flags.run.value) : undefined
+      if (ref === undefined) yield* Wiring.withStore(io, wiring)(every(io, wiring))
+      else yield* Wiring.withStore(io, wiring)(one(io, wiring, ref))
+    }).pipe(Effect.withSpan("swarm.resume"))).pipe(
+    Command.withDescription("Resume runs whose process died: re-execute, check against the recording, and record the rest.")
+  )

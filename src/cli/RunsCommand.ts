@@ -1,0 +1,153 @@
+/**
+ * `swarm runs list | show | compare`: the runs the database keeps, read directly from it (no
+ * server). A run is named by its id or by `<strategy>#<number>`; each command prints a table for
+ * people, or one JSON document with `--json`.
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Effect, Either, Option, ParseResult, Schema } from "effect"
+import type { RunId } from "../../schemas/Ids.js"
+import { Trade } from "../../schemas/Trade.js"
+import * as Compare from "../store/Compare.js"
+import * as Runs from "../store/Runs.js"
+import { CorruptRecord } from "../store/StoreError.js"
+import { UsageError } from "./CliError.js"
+import { checked, json } from "./Flags.js"
+import type { Io } from "./Io.js"
+import * as RunRef from "./RunRef.js"
+import * as RunsView from "./RunsView.js"
+import * as Wiring from "./Wiring.js"
+
+export const STATUSES = ["running", "paused", "completed", "failed", "stopped"] as const
+
+/** Most runs one `runs list` shows. */
+export const MAX_LIMIT = 1_000
+
+const DEFAULT_LIMIT = 50
+
+// ---------------------------------------------------------------------------------------------
+// runs list
+
+const listOptions = {
+  strategy: Options.text("strategy").pipe(
+    Options.withPseudoName("name"),
+    Options.optional,
+    Options.withDescription("Only the runs of this strategy (its name, or its id str_…).")
+  ),
+  status: Options.text("status").pipe(
+    Options.withPseudoName(STATUSES.join("|")),
+    Options.optional,
+    Options.mapEffect(checked("--status", (text: string) =>
+      (STATUSES as ReadonlyArray<string>).includes(text)
+        ? Either.right(text as Runs.RunStatus)
+        : Either.left(`expected one of ${STATUSES.join(", ")}, got ${RunRef.shown(text)}`))),
+    Options.withDescription("Only the runs with this status.")
+  ),
+  limit: Options.integer("limit").pipe(
+    Options.withPseudoName("n"),
+    Options.optional,
+    Options.mapEffect(checked("--limit", (n: number) =>
+      Number.isInteger(n) && n >= 1 && n <= MAX_LIMIT ? Either.right(n) : Either.left(`expected 1 to ${MAX_LIMIT}, got ${n}`))),
+    Options.withDescription(`How many runs, newest first (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT}).`)
+  ),
+  json: json("Print the runs as one JSON array on stdout instead of the table.")
+}
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/
+
+const strategyName = (name: string) =>
+  name.length > RunRef.MAX_LENGTH || CONTROL.test(name) || name.trim() === ""
+    ? Effect.fail(
+      new UsageError({
+        field: "--strategy",
+        reason: name.trim() === ""
+          ? "is empty: give a strategy name or id"
+          : `${RunRef.shown(name, 24)} cannot be a strategy name (at most 100 characters, no control characters)`
+      })
+    )
+    : Effect.succeed(name)
+
+export const list = (io: Io, wiring: Wiring.Wiring) =>
+  Command.make("list", listOptions, (flags) =>
+    Effect.gen(function*() {
+      const strategy = Option.isSome(flags.strategy) ? yield* strategyName(flags.strategy.value) : undefined
+      const limit = Option.getOrElse(flags.limit, () => DEFAULT_LIMIT)
+      yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
+        // One more than asked: whether there are more to say so.
+        const runs = yield* Runs.list({
+          ...(strategy === undefined ? {} : { strategy }),
+          ...Option.match(flags.status, { onNone: () => ({}), onSome: (status) => ({ status }) }),
+          limit: limit + 1
+        })
+        const shown = runs.slice(0, limit)
+        io.stdout(flags.json ? RunsView.listJson(shown) : RunsView.renderList(shown, runs.length > limit))
+      }))
+    }).pipe(Effect.withSpan("swarm.runs.list"))).pipe(
+    Command.withDescription("List the runs kept in the database, newest first.")
+  )
+
+// ---------------------------------------------------------------------------------------------
+// runs show
+
+const runArg = (name: string, description: string) => Args.text({ name }).pipe(Args.withDescription(description))
+
+const tradeOf = (run: RunId) => (row: { readonly body: string }) =>
+  Effect.try({
+    try: () => (JSON.parse(row.body) as { trade?: unknown }).trade,
+    catch: (error) => new CorruptRecord({ table: "run_events", key: run, column: "body", reason: String(error) })
+  }).pipe(
+    Effect.flatMap((trade) =>
+      Schema.decodeUnknown(Trade)(trade).pipe(
+        Effect.mapError((error) =>
+          new CorruptRecord({ table: "run_events", key: run, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+        )
+      )
+    )
+  )
+
+export const show = (io: Io, wiring: Wiring.Wiring) =>
+  Command.make("show", {
+    run: runArg("run", "The run: its id (run_…) or <strategy>#<number>, as `swarm runs list` shows it."),
+    json: json("Print the run as one JSON document on stdout instead of the report.")
+  }, (flags) =>
+    Effect.gen(function*() {
+      const ref = yield* RunRef.check("<run>", flags.run)
+      yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
+        const run = yield* Runs.get(ref)
+        const equity = yield* Runs.equitySummary(run.id)
+        const trades = yield* Effect.flatMap(Runs.tradeEvents(run.id), Effect.forEach(tradeOf(run.id)))
+        const shown = { run, equity, trades }
+        io.stdout(flags.json ? RunsView.showJson(shown) : RunsView.renderShow(shown))
+      }))
+    }).pipe(Effect.withSpan("swarm.runs.show"))).pipe(
+    Command.withDescription("Show a run: its metrics, counts, checksum, audit chain head, trades and equity.")
+  )
+
+// ---------------------------------------------------------------------------------------------
+// runs compare
+
+export const compare = (io: Io, wiring: Wiring.Wiring) =>
+  Command.make("compare", {
+    a: runArg("a", "The first run (id or <strategy>#<number>)."),
+    b: runArg("b", "The second run."),
+    json: json("Print the comparison as one JSON document on stdout.")
+  }, (flags) =>
+    Effect.gen(function*() {
+      const refA = yield* RunRef.check("<a>", flags.a)
+      const refB = yield* RunRef.check("<b>", flags.b)
+      yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
+        const a = yield* Runs.get(refA)
+        const b = yield* Runs.get(refB)
+        const difference = yield* Compare.firstDecisionDifference(a.id, b.id)
+        const compared = { a, b, difference }
+        io.stdout(flags.json ? RunsView.compareJson(compared) : RunsView.renderCompare(compared))
+      }))
+    }).pipe(Effect.withSpan("swarm.runs.compare"))).pipe(
+    Command.withDescription("Compare two runs: their metrics side by side, and where their decisions first differ.")
+  )
+
+export const command = (io: Io, wiring: Wiring.Wiring) =>
+  Command.make("runs").pipe(
+    Command.withDescription("The runs kept in the database: list, show, compare."),
+    Command.withSubcommands([list(io, wiring), show(io, wiring), compare(io, wiring)])
+  )

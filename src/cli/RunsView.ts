@@ -1,0 +1,424 @@
+/**
+ * What `swarm runs list | show | compare` print: tables for people (cli-table3, as the backtest
+ * summary), and JSON documents for programs with the conventions of the `--json` result document
+ * (ISO 8601 times, money as exact decimal strings). Pure functions over what the store returns.
+ */
+import Table from "cli-table3"
+import { Option, Schema } from "effect"
+import type { Timestamp } from "../../schemas/Ids.js"
+import type { Metrics } from "../../schemas/Metrics.js"
+import { type Money, MoneyFromDecimal } from "../../schemas/Money.js"
+import type { Trade } from "../../schemas/Trade.js"
+import type { Decision, DecisionDifference } from "../store/Compare.js"
+import type { RunRecord, RunSummary } from "../store/Runs.js"
+import { IsoTime, MetricsJson, TradeJson } from "./ResultDocument.js"
+import { count, metricRows, money, percent, price, quantity, ratio, time } from "./Summary.js"
+
+const DASH = "—"
+
+/** How `runs list` names a run and every command accepts it: `<strategy name>#<number>`. */
+export const refOf = (run: Pick<RunSummary, "strategyName" | "number">): string => `${run.strategyName}#${run.number}`
+
+/** A wall-clock instant (when a run started), UTC to the second. */
+export const wallTime = (date: Date): string => `${date.toISOString().slice(0, 19).replace("T", " ")}Z`
+
+const table = (head: ReadonlyArray<string>, align: ReadonlyArray<"left" | "right">) =>
+  new Table({ head: [...head], colAligns: [...align], style: { head: [], border: [], compact: true } })
+
+// ---------------------------------------------------------------------------------------------
+// JSON documents
+
+export const RunJson = Schema.Struct({
+  id: Schema.String,
+  /** `<strategy>#<number>`. */
+  ref: Schema.String,
+  strategy: Schema.String,
+  strategyId: Schema.String,
+  strategyVersion: Schema.Int,
+  number: Schema.Int,
+  owner: Schema.String,
+  mode: Schema.String,
+  status: Schema.String,
+  seed: Schema.String,
+  /** Absent (null) until the run has ended. */
+  period: Schema.NullOr(Schema.Struct({ from: IsoTime, to: IsoTime })),
+  metrics: Schema.NullOr(MetricsJson),
+  counts: Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.Number })),
+  tradingState: Schema.NullOr(Schema.String),
+  checksum: Schema.NullOr(Schema.String),
+  failure: Schema.NullOr(Schema.String),
+  startedAt: Schema.Date,
+  finishedAt: Schema.NullOr(Schema.Date)
+})
+
+export const EquityJson = Schema.Struct({
+  /** Portfolio snapshots recorded (one after each fill). */
+  points: Schema.Int,
+  first: MoneyFromDecimal,
+  last: MoneyFromDecimal,
+  low: MoneyFromDecimal,
+  high: MoneyFromDecimal
+})
+
+export const RunShowJson = Schema.Struct({
+  ...RunJson.fields,
+  eventDetail: Schema.String,
+  dataSource: Schema.Unknown,
+  dataFingerprint: Schema.String,
+  replayOf: Schema.NullOr(Schema.String),
+  /** The event chain as the run recorded it when it ended: its length and last hash. */
+  chain: Schema.NullOr(Schema.Struct({ count: Schema.Int, head: Schema.String })),
+  equity: Schema.NullOr(EquityJson),
+  /** The first and the last few closed trades (not overlapping), and how many there are. */
+  trades: Schema.Struct({ count: Schema.Int, first: Schema.Array(TradeJson), last: Schema.Array(TradeJson) })
+})
+
+const DecisionJson = Schema.Struct({ round: Schema.String, seq: Schema.Int, action: Schema.String, confidence: Schema.Number })
+
+export const CompareJson = Schema.Struct({
+  a: RunJson,
+  b: RunJson,
+  /** b − a for each numeric metric: fractions and ratios as numbers, money as decimals; null when either is missing. */
+  difference: Schema.Record({ key: Schema.String, value: Schema.NullOr(Schema.Union(Schema.Number, Schema.String)) }),
+  decisions: Schema.Struct({
+    /** Whether both runs recorded the same detail (`decisions` or `rounds`): otherwise their decision rows are not alike. */
+    sameEventDetail: Schema.Boolean,
+    /** Where they first differ; null when they made the same decisions. */
+    firstDifference: Schema.NullOr(Schema.Struct({
+      ts: IsoTime,
+      symbol: Schema.String,
+      a: Schema.NullOr(DecisionJson),
+      b: Schema.NullOr(DecisionJson),
+      /** Decisions alike before it. */
+      matched: Schema.Int
+    }))
+  })
+})
+
+const toJson = <A, I>(schema: Schema.Schema<A, I>, value: A): string => `${JSON.stringify(Schema.encodeSync(schema)(value), null, 2)}\n`
+
+const runJson = (run: RunSummary): typeof RunJson.Type => ({
+  id: run.id,
+  ref: refOf(run),
+  strategy: run.strategyName,
+  strategyId: run.strategyId,
+  strategyVersion: run.strategyVersion,
+  number: run.number,
+  owner: run.owner,
+  mode: run.mode,
+  status: run.status,
+  seed: run.seed,
+  period: run.from === null || run.to === null ? null : { from: run.from as Timestamp, to: run.to as Timestamp },
+  metrics: run.metrics,
+  counts: run.counts,
+  tradingState: run.tradingState,
+  checksum: run.checksum,
+  failure: run.failure,
+  startedAt: run.startedAt,
+  finishedAt: run.finishedAt
+})
+
+const tradeJson = (t: Trade): TradeJson => ({
+  symbol: t.symbol,
+  side: t.side,
+  quantity: t.quantity,
+  entry: t.entryTs,
+  exit: t.exitTs,
+  entryPrice: t.entryPrice,
+  exitPrice: t.exitPrice,
+  pnl: t.pnl
+})
+
+// ---------------------------------------------------------------------------------------------
+// runs list
+
+export const listJson = (runs: ReadonlyArray<RunSummary>): string => toJson(Schema.Array(RunJson), runs.map(runJson))
+
+const period = (run: Pick<RunSummary, "from" | "to">): string =>
+  run.from === null || run.to === null ? DASH : `${time(run.from)} → ${time(run.to)}`
+
+export const renderList = (runs: ReadonlyArray<RunSummary>, more: boolean): string => {
+  if (runs.length === 0) return "no runs\n"
+  const t = table(
+    ["run", "id", "status", "mode", "period", "return", "Sharpe", "max DD", "trades", "started"],
+    ["left", "left", "left", "left", "left", "right", "right", "right", "right", "left"]
+  )
+  for (const run of runs) {
+    const m = run.metrics
+    t.push([
+      refOf(run),
+      run.id,
+      run.status,
+      run.mode,
+      period(run),
+      m === null ? DASH : percent(m.totalReturn, { sign: true }),
+      m === null ? DASH : ratio(m.sharpe),
+      m === null ? DASH : percent(m.maxDrawdown),
+      m === null ? DASH : count(m.tradeCount),
+      wallTime(run.startedAt)
+    ])
+  }
+  return `${t.toString()}\n${more ? `the latest ${runs.length}; --limit shows more\n` : ""}`
+}
+
+// ---------------------------------------------------------------------------------------------
+// runs show
+
+/** How many trades `runs show` lists from each end. */
+export const SHOWN_TRADES = 3
+
+export interface Equity {
+  readonly points: number
+  readonly first: number | null
+  readonly last: number | null
+  readonly low: number | null
+  readonly high: number | null
+}
+
+export interface Shown {
+  readonly run: RunRecord
+  readonly equity: Option.Option<Equity>
+  /** Every closed trade, in closing order. */
+  readonly trades: ReadonlyArray<Trade>
+}
+
+const ends = <A>(items: ReadonlyArray<A>, n: number) => ({
+  first: items.slice(0, n),
+  last: items.length <= n ? [] : items.slice(Math.max(n, items.length - n))
+})
+
+const equityOf = (equity: Option.Option<Equity>): typeof EquityJson.Type | null =>
+  Option.match(equity, {
+    onNone: () => null,
+    onSome: (e) =>
+      e.first === null || e.last === null || e.low === null || e.high === null
+        ? null
+        : { points: e.points, first: e.first as Money, last: e.last as Money, low: e.low as Money, high: e.high as Money }
+  })
+
+export const showJson = ({ equity, run, trades }: Shown): string => {
+  const { first, last } = ends(trades, SHOWN_TRADES)
+  return toJson(RunShowJson, {
+    ...runJson(run),
+    eventDetail: run.eventDetail,
+    dataSource: run.dataSource,
+    dataFingerprint: run.dataFingerprint,
+    replayOf: run.replayOf,
+    chain: run.chain === null ? null : { count: run.chain.count, head: run.chain.hash },
+    equity: equityOf(equity),
+    trades: { count: trades.length, first: first.map(tradeJson), last: last.map(tradeJson) }
+  })
+}
+
+/** A stored data source in a few words: its files and window, or the synthetic market. */
+export const describeSource = (source: unknown): string => {
+  const s = source as { _tag?: unknown; paths?: unknown; from?: unknown; to?: unknown; symbols?: unknown }
+  if (s?._tag === "csv" && Array.isArray(s.paths)) {
+    const window = typeof s.from === "number" || typeof s.to === "number"
+      ? `, ${typeof s.from === "number" ? time(s.from) : "the start"} → ${typeof s.to === "number" ? time(s.to) : "the end"}`
+      : ""
+    const symbols = Array.isArray(s.symbols) ? ` (${s.symbols.join(", ")})` : ""
+    return `CSV ${s.paths.join(", ")}${symbols}${window}`
+  }
+  if (s?._tag === "synthetic") return "the synthetic market"
+  return JSON.stringify(source)
+}
+
+const COUNT_ORDER = ["bars", "slices", "rounds", "decisions", "orders", "fills", "rejected", "restarts", "events"]
+
+const countsLine = (counts: Record<string, number>): string =>
+  [...COUNT_ORDER.filter((k) => k in counts), ...Object.keys(counts).filter((k) => !COUNT_ORDER.includes(k))]
+    .map((k) => `${count(counts[k]!)} ${k}`)
+    .join(", ")
+
+const duration = (from: Date, to: Date): string => {
+  const s = (to.getTime() - from.getTime()) / 1000
+  return s < 60 ? `${s.toFixed(1)} s` : s < 3600 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`
+}
+
+const tradesTable = (rows: ReadonlyArray<Trade | undefined>) => {
+  const t = table(["symbol", "side", "quantity", "entry", "exit", "entry price", "exit price", "P&L"], [
+    "left",
+    "left",
+    "right",
+    "left",
+    "left",
+    "right",
+    "right",
+    "right"
+  ])
+  for (const row of rows) {
+    if (row === undefined) t.push(["…", "", "", "", "", "", "", ""])
+    else {
+      t.push([row.symbol, row.side, quantity(row.quantity), time(row.entryTs), time(row.exitTs), price(row.entryPrice), price(row.exitPrice), money(row.pnl)])
+    }
+  }
+  return t.toString()
+}
+
+export const renderShow = ({ equity, run, trades }: Shown): string => {
+  const lines: Array<string> = [
+    `run       ${run.id} (${refOf(run)})`,
+    `strategy  ${run.strategyName}, version ${run.strategyVersion} (${run.strategyId}), owner ${run.owner}`,
+    `mode      ${run.mode}, seed ${run.seed}, event detail ${run.eventDetail}${run.faults === null ? "" : ", with injected faults"}`,
+    `data      ${describeSource(run.dataSource)}`,
+    `status    ${run.status}${run.failure === null ? "" : `: ${run.failure}`}`,
+    `period    ${period(run)}`,
+    `started   ${wallTime(run.startedAt)}${
+      run.finishedAt === null ? "" : `, ended ${wallTime(run.finishedAt)} (${duration(run.startedAt, run.finishedAt)})`
+    }`,
+    ""
+  ]
+  if (run.metrics === null) lines.push("metrics: none yet (the run has not completed)", "")
+  else {
+    const metrics = table(["metric", "value"], ["left", "left"])
+    for (const row of metricRows(run.metrics)) metrics.push([...row])
+    lines.push(metrics.toString(), "")
+  }
+  const e = equityOf(equity)
+  lines.push(
+    e === null
+      ? "equity    no snapshots"
+      : `equity    ${count(e.points)} snapshots, taken after fills: first ${money(e.first)}, last ${money(e.last)}, low ${money(e.low)}, high ${money(e.high)}`,
+    ""
+  )
+  if (trades.length === 0) lines.push("trades: none closed", "")
+  else {
+    const { first, last } = ends(trades, SHOWN_TRADES)
+    const gap = trades.length > first.length + last.length
+    lines.push(
+      last.length === 0
+        ? `${trades.length === 1 ? "1 trade" : `all ${trades.length} trades`}`
+        : `first ${first.length} and last ${last.length} of ${count(trades.length)} trades`,
+      tradesTable([...first, ...(gap ? [undefined] : []), ...last]),
+      ""
+    )
+  }
+  lines.push(
+    `trading   ${run.tradingState ?? DASH}`,
+    `counts    ${run.counts === null ? DASH : countsLine(run.counts)}`,
+    `checksum  ${run.checksum ?? DASH}`,
+    `chain     ${run.chain === null ? "not closed (the run has not ended)" : `${count(run.chain.count)} events, head ${run.chain.hash}`}`
+  )
+  return `${lines.join("\n")}\n`
+}
+
+// ---------------------------------------------------------------------------------------------
+// runs compare
+
+export interface Compared {
+  readonly a: RunSummary & { readonly eventDetail: string }
+  readonly b: RunSummary & { readonly eventDetail: string }
+  readonly difference: Option.Option<DecisionDifference>
+}
+
+type Kind = "fraction" | "ratio" | "money" | "count"
+
+/** The metrics compared, with how their difference reads. */
+const COMPARED: ReadonlyArray<readonly [keyof Metrics, string, Kind]> = [
+  ["totalReturn", "total return", "fraction"],
+  ["cagr", "CAGR", "fraction"],
+  ["annualVolatility", "volatility", "fraction"],
+  ["sharpe", "Sharpe", "ratio"],
+  ["sortino", "Sortino", "ratio"],
+  ["calmar", "Calmar", "ratio"],
+  ["maxDrawdown", "max drawdown", "fraction"],
+  ["maxDrawdownDays", "max drawdown days", "count"],
+  ["longestDrawdownDays", "longest drawdown days", "count"],
+  ["winRate", "win rate", "fraction"],
+  ["profitFactor", "profit factor", "ratio"],
+  ["exposure", "exposure", "fraction"],
+  ["tradeCount", "trades", "count"],
+  ["initialCash", "initial cash", "money"],
+  ["grossProfit", "gross profit", "money"],
+  ["grossLoss", "gross loss", "money"],
+  ["finalEquity", "final equity", "money"]
+]
+
+const valueOf = (m: Metrics | null, key: keyof Metrics): number | null => {
+  const v = m === null ? null : m[key]
+  return typeof v === "number" ? v : null
+}
+
+const shownValue = (v: number | null, kind: Kind): string =>
+  v === null
+    ? DASH
+    : kind === "fraction"
+    ? percent(v)
+    : kind === "ratio"
+    ? ratio(v)
+    : kind === "money"
+    ? money(v as Money)
+    : count(v)
+
+const shownDifference = (a: number | null, b: number | null, kind: Kind): string => {
+  if (a === null || b === null) return DASH
+  const d = b - a
+  if (d === 0) return "="
+  const sign = d > 0 ? "+" : "−"
+  const abs = Math.abs(d)
+  return kind === "fraction"
+    ? `${sign}${(abs * 100).toFixed(2)} pp`
+    : kind === "ratio"
+    ? `${sign}${abs.toFixed(2)}`
+    : kind === "money"
+    ? `${sign}${money(abs as Money)}`
+    : `${sign}${count(abs)}`
+}
+
+const decisionText = (d: Decision | null): string =>
+  d === null ? "no decision" : `${d.action} (confidence ${d.confidence.toFixed(2)}, round ${d.round}, event ${d.seq})`
+
+export const compareJson = ({ a, b, difference }: Compared): string => {
+  const diff: Record<string, number | string | null> = {}
+  for (const [key, , kind] of COMPARED) {
+    const x = valueOf(a.metrics, key)
+    const y = valueOf(b.metrics, key)
+    diff[key] = x === null || y === null ? null : kind === "money" ? Schema.encodeSync(MoneyFromDecimal)((y - x) as Money) : y - x
+  }
+  return toJson(CompareJson, {
+    a: runJson(a),
+    b: runJson(b),
+    difference: diff,
+    decisions: {
+      sameEventDetail: a.eventDetail === b.eventDetail,
+      firstDifference: Option.match(difference, {
+        onNone: () => null,
+        onSome: (d) => ({ ts: d.ts as Timestamp, symbol: d.symbol, a: d.a, b: d.b, matched: d.matched })
+      })
+    }
+  })
+}
+
+export const renderCompare = ({ a, b, difference }: Compared): string => {
+  const t = table(["", `a: ${refOf(a)}`, `b: ${refOf(b)}`, "b − a"], ["left", "right", "right", "right"])
+  t.push(["run", a.id, b.id, ""])
+  t.push(["status", a.status, b.status, a.status === b.status ? "=" : "differ"])
+  t.push(["period", period(a), period(b), a.from === b.from && a.to === b.to ? "=" : "differ"])
+  t.push(["seed", a.seed, b.seed, a.seed === b.seed ? "=" : "differ"])
+  for (const [key, label, kind] of COMPARED) {
+    const x = valueOf(a.metrics, key)
+    const y = valueOf(b.metrics, key)
+    t.push([label, shownValue(x, kind), shownValue(y, kind), shownDifference(x, y, kind)])
+  }
+  const short = (c: string | null) => (c === null ? DASH : `${c.slice(0, 12)}…`)
+  t.push(["checksum", short(a.checksum), short(b.checksum), a.checksum !== null && a.checksum === b.checksum ? "=" : "differ"])
+  const lines = [t.toString(), ""]
+  if (a.eventDetail !== b.eventDetail) {
+    lines.push(
+      `note: a recorded ${a.eventDetail}, b ${b.eventDetail}: with "decisions" only the decisions that changed a target are kept, so the runs' decisions are not alike`
+    )
+  }
+  lines.push(
+    Option.match(difference, {
+      onNone: () => "decisions: the same throughout",
+      onSome: (d) =>
+        [
+          `first differing decision: ${time(d.ts)} ${d.symbol}, after ${count(d.matched)} alike`,
+          `  a  ${decisionText(d.a)}`,
+          `  b  ${decisionText(d.b)}`
+        ].join("\n")
+    })
+  )
+  return `${lines.join("\n")}\n`
+}

@@ -1,0 +1,420 @@
+/**
+ * The commands that keep and read runs, on a fresh database (embedded PGlite in memory, or a
+ * throw-away database on the server of `DATABASE_URL`): `backtest` persisting its run, `runs
+ * list | show | compare`, `audit verify`, `replay` and `resume` — what each prints, and the one
+ * `swarm:` line and exit code of each failure (unknown and malformed runs, a broken chain, a
+ * divergence, a database that cannot be opened or is locked). One database for the whole file:
+ * runs accumulate, so tests find theirs by the `ref` their backtest printed.
+ */
+import { SqlClient } from "@effect/sql"
+import { afterAll, describe, expect, it, layer } from "@effect/vitest"
+import { Effect, Layer, Option, Schema } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import type { RunId } from "../../schemas/Ids.js"
+import { ResultDocument } from "../../src/cli/ResultDocument.js"
+import { CompareJson, RunJson, RunShowJson } from "../../src/cli/RunsView.js"
+import * as Compare from "../../src/store/Compare.js"
+import type * as Database from "../../src/store/Database.js"
+import { migrate } from "../../src/store/Migrations.js"
+import * as Store from "../../src/store/Store.js"
+import { freshDatabase } from "../store/fresh.js"
+import { lines, noDatabase, openAttempts, swarm } from "./harness.js"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+const data = Path.join(root, "data")
+const sma = Path.join(root, "examples", "sma-crossover.json")
+const six = Path.join(root, "examples", "six-analysts.yaml")
+
+const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-cli-store-"))
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
+
+/** A copy of the SMA example under another name: a strategy of its own, numbered from 1. */
+const smaNamed = (name: string) => {
+  const file = Path.join(tmp, `${name.replace(/\W/g, "-")}.json`)
+  fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(sma, "utf8")), name }))
+  return file
+}
+
+const migrated = Layer.effectDiscard(Effect.orDie(migrate)).pipe(Layer.provideMerge(freshDatabase))
+
+/** The test's database as a store layer the command opens without owning it (it stays open for the next test). */
+const store = Effect.map(Effect.context<Database.Database>(), (context) => Layer.succeedContext(context))
+
+const documentOf = (stdout: string) => Schema.decodeUnknownSync(ResultDocument)(JSON.parse(stdout))
+
+/** A stored backtest of `strategy` (`--json`), with its document. */
+const backtest = (strategy: string, ...extra: Array<string>) =>
+  Effect.gen(function*() {
+    const r = yield* swarm(["backtest", "--data", data, "--strategy", strategy, "--json", ...extra], { store: yield* store })
+    expect(r.code, r.stderr).toBe(0)
+    return { ...r, document: documentOf(r.stdout) }
+  })
+
+/** What a process killed after event `n` leaves of a completed run: its first `n` events and their rows, its `runs` row still `running`. */
+const crashAfter = (run: string, n: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`update runs set status = 'running', failure = null, checksum = null, metrics = null, counts = null,
+      trading_state = null, period_from = null, period_to = null, chain_count = null, chain_head = null, finished_at = null
+      where id = ${run}`
+    for (
+      const table of ["run_events", "opinions", "decisions", "verdicts", "orders", "fills", "trades", "equity_snapshots", "positions", "checkpoints"]
+    ) {
+      yield* sql`delete from ${sql(table)} where run_id = ${run} and seq > ${n}`
+    }
+    yield* sql`delete from approvals where run_id = ${run} and requested_seq > ${n}`
+    yield* sql`delete from rounds r where r.run_id = ${run}
+      and not exists (select 1 from decisions d where d.run_id = r.run_id and d.round_id = r.round_id)
+      and not exists (select 1 from opinions o where o.run_id = r.run_id and o.round_id = r.round_id)`
+  }).pipe(Effect.orDie)
+
+/** The first (ts, symbol) where two runs' decisions differ, computed here from all their rows at once. */
+const expectedDifference = (a: string, b: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = (run: string) =>
+      sql<{ ts: number; symbol: string; action: string }>`select ts, symbol, action from decisions where run_id = ${run}`
+    const key = (r: { ts: number; symbol: string }) => `${String(r.ts).padStart(15, "0")} ${r.symbol}`
+    const x = new Map((yield* rows(a)).map((r) => [key(r), r.action]))
+    const y = new Map((yield* rows(b)).map((r) => [key(r), r.action]))
+    const keys = [...new Set([...x.keys(), ...y.keys()])].sort()
+    return keys.find((k) => x.get(k) !== y.get(k))
+  }).pipe(Effect.orDie)
+
+layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on a database", (it) => {
+  it.effect("backtest keeps the run: the database line, the run's id and <strategy>#<number> in the document and the summary", () =>
+    Effect.gen(function*() {
+      const first = yield* backtest(smaNamed("Kept"))
+      expect(lines(first.stderr)).toEqual([expect.stringMatching(/^database: (embedded PGlite in memory|Postgres at postgres:\/\/)/)])
+      expect(first.document.run).toMatch(/^run_[0-9a-f]{12}$/)
+      expect(first.document.ref).toBe("Kept#1")
+      expect(first.document.status).toBe("completed")
+
+      const second = yield* swarm(["backtest", "--data", data, "--strategy", smaNamed("Kept")], { store: yield* store })
+      expect(second.code).toBe(0)
+      expect(second.stdout).toMatch(/^run {7}run_[0-9a-f]{12} \(Kept#2, kept in the database\)\n/)
+      // The same inputs, another run: its own id, so its own checksum (events name their run).
+      expect(second.stdout).not.toContain(first.document.run)
+
+      // --out still writes the run's files, the same events the database has.
+      const out = Path.join(tmp, "kept-out")
+      const third = yield* backtest(smaNamed("Kept"), "--out", out)
+      expect(third.document.ref).toBe("Kept#3")
+      const events = lines(fs.readFileSync(Path.join(out, "events.ndjson"), "utf8"))
+      const sql = yield* SqlClient.SqlClient
+      const stored = yield* sql<{ body: string }>`select body from run_events where run_id = ${third.document.run} order by seq`
+      expect(stored.map((e) => e.body)).toEqual(events)
+    }))
+
+  it.effect("runs list: a table of the runs, newest first; --strategy, --status, --limit; --json", () =>
+    Effect.gen(function*() {
+      const a = yield* backtest(smaNamed("Listed"))
+      const b = yield* backtest(smaNamed("Listed"), "--to", "2022-12-31")
+      const table = yield* swarm(["runs", "list", "--strategy", "Listed"], { store: yield* store })
+      expect(table.code).toBe(0)
+      expect(lines(table.stderr)).toHaveLength(1) // the database line
+      const rows = lines(table.stdout)
+      expect(rows[1]).toMatch(/│ run +│ id +│ status +│ mode +│ period +│ +return │ Sharpe │ max DD │ trades │ started +│/)
+      // Newest first: Listed#2 (to 2022-12-31), then Listed#1.
+      expect(rows[3]).toMatch(new RegExp(`│ Listed#2 +│ ${b.document.run} │ completed │ backtest │ 2022-01-03 → 2022-12-30 │`))
+      expect(rows[4]).toMatch(new RegExp(`│ Listed#1 +│ ${a.document.run} │ completed │ backtest │ 2022-01-03 → 2023-12-01 │ +\\+26\\.09% │ +1\\.42 │ +5\\.16% │ +27 │ \\d{4}-`))
+      expect(rows).toHaveLength(6)
+
+      const limited = yield* swarm(["runs", "list", "--strategy", "Listed", "--limit", "1"], { store: yield* store })
+      expect(lines(limited.stdout).filter((l) => l.includes("Listed#"))).toHaveLength(1)
+      expect(limited.stdout).toContain("the latest 1; --limit shows more")
+
+      const json = yield* swarm(["runs", "list", "--strategy", "Listed", "--status", "completed", "--json"], { store: yield* store })
+      expect(json.code).toBe(0)
+      const runs = Schema.decodeUnknownSync(Schema.Array(RunJson))(JSON.parse(json.stdout))
+      expect(runs.map((r) => [r.ref, r.id, r.status])).toEqual([["Listed#2", b.document.run, "completed"], ["Listed#1", a.document.run, "completed"]])
+      expect(runs[1]!.checksum).toBe(a.document.checksum)
+      expect(runs[1]!.metrics?.finalEquity).toBe(a.document.metrics.finalEquity)
+
+      const none = yield* swarm(["runs", "list", "--strategy", "Listed", "--status", "failed"], { store: yield* store })
+      expect([none.code, none.stdout]).toEqual([0, "no runs\n"])
+    }))
+
+  it.effect("runs show: metrics, counts, checksum, chain head, first and last trades, equity; by id or <strategy>#<n>; --json", () =>
+    Effect.gen(function*() {
+      const { document } = yield* backtest(smaNamed("Shown"))
+      const r = yield* swarm(["runs", "show", "Shown#1"], { store: yield* store })
+      expect(r.code).toBe(0)
+      for (
+        const text of [
+          `run       ${document.run} (Shown#1)`,
+          "strategy  Shown, version 1 (str_",
+          "mode      backtest, seed 0, event detail decisions",
+          `data      CSV ${data} (ACME, GLOBEX, INITECH)`,
+          "status    completed",
+          "period    2022-01-03 → 2023-12-01",
+          "│ total return     │ +26.09% (100,000.00 → 126,087.07)",
+          "│ Sharpe           │ 1.42 ",
+          `first 3 and last 3 of ${document.trades.length} trades`,
+          "equity    27 snapshots, taken after fills: first ",
+          "trading   active",
+          `counts    1,500 bars, 500 slices, 1,500 rounds, ${document.counts.decisions} decisions`,
+          `checksum  ${document.checksum}`,
+          `chain     ${document.counts.events} events, head `
+        ]
+      ) expect(r.stdout).toContain(text)
+
+      const json = yield* swarm(["runs", "show", document.run, "--json"], { store: yield* store })
+      expect(json.code).toBe(0)
+      const shown = Schema.decodeUnknownSync(RunShowJson)(JSON.parse(json.stdout))
+      expect(shown).toMatchObject({ id: document.run, ref: "Shown#1", status: "completed", checksum: document.checksum, failure: null })
+      expect(shown.chain?.count).toBe(document.counts.events)
+      expect(shown.chain?.head).toMatch(/^[0-9a-f]{64}$/)
+      expect(shown.trades.count).toBe(document.trades.length)
+      expect(shown.trades.first).toEqual(document.trades.slice(0, 3))
+      expect(shown.trades.last).toEqual(document.trades.slice(-3))
+      expect(shown.equity?.points).toBeGreaterThan(0)
+      expect(shown.metrics).toEqual(document.metrics)
+    }))
+
+  it.effect("audit verify: OK with the event count and chain head; a changed event: FAILED at that entry, exit 1", () =>
+    Effect.gen(function*() {
+      const { document } = yield* backtest(smaNamed("Audited"))
+      const ok = yield* swarm(["audit", "verify", "Audited#1"], { store: yield* store })
+      expect(ok.code).toBe(0)
+      const shown = Schema.decodeUnknownSync(RunShowJson)(JSON.parse((yield* swarm(["runs", "show", "Audited#1", "--json"], { store: yield* store })).stdout))
+      expect(ok.stdout).toBe(`OK: run ${document.run}: ${document.counts.events} events, chain head ${shown.chain!.head.slice(0, 12)}…\n`)
+
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`update run_events set body = replace(body, '"seq":7,', '"seq":7,"forged":true,') where run_id = ${document.run} and seq = 7`
+      const broken = yield* swarm(["audit", "verify", document.run], { store: yield* store })
+      expect(broken.code).toBe(1)
+      expect(broken.stdout).toMatch(/^FAILED at entry 7: entry 7 \(\w+\) does not verify: its content was changed/)
+      expect(lines(broken.stderr).slice(1)).toEqual([
+        expect.stringMatching(new RegExp(`^swarm: run ${document.run}: the audit chain does not verify at entry 7: `))
+      ])
+    }))
+
+  it.effect("replay: OK when the run reproduces; a recording that differs: the first divergence, exit 1", () =>
+    Effect.gen(function*() {
+      const { document } = yield* backtest(smaNamed("Replayed"))
+      const ok = yield* swarm(["replay", "Replayed#1"], { store: yield* store })
+      expect(ok.code, ok.stderr).toBe(0)
+      expect(ok.stdout).toBe(`OK: run ${document.run} reproduced: ${document.counts.events} events, checksum ${document.checksum}\n`)
+
+      // The recording says the first decision was another action than the strategy takes.
+      const sql = yield* SqlClient.SqlClient
+      const [decision] = yield* sql<{ seq: number; action: string; roundId: string }>`
+        select seq, action, round_id from decisions where run_id = ${document.run} order by seq limit 1`
+      const other = decision!.action === "long" ? "short" : "long"
+      yield* sql`update run_events set body = replace(body, ${`"action":"${decision!.action}"`}, ${`"action":"${other}"`})
+        where run_id = ${document.run} and seq = ${decision!.seq}`
+      const diverged = yield* swarm(["replay", document.run], { store: yield* store })
+      expect(diverged.code).toBe(1)
+      expect(diverged.stdout).toBe(
+        [
+          `DIVERGED: run ${document.run} does not reproduce`,
+          `  event     ${decision!.seq}`,
+          `  round     ${decision!.roundId}`,
+          "  agent     —",
+          "  field     decision.action",
+          `  expected  "${other}"`,
+          `  actual    "${decision!.action}"`,
+          ""
+        ].join("\n")
+      )
+      expect(lines(diverged.stderr).slice(1)).toEqual([
+        `swarm: run ${document.run}: does not reproduce: diverges at event ${decision!.seq}, round ${decision!.roundId}: decision.action was "${other}", now "${decision!.action}"`
+      ])
+    }))
+
+  it.effect("runs compare: metrics side by side with differences, and the first differing decision", () =>
+    Effect.gen(function*() {
+      const a = yield* backtest(smaNamed("Compared"))
+      const b = yield* backtest(six)
+      const r = yield* swarm(["runs", "compare", "Compared#1", b.document.ref!], { store: yield* store })
+      expect(r.code).toBe(0)
+      const rows = lines(r.stdout)
+      expect(rows[1]).toMatch(new RegExp(`│ +│ +a: Compared#1 │ +b: ${b.document.ref} │ +b − a │`))
+      expect(r.stdout).toMatch(/│ total return +│ +26\.09% │ +\d+\.\d\d% │ +[+−]\d+\.\d\d pp │/)
+      expect(r.stdout).toMatch(/│ trades +│ +27 │ +\d+ │ +([+−]\d+|=) │/)
+      expect(r.stdout).toMatch(/│ checksum +│ +[0-9a-f]{12}… │ +[0-9a-f]{12}… │ +differ │/)
+
+      // The first difference, worked out independently from every decision row of both runs.
+      const expected = yield* expectedDifference(a.document.run, b.document.run)
+      expect(expected).toBeDefined()
+      const [ts, symbol] = expected!.split(" ")
+      const day = new Date(Number(ts)).toISOString().slice(0, 10)
+      expect(r.stdout).toMatch(new RegExp(`first differing decision: ${day} ${symbol}, after \\d+ alike\\n  a  .+\\n  b  .+\\n$`))
+
+      const json = yield* swarm(["runs", "compare", a.document.run, b.document.run, "--json"], { store: yield* store })
+      const compared = Schema.decodeUnknownSync(CompareJson)(JSON.parse(json.stdout))
+      expect(compared.a.id).toBe(a.document.run)
+      expect(compared.decisions.sameEventDetail).toBe(true)
+      expect(compared.decisions.firstDifference).toMatchObject({ ts: Number(ts), symbol })
+      expect(compared.difference["tradeCount"]).toBe(b.document.metrics.tradeCount - 27)
+      expect(typeof compared.difference["finalEquity"]).toBe("string") // money, as a decimal
+
+      // The same strategy twice decides the same throughout.
+      const again = yield* backtest(smaNamed("Compared"))
+      const same = yield* swarm(["runs", "compare", "Compared#1", again.document.ref!], { store: yield* store })
+      expect(same.stdout).toContain("decisions: the same throughout\n")
+      expect(same.stdout).toMatch(/│ total return +│ +26\.09% │ +26\.09% │ += │/)
+    }))
+
+  it.effect("Compare.firstDecisionDifference: the same answer whatever the page size", () =>
+    Effect.gen(function*() {
+      // Three months of every round's decision: a few hundred rows a run, pages of one row and up.
+      const window = ["--events", "rounds", "--to", "2022-03-31"]
+      const a = yield* backtest(smaNamed("Paged"), ...window)
+      const b = yield* backtest(smaNamed("Paged other"), ...window, "--seed", "3")
+      const c = yield* backtest(six, ...window)
+      for (const [x, y] of [[a, b], [a, c], [c, a]] as const) {
+        const answers = yield* Effect.forEach(
+          [1, 2, 3, 7, 64, Compare.PAGE],
+          (pageSize) => Compare.firstDecisionDifference(x.document.run as RunId, y.document.run as RunId, { pageSize })
+        )
+        for (const answer of answers) expect(answer).toEqual(answers.at(-1))
+      }
+      // Runs of one strategy with rounds detail: every round's decision, all alike.
+      const same = yield* Compare.firstDecisionDifference(a.document.run as RunId, b.document.run as RunId, { pageSize: 5 })
+      expect(same).toEqual(Option.none())
+      const differ = yield* Compare.firstDecisionDifference(a.document.run as RunId, c.document.run as RunId, { pageSize: 5 })
+      const expected = yield* expectedDifference(a.document.run, c.document.run)
+      expect(Option.map(differ, (d) => `${String(d.ts).padStart(15, "0")} ${d.symbol}`)).toEqual(Option.some(expected))
+      expect(Option.getOrThrow(differ).matched).toBeGreaterThan(0)
+
+      // Runs that kept different details: said, since their decision rows are not alike.
+      const mixed = yield* swarm(["runs", "compare", "Paged#1", "Compared#1"], { store: yield* store })
+      expect(mixed.stdout).toContain("note: a recorded rounds, b decisions: ")
+    }))
+
+  it.effect("resume: a run whose process died goes on from its last committed event and ends as it would have", () =>
+    Effect.gen(function*() {
+      const nothing = yield* swarm(["resume"], { store: yield* store })
+      expect([nothing.code, nothing.stdout]).toEqual([0, "nothing to resume: no run is unfinished\n"])
+
+      const { document } = yield* backtest(smaNamed("Resumed"))
+      const done = yield* swarm(["resume", "Resumed#1"], { store: yield* store })
+      expect(done.code).toBe(2)
+      expect(lines(done.stderr).slice(1)).toEqual([`swarm: run ${document.run}: cannot be resumed: it is completed`])
+
+      yield* crashAfter(document.run, 100)
+      const listed = yield* swarm(["runs", "list", "--status", "running"], { store: yield* store })
+      expect(listed.stdout).toMatch(new RegExp(`│ Resumed#1 │ ${document.run} │ running │ backtest │ — +│ +— │ +— │ +— │ +— │`))
+      const unfinished = yield* swarm(["runs", "show", "Resumed#1"], { store: yield* store })
+      for (
+        const text of ["status    running\n", "period    —\n", "metrics: none yet (the run has not completed)", "checksum  —\n", "chain     not closed (the run has not ended)"]
+      ) expect(unfinished.stdout).toContain(text)
+      const resumed = yield* swarm(["resume"], { store: yield* store })
+      expect(resumed.code, resumed.stderr).toBe(0)
+      expect(resumed.stdout).toBe(
+        `resumed run ${document.run} (Resumed#1): 100 events checked against the recording, ${
+          document.counts.events - 100
+        } recorded after them; completed, checksum ${document.checksum}\n`
+      )
+      const audit = yield* swarm(["audit", "verify", "Resumed#1"], { store: yield* store })
+      expect(audit.stdout).toMatch(new RegExp(`^OK: run ${document.run}: ${document.counts.events} events`))
+      const replay = yield* swarm(["replay", "Resumed#1"], { store: yield* store })
+      expect(replay.code).toBe(0)
+    }))
+
+  it.effect("an unknown run: one line naming it, exit 2, for every command", () =>
+    Effect.gen(function*() {
+      for (
+        const [argv, missing] of [
+          [["runs", "show", "Nothing#1"], "Nothing#1"],
+          [["runs", "show", "run_000000000000"], "run_000000000000"],
+          [["runs", "compare", "Nothing#1", "Nothing#2"], "Nothing#1"],
+          [["audit", "verify", "Nothing#1"], "Nothing#1"],
+          [["replay", "Nothing#1"], "Nothing#1"],
+          [["resume", "Nothing#1"], "Nothing#1"]
+        ] as const
+      ) {
+        const r = yield* swarm(argv, { store: yield* store })
+        expect(r.code, argv.join(" ")).toBe(2)
+        expect(r.stdout).toBe("")
+        const [database, ...rest] = lines(r.stderr)
+        expect(database).toMatch(/^database: /)
+        expect(rest).toEqual([`swarm: run: no run "${missing}" in the database (swarm runs list shows them)`])
+      }
+    }))
+})
+
+describe("swarm: bad run references are refused before any database is opened", () => {
+  const refs: ReadonlyArray<readonly [string, RegExp]> = [
+    ["", /^swarm: <run>: is empty: /],
+    ["   ", /^swarm: <run>: is empty: /],
+    ["x#notanumber", /^swarm: <run>: "x#notanumber" does not end in a run number: expected <strategy>#<number>/],
+    ["x#0", /^swarm: <run>: "x#0" does not end in a run number/],
+    ["x#99999999999", /^swarm: <run>: "x#99999999999" does not end in a run number/],
+    ["#3", /^swarm: <run>: "#3" has no strategy name before the #/],
+    ["a\u0000b", /^swarm: <run>: "a\\u0000b" contains control characters$/],
+    ["r".repeat(5000), /^swarm: <run>: is 5000 characters long \("r{24}…"\): a run id or <strategy>#<number> has at most 200$/]
+  ]
+  it.live("show, audit verify, replay and resume: exit 2 with one line", () =>
+    Effect.gen(function*() {
+      const before = openAttempts()
+      for (const [ref, line] of refs) {
+        for (const argv of [["runs", "show", ref], ["audit", "verify", ref], ["replay", ref], ["resume", ref]]) {
+          const r = yield* swarm(argv)
+          expect(r.code, JSON.stringify(argv)).toBe(2)
+          expect(r.stdout).toBe("")
+          expect(lines(r.stderr)).toEqual([expect.stringMatching(line)])
+        }
+      }
+      const compare = yield* swarm(["runs", "compare", "ok#1", "x#y"])
+      expect([compare.code, lines(compare.stderr)]).toEqual([2, [expect.stringMatching(/^swarm: <b>: "x#y" does not end in a run number/)]])
+      expect(openAttempts()).toBe(before)
+    }))
+
+  it.live("runs list: a bad --limit, --status or --strategy", () =>
+    Effect.gen(function*() {
+      const limit = yield* swarm(["runs", "list", "--limit", "0"])
+      expect([limit.code, lines(limit.stderr)]).toEqual([2, ["swarm: --limit: expected 1 to 1000, got 0", "swarm: try 'swarm runs list --help'"]])
+      const status = yield* swarm(["runs", "list", "--status", "done"])
+      expect(lines(status.stderr)[0]).toBe("swarm: --status: expected one of running, paused, completed, failed, stopped, got \"done\"")
+      const strategy = yield* swarm(["runs", "list", "--strategy", "x".repeat(300)])
+      expect([strategy.code, lines(strategy.stderr)[0]]).toEqual([2, expect.stringMatching(/^swarm: --strategy: "x{24}…" cannot be a strategy name/)])
+      const missing = yield* swarm(["runs", "show"])
+      expect(lines(missing.stderr)).toEqual(["swarm: <run>: is required", "swarm: try 'swarm runs show --help'"])
+      const unknown = yield* swarm(["runs", "frob"])
+      expect([unknown.code, lines(unknown.stderr)[0]]).toEqual([2, "swarm: frob: unknown command, use one of 'list', 'show', 'compare'"])
+    }))
+})
+
+describe("swarm: the database", () => {
+  it.live("--no-store opens no database; without it, a database that cannot be opened is one line, exit 1", () =>
+    Effect.gen(function*() {
+      const before = openAttempts()
+      const plain = yield* swarm(["backtest", "--no-store", "--data", data, "--strategy", sma, "--json"], { store: noDatabase })
+      expect(plain.code).toBe(0)
+      expect(plain.stderr).toBe("")
+      expect(documentOf(plain.stdout).ref).toBeUndefined()
+      expect(openAttempts()).toBe(before)
+
+      const stored = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json"], { store: noDatabase })
+      expect(openAttempts()).toBe(before + 1)
+      expect([stored.code, stored.stdout, lines(stored.stderr)]).toEqual([1, "", ["swarm: database: embedded PGlite at (none): unavailable: this test gives no database"]])
+    }))
+
+  it.live("a Postgres server that refuses: the database (password masked) and why", () =>
+    Effect.gen(function*() {
+      const r = yield* swarm(["runs", "list"], { store: Store.layerWith({ url: "postgres://swarm:secret@127.0.0.1:1/none" }) })
+      expect(r.code).toBe(1)
+      expect(lines(r.stderr)).toEqual([
+        expect.stringMatching(/^swarm: database: Postgres at postgres:\/\/swarm:\*\*\*@127\.0\.0\.1:1\/none: unavailable: .*ECONNREFUSED/)
+      ])
+      expect(r.stderr).not.toContain("secret")
+    }))
+
+  it.live("an embedded database another process holds: locked, naming the directory and the process", () =>
+    Effect.gen(function*() {
+      const dir = Path.join(tmp, "locked")
+      fs.mkdirSync(dir, { recursive: true })
+      fs.writeFileSync(Path.join(dir, "swarm.lock"), `${process.ppid}\n`)
+      const r = yield* swarm(["audit", "verify", "x#1"], { store: Store.layerWith({ embedded: { dataDir: dir } }) })
+      expect(r.code).toBe(1)
+      expect(lines(r.stderr)).toEqual([
+        expect.stringMatching(new RegExp(`^swarm: database: the embedded database at .*locked is in use by process ${process.ppid}; `))
+      ])
+    }))
+})
