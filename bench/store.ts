@@ -1,7 +1,7 @@
 /**
  * Store benchmark (`npm run bench -- store`), against real Postgres: `DATABASE_URL`'s server, or
  * the local one at postgres://postgres@127.0.0.1:5432/postgres — the benchmark creates a database
- * of its own there and drops it at the end.
+ * of its own there (Database.temporary) and drops it at the end.
  *
  * - `durable_events_per_sec`: events a recorder makes durable (committed, with their rounds,
  *   opinions, decisions, verdicts, orders, fills, trades and snapshots and the hash chain) per
@@ -14,9 +14,7 @@
  * - `replay_bars_per_sec`: `swarm replay` of the stored W1 run: re-executed and compared with the
  *   recording event by event.
  */
-import { randomBytes } from "node:crypto"
-import { Effect, Layer, Redacted } from "effect"
-import * as Pg from "pg"
+import { Effect, Layer } from "effect"
 import type { RunEvent } from "../schemas/RunEvent.js"
 import * as DataSource from "../src/market/DataSource.js"
 import * as Backtest from "../src/swarm/Backtest.js"
@@ -42,27 +40,6 @@ const integer = (value: number) => String(Math.round(value))
 const serverUrl = process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL.trim() !== ""
   ? process.env.DATABASE_URL
   : "postgres://postgres@127.0.0.1:5432/postgres"
-
-/** A database of our own on the server, dropped when the scope closes. */
-const benchDatabase = Effect.acquireRelease(
-  Effect.promise(async () => {
-    const name = `swarm_bench_${randomBytes(4).toString("hex")}`
-    const admin = new Pg.Client({ connectionString: serverUrl })
-    await admin.connect()
-    await admin.query(`create database ${name}`)
-    await admin.end()
-    const url = new URL(serverUrl)
-    url.pathname = `/${name}`
-    return { name, url: url.toString() }
-  }),
-  ({ name }) =>
-    Effect.promise(async () => {
-      const admin = new Pg.Client({ connectionString: serverUrl })
-      await admin.connect()
-      await admin.query(`drop database if exists ${name} with (force)`)
-      await admin.end()
-    })
-)
 
 // --- durable events --------------------------------------------------------------------------
 
@@ -185,9 +162,9 @@ const w1Figures = Effect.gen(function*() {
 })
 
 const main = Effect.gen(function*() {
-  const database = yield* benchDatabase
-  progress(`store bench on ${Database.maskUrl(database.url)}`)
-  const store = Layer.effectDiscard(migrate).pipe(Layer.provideMerge(Database.layerWith({ url: Redacted.make(database.url) })))
+  const url = yield* Database.temporary(serverUrl, "swarm_bench")
+  progress(`store bench on ${Database.maskUrl(url)}`)
+  const store = Layer.effectDiscard(migrate).pipe(Layer.provideMerge(Database.layerWith({ url })))
   yield* Effect.gen(function*() {
     yield* durableFigure
     yield* w1Figures

@@ -10,6 +10,7 @@
  * advisory locks are not exclusive (EFFECT_NOTES.md §4). Several processes need Postgres.
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
@@ -549,4 +550,34 @@ const startServer = (dataDir: string, backend: Backend) =>
       Effect.forkScoped
     )
     return { pid: spawned.child.pid!, port } satisfies Server
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Throw-away databases (tests, benchmarks)
+
+/** Runs `f` on a short-lived connection to the server's own database (to create and drop others). */
+const onServer = <A, E>(url: string, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
+  Effect.flatMap(SqlClient.SqlClient, f).pipe(Effect.provide(layerWith({ url, maxConnections: 1 })))
+
+/**
+ * A brand-new, empty database on the Postgres server at `serverUrl`, for the scope: its URL. It is
+ * dropped when the scope closes (`with (force)`: a connection a failed test left behind does not
+ * keep it). `prefix` names what made it (`swarm_t_…` for tests, `swarm_bench_…`).
+ */
+export const temporary = (serverUrl: string, prefix = "swarm_t") =>
+  Effect.gen(function*() {
+    const name = `${prefix}_${randomBytes(6).toString("hex")}`
+    yield* Effect.acquireRelease(
+      onServer(serverUrl, (sql) => sql`create database ${sql(name)}`).pipe(
+        Effect.catchTag("SqlError", (error) =>
+          Effect.fail(unavailable({ kind: "postgres", url: maskUrl(serverUrl) }, `cannot create the database ${name}: ${reasonOf(error)}`)))
+      ),
+      () =>
+        onServer(serverUrl, (sql) => sql`drop database if exists ${sql(name)} with (force)`).pipe(
+          Effect.catchAllCause((cause) => Effect.logWarning(`temporary database ${name} was not dropped`, cause))
+        )
+    )
+    const url = new URL(serverUrl)
+    url.pathname = `/${name}`
+    return url.href
   })
