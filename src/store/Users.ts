@@ -1,10 +1,13 @@
 /**
  * Users. The command line works on a local database without logging in: its runs and strategies
- * belong to `local`, an admin created on first use. The server's API keys (the edge) map to users
- * in the same table.
+ * belong to `local`, an admin created on first use. The server's API keys (`ApiKeys.ts`) map to
+ * users in the same table; a disabled user keeps their rows, but their keys stop working.
  */
+import { randomBytes } from "node:crypto"
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect, ParseResult, Schema } from "effect"
+import { InvalidUserName, type Role, User, UserExists, UserName, UserNotFound } from "../../schemas/Auth.js"
 import { storeError } from "./StoreError.js"
 
 /** The owner of what the command line does without a server. */
@@ -16,3 +19,102 @@ export const ensureLocal = Effect.fn("Users.ensureLocal")(function*() {
   yield* sql`insert into users (id, name, role) values (${LOCAL}, ${LOCAL}, 'admin') on conflict (id) do nothing`
   return LOCAL
 }, storeError("create the local user"))
+
+export const newUserId = (): string => `usr_${randomBytes(6).toString("hex")}`
+
+interface Row {
+  readonly id: string
+  readonly name: string
+  readonly role: Role
+  readonly createdAt: Date
+  readonly disabledAt: Date | null
+}
+
+const userOf = (row: Row) => new User(row)
+
+const COLUMNS = "id, name, role, created_at, disabled_at"
+
+/**
+ * An id or a name no row can have: too long for any id we make or name we accept, or holding a
+ * NUL (which Postgres text refuses with an error, where the asker must get "no such user").
+ */
+export const impossible = (text: string): boolean => text.length > 200 || text.includes("\u0000")
+
+const decodeName = Schema.decodeUnknown(UserName)
+
+/**
+ * A new user. The name is checked (`UserName`); a name already taken — `local` included, even
+ * before the command line has made that user, so that `ensureLocal` never collides — is `UserExists`.
+ */
+export const create = Effect.fn("Users.create")(function*(name: string, role: Role = "user") {
+  const sql = yield* SqlClient.SqlClient
+  const valid = yield* decodeName(name).pipe(
+    Effect.mapError((error) => new InvalidUserName({ reason: ParseResult.TreeFormatter.formatErrorSync(error) }))
+  )
+  if (valid === LOCAL) return yield* new UserExists({ name: valid })
+  // `on conflict do nothing` rather than catching the unique violation: inside a caller's
+  // transaction a violation would abort the whole transaction.
+  const [row] = yield* sql<Row>`insert into users (id, name, role) values (${newUserId()}, ${valid}, ${role})
+    on conflict (name) do nothing returning ${sql.literal(COLUMNS)}`
+  if (row === undefined) return yield* new UserExists({ name: valid })
+  return userOf(row)
+}, storeError("create a user"))
+
+/** A user by id. */
+export const get = Effect.fn("Users.get")(function*(id: string) {
+  const sql = yield* SqlClient.SqlClient
+  if (impossible(id)) return yield* new UserNotFound({ user: id.slice(0, 64) })
+  const [row] = yield* sql<Row>`select ${sql.literal(COLUMNS)} from users where id = ${id}`
+  if (row === undefined) return yield* new UserNotFound({ user: id })
+  return userOf(row)
+}, storeError("read a user"))
+
+/** A user by name. */
+export const getByName = Effect.fn("Users.getByName")(function*(name: string) {
+  const sql = yield* SqlClient.SqlClient
+  if (impossible(name)) return yield* new UserNotFound({ user: name.slice(0, 64) })
+  const [row] = yield* sql<Row>`select ${sql.literal(COLUMNS)} from users where name = ${name}`
+  if (row === undefined) return yield* new UserNotFound({ user: name })
+  return userOf(row)
+}, storeError("read a user"))
+
+/** Every user, disabled ones too, oldest first. */
+export const list = Effect.fn("Users.list")(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<Row>`select ${sql.literal(COLUMNS)} from users order by created_at, name`
+  return rows.map(userOf)
+}, storeError("list users"))
+
+/** Update one user's row with `set`; the user as it is afterwards, or `UserNotFound`. */
+const update = (id: string, set: (sql: SqlClient.SqlClient) => Effect.Effect<ReadonlyArray<Row>, SqlError>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    if (impossible(id)) return yield* new UserNotFound({ user: id.slice(0, 64) })
+    const [row] = yield* set(sql)
+    if (row === undefined) return yield* new UserNotFound({ user: id })
+    return userOf(row)
+  })
+
+/**
+ * Make a user an admin or a plain user. Takes effect on their next request once the edge's cache
+ * of principals has expired (`AuthLive.ts`: 30 s).
+ */
+export const setRole = Effect.fn("Users.setRole")(function*(id: string, role: Role) {
+  return yield* update(id, (sql) => sql<Row>`update users set role = ${role} where id = ${id} returning ${sql.literal(COLUMNS)}`)
+}, storeError("set a user's role"))
+
+/**
+ * Disable a user: their keys stop authenticating (within the edge cache's 30 s); what they own
+ * stays. Disabling a disabled user keeps the first `disabledAt`.
+ */
+export const disable = Effect.fn("Users.disable")(function*(id: string) {
+  return yield* update(
+    id,
+    (sql) => sql<Row>`update users set disabled_at = coalesce(disabled_at, now()) where id = ${id} returning ${sql.literal(COLUMNS)}`
+  )
+}, storeError("disable a user"))
+
+/** Enable a disabled user again: their keys that were not revoked work again. */
+export const enable = Effect.fn("Users.enable")(function*(id: string) {
+  return yield* update(id, (sql) => sql<Row>`update users set disabled_at = null where id = ${id} returning ${sql.literal(COLUMNS)}`)
+}, storeError("enable a user"))

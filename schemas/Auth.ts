@@ -1,0 +1,108 @@
+/**
+ * Who is asking, and the answers to someone who may not: the principal an API key stands for
+ * (a user with a role), and the typed refusals every procedure and endpoint gives. "Not yours" and
+ * "does not exist" are the same answer (the resource's NotFound), so a refusal never leaks that
+ * someone else's strategy or run exists.
+ */
+import { Schema } from "effect"
+
+export const Role = Schema.Literal("admin", "user")
+export type Role = typeof Role.Type
+
+export class Principal extends Schema.Class<Principal>("Principal")({
+  userId: Schema.String,
+  name: Schema.String,
+  role: Role
+}) {}
+
+/** No key, a malformed key, an unknown or revoked key (one answer for all: 401). */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  reason: Schema.String
+}) {}
+
+/** A known user asking for what their role does not allow (403): an admin procedure. */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
+  reason: Schema.String
+}) {}
+
+/** A user's name: how they are shown and how an admin names them. ASCII only, so two names never look alike by accident of Unicode. */
+export const UserName = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9._-]{1,64}$/, {
+    message: () => "a user name is 1 to 64 letters, digits or . _ -"
+  })
+)
+
+/** What an API key is for, as its owner labels it (`laptop`, `ci`): at most 100 characters, no control characters. */
+export const KeyLabel = Schema.String.pipe(
+  Schema.maxLength(100, { message: () => "a key label is at most 100 characters" }),
+  Schema.pattern(/^[^\p{Cc}]*$/u, { message: () => "a key label has no control characters" })
+)
+
+/** A user as an admin sees one. `disabledAt` set: their keys no longer authenticate. */
+export class User extends Schema.Class<User>("User")({
+  id: Schema.String,
+  name: Schema.String,
+  role: Role,
+  createdAt: Schema.Date,
+  disabledAt: Schema.NullOr(Schema.Date)
+}) {}
+
+/**
+ * An API key as listed: never the key itself nor its hash — the key is shown once, when issued.
+ * `prefix` (its first 10 characters, `sk_` and 7 more) tells keys apart.
+ */
+export class ApiKey extends Schema.Class<ApiKey>("ApiKey")({
+  id: Schema.String,
+  userId: Schema.String,
+  prefix: Schema.String,
+  label: Schema.String,
+  createdAt: Schema.Date,
+  /** Updated at most once a minute, so it is "last used around then", not to the second. */
+  lastUsedAt: Schema.NullOr(Schema.Date),
+  revokedAt: Schema.NullOr(Schema.Date)
+}) {}
+
+/** A user of that name exists already (names are unique; `local` is taken by the command line's operator). */
+export class UserExists extends Schema.TaggedError<UserExists>()("UserExists", {
+  name: Schema.String
+}) {
+  override get message(): string {
+    return `a user named ${this.name} exists already`
+  }
+}
+
+/** No such user. */
+export class UserNotFound extends Schema.TaggedError<UserNotFound>()("UserNotFound", {
+  user: Schema.String
+}) {
+  override get message(): string {
+    return `no user ${this.user}`
+  }
+}
+
+/** A user name that is not one (see `UserName`); the name itself is not echoed back. */
+export class InvalidUserName extends Schema.TaggedError<InvalidUserName>()("InvalidUserName", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `invalid user name: ${this.reason}`
+  }
+}
+
+/** A key label that is not one (see `KeyLabel`). */
+export class InvalidKeyLabel extends Schema.TaggedError<InvalidKeyLabel>()("InvalidKeyLabel", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `invalid key label: ${this.reason}`
+  }
+}
+
+/** No such API key — or not one the asker may revoke: both get the same answer. */
+export class ApiKeyNotFound extends Schema.TaggedError<ApiKeyNotFound>()("ApiKeyNotFound", {
+  key: Schema.String
+}) {
+  override get message(): string {
+    return `no API key ${this.key}`
+  }
+}
