@@ -52,14 +52,8 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   }
 }
 
-/** No such run — or not one the asker may see: both get the same answer. */
-export class RunNotFound extends Schema.TaggedError<RunNotFound>()("RunNotFound", {
-  run: Schema.String
-}) {
-  override get message(): string {
-    return `no run ${this.run}`
-  }
-}
+/** No such run — or not one the asker may see: both get the same answer (the RPC contract's error). */
+export { RunNotFound } from "../../schemas/Rpc.js"
 
 /** The reason a SQL error gives, with the driver's own message when it has one. */
 const sqlReason = (error: SqlError): string => {

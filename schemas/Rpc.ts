@@ -1,0 +1,237 @@
+/**
+ * The RPC contract of the edge: every procedure an operator's client (the `swarm` CLI, a
+ * dashboard, a script) can call, with its payload, its answer and its typed errors. Defined here,
+ * in schemas/, so the server and every client share one definition. Every procedure needs an API
+ * key (the `Authenticated` middleware: bearer header) and acts only on what the principal owns —
+ * "not yours" is the same `…NotFound` as "does not exist"; admin procedures need the admin role.
+ */
+import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
+import { Context, Schema } from "effect"
+import { Forbidden, Principal, Unauthorized } from "./Auth.js"
+import { Metrics } from "./Metrics.js"
+import { Rule, RuleId } from "./Rule.js"
+import { Strategy } from "./Strategy.js"
+
+// ---------------------------------------------------------------------------------------------
+// Authentication
+
+/** The principal a request is made for, provided to every handler by `Authenticated`. */
+export class CurrentPrincipal extends Context.Tag("swarm/rpc/CurrentPrincipal")<CurrentPrincipal, Principal>() {}
+
+/** Reads the bearer key of every request; a request without a valid one is `Unauthorized`. */
+export class Authenticated extends RpcMiddleware.Tag<Authenticated>()("Authenticated", {
+  provides: CurrentPrincipal,
+  failure: Unauthorized,
+  requiredForClient: true
+}) {}
+
+// ---------------------------------------------------------------------------------------------
+// Shared shapes and errors
+
+/** A bad payload the schema could not catch (a reference to something inconsistent): the field and why. */
+export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {
+  field: Schema.String,
+  reason: Schema.String
+}) {}
+
+/** A conflicting change: a name taken, a run not in a state that allows the operation. */
+export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {
+  reason: Schema.String
+}) {}
+
+export class StrategyNotFound extends Schema.TaggedError<StrategyNotFound>()("StrategyNotFound", {
+  strategy: Schema.String
+}) {}
+
+/** No such run — or not one the asker may see: both get the same answer. */
+export class RunNotFound extends Schema.TaggedError<RunNotFound>()("RunNotFound", {
+  run: Schema.String
+}) {
+  override get message(): string {
+    return `no run ${this.run}`
+  }
+}
+
+export class ApprovalNotFound extends Schema.TaggedError<ApprovalNotFound>()("ApprovalNotFound", {
+  run: Schema.String,
+  round: Schema.String
+}) {}
+
+/** The server could not do it for a reason of its own (the database is down): retry later. */
+export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
+  reason: Schema.String
+}) {}
+
+const Ref = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
+const Limit = Schema.Int.pipe(Schema.between(1, 1_000))
+const Seq = Schema.Int.pipe(Schema.between(0, Number.MAX_SAFE_INTEGER))
+
+// ---------------------------------------------------------------------------------------------
+// Strategies and rules
+
+export const StrategySummary = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  latestVersion: Schema.Int,
+  runs: Schema.Int,
+  createdAt: Schema.DateFromString
+})
+export type StrategySummary = typeof StrategySummary.Type
+
+export const StrategyVersion = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  version: Schema.Int,
+  strategy: Strategy
+})
+export type StrategyVersion = typeof StrategyVersion.Type
+
+export class StrategyRpcs extends RpcGroup.make(
+  Rpc.make("strategies.create", { payload: { strategy: Strategy }, success: StrategyVersion, error: Schema.Union(Conflict, Unavailable) }),
+  /** A new version; the runs that ran an older one keep it. */
+  Rpc.make("strategies.update", {
+    payload: { strategy: Ref, body: Strategy },
+    success: StrategyVersion,
+    error: Schema.Union(StrategyNotFound, Conflict, Unavailable)
+  }),
+  Rpc.make("strategies.get", {
+    payload: { strategy: Ref, version: Schema.optional(Schema.Int.pipe(Schema.positive())) },
+    success: StrategyVersion,
+    error: Schema.Union(StrategyNotFound, Unavailable)
+  }),
+  Rpc.make("strategies.list", { success: Schema.Array(StrategySummary), error: Unavailable }),
+  Rpc.make("strategies.delete", { payload: { strategy: Ref }, error: Schema.Union(StrategyNotFound, Conflict, Unavailable) })
+).middleware(Authenticated) {}
+
+export class RuleRpcs extends RpcGroup.make(
+  Rpc.make("rules.list", { payload: { strategy: Ref }, success: Schema.Array(Rule), error: Schema.Union(StrategyNotFound, Unavailable) }),
+  /** Adds or replaces a rule (by id): a new strategy version. */
+  Rpc.make("rules.put", { payload: { strategy: Ref, rule: Rule }, success: StrategyVersion, error: Schema.Union(StrategyNotFound, InvalidRequest, Unavailable) }),
+  Rpc.make("rules.delete", {
+    payload: { strategy: Ref, rule: RuleId },
+    success: StrategyVersion,
+    error: Schema.Union(StrategyNotFound, InvalidRequest, Unavailable)
+  })
+).middleware(Authenticated) {}
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+export const RunMode = Schema.Literal("backtest", "paper")
+
+/** Where a run's bars come from, as the server sees it: its own sample data or the synthetic market. */
+export const RunData = Schema.Union(
+  Schema.TaggedStruct("sample", {}),
+  Schema.TaggedStruct("synthetic", {
+    bars: Schema.Int.pipe(Schema.between(1, 1_000_000)),
+    seed: Schema.optional(Schema.Int)
+  })
+)
+export type RunData = typeof RunData.Type
+
+export const StartRun = Schema.Struct({
+  strategy: Ref,
+  version: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  mode: RunMode,
+  data: RunData,
+  seed: Schema.optional(Schema.String.pipe(Schema.pattern(/^\d{1,16}$/))),
+  /** Paper runs: how many times faster than the bars' own spacing they are replayed (default 1). */
+  speed: Schema.optional(Schema.Number.pipe(Schema.between(0.001, 1_000_000_000)))
+})
+
+export const RunInfo = Schema.Struct({
+  id: Schema.String,
+  ref: Schema.String,
+  strategy: Schema.String,
+  strategyVersion: Schema.Int,
+  number: Schema.Int,
+  mode: Schema.String,
+  status: Schema.String,
+  failure: Schema.NullOr(Schema.String),
+  metrics: Schema.NullOr(Metrics),
+  events: Schema.NullOr(Schema.Int),
+  checksum: Schema.NullOr(Schema.String),
+  startedAt: Schema.DateFromString,
+  finishedAt: Schema.NullOr(Schema.DateFromString)
+})
+export type RunInfo = typeof RunInfo.Type
+
+/** One event of a run as streamed: its sequence number, tag and canonical JSON line. */
+export const StreamedEvent = Schema.Struct({ seq: Schema.Int, tag: Schema.String, json: Schema.String })
+
+export class RunRpcs extends RpcGroup.make(
+  Rpc.make("runs.start", { payload: StartRun, success: RunInfo, error: Schema.Union(StrategyNotFound, InvalidRequest, Unavailable) }),
+  Rpc.make("runs.stop", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
+  Rpc.make("runs.pause", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
+  Rpc.make("runs.resume", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
+  Rpc.make("runs.get", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Unavailable) }),
+  Rpc.make("runs.list", {
+    payload: { strategy: Schema.optional(Ref), status: Schema.optional(Schema.String), limit: Schema.optional(Limit) },
+    success: Schema.Array(RunInfo),
+    error: Unavailable
+  }),
+  Rpc.make("runs.compare", {
+    payload: { a: Ref, b: Ref },
+    success: Schema.Struct({ a: RunInfo, b: RunInfo, firstDifference: Schema.NullOr(Schema.Struct({ ts: Schema.Number, symbol: Schema.String })) }),
+    error: Schema.Union(RunNotFound, Unavailable)
+  }),
+  /** The run's events after `since`, then live until the run ends (no gap, no duplicate). */
+  Rpc.make("runs.events", { payload: { run: Ref, since: Schema.optional(Seq) }, success: StreamedEvent, error: Schema.Union(RunNotFound, Unavailable), stream: true })
+).middleware(Authenticated) {}
+
+// ---------------------------------------------------------------------------------------------
+// Approvals, leaderboard, admin
+
+export const PendingApproval = Schema.Struct({
+  run: Schema.String,
+  round: Schema.String,
+  symbol: Schema.String,
+  quantity: Schema.Number,
+  reasons: Schema.Array(Schema.String),
+  expiresAt: Schema.Number
+})
+
+export class ApprovalRpcs extends RpcGroup.make(
+  Rpc.make("approvals.pending", { payload: { run: Schema.optional(Ref) }, success: Schema.Array(PendingApproval), error: Unavailable }),
+  Rpc.make("approvals.approve", { payload: { run: Ref, round: Ref }, error: Schema.Union(ApprovalNotFound, Conflict, Unavailable) }),
+  Rpc.make("approvals.reject", {
+    payload: { run: Ref, round: Ref, reason: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(500)) },
+    error: Schema.Union(ApprovalNotFound, Conflict, Unavailable)
+  })
+).middleware(Authenticated) {}
+
+export const LeaderboardMetric = Schema.Literal("totalReturn", "sharpe", "sortino", "calmar", "maxDrawdown", "winRate", "profitFactor")
+
+export class LeaderboardRpcs extends RpcGroup.make(
+  Rpc.make("leaderboard", {
+    payload: { metric: LeaderboardMetric, limit: Schema.optional(Limit) },
+    success: Schema.Array(Schema.Struct({ strategy: Schema.String, run: Schema.String, value: Schema.NullOr(Schema.Number) })),
+    error: Unavailable
+  })
+).middleware(Authenticated) {}
+
+export const UserInfo = Schema.Struct({ id: Schema.String, name: Schema.String, role: Schema.String, disabled: Schema.Boolean })
+
+export class AdminRpcs extends RpcGroup.make(
+  Rpc.make("admin.users", { success: Schema.Array(UserInfo), error: Schema.Union(Forbidden, Unavailable) }),
+  Rpc.make("admin.createUser", {
+    payload: { name: Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9._-]{1,64}$/)), role: Schema.Literal("admin", "user") },
+    success: Schema.Struct({ user: UserInfo, key: Schema.String }),
+    error: Schema.Union(Forbidden, Conflict, Unavailable)
+  }),
+  Rpc.make("admin.issueKey", {
+    payload: { user: Ref, label: Schema.optional(Schema.String.pipe(Schema.maxLength(100))) },
+    success: Schema.Struct({ key: Schema.String }),
+    error: Schema.Union(Forbidden, InvalidRequest, Unavailable)
+  }),
+  Rpc.make("admin.stats", {
+    success: Schema.Struct({ users: Schema.Int, strategies: Schema.Int, runs: Schema.Int, liveRuns: Schema.Int, events: Schema.Int }),
+    error: Schema.Union(Forbidden, Unavailable)
+  })
+).middleware(Authenticated) {}
+
+/**
+ * Everything the server serves. Approvals (above) join once the run manager answers them: a run
+ * under the `pause` policy waits for an operator, with the strategy's expiry.
+ */
+export const SwarmRpcs = StrategyRpcs.merge(RuleRpcs, RunRpcs, LeaderboardRpcs, AdminRpcs)
