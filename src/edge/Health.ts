@@ -1,0 +1,80 @@
+/**
+ * `GET /health`: whether the server can do its work, and which back-ends it is using — the
+ * database (and whether it answers), the event bus, the language model and telemetry — so that an
+ * operator sees at a glance what a fresh `npm start` chose. No key needed; it says nothing a
+ * start-up line does not (the database URL comes with its password masked).
+ */
+import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
+import { Duration, Effect, Schema } from "effect"
+import { DatabaseInfo } from "../store/Database.js"
+
+export const path = "/health"
+
+/** What `/health` answers. */
+export const HealthReport = Schema.Struct({
+  /** `ok`, or `degraded` (answered with 503) when the database does not answer. */
+  status: Schema.Literal("ok", "degraded"),
+  database: Schema.Struct({
+    kind: Schema.Literal("postgres", "embedded"),
+    description: Schema.String,
+    /** Why the database did not answer; absent when it did. */
+    error: Schema.optional(Schema.String)
+  }),
+  bus: Schema.Struct({ kind: Schema.Literal("in-process", "redis") }),
+  model: Schema.Struct({ kind: Schema.String, description: Schema.String }),
+  telemetry: Schema.Struct({ kind: Schema.String, description: Schema.String })
+})
+export type HealthReport = typeof HealthReport.Type
+
+/** The back-ends other than the database, as the composition root knows them. */
+export interface Components {
+  readonly bus: HealthReport["bus"]
+  readonly model: HealthReport["model"]
+  readonly telemetry: HealthReport["telemetry"]
+}
+
+/** What this server has today: no model and no exporter are configured yet, and it says so. */
+export const defaultComponents: Components = {
+  bus: { kind: "in-process" },
+  model: {
+    kind: "offline",
+    description: "no language model configured yet: analysts are the built-in rule-based models"
+  },
+  telemetry: {
+    kind: "in-process",
+    description: "no exporter configured yet: spans and metrics stay in this process"
+  }
+}
+
+/** How long the database has to answer `select 1`. */
+const PING_TIMEOUT = Duration.seconds(2)
+
+const encode = Schema.encodeSync(HealthReport)
+
+/** The route, its services taken from the layer's context. */
+export const route = (components: Components = defaultComponents) =>
+  HttpLayerRouter.use((router) =>
+    Effect.gen(function*() {
+      const info = yield* DatabaseInfo
+      const sql = yield* SqlClient.SqlClient
+      const ping = sql`select 1`.pipe(
+        Effect.timeoutFail({ duration: PING_TIMEOUT, onTimeout: () => `no answer within ${Duration.format(PING_TIMEOUT)}` }),
+        Effect.as(undefined),
+        Effect.catchAll((error) => Effect.succeed(typeof error === "string" ? error : error.message))
+      )
+      yield* router.add(
+        "GET",
+        path,
+        Effect.gen(function*() {
+          const error = yield* ping
+          const report: HealthReport = {
+            status: error === undefined ? "ok" : "degraded",
+            database: { kind: info.backend.kind, description: info.description, ...(error === undefined ? {} : { error }) },
+            ...components
+          }
+          return HttpServerResponse.unsafeJson(encode(report), { status: error === undefined ? 200 : 503 })
+        }).pipe(Effect.withSpan("Health.check"))
+      )
+    })
+  )

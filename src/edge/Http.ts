@@ -1,0 +1,158 @@
+/**
+ * The HTTP server: one router (@effect/platform's `HttpLayerRouter`, where every route is a layer,
+ * so the RPC endpoint and the webhooks join by merging theirs) served by Node on `PORT` (7070).
+ * Whatever a handler does not answer itself gets a JSON answer here: an unknown route 404, a
+ * defect or an unexpected failure 500 — logged with its cause, never shown to the client.
+ *
+ *   Http.serve(Layer.mergeAll(Http.routes(), RpcRoute, WebhookRoute)).pipe(Layer.provide(Http.listen({ port })))
+ */
+import * as Http from "node:http"
+import {
+  HttpLayerRouter,
+  HttpServer,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerRespondable as Respondable,
+  HttpServerResponse
+} from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Cause, Config, Duration, Effect, Layer, Option } from "effect"
+import * as Health from "./Health.js"
+import * as Sse from "./Sse.js"
+
+export interface Options {
+  /** Default 7070; 0 picks a free port (read it from `HttpServer.HttpServer`'s `address`). */
+  readonly port?: number
+  /** Default: every interface. */
+  readonly host?: string
+  /** Log each request (method, path without its query — `?token=` is a key —, status). Default true. */
+  readonly logRequests?: boolean
+  /** On shutdown, how long requests in flight may take before their connections are closed. Default 2 s. */
+  readonly shutdownGrace?: Duration.DurationInput
+  readonly sse?: Sse.Options
+  readonly health?: Health.Components
+}
+
+export const DEFAULT_PORT = 7070
+export const DEFAULT_SHUTDOWN_GRACE = Duration.seconds(2)
+
+/** `PORT` (default 7070) and `HOST` (default: every interface), read once at the edge. */
+export const config: Config.Config<{ readonly port: number; readonly host: string | undefined }> = Config.all({
+  port: Config.port("PORT").pipe(Config.withDefault(DEFAULT_PORT)),
+  host: Config.string("HOST").pipe(Config.option, Config.map(Option.getOrUndefined))
+})
+
+/** A request's path without its query string (which may hold a `?token=`). */
+const pathOf = (request: HttpServerRequest.HttpServerRequest): string => {
+  const q = request.url.indexOf("?")
+  return q < 0 ? request.url : request.url.slice(0, q)
+}
+
+const json = (status: number, body: Record<string, unknown>) => HttpServerResponse.unsafeJson(body, { status })
+
+const internalError = json(500, { error: "InternalError", reason: "the server failed to answer this request; the failure is logged" })
+
+const tagOf = (error: unknown): string =>
+  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string" ? error._tag : "Error"
+
+/** What a respondable error says, without the platform's messages' URL (its query may hold a `?token=`). */
+const reasonOf = (error: unknown): string => {
+  if (HttpServerError.isServerError(error) && error._tag === "RequestError") {
+    return error.reason === "Decode" ? "the request body cannot be read as sent" : "the request could not be received whole"
+  }
+  return error instanceof Error && error.message !== "" ? error.message : "the request cannot be answered"
+}
+
+/**
+ * Every route's last line of defence (a global middleware, so unknown routes pass through it too).
+ * An interruption (the client went away) is left to the server.
+ */
+const answerEverything = (logRequests: boolean) =>
+  HttpLayerRouter.middleware(
+    (app: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled>) =>
+      Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const logFailure = (cause: Cause.Cause<unknown>) =>
+          Effect.logError("HTTP: a handler failed", cause).pipe(Effect.annotateLogs({ method: request.method, path: pathOf(request) }))
+        const response = yield* app.pipe(
+          Effect.catchAllCause((cause): Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled> => {
+            if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
+            const failure = Cause.failureOption(cause)
+            if (Option.isSome(failure) && HttpServerError.isServerError(failure.value) && failure.value._tag === "RouteNotFound") {
+              return Effect.succeed(json(404, { error: "NotFound", reason: `no route ${request.method} ${pathOf(request)}` }))
+            }
+            // An error that knows its answer (a body that does not parse: 400) keeps it, as JSON.
+            const respondable = Option.isSome(failure) && Respondable.isRespondable(failure.value) ? failure.value : undefined
+            if (respondable !== undefined) {
+              return Effect.flatMap(Respondable.toResponse(respondable), (response) =>
+                response.status >= 500
+                  ? Effect.as(logFailure(cause), internalError)
+                  : Effect.succeed(
+                    response.body._tag === "Empty"
+                      ? json(response.status, { error: tagOf(respondable), reason: reasonOf(respondable) })
+                      : response
+                  ))
+            }
+            return Effect.as(logFailure(cause), internalError)
+          })
+        )
+        if (logRequests) {
+          yield* Effect.logInfo(`${request.method} ${pathOf(request)} ${response.status}`)
+        }
+        return response
+      }),
+    { global: true }
+  )
+
+/** The routes the edge has so far: `/health` and the SSE events of a run. */
+export const routes = (options: Pick<Options, "sse" | "health"> = {}) => Layer.mergeAll(Health.route(options.health), Sse.route(options.sse))
+
+/** Serve `routes` (layers that add routes to `HttpLayerRouter.HttpRouter`) on the `HttpServer` provided. */
+export const serve = <E, R>(routes: Layer.Layer<never, E, R>, options: Pick<Options, "logRequests"> = {}) =>
+  HttpLayerRouter.serve(Layer.mergeAll(routes, answerEverything(options.logRequests ?? true)), {
+    disableLogger: true,
+    disableListenLog: true
+  })
+
+/**
+ * Node's HTTP server on `port` and `host`. On shutdown it stops accepting at once and gives the
+ * requests in flight `shutdownGrace` to finish; then it closes every connection left — an SSE
+ * stream never finishes by itself, and its client comes back with `Last-Event-ID` to another
+ * server (without this, closing would wait for every dashboard to leave).
+ */
+export const listen = (options: Pick<Options, "port" | "host" | "shutdownGrace"> = {}) =>
+  Layer.unwrapEffect(Effect.sync(() => {
+    let server: Http.Server | undefined
+    const grace = Duration.toMillis(options.shutdownGrace ?? DEFAULT_SHUTDOWN_GRACE)
+    // Runs before the server's own release (which closes it and waits for its connections).
+    const closeConnections = Layer.scopedDiscard(Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        const s = server
+        if (s === undefined) return
+        s.closeIdleConnections()
+        if (grace <= 0) s.closeAllConnections()
+        else setTimeout(() => s.closeAllConnections(), grace).unref()
+      })
+    ))
+    return closeConnections.pipe(Layer.provideMerge(NodeHttpServer.layer(() => (server = Http.createServer()), {
+      port: options.port ?? DEFAULT_PORT,
+      ...(options.host === undefined ? {} : { host: options.host })
+    })))
+  }))
+
+/**
+ * The edge's routes served on `port`: needs the services the routes use (`Authenticator`,
+ * `EventBus`, the database) and gives the `HttpServer` (its `address` is the bound one).
+ */
+export const layer = (options: Options = {}) =>
+  serve(routes(options), options).pipe(Layer.provideMerge(listen(options)))
+
+/** `layer` with `PORT` and `HOST` from the configuration. */
+export const layerConfig = (options: Omit<Options, "port" | "host"> = {}) =>
+  Layer.unwrapEffect(Effect.map(config, ({ host, port }) => layer({ ...options, port, ...(host === undefined ? {} : { host }) })))
+
+/** The bound address as a URL base (`http://127.0.0.1:7070`), for start-up lines and tests. */
+export const baseUrl = Effect.map(HttpServer.HttpServer, (server) =>
+  server.address._tag === "TcpAddress"
+    ? `http://${server.address.hostname === "0.0.0.0" ? "127.0.0.1" : server.address.hostname}:${server.address.port}`
+    : `http+unix://${server.address.path}`)

@@ -1,0 +1,104 @@
+/**
+ * The server as any client meets it, on a real port (0: a free one, read back from the server):
+ * `/health` says which back-ends are in use; an unknown route is a JSON 404; a handler that dies
+ * or fails unexpectedly is a JSON 500 that shows nothing of the failure (which is logged instead),
+ * an error that knows its status (a body that does not parse) keeps it, and the server goes on.
+ */
+import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { expect, layer } from "@effect/vitest"
+import { Cause, Effect, Layer, Logger, Schema } from "effect"
+import * as Health from "../../src/edge/Health.js"
+import { DatabaseInfo } from "../../src/store/Database.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { server, stubAuthenticator } from "./fixtures.js"
+
+const get = (url: string, init?: RequestInit) =>
+  Effect.promise(async () => {
+    const response = await fetch(url, init)
+    const text = await response.text()
+    return { status: response.status, type: response.headers.get("content-type"), text, json: (): unknown => JSON.parse(text) }
+  })
+
+class Secret extends Schema.TaggedError<Secret>()("Secret", { detail: Schema.String }) {}
+
+/** Routes that go wrong in every way a handler can. */
+const broken = Layer.mergeAll(
+  HttpLayerRouter.add("GET", "/test/die", Effect.die(new Error("boom: the secret stack"))),
+  HttpLayerRouter.add("GET", "/test/throw", Effect.sync((): HttpServerResponse.HttpServerResponse => {
+    throw new TypeError("cannot read properties of undefined (reading 'secret')")
+  })),
+  HttpLayerRouter.add("GET", "/test/fail", Effect.fail(new Secret({ detail: "the secret detail" }))),
+  HttpLayerRouter.add("GET", "/test/ok", HttpServerResponse.text("fine")),
+  // A body that is not JSON fails with the platform's RequestError, which knows its answer (400).
+  HttpLayerRouter.add("POST", "/test/json", Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+    Effect.map(request.json, (body) => HttpServerResponse.unsafeJson({ got: body }))))
+)
+
+for (const backend of backends) {
+  layer(Layer.merge(backend.store, stubAuthenticator), { timeout: startTimeout, excludeTestServices: true })(`HTTP (${backend.name})`, (it) => {
+    it.scoped("GET /health: ok, and which database, bus, model and telemetry are in use", () =>
+      Effect.gen(function*() {
+        const srv = yield* server()
+        expect(srv.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+        expect(srv.url).not.toBe("http://127.0.0.1:0")
+        const info = yield* DatabaseInfo
+        const answer = yield* get(`${srv.url}/health`)
+        expect(answer.status).toBe(200)
+        expect(answer.type).toBe("application/json")
+        const report = Schema.decodeUnknownSync(Health.HealthReport)(answer.json())
+        expect(report).toEqual({
+          status: "ok",
+          database: { kind: backend.name, description: info.description },
+          bus: { kind: "in-process" },
+          model: { kind: "offline", description: expect.any(String) },
+          telemetry: { kind: "in-process", description: expect.any(String) }
+        })
+        expect(report.model.description).toContain("no language model configured yet")
+        expect(report.telemetry.description).toContain("no exporter configured yet")
+        // A password is never shown.
+        expect(answer.text).not.toMatch(/:[^:@/]+@/)
+      }))
+
+    it.scoped("an unknown route or method is a JSON 404 naming the path, never echoing its query", () =>
+      Effect.gen(function*() {
+        const srv = yield* server()
+        for (const [method, path] of [["GET", "/nope"], ["GET", "/v1/runs"], ["POST", "/health"], ["DELETE", "/v1/runs/x/events"]] as const) {
+          const answer = yield* get(`${srv.url}${path}?token=sk_secret`, { method })
+          expect(answer.status, `${method} ${path}`).toBe(404)
+          expect(answer.type).toBe("application/json")
+          expect(answer.json()).toEqual({ error: "NotFound", reason: `no route ${method} ${path}` })
+          expect(answer.text).not.toContain("sk_secret")
+        }
+      }))
+
+    it.scoped("a handler that dies, throws or fails unexpectedly: a JSON 500 without the failure, which is logged; the server goes on", () =>
+      Effect.gen(function*() {
+        const logged: Array<string> = []
+        const recorder = Logger.make(({ cause, message }) => {
+          logged.push(`${String(message)} ${Cause.pretty(cause)}`)
+        })
+        const srv = yield* server({ extra: broken }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, recorder)))
+        for (const path of ["/test/die", "/test/throw", "/test/fail"]) {
+          const answer = yield* get(`${srv.url}${path}`)
+          expect(answer.status, path).toBe(500)
+          expect(answer.type).toBe("application/json")
+          expect(answer.json()).toEqual({
+            error: "InternalError",
+            reason: "the server failed to answer this request; the failure is logged"
+          })
+        }
+        expect(logged.filter((l) => l.includes("a handler failed")).length).toBe(3)
+        expect(logged.join("\n")).toContain("boom: the secret stack")
+        expect(logged.join("\n")).toContain("the secret detail")
+        const ok = yield* get(`${srv.url}/test/ok`)
+        expect(ok).toMatchObject({ status: 200, text: "fine" })
+        // Bad input is not a 500: an error that knows its status keeps it, with a JSON body.
+        const bad = yield* get(`${srv.url}/test/json?token=sk_secret`, { method: "POST", body: "{not json" })
+        expect(bad.status).toBe(400)
+        expect(bad.json()).toEqual({ error: "RequestError", reason: "the request body cannot be read as sent" })
+        expect(bad.text).not.toContain("sk_secret")
+        const good = yield* get(`${srv.url}/test/json`, { method: "POST", body: "[1]" })
+        expect(good.json()).toEqual({ got: [1] })
+      }))
+  })
+}

@@ -1,0 +1,351 @@
+/**
+ * `GET /v1/runs/:id/events` as a dashboard relies on it, over a real server on a free port and on
+ * every back-end: a recorded run's events exactly as stored; resuming (`Last-Event-ID`, `?since=`)
+ * with no gap and no duplicate across reconnects while the run is live and its database lags the
+ * bus; the same refusals for a missing key, a bad resume point and another user's run as the
+ * contract says; heartbeats; a client that stops reading is told and dropped while the run goes
+ * on; and a client that leaves takes its subscription with it.
+ */
+import { expect, layer } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Layer } from "effect"
+import type { RunEvent } from "../../schemas/RunEvent.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { stored } from "../store/fixtures/workload.js"
+import {
+  bearer,
+  connect,
+  createUsers,
+  eventsUrl,
+  eventually,
+  open,
+  range,
+  server,
+  type SimulatedRun,
+  simulatedRun,
+  type SseItem,
+  stubAuthenticator
+} from "./fixtures.js"
+
+type Event = Extract<SseItem, { type: "event" }>
+
+/** The run events among `items` (not `end`, `overflow`, `error`), as their sequence numbers. */
+const runSeqs = (items: ReadonlyArray<Event>) => items.filter((e) => e.id !== undefined).map((e) => Number(e.id))
+
+/** Every stored event of a run, as the stream must carry them. */
+const storedEvents = (run: string) =>
+  Effect.map(Runs.events(run as never, 0, 1_000_000), (rows) => rows.map((r) => ({ id: String(r.seq), event: r.tag, data: r.body })))
+
+/** The events must be exactly those of `run` numbered `seqs`, bytes and all. */
+const expectExactly = (items: ReadonlyArray<Event>, run: SimulatedRun, seqs: ReadonlyArray<number>) => {
+  const events = items.filter((e) => e.id !== undefined)
+  expect(events.map((e) => Number(e.id))).toEqual(seqs)
+  for (const e of events) expect(e.data).toBe(run.body(Number(e.id)))
+}
+
+let recordedCount = 0
+/** A small recorded (finished) backtest of alice's. */
+const recordedRun = Effect.map(
+  StoredRun.backtest(stored(2, 40, { name: `sse recorded ${++recordedCount}`, owner: "alice" })),
+  (r) => r.run
+)
+
+const badSeqs = ["-1", "9007199254740993", "99999999999999999999", "abc", "1e3", "1.5", "0x10", " 1", ""]
+
+for (const backend of backends) {
+  const environment = Layer.effectDiscard(Effect.orDie(createUsers)).pipe(
+    Layer.provideMerge(backend.store),
+    Layer.merge(stubAuthenticator)
+  )
+
+  layer(environment, { timeout: startTimeout, excludeTestServices: true })(`SSE (${backend.name})`, (it) => {
+    it.scoped("a recorded run: every event in order, id/event/data as stored, then the end; ?since= and Last-Event-ID resume", () =>
+      Effect.gen(function*() {
+        const run = yield* recordedRun
+        const expected = yield* storedEvents(run)
+        expect(expected.length).toBeGreaterThan(20)
+        // Small pages, so that paging is exercised.
+        const srv = yield* server({ sse: { pageSize: 7 } })
+
+        const all = yield* connect(eventsUrl(srv, run), bearer("sk_alice"))
+        expect(all.headers.get("content-type")).toBe("text/event-stream")
+        expect(all.headers.get("cache-control")).toBe("no-cache")
+        expect(all.headers.get("x-accel-buffering")).toBe("no")
+        const items = yield* Effect.promise(() => all.reader.events())
+        expect(items.slice(0, -1).map(({ data, event, id }) => ({ id, event, data }))).toEqual(expected)
+        // A finished run ends the stream after its events, saying so.
+        expect(items.at(-1)).toMatchObject({ event: "end", id: undefined })
+        expect(JSON.parse(items.at(-1)!.data)).toEqual({ run, lastEventId: expected.length })
+
+        const tail = (query: string, headers: Record<string, string> = {}) =>
+          Effect.flatMap(connect(eventsUrl(srv, run, query), { ...bearer("sk_alice"), ...headers }), (c) =>
+            Effect.promise(() => c.reader.events()))
+        expect(runSeqs(yield* tail("since=10"))).toEqual(range(11, expected.length))
+        expect(runSeqs(yield* tail("", { "last-event-id": "17" }))).toEqual(range(18, expected.length))
+        // An EventSource reconnects to the same URL with Last-Event-ID: the header wins.
+        expect(runSeqs(yield* tail("since=3", { "last-event-id": "20" }))).toEqual(range(21, expected.length))
+        // The token may come in the query (EventSource cannot set headers).
+        const byToken = yield* connect(eventsUrl(srv, run, `token=sk_alice&since=${expected.length - 1}`))
+        expect(runSeqs(yield* Effect.promise(() => byToken.reader.events()))).toEqual([expected.length])
+        // Past the end, and the largest resume point there is: nothing, then the end.
+        for (const since of [String(expected.length), "9007199254740992"]) {
+          const rest = yield* tail(`since=${since}`)
+          expect(rest.map((e) => e.event)).toEqual(["end"])
+        }
+      }))
+
+    it.scoped("a live run: resume across a reconnect gives 1..N once each, while the database lags the bus", () =>
+      Effect.gen(function*() {
+        const srv = yield* server({ sse: { pageSize: 4 } })
+        const run = yield* simulatedRun(srv.bus, "alice")
+        run.publish(1, 30)
+        yield* run.commit(10)
+
+        // First connection: 1..10 from the database, 11..30 from the ring, then live.
+        const first = yield* open(eventsUrl(srv, run.id), bearer("sk_alice"))
+        if (!("reader" in first)) return expect.fail(`status ${first.status}`)
+        const a1 = yield* Effect.promise(() => first.reader.events((e) => e.id === "20"))
+        run.publish(31, 40)
+        yield* run.commit(25)
+        const a2 = yield* Effect.promise(() => first.reader.events((e) => e.id === "35"))
+        first.reader.close()
+        const a = [...a1, ...a2]
+        expectExactly(a, run, range(1, 35))
+
+        // While nobody listens.
+        run.publish(41, 60)
+        yield* run.commit(50)
+
+        const second = yield* connect(eventsUrl(srv, run.id), { ...bearer("sk_alice"), "last-event-id": "35" })
+        const b1 = yield* Effect.promise(() => second.reader.events((e) => e.id === "60"))
+        const finishing = yield* Effect.fork(Effect.gen(function*() {
+          run.publish(61, 70)
+          yield* Effect.sleep("20 millis")
+          run.publish(71, 75)
+          yield* run.finish
+        }))
+        const b2 = yield* Effect.promise(() => second.reader.events())
+        yield* Fiber.join(finishing)
+        const b = [...b1, ...b2]
+        expectExactly(b, run, range(36, 75))
+        expect(b.at(-1)?.event).toBe("end")
+        // The union: every event exactly once.
+        expect([...runSeqs(a), ...runSeqs(b)]).toEqual(range(1, 75))
+      }))
+
+    it.scoped("a ring shorter than the database's lag: the missing events come from the database as it commits them", () =>
+      Effect.gen(function*() {
+        const srv = yield* server({ sse: { pageSize: 5 }, bus: { ring: 5 } })
+        const run = yield* simulatedRun(srv.bus, "alice")
+        run.publish(1, 30)
+        yield* run.commit(10)
+        const client = yield* connect(eventsUrl(srv, run.id), bearer("sk_alice"))
+        // 11..25 are in neither the database nor the ring (26..30) until they are committed.
+        const first = yield* Effect.promise(() => client.reader.events((e) => e.id === "10"))
+        yield* run.commit(20)
+        // Nothing is delivered meanwhile: the stream reads the database again by itself.
+        const second = yield* Effect.promise(() => client.reader.events((e) => e.id === "20"))
+        // Live events past the gap (and past the ring: it now holds 36..40) wait for it.
+        run.publish(31, 40)
+        yield* Effect.sleep("50 millis")
+        yield* run.commit(30)
+        const third = yield* Effect.promise(() => client.reader.events((e) => e.id === "40"))
+        expectExactly([...first, ...second, ...third], run, range(1, 40))
+      }))
+
+    it.scoped("a stored backtest followed live (its events published as it records them): exactly the recorded events", () =>
+      Effect.gen(function*() {
+        const srv = yield* server()
+        const started = yield* Deferred.make<string>()
+        const publish = (event: RunEvent, json: string) => {
+          if (event.seq === 1) Deferred.unsafeDone(started, Effect.succeed(event.run))
+          srv.bus.publish(event.run, { seq: event.seq, tag: event._tag, json })
+        }
+        const running = yield* Effect.fork(
+          Effect.tap(StoredRun.backtest(stored(3, 300, { name: "sse live backtest", owner: "alice", onEvent: publish })), (r) =>
+            Effect.sync(() => srv.bus.end(r.run)))
+        )
+        const run = yield* Deferred.await(started)
+        // One client from the start, one that leaves and comes back.
+        const whole = yield* connect(eventsUrl(srv, run), bearer("sk_alice"))
+        const leaving = yield* open(eventsUrl(srv, run), bearer("sk_alice"))
+        if (!("reader" in leaving)) return expect.fail(`status ${leaving.status}`)
+        const before = yield* Effect.promise(() => leaving.reader.events((e) => e.id === "50"))
+        leaving.reader.close()
+        const back = yield* connect(eventsUrl(srv, run), { ...bearer("sk_alice"), "last-event-id": "50" })
+        const after = yield* Effect.promise(() => back.reader.events())
+        const all = yield* Effect.promise(() => whole.reader.events())
+        const result = yield* Fiber.join(running)
+        const expected = yield* storedEvents(run)
+        expect(expected.length).toBe(result.result.counts.events)
+        const strip = (items: ReadonlyArray<Event>) => items.filter((e) => e.id !== undefined).map(({ data, event, id }) => ({ id, event, data }))
+        expect(strip(all)).toEqual(expected)
+        expect([...strip(before), ...strip(after)]).toEqual(expected)
+        expect(all.at(-1)?.event).toBe("end")
+      }))
+
+    it.scoped("a run not live in this process (another process runs it): tailed from the database until it finishes", () =>
+      Effect.gen(function*() {
+        const srv = yield* server({ sse: { poll: "30 millis" } })
+        // Its events go to the database only: nothing is published on this bus.
+        const other = yield* server()
+        const run = yield* simulatedRun(other.bus, "alice")
+        run.publish(1, 5)
+        yield* run.commit(5)
+        const client = yield* connect(eventsUrl(srv, run.id), bearer("sk_alice"))
+        const firsts = yield* Effect.promise(() => client.reader.events((e) => e.id === "5"))
+        run.publish(6, 12)
+        yield* run.commit(12)
+        const more = yield* Effect.promise(() => client.reader.events((e) => e.id === "12"))
+        run.publish(13, 15)
+        yield* run.finish
+        const rest = yield* Effect.promise(() => client.reader.events())
+        expectExactly([...firsts, ...more, ...rest], run, range(1, 15))
+        expect(rest.at(-1)?.event).toBe("end")
+      }))
+
+    it.scoped("401 without a key, with an unknown key or a malformed header — the same JSON body shape, no stream", () =>
+      Effect.gen(function*() {
+        const run = yield* recordedRun
+        const srv = yield* server()
+        const cases: ReadonlyArray<[string, Record<string, string>]> = [
+          ["", {}],
+          ["", bearer("sk_nobody")],
+          ["token=sk_nobody", {}],
+          ["token=", {}],
+          ["token=sk_alice&token=sk_bob", {}],
+          ["", { authorization: "Basic YWxpY2U6cGFzcw==" }],
+          ["", { authorization: "Bearer" }],
+          // A bad header is not rescued by a good token.
+          ["token=sk_alice", { authorization: "Bearer sk_nobody" }]
+        ]
+        for (const [query, headers] of cases) {
+          const answer = yield* open(eventsUrl(srv, run, query), headers)
+          expect(answer.status, `${query} ${JSON.stringify(headers)}`).toBe(401)
+          expect(answer.headers.get("content-type")).toBe("application/json")
+          expect(answer.headers.get("www-authenticate")).toBe("Bearer")
+          if ("body" in answer) {
+            expect(answer.body).toEqual({ error: "Unauthorized", reason: expect.any(String) })
+          }
+        }
+        // And a known key is let in.
+        expect((yield* open(eventsUrl(srv, run), bearer("sk_alice"))).status).toBe(200)
+      }))
+
+    it.scoped("another user's run is a 404 identical to a run that does not exist; an admin sees every run", () =>
+      Effect.gen(function*() {
+        const run = yield* recordedRun
+        const srv = yield* server()
+        const foreign = yield* open(eventsUrl(srv, run), bearer("sk_bob"))
+        const unknown = yield* open(eventsUrl(srv, "run_000000000000"), bearer("sk_bob"))
+        expect(foreign.status).toBe(404)
+        expect(unknown.status).toBe(404)
+        const normalized = (answer: typeof foreign, id: string) =>
+          "body" in answer ? JSON.stringify(answer.body).split(id).join("<run>") : "(a stream)"
+        expect(normalized(foreign, run)).toBe(normalized(unknown, "run_000000000000"))
+        expect("body" in foreign && foreign.body).toEqual({ error: "RunNotFound", run, reason: `no run ${run}` })
+        expect([...foreign.headers.keys()].filter((k) => k !== "date")).toEqual(
+          [...unknown.headers.keys()].filter((k) => k !== "date")
+        )
+        // Nor does a resume point or the header/token route tell them apart.
+        expect((yield* open(eventsUrl(srv, run, "token=sk_bob&since=5"))).status).toBe(404)
+        const admin = yield* connect(eventsUrl(srv, run), bearer("sk_root"))
+        expect(runSeqs(yield* Effect.promise(() => admin.reader.events())).length).toBeGreaterThan(20)
+      }))
+
+    it.scoped("400 naming the parameter for a bad ?since= or Last-Event-ID", () =>
+      Effect.gen(function*() {
+        const run = yield* recordedRun
+        const srv = yield* server()
+        for (const bad of badSeqs) {
+          const bySince = yield* open(eventsUrl(srv, run, `since=${encodeURIComponent(bad)}`), bearer("sk_alice"))
+          expect(bySince.status, `since=${bad}`).toBe(400)
+          expect("body" in bySince && bySince.body).toMatchObject({ error: "InvalidRequest", field: "since", reason: expect.any(String) })
+          // A header's value loses its surrounding spaces on the way: " 1" arrives as "1".
+          if (bad.trim() !== bad) continue
+          const byHeader = yield* open(eventsUrl(srv, run), { ...bearer("sk_alice"), "last-event-id": bad })
+          expect(byHeader.status, `Last-Event-ID: ${bad}`).toBe(400)
+          expect("body" in byHeader && byHeader.body).toMatchObject({ error: "InvalidRequest", field: "Last-Event-ID" })
+        }
+        const twice = yield* open(eventsUrl(srv, run, "since=1&since=2"), bearer("sk_alice"))
+        expect("body" in twice && twice.body).toMatchObject({ error: "InvalidRequest", field: "since" })
+      }))
+
+    it.scoped("heartbeats every interval while a live run is quiet", () =>
+      Effect.gen(function*() {
+        const srv = yield* server({ sse: { heartbeat: "40 millis" } })
+        const run = yield* simulatedRun(srv.bus, "alice")
+        run.publish(1, 1)
+        yield* run.commit(1)
+        const client = yield* connect(eventsUrl(srv, run.id), bearer("sk_alice"))
+        const items: Array<SseItem> = []
+        while (items.filter((i) => i.type === "comment").length < 3) {
+          items.push((yield* Effect.promise(() => client.reader.next()))!)
+        }
+        expect(items.filter((i) => i.type === "event").map((e) => "id" in e && e.id)).toEqual(["1"])
+        expect(items.filter((i) => i.type === "comment")).toEqual([
+          { type: "comment", text: "heartbeat" },
+          { type: "comment", text: "heartbeat" },
+          { type: "comment", text: "heartbeat" }
+        ])
+        // The retry advice came first.
+        expect(items[0]).toEqual({ type: "retry", millis: 1000 })
+      }))
+
+    it.scoped("the subscription ends when the client disconnects", () =>
+      Effect.gen(function*() {
+        const srv = yield* server()
+        const run = yield* simulatedRun(srv.bus, "alice")
+        run.publish(1, 3)
+        const clients = yield* Effect.forEach([1, 2], () => open(eventsUrl(srv, run.id), bearer("sk_alice")))
+        for (const c of clients) {
+          if (!("reader" in c)) return expect.fail(`status ${c.status}`)
+          expect(runSeqs(yield* Effect.promise(() => c.reader.events((e) => e.id === "3"))).length).toBe(3)
+        }
+        expect(srv.bus.subscribers(run.id)).toBe(2)
+        for (const c of clients) if ("reader" in c) c.reader.close()
+        expect(yield* eventually(() => srv.bus.subscribers(run.id) === 0)).toBe(true)
+        // An idle run followed by nobody is forgotten entirely once it ends.
+        yield* run.finish
+        expect(srv.bus.isLive(run.id)).toBe(false)
+      }))
+
+    it.scoped("a client that stops reading is told it overflowed and disconnected; the run goes on; it resumes from there", () =>
+      Effect.gen(function*() {
+        // Big events and a small subscription, so that the socket's buffers fill and then the subscription.
+        const srv = yield* server({ sse: { buffer: 16 } })
+        const run = yield* simulatedRun(srv.bus, "alice", { pad: 4_000 })
+        run.publish(1, 1)
+        yield* run.commit(1)
+        const slow = yield* connect(eventsUrl(srv, run.id), bearer("sk_alice"))
+        expect(runSeqs(yield* Effect.promise(() => slow.reader.events((e) => e.id === "1")))).toEqual([1])
+        expect(srv.bus.subscribers(run.id)).toBe(1)
+        // It stops reading; the run publishes on, in bursts, as fast as it likes.
+        let published = 1
+        while (srv.bus.subscribers(run.id) > 0 && published < 50_000) {
+          run.publish(published + 1, published + 200)
+          published += 200
+          yield* run.commit(published)
+          yield* Effect.sleep("1 millis")
+        }
+        expect(srv.bus.subscribers(run.id)).toBe(0)
+        // It reads again: what was in flight, then the overflow notice, then the end of the stream.
+        const rest = yield* Effect.promise(() => slow.reader.events())
+        const last = rest.at(-1)!
+        expect(last.event).toBe("overflow")
+        const notice = JSON.parse(last.data) as { lastEventId: number; reason: string }
+        expect(notice.reason).toContain("Last-Event-ID")
+        expectExactly(rest, run, range(2, notice.lastEventId))
+        expect(notice.lastEventId).toBeLessThan(published)
+
+        // Back with Last-Event-ID: the rest, once each.
+        const back = yield* connect(eventsUrl(srv, run.id), { ...bearer("sk_alice"), "last-event-id": String(notice.lastEventId) })
+        const finishing = yield* Effect.fork(Effect.zipRight(Effect.sleep("20 millis"), run.finish))
+        const tail = yield* Effect.promise(() => back.reader.events())
+        yield* Fiber.join(finishing)
+        expectExactly(tail, run, range(notice.lastEventId + 1, published))
+        expect(tail.at(-1)?.event).toBe("end")
+      }))
+  })
+}

@@ -1,0 +1,276 @@
+/**
+ * What the edge tests share: a stub `Authenticator` (a fixed map of keys to principals) and the
+ * users behind it, a real server on a free port, a small hand-written SSE client over `fetch`, and
+ * a simulated live run — events published to the bus as a run would, committed to the database
+ * behind them as the recorder would (lagging), so a test decides exactly what each source holds.
+ */
+import type { HttpLayerRouter } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer } from "effect"
+import { Principal, Unauthorized } from "../../schemas/Auth.js"
+import type { RunId } from "../../schemas/Ids.js"
+import { EventBus } from "../../src/bus/EventBus.js"
+import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import * as DataSource from "../../src/market/DataSource.js"
+import { Authenticator } from "../../src/edge/Auth.js"
+import * as Http from "../../src/edge/Http.js"
+import type * as Sse from "../../src/edge/Sse.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as Strategies from "../../src/store/Strategies.js"
+import { marketConfig, strategy } from "../store/fixtures/workload.js"
+
+// ---------------------------------------------------------------------------------------------
+// Who
+
+export const principals = {
+  "sk_alice": new Principal({ userId: "alice", name: "alice", role: "user" }),
+  "sk_bob": new Principal({ userId: "bob", name: "bob", role: "user" }),
+  "sk_root": new Principal({ userId: "root", name: "root", role: "admin" })
+} as const
+export type Key = keyof typeof principals
+
+export const stubAuthenticator = Layer.succeed(Authenticator, {
+  authenticate: (key) => {
+    const principal = (principals as Record<string, Principal>)[key]
+    return principal === undefined ? Effect.fail(new Unauthorized({ reason: "unknown or revoked API key" })) : Effect.succeed(principal)
+  }
+})
+
+/** The users behind the stub keys (runs reference their owner). */
+export const createUsers = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  for (const p of Object.values(principals)) {
+    yield* sql`insert into users (id, name, role) values (${p.userId}, ${p.name}, ${p.role}) on conflict (id) do nothing`
+  }
+})
+
+// ---------------------------------------------------------------------------------------------
+// The server
+
+export interface Server {
+  readonly url: string
+  /** The bus the server's routes use. */
+  readonly bus: InProcessBus.InProcessBusService
+}
+
+/**
+ * A server on a free port of 127.0.0.1 for the scope, over the test's database and authenticator,
+ * with its own in-process bus unless given one.
+ */
+export const server = (options: {
+  readonly sse?: Sse.Options
+  readonly bus?: InProcessBus.Options
+  /** More routes (a test's own; their handlers may fail with anything). */
+  readonly extra?: Layer.Layer<never, never, HttpLayerRouter.HttpRouter | HttpLayerRouter.Request<"Error", unknown>>
+} = {}) =>
+  Effect.gen(function*() {
+    const bus = yield* InProcessBus.make(options.bus)
+    const routes = Http.routes({ sse: { heartbeat: "1 hour", ...options.sse } })
+    const context = yield* Layer.build(
+      Http.serve(options.extra === undefined ? routes : Layer.merge(routes, options.extra), { logRequests: false }).pipe(
+        Layer.provideMerge(Http.listen({ port: 0, host: "127.0.0.1", shutdownGrace: 0 })),
+        Layer.provide(Layer.succeed(EventBus, bus))
+      )
+    )
+    const url = yield* Effect.provide(Http.baseUrl, context)
+    return { url, bus } satisfies Server
+  })
+
+// ---------------------------------------------------------------------------------------------
+// A small SSE client
+
+export type SseItem =
+  | { readonly type: "event"; readonly id: string | undefined; readonly event: string; readonly data: string }
+  | { readonly type: "comment"; readonly text: string }
+  | { readonly type: "retry"; readonly millis: number }
+
+/** An open SSE response, read item by item (events, comments, `retry:`). */
+export class SseReader {
+  private readonly decoder = new TextDecoder()
+  private buffer = ""
+  private readonly ready: Array<SseItem> = []
+  private id: string | undefined = undefined
+  private event = ""
+  private data: Array<string> | undefined = undefined
+  private ended = false
+
+  constructor(
+    private readonly reader: ReadableStreamDefaultReader<Uint8Array>,
+    private readonly controller: AbortController
+  ) {}
+
+  /** The next item, or `undefined` once the server has closed the stream. */
+  async next(): Promise<SseItem | undefined> {
+    while (this.ready.length === 0) {
+      if (this.ended) return undefined
+      const { done, value } = await this.reader.read()
+      if (done) {
+        this.ended = true
+        continue
+      }
+      this.buffer += this.decoder.decode(value, { stream: true })
+      let nl: number
+      while ((nl = this.buffer.indexOf("\n")) >= 0) {
+        const line = this.buffer.slice(0, nl).replace(/\r$/, "")
+        this.buffer = this.buffer.slice(nl + 1)
+        this.line(line)
+      }
+    }
+    return this.ready.shift()
+  }
+
+  private line(line: string): void {
+    if (line === "") {
+      if (this.data !== undefined) {
+        this.ready.push({ type: "event", id: this.id, event: this.event === "" ? "message" : this.event, data: this.data.join("\n") })
+      }
+      this.id = undefined
+      this.event = ""
+      this.data = undefined
+      return
+    }
+    if (line.startsWith(":")) {
+      this.ready.push({ type: "comment", text: line.slice(1).trim() })
+      return
+    }
+    const colon = line.indexOf(":")
+    const field = colon < 0 ? line : line.slice(0, colon)
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "")
+    if (field === "id") this.id = value
+    else if (field === "event") this.event = value
+    else if (field === "data") (this.data ??= []).push(value)
+    else if (field === "retry") this.ready.push({ type: "retry", millis: Number(value) })
+  }
+
+  /** Events (not comments) until `stop` holds for one (included) or the stream ends. */
+  async events(stop: (e: Extract<SseItem, { type: "event" }>) => boolean = () => false) {
+    const out: Array<Extract<SseItem, { type: "event" }>> = []
+    for (;;) {
+      const item = await this.next()
+      if (item === undefined) return out
+      if (item.type !== "event") continue
+      out.push(item)
+      if (stop(item)) return out
+    }
+  }
+
+  /** Disconnect. */
+  close(): void {
+    this.controller.abort()
+    this.reader.cancel().catch(() => {})
+  }
+}
+
+export type Opened =
+  | { readonly status: 200; readonly headers: Headers; readonly reader: SseReader }
+  | { readonly status: number; readonly headers: Headers; readonly body: unknown }
+
+/** GET an events URL; a 200 is left open for reading, anything else is read as JSON. */
+export const open = (url: string, headers: Record<string, string> = {}) =>
+  Effect.promise(async (): Promise<Opened> => {
+    const controller = new AbortController()
+    const response = await fetch(url, { headers, signal: controller.signal })
+    if (response.status === 200) {
+      return { status: 200, headers: response.headers, reader: new SseReader(response.body!.getReader(), controller) }
+    }
+    const text = await response.text()
+    let body: unknown = text
+    try {
+      body = JSON.parse(text)
+    } catch {
+      // left as text: the test will show it
+    }
+    return { status: response.status, headers: response.headers, body }
+  })
+
+/** Open an events URL that must answer 200; closed with the scope. */
+export const connect = (url: string, headers: Record<string, string> = {}) =>
+  Effect.acquireRelease(
+    Effect.flatMap(open(url, headers), (opened) =>
+      "reader" in opened ? Effect.succeed(opened) : Effect.dieMessage(`expected 200, got ${opened.status}: ${JSON.stringify(opened.body)}`)),
+    (opened) => Effect.sync(() => opened.reader.close())
+  )
+
+export const eventsUrl = (server: Server, run: string, query = "") =>
+  `${server.url}/v1/runs/${encodeURIComponent(run)}/events${query === "" ? "" : `?${query}`}`
+
+export const bearer = (key: string) => ({ authorization: `Bearer ${key}` })
+
+/** Until `done()` holds, checking every few milliseconds (at most `attempts` times). */
+export const eventually = (done: () => boolean, attempts = 500) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < attempts && !done(); i++) yield* Effect.sleep("10 millis")
+    return done()
+  })
+
+// ---------------------------------------------------------------------------------------------
+// A simulated live run
+
+export interface SimulatedRun {
+  readonly id: RunId
+  /** The canonical line of event `seq`. */
+  readonly body: (seq: number) => string
+  /** Publish events `from..to` on the bus (as the run's event log does, synchronously). */
+  readonly publish: (from: number, to: number) => void
+  /** Commit events up to `seq` to the database (as the recorder does, behind the run). */
+  readonly commit: (seq: number) => Effect.Effect<void, never, SqlClient.SqlClient>
+  /** Everything committed, the run's row finished, the bus told. */
+  readonly finish: Effect.Effect<void, never, SqlClient.SqlClient>
+}
+
+let simulated = 0
+
+/** A `running` run of `owner` whose events the test publishes and commits by hand. */
+export const simulatedRun = (bus: InProcessBus.InProcessBusService, owner: string, options: { readonly pad?: number } = {}) =>
+  Effect.gen(function*() {
+    const s = strategy(1, `simulated ${++simulated}`)
+    const saved = yield* Strategies.saveVersion(owner, s)
+    const { id } = yield* Runs.create({
+      owner,
+      strategyId: saved.strategyId,
+      strategyVersion: saved.version,
+      strategy: s,
+      mode: "paper",
+      seed: "0",
+      dataSource: DataSource.encode(DataSource.synthetic(marketConfig(1, 10))),
+      dataFingerprint: "simulated",
+      eventDetail: "decisions"
+    })
+    const pad = "x".repeat(options.pad ?? 0)
+    const tagOf = (seq: number) => (seq % 3 === 0 ? "PortfolioUpdated" : "DecisionMade")
+    const body = (seq: number) => JSON.stringify({ _tag: tagOf(seq), run: id, seq, at: seq * 1000, pad, text: "a \"quoted\" line\\n" })
+    let published = 0
+    let committed = 0
+    const commit = (seq: number) =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        while (committed < Math.min(seq, published)) {
+          const to = Math.min(seq, published, committed + 500)
+          const rows = Array.from({ length: to - committed }, (_, i) => {
+            const n = committed + 1 + i
+            return { runId: id, seq: n, tag: tagOf(n), at: n * 1000, hash: "0".repeat(64), body: body(n) }
+          })
+          yield* sql`insert into run_events ${sql.insert(rows)}`
+          committed = to
+        }
+      }).pipe(Effect.orDie)
+    return {
+      id,
+      body,
+      publish: (from, to) => {
+        for (let seq = from; seq <= to; seq++) bus.publish(id, { seq, tag: tagOf(seq), json: body(seq) })
+        published = Math.max(published, to)
+      },
+      commit,
+      finish: Effect.gen(function*() {
+        yield* commit(published)
+        const sql = yield* SqlClient.SqlClient
+        yield* Effect.orDie(sql`update runs set status = 'completed', finished_at = now() where id = ${id}`)
+        bus.end(id)
+      })
+    } satisfies SimulatedRun
+  })
+
+/** The sequence numbers `from..to`. */
+export const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
+
