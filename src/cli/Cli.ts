@@ -19,10 +19,11 @@ import type { BacktestError } from "../swarm/Backtest.js"
 import type { StrategyFileError } from "../swarm/StrategyFile.js"
 import * as AuditCommand from "./AuditCommand.js"
 import * as BacktestCommand from "./BacktestCommand.js"
-import type { AuditFailed, OutputError, ResumeFailed, RunFailed, UsageError } from "./CliError.js"
+import type { AuditFailed, OutputError, ResumeFailed, RunFailed, ServeFailed, UsageError } from "./CliError.js"
 import { type Io, stripAnsi, withConsole } from "./Io.js"
 import * as ReplayCommand from "./ReplayCommand.js"
 import * as ResumeCommand from "./ResumeCommand.js"
+import * as ServeCommand from "./ServeCommand.js"
 import { shown } from "./RunRef.js"
 import * as RunsCommand from "./RunsCommand.js"
 import type { Wiring } from "./Wiring.js"
@@ -47,7 +48,8 @@ export const command = (io: Io, wiring: Wiring = {}) =>
       RunsCommand.command(io, wiring),
       AuditCommand.command(io, wiring),
       ReplayCommand.command(io, wiring),
-      ResumeCommand.command(io, wiring)
+      ResumeCommand.command(io, wiring),
+      ServeCommand.command(io, wiring)
     ])
   )
 
@@ -108,6 +110,7 @@ export type Failure =
   | NotResumable
   | RunLeased
   | DataChanged
+  | ServeFailed
 
 /** Long recorded values (a whole event) are cut in an error line; `swarm replay` prints them whole. */
 const cut = (text: string, max = 160) => (text.length > max ? `${text.slice(0, max)}…` : text)
@@ -151,6 +154,8 @@ export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report
       return { lines: [`run ${error.run}: the audit chain does not verify at entry ${error.position}: ${error.reason}`], code: EXIT_FAILED }
     case "ResumeFailed":
       return { lines: [`resume: ${error.message}`], code: EXIT_FAILED }
+    case "ServeFailed":
+      return { lines: [`serve: ${error.reason}`], code: EXIT_FAILED }
     case "DatabaseUnavailable":
       return { lines: lined(`database: ${where(error.backend)}: unavailable: `, error.reason), code: EXIT_FAILED }
     case "DatabaseLocked":

@@ -54,3 +54,8 @@ export class ResumeFailed extends Schema.TaggedError<ResumeFailed>()("ResumeFail
     return `${this.failed} of ${this.total} unfinished runs could not be resumed`
   }
 }
+
+/** The server could not start (the port is taken, say) or could not make its first-start demo. */
+export class ServeFailed extends Schema.TaggedError<ServeFailed>()("ServeFailed", {
+  reason: Schema.String
+}) {}

@@ -137,6 +137,12 @@ const RUN_TABLES = [
   "checkpoints"
 ] as const
 
+/** An operator paused or resumed a live run. */
+export const setStatus = Effect.fn("Runs.setStatus")(function*(id: RunId, status: "running" | "paused") {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`update runs set status = ${status} where id = ${id} and status in ('running', 'paused')`
+}, storeError("set a run's status"))
+
 /** Delete a run and everything it recorded, in one transaction. */
 export const remove = Effect.fn("Runs.remove")(function*(id: RunId) {
   const sql = yield* SqlClient.SqlClient

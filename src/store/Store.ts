@@ -11,6 +11,9 @@ const migrated = Layer.effectDiscard(
   migrate.pipe(Effect.mapError((error) => new StoreError({ operation: "migrate the database", reason: error.message })))
 )
 
+/** What the store's layers provide. */
+export type Services = Database.Database
+
 /** The configured database (`DATABASE_URL`, or the embedded default), migrated. */
 export const layer = migrated.pipe(Layer.provideMerge(Database.layer))
 

@@ -67,6 +67,10 @@ const divergedError = (run: RunId, d: Divergence) =>
 /** What every stored execution shares with a plain backtest. */
 interface Common {
   readonly onEvent?: Backtest.Options["onEvent"]
+  /** Extra flow control between slices (every 16): an operator's pause waits here. */
+  readonly pace?: (progress: Backtest.Progress) => Effect.Effect<void>
+  /** Paper runs: wait for each slice's moment (see `Backtest.Options.beforeSlice`). */
+  readonly beforeSlice?: Backtest.Options["beforeSlice"]
   readonly onProgress?: Backtest.Options["onProgress"]
   readonly approver?: Backtest.Options["approver"]
   readonly registry?: ReadonlyMap<string, AnyModel>
@@ -86,6 +90,10 @@ export interface Options extends Common {
   readonly faults?: Run.FaultPlan
   /** Default: the local operator. */
   readonly owner?: string
+  /** Default `backtest`; a paper run is the same execution paced by `beforeSlice`. */
+  readonly mode?: "backtest" | "paper"
+  /** Told the run's id and number once its row exists, before it executes. */
+  readonly onCreated?: (created: Runs.Created) => void
 }
 
 export interface Stored {
@@ -104,6 +112,7 @@ interface Execution extends Common {
   readonly seed: string
   readonly events: Backtest.EventDetail
   readonly faults: Run.FaultPlan | undefined
+  readonly mode?: "backtest" | "paper"
   /** Compare events up to this sequence number with the recording (resume: the last committed one). */
   readonly compareUntil?: number
   /** The chain so far, when recording goes on from a committed prefix. */
@@ -140,6 +149,8 @@ const execute = (x: Execution) =>
       ...(x.registry === undefined ? {} : { registry: x.registry }),
       ...(x.approver === undefined ? {} : { approver: x.approver }),
       ...(x.onProgress === undefined ? {} : { onProgress: x.onProgress }),
+      ...(x.beforeSlice === undefined ? {} : { beforeSlice: x.beforeSlice }),
+      ...(x.mode === undefined ? {} : { mode: x.mode }),
       onEvent: (event, json) => {
         if (comparator !== undefined && comparator.covers(event.seq)) {
           comparator.sink(event, json)
@@ -186,6 +197,7 @@ const execute = (x: Execution) =>
             checkpointSeq = progress.events
           }
           yield* recorder.pace.pipe(Effect.mapError(toBacktestError))
+          if (x.pace !== undefined) yield* x.pace(progress)
         }).pipe(Effect.provide(database))
     }).pipe(
       Effect.catchTag("BacktestError", (error): Effect.Effect<never, Backtest.BacktestError | RunDiverged> =>
@@ -259,13 +271,14 @@ export const backtest = (options: Options) =>
       strategyId: saved.strategyId,
       strategyVersion: saved.version,
       strategy: options.strategy,
-      mode: "backtest",
+      mode: options.mode ?? "backtest",
       seed,
       dataSource: DataSource.encode(options.dataSource),
       dataFingerprint: options.feed.fingerprint,
       eventDetail: events,
       ...(options.faults === undefined ? {} : { faults: options.faults })
     })
+    options.onCreated?.(created)
     const result = yield* execute({
       ...options,
       run: created.id,
@@ -320,6 +333,7 @@ export const resume = (ref: string, options: Common & { readonly owner?: string 
       feed,
       seed: run.seed,
       events,
+      mode: run.mode === "paper" ? "paper" : "backtest",
       faults: run.faults ?? undefined,
       compareUntil: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }),
       ...Option.match(head, { onNone: () => ({}), onSome: (h) => ({ from: { count: h.seq, hash: h.hash } }) }),
@@ -365,6 +379,7 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
       seed: run.seed,
       runId: run.id,
       events,
+      mode: run.mode === "paper" ? "paper" : "backtest",
       strategyRef: { id: run.strategyId, version: run.strategyVersion },
       ...(run.faults === null ? {} : { faults: Run.faultsOf(run.faults) }),
       ...(options.registry === undefined ? {} : { registry: options.registry }),

@@ -6,11 +6,12 @@
  */
 import { createHash, randomBytes } from "node:crypto"
 import { SqlClient } from "@effect/sql"
-import { Effect, Schema } from "effect"
+import { Effect, ParseResult, Schema } from "effect"
 import type { StrategyId } from "../../schemas/Ids.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { GENESIS, linkHash } from "./RunRecorder.js"
-import { storeError } from "./StoreError.js"
+import { Conflict, StrategyNotFound } from "../../schemas/Rpc.js"
+import { CorruptRecord, storeError } from "./StoreError.js"
 
 const encode = Schema.encodeSync(Strategy)
 
@@ -71,3 +72,83 @@ export const saveVersion = Effect.fn("Strategies.saveVersion")(function*(owner: 
     return { strategyId: id, version, created: true } satisfies SavedVersion
   }))
 }, storeError("save strategy"))
+
+const decodeStrategy = Schema.decodeUnknown(Strategy)
+
+export interface Found {
+  readonly id: StrategyId
+  readonly name: string
+  readonly version: number
+  readonly strategy: Strategy
+}
+
+/**
+ * A strategy of `owner` by id or name, at `version` (default its latest): `StrategyNotFound` for
+ * one that does not exist, is deleted, or is someone else's — the same answer.
+ */
+export const find = Effect.fn("Strategies.find")(function*(owner: string, ref: string, version?: number) {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ id: StrategyId; name: string; version: number; body: unknown }>`
+    select s.id, s.name, v.version, v.body from strategies s
+    join strategy_versions v on v.strategy_id = s.id and v.version = ${version ?? sql`s.latest_version`}
+    where (s.id = ${ref} or s.name = ${ref}) and s.owner_id = ${owner} and s.deleted_at is null
+    limit 1`
+  if (row === undefined) return yield* new StrategyNotFound({ strategy: ref })
+  const strategy = yield* decodeStrategy(row.body).pipe(
+    Effect.mapError((error) =>
+      new CorruptRecord({ table: "strategy_versions", key: `${row.id}@${row.version}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+    )
+  )
+  return { id: row.id, name: row.name, version: row.version, strategy } satisfies Found
+}, storeError("read a strategy"))
+
+/** A new strategy: `Conflict` when the owner already has one of that name. */
+export const create = Effect.fn("Strategies.create")(function*(owner: string, strategy: Strategy) {
+  const sql = yield* SqlClient.SqlClient
+  const [existing] = yield* sql<{ id: string }>`
+    select id from strategies where owner_id = ${owner} and name = ${strategy.name} and deleted_at is null`
+  if (existing !== undefined) return yield* new Conflict({ reason: `a strategy named "${strategy.name}" exists (update it instead)` })
+  const saved = yield* saveVersion(owner, strategy)
+  return { id: saved.strategyId, name: strategy.name, version: saved.version, strategy } satisfies Found
+}, storeError("create a strategy"))
+
+/** A new version of an existing strategy (its name may change, unless another strategy has it). */
+export const update = Effect.fn("Strategies.update")(function*(owner: string, ref: string, strategy: Strategy) {
+  const sql = yield* SqlClient.SqlClient
+  const current = yield* find(owner, ref)
+  if (strategy.name !== current.name) {
+    const [taken] = yield* sql<{ id: string }>`
+      select id from strategies where owner_id = ${owner} and name = ${strategy.name} and deleted_at is null`
+    if (taken !== undefined) return yield* new Conflict({ reason: `a strategy named "${strategy.name}" exists` })
+    yield* sql`update strategies set name = ${strategy.name} where id = ${current.id}`
+  }
+  const saved = yield* saveVersion(owner, strategy)
+  return { id: saved.strategyId, name: strategy.name, version: saved.version, strategy } satisfies Found
+}, storeError("update a strategy"))
+
+export interface Listed {
+  readonly id: StrategyId
+  readonly name: string
+  readonly latestVersion: number
+  readonly runs: number
+  readonly createdAt: Date
+}
+
+export const list = Effect.fn("Strategies.list")(function*(owner: string) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql<{ id: StrategyId; name: string; latestVersion: number; runCount: number; createdAt: Date }>`
+    select id, name, latest_version, run_count, created_at from strategies
+    where owner_id = ${owner} and deleted_at is null order by name`.pipe(
+    Effect.map((rows) => rows.map((r): Listed => ({ id: r.id, name: r.name, latestVersion: r.latestVersion, runs: r.runCount, createdAt: r.createdAt })))
+  )
+}, storeError("list strategies"))
+
+/** Delete (keep its versions and runs for the record): `Conflict` while one of its runs is unfinished. */
+export const remove = Effect.fn("Strategies.remove")(function*(owner: string, ref: string) {
+  const sql = yield* SqlClient.SqlClient
+  const current = yield* find(owner, ref)
+  const [live] = yield* sql<{ n: number }>`
+    select count(*)::int as n from runs where strategy_id = ${current.id} and status in ('running', 'paused')`
+  if ((live?.n ?? 0) > 0) return yield* new Conflict({ reason: `${live!.n} of its runs are unfinished; stop them first` })
+  yield* sql`update strategies set deleted_at = now() where id = ${current.id}`
+}, storeError("delete a strategy"))

@@ -82,6 +82,13 @@ export interface Options {
    * with the progress so far; it may wait; a failure stops the run with that error.
    */
   readonly pace?: (progress: Progress) => Effect.Effect<void, BacktestError>
+  /**
+   * Called before each slice is delivered, with its time: a paper run waits here for the slice's
+   * wall-clock moment. The agents see the same messages either way; only the pacing differs.
+   */
+  readonly beforeSlice?: (ts: Timestamp) => Effect.Effect<void>
+  /** What `RunStarted` calls the run: a backtest (default) or a paper run (a paced feed). */
+  readonly mode?: "backtest" | "paper"
 }
 
 export interface Result {
@@ -223,7 +230,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       log.emit("RunStarted", {
         strategy: options.strategyRef?.id ?? strategy.name as StrategyId,
         strategyVersion: options.strategyRef?.version ?? 1,
-        mode: "backtest",
+        mode: options.mode ?? "backtest",
         seed,
         symbols: strategy.symbols,
         dataFingerprint: feed.fingerprint
@@ -257,6 +264,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       let yielded = performance.now()
       const progress = (): Progress => ({ bars, slices, ts: to, equity, orders: log.count("OrderPlaced"), events: log.size })
       while (slice !== undefined) {
+        if (options.beforeSlice !== undefined) yield* options.beforeSlice(slice.ts)
         world.advanceTo(slice.ts)
         world.start(swarm.coordinator.tell(new MarketUpdate({ ts: slice.ts, bars: slice.bars }, true)))
         while (log.pendingApprovals.size > 0) {

@@ -1,0 +1,96 @@
+/**
+ * `swarm serve`: the Swarm server on `PORT` (default 7070) — the RPC endpoint, the SSE events of
+ * runs and `/health` — until interrupted (Ctrl-C closes it: live runs stop where they are, what
+ * they committed stays, `swarm resume` goes on with them). It says which database it uses and
+ * where it listens. On a database with no users yet it makes the first admin, prints its API key
+ * once, saves the example strategy and starts a paper run of it on the sample data, and prints the
+ * commands to watch it.
+ */
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { Command, Options } from "@effect/cli"
+import { ConfigError, Effect, Layer, Option } from "effect"
+import { Principal } from "../../schemas/Auth.js"
+import { bootstrap } from "../edge/Bootstrap.js"
+import * as Http from "../edge/Http.js"
+import { RunManager } from "../edge/RunManager.js"
+import * as Server from "../edge/Server.js"
+import { DatabaseInfo } from "../store/Database.js"
+import * as Store from "../store/Store.js"
+import * as Strategies from "../store/Strategies.js"
+import * as StrategyFile from "../swarm/StrategyFile.js"
+import { ServeFailed, UsageError } from "./CliError.js"
+import type { Io } from "./Io.js"
+import type { Wiring } from "./Wiring.js"
+
+const EXAMPLE = fileURLToPath(new URL("../../examples/six-analysts.yaml", import.meta.url))
+
+/** A path as a person would type it from here: relative under the working directory, else absolute. */
+const shown = (path: string) => {
+  const relative = Path.relative(process.cwd(), path)
+  return relative === "" || relative.startsWith("..") || Path.isAbsolute(relative) ? path : relative
+}
+
+/** The demo paper run's pace: a daily bar every second. */
+const DEMO_SPEED = 86_400
+
+/** First start: the admin's key once, and a paper run to watch. */
+const firstStart = (io: Io, base: string) =>
+  Effect.gen(function*() {
+    const made = yield* bootstrap()
+    if (!made.created) return
+    io.stdout(
+      `first start: created the admin user "${made.name}". Its API key, shown this once:\n\n  ${made.key}\n\n` +
+        "Keep it: the server stores only its hash.\n"
+    )
+    const admin = new Principal({ userId: made.userId, name: made.name, role: "admin" })
+    const strategy = yield* StrategyFile.load(EXAMPLE)
+    yield* Strategies.create(made.userId, strategy)
+    const manager = yield* RunManager
+    const run = yield* manager.start(admin, { strategy: strategy.name, mode: "paper", data: { _tag: "sample" }, speed: DEMO_SPEED })
+    io.stdout(
+      `started a paper run of "${strategy.name}" on the sample data (${shown(EXAMPLE)}), ` +
+        `a bar a second: run ${run.id} (${strategy.name}#${run.number}).\nWatch it:\n\n` +
+        `  curl -N "${base}/v1/runs/${run.id}/events?token=${made.key}"\n` +
+        `  curl -H "Authorization: Bearer ${made.key}" ${base}/health\n\n`
+    )
+  })
+
+export const command = (io: Io, wiring: Wiring) =>
+  Command.make("serve", {
+    port: Options.integer("port").pipe(
+      Options.optional,
+      Options.withDescription("The port to listen on (default: PORT, else 7070; 0 picks a free one).")
+    )
+  }, (flags) =>
+    Effect.gen(function*() {
+      const configured = yield* Http.config.pipe(
+        Effect.mapError((error) => new UsageError({ field: "PORT/HOST", reason: String(error).replace(/\s*\n\s*/g, " ") }))
+      )
+      const port = Option.getOrElse(flags.port, () => configured.port)
+      const store = wiring.store ?? Store.layer
+      const server = Server.layer(store, { port, ...(configured.host === undefined ? {} : { host: configured.host }) })
+      yield* Effect.scoped(Effect.gen(function*() {
+        const context = yield* Layer.build(server).pipe(
+          Effect.catchTag("ServeError", (error) => new ServeFailed({ reason: `cannot listen on port ${port}: ${String(error.cause)}` })),
+          Effect.catchIf(ConfigError.isConfigError, (error) =>
+            Effect.fail(new UsageError({ field: "configuration", reason: String(error).replace(/\s*\n\s*/g, " ") })))
+        )
+        yield* Effect.gen(function*() {
+          io.stderr(`${(yield* DatabaseInfo).description}\n`)
+          const base = yield* Http.baseUrl
+          io.stderr(`swarm server listening on ${base} (RPC ${base}/rpc, SSE ${base}/v1/runs/<run>/events, ${base}/health)\n`)
+          yield* firstStart(io, base).pipe(
+            Effect.catchTags({
+              InvalidRequest: (e) => new ServeFailed({ reason: `first start: ${e.field}: ${e.reason}` }),
+              Conflict: (e) => new ServeFailed({ reason: `first start: ${e.reason}` }),
+              StrategyNotFound: (e) => new ServeFailed({ reason: `first start: no strategy ${e.strategy}` }),
+              Unavailable: (e) => new ServeFailed({ reason: `first start: ${e.reason}` })
+            })
+          )
+        }).pipe(Effect.provide(context))
+        return yield* Effect.never
+      }))
+    }).pipe(Effect.withSpan("swarm.serve"))).pipe(
+    Command.withDescription("Run the Swarm server: RPC, SSE and /health on one port, until interrupted.")
+  )

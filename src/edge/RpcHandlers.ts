@@ -1,0 +1,237 @@
+/**
+ * The server side of the RPC contract (schemas/Rpc.ts) for strategies, rules, runs, the
+ * leaderboard and administration. Every handler acts for the `CurrentPrincipal` the `Authenticated` middleware
+ * provides and only on what that principal owns (an admin sees every run); a store that fails
+ * answers `Unavailable` with the reason, never a defect.
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect, Option, Schema, Stream } from "effect"
+import type { Principal } from "../../schemas/Auth.js"
+import type { RunId } from "../../schemas/Ids.js"
+import { Forbidden } from "../../schemas/Auth.js"
+import {
+  AdminRpcs,
+  Conflict,
+  CurrentPrincipal,
+  InvalidRequest,
+  RuleRpcs,
+  type RunInfo,
+  RunRpcs,
+  LeaderboardRpcs,
+  StrategyRpcs,
+  Unavailable
+} from "../../schemas/Rpc.js"
+import { Rule } from "../../schemas/Rule.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import * as ApiKeys from "../store/ApiKeys.js"
+import * as Compare from "../store/Compare.js"
+import * as Runs from "../store/Runs.js"
+import * as Strategies from "../store/Strategies.js"
+import * as Users from "../store/Users.js"
+import { RunEvents } from "./RunEvents.js"
+import { RunManager } from "./RunManager.js"
+
+/** Store failures as the client sees them. */
+const unavailable = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.catchIf(
+    effect,
+    (error): error is Extract<E, { readonly _tag: "StoreError" | "CorruptRecord" }> => error._tag === "StoreError" || error._tag === "CorruptRecord",
+    (error) => Effect.fail(new Unavailable({ reason: (error as unknown as Error).message }))
+  )
+
+const ownerFilter = (principal: Principal) => (principal.role === "admin" ? undefined : principal.userId)
+
+export const runInfo = (run: Runs.RunSummary): RunInfo => ({
+  id: run.id,
+  ref: `${run.strategyName}#${run.number}`,
+  strategy: run.strategyName,
+  strategyVersion: run.strategyVersion,
+  number: run.number,
+  mode: run.mode,
+  status: run.status,
+  failure: run.failure,
+  metrics: run.metrics,
+  events: run.counts?.events ?? null,
+  checksum: run.checksum,
+  startedAt: run.startedAt,
+  finishedAt: run.finishedAt
+})
+
+const decodeStrategy = Schema.decodeUnknown(Strategy)
+
+export const StrategyHandlers = StrategyRpcs.toLayer(Effect.gen(function*() {
+  const context = yield* Effect.context<SqlClient.SqlClient>()
+  const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
+    Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
+  const version = (found: Strategies.Found) => ({ id: found.id, name: found.name, version: found.version, strategy: found.strategy })
+  return {
+    "strategies.create": ({ strategy }) => as((p) => unavailable(Effect.map(Strategies.create(p.userId, strategy), version))),
+    "strategies.update": ({ body, strategy }) => as((p) => unavailable(Effect.map(Strategies.update(p.userId, strategy, body), version))),
+    "strategies.get": ({ strategy, version: v }) => as((p) => unavailable(Effect.map(Strategies.find(p.userId, strategy, v), version))),
+    "strategies.list": () =>
+      as((p) => unavailable(Effect.map(Strategies.list(p.userId), (rows) => rows.map((r) => ({ ...r, id: r.id as string }))))),
+    "strategies.delete": ({ strategy }) => as((p) => unavailable(Strategies.remove(p.userId, strategy)))
+  }
+}))
+
+export const RuleHandlers = RuleRpcs.toLayer(Effect.gen(function*() {
+  const context = yield* Effect.context<SqlClient.SqlClient>()
+  const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
+    Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
+  /** A new version with the rules changed; the whole strategy is decoded again, so its own checks apply. */
+  const withRules = (principal: Principal, ref: string, change: (rules: ReadonlyArray<unknown>) => ReadonlyArray<unknown>) =>
+    unavailable(Effect.gen(function*() {
+      const current = yield* Strategies.find(principal.userId, ref)
+      const encoded = Schema.encodeSync(Strategy)(current.strategy)
+      const next = yield* decodeStrategy({ ...encoded, rules: change(encoded.rules ?? []) }).pipe(
+        Effect.mapError((error) => new InvalidRequest({ field: "rule", reason: error.message }))
+      )
+      // The name does not change, so a rename conflict cannot happen; were it to, it is the request's.
+      const saved = yield* Strategies.update(principal.userId, current.id, next).pipe(
+        Effect.catchTag("Conflict", (conflict) => new InvalidRequest({ field: "strategy", reason: conflict.reason }))
+      )
+      return { id: saved.id, name: saved.name, version: saved.version, strategy: saved.strategy }
+    }))
+  return {
+    "rules.list": ({ strategy }) => as((p) => unavailable(Effect.map(Strategies.find(p.userId, strategy), (found) => found.strategy.rules))),
+    "rules.put": ({ rule, strategy }) =>
+      as((p) => {
+        const encoded = Schema.encodeSync(Rule)(rule)
+        return withRules(p, strategy, (rules) => [...rules.filter((r) => (r as { id: string }).id !== rule.id), encoded])
+      }),
+    "rules.delete": ({ rule, strategy }) =>
+      as((p) =>
+        Effect.gen(function*() {
+          const current = yield* unavailable(Strategies.find(p.userId, strategy))
+          if (!current.strategy.rules.some((r) => r.id === rule)) {
+            return yield* new InvalidRequest({ field: "rule", reason: `the strategy has no rule ${rule}` })
+          }
+          return yield* withRules(p, strategy, (rules) => rules.filter((r) => (r as { id: string }).id !== rule))
+        }))
+  }
+}))
+
+export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
+  const context = yield* Effect.context<SqlClient.SqlClient>()
+  const manager = yield* RunManager
+  const events = yield* RunEvents
+  const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
+    Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
+  return {
+    "runs.start": (request) => as((p) => Effect.map(manager.start(p, request), runInfo)),
+    "runs.stop": ({ run }) => as((p) => Effect.map(manager.stop(p, run), runInfo)),
+    "runs.pause": ({ run }) => as((p) => Effect.map(manager.pause(p, run), runInfo)),
+    "runs.resume": ({ run }) => as((p) => Effect.map(manager.resume(p, run), runInfo)),
+    "runs.get": ({ run }) => as((p) => unavailable(Effect.map(Runs.get(run, ownerFilter(p)), runInfo))),
+    "runs.list": ({ limit, status, strategy }) =>
+      as((p) => {
+        const owner = ownerFilter(p)
+        return unavailable(Effect.map(
+          Runs.list({
+            ...(owner === undefined ? {} : { owner }),
+            ...(strategy === undefined ? {} : { strategy }),
+            ...(status === undefined ? {} : { status: status as Runs.RunStatus }),
+            ...(limit === undefined ? {} : { limit })
+          }),
+          (rows) => rows.map(runInfo)
+        ))
+      }),
+    "runs.compare": ({ a, b }) =>
+      as((p) =>
+        unavailable(Effect.gen(function*() {
+          const ra = yield* Runs.get(a, ownerFilter(p))
+          const rb = yield* Runs.get(b, ownerFilter(p))
+          const first = yield* Compare.firstDecisionDifference(ra.id, rb.id)
+          return {
+            a: runInfo(ra),
+            b: runInfo(rb),
+            firstDifference: Option.match(first, { onNone: () => null, onSome: (d) => ({ ts: d.ts, symbol: d.symbol }) })
+          }
+        }))),
+    "runs.events": ({ run, since }) =>
+      Stream.unwrapScoped(as((p) =>
+        unavailable(Effect.map(Runs.get(run, ownerFilter(p)), (record) => events.after(record.id as RunId, since ?? 0)))
+      ))
+  }
+}))
+
+export const LeaderboardHandlers = LeaderboardRpcs.toLayer(Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  return {
+    leaderboard: ({ limit, metric }) =>
+      Effect.flatMap(CurrentPrincipal, (p) => {
+        const owner = ownerFilter(p)
+        // The best completed run of each strategy by the metric (max drawdown: the smallest is best).
+        const order = metric === "maxDrawdown" ? sql`asc` : sql`desc`
+        return sql<{ strategy: string; run: string; value: number | null }>`
+          select distinct on (s.id) s.name as strategy, r.id as run, (r.metrics ->> ${metric})::float8 as value
+          from runs r join strategies s on s.id = r.strategy_id
+          where r.status = 'completed' and s.deleted_at is null
+            ${owner === undefined ? sql`` : sql`and r.owner_id = ${owner}`}
+            and r.metrics ->> ${metric} is not null
+          order by s.id, (r.metrics ->> ${metric})::float8 ${order}`.pipe(
+          Effect.map((rows) =>
+            [...rows].sort((x, y) => (metric === "maxDrawdown" ? (x.value ?? 0) - (y.value ?? 0) : (y.value ?? 0) - (x.value ?? 0)))
+              .slice(0, limit ?? 20)
+          ),
+          Effect.mapError((error) => new Unavailable({ reason: error.message }))
+        )
+      })
+  }
+}))
+
+const userInfo = (user: { readonly id: string; readonly name: string; readonly role: string; readonly disabledAt: Date | null }) => ({
+  id: user.id,
+  name: user.name,
+  role: user.role,
+  disabled: user.disabledAt !== null
+})
+
+export const AdminHandlers = AdminRpcs.toLayer(Effect.gen(function*() {
+  const context = yield* Effect.context<SqlClient.SqlClient>()
+  const manager = yield* RunManager
+  /** Admin procedures: anyone else is `Forbidden`. */
+  const admin = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
+    Effect.flatMap(CurrentPrincipal, (p): Effect.Effect<A, E | Forbidden, R> =>
+      p.role === "admin" ? f(p) : Effect.fail(new Forbidden({ reason: "an admin procedure" }))).pipe(Effect.provide(context))
+  return {
+    "admin.users": () => admin(() => unavailable(Effect.map(Users.list(), (users) => users.map(userInfo)))),
+    "admin.createUser": ({ name, role }) =>
+      admin(() =>
+        unavailable(Effect.gen(function*() {
+          const user = yield* Users.create(name, role)
+          const issued = yield* ApiKeys.issue(user.id, "created by an admin")
+          return { user: userInfo(user), key: issued.key }
+        })).pipe(
+          Effect.catchTags({
+            UserExists: (e) => new Conflict({ reason: `a user named "${e.name}" exists` }),
+            InvalidUserName: (e) => new Conflict({ reason: e.reason }),
+            InvalidKeyLabel: (e) => new Conflict({ reason: e.reason }),
+            UserNotFound: (e) => new Conflict({ reason: `no user ${e.user}` })
+          })
+        )),
+    "admin.issueKey": ({ label, user }) =>
+      admin(() =>
+        unavailable(Effect.gen(function*() {
+          const found = yield* Users.getByName(user).pipe(Effect.orElse(() => Users.get(user)))
+          const issued = yield* ApiKeys.issue(found.id, label ?? "")
+          return { key: issued.key }
+        })).pipe(
+          Effect.catchTags({
+            UserNotFound: () => new InvalidRequest({ field: "user", reason: `no user ${user}` }),
+            InvalidKeyLabel: (e) => new InvalidRequest({ field: "label", reason: e.reason })
+          })
+        )),
+    "admin.stats": () =>
+      admin(() =>
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const [row] = yield* sql<{ users: number; strategies: number; runs: number; events: number }>`
+            select (select count(*)::int from users) as users,
+                   (select count(*)::int from strategies where deleted_at is null) as strategies,
+                   (select count(*)::int from runs) as runs,
+                   (select count(*)::int from run_events) as events`
+          return { users: row!.users, strategies: row!.strategies, runs: row!.runs, liveRuns: manager.live(), events: row!.events }
+        }).pipe(Effect.mapError((error) => new Unavailable({ reason: error.message }))))
+  }
+}))

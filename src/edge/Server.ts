@@ -1,0 +1,40 @@
+/**
+ * The Swarm server, assembled: the store (migrated), the event bus, the authenticator, the run
+ * manager, and one HTTP server with the RPC endpoint (`POST /rpc`, ndjson; `GET /rpc/ws`,
+ * WebSocket), the SSE events of a run and `/health`. `serve` also makes the first admin of an
+ * empty database and says what it uses.
+ */
+import { RpcSerialization, RpcServer } from "@effect/rpc"
+import { Layer } from "effect"
+import { SwarmRpcs } from "../../schemas/Rpc.js"
+import * as InProcessBus from "../bus/InProcessBus.js"
+import * as Store from "../store/Store.js"
+import { AuthenticatorLive } from "./AuthLive.js"
+import * as Http from "./Http.js"
+import { AuthenticatedLive } from "./RpcAuth.js"
+import { AdminHandlers, LeaderboardHandlers, RuleHandlers, RunHandlers, StrategyHandlers } from "./RpcHandlers.js"
+import * as RunEvents from "./RunEvents.js"
+import * as RunManager from "./RunManager.js"
+
+const handlers = Layer.mergeAll(StrategyHandlers, RuleHandlers, RunHandlers, LeaderboardHandlers, AdminHandlers, AuthenticatedLive)
+
+/** The RPC endpoint, over HTTP (ndjson, streams delivered as they come) and WebSocket. */
+export const rpcRoutes = Layer.mergeAll(
+  RpcServer.layerHttpRouter({ group: SwarmRpcs, path: "/rpc", protocol: "http" }),
+  RpcServer.layerHttpRouter({ group: SwarmRpcs, path: "/rpc/ws", protocol: "websocket" })
+).pipe(Layer.provide(handlers), Layer.provide(RpcSerialization.layerNdjson))
+
+/** The services every route shares, over a database layer (the configured store, or a test's). */
+export const services = <E, R>(store: Layer.Layer<Store.Services, E, R>) =>
+  Layer.mergeAll(RunManager.layer, RunEvents.layer).pipe(
+    Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, AuthenticatorLive)),
+    Layer.provideMerge(store)
+  )
+
+/** The HTTP server with every route, on `options.port`, over `store`. */
+export const layer = <E, R>(store: Layer.Layer<Store.Services, E, R>, options: Http.Options = {}) =>
+  Http.serve(Layer.mergeAll(Http.routes(options), rpcRoutes), options).pipe(
+    Layer.provideMerge(Http.listen(options)),
+    Layer.provideMerge(services(store))
+  )
+

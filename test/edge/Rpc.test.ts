@@ -1,0 +1,188 @@
+/**
+ * The RPC procedures of strategies, rules, runs and the leaderboard, through an in-memory client
+ * (RpcTest: the same handlers and middleware a server mounts, without the transport): a run
+ * started over RPC executes in the background and streams its events until it ends; a paper run
+ * pauses and resumes; every procedure answers only its owner ("not yours" is "does not exist");
+ * no key, a bad key, and bad payloads are typed errors. On every back-end.
+ */
+import { SqlClient } from "@effect/sql"
+import { expect, layer } from "@effect/vitest"
+import { RpcTest } from "@effect/rpc"
+import { Chunk, Effect, Layer, Schema, Stream } from "effect"
+import { Principal, Unauthorized } from "../../schemas/Auth.js"
+import { AdminRpcs, LeaderboardRpcs, RuleRpcs, RunNotFound, RunRpcs, StrategyRpcs } from "../../schemas/Rpc.js"
+import { Rule } from "../../schemas/Rule.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import { Authenticator } from "../../src/edge/Auth.js"
+import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
+import { AdminHandlers, LeaderboardHandlers, RuleHandlers, RunHandlers, StrategyHandlers } from "../../src/edge/RpcHandlers.js"
+import * as RunEvents from "../../src/edge/RunEvents.js"
+import * as RunManager from "../../src/edge/RunManager.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { symbolsOf } from "../store/fixtures/workload.js"
+
+const Group = StrategyRpcs.merge(RuleRpcs, RunRpcs, LeaderboardRpcs, AdminRpcs)
+
+const principals: Record<string, Principal> = {
+  "key-alice": new Principal({ userId: "alice", name: "alice", role: "user" }),
+  "key-bob": new Principal({ userId: "bob", name: "bob", role: "user" }),
+  "key-root": new Principal({ userId: "root", name: "root", role: "admin" })
+}
+const StubAuth = Layer.succeed(Authenticator, {
+  authenticate: (key) =>
+    principals[key] === undefined ? Effect.fail(new Unauthorized({ reason: "unknown key" })) : Effect.succeed(principals[key]!)
+})
+
+const strategyBody = (name: string, symbols = 2) =>
+  Schema.decodeUnknownSync(Strategy)({
+    name,
+    symbols: symbolsOf(symbols),
+    agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }],
+    sizing: { mode: "percent_of_equity", value: 10 }
+  })
+
+/** The store's users behind the stub principals (their strategies and runs reference them). */
+const users = Layer.effectDiscard(Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  for (const name of ["alice", "bob"]) yield* sql`insert into users (id, name, role) values (${name}, ${name}, 'user') on conflict do nothing`
+  yield* sql`insert into users (id, name, role) values ('root', 'root', 'admin') on conflict do nothing`
+}).pipe(Effect.orDie))
+
+/** A client acting with `key`. */
+const clientFor = (key: string) => Effect.provide(RpcTest.makeClient(Group, { flatten: true }), clientKey(key))
+
+for (const backend of backends) {
+  const server = Layer.mergeAll(StrategyHandlers, RuleHandlers, RunHandlers, LeaderboardHandlers, AdminHandlers, AuthenticatedLive).pipe(
+    Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
+    Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, StubAuth, users)),
+    Layer.provideMerge(backend.store)
+  )
+  layer(server, { timeout: startTimeout, excludeTestServices: true })(`rpc (${backend.name})`, (it) => {
+    it.scoped("a strategy created and a run started over RPC: it runs in the background and its events stream until it ends", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("key-alice")
+        const created = yield* alice("strategies.create", { strategy: strategyBody("rpc crossover") })
+        expect(created.version).toBe(1)
+        const updated = yield* alice("strategies.update", { strategy: "rpc crossover", body: strategyBody("rpc crossover", 3) })
+        expect(updated.version).toBe(2)
+        const listed = yield* alice("strategies.list", undefined)
+        expect(listed.map((s) => [s.name, s.latestVersion])).toEqual([["rpc crossover", 2]])
+
+        const run = yield* alice("runs.start", { strategy: "rpc crossover", mode: "backtest", data: { _tag: "synthetic", bars: 400 } })
+        expect(run.ref).toBe("rpc crossover#1")
+        expect(run.strategyVersion).toBe(2)
+        const events = yield* alice("runs.events", { run: run.id }).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+        // Every event once, in order, from RunStarted to RunCompleted.
+        expect(events.map((e) => e.seq)).toEqual(Array.from({ length: events.length }, (_, i) => i + 1))
+        expect(events[0]!.tag).toBe("RunStarted")
+        expect(events.at(-1)!.tag).toBe("RunCompleted")
+        const done = yield* alice("runs.get", { run: run.ref })
+        expect(done.status).toBe("completed")
+        expect(done.events).toBe(events.length)
+        // Resuming the stream from an event gives the rest, exactly.
+        const rest = yield* alice("runs.events", { run: run.id, since: 10 }).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+        expect(rest.map((e) => e.json)).toEqual(events.slice(10).map((e) => e.json))
+
+        const board = yield* alice("leaderboard", { metric: "totalReturn" })
+        expect(board.map((b) => b.run)).toEqual([run.id])
+      }), { timeout: 120_000 })
+
+    it.scoped("a paper run pauses and resumes; stop ends it; its events arrive live", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("key-alice")
+        yield* alice("strategies.create", { strategy: strategyBody("rpc paper") })
+        // 300 daily bars at 86,400,000x: about 1 ms a bar of wall time.
+        const run = yield* alice("runs.start", { strategy: "rpc paper", mode: "paper", data: { _tag: "synthetic", bars: 300 }, speed: 86_400_000 })
+        expect(run.mode).toBe("paper")
+        const paused = yield* alice("runs.pause", { run: run.id })
+        expect(paused.status).toBe("paused")
+        expect((yield* Effect.flip(alice("runs.pause", { run: run.id })))._tag).toBe("Conflict")
+        // Paused, it stands still (unpaused, its 300 bars would be done in about 0.3 s).
+        const lastSeq = alice("runs.events", { run: run.id }).pipe(
+          Stream.interruptAfter("300 millis"),
+          Stream.runLast,
+          Effect.map((last) => (last._tag === "Some" ? last.value.seq : 0))
+        )
+        const before = yield* lastSeq
+        yield* Effect.sleep("600 millis")
+        expect(yield* lastSeq).toBe(before)
+        expect((yield* alice("runs.get", { run: run.id })).status).toBe("paused")
+        const resumed = yield* alice("runs.resume", { run: run.id })
+        expect(resumed.status).toBe("running")
+        const events = yield* alice("runs.events", { run: run.id }).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+        expect(events.at(-1)!.tag).toBe("RunCompleted")
+        expect(JSON.parse(events[0]!.json).mode).toBe("paper")
+        expect((yield* alice("runs.get", { run: run.id })).status).toBe("completed")
+        // A finished run cannot be stopped, paused or resumed.
+        expect((yield* Effect.flip(alice("runs.stop", { run: run.id })))._tag).toBe("Conflict")
+
+        const slow = yield* alice("runs.start", { strategy: "rpc paper", mode: "paper", data: { _tag: "synthetic", bars: 300 }, speed: 86_400 })
+        const stopped = yield* alice("runs.stop", { run: slow.id })
+        expect(stopped.status).toBe("stopped")
+      }), { timeout: 120_000 })
+
+    it.scoped("isolation: another user's strategies and runs do not exist for them", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("key-alice")
+        const bob = yield* clientFor("key-bob")
+        yield* alice("strategies.create", { strategy: strategyBody("alice only") })
+        const run = yield* alice("runs.start", { strategy: "alice only", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
+        yield* alice("runs.events", { run: run.id }).pipe(Stream.runDrain)
+
+        // The same answer as for a run that does not exist.
+        expect(yield* Effect.flip(bob("runs.get", { run: "run_doesnotexist" }))).toEqual(new RunNotFound({ run: "run_doesnotexist" }))
+        expect(yield* Effect.flip(bob("runs.get", { run: run.id }))).toEqual(new RunNotFound({ run: run.id }))
+        for (const attempt of [
+          bob("runs.stop", { run: run.id }),
+          bob("runs.pause", { run: run.ref }),
+          bob("runs.compare", { a: run.id, b: run.id }),
+          Stream.runDrain(bob("runs.events", { run: run.id }))
+        ]) {
+          expect((yield* Effect.flip(attempt as Effect.Effect<unknown, { readonly _tag: string }>))._tag).toBe("RunNotFound")
+        }
+        expect((yield* Effect.flip(bob("strategies.get", { strategy: "alice only" })))._tag).toBe("StrategyNotFound")
+        expect((yield* Effect.flip(bob("runs.start", { strategy: "alice only", mode: "backtest", data: { _tag: "sample" } })))._tag)
+          .toBe("StrategyNotFound")
+        expect((yield* bob("runs.list", {})).map((r) => r.id)).not.toContain(run.id)
+        expect(yield* bob("strategies.list", undefined)).toEqual([])
+        expect((yield* bob("leaderboard", { metric: "sharpe" })).map((b) => b.run)).not.toContain(run.id)
+      }), { timeout: 120_000 })
+
+    it.scoped("no key or a bad key is Unauthorized; rules and bad payloads are typed errors", () =>
+      Effect.gen(function*() {
+        const stranger = yield* clientFor("key-nobody")
+        expect((yield* Effect.flip(stranger("strategies.list", undefined)))._tag).toBe("Unauthorized")
+        const alice = yield* clientFor("key-alice")
+        yield* alice("strategies.create", { strategy: strategyBody("ruled") })
+        expect((yield* Effect.flip(alice("strategies.create", { strategy: strategyBody("ruled") })))._tag).toBe("Conflict")
+        const withRule = yield* alice("rules.put", {
+          strategy: "ruled",
+          rule: Schema.decodeUnknownSync(Rule)({ id: "cap", name: "cap", kind: "max_orders_per_day", params: { count: 3 } })
+        })
+        expect(withRule.version).toBe(2)
+        expect((yield* alice("rules.list", { strategy: "ruled" })).map((r) => r.id)).toEqual(["cap"])
+        expect((yield* Effect.flip(alice("rules.delete", { strategy: "ruled", rule: "nope" as never })))._tag).toBe("InvalidRequest")
+        expect((yield* alice("rules.delete", { strategy: "ruled", rule: "cap" as never })).version).toBe(3)
+      }), { timeout: 120_000 })
+
+    it.scoped("admin procedures: an admin creates users and keys and reads the platform's figures; anyone else is Forbidden", () =>
+      Effect.gen(function*() {
+        const root = yield* clientFor("key-root")
+        const alice = yield* clientFor("key-alice")
+        for (const attempt of [alice("admin.users", undefined), alice("admin.stats", undefined), alice("admin.createUser", { name: "mallory", role: "admin" })]) {
+          expect((yield* Effect.flip(attempt as Effect.Effect<unknown, { readonly _tag: string }>))._tag).toBe("Forbidden")
+        }
+        const created = yield* root("admin.createUser", { name: "carol", role: "user" })
+        expect(created.user).toMatchObject({ name: "carol", role: "user", disabled: false })
+        expect(created.key).toMatch(/^sk_[A-Za-z0-9_-]{43}$/)
+        expect((yield* Effect.flip(root("admin.createUser", { name: "carol", role: "user" })))._tag).toBe("Conflict")
+        expect((yield* root("admin.issueKey", { user: "carol" })).key).not.toBe(created.key)
+        expect((yield* Effect.flip(root("admin.issueKey", { user: "nobody-here" })))._tag).toBe("InvalidRequest")
+        expect((yield* root("admin.users", undefined)).map((u) => u.name)).toEqual(expect.arrayContaining(["alice", "bob", "root", "carol"]))
+        const stats = yield* root("admin.stats", undefined)
+        expect(stats.users).toBeGreaterThanOrEqual(4)
+        expect(stats.liveRuns).toBe(0)
+      }), { timeout: 60_000 })
+  })
+}

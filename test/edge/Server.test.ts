@@ -1,0 +1,75 @@
+/**
+ * The whole server on a real port: the first admin made on an empty database, an RPC client over
+ * HTTP with its key creating a strategy and starting a run, the run's events over RPC and over SSE
+ * (the same lines), /health, and requests without a key refused. On every back-end.
+ */
+import { FetchHttpClient } from "@effect/platform"
+import { RpcClient, RpcSerialization } from "@effect/rpc"
+import { expect, layer } from "@effect/vitest"
+import { Chunk, Effect, Layer, Schema, Stream } from "effect"
+import { SwarmRpcs } from "../../schemas/Rpc.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import { bootstrap } from "../../src/edge/Bootstrap.js"
+import * as Http from "../../src/edge/Http.js"
+import { clientKey } from "../../src/edge/RpcAuth.js"
+import * as Server from "../../src/edge/Server.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { symbolsOf } from "../store/fixtures/workload.js"
+
+const client = (base: string, key: string) =>
+  RpcClient.make(SwarmRpcs, { flatten: true }).pipe(
+    Effect.provide(
+      RpcClient.layerProtocolHttp({ url: `${base}/rpc` }).pipe(
+        Layer.provide(FetchHttpClient.layer),
+        Layer.provide(RpcSerialization.layerNdjson),
+        Layer.merge(clientKey(key))
+      )
+    )
+  )
+
+/** The `data:` of the SSE messages that carry a run event (those with an `id:`), in order. */
+const sseData = (text: string) =>
+  text.split("\n\n").map((block) => block.split("\n")).filter((lines) => lines.some((line) => line.startsWith("id: ")))
+    .map((lines) => lines.filter((line) => line.startsWith("data: ")).map((line) => line.slice("data: ".length)).join("\n"))
+
+for (const backend of backends) {
+  layer(Server.layer(backend.store, { port: 0, logRequests: false }), { timeout: startTimeout, excludeTestServices: true })(
+    `the server (${backend.name})`,
+    (it) => {
+      it.scoped("an admin made on first start drives a run over RPC; its events are the same over RPC and SSE", () =>
+        Effect.gen(function*() {
+          const made = yield* bootstrap()
+          expect(made.created).toBe(true)
+          if (!made.created) return
+          expect((yield* bootstrap()).created).toBe(false)
+          const base = yield* Http.baseUrl
+
+          const health = yield* Effect.promise(() => fetch(`${base}/health`).then((r) => r.json()))
+          expect(health).toMatchObject({ status: "ok", database: { kind: backend.name } })
+
+          const admin = yield* client(base, made.key)
+          yield* admin("strategies.create", {
+            strategy: Schema.decodeUnknownSync(Strategy)({
+              name: "served",
+              symbols: symbolsOf(2),
+              agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }]
+            })
+          })
+          const run = yield* admin("runs.start", { strategy: "served", mode: "backtest", data: { _tag: "synthetic", bars: 300 } })
+          const overRpc = yield* admin("runs.events", { run: run.id }).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+          expect(overRpc.at(-1)!.tag).toBe("RunCompleted")
+
+          const sse = yield* Effect.promise(() =>
+            fetch(`${base}/v1/runs/${run.id}/events?token=${made.key}`).then(async (r) => ({ status: r.status, body: await r.text() }))
+          )
+          expect(sse.status).toBe(200)
+          expect(sseData(sse.body)).toEqual(overRpc.map((e) => e.json))
+
+          const stranger = yield* client(base, "sk_" + "x".repeat(43))
+          expect((yield* Effect.flip(stranger("runs.list", {})))._tag).toBe("Unauthorized")
+          const noKey = yield* Effect.promise(() => fetch(`${base}/v1/runs/${run.id}/events`).then((r) => r.status))
+          expect(noKey).toBe(401)
+        }), { timeout: 120_000 })
+    }
+  )
+}
