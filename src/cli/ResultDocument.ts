@@ -103,6 +103,18 @@ export const ResultDocument = Schema.Struct({
 export type ResultDocument = typeof ResultDocument.Type
 export type ResultDocumentJson = typeof ResultDocument.Encoded
 
+/** A closed trade as the document has it. */
+export const tradeJson = (t: Trade): typeof TradeJson.Type => ({
+  symbol: t.symbol,
+  side: t.side,
+  quantity: t.quantity,
+  entry: t.entryTs,
+  exit: t.exitTs,
+  entryPrice: t.entryPrice,
+  exitPrice: t.exitPrice,
+  pnl: t.pnl
+})
+
 export const make = (
   result: Backtest.Result,
   run: { readonly strategy: string; readonly seed: string; readonly ref?: string }
@@ -115,16 +127,7 @@ export const make = (
   ...(result.status === "failed" ? { failure: result.failure ?? "no reason given" } : {}),
   period: { from: result.from, to: result.to },
   metrics: result.metrics,
-  trades: result.trades.map((t) => ({
-    symbol: t.symbol,
-    side: t.side,
-    quantity: t.quantity,
-    entry: t.entryTs,
-    exit: t.exitTs,
-    entryPrice: t.entryPrice,
-    exitPrice: t.exitPrice,
-    pnl: t.pnl
-  })),
+  trades: result.trades.map(tradeJson),
   positions: result.portfolio.positions.map((p) => ({
     symbol: p.symbol,
     quantity: p.quantity,

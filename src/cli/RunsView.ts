@@ -11,8 +11,8 @@ import { type Money, MoneyFromDecimal } from "../../schemas/Money.js"
 import type { Trade } from "../../schemas/Trade.js"
 import type { Decision, DecisionDifference } from "../store/Compare.js"
 import type { RunRecord, RunSummary } from "../store/Runs.js"
-import { IsoTime, MetricsJson, TradeJson } from "./ResultDocument.js"
-import { count, metricRows, money, percent, price, quantity, ratio, time } from "./Summary.js"
+import { IsoTime, MetricsJson, TradeJson, tradeJson } from "./ResultDocument.js"
+import { count, metricRows, money, percent, ratio, time, tradesTable } from "./Summary.js"
 
 const DASH = "—"
 
@@ -118,16 +118,6 @@ const runJson = (run: RunSummary): typeof RunJson.Type => ({
   finishedAt: run.finishedAt
 })
 
-const tradeJson = (t: Trade): TradeJson => ({
-  symbol: t.symbol,
-  side: t.side,
-  quantity: t.quantity,
-  entry: t.entryTs,
-  exit: t.exitTs,
-  entryPrice: t.entryPrice,
-  exitPrice: t.exitPrice,
-  pnl: t.pnl
-})
 
 // ---------------------------------------------------------------------------------------------
 // runs list
@@ -234,26 +224,6 @@ const countsLine = (counts: Record<string, number>): string =>
 const duration = (from: Date, to: Date): string => {
   const s = (to.getTime() - from.getTime()) / 1000
   return s < 60 ? `${s.toFixed(1)} s` : s < 3600 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`
-}
-
-const tradesTable = (rows: ReadonlyArray<Trade | undefined>) => {
-  const t = table(["symbol", "side", "quantity", "entry", "exit", "entry price", "exit price", "P&L"], [
-    "left",
-    "left",
-    "right",
-    "left",
-    "left",
-    "right",
-    "right",
-    "right"
-  ])
-  for (const row of rows) {
-    if (row === undefined) t.push(["…", "", "", "", "", "", "", ""])
-    else {
-      t.push([row.symbol, row.side, quantity(row.quantity), time(row.entryTs), time(row.exitTs), price(row.entryPrice), price(row.exitPrice), money(row.pnl)])
-    }
-  }
-  return t.toString()
 }
 
 export const renderShow = ({ equity, run, trades }: Shown): string => {

@@ -6,6 +6,7 @@
 import Table from "cli-table3"
 import type { Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
+import type { Trade } from "../../schemas/Trade.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { format, type Money } from "../trading/Money.js"
 
@@ -40,6 +41,27 @@ const days = (d: number): string => (d === 1 ? "1 day" : `${Number.isInteger(d) 
 const table = (head: ReadonlyArray<string>, align: ReadonlyArray<"left" | "right">) =>
   // No colours: the report is read in terminals, files and CI logs alike.
   new Table({ head: [...head], colAligns: [...align], style: { head: [], border: [], compact: true } })
+
+/** Closed trades as a table; an `undefined` row is a "…" standing for the trades left out. */
+export const tradesTable = (rows: ReadonlyArray<Trade | undefined>): string => {
+  const t = table(["symbol", "side", "quantity", "entry", "exit", "entry price", "exit price", "P&L"], [
+    "left",
+    "left",
+    "right",
+    "left",
+    "left",
+    "right",
+    "right",
+    "right"
+  ])
+  for (const row of rows) {
+    if (row === undefined) t.push(["…", "", "", "", "", "", "", ""])
+    else {
+      t.push([row.symbol, row.side, quantity(row.quantity), time(row.entryTs), time(row.exitTs), price(row.entryPrice), price(row.exitPrice), money(row.pnl)])
+    }
+  }
+  return t.toString()
+}
 
 /** The metrics as rows of (name, value): what the summary's table shows, in this order. */
 export const metricRows = (m: Metrics): ReadonlyArray<readonly [string, string]> => {
@@ -134,20 +156,7 @@ export const render = (result: Backtest.Result, context: Context): string => {
   if (result.trades.length === 0) lines.push("trades: none closed", "")
   else {
     const last = result.trades.slice(-LAST_TRADES)
-    const trades = table(["symbol", "side", "quantity", "entry", "exit", "entry price", "exit price", "P&L"], [
-      "left",
-      "left",
-      "right",
-      "left",
-      "left",
-      "right",
-      "right",
-      "right"
-    ])
-    for (const t of last) {
-      trades.push([t.symbol, t.side, quantity(t.quantity), time(t.entryTs), time(t.exitTs), price(t.entryPrice), price(t.exitPrice), money(t.pnl)])
-    }
-    lines.push(`last ${last.length} of ${count(result.trades.length)} trades`, trades.toString(), "")
+    lines.push(`last ${last.length} of ${count(result.trades.length)} trades`, tradesTable(last), "")
   }
 
   lines.push(
