@@ -30,14 +30,7 @@ import * as Strategies from "../store/Strategies.js"
 import * as Users from "../store/Users.js"
 import { RunEvents } from "./RunEvents.js"
 import { RunManager } from "./RunManager.js"
-
-/** Store failures as the client sees them. */
-const unavailable = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.catchIf(
-    effect,
-    (error): error is Extract<E, { readonly _tag: "StoreError" | "CorruptRecord" }> => error._tag === "StoreError" || error._tag === "CorruptRecord",
-    (error) => Effect.fail(new Unavailable({ reason: (error as unknown as Error).message }))
-  )
+import { unavailable } from "./Unavailable.js"
 
 const ownerFilter = (principal: Principal) => (principal.role === "admin" ? undefined : principal.userId)
 

@@ -28,6 +28,7 @@ import { PgPool } from "../store/Pool.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
 import * as StoredRun from "../store/StoredRun.js"
+import { unavailable } from "./Unavailable.js"
 
 /** The sample data shipped with Swarm (data/), for runs started on `{ _tag: "sample" }`. */
 const SAMPLE = fileURLToPath(new URL("../../data", import.meta.url))
@@ -67,15 +68,6 @@ const dataSourceOf = (data: RunData, strategy: Strategy, seed: number): DataSour
       symbols: strategy.symbols as unknown as readonly [Symbol, ...Array<Symbol>],
       bars: data.bars
     })
-
-/** Store failures reach an RPC client as `Unavailable`, with the reason and no stack. */
-const unavailable = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.catchIf(
-    effect,
-    (error: any): error is any =>
-      typeof error === "object" && error !== null && (error._tag === "StoreError" || error._tag === "CorruptRecord" || error._tag === "DataChanged"),
-    (error: any) => Effect.fail(new Unavailable({ reason: String(error.message) }))
-  ) as Effect.Effect<A, Exclude<E, { readonly _tag: "StoreError" | "CorruptRecord" | "DataChanged" }> | Unavailable, R>
 
 export const layer = Layer.scoped(
   RunManager,
