@@ -14,7 +14,18 @@ import { Effect } from "effect"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-serve-"))
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
+/** Process groups started here: a failed or timed-out test must not leave a server running. */
+const groups: Array<number> = []
+afterAll(() => {
+  for (const pid of groups) {
+    try {
+      process.kill(-pid, "SIGKILL")
+    } catch {
+      // gone already
+    }
+  }
+  fs.rmSync(tmp, { recursive: true, force: true })
+})
 
 interface Started {
   readonly child: ChildProcess
@@ -30,6 +41,7 @@ const start = (dataDir: string) =>
       const env = Object.fromEntries(Object.entries({ ...process.env, SWARM_DATA_DIR: dataDir }).filter(([k]) => k !== "DATABASE_URL"))
       // Its own process group: Ctrl-C at a terminal signals the whole group (bin/swarm.js and the node it starts).
       const child = spawn(process.execPath, [Path.join(root, "bin", "swarm.js"), "serve", "--port", "0"], { cwd: tmp, env, detached: true })
+      if (child.pid !== undefined) groups.push(child.pid)
       let out = ""
       let err = ""
       const exited = new Promise<number | null>((done) => child.on("exit", (code, signal) => done(signal === "SIGINT" ? 130 : code)))
