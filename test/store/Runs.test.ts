@@ -23,6 +23,26 @@ const count = (table: string) =>
     Effect.map((rows) => rows[0]!.n)
   )
 
+/** A `running` backtest row of `strategy` on the synthetic market `config`, not executed. */
+const newRun = (
+  owner: string,
+  saved: Strategies.SavedVersion,
+  strategy: Runs.NewRun["strategy"],
+  config: Parameters<typeof DataSource.synthetic>[0],
+  dataFingerprint: string
+) =>
+  Runs.create({
+    owner,
+    strategyId: saved.strategyId,
+    strategyVersion: saved.version,
+    strategy,
+    mode: "backtest",
+    seed: "0",
+    dataSource: DataSource.encode(DataSource.synthetic(config)),
+    dataFingerprint,
+    eventDetail: "decisions"
+  })
+
 for (const backend of backends) {
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`runs (${backend.name})`, (it) => {
     it.effect("concurrent starts of one strategy get the numbers 1..N, each once", () =>
@@ -35,17 +55,7 @@ for (const backend of backends) {
         // On Postgres these spread over the pool's connections (8) and contend for the strategy row.
         const created = yield* Effect.all(
           Array.from({ length: N }, () =>
-            Runs.create({
-              owner,
-              strategyId: saved.strategyId,
-              strategyVersion: saved.version,
-              strategy: s,
-              mode: "backtest",
-              seed: "0",
-              dataSource: DataSource.encode(DataSource.synthetic(config)),
-              dataFingerprint: "fp",
-              eventDetail: "decisions"
-            })),
+            newRun(owner, saved, s, config, "fp")),
           { concurrency: "unbounded" }
         )
         expect(created.map((c) => c.number).sort((a, b) => a - b)).toEqual(Array.from({ length: N }, (_, i) => i + 1))
@@ -81,17 +91,7 @@ for (const backend of backends) {
         const s = strategy(2, "leased")
         const saved = yield* Strategies.saveVersion(owner, s)
         const config = marketConfig(2, 60)
-        const created = yield* Runs.create({
-          owner,
-          strategyId: saved.strategyId,
-          strategyVersion: saved.version,
-          strategy: s,
-          mode: "backtest",
-          seed: "0",
-          dataSource: DataSource.encode(DataSource.synthetic(config)),
-          dataFingerprint: (yield* DataSource.open(DataSource.synthetic(config))).fingerprint,
-          eventDetail: "decisions"
-        })
+        const created = yield* newRun(owner, saved, s, config, (yield* DataSource.open(DataSource.synthetic(config))).fingerprint)
         if (backend.name === "postgres") {
           // Another process's lease, as a live run holds it: a session lock on a connection of its own.
           const outcome = yield* Effect.scoped(Effect.zipRight(Runs.lease(created.id), Effect.either(StoredRun.resume(created.id))))
