@@ -179,6 +179,13 @@ export const make = (
       pending[table].push(row)
       pendingRows++
     }
+    /** Rows are pending: make sure the writer is not asleep on them (once per wake-up, not per row). */
+    const wake = () => {
+      if (idle) {
+        idle = false
+        Deferred.unsafeDone(work, Exit.void)
+      }
+    }
     const round = (run_id: string, id: string, symbol: string, ts: number) => {
       if (rounds.has(id) || roundsBefore.has(id)) return
       rounds.add(id)
@@ -281,10 +288,7 @@ export const make = (
           break
         }
       }
-      if (idle) {
-        idle = false
-        Deferred.unsafeDone(work, Exit.void)
-      }
+      wake()
     }
 
     const writeBatch = (batch: Batch) =>
@@ -351,6 +355,9 @@ export const make = (
       })
     const checkpoint = (cursor: Cursor): void => {
       push("checkpoints", [run, cursor.events, cursor.ts, JSON.stringify(snapshot(cursor))])
+      // A checkpoint may be the last row of a run that then waits (a paper run between bars, one
+      // suspended by a shutdown): a flush must not wait on a writer that never heard of it.
+      wake()
     }
 
     return {

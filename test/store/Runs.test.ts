@@ -9,6 +9,7 @@ import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import * as DataSource from "../../src/market/DataSource.js"
 import * as Audit from "../../src/store/Audit.js"
+import * as RunRecorder from "../../src/store/RunRecorder.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { RunNotFound } from "../../src/store/StoreError.js"
@@ -216,5 +217,21 @@ for (const backend of backends) {
         const notAnObject = yield* corrupt("strategy", `"a string"`)
         expectCorrupt(yield* failure(Runs.get(notAnObject)), notAnObject, "strategy")
       }))
+
+    it.scoped("a checkpoint that is the last row written is committed by a flush (a paper run suspended between bars)", () =>
+      Effect.gen(function*() {
+        const owner = yield* Users.ensureLocal()
+        const s = strategy(1, "checkpoint last")
+        const saved = yield* Strategies.saveVersion(owner, s)
+        const config = marketConfig(1, 10)
+        const created = yield* newRun(owner, saved, s, config, "fp")
+        const recorder = yield* RunRecorder.make(created.id)
+        const before = yield* count("checkpoints")
+        // Nothing else follows it: the writer is asleep, and only the checkpoint may wake it.
+        yield* Effect.sleep("20 millis")
+        recorder.checkpoint({ slices: 16, bars: 16, ts: 0, events: 0 })
+        yield* recorder.flush.pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "the flush never ended" }))
+        expect(yield* count("checkpoints")).toBe(before + 1)
+      }), { timeout: 30_000 })
   })
 }
