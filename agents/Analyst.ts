@@ -1,7 +1,8 @@
 /**
  * The analyst actor: runs one analyst model (agents/analysts/*) for every symbol of a run. Each
  * `RequestOpinions` folds that timestamp's bars into the per-symbol model states, in the order the
- * rounds came, and answers with the opinions. A model that throws crashes the actor — the ask gets
+ * rounds came (each round's outside signals first, to a model that `observe`s them), and answers
+ * with the opinions. A model that throws crashes the actor — the ask gets
  * `NoReply(crashed)`, the coordinator counts an abstention, the supervisor restarts the analyst with
  * fresh states (its indicators warm up again) — and the run goes on.
  *
@@ -49,6 +50,7 @@ export const copyOpinion = (opinion: Opinion): Opinion => ({
 
 export const make = ({ allowShort, config, model, name }: AnalystOptions) => {
   const source: Source = { agent: name, horizon: model.horizon(config), explain: (signal) => model.explain(signal, config, allowShort) }
+  const observe = model.observe
   return Actor.make({
     protocol: RequestOpinions,
     // State per symbol, made fresh at every (re)start: a restarted analyst warms up again.
@@ -67,6 +69,10 @@ export const make = ({ allowShort, config, model, name }: AnalystOptions) => {
           // A second round of the symbol in one request (the coordinator sends one a symbol): the
           // first one's opinion keeps a copy of its signal, which this update overwrites.
           if (track.answered === request) track.opinion!.pin()
+          const signals = round.signals
+          if (signals !== undefined && observe !== undefined) {
+            for (let s = 0; s < signals.length; s++) observe(track.state, signals[s]!, config)
+          }
           const signal = model.update(track.state, bar, config, allowShort)
           if (signal === undefined) continue
           if (track.opinion === undefined || track.answered === request) track.opinion = new LazyOpinion(round, signal, source)

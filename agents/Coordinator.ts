@@ -17,12 +17,16 @@
  * into an exponential average per analyst; the analyst's weight is its roster weight × 2·accuracy,
  * kept within the configured floor and ceiling.
  *
+ * Outside signals (a TradingView alert) come with the update of the slice they are delivered with;
+ * each goes to its symbol's round, so the analysts see it with that bar (AnalystProtocol.ts).
+ *
  * Events (the strategy's `events` detail): `decisions` records the rounds whose decision changed a
  * target — each opinion and the decision in full; `rounds` records every round.
  */
 import { Cause, Effect, Exit, Option } from "effect"
 import { type RequestOpinions as RequestOpinionsType, RequestOpinions, type RoundRequest } from "../schemas/AnalystProtocol.js"
 import type { Action, ConsensusConfig, Decision } from "../schemas/Decision.js"
+import type { ExternalSignal } from "../schemas/ExternalSignal.js"
 import type { AgentId, RoundId, Symbol, Timestamp } from "../schemas/Ids.js"
 import type { Opinion } from "../schemas/Opinion.js"
 import { type DeskProtocol, Judge, MarketOpen, MarketUpdate, type RiskProtocol } from "../schemas/TradingProtocol.js"
@@ -86,6 +90,15 @@ class Coordination {
   }
 }
 
+/** Give each round the outside signals about its symbol, in the order they came (rare: a slice with signals). */
+const withSignals = (rounds: Array<RoundRequest>, signals: ReadonlyArray<ExternalSignal>) => {
+  for (let i = 0; i < rounds.length; i++) {
+    const round = rounds[i]!
+    const mine = signals.filter((signal) => signal.symbol === round.bar.symbol)
+    if (mine.length > 0) rounds[i] = { round: round.round, bar: round.bar, signals: mine }
+  }
+}
+
 export const make = (options: CoordinatorOptions) => {
   const { consensus, log, roster, stats } = options
   const adaptive = consensus.adaptiveWeights
@@ -145,6 +158,7 @@ export const make = (options: CoordinatorOptions) => {
       yield* options.desk().tell(new MarketOpen({ ts, bars }, true))
       const rounds: Array<RoundRequest> = new Array(bars.length)
       for (let i = 0; i < bars.length; i++) rounds[i] = { round: `${bars[i]!.symbol}@${ts}` as RoundId, bar: bars[i]! }
+      if (update.signals !== undefined && update.signals.length > 0) withSignals(rounds, update.signals)
       const request = new RequestOpinions({ ts, rounds }, true)
       const answers = yield* askAll(analysts(), request, { timeout: consensus.deadlineMillis })
       const cursor = new Array<number>(roster.length).fill(0)

@@ -231,7 +231,7 @@ export const make = (options: RiskOptions) => {
             officer.held.delete(message.round)
             log.emit("ApprovalResolved", {
               round: message.round,
-              outcome: message.approved ? "approved" : "rejected",
+              outcome: message.approved ? "approved" : message.expired ? "expired" : "rejected",
               by: message.by,
               reason: message.reason
             })

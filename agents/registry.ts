@@ -15,6 +15,7 @@ import * as MacdMomentum from "./analysts/MacdMomentum.js"
 import type { AnyModel } from "./analysts/Model.js"
 import * as RsiReversion from "./analysts/RsiReversion.js"
 import * as SmaCrossover from "./analysts/SmaCrossover.js"
+import * as TradingView from "./analysts/TradingView.js"
 import * as VolumeSurge from "./analysts/VolumeSurge.js"
 
 export const analysts: ReadonlyMap<string, AnyModel> = new Map<string, AnyModel>([
@@ -23,7 +24,8 @@ export const analysts: ReadonlyMap<string, AnyModel> = new Map<string, AnyModel>
   [RsiReversion.model.type, RsiReversion.model],
   [BollingerBreakout.model.type, BollingerBreakout.model],
   [MacdMomentum.model.type, MacdMomentum.model],
-  [VolumeSurge.model.type, VolumeSurge.model]
+  [VolumeSurge.model.type, VolumeSurge.model],
+  [TradingView.model.type, TradingView.model]
 ])
 
 /** A strategy's analyst, ready to spawn: its actor spec and the horizon its opinions are meant for. */

@@ -7,5 +7,7 @@ import type { ResolvedMigration } from "@effect/sql/Migrator"
 import { Effect } from "effect"
 
 export const migrations: ReadonlyArray<ResolvedMigration> = [
-  [1, "initial", Effect.promise(() => import("./0001_initial.js"))]
+  [1, "initial", Effect.promise(() => import("./0001_initial.js"))],
+  [2, "webhooks", Effect.promise(() => import("./0002_webhooks.js"))],
+  [3, "paper_speed", Effect.promise(() => import("./0003_paper_speed.js"))]
 ]

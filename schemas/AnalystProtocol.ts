@@ -4,11 +4,13 @@
  * with the opinions the analyst has (none for a symbol it is still warming up on).
  */
 import { Schema } from "effect"
+import { ExternalSignal } from "./ExternalSignal.js"
 import { RoundId, Timestamp } from "./Ids.js"
 import { Bar } from "./Market.js"
 import { Opinion } from "./Opinion.js"
 
-export const RoundRequest = Schema.Struct({ round: RoundId, bar: Bar })
+/** `signals`: outside signals about the bar's symbol delivered with it, oldest first (absent: none). */
+export const RoundRequest = Schema.Struct({ round: RoundId, bar: Bar, signals: Schema.optional(Schema.Array(ExternalSignal)) })
 export type RoundRequest = typeof RoundRequest.Type
 
 export class RequestOpinions extends Schema.TaggedRequest<RequestOpinions>()("RequestOpinions", {

@@ -118,12 +118,31 @@ export const ApprovalConfig = Schema.Struct({
   /** Every order that opens, increases or reverses into a short position needs approval. */
   shorts: Schema.optionalWith(Schema.Boolean, { default: () => false, exact: true }),
   /** Backtests have no human: fail closed (`reject`) unless the strategy says otherwise. */
-  policy: Schema.optionalWith(ApprovalPolicy, { default: () => "reject" as const, exact: true })
+  policy: Schema.optionalWith(ApprovalPolicy, { default: () => "reject" as const, exact: true }),
+  /**
+   * Under `pause`, how long an operator has to decide before the intent is rejected as expired,
+   * in seconds (fractions allowed). Omitted: 900 (15 minutes). Kept optional rather than defaulted
+   * so strategies that never name it encode — and so identify their runs — as they did before it.
+   */
+  timeoutSeconds: Schema.optionalWith(
+    Schema.Number.pipe(
+      Schema.finite({ message: () => "timeoutSeconds must be a finite number of seconds" }),
+      Schema.between(0.1, 7 * 86_400, { message: () => "timeoutSeconds must be between 0.1 and 604800 (7 days)" })
+    ),
+    { exact: true }
+  )
 })
 export type ApprovalConfig = typeof ApprovalConfig.Type
 
 /** No thresholds: nothing needs approval. */
 export const noApproval: ApprovalConfig = { shorts: false, policy: "reject" }
+
+/** How long an approval waits when the strategy does not say. */
+export const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 900
+
+/** The approval timeout of a configuration, in milliseconds. */
+export const approvalTimeoutMillis = (approval: ApprovalConfig): number =>
+  Math.round((approval.timeoutSeconds ?? DEFAULT_APPROVAL_TIMEOUT_SECONDS) * 1000)
 
 // ---------------------------------------------------------------------------------------------
 // Context

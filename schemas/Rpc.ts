@@ -182,14 +182,26 @@ export class RunRpcs extends RpcGroup.make(
 // ---------------------------------------------------------------------------------------------
 // Approvals, leaderboard, admin
 
+/**
+ * An order intent a live run holds for an operator (the strategy's approval policy `pause`): the
+ * run waits at it until someone approves or rejects it, or until `expiresAt` (wall-clock epoch ms,
+ * the strategy's `risk.approval.timeoutSeconds` after it was asked), when it is rejected as expired.
+ */
 export const PendingApproval = Schema.Struct({
   run: Schema.String,
+  /** `<strategy>#<number>`. */
+  ref: Schema.String,
   round: Schema.String,
   symbol: Schema.String,
+  side: Schema.String,
   quantity: Schema.Number,
+  /** The last price the decision knew: quantity × price is the notional at stake. */
+  referencePrice: Schema.Number,
   reasons: Schema.Array(Schema.String),
+  requestedAt: Schema.Number,
   expiresAt: Schema.Number
 })
+export type PendingApproval = typeof PendingApproval.Type
 
 export class ApprovalRpcs extends RpcGroup.make(
   Rpc.make("approvals.pending", { payload: { run: Schema.optional(Ref) }, success: Schema.Array(PendingApproval), error: Unavailable }),
@@ -230,8 +242,28 @@ export class AdminRpcs extends RpcGroup.make(
   })
 ).middleware(Authenticated) {}
 
+// ---------------------------------------------------------------------------------------------
+// Webhooks: the owner's procedures (the endpoint itself and its alert schema: Webhook.ts)
+
 /**
- * Everything the server serves. Approvals (above) join once the run manager answers them: a run
- * under the `pause` policy waits for an operator, with the strategy's expiry.
+ * A strategy's webhook: its path (on this server's base URL) and, when just made or rotated, the
+ * secret — shown this once (only its hash is kept) — else null; the prefix tells secrets apart.
  */
-export const SwarmRpcs = StrategyRpcs.merge(RuleRpcs, RunRpcs, LeaderboardRpcs, AdminRpcs)
+export const WebhookSecret = Schema.Struct({
+  strategy: Schema.String,
+  path: Schema.String,
+  secret: Schema.NullOr(Schema.String),
+  prefix: Schema.String,
+  createdAt: Schema.DateFromString
+})
+export type WebhookSecret = typeof WebhookSecret.Type
+
+export class WebhookRpcs extends RpcGroup.make(
+  /** The strategy's webhook, its secret made on the first ask (and shown then only). */
+  Rpc.make("webhooks.secret", { payload: { strategy: Ref }, success: WebhookSecret, error: Schema.Union(StrategyNotFound, Unavailable) }),
+  /** A new secret; the old one stops working at once. */
+  Rpc.make("webhooks.rotate", { payload: { strategy: Ref }, success: WebhookSecret, error: Schema.Union(StrategyNotFound, Unavailable) })
+).middleware(Authenticated) {}
+
+/** Everything the server serves. */
+export const SwarmRpcs = StrategyRpcs.merge(RuleRpcs, RunRpcs, ApprovalRpcs, LeaderboardRpcs, AdminRpcs, WebhookRpcs)

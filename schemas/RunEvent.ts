@@ -6,6 +6,7 @@
  */
 import { Schema } from "effect"
 import { Decision } from "./Decision.js"
+import { ExternalSignal } from "./ExternalSignal.js"
 import { OrderId, RoundId, RunId, StrategyId, Symbol, Timestamp } from "./Ids.js"
 import { LifecycleEvent } from "./Lifecycle.js"
 import { Metrics } from "./Metrics.js"
@@ -37,6 +38,13 @@ export const RunStarted = event("RunStarted", {
   /** A fingerprint of the input data (files and their hashes, or the synthetic market's seed). */
   dataFingerprint: Schema.String
 })
+
+/**
+ * An outside signal (a TradingView alert) delivered to the run with the slice of time `ts`, before
+ * that slice's bars: an input of the run, recorded so that a replay or a resume delivers it again
+ * at the same slice.
+ */
+export const SignalReceived = event("SignalReceived", { ts: Timestamp, signal: ExternalSignal })
 
 export const OpinionGiven = event("OpinionGiven", { opinion: Opinion })
 export const DecisionMade = event("DecisionMade", { decision: Decision })
@@ -105,6 +113,7 @@ export const RunFailed = event("RunFailed", { reason: Schema.String })
 
 export const RunEvent = Schema.Union(
   RunStarted,
+  SignalReceived,
   OpinionGiven,
   DecisionMade,
   VerdictGiven,

@@ -12,6 +12,7 @@
  */
 import { Schema } from "effect"
 import { Decision } from "./Decision.js"
+import { ExternalSignal } from "./ExternalSignal.js"
 import { RoundId, Timestamp } from "./Ids.js"
 import { Bar, Price } from "./Market.js"
 import { Metrics } from "./Metrics.js"
@@ -23,8 +24,16 @@ import { Trade } from "./Trade.js"
 
 const Bars = Schema.Array(Bar)
 
-/** Every bar of one timestamp, sorted by symbol: the feed's message to the coordinator. */
-export class MarketUpdate extends Schema.TaggedClass<MarketUpdate>()("MarketUpdate", { ts: Timestamp, bars: Bars }) {}
+/**
+ * Every bar of one timestamp, sorted by symbol: the feed's message to the coordinator. `signals`:
+ * the outside signals delivered with this slice (absent when there are none, as on almost every
+ * slice), each about a symbol that has a bar here; the coordinator passes them to that symbol's round.
+ */
+export class MarketUpdate extends Schema.TaggedClass<MarketUpdate>()("MarketUpdate", {
+  ts: Timestamp,
+  bars: Bars,
+  signals: Schema.optional(Schema.Array(ExternalSignal))
+}) {}
 
 // --- execution desk ----------------------------------------------------------------------------
 
@@ -110,7 +119,9 @@ export class ResolveApproval extends Schema.TaggedClass<ResolveApproval>()("Reso
   round: RoundId,
   approved: Schema.Boolean,
   by: Schema.String.pipe(Schema.minLength(1)),
-  reason: Schema.String
+  reason: Schema.String,
+  /** Nobody decided within the strategy's timeout: rejected, and recorded as `expired`. */
+  expired: Schema.optionalWith(Schema.Boolean, { default: () => false, exact: true })
 }) {}
 
 export class GetTradingStatus extends Schema.TaggedRequest<GetTradingStatus>()("GetTradingStatus", {

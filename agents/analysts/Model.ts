@@ -17,6 +17,7 @@
  * with `copySignal`.
  */
 import type { Schema } from "effect"
+import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { Bar } from "../../schemas/Market.js"
 import type { Direction } from "../../schemas/Opinion.js"
 
@@ -56,6 +57,13 @@ export interface Model<Config, State, F extends Features = Features> {
    * copies it with `copySignal` first. Updates of other states leave it alone.
    */
   readonly update: (state: State, bar: Bar, config: Config, allowShort: boolean) => Signal<F> | undefined
+  /**
+   * Optional: take in an outside signal about the symbol (a TradingView alert), delivered with the
+   * bar that `update` folds next — called for each, oldest first, right before that `update`. A
+   * signal is an input of the run like a bar (recorded and replayed), so reading it keeps the model
+   * deterministic; a model without this hook never sees signals. May mutate `state`.
+   */
+  readonly observe?: (state: State, signal: ExternalSignal, config: Config) => void
   /**
    * The rationale of a signal `update` gave under the same `config` and `allowShort`, in words and
    * numbers (`SMA(10) 101.20 above SMA(50) 99.80 by 1.40%`), from the signal alone — read while it

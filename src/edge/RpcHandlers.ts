@@ -1,6 +1,6 @@
 /**
- * The server side of the RPC contract (schemas/Rpc.ts) for strategies, rules, runs, the
- * leaderboard and administration. Every handler acts for the `CurrentPrincipal` the `Authenticated` middleware
+ * The server side of the RPC contract (schemas/Rpc.ts) for strategies, rules, runs, approvals,
+ * the leaderboard and administration. Every handler acts for the `CurrentPrincipal` the `Authenticated` middleware
  * provides and only on what that principal owns (an admin sees every run); a store that fails
  * answers `Unavailable` with the reason, never a defect.
  */
@@ -11,6 +11,7 @@ import type { RunId } from "../../schemas/Ids.js"
 import { Forbidden } from "../../schemas/Auth.js"
 import {
   AdminRpcs,
+  ApprovalRpcs,
   Conflict,
   CurrentPrincipal,
   InvalidRequest,
@@ -145,6 +146,15 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
       Stream.unwrapScoped(as((p) =>
         unavailable(Effect.map(Runs.get(run, ownerFilter(p)), (record) => events.after(record.id as RunId, since ?? 0)))
       ))
+  }
+}))
+
+export const ApprovalHandlers = ApprovalRpcs.toLayer(Effect.gen(function*() {
+  const manager = yield* RunManager
+  return {
+    "approvals.pending": ({ run }) => Effect.flatMap(CurrentPrincipal, (p) => manager.pending(p, run)),
+    "approvals.approve": ({ round, run }) => Effect.flatMap(CurrentPrincipal, (p) => manager.approve(p, run, round)),
+    "approvals.reject": ({ reason, round, run }) => Effect.flatMap(CurrentPrincipal, (p) => manager.reject(p, run, round, reason))
   }
 }))
 

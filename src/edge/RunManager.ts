@@ -2,18 +2,30 @@
  * The runs a server process executes: started from the RPC edge, each in a fiber of the manager's
  * scope, recorded by the store as it goes and published on the event bus (SSE and RPC streams
  * follow it there). Operators stop, pause and resume them; a paper run is the same execution paced
- * in wall-clock time — each slice waits for its moment, at the requested speed. Closing the
- * manager's scope (the server shutting down) interrupts the live runs: what they committed stays,
- * and `swarm resume` (or the next start) goes on with them.
+ * in wall-clock time — each slice waits for its moment, at the requested speed.
+ *
+ * Approvals: under the strategy's approval policy `pause`, a run that needs a human waits at the
+ * intent; the manager lists it (`pending`), takes the operator's answer (`approve`, `reject`) or,
+ * after the strategy's timeout, rejects it as expired. The answer is recorded in the run's events,
+ * so a replay or a resume answers it the same way without anyone.
+ *
+ * Shutting down (the manager's scope closing) suspends the live runs: what they recorded is
+ * committed, their status stays `running` or `paused`, and `resumeUnfinished` — the next start —
+ * goes on with them, at their pace, under this manager. An operator's `stop` ends a run for good.
  */
 import { fileURLToPath } from "node:url"
 import type { SqlClient } from "@effect/sql"
-import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Scope } from "effect"
 import type { Principal } from "../../schemas/Auth.js"
-import type { RunId, Symbol } from "../../schemas/Ids.js"
+import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
+import type { RunId, StrategyId, Symbol } from "../../schemas/Ids.js"
+import { NoPaperRun, RateLimited } from "../../schemas/Webhook.js"
+import { CAPACITY as SignalInboxCapacity, SignalInbox } from "./SignalInbox.js"
 import {
+  ApprovalNotFound,
   Conflict,
   InvalidRequest,
+  type PendingApproval,
   type RunData,
   type RunNotFound,
   type StartRun,
@@ -28,6 +40,8 @@ import { PgPool } from "../store/Pool.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
 import * as StoredRun from "../store/StoredRun.js"
+import type * as Backtest from "../swarm/Backtest.js"
+import { approvalTimeoutMillis } from "../../schemas/Risk.js"
 import { unavailable } from "./Unavailable.js"
 
 /** The sample data shipped with Swarm (data/), for runs started on `{ _tag: "sample" }`. */
@@ -41,7 +55,19 @@ interface Live {
   /** Open while the run may go on; closed while an operator has it paused. */
   readonly gate: Effect.Latch
   paused: boolean
+  /** A paper run's outside signals (webhooks) waiting for its next slice. */
+  readonly inbox: SignalInbox | undefined
 }
+
+/** An intent a live run holds for an operator. */
+interface Waiting {
+  readonly owner: string
+  readonly info: PendingApproval
+  readonly answer: Deferred.Deferred<Backtest.ApprovalAnswer>
+}
+
+/** Paper runs checkpoint at every pause of the driver (16 slices): a restart re-executes little. */
+const PAPER_CHECKPOINT_EVERY = 16
 
 export interface RunManagerService {
   /** Start a run of one of the principal's strategies; answers once its row exists (it runs on). */
@@ -52,8 +78,34 @@ export interface RunManagerService {
   readonly stop: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
   readonly pause: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
   readonly resume: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
+  /** Intents waiting for an operator, of the principal's runs (an admin's: every run's), oldest first. */
+  readonly pending: (principal: Principal, ref?: string) => Effect.Effect<ReadonlyArray<PendingApproval>, Unavailable>
+  readonly approve: (principal: Principal, ref: string, round: string) => Effect.Effect<void, ApprovalNotFound | Conflict | Unavailable>
+  readonly reject: (principal: Principal, ref: string, round: string, reason: string) => Effect.Effect<void, ApprovalNotFound | Conflict | Unavailable>
+  /**
+   * Take over the unfinished runs no live process holds (this server's last shutdown, or a crash),
+   * each at the pace it was started with and in the state (running, paused) it was left in: what
+   * became of each.
+   */
+  readonly resumeUnfinished: () => Effect.Effect<ReadonlyArray<Resumption>, Unavailable>
+  /** The symbols the strategy's paper runs live here trade (none: no such run). */
+  readonly paperSymbols: (strategy: StrategyId) => ReadonlyArray<Symbol>
+  /**
+   * Queue an outside signal (a webhook's alert) for every paper run of `strategy` live here that
+   * trades its symbol: it enters each run with the run's next slice, recorded there. The runs it
+   * went to; `NoPaperRun` when there is none, `RateLimited` when one has a full backlog.
+   */
+  readonly deliver: (strategy: StrategyId, signal: ExternalSignal) => Effect.Effect<ReadonlyArray<RunId>, NoPaperRun | RateLimited>
   /** Runs executing in this process. */
   readonly live: () => number
+}
+
+/** A run `resumeUnfinished` took over, or why it could not. */
+export interface Resumption {
+  readonly run: RunId
+  readonly ref: string
+  readonly outcome: "resumed" | "failed"
+  readonly reason?: string
 }
 
 export class RunManager extends Context.Tag("swarm/edge/RunManager")<RunManager, RunManagerService>() {}
@@ -73,11 +125,111 @@ export const layer = Layer.scoped(
   RunManager,
   Effect.gen(function*() {
     const bus = yield* EventBus
-    const scope = yield* Effect.scope
     const context = yield* Effect.context<SqlClient.SqlClient | PgPool>()
     const live = new Map<RunId, Live>()
+    const waiting = new Map<string, Waiting>()
+    // Runs live in a scope of their own, closed after `suspending` is set (finalizers run last
+    // added first): a shutdown interrupts them as suspended, not stopped.
+    const runs = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+    let suspending = false
+    yield* Effect.addFinalizer(() => Effect.sync(() => (suspending = true)))
 
     const ownerOf = (principal: Principal) => (principal.role === "admin" ? undefined : principal.userId)
+    const keyOf = (run: string, round: string) => `${run}\u0000${round}`
+
+    /** The operator of a live run: its held intents wait here for an answer or their expiry. */
+    const approverOf = (run: RunId, ref: string, owner: string, timeoutMillis: number): Backtest.Options["approver"] => (request) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const answer = yield* Deferred.make<Backtest.ApprovalAnswer>()
+        const key = keyOf(run, request.round)
+        waiting.set(key, {
+          owner,
+          answer,
+          info: {
+            run,
+            ref,
+            round: request.round,
+            symbol: request.intent.symbol,
+            side: request.intent.side,
+            quantity: request.quantity,
+            referencePrice: request.intent.referencePrice,
+            reasons: request.reasons,
+            requestedAt: now,
+            expiresAt: now + timeoutMillis
+          }
+        })
+        const expired: Backtest.ApprovalAnswer = {
+          approved: false,
+          expired: true,
+          by: "expiry",
+          reason: `nobody decided within ${timeoutMillis / 1000} s (risk.approval.timeoutSeconds)`
+        }
+        return yield* Deferred.await(answer).pipe(
+          Effect.timeoutTo({ duration: Duration.millis(timeoutMillis), onSuccess: (a) => a, onTimeout: () => expired }),
+          Effect.ensuring(Effect.sync(() => waiting.delete(key)))
+        )
+      })
+
+    /** Execute a stored run (new or resumed) in the manager's scope; answers once its row is known. */
+    const launch = <E>(
+      start: (hooks: {
+        readonly gate: Effect.Latch
+        readonly pace: () => Effect.Effect<void>
+        readonly beforeSlice?: Backtest.Options["beforeSlice"]
+        readonly onEvent: NonNullable<Backtest.Options["onEvent"]>
+        readonly suspended: () => boolean
+        readonly checkpointEvery?: number
+        readonly signals?: Backtest.Options["signals"]
+      }) => Effect.Effect<unknown, E, SqlClient.SqlClient | PgPool>,
+      options: {
+        readonly mode: "backtest" | "paper"
+        readonly speed: number
+        readonly paused: boolean
+        readonly owner: string
+        readonly known?: RunId
+        readonly strategy: { readonly id: StrategyId; readonly symbols: ReadonlyArray<Symbol> }
+      },
+      created: Deferred.Deferred<RunId>
+    ) =>
+      Effect.gen(function*() {
+        const gate = yield* Effect.makeLatch(!options.paused)
+        const inbox = options.mode === "paper" ? new SignalInbox(options.strategy.id, options.strategy.symbols) : undefined
+        let previous: number | undefined
+        const execution = start({
+          gate,
+          pace: () => gate.await,
+          onEvent: (event, json) => bus.publish(event.run, { seq: event.seq, tag: event._tag, json }),
+          suspended: () => suspending,
+          ...(options.mode === "paper"
+            ? {
+              checkpointEvery: PAPER_CHECKPOINT_EVERY,
+              signals: inbox!.drain,
+              beforeSlice: (ts: number) =>
+                Effect.suspend(() => {
+                  const wait = previous === undefined ? 0 : Math.max(0, (ts - previous) / options.speed)
+                  previous = ts
+                  return Effect.zipRight(gate.await, wait > 0 ? Effect.sleep(Duration.millis(wait)) : Effect.void)
+                })
+            }
+            : {})
+        }).pipe(Effect.provide(context))
+        const fiber = yield* Effect.forkIn(execution, runs)
+        // The row exists, or the execution failed before it did.
+        const id = yield* Effect.raceFirst(
+          Deferred.await(created),
+          Effect.flatMap(Fiber.await(fiber), (exit) =>
+            Exit.isFailure(exit)
+              ? Effect.fail(new InvalidRequest({ field: "strategy", reason: String(exit.cause) }))
+              : Deferred.await(created))
+        )
+        live.set(id, { run: id, owner: options.owner, mode: options.mode, fiber, gate, paused: options.paused, inbox })
+        fiber.addObserver(() => {
+          live.delete(id)
+          bus.end(id)
+        })
+        return id
+      })
 
     const start: RunManagerService["start"] = (principal, request) =>
       unavailable(Effect.gen(function*() {
@@ -87,50 +239,73 @@ export const layer = Layer.scoped(
         const feed = yield* DataSource.open(source).pipe(
           Effect.mapError((error) => new InvalidRequest({ field: "data", reason: error.reason }))
         )
-        const created = yield* Deferred.make<Runs.Created>()
-        const gate = yield* Effect.makeLatch(true)
+        const created = yield* Deferred.make<RunId>()
         const mode = request.mode
         const speed = request.speed ?? 1
-        let previous: number | undefined
-        const execution = StoredRun.backtest({
-          strategy: found.strategy,
-          feed,
-          dataSource: source,
-          seed,
-          owner: principal.userId,
-          mode,
-          onCreated: (c) => Deferred.unsafeDone(created, Exit.succeed(c)),
-          onEvent: (event, json) => bus.publish(event.run, { seq: event.seq, tag: event._tag, json }),
-          pace: () => gate.await,
-          ...(mode === "paper"
-            ? {
-              beforeSlice: (ts: number) =>
-                Effect.suspend(() => {
-                  const wait = previous === undefined ? 0 : Math.max(0, (ts - previous) / speed)
-                  previous = ts
-                  return Effect.zipRight(gate.await, wait > 0 ? Effect.sleep(Duration.millis(wait)) : Effect.void)
-                })
-            }
-            : {})
-        }).pipe(Effect.provide(context))
-        const fiber = yield* Effect.forkIn(execution, scope)
-        // The row exists, or the execution failed before it did.
-        const made = yield* Effect.raceFirst(
-          Deferred.await(created),
-          Effect.flatMap(Fiber.await(fiber), (exit) =>
-            Exit.isFailure(exit)
-              ? Effect.fail(new InvalidRequest({ field: "strategy", reason: String(exit.cause) }))
-              : Deferred.await(created))
+        const timeout = approvalTimeoutMillis(found.strategy.risk.approval)
+        let approver: Backtest.Options["approver"]
+        const id = yield* launch((hooks) =>
+          StoredRun.backtest({
+            strategy: found.strategy,
+            feed,
+            dataSource: source,
+            seed,
+            owner: principal.userId,
+            mode,
+            ...(mode === "paper" ? { speed } : {}),
+            onCreated: (c) => {
+              approver = approverOf(c.id, `${found.name}#${c.number}`, principal.userId, timeout)
+              Deferred.unsafeDone(created, Exit.succeed(c.id))
+            },
+            approver: (request) => approver!(request),
+            ...hooks
+          }), { mode, speed, paused: false, owner: principal.userId, strategy: { id: found.id, symbols: found.strategy.symbols } }, created)
+        return yield* Runs.get(id).pipe(
+          Effect.catchTag("RunNotFound", () => new Unavailable({ reason: `run ${id} was created but cannot be read back` }))
         )
-        const entry: Live = { run: made.id, owner: principal.userId, mode, fiber, gate, paused: false }
-        live.set(made.id, entry)
-        fiber.addObserver(() => {
-          live.delete(made.id)
-          bus.end(made.id)
-        })
-        return yield* Runs.get(made.id).pipe(
-          Effect.catchTag("RunNotFound", () => new Unavailable({ reason: `run ${made.id} was created but cannot be read back` }))
-        )
+      })).pipe(Effect.provide(context))
+
+    const resumeUnfinished: RunManagerService["resumeUnfinished"] = () =>
+      unavailable(Effect.gen(function*() {
+        const unfinished = yield* Runs.unfinished()
+        const outcomes: Array<Resumption> = []
+        for (const summary of unfinished) {
+          if (live.has(summary.id)) continue
+          const ref = `${summary.strategyName}#${summary.number}`
+          const found = yield* Effect.option(Runs.get(summary.id).pipe(Effect.catchTag("RunNotFound", () => Effect.fail(undefined))))
+          // Deleted since it was listed.
+          if (found._tag === "None") continue
+          const record = found.value
+          const mode = record.mode === "paper" ? "paper" as const : "backtest" as const
+          const created = yield* Deferred.make<RunId>()
+          const approver = approverOf(record.id, ref, record.owner, approvalTimeoutMillis(record.strategy.risk.approval))
+          // The lease is taken before the run's first event: another live process's run fails fast here.
+          const launched = yield* Effect.either(launch((hooks) =>
+            Effect.zipRight(
+              Deferred.succeed(created, record.id),
+              StoredRun.resume(record.id, { ...hooks, approver })
+            ), {
+              mode,
+              speed: record.speed ?? 1,
+              paused: record.status === "paused",
+              owner: record.owner,
+              strategy: { id: record.strategyId, symbols: record.strategy.symbols }
+            }, created))
+          if (Either.isLeft(launched)) {
+            outcomes.push({ run: record.id, ref, outcome: "failed", reason: launched.left.reason })
+            continue
+          }
+          // A resume that cannot go on (leased elsewhere, diverged) ends at once: say why.
+          const entry = live.get(record.id)
+          const early = entry === undefined ? undefined : yield* Fiber.await(entry.fiber).pipe(Effect.timeoutOption(Duration.millis(50)))
+          if (early !== undefined && early._tag === "Some" && Exit.isFailure(early.value)) {
+            const error = early.value.cause
+            outcomes.push({ run: record.id, ref, outcome: "failed", reason: failureText(error) })
+          } else {
+            outcomes.push({ run: record.id, ref, outcome: "resumed" })
+          }
+        }
+        return outcomes
       })).pipe(Effect.provide(context))
 
     const liveOf = (principal: Principal, ref: string) =>
@@ -170,7 +345,78 @@ export const layer = Layer.scoped(
         return yield* unavailable(Runs.get(record.id))
       }).pipe(Effect.provide(context))
 
-    return { start, stop, pause, resume, live: () => live.size } satisfies RunManagerService
+    const visible = (principal: Principal, item: Waiting) => principal.role === "admin" || item.owner === principal.userId
+
+    const pending: RunManagerService["pending"] = (principal, ref) =>
+      Effect.gen(function*() {
+        const only = ref === undefined
+          ? undefined
+          : yield* unavailable(Runs.get(ref, ownerOf(principal))).pipe(
+            Effect.map((record) => record.id as string),
+            // Someone else's run, or none: nothing waits there for this principal.
+            Effect.catchTag("RunNotFound", () => Effect.succeed(null))
+          )
+        if (only === null) return []
+        return [...waiting.values()]
+          .filter((item) => visible(principal, item) && (only === undefined || item.info.run === only))
+          .map((item) => item.info)
+          .sort((a, b) => a.requestedAt - b.requestedAt)
+      }).pipe(Effect.provide(context))
+
+    const decide = (principal: Principal, ref: string, round: string, answer: Backtest.ApprovalAnswer) =>
+      Effect.gen(function*() {
+        const notFound = new ApprovalNotFound({ run: ref, round })
+        const record = yield* unavailable(Runs.get(ref, ownerOf(principal))).pipe(Effect.catchTag("RunNotFound", () => Effect.fail(notFound)))
+        const item = waiting.get(keyOf(record.id, round))
+        if (item === undefined || !visible(principal, item)) return yield* notFound
+        const done = yield* Deferred.succeed(item.answer, answer)
+        // Expired (or decided by someone else) a moment ago.
+        if (!done) return yield* new Conflict({ reason: `round ${round} of run ${record.id} was resolved already` })
+      }).pipe(Effect.provide(context))
+
+    const approve: RunManagerService["approve"] = (principal, ref, round) =>
+      decide(principal, ref, round, { approved: true, by: principal.name, reason: "approved by an operator" })
+
+    const reject: RunManagerService["reject"] = (principal, ref, round, reason) =>
+      decide(principal, ref, round, { approved: false, by: principal.name, reason })
+
+    const paperRuns = (strategy: StrategyId) => [...live.values()].filter((entry) => entry.inbox?.strategy === strategy)
+
+    const paperSymbols: RunManagerService["paperSymbols"] = (strategy) => [...new Set(paperRuns(strategy).flatMap((entry) => entry.inbox!.symbols))]
+
+    const deliver: RunManagerService["deliver"] = (strategy, signal) =>
+      Effect.suspend((): Effect.Effect<ReadonlyArray<RunId>, NoPaperRun | RateLimited> => {
+        const targets = paperRuns(strategy).filter((entry) => entry.inbox!.symbols.includes(signal.symbol))
+        if (targets.length === 0) {
+          return Effect.fail(new NoPaperRun({ strategy, reason: `no paper run of strategy ${strategy} trading ${signal.symbol} is running` }))
+        }
+        // All or none: a run that could not take it must not leave the others with it.
+        if (targets.some((entry) => entry.inbox!.size >= SignalInboxCapacity)) {
+          return Effect.fail(
+            new RateLimited({ strategy, retryAfterSeconds: 60, reason: `a paper run of the strategy has ${SignalInboxCapacity} alerts waiting (is it paused?)` })
+          )
+        }
+        for (const entry of targets) entry.inbox!.offer(signal)
+        return Effect.succeed(targets.map((entry) => entry.run))
+      })
+
+    return {
+      start,
+      stop,
+      pause,
+      resume,
+      pending,
+      approve,
+      reject,
+      resumeUnfinished,
+      paperSymbols,
+      deliver,
+      live: () => live.size
+    } satisfies RunManagerService
   })
 )
 
+const failureText = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  return typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)
+}

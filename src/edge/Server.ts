@@ -1,7 +1,7 @@
 /**
  * The Swarm server, assembled: the store (migrated), the event bus, the authenticator, the run
  * manager, and one HTTP server with the RPC endpoint (`POST /rpc`, ndjson; `GET /rpc/ws`,
- * WebSocket), the SSE events of a run and `/health`. `serve` also makes the first admin of an
+ * WebSocket), the SSE events of a run, the TradingView webhooks and `/health`. `serve` also makes the first admin of an
  * empty database and says what it uses.
  */
 import { RpcSerialization, RpcServer } from "@effect/rpc"
@@ -12,11 +12,22 @@ import * as Store from "../store/Store.js"
 import { AuthenticatorLive } from "./AuthLive.js"
 import * as Http from "./Http.js"
 import { AuthenticatedLive } from "./RpcAuth.js"
-import { AdminHandlers, LeaderboardHandlers, RuleHandlers, RunHandlers, StrategyHandlers } from "./RpcHandlers.js"
+import { AdminHandlers, ApprovalHandlers, LeaderboardHandlers, RuleHandlers, RunHandlers, StrategyHandlers } from "./RpcHandlers.js"
 import * as RunEvents from "./RunEvents.js"
 import * as RunManager from "./RunManager.js"
+import { WebhookHandlers } from "./WebhookHandlers.js"
+import * as Webhooks from "./Webhooks.js"
 
-const handlers = Layer.mergeAll(StrategyHandlers, RuleHandlers, RunHandlers, LeaderboardHandlers, AdminHandlers, AuthenticatedLive)
+const handlers = Layer.mergeAll(
+  StrategyHandlers,
+  RuleHandlers,
+  RunHandlers,
+  ApprovalHandlers,
+  LeaderboardHandlers,
+  AdminHandlers,
+  WebhookHandlers,
+  AuthenticatedLive
+)
 
 /** The RPC endpoint, over HTTP (ndjson, streams delivered as they come) and WebSocket. */
 export const rpcRoutes = Layer.mergeAll(
@@ -33,7 +44,7 @@ export const services = <E, R>(store: Layer.Layer<Store.Services, E, R>) =>
 
 /** The HTTP server with every route, on `options.port`, over `store`. */
 export const layer = <E, R>(store: Layer.Layer<Store.Services, E, R>, options: Http.Options = {}) =>
-  Http.serve(Layer.mergeAll(Http.routes(options), rpcRoutes), options).pipe(
+  Http.serve(Layer.mergeAll(Http.routes(options), rpcRoutes, Webhooks.route()), options).pipe(
     Layer.provideMerge(Http.listen(options)),
     Layer.provideMerge(services(store))
   )

@@ -32,6 +32,8 @@ export interface NewRun {
   readonly eventDetail: string
   readonly faults?: FaultPlan
   readonly replayOf?: RunId
+  /** Paper runs: the pace they are replayed at (times the bars' own spacing). */
+  readonly speed?: number
 }
 
 export interface Created {
@@ -74,7 +76,8 @@ export const create = Effect.fn("Runs.create")(function*(run: NewRun) {
         dataFingerprint: run.dataFingerprint,
         eventDetail: run.eventDetail,
         faults: run.faults === undefined ? null : JSON.stringify(run.faults),
-        replayOf: run.replayOf ?? null
+        replayOf: run.replayOf ?? null,
+        speed: run.speed ?? null
       })
     }`
     return { id, number: counted.runCount } satisfies Created
@@ -181,6 +184,8 @@ export interface RunRecord extends RunSummary {
   readonly eventDetail: string
   readonly faults: FaultPlan | null
   readonly replayOf: RunId | null
+  /** Paper runs: the pace they were started at. */
+  readonly speed: number | null
   /** The event chain's length and last hash as the run recorded them when it ended. */
   readonly chain: { readonly count: number; readonly hash: string } | null
 }
@@ -213,6 +218,7 @@ interface FullRow extends Row {
   readonly eventDetail: string
   readonly faults: unknown
   readonly replayOf: RunId | null
+  readonly speed: number | null
   readonly chainCount: number | null
   readonly chainHead: string | null
 }
@@ -264,7 +270,7 @@ export const get = Effect.fn("Runs.get")(function*(ref: string, owner?: string) 
     return yield* new RunNotFound({ run: ref })
   }
   const rows = yield* sql<FullRow>`
-    select ${sql.literal(SUMMARY_COLUMNS)}, r.strategy, r.data_source, r.event_detail, r.faults, r.replay_of, r.chain_count, r.chain_head
+    select ${sql.literal(SUMMARY_COLUMNS)}, r.strategy, r.data_source, r.event_detail, r.faults, r.replay_of, r.speed, r.chain_count, r.chain_head
     from runs r join strategies s on s.id = r.strategy_id
     where ${byName ? sql`s.name = ${ref.slice(0, hash)} and r.number = ${Number(ref.slice(hash + 1))}` : sql`r.id = ${ref}`}
       ${owner === undefined ? sql`` : sql`and r.owner_id = ${owner}`}
@@ -281,6 +287,7 @@ export const get = Effect.fn("Runs.get")(function*(ref: string, owner?: string) 
     eventDetail: row.eventDetail,
     faults,
     replayOf: row.replayOf,
+    speed: row.speed,
     chain: row.chainCount === null || row.chainHead === null ? null : { count: row.chainCount, hash: row.chainHead }
   } satisfies RunRecord
 }, storeError("read a run"))
@@ -345,6 +352,23 @@ export const lastCheckpoint = Effect.fn("Runs.lastCheckpoint")(function*(run: Ru
   const rows = yield* sql<{ seq: number; state: CheckpointState }>`select seq, state from checkpoints where run_id = ${run} order by seq desc limit 1`
   return Option.fromNullable(rows[0])
 }, storeError("read the last checkpoint"))
+
+export interface ResolvedApproval {
+  readonly outcome: "approved" | "rejected" | "expired"
+  readonly by: string
+  readonly reason: string
+}
+
+/**
+ * How each of a run's approvals was resolved, by round: what a replay or a resume answers in place
+ * of the operator who decided then.
+ */
+export const resolvedApprovals = Effect.fn("Runs.resolvedApprovals")(function*(run: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ roundId: string; status: ResolvedApproval["outcome"]; resolvedBy: string; reason: string }>`
+    select round_id, status, resolved_by, reason from approvals where run_id = ${run} and status <> 'pending'`
+  return new Map(rows.map((row) => [row.roundId, { outcome: row.status, by: row.resolvedBy, reason: row.reason ?? "" }]))
+}, storeError("read resolved approvals"))
 
 /** The trades of a run, in closing order (their events' JSON). */
 export const tradeEvents = Effect.fn("Runs.tradeEvents")(function*(run: RunId) {

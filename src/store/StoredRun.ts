@@ -4,7 +4,8 @@
  * resumption of a run whose process died, and the replay of a recorded run.
  *
  * Resume and replay re-execute the run from its recorded inputs — strategy, data source (whose
- * fingerprint must not have changed), seed, event detail and injected faults — and compare every
+ * fingerprint must not have changed), seed, event detail and injected faults, and the outside
+ * signals it received (its `SignalReceived` events, at the same slices) — and compare every
  * event with the recording (`Replay.Comparator`). A run is a function of those inputs, so its agents'
  * state (indicator windows, adaptive weights, the risk officer's marks, the ledger) is rebuilt
  * exactly rather than serialised; resume then goes on recording after the last committed event, so
@@ -18,12 +19,13 @@ import type { SqlClient } from "@effect/sql"
 import { Cause, Effect, Either, Option, ParseResult, Schema } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import { analystOf, analysts } from "../../agents/registry.js"
-import type { RunId, StrategyId } from "../../schemas/Ids.js"
+import type { RunId, StrategyId, Timestamp } from "../../schemas/Ids.js"
 import * as DataSource from "../market/DataSource.js"
 import type { Feed } from "../market/Feed.js"
 import * as Backtest from "../swarm/Backtest.js"
 import * as Run from "../swarm/Run.js"
 import { Comparator, type Divergence, firstDifference } from "./Replay.js"
+import * as RecordedSignals from "./RecordedSignals.js"
 import * as RunRecorder from "./RunRecorder.js"
 import * as Runs from "./Runs.js"
 import { CorruptRecord, type StoreError } from "./StoreError.js"
@@ -77,6 +79,14 @@ interface Common {
   readonly recorder?: RunRecorder.Options
   /** Slices between checkpoints. */
   readonly checkpointEvery?: number
+  /** Outside signals as they come (a live paper run's webhooks); a resume adds them after the recorded ones. */
+  readonly signals?: Backtest.Options["signals"]
+  /**
+   * Asked when the run is interrupted: true leaves it `running` (or `paused`) for the next start
+   * to resume — a server shutting down — rather than `stopped` by an operator. What it recorded is
+   * committed either way.
+   */
+  readonly suspended?: () => boolean
 }
 
 export interface Options extends Common {
@@ -92,6 +102,8 @@ export interface Options extends Common {
   readonly owner?: string
   /** Default `backtest`; a paper run is the same execution paced by `beforeSlice`. */
   readonly mode?: "backtest" | "paper"
+  /** Paper runs: the pace, kept with the run so a restarted server resumes it at that pace. */
+  readonly speed?: number
   /** Told the run's id and number once its row exists, before it executes. */
   readonly onCreated?: (created: Runs.Created) => void
 }
@@ -119,6 +131,8 @@ interface Execution extends Common {
   readonly from?: { readonly count: number; readonly hash: string }
   /** The last checkpoint recorded: the books rebuilt at its cursor must be the ones it holds. */
   readonly checkpoint?: RunRecorder.CheckpointState
+  /** The signals the recording received, delivered again at their slices. */
+  readonly recordedSignals?: RecordedSignals.BySlice
 }
 
 /** Execute a stored run, recording every event not compared, and finish its row. */
@@ -138,6 +152,7 @@ const execute = (x: Execution) =>
     let diverged: Divergence | undefined
     /** Whether the last checkpoint was compared with the rebuilt books (a resume must not skip it). */
     let checkpointChecked = x.checkpoint === undefined
+    let lastSeq = 0
     const result = yield* Backtest.run({
       strategy: x.strategy,
       feed: x.feed,
@@ -149,9 +164,15 @@ const execute = (x: Execution) =>
       ...(x.registry === undefined ? {} : { registry: x.registry }),
       ...(x.approver === undefined ? {} : { approver: x.approver }),
       ...(x.onProgress === undefined ? {} : { onProgress: x.onProgress }),
-      ...(x.beforeSlice === undefined ? {} : { beforeSlice: x.beforeSlice }),
+      // A resumed paper run catches up with its recording as fast as it can: only what it has not
+      // recorded yet waits for its moment.
+      ...(x.beforeSlice === undefined ? {} : {
+        beforeSlice: (ts: Timestamp) => (comparator !== undefined && lastSeq < x.compareUntil! ? Effect.void : x.beforeSlice!(ts))
+      }),
       ...(x.mode === undefined ? {} : { mode: x.mode }),
+      ...signalsOption(RecordedSignals.source(x.recordedSignals ?? new Map(), x.signals, x.compareUntil ?? 0)),
       onEvent: (event, json) => {
+        lastSeq = event.seq
         if (comparator !== undefined && comparator.covers(event.seq)) {
           comparator.sink(event, json)
           recorder.track(event)
@@ -205,6 +226,7 @@ const execute = (x: Execution) =>
       // What was recorded stays (it is true as far as it goes); the run says why it stopped.
       Effect.onError((cause) => {
         const interrupted = Cause.isInterruptedOnly(cause)
+        if (interrupted && x.suspended?.() === true) return Effect.ignore(recorder.flush)
         return recorder.flush.pipe(
           Effect.zipRight(Runs.markEnded(x.run, interrupted ? "stopped" : "failed", interrupted ? "interrupted" : failureOf(cause))),
           Effect.ignore
@@ -250,10 +272,37 @@ const execute = (x: Execution) =>
     return result
   }).pipe(Effect.scoped)
 
+/** The driver's `signals` option, left out when there is no source (no per-slice call at all). */
+const signalsOption = (signals: Backtest.Options["signals"] | undefined) => (signals === undefined ? {} : { signals })
+
 const failureOf = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.squash(cause)
   return error instanceof Error ? error.message : String(error)
 }
+
+/**
+ * The approver of a re-execution: the recorded answer for every approval the recording resolved
+ * (an operator's decision is an input of the run, like its bars), then `live` — the operator of a
+ * resumed run — for those it did not.
+ */
+const recordedApprover = (run: RunId, live: Backtest.Options["approver"]) =>
+  Effect.map(Runs.resolvedApprovals(run), (recorded): Backtest.Options["approver"] => {
+    if (recorded.size === 0) return live
+    return (request) => {
+      const answer = recorded.get(request.round)
+      if (answer !== undefined) {
+        return Effect.succeed({ approved: answer.outcome === "approved", expired: answer.outcome === "expired", by: answer.by, reason: answer.reason })
+      }
+      return live === undefined
+        ? Effect.fail(
+          new Backtest.BacktestError({
+            field: "risk.approval",
+            reason: `round ${request.round} was still waiting for an operator where the recording of run ${run} ends`
+          })
+        )
+        : live(request)
+    }
+  })
 
 /** A new backtest, recorded as it runs. */
 export const backtest = (options: Options) =>
@@ -276,7 +325,8 @@ export const backtest = (options: Options) =>
       dataSource: DataSource.encode(options.dataSource),
       dataFingerprint: options.feed.fingerprint,
       eventDetail: events,
-      ...(options.faults === undefined ? {} : { faults: options.faults })
+      ...(options.faults === undefined ? {} : { faults: options.faults }),
+      ...(options.speed === undefined ? {} : { speed: options.speed })
     })
     options.onCreated?.(created)
     const result = yield* execute({
@@ -322,11 +372,14 @@ export const resume = (ref: string, options: Common & { readonly owner?: string 
       return yield* new NotResumable({ run: run.id, reason: `it is ${run.status}` })
     }
     const { events, feed } = yield* inputsOf(run)
+    const approver = yield* recordedApprover(run.id, options.approver)
     const head = yield* Runs.lastEvent(run.id)
     const checkpoint = yield* Runs.lastCheckpoint(run.id)
+    const recordedSignals = yield* RecordedSignals.read(run.id)
     // Checkpoints are committed with the events they follow, so the last one is never past the last event.
     const result = yield* execute({
       ...options,
+      ...(approver === undefined ? {} : { approver }),
       run: run.id,
       strategy: run.strategy,
       strategyRef: { id: run.strategyId, version: run.strategyVersion },
@@ -335,6 +388,7 @@ export const resume = (ref: string, options: Common & { readonly owner?: string 
       events,
       mode: run.mode === "paper" ? "paper" : "backtest",
       faults: run.faults ?? undefined,
+      recordedSignals,
       compareUntil: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }),
       ...Option.match(head, { onNone: () => ({}), onSome: (h) => ({ from: { count: h.seq, hash: h.hash } }) }),
       ...Option.match(checkpoint, { onNone: () => ({}), onSome: (c) => ({ checkpoint: c.state }) })
@@ -371,6 +425,8 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
     const run = yield* Runs.get(ref, options.owner)
     const { events, feed } = yield* inputsOf(run)
     const comparator = new Comparator(run.id)
+    const approver = yield* recordedApprover(run.id, undefined)
+    const signals = RecordedSignals.source(yield* RecordedSignals.read(run.id), undefined)
     const database = yield* Effect.context<SqlClient.SqlClient>()
     let diverged: Divergence | undefined
     const result = yield* Backtest.run({
@@ -384,6 +440,8 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
       ...(run.faults === null ? {} : { faults: Run.faultsOf(run.faults) }),
       ...(options.registry === undefined ? {} : { registry: options.registry }),
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+      ...(approver === undefined ? {} : { approver }),
+      ...signalsOption(signals),
       onEvent: comparator.sink,
       pace: () =>
         comparator.check.pipe(

@@ -22,6 +22,7 @@ import * as Run from "./Run.js"
 import { RunLog } from "./RunLog.js"
 import { World } from "./World.js"
 import type { Trade } from "../../schemas/Trade.js"
+import { canonicalSignal, type ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { Feed, Slice } from "../market/Feed.js"
 
 /** How much of each round the event log records (see docs/backtest-engine.md). */
@@ -44,6 +45,8 @@ export interface Progress {
 /** An intent the strategy's approval policy `pause` holds until someone decides. */
 export interface ApprovalRequest {
   readonly round: string
+  /** When the run's clock says it expires (virtual time in a backtest). */
+  readonly expiresAt: number
   readonly intent: OrderIntent
   readonly quantity: number
   readonly reasons: ReadonlyArray<string>
@@ -51,6 +54,8 @@ export interface ApprovalRequest {
 
 export interface ApprovalAnswer {
   readonly approved: boolean
+  /** Nobody decided in time: a rejection recorded as `expired`. */
+  readonly expired?: boolean
   /** Who decided (an operator's name). */
   readonly by: string
   readonly reason: string
@@ -70,7 +75,7 @@ export interface Options {
   /** Called every few hundred slices and once at the end. */
   readonly onProgress?: (progress: Progress) => void
   /** Asked when an intent needs approval under the `pause` policy; without it such a run fails with `ApprovalRequired`. */
-  readonly approver?: (request: ApprovalRequest) => Effect.Effect<ApprovalAnswer>
+  readonly approver?: (request: ApprovalRequest) => Effect.Effect<ApprovalAnswer, BacktestError>
   /** The analyst types strategies can name; default the registry of agents/registry.ts. */
   readonly registry?: ReadonlyMap<string, AnyModel>
   /** Crash agents on purpose (chaos tests, drills): see `Run.Faults`. */
@@ -89,6 +94,14 @@ export interface Options {
   readonly beforeSlice?: (ts: Timestamp) => Effect.Effect<void>
   /** What `RunStarted` calls the run: a backtest (default) or a paper run (a paced feed). */
   readonly mode?: "backtest" | "paper"
+  /**
+   * Outside signals (TradingView alerts): asked right before each slice is delivered, with its time
+   * and the number of events logged so far. Each signal returned goes with the first slice, from
+   * this one on, that has a bar of its symbol, and is recorded then (`SignalReceived`, before the
+   * slice's own events): a replay gives the recorded ones back at the same slices. Return the same
+   * empty array when there is nothing (it is asked on every slice).
+   */
+  readonly signals?: (ts: Timestamp, events: number) => ReadonlyArray<ExternalSignal>
 }
 
 export interface Result {
@@ -263,10 +276,31 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       let failure: string | undefined
       let yielded = performance.now()
       const progress = (): Progress => ({ bars, slices, ts: to, equity, orders: log.count("OrderPlaced"), events: log.size })
+      /** Signals waiting for a bar of their symbol (data with gaps). */
+      let held: Array<ExternalSignal> | undefined
+      /** The signals that go with `slice`, recorded; undefined when none do (almost every slice). */
+      const delivered = (slice: Slice): ReadonlyArray<ExternalSignal> | undefined => {
+        const drained = options.signals!(slice.ts, log.size)
+        if (drained.length === 0 && held === undefined) return undefined
+        const candidates = held === undefined ? drained : held.concat(drained)
+        held = undefined
+        const out: Array<ExternalSignal> = []
+        for (const signal of candidates) {
+          if (slice.bars.some((bar) => bar.symbol === signal.symbol)) out.push(canonicalSignal(signal))
+          else (held ??= []).push(signal)
+        }
+        for (const signal of out) log.emit("SignalReceived", { ts: slice.ts, signal })
+        return out.length === 0 ? undefined : out
+      }
       while (slice !== undefined) {
         if (options.beforeSlice !== undefined) yield* options.beforeSlice(slice.ts)
         world.advanceTo(slice.ts)
-        world.start(swarm.coordinator.tell(new MarketUpdate({ ts: slice.ts, bars: slice.bars }, true)))
+        const signals = options.signals === undefined ? undefined : delivered(slice)
+        world.start(swarm.coordinator.tell(
+          signals === undefined
+            ? new MarketUpdate({ ts: slice.ts, bars: slice.bars }, true)
+            : new MarketUpdate({ ts: slice.ts, bars: slice.bars, signals }, true)
+        ))
         while (log.pendingApprovals.size > 0) {
           if (options.approver === undefined) {
             const [first] = log.pendingApprovals.values()
@@ -277,7 +311,13 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           }
           for (const request of [...log.pendingApprovals.values()]) {
             const answer = yield* options.approver(request)
-            world.start(swarm.risk.tell(new ResolveApproval({ round: request.round, approved: answer.approved, by: answer.by, reason: answer.reason }, true)))
+            world.start(swarm.risk.tell(new ResolveApproval({
+                round: request.round,
+                approved: answer.approved,
+                by: answer.by,
+                reason: answer.reason,
+                expired: answer.expired === true && !answer.approved
+              }, true)))
           }
         }
         slices++

@@ -24,6 +24,7 @@ import type { InvalidAgent, RequestOpinions } from "../../schemas/AnalystProtoco
 import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import type { Money } from "../../schemas/Money.js"
 import type { Strategy } from "../../schemas/Strategy.js"
+import { approvalTimeoutMillis } from "../../schemas/Risk.js"
 import type { DeskProtocol, LedgerProtocol, MarketUpdate, RiskProtocol } from "../../schemas/TradingProtocol.js"
 import * as Supervisor from "../../supervisors/Supervisor.js"
 import type { OverflowPolicy } from "../../schemas/Actor.js"
@@ -108,8 +109,6 @@ export interface RunningSwarm {
 /** How long the risk officer waits for the books, and the coordinator for a verdict (virtual time in backtests). */
 const VIEW_TIMEOUT_MILLIS = 5_000
 const JUDGE_TIMEOUT_MILLIS = 10_000
-/** An approval nobody answers is rejected after this long (paper runs; the strategy will say). */
-const APPROVAL_TIMEOUT_MILLIS = 15 * 60_000
 
 /** Resolve the roster against the registry; the first bad entry is the error. */
 const resolveRoster = (
@@ -154,7 +153,7 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       sizing: { ...strategy.sizing, allowShort: strategy.allowShort },
       allowShort: strategy.allowShort,
       execution: strategy.execution,
-      approvalTimeoutMillis: APPROVAL_TIMEOUT_MILLIS,
+      approvalTimeoutMillis: approvalTimeoutMillis(strategy.risk.approval),
       viewTimeoutMillis: VIEW_TIMEOUT_MILLIS,
       ledger: () => wires.ledger!,
       desk: () => wires.desk!

@@ -28,6 +28,7 @@ export interface PendingApproval {
   readonly intent: OrderIntent
   readonly quantity: number
   readonly reasons: ReadonlyArray<string>
+  readonly expiresAt: number
 }
 
 export type Sink = (event: RunEvent, json: string) => void
@@ -80,7 +81,7 @@ export class RunLog {
     this.counts.set(tag, (this.counts.get(tag) ?? 0) + 1)
     if (tag === "ApprovalRequested") {
       const e = event as EventOf<"ApprovalRequested">
-      this.pendingApprovals.set(e.round, { round: e.round, intent: e.intent, quantity: e.quantity, reasons: e.reasons })
+      this.pendingApprovals.set(e.round, { round: e.round, intent: e.intent, quantity: e.quantity, reasons: e.reasons, expiresAt: e.expiresAt })
     } else if (tag === "ApprovalResolved") {
       const e = event as EventOf<"ApprovalResolved">
       this.pendingApprovals.delete(e.round)

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Schema, Stream, TestClock } from "effect"
 import { RequestOpinions } from "../../schemas/AnalystProtocol.js"
+import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { AgentId, RoundId } from "../../schemas/Ids.js"
 import type { Bar } from "../../schemas/Market.js"
 import { Opinion } from "../../schemas/Opinion.js"
@@ -15,21 +16,39 @@ import { run, settle } from "../support.js"
 
 const market = Synthetic.generate(Synthetic.sampleConfig)
 const symbols = [...market.bars.keys()].slice(0, 2)
-/** The first `n` timestamps of two symbols, as the coordinator would ask them. */
+/** An alert about `bar`'s symbol, delivered with it (every 30th timestamp below). */
+const alertFor = (bar: Bar, t: number): ExternalSignal => ({
+  source: "tradingview",
+  symbol: bar.symbol,
+  ticker: bar.symbol,
+  action: t % 60 === 0 ? "buy" : "sell",
+  price: bar.close,
+  alertId: `alert-${t}`,
+  receivedAt: bar.ts
+})
+
+/**
+ * The first `n` timestamps of two symbols, as the coordinator would ask them, with an outside
+ * signal now and then: models that read signals get some, the others must ignore them.
+ */
 const requests = (n: number) =>
   Array.from({ length: n }, (_, t) => {
     const bars = symbols.map((symbol) => market.bars.get(symbol)![t]!)
     return new RequestOpinions({
       ts: bars[0]!.ts,
-      rounds: bars.map((bar: Bar) => ({ round: `${bar.symbol}@${bar.ts}` as RoundId, bar }))
+      rounds: bars.map((bar: Bar) =>
+        t % 30 === 0
+          ? { round: `${bar.symbol}@${bar.ts}` as RoundId, bar, signals: [alertFor(bar, t)] }
+          : { round: `${bar.symbol}@${bar.ts}` as RoundId, bar }
+      )
     })
   })
 const agent = (input: unknown) => Schema.decodeUnknownSync(AgentConfig)(input)
 
 describe("the agent registry", () => {
-  it("registers the six analysts under their strategy names", () => {
+  it("registers the seven analysts under their strategy names", () => {
     expect([...analysts.keys()].sort()).toEqual(
-      ["bollinger_breakout", "ema_crossover", "macd_momentum", "rsi_reversion", "sma_crossover", "volume_surge"]
+      ["bollinger_breakout", "ema_crossover", "macd_momentum", "rsi_reversion", "sma_crossover", "tradingview", "volume_surge"]
     )
   })
 

@@ -38,7 +38,9 @@ const TABLES = [
   "trades",
   "trading_profiles",
   "users",
-  "verdicts"
+  "verdicts",
+  "webhook_alerts",
+  "webhook_secrets"
 ]
 
 const tables = Effect.flatMap(SqlClient.SqlClient, (sql) =>

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Schema } from "effect"
+import { canonicalSignal, type ExternalSignal } from "../../schemas/ExternalSignal.js"
 import { ActorRestarted } from "../../schemas/Lifecycle.js"
 import { RunEvent } from "../../schemas/RunEvent.js"
 
@@ -36,6 +37,26 @@ describe("run events", () => {
       }
     }
     expect(roundTrip(fill)).toEqual(fill)
+  })
+
+  it("a received signal round-trips, and its canonical form has the schema's field order whatever object it came from", () => {
+    const signal = {
+      indicators: { rsi: 28.5 },
+      source: "tradingview",
+      symbol: "AAPL",
+      ticker: "NASDAQ:AAPL",
+      action: "buy",
+      price: 101.25,
+      alertId: "id:a1",
+      receivedAt: 1_700_000_000_000,
+      confidence: undefined
+    } as unknown as ExternalSignal
+    const event = { _tag: "SignalReceived", run: "r1", seq: 3, at: 5000, ts: 5000, signal: canonicalSignal(signal) }
+    expect(roundTrip(event)).toEqual(event)
+    expect(Object.keys(event.signal)).toEqual(["source", "symbol", "ticker", "action", "price", "alertId", "receivedAt", "indicators"])
+    const decoded = roundTrip(event) as { readonly signal: ExternalSignal }
+    expect(JSON.stringify(canonicalSignal(decoded.signal))).toBe(JSON.stringify(event.signal))
+    expect(() => Schema.decodeUnknownSync(RunEvent)({ ...event, signal: { ...event.signal, action: "hodl" } })).toThrow(/action/)
   })
 
   it("an unknown type, a zero sequence number or a missing field is refused with the field named", () => {

@@ -1,0 +1,43 @@
+/**
+ * A live paper run's inbox of outside signals (TradingView alerts accepted by the webhook): filled
+ * by the edge whenever an alert comes, drained by the run's driver right before each slice
+ * (`Backtest.Options.signals`), so every signal enters the run at a slice boundary and is recorded
+ * there — the run stays a function of its recorded inputs. Bounded: a paused run does not pile up
+ * an unbounded backlog.
+ */
+import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
+import type { StrategyId, Symbol } from "../../schemas/Ids.js"
+
+/** Signals one run may hold undelivered (a paused run's backlog). */
+export const CAPACITY = 1_000
+
+const NONE: ReadonlyArray<ExternalSignal> = []
+
+export class SignalInbox {
+  private queue: Array<ExternalSignal> = []
+
+  constructor(
+    readonly strategy: StrategyId,
+    /** The symbols the run trades: an alert about another one is refused at the edge. */
+    readonly symbols: ReadonlyArray<Symbol>
+  ) {}
+
+  get size(): number {
+    return this.queue.length
+  }
+
+  /** Queue a signal for the next slice; false when the inbox is full. */
+  offer(signal: ExternalSignal): boolean {
+    if (this.queue.length >= CAPACITY) return false
+    this.queue.push(signal)
+    return true
+  }
+
+  /** Everything queued, oldest first (the same empty array when nothing is: asked every slice). */
+  readonly drain = (): ReadonlyArray<ExternalSignal> => {
+    if (this.queue.length === 0) return NONE
+    const out = this.queue
+    this.queue = []
+    return out
+  }
+}

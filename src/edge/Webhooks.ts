@@ -1,0 +1,261 @@
+/**
+ * `POST /v1/webhooks/tradingview/:strategyId`: a TradingView alert, delivered to the strategy's
+ * paper run live in this server as an outside signal (docs/webhooks.md). In order:
+ *
+ *   1. the body, at most `maxBodyBytes` (64 KiB)                              413 AlertTooLarge
+ *   2. JSON, UTF-8, nested no deeper than 32                                  400 InvalidAlert
+ *   3. the strategy's secret (body `secret`, `X-Swarm-Secret` or `?secret=`),
+ *      compared in constant time; an unknown strategy gets the same answer    401 Unauthorized
+ *   4. the alert's schema, the field named                                    400 InvalidAlert
+ *   5. the strategy's rate limit (a token bucket)                             429 RateLimited + Retry-After
+ *   6. its key (`id`, else a SHA-256 of the canonical body without the secret):
+ *      a key seen before is a repeat, acknowledged and not delivered again    200 { duplicate: true }
+ *   7. a paper run of the strategy live here, trading the ticker's symbol     409 NoPaperRun / 400 ticker
+ *   8. delivered: it enters the run with its next slice                       202 { status: "delivered" }
+ *
+ * Steps 6 to 8 are one transaction: an alert no run could take leaves no key behind. Before the
+ * secret is checked, a caller learns only whether its body is JSON. A refusal is a JSON body
+ * `{ error, …fields, reason }`, never a stack; the database failing is a 503.
+ */
+import { createHash } from "node:crypto"
+import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
+import { Clock, Effect, Either, Layer, ParseResult, Schema, Stream } from "effect"
+import { Unauthorized } from "../../schemas/Auth.js"
+import { canonicalSignal, type ExternalSignal } from "../../schemas/ExternalSignal.js"
+import type { RunId, StrategyId, Symbol, Timestamp } from "../../schemas/Ids.js"
+import {
+  type AlertAccepted,
+  AlertTooLarge,
+  InvalidAlert,
+  NoPaperRun,
+  RateLimited,
+  TradingViewAlert,
+  WEBHOOK_PATH
+} from "../../schemas/Webhook.js"
+import * as WebhookStore from "../store/Webhooks.js"
+import * as RateLimiter from "./RateLimiter.js"
+import { RunManager } from "./RunManager.js"
+
+export const path = WEBHOOK_PATH
+
+export interface Options {
+  /** The largest body taken, bytes. Default 64 KiB. */
+  readonly maxBodyBytes?: number
+  /** Per strategy: the burst and the sustained rate of alerts. Default 30 at once, 1 a second. */
+  readonly rate?: RateLimiter.Options
+}
+
+export const defaults = {
+  maxBodyBytes: 64 * 1024,
+  rate: { capacity: 30, perSecond: 1 }
+} as const
+
+/** How deep a body's JSON may nest (an alert is two levels deep; a hostile one may be thousands). */
+const MAX_DEPTH = 32
+
+/** The one answer to an unknown strategy and to a wrong secret, so that ids cannot be probed. */
+const refused = () => new Unauthorized({ reason: "unknown strategy or wrong webhook secret" })
+
+// ---------------------------------------------------------------------------------------------
+// Reading the request
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+/** The body, refused past `limit` bytes as declared or as received. */
+const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
+  Effect.gen(function*() {
+    const declared = request.headers["content-length"]
+    if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > limit) return yield* new AlertTooLarge({ limitBytes: limit })
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    yield* Stream.runForEach(request.stream, (chunk) => {
+      size += chunk.length
+      if (size > limit) return new AlertTooLarge({ limitBytes: limit })
+      chunks.push(chunk)
+      return Effect.void
+    }).pipe(
+      Effect.catchTag("RequestError", () => new InvalidAlert({ field: "", reason: "the body could not be received whole" }))
+    )
+    return yield* Effect.try({
+      try: () => utf8.decode(Buffer.concat(chunks)),
+      catch: () => new InvalidAlert({ field: "", reason: "the body is not UTF-8 text" })
+    })
+  })
+
+/** Deeper than `MAX_DEPTH`, measured without recursion (the value may be a hostile tower). */
+const tooDeep = (value: unknown): boolean => {
+  const stack: Array<[unknown, number]> = [[value, 1]]
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!
+    if (typeof v !== "object" || v === null) continue
+    if (depth > MAX_DEPTH) return true
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1])
+  }
+  return false
+}
+
+const parseJson = (text: string) =>
+  Effect.gen(function*() {
+    const json = yield* Effect.try({
+      try: (): unknown => JSON.parse(text),
+      catch: () => new InvalidAlert({ field: "", reason: "the body is not JSON (TradingView: write the alert's message as a JSON object)" })
+    })
+    if (tooDeep(json)) return yield* new InvalidAlert({ field: "", reason: `the body nests deeper than ${MAX_DEPTH} levels` })
+    return json
+  })
+
+type Search = Readonly<Record<string, string | ReadonlyArray<string>>>
+
+const isRecord = (value: unknown): value is Readonly<Record<string, unknown>> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+/** The secret presented: the `X-Swarm-Secret` header, else `?secret=`, else the body's `secret`. */
+const secretOf = (headers: Readonly<Record<string, string | undefined>>, search: Search, body: unknown): string | undefined => {
+  const header = headers["x-swarm-secret"]
+  if (header !== undefined && header !== "") return header.trim()
+  const query = search["secret"]
+  if (typeof query === "string" && query !== "") return query
+  if (isRecord(body) && Object.hasOwn(body, "secret") && typeof body.secret === "string" && body.secret !== "") return body.secret
+  return undefined
+}
+
+const decodeAlert = Schema.decodeUnknownEither(TradingViewAlert, { errors: "first" })
+
+/** The alert, or the first field that is wrong and why (never echoing what was sent). */
+const alertOf = (body: unknown): Either.Either<TradingViewAlert, InvalidAlert> =>
+  Either.mapLeft(decodeAlert(body), (error) => {
+    const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+    const field = issue === undefined ? "" : issue.path.map(String).join(".")
+    return new InvalidAlert({ field, reason: issue?.message ?? "not a valid alert" })
+  })
+
+/** JSON with every object's keys sorted, written without building objects (a `__proto__` key stays a key). */
+const canonical = (value: unknown): string => {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`
+  if (isRecord(value)) {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(",")}}`
+  }
+  return JSON.stringify(value) ?? "null"
+}
+
+/** The alert's idempotency key: its `id`, else `sha256:` and the hash of the body without its secret. */
+export const alertKey = (alert: TradingViewAlert, body: Readonly<Record<string, unknown>>): string => {
+  if (alert.id !== undefined) return `id:${alert.id}`
+  const rest = Object.keys(body).filter((k) => k !== "secret").sort()
+  const text = `{${rest.map((k) => `${JSON.stringify(k)}:${canonical(body[k])}`).join(",")}}`
+  return `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`
+}
+
+/** The strategy's symbol an alert's ticker names: itself, or what follows its exchange prefix (`NASDAQ:AAPL`). */
+export const symbolOf = (ticker: string, symbols: ReadonlyArray<Symbol>): Symbol | undefined => {
+  if (symbols.includes(ticker as Symbol)) return ticker as Symbol
+  const colon = ticker.lastIndexOf(":")
+  const bare = colon < 0 ? undefined : ticker.slice(colon + 1)
+  return bare !== undefined && symbols.includes(bare as Symbol) ? bare as Symbol : undefined
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers
+
+const json = (status: number, body: Record<string, unknown>, headers?: Record<string, string>) =>
+  HttpServerResponse.unsafeJson(body, { status, ...(headers === undefined ? {} : { headers }) })
+
+const accepted = (body: AlertAccepted) => json(body.duplicate ? 200 : 202, body)
+
+// ---------------------------------------------------------------------------------------------
+// The handler
+
+interface Dependencies {
+  readonly sql: SqlClient.SqlClient
+  readonly manager: RunManager["Type"]
+  readonly limiter: RateLimiter.RateLimiterService
+}
+
+export const handler = (deps: Dependencies, options: Options = {}) => {
+  const limit = Math.max(1, Math.trunc(options.maxBodyBytes ?? defaults.maxBodyBytes))
+  return Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const search = yield* HttpServerRequest.ParsedSearchParams
+    const strategy = ((yield* HttpLayerRouter.params).strategyId ?? "") as StrategyId
+    const body = yield* parseJson(yield* readBody(request, limit))
+    const secret = secretOf(request.headers, search, body)
+    if (secret === undefined) {
+      return yield* new Unauthorized({ reason: "no webhook secret: send it as the alert's \"secret\" field, an X-Swarm-Secret header or ?secret=" })
+    }
+    // No strategy id is that long or holds a NUL (Postgres text cannot): refused like any unknown one,
+    // before the database could answer it with an error.
+    if (strategy.length > 200 || strategy.includes("\u0000") || !(yield* WebhookStore.verifySecret(strategy, secret))) {
+      return yield* refused()
+    }
+    const alert = yield* alertOf(body)
+    const wait = yield* deps.limiter.take(strategy)
+    if (wait > 0) {
+      const seconds = Math.max(1, Math.ceil(wait / 1000))
+      return yield* new RateLimited({ strategy, retryAfterSeconds: seconds, reason: `too many alerts for this strategy: retry in ${seconds} s` })
+    }
+    const key = alertKey(alert, body as Readonly<Record<string, unknown>>)
+    const receivedAt = (yield* Clock.currentTimeMillis) as Timestamp
+    const deliver = Effect.suspend((): Effect.Effect<ReadonlyArray<RunId>, NoPaperRun | RateLimited | InvalidAlert> => {
+      const symbols = deps.manager.paperSymbols(strategy)
+      if (symbols.length === 0) {
+        return Effect.fail(new NoPaperRun({ strategy, reason: "no paper run of this strategy is running: start one, then send the alert again" }))
+      }
+      const symbol = symbolOf(alert.ticker, symbols)
+      if (symbol === undefined) {
+        return Effect.fail(new InvalidAlert({ field: "ticker", reason: `the strategy's paper run trades ${symbols.join(", ")}, not ${alert.ticker}` }))
+      }
+      const signal: ExternalSignal = canonicalSignal({
+        source: "tradingview",
+        symbol,
+        ticker: alert.ticker,
+        action: alert.action,
+        price: alert.price,
+        alertId: key,
+        receivedAt,
+        ...(alert.confidence === undefined ? {} : { confidence: alert.confidence }),
+        ...(alert.strategy === undefined ? {} : { strategy: alert.strategy }),
+        ...(alert.timeframe === undefined ? {} : { timeframe: alert.timeframe }),
+        ...(alert.indicators === undefined ? {} : { indicators: alert.indicators })
+      })
+      return deps.manager.deliver(strategy, signal)
+    })
+    const claimed = yield* WebhookStore.claimAlert(strategy, key, deliver)
+    return accepted({ status: claimed.duplicate ? "duplicate" : "delivered", duplicate: claimed.duplicate, alert: key, runs: claimed.runs })
+  }).pipe(
+    Effect.provideService(SqlClient.SqlClient, deps.sql),
+    Effect.catchTags({
+      AlertTooLarge: (e) => Effect.succeed(json(413, { error: e._tag, limitBytes: e.limitBytes, reason: e.message })),
+      InvalidAlert: (e) => Effect.succeed(json(400, { error: e._tag, field: e.field, reason: e.reason })),
+      Unauthorized: (e) => Effect.succeed(json(401, { error: e._tag, reason: e.reason })),
+      NoPaperRun: (e) => Effect.succeed(json(409, { error: e._tag, strategy: e.strategy, reason: e.reason })),
+      RateLimited: (e) =>
+        Effect.succeed(
+          json(429, { error: e._tag, strategy: e.strategy, retryAfterSeconds: e.retryAfterSeconds, reason: e.reason }, {
+            "retry-after": String(e.retryAfterSeconds)
+          })
+        ),
+      StoreError: (e) =>
+        Effect.as(
+          Effect.logError("webhook: the database failed").pipe(Effect.annotateLogs({ reason: e.reason })),
+          json(503, { error: "Unavailable", reason: "the database is unavailable; retry later" })
+        )
+    }),
+    Effect.withSpan("Webhooks.tradingview")
+  )
+}
+
+/** The route, with the `RateLimiter` its context gives (several processes: a shared one). */
+export const routeWith = (options: Options = {}) =>
+  HttpLayerRouter.use((router) =>
+    Effect.gen(function*() {
+      const manager = yield* RunManager
+      const sql = yield* SqlClient.SqlClient
+      const limiter = yield* RateLimiter.RateLimiter
+      yield* router.add("POST", path, handler({ manager, sql, limiter }, options))
+    })
+  )
+
+/** The route with an in-process rate limit (`options.rate`). */
+export const route = (options: Options = {}) =>
+  routeWith(options).pipe(Layer.provide(RateLimiter.layerMemory(options.rate ?? defaults.rate)))

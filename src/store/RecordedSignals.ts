@@ -1,0 +1,60 @@
+/**
+ * The outside signals a run received (its `SignalReceived` events), read back as the input a
+ * re-execution delivers again: by slice time, in the order they were delivered. With them a replay
+ * or a resume of a paper run that took TradingView alerts reproduces it byte for byte.
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect, ParseResult, Schema } from "effect"
+import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
+import type { RunId, Timestamp } from "../../schemas/Ids.js"
+import { SignalReceived } from "../../schemas/RunEvent.js"
+import type * as Backtest from "../swarm/Backtest.js"
+import { CorruptRecord, storeError } from "./StoreError.js"
+
+/** Slice time → the signals delivered with that slice. */
+export type BySlice = ReadonlyMap<number, ReadonlyArray<ExternalSignal>>
+
+const decode = Schema.decodeUnknown(Schema.parseJson(SignalReceived))
+
+/** The signals `run` recorded (up to event `until`, when given). */
+export const read = Effect.fn("RecordedSignals.read")(function*(run: RunId, until?: number) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ seq: number; body: string }>`
+    select seq, body from run_events where run_id = ${run} and tag = 'SignalReceived'
+      ${until === undefined ? sql`` : sql`and seq <= ${until}`}
+    order by seq`
+  const bySlice = new Map<number, Array<ExternalSignal>>()
+  for (const row of rows) {
+    const event = yield* decode(row.body).pipe(
+      Effect.mapError((error) =>
+        new CorruptRecord({ table: "run_events", key: `${run}#${row.seq}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+      )
+    )
+    const list = bySlice.get(event.ts)
+    if (list === undefined) bySlice.set(event.ts, [event.signal])
+    else list.push(event.signal)
+  }
+  return bySlice as BySlice
+}, storeError("read a run's signals"))
+
+const NONE: ReadonlyArray<ExternalSignal> = []
+
+/**
+ * The `signals` of a re-execution: the recorded ones at their slices, then — once the run has
+ * logged `after` events, every recorded one reproduced — the `live` source (a resumed paper run's
+ * webhooks). Earlier, a live signal would land inside the recorded part and make it diverge.
+ * Undefined when there is neither (the driver then asks nothing per slice).
+ */
+export const source = (
+  recorded: BySlice,
+  live: Backtest.Options["signals"] | undefined,
+  after = 0
+): Backtest.Options["signals"] | undefined => {
+  if (recorded.size === 0 && (live === undefined || after === 0)) return live
+  return (ts: Timestamp, events: number) => {
+    const replayed = recorded.get(ts) ?? NONE
+    if (live === undefined || events < after) return replayed
+    const fresh = live(ts, events)
+    return fresh.length === 0 ? replayed : replayed.length === 0 ? fresh : replayed.concat(fresh)
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * What the webhooks keep (migrations/0002_webhooks.ts): each strategy's webhook secret — only its
+ * SHA-256 and a prefix; the secret itself is shown once, when made or rotated — and the keys of the
+ * alerts each strategy accepted, so a repeat is acknowledged and not delivered twice, across
+ * restarts and processes.
+ */
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import type { RunId, StrategyId } from "../../schemas/Ids.js"
+import * as Strategies from "./Strategies.js"
+import { storeError } from "./StoreError.js"
+
+/** `whsec_` + 43 characters of base64url (32 random bytes). */
+const SHAPE = /^whsec_[A-Za-z0-9_-]{43}$/
+/** What is kept in clear: `whsec_` and 6 characters (36 bits: tells secrets apart, gives nothing away). */
+export const PREFIX_LENGTH = 12
+
+/** Whether `secret` has the shape of one we make: anything else goes no further than this. */
+export const wellFormed = (secret: string): boolean => secret.length === 49 && SHAPE.test(secret)
+
+const hash = (secret: string): Buffer => createHash("sha256").update(secret, "utf8").digest()
+
+/** Compared against when the strategy has no secret, so that case takes as long as a wrong secret. */
+const NO_SECRET = Buffer.alloc(32)
+
+const newSecret = () => {
+  const secret = `whsec_${randomBytes(32).toString("base64url")}`
+  return { secret, hash: hash(secret).toString("hex"), prefix: secret.slice(0, PREFIX_LENGTH) }
+}
+
+export interface Secret {
+  readonly strategyId: StrategyId
+  /** The secret, when it was made by this call; null otherwise (it is not kept). */
+  readonly secret: string | null
+  readonly prefix: string
+  readonly createdAt: Date
+}
+
+/** The webhook secret of `owner`'s strategy `ref`: made (and given) on the first ask. */
+export const ensureSecret = Effect.fn("Webhooks.ensureSecret")(function*(owner: string, ref: string) {
+  const sql = yield* SqlClient.SqlClient
+  const found = yield* Strategies.find(owner, ref)
+  const made = newSecret()
+  const [inserted] = yield* sql<{ createdAt: Date }>`
+    insert into webhook_secrets (strategy_id, secret_hash, prefix) values (${found.id}, ${made.hash}, ${made.prefix})
+    on conflict (strategy_id) do nothing returning created_at`
+  if (inserted !== undefined) return { strategyId: found.id, secret: made.secret, prefix: made.prefix, createdAt: inserted.createdAt } satisfies Secret
+  const [row] = yield* sql<{ prefix: string; createdAt: Date }>`
+    select prefix, coalesce(rotated_at, created_at) as created_at from webhook_secrets where strategy_id = ${found.id}`
+  return { strategyId: found.id, secret: null, prefix: row!.prefix, createdAt: row!.createdAt } satisfies Secret
+}, storeError("read a webhook secret"))
+
+/** A new secret for `owner`'s strategy `ref`; the old one stops working at once. */
+export const rotateSecret = Effect.fn("Webhooks.rotateSecret")(function*(owner: string, ref: string) {
+  const sql = yield* SqlClient.SqlClient
+  const found = yield* Strategies.find(owner, ref)
+  const made = newSecret()
+  const [row] = yield* sql<{ createdAt: Date }>`
+    insert into webhook_secrets (strategy_id, secret_hash, prefix) values (${found.id}, ${made.hash}, ${made.prefix})
+    on conflict (strategy_id) do update set secret_hash = excluded.secret_hash, prefix = excluded.prefix, rotated_at = now()
+    returning coalesce(rotated_at, created_at) as created_at`
+  return { strategyId: found.id, secret: made.secret, prefix: made.prefix, createdAt: row!.createdAt } satisfies Secret
+}, storeError("rotate a webhook secret"))
+
+/**
+ * Whether `presented` is the webhook secret of the (not deleted) strategy `strategyId`. The
+ * hashes are compared in constant time, and a strategy without a secret (or none at all) is
+ * compared against a dummy: every refusal costs the same and says nothing.
+ */
+export const verifySecret = Effect.fn("Webhooks.verifySecret")(function*(strategyId: string, presented: string) {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ secretHash: string }>`
+    select w.secret_hash from webhook_secrets w join strategies s on s.id = w.strategy_id
+    where w.strategy_id = ${strategyId} and s.deleted_at is null`
+  const expected = row === undefined ? NO_SECRET : Buffer.from(row.secretHash, "hex")
+  const same = timingSafeEqual(expected, hash(presented))
+  return same && row !== undefined && wellFormed(presented)
+}, storeError("check a webhook secret"))
+
+export interface Claimed {
+  /** True when the key was taken already: a repeat, not delivered again. */
+  readonly duplicate: boolean
+  /** The runs the alert went to (a repeat: the runs the first one reached). */
+  readonly runs: ReadonlyArray<string>
+}
+
+/**
+ * Take alert `key` of `strategyId` and, if it is new, `deliver` it — in one transaction: a
+ * delivery that fails (no run to take it) releases the key, so the alert can be sent again; a key
+ * taken already (even by another process, even a moment ago) is a repeat and is not delivered.
+ */
+export const claimAlert = <E>(strategyId: StrategyId, key: string, deliver: Effect.Effect<ReadonlyArray<RunId>, E>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      // The unique key serialises twins: the second insert waits for the first to commit, then finds it.
+      const claimed = yield* sql`
+        insert into webhook_alerts (strategy_id, alert_key, runs) values (${strategyId}, ${key}, '[]'::jsonb)
+        on conflict (strategy_id, alert_key) do nothing returning alert_key`
+      if (claimed.length === 0) {
+        const [row] = yield* sql<{ runs: unknown }>`select runs from webhook_alerts where strategy_id = ${strategyId} and alert_key = ${key}`
+        const runs = Array.isArray(row?.runs) ? row.runs.map(String) : []
+        return { duplicate: true, runs } satisfies Claimed
+      }
+      const runs = yield* deliver
+      yield* sql`update webhook_alerts set runs = ${JSON.stringify(runs)}::jsonb where strategy_id = ${strategyId} and alert_key = ${key}`
+      return { duplicate: false, runs } satisfies Claimed
+    }))
+  }).pipe(storeError("record a webhook alert"), Effect.withSpan("Webhooks.claimAlert"))

@@ -1,0 +1,154 @@
+/**
+ * Approvals over RPC: a run under the approval policy `pause` waits at each intent that needs a
+ * human; its owner lists it, approves or rejects it with a reason, and an intent nobody answers is
+ * rejected as expired after the strategy's timeout. Nobody else sees or answers another's
+ * approvals ("not yours" is "does not exist"). The answers are recorded in the run's events, so a
+ * replay answers them the same way without anyone. On every back-end.
+ */
+import { SqlClient } from "@effect/sql"
+import { expect, layer } from "@effect/vitest"
+import { RpcTest } from "@effect/rpc"
+import { Effect, Layer, Schema } from "effect"
+import { Principal, Unauthorized } from "../../schemas/Auth.js"
+import { ApprovalRpcs, RunRpcs, StrategyRpcs } from "../../schemas/Rpc.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import { Authenticator } from "../../src/edge/Auth.js"
+import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
+import { ApprovalHandlers, RunHandlers, StrategyHandlers } from "../../src/edge/RpcHandlers.js"
+import * as RunEvents from "../../src/edge/RunEvents.js"
+import * as RunManager from "../../src/edge/RunManager.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { symbolsOf } from "../store/fixtures/workload.js"
+
+const Group = StrategyRpcs.merge(RunRpcs, ApprovalRpcs)
+
+const principals: Record<string, Principal> = {
+  "key-alice": new Principal({ userId: "alice", name: "alice", role: "user" }),
+  "key-bob": new Principal({ userId: "bob", name: "bob", role: "user" }),
+  "key-root": new Principal({ userId: "root", name: "root", role: "admin" })
+}
+const StubAuth = Layer.succeed(Authenticator, {
+  authenticate: (key) =>
+    principals[key] === undefined ? Effect.fail(new Unauthorized({ reason: "unknown key" })) : Effect.succeed(principals[key]!)
+})
+
+const users = Layer.effectDiscard(Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  for (const name of ["alice", "bob"]) yield* sql`insert into users (id, name, role) values (${name}, ${name}, 'user') on conflict do nothing`
+  yield* sql`insert into users (id, name, role) values ('root', 'root', 'admin') on conflict do nothing`
+}).pipe(Effect.orDie))
+
+const clientFor = (key: string) => Effect.provide(RpcTest.makeClient(Group, { flatten: true }), clientKey(key))
+
+/** Every order that opens a position is above 5% of equity: each needs an operator. */
+const guarded = (name: string, timeoutSeconds: number) =>
+  Schema.decodeUnknownSync(Strategy)({
+    name,
+    symbols: symbolsOf(1),
+    agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
+    sizing: { mode: "percent_of_equity", value: 10 },
+    risk: { approval: { notionalPctAbove: 5, policy: "pause", timeoutSeconds } }
+  })
+
+/** Poll until `get` gives something `done` accepts (the run goes on in the background). */
+const until = <A, E, R>(get: Effect.Effect<A, E, R>, done: (a: A) => boolean, what: string) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 600; i++) {
+      const value = yield* get
+      if (done(value)) return value
+      yield* Effect.sleep("20 millis")
+    }
+    return yield* Effect.dieMessage(`timed out waiting for ${what}`)
+  })
+
+const resolutions = (run: string) =>
+  Effect.map(Runs.events(run as never), (rows) =>
+    rows.filter((row) => row.tag === "ApprovalResolved").map((row) => JSON.parse(row.body) as { round: string; outcome: string; by: string; reason: string }))
+
+for (const backend of backends) {
+  const server = Layer.mergeAll(StrategyHandlers, RunHandlers, ApprovalHandlers, AuthenticatedLive).pipe(
+    Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
+    Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, StubAuth, users)),
+    Layer.provideMerge(backend.store)
+  )
+  layer(server, { timeout: startTimeout, excludeTestServices: true })(`approvals (${backend.name})`, (it) => {
+    it.scoped("the owner approves and rejects held intents; others neither see nor answer them; the replay answers the same", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("key-alice")
+        const bob = yield* clientFor("key-bob")
+        const root = yield* clientFor("key-root")
+        yield* alice("strategies.create", { strategy: guarded("guarded", 30) })
+        const run = yield* alice("runs.start", { strategy: "guarded", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
+
+        const [first] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "the first approval")
+        expect(first).toMatchObject({ run: run.id, ref: `guarded#${run.number}`, side: "buy" })
+        expect(first!.reasons.join(" ")).toMatch(/approval|notional/i)
+        expect(first!.expiresAt - first!.requestedAt).toBe(30_000)
+        expect(yield* alice("approvals.pending", { run: run.ref })).toHaveLength(1)
+        // Not bob's: he sees nothing and gets "no such approval", as for one that does not exist.
+        expect(yield* bob("approvals.pending", {})).toEqual([])
+        expect(yield* bob("approvals.pending", { run: run.id })).toEqual([])
+        const notYours = yield* Effect.flip(bob("approvals.approve", { run: run.id, round: first!.round }))
+        const missing = yield* Effect.flip(alice("approvals.approve", { run: run.id, round: "no-such-round" }))
+        expect(notYours._tag).toBe("ApprovalNotFound")
+        expect(missing._tag).toBe("ApprovalNotFound")
+        expect((yield* root("approvals.pending", {})).map((p) => p.round)).toEqual([first!.round])
+
+        yield* alice("approvals.approve", { run: run.id, round: first!.round })
+        // Answered once: a second answer is a conflict or finds nothing, never a second resolution.
+        const again = yield* Effect.flip(alice("approvals.reject", { run: run.id, round: first!.round, reason: "changed my mind" }))
+        expect(["ApprovalNotFound", "Conflict"]).toContain(again._tag)
+
+        const [second] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0 && p[0]!.round !== first!.round, "a second approval")
+        yield* alice("approvals.reject", { run: run.id, round: second!.round, reason: "too big for a Friday" })
+
+        // The rest approved as they come, until the run ends.
+        const done = yield* until(
+          Effect.gen(function*() {
+            for (const held of yield* alice("approvals.pending", {})) {
+              if (held.round !== second!.round) yield* Effect.ignore(alice("approvals.approve", { run: run.id, round: held.round }))
+            }
+            return yield* alice("runs.get", { run: run.id })
+          }),
+          (r) => r.status !== "running",
+          "the run to end"
+        )
+        expect(done.status).toBe("completed")
+        const resolved = yield* resolutions(run.id)
+        expect(resolved[0]).toEqual({ ...resolved[0], round: first!.round, outcome: "approved", by: "alice" })
+        expect(resolved[1]).toEqual({ ...resolved[1], round: second!.round, outcome: "rejected", by: "alice", reason: "too big for a Friday" })
+        expect(resolved.slice(2).every((r) => r.outcome === "approved" && r.by === "alice")).toBe(true)
+
+        // Nobody attends the replay: the recorded answers are given again, and every event matches.
+        const replayed = yield* StoredRun.replay(run.id)
+        expect(replayed.checksum).toBe(done.checksum)
+      }), { timeout: 120_000 })
+
+    it.scoped("an intent nobody answers expires after the strategy's timeout and is rejected", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("key-alice")
+        yield* alice("strategies.create", { strategy: guarded("slow to answer", 0.3) })
+        const run = yield* alice("runs.start", { strategy: "slow to answer", mode: "paper", data: { _tag: "synthetic", bars: 60 }, speed: 86_400_000 })
+        const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "an approval")
+        // It stays pending while the run waits, and then it is gone, rejected as expired.
+        yield* until(alice("approvals.pending", {}), (p) => !p.some((x) => x.round === held!.round), "the approval to expire")
+        const resolved = yield* until(resolutions(run.id), (r) => r.some((x) => x.round === held!.round), "the expiry to be recorded")
+        expect(resolved.find((x) => x.round === held!.round)).toMatchObject({ outcome: "expired", by: "expiry" })
+        expect(resolved.find((x) => x.round === held!.round)!.reason).toMatch(/0\.3 s/)
+        // Too late to answer it now.
+        expect((yield* Effect.flip(alice("approvals.approve", { run: run.id, round: held!.round })))._tag).toBe("ApprovalNotFound")
+        yield* alice("runs.stop", { run: run.id })
+      }), { timeout: 120_000 })
+
+    it.effect("a strategy's approval timeout is checked: the field and the reason", () =>
+      Effect.gen(function*() {
+        const body = { ...Schema.encodeSync(Strategy)(guarded("bad timeout", 1)), risk: { approval: { policy: "pause", timeoutSeconds: -1 } } }
+        const error = yield* Effect.flip(Schema.decodeUnknown(Strategy)(body))
+        expect(error.message).toMatch(/timeoutSeconds must be between 0\.1 and 604800/)
+        for (const field of ['["risk"]', '["approval"]', '["timeoutSeconds"]']) expect(error.message).toContain(field)
+      }))
+  })
+}

@@ -1,0 +1,291 @@
+/**
+ * `POST /v1/webhooks/tradingview/:strategyId` on a real server (a free port), over the test's
+ * database, with the run manager: the owner gets the webhook secret over RPC (shown once, rotated);
+ * an alert with the right secret reaches the strategy's live paper run — recorded as
+ * `SignalReceived`, followed by the `tradingview` analyst's opinion — and the run replays byte for
+ * byte; a repeat is acknowledged and applied once; every bad request is a typed JSON refusal naming
+ * the field (401 for a wrong or missing secret and an unknown strategy alike, 400, 409, 413, 429).
+ * On every back-end.
+ */
+import { SqlClient } from "@effect/sql"
+import { RpcTest } from "@effect/rpc"
+import { expect, layer } from "@effect/vitest"
+import { Effect, Layer, Schema } from "effect"
+import { Strategy } from "../../schemas/Strategy.js"
+import { WebhookRpcs } from "../../schemas/Webhook.js"
+import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import * as Http from "../../src/edge/Http.js"
+import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
+import * as RunManager from "../../src/edge/RunManager.js"
+import { WebhookHandlers } from "../../src/edge/WebhookHandlers.js"
+import * as Webhooks from "../../src/edge/Webhooks.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as Strategies from "../../src/store/Strategies.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { symbolsOf } from "../store/fixtures/workload.js"
+import { createUsers, principals, stubAuthenticator } from "./fixtures.js"
+
+const alice = principals["sk_alice"]
+
+const strategyBody = (name: string) =>
+  Schema.decodeUnknownSync(Strategy)({
+    name,
+    symbols: symbolsOf(2),
+    allowShort: true,
+    agents: [{ type: "tradingview", params: { validity: 50 } }],
+    sizing: { mode: "percent_of_equity", value: 10 }
+  })
+
+/** A strategy of alice's and its webhook secret. */
+const strategyWithSecret = (name: string) =>
+  Effect.gen(function*() {
+    const created = yield* Strategies.create(alice.userId, strategyBody(name))
+    const rpc = yield* RpcTest.makeClient(WebhookRpcs, { flatten: true }).pipe(Effect.provide(clientKey("sk_alice")))
+    const webhook = yield* rpc("webhooks.secret", { strategy: name })
+    return { id: created.id, secret: webhook.secret!, path: webhook.path }
+  })
+
+/** A paper run of alice's strategy: 300 daily bars at 10 ms a bar, live for about 3 s. */
+const paperRun = (strategy: string, speed = 8_640_000) =>
+  Effect.flatMap(RunManager.RunManager, (manager) =>
+    manager.start(alice, { strategy, mode: "paper", data: { _tag: "synthetic", bars: 300 }, speed }))
+
+/** The run's status once it has ended (it is read every 20 ms, for at most a minute). */
+const finished = (run: string) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 3_000; i++) {
+      const status = (yield* Runs.get(run)).status
+      if (status === "completed" || status === "failed" || status === "stopped") return status
+      yield* Effect.sleep("20 millis")
+    }
+    return "still running"
+  })
+
+interface Answer {
+  readonly status: number
+  readonly headers: Headers
+  readonly text: string
+  readonly body: any
+}
+
+const post = (url: string, body: string | object, headers: Record<string, string> = {}) =>
+  Effect.promise(async (): Promise<Answer> => {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: typeof body === "string" ? body : JSON.stringify(body)
+    })
+    const text = await response.text()
+    let parsed: unknown = undefined
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      // left undefined: the test shows the text
+    }
+    return { status: response.status, headers: response.headers, text, body: parsed }
+  })
+
+/** A server with the webhook route only, on a free port, for the scope. */
+const server = (options: Webhooks.Options = {}) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(
+      Http.serve(Webhooks.route(options), { logRequests: false }).pipe(
+        Layer.provideMerge(Http.listen({ port: 0, host: "127.0.0.1", shutdownGrace: 0 }))
+      )
+    )
+    const base = yield* Effect.provide(Http.baseUrl, context)
+    return { url: (strategy: string) => `${base}/v1/webhooks/tradingview/${encodeURIComponent(strategy)}` }
+  })
+
+const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
+
+for (const backend of backends) {
+  const services = Layer.mergeAll(WebhookHandlers, AuthenticatedLive).pipe(
+    Layer.provideMerge(RunManager.layer),
+    Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, stubAuthenticator, usersLayer)),
+    Layer.provideMerge(backend.store)
+  )
+  layer(services, { timeout: startTimeout, excludeTestServices: true })(`webhooks (${backend.name})`, (it) => {
+    it.scoped("the secret: shown on the first ask only, rotated on request (the old one then refused); another user's strategy does not exist", () =>
+      Effect.gen(function*() {
+        const created = yield* Strategies.create(alice.userId, strategyBody("secret handling"))
+        const rpc = yield* RpcTest.makeClient(WebhookRpcs, { flatten: true }).pipe(Effect.provide(clientKey("sk_alice")))
+        const first = yield* rpc("webhooks.secret", { strategy: "secret handling" })
+        expect(first.strategy).toBe(created.id)
+        expect(first.path).toBe(`/v1/webhooks/tradingview/${created.id}`)
+        expect(first.secret).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/)
+        expect(first.prefix).toBe(first.secret!.slice(0, 12))
+        const again = yield* rpc("webhooks.secret", { strategy: created.id })
+        expect(again).toMatchObject({ secret: null, prefix: first.prefix })
+        // Only a hash is kept.
+        const sql = yield* SqlClient.SqlClient
+        const stored = yield* sql<{ secretHash: string }>`select secret_hash from webhook_secrets where strategy_id = ${created.id}`
+        expect(JSON.stringify(stored)).not.toContain(first.secret!)
+
+        const srv = yield* server()
+        const alert = { ticker: "S0", action: "buy", price: 100 }
+        // No paper run yet: past the secret, the 409.
+        expect((yield* post(srv.url(created.id), { ...alert, secret: first.secret })).status).toBe(409)
+        const rotated = yield* rpc("webhooks.rotate", { strategy: "secret handling" })
+        expect(rotated.secret).toMatch(/^whsec_/)
+        expect(rotated.secret).not.toBe(first.secret)
+        const old = yield* post(srv.url(created.id), { ...alert, secret: first.secret })
+        expect(old.status).toBe(401)
+        expect((yield* post(srv.url(created.id), { ...alert, secret: rotated.secret })).status).toBe(409)
+
+        const bobs = yield* RpcTest.makeClient(WebhookRpcs, { flatten: true }).pipe(Effect.provide(clientKey("sk_bob")))
+        expect(yield* Effect.flip(bobs("webhooks.secret", { strategy: created.id }))).toMatchObject({ _tag: "StrategyNotFound" })
+        expect(yield* Effect.flip(bobs("webhooks.rotate", { strategy: "secret handling" }))).toMatchObject({ _tag: "StrategyNotFound" })
+      }))
+
+    it.scoped("delivered to the live paper run: recorded, then the tradingview opinion; a repeat applied once; the run replays identically", () =>
+      Effect.gen(function*() {
+        const { id, secret } = yield* strategyWithSecret("tv paper")
+        const srv = yield* server()
+        const run = yield* paperRun("tv paper")
+        const url = srv.url(id)
+        const buy = { ticker: "NASDAQ:S0", action: "Buy", price: "101.25", strategy: "my pine", timeframe: "15", indicators: { rsi: 28 }, id: "alert-1", secret }
+        const delivered = yield* post(url, buy)
+        expect(delivered.status).toBe(202)
+        expect(delivered.body).toEqual({ status: "delivered", duplicate: false, alert: "id:alert-1", runs: [run.id] })
+        const repeat = yield* post(url, buy)
+        expect(repeat.status).toBe(200)
+        expect(repeat.body).toEqual({ status: "duplicate", duplicate: true, alert: "id:alert-1", runs: [run.id] })
+        // Twins at the same moment: one is delivered, the others are repeats.
+        const twins = yield* Effect.all(Array.from({ length: 5 }, () => post(url, { ...buy, id: "twin" })), { concurrency: "unbounded" })
+        expect(twins.map((t) => t.status).sort()).toEqual([200, 200, 200, 200, 202])
+        // Without an id, the body is the key: the same body twice is a repeat, another time is not.
+        const plain = { ticker: "S1", action: "SELL", price: 50, time: "2024-01-01T00:00:00Z" }
+        const viaHeader = yield* post(url, plain, { "x-swarm-secret": secret })
+        expect(viaHeader.status).toBe(202)
+        expect(viaHeader.body.alert).toMatch(/^sha256:[0-9a-f]{64}$/)
+        const viaQuery = yield* post(`${url}?secret=${encodeURIComponent(secret)}`, plain)
+        expect(viaQuery.body).toMatchObject({ duplicate: true, alert: viaHeader.body.alert })
+        // A ticker the run does not trade names the field (and nothing is kept: a fix goes through).
+        const elsewhere = yield* post(url, { ticker: "MSFT", action: "buy", price: 1, id: "alert-2", secret })
+        expect(elsewhere.status).toBe(400)
+        expect(elsewhere.body).toMatchObject({ error: "InvalidAlert", field: "ticker" })
+        expect((yield* post(url, { ticker: "S1", action: "buy", price: 1, id: "alert-2", secret })).status).toBe(202)
+
+        expect(yield* finished(run.id)).toBe("completed")
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* sql<{ seq: number; tag: string; body: string }>`select seq, tag, body from run_events where run_id = ${run.id} order by seq`
+        const events = rows.map((row) => ({ seq: row.seq, tag: row.tag, event: JSON.parse(row.body) }))
+        const received = events.filter((e) => e.tag === "SignalReceived")
+        expect(received.map((e) => e.event.signal.alertId)).toEqual(["id:alert-1", "id:twin", viaHeader.body.alert, "id:alert-2"])
+        expect(received[0]!.event.signal).toMatchObject({
+          source: "tradingview",
+          symbol: "S0",
+          ticker: "NASDAQ:S0",
+          action: "buy",
+          price: 101.25,
+          strategy: "my pine",
+          timeframe: "15",
+          indicators: { rsi: 28 }
+        })
+        const opinion = events.find((e) => e.seq > received[0]!.seq && e.tag === "OpinionGiven")
+        expect(opinion?.event.opinion).toMatchObject({ agent: "tradingview", symbol: "S0", direction: "long", ts: received[0]!.event.ts })
+        expect(events.some((e) => e.tag === "OpinionGiven" && e.seq < received[0]!.seq)).toBe(false)
+
+        // A paper run that took alerts is still a function of its recorded inputs.
+        const done = yield* Runs.get(run.id)
+        const replayed = yield* StoredRun.replay(run.id)
+        expect(replayed.checksum).toBe(done.checksum)
+        expect(replayed.events).toBe(events.length)
+
+        // Its run over, the strategy has no paper run: a new alert is a 409; a repeat is still a repeat.
+        expect((yield* post(url, { ...buy, id: "alert-3" })).status).toBe(409)
+        expect((yield* post(url, buy)).body).toMatchObject({ duplicate: true })
+      }), { timeout: 120_000 })
+
+    it.scoped("refusals: typed JSON naming the field, never a 500 or an echo, nothing kept", () =>
+      Effect.gen(function*() {
+        const { id, secret } = yield* strategyWithSecret("tv refusals")
+        const srv = yield* server({ maxBodyBytes: 4_096 })
+        const url = srv.url(id)
+        const good = { ticker: "S0", action: "buy", price: 10 }
+
+        // Who: a missing secret, a wrong one, an unknown strategy and a deleted one look alike past the first.
+        const missing = yield* post(url, good)
+        expect(missing.status).toBe(401)
+        expect(missing.body).toMatchObject({ error: "Unauthorized" })
+        const wrong = yield* post(url, { ...good, secret: `${secret.slice(0, -1)}x` })
+        const unknown = yield* post(srv.url("str_doesnotexist"), { ...good, secret })
+        expect([wrong.status, unknown.status]).toEqual([401, 401])
+        // An id longer than any the router takes is no route at all (a JSON 404, as for any unknown path).
+        const huge = yield* post(srv.url("x".repeat(500)), { ...good, secret })
+        expect(huge.status).toBe(404)
+        expect(huge.body).toMatchObject({ error: "NotFound" })
+        expect(unknown.body).toEqual(wrong.body)
+        expect(wrong.body).toEqual({ error: "Unauthorized", reason: "unknown strategy or wrong webhook secret" })
+        expect((yield* post(url, { ...good, secret: 42 })).status).toBe(401)
+
+        // What: malformed JSON, wrong types, a missing ticker, hostile strings.
+        const cases: Array<[object | string, string]> = [
+          ["{not json", ""],
+          ["", ""],
+          [{ ...good, secret, price: "ten" }, "price"],
+          [{ ...good, secret, price: -3 }, "price"],
+          [{ ...good, secret, price: null }, "price"],
+          [{ ...good, secret, action: "hodl" }, "action"],
+          [{ ...good, secret, action: ["buy"] }, "action"],
+          [{ action: "buy", price: 1, secret }, "ticker"],
+          [{ ...good, secret, ticker: "<script>alert(1)</script>" }, "ticker"],
+          [{ ...good, secret, ticker: "S0\u0000; drop table runs" }, "ticker"],
+          [{ ...good, secret, strategy: "line\nbreak\u0007" }, "strategy"],
+          [{ ...good, secret, confidence: 7 }, "confidence"],
+          [{ ...good, secret, indicators: { "__proto__": 1, "x y": 2 } }, "indicators"],
+          [{ ...good, secret, indicators: { rsi: "high" } }, "indicators.rsi"],
+          [{ ...good, secret, id: "a b" }, "id"],
+          [[good, secret], ""]
+        ]
+        for (const [body, field] of cases) {
+          const answer = yield* post(url, body, Array.isArray(body) ? { "x-swarm-secret": secret } : {})
+          const label = typeof body === "string" ? body : JSON.stringify(body)
+          expect(answer.status, label).toBe(400)
+          expect(answer.body, label).toMatchObject({ error: "InvalidAlert", field })
+          expect(answer.text, label).not.toMatch(/<script>|drop table|at .*\.ts:\d+/)
+        }
+        const tower = `{"ticker":"S0","action":"buy","price":1,"secret":${JSON.stringify(secret)},"x":${"[".repeat(1_000)}${"]".repeat(1_000)}}`
+        expect((yield* post(url, tower)).body).toMatchObject({ error: "InvalidAlert", field: "", reason: expect.stringContaining("deeper") })
+
+        // Too large: refused whole, before anything is read into an alert.
+        const large = yield* post(url, { ...good, secret, pad: "x".repeat(5_000) })
+        expect(large.status).toBe(413)
+        expect(large.body).toMatchObject({ error: "AlertTooLarge", limitBytes: 4_096 })
+
+        // No paper run: 409, and the key is not kept (the same alert goes through once a run is live).
+        const keyed = { ...good, secret, id: "later" }
+        const early = yield* post(url, keyed)
+        expect(early.status).toBe(409)
+        expect(early.body).toMatchObject({ error: "NoPaperRun", strategy: id })
+        const sql = yield* SqlClient.SqlClient
+        expect(yield* sql`select 1 from webhook_alerts where strategy_id = ${id}`).toEqual([])
+        const run = yield* paperRun("tv refusals", 86_400)
+        const late = yield* post(url, keyed)
+        expect(late.status).toBe(202)
+        expect(late.body.runs).toEqual([run.id])
+        yield* Effect.flatMap(RunManager.RunManager, (manager) => manager.stop(alice, run.id))
+      }), { timeout: 120_000 })
+
+    it.scoped("rate limit: past the strategy's burst, 429 with Retry-After; another strategy is not affected", () =>
+      Effect.gen(function*() {
+        const a = yield* strategyWithSecret("tv limited a")
+        const b = yield* strategyWithSecret("tv limited b")
+        const srv = yield* server({ rate: { capacity: 2, perSecond: 0.01 } })
+        const alert = (secret: string, n: number) => ({ ticker: "S0", action: "buy", price: 1, id: `n${n}`, secret })
+        // No run: each is a 409 — and each takes a token.
+        expect((yield* post(srv.url(a.id), alert(a.secret, 1))).status).toBe(409)
+        expect((yield* post(srv.url(a.id), alert(a.secret, 2))).status).toBe(409)
+        const limited = yield* post(srv.url(a.id), alert(a.secret, 3))
+        expect(limited.status).toBe(429)
+        expect(limited.body).toMatchObject({ error: "RateLimited", strategy: a.id })
+        expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1)
+        expect(limited.body.retryAfterSeconds).toBe(Number(limited.headers.get("retry-after")))
+        // Wrong secrets are refused before the bucket: they cannot drain it for the owner.
+        expect((yield* post(srv.url(b.id), alert("whsec_wrong", 1))).status).toBe(401)
+        expect((yield* post(srv.url(b.id), alert(b.secret, 1))).status).toBe(409)
+      }))
+  })
+}
