@@ -1,26 +1,14 @@
 /**
- * `npm start`: `swarm backtest` of the six-analyst example strategy on the sample data, with the
- * summary a person would get from the command line, the run kept in the configured database (the
- * embedded PGlite under .swarm/ unless DATABASE_URL is set). The files are found from this module's
- * location, so it runs from any working directory, and it exits by itself: the command closes the
- * database, and the embedded server process with it, before it returns.
+ * `npm start`: `swarm serve` — the Swarm server on PORT (default 7070) over the configured database
+ * (the embedded PGlite under .swarm/ unless DATABASE_URL is set). On an empty database it creates
+ * the first admin, prints its API key once and starts a paper run of the example strategy on the
+ * sample data, with the commands to watch it. Ctrl-C stops it gracefully; the next start resumes
+ * the runs it left.
  */
-import { fileURLToPath } from "node:url"
-import * as Path from "node:path"
 import { runMain } from "./cli/Main.js"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
-/** Paths as a person would type them from here: relative when the repository is the working directory. */
-const shown = (path: string) => {
-  const relative = Path.relative(process.cwd(), path)
-  return relative === "" || relative.startsWith("..") || Path.isAbsolute(relative) ? path : relative
-}
-const data = shown(Path.join(root, "data"))
-const strategy = shown(Path.join(root, "examples", "six-analysts.yaml"))
-
 process.stdout.write(
-  `swarm backtest --data ${data} --strategy ${strategy}: the synthetic sample (data/README.md), ` +
-    "every agent in this process (no Redis or Ollama yet), the run kept in the database the `database:` line names " +
-    "(swarm runs list shows it; --no-store keeps nothing)\n\n"
+  "swarm serve: the Swarm server (RPC, SSE, /health) — every agent in this process, no Redis or Ollama yet; " +
+    "the `database:` line names where runs are kept. Ctrl-C stops it; the next start resumes its runs.\n\n"
 )
-runMain(["backtest", "--data", data, "--strategy", strategy])
+runMain(["serve", ...process.argv.slice(2)])

@@ -1,10 +1,11 @@
 /**
- * `swarm serve`: the Swarm server on `PORT` (default 7070) — the RPC endpoint, the SSE events of
- * runs and `/health` — until interrupted (Ctrl-C closes it: live runs stop where they are, what
- * they committed stays, `swarm resume` goes on with them). It says which database it uses and
- * where it listens. On a database with no users yet it makes the first admin, prints its API key
- * once, saves the example strategy and starts a paper run of it on the sample data, and prints the
- * commands to watch it.
+ * `swarm serve` (what `npm start` runs): the Swarm server on `PORT` (default 7070) — the RPC
+ * endpoint, the SSE events of runs and `/health` — until interrupted. It says which database it
+ * uses and where it listens, and takes over the runs a previous server left unfinished. Ctrl-C or
+ * SIGTERM shuts it down gracefully: the live runs are suspended — everything they recorded
+ * committed, their status left `running` or `paused` — and the next start resumes them. On a
+ * database with no users yet it makes the first admin, prints its API key once, saves the example
+ * strategy and starts a paper run of it on the sample data, and prints the commands to watch it.
  */
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -31,8 +32,11 @@ const shown = (path: string) => {
   return relative === "" || relative.startsWith("..") || Path.isAbsolute(relative) ? path : relative
 }
 
-/** The demo paper run's pace: a daily bar every second. */
-const DEMO_SPEED = 86_400
+/**
+ * The demo paper run's pace: four daily bars a second — the analysts warm up and the first
+ * decisions come within seconds, and the sample's 500 days take about two minutes.
+ */
+const DEMO_SPEED = 4 * 86_400
 
 /** First start: the admin's key once, and a paper run to watch. */
 const firstStart = (io: Io, base: string) =>
@@ -50,10 +54,22 @@ const firstStart = (io: Io, base: string) =>
     const run = yield* manager.start(admin, { strategy: strategy.name, mode: "paper", data: { _tag: "sample" }, speed: DEMO_SPEED })
     io.stdout(
       `started a paper run of "${strategy.name}" on the sample data (${shown(EXAMPLE)}), ` +
-        `a bar a second: run ${run.id} (${strategy.name}#${run.number}).\nWatch it:\n\n` +
+        `four bars a second: run ${run.id} (${strategy.name}#${run.number}).\nWatch it:\n\n` +
         `  curl -N "${base}/v1/runs/${run.id}/events?token=${made.key}"\n` +
         `  curl -H "Authorization: Bearer ${made.key}" ${base}/health\n\n`
     )
+  })
+
+/** The runs the last server left unfinished (shut down, or killed), taken over and named. */
+const resumeUnfinished = (io: Io) =>
+  Effect.gen(function*() {
+    const manager = yield* RunManager
+    const outcomes = yield* manager.resumeUnfinished().pipe(
+      Effect.catchTag("Unavailable", (e) => Effect.as(Effect.sync(() => io.stderr(`cannot look for unfinished runs: ${e.reason}\n`)), []))
+    )
+    for (const o of outcomes) {
+      io.stderr(o.outcome === "resumed" ? `resumed run ${o.run} (${o.ref})\n` : `could not resume run ${o.run} (${o.ref}): ${o.reason}\n`)
+    }
   })
 
 export const command = (io: Io, wiring: Wiring) =>
@@ -80,6 +96,7 @@ export const command = (io: Io, wiring: Wiring) =>
           io.stderr(`${(yield* DatabaseInfo).description}\n`)
           const base = yield* Http.baseUrl
           io.stderr(`swarm server listening on ${base} (RPC ${base}/rpc, SSE ${base}/v1/runs/<run>/events, ${base}/health)\n`)
+          yield* resumeUnfinished(io)
           yield* firstStart(io, base).pipe(
             Effect.catchTags({
               InvalidRequest: (e) => new ServeFailed({ reason: `first start: ${e.field}: ${e.reason}` }),

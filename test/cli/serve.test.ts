@@ -2,15 +2,20 @@
  * `swarm serve` end to end, through the real binary in a process of its own on a fresh embedded
  * database: the first start prints the admin's key and a paper run to watch; that run's events
  * arrive over SSE with the key; /health names the database; Ctrl-C stops the server (exit 130) and
- * frees the database, and the next start makes no second admin.
+ * frees the database, suspending the paper run; the next start makes no second admin and resumes
+ * the run, which goes on recording after the last event it had — no gap, no duplicate.
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { FetchHttpClient } from "@effect/platform"
+import { RpcClient, RpcSerialization } from "@effect/rpc"
+import { Effect, Layer } from "effect"
+import { SwarmRpcs } from "../../schemas/Rpc.js"
+import { clientKey } from "../../src/edge/RpcAuth.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-serve-"))
@@ -31,6 +36,7 @@ interface Started {
   readonly child: ChildProcess
   readonly base: string
   readonly stdout: () => string
+  readonly stderr: () => string
   readonly exited: Promise<number | null>
 }
 
@@ -50,10 +56,57 @@ const start = (dataDir: string) =>
         err += chunk.toString()
         const listening = /listening on (http:\/\/\S+)/.exec(err)
         // The first-start lines come right after: wait for them when this is the first start.
-        if (listening !== null) setTimeout(() => resolve({ child, base: listening[1]!, stdout: () => out, exited }), 1_000)
+        if (listening !== null) setTimeout(() => resolve({ child, base: listening[1]!, stdout: () => out, stderr: () => err, exited }), 1_000)
       })
       exited.then((code) => reject(new Error(`swarm serve exited ${code} before listening: ${err}`)))
     })
+  )
+
+/** Run the `swarm` binary to its end on the embedded database in `dataDir`. */
+const swarm = (dataDir: string, args: ReadonlyArray<string>) => {
+  const env = Object.fromEntries(Object.entries({ ...process.env, SWARM_DATA_DIR: dataDir }).filter(([k]) => k !== "DATABASE_URL"))
+  return spawnSync(process.execPath, [Path.join(root, "bin", "swarm.js"), ...args], { cwd: tmp, env, encoding: "utf8", timeout: 60_000 })
+}
+
+/**
+ * Read an SSE stream until `enough` says so (given the event ids so far) or `millis` pass, then hang
+ * up: the raw text and the ids.
+ */
+const readEvents = async (url: string, headers: Record<string, string>, enough: (ids: ReadonlyArray<number>) => boolean, millis: number) => {
+  const controller = new AbortController()
+  const timer = setTimeout(() => controller.abort(), millis)
+  let body = ""
+  const ids: Array<number> = []
+  try {
+    const response = await fetch(url, { headers, signal: controller.signal })
+    expect(response.status).toBe(200)
+    const reader = response.body!.getReader()
+    const decoder = new TextDecoder()
+    while (!enough(ids)) {
+      const { done, value } = await reader.read()
+      if (done) break
+      const chunk = decoder.decode(value, { stream: true })
+      body += chunk
+      for (const match of chunk.matchAll(/^id: (\d+)$/gm)) ids.push(Number(match[1]))
+    }
+  } catch (error) {
+    if (!controller.signal.aborted) throw error
+  } finally {
+    clearTimeout(timer)
+    controller.abort()
+  }
+  return { body, ids }
+}
+
+const client = (base: string, key: string) =>
+  RpcClient.make(SwarmRpcs, { flatten: true }).pipe(
+    Effect.provide(
+      RpcClient.layerProtocolHttp({ url: `${base}/rpc` }).pipe(
+        Layer.provide(FetchHttpClient.layer),
+        Layer.provide(RpcSerialization.layerNdjson),
+        Layer.merge(clientKey(key))
+      )
+    )
   )
 
 describe("swarm serve", () => {
@@ -70,27 +123,35 @@ describe("swarm serve", () => {
       const health = yield* Effect.promise(() => fetch(`${first.base}/health`).then((r) => r.json()))
       expect(health).toMatchObject({ status: "ok", database: { kind: "embedded" } })
 
-      // The paper run is live (a bar a second): its first events over SSE, then we hang up.
-      const text = yield* Effect.promise(async () => {
-        const controller = new AbortController()
-        const response = await fetch(`${first.base}/v1/runs/${run}/events?token=${key}`, { signal: controller.signal })
-        expect(response.status).toBe(200)
-        const reader = response.body!.getReader()
-        let body = ""
-        while (!body.includes("event: AgentLifecycle")) body += new TextDecoder().decode((await reader.read()).value)
-        controller.abort()
-        return body
-      })
-      expect(text).toContain("id: 1\nevent: RunStarted\n")
-      expect(text).toContain(`"mode":"paper"`)
+      // The paper run is live: its first events over SSE, then we hang up.
+      const text = yield* Effect.promise(() => readEvents(`${first.base}/v1/runs/${run}/events?token=${key}`, {}, (ids) => ids.length >= 1, 30_000))
+      expect(text.body).toContain("id: 1\nevent: RunStarted\n")
+      expect(text.body).toContain(`"mode":"paper"`)
       expect((yield* Effect.promise(() => fetch(`${first.base}/v1/runs/${run}/events`))).status).toBe(401)
+      // A paper run of our own, ten bars a second: well under way when the server goes down.
+      const paper = yield* Effect.scoped(Effect.flatMap(client(first.base, key!), (rpc) =>
+        rpc("runs.start", { strategy: "Six analysts", mode: "paper", data: { _tag: "sample" }, speed: 10 * 86_400 })))
+      yield* Effect.promise(() => readEvents(`${first.base}/v1/runs/${paper.id}/events?token=${key}`, {}, (ids) => ids.length >= 20, 30_000))
 
       process.kill(-first.child.pid!, "SIGINT")
       expect(yield* Effect.promise(() => first.exited)).toBe(130)
       expect(fs.existsSync(Path.join(dataDir, "pglite", "swarm.lock"))).toBe(false)
+      // Suspended, not stopped: every event it recorded is committed and chained.
+      const verified = swarm(dataDir, ["audit", "verify", paper.id])
+      expect(verified.status).toBe(0)
+      const last = Number(/(\d+) events/.exec(verified.stdout)?.[1])
+      expect(last).toBeGreaterThan(1)
 
       const second = yield* start(dataDir)
       expect(second.stdout()).not.toContain("sk_")
+      expect(second.stderr()).toContain(`resumed run ${run}`)
+      expect(second.stderr()).toContain(`resumed run ${paper.id}`)
+      // After the last event seen before the shutdown: the very next one, then the run's new ones.
+      const after = yield* Effect.promise(() =>
+        readEvents(`${second.base}/v1/runs/${paper.id}/events?token=${key}`, { "last-event-id": String(last) }, (ids) => ids.length >= 3, 60_000)
+      )
+      expect(after.ids[0]).toBe(last + 1)
+      expect(after.ids).toEqual(after.ids.map((_, i) => last + 1 + i))
       process.kill(-second.child.pid!, "SIGINT")
       expect(yield* Effect.promise(() => second.exited)).toBe(130)
     }), { timeout: 120_000 })
