@@ -104,12 +104,53 @@ const answerEverything = (logRequests: boolean) =>
     { global: true }
   )
 
+/** Where Server.ts mounts the RPC endpoint over HTTP. */
+const RPC_PATH = "/rpc"
+
+/** Why an ndjson RPC body's envelope is bad, or undefined: only the part @effect/rpc takes on trust. */
+const badEnvelope = (body: string): { readonly field: string; readonly reason: string } | undefined => {
+  const lines = body.split("\n")
+  for (let i = 0; i < lines.length; i++) {
+    let message: unknown
+    try {
+      message = JSON.parse(lines[i]!)
+    } catch {
+      // Not JSON: @effect/rpc answers that itself (a `Defect` line), without failing.
+      continue
+    }
+    if (typeof message !== "object" || message === null || (message as { _tag?: unknown })._tag !== "Request") continue
+    const headers = (message as { headers?: unknown }).headers
+    const pairs = Array.isArray(headers) &&
+      headers.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === "string" && typeof h[1] === "string")
+    if (!pairs) return { field: "headers", reason: `line ${i + 1}: a request's headers must be an array of [name, value] string pairs` }
+  }
+  return undefined
+}
+
+/**
+ * @effect/rpc (0.76) reads a request's `headers` without decoding them: anything but an array of
+ * pairs throws inside the server (a 500). Such a body is refused here, before it gets there.
+ */
+const rpcEnvelope = HttpLayerRouter.middleware(
+  (app: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled>) =>
+    Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      if (request.method !== "POST" || pathOf(request) !== RPC_PATH) return yield* app
+      // Read once: the platform keeps the text for the RPC server.
+      const body = yield* Effect.option(request.text)
+      const bad = body._tag === "Some" ? badEnvelope(body.value) : undefined
+      if (bad !== undefined) return json(400, { error: "InvalidRequest", field: bad.field, reason: bad.reason })
+      return yield* app
+    }),
+  { global: true }
+)
+
 /** The routes the edge has so far: `/health` and the SSE events of a run. */
 export const routes = (options: Pick<Options, "sse" | "health"> = {}) => Layer.mergeAll(Health.route(options.health), Sse.route(options.sse))
 
 /** Serve `routes` (layers that add routes to `HttpLayerRouter.HttpRouter`) on the `HttpServer` provided. */
 export const serve = <E, R>(routes: Layer.Layer<never, E, R>, options: Pick<Options, "logRequests"> = {}) =>
-  HttpLayerRouter.serve(Layer.mergeAll(routes, answerEverything(options.logRequests ?? true)), {
+  HttpLayerRouter.serve(Layer.mergeAll(routes, rpcEnvelope, answerEverything(options.logRequests ?? true)), {
     disableLogger: true,
     disableListenLog: true
   })
