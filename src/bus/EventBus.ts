@@ -1,8 +1,9 @@
 /**
  * Run events fanned out to whoever follows a run live (SSE streams, RPC event streams) in this
- * process. The run's event log publishes each event synchronously as it is appended — the run
- * never waits for a subscriber — and each subscriber reads from a bounded buffer of its own: one
- * that falls too far behind is told so and dropped, never slowing the run or the others.
+ * process. The run's event log publishes each event synchronously as it is appended, at a cost
+ * that does not grow with the subscribers — the run never waits for one — and the subscribers
+ * are woken after it; each may fall a bounded number of events behind: one that falls further is
+ * told so and dropped, never slowing the run or the others.
  * Subscribers that connect late read older events from the database and the bus's recent ring to
  * close the gap (see the SSE endpoint). With Redis configured, a Redis implementation carries the
  * same contract across processes (issue 7).
@@ -32,10 +33,12 @@ export interface Subscription {
    * (`Ended`, `Overflow`) comes last. A consumer that writes to a socket writes a burst at once.
    */
   readonly takeAll: Effect.Effect<ReadonlyArray<Delivery>>
+  /** `takeAll`, but waiting at most `millis`: nothing ready by then is an empty array. */
+  readonly takeAllWithin: (millis: number) => Effect.Effect<ReadonlyArray<Delivery>>
 }
 
 export interface EventBusService {
-  /** Publish an event of a live run (synchronous, never blocks). */
+  /** Publish an event of a live run (synchronous, never blocks; its subscribers are woken after the caller's turn). */
   readonly publish: (run: string, event: BusEvent) => void
   /** The run ended: its subscribers get `Ended` after the events before it. */
   readonly end: (run: string) => void

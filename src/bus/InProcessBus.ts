@@ -1,9 +1,13 @@
 /**
  * The event bus of one process (the default; Redis carries the same contract across processes,
- * issue 7). Per run: a ring of its most recent events, for readers that connect late, and a set of
- * subscribers, each with a bounded buffer of its own. `publish` is synchronous and O(subscribers):
- * it appends to the ring and to each buffer, and a subscriber whose buffer is full is dropped on
- * the spot with `Overflow` — the run never waits for anyone.
+ * issue 7). Per run: a ring of its most recent events, for readers that connect late, and a
+ * backlog its subscribers share, each at its own position and at most its buffer behind.
+ * `publish` is synchronous and O(1) whatever the number of subscribers — it appends to the ring
+ * and the backlog — because it runs inside the run's loop, between a tick and its order: with 500
+ * dashboards attached, waking each of them there would cost the run hundreds of microseconds a
+ * tick. The subscribers are woken after the publisher's turn (`setImmediate`, once per burst),
+ * and one that fell more than its buffer behind is dropped then with `Overflow` — the run never
+ * waits for anyone.
  *
  * Memory is bounded: a live run holds its ring and its subscribers' buffers; an ended run keeps its
  * ring for a while (`retainEnded`, and at most `maxEnded` such runs) so that a reader that connects
@@ -44,29 +48,58 @@ export class InProcessBus extends Context.Tag("swarm/bus/InProcessBus")<InProces
 const ENDED: Delivery = { _tag: "Ended" }
 
 /**
- * One subscriber's buffer. A single consumer is expected, but any number of waiting takers is safe:
- * they are woken, not handed an event, so an interrupted taker never loses one (it stays buffered).
+ * The events of a run that its subscribers have yet to take, shared by all of them: `publish`
+ * appends once, whatever the number of subscribers, and each subscriber keeps its own position.
+ * Positions are absolute (`offset` is the position of `events[0]`); what every subscriber has
+ * taken is let go.
+ */
+class Backlog {
+  events: Array<BusEvent> = []
+  offset = 0
+
+  get end(): number {
+    return this.offset + this.events.length
+  }
+
+  /** Let go of everything before position `to`. */
+  trimTo(to: number): void {
+    const drop = Math.min(to, this.end) - this.offset
+    if (drop <= 0) return
+    if (drop === this.events.length) this.events = []
+    // Amortised: copy only once the dead prefix is at least half of the array.
+    else if (drop * 2 >= this.events.length) this.events = this.events.slice(drop)
+    else return
+    this.offset += drop
+  }
+}
+
+/**
+ * One subscriber: a position in its run's backlog, at most `capacity` events behind the run. A
+ * single consumer is expected, but any number of waiting takers is safe: they are woken, not
+ * handed an event, so an interrupted taker never loses one (it stays in the backlog).
  */
 class Subscriber implements Subscription {
-  private queue: Array<BusEvent> = []
-  private head = 0
   private terminal: Delivery | undefined = undefined
   private waiters: Array<() => void> = []
   private lastTaken = 0
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly backlog: Backlog,
+    public position: number,
+    private readonly capacity: number
+  ) {}
 
   get pending(): number {
-    return this.queue.length - this.head
+    return this.backlog.end - this.position
   }
 
-  /** False when the buffer is full (the caller drops this subscriber). */
-  offer(event: BusEvent): boolean {
-    if (this.terminal !== undefined) return true
-    if (this.pending >= this.capacity) return false
-    this.queue.push(event)
-    this.wake()
-    return true
+  /** More than `capacity` behind: the caller drops it. */
+  get lagging(): boolean {
+    return this.terminal === undefined && this.pending > this.capacity
+  }
+
+  get waiting(): boolean {
+    return this.waiters.length > 0
   }
 
   /** No more events: `Ended` comes after the pending ones. */
@@ -76,16 +109,15 @@ class Subscriber implements Subscription {
     this.wake()
   }
 
-  /** Dropped: the pending events are let go (memory back at once), `Overflow` comes next. */
+  /** Dropped: the pending events are let go (its position moves to the end), `Overflow` comes next. */
   overflow(): void {
     if (this.terminal !== undefined) return
-    this.queue = []
-    this.head = 0
+    this.position = this.backlog.end
     this.terminal = { _tag: "Overflow", lastDelivered: this.lastTaken }
     this.wake()
   }
 
-  private wake(): void {
+  wake(): void {
     if (this.waiters.length === 0) return
     const waiters = this.waiters
     this.waiters = []
@@ -93,16 +125,9 @@ class Subscriber implements Subscription {
   }
 
   private poll(): Delivery | undefined {
-    if (this.head < this.queue.length) {
-      const event = this.queue[this.head]!
-      this.queue[this.head++] = undefined as unknown as BusEvent
-      if (this.head === this.queue.length) {
-        this.queue = []
-        this.head = 0
-      } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
-        this.queue = this.queue.slice(this.head)
-        this.head = 0
-      }
+    if (this.lagging) this.overflow()
+    if (this.position < this.backlog.end) {
+      const event = this.backlog.events[this.position++ - this.backlog.offset]!
       this.lastTaken = event.seq
       return { _tag: "Event", event }
     }
@@ -110,14 +135,14 @@ class Subscriber implements Subscription {
   }
 
   private drain(): ReadonlyArray<Delivery> | undefined {
-    const events = this.head === 0 ? this.queue : this.queue.slice(this.head)
-    this.queue = []
-    this.head = 0
-    if (events.length === 0) return this.terminal === undefined ? undefined : [this.terminal]
-    this.lastTaken = events[events.length - 1]!.seq
-    const out: Array<Delivery> = events.map((event) => ({ _tag: "Event", event }))
+    if (this.lagging) this.overflow()
+    const { end, events, offset } = this.backlog
+    const out: Array<Delivery> = []
+    for (let i = this.position - offset; i < end - offset; i++) out.push({ _tag: "Event", event: events[i]! })
+    this.position = end
+    if (out.length > 0) this.lastTaken = (out[out.length - 1] as { readonly event: BusEvent }).event.seq
     if (this.terminal !== undefined) out.push(this.terminal)
-    return out
+    return out.length === 0 ? undefined : out
   }
 
   /** Wait until something is ready (interruptible: the waiter is removed, nothing is consumed). */
@@ -139,6 +164,31 @@ class Subscriber implements Subscription {
     const deliveries = this.drain()
     return deliveries !== undefined ? Effect.succeed(deliveries) : Effect.zipRight(this.ready, this.takeAll)
   })
+
+  readonly takeAllWithin = (millis: number): Effect.Effect<ReadonlyArray<Delivery>> =>
+    Effect.suspend(() => {
+      const deliveries = this.drain()
+      if (deliveries !== undefined) return Effect.succeed(deliveries)
+      if (millis <= 0) return Effect.succeed([])
+      return Effect.async<ReadonlyArray<Delivery>>((resume) => {
+        let timer: ReturnType<typeof setTimeout> | undefined = undefined
+        const waiter = () => {
+          clearTimeout(timer)
+          resume(Effect.sync(() => this.drain() ?? []))
+        }
+        this.waiters.push(waiter)
+        timer = setTimeout(() => {
+          const i = this.waiters.indexOf(waiter)
+          if (i >= 0) this.waiters.splice(i, 1)
+          resume(Effect.succeed([]))
+        }, millis)
+        return Effect.sync(() => {
+          clearTimeout(timer)
+          const i = this.waiters.indexOf(waiter)
+          if (i >= 0) this.waiters.splice(i, 1)
+        })
+      })
+    })
 }
 
 /** The most recent events of a run, oldest first, in increasing `seq`. */
@@ -195,7 +245,11 @@ class Ring {
 interface RunEntry {
   /** Created lazily: a run that is only subscribed to holds no ring. */
   ring: Ring | undefined
+  /** What its subscribers have yet to take (nothing is kept while it has none). */
+  backlog: Backlog
   readonly subscribers: Set<Subscriber>
+  /** A wake-up of its subscribers is scheduled. */
+  waking: boolean
   /** `idle`: subscribed to, nothing published yet. */
   state: "idle" | "live" | "ended"
   endedAt: number
@@ -237,7 +291,7 @@ const makeWith = (options: Options, clock: Clock.Clock): InProcessBusService => 
   const entryOf = (run: string): RunEntry => {
     let entry = runs.get(run)
     if (entry === undefined) {
-      entry = { ring: undefined, subscribers: new Set(), state: "idle", endedAt: 0 }
+      entry = { ring: undefined, backlog: new Backlog(), subscribers: new Set(), waking: false, state: "idle", endedAt: 0 }
       runs.set(run, entry)
     }
     return entry
@@ -252,12 +306,37 @@ const makeWith = (options: Options, clock: Clock.Clock): InProcessBusService => 
       sweep()
     }
     ;(entry.ring ??= new Ring(ringSize)).push(event)
+    if (entry.subscribers.size === 0) {
+      // Nobody to keep it for: a subscriber that comes later starts after it.
+      entry.backlog.trimTo(entry.backlog.end)
+      entry.backlog.offset++
+      return
+    }
+    entry.backlog.events.push(event)
+    if (!entry.waking) {
+      entry.waking = true
+      const woken = entry
+      setImmediate(() => wake(woken))
+    }
+  }
+
+  /**
+   * Off the publisher's stack, once per burst: the subscribers that fell too far behind are
+   * dropped, the others woken, and what all of them have taken let go.
+   */
+  const wake = (entry: RunEntry): void => {
+    entry.waking = false
+    let lowest = entry.backlog.end
     for (const subscriber of entry.subscribers) {
-      if (!subscriber.offer(event)) {
+      if (subscriber.lagging) {
         subscriber.overflow()
         entry.subscribers.delete(subscriber)
+        continue
       }
+      if (subscriber.pending > 0) subscriber.wake()
+      if (subscriber.position < lowest) lowest = subscriber.position
     }
+    entry.backlog.trimTo(lowest)
   }
 
   const end = (run: string): void => {
@@ -265,6 +344,8 @@ const makeWith = (options: Options, clock: Clock.Clock): InProcessBusService => 
     if (entry === undefined) return
     for (const subscriber of entry.subscribers) subscriber.end()
     entry.subscribers.clear()
+    // The ended subscribers keep the backlog they read from; the next life of the run starts afresh.
+    entry.backlog = Object.assign(new Backlog(), { offset: entry.backlog.end })
     entry.state = "ended"
     entry.endedAt = clock.unsafeCurrentTimeMillis()
     ended.delete(run)
@@ -277,7 +358,11 @@ const makeWith = (options: Options, clock: Clock.Clock): InProcessBusService => 
       Effect.sync(() => {
         sweep()
         const entry = entryOf(run)
-        const subscriber = new Subscriber(Math.max(1, Math.trunc(subscribeOptions?.buffer ?? defaultBuffer)))
+        const subscriber = new Subscriber(
+          entry.backlog,
+          entry.backlog.end,
+          Math.max(1, Math.trunc(subscribeOptions?.buffer ?? defaultBuffer))
+        )
         // An ended run sends nothing more: its subscriber is told so at once.
         if (entry.state === "ended") subscriber.end()
         else entry.subscribers.add(subscriber)
@@ -286,6 +371,7 @@ const makeWith = (options: Options, clock: Clock.Clock): InProcessBusService => 
       ({ entry, subscriber }) =>
         Effect.sync(() => {
           entry.subscribers.delete(subscriber)
+          if (entry.subscribers.size === 0) entry.backlog.trimTo(entry.backlog.end)
           // Forget a run nobody published to once nobody follows it (unless it is there anew).
           if (entry.state === "idle" && entry.subscribers.size === 0 && runs.get(run) === entry) runs.delete(run)
         })
@@ -303,7 +389,18 @@ const makeWith = (options: Options, clock: Clock.Clock): InProcessBusService => 
     subscribe,
     recent,
     isLive: (run) => runs.get(run)?.state === "live",
-    subscribers: (run) => runs.get(run)?.subscribers.size ?? 0,
+    subscribers: (run) => {
+      const entry = runs.get(run)
+      if (entry === undefined) return 0
+      // What the next wake-up would find: one too far behind is dropped already.
+      for (const subscriber of entry.subscribers) {
+        if (subscriber.lagging) {
+          subscriber.overflow()
+          entry.subscribers.delete(subscriber)
+        }
+      }
+      return entry.subscribers.size
+    },
     runs: () => {
       sweep()
       return runs.size

@@ -1,0 +1,259 @@
+/**
+ * Following a run: its events after a sequence number, then live until it ends, with no gap and
+ * no duplicate — the one algorithm behind the RPC stream (`runs.events`, RunEvents.ts) and the
+ * SSE endpoint (Sse.ts), which only encode what it gives.
+ *
+ * No gap, no duplicate: the follower subscribes to the bus BEFORE it reads anything, so every event
+ * published from then on reaches its subscription; everything published before is either committed
+ * (the database pages) or still in the bus's ring (`recent`), which is read after the pages and
+ * after the subscription. The follower remembers the last sequence number it gave and gives only
+ * the events after it, so what the three sources have in common goes out once. If the ring no
+ * longer reaches back to the last page (the database lags the run by more than the ring holds),
+ * the missing events are committed soon: the follower reads the database again every few
+ * milliseconds until they are there, and an event delivered past them waits for them.
+ *
+ * A run that is neither live in this process nor finished (about to start, or running in another
+ * process) is tailed from the database every `poll` until it finishes, while its subscription
+ * waits for it to go live here. A slow follower cannot slow the run: its subscription is bounded
+ * and, once it overflows, the stream stops with `FollowStopped` ("overflow") and where it stopped,
+ * to be resumed from there (the database has the rest).
+ */
+import { SqlClient } from "@effect/sql"
+import { Chunk, Data, Duration, Effect, Option, Stream } from "effect"
+import type { RunId } from "../../schemas/Ids.js"
+import { type BusEvent, type Delivery, EventBus } from "../bus/EventBus.js"
+import * as Runs from "../store/Runs.js"
+
+export interface Options {
+  /** Events read from the database at a time. Default 1,000. */
+  readonly pageSize?: number
+  /** The follower's bus subscription: events it may fall behind before it is stopped. Default 4,096. */
+  readonly buffer?: number
+  /** How often a run that is not live here is read from the database. Default 1 s. */
+  readonly poll?: Duration.DurationInput
+  /** With this, an empty burst after this long without events (a heartbeat's cue). Default: none. */
+  readonly idle?: Duration.DurationInput
+}
+
+export const defaults = {
+  pageSize: 1_000,
+  buffer: 4_096,
+  poll: Duration.seconds(1)
+} as const
+
+/** Why a follower stopped before the run's end, and after which event: resume after it. */
+export class FollowStopped extends Data.TaggedError("FollowStopped")<{
+  /** `overflow`: fell more than its buffer behind; `gap`: events missing from bus and database; `unavailable`: the database failed. */
+  readonly reason: "overflow" | "gap" | "unavailable"
+  readonly lastEventId: number
+  readonly detail: string
+}> {}
+
+export interface Dependencies {
+  readonly bus: EventBus["Type"]
+  readonly sql: SqlClient.SqlClient
+}
+
+/** Statuses after which a run writes nothing more. */
+const FINISHED: ReadonlySet<Runs.RunStatus> = new Set(["completed", "failed", "stopped"])
+
+/** While the database lags the run by more than the ring holds: how often it is read again. */
+const CATCH_UP_DELAY = Duration.millis(20)
+
+/** How many times (`CATCH_UP_DELAY` apart) a missing event is looked for before the follower stops with `gap`. */
+const GAP_ATTEMPTS = 500
+
+const fromRow = (row: Runs.StoredEvent): BusEvent => ({ seq: row.seq, tag: row.tag, json: row.body })
+
+/**
+ * The events of `run` after `since`, in bursts (a database page, the ring, what the subscription
+ * had ready; with `idle`, an empty burst after that long without any), ending when the run ends.
+ * The run's ownership is the caller's to check.
+ */
+export const follow = (deps: Dependencies, run: RunId, since: number, options: Options = {}): Stream.Stream<ReadonlyArray<BusEvent>, FollowStopped> => {
+  const pageSize = Math.max(1, Math.trunc(options.pageSize ?? defaults.pageSize))
+  const buffer = Math.max(1, Math.trunc(options.buffer ?? defaults.buffer))
+  const pollMillis = Duration.toMillis(options.poll ?? defaults.poll)
+  const idleMillis = options.idle === undefined ? Infinity : Duration.toMillis(options.idle)
+  const { bus } = deps
+  const withSql = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) => Effect.provideService(effect, SqlClient.SqlClient, deps.sql)
+
+  return Stream.unwrapScoped(Effect.gen(function*() {
+    // First of all: from here on, every event published reaches this subscription.
+    const subscription = yield* bus.subscribe(run, { buffer })
+    // live: it ends with `Ended`; finished: everything is committed, the backlog is all of it;
+    // tailing: not live here (yet) — read the database every `poll` until it finishes.
+    let mode: "live" | "finished" | "tailing" = "live"
+    if (!bus.isLive(run)) {
+      // Read after subscribing: a run that finishes from now on is `Ended` on the subscription.
+      const status = (yield* withSql(Runs.get(run))).status
+      mode = FINISHED.has(status) ? "finished" : "tailing"
+    }
+
+    let lastSent = since
+    let lastBurst = performance.now()
+    let phase: "backlog" | "ring" | "follow" | "tail" | "done" = "backlog"
+    /**
+     * The ring did not reach back to the last page: some events are neither committed nor in the
+     * ring yet. The subscription has every event from its start on, so the follower goes on with it
+     * and reads the database again every `CATCH_UP_DELAY` until the gap is closed.
+     */
+    let catchingUp = false
+    /** In a tail: whether the run was seen finished before the pages were read. */
+    let tailFinished = false
+
+    const stopped = (reason: FollowStopped["reason"], detail: string) => new FollowStopped({ reason, lastEventId: lastSent, detail })
+
+    const send = (out: Array<BusEvent>, event: BusEvent) => {
+      if (event.seq <= lastSent) return
+      out.push(event)
+      lastSent = event.seq
+    }
+    const sendRows = (out: Array<BusEvent>, rows: ReadonlyArray<Runs.StoredEvent>) => {
+      for (const row of rows) if (row.seq > lastSent) send(out, fromRow(row))
+    }
+    const sendBus = (out: Array<BusEvent>, events: ReadonlyArray<BusEvent>, before = Infinity) => {
+      for (const e of events) if (e.seq > lastSent && e.seq < before) send(out, e)
+    }
+    const page = Effect.suspend(() => withSql(Runs.events(run, lastSent, pageSize)))
+
+    /**
+     * The events between the last sent and `seq`, the next delivered: from the database (committed
+     * by now, or soon) or the ring. False if they stay missing (the run's recorder is stuck).
+     */
+    const fillGap = (out: Array<BusEvent>, seq: number) =>
+      Effect.gen(function*() {
+        for (let attempt = 0;; attempt++) {
+          while (lastSent + 1 < seq) {
+            const rows = yield* withSql(Runs.events(run, lastSent, Math.min(pageSize, seq - lastSent - 1)))
+            if (rows.length === 0) break
+            sendRows(out, rows)
+          }
+          if (lastSent + 1 < seq) sendBus(out, bus.recent(run, lastSent) ?? [], seq)
+          if (lastSent + 1 >= seq) return true
+          if (attempt >= GAP_ATTEMPTS) return false
+          yield* Effect.sleep(CATCH_UP_DELAY)
+        }
+      })
+
+    /** While catching up and nothing was delivered: the database again, then the ring. */
+    const catchUp = (out: Array<BusEvent>) =>
+      Effect.gen(function*() {
+        for (;;) {
+          const rows = yield* page
+          sendRows(out, rows)
+          if (rows.length < pageSize) break
+        }
+        const recent = bus.recent(run, lastSent)
+        if (recent !== undefined) {
+          sendBus(out, recent)
+          catchingUp = false
+        }
+      })
+
+    /** What the subscription delivered; whether the run ended with it. */
+    const deliver = (out: Array<BusEvent>, deliveries: ReadonlyArray<Delivery>) =>
+      Effect.gen(function*() {
+        for (const delivery of deliveries) {
+          switch (delivery._tag) {
+            case "Event": {
+              const e = delivery.event
+              if (e.seq <= lastSent) continue
+              if (e.seq > lastSent + 1 && !(yield* fillGap(out, e.seq))) {
+                yield* Effect.logWarning("Follow: events missing from the bus and the database; the follower is stopped").pipe(
+                  Effect.annotateLogs({ run, after: lastSent, next: e.seq })
+                )
+                return yield* stopped("gap", `events after ${lastSent} are not available yet`)
+              }
+              send(out, e)
+              // From here on the subscription is contiguous with what was sent.
+              catchingUp = false
+              break
+            }
+            case "Ended":
+              return true
+            case "Overflow":
+              return yield* stopped("overflow", `fell more than ${buffer} events behind the run`)
+          }
+        }
+        return false
+      })
+
+    /** How long the subscription may be waited on now. */
+    const waitMillis = () => {
+      const wake = mode === "tailing" ? pollMillis : catchingUp ? Duration.toMillis(CATCH_UP_DELAY) : Infinity
+      const idle = idleMillis === Infinity ? Infinity : Math.max(0, lastBurst + idleMillis - performance.now())
+      return Math.min(wake, idle)
+    }
+
+    const step = Effect.gen(function*() {
+      const out: Array<BusEvent> = []
+      switch (phase) {
+        case "backlog": {
+          const rows = yield* page
+          sendRows(out, rows)
+          if (rows.length < pageSize) phase = mode === "finished" ? "done" : "ring"
+          return out
+        }
+        case "ring": {
+          const recent = bus.recent(run, lastSent)
+          if (recent === undefined) catchingUp = true
+          else sendBus(out, recent)
+          phase = "follow"
+          return out
+        }
+        case "follow": {
+          const wait = waitMillis()
+          const ready = wait === Infinity ? yield* subscription.takeAll : yield* subscription.takeAllWithin(wait)
+          if (ready.length > 0) {
+            if (yield* deliver(out, ready)) phase = "done"
+            return out
+          }
+          if (catchingUp) yield* catchUp(out)
+          else if (mode === "tailing") {
+            if (bus.isLive(run)) mode = "live"
+            else {
+              tailFinished = FINISHED.has((yield* withSql(Runs.get(run))).status)
+              phase = "tail"
+            }
+          }
+          return out
+        }
+        case "tail": {
+          // Status first, then the pages: a run seen finished has committed all it will write.
+          const rows = yield* page
+          sendRows(out, rows)
+          if (rows.length < pageSize) phase = tailFinished ? "done" : "follow"
+          return out
+        }
+        case "done":
+          return undefined
+      }
+    }) as Effect.Effect<ReadonlyArray<BusEvent> | undefined, FollowStopped | { readonly _tag: string; readonly message: string }>
+
+    const next: Effect.Effect<Chunk.Chunk<ReadonlyArray<BusEvent>>, Option.Option<FollowStopped>> = Effect.flatMap(
+      Effect.mapError(step, (error): Option.Option<FollowStopped> =>
+        Option.some(
+          error instanceof FollowStopped
+            ? error
+            : stopped("unavailable", error._tag === "RunNotFound" ? `no run ${run}` : error.message)
+        )),
+      (burst) => {
+        if (burst === undefined) return Effect.fail(Option.none())
+        // An empty burst is given only as the idle cue; any other step that found nothing gives nothing.
+        if (burst.length === 0 && !(idleMillis !== Infinity && performance.now() - lastBurst >= idleMillis)) return Effect.succeed(Chunk.empty())
+        lastBurst = performance.now()
+        return Effect.succeed(Chunk.of(burst))
+      }
+    )
+    return Stream.repeatEffectChunkOption(next)
+  }).pipe(
+    Effect.mapError((error) => new FollowStopped({ reason: "unavailable", lastEventId: since, detail: error._tag === "RunNotFound" ? `no run ${run}` : error.message }))
+  ))
+}
+
+/** The follower as a service over the context's bus and database. */
+export const make = Effect.map(
+  Effect.all({ bus: EventBus, sql: SqlClient.SqlClient }),
+  (deps) => (run: RunId, since: number, options?: Options) => follow(deps, run, since, options)
+)
