@@ -18,12 +18,6 @@ import { Strategy } from "./Strategy.js"
 /** The principal a request is made for, provided to every handler by `Authenticated`. */
 export class CurrentPrincipal extends Context.Tag("swarm/rpc/CurrentPrincipal")<CurrentPrincipal, Principal>() {}
 
-/** Reads the bearer key of every request; a request without a valid one is `Unauthorized`. */
-export class Authenticated extends RpcMiddleware.Tag<Authenticated>()("Authenticated", {
-  provides: CurrentPrincipal,
-  failure: Unauthorized,
-  requiredForClient: true
-}) {}
 
 // ---------------------------------------------------------------------------------------------
 // Shared shapes and errors
@@ -60,6 +54,17 @@ export class ApprovalNotFound extends Schema.TaggedError<ApprovalNotFound>()("Ap
 /** The server could not do it for a reason of its own (the database is down): retry later. */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
   reason: Schema.String
+}) {}
+
+/**
+ * Reads the bearer key of every request; a request without a valid one is `Unauthorized`, and one
+ * the server cannot check (its database down) is `Unavailable` — never a refusal that would make a
+ * client throw away a good key.
+ */
+export class Authenticated extends RpcMiddleware.Tag<Authenticated>()("Authenticated", {
+  provides: CurrentPrincipal,
+  failure: Schema.Union(Unauthorized, Unavailable),
+  requiredForClient: true
 }) {}
 
 const Ref = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))

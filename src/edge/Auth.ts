@@ -6,10 +6,11 @@
  */
 import { Context, type Effect } from "effect"
 import type { Principal, Unauthorized } from "../../schemas/Auth.js"
+import type { Unavailable } from "../../schemas/Rpc.js"
 
 export interface AuthService {
-  /** The principal of a presented API key (as typed: `sk_…`), or `Unauthorized`. */
-  readonly authenticate: (key: string) => Effect.Effect<Principal, Unauthorized>
+  /** The principal of a presented API key (as typed: `sk_…`), `Unauthorized`, or `Unavailable` when it cannot be checked. */
+  readonly authenticate: (key: string) => Effect.Effect<Principal, Unauthorized | Unavailable>
 }
 
 export class Authenticator extends Context.Tag("swarm/edge/Authenticator")<Authenticator, AuthService>() {}

@@ -10,6 +10,7 @@
 import { SqlClient } from "@effect/sql"
 import { Cache, Cause, Duration, Effect, Exit, Layer, Option } from "effect"
 import type { Principal, Unauthorized } from "../../schemas/Auth.js"
+import { Unavailable } from "../../schemas/Rpc.js"
 import * as ApiKeys from "../store/ApiKeys.js"
 import type { StoreError } from "../store/StoreError.js"
 import { Authenticator, type AuthService } from "./Auth.js"
@@ -52,16 +53,18 @@ export const make = <R>(
       return yield* cache.get(keyHash).pipe(
         Effect.catchTag("StoreError", (error) =>
           // Out of the cache at once (a zero time to live still lasts until the clock moves).
-          cache.invalidate(keyHash).pipe(Effect.zipRight(Effect.die(error))))
+          cache.invalidate(keyHash).pipe(
+            Effect.zipRight(Effect.logError("authentication: the database failed").pipe(Effect.annotateLogs({ reason: error.reason }))),
+            Effect.zipRight(Effect.fail(new Unavailable({ reason: "cannot check the API key now: the database is unavailable; retry later" })))
+          ))
       )
     })
     return { authenticate } satisfies AuthService
   })
 
 /**
- * The authenticator the server uses. The contract's only failure is `Unauthorized`: a database
- * that cannot answer is a defect here (the server's 500/503), never a refusal that would make a
- * client throw away a good key.
+ * The authenticator the server uses. A database that cannot answer is `Unavailable` (503 over
+ * HTTP), never `Unauthorized`, which would make a client throw away a good key.
  */
 export const AuthenticatorLive: Layer.Layer<Authenticator, never, SqlClient.SqlClient> = Layer.effect(
   Authenticator,

@@ -258,6 +258,7 @@ export const handler = (
   }).pipe(
     Effect.catchTags({
       Unauthorized: (error) => Effect.succeed(unauthorized(error)),
+      Unavailable: () => Effect.succeed(unavailable),
       InvalidRequest: (error) => Effect.succeed(invalid(error)),
       RunNotFound: () => Effect.flatMap(HttpLayerRouter.params, (params) => Effect.succeed(notFound(params.id ?? ""))),
       StoreError: (error) =>

@@ -6,9 +6,14 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it as plain, layer } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, TestClock, TestContext } from "effect"
+import { Effect, Layer, TestClock, TestContext } from "effect"
 import { Principal, Unauthorized } from "../../schemas/Auth.js"
+import { RpcTest } from "@effect/rpc"
+import { StrategyRpcs } from "../../schemas/Rpc.js"
 import { Authenticator } from "../../src/edge/Auth.js"
+import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
+import { StrategyHandlers } from "../../src/edge/RpcHandlers.js"
+import * as Fixtures from "./fixtures.js"
 import * as AuthLive from "../../src/edge/AuthLive.js"
 import { bootstrap } from "../../src/edge/Bootstrap.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
@@ -74,15 +79,15 @@ describe("the cache (a counted lookup, no database)", () => {
       expect(calls.length).toBe(2)
     }))
 
-  plain.effect("a failing database is a defect, not a refusal, and is asked again by the next request", () =>
+  plain.effect("a failing database is Unavailable, not a refusal, and is asked again by the next request", () =>
     Effect.gen(function*() {
       let down = true
       const { auth, calls } = yield* counted((keyHash) =>
         down ? Effect.fail(new StoreError({ operation: "authenticate an API key", reason: "connection refused" })) : keyHash === ApiKeys.hashKey(key) ? Effect.succeed(alice) : Effect.fail(refusal)
       )
       for (let i = 0; i < 3; i++) {
-        const exit = yield* Effect.exit(auth.authenticate(key))
-        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause) && !Cause.isFailType(exit.cause)).toBe(true)
+        const error = yield* Effect.flip(auth.authenticate(key))
+        expect(error._tag).toBe("Unavailable")
       }
       expect(calls.length).toBe(3)
       down = false
@@ -223,3 +228,26 @@ for (const backend of backends) {
     }
   })
 }
+
+/** An authenticator whose database is down, as AuthLive reports it. */
+const down = Layer.effect(
+  Authenticator,
+  AuthLive.make(() => Effect.fail(new StoreError({ operation: "authenticate an API key", reason: "connection refused" })))
+)
+const goodKey = `sk_${"B".repeat(43)}`
+
+layer(
+  Layer.mergeAll(StrategyHandlers, AuthenticatedLive).pipe(Layer.provideMerge(Layer.merge(down, backends[0]!.store))),
+  { timeout: startTimeout, excludeTestServices: true }
+)("keys while the database is down", (it) => {
+  it.scoped("SSE answers 503 and RPC Unavailable, never 401: a client must not throw away a good key", () =>
+    Effect.gen(function*() {
+      const server = yield* Fixtures.server()
+      const sse = yield* Effect.promise(() => fetch(Fixtures.eventsUrl(server, "run_x"), { headers: Fixtures.bearer(goodKey) }))
+      expect(sse.status).toBe(503)
+      expect(yield* Effect.promise(() => sse.json())).toMatchObject({ error: "Unavailable" })
+      const client = yield* Effect.provide(RpcTest.makeClient(StrategyRpcs, { flatten: true }), clientKey(goodKey))
+      const error = yield* Effect.flip(client("strategies.list", undefined))
+      expect(error._tag).toBe("Unavailable")
+    }))
+})
