@@ -2,7 +2,8 @@
  * `swarm audit verify <run>`: re-hash a stored run's event chain (src/store/Audit.ts) and say
  * whether it is intact — every event, in order, none missing, ending at the head the run recorded
  * and, for a completed run, re-hashing to its checksum. The verdict goes to stdout; a broken chain
- * also exits 1 with one `swarm:` line.
+ * also exits 1 with one `swarm:` line. It reads the database directly (DATABASE_URL or the
+ * embedded one) even when a server is configured: the server has no audit procedure yet.
  */
 import { Args, Command } from "@effect/cli"
 import { Effect } from "effect"
@@ -32,11 +33,13 @@ export const verify = (io: Io, wiring: Wiring.Wiring) =>
         return yield* new AuditFailed({ run, position: report.position, reason: report.reason })
       }))
     }).pipe(Effect.withSpan("swarm.audit.verify"))).pipe(
-    Command.withDescription("Verify a run's audit chain: its events re-hash, in order, to the head and checksum it recorded.")
+    Command.withDescription(
+      "Verify a run's audit chain: its events re-hash, in order, to the head and checksum it recorded. Reads the local database (DATABASE_URL or the embedded one), never a server."
+    )
   )
 
 export const command = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("audit").pipe(
-    Command.withDescription("Check what the database holds against its hash chains."),
+    Command.withDescription("Check what the local database holds against its hash chains (not a server's: it has no audit procedure yet)."),
     Command.withSubcommands([verify(io, wiring)])
   )

@@ -19,19 +19,29 @@ import type { BacktestError } from "../swarm/Backtest.js"
 import type { StrategyFileError } from "../swarm/StrategyFile.js"
 import * as AuditCommand from "./AuditCommand.js"
 import * as BacktestCommand from "./BacktestCommand.js"
-import type { AuditFailed, OutputError, ResumeFailed, RunFailed, ServeFailed, UsageError } from "./CliError.js"
+import * as ApprovalsCommand from "./ApprovalsCommand.js"
+import type { AuditFailed, OutputError, RemoteFailed, ResumeFailed, RunFailed, ServeFailed, UsageError } from "./CliError.js"
 import { type Io, stripAnsi, withConsole } from "./Io.js"
+import * as LoginCommand from "./LoginCommand.js"
 import * as ReplayCommand from "./ReplayCommand.js"
 import * as ResumeCommand from "./ResumeCommand.js"
 import * as ServeCommand from "./ServeCommand.js"
 import { shown } from "./RunRef.js"
+import * as RulesCommand from "./RulesCommand.js"
 import * as RunsCommand from "./RunsCommand.js"
+import * as StrategiesCommand from "./StrategiesCommand.js"
 import type { Wiring } from "./Wiring.js"
 
 export const EXIT_OK = 0
-/** A run that ended `failed` or does not reproduce, a broken audit chain, a database that cannot be opened, an output that could not be written, or a bug. */
+/**
+ * A run that ended `failed` or does not reproduce, a broken audit chain, a database that cannot be
+ * opened, an output that could not be written, a server that cannot be reached or cannot serve, or a bug.
+ */
 export const EXIT_FAILED = 1
-/** Bad input: flags, the strategy file, the data, a run that does not exist or cannot be resumed. */
+/**
+ * Bad input: flags, the strategy file, the data, a run or strategy that does not exist (or is not
+ * the key's user's) or cannot be resumed, an API key the server refuses, a request it refuses.
+ */
 export const EXIT_USAGE = 2
 /** Interrupted (Ctrl-C), as shells report a SIGINT. */
 export const EXIT_INTERRUPTED = 130
@@ -41,7 +51,7 @@ const version: string = createRequire(import.meta.url)("../../package.json").ver
 export const command = (io: Io, wiring: Wiring = {}) =>
   Command.make("swarm").pipe(
     Command.withDescription(
-      "Trading agent swarms: backtests kept in a database, listed, compared, audited, replayed and resumed; paper runs and the server to come."
+      "Trading agent swarms: backtests kept in a database, listed, compared, audited, replayed and resumed; the server, and its operators' commands."
     ),
     Command.withSubcommands([
       BacktestCommand.command(io, wiring),
@@ -49,17 +59,31 @@ export const command = (io: Io, wiring: Wiring = {}) =>
       AuditCommand.command(io, wiring),
       ReplayCommand.command(io, wiring),
       ResumeCommand.command(io, wiring),
-      ServeCommand.command(io, wiring)
+      ServeCommand.command(io, wiring),
+      LoginCommand.login(io, wiring),
+      LoginCommand.logout(io, wiring),
+      StrategiesCommand.command(io, wiring),
+      RulesCommand.command(io, wiring),
+      ApprovalsCommand.command(io, wiring)
     ])
   )
 
 /** The commands with subcommands, for the help line of a parse error. */
-const GROUPS: Record<string, ReadonlyArray<string>> = { runs: ["list", "show", "compare"], audit: ["verify"] }
+const GROUPS: Record<string, ReadonlyArray<string>> = {
+  runs: ["list", "show", "compare", "start", "stop", "pause", "resume", "watch"],
+  audit: ["verify"],
+  strategies: ["list", "show", "create", "update", "delete"],
+  rules: ["list", "put", "delete"],
+  approvals: ["list", "approve", "reject"]
+}
+
+/** The commands without subcommands. */
+const SINGLE = ["backtest", "replay", "resume", "serve", "login", "logout"]
 
 /** `swarm backtest --help`, `swarm runs show --help`… for the command `argv` names, as far as it names one. */
 const helpFor = (argv: ReadonlyArray<string>): string => {
   const [first, second] = argv
-  if (first === undefined || !["backtest", "replay", "resume", ...Object.keys(GROUPS)].includes(first)) return "swarm --help"
+  if (first === undefined || ![...SINGLE, ...Object.keys(GROUPS)].includes(first)) return "swarm --help"
   const group = GROUPS[first]
   if (group === undefined) return `swarm ${first} --help`
   return second !== undefined && group.includes(second) ? `swarm ${first} ${second} --help` : `swarm ${first} --help`
@@ -111,6 +135,7 @@ export type Failure =
   | RunLeased
   | DataChanged
   | ServeFailed
+  | RemoteFailed
 
 /** Long recorded values (a whole event) are cut in an error line; `swarm replay` prints them whole. */
 const cut = (text: string, max = 160) => (text.length > max ? `${text.slice(0, max)}…` : text)
@@ -156,6 +181,8 @@ export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report
       return { lines: [`resume: ${error.message}`], code: EXIT_FAILED }
     case "ServeFailed":
       return { lines: [`serve: ${error.reason}`], code: EXIT_FAILED }
+    case "RemoteFailed":
+      return { lines: lined(`${error.field}: `, error.reason), code: EXIT_FAILED }
     case "DatabaseUnavailable":
       return { lines: lined(`database: ${where(error.backend)}: unavailable: `, error.reason), code: EXIT_FAILED }
     case "DatabaseLocked":
@@ -195,6 +222,25 @@ const print = (io: Io, lines: ReadonlyArray<string>) => {
   for (const line of lines) io.stderr(`swarm: ${line}\n`)
 }
 
+/** The commands whose `--strategy-version` people may spell `--version`, as the contract does. */
+const VERSIONED = [["strategies", "show"], ["runs", "start"]]
+
+/**
+ * `--version <n>` as `--strategy-version <n>` in the commands that take one: @effect/cli reads
+ * `--version` anywhere on the line as its own flag (print the program's version) before any
+ * command sees it. Only with a value after it, so `swarm --version` keeps its meaning.
+ */
+export const spelled = (argv: ReadonlyArray<string>): ReadonlyArray<string> => {
+  if (!VERSIONED.some(([group, command]) => argv[0] === group && argv[1] === command)) return argv
+  return argv.map((arg, i) =>
+    arg === "--version" && argv[i + 1] !== undefined && /^\d+$/.test(argv[i + 1]!)
+      ? "--strategy-version"
+      : arg.startsWith("--version=")
+      ? `--strategy-version=${arg.slice("--version=".length)}`
+      : arg
+  )
+}
+
 /**
  * Run the command line on `argv` (the arguments after the program's name) and return its exit
  * code. Never fails; interruption (Ctrl-C) is left to the caller after printing one line.
@@ -207,7 +253,7 @@ export const run = (
   Effect.suspend(() => {
     const cli = Command.run(command(io, wiring), { name: "swarm", version })
     // @effect/cli's args start with the runtime and the script, as process.argv does.
-    return withConsole(io, cli(["node", "swarm", ...(argv.length === 0 ? ["--help"] : argv)]))
+    return withConsole(io, cli(["node", "swarm", ...(argv.length === 0 ? ["--help"] : spelled(argv))]))
   }).pipe(
     Effect.as(EXIT_OK),
     Effect.catchAll((error) =>

@@ -59,3 +59,17 @@ export class ResumeFailed extends Schema.TaggedError<ResumeFailed>()("ResumeFail
 export class ServeFailed extends Schema.TaggedError<ServeFailed>()("ServeFailed", {
   reason: Schema.String
 }) {}
+
+/**
+ * A server that could not be reached, could not do what was asked for a reason of its own
+ * (`Unavailable`), or did not answer as a Swarm server does. Exit code 1: nothing the command's
+ * input can fix. Refusals that the input can fix (an unknown run, a refused key) are `UsageError`s.
+ */
+export class RemoteFailed extends Schema.TaggedError<RemoteFailed>()("RemoteFailed", {
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.field}: ${this.reason}`
+  }
+}

@@ -20,6 +20,8 @@ export interface Io {
   readonly colors?: boolean
   /** stderr when it is a terminal: where progress bars and prompts go. */
   readonly terminal?: NodeJS.WriteStream
+  /** stdout when it is a terminal: where `runs watch` redraws its view in place (else it prints lines). */
+  readonly screen?: NodeJS.WriteStream
   /** The keyboard for as long as the scope lasts; absent when stdin is not a terminal. */
   readonly prompter?: Effect.Effect<Prompter, never, Scope.Scope>
 }
@@ -80,6 +82,7 @@ export const node = (): Io => ({
   stderr: (text) => void process.stderr.write(text),
   colors: process.stdout.isTTY === true,
   ...(process.stderr.isTTY === true ? { terminal: process.stderr } : {}),
+  ...(process.stdout.isTTY === true ? { screen: process.stdout } : {}),
   ...(process.stdin.isTTY === true ? { prompter: terminalPrompter } : {})
 })
 

@@ -1,7 +1,9 @@
 /**
- * `swarm runs list | show | compare`: the runs the database keeps, read directly from it (no
- * server). A run is named by its id or by `<strategy>#<number>`; each command prints a table for
- * people, or one JSON document with `--json`.
+ * `swarm runs …`: `list | show | compare` read the runs the local database keeps — or, when a
+ * server is configured (`--server`, SWARM_SERVER or `swarm login`), ask that server for the key's
+ * runs instead (`--local` keeps to the database); `start | stop | pause | resume | watch` need a
+ * server (RemoteRuns.ts). A run is named by its id or by `<strategy>#<number>`; each command
+ * prints a table for people, or one JSON document with `--json`.
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Either, Option, ParseResult, Schema } from "effect"
@@ -13,6 +15,9 @@ import { CorruptRecord } from "../store/StoreError.js"
 import { UsageError } from "./CliError.js"
 import { checked, json } from "./Flags.js"
 import type { Io } from "./Io.js"
+import * as Remote from "./Remote.js"
+import type * as RemoteConfig from "./RemoteConfig.js"
+import * as RemoteRuns from "./RemoteRuns.js"
 import * as RunRef from "./RunRef.js"
 import * as RunsView from "./RunsView.js"
 import * as Wiring from "./Wiring.js"
@@ -52,6 +57,18 @@ const listOptions = {
   json: json("Print the runs as one JSON array on stdout instead of the table.")
 }
 
+const local = Options.boolean("local").pipe(
+  Options.withDescription("Read the local database even when a server is configured (SWARM_SERVER or swarm login).")
+)
+
+/** The server to ask instead of the local database, when one is configured and `--local` is not given. */
+const serverFor = (flags: Remote.Flags & { readonly local: boolean }, wiring: Wiring.Wiring) =>
+  flags.local ? Effect.succeed(Option.none()) : Remote.target(flags, wiring)
+
+/** `f` with a client of `target`: the remote path of a command that also works locally. */
+const onServer = <A, E, R>(target: RemoteConfig.Target, f: (remote: Remote.Remote) => Effect.Effect<A, E, R>) =>
+  Effect.scoped(Effect.flatMap(Remote.connect(target), f))
+
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
 
@@ -68,10 +85,15 @@ const strategyName = (name: string) =>
     : Effect.succeed(name)
 
 export const list = (io: Io, wiring: Wiring.Wiring) =>
-  Command.make("list", listOptions, (flags) =>
+  Command.make("list", { ...listOptions, ...Remote.options, local }, (flags) =>
     Effect.gen(function*() {
       const strategy = Option.isSome(flags.strategy) ? yield* strategyName(flags.strategy.value) : undefined
       const limit = Option.getOrElse(flags.limit, () => DEFAULT_LIMIT)
+      const server = yield* serverFor(flags, wiring)
+      if (Option.isSome(server)) {
+        return yield* onServer(server.value, (remote) =>
+          RemoteRuns.list(io, remote, { strategy, status: Option.getOrUndefined(flags.status), limit, json: flags.json }))
+      }
       yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
         // One more than asked: whether there are more to say so.
         const runs = yield* Runs.list({
@@ -83,7 +105,7 @@ export const list = (io: Io, wiring: Wiring.Wiring) =>
         io.stdout(flags.json ? RunsView.listJson(shown) : RunsView.renderList(shown, runs.length > limit))
       }))
     }).pipe(Effect.withSpan("swarm.runs.list"))).pipe(
-    Command.withDescription("List the runs kept in the database, newest first.")
+    Command.withDescription("List the runs, newest first: the server's (yours) when one is configured, else the local database's.")
   )
 
 // ---------------------------------------------------------------------------------------------
@@ -108,10 +130,14 @@ const tradeOf = (run: RunId) => (row: { readonly body: string }) =>
 export const show = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("show", {
     run: runArg("run", "The run: its id (run_…) or <strategy>#<number>, as `swarm runs list` shows it."),
-    json: json("Print the run as one JSON document on stdout instead of the report.")
+    json: json("Print the run as one JSON document on stdout instead of the report."),
+    ...Remote.options,
+    local
   }, (flags) =>
     Effect.gen(function*() {
       const ref = yield* RunRef.check("<run>", flags.run)
+      const server = yield* serverFor(flags, wiring)
+      if (Option.isSome(server)) return yield* onServer(server.value, (remote) => RemoteRuns.show(io, remote, ref, flags.json))
       yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
         const run = yield* Runs.get(ref)
         const equity = yield* Runs.equitySummary(run.id)
@@ -120,7 +146,9 @@ export const show = (io: Io, wiring: Wiring.Wiring) =>
         io.stdout(flags.json ? RunsView.showJson(shown) : RunsView.renderShow(shown))
       }))
     }).pipe(Effect.withSpan("swarm.runs.show"))).pipe(
-    Command.withDescription("Show a run: its metrics, counts, checksum, audit chain head, trades and equity.")
+    Command.withDescription(
+      "Show a run: its metrics, counts, checksum, audit chain head, trades and equity (from a server: its status, metrics and checksum)."
+    )
   )
 
 // ---------------------------------------------------------------------------------------------
@@ -130,11 +158,15 @@ export const compare = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("compare", {
     a: runArg("a", "The first run (id or <strategy>#<number>)."),
     b: runArg("b", "The second run."),
-    json: json("Print the comparison as one JSON document on stdout.")
+    json: json("Print the comparison as one JSON document on stdout."),
+    ...Remote.options,
+    local
   }, (flags) =>
     Effect.gen(function*() {
       const refA = yield* RunRef.check("<a>", flags.a)
       const refB = yield* RunRef.check("<b>", flags.b)
+      const server = yield* serverFor(flags, wiring)
+      if (Option.isSome(server)) return yield* onServer(server.value, (remote) => RemoteRuns.compare(io, remote, refA, refB, flags.json))
       yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
         const a = yield* Runs.get(refA)
         const b = yield* Runs.get(refB)
@@ -148,6 +180,17 @@ export const compare = (io: Io, wiring: Wiring.Wiring) =>
 
 export const command = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("runs").pipe(
-    Command.withDescription("The runs kept in the database: list, show, compare."),
-    Command.withSubcommands([list(io, wiring), show(io, wiring), compare(io, wiring)])
+    Command.withDescription(
+      "Runs: list, show, compare (on the server when one is configured, else the local database); start, stop, pause, resume, watch (on a server)."
+    ),
+    Command.withSubcommands([
+      list(io, wiring),
+      show(io, wiring),
+      compare(io, wiring),
+      RemoteRuns.start(io, wiring),
+      RemoteRuns.stop(io, wiring),
+      RemoteRuns.pause(io, wiring),
+      RemoteRuns.resume(io, wiring),
+      RemoteRuns.watchCommand(io, wiring)
+    ])
   )

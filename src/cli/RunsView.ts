@@ -22,7 +22,7 @@ export const refOf = (run: Pick<RunSummary, "strategyName" | "number">): string 
 /** A wall-clock instant (when a run started), UTC to the second. */
 export const wallTime = (date: Date): string => `${date.toISOString().slice(0, 19).replace("T", " ")}Z`
 
-const table = (head: ReadonlyArray<string>, align: ReadonlyArray<"left" | "right">) =>
+export const table = (head: ReadonlyArray<string>, align: ReadonlyArray<"left" | "right">) =>
   new Table({ head: [...head], colAligns: [...align], style: { head: [], border: [], compact: true } })
 
 // ---------------------------------------------------------------------------------------------
@@ -282,10 +282,10 @@ export interface Compared {
   readonly difference: Option.Option<DecisionDifference>
 }
 
-type Kind = "fraction" | "ratio" | "money" | "count"
+export type Kind = "fraction" | "ratio" | "money" | "count"
 
 /** The metrics compared, with how their difference reads. */
-const COMPARED: ReadonlyArray<readonly [keyof Metrics, string, Kind]> = [
+export const COMPARED: ReadonlyArray<readonly [keyof Metrics, string, Kind]> = [
   ["totalReturn", "total return", "fraction"],
   ["cagr", "CAGR", "fraction"],
   ["annualVolatility", "volatility", "fraction"],
@@ -305,12 +305,12 @@ const COMPARED: ReadonlyArray<readonly [keyof Metrics, string, Kind]> = [
   ["finalEquity", "final equity", "money"]
 ]
 
-const valueOf = (m: Metrics | null, key: keyof Metrics): number | null => {
+export const valueOf = (m: Metrics | null, key: keyof Metrics): number | null => {
   const v = m === null ? null : m[key]
   return typeof v === "number" ? v : null
 }
 
-const shownValue = (v: number | null, kind: Kind): string =>
+export const shownValue = (v: number | null, kind: Kind): string =>
   v === null
     ? DASH
     : kind === "fraction"
@@ -321,7 +321,7 @@ const shownValue = (v: number | null, kind: Kind): string =>
     ? money(v as Money)
     : count(v)
 
-const shownDifference = (a: number | null, b: number | null, kind: Kind): string => {
+export const shownDifference = (a: number | null, b: number | null, kind: Kind): string => {
   if (a === null || b === null) return DASH
   const d = b - a
   if (d === 0) return "="

@@ -1,11 +1,12 @@
 /**
- * What the commands are wired to besides their arguments: the analyst registry and the database.
+ * What the commands are wired to besides their arguments: the analyst registry, the database and
+ * the environment the remote commands read.
  * The process uses the defaults (agents/registry.ts, the configured store); tests give analysts of
  * their own and a database they made. A command that keeps or reads runs opens the store for as
  * long as it runs, says which database it is on stderr, and closes it — the embedded PGlite's
  * server process with it — before the command returns.
  */
-import { ConfigError, Context, Effect, Layer, type Scope } from "effect"
+import { ConfigError, type ConfigProvider, Context, Effect, Layer, type Scope } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import * as Database from "../store/Database.js"
 import * as Store from "../store/Store.js"
@@ -21,6 +22,12 @@ export interface Wiring {
   readonly registry?: ReadonlyMap<string, AnyModel>
   /** The database, migrated; default `Store.layer` (`DATABASE_URL`, else the embedded PGlite). */
   readonly store?: Layer.Layer<Database.Database, DatabaseUnavailable | DatabaseLocked | StoreError | ConfigError.ConfigError>
+  /**
+   * Where the commands that talk to a server read SWARM_SERVER, SWARM_API_KEY and SWARM_CONFIG;
+   * default the process's environment. Tests give their own, so that a developer's `swarm login`
+   * never turns a test of the local database into one of their server.
+   */
+  readonly environment?: ConfigProvider.ConfigProvider
 }
 
 /** Configuration the store could not read (a malformed `SWARM_DATA_DIR`, say), as a usage error naming it. */

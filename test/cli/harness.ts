@@ -2,10 +2,11 @@
  * Running the command line in-process for tests: its exit code and everything it printed. A test
  * that does not give a database gets one that refuses to open (and counts the attempts), and its
  * `backtest` runs with `--no-store` — so no test starts a database it does not need, and one that
- * would is caught.
+ * would is caught. A test that does not give an environment gets one with no server and a config
+ * file that does not exist — so a developer's `swarm login` never reaches a test.
  */
 import { NodeContext } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { ConfigProvider, Effect, Layer } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import * as Cli from "../../src/cli/Cli.js"
 import * as Io from "../../src/cli/Io.js"
@@ -31,7 +32,12 @@ export interface Options {
   readonly terminal?: NodeJS.WriteStream
   /** The database; without it `noDatabase`, and `backtest` gets `--no-store`. */
   readonly store?: Wiring["store"]
+  /** SWARM_SERVER, SWARM_API_KEY, SWARM_CONFIG as the remote commands see them; without it, none configured. */
+  readonly environment?: Readonly<Record<string, string>>
 }
+
+/** A config file no test writes: with it, no server is configured unless a test says so. */
+export const NO_CONFIG = "/nonexistent/swarm-test/config.json"
 
 export interface Ran {
   readonly code: number
@@ -51,7 +57,8 @@ export const swarm = (argv: ReadonlyArray<string>, options: Options = {}): Effec
       : argv
     const code = yield* Cli.run(args, io, {
       ...(options.registry === undefined ? {} : { registry: options.registry }),
-      store: options.store ?? noDatabase
+      store: options.store ?? noDatabase,
+      environment: ConfigProvider.fromMap(new Map(Object.entries({ SWARM_CONFIG: NO_CONFIG, ...options.environment })))
     })
     return { code, stdout: captured.stdout(), stderr: captured.stderr(), asked: captured.asked() }
   }).pipe(Effect.provide(NodeContext.layer))

@@ -1,0 +1,255 @@
+/**
+ * The command line as an RPC client of a Swarm server: `--server` / `--key` on every command that
+ * talks to one, a client of the contract in schemas/Rpc.ts over HTTP (ndjson, so event streams
+ * arrive as they happen) with the key on every request, and every way a call can go wrong turned
+ * into one `swarm: <field>: <reason>` line — a refusal the input can fix is a `UsageError` (exit
+ * 2), a server that cannot be reached or cannot serve is `RemoteFailed` (exit 1). Never a stack.
+ */
+import { Options } from "@effect/cli"
+import { FetchHttpClient, HttpClient } from "@effect/platform"
+import { RpcClient, RpcSerialization } from "@effect/rpc"
+import type { RpcClientError } from "@effect/rpc/RpcClientError"
+import { Cause, Duration, Effect, Layer, Option, type Scope, Stream } from "effect"
+import type { Forbidden, Unauthorized } from "../../schemas/Auth.js"
+import {
+  type ApprovalNotFound,
+  type Conflict,
+  type InvalidRequest,
+  type RunNotFound,
+  type StrategyNotFound,
+  SwarmRpcs,
+  type Unavailable
+} from "../../schemas/Rpc.js"
+import { clientKey } from "../edge/RpcAuth.js"
+import { RemoteFailed, UsageError } from "./CliError.js"
+import * as RemoteConfig from "./RemoteConfig.js"
+import { shown } from "./RunRef.js"
+import type { Wiring } from "./Wiring.js"
+
+/** How long a request (not a stream) may go unanswered: a server that hangs is reported, not waited on forever. */
+export const REQUEST_TIMEOUT = Duration.seconds(60)
+
+// ---------------------------------------------------------------------------------------------
+// Flags
+
+export const options = {
+  server: Options.text("server").pipe(
+    Options.withPseudoName("url"),
+    Options.optional,
+    Options.withDescription("The Swarm server (http://host:port). Default: SWARM_SERVER, else the server `swarm login` saved.")
+  ),
+  key: Options.text("key").pipe(
+    Options.withPseudoName("key"),
+    Options.optional,
+    Options.withDescription("The API key (sk_…). Default: SWARM_API_KEY, else the key `swarm login` saved for that server.")
+  )
+}
+
+export interface Flags {
+  readonly server: Option.Option<string>
+  readonly key: Option.Option<string>
+}
+
+const flagsOf = (flags: Flags): RemoteConfig.Sources["flags"] => ({
+  server: Option.getOrUndefined(flags.server),
+  key: Option.getOrUndefined(flags.key)
+})
+
+/** The server these flags, the environment or the config file name, if any does. */
+export const target = (flags: Flags, wiring: Wiring): Effect.Effect<Option.Option<RemoteConfig.Target>, UsageError> =>
+  RemoteConfig.target(flagsOf(flags), wiring.environment)
+
+/** For commands that need a server: none configured is bad input, saying how to give one. */
+export const requireTarget = (flags: Flags, wiring: Wiring): Effect.Effect<RemoteConfig.Target, UsageError> =>
+  Effect.flatMap(target(flags, wiring), Option.match({
+    onNone: () =>
+      Effect.fail(
+        new UsageError({
+          field: "--server",
+          reason: "no server: give --server <url> (and --key), set SWARM_SERVER and SWARM_API_KEY, or run swarm login --server <url> --key <key>"
+        })
+      ),
+    onSome: Effect.succeed
+  }))
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/** Every failure a call can have: the procedures' typed errors, the middleware's, the transport's. */
+export type ServerError =
+  | StrategyNotFound
+  | RunNotFound
+  | ApprovalNotFound
+  | InvalidRequest
+  | Conflict
+  | Unavailable
+  | Unauthorized
+  | Forbidden
+  | RpcClientError
+
+const NETWORK: Record<string, string> = {
+  ECONNREFUSED: "connection refused",
+  ENOTFOUND: "no such host",
+  EAI_AGAIN: "the host name cannot be resolved right now",
+  ETIMEDOUT: "the connection timed out",
+  ECONNRESET: "the connection was reset",
+  EHOSTUNREACH: "the host is unreachable",
+  ENETUNREACH: "the network is unreachable",
+  EPIPE: "the connection was closed",
+  UND_ERR_SOCKET: "the connection was closed",
+  UND_ERR_CONNECT_TIMEOUT: "the connection timed out",
+  CERT_HAS_EXPIRED: "its TLS certificate has expired",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "its TLS certificate is self-signed",
+  ERR_TLS_CERT_ALTNAME_INVALID: "its TLS certificate is for another host"
+}
+
+/** Down the chain of causes (fetch wraps the socket's error twice), the first system error code. */
+const codeOf = (error: unknown, depth = 0): string | undefined => {
+  if (depth > 8 || error === null || typeof error !== "object") return undefined
+  const e = error as { code?: unknown; cause?: unknown; errors?: unknown }
+  if (typeof e.code === "string" && e.code !== "") return e.code
+  // localhost resolves to both 127.0.0.1 and ::1: Node reports both refusals as one AggregateError.
+  if (Array.isArray(e.errors)) {
+    for (const inner of e.errors) {
+      const code = codeOf(inner, depth + 1)
+      if (code !== undefined) return code
+    }
+  }
+  return codeOf(e.cause, depth + 1)
+}
+
+const statusOf = (error: unknown, depth = 0): number | undefined => {
+  if (depth > 4 || error === null || typeof error !== "object") return undefined
+  const e = error as { _tag?: unknown; response?: { status?: unknown }; cause?: unknown }
+  if (e._tag === "ResponseError" && typeof e.response?.status === "number") return e.response.status
+  return statusOf(e.cause, depth + 1)
+}
+
+/** The deepest message of a chain of causes, for what no code names. */
+const messageOf = (error: unknown, depth = 0): string => {
+  if (depth > 8 || error === null || typeof error !== "object") return String(error)
+  const e = error as { message?: unknown; cause?: unknown }
+  if (e.cause !== undefined && e.cause !== null && typeof e.cause === "object") return messageOf(e.cause, depth + 1)
+  return typeof e.message === "string" ? e.message : String(error)
+}
+
+/** What a transport failure says to a person: the server could not be reached, or answered no Swarm answer. */
+export const transportReason = (server: string, error: unknown): string => {
+  const status = statusOf(error)
+  if (status !== undefined) {
+    return `${server} answered HTTP ${status} at /rpc: is it a Swarm server (the URL without /rpc)?`
+  }
+  const code = codeOf(error)
+  if (code !== undefined) return `cannot reach ${server}: ${NETWORK[code] ?? code.toLowerCase().replace(/_/g, " ")}`
+  return `cannot reach ${server}: ${messageOf(error).split("\n")[0]}`
+}
+
+/** Who a refusal of the key concerns: where the key came from, so the line says what to fix. */
+const keyField = (target: RemoteConfig.Target) => target.keyFrom ?? "--key"
+
+/**
+ * One failure of a call as the line it prints. `subject` names what was asked about (a run, a
+ * strategy) for the refusals that carry only a reason.
+ */
+export const translate = (target: RemoteConfig.Target, subject: string) => (error: ServerError): UsageError | RemoteFailed => {
+  const on = target.server
+  switch (error._tag) {
+    case "StrategyNotFound":
+      return new UsageError({ field: "strategy", reason: `no strategy ${shown(error.strategy)} on ${on} (swarm strategies list shows yours)` })
+    case "RunNotFound":
+      return new UsageError({ field: "run", reason: `no run ${shown(error.run)} on ${on} (swarm runs list shows yours)` })
+    case "ApprovalNotFound":
+      return new UsageError({
+        field: "approval",
+        reason: `no pending approval for round ${shown(error.round)} of run ${shown(error.run)} on ${on} (swarm approvals list shows them)`
+      })
+    case "InvalidRequest":
+      return new UsageError({ field: error.field, reason: error.reason })
+    case "Conflict":
+      return new UsageError({ field: subject, reason: error.reason })
+    case "Unauthorized":
+      return new UsageError({ field: keyField(target), reason: `${on} refused the API key: ${error.reason}` })
+    case "Forbidden":
+      return new UsageError({ field: keyField(target), reason: `not allowed on ${on}: ${error.reason}` })
+    case "Unavailable":
+      return new RemoteFailed({ field: "server", reason: `${on} cannot do it now: ${error.reason}` })
+    case "RpcClientError":
+      return new RemoteFailed({ field: "server", reason: transportReason(on, error.cause ?? error) })
+  }
+}
+
+/**
+ * A defect from the other side as a line. A server older than this client answers a procedure it
+ * does not serve (approvals, say) with one: that is said plainly, as a server too old.
+ */
+const defectLine = (target: RemoteConfig.Target, defect: unknown): RemoteFailed => {
+  const text = defect instanceof Error ? defect.message : typeof defect === "string" ? defect : JSON.stringify(defect) ?? String(defect)
+  const unknown = /^Unknown request tag: (.+)$/.exec(text)
+  return new RemoteFailed({
+    field: "server",
+    reason: unknown !== null
+      ? `${target.server} does not serve ${unknown[1]}: it is older than this command`
+      : `${target.server} failed: ${text.split("\n")[0]}`
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client
+
+export interface Remote {
+  readonly target: RemoteConfig.Target
+  readonly client: RpcClient.FromGroup<typeof SwarmRpcs, RpcClientError>
+  /** A request's failures as lines; no answer within `REQUEST_TIMEOUT` is one too. */
+  readonly call: (subject: string) => <A, E extends ServerError, R>(request: Effect.Effect<A, E, R>) => Effect.Effect<A, UsageError | RemoteFailed, R>
+  /** A stream's failures as lines; it may last as long as the run it follows. */
+  readonly follow: (subject: string) => <A, E extends ServerError, R>(stream: Stream.Stream<A, E, R>) => Stream.Stream<A, UsageError | RemoteFailed, R>
+}
+
+/** The protocol to `server`: HTTP POSTs to `/rpc`, ndjson, each request with `key`. */
+export const protocol = (server: string, key: string) =>
+  RpcClient.layerProtocolHttp({ url: `${server}/rpc` }).pipe(
+    // A proxy's or another program's error page is no ndjson: refused by its status, not mis-parsed.
+    Layer.provide(Layer.effect(HttpClient.HttpClient, Effect.map(HttpClient.HttpClient, HttpClient.filterStatusOk))),
+    Layer.provide(FetchHttpClient.layer),
+    Layer.provide(RpcSerialization.layerNdjson),
+    Layer.merge(clientKey(key))
+  )
+
+/** A client of `target` for as long as the scope lasts. A target without a key is bad input, saying how to give one. */
+export const connect = (target: RemoteConfig.Target): Effect.Effect<Remote, UsageError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const key = target.key
+    if (key === undefined) {
+      return yield* new UsageError({
+        field: "--key",
+        reason: `no API key for ${target.server}: give --key, set SWARM_API_KEY, or run swarm login --server ${target.server} --key <key>`
+      })
+    }
+    const client = yield* RpcClient.make(SwarmRpcs).pipe(Effect.provide(protocol(target.server, key)))
+    const call: Remote["call"] = (subject) => (request) =>
+      request.pipe(
+        Effect.timeoutFail({
+          duration: REQUEST_TIMEOUT,
+          onTimeout: () => new RemoteFailed({ field: "server", reason: `no answer from ${target.server} within ${Duration.format(REQUEST_TIMEOUT)}` })
+        }),
+        Effect.mapError((error) => (error._tag === "RemoteFailed" ? error : translate(target, subject)(error as ServerError))),
+        Effect.catchAllDefect((defect) => Effect.fail(defectLine(target, defect)))
+      )
+    const follow: Remote["follow"] = (subject) => (stream) =>
+      stream.pipe(
+        Stream.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Stream.failCause(cause as Cause.Cause<never>)
+            : Stream.fail(Option.match(Cause.failureOption(cause), {
+              onSome: translate(target, subject),
+              onNone: () => defectLine(target, Cause.squash(cause))
+            }))
+        )
+      )
+    return { target, client, call, follow }
+  })
+
+/** Run `f` with a client of the server `flags` (or the environment, or the config file) name. */
+export const withRemote = (flags: Flags, wiring: Wiring) =>
+<A, E, R>(f: (remote: Remote) => Effect.Effect<A, E, R>): Effect.Effect<A, E | UsageError, Exclude<R, Scope.Scope>> =>
+  Effect.scoped(Effect.flatMap(Effect.flatMap(requireTarget(flags, wiring), connect), f))

@@ -1,0 +1,275 @@
+/**
+ * The runs of a server, for `swarm runs …`: list, show and compare (what RunsCommand does on the
+ * local database, asked of the server instead when one is configured), and what only a server can
+ * do — start a backtest or a paper run, stop, pause and resume it, and watch it live. `watch`
+ * folds the run's event stream into Watch's view: redrawn in place on a terminal, one line per
+ * meaningful event otherwise; it ends when the run does.
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Effect, Either, Option, Ref, Schedule, Schema, Stream } from "effect"
+import type { RunData, RunInfo } from "../../schemas/Rpc.js"
+import { RunEvent } from "../../schemas/RunEvent.js"
+import { RemoteFailed, RunFailed, UsageError } from "./CliError.js"
+import { checked, json } from "./Flags.js"
+import type { Io } from "./Io.js"
+import * as Remote from "./Remote.js"
+import * as RemoteView from "./RemoteView.js"
+import * as RunRef from "./RunRef.js"
+import { strategyArg, strategyRef, versionOption } from "./StrategiesCommand.js"
+import * as Watch from "./Watch.js"
+import type { Wiring } from "./Wiring.js"
+
+/** The server's largest page (schemas/Rpc.ts `Limit`). */
+const SERVER_LIMIT = 1_000
+
+export const list = (io: Io, remote: Remote.Remote, query: {
+  readonly strategy: string | undefined
+  readonly status: string | undefined
+  readonly limit: number
+  readonly json: boolean
+}) =>
+  Effect.gen(function*() {
+    // One more than asked, to say whether there are more.
+    const runs = yield* remote.client.runs.list({
+      ...(query.strategy === undefined ? {} : { strategy: query.strategy }),
+      ...(query.status === undefined ? {} : { status: query.status }),
+      limit: Math.min(query.limit + 1, SERVER_LIMIT)
+    }).pipe(remote.call("run"))
+    const shown = runs.slice(0, query.limit)
+    io.stdout(query.json ? RemoteView.runsJson(shown) : RemoteView.runsTable(shown, runs.length > query.limit))
+  })
+
+export const show = (io: Io, remote: Remote.Remote, run: string, asJson: boolean) =>
+  Effect.gen(function*() {
+    const info = yield* remote.client.runs.get({ run }).pipe(remote.call("run"))
+    io.stdout(asJson ? RemoteView.runJson(info) : RemoteView.runShow(info))
+  })
+
+export const compare = (io: Io, remote: Remote.Remote, a: string, b: string, asJson: boolean) =>
+  Effect.gen(function*() {
+    const compared = yield* remote.client.runs.compare({ a, b }).pipe(remote.call("run"))
+    io.stdout(asJson ? RemoteView.compareJson(compared) : RemoteView.compareTable(compared))
+  })
+
+// ---------------------------------------------------------------------------------------------
+// watch
+
+/** How often a terminal view is redrawn at most: often enough to look live, rarely enough to cost nothing. */
+const REDRAW = "100 millis"
+
+const decodeEvent = Schema.decodeUnknownOption(RunEvent)
+
+/** An event line as streamed, decoded; an event this client does not know (a newer server) is none. */
+const eventOf = (json: string): Option.Option<RunEvent> => {
+  try {
+    return decodeEvent(JSON.parse(json))
+  } catch {
+    return Option.none()
+  }
+}
+
+export interface WatchOptions {
+  readonly since: number
+  readonly keep: number
+  /** Each event's JSON line, as the server recorded it, instead of the view. */
+  readonly json: boolean
+}
+
+/** The view drawn in place on `screen`, at most every REDRAW, until the scope closes (then once more, whole). */
+const onScreen = (screen: NodeJS.WriteStream, model: Ref.Ref<Watch.Model>) =>
+  Effect.gen(function*() {
+    let drawn = 0
+    let dirty = true
+    const draw = Effect.flatMap(Ref.get(model), (m) =>
+      Effect.sync(() => {
+        const width = Math.max(40, (screen.columns ?? 100) - 1)
+        const height = Math.max(5, (screen.rows ?? 40) - 1)
+        const lines = Watch.frame(m, width).slice(0, height)
+        // Back to the first line of the last frame, clear below, draw: no flicker, no scrolling.
+        screen.write(`${drawn > 0 ? `\u001b[${drawn}F` : ""}\u001b[J${lines.join("\n")}\n`)
+        drawn = lines.length
+        dirty = false
+      }))
+    yield* Effect.acquireRelease(Effect.sync(() => screen.write("\u001b[?25l")), () =>
+      Effect.zipRight(draw, Effect.sync(() => screen.write("\u001b[?25h"))))
+    yield* Effect.forkScoped(Effect.repeat(Effect.suspend(() => (dirty ? draw : Effect.void)), Schedule.spaced(REDRAW)))
+    return Effect.sync(() => {
+      dirty = true
+    })
+  })
+
+/**
+ * Follow `run` until it ends: completed is exit 0; failed is `RunFailed` (exit 1); a stream that
+ * ends without either asks the server what became of the run (stopped: exit 0).
+ */
+export const watch = (io: Io, remote: Remote.Remote, run: string, options: WatchOptions) =>
+  Effect.scoped(Effect.gen(function*() {
+    const info = yield* remote.client.runs.get({ run }).pipe(remote.call("run"))
+    const model = yield* Ref.make<Watch.Model>({ ...Watch.initial(info.id, options.keep), seq: options.since })
+    const screen = options.json ? undefined : io.screen
+    if (screen === undefined && !options.json) io.stdout(`watching run ${info.id} (${info.ref}, ${info.mode}): ${info.status}\n`)
+    const touched = screen === undefined ? Effect.void : yield* onScreen(screen, model)
+    yield* remote.client.runs.events({ run: info.id, since: options.since }).pipe(
+      remote.follow("run"),
+      Stream.runForEach((streamed) =>
+        Effect.gen(function*() {
+          if (options.json) io.stdout(`${streamed.json}\n`)
+          const event = eventOf(streamed.json)
+          if (Option.isNone(event)) return yield* Ref.update(model, (m) => ({ ...m, seq: Math.max(m.seq, streamed.seq) }))
+          yield* Ref.update(model, (m) => Watch.step(m, event.value))
+          if (screen === undefined && !options.json) {
+            const text = Watch.line(event.value)
+            if (text !== undefined) io.stdout(`${text}\n`)
+          }
+          yield* touched
+        })
+      )
+    )
+    const end = yield* Ref.get(model)
+    if (end.status === "completed") return
+    if (end.status === "failed") return yield* new RunFailed({ run: `${info.id} (${info.ref})`, reason: end.failure ?? "" })
+    const now = yield* remote.client.runs.get({ run: info.id }).pipe(remote.call("run"))
+    if (now.status === "stopped") {
+      if (screen === undefined && !options.json) io.stdout(`run ${now.id} (${now.ref}) was stopped after event #${end.seq}\n`)
+      return
+    }
+    if (now.status === "completed") return
+    if (now.status === "failed") return yield* new RunFailed({ run: `${now.id} (${now.ref})`, reason: now.failure ?? "" })
+    return yield* new RemoteFailed({
+      field: "server",
+      reason: `${remote.target.server} ended the event stream while run ${now.id} is ${now.status}: ` +
+        `swarm runs watch ${now.id} --since ${end.seq} goes on from here`
+    })
+  }))
+
+const watchOptions = {
+  since: Options.integer("since").pipe(
+    Options.withPseudoName("seq"),
+    Options.optional,
+    Options.mapEffect(checked("--since", (n: number) =>
+      Number.isSafeInteger(n) && n >= 0 ? Either.right(n) : Either.left(`expected an event number, 0 or more, got ${n}`))),
+    Options.withDescription("Start after this event number (default 0: from the run's first event).")
+  ),
+  last: Options.integer("last").pipe(
+    Options.withPseudoName("n"),
+    Options.optional,
+    Options.mapEffect(checked("--last", (n: number) =>
+      Number.isInteger(n) && n >= 0 && n <= 100 ? Either.right(n) : Either.left(`expected 0 to 100, got ${n}`))),
+    Options.withDescription(`How many of the last decisions and verdicts the view shows (default ${Watch.KEEP}).`)
+  ),
+  json: json("Print each event as the JSON line the server recorded, one per line, instead of the view.")
+}
+
+const runArg = Args.text({ name: "run" }).pipe(Args.withDescription("The run: its id (run_…) or <strategy>#<number>, as `swarm runs list` shows it."))
+
+export const watchCommand = (io: Io, wiring: Wiring) =>
+  Command.make("watch", { run: runArg, ...watchOptions, ...Remote.options }, (flags) =>
+    Effect.gen(function*() {
+      const ref = yield* RunRef.check("<run>", flags.run)
+      yield* Remote.withRemote(flags, wiring)((remote) =>
+        watch(io, remote, ref, {
+          since: Option.getOrElse(flags.since, () => 0),
+          keep: Option.getOrElse(flags.last, () => Watch.KEEP),
+          json: flags.json
+        })
+      )
+    }).pipe(Effect.withSpan("swarm.runs.watch"))).pipe(
+    Command.withDescription(
+      "Follow a run live: equity, positions, the last decisions and verdicts, pending approvals (redrawn on a terminal, a line per event otherwise); ends when the run does."
+    )
+  )
+
+// ---------------------------------------------------------------------------------------------
+// start, stop, pause, resume
+
+/** `--data`: `sample` (the server's sample data) or `synthetic:<bars>[:<seed>]` (its seeded synthetic market). */
+export const parseData = (text: string): Either.Either<RunData, string> => {
+  if (text === "sample") return Either.right({ _tag: "sample" })
+  const m = /^synthetic:(\d{1,7})(?::(-?\d{1,15}))?$/.exec(text)
+  if (m === null) return Either.left(`expected sample or synthetic:<bars>[:<seed>], got ${RunRef.shown(text)}`)
+  const bars = Number(m[1])
+  if (bars < 1 || bars > 1_000_000) return Either.left(`a synthetic market has 1 to 1000000 bars, got ${bars}`)
+  return Either.right({ _tag: "synthetic", bars, ...(m[2] === undefined ? {} : { seed: Number(m[2]) }) })
+}
+
+const startOptions = {
+  mode: Options.choice("mode", ["backtest", "paper"]).pipe(
+    Options.withDefault("backtest" as const),
+    Options.withDescription("backtest: as fast as possible; paper: paced in wall-clock time (--speed).")
+  ),
+  data: Options.text("data").pipe(
+    Options.withPseudoName("sample|synthetic:<bars>[:<seed>]"),
+    Options.optional,
+    Options.mapEffect(checked("--data", parseData)),
+    Options.withDescription("The bars: the server's sample data (default), or its synthetic market of that many bars per symbol.")
+  ),
+  speed: Options.float("speed").pipe(
+    Options.withPseudoName("factor"),
+    Options.optional,
+    Options.mapEffect(checked("--speed", (x: number) =>
+      Number.isFinite(x) && x >= 0.001 && x <= 1_000_000_000 ? Either.right(x) : Either.left(`expected 0.001 to 1000000000, got ${x}`))),
+    Options.withDescription("Paper runs: how many times faster than the bars' own spacing (86400: a daily bar a second). Default 1.")
+  ),
+  seed: Options.text("seed").pipe(
+    Options.withPseudoName("n"),
+    Options.optional,
+    Options.mapEffect(checked("--seed", (text: string) =>
+      /^\d{1,16}$/.test(text) ? Either.right(text) : Either.left(`expected a non-negative integer (at most 16 digits), got ${RunRef.shown(text)}`))),
+    Options.withDescription("Seeds the run's randomness. Default 0.")
+  ),
+  version: versionOption("Run this version of the strategy (default the latest)."),
+  watch: Options.boolean("watch").pipe(Options.withDescription("Then follow it, as `swarm runs watch` does, until it ends.")),
+  json: json("Print the started run as one JSON document on stdout (with --watch: ndjson, the run on the first line, then its events).")
+}
+
+export const start = (io: Io, wiring: Wiring) =>
+  Command.make("start", { strategy: strategyArg, ...startOptions, ...Remote.options }, (flags) =>
+    Effect.gen(function*() {
+      const strategy = yield* strategyRef("<strategy>", flags.strategy)
+      if (flags.mode === "backtest" && Option.isSome(flags.speed)) {
+        return yield* new UsageError({ field: "--speed", reason: "only paper runs are paced: add --mode paper, or leave --speed out" })
+      }
+      yield* Remote.withRemote(flags, wiring)((remote) =>
+        Effect.gen(function*() {
+          const info = yield* remote.client.runs.start({
+            strategy,
+            mode: flags.mode,
+            data: Option.getOrElse(flags.data, (): RunData => ({ _tag: "sample" })),
+            ...Option.match(flags.version, { onNone: () => ({}), onSome: (version) => ({ version }) }),
+            ...Option.match(flags.seed, { onNone: () => ({}), onSome: (seed) => ({ seed }) }),
+            ...Option.match(flags.speed, { onNone: () => ({}), onSome: (speed) => ({ speed }) })
+          }).pipe(remote.call("run"))
+          io.stdout(
+            flags.json ? (flags.watch ? RemoteView.runLine(info) : RemoteView.runJson(info)) : RemoteView.runChanged("started", info)
+          )
+          if (flags.watch) yield* watch(io, remote, info.id, { since: 0, keep: Watch.KEEP, json: flags.json })
+        })
+      )
+    }).pipe(Effect.withSpan("swarm.runs.start"))).pipe(
+    Command.withDescription("Start a run of one of your strategies on the server: a backtest, or a paper run paced in wall-clock time.")
+  )
+
+type Change = "stop" | "pause" | "resume"
+
+const DONE: Record<Change, string> = { stop: "stopped", pause: "paused", resume: "resumed" }
+
+const change = (verb: Change, description: string) => (io: Io, wiring: Wiring) =>
+  Command.make(verb, { run: runArg, json: json("Print the run as one JSON document on stdout."), ...Remote.options }, (flags) =>
+    Effect.gen(function*() {
+      const ref = yield* RunRef.check("<run>", flags.run)
+      yield* Remote.withRemote(flags, wiring)((remote) =>
+        Effect.gen(function*() {
+          const request = { run: ref }
+          const info: RunInfo = yield* (verb === "stop"
+            ? remote.client.runs.stop(request)
+            : verb === "pause"
+            ? remote.client.runs.pause(request)
+            : remote.client.runs.resume(request)).pipe(remote.call("run"))
+          io.stdout(flags.json ? RemoteView.runJson(info) : RemoteView.runChanged(DONE[verb], info))
+        })
+      )
+    }).pipe(Effect.withSpan(`swarm.runs.${verb}`))).pipe(Command.withDescription(description))
+
+export const stop = change("stop", "Stop a live run on the server: it ends `stopped`, keeping what it recorded.")
+export const pause = change("pause", "Pause a live run on the server: it holds before its next bar until resumed.")
+export const resume = change("resume", "Resume a paused run on the server.")

@@ -1,0 +1,194 @@
+/**
+ * What the commands that talk to a server print: tables for people, in the style of RunsView's
+ * (cli-table3, no colours), and JSON documents that are the RPC answers as the contract encodes
+ * them (schemas/Rpc.ts: ISO 8601 times, money in micros) — so a script reads the same shapes a
+ * dashboard does. Pure functions over what the server answered.
+ */
+import { Schema } from "effect"
+import { stringify } from "yaml"
+import type { Rule } from "../../schemas/Rule.js"
+import { PendingApproval, RunInfo, StrategySummary, StrategyVersion } from "../../schemas/Rpc.js"
+import { Rule as RuleSchema } from "../../schemas/Rule.js"
+import { COMPARED, shownDifference, shownValue, table, valueOf, wallTime } from "./RunsView.js"
+import { count, metricRows, percent, price, quantity, ratio, time } from "./Summary.js"
+
+const DASH = "—"
+
+const toJson = <A, I>(schema: Schema.Schema<A, I>, value: A): string => `${JSON.stringify(Schema.encodeSync(schema)(value), null, 2)}\n`
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+export const runJson = (run: RunInfo): string => toJson(RunInfo, run)
+
+/** The run on one line: the head of an ndjson stream (`runs start --watch --json`). */
+export const runLine = (run: RunInfo): string => `${JSON.stringify(Schema.encodeSync(RunInfo)(run))}\n`
+
+export const runsJson = (runs: ReadonlyArray<RunInfo>): string => toJson(Schema.Array(RunInfo), runs)
+
+export const runsTable = (runs: ReadonlyArray<RunInfo>, more: boolean): string => {
+  if (runs.length === 0) return "no runs\n"
+  const t = table(
+    ["run", "id", "status", "mode", "return", "Sharpe", "max DD", "trades", "events", "started"],
+    ["left", "left", "left", "left", "right", "right", "right", "right", "right", "left"]
+  )
+  for (const run of runs) {
+    const m = run.metrics
+    t.push([
+      run.ref,
+      run.id,
+      run.status,
+      run.mode,
+      m === null ? DASH : percent(m.totalReturn, { sign: true }),
+      m === null ? DASH : ratio(m.sharpe),
+      m === null ? DASH : percent(m.maxDrawdown),
+      m === null ? DASH : count(m.tradeCount),
+      run.events === null ? DASH : count(run.events),
+      wallTime(run.startedAt)
+    ])
+  }
+  return `${t.toString()}\n${more ? `the latest ${runs.length}; --limit shows more\n` : ""}`
+}
+
+/** A run as the server knows it: what it is, where it stands, and its metrics once it has ended. */
+export const runShow = (run: RunInfo): string => {
+  const lines = [
+    `run       ${run.id} (${run.ref})`,
+    `strategy  ${run.strategy} v${run.strategyVersion}`,
+    `mode      ${run.mode}`,
+    `status    ${run.status}${run.failure === null ? "" : `: ${run.failure}`}`,
+    `started   ${wallTime(run.startedAt)}`,
+    `finished  ${run.finishedAt === null ? DASH : wallTime(run.finishedAt)}`,
+    `events    ${run.events === null ? DASH : count(run.events)}`,
+    `checksum  ${run.checksum ?? DASH}`,
+    ""
+  ]
+  if (run.metrics === null) lines.push("metrics: once the run has ended (swarm runs watch follows it)")
+  else {
+    const t = table(["metric", "value"], ["left", "right"])
+    for (const [name, value] of metricRows(run.metrics)) t.push([name, value])
+    lines.push(t.toString())
+  }
+  return `${lines.join("\n")}\n`
+}
+
+/** `runs start`, `stop`, `pause`, `resume`: what the run is now, in one line, and what to do next. */
+export const runChanged = (verb: string, run: RunInfo): string => {
+  const next = run.status === "running" || run.status === "paused" ? `\nfollow it: swarm runs watch ${run.id}` : ""
+  return `${verb} run ${run.id} (${run.ref}, ${run.mode}): ${run.status}${run.failure === null ? "" : `: ${run.failure}`}${next}\n`
+}
+
+export interface Compared {
+  readonly a: RunInfo
+  readonly b: RunInfo
+  readonly firstDifference: { readonly ts: number; readonly symbol: string } | null
+}
+
+export const compareJson = (compared: Compared): string =>
+  `${
+    JSON.stringify(
+      {
+        a: Schema.encodeSync(RunInfo)(compared.a),
+        b: Schema.encodeSync(RunInfo)(compared.b),
+        firstDifference: compared.firstDifference === null
+          ? null
+          : { ts: new Date(compared.firstDifference.ts).toISOString(), symbol: compared.firstDifference.symbol }
+      },
+      null,
+      2
+    )
+  }\n`
+
+export const compareTable = ({ a, b, firstDifference }: Compared): string => {
+  const t = table(["", `a: ${a.ref}`, `b: ${b.ref}`, "b − a"], ["left", "right", "right", "right"])
+  t.push(["run", a.id, b.id, ""])
+  t.push(["status", a.status, b.status, a.status === b.status ? "=" : "differ"])
+  t.push(["mode", a.mode, b.mode, a.mode === b.mode ? "=" : "differ"])
+  for (const [key, label, kind] of COMPARED) {
+    const x = valueOf(a.metrics, key)
+    const y = valueOf(b.metrics, key)
+    t.push([label, shownValue(x, kind), shownValue(y, kind), shownDifference(x, y, kind)])
+  }
+  const short = (c: string | null) => (c === null ? DASH : `${c.slice(0, 12)}…`)
+  t.push(["checksum", short(a.checksum), short(b.checksum), a.checksum !== null && a.checksum === b.checksum ? "=" : "differ"])
+  const decisions = firstDifference === null
+    ? "decisions: the same throughout"
+    : `first differing decision: ${time(firstDifference.ts)} ${firstDifference.symbol}`
+  return `${t.toString()}\n\n${decisions}\n`
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strategies and rules
+
+export const strategiesJson = (strategies: ReadonlyArray<StrategySummary>): string => toJson(Schema.Array(StrategySummary), strategies)
+
+export const strategiesTable = (strategies: ReadonlyArray<StrategySummary>): string => {
+  if (strategies.length === 0) return "no strategies (swarm strategies create <file> saves one)\n"
+  const t = table(["name", "id", "version", "runs", "created"], ["left", "left", "right", "right", "left"])
+  for (const s of strategies) t.push([s.name, s.id, String(s.latestVersion), count(s.runs), wallTime(s.createdAt)])
+  return `${t.toString()}\n`
+}
+
+export const strategyJson = (version: StrategyVersion): string => toJson(StrategyVersion, version)
+
+/**
+ * A strategy version as a YAML strategy file, every default spelled out: what `strategies create`
+ * and `update` take back, so `show > file`, an edit and `update` is how a strategy is changed.
+ */
+export const strategyYaml = (version: StrategyVersion): string => {
+  const body = stringify(Schema.encodeSync(StrategyVersion.fields.strategy)(version.strategy), { lineWidth: 0 })
+  return `# ${version.name} v${version.version} (${version.id})\n${body}`
+}
+
+/** `strategies create` and `update`, and the rule commands (each makes a new version). */
+export const strategySaved = (verb: string, version: StrategyVersion): string =>
+  `${verb} strategy "${version.name}" (${version.id}): version ${version.version}, ${version.strategy.rules.length === 1 ? "1 rule" : `${version.strategy.rules.length} rules`}\n`
+
+export const rulesJson = (rules: ReadonlyArray<Rule>): string => toJson(Schema.Array(RuleSchema), rules)
+
+const scope = (rule: Rule): string => {
+  const allowed = rule.allowSymbols === undefined ? "all symbols" : rule.allowSymbols.join(" ")
+  return rule.denySymbols.length === 0 ? allowed : `${allowed} except ${rule.denySymbols.join(" ")}`
+}
+
+export const rulesTable = (rules: ReadonlyArray<Rule>): string => {
+  if (rules.length === 0) return "no rules\n"
+  const t = table(["id", "name", "kind", "category", "priority", "active", "symbols", "params"], [
+    "left",
+    "left",
+    "left",
+    "left",
+    "right",
+    "left",
+    "left",
+    "left"
+  ])
+  const encode = Schema.encodeSync(RuleSchema)
+  for (const rule of [...rules].sort((x, y) => x.priority - y.priority || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))) {
+    t.push([rule.id, rule.name, rule.kind, rule.category, String(rule.priority), rule.active ? "yes" : "no", scope(rule), JSON.stringify(encode(rule).params)])
+  }
+  return `${t.toString()}\n`
+}
+
+// ---------------------------------------------------------------------------------------------
+// Approvals
+
+export const approvalsJson = (pending: ReadonlyArray<PendingApproval>): string => toJson(Schema.Array(PendingApproval), pending)
+
+export const approvalsTable = (pending: ReadonlyArray<PendingApproval>): string => {
+  if (pending.length === 0) return "no approvals pending\n"
+  const t = table(["run", "id", "round", "order", "price", "asked", "expires", "reasons"], [
+    "left",
+    "left",
+    "left",
+    "left",
+    "right",
+    "left",
+    "left",
+    "left"
+  ])
+  for (const p of pending) {
+    t.push([p.ref, p.run, p.round, `${p.symbol} ${p.side} ${quantity(p.quantity)}`, price(p.referencePrice), wallTime(new Date(p.requestedAt)), wallTime(new Date(p.expiresAt)), p.reasons.join("; ")])
+  }
+  return `${t.toString()}\n`
+}

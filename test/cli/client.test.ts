@@ -1,0 +1,339 @@
+/**
+ * The operator's command line against a live server: the real `swarm serve` in a process of its own
+ * on a fresh embedded database, and the real binary as its client — logging in (the config file,
+ * mode 0600), a refused key, a server that is not there, a backtest started and watched to its end,
+ * a paper run stopped, another user who sees none of it. The same commands also run in-process
+ * (Cli.run, as the binary does) against the same server for everything in between — strategies,
+ * rules, list/show/compare, pause/resume, approvals — since each binary start costs seconds of
+ * loading. Every process started here is killed when the file ends, whether or not a test failed.
+ */
+import { RpcClient } from "@effect/rpc"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { SwarmRpcs } from "../../schemas/Rpc.js"
+import * as Remote from "../../src/cli/Remote.js"
+import { lines, swarm } from "./harness.js"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-client-"))
+const config = Path.join(tmp, "home", ".config", "swarm", "config.json")
+const sma = Path.join(root, "examples", "sma-crossover.json")
+
+/** Process groups started here: a failed or timed-out test must not leave a server or a client running. */
+const groups: Array<number> = []
+afterAll(() => {
+  for (const pid of groups) {
+    try {
+      process.kill(-pid, "SIGKILL")
+    } catch {
+      // gone already
+    }
+  }
+  fs.rmSync(tmp, { recursive: true, force: true })
+})
+
+/** The test's environment without any server, key or database of the developer's. */
+const cleanEnv = (env: Record<string, string>) => ({
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !["SWARM_SERVER", "SWARM_API_KEY", "DATABASE_URL"].includes(k))),
+  SWARM_CONFIG: config,
+  ...env
+})
+
+interface Server {
+  readonly child: ChildProcess
+  readonly base: string
+  /** The first admin's key, printed once on the first start. */
+  readonly key: string
+}
+
+/** `swarm serve --port 0` on a fresh embedded database, once it listens and has printed the admin's key. */
+const startServer = () =>
+  new Promise<Server>((resolve, reject) => {
+    const child = spawn(process.execPath, [Path.join(root, "bin", "swarm.js"), "serve", "--port", "0"], {
+      cwd: tmp,
+      env: cleanEnv({ SWARM_DATA_DIR: Path.join(tmp, "data") }),
+      detached: true
+    })
+    if (child.pid !== undefined) groups.push(child.pid)
+    let out = ""
+    let err = ""
+    const check = () => {
+      const base = /listening on (http:\/\/\S+)/.exec(err)?.[1]
+      const key = /sk_[A-Za-z0-9_-]{43}/.exec(out)?.[0]
+      if (base !== undefined && key !== undefined) resolve({ child, base, key })
+    }
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString()
+      check()
+    })
+    child.stderr!.on("data", (chunk: Buffer) => {
+      err += chunk.toString()
+      check()
+    })
+    child.on("exit", (code) => reject(new Error(`swarm serve exited ${code} before it was ready: ${err}`)))
+  })
+
+interface Ran {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** The real binary, as a client, in a process group of its own (bin/swarm.js starts a second node). */
+const bin = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  Effect.async<Ran>((resume) => {
+    const child = spawn(process.execPath, [Path.join(root, "bin", "swarm.js"), ...args], { cwd: tmp, env: cleanEnv(env), detached: true })
+    if (child.pid !== undefined) groups.push(child.pid)
+    let stdout = ""
+    let stderr = ""
+    child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
+    child.on("close", (code, signal) => resume(Effect.succeed({ code: code ?? (signal === null ? -1 : 128), stdout, stderr })))
+    return Effect.sync(() => {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
+    })
+  })
+
+/** The same command line in-process, on the same config file. */
+const cli = (argv: ReadonlyArray<string>, environment: Record<string, string> = {}) =>
+  swarm(argv, { environment: { SWARM_CONFIG: config, ...environment } })
+
+/** A port nothing listens on: one the system just gave out and took back. */
+const closedPort = () =>
+  new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, "127.0.0.1", () => {
+      const port = (probe.address() as net.AddressInfo).port
+      probe.close(() => resolve(port))
+    })
+  })
+
+/** A strategy file: the SMA example with `changes`. */
+const strategyFile = (name: string, changes: Record<string, unknown>) => {
+  const path = Path.join(tmp, name)
+  fs.writeFileSync(path, JSON.stringify({ ...JSON.parse(fs.readFileSync(sma, "utf8")), ...changes }))
+  return path
+}
+
+/** The admin RPCs the command line does not offer, straight over the protocol the CLI uses. */
+const adminCreateUser = (base: string, key: string, name: string) =>
+  Effect.scoped(
+    Effect.flatMap(
+      RpcClient.make(SwarmRpcs).pipe(Effect.provide(Remote.protocol(base, key))),
+      (client) => client.admin.createUser({ name, role: "user" })
+    )
+  ).pipe(Effect.orDie)
+
+/** Poll `f` until it returns a value, at most `tries` times, `millis` apart. */
+const eventually = <A>(f: Effect.Effect<A | undefined>, tries = 60, millis = 500): Effect.Effect<A> =>
+  Effect.flatMap(f, (a) =>
+    a !== undefined
+      ? Effect.succeed(a)
+      : tries <= 1
+      ? Effect.dieMessage("gave up waiting")
+      : Effect.zipRight(Effect.sleep(millis), eventually(f, tries - 1, millis)))
+
+let server: Server
+beforeAll(async () => {
+  server = await startServer()
+}, 120_000)
+
+/** Shared between the tests, in order: the runs they made. */
+const made: { backtest?: { id: string; ref: string }; paper?: { id: string; ref: string } } = {}
+
+describe("swarm as a client of a live server", () => {
+  it.live("login: a refused key is one line, exit 2, nothing saved; the admin's key is checked and saved 0600; an absent server is one line, exit 1", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(closedPort)
+      const elsewhere = Path.join(tmp, "refused", "config.json")
+      const [refused, absent, login] = yield* Effect.all([
+        bin(["login", "--server", server.base, "--key", `sk_${"x".repeat(43)}`], { SWARM_CONFIG: elsewhere }),
+        bin(["runs", "list", "--server", `http://127.0.0.1:${port}`, "--key", server.key]),
+        bin(["login", "--server", server.base, "--key", server.key])
+      ], { concurrency: "unbounded" })
+      expect([refused.code, refused.stderr, refused.stdout]).toEqual([2, `swarm: --key: ${server.base} refused the API key: invalid API key\n`, ""])
+      expect(fs.existsSync(elsewhere)).toBe(false)
+      expect([absent.code, absent.stderr]).toEqual([1, `swarm: server: cannot reach http://127.0.0.1:${port}: connection refused\n`])
+
+      expect([login.code, login.stderr]).toEqual([0, ""])
+      expect(login.stdout).toBe(`logged in to ${server.base}: the key works (1 strategy); saved to ${config}\n`)
+      expect(fs.statSync(config).mode & 0o777).toBe(0o600)
+      expect(JSON.parse(fs.readFileSync(config, "utf8"))).toEqual({ server: server.base, key: server.key })
+    }), { timeout: 90_000 })
+
+  it.live("strategies and rules: create, list, show as YAML, update from it, rules put, list, delete", () =>
+    Effect.gen(function*() {
+      const created = yield* cli(["strategies", "create", sma])
+      expect([created.code, created.stderr]).toEqual([0, ""])
+      expect(created.stdout).toMatch(/^created strategy "SMA crossover" \(str_[0-9a-f]+\): version 1, 0 rules\n$/)
+      const again = yield* cli(["strategies", "create", sma])
+      expect(again.code).toBe(2)
+      expect(lines(again.stderr)).toHaveLength(1)
+      expect(again.stderr).toMatch(/^swarm: strategy: .*SMA crossover/)
+
+      const listed = yield* cli(["strategies", "list", "--json"])
+      expect(JSON.parse(listed.stdout).map((s: { name: string }) => s.name).sort()).toEqual(["SMA crossover", "Six analysts"])
+
+      const shown = yield* cli(["strategies", "show", "SMA crossover"])
+      expect(shown.stdout).toMatch(/^# SMA crossover v1 \(str_[0-9a-f]+\)\nname: SMA crossover\n/)
+      const yaml = Path.join(tmp, "sma.yaml")
+      fs.writeFileSync(yaml, shown.stdout.replace("initialCash: \"100000\"", "initialCash: \"250000\""))
+      const updated = yield* cli(["strategies", "update", "SMA crossover", yaml, "--json"])
+      expect(JSON.parse(updated.stdout)).toMatchObject({ name: "SMA crossover", version: 2, strategy: { initialCash: "250000" } })
+      const first = yield* cli(["strategies", "show", "SMA crossover", "--version", "1", "--json"])
+      expect(JSON.parse(first.stdout)).toMatchObject({ version: 1, strategy: { initialCash: "100000" } })
+
+      const cap = "{\"id\":\"cap\",\"name\":\"Cap\",\"kind\":\"max_position_percent\",\"params\":{\"percent\":30}}"
+      const put = yield* cli(["rules", "put", "SMA crossover", cap])
+      expect([put.code, put.stdout]).toEqual([0, expect.stringMatching(/^put rule cap in strategy "SMA crossover" \(str_[0-9a-f]+\): version 3, 1 rule\n$/)])
+      const ruleFile = Path.join(tmp, "few.yaml")
+      fs.writeFileSync(ruleFile, "id: few\nname: Few positions\nkind: max_open_positions\npriority: -1\nparams:\n  count: 2\n")
+      expect((yield* cli(["rules", "put", "SMA crossover", ruleFile])).code).toBe(0)
+      const rules = yield* cli(["rules", "list", "SMA crossover"])
+      expect(rules.stdout).toMatch(/few .* Few positions .* max_open_positions[\s\S]*cap .* Cap .* max_position_percent/)
+      const removed = yield* cli(["rules", "delete", "SMA crossover", "few"])
+      expect(removed.stdout).toMatch(/^deleted rule few from strategy "SMA crossover" .*: version 5, 1 rule\n$/)
+      const gone = yield* cli(["rules", "delete", "SMA crossover", "few"])
+      expect([gone.code, gone.stderr]).toEqual([2, "swarm: rule: the strategy has no rule few\n"])
+      expect(JSON.parse((yield* cli(["rules", "list", "SMA crossover", "--json"])).stdout).map((r: { id: string }) => r.id)).toEqual(["cap"])
+
+      const unknown = yield* cli(["strategies", "show", "Nope"])
+      expect([unknown.code, unknown.stderr]).toEqual([2, `swarm: strategy: no strategy "Nope" on ${server.base} (swarm strategies list shows yours)\n`])
+    }), { timeout: 60_000 })
+
+  it.live("runs: a backtest started and watched to its end through the binary; list, show, compare; a finished run's watch prints its events, exit 0", () =>
+    Effect.gen(function*() {
+      const started = yield* bin(["runs", "start", "SMA crossover", "--data", "synthetic:300:7", "--watch"])
+      expect([started.code, started.stderr]).toEqual([0, ""])
+      const head = /^started run (run_[0-9a-f]+) \((SMA crossover#\d+), backtest\): \w+\n/.exec(started.stdout)
+      expect(head).not.toBeNull()
+      made.backtest = { id: head![1]!, ref: head![2]! }
+      const events = lines(started.stdout).filter((line) => line.startsWith("#"))
+      expect(events[0]).toMatch(/^#1 2020-01-06 started: backtest run of str_[0-9a-f]+ v5, seed 0, ACME GLOBEX INITECH$/)
+      expect(events.some((line) => / verdict .*: approved$/.test(line))).toBe(true)
+      expect(events.some((line) => / fill [A-Z]+ (buy|sell) /.test(line))).toBe(true)
+      expect(events.at(-1)).toMatch(/^#\d+ \S+ completed: return [+-]?\d+\.\d+%, Sharpe .*, checksum [0-9a-f]{12}…$/)
+
+      // Another backtest on other bars, in-process, followed to its end.
+      const second = yield* cli(["runs", "start", "SMA crossover", "--data", "synthetic:300:8", "--json"])
+      const other = JSON.parse(second.stdout) as { id: string; ref: string }
+      expect((yield* cli(["runs", "watch", other.id])).code).toBe(0)
+
+      const listed = JSON.parse((yield* cli(["runs", "list", "--strategy", "SMA crossover", "--json"])).stdout) as Array<{ id: string; status: string }>
+      expect(listed.map((r) => [r.id, r.status])).toEqual([[other.id, "completed"], [made.backtest.id, "completed"]])
+      const table = yield* cli(["runs", "list"])
+      expect(table.stdout).toContain(made.backtest.ref)
+      expect(table.stdout).toContain("Six analysts#1")
+
+      const shown = JSON.parse((yield* cli(["runs", "show", made.backtest.ref, "--json"])).stdout)
+      expect(shown).toMatchObject({ id: made.backtest.id, ref: made.backtest.ref, mode: "backtest", status: "completed", strategyVersion: 5 })
+      expect(shown.checksum).toMatch(/^[0-9a-f]{64}$/)
+      expect((yield* cli(["runs", "show", made.backtest.id])).stdout).toContain("total return")
+
+      const compared = yield* cli(["runs", "compare", made.backtest.ref, other.ref])
+      expect(compared.stdout).toMatch(/│ total return +│ +[+-]?\d/)
+      expect(compared.stdout).toMatch(/first differing decision: \S+ [A-Z]+\n$/)
+      expect(JSON.parse((yield* cli(["runs", "compare", made.backtest.id, other.id, "--json"])).stdout)).toMatchObject({
+        a: { id: made.backtest.id },
+        b: { id: other.id },
+        firstDifference: { symbol: expect.any(String) }
+      })
+
+      const watched = yield* bin(["runs", "watch", made.backtest.ref])
+      expect([watched.code, watched.stderr]).toEqual([0, ""])
+      expect(lines(watched.stdout)[0]).toBe(`watching run ${made.backtest.id} (${made.backtest.ref}, backtest): completed`)
+      expect(lines(watched.stdout).slice(1)).toEqual(events)
+      // From an event on: only what came after it.
+      const tail = yield* cli(["runs", "watch", made.backtest.id, "--since", String(Number(/^#(\d+)/.exec(events.at(-2)!)![1]))])
+      expect(lines(tail.stdout).slice(1)).toEqual(events.slice(-1))
+    }), { timeout: 90_000 })
+
+  it.live("a paper run: started, paused, resumed and stopped; its watch then says it was stopped", () =>
+    Effect.gen(function*() {
+      const started = yield* cli(["runs", "start", "SMA crossover", "--mode", "paper", "--data", "synthetic:5000", "--speed", "86400", "--json"])
+      expect(started.code).toBe(0)
+      const run = JSON.parse(started.stdout) as { id: string; ref: string; mode: string; status: string }
+      expect([run.mode, run.status]).toEqual(["paper", "running"])
+      made.paper = { id: run.id, ref: run.ref }
+
+      const paused = yield* cli(["runs", "pause", run.ref])
+      expect(paused.stdout).toBe(`paused run ${run.id} (${run.ref}, paper): paused\nfollow it: swarm runs watch ${run.id}\n`)
+      const twice = yield* cli(["runs", "pause", run.id])
+      expect([twice.code, twice.stderr]).toEqual([2, `swarm: run: run ${run.id} is paused already\n`])
+      expect(JSON.parse((yield* cli(["runs", "show", run.id, "--json"])).stdout).status).toBe("paused")
+      const resumed = yield* cli(["runs", "resume", run.id])
+      expect(resumed.stdout).toMatch(/^resumed run .*: running\n/)
+
+      const stopped = yield* bin(["runs", "stop", run.id])
+      expect([stopped.code, stopped.stderr]).toEqual([0, ""])
+      expect(stopped.stdout).toMatch(new RegExp(`^stopped run ${run.id} \\(.*, paper\\): stopped`))
+      const watched = yield* cli(["runs", "watch", run.id])
+      expect(watched.code).toBe(0)
+      expect(lines(watched.stdout).at(-1)).toMatch(new RegExp(`^run ${run.id} \\(.*\\) was stopped after event #\\d+$`))
+      const again = yield* cli(["runs", "stop", run.id])
+      expect([again.code, lines(again.stderr)]).toEqual([2, [expect.stringMatching(new RegExp(`^swarm: run: run ${run.id} is stopped`))]])
+    }), { timeout: 90_000 })
+
+  it.live("another user sees none of it: someone else's run is answered as one that does not exist", () =>
+    Effect.gen(function*() {
+      const other = yield* adminCreateUser(server.base, server.key, "bob")
+      const as = { SWARM_SERVER: server.base, SWARM_API_KEY: other.key }
+      const run = made.backtest!
+      const theirs = yield* bin(["runs", "show", run.id], as)
+      const none = yield* cli(["runs", "show", "run_000000000000"], as)
+      expect([theirs.code, theirs.stderr]).toEqual([2, `swarm: run: no run "${run.id}" on ${server.base} (swarm runs list shows yours)\n`])
+      expect(none.stderr.replace("run_000000000000", run.id)).toBe(theirs.stderr)
+      expect((yield* cli(["runs", "list"], as)).stdout).toBe("no runs\n")
+      for (const argv of [["runs", "watch", run.ref], ["runs", "stop", run.id], ["runs", "compare", run.id, made.paper!.id]]) {
+        const r = yield* cli(argv, as)
+        expect([r.code, lines(r.stderr)]).toEqual([2, [expect.stringMatching(/^swarm: run: no run ".*" on http.* \(swarm runs list shows yours\)$/)]])
+      }
+      const strategy = yield* cli(["strategies", "show", "SMA crossover"], as)
+      expect([strategy.code, strategy.stderr]).toEqual([2, `swarm: strategy: no strategy "SMA crossover" on ${server.base} (swarm strategies list shows yours)\n`])
+    }), { timeout: 90_000 })
+
+  it.live("approvals: a paper run holds its intents; one approved, one rejected with a reason; the watch shows both", () =>
+    Effect.gen(function*() {
+      const held = strategyFile("held.json", { name: "Held", risk: { approval: { notionalPctAbove: 1, policy: "pause", timeoutSeconds: 600 } } })
+      expect((yield* cli(["strategies", "create", held])).code).toBe(0)
+      const started = JSON.parse((yield* cli(["runs", "start", "Held", "--mode", "paper", "--data", "synthetic:2000", "--speed", "86400000", "--json"])).stdout)
+      type Pending = { run: string; ref: string; round: string; symbol: string; side: string; quantity: number; reasons: Array<string> }
+      const pending = (after: ReadonlyArray<string>) =>
+        eventually(Effect.map(cli(["approvals", "list", "--run", started.id, "--json"]), (r) => {
+          const all = JSON.parse(r.stdout) as Array<Pending>
+          return all.length > 0 && all.some((p) => !after.includes(p.round)) ? all.filter((p) => !after.includes(p.round)) : undefined
+        }))
+      const [first] = yield* pending([])
+      expect(first).toMatchObject({ run: started.id, ref: "Held#1", reasons: [expect.stringContaining("above the approval threshold of 1%")] })
+      const table = yield* cli(["approvals", "list"])
+      expect(table.stdout).toContain(first!.round)
+
+      const approved = yield* cli(["approvals", "approve", started.id, first!.round])
+      expect([approved.code, approved.stdout]).toEqual([0, `approved round ${first!.round} of run ${started.id}\n`])
+      const twice = yield* cli(["approvals", "approve", started.id, first!.round])
+      expect([twice.code, lines(twice.stderr)]).toEqual([2, [`swarm: approval: no pending approval for round "${first!.round}" of run "${started.id}" on ${server.base} (swarm approvals list shows them)`]])
+
+      const [second] = yield* pending([first!.round])
+      const rejected = yield* cli(["approvals", "reject", "Held#1", second!.round, "--reason", "too big for today"])
+      expect([rejected.code, rejected.stdout]).toEqual([0, `rejected round ${second!.round} of run Held#1: too big for today\n`])
+
+      expect((yield* cli(["runs", "stop", started.id])).code).toBe(0)
+      const watched = yield* cli(["runs", "watch", started.id])
+      expect(watched.stdout).toContain(`approval approved: round ${first!.round}, by admin`)
+      expect(watched.stdout).toContain(`approval rejected: round ${second!.round}, by admin: too big for today`)
+    }), { timeout: 90_000 })
+
+  it.live("logout forgets the server: the next command says there is none", () =>
+    Effect.gen(function*() {
+      const out = yield* cli(["logout"])
+      expect(out.stdout).toBe(`logged out: removed ${config}\n`)
+      expect(fs.existsSync(config)).toBe(false)
+      const after = yield* cli(["strategies", "list"])
+      expect([after.code, lines(after.stderr)[0]]).toEqual([2, expect.stringMatching(/^swarm: --server: no server/)])
+    }))
+})
