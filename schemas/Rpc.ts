@@ -164,6 +164,13 @@ export type RunInfo = typeof RunInfo.Type
 /** One event of a run as streamed: its sequence number, tag and canonical JSON line. */
 export const StreamedEvent = Schema.Struct({ seq: Schema.Int, tag: Schema.String, json: Schema.String })
 
+/** What verifying a run's audit chain found. */
+export const AuditReport = Schema.Union(
+  Schema.Struct({ ok: Schema.Literal(true), run: Schema.String, entries: Schema.Int, head: Schema.String }),
+  Schema.Struct({ ok: Schema.Literal(false), run: Schema.String, position: Schema.Int, reason: Schema.String })
+)
+export type AuditReport = typeof AuditReport.Type
+
 export class RunRpcs extends RpcGroup.make(
   Rpc.make("runs.start", { payload: StartRun, success: RunInfo, error: Schema.Union(StrategyNotFound, InvalidRequest, Unavailable) }),
   Rpc.make("runs.stop", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
@@ -180,6 +187,11 @@ export class RunRpcs extends RpcGroup.make(
     success: Schema.Struct({ a: RunInfo, b: RunInfo, firstDifference: Schema.NullOr(Schema.Struct({ ts: Schema.Number, symbol: Schema.String })) }),
     error: Schema.Union(RunNotFound, Unavailable)
   }),
+  /**
+   * Re-hash the run's event chain on the server (as `swarm audit verify` does locally): intact, with
+   * its length and head; or the first position that does not verify, and why.
+   */
+  Rpc.make("runs.verify", { payload: { run: Ref }, success: AuditReport, error: Schema.Union(RunNotFound, Unavailable) }),
   /** The run's events after `since`, then live until the run ends (no gap, no duplicate). */
   Rpc.make("runs.events", { payload: { run: Ref, since: Schema.optional(Seq) }, success: StreamedEvent, error: Schema.Union(RunNotFound, Unavailable), stream: true })
 ).middleware(Authenticated) {}

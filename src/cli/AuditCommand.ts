@@ -2,14 +2,16 @@
  * `swarm audit verify <run>`: re-hash a stored run's event chain (src/store/Audit.ts) and say
  * whether it is intact — every event, in order, none missing, ending at the head the run recorded
  * and, for a completed run, re-hashing to its checksum. The verdict goes to stdout; a broken chain
- * also exits 1 with one `swarm:` line. It reads the database directly (DATABASE_URL or the
- * embedded one) even when a server is configured: the server has no audit procedure yet.
+ * also exits 1 with one `swarm:` line. With a server configured (--server, SWARM_SERVER or
+ * `swarm login`) the server verifies the chain in its database (`runs.verify`); `--local` reads the
+ * local database (DATABASE_URL or the embedded one) instead.
  */
-import { Args, Command } from "@effect/cli"
-import { Effect } from "effect"
+import { Args, Command, Options } from "@effect/cli"
+import { Effect, Option } from "effect"
 import * as Audit from "../store/Audit.js"
 import { AuditFailed } from "./CliError.js"
 import type { Io } from "./Io.js"
+import * as Remote from "./Remote.js"
 import * as RunRef from "./RunRef.js"
 import * as Wiring from "./Wiring.js"
 
@@ -18,28 +20,39 @@ const runOf = (stream: string) => (stream.startsWith("run:") ? stream.slice(4) :
 
 export const verify = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("verify", {
-    run: Args.text({ name: "run" }).pipe(Args.withDescription("The run: its id (run_…) or <strategy>#<number>."))
+    run: Args.text({ name: "run" }).pipe(Args.withDescription("The run: its id (run_…) or <strategy>#<number>.")),
+    ...Remote.options,
+    local: Options.boolean("local").pipe(
+      Options.withDescription("Verify in the local database even when a server is configured (SWARM_SERVER or swarm login).")
+    )
   }, (flags) =>
     Effect.gen(function*() {
       const ref = yield* RunRef.check("<run>", flags.run)
-      yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
-        const report = yield* Audit.verifyRun(ref)
-        const run = runOf(report.stream)
+      const tell = (report: { readonly ok: boolean; readonly run: string; readonly entries?: number; readonly head?: string; readonly position?: number; readonly reason?: string }) => {
         if (report.ok) {
-          io.stdout(`OK: run ${run}: ${report.entries} events, chain head ${report.head.slice(0, 12)}…\n`)
-          return
+          io.stdout(`OK: run ${report.run}: ${report.entries} events, chain head ${report.head!.slice(0, 12)}…\n`)
+          return Effect.void
         }
         io.stdout(`FAILED at entry ${report.position}: ${report.reason}\n`)
-        return yield* new AuditFailed({ run, position: report.position, reason: report.reason })
+        return Effect.fail(new AuditFailed({ run: report.run, position: report.position!, reason: report.reason! }))
+      }
+      const server = flags.local ? Option.none() : yield* Remote.target(flags, wiring)
+      if (Option.isSome(server)) {
+        return yield* Effect.scoped(Effect.flatMap(Remote.connect(server.value), (remote) =>
+          Effect.flatMap(remote.client.runs.verify({ run: ref }).pipe(remote.call("run")), tell)))
+      }
+      yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
+        const report = yield* Audit.verifyRun(ref)
+        yield* tell(report.ok ? { ...report, run: runOf(report.stream) } : { ...report, run: runOf(report.stream) })
       }))
     }).pipe(Effect.withSpan("swarm.audit.verify"))).pipe(
     Command.withDescription(
-      "Verify a run's audit chain: its events re-hash, in order, to the head and checksum it recorded. Reads the local database (DATABASE_URL or the embedded one), never a server."
+      "Verify a run's audit chain: its events re-hash, in order, to the head and checksum it recorded. On the server when one is configured, else (or with --local) in the local database."
     )
   )
 
 export const command = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("audit").pipe(
-    Command.withDescription("Check what the local database holds against its hash chains (not a server's: it has no audit procedure yet)."),
+    Command.withDescription("Check a database's hash chains: the server's when one is configured, else the local one."),
     Command.withSubcommands([verify(io, wiring)])
   )

@@ -25,6 +25,7 @@ import {
 import { Rule } from "../../schemas/Rule.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as ApiKeys from "../store/ApiKeys.js"
+import * as Audit from "../store/Audit.js"
 import * as Compare from "../store/Compare.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
@@ -52,6 +53,9 @@ export const runInfo = (run: Runs.RunSummary): RunInfo => ({
 })
 
 const decodeStrategy = Schema.decodeUnknown(Strategy)
+
+/** The run id of an audit report's stream (`run:<id>`). */
+const runOfStream = (stream: string) => (stream.startsWith("run:") ? stream.slice(4) : stream)
 
 export const StrategyHandlers = StrategyRpcs.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<SqlClient.SqlClient>()
@@ -142,6 +146,12 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
             firstDifference: Option.match(first, { onNone: () => null, onSome: (d) => ({ ts: d.ts, symbol: d.symbol }) })
           }
         }))),
+    "runs.verify": ({ run }) =>
+      as((p) =>
+        unavailable(Effect.map(Audit.verifyRun(run, ownerFilter(p)), (report) =>
+          report.ok
+            ? { ok: true as const, run: runOfStream(report.stream), entries: report.entries, head: report.head }
+            : { ok: false as const, run: runOfStream(report.stream), position: report.position, reason: report.reason }))),
     "runs.events": ({ run, since }) =>
       Stream.unwrapScoped(as((p) =>
         unavailable(Effect.map(Runs.get(run, ownerFilter(p)), (record) => events.after(record.id as RunId, since ?? 0)))

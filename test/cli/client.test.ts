@@ -251,6 +251,10 @@ describe("swarm as a client of a live server", () => {
       // From an event on: only what came after it.
       const tail = yield* cli(["runs", "watch", made.backtest.id, "--since", String(Number(/^#(\d+)/.exec(events.at(-2)!)![1]))])
       expect(lines(tail.stdout).slice(1)).toEqual(events.slice(-1))
+
+      // The server verifies the run's audit chain in its database.
+      const verified = yield* cli(["audit", "verify", made.backtest.ref])
+      expect([verified.code, verified.stdout]).toEqual([0, expect.stringMatching(new RegExp(`^OK: run ${made.backtest.id}: ${shown.events} events, chain head [0-9a-f]{12}…\n$`))])
     }), { timeout: 90_000 })
 
   it.live("a paper run: started, paused, resumed and stopped; its watch then says it was stopped", () =>
@@ -289,7 +293,7 @@ describe("swarm as a client of a live server", () => {
       expect([theirs.code, theirs.stderr]).toEqual([2, `swarm: run: no run "${run.id}" on ${server.base} (swarm runs list shows yours)\n`])
       expect(none.stderr.replace("run_000000000000", run.id)).toBe(theirs.stderr)
       expect((yield* cli(["runs", "list"], as)).stdout).toBe("no runs\n")
-      for (const argv of [["runs", "watch", run.ref], ["runs", "stop", run.id], ["runs", "compare", run.id, made.paper!.id]]) {
+      for (const argv of [["runs", "watch", run.ref], ["runs", "stop", run.id], ["runs", "compare", run.id, made.paper!.id], ["audit", "verify", run.id]]) {
         const r = yield* cli(argv, as)
         expect([r.code, lines(r.stderr)]).toEqual([2, [expect.stringMatching(/^swarm: run: no run ".*" on http.* \(swarm runs list shows yours\)$/)]])
       }
