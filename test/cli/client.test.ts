@@ -10,7 +10,7 @@
 import { RpcClient } from "@effect/rpc"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -19,22 +19,16 @@ import { fileURLToPath } from "node:url"
 import { SwarmRpcs } from "../../schemas/Rpc.js"
 import * as Remote from "../../src/cli/Remote.js"
 import { lines, swarm } from "./harness.js"
+import { ProcessGroups } from "./processes.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-client-"))
 const config = Path.join(tmp, "home", ".config", "swarm", "config.json")
 const sma = Path.join(root, "examples", "sma-crossover.json")
 
-/** Process groups started here: a failed or timed-out test must not leave a server or a client running. */
-const groups: Array<number> = []
+const processes = new ProcessGroups()
 afterAll(() => {
-  for (const pid of groups) {
-    try {
-      process.kill(-pid, "SIGKILL")
-    } catch {
-      // gone already
-    }
-  }
+  processes.killAll()
   fs.rmSync(tmp, { recursive: true, force: true })
 })
 
@@ -55,12 +49,7 @@ interface Server {
 /** `swarm serve --port 0` on a fresh embedded database, once it listens and has printed the admin's key. */
 const startServer = () =>
   new Promise<Server>((resolve, reject) => {
-    const child = spawn(process.execPath, [Path.join(root, "bin", "swarm.js"), "serve", "--port", "0"], {
-      cwd: tmp,
-      env: cleanEnv({ SWARM_DATA_DIR: Path.join(tmp, "data") }),
-      detached: true
-    })
-    if (child.pid !== undefined) groups.push(child.pid)
+    const child = processes.spawn(["serve", "--port", "0"], { cwd: tmp, env: cleanEnv({ SWARM_DATA_DIR: Path.join(tmp, "data") }) })
     let out = ""
     let err = ""
     const check = () => {
@@ -88,8 +77,7 @@ interface Ran {
 /** The real binary, as a client, in a process group of its own (bin/swarm.js starts a second node). */
 const bin = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   Effect.async<Ran>((resume) => {
-    const child = spawn(process.execPath, [Path.join(root, "bin", "swarm.js"), ...args], { cwd: tmp, env: cleanEnv(env), detached: true })
-    if (child.pid !== undefined) groups.push(child.pid)
+    const child = processes.spawn(args, { cwd: tmp, env: cleanEnv(env) })
     let stdout = ""
     let stderr = ""
     child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()))

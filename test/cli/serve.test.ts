@@ -5,30 +5,21 @@
  * frees the database, suspending the paper run; the next start makes no second admin and resumes
  * the run, which goes on recording after the last event it had — no gap, no duplicate.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { FetchHttpClient } from "@effect/platform"
-import { RpcClient, RpcSerialization } from "@effect/rpc"
-import { Effect, Layer } from "effect"
-import { SwarmRpcs } from "../../schemas/Rpc.js"
-import { clientKey } from "../../src/edge/RpcAuth.js"
+import { Effect } from "effect"
+import { rpcClient } from "../edge/fixtures.js"
+import { ProcessGroups } from "./processes.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-serve-"))
-/** Process groups started here: a failed or timed-out test must not leave a server running. */
-const groups: Array<number> = []
+const processes = new ProcessGroups()
 afterAll(() => {
-  for (const pid of groups) {
-    try {
-      process.kill(-pid, "SIGKILL")
-    } catch {
-      // gone already
-    }
-  }
+  processes.killAll()
   fs.rmSync(tmp, { recursive: true, force: true })
 })
 
@@ -46,8 +37,7 @@ const start = (dataDir: string) =>
     new Promise<Started>((resolve, reject) => {
       const env = Object.fromEntries(Object.entries({ ...process.env, SWARM_DATA_DIR: dataDir }).filter(([k]) => k !== "DATABASE_URL"))
       // Its own process group: Ctrl-C at a terminal signals the whole group (bin/swarm.js and the node it starts).
-      const child = spawn(process.execPath, [Path.join(root, "bin", "swarm.js"), "serve", "--port", "0"], { cwd: tmp, env, detached: true })
-      if (child.pid !== undefined) groups.push(child.pid)
+      const child = processes.spawn(["serve", "--port", "0"], { cwd: tmp, env })
       let out = ""
       let err = ""
       const exited = new Promise<number | null>((done) => child.on("exit", (code, signal) => done(signal === "SIGINT" ? 130 : code)))
@@ -98,16 +88,7 @@ const readEvents = async (url: string, headers: Record<string, string>, enough: 
   return { body, ids }
 }
 
-const client = (base: string, key: string) =>
-  RpcClient.make(SwarmRpcs, { flatten: true }).pipe(
-    Effect.provide(
-      RpcClient.layerProtocolHttp({ url: `${base}/rpc` }).pipe(
-        Layer.provide(FetchHttpClient.layer),
-        Layer.provide(RpcSerialization.layerNdjson),
-        Layer.merge(clientKey(key))
-      )
-    )
-  )
+const client = rpcClient
 
 describe("swarm serve", () => {
   it.live("first start: an admin key and a paper run to watch over SSE; Ctrl-C stops it; the next start makes no new admin", () =>

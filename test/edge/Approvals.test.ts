@@ -5,15 +5,12 @@
  * approvals ("not yours" is "does not exist"). The answers are recorded in the run's events, so a
  * replay answers them the same way without anyone. On every back-end.
  */
-import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { RpcTest } from "@effect/rpc"
 import { Effect, Layer, Schema } from "effect"
-import { Principal, Unauthorized } from "../../schemas/Auth.js"
 import { ApprovalRpcs, RunRpcs, StrategyRpcs } from "../../schemas/Rpc.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
-import { Authenticator } from "../../src/edge/Auth.js"
 import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
 import { ApprovalHandlers, RunHandlers, StrategyHandlers } from "../../src/edge/RpcHandlers.js"
 import * as RunEvents from "../../src/edge/RunEvents.js"
@@ -22,24 +19,12 @@ import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { symbolsOf } from "../store/fixtures/workload.js"
+import { createUsers, stubAuthenticator } from "./fixtures.js"
 
 const Group = StrategyRpcs.merge(RunRpcs, ApprovalRpcs)
 
-const principals: Record<string, Principal> = {
-  "key-alice": new Principal({ userId: "alice", name: "alice", role: "user" }),
-  "key-bob": new Principal({ userId: "bob", name: "bob", role: "user" }),
-  "key-root": new Principal({ userId: "root", name: "root", role: "admin" })
-}
-const StubAuth = Layer.succeed(Authenticator, {
-  authenticate: (key) =>
-    principals[key] === undefined ? Effect.fail(new Unauthorized({ reason: "unknown key" })) : Effect.succeed(principals[key]!)
-})
-
-const users = Layer.effectDiscard(Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  for (const name of ["alice", "bob"]) yield* sql`insert into users (id, name, role) values (${name}, ${name}, 'user') on conflict do nothing`
-  yield* sql`insert into users (id, name, role) values ('root', 'root', 'admin') on conflict do nothing`
-}).pipe(Effect.orDie))
+/** The stub keys' users exist in the store (runs reference their owner). */
+const users = Layer.effectDiscard(Effect.orDie(createUsers))
 
 const clientFor = (key: string) => Effect.provide(RpcTest.makeClient(Group, { flatten: true }), clientKey(key))
 
@@ -71,15 +56,15 @@ const resolutions = (run: string) =>
 for (const backend of backends) {
   const server = Layer.mergeAll(StrategyHandlers, RunHandlers, ApprovalHandlers, AuthenticatedLive).pipe(
     Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
-    Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, StubAuth, users)),
+    Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, stubAuthenticator, users)),
     Layer.provideMerge(backend.store)
   )
   layer(server, { timeout: startTimeout, excludeTestServices: true })(`approvals (${backend.name})`, (it) => {
     it.scoped("the owner approves and rejects held intents; others neither see nor answer them; the replay answers the same", () =>
       Effect.gen(function*() {
-        const alice = yield* clientFor("key-alice")
-        const bob = yield* clientFor("key-bob")
-        const root = yield* clientFor("key-root")
+        const alice = yield* clientFor("sk_alice")
+        const bob = yield* clientFor("sk_bob")
+        const root = yield* clientFor("sk_root")
         yield* alice("strategies.create", { strategy: guarded("guarded", 30) })
         const run = yield* alice("runs.start", { strategy: "guarded", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
 
@@ -129,7 +114,7 @@ for (const backend of backends) {
 
     it.scoped("an intent nobody answers expires after the strategy's timeout and is rejected", () =>
       Effect.gen(function*() {
-        const alice = yield* clientFor("key-alice")
+        const alice = yield* clientFor("sk_alice")
         yield* alice("strategies.create", { strategy: guarded("slow to answer", 0.3) })
         const run = yield* alice("runs.start", { strategy: "slow to answer", mode: "paper", data: { _tag: "synthetic", bars: 60 }, speed: 86_400_000 })
         const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "an approval")

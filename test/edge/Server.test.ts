@@ -3,29 +3,17 @@
  * HTTP with its key creating a strategy and starting a run, the run's events over RPC and over SSE
  * (the same lines), /health, and requests without a key refused. On every back-end.
  */
-import { FetchHttpClient } from "@effect/platform"
-import { RpcClient, RpcSerialization } from "@effect/rpc"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Layer, Schema, Stream } from "effect"
-import { SwarmRpcs } from "../../schemas/Rpc.js"
+import { Chunk, Effect, Schema, Stream } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
 import { bootstrap } from "../../src/edge/Bootstrap.js"
 import * as Http from "../../src/edge/Http.js"
-import { clientKey } from "../../src/edge/RpcAuth.js"
 import * as Server from "../../src/edge/Server.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { symbolsOf } from "../store/fixtures/workload.js"
+import { rpcClient } from "./fixtures.js"
 
-const client = (base: string, key: string) =>
-  RpcClient.make(SwarmRpcs, { flatten: true }).pipe(
-    Effect.provide(
-      RpcClient.layerProtocolHttp({ url: `${base}/rpc` }).pipe(
-        Layer.provide(FetchHttpClient.layer),
-        Layer.provide(RpcSerialization.layerNdjson),
-        Layer.merge(clientKey(key))
-      )
-    )
-  )
+const client = rpcClient
 
 /** The `data:` of the SSE messages that carry a run event (those with an `id:`), in order. */
 const sseData = (text: string) =>

@@ -4,7 +4,8 @@
  * a simulated live run — events published to the bus as a run would, committed to the database
  * behind them as the recorder would (lagging), so a test decides exactly what each source holds.
  */
-import type { HttpLayerRouter } from "@effect/platform"
+import { FetchHttpClient, type HttpLayerRouter } from "@effect/platform"
+import { RpcClient, RpcSerialization } from "@effect/rpc"
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer } from "effect"
 import { Principal, Unauthorized } from "../../schemas/Auth.js"
@@ -12,7 +13,9 @@ import type { RunId } from "../../schemas/Ids.js"
 import { EventBus } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as DataSource from "../../src/market/DataSource.js"
+import { SwarmRpcs } from "../../schemas/Rpc.js"
 import { Authenticator } from "../../src/edge/Auth.js"
+import { clientKey } from "../../src/edge/RpcAuth.js"
 import * as Http from "../../src/edge/Http.js"
 import type * as Sse from "../../src/edge/Sse.js"
 import * as Runs from "../../src/store/Runs.js"
@@ -195,6 +198,18 @@ export const eventsUrl = (server: Server, run: string, query = "") =>
   `${server.url}/v1/runs/${encodeURIComponent(run)}/events${query === "" ? "" : `?${query}`}`
 
 export const bearer = (key: string) => ({ authorization: `Bearer ${key}` })
+
+/** An RPC client of a real server at `base` acting with `key`, over HTTP (ndjson), as the CLI is. */
+export const rpcClient = (base: string, key: string) =>
+  RpcClient.make(SwarmRpcs, { flatten: true }).pipe(
+    Effect.provide(
+      RpcClient.layerProtocolHttp({ url: `${base}/rpc` }).pipe(
+        Layer.provide(FetchHttpClient.layer),
+        Layer.provide(RpcSerialization.layerNdjson),
+        Layer.merge(clientKey(key))
+      )
+    )
+  )
 
 /** Until `done()` holds, checking every few milliseconds (at most `attempts` times). */
 export const eventually = (done: () => boolean, attempts = 500) =>
