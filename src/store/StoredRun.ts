@@ -153,6 +153,8 @@ const execute = (x: Execution) =>
     /** Whether the last checkpoint was compared with the rebuilt books (a resume must not skip it). */
     let checkpointChecked = x.checkpoint === undefined
     let lastSeq = 0
+    /** The progress of the last pause: where a suspended run stands, if nothing happened since. */
+    let lastPace: Backtest.Progress | undefined
     const result = yield* Backtest.run({
       strategy: x.strategy,
       feed: x.feed,
@@ -183,6 +185,7 @@ const execute = (x: Execution) =>
       },
       pace: (progress) =>
         Effect.gen(function*() {
+          lastPace = progress
           if (comparator !== undefined) {
             const divergence = yield* comparator.check.pipe(Effect.mapError(toBacktestError))
             if (divergence !== undefined) {
@@ -226,7 +229,17 @@ const execute = (x: Execution) =>
       // What was recorded stays (it is true as far as it goes); the run says why it stopped.
       Effect.onError((cause) => {
         const interrupted = Cause.isInterruptedOnly(cause)
-        if (interrupted && x.suspended?.() === true) return Effect.ignore(recorder.flush)
+        if (interrupted && x.suspended?.() === true) {
+          // Suspended between slices (a paper run waits there): nothing happened since the last
+          // pause, so the books are those of that pause — a checkpoint of exactly where it stands
+          // (unless the last checkpoint already is: checkpoints are keyed by their last event).
+          const at = lastPace
+          const recordedOn = x.compareUntil === undefined || lastSeq >= x.compareUntil
+          if (at !== undefined && recordedOn && at.events === lastSeq && at.events > checkpointSeq) {
+            recorder.checkpoint(at)
+          }
+          return Effect.ignore(recorder.flush)
+        }
         return recorder.flush.pipe(
           Effect.zipRight(Runs.markEnded(x.run, interrupted ? "stopped" : "failed", interrupted ? "interrupted" : failureOf(cause))),
           Effect.ignore

@@ -275,6 +275,9 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       let to = from
       let failure: string | undefined
       let yielded = performance.now()
+      // A paper run waits for every slice anyway: pausing at each costs nothing, and lets a server
+      // shutting down checkpoint exactly where the run stands (see StoredRun's `suspended`).
+      const paceEvery = options.mode === "paper" ? 1 : PACE_EVERY
       const progress = (): Progress => ({ bars, slices, ts: to, equity, orders: log.count("OrderPlaced"), events: log.size })
       /** Signals waiting for a bar of their symbol (data with gaps). */
       let held: Array<ExternalSignal> | undefined
@@ -328,7 +331,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           failure = `the run's supervisor gave up (${Exit.isSuccess(exit) ? exit.value : "interrupted"}) at ${new Date(slice.ts).toISOString()}`
           break
         }
-        if (slices % PACE_EVERY === 0) {
+        if (slices % paceEvery === 0) {
           if (slices % PROGRESS_EVERY === 0) options.onProgress?.(progress())
           const now = performance.now()
           if (now - yielded >= YIELD_MILLIS) {
