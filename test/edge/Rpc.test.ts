@@ -136,12 +136,27 @@ for (const backend of backends) {
         for (const attempt of [
           bob("runs.stop", { run: run.id }),
           bob("runs.pause", { run: run.ref }),
+          bob("runs.resume", { run: run.id }),
+          bob("runs.verify", { run: run.id }),
           bob("runs.compare", { a: run.id, b: run.id }),
           Stream.runDrain(bob("runs.events", { run: run.id }))
         ]) {
           expect((yield* Effect.flip(attempt as Effect.Effect<unknown, { readonly _tag: string }>))._tag).toBe("RunNotFound")
         }
-        expect((yield* Effect.flip(bob("strategies.get", { strategy: "alice only" })))._tag).toBe("StrategyNotFound")
+        const rule = Schema.decodeUnknownSync(Rule)({ id: "cap", name: "cap", kind: "max_orders_per_day", params: { count: 3 } })
+        for (const attempt of [
+          bob("strategies.get", { strategy: "alice only" }),
+          bob("strategies.update", { strategy: "alice only", body: strategyBody("alice only") }),
+          bob("strategies.delete", { strategy: "alice only" }),
+          bob("rules.list", { strategy: "alice only" }),
+          bob("rules.put", { strategy: "alice only", rule }),
+          bob("rules.delete", { strategy: "alice only", rule: rule.id })
+        ]) {
+          expect((yield* Effect.flip(attempt as Effect.Effect<unknown, { readonly _tag: string }>))._tag).toBe("StrategyNotFound")
+        }
+        // None of it touched alice's strategy.
+        expect((yield* alice("strategies.get", { strategy: "alice only" })).version).toBe(1)
+        expect((yield* alice("runs.verify", { run: run.id })).ok).toBe(true)
         expect((yield* Effect.flip(bob("runs.start", { strategy: "alice only", mode: "backtest", data: { _tag: "sample" } })))._tag)
           .toBe("StrategyNotFound")
         expect((yield* bob("runs.list", {})).map((r) => r.id)).not.toContain(run.id)
