@@ -86,7 +86,7 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
     let mode: "live" | "finished" | "tailing" = "live"
     if (!bus.isLive(run)) {
       // Read after subscribing: a run that finishes from now on is `Ended` on the subscription.
-      const status = (yield* withSql(Runs.get(run))).status
+      const status = (yield* withSql(Runs.getSummary(run))).status
       mode = FINISHED.has(status) ? "finished" : "tailing"
     }
 
@@ -213,7 +213,7 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
           else if (mode === "tailing") {
             if (bus.isLive(run)) mode = "live"
             else {
-              tailFinished = FINISHED.has((yield* withSql(Runs.get(run))).status)
+              tailFinished = FINISHED.has((yield* withSql(Runs.getSummary(run))).status)
               phase = "tail"
             }
           }

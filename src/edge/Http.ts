@@ -111,6 +111,8 @@ const RPC_PATH = "/rpc"
 const badEnvelope = (body: string): { readonly field: string; readonly reason: string } | undefined => {
   const lines = body.split("\n")
   for (let i = 0; i < lines.length; i++) {
+    // The line after the last newline is empty: JSON.parse would throw (dearly) for nothing.
+    if (lines[i]!.trim() === "") continue
     let message: unknown
     try {
       message = JSON.parse(lines[i]!)

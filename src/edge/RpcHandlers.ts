@@ -120,7 +120,8 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
     "runs.stop": ({ run }) => as((p) => Effect.map(manager.stop(p, run), runInfo)),
     "runs.pause": ({ run }) => as((p) => Effect.map(manager.pause(p, run), runInfo)),
     "runs.resume": ({ run }) => as((p) => Effect.map(manager.resume(p, run), runInfo)),
-    "runs.get": ({ run }) => as((p) => unavailable(Effect.map(Runs.get(run, ownerFilter(p)), runInfo))),
+    // A summary is all `RunInfo` shows: the strategy body is neither read nor decoded.
+    "runs.get": ({ run }) => as((p) => unavailable(Effect.map(Runs.getSummary(run, ownerFilter(p)), runInfo))),
     "runs.list": ({ limit, status, strategy }) =>
       as((p) => {
         const owner = ownerFilter(p)
@@ -137,8 +138,8 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
     "runs.compare": ({ a, b }) =>
       as((p) =>
         unavailable(Effect.gen(function*() {
-          const ra = yield* Runs.get(a, ownerFilter(p))
-          const rb = yield* Runs.get(b, ownerFilter(p))
+          const ra = yield* Runs.getSummary(a, ownerFilter(p))
+          const rb = yield* Runs.getSummary(b, ownerFilter(p))
           const first = yield* Compare.firstDecisionDifference(ra.id, rb.id)
           return {
             a: runInfo(ra),
@@ -154,7 +155,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
             : { ok: false as const, run: runOfStream(report.stream), position: report.position, reason: report.reason }))),
     "runs.events": ({ run, since }) =>
       Stream.unwrapScoped(as((p) =>
-        unavailable(Effect.map(Runs.get(run, ownerFilter(p)), (record) => events.after(record.id as RunId, since ?? 0)))
+        unavailable(Effect.map(Runs.getSummary(run, ownerFilter(p)), (record) => events.after(record.id as RunId, since ?? 0)))
       ))
   }
 }))

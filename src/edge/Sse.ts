@@ -251,7 +251,7 @@ export const handler = (
     const id = (yield* HttpLayerRouter.params).id ?? ""
     const principal: Principal = yield* Effect.flatMap(keyOf(request.headers, search), deps.auth.authenticate)
     const since = yield* sinceOf(request.headers, search)
-    const run = yield* Runs.get(id, principal.role === "admin" ? undefined : principal.userId).pipe(
+    const run = yield* Runs.getSummary(id, principal.role === "admin" ? undefined : principal.userId).pipe(
       Effect.provideService(SqlClient.SqlClient, deps.sql)
     )
     return response(deps, resolved, run.id, since)

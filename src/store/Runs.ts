@@ -257,23 +257,31 @@ const SUMMARY_COLUMNS = `r.id, r.strategy_id, s.name as strategy_name, r.strateg
 const MAX_RUN_NUMBER = 2_147_483_647
 
 /**
+ * The `where` of one run by reference — its id, or `<strategy name>#<number>` (the last `#`) — and
+ * owner; undefined for a reference no run can have. No run has a number past the column's range,
+ * nor a NUL in its id or name (Postgres text cannot hold one): the server would answer those with
+ * an error, and the user must get "no such run".
+ */
+const whereRef = (sql: SqlClient.SqlClient, ref: string, owner: string | undefined) => {
+  const hash = ref.lastIndexOf("#")
+  const byName = hash > 0 && /^\d+$/.test(ref.slice(hash + 1))
+  if (ref.includes("\u0000") || (byName && Number(ref.slice(hash + 1)) > MAX_RUN_NUMBER)) return undefined
+  return sql`${byName ? sql`s.name = ${ref.slice(0, hash)} and r.number = ${Number(ref.slice(hash + 1))}` : sql`r.id = ${ref}`}
+      ${owner === undefined ? sql`` : sql`and r.owner_id = ${owner}`}`
+}
+
+/**
  * A run by its id, or by `<strategy name>#<number>` (as `runs list` shows it). An owner, when given,
  * must own it: another's run is `RunNotFound`, exactly like one that does not exist.
  */
 export const get = Effect.fn("Runs.get")(function*(ref: string, owner?: string) {
   const sql = yield* SqlClient.SqlClient
-  const hash = ref.lastIndexOf("#")
-  const byName = hash > 0 && /^\d+$/.test(ref.slice(hash + 1))
-  // No run has a number past the column's range, nor a NUL in its id or name (Postgres text cannot
-  // hold one): the server would answer those with an error, and the user must get "no such run".
-  if (ref.includes("\u0000") || (byName && Number(ref.slice(hash + 1)) > MAX_RUN_NUMBER)) {
-    return yield* new RunNotFound({ run: ref })
-  }
+  const where = whereRef(sql, ref, owner)
+  if (where === undefined) return yield* new RunNotFound({ run: ref })
   const rows = yield* sql<FullRow>`
     select ${sql.literal(SUMMARY_COLUMNS)}, r.strategy, r.data_source, r.event_detail, r.faults, r.replay_of, r.speed, r.chain_count, r.chain_head
     from runs r join strategies s on s.id = r.strategy_id
-    where ${byName ? sql`s.name = ${ref.slice(0, hash)} and r.number = ${Number(ref.slice(hash + 1))}` : sql`r.id = ${ref}`}
-      ${owner === undefined ? sql`` : sql`and r.owner_id = ${owner}`}
+    where ${where}
     order by r.started_at desc limit 1`
   const row = rows[0]
   if (row === undefined) return yield* new RunNotFound({ run: ref })
@@ -290,6 +298,26 @@ export const get = Effect.fn("Runs.get")(function*(ref: string, owner?: string) 
     speed: row.speed,
     chain: row.chainCount === null || row.chainHead === null ? null : { count: row.chainCount, hash: row.chainHead }
   } satisfies RunRecord
+}, storeError("read a run"))
+
+/**
+ * A run as listed (no strategy body, data source or faults: nothing decoded but its metrics), by
+ * its id or `<strategy name>#<number>`, under the same rules as `get`. What a read that answers a
+ * summary needs: `runs.get` over RPC is polled by dashboards, and decoding the strategy it does not
+ * send cost more than the query.
+ */
+export const getSummary = Effect.fn("Runs.getSummary")(function*(ref: string, owner?: string) {
+  const sql = yield* SqlClient.SqlClient
+  const where = whereRef(sql, ref, owner)
+  if (where === undefined) return yield* new RunNotFound({ run: ref })
+  const rows = yield* sql<Row>`
+    select ${sql.literal(SUMMARY_COLUMNS)}
+    from runs r join strategies s on s.id = r.strategy_id
+    where ${where}
+    order by r.started_at desc limit 1`
+  const row = rows[0]
+  if (row === undefined) return yield* new RunNotFound({ run: ref })
+  return yield* summaryOf(row)
 }, storeError("read a run"))
 
 export interface ListOptions {
