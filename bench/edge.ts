@@ -1,0 +1,350 @@
+/**
+ * Edge benchmark (`npm run bench -- edge`): the whole server (Server.layer, on a temporary
+ * database of `DATABASE_URL`'s Postgres server or the local one) on a port of 127.0.0.1, its
+ * clients in another process (internal/edgeClients.ts), so the server has one core and they the other.
+ *
+ * - `rpc_read_p50_ms` / `rpc_read_p99_ms`: 100 concurrent clients, each on its own keep-alive
+ *   connection, reading (runs.get, runs.list, strategies.get) over `POST /rpc` (ndjson).
+ * - `tick_to_order_p50_us` / `_p99_us` / `_p999_us`: a paper run (StoredRun.backtest in mode
+ *   "paper", recorded in the database and published on the server's bus, as RunManager runs it)
+ *   paced at 1,000 slices a second of wall-clock time, with an order on every slice; for each
+ *   slice, the time from its delivery (its `beforeSlice` returning) to its `OrderPlaced` reaching
+ *   `onEvent`. `tick_to_order_p99_us_sse`: the same with 500 SSE subscribers of the run connected
+ *   over HTTP and reading everything; `tick_to_order_sse_ratio` the ratio of the two p99s.
+ *
+ * `EDGE_PROBE=1` also counts the slices whose order came only after an event-loop turn (a
+ * `setImmediate` queued at delivery ran first): 0 means delivery-to-order is one synchronous
+ * stretch, so its tail is GC and the OS taking the core, not other work of the server.
+ */
+import { spawn } from "node:child_process"
+import { createInterface } from "node:readline"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Effect, Schema, Scope } from "effect"
+import type { RunEvent } from "../schemas/RunEvent.js"
+import { Strategy } from "../schemas/Strategy.js"
+import { EventBus } from "../src/bus/EventBus.js"
+import * as Http from "../src/edge/Http.js"
+import * as Server from "../src/edge/Server.js"
+import * as DataSource from "../src/market/DataSource.js"
+import * as Feed from "../src/market/Feed.js"
+import * as ApiKeys from "../src/store/ApiKeys.js"
+import * as Database from "../src/store/Database.js"
+import * as Store from "../src/store/Store.js"
+import * as StoredRun from "../src/store/StoredRun.js"
+import * as Users from "../src/store/Users.js"
+import { symbols, syntheticConfig, W3_SEED, w3 } from "./internal/backtestWorkloads.js"
+import { nodeArgs } from "./internal/loader.js"
+import { emit, forceGc, machine, percentile, progress } from "./internal/report.js"
+
+const RPC_CLIENTS = Number(process.env.EDGE_RPC_CLIENTS ?? 100)
+const RPC_SECONDS = Number(process.env.EDGE_RPC_SECONDS ?? 10)
+const RPC_USERS = 10
+const RPC_RUNS_PER_USER = 3
+/** A client's think time between calls: an operator's dashboard polls, it does not spin. */
+const RPC_PAUSE_MS = Number(process.env.EDGE_RPC_PAUSE_MS ?? 0)
+
+const TICKS_PER_SECOND = 1_000
+const TICK_SLICES = Number(process.env.EDGE_SLICES ?? 20_000)
+const WARMUP_SLICES = 3_000
+const SSE_SUBSCRIBERS = Number(process.env.EDGE_SUBSCRIBERS ?? 500)
+const PROBE = process.env.EDGE_PROBE === "1"
+
+const MACHINE = machine()
+const figure = (metric: string, value: number, unit: string, workload: string) =>
+  emit({ bench: "edge", metric, value, unit, workload, machine: MACHINE })
+const fixed = (value: number, digits = 1) => Number(value.toFixed(digits))
+
+const serverUrl = process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL.trim() !== ""
+  ? process.env.DATABASE_URL
+  : "postgres://postgres@127.0.0.1:5432/postgres"
+
+const clientsScript = join(dirname(fileURLToPath(import.meta.url)), "internal", "edgeClients.ts")
+
+// --- the clients' process --------------------------------------------------------------------------
+
+interface Clients {
+  /** The next JSON line the process prints. */
+  readonly next: () => Promise<unknown>
+  readonly kill: () => void
+}
+
+const startClients = (args: ReadonlyArray<string>): Clients => {
+  const child = spawn(process.execPath, [...nodeArgs, clientsScript, ...args], { stdio: ["ignore", "pipe", "inherit"] })
+  const lines: Array<unknown> = []
+  const waiting: Array<{ resolve: (v: unknown) => void; reject: (e: Error) => void }> = []
+  let exited: Error | undefined
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    const value: unknown = JSON.parse(line)
+    const waiter = waiting.shift()
+    if (waiter === undefined) lines.push(value)
+    else waiter.resolve(value)
+  })
+  child.on("exit", (code, signal) => {
+    exited = new Error(`edgeClients ${args[0]} exited with ${signal ?? code}`)
+    for (const w of waiting.splice(0)) w.reject(exited)
+  })
+  return {
+    next: () =>
+      lines.length > 0
+        ? Promise.resolve(lines.shift())
+        : exited !== undefined
+        ? Promise.reject(exited)
+        : new Promise((resolve, reject) => waiting.push({ resolve, reject })),
+    kill: () => child.kill()
+  }
+}
+
+const clientsScoped = (args: ReadonlyArray<string>) =>
+  Effect.acquireRelease(Effect.sync(() => startClients(args)), (c) => Effect.sync(() => c.kill()))
+
+// --- fixtures ------------------------------------------------------------------------------------
+
+const readStrategy = (name: string) =>
+  Schema.decodeUnknownSync(Strategy)({
+    name,
+    symbols: symbols(2),
+    agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }],
+    sizing: { mode: "percent_of_equity", value: 10 }
+  })
+
+/** Users, each with a key, a strategy and a few finished runs. */
+const fixtures = Effect.gen(function*() {
+  const users: Array<{ key: string; strategy: string; runs: Array<string> }> = []
+  for (let u = 0; u < RPC_USERS; u++) {
+    const user = yield* Users.create(`bench${u}`, "user")
+    const { key } = yield* ApiKeys.issue(user.id, "bench")
+    const name = `bench reads ${u}`
+    const runs: Array<string> = []
+    for (let r = 0; r < RPC_RUNS_PER_USER; r++) {
+      const config = syntheticConfig(2, 300, 1_000 + u * 10 + r)
+      const stored = yield* StoredRun.backtest({
+        strategy: readStrategy(name),
+        feed: Feed.synthetic(config),
+        dataSource: DataSource.synthetic(config),
+        owner: user.id
+      })
+      runs.push(stored.run)
+    }
+    users.push({ key, strategy: name, runs })
+  }
+  return users
+})
+
+// --- rpc_read ------------------------------------------------------------------------------------
+
+const RpcSummary = Schema.Struct({
+  count: Schema.Number,
+  p50: Schema.Number,
+  p99: Schema.Number,
+  p999: Schema.Number,
+  max: Schema.Number,
+  perSecond: Schema.Number,
+  failures: Schema.Number,
+  firstFailure: Schema.optional(Schema.String),
+  byTag: Schema.Record({ key: Schema.String, value: Schema.Struct({ count: Schema.Number, p50: Schema.Number, p99: Schema.Number }) })
+})
+
+const rpcFigures = (base: string, users: ReadonlyArray<{ key: string; strategy: string; runs: Array<string> }>) =>
+  Effect.gen(function*() {
+    const clients = Array.from({ length: RPC_CLIENTS }, (_, i) => {
+      const user = users[i % users.length]!
+      return {
+        key: user.key,
+        calls: [
+          ...user.runs.map((run) => ({ tag: "runs.get", payload: { run } })),
+          { tag: "runs.list", payload: { limit: 20 } },
+          { tag: "strategies.get", payload: { strategy: user.strategy } }
+        ]
+      }
+    })
+    const plan = JSON.stringify({ clients, pauseMs: RPC_PAUSE_MS })
+    // A short warm-up (JIT, the key cache, the pool's connections), then the measured round.
+    for (const [seconds, measured] of [[2, false], [RPC_SECONDS, true]] as const) {
+      const summary = yield* Effect.scoped(Effect.flatMap(clientsScoped(["rpc", base, String(seconds), plan]), (c) =>
+        Effect.flatMap(Effect.promise(() => c.next()), Schema.decodeUnknown(RpcSummary))))
+      progress(`rpc ${measured ? "measured" : "warm-up"}: ${JSON.stringify(summary)}`)
+      if (summary.failures > 0) return yield* Effect.dieMessage(`rpc reads failed: ${summary.firstFailure}`)
+      if (!measured) continue
+      const workload = `${RPC_CLIENTS} concurrent clients in another process (node:http), each on its own keep-alive connection ` +
+        `(its own http.Agent, maxSockets 1: 100 operators, not one pool), each looping for ${RPC_SECONDS} s over runs.get of its user's ` +
+        `${RPC_RUNS_PER_USER} runs, runs.list (limit 20) and strategies.get, ` +
+        (RPC_PAUSE_MS > 0 ? `${RPC_PAUSE_MS} ms between a client's calls` : `back to back (no think time: a closed loop)`) +
+        ` — POST /rpc ndjson, one request per HTTP request, bearer keys of ${users.length} users; the full server ` +
+        `(Server.layer) on Postgres (temporary database, pool of ${Database.defaultMaxConnections}); 2 s warm-up; ` +
+        `${summary.count} calls, ${Math.round(summary.perSecond)} calls/s; latency per call at the client`
+      figure("rpc_read_p50_ms", fixed(summary.p50, 2), "ms", workload)
+      figure("rpc_read_p99_ms", fixed(summary.p99, 2), "ms", `${workload} (target <= 5)`)
+      figure("rpc_read_calls_per_sec", Math.round(summary.perSecond), "calls/s", workload)
+    }
+  })
+
+// --- tick_to_order -------------------------------------------------------------------------------
+
+interface TickRun {
+  /** Delivery to OrderPlaced, microseconds, ascending. */
+  readonly latencies: Float64Array
+  readonly slices: number
+  /** How late slices were delivered against their schedule, milliseconds, ascending. */
+  readonly lateness: Float64Array
+  readonly seconds: number
+  readonly events: number
+  readonly sse?: unknown
+}
+
+/**
+ * A paper run of W3's strategy (bench_flip: a reversing order on every bar) on one symbol, paced
+ * at `TICKS_PER_SECOND` from its first slice, with `subscribers` SSE clients attached first.
+ */
+const paperRun = (base: string, owner: { id: string; key: string }, slices: number, subscribers: number) =>
+  Effect.scoped(Effect.gen(function*() {
+    const bus = yield* EventBus
+    const scope = yield* Effect.scope
+    const { feed, registry, strategy } = w3(1, slices)
+    const latencies = new Float64Array(slices)
+    const lateness = new Float64Array(slices)
+    let measured = 0
+    let index = 0
+    let t0 = 0
+    let delivered = 0
+    let pending = false
+    let hops = 0
+    let runId: string | undefined
+    let clients: Clients | undefined
+    const interval = 1_000 / TICKS_PER_SECOND
+
+    const attach = Effect.gen(function*() {
+      if (subscribers === 0) return
+      const c = yield* Scope.extend(clientsScoped(["sse", base, owner.key, runId!, String(subscribers)]), scope)
+      clients = c
+      const ready = yield* Effect.promise(() => c.next())
+      progress(`  ${subscribers} subscribers attached: ${JSON.stringify(ready)}`)
+    })
+
+    const beforeSlice = () =>
+      Effect.suspend(() => {
+        if (index === 0) {
+          return Effect.zipRight(attach, Effect.sync(() => {
+            forceGc()
+            t0 = performance.now()
+            delivered = t0
+            pending = true
+            index = 1
+          }))
+        }
+        const due = t0 + index * interval
+        const wait = due - performance.now()
+        return Effect.zipRight(
+          wait > 0 ? Effect.sleep(wait) : Effect.void,
+          Effect.sync(() => {
+            delivered = performance.now()
+            lateness[index] = Math.max(0, delivered - due)
+            pending = true
+            index++
+            if (PROBE) setImmediate(() => { if (pending) hops++ })
+          })
+        )
+      })
+
+    const onEvent = (event: RunEvent, json: string) => {
+      if (pending && event._tag === "OrderPlaced") {
+        latencies[measured++] = (performance.now() - delivered) * 1_000
+        pending = false
+      }
+      bus.publish(event.run, { seq: event.seq, tag: event._tag, json })
+    }
+
+    const config = syntheticConfig(1, slices, W3_SEED)
+    const stored = yield* StoredRun.backtest({
+      strategy,
+      feed,
+      dataSource: DataSource.synthetic(config),
+      registry: registry!,
+      owner: owner.id,
+      mode: "paper",
+      onCreated: (created) => (runId = created.id),
+      onEvent,
+      beforeSlice
+    }).pipe(Effect.ensuring(Effect.sync(() => runId !== undefined && bus.end(runId))))
+    const seconds = (performance.now() - t0) / 1_000
+    if (PROBE) progress(`  slices whose order came after an event-loop turn: ${hops}`)
+    const sse = clients === undefined ? undefined : yield* Effect.promise(() => clients!.next())
+    return {
+      latencies: latencies.slice(0, measured).sort(),
+      slices: stored.result.counts.slices,
+      lateness: lateness.slice(1, index).sort(),
+      seconds,
+      events: stored.result.counts.events,
+      ...(sse === undefined ? {} : { sse })
+    } satisfies TickRun
+  }))
+
+const describeTicks = (run: TickRun) =>
+  `${run.slices} slices in ${run.seconds.toFixed(1)} s (${Math.round(run.slices / run.seconds)} slices/s; delivery late by ` +
+  `p50 ${percentile(run.lateness, 0.5).toFixed(2)} ms, p99 ${percentile(run.lateness, 0.99).toFixed(2)} ms), ` +
+  `${run.latencies.length} orders, ${run.events} events`
+
+const tickFigures = (base: string, owner: { id: string; key: string }) =>
+  Effect.gen(function*() {
+    progress(`tick_to_order warm-up (${WARMUP_SLICES} slices)`)
+    yield* paperRun(base, owner, WARMUP_SLICES, 0)
+    progress(`tick_to_order without subscribers (${TICK_SLICES} slices)`)
+    const none = yield* paperRun(base, owner, TICK_SLICES, 0)
+    progress(`  ${describeTicks(none)}; p99 ${percentile(none.latencies, 0.99).toFixed(1)} us`)
+    progress(`tick_to_order with ${SSE_SUBSCRIBERS} SSE subscribers (${TICK_SLICES} slices)`)
+    const sse = yield* paperRun(base, owner, TICK_SLICES, SSE_SUBSCRIBERS)
+    progress(`  ${describeTicks(sse)}; p99 ${percentile(sse.latencies, 0.99).toFixed(1)} us; clients: ${JSON.stringify(sse.sse)}`)
+
+    const workload = `a paper run (StoredRun.backtest, mode "paper", recorded in Postgres and published on the server's bus as ` +
+      `RunManager does) of W3's strategy (bench_flip, fixed quantity 1, long and short: a reversing order on every bar) on 1 ` +
+      `symbol of Feed.synthetic (seed ${W3_SEED}), paced by beforeSlice at ${TICKS_PER_SECOND} slices/s of wall-clock time from the ` +
+      `first slice (a late slice is not waited for); per slice, performance.now() from beforeSlice returning to the slice's ` +
+      `OrderPlaced reaching onEvent; after a ${WARMUP_SLICES}-slice warm-up run`
+    const p = (q: number, run: TickRun) => fixed(percentile(run.latencies, q), 1)
+    figure("tick_to_order_p50_us", p(0.5, none), "us", `${workload}; no subscribers; ${describeTicks(none)}`)
+    figure("tick_to_order_p99_us", p(0.99, none), "us", `${workload}; no subscribers; ${describeTicks(none)} (target <= 250)`)
+    figure("tick_to_order_p999_us", p(0.999, none), "us", `${workload}; no subscribers; ${describeTicks(none)}`)
+    const sseWorkload = `${workload}; ${SSE_SUBSCRIBERS} SSE subscribers of the run (GET /v1/runs/:id/events, each its own ` +
+      `connection, in another process, reading every byte) attached before the first slice; ${describeTicks(sse)}; ` +
+      `the subscribers: ${JSON.stringify(sse.sse)}`
+    figure("tick_to_order_p50_us_sse", p(0.5, sse), "us", sseWorkload)
+    figure("tick_to_order_p99_us_sse", p(0.99, sse), "us", sseWorkload)
+    const rate = (run: TickRun) => Math.round(run.slices / run.seconds)
+    figure(
+      "tick_to_order_sse_ratio",
+      fixed(percentile(sse.latencies, 0.99) / percentile(none.latencies, 0.99), 3),
+      "ratio",
+      "tick_to_order_p99_us_sse / tick_to_order_p99_us (target <= 1.1); meaningful only if both runs kept the pace of " +
+        `${TICKS_PER_SECOND} slices/s: they ran at ${rate(none)} and ${rate(sse)} slices/s (tick_slices_per_sec_sse)`
+    )
+    // Delivery-to-order excludes how late a slice was delivered: a run the subscribers slow down
+    // shows it here, not in the ratio.
+    figure("tick_slices_per_sec_sse", rate(sse), "slices/s", `${sseWorkload} (the pace asked: ${TICKS_PER_SECOND}; without subscribers: ${rate(none)})`)
+  })
+
+// --- main ----------------------------------------------------------------------------------------
+
+const main = Effect.gen(function*() {
+  const url = yield* Database.temporary(serverUrl, "swarm_bench")
+  progress(`edge bench on ${Database.maskUrl(url)}`)
+  const server = Server.layer(Store.layerWith({ url }), { port: 0, host: "127.0.0.1", logRequests: false })
+  yield* Effect.gen(function*() {
+    const base = yield* Http.baseUrl
+    const users = yield* fixtures
+    const only = process.env.EDGE_ONLY
+    if (only === undefined || only === "rpc") yield* rpcFigures(base, users)
+    if (only === undefined || only === "tick") {
+      const trader = yield* Users.create("bench-trader", "user")
+      const { key } = yield* ApiKeys.issue(trader.id, "bench")
+      yield* tickFigures(base, { id: trader.id, key })
+    }
+  }).pipe(Effect.provide(server))
+})
+
+Effect.runPromise(Effect.scoped(main)).then(
+  () => process.exit(0),
+  (error) => {
+    progress(`edge bench failed: ${error instanceof Error ? error.message : String(error)}`)
+    process.exit(1)
+  }
+)
