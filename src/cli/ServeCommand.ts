@@ -55,6 +55,9 @@ const firstStart = (io: Io, base: string) =>
     io.stdout(
       `started a paper run of "${strategy.name}" on the sample data (${shown(EXAMPLE)}), ` +
         `four bars a second: run ${run.id} (${strategy.name}#${run.number}).\nWatch it:\n\n` +
+        `  npx swarm login --server ${base} --key ${made.key}\n` +
+        `  npx swarm runs watch ${run.id}\n\n` +
+        `or, without the CLI:\n\n` +
         `  curl -N "${base}/v1/runs/${run.id}/events?token=${made.key}"\n` +
         `  curl -H "Authorization: Bearer ${made.key}" ${base}/health\n\n`
     )

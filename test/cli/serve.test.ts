@@ -100,6 +100,7 @@ describe("swarm serve", () => {
       expect(key).toBeDefined()
       expect(run).toBeDefined()
       expect(first.stdout()).toContain(`curl -N "${first.base}/v1/runs/${run}/events?token=${key}"`)
+      expect(first.stdout()).toContain(`npx swarm login --server ${first.base} --key ${key}\n  npx swarm runs watch ${run}\n`)
 
       const health = yield* Effect.promise(() => fetch(`${first.base}/health`).then((r) => r.json()))
       expect(health).toMatchObject({ status: "ok", database: { kind: "embedded" } })
