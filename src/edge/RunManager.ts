@@ -15,7 +15,7 @@
  */
 import { fileURLToPath } from "node:url"
 import type { SqlClient } from "@effect/sql"
-import { Cause, Clock, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Scope } from "effect"
 import type { Principal } from "../../schemas/Auth.js"
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId, Symbol } from "../../schemas/Ids.js"
@@ -300,7 +300,7 @@ export const layer = Layer.scoped(
           const early = entry === undefined ? undefined : yield* Fiber.await(entry.fiber).pipe(Effect.timeoutOption(Duration.millis(50)))
           if (early !== undefined && early._tag === "Some" && Exit.isFailure(early.value)) {
             const error = early.value.cause
-            outcomes.push({ run: record.id, ref, outcome: "failed", reason: failureText(error) })
+            outcomes.push({ run: record.id, ref, outcome: "failed", reason: StoredRun.failureOf(error) })
           } else {
             outcomes.push({ run: record.id, ref, outcome: "resumed" })
           }
@@ -415,8 +415,3 @@ export const layer = Layer.scoped(
     } satisfies RunManagerService
   })
 )
-
-const failureText = (cause: Cause.Cause<unknown>): string => {
-  const error = Cause.squash(cause)
-  return typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)
-}

@@ -288,7 +288,8 @@ const execute = (x: Execution) =>
 /** The driver's `signals` option, left out when there is no source (no per-slice call at all). */
 const signalsOption = (signals: Backtest.Options["signals"] | undefined) => (signals === undefined ? {} : { signals })
 
-const failureOf = (cause: Cause.Cause<unknown>): string => {
+/** Why an execution failed, in one line: what a run's row and the server's start-up report say. */
+export const failureOf = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.squash(cause)
   return error instanceof Error ? error.message : String(error)
 }
