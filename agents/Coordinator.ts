@@ -39,6 +39,9 @@ import { copyOpinion } from "./Analyst.js"
 const isTimeout = (cause: Cause.Cause<unknown>): boolean =>
   Option.exists(Cause.failureOption(cause), (error) => (error as { readonly _tag?: unknown })._tag === "AskTimeout")
 
+/** Decisions per symbol a round's context carries. */
+const RECENT_DECISIONS = 5
+
 /** A return within ±0.1 % counts as flat when scoring an opinion. */
 export const FLAT_BAND = 0.001
 
@@ -61,6 +64,8 @@ export interface CoordinatorOptions {
   readonly roster: ReadonlyArray<RosterMember>
   readonly consensus: ConsensusConfig
   readonly events: "decisions" | "rounds"
+  /** Send each round the symbol's target and latest decisions (`RoundContext`): for analysts that reason over them. */
+  readonly context?: boolean
   readonly judgeTimeoutMillis: number
   readonly risk: () => ActorRef<RiskProtocol, "backpressure">
   readonly desk: () => ActorRef<DeskProtocol, "backpressure">
@@ -84,6 +89,8 @@ class Coordination {
   readonly targets = new Map<string, Action>()
   readonly accuracy: Array<Consensus.Accuracy>
   readonly tracks = new Map<string, SymbolTrack>()
+  /** Per symbol, the latest decisions that changed its target, oldest first (with `context`). */
+  readonly recent = new Map<string, Array<{ readonly ts: Timestamp; readonly action: Action; readonly confidence: number }>>()
 
   constructor(size: number) {
     this.accuracy = new Array(size).fill(Consensus.initialAccuracy)
@@ -158,9 +165,18 @@ export const make = (options: CoordinatorOptions) => {
       yield* options.desk().tell(new MarketOpen({ ts, bars }, true))
       const rounds: Array<RoundRequest> = new Array(bars.length)
       for (let i = 0; i < bars.length; i++) rounds[i] = { round: `${bars[i]!.symbol}@${ts}` as RoundId, bar: bars[i]! }
+      if (options.context === true) {
+        for (let i = 0; i < rounds.length; i++) {
+          const symbol = bars[i]!.symbol
+          const target = state.targets.get(symbol) ?? "flat"
+          rounds[i] = { ...rounds[i]!, context: { target: target === "hold" ? "flat" : target, decisions: state.recent.get(symbol) ?? [] } }
+        }
+      }
       if (update.signals !== undefined && update.signals.length > 0) withSignals(rounds, update.signals)
       const request = new RequestOpinions({ ts, rounds }, true)
       const answers = yield* askAll(analysts(), request, { timeout: consensus.deadlineMillis })
+      // What the analysts recorded while answering in parallel (their model calls), in a fixed order.
+      log.flushDeferred()
       const cursor = new Array<number>(roster.length).fill(0)
       failed.clear()
       // A crash (or a refused request) is a failed answer; silence until the deadline is no answer.
@@ -216,7 +232,14 @@ export const make = (options: CoordinatorOptions) => {
       }
       const blocked = judged.right.blocked.length === 0 ? undefined : new Set(judged.right.blocked)
       for (const decision of changed) {
-        if (blocked === undefined || !blocked.has(decision.round)) state.targets.set(decision.symbol, decision.action)
+        if (blocked === undefined || !blocked.has(decision.round)) {
+          state.targets.set(decision.symbol, decision.action)
+          if (options.context === true) {
+            const recent = state.recent.get(decision.symbol) ?? []
+            // A fresh array: the rounds already sent hold the old one.
+            state.recent.set(decision.symbol, [...recent.slice(-(RECENT_DECISIONS - 1)), { ts, action: decision.action, confidence: decision.confidence }])
+          }
+        }
       }
       return state
     })

@@ -8,7 +8,14 @@ import { InvalidAgent } from "../schemas/AnalystProtocol.js"
 import type { AgentId } from "../schemas/Ids.js"
 import { type AgentConfig, agentName } from "../schemas/Strategy.js"
 import { fieldOf } from "../src/swarm/StrategyFile.js"
+import type { RequestOpinions } from "../schemas/AnalystProtocol.js"
+import type { LlmSession } from "../src/llm/LlmSession.js"
+import type { ActorSpec } from "../src/actor/Behavior.js"
+import type { RunLog } from "../src/swarm/RunLog.js"
 import * as Analyst from "./Analyst.js"
+import * as LlmAnalyst from "./LlmAnalyst.js"
+import * as LlmDebate from "./analysts/LlmDebate.js"
+import * as LlmSingle from "./analysts/LlmSingle.js"
 import * as BollingerBreakout from "./analysts/BollingerBreakout.js"
 import * as EmaCrossover from "./analysts/EmaCrossover.js"
 import * as MacdMomentum from "./analysts/MacdMomentum.js"
@@ -28,12 +35,37 @@ export const analysts: ReadonlyMap<string, AnyModel> = new Map<string, AnyModel>
   [TradingView.model.type, TradingView.model]
 ])
 
+/**
+ * The analysts that think with a language model (agents/LlmAnalyst.ts): one file and one line here
+ * each, like the models above.
+ */
+export const llmAnalysts: ReadonlyMap<string, LlmAnalyst.AnyLlmAnalystType> = new Map<string, LlmAnalyst.AnyLlmAnalystType>([
+  [LlmSingle.analyst.type, LlmSingle.analyst],
+  [LlmDebate.analyst.type, LlmDebate.analyst]
+])
+
+/** What an LLM analyst needs from its run. */
+export interface LlmContext {
+  readonly session: LlmSession
+  readonly log: RunLog
+  readonly deadlineMillis: number
+  /** The round deadline is wall-clock time (paper runs), not the run's virtual time. */
+  readonly wallClock: boolean
+}
+
+export type AnalystActor = ActorSpec<RequestOpinions, any, never, "backpressure">
+
 /** A strategy's analyst, ready to spawn: its actor spec and the horizon its opinions are meant for. */
 export interface AnalystOf {
   readonly name: AgentId
-  readonly actor: ReturnType<typeof Analyst.make>
+  /** Whether it thinks with a language model (and needs the run's `LlmContext`). */
+  readonly llm: boolean
+  readonly actor: (llm: LlmContext | undefined) => AnalystActor
   readonly horizon: number
 }
+
+/** Whether any agent of a roster thinks with a language model. */
+export const usesLlm = (agents: ReadonlyArray<AgentConfig>): boolean => agents.some((agent) => llmAnalysts.has(agent.type))
 
 /** The `index`-th agent entry of a strategy resolved against `registry`, or why it cannot be. */
 export const analystOf = (
@@ -44,25 +76,36 @@ export const analystOf = (
 ): Either.Either<AnalystOf, InvalidAgent> => {
   const name = agentName(agent) as AgentId
   const model = registry.get(agent.type)
-  if (model === undefined) {
+  const thinker = model === undefined ? llmAnalysts.get(agent.type) : undefined
+  if (model === undefined && thinker === undefined) {
     return Either.left(
       new InvalidAgent({
         agent: name,
         field: `agents[${index}].type`,
-        reason: `unknown agent type "${agent.type}"; the registered ones are ${[...registry.keys()].join(", ")}`
+        reason: `unknown agent type "${agent.type}"; the registered ones are ${[...registry.keys(), ...llmAnalysts.keys()].join(", ")}`
       })
     )
   }
-  const config = Schema.decodeUnknownEither(model.config, { errors: "first", onExcessProperty: "error" })(agent.params)
+  const config = Schema.decodeUnknownEither(model?.config ?? thinker!.config, { errors: "first", onExcessProperty: "error" })(agent.params)
   if (Either.isLeft(config)) {
     const issue = ParseResult.ArrayFormatter.formatErrorSync(config.left)[0]
     const path = issue === undefined || issue.path.length === 0 ? "" : `.${fieldOf(issue.path)}`
     return Either.left(new InvalidAgent({ agent: name, field: `agents[${index}].params${path}`, reason: issue?.message ?? "invalid" }))
   }
+  if (model !== undefined) {
+    const actor = Analyst.make({ name, model, config: config.right, allowShort })
+    return Either.right({ name, llm: false, actor: () => actor, horizon: model.horizon(config.right) })
+  }
+  const kind = thinker!
   return Either.right({
     name,
-    actor: Analyst.make({ name, model, config: config.right, allowShort }),
-    horizon: model.horizon(config.right)
+    llm: true,
+    actor: (llm) => {
+      // Run.start gives every run whose roster has an LLM analyst its context; nothing else spawns one.
+      if (llm === undefined) throw new Error(`agent ${name} (${kind.type}) needs the run's language-model context`)
+      return LlmAnalyst.make({ name, kind, config: config.right, allowShort, ...llm })
+    },
+    horizon: kind.horizon(config.right)
   })
 }
 
@@ -71,4 +114,4 @@ export const analystSpec = (
   agent: AgentConfig,
   index: number,
   allowShort: boolean
-): Either.Either<ReturnType<typeof Analyst.make>, InvalidAgent> => Either.map(analystOf(agent, index, allowShort), (a) => a.actor)
+): Either.Either<AnalystActor, InvalidAgent> => Either.map(analystOf(agent, index, allowShort), (a) => a.actor(undefined))

@@ -7,8 +7,9 @@
 import { Schema } from "effect"
 import { Decision } from "./Decision.js"
 import { ExternalSignal } from "./ExternalSignal.js"
-import { OrderId, RoundId, RunId, StrategyId, Symbol, Timestamp } from "./Ids.js"
+import { AgentId, OrderId, RoundId, RunId, StrategyId, Symbol, Timestamp } from "./Ids.js"
 import { LifecycleEvent } from "./Lifecycle.js"
+import { Backend, LlmCall } from "./Llm.js"
 import { Metrics } from "./Metrics.js"
 import { Opinion } from "./Opinion.js"
 import { Fill, Order, OrderIntent } from "./Order.js"
@@ -36,7 +37,12 @@ export const RunStarted = event("RunStarted", {
   seed: Schema.String,
   symbols: Schema.Array(Symbol),
   /** A fingerprint of the input data (files and their hashes, or the synthetic market's seed). */
-  dataFingerprint: Schema.String
+  dataFingerprint: Schema.String,
+  /**
+   * The language model the run's LLM agents use, when it has any: never silent about an offline
+   * model standing in for Ollama.
+   */
+  llm: Schema.optional(Schema.Struct({ backend: Backend, model: Schema.String, description: Schema.String }))
 })
 
 /**
@@ -103,6 +109,37 @@ export const DeadLetterRecorded = event("DeadLetterRecorded", {
   detail: Schema.optional(Schema.String)
 })
 
+/**
+ * One call an LLM agent made to a model (or was answered from the cache, or refused by the budget):
+ * what a replay answers from, without calling any model. Recorded right after the analysts of a
+ * slice have answered, ordered by agent, round and step (the calls themselves ran in parallel).
+ */
+export const LlmCalled = event("LlmCalled", { call: LlmCall })
+
+/**
+ * An LLM agent's reasoning in a round, with the context it saw (the market brief): `analysis` (a
+ * researcher's argument), `decision` (the judgement that became its opinion), `reflection` (the
+ * opinion scored against what the market did over its horizon), `plan`.
+ */
+export const ReasoningRecorded = event("ReasoningRecorded", {
+  agent: AgentId,
+  round: RoundId,
+  kind: Schema.Literal("plan", "analysis", "decision", "reflection"),
+  /** Who in the agent reasoned (`bull`, `bear`, `judge`, `analyst`). */
+  role: Schema.String,
+  text: Schema.String,
+  context: Schema.optional(Schema.Unknown)
+})
+
+/** The run's LLM budget refused a call: from now on its LLM agents abstain rather than exceed it. */
+export const LlmBudgetSpent = event("LlmBudgetSpent", {
+  /** The agent and round of the first call refused. */
+  agent: AgentId,
+  round: Schema.optional(RoundId),
+  /** What was spent of which limit, and what the call needed. */
+  reason: Schema.String
+})
+
 export const RunCompleted = event("RunCompleted", {
   metrics: Metrics,
   /** SHA-256 over the canonical JSON of every event before this one, in order. */
@@ -128,6 +165,9 @@ export const RunEvent = Schema.Union(
   TradingStateChanged,
   AgentLifecycle,
   DeadLetterRecorded,
+  LlmCalled,
+  ReasoningRecorded,
+  LlmBudgetSpent,
   RunCompleted,
   RunFailed
 )

@@ -7,6 +7,7 @@ import { Schema } from "effect"
 import { ConsensusConfig } from "./Decision.js"
 import { ExecutionConfig, MoneyAmount, SizingConfig } from "./Execution.js"
 import { Symbol } from "./Ids.js"
+import { LlmConfig } from "./Llm.js"
 import { MetricsConfig } from "./Metrics.js"
 import { ApprovalConfig, RiskLimits } from "./Risk.js"
 import { RuleSet } from "./Rule.js"
@@ -61,7 +62,9 @@ export const Strategy = Schema.Struct({
   execution: Schema.optionalWith(ExecutionConfig, { default: () => Schema.decodeSync(ExecutionConfig)({}), exact: true }),
   risk: Schema.optionalWith(RiskConfig, { default: () => Schema.decodeSync(RiskConfig)({}), exact: true }),
   rules: Schema.optionalWith(RuleSet, { default: () => [], exact: true }),
-  metrics: Schema.optionalWith(MetricsConfig, { default: () => Schema.decodeSync(MetricsConfig)({}), exact: true })
+  metrics: Schema.optionalWith(MetricsConfig, { default: () => Schema.decodeSync(MetricsConfig)({}), exact: true }),
+  /** Language models for LLM agents (absent: the defaults of `LlmConfig`); kept out of strategies without it. */
+  llm: Schema.optionalWith(LlmConfig, { exact: true })
 }).pipe(
   Schema.filter((strategy) => {
     const symbols = new Set<string>()

@@ -24,6 +24,12 @@ import { World } from "./World.js"
 import type { Trade } from "../../schemas/Trade.js"
 import { canonicalSignal, type ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { Feed, Slice } from "../market/Feed.js"
+import { usesLlm } from "../../agents/registry.js"
+import { defaultLlmConfig, type LlmCall } from "../../schemas/Llm.js"
+import type { AnswerCache } from "../llm/AnswerCache.js"
+import type { LanguageModel } from "../llm/LanguageModel.js"
+import { LlmSession, recordingKey } from "../llm/LlmSession.js"
+import * as Offline from "../llm/Offline.js"
 
 /** How much of each round the event log records (see docs/backtest-engine.md). */
 export const EventDetail = Schema.Literal("decisions", "rounds")
@@ -102,6 +108,22 @@ export interface Options {
    * empty array when there is nothing (it is asked on every slice).
    */
   readonly signals?: (ts: Timestamp, events: number) => ReadonlyArray<ExternalSignal>
+  /** Language models for the strategy's LLM analysts; default the offline model, no cache. */
+  readonly llm?: LlmOptions
+}
+
+export interface LlmOptions {
+  readonly model: LanguageModel["Type"]
+  readonly cache?: AnswerCache["Type"]
+  /** The process-wide cap on calls in flight. */
+  readonly limiter?: Effect.Semaphore
+  /** The calls an earlier execution of the run recorded (replay, resume): answered from them, no model call. */
+  readonly recorded?: ReadonlyArray<LlmCall>
+  /**
+   * What the recording's `RunStarted` said of its language model (replay, resume): said again, so the
+   * re-execution's first event is the recording's whatever backend answers it now.
+   */
+  readonly started?: { readonly backend: LlmCall["backend"]; readonly model: string; readonly description: string }
 }
 
 export interface Result {
@@ -239,6 +261,27 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       world.runOrThrow(Scope.close(scope, Exit.void))
     })
 
+    const llmOptions = usesLlm(strategy.agents) ? options.llm ?? { model: Offline.make() } : undefined
+    const llmConfig = strategy.llm ?? defaultLlmConfig
+    const session = llmOptions === undefined ? undefined : new LlmSession({
+      run: runId,
+      config: llmConfig,
+      model: llmOptions.model,
+      cache: llmOptions.cache,
+      limiter: llmOptions.limiter,
+      recording: llmOptions.recorded === undefined
+        ? undefined
+        : new Map(llmOptions.recorded.map((call) => [recordingKey(call.agent, call.round, call.step), call])),
+      seed: seedNumber(seed),
+      onCall: (call) => log.defer(recordingKey(call.agent, call.round, call.step), "LlmCalled", { call }),
+      onBudgetSpent: (call) =>
+        log.defer(`${recordingKey(call.agent, call.round, call.step)}\u0000~budget`, "LlmBudgetSpent", {
+          agent: call.agent,
+          ...(call.round === undefined ? {} : { round: call.round }),
+          reason: call.error ?? "the LLM budget is spent"
+        })
+    })
+
     return yield* Effect.gen(function*() {
       log.emit("RunStarted", {
         strategy: options.strategyRef?.id ?? strategy.name as StrategyId,
@@ -246,7 +289,10 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         mode: options.mode ?? "backtest",
         seed,
         symbols: strategy.symbols,
-        dataFingerprint: feed.fingerprint
+        dataFingerprint: feed.fingerprint,
+        ...(session === undefined
+          ? {}
+          : { llm: llmOptions?.started ?? { backend: session.backend.kind, model: llmConfig.model, description: session.backend.description } })
       })
       let equity: number = strategy.initialCash
       const started = world.run(
@@ -257,6 +303,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           events: options.events ?? "decisions",
           ...(options.registry === undefined ? {} : { registry: options.registry }),
           ...(options.faults === undefined ? {} : { faults: options.faults }),
+          ...(session === undefined ? {} : { llm: { session, wallClock: options.mode === "paper" } }),
           onMark: (_, e) => {
             equity = e
           }
@@ -304,6 +351,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
             ? new MarketUpdate({ ts: slice.ts, bars: slice.bars }, true)
             : new MarketUpdate({ ts: slice.ts, bars: slice.bars, signals }, true)
         ))
+        // LLM analysts' model calls run outside the world, in wall-clock time: the slice waits for them.
+        if (world.waitingOutside) yield* world.awaitOutside
         while (log.pendingApprovals.size > 0) {
           if (options.approver === undefined) {
             const [first] = log.pendingApprovals.values()
@@ -389,6 +438,9 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       return result
     }).pipe(Effect.ensuring(closeWorld))
   })
+
+/** The run's seed as the 32-bit integer a model's sampler takes. */
+const seedNumber = (seed: string): number => createHash("sha256").update(seed).digest().readUInt32BE(0)
 
 const emptySnapshot = (strategy: Strategy, ts: Timestamp): PortfolioSnapshot => ({
   ts,

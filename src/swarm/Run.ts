@@ -14,7 +14,7 @@
  * run (`RunFailed`).
  */
 import { Effect, Either, Schema } from "effect"
-import { type AnalystOf, analystOf, analysts as defaultRegistry } from "../../agents/registry.js"
+import { type AnalystOf, analystOf, analysts as defaultRegistry, type LlmContext } from "../../agents/registry.js"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import * as Coordinator from "../../agents/Coordinator.js"
 import * as ExecutionDesk from "../../agents/ExecutionDesk.js"
@@ -42,6 +42,8 @@ export interface RunOptions {
   readonly registry?: ReadonlyMap<string, AnyModel>
   readonly onMark?: (ts: Timestamp, equity: Money) => void
   readonly faults?: Faults
+  /** The run's language-model session, for the LLM analysts of its roster (required when it has any). */
+  readonly llm?: Omit<LlmContext, "log" | "deadlineMillis">
 }
 
 /**
@@ -128,6 +130,11 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
   Effect.gen(function*() {
     const { faults, log, strategy } = options
     const roster = yield* resolveRoster(strategy, options.registry ?? defaultRegistry)
+    const thinking = roster.some((a) => a.llm)
+    const llm: LlmContext | undefined = options.llm === undefined
+      ? undefined
+      : { ...options.llm, log, deadlineMillis: strategy.consensus.deadlineMillis }
+    if (thinking && llm === undefined) return yield* Effect.die(new Error("a roster with LLM analysts needs the run's language-model session"))
     // Filled once the tree is up: agents reach each other through these, never before the first message.
     const wires: {
       ledger?: ActorRef<LedgerProtocol, "backpressure">
@@ -163,6 +170,7 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       roster: roster.map((a) => ({ agent: a.name, weight: a.weight, horizon: a.horizon, ref: () => wires.analysts!.get(a.name)! })),
       consensus: strategy.consensus,
       events: options.events,
+      context: thinking,
       judgeTimeoutMillis: JUDGE_TIMEOUT_MILLIS,
       risk: () => wires.risk!,
       desk: () => wires.desk!,
@@ -177,7 +185,7 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
           strategy: "one_for_one",
           intensity: 50,
           period: "1 minute",
-          children: roster.map((a) => Supervisor.worker(a.name, withFault(a.name, a.actor, faults)))
+          children: roster.map((a) => Supervisor.worker(a.name, withFault(a.name, a.actor(llm), faults)))
         }),
         Supervisor.worker("ledger", withFault("ledger", ledger, faults)),
         Supervisor.worker("desk", withFault("desk", desk, faults)),

@@ -50,7 +50,28 @@ export class RunLog {
   /** Approval requests not resolved yet, in request order. */
   readonly pendingApprovals = new Map<RoundId, PendingApproval>()
 
+  /** Events held back to be emitted together in a fixed order (`defer`, `flushDeferred`). */
+  private deferred: Array<{ readonly key: string; readonly emit: () => void }> = []
+
   constructor(readonly run: RunId, private readonly now: () => number) {}
+
+  /**
+   * Hold an event until `flushDeferred`, which emits the held ones ordered by `key`. For events of
+   * work that runs in parallel (the calls of LLM analysts), whose completion order is the wall
+   * clock's: held and sorted, they come out in the same order on every run and every replay.
+   */
+  defer<T extends RunEventTag>(key: string, tag: T, payload: Payload<T>): void {
+    this.deferred.push({ key, emit: () => this.emit(tag, payload) })
+  }
+
+  /** Emit the held events, by key (ties in the order they were held). */
+  flushDeferred(): void {
+    if (this.deferred.length === 0) return
+    const held = this.deferred
+    this.deferred = []
+    held.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    for (const event of held) event.emit()
+  }
 
   /** Add a sink; it sees every event appended from now on. */
   subscribe(sink: Sink): void {

@@ -6,6 +6,7 @@
  * Nothing here reads the wall clock, so the same inputs give the same run, byte for byte.
  */
 import { Cause, Context, Effect, Exit, Random, Runtime, type Scheduler, Tracer } from "effect"
+import { Outside } from "./Outside.js"
 import { VirtualClock } from "./VirtualClock.js"
 
 /** FIFO run queue; `drain` runs tasks until none is left (tasks may schedule more). */
@@ -47,12 +48,66 @@ export class WorldBlocked extends Error {
 }
 
 export class World {
+  /** Work started outside the world (`Outside`) whose answer has not come back yet. */
+  private outsidePending = 0
+  private outsideWakers: Array<() => void> = []
+  /** Runs effects with this world's scheduler, clock and random generator. */
+  readonly runtime: Runtime.Runtime<never>
+
   private constructor(
     readonly clock: VirtualClock,
     private readonly queue: RunQueue,
-    /** Runs effects with this world's scheduler, clock and random generator. */
-    readonly runtime: Runtime.Runtime<never>
-  ) {}
+    runtime: Runtime.Runtime<never>,
+    /** The caller's runtime: real scheduler, real clock. Where `Outside` work runs. */
+    private readonly outer: Runtime.Runtime<never>
+  ) {
+    const outside: Outside["Type"] = { run: (effect) => this.outside(effect) }
+    this.runtime = Runtime.make({
+      context: Context.add(runtime.context, Outside, outside),
+      fiberRefs: runtime.fiberRefs,
+      runtimeFlags: runtime.runtimeFlags
+    })
+  }
+
+  /**
+   * Run `effect` on the caller's runtime, in wall-clock time, and resume the world fiber that asked
+   * with its result through the world's queue. The driver waits for such work (`awaitOutside`)
+   * before it moves virtual time, so an answer from outside lands in the slice that asked for it.
+   */
+  private outside<A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> {
+    return Effect.async<A, E>((resume) => {
+      this.outsidePending++
+      const fiber = Runtime.runFork(this.outer)(effect)
+      fiber.addObserver((exit) => {
+        this.outsidePending--
+        resume(exit)
+        const wakers = this.outsideWakers
+        this.outsideWakers = []
+        for (const wake of wakers) wake()
+      })
+      return Effect.sync(() => fiber.unsafeInterruptAsFork(fiber.id()))
+    })
+  }
+
+  /** Whether work started outside the world is still out. */
+  get waitingOutside(): boolean {
+    return this.outsidePending > 0
+  }
+
+  /**
+   * Wait (wall-clock) until no outside work is out, settling the world each time some comes back:
+   * the world is then quiescent again, at the same virtual time.
+   */
+  readonly awaitOutside: Effect.Effect<void> = Effect.suspend(() =>
+    Effect.whileLoop({
+      while: () => this.outsidePending > 0,
+      body: () =>
+        Effect.promise(() => new Promise<void>((resolve) => this.outsideWakers.push(resolve))).pipe(
+          Effect.andThen(() => this.settle())
+        ),
+      step: () => undefined
+    })
+  )
 
   /**
    * A world starting at virtual time `start` (epoch ms) with randomness seeded by `seed`. The
@@ -76,7 +131,8 @@ export class World {
           context: Context.omit(Tracer.ParentSpan)(runtime.context),
           fiberRefs: runtime.fiberRefs,
           runtimeFlags: runtime.runtimeFlags
-        })
+        }),
+        yield* Effect.runtime<never>()
       )
     })
   }

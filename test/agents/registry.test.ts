@@ -8,7 +8,12 @@ import { Opinion } from "../../schemas/Opinion.js"
 import { AgentConfig } from "../../schemas/Strategy.js"
 import * as Analyst from "../../agents/Analyst.js"
 import { copySignal, type Model } from "../../agents/analysts/Model.js"
-import { analysts, analystSpec } from "../../agents/registry.js"
+import { analystOf, analysts, analystSpec, llmAnalysts } from "../../agents/registry.js"
+import type { RunId } from "../../schemas/Ids.js"
+import { defaultLlmConfig } from "../../schemas/Llm.js"
+import { LlmSession } from "../../src/llm/LlmSession.js"
+import * as Offline from "../../src/llm/Offline.js"
+import { RunLog } from "../../src/swarm/RunLog.js"
 import * as Actor from "../../src/actor/Actor.js"
 import * as ActorSystem from "../../src/actor/ActorSystem.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
@@ -71,6 +76,33 @@ describe("the agent registry", () => {
       })))
   }
 
+  it("registers the LLM analysts under their strategy names", () => {
+    expect([...llmAnalysts.keys()].sort()).toEqual(["llm_analyst", "llm_debate"])
+  })
+
+  for (const [type] of llmAnalysts) {
+    it.effect(`${type}: decodes its default config and answers its protocol with valid opinions (offline model)`, () =>
+      run(Effect.gen(function*() {
+        const log = new RunLog("run" as RunId, () => 0)
+        const session = new LlmSession({ run: "run" as RunId, config: defaultLlmConfig, model: Offline.make() })
+        const resolved = Either.getOrThrow(analystOf(agent({ type }), 0, true))
+        expect(resolved.llm).toBe(true)
+        const ref = yield* Actor.spawn(resolved.actor({ session, log, deadlineMillis: 1_000, wallClock: false }), { name: type })
+        let answered = 0
+        for (const request of requests(60)) {
+          const opinions = yield* ref.ask(request)
+          for (const opinion of opinions) {
+            Schema.decodeUnknownSync(Opinion)(opinion)
+            expect(opinion.agent).toBe(type)
+            expect(opinion.ts).toBe(request.ts)
+            answered++
+          }
+        }
+        // From the 34th bar on, an opinion per symbol per bar.
+        expect(answered).toBe(2 * (60 - 33))
+      })))
+  }
+
   it("an unknown type or bad params are a typed InvalidAgent naming the field", () => {
     const unknown = analystSpec(agent({ type: "crystal_ball" }), 3, false)
     expect(Either.isLeft(unknown) && unknown.left).toMatchObject({ _tag: "InvalidAgent", field: "agents[3].type" })
@@ -78,6 +110,10 @@ describe("the agent registry", () => {
     expect(Either.isLeft(bad) && bad.left.field).toBe("agents[0].params.fast")
     const extra = analystSpec(agent({ type: "sma_crossover", params: { fats: 5 } }), 1, false)
     expect(Either.isLeft(extra) && extra.left.field).toBe("agents[1].params.fats")
+    const rounds = analystSpec(agent({ type: "llm_debate", params: { rounds: 9 } }), 2, false)
+    expect(Either.isLeft(rounds) && rounds.left.field).toBe("agents[2].params.rounds")
+    const model = analystSpec(agent({ type: "llm_analyst", params: { model: "bad model name!" } }), 0, false)
+    expect(Either.isLeft(model) && model.left.field).toBe("agents[0].params.model")
   })
 })
 

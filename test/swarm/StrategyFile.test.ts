@@ -34,6 +34,22 @@ describe("strategy files", () => {
       expect(six.rules).toHaveLength(1)
     }))
 
+  it.effect("the LLM example decodes: its llm section, and no llm section in strategies without one", () =>
+    Effect.gen(function*() {
+      const debate = yield* load(join(examples, "llm-debate.yaml"))
+      expect(debate.llm).toMatchObject({ model: "llama3.2:3b", maxTokensOut: 256, budget: { tokens: 2_000_000, pricePerMillionIn: 0 } })
+      expect(debate.agents.map(agentName)).toEqual(["llm_debate", "sma_crossover", "rsi_reversion"])
+      // Optional: a strategy without it encodes as before (its run ids do not change).
+      expect((yield* load(join(examples, "six-analysts.yaml"))).llm).toBeUndefined()
+    }))
+
+  it("llm settings out of range name their field", () => {
+    expect(problems(JSON.stringify({ ...minimal, llm: { timeoutMillis: 5 } })).map((p) => p.field)).toEqual(["llm.timeoutMillis"])
+    expect(problems(JSON.stringify({ ...minimal, llm: { budget: { tokens: 0 } } })).map((p) => p.field)).toEqual(["llm.budget.tokens"])
+    expect(problems(JSON.stringify({ ...minimal, llm: { model: "rm -rf /" } })).map((p) => p.field)).toEqual(["llm.model"])
+    expect(problems(JSON.stringify({ ...minimal, llm: { temprature: 1 } })).map((p) => p.field)).toEqual(["llm.temprature"])
+  })
+
   it("every field but the name, symbols and roster has a default", () => {
     const strategy = Either.getOrThrow(parseText(JSON.stringify(minimal), "m.json"))
     expect(strategy).toMatchObject({

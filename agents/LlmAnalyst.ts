@@ -1,0 +1,179 @@
+/**
+ * The LLM analyst actor: runs one LLM analyst type (agents/analysts/Llm*.ts) for every symbol of a
+ * run. Each `RequestOpinions` folds that timestamp's bars into the per-symbol briefs (in order, so
+ * nothing after a round's bar is in its brief), then thinks about every round at once — the model
+ * calls of a slice run in parallel, under the process-wide cap — and answers with the opinions it
+ * reached. A round whose thinking fails (no model, the budget spent, an answer that never decodes)
+ * or runs past the round's deadline is an abstention, never a stalled run.
+ *
+ * Its model calls (`LlmCalled`) and its reasoning (`ReasoningRecorded`, with the brief it saw) go to
+ * the run's log deferred, keyed by agent, round and step: the coordinator flushes them in that order
+ * once the slice's analysts have answered, so parallel calls log the same way on every run and on
+ * its replay (which answers them from the recording, calling no model).
+ *
+ * Every opinion is scored `horizon` bars of its symbol later against the close, and the verdict
+ * recorded as a `reflection`.
+ */
+import { Effect, type Schema } from "effect"
+import { RequestOpinions } from "../schemas/AnalystProtocol.js"
+import type { AgentId, RoundId } from "../schemas/Ids.js"
+import type { Direction, Opinion } from "../schemas/Opinion.js"
+import type { RunEvent } from "../schemas/RunEvent.js"
+import * as Actor from "../src/actor/Actor.js"
+import { type LlmSession, recordingKey } from "../src/llm/LlmSession.js"
+import * as Outside from "../src/swarm/Outside.js"
+import type { RunLog } from "../src/swarm/RunLog.js"
+import { FLAT_BAND } from "./Coordinator.js"
+import { BriefTracker, INDICATOR_WARMUP, type MarketBrief } from "./analysts/MarketBrief.js"
+
+type ReasoningKind = Extract<RunEvent, { readonly _tag: "ReasoningRecorded" }>["kind"]
+
+/** What an LLM analyst type decided for a round. */
+export interface Judgement {
+  readonly direction: Direction
+  readonly confidence: number
+  readonly rationale: string
+}
+
+/** What an LLM analyst type is given to think about one round. */
+export interface Thinking<Config> {
+  readonly agent: AgentId
+  readonly round: RoundId
+  readonly brief: MarketBrief
+  readonly config: Config
+  readonly allowShort: boolean
+  readonly session: LlmSession
+  /** Record a piece of reasoning (ordered by `order` within the round). */
+  readonly reason: (order: number, kind: ReasoningKind, role: string, text: string) => void
+}
+
+/**
+ * An LLM analyst type: its config (with `model` and `bars`), its horizon, and how it thinks about a
+ * round — undefined is an abstention. It must read nothing but the brief and call no model but
+ * through the session.
+ */
+export interface LlmAnalystType<Config extends { readonly bars: number }> {
+  readonly type: string
+  readonly description: string
+  readonly config: Schema.Schema<Config, any, never>
+  readonly horizon: (config: Config) => number
+  readonly think: (thinking: Thinking<Config>) => Effect.Effect<Judgement | undefined>
+}
+
+export type AnyLlmAnalystType = LlmAnalystType<any>
+
+export interface LlmAnalystOptions {
+  readonly name: AgentId
+  readonly kind: AnyLlmAnalystType
+  readonly config: { readonly bars: number }
+  readonly allowShort: boolean
+  readonly session: LlmSession
+  readonly log: RunLog
+  /** The coordinator's deadline for a round: the analyst gives up a little before it. */
+  readonly deadlineMillis: number
+  /**
+   * Whether the deadline is wall-clock time (paper runs). In a backtest it is virtual time, which a
+   * model call does not take (the world waits for it): the call's own timeout bounds it instead.
+   */
+  readonly wallClock: boolean
+}
+
+/**
+ * Abstain once `millis` have passed: on the run's clock, or on the wall clock (a sleep outside the
+ * world, so a paper run's virtual-clocked world still gives up in real time).
+ */
+const withDeadline = (millis: number, wallClock: boolean) => <A>(thinking: Effect.Effect<A | undefined>): Effect.Effect<A | undefined> =>
+  wallClock
+    ? Effect.raceFirst(thinking, Outside.run(Effect.sleep(millis)).pipe(Effect.as(undefined)))
+    : Effect.timeoutTo(thinking, { duration: millis, onTimeout: () => undefined, onSuccess: (a) => a })
+
+/** The share of the coordinator's deadline an analyst spends thinking before it abstains. */
+const DEADLINE_SHARE = 0.9
+
+interface Scoring {
+  readonly due: number
+  readonly round: RoundId
+  readonly direction: Direction
+  readonly close: number
+}
+
+class SymbolState {
+  readonly pending: Array<Scoring> = []
+  constructor(readonly tracker: BriefTracker) {}
+}
+
+export const make = ({ allowShort, config, deadlineMillis, kind, log, name, session, wallClock }: LlmAnalystOptions) => {
+  const horizon = kind.horizon(config)
+  const warmup = Math.max(config.bars, INDICATOR_WARMUP)
+  const deadline = Math.max(1, Math.floor(deadlineMillis * DEADLINE_SHARE))
+
+  /** Score the opinions that came due on this bar: a reflection each, in the round that saw it. */
+  const reflect = (state: SymbolState, round: RoundId, close: number) => {
+    const index = state.tracker.count
+    while (state.pending.length > 0 && state.pending[0]!.due <= index) {
+      const due = state.pending.shift()!
+      const change = close / due.close - 1
+      const moved = change > FLAT_BAND ? "rose" : change < -FLAT_BAND ? "fell" : "held"
+      const right = (due.direction === "long" && moved === "rose") || (due.direction === "short" && moved === "fell") ||
+        (due.direction === "flat" && moved === "held")
+      log.defer(recordingKey(name, round, `~reflection ${due.round}`), "ReasoningRecorded", {
+        agent: name,
+        round,
+        kind: "reflection",
+        role: "analyst",
+        text: `Said ${due.direction} in round ${due.round} at ${due.close}; ${horizon} bar${horizon === 1 ? "" : "s"} later the close ${moved} to ${close} (${
+          (change * 100).toFixed(2)
+        }%): ${right ? "right" : "wrong"}.`
+      })
+    }
+  }
+
+  return Actor.make({
+    protocol: RequestOpinions,
+    // Briefs are rebuilt from the bars on a restart (they warm up again), like any analyst's state.
+    setup: () => Effect.sync(() => new Map<string, SymbolState>()),
+    behavior: (symbols, request, context) =>
+      Effect.gen(function*() {
+        const ready: Array<{ readonly round: RoundId; readonly brief: MarketBrief; readonly state: SymbolState; readonly symbol: Opinion["symbol"] }> = []
+        for (const { bar, context: roundContext, round } of request.rounds) {
+          let state = symbols.get(bar.symbol)
+          if (state === undefined) symbols.set(bar.symbol, (state = new SymbolState(new BriefTracker(config.bars))))
+          state.tracker.update(bar)
+          reflect(state, round, bar.close)
+          if (state.tracker.count >= warmup) ready.push({ round, brief: state.tracker.brief(roundContext), state, symbol: bar.symbol })
+        }
+        const opinions = yield* Effect.forEach(ready, ({ brief, round, state, symbol }) => {
+          const reason = (order: number, reasoning: ReasoningKind, role: string, text: string) =>
+            log.defer(recordingKey(name, round, `~${String(order).padStart(3, "0")}`), "ReasoningRecorded", {
+              agent: name,
+              round,
+              kind: reasoning,
+              role,
+              text,
+              ...(reasoning === "decision" ? { context: brief } : {})
+            })
+          return kind.think({ agent: name, round, brief, config, allowShort, session, reason }).pipe(
+            withDeadline(deadline, wallClock),
+            Effect.map((judgement): Opinion | undefined => {
+              if (judgement === undefined) return undefined
+              const direction = judgement.direction === "short" && !allowShort ? "flat" : judgement.direction
+              state.pending.push({ due: state.tracker.count + horizon, round, direction, close: brief.close })
+              return {
+                round,
+                agent: name,
+                symbol,
+                ts: request.ts,
+                direction,
+                confidence: judgement.confidence,
+                horizon,
+                rationale: judgement.rationale,
+                features: { close: brief.close, ...brief.indicators }
+              }
+            })
+          )
+        }, { concurrency: "unbounded" })
+        yield* context.reply(request, opinions.filter((o): o is Opinion => o !== undefined))
+        return symbols
+      })
+  })
+}

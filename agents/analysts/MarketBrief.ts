@@ -1,0 +1,156 @@
+/**
+ * The compact market brief an LLM agent reasons over: one symbol's recent bars, indicator values,
+ * the swarm's current position and its latest decisions — as of one bar, and nothing after it. A
+ * `BriefTracker` folds a symbol's bars one at a time (like a model's state) and `brief()` gives a
+ * plain, immutable snapshot; numbers are rounded so a prompt is short and the same every time.
+ *
+ * No look-ahead by construction: the tracker has only seen the bars folded so far, and the context
+ * comes with the round (the coordinator's state before this bar's decision). Tested.
+ */
+import type { RoundContext } from "../../schemas/AnalystProtocol.js"
+import type { Bar } from "../../schemas/Market.js"
+import { Bollinger, Ema, Macd, Rsi, Sma } from "../../src/trading/Indicators.js"
+
+export interface BriefBar {
+  readonly t: string
+  readonly o: number
+  readonly h: number
+  readonly l: number
+  readonly c: number
+  readonly v: number
+}
+
+export interface MarketBrief {
+  readonly symbol: string
+  /** The round's bar time, ISO 8601 (UTC). */
+  readonly asOf: string
+  readonly close: number
+  /** The last bars, oldest first. */
+  readonly bars: ReadonlyArray<BriefBar>
+  /** Indicators of the close (absent while warming up). Changes are percent. */
+  readonly indicators: Readonly<Record<string, number>>
+  readonly position: RoundContext["target"]
+  readonly decisions: ReadonlyArray<{ readonly t: string; readonly action: string; readonly confidence: number }>
+}
+
+/** Four significant decimals at most: enough for prices and indicators, short in a prompt. */
+const round = (x: number): number => Math.round(x * 10_000) / 10_000
+const pct = (now: number, then: number | undefined): number | undefined => then === undefined || then === 0 ? undefined : round((now / then - 1) * 100)
+const iso = (ts: number): string => new Date(ts).toISOString()
+
+/** Bars an indicator set needs before every value is there: MACD(12, 26, 9). */
+export const INDICATOR_WARMUP = 34
+
+export class BriefTracker {
+  private readonly ring: Array<Bar>
+  private next = 0
+  count = 0
+  private readonly sma10 = new Sma(10)
+  private readonly sma30 = new Sma(30)
+  private readonly ema12 = new Ema(12)
+  private readonly ema26 = new Ema(26)
+  private readonly rsi14 = new Rsi(14)
+  private readonly macd = new Macd(12, 26, 9)
+  private readonly bands = new Bollinger(20, 2)
+  private readonly closes: Array<number> = []
+  private values: Record<string, number> = {}
+
+  constructor(readonly size: number) {
+    this.ring = new Array(size)
+  }
+
+  /** Fold the symbol's next bar. */
+  update(bar: Bar): void {
+    this.ring[this.next] = bar
+    this.next = (this.next + 1) % this.size
+    this.count++
+    const close = bar.close
+    this.closes.push(close)
+    if (this.closes.length > 21) this.closes.shift()
+    const values: Record<string, number> = {}
+    const put = (name: string, value: number | undefined) => {
+      if (value !== undefined && Number.isFinite(value)) values[name] = round(value)
+    }
+    put("sma10", this.sma10.update(close))
+    put("sma30", this.sma30.update(close))
+    put("ema12", this.ema12.update(close))
+    put("ema26", this.ema26.update(close))
+    put("rsi14", this.rsi14.update(close))
+    const macd = this.macd.update(close)
+    if (macd !== undefined) {
+      put("macd", macd.macd)
+      put("macdSignal", macd.signal)
+      put("macdHistogram", macd.histogram)
+    }
+    const bands = this.bands.update(close)
+    if (bands !== undefined) {
+      put("bollingerUpper", bands.upper)
+      put("bollingerLower", bands.lower)
+    }
+    const n = this.closes.length
+    put("change1Pct", pct(close, n >= 2 ? this.closes[n - 2] : undefined))
+    put("change5Pct", pct(close, n >= 6 ? this.closes[n - 6] : undefined))
+    put("change20Pct", pct(close, n >= 21 ? this.closes[n - 21] : undefined))
+    this.values = values
+  }
+
+  /** The brief as of the last bar folded. */
+  brief(context: RoundContext | undefined): MarketBrief {
+    const n = Math.min(this.count, this.size)
+    const bars: Array<BriefBar> = new Array(n)
+    for (let i = 0; i < n; i++) {
+      const bar = this.ring[(this.next - n + i + this.size) % this.size]!
+      bars[i] = { t: iso(bar.ts), o: round(bar.open), h: round(bar.high), l: round(bar.low), c: round(bar.close), v: round(bar.volume) }
+    }
+    const last = bars[n - 1]!
+    return {
+      symbol: this.ring[(this.next - 1 + this.size) % this.size]!.symbol,
+      asOf: last.t,
+      close: last.c,
+      bars,
+      indicators: this.values,
+      position: context?.target ?? "flat",
+      decisions: (context?.decisions ?? []).map((d) => ({ t: iso(d.ts), action: d.action, confidence: round(d.confidence) }))
+    }
+  }
+}
+
+/** The data window a brief covers, for the answer cache's key. */
+export const windowOf = (brief: MarketBrief): string =>
+  `${brief.symbol} ${brief.bars[0]?.t ?? brief.asOf}..${brief.asOf} ${brief.position} ${brief.decisions.length}`
+
+/**
+ * A score of the brief from -1 (bearish) to 1 (bullish): the offline analyst's whole view, from the
+ * trend (SMA(10) against SMA(30), 1 % apart is strong), the momentum (the 5-bar change, 3 % is
+ * strong) and an overbought or oversold RSI. Deterministic, documented, plain.
+ */
+export const offlineScore = (brief: MarketBrief): { readonly score: number; readonly reasons: ReadonlyArray<string> } => {
+  const { indicators } = brief
+  const reasons: Array<string> = []
+  let score = 0
+  const fast = indicators["sma10"]
+  const slow = indicators["sma30"]
+  if (fast !== undefined && slow !== undefined && slow !== 0) {
+    const gap = (fast / slow - 1) * 100
+    score += 0.5 * Math.tanh(gap)
+    reasons.push(`SMA(10) ${fast} is ${gap >= 0 ? "above" : "below"} SMA(30) ${slow} by ${Math.abs(round(gap))}%`)
+  }
+  const change5 = indicators["change5Pct"]
+  if (change5 !== undefined) {
+    score += 0.3 * Math.tanh(change5 / 3)
+    reasons.push(`the close moved ${change5 >= 0 ? "+" : ""}${change5}% over 5 bars`)
+  }
+  const rsi = indicators["rsi14"]
+  if (rsi !== undefined) {
+    if (rsi < 30) {
+      score += 0.2
+      reasons.push(`RSI(14) ${rsi} is oversold`)
+    } else if (rsi > 70) {
+      score -= 0.2
+      reasons.push(`RSI(14) ${rsi} is overbought`)
+    } else {
+      reasons.push(`RSI(14) ${rsi} is neutral`)
+    }
+  }
+  return { score: Math.max(-1, Math.min(1, round(score))), reasons }
+}

@@ -1,0 +1,49 @@
+/**
+ * What the LLM analyst types share: their config fields, the answer schemas they ask models for,
+ * and how a brief is put in a prompt.
+ */
+import { Schema } from "effect"
+import { ModelName } from "../../../schemas/Llm.js"
+import { Confidence, Direction } from "../../../schemas/Opinion.js"
+import type { MarketBrief } from "../MarketBrief.js"
+
+export const configFields = {
+  /** The Ollama model (default: the strategy's `llm.model`). */
+  model: Schema.optional(ModelName),
+  /** Bars in the brief; also the warm-up (at least the 34 bars its indicators need). */
+  bars: Schema.optionalWith(Schema.Int.pipe(Schema.between(5, 200)), { default: () => 20, exact: true }),
+  /** How many bars ahead its opinions are meant for. */
+  horizon: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1_000)), { default: () => 5, exact: true })
+}
+
+const Text = (max: number) => Schema.String.pipe(Schema.minLength(1), Schema.maxLength(max))
+
+/**
+ * A judgement of a brief: the opinion a model gives. (No identifier annotation on answer schemas:
+ * it would turn their JSON Schema into a `$ref`, which not every model server follows.)
+ */
+export const JudgementAnswer = Schema.Struct({
+  direction: Direction,
+  confidence: Confidence,
+  rationale: Text(2_000)
+})
+export type JudgementAnswer = typeof JudgementAnswer.Type
+
+/** A researcher's case: the argument and how strongly it holds. */
+export const ArgumentAnswer = Schema.Struct({
+  argument: Text(2_000),
+  conviction: Confidence
+})
+export type ArgumentAnswer = typeof ArgumentAnswer.Type
+
+/** The brief as the user message shows it: compact JSON, nothing else. */
+export const briefMessage = (brief: MarketBrief): string =>
+  `Market brief for ${brief.symbol} as of ${brief.asOf} (bars oldest first: t, o, h, l, c, v; changes in percent):\n${JSON.stringify(brief)}`
+
+export const directionRule = (allowShort: boolean): string =>
+  allowShort
+    ? `"direction" is "long", "short" or "flat".`
+    : `"direction" is "long" or "flat" (this strategy does not sell short).`
+
+/** The offline analyst's words open with who it is: never mistaken for a model's. */
+export const OFFLINE = "Offline analyst (no language model answered; a deterministic reading of the brief)"

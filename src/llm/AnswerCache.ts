@@ -1,0 +1,83 @@
+/**
+ * The cache of model answers, shared by every run of the process: keyed by model, prompt hash and
+ * the data window the prompt was built from (a symbol and its bars' time range), each entry kept for
+ * its TTL. Hits and misses are counted for `/health` and the benchmark. In memory here, bounded
+ * (least recently used goes first); the Redis one (issue 7) keeps the same contract.
+ *
+ * Its TTL is wall-clock time by nature (an answer ages in the world, not in a backtest's virtual
+ * time), so it reads the `now` it was made with rather than the run's `Clock`.
+ */
+import { Context, Effect, Layer } from "effect"
+import type { ToolCall } from "../../schemas/Llm.js"
+
+export interface CachedAnswer {
+  readonly content: string
+  readonly toolCalls: ReadonlyArray<ToolCall>
+  readonly tokensIn: number
+  readonly tokensOut: number
+}
+
+export interface CacheStats {
+  readonly hits: number
+  readonly misses: number
+  readonly entries: number
+}
+
+export const keyOf = (model: string, promptHash: string, window: string): string => `${model}\u0000${promptHash}\u0000${window}`
+
+interface Entry {
+  readonly answer: CachedAnswer
+  readonly expiresAt: number
+}
+
+/** The in-memory cache: a `Map` in recency order (a hit moves its entry to the end). */
+export class MemoryCache {
+  private readonly entries = new Map<string, Entry>()
+  hits = 0
+  misses = 0
+
+  constructor(private readonly maxEntries = 50_000, private readonly now: () => number = Date.now) {}
+
+  get(key: string): CachedAnswer | undefined {
+    const entry = this.entries.get(key)
+    if (entry === undefined || entry.expiresAt <= this.now()) {
+      if (entry !== undefined) this.entries.delete(key)
+      this.misses++
+      return undefined
+    }
+    this.hits++
+    // Most recently used last, so the first key is the one to evict.
+    this.entries.delete(key)
+    this.entries.set(key, entry)
+    return entry.answer
+  }
+
+  set(key: string, answer: CachedAnswer, ttlMillis: number): void {
+    if (ttlMillis <= 0) return
+    this.entries.delete(key)
+    this.entries.set(key, { answer, expiresAt: this.now() + ttlMillis })
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!)
+  }
+
+  get stats(): CacheStats {
+    return { hits: this.hits, misses: this.misses, entries: this.entries.size }
+  }
+}
+
+export class AnswerCache extends Context.Tag("swarm/AnswerCache")<AnswerCache, {
+  readonly get: (key: string) => Effect.Effect<CachedAnswer | undefined>
+  readonly set: (key: string, answer: CachedAnswer, ttlMillis: number) => Effect.Effect<void>
+  readonly stats: Effect.Effect<CacheStats>
+  /** The in-memory cache behind it, when there is one: a run reads it without leaving its world. */
+  readonly memory: MemoryCache | undefined
+}>() {
+  static readonly fromMemory = (cache: MemoryCache): AnswerCache["Type"] => ({
+    get: (key) => Effect.sync(() => cache.get(key)),
+    set: (key, answer, ttl) => Effect.sync(() => cache.set(key, answer, ttl)),
+    stats: Effect.sync(() => cache.stats),
+    memory: cache
+  })
+
+  static readonly layerMemory = (options?: { readonly maxEntries?: number }) =>
+    Layer.sync(AnswerCache, () => AnswerCache.fromMemory(new MemoryCache(options?.maxEntries)))
+}

@@ -1,0 +1,104 @@
+/**
+ * A run's LLM budget, kept fail-closed: before a call, the most it could cost is reserved — its
+ * prompt's upper bound in tokens plus the longest answer it may give — and a call whose reservation
+ * does not fit is not made. After the call, the reservation is settled at what the backend counted.
+ * So the budget is never exceeded, whatever answers come back.
+ *
+ * Token upper bound of a prompt: its UTF-8 bytes plus a few per message. A BPE token is at least one
+ * byte of text, and the chat template adds a handful of tokens a message; generous, and honest.
+ */
+import { Either } from "effect"
+import type { RunId } from "../../schemas/Ids.js"
+import { type LlmBudget, LlmBudgetExhausted, type Message } from "../../schemas/Llm.js"
+
+/** Tokens a chat template may add around one message (role markers, separators). */
+const TEMPLATE_TOKENS_PER_MESSAGE = 16
+
+export const promptTokensUpperBound = (messages: ReadonlyArray<Message>): number => {
+  let tokens = TEMPLATE_TOKENS_PER_MESSAGE
+  for (const message of messages) {
+    tokens += TEMPLATE_TOKENS_PER_MESSAGE + Buffer.byteLength(message.content, "utf8")
+    if (message.toolCalls !== undefined) tokens += Buffer.byteLength(JSON.stringify(message.toolCalls), "utf8")
+  }
+  return tokens
+}
+
+export interface Reservation {
+  readonly tokens: number
+  readonly cost: number
+}
+
+export class Budget {
+  /** Settled tokens and cost. */
+  tokens = 0
+  cost = 0
+  /** Reserved for calls in flight. */
+  private reservedTokens = 0
+  private reservedCost = 0
+  /** The first refusal: from then on every call is refused (and the run says so once). */
+  private refusal: LlmBudgetExhausted | undefined = undefined
+
+  get exhausted(): boolean {
+    return this.refusal !== undefined
+  }
+
+  constructor(readonly run: RunId, readonly limits: LlmBudget) {}
+
+  costOf(tokensIn: number, tokensOut: number): number {
+    return (tokensIn * this.limits.pricePerMillionIn + tokensOut * this.limits.pricePerMillionOut) / 1_000_000
+  }
+
+  get priced(): boolean {
+    return this.limits.pricePerMillionIn > 0 || this.limits.pricePerMillionOut > 0
+  }
+
+  /** Reserve a call of at most `tokensIn` prompt and `tokensOut` answer tokens, or say why it cannot be made. */
+  reserve(tokensIn: number, tokensOut: number): Either.Either<Reservation, LlmBudgetExhausted> {
+    // Once a call has been refused the budget is spent for good: a run's LLM agents do not come and
+    // go with the reservations of the calls in flight.
+    if (this.refusal !== undefined) return Either.left(this.refusal)
+    const tokens = tokensIn + tokensOut
+    const spentTokens = this.tokens + this.reservedTokens
+    if (spentTokens + tokens > this.limits.tokens) {
+      return this.refuse(new LlmBudgetExhausted({ run: this.run, limit: "tokens", spent: spentTokens, needed: tokens, max: this.limits.tokens }))
+    }
+    const cost = this.costOf(tokensIn, tokensOut)
+    const maxCost = this.limits.maxCost
+    if (maxCost !== undefined && this.cost + this.reservedCost + cost > maxCost) {
+      return this.refuse(new LlmBudgetExhausted({ run: this.run, limit: "cost", spent: this.cost + this.reservedCost, needed: cost, max: maxCost }))
+    }
+    this.reservedTokens += tokens
+    this.reservedCost += cost
+    return Either.right({ tokens, cost })
+  }
+
+  private refuse(refusal: LlmBudgetExhausted): Either.Either<never, LlmBudgetExhausted> {
+    this.refusal = refusal
+    return Either.left(refusal)
+  }
+
+  /**
+   * Release a reservation and charge what the call used. Counts above the reservation (a backend
+   * that miscounts) are charged at the reservation: the limit holds either way.
+   */
+  settle(reservation: Reservation, tokensIn: number, tokensOut: number): { readonly tokens: number; readonly cost: number } {
+    this.reservedTokens -= reservation.tokens
+    this.reservedCost -= reservation.cost
+    const tokens = Math.min(tokensIn + tokensOut, reservation.tokens)
+    const cost = Math.min(this.costOf(tokensIn, tokensOut), reservation.cost)
+    this.tokens += tokens
+    this.cost += cost
+    return { tokens, cost }
+  }
+
+  /** Charge a call answered from a recording (replay, resume), as it was charged when it was made. */
+  charge(tokens: number, cost: number): void {
+    this.tokens += tokens
+    this.cost += cost
+  }
+
+  /** What is left, in tokens. */
+  get remaining(): number {
+    return Math.max(0, this.limits.tokens - this.tokens - this.reservedTokens)
+  }
+}

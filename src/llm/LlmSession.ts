@@ -1,0 +1,346 @@
+/**
+ * A run's access to language models: every call an LLM agent makes goes through here, and comes out
+ * as a value (the decoded answer, or nothing: abstain) with the record of the call. In order:
+ *
+ *   recording (replay, resume: the recorded answer, no model call)
+ *   → cache (by model, prompt hash, data window)
+ *   → budget (fail closed: the call's most is reserved, or the call is not made)
+ *   → the process-wide concurrency cap → the backend, outside the run's world, with a timeout and
+ *     retries with backoff for transient failures
+ *   → structured decoding (an answer that does not decode is shown its error and asked once more)
+ *
+ * Nothing here fails: a slow, down or confused model is an abstention recorded with its reason.
+ */
+import { createHash } from "node:crypto"
+import { Duration, Effect, Either, JSONSchema, ParseResult, Schedule, Schema } from "effect"
+import type { AgentId, RoundId, RunId } from "../../schemas/Ids.js"
+import {
+  type BackendError,
+  type CallOutcome,
+  type LlmCall,
+  LlmCall as LlmCallSchema,
+  type LlmConfig,
+  LlmInvalidAnswer,
+  type Message
+} from "../../schemas/Llm.js"
+import * as Outside from "../swarm/Outside.js"
+import { type AnswerCache, keyOf } from "./AnswerCache.js"
+import { Budget, promptTokensUpperBound, type Reservation } from "./Budget.js"
+import type { ChatAnswer, ChatRequest, LanguageModel } from "./LanguageModel.js"
+
+/** First retry's wait; each next one doubles it. */
+const BACKOFF_MILLIS = 200
+
+export interface SessionOptions {
+  readonly run: RunId
+  readonly config: LlmConfig
+  readonly model: LanguageModel["Type"]
+  readonly cache?: AnswerCache["Type"] | undefined
+  /** The process-wide cap on calls in flight, shared by every run. */
+  readonly limiter?: Effect.Semaphore | undefined
+  /** Calls recorded by an earlier execution of this run, by `recordingKey`: answered from here, no model call. */
+  readonly recording?: ReadonlyMap<string, LlmCall> | undefined
+  /** Seeds the model's sampling, so a temperature above 0 repeats itself where the backend allows. */
+  readonly seed?: number | undefined
+  /** Every call, as it ends. */
+  readonly onCall?: ((call: LlmCall) => void) | undefined
+  /** The first call the budget refused (once, recorded or live). */
+  readonly onBudgetSpent?: ((call: LlmCall) => void) | undefined
+}
+
+export interface Ask<A, I> {
+  readonly agent: AgentId
+  readonly round?: RoundId | undefined
+  /** The call's place in the agent's round (`bull-1`, `judge`): unique per agent and round. */
+  readonly step: string
+  /** Overrides the strategy's model for this agent. */
+  readonly model?: string | undefined
+  readonly messages: ReadonlyArray<Message>
+  /** What the answer must decode as; its JSON Schema is sent as Ollama's `format`. */
+  readonly schema: Schema.Schema<A, I>
+  /** The data the prompt was built from (`AAPL 2024-01-02..2024-03-01`): part of the cache key. */
+  readonly window: string
+  /** The offline model's answer: deterministic, from the same inputs as the prompt. */
+  readonly offline: () => A
+}
+
+export interface Answered<A> {
+  /** The decoded answer; undefined when the agent must abstain (see `call.outcome`). */
+  readonly value: A | undefined
+  readonly call: LlmCall
+}
+
+export const recordingKey = (agent: string, round: string | undefined, step: string): string =>
+  `${agent}\u0000${round ?? ""}\u0000${step}`
+
+/** The prompt as it is hashed and recorded: canonical JSON of what the model is sent. */
+const promptOf = (model: string, messages: ReadonlyArray<Message>, format: object | undefined): string =>
+  JSON.stringify({ model, messages, ...(format === undefined ? {} : { format }) })
+
+const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
+
+const isTransient = (error: BackendError): boolean => error._tag !== "LlmRequestFailed" || error.transient
+
+const decodeAnswer = <A, I>(schema: Schema.Schema<A, I>, content: string): Either.Either<A, string> => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(content)
+  } catch (error) {
+    return Either.left(`not JSON (${(error as Error).message})`)
+  }
+  return Either.mapLeft(
+    Schema.decodeUnknownEither(schema, { errors: "first", onExcessProperty: "ignore" })(parsed),
+    (error) => {
+      const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+      return issue === undefined ? "does not match" : `${issue.path.length === 0 ? "" : `${issue.path.join(".")}: `}${issue.message}`
+    }
+  )
+}
+
+export class LlmSession {
+  readonly budget: Budget
+  /** Whether `onBudgetSpent` has been told. */
+  private announced = false
+  private readonly formats = new WeakMap<object, object>()
+
+  constructor(readonly options: SessionOptions) {
+    this.budget = new Budget(options.run, options.config.budget)
+  }
+
+  get backend(): LanguageModel["Type"]["backend"] {
+    return this.options.model.backend
+  }
+
+  /** Ask for a structured answer. Never fails: see `Answered`. */
+  generate<A, I>(ask: Ask<A, I>): Effect.Effect<Answered<A>> {
+    return Effect.suspend(() => {
+      const { config } = this.options
+      const model = ask.model ?? config.model
+      const format = this.formatOf(ask.schema)
+      const prompt = promptOf(model, ask.messages, format)
+      const promptHash = sha256(prompt)
+      const base = { agent: ask.agent, ...(ask.round === undefined ? {} : { round: ask.round }), step: ask.step, model, promptHash }
+
+      const recorded = this.options.recording?.get(recordingKey(ask.agent, ask.round, ask.step))
+      if (recorded !== undefined) {
+        // The recorded call stands as it was, but for the prompt's hash: a replay whose prompt
+        // differs shows it as a divergence at this event.
+        this.budget.charge(recorded.tokensIn + recorded.tokensOut, recorded.cost ?? 0)
+        const call: LlmCall = { ...recorded, promptHash }
+        const value = recorded.outcome === "ok" && recorded.answer !== undefined
+          ? Either.getOrUndefined(decodeAnswer(ask.schema, recorded.answer))
+          : undefined
+        return Effect.succeed(this.done({ value, call }))
+      }
+
+      const backend = this.options.model.backend.kind
+      const offline = () => ({ content: JSON.stringify(Schema.encodeSync(ask.schema)(ask.offline())) })
+      const request: ChatRequest = {
+        model,
+        messages: ask.messages,
+        format,
+        maxTokensOut: config.maxTokensOut,
+        temperature: config.temperature,
+        ...(this.options.seed === undefined ? {} : { seed: this.options.seed }),
+        timeoutMillis: config.timeoutMillis,
+        offline
+      }
+      const cacheKey = keyOf(`${backend}:${model}`, promptHash, ask.window)
+      const cache = config.cacheTtlSeconds > 0 ? this.options.cache : undefined
+
+      // What an interruption (the round's deadline) must settle and record.
+      const inFlight: { reservation: Reservation | undefined; attempts: number; started: number } = {
+        reservation: undefined,
+        attempts: 0,
+        started: performance.now()
+      }
+      return Effect.gen(this, function*() {
+        if (cache !== undefined) {
+          // The in-memory cache is read in place: a hit must not leave the world.
+          const hit = cache.memory !== undefined ? cache.memory.get(cacheKey) : yield* Outside.run(cache.get(cacheKey))
+          if (hit !== undefined) {
+            const value = decodeAnswer(ask.schema, hit.content)
+            if (Either.isRight(value)) {
+              return this.done({
+                value: value.right,
+                call: { ...base, backend, answer: hit.content, tokensIn: 0, tokensOut: 0, latencyMillis: 0, cache: "hit", attempts: 0, outcome: "ok" }
+              })
+            }
+          }
+        }
+        const started = inFlight.started
+        let attempts = 0
+        let tokensIn = 0
+        let tokensOut = 0
+        let cost = 0
+        let messages = ask.messages
+        let last: ChatAnswer | undefined
+        let outcome: CallOutcome = "ok"
+        let error: string | undefined
+        let value: A | undefined
+        // The first answer, then at most one more that is shown why the first did not decode.
+        for (let tries = 0; tries < 2; tries++) {
+          const reservation = this.budget.reserve(promptTokensUpperBound(messages), config.maxTokensOut)
+          if (Either.isLeft(reservation)) {
+            outcome = tries === 0 ? "budget" : "invalid"
+            error = tries === 0 ? reservation.left.message : `${error}; no budget left to ask again`
+            break
+          }
+          inFlight.reservation = reservation.right
+          inFlight.attempts = attempts
+          const exit = yield* this.attempt({ ...request, messages }, config).pipe(Effect.either)
+          inFlight.reservation = undefined
+          attempts += exit._tag === "Right" ? exit.right.attempts : exit.left.attempts
+          if (Either.isLeft(exit)) {
+            // A failed attempt may have used tokens the backend never reported: charge the reservation.
+            const charged = this.budget.settle(reservation.right, reservation.right.tokens, 0)
+            tokensIn += charged.tokens
+            cost += charged.cost
+            outcome = exit.left.error._tag === "LlmTimeout" ? "timeout" : "error"
+            error = exit.left.error.message
+            break
+          }
+          last = exit.right.answer
+          const charged = this.budget.settle(reservation.right, last.tokensIn, last.tokensOut)
+          tokensIn += Math.min(last.tokensIn, charged.tokens)
+          tokensOut += charged.tokens - Math.min(last.tokensIn, charged.tokens)
+          cost += charged.cost
+          const decoded = decodeAnswer(ask.schema, last.content)
+          if (Either.isRight(decoded)) {
+            value = decoded.right
+            outcome = "ok"
+            error = undefined
+            break
+          }
+          outcome = "invalid"
+          error = new LlmInvalidAnswer({ model, reason: decoded.left }).message
+          messages = [
+            ...ask.messages,
+            { role: "assistant", content: last.content },
+            {
+              role: "user",
+              content: `Your answer could not be used: ${decoded.left}. Answer again with only a JSON object that matches the requested schema.`
+            }
+          ]
+        }
+        if (value !== undefined && last !== undefined && cache !== undefined) {
+          const entry = { content: last.content, toolCalls: last.toolCalls, tokensIn: last.tokensIn, tokensOut: last.tokensOut }
+          if (cache.memory !== undefined) cache.memory.set(cacheKey, entry, config.cacheTtlSeconds * 1_000)
+          else yield* Outside.run(cache.set(cacheKey, entry, config.cacheTtlSeconds * 1_000))
+        }
+        const call: LlmCall = {
+          ...base,
+          backend,
+          prompt,
+          ...(last === undefined ? {} : { answer: last.content }),
+          tokensIn,
+          tokensOut,
+          ...(this.budget.priced ? { cost } : {}),
+          // The offline model answers in microseconds, in place: 0, so offline runs repeat byte for byte.
+          latencyMillis: backend === "offline" ? 0 : Math.round(performance.now() - started),
+          cache: cache === undefined ? "off" : "miss",
+          attempts,
+          outcome,
+          ...(error === undefined ? {} : { error })
+        }
+        return this.done({ value, call })
+      }).pipe(
+        Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            // Recorded as a timeout, so a replay abstains here too instead of asking a model.
+            const reservation = inFlight.reservation
+            const charged = reservation === undefined ? { tokens: 0, cost: 0 } : this.budget.settle(reservation, reservation.tokens, 0)
+            this.done({
+              value: undefined,
+              call: {
+                ...base,
+                backend,
+                prompt,
+                tokensIn: charged.tokens,
+                tokensOut: 0,
+                ...(this.budget.priced ? { cost: charged.cost } : {}),
+                latencyMillis: Math.round(performance.now() - inFlight.started),
+                cache: cache === undefined ? "off" : "miss",
+                attempts: inFlight.attempts + (reservation === undefined ? 0 : 1),
+                outcome: "timeout",
+                error: "the round's deadline passed before the model answered"
+              }
+            })
+          })
+        )
+      )
+    })
+  }
+
+  private done<A>(answered: Answered<A>): Answered<A> {
+    answered = { value: answered.value, call: inSchemaOrder(answered.call) }
+    this.options.onCall?.(answered.call)
+    // Announced from the record, so a replay (answered from recordings) announces it at the same call.
+    if (answered.call.outcome === "budget" && !this.announced) {
+      this.announced = true
+      this.options.onBudgetSpent?.(answered.call)
+    }
+    return answered
+  }
+
+  /**
+   * One answer from the backend: under the process-wide cap, outside the world, each try limited
+   * by the timeout, transient failures retried with exponential backoff (wall-clock, outside).
+   */
+  private attempt(
+    request: ChatRequest,
+    config: LlmConfig
+  ): Effect.Effect<{ readonly answer: ChatAnswer; readonly attempts: number }, { readonly error: BackendError; readonly attempts: number }> {
+    const { limiter, model } = this.options
+    let attempts = 0
+    const once = Effect.suspend(() => {
+      attempts++
+      return model.chat(request)
+    })
+    const limited = limiter === undefined ? once : limiter.withPermits(1)(once)
+    const retried = limited.pipe(
+      Effect.retry({
+        schedule: Schedule.exponential(Duration.millis(BACKOFF_MILLIS)),
+        times: config.retries,
+        while: isTransient
+      })
+    )
+    // The offline model answers at once and in place: nothing to wait for outside the world.
+    const placed = model.backend.kind === "offline" ? retried : Outside.run(retried)
+    return placed.pipe(
+      Effect.map((answer) => ({ answer, attempts })),
+      Effect.mapError((error) => ({ error, attempts }))
+    )
+  }
+
+  /** The JSON Schema of an answer's schema, made once per schema. */
+  private formatOf(schema: Schema.Schema<any, any>): object {
+    let format = this.formats.get(schema)
+    if (format === undefined) {
+      format = jsonSchemaOf(schema)
+      this.formats.set(schema, format)
+    }
+    return format
+  }
+}
+
+/**
+ * The call with its fields in `LlmCall`'s order: the log's canonical JSON is the schema's order, and
+ * a replay's record (decoded from the store) comes in it.
+ */
+const inSchemaOrder = (call: LlmCall): LlmCall => {
+  const ordered: Record<string, unknown> = {}
+  for (const field of CALL_FIELDS) {
+    const value = (call as unknown as Record<string, unknown>)[field]
+    if (value !== undefined) ordered[field] = value
+  }
+  return ordered as unknown as LlmCall
+}
+
+const CALL_FIELDS = Object.keys(LlmCallSchema.fields)
+
+/** A schema's JSON Schema as Ollama's `format` takes it: the object itself, no `$schema` header. */
+export const jsonSchemaOf = (schema: Schema.Schema<any, any>): object => {
+  const { $schema: _, ...rest } = JSONSchema.make(schema) as unknown as Record<string, unknown>
+  return rest
+}

@@ -1,0 +1,245 @@
+/**
+ * LLM analysts in a backtest, against scripted backends (the HTTP one is test/llm/Ollama.test.ts):
+ * the offline analyst, parallel calls, structured answers and their retry, a timeout as an
+ * abstention, the budget failing closed, the cache, replay from the recording with zero model calls,
+ * and the brief's look-ahead.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Schema, Stream } from "effect"
+import type { LlmCall } from "../../schemas/Llm.js"
+import { LlmTimeout, LlmUnavailable } from "../../schemas/Llm.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import { AnswerCache, MemoryCache } from "../../src/llm/AnswerCache.js"
+import type { ChatAnswer, ChatRequest, LanguageModel } from "../../src/llm/LanguageModel.js"
+import * as Feed from "../../src/market/Feed.js"
+import * as Synthetic from "../../src/market/Synthetic.js"
+import * as Backtest from "../../src/swarm/Backtest.js"
+
+const symbols = ["AAA", "BBB"] as const
+const market = (bars: number, seed = 11) => Feed.synthetic({ ...Synthetic.defaults, seed, symbols: [...symbols] as never, bars })
+
+const strategy = (agents: ReadonlyArray<unknown>, llm: Record<string, unknown> = {}) =>
+  Schema.decodeUnknownSync(Strategy)({
+    name: "llm",
+    symbols,
+    allowShort: true,
+    agents,
+    sizing: { mode: "percent_of_equity", value: 10 },
+    llm: { cacheTtlSeconds: 0, ...llm }
+  })
+
+const ofTag = <T extends RunEvent["_tag"]>(events: ReadonlyArray<RunEvent>, tag: T) =>
+  events.filter((e): e is Extract<RunEvent, { _tag: T }> => e._tag === tag)
+
+const record = (options: Backtest.Options) =>
+  Effect.gen(function*() {
+    const events: Array<RunEvent> = []
+    const result = yield* Backtest.run({ ...options, onEvent: (event) => void events.push(event) })
+    return { result, events }
+  })
+
+/** A backend answering with `answer(request)` after `delayMillis` of wall-clock time, counting calls and the most in flight. */
+const scripted = (answer: (request: ChatRequest, call: number) => Effect.Effect<ChatAnswer, LlmTimeout | LlmUnavailable>, delayMillis = 0) => {
+  const stats = { calls: 0, inFlight: 0, maxInFlight: 0 }
+  const model: LanguageModel["Type"] = {
+    backend: { kind: "ollama", description: "scripted" },
+    chat: (request) =>
+      Effect.gen(function*() {
+        const call = ++stats.calls
+        stats.inFlight++
+        stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight)
+        if (delayMillis > 0) yield* Effect.sleep(delayMillis)
+        return yield* answer(request, call)
+      }).pipe(Effect.ensuring(Effect.sync(() => stats.inFlight--))),
+    chatStream: () => Stream.die("not used")
+  }
+  return { model, stats }
+}
+
+/** A model that answers like the offline analyst would, as JSON text: a stand-in for a real one. */
+const echoOffline = (request: ChatRequest): Effect.Effect<ChatAnswer> =>
+  Effect.succeed({ ...request.offline(), toolCalls: [], tokensIn: 100, tokensOut: 20 })
+
+describe("LLM analysts", () => {
+  it.effect("offline: a debate analyst votes with the others, says it is offline, and repeats itself byte for byte", () =>
+    Effect.gen(function*() {
+      const s = strategy([{ type: "sma_crossover", params: { fast: 5, slow: 20 } }, { type: "llm_debate", params: { rounds: 2 } }])
+      const first = yield* record({ strategy: s, feed: market(120) })
+      const second = yield* record({ strategy: s, feed: market(120) })
+      expect(first.result.status).toBe("completed")
+      expect(second.result.checksum).toBe(first.result.checksum)
+      const started = ofTag(first.events, "RunStarted")[0]!
+      expect(started.llm?.backend).toBe("offline")
+      const calls = ofTag(first.events, "LlmCalled").map((e) => e.call)
+      // Two symbols, from bar 34 on: bull-1, bear-1, bull-2, bear-2 and the judge each round.
+      expect(calls.length).toBe(2 * (120 - 33) * 5)
+      expect(calls.every((c) => c.backend === "offline" && c.outcome === "ok")).toBe(true)
+      expect(new Set(calls.map((c) => c.step))).toEqual(new Set(["bull-1", "bear-1", "bull-2", "bear-2", "judge"]))
+      const opinions = ofTag(first.events, "OpinionGiven").map((e) => e.opinion).filter((o) => o.agent === "llm_debate")
+      expect(opinions.length).toBeGreaterThan(0)
+      expect(opinions.every((o) => o.rationale.startsWith("Offline analyst"))).toBe(true)
+      const reasoning = ofTag(first.events, "ReasoningRecorded")
+      expect(new Set(reasoning.map((r) => r.kind))).toEqual(new Set(["analysis", "decision", "reflection"]))
+      // The judge's decision is saved with the brief it saw, and nothing in it is after its bar.
+      const decision = reasoning.find((r) => r.kind === "decision")!
+      const brief = decision.context as { asOf: string; bars: ReadonlyArray<{ t: string }> }
+      expect(Date.parse(brief.asOf)).toBe(Number(decision.round.split("@")[1]))
+      expect(brief.bars.every((b) => Date.parse(b.t) <= Date.parse(brief.asOf))).toBe(true)
+    }))
+
+  it.live("the LLM analysts of a round think in parallel, outside the backtest's virtual time", () =>
+    Effect.gen(function*() {
+      const { model, stats } = scripted(echoOffline, 30)
+      const s = strategy([{ type: "llm_analyst", name: "a" }, { type: "llm_analyst", name: "b" }, { type: "llm_analyst", name: "c" }])
+      const { events, result } = yield* record({ strategy: s, feed: market(40), llm: { model, limiter: yield* Effect.makeSemaphore(8) } })
+      expect(result.status).toBe("completed")
+      expect(stats.calls).toBe(3 * 2 * (40 - 33))
+      // Three analysts × two symbols asked together: all six in flight at once.
+      expect(stats.maxInFlight).toBe(6)
+      const calls = ofTag(events, "LlmCalled").map((e) => e.call)
+      expect(calls.every((c) => c.outcome === "ok" && c.backend === "ollama" && c.tokensIn === 100)).toBe(true)
+      // Logged in a fixed order whatever order they finished in: by agent, round, step, within each slice.
+      const slices = new Map<string, Array<string>>()
+      for (const c of calls) {
+        const ts = c.round!.split("@")[1]!
+        slices.set(ts, [...(slices.get(ts) ?? []), `${c.agent}\u0000${c.round}`])
+      }
+      for (const keys of slices.values()) expect(keys).toEqual([...keys].sort())
+    }))
+
+  it.live("a backtest re-run from its recorded answers calls no model and matches bit for bit", () =>
+    Effect.gen(function*() {
+      let n = 0
+      // Answers no offline rule would give: replay must take them from the recording.
+      const live = scripted((request) =>
+        Effect.succeed({
+          content: request.messages[0]!.content.includes("researcher")
+            ? JSON.stringify({ argument: `argument ${++n}`, conviction: (n % 10) / 10 })
+            : JSON.stringify({ direction: n % 3 === 0 ? "short" : "long", confidence: 0.9, rationale: `judged ${++n}` }),
+          toolCalls: [],
+          tokensIn: 50,
+          tokensOut: 10
+        })
+      )
+      const s = strategy([{ type: "llm_debate" }])
+      const original = yield* record({ strategy: s, feed: market(60), llm: { model: live.model } })
+      const recorded = ofTag(original.events, "LlmCalled").map((e) => e.call)
+      const silent = scripted(() => Effect.fail(new LlmUnavailable({ model: "x", reason: "must not be called" })))
+      const replayed = yield* record({ strategy: s, feed: market(60), llm: { model: silent.model, recorded } })
+      expect(silent.stats.calls).toBe(0)
+      expect(replayed.result.checksum).toBe(original.result.checksum)
+      expect(replayed.result.counts.orders).toBe(original.result.counts.orders)
+      expect(original.result.counts.orders).toBeGreaterThan(0)
+    }))
+
+  it.live("a model that does not answer in time is an abstention, retried first, and the run goes on", () =>
+    Effect.gen(function*() {
+      const { model, stats } = scripted(() => Effect.never, 0)
+      const s = strategy([{ type: "sma_crossover", params: { fast: 5, slow: 20 } }, { type: "llm_analyst" }], { timeoutMillis: 100, retries: 1 })
+      const timed = {
+        ...model,
+        chat: (request: ChatRequest) => model.chat(request).pipe(Effect.timeoutFail({ duration: request.timeoutMillis, onTimeout: () => new LlmTimeout({ model: request.model, millis: request.timeoutMillis }) }))
+      }
+      const { events, result } = yield* record({ strategy: s, feed: market(36), llm: { model: timed } })
+      expect(result.status).toBe("completed")
+      const calls = ofTag(events, "LlmCalled").map((e) => e.call)
+      expect(calls.length).toBe(2 * 3)
+      expect(calls.every((c) => c.outcome === "timeout" && c.attempts === 2)).toBe(true)
+      expect(stats.calls).toBe(12)
+      expect(ofTag(events, "OpinionGiven").some((e) => e.opinion.agent === "llm_analyst")).toBe(false)
+    }))
+
+  it.live("an answer that does not decode is shown its error once; twice is an abstention", () =>
+    Effect.gen(function*() {
+      const prompts: Array<ChatRequest> = []
+      const { model } = scripted((request) => {
+        prompts.push(request)
+        // First answers are nonsense; the retry answers well for AAA only.
+        const good = request.messages.length === 4 && request.messages[1]!.content.includes("AAA")
+        return Effect.succeed({
+          content: good ? JSON.stringify({ direction: "long", confidence: 0.7, rationale: "fixed" }) : `{"direction":"up","confidence":7}`,
+          toolCalls: [],
+          tokensIn: 10,
+          tokensOut: 10
+        })
+      })
+      const s = strategy([{ type: "llm_analyst" }])
+      const { events } = yield* record({ strategy: s, feed: market(34), llm: { model, limiter: yield* Effect.makeSemaphore(1) } })
+      const calls = ofTag(events, "LlmCalled").map((e) => e.call)
+      expect(calls.map((c) => [c.round!.split("@")[0], c.outcome, c.attempts])).toEqual([["AAA", "ok", 2], ["BBB", "invalid", 2]])
+      expect(calls[1]!.error).toContain("direction")
+      const retry = prompts.find((p) => p.messages.length === 4)!
+      expect(retry.messages[3]!.content).toContain("could not be used")
+      expect(retry.format).toMatchObject({ type: "object", required: expect.arrayContaining(["direction", "confidence", "rationale"]) })
+    }))
+
+  it.effect("the budget fails closed: never exceeded, the run says so once, LLM analysts abstain after", () =>
+    Effect.gen(function*() {
+      const s = strategy([{ type: "sma_crossover", params: { fast: 5, slow: 20 } }, { type: "llm_analyst" }], { budget: { tokens: 5_000 }, maxTokensOut: 100 })
+      const { model } = scripted(echoOffline)
+      const { events, result } = yield* record({ strategy: s, feed: market(80), llm: { model } })
+      expect(result.status).toBe("completed")
+      const calls = ofTag(events, "LlmCalled").map((e) => e.call)
+      const spent = ofTag(events, "LlmBudgetSpent")
+      expect(spent.length).toBe(1)
+      const charged = calls.reduce((sum, c) => sum + c.tokensIn + c.tokensOut, 0)
+      expect(charged).toBeLessThanOrEqual(5_000)
+      const firstRefused = calls.findIndex((c) => c.outcome === "budget")
+      expect(firstRefused).toBeGreaterThan(0)
+      expect(calls.slice(firstRefused).every((c) => c.outcome === "budget")).toBe(true)
+      expect(spent[0]!.reason).toContain("budget is spent")
+      // A replay spends the same budget at the same call, and says so at the same place.
+      const replayed = yield* record({ strategy: s, feed: market(80), llm: { model, recorded: calls } })
+      expect(replayed.result.checksum).toBe(result.checksum)
+    }))
+
+  it.effect("answers are cached by model, prompt and data window: a second run asks no model", () =>
+    Effect.gen(function*() {
+      const cache = AnswerCache.fromMemory(new MemoryCache())
+      const s = strategy([{ type: "llm_analyst" }], { cacheTtlSeconds: 600 })
+      const first = scripted(echoOffline)
+      yield* record({ strategy: s, feed: market(50), llm: { model: first.model, cache } })
+      const second = scripted(echoOffline)
+      const { events } = yield* record({ strategy: s, feed: market(50), llm: { model: second.model, cache } })
+      expect(first.stats.calls).toBe(2 * 17)
+      expect(second.stats.calls).toBe(0)
+      const calls = ofTag(events, "LlmCalled").map((e) => e.call)
+      expect(calls.every((c) => c.cache === "hit" && c.tokensIn === 0)).toBe(true)
+      expect(yield* cache.stats).toMatchObject({ hits: 34, misses: 34 })
+    }))
+
+  it.effect("look-ahead: the prompt at a bar does not change when the data after it does", () =>
+    Effect.gen(function*() {
+      const s = strategy([{ type: "llm_analyst" }])
+      const prompts = (events: ReadonlyArray<RunEvent>) =>
+        new Map(ofTag(events, "LlmCalled").map((e): [string, LlmCall] => [e.call.round!, e.call]))
+      const full = market(80)
+      const bars = [...full]
+      const cut = bars[59]!.ts
+      // The same market up to `cut`; after it, every price doubled.
+      const changed: Feed.Feed = {
+        ...full,
+        fingerprint: "changed",
+        [Symbol.iterator]: () =>
+          bars.map((slice) =>
+            slice.ts <= cut
+              ? slice
+              : { ts: slice.ts, bars: slice.bars.map((b) => ({ ...b, open: b.open * 2, high: b.high * 2, low: b.low * 2, close: b.close * 2 })) }
+          )[Symbol.iterator]()
+      }
+      const a = prompts((yield* record({ strategy: s, feed: full })).events)
+      const b = prompts((yield* record({ strategy: s, feed: changed })).events)
+      let compared = 0
+      for (const [round, call] of a) {
+        const ts = Number(round.split("@")[1])
+        if (ts <= cut) {
+          expect(b.get(round)?.prompt).toBe(call.prompt)
+          compared++
+        } else {
+          expect(b.get(round)?.promptHash).not.toBe(call.promptHash)
+        }
+      }
+      expect(compared).toBe(2 * (60 - 33))
+    }))
+})
