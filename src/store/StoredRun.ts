@@ -25,6 +25,8 @@ import type { Feed } from "../market/Feed.js"
 import * as Backtest from "../swarm/Backtest.js"
 import * as Run from "../swarm/Run.js"
 import { Comparator, type Divergence, firstDifference } from "./Replay.js"
+import * as LlmRuntime from "../llm/LlmRuntime.js"
+import * as RecordedLlmCalls from "./RecordedLlmCalls.js"
 import * as RecordedSignals from "./RecordedSignals.js"
 import * as RunRecorder from "./RunRecorder.js"
 import * as Runs from "./Runs.js"
@@ -133,6 +135,8 @@ interface Execution extends Common {
   readonly checkpoint?: RunRecorder.CheckpointState
   /** The signals the recording received, delivered again at their slices. */
   readonly recordedSignals?: RecordedSignals.BySlice
+  /** Language models for LLM analysts (with the recording's calls, on a resume). */
+  readonly llm: Backtest.LlmOptions
 }
 
 /** Execute a stored run, recording every event not compared, and finish its row. */
@@ -172,6 +176,7 @@ const execute = (x: Execution) =>
         beforeSlice: (ts: Timestamp) => (comparator !== undefined && lastSeq < x.compareUntil! ? Effect.void : x.beforeSlice!(ts))
       }),
       ...(x.mode === undefined ? {} : { mode: x.mode }),
+      llm: x.llm,
       ...signalsOption(RecordedSignals.source(x.recordedSignals ?? new Map(), x.signals, x.compareUntil ?? 0)),
       onEvent: (event, json) => {
         lastSeq = event.seq
@@ -343,7 +348,9 @@ export const backtest = (options: Options) =>
       ...(options.speed === undefined ? {} : { speed: options.speed })
     })
     options.onCreated?.(created)
+    const llm = yield* LlmRuntime.runOptions()
     const result = yield* execute({
+      llm,
       ...options,
       run: created.id,
       strategyRef: { id: saved.strategyId, version: saved.version },
@@ -390,8 +397,11 @@ export const resume = (ref: string, options: Common & { readonly owner?: string 
     const head = yield* Runs.lastEvent(run.id)
     const checkpoint = yield* Runs.lastCheckpoint(run.id)
     const recordedSignals = yield* RecordedSignals.read(run.id)
+    const recordedCalls = yield* RecordedLlmCalls.read(run.id)
+    const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started })
     // Checkpoints are committed with the events they follow, so the last one is never past the last event.
     const result = yield* execute({
+      llm,
       ...options,
       ...(approver === undefined ? {} : { approver }),
       run: run.id,
@@ -441,6 +451,9 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
     const comparator = new Comparator(run.id)
     const approver = yield* recordedApprover(run.id, undefined)
     const signals = RecordedSignals.source(yield* RecordedSignals.read(run.id), undefined)
+    const recordedCalls = yield* RecordedLlmCalls.read(run.id)
+    // Every model call answered from the recording; none made.
+    const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started, replay: true })
     const database = yield* Effect.context<SqlClient.SqlClient>()
     let diverged: Divergence | undefined
     const result = yield* Backtest.run({
@@ -456,6 +469,7 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
       ...(approver === undefined ? {} : { approver }),
       ...signalsOption(signals),
+      llm,
       onEvent: comparator.sink,
       pace: () =>
         comparator.check.pipe(

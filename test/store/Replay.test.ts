@@ -24,7 +24,7 @@ import * as StoredRun from "../../src/store/StoredRun.js"
 import type { CheckpointState } from "../../src/store/RunRecorder.js"
 import type { FaultPlan } from "../../src/swarm/Run.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
-import { cashFromFills, checkWhole, failure, fillsOf, microUnits, positionsFromFills, rowCounts } from "./fixtures/checks.js"
+import { cashFromFills, checkWhole, crashAt, failure, fillsOf, microUnits, positionsFromFills, rowCounts } from "./fixtures/checks.js"
 import { INITIAL_CASH, MICROS, marketConfig, stored, strategy } from "./fixtures/workload.js"
 
 const diverged = (error: unknown) => {
@@ -45,25 +45,6 @@ const tableCounts = (run: string) =>
       (select count(*)::int from run_events where run_id = ${run}) as events,
       (select count(*)::int from fills where run_id = ${run}) as fills,
       (select count(*)::int from checkpoints where run_id = ${run}) as checkpoints`).pipe(Effect.map((rows) => rows[0]!))
-
-// -------------------------------------------------------------------------------------------------
-// A crash simulated in the database: what a process that died after committing event `seq` leaves
-
-/** Rows with a sequence number: deleting those past a point leaves what a crash there would have left. */
-const SEQ_TABLES = ["run_events", "opinions", "decisions", "verdicts", "orders", "fills", "trades", "equity_snapshots", "positions", "checkpoints"] as const
-
-/** Make a finished run look like one whose process died after committing event `seq`. */
-const crashAt = (run: string, seq: number) =>
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    for (const table of SEQ_TABLES) yield* sql`delete from ${sql(table)} where run_id = ${run} and seq > ${seq}`
-    yield* sql`delete from approvals where run_id = ${run} and requested_seq > ${seq}`
-    yield* sql`delete from rounds r where r.run_id = ${run}
-      and not exists (select 1 from decisions d where d.run_id = r.run_id and d.round_id = r.round_id)
-      and not exists (select 1 from opinions o where o.run_id = r.run_id and o.round_id = r.round_id)`
-    yield* sql`update runs set status = 'running', checksum = null, metrics = null, counts = null, trading_state = null,
-      period_from = null, period_to = null, chain_count = null, chain_head = null, finished_at = null where id = ${run}`
-  })
 
 const checkpointsOf = (run: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>

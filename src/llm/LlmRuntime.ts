@@ -1,0 +1,73 @@
+/**
+ * The process's language models, as every run and chat of it shares them: the backend chosen at
+ * start-up (Ollama, or the offline model when none answers — said at start-up, in `/health` and in
+ * each run's `RunStarted`), the answer cache, and the cap on calls in flight (`LLM_CONCURRENCY`,
+ * default 4) that keeps every agent of the process together within what the model server takes.
+ */
+import { Config, type ConfigError, Context, Effect, Layer, Stream } from "effect"
+import { type LlmCall, LlmUnavailable } from "../../schemas/Llm.js"
+import type * as Backtest from "../swarm/Backtest.js"
+import { AnswerCache, MemoryCache } from "./AnswerCache.js"
+import * as Backends from "./Backends.js"
+import { type BackendInfo, LanguageModel } from "./LanguageModel.js"
+import * as Offline from "./Offline.js"
+
+export class LlmRuntime extends Context.Tag("swarm/LlmRuntime")<LlmRuntime, {
+  readonly model: LanguageModel["Type"]
+  readonly cache: AnswerCache["Type"]
+  readonly limiter: Effect.Semaphore
+  readonly info: BackendInfo
+}>() {}
+
+const concurrency = Config.integer("LLM_CONCURRENCY").pipe(
+  Config.withDefault(4),
+  Config.validate({ message: "LLM_CONCURRENCY must be between 1 and 256", validation: (n) => n >= 1 && n <= 256 })
+)
+
+const make = (model: LanguageModel["Type"], permits: number) =>
+  Effect.map(Effect.makeSemaphore(permits), (limiter): LlmRuntime["Type"] => ({
+    model,
+    cache: AnswerCache.fromMemory(new MemoryCache()),
+    limiter,
+    info: model.backend
+  }))
+
+/** From the environment: `OLLAMA_HOST`, `SWARM_LLM`, `LLM_CONCURRENCY`. Probes Ollama once. */
+export const fromConfig: Effect.Effect<LlmRuntime["Type"], ConfigError.ConfigError> = Effect.gen(function*() {
+  const selected = yield* Backends.fromConfig
+  const model = yield* Effect.provide(LanguageModel, selected.layer)
+  return yield* make({ ...model, backend: selected.info }, yield* concurrency)
+})
+
+export const layer: Layer.Layer<LlmRuntime, ConfigError.ConfigError> = Layer.effect(LlmRuntime, fromConfig)
+
+/** The offline model only (tests, `--no-store` runs that should not probe). */
+export const layerOffline: Layer.Layer<LlmRuntime> = Layer.effect(LlmRuntime, make(Offline.make(), 4))
+
+/** A given backend (tests against the fake Ollama). */
+export const layerWith = (model: LanguageModel["Type"], permits = 4): Layer.Layer<LlmRuntime> => Layer.effect(LlmRuntime, make(model, permits))
+
+/**
+ * What a run is given for its LLM agents: the process's runtime when there is one, else the offline
+ * model; `recorded` answers first (a resume); `replay` calls no model at all — a call the recording
+ * lacks fails as unavailable, and the replay diverges there.
+ */
+export const runOptions = (
+  options: { readonly recorded?: ReadonlyArray<LlmCall>; readonly started?: Backtest.LlmOptions["started"]; readonly replay?: boolean } = {}
+) =>
+  Effect.map(Effect.serviceOption(LlmRuntime), (runtime): Backtest.LlmOptions => {
+    const recorded = {
+      ...(options.recorded === undefined ? {} : { recorded: options.recorded }),
+      ...(options.started === undefined ? {} : { started: options.started })
+    }
+    if (options.replay === true) return { model: noModel, ...recorded }
+    if (runtime._tag === "None") return { model: Offline.make(), ...recorded }
+    return { model: runtime.value.model, cache: runtime.value.cache, limiter: runtime.value.limiter, ...recorded }
+  })
+
+/** The replay's backend: there is none. */
+const noModel: LanguageModel["Type"] = {
+  backend: { kind: "recorded", description: "recorded: a replay answers from the run's recorded calls and calls no model" },
+  chat: (request) => Effect.fail(new LlmUnavailable({ model: request.model, reason: "a replay calls no model, and the recording has no answer for this call" })),
+  chatStream: (request) => Stream.fail(new LlmUnavailable({ model: request.model, reason: "a replay calls no model" }))
+}

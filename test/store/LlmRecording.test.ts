@@ -1,0 +1,109 @@
+/**
+ * A stored run with LLM analysts: its model calls are recorded events; `replay` answers every one
+ * from the recording and calls no model (byte for byte the same run); `resume` after a crash
+ * answers the recorded calls from the recording and asks the model only for the rest. On every
+ * back-end.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect, Layer, Schema, Stream } from "effect"
+import type { LlmCall } from "../../schemas/Llm.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import type { ChatRequest, LanguageModel } from "../../src/llm/LanguageModel.js"
+import * as LlmRuntime from "../../src/llm/LlmRuntime.js"
+import * as DataSource from "../../src/market/DataSource.js"
+import * as Feed from "../../src/market/Feed.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import { backends, startTimeout } from "./fixtures/backends.js"
+import { crashAt } from "./fixtures/checks.js"
+import { marketConfig, symbolsOf } from "./fixtures/workload.js"
+
+/** A model that is not the offline analyst: it answers by the call's ordinal, so only a recording can repeat it. */
+const counting = () => {
+  const stats = { calls: 0 }
+  const model: LanguageModel["Type"] = {
+    backend: { kind: "ollama", description: "scripted ollama" },
+    chat: (request: ChatRequest) =>
+      Effect.sync(() => {
+        const n = ++stats.calls
+        const researcher = request.messages[0]!.content.includes("researcher")
+        return {
+          content: researcher
+            ? JSON.stringify({ argument: `point ${n}`, conviction: (n % 7) / 7 })
+            : JSON.stringify({ direction: n % 4 === 0 ? "short" : "long", confidence: 0.8, rationale: `call ${n}` }),
+          toolCalls: [],
+          tokensIn: 40,
+          tokensOut: 8
+        }
+      }),
+    chatStream: () => Stream.die("not used")
+  }
+  return { model, stats }
+}
+
+const options = (bars: number): StoredRun.Options => {
+  const config = marketConfig(2, bars)
+  return {
+    strategy: Schema.decodeUnknownSync(Strategy)({
+      name: "llm recording",
+      symbols: symbolsOf(2),
+      allowShort: true,
+      agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }, { type: "llm_debate" }],
+      sizing: { mode: "percent_of_equity", value: 10 },
+      llm: { cacheTtlSeconds: 0 }
+    }),
+    feed: Feed.synthetic(config),
+    dataSource: DataSource.synthetic(config),
+    checkpointEvery: 16
+  }
+}
+
+const collect = (events: Array<RunEvent>) => (event: RunEvent) => void events.push(event)
+
+for (const backend of backends) {
+  const live = counting()
+  layer(Layer.merge(backend.store, LlmRuntime.layerWith(live.model)), { timeout: startTimeout, excludeTestServices: true })(
+    `LLM calls recorded (${backend.name})`,
+    (it) => {
+      describe("replay and resume", () => {
+        it.effect("replay answers every call from the recording: no model call, the same run", () =>
+          Effect.gen(function*() {
+            const events: Array<RunEvent> = []
+            const before = live.stats.calls
+            const { result, run } = yield* StoredRun.backtest({ ...options(90), onEvent: collect(events) })
+            expect(result.status).toBe("completed")
+            const calls = events.filter((e): e is Extract<RunEvent, { _tag: "LlmCalled" }> => e._tag === "LlmCalled")
+            // Two symbols from bar 34: bull, bear and judge each round.
+            expect(calls.length).toBe(2 * (90 - 33) * 3)
+            expect(live.stats.calls - before).toBe(calls.length)
+            expect(events[0]).toMatchObject({ _tag: "RunStarted", llm: { backend: "ollama", model: "llama3.2:3b", description: "scripted ollama" } })
+            expect(result.counts.orders).toBeGreaterThan(0)
+
+            const during = live.stats.calls
+            const replayed = yield* StoredRun.replay(run)
+            expect(live.stats.calls).toBe(during)
+            expect(replayed.checksum).toBe(result.checksum)
+            expect(replayed.result.counts).toEqual(result.counts)
+          }), 60_000)
+
+        it.effect("resume after a crash asks the model only for what the recording lacks", () =>
+          Effect.gen(function*() {
+            const events: Array<RunEvent> = []
+            const original = yield* StoredRun.backtest({ ...options(80), onEvent: collect(events) })
+            const calls = events.filter((e): e is Extract<RunEvent, { _tag: "LlmCalled" }> => e._tag === "LlmCalled")
+            // Crash halfway through the calls: what came after is gone.
+            const at = calls[Math.floor(calls.length / 2)]!.seq
+            yield* crashAt(original.run, at)
+            const kept = calls.filter((c) => c.seq <= at).map((c): LlmCall => c.call)
+            const before = live.stats.calls
+            const resumed = yield* StoredRun.resume(original.run)
+            expect(resumed.result.status).toBe("completed")
+            // The calls after the crash are made again, live (the model gives other answers now: a new run from there).
+            expect(live.stats.calls - before).toBe(calls.length - kept.length)
+            const replayed = yield* StoredRun.replay(original.run)
+            expect(replayed.checksum).toBe(resumed.result.checksum)
+          }), 60_000)
+      })
+    }
+  )
+}
