@@ -17,6 +17,7 @@ import * as DataSource from "../market/DataSource.js"
 import * as Feed from "../market/Feed.js"
 import * as StoredRun from "../store/StoredRun.js"
 import * as Backtest from "../swarm/Backtest.js"
+import * as LlmRuntime from "../llm/LlmRuntime.js"
 import * as StrategyFile from "../swarm/StrategyFile.js"
 import { StrategyFileError } from "../swarm/StrategyFile.js"
 import * as Approver from "./Approver.js"
@@ -28,7 +29,7 @@ import * as Period from "./Period.js"
 import * as Progress from "./Progress.js"
 import * as ResultDocument from "./ResultDocument.js"
 import * as Summary from "./Summary.js"
-import { type Wiring as CommandWiring, withStore } from "./Wiring.js"
+import { type Wiring as CommandWiring, withLlm, withStore } from "./Wiring.js"
 
 const date = (end: Period.End) =>
   Options.text(end).pipe(
@@ -220,20 +221,20 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
     const asFileError = (e: InvalidAgent) => new StrategyFileError({ file: flags.strategy, problems: [{ field: e.field, message: e.reason }] })
 
     if (flags.noStore) {
-      return yield* report((options) =>
-        Backtest.run(options).pipe(
+      return yield* withLlm(io, wiring, strategy)(report((options) =>
+        Effect.flatMap(LlmRuntime.runOptions(), (llm) => Backtest.run({ ...options, llm })).pipe(
           Effect.map((result): Executed => ({ result })),
           Effect.catchTag("InvalidAgent", asFileError)
         )
-      )
+      ))
     }
     const dataSource = DataSource.csv(flags.data, window)
-    return yield* withStore(io, wiring)(report((options) =>
+    return yield* withStore(io, wiring)(withLlm(io, wiring, strategy)(report((options) =>
       StoredRun.backtest({ ...options, dataSource }).pipe(
         Effect.map((stored): Executed => ({ result: stored.result, ref: `${strategy.name}#${stored.number}` })),
         Effect.catchTag("InvalidAgent", asFileError)
       )
-    ))
+    )))
   }).pipe(Effect.withSpan("swarm.backtest", { attributes: { strategy: flags.strategy, data: flags.data.join(","), store: !flags.noStore } }))
 
 export const command = (io: Io, wiring: Wiring = {}) =>

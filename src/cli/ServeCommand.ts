@@ -16,6 +16,7 @@ import { bootstrap } from "../edge/Bootstrap.js"
 import * as Http from "../edge/Http.js"
 import { RunManager } from "../edge/RunManager.js"
 import * as Server from "../edge/Server.js"
+import * as LlmRuntime from "../llm/LlmRuntime.js"
 import { DatabaseInfo } from "../store/Database.js"
 import * as Store from "../store/Store.js"
 import * as Strategies from "../store/Strategies.js"
@@ -97,6 +98,7 @@ export const command = (io: Io, wiring: Wiring) =>
         )
         yield* Effect.gen(function*() {
           io.stderr(`${(yield* DatabaseInfo).description}\n`)
+          io.stderr(`language model: ${(yield* LlmRuntime.LlmRuntime).info.description}\n`)
           const base = yield* Http.baseUrl
           io.stderr(`swarm server listening on ${base} (RPC ${base}/rpc, SSE ${base}/v1/runs/<run>/events, ${base}/health)\n`)
           yield* resumeUnfinished(io)

@@ -8,6 +8,9 @@
  */
 import { ConfigError, type ConfigProvider, Context, Effect, Layer, type Scope } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
+import { usesLlm } from "../../agents/registry.js"
+import type { Strategy } from "../../schemas/Strategy.js"
+import * as LlmRuntime from "../llm/LlmRuntime.js"
 import * as Database from "../store/Database.js"
 import * as Store from "../store/Store.js"
 import type { DatabaseLocked, DatabaseUnavailable, StoreError } from "../store/StoreError.js"
@@ -28,6 +31,8 @@ export interface Wiring {
    * never turns a test of the local database into one of their server.
    */
   readonly environment?: ConfigProvider.ConfigProvider
+  /** The language models for LLM agents; default `LlmRuntime.fromConfig` (Ollama at `OLLAMA_HOST`, else offline). */
+  readonly llm?: LlmRuntime.LlmRuntime["Type"]
 }
 
 /** Configuration the store could not read (a malformed `SWARM_DATA_DIR`, say), as a usage error naming it. */
@@ -47,3 +52,16 @@ export const withStore = (io: Io, wiring: Wiring) =>
     io.stderr(`${Context.get(context, Database.DatabaseInfo).description}\n`)
     return yield* Effect.provide(effect, context)
   })) as Effect.Effect<A, E | OpenError, Exclude<R, Database.Database | Scope.Scope>>
+
+/**
+ * Run `effect` with the language models a strategy's LLM agents need — only when it has some (no
+ * probe of Ollama otherwise) — saying on stderr which backend answers them.
+ */
+export const withLlm = (io: Io, wiring: Wiring, strategy: Strategy) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | UsageError, Exclude<R, LlmRuntime.LlmRuntime>> =>
+  Effect.gen(function*() {
+    if (!usesLlm(strategy.agents)) return yield* (effect as Effect.Effect<A, E, Exclude<R, LlmRuntime.LlmRuntime>>)
+    const runtime = wiring.llm ?? (yield* LlmRuntime.fromConfig.pipe(Effect.mapError(configuration)))
+    io.stderr(`language model: ${runtime.info.description}\n`)
+    return yield* Effect.provideService(effect, LlmRuntime.LlmRuntime, runtime)
+  })

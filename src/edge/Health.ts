@@ -7,6 +7,7 @@
 import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Schema } from "effect"
+import { LlmRuntime } from "../llm/LlmRuntime.js"
 import { DatabaseInfo } from "../store/Database.js"
 
 export const path = "/health"
@@ -22,7 +23,12 @@ export const HealthReport = Schema.Struct({
     error: Schema.optional(Schema.String)
   }),
   bus: Schema.Struct({ kind: Schema.Literal("in-process", "redis") }),
-  model: Schema.Struct({ kind: Schema.String, description: Schema.String }),
+  model: Schema.Struct({
+    kind: Schema.String,
+    description: Schema.String,
+    /** The answer cache, shared by every run of the process. */
+    cache: Schema.optional(Schema.Struct({ hits: Schema.Number, misses: Schema.Number, entries: Schema.Number }))
+  }),
   telemetry: Schema.Struct({ kind: Schema.String, description: Schema.String })
 })
 export type HealthReport = typeof HealthReport.Type
@@ -34,7 +40,7 @@ export interface Components {
   readonly telemetry: HealthReport["telemetry"]
 }
 
-/** What this server has today: no model and no exporter are configured yet, and it says so. */
+/** What this server has without a `LlmRuntime` (which `/health` reports when there is one) and, today, without an exporter. */
 export const defaultComponents: Components = {
   bus: { kind: "in-process" },
   model: {
@@ -58,6 +64,7 @@ export const route = (components: Components = defaultComponents) =>
     Effect.gen(function*() {
       const info = yield* DatabaseInfo
       const sql = yield* SqlClient.SqlClient
+      const llm = yield* Effect.serviceOption(LlmRuntime)
       const ping = sql`select 1`.pipe(
         Effect.timeoutFail({ duration: PING_TIMEOUT, onTimeout: () => `no answer within ${Duration.format(PING_TIMEOUT)}` }),
         Effect.as(undefined),
@@ -71,7 +78,10 @@ export const route = (components: Components = defaultComponents) =>
           const report: HealthReport = {
             status: error === undefined ? "ok" : "degraded",
             database: { kind: info.backend.kind, description: info.description, ...(error === undefined ? {} : { error }) },
-            ...components
+            ...components,
+            ...(llm._tag === "None"
+              ? {}
+              : { model: { kind: llm.value.info.kind, description: llm.value.info.description, cache: yield* llm.value.cache.stats } })
           }
           return HttpServerResponse.unsafeJson(encode(report), { status: error === undefined ? 200 : 503 })
         }).pipe(Effect.withSpan("Health.check"))

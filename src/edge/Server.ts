@@ -5,9 +5,10 @@
  * empty database and says what it uses.
  */
 import { RpcSerialization, RpcServer } from "@effect/rpc"
-import { Layer } from "effect"
+import { type ConfigError, Layer } from "effect"
 import { SwarmRpcs } from "../../schemas/Rpc.js"
 import * as InProcessBus from "../bus/InProcessBus.js"
+import * as LlmRuntime from "../llm/LlmRuntime.js"
 import * as Store from "../store/Store.js"
 import { AuthenticatorLive } from "./AuthLive.js"
 import * as Http from "./Http.js"
@@ -36,9 +37,9 @@ export const rpcRoutes = Layer.mergeAll(
 ).pipe(Layer.provide(handlers), Layer.provide(RpcSerialization.layerNdjson))
 
 /** The services every route shares, over a database layer (the configured store, or a test's). */
-export const services = <E, R>(store: Layer.Layer<Store.Services, E, R>) =>
+export const services = <E, R>(store: Layer.Layer<Store.Services, E, R>, llm: Layer.Layer<LlmRuntime.LlmRuntime, ConfigError.ConfigError> = LlmRuntime.layer) =>
   Layer.mergeAll(RunManager.layer, RunEvents.layer).pipe(
-    Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, AuthenticatorLive)),
+    Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, AuthenticatorLive, llm)),
     Layer.provideMerge(store)
   )
 
