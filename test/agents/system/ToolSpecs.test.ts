@@ -1,0 +1,309 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Either, FastCheck, Schema } from "effect"
+import { ToolSpec } from "../../../schemas/Llm.js"
+import type { ToolCall } from "../../../schemas/Llm.js"
+import * as ToolSpecs from "../../../agents/system/ToolSpecs.js"
+
+const DAY = 86_400_000
+
+const ok = (name: string, args: unknown): ToolSpecs.ToolRequest => {
+  const r = ToolSpecs.decodeToolCall({ name, arguments: args } as ToolCall)
+  if (Either.isLeft(r)) throw new Error(r.left.message)
+  return r.right
+}
+
+/** The rejection of a call, as [tool, field, reason]. */
+const rejected = (call: unknown): readonly [string, string, string] => {
+  const r = ToolSpecs.decodeToolCall(call as ToolCall)
+  if (Either.isRight(r)) throw new Error(`expected a rejection, got ${JSON.stringify(r.right)}`)
+  expect(r.left).toBeInstanceOf(ToolSpecs.ToolCallRejected)
+  expect(r.left._tag).toBe("ToolCallRejected")
+  return [r.left.tool, r.left.field, r.left.reason]
+}
+
+describe("toolSpecs", () => {
+  it("offers the five tools, each a ToolSpec with a plain JSON Schema object Ollama takes", () => {
+    expect(ToolSpecs.toolSpecs.map((t) => t.name)).toEqual([
+      "analyse_trades",
+      "calculate_metrics",
+      "explain_decision",
+      "suggest_rules",
+      "compare_runs"
+    ])
+    for (const spec of ToolSpecs.toolSpecs) {
+      expect(Schema.decodeUnknownSync(ToolSpec)(spec)).toEqual(spec)
+      expect(JSON.parse(JSON.stringify(spec))).toEqual(spec)
+      const p = spec.parameters as { type: unknown; properties: Record<string, Record<string, unknown>>; required: unknown }
+      expect(p.type).toBe("object")
+      expect(Array.isArray(p.required)).toBe(true)
+      expect(JSON.stringify(p)).not.toMatch(/\$ref|\$schema|\$defs/)
+      expect(spec.description.length).toBeGreaterThan(40)
+      for (const property of Object.values(p.properties)) {
+        // Ollama reads each property's type and description, and nothing it cannot place.
+        expect(["string", "integer"]).toContain(property.type)
+        expect(typeof property.description).toBe("string")
+      }
+    }
+  })
+
+  it("states each tool's arguments", () => {
+    const params = Object.fromEntries(ToolSpecs.toolSpecs.map((t) => [t.name, t.parameters]))
+    expect(params.analyse_trades).toMatchObject({
+      required: [],
+      properties: {
+        symbol: { type: "string" },
+        from: { type: "string" },
+        to: { type: "string" },
+        top: { type: "integer", minimum: 1, maximum: 50 },
+        timeZone: { type: "string" }
+      }
+    })
+    expect(Object.keys((params.calculate_metrics as { properties: object }).properties)).toEqual(["from", "to"])
+    expect(Object.keys((params.explain_decision as { properties: object }).properties)).toEqual(["round", "order"])
+    expect(params.suggest_rules).toMatchObject({ properties: { minTrades: { type: "integer", minimum: 1, maximum: 1000 } } })
+    expect(params.compare_runs).toMatchObject({ required: ["other"], properties: { other: { type: "string" } } })
+  })
+})
+
+describe("decodeToolCall: good calls", () => {
+  it("decodes analyse_trades, dates to epoch ms (a `to` date includes its day)", () => {
+    expect(ok("analyse_trades", { symbol: "AAPL", from: "2024-03-01", to: "2024-03-31", top: 10, timeZone: "America/New_York" })).toEqual({
+      tool: "analyse_trades",
+      args: { symbol: "AAPL", from: Date.UTC(2024, 2, 1), to: Date.UTC(2024, 2, 31) + DAY, top: 10, timeZone: "America/New_York" }
+    })
+    expect(ok("analyse_trades", {})).toEqual({ tool: "analyse_trades", args: {} })
+    expect(ok("analyse_trades", { from: "2024-03-01T14:30:00Z", to: "2024-03-01T16:00:00+01:00" }).args).toEqual({
+      from: Date.UTC(2024, 2, 1, 14, 30),
+      to: Date.UTC(2024, 2, 1, 15, 0)
+    })
+  })
+
+  it("reads a date-time without a zone as UTC", () => {
+    expect(ok("calculate_metrics", { from: "2024-03-01T14:30" }).args).toEqual({ from: Date.UTC(2024, 2, 1, 14, 30) })
+  })
+
+  it("treats null as an argument not given (models send it for optional ones)", () => {
+    expect(ok("analyse_trades", { symbol: null, top: null })).toEqual({ tool: "analyse_trades", args: {} })
+    expect(ok("suggest_rules", null)).toEqual({ tool: "suggest_rules", args: {} })
+  })
+
+  it("takes arguments sent as a JSON string", () => {
+    expect(ok("suggest_rules", "{\"minTrades\": 8}")).toEqual({ tool: "suggest_rules", args: { minTrades: 8 } })
+    expect(ok("suggest_rules", "")).toEqual({ tool: "suggest_rules", args: {} })
+  })
+
+  it("normalises a round written with a date to the coordinator's <symbol>@<ms>", () => {
+    expect(ok("explain_decision", { round: "AAPL@1709301600000" }).args).toEqual({ round: "AAPL@1709301600000" })
+    expect(ok("explain_decision", { round: "AAPL@2024-03-01T14:00:00Z" }).args).toEqual({ round: "AAPL@1709301600000" })
+    expect(ok("explain_decision", { round: "AAPL@2024-03-01" }).args).toEqual({ round: `AAPL@${Date.UTC(2024, 2, 1)}` })
+    expect(ok("explain_decision", { order: "AAPL@1709301600000" }).args).toEqual({ order: "AAPL@1709301600000" })
+  })
+
+  it("takes a run as an id, a number or <strategy>#<number>", () => {
+    expect(ok("compare_runs", { other: "3" }).args).toEqual({ other: "3" })
+    expect(ok("compare_runs", { other: "#3" }).args).toEqual({ other: "3" })
+    expect(ok("compare_runs", { other: " run_0a1b2c3d4e5f " }).args).toEqual({ other: "run_0a1b2c3d4e5f" })
+    expect(ok("compare_runs", { other: "momentum v2#12" }).args).toEqual({ other: "momentum v2#12" })
+  })
+})
+
+describe("decodeToolCall: hostile and malformed calls are rejected with the field named", () => {
+  it("refuses unknown tools, including names that are keys of every object", () => {
+    expect(rejected({ name: "rm_rf", arguments: {} })).toEqual([
+      "rm_rf",
+      "name",
+      "is not a tool (the tools are analyse_trades, calculate_metrics, explain_decision, suggest_rules, compare_runs)"
+    ])
+    for (const name of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
+      expect(rejected({ name, arguments: {} })[1]).toBe("name")
+    }
+    expect(rejected({ name: 42, arguments: {} })).toEqual(["(unknown)", "name", "is missing: a tool call names a tool"])
+    expect(rejected(null)[1]).toBe("name")
+    expect(rejected("analyse_trades")[1]).toBe("name")
+    expect(rejected({ name: "y".repeat(1_000_000), arguments: {} })[0].length).toBeLessThanOrEqual(65)
+  })
+
+  it("refuses wrong types", () => {
+    expect(rejected({ name: "analyse_trades", arguments: { top: "5" } })).toEqual([
+      "analyse_trades",
+      "top",
+      "must be how many winners and losers to list: a whole number from 1 to 50"
+    ])
+    expect(rejected({ name: "analyse_trades", arguments: { top: 5.5 } })[1]).toBe("top")
+    expect(rejected({ name: "analyse_trades", arguments: { top: 0 } })[1]).toBe("top")
+    expect(rejected({ name: "analyse_trades", arguments: { top: 51 } })[1]).toBe("top")
+    expect(rejected({ name: "analyse_trades", arguments: { top: [5] } })[1]).toBe("top")
+    expect(rejected({ name: "analyse_trades", arguments: { symbol: 123 } })).toEqual([
+      "analyse_trades",
+      "symbol",
+      "must be a ticker such as AAPL"
+    ])
+    expect(rejected({ name: "analyse_trades", arguments: { symbol: { $gt: "" } } })[1]).toBe("symbol")
+    expect(rejected({ name: "analyse_trades", arguments: { symbol: "AA PL; drop" } })[1]).toBe("symbol")
+    expect(rejected({ name: "suggest_rules", arguments: { minTrades: true } })[1]).toBe("minTrades")
+    expect(rejected({ name: "compare_runs", arguments: { other: 3 } })[1]).toBe("other")
+  })
+
+  it("refuses bad dates and periods", () => {
+    expect(rejected({ name: "analyse_trades", arguments: { from: "2024-02-30" } })).toEqual([
+      "analyse_trades",
+      "from",
+      "must be a date on the calendar"
+    ])
+    expect(rejected({ name: "calculate_metrics", arguments: { to: "yesterday" } })[1]).toBe("to")
+    expect(rejected({ name: "calculate_metrics", arguments: { from: "2024-03-02", to: "2024-03-01" } })).toEqual([
+      "calculate_metrics",
+      "to",
+      "must be after from"
+    ])
+    // A `to` date includes its day, so the same day for both is a one-day period.
+    expect(ok("calculate_metrics", { from: "2024-03-01", to: "2024-03-01" }).args).toEqual({
+      from: Date.UTC(2024, 2, 1),
+      to: Date.UTC(2024, 2, 2)
+    })
+    expect(rejected({ name: "analyse_trades", arguments: { timeZone: "Mars/Olympus" } })[1]).toBe("timeZone")
+  })
+
+  it("refuses huge strings without echoing them", () => {
+    const huge = "A".repeat(1_000_000)
+    for (const [name, field] of [["analyse_trades", "symbol"], ["analyse_trades", "from"], ["explain_decision", "round"], ["compare_runs", "other"], ["analyse_trades", "timeZone"]] as const) {
+      const [, f, reason] = rejected({ name, arguments: { [field]: huge } })
+      expect(f).toBe(field)
+      expect(reason.length).toBeLessThanOrEqual(301)
+      expect(reason).not.toContain("AAAAAAAAAA")
+    }
+    expect(rejected({ name: "suggest_rules", arguments: JSON.stringify({ minTrades: 5, pad: huge }) })).toEqual([
+      "suggest_rules",
+      "arguments",
+      "must be at most 16384 characters of JSON"
+    ])
+  })
+
+  it("refuses unknown fields, prototype-pollution keys included, and pollutes nothing", () => {
+    expect(rejected({ name: "analyse_trades", arguments: { symbol: "AAPL", limit: 3 } })).toEqual([
+      "analyse_trades",
+      "limit",
+      "is not an argument of analyse_trades (its arguments: symbol, from, to, top, timeZone)"
+    ])
+    const polluting = JSON.parse("{\"__proto__\": {\"polluted\": true}, \"minTrades\": 5}")
+    expect(rejected({ name: "suggest_rules", arguments: polluting })).toEqual([
+      "suggest_rules",
+      "__proto__",
+      "is not an argument of suggest_rules (its arguments: minTrades)"
+    ])
+    expect(rejected({ name: "suggest_rules", arguments: "{\"__proto__\": {\"polluted\": true}}" })[1]).toBe("__proto__")
+    expect(rejected({ name: "suggest_rules", arguments: { constructor: { prototype: { polluted: true } } } })[1]).toBe("constructor")
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined()
+    const weird = rejected({ name: "suggest_rules", arguments: { ["k".repeat(10_000)]: 1 } })
+    expect(weird[1].length).toBeLessThan(50)
+  })
+
+  it("refuses arguments that are not an object of named arguments", () => {
+    expect(rejected({ name: "suggest_rules", arguments: [1, 2] })).toEqual(["suggest_rules", "arguments", "must be an object of named arguments"])
+    expect(rejected({ name: "suggest_rules", arguments: 7 })[1]).toBe("arguments")
+    expect(rejected({ name: "suggest_rules", arguments: "{not json" })).toEqual(["suggest_rules", "arguments", "must be a JSON object of named arguments"])
+    expect(rejected({ name: "suggest_rules", arguments: "[]" })[1]).toBe("arguments")
+  })
+
+  it("needs exactly one of round and order, and a run to compare with", () => {
+    expect(rejected({ name: "explain_decision", arguments: {} })).toEqual([
+      "explain_decision",
+      "round",
+      "is missing: give round (or order) to say which decision to explain"
+    ])
+    expect(rejected({ name: "explain_decision", arguments: { round: "AAPL@1", order: "AAPL@1" } })).toEqual([
+      "explain_decision",
+      "order",
+      "give either round or order, not both"
+    ])
+    expect(rejected({ name: "explain_decision", arguments: { round: "AAPL" } })[1]).toBe("round")
+    expect(rejected({ name: "explain_decision", arguments: { round: "@123" } })[1]).toBe("round")
+    expect(rejected({ name: "explain_decision", arguments: { order: "a\u0000b" } })[1]).toBe("order")
+    expect(rejected({ name: "compare_runs", arguments: {} })).toEqual([
+      "compare_runs",
+      "other",
+      "is missing: give a run: its id (run_…), its number in the strategy (3) or <strategy>#<number>"
+    ])
+    expect(rejected({ name: "compare_runs", arguments: { other: "#0" } })[1]).toBe("other")
+    expect(rejected({ name: "compare_runs", arguments: { other: "drop table runs" } })[1]).toBe("other")
+  })
+
+  it("never throws, whatever a model sends", () => {
+    FastCheck.assert(
+      FastCheck.property(
+        FastCheck.oneof(FastCheck.constantFrom(...ToolSpecs.toolNames), FastCheck.string()),
+        FastCheck.oneof(
+          FastCheck.anything({ withObjectString: true, withNullPrototype: true }),
+          FastCheck.dictionary(
+            FastCheck.oneof(FastCheck.constantFrom("symbol", "from", "to", "top", "round", "order", "other", "minTrades", "__proto__"), FastCheck.string()),
+            FastCheck.anything()
+          )
+        ),
+        (name, args) => {
+          const r = ToolSpecs.decodeToolCall({ name, arguments: args } as ToolCall)
+          return Either.isLeft(r) ? r.left.reason.length <= 301 : r.right.tool === name
+        }
+      ),
+      { numRuns: 500, seed: 42 }
+    )
+  })
+})
+
+describe("routeQuestion", () => {
+  const route = (q: string, symbols?: ReadonlyArray<string>) => ToolSpecs.routeQuestion(q, symbols === undefined ? {} : { symbols })
+
+  it("routes why and explain questions to explain_decision, with the round", () => {
+    expect(route("Why did we buy AAPL at 2024-03-01T14:00Z?")).toEqual({ tool: "explain_decision", args: { round: "AAPL@1709301600000" } })
+    expect(route("explain round MSFT@1709301600000")).toEqual({ tool: "explain_decision", args: { round: "MSFT@1709301600000" } })
+    expect(route("why was aapl sold on 2024-03-04", ["AAPL", "MSFT"])).toEqual({
+      tool: "explain_decision",
+      args: { round: `AAPL@${Date.UTC(2024, 2, 4)}` }
+    })
+    expect(route("what happened to order 42-b7?")).toEqual({ tool: "explain_decision", args: { order: "42-b7" } })
+  })
+
+  it("routes trade questions to analyse_trades, with symbol, period and top", () => {
+    expect(route("Which trades lost money?")).toEqual({ tool: "analyse_trades", args: {} })
+    expect(route("show me the top 10 winners")).toEqual({ tool: "analyse_trades", args: { top: 10 } })
+    expect(route("how did tsla trades do since 2024-02-01", ["TSLA"])).toEqual({
+      tool: "analyse_trades",
+      args: { symbol: "TSLA", from: Date.UTC(2024, 1, 1) }
+    })
+    expect(route("P&L on MSFT between 2024-01-01 and 2024-01-31")).toEqual({
+      tool: "analyse_trades",
+      args: { symbol: "MSFT", from: Date.UTC(2024, 0, 1), to: Date.UTC(2024, 1, 1) }
+    })
+    expect(route("what's our win rate?")).toEqual({ tool: "analyse_trades", args: {} })
+    expect(route("why did AAPL lose money since 2024-01-01?")).toEqual({
+      tool: "analyse_trades",
+      args: { symbol: "AAPL", from: Date.UTC(2024, 0, 1) }
+    })
+  })
+
+  it("routes metric questions to calculate_metrics", () => {
+    expect(route("What is the Sharpe ratio?")).toEqual({ tool: "calculate_metrics", args: {} })
+    expect(route("max drawdown from 2024-01-01 to 2024-06-30")).toEqual({
+      tool: "calculate_metrics",
+      args: { from: Date.UTC(2024, 0, 1), to: Date.UTC(2024, 6, 1) }
+    })
+  })
+
+  it("routes rule questions to suggest_rules", () => {
+    expect(route("Can you suggest some rules?")).toEqual({ tool: "suggest_rules", args: {} })
+    expect(route("which rules would help, with at least 8 trades each")).toEqual({ tool: "suggest_rules", args: { minTrades: 8 } })
+  })
+
+  it("routes comparisons to compare_runs, with the run", () => {
+    expect(route("compare with run 3")).toEqual({ tool: "compare_runs", args: { other: "3" } })
+    expect(route("how does this differ from momentum#2?")).toEqual({ tool: "compare_runs", args: { other: "momentum#2" } })
+    expect(route("compare this run to run_0a1b2c")).toEqual({ tool: "compare_runs", args: { other: "run_0a1b2c" } })
+  })
+
+  it("routes nothing when no tool fits or a needed argument is missing", () => {
+    expect(route("what's the weather like?")).toBeUndefined()
+    expect(route("compare them")).toBeUndefined()
+    expect(route("why did we sell?")).toBeUndefined()
+    expect(route("")).toBeUndefined()
+    expect(() => route("why ".repeat(100_000))).not.toThrow()
+  })
+})
