@@ -57,6 +57,8 @@ export interface LlmAnalystType<Config extends { readonly bars: number }> {
   readonly description: string
   readonly config: Schema.Schema<Config, any, never>
   readonly horizon: (config: Config) => number
+  /** What it is about to do for a round, in a sentence: the round's `plan` entry. */
+  readonly plan: (config: Config, brief: MarketBrief) => string
   readonly think: (thinking: Thinking<Config>) => Effect.Effect<Judgement | undefined>
 }
 
@@ -152,6 +154,7 @@ export const make = ({ allowShort, config, deadlineMillis, kind, log, name, sess
               text,
               ...(reasoning === "decision" ? { context: brief } : {})
             })
+          reason(0, "plan", "analyst", kind.plan(config, brief))
           return kind.think({ agent: name, round, brief, config, allowShort, session, reason }).pipe(
             withDeadline(deadline, wallClock),
             Effect.map((judgement): Opinion | undefined => {

@@ -80,7 +80,12 @@ describe("LLM analysts", () => {
       expect(opinions.length).toBeGreaterThan(0)
       expect(opinions.every((o) => o.rationale.startsWith("Offline analyst"))).toBe(true)
       const reasoning = ofTag(first.events, "ReasoningRecorded")
-      expect(new Set(reasoning.map((r) => r.kind))).toEqual(new Set(["analysis", "decision", "reflection"]))
+      expect(new Set(reasoning.map((r) => r.kind))).toEqual(new Set(["plan", "analysis", "decision", "reflection"]))
+      // Per round: the plan, then bull and bear of each debate round, then the judge's decision.
+      const firstRound = reasoning.filter((r) => r.round === reasoning[0]!.round && r.kind !== "reflection")
+      expect(firstRound.map((r) => `${r.kind}:${r.role}`)).toEqual(
+        ["plan:analyst", "analysis:bull", "analysis:bear", "analysis:bull", "analysis:bear", "decision:judge"]
+      )
       // The judge's decision is saved with the brief it saw, and nothing in it is after its bar.
       const decision = reasoning.find((r) => r.kind === "decision")!
       const brief = decision.context as { asOf: string; bars: ReadonlyArray<{ t: string }> }
@@ -131,6 +136,22 @@ describe("LLM analysts", () => {
       expect(replayed.result.checksum).toBe(original.result.checksum)
       expect(replayed.result.counts.orders).toBe(original.result.counts.orders)
       expect(original.result.counts.orders).toBeGreaterThan(0)
+    }))
+
+  it.live("a paper run gives up at the round's deadline in wall-clock time, recorded so a replay abstains the same", () =>
+    Effect.gen(function*() {
+      const { model } = scripted(echoOffline, 400)
+      const s = Schema.decodeUnknownSync(Strategy)({
+        ...Schema.encodeSync(Strategy)(strategy([{ type: "sma_crossover", params: { fast: 5, slow: 20 } }, { type: "llm_analyst" }])),
+        consensus: { deadlineMillis: 100 }
+      })
+      const { events, result } = yield* record({ strategy: s, feed: market(36), mode: "paper", llm: { model } })
+      expect(result.status).toBe("completed")
+      const calls = ofTag(events, "LlmCalled").map((e) => e.call)
+      expect(calls).toHaveLength(2 * 3)
+      expect(calls.every((c) => c.outcome === "timeout" && c.error!.includes("deadline"))).toBe(true)
+      const replayed = yield* record({ strategy: s, feed: market(36), mode: "paper", llm: { model, recorded: calls } })
+      expect(replayed.result.checksum).toBe(result.checksum)
     }))
 
   it.live("a model that does not answer in time is an abstention, retried first, and the run goes on", () =>

@@ -1,0 +1,123 @@
+/**
+ * LLM analysts over HTTP: backtests whose analysts talk to a loopback server speaking Ollama's API
+ * (FakeOllama) through the real Ollama backend — structured answers sent and decoded, the retry
+ * that shows the model its error, a slow model as an abstention, the budget counted from the
+ * server's token counts, the cache, a replay making zero HTTP calls, and the offline fallback when
+ * no server answers.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import type { RunEvent } from "../../schemas/RunEvent.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import { AnswerCache, MemoryCache } from "../../src/llm/AnswerCache.js"
+import * as Backends from "../../src/llm/Backends.js"
+import { LanguageModel } from "../../src/llm/LanguageModel.js"
+import * as Ollama from "../../src/llm/Ollama.js"
+import * as Feed from "../../src/market/Feed.js"
+import * as Synthetic from "../../src/market/Synthetic.js"
+import * as Backtest from "../../src/swarm/Backtest.js"
+import * as FakeOllama from "./FakeOllama.js"
+
+const symbols = ["AAA", "BBB"] as const
+const BARS = 40
+/** Rounds an LLM analyst is asked: two symbols, from their 34th bar. */
+const ROUNDS = 2 * (BARS - 33)
+const market = () => Feed.synthetic({ ...Synthetic.defaults, seed: 5, symbols: [...symbols] as never, bars: BARS })
+
+const strategy = (llm: Record<string, unknown> = {}) =>
+  Schema.decodeUnknownSync(Strategy)({
+    name: "over http",
+    symbols,
+    allowShort: true,
+    agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }, { type: "llm_analyst", params: { model: "qwen2.5:7b" } }],
+    sizing: { mode: "percent_of_equity", value: 10 },
+    llm: { cacheTtlSeconds: 0, retries: 0, ...llm }
+  })
+
+const judgement = (direction: string) => JSON.stringify({ direction, confidence: 0.8, rationale: `the brief says ${direction}` })
+
+const backtest = (options: Omit<Backtest.Options, "feed">) =>
+  Effect.gen(function*() {
+    const events: Array<RunEvent> = []
+    const result = yield* Backtest.run({ ...options, feed: market(), onEvent: (event) => void events.push(event) })
+    return { result, events, calls: events.flatMap((e) => (e._tag === "LlmCalled" ? [e.call] : [])) }
+  })
+
+describe("LLM analysts against Ollama's HTTP API", () => {
+  it.scoped("structured answers: the schema is sent as format, a bad answer is shown its error once, then it abstains", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeOllama.start((request) => {
+        const retry = (request.messages?.length ?? 0) > 2
+        const aaa = request.messages?.[1]?.content.includes("AAA") ?? false
+        // AAA: nonsense, then a good answer when shown its error; BBB: nonsense twice.
+        return { content: retry && aaa ? judgement("long") : "I think it goes up!", tokensIn: 300, tokensOut: 20 }
+      })
+      const model = Ollama.make({ host: fake.url })
+      const { calls, events, result } = yield* backtest({ strategy: strategy(), llm: { model } })
+      expect(result.status).toBe("completed")
+      expect(fake.calls()).toBe(2 * ROUNDS)
+      const first = fake.requests[0]!
+      expect(first.model).toBe("qwen2.5:7b")
+      expect(first.format).toMatchObject({ type: "object", required: ["direction", "confidence", "rationale"] })
+      expect(first.options).toMatchObject({ num_predict: 512, temperature: 0 })
+      expect(calls.filter((c) => c.round!.startsWith("AAA")).every((c) => c.outcome === "ok" && c.attempts === 2)).toBe(true)
+      expect(calls.filter((c) => c.round!.startsWith("BBB")).every((c) => c.outcome === "invalid" && c.error!.includes("not JSON"))).toBe(true)
+      // Tokens as the server counted them, both answers of the call.
+      expect(calls[0]).toMatchObject({ tokensIn: 600, tokensOut: 40, backend: "ollama", model: "qwen2.5:7b" })
+      const opinions = events.flatMap((e) => (e._tag === "OpinionGiven" && e.opinion.agent === "llm_analyst" ? [e.opinion] : []))
+      expect(opinions.every((o) => o.symbol === "AAA" && o.rationale === "the brief says long")).toBe(true)
+    }))
+
+  it.scoped("a model slower than the call's limit: the request is aborted, the round abstains, the run goes on", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeOllama.start(() => ({ content: judgement("long"), delayMillis: 5_000 }))
+      const { calls, result } = yield* backtest({ strategy: strategy({ timeoutMillis: 150 }), llm: { model: Ollama.make({ host: fake.url }) } })
+      expect(result.status).toBe("completed")
+      expect(calls).toHaveLength(ROUNDS)
+      expect(calls.every((c) => c.outcome === "timeout" && c.error!.includes("150 ms"))).toBe(true)
+      yield* fake.awaitDisconnects(ROUNDS)
+    }))
+
+  it.scoped("the budget is counted from the server's tokens and never exceeded", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeOllama.start(() => ({ content: judgement("short"), tokensIn: 900, tokensOut: 30 }))
+      const { calls, events } = yield* backtest({
+        strategy: strategy({ budget: { tokens: 8_000 }, maxTokensOut: 64 }),
+        llm: { model: Ollama.make({ host: fake.url }) }
+      })
+      const made = calls.filter((c) => c.outcome === "ok")
+      expect(made.length).toBeGreaterThan(0)
+      expect(made.length).toBeLessThan(ROUNDS)
+      expect(made.reduce((sum, c) => sum + c.tokensIn + c.tokensOut, 0)).toBeLessThanOrEqual(8_000)
+      expect(fake.calls()).toBe(made.length)
+      expect(events.filter((e) => e._tag === "LlmBudgetSpent")).toHaveLength(1)
+    }))
+
+  it.scoped("the cache answers a second run; its replay makes no HTTP call at all", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeOllama.start(() => ({ content: judgement("long"), tokensIn: 100, tokensOut: 10 }))
+      const model = Ollama.make({ host: fake.url })
+      const cache = AnswerCache.fromMemory(new MemoryCache())
+      const s = strategy({ cacheTtlSeconds: 60 })
+      const first = yield* backtest({ strategy: s, llm: { model, cache } })
+      expect(fake.calls()).toBe(ROUNDS)
+      const second = yield* backtest({ strategy: s, llm: { model, cache } })
+      expect(fake.calls()).toBe(ROUNDS)
+      expect(second.calls.every((c) => c.cache === "hit")).toBe(true)
+      expect(second.result.counts.orders).toBe(first.result.counts.orders)
+      const replayed = yield* backtest({ strategy: s, llm: { model, recorded: first.calls } })
+      expect(fake.calls()).toBe(ROUNDS)
+      expect(replayed.result.checksum).toBe(first.result.checksum)
+    }))
+
+  it.scoped("no server at the host: start-up picks the offline analyst, and the run says so", () =>
+    Effect.gen(function*() {
+      const selected = yield* Backends.select({ host: yield* FakeOllama.unusedUrl })
+      expect(selected.info.kind).toBe("offline")
+      const model = yield* Effect.provide(LanguageModel, selected.layer)
+      const { calls, events } = yield* backtest({ strategy: strategy(), llm: { model } })
+      const started = events[0]!
+      expect(started._tag === "RunStarted" && started.llm).toMatchObject({ backend: "offline", description: expect.stringContaining("offline: no Ollama at") })
+      expect(calls.every((c) => c.backend === "offline" && c.outcome === "ok")).toBe(true)
+    }))
+})
