@@ -107,6 +107,7 @@ const TABLES = {
   equity_snapshots: ["run_id", "seq", "ts", "cash", "equity", "gross_exposure", "realized_pnl", "unrealized_pnl"],
   positions: ["run_id", "seq", "symbol", "quantity", "average_price", "realized_pnl", "mark_price", "market_value", "unrealized_pnl"],
   checkpoints: ["run_id", "seq", "ts", "state"],
+  reasoning: ["run_id", "round_id", "agent", "seq", "kind", "content", "context"],
   approvals: [
     "run_id",
     "round_id",
@@ -138,6 +139,7 @@ const emptyBatch = (): Batch => ({
   equity_snapshots: [],
   positions: [],
   checkpoints: [],
+  reasoning: [],
   approvals: []
 })
 
@@ -279,6 +281,10 @@ export const make = (
           push("trades", [r, seq, t.symbol, t.side, t.entryTs, t.exitTs, t.pnl])
           break
         }
+        case "ReasoningRecorded":
+          // The role (bull, bear, judge…) and the context the agent saw (the brief) go together.
+          push("reasoning", [r, event.round, event.agent, seq, event.kind, event.text, JSON.stringify({ role: event.role, context: event.context ?? null })])
+          break
         case "PortfolioUpdated": {
           const s = event.snapshot
           push("equity_snapshots", [r, seq, s.ts, s.cash, s.equity, s.grossExposure, s.realizedPnl, s.unrealizedPnl])

@@ -195,6 +195,23 @@ describe("LLM analysts", () => {
       expect(retry.format).toMatchObject({ type: "object", required: expect.arrayContaining(["direction", "confidence", "rationale"]) })
     }))
 
+  it.effect("an answer a database cannot hold (a NUL, a lone surrogate) is refused like any undecodable one", () =>
+    Effect.gen(function*() {
+      let n = 0
+      const { model } = scripted(() =>
+        Effect.succeed({
+          content: JSON.stringify({ direction: "long", confidence: 0.5, rationale: ++n % 2 === 0 ? "bad\u0000byte" : "lone \ud800 half" }),
+          toolCalls: [],
+          tokensIn: 1,
+          tokensOut: 1
+        })
+      )
+      const { events } = yield* record({ strategy: strategy([{ type: "llm_analyst" }]), feed: market(34), llm: { model } })
+      const calls = ofTag(events, "LlmCalled").map((e) => e.call)
+      expect(calls.map((c) => c.outcome)).toEqual(["invalid", "invalid"])
+      expect(calls[0]!.error).toContain("NUL character or a lone surrogate")
+    }))
+
   it.effect("the budget fails closed: never exceeded, the run says so once, LLM analysts abstain after", () =>
     Effect.gen(function*() {
       const s = strategy([{ type: "sma_crossover", params: { fast: 5, slow: 20 } }, { type: "llm_analyst" }], { budget: { tokens: 5_000 }, maxTokensOut: 100 })

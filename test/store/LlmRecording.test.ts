@@ -4,6 +4,7 @@
  * answers the recorded calls from the recording and asks the model only for the rest. On every
  * back-end.
  */
+import { SqlClient } from "@effect/sql"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer, Schema, Stream } from "effect"
 import type { LlmCall } from "../../schemas/Llm.js"
@@ -78,6 +79,16 @@ for (const backend of backends) {
             expect(live.stats.calls - before).toBe(calls.length)
             expect(events[0]).toMatchObject({ _tag: "RunStarted", llm: { backend: "ollama", model: "llama3.2:3b", description: "scripted ollama" } })
             expect(result.counts.orders).toBeGreaterThan(0)
+
+            // Every piece of reasoning is in the reasoning table too, with its role and context.
+            const sql = yield* SqlClient.SqlClient
+            const reasoning = events.filter((e): e is Extract<RunEvent, { _tag: "ReasoningRecorded" }> => e._tag === "ReasoningRecorded")
+            const rows = yield* sql<{ seq: number; kind: string; content: string; context: { role: string; context: unknown } }>`
+              select seq, kind, content, context from reasoning where run_id = ${run} order by seq`
+            expect(rows.map((row) => [Number(row.seq), row.kind, row.content, row.context.role])).toEqual(
+              reasoning.map((e) => [e.seq, e.kind, e.text, e.role])
+            )
+            expect(rows.find((row) => row.kind === "decision")!.context.context).toMatchObject({ symbol: expect.any(String), bars: expect.any(Array) })
 
             const during = live.stats.calls
             const replayed = yield* StoredRun.replay(run)

@@ -16,7 +16,18 @@ export const configFields = {
   horizon: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1_000)), { default: () => 5, exact: true })
 }
 
-const Text = (max: number) => Schema.String.pipe(Schema.minLength(1), Schema.maxLength(max))
+/**
+ * A model's words: bounded, and text a database can hold (no NUL, no lone surrogate) — an answer
+ * that is not is refused like any other that does not decode, rather than breaking the recording.
+ */
+const Text = (max: number) =>
+  Schema.String.pipe(
+    Schema.minLength(1),
+    Schema.maxLength(max),
+    Schema.filter((text) => !UNSTORABLE.test(text) || "text with a NUL character or a lone surrogate")
+  )
+
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 /**
  * A judgement of a brief: the opinion a model gives. (No identifier annotation on answer schemas:
