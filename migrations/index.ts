@@ -9,5 +9,6 @@ import { Effect } from "effect"
 export const migrations: ReadonlyArray<ResolvedMigration> = [
   [1, "initial", Effect.promise(() => import("./0001_initial.js"))],
   [2, "webhooks", Effect.promise(() => import("./0002_webhooks.js"))],
-  [3, "paper_speed", Effect.promise(() => import("./0003_paper_speed.js"))]
+  [3, "paper_speed", Effect.promise(() => import("./0003_paper_speed.js"))],
+  [4, "chat", Effect.promise(() => import("./0004_chat.js"))]
 ]

@@ -8,6 +8,7 @@
 import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
 import { Context, Schema } from "effect"
 import { Forbidden, Principal, Unauthorized } from "./Auth.js"
+import { ChatChunk, ChatHistory, RuleSuggestions, SuggestionNotFound } from "./Chat.js"
 import { Metrics } from "./Metrics.js"
 import { Rule, RuleId } from "./Rule.js"
 import { Strategy } from "./Strategy.js"
@@ -282,5 +283,47 @@ export class WebhookRpcs extends RpcGroup.make(
   Rpc.make("webhooks.rotate", { payload: { strategy: Ref }, success: WebhookSecret, error: Schema.Union(StrategyNotFound, Unavailable) })
 ).middleware(Authenticated) {}
 
+// ---------------------------------------------------------------------------------------------
+// Chat with the system agent (issue 6; shapes in Chat.ts)
+
+/**
+ * `message` is bounded (1 to 4,000 characters, see `ChatQuestion`) by the handler, with that
+ * schema, rather than here: @effect/rpc 0.76 turns a payload its schema refuses into a defect on
+ * both sides (the client dies encoding it, the server answers a `Defect`), and bad input must be a
+ * typed `InvalidRequest` naming the field.
+ */
+export class ChatRpcs extends RpcGroup.make(
+  /**
+   * Ask the system agent about a run: the answer as it is produced — `Asked` (the question,
+   * recorded), `Token`s, `ToolUsed` for each tool it ran, then `Done` (recorded as a message) or
+   * `Failed` (the model failed mid-answer: recorded as such). One session per run; questions to a
+   * run are answered in order.
+   */
+  Rpc.make("chat.send", {
+    payload: { run: Ref, message: Schema.String },
+    success: ChatChunk,
+    error: Schema.Union(RunNotFound, InvalidRequest, Unavailable),
+    stream: true
+  }),
+  /** The run's chat: its latest `limit` messages (default 200), oldest first. */
+  Rpc.make("chat.history", {
+    payload: { run: Ref, limit: Schema.optional(Limit) },
+    success: ChatHistory,
+    error: Schema.Union(RunNotFound, Unavailable)
+  }),
+  /** Rules that would have kept the run out of its losing patterns, each with the id `chat.applyRule` takes. */
+  Rpc.make("chat.suggestions", {
+    payload: { run: Ref, minTrades: Schema.optional(Schema.Int.pipe(Schema.between(1, 1_000))) },
+    success: RuleSuggestions,
+    error: Schema.Union(RunNotFound, Unavailable)
+  }),
+  /** Add a suggested rule to the run's strategy: a new version (audited), which the next run uses. */
+  Rpc.make("chat.applyRule", {
+    payload: { run: Ref, suggestion: Ref },
+    success: StrategyVersion,
+    error: Schema.Union(RunNotFound, SuggestionNotFound, StrategyNotFound, InvalidRequest, Conflict, Unavailable)
+  })
+).middleware(Authenticated) {}
+
 /** Everything the server serves. */
-export const SwarmRpcs = StrategyRpcs.merge(RuleRpcs, RunRpcs, ApprovalRpcs, LeaderboardRpcs, AdminRpcs, WebhookRpcs)
+export const SwarmRpcs = StrategyRpcs.merge(RuleRpcs, RunRpcs, ApprovalRpcs, LeaderboardRpcs, AdminRpcs, WebhookRpcs, ChatRpcs)

@@ -6,11 +6,14 @@
  */
 import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { type ConfigError, Layer } from "effect"
+import * as SystemAgent from "../../agents/system/SystemAgent.js"
 import { SwarmRpcs } from "../../schemas/Rpc.js"
 import * as InProcessBus from "../bus/InProcessBus.js"
 import * as LlmRuntime from "../llm/LlmRuntime.js"
 import * as Store from "../store/Store.js"
 import { AuthenticatorLive } from "./AuthLive.js"
+import { ChatHandlers } from "./ChatHandlers.js"
+import * as ChatSse from "./ChatSse.js"
 import * as Http from "./Http.js"
 import { AuthenticatedLive } from "./RpcAuth.js"
 import { AdminHandlers, ApprovalHandlers, LeaderboardHandlers, RuleHandlers, RunHandlers, StrategyHandlers } from "./RpcHandlers.js"
@@ -27,6 +30,8 @@ const handlers = Layer.mergeAll(
   LeaderboardHandlers,
   AdminHandlers,
   WebhookHandlers,
+  // The system agent is one per process: this layer and the chat's SSE route share it (one layer value, built once).
+  ChatHandlers.pipe(Layer.provide(SystemAgent.layer)),
   AuthenticatedLive
 )
 
@@ -45,7 +50,7 @@ export const services = <E, R>(store: Layer.Layer<Store.Services, E, R>, llm: La
 
 /** The HTTP server with every route, on `options.port`, over `store`. */
 export const layer = <E, R>(store: Layer.Layer<Store.Services, E, R>, options: Http.Options = {}) =>
-  Http.serve(Layer.mergeAll(Http.routes(options), rpcRoutes, Webhooks.route()), options).pipe(
+  Http.serve(Layer.mergeAll(Http.routes(options), rpcRoutes, Webhooks.route(), ChatSse.route().pipe(Layer.provide(SystemAgent.layer))), options).pipe(
     Layer.provideMerge(Http.listen(options)),
     Layer.provideMerge(services(store))
   )

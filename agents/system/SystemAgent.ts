@@ -1,0 +1,676 @@
+/**
+ * The system agent: operators chat with it about a run (issue 6). One per server process, an actor
+ * supervised in the server's layer; its message is "answer this question of this run's chat", and
+ * each question's answer streams back to the asker — and to whoever watches the run's chat (SSE) —
+ * chunk by chunk, ending with `Done` or `Failed`, never left hanging.
+ *
+ * Shape: the agent routes each question to an actor of its own per session (its child, spawned on
+ * the first question and let go after it has been idle a while), so one run's questions are
+ * answered in order while different runs' are answered at once; a session's mailbox is bounded and
+ * refuses a question past a few waiting. A question that cannot be delivered (a full or stopped
+ * mailbox) is a dead letter, and the dead letter fails the asker's stream; a session actor that
+ * crashes mid-answer ends it with `Failed` and is restarted.
+ *
+ * An answer: the question is recorded, the model gets a system prompt (who it is, the run: its
+ * strategy, status and metrics), the chat so far and the question, with the tools (ToolSpecs.ts);
+ * each tool call it makes is decoded (a call that does not decode goes back to it as an error, never
+ * a crash), run against the store (Tools.ts) and its result sent back, for at most 4 rounds; its
+ * text streams token by token throughout. Without a model (the offline backend) the question is
+ * routed to the same tools by keywords and answered with their plain sentences, word by word. Every
+ * model call is recorded (an `LlmCall` of agent `system`), under the process's concurrency cap and
+ * the run's LLM timeouts; a failure mid-answer ends it with `Failed`, recorded as such.
+ */
+import { createHash } from "node:crypto"
+import type { SqlClient } from "@effect/sql"
+import { Cause, Clock, Context, Duration, Effect, Either, Exit, Layer, Mailbox, Schedule, type Scope, Stream } from "effect"
+import {
+  AnswerQuestion,
+  type ChatChunk,
+  type ChatMessage,
+  ChatSessionProtocol,
+  type ChatSession,
+  ChatWatchOverflow,
+  type ChunkSink,
+  RetireSession,
+  SweepSessions,
+  SystemAgentProtocol,
+  SystemAgentUnavailable
+} from "../../schemas/Chat.js"
+import type { AgentId, RunId } from "../../schemas/Ids.js"
+import {
+  type Backend,
+  type BackendError,
+  defaultLlmConfig,
+  type LlmCall,
+  type LlmConfig,
+  LlmTimeout,
+  type Message,
+  type ToolCall
+} from "../../schemas/Llm.js"
+import { agentName } from "../../schemas/Strategy.js"
+import * as Actor from "../../src/actor/Actor.js"
+import type { ActorRef } from "../../src/actor/ActorRef.js"
+import * as ActorSystem from "../../src/actor/ActorSystem.js"
+import type { BackendInfo, ChatRequest } from "../../src/llm/LanguageModel.js"
+import { LlmRuntime } from "../../src/llm/LlmRuntime.js"
+import * as Chats from "../../src/store/Chats.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as Supervisor from "../../supervisors/Supervisor.js"
+import * as Format from "./internal/Format.js"
+import { decodeToolCall, routeQuestion, type ToolRequest, toolSpecs } from "./ToolSpecs.js"
+import * as Tools from "./Tools.js"
+
+const AGENT = "system" as AgentId
+
+/** Model turns that may call tools, per question; the turn after them must answer. */
+export const MAX_TOOL_ROUNDS = 4
+/** Tool calls run per turn (a model asking for more gets the first ones). */
+const MAX_CALLS_PER_TURN = 8
+/** The chat so far, as the model is given it: the latest questions and answers, within a length. */
+const HISTORY_MESSAGES = 20
+const HISTORY_CHARS = 12_000
+/** Room for any answer's chunks (a few per token): an asker never slows the agent down. */
+const REPLY_CAPACITY = 16_384
+/** First retry's wait (doubling), for a call that failed before it gave any text. */
+const BACKOFF_MILLIS = 200
+/** On top of the backend's own limit, in case a backend does not keep it. */
+const GRACE_MILLIS = 1_000
+/** A model's tool arguments shown and stored up to this much JSON. */
+const SHOWN_ARGUMENTS = 2_000
+
+export interface Options {
+  /** Questions a session may have waiting behind the one being answered (default 4). */
+  readonly queue?: number
+  /** How long a session's actor is kept without a question (default 15 minutes). */
+  readonly idle?: Duration.DurationInput
+  /** How often idle sessions are looked for (default 1 minute). */
+  readonly sweep?: Duration.DurationInput
+  /** Chunks a watcher may fall behind before it is dropped (default 4,096). */
+  readonly watchBuffer?: number
+}
+
+export interface Service {
+  /** The backend the answers come from (`offline`: routed to the tools by keywords). */
+  readonly backend: BackendInfo
+  /**
+   * Ask `question` (one that decodes with `ChatQuestion`) in the chat of `run` — whose ownership the
+   * caller has checked: the answer's chunks as they come, ending with `Done` or `Failed`; fails when
+   * the question could not be taken. An asker that goes away leaves the answer to finish (recorded,
+   * and seen by the run's watchers).
+   */
+  readonly ask: (run: RunId, question: string) => Stream.Stream<ChatChunk, SystemAgentUnavailable>
+  /**
+   * The chunks of every answer in the chat of `run` from now on (the answer in progress from its
+   * start), until the watcher goes away or falls more than its buffer behind (`ChatWatchOverflow`).
+   * Subscribed when the scope opens: nothing produced after that is missed.
+   */
+  readonly watch: (run: RunId) => Effect.Effect<Stream.Stream<ChatChunk, ChatWatchOverflow>, never, Scope.Scope>
+}
+
+export class SystemAgent extends Context.Tag("swarm/agents/SystemAgent")<SystemAgent, Service>() {}
+
+// ---------------------------------------------------------------------------------------------
+// The run's watchers
+
+/**
+ * Every run's chat watchers (SSE), in this process. `publish` is synchronous and never waits: a
+ * watcher that falls more than its buffer behind is dropped with `ChatWatchOverflow`. The answer in
+ * progress is kept, so that a watcher arriving mid-answer gets it from its start.
+ */
+class Feed {
+  private readonly watchers = new Map<string, Set<Mailbox.Mailbox<ChatChunk, ChatWatchOverflow>>>()
+  private readonly current = new Map<string, Array<ChatChunk>>()
+
+  constructor(private readonly buffer: number) {}
+
+  publish(run: string, chunk: ChatChunk): void {
+    if (chunk._tag === "Asked") this.current.set(run, [chunk])
+    else if (chunk._tag === "Done" || chunk._tag === "Failed") this.current.delete(run)
+    else this.current.get(run)?.push(chunk)
+    const watchers = this.watchers.get(run)
+    if (watchers === undefined) return
+    for (const box of watchers) {
+      if (box.unsafeOffer(chunk)) continue
+      box.unsafeDone(Exit.fail(new ChatWatchOverflow({ run, buffer: this.buffer })))
+      watchers.delete(box)
+    }
+  }
+
+  subscribe(run: string): Effect.Effect<Mailbox.ReadonlyMailbox<ChatChunk, ChatWatchOverflow>, never, Scope.Scope> {
+    return Effect.acquireRelease(
+      Effect.map(Mailbox.make<ChatChunk, ChatWatchOverflow>({ capacity: this.buffer }), (box) => {
+        // An answer is far shorter than a buffer: its start always fits.
+        box.unsafeOfferAll(this.current.get(run) ?? [])
+        let watchers = this.watchers.get(run)
+        if (watchers === undefined) this.watchers.set(run, (watchers = new Set()))
+        watchers.add(box)
+        return box
+      }),
+      (box) =>
+        Effect.suspend(() => {
+          const watchers = this.watchers.get(run)
+          watchers?.delete(box)
+          if (watchers?.size === 0) this.watchers.delete(run)
+          return box.shutdown
+        })
+    )
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One answer
+
+interface Deps {
+  readonly llm: LlmRuntime["Type"]
+  readonly context: Context.Context<SqlClient.SqlClient>
+  readonly feed: Feed
+  readonly queue: number
+  readonly idleMillis: number
+  readonly sweep: Duration.Duration
+}
+
+type Body<C> = C extends unknown ? Omit<C, "question" | "index"> : never
+
+/** An answer in progress: where it stands, what it has said, what it has cost. */
+class Turn {
+  session: ChatSession | undefined = undefined
+  /** The question's message number, once it is recorded (0 before). */
+  question = 0
+  index = 0
+  /** The text streamed so far: the answer as recorded. */
+  text = ""
+  tokensIn = 0
+  tokensOut = 0
+  calls = 0
+  model: string = defaultLlmConfig.model
+  /** `Done` or `Failed` was sent, or the asker was failed. */
+  finished = false
+
+  constructor(readonly run: RunId, readonly reply: ChunkSink, readonly feed: Feed, readonly backend: Backend) {}
+
+  emit(body: Body<ChatChunk>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const chunk = { ...body, question: this.question, index: this.index++ } as ChatChunk
+      this.feed.publish(this.run, chunk)
+      return Effect.asVoid(this.reply.offer(chunk))
+    })
+  }
+}
+
+const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
+
+const isTransient = (error: BackendError): boolean => error._tag !== "LlmRequestFailed" || error.transient
+
+const cut = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text)
+
+/** What was sent to the model, as recorded and hashed (the tools by name: their specs are constant). */
+const promptOf = (request: ChatRequest): string =>
+  JSON.stringify({
+    model: request.model,
+    messages: request.messages,
+    ...(request.tools === undefined ? {} : { tools: request.tools.map((t) => t.name) })
+  })
+
+/** A model's tool arguments as they may be shown and stored: storable, and cut when long. */
+const shownArguments = (raw: unknown): Record<string, unknown> => {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(raw)
+  } catch {
+    json = undefined
+  }
+  if (json === undefined) return { _unreadable: String(typeof raw) }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return { _given: Chats.storableJson(cut(json, 200)) }
+  if (json.length <= SHOWN_ARGUMENTS) return Chats.storableJson(raw) as Record<string, unknown>
+  return { _truncated: Chats.storable(cut(json, 200)), _length: json.length }
+}
+
+/** A tool call as stored: its name and arguments, storable and cut. */
+const storedCall = (call: ToolCall): ToolCall => ({
+  name: Chats.storable(cut(String(call.name), 64)),
+  arguments: shownArguments(call.arguments)
+})
+
+const reasonOf = (error: { readonly _tag: string; readonly message?: string }): string =>
+  error.message !== undefined && error.message !== "" ? error.message : error._tag
+
+/** What the offline agent says when no tool fits a question. */
+export const CAPABILITIES = "I am the system agent, answering without a language model (offline), so I answer the questions one of my " +
+  "tools can: which trades won or lost (by symbol, side, hour, weekday or holding period, e.g. \"which trades lost money?\"), " +
+  "the run's metrics, for a period too (\"what is the Sharpe ratio?\", \"max drawdown since 2024-03-01\"), why a round or an " +
+  "order was decided (\"explain AAPL@2024-03-01T14:30Z\"), rules that would have avoided the losing patterns (\"suggest rules\"), " +
+  "and a comparison with another run (\"compare with run 2\")."
+
+/** The system prompt: who the agent is, and the run. */
+export const systemPrompt = (record: Runs.RunRecord): string => {
+  const s = record.strategy
+  const symbols = s.symbols.length > 20 ? `${s.symbols.slice(0, 20).join(", ")} and ${s.symbols.length - 20} more` : s.symbols.join(", ")
+  const metrics = record.metrics === null
+    ? "It has no final metrics yet (it has not finished); calculate_metrics computes them from what it has recorded."
+    : `Its metrics: ${Tools.describeMetrics({ basis: "run", from: null, to: null, metrics: record.metrics })}`
+  return [
+    "You are the system agent of Swarm, a runtime for AI trading agent swarms. An operator asks you about one run of their strategy.",
+    "Answer about this run only, briefly, in plain sentences. Call a tool for any figure you give; never invent numbers, trades or rules.",
+    "In tool results money is in micro-units of the account currency (1000000 is 1.00) and times are epoch milliseconds, UTC.",
+    "The operator applies a suggested rule with its suggestion id (chat.applyRule): it makes a new strategy version, which the next run uses.",
+    `The run is ${record.strategyName}#${record.number} (id ${record.id}) of strategy "${s.name}" version ${record.strategyVersion}: ` +
+    `mode ${record.mode}, status ${record.status}${record.failure === null ? "" : ` (${cut(record.failure, 200)})`}` +
+    `${record.from === null || record.to === null ? "" : `, bars from ${Format.time(record.from)} to ${Format.time(record.to)}`}.`,
+    `It trades ${symbols} with initial cash ${Format.money(s.initialCash)}${s.allowShort ? ", long and short" : ", long only"}; ` +
+    `its analysts: ${s.agents.map(agentName).join(", ")}; ${Format.count(s.rules.length, "rule")}.`,
+    metrics
+  ].join("\n")
+}
+
+/** The chat so far, as the model is given it: questions and complete answers (no tool turns, no broken answers). */
+const historyMessages = (history: ReadonlyArray<ChatMessage>): Array<Message> => {
+  const kept = history.filter((m) => m.error === null && (m.role === "user" || (m.role === "assistant" && m.toolCalls === null)))
+  const out: Array<Message> = []
+  let chars = 0
+  for (let i = kept.length - 1; i >= 0 && out.length < HISTORY_MESSAGES; i--) {
+    const m = kept[i]!
+    chars += m.content.length
+    if (chars > HISTORY_CHARS) break
+    out.unshift({ role: m.role, content: m.content })
+  }
+  // A history opens with a question.
+  while (out.length > 0 && out[0]!.role !== "user") out.shift()
+  return out
+}
+
+/** A tool call, run: what the model and the operator are shown. */
+interface Used {
+  readonly tool: string
+  readonly arguments: Record<string, unknown>
+  readonly ok: boolean
+  /** The tool message's content: the result as compact JSON, or the error. */
+  readonly content: string
+  readonly summary: string
+  /** Plain sentences (the offline answer). */
+  readonly sentences: string
+}
+
+const runDecoded = (request: ToolRequest, record: Runs.RunRecord) =>
+  Effect.gen(function*() {
+    const exit = yield* Effect.exit(Tools.run(request, record))
+    if (Exit.isSuccess(exit)) {
+      const o = exit.value
+      return {
+        tool: o.tool,
+        arguments: Chats.storableJson(o.arguments) as Record<string, unknown>,
+        ok: true,
+        content: Tools.compactJson(o.result),
+        summary: o.summary,
+        sentences: o.sentences
+      } satisfies Used
+    }
+    // The store failed (or a bug did): the model is told, the answer goes on.
+    const failure = Cause.failureOption(exit.cause)
+    const reason = failure._tag === "Some" ? reasonOf(failure.value) : "the tool failed unexpectedly (the failure is logged)"
+    if (failure._tag === "None") yield* Effect.logError("SystemAgent: a tool failed", exit.cause).pipe(Effect.annotateLogs({ tool: request.tool }))
+    return {
+      tool: request.tool,
+      arguments: Chats.storableJson(Tools.encodedArguments(request)) as Record<string, unknown>,
+      ok: false,
+      content: JSON.stringify({ error: "ToolFailed", tool: request.tool, reason: Chats.storable(reason) }),
+      summary: cut(`failed: ${reason}`, 160),
+      sentences: `I could not run ${request.tool}: ${reason}.`
+    } satisfies Used
+  })
+
+/** A model's tool call: decoded (a bad one is answered with why, for the model to correct), then run. */
+const useTool = (call: ToolCall, record: Runs.RunRecord) => {
+  const decoded = decodeToolCall(call)
+  if (Either.isRight(decoded)) return runDecoded(decoded.right, record)
+  const rejected = decoded.left
+  return Effect.succeed<Used>({
+    tool: Chats.storable(rejected.tool),
+    arguments: shownArguments((call as { readonly arguments?: unknown }).arguments),
+    ok: false,
+    content: JSON.stringify({
+      error: "ToolCallRejected",
+      tool: Chats.storable(rejected.tool),
+      field: Chats.storable(rejected.field),
+      reason: Chats.storable(rejected.reason),
+      hint: "Call the tool again with arguments that match its parameters, or answer without it."
+    }),
+    summary: cut(`refused: ${Chats.storable(rejected.message)}`, 160),
+    sentences: rejected.message
+  })
+}
+
+/**
+ * One model call, streamed: its text goes out as tokens while it comes; retried (with backoff, for
+ * a transient failure) only while it has given no text; recorded whatever its outcome.
+ */
+const callModel = (deps: Deps, turn: Turn, request: ChatRequest, config: LlmConfig) =>
+  Effect.gen(function*() {
+    const n = ++turn.calls
+    const started = performance.now()
+    let attempts = 0
+    let emitted = false
+    let content = ""
+    let toolCalls: Array<ToolCall> = []
+    let tokensIn = 0
+    let tokensOut = 0
+    const once = Effect.suspend(() => {
+      attempts++
+      content = ""
+      toolCalls = []
+      return deps.llm.model.chatStream(request).pipe(
+        Stream.runForEach((chunk) => {
+          switch (chunk._tag) {
+            case "Text":
+              if (chunk.text === "") return Effect.void
+              emitted = true
+              content += chunk.text
+              turn.text += chunk.text
+              return turn.emit({ _tag: "Token", text: chunk.text })
+            case "ToolCalls":
+              toolCalls.push(...chunk.calls)
+              return Effect.void
+            case "Done":
+              tokensIn = chunk.tokensIn
+              tokensOut = chunk.tokensOut
+              return Effect.void
+          }
+        }),
+        Effect.timeoutFail({
+          duration: Duration.millis(request.timeoutMillis + GRACE_MILLIS),
+          onTimeout: () => new LlmTimeout({ model: request.model, millis: request.timeoutMillis })
+        })
+      )
+    })
+    const outcome = yield* deps.llm.limiter.withPermits(1)(once).pipe(
+      Effect.retry({
+        schedule: Schedule.exponential(Duration.millis(BACKOFF_MILLIS)),
+        times: config.retries,
+        while: (error) => !emitted && isTransient(error)
+      }),
+      Effect.either
+    )
+    turn.tokensIn += tokensIn
+    turn.tokensOut += tokensOut
+    const prompt = promptOf(request)
+    const answer = toolCalls.length > 0 ? JSON.stringify({ content, toolCalls }) : content
+    const call: LlmCall = {
+      agent: AGENT,
+      step: `q${turn.question}-${n}`,
+      model: request.model,
+      backend: deps.llm.model.backend.kind,
+      promptHash: sha256(prompt),
+      prompt,
+      ...(answer === "" ? {} : { answer }),
+      tokensIn,
+      tokensOut,
+      latencyMillis: Math.round(performance.now() - started),
+      cache: "off",
+      attempts,
+      outcome: Either.isRight(outcome) ? "ok" : outcome.left._tag === "LlmTimeout" ? "timeout" : "error",
+      ...(Either.isLeft(outcome) ? { error: outcome.left.message } : {})
+    }
+    yield* Chats.recordCall(turn.session!.id, turn.question, call)
+    if (Either.isLeft(outcome)) return yield* Effect.fail(outcome.left)
+    return { content, toolCalls }
+  })
+
+const requestOf = (config: LlmConfig, messages: ReadonlyArray<Message>, extra: Partial<ChatRequest> = {}): ChatRequest => ({
+  model: config.model,
+  messages: [...messages],
+  maxTokensOut: config.maxTokensOut,
+  temperature: config.temperature,
+  timeoutMillis: config.timeoutMillis,
+  offline: () => ({ content: "" }),
+  ...extra
+})
+
+/** With a model: turns with tools until it answers in text (at most `MAX_TOOL_ROUNDS` of them), streamed. */
+const converse = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: LlmConfig, messages: Array<Message>) =>
+  Effect.gen(function*() {
+    for (let round = 0;; round++) {
+      const tools = round < MAX_TOOL_ROUNDS
+      if (!tools) {
+        messages.push({
+          role: "system",
+          content: `You have called tools ${MAX_TOOL_ROUNDS} times for this question: answer now, from their results, without calling another.`
+        })
+      }
+      const result = yield* callModel(deps, turn, requestOf(config, messages, tools ? { tools: toolSpecs } : {}), config)
+      if (!tools || result.toolCalls.length === 0) return
+      const calls = result.toolCalls.slice(0, MAX_CALLS_PER_TURN)
+      messages.push({ role: "assistant", content: result.content, toolCalls: calls })
+      yield* Chats.append(turn.session!.id, {
+        role: "assistant",
+        content: "",
+        toolCalls: calls.map(storedCall),
+        backend: turn.backend,
+        model: turn.model
+      })
+      for (const call of calls) {
+        const used = yield* useTool(call, record)
+        messages.push({ role: "tool", content: used.content, toolName: used.tool })
+        yield* Chats.append(turn.session!.id, { role: "tool", content: used.content, toolName: used.tool })
+        yield* turn.emit({ _tag: "ToolUsed", tool: used.tool, arguments: used.arguments, ok: used.ok, summary: used.summary })
+      }
+    }
+  })
+
+/** Without a model: the question routed to a tool by keywords, answered with its sentences, streamed word by word. */
+const answerOffline = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: LlmConfig, messages: Array<Message>, question: string) =>
+  Effect.gen(function*() {
+    const routed = routeQuestion(question, { symbols: record.strategy.symbols })
+    let text = CAPABILITIES
+    if (routed !== undefined) {
+      const used = yield* runDecoded(routed, record)
+      const call: ToolCall = { name: routed.tool, arguments: used.arguments }
+      yield* Chats.append(turn.session!.id, { role: "assistant", content: "", toolCalls: [call], backend: turn.backend, model: turn.model })
+      yield* Chats.append(turn.session!.id, { role: "tool", content: used.content, toolName: used.tool })
+      yield* turn.emit({ _tag: "ToolUsed", tool: used.tool, arguments: used.arguments, ok: used.ok, summary: used.summary })
+      messages.push({ role: "assistant", content: "", toolCalls: [call] }, { role: "tool", content: used.content, toolName: used.tool })
+      text = used.sentences
+    }
+    yield* callModel(deps, turn, requestOf(config, messages, { offline: () => ({ content: text }) }), config)
+  })
+
+/** The answer broke off with a typed failure: recorded as such, `Failed` sent (or the asker failed, before the question was recorded). */
+const failed = (turn: Turn, error: { readonly _tag: string; readonly message?: string }) =>
+  Effect.gen(function*() {
+    const reason = reasonOf(error)
+    if (turn.question === 0 || turn.session === undefined) {
+      turn.finished = true
+      yield* turn.reply.fail(new SystemAgentUnavailable({ reason }))
+      return
+    }
+    // Best effort, and bounded: the asker and the watchers hear of the failure whatever the database does.
+    const saved = yield* Effect.option(Chats.append(turn.session.id, {
+      role: "assistant",
+      content: turn.text,
+      backend: turn.backend,
+      model: turn.model,
+      tokensIn: turn.tokensIn,
+      tokensOut: turn.tokensOut,
+      error: reason
+    }).pipe(Effect.timeout("5 seconds")))
+    turn.finished = true
+    yield* turn.emit({ _tag: "Failed", message: saved._tag === "Some" ? saved.value.seq : null, error: error._tag, reason })
+    yield* turn.reply.end
+  })
+
+/** The answer was interrupted or crashed (a defect): the asker and the watchers are told, the failure recorded if it can be. */
+const brokenOff = (deps: Deps, turn: Turn, cause: Cause.Cause<unknown>) =>
+  Effect.gen(function*() {
+    if (turn.finished) return
+    const interrupted = Cause.isInterruptedOnly(cause)
+    if (!interrupted) yield* Effect.logError("SystemAgent: answering a question failed", cause).pipe(Effect.annotateLogs({ run: turn.run }))
+    const error = interrupted ? "Interrupted" : "Crashed"
+    const reason = interrupted
+      ? "the system agent stopped before the answer was complete"
+      : "the system agent failed while answering (the failure is logged)"
+    yield* failed(turn, { _tag: error, message: reason }).pipe(
+      Effect.provide(deps.context),
+      Effect.catchAllCause(() => Effect.sync(() => turn.reply.unsafeDone(Exit.fail(new SystemAgentUnavailable({ reason })))))
+    )
+  })
+
+/** Answers one question, start to end. Never fails: its failures are chunks (or the asker's failure). */
+const answer = (deps: Deps, message: AnswerQuestion): Effect.Effect<void> => {
+  const turn = new Turn(message.run, message.reply, deps.feed, deps.llm.model.backend.kind)
+  const work = Effect.gen(function*() {
+    const record = yield* Runs.get(message.run)
+    const config = record.strategy.llm ?? defaultLlmConfig
+    turn.model = config.model
+    const session = yield* Chats.session(record.id, record.owner)
+    turn.session = session
+    const earlier = yield* Chats.history(session.id, { limit: HISTORY_MESSAGES * 3 })
+    const asked = yield* Chats.append(session.id, { role: "user", content: message.question })
+    turn.question = asked.seq
+    yield* turn.emit({ _tag: "Asked", run: record.id, content: message.question })
+    const messages: Array<Message> = [
+      { role: "system", content: systemPrompt(record) },
+      ...historyMessages(earlier),
+      { role: "user", content: message.question }
+    ]
+    if (turn.backend === "offline") yield* answerOffline(deps, turn, record, config, messages, message.question)
+    else yield* converse(deps, turn, record, config, messages)
+    const saved = yield* Chats.append(session.id, {
+      role: "assistant",
+      content: turn.text,
+      backend: turn.backend,
+      model: turn.model,
+      tokensIn: turn.tokensIn,
+      tokensOut: turn.tokensOut
+    })
+    turn.finished = true
+    yield* turn.emit({
+      _tag: "Done",
+      message: saved.seq,
+      backend: turn.backend,
+      model: turn.model,
+      tokensIn: turn.tokensIn,
+      tokensOut: turn.tokensOut
+    })
+    yield* turn.reply.end
+  })
+  return work.pipe(
+    Effect.catchAll((error) => failed(turn, error)),
+    Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : brokenOff(deps, turn, exit.cause))),
+    Effect.provide(deps.context),
+    Effect.withSpan("SystemAgent.answer", { attributes: { "agent.id": AGENT, run: message.run } })
+  )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The actors
+
+/** A session's actor: its questions, one at a time, in order; a bounded mailbox that refuses past `queue` waiting. */
+const sessionActor = (deps: Deps) =>
+  Actor.make({
+    protocol: ChatSessionProtocol,
+    mailbox: { capacity: deps.queue, overflow: "fail" },
+    initial: undefined as void,
+    behavior: (state, message, context) =>
+      message._tag === "RetireSession" ? Effect.as(context.stop, state) : Effect.as(answer(deps, message), state)
+  })
+
+interface Routed {
+  readonly ref: ActorRef<ChatSessionProtocol, "fail">
+  lastUsed: number
+}
+
+interface RouterState {
+  readonly sessions: Map<string, Routed>
+  /** Numbers the session actors: a session let go and asked again gets a new one, never a name still stopping. */
+  generation: number
+}
+
+/** The system agent itself: routes each question to its run's session actor, and lets idle ones go. */
+const routerActor = (deps: Deps) =>
+  Actor.make({
+    protocol: SystemAgentProtocol,
+    mailbox: { capacity: 1_024 },
+    setup: (context) =>
+      Effect.as(context.scheduleRepeatedly(new SweepSessions(), deps.sweep), { sessions: new Map(), generation: 0 } as RouterState),
+    behavior: (state, message, context) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        if (message._tag === "SweepSessions") {
+          for (const [run, routed] of state.sessions) {
+            if (now - routed.lastUsed < deps.idleMillis) continue
+            // Out of the map first: a question from now on goes to a new actor, never to one stopping.
+            state.sessions.delete(run)
+            yield* Effect.ignore(routed.ref.tell(new RetireSession()))
+          }
+          return state
+        }
+        let routed = state.sessions.get(message.run)
+        if (routed === undefined) {
+          const ref = yield* Effect.orDie(context.spawn(sessionActor(deps), { name: `${message.run}-${++state.generation}`, restart: "transient" }))
+          routed = { ref, lastUsed: now }
+          state.sessions.set(message.run, routed)
+        }
+        routed.lastUsed = now
+        // A full mailbox refuses it: a dead letter, which tells the asker (see `make`).
+        yield* Effect.ignore(routed.ref.tell(message))
+        return state
+      })
+  })
+
+const undelivered = (reason: "stopped" | "overflow" | "crashed", queue: number): string => {
+  switch (reason) {
+    case "overflow":
+      return `this run's chat already has ${queue} questions waiting: ask again once they are answered`
+    case "stopped":
+      return "the system agent is stopping"
+    case "crashed":
+      return "the system agent failed while answering (the failure is logged)"
+  }
+}
+
+/** The system agent of this process, for the scope: its actor system, its supervisor and the agent under it. */
+export const make = (options: Options = {}): Effect.Effect<Service, never, LlmRuntime | SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const llm = yield* LlmRuntime
+    const context = yield* Effect.context<SqlClient.SqlClient>()
+    const queue = Math.max(1, Math.trunc(options.queue ?? 4))
+    const deps: Deps = {
+      llm,
+      context,
+      feed: new Feed(Math.max(1, Math.trunc(options.watchBuffer ?? 4_096))),
+      queue,
+      idleMillis: Duration.toMillis(Duration.decode(options.idle ?? "15 minutes")),
+      sweep: Duration.decode(options.sweep ?? "1 minute")
+    }
+    const system = yield* ActorSystem.make({
+      observe: {
+        // Nothing vanishes: a question that cannot be delivered fails its asker's stream.
+        deadLetter: (letter) => {
+          if (letter.message instanceof AnswerQuestion) {
+            letter.message.reply.unsafeDone(Exit.fail(new SystemAgentUnavailable({ reason: undelivered(letter.reason, queue) })))
+          }
+        }
+      }
+    })
+    const tree = yield* Supervisor.start({
+      strategy: "one_for_one",
+      intensity: 10,
+      period: "1 minute",
+      children: [Supervisor.worker("agent", routerActor(deps))]
+    }, { name: "system", restart: "permanent" }).pipe(Effect.provideService(ActorSystem.ActorSystem, system), Effect.orDie)
+    const agent = tree.ref("agent")
+    return {
+      backend: llm.info,
+      ask: (run, question) =>
+        Stream.unwrapScoped(Effect.gen(function*() {
+          const reply = yield* Mailbox.make<ChatChunk, SystemAgentUnavailable>({ capacity: REPLY_CAPACITY })
+          // The asker went away: the answer goes on, its chunks no longer kept for it.
+          yield* Effect.addFinalizer(() => reply.shutdown)
+          // Decoded by the asker: the constructor need not check it again.
+          yield* agent.tell(new AnswerQuestion({ run, question, reply }, true))
+          return Mailbox.toStream(reply)
+        })),
+      watch: (run) => Effect.map(deps.feed.subscribe(run), (box) => Mailbox.toStream(box))
+    } satisfies Service
+  }).pipe(Effect.withSpan("SystemAgent.make"))
+
+/** The process's system agent, from the context's language model and database. */
+export const layer: Layer.Layer<SystemAgent, never, LlmRuntime | SqlClient.SqlClient> = Layer.scoped(SystemAgent, make())

@@ -1,0 +1,433 @@
+/**
+ * The system agent's tools against the store: a decoded tool call (ToolSpecs.ts) run for one run —
+ * its trades, metrics (the run's own, or computed over a period), a round or order explained from
+ * its events, rule suggestions for its strategy, a comparison with another run of the same owner.
+ * Each gives the result the model is shown, a one-line summary for the operator's screen and the
+ * plain sentences the offline agent answers with. The analysis itself is the pure core beside this
+ * file; here is only what to read, and as little of it as the question needs.
+ */
+import { createHash } from "node:crypto"
+import { SqlClient } from "@effect/sql"
+import { Effect, Option, ParseResult, Schema } from "effect"
+import type { RuleSuggestion } from "../../schemas/Chat.js"
+import type { RunId } from "../../schemas/Ids.js"
+import type { EquityPoint, Metrics } from "../../schemas/Metrics.js"
+import type { Money } from "../../schemas/Money.js"
+import { Rule } from "../../schemas/Rule.js"
+import { RunEvent, TradeClosed } from "../../schemas/RunEvent.js"
+import type { Strategy } from "../../schemas/Strategy.js"
+import type { Trade } from "../../schemas/Trade.js"
+import * as Compare from "../../src/store/Compare.js"
+import * as Runs from "../../src/store/Runs.js"
+import { CorruptRecord, storeError } from "../../src/store/StoreError.js"
+import * as Strategies from "../../src/store/Strategies.js"
+import * as MetricsCore from "../../src/trading/Metrics.js"
+import * as DecisionExplanation from "./DecisionExplanation.js"
+import * as Format from "./internal/Format.js"
+import * as RuleSuggestions from "./RuleSuggestions.js"
+import * as ToolSpecs from "./ToolSpecs.js"
+import * as TradeAnalysis from "./TradeAnalysis.js"
+
+/** What running a tool gives. */
+export interface ToolOutcome {
+  readonly tool: ToolSpecs.ToolName
+  /** The arguments as they were understood, encoded (dates as ISO text). */
+  readonly arguments: Record<string, unknown>
+  /** What the model is shown (JSON). */
+  readonly result: unknown
+  /** One line for the operator's screen. */
+  readonly summary: string
+  /** Plain sentences: the offline agent's answer. */
+  readonly sentences: string
+}
+
+const ARGS = {
+  analyse_trades: ToolSpecs.AnalyseTradesArgs,
+  calculate_metrics: ToolSpecs.CalculateMetricsArgs,
+  explain_decision: ToolSpecs.ExplainDecisionArgs,
+  suggest_rules: ToolSpecs.SuggestRulesArgs,
+  compare_runs: ToolSpecs.CompareRunsArgs
+} as const
+
+/** A decoded request's arguments as JSON, the way a model writes them. */
+export const encodedArguments = (request: ToolSpecs.ToolRequest): Record<string, unknown> =>
+  Schema.encodeSync(ARGS[request.tool] as unknown as Schema.Schema<unknown, Record<string, unknown>>)(request.args)
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+const corrupt = (table: string, key: string) => (error: ParseResult.ParseError) =>
+  new CorruptRecord({ table, key, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+
+const decodeTrade = Schema.decodeUnknown(Schema.parseJson(TradeClosed))
+const decodeEvent = Schema.decodeUnknown(Schema.parseJson(RunEvent))
+
+export interface TradeFilter {
+  readonly symbol?: string | undefined
+  /** Exits at or after `from`, before `to` (epoch ms). */
+  readonly from?: number | undefined
+  readonly to?: number | undefined
+}
+
+/** The run's closed trades (in closing order), only those the filter names: selected in the database. */
+export const trades = Effect.fn("Tools.trades")(function*(run: RunId, filter: TradeFilter = {}) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ seq: number; body: string }>`
+    select e.seq, e.body from trades t join run_events e on e.run_id = t.run_id and e.seq = t.seq
+    where t.run_id = ${run}
+      ${filter.symbol === undefined ? sql`` : sql`and upper(t.symbol) = ${filter.symbol.toUpperCase()}`}
+      ${filter.from === undefined ? sql`` : sql`and t.exit_ts >= ${filter.from}`}
+      ${filter.to === undefined ? sql`` : sql`and t.exit_ts < ${filter.to}`}
+    order by t.seq`
+  const out: Array<Trade> = []
+  for (const row of rows) out.push((yield* decodeTrade(row.body).pipe(Effect.mapError(corrupt("run_events", `${run}#${row.seq}`)))).trade)
+  return TradeAnalysis.selectTrades(out, filter)
+}, storeError("read a run's trades"))
+
+/** Events that may mention a round or an order (DecisionExplanation reads these). */
+const ROUND_TAGS = [
+  "OpinionGiven",
+  "DecisionMade",
+  "VerdictGiven",
+  "ApprovalRequested",
+  "ApprovalResolved",
+  "OrderPlaced",
+  "OrderFilled",
+  "OrderCancelled",
+  "ExecutionBlocked"
+] as const
+
+/**
+ * Every event the explanation of `round` needs, and no more: those that name the round (or an order
+ * it placed), the trades its fills opened or closed, and — when nothing names it — the decisions
+ * nearest in time on its symbol, to offer instead.
+ */
+const roundEvents = (run: RunId, round: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const mentioning = (text: string) =>
+      sql<{ seq: number; body: string }>`
+        select seq, body from run_events where run_id = ${run} and tag in ${sql.in(ROUND_TAGS)}
+          and strpos(body, ${JSON.stringify(text)}) > 0
+        order by seq`
+    const rows = [...(yield* mentioning(round))]
+    const events: Array<RunEvent> = []
+    const decode = (row: { seq: number; body: string }) => decodeEvent(row.body).pipe(Effect.mapError(corrupt("run_events", `${run}#${row.seq}`)))
+    for (const row of rows) events.push(yield* decode(row))
+    // Orders whose id is not the round's own: their fills and cancellations name the order only.
+    const seen = new Set(rows.map((r) => r.seq))
+    for (const event of [...events]) {
+      if (event._tag !== "OrderPlaced" || event.order.id === round) continue
+      for (const row of yield* mentioning(event.order.id)) {
+        if (seen.has(row.seq)) continue
+        seen.add(row.seq)
+        events.push(yield* decode(row))
+      }
+    }
+    const at = round.lastIndexOf("@")
+    const symbol = at > 0 ? round.slice(0, at) : ""
+    const fillTimes = events.flatMap((e) => (e._tag === "OrderFilled" ? [e.fill.ts] : []))
+    if (fillTimes.length > 0) {
+      const closed = yield* sql<{ seq: number; body: string }>`
+        select e.seq, e.body from trades t join run_events e on e.run_id = t.run_id and e.seq = t.seq
+        where t.run_id = ${run} and t.symbol = ${symbol} and (t.entry_ts in ${sql.in(fillTimes)} or t.exit_ts in ${sql.in(fillTimes)})
+        order by t.seq`
+      for (const row of closed) events.push(yield* decode(row))
+    }
+    if (events.length === 0 && symbol !== "") {
+      const ts = Number(round.slice(at + 1))
+      const near = yield* sql<{ seq: number; body: string }>`
+        select e.seq, e.body from decisions d join run_events e on e.run_id = d.run_id and e.seq = d.seq
+        where d.run_id = ${run} and d.symbol = ${symbol}
+        order by ${Number.isSafeInteger(ts) ? sql`abs(d.ts - ${ts})` : sql`d.ts`}, d.ts limit 3`
+      for (const row of near) events.push(yield* decode(row))
+    }
+    return events.sort((a, b) => a.seq - b.seq)
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+
+export interface MetricsResult {
+  /** `run`: the figures the run recorded when it ended (marked every bar); `fills`: computed from the equity recorded at its fills. */
+  readonly basis: "run" | "fills"
+  readonly from: number | null
+  readonly to: number | null
+  readonly metrics: Metrics
+}
+
+/**
+ * The run's metrics, or those of a period of it. A run records its equity at each fill (not at
+ * every bar), so figures over a period are computed from those marks: returns and drawdowns are
+ * exact at the fills, volatility and ratios an approximation. A period starts from the equity at
+ * its start (the last mark before it, or the initial cash).
+ */
+export const metrics = Effect.fn("Tools.metrics")(function*(run: Runs.RunRecord, from?: number, to?: number) {
+  if (from === undefined && to === undefined && run.metrics !== null) {
+    return { basis: "run", from: null, to: null, metrics: run.metrics } satisfies MetricsResult
+  }
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ ts: number; equity: number; grossExposure: number }>`
+    select ts, equity, gross_exposure from equity_snapshots where run_id = ${run.id}
+      ${from === undefined ? sql`` : sql`and ts >= ${from}`}
+      ${to === undefined ? sql`` : sql`and ts < ${to}`}
+    order by seq`
+  let initialCash = run.strategy.initialCash as number
+  if (from !== undefined) {
+    const [before] = yield* sql<{ equity: number }>`
+      select equity from equity_snapshots where run_id = ${run.id} and ts < ${from} order by seq desc limit 1`
+    if (before !== undefined) initialCash = before.equity
+  }
+  // One point per time, strictly increasing: the last mark of a time stands (a resumed run may have marked it twice).
+  const curve: Array<EquityPoint> = []
+  for (const row of rows) {
+    const point = { ts: row.ts, equity: row.equity, exposed: row.grossExposure !== 0 } as EquityPoint
+    const last = curve[curve.length - 1]
+    if (last !== undefined && point.ts <= last.ts) {
+      if (point.ts === last.ts) curve[curve.length - 1] = point
+      continue
+    }
+    curve.push(point)
+  }
+  const closed = yield* trades(run.id, { from, to })
+  const computed = MetricsCore.compute({ curve, trades: closed, initialCash: initialCash as Money, config: run.strategy.metrics })
+  return { basis: "fills", from: from ?? null, to: to ?? null, metrics: computed } satisfies MetricsResult
+}, storeError("compute a run's metrics"))
+
+const figure = (x: number | null, f: (x: number) => string): string => (x === null ? "n/a" : f(x))
+
+/** A few plain sentences about a run's metrics. */
+export const describeMetrics = (result: MetricsResult): string => {
+  const m = result.metrics
+  const period = result.from === null && result.to === null
+    ? "Over the whole run"
+    : `From ${result.from === null ? "the start" : Format.time(result.from)} to ${result.to === null ? "the end" : Format.time(result.to)}`
+  const span = m.startTs === null ? "no equity was recorded" : `${Format.count(m.bars, "mark")} over ${Format.count(m.days, "day")}`
+  const sentences = [
+    `${period} (${span}${result.basis === "fills" ? ", the equity as recorded at fills" : ""}): total return ${
+      figure(m.totalReturn, Format.percent)
+    }, CAGR ${figure(m.cagr, Format.percent)}, final equity ${Format.money(m.finalEquity)} from ${Format.money(m.initialCash)}.`,
+    `Risk: annual volatility ${figure(m.annualVolatility, Format.percent)}, Sharpe ${figure(m.sharpe, Format.decimal)}, Sortino ${
+      figure(m.sortino, Format.decimal)
+    }, Calmar ${figure(m.calmar, Format.decimal)}, max drawdown ${Format.percent(m.maxDrawdown)}${
+      m.maxDrawdownPeakTs === null
+        ? ""
+        : ` (from ${Format.time(m.maxDrawdownPeakTs)} to ${Format.time(m.maxDrawdownTroughTs!)}, ${
+          m.maxDrawdownRecoveryTs === null ? "not recovered" : `recovered ${Format.time(m.maxDrawdownRecoveryTs)}`
+        })`
+    }, exposure ${figure(m.exposure, Format.percent)}.`,
+    m.tradeCount === 0
+      ? "No trade closed."
+      : `${Format.count(m.tradeCount, "trade")}: ${m.winningTrades} won, ${m.losingTrades} lost (win rate ${
+        figure(m.winRate, Format.percent)
+      }), profit factor ${figure(m.profitFactor, Format.decimal)}, gross profit ${Format.pnl(m.grossProfit)}, gross loss ${
+        Format.pnl(m.grossLoss)
+      }.`
+  ]
+  return sentences.join(" ")
+}
+
+const metricsLine = (m: Metrics): string =>
+  `total return ${figure(m.totalReturn, Format.percent)}, Sharpe ${figure(m.sharpe, Format.decimal)}, max drawdown ${
+    Format.percent(m.maxDrawdown)
+  }, ${Format.count(m.tradeCount, "trade")}`
+
+// ---------------------------------------------------------------------------------------------
+// Suggestions
+
+const encodeRule = Schema.encodeSync(Rule)
+
+/** `<rule id>.<min trades>.<first 8 hex of the rule's SHA-256>`: names this rule, made from these trades. */
+export const suggestionId = (rule: Rule, minTrades: number): string =>
+  `${rule.id}.${minTrades}.${createHash("sha256").update(JSON.stringify(encodeRule(rule))).digest("hex").slice(0, 8)}`
+
+/** The minimum trade count a suggestion id was made with, or undefined for an id no suggestion has. */
+export const minTradesOf = (id: string): number | undefined => {
+  const match = /\.(\d{1,4})\.[0-9a-f]{8}$/.exec(id)
+  if (match === null) return undefined
+  const n = Number(match[1])
+  return n >= 1 && n <= 1_000 ? n : undefined
+}
+
+export interface Suggested {
+  /** The strategy's latest version (what a suggestion is applied to); undefined when it was deleted. */
+  readonly strategy: Strategies.Found | undefined
+  readonly minTrades: number
+  readonly suggestions: ReadonlyArray<RuleSuggestion>
+  readonly skipped: ReadonlyArray<RuleSuggestions.Skipped>
+}
+
+/**
+ * Rules against the run's losing patterns, for its strategy's latest version (whose rules tell what
+ * is already limited, and whose rule ids the suggestions avoid); the run's own strategy when the
+ * strategy was deleted. Positions are sized against the run's initial cash.
+ */
+export const suggestions = Effect.fn("Tools.suggestions")(function*(run: Runs.RunRecord, minTrades?: number) {
+  const latest = yield* Strategies.find(run.owner, run.strategyId).pipe(
+    Effect.map(Option.some),
+    Effect.catchTag("StrategyNotFound", () => Effect.succeed(Option.none<Strategies.Found>()))
+  )
+  const strategy: Strategy = Option.match(latest, { onNone: () => run.strategy, onSome: (found) => found.strategy })
+  const analysis = TradeAnalysis.analyseTrades(yield* trades(run.id), { positionSizeBase: run.strategy.initialCash })
+  const result = RuleSuggestions.suggestRules(analysis, strategy, minTrades === undefined ? {} : { minTrades })
+  return {
+    strategy: Option.getOrUndefined(latest),
+    minTrades: result.minTrades,
+    suggestions: result.suggestions.map((s): RuleSuggestion => ({
+      id: suggestionId(s.rule, result.minTrades),
+      rule: s.rule,
+      pattern: s.pattern,
+      reason: s.reason,
+      evidence: s.evidence
+    })),
+    skipped: result.skipped
+  } satisfies Suggested
+})
+
+// ---------------------------------------------------------------------------------------------
+// Comparing
+
+const briefOf = (run: Runs.RunSummary) => ({
+  id: run.id,
+  ref: `${run.strategyName}#${run.number}`,
+  strategyVersion: run.strategyVersion,
+  status: run.status,
+  mode: run.mode,
+  metrics: run.metrics
+})
+
+/** `3` (a run number of the same strategy) as `<strategy>#3`; a run id or `<strategy>#<n>` as given. */
+const otherRef = (run: Runs.RunRecord, reference: string): string => (/^\d+$/.test(reference) ? `${run.strategyName}#${reference}` : reference)
+
+// ---------------------------------------------------------------------------------------------
+// Running a tool
+
+const trimmed = (text: string, max = 160): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text)
+
+/** Runs a decoded tool call for `run` (its ownership checked by the caller). */
+export const run = Effect.fn("Tools.run")(function*(request: ToolSpecs.ToolRequest, record: Runs.RunRecord) {
+  const args = encodedArguments(request)
+  const done = (result: unknown, summary: string, sentences: string): ToolOutcome => ({
+    tool: request.tool,
+    arguments: args,
+    result,
+    summary: trimmed(summary),
+    sentences
+  })
+  switch (request.tool) {
+    case "analyse_trades": {
+      const a = request.args
+      const selected = yield* trades(record.id, { symbol: a.symbol, from: a.from, to: a.to })
+      const analysis = TradeAnalysis.analyseTrades(selected, {
+        ...(a.top === undefined ? {} : { top: a.top }),
+        ...(a.timeZone === undefined ? {} : { timeZone: a.timeZone }),
+        positionSizeBase: record.strategy.initialCash
+      })
+      const o = analysis.overall
+      const summary = o.trades === 0
+        ? "no closed trades in this selection"
+        : `${Format.count(o.trades, "trade")}: ${o.wins} won, ${o.losses} lost, total P&L ${Format.pnl(o.totalPnl)}`
+      return done(analysis, summary, TradeAnalysis.describeTradeAnalysis(analysis))
+    }
+    case "calculate_metrics": {
+      const result = yield* metrics(record, request.args.from, request.args.to)
+      return done(result, metricsLine(result.metrics), describeMetrics(result))
+    }
+    case "explain_decision": {
+      const { order, round } = request.args
+      let explanation: DecisionExplanation.OrderExplanation
+      if (round !== undefined) {
+        explanation = DecisionExplanation.explainRound(yield* roundEvents(record.id, round), round)
+      } else {
+        const sql = yield* SqlClient.SqlClient
+        const [placed] = yield* sql<{ roundId: string }>`
+          select round_id from orders where run_id = ${record.id} and order_id = ${order!} limit 1`
+        explanation = DecisionExplanation.explainOrder(placed === undefined ? [] : yield* roundEvents(record.id, placed.roundId), order!)
+      }
+      const summary = explanation._tag === "RoundFound"
+        ? `round ${explanation.round}: ${explanation.decision?.action ?? "no decision"}${
+          explanation.verdict === null ? "" : `, ${explanation.verdict.outcome}`
+        }, ${Format.count(explanation.orders.length, "order")}`
+        : explanation.reason
+      return done(explanation, summary, DecisionExplanation.describeRound(explanation))
+    }
+    case "suggest_rules": {
+      const suggested = yield* suggestions(record, request.args.minTrades)
+      const view = {
+        minTrades: suggested.minTrades,
+        strategyVersion: suggested.strategy?.version ?? null,
+        suggestions: suggested.suggestions.map((s) => ({ id: s.id, rule: encodeRule(s.rule), reason: s.reason, evidence: s.evidence })),
+        skipped: suggested.skipped
+      }
+      const sentences = RuleSuggestions.describeSuggestions({
+        minTrades: suggested.minTrades,
+        suggestions: suggested.suggestions.map((s) => ({ rule: s.rule, pattern: s.pattern, reason: s.reason, evidence: s.evidence })),
+        skipped: suggested.skipped
+      }) + (suggested.suggestions.length === 0
+        ? ""
+        : ` To apply one, give its id to chat.applyRule: ${suggested.suggestions.map((s, i) => `${i + 1}. ${s.id}`).join("; ")}.`)
+      const summary = suggested.suggestions.length === 0
+        ? "no rule to suggest"
+        : `${Format.count(suggested.suggestions.length, "rule")} suggested: ${suggested.suggestions.map((s) => s.rule.id).join(", ")}`
+      return done(view, summary, sentences)
+    }
+    case "compare_runs": {
+      const ref = otherRef(record, request.args.other)
+      const other = yield* Runs.getSummary(ref, record.owner).pipe(
+        Effect.map(Option.some),
+        Effect.catchTag("RunNotFound", () => Effect.succeed(Option.none<Runs.RunSummary>()))
+      )
+      if (Option.isNone(other)) {
+        const reason = `There is no run ${JSON.stringify(trimmed(ref, 80))} of yours to compare with.`
+        return done({ found: false, other: ref, reason }, reason, reason)
+      }
+      const b = other.value
+      const difference = yield* Compare.firstDecisionDifference(record.id, b.id)
+      const a = briefOf(record)
+      const result = { found: true, a, b: briefOf(b), firstDifference: Option.getOrNull(difference) }
+      const side = (name: string, m: Metrics | null) => `${name}: ${m === null ? "no metrics yet (unfinished)" : metricsLine(m)}`
+      const first = Option.match(difference, {
+        onNone: () => "They made the same decisions throughout.",
+        onSome: (d) =>
+          `They first decided differently on ${d.symbol} at ${Format.time(d.ts)} (${d.a === null ? "no decision" : d.a.action} in ${a.ref}, ${
+            d.b === null ? "no decision" : d.b.action
+          } in ${result.b.ref}), after ${Format.count(d.matched, "decision")} in common.`
+      })
+      const sentences = `${side(a.ref, a.metrics)}. ${side(result.b.ref, b.metrics)}. ${first}`
+      return done(result, `${a.ref} vs ${result.b.ref}: ${Option.isNone(difference) ? "same decisions" : "decisions differ"}`, sentences)
+    }
+  }
+})
+
+// ---------------------------------------------------------------------------------------------
+// What the model is shown
+
+/** The longest tool result a model is given, in characters of JSON. */
+export const MAX_RESULT_CHARS = 8_000
+
+/** Arrays cut to `keep` items, with a note of how many were left out. */
+const cutArrays = (value: unknown, keep: number): unknown => {
+  if (Array.isArray(value)) {
+    const kept = value.slice(0, keep).map((v) => cutArrays(v, keep))
+    return value.length > keep ? [...kept, `… ${value.length - keep} more`] : kept
+  }
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {}
+    for (const [key, v] of Object.entries(value)) out[key] = cutArrays(v, keep)
+    return out
+  }
+  return value
+}
+
+/**
+ * A result as compact JSON of at most `max` characters: long lists are shortened (the first items
+ * kept: the pure core orders them worst first, largest first) until it fits.
+ */
+export const compactJson = (value: unknown, max = MAX_RESULT_CHARS): string => {
+  let text = JSON.stringify(value) ?? "null"
+  for (const keep of [20, 10, 5, 3, 1]) {
+    if (text.length <= max) return text
+    text = JSON.stringify(cutArrays(value, keep)) ?? "null"
+  }
+  return text.length <= max ? text : JSON.stringify({ truncated: true, json: text.slice(0, max - 40) })
+}

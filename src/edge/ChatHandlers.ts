@@ -1,0 +1,118 @@
+/**
+ * The server side of the chat procedures (schemas/Rpc.ts `ChatRpcs`): a question to the system
+ * agent, streamed back; the run's chat history; the rule suggestions for the run, and applying one
+ * (a new version of the run's strategy). Every procedure acts only on a run the principal may see —
+ * another's run is `RunNotFound`, like one that does not exist; an admin sees every run — and bad
+ * input is a typed `InvalidRequest` naming the field.
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect, Option, ParseResult, Schema, Stream } from "effect"
+import { SystemAgent } from "../../agents/system/SystemAgent.js"
+import * as Tools from "../../agents/system/Tools.js"
+import type { Principal } from "../../schemas/Auth.js"
+import { ChatQuestion, SuggestionNotFound } from "../../schemas/Chat.js"
+import { ChatRpcs, Conflict, CurrentPrincipal, InvalidRequest, StrategyNotFound, Unavailable } from "../../schemas/Rpc.js"
+import { Rule } from "../../schemas/Rule.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import * as Chats from "../store/Chats.js"
+import * as Runs from "../store/Runs.js"
+import * as Strategies from "../store/Strategies.js"
+import { unavailable } from "./Unavailable.js"
+
+const ownerFilter = (principal: Principal) => (principal.role === "admin" ? undefined : principal.userId)
+
+const decodeQuestion = Schema.decodeUnknown(ChatQuestion)
+const decodeStrategy = Schema.decodeUnknown(Strategy)
+const encodeStrategy = Schema.encodeSync(Strategy)
+const encodeRule = Schema.encodeSync(Rule)
+
+const reasonOf = (error: ParseResult.ParseError): string => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  return issue === undefined ? "is not valid" : `${issue.path.length === 0 ? "" : `${issue.path.join(".")}: `}${issue.message}`
+}
+
+export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
+  const context = yield* Effect.context<SqlClient.SqlClient>()
+  const agent = yield* SystemAgent
+  const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
+    Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
+  /** The run as the principal may see it (the whole record: the tools read its strategy). */
+  const runOf = (principal: Principal, ref: string) => Runs.get(ref, ownerFilter(principal))
+
+  return {
+    "chat.send": ({ message, run }) =>
+      Stream.unwrapScoped(as((p) =>
+        Effect.gen(function*() {
+          const question = yield* decodeQuestion(message).pipe(
+            Effect.mapError((error) => new InvalidRequest({ field: "message", reason: reasonOf(error) }))
+          )
+          const summary = yield* unavailable(Runs.getSummary(run, ownerFilter(p)))
+          return agent.ask(summary.id, question).pipe(
+            Stream.mapError((error) => new Unavailable({ reason: error.reason }))
+          )
+        }).pipe(Effect.withSpan("Chat.send"))
+      )),
+
+    "chat.history": ({ limit, run }) =>
+      as((p) =>
+        unavailable(Effect.gen(function*() {
+          const summary = yield* Runs.getSummary(run, ownerFilter(p))
+          const session = yield* Chats.find(summary.id)
+          if (Option.isNone(session)) return { run: summary.id, session: null, messages: [] }
+          const messages = yield* Chats.history(session.value.id, limit === undefined ? {} : { limit })
+          return { run: summary.id, session: session.value.id, messages }
+        })).pipe(Effect.withSpan("Chat.history"))
+      ),
+
+    "chat.suggestions": ({ minTrades, run }) =>
+      as((p) =>
+        unavailable(Effect.gen(function*() {
+          const record = yield* runOf(p, run)
+          const suggested = yield* Tools.suggestions(record, minTrades)
+          return {
+            run: record.id,
+            strategy: suggested.strategy?.id ?? record.strategyId,
+            strategyVersion: suggested.strategy?.version ?? record.strategyVersion,
+            minTrades: suggested.minTrades,
+            suggestions: suggested.suggestions,
+            skipped: suggested.skipped
+          }
+        })).pipe(Effect.withSpan("Chat.suggestions"))
+      ),
+
+    "chat.applyRule": ({ run, suggestion }) =>
+      as((p) =>
+        unavailable(Effect.gen(function*() {
+          const record = yield* runOf(p, run)
+          const notFound = (reason: string) => new SuggestionNotFound({ run: record.id, suggestion, reason })
+          const minTrades = Tools.minTradesOf(suggestion)
+          if (minTrades === undefined) {
+            return yield* notFound("a suggestion id is <rule id>.<min trades>.<hash>, as chat.suggestions gives it")
+          }
+          const suggested = yield* Tools.suggestions(record, minTrades)
+          const found = suggested.suggestions.find((s) => s.id === suggestion)
+          if (found === undefined) {
+            return yield* notFound("the run does not suggest it now (its trades or its strategy changed since): ask chat.suggestions again")
+          }
+          const current = suggested.strategy
+          if (current === undefined) return yield* new StrategyNotFound({ strategy: record.strategyId })
+          if (current.strategy.rules.some((r) => r.id === found.rule.id)) {
+            return yield* new Conflict({ reason: `the strategy already has a rule ${found.rule.id}` })
+          }
+          // The whole strategy decoded again, so that its own checks (the rule set's) apply.
+          const encoded = encodeStrategy(current.strategy)
+          const next = yield* decodeStrategy({ ...encoded, rules: [...(encoded.rules ?? []), encodeRule(found.rule)] }).pipe(
+            Effect.mapError((error) => new InvalidRequest({ field: "suggestion", reason: reasonOf(error) }))
+          )
+          // A new version, audited as every strategy update is (its audit entry holds the whole body).
+          const saved = yield* Strategies.update(record.owner, current.id, next).pipe(
+            Effect.catchTag("Conflict", (conflict) => new InvalidRequest({ field: "strategy", reason: conflict.reason }))
+          )
+          yield* Effect.logInfo("Chat: a suggested rule was applied").pipe(
+            Effect.annotateLogs({ run: record.id, rule: found.rule.id, strategy: saved.id, version: saved.version, by: p.userId })
+          )
+          return { id: saved.id, name: saved.name, version: saved.version, strategy: saved.strategy }
+        })).pipe(Effect.withSpan("Chat.applyRule"))
+      )
+  }
+}))

@@ -1,0 +1,128 @@
+/**
+ * `GET /v1/runs/:id/chat`: a run's chat with the system agent as Server-Sent Events, live — every
+ * answer as it is produced, whoever asked (over RPC) — for a dashboard beside the run's events.
+ *
+ *   id: <question>.<index>      the question's message number and the chunk's place in its answer
+ *   event: question | token | tool | done | error
+ *   data: the chunk as JSON (schemas/Chat.ts `ChatChunk`)
+ *
+ * Auth and answers as the run's events (Sse.ts): `Authorization: Bearer <key>` or `?token=`, and
+ * one 404 for a run that does not exist or is not the caller's. A client connecting mid-answer gets
+ * that answer from its start; one reconnecting with `Last-Event-ID` gets what it had not. Answers
+ * finished while it was away are in `chat.history`. A client more than its buffer behind is told so
+ * (`event: overflow`) and disconnected. Heartbeats keep proxies open.
+ */
+import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
+import { Duration, Effect, Either, Schedule, Schema, Stream } from "effect"
+import { SystemAgent } from "../../agents/system/SystemAgent.js"
+import { type Principal, Unauthorized } from "../../schemas/Auth.js"
+import { ChatChunk } from "../../schemas/Chat.js"
+import { InvalidRequest } from "../../schemas/Rpc.js"
+import * as Runs from "../store/Runs.js"
+import { Authenticator } from "./Auth.js"
+import { heartbeatFrame, keyOf } from "./Sse.js"
+
+export const path = "/v1/runs/:id/chat"
+
+export interface Options {
+  /** A `: heartbeat` comment this often. Default 15 s. */
+  readonly heartbeat?: Duration.DurationInput
+  /** The reconnection delay advised to EventSource clients (`retry:`). Default 1 s. */
+  readonly retry?: Duration.DurationInput
+}
+
+const encoder = new TextEncoder()
+const encodeChunk = Schema.encodeSync(ChatChunk)
+
+const EVENT: { readonly [K in ChatChunk["_tag"]]: string } = {
+  Asked: "question",
+  Token: "token",
+  ToolUsed: "tool",
+  Done: "done",
+  Failed: "error"
+}
+
+/** A chunk's frame: JSON has no raw line breaks, so `data:` is one line. */
+export const chunkFrame = (chunk: ChatChunk): string =>
+  `id: ${chunk.question}.${chunk.index}\nevent: ${EVENT[chunk._tag]}\ndata: ${JSON.stringify(encodeChunk(chunk))}\n\n`
+
+const refusal = (status: number, body: Record<string, unknown>, headers?: Record<string, string>) =>
+  HttpServerResponse.unsafeJson(body, { status, ...(headers === undefined ? {} : { headers }) })
+
+const unavailable = refusal(503, { error: "Unavailable", reason: "the database is unavailable; retry later" })
+
+/** `Last-Event-ID: <question>.<index>`: where a reconnecting client stopped (absent: nowhere). */
+const lastIdOf = (header: string | undefined): Either.Either<readonly [number, number] | undefined, InvalidRequest> => {
+  if (header === undefined || header.trim() === "") return Either.right(undefined)
+  const match = /^(\d{1,10})\.(\d{1,10})$/.exec(header.trim())
+  return match === null
+    ? Either.left(new InvalidRequest({ field: "Last-Event-ID", reason: `must be <question>.<index> as this stream's ids are, not ${JSON.stringify(header.slice(0, 40))}` }))
+    : Either.right([Number(match[1]), Number(match[2])] as const)
+}
+
+/** The handler, with its services given. */
+export const handler = (
+  deps: { readonly auth: Authenticator["Type"]; readonly sql: SqlClient.SqlClient; readonly agent: SystemAgent["Type"] },
+  options: Options = {}
+) => {
+  const heartbeat = Duration.decode(options.heartbeat ?? "15 seconds")
+  const retry = Math.max(0, Math.round(Duration.toMillis(Duration.decode(options.retry ?? "1 second"))))
+  return Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const search = yield* HttpServerRequest.ParsedSearchParams
+    const id = (yield* HttpLayerRouter.params).id ?? ""
+    const principal: Principal = yield* Effect.flatMap(keyOf(request.headers, search), deps.auth.authenticate)
+    const last = yield* lastIdOf(request.headers["last-event-id"])
+    const run = yield* Runs.getSummary(id, principal.role === "admin" ? undefined : principal.userId).pipe(
+      Effect.provideService(SqlClient.SqlClient, deps.sql)
+    )
+    const after = (chunk: ChatChunk) =>
+      last === undefined || chunk.question > last[0] || (chunk.question === last[0] && chunk.index > last[1])
+    // Subscribed before the first byte goes out: a client that has read `retry:` misses nothing.
+    const body = Stream.unwrapScoped(Effect.map(deps.agent.watch(run.id), (chunks) => {
+      const frames = chunks.pipe(
+        Stream.filter(after),
+        Stream.map(chunkFrame),
+        Stream.catchAll((overflow) =>
+          Stream.make(
+            `event: overflow\ndata: ${JSON.stringify({ reason: `${overflow.message}: reconnect, and read what was missed with chat.history` })}\n\n`
+          )
+        )
+      )
+      const beats = Stream.fromSchedule(Schedule.spaced(heartbeat)).pipe(Stream.as(heartbeatFrame))
+      return Stream.concat(Stream.make(`retry: ${retry}\n\n`), Stream.merge(frames, beats, { haltStrategy: "left" }))
+    }))
+    return HttpServerResponse.stream(Stream.map(body, (text) => encoder.encode(text)), {
+      contentType: "text/event-stream",
+      headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+    })
+  }).pipe(
+    Effect.catchTags({
+      Unauthorized: (error: Unauthorized) => Effect.succeed(refusal(401, { error: "Unauthorized", reason: error.reason }, { "www-authenticate": "Bearer" })),
+      Unavailable: () => Effect.succeed(unavailable),
+      InvalidRequest: (error: InvalidRequest) => Effect.succeed(refusal(400, { error: "InvalidRequest", field: error.field, reason: error.reason })),
+      RunNotFound: () =>
+        Effect.map(HttpLayerRouter.params, (params) => refusal(404, { error: "RunNotFound", run: params.id ?? "", reason: `no run ${params.id ?? ""}` })),
+      StoreError: (error) =>
+        Effect.as(Effect.logError("SSE chat: the database failed").pipe(Effect.annotateLogs({ reason: error.reason })), unavailable),
+      CorruptRecord: (error) =>
+        Effect.as(
+          Effect.logError("SSE chat: a run record does not decode").pipe(Effect.annotateLogs({ error: error.message })),
+          refusal(500, { error: "CorruptRecord", reason: "the run's record cannot be read; the operator has been told" })
+        )
+    }),
+    Effect.withSpan("ChatSse.chat")
+  )
+}
+
+/** The route, its services taken from the layer's context. */
+export const route = (options: Options = {}) =>
+  HttpLayerRouter.use((router) =>
+    Effect.gen(function*() {
+      const auth = yield* Authenticator
+      const sql = yield* SqlClient.SqlClient
+      const agent = yield* SystemAgent
+      yield* router.add("GET", path, handler({ auth, sql, agent }, options))
+    })
+  )

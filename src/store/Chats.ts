@@ -1,0 +1,191 @@
+/**
+ * The system agent's chats: one session per run (made on its first question), its messages in
+ * order, and the model calls its answers took. Text from a model is stored as it came, except for
+ * what Postgres cannot hold (a NUL, a lone surrogate), which becomes U+FFFD: a hostile or broken
+ * answer is recorded, never a failed write.
+ */
+import { randomBytes } from "node:crypto"
+import { SqlClient } from "@effect/sql"
+import { Effect, Option, ParseResult, Schema } from "effect"
+import type { ChatMessage, ChatRole, ChatSession, ChatSessionId } from "../../schemas/Chat.js"
+import type { RunId } from "../../schemas/Ids.js"
+import { Backend, LlmCall, ToolCall } from "../../schemas/Llm.js"
+import { CorruptRecord, storeError } from "./StoreError.js"
+
+export const newSessionId = (): ChatSessionId => `chat_${randomBytes(6).toString("hex")}` as ChatSessionId
+
+// ---------------------------------------------------------------------------------------------
+// What the database can hold
+
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
+/** Text Postgres can store (text and jsonb): NULs and lone surrogates replaced by U+FFFD. */
+export const storable = (text: string): string => text.replace(UNSTORABLE, "\uFFFD")
+
+/** A JSON value with every string (keys included) storable. */
+export const storableJson = (value: unknown): unknown => {
+  if (typeof value === "string") return storable(value)
+  if (Array.isArray(value)) return value.map(storableJson)
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {}
+    for (const [key, v] of Object.entries(value)) out[storable(key)] = storableJson(v)
+    return out
+  }
+  return value
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+interface SessionRow {
+  readonly id: ChatSessionId
+  readonly runId: RunId
+  readonly ownerId: string
+  readonly createdAt: Date
+}
+
+const sessionOf = (row: SessionRow): ChatSession => ({ id: row.id, run: row.runId, owner: row.ownerId, createdAt: row.createdAt })
+
+/** The run's session, made if it has none (its owner is the run's, `owner`). */
+export const session = Effect.fn("Chats.session")(function*(run: RunId, owner: string) {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`insert into chat_sessions (id, run_id, owner_id) values (${newSessionId()}, ${run}, ${owner})
+    on conflict (run_id) do nothing`
+  const [row] = yield* sql<SessionRow>`select id, run_id, owner_id, created_at from chat_sessions where run_id = ${run}`
+  return sessionOf(row!)
+}, storeError("open a chat session"))
+
+/** The run's session, if it has been chatted with. */
+export const find = Effect.fn("Chats.find")(function*(run: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<SessionRow>`select id, run_id, owner_id, created_at from chat_sessions where run_id = ${run}`
+  return Option.map(Option.fromNullable(row), sessionOf)
+}, storeError("read a chat session"))
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+export interface NewMessage {
+  readonly role: ChatRole
+  readonly content: string
+  readonly toolCalls?: ReadonlyArray<ToolCall> | undefined
+  readonly toolName?: string | undefined
+  readonly backend?: Backend | undefined
+  readonly model?: string | undefined
+  readonly tokensIn?: number | undefined
+  readonly tokensOut?: number | undefined
+  readonly error?: string | undefined
+}
+
+/** Whole, non-negative, within the column: a backend's count could be anything. */
+const count = (n: number | undefined): number =>
+  n === undefined || !Number.isFinite(n) ? 0 : Math.min(2_147_483_647, Math.max(0, Math.trunc(n)))
+
+/** Append a message; returns its number and when it was written. The session row's lock orders concurrent writers. */
+export const append = Effect.fn("Chats.append")(function*(session: ChatSessionId, message: NewMessage) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql.withTransaction(Effect.gen(function*() {
+    yield* sql`select id from chat_sessions where id = ${session} for update`
+    const [row] = yield* sql<{ seq: number; createdAt: Date }>`
+      insert into chat_messages (session_id, seq, role, content, tool_calls, tool_name, backend, model, tokens_in, tokens_out, error)
+      select ${session}, coalesce(max(seq), 0) + 1, ${message.role}, ${storable(message.content)},
+        ${message.toolCalls === undefined || message.toolCalls.length === 0 ? null : JSON.stringify(storableJson(message.toolCalls))}::jsonb,
+        ${message.toolName === undefined ? null : storable(message.toolName)},
+        ${message.backend ?? null}, ${message.model === undefined ? null : storable(message.model)},
+        ${count(message.tokensIn)}, ${count(message.tokensOut)},
+        ${message.error === undefined ? null : storable(message.error)}
+      from chat_messages where session_id = ${session}
+      returning seq, created_at`
+    return { seq: row!.seq, createdAt: row!.createdAt }
+  }))
+}, storeError("record a chat message"))
+
+interface MessageRow {
+  readonly seq: number
+  readonly role: ChatRole
+  readonly content: string
+  readonly toolCalls: unknown
+  readonly toolName: string | null
+  readonly backend: string | null
+  readonly model: string | null
+  readonly tokensIn: number
+  readonly tokensOut: number
+  readonly error: string | null
+  readonly createdAt: Date
+}
+
+const decodeCalls = Schema.decodeUnknown(Schema.NullOr(Schema.Array(ToolCall)))
+const decodeBackend = Schema.decodeUnknown(Schema.NullOr(Backend))
+
+const messageOf = (session: ChatSessionId) => (row: MessageRow) =>
+  Effect.gen(function*() {
+    const corrupt = (column: string) => (error: ParseResult.ParseError) =>
+      new CorruptRecord({ table: "chat_messages", key: `${session}#${row.seq}`, column, reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+    const toolCalls = yield* decodeCalls(row.toolCalls).pipe(Effect.mapError(corrupt("tool_calls")))
+    const backend = yield* decodeBackend(row.backend).pipe(Effect.mapError(corrupt("backend")))
+    return {
+      seq: row.seq,
+      role: row.role,
+      content: row.content,
+      toolCalls,
+      toolName: row.toolName,
+      backend,
+      model: row.model,
+      tokensIn: row.tokensIn,
+      tokensOut: row.tokensOut,
+      error: row.error,
+      createdAt: row.createdAt
+    } satisfies ChatMessage
+  })
+
+/** The session's latest `limit` messages (default 200), oldest first. */
+export const history = Effect.fn("Chats.history")(function*(session: ChatSessionId, options: { readonly limit?: number } = {}) {
+  const sql = yield* SqlClient.SqlClient
+  const limit = Math.max(1, Math.min(10_000, Math.trunc(options.limit ?? 200)))
+  const rows = yield* sql<MessageRow>`
+    select * from (
+      select seq, role, content, tool_calls, tool_name, backend, model, tokens_in, tokens_out, error, created_at
+      from chat_messages where session_id = ${session} order by seq desc limit ${limit}
+    ) latest order by seq`
+  return yield* Effect.forEach(rows, messageOf(session))
+}, storeError("read a chat's messages"))
+
+// ---------------------------------------------------------------------------------------------
+// Model calls
+
+const encodeCall = Schema.encodeSync(LlmCall)
+const decodeCall = Schema.decodeUnknown(LlmCall)
+
+/** Record a model call an answer made (to `question`, a message number); returns its number in the session. */
+export const recordCall = Effect.fn("Chats.recordCall")(function*(session: ChatSessionId, question: number, call: LlmCall) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql.withTransaction(Effect.gen(function*() {
+    yield* sql`select id from chat_sessions where id = ${session} for update`
+    const [row] = yield* sql<{ seq: number }>`
+      insert into chat_llm_calls (session_id, seq, question, body)
+      select ${session}, coalesce(max(seq), 0) + 1, ${question}, ${JSON.stringify(storableJson(encodeCall(call)))}::jsonb
+      from chat_llm_calls where session_id = ${session}
+      returning seq`
+    return row!.seq
+  }))
+}, storeError("record a chat's model call"))
+
+export interface RecordedCall {
+  readonly seq: number
+  readonly question: number | null
+  readonly call: LlmCall
+}
+
+/** The model calls of a session, in order. */
+export const calls = Effect.fn("Chats.calls")(function*(session: ChatSessionId) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ seq: number; question: number | null; body: unknown }>`
+    select seq, question, body from chat_llm_calls where session_id = ${session} order by seq`
+  return yield* Effect.forEach(rows, (row) =>
+    decodeCall(row.body).pipe(
+      Effect.map((call): RecordedCall => ({ seq: row.seq, question: row.question, call })),
+      Effect.mapError((error) =>
+        new CorruptRecord({ table: "chat_llm_calls", key: `${session}#${row.seq}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+      )
+    ))
+}, storeError("read a chat's model calls"))

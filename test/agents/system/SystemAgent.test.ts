@@ -1,0 +1,430 @@
+/**
+ * The system agent against the store, with a fake Ollama (test/llm/FakeOllama.ts) or the offline
+ * backend: tool calling (the call runs the tool with the model's arguments, its result goes back to
+ * the model, the final answer streams token by token and is recorded), hostile tool arguments
+ * answered as errors, the tool rounds capped, a model failing or timing out mid-answer (a `Failed`
+ * chunk, recorded), a crash (the agent restarts and answers the next), the offline answers from the
+ * tools' sentences, order within a run's chat and its watchers, a full queue refused. On every
+ * back-end.
+ */
+import { SqlClient } from "@effect/sql"
+import { expect, layer } from "@effect/vitest"
+import { Chunk, Effect, Fiber, Layer, Schema, Stream } from "effect"
+import type { ReceivedChat } from "../../llm/FakeOllama.js"
+import * as FakeOllama from "../../llm/FakeOllama.js"
+import * as SystemAgent from "../../../agents/system/SystemAgent.js"
+import * as Tools from "../../../agents/system/Tools.js"
+import * as TradeAnalysis from "../../../agents/system/TradeAnalysis.js"
+import { toolNames } from "../../../agents/system/ToolSpecs.js"
+import type { ChatChunk } from "../../../schemas/Chat.js"
+import type { RunId } from "../../../schemas/Ids.js"
+import { LlmUnavailable } from "../../../schemas/Llm.js"
+import { Strategy } from "../../../schemas/Strategy.js"
+import type { Trade } from "../../../schemas/Trade.js"
+import type { LanguageModel } from "../../../src/llm/LanguageModel.js"
+import * as LlmRuntime from "../../../src/llm/LlmRuntime.js"
+import * as Offline from "../../../src/llm/Offline.js"
+import * as Ollama from "../../../src/llm/Ollama.js"
+import * as Chats from "../../../src/store/Chats.js"
+import * as Runs from "../../../src/store/Runs.js"
+import * as StoredRun from "../../../src/store/StoredRun.js"
+import * as Strategies from "../../../src/store/Strategies.js"
+import { backends, startTimeout } from "../../store/fixtures/backends.js"
+import { stored } from "../../store/fixtures/workload.js"
+import { day, trade } from "./fixtures.js"
+
+// ---------------------------------------------------------------------------------------------
+// A run to chat about
+
+/** Six winning AAPL trades and six losing MSFT ones, a day apart. */
+const TRADES: ReadonlyArray<Trade> = Array.from({ length: 6 }, (_, i) => [
+  trade({ symbol: "AAPL", entry: day(i), exit: day(i, 15), pnl: 100 }),
+  trade({ symbol: "MSFT", entry: day(i, 11), exit: day(i, 16), pnl: -50 })
+]).flat()
+
+let seeded = 0
+
+/** A run of `owner` whose closed trades are `trades` (its events and rows written as the recorder would). */
+const seedRun = (owner: string, trades: ReadonlyArray<Trade> = TRADES, llm?: Record<string, unknown>) =>
+  Effect.gen(function*() {
+    const strategy = Schema.decodeUnknownSync(Strategy)({
+      name: `chat test ${++seeded}`,
+      symbols: ["AAPL", "MSFT"],
+      agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }],
+      ...(llm === undefined ? {} : { llm })
+    })
+    const saved = yield* Strategies.saveVersion(owner, strategy)
+    const created = yield* Runs.create({
+      owner,
+      strategyId: saved.strategyId,
+      strategyVersion: saved.version,
+      strategy,
+      mode: "backtest",
+      seed: "0",
+      dataSource: { kind: "test" },
+      dataFingerprint: "test",
+      eventDetail: "decisions"
+    })
+    const sql = yield* SqlClient.SqlClient
+    for (const [i, t] of trades.entries()) {
+      const seq = i + 1
+      const body = JSON.stringify({ _tag: "TradeClosed", run: created.id, seq, at: t.exitTs, trade: t })
+      yield* sql`insert into run_events ${sql.insert({ runId: created.id, seq, tag: "TradeClosed", at: t.exitTs, hash: "0".repeat(64), body })}`
+      yield* sql`insert into trades ${
+        sql.insert({ runId: created.id, seq, symbol: t.symbol, side: t.side, entryTs: t.entryTs, exitTs: t.exitTs, pnl: t.pnl })
+      }`
+    }
+    return { id: created.id, number: created.number, strategyId: saved.strategyId, strategy, name: strategy.name }
+  }).pipe(Effect.orDie)
+
+const users = Layer.effectDiscard(Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  for (const name of ["alice", "bob"]) yield* sql`insert into users (id, name, role) values (${name}, ${name}, 'user') on conflict do nothing`
+}).pipe(Effect.orDie))
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/** A system agent for the test's scope over the context's database, answering with `model`. */
+const agentWith = (model: LanguageModel["Type"], options: SystemAgent.Options = {}) =>
+  SystemAgent.make(options).pipe(Effect.provide(LlmRuntime.layerWith(model)))
+
+const ollamaAgent = (fake: FakeOllama.FakeOllama, options: SystemAgent.Options = {}) => agentWith(Ollama.make({ host: fake.url }), options)
+
+const collect = <E>(stream: Stream.Stream<ChatChunk, E>) => Effect.map(Stream.runCollect(stream), Chunk.toReadonlyArray)
+
+const textOf = (chunks: ReadonlyArray<ChatChunk>) => chunks.flatMap((c) => (c._tag === "Token" ? [c.text] : [])).join("")
+
+const ofTag = <T extends ChatChunk["_tag"]>(chunks: ReadonlyArray<ChatChunk>, tag: T) =>
+  chunks.filter((c): c is Extract<ChatChunk, { _tag: T }> => c._tag === tag)
+
+const historyOf = (run: RunId) =>
+  Effect.gen(function*() {
+    const session = yield* Chats.find(run)
+    if (session._tag === "None") return { messages: [], calls: [] }
+    return { messages: yield* Chats.history(session.value.id), calls: yield* Chats.calls(session.value.id) }
+  }).pipe(Effect.orDie)
+
+const hasToolResult = (request: ReceivedChat) => (request.messages ?? []).some((m) => m.role === "tool")
+
+/** The tool messages the model was sent. */
+const toolMessages = (request: ReceivedChat) =>
+  (request.messages ?? []).filter((m) => m.role === "tool") as Array<{ role: string; content: string; tool_name?: string }>
+
+for (const backend of backends) {
+  layer(Layer.merge(backend.store, users.pipe(Layer.provide(backend.store))), { timeout: startTimeout, excludeTestServices: true })(
+    `system agent (${backend.name})`,
+    (it) => {
+      it.scoped("a tool call runs the tool with the model's arguments and its result goes back; the answer streams and is recorded", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice")
+          const final = "MSFT lost 300.00 over 6 trades, while AAPL made 600.00."
+          const fake = yield* FakeOllama.start((request) =>
+            hasToolResult(request)
+              ? { chunks: FakeOllama.pieces(final), tokensIn: 900, tokensOut: 14 }
+              : { content: "", toolCalls: [{ name: "analyse_trades", arguments: { symbol: "msft" } }], tokensIn: 700, tokensOut: 20 }
+          )
+          const agent = yield* ollamaAgent(fake)
+          const chunks = yield* collect(agent.ask(run.id, "Why did MSFT lose money?"))
+
+          expect(chunks.map((c) => c._tag)).toEqual(["Asked", "ToolUsed", ...FakeOllama.pieces(final).map(() => "Token"), "Done"])
+          expect(chunks.map((c) => c.index)).toEqual(chunks.map((_, i) => i))
+          const question = chunks[0]!.question
+          expect(chunks.every((c) => c.question === question)).toBe(true)
+          const [used] = ofTag(chunks, "ToolUsed")
+          expect(used).toMatchObject({ tool: "analyse_trades", ok: true, arguments: { symbol: "msft" } })
+          expect(used!.summary).toBe("6 trades: 0 won, 6 lost, total P&L -300.00")
+          expect(textOf(chunks)).toBe(final)
+          const done = ofTag(chunks, "Done")[0]!
+          expect(done).toMatchObject({ backend: "ollama", model: "llama3.2:3b", tokensIn: 1_600, tokensOut: 34 })
+
+          // What the model was sent: the tools, who it is and the run, then the tool's result.
+          expect(fake.requests).toHaveLength(2)
+          const first = fake.requests[0]!
+          expect(first.tools?.map((t) => t.function.name)).toEqual(toolNames)
+          expect(first.messages?.[0]?.role).toBe("system")
+          expect(first.messages?.[0]?.content).toContain(`${run.name}#${run.number}`)
+          expect(first.messages?.at(-1)).toEqual({ role: "user", content: "Why did MSFT lose money?" })
+          const second = fake.requests[1]!
+          const assistant = second.messages!.find((m) => m.role === "assistant")!
+          expect(assistant.tool_calls).toEqual([{ function: { name: "analyse_trades", arguments: { symbol: "msft" } } }])
+          const [result] = toolMessages(second)
+          expect(result!.tool_name).toBe("analyse_trades")
+          const analysis = JSON.parse(result!.content) as TradeAnalysis.TradeAnalysis
+          expect(analysis.overall.trades).toBe(6)
+          expect(analysis.overall.totalPnl).toBe(-300_000_000)
+          expect(analysis.bySymbol.map((b) => b.key)).toEqual(["MSFT"])
+
+          // Recorded: the question, the tool turn, the tool's result, the answer — and both model calls.
+          const { calls, messages } = yield* historyOf(run.id)
+          expect(messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "assistant"])
+          expect(messages[0]!.seq).toBe(question)
+          expect(messages[1]!.toolCalls).toEqual([{ name: "analyse_trades", arguments: { symbol: "msft" } }])
+          expect(messages[2]!.content).toBe(result!.content)
+          expect(messages[3]).toMatchObject({ seq: done.message, content: final, backend: "ollama", error: null, tokensIn: 1_600, tokensOut: 34 })
+          expect(calls.map((c) => [c.call.agent, c.call.round, c.call.outcome, c.question])).toEqual([
+            ["system", undefined, "ok", question],
+            ["system", undefined, "ok", question]
+          ])
+          expect(calls[1]!.call.answer).toBe(final)
+          expect(calls[0]!.call.tokensIn).toBe(700)
+
+          // The next question carries the chat so far.
+          fake.setHandler(() => ({ content: "Yes." }))
+          yield* collect(agent.ask(run.id, "Is that all?"))
+          const third = fake.requests[2]!.messages!
+          expect(third.filter((m) => m.role !== "system").map((m) => [m.role, m.content])).toEqual([
+            ["user", "Why did MSFT lose money?"],
+            ["assistant", final],
+            ["user", "Is that all?"]
+          ])
+        }), { timeout: 60_000 })
+
+      it.scoped("hostile tool arguments are refused back to the model, never a crash, and stored cut short", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice")
+          const huge = "A".repeat(200_000)
+          const fake = yield* FakeOllama.start((request) =>
+            hasToolResult(request)
+              ? { content: "Sorry, I could not use the tools.\u0000" }
+              : {
+                content: "",
+                toolCalls: [
+                  { name: "drop_tables", arguments: {} },
+                  { name: "analyse_trades", arguments: { symbol: huge } },
+                  { name: "analyse_trades", arguments: { __proto__: { polluted: true }, constructor: "x" } as Record<string, unknown> },
+                  { name: "calculate_metrics", arguments: { from: "2024-13-45" } },
+                  { name: "explain_decision", arguments: { round: "AAPL@1", order: "x" } },
+                  { name: "compare_runs", arguments: { other: "'; drop table runs; --" } },
+                  { name: "analyse_trades", arguments: { timeZone: "Mars/Olympus_Mons", top: 1e9 } }
+                ]
+              }
+          )
+          const agent = yield* ollamaAgent(fake)
+          const chunks = yield* collect(agent.ask(run.id, "Break yourself"))
+          expect(chunks.at(-1)!._tag).toBe("Done")
+          const used = ofTag(chunks, "ToolUsed")
+          expect(used.map((u) => [u.tool, u.ok])).toEqual([
+            ["drop_tables", false],
+            ["analyse_trades", false],
+            ["analyse_trades", false],
+            ["calculate_metrics", false],
+            ["explain_decision", false],
+            ["compare_runs", false],
+            ["analyse_trades", false]
+          ])
+          for (const u of used) {
+            expect(u.summary.startsWith("refused: ")).toBe(true)
+            expect(u.summary.length).toBeLessThanOrEqual(160)
+            expect(JSON.stringify(u.arguments).length).toBeLessThan(1_000)
+          }
+          expect(used[0]!.summary).toContain("is not a tool")
+          // Each refusal went back to the model, naming the field and why.
+          const results = toolMessages(fake.requests[1]!).map((m) => JSON.parse(m.content) as { error: string; field: string })
+          expect(results.map((r) => [r.error, r.field])).toEqual([
+            ["ToolCallRejected", "name"],
+            ["ToolCallRejected", "symbol"],
+            ["ToolCallRejected", "constructor"],
+            ["ToolCallRejected", "from"],
+            ["ToolCallRejected", "order"],
+            ["ToolCallRejected", "other"],
+            ["ToolCallRejected", "top"]
+          ])
+          // The answer's NUL is stored as U+FFFD; the huge argument is stored cut.
+          const { messages } = yield* historyOf(run.id)
+          expect(messages.at(-1)!.content).toBe("Sorry, I could not use the tools.\uFFFD")
+          expect(JSON.stringify(messages[1]!.toolCalls).length).toBeLessThan(5_000)
+          expect(messages.filter((m) => m.role === "tool")).toHaveLength(7)
+        }), { timeout: 60_000 })
+
+      it.scoped("a model that keeps calling tools is asked without them after 4 rounds", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice")
+          const fake = yield* FakeOllama.start((request) =>
+            request.tools === undefined
+              ? { content: "Enough tools: MSFT lost." }
+              : { content: "", toolCalls: [{ name: "calculate_metrics", arguments: {} }] }
+          )
+          const agent = yield* ollamaAgent(fake)
+          const chunks = yield* collect(agent.ask(run.id, "Tell me everything"))
+          expect(fake.requests.map((r) => r.tools === undefined)).toEqual([false, false, false, false, true])
+          expect(ofTag(chunks, "ToolUsed")).toHaveLength(SystemAgent.MAX_TOOL_ROUNDS)
+          expect(textOf(chunks)).toBe("Enough tools: MSFT lost.")
+          expect(chunks.at(-1)!._tag).toBe("Done")
+        }), { timeout: 60_000 })
+
+      it.scoped("a model failing mid-answer, or too slow, ends the stream with Failed, recorded as such", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice", TRADES, { timeoutMillis: 400, retries: 0 })
+          const fake = yield* FakeOllama.start(() => ({ chunks: ["MSFT ", "lost "], streamError: "model runner crashed" }))
+          const agent = yield* ollamaAgent(fake)
+          const broken = yield* collect(agent.ask(run.id, "What happened to MSFT?"))
+          const failed = broken.at(-1)!
+          expect(failed._tag).toBe("Failed")
+          expect(textOf(broken)).toBe("MSFT lost ")
+          if (failed._tag !== "Failed") return
+          expect(failed.error).toBe("LlmRequestFailed")
+          expect(failed.reason).toContain("model runner crashed")
+
+          fake.setHandler(() => ({ delayMillis: 3_000, content: "too late" }))
+          const slow = yield* collect(agent.ask(run.id, "And AAPL?"))
+          expect(slow.map((c) => c._tag)).toEqual(["Asked", "Failed"])
+          expect(slow[1]).toMatchObject({ error: "LlmTimeout" })
+
+          const { calls, messages } = yield* historyOf(run.id)
+          const answers = messages.filter((m) => m.role === "assistant")
+          expect(answers.map((m) => [m.content, m.error !== null])).toEqual([["MSFT lost ", true], ["", true]])
+          expect(answers[0]!.seq).toBe(failed.message)
+          expect(calls.map((c) => c.call.outcome)).toEqual(["error", "timeout"])
+          // Neither broken answer is given to the model as history.
+          fake.setHandler(() => ({ content: "ok" }))
+          yield* collect(agent.ask(run.id, "Again?"))
+          expect(fake.requests.at(-1)!.messages!.filter((m) => m.role !== "system").map((m) => [m.role, m.content])).toEqual([
+            ["user", "What happened to MSFT?"],
+            ["user", "And AAPL?"],
+            ["user", "Again?"]
+          ])
+        }), { timeout: 60_000 })
+
+      it.scoped("a crash mid-answer ends it with Failed; the agent is restarted and answers the next question", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice")
+          let crash = true
+          const offline = Offline.make()
+          const model: LanguageModel["Type"] = {
+            backend: { kind: "ollama", description: "crashing" },
+            chat: () => Effect.fail(new LlmUnavailable({ model: "x", reason: "not used" })),
+            chatStream: (request) => (crash ? Stream.die(new Error("boom")) : offline.chatStream({ ...request, offline: () => ({ content: "Back again." }) }))
+          }
+          const agent = yield* agentWith(model)
+          const first = yield* collect(agent.ask(run.id, "First?"))
+          expect(first.map((c) => c._tag)).toEqual(["Asked", "Failed"])
+          expect(first[1]).toMatchObject({ error: "Crashed" })
+          crash = false
+          const second = yield* collect(agent.ask(run.id, "Second?"))
+          expect(second.at(-1)!._tag).toBe("Done")
+          expect(textOf(second)).toBe("Back again.")
+          const { messages } = yield* historyOf(run.id)
+          expect(messages.map((m) => [m.role, m.error === null])).toEqual([
+            ["user", true],
+            ["assistant", false],
+            ["user", true],
+            ["assistant", true]
+          ])
+        }), { timeout: 60_000 })
+
+      it.scoped("offline: a question about losing trades is answered from analyse_trades, in sentences, word by word", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice")
+          const agent = yield* agentWith(Offline.make())
+          expect(agent.backend.kind).toBe("offline")
+          const chunks = yield* collect(agent.ask(run.id, "Which trades lost money?"))
+          const expected = TradeAnalysis.describeTradeAnalysis(
+            TradeAnalysis.analyseTrades(TRADES, { positionSizeBase: run.strategy.initialCash })
+          )
+          expect(ofTag(chunks, "ToolUsed").map((u) => [u.tool, u.ok])).toEqual([["analyse_trades", true]])
+          expect(textOf(chunks)).toBe(expected)
+          expect(ofTag(chunks, "Token").length).toBe(Offline.words(expected).length)
+          expect(chunks.at(-1)).toMatchObject({ _tag: "Done", backend: "offline", tokensIn: 0, tokensOut: 0 })
+
+          const unroutable = yield* collect(agent.ask(run.id, "What's the weather like?"))
+          expect(ofTag(unroutable, "ToolUsed")).toEqual([])
+          expect(textOf(unroutable)).toBe(SystemAgent.CAPABILITIES)
+
+          const rules = yield* collect(agent.ask(run.id, "Can you suggest some rules?"))
+          expect(ofTag(rules, "ToolUsed")[0]).toMatchObject({ tool: "suggest_rules", ok: true })
+          expect(textOf(rules)).toContain("Stop opening positions in MSFT")
+          expect(textOf(rules)).toMatch(/chat\.applyRule: 1\. suggested-stop-msft\.5\.[0-9a-f]{8};/)
+
+          const { calls } = yield* historyOf(run.id)
+          expect(calls.map((c) => [c.call.backend, c.call.outcome])).toEqual([["offline", "ok"], ["offline", "ok"], ["offline", "ok"]])
+        }), { timeout: 60_000 })
+
+      it.scoped("offline, on recorded backtests: a round explained, the metrics, a comparison with another run", () =>
+        Effect.gen(function*() {
+          const options = stored(2, 300, { owner: "bob", name: "chat backtest" })
+          const one = yield* StoredRun.backtest(options).pipe(Effect.provide(LlmRuntime.layerOffline), Effect.orDie)
+          const two = yield* StoredRun.backtest(options).pipe(Effect.provide(LlmRuntime.layerOffline), Effect.orDie)
+          expect(two.number).toBe(2)
+          const sql = yield* SqlClient.SqlClient
+          const [decided] = yield* Effect.orDie(sql<{ roundId: string }>`
+            select round_id from decisions where run_id = ${two.run} order by seq limit 1`)
+          const agent = yield* agentWith(Offline.make())
+
+          const explained = yield* collect(agent.ask(two.run, `Explain round ${decided!.roundId}`))
+          expect(ofTag(explained, "ToolUsed")[0]).toMatchObject({ tool: "explain_decision", ok: true, arguments: { round: decided!.roundId } })
+          expect(textOf(explained).startsWith(`Round ${decided!.roundId}`)).toBe(true)
+          expect(textOf(explained)).toContain("The coordinator decided")
+
+          // By order: the round that placed it.
+          const [placed] = yield* Effect.orDie(sql<{ orderId: string; roundId: string }>`
+            select order_id, round_id from orders where run_id = ${two.run} order by seq limit 1`)
+          const record = yield* Effect.orDie(Runs.get(two.run))
+          const byOrder = yield* Effect.orDie(Tools.run({ tool: "explain_decision", args: { order: placed!.orderId as never } }, record))
+          expect(byOrder.sentences.startsWith(`Round ${placed!.roundId}`)).toBe(true)
+          expect(byOrder.sentences).toContain(`Order ${placed!.orderId} to`)
+          const noOrder = yield* Effect.orDie(Tools.run({ tool: "explain_decision", args: { order: "S9@1" as never } }, record))
+          expect(noOrder.sentences).toContain("No order \"S9@1\" was placed")
+
+          const missing = yield* collect(agent.ask(two.run, "explain round S0@1"))
+          expect(textOf(missing)).toContain("No events are recorded for round")
+
+          const metrics = yield* collect(agent.ask(two.run, "What is the Sharpe ratio?"))
+          expect(ofTag(metrics, "ToolUsed")[0]).toMatchObject({ tool: "calculate_metrics", ok: true })
+          expect(textOf(metrics)).toContain("Over the whole run")
+
+          const compared = yield* collect(agent.ask(two.run, "compare with run 1"))
+          expect(ofTag(compared, "ToolUsed")[0]).toMatchObject({ tool: "compare_runs", ok: true, arguments: { other: "1" } })
+          expect(textOf(compared)).toContain("They made the same decisions throughout.")
+          expect(textOf(compared)).toContain("chat backtest#1")
+          void one
+        }), { timeout: 120_000 })
+
+      it.scoped("one run's questions are answered in order; its watchers see every chunk, a late one the answer from its start", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice")
+          const fake = yield* FakeOllama.start((request) => ({
+            chunks: FakeOllama.pieces(`Answer to ${request.messages!.at(-1)!.content}`),
+            chunkDelayMillis: 20
+          }))
+          const agent = yield* ollamaAgent(fake)
+          const watched = yield* agent.watch(run.id)
+          let answered = 0
+          const watching = yield* Effect.fork(collect(watched.pipe(Stream.takeUntil((c) => c._tag === "Done" && ++answered === 2))))
+          const [a, b] = yield* Effect.all([collect(agent.ask(run.id, "one two")), collect(agent.ask(run.id, "three four"))], {
+            concurrency: "unbounded"
+          })
+          expect(textOf(a)).toBe("Answer to one two")
+          expect(textOf(b)).toBe("Answer to three four")
+          const seen = yield* Fiber.join(watching)
+          // Every chunk of both answers, one answer after the other.
+          const first = a[0]!.question < b[0]!.question ? a : b
+          const second = first === a ? b : a
+          expect(seen).toEqual([...first, ...second])
+
+          // A watcher arriving mid-answer gets it from its start.
+          fake.setHandler(() => ({ chunks: ["slow ", "and ", "steady"], chunkDelayMillis: 150 }))
+          const asking = yield* Effect.fork(collect(agent.ask(run.id, "slowly?")))
+          yield* Effect.sleep("200 millis")
+          const late = yield* Effect.scoped(Effect.flatMap(agent.watch(run.id), (stream) => collect(stream.pipe(Stream.takeUntil((c) => c._tag === "Done")))))
+          const asked = yield* Fiber.join(asking)
+          expect(late).toEqual(asked)
+        }), { timeout: 60_000 })
+
+      it.scoped("a session with a full queue refuses the next question, typed", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice")
+          const fake = yield* FakeOllama.start(() => ({ delayMillis: 600, content: "done" }))
+          const agent = yield* ollamaAgent(fake, { queue: 1 })
+          const chunks = yield* Stream.toPull(agent.ask(run.id, "first"))
+          expect(Chunk.toReadonlyArray(yield* chunks)[0]!._tag).toBe("Asked")
+          const second = yield* Effect.fork(collect(agent.ask(run.id, "second")))
+          yield* Effect.sleep("100 millis")
+          const refused = yield* Effect.flip(collect(agent.ask(run.id, "third")))
+          expect(refused._tag).toBe("SystemAgentUnavailable")
+          expect(refused.reason).toContain("questions waiting")
+          expect((yield* Fiber.join(second)).at(-1)!._tag).toBe("Done")
+        }), { timeout: 60_000 })
+    }
+  )
+}

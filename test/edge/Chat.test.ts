@@ -1,0 +1,296 @@
+/**
+ * Chat with the system agent through the whole server on a real port (Server.layer, real API
+ * keys): an answer streamed to an RPC client over HTTP — its chunks in order, concatenating to the
+ * recorded message — and the same chunks live to an SSE watcher of the run; tool calling against a
+ * fake Ollama; the offline answer from the tools; a suggested rule applied (a new, audited strategy
+ * version the next run uses); another user's run and a missing one answered alike on every
+ * procedure and on SSE; bad payloads as typed errors; the chat kept across a server restart. On
+ * every back-end.
+ */
+import { SqlClient } from "@effect/sql"
+import { expect, layer } from "@effect/vitest"
+import { Chunk, ConfigProvider, Effect, Layer, Schema, Stream } from "effect"
+import * as Tools from "../../agents/system/Tools.js"
+import * as TradeAnalysis from "../../agents/system/TradeAnalysis.js"
+import type { ChatChunk } from "../../schemas/Chat.js"
+import { ChatChunk as ChatChunkSchema } from "../../schemas/Chat.js"
+import { RunNotFound } from "../../schemas/Rpc.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import type { Trade } from "../../schemas/Trade.js"
+import * as Http from "../../src/edge/Http.js"
+import * as Server from "../../src/edge/Server.js"
+import * as ApiKeys from "../../src/store/ApiKeys.js"
+import * as Audit from "../../src/store/Audit.js"
+import type * as Database from "../../src/store/Database.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as Strategies from "../../src/store/Strategies.js"
+import * as Users from "../../src/store/Users.js"
+import { day, trade } from "../agents/system/fixtures.js"
+import * as FakeOllama from "../llm/FakeOllama.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { bearer, connect, open, rpcClient, type SseItem } from "./fixtures.js"
+
+// ---------------------------------------------------------------------------------------------
+// The server, its users, a run
+
+/** The whole server on a free port, over the test's database, its model as `config` says; for the scope. */
+const serve = (config: Record<string, string>) =>
+  Effect.gen(function*() {
+    const database = yield* Effect.context<Database.Database>()
+    const built = yield* Layer.build(
+      Server.layer(Layer.succeedContext(database), { port: 0, host: "127.0.0.1", logRequests: false, shutdownGrace: 0 }).pipe(
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config)))))
+      )
+    )
+    return yield* Effect.provide(Http.baseUrl, built)
+  }).pipe(Effect.orDie)
+
+const offline = { SWARM_LLM: "offline" }
+
+let users = 0
+
+/** A new user and an API key of theirs. */
+const user = (role: "user" | "admin" = "user") =>
+  Effect.gen(function*() {
+    const made = yield* Users.create(`chatter-${++users}`, role)
+    const { key } = yield* ApiKeys.issue(made.id)
+    return { id: made.id, key }
+  }).pipe(Effect.orDie)
+
+/** Six winning AAPL trades and six losing MSFT ones. */
+const TRADES: ReadonlyArray<Trade> = Array.from({ length: 6 }, (_, i) => [
+  trade({ symbol: "AAPL", entry: day(i), exit: day(i, 15), pnl: 100 }),
+  trade({ symbol: "MSFT", entry: day(i, 11), exit: day(i, 16), pnl: -50 })
+]).flat()
+
+let seeded = 0
+
+/** A run of `owner` whose closed trades are `TRADES`, written as the recorder would. */
+const seedRun = (owner: string) =>
+  Effect.gen(function*() {
+    const strategy = Schema.decodeUnknownSync(Strategy)({
+      name: `edge chat ${++seeded}`,
+      symbols: ["AAPL", "MSFT"],
+      agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }]
+    })
+    const saved = yield* Strategies.saveVersion(owner, strategy)
+    const created = yield* Runs.create({
+      owner,
+      strategyId: saved.strategyId,
+      strategyVersion: saved.version,
+      strategy,
+      mode: "backtest",
+      seed: "0",
+      dataSource: { kind: "test" },
+      dataFingerprint: "test",
+      eventDetail: "decisions"
+    })
+    const sql = yield* SqlClient.SqlClient
+    for (const [i, t] of TRADES.entries()) {
+      const seq = i + 1
+      const body = JSON.stringify({ _tag: "TradeClosed", run: created.id, seq, at: t.exitTs, trade: t })
+      yield* sql`insert into run_events ${sql.insert({ runId: created.id, seq, tag: "TradeClosed", at: t.exitTs, hash: "0".repeat(64), body })}`
+      yield* sql`insert into trades ${
+        sql.insert({ runId: created.id, seq, symbol: t.symbol, side: t.side, entryTs: t.entryTs, exitTs: t.exitTs, pnl: t.pnl })
+      }`
+    }
+    // Finished, so that the runs started later by the test are numbered after it.
+    yield* sql`update runs set status = 'completed', finished_at = now() where id = ${created.id}`
+    return { id: created.id, ref: `${strategy.name}#${created.number}`, strategyId: saved.strategyId, strategy }
+  }).pipe(Effect.orDie)
+
+// ---------------------------------------------------------------------------------------------
+// Reading answers
+
+const collect = <A, E, R>(stream: Stream.Stream<A, E, R>) => Effect.map(Stream.runCollect(stream), Chunk.toReadonlyArray)
+
+const textOf = (chunks: ReadonlyArray<ChatChunk>) => chunks.flatMap((c) => (c._tag === "Token" ? [c.text] : [])).join("")
+
+const chatUrl = (base: string, run: string, query = "") => `${base}/v1/runs/${encodeURIComponent(run)}/chat${query}`
+
+type SseEvent = Extract<SseItem, { type: "event" }>
+
+const encodeChunk = Schema.encodeSync(ChatChunkSchema)
+
+for (const backend of backends) {
+  layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`chat over the edge (${backend.name})`, (it) => {
+    it.scoped("an answer streams to the RPC client in order, live to an SSE watcher alike, and is recorded", () =>
+      Effect.gen(function*() {
+        const final = "MSFT lost 300.00 over 6 trades; AAPL made 600.00. Stop trading MSFT."
+        const fake = yield* FakeOllama.start((request) =>
+          (request.messages ?? []).some((m) => m.role === "tool")
+            ? { chunks: FakeOllama.pieces(final), chunkDelayMillis: 5 }
+            : { content: "", toolCalls: [{ name: "analyse_trades", arguments: { symbol: "MSFT" } }] }
+        )
+        const base = yield* serve({ OLLAMA_HOST: fake.url })
+        const alice = yield* user()
+        const run = yield* seedRun(alice.id)
+
+        // The watcher first: it sees what is asked from now on.
+        const watcher = yield* connect(chatUrl(base, run.id, `?token=${alice.key}`))
+        expect(watcher.headers.get("content-type")).toContain("text/event-stream")
+        expect(yield* Effect.promise(() => watcher.reader.next())).toEqual({ type: "retry", millis: 1_000 })
+
+        const client = yield* rpcClient(base, alice.key)
+        const chunks = yield* collect(client("chat.send", { run: run.ref, message: "Why did MSFT lose?" }))
+        expect(chunks.map((c) => c._tag)).toEqual(["Asked", "ToolUsed", ...FakeOllama.pieces(final).map(() => "Token"), "Done"])
+        expect(chunks.map((c) => c.index)).toEqual(chunks.map((_, i) => i))
+        expect(textOf(chunks)).toBe(final)
+        expect(chunks[1]).toMatchObject({ tool: "analyse_trades", ok: true, arguments: { symbol: "MSFT" } })
+        // The tool ran and its result went back to the model.
+        const result = JSON.parse((fake.requests[1]!.messages ?? []).find((m) => m.role === "tool")!.content) as TradeAnalysis.TradeAnalysis
+        expect(result.overall).toMatchObject({ trades: 6, losses: 6, totalPnl: -300_000_000 })
+
+        // The SSE watcher got the same chunks, as they were produced.
+        const seen = yield* Effect.promise(() => watcher.reader.events((e) => e.event === "done"))
+        expect(seen.map((e) => e.event)).toEqual(["question", "tool", ...FakeOllama.pieces(final).map(() => "token"), "done"])
+        expect(seen.map((e) => e.id)).toEqual(chunks.map((c) => `${c.question}.${c.index}`))
+        expect(seen.map((e: SseEvent) => JSON.parse(e.data))).toEqual(chunks.map((c) => encodeChunk(c)))
+
+        // Recorded: the answer is the message `Done` names, its text the tokens'.
+        const done = chunks.at(-1)!
+        const history = yield* client("chat.history", { run: run.id })
+        expect(history.messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "assistant"])
+        expect(history.messages.at(-1)).toMatchObject({ content: final, backend: "ollama", error: null })
+        expect(done._tag === "Done" && done.message).toBe(history.messages.at(-1)!.seq)
+      }), { timeout: 90_000 })
+
+    it.scoped("offline: losing trades are answered from analyse_trades in sentences; the chat outlives a server restart", () =>
+      Effect.gen(function*() {
+        const alice = yield* user()
+        const run = yield* seedRun(alice.id)
+        const expected = TradeAnalysis.describeTradeAnalysis(TradeAnalysis.analyseTrades(TRADES, { positionSizeBase: run.strategy.initialCash }))
+
+        const first = yield* Effect.scoped(Effect.gen(function*() {
+          const base = yield* serve(offline)
+          const client = yield* rpcClient(base, alice.key)
+          return yield* collect(client("chat.send", { run: run.id, message: "Which trades lost money?" }))
+        }))
+        expect(first.filter((c) => c._tag === "ToolUsed").map((c) => c._tag === "ToolUsed" && c.tool)).toEqual(["analyse_trades"])
+        expect(textOf(first)).toBe(expected)
+        expect(first.at(-1)).toMatchObject({ _tag: "Done", backend: "offline" })
+
+        // Another server on the same database: the chat is there, and goes on where it was.
+        const base = yield* serve(offline)
+        const client = yield* rpcClient(base, alice.key)
+        const history = yield* client("chat.history", { run: run.ref })
+        expect(history.messages.map((m) => [m.role, m.role === "assistant" && m.toolCalls === null ? m.content : ""])).toEqual([
+          ["user", ""],
+          ["assistant", ""],
+          ["tool", ""],
+          ["assistant", expected]
+        ])
+        expect(history.messages[0]!.content).toBe("Which trades lost money?")
+        const next = yield* collect(client("chat.send", { run: run.id, message: "What is the Sharpe ratio?" }))
+        expect(next[0]).toMatchObject({ _tag: "Asked", question: 5, content: "What is the Sharpe ratio?" })
+        expect(next.at(-1)!._tag).toBe("Done")
+        expect((yield* client("chat.history", { run: run.id, limit: 2 })).messages.map((m) => m.seq)).toEqual([7, 8])
+      }), { timeout: 90_000 })
+
+    it.scoped("a suggested rule applied over RPC makes a new, audited strategy version, which the next run uses", () =>
+      Effect.gen(function*() {
+        const base = yield* serve(offline)
+        const alice = yield* user()
+        const run = yield* seedRun(alice.id)
+        const client = yield* rpcClient(base, alice.key)
+
+        const suggested = yield* client("chat.suggestions", { run: run.id })
+        expect(suggested).toMatchObject({ run: run.id, strategy: run.strategyId, strategyVersion: 1, minTrades: 5 })
+        const stop = suggested.suggestions.find((s) => s.pattern.kind === "symbol")!
+        expect(stop.rule).toMatchObject({ id: "suggested-stop-msft", kind: "max_orders_per_day", allowSymbols: ["MSFT"] })
+        expect(stop.id).toMatch(/^suggested-stop-msft\.5\.[0-9a-f]{8}$/)
+        expect(stop.evidence).toMatchObject({ trades: 6, losingTrades: 6, pnl: -300_000_000 })
+        // The ids are stable: what is listed is what the chat suggests.
+        expect(stop.id).toBe(Tools.suggestionId(stop.rule, 5))
+
+        const applied = yield* client("chat.applyRule", { run: run.ref, suggestion: stop.id })
+        expect(applied).toMatchObject({ id: run.strategyId, name: run.strategy.name, version: 2 })
+        expect(applied.strategy.rules.map((r) => r.id)).toEqual(["suggested-stop-msft"])
+        const latest = yield* client("strategies.get", { strategy: run.strategy.name })
+        expect(latest.version).toBe(2)
+        expect(latest.strategy.rules).toEqual(applied.strategy.rules)
+
+        // Audited as every version is: the chain holds it and verifies.
+        const sql = yield* SqlClient.SqlClient
+        const entries = yield* Effect.orDie(sql<{ position: number; kind: string; entry: string }>`
+          select position, kind, entry from audit_log where stream = ${`strategy:${run.strategyId}`} order by position`)
+        expect(entries.map((e) => [e.position, e.kind])).toEqual([[1, "StrategyVersionSaved"], [2, "StrategyVersionSaved"]])
+        expect((JSON.parse(entries[1]!.entry) as { body: { rules: Array<{ id: string }> } }).body.rules.map((r) => r.id)).toEqual([
+          "suggested-stop-msft"
+        ])
+        expect((yield* Effect.orDie(Audit.verifyStrategy(run.strategyId))).ok).toBe(true)
+
+        // It is not suggested again; applying it again is refused, typed.
+        const again = yield* client("chat.suggestions", { run: run.id })
+        expect(again.strategyVersion).toBe(2)
+        expect(again.suggestions.map((s) => s.rule.id)).not.toContain("suggested-stop-msft")
+        expect((yield* Effect.flip(client("chat.applyRule", { run: run.id, suggestion: stop.id })))._tag).toBe("SuggestionNotFound")
+
+        // The next run of the strategy runs the new version.
+        const next = yield* client("runs.start", { strategy: run.strategy.name, mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
+        expect(next.strategyVersion).toBe(2)
+        const events = yield* collect(client("runs.events", { run: next.id }))
+        expect(events.at(-1)!.tag).toBe("RunCompleted")
+      }), { timeout: 90_000 })
+
+    it.scoped("another user's run is answered as a missing one: every chat procedure, and the SSE endpoint", () =>
+      Effect.gen(function*() {
+        const base = yield* serve(offline)
+        const alice = yield* user()
+        const bob = yield* user()
+        const run = yield* seedRun(alice.id)
+        const client = yield* rpcClient(base, bob.key)
+        for (const ref of [run.id, run.ref, "run_doesnotexist"]) {
+          const send = yield* Effect.flip(collect(client("chat.send", { run: ref, message: "Which trades lost money?" })))
+          expect(send).toEqual(new RunNotFound({ run: ref }))
+          expect(yield* Effect.flip(client("chat.history", { run: ref }))).toEqual(new RunNotFound({ run: ref }))
+          expect(yield* Effect.flip(client("chat.suggestions", { run: ref }))).toEqual(new RunNotFound({ run: ref }))
+          expect(yield* Effect.flip(client("chat.applyRule", { run: ref, suggestion: "suggested-stop-msft.5.00000000" }))).toEqual(
+            new RunNotFound({ run: ref })
+          )
+          const sse = yield* open(chatUrl(base, ref), bearer(bob.key))
+          expect(sse.status).toBe(404)
+          expect("body" in sse && sse.body).toEqual({ error: "RunNotFound", run: ref, reason: `no run ${ref}` })
+        }
+        // Nothing was recorded for bob's attempts; alice's chat is untouched.
+        expect((yield* (yield* rpcClient(base, alice.key))("chat.history", { run: run.id })).session).toBeNull()
+        // An admin sees every run; no key is 401.
+        const root = yield* user("admin")
+        expect((yield* (yield* rpcClient(base, root.key))("chat.history", { run: run.id })).run).toBe(run.id)
+        expect((yield* open(chatUrl(base, run.id))).status).toBe(401)
+      }), { timeout: 90_000 })
+
+    it.scoped("bad payloads are typed errors naming the field", () =>
+      Effect.gen(function*() {
+        const base = yield* serve(offline)
+        const alice = yield* user()
+        const run = yield* seedRun(alice.id)
+        const client = yield* rpcClient(base, alice.key)
+        const refused = (message: string) => Effect.flip(collect(client("chat.send", { run: run.id, message })))
+        for (const [message, reason] of [
+          ["", "must not be empty"],
+          [" \n\t ", "must not be empty"],
+          ["x".repeat(4_001), "at most 4000 characters"],
+          ["a\u0000b", "control characters"]
+        ] as const) {
+          const error = yield* refused(message)
+          expect(error._tag).toBe("InvalidRequest")
+          if (error._tag !== "InvalidRequest") continue
+          expect(error.field).toBe("message")
+          expect(error.reason).toContain(reason)
+        }
+        // 4,000 characters is within the bound (no tool fits: the offline agent says what it can do).
+        const longest = yield* collect(client("chat.send", { run: run.id, message: "y".repeat(4_000) }))
+        expect(longest.at(-1)!._tag).toBe("Done")
+        // Nothing was recorded for the refused ones.
+        expect((yield* client("chat.history", { run: run.id })).messages.map((m) => m.role)).toEqual(["user", "assistant"])
+
+        for (const suggestion of ["nonsense", "suggested-stop-msft.5.deadbeef", "suggested-stop-msft.0.deadbeef"]) {
+          expect((yield* Effect.flip(client("chat.applyRule", { run: run.id, suggestion })))._tag).toBe("SuggestionNotFound")
+        }
+        const badResume = yield* open(chatUrl(base, run.id), { ...bearer(alice.key), "last-event-id": "yesterday" })
+        expect(badResume.status).toBe(400)
+        expect("body" in badResume && badResume.body).toMatchObject({ error: "InvalidRequest", field: "Last-Event-ID" })
+      }), { timeout: 90_000 })
+  })
+}
