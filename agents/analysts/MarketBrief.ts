@@ -41,10 +41,19 @@ const iso = (ts: number): string => new Date(ts).toISOString()
 /** Bars an indicator set needs before every value is there: MACD(12, 26, 9). */
 export const INDICATOR_WARMUP = 34
 
+/** A brief's JSON, made with the brief from the pieces each bar's JSON was cut into when it came. */
+const jsonOfBrief = new WeakMap<MarketBrief, string>()
+
+/** The brief as compact JSON (`JSON.stringify(brief)`, without serialising its bars again). */
+export const briefJson = (brief: MarketBrief): string => jsonOfBrief.get(brief) ?? JSON.stringify(brief)
+
 export class BriefTracker {
-  private readonly ring: Array<Bar>
+  /** The last `size` bars as the brief shows them, and each one's JSON, made once when the bar came. */
+  private readonly ring: Array<BriefBar>
+  private readonly ringJson: Array<string>
   private next = 0
   count = 0
+  private symbol = ""
   private readonly sma10 = new Sma(10)
   private readonly sma30 = new Sma(30)
   private readonly ema12 = new Ema(12)
@@ -57,13 +66,17 @@ export class BriefTracker {
 
   constructor(readonly size: number) {
     this.ring = new Array(size)
+    this.ringJson = new Array(size)
   }
 
   /** Fold the symbol's next bar. */
   update(bar: Bar): void {
-    this.ring[this.next] = bar
+    const shown: BriefBar = { t: iso(bar.ts), o: round(bar.open), h: round(bar.high), l: round(bar.low), c: round(bar.close), v: round(bar.volume) }
+    this.ring[this.next] = shown
+    this.ringJson[this.next] = JSON.stringify(shown)
     this.next = (this.next + 1) % this.size
     this.count++
+    this.symbol = bar.symbol
     const close = bar.close
     this.closes.push(close)
     if (this.closes.length > 21) this.closes.shift()
@@ -98,13 +111,15 @@ export class BriefTracker {
   brief(context: RoundContext | undefined): MarketBrief {
     const n = Math.min(this.count, this.size)
     const bars: Array<BriefBar> = new Array(n)
+    let barsJson = ""
     for (let i = 0; i < n; i++) {
-      const bar = this.ring[(this.next - n + i + this.size) % this.size]!
-      bars[i] = { t: iso(bar.ts), o: round(bar.open), h: round(bar.high), l: round(bar.low), c: round(bar.close), v: round(bar.volume) }
+      const slot = (this.next - n + i + this.size) % this.size
+      bars[i] = this.ring[slot]!
+      barsJson += i === 0 ? this.ringJson[slot]! : "," + this.ringJson[slot]!
     }
     const last = bars[n - 1]!
-    return {
-      symbol: this.ring[(this.next - 1 + this.size) % this.size]!.symbol,
+    const brief: MarketBrief = {
+      symbol: this.symbol,
       asOf: last.t,
       close: last.c,
       bars,
@@ -112,6 +127,14 @@ export class BriefTracker {
       position: context?.target ?? "flat",
       decisions: (context?.decisions ?? []).map((d) => ({ t: iso(d.ts), action: d.action, confidence: round(d.confidence) }))
     }
+    // Exactly `JSON.stringify(brief)`: the same fields in the same order, the bars' JSON reused.
+    jsonOfBrief.set(
+      brief,
+      `{"symbol":${JSON.stringify(brief.symbol)},"asOf":"${brief.asOf}","close":${brief.close},"bars":[${barsJson}],"indicators":${
+        JSON.stringify(brief.indicators)
+      },"position":"${brief.position}","decisions":${JSON.stringify(brief.decisions)}}`
+    )
+    return brief
   }
 }
 

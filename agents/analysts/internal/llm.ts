@@ -5,7 +5,7 @@
 import { Schema } from "effect"
 import { ModelName } from "../../../schemas/Llm.js"
 import { Confidence, Direction } from "../../../schemas/Opinion.js"
-import type { MarketBrief } from "../MarketBrief.js"
+import { briefJson, type MarketBrief } from "../MarketBrief.js"
 
 export const configFields = {
   /** The Ollama model (default: the strategy's `llm.model`). */
@@ -49,7 +49,7 @@ export type ArgumentAnswer = typeof ArgumentAnswer.Type
 
 /** The brief as the user message shows it: compact JSON, nothing else. */
 export const briefMessage = (brief: MarketBrief): string =>
-  `Market brief for ${brief.symbol} as of ${brief.asOf} (bars oldest first: t, o, h, l, c, v; changes in percent):\n${JSON.stringify(brief)}`
+  `Market brief for ${brief.symbol} as of ${brief.asOf} (bars oldest first: t, o, h, l, c, v; changes in percent):\n${briefJson(brief)}`
 
 export const directionRule = (allowShort: boolean): string =>
   allowShort

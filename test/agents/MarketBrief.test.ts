@@ -1,0 +1,38 @@
+/** The market brief: its compact JSON is exactly the brief's, and it holds only the bars folded so far. */
+import { describe, expect, it } from "@effect/vitest"
+import { BriefTracker, briefJson } from "../../agents/analysts/MarketBrief.js"
+import type { Timestamp } from "../../schemas/Ids.js"
+import * as Synthetic from "../../src/market/Synthetic.js"
+
+const market = Synthetic.generate(Synthetic.sampleConfig)
+const [symbol] = [...market.bars.keys()]
+const bars = market.bars.get(symbol!)!
+
+describe("the market brief", () => {
+  it("its JSON, built from each bar's cached JSON, is JSON.stringify of the brief, bar after bar", () => {
+    const tracker = new BriefTracker(20)
+    for (let i = 0; i < 120; i++) {
+      tracker.update(bars[i]!)
+      const context = i % 3 === 0
+        ? undefined
+        : { target: i % 2 === 0 ? "long" as const : "short" as const, decisions: [{ ts: bars[0]!.ts as Timestamp, action: "long" as const, confidence: 0.123456 }] }
+      const brief = tracker.brief(context)
+      expect(briefJson(brief)).toBe(JSON.stringify(brief))
+      expect(brief.bars).toHaveLength(Math.min(i + 1, 20))
+      expect(brief.asOf).toBe(new Date(bars[i]!.ts).toISOString())
+      expect(brief.bars.every((b) => Date.parse(b.t) <= bars[i]!.ts)).toBe(true)
+    }
+  })
+
+  it("indicators come as they warm up; every value is finite and rounded", () => {
+    const tracker = new BriefTracker(10)
+    tracker.update(bars[0]!)
+    expect(Object.keys(tracker.brief(undefined).indicators)).toEqual([])
+    for (let i = 1; i < 40; i++) tracker.update(bars[i]!)
+    const { indicators } = tracker.brief(undefined)
+    expect(Object.keys(indicators).sort()).toEqual(
+      ["bollingerLower", "bollingerUpper", "change1Pct", "change20Pct", "change5Pct", "ema12", "ema26", "macd", "macdHistogram", "macdSignal", "rsi14", "sma10", "sma30"]
+    )
+    for (const value of Object.values(indicators)) expect(Math.round(value * 10_000) / 10_000).toBe(value)
+  })
+})
