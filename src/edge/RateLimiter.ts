@@ -1,10 +1,11 @@
 /**
  * A rate limit by key (the webhooks use one per strategy): a token bucket of `capacity` tokens
- * refilled at `perSecond`, each request taking one. Behind a Tag so that several processes can
- * share one through Redis later (DESIGN.md: rate limits are Redis or in-process); `layerMemory` is
- * the in-process default, whose buckets live and die with the process.
+ * refilled at `perSecond`, each request taking one. The buckets are the `TokenBucket` service's
+ * (src/bus/TokenBucket.ts): with Redis configured, one bucket per key for every server process
+ * together; otherwise this process's own, which live and die with it.
  */
-import { Clock, Context, Effect, Layer } from "effect"
+import { Clock, Context, Effect, Layer, Option } from "effect"
+import * as TokenBucket from "../bus/TokenBucket.js"
 
 export interface RateLimiterService {
   /** Take a token for `key`: 0 when one was there, else how many milliseconds until there is one. */
@@ -18,46 +19,31 @@ export interface Options {
   readonly capacity: number
   /** Tokens given back per second. */
   readonly perSecond: number
+  /** Whose limit this is, keeping its buckets apart from other limits' on the same keys. Default `rate`. */
+  readonly name?: string
 }
 
-interface Bucket {
-  tokens: number
-  at: number
+/** The limit over `buckets` (its keys are `<name>:<key>`). */
+export const fromBuckets = (buckets: TokenBucket.TokenBucketService, options: Options): RateLimiterService => {
+  const bucket: TokenBucket.Bucket = { capacity: options.capacity, perSecond: options.perSecond }
+  const name = options.name ?? "rate"
+  return { take: (key) => buckets.take(`${name}:${key}`, bucket) }
 }
-
-/** Past this many keys, buckets that have refilled are forgotten (a full bucket is what a new key gets). */
-const PRUNE_OVER = 10_000
 
 /** The in-process token buckets: exact for one process. */
 export const make = (options: Options): RateLimiterService => {
-  const capacity = Math.max(1, options.capacity)
-  const perMilli = Math.max(1e-9, options.perSecond) / 1000
-  const buckets = new Map<string, Bucket>()
-  const refill = (bucket: Bucket, now: number) => {
-    bucket.tokens = Math.min(capacity, bucket.tokens + Math.max(0, now - bucket.at) * perMilli)
-    bucket.at = now
-  }
-  return {
-    take: (key) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        let bucket = buckets.get(key)
-        if (bucket === undefined) {
-          if (buckets.size >= PRUNE_OVER) {
-            for (const [k, b] of buckets) {
-              refill(b, now)
-              if (b.tokens >= capacity) buckets.delete(k)
-            }
-          }
-          buckets.set(key, (bucket = { tokens: capacity, at: now }))
-        }
-        refill(bucket, now)
-        if (bucket.tokens >= 1) {
-          bucket.tokens -= 1
-          return 0
-        }
-        return Math.ceil((1 - bucket.tokens) / perMilli)
-      })
-  }
+  const buckets = TokenBucket.makeMemory()
+  const bucket: TokenBucket.Bucket = { capacity: options.capacity, perSecond: options.perSecond }
+  return { take: (key) => Effect.map(Clock.currentTimeMillis, (now) => buckets.take(key, bucket, now)) }
 }
 
-export const layerMemory = (options: Options) => Layer.sync(RateLimiter, () => make(options))
+/**
+ * The limit over the context's `TokenBucket` when it has one (the server's: shared through Redis
+ * when `REDIS_URL` is set), else over buckets of its own in this process.
+ */
+export const layerMemory = (options: Options) =>
+  Layer.effect(
+    RateLimiter,
+    Effect.map(Effect.serviceOption(TokenBucket.TokenBucket), (buckets) =>
+      Option.match(buckets, { onNone: () => make(options), onSome: (shared) => fromBuckets(shared, options) }))
+  )

@@ -15,7 +15,7 @@
  */
 import { fileURLToPath } from "node:url"
 import type { SqlClient } from "@effect/sql"
-import { Clock, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Option, Scope } from "effect"
 import type { Principal } from "../../schemas/Auth.js"
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId, Symbol } from "../../schemas/Ids.js"
@@ -33,6 +33,7 @@ import {
   Unavailable
 } from "../../schemas/Rpc.js"
 import { EventBus } from "../bus/EventBus.js"
+import { LatestCache } from "../bus/LatestCache.js"
 import * as DataSource from "../market/DataSource.js"
 import * as Synthetic from "../market/Synthetic.js"
 import type { Strategy } from "../../schemas/Strategy.js"
@@ -125,6 +126,8 @@ export const layer = Layer.scoped(
   RunManager,
   Effect.gen(function*() {
     const bus = yield* EventBus
+    // The latest portfolio and quotes of each run, for fast reads (in Redis when configured); optional.
+    const latest = Option.getOrUndefined(yield* Effect.serviceOption(LatestCache))
     const context = yield* Effect.context<SqlClient.SqlClient | PgPool>()
     const live = new Map<RunId, Live>()
     const waiting = new Map<string, Waiting>()
@@ -199,7 +202,10 @@ export const layer = Layer.scoped(
         const execution = start({
           gate,
           pace: () => gate.await,
-          onEvent: (event, json) => bus.publish(event.run, { seq: event.seq, tag: event._tag, json }),
+          onEvent: (event, json) => {
+            bus.publish(event.run, { seq: event.seq, tag: event._tag, json })
+            latest?.observe(event)
+          },
           suspended: () => suspending,
           ...(options.mode === "paper"
             ? {

@@ -1,8 +1,9 @@
 /**
  * The process's language models, as every run and chat of it shares them: the backend chosen at
  * start-up (Ollama, or the offline model when none answers — said at start-up, in `/health` and in
- * each run's `RunStarted`), the answer cache, and the cap on calls in flight (`LLM_CONCURRENCY`,
- * default 4) that keeps every agent of the process together within what the model server takes.
+ * each run's `RunStarted`), the answer cache (in memory, or in Redis shared by every server process:
+ * `layerRedis`), and the cap on calls in flight (`LLM_CONCURRENCY`, default 4) that keeps every
+ * agent of the process together within what the model server takes.
  */
 import { Config, type ConfigError, Context, Effect, Layer, Stream } from "effect"
 import { type LlmCall, LlmUnavailable } from "../../schemas/Llm.js"
@@ -11,6 +12,8 @@ import { AnswerCache, MemoryCache } from "./AnswerCache.js"
 import * as Backends from "./Backends.js"
 import { type BackendInfo, LanguageModel } from "./LanguageModel.js"
 import * as Offline from "./Offline.js"
+import * as RedisAnswerCache from "./RedisAnswerCache.js"
+import type { Redis } from "../bus/Redis.js"
 
 export class LlmRuntime extends Context.Tag("swarm/LlmRuntime")<LlmRuntime, {
   readonly model: LanguageModel["Type"]
@@ -24,22 +27,32 @@ const concurrency = Config.integer("LLM_CONCURRENCY").pipe(
   Config.validate({ message: "LLM_CONCURRENCY must be between 1 and 256", validation: (n) => n >= 1 && n <= 256 })
 )
 
-const make = (model: LanguageModel["Type"], permits: number) =>
+const make = (model: LanguageModel["Type"], permits: number, cache: AnswerCache["Type"] = AnswerCache.fromMemory(new MemoryCache())) =>
   Effect.map(Effect.makeSemaphore(permits), (limiter): LlmRuntime["Type"] => ({
     model,
-    cache: AnswerCache.fromMemory(new MemoryCache()),
+    cache,
     limiter,
     info: model.backend
   }))
 
+/** From the environment (`OLLAMA_HOST`, `SWARM_LLM`, `LLM_CONCURRENCY`) over `cache`, in memory unless given. Probes Ollama once. */
+const configured = (cache?: AnswerCache["Type"]): Effect.Effect<LlmRuntime["Type"], ConfigError.ConfigError> =>
+  Effect.gen(function*() {
+    const selected = yield* Backends.fromConfig
+    const model = yield* Effect.provide(LanguageModel, selected.layer)
+    return yield* make({ ...model, backend: selected.info }, yield* concurrency, cache)
+  })
+
 /** From the environment: `OLLAMA_HOST`, `SWARM_LLM`, `LLM_CONCURRENCY`. Probes Ollama once. */
-export const fromConfig: Effect.Effect<LlmRuntime["Type"], ConfigError.ConfigError> = Effect.gen(function*() {
-  const selected = yield* Backends.fromConfig
-  const model = yield* Effect.provide(LanguageModel, selected.layer)
-  return yield* make({ ...model, backend: selected.info }, yield* concurrency)
-})
+export const fromConfig: Effect.Effect<LlmRuntime["Type"], ConfigError.ConfigError> = configured()
 
 export const layer: Layer.Layer<LlmRuntime, ConfigError.ConfigError> = Layer.effect(LlmRuntime, fromConfig)
+
+/** As `layer`, with the answer cache in Redis (RedisAnswerCache.ts): shared by every process on it. */
+export const layerRedis: Layer.Layer<LlmRuntime, ConfigError.ConfigError, Redis> = Layer.effect(
+  LlmRuntime,
+  Effect.flatMap(RedisAnswerCache.make(), configured)
+)
 
 /** The offline model only (tests, `--no-store` runs that should not probe). */
 export const layerOffline: Layer.Layer<LlmRuntime> = Layer.effect(LlmRuntime, make(Offline.make(), 4))

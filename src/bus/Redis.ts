@@ -1,0 +1,253 @@
+/**
+ * The Redis connection every Redis-backed service of the process shares (the event bus, the
+ * token buckets, the idempotency keys, the latest-values cache, the LLM answer cache), from
+ * `REDIS_URL` — read once, at the composition root; unset means the in-process services.
+ *
+ * Redis is a cache and a fan-out here, never the source of truth (the database is), so an outage
+ * must cost latency and sharing, never a run: the command connection has no offline queue
+ * (a command while Redis is away fails at once instead of waiting), a command timeout, and a
+ * reconnect strategy with backoff and jitter that never gives up. Each service falls back on
+ * failure and reports it through `failed`, which counts it (`redis_publish_failures`,
+ * `redis_command_failures`) and logs once per outage; the connection coming back is logged too.
+ * `/health` reads `stats`.
+ */
+import { Redis as IORedis, type RedisOptions } from "ioredis"
+import { Config, ConfigError, Context, Effect, Either, Layer, Metric, Option, Runtime, type Scope } from "effect"
+
+export type RedisState = "connecting" | "ready" | "reconnecting" | "closed"
+
+export interface RedisStats {
+  /** The server, its password masked. */
+  readonly url: string
+  readonly state: RedisState
+  /** Run events (or end marks) that could not be written to Redis: followers elsewhere read them from the database. */
+  readonly publishFailures: number
+  /** Other commands that failed or timed out (each answered by the in-process fallback). */
+  readonly commandFailures: number
+  /** Times the connection was lost and made again. */
+  readonly reconnects: number
+}
+
+export interface RedisService {
+  /** The command connection: no offline queue, so a command while Redis is away fails at once. */
+  readonly client: IORedis
+  /** Every key this process writes starts with it (`REDIS_PREFIX`, default `swarm:`). */
+  readonly prefix: string
+  /** The server, its password masked. */
+  readonly url: string
+  /** Another connection with the same settings, for blocking reads; closed with the scope. */
+  readonly connection: (name: string, options?: RedisOptions) => Effect.Effect<IORedis, never, Scope.Scope>
+  /** Whether commands can be sent now. */
+  readonly ready: () => boolean
+  /**
+   * `count` operations of `what` failed (`publish`: run events; anything else: a command): counted,
+   * and logged once until the connection is back.
+   */
+  readonly failed: (what: string, count: number, error: unknown) => void
+  readonly stats: () => RedisStats
+}
+
+export class Redis extends Context.Tag("swarm/bus/Redis")<Redis, RedisService>() {}
+
+export interface Options {
+  readonly url: string
+  /** Default `swarm:`. */
+  readonly prefix?: string
+  /** How long start-up waits for the first connection before going on degraded. Default 3 s. */
+  readonly connectTimeoutMillis?: number
+  /** A command's reply must come within this. Default 2 s. */
+  readonly commandTimeoutMillis?: number
+}
+
+export const defaults = {
+  prefix: "swarm:",
+  connectTimeoutMillis: 3_000,
+  commandTimeoutMillis: 2_000
+} as const
+
+export const publishFailures = Metric.counter("redis_publish_failures", {
+  description: "run events that could not be written to Redis (followers elsewhere read them from the database)"
+})
+export const commandFailures = Metric.counter("redis_command_failures", {
+  description: "Redis commands that failed or timed out; the in-process fallback answered"
+})
+export const reconnects = Metric.counter("redis_reconnects", { description: "times the Redis connection was lost and made again" })
+
+/** The URL fit to print: its password replaced by `***`. */
+export const maskUrl = (url: string): string => {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== "") parsed.password = "***"
+    return parsed.href
+  } catch {
+    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):.*@/i, "$1:***@")
+  }
+}
+
+/** Why `raw` is not a Redis URL we can use, or the URL. */
+export const parseUrl = (raw: string): Either.Either<string, string> => {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    return Either.left(`not a URL (expected redis://[user:password@]host[:port][/db]), got ${JSON.stringify(maskUrl(raw))}`)
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    return Either.left(`the scheme must be redis:// or rediss://, not ${url.protocol}//`)
+  }
+  if (url.hostname === "") return Either.left("no host (expected redis://host[:port])")
+  const db = url.pathname.replace(/^\//, "")
+  if (db !== "" && !/^\d{1,2}$/.test(db)) return Either.left(`the database must be a number (redis://host:port/0), not ${JSON.stringify(db)}`)
+  return Either.right(raw)
+}
+
+/**
+ * `REDIS_URL` (unset or empty: none, the in-process services) and `REDIS_PREFIX` (default
+ * `swarm:`; servers that share runs must share it). A malformed URL is a `ConfigError` naming it.
+ */
+export const config: Config.Config<Option.Option<{ readonly url: string; readonly prefix: string }>> = Config.all({
+  url: Config.string("REDIS_URL").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((raw) => {
+      const trimmed = raw.trim()
+      if (trimmed === "") return Either.right(Option.none<string>())
+      return Either.map(Either.mapLeft(parseUrl(trimmed), (why) => ConfigError.InvalidData(["REDIS_URL"], why)), Option.some)
+    })
+  ),
+  prefix: Config.string("REDIS_PREFIX").pipe(Config.withDefault(defaults.prefix))
+}).pipe(Config.map(({ prefix, url }) => Option.map(url, (u) => ({ url: u, prefix }))))
+
+/** Backoff with jitter, 50 ms doubling to 2 s; never gives up (Redis coming back must find us). */
+const retryStrategy = (times: number): number => Math.min(2_000, 50 * 2 ** Math.min(times, 6)) * (0.75 + Math.random() * 0.5)
+
+const baseOptions = (commandTimeout: number): RedisOptions => ({
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout,
+  connectTimeout: 2_000,
+  retryStrategy,
+  // Scripts and streams only; no `READONLY` replicas and no auto-pipelining surprises.
+  enableAutoPipelining: false
+})
+
+/** A connection to the Redis of `options` for the scope; start-up never fails on Redis being away. */
+export const make = (options: Options): Effect.Effect<RedisService, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const runtime = yield* Effect.runtime<never>()
+    const runFork = Runtime.runFork(runtime)
+    const url = maskUrl(options.url)
+    const prefix = options.prefix ?? defaults.prefix
+    const commandTimeout = options.commandTimeoutMillis ?? defaults.commandTimeoutMillis
+    const client = new IORedis(options.url, { ...baseOptions(commandTimeout), connectionName: "swarm" })
+
+    let state: RedisState = "connecting"
+    let publishFailed = 0
+    let commandFailed = 0
+    let reconnected = 0
+    /** Failures since the connection was last ready: the first one is logged, the rest counted. */
+    let outage: { readonly since: number; failures: number } | undefined = undefined
+    let everReady = false
+    let closing = false
+
+    const log = (effect: Effect.Effect<void>) => void runFork(effect.pipe(Effect.annotateLogs({ redis: url })))
+
+    client.on("ready", () => {
+      state = "ready"
+      if (everReady) {
+        reconnected++
+        reconnects.unsafeUpdate(1, [])
+      }
+      everReady = true
+      if (outage !== undefined) {
+        const { failures, since } = outage
+        outage = undefined
+        log(Effect.logInfo(`Redis is back after ${Math.round((Date.now() - since) / 100) / 10} s; ${failures} operations fell back meanwhile`))
+      }
+    })
+    client.on("reconnecting", () => {
+      if (!closing) state = "reconnecting"
+    })
+    client.on("end", () => {
+      state = "closed"
+    })
+    // ioredis reports each failed attempt here; the outage is logged once, by `failed` or below.
+    client.on("error", (error: Error) => {
+      if (closing || outage !== undefined) return
+      outage = { since: Date.now(), failures: 0 }
+      log(Effect.logWarning(`Redis is unavailable (${error.message}): falling back to this process and reconnecting`))
+    })
+
+    const failed = (what: string, count: number, error: unknown) => {
+      if (count <= 0) return
+      if (what === "publish") {
+        publishFailed += count
+        publishFailures.unsafeUpdate(count, [])
+      } else {
+        commandFailed += count
+        commandFailures.unsafeUpdate(count, [])
+      }
+      if (closing) return
+      if (outage === undefined) {
+        outage = { since: Date.now(), failures: count }
+        const reason = error instanceof Error ? error.message : String(error)
+        log(Effect.logWarning(`Redis ${what} failed (${reason}): falling back to this process; counted until Redis answers again`))
+      } else {
+        outage.failures += count
+      }
+    }
+
+    const connected = yield* Effect.tryPromise(() => client.connect()).pipe(
+      Effect.timeoutFail({ duration: options.connectTimeoutMillis ?? defaults.connectTimeoutMillis, onTimeout: () => new Error("no answer") }),
+      Effect.either
+    )
+    if (Either.isLeft(connected)) {
+      const error = connected.left
+      const reason = error instanceof Error ? error.message : String(error)
+      yield* Effect.logWarning(`Redis at ${url} does not answer (${reason}): starting degraded, reconnecting in the background`)
+    }
+
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        closing = true
+        try {
+          if (client.status === "ready") await Promise.race([client.quit(), new Promise((resolve) => setTimeout(resolve, 1_000))])
+        } catch {
+          // going away anyway
+        }
+        client.disconnect()
+      })
+    )
+
+    const connection = (name: string, extra: RedisOptions = {}) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const other = new IORedis(options.url, { ...baseOptions(commandTimeout), connectionName: `swarm-${name}`, ...extra })
+          // Its failures are the same outage as the command connection's: reported there.
+          other.on("error", () => {})
+          other.connect().catch(() => {})
+          return other
+        }),
+        (other) => Effect.sync(() => other.disconnect())
+      )
+
+    return {
+      client,
+      prefix,
+      url,
+      connection,
+      ready: () => client.status === "ready",
+      failed,
+      stats: () => ({ url, state, publishFailures: publishFailed, commandFailures: commandFailed, reconnects: reconnected })
+    } satisfies RedisService
+  })
+
+/** The connection of `options`, closed (QUIT) with the layer. */
+export const layerWith = (options: Options): Layer.Layer<Redis> => Layer.scoped(Redis, make(options))
+
+/** The start-up line: which event bus the server uses. */
+export const describe = (redis: Option.Option<RedisService>): string =>
+  Option.match(redis, {
+    onNone: () => "event bus: in-process (set REDIS_URL to share runs, caches and rate limits across server processes)",
+    onSome: (r) => `event bus: Redis at ${r.url} (REDIS_URL)${r.ready() ? "" : ", not answering yet: degraded, reconnecting"}`
+  })

@@ -1,0 +1,100 @@
+/**
+ * The latest portfolio and quotes of a run as a fast read relies on them: a portfolio snapshot
+ * gives the portfolio and its marks, a later fill its market price, other events nothing; in
+ * process, and through Redis from the process that runs it to another (written behind, so the run
+ * never waits); Redis down leaves the run's own process answering, never an error.
+ */
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import type { RunEvent } from "../../schemas/RunEvent.js"
+import * as LatestCache from "../../src/bus/LatestCache.js"
+import * as Redis from "../../src/bus/Redis.js"
+import { cleanUp, connection, downUrl, eventually, runRedis, uniquePrefix } from "./redis.js"
+
+const prefix = uniquePrefix("latest")
+afterAll(() => cleanUp(prefix))
+
+const portfolio = (run: string, seq: number, ts: number, mark: number): RunEvent =>
+  ({
+    _tag: "PortfolioUpdated",
+    run,
+    seq,
+    at: ts,
+    snapshot: {
+      ts,
+      cash: 5_000_000_000,
+      equity: 10_000_000_000,
+      grossExposure: 5_000_000_000,
+      netExposure: 5_000_000_000,
+      realizedPnl: 0,
+      unrealizedPnl: 12_000_000,
+      positions: [
+        { symbol: "AAPL", quantity: 10, averagePrice: 100, realizedPnl: 0, markPrice: mark, marketValue: mark * 10_000_000, unrealizedPnl: 0 }
+      ]
+    }
+  }) as unknown as RunEvent
+
+const fill = (run: string, seq: number, ts: number, symbol: string, marketPrice: number): RunEvent =>
+  ({
+    _tag: "OrderFilled",
+    run,
+    seq,
+    at: ts,
+    fill: { id: `f${seq}`, orderId: `o${seq}`, symbol, side: "buy", quantity: 1, price: marketPrice, marketPrice, slippageBps: 0, notional: 0, commission: 0, ts }
+  }) as unknown as RunEvent
+
+const other = (run: string, seq: number): RunEvent => ({ _tag: "RunFailed", run, seq, at: 0, reason: "x" }) as unknown as RunEvent
+
+const redisCache = (url?: string) =>
+  Effect.flatMap(connection(prefix, url), (redis) => LatestCache.redis({ flushMillis: 10 }).pipe(Effect.provideService(Redis.Redis, redis)))
+
+describe("LatestCache (in process)", () => {
+  it.effect("a snapshot gives the portfolio and its marks; a later fill its price; other events nothing", () =>
+    Effect.gen(function*() {
+      const cache = LatestCache.memory()
+      expect(yield* cache.get("r")).toBeUndefined()
+      cache.observe(portfolio("r", 3, 1_000, 101.5))
+      cache.observe(fill("r", 4, 2_000, "MSFT", 300))
+      cache.observe(other("r", 5))
+      const latest = yield* cache.get("r")
+      expect(latest?.seq).toBe(4)
+      expect(latest?.portfolio?.equity).toBe(10_000_000_000)
+      expect(latest?.quotes).toEqual({
+        AAPL: { price: 101.5, ts: 1_000, source: "mark" },
+        MSFT: { price: 300, ts: 2_000, source: "fill" }
+      })
+      // A fill older than the quote it would replace does not go back in time.
+      cache.observe(fill("r", 6, 500, "AAPL", 90))
+      expect((yield* cache.get("r"))?.quotes["AAPL"]?.price).toBe(101.5)
+    }))
+})
+
+describe.skipIf(!runRedis)("LatestCache (Redis)", () => {
+  it.scopedLive("written behind by the process that runs it, read by another", () =>
+    Effect.gen(function*() {
+      const runner = yield* redisCache()
+      const reader = yield* redisCache()
+      runner.observe(portfolio("r1", 1, 1_000, 100))
+      runner.observe(portfolio("r1", 2, 2_000, 102))
+      // The runner answers at once from its own values.
+      expect((yield* runner.get("r1"))?.seq).toBe(2)
+      let seen: LatestCache.Latest | undefined
+      for (let i = 0; i < 300 && seen?.seq !== 2; i++) {
+        seen = yield* reader.get("r1")
+        if (seen?.seq !== 2) yield* Effect.sleep("10 millis")
+      }
+      expect(seen?.quotes["AAPL"]).toEqual({ price: 102, ts: 2_000, source: "mark" })
+      expect(seen?.portfolio?.positions[0]?.markPrice).toBe(102)
+      expect(yield* reader.get("nothing")).toBeUndefined()
+    }))
+
+  it.scopedLive("Redis down: the run's own process still answers, writes are counted, nothing fails", () =>
+    Effect.gen(function*() {
+      const redis = yield* connection(prefix, downUrl)
+      const cache = yield* LatestCache.redis({ flushMillis: 5 }).pipe(Effect.provideService(Redis.Redis, redis))
+      cache.observe(portfolio("r2", 1, 1_000, 100))
+      expect((yield* cache.get("r2"))?.seq).toBe(1)
+      expect(yield* cache.get("elsewhere")).toBeUndefined()
+      expect(yield* eventually(() => redis.stats().commandFailures >= 1, 2_000)).toBe(true)
+    }))
+})

@@ -1,0 +1,58 @@
+/**
+ * `REDIS_URL` as an operator writes it: unset or empty is no Redis (the in-process services), a
+ * Redis URL is taken, anything else is a configuration error naming the variable and why — at
+ * start-up, not at the first event. The connection never prints a password, and a Redis that does
+ * not answer leaves start-up going (degraded), saying so in its state.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Either, Option } from "effect"
+import * as Redis from "../../src/bus/Redis.js"
+import { downUrl } from "./redis.js"
+
+const read = (env: Record<string, string>) =>
+  Effect.withConfigProvider(Effect.either(Redis.config), ConfigProvider.fromMap(new Map(Object.entries(env))))
+
+describe("Redis configuration", () => {
+  it.effect("unset or empty: none; a redis:// or rediss:// URL: taken, with the key prefix", () =>
+    Effect.gen(function*() {
+      expect(yield* read({})).toEqual(Either.right(Option.none()))
+      expect(yield* read({ REDIS_URL: "  " })).toEqual(Either.right(Option.none()))
+      expect(yield* read({ REDIS_URL: "redis://127.0.0.1:6379/2" })).toEqual(
+        Either.right(Option.some({ url: "redis://127.0.0.1:6379/2", prefix: "swarm:" }))
+      )
+      expect(yield* read({ REDIS_URL: "rediss://u:p@cache.example:6380", REDIS_PREFIX: "prod:" })).toEqual(
+        Either.right(Option.some({ url: "rediss://u:p@cache.example:6380", prefix: "prod:" }))
+      )
+    }))
+
+  it.effect("malformed: a ConfigError that names REDIS_URL and says why, never the password", () =>
+    Effect.gen(function*() {
+      for (const [raw, why] of [
+        ["localhost:6379", "redis://"],
+        ["http://127.0.0.1:6379", "scheme"],
+        ["redis://user:s3cret@host:6379/x", "database"],
+        ["not a url at all", "not a URL"]
+      ] as const) {
+        const result = yield* read({ REDIS_URL: raw })
+        expect(Either.isLeft(result)).toBe(true)
+        const text = String(Either.getLeft(result).pipe(Option.getOrThrow))
+        expect(text).toContain("REDIS_URL")
+        expect(text).toContain(why)
+        expect(text).not.toContain("s3cret")
+      }
+    }))
+
+  it("a URL fit to print has its password masked", () => {
+    expect(Redis.maskUrl("redis://user:s3cret@host:6379/0")).toBe("redis://user:***@host:6379/0")
+    expect(Redis.maskUrl("redis://host:6379")).toBe("redis://host:6379")
+  })
+
+  it.scopedLive("a Redis that does not answer: start-up goes on, degraded and reconnecting, and says so", () =>
+    Effect.gen(function*() {
+      const redis = yield* Redis.make({ url: downUrl, connectTimeoutMillis: 300 })
+      expect(redis.ready()).toBe(false)
+      expect(redis.stats().state).not.toBe("ready")
+      expect(Redis.describe(Option.some(redis))).toContain("not answering yet")
+      expect(Redis.describe(Option.none())).toContain("in-process")
+    }))
+})

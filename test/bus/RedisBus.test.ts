@@ -1,0 +1,274 @@
+/**
+ * The Redis bus as followers on other processes rely on it, against a real Redis (two buses with
+ * connections of their own are two processes): every event of a run published on one reaches a
+ * subscriber on the other, in order, then `Ended`; a late follower finds the recent events and the
+ * run's liveness in the stream; a burst goes as a few batched entries; Redis away from the publisher
+ * costs Redis only — the events are counted and dropped, the run and its local subscribers go on,
+ * and the follower sees a hole it can close from the database (`recent` does not vouch across it),
+ * `Overflow` instead of `Ended` when the hole is at the end or the publisher died; a run re-executed
+ * from an earlier sequence resets its stream. With the database: a follower on the other process
+ * gets every event, the hole closed from the database.
+ */
+import { afterAll, describe, expect, it, layer } from "@effect/vitest"
+import { Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
+import type { RunId } from "../../schemas/Ids.js"
+import type { BusEvent, Delivery, Subscription } from "../../src/bus/EventBus.js"
+import * as Redis from "../../src/bus/Redis.js"
+import * as RedisBus from "../../src/bus/RedisBus.js"
+import * as Follow from "../../src/edge/Follow.js"
+import { SqlClient } from "@effect/sql"
+import { createUsers, simulatedRun } from "../edge/fixtures.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { cleanUp, connection, downUrl, eventually, redisUrl, runRedis, uniquePrefix } from "./redis.js"
+
+const prefix = uniquePrefix("bus")
+afterAll(() => cleanUp(prefix))
+
+const ev = (seq: number): BusEvent => ({ seq, tag: seq % 2 === 0 ? "Even" : "Odd", json: `{"seq":${seq},"text":"a \\"quoted\\" line"}` })
+const seqs = (deliveries: ReadonlyArray<Delivery>) => deliveries.map((d) => (d._tag === "Event" ? d.event.seq : d._tag))
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+/** A bus of a simulated process: a connection of its own. */
+const bus = (options: RedisBus.Options = {}, url = redisUrl) =>
+  Effect.flatMap(connection(prefix, url), (redis) => RedisBus.make(options).pipe(Effect.provideService(Redis.Redis, redis)))
+
+/** A bus in a scope of its own, to be closed (its process gone) by the test. */
+const process_ = (options: RedisBus.Options = {}) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const b = yield* bus(options).pipe(Scope.extend(scope))
+    return { bus: b, kill: Scope.close(scope, Exit.void) }
+  })
+
+/** Deliveries until a terminal one (at most 10 s). */
+const drain = (sub: Subscription) =>
+  Effect.gen(function*() {
+    const out: Array<Delivery> = []
+    for (;;) {
+      for (const d of yield* sub.takeAll) {
+        out.push(d)
+        if (d._tag !== "Event") return out
+      }
+    }
+  }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("no terminal delivery within 10 s") }))
+
+/** Deliveries until `count` events came (at most 10 s). */
+const takeEvents = (sub: Subscription, count: number) =>
+  Effect.gen(function*() {
+    const out: Array<Delivery> = []
+    while (out.filter((d) => d._tag === "Event").length < count) {
+      const ds = yield* sub.takeAll
+      out.push(...ds)
+      if (ds.some((d) => d._tag !== "Event")) break
+    }
+    return out
+  }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error(`fewer than ${count} events within 10 s`) }))
+
+let runs = 0
+const runId = () => `run_${process.pid}_${++runs}`
+
+/** Redis away from `b`'s process for a moment (its connection dropped): it reconnects by itself. */
+const blip = (b: RedisBus.RedisBusService) => Effect.sync(() => b.redis.client.disconnect(true))
+/** Until `b`'s connection is back from the last blip. */
+const backUp = (b: RedisBus.RedisBusService) =>
+  Effect.gen(function*() {
+    const before = b.redis.stats().reconnects
+    expect(yield* eventually(() => b.redis.stats().reconnects > before && b.redis.ready())).toBe(true)
+  })
+
+describe.skipIf(!runRedis)("RedisBus", () => {
+  it.scopedLive("a subscriber on another process gets every event of the run, in order, then Ended; one here gets them at once", () =>
+    Effect.gen(function*() {
+      const a = yield* bus()
+      const b = yield* bus()
+      const run = runId()
+      const remote = yield* b.subscribe(run)
+      expect(b.isLive(run)).toBe(false)
+      for (let seq = 1; seq <= 10; seq++) a.publish(run, ev(seq))
+      const here = yield* a.subscribe(run)
+      expect(a.isLive(run)).toBe(true)
+      yield* Effect.sleep("20 millis")
+      for (let seq = 11; seq <= 20; seq++) a.publish(run, ev(seq))
+      expect(yield* eventually(() => b.isLive(run))).toBe(true)
+      a.end(run)
+      const got = yield* drain(remote)
+      expect(seqs(got)).toEqual([...range(1, 20), "Ended"])
+      // Byte for byte as published.
+      for (const d of got) if (d._tag === "Event") expect(d.event).toEqual(ev(d.event.seq))
+      expect(seqs(yield* drain(here))).toEqual([...range(11, 20), "Ended"])
+      expect(b.isLive(run)).toBe(false)
+      expect(b.received()).toBe(20)
+      expect(a.redis.stats().publishFailures).toBe(0)
+    }))
+
+  it.scopedLive("a late follower finds the run live and its recent events in the stream", () =>
+    Effect.gen(function*() {
+      const a = yield* bus()
+      const b = yield* bus()
+      const run = runId()
+      for (let seq = 1; seq <= 50; seq++) a.publish(run, ev(seq))
+      yield* Effect.sleep("50 millis")
+      const sub = yield* b.subscribe(run)
+      expect(b.isLive(run)).toBe(true)
+      expect(b.recent(run, 10)?.map((e) => e.seq)).toEqual(range(11, 50))
+      expect(b.recent(run, 50)).toEqual([])
+      expect(b.recent(run, 10)?.[0]).toEqual(ev(11))
+      for (let seq = 51; seq <= 55; seq++) a.publish(run, ev(seq))
+      a.end(run)
+      expect(seqs(yield* drain(sub))).toEqual([...range(51, 55), "Ended"])
+      expect(b.followed()).toBe(0)
+    }))
+
+  it.scopedLive("a burst of 5,000 events goes as a few batched entries and arrives whole, in order", () =>
+    Effect.gen(function*() {
+      const a = yield* bus()
+      const b = yield* bus()
+      const run = runId()
+      const sub = yield* b.subscribe(run, { buffer: 10_000 })
+      for (let seq = 1; seq <= 5_000; seq++) a.publish(run, ev(seq))
+      a.end(run)
+      const got = seqs(yield* drain(sub))
+      expect(got).toEqual([...range(1, 5_000), "Ended"])
+      const entries = yield* Effect.promise(() => a.redis.client.xlen(`${prefix}run:${run}:events`))
+      expect(entries).toBeLessThanOrEqual(Math.ceil(5_000 / RedisBus.defaults.batch) + 1)
+    }))
+
+  it.scopedLive("Redis away from the publisher: its events are counted and dropped from Redis only; the follower sees the hole, recent does not vouch across it", () =>
+    Effect.gen(function*() {
+      const a = yield* bus()
+      const b = yield* bus()
+      const run = runId()
+      const remote = yield* b.subscribe(run)
+      for (let seq = 1; seq <= 5; seq++) a.publish(run, ev(seq))
+      const here = yield* a.subscribe(run)
+      expect(seqs(yield* takeEvents(remote, 5))).toEqual(range(1, 5))
+      yield* blip(a)
+      for (let seq = 6; seq <= 8; seq++) a.publish(run, ev(seq))
+      yield* backUp(a)
+      for (let seq = 9; seq <= 10; seq++) a.publish(run, ev(seq))
+      // The local subscriber had everything; Redis had all but 6..8.
+      expect(seqs(yield* takeEvents(here, 5))).toEqual(range(6, 10))
+      expect(seqs(yield* takeEvents(remote, 2))).toEqual([9, 10])
+      expect(a.redis.stats().publishFailures).toBe(3)
+      expect(b.recent(run, 8)?.map((e) => e.seq)).toEqual([9, 10])
+      expect(b.recent(run, 4)).toBeUndefined()
+      a.end(run)
+      // Every event up to the end reached it through the stream after the hole: Ended.
+      expect(seqs(yield* drain(remote))).toEqual(["Ended"])
+    }))
+
+  it.scopedLive("events lost just before the end: the follower is told Overflow (resume from the database), not Ended", () =>
+    Effect.gen(function*() {
+      const a = yield* bus()
+      const b = yield* bus()
+      const run = runId()
+      const remote = yield* b.subscribe(run)
+      for (let seq = 1; seq <= 5; seq++) a.publish(run, ev(seq))
+      expect(seqs(yield* takeEvents(remote, 5))).toEqual(range(1, 5))
+      yield* blip(a)
+      a.publish(run, ev(6))
+      yield* backUp(a)
+      a.end(run)
+      expect(seqs(yield* drain(remote))).toEqual(["Overflow"])
+    }))
+
+  it.scopedLive("the publishing process gone without ending the run: its followers get Overflow once its live key expires", () =>
+    Effect.gen(function*() {
+      const a = yield* process_({ liveTtl: "400 millis" })
+      const b = yield* bus({ liveTtl: "400 millis" })
+      const run = runId()
+      const remote = yield* b.subscribe(run)
+      for (let seq = 1; seq <= 3; seq++) a.bus.publish(run, ev(seq))
+      expect(seqs(yield* takeEvents(remote, 3))).toEqual([1, 2, 3])
+      expect(b.isLive(run)).toBe(true)
+      yield* a.kill
+      expect(seqs(yield* drain(remote))).toEqual(["Overflow"])
+      expect(b.isLive(run)).toBe(false)
+    }))
+
+  it.scopedLive("a run re-executed from an earlier sequence in another process (resumed after a crash) carries on in the same stream", () =>
+    Effect.gen(function*() {
+      const a = yield* process_()
+      const b = yield* bus()
+      const run = runId()
+      const remote = yield* b.subscribe(run)
+      for (let seq = 1; seq <= 10; seq++) a.bus.publish(run, ev(seq))
+      expect(seqs(yield* takeEvents(remote, 10))).toEqual(range(1, 10))
+      yield* a.kill
+      // The database had 1..5: the next process re-executes from 6.
+      const a2 = yield* bus()
+      for (let seq = 6; seq <= 12; seq++) a2.publish(run, ev(seq))
+      yield* Effect.sleep("50 millis")
+      // A new follower reads the new life.
+      const late = yield* bus()
+      yield* late.subscribe(run)
+      expect(late.isLive(run)).toBe(true)
+      expect(late.recent(run, 5)?.map((e) => e.seq)).toEqual(range(6, 12))
+      a2.end(run)
+      expect(seqs(yield* drain(remote))).toEqual([11, 12, "Ended"])
+      expect(a2.redis.stats().publishFailures).toBe(0)
+      // Ended: a follower that comes now reads the database, not the stream's tail.
+      const after = yield* bus()
+      yield* after.subscribe(run)
+      expect(after.isLive(run)).toBe(false)
+      expect(after.recent(run, 5)).toEqual([])
+    }))
+
+  it.scopedLive("Redis down from the start: publishing never fails or waits, this process's subscribers get everything", () =>
+    Effect.gen(function*() {
+      const a = yield* bus({}, downUrl)
+      const run = runId()
+      a.publish(run, ev(1))
+      const sub = yield* a.subscribe(run)
+      for (let seq = 2; seq <= 100; seq++) a.publish(run, ev(seq))
+      a.end(run)
+      expect(seqs(yield* drain(sub))).toEqual([...range(2, 100), "Ended"])
+      yield* Effect.sleep("20 millis")
+      expect(a.redis.stats().publishFailures).toBe(101)
+      expect(a.redis.stats().state).not.toBe("ready")
+      // A follower through a Redis that is down waits (its database tail covers it), it does not fail.
+      const other = yield* a.subscribe("elsewhere")
+      expect(yield* other.takeAllWithin(50)).toEqual([])
+      expect(a.isLive("elsewhere")).toBe(false)
+      expect(a.recent("elsewhere", 0)).toEqual([])
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------
+// With the database: the follower of another process closes the hole from it
+
+const embedded = backends[0]!
+
+describe.skipIf(!runRedis)("RedisBus with Follow", () => {
+  const environment = Layer.effectDiscard(Effect.orDie(createUsers)).pipe(Layer.provideMerge(embedded.store))
+  layer(environment, { timeout: startTimeout, excludeTestServices: true })("", (it) => {
+    it.scoped("a follower on another process gets every event exactly once, the events Redis missed from the database", () =>
+      Effect.gen(function*() {
+        const a = yield* bus()
+        const b = yield* bus()
+        const sql = yield* SqlClient.SqlClient
+        // The fixture's simulated run publishes through `a` (it needs only publish and end).
+        const run = yield* simulatedRun({ ...a, subscribers: () => 0, runs: () => 0 }, "alice")
+        run.publish(1, 5)
+        yield* run.commit(3)
+        const events = yield* Follow.follow({ bus: b, sql }, run.id as RunId, 0, { poll: "100 millis" }).pipe(
+          Stream.mapConcat((burst) => burst),
+          Stream.runCollect,
+          Effect.fork
+        )
+        yield* Effect.sleep("200 millis")
+        yield* blip(a)
+        run.publish(6, 8)
+        yield* backUp(a)
+        yield* run.commit(8)
+        run.publish(9, 12)
+        yield* Effect.sleep("100 millis")
+        yield* run.finish
+        const got = [...(yield* Fiber.join(events).pipe(Effect.timeout("20 seconds")))]
+        expect(got.map((e) => e.seq)).toEqual(range(1, 12))
+        for (const e of got) expect(e.json).toBe(run.body(e.seq))
+        expect(a.redis.stats().publishFailures).toBe(3)
+        expect(b.received()).toBeGreaterThan(0)
+      }), { timeout: 60_000 })
+  })
+})

@@ -1,0 +1,304 @@
+/**
+ * Two real `swarm serve` processes sharing one Postgres database (a fresh one: the embedded PGlite
+ * is single-process) and one Redis, as a deployment behind a load balancer runs them:
+ *
+ * - an SSE subscriber on the second server sees every event of a paper run executing on the first,
+ *   in order, after resuming from a sequence number — through Redis (the second server's `/health`
+ *   counts the events it read from Redis), not only by tailing the database;
+ * - the webhook rate limit is one token bucket for both servers: alerts split between them are
+ *   refused (429) once the strategy's burst is spent, though each server alone saw fewer;
+ * - Redis killed and started again mid-run loses nothing: the run completes, the publisher counts
+ *   what it could not write to Redis, and the subscriber (resuming with Last-Event-ID when told to,
+ *   as EventSource does) gets every event exactly once, the missing ones from the database.
+ *
+ * Redis is a private `redis-server --save ''` on a free port when the machine has one (so the test
+ * can kill it), else `REDIS_URL` or 127.0.0.1:6379 with a key prefix of its own (the restart test is
+ * then skipped, saying so). Needs `DATABASE_URL` (CI sets it); skipped, saying so, without it
+ * outside CI.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as Path from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Scope } from "effect"
+import * as Database from "../../src/store/Database.js"
+import { ProcessGroups } from "../cli/processes.js"
+import { cleanUp, probe, redisUrl, uniquePrefix } from "../bus/redis.js"
+import { serverUrl } from "../store/fresh.js"
+import { open, rpcClient } from "./fixtures.js"
+
+const hasRedisServer = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).status === 0
+const sharedRedis = await probe(redisUrl)
+const enabled = serverUrl !== undefined && (hasRedisServer || sharedRedis)
+if (!enabled && process.env.CI === undefined) {
+  console.warn(
+    `TwoServers skipped: ${serverUrl === undefined ? "DATABASE_URL is not set (two processes need a Postgres server)" : "no redis-server to start and no Redis answering"}`
+  )
+}
+// Under CI nothing may be missing: the suite runs, and fails if it is.
+const run = enabled || process.env.CI !== undefined
+
+const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-two-"))
+const processes = new ProcessGroups()
+const prefix = uniquePrefix("two")
+
+// ---------------------------------------------------------------------------------------------
+// A private Redis the test may kill
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+
+class PrivateRedis {
+  private child: ChildProcess | undefined = undefined
+  constructor(readonly port: number) {}
+
+  get url() {
+    return `redis://127.0.0.1:${this.port}`
+  }
+
+  async start(): Promise<void> {
+    this.child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp], {
+      stdio: "ignore"
+    })
+    for (let i = 0; i < 200; i++) {
+      if (await probe(this.url)) return
+      await sleep(25)
+    }
+    throw new Error(`redis-server on port ${this.port} did not start`)
+  }
+
+  /** Gone at once, as a crash is (nothing saved: it comes back empty). */
+  async kill(): Promise<void> {
+    const child = this.child
+    this.child = undefined
+    if (child === undefined || child.exitCode !== null) return
+    const exited = new Promise((resolve) => child.once("exit", resolve))
+    child.kill("SIGKILL")
+    await exited
+  }
+}
+
+const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
+
+// ---------------------------------------------------------------------------------------------
+// The servers
+
+interface Started {
+  readonly child: ChildProcess
+  readonly base: string
+  readonly stdout: () => string
+  readonly stderr: () => string
+  readonly exited: Promise<number | null>
+}
+
+const start = (env: NodeJS.ProcessEnv, settle: number) =>
+  new Promise<Started>((resolve, reject) => {
+    const child = processes.spawn(["serve", "--port", "0"], { cwd: tmp, env })
+    let out = ""
+    let err = ""
+    let listening = false
+    const exited = new Promise<number | null>((done) => child.on("exit", (code, signal) => done(signal === "SIGINT" ? 130 : code)))
+    child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()))
+    child.stderr!.on("data", (chunk: Buffer) => {
+      err += chunk.toString()
+      const match = /listening on (http:\/\/\S+)/.exec(err)
+      if (match !== null && !listening) {
+        listening = true
+        setTimeout(() => resolve({ child, base: match[1]!, stdout: () => out, stderr: () => err, exited }), settle)
+      }
+    })
+    exited.then((code) => reject(new Error(`swarm serve exited ${code} before listening: ${err}`)))
+  })
+
+const stop = async (server: Started | undefined) => {
+  if (server === undefined || server.child.exitCode !== null) return
+  process.kill(-server.child.pid!, "SIGINT")
+  await Promise.race([server.exited, sleep(10_000)])
+}
+
+let redis: PrivateRedis | undefined
+let dbScope: Scope.CloseableScope | undefined
+let a: Started | undefined
+let b: Started | undefined
+let key = ""
+
+beforeAll(async () => {
+  if (!enabled) return
+  if (hasRedisServer) {
+    redis = new PrivateRedis(await freePort())
+    await redis.start()
+  }
+  dbScope = await Effect.runPromise(Scope.make())
+  const database = await Effect.runPromise(Database.temporary(serverUrl!).pipe(Scope.extend(dbScope)))
+  const env = Object.fromEntries(
+    Object.entries({
+      ...process.env,
+      DATABASE_URL: database,
+      REDIS_URL: redis?.url ?? redisUrl,
+      REDIS_PREFIX: prefix,
+      SWARM_LLM: "offline",
+      SWARM_DATA_DIR: Path.join(tmp, "unused")
+    }).filter(([k]) => k !== "PORT" && k !== "HOST")
+  )
+  // The first makes the admin (its key on stdout) and the example strategy; then the second joins.
+  a = await start(env, 1_000)
+  key = /sk_[A-Za-z0-9_-]{43}/.exec(a.stdout())?.[0] ?? ""
+  b = await start(env, 300)
+}, 120_000)
+
+afterAll(async () => {
+  await Promise.all([stop(a), stop(b)])
+  processes.killAll()
+  await redis?.kill()
+  if (dbScope !== undefined) await Effect.runPromise(Scope.close(dbScope, Exit.void))
+  if (redis === undefined) await cleanUp(prefix)
+  fs.rmSync(tmp, { recursive: true, force: true })
+}, 60_000)
+
+// ---------------------------------------------------------------------------------------------
+// Following a run over SSE, as EventSource does
+
+interface Followed {
+  readonly events: ReadonlyArray<{ readonly id: number; readonly event: string; readonly data: string }>
+  /** Times the server closed the stream before the end (overflow, an outage) and it was resumed. */
+  readonly resumed: number
+  readonly end: unknown
+}
+
+/**
+ * The events of `run` at `base` after `since` until the run's `end` (or `stopAfter` events), resuming
+ * with Last-Event-ID whenever the stream closes early.
+ */
+const follow = async (base: string, run: string, since: number, options: { readonly stopAfter?: number; readonly onEvent?: (count: number) => void } = {}) => {
+  const events: Array<{ id: number; event: string; data: string }> = []
+  let last = since
+  let resumed = 0
+  const deadline = Date.now() + 90_000
+  while (Date.now() < deadline) {
+    const opened = await Effect.runPromise(open(`${base}/v1/runs/${run}/events`, { authorization: `Bearer ${key}`, "last-event-id": String(last) }))
+    if (!("reader" in opened)) throw new Error(`SSE answered ${opened.status}: ${JSON.stringify(opened.body)}`)
+    try {
+      for (;;) {
+        const item = await opened.reader.next()
+        if (item === undefined) break
+        if (item.type !== "event") continue
+        if (item.event === "end") return { events, resumed, end: JSON.parse(item.data) } satisfies Followed
+        // `overflow`, `error`: no id; the server closes the stream next, and we resume.
+        if (item.id === undefined) continue
+        events.push({ id: Number(item.id), event: item.event, data: item.data })
+        last = Number(item.id)
+        options.onEvent?.(events.length)
+        if (options.stopAfter !== undefined && events.length >= options.stopAfter) return { events, resumed, end: undefined } satisfies Followed
+      }
+    } finally {
+      opened.reader.close()
+    }
+    resumed++
+    await sleep(200)
+  }
+  throw new Error(`the run's end did not come within 90 s (${events.length} events, last ${last})`)
+}
+
+const health = (base: string) => fetch(`${base}/health`).then((r) => r.json() as Promise<Record<string, any>>)
+
+/** A paper run of the example strategy on `base`, on synthetic bars, twenty bars a second. */
+const startPaperRun = (base: string, bars: number) =>
+  Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(base, key), (rpc) =>
+    rpc("runs.start", { strategy: "Six analysts", mode: "paper", data: { _tag: "synthetic", bars, seed: 7 }, speed: 20 * 86_400 }))))
+
+const runStatus = (base: string, id: string) =>
+  Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(base, key), (rpc) => rpc("runs.get", { run: id }))))
+
+/** Every event of a finished run, from its database (through `base`). */
+const stored = async (base: string, id: string) => (await follow(base, id, 0)).events
+
+const expectContiguous = (ids: ReadonlyArray<number>, from: number) => expect(ids).toEqual(ids.map((_, i) => from + i))
+
+describe.skipIf(!run)("two server processes sharing Redis", () => {
+  it("both say they use Redis; start-up says so too", async () => {
+    expect(key).not.toBe("")
+    for (const server of [a!, b!]) {
+      expect(server.stderr()).toContain("event bus: Redis at")
+      const report = await health(server.base)
+      expect(report).toMatchObject({ status: "ok", database: { kind: "postgres" }, bus: { kind: "redis", redis: { state: "ready" } } })
+    }
+  })
+
+  it("a subscriber on the second server sees every event of a paper run on the first, in order, after resuming from a sequence number", async () => {
+    const paper = await startPaperRun(a!.base, 120)
+    // The first few, then hang up, as a dashboard that goes away.
+    const first = await follow(b!.base, paper.id, 0, { stopAfter: 8 })
+    expectContiguous(first.events.map((e) => e.id), 1)
+    const since = first.events.at(-1)!.id
+    const rest = await follow(b!.base, paper.id, since)
+    expectContiguous(rest.events.map((e) => e.id), since + 1)
+    expect(rest.end).toEqual({ run: paper.id, lastEventId: rest.events.at(-1)!.id })
+    expect(rest.events.at(-1)!.event).toBe("RunCompleted")
+    // Exactly what the first server recorded, byte for byte.
+    const all = await stored(a!.base, paper.id)
+    expect(rest.events).toEqual(all.slice(since))
+    // Through Redis: the second server read the run's events from it.
+    const report = await health(b!.base)
+    expect(report.bus.redis.received).toBeGreaterThan(0)
+    expect((await health(a!.base)).bus.redis.publishFailures).toBe(0)
+  }, 120_000)
+
+  it("the webhook rate limit holds across both servers: one bucket per strategy", async () => {
+    const secret = await Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(a!.base, key), (rpc) => rpc("webhooks.secret", { strategy: "Six analysts" }))))
+    expect(secret.secret).not.toBeNull()
+    const started = Date.now()
+    const statuses: Record<string, Array<number>> = { a: [], b: [] }
+    // 48 alerts, alternating: 24 to each — fewer than the burst of 30 either would allow alone.
+    for (let i = 0; i < 48; i++) {
+      const [name, server] = i % 2 === 0 ? ["a", a!] as const : ["b", b!] as const
+      const response = await fetch(`${server.base}${secret.path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-swarm-secret": secret.secret! },
+        body: JSON.stringify({ ticker: "NOT-TRADED", action: "buy", price: 1, id: `two-${i}` })
+      })
+      statuses[name]!.push(response.status)
+      if (response.status === 429) expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0)
+    }
+    const elapsed = Math.ceil((Date.now() - started) / 1_000)
+    const refused = [...statuses.a!, ...statuses.b!].filter((s) => s === 429).length
+    // A burst of 30 and one more a second for everything together.
+    expect(refused).toBeGreaterThanOrEqual(48 - 30 - elapsed - 1)
+    expect(refused).toBeGreaterThan(0)
+    expect(statuses.a!.filter((s) => s === 429).length).toBeGreaterThan(0)
+    expect(statuses.b!.filter((s) => s === 429).length).toBeGreaterThan(0)
+    // The rest got past the limit to the usual answers (no such ticker here; no paper run there).
+    for (const s of [...statuses.a!, ...statuses.b!]) expect([400, 409, 429]).toContain(s)
+  }, 60_000)
+
+  it.skipIf(!hasRedisServer)("Redis killed and started again mid-run loses nothing: every event reaches the subscriber on the other server", async () => {
+    const paper = await startPaperRun(a!.base, 160)
+    let killed: Promise<void> | undefined
+    const followed = follow(b!.base, paper.id, 0, {
+      onEvent: (count) => {
+        // Mid-run: down for a moment, then back, empty (nothing saved), on the same port.
+        if (count === 20 && killed === undefined) killed = redis!.kill().then(() => sleep(1_500)).then(() => redis!.start())
+      }
+    })
+    const result = await followed
+    await killed
+    expectContiguous(result.events.map((e) => e.id), 1)
+    expect(result.events.at(-1)!.event).toBe("RunCompleted")
+    expect(result.events).toEqual(await stored(a!.base, paper.id))
+    expect((await runStatus(a!.base, paper.id)).status).toBe("completed")
+    // The outage was real: the publisher could not write some events, and both reconnected.
+    const publisher = (await health(a!.base)).bus.redis
+    expect(publisher.publishFailures).toBeGreaterThan(0)
+    expect(publisher.reconnects).toBeGreaterThan(0)
+    expect(publisher.state).toBe("ready")
+    expect((await health(b!.base)).bus.redis.reconnects).toBeGreaterThan(0)
+  }, 120_000)
+})
