@@ -20,6 +20,7 @@ import { RequestOpinions, type RoundRequest } from "../schemas/AnalystProtocol.j
 import type { AgentId, RoundId } from "../schemas/Ids.js"
 import type { Opinion } from "../schemas/Opinion.js"
 import * as Actor from "../src/actor/Actor.js"
+import type { Trace } from "../src/telemetry/Trace.js"
 import type { AnyModel, Signal } from "./analysts/Model.js"
 import { copySignal } from "./analysts/Model.js"
 
@@ -81,9 +82,27 @@ export const make = ({ allowShort, config, model, name }: AnalystOptions) => {
           opinions[given++] = track.opinion
         }
         opinions.length = given
+        const trace = context.trace
+        if (trace !== undefined) traceOpinions(trace, name, opinions)
         return Effect.as(context.reply(request, opinions), tracks)
       })
   })
+}
+
+/** In a traced round, the analyst's span says what it answered: an event per opinion. */
+export const traceOpinions = (trace: Trace, agent: AgentId, opinions: ReadonlyArray<Opinion>): void => {
+  trace.attribute("swarm.agent", agent)
+  trace.attribute("swarm.opinions", opinions.length)
+  for (const opinion of opinions) {
+    const rationale = opinion.rationale
+    trace.event("opinion", {
+      "swarm.round": opinion.round,
+      "opinion.direction": opinion.direction,
+      "opinion.confidence": opinion.confidence,
+      "opinion.horizon": opinion.horizon,
+      "opinion.rationale": rationale.length > 300 ? `${rationale.slice(0, 300)}…` : rationale
+    })
+  }
 }
 
 /** One symbol's model state, and the opinion that answers for it, re-pointed on every request. */

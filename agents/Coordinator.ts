@@ -22,8 +22,15 @@
  *
  * Events (the strategy's `events` detail): `decisions` records the rounds whose decision changed a
  * target — each opinion and the decision in full; `rounds` records every round.
+ *
+ * Tracing (src/telemetry/Sampling.ts): the coordinator decides, once per timestamp, whether its
+ * rounds are traced. A traced cycle is one trace, rooted in a `Coordinator.round` span (the run, the
+ * timestamp, the round ids) that every message of the cycle carries: the desk's and the ledger's
+ * handling of the bars, each analyst's opinions, an aggregation span per round, the risk officer's
+ * verdicts and what the desk and the ledger make of them. An untraced cycle allocates nothing for it.
  */
 import { Cause, Effect, Exit, Option } from "effect"
+import type { ActorId } from "../schemas/Actor.js"
 import { type RequestOpinions as RequestOpinionsType, RequestOpinions, type RoundRequest } from "../schemas/AnalystProtocol.js"
 import type { Action, ConsensusConfig, Decision } from "../schemas/Decision.js"
 import type { ExternalSignal } from "../schemas/ExternalSignal.js"
@@ -33,6 +40,9 @@ import { type DeskProtocol, Judge, MarketOpen, MarketUpdate, type RiskProtocol }
 import * as Actor from "../src/actor/Actor.js"
 import { type ActorRef, askAll } from "../src/actor/ActorRef.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
+import * as Metrics from "../src/telemetry/Metrics.js"
+import type { RoundSampler } from "../src/telemetry/Sampling.js"
+import * as Trace from "../src/telemetry/Trace.js"
 import * as Consensus from "../src/trading/Consensus.js"
 import { copyOpinion } from "./Analyst.js"
 
@@ -70,7 +80,12 @@ export interface CoordinatorOptions {
   readonly risk: () => ActorRef<RiskProtocol, "backpressure">
   readonly desk: () => ActorRef<DeskProtocol, "backpressure">
   readonly stats: CoordinatorStats
+  /** Which cycles are traced (src/telemetry/Sampling.ts); without one, none is. */
+  readonly sampler?: RoundSampler | undefined
 }
+
+/** The root span of a traced cycle, and the attributes that index it (src/telemetry/SpanStore.ts). */
+export const ROUND_SPAN = "Coordinator.round"
 
 interface Scoring {
   readonly due: number
@@ -159,7 +174,26 @@ export const make = (options: CoordinatorOptions) => {
     log.emit("DecisionMade", { decision })
   }
 
-  const onUpdate = (state: Coordination, update: MarketUpdate) =>
+  /** A round's aggregation, as a span of the traced cycle. */
+  const traceAggregation = (trace: Trace.Trace, round: Consensus.Round, action: Action, changes: boolean) => {
+    const decision = Consensus.aggregate(round, consensus)
+    const span = trace.child("Consensus.aggregate", {
+      "swarm.round": round.round,
+      "swarm.symbol": round.symbol,
+      "consensus.action": action,
+      "consensus.changes_target": changes,
+      "consensus.confidence": decision.confidence,
+      "consensus.participation": decision.participation,
+      "consensus.disagreement": decision.disagreement,
+      "consensus.quorum_met": decision.quorumMet,
+      "consensus.votes": decision.votes.map((v) => `${v.agent}:${v.direction}@${v.confidence.toFixed(3)}×${v.weight.toFixed(3)}`),
+      "consensus.abstentions": decision.abstentions.map((a) => `${a.agent}:${a.reason}`),
+      "consensus.dissent": [...decision.dissent]
+    })
+    span.end()
+  }
+
+  const onUpdate = (state: Coordination, update: MarketUpdate, trace: Trace.Trace | undefined) =>
     Effect.gen(function*() {
       const { bars, ts } = update
       yield* options.desk().tell(new MarketOpen({ ts, bars }, true))
@@ -206,6 +240,7 @@ export const make = (options: CoordinatorOptions) => {
         // The action alone first: most rounds change nothing and need no record.
         const action = Consensus.actionOf(input, consensus)
         const changes = action !== "hold" && action !== (state.targets.get(bar.symbol) ?? "flat")
+        if (trace !== undefined) traceAggregation(trace, input, action, changes)
         if (changes || everyRound) {
           const decision = Consensus.aggregate(input, consensus)
           record(decision)
@@ -217,18 +252,25 @@ export const make = (options: CoordinatorOptions) => {
         if (adaptive.enabled) score(state, bar.symbol, bar.close)
       }
       stats.rounds += rounds.length
+      trace?.attribute("swarm.decisions", changed.length)
       if (changed.length === 0) return state
       stats.decisions += changed.length
       const judged = yield* Effect.either(
         options.risk().ask(new Judge({ ts: ts as Timestamp, decisions: changed, closes }, true), { timeout: options.judgeTimeoutMillis })
       )
       if (judged._tag === "Left") {
+        trace?.event("execution blocked", { reason: judged.left.message })
         log.emit("ExecutionBlocked", {
           ts,
           rounds: changed.map((d) => d.round),
           reason: `the risk officer did not answer (${judged.left.message}): nothing executes until it is back`
         })
         return state
+      }
+      if (trace !== undefined) {
+        trace.attribute("swarm.orders.placed", judged.right.placed)
+        trace.attribute("swarm.orders.rejected", judged.right.rejected)
+        trace.attribute("swarm.approvals.pending", judged.right.pending)
       }
       const blocked = judged.right.blocked.length === 0 ? undefined : new Set(judged.right.blocked)
       for (const decision of changed) {
@@ -244,11 +286,34 @@ export const make = (options: CoordinatorOptions) => {
       return state
     })
 
+  /** A traced cycle: one trace, whose root span every message of the cycle carries. */
+  const traced = (state: Coordination, update: MarketUpdate, self: ActorId) => {
+    const started = performance.now()
+    const ts = update.ts
+    return Trace.within(ROUND_SPAN, {
+      root: true,
+      attributes: {
+        "actor.id": self,
+        "actor.name": self.slice(self.lastIndexOf("/") + 1),
+        "swarm.run": log.run,
+        "swarm.ts": ts,
+        "swarm.time": new Date(ts).toISOString(),
+        "swarm.rounds": update.bars.map((bar) => `${bar.symbol}@${ts}`),
+        "swarm.analysts": roster.length
+      }
+    }, (trace) =>
+      onUpdate(state, update, trace).pipe(
+        Effect.ensuring(Effect.sync(() => Metrics.recordRound(performance.now() - started)))
+      ))
+  }
+
+  const sampler = options.sampler
   return Actor.make({
     protocol: MarketUpdate,
     setup: () => Effect.sync(() => new Coordination(roster.length)),
     // Targets and accuracies outlive a crash: a restarted coordinator must not re-send every target.
     onRestart: (state) => Effect.succeed(state),
-    behavior: onUpdate
+    behavior: (state, update, context) =>
+      sampler !== undefined && sampler.sample() ? traced(state, update, context.id) : onUpdate(state, update, undefined)
   })
 }

@@ -11,8 +11,12 @@
  * the last one placed for its symbol is stale and is cancelled, not placed. A new order for a symbol
  * with an unfilled one replaces it (`OrderCancelled`): targets, not deltas, are what decisions
  * mean.
+ *
+ * Orders placed are counted by side (`swarm.orders`). An order placed in a traced round keeps its
+ * round's trace to its fill: filled at a later open, the fill is an `ExecutionDesk.fill` span of
+ * that round's trace, and so is the ledger's booking of it.
  */
-import { Effect, Either } from "effect"
+import { Effect, Either, type Tracer } from "effect"
 import type { Timestamp } from "../schemas/Ids.js"
 import type { Bar } from "../schemas/Market.js"
 import type { ExecutionConfig } from "../schemas/Execution.js"
@@ -21,6 +25,8 @@ import { Book, DeskProtocol, type LedgerProtocol } from "../schemas/TradingProto
 import * as Actor from "../src/actor/Actor.js"
 import type { ActorRef } from "../src/actor/ActorRef.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
+import * as Metrics from "../src/telemetry/Metrics.js"
+import type { Trace } from "../src/telemetry/Trace.js"
 import * as FillModel from "../src/trading/FillModel.js"
 
 export interface DeskOptions {
@@ -40,7 +46,20 @@ interface Desk {
   /** The latest timestamp's bars, for same-close fills. */
   lastTs: number
   lastBars: ReadonlyArray<Bar>
+  /** Of the unfilled orders, those placed in a traced round: their round's span, by symbol. */
+  readonly traced: Map<string, Trace>
 }
+
+const fillAttributes = (fill: Fill) => ({
+  "order.id": fill.orderId,
+  "swarm.symbol": fill.symbol,
+  "order.side": fill.side,
+  "fill.quantity": fill.quantity,
+  "fill.price": fill.price,
+  "fill.market_price": fill.marketPrice,
+  "fill.notional": fill.notional,
+  "fill.commission": fill.commission
+})
 
 const noFills: ReadonlyArray<Fill> = []
 
@@ -57,15 +76,18 @@ export const make = (options: DeskOptions) => {
   }
   return Actor.make({
     protocol: DeskProtocol,
-    setup: () => Effect.sync((): Desk => ({ pending: new Map(), placed: new Map(), lastTs: Number.NEGATIVE_INFINITY, lastBars: [] })),
+    setup: () =>
+      Effect.sync((): Desk => ({ pending: new Map(), placed: new Map(), lastTs: Number.NEGATIVE_INFINITY, lastBars: [], traced: new Map() })),
     onRestart: (desk) => Effect.succeed(desk),
-    behavior: (desk, message) =>
+    behavior: (desk, message, context) =>
       Effect.suspend(() => {
         if (message._tag === "MarketOpen") {
           const { bars, ts } = message
           desk.lastTs = ts
           desk.lastBars = bars
           let fills = noFills
+          /** The span the booking goes under when it books an order of a traced round (and this one is not). */
+          let bookUnder: Tracer.Span | undefined
           if (desk.pending.size > 0) {
             const due: Array<Fill> = []
             for (const bar of bars) {
@@ -73,11 +95,27 @@ export const make = (options: DeskOptions) => {
               if (order === undefined || !FillModel.isDue(order, bar)) continue
               desk.pending.delete(bar.symbol)
               fillOn(order, bar, due)
+              if (desk.traced.size > 0) {
+                const round = desk.traced.get(order.symbol)
+                if (round !== undefined) {
+                  desk.traced.delete(order.symbol)
+                  const fill = due[due.length - 1]
+                  const span = round.child("ExecutionDesk.fill", {
+                    "swarm.round": order.round,
+                    "swarm.ts": ts,
+                    ...(fill === undefined || fill.orderId !== order.id ? { "fill.cancelled": true } : fillAttributes(fill))
+                  })
+                  span.end()
+                  bookUnder ??= span.span
+                }
+              }
             }
             fills = due
           }
-          return Effect.as(options.ledger().tell(new Book({ ts, bars, fills }, true)), desk)
+          const book = options.ledger().tell(new Book({ ts, bars, fills }, true))
+          return Effect.as(bookUnder === undefined || context.trace !== undefined ? book : Effect.withParentSpan(book, bookUnder), desk)
         }
+        const trace = context.trace
         const fills: Array<Fill> = []
         for (const order of message.orders) {
           const last = desk.placed.get(order.symbol)
@@ -90,18 +128,24 @@ export const make = (options: DeskOptions) => {
           const replaced = desk.pending.get(order.symbol)
           if (replaced !== undefined) {
             desk.pending.delete(order.symbol)
+            desk.traced.delete(order.symbol)
             log.emit("OrderCancelled", { order: replaced.id, symbol: replaced.symbol, reason: `replaced by order ${order.id}` })
           }
           log.emit("OrderPlaced", { order })
+          Metrics.ordersPlaced[order.side].pending++
+          trace?.event("order placed", { "order.id": order.id, "swarm.symbol": order.symbol, "order.side": order.side, "order.quantity": order.quantity, "order.fill_timing": order.fillTiming })
           if (order.fillTiming === "same_close") {
             const bar = desk.lastTs === order.decidedAt ? desk.lastBars.find((b) => b.symbol === order.symbol) : undefined
             if (bar === undefined) {
               log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: `no bar of ${order.symbol} at ${order.decidedAt} to fill at its close` })
             } else {
               fillOn(order, bar, fills)
+              const fill = fills[fills.length - 1]
+              if (trace !== undefined && fill !== undefined && fill.orderId === order.id) trace.event("order filled", fillAttributes(fill))
             }
           } else {
             desk.pending.set(order.symbol, order)
+            if (trace !== undefined) desk.traced.set(order.symbol, trace)
           }
         }
         if (fills.length === 0) return Effect.succeed(desk)

@@ -23,6 +23,7 @@ import * as Actor from "../src/actor/Actor.js"
 import { type LlmSession, recordingKey } from "../src/llm/LlmSession.js"
 import * as Outside from "../src/swarm/Outside.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
+import { traceOpinions } from "./Analyst.js"
 import { FLAT_BAND } from "./Coordinator.js"
 import { BriefTracker, INDICATOR_WARMUP, type MarketBrief } from "./analysts/MarketBrief.js"
 
@@ -175,7 +176,10 @@ export const make = ({ allowShort, config, deadlineMillis, kind, log, name, sess
             })
           )
         }, { concurrency: "unbounded" })
-        yield* context.reply(request, opinions.filter((o): o is Opinion => o !== undefined))
+        const given = opinions.filter((o): o is Opinion => o !== undefined)
+        const trace = context.trace
+        if (trace !== undefined) traceOpinions(trace, name, given)
+        yield* context.reply(request, given)
         return symbols
       })
   })

@@ -18,6 +18,11 @@
  * Its state — the trading state above all — survives a crash: a restarted risk officer that forgot
  * a halt would be a risk officer that lifts halts. While it is down nothing executes: the
  * coordinator's request fails and the run records `ExecutionBlocked` (fail closed).
+ *
+ * In a traced round each verdict is a `Risk.verdict` span — its outcome, quantity and reasons as
+ * attributes, every rule and gate it evaluated as an event — and an intent held for an operator an
+ * `Approval.wait` span, from the verdict to the answer. Rejections are counted by the check that
+ * made them (`swarm.risk.rejections`), waiting intents by `swarm.approvals.waiting`.
  */
 import { Clock, Effect, Either, Option } from "effect"
 import type { Decision } from "../schemas/Decision.js"
@@ -39,6 +44,8 @@ import type { Verdict } from "../schemas/Verdict.js"
 import * as Actor from "../src/actor/Actor.js"
 import type { ActorRef } from "../src/actor/ActorRef.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
+import * as Metrics from "../src/telemetry/Metrics.js"
+import type { Trace } from "../src/telemetry/Trace.js"
 import { Projection } from "../src/trading/Projection.js"
 import * as RiskCheck from "../src/trading/RiskCheck.js"
 import type * as Rules from "../src/trading/Rules.js"
@@ -68,6 +75,59 @@ export interface RiskOptions {
 interface Held {
   readonly intent: OrderIntent
   readonly quantity: number
+  /** In a traced round, the wait for the operator, ended with the answer. */
+  readonly wait: Trace | undefined
+}
+
+/** A verdict in a traced round: a span, with every rule and gate it evaluated as an event. */
+const traceVerdict = (trace: Trace, verdict: Verdict): Trace => {
+  const span = trace.child("Risk.verdict", {
+    "swarm.round": verdict.intent.round,
+    "swarm.symbol": verdict.intent.symbol,
+    "risk.outcome": verdict.outcome,
+    "risk.side": verdict.intent.side,
+    "risk.quantity.asked": verdict.intent.quantity,
+    "risk.quantity": verdict.quantity,
+    "risk.reference_price": verdict.intent.referencePrice,
+    "risk.state": verdict.state,
+    "risk.reasons": [...verdict.reasons],
+    "risk.rules": verdict.rules.length,
+    "risk.gates": verdict.gates.length,
+    ...(verdict.transition === null ? {} : { "risk.transition": `${verdict.transition.from} -> ${verdict.transition.to}` }),
+    ...(verdict.outcome === "needs_approval" ? { "risk.approval.policy": verdict.policy } : {})
+  })
+  const measured = (o: Verdict["gates"][number] | Verdict["rules"][number]) => ({
+    result: o.result,
+    reason: o.reason,
+    ...(o.limit === null ? {} : { limit: o.limit }),
+    ...(o.actual === null ? {} : { actual: o.actual }),
+    ...(o.unit === null ? {} : { unit: o.unit }),
+    "quantity.before": o.quantityBefore,
+    "quantity.after": o.quantityAfter
+  })
+  for (const rule of verdict.rules) {
+    span.event(`rule ${rule.name}`, { rule: rule.rule, kind: rule.kind, category: rule.category, ...measured(rule) })
+  }
+  for (const gate of verdict.gates) span.event(`gate ${gate.gate}`, { gate: gate.gate, ...measured(gate) })
+  return span
+}
+
+/** What rejected an intent, counted by check: the rules and gates that said reject, else the trading state. */
+const countRejection = (verdict: Verdict): void => {
+  let counted = false
+  for (const rule of verdict.rules) {
+    if (rule.result === "reject") {
+      Metrics.rejected("rule", rule.name)
+      counted = true
+    }
+  }
+  for (const gate of verdict.gates) {
+    if (gate.result === "reject") {
+      Metrics.rejected("gate", gate.gate)
+      counted = true
+    }
+  }
+  if (!counted) Metrics.rejected("state", verdict.state)
 }
 
 class Officer {
@@ -119,7 +179,13 @@ export const make = (options: RiskOptions) => {
   }
 
   /** Judge one batch; returns the orders to place and the tallies. */
-  const judge = (officer: Officer, request: Judge, books: { snapshot: PortfolioSnapshot; dayStartEquity: number; peakEquity: number }, now: number) => {
+  const judge = (
+    officer: Officer,
+    request: Judge,
+    books: { snapshot: PortfolioSnapshot; dayStartEquity: number; peakEquity: number },
+    now: number,
+    trace: Trace | undefined
+  ) => {
     const orders: Array<Order> = []
     const blocked: Array<RoundId> = []
     const reasons: Array<string> = []
@@ -143,6 +209,7 @@ export const make = (options: RiskOptions) => {
       if (Either.isLeft(sized)) {
         blocked.push(decision.round)
         reasons.push(`${decision.round}: ${sized.left.message}`)
+        trace?.event("sizing failed", { "swarm.round": decision.round, reason: sized.left.message })
         continue
       }
       if (Option.isNone(sized.right)) continue
@@ -158,6 +225,7 @@ export const make = (options: RiskOptions) => {
       }, options.rules, options.limits, officer.status.state, options.approval)
       if (verdict.transition !== null) move(officer, verdict.transition)
       log.emit("VerdictGiven", { verdict })
+      const span = trace === undefined ? undefined : traceVerdict(trace, verdict)
       let quantity = 0
       switch (verdict.outcome) {
         case "approved":
@@ -166,6 +234,7 @@ export const make = (options: RiskOptions) => {
           break
         case "rejected":
           rejected++
+          countRejection(verdict)
           break
         case "needs_approval": {
           log.emit("ApprovalRequested", {
@@ -176,7 +245,9 @@ export const make = (options: RiskOptions) => {
             expiresAt: (now + options.approvalTimeoutMillis) as Timestamp
           })
           if (verdict.policy === "pause") {
-            officer.held.set(intent.round, { intent, quantity: verdict.quantity })
+            const wait = span?.child("Approval.wait", { "swarm.round": intent.round, "risk.quantity": verdict.quantity })
+            officer.held.set(intent.round, { intent, quantity: verdict.quantity, wait })
+            Metrics.approvalWaiting(1)
           } else {
             const approved = verdict.policy === "approve"
             log.emit("ApprovalResolved", {
@@ -185,11 +256,16 @@ export const make = (options: RiskOptions) => {
               by: `policy:${verdict.policy}`,
               reason: `no operator in a backtest: the strategy's approval policy is ${verdict.policy}`
             })
+            span?.event("approval resolved", { outcome: approved ? "approved" : "rejected", by: `policy:${verdict.policy}` })
             if (approved) quantity = verdict.quantity
-            else rejected++
+            else {
+              rejected++
+              Metrics.rejected("approval", `policy:${verdict.policy}`)
+            }
           }
         }
       }
+      span?.end()
       if (quantity > 0) {
         orders.push(order(intent, quantity))
         officer.ordersToday++
@@ -220,7 +296,7 @@ export const make = (options: RiskOptions) => {
               yield* context.reply(message, { placed: 0, rejected: 0, pending: officer.held.size, blocked: rounds })
               return officer
             }
-            const { blocked, orders, rejected } = judge(officer, message, books.right, now)
+            const { blocked, orders, rejected } = judge(officer, message, books.right, now, context.trace)
             if (orders.length > 0) yield* options.desk().tell(new PlaceOrders({ ts: message.ts, orders }, true))
             yield* context.reply(message, { placed: orders.length, rejected, pending: officer.held.size, blocked })
             return officer
@@ -229,15 +305,20 @@ export const make = (options: RiskOptions) => {
             const held = officer.held.get(message.round)
             if (held === undefined) return officer
             officer.held.delete(message.round)
-            log.emit("ApprovalResolved", {
-              round: message.round,
-              outcome: message.approved ? "approved" : message.expired ? "expired" : "rejected",
-              by: message.by,
-              reason: message.reason
-            })
+            Metrics.approvalWaiting(-1)
+            const outcome = message.approved ? "approved" : message.expired ? "expired" : "rejected"
+            log.emit("ApprovalResolved", { round: message.round, outcome, by: message.by, reason: message.reason })
+            if (!message.approved) Metrics.rejected("approval", outcome)
+            if (held.wait !== undefined) {
+              held.wait.attribute("approval.outcome", outcome)
+              held.wait.attribute("approval.by", message.by)
+              held.wait.end()
+            }
             if (message.approved) {
               officer.ordersToday++
-              yield* options.desk().tell(new PlaceOrders({ ts: now as Timestamp, orders: [order(held.intent, held.quantity)] }, true))
+              const place = options.desk().tell(new PlaceOrders({ ts: now as Timestamp, orders: [order(held.intent, held.quantity)] }, true))
+              // Its execution belongs to the traced round that asked for it.
+              yield* (held.wait === undefined ? place : Effect.withParentSpan(place, held.wait.span))
             }
             return officer
           }

@@ -12,6 +12,7 @@ import { ChatChunk, ChatHistory, RuleSuggestions, SuggestionNotFound } from "./C
 import { Metrics } from "./Metrics.js"
 import { Rule, RuleId } from "./Rule.js"
 import { Strategy } from "./Strategy.js"
+import { RunTraces } from "./Trace.js"
 
 // ---------------------------------------------------------------------------------------------
 // Authentication
@@ -325,5 +326,17 @@ export class ChatRpcs extends RpcGroup.make(
   })
 ).middleware(Authenticated) {}
 
+// ---------------------------------------------------------------------------------------------
+// Traces (issue 7; shapes in Trace.ts)
+
+export class TraceRpcs extends RpcGroup.make(
+  /**
+   * The traced rounds of a run that this server's in-process span store holds, and one of them
+   * whole: `round` (a round id, a timestamp, or a trace id), else the latest. `trace` is null
+   * when the store holds none that matches (rounds untraced, evicted, or run by another server).
+   */
+  Rpc.make("traces.get", { payload: { run: Ref, round: Schema.optional(Ref) }, success: RunTraces, error: Schema.Union(RunNotFound, Unavailable) })
+).middleware(Authenticated) {}
+
 /** Everything the server serves. */
-export const SwarmRpcs = StrategyRpcs.merge(RuleRpcs, RunRpcs, ApprovalRpcs, LeaderboardRpcs, AdminRpcs, WebhookRpcs, ChatRpcs)
+export const SwarmRpcs = StrategyRpcs.merge(RuleRpcs, RunRpcs, ApprovalRpcs, LeaderboardRpcs, AdminRpcs, WebhookRpcs, ChatRpcs, TraceRpcs)

@@ -8,6 +8,7 @@ import type { InvalidActorName } from "../../schemas/ActorError.js"
 import { type DeadLetter, type DeadLetterReason, type LifecycleEvent } from "../../schemas/Lifecycle.js"
 import { type Backoff, defaultBackoff } from "../../schemas/Supervision.js"
 import * as BackoffSchedule from "../../supervisors/Backoff.js"
+import * as Metrics from "../telemetry/Metrics.js"
 import { SupervisorCore } from "../../supervisors/internal/SupervisorCore.js"
 import type { ActorRef, AnyActorRef } from "./ActorRef.js"
 import type { ActorSpec, SpawnOptions } from "./Behavior.js"
@@ -81,8 +82,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
     )
     state.deadlines.fiber = yield* Effect.forkDaemon(state.deadlines.run)
     const guardian = yield* SupervisorCore.make({ id: "/user" as ActorId, kind: "guardian", escalate: () => {} }, childPolicy, state)
+    // Its actors' counts (messages, restarts, mailboxes, dead letters) are read by telemetry's flush.
+    Metrics.register(state)
     yield* Effect.addFinalizer(() =>
       guardian.terminateAll("stopped").pipe(
+        Effect.zipRight(Effect.sync(() => Metrics.unregister(state))),
         Effect.zipRight(Fiber.interrupt(state.deadlines.fiber!)),
         Effect.zipRight(PubSub.shutdown(deadLetters)),
         Effect.zipRight(PubSub.shutdown(lifecycle))

@@ -7,6 +7,7 @@ import type { Cause, Duration, Effect, Exit, Request, Schema } from "effect"
 import type { ActorId, OverflowPolicy, Terminated } from "../../schemas/Actor.js"
 import type { InvalidActorName } from "../../schemas/ActorError.js"
 import type { RestartType } from "../../schemas/Supervision.js"
+import type { Trace } from "../telemetry/Trace.js"
 import type { ActorRef, AnyActorRef } from "./ActorRef.js"
 
 /** A request of protocol `M` that can be asked (a `Schema.TaggedRequest` class in the union). */
@@ -39,6 +40,12 @@ export interface ActorContext<M> {
   readonly sender: ActorId | undefined
   /** The sender's sequence number of the message being handled: increasing per sender (FIFO). */
   readonly seq: number
+  /**
+   * The span the message is handled in, to annotate with what the behavior decides — only when the
+   * message came with a trace context (a traced round's); undefined otherwise, so an untraced
+   * message costs the behavior one check. Valid while the message is handled.
+   */
+  readonly trace: Trace | undefined
   /** Spawn a child; children stop before their parent and are stopped when it restarts. */
   readonly spawn: <M2, S2, R2, P2 extends OverflowPolicy>(
     spec: ActorSpec<M2, S2, R2, P2>,

@@ -30,6 +30,7 @@ import { shown } from "./RunRef.js"
 import * as RulesCommand from "./RulesCommand.js"
 import * as RunsCommand from "./RunsCommand.js"
 import * as StrategiesCommand from "./StrategiesCommand.js"
+import * as TraceCommand from "./TraceCommand.js"
 import type { Wiring } from "./Wiring.js"
 
 export const EXIT_OK = 0
@@ -64,7 +65,8 @@ export const command = (io: Io, wiring: Wiring = {}) =>
       LoginCommand.logout(io, wiring),
       StrategiesCommand.command(io, wiring),
       RulesCommand.command(io, wiring),
-      ApprovalsCommand.command(io, wiring)
+      ApprovalsCommand.command(io, wiring),
+      TraceCommand.command(io, wiring)
     ])
   )
 
@@ -78,7 +80,7 @@ const GROUPS: Record<string, ReadonlyArray<string>> = {
 }
 
 /** The commands without subcommands. */
-const SINGLE = ["backtest", "replay", "resume", "serve", "login", "logout"]
+const SINGLE = ["backtest", "replay", "resume", "serve", "login", "logout", "trace"]
 
 /** `swarm backtest --help`, `swarm runs show --help`… for the command `argv` names, as far as it names one. */
 const helpFor = (argv: ReadonlyArray<string>): string => {

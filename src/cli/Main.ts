@@ -5,16 +5,29 @@
  * call `runMain`.
  */
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Layer } from "effect"
+import * as Telemetry from "../telemetry/Telemetry.js"
 import * as Cli from "./Cli.js"
 import * as Io from "./Io.js"
+
+/**
+ * A command's own spans (an RPC call, a local backtest's traced rounds: `SWARM_TRACE_SAMPLE`) go to
+ * the collector when one is configured; `serve` installs the server's telemetry itself. A bad
+ * telemetry setting is said, not fatal.
+ */
+const telemetry = (argv: ReadonlyArray<string>) =>
+  argv[0] === "serve"
+    ? Layer.empty
+    : Telemetry.layerIfExporting.pipe(
+      Layer.catchAll((error) => Layer.effectDiscard(Effect.sync(() => process.stderr.write(`swarm: telemetry: ${String(error)} (not exporting)\n`))))
+    )
 
 export const runMain = (argv: ReadonlyArray<string>): void => {
   // `swarm backtest ... | head`: the reader leaving is not an error.
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
     if (error.code !== "EPIPE") throw error
   })
-  NodeRuntime.runMain(Cli.run(argv, Io.node()).pipe(Effect.provide(NodeContext.layer)), {
+  NodeRuntime.runMain(Cli.run(argv, Io.node()).pipe(Effect.provide(Layer.merge(NodeContext.layer, telemetry(argv)))), {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
       // Cli.run never fails and succeeds with the exit code: anything else is an interruption.

@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url"
 import { Command, Options } from "@effect/cli"
 import { ConfigError, Effect, Layer, Option } from "effect"
 import { Principal } from "../../schemas/Auth.js"
+import * as Redis from "../bus/Redis.js"
 import { bootstrap } from "../edge/Bootstrap.js"
 import * as Http from "../edge/Http.js"
 import { RunManager } from "../edge/RunManager.js"
@@ -21,6 +22,7 @@ import { DatabaseInfo } from "../store/Database.js"
 import * as Store from "../store/Store.js"
 import * as Strategies from "../store/Strategies.js"
 import * as StrategyFile from "../swarm/StrategyFile.js"
+import * as Telemetry from "../telemetry/Telemetry.js"
 import { ServeFailed, UsageError } from "./CliError.js"
 import type { Io } from "./Io.js"
 import type { Wiring } from "./Wiring.js"
@@ -89,7 +91,10 @@ export const command = (io: Io, wiring: Wiring) =>
       )
       const port = Option.getOrElse(flags.port, () => configured.port)
       const store = wiring.store ?? Store.layer
-      const server = Server.layer(store, { port, ...(configured.host === undefined ? {} : { host: configured.host }) })
+      // Telemetry first: the tracer it installs must be in place before the server starts what it traces.
+      const server = Server.layer(store, { port, ...(configured.host === undefined ? {} : { host: configured.host }) }).pipe(
+        Layer.provideMerge(Telemetry.layer)
+      )
       yield* Effect.scoped(Effect.gen(function*() {
         const context = yield* Layer.build(server).pipe(
           Effect.catchTag("ServeError", (error) => new ServeFailed({ reason: `cannot listen on port ${port}: ${String(error.cause)}` })),
@@ -99,6 +104,8 @@ export const command = (io: Io, wiring: Wiring) =>
         yield* Effect.gen(function*() {
           io.stderr(`${(yield* DatabaseInfo).description}\n`)
           io.stderr(`language model: ${(yield* LlmRuntime.LlmRuntime).info.description}\n`)
+          io.stderr(`${(yield* Telemetry.Telemetry).info.description}\n`)
+          io.stderr(`${Redis.describe(yield* Effect.serviceOption(Redis.Redis))}\n`)
           const base = yield* Http.baseUrl
           io.stderr(`swarm server listening on ${base} (RPC ${base}/rpc, SSE ${base}/v1/runs/<run>/events, ${base}/health)\n`)
           yield* resumeUnfinished(io)

@@ -6,9 +6,12 @@
  */
 import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
-import { Duration, Effect, Schema } from "effect"
+import { Duration, Effect, Option, Schema } from "effect"
+import { EventBus } from "../bus/EventBus.js"
+import { RedisBus } from "../bus/RedisBus.js"
 import { LlmRuntime } from "../llm/LlmRuntime.js"
 import { DatabaseInfo } from "../store/Database.js"
+import { Telemetry } from "../telemetry/Telemetry.js"
 
 export const path = "/health"
 
@@ -22,7 +25,20 @@ export const HealthReport = Schema.Struct({
     /** Why the database did not answer; absent when it did. */
     error: Schema.optional(Schema.String)
   }),
-  bus: Schema.Struct({ kind: Schema.Literal("in-process", "redis") }),
+  bus: Schema.Struct({
+    kind: Schema.Literal("in-process", "redis"),
+    /** With Redis: the connection and what fell back to this process during outages. */
+    redis: Schema.optional(Schema.Struct({
+      url: Schema.String,
+      state: Schema.Literal("connecting", "ready", "reconnecting", "closed"),
+      publishFailures: Schema.Number,
+      commandFailures: Schema.Number,
+      reconnects: Schema.Number,
+      /** Runs this process follows through Redis now, and the events it has read from Redis. */
+      followed: Schema.Number,
+      received: Schema.Number
+    }))
+  }),
   model: Schema.Struct({
     kind: Schema.String,
     description: Schema.String,
@@ -40,7 +56,7 @@ export interface Components {
   readonly telemetry: HealthReport["telemetry"]
 }
 
-/** What this server has without a `LlmRuntime` (which `/health` reports when there is one) and, today, without an exporter. */
+/** What this server has without a `LlmRuntime` or a `Telemetry` (which `/health` reports when there is one). */
 export const defaultComponents: Components = {
   bus: { kind: "in-process" },
   model: {
@@ -65,6 +81,10 @@ export const route = (components: Components = defaultComponents) =>
       const info = yield* DatabaseInfo
       const sql = yield* SqlClient.SqlClient
       const llm = yield* Effect.serviceOption(LlmRuntime)
+      const telemetry = yield* Effect.serviceOption(Telemetry)
+      // The bus the routes actually use: the Redis one when it is the context's `EventBus`.
+      const bus = yield* Effect.serviceOption(EventBus)
+      const redisBus = Option.filter(yield* Effect.serviceOption(RedisBus), (r) => Option.contains(bus, r))
       const ping = sql`select 1`.pipe(
         Effect.timeoutFail({ duration: PING_TIMEOUT, onTimeout: () => `no answer within ${Duration.format(PING_TIMEOUT)}` }),
         Effect.as(undefined),
@@ -79,6 +99,17 @@ export const route = (components: Components = defaultComponents) =>
             status: error === undefined ? "ok" : "degraded",
             database: { kind: info.backend.kind, description: info.description, ...(error === undefined ? {} : { error }) },
             ...components,
+            ...(Option.isSome(redisBus)
+              ? {
+                bus: {
+                  kind: "redis" as const,
+                  redis: { ...redisBus.value.redis.stats(), followed: redisBus.value.followed(), received: redisBus.value.received() }
+                }
+              }
+              : Option.isSome(bus)
+              ? { bus: { kind: "in-process" as const } }
+              : {}),
+            ...(telemetry._tag === "None" ? {} : { telemetry: telemetry.value.info }),
             ...(llm._tag === "None"
               ? {}
               : { model: { kind: llm.value.info.kind, description: llm.value.info.description, cache: yield* llm.value.cache.stats } })

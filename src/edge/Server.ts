@@ -5,12 +5,18 @@
  * empty database and says what it uses.
  */
 import { RpcSerialization, RpcServer } from "@effect/rpc"
-import { type ConfigError, Layer } from "effect"
+import { type ConfigError, Effect, Layer, Option } from "effect"
 import * as SystemAgent from "../../agents/system/SystemAgent.js"
 import { SwarmRpcs } from "../../schemas/Rpc.js"
+import * as IdempotencyKeys from "../bus/IdempotencyKeys.js"
 import * as InProcessBus from "../bus/InProcessBus.js"
+import * as LatestCache from "../bus/LatestCache.js"
+import * as Redis from "../bus/Redis.js"
+import * as RedisBus from "../bus/RedisBus.js"
+import * as TokenBucket from "../bus/TokenBucket.js"
 import * as LlmRuntime from "../llm/LlmRuntime.js"
 import * as Store from "../store/Store.js"
+import * as HttpMetrics from "../telemetry/HttpMetrics.js"
 import { AuthenticatorLive } from "./AuthLive.js"
 import { ChatHandlers } from "./ChatHandlers.js"
 import * as ChatSse from "./ChatSse.js"
@@ -19,6 +25,7 @@ import { AuthenticatedLive } from "./RpcAuth.js"
 import { AdminHandlers, ApprovalHandlers, LeaderboardHandlers, RuleHandlers, RunHandlers, StrategyHandlers } from "./RpcHandlers.js"
 import * as RunEvents from "./RunEvents.js"
 import * as RunManager from "./RunManager.js"
+import { TraceHandlers } from "./TraceHandlers.js"
 import { WebhookHandlers } from "./WebhookHandlers.js"
 import * as Webhooks from "./Webhooks.js"
 
@@ -30,6 +37,7 @@ const handlers = Layer.mergeAll(
   LeaderboardHandlers,
   AdminHandlers,
   WebhookHandlers,
+  TraceHandlers,
   // The system agent is one per process: this layer and the chat's SSE route share it (one layer value, built once).
   ChatHandlers.pipe(Layer.provide(SystemAgent.layer)),
   AuthenticatedLive
@@ -41,16 +49,28 @@ export const rpcRoutes = Layer.mergeAll(
   RpcServer.layerHttpRouter({ group: SwarmRpcs, path: "/rpc/ws", protocol: "websocket" })
 ).pipe(Layer.provide(handlers), Layer.provide(RpcSerialization.layerNdjson))
 
-/** The services every route shares, over a database layer (the configured store, or a test's). */
-export const services = <E, R>(store: Layer.Layer<Store.Services, E, R>, llm: Layer.Layer<LlmRuntime.LlmRuntime, ConfigError.ConfigError> = LlmRuntime.layer) =>
-  Layer.mergeAll(RunManager.layer, RunEvents.layer).pipe(
-    Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, AuthenticatorLive, llm)),
+/**
+ * The services every route shares, over a database layer (the configured store, or a test's). With
+ * `REDIS_URL` set, the event bus, the token buckets (webhook rate limits), the idempotency keys, the
+ * latest-values cache and the LLM answer cache are in Redis, shared by every server process on it;
+ * otherwise they are this process's own. `llm` unset: the configured model (its cache as above).
+ */
+export const services = <E, R>(store: Layer.Layer<Store.Services, E, R>, llm?: Layer.Layer<LlmRuntime.LlmRuntime, ConfigError.ConfigError>) => {
+  const shared = Layer.unwrapEffect(Effect.map(Redis.config, (redis) =>
+    Option.isNone(redis)
+      ? Layer.mergeAll(InProcessBus.layer, TokenBucket.layerMemory, IdempotencyKeys.layerMemory, LatestCache.layerMemory(), llm ?? LlmRuntime.layer)
+      : Layer.mergeAll(RedisBus.layer, TokenBucket.layerRedis, IdempotencyKeys.layerRedis, LatestCache.layerRedis(), llm ?? LlmRuntime.layerRedis).pipe(
+        Layer.provideMerge(Redis.layerWith(redis.value))
+      )))
+  return Layer.mergeAll(RunManager.layer, RunEvents.layer).pipe(
+    Layer.provideMerge(Layer.merge(AuthenticatorLive, shared)),
     Layer.provideMerge(store)
   )
+}
 
 /** The HTTP server with every route, on `options.port`, over `store`. */
 export const layer = <E, R>(store: Layer.Layer<Store.Services, E, R>, options: Http.Options = {}) =>
-  Http.serve(Layer.mergeAll(Http.routes(options), rpcRoutes, Webhooks.route(), ChatSse.route().pipe(Layer.provide(SystemAgent.layer))), options).pipe(
+  Http.serve(Layer.mergeAll(Http.routes(options), HttpMetrics.sseSubscribers, rpcRoutes, Webhooks.route(), ChatSse.route().pipe(Layer.provide(SystemAgent.layer))), options).pipe(
     Layer.provideMerge(Http.listen(options)),
     Layer.provideMerge(services(store))
   )

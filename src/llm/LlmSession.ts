@@ -10,6 +10,11 @@
  *   → structured decoding (an answer that does not decode is shown its error and asked once more)
  *
  * Nothing here fails: a slow, down or confused model is an abstention recorded with its reason.
+ *
+ * In a traced round each call is a `chat <model>` span with the GenAI semantic-convention
+ * attributes (gen_ai.system, gen_ai.request.model, gen_ai.usage.input_tokens / output_tokens), the
+ * backend's own spans beneath it; an untraced round's calls make no span. Every call is counted
+ * (src/telemetry/Metrics.ts: calls, tokens, latency).
  */
 import { createHash } from "node:crypto"
 import { Duration, Effect, Either, JSONSchema, ParseResult, Schedule, Schema } from "effect"
@@ -24,6 +29,8 @@ import {
   type Message
 } from "../../schemas/Llm.js"
 import * as Outside from "../swarm/Outside.js"
+import * as Metrics from "../telemetry/Metrics.js"
+import * as Trace from "../telemetry/Trace.js"
 import { type AnswerCache, keyOf } from "./AnswerCache.js"
 import { Budget, promptTokensUpperBound, type Reservation } from "./Budget.js"
 import type { ChatAnswer, ChatRequest, LanguageModel } from "./LanguageModel.js"
@@ -111,8 +118,30 @@ export class LlmSession {
     return this.options.model.backend
   }
 
-  /** Ask for a structured answer. Never fails: see `Answered`. */
+  /** Ask for a structured answer. Never fails: see `Answered`. In a traced round, a GenAI span. */
   generate<A, I>(ask: Ask<A, I>): Effect.Effect<Answered<A>> {
+    return Effect.flatMap(Trace.current, (parent) => {
+      if (parent === undefined) return this.answer(ask, undefined)
+      const { config } = this.options
+      const model = ask.model ?? config.model
+      return Trace.within(`chat ${model}`, {
+        kind: "client",
+        attributes: {
+          "gen_ai.operation.name": "chat",
+          "gen_ai.system": this.options.model.backend.kind,
+          "gen_ai.request.model": model,
+          "gen_ai.request.temperature": config.temperature,
+          "gen_ai.request.max_tokens": config.maxTokensOut,
+          ...(this.options.seed === undefined ? {} : { "gen_ai.request.seed": this.options.seed }),
+          "swarm.agent": ask.agent,
+          ...(ask.round === undefined ? {} : { "swarm.round": ask.round }),
+          "swarm.llm.step": ask.step
+        }
+      }, (trace) => this.answer(ask, trace))
+    })
+  }
+
+  private answer<A, I>(ask: Ask<A, I>, trace: Trace.Trace | undefined): Effect.Effect<Answered<A>> {
     return Effect.suspend(() => {
       const { config } = this.options
       const model = ask.model ?? config.model
@@ -130,7 +159,7 @@ export class LlmSession {
         const value = recorded.outcome === "ok" && recorded.answer !== undefined
           ? Either.getOrUndefined(decodeAnswer(ask.schema, recorded.answer))
           : undefined
-        return Effect.succeed(this.done({ value, call }))
+        return Effect.succeed(this.done({ value, call }, trace, true))
       }
 
       const backend = this.options.model.backend.kind
@@ -164,7 +193,7 @@ export class LlmSession {
               return this.done({
                 value: value.right,
                 call: { ...base, backend, answer: hit.content, tokensIn: 0, tokensOut: 0, latencyMillis: 0, cache: "hit", attempts: 0, outcome: "ok" }
-              })
+              }, trace)
             }
           }
         }
@@ -188,7 +217,7 @@ export class LlmSession {
           }
           inFlight.reservation = reservation.right
           inFlight.attempts = attempts
-          const exit = yield* this.attempt({ ...request, messages }, config).pipe(Effect.either)
+          const exit = yield* this.attempt({ ...request, messages }, config, trace).pipe(Effect.either)
           inFlight.reservation = undefined
           attempts += exit._tag === "Right" ? exit.right.attempts : exit.left.attempts
           if (Either.isLeft(exit)) {
@@ -243,7 +272,7 @@ export class LlmSession {
           outcome,
           ...(error === undefined ? {} : { error })
         }
-        return this.done({ value, call })
+        return this.done({ value, call }, trace)
       }).pipe(
         Effect.onInterrupt(() =>
           Effect.sync(() => {
@@ -265,15 +294,30 @@ export class LlmSession {
                 outcome: "timeout",
                 error: "the round's deadline passed before the model answered"
               }
-            })
+            }, trace)
           })
         )
       )
     })
   }
 
-  private done<A>(answered: Answered<A>): Answered<A> {
+  private done<A>(answered: Answered<A>, trace: Trace.Trace | undefined, recorded = false): Answered<A> {
     answered = { value: answered.value, call: inSchemaOrder(answered.call) }
+    const call = answered.call
+    Metrics.llmCall(call, recorded)
+    if (trace !== undefined) {
+      trace.attribute("gen_ai.usage.input_tokens", call.tokensIn)
+      trace.attribute("gen_ai.usage.output_tokens", call.tokensOut)
+      trace.attribute("swarm.llm.outcome", call.outcome)
+      trace.attribute("swarm.llm.cache", recorded ? "recorded" : call.cache)
+      trace.attribute("swarm.llm.attempts", call.attempts)
+      trace.attribute("swarm.llm.latency_ms", call.latencyMillis)
+      trace.attribute("swarm.llm.prompt_hash", call.promptHash)
+      if (call.error !== undefined) {
+        trace.attribute("error.type", call.outcome)
+        trace.attribute("swarm.llm.error", call.error)
+      }
+    }
     this.options.onCall?.(answered.call)
     // Announced from the record, so a replay (answered from recordings) announces it at the same call.
     if (answered.call.outcome === "budget" && !this.announced) {
@@ -289,7 +333,8 @@ export class LlmSession {
    */
   private attempt(
     request: ChatRequest,
-    config: LlmConfig
+    config: LlmConfig,
+    trace: Trace.Trace | undefined
   ): Effect.Effect<{ readonly answer: ChatAnswer; readonly attempts: number }, { readonly error: BackendError; readonly attempts: number }> {
     const { limiter, model } = this.options
     let attempts = 0
@@ -305,8 +350,11 @@ export class LlmSession {
         while: isTransient
       })
     )
+    // Outside the world the fiber's span is not the round's: the backend's spans go under this call's
+    // span in a traced round, and nowhere in an untraced one (no span objects for it at all).
+    const spanned = trace === undefined ? Effect.withTracerEnabled(retried, false) : Effect.withParentSpan(retried, trace.span)
     // The offline model answers at once and in place: nothing to wait for outside the world.
-    const placed = model.backend.kind === "offline" ? retried : Outside.run(retried)
+    const placed = model.backend.kind === "offline" ? spanned : Outside.run(spanned)
     return placed.pipe(
       Effect.map((answer) => ({ answer, attempts })),
       Effect.mapError((error) => ({ error, attempts }))

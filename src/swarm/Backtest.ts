@@ -30,6 +30,7 @@ import type { AnswerCache } from "../llm/AnswerCache.js"
 import type { LanguageModel } from "../llm/LanguageModel.js"
 import { LlmSession, recordingKey } from "../llm/LlmSession.js"
 import * as Offline from "../llm/Offline.js"
+import * as Sampling from "../telemetry/Sampling.js"
 
 /** How much of each round the event log records (see docs/backtest-engine.md). */
 export const EventDetail = Schema.Literal("decisions", "rounds")
@@ -110,6 +111,11 @@ export interface Options {
   readonly signals?: (ts: Timestamp, events: number) => ReadonlyArray<ExternalSignal>
   /** Language models for the strategy's LLM analysts; default the offline model, no cache. */
   readonly llm?: LlmOptions
+  /**
+   * The fraction of the run's cycles (a timestamp's rounds) traced, 0 to 1 (src/telemetry/Sampling.ts);
+   * default the process's `TraceSampling` rate for the mode (every round of a paper run, none of a backtest).
+   */
+  readonly traceRounds?: number
 }
 
 export interface LlmOptions {
@@ -295,6 +301,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           : { llm: llmOptions?.started ?? { backend: session.backend.kind, model: llmConfig.model, description: session.backend.description } })
       })
       let equity: number = strategy.initialCash
+      const rates = yield* Sampling.TraceSampling
+      const sampler = Sampling.sampler(options.traceRounds ?? (options.mode === "paper" ? rates.paper : rates.backtest))
       const started = world.run(
         Run.start({
           run: runId,
@@ -304,6 +312,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           ...(options.registry === undefined ? {} : { registry: options.registry }),
           ...(options.faults === undefined ? {} : { faults: options.faults }),
           ...(session === undefined ? {} : { llm: { session, wallClock: options.mode === "paper" } }),
+          ...(sampler === undefined ? {} : { sampler }),
           onMark: (_, e) => {
             equity = e
           }

@@ -31,6 +31,7 @@ import type { OverflowPolicy } from "../../schemas/Actor.js"
 import type { ActorRef } from "../actor/ActorRef.js"
 import type { ActorSpec } from "../actor/Behavior.js"
 import type { ActorSystem } from "../actor/ActorSystem.js"
+import type { RoundSampler } from "../telemetry/Sampling.js"
 import * as Rules from "../trading/Rules.js"
 import type { RunLog } from "./RunLog.js"
 
@@ -44,6 +45,8 @@ export interface RunOptions {
   readonly faults?: Faults
   /** The run's language-model session, for the LLM analysts of its roster (required when it has any). */
   readonly llm?: Omit<LlmContext, "log" | "deadlineMillis">
+  /** Which of the coordinator's cycles are traced (src/telemetry/Sampling.ts); none without one. */
+  readonly sampler?: RoundSampler | undefined
 }
 
 /**
@@ -174,7 +177,8 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       judgeTimeoutMillis: JUDGE_TIMEOUT_MILLIS,
       risk: () => wires.risk!,
       desk: () => wires.desk!,
-      stats
+      stats,
+      sampler: options.sampler
     })
     const tree = yield* Supervisor.start({
       strategy: "one_for_one",

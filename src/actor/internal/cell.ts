@@ -6,11 +6,13 @@
  * The supervisor restarts the cell (fresh or recovered state, same mailbox and ref) or terminates
  * it (mailbox into dead letters, watchers told).
  */
-import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, FiberId, Runtime, Scope, Tracer } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, FiberId, FiberRef, Option, Runtime, Scope, Tracer } from "effect"
 import { type ActorId, type OverflowPolicy, Terminated, type TerminationReason } from "../../../schemas/Actor.js"
 import { InvalidActorName, MailboxFull, NoReply } from "../../../schemas/ActorError.js"
 import { ActorCrashed, ActorRestarted, ActorStarted, ActorStopped } from "../../../schemas/Lifecycle.js"
 import type { RestartType } from "../../../schemas/Supervision.js"
+import * as Metrics from "../../telemetry/Metrics.js"
+import { nowNanos, Trace } from "../../telemetry/Trace.js"
 import { type Owner, SupervisorCore } from "../../../supervisors/internal/SupervisorCore.js"
 import { ActorRef } from "../ActorRef.js"
 import type { ActorContext, ActorSpec, SpawnOptions, Timer } from "../Behavior.js"
@@ -40,6 +42,11 @@ export class ActorCell<M, S> extends Supervised implements Node {
   readonly ref: ActorRef<M>
   /** The envelope being handled: dead-lettered with the cause if the handler crashes. */
   current: Envelope | undefined = undefined
+  /** The span the current message is handled in: only for a message that came with a trace context. */
+  trace: Trace | undefined = undefined
+  /** Messages handled and restarts since telemetry last read them (src/telemetry/Metrics.ts). */
+  handledSinceFlush = 0
+  restartsSinceFlush = 0
   /** The running activation, if any; `activations` numbers them so a late exit is recognised. */
   private activation: Fiber.RuntimeFiber<Outcome, unknown> | undefined = undefined
   private activations = 0
@@ -160,6 +167,7 @@ export class ActorCell<M, S> extends Supervised implements Node {
       this.halting = false
       this.escalation = undefined
       this.startedAt = this.system.now()
+      if (restart !== undefined) this.restartsSinceFlush++
       const at = this.startedAt
       this.system.publish(
         restart === undefined
@@ -219,10 +227,15 @@ export class ActorCell<M, S> extends Supervised implements Node {
           }
         }
         cell.current = envelope
-        const next = spec.behavior(cell.state, envelope.message as M, context)
-        // A behavior that answers with an already-completed effect (`Effect.succeed`) skips a fiber step.
-        if (envelope.span === undefined && Exit.isExit(next) && Exit.isSuccess(next)) cell.state = next.value as S
-        else cell.state = yield* (envelope.span === undefined ? next : cell.traced(next, envelope))
+        cell.handledSinceFlush++
+        if (envelope.span === undefined) {
+          const next = spec.behavior(cell.state, envelope.message as M, context)
+          // A behavior that answers with an already-completed effect (`Effect.succeed`) skips a fiber step.
+          if (Exit.isExit(next) && Exit.isSuccess(next)) cell.state = next.value as S
+          else cell.state = yield* next
+        } else {
+          cell.state = yield* cell.traced(envelope, context)
+        }
         cell.current = undefined
         if (envelope.reply !== undefined && !envelope.answered) {
           cell.answer(envelope, Exit.fail(cell.noReply(envelope, "unanswered")))
@@ -231,18 +244,30 @@ export class ActorCell<M, S> extends Supervised implements Node {
     })
   }
 
-  /** The handler runs in a span whose parent is the sender's span: one trace across actors. */
-  private traced<A, E, R>(effect: Effect.Effect<A, E, R>, envelope: Envelope): Effect.Effect<A, E, R> {
-    const tag = tagOf(envelope.message)
-    return Effect.withSpan(effect, `Actor.receive ${tag}`, {
-      parent: envelope.span,
-      kind: "consumer",
-      attributes: {
-        "actor.id": this.id,
-        "message.type": tag,
-        "message.seq": envelope.seq,
-        "message.sender": envelope.sender ?? "external"
-      }
+  /**
+   * The handler runs in a span whose parent is the sender's span: one trace across actors. Made
+   * before the behavior is called, so that the behavior can read it (`context.trace`) to annotate
+   * what it decides; only messages that came with a trace context (a traced round's) get one.
+   */
+  private traced(envelope: Envelope, context: ActorContext<M>): Effect.Effect<S, unknown, unknown> {
+    const cell = this
+    return Effect.withFiberRuntime((fiber) => {
+      const behave = () => cell.spec.behavior(cell.state, envelope.message as M, context) as Effect.Effect<S, unknown, unknown>
+      if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return behave()
+      const tag = tagOf(envelope.message)
+      const tracer = fiber.currentTracer
+      const span = tracer.span(`Actor.receive ${tag}`, Option.some(envelope.span!), Context.empty(), [], nowNanos(), "consumer")
+      span.attribute("actor.id", cell.id)
+      span.attribute("actor.name", cell.name)
+      span.attribute("message.type", tag)
+      span.attribute("message.seq", envelope.seq)
+      span.attribute("message.sender", envelope.sender ?? "external")
+      cell.trace = new Trace(tracer, span)
+      return Effect.onExit(Effect.withParentSpan(behave(), span), (exit) =>
+        Effect.sync(() => {
+          cell.trace = undefined
+          span.end(nowNanos(), exit)
+        }))
     })
   }
 
@@ -330,6 +355,7 @@ export class ActorCell<M, S> extends Supervised implements Node {
         if (envelope.reply !== undefined) this.answer(envelope, Exit.fail(this.noReply(envelope, "stopped")))
       }
       this.system.registry.delete(this.id)
+      Metrics.retire(this)
       if (this.watchers !== undefined) {
         const terminated = new Terminated({ actor: this.id, reason }, true)
         for (const [watcher, map] of this.watchers) {

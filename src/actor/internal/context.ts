@@ -34,6 +34,10 @@ export class CellContext<M> {
     return this.cell.current?.seq ?? -1
   }
 
+  get trace() {
+    return this.cell.trace
+  }
+
   spawn<M2, S2, R2, P2 extends OverflowPolicy>(spec: ActorSpec<M2, S2, R2, P2>, options?: SpawnOptions) {
     const cell = this.cell
     return Effect.flatMap(Effect.runtime<never>(), (runtime) => cell.spawnChild(spec, options, runtime))

@@ -1,0 +1,130 @@
+/**
+ * Telemetry: which tracer and metric exporters a process uses, and its in-process span store.
+ *
+ *   OTEL_EXPORTER_OTLP_ENDPOINT set   spans and metrics exported over OTLP/HTTP to that collector
+ *                                     (`/v1/traces`, `/v1/metrics`), and the span store kept as well
+ *   unset                             spans kept only in the in-process store (the last 50,000,
+ *                                     `SWARM_TRACE_CAPACITY`), which `swarm trace` reads
+ *
+ * Every span of the process goes through it — the rounds the coordinator traces (see Sampling.ts),
+ * RPC procedures, HTTP requests — with wall-clock timings. `SWARM_TRACE_SAMPLE` and
+ * `SWARM_TRACE_SAMPLE_PAPER` say which rounds are traced; `OTEL_SERVICE_NAME` names the process
+ * (default `swarm`). Start-up prints `info.description`, `/health` reports it.
+ */
+import { hostname } from "node:os"
+import { createRequire } from "node:module"
+import type { MetricReader } from "@opentelemetry/sdk-metrics"
+import type { SpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { Config, type ConfigError, Context, Effect, Layer, Option } from "effect"
+import * as Sampling from "./Sampling.js"
+import { DEFAULT_CAPACITY, SpanStore } from "./SpanStore.js"
+
+export interface Info {
+  /** `otlp`: exported to a collector; `in-process`: kept in this process only. */
+  readonly kind: "otlp" | "in-process"
+  readonly description: string
+}
+
+export interface Service {
+  readonly info: Info
+  readonly store: SpanStore
+  readonly rates: Sampling.Rates
+}
+
+export class Telemetry extends Context.Tag("swarm/telemetry/Telemetry")<Telemetry, Service>() {}
+
+export interface Options {
+  /** The OTLP/HTTP collector's base URL; none: the in-process store only. */
+  readonly endpoint?: string | undefined
+  /** Finished spans the in-process store keeps (default 50,000). */
+  readonly capacity?: number | undefined
+  readonly rates?: Sampling.Rates | undefined
+  readonly serviceName?: string | undefined
+  /** More span processors (a test's in-memory exporter). */
+  readonly spanProcessors?: ReadonlyArray<SpanProcessor> | undefined
+  /** More metric readers (a test's in-memory reader). */
+  readonly metricReaders?: ReadonlyArray<MetricReader> | undefined
+  /** How often metrics go to the collector (default 10 s). */
+  readonly exportIntervalMillis?: number | undefined
+}
+
+const version: string = createRequire(import.meta.url)("../../package.json").version
+
+/** Rates in words: "every round", "one in 10,000", "none". */
+const rateText = (rate: number) => (rate >= 1 ? "every round" : rate <= 0 ? "no round" : `one round in ${Math.round(1 / rate).toLocaleString("en-US")}`)
+
+export const describe = (options: Options): Info => {
+  const rates = options.rates ?? Sampling.defaultRates
+  const capacity = options.capacity ?? DEFAULT_CAPACITY
+  const traced = `traces ${rateText(rates.paper)} of paper runs and ${rateText(rates.backtest)} of backtests (SWARM_TRACE_SAMPLE)`
+  return options.endpoint === undefined
+    ? {
+      kind: "in-process",
+      description: `telemetry: in-process — the last ${capacity.toLocaleString("en-US")} spans kept in this process (swarm trace <run> reads them), ` +
+        `no exporter (set OTEL_EXPORTER_OTLP_ENDPOINT to send traces and metrics to a collector); ${traced}`
+    }
+    : {
+      kind: "otlp",
+      description: `telemetry: OTLP/HTTP to ${options.endpoint} (traces and metrics), and the last ${capacity.toLocaleString("en-US")} spans ` +
+        `in this process for swarm trace; ${traced}`
+    }
+}
+
+/**
+ * The telemetry of `options`: the service, the sampling rates for runs started under it, and the
+ * tracer and metric producer installed for as long as the layer lives (its release flushes the
+ * exporters). Build it before what it should trace.
+ */
+export const make = (options: Options = {}): Layer.Layer<Telemetry | Sampling.TraceSampling> =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const store = new SpanStore(options.capacity ?? DEFAULT_CAPACITY)
+    const rates = options.rates ?? Sampling.defaultRates
+    const sdk = yield* Effect.promise(() => import("./internal/sdk.js"))
+    const service: Service = { info: describe(options), store, rates }
+    return Layer.mergeAll(
+      Layer.succeed(Telemetry, service),
+      Layer.succeed(Sampling.TraceSampling, rates),
+      sdk.layer({
+        serviceName: options.serviceName ?? "swarm",
+        serviceVersion: version,
+        attributes: { "service.instance.id": `${hostname()}/${process.pid}` },
+        store,
+        endpoint: options.endpoint,
+        exportIntervalMillis: options.exportIntervalMillis ?? 10_000,
+        spanProcessors: options.spanProcessors ?? [],
+        metricReaders: options.metricReaders ?? []
+      })
+    )
+  }))
+
+const optionalString = (name: string) =>
+  Config.string(name).pipe(Config.option, Config.map(Option.filter((s) => s.trim() !== "")), Config.map(Option.getOrUndefined))
+
+/** `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, `SWARM_TRACE_CAPACITY`, the sampling rates. */
+export const config: Config.Config<Options> = Config.all({
+  endpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT"),
+  serviceName: optionalString("OTEL_SERVICE_NAME"),
+  capacity: Config.integer("SWARM_TRACE_CAPACITY").pipe(
+    Config.validate({ message: "must be a positive number of spans", validation: (n) => n > 0 }),
+    Config.withDefault(DEFAULT_CAPACITY)
+  ),
+  rates: Sampling.config
+})
+
+/** The telemetry the configuration asks for: what `swarm serve` installs. */
+export const layer: Layer.Layer<Telemetry | Sampling.TraceSampling, ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(config, make)
+)
+
+/**
+ * For command-line processes: the sampling rates the configuration asks for (a local `swarm
+ * backtest` traces as `SWARM_TRACE_SAMPLE` says), and the tracer and exporters only when a
+ * collector is configured — without one, their spans would be kept in a store nobody reads, and
+ * the SDK's load time paid for nothing.
+ */
+export const layerIfExporting: Layer.Layer<Sampling.TraceSampling, ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(config, (options) => {
+    const rates = Layer.succeed(Sampling.TraceSampling, options.rates ?? Sampling.defaultRates)
+    return options.endpoint === undefined ? rates : Layer.merge(rates, Layer.discard(make(options)))
+  })
+)

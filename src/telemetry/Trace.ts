@@ -1,0 +1,150 @@
+/**
+ * Spans made synchronously from code that must stay cheap when nothing is traced: the actor kernel
+ * (a span per message only when the message came with a trace context) and agents annotating the
+ * round they handle. A `Trace` is a span and the tracer that made it; `Trace.current` is the
+ * fiber's own span, or undefined — an unsampled round, where nothing is allocated at all.
+ *
+ * Spans measure wall-clock time (`nowNanos`), never the fiber's `Clock`: a backtest's world runs on
+ * a virtual clock that stands still while a slice is handled, so its spans would all last zero.
+ */
+import { Context, Effect, Exit, FiberRef, Option, Tracer } from "effect"
+
+/** Epoch nanoseconds from a monotonic source: `Date.now()` once, then `process.hrtime`. */
+const epochOrigin = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint()
+
+/** Wall-clock epoch nanoseconds. */
+export const nowNanos = (): bigint => epochOrigin + process.hrtime.bigint()
+
+export class Trace {
+  constructor(readonly tracer: Tracer.Tracer, readonly span: Tracer.Span) {}
+
+  /** A child span started now; the caller ends it (`end`). */
+  child(name: string, attributes?: Readonly<Record<string, unknown>>, kind: Tracer.SpanKind = "internal"): Trace {
+    const span = this.tracer.span(name, Option.some(this.span), Context.empty(), [], nowNanos(), kind)
+    if (attributes !== undefined) for (const key in attributes) span.attribute(key, attributes[key])
+    return new Trace(this.tracer, span)
+  }
+
+  attribute(key: string, value: unknown): void {
+    this.span.attribute(key, value)
+  }
+
+  /** Something that happened now, as a span event (a rule the risk officer evaluated, say). */
+  event(name: string, attributes?: Record<string, unknown>): void {
+    this.span.event(name, nowNanos(), attributes)
+  }
+
+  end(exit: Exit.Exit<unknown, unknown> = Exit.void): void {
+    this.span.end(nowNanos(), exit)
+  }
+}
+
+/** The running fiber's span as a `Trace`; undefined when there is none (or it came from outside the process). */
+export const current: Effect.Effect<Trace | undefined> = Effect.withFiberRuntime((fiber) => {
+  const span = fiber.currentSpan
+  return Effect.succeed(span === undefined || span._tag !== "Span" ? undefined : new Trace(fiber.currentTracer, span))
+})
+
+export interface StartOptions {
+  readonly attributes?: Readonly<Record<string, unknown>> | undefined
+  readonly kind?: Tracer.SpanKind | undefined
+  /** The parent; default the fiber's span. */
+  readonly parent?: Tracer.AnySpan | undefined
+  /** Start a new trace whatever the fiber's span. */
+  readonly root?: boolean | undefined
+}
+
+/**
+ * Run `f` in a new span, which is the fiber's span while it runs (what it sends carries it) and is
+ * ended with its exit. With tracing disabled on the fiber, `f` gets undefined and no span is made.
+ */
+export const within = <A, E, R>(
+  name: string,
+  options: StartOptions,
+  f: (trace: Trace | undefined) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.withFiberRuntime<A, E, R>((fiber) => {
+    if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return f(undefined)
+    const tracer = fiber.currentTracer
+    const parent = options.root === true ? Option.none() : Option.fromNullable(options.parent ?? fiber.currentSpan)
+    const span = tracer.span(name, parent, Context.empty(), [], nowNanos(), options.kind ?? "internal")
+    const attributes = options.attributes
+    if (attributes !== undefined) for (const key in attributes) span.attribute(key, attributes[key])
+    return Effect.onExit(
+      Effect.withParentSpan(f(new Trace(tracer, span)), span),
+      (exit) => Effect.sync(() => span.end(nowNanos(), exit))
+    )
+  })
+
+/** Query parameters whose values are secrets (an SSE client's `?token=` API key). */
+const SECRET_PARAM = /((?:^|[?&])(?:token|key|api_key)=)[^&#]*/gi
+
+/** What a span attribute may not carry as is: URLs keep their shape, not their keys. */
+const redact = (key: string, value: unknown): unknown =>
+  typeof value === "string" && (key === "url.full" || key === "url.query") ? value.replace(SECRET_PARAM, "$1REDACTED") : value
+
+/**
+ * A span whose times are the wall clock's whatever the fiber's `Clock` says, and whose URL
+ * attributes lose their secrets: what every span of the process is, through `wallClock`.
+ */
+class WallClockSpan implements Tracer.Span {
+  readonly _tag = "Span"
+  constructor(readonly inner: Tracer.Span) {}
+  get name() {
+    return this.inner.name
+  }
+  get spanId() {
+    return this.inner.spanId
+  }
+  get traceId() {
+    return this.inner.traceId
+  }
+  get parent() {
+    return this.inner.parent
+  }
+  get context() {
+    return this.inner.context
+  }
+  get status() {
+    return this.inner.status
+  }
+  get attributes() {
+    return this.inner.attributes
+  }
+  get links() {
+    return this.inner.links
+  }
+  get sampled() {
+    return this.inner.sampled
+  }
+  get kind() {
+    return this.inner.kind
+  }
+  end(_endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
+    this.inner.end(nowNanos(), exit)
+  }
+  attribute(key: string, value: unknown): void {
+    this.inner.attribute(key, redact(key, value))
+    // @effect/opentelemetry writes arrays as JSON text; OpenTelemetry takes arrays of scalars as they are.
+    if (Array.isArray(value)) (this.inner as { readonly span?: { setAttribute?: (k: string, v: unknown) => void } }).span?.setAttribute?.(key, value)
+  }
+  event(name: string, _startTime: bigint, attributes?: Record<string, unknown>): void {
+    this.inner.event(name, nowNanos(), attributes)
+  }
+  addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {
+    this.inner.addLinks(links)
+  }
+}
+
+/**
+ * `inner` (the OpenTelemetry tracer) with wall-clock spans. It does not carry Effect spans into
+ * OpenTelemetry's own context on every step of every fiber (what @effect/opentelemetry's tracer
+ * does, at a cost paid by every effect of a backtest): nothing in this process reads that context —
+ * Effect spans find their parents through the fiber.
+ */
+export const wallClock = (inner: Tracer.Tracer): Tracer.Tracer =>
+  Tracer.make({
+    span: (name, parent, context, links, _startTime, kind, options) =>
+      new WallClockSpan(inner.span(name, parent, context, links, nowNanos(), kind, options)),
+    context: (f) => f()
+  })

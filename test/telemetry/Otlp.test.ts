@@ -1,0 +1,89 @@
+/**
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` set: traces and metrics go over OTLP/HTTP to the collector
+ * (`/v1/traces`, `/v1/metrics`; here a loopback receiver standing in for it), flushed when the
+ * telemetry layer closes; the configuration says which telemetry is in use.
+ */
+import { createServer, type Server } from "node:http"
+import type { AddressInfo } from "node:net"
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Layer, Schema } from "effect"
+import { Strategy } from "../../schemas/Strategy.js"
+import * as Feed from "../../src/market/Feed.js"
+import * as Synthetic from "../../src/market/Synthetic.js"
+import * as Backtest from "../../src/swarm/Backtest.js"
+import { TraceSampling } from "../../src/telemetry/Sampling.js"
+import * as Telemetry from "../../src/telemetry/Telemetry.js"
+
+interface Received {
+  readonly path: string
+  readonly type: string
+  readonly bytes: number
+}
+
+/** A loopback OTLP/HTTP receiver for the scope: what was posted where. */
+const receiver = Effect.map(
+  Effect.acquireRelease(
+    Effect.async<{ readonly server: Server; readonly received: Array<Received> }>((resume) => {
+      const received: Array<Received> = []
+      const server = createServer((req, res) => {
+        let bytes = 0
+        req.on("data", (chunk: Buffer) => (bytes += chunk.length))
+        req.on("end", () => {
+          received.push({ path: req.url ?? "", type: String(req.headers["content-type"]), bytes })
+          res.writeHead(200, { "content-type": "application/json" }).end("{}")
+        })
+      })
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ server, received })))
+    }),
+    ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+  ),
+  ({ received, server }) => ({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received })
+)
+
+const strategy = Schema.decodeUnknownSync(Strategy)({
+  name: "exported",
+  symbols: ["AAA"],
+  allowShort: true,
+  agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
+  sizing: { mode: "percent_of_equity", value: 10 }
+})
+
+describe("OTLP export", () => {
+  it.scopedLive("with a collector configured, spans and metrics are posted to it; the store keeps them too", () =>
+    Effect.gen(function*() {
+      const collector = yield* receiver
+      const environment = ConfigProvider.fromMap(new Map([
+        ["OTEL_EXPORTER_OTLP_ENDPOINT", `${collector.url}/`],
+        ["SWARM_TRACE_SAMPLE", "0.5"]
+      ]))
+      const kept = yield* Effect.gen(function*() {
+        const telemetry = yield* Telemetry.Telemetry
+        expect(telemetry.info.kind).toBe("otlp")
+        expect(telemetry.info.description).toContain(`OTLP/HTTP to ${collector.url}/`)
+        expect(telemetry.info.description).toContain("one round in 2 of backtests")
+        expect(yield* TraceSampling).toEqual({ paper: 1, backtest: 0.5 })
+        const result = yield* Backtest.run({ strategy, feed: Feed.synthetic({ ...Synthetic.defaults, seed: 3, symbols: ["AAA"] as never, bars: 30 }) })
+        return telemetry.store.rounds(result.runId).length
+      }).pipe(Effect.provide(Telemetry.layer.pipe(Layer.provide(Layer.setConfigProvider(environment)))))
+      expect(kept).toBe(15)
+      // Closing the layer flushed the batch of spans and the metrics.
+      const traces = collector.received.filter((r) => r.path === "/v1/traces")
+      const metrics = collector.received.filter((r) => r.path === "/v1/metrics")
+      expect(traces.length).toBeGreaterThan(0)
+      expect(metrics.length).toBeGreaterThan(0)
+      expect([...traces, ...metrics].every((r) => r.bytes > 0)).toBe(true)
+    }))
+
+  it.effect("without one, the in-process store only; a bad rate is a configuration error naming it", () =>
+    Effect.gen(function*() {
+      const info = yield* Effect.map(Telemetry.Telemetry, (t) => t.info).pipe(
+        Effect.provide(Telemetry.layer.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map())))))
+      )
+      expect(info.kind).toBe("in-process")
+      expect(info.description).toContain("every round of paper runs and no round of backtests")
+      const bad = yield* Effect.flip(Effect.map(Telemetry.Telemetry, (t) => t.info).pipe(
+        Effect.provide(Telemetry.layer.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["SWARM_TRACE_SAMPLE", "2"]]))))))
+      ))
+      expect(String(bad)).toContain("SWARM_TRACE_SAMPLE")
+    }))
+})
