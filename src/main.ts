@@ -8,7 +8,7 @@
 import { runMain } from "./cli/Main.js"
 
 process.stdout.write(
-  "swarm serve: the Swarm server (RPC, SSE, /health) — every agent in this process, no Redis or Ollama yet; " +
-    "the `database:` line names where runs are kept. Ctrl-C stops it; the next start resumes its runs.\n\n"
+  "swarm serve: the Swarm server (RPC, SSE, /health) — the lines below name the database, the language model, " +
+    "the event bus and telemetry it uses. Ctrl-C stops it; the next start resumes its runs.\n\n"
 )
 runMain(["serve", ...process.argv.slice(2)])
