@@ -15,17 +15,13 @@ import * as TradeAnalysis from "../../agents/system/TradeAnalysis.js"
 import type { ChatChunk } from "../../schemas/Chat.js"
 import { ChatChunk as ChatChunkSchema } from "../../schemas/Chat.js"
 import { RunNotFound } from "../../schemas/Rpc.js"
-import { Strategy } from "../../schemas/Strategy.js"
-import type { Trade } from "../../schemas/Trade.js"
 import * as Http from "../../src/edge/Http.js"
 import * as Server from "../../src/edge/Server.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
 import * as Audit from "../../src/store/Audit.js"
 import type * as Database from "../../src/store/Database.js"
-import * as Runs from "../../src/store/Runs.js"
-import * as Strategies from "../../src/store/Strategies.js"
 import * as Users from "../../src/store/Users.js"
-import { day, trade } from "../agents/system/fixtures.js"
+import { seedRun as seedRunOf, TRADES } from "../agents/system/fixtures.js"
 import * as FakeOllama from "../llm/FakeOllama.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { bearer, connect, open, rpcClient, type SseItem } from "./fixtures.js"
@@ -57,46 +53,14 @@ const user = (role: "user" | "admin" = "user") =>
     return { id: made.id, key }
   }).pipe(Effect.orDie)
 
-/** Six winning AAPL trades and six losing MSFT ones. */
-const TRADES: ReadonlyArray<Trade> = Array.from({ length: 6 }, (_, i) => [
-  trade({ symbol: "AAPL", entry: day(i), exit: day(i, 15), pnl: 100 }),
-  trade({ symbol: "MSFT", entry: day(i, 11), exit: day(i, 16), pnl: -50 })
-]).flat()
-
-let seeded = 0
-
-/** A run of `owner` whose closed trades are `TRADES`, written as the recorder would. */
+/** A finished run of `owner` whose closed trades are `TRADES` (fixtures.ts `seedRun`), and its reference. */
 const seedRun = (owner: string) =>
   Effect.gen(function*() {
-    const strategy = Schema.decodeUnknownSync(Strategy)({
-      name: `edge chat ${++seeded}`,
-      symbols: ["AAPL", "MSFT"],
-      agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }]
-    })
-    const saved = yield* Strategies.saveVersion(owner, strategy)
-    const created = yield* Runs.create({
-      owner,
-      strategyId: saved.strategyId,
-      strategyVersion: saved.version,
-      strategy,
-      mode: "backtest",
-      seed: "0",
-      dataSource: { kind: "test" },
-      dataFingerprint: "test",
-      eventDetail: "decisions"
-    })
-    const sql = yield* SqlClient.SqlClient
-    for (const [i, t] of TRADES.entries()) {
-      const seq = i + 1
-      const body = JSON.stringify({ _tag: "TradeClosed", run: created.id, seq, at: t.exitTs, trade: t })
-      yield* sql`insert into run_events ${sql.insert({ runId: created.id, seq, tag: "TradeClosed", at: t.exitTs, hash: "0".repeat(64), body })}`
-      yield* sql`insert into trades ${
-        sql.insert({ runId: created.id, seq, symbol: t.symbol, side: t.side, entryTs: t.entryTs, exitTs: t.exitTs, pnl: t.pnl })
-      }`
-    }
+    const run = yield* seedRunOf(owner, { label: "edge chat" })
     // Finished, so that the runs started later by the test are numbered after it.
-    yield* sql`update runs set status = 'completed', finished_at = now() where id = ${created.id}`
-    return { id: created.id, ref: `${strategy.name}#${created.number}`, strategyId: saved.strategyId, strategy }
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`update runs set status = 'completed', finished_at = now() where id = ${run.id}`
+    return { ...run, ref: `${run.name}#${run.number}` }
   }).pipe(Effect.orDie)
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Layer, Schema, Stream } from "effect"
+import { Chunk, Effect, Fiber, Layer, Stream } from "effect"
 import type { ReceivedChat } from "../../llm/FakeOllama.js"
 import * as FakeOllama from "../../llm/FakeOllama.js"
 import * as SystemAgent from "../../../agents/system/SystemAgent.js"
@@ -19,7 +19,6 @@ import { toolNames } from "../../../agents/system/ToolSpecs.js"
 import type { ChatChunk } from "../../../schemas/Chat.js"
 import type { RunId } from "../../../schemas/Ids.js"
 import { LlmUnavailable } from "../../../schemas/Llm.js"
-import { Strategy } from "../../../schemas/Strategy.js"
 import type { Trade } from "../../../schemas/Trade.js"
 import type { LanguageModel } from "../../../src/llm/LanguageModel.js"
 import * as LlmRuntime from "../../../src/llm/LlmRuntime.js"
@@ -28,54 +27,16 @@ import * as Ollama from "../../../src/llm/Ollama.js"
 import * as Chats from "../../../src/store/Chats.js"
 import * as Runs from "../../../src/store/Runs.js"
 import * as StoredRun from "../../../src/store/StoredRun.js"
-import * as Strategies from "../../../src/store/Strategies.js"
 import { backends, startTimeout } from "../../store/fixtures/backends.js"
 import { stored } from "../../store/fixtures/workload.js"
-import { day, trade } from "./fixtures.js"
+import { seedRun as seedRunOf, TRADES } from "./fixtures.js"
 
 // ---------------------------------------------------------------------------------------------
 // A run to chat about
 
-/** Six winning AAPL trades and six losing MSFT ones, a day apart. */
-const TRADES: ReadonlyArray<Trade> = Array.from({ length: 6 }, (_, i) => [
-  trade({ symbol: "AAPL", entry: day(i), exit: day(i, 15), pnl: 100 }),
-  trade({ symbol: "MSFT", entry: day(i, 11), exit: day(i, 16), pnl: -50 })
-]).flat()
-
-let seeded = 0
-
-/** A run of `owner` whose closed trades are `trades` (its events and rows written as the recorder would). */
+/** A run of `owner` whose closed trades are `trades` (fixtures.ts `seedRun`). */
 const seedRun = (owner: string, trades: ReadonlyArray<Trade> = TRADES, llm?: Record<string, unknown>) =>
-  Effect.gen(function*() {
-    const strategy = Schema.decodeUnknownSync(Strategy)({
-      name: `chat test ${++seeded}`,
-      symbols: ["AAPL", "MSFT"],
-      agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }],
-      ...(llm === undefined ? {} : { llm })
-    })
-    const saved = yield* Strategies.saveVersion(owner, strategy)
-    const created = yield* Runs.create({
-      owner,
-      strategyId: saved.strategyId,
-      strategyVersion: saved.version,
-      strategy,
-      mode: "backtest",
-      seed: "0",
-      dataSource: { kind: "test" },
-      dataFingerprint: "test",
-      eventDetail: "decisions"
-    })
-    const sql = yield* SqlClient.SqlClient
-    for (const [i, t] of trades.entries()) {
-      const seq = i + 1
-      const body = JSON.stringify({ _tag: "TradeClosed", run: created.id, seq, at: t.exitTs, trade: t })
-      yield* sql`insert into run_events ${sql.insert({ runId: created.id, seq, tag: "TradeClosed", at: t.exitTs, hash: "0".repeat(64), body })}`
-      yield* sql`insert into trades ${
-        sql.insert({ runId: created.id, seq, symbol: t.symbol, side: t.side, entryTs: t.entryTs, exitTs: t.exitTs, pnl: t.pnl })
-      }`
-    }
-    return { id: created.id, number: created.number, strategyId: saved.strategyId, strategy, name: strategy.name }
-  }).pipe(Effect.orDie)
+  seedRunOf(owner, { label: "chat test", trades, ...(llm === undefined ? {} : { llm }) })
 
 const users = Layer.effectDiscard(Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
