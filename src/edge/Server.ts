@@ -58,8 +58,12 @@ export const rpcRoutes = Layer.mergeAll(
 export const services = <E, R>(store: Layer.Layer<Store.Services, E, R>, llm?: Layer.Layer<LlmRuntime.LlmRuntime, ConfigError.ConfigError>) => {
   const shared = Layer.unwrapEffect(Effect.map(Redis.config, (redis) =>
     Option.isNone(redis)
-      ? Layer.mergeAll(InProcessBus.layer, TokenBucket.layerMemory, IdempotencyKeys.layerMemory, LatestCache.layerMemory(), llm ?? LlmRuntime.layer)
-      : Layer.mergeAll(RedisBus.layer, TokenBucket.layerRedis, IdempotencyKeys.layerRedis, LatestCache.layerRedis(), llm ?? LlmRuntime.layerRedis).pipe(
+      ? Layer.mergeAll(InProcessBus.layer, IdempotencyKeys.layerMemory, LatestCache.layerMemory(), llm ?? LlmRuntime.layer).pipe(
+        // One set of buckets: the webhooks' limits and the models' rate limit (LLM_RATE_PER_SECOND).
+        Layer.provideMerge(TokenBucket.layerMemory)
+      )
+      : Layer.mergeAll(RedisBus.layer, IdempotencyKeys.layerRedis, LatestCache.layerRedis(), llm ?? LlmRuntime.layerRedis).pipe(
+        Layer.provideMerge(TokenBucket.layerRedis),
         Layer.provideMerge(Redis.layerWith(redis.value))
       )))
   return Layer.mergeAll(RunManager.layer, RunEvents.layer).pipe(

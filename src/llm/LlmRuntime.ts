@@ -5,7 +5,7 @@
  * `layerRedis`), and the cap on calls in flight (`LLM_CONCURRENCY`, default 4) that keeps every
  * agent of the process together within what the model server takes.
  */
-import { Config, type ConfigError, Context, Effect, Layer, Stream } from "effect"
+import { Config, type ConfigError, Context, Effect, Layer, Option, Stream } from "effect"
 import { type LlmCall, LlmUnavailable } from "../../schemas/Llm.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { AnswerCache, MemoryCache } from "./AnswerCache.js"
@@ -14,11 +14,15 @@ import { type BackendInfo, LanguageModel } from "./LanguageModel.js"
 import * as Offline from "./Offline.js"
 import * as RedisAnswerCache from "./RedisAnswerCache.js"
 import type { Redis } from "../bus/Redis.js"
+import * as TokenBuckets from "../bus/TokenBucket.js"
+import type { RateLimit } from "./LlmSession.js"
 
 export class LlmRuntime extends Context.Tag("swarm/LlmRuntime")<LlmRuntime, {
   readonly model: LanguageModel["Type"]
   readonly cache: AnswerCache["Type"]
   readonly limiter: Effect.Semaphore
+  /** Calls per second every process together may make (`LLM_RATE_PER_SECOND`); absent: no limit. */
+  readonly rate?: RateLimit
   readonly info: BackendInfo
 }>() {}
 
@@ -27,11 +31,30 @@ const concurrency = Config.integer("LLM_CONCURRENCY").pipe(
   Config.validate({ message: "LLM_CONCURRENCY must be between 1 and 256", validation: (n) => n >= 1 && n <= 256 })
 )
 
-const make = (model: LanguageModel["Type"], permits: number, cache: AnswerCache["Type"] = AnswerCache.fromMemory(new MemoryCache())) =>
+/**
+ * `LLM_RATE_PER_SECOND` (a model server's or a vendor's limit, for every process together — the
+ * buckets are Redis's when the server has it) and `LLM_RATE_BURST` (default: one second's worth).
+ */
+const rateConfig = Config.all({
+  perSecond: Config.option(Config.number("LLM_RATE_PER_SECOND").pipe(
+    Config.validate({ message: "LLM_RATE_PER_SECOND must be a number above 0", validation: (n) => n > 0 && Number.isFinite(n) })
+  )),
+  burst: Config.option(Config.integer("LLM_RATE_BURST").pipe(
+    Config.validate({ message: "LLM_RATE_BURST must be at least 1", validation: (n) => n >= 1 })
+  ))
+})
+
+const make = (
+  model: LanguageModel["Type"],
+  permits: number,
+  cache: AnswerCache["Type"] = AnswerCache.fromMemory(new MemoryCache()),
+  rate?: RateLimit
+) =>
   Effect.map(Effect.makeSemaphore(permits), (limiter): LlmRuntime["Type"] => ({
     model,
     cache,
     limiter,
+    ...(rate === undefined ? {} : { rate }),
     info: model.backend
   }))
 
@@ -40,7 +63,14 @@ const configured = (cache?: AnswerCache["Type"]): Effect.Effect<LlmRuntime["Type
   Effect.gen(function*() {
     const selected = yield* Backends.fromConfig
     const model = yield* Effect.provide(LanguageModel, selected.layer)
-    return yield* make({ ...model, backend: selected.info }, yield* concurrency, cache)
+    const { burst, perSecond } = yield* rateConfig
+    // The server's buckets (Redis when it has it); a lone command, this process's own.
+    const buckets = Option.getOrElse(yield* Effect.serviceOption(TokenBuckets.TokenBucket), TokenBuckets.memory)
+    const rate = Option.map(perSecond, (n): RateLimit => ({
+      buckets,
+      bucket: { perSecond: n, capacity: Option.getOrElse(burst, () => Math.max(1, Math.ceil(n))) }
+    }))
+    return yield* make({ ...model, backend: selected.info }, yield* concurrency, cache, Option.getOrUndefined(rate))
   })
 
 /** From the environment: `OLLAMA_HOST`, `SWARM_LLM`, `LLM_CONCURRENCY`. Probes Ollama once. */
@@ -58,7 +88,8 @@ export const layerRedis: Layer.Layer<LlmRuntime, ConfigError.ConfigError, Redis>
 export const layerOffline: Layer.Layer<LlmRuntime> = Layer.effect(LlmRuntime, make(Offline.make(), 4))
 
 /** A given backend (tests against the fake Ollama). */
-export const layerWith = (model: LanguageModel["Type"], permits = 4): Layer.Layer<LlmRuntime> => Layer.effect(LlmRuntime, make(model, permits))
+export const layerWith = (model: LanguageModel["Type"], permits = 4, rate?: RateLimit): Layer.Layer<LlmRuntime> =>
+  Layer.effect(LlmRuntime, make(model, permits, undefined, rate))
 
 /**
  * What a run is given for its LLM agents: the process's runtime when there is one, else the offline
@@ -75,7 +106,8 @@ export const runOptions = (
     }
     if (options.replay === true) return { model: noModel, ...recorded }
     if (runtime._tag === "None") return { model: Offline.make(), ...recorded }
-    return { model: runtime.value.model, cache: runtime.value.cache, limiter: runtime.value.limiter, ...recorded }
+    const { cache, limiter, model, rate } = runtime.value
+    return { model, cache, limiter, ...(rate === undefined ? {} : { rate }), ...recorded }
   })
 
 /** The replay's backend: there is none. */

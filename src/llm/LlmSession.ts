@@ -32,6 +32,7 @@ import * as Outside from "../swarm/Outside.js"
 import * as Metrics from "../telemetry/Metrics.js"
 import * as Trace from "../telemetry/Trace.js"
 import { type AnswerCache, keyOf } from "./AnswerCache.js"
+import type { Bucket, TokenBucketService } from "../bus/TokenBucket.js"
 import { Budget, promptTokensUpperBound, type Reservation } from "./Budget.js"
 import type { ChatAnswer, ChatRequest, LanguageModel } from "./LanguageModel.js"
 
@@ -45,6 +46,11 @@ export interface SessionOptions {
   readonly cache?: AnswerCache["Type"] | undefined
   /** The process-wide cap on calls in flight, shared by every run. */
   readonly limiter?: Effect.Semaphore | undefined
+  /**
+   * A rate limit every process together respects (a model server's or a vendor's): each attempt
+   * takes a token from the model's bucket first, waiting (wall-clock) until there is one.
+   */
+  readonly rate?: RateLimit | undefined
   /** Calls recorded by an earlier execution of this run, by `recordingKey`: answered from here, no model call. */
   readonly recording?: ReadonlyMap<string, LlmCall> | undefined
   /** Seeds the model's sampling, so a temperature above 0 repeats itself where the backend allows. */
@@ -54,6 +60,17 @@ export interface SessionOptions {
   /** The first call the budget refused (once, recorded or live). */
   readonly onBudgetSpent?: ((call: LlmCall) => void) | undefined
 }
+
+export interface RateLimit {
+  readonly buckets: TokenBucketService
+  readonly bucket: Bucket
+}
+
+/** Take a token from `model`'s bucket, waiting until there is one. */
+export const takeToken = (rate: RateLimit, model: string): Effect.Effect<void> =>
+  Effect.suspend(() =>
+    Effect.flatMap(rate.buckets.take(`llm:${model}`, rate.bucket), (wait) => wait === 0 ? Effect.void : Effect.zipRight(Effect.sleep(wait), takeToken(rate, model)))
+  )
 
 export interface Ask<A, I> {
   readonly agent: AgentId
@@ -336,12 +353,14 @@ export class LlmSession {
     config: LlmConfig,
     trace: Trace.Trace | undefined
   ): Effect.Effect<{ readonly answer: ChatAnswer; readonly attempts: number }, { readonly error: BackendError; readonly attempts: number }> {
-    const { limiter, model } = this.options
+    const { limiter, model, rate } = this.options
     let attempts = 0
-    const once = Effect.suspend(() => {
+    const call = Effect.suspend(() => {
       attempts++
       return model.chat(request)
     })
+    // The offline model is no server to spare: no token for it.
+    const once = rate === undefined || model.backend.kind === "offline" ? call : Effect.zipRight(takeToken(rate, request.model), call)
     const limited = limiter === undefined ? once : limiter.withPermits(1)(once)
     const retried = limited.pipe(
       Effect.retry({

@@ -28,7 +28,7 @@ import { usesLlm } from "../../agents/registry.js"
 import { defaultLlmConfig, type LlmCall } from "../../schemas/Llm.js"
 import type { AnswerCache } from "../llm/AnswerCache.js"
 import type { LanguageModel } from "../llm/LanguageModel.js"
-import { LlmSession, recordingKey } from "../llm/LlmSession.js"
+import { LlmSession, type RateLimit, recordingKey } from "../llm/LlmSession.js"
 import * as Offline from "../llm/Offline.js"
 import * as Sampling from "../telemetry/Sampling.js"
 
@@ -123,6 +123,8 @@ export interface LlmOptions {
   readonly cache?: AnswerCache["Type"]
   /** The process-wide cap on calls in flight. */
   readonly limiter?: Effect.Semaphore
+  /** The rate limit every process together respects (`LLM_RATE_PER_SECOND`). */
+  readonly rate?: RateLimit
   /** The calls an earlier execution of the run recorded (replay, resume): answered from them, no model call. */
   readonly recorded?: ReadonlyArray<LlmCall>
   /**
@@ -275,6 +277,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       model: llmOptions.model,
       cache: llmOptions.cache,
       limiter: llmOptions.limiter,
+      rate: llmOptions.rate,
       recording: llmOptions.recorded === undefined
         ? undefined
         : new Map(llmOptions.recorded.map((call) => [recordingKey(call.agent, call.round, call.step), call])),
