@@ -61,6 +61,13 @@ export interface LlmAnalystType<Config extends { readonly bars: number }> {
   /** What it is about to do for a round, in a sentence: the round's `plan` entry. */
   readonly plan: (config: Config, brief: MarketBrief) => string
   readonly think: (thinking: Thinking<Config>) => Effect.Effect<Judgement | undefined>
+  /**
+   * Optional: the same thinking, with no effect at all, when every answer it needs is at hand
+   * (`LlmSession.peek`: recorded, or in the in-memory cache) — the judgement, `null` to abstain,
+   * or `undefined` when a model must be asked (then `think` runs, and nothing was recorded). A
+   * cached backtest decides most rounds this way, with no fiber and no deadline timer per round.
+   */
+  readonly thinkNow?: (thinking: Thinking<Config>) => Judgement | null | undefined
 }
 
 export type AnyLlmAnalystType = LlmAnalystType<any>
@@ -145,7 +152,24 @@ export const make = ({ allowShort, config, deadlineMillis, kind, log, name, sess
           reflect(state, round, bar.close)
           if (state.tracker.count >= warmup) ready.push({ round, brief: state.tracker.brief(roundContext), state, symbol: bar.symbol })
         }
-        const opinions = yield* Effect.forEach(ready, ({ brief, round, state, symbol }) => {
+        const trace = context.trace
+        const opinionOf = (item: (typeof ready)[number], judgement: Judgement | undefined): Opinion | undefined => {
+          if (judgement === undefined) return undefined
+          const direction = judgement.direction === "short" && !allowShort ? "flat" : judgement.direction
+          item.state.pending.push({ due: item.state.tracker.count + horizon, round: item.round, direction, close: item.brief.close })
+          return {
+            round: item.round,
+            agent: name,
+            symbol: item.symbol,
+            ts: request.ts,
+            direction,
+            confidence: judgement.confidence,
+            horizon,
+            rationale: judgement.rationale,
+            features: { close: item.brief.close, ...item.brief.indicators }
+          }
+        }
+        const thinkingOf = ({ brief, round }: (typeof ready)[number]): Thinking<typeof config> => {
           const reason = (order: number, reasoning: ReasoningKind, role: string, text: string) =>
             log.defer(recordingKey(name, round, `~${String(order).padStart(3, "0")}`), "ReasoningRecorded", {
               agent: name,
@@ -156,28 +180,30 @@ export const make = ({ allowShort, config, deadlineMillis, kind, log, name, sess
               ...(reasoning === "decision" ? { context: brief } : {})
             })
           reason(0, "plan", "analyst", kind.plan(config, brief))
-          return kind.think({ agent: name, round, brief, config, allowShort, session, reason }).pipe(
-            withDeadline(deadline, wallClock),
-            Effect.map((judgement): Opinion | undefined => {
-              if (judgement === undefined) return undefined
-              const direction = judgement.direction === "short" && !allowShort ? "flat" : judgement.direction
-              state.pending.push({ due: state.tracker.count + horizon, round, direction, close: brief.close })
-              return {
-                round,
-                agent: name,
-                symbol,
-                ts: request.ts,
-                direction,
-                confidence: judgement.confidence,
-                horizon,
-                rationale: judgement.rationale,
-                features: { close: brief.close, ...brief.indicators }
-              }
-            })
-          )
-        }, { concurrency: "unbounded" })
-        const given = opinions.filter((o): o is Opinion => o !== undefined)
-        const trace = context.trace
+          return { agent: name, round, brief, config, allowShort, session, reason }
+        }
+        // Rounds whose answers are at hand are decided here and now (untraced rounds only: a traced
+        // one wants each call's span); the others think in parallel, each against the deadline.
+        const results: Array<Opinion | undefined> = new Array(ready.length)
+        const asked: Array<number> = []
+        const asking: Array<Thinking<typeof config>> = []
+        for (let i = 0; i < ready.length; i++) {
+          const thinking = thinkingOf(ready[i]!)
+          const now = trace === undefined && kind.thinkNow !== undefined ? kind.thinkNow(thinking) : undefined
+          if (now === undefined) {
+            asked.push(i)
+            asking.push(thinking)
+          } else {
+            results[i] = opinionOf(ready[i]!, now ?? undefined)
+          }
+        }
+        if (asked.length > 0) {
+          const thought = yield* Effect.forEach(asking, (thinking) => kind.think(thinking).pipe(withDeadline(deadline, wallClock)), {
+            concurrency: "unbounded"
+          })
+          for (let j = 0; j < asked.length; j++) results[asked[j]!] = opinionOf(ready[asked[j]!]!, thought[j])
+        }
+        const given = results.filter((o): o is Opinion => o !== undefined)
         if (trace !== undefined) traceOpinions(trace, name, given)
         yield* context.reply(request, given)
         return symbols

@@ -18,7 +18,7 @@
  */
 import { Effect, Schema } from "effect"
 import type { Message } from "../../schemas/Llm.js"
-import type { LlmAnalystType } from "../LlmAnalyst.js"
+import type { LlmAnalystType, Thinking } from "../LlmAnalyst.js"
 import { ArgumentAnswer, briefMessage, configFields, directionRule, JudgementAnswer, OFFLINE } from "./internal/llm.js"
 import { offlineJudgement } from "./LlmSingle.js"
 import { type MarketBrief, offlineScore, windowOf } from "./MarketBrief.js"
@@ -46,6 +46,77 @@ const researcher = (side: Side, symbol: string, horizon: number): string =>
   `and answer the other side's last argument if there is one. Answer only a JSON object {"argument", "conviction"}: ` +
   `"conviction" from 0 to 1 is how strong your case honestly is. Cite the numbers; at most four sentences.`
 
+/** What a researcher said, in order. */
+interface Said {
+  readonly side: Side
+  readonly argument: string
+  readonly conviction: number
+}
+
+/** A researcher's turn: the brief, and the other side's last argument if there is one. */
+const speech = ({ agent, brief, config, round }: Thinking<Config>, transcript: ReadonlyArray<Said>, side: Side, debateRound: number) => {
+  const other = transcript.filter((t) => t.side !== side).at(-1)
+  const messages: Array<Message> = [
+    { role: "system", content: researcher(side, brief.symbol, config.horizon) },
+    { role: "user", content: briefMessage(brief) }
+  ]
+  if (other !== undefined) messages.push({ role: "user", content: `The ${other.side}'s argument: ${other.argument}` })
+  return {
+    agent,
+    round,
+    step: `${side}-${debateRound}`,
+    model: config.model,
+    schema: ArgumentAnswer,
+    window: windowOf(brief),
+    offline: () => offlineArgument(brief, side),
+    messages
+  }
+}
+
+/** Record a debate round's two arguments (and add them to `transcript`). */
+const argued = ({ reason }: Thinking<Config>, transcript: Array<Said>, r: number, bull: ArgumentAnswer, bear: ArgumentAnswer) => {
+  transcript.push({ side: "bull", ...bull }, { side: "bear", ...bear })
+  reason(2 * r - 1, "analysis", "bull", bull.argument)
+  reason(2 * r, "analysis", "bear", bear.argument)
+}
+
+/** The judge's turn: the brief and the whole debate. */
+const judgement = ({ agent, allowShort, brief, config, round }: Thinking<Config>, transcript: ReadonlyArray<Said>) => ({
+  agent,
+  round,
+  step: "judge",
+  model: config.model,
+  schema: JudgementAnswer,
+  window: windowOf(brief),
+  offline: () => {
+    const last = transcript.slice(-2)
+    const bull = last.find((t) => t.side === "bull")!.conviction
+    const bear = last.find((t) => t.side === "bear")!.conviction
+    const judgement = offlineJudgement(brief, allowShort)
+    return { ...judgement, rationale: `${judgement.rationale} Bull conviction ${bull}, bear ${bear}.` }
+  },
+  messages: [
+    {
+      role: "system" as const,
+      content: `You are the judge of a trading debate about ${brief.symbol}. Weigh the bull's and the bear's arguments against the brief ` +
+        `and decide where it goes over the next ${config.horizon} bars. Answer only a JSON object {"direction", "confidence", "rationale"}: ` +
+        `${directionRule(allowShort)} "confidence" is from 0 to 1. The rationale says which arguments won, in at most three sentences.`
+    },
+    { role: "user" as const, content: briefMessage(brief) },
+    {
+      role: "user" as const,
+      content: transcript.map((t, i) => `Round ${Math.floor(i / 2) + 1}, ${t.side} (conviction ${t.conviction}): ${t.argument}`).join("\n")
+    }
+  ]
+})
+
+/** The judge's answer as the round's judgement (recorded as its decision), or undefined: abstain. */
+const judged = ({ config, reason }: Thinking<Config>, value: JudgementAnswer | undefined) => {
+  if (value === undefined) return undefined
+  reason(2 * config.rounds + 1, "decision", "judge", value.rationale)
+  return value
+}
+
 export const analyst: LlmAnalystType<Config> = {
   type: "llm_debate",
   description: "A bull and a bear researcher argue over the market brief; a judge turns the debate into an opinion.",
@@ -53,65 +124,44 @@ export const analyst: LlmAnalystType<Config> = {
   horizon: (config) => config.horizon,
   plan: (config, brief) =>
     `Debate ${brief.symbol} over ${config.horizon} bars: ${config.rounds} round${config.rounds === 1 ? "" : "s"} of bull against bear on the ${brief.bars.length}-bar brief as of ${brief.asOf} (position ${brief.position}), then the judge decides.`,
-  think: ({ agent, allowShort, brief, config, reason, round, session }) =>
+  think: (thinking) =>
     Effect.gen(function*() {
-      const window = windowOf(brief)
-      const transcript: Array<{ readonly side: Side; readonly argument: string; readonly conviction: number }> = []
-      const speak = (side: Side, debateRound: number) => {
-        const other = transcript.filter((t) => t.side !== side).at(-1)
-        const messages: Array<Message> = [
-          { role: "system", content: researcher(side, brief.symbol, config.horizon) },
-          { role: "user", content: briefMessage(brief) }
-        ]
-        if (other !== undefined) messages.push({ role: "user", content: `The ${other.side}'s argument: ${other.argument}` })
-        return session.generate({
-          agent,
-          round,
-          step: `${side}-${debateRound}`,
-          model: config.model,
-          schema: ArgumentAnswer,
-          window,
-          offline: () => offlineArgument(brief, side),
-          messages
-        })
-      }
+      const { config, session } = thinking
+      const transcript: Array<Said> = []
       for (let r = 1; r <= config.rounds; r++) {
-        const [bull, bear] = yield* Effect.all([speak("bull", r), speak("bear", r)], { concurrency: 2 })
+        const [bull, bear] = yield* Effect.all([
+          session.generate(speech(thinking, transcript, "bull", r)),
+          session.generate(speech(thinking, transcript, "bear", r))
+        ], { concurrency: 2 })
         if (bull.value === undefined || bear.value === undefined) return undefined
-        transcript.push({ side: "bull", ...bull.value }, { side: "bear", ...bear.value })
-        reason(2 * r - 1, "analysis", "bull", bull.value.argument)
-        reason(2 * r, "analysis", "bear", bear.value.argument)
+        argued(thinking, transcript, r, bull.value, bear.value)
       }
-      const judged = yield* session.generate({
-        agent,
-        round,
-        step: "judge",
-        model: config.model,
-        schema: JudgementAnswer,
-        window,
-        offline: () => {
-          const last = transcript.slice(-2)
-          const bull = last.find((t) => t.side === "bull")!.conviction
-          const bear = last.find((t) => t.side === "bear")!.conviction
-          const judgement = offlineJudgement(brief, allowShort)
-          return { ...judgement, rationale: `${judgement.rationale} Bull conviction ${bull}, bear ${bear}.` }
-        },
-        messages: [
-          {
-            role: "system",
-            content: `You are the judge of a trading debate about ${brief.symbol}. Weigh the bull's and the bear's arguments against the brief ` +
-              `and decide where it goes over the next ${config.horizon} bars. Answer only a JSON object {"direction", "confidence", "rationale"}: ` +
-              `${directionRule(allowShort)} "confidence" is from 0 to 1. The rationale says which arguments won, in at most three sentences.`
-          },
-          { role: "user", content: briefMessage(brief) },
-          {
-            role: "user",
-            content: transcript.map((t, i) => `Round ${Math.floor(i / 2) + 1}, ${t.side} (conviction ${t.conviction}): ${t.argument}`).join("\n")
-          }
-        ]
-      })
-      if (judged.value === undefined) return undefined
-      reason(2 * config.rounds + 1, "decision", "judge", judged.value.rationale)
-      return judged.value
-    })
+      return judged(thinking, (yield* session.generate(judgement(thinking, transcript))).value)
+    }),
+  // The same debate from answers at hand: every step peeked first, committed only if all are.
+  thinkNow: (thinking) => {
+    const { config, session } = thinking
+    const transcript: Array<Said> = []
+    const commits: Array<() => unknown> = []
+    const speeches: Array<readonly [ArgumentAnswer, ArgumentAnswer]> = []
+    for (let r = 1; r <= config.rounds; r++) {
+      const bull = session.peek(speech(thinking, transcript, "bull", r))
+      const bear = session.peek(speech(thinking, transcript, "bear", r))
+      if (bull === undefined || bear === undefined) return undefined
+      commits.push(bull.commit, bear.commit)
+      if (bull.value === undefined || bear.value === undefined) {
+        for (const commit of commits) commit()
+        for (let i = 0; i < speeches.length; i++) argued(thinking, [], i + 1, speeches[i]![0], speeches[i]![1])
+        return null
+      }
+      speeches.push([bull.value, bear.value])
+      transcript.push({ side: "bull", ...bull.value }, { side: "bear", ...bear.value })
+    }
+    const judge = session.peek(judgement(thinking, transcript))
+    if (judge === undefined) return undefined
+    for (const commit of commits) commit()
+    judge.commit()
+    for (let i = 0; i < speeches.length; i++) argued(thinking, [], i + 1, speeches[i]![0], speeches[i]![1])
+    return judged(thinking, judge.value) ?? null
+  }
 }

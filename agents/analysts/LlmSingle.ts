@@ -14,7 +14,7 @@
  * Warm-up: no opinion before max(`bars`, 34) bars of the symbol.
  */
 import { Effect, Schema } from "effect"
-import type { Judgement, LlmAnalystType } from "../LlmAnalyst.js"
+import type { Judgement, LlmAnalystType, Thinking } from "../LlmAnalyst.js"
 import { briefMessage, configFields, directionRule, JudgementAnswer, OFFLINE } from "./internal/llm.js"
 import { offlineScore, windowOf } from "./MarketBrief.js"
 
@@ -32,6 +32,33 @@ export const offlineJudgement = (brief: Parameters<typeof offlineScore>[0], allo
   return { direction, confidence, rationale: `${OFFLINE}: ${reasons.join("; ")}; score ${score} → ${direction}.` }
 }
 
+/** The one call of a round. */
+const askOf = ({ agent, allowShort, brief, config, round }: Thinking<Config>) => ({
+  agent,
+  round,
+  step: "analyst",
+  model: config.model,
+  schema: JudgementAnswer,
+  window: windowOf(brief),
+  offline: () => offlineJudgement(brief, allowShort),
+  messages: [
+    {
+      role: "system" as const,
+      content: `You are a trading analyst in a swarm of agents. Read the market brief and say where ${brief.symbol} goes over the next ${config.horizon} bars. ` +
+        `Answer only a JSON object {"direction", "confidence", "rationale"}: ${directionRule(allowShort)} "confidence" is from 0 to 1. ` +
+        `The rationale cites the numbers you used, in at most three sentences.${config.persona === undefined ? "" : ` ${config.persona}`}`
+    },
+    { role: "user" as const, content: briefMessage(brief) }
+  ]
+})
+
+/** The round's judgement (recorded as its decision), or undefined: abstain. */
+const decided = ({ reason }: Thinking<Config>, value: Judgement | undefined): Judgement | undefined => {
+  if (value === undefined) return undefined
+  reason(1, "decision", "analyst", value.rationale)
+  return value
+}
+
 export const analyst: LlmAnalystType<Config> = {
   type: "llm_analyst",
   description: "A language model reads the market brief and gives a direction, a confidence and its reasons (one call a round).",
@@ -39,29 +66,10 @@ export const analyst: LlmAnalystType<Config> = {
   horizon: (config) => config.horizon,
   plan: (config, brief) =>
     `Ask ${config.model ?? "the strategy's model"} where ${brief.symbol} goes over ${config.horizon} bars, from the ${brief.bars.length}-bar brief as of ${brief.asOf} (position ${brief.position}).`,
-  think: ({ agent, allowShort, brief, config, reason, round, session }) =>
-    session.generate({
-      agent,
-      round,
-      step: "analyst",
-      model: config.model,
-      schema: JudgementAnswer,
-      window: windowOf(brief),
-      offline: () => offlineJudgement(brief, allowShort),
-      messages: [
-        {
-          role: "system",
-          content: `You are a trading analyst in a swarm of agents. Read the market brief and say where ${brief.symbol} goes over the next ${config.horizon} bars. ` +
-            `Answer only a JSON object {"direction", "confidence", "rationale"}: ${directionRule(allowShort)} "confidence" is from 0 to 1. ` +
-            `The rationale cites the numbers you used, in at most three sentences.${config.persona === undefined ? "" : ` ${config.persona}`}`
-        },
-        { role: "user", content: briefMessage(brief) }
-      ]
-    }).pipe(
-      Effect.map(({ value }) => {
-        if (value === undefined) return undefined
-        reason(1, "decision", "analyst", value.rationale)
-        return value
-      })
-    )
+  think: (thinking) =>
+    thinking.session.generate(askOf(thinking)).pipe(Effect.map(({ value }) => decided(thinking, value))),
+  thinkNow: (thinking) => {
+    const peeked = thinking.session.peek(askOf(thinking))
+    return peeked === undefined ? undefined : decided(thinking, peeked.commit().value) ?? null
+  }
 }

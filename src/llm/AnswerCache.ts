@@ -52,6 +52,12 @@ export class MemoryCache {
     return entry.answer
   }
 
+  /** The live entry for `key`, if any, without counting it or touching its recency (`get` does both). */
+  peek(key: string): CachedAnswer | undefined {
+    const entry = this.entries.get(key)
+    return entry === undefined || entry.expiresAt <= this.now() ? undefined : entry.answer
+  }
+
   set(key: string, answer: CachedAnswer, ttlMillis: number): void {
     if (ttlMillis <= 0) return
     this.entries.delete(key)

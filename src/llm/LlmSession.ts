@@ -88,6 +88,12 @@ export interface Ask<A, I> {
   readonly offline: () => A
 }
 
+/** An answer at hand (`LlmSession.peek`): its value, and how to record it as the call. */
+export interface Peeked<A> {
+  readonly value: A | undefined
+  readonly commit: () => Answered<A>
+}
+
 export interface Answered<A> {
   /** The decoded answer; undefined when the agent must abstain (see `call.outcome`). */
   readonly value: A | undefined
@@ -156,6 +162,53 @@ export class LlmSession {
         }
       }, (trace) => this.answer(ask, trace))
     })
+  }
+
+  /**
+   * The answer when it is already at hand — recorded (a replay, a resume) or in the in-memory
+   * cache — with no effect at all; undefined when the call has to be made (`generate`). Nothing is
+   * recorded until `commit`, which records the call (and counts the cache hit) exactly as
+   * `generate` would have: an agent may peek at several steps and commit them only if all are
+   * at hand. For untraced rounds (a traced one wants the call's span: `generate`).
+   */
+  peek<A, I>(ask: Ask<A, I>): Peeked<A> | undefined {
+    const { config } = this.options
+    const model = ask.model ?? config.model
+    const format = this.formatOf(ask.schema)
+    const promptHash = sha256(promptOf(model, ask.messages, format))
+    const recorded = this.options.recording?.get(recordingKey(ask.agent, ask.round, ask.step))
+    if (recorded !== undefined) {
+      const value = recorded.outcome === "ok" && recorded.answer !== undefined
+        ? Either.getOrUndefined(decodeAnswer(ask.schema, recorded.answer))
+        : undefined
+      return {
+        value,
+        commit: () => {
+          this.budget.charge(recorded.tokensIn + recorded.tokensOut, recorded.cost ?? 0)
+          return this.done({ value, call: { ...recorded, promptHash } }, undefined, true)
+        }
+      }
+    }
+    const memory = config.cacheTtlSeconds > 0 ? this.options.cache?.memory : undefined
+    if (memory === undefined) return undefined
+    const backend = this.options.model.backend.kind
+    const cacheKey = keyOf(`${backend}:${model}`, promptHash, ask.window)
+    const entry = memory.peek(cacheKey)
+    if (entry === undefined) return undefined
+    const decoded = decodeAnswer(ask.schema, entry.content)
+    if (Either.isLeft(decoded)) return undefined
+    const value = decoded.right
+    const base = { agent: ask.agent, ...(ask.round === undefined ? {} : { round: ask.round }), step: ask.step, model, promptHash }
+    return {
+      value,
+      commit: () => {
+        memory.get(cacheKey)
+        return this.done({
+          value,
+          call: { ...base, backend, answer: entry.content, tokensIn: 0, tokensOut: 0, latencyMillis: 0, cache: "hit", attempts: 0, outcome: "ok" }
+        }, undefined)
+      }
+    }
   }
 
   private answer<A, I>(ask: Ask<A, I>, trace: Trace.Trace | undefined): Effect.Effect<Answered<A>> {

@@ -138,6 +138,37 @@ describe("LLM analysts", () => {
       expect(original.result.counts.orders).toBeGreaterThan(0)
     }))
 
+  it.live("answers at hand are decided in place, and exactly as asking for them would (traced rounds ask)", () =>
+    Effect.gen(function*() {
+      let n = 0
+      const live = scripted((request) =>
+        Effect.succeed({
+          content: request.messages[0]!.content.includes("researcher")
+            ? JSON.stringify({ argument: `point ${++n}`, conviction: (n % 5) / 5 })
+            : JSON.stringify({ direction: ++n % 3 === 0 ? "short" : "long", confidence: 0.7, rationale: `judged ${n}` }),
+          toolCalls: [],
+          tokensIn: 20,
+          tokensOut: 5
+        })
+      )
+      const s = strategy([{ type: "llm_debate", params: { rounds: 2 } }, { type: "llm_analyst" }], { cacheTtlSeconds: 600 })
+      const cache = AnswerCache.fromMemory(new MemoryCache())
+      const original = yield* record({ strategy: s, feed: market(50), llm: { model: live.model, cache } })
+      const calls = ofTag(original.events, "LlmCalled").map((e) => e.call)
+      const asked = live.stats.calls
+      // From the recording: in place (untraced), and through the session's effects (every round traced).
+      const inPlace = yield* record({ strategy: s, feed: market(50), llm: { model: live.model, recorded: calls } })
+      const traced = yield* record({ strategy: s, feed: market(50), traceRounds: 1, llm: { model: live.model, recorded: calls } })
+      expect(inPlace.result.checksum).toBe(original.result.checksum)
+      expect(traced.result.checksum).toBe(original.result.checksum)
+      // From the cache: the same hits either way.
+      const hits = yield* record({ strategy: s, feed: market(50), llm: { model: live.model, cache } })
+      const tracedHits = yield* record({ strategy: s, feed: market(50), traceRounds: 1, llm: { model: live.model, cache } })
+      expect(tracedHits.result.checksum).toBe(hits.result.checksum)
+      expect(ofTag(hits.events, "LlmCalled").every((e) => e.call.cache === "hit")).toBe(true)
+      expect(live.stats.calls).toBe(asked)
+    }))
+
   it.live("a paper run gives up at the round's deadline in wall-clock time, recorded so a replay abstains the same", () =>
     Effect.gen(function*() {
       const { model } = scripted(echoOffline, 400)
