@@ -91,8 +91,26 @@ export interface Ask<A, I> {
 /** An answer at hand (`LlmSession.peek`): its value, and how to record it as the call. */
 export interface Peeked<A> {
   readonly value: A | undefined
-  readonly commit: () => Answered<A>
+  /** Record it (under `trace`, a traced round's call span, when given). */
+  readonly commit: (trace?: Trace.Trace) => Answered<A>
 }
+
+/** The record of a call answered from the cache: no tokens, no time, no attempt. */
+const hitCall = (ask: Ask<any, any>, model: string, promptHash: string, backend: LlmCall["backend"], answer: string): LlmCall => ({
+  agent: ask.agent,
+  ...(ask.round === undefined ? {} : { round: ask.round }),
+  step: ask.step,
+  model,
+  backend,
+  promptHash,
+  answer,
+  tokensIn: 0,
+  tokensOut: 0,
+  latencyMillis: 0,
+  cache: "hit",
+  attempts: 0,
+  outcome: "ok"
+})
 
 export interface Answered<A> {
   /** The decoded answer; undefined when the agent must abstain (see `call.outcome`). */
@@ -172,10 +190,13 @@ export class LlmSession {
    * at hand. For untraced rounds (a traced one wants the call's span: `generate`).
    */
   peek<A, I>(ask: Ask<A, I>): Peeked<A> | undefined {
+    const model = ask.model ?? this.options.config.model
+    return this.atHand(ask, model, sha256(promptOf(model, ask.messages, this.formatOf(ask.schema))))
+  }
+
+  /** `peek`, its prompt hashed; `commit` records under `trace` when there is one. */
+  private atHand<A, I>(ask: Ask<A, I>, model: string, promptHash: string): Peeked<A> | undefined {
     const { config } = this.options
-    const model = ask.model ?? config.model
-    const format = this.formatOf(ask.schema)
-    const promptHash = sha256(promptOf(model, ask.messages, format))
     const recorded = this.options.recording?.get(recordingKey(ask.agent, ask.round, ask.step))
     if (recorded !== undefined) {
       const value = recorded.outcome === "ok" && recorded.answer !== undefined
@@ -183,9 +204,11 @@ export class LlmSession {
         : undefined
       return {
         value,
-        commit: () => {
+        // The recorded call stands as it was, but for the prompt's hash: a replay whose prompt
+        // differs shows it as a divergence at this event.
+        commit: (trace) => {
           this.budget.charge(recorded.tokensIn + recorded.tokensOut, recorded.cost ?? 0)
-          return this.done({ value, call: { ...recorded, promptHash } }, undefined, true)
+          return this.done({ value, call: { ...recorded, promptHash } }, trace, true)
         }
       }
     }
@@ -198,15 +221,11 @@ export class LlmSession {
     const decoded = decodeAnswer(ask.schema, entry.content)
     if (Either.isLeft(decoded)) return undefined
     const value = decoded.right
-    const base = { agent: ask.agent, ...(ask.round === undefined ? {} : { round: ask.round }), step: ask.step, model, promptHash }
     return {
       value,
-      commit: () => {
+      commit: (trace) => {
         memory.get(cacheKey)
-        return this.done({
-          value,
-          call: { ...base, backend, answer: entry.content, tokensIn: 0, tokensOut: 0, latencyMillis: 0, cache: "hit", attempts: 0, outcome: "ok" }
-        }, undefined)
+        return this.done({ value, call: hitCall(ask, model, promptHash, backend, entry.content) }, trace)
       }
     }
   }
@@ -220,17 +239,10 @@ export class LlmSession {
       const promptHash = sha256(prompt)
       const base = { agent: ask.agent, ...(ask.round === undefined ? {} : { round: ask.round }), step: ask.step, model, promptHash }
 
-      const recorded = this.options.recording?.get(recordingKey(ask.agent, ask.round, ask.step))
-      if (recorded !== undefined) {
-        // The recorded call stands as it was, but for the prompt's hash: a replay whose prompt
-        // differs shows it as a divergence at this event.
-        this.budget.charge(recorded.tokensIn + recorded.tokensOut, recorded.cost ?? 0)
-        const call: LlmCall = { ...recorded, promptHash }
-        const value = recorded.outcome === "ok" && recorded.answer !== undefined
-          ? Either.getOrUndefined(decodeAnswer(ask.schema, recorded.answer))
-          : undefined
-        return Effect.succeed(this.done({ value, call }, trace, true))
-      }
+      const recorded = this.options.recording?.has(recordingKey(ask.agent, ask.round, ask.step)) === true
+        ? this.atHand(ask, model, promptHash)
+        : undefined
+      if (recorded !== undefined) return Effect.succeed(recorded.commit(trace))
 
       const backend = this.options.model.backend.kind
       const offline = () => ({ content: JSON.stringify(Schema.encodeSync(ask.schema)(ask.offline())) })
@@ -260,10 +272,7 @@ export class LlmSession {
           if (hit !== undefined) {
             const value = decodeAnswer(ask.schema, hit.content)
             if (Either.isRight(value)) {
-              return this.done({
-                value: value.right,
-                call: { ...base, backend, answer: hit.content, tokensIn: 0, tokensOut: 0, latencyMillis: 0, cache: "hit", attempts: 0, outcome: "ok" }
-              }, trace)
+              return this.done({ value: value.right, call: hitCall(ask, model, promptHash, backend, hit.content) }, trace)
             }
           }
         }
