@@ -10,9 +10,10 @@
  * slow for backtrader's W2 workload (W2.md: 100 files × 20,000 rows × 7 columns, to be loaded and
  * traded within 20 s). Measured on this 2-core machine, Node 20, on the W2 files: csv-parse 7's
  * sync and stream APIs tokenize 170–196 k rows/s (10–12 s for W2 before a single number is
- * converted; with this module's checks, 87–93 k rows/s); the scanner here builds validated `Bar`s
- * at 1.1–1.2 M rows/s once warm (1.6–1.9 s for W2) and 0.7–0.85 M rows/s in a fresh process
- * (2.3–2.9 s, a quarter of it collecting garbage: 2 M bars are 2 M objects and 12 M boxed doubles).
+ * converted; with this module's checks, 87–93 k rows/s); the scanner here validates rows into
+ * columns of numbers (`loadColumns`, what a feed keeps), not `Bar` objects: as objects, W2's 2 M
+ * bars made a third of the load garbage collection, and `Feed.load` took 6.6–7.2 s for W2 against
+ * 2.7–3.4 s as columns (reading and hashing included, measured on a loaded machine).
  * Both engines give every field to the same checking functions, and a property test checks that
  * they return identical bars and identical errors on any quote-free input.
  *
@@ -38,6 +39,7 @@
  */
 import { Effect, Either, Schema } from "effect"
 import { parse as csvParse } from "csv-parse/sync"
+import { createHash } from "node:crypto"
 import { readdir, readFile, stat } from "node:fs/promises"
 import * as Path from "node:path"
 import { Symbol, type Timestamp } from "../../schemas/Ids.js"
@@ -56,10 +58,59 @@ export interface ParseOptions {
 
 export type Bars = ReadonlyMap<Symbol, ReadonlyArray<Bar>>
 
+/**
+ * One symbol's bars as columns of numbers, ascending in time: what loading keeps. Two million
+ * loaded bars as objects are a heap that every collection copies and walks (a third of W2's load
+ * was garbage collection); as columns they are six arrays per symbol.
+ */
+export interface Columns {
+  readonly symbol: Symbol
+  readonly ts: Float64Array
+  readonly open: Float64Array
+  readonly high: Float64Array
+  readonly low: Float64Array
+  readonly close: Float64Array
+  readonly volume: Float64Array
+}
+
+export type ColumnsBySymbol = ReadonlyMap<Symbol, Columns>
+
+/** A series of bars as columns. */
+export const columnsOf = (symbol: Symbol, bars: ReadonlyArray<Bar>): Columns => {
+  const n = bars.length
+  const c = { symbol, ts: new Float64Array(n), open: new Float64Array(n), high: new Float64Array(n), low: new Float64Array(n), close: new Float64Array(n), volume: new Float64Array(n) }
+  for (let i = 0; i < n; i++) {
+    const bar = bars[i]!
+    c.ts[i] = bar.ts
+    c.open[i] = bar.open
+    c.high[i] = bar.high
+    c.low[i] = bar.low
+    c.close[i] = bar.close
+    c.volume[i] = bar.volume
+  }
+  return c
+}
+
+/** Bar `i` of a series kept as columns. */
+export const barAt = (c: Columns, i: number): Bar => ({
+  symbol: c.symbol,
+  ts: c.ts[i]! as Timestamp,
+  open: c.open[i]!,
+  high: c.high[i]!,
+  low: c.low[i]!,
+  close: c.close[i]!,
+  volume: c.volume[i]!
+})
+
+/** The bars of a series kept as columns. */
+export const barsOf = (c: Columns): Array<Bar> => Array.from({ length: c.ts.length }, (_, i) => barAt(c, i))
+
+const barsBySymbol = (columns: ColumnsBySymbol): Bars => new Map([...columns].map(([symbol, c]) => [symbol, barsOf(c)]))
+
 /** Parse one file's text. `fileName` names the file in errors and, without a symbol column, gives the symbol. */
 export const parse = (text: string, fileName: string, options: ParseOptions = {}): Either.Either<Bars, CsvError> => {
   try {
-    return Either.right(parseFile(text, fileName, options).bars)
+    return Either.right(barsBySymbol(parseFile(text, fileName, options).columns))
   } catch (e) {
     if (e instanceof CsvError) return Either.left(e)
     throw e
@@ -72,23 +123,45 @@ export const parse = (text: string, fileName: string, options: ParseOptions = {}
  * depend on which read finishes first.
  */
 export const load = (paths: ReadonlyArray<string>, options: ParseOptions = {}): Effect.Effect<Bars, CsvError> =>
+  Effect.map(loadColumns(paths, options), (loaded) => barsBySymbol(loaded.columns))
+
+/** What `loadColumns` read: the bars, and each file's SHA-256 (hex), in the order the files were read. */
+export interface Loaded {
+  readonly columns: ColumnsBySymbol
+  readonly files: ReadonlyArray<{ readonly file: string; readonly sha256: string }>
+}
+
+/** `load`, keeping the bars as columns, with each file's digest taken from the same bytes as were parsed. */
+export const loadColumns = (paths: ReadonlyArray<string>, options: ParseOptions = {}): Effect.Effect<Loaded, CsvError> =>
   Effect.gen(function*() {
     const files = yield* expand(paths)
     const parsed = yield* Effect.forEach(
       files,
       (file) =>
         Effect.tryPromise({
-          try: () => readFile(file, "utf8"),
+          try: () => readFile(file),
           catch: (e) => unreadable(file, e)
-        }).pipe(Effect.flatMap((text) => Effect.try({ try: () => parseFile(text, file, options), catch: asCsvError })), Effect.either),
+        }).pipe(
+          Effect.flatMap((bytes) =>
+            Effect.try({
+              // One read for both: the digest of the bytes, the text decoded in one go (reading with an
+              // encoding decodes chunk by chunk and joins the pieces).
+              try: () => ({ parsed: parseFile(bytes.toString("utf8"), file, options), sha256: createHash("sha256").update(bytes).digest("hex") }),
+              catch: asCsvError
+            })
+          ),
+          Effect.either
+        ),
       { concurrency: 4 }
     )
-    const out = new Map<Symbol, ReadonlyArray<Bar>>()
+    const out = new Map<Symbol, Columns>()
     const origin = new Map<Symbol, string>()
+    const digests: Array<{ file: string; sha256: string }> = []
     for (const result of parsed) {
       if (Either.isLeft(result)) return yield* result.left
-      const { bars, file, firstLine } = result.right
-      for (const [symbol, series] of bars) {
+      const { columns, file, firstLine } = result.right.parsed
+      digests.push({ file, sha256: result.right.sha256 })
+      for (const [symbol, series] of columns) {
         const earlier = origin.get(symbol)
         if (earlier !== undefined) {
           return yield* new CsvError({
@@ -103,7 +176,7 @@ export const load = (paths: ReadonlyArray<string>, options: ParseOptions = {}): 
         out.set(symbol, series)
       }
     }
-    return out as Bars
+    return { columns: out, files: digests }
   }).pipe(Effect.withSpan("Csv.load", { attributes: { paths: paths.join(",") } }))
 
 /**
@@ -339,10 +412,17 @@ const header = (names: ReadonlyArray<string>, line: number, file: string, option
 // ---------------------------------------------------------------------------------------------
 // Rows, per symbol
 
-/** One symbol's bars while a file is read, with what the order check needs. */
+/** One symbol's bars while a file is read (columns with room to grow), with what the order check needs. */
 interface Series {
   readonly symbol: Symbol
-  readonly bars: Array<Bar>
+  /** Bars so far. */
+  n: number
+  ts: Float64Array
+  open: Float64Array
+  high: Float64Array
+  low: Float64Array
+  close: Float64Array
+  volume: Float64Array
   firstLine: number
   lastTs: number
   lastLine: number
@@ -380,7 +460,7 @@ class FileState {
 
   /** Append a validated row, enforcing the symbol's order. */
   push(s: Series, line: number, ts: number, open: number, high: number, low: number, close: number, volume: number) {
-    if (s.bars.length === 0) s.firstLine = line
+    if (s.n === 0) s.firstLine = line
     else {
       const step = ts > s.lastTs ? 1 : ts < s.lastTs ? -1 : 0
       if (step === 0) {
@@ -409,7 +489,14 @@ class FileState {
     }
     s.lastTs = ts
     s.lastLine = line
-    s.bars.push({ symbol: s.symbol, ts: ts as Timestamp, open, high, low, close, volume })
+    const i = s.n++
+    if (i === s.ts.length) grow(s)
+    s.ts[i] = ts
+    s.open[i] = open
+    s.high[i] = high
+    s.low[i] = low
+    s.close[i] = close
+    s.volume[i] = volume
   }
 
   /** Check and convert the fields of one row given as strings (the csv-parse engine, and the scanner's slow path). */
@@ -446,14 +533,43 @@ class FileState {
   }
 }
 
+const INITIAL_ROWS = 256
+
 const newSeries = (symbol: string): Series => ({
   symbol: symbol as Symbol,
-  bars: [],
+  n: 0,
+  ts: new Float64Array(INITIAL_ROWS),
+  open: new Float64Array(INITIAL_ROWS),
+  high: new Float64Array(INITIAL_ROWS),
+  low: new Float64Array(INITIAL_ROWS),
+  close: new Float64Array(INITIAL_ROWS),
+  volume: new Float64Array(INITIAL_ROWS),
   firstLine: 0,
   lastTs: 0,
   lastLine: 0,
   direction: 0
 })
+
+/** Twice the room, the rows kept. */
+const grow = (s: Series) => {
+  const twice = (a: Float64Array) => {
+    const b = new Float64Array(a.length * 2)
+    b.set(a)
+    return b
+  }
+  s.ts = twice(s.ts)
+  s.open = twice(s.open)
+  s.high = twice(s.high)
+  s.low = twice(s.low)
+  s.close = twice(s.close)
+  s.volume = twice(s.volume)
+}
+
+/** A parsed series as columns of exactly its rows, ascending in time. */
+const finish = (s: Series): Columns => {
+  const exact = (a: Float64Array) => (s.direction === -1 ? a.slice(0, s.n).reverse() : a.slice(0, s.n))
+  return { symbol: s.symbol, ts: exact(s.ts), open: exact(s.open), high: exact(s.high), low: exact(s.low), close: exact(s.close), volume: exact(s.volume) }
+}
 
 const fileSymbol = (file: string): string => {
   const base = Path.basename(file)
@@ -463,7 +579,7 @@ const fileSymbol = (file: string): string => {
 
 interface Parsed {
   readonly file: string
-  readonly bars: Bars
+  readonly columns: ColumnsBySymbol
   readonly firstLine: ReadonlyMap<Symbol, number>
 }
 
@@ -475,20 +591,19 @@ const parseFile = (input: string, file: string, options: ParseOptions): Parsed =
     ? scan(text, file, options)
     : library(text, file, options)
   if (state === undefined) throw new CsvError({ file, line: 1, kind: "EmptyFile", reason: "the file is empty: expected a header line" })
-  const bars = new Map<Symbol, ReadonlyArray<Bar>>()
+  const columns = new Map<Symbol, Columns>()
   const firstLine = new Map<Symbol, number>()
   const all = state.header.symbol >= 0 ? new Set(state.series.values()) : [state.fileSymbol!]
   for (const s of all) {
-    if (s.direction === -1) s.bars.reverse()
-    if (s.bars.length > 0) {
-      bars.set(s.symbol, s.bars)
+    if (s.n > 0) {
+      columns.set(s.symbol, finish(s))
       firstLine.set(s.symbol, s.firstLine)
     }
   }
-  if (bars.size === 0) {
+  if (columns.size === 0) {
     throw new CsvError({ file, line: state.header.line + 1, kind: "NoRows", reason: "the file has a header but no rows" })
   }
-  return { file, bars, firstLine }
+  return { file, columns, firstLine }
 }
 
 const start = (file: string, names: ReadonlyArray<string>, line: number, options: ParseOptions): FileState => {

@@ -10,7 +10,6 @@
  */
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
-import { readdir, readFile, stat } from "node:fs/promises"
 import * as Path from "node:path"
 import type { Symbol, Timestamp } from "../../schemas/Ids.js"
 import type { Bar } from "../../schemas/Market.js"
@@ -46,46 +45,48 @@ export interface Window {
 // Loaded bars
 
 /**
- * The slices of loaded series (`Csv.load`, `Synthetic.generate`), keeping the bars with
- * from ≤ ts ≤ to of the chosen symbols. Each series must be in ascending time, as those give them.
- * `bars` is always known; `slices` when the series are aligned (every symbol has a bar at every
- * time: one pass of comparisons), otherwise it is left out rather than paid for with a merge.
+ * The slices of loaded series (`Synthetic.generate`, tests), keeping the bars with
+ * from ≤ ts ≤ to of the chosen symbols. Each series must be in ascending time. `bars` is always
+ * known; `slices` when the series are aligned (every symbol has a bar at every time: one pass of
+ * comparisons), otherwise it is left out rather than paid for with a merge.
  */
-export const fromBars = (bars: Csv.Bars, options: Window & { readonly fingerprint: string }): Feed => {
+export const fromBars = (bars: Csv.Bars, options: Window & { readonly fingerprint: string }): Feed =>
+  fromColumns(new Map([...bars].map(([symbol, series]) => [symbol, Csv.columnsOf(symbol, series)])), options)
+
+/** `fromBars` for series kept as columns (`Csv.loadColumns`). */
+export const fromColumns = (columns: Csv.ColumnsBySymbol, options: Window & { readonly fingerprint: string }): Feed => {
   const keep = options.symbols === undefined ? undefined : new Set<string>(options.symbols)
   const from = options.from ?? -Infinity
   const to = options.to ?? Infinity
-  const selected = new Map<Symbol, ReadonlyArray<Bar>>()
+  const selected: Array<Csv.Columns> = []
   let count = 0
-  for (const symbol of [...bars.keys()].sort(byCodeUnit)) {
+  for (const symbol of [...columns.keys()].sort(byCodeUnit)) {
     if (keep !== undefined && !keep.has(symbol)) continue
-    const series = bars.get(symbol)!
-    const lo = firstAtOrAfter(series, from)
-    const hi = firstAfter(series, to)
+    const series = columns.get(symbol)!
+    const lo = firstAtOrAfter(series.ts, from)
+    const hi = firstAfter(series.ts, to)
     if (lo >= hi) continue
-    selected.set(symbol, lo === 0 && hi === series.length ? series : series.slice(lo, hi))
+    selected.push(lo === 0 && hi === series.ts.length ? series : window(series, lo, hi))
     count += hi - lo
   }
-  const symbols = [...selected.keys()]
-  const series = [...selected.values()]
-  if (isAligned(series)) {
-    // Kept as columns of numbers, the Bar objects made again slice by slice: two million loaded
-    // bars as objects are a heap every garbage collection walks (W2 spent seconds on it).
-    const columns = series.map(toColumns)
+  const symbols = selected.map((c) => c.symbol)
+  const fingerprint = options.fingerprint
+  if (isAligned(selected)) {
     return {
       symbols,
-      fingerprint: options.fingerprint,
+      fingerprint,
       bars: count,
-      slices: series[0]?.length ?? 0,
-      [globalThis.Symbol.iterator]: () => new AlignedSlices(columns)
+      slices: selected[0]?.ts.length ?? 0,
+      [globalThis.Symbol.iterator]: () => new AlignedSlices(selected)
     }
   }
-  return merged(symbols, options.fingerprint, count, selected)
+  // Unaligned: merged from bar objects, made once here.
+  return merged(symbols, fingerprint, count, new Map(selected.map((c) => [c.symbol, Csv.barsOf(c)])))
 }
 
 /**
- * Unaligned series, merged as they are iterated. (A function of its own: a closure over `selected`
- * made in `fromBars` would keep every loaded bar alive in the aligned case too.)
+ * Unaligned series, merged as they are iterated. (A function of its own: a closure over the
+ * columns made in `fromColumns` would keep them alive too.)
  */
 const merged = (symbols: ReadonlyArray<Symbol>, fingerprint: string, count: number, selected: Csv.Bars): Feed => ({
   symbols,
@@ -94,74 +95,51 @@ const merged = (symbols: ReadonlyArray<Symbol>, fingerprint: string, count: numb
   [globalThis.Symbol.iterator]: () => new MergedSlices(Csv.merge(selected))
 })
 
-/** One symbol's bars as columns. */
-interface Columns {
-  readonly symbol: Symbol
-  readonly ts: Float64Array
-  readonly open: Float64Array
-  readonly high: Float64Array
-  readonly low: Float64Array
-  readonly close: Float64Array
-  readonly volume: Float64Array
-}
-
-const toColumns = (series: ReadonlyArray<Bar>): Columns => {
-  const n = series.length
-  const columns: Columns = {
-    symbol: series[0]?.symbol ?? ("" as Symbol),
-    ts: new Float64Array(n),
-    open: new Float64Array(n),
-    high: new Float64Array(n),
-    low: new Float64Array(n),
-    close: new Float64Array(n),
-    volume: new Float64Array(n)
-  }
-  for (let i = 0; i < n; i++) {
-    const bar = series[i]!
-    columns.ts[i] = bar.ts
-    columns.open[i] = bar.open
-    columns.high[i] = bar.high
-    columns.low[i] = bar.low
-    columns.close[i] = bar.close
-    columns.volume[i] = bar.volume
-  }
-  return columns
-}
+/** Rows [lo, hi) of a series (views, not copies). */
+const window = (c: Csv.Columns, lo: number, hi: number): Csv.Columns => ({
+  symbol: c.symbol,
+  ts: c.ts.subarray(lo, hi),
+  open: c.open.subarray(lo, hi),
+  high: c.high.subarray(lo, hi),
+  low: c.low.subarray(lo, hi),
+  close: c.close.subarray(lo, hi),
+  volume: c.volume.subarray(lo, hi)
+})
 
 const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
 
-/** The index of the first bar with ts ≥ t (binary search: the series is ascending). */
-const firstAtOrAfter = (series: ReadonlyArray<Bar>, t: number): number => {
+/** The index of the first time ≥ t (binary search: the times ascend). */
+const firstAtOrAfter = (ts: Float64Array, t: number): number => {
   let lo = 0
-  let hi = series.length
+  let hi = ts.length
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
-    if (series[mid]!.ts < t) lo = mid + 1
+    if (ts[mid]! < t) lo = mid + 1
     else hi = mid
   }
   return lo
 }
 
-/** The index of the first bar with ts > t. */
-const firstAfter = (series: ReadonlyArray<Bar>, t: number): number => {
+/** The index of the first time > t. */
+const firstAfter = (ts: Float64Array, t: number): number => {
   let lo = 0
-  let hi = series.length
+  let hi = ts.length
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
-    if (series[mid]!.ts <= t) lo = mid + 1
+    if (ts[mid]! <= t) lo = mid + 1
     else hi = mid
   }
   return lo
 }
 
 /** Every series has a bar at exactly the same times (W2, the synthetic markets, most daily data). */
-const isAligned = (series: ReadonlyArray<ReadonlyArray<Bar>>): boolean => {
+const isAligned = (series: ReadonlyArray<Csv.Columns>): boolean => {
   const first = series[0]
   if (first === undefined) return true
   for (let s = 1; s < series.length; s++) {
-    const other = series[s]!
-    if (other.length !== first.length) return false
-    for (let i = 0; i < first.length; i++) if (other[i]!.ts !== first[i]!.ts) return false
+    const other = series[s]!.ts
+    if (other.length !== first.ts.length) return false
+    for (let i = 0; i < other.length; i++) if (other[i] !== first.ts[i]) return false
   }
   return true
 }
@@ -169,7 +147,7 @@ const isAligned = (series: ReadonlyArray<ReadonlyArray<Bar>>): boolean => {
 /** Aligned series: slice i is bar i of every series, no merge needed. */
 class AlignedSlices implements IterableIterator<Slice> {
   private i = 0
-  constructor(private readonly series: ReadonlyArray<Columns>) {}
+  constructor(private readonly series: ReadonlyArray<Csv.Columns>) {}
 
   [globalThis.Symbol.iterator]() {
     return this
@@ -228,20 +206,15 @@ class MergedSlices implements IterableIterator<Slice> {
  * file by its name (not its path, so moving the data does not change it) and the SHA-256 of its
  * bytes, sorted by name, then the window and any price adjustment:
  * `csv:ACME.csv=sha256:<hex>,GLOBEX.csv=sha256:<hex> from=2022-01-03T00:00:00.000Z`.
- * The files are read twice (parsed, then hashed): hashing W2's 130 MB costs a fraction of a second.
+ * Each file is read once: the digest is of the bytes that were parsed.
  */
 export const load = (
   paths: ReadonlyArray<string>,
   options: Window & { readonly parse?: Csv.ParseOptions } = {}
 ): Effect.Effect<Feed, Csv.CsvError> =>
   Effect.gen(function*() {
-    const bars = yield* Csv.load(paths, options.parse)
-    const files = yield* expand(paths)
-    const digests = yield* Effect.forEach(files, (file) =>
-      Effect.tryPromise({
-        try: async () => `${Path.basename(file)}=sha256:${createHash("sha256").update(await readFile(file)).digest("hex")}`,
-        catch: (e) => new Csv.CsvError({ file, kind: "Unreadable", reason: e instanceof Error ? e.message : String(e) })
-      }), { concurrency: 4 })
+    const loaded = yield* Csv.loadColumns(paths, options.parse)
+    const digests = loaded.files.map(({ file, sha256 }) => `${Path.basename(file)}=sha256:${sha256}`)
     const extra = [
       ...(options.from === undefined ? [] : [`from=${instant(options.from)}`]),
       ...(options.to === undefined ? [] : [`to=${instant(options.to)}`]),
@@ -249,19 +222,8 @@ export const load = (
       ...(options.parse?.adjust === "adjClose" ? ["adjust=adjClose"] : [])
     ]
     const fingerprint = ["csv:" + [...digests].sort(byCodeUnit).join(","), ...extra].join(" ")
-    return fromBars(bars, { ...options, fingerprint })
+    return fromColumns(loaded.columns, { ...options, fingerprint })
   }).pipe(Effect.withSpan("Feed.load", { attributes: { paths: paths.join(",") } }))
-
-/** The files `Csv.load` reads for `paths`: a directory is its `*.csv` files in name order. */
-const expand = (paths: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<string>, Csv.CsvError> =>
-  Effect.forEach(paths, (path) =>
-    Effect.tryPromise({
-      try: async () => {
-        if (!(await stat(path)).isDirectory()) return [path]
-        return (await readdir(path)).filter((n) => /\.csv$/i.test(n)).sort().map((n) => Path.join(path, n))
-      },
-      catch: (e) => new Csv.CsvError({ file: path, kind: "Unreadable", reason: e instanceof Error ? e.message : String(e) })
-    })).pipe(Effect.map((lists) => lists.flat()))
 
 /** ISO 8601 when the number is a time `Date` can print, else the number as written. */
 const instant = (ms: number): string => {
