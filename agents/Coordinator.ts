@@ -174,9 +174,8 @@ export const make = (options: CoordinatorOptions) => {
     log.emit("DecisionMade", { decision })
   }
 
-  /** A round's aggregation, as a span of the traced cycle. */
-  const traceAggregation = (trace: Trace.Trace, round: Consensus.Round, action: Action, changes: boolean) => {
-    const decision = Consensus.aggregate(round, consensus)
+  /** A round's aggregation (its decision), as a span of the traced cycle. */
+  const traceAggregation = (trace: Trace.Trace, round: Consensus.Round, decision: Decision, action: Action, changes: boolean) => {
     const span = trace.child("Consensus.aggregate", {
       "swarm.round": round.round,
       "swarm.symbol": round.symbol,
@@ -198,13 +197,18 @@ export const make = (options: CoordinatorOptions) => {
       const { bars, ts } = update
       yield* options.desk().tell(new MarketOpen({ ts, bars }, true))
       const rounds: Array<RoundRequest> = new Array(bars.length)
-      for (let i = 0; i < bars.length; i++) rounds[i] = { round: `${bars[i]!.symbol}@${ts}` as RoundId, bar: bars[i]! }
       if (options.context === true) {
-        for (let i = 0; i < rounds.length; i++) {
-          const symbol = bars[i]!.symbol
-          const target = state.targets.get(symbol) ?? "flat"
-          rounds[i] = { ...rounds[i]!, context: { target: target === "hold" ? "flat" : target, decisions: state.recent.get(symbol) ?? [] } }
+        for (let i = 0; i < bars.length; i++) {
+          const bar = bars[i]!
+          const target = state.targets.get(bar.symbol) ?? "flat"
+          rounds[i] = {
+            round: `${bar.symbol}@${ts}` as RoundId,
+            bar,
+            context: { target: target === "hold" ? "flat" : target, decisions: state.recent.get(bar.symbol) ?? [] }
+          }
         }
+      } else {
+        for (let i = 0; i < bars.length; i++) rounds[i] = { round: `${bars[i]!.symbol}@${ts}` as RoundId, bar: bars[i]! }
       }
       if (update.signals !== undefined && update.signals.length > 0) withSignals(rounds, update.signals)
       const request = new RequestOpinions({ ts, rounds }, true)
@@ -240,9 +244,10 @@ export const make = (options: CoordinatorOptions) => {
         // The action alone first: most rounds change nothing and need no record.
         const action = Consensus.actionOf(input, consensus)
         const changes = action !== "hold" && action !== (state.targets.get(bar.symbol) ?? "flat")
-        if (trace !== undefined) traceAggregation(trace, input, action, changes)
-        if (changes || everyRound) {
-          const decision = Consensus.aggregate(input, consensus)
+        // A traced round needs the whole aggregation for its span: made once, for the span and the record.
+        const decision = trace !== undefined || changes || everyRound ? Consensus.aggregate(input, consensus) : undefined
+        if (trace !== undefined) traceAggregation(trace, input, decision!, action, changes)
+        if (decision !== undefined && (changes || everyRound)) {
           record(decision)
           if (changes) {
             changed.push(decision)
