@@ -1,26 +1,30 @@
 /**
  * Keys seen recently, for "have we done this already?" checks that must hold across processes:
  * `claim` takes a key for a while (Redis: `SET key NX PX ttl`, atomic across every process on it;
- * in process: a map of expiry times) and says whether it was free.
+ * in process: a map of expiry times) and says whether it was free; a key may carry a value (`set`,
+ * `get`), so that whoever finds it taken can be told what the first one did.
  *
- * The webhooks do NOT use it for their alerts: an alert's key is claimed in the database, in the
- * transaction that delivers it (store/Webhooks.ts `claimAlert`: a unique key that survives restarts
- * and releases the key when no run could take the alert, and that answers a repeat with the runs
- * the first one reached). The database stays the truth there; a pre-check here could only answer a
- * repeat without those runs, so it is not wired in. This service is for keys whose loss costs a
- * repeat, not a wrong answer.
+ * The webhooks keep their alerts' acknowledgements here (Webhooks.ts): once the database has
+ * delivered an alert (store/Webhooks.ts `claimAlert`, whose unique key stays the durable guarantee),
+ * its key is `set` with the runs it reached, and a repeat — on any process sharing the Redis — is
+ * answered from it without a database write. A key missing here (expired, flushed, Redis away)
+ * only sends the repeat to the database, which answers it the same way.
  *
- * Redis away: the Redis layer claims in this process instead (a repeat that reaches another process
- * during the outage is not caught) and counts the failure; it never fails the caller.
+ * Redis away: the Redis layer answers from this process instead (a repeat that reaches another
+ * process during the outage is not caught here) and counts the failure; it never fails the caller.
  */
 import { Clock, Context, Effect, Layer } from "effect"
 import { Redis } from "./Redis.js"
 
 export interface IdempotencyKeysService {
-  /** Take `key` for `ttlMillis`: true when it was free (now taken), false when taken already. */
-  readonly claim: (key: string, ttlMillis: number) => Effect.Effect<boolean>
+  /** Take `key` for `ttlMillis` (holding `value`, default "1"): true when it was free (now taken), false when taken already. */
+  readonly claim: (key: string, ttlMillis: number, value?: string) => Effect.Effect<boolean>
   /** Whether `key` is taken now. */
   readonly seen: (key: string) => Effect.Effect<boolean>
+  /** The value `key` holds, if it is taken. */
+  readonly get: (key: string) => Effect.Effect<string | undefined>
+  /** Take `key` for `ttlMillis` holding `value`, whether it was taken or not. */
+  readonly set: (key: string, value: string, ttlMillis: number) => Effect.Effect<void>
   /** Let `key` go (the work it guarded failed and may be done again). */
   readonly release: (key: string) => Effect.Effect<void>
   readonly kind: "in-process" | "redis"
@@ -31,24 +35,30 @@ export class IdempotencyKeys extends Context.Tag("swarm/bus/IdempotencyKeys")<Id
 /** Past this many keys, the expired ones are let go. */
 const SWEEP_OVER = 10_000
 
-/** Keys with their expiry times, at the times given (the layer reads the `Clock`). */
+/** Keys with their values and expiry times, at the times given (the layer reads the `Clock`). */
 export const makeMemory = () => {
-  const keys = new Map<string, number>()
+  const keys = new Map<string, { readonly until: number; readonly value: string }>()
   const live = (key: string, now: number) => {
-    const until = keys.get(key)
-    if (until === undefined) return false
-    if (until > now) return true
+    const held = keys.get(key)
+    if (held === undefined) return undefined
+    if (held.until > now) return held
     keys.delete(key)
-    return false
+    return undefined
+  }
+  const put = (key: string, value: string, ttlMillis: number, now: number) => {
+    if (keys.size >= SWEEP_OVER) for (const [k, held] of keys) if (held.until <= now) keys.delete(k)
+    if (ttlMillis > 0) keys.set(key, { until: now + ttlMillis, value })
+    else keys.delete(key)
   }
   return {
-    claim: (key: string, ttlMillis: number, now: number): boolean => {
-      if (live(key, now)) return false
-      if (keys.size >= SWEEP_OVER) for (const [k, until] of keys) if (until <= now) keys.delete(k)
-      if (ttlMillis > 0) keys.set(key, now + ttlMillis)
+    claim: (key: string, ttlMillis: number, now: number, value = "1"): boolean => {
+      if (live(key, now) !== undefined) return false
+      put(key, value, ttlMillis, now)
       return true
     },
-    seen: (key: string, now: number): boolean => live(key, now),
+    seen: (key: string, now: number): boolean => live(key, now) !== undefined,
+    get: (key: string, now: number): string | undefined => live(key, now)?.value,
+    set: (key: string, value: string, ttlMillis: number, now: number): void => put(key, value, ttlMillis, now),
     release: (key: string): void => void keys.delete(key),
     size: () => keys.size
   }
@@ -58,8 +68,10 @@ export const memory = (): IdempotencyKeysService => {
   const keys = makeMemory()
   return {
     kind: "in-process",
-    claim: (key, ttl) => Effect.map(Clock.currentTimeMillis, (now) => keys.claim(key, ttl, now)),
+    claim: (key, ttl, value) => Effect.map(Clock.currentTimeMillis, (now) => keys.claim(key, ttl, now, value)),
     seen: (key) => Effect.map(Clock.currentTimeMillis, (now) => keys.seen(key, now)),
+    get: (key) => Effect.map(Clock.currentTimeMillis, (now) => keys.get(key, now)),
+    set: (key, value, ttl) => Effect.map(Clock.currentTimeMillis, (now) => keys.set(key, value, ttl, now)),
     release: (key) => Effect.sync(() => keys.release(key))
   }
 }
@@ -84,18 +96,29 @@ export const redis = Effect.gen(function*() {
         )
       )
       : Effect.zipRight(Effect.sync(() => connection.failed("idempotency key", 1, new Error("not connected"))), local)
+  const ttlOf = (ttl: number) => Math.max(1, Math.ceil(ttl))
   return {
     kind: "redis",
-    claim: (key, ttl) =>
+    claim: (key, ttl, value = "1") =>
       orLocal(
-        async () => (await client.set(keyOf(key), "1", "PX", Math.max(1, Math.ceil(ttl)), "NX")) === "OK",
-        Effect.map(Clock.currentTimeMillis, (now) => fallback.claim(key, ttl, now))
+        async () => (await client.set(keyOf(key), value, "PX", ttlOf(ttl), "NX")) === "OK",
+        Effect.map(Clock.currentTimeMillis, (now) => fallback.claim(key, ttl, now, value))
       ).pipe(Effect.withSpan("IdempotencyKeys.claim")),
     seen: (key) =>
       orLocal(
         async () => (await client.exists(keyOf(key))) === 1,
         Effect.map(Clock.currentTimeMillis, (now) => fallback.seen(key, now))
       ),
+    get: (key) =>
+      orLocal(
+        async () => (await client.get(keyOf(key))) ?? undefined,
+        Effect.map(Clock.currentTimeMillis, (now) => fallback.get(key, now))
+      ).pipe(Effect.withSpan("IdempotencyKeys.get")),
+    set: (key, value, ttl) =>
+      orLocal(
+        async () => void (await client.set(keyOf(key), value, "PX", ttlOf(ttl))),
+        Effect.map(Clock.currentTimeMillis, (now) => fallback.set(key, value, ttl, now))
+      ).pipe(Effect.withSpan("IdempotencyKeys.set")),
     release: (key) =>
       Effect.zipRight(
         Effect.sync(() => fallback.release(key)),

@@ -13,14 +13,20 @@
  *   7. a paper run of the strategy live here, trading the ticker's symbol     409 NoPaperRun / 400 ticker
  *   8. delivered: it enters the run with its next slice                       202 { status: "delivered" }
  *
- * Steps 6 to 8 are one transaction: an alert no run could take leaves no key behind. Before the
- * secret is checked, a caller learns only whether its body is JSON. A refusal is a JSON body
- * `{ error, …fields, reason }`, never a stack; the database failing is a 503.
+ * Step 6 looks first in the `IdempotencyKeys` (Redis with `REDIS_URL`, shared by every server
+ * process; else this process's): an alert delivered before is remembered there with the runs it
+ * reached, and its repeat is answered with them at once, without a database write. Otherwise steps 6
+ * to 8 are one transaction on the database's unique key — the durable guarantee: twins in flight
+ * at once are serialised there and delivered once, an alert no run could take leaves no key behind,
+ * and a repeat the keys forgot (expired, flushed, Redis away: counted and logged by the connection)
+ * is answered from there the same way, then remembered again. Before the secret is checked, a
+ * caller learns only whether its body is JSON. A refusal is a JSON body `{ error, …fields, reason }`,
+ * never a stack; the database failing is a 503.
  */
 import { createHash } from "node:crypto"
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
-import { Clock, Effect, Either, Layer, ParseResult, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Either, Layer, Metric, Option, ParseResult, Schema, Stream } from "effect"
 import { Unauthorized } from "../../schemas/Auth.js"
 import { canonicalSignal, type ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId, Symbol, Timestamp } from "../../schemas/Ids.js"
@@ -33,6 +39,7 @@ import {
   TradingViewAlert,
   WEBHOOK_PATH
 } from "../../schemas/Webhook.js"
+import * as IdempotencyKeys from "../bus/IdempotencyKeys.js"
 import * as WebhookStore from "../store/Webhooks.js"
 import * as RateLimiter from "./RateLimiter.js"
 import { RunManager } from "./RunManager.js"
@@ -44,12 +51,23 @@ export interface Options {
   readonly maxBodyBytes?: number
   /** Per strategy: the burst and the sustained rate of alerts. Default 30 at once, 1 a second. */
   readonly rate?: RateLimiter.Options
+  /** How long a delivered alert's acknowledgement is kept in the idempotency keys (the database keeps it for good). Default 1 day. */
+  readonly remember?: Duration.DurationInput
 }
 
 export const defaults = {
   maxBodyBytes: 64 * 1024,
-  rate: { capacity: 30, perSecond: 1 }
+  rate: { capacity: 30, perSecond: 1 },
+  remember: Duration.days(1)
 } as const
+
+/** Repeats acknowledged, by what answered them: the idempotency keys (`keys`) or the database. */
+export const duplicates = Metric.counter("swarm.webhooks.duplicates", {
+  incremental: true,
+  description: "Repeated webhook alerts acknowledged and not delivered again, by what answered them (keys: no database write)"
+})
+const answeredByKeys = duplicates.pipe(Metric.tagged("answered_by", "keys"))
+const answeredByDatabase = duplicates.pipe(Metric.tagged("answered_by", "database"))
 
 /** How deep a body's JSON may nest (an alert is two levels deep; a hostile one may be thousands). */
 const MAX_DEPTH = 32
@@ -164,16 +182,31 @@ const json = (status: number, body: Record<string, unknown>, headers?: Record<st
 const accepted = (body: AlertAccepted) => json(body.duplicate ? 200 : 202, body)
 
 // ---------------------------------------------------------------------------------------------
+// What the idempotency keys remember of a delivered alert
+
+/** An alert's entry in the idempotency keys: per strategy, as the database's unique key is. */
+const rememberedKey = (strategy: StrategyId, key: string) => `webhook:${strategy}:${key}`
+
+/** What the first delivery of an alert answered: the runs it reached. */
+const Remembered = Schema.parseJson(Schema.Struct({ runs: Schema.Array(Schema.String) }))
+const encodeRemembered = Schema.encodeSync(Remembered)
+/** A value that is not ours (or mangled) is no answer: the database gives it. */
+const decodeRemembered = (value: string | undefined) => (value === undefined ? Option.none() : Schema.decodeUnknownOption(Remembered)(value))
+
+// ---------------------------------------------------------------------------------------------
 // The handler
 
 interface Dependencies {
   readonly sql: SqlClient.SqlClient
   readonly manager: RunManager["Type"]
   readonly limiter: RateLimiter.RateLimiterService
+  /** Where delivered alerts are remembered (a repeat is answered from there first). */
+  readonly keys: IdempotencyKeys.IdempotencyKeysService
 }
 
 export const handler = (deps: Dependencies, options: Options = {}) => {
   const limit = Math.max(1, Math.trunc(options.maxBodyBytes ?? defaults.maxBodyBytes))
+  const rememberMillis = Math.max(1, Duration.toMillis(options.remember ?? defaults.remember))
   return Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const search = yield* HttpServerRequest.ParsedSearchParams
@@ -195,6 +228,13 @@ export const handler = (deps: Dependencies, options: Options = {}) => {
       return yield* new RateLimited({ strategy, retryAfterSeconds: seconds, reason: `too many alerts for this strategy: retry in ${seconds} s` })
     }
     const key = alertKey(alert, body as Readonly<Record<string, unknown>>)
+    // A repeat of an alert delivered before (by any process on the same keys): answered as the first was.
+    const remembered = rememberedKey(strategy, key)
+    const known = decodeRemembered(yield* deps.keys.get(remembered))
+    if (Option.isSome(known)) {
+      yield* Metric.increment(answeredByKeys)
+      return accepted({ status: "duplicate", duplicate: true, alert: key, runs: known.value.runs })
+    }
     const receivedAt = (yield* Clock.currentTimeMillis) as Timestamp
     const deliver = Effect.suspend((): Effect.Effect<ReadonlyArray<RunId>, NoPaperRun | RateLimited | InvalidAlert> => {
       const symbols = deps.manager.paperSymbols(strategy)
@@ -221,6 +261,9 @@ export const handler = (deps: Dependencies, options: Options = {}) => {
       return deps.manager.deliver(strategy, signal)
     })
     const claimed = yield* WebhookStore.claimAlert(strategy, key, deliver)
+    if (claimed.duplicate) yield* Metric.increment(answeredByDatabase)
+    // Committed: from now on a repeat is answered without the database (a failure here is counted by the keys, not the caller's).
+    yield* deps.keys.set(remembered, encodeRemembered({ runs: claimed.runs }), rememberMillis)
     return accepted({ status: claimed.duplicate ? "duplicate" : "delivered", duplicate: claimed.duplicate, alert: key, runs: claimed.runs })
   }).pipe(
     Effect.provideService(SqlClient.SqlClient, deps.sql),
@@ -245,14 +288,19 @@ export const handler = (deps: Dependencies, options: Options = {}) => {
   )
 }
 
-/** The route, with the `RateLimiter` its context gives (several processes: a shared one). */
+/**
+ * The route, with the `RateLimiter` its context gives (several processes: a shared one) and the
+ * context's `IdempotencyKeys` when it has one (the server's: in Redis when `REDIS_URL` is set), else
+ * keys of its own in this process.
+ */
 export const routeWith = (options: Options = {}) =>
   HttpLayerRouter.use((router) =>
     Effect.gen(function*() {
       const manager = yield* RunManager
       const sql = yield* SqlClient.SqlClient
       const limiter = yield* RateLimiter.RateLimiter
-      yield* router.add("POST", path, handler({ manager, sql, limiter }, options))
+      const keys = Option.getOrElse(yield* Effect.serviceOption(IdempotencyKeys.IdempotencyKeys), IdempotencyKeys.memory)
+      yield* router.add("POST", path, handler({ manager, sql, limiter, keys }, options))
     })
   )
 

@@ -15,6 +15,7 @@
  *   swarm.risk.rejections         counter    rejected order intents, by check (rule, gate, state, approval) and name
  *   swarm.approvals.waiting       gauge      order intents waiting for an operator
  *   swarm.sse.subscribers         gauge      open SSE event streams
+ *   swarm.webhooks.duplicates     counter    repeated alerts acknowledged, by what answered them (src/edge/Webhooks.ts)
  *   swarm.llm.calls               counter    language-model calls, by model, outcome and cache
  *   gen_ai.client.token.usage     histogram  tokens per call, by gen_ai.token.type (input, output) and model
  *   gen_ai.client.operation.duration histogram seconds per model call, by model

@@ -1,7 +1,8 @@
 /**
  * Seen keys as a "done already?" check relies on them: the first claim of a key wins, every other
  * (from any process: two connections are two processes) loses until the key expires or is
- * released; in process on the `Clock`; Redis down answers from this process, counted.
+ * released; a key's value (what the first one did) is read by the other process; in process on the
+ * `Clock`; Redis down answers from this process, counted.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
@@ -29,6 +30,21 @@ describe("IdempotencyKeys (in process)", () => {
       expect(yield* keys.claim("a", 1_000)).toBe(true)
       yield* keys.release("a")
       expect(yield* keys.claim("a", 1_000)).toBe(true)
+    }))
+
+  it.effect("a key holds a value: what the first one did, for whoever finds it taken, until it expires", () =>
+    Effect.gen(function*() {
+      const keys = IdempotencyKeys.memory()
+      expect(yield* keys.get("k")).toBeUndefined()
+      expect(yield* keys.claim("k", 1_000, "pending")).toBe(true)
+      expect(yield* keys.get("k")).toBe("pending")
+      yield* keys.set("k", "done", 2_000)
+      expect(yield* keys.get("k")).toBe("done")
+      expect(yield* keys.claim("k", 1_000)).toBe(false)
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* keys.get("k")).toBeUndefined()
+      yield* keys.set("fresh", "v", 1_000)
+      expect(yield* keys.seen("fresh")).toBe(true)
     }))
 })
 
@@ -60,7 +76,19 @@ describe.skipIf(!runRedis)("IdempotencyKeys (Redis)", () => {
       expect(yield* two.claim("held", 60_000)).toBe(true)
     }))
 
-  it.scopedLive("Redis down: claims are answered in this process (counted), never an error", () =>
+  it.scopedLive("a value set by one process is read by the other, for its TTL", () =>
+    Effect.gen(function*() {
+      const one = yield* redisKeys()
+      const two = yield* redisKeys()
+      yield* one.set("ack", "{\"runs\":[\"r1\"]}", 150)
+      expect(yield* two.get("ack")).toBe("{\"runs\":[\"r1\"]}")
+      expect(yield* two.claim("ack", 60_000)).toBe(false)
+      expect(yield* two.get("nothing")).toBeUndefined()
+      yield* Effect.sleep("200 millis")
+      expect(yield* two.get("ack")).toBeUndefined()
+    }))
+
+  it.scopedLive("Redis down: claims and values are answered in this process (counted), never an error", () =>
     Effect.gen(function*() {
       const redis = yield* connection(prefix, downUrl)
       const keys = yield* IdempotencyKeys.redis.pipe(Effect.provideService(Redis.Redis, redis))
@@ -68,5 +96,8 @@ describe.skipIf(!runRedis)("IdempotencyKeys (Redis)", () => {
       expect(yield* keys.claim("k", 60_000)).toBe(false)
       expect(yield* keys.seen("k")).toBe(true)
       expect(redis.stats().commandFailures).toBe(3)
+      yield* keys.set("v", "remembered", 60_000)
+      expect(yield* keys.get("v")).toBe("remembered")
+      expect(redis.stats().commandFailures).toBe(5)
     }))
 })

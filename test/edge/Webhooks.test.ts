@@ -3,17 +3,21 @@
  * database, with the run manager: the owner gets the webhook secret over RPC (shown once, rotated);
  * an alert with the right secret reaches the strategy's live paper run — recorded as
  * `SignalReceived`, followed by the `tradingview` analyst's opinion — and the run replays byte for
- * byte; a repeat is acknowledged and applied once; every bad request is a typed JSON refusal naming
+ * byte; a repeat is acknowledged and applied once — answered with the first one's runs from the
+ * idempotency keys (this process's, or Redis shared by two servers) when they remember it, from the
+ * database when they do not (or Redis is down); every bad request is a typed JSON refusal naming
  * the field (401 for a wrong or missing secret and an unknown strategy alike, 400, 409, 413, 429).
  * On every back-end.
  */
 import { SqlClient } from "@effect/sql"
 import { RpcTest } from "@effect/rpc"
-import { expect, layer } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
+import { afterAll, expect, layer } from "@effect/vitest"
+import { Effect, Layer, Metric, Schema } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
 import { WebhookRpcs } from "../../schemas/Webhook.js"
+import * as IdempotencyKeys from "../../src/bus/IdempotencyKeys.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import * as Redis from "../../src/bus/Redis.js"
 import * as Http from "../../src/edge/Http.js"
 import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
 import * as RunManager from "../../src/edge/RunManager.js"
@@ -22,6 +26,7 @@ import * as Webhooks from "../../src/edge/Webhooks.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
+import { cleanUp, connection, downUrl, runRedis, uniquePrefix } from "../bus/redis.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { symbolsOf } from "../store/fixtures/workload.js"
 import { createUsers, principals, stubAuthenticator } from "./fixtures.js"
@@ -99,6 +104,16 @@ const server = (options: Webhooks.Options = {}) =>
   })
 
 const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
+
+const prefix = uniquePrefix("webhooks")
+afterAll(() => cleanUp(prefix))
+
+/** Repeats acknowledged so far by the idempotency keys or by the database (this process, every test). */
+const answeredBy = (by: "keys" | "database") =>
+  Effect.map(Metric.value(Webhooks.duplicates.pipe(Metric.tagged("answered_by", by))), (state) => state.count)
+
+/** Keys that hold garbage for every key (a value left by something else). */
+const mangled: IdempotencyKeys.IdempotencyKeysService = { ...IdempotencyKeys.memory(), get: () => Effect.succeed("{not json") }
 
 for (const backend of backends) {
   const services = Layer.mergeAll(WebhookHandlers, AuthenticatedLive).pipe(
@@ -197,6 +212,92 @@ for (const backend of backends) {
         // Its run over, the strategy has no paper run: a new alert is a 409; a repeat is still a repeat.
         expect((yield* post(url, { ...buy, id: "alert-3" })).status).toBe(409)
         expect((yield* post(url, buy)).body).toMatchObject({ duplicate: true })
+      }), { timeout: 120_000 })
+
+    it.scoped("a repeat is answered from the idempotency keys with the first one's runs, without the database; keys that forgot it leave it to the database", () =>
+      Effect.gen(function*() {
+        const { id, secret } = yield* strategyWithSecret("tv remembered")
+        const srv = yield* server()
+        const run = yield* paperRun("tv remembered")
+        const url = srv.url(id)
+        const sql = yield* SqlClient.SqlClient
+        const alert = { ticker: "S0", action: "buy", price: 100, id: "once", secret }
+        expect(yield* post(url, alert)).toMatchObject({ status: 202, body: { status: "delivered", runs: [run.id] } })
+        const byKeys = yield* answeredBy("keys")
+        // The database forgets it: only the keys can tell a repeat now — and they answer as the first delivery did.
+        yield* sql`delete from webhook_alerts where strategy_id = ${id}`
+        const repeat = yield* post(url, alert)
+        expect(repeat.status).toBe(200)
+        expect(repeat.body).toEqual({ status: "duplicate", duplicate: true, alert: "id:once", runs: [run.id] })
+        expect(yield* answeredBy("keys")).toBe(byKeys + 1)
+
+        // Keys that never saw it (another process without Redis, or Redis flushed): the database answers, the same way.
+        const other = yield* server()
+        const again = { ...alert, id: "twice" }
+        expect((yield* post(url, again)).status).toBe(202)
+        const byDatabase = yield* answeredBy("database")
+        const elsewhere = yield* post(other.url(id), again)
+        expect(elsewhere.body).toEqual({ status: "duplicate", duplicate: true, alert: "id:twice", runs: [run.id] })
+        expect(yield* answeredBy("database")).toBe(byDatabase + 1)
+        // ...and from then on those keys remember it too.
+        expect((yield* post(other.url(id), again)).body).toMatchObject({ duplicate: true, runs: [run.id] })
+        expect(yield* answeredBy("keys")).toBe(byKeys + 2)
+        // A mangled value in the keys is no answer: the database gives it.
+        yield* Effect.provideService(server(), IdempotencyKeys.IdempotencyKeys, mangled).pipe(
+          Effect.flatMap((third) => post(third.url(id), again)),
+          Effect.map((answer) => expect(answer.body).toMatchObject({ duplicate: true, runs: [run.id] }))
+        )
+
+        // Each alert entered the run once.
+        expect(yield* finished(run.id)).toBe("completed")
+        const received = yield* sql<{ body: string }>`select body from run_events where run_id = ${run.id} and tag = 'SignalReceived' order by seq`
+        expect(received.map((row) => JSON.parse(row.body).signal.alertId)).toEqual(["id:once", "id:twice"])
+      }), { timeout: 120_000 })
+
+    it.scoped.skipIf(!runRedis)("in Redis: a repeat reaching another server is answered there without the database; twins split across both apply once; Redis down falls back", () =>
+      Effect.gen(function*() {
+        const { id, secret } = yield* strategyWithSecret("tv shared keys")
+        // Two servers, each with its own connection to the same Redis: two processes' keys.
+        const serverOn = (url?: string) =>
+          Effect.gen(function*() {
+            const redis = yield* connection(prefix, url)
+            const keys = yield* IdempotencyKeys.redis.pipe(Effect.provideService(Redis.Redis, redis))
+            const srv = yield* Effect.provideService(server(), IdempotencyKeys.IdempotencyKeys, keys)
+            return { ...srv, redis }
+          })
+        const a = yield* serverOn()
+        const b = yield* serverOn()
+        const run = yield* paperRun("tv shared keys")
+        const sql = yield* SqlClient.SqlClient
+        const alert = { ticker: "S0", action: "sell", price: 10, id: "shared", secret }
+        expect((yield* post(a.url(id), alert)).status).toBe(202)
+        // The database forgets it: what the other server answers comes from Redis.
+        yield* sql`delete from webhook_alerts where strategy_id = ${id}`
+        const byKeys = yield* answeredBy("keys")
+        const repeat = yield* post(b.url(id), alert)
+        expect(repeat.status).toBe(200)
+        expect(repeat.body).toEqual({ status: "duplicate", duplicate: true, alert: "id:shared", runs: [run.id] })
+        expect(yield* answeredBy("keys")).toBe(byKeys + 1)
+
+        // Twins at the same moment, half to each server, the first still in flight: delivered once.
+        const twins = yield* Effect.all(
+          Array.from({ length: 8 }, (_, i) => post((i % 2 === 0 ? a : b).url(id), { ...alert, id: "split-twin" })),
+          { concurrency: "unbounded" }
+        )
+        expect(twins.map((t) => t.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 202])
+        for (const twin of twins) expect(twin.body.runs).toEqual([run.id])
+
+        // Redis away: the database decides, and no request fails for it.
+        const down = yield* serverOn(downUrl)
+        const alone = { ...alert, id: "redis-down" }
+        expect((yield* post(down.url(id), alone)).status).toBe(202)
+        expect((yield* post(down.url(id), alone)).body).toMatchObject({ duplicate: true, runs: [run.id] })
+        expect((yield* post(a.url(id), alone)).body).toMatchObject({ duplicate: true, runs: [run.id] })
+        expect(down.redis.stats().commandFailures).toBeGreaterThan(0)
+
+        expect(yield* finished(run.id)).toBe("completed")
+        const received = yield* sql<{ body: string }>`select body from run_events where run_id = ${run.id} and tag = 'SignalReceived' order by seq`
+        expect(received.map((row) => JSON.parse(row.body).signal.alertId)).toEqual(["id:shared", "id:split-twin", "id:redis-down"])
       }), { timeout: 120_000 })
 
     it.scoped("refusals: typed JSON naming the field, never a 500 or an echo, nothing kept", () =>
