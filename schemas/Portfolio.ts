@@ -34,3 +34,23 @@ export const PortfolioSnapshot = Schema.Struct({
   positions: Schema.Array(Position)
 })
 export type PortfolioSnapshot = typeof PortfolioSnapshot.Type
+
+/** The last price a run saw for a symbol: a mark of its portfolio (each bar) or a fill's market price. */
+export const Quote = Schema.Struct({
+  price: Schema.Number,
+  /** The bar or fill time it is from. */
+  ts: Schema.Number,
+  source: Schema.Literal("mark", "fill")
+})
+export type Quote = typeof Quote.Type
+
+/** Where a run stands now: its latest portfolio snapshot and quotes, as of one of its events. */
+export const LatestValues = Schema.Struct({
+  /** The event the values are as of. */
+  seq: Schema.Number,
+  at: Schema.Number,
+  portfolio: Schema.optional(PortfolioSnapshot),
+  /** By symbol. */
+  quotes: Schema.Record({ key: Schema.String, value: Quote })
+})
+export type LatestValues = typeof LatestValues.Type

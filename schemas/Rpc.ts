@@ -10,6 +10,7 @@ import { Context, Schema } from "effect"
 import { Forbidden, Principal, Unauthorized } from "./Auth.js"
 import { ChatChunk, ChatHistory, RuleSuggestions, SuggestionNotFound } from "./Chat.js"
 import { Metrics } from "./Metrics.js"
+import { LatestValues } from "./Portfolio.js"
 import { Rule, RuleId } from "./Rule.js"
 import { Strategy } from "./Strategy.js"
 import { RunTraces } from "./Trace.js"
@@ -146,6 +147,17 @@ export const StartRun = Schema.Struct({
   speed: Schema.optional(Schema.Number.pipe(Schema.between(0.001, 1_000_000_000)))
 })
 
+/**
+ * Where a run stands now (`runs.get`): its latest portfolio snapshot and quotes — from the latest-values
+ * cache, which the process executing the run keeps current (in Redis, readable by every server, when
+ * configured), or else from the events the database has recorded.
+ */
+export const RunLatest = Schema.Struct({
+  ...LatestValues.fields,
+  source: Schema.Literal("cache", "database")
+})
+export type RunLatest = typeof RunLatest.Type
+
 export const RunInfo = Schema.Struct({
   id: Schema.String,
   ref: Schema.String,
@@ -159,7 +171,9 @@ export const RunInfo = Schema.Struct({
   events: Schema.NullOr(Schema.Int),
   checksum: Schema.NullOr(Schema.String),
   startedAt: Schema.DateFromString,
-  finishedAt: Schema.NullOr(Schema.DateFromString)
+  finishedAt: Schema.NullOr(Schema.DateFromString),
+  /** `runs.get` only, when the run has a portfolio or a quote yet (older servers: absent). */
+  latest: Schema.optional(RunLatest)
 })
 export type RunInfo = typeof RunInfo.Type
 

@@ -1,9 +1,10 @@
 /**
  * The latest portfolio snapshot and quotes of each run, for reads that want "where is it now"
  * without replaying its events: kept as the run's events go by (`observe`, called by the run
- * manager where it publishes them) and read with `get`. The quotes are the last prices the run
- * saw per symbol: the marks of its portfolio snapshots (each bar) and the market prices of its
- * fills (the run has no quote event of its own).
+ * manager where it publishes them) and read with `get` — by `runs.get`, which so answers with a
+ * run's live values on any server (RpcHandlers.ts; the database's when the cache has none). The
+ * quotes are the last prices the run saw per symbol: the marks of its portfolio snapshots (each
+ * bar) and the market prices of its fills (the run has no quote event of its own).
  *
  * `observe` is synchronous and cheap — it runs in the run's loop, between a tick and its order — so
  * the Redis layer writes behind: each run's latest values are written at most every `flushMillis`
@@ -12,25 +13,16 @@
  * knows, writes are dropped and counted; the run never notices.
  */
 import { Context, Effect, Layer, Option, Schema } from "effect"
-import { PortfolioSnapshot } from "../../schemas/Portfolio.js"
+import { LatestValues, Quote } from "../../schemas/Portfolio.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Redis } from "./Redis.js"
 
-export const Quote = Schema.Struct({
-  price: Schema.Number,
-  /** The bar or fill time it is from. */
-  ts: Schema.Number,
-  source: Schema.Literal("mark", "fill")
-})
-export type Quote = typeof Quote.Type
+export { Quote }
 
+/** A run's latest values (schemas/Portfolio.ts `LatestValues`), with the run they are of. */
 export const Latest = Schema.Struct({
   run: Schema.String,
-  /** The event the values are as of. */
-  seq: Schema.Number,
-  at: Schema.Number,
-  portfolio: Schema.optional(PortfolioSnapshot),
-  quotes: Schema.Record({ key: Schema.String, value: Quote })
+  ...LatestValues.fields
 })
 export type Latest = typeof Latest.Type
 
@@ -71,6 +63,13 @@ export const next = (previous: Latest | undefined, event: RunEvent): Latest | un
     default:
       return undefined
   }
+}
+
+/** The latest values after `events` (in order), from none: what a run's recorded events say. */
+export const fold = (events: Iterable<RunEvent>): Latest | undefined => {
+  let latest: Latest | undefined = undefined
+  for (const event of events) latest = next(latest, event) ?? latest
+  return latest
 }
 
 /** A map of runs' latest values, the least recently updated forgotten past `maxRuns`. */

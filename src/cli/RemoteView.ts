@@ -10,7 +10,7 @@ import type { Rule } from "../../schemas/Rule.js"
 import { PendingApproval, RunInfo, StrategySummary, StrategyVersion } from "../../schemas/Rpc.js"
 import { Rule as RuleSchema } from "../../schemas/Rule.js"
 import { COMPARED, shownDifference, shownValue, table, valueOf, wallTime } from "./RunsView.js"
-import { count, metricRows, percent, price, quantity, ratio, time } from "./Summary.js"
+import { count, metricRows, money, percent, price, quantity, ratio, time } from "./Summary.js"
 
 const DASH = "—"
 
@@ -61,6 +61,7 @@ export const runShow = (run: RunInfo): string => {
     `finished  ${run.finishedAt === null ? DASH : wallTime(run.finishedAt)}`,
     `events    ${run.events === null ? DASH : count(run.events)}`,
     `checksum  ${run.checksum ?? DASH}`,
+    ...latestLines(run),
     ""
   ]
   if (run.metrics === null) lines.push("metrics: once the run has ended (swarm runs watch follows it)")
@@ -70,6 +71,28 @@ export const runShow = (run: RunInfo): string => {
     lines.push(t.toString())
   }
   return `${lines.join("\n")}\n`
+}
+
+/** The quotes `runs show` lists (by symbol); the rest are counted. */
+const QUOTES_SHOWN = 8
+
+/** Where the run stands (`runs.get`'s latest values): its equity and cash, and the quotes it last saw. */
+const latestLines = (run: RunInfo): Array<string> => {
+  const latest = run.latest
+  if (latest === undefined) return []
+  const from = latest.source === "cache" ? "live" : "as recorded"
+  const p = latest.portfolio
+  const quotes = Object.entries(latest.quotes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  return [
+    `now       ${
+      p === undefined ? DASH : `equity ${money(p.equity)}, cash ${money(p.cash)}, ${count(p.positions.length)} open position${p.positions.length === 1 ? "" : "s"}`
+    } at ${time(latest.at)} (event ${count(latest.seq)}, ${from})`,
+    ...(quotes.length === 0 ? [] : [
+      `quotes    ${quotes.slice(0, QUOTES_SHOWN).map(([symbol, q]) => `${symbol} ${price(q.price)}`).join(", ")}${
+        quotes.length > QUOTES_SHOWN ? ` and ${count(quotes.length - QUOTES_SHOWN)} more` : ""
+      }`
+    ])
+  ]
 }
 
 /** `runs start`, `stop`, `pause`, `resume`: what the run is now, in one line, and what to do next. */

@@ -9,6 +9,7 @@ import { Effect, Option, Schema, Stream } from "effect"
 import type { Principal } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
 import { Forbidden } from "../../schemas/Auth.js"
+import { OrderFilled, PortfolioUpdated } from "../../schemas/RunEvent.js"
 import {
   AdminRpcs,
   ApprovalRpcs,
@@ -17,6 +18,7 @@ import {
   InvalidRequest,
   RuleRpcs,
   type RunInfo,
+  type RunLatest,
   RunRpcs,
   LeaderboardRpcs,
   StrategyRpcs,
@@ -24,6 +26,7 @@ import {
 } from "../../schemas/Rpc.js"
 import { Rule } from "../../schemas/Rule.js"
 import { Strategy } from "../../schemas/Strategy.js"
+import * as LatestCache from "../bus/LatestCache.js"
 import * as ApiKeys from "../store/ApiKeys.js"
 import * as Audit from "../store/Audit.js"
 import * as Compare from "../store/Compare.js"
@@ -53,6 +56,15 @@ export const runInfo = (run: Runs.RunSummary): RunInfo => ({
 })
 
 const decodeStrategy = Schema.decodeUnknown(Strategy)
+
+/** The events the latest values are made of; a stored line that does not decode is passed over. */
+const decodeValuesEvent = Schema.decodeUnknownOption(Schema.parseJson(Schema.Union(PortfolioUpdated, OrderFilled)))
+
+/** A run's latest values as its recorded events give them: its last portfolio snapshot and the fills after it. */
+const latestRecorded = (run: RunId) =>
+  Effect.map(Runs.latestValueEvents(run), (rows) => LatestCache.fold(rows.flatMap((row) => Option.toArray(decodeValuesEvent(row.body)))))
+
+const withoutRun = ({ run: _, ...values }: LatestCache.Latest) => values
 
 /** The run id of an audit report's stream (`run:<id>`). */
 const runOfStream = (stream: string) => (stream.startsWith("run:") ? stream.slice(4) : stream)
@@ -113,15 +125,31 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<SqlClient.SqlClient>()
   const manager = yield* RunManager
   const events = yield* RunEvents
+  // The latest values of runs, kept by whichever process executes them (in Redis when configured).
+  const cache = Option.getOrUndefined(yield* Effect.serviceOption(LatestCache.LatestCache))
   const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
     Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
+  /** Where `run` stands now: the cache's values (live, even from another server), else the database's. */
+  const latestOf = (run: RunId) =>
+    Effect.gen(function*() {
+      const cached = cache === undefined ? undefined : yield* cache.get(run)
+      if (cached !== undefined) return { ...withoutRun(cached), source: "cache" } satisfies RunLatest
+      const recorded = yield* latestRecorded(run)
+      return recorded === undefined ? undefined : { ...withoutRun(recorded), source: "database" } satisfies RunLatest
+    })
   return {
     "runs.start": (request) => as((p) => Effect.map(manager.start(p, request), runInfo)),
     "runs.stop": ({ run }) => as((p) => Effect.map(manager.stop(p, run), runInfo)),
     "runs.pause": ({ run }) => as((p) => Effect.map(manager.pause(p, run), runInfo)),
     "runs.resume": ({ run }) => as((p) => Effect.map(manager.resume(p, run), runInfo)),
-    // A summary is all `RunInfo` shows: the strategy body is neither read nor decoded.
-    "runs.get": ({ run }) => as((p) => unavailable(Effect.map(Runs.getSummary(run, ownerFilter(p)), runInfo))),
+    // A summary is all `RunInfo` shows (the strategy body is neither read nor decoded), with where the run stands.
+    "runs.get": ({ run }) =>
+      as((p) =>
+        unavailable(Effect.gen(function*() {
+          const summary = yield* Runs.getSummary(run, ownerFilter(p))
+          const latest = yield* latestOf(summary.id)
+          return latest === undefined ? runInfo(summary) : { ...runInfo(summary), latest }
+        }))),
     "runs.list": ({ limit, status, strategy }) =>
       as((p) => {
         const owner = ownerFilter(p)

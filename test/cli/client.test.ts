@@ -221,7 +221,11 @@ describe("swarm as a client of a live server", () => {
       const shown = JSON.parse((yield* cli(["runs", "show", made.backtest.ref, "--json"])).stdout)
       expect(shown).toMatchObject({ id: made.backtest.id, ref: made.backtest.ref, mode: "backtest", status: "completed", strategyVersion: 5 })
       expect(shown.checksum).toMatch(/^[0-9a-f]{64}$/)
-      expect((yield* cli(["runs", "show", made.backtest.id])).stdout).toContain("total return")
+      const human = (yield* cli(["runs", "show", made.backtest.id])).stdout
+      expect(human).toContain("total return")
+      // Where it stands, from the latest values the server that ran it keeps: equity, cash, quotes.
+      expect(human).toMatch(/\nnow {7}equity [\d,.]+, cash [\d,.]+, \d+ open positions? at \d{4}-\d\d-\d\d \(event [\d,]+, live\)\nquotes {4}ACME [\d.,]+, GLOBEX [\d.,]+, INITECH [\d.,]+\n/)
+      expect(shown.latest).toMatchObject({ source: "cache", portfolio: { equity: expect.any(Number) } })
 
       const compared = yield* cli(["runs", "compare", made.backtest.ref, other.ref])
       expect(compared.stdout).toMatch(/│ total return +│ +[+-]?\d/)

@@ -5,6 +5,9 @@
  * - an SSE subscriber on the second server sees every event of a paper run executing on the first,
  *   in order, after resuming from a sequence number — through Redis (the second server's `/health`
  *   counts the events it read from Redis), not only by tailing the database;
+ * - a webhook alert delivered by the first server is a repeat on the second, which answers it from
+ *   Redis (the idempotency keys) with the runs the first delivery reached; and `runs.get` on the
+ *   second gives the live portfolio the first writes to Redis (the latest-values cache);
  * - the webhook rate limit is one token bucket for both servers: alerts split between them are
  *   refused (429) once the strategy's burst is spent, though each server alone saw fewer;
  * - Redis killed and started again mid-run loses nothing: the run completes, the publisher counts
@@ -22,6 +25,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Redis as IORedis } from "ioredis"
 import { Effect, Exit, Scope } from "effect"
 import * as Database from "../../src/store/Database.js"
 import { ProcessGroups } from "../cli/processes.js"
@@ -215,6 +219,18 @@ const startPaperRun = (base: string, bars: number) =>
   Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(base, key), (rpc) =>
     rpc("runs.start", { strategy: "Six analysts", mode: "paper", data: { _tag: "synthetic", bars, seed: 7 }, speed: 20 * 86_400 }))))
 
+let webhook: { readonly path: string; readonly secret: string } | undefined
+
+/** The example strategy's webhook (its secret is shown on the first ask only: kept for every test). */
+const webhookOf = async () => {
+  if (webhook === undefined) {
+    const made = await Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(a!.base, key), (rpc) => rpc("webhooks.secret", { strategy: "Six analysts" }))))
+    expect(made.secret).not.toBeNull()
+    webhook = { path: made.path, secret: made.secret! }
+  }
+  return webhook
+}
+
 const runStatus = (base: string, id: string) =>
   Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(base, key), (rpc) => rpc("runs.get", { run: id }))))
 
@@ -252,9 +268,48 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
     expect((await health(a!.base)).bus.redis.publishFailures).toBe(0)
   }, 120_000)
 
+  it("a webhook alert delivered by the first server is a repeat on the second, answered there from Redis with the same runs; runs.get there gives the run's live values", async () => {
+    const paper = await startPaperRun(a!.base, 400)
+    const { path, secret } = await webhookOf()
+    const send = (base: string, id: string) =>
+      fetch(`${base}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-swarm-secret": secret },
+        body: JSON.stringify({ ticker: "ACME", action: "buy", price: 1, id })
+      }).then(async (response) => ({ status: response.status, body: (await response.json()) as Record<string, any> }))
+    // To every paper run of the strategy on the first server (this one, and the demo run of its first start).
+    const first = await send(a!.base, "two-once")
+    expect(first).toMatchObject({ status: 202, body: { status: "delivered", duplicate: false, alert: "id:two-once" } })
+    const runs: Array<string> = first.body.runs
+    expect(runs).toContain(paper.id)
+    // The first delivery's acknowledgement is in Redis, under the strategy and the alert's key.
+    const strategy = path.slice(path.lastIndexOf("/") + 1)
+    const client = new IORedis(redis?.url ?? redisUrl)
+    try {
+      expect(JSON.parse((await client.get(`${prefix}idem:webhook:${strategy}:id:two-once`)) ?? "null")).toEqual({ runs })
+    } finally {
+      client.disconnect()
+    }
+    // The second server runs nothing of the strategy: it answers the repeat with the runs the first one reached.
+    expect(await send(b!.base, "two-once")).toEqual({
+      status: 200,
+      body: { status: "duplicate", duplicate: true, alert: "id:two-once", runs }
+    })
+
+    // Where the run stands, asked of the server that does not run it: the values the first one writes to Redis
+    // (written behind, at most every 250 ms: the database's may come first, until the run's first values are there).
+    let info = await runStatus(b!.base, paper.id)
+    for (let i = 0; i < 300 && info.latest?.source !== "cache"; i++) {
+      await sleep(100)
+      info = await runStatus(b!.base, paper.id)
+    }
+    expect(info.latest?.source).toBe("cache")
+    expect(info.latest?.portfolio?.equity).toBeGreaterThan(0)
+    await Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(a!.base, key), (rpc) => rpc("runs.stop", { run: paper.id })))).catch(() => undefined)
+  }, 60_000)
+
   it("the webhook rate limit holds across both servers: one bucket per strategy", async () => {
-    const secret = await Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(a!.base, key), (rpc) => rpc("webhooks.secret", { strategy: "Six analysts" }))))
-    expect(secret.secret).not.toBeNull()
+    const secret = await webhookOf()
     const started = Date.now()
     const statuses: Record<string, Array<number>> = { a: [], b: [] }
     // 48 alerts, alternating: 24 to each — fewer than the burst of 30 either would allow alone.
@@ -262,7 +317,7 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
       const [name, server] = i % 2 === 0 ? ["a", a!] as const : ["b", b!] as const
       const response = await fetch(`${server.base}${secret.path}`, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-swarm-secret": secret.secret! },
+        headers: { "content-type": "application/json", "x-swarm-secret": secret.secret },
         body: JSON.stringify({ ticker: "NOT-TRADED", action: "buy", price: 1, id: `two-${i}` })
       })
       statuses[name]!.push(response.status)

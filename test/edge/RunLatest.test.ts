@@ -1,0 +1,158 @@
+/**
+ * `runs.get` says where a run stands: its latest portfolio and quotes from the latest-values cache,
+ * which the process executing the run keeps current — so a server that is not executing it (the
+ * cache in Redis, written by another process) answers with the live values — and from the events
+ * the database has recorded when the cache has none. A run with nothing to say has no `latest`; a
+ * recorded line that does not decode is passed over, never an error. On every back-end.
+ */
+import { RpcTest } from "@effect/rpc"
+import { SqlClient } from "@effect/sql"
+import { afterAll, describe, expect, layer } from "@effect/vitest"
+import { Chunk, Effect, Layer, Schema, Stream } from "effect"
+import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
+import { RunRpcs } from "../../schemas/Rpc.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import * as LatestCache from "../../src/bus/LatestCache.js"
+import * as Redis from "../../src/bus/Redis.js"
+import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
+import { RunHandlers } from "../../src/edge/RpcHandlers.js"
+import * as RunEvents from "../../src/edge/RunEvents.js"
+import * as RunManager from "../../src/edge/RunManager.js"
+import * as Strategies from "../../src/store/Strategies.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import { cleanUp, connection, layer as redisLayer, runRedis, uniquePrefix } from "../bus/redis.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { stored, symbolsOf } from "../store/fixtures/workload.js"
+import { createUsers, simulatedRun, stubAuthenticator } from "./fixtures.js"
+
+const prefix = uniquePrefix("runlatest")
+afterAll(() => cleanUp(prefix))
+
+const client = Effect.provide(RpcTest.makeClient(RunRpcs, { flatten: true }), clientKey("sk_alice"))
+
+/** The last portfolio snapshot a run recorded, and its event's sequence number. */
+const lastRecordedPortfolio = (run: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const [row] = yield* sql<{ body: string }>`
+      select body from run_events where run_id = ${run} and tag = 'PortfolioUpdated' order by seq desc limit 1`
+    const event = JSON.parse(row!.body) as { seq: number; snapshot: PortfolioSnapshot }
+    return event
+  })
+
+/** Values no recorded event has: only the cache can have given them. */
+const liveValues = (run: string, seq: number): LatestCache.Latest => ({
+  run,
+  seq,
+  at: 1_700_000_000_000,
+  portfolio: {
+    ts: 1_700_000_000_000,
+    cash: 1_000_000,
+    equity: 3_000_000,
+    grossExposure: 2_000_000,
+    netExposure: 2_000_000,
+    realizedPnl: 0,
+    unrealizedPnl: 5,
+    positions: [{ symbol: "S0", quantity: 2, averagePrice: 1, realizedPnl: 0, markPrice: 1.000_002_5, marketValue: 2_000_005, unrealizedPnl: 5 }]
+  } as unknown as PortfolioSnapshot,
+  quotes: { S0: { price: 1.000_002_5, ts: 1_700_000_000_000, source: "mark" } }
+})
+
+const strategyBody = (name: string) =>
+  Schema.decodeUnknownSync(Strategy)({
+    name,
+    symbols: symbolsOf(2),
+    agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }],
+    sizing: { mode: "percent_of_equity", value: 10 }
+  })
+
+const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
+
+/** The RPC handlers of runs over `cache`, the test's database and an in-process bus. */
+const handlersWith = <E, R>(cache: Layer.Layer<LatestCache.LatestCache, E, R>, store: (typeof backends)[number]["store"]) =>
+  Layer.mergeAll(RunHandlers, AuthenticatedLive).pipe(
+    Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
+    Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, cache, stubAuthenticator, usersLayer)),
+    Layer.provideMerge(store)
+  )
+
+for (const backend of backends) {
+  layer(handlersWith(LatestCache.layerMemory(), backend.store), { timeout: startTimeout, excludeTestServices: true })(
+    `runs.get: where a run stands (${backend.name})`,
+    (it) => {
+      it.scoped("a run this process executed: the cache's values, as its last snapshot; the cache's values win over the database's", () =>
+        Effect.gen(function*() {
+          const rpc = yield* client
+          yield* Strategies.create("alice", strategyBody("latest executed"))
+          const run = yield* rpc("runs.start", { strategy: "latest executed", mode: "backtest", data: { _tag: "synthetic", bars: 120 } })
+          yield* rpc("runs.events", { run: run.id }).pipe(Stream.runCollect, Effect.map(Chunk.size))
+          const last = yield* lastRecordedPortfolio(run.id)
+          const got = yield* rpc("runs.get", { run: run.ref })
+          expect(got.status).toBe("completed")
+          expect(got.latest?.source).toBe("cache")
+          expect(got.latest?.portfolio).toEqual(last.snapshot)
+          expect(got.latest!.seq).toBeGreaterThanOrEqual(last.seq)
+          for (const position of last.snapshot.positions.filter((p) => p.markPrice > 0)) {
+            expect(got.latest?.quotes[position.symbol]?.price).toBe(position.markPrice)
+          }
+          // Values the database has not recorded (a live run's, ahead of its recorder): the cache's are given.
+          const cache = yield* LatestCache.LatestCache
+          const { run: _, ...ahead } = liveValues(run.id, 1_000_000)
+          yield* cache.set(liveValues(run.id, 1_000_000))
+          expect((yield* rpc("runs.get", { run: run.id })).latest).toEqual({ ...ahead, source: "cache" })
+        }), { timeout: 120_000 })
+
+      it.scoped("a run the cache does not know (executed elsewhere, cache flushed): its last recorded snapshot and fills, from the database", () =>
+        Effect.gen(function*() {
+          const rpc = yield* client
+          const done = yield* StoredRun.backtest(stored(2, 120, { name: "latest elsewhere", owner: "alice" }))
+          const last = yield* lastRecordedPortfolio(done.run)
+          const got = yield* rpc("runs.get", { run: done.run })
+          expect(got.latest?.source).toBe("database")
+          expect(got.latest?.portfolio).toEqual(last.snapshot)
+          expect(got.latest!.seq).toBeGreaterThanOrEqual(last.seq)
+          const marked = last.snapshot.positions.filter((p) => p.markPrice > 0)
+          for (const position of marked) expect(got.latest?.quotes[position.symbol]).toMatchObject({ price: position.markPrice })
+
+          // Nothing recorded that says where it stands (its lines do not decode as such events): no `latest`, no error.
+          const bus = yield* InProcessBus.make()
+          const simulated = yield* simulatedRun(bus, "alice")
+          simulated.publish(1, 9)
+          yield* simulated.commit(9)
+          const nothing = yield* rpc("runs.get", { run: simulated.id })
+          expect(nothing.status).toBe("running")
+          expect(nothing.latest).toBeUndefined()
+          // Another user's run is still not theirs.
+          const bobs = yield* Effect.provide(RpcTest.makeClient(RunRpcs, { flatten: true }), clientKey("sk_bob"))
+          expect((yield* Effect.flip(bobs("runs.get", { run: done.run })))._tag).toBe("RunNotFound")
+        }), { timeout: 120_000 })
+    }
+  )
+}
+
+describe.skipIf(!runRedis)("runs.get with the cache in Redis", () => {
+  const reader = LatestCache.layerRedis({ flushMillis: 10 }).pipe(Layer.provide(redisLayer(prefix)))
+  layer(handlersWith(reader, backends[0]!.store), { timeout: startTimeout, excludeTestServices: true })("another process executes the run", (it) => {
+    it.scoped("the live values the executing process writes to Redis are what this server answers (none before they come)", () =>
+      Effect.gen(function*() {
+        const rpc = yield* client
+        // A running run of which this process executes nothing, and the process that does.
+        const bus = yield* InProcessBus.make()
+        const run = yield* simulatedRun(bus, "alice")
+        run.publish(1, 3)
+        yield* run.commit(3)
+        expect((yield* rpc("runs.get", { run: run.id })).latest).toBeUndefined()
+        const writer = yield* Effect.flatMap(connection(prefix), (redis) =>
+          LatestCache.redis({ flushMillis: 10 }).pipe(Effect.provideService(Redis.Redis, redis)))
+        yield* writer.set(liveValues(run.id, 4))
+        let latest = (yield* rpc("runs.get", { run: run.id })).latest
+        for (let i = 0; i < 200 && latest === undefined; i++) {
+          yield* Effect.sleep("10 millis")
+          latest = (yield* rpc("runs.get", { run: run.id })).latest
+        }
+        expect(latest).toMatchObject({ source: "cache", seq: 4, quotes: { S0: { price: 1.000_002_5, source: "mark" } } })
+        expect(latest?.portfolio?.equity).toBe(3_000_000)
+      }), { timeout: 60_000 })
+  })
+})
