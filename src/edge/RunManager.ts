@@ -12,10 +12,11 @@
  * Shutting down (the manager's scope closing) suspends the live runs: what they recorded is
  * committed, their status stays `running` or `paused`, and `resumeUnfinished` — the next start —
  * goes on with them, at their pace, under this manager. An operator's `stop` ends a run for good.
+ * Only a run that ended is ended on the bus: a suspended one's followers wait for it to go on.
  */
 import { fileURLToPath } from "node:url"
 import type { SqlClient } from "@effect/sql"
-import { Clock, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Option, Scope } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Option, Predicate, Scope } from "effect"
 import type { Principal } from "../../schemas/Auth.js"
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId, Symbol } from "../../schemas/Ids.js"
@@ -137,6 +138,12 @@ export const layer = Layer.scoped(
     let suspending = false
     yield* Effect.addFinalizer(() => Effect.sync(() => (suspending = true)))
 
+    /** Whether a run's fiber ended without ending the run: suspended by the shutdown, or running elsewhere. */
+    const goesOn = (exit: Exit.Exit<unknown, unknown>): boolean =>
+      Exit.isFailure(exit) &&
+      ((suspending && Cause.isInterruptedOnly(exit.cause)) ||
+        Option.exists(Cause.failureOption(exit.cause), (error) => Predicate.isTagged(error, "RunLeased")))
+
     const ownerOf = (principal: Principal) => (principal.role === "admin" ? undefined : principal.userId)
     const keyOf = (run: string, round: string) => `${run}\u0000${round}`
 
@@ -230,9 +237,12 @@ export const layer = Layer.scoped(
               : Deferred.await(created))
         )
         live.set(id, { run: id, owner: options.owner, mode: options.mode, fiber, gate, paused: options.paused, inbox })
-        fiber.addObserver(() => {
+        fiber.addObserver((exit) => {
           live.delete(id)
-          bus.end(id)
+          // Its followers (here, and through Redis on other servers) are told it ended only when it
+          // did: a run suspended by the shutdown goes on at the next start, and one leased by another
+          // process goes on there.
+          if (!goesOn(exit)) bus.end(id)
         })
         return id
       })

@@ -1,0 +1,168 @@
+/**
+ * What the run manager tells a run's followers about its end: a shutdown suspends a paper run (it
+ * stays `running` and the next start resumes it), so its followers — in this process, and through
+ * Redis on another server — are not told it ended; an operator's stop, or the run finishing, ends
+ * them. Nor does a resume that another process's lease refuses (the run goes on there). On every
+ * back-end; the Redis case when a Redis answers.
+ */
+import { afterAll, describe, expect, layer } from "@effect/vitest"
+import { Context, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
+import { Strategy } from "../../schemas/Strategy.js"
+import type { Delivery, EventBusService, Subscription } from "../../src/bus/EventBus.js"
+import { EventBus } from "../../src/bus/EventBus.js"
+import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import * as Redis from "../../src/bus/Redis.js"
+import * as RedisBus from "../../src/bus/RedisBus.js"
+import * as RunManager from "../../src/edge/RunManager.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as Strategies from "../../src/store/Strategies.js"
+import { cleanUp, connection, runRedis, uniquePrefix } from "../bus/redis.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { symbolsOf } from "../store/fixtures/workload.js"
+import { createUsers, principals } from "./fixtures.js"
+
+const alice = principals["sk_alice"]
+const prefix = uniquePrefix("manager")
+afterAll(() => cleanUp(prefix))
+
+const strategyBody = (name: string) =>
+  Schema.decodeUnknownSync(Strategy)({
+    name,
+    symbols: symbolsOf(2),
+    agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }],
+    sizing: { mode: "percent_of_equity", value: 10 }
+  })
+
+/** A run manager publishing on `bus`, in a scope of its own: closing it is the server shutting down. */
+const managerOn = (bus: EventBusService) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(RunManager.layer.pipe(Layer.provide(Layer.succeed(EventBus, bus))), scope)
+    return { manager: Context.get(context, RunManager.RunManager), shutdown: Scope.close(scope, Exit.void) }
+  })
+
+/** A paper run of `strategy`, twenty bars a second for half a minute: it waits between slices most of the time. */
+const slowPaperRun = (manager: RunManager.RunManagerService, strategy: string) =>
+  manager.start(alice, { strategy, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
+
+/** What `follower` delivers within `millis`, read until it stops delivering or ends. */
+const drain = (follower: Subscription, millis: number) =>
+  Effect.gen(function*() {
+    const all: Array<Delivery> = []
+    for (;;) {
+      const ready = yield* follower.takeAllWithin(millis)
+      all.push(...ready)
+      if (ready.length === 0 || ready.some((d) => d._tag !== "Event")) return all
+    }
+  })
+
+const ends = (deliveries: ReadonlyArray<Delivery>) => deliveries.filter((d) => d._tag !== "Event").map((d) => d._tag)
+
+/** Until `follower` delivers something other than an event (at most `millis`). */
+const endOf = (follower: Subscription, millis: number) =>
+  Effect.gen(function*() {
+    const until = Date.now() + millis
+    while (Date.now() < until) {
+      const terminal = ends(yield* follower.takeAllWithin(100))
+      if (terminal.length > 0) return terminal
+    }
+    return []
+  })
+
+/**
+ * Start a slow paper run on `publisher`, follow it on `reader` (the same bus, or another process's),
+ * shut the manager down, then resume the run under a new manager and, once the follower has seen it
+ * go on, stop it: how the follower's subscription ended after the stop.
+ */
+const suspendThenStop = (publisher: EventBusService, reader: EventBusService, name: string) =>
+  Effect.gen(function*() {
+    yield* Strategies.create(alice.userId, strategyBody(name))
+    const first = yield* managerOn(publisher)
+    const run = yield* slowPaperRun(first.manager, name)
+    const follower = yield* reader.subscribe(run.id)
+    // It is under way and the follower gets its events.
+    expect((yield* follower.takeAllWithin(5_000)).length).toBeGreaterThan(0)
+
+    yield* first.shutdown
+    const left = yield* Runs.get(run.id)
+    expect(left.status).toBe("running")
+    const recorded = Option.getOrThrow(yield* Runs.lastEvent(run.id)).seq
+    // Not ended: it goes on at the next start.
+    expect(ends(yield* drain(follower, 1_500))).toEqual([])
+
+    // The next start resumes it: the same follower sees it go on past where it was left...
+    const next = yield* managerOn(publisher)
+    const resumed = yield* next.manager.resumeUnfinished()
+    expect(resumed).toContainEqual(expect.objectContaining({ run: run.id, outcome: "resumed" }))
+    let newest = 0
+    for (let i = 0; i < 100 && newest <= recorded; i++) {
+      for (const delivery of yield* follower.takeAllWithin(100)) {
+        if (delivery._tag !== "Event") return yield* Effect.dieMessage(`the follower got ${delivery._tag} while the run went on`)
+        newest = Math.max(newest, delivery.event.seq)
+      }
+    }
+    expect(newest).toBeGreaterThan(recorded)
+    // ...and an operator's stop ends it.
+    yield* next.manager.stop(alice, run.id)
+    const afterStop = yield* endOf(follower, 10_000)
+    yield* next.shutdown
+    expect((yield* Runs.get(run.id)).status).toBe("stopped")
+    return afterStop
+  })
+
+const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
+
+for (const backend of backends) {
+  const environment = Layer.mergeAll(InProcessBus.layerTest(), usersLayer).pipe(Layer.provideMerge(backend.store))
+  layer(environment, { timeout: startTimeout, excludeTestServices: true })(`run manager: the end of a run on the bus (${backend.name})`, (it) => {
+    it.scoped("suspended by a shutdown, a run's follower is not ended; stopped (after its resume), it is", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        expect(yield* suspendThenStop(bus, bus, "suspend on the bus")).toEqual(["Ended"])
+      }), { timeout: 60_000 })
+
+    it.scoped("a run that finishes ends its follower", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        yield* Strategies.create(alice.userId, strategyBody("finishing on the bus"))
+        const { manager, shutdown } = yield* managerOn(bus)
+        const run = yield* manager.start(alice, { strategy: "finishing on the bus", mode: "paper", data: { _tag: "synthetic", bars: 100 }, speed: 86_400_000 })
+        const follower = yield* bus.subscribe(run.id)
+        expect(yield* endOf(follower, 30_000)).toEqual(["Ended"])
+        expect((yield* Runs.get(run.id)).status).toBe("completed")
+        yield* shutdown
+      }), { timeout: 60_000 })
+
+    // Leases exclude only on a shared database (the embedded one is a single process).
+    it.scoped.skipIf(backend.name !== "postgres")("a resume refused because another process holds the run does not end its followers here", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        yield* Strategies.create(alice.userId, strategyBody("leased elsewhere"))
+        // A run left unfinished by a shutdown, which another process has taken over (it holds the lease).
+        const first = yield* managerOn(bus)
+        const run = yield* slowPaperRun(first.manager, "leased elsewhere")
+        yield* first.shutdown
+        yield* Runs.lease(run.id)
+        const follower = yield* bus.subscribe(run.id)
+        const { manager, shutdown } = yield* managerOn(bus)
+        yield* manager.resumeUnfinished()
+        expect(ends(yield* drain(follower, 1_000))).toEqual([])
+        // It was refused here: nothing of it runs in this process.
+        expect(manager.live()).toBe(0)
+        expect((yield* Runs.get(run.id)).status).toBe("running")
+        yield* shutdown
+      }), { timeout: 60_000 })
+  })
+}
+
+describe.skipIf(!runRedis)("run manager: the end of a run through Redis", () => {
+  layer(Layer.mergeAll(usersLayer).pipe(Layer.provideMerge(backends[0]!.store)), { timeout: startTimeout, excludeTestServices: true })("two processes", (it) => {
+    it.scoped("a follower on another server is not ended by the shutdown of the one running the run; a stop ends it", () =>
+      Effect.gen(function*() {
+        const busOf = Effect.flatMap(connection(prefix), (redis) => RedisBus.make().pipe(Effect.provideService(Redis.Redis, redis)))
+        const publisher = yield* busOf
+        const reader = yield* busOf
+        expect(yield* suspendThenStop(publisher, reader, "suspend through redis")).toEqual(["Ended"])
+      }), { timeout: 60_000 })
+  })
+})
