@@ -10,7 +10,10 @@
  * the events after it, so what the three sources have in common goes out once. If the ring no
  * longer reaches back to the last page (the database lags the run by more than the ring holds),
  * the missing events are committed soon: the follower reads the database again every few
- * milliseconds until they are there, and an event delivered past them waits for them.
+ * milliseconds until they are there, and an event delivered past them waits for them. The run's
+ * end (`Ended`) may come while that catch-up still waits for the database, with no event after it
+ * to pull the rest in: so the end is followed by one last read of the database (committed by then:
+ * a run is ended on the bus after its recorder has flushed) and of the ring, before the stream ends.
  *
  * A run that is neither live in this process nor finished (about to start, or running in another
  * process) is tailed from the database every `poll` until it finishes, while its subscription
@@ -92,7 +95,7 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
 
     let lastSent = since
     let lastBurst = performance.now()
-    let phase: "backlog" | "ring" | "follow" | "tail" | "done" = "backlog"
+    let phase: "backlog" | "ring" | "follow" | "tail" | "final" | "done" = "backlog"
     /**
      * The ring did not reach back to the last page: some events are neither committed nor in the
      * ring yet. The subscription has every event from its start on, so the follower goes on with it
@@ -206,7 +209,7 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
           const wait = waitMillis()
           const ready = wait === Infinity ? yield* subscription.takeAll : yield* subscription.takeAllWithin(wait)
           if (ready.length > 0) {
-            if (yield* deliver(out, ready)) phase = "done"
+            if (yield* deliver(out, ready)) phase = "final"
             return out
           }
           if (catchingUp) yield* catchUp(out)
@@ -224,6 +227,17 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
           const rows = yield* page
           sendRows(out, rows)
           if (rows.length < pageSize) phase = tailFinished ? "done" : "follow"
+          return out
+        }
+        case "final": {
+          // Ended: what a catch-up had yet to read comes from the database (a page a step) and the ring.
+          const rows = yield* page
+          sendRows(out, rows)
+          if (rows.length < pageSize) {
+            const recent = bus.recent(run, lastSent)
+            if (recent !== undefined) sendBus(out, recent)
+            phase = "done"
+          }
           return out
         }
         case "done":

@@ -1,0 +1,63 @@
+/**
+ * The follower's end, where it could lose events: the run ends (`Ended`) while the follower is still
+ * catching up with a database that lagged the run by more than the bus's ring holds — no event after
+ * the end pulls the missing ones in, so the follower reads the database one last time (and the
+ * ring) before it ends. Deterministic: the follower's subscription is held until the test has
+ * committed the run's events and ended it. On every back-end.
+ */
+import { SqlClient } from "@effect/sql"
+import { expect, layer } from "@effect/vitest"
+import { Chunk, Deferred, Effect, Fiber, Layer, Stream } from "effect"
+import type { EventBusService, Subscription } from "../../src/bus/EventBus.js"
+import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import * as Follow from "../../src/edge/Follow.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { createUsers, range, simulatedRun } from "./fixtures.js"
+
+/**
+ * `bus`, but its subscriptions hand nothing out until `open` is done; `waiting` is done when the
+ * follower first waits on one (its database pages and the ring read by then).
+ */
+const heldBus = (bus: EventBusService, open: Deferred.Deferred<void>, waiting: Deferred.Deferred<void>): EventBusService => {
+  const hold = <A>(take: Effect.Effect<A>) => Effect.zipRight(Effect.zipRight(Deferred.succeed(waiting, undefined), Deferred.await(open)), take)
+  return {
+    ...bus,
+    subscribe: (run, options) =>
+      Effect.map(bus.subscribe(run, options), (inner): Subscription => ({
+        take: hold(inner.take),
+        takeAll: hold(inner.takeAll),
+        takeAllWithin: (millis) => hold(inner.takeAllWithin(millis))
+      }))
+  }
+}
+
+for (const backend of backends) {
+  const environment = Layer.effectDiscard(Effect.orDie(createUsers)).pipe(Layer.provideMerge(backend.store))
+  layer(environment, { timeout: startTimeout, excludeTestServices: true })(`follow (${backend.name})`, (it) => {
+    it.scoped("the run ends while the follower catches up with a lagging database: every event still comes, once, in order", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.make({ ring: 5 })
+        const run = yield* simulatedRun(bus, "alice")
+        // 1..20 published; the database has 1..5, the ring 16..20: 6..15 are in neither yet.
+        run.publish(1, 20)
+        yield* run.commit(5)
+        const open = yield* Deferred.make<void>()
+        const waiting = yield* Deferred.make<void>()
+        const sql = yield* SqlClient.SqlClient
+        const follower = yield* Effect.fork(
+          Follow.follow({ bus: heldBus(bus, open, waiting), sql }, run.id, 0).pipe(
+            Stream.runCollect,
+            Effect.map((bursts) => Chunk.toReadonlyArray(bursts).flat())
+          )
+        )
+        // The follower has read 1..5 and found the ring short of 6: it is catching up.
+        yield* Deferred.await(waiting)
+        // The run ends with nothing more published: its events committed, then `Ended` on the bus.
+        yield* run.finish
+        yield* Deferred.succeed(open, undefined)
+        const events = yield* Fiber.join(follower)
+        expect(events.map((e) => e.seq)).toEqual(range(1, 20))
+        for (const e of events) expect(e.json).toBe(run.body(e.seq))
+      }))
+  })
+}
