@@ -98,12 +98,10 @@ const traceVerdict = (trace: Trace, verdict: Verdict): Trace => {
   })
   const measured = (o: Verdict["gates"][number] | Verdict["rules"][number]) => ({
     result: o.result,
-    reason: o.reason,
+    ...("reason" in o ? { reason: o.reason, "quantity.before": o.quantityBefore, "quantity.after": o.quantityAfter } : {}),
     ...(o.limit === null ? {} : { limit: o.limit }),
     ...(o.actual === null ? {} : { actual: o.actual }),
-    ...(o.unit === null ? {} : { unit: o.unit }),
-    "quantity.before": o.quantityBefore,
-    "quantity.after": o.quantityAfter
+    ...(o.unit === null ? {} : { unit: o.unit })
   })
   for (const rule of verdict.rules) {
     span.event(`rule ${rule.name}`, { rule: rule.rule, kind: rule.kind, category: rule.category, ...measured(rule) })

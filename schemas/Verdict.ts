@@ -58,11 +58,39 @@ export const GateName = Schema.Literal(
 )
 export type GateName = typeof GateName.Type
 
-export const GateOutcome = Schema.Struct({
+/** What a gate said of an intent, in full (src/trading/Gates.ts); a verdict records it as a `GateOutcome`. */
+export const GateCheck = Schema.Struct({
   gate: GateName,
   result: CheckResult,
   ...measured
 })
+export type GateCheck = typeof GateCheck.Type
+
+/**
+ * A gate the quantity passed unchanged: what it measured against what (`actual` null when the
+ * intent was not measured, as a sell is not by `no_sell_beyond_held`'s limit when it sells no more
+ * than held). Its reason and quantities would only repeat the verdict's: the quantity a check is
+ * given is the intent's, less what the checks before it took (in evaluation order). A verdict
+ * records seven gates, every order of a backtest has one, so this is most of a run's log.
+ */
+export const GatePassed = Schema.Struct({
+  gate: GateName,
+  result: Schema.Literal("pass"),
+  limit: measured.limit,
+  actual: measured.actual,
+  unit: measured.unit
+})
+export type GatePassed = typeof GatePassed.Type
+
+/** A gate that reduced or rejected the intent: why, and the quantity before and after. */
+export const GateActed = Schema.Struct({
+  gate: GateName,
+  result: Schema.Literal("reduce", "reject"),
+  ...measured
+})
+export type GateActed = typeof GateActed.Type
+
+export const GateOutcome = Schema.Union(GatePassed, GateActed)
 export type GateOutcome = typeof GateOutcome.Type
 
 const common = {

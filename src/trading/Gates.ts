@@ -38,7 +38,7 @@
 import type { OrderIntent } from "../../schemas/Order.js"
 import type { Position } from "../../schemas/Portfolio.js"
 import { HARD_LIMITS, type RiskContext, type RiskLimits } from "../../schemas/Risk.js"
-import type { CheckResult, GateName, GateOutcome, MeasureUnit } from "../../schemas/Verdict.js"
+import type { CheckResult, GateCheck, GateName, GateOutcome, MeasureUnit } from "../../schemas/Verdict.js"
 import * as Money from "./Money.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ export const reserveCheck = <T>(f: OrderFacts, quantity: number, pct: number, em
 // ---------------------------------------------------------------------------------------------
 // The gates
 
-const emitter = (gate: GateName): Emit<GateOutcome> =>
+const emitter = (gate: GateName): Emit<GateCheck> =>
 (result, reason, limit, actual, unit, quantityBefore, quantityAfter) => ({
   gate,
   result,
@@ -286,6 +286,12 @@ const emitter = (gate: GateName): Emit<GateOutcome> =>
   quantityBefore,
   quantityAfter
 })
+
+/** How a verdict records a gate's check: a pass keeps what it measured; a reduce or reject also why, and the quantities. */
+export const recorded = (check: GateCheck): GateOutcome =>
+  check.result === "pass"
+    ? { gate: check.gate, result: "pass", limit: check.limit, actual: check.actual, unit: check.unit }
+    : (check as GateCheck & { readonly result: "reduce" | "reject" })
 
 const asDrawdown = emitter("max_drawdown_halt")
 const asDailyLoss = emitter("daily_loss_breaker")
@@ -311,7 +317,7 @@ export const dailyLossTripped = (context: RiskContext, limits: RiskLimits): bool
 }
 
 /** Equity more than the limit below its peak: nothing passes, trading halts. */
-export const maxDrawdownHalt = (f: OrderFacts, quantity: number, limits: RiskLimits): GateOutcome => {
+export const maxDrawdownHalt = (f: OrderFacts, quantity: number, limits: RiskLimits): GateCheck => {
   const ctx = f.context
   const limit = Math.min(limits.maxDrawdownPct, HARD_LIMITS.maxDrawdownPct)
   const drawdown = percentBelow(ctx.portfolio.equity, ctx.peakEquity)
@@ -332,7 +338,7 @@ export const maxDrawdownHalt = (f: OrderFacts, quantity: number, limits: RiskLim
 }
 
 /** Equity more than the limit below the day's start: only risk-reducing orders pass, trading goes to `reducing`. */
-export const dailyLossBreaker = (f: OrderFacts, quantity: number, limits: RiskLimits): GateOutcome => {
+export const dailyLossBreaker = (f: OrderFacts, quantity: number, limits: RiskLimits): GateCheck => {
   const ctx = f.context
   const limit = Math.min(limits.dailyLossPct, HARD_LIMITS.dailyLossPct)
   const loss = percentBelow(ctx.portfolio.equity, ctx.dayStartEquity)
@@ -366,7 +372,7 @@ export const dailyLossBreaker = (f: OrderFacts, quantity: number, limits: RiskLi
 const isClosing = (intent: OrderIntent): boolean => intent.reason === "reduce" || intent.reason === "close"
 
 /** No selling more than the long held, unless shorting is allowed (and never for a reduce or close). */
-export const noSellBeyondHeld = (f: OrderFacts, quantity: number): GateOutcome => {
+export const noSellBeyondHeld = (f: OrderFacts, quantity: number): GateCheck => {
   if (f.dir === 1) return asSellBeyond("pass", "not a sell", null, null, null, quantity, quantity)
   const closing = isClosing(f.intent)
   if (f.context.allowShort && !closing) {
@@ -384,7 +390,7 @@ export const noSellBeyondHeld = (f: OrderFacts, quantity: number): GateOutcome =
 }
 
 /** A buy to cover (reason `reduce` or `close`) covers at most the short held, and needs one. */
-export const noCoverBeyondShort = (f: OrderFacts, quantity: number): GateOutcome => {
+export const noCoverBeyondShort = (f: OrderFacts, quantity: number): GateCheck => {
   if (f.dir === -1 || !isClosing(f.intent)) {
     return asCoverBeyond("pass", "not a buy to cover", null, null, null, quantity, quantity)
   }
@@ -415,15 +421,15 @@ export const noCoverBeyondShort = (f: OrderFacts, quantity: number): GateOutcome
 }
 
 /** The position's notional after the order at most 50 % of equity (or the strategy's stricter cap). */
-export const maxPosition = (f: OrderFacts, quantity: number, limits: RiskLimits): GateOutcome =>
+export const maxPosition = (f: OrderFacts, quantity: number, limits: RiskLimits): GateCheck =>
   positionCheck(f, quantity, Math.min(limits.maxPositionPct, HARD_LIMITS.maxPositionPct), asMaxPosition)
 
 /** Equity − gross exposure after the order at least 10 % of equity (or the strategy's stricter reserve). */
-export const minCashReserve = (f: OrderFacts, quantity: number, limits: RiskLimits): GateOutcome =>
+export const minCashReserve = (f: OrderFacts, quantity: number, limits: RiskLimits): GateCheck =>
   reserveCheck(f, quantity, Math.max(limits.minCashReservePct, HARD_LIMITS.minCashReservePct), asCashReserve)
 
 /** A buy costs at most the cash there is. */
-export const noNegativeCash = (f: OrderFacts, quantity: number): GateOutcome => {
+export const noNegativeCash = (f: OrderFacts, quantity: number): GateCheck => {
   if (f.dir === -1) return asNegativeCash("pass", "a sell does not spend cash", null, null, null, quantity, quantity)
   const cash = f.context.portfolio.cash
   const cost = notional(quantity, f.price)
@@ -440,7 +446,7 @@ export const noNegativeCash = (f: OrderFacts, quantity: number): GateOutcome => 
 }
 
 /** The five per-order gates in the order they run, after the rules, each on the quantity the previous one left. */
-export const orderGates: ReadonlyArray<(f: OrderFacts, quantity: number, limits: RiskLimits) => GateOutcome> = [
+export const orderGates: ReadonlyArray<(f: OrderFacts, quantity: number, limits: RiskLimits) => GateCheck> = [
   noSellBeyondHeld,
   noCoverBeyondShort,
   maxPosition,

@@ -33,7 +33,7 @@ import {
   type StateTransition,
   type TradingState
 } from "../../schemas/Risk.js"
-import type { GateOutcome, RuleOutcome, Verdict } from "../../schemas/Verdict.js"
+import type { GateCheck, GateOutcome, RuleOutcome, Verdict } from "../../schemas/Verdict.js"
 import * as Gates from "./Gates.js"
 import * as Rules from "./Rules.js"
 
@@ -42,7 +42,7 @@ type NonEmpty = readonly [string, ...Array<string>]
 const nothing: ReadonlyArray<never> = []
 
 const ruleReason = (o: RuleOutcome): string => `rule "${o.name}": ${o.reason}`
-const gateReason = (o: GateOutcome): string => `gate ${o.gate}: ${o.reason}`
+const gateReason = (o: GateCheck): string => `gate ${o.gate}: ${o.reason}`
 
 /**
  * Judges `intent` in `context` under the strategy's rules (prepared with `Rules.make`), risk
@@ -63,7 +63,7 @@ export const check = (
   // 1. The state, with the breakers that move it.
   const drawdown = Gates.maxDrawdownHalt(f, requested, limits)
   const dailyLoss = Gates.dailyLossBreaker(f, requested, limits)
-  const gates: Array<GateOutcome> = [drawdown, dailyLoss]
+  const gates: Array<GateOutcome> = [Gates.recorded(drawdown), Gates.recorded(dailyLoss)]
   let judgedIn = state
   let transition: StateTransition | null = null
   if (state !== "halted" && drawdown.result === "reject") {
@@ -111,7 +111,7 @@ export const check = (
   }
   for (const gate of Gates.orderGates) {
     const o = gate(f, quantity, limits)
-    gates.push(o)
+    gates.push(Gates.recorded(o))
     if (o.result === "reduce") {
       quantity = o.quantityAfter
       ;(reductions ??= []).push(gateReason(o))

@@ -4,7 +4,7 @@ import type { RoundId, Symbol, Timestamp } from "../../schemas/Ids.js"
 import type { IntentReason, OrderIntent, Side } from "../../schemas/Order.js"
 import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
 import { HARD_LIMITS, type RiskContext, RiskLimits } from "../../schemas/Risk.js"
-import type { GateOutcome } from "../../schemas/Verdict.js"
+import type { GateCheck } from "../../schemas/Verdict.js"
 import * as Gates from "../../src/trading/Gates.js"
 import { books, holding, money } from "./portfolioFixtures.js"
 
@@ -43,10 +43,10 @@ const order = (
 const hard = Gates.hardLimits
 const limits = (over: Partial<RiskLimits>): RiskLimits => ({ ...hard, ...over })
 
-type Gate = (f: Gates.OrderFacts, quantity: number, limits: RiskLimits) => GateOutcome
-const run = (gate: Gate, intent: OrderIntent, ctx: RiskContext, lim: RiskLimits = hard): GateOutcome =>
+type Gate = (f: Gates.OrderFacts, quantity: number, limits: RiskLimits) => GateCheck
+const run = (gate: Gate, intent: OrderIntent, ctx: RiskContext, lim: RiskLimits = hard): GateCheck =>
   gate(Gates.orderFacts(intent, ctx), intent.quantity, lim)
-const summary = (o: GateOutcome) => [o.result, o.reason, o.quantityAfter] as const
+const summary = (o: GateCheck) => [o.result, o.reason, o.quantityAfter] as const
 
 const cash100k = context(books(100_000))
 

@@ -22,8 +22,8 @@ const GATES: ReadonlyArray<GateName> = [
   "min_cash_reserve",
   "no_negative_cash"
 ]
-const gatesPassing = (quantity: number): Array<GateOutcome> =>
-  GATES.map((gate) => ({ gate, result: "pass", reason: "within the limit", limit: null, actual: null, unit: null, quantityBefore: quantity, quantityAfter: quantity }))
+const gatesPassing = (): Array<GateOutcome> =>
+  GATES.map((gate) => ({ gate, result: "pass", limit: null, actual: null, unit: null }))
 
 const ruleOutcome = (over: Partial<Omit<RuleOutcome, "rule">> & { readonly rule?: string }): RuleOutcome => ({
   rule: "max-pos",
@@ -114,7 +114,7 @@ const raw: ReadonlyArray<Record<string, unknown>> = [
           quantityAfter: 50
         })
       ],
-      gates: gatesPassing(50)
+      gates: gatesPassing()
     }
   },
   {
@@ -187,7 +187,7 @@ const raw: ReadonlyArray<Record<string, unknown>> = [
           quantityAfter: 40
         })
       ],
-      gates: gatesPassing(40)
+      gates: gatesPassing()
     }
   },
   {
