@@ -8,10 +8,9 @@
 import { RpcTest } from "@effect/rpc"
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Layer, Schema, Stream } from "effect"
+import { Chunk, Effect, Layer, Stream } from "effect"
 import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
 import { RunRpcs } from "../../schemas/Rpc.js"
-import { Strategy } from "../../schemas/Strategy.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as LatestCache from "../../src/bus/LatestCache.js"
 import * as Redis from "../../src/bus/Redis.js"
@@ -23,7 +22,7 @@ import * as Strategies from "../../src/store/Strategies.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { cleanUp, connection, layer as redisLayer, runRedis, uniquePrefix } from "../bus/redis.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { stored, symbolsOf } from "../store/fixtures/workload.js"
+import { smaStrategy, stored } from "../store/fixtures/workload.js"
 import { createUsers, simulatedRun, stubAuthenticator } from "./fixtures.js"
 
 const prefix = uniquePrefix("runlatest")
@@ -59,13 +58,7 @@ const liveValues = (run: string, seq: number): LatestCache.Latest => ({
   quotes: { S0: { price: 1.000_002_5, ts: 1_700_000_000_000, source: "mark" } }
 })
 
-const strategyBody = (name: string) =>
-  Schema.decodeUnknownSync(Strategy)({
-    name,
-    symbols: symbolsOf(2),
-    agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }],
-    sizing: { mode: "percent_of_equity", value: 10 }
-  })
+const strategyBody = (name: string) => smaStrategy(name)
 
 const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
 

@@ -6,8 +6,7 @@
  * back-end; the Redis case when a Redis answers.
  */
 import { afterAll, describe, expect, layer } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
-import { Strategy } from "../../schemas/Strategy.js"
+import { Context, Effect, Exit, Layer, Option, Scope } from "effect"
 import type { Delivery, EventBusService, Subscription } from "../../src/bus/EventBus.js"
 import { EventBus } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
@@ -18,20 +17,14 @@ import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { cleanUp, connection, runRedis, uniquePrefix } from "../bus/redis.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { symbolsOf } from "../store/fixtures/workload.js"
+import { smaStrategy } from "../store/fixtures/workload.js"
 import { createUsers, principals } from "./fixtures.js"
 
 const alice = principals["sk_alice"]
 const prefix = uniquePrefix("manager")
 afterAll(() => cleanUp(prefix))
 
-const strategyBody = (name: string) =>
-  Schema.decodeUnknownSync(Strategy)({
-    name,
-    symbols: symbolsOf(2),
-    agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }],
-    sizing: { mode: "percent_of_equity", value: 10 }
-  })
+const strategyBody = (name: string) => smaStrategy(name)
 
 /** A run manager publishing on `bus`, in a scope of its own: closing it is the server shutting down. */
 const managerOn = (bus: EventBusService) =>
