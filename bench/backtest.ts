@@ -24,7 +24,7 @@ import {
   W3_SYMBOLS,
   w3
 } from "./internal/backtestWorkloads.js"
-import { nodeArgs } from "./internal/loader.js"
+import { replayNodeArgs } from "./internal/loader.js"
 import { emit, forceGc, machine, median, progress, spread } from "./internal/report.js"
 
 const W1_WARMUP_BARS = 1_000
@@ -47,7 +47,7 @@ const benchDir = dirname(fileURLToPath(import.meta.url))
 /** Run internal/backtestChild.ts with `args` in a fresh `node --expose-gc` process; its stderr passes through. */
 const child = <A, I>(schema: Schema.Schema<A, I>, args: ReadonlyArray<string>) =>
   Effect.async<string, Error>((resume) => {
-    const proc = spawn(process.execPath, ["--expose-gc", ...nodeArgs, join(benchDir, "internal", "backtestChild.ts"), ...args], {
+    const proc = spawn(process.execPath, ["--expose-gc", ...replayNodeArgs, join(benchDir, "internal", "backtestChild.ts"), ...args], {
       cwd: dirname(benchDir),
       stdio: ["ignore", "pipe", "inherit"]
     })

@@ -7,7 +7,7 @@ import { spawn } from "node:child_process"
 import { existsSync, readdirSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { nodeArgs } from "./internal/loader.js"
+import { nodeArgs, replayNodeArgs } from "./internal/loader.js"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 // Benchmarks are the `.ts` files here; the runner and `internal/` helpers are not.
@@ -25,7 +25,8 @@ if (name === undefined || !/^[A-Za-z0-9_-]+$/.test(name) || !existsSync(join(ben
   process.exit(2)
 }
 
-const child = spawn(process.execPath, ["--expose-gc", ...nodeArgs, join(benchDir, `${name}.ts`)], {
+// The edge benchmark measures a server (its flags); the others replay history (bin/node-flags.mjs).
+const child = spawn(process.execPath, ["--expose-gc", ...(name === "edge" ? nodeArgs : replayNodeArgs), join(benchDir, `${name}.ts`)], {
   stdio: "inherit",
   cwd: dirname(benchDir)
 })

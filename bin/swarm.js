@@ -2,17 +2,18 @@
 // `swarm`: the command line (src/cli/), run from its TypeScript sources (bin/typescript-hooks.mjs).
 // Everything is resolved from this file's location, so it works from any working directory;
 // relative paths in the arguments are relative to the working directory, as usual. Started
-// without Swarm's V8 flags (bin/node-flags.mjs), it runs itself again with them.
+// without Swarm's V8 flags for the command (bin/node-flags.mjs), it runs itself again with them.
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { hasNodeFlags, NODE_FLAGS } from "./node-flags.mjs"
+import { flagsFor, hasNodeFlags } from "./node-flags.mjs"
 
-if (hasNodeFlags()) {
+const flags = flagsFor(process.argv[2])
+if (hasNodeFlags(flags)) {
   await import("./typescript.mjs")
   const { runMain } = await import("../src/cli/Main.ts")
   runMain(process.argv.slice(2))
 } else {
-  const child = spawn(process.execPath, [...process.execArgv, ...NODE_FLAGS, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+  const child = spawn(process.execPath, [...process.execArgv, ...flags.filter((flag) => !process.execArgv.includes(flag)), fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
     stdio: "inherit"
   })
   // Ctrl-C reaches the child through the terminal's process group; a SIGTERM sent to this process
