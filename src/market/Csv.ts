@@ -533,7 +533,8 @@ class FileState {
   }
 }
 
-const INITIAL_ROWS = 256
+/** Room for the first rows of a series: small, since a file with a symbol column may hold many one-row series. */
+const INITIAL_ROWS = 4
 
 const newSeries = (symbol: string): Series => ({
   symbol: symbol as Symbol,
