@@ -139,6 +139,15 @@ interface Execution extends Common {
   readonly llm: Backtest.LlmOptions
 }
 
+/**
+ * A run interrupted before `execute` has its own handler in place (while it reads its inputs, takes
+ * its lease or makes its recorder) is `stopped` all the same, unless it is being suspended (a
+ * server shutting down: it goes on at the next start). `markEnded` leaves a row that already ended
+ * as it is, so a run `execute` marked already is not marked twice.
+ */
+const stoppedIfInterrupted = (run: RunId, suspended: (() => boolean) | undefined) =>
+  Effect.onInterrupt(() => (suspended?.() === true ? Effect.void : Effect.ignore(Runs.markEnded(run, "stopped", "interrupted"))))
+
 /** Execute a stored run, recording every event not compared, and finish its row. */
 const execute = (x: Execution) =>
   Effect.gen(function*() {
@@ -348,16 +357,16 @@ export const backtest = (options: Options) =>
       ...(options.speed === undefined ? {} : { speed: options.speed })
     })
     options.onCreated?.(created)
-    const llm = yield* LlmRuntime.runOptions()
-    const result = yield* execute({
-      llm,
-      ...options,
-      run: created.id,
-      strategyRef: { id: saved.strategyId, version: saved.version },
-      seed,
-      events,
-      faults: options.faults
-    })
+    const result = yield* Effect.flatMap(LlmRuntime.runOptions(), (llm) =>
+      execute({
+        llm,
+        ...options,
+        run: created.id,
+        strategyRef: { id: saved.strategyId, version: saved.version },
+        seed,
+        events,
+        faults: options.faults
+      })).pipe(stoppedIfInterrupted(created.id, options.suspended))
     return { result, run: created.id, number: created.number, strategyId: saved.strategyId, strategyVersion: saved.version } satisfies Stored
   }).pipe(Effect.withSpan("StoredRun.backtest"))
 
@@ -392,6 +401,13 @@ export const resume = (ref: string, options: Common & { readonly owner?: string 
     if (run.status !== "running" && run.status !== "paused" && run.status !== "stopped") {
       return yield* new NotResumable({ run: run.id, reason: `it is ${run.status}` })
     }
+    const { recorded, result } = yield* resumed(run, options).pipe(stoppedIfInterrupted(run.id, options.suspended))
+    return { result, run: run.id, recorded } satisfies Resumed
+  }).pipe(Effect.withSpan("StoredRun.resume"))
+
+/** `resume`'s re-execution of a run found resumable, and the number of events it had recorded. */
+const resumed = (run: Runs.RunRecord, options: Common) =>
+  Effect.gen(function*() {
     const { events, feed } = yield* inputsOf(run)
     const approver = yield* recordedApprover(run.id, options.approver)
     const head = yield* Runs.lastEvent(run.id)
@@ -417,8 +433,8 @@ export const resume = (ref: string, options: Common & { readonly owner?: string 
       ...Option.match(head, { onNone: () => ({}), onSome: (h) => ({ from: { count: h.seq, hash: h.hash } }) }),
       ...Option.match(checkpoint, { onNone: () => ({}), onSome: (c) => ({ checkpoint: c.state }) })
     })
-    return { result, run: run.id, recorded: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }) } satisfies Resumed
-  }).pipe(Effect.withSpan("StoredRun.resume"))
+    return { result, recorded: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }) }
+  })
 
 /**
  * Resume every unfinished run (`running` or `paused`) that no process is running, oldest first:

@@ -51,5 +51,22 @@ for (const backend of backends) {
         expect((yield* Runs.get(run)).status).toBe("completed")
         expect((yield* Audit.verifyRun(run)).ok).toBe(true)
       }), { timeout: 120_000 })
+
+    it.effect("interrupted as soon as its row exists (before it takes its lease): stopped, unless suspended, then left running", () =>
+      Effect.gen(function*() {
+        for (const suspending of [false, true]) {
+          // Interrupted right after the row is written: at the next step, before the run's own handler is in place.
+          const created = yield* Deferred.make<string>()
+          const fiber = yield* Effect.fork(StoredRun.backtest(stored(2, 300, {
+            name: `interrupted early ${suspending}`,
+            mode: "paper",
+            onCreated: (c) => Deferred.unsafeDone(created, Effect.succeed(c.id)),
+            suspended: () => suspending
+          })))
+          const run = yield* Deferred.await(created)
+          yield* Fiber.interrupt(fiber)
+          expect((yield* Runs.get(run)).status).toBe(suspending ? "running" : "stopped")
+        }
+      }), { timeout: 120_000 })
   })
 }
