@@ -9,6 +9,15 @@ import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
+/** A `swarm serve` started by `ProcessGroups.serve`: its base URL, its output so far, its exit code (130: SIGINT). */
+export interface Served {
+  readonly child: ChildProcess
+  readonly base: string
+  readonly stdout: () => string
+  readonly stderr: () => string
+  readonly exited: Promise<number | null>
+}
+
 export class ProcessGroups {
   private readonly groups: Array<number> = []
 
@@ -17,6 +26,30 @@ export class ProcessGroups {
     const child = spawn(process.execPath, [Path.join(root, "bin", "swarm.js"), ...args], { ...options, detached: true })
     if (child.pid !== undefined) this.groups.push(child.pid)
     return child
+  }
+
+  /**
+   * `swarm serve --port 0` in a group of its own, once it says where it listens and `settle` ms more
+   * (the first-start lines come right after the listening line).
+   */
+  serve(options: { readonly cwd: string; readonly env: NodeJS.ProcessEnv; readonly settle: number }): Promise<Served> {
+    return new Promise<Served>((resolve, reject) => {
+      const child = this.spawn(["serve", "--port", "0"], options)
+      let out = ""
+      let err = ""
+      let listening = false
+      const exited = new Promise<number | null>((done) => child.on("exit", (code, signal) => done(signal === "SIGINT" ? 130 : code)))
+      child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()))
+      child.stderr!.on("data", (chunk: Buffer) => {
+        err += chunk.toString()
+        const match = /listening on (http:\/\/\S+)/.exec(err)
+        if (match !== null && !listening) {
+          listening = true
+          setTimeout(() => resolve({ child, base: match[1]!, stdout: () => out, stderr: () => err, exited }), options.settle)
+        }
+      })
+      exited.then((code) => reject(new Error(`swarm serve exited ${code} before listening: ${err}`)))
+    })
   }
 
   /** SIGKILL every group started (those gone already are skipped). */

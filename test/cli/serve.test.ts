@@ -5,7 +5,7 @@
  * frees the database, suspending the paper run; the next start makes no second admin and resumes
  * the run, which goes on recording after the last event it had — no gap, no duplicate.
  */
-import { type ChildProcess, spawnSync } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Path from "node:path"
@@ -23,32 +23,13 @@ afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true })
 })
 
-interface Started {
-  readonly child: ChildProcess
-  readonly base: string
-  readonly stdout: () => string
-  readonly stderr: () => string
-  readonly exited: Promise<number | null>
-}
-
-/** Start `swarm serve --port 0` and wait until it says where it listens. */
+/** Start `swarm serve --port 0` on the embedded database in `dataDir`, past its first-start lines. */
 const start = (dataDir: string) =>
   Effect.promise(() =>
-    new Promise<Started>((resolve, reject) => {
-      const env = Object.fromEntries(Object.entries({ ...process.env, SWARM_DATA_DIR: dataDir }).filter(([k]) => k !== "DATABASE_URL"))
-      // Its own process group: Ctrl-C at a terminal signals the whole group (bin/swarm.js and the node it starts).
-      const child = processes.spawn(["serve", "--port", "0"], { cwd: tmp, env })
-      let out = ""
-      let err = ""
-      const exited = new Promise<number | null>((done) => child.on("exit", (code, signal) => done(signal === "SIGINT" ? 130 : code)))
-      child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()))
-      child.stderr!.on("data", (chunk: Buffer) => {
-        err += chunk.toString()
-        const listening = /listening on (http:\/\/\S+)/.exec(err)
-        // The first-start lines come right after: wait for them when this is the first start.
-        if (listening !== null) setTimeout(() => resolve({ child, base: listening[1]!, stdout: () => out, stderr: () => err, exited }), 1_000)
-      })
-      exited.then((code) => reject(new Error(`swarm serve exited ${code} before listening: ${err}`)))
+    processes.serve({
+      cwd: tmp,
+      env: Object.fromEntries(Object.entries({ ...process.env, SWARM_DATA_DIR: dataDir }).filter(([k]) => k !== "DATABASE_URL")),
+      settle: 1_000
     })
   )
 

@@ -28,7 +28,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Redis as IORedis } from "ioredis"
 import { Effect, Exit, Scope } from "effect"
 import * as Database from "../../src/store/Database.js"
-import { ProcessGroups } from "../cli/processes.js"
+import { ProcessGroups, type Served } from "../cli/processes.js"
 import { cleanUp, probe, redisUrl, uniquePrefix } from "../bus/redis.js"
 import { serverUrl } from "../store/fresh.js"
 import { open, rpcClient } from "./fixtures.js"
@@ -96,34 +96,9 @@ const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, m
 // ---------------------------------------------------------------------------------------------
 // The servers
 
-interface Started {
-  readonly child: ChildProcess
-  readonly base: string
-  readonly stdout: () => string
-  readonly stderr: () => string
-  readonly exited: Promise<number | null>
-}
+const start = (env: NodeJS.ProcessEnv, settle: number) => processes.serve({ cwd: tmp, env, settle })
 
-const start = (env: NodeJS.ProcessEnv, settle: number) =>
-  new Promise<Started>((resolve, reject) => {
-    const child = processes.spawn(["serve", "--port", "0"], { cwd: tmp, env })
-    let out = ""
-    let err = ""
-    let listening = false
-    const exited = new Promise<number | null>((done) => child.on("exit", (code, signal) => done(signal === "SIGINT" ? 130 : code)))
-    child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()))
-    child.stderr!.on("data", (chunk: Buffer) => {
-      err += chunk.toString()
-      const match = /listening on (http:\/\/\S+)/.exec(err)
-      if (match !== null && !listening) {
-        listening = true
-        setTimeout(() => resolve({ child, base: match[1]!, stdout: () => out, stderr: () => err, exited }), settle)
-      }
-    })
-    exited.then((code) => reject(new Error(`swarm serve exited ${code} before listening: ${err}`)))
-  })
-
-const stop = async (server: Started | undefined) => {
+const stop = async (server: Served | undefined) => {
   if (server === undefined || server.child.exitCode !== null) return
   process.kill(-server.child.pid!, "SIGINT")
   await Promise.race([server.exited, sleep(10_000)])
@@ -131,8 +106,8 @@ const stop = async (server: Started | undefined) => {
 
 let redis: PrivateRedis | undefined
 let dbScope: Scope.CloseableScope | undefined
-let a: Started | undefined
-let b: Started | undefined
+let a: Served | undefined
+let b: Served | undefined
 let key = ""
 
 beforeAll(async () => {
