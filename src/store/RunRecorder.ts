@@ -385,6 +385,9 @@ export const make = (
 /** One transaction: every table's rows, all or nothing. */
 const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch): Promise<void> => {
   const client = await pool.connect()
+  // The connection is closed only if it cannot be trusted: when the rollback failed too (a dropped
+  // connection). A statement the server refused (a row it cannot store) leaves it sound once rolled
+  // back — and the embedded database has one connection, whose reopening failed the next query.
   let broken: Error | undefined
   try {
     await client.query("begin")
@@ -397,9 +400,11 @@ const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch): Promise<void>
     }
     await client.query("commit")
   } catch (error) {
-    broken = error instanceof Error ? error : new Error(String(error))
-    await client.query("rollback").catch(() => undefined)
-    throw broken
+    const failure = error instanceof Error ? error : new Error(String(error))
+    await client.query("rollback").catch((rollback: unknown) => {
+      broken = rollback instanceof Error ? rollback : failure
+    })
+    throw failure
   } finally {
     client.release(broken)
   }

@@ -218,6 +218,25 @@ for (const backend of backends) {
         expectCorrupt(yield* failure(Runs.get(notAnObject)), notAnObject, "strategy")
       }))
 
+    it.scoped("a group commit the database refuses fails the recorder, and the very next query works (the embedded single connection too)", () =>
+      Effect.gen(function*() {
+        const owner = yield* Users.ensureLocal()
+        const s = strategy(1, "refused commit")
+        const saved = yield* Strategies.saveVersion(owner, s)
+        const created = yield* newRun(owner, saved, s, marketConfig(1, 10), "fp")
+        const recorder = yield* RunRecorder.make(created.id)
+        // Text no Postgres column holds (a NUL): the batch is refused, all of it, on every try.
+        const event = { _tag: "ReasoningRecorded", run: created.id, seq: 1, at: 0, agent: "a", round: "r", kind: "plan", role: "analyst", text: "a\u0000b" }
+        recorder.sink(event as never, JSON.stringify(event))
+        const refused = yield* Effect.flip(recorder.flush.pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "the flush never ended" })))
+        expect(refused).toMatchObject({ _tag: "StoreError" })
+        // Before, the embedded database's connection was closed with the failure, and reopening it
+        // failed the next query ("Failed to acquire connection").
+        const sql = yield* SqlClient.SqlClient
+        expect(yield* sql<{ x: number }>`select 1 as x`).toEqual([{ x: 1 }])
+        expect(yield* count("run_events")).toBeGreaterThanOrEqual(0)
+      }), { timeout: 60_000 })
+
     it.scoped("a checkpoint that is the last row written is committed by a flush (a paper run suspended between bars)", () =>
       Effect.gen(function*() {
         const owner = yield* Users.ensureLocal()
