@@ -25,7 +25,7 @@ export class CurrentPrincipal extends Context.Tag("swarm/rpc/CurrentPrincipal")<
 // ---------------------------------------------------------------------------------------------
 // Shared shapes and errors
 
-/** A bad payload the schema could not catch (a reference to something inconsistent): the field and why. */
+/** A bad payload: one that does not decode (see `CheckedPayload`) or refers to something inconsistent — the field and why. */
 export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {
   field: Schema.String,
   reason: Schema.String
@@ -352,5 +352,16 @@ export class TraceRpcs extends RpcGroup.make(
   Rpc.make("traces.get", { payload: { run: Ref, round: Schema.optional(Ref) }, success: RunTraces, error: Schema.Union(RunNotFound, Unavailable) })
 ).middleware(Authenticated) {}
 
+/**
+ * A payload that does not decode: every procedure can answer it, as `InvalidRequest` naming the
+ * field (its path in the payload, `payload` for the whole) and the schema's reason. The server
+ * checks each request's payload before @effect/rpc sees it (src/edge/RpcPayloads.ts); this
+ * middleware does nothing else — it is how every procedure's error type, on both sides, says so.
+ */
+export class CheckedPayload extends RpcMiddleware.Tag<CheckedPayload>()("CheckedPayload", {
+  failure: InvalidRequest
+}) {}
+
 /** Everything the server serves. */
 export const SwarmRpcs = StrategyRpcs.merge(RuleRpcs, RunRpcs, ApprovalRpcs, LeaderboardRpcs, AdminRpcs, WebhookRpcs, ChatRpcs, TraceRpcs)
+  .middleware(CheckedPayload)

@@ -27,6 +27,7 @@ import * as RunEvents from "./RunEvents.js"
 import * as RunManager from "./RunManager.js"
 import { TraceHandlers } from "./TraceHandlers.js"
 import { WebhookHandlers } from "./WebhookHandlers.js"
+import * as RpcPayloads from "./RpcPayloads.js"
 import * as Webhooks from "./Webhooks.js"
 
 const handlers = Layer.mergeAll(
@@ -43,11 +44,14 @@ const handlers = Layer.mergeAll(
   AuthenticatedLive
 )
 
-/** The RPC endpoint, over HTTP (ndjson, streams delivered as they come) and WebSocket. */
+/**
+ * The RPC endpoint, over HTTP (ndjson, streams delivered as they come) and WebSocket; on both, a
+ * payload that does not decode is a typed `InvalidRequest` (RpcPayloads.ts).
+ */
 export const rpcRoutes = Layer.mergeAll(
-  RpcServer.layerHttpRouter({ group: SwarmRpcs, path: "/rpc", protocol: "http" }),
-  RpcServer.layerHttpRouter({ group: SwarmRpcs, path: "/rpc/ws", protocol: "websocket" })
-).pipe(Layer.provide(handlers), Layer.provide(RpcSerialization.layerNdjson))
+  RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(SwarmRpcs, RpcServer.layerProtocolHttpRouter({ path: "/rpc" })))),
+  RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(SwarmRpcs, RpcServer.layerProtocolWebsocketRouter({ path: "/rpc/ws" }))))
+).pipe(Layer.provide(handlers), Layer.provide(RpcPayloads.CheckedPayloadLive), Layer.provide(RpcSerialization.layerNdjson))
 
 /**
  * The services every route shares, over a database layer (the configured store, or a test's). With
