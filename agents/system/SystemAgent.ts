@@ -19,6 +19,12 @@
  * routed to the same tools by keywords and answered with their plain sentences, word by word. Every
  * model call is recorded (an `LlmCall` of agent `system`), under the process's concurrency cap and
  * the run's LLM timeouts; a failure mid-answer ends it with `Failed`, recorded as such.
+ *
+ * The chat spends the run's LLM budget (the strategy's `llm.budget`), on top of what the run's own
+ * calls spent: each model call reserves its prompt's upper bound and its longest answer first, as
+ * the run's agents do, so the budget is never exceeded. A call that does not fit is not made
+ * (recorded with outcome `budget`): the answer says so and goes on offline — the question routed to
+ * the tools — and its `Done` names the offline backend.
  */
 import { createHash } from "node:crypto"
 import type { SqlClient } from "@effect/sql"
@@ -42,6 +48,7 @@ import {
   type BackendError,
   defaultLlmConfig,
   type LlmCall,
+  type LlmBudgetExhausted,
   type LlmConfig,
   LlmTimeout,
   type Message,
@@ -51,9 +58,12 @@ import { agentName } from "../../schemas/Strategy.js"
 import * as Actor from "../../src/actor/Actor.js"
 import type { ActorRef } from "../../src/actor/ActorRef.js"
 import * as ActorSystem from "../../src/actor/ActorSystem.js"
-import type { BackendInfo, ChatRequest } from "../../src/llm/LanguageModel.js"
+import { Budget, promptTokensUpperBound, type Reservation } from "../../src/llm/Budget.js"
+import type { BackendInfo, ChatRequest, LanguageModel } from "../../src/llm/LanguageModel.js"
 import { LlmRuntime } from "../../src/llm/LlmRuntime.js"
+import * as Offline from "../../src/llm/Offline.js"
 import * as Chats from "../../src/store/Chats.js"
+import * as RecordedLlmCalls from "../../src/store/RecordedLlmCalls.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Supervisor from "../../supervisors/Supervisor.js"
 import * as Format from "./internal/Format.js"
@@ -185,8 +195,11 @@ class Turn {
   model: string = defaultLlmConfig.model
   /** `Done` or `Failed` was sent, or the asker was failed. */
   finished = false
+  /** The run's LLM budget with what the run and its chat have spent charged (none for the offline backend). */
+  budget: Budget | undefined = undefined
 
-  constructor(readonly run: RunId, readonly reply: ChunkSink, readonly feed: Feed, readonly backend: Backend) {}
+  /** `backend`: the model's, until the budget is spent (then `offline`). */
+  constructor(readonly run: RunId, readonly reply: ChunkSink, readonly feed: Feed, public backend: Backend) {}
 
   emit(body: Body<ChatChunk>): Effect.Effect<void> {
     return Effect.suspend(() => {
@@ -343,7 +356,14 @@ const useTool = (call: ToolCall, record: Runs.RunRecord) => {
  * One model call, streamed: its text goes out as tokens while it comes; retried (with backoff, for
  * a transient failure) only while it has given no text; recorded whatever its outcome.
  */
-const callModel = (deps: Deps, turn: Turn, request: ChatRequest, config: LlmConfig) =>
+const callModel = (
+  deps: Deps,
+  turn: Turn,
+  request: ChatRequest,
+  config: LlmConfig,
+  model: LanguageModel["Type"] = deps.llm.model,
+  reservation?: Reservation
+) =>
   Effect.gen(function*() {
     const n = ++turn.calls
     const started = performance.now()
@@ -357,7 +377,7 @@ const callModel = (deps: Deps, turn: Turn, request: ChatRequest, config: LlmConf
       attempts++
       content = ""
       toolCalls = []
-      return deps.llm.model.chatStream(request).pipe(
+      return model.chatStream(request).pipe(
         Stream.runForEach((chunk) => {
           switch (chunk._tag) {
             case "Text":
@@ -391,18 +411,20 @@ const callModel = (deps: Deps, turn: Turn, request: ChatRequest, config: LlmConf
     )
     turn.tokensIn += tokensIn
     turn.tokensOut += tokensOut
+    const charged = reservation === undefined || turn.budget === undefined ? undefined : turn.budget.settle(reservation, tokensIn, tokensOut)
     const prompt = promptOf(request)
     const answer = toolCalls.length > 0 ? JSON.stringify({ content, toolCalls }) : content
     const call: LlmCall = {
       agent: AGENT,
       step: `q${turn.question}-${n}`,
       model: request.model,
-      backend: deps.llm.model.backend.kind,
+      backend: model.backend.kind,
       promptHash: sha256(prompt),
       prompt,
       ...(answer === "" ? {} : { answer }),
       tokensIn,
       tokensOut,
+      ...(charged !== undefined && turn.budget!.priced ? { cost: charged.cost } : {}),
       latencyMillis: Math.round(performance.now() - started),
       cache: "off",
       attempts,
@@ -424,8 +446,40 @@ const requestOf = (config: LlmConfig, messages: ReadonlyArray<Message>, extra: P
   ...extra
 })
 
+/** The tool specs' share of a prompt's upper bound in tokens (they go with it). */
+const TOOL_SPEC_TOKENS = Buffer.byteLength(JSON.stringify(toolSpecs), "utf8")
+
+/**
+ * A model call the budget refused: recorded (outcome `budget`, no tokens), said in the answer, and
+ * the rest of the answer given offline.
+ */
+const budgetSpent = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: LlmConfig, messages: Array<Message>, question: string, request: ChatRequest, refusal: LlmBudgetExhausted) =>
+  Effect.gen(function*() {
+    const prompt = promptOf(request)
+    yield* Chats.recordCall(turn.session!.id, turn.question, {
+      agent: AGENT,
+      step: `q${turn.question}-${++turn.calls}`,
+      model: request.model,
+      backend: deps.llm.model.backend.kind,
+      promptHash: sha256(prompt),
+      prompt,
+      tokensIn: 0,
+      tokensOut: 0,
+      latencyMillis: 0,
+      cache: "off",
+      attempts: 0,
+      outcome: "budget",
+      error: refusal.message
+    })
+    turn.backend = "offline"
+    const notice = `The run's language-model budget is spent (${refusal.message}), so I answer without the model. `
+    turn.text += notice
+    yield* turn.emit({ _tag: "Token", text: notice })
+    yield* answerOffline(deps, turn, record, config, messages, question, Offline.make("offline: the run's LLM budget is spent"))
+  })
+
 /** With a model: turns with tools until it answers in text (at most `MAX_TOOL_ROUNDS` of them), streamed. */
-const converse = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: LlmConfig, messages: Array<Message>) =>
+const converse = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: LlmConfig, messages: Array<Message>, question: string) =>
   Effect.gen(function*() {
     for (let round = 0;; round++) {
       const tools = round < MAX_TOOL_ROUNDS
@@ -435,10 +489,19 @@ const converse = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: LlmCon
           content: `You have called tools ${MAX_TOOL_ROUNDS} times for this question: answer now, from their results, without calling another.`
         })
       }
-      const result = yield* callModel(deps, turn, requestOf(config, messages, tools ? { tools: toolSpecs } : {}), config)
+      const request = requestOf(config, messages, tools ? { tools: toolSpecs } : {})
+      let reservation: Reservation | undefined
+      if (turn.budget !== undefined) {
+        const reserved = turn.budget.reserve(promptTokensUpperBound(messages) + (tools ? TOOL_SPEC_TOKENS : 0), config.maxTokensOut)
+        if (Either.isLeft(reserved)) return yield* budgetSpent(deps, turn, record, config, messages, question, request, reserved.left)
+        reservation = reserved.right
+      }
+      const result = yield* callModel(deps, turn, request, config, deps.llm.model, reservation)
       if (!tools || result.toolCalls.length === 0) return
       const calls = result.toolCalls.slice(0, MAX_CALLS_PER_TURN)
-      messages.push({ role: "assistant", content: result.content, toolCalls: calls })
+      // Its calls go back as stored: arguments cut short (a model that wrote 200 KB of them is not
+      // sent them again, nor charged for them).
+      messages.push({ role: "assistant", content: result.content, toolCalls: calls.map(storedCall) })
       yield* Chats.append(turn.session!.id, {
         role: "assistant",
         content: "",
@@ -455,8 +518,19 @@ const converse = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: LlmCon
     }
   })
 
-/** Without a model: the question routed to a tool by keywords, answered with its sentences, streamed word by word. */
-const answerOffline = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: LlmConfig, messages: Array<Message>, question: string) =>
+/**
+ * Without a model (the offline backend, or a spent budget: `model` is then an offline one): the
+ * question routed to a tool by keywords, answered with its sentences, streamed word by word.
+ */
+const answerOffline = (
+  deps: Deps,
+  turn: Turn,
+  record: Runs.RunRecord,
+  config: LlmConfig,
+  messages: Array<Message>,
+  question: string,
+  model: LanguageModel["Type"] = deps.llm.model
+) =>
   Effect.gen(function*() {
     const routed = routeQuestion(question, { symbols: record.strategy.symbols })
     let text = CAPABILITIES
@@ -469,7 +543,7 @@ const answerOffline = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: L
       messages.push({ role: "assistant", content: "", toolCalls: [call] }, { role: "tool", content: used.content, toolName: used.tool })
       text = used.sentences
     }
-    yield* callModel(deps, turn, requestOf(config, messages, { offline: () => ({ content: text }) }), config)
+    yield* callModel(deps, turn, requestOf(config, messages, { offline: () => ({ content: text }) }), config, model)
   })
 
 /** The answer broke off with a typed failure: recorded as such, `Failed` sent (or the asker failed, before the question was recorded). */
@@ -521,6 +595,13 @@ const answer = (deps: Deps, message: AnswerQuestion): Effect.Effect<void> => {
     turn.model = config.model
     const session = yield* Chats.session(record.id, record.owner)
     turn.session = session
+    if (turn.backend !== "offline") {
+      // The run's budget, less what the run's calls and this chat's have spent.
+      const run = yield* RecordedLlmCalls.spent(record.id)
+      const chat = yield* Chats.spent(session.id)
+      turn.budget = new Budget(record.id, config.budget)
+      turn.budget.charge(run.tokens + chat.tokens, run.cost + chat.cost)
+    }
     const earlier = yield* Chats.history(session.id, { limit: HISTORY_MESSAGES * 3 })
     const asked = yield* Chats.append(session.id, { role: "user", content: message.question })
     turn.question = asked.seq
@@ -531,7 +612,7 @@ const answer = (deps: Deps, message: AnswerQuestion): Effect.Effect<void> => {
       { role: "user", content: message.question }
     ]
     if (turn.backend === "offline") yield* answerOffline(deps, turn, record, config, messages, message.question)
-    else yield* converse(deps, turn, record, config, messages)
+    else yield* converse(deps, turn, record, config, messages, message.question)
     const saved = yield* Chats.append(session.id, {
       role: "assistant",
       content: turn.text,

@@ -170,6 +170,16 @@ export const recordCall = Effect.fn("Chats.recordCall")(function*(session: ChatS
   }))
 }, storeError("record a chat's model call"))
 
+/** What a session's model calls spent (tokens in and out together, and cost), as recorded. */
+export const spent = Effect.fn("Chats.spent")(function*(session: ChatSessionId) {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ tokens: string | number | null; cost: string | number | null }>`
+    select sum(coalesce((body->>'tokensIn')::bigint, 0) + coalesce((body->>'tokensOut')::bigint, 0)) as tokens,
+           sum(coalesce((body->>'cost')::float8, 0)) as cost
+    from chat_llm_calls where session_id = ${session}`
+  return { tokens: Number(row?.tokens ?? 0), cost: Number(row?.cost ?? 0) }
+}, storeError("read what a chat's model calls spent"))
+
 export interface RecordedCall {
   readonly seq: number
   readonly question: number | null

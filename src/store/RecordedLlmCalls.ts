@@ -37,3 +37,19 @@ export const read = Effect.fn("RecordedLlmCalls.read")(function*(run: RunId) {
   }
   return { calls, started } satisfies Recorded
 }, storeError("read a run's model calls"))
+
+/** What a run's recorded model calls spent: tokens in and out together, and cost (0 when not priced). */
+export interface Spent {
+  readonly tokens: number
+  readonly cost: number
+}
+
+/** What `run`'s model calls spent, as recorded (its `LlmCalled` events): what its chat spends on top of. */
+export const spent = Effect.fn("RecordedLlmCalls.spent")(function*(run: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ tokens: string | number | null; cost: string | number | null }>`
+    select sum(coalesce((c->>'tokensIn')::bigint, 0) + coalesce((c->>'tokensOut')::bigint, 0)) as tokens,
+           sum(coalesce((c->>'cost')::float8, 0)) as cost
+    from (select body::jsonb->'call' as c from run_events where run_id = ${run} and tag = 'LlmCalled') calls`
+  return { tokens: Number(row?.tokens ?? 0), cost: Number(row?.cost ?? 0) } satisfies Spent
+}, storeError("read what a run's model calls spent"))

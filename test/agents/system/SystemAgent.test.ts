@@ -191,6 +191,8 @@ for (const backend of backends) {
             ["ToolCallRejected", "other"],
             ["ToolCallRejected", "top"]
           ])
+          // The model is not sent its 200 KB argument back (nor charged for it): its calls go back cut, as stored.
+          expect(JSON.stringify(fake.requests[1]!.messages).length).toBeLessThan(20_000)
           // The answer's NUL is stored as U+FFFD; the huge argument is stored cut.
           const { messages } = yield* historyOf(run.id)
           expect(messages.at(-1)!.content).toBe("Sorry, I could not use the tools.\uFFFD")
@@ -299,6 +301,44 @@ for (const backend of backends) {
 
           const { calls } = yield* historyOf(run.id)
           expect(calls.map((c) => [c.call.backend, c.call.outcome])).toEqual([["offline", "ok"], ["offline", "ok"], ["offline", "ok"]])
+        }), { timeout: 60_000 })
+
+      it.scoped("the chat spends the run's LLM budget: what the run spent counts, and a call that would pass it is not made", () =>
+        Effect.gen(function*() {
+          const fake = yield* FakeOllama.start(() => ({ content: "From the model.", tokensIn: 800, tokensOut: 30 }))
+          const agent = yield* ollamaAgent(fake)
+
+          // A budget the run's own calls have (all but) spent: the model is not asked.
+          const spent = yield* seedRun("alice", TRADES, { budget: { tokens: 50_000 } })
+          const expected = TradeAnalysis.describeTradeAnalysis(TradeAnalysis.analyseTrades(TRADES, { positionSizeBase: spent.strategy.initialCash }))
+          const sql = yield* SqlClient.SqlClient
+          const call = { agent: "llm_analyst", step: "analyst", model: "llama3.2:3b", backend: "ollama", promptHash: "0".repeat(64), tokensIn: 48_000, tokensOut: 1_500, latencyMillis: 5, cache: "miss", attempts: 1, outcome: "ok" }
+          const seq = TRADES.length + 1
+          const body = JSON.stringify({ _tag: "LlmCalled", run: spent.id, seq, at: 0, call })
+          yield* sql`insert into run_events ${sql.insert({ runId: spent.id, seq, tag: "LlmCalled", at: 0, hash: "0".repeat(64), body })}`.pipe(Effect.orDie)
+
+          const chunks = yield* collect(agent.ask(spent.id, "Which trades lost money?"))
+          expect(fake.requests).toHaveLength(0)
+          expect(textOf(chunks)).toMatch(/^The run's language-model budget is spent \(run \S+'s LLM tokens budget is spent \(49500 of 50000; the call needed up to \d+\)\), so I answer without the model\. /)
+          // The rest of the answer as the offline agent gives it: from the tools, in sentences.
+          expect(ofTag(chunks, "ToolUsed").map((u) => [u.tool, u.ok])).toEqual([["analyse_trades", true]])
+          expect(textOf(chunks).endsWith(expected)).toBe(true)
+          expect(chunks.at(-1)).toMatchObject({ _tag: "Done", backend: "offline", tokensIn: 0, tokensOut: 0 })
+          const { calls, messages } = yield* historyOf(spent.id)
+          expect(calls.map((c) => [c.call.backend, c.call.outcome, c.call.attempts])).toEqual([["ollama", "budget", 0], ["offline", "ok", 1]])
+          expect(calls[0]!.call.error).toContain("budget is spent")
+          expect(messages.at(-1)).toMatchObject({ role: "assistant", backend: "offline", error: null })
+
+          // The same budget, nothing spent: the model answers, and what it used is charged to the chat.
+          const fresh = yield* seedRun("alice", TRADES, { budget: { tokens: 50_000, pricePerMillionIn: 1, pricePerMillionOut: 2 } })
+          const answered = yield* collect(agent.ask(fresh.id, "Which trades lost money?"))
+          expect(textOf(answered)).toBe("From the model.")
+          expect(answered.at(-1)).toMatchObject({ _tag: "Done", backend: "ollama" })
+          const session = yield* Chats.find(fresh.id).pipe(Effect.orDie)
+          expect(session._tag).toBe("Some")
+          if (session._tag !== "Some") return
+          expect(yield* Chats.spent(session.value.id).pipe(Effect.orDie)).toEqual({ tokens: 830, cost: (800 * 1 + 30 * 2) / 1_000_000 })
+          expect((yield* historyOf(fresh.id)).calls.map((c) => c.call.cost)).toEqual([(800 * 1 + 30 * 2) / 1_000_000])
         }), { timeout: 60_000 })
 
       it.scoped("offline, on recorded backtests: a round explained, the metrics, a comparison with another run", () =>
