@@ -28,7 +28,7 @@
  */
 import { createHash } from "node:crypto"
 import type { SqlClient } from "@effect/sql"
-import { Cause, Clock, Context, Duration, Effect, Either, Exit, Layer, Mailbox, Schedule, type Scope, Stream } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Either, Exit, Layer, Mailbox, Option, Schedule, type Scope, Stream } from "effect"
 import {
   AnswerQuestion,
   type ChatChunk,
@@ -56,6 +56,7 @@ import {
 } from "../../schemas/Llm.js"
 import { agentName } from "../../schemas/Strategy.js"
 import * as Actor from "../../src/actor/Actor.js"
+import { ChatFanout, type ChatFanoutService } from "../../src/bus/ChatFanout.js"
 import type { ActorRef } from "../../src/actor/ActorRef.js"
 import * as ActorSystem from "../../src/actor/ActorSystem.js"
 import { Budget, promptTokensUpperBound, type Reservation } from "../../src/llm/Budget.js"
@@ -122,21 +123,39 @@ export class SystemAgent extends Context.Tag("swarm/agents/SystemAgent")<SystemA
 // ---------------------------------------------------------------------------------------------
 // The run's watchers
 
+/** Answers in progress kept for late watchers, at most: the oldest goes (one whose process died mid-answer). */
+const MAX_CURRENT = 1_000
+
 /**
  * Every run's chat watchers (SSE), in this process. `publish` is synchronous and never waits: a
  * watcher that falls more than its buffer behind is dropped with `ChatWatchOverflow`. The answer in
- * progress is kept, so that a watcher arriving mid-answer gets it from its start.
+ * progress is kept, so that a watcher arriving mid-answer gets it from its start. With a fan-out
+ * (src/bus/ChatFanout.ts, Redis) the chunks published here go to the other processes too, and
+ * theirs come to this one's watchers.
  */
 class Feed {
   private readonly watchers = new Map<string, Set<Mailbox.Mailbox<ChatChunk, ChatWatchOverflow>>>()
   private readonly current = new Map<string, Array<ChatChunk>>()
 
-  constructor(private readonly buffer: number) {}
+  constructor(private readonly buffer: number, private readonly fanout?: ChatFanoutService) {
+    fanout?.listen((run, chunk) => this.deliver(run, chunk))
+  }
 
   publish(run: string, chunk: ChatChunk): void {
-    if (chunk._tag === "Asked") this.current.set(run, [chunk])
-    else if (chunk._tag === "Done" || chunk._tag === "Failed") this.current.delete(run)
-    else this.current.get(run)?.push(chunk)
+    this.deliver(run, chunk)
+    this.fanout?.publish(run, chunk)
+  }
+
+  private deliver(run: string, chunk: ChatChunk): void {
+    if (chunk._tag === "Asked") {
+      this.current.delete(run)
+      this.current.set(run, [chunk])
+      if (this.current.size > MAX_CURRENT) this.current.delete(this.current.keys().next().value!)
+    } else if (chunk._tag === "Done" || chunk._tag === "Failed") {
+      this.current.delete(run)
+    } else {
+      this.current.get(run)?.push(chunk)
+    }
     const watchers = this.watchers.get(run)
     if (watchers === undefined) return
     for (const box of watchers) {
@@ -713,10 +732,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, LlmRu
     const llm = yield* LlmRuntime
     const context = yield* Effect.context<SqlClient.SqlClient>()
     const queue = Math.max(1, Math.trunc(options.queue ?? 4))
+    const fanout = yield* Effect.serviceOption(ChatFanout)
     const deps: Deps = {
       llm,
       context,
-      feed: new Feed(Math.max(1, Math.trunc(options.watchBuffer ?? 4_096))),
+      feed: new Feed(Math.max(1, Math.trunc(options.watchBuffer ?? 4_096)), Option.getOrUndefined(fanout)),
       queue,
       idleMillis: Duration.toMillis(Duration.decode(options.idle ?? "15 minutes")),
       sweep: Duration.decode(options.sweep ?? "1 minute")

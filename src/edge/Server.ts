@@ -8,6 +8,7 @@ import { RpcSerialization, RpcServer } from "@effect/rpc"
 import { type ConfigError, Effect, Layer, Option } from "effect"
 import * as SystemAgent from "../../agents/system/SystemAgent.js"
 import { SwarmRpcs } from "../../schemas/Rpc.js"
+import * as ChatFanout from "../bus/ChatFanout.js"
 import * as IdempotencyKeys from "../bus/IdempotencyKeys.js"
 import * as InProcessBus from "../bus/InProcessBus.js"
 import * as LatestCache from "../bus/LatestCache.js"
@@ -56,17 +57,17 @@ export const rpcRoutes = Layer.mergeAll(
 /**
  * The services every route shares, over a database layer (the configured store, or a test's). With
  * `REDIS_URL` set, the event bus, the token buckets (webhook rate limits), the idempotency keys, the
- * latest-values cache and the LLM answer cache are in Redis, shared by every server process on it;
- * otherwise they are this process's own. `llm` unset: the configured model (its cache as above).
+ * latest-values cache, the chat's live chunks and the LLM answer cache are in Redis, shared by every
+ * server process on it; otherwise they are this process's own. `llm` unset: the configured model (its cache as above).
  */
 export const services = <E, R>(store: Layer.Layer<Store.Services, E, R>, llm?: Layer.Layer<LlmRuntime.LlmRuntime, ConfigError.ConfigError>) => {
   const shared = Layer.unwrapEffect(Effect.map(Redis.config, (redis) =>
     Option.isNone(redis)
-      ? Layer.mergeAll(InProcessBus.layer, IdempotencyKeys.layerMemory, LatestCache.layerMemory(), llm ?? LlmRuntime.layer).pipe(
+      ? Layer.mergeAll(InProcessBus.layer, IdempotencyKeys.layerMemory, LatestCache.layerMemory(), ChatFanout.layerMemory, llm ?? LlmRuntime.layer).pipe(
         // One set of buckets: the webhooks' limits and the models' rate limit (LLM_RATE_PER_SECOND).
         Layer.provideMerge(TokenBucket.layerMemory)
       )
-      : Layer.mergeAll(RedisBus.layer, IdempotencyKeys.layerRedis, LatestCache.layerRedis(), llm ?? LlmRuntime.layerRedis).pipe(
+      : Layer.mergeAll(RedisBus.layer, IdempotencyKeys.layerRedis, LatestCache.layerRedis(), ChatFanout.layerRedis, llm ?? LlmRuntime.layerRedis).pipe(
         Layer.provideMerge(TokenBucket.layerRedis),
         Layer.provideMerge(Redis.layerWith(redis.value))
       )))

@@ -26,7 +26,7 @@ import * as os from "node:os"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Redis as IORedis } from "ioredis"
-import { Effect, Exit, Scope } from "effect"
+import { Chunk, Effect, Exit, Scope, Stream } from "effect"
 import * as Database from "../../src/store/Database.js"
 import { ProcessGroups, type Served } from "../cli/processes.js"
 import { cleanUp, probe, redisUrl, uniquePrefix } from "../bus/redis.js"
@@ -307,6 +307,29 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
     expect(statuses.b!.filter((s) => s === 429).length).toBeGreaterThan(0)
     // The rest got past the limit to the usual answers (no such ticker here; no paper run there).
     for (const s of [...statuses.a!, ...statuses.b!]) expect([400, 409, 429]).toContain(s)
+  }, 60_000)
+
+  it("a question asked of the first server streams to a chat watcher on the second, chunk for chunk", async () => {
+    const paper = await startPaperRun(a!.base, 40)
+    const opened = await Effect.runPromise(open(`${b!.base}/v1/runs/${paper.id}/chat`, { authorization: `Bearer ${key}` }))
+    if (!("reader" in opened)) throw new Error(`chat SSE answered ${opened.status}: ${JSON.stringify(opened.body)}`)
+    try {
+      // The watcher is subscribed once its `retry:` has come.
+      expect((await opened.reader.next())?.type).toBe("retry")
+      const asked = await Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(a!.base, key), (rpc) =>
+        rpc("chat.send", { run: paper.id, message: "Which trades lost money?" }).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray)))))
+      expect(asked.at(-1)?._tag).toBe("Done")
+      const watched: Array<{ id: string | undefined; event: string }> = []
+      while (watched.length < asked.length) {
+        const item = await opened.reader.next()
+        if (item === undefined) break
+        if (item.type === "event") watched.push({ id: item.id, event: item.event })
+      }
+      expect(watched.map((w) => w.id)).toEqual(asked.map((c) => `${c.question}.${c.index}`))
+      expect(watched.at(-1)!.event).toBe("done")
+    } finally {
+      opened.reader.close()
+    }
   }, 60_000)
 
   it.skipIf(!hasRedisServer)("Redis killed and started again mid-run loses nothing: every event reaches the subscriber on the other server", async () => {
