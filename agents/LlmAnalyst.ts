@@ -25,7 +25,7 @@ import * as Outside from "../src/swarm/Outside.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
 import { traceOpinions } from "./Analyst.js"
 import { FLAT_BAND } from "./Coordinator.js"
-import { BriefTracker, INDICATOR_WARMUP, type MarketBrief } from "./analysts/MarketBrief.js"
+import { BriefTracker, briefJson, INDICATOR_WARMUP, type MarketBrief } from "./analysts/MarketBrief.js"
 
 type ReasoningKind = Extract<RunEvent, { readonly _tag: "ReasoningRecorded" }>["kind"]
 
@@ -171,14 +171,13 @@ export const make = ({ allowShort, config, deadlineMillis, kind, log, name, sess
         }
         const thinkingOf = ({ brief, round }: (typeof ready)[number]): Thinking<typeof config> => {
           const reason = (order: number, reasoning: ReasoningKind, role: string, text: string) =>
-            log.defer(recordingKey(name, round, `~${String(order).padStart(3, "0")}`), "ReasoningRecorded", {
-              agent: name,
-              round,
-              kind: reasoning,
-              role,
-              text,
-              ...(reasoning === "decision" ? { context: brief } : {})
-            })
+            log.defer(
+              recordingKey(name, round, `~${String(order).padStart(3, "0")}`),
+              "ReasoningRecorded",
+              { agent: name, round, kind: reasoning, role, text },
+              // The decision carries the brief it was made from, as its JSON was made when its bars came.
+              reasoning === "decision" ? { key: "context", value: brief, json: briefJson(brief) } : undefined
+            )
           reason(0, "plan", "analyst", kind.plan(config, brief))
           return { agent: name, round, brief, config, allowShort, session, reason }
         }

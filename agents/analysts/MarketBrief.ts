@@ -36,7 +36,20 @@ export interface MarketBrief {
 /** Four significant decimals at most: enough for prices and indicators, short in a prompt. */
 const round = (x: number): number => Math.round(x * 10_000) / 10_000
 const pct = (now: number, then: number | undefined): number | undefined => then === undefined || then === 0 ? undefined : round((now / then - 1) * 100)
-const iso = (ts: number): string => new Date(ts).toISOString()
+/**
+ * Times as shown, kept: every symbol of a slice shows the same bar time, and a brief's decisions
+ * the times of recent bars. Bounded: emptied when full.
+ */
+const isoTexts = new Map<number, string>()
+const iso = (ts: number): string => {
+  let text = isoTexts.get(ts)
+  if (text === undefined) {
+    if (isoTexts.size >= 4_096) isoTexts.clear()
+    text = new Date(ts).toISOString()
+    isoTexts.set(ts, text)
+  }
+  return text
+}
 
 /** Bars an indicator set needs before every value is there: MACD(12, 26, 9). */
 export const INDICATOR_WARMUP = 34

@@ -31,7 +31,7 @@ import {
 import * as Outside from "../swarm/Outside.js"
 import * as Metrics from "../telemetry/Metrics.js"
 import * as Trace from "../telemetry/Trace.js"
-import { type AnswerCache, keyOf } from "./AnswerCache.js"
+import { type AnswerCache, type CachedAnswer, keyOf } from "./AnswerCache.js"
 import type { Bucket, TokenBucketService } from "../bus/TokenBucket.js"
 import { Budget, promptTokensUpperBound, type Reservation } from "./Budget.js"
 import type { ChatAnswer, ChatRequest, LanguageModel } from "./LanguageModel.js"
@@ -122,8 +122,30 @@ export const recordingKey = (agent: string, round: string | undefined, step: str
   `${agent}\u0000${round ?? ""}\u0000${step}`
 
 /** The prompt as it is hashed and recorded: canonical JSON of what the model is sent. */
-const promptOf = (model: string, messages: ReadonlyArray<Message>, format: object | undefined): string =>
-  JSON.stringify({ model, messages, ...(format === undefined ? {} : { format }) })
+const promptOf = (model: string, messages: ReadonlyArray<Message>, format: Format | undefined): string =>
+  // `JSON.stringify({ model, messages, format })`, the format's JSON made once per schema.
+  `{"model":${JSON.stringify(model)},"messages":${JSON.stringify(messages)}${format === undefined ? "" : `,"format":${format.json}`}}`
+
+/** An answer schema's JSON Schema (Ollama's `format`), and its JSON. */
+interface Format {
+  readonly schema: object
+  readonly json: string
+}
+
+/**
+ * Answers from the in-memory cache as their schema decoded them, by entry: a cached backtest asks
+ * for the same entries run after run, and each decoding cost more than the rest of the hit.
+ * Decoded answers are plain data nobody changes.
+ */
+const decodedEntries = new WeakMap<CachedAnswer, { readonly schema: Schema.Schema<any, any>; readonly value: unknown }>()
+
+const decodeEntry = <A, I>(schema: Schema.Schema<A, I>, entry: CachedAnswer): Either.Either<A, string> => {
+  const known = decodedEntries.get(entry)
+  if (known !== undefined && known.schema === schema) return Either.right(known.value as A)
+  const decoded = decodeAnswer(schema, entry.content)
+  if (Either.isRight(decoded)) decodedEntries.set(entry, { schema, value: decoded.right })
+  return decoded
+}
 
 const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
 
@@ -149,7 +171,7 @@ export class LlmSession {
   readonly budget: Budget
   /** Whether `onBudgetSpent` has been told. */
   private announced = false
-  private readonly formats = new WeakMap<object, object>()
+  private readonly formats = new WeakMap<object, Format>()
 
   constructor(readonly options: SessionOptions) {
     this.budget = new Budget(options.run, options.config.budget)
@@ -218,7 +240,7 @@ export class LlmSession {
     const cacheKey = keyOf(`${backend}:${model}`, promptHash, ask.window)
     const entry = memory.peek(cacheKey)
     if (entry === undefined) return undefined
-    const decoded = decodeAnswer(ask.schema, entry.content)
+    const decoded = decodeEntry(ask.schema, entry)
     if (Either.isLeft(decoded)) return undefined
     const value = decoded.right
     return {
@@ -249,7 +271,7 @@ export class LlmSession {
       const request: ChatRequest = {
         model,
         messages: ask.messages,
-        format,
+        format: format.schema,
         maxTokensOut: config.maxTokensOut,
         temperature: config.temperature,
         ...(this.options.seed === undefined ? {} : { seed: this.options.seed }),
@@ -270,7 +292,7 @@ export class LlmSession {
           // The in-memory cache is read in place: a hit must not leave the world.
           const hit = cache.memory !== undefined ? cache.memory.get(cacheKey) : yield* Outside.run(cache.get(cacheKey))
           if (hit !== undefined) {
-            const value = decodeAnswer(ask.schema, hit.content)
+            const value = decodeEntry(ask.schema, hit)
             if (Either.isRight(value)) {
               return this.done({ value: value.right, call: hitCall(ask, model, promptHash, backend, hit.content) }, trace)
             }
@@ -443,10 +465,11 @@ export class LlmSession {
   }
 
   /** The JSON Schema of an answer's schema, made once per schema. */
-  private formatOf(schema: Schema.Schema<any, any>): object {
+  private formatOf(schema: Schema.Schema<any, any>): Format {
     let format = this.formats.get(schema)
     if (format === undefined) {
-      format = jsonSchemaOf(schema)
+      const json = jsonSchemaOf(schema)
+      format = { schema: json, json: JSON.stringify(json) }
       this.formats.set(schema, format)
     }
     return format

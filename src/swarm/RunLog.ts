@@ -33,6 +33,17 @@ export interface PendingApproval {
 
 export type Sink = (event: RunEvent, json: string) => void
 
+/**
+ * An event's last field given with its JSON already made (a market brief's, cut when its bars
+ * came): the line is the event's JSON with it appended, so those bytes are not serialised again.
+ * `json` must be `JSON.stringify(value)`: the line is then the same as without the tail.
+ */
+export interface Tail {
+  readonly key: string
+  readonly value: unknown
+  readonly json: string
+}
+
 /** Bytes of lines collected before they are hashed. */
 const CHUNK = 1 << 16
 const NEWLINE = 0x0a
@@ -60,8 +71,8 @@ export class RunLog {
    * work that runs in parallel (the calls of LLM analysts), whose completion order is the wall
    * clock's: held and sorted, they come out in the same order on every run and every replay.
    */
-  defer<T extends RunEventTag>(key: string, tag: T, payload: Payload<T>): void {
-    this.deferred.push({ key, emit: () => this.emit(tag, payload) })
+  defer<T extends RunEventTag>(key: string, tag: T, payload: Payload<T>, tail?: Tail): void {
+    this.deferred.push({ key, emit: () => this.emit(tag, payload, tail) })
   }
 
   /** Emit the held events, by key (ties in the order they were held). */
@@ -86,9 +97,14 @@ export class RunLog {
     return this.counts.get(tag) ?? 0
   }
 
-  emit<T extends RunEventTag>(tag: T, payload: Payload<T>): EventOf<T> {
+  /** Append an event; `tail`, its last field with that field's JSON (see `Tail`). */
+  emit<T extends RunEventTag>(tag: T, payload: Payload<T>, tail?: Tail): EventOf<T> {
     const event = { _tag: tag, run: this.run, seq: ++this.seq, at: this.now(), ...payload } as unknown as EventOf<T>
-    const json = JSON.stringify(event)
+    let json = JSON.stringify(event)
+    if (tail !== undefined) {
+      json = `${json.slice(0, -1)},${JSON.stringify(tail.key)}:${tail.json}}`
+      ;(event as unknown as Record<string, unknown>)[tail.key] = tail.value
+    }
     // Lines are encoded into one buffer and hashed a chunk at a time: an update per line (or a
     // string built up and converted later) cost more than the hashing itself.
     if (this.used + json.length * 3 + 1 > CHUNK) this.flush()
