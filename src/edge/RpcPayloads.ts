@@ -9,9 +9,10 @@
  * goes on unchanged; anything that is not a request with a known tag and id is @effect/rpc's,
  * but for ids that are not request ids, on which @effect/rpc would fail the whole connection: a
  * request's is answered as a defect (as @effect/rpc answers an id of the wrong type), an ack's or
- * an interrupt's is dropped (it concerns no request).
+ * an interrupt's is dropped (it concerns no request). Its serialization (`ndjsonObjects`) drops a
+ * line that is not an object, which would fail the WebSocket connection the same way.
  */
-import { type Rpc, type RpcGroup, RpcServer } from "@effect/rpc"
+import { type Rpc, type RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Either, Layer, ParseResult, Schema } from "effect"
 import { CheckedPayload, InvalidRequest } from "../../schemas/Rpc.js"
 
@@ -81,3 +82,21 @@ export const checked = <Rpcs extends Rpc.Any, E, R>(group: RpcGroup.RpcGroup<Rpc
 
 /** `CheckedPayload`'s server side: the checking happened in the protocol, before any middleware. */
 export const CheckedPayloadLive = Layer.succeed(CheckedPayload, CheckedPayload.of(() => Effect.void))
+
+/**
+ * ndjson, but a line that is JSON and not an object (`null`, `3`, `[]`) is dropped: @effect/rpc's
+ * WebSocket protocol reads each message's `_tag` outside its error handling, so one such line
+ * failed the whole connection (and logged it as a server error). It stands for no request.
+ */
+export const ndjsonObjects = RpcSerialization.RpcSerialization.of({
+  ...RpcSerialization.ndjson,
+  unsafeMake: () => {
+    const parser = RpcSerialization.ndjson.unsafeMake()
+    return {
+      decode: (bytes) => parser.decode(bytes).filter((message) => typeof message === "object" && message !== null && !Array.isArray(message)),
+      encode: (response) => parser.encode(response)
+    }
+  }
+})
+
+export const layerNdjsonObjects = Layer.succeed(RpcSerialization.RpcSerialization, ndjsonObjects)

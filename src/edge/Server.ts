@@ -4,7 +4,7 @@
  * WebSocket), the SSE events of a run, the TradingView webhooks and `/health`. `serve` also makes the first admin of an
  * empty database and says what it uses.
  */
-import { RpcSerialization, RpcServer } from "@effect/rpc"
+import { RpcServer } from "@effect/rpc"
 import { type ConfigError, Effect, Layer, Option } from "effect"
 import * as SystemAgent from "../../agents/system/SystemAgent.js"
 import { SwarmRpcs } from "../../schemas/Rpc.js"
@@ -52,7 +52,7 @@ const handlers = Layer.mergeAll(
 export const rpcRoutes = Layer.mergeAll(
   RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(SwarmRpcs, RpcServer.layerProtocolHttpRouter({ path: "/rpc" })))),
   RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(SwarmRpcs, RpcServer.layerProtocolWebsocketRouter({ path: "/rpc/ws" }))))
-).pipe(Layer.provide(handlers), Layer.provide(RpcPayloads.CheckedPayloadLive), Layer.provide(RpcSerialization.layerNdjson))
+).pipe(Layer.provide(handlers), Layer.provide(RpcPayloads.CheckedPayloadLive), Layer.provide(RpcPayloads.layerNdjsonObjects))
 
 /**
  * The services every route shares, over a database layer (the configured store, or a test's). With

@@ -552,5 +552,43 @@ for (const backend of backends) {
         )
         expectAnswers("WebSocket", ws)
       }))
+
+    it.scoped("WebSocket lines that are not objects, or ids that are not request ids, are dropped; the connection goes on", () =>
+      Effect.gen(function*() {
+        const base = yield* Http.baseUrl
+        const dave = yield* Users.create("fuzz-dave", "user")
+        const key = (yield* ApiKeys.issue(dave.id, "fuzz")).key
+        const hostile = ["null", "[]", "3", '"x"', '{"_tag":"Ack","requestId":"nope"}', '{"_tag":"Interrupt","requestId":"x1","interruptors":[]}']
+        const received = yield* Effect.promise(() =>
+          new Promise<string>((resolve, reject) => {
+            const socket = new WebSocket(`${base.replace(/^http/, "ws")}/rpc/ws`)
+            let text = ""
+            const timer = setTimeout(() => {
+              socket.terminate()
+              resolve(text)
+            }, 5_000)
+            socket.on("open", () => {
+              // Each hostile line in a frame of its own, then a good request on the same connection.
+              for (const line of hostile) socket.send(line + "\n")
+              socket.send(rpc(key, "strategies.list", undefined, "7") + "\n")
+            })
+            socket.on("message", (data) => {
+              text += data.toString("utf8")
+              if (text.includes('"requestId":"7"')) {
+                clearTimeout(timer)
+                socket.close()
+                resolve(text)
+              }
+            })
+            socket.on("close", () => {
+              clearTimeout(timer)
+              resolve(text)
+            })
+            socket.on("error", reject)
+          })
+        )
+        const answers = received.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { _tag: string; requestId?: string; exit?: { _tag: string } })
+        expect(answers.find((a) => a.requestId === "7"), received).toMatchObject({ _tag: "Exit", exit: { _tag: "Success" } })
+      }))
   })
 }
