@@ -47,8 +47,8 @@ import {
   type Backend,
   type BackendError,
   defaultLlmConfig,
-  type LlmCall,
   type LlmBudgetExhausted,
+  type LlmCall,
   type LlmConfig,
   LlmTimeout,
   type Message,
@@ -56,9 +56,9 @@ import {
 } from "../../schemas/Llm.js"
 import { agentName } from "../../schemas/Strategy.js"
 import * as Actor from "../../src/actor/Actor.js"
-import { ChatFanout, type ChatFanoutService } from "../../src/bus/ChatFanout.js"
 import type { ActorRef } from "../../src/actor/ActorRef.js"
 import * as ActorSystem from "../../src/actor/ActorSystem.js"
+import { ChatFanout, type ChatFanoutService } from "../../src/bus/ChatFanout.js"
 import { Budget, promptTokensUpperBound, type Reservation } from "../../src/llm/Budget.js"
 import type { BackendInfo, ChatRequest, LanguageModel } from "../../src/llm/LanguageModel.js"
 import { LlmRuntime } from "../../src/llm/LlmRuntime.js"
@@ -472,7 +472,16 @@ const TOOL_SPEC_TOKENS = Buffer.byteLength(JSON.stringify(toolSpecs), "utf8")
  * A model call the budget refused: recorded (outcome `budget`, no tokens), said in the answer, and
  * the rest of the answer given offline.
  */
-const budgetSpent = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: LlmConfig, messages: Array<Message>, question: string, request: ChatRequest, refusal: LlmBudgetExhausted) =>
+const budgetSpent = (
+  deps: Deps,
+  turn: Turn,
+  record: Runs.RunRecord,
+  config: LlmConfig,
+  messages: Array<Message>,
+  question: string,
+  request: ChatRequest,
+  refusal: LlmBudgetExhausted
+) =>
   Effect.gen(function*() {
     const prompt = promptOf(request)
     yield* Chats.recordCall(turn.session!.id, turn.question, {
