@@ -121,6 +121,9 @@ export const RuleHandlers = RuleRpcs.toLayer(Effect.gen(function*() {
   }
 }))
 
+/** Finished runs whose last recorded values `runs.get` keeps (a few KB each). */
+const FINISHED_KEPT = 1_024
+
 export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<SqlClient.SqlClient>()
   const manager = yield* RunManager
@@ -129,13 +132,25 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
   const cache = Option.getOrUndefined(yield* Effect.serviceOption(LatestCache.LatestCache))
   const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
     Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
+  /**
+   * What the database says a finished run ended with, by run: it never changes (a run leaves
+   * `completed`, `failed` or `stopped` for nothing), so it is read once. Bounded: the oldest goes.
+   */
+  const finished = new Map<RunId, RunLatest | undefined>()
   /** Where `run` stands now: the cache's values (live, even from another server), else the database's. */
-  const latestOf = (run: RunId) =>
+  const latestOf = (run: RunId, status: Runs.RunStatus) =>
     Effect.gen(function*() {
       const cached = cache === undefined ? undefined : yield* cache.get(run)
       if (cached !== undefined) return { ...withoutRun(cached), source: "cache" } satisfies RunLatest
+      const ended = status === "completed" || status === "failed" || status === "stopped"
+      if (ended && finished.has(run)) return finished.get(run)
       const recorded = yield* latestRecorded(run)
-      return recorded === undefined ? undefined : { ...withoutRun(recorded), source: "database" } satisfies RunLatest
+      const latest = recorded === undefined ? undefined : { ...withoutRun(recorded), source: "database" } satisfies RunLatest
+      if (ended) {
+        if (finished.size >= FINISHED_KEPT) finished.delete(finished.keys().next().value!)
+        finished.set(run, latest)
+      }
+      return latest
     })
   return {
     "runs.start": (request) => as((p) => Effect.map(manager.start(p, request), runInfo)),
@@ -147,7 +162,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
       as((p) =>
         unavailable(Effect.gen(function*() {
           const summary = yield* Runs.getSummary(run, ownerFilter(p))
-          const latest = yield* latestOf(summary.id)
+          const latest = yield* latestOf(summary.id, summary.status)
           return latest === undefined ? runInfo(summary) : { ...runInfo(summary), latest }
         }))),
     "runs.list": ({ limit, status, strategy }) =>

@@ -107,6 +107,10 @@ for (const backend of backends) {
           expect(got.latest!.seq).toBeGreaterThanOrEqual(last.seq)
           const marked = last.snapshot.positions.filter((p) => p.markPrice > 0)
           for (const position of marked) expect(got.latest?.quotes[position.symbol]).toMatchObject({ price: position.markPrice })
+          // A finished run's values never change: read from the database once, then kept.
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`delete from run_events where run_id = ${done.run} and tag in ('PortfolioUpdated', 'OrderFilled')`.pipe(Effect.orDie)
+          expect((yield* rpc("runs.get", { run: done.run })).latest).toEqual(got.latest)
 
           // Nothing recorded that says where it stands (its lines do not decode as such events): no `latest`, no error.
           const bus = yield* InProcessBus.make()
