@@ -164,7 +164,11 @@ export const translate = (target: RemoteConfig.Target, subject: string) => (erro
         reason: `no pending approval for round ${shown(error.round)} of run ${shown(error.run)} on ${on} (swarm approvals list shows them)`
       })
     case "InvalidRequest":
-      return new UsageError({ field: error.field, reason: error.reason })
+      // A server that names no such procedure is older than this command (as `defectLine` says
+      // for servers that answer it with a defect).
+      return error.field === "tag"
+        ? new RemoteFailed({ field: "server", reason: `${on} does not serve this command (${error.reason}): it is older than this command` })
+        : new UsageError({ field: error.field, reason: error.reason })
     case "Conflict":
       return new UsageError({ field: subject, reason: error.reason })
     case "Unauthorized":

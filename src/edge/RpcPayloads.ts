@@ -1,12 +1,13 @@
 /**
  * Bad payloads as typed errors. @effect/rpc (0.76) decodes a request's payload itself and answers
- * one that does not decode with a defect (`Die`, the schema's tree as text): a client sees an
- * unexpected failure, not an error it can match. This wraps the server's protocol (HTTP or
- * WebSocket): each request's payload is decoded by its procedure's schema first, and one that
- * does not decode is answered here with the failure `InvalidRequest { field, reason }` — the
- * path of the first problem (`strategy.agents.0.type`, or `payload` for the whole) and the
- * schema's message — which every procedure declares (`CheckedPayload`). A request that decodes
- * goes on unchanged; anything that is not a request with a known tag and id is @effect/rpc's,
+ * one that does not decode with a defect (`Die`, the schema's tree as text), and a request naming
+ * no procedure with a defect of the whole connection: a client sees an unexpected failure, not an
+ * error it can match. This wraps the server's protocol (HTTP or WebSocket): each request's tag is
+ * looked up and its payload decoded by its procedure's schema first, and one that names no
+ * procedure or does not decode is answered here with the failure `InvalidRequest { field, reason }`
+ * — `tag`, or the path of the payload's first problem (`strategy.agents.0.type`, or `payload` for
+ * the whole), and why — which every procedure declares (`CheckedPayload`). A request that decodes
+ * goes on unchanged; anything that is not a request is @effect/rpc's,
  * but for ids that are not request ids, on which @effect/rpc would fail the whole connection: a
  * request's is answered as a defect (as @effect/rpc answers an id of the wrong type), an ack's or
  * an interrupt's is dropped (it concerns no request). Its serialization (`ndjsonObjects`) drops a
@@ -27,10 +28,16 @@ export const invalidPayload = (error: ParseResult.ParseError): InvalidRequest =>
 
 const encodeInvalid = Schema.encodeSync(InvalidRequest)
 
-/** Why a request's payload does not decode, or undefined when it does (or is not ours to judge). */
+/** The longest part of a client's text an error quotes back. */
+const QUOTED = 100
+
+/** Why a request names no procedure, or its payload does not decode; undefined when it does (or is not ours to judge). */
 const check = (rpcs: ReadonlyMap<string, Rpc.AnyWithProps>, message: { readonly tag?: unknown; readonly payload?: unknown }): InvalidRequest | undefined => {
-  const rpc = typeof message.tag === "string" ? rpcs.get(message.tag) : undefined
-  if (rpc === undefined) return undefined
+  if (typeof message.tag !== "string") return new InvalidRequest({ field: "tag", reason: "must be a string naming a procedure" })
+  const rpc = rpcs.get(message.tag)
+  if (rpc === undefined) {
+    return new InvalidRequest({ field: "tag", reason: `no procedure is named ${JSON.stringify(message.tag.slice(0, QUOTED))}` })
+  }
   let decoded: Either.Either<unknown, ParseResult.ParseError>
   try {
     decoded = Schema.decodeUnknownEither(rpc.payloadSchema as Schema.Schema<unknown, unknown, never>)(message.payload)
@@ -67,7 +74,7 @@ export const checked = <Rpcs extends Rpc.Any, E, R>(group: RpcGroup.RpcGroup<Rpc
           // A request id that is not one (`"abc"`) would fail the connection the same way; it is
           // answered as @effect/rpc answers an id of the wrong type.
           if (typeof message.id !== "bigint" && !isRequestId(message.id)) {
-            return inner.send(clientId, { _tag: "Defect", defect: `Invalid request id: ${String(message.id).slice(0, 100)}` })
+            return inner.send(clientId, { _tag: "Defect", defect: `Invalid request id: ${String(message.id).slice(0, QUOTED)}` })
           }
           const invalid = check(group.requests as unknown as ReadonlyMap<string, Rpc.AnyWithProps>, message)
           if (invalid === undefined) return f(clientId, message)

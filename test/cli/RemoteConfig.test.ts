@@ -10,8 +10,10 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { InvalidRequest } from "../../schemas/Rpc.js"
 import * as Cli from "../../src/cli/Cli.js"
-import { transportReason } from "../../src/cli/Remote.js"
+import { RemoteFailed, UsageError } from "../../src/cli/CliError.js"
+import { translate, transportReason } from "../../src/cli/Remote.js"
 import * as RemoteConfig from "../../src/cli/RemoteConfig.js"
 import { parseData } from "../../src/cli/RemoteRuns.js"
 import { lines, swarm } from "./harness.js"
@@ -133,7 +135,7 @@ describe("the config file", () => {
     }))
 })
 
-describe("what a transport failure says", () => {
+describe("what a transport failure or a refusal says", () => {
   it("a refused connection, an unknown host, an HTTP error page", () => {
     const refused = { _tag: "RequestError", cause: Object.assign(new TypeError("fetch failed"), { cause: Object.assign(new Error("x"), { code: "ECONNREFUSED" }) }) }
     expect(transportReason("http://127.0.0.1:1", refused)).toBe("cannot reach http://127.0.0.1:1: connection refused")
@@ -143,6 +145,16 @@ describe("what a transport failure says", () => {
     expect(transportReason("http://h", { _tag: "ResponseError", response: { status: 404 } })).toBe(
       "http://h answered HTTP 404 at /rpc: is it a Swarm server (the URL without /rpc)?"
     )
+  })
+
+  it("a procedure the server does not name is a server older than the command; a bad field is the user's", () => {
+    const target: RemoteConfig.Target = { server: "http://h", serverFrom: "--server", key: "k", keyFrom: "--key" }
+    const older = translate(target, "run")(new InvalidRequest({ field: "tag", reason: `no procedure is named "runs.nope"` }))
+    expect(older).toBeInstanceOf(RemoteFailed)
+    expect(older).toMatchObject({ field: "server", reason: `http://h does not serve this command (no procedure is named "runs.nope"): it is older than this command` })
+    const bad = translate(target, "run")(new InvalidRequest({ field: "limit", reason: "Expected a positive number" }))
+    expect(bad).toBeInstanceOf(UsageError)
+    expect(bad).toMatchObject({ field: "limit", reason: "Expected a positive number" })
   })
 })
 

@@ -516,7 +516,11 @@ for (const backend of backends) {
           ["runs.start", { strategy: "s", mode: "sideways" }, "mode"],
           ["strategies.create", { strategy: { name: "x", symbols: ["AAPL"], agents: [{ type: 7 }] } }, "strategy.agents.0.type"],
           ["strategies.create", {}, "strategy"],
-          ["approvals.reject", null, "payload"]
+          ["approvals.reject", null, "payload"],
+          // A procedure that does not exist: the request is answered, the connection goes on.
+          ["runs.nope", { run: "r" }, "tag"],
+          ["__proto__", {}, "tag"],
+          [7 as unknown as string, {}, "tag"]
         ]
         const lines = cases.map(([tag, payload], i) => rpc(key, tag, payload, String(i + 1)))
         const expectAnswers = (what: string, text: string) => {
@@ -524,8 +528,9 @@ for (const backend of backends) {
           expect(answers.map((a) => a.requestId).sort(), what).toEqual(cases.map((_, i) => String(i + 1)).sort())
           for (const answer of answers) {
             const [tag, , field] = cases[Number(answer.requestId) - 1]!
-            // What a client of SwarmRpcs decodes: a typed failure it can match on.
-            const exit = Schema.decodeUnknownSync(Rpc.exitSchema(SwarmRpcs.requests.get(tag)! as unknown as Rpc.Any))(answer.exit)
+            // What a client of SwarmRpcs decodes: a typed failure it can match on (an unknown
+            // procedure's, as any of them: every procedure declares InvalidRequest).
+            const exit = Schema.decodeUnknownSync(Rpc.exitSchema((SwarmRpcs.requests.get(tag) ?? SwarmRpcs.requests.get("runs.get")!) as unknown as Rpc.Any))(answer.exit)
             expect(Exit.isFailure(exit) && Cause.isFailType(exit.cause), `${what} ${tag}: ${JSON.stringify(answer.exit)}`).toBe(true)
             const error = (exit as Exit.Failure<unknown, unknown>).cause as Cause.Fail<unknown>
             expect(error.error, `${what} ${tag}`).toBeInstanceOf(InvalidRequest)
