@@ -2,6 +2,7 @@
  * What every benchmark shares: the one-JSON-object-per-line output (stdout carries nothing else),
  * a short description of the machine, and the statistics used to summarise rounds.
  */
+import { readFileSync } from "node:fs"
 import * as os from "node:os"
 
 export interface Figure {
@@ -19,8 +20,51 @@ export const machine = (): string => {
   return `node ${process.version} ${os.platform()} ${os.arch()}, ${cpus.length} cpus, ${cpus[0]?.model.trim() ?? "unknown cpu"}`
 }
 
+/** The machine's CPU time (all of it, and the part stolen by the hypervisor), in ticks. */
+export interface CpuTimes {
+  readonly total: number
+  readonly steal: number
+}
+
+/**
+ * `/proc/stat`'s `cpu` line as `CpuTimes`: user nice system idle iowait irq softirq steal (guest
+ * time is counted in user already); undefined when there is no such line.
+ */
+export const parseCpuTimes = (stat: string): CpuTimes | undefined => {
+  const line = stat.split("\n").find((l) => l.startsWith("cpu "))
+  if (line === undefined) return undefined
+  const fields = line.trim().split(/\s+/).slice(1, 9).map(Number)
+  if (fields.length < 8 || fields.some((n) => !Number.isFinite(n))) return undefined
+  return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7]! }
+}
+
+const readCpuTimes = (): CpuTimes | undefined => {
+  try {
+    return parseCpuTimes(readFileSync("/proc/stat", "utf8"))
+  } catch {
+    return undefined // not Linux
+  }
+}
+
+/** The percentage of `to − from` the hypervisor took; null when it cannot be told. */
+export const stealPercent = (from: CpuTimes | undefined, to: CpuTimes | undefined): number | null => {
+  if (from === undefined || to === undefined || to.total <= from.total) return null
+  return Math.round((1000 * (to.steal - from.steal)) / (to.total - from.total)) / 10
+}
+
+let stealMark = readCpuTimes()
+
+/**
+ * One figure, as a JSON line, with `steal_pct`: the share of the machine's CPU time its hypervisor
+ * took (steal) since the previous figure or the benchmark's start, null where the OS does not say.
+ * On a shared virtual machine it is what makes a slow figure readable: 40 % steal is 40 % of the
+ * cores' time the benchmark did not get.
+ */
 export const emit = (figure: Figure): void => {
-  process.stdout.write(JSON.stringify(figure) + "\n")
+  const now = readCpuTimes()
+  const steal_pct = stealPercent(stealMark, now)
+  stealMark = now
+  process.stdout.write(JSON.stringify({ ...figure, steal_pct }) + "\n")
 }
 
 /** Progress and diagnostics go to stderr so stdout stays machine-readable. */
