@@ -22,7 +22,8 @@
  *
  * The chat spends the run's LLM budget (the strategy's `llm.budget`), on top of what the run's own
  * calls spent: each model call reserves its prompt's upper bound and its longest answer first, as
- * the run's agents do, so the budget is never exceeded. A call that does not fit is not made
+ * the run's agents do, so the budget is never exceeded (a call that fails is charged its
+ * reservation: it may have used tokens the backend never reported). A call that does not fit is not made
  * (recorded with outcome `budget`): the answer says so and goes on offline — the question routed to
  * the tools — and its `Done` names the offline backend.
  */
@@ -428,9 +429,19 @@ const callModel = (
       }),
       Effect.either
     )
+    // A call that failed may have used tokens the backend never reported: it is charged (and
+    // recorded) at its reservation, as the run's calls are (src/llm/LlmSession.ts).
+    const charged = reservation === undefined || turn.budget === undefined
+      ? undefined
+      : Either.isLeft(outcome)
+      ? turn.budget.settle(reservation, reservation.tokens, 0)
+      : turn.budget.settle(reservation, tokensIn, tokensOut)
+    if (Either.isLeft(outcome) && charged !== undefined) {
+      tokensIn = charged.tokens
+      tokensOut = 0
+    }
     turn.tokensIn += tokensIn
     turn.tokensOut += tokensOut
-    const charged = reservation === undefined || turn.budget === undefined ? undefined : turn.budget.settle(reservation, tokensIn, tokensOut)
     const prompt = promptOf(request)
     const answer = toolCalls.length > 0 ? JSON.stringify({ content, toolCalls }) : content
     const call: LlmCall = {

@@ -18,7 +18,7 @@ import * as TradeAnalysis from "../../../agents/system/TradeAnalysis.js"
 import { toolNames } from "../../../agents/system/ToolSpecs.js"
 import type { ChatChunk } from "../../../schemas/Chat.js"
 import type { RunId } from "../../../schemas/Ids.js"
-import { LlmUnavailable } from "../../../schemas/Llm.js"
+import { defaultLlmConfig, LlmUnavailable } from "../../../schemas/Llm.js"
 import type { Trade } from "../../../schemas/Trade.js"
 import type { LanguageModel } from "../../../src/llm/LanguageModel.js"
 import * as LlmRuntime from "../../../src/llm/LlmRuntime.js"
@@ -339,6 +339,23 @@ for (const backend of backends) {
           if (session._tag !== "Some") return
           expect(yield* Chats.spent(session.value.id).pipe(Effect.orDie)).toEqual({ tokens: 830, cost: (800 * 1 + 30 * 2) / 1_000_000 })
           expect((yield* historyOf(fresh.id)).calls.map((c) => c.call.cost)).toEqual([(800 * 1 + 30 * 2) / 1_000_000])
+        }), { timeout: 60_000 })
+
+      it.scoped("a chat call that fails is charged its reservation: it may have used tokens the model never reported", () =>
+        Effect.gen(function*() {
+          const fake = yield* FakeOllama.start(() => ({ content: "Half an", streamError: "the model crashed" }))
+          const agent = yield* ollamaAgent(fake)
+          const run = yield* seedRun("alice", TRADES, { budget: { tokens: 50_000 } })
+          const chunks = yield* collect(agent.ask(run.id, "Which trades lost money?"))
+          expect(chunks.at(-1)).toMatchObject({ _tag: "Failed" })
+          const { calls } = yield* historyOf(run.id)
+          expect(calls.map((c) => [c.call.outcome, c.call.tokensOut])).toEqual([["error", 0]])
+          // Its reservation: the prompt's upper bound (tool specs included) and the longest answer it could have given.
+          const reserved = calls[0]!.call.tokensIn
+          expect(reserved).toBeGreaterThan(defaultLlmConfig.maxTokensOut)
+          const session = yield* Chats.find(run.id).pipe(Effect.orDie)
+          if (session._tag !== "Some") return expect.fail("no chat session")
+          expect(yield* Chats.spent(session.value.id).pipe(Effect.orDie)).toEqual({ tokens: reserved, cost: 0 })
         }), { timeout: 60_000 })
 
       it.scoped("offline, on recorded backtests: a round explained, the metrics, a comparison with another run", () =>
