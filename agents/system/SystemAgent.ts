@@ -20,8 +20,9 @@
  * model call is recorded (an `LlmCall` of agent `system`), under the process's concurrency cap and
  * the run's LLM timeouts; a failure mid-answer ends it with `Failed`, recorded as such.
  *
- * The chat spends the run's LLM budget (the strategy's `llm.budget`), on top of what the run's own
- * calls spent: each model call reserves its prompt's upper bound and its longest answer first, as
+ * The chat spends the run's LLM budget (the strategy's `llm.budget`): while the run executes in
+ * this process, the very budget its LLM agents spend; otherwise what is left of it after the run's
+ * recorded calls and the chat's. Each model call reserves its prompt's upper bound and its longest answer first, as
  * the run's agents do, so the budget is never exceeded (a call that fails is charged its
  * reservation: it may have used tokens the backend never reported). A call that does not fit is not made
  * (recorded with outcome `budget`): the answer says so and goes on offline — the question routed to
@@ -36,6 +37,7 @@ import {
   type ChatMessage,
   ChatSessionProtocol,
   type ChatSession,
+  type ChatSessionId,
   ChatWatchOverflow,
   type ChunkSink,
   RetireSession,
@@ -517,6 +519,32 @@ const budgetSpent = (
     yield* answerOffline(deps, turn, record, config, messages, question, Offline.make("offline: the run's LLM budget is spent"))
   })
 
+/** Live budgets the chat's earlier spending has been charged to (once each). */
+const chargedLive = new WeakSet<Budget>()
+
+/**
+ * The budget a question spends. The run executing in this process: its live budget, the one its
+ * LLM agents spend (what the chat spent before the run started here charged to it once), so the
+ * two together never pass it. Otherwise the run's budget less what its recorded calls and its
+ * chat's have spent.
+ */
+const budgetOf = (deps: Deps, record: Runs.RunRecord, config: LlmConfig, session: ChatSessionId) =>
+  Effect.gen(function*() {
+    const chat = yield* Chats.spent(session)
+    const live = deps.llm.budgets.get(record.id)
+    if (live !== undefined) {
+      if (!chargedLive.has(live)) {
+        chargedLive.add(live)
+        live.charge(chat.tokens, chat.cost)
+      }
+      return live
+    }
+    const run = yield* RecordedLlmCalls.spent(record.id)
+    const budget = new Budget(record.id, config.budget)
+    budget.charge(run.tokens + chat.tokens, run.cost + chat.cost)
+    return budget
+  })
+
 /** With a model: turns with tools until it answers in text (at most `MAX_TOOL_ROUNDS` of them), streamed. */
 const converse = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: LlmConfig, messages: Array<Message>, question: string) =>
   Effect.gen(function*() {
@@ -634,13 +662,7 @@ const answer = (deps: Deps, message: AnswerQuestion): Effect.Effect<void> => {
     turn.model = config.model
     const session = yield* Chats.session(record.id, record.owner)
     turn.session = session
-    if (turn.backend !== "offline") {
-      // The run's budget, less what the run's calls and this chat's have spent.
-      const run = yield* RecordedLlmCalls.spent(record.id)
-      const chat = yield* Chats.spent(session.id)
-      turn.budget = new Budget(record.id, config.budget)
-      turn.budget.charge(run.tokens + chat.tokens, run.cost + chat.cost)
-    }
+    if (turn.backend !== "offline") turn.budget = yield* budgetOf(deps, record, config, session.id)
     const earlier = yield* Chats.history(session.id, { limit: HISTORY_MESSAGES * 3 })
     const asked = yield* Chats.append(session.id, { role: "user", content: message.question })
     turn.question = asked.seq

@@ -102,3 +102,24 @@ export class Budget {
     return Math.max(0, this.limits.tokens - this.tokens - this.reservedTokens)
   }
 }
+
+/**
+ * The budgets of the runs executing in this process, by run: a run's chat (the system agent)
+ * spends the very budget its LLM agents spend while it runs here, so the two together never pass
+ * it. A run registers its budget when it starts and withdraws it when it ends.
+ */
+export class LiveBudgets {
+  private readonly budgets = new Map<string, Budget>()
+
+  /** `budget` is its run's live one until the returned function is called. */
+  register(budget: Budget): () => void {
+    this.budgets.set(budget.run, budget)
+    return () => {
+      if (this.budgets.get(budget.run) === budget) this.budgets.delete(budget.run)
+    }
+  }
+
+  get(run: RunId): Budget | undefined {
+    return this.budgets.get(run)
+  }
+}

@@ -10,6 +10,7 @@ import { type LlmCall, LlmUnavailable } from "../../schemas/Llm.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { AnswerCache, MemoryCache } from "./AnswerCache.js"
 import * as Backends from "./Backends.js"
+import { LiveBudgets } from "./Budget.js"
 import { type BackendInfo, LanguageModel } from "./LanguageModel.js"
 import * as Offline from "./Offline.js"
 import * as RedisAnswerCache from "./RedisAnswerCache.js"
@@ -24,6 +25,8 @@ export class LlmRuntime extends Context.Tag("swarm/LlmRuntime")<LlmRuntime, {
   /** Calls per second every process together may make (`LLM_RATE_PER_SECOND`); absent: no limit. */
   readonly rate?: RateLimit
   readonly info: BackendInfo
+  /** The LLM budgets of the runs executing in this process, which their chats spend too. */
+  readonly budgets: LiveBudgets
 }>() {}
 
 const concurrency = Config.integer("LLM_CONCURRENCY").pipe(
@@ -55,7 +58,8 @@ const make = (
     cache,
     limiter,
     ...(rate === undefined ? {} : { rate }),
-    info: model.backend
+    info: model.backend,
+    budgets: new LiveBudgets()
   }))
 
 /** From the environment (`OLLAMA_HOST`, `SWARM_LLM`, `LLM_CONCURRENCY`) over `cache`, in memory unless given. Probes Ollama once. */
@@ -106,8 +110,8 @@ export const runOptions = (
     }
     if (options.replay === true) return { model: noModel, ...recorded }
     if (runtime._tag === "None") return { model: Offline.make(), ...recorded }
-    const { cache, limiter, model, rate } = runtime.value
-    return { model, cache, limiter, ...(rate === undefined ? {} : { rate }), ...recorded }
+    const { budgets, cache, limiter, model, rate } = runtime.value
+    return { model, cache, limiter, budgets, ...(rate === undefined ? {} : { rate }), ...recorded }
   })
 
 /** The replay's backend: there is none. */

@@ -27,6 +27,7 @@ import type { Feed, Slice } from "../market/Feed.js"
 import { usesLlm } from "../../agents/registry.js"
 import { defaultLlmConfig, type LlmCall } from "../../schemas/Llm.js"
 import type { AnswerCache } from "../llm/AnswerCache.js"
+import type { LiveBudgets } from "../llm/Budget.js"
 import type { LanguageModel } from "../llm/LanguageModel.js"
 import { LlmSession, type RateLimit, recordingKey } from "../llm/LlmSession.js"
 import * as Offline from "../llm/Offline.js"
@@ -125,6 +126,8 @@ export interface LlmOptions {
   readonly limiter?: Effect.Semaphore
   /** The rate limit every process together respects (`LLM_RATE_PER_SECOND`). */
   readonly rate?: RateLimit
+  /** The process's live budgets: the run's is registered there while it runs, for its chat to spend too. */
+  readonly budgets?: LiveBudgets
   /** The calls an earlier execution of the run recorded (replay, resume): answered from them, no model call. */
   readonly recorded?: ReadonlyArray<LlmCall>
   /**
@@ -291,6 +294,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         })
     })
 
+    const withdrawBudget = session === undefined ? undefined : llmOptions?.budgets?.register(session.budget)
+
     return yield* Effect.gen(function*() {
       log.emit("RunStarted", {
         strategy: options.strategyRef?.id ?? strategy.name as StrategyId,
@@ -448,7 +453,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         to
       }
       return result
-    }).pipe(Effect.ensuring(closeWorld))
+    }).pipe(Effect.ensuring(Effect.zipRight(Effect.sync(() => withdrawBudget?.()), closeWorld)))
   })
 
 /** The run's seed as the 32-bit integer a model's sampler takes. */

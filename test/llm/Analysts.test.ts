@@ -7,10 +7,12 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
+import type { RunId } from "../../schemas/Ids.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { AnswerCache, MemoryCache } from "../../src/llm/AnswerCache.js"
 import * as Backends from "../../src/llm/Backends.js"
+import { type Budget, LiveBudgets } from "../../src/llm/Budget.js"
 import { LanguageModel } from "../../src/llm/LanguageModel.js"
 import * as Ollama from "../../src/llm/Ollama.js"
 import * as Feed from "../../src/market/Feed.js"
@@ -91,6 +93,43 @@ describe("LLM analysts against Ollama's HTTP API", () => {
       expect(made.reduce((sum, c) => sum + c.tokensIn + c.tokensOut, 0)).toBeLessThanOrEqual(8_000)
       expect(fake.calls()).toBe(made.length)
       expect(events.filter((e) => e._tag === "LlmBudgetSpent")).toHaveLength(1)
+    }))
+
+  it.scoped("while it runs, its budget is the process's live one: what its chat spends there, its agents cannot", () =>
+    Effect.gen(function*() {
+      const run = "bt-live-budget" as RunId
+      const fake = yield* FakeOllama.start(() => ({ content: judgement("short"), tokensIn: 900, tokensOut: 30 }))
+      const options = { runId: run, strategy: strategy({ budget: { tokens: 8_000 }, maxTokensOut: 64 }) }
+
+      // Nobody else spends: the agents make several calls.
+      const alone = yield* backtest({ ...options, llm: { model: Ollama.make({ host: fake.url }), budgets: new LiveBudgets() } })
+      const aloneOk = alone.calls.filter((c) => c.outcome === "ok").length
+
+      // The chat (as the system agent does) spends all that is not reserved while the first calls are out.
+      const budgets = new LiveBudgets()
+      let live: Budget | undefined
+      let chatSpent = 0
+      const chatty = yield* FakeOllama.start(() => {
+        if (live === undefined) {
+          live = budgets.get(run)
+          const reserved = live!.reserve(live!.remaining, 0)
+          if (reserved._tag === "Right") chatSpent = live!.settle(reserved.right, reserved.right.tokens, 0).tokens
+        }
+        return { content: judgement("short"), tokensIn: 900, tokensOut: 30 }
+      })
+      const shared = yield* backtest({ ...options, llm: { model: Ollama.make({ host: chatty.url }), budgets } })
+      expect(live).toBeDefined()
+      expect(chatSpent).toBeGreaterThan(0)
+      const made = shared.calls.filter((c) => c.outcome === "ok")
+      expect(made.length).toBeLessThan(aloneOk)
+      expect(chatty.calls()).toBe(made.length)
+      expect(shared.calls.filter((c) => c.outcome === "budget").length).toBeGreaterThan(0)
+      expect(shared.events.filter((e) => e._tag === "LlmBudgetSpent")).toHaveLength(1)
+      // One budget: the chat's spending and the agents' together, within the limit.
+      expect(live!.tokens).toBe(chatSpent + made.reduce((sum, c) => sum + c.tokensIn + c.tokensOut, 0))
+      expect(live!.tokens).toBeLessThanOrEqual(8_000)
+      // Ended, the run's budget is live no more.
+      expect(budgets.get(run)).toBeUndefined()
     }))
 
   it.scoped("the cache answers a second run; its replay makes no HTTP call at all", () =>

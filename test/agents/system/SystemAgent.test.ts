@@ -21,6 +21,7 @@ import type { RunId } from "../../../schemas/Ids.js"
 import { defaultLlmConfig, LlmUnavailable } from "../../../schemas/Llm.js"
 import type { Trade } from "../../../schemas/Trade.js"
 import type { LanguageModel } from "../../../src/llm/LanguageModel.js"
+import { Budget } from "../../../src/llm/Budget.js"
 import * as LlmRuntime from "../../../src/llm/LlmRuntime.js"
 import * as Offline from "../../../src/llm/Offline.js"
 import * as Ollama from "../../../src/llm/Ollama.js"
@@ -339,6 +340,33 @@ for (const backend of backends) {
           if (session._tag !== "Some") return
           expect(yield* Chats.spent(session.value.id).pipe(Effect.orDie)).toEqual({ tokens: 830, cost: (800 * 1 + 30 * 2) / 1_000_000 })
           expect((yield* historyOf(fresh.id)).calls.map((c) => c.call.cost)).toEqual([(800 * 1 + 30 * 2) / 1_000_000])
+        }), { timeout: 60_000 })
+
+      it.scoped("a run executing in this process: the chat spends its live budget, the very one its agents spend", () =>
+        Effect.gen(function*() {
+          const fake = yield* FakeOllama.start(() => ({ content: "From the model.", tokensIn: 800, tokensOut: 30 }))
+          const runtime = yield* Effect.provide(LlmRuntime.LlmRuntime, LlmRuntime.layerWith(Ollama.make({ host: fake.url })))
+          const agent = yield* SystemAgent.make().pipe(Effect.provideService(LlmRuntime.LlmRuntime, runtime))
+
+          // Its agents have spent all but 500 tokens, none of it recorded yet: the model is not asked.
+          const spent = yield* seedRun("alice", TRADES, { budget: { tokens: 50_000 } })
+          const almost = new Budget(spent.id, spent.strategy.llm!.budget)
+          almost.charge(49_500, 0)
+          const withdraw = runtime.budgets.register(almost)
+          const refused = yield* collect(agent.ask(spent.id, "Which trades lost money?"))
+          withdraw()
+          expect(fake.requests).toHaveLength(0)
+          expect(textOf(refused)).toMatch(/^The run's language-model budget is spent \(run \S+'s LLM tokens budget is spent \(49500 of 50000;/)
+          expect(refused.at(-1)).toMatchObject({ _tag: "Done", backend: "offline" })
+
+          // Room left: the answer is charged to the run's live budget, where its agents see it.
+          const roomy = yield* seedRun("alice", TRADES, { budget: { tokens: 50_000 } })
+          const live = new Budget(roomy.id, roomy.strategy.llm!.budget)
+          live.charge(1_000, 0)
+          runtime.budgets.register(live)
+          const answered = yield* collect(agent.ask(roomy.id, "Which trades lost money?"))
+          expect(textOf(answered)).toBe("From the model.")
+          expect(live.tokens).toBe(1_000 + 830)
         }), { timeout: 60_000 })
 
       it.scoped("a chat call that fails is charged its reservation: it may have used tokens the model never reported", () =>
