@@ -22,11 +22,11 @@
  *
  * The chat spends the run's LLM budget (the strategy's `llm.budget`): while the run executes in
  * this process, the very budget its LLM agents spend; otherwise what is left of it after the run's
- * recorded calls and the chat's. Each model call reserves its prompt's upper bound and its longest answer first, as
- * the run's agents do, so the budget is never exceeded (a call that fails is charged its
- * reservation: it may have used tokens the backend never reported). A call that does not fit is not made
- * (recorded with outcome `budget`): the answer says so and goes on offline — the question routed to
- * the tools — and its `Done` names the offline backend.
+ * recorded calls and the chat's. Each model call reserves its prompt's upper bound and its longest
+ * answer first, as the run's agents do, so the budget is never exceeded (a call that fails is
+ * charged its reservation: it may have used tokens the backend never reported). A call that does
+ * not fit is not made (recorded with outcome `budget`): the answer says so and goes on offline —
+ * the question routed to the tools — and its `Done` names the offline backend.
  */
 import { createHash } from "node:crypto"
 import type { SqlClient } from "@effect/sql"
