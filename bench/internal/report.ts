@@ -53,17 +53,23 @@ export const stealPercent = (from: CpuTimes | undefined, to: CpuTimes | undefine
 }
 
 let stealMark = readCpuTimes()
+let lastSteal: number | null = null
 
 /**
  * One figure, as a JSON line, with `steal_pct`: the share of the machine's CPU time its hypervisor
- * took (steal) since the previous figure or the benchmark's start, null where the OS does not say.
- * On a shared virtual machine it is what makes a slow figure readable: 40 % steal is 40 % of the
- * cores' time the benchmark did not get.
+ * took (steal) since the previous figure or the benchmark's start (figures emitted together, with
+ * no time between them, share one), null where the OS does not say. On a shared virtual machine it
+ * is what makes a slow figure readable: 40 % steal is 40 % of the cores' time the benchmark did
+ * not get.
  */
 export const emit = (figure: Figure): void => {
   const now = readCpuTimes()
-  const steal_pct = stealPercent(stealMark, now)
-  stealMark = now
+  const steal = stealPercent(stealMark, now)
+  if (steal !== null) {
+    stealMark = now
+    lastSteal = steal
+  }
+  const steal_pct = now === undefined ? null : steal ?? lastSteal
   process.stdout.write(JSON.stringify({ ...figure, steal_pct }) + "\n")
 }
 
