@@ -481,21 +481,23 @@ const requestOf = (config: LlmConfig, messages: ReadonlyArray<Message>, extra: P
 /** The tool specs' share of a prompt's upper bound in tokens (they go with it). */
 const TOOL_SPEC_TOKENS = Buffer.byteLength(JSON.stringify(toolSpecs), "utf8")
 
+/** A question being answered: the agent's means, the turn, the run asked about, its LLM settings and the conversation so far. */
+interface Question {
+  readonly deps: Deps
+  readonly turn: Turn
+  readonly record: Runs.RunRecord
+  readonly config: LlmConfig
+  readonly messages: Array<Message>
+  readonly question: string
+}
+
 /**
  * A model call the budget refused: recorded (outcome `budget`, no tokens), said in the answer, and
  * the rest of the answer given offline.
  */
-const budgetSpent = (
-  deps: Deps,
-  turn: Turn,
-  record: Runs.RunRecord,
-  config: LlmConfig,
-  messages: Array<Message>,
-  question: string,
-  request: ChatRequest,
-  refusal: LlmBudgetExhausted
-) =>
+const budgetSpent = (q: Question, request: ChatRequest, refusal: LlmBudgetExhausted) =>
   Effect.gen(function*() {
+    const { deps, turn } = q
     const prompt = promptOf(request)
     yield* Chats.recordCall(turn.session!.id, turn.question, {
       agent: AGENT,
@@ -516,7 +518,7 @@ const budgetSpent = (
     const notice = `The run's language-model budget is spent (${refusal.message}), so I answer without the model. `
     turn.text += notice
     yield* turn.emit({ _tag: "Token", text: notice })
-    yield* answerOffline(deps, turn, record, config, messages, question, Offline.make("offline: the run's LLM budget is spent"))
+    yield* answerOffline(q, Offline.make("offline: the run's LLM budget is spent"))
   })
 
 /** Live budgets the chat's earlier spending has been charged to (once each). */
@@ -546,8 +548,9 @@ const budgetOf = (deps: Deps, record: Runs.RunRecord, config: LlmConfig, session
   })
 
 /** With a model: turns with tools until it answers in text (at most `MAX_TOOL_ROUNDS` of them), streamed. */
-const converse = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: LlmConfig, messages: Array<Message>, question: string) =>
+const converse = (q: Question) =>
   Effect.gen(function*() {
+    const { config, deps, messages, record, turn } = q
     for (let round = 0;; round++) {
       const tools = round < MAX_TOOL_ROUNDS
       if (!tools) {
@@ -560,7 +563,7 @@ const converse = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: LlmCon
       let reservation: Reservation | undefined
       if (turn.budget !== undefined) {
         const reserved = turn.budget.reserve(promptTokensUpperBound(messages) + (tools ? TOOL_SPEC_TOKENS : 0), config.maxTokensOut)
-        if (Either.isLeft(reserved)) return yield* budgetSpent(deps, turn, record, config, messages, question, request, reserved.left)
+        if (Either.isLeft(reserved)) return yield* budgetSpent(q, request, reserved.left)
         reservation = reserved.right
       }
       const result = yield* callModel(deps, turn, request, config, deps.llm.model, reservation)
@@ -589,16 +592,9 @@ const converse = (deps: Deps, turn: Turn, record: Runs.RunRecord, config: LlmCon
  * Without a model (the offline backend, or a spent budget: `model` is then an offline one): the
  * question routed to a tool by keywords, answered with its sentences, streamed word by word.
  */
-const answerOffline = (
-  deps: Deps,
-  turn: Turn,
-  record: Runs.RunRecord,
-  config: LlmConfig,
-  messages: Array<Message>,
-  question: string,
-  model: LanguageModel["Type"] = deps.llm.model
-) =>
+const answerOffline = (q: Question, model: LanguageModel["Type"] = q.deps.llm.model) =>
   Effect.gen(function*() {
+    const { config, deps, messages, question, record, turn } = q
     const routed = routeQuestion(question, { symbols: record.strategy.symbols })
     let text = CAPABILITIES
     if (routed !== undefined) {
@@ -672,8 +668,9 @@ const answer = (deps: Deps, message: AnswerQuestion): Effect.Effect<void> => {
       ...historyMessages(earlier),
       { role: "user", content: message.question }
     ]
-    if (turn.backend === "offline") yield* answerOffline(deps, turn, record, config, messages, message.question)
-    else yield* converse(deps, turn, record, config, messages, message.question)
+    const q: Question = { deps, turn, record, config, messages, question: message.question }
+    if (turn.backend === "offline") yield* answerOffline(q)
+    else yield* converse(q)
     const saved = yield* Chats.append(session.id, {
       role: "assistant",
       content: turn.text,
