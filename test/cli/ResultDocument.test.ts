@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -144,6 +144,7 @@ describe("the summary", () => {
 
 describe("events.ndjson", () => {
   const dir = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-eventlog-"))
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 
   it.live("every line, in order, across many buffers; closing twice is harmless", () =>
     Effect.gen(function*() {

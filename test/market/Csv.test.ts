@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, FastCheck, Schema } from "effect"
-import { mkdtemp, mkdir, writeFile } from "node:fs/promises"
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as Path from "node:path"
 import type { Symbol } from "../../schemas/Ids.js"
@@ -491,10 +491,14 @@ describe("writing and merging", () => {
 
 describe("load", () => {
   const H = "date,open,high,low,close,volume\n"
-  const dir = Effect.promise(() => mkdtemp(Path.join(tmpdir(), "swarm-csv-")))
+  /** A directory of its own for the test, removed when the test ends. */
+  const dir = Effect.acquireRelease(
+    Effect.promise(() => mkdtemp(Path.join(tmpdir(), "swarm-csv-"))),
+    (d) => Effect.promise(() => rm(d, { recursive: true, force: true }))
+  )
   const write = (path: string, text: string) => Effect.promise(() => writeFile(path, text))
 
-  it.effect("reads files and directories (their *.csv, in name order) into one map", () =>
+  it.scoped("reads files and directories (their *.csv, in name order) into one map", () =>
     Effect.gen(function*() {
       const d = yield* dir
       yield* Effect.promise(() => mkdir(Path.join(d, "sub")))
@@ -507,7 +511,7 @@ describe("load", () => {
       expect([...bars.values()].map((b) => b[0]!.close)).toEqual([1, 2, 3, 4])
     }))
 
-  it.effect("reports the first bad file in the order given, whichever read finishes first", () =>
+  it.scoped("reports the first bad file in the order given, whichever read finishes first", () =>
     Effect.gen(function*() {
       const d = yield* dir
       const paths = ["A", "B", "C", "D", "E", "F"].map((s) => Path.join(d, `${s}.csv`))
@@ -520,7 +524,7 @@ describe("load", () => {
       }
     }))
 
-  it.effect("a missing file is Unreadable; one symbol in two files is DuplicateSymbol", () =>
+  it.scoped("a missing file is Unreadable; one symbol in two files is DuplicateSymbol", () =>
     Effect.gen(function*() {
       const d = yield* dir
       const missing = yield* Effect.flip(Csv.load([Path.join(d, "NOPE.csv")]))
@@ -536,7 +540,7 @@ describe("load", () => {
       expect(dup.reason).toContain(Path.join(d, "AAPL.csv"))
     }))
 
-  it.effect("is deterministic: the same files give equal maps", () =>
+  it.scoped("is deterministic: the same files give equal maps", () =>
     Effect.gen(function*() {
       const d = yield* dir
       const files: Array<string> = []
