@@ -532,15 +532,16 @@ const chargedLive = new WeakSet<Budget>()
  */
 const budgetOf = (deps: Deps, record: Runs.RunRecord, config: LlmConfig, session: ChatSessionId) =>
   Effect.gen(function*() {
-    const chat = yield* Chats.spent(session)
     const live = deps.llm.budgets.get(record.id)
     if (live !== undefined) {
       if (!chargedLive.has(live)) {
         chargedLive.add(live)
+        const chat = yield* Chats.spent(session)
         live.charge(chat.tokens, chat.cost)
       }
       return live
     }
+    const chat = yield* Chats.spent(session)
     const run = yield* RecordedLlmCalls.spent(record.id)
     const budget = new Budget(record.id, config.budget)
     budget.charge(run.tokens + chat.tokens, run.cost + chat.cost)
