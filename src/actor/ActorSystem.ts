@@ -2,7 +2,7 @@
  * The actor system service: where top-level actors are spawned (under the `/user` guardian), where
  * dead letters and lifecycle events are published, and what stops everything when its scope closes.
  */
-import { Context, Duration, Effect, Fiber, Layer, Option, PubSub, type Scope, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Option, PubSub, type Scope, Stream } from "effect"
 import type { ActorId, OverflowPolicy, TerminationReason } from "../../schemas/Actor.js"
 import type { InvalidActorName } from "../../schemas/ActorError.js"
 import { type DeadLetter, type DeadLetterReason, type LifecycleEvent } from "../../schemas/Lifecycle.js"
@@ -80,14 +80,14 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       childPolicy,
       options.observe
     )
-    state.deadlines.fiber = yield* Effect.forkDaemon(state.deadlines.run)
+    if (state.deadlines.needsFiber) state.deadlines.fiber = yield* Effect.forkDaemon(state.deadlines.run)
     const guardian = yield* SupervisorCore.make({ id: "/user" as ActorId, kind: "guardian", escalate: () => {} }, childPolicy, state)
     // Its actors' counts (messages, restarts, mailboxes, dead letters) are read by telemetry's flush.
     Metrics.register(state)
     yield* Effect.addFinalizer(() =>
       guardian.terminateAll("stopped").pipe(
         Effect.zipRight(Effect.sync(() => Metrics.unregister(state))),
-        Effect.zipRight(Fiber.interrupt(state.deadlines.fiber!)),
+        Effect.zipRight(state.deadlines.close),
         Effect.zipRight(PubSub.shutdown(deadLetters)),
         Effect.zipRight(PubSub.shutdown(lifecycle))
       )

@@ -48,6 +48,17 @@ export class VirtualClock implements Clock.Clock {
     })
   }
 
+  /**
+   * Run `task` when time reaches `at` (woken as a sleeper is, in deadline order with the sleepers),
+   * without a fiber: the actor system's ask deadlines (src/actor/internal/timers.ts `TimerClock`).
+   * Returns the cancel.
+   */
+  readonly scheduleAt = (at: number, task: () => void): () => void => {
+    const sleeper: Sleeper = { at: Math.max(at, this.time), seq: this.seq++, wake: task, index: -1 }
+    this.heap.push(sleeper)
+    return () => this.heap.remove(sleeper)
+  }
+
   /** The earliest pending deadline, if any. */
   get nextWakeup(): number | undefined {
     return this.heap.peek()?.at

@@ -84,6 +84,33 @@ describe("the discrete-event world", () => {
     close()
   })
 
+  it("ask deadlines are callbacks of the virtual clock: each fires at its own time, an answered ask leaves none", () => {
+    const { world, inSystem, close } = makeWorld()
+    const Silent = Actor.make({
+      protocol: Get,
+      initial: 0,
+      behavior: (state, message, ctx) => Effect.as(Effect.sync(() => ctx.replyLater(message)), state)
+    })
+    const silent = inSystem(Actor.spawn(Silent))
+    const counter = inSystem(Actor.spawn(Counter))
+    expect(inSystem(counter.ask(new Get(), { timeout: "1 second" }))).toBe(0)
+    expect(world.clock.pending).toBe(0)
+    const timedOut: Array<[string, number]> = []
+    const asking = (label: string, timeout: string) =>
+      Effect.forkDaemon(Effect.flatMap(Effect.exit(silent.ask(new Get(), { timeout })), (exit) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          if (Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "AskTimeout") timedOut.push([label, now - START])
+        })))
+    world.start(asking("long", "3 seconds"))
+    world.advanceTo(START + 500)
+    // A later ask with an earlier deadline: the timer is armed earlier, not left at the first one.
+    world.start(asking("short", "1 second"))
+    world.advanceTo(START + 10_000)
+    expect(timedOut).toEqual([["short", 1_500], ["long", 3_000]])
+    expect(world.clock.pending).toBe(0)
+    close()
+  })
+
   it("an effect that waits on something no timer brings is reported, not hung", () => {
     const { world } = makeWorld()
     const never = Effect.flatMap(Deferred.make<void>(), Deferred.await)

@@ -16,8 +16,8 @@ export class SystemState {
   readonly registry = new Map<string, ActorCell<any, any>>()
   readonly deadLetterCounts: Record<DeadLetterReason, number> = { stopped: 0, overflow: 0, crashed: 0 }
   private spawned = 0
-  /** Pending `ask` deadlines, expired by one timer fiber. */
-  readonly deadlines = new Deadlines(() => this.now())
+  /** Pending `ask` deadlines, expired by one timer. */
+  readonly deadlines: Deadlines
 
   constructor(
     readonly clock: Clock.Clock,
@@ -28,7 +28,9 @@ export class SystemState {
     /** How an actor supervises the children it spawns (and how the guardian treats top-level actors). */
     readonly childPolicy: CorePolicy,
     private readonly observer?: { readonly lifecycle?: (event: LifecycleEvent) => void; readonly deadLetter?: (letter: DeadLetter) => void }
-  ) {}
+  ) {
+    this.deadlines = new Deadlines(clock)
+  }
 
   now(): number {
     return this.clock.unsafeCurrentTimeMillis()
