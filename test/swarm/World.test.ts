@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, Exit, Random, Schema, Scope, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Random, Schema, Scope, Stream } from "effect"
 import * as Actor from "../../src/actor/Actor.js"
 import * as ActorSystem from "../../src/actor/ActorSystem.js"
 import type { LifecycleEvent } from "../../schemas/Lifecycle.js"
@@ -96,7 +96,7 @@ describe("the discrete-event world", () => {
     expect(inSystem(counter.ask(new Get(), { timeout: "1 second" }))).toBe(0)
     expect(world.clock.pending).toBe(0)
     const timedOut: Array<[string, number]> = []
-    const asking = (label: string, timeout: string) =>
+    const asking = (label: string, timeout: Duration.DurationInput) =>
       Effect.forkDaemon(Effect.flatMap(Effect.exit(silent.ask(new Get(), { timeout })), (exit) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
           if (Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "AskTimeout") timedOut.push([label, now - START])
