@@ -208,6 +208,8 @@ export class ActorCell<M, S> extends Supervised implements Node {
       if (init === "restart") cell.state = yield* spec.onRestart!(cell.state, cell.lastCause ?? Cause.empty, context)
       else if (init === "setup") cell.state = yield* spec.setup!(context)
       const mailbox = cell.mailbox
+      /** Whether the last message handled was an ask. */
+      let answered = false
       while (true) {
         if (cell.escalation !== undefined) return yield* Effect.failCause(cell.escalation)
         if (cell.stopFlag) {
@@ -216,16 +218,22 @@ export class ActorCell<M, S> extends Supervised implements Node {
         }
         let envelope = mailbox.poll()
         if (envelope === undefined) {
-          // Stay one scheduler turn: a sender answered a moment ago (ask ping-pong) usually sends
-          // again now, and keeping this fiber is cheaper than starting the next one.
-          yield* Effect.yieldNow()
-          envelope = mailbox.poll()
+          if (answered) {
+            // Stay one scheduler turn after an ask: its sender, answered a moment ago, usually asks
+            // again now (ask ping-pong), and keeping this fiber is cheaper than starting the next
+            // one. After a tell, staying costs a turn for nothing: a sender that does not wait has
+            // sent what it had (a backtest's slice, the tell benchmark).
+            answered = false
+            yield* Effect.yieldNow()
+            envelope = mailbox.poll()
+          }
           if (envelope === undefined) {
             if (cell.escalation !== undefined || cell.stopFlag) continue
             cell.activation = undefined
             return Outcome.Idle
           }
         }
+        answered = envelope.reply !== undefined
         cell.current = envelope
         cell.handledSinceFlush++
         if (envelope.span === undefined) {
