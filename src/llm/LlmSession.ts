@@ -16,7 +16,7 @@
  * backend's own spans beneath it; an untraced round's calls make no span. Every call is counted
  * (src/telemetry/Metrics.ts: calls, tokens, latency).
  */
-import { createHash } from "node:crypto"
+import { sha256Hex } from "../internal/sha256.js"
 import { Duration, Effect, Either, JSONSchema, ParseResult, Schedule, Schema } from "effect"
 import type { AgentId, RoundId, RunId } from "../../schemas/Ids.js"
 import {
@@ -147,7 +147,7 @@ const decodeEntry = <A, I>(schema: Schema.Schema<A, I>, entry: CachedAnswer): Ei
   return decoded
 }
 
-const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
+const sha256 = sha256Hex
 
 const isTransient = (error: BackendError): boolean => error._tag !== "LlmRequestFailed" || error.transient
 

@@ -16,7 +16,6 @@
  * event's canonical JSON line (64 zeros before the first), so the event log is the run's audit
  * log: changing, deleting or reordering any of its rows breaks the chain (`Audit.ts` verifies it).
  */
-import { createHash } from "node:crypto"
 import { Deferred, Duration, Effect, Exit, Schedule, type Scope } from "effect"
 import type * as Pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
@@ -24,12 +23,13 @@ import type { RunId } from "../../schemas/Ids.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { PgPool } from "./Pool.js"
 import { StoreError } from "./StoreError.js"
+import { sha256Hex } from "../internal/sha256.js"
 
 /** The hash before a chain's first link. */
 export const GENESIS = "0".repeat(64)
 
 /** `SHA-256(prev ‖ "\n" ‖ entry)`, hex. */
-export const linkHash = (prev: string, entry: string): string => createHash("sha256").update(prev).update("\n").update(entry).digest("hex")
+export const linkHash = (prev: string, entry: string): string => sha256Hex(`${prev}\n${entry}`)
 
 export interface Options {
   /** Rows in one batch before the writer stops waiting for more. */
