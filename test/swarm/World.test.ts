@@ -25,6 +25,13 @@ const makeWorld = (seed: string | number = "seed") => {
   return { world, system, events, inSystem, close: () => world.runOrThrow(Scope.close(scope, Exit.void)) }
 }
 
+/** An actor that never answers an ask (it keeps the reply for later and never sends it). */
+const Silent = Actor.make({
+  protocol: Get,
+  initial: 0,
+  behavior: (state, message, ctx) => Effect.as(Effect.sync(() => ctx.replyLater(message)), state)
+})
+
 describe("the discrete-event world", () => {
   it("messages are handled when the world settles; virtual time does not move", () => {
     const { world, inSystem, close } = makeWorld()
@@ -72,11 +79,6 @@ describe("the discrete-event world", () => {
 
   it("run moves time forward while the effect waits on a timer: an ask times out in virtual time", () => {
     const { world, inSystem, close } = makeWorld()
-    const Silent = Actor.make({
-      protocol: Get,
-      initial: 0,
-      behavior: (state, message, ctx) => Effect.as(Effect.sync(() => ctx.replyLater(message)), state)
-    })
     const silent = inSystem(Actor.spawn(Silent))
     const exit = world.run(silent.ask(new Get(), { timeout: "2 seconds" }))
     expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("AskTimeout")
@@ -86,11 +88,6 @@ describe("the discrete-event world", () => {
 
   it("ask deadlines are callbacks of the virtual clock: each fires at its own time, an answered ask leaves none", () => {
     const { world, inSystem, close } = makeWorld()
-    const Silent = Actor.make({
-      protocol: Get,
-      initial: 0,
-      behavior: (state, message, ctx) => Effect.as(Effect.sync(() => ctx.replyLater(message)), state)
-    })
     const silent = inSystem(Actor.spawn(Silent))
     const counter = inSystem(Actor.spawn(Counter))
     expect(inSystem(counter.ask(new Get(), { timeout: "1 second" }))).toBe(0)
