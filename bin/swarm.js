@@ -5,12 +5,15 @@
 // without Swarm's V8 flags for the command (bin/node-flags.mjs), it runs itself again with them.
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { bundled } from "./bundle.mjs"
 import { flagsFor, hasNodeFlags } from "./node-flags.mjs"
 
 const flags = flagsFor(process.argv[2])
 if (hasNodeFlags(flags)) {
-  await import("./typescript.mjs")
-  const { runMain } = await import("../src/cli/Main.ts")
+  // The bundled command line (bin/bundle.mjs), else the sources through the TypeScript hooks.
+  const bundle = await bundled()
+  if (bundle === undefined) await import("./typescript.mjs")
+  const { runMain } = await import(bundle ?? "../src/cli/Main.ts")
   runMain(process.argv.slice(2))
 } else {
   const child = spawn(process.execPath, [...process.execArgv, ...flags.filter((flag) => !process.execArgv.includes(flag)), fileURLToPath(import.meta.url), ...process.argv.slice(2)], {

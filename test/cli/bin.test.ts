@@ -9,6 +9,8 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Cli from "../../src/cli/Cli.js"
 import * as Io from "../../src/cli/Io.js"
+// @ts-expect-error: a plain ES module without types
+import { fingerprint } from "../../bin/bundle.mjs"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -70,4 +72,34 @@ describe("bin/swarm.js", () => {
       // Closed with the process: the lock is gone, the server process too.
       expect(fs.existsSync(Path.join(cwd, ".swarm", "pglite", "swarm.lock"))).toBe(false)
     }), { timeout: 120_000 })
+
+  it.live("runs from a bundle of the current sources; SWARM_NO_BUNDLE=1 runs the sources, with the same output", () =>
+    Effect.gen(function*() {
+      const bundled = yield* spawn(["--version"], os.tmpdir())
+      expect(bundled.code).toBe(0)
+      // The bundle this process used is the one named after the sources as they are now.
+      expect(fs.existsSync(Path.join(root, ".build", `cli-${(fingerprint as (root: string) => string)(root)}`, "main.js"))).toBe(true)
+      const sources = yield* spawn(["--version"], os.tmpdir(), { SWARM_NO_BUNDLE: "1" })
+      expect(sources).toEqual(bundled)
+    }), { timeout: 90_000 })
+
+  it("a bundle's name changes with any source: an edit, a new file, a renamed one", () => {
+    const fp = fingerprint as (root: string) => string
+    const fake = Path.join(tmp, "fingerprint")
+    for (const dir of ["src", "agents", "schemas", "supervisors", "migrations"]) fs.mkdirSync(Path.join(fake, dir, "nested"), { recursive: true })
+    fs.writeFileSync(Path.join(fake, "package.json"), "{}")
+    fs.writeFileSync(Path.join(fake, "src", "nested", "a.ts"), "export const a = 1\n")
+    const first = fp(fake)
+    expect(fp(fake)).toBe(first)
+    fs.writeFileSync(Path.join(fake, "src", "nested", "a.ts"), "export const a = 12\n")
+    const edited = fp(fake)
+    expect(edited).not.toBe(first)
+    fs.writeFileSync(Path.join(fake, "migrations", "0005.ts"), "")
+    const added = fp(fake)
+    expect(added).not.toBe(edited)
+    fs.renameSync(Path.join(fake, "migrations", "0005.ts"), Path.join(fake, "migrations", "0006.ts"))
+    expect(fp(fake)).not.toBe(added)
+    fs.writeFileSync(Path.join(fake, "package.json"), "{ }")
+    expect(fp(fake)).not.toBe(added)
+  })
 })
