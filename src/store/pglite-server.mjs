@@ -50,9 +50,15 @@ const shutdown = async (code) => {
 
 // The parent decides when we stop. A terminal's Ctrl-C reaches the whole process group, and the
 // parent may still write to the database while it shuts down, so SIGINT is ignored here: we go
-// when the parent's IPC channel goes.
+// when the parent's IPC channel goes. SIGTERM too often reaches the whole group at once (systemd's
+// default, `timeout`), while the parent checkpoints its runs into this database: it stops us once
+// the parent has let go, or after a grace period if the parent never does (or is gone already).
+const TERM_GRACE_MILLIS = 15_000
 process.on("SIGINT", () => {})
-process.on("SIGTERM", () => void shutdown(0))
+process.on("SIGTERM", () => {
+  if (!process.connected) void shutdown(0)
+  else setTimeout(() => void shutdown(0), TERM_GRACE_MILLIS).unref()
+})
 process.on("disconnect", () => void shutdown(0))
 
 try {
