@@ -90,8 +90,9 @@ export class Deadlines {
     this.disarm = undefined
     this.armedAt = Infinity
     this.expireDue()
+    // An expiry that added a deadline (re-entrantly) may have armed the timer already, maybe later.
     const next = this.heap.peek()
-    if (next !== undefined && this.disarm === undefined) this.arm(next.at)
+    if (next !== undefined && next.at < this.armedAt && !this.closed) this.arm(next.at)
   }
 
   /** Stop expiring deadlines (the system is shut down): the timer fiber is interrupted, the callback cancelled. */
