@@ -28,7 +28,6 @@
  * not fit is not made (recorded with outcome `budget`): the answer says so and goes on offline —
  * the question routed to the tools — and its `Done` names the offline backend.
  */
-import { createHash } from "node:crypto"
 import type { SqlClient } from "@effect/sql"
 import { Cause, Clock, Context, Duration, Effect, Either, Exit, Layer, Mailbox, Option, Schedule, type Scope, Stream } from "effect"
 import {
@@ -62,6 +61,7 @@ import * as Actor from "../../src/actor/Actor.js"
 import type { ActorRef } from "../../src/actor/ActorRef.js"
 import * as ActorSystem from "../../src/actor/ActorSystem.js"
 import { ChatFanout, type ChatFanoutService } from "../../src/bus/ChatFanout.js"
+import { sha256Hex } from "../../src/internal/sha256.js"
 import { Budget, promptTokensUpperBound, type Reservation } from "../../src/llm/Budget.js"
 import type { BackendInfo, ChatRequest, LanguageModel } from "../../src/llm/LanguageModel.js"
 import { LlmRuntime } from "../../src/llm/LlmRuntime.js"
@@ -231,8 +231,6 @@ class Turn {
     })
   }
 }
-
-const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex")
 
 const isTransient = (error: BackendError): boolean => error._tag !== "LlmRequestFailed" || error.transient
 
@@ -451,7 +449,7 @@ const callModel = (
       step: `q${turn.question}-${n}`,
       model: request.model,
       backend: model.backend.kind,
-      promptHash: sha256(prompt),
+      promptHash: sha256Hex(prompt),
       prompt,
       ...(answer === "" ? {} : { answer }),
       tokensIn,
@@ -504,7 +502,7 @@ const budgetSpent = (q: Question, request: ChatRequest, refusal: LlmBudgetExhaus
       step: `q${turn.question}-${++turn.calls}`,
       model: request.model,
       backend: deps.llm.model.backend.kind,
-      promptHash: sha256(prompt),
+      promptHash: sha256Hex(prompt),
       prompt,
       tokensIn: 0,
       tokensOut: 0,
