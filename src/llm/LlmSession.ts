@@ -16,7 +16,6 @@
  * backend's own spans beneath it; an untraced round's calls make no span. Every call is counted
  * (src/telemetry/Metrics.ts: calls, tokens, latency).
  */
-import { sha256Hex } from "../internal/sha256.js"
 import { Duration, Effect, Either, JSONSchema, ParseResult, Schedule, Schema } from "effect"
 import type { AgentId, RoundId, RunId } from "../../schemas/Ids.js"
 import {
@@ -28,6 +27,7 @@ import {
   LlmInvalidAnswer,
   type Message
 } from "../../schemas/Llm.js"
+import { sha256Hex } from "../internal/sha256.js"
 import * as Outside from "../swarm/Outside.js"
 import * as Metrics from "../telemetry/Metrics.js"
 import * as Trace from "../telemetry/Trace.js"
@@ -147,8 +147,6 @@ const decodeEntry = <A, I>(schema: Schema.Schema<A, I>, entry: CachedAnswer): Ei
   return decoded
 }
 
-const sha256 = sha256Hex
-
 const isTransient = (error: BackendError): boolean => error._tag !== "LlmRequestFailed" || error.transient
 
 const decodeAnswer = <A, I>(schema: Schema.Schema<A, I>, content: string): Either.Either<A, string> => {
@@ -213,7 +211,7 @@ export class LlmSession {
    */
   peek<A, I>(ask: Ask<A, I>): Peeked<A> | undefined {
     const model = ask.model ?? this.options.config.model
-    return this.atHand(ask, model, sha256(promptOf(model, ask.messages, this.formatOf(ask.schema))))
+    return this.atHand(ask, model, sha256Hex(promptOf(model, ask.messages, this.formatOf(ask.schema))))
   }
 
   /** `peek`, its prompt hashed; `commit` records under `trace` when there is one. */
@@ -258,7 +256,7 @@ export class LlmSession {
       const model = ask.model ?? config.model
       const format = this.formatOf(ask.schema)
       const prompt = promptOf(model, ask.messages, format)
-      const promptHash = sha256(prompt)
+      const promptHash = sha256Hex(prompt)
       const base = { agent: ask.agent, ...(ask.round === undefined ? {} : { round: ask.round }), step: ask.step, model, promptHash }
 
       const recorded = this.options.recording?.has(recordingKey(ask.agent, ask.round, ask.step)) === true

@@ -21,9 +21,9 @@ import type * as Pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
 import type { RunId } from "../../schemas/Ids.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
+import { sha256Hex } from "../internal/sha256.js"
 import { PgPool } from "./Pool.js"
 import { StoreError } from "./StoreError.js"
-import { sha256Hex } from "../internal/sha256.js"
 
 /** The hash before a chain's first link. */
 export const GENESIS = "0".repeat(64)
