@@ -15,6 +15,10 @@
 // moment never read half a bundle; bundles of older sources go an hour later. If anything fails, `bundled` returns undefined and the command
 // runs from its sources as before; SWARM_NO_BUNDLE=1 asks for that.
 //
+// Ahead of time: `node bin/bundle.mjs` builds it and says where (the Docker image does, as root,
+// so that its unprivileged user, which cannot write `.build`, finds it made: the image's files do
+// not change, so neither does their fingerprint).
+//
 // Where: `.build/cli-<fingerprint>/`, two levels below the repository as `src/<dir>/` is, so the
 // sources' paths relative to their own module (`../../data`, `../../package.json`) mean the same in
 // the bundle; `pglite-server.mjs`, which the embedded database starts as a process, is copied next
@@ -103,4 +107,11 @@ export const bundled = async () => {
   } catch {
     return undefined
   }
+}
+
+// `node bin/bundle.mjs`: build now. A failure is said, not fatal: the command line still runs
+// from its sources.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const entry = await bundled()
+  console.log(entry === undefined ? "swarm: no bundle of the command line (it runs from its sources)" : `swarm: command line bundled: ${fileURLToPath(entry)}`)
 }

@@ -17,12 +17,12 @@ const root = fileURLToPath(new URL("../..", import.meta.url))
 const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-bin-"))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
-/** `env` changes the test's environment: a value sets a variable, `undefined` removes it. */
-const spawn = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string | undefined> = {}) =>
+/** `node <args>` in `cwd`; `env` changes the test's environment: a value sets a variable, `undefined` removes it. */
+const run = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string | undefined> = {}) =>
   Effect.async<{ code: number; stdout: string; stderr: string }>((resume) => {
     const child = execFile(
       process.execPath,
-      [Path.join(root, "bin", "swarm.js"), ...args],
+      args,
       {
         cwd,
         timeout: 60_000,
@@ -35,6 +35,10 @@ const spawn = (args: ReadonlyArray<string>, cwd: string, env: Record<string, str
     )
     return Effect.sync(() => void child.kill())
   })
+
+/** `swarm <args>` (this repository's bin/swarm.js) in `cwd`. */
+const spawn = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string | undefined> = {}) =>
+  run([Path.join(root, "bin", "swarm.js"), ...args], cwd, env)
 
 describe("bin/swarm.js", () => {
   it.live("backtest --no-store --json from another directory prints the same document as the CLI run in-process", () =>
@@ -102,4 +106,30 @@ describe("bin/swarm.js", () => {
     fs.writeFileSync(Path.join(fake, "package.json"), "{ }")
     expect(fp(fake)).not.toBe(added)
   })
+
+  it.live("a bundle built ahead of time, as the Docker image builds it, is the one a later command uses", () =>
+    Effect.gen(function*() {
+      // The image's /app: what docker/Dockerfile copies, times kept (as COPY keeps them).
+      const app = Path.join(tmp, "image", "app")
+      fs.mkdirSync(app, { recursive: true })
+      const dockerfile = fs.readFileSync(Path.join(root, "docker", "Dockerfile"), "utf8")
+      const copied = dockerfile.split("\n").flatMap((line) => {
+        const m = /^COPY (?!--)(.+) \.\/\S*$/.exec(line)
+        return m === null ? [] : m[1]!.split(/\s+/)
+      })
+      expect(copied).toEqual(expect.arrayContaining(["bin", "src", "agents", "schemas", "supervisors", "migrations", "package.json"]))
+      for (const path of copied) fs.cpSync(Path.join(root, path), Path.join(app, path), { recursive: true, preserveTimestamps: true })
+      fs.symlinkSync(Path.join(root, "node_modules"), Path.join(app, "node_modules"))
+      // The image's build step.
+      expect(dockerfile).toMatch(/^RUN node bin\/bundle\.mjs$/m)
+      const built = yield* run(["bin/bundle.mjs"], app)
+      expect(built.code).toBe(0)
+      expect(built.stdout).toMatch(/command line bundled: .*\.build\/cli-[0-9a-f]{16}\/main\.js/)
+      const before = fs.readdirSync(Path.join(app, ".build")).map((name) => [name, fs.statSync(Path.join(app, ".build", name)).mtimeMs])
+      expect(before).toHaveLength(1)
+      // A command later: nothing new under .build (the image's user could not write there).
+      const help = yield* run(["bin/swarm.js", "--version"], app)
+      expect(help.code).toBe(0)
+      expect(fs.readdirSync(Path.join(app, ".build")).map((name) => [name, fs.statSync(Path.join(app, ".build", name)).mtimeMs])).toEqual(before)
+    }), { timeout: 90_000 })
 })
