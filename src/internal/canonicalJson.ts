@@ -231,7 +231,7 @@ class Compiler {
         const props = node.propertySignatures
         const lines = [`if (v === null || typeof v !== "object" || Array.isArray(v)) return anyValue(v)`]
         props.forEach((p, i) => lines.push(`const x${i} = v[${JSON.stringify(p.name)}]`))
-        // A required field that is absent: JSON.stringify leaves it out, and so does its own text.
+        // A required field that is absent: the struct is JSON.stringify's to write (it leaves the field out).
         const required = props.flatMap((p, i) => (p.isOptional ? [] : [`x${i} === undefined`]))
         if (required.length > 0) lines.push(`if (${required.join(" || ")}) return anyValue(v)`)
         // Up to the first optional field, one concatenation; from there, each optional field adds
