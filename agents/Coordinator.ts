@@ -31,12 +31,12 @@
  */
 import { Cause, Effect, Exit, Option } from "effect"
 import type { ActorId } from "../schemas/Actor.js"
-import { type RequestOpinions as RequestOpinionsType, RequestOpinions, type RoundRequest } from "../schemas/AnalystProtocol.js"
+import { type RequestOpinions as RequestOpinionsType, requestOpinions, type RoundRequest } from "../schemas/AnalystProtocol.js"
 import type { Action, ConsensusConfig, Decision } from "../schemas/Decision.js"
 import type { ExternalSignal } from "../schemas/ExternalSignal.js"
 import type { AgentId, RoundId, Symbol, Timestamp } from "../schemas/Ids.js"
 import type { Opinion } from "../schemas/Opinion.js"
-import { type DeskProtocol, Judge, MarketOpen, MarketUpdate, type RiskProtocol } from "../schemas/TradingProtocol.js"
+import { type DeskProtocol, judge, marketOpen, MarketUpdate, type RiskProtocol } from "../schemas/TradingProtocol.js"
 import * as Actor from "../src/actor/Actor.js"
 import { type ActorRef, askAll } from "../src/actor/ActorRef.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
@@ -195,7 +195,7 @@ export const make = (options: CoordinatorOptions) => {
   const onUpdate = (state: Coordination, update: MarketUpdate, trace: Trace.Trace | undefined) =>
     Effect.gen(function*() {
       const { bars, ts } = update
-      yield* options.desk().tell(new MarketOpen({ ts, bars }, true))
+      yield* options.desk().tell(marketOpen({ ts, bars }))
       const rounds: Array<RoundRequest> = new Array(bars.length)
       if (options.context === true) {
         for (let i = 0; i < bars.length; i++) {
@@ -211,7 +211,7 @@ export const make = (options: CoordinatorOptions) => {
         for (let i = 0; i < bars.length; i++) rounds[i] = { round: `${bars[i]!.symbol}@${ts}` as RoundId, bar: bars[i]! }
       }
       if (update.signals !== undefined && update.signals.length > 0) withSignals(rounds, update.signals)
-      const request = new RequestOpinions({ ts, rounds }, true)
+      const request = requestOpinions({ ts, rounds })
       const answers = yield* askAll(analysts(), request, { timeout: consensus.deadlineMillis })
       // What the analysts recorded while answering in parallel (their model calls), in a fixed order.
       log.flushDeferred()
@@ -261,7 +261,7 @@ export const make = (options: CoordinatorOptions) => {
       if (changed.length === 0) return state
       stats.decisions += changed.length
       const judged = yield* Effect.either(
-        options.risk().ask(new Judge({ ts: ts as Timestamp, decisions: changed, closes }, true), { timeout: options.judgeTimeoutMillis })
+        options.risk().ask(judge({ ts: ts as Timestamp, decisions: changed, closes }), { timeout: options.judgeTimeoutMillis })
       )
       if (judged._tag === "Left") {
         trace?.event("execution blocked", { reason: judged.left.message })

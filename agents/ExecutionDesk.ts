@@ -21,7 +21,7 @@ import type { Timestamp } from "../schemas/Ids.js"
 import type { Bar } from "../schemas/Market.js"
 import type { ExecutionConfig } from "../schemas/Execution.js"
 import type { Fill, Order } from "../schemas/Order.js"
-import { Book, DeskProtocol, type LedgerProtocol } from "../schemas/TradingProtocol.js"
+import { book, DeskProtocol, type LedgerProtocol } from "../schemas/TradingProtocol.js"
 import * as Actor from "../src/actor/Actor.js"
 import type { ActorRef } from "../src/actor/ActorRef.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
@@ -112,8 +112,8 @@ export const make = (options: DeskOptions) => {
             }
             fills = due
           }
-          const book = options.ledger().tell(new Book({ ts, bars, fills }, true))
-          return Effect.as(bookUnder === undefined || context.trace !== undefined ? book : Effect.withParentSpan(book, bookUnder), desk)
+          const booking = options.ledger().tell(book({ ts, bars, fills }))
+          return Effect.as(bookUnder === undefined || context.trace !== undefined ? booking : Effect.withParentSpan(booking, bookUnder), desk)
         }
         const trace = context.trace
         const fills: Array<Fill> = []
@@ -149,7 +149,7 @@ export const make = (options: DeskOptions) => {
           }
         }
         if (fills.length === 0) return Effect.succeed(desk)
-        return Effect.as(options.ledger().tell(new Book({ ts: message.ts as Timestamp, bars: [], fills }, true)), desk)
+        return Effect.as(options.ledger().tell(book({ ts: message.ts as Timestamp, bars: [], fills })), desk)
       })
   })
 }

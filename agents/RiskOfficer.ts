@@ -35,10 +35,10 @@ import {
   type DeskProtocol,
   type Judge,
   type LedgerProtocol,
-  PlaceOrders,
+  placeOrders,
   RebaseRiskMarks,
   RiskProtocol,
-  ViewBooks
+  viewBooks
 } from "../schemas/TradingProtocol.js"
 import type { Verdict } from "../schemas/Verdict.js"
 import * as Actor from "../src/actor/Actor.js"
@@ -285,7 +285,7 @@ export const make = (options: RiskOptions) => {
         switch (message._tag) {
           case "Judge": {
             newDay(officer, now)
-            const books = yield* options.ledger().ask(new ViewBooks({ asOf: message.ts }, true), { timeout: options.viewTimeoutMillis }).pipe(
+            const books = yield* options.ledger().ask(viewBooks({ asOf: message.ts }), { timeout: options.viewTimeoutMillis }).pipe(
               Effect.either
             )
             if (Either.isLeft(books)) {
@@ -295,7 +295,7 @@ export const make = (options: RiskOptions) => {
               return officer
             }
             const { blocked, orders, rejected } = judge(officer, message, books.right, now, context.trace)
-            if (orders.length > 0) yield* options.desk().tell(new PlaceOrders({ ts: message.ts, orders }, true))
+            if (orders.length > 0) yield* options.desk().tell(placeOrders({ ts: message.ts, orders }))
             yield* context.reply(message, { placed: orders.length, rejected, pending: officer.held.size, blocked })
             return officer
           }
@@ -314,7 +314,7 @@ export const make = (options: RiskOptions) => {
             }
             if (message.approved) {
               officer.ordersToday++
-              const place = options.desk().tell(new PlaceOrders({ ts: now as Timestamp, orders: [order(held.intent, held.quantity)] }, true))
+              const place = options.desk().tell(placeOrders({ ts: now as Timestamp, orders: [order(held.intent, held.quantity)] }))
               // Its execution belongs to the traced round that asked for it.
               yield* (held.wait === undefined ? place : Effect.withParentSpan(place, held.wait.span))
             }

@@ -9,6 +9,7 @@ import { ExternalSignal } from "./ExternalSignal.js"
 import { RoundId, Timestamp } from "./Ids.js"
 import { Bar } from "./Market.js"
 import { Direction, Opinion } from "./Opinion.js"
+import { unchecked } from "./Unchecked.js"
 
 /**
  * What the swarm has done about the symbol so far, for analysts that reason over it (the LLM ones):
@@ -35,6 +36,9 @@ export class RequestOpinions extends Schema.TaggedRequest<RequestOpinions>()("Re
   success: Schema.Array(Opinion),
   payload: { ts: Timestamp, rounds: Schema.Array(RoundRequest) }
 }) {}
+
+/** A `RequestOpinions` built unchecked (Unchecked.ts): the coordinator makes one per timestamp. */
+export const requestOpinions = unchecked(RequestOpinions)
 
 /** A strategy's agent entry that names no registered type, or whose params its type refuses. */
 export class InvalidAgent extends Schema.TaggedError<InvalidAgent>()("InvalidAgent", {

@@ -7,8 +7,9 @@
  *                       Coordinator ─Judge→ RiskOfficer ─ViewBooks→ Ledger
  *                                           RiskOfficer ─PlaceOrders→ ExecutionDesk
  *
- * Messages built on the per-bar path skip constructor validation (`new X(fields, true)`): their
- * fields come from decoded bars and from pure functions, not from outside.
+ * Messages built on the per-bar path are built unchecked (`marketUpdate(fields)`…, Unchecked.ts):
+ * no validation and none of the class constructor's work; their fields come from decoded bars and
+ * from pure functions, not from outside.
  */
 import { Schema } from "effect"
 import { Decision } from "./Decision.js"
@@ -21,6 +22,7 @@ import { Fill, Order } from "./Order.js"
 import { PortfolioSnapshot } from "./Portfolio.js"
 import { IllegalTransition, TradingState, TradingStatus } from "./Risk.js"
 import { Trade } from "./Trade.js"
+import { unchecked } from "./Unchecked.js"
 
 const Bars = Schema.Array(Bar)
 
@@ -146,3 +148,12 @@ export class SetTradingState extends Schema.TaggedRequest<SetTradingState>()("Se
 
 export const RiskProtocol = Schema.Union(Judge, ResolveApproval, GetTradingStatus, SetTradingState)
 export type RiskProtocol = typeof RiskProtocol.Type
+
+// --- built on every bar (Unchecked.ts) ------------------------------------------------------------
+
+export const marketUpdate = unchecked(MarketUpdate)
+export const marketOpen = unchecked(MarketOpen)
+export const placeOrders = unchecked(PlaceOrders)
+export const book = unchecked(Book)
+export const viewBooks = unchecked(ViewBooks)
+export const judge = unchecked(Judge)

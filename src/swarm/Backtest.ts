@@ -15,7 +15,7 @@ import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy as StrategySchema, type Strategy } from "../../schemas/Strategy.js"
 import type { StrategyId } from "../../schemas/Ids.js"
 import type { Money } from "../../schemas/Money.js"
-import { CloseBooks, GetTradingStatus, MarketUpdate, ResolveApproval } from "../../schemas/TradingProtocol.js"
+import { CloseBooks, GetTradingStatus, marketUpdate, ResolveApproval } from "../../schemas/TradingProtocol.js"
 import * as ActorSystem from "../actor/ActorSystem.js"
 import * as MetricsOf from "../trading/Metrics.js"
 import * as Run from "./Run.js"
@@ -365,8 +365,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         const signals = options.signals === undefined ? undefined : delivered(slice)
         world.start(swarm.coordinator.tell(
           signals === undefined
-            ? new MarketUpdate({ ts: slice.ts, bars: slice.bars }, true)
-            : new MarketUpdate({ ts: slice.ts, bars: slice.bars, signals }, true)
+            ? marketUpdate({ ts: slice.ts, bars: slice.bars })
+            : marketUpdate({ ts: slice.ts, bars: slice.bars, signals })
         ))
         // LLM analysts' model calls run outside the world, in wall-clock time: the slice waits for them.
         if (world.waitingOutside) yield* world.awaitOutside
