@@ -195,17 +195,31 @@ class Compiler {
   }
 
   /**
+   * An expression that is `prefix`, the JSON text of the value of `x`, then `suffix`: a literal's
+   * (or a null's) whole text is one constant, so a struct's text has fewer pieces to join.
+   */
+  private labelled(prefix: string, ast: AST.AST, x: string, suffix: string): string {
+    const node = peel(ast)
+    const literals = literalsOf(node)
+    if (literals !== undefined) return `${this.literals(literals, prefix, suffix)}(${x})`
+    const nullable = nonNull(node)
+    if (nullable !== undefined) return `(${x} === null ? ${JSON.stringify(`${prefix}null${suffix}`)} : ${this.labelled(prefix, nullable, x, suffix)})`
+    return [JSON.stringify(prefix), this.expression(node, x), JSON.stringify(suffix)].filter((part) => part !== '""').join(" + ")
+  }
+
+  /**
    * The function writing a string of a literal union: its text without looking for characters to
    * escape (a switch on interned strings is a few comparisons); any other value, as a primitive.
    */
-  private literals(literals: ReadonlyArray<string>): string {
-    const key = literals.join("\u0000")
+  private literals(literals: ReadonlyArray<string>, prefix = "", suffix = ""): string {
+    const key = [prefix, suffix, ...literals].join("\u0000")
     const known = this.literalFunctions.get(key)
     if (known !== undefined) return known
     const name = `l${this.literalFunctions.size}`
     this.literalFunctions.set(key, name)
-    const cases = literals.map((l) => `  case ${JSON.stringify(l)}: return ${JSON.stringify(JSON.stringify(l))}`)
-    this.functions.push(`function ${name}(x) {\nswitch (x) {\n${cases.join("\n")}\n  default: return prim(x)\n}\n}`)
+    const cases = literals.map((l) => `  case ${JSON.stringify(l)}: return ${JSON.stringify(prefix + JSON.stringify(l) + suffix)}`)
+    const other = [JSON.stringify(prefix), "prim(x)", JSON.stringify(suffix)].filter((part) => part !== '""').join(" + ")
+    this.functions.push(`function ${name}(x) {\nswitch (x) {\n${cases.join("\n")}\n  default: return ${other}\n}\n}`)
     return name
   }
 
@@ -234,34 +248,38 @@ class Compiler {
         // A required field that is absent: the struct is JSON.stringify's to write (it leaves the field out).
         const required = props.flatMap((p, i) => (p.isOptional ? [] : [`x${i} === undefined`]))
         if (required.length > 0) lines.push(`if (${required.join(" || ")}) return anyValue(v)`)
-        // Up to the first optional field, one concatenation; from there, each optional field adds
-        // itself if present. Before the first required field, a comma only once something is written.
-        const leadingOptional = props.length > 0 && props[0]!.isOptional
-        if (leadingOptional) lines.push(`let s = "{", c = ""`)
-        else lines.push(`let s = "{"`)
+        if (props.length === 0) return `${lines.join("\n")}\nreturn "{}"`
+        if (props[0]!.isOptional) {
+          // A comma only once something is written.
+          lines.push(`let s = "{", c = ""`)
+          props.forEach((p, i) => {
+            const add = `s += c + ${this.labelled(JSON.stringify(p.name) + ":", p.type, `x${i}`, "")}; c = ","`
+            lines.push(p.isOptional ? `if (x${i} !== undefined) { ${add} }` : add)
+          })
+          lines.push(`return s + "}"`)
+          return lines.join("\n")
+        }
+        // Runs of required fields are one concatenation each; an optional field adds itself if
+        // present. The braces go with the first and the last field's text (fewer pieces to join).
         let pending: Array<string> = []
-        let written = false
+        let started = false
         const flush = () => {
-          if (pending.length > 0) lines.push(`s += ${pending.join(" + ")}`)
+          if (pending.length === 0) return
+          lines.push(`${started ? "s +=" : "let s ="} ${pending.join(" + ")}`)
+          started = true
           pending = []
         }
         props.forEach((p, i) => {
-          const label = JSON.stringify(p.name) + ":"
-          const value = this.expression(p.type, `x${i}`)
-          if (leadingOptional) {
+          const prefix = (i === 0 ? "{" : ",") + JSON.stringify(p.name) + ":"
+          if (p.isOptional) {
             flush()
-            const add = `s += c + ${JSON.stringify(label)} + ${value}; c = ","`
-            lines.push(p.isOptional ? `if (x${i} !== undefined) { ${add} }` : add)
-          } else if (p.isOptional) {
-            flush()
-            lines.push(`if (x${i} !== undefined) s += ${JSON.stringify("," + label)} + ${value}`)
+            lines.push(`if (x${i} !== undefined) s += ${this.labelled(prefix, p.type, `x${i}`, "")}`)
           } else {
-            pending.push(JSON.stringify((written ? "," : "") + label), value)
+            pending.push(this.labelled(prefix, p.type, `x${i}`, i === props.length - 1 ? "}" : ""))
           }
-          written = true
         })
         flush()
-        lines.push(`return s + "}"`)
+        lines.push(props[props.length - 1]!.isOptional ? `return s + "}"` : `return s`)
         return lines.join("\n")
       }
       case "TupleType": {
