@@ -108,7 +108,7 @@ const kindOf = (ast: AST.AST): Kind => {
         ? "boolean"
         : "other"
     case "Union": {
-      const kinds = new Set(node.types.filter((t) => peel(t)._tag !== "UndefinedKeyword").map(kindOf))
+      const kinds = new Set(node.types.map(kindOf))
       if (kinds.has("other")) return "other"
       return kinds.size === 1 ? [...kinds][0]! : "primitive"
     }
@@ -133,12 +133,11 @@ const literalsOf = (ast: AST.AST): ReadonlyArray<string> | undefined => {
   return undefined
 }
 
-/** `X` of a union of `null` and `X` (and `undefined`, an optional field's), if it is one. */
+/** `X` of a (peeled) union of `null` and `X`, if it is one. */
 const nonNull = (ast: AST.AST): AST.AST | undefined => {
   if (ast._tag !== "Union") return undefined
-  const members = ast.types.filter((t) => peel(t)._tag !== "UndefinedKeyword")
-  const rest = members.filter((t) => kindOf(t) !== "null")
-  return members.length === 2 && rest.length === 1 ? rest[0] : undefined
+  const rest = ast.types.filter((t) => kindOf(t) !== "null")
+  return ast.types.length === 2 && rest.length === 1 ? rest[0] : undefined
 }
 
 /** A required field, present in every member, whose string literals tell the members apart. */
@@ -166,16 +165,29 @@ const discriminator = (members: ReadonlyArray<AST.TypeLiteral>): { key: string; 
 
 class Compiler {
   private readonly functions: Array<string> = []
-  private readonly named = new Map<AST.AST, string>()
+  private readonly named = new Map<AST.AST, string | undefined>()
   private readonly literalFunctions = new Map<string, string>()
 
   /** An expression that is the JSON text of the value of the expression `x` (evaluated once: a local's name). */
   expression(ast: AST.AST, x: string): string {
+    return this.labelled("", ast, x, "")
+  }
+
+  /**
+   * An expression that is `prefix`, the JSON text of the value of `x`, then `suffix`: a literal's
+   * (or a null's) whole text is one constant, so a struct's text has fewer pieces to join.
+   */
+  private labelled(prefix: string, ast: AST.AST, x: string, suffix: string): string {
     const node = peel(ast)
     const literals = literalsOf(node)
-    if (literals !== undefined) return `${this.literals(literals)}(${x})`
+    if (literals !== undefined) return `${this.literals(literals, prefix, suffix)}(${x})`
     const nullable = nonNull(node)
-    if (nullable !== undefined) return `(${x} === null ? "null" : ${this.expression(nullable, x)})`
+    if (nullable !== undefined) return `(${x} === null ? ${JSON.stringify(`${prefix}null${suffix}`)} : ${this.labelled(prefix, nullable, x, suffix)})`
+    return [JSON.stringify(prefix), this.value(node, x), JSON.stringify(suffix)].filter((part) => part !== '""').join(" + ")
+  }
+
+  /** The JSON text of `x`, a value of `node` (peeled) that is neither a literal union nor nullable. */
+  private value(node: AST.AST, x: string): string {
     switch (kindOf(node)) {
       case "string":
         return `str(${x})`
@@ -192,19 +204,6 @@ class Compiler {
     }
     const fn = this.function(node)
     return fn === undefined ? `anyValue(${x})` : `${fn}(${x})`
-  }
-
-  /**
-   * An expression that is `prefix`, the JSON text of the value of `x`, then `suffix`: a literal's
-   * (or a null's) whole text is one constant, so a struct's text has fewer pieces to join.
-   */
-  private labelled(prefix: string, ast: AST.AST, x: string, suffix: string): string {
-    const node = peel(ast)
-    const literals = literalsOf(node)
-    if (literals !== undefined) return `${this.literals(literals, prefix, suffix)}(${x})`
-    const nullable = nonNull(node)
-    if (nullable !== undefined) return `(${x} === null ? ${JSON.stringify(`${prefix}null${suffix}`)} : ${this.labelled(prefix, nullable, x, suffix)})`
-    return [JSON.stringify(prefix), this.expression(node, x), JSON.stringify(suffix)].filter((part) => part !== '""').join(" + ")
   }
 
   /**
@@ -230,7 +229,7 @@ class Compiler {
     this.named.set(node, name)
     const body = this.body(node)
     if (body === undefined) {
-      this.named.set(node, undefined as unknown as string)
+      this.named.set(node, undefined)
       return undefined
     }
     this.functions.push(`function ${name}(v) {\n${body}\n}`)
@@ -295,7 +294,7 @@ class Compiler {
         ].join("\n")
       }
       case "Union": {
-        const members = node.types.map(peel).filter((t) => t._tag !== "UndefinedKeyword")
+        const members = node.types.map(peel)
         const structs = members.filter((t): t is AST.TypeLiteral => t._tag === "TypeLiteral")
         const others = members.filter((t) => t._tag !== "TypeLiteral")
         if (structs.length === 0 || others.some((t) => kindOf(t) === "other")) return undefined
