@@ -12,9 +12,14 @@
  * request's is answered as a defect (as @effect/rpc answers an id of the wrong type), an ack's or
  * an interrupt's is dropped (it concerns no request). Its serialization (`ndjsonObjects`) drops a
  * line that is not an object, which would fail the WebSocket connection the same way.
+ *
+ * A request whose id is still in flight on its connection (sent, not yet answered) is answered
+ * `InvalidRequest { field: "id" }` and goes no further. @effect/rpc keeps a request's answer schema
+ * by its id, so the second would replace the first's: the first's answer came out encoded by the
+ * other's schema (a defect) and the second's not at all. Once an id's answer is sent it is free again.
  */
 import { type Rpc, type RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
-import { Effect, Either, Layer, ParseResult, Schema } from "effect"
+import { Effect, Either, Layer, Mailbox, ParseResult, Schema } from "effect"
 import { CheckedPayload, InvalidRequest } from "../../schemas/Rpc.js"
 
 /** `InvalidRequest` for a payload's decoding error: its first issue's path and message. */
@@ -48,43 +53,84 @@ const check = (rpcs: ReadonlyMap<string, Rpc.AnyWithProps>, message: { readonly 
   return Either.isLeft(decoded) ? invalidPayload(decoded.left) : undefined
 }
 
-/** Whether @effect/rpc can read `id` as a request id (a bigint, as a string). */
-const isRequestId = (id: unknown): boolean => {
-  if (typeof id !== "string") return false
+/** `id` as @effect/rpc reads a request id (a bigint, or one as a string), in its canonical text; undefined when it is none. */
+const requestKey = (id: unknown): string | undefined => {
+  if (typeof id === "bigint") return id.toString()
+  if (typeof id !== "string") return undefined
   try {
-    BigInt(id)
-    return true
+    return BigInt(id).toString()
   } catch {
-    return false
+    return undefined
   }
 }
 
 /** `protocol` with every request's payload checked first (see the module's comment). */
 export const checked = <Rpcs extends Rpc.Any, E, R>(group: RpcGroup.RpcGroup<Rpcs>, protocol: Layer.Layer<RpcServer.Protocol, E, R>) =>
-  Layer.effect(
+  Layer.scoped(
     RpcServer.Protocol,
-    Effect.map(RpcServer.Protocol, (inner): RpcServer.Protocol["Type"] => ({
-      ...inner,
-      run: (f) =>
-        inner.run((clientId, message) => {
-          // An ack or interrupt naming no possible request: @effect/rpc would throw converting its
-          // id, failing the whole connection. It concerns no request, so it is dropped.
-          if ((message._tag === "Ack" || message._tag === "Interrupt") && !isRequestId(message.requestId)) return Effect.void
-          if (message._tag !== "Request") return f(clientId, message)
-          // A request id that is not one (`"abc"`) would fail the connection the same way; it is
-          // answered as @effect/rpc answers an id of the wrong type.
-          if (typeof message.id !== "bigint" && !isRequestId(message.id)) {
-            return inner.send(clientId, { _tag: "Defect", defect: `Invalid request id: ${String(message.id).slice(0, QUOTED)}` })
-          }
-          const invalid = check(group.requests as unknown as ReadonlyMap<string, Rpc.AnyWithProps>, message)
-          if (invalid === undefined) return f(clientId, message)
-          return inner.send(clientId, {
-            _tag: "Exit",
-            requestId: String(message.id),
-            exit: { _tag: "Failure", cause: { _tag: "Fail", error: encodeInvalid(invalid) } }
+    Effect.gen(function*() {
+      const inner = yield* RpcServer.Protocol
+      const rpcs = group.requests as unknown as ReadonlyMap<string, Rpc.AnyWithProps>
+      /** Per client, the ids of the requests passed on and not answered yet. */
+      const inFlight = new Map<number, Set<string>>()
+      const settle = (clientId: number, key: string) => {
+        const ids = inFlight.get(clientId)
+        if (ids !== undefined && ids.delete(key) && ids.size === 0) inFlight.delete(clientId)
+      }
+      // The server's disconnects, passed on once this side has forgotten the client's ids: a
+      // client gone with requests in flight gets no answers, so nothing else would.
+      const disconnects = yield* Mailbox.make<number>()
+      yield* inner.disconnects.take.pipe(
+        Effect.flatMap((clientId) => {
+          inFlight.delete(clientId)
+          return disconnects.offer(clientId)
+        }),
+        Effect.forever,
+        Effect.ignore,
+        Effect.ensuring(disconnects.end),
+        Effect.forkScoped
+      )
+      const refuse = (clientId: number, id: string, invalid: InvalidRequest) =>
+        inner.send(clientId, { _tag: "Exit", requestId: id, exit: { _tag: "Failure", cause: { _tag: "Fail", error: encodeInvalid(invalid) } } })
+      return {
+        ...inner,
+        disconnects,
+        send: (clientId, response, transferables) => {
+          if (response._tag === "Exit") settle(clientId, response.requestId)
+          return inner.send(clientId, response, transferables)
+        },
+        end: (clientId) => {
+          inFlight.delete(clientId)
+          return inner.end(clientId)
+        },
+        run: (f) =>
+          inner.run((clientId, message) => {
+            // An ack or interrupt naming no possible request: @effect/rpc would throw converting its
+            // id, failing the whole connection. It concerns no request, so it is dropped.
+            if ((message._tag === "Ack" || message._tag === "Interrupt") && requestKey(message.requestId) === undefined) return Effect.void
+            if (message._tag !== "Request") return f(clientId, message)
+            // A request id that is not one (`"abc"`) would fail the connection the same way; it is
+            // answered as @effect/rpc answers an id of the wrong type.
+            const key = requestKey(message.id)
+            if (key === undefined) {
+              return inner.send(clientId, { _tag: "Defect", defect: `Invalid request id: ${String(message.id).slice(0, QUOTED)}` })
+            }
+            const ids = inFlight.get(clientId)
+            if (ids?.has(key)) {
+              return refuse(
+                clientId,
+                key,
+                new InvalidRequest({ field: "id", reason: `request ${key.slice(0, QUOTED)} is still in flight on this connection; an id is free again once answered` })
+              )
+            }
+            const invalid = check(rpcs, message)
+            if (invalid !== undefined) return refuse(clientId, key, invalid)
+            if (ids === undefined) inFlight.set(clientId, new Set([key]))
+            else ids.add(key)
+            return f(clientId, message)
           })
-        })
-    }))
+      } satisfies RpcServer.Protocol["Type"]
+    })
   ).pipe(Layer.provide(protocol))
 
 /** `CheckedPayload`'s server side: the checking happened in the protocol, before any middleware. */

@@ -14,7 +14,7 @@ import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { Rpc } from "@effect/rpc"
 import { Cause, Effect, Exit, FastCheck as fc, Schema } from "effect"
-import { InvalidRequest, SwarmRpcs } from "../../schemas/Rpc.js"
+import { InvalidRequest, StreamedEvent, SwarmRpcs } from "../../schemas/Rpc.js"
 import { bootstrap } from "../../src/edge/Bootstrap.js"
 import * as Http from "../../src/edge/Http.js"
 import * as Server from "../../src/edge/Server.js"
@@ -166,37 +166,14 @@ const expectRefusal = (what: string, answer: Answer, allowed: ReadonlyArray<numb
 }
 
 /**
- * The request ids a body (or a WebSocket's frames) used more than once. @effect/rpc keeps a
- * request's answer schema by its id, so a client reusing an id while the first is in flight gets
- * one of them encoded by the other's schema: a defect, the client's own doing.
- */
-const reusedIds = (text: string): ReadonlySet<string> => {
-  const seen = new Set<string>()
-  const reused = new Set<string>()
-  for (const line of text.split("\n")) {
-    let message: unknown
-    try {
-      message = JSON.parse(line)
-    } catch {
-      continue
-    }
-    if (typeof message !== "object" || message === null || (message as { _tag?: unknown })._tag !== "Request") continue
-    const id = String((message as { id?: unknown }).id)
-    if (seen.has(id)) reused.add(id)
-    seen.add(id)
-  }
-  return reused
-}
-
-/**
  * One ndjson line of an RPC answer: an exit, a chunk or a defect. A failed exit is typed — an
  * error with its tag (a payload that does not decode: `InvalidRequest`, naming the field) — and
- * never a defect, unless the client reused the request's id (`reusedIds`).
+ * never a defect — a request reusing the id of one still in flight included (`InvalidRequest`, field `id`).
  */
-const expectRpcLine = (what: string, line: string, reused: ReadonlySet<string>) => {
+const expectRpcLine = (what: string, line: string) => {
   const message = JSON.parse(line) as { _tag?: unknown; requestId?: unknown; exit?: { _tag?: unknown; cause?: unknown }; defect?: unknown }
   expect(["Exit", "Chunk", "Defect", "Pong", "ClientProtocolError"], `${what}: ${line.slice(0, 300)}`).toContain(message._tag)
-  if (message._tag === "Exit" && message.exit?._tag === "Failure" && !reused.has(String(message.requestId))) {
+  if (message._tag === "Exit" && message.exit?._tag === "Failure") {
     const cause = message.exit.cause as { _tag?: unknown; error?: { _tag?: unknown; field?: unknown; reason?: unknown } }
     const text = JSON.stringify(cause)
     expect(cause._tag, `${what}: ${text.slice(0, 300)}`).toBe("Fail")
@@ -351,8 +328,7 @@ for (const backend of backends) {
           const answer = await send(`${base}/rpc`, { method: "POST", body: body + "\n", headers: { "content-type": "application/ndjson" } })
           const what = `POST /rpc #${i} ${body.slice(0, 200)}`
           expectRefusal(what, answer, [200, 400, 401, 403, 404, 409, 413, 429])
-          const reused = reusedIds(body)
-          if (answer.status === 200) for (const line of answer.text.split("\n")) if (line !== "") expectRpcLine(what, line, reused)
+          if (answer.status === 200) for (const line of answer.text.split("\n")) if (line !== "") expectRpcLine(what, line)
         })
         yield* health
 
@@ -368,8 +344,7 @@ for (const backend of backends) {
               clearTimeout(quiet)
               socket.terminate()
               try {
-                const reused = reusedIds(batch.join("\n"))
-                for (const line of received.split("\n")) if (line !== "") expectRpcLine(`ws batch ${b}`, line, reused)
+                for (const line of received.split("\n")) if (line !== "") expectRpcLine(`ws batch ${b}`, line)
                 noLeak(`ws batch ${b}`, received)
                 resolve()
               } catch (error) {
@@ -594,6 +569,71 @@ for (const backend of backends) {
         )
         const answers = received.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { _tag: string; requestId?: string; exit?: { _tag: string } })
         expect(answers.find((a) => a.requestId === "7"), received).toMatchObject({ _tag: "Exit", exit: { _tag: "Success" } })
+      }))
+
+    it.scoped("a request id reused while its request is in flight is InvalidRequest naming the id; the first is answered by its own schema", () =>
+      Effect.gen(function*() {
+        const base = yield* Http.baseUrl
+        const erin = yield* Users.create("fuzz-erin", "user")
+        const key = (yield* ApiKeys.issue(erin.id, "fuzz")).key
+        const run = yield* StoredRun.backtest(stored(1, 40, { name: "reused ids", owner: erin.id }))
+        type Line = { _tag: string; requestId?: string; values?: ReadonlyArray<unknown>; exit?: { _tag: string; value?: unknown; cause?: unknown } }
+        const ack = JSON.stringify({ _tag: "Ack", requestId: "1" }) + "\n"
+        const received = yield* Effect.promise(() =>
+          new Promise<ReadonlyArray<Line>>((resolve, reject) => {
+            const socket = new WebSocket(`${base.replace(/^http/, "ws")}/rpc/ws`)
+            const lines: Array<Line> = []
+            let step: "streaming" | "reusing" | "acking" | "again" = "streaming"
+            let refused = 0
+            const timer = setTimeout(() => {
+              socket.terminate()
+              reject(new Error(`no end at step ${step}: ${JSON.stringify(lines).slice(0, 2_000)}`))
+            }, 15_000)
+            // The event stream (id 1) sends its first chunk and waits for an ack, so it stays in flight
+            // while the same id is used twice more (once spelled "01"); then it is acked to its end,
+            // and the id, free again, names one more request.
+            socket.on("open", () => socket.send(rpc(key, "runs.events", { run: run.run }, "1") + "\n"))
+            socket.on("message", (data) => {
+              for (const text of data.toString("utf8").split("\n")) {
+                if (text === "") continue
+                const line = JSON.parse(text) as Line
+                lines.push(line)
+                if (step === "streaming" && line._tag === "Chunk") {
+                  step = "reusing"
+                  socket.send(rpc(key, "strategies.list", undefined, "1") + "\n" + rpc(key, "runs.get", { run: run.run }, "01") + "\n")
+                } else if (step === "reusing" && line._tag === "Exit" && ++refused === 2) {
+                  step = "acking"
+                  socket.send(ack)
+                } else if (step === "acking" && line._tag === "Chunk") {
+                  socket.send(ack)
+                } else if (step === "acking" && line._tag === "Exit") {
+                  step = "again"
+                  socket.send(rpc(key, "strategies.list", undefined, "1") + "\n")
+                } else if (step === "again" && line._tag === "Exit") {
+                  clearTimeout(timer)
+                  socket.close()
+                  resolve(lines)
+                }
+              }
+            })
+            socket.on("error", reject)
+          })
+        )
+        expect(received.every((line) => line.requestId === "1"), JSON.stringify(received).slice(0, 2_000)).toBe(true)
+        const exits = received.filter((line) => line._tag === "Exit")
+        expect(exits).toHaveLength(4)
+        for (const refusal of exits.slice(0, 2)) {
+          expect(refusal.exit).toMatchObject({ _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "InvalidRequest", field: "id" } } })
+          expect(JSON.stringify(refusal.exit)).toContain("still in flight")
+        }
+        // The stream: every event of the run, in order, each as its own schema encodes it; then success.
+        const events = received.filter((line) => line._tag === "Chunk").flatMap((line) => line.values ?? [])
+        const decoded = events.map((event) => Schema.decodeUnknownSync(StreamedEvent)(event))
+        expect(decoded.map((event) => event.seq)).toEqual(decoded.map((_, i) => i + 1))
+        expect(decoded.length).toBeGreaterThan(10)
+        expect(exits[2]!.exit).toMatchObject({ _tag: "Success" })
+        // The id, free again, names a request like any other.
+        expect(exits[3]!.exit).toMatchObject({ _tag: "Success", value: [{ name: "reused ids" }] })
       }))
   })
 }
