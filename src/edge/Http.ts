@@ -107,18 +107,25 @@ const answerEverything = (logRequests: boolean) =>
 /** Where Server.ts mounts the RPC endpoint over HTTP. */
 const RPC_PATH = "/rpc"
 
-/** Why an ndjson RPC body's envelope is bad, or undefined: only the part @effect/rpc takes on trust. */
+/** The longest part of a parser's message a refusal quotes. */
+const QUOTED = 200
+
+/**
+ * Why an ndjson RPC body's envelope is bad, or undefined: a line that is not JSON, or the part
+ * @effect/rpc takes on trust. Blank lines are skipped (RpcPayloads.ndjsonBody drops them too).
+ */
 const badEnvelope = (body: string): { readonly field: string; readonly reason: string } | undefined => {
+  if (body.trim() === "") return { field: "body", reason: "is empty: send one JSON request per line" }
   const lines = body.split("\n")
   for (let i = 0; i < lines.length; i++) {
-    // The line after the last newline is empty: JSON.parse would throw (dearly) for nothing.
     if (lines[i]!.trim() === "") continue
     let message: unknown
     try {
       message = JSON.parse(lines[i]!)
-    } catch {
-      // Not JSON: @effect/rpc answers that itself (a `Defect` line), without failing.
-      continue
+    } catch (error) {
+      // @effect/rpc's parser would throw at it: one `Defect` for the whole body, no line of it run.
+      const why = error instanceof Error ? error.message : String(error)
+      return { field: "body", reason: `line ${i + 1} is not JSON (${why.slice(0, QUOTED)}): each line of the body is one JSON message` }
     }
     if (typeof message !== "object" || message === null || (message as { _tag?: unknown })._tag !== "Request") continue
     const headers = (message as { headers?: unknown }).headers
@@ -131,7 +138,9 @@ const badEnvelope = (body: string): { readonly field: string; readonly reason: s
 
 /**
  * @effect/rpc (0.76) reads a request's `headers` without decoding them: anything but an array of
- * pairs throws inside the server (a 500). Such a body is refused here, before it gets there.
+ * pairs throws inside the server (a 500). Such a body is refused here, before it gets there; so is
+ * one with a line that is not JSON, which @effect/rpc answers with a bare `SyntaxError` defect
+ * and none of the body's requests. Either is a 400 naming the line, and no line of the body runs.
  */
 const rpcEnvelope = HttpLayerRouter.middleware(
   (app: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled>) =>

@@ -153,3 +153,28 @@ export const ndjsonObjects = RpcSerialization.RpcSerialization.of({
 })
 
 export const layerNdjsonObjects = Layer.succeed(RpcSerialization.RpcSerialization, ndjsonObjects)
+
+/**
+ * `ndjsonObjects` for an HTTP body, which @effect/rpc decodes once, whole: its last line counts
+ * without a newline after it (`curl -d '{…}'` sends none; the line-buffering parser kept it for a
+ * next chunk that never comes, and the client got an empty answer), and blank lines are skipped
+ * (the parser threw at them: one defect for the whole body). Not for a WebSocket, whose frames
+ * may split a line.
+ */
+export const ndjsonBody = RpcSerialization.RpcSerialization.of({
+  ...ndjsonObjects,
+  unsafeMake: () => {
+    const parser = ndjsonObjects.unsafeMake()
+    const decoder = new TextDecoder()
+    return {
+      decode: (bytes) => {
+        const text = typeof bytes === "string" ? bytes : decoder.decode(bytes)
+        const lines = text.split("\n").filter((line) => line.trim() !== "")
+        return lines.length === 0 ? [] : parser.decode(lines.join("\n") + "\n")
+      },
+      encode: (response) => parser.encode(response)
+    }
+  }
+})
+
+export const layerNdjsonBody = Layer.succeed(RpcSerialization.RpcSerialization, ndjsonBody)

@@ -50,9 +50,15 @@ const handlers = Layer.mergeAll(
  * payload that does not decode is a typed `InvalidRequest` (RpcPayloads.ts).
  */
 export const rpcRoutes = Layer.mergeAll(
-  RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(SwarmRpcs, RpcServer.layerProtocolHttpRouter({ path: "/rpc" })))),
-  RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(SwarmRpcs, RpcServer.layerProtocolWebsocketRouter({ path: "/rpc/ws" }))))
-).pipe(Layer.provide(handlers), Layer.provide(RpcPayloads.CheckedPayloadLive), Layer.provide(RpcPayloads.layerNdjsonObjects))
+  RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(
+    SwarmRpcs,
+    RpcServer.layerProtocolHttpRouter({ path: "/rpc" }).pipe(Layer.provide(RpcPayloads.layerNdjsonBody))
+  ))),
+  RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(
+    SwarmRpcs,
+    RpcServer.layerProtocolWebsocketRouter({ path: "/rpc/ws" }).pipe(Layer.provide(RpcPayloads.layerNdjsonObjects))
+  )))
+).pipe(Layer.provide(handlers), Layer.provide(RpcPayloads.CheckedPayloadLive))
 
 /**
  * The services every route shares, over a database layer (the configured store, or a test's). With

@@ -533,6 +533,42 @@ for (const backend of backends) {
         expectAnswers("WebSocket", ws)
       }))
 
+    it.scoped("an HTTP body's last line needs no newline, blank lines and CRLF are read; a line not JSON or an empty body is a 400 naming it, and nothing runs", () =>
+      Effect.gen(function*() {
+        const base = yield* Http.baseUrl
+        const frank = yield* Users.create("fuzz-frank", "user")
+        const key = (yield* ApiKeys.issue(frank.id, "fuzz")).key
+        const post = (body: string) => Effect.promise(() => send(`${base}/rpc`, { method: "POST", body, headers: { "content-type": "application/ndjson" } }))
+        const list = rpc(key, "strategies.list", undefined, "1")
+        const get = rpc(key, "runs.get", { run: "nope" }, "2")
+        const answered = (text: string) => text.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { requestId: string; exit: { _tag: string } })
+        // As `curl -d` sends it: no newline at the end. Before, the line waited for one and the answer was empty.
+        for (const body of [list, `${list}\r\n`, `\n\n${list}\n\n \n${get}`, `${list}\r\n${get}\r\n`]) {
+          const answer = yield* post(body)
+          expect(answer.status, JSON.stringify(body)).toBe(200)
+          const ids = answered(answer.text).map((a) => a.requestId).sort()
+          expect(ids, `${JSON.stringify(body)}: ${answer.text}`).toEqual(body.includes(get) ? ["1", "2"] : ["1"])
+        }
+        const create = rpc(key, "strategies.create", { strategy: { name: "made alone", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }], sizing: { mode: "percent_of_equity", value: 10 } } }, "3")
+        const refused: ReadonlyArray<readonly [body: string, reason: RegExp]> = [
+          [`${create}\nnot json\n`, /^line 2 is not JSON \(.+\)/],
+          [`${create}\n{"_tag":"Request",`, /^line 2 is not JSON/],
+          [`not json\n${create}`, /^line 1 is not JSON/],
+          ["", /^is empty/],
+          [" \n\r\n", /^is empty/]
+        ]
+        for (const [body, reason] of refused) {
+          const answer = yield* post(body)
+          expect(answer.status, JSON.stringify(body)).toBe(400)
+          expect(JSON.parse(answer.text), JSON.stringify(body)).toMatchObject({ error: "InvalidRequest", field: "body", reason: expect.stringMatching(reason) })
+        }
+        // The well-formed line before or after a bad one did not run; on its own, it does.
+        const names = Effect.map(post(list), (answer) => (answered(answer.text)[0]!.exit as unknown as { value: ReadonlyArray<{ name: string }> }).value.map((s) => s.name))
+        expect(yield* names).not.toContain("made alone")
+        expect(answered((yield* post(create)).text)[0]!.exit._tag).toBe("Success")
+        expect(yield* names).toContain("made alone")
+      }))
+
     it.scoped("WebSocket lines that are not objects, or ids that are not request ids, are dropped; the connection goes on", () =>
       Effect.gen(function*() {
         const base = yield* Http.baseUrl
