@@ -11,7 +11,8 @@
  * but for ids that are not request ids, on which @effect/rpc would fail the whole connection: a
  * request's is answered as a defect (as @effect/rpc answers an id of the wrong type), an ack's or
  * an interrupt's is dropped (it concerns no request). Its serialization (`ndjsonObjects`) drops a
- * line that is not an object, which would fail the WebSocket connection the same way.
+ * line that is not an object, which would fail the WebSocket connection the same way, and gives a
+ * line that is not JSON to be answered here with a defect saying so, the connection going on.
  *
  * A request whose id is still in flight on its connection (sent, not yet answered) is answered
  * `InvalidRequest { field: "id" }` and goes no further. @effect/rpc keeps a request's answer schema
@@ -105,6 +106,10 @@ export const checked = <Rpcs extends Rpc.Any, E, R>(group: RpcGroup.RpcGroup<Rpc
         },
         run: (f) =>
           inner.run((clientId, message) => {
+            if ((message as { readonly _tag: string })._tag === NOT_JSON) {
+              const reason = (message as unknown as NotJson).reason
+              return inner.send(clientId, { _tag: "Defect", defect: `a line is not JSON (${reason}): each line is one JSON message` })
+            }
             // An ack or interrupt naming no possible request: @effect/rpc would throw converting its
             // id, failing the whole connection. It concerns no request, so it is dropped.
             if ((message._tag === "Ack" || message._tag === "Interrupt") && requestKey(message.requestId) === undefined) return Effect.void
@@ -136,18 +141,65 @@ export const checked = <Rpcs extends Rpc.Any, E, R>(group: RpcGroup.RpcGroup<Rpc
 /** `CheckedPayload`'s server side: the checking happened in the protocol, before any middleware. */
 export const CheckedPayloadLive = Layer.succeed(CheckedPayload, CheckedPayload.of(() => Effect.void))
 
+/** What a line that is not JSON decodes to: `checked` answers it with a defect saying why, and the lines after it go on. */
+const NOT_JSON = "swarm/NotJson"
+interface NotJson {
+  readonly _tag: typeof NOT_JSON
+  readonly reason: string
+}
+
+/** The longest line kept waiting for its newline (@effect/rpc's default): past it the WebSocket is closed (1009). */
+const MAX_LINE = 16 * 1024 * 1024
+
+/** One ndjson line into `into`: blank lines skipped, a JSON value that is not an object dropped, text that is not JSON as `NotJson`. */
+const decodeLine = (line: string, into: Array<unknown>): void => {
+  if (line.trim() === "") return
+  let message: unknown
+  try {
+    message = JSON.parse(line)
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error)
+    into.push({ _tag: NOT_JSON, reason: why.slice(0, QUOTED) } satisfies NotJson)
+    return
+  }
+  if (typeof message === "object" && message !== null && !Array.isArray(message)) into.push(message)
+}
+
 /**
- * ndjson, but a line that is JSON and not an object (`null`, `3`, `[]`) is dropped: @effect/rpc's
- * WebSocket protocol reads each message's `_tag` outside its error handling, so one such line
- * failed the whole connection (and logged it as a server error). It stands for no request.
+ * ndjson as @effect/rpc writes it, read line by line more forgivingly than its parser:
+ * - a line that is JSON and not an object (`null`, `3`, `[]`) is dropped: @effect/rpc's WebSocket
+ *   protocol reads each message's `_tag` outside its error handling, so one such line failed the
+ *   whole connection (and logged it as a server error). It stands for no request;
+ * - a line that is not JSON is answered with a defect saying so (`checked`), and the next lines are
+ *   read: @effect/rpc's parser threw without consuming it, so every later frame of the connection
+ *   hit the same line again and got the same defect — the connection answered nothing more;
+ * - blank lines are skipped (the parser threw at them);
+ * - a character split between two frames is decoded whole.
  */
 export const ndjsonObjects = RpcSerialization.RpcSerialization.of({
   ...RpcSerialization.ndjson,
   unsafeMake: () => {
-    const parser = RpcSerialization.ndjson.unsafeMake()
+    const writer = RpcSerialization.ndjson.unsafeMake()
+    const decoder = new TextDecoder()
+    let buffer = ""
     return {
-      decode: (bytes) => parser.decode(bytes).filter((message) => typeof message === "object" && message !== null && !Array.isArray(message)),
-      encode: (response) => parser.encode(response)
+      decode: (bytes) => {
+        buffer += typeof bytes === "string" ? bytes : decoder.decode(bytes, { stream: true })
+        const items: Array<unknown> = []
+        let position = 0
+        for (let newline = buffer.indexOf("\n"); newline !== -1; newline = buffer.indexOf("\n", position)) {
+          decodeLine(buffer.slice(position, newline), items)
+          position = newline + 1
+        }
+        if (position > 0) buffer = buffer.slice(position)
+        if (buffer.length > MAX_LINE) {
+          const bufferSize = buffer.length
+          buffer = ""
+          throw new RpcSerialization.RpcSerializationError({ reason: "BufferSizeExceeded", maxBufferSize: MAX_LINE, bufferSize })
+        }
+        return items
+      },
+      encode: (response) => writer.encode(response)
     }
   }
 })
@@ -156,23 +208,22 @@ export const layerNdjsonObjects = Layer.succeed(RpcSerialization.RpcSerializatio
 
 /**
  * `ndjsonObjects` for an HTTP body, which @effect/rpc decodes once, whole: its last line counts
- * without a newline after it (`curl -d '{…}'` sends none; the line-buffering parser kept it for a
- * next chunk that never comes, and the client got an empty answer), and blank lines are skipped
- * (the parser threw at them: one defect for the whole body). Not for a WebSocket, whose frames
- * may split a line.
+ * without a newline after it (`curl -d '{…}'` sends none; a line-buffering parser keeps it for a
+ * next chunk that never comes, and the client got an empty answer). Not for a WebSocket, whose
+ * frames may split a line.
  */
 export const ndjsonBody = RpcSerialization.RpcSerialization.of({
   ...ndjsonObjects,
   unsafeMake: () => {
-    const parser = ndjsonObjects.unsafeMake()
+    const writer = RpcSerialization.ndjson.unsafeMake()
     const decoder = new TextDecoder()
     return {
       decode: (bytes) => {
-        const text = typeof bytes === "string" ? bytes : decoder.decode(bytes)
-        const lines = text.split("\n").filter((line) => line.trim() !== "")
-        return lines.length === 0 ? [] : parser.decode(lines.join("\n") + "\n")
+        const items: Array<unknown> = []
+        for (const line of (typeof bytes === "string" ? bytes : decoder.decode(bytes)).split("\n")) decodeLine(line, items)
+        return items
       },
-      encode: (response) => parser.encode(response)
+      encode: (response) => writer.encode(response)
     }
   }
 })

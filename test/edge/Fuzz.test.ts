@@ -165,15 +165,38 @@ const expectRefusal = (what: string, answer: Answer, allowed: ReadonlyArray<numb
   }
 }
 
+/** The request ids a body (or a WebSocket's frames) asked to interrupt. */
+const interruptedIds = (text: string): ReadonlySet<string> => {
+  const ids = new Set<string>()
+  for (const line of text.split("\n")) {
+    try {
+      const message = JSON.parse(line) as { _tag?: unknown; requestId?: unknown } | null
+      if (message?._tag === "Interrupt") ids.add(String(message.requestId))
+    } catch {
+      // not JSON: no interrupt
+    }
+  }
+  return ids
+}
+
+/** Whether an encoded cause is made of interruptions only (and empty causes). */
+const interruptOnly = (cause: unknown): boolean => {
+  const c = cause as { _tag?: unknown; left?: unknown; right?: unknown }
+  if (c._tag === "Sequential" || c._tag === "Parallel") return interruptOnly(c.left) && interruptOnly(c.right)
+  return c._tag === "Interrupt" || c._tag === "Empty"
+}
+
 /**
  * One ndjson line of an RPC answer: an exit, a chunk or a defect. A failed exit is typed — an
  * error with its tag (a payload that does not decode: `InvalidRequest`, naming the field) — and
  * never a defect — a request reusing the id of one still in flight included (`InvalidRequest`, field `id`).
+ * The one other failure: an interruption, of a request the client asked to interrupt (`interrupted`).
  */
-const expectRpcLine = (what: string, line: string) => {
+const expectRpcLine = (what: string, line: string, interrupted: ReadonlySet<string>) => {
   const message = JSON.parse(line) as { _tag?: unknown; requestId?: unknown; exit?: { _tag?: unknown; cause?: unknown }; defect?: unknown }
   expect(["Exit", "Chunk", "Defect", "Pong", "ClientProtocolError"], `${what}: ${line.slice(0, 300)}`).toContain(message._tag)
   if (message._tag === "Exit" && message.exit?._tag === "Failure") {
+    if (interrupted.has(String(message.requestId)) && interruptOnly(message.exit.cause)) return
     const cause = message.exit.cause as { _tag?: unknown; error?: { _tag?: unknown; field?: unknown; reason?: unknown } }
     const text = JSON.stringify(cause)
     expect(cause._tag, `${what}: ${text.slice(0, 300)}`).toBe("Fail")
@@ -328,7 +351,8 @@ for (const backend of backends) {
           const answer = await send(`${base}/rpc`, { method: "POST", body: body + "\n", headers: { "content-type": "application/ndjson" } })
           const what = `POST /rpc #${i} ${body.slice(0, 200)}`
           expectRefusal(what, answer, [200, 400, 401, 403, 404, 409, 413, 429])
-          if (answer.status === 200) for (const line of answer.text.split("\n")) if (line !== "") expectRpcLine(what, line)
+          const interrupted = interruptedIds(body)
+          if (answer.status === 200) for (const line of answer.text.split("\n")) if (line !== "") expectRpcLine(what, line, interrupted)
         })
         yield* health
 
@@ -344,7 +368,8 @@ for (const backend of backends) {
               clearTimeout(quiet)
               socket.terminate()
               try {
-                for (const line of received.split("\n")) if (line !== "") expectRpcLine(`ws batch ${b}`, line)
+                const interrupted = interruptedIds(batch.join("\n"))
+                for (const line of received.split("\n")) if (line !== "") expectRpcLine(`ws batch ${b}`, line, interrupted)
                 noLeak(`ws batch ${b}`, received)
                 resolve()
               } catch (error) {
@@ -605,6 +630,54 @@ for (const backend of backends) {
         )
         const answers = received.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { _tag: string; requestId?: string; exit?: { _tag: string } })
         expect(answers.find((a) => a.requestId === "7"), received).toMatchObject({ _tag: "Exit", exit: { _tag: "Success" } })
+      }))
+
+    it.scoped("a WebSocket line that is not JSON is answered once, saying so, and the connection goes on; lines may span frames", () =>
+      Effect.gen(function*() {
+        const base = yield* Http.baseUrl
+        const gina = yield* Users.create("fuzz-gina", "user")
+        const key = (yield* ApiKeys.issue(gina.id, "fuzz")).key
+        const emoji = Buffer.from(rpc(key, "runs.get", { run: "run_🚀" }, "4") + "\n")
+        const cut = emoji.indexOf(Buffer.from("🚀")) + 2
+        // Before, the parser kept the bad line in its buffer: every later frame answered the same defect.
+        const frames: ReadonlyArray<string | Buffer> = [
+          "not json\n",
+          "\n",
+          rpc(key, "strategies.list", undefined, "1") + "\n",
+          rpc(key, "strategies.list", undefined, "2"),
+          "\n",
+          rpc(key, "strategies.list", undefined, "3").slice(0, 25),
+          rpc(key, "strategies.list", undefined, "3").slice(25) + "\n",
+          emoji.subarray(0, cut),
+          emoji.subarray(cut)
+        ]
+        const received = yield* Effect.promise(() =>
+          new Promise<string>((resolve, reject) => {
+            const socket = new WebSocket(`${base.replace(/^http/, "ws")}/rpc/ws`)
+            let text = ""
+            const timer = setTimeout(() => {
+              socket.terminate()
+              resolve(text)
+            }, 5_000)
+            socket.on("open", () => {
+              for (const frame of frames) socket.send(frame)
+            })
+            socket.on("message", (data) => {
+              text += data.toString("utf8")
+              if (text.includes('"requestId":"4"')) {
+                clearTimeout(timer)
+                socket.close()
+                resolve(text)
+              }
+            })
+            socket.on("error", reject)
+          })
+        )
+        const lines = received.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { _tag: string; requestId?: string; defect?: unknown; exit?: unknown })
+        expect(lines.filter((line) => line._tag === "Defect"), received).toEqual([{ _tag: "Defect", defect: expect.stringMatching(/^a line is not JSON \(.*"not json".*\)/) }])
+        const exits = new Map(lines.filter((line) => line._tag === "Exit").map((line) => [line.requestId, line.exit]))
+        for (const id of ["1", "2", "3"]) expect(exits.get(id), `${id}: ${received}`).toMatchObject({ _tag: "Success" })
+        expect(exits.get("4")).toMatchObject({ _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "RunNotFound", run: "run_🚀" } } })
       }))
 
     it.scoped("a request id reused while its request is in flight is InvalidRequest naming the id; the first is answered by its own schema", () =>
