@@ -93,11 +93,11 @@ const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =
       chunks.push(chunk)
       return Effect.void
     }).pipe(
-      Effect.catchTag("RequestError", () => new InvalidAlert({ field: "", reason: "the body could not be received whole" }))
+      Effect.catchTag("RequestError", () => new InvalidAlert({ field: "body", reason: "could not be received whole" }))
     )
     return yield* Effect.try({
       try: () => utf8.decode(Buffer.concat(chunks)),
-      catch: () => new InvalidAlert({ field: "", reason: "the body is not UTF-8 text" })
+      catch: () => new InvalidAlert({ field: "body", reason: "is not UTF-8 text" })
     })
   })
 
@@ -117,9 +117,9 @@ const parseJson = (text: string) =>
   Effect.gen(function*() {
     const json = yield* Effect.try({
       try: (): unknown => JSON.parse(text),
-      catch: () => new InvalidAlert({ field: "", reason: "the body is not JSON (TradingView: write the alert's message as a JSON object)" })
+      catch: () => new InvalidAlert({ field: "body", reason: "is not JSON (TradingView: write the alert's message as a JSON object)" })
     })
-    if (tooDeep(json)) return yield* new InvalidAlert({ field: "", reason: `the body nests deeper than ${MAX_DEPTH} levels` })
+    if (tooDeep(json)) return yield* new InvalidAlert({ field: "body", reason: `nests deeper than ${MAX_DEPTH} levels` })
     return json
   })
 
@@ -144,7 +144,7 @@ const decodeAlert = Schema.decodeUnknownEither(TradingViewAlert, { errors: "firs
 const alertOf = (body: unknown): Either.Either<TradingViewAlert, InvalidAlert> =>
   Either.mapLeft(decodeAlert(body), (error) => {
     const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-    const field = issue === undefined ? "" : issue.path.map(String).join(".")
+    const field = issue === undefined || issue.path.length === 0 ? "body" : issue.path.map(String).join(".")
     return new InvalidAlert({ field, reason: issue?.message ?? "not a valid alert" })
   })
 

@@ -324,8 +324,8 @@ for (const backend of backends) {
 
         // What: malformed JSON, wrong types, a missing ticker, hostile strings.
         const cases: Array<[object | string, string]> = [
-          ["{not json", ""],
-          ["", ""],
+          ["{not json", "body"],
+          ["", "body"],
           [{ ...good, secret, price: "ten" }, "price"],
           [{ ...good, secret, price: -3 }, "price"],
           [{ ...good, secret, price: null }, "price"],
@@ -339,7 +339,7 @@ for (const backend of backends) {
           [{ ...good, secret, indicators: { "__proto__": 1, "x y": 2 } }, "indicators"],
           [{ ...good, secret, indicators: { rsi: "high" } }, "indicators.rsi"],
           [{ ...good, secret, id: "a b" }, "id"],
-          [[good, secret], ""]
+          [[good, secret], "body"]
         ]
         for (const [body, field] of cases) {
           const answer = yield* post(url, body, Array.isArray(body) ? { "x-swarm-secret": secret } : {})
@@ -349,7 +349,7 @@ for (const backend of backends) {
           expect(answer.text, label).not.toMatch(/<script>|drop table|at .*\.ts:\d+/)
         }
         const tower = `{"ticker":"S0","action":"buy","price":1,"secret":${JSON.stringify(secret)},"x":${"[".repeat(1_000)}${"]".repeat(1_000)}}`
-        expect((yield* post(url, tower)).body).toMatchObject({ error: "InvalidAlert", field: "", reason: expect.stringContaining("deeper") })
+        expect((yield* post(url, tower)).body).toMatchObject({ error: "InvalidAlert", field: "body", reason: expect.stringContaining("deeper") })
 
         // Too large: refused whole, before anything is read into an alert.
         const large = yield* post(url, { ...good, secret, pad: "x".repeat(5_000) })
