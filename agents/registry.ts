@@ -109,6 +109,23 @@ export const analystOf = (
   })
 }
 
+/**
+ * The first of a strategy's agent entries that cannot be resolved against `registry` (an unknown
+ * type, params its config refuses), or undefined: what saving a strategy checks, so that a run of
+ * it does not fail to start.
+ */
+export const invalidAgentOf = (
+  agents: ReadonlyArray<AgentConfig>,
+  allowShort: boolean,
+  registry: ReadonlyMap<string, AnyModel> = analysts
+): InvalidAgent | undefined => {
+  for (let i = 0; i < agents.length; i++) {
+    const resolved = analystOf(agents[i]!, i, allowShort, registry)
+    if (Either.isLeft(resolved)) return resolved.left
+  }
+  return undefined
+}
+
 /** The actor spec of the strategy's `index`-th agent entry, or why there cannot be one. */
 export const analystSpec = (
   agent: AgentConfig,

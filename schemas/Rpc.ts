@@ -95,12 +95,13 @@ export const StrategyVersion = Schema.Struct({
 export type StrategyVersion = typeof StrategyVersion.Type
 
 export class StrategyRpcs extends RpcGroup.make(
-  Rpc.make("strategies.create", { payload: { strategy: Strategy }, success: StrategyVersion, error: Schema.Union(Conflict, Unavailable) }),
-  /** A new version; the runs that ran an older one keep it. */
+  /** Refused (`InvalidRequest`) when an agent's type is not registered or its params do not decode. */
+  Rpc.make("strategies.create", { payload: { strategy: Strategy }, success: StrategyVersion, error: Schema.Union(Conflict, InvalidRequest, Unavailable) }),
+  /** A new version; the runs that ran an older one keep it. Its agents are checked as `create`'s. */
   Rpc.make("strategies.update", {
     payload: { strategy: Ref, body: Strategy },
     success: StrategyVersion,
-    error: Schema.Union(StrategyNotFound, Conflict, Unavailable)
+    error: Schema.Union(StrategyNotFound, Conflict, InvalidRequest, Unavailable)
   }),
   Rpc.make("strategies.get", {
     payload: { strategy: Ref, version: Schema.optional(Schema.Int.pipe(Schema.positive())) },

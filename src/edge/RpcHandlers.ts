@@ -26,6 +26,7 @@ import {
 } from "../../schemas/Rpc.js"
 import { Rule } from "../../schemas/Rule.js"
 import { Strategy } from "../../schemas/Strategy.js"
+import { invalidAgentOf } from "../../agents/registry.js"
 import * as LatestCache from "../bus/LatestCache.js"
 import * as ApiKeys from "../store/ApiKeys.js"
 import * as Audit from "../store/Audit.js"
@@ -74,9 +75,18 @@ export const StrategyHandlers = StrategyRpcs.toLayer(Effect.gen(function*() {
   const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
     Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
   const version = (found: Strategies.Found) => ({ id: found.id, name: found.name, version: found.version, strategy: found.strategy })
+  /** A strategy whose agents the registry cannot run is refused, naming the payload's field (`strategy.agents.0.type`). */
+  const runnable = (field: string, strategy: Strategy) => {
+    const invalid = invalidAgentOf(strategy.agents, strategy.allowShort)
+    return invalid === undefined
+      ? Effect.void
+      : Effect.fail(new InvalidRequest({ field: `${field}.${invalid.field.replace(/\[(\d+)\]/g, ".$1")}`, reason: invalid.reason }))
+  }
   return {
-    "strategies.create": ({ strategy }) => as((p) => unavailable(Effect.map(Strategies.create(p.userId, strategy), version))),
-    "strategies.update": ({ body, strategy }) => as((p) => unavailable(Effect.map(Strategies.update(p.userId, strategy, body), version))),
+    "strategies.create": ({ strategy }) =>
+      as((p) => Effect.zipRight(runnable("strategy", strategy), unavailable(Effect.map(Strategies.create(p.userId, strategy), version)))),
+    "strategies.update": ({ body, strategy }) =>
+      as((p) => Effect.zipRight(runnable("body", body), unavailable(Effect.map(Strategies.update(p.userId, strategy, body), version)))),
     "strategies.get": ({ strategy, version: v }) => as((p) => unavailable(Effect.map(Strategies.find(p.userId, strategy, v), version))),
     "strategies.list": () =>
       as((p) => unavailable(Effect.map(Strategies.list(p.userId), (rows) => rows.map((r) => ({ ...r, id: r.id as string }))))),

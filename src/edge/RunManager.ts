@@ -181,6 +181,25 @@ export const layer = Layer.scoped(
         )
       })
 
+    /**
+     * Why a run failed before its row existed, for the client: the failure's own message (an
+     * `InvalidAgent`: `agents[0].type: unknown agent type …`), never the cause's rendering, which
+     * carries stack traces and source paths. An unexpected one is logged here in full.
+     */
+    const startFailure = (cause: Cause.Cause<unknown>): Effect.Effect<never, InvalidRequest> =>
+      Effect.flatMap(
+        Option.match(Cause.failureOption(cause), {
+          onSome: (error) =>
+            Effect.succeed(
+              Predicate.hasProperty(error, "message") && typeof error.message === "string" && error.message !== ""
+                ? error.message
+                : "the run could not start"
+            ),
+          onNone: () => Effect.as(Effect.logError("a run failed to start", cause), "the run could not start (the server logged why)")
+        }),
+        (reason) => Effect.fail(new InvalidRequest({ field: "strategy", reason }))
+      )
+
     /** Execute a stored run (new or resumed) in the manager's scope; answers once its row is known. */
     const launch = <E>(
       start: (hooks: {
@@ -233,7 +252,7 @@ export const layer = Layer.scoped(
           Deferred.await(created),
           Effect.flatMap(Fiber.await(fiber), (exit) =>
             Exit.isFailure(exit)
-              ? Effect.fail(new InvalidRequest({ field: "strategy", reason: String(exit.cause) }))
+              ? startFailure(exit.cause)
               : Deferred.await(created))
         )
         live.set(id, { run: id, owner: options.owner, mode: options.mode, fiber, gate, paused: options.paused, inbox })

@@ -19,6 +19,7 @@ import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
 import { AdminHandlers, LeaderboardHandlers, RuleHandlers, RunHandlers, StrategyHandlers } from "../../src/edge/RpcHandlers.js"
 import * as RunEvents from "../../src/edge/RunEvents.js"
 import * as RunManager from "../../src/edge/RunManager.js"
+import * as Strategies from "../../src/store/Strategies.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { symbolsOf } from "../store/fixtures/workload.js"
 
@@ -179,6 +180,33 @@ for (const backend of backends) {
         expect((yield* alice("rules.list", { strategy: "ruled" })).map((r) => r.id)).toEqual(["cap"])
         expect((yield* Effect.flip(alice("rules.delete", { strategy: "ruled", rule: "nope" as never })))._tag).toBe("InvalidRequest")
         expect((yield* alice("rules.delete", { strategy: "ruled", rule: "cap" as never })).version).toBe(3)
+      }), { timeout: 120_000 })
+
+    it.scoped("a strategy whose agents cannot run is refused when saved, naming the agent's field; a run of a stored one says why, no stack", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("key-alice")
+        const withAgents = (name: string, agents: ReadonlyArray<unknown>) =>
+          Schema.decodeUnknownSync(Strategy)({ name, symbols: symbolsOf(2), agents, sizing: { mode: "percent_of_equity", value: 10 } })
+        const refusals: ReadonlyArray<readonly [agents: ReadonlyArray<unknown>, field: string, reason: RegExp]> = [
+          [[{ type: "nope" }], "agents.0.type", /unknown agent type "nope"; the registered ones are sma_crossover, /],
+          [[{ type: "sma_crossover" }, { type: "rsi_reversion", params: { period: "x" } }], "agents.1.params.period", /./],
+          [[{ type: "sma_crossover", params: { fast: 5, slow: 20, extra: 1 } }], "agents.0.params.extra", /./]
+        ]
+        for (const [agents, field, reason] of refusals) {
+          const created = yield* Effect.flip(alice("strategies.create", { strategy: withAgents("unrunnable", agents) }))
+          expect(created, JSON.stringify(agents)).toMatchObject({ _tag: "InvalidRequest", field: `strategy.${field}`, reason: expect.stringMatching(reason) })
+        }
+        expect((yield* alice("strategies.list", undefined)).map((s) => s.name)).not.toContain("unrunnable")
+        yield* alice("strategies.create", { strategy: withAgents("runnable", [{ type: "sma_crossover" }]) })
+        const updated = yield* Effect.flip(alice("strategies.update", { strategy: "runnable", body: withAgents("runnable", [{ type: "nope" }]) }))
+        expect(updated).toMatchObject({ _tag: "InvalidRequest", field: "body.agents.0.type" })
+        expect((yield* alice("strategies.get", { strategy: "runnable" })).version).toBe(1)
+
+        // Saved before this check (or with an analyst since removed): starting a run says why, and only that.
+        yield* Strategies.create("alice", withAgents("stored unrunnable", [{ type: "nope" }]))
+        const started = yield* Effect.flip(alice("runs.start", { strategy: "stored unrunnable", mode: "backtest", data: { _tag: "synthetic", bars: 50 } }))
+        expect(started).toMatchObject({ _tag: "InvalidRequest", field: "strategy", reason: expect.stringMatching(/^agents\[0\]\.type: unknown agent type "nope"/) })
+        expect((started as { reason: string }).reason).not.toMatch(/ at |\.ts:|\n/)
       }), { timeout: 120_000 })
 
     it.scoped("admin procedures: an admin creates users and keys and reads the platform's figures; anyone else is Forbidden", () =>
