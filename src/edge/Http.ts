@@ -8,6 +8,7 @@
  */
 import * as Http from "node:http"
 import {
+  HttpIncomingMessage,
   HttpLayerRouter,
   HttpServer,
   HttpServerError,
@@ -16,7 +17,7 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, Duration, Effect, Layer, Option } from "effect"
+import { Cause, Config, Duration, Effect, Either, Layer, Option } from "effect"
 import * as Health from "./Health.js"
 import * as Sse from "./Sse.js"
 
@@ -107,6 +108,25 @@ const answerEverything = (logRequests: boolean) =>
 /** Where Server.ts mounts the RPC endpoint over HTTP. */
 const RPC_PATH = "/rpc"
 
+/**
+ * The largest RPC body over HTTP, in bytes: far above any request (a strategy, a batch of a few
+ * hundred requests), far below what would strain the server, which reads a body whole.
+ */
+export const MAX_RPC_BODY_BYTES = 8 * 1024 * 1024
+
+const bodyTooLarge = () => json(413, {
+  error: "PayloadTooLarge",
+  field: "body",
+  reason: `is larger than ${MAX_RPC_BODY_BYTES} bytes: send fewer requests per body`,
+  limitBytes: MAX_RPC_BODY_BYTES
+})
+
+/** Whether reading a body failed on `MaxBodySize` (the platform's stream reader says "maxBytes exceeded"). */
+const exceeded = (error: unknown): boolean => {
+  const cause = (error as { readonly cause?: unknown }).cause
+  return cause instanceof Error && cause.message === "maxBytes exceeded"
+}
+
 /** The longest part of a parser's message a refusal quotes. */
 const QUOTED = 200
 
@@ -141,14 +161,22 @@ const badEnvelope = (body: string): { readonly field: string; readonly reason: s
  * pairs throws inside the server (a 500). Such a body is refused here, before it gets there; so is
  * one with a line that is not JSON, which @effect/rpc answers with a bare `SyntaxError` defect
  * and none of the body's requests. Either is a 400 naming the line, and no line of the body runs.
+ * A body declared (`content-length`) over `MAX_RPC_BODY_BYTES` is a 413 (`PayloadTooLarge`),
+ * unread; one sent without a length is read up to the limit and cut off there (the platform's
+ * reader destroys the request, so that client sees its connection reset).
  */
 const rpcEnvelope = HttpLayerRouter.middleware(
   (app: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled>) =>
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       if (request.method !== "POST" || pathOf(request) !== RPC_PATH) return yield* app
-      // Read once: the platform keeps the text for the RPC server.
-      const body = yield* Effect.option(request.text)
+      // A declared length over the limit is refused unread; a body without one is read up to it.
+      const length = Number(request.headers["content-length"] ?? 0)
+      if (length > MAX_RPC_BODY_BYTES) return bodyTooLarge()
+      // Read once: the platform keeps the text (or the failure) for the RPC server.
+      const read = yield* Effect.either(HttpIncomingMessage.withMaxBodySize(request.text, Option.some(MAX_RPC_BODY_BYTES)))
+      if (Either.isLeft(read) && exceeded(read.left)) return bodyTooLarge()
+      const body = Either.getRight(read)
       const bad = body._tag === "Some" ? badEnvelope(body.value) : undefined
       if (bad !== undefined) return json(400, { error: "InvalidRequest", field: bad.field, reason: bad.reason })
       return yield* app

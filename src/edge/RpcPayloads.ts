@@ -27,10 +27,14 @@ import { CheckedPayload, InvalidRequest } from "../../schemas/Rpc.js"
 export const invalidPayload = (error: ParseResult.ParseError): InvalidRequest => {
   const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
   return new InvalidRequest({
-    field: issue === undefined || issue.path.length === 0 ? "payload" : issue.path.join("."),
-    reason: issue?.message ?? "does not match the procedure's payload"
+    field: issue === undefined || issue.path.length === 0 ? "payload" : clip(issue.path.join("."), QUOTED),
+    // The schema's message quotes the value it got: a 50 MB string came back whole.
+    reason: clip(issue?.message ?? "does not match the procedure's payload", 4 * QUOTED)
   })
 }
+
+/** `text`, cut to `max` characters (with an ellipsis) when longer. */
+const clip = (text: string, max: number): string => (text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`)
 
 const encodeInvalid = Schema.encodeSync(InvalidRequest)
 

@@ -9,6 +9,7 @@
  * source path; the server still answers `/health` after each family; and the database is exactly
  * as it was (every table's rows, by count and checksum). On every back-end.
  */
+import * as NodeHttp from "node:http"
 import { createRequire } from "node:module"
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
@@ -558,7 +559,7 @@ for (const backend of backends) {
         expectAnswers("WebSocket", ws)
       }))
 
-    it.scoped("an HTTP body's last line needs no newline, blank lines and CRLF are read; a line not JSON or an empty body is a 400 naming it, and nothing runs", () =>
+    it.scoped("an HTTP body's last line needs no newline, blank lines and CRLF are read; a line not JSON or an empty body is a 400 naming it, one too large a 413, and nothing runs", () =>
       Effect.gen(function*() {
         const base = yield* Http.baseUrl
         const frank = yield* Users.create("fuzz-frank", "user")
@@ -587,6 +588,28 @@ for (const backend of backends) {
           expect(answer.status, JSON.stringify(body)).toBe(400)
           expect(JSON.parse(answer.text), JSON.stringify(body)).toMatchObject({ error: "InvalidRequest", field: "body", reason: expect.stringMatching(reason) })
         }
+        // Too large: refused unread when declared, cut off when streamed; a refusal never quotes the whole value back.
+        const big = rpc(key, "runs.get", { run: "x".repeat(Http.MAX_RPC_BODY_BYTES) }, "4")
+        const tooLarge = yield* post(big)
+        expect(tooLarge.status).toBe(413)
+        expect(JSON.parse(tooLarge.text)).toMatchObject({ error: "PayloadTooLarge", field: "body", limitBytes: Http.MAX_RPC_BODY_BYTES })
+        const streamed = yield* Effect.promise(() =>
+          new Promise<string>((resolve) => {
+            const request = NodeHttp.request(`${base}/rpc`, { method: "POST", headers: { "transfer-encoding": "chunked" } }, (response) => {
+              response.resume()
+              response.on("end", () => resolve(String(response.statusCode)))
+            })
+            request.on("error", (error) => resolve((error as NodeJS.ErrnoException).code ?? error.message))
+            request.end(big)
+          })
+        )
+        expect(["413", "ECONNRESET", "EPIPE"]).toContain(streamed)
+        yield* Effect.promise(() => send(`${base}/health`)).pipe(Effect.tap((answer) => expect(answer.status).toBe(200)))
+        const quoted = yield* post(rpc(key, "runs.get", { run: "x".repeat(3_000_000) }, "5"))
+        expect(quoted.status).toBe(200)
+        expect(quoted.text.length).toBeLessThan(1_000)
+        expect(quoted.text).toContain('"field":"run"')
+
         // The well-formed line before or after a bad one did not run; on its own, it does.
         const names = Effect.map(post(list), (answer) => (answered(answer.text)[0]!.exit as unknown as { value: ReadonlyArray<{ name: string }> }).value.map((s) => s.name))
         expect(yield* names).not.toContain("made alone")
