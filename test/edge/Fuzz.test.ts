@@ -209,6 +209,38 @@ const expectRpcLine = (what: string, line: string, interrupted: ReadonlySet<stri
   if (message._tag === "Defect") expect(JSON.stringify(message.defect).length, `${what}: an empty defect`).toBeGreaterThan(2)
 }
 
+/**
+ * Send `frames` over a new RPC WebSocket and collect what comes back until an answer names request
+ * `until`, the server closes, or 5 s pass.
+ */
+const exchange = (base: string, frames: ReadonlyArray<string | Buffer>, until: string) =>
+  Effect.promise(() =>
+    new Promise<string>((resolve, reject) => {
+      const socket = new WebSocket(`${base.replace(/^http/, "ws")}/rpc/ws`)
+      let text = ""
+      const timer = setTimeout(() => {
+        socket.terminate()
+        resolve(text)
+      }, 5_000)
+      socket.on("open", () => {
+        for (const frame of frames) socket.send(frame)
+      })
+      socket.on("message", (data) => {
+        text += data.toString("utf8")
+        if (text.includes(`"requestId":"${until}"`)) {
+          clearTimeout(timer)
+          socket.close()
+          resolve(text)
+        }
+      })
+      socket.on("close", () => {
+        clearTimeout(timer)
+        resolve(text)
+      })
+      socket.on("error", reject)
+    })
+  )
+
 // ---------------------------------------------------------------------------------------------
 // The database, fingerprinted
 
@@ -623,34 +655,8 @@ for (const backend of backends) {
         const dave = yield* Users.create("fuzz-dave", "user")
         const key = (yield* ApiKeys.issue(dave.id, "fuzz")).key
         const hostile = ["null", "[]", "3", '"x"', '{"_tag":"Ack","requestId":"nope"}', '{"_tag":"Interrupt","requestId":"x1","interruptors":[]}']
-        const received = yield* Effect.promise(() =>
-          new Promise<string>((resolve, reject) => {
-            const socket = new WebSocket(`${base.replace(/^http/, "ws")}/rpc/ws`)
-            let text = ""
-            const timer = setTimeout(() => {
-              socket.terminate()
-              resolve(text)
-            }, 5_000)
-            socket.on("open", () => {
-              // Each hostile line in a frame of its own, then a good request on the same connection.
-              for (const line of hostile) socket.send(line + "\n")
-              socket.send(rpc(key, "strategies.list", undefined, "7") + "\n")
-            })
-            socket.on("message", (data) => {
-              text += data.toString("utf8")
-              if (text.includes('"requestId":"7"')) {
-                clearTimeout(timer)
-                socket.close()
-                resolve(text)
-              }
-            })
-            socket.on("close", () => {
-              clearTimeout(timer)
-              resolve(text)
-            })
-            socket.on("error", reject)
-          })
-        )
+        // Each hostile line in a frame of its own, then a good request on the same connection.
+        const received = yield* exchange(base, [...hostile.map((line) => line + "\n"), rpc(key, "strategies.list", undefined, "7") + "\n"], "7")
         const answers = received.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { _tag: string; requestId?: string; exit?: { _tag: string } })
         expect(answers.find((a) => a.requestId === "7"), received).toMatchObject({ _tag: "Exit", exit: { _tag: "Success" } })
       }))
@@ -674,28 +680,7 @@ for (const backend of backends) {
           emoji.subarray(0, cut),
           emoji.subarray(cut)
         ]
-        const received = yield* Effect.promise(() =>
-          new Promise<string>((resolve, reject) => {
-            const socket = new WebSocket(`${base.replace(/^http/, "ws")}/rpc/ws`)
-            let text = ""
-            const timer = setTimeout(() => {
-              socket.terminate()
-              resolve(text)
-            }, 5_000)
-            socket.on("open", () => {
-              for (const frame of frames) socket.send(frame)
-            })
-            socket.on("message", (data) => {
-              text += data.toString("utf8")
-              if (text.includes('"requestId":"4"')) {
-                clearTimeout(timer)
-                socket.close()
-                resolve(text)
-              }
-            })
-            socket.on("error", reject)
-          })
-        )
+        const received = yield* exchange(base, frames, "4")
         const lines = received.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { _tag: string; requestId?: string; defect?: unknown; exit?: unknown })
         expect(lines.filter((line) => line._tag === "Defect"), received).toEqual([{ _tag: "Defect", defect: expect.stringMatching(/^a line is not JSON \(.*"not json".*\)/) }])
         const exits = new Map(lines.filter((line) => line._tag === "Exit").map((line) => [line.requestId, line.exit]))
