@@ -246,7 +246,17 @@ export const layer = Layer.scoped(
             }
             : {})
         }).pipe(Effect.provide(context))
-        const fiber = yield* Effect.forkIn(execution, runs)
+        const fiber = yield* Effect.forkIn(
+          // Its row says why it failed; the server's log says it too, with the whole cause.
+          Effect.tapErrorCause(execution, (cause) =>
+            Cause.isInterruptedOnly(cause)
+              ? Effect.void
+              : Deferred.poll(created).pipe(
+                Effect.flatMap(Option.getOrElse(() => Effect.succeed("(before its row)"))),
+                Effect.flatMap((run) => Effect.logWarning("a run failed", cause).pipe(Effect.annotateLogs("run", run)))
+              )),
+          runs
+        )
         // The row exists, or the execution failed before it did.
         const id = yield* Effect.raceFirst(
           Deferred.await(created),

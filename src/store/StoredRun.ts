@@ -16,7 +16,7 @@
  * against the last one.
  */
 import type { SqlClient } from "@effect/sql"
-import { Cause, Effect, Either, Option, ParseResult, Schema } from "effect"
+import { Cause, Effect, Either, Exit, Option, ParseResult, Schema } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import { analystOf, analysts } from "../../agents/registry.js"
 import type { RunId, StrategyId, Timestamp } from "../../schemas/Ids.js"
@@ -254,10 +254,14 @@ const execute = (x: Execution) =>
           }
           return Effect.ignore(recorder.flush)
         }
-        return recorder.flush.pipe(
-          Effect.zipRight(Runs.markEnded(x.run, interrupted ? "stopped" : "failed", interrupted ? "interrupted" : failureOf(cause))),
-          Effect.ignore
-        )
+        // The row says the run ended even when the rest of its events cannot be written: a run
+        // whose recording failed is failed, for that reason (not left `running` in no process).
+        return Effect.flatMap(Effect.exit(recorder.flush), (flushed) =>
+          Effect.ignore(
+            Exit.isFailure(flushed)
+              ? Runs.markEnded(x.run, "failed", failureOf(interrupted ? flushed.cause : cause))
+              : Runs.markEnded(x.run, interrupted ? "stopped" : "failed", interrupted ? "interrupted" : failureOf(cause))
+          ))
       })
     )
     if (!checkpointChecked) {
@@ -284,7 +288,8 @@ const execute = (x: Execution) =>
         return yield* error
       }
     }
-    yield* recorder.flush
+    // The last events failed to write: the run is not whole, and its row says so.
+    yield* recorder.flush.pipe(Effect.tapErrorCause((cause) => Effect.ignore(Runs.markEnded(x.run, "failed", failureOf(cause)))))
     yield* Runs.finish(x.run, {
       status: result.status,
       ...(result.failure === undefined ? {} : { failure: result.failure }),

@@ -86,6 +86,30 @@ for (const backend of backends) {
         }
       }))
 
+    it.effect.each([
+      ["at its end", 200],
+      ["mid-way", 4_000]
+    ] as const)("a run whose recording fails %s ends failed, saying why (not running in no process)", ([, bars]) =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        // The database refuses the run's events past the 40th (as it refused a reason with U+0000).
+        yield* sql`create or replace function refuse_late_events() returns trigger language plpgsql as $$
+          begin
+            if new.seq > 40 then raise exception 'refused by the test'; end if;
+            return new;
+          end $$`
+        yield* sql`create trigger refuse_late_events before insert on run_events for each row execute function refuse_late_events()`
+        let run: string | undefined
+        const error = yield* failure(
+          StoredRun.backtest(stored(2, bars, { name: `recording refused ${bars}`, onCreated: (c) => (run = c.id) }))
+        ).pipe(Effect.ensuring(Effect.ignore(sql`drop trigger refuse_late_events on run_events`)))
+        expect(error.message).toContain("refused by the test")
+        const row = yield* Runs.get(run!)
+        expect(row.status).toBe("failed")
+        expect(row.failure).toContain("refused by the test")
+        expect(row.failure).not.toMatch(/\n\s+at /)
+      }))
+
     it.effect("a run leased by a live process is left alone by resume; once the lease goes, it resumes", () =>
       Effect.gen(function*() {
         const owner = yield* Users.ensureLocal()
