@@ -6,8 +6,9 @@
  * looked up and its payload decoded by its procedure's schema first, and one that names no
  * procedure or does not decode is answered here with the failure `InvalidRequest { field, reason }`
  * — `tag`, or the path of the payload's first problem (`strategy.agents.0.type`, or `payload` for
- * the whole), and why — which every procedure declares (`CheckedPayload`). A request that decodes
- * goes on unchanged; anything that is not a request is @effect/rpc's,
+ * the whole), and why — which every procedure declares (`CheckedPayload`). So is one with text no
+ * database can keep (U+0000, an unpaired surrogate: src/internal/storableText.ts), wherever it is in
+ * the payload. A request that decodes goes on unchanged; anything that is not a request is @effect/rpc's,
  * but for ids that are not request ids, on which @effect/rpc would fail the whole connection: a
  * request's is answered as a defect (as @effect/rpc answers an id of the wrong type), an ack's or
  * an interrupt's is dropped (it concerns no request). Its serialization (`ndjsonObjects`) drops a
@@ -22,6 +23,7 @@
 import { type Rpc, type RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Either, Layer, Mailbox, ParseResult, Schema } from "effect"
 import { CheckedPayload, InvalidRequest } from "../../schemas/Rpc.js"
+import { findUnstorable } from "../internal/storableText.js"
 
 /** `InvalidRequest` for a payload's decoding error: its first issue's path and message. */
 export const invalidPayload = (error: ParseResult.ParseError): InvalidRequest => {
@@ -55,7 +57,11 @@ const check = (rpcs: ReadonlyMap<string, Rpc.AnyWithProps>, message: { readonly 
     // A schema that needs an effect to decode: @effect/rpc decodes it itself.
     return undefined
   }
-  return Either.isLeft(decoded) ? invalidPayload(decoded.left) : undefined
+  if (Either.isLeft(decoded)) return invalidPayload(decoded.left)
+  const unstorable = findUnstorable(message.payload)
+  return unstorable === undefined
+    ? undefined
+    : new InvalidRequest({ field: unstorable.path.length === 0 ? "payload" : clip(unstorable.path.join("."), QUOTED), reason: unstorable.reason })
 }
 
 /** `id` as @effect/rpc reads a request id (a bigint, or one as a string), in its canonical text; undefined when it is none. */

@@ -3,7 +3,7 @@
  * paper run live in this server as an outside signal (docs/webhooks.md). In order:
  *
  *   1. the body, at most `maxBodyBytes` (64 KiB)                              413 AlertTooLarge
- *   2. JSON, UTF-8, nested no deeper than 32                                  400 InvalidAlert
+ *   2. JSON, UTF-8, nested no deeper than 32, text a database can keep         400 InvalidAlert
  *   3. the strategy's secret (body `secret`, `X-Swarm-Secret` or `?secret=`),
  *      compared in constant time; an unknown strategy gets the same answer    401 Unauthorized
  *   4. the alert's schema, the field named                                    400 InvalidAlert
@@ -39,6 +39,7 @@ import {
   TradingViewAlert,
   WEBHOOK_PATH
 } from "../../schemas/Webhook.js"
+import { findUnstorable } from "../internal/storableText.js"
 import * as IdempotencyKeys from "../bus/IdempotencyKeys.js"
 import * as WebhookStore from "../store/Webhooks.js"
 import * as RateLimiter from "./RateLimiter.js"
@@ -120,6 +121,10 @@ const parseJson = (text: string) =>
       catch: () => new InvalidAlert({ field: "body", reason: "is not JSON (TradingView: write the alert's message as a JSON object)" })
     })
     if (tooDeep(json)) return yield* new InvalidAlert({ field: "body", reason: `nests deeper than ${MAX_DEPTH} levels` })
+    const unstorable = findUnstorable(json)
+    if (unstorable !== undefined) {
+      return yield* new InvalidAlert({ field: unstorable.path.length === 0 ? "body" : unstorable.path.join(".").slice(0, 100), reason: unstorable.reason })
+    }
     return json
   })
 
@@ -243,7 +248,7 @@ export const handler = (deps: Dependencies, options: Options = {}) => {
       }
       const symbol = symbolOf(alert.ticker, symbols)
       if (symbol === undefined) {
-        return Effect.fail(new InvalidAlert({ field: "ticker", reason: `the strategy's paper run trades ${symbols.join(", ")}, not ${alert.ticker}` }))
+        return Effect.fail(new InvalidAlert({ field: "ticker", reason: `the strategy's paper run trades ${symbols.join(", ")}, and this ticker names none of them` }))
       }
       const signal: ExternalSignal = canonicalSignal({
         source: "tradingview",

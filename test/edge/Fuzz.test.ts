@@ -550,6 +550,13 @@ for (const backend of backends) {
           ["strategies.create", { strategy: { name: "x", symbols: ["AAPL"], agents: [{ type: 7 }] } }, "strategy.agents.0.type"],
           ["strategies.create", {}, "strategy"],
           ["approvals.reject", null, "payload"],
+          // Text no database keeps (U+0000, an unpaired surrogate) is refused before the store sees it.
+          ["approvals.reject", { run: "r", round: "x", reason: "x\u0000" }, "reason"],
+          ["strategies.get", { strategy: "\u0000" }, "strategy"],
+          ["runs.list", { status: "a\u0000" }, "status"],
+          ["strategies.create", { strategy: { name: "n\ud800", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }] } }, "strategy.name"],
+          ["strategies.create", { strategy: { name: "n", description: "x\u0000y", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }] } }, "strategy.description"],
+          ["strategies.update", { strategy: "n", body: { name: "n", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }], rules: [{ id: "r1", name: "\udc00r", kind: "max_open_positions", params: { count: 1 } }] } }, "body.rules.0.name"],
           // A procedure that does not exist: the request is answered, the connection goes on.
           ["runs.nope", { run: "r" }, "tag"],
           ["__proto__", {}, "tag"],

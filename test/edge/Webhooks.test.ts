@@ -181,6 +181,7 @@ for (const backend of backends) {
         const elsewhere = yield* post(url, { ticker: "MSFT", action: "buy", price: 1, id: "alert-2", secret })
         expect(elsewhere.status).toBe(400)
         expect(elsewhere.body).toMatchObject({ error: "InvalidAlert", field: "ticker" })
+        expect(elsewhere.text).not.toContain("MSFT")
         expect((yield* post(url, { ticker: "S1", action: "buy", price: 1, id: "alert-2", secret })).status).toBe(202)
 
         expect(yield* finished(run.id)).toBe("completed")
@@ -335,6 +336,9 @@ for (const backend of backends) {
           [{ ...good, secret, ticker: "<script>alert(1)</script>" }, "ticker"],
           [{ ...good, secret, ticker: "S0\u0000; drop table runs" }, "ticker"],
           [{ ...good, secret, strategy: "line\nbreak\u0007" }, "strategy"],
+          // An unpaired surrogate: valid JSON, not Unicode, and no database keeps it.
+          [{ ...good, secret, strategy: "pine \ud800" }, "strategy"],
+          [{ ...good, secret, extra: { "\udc00": 1 } }, "extra"],
           [{ ...good, secret, confidence: 7 }, "confidence"],
           [{ ...good, secret, indicators: { "__proto__": 1, "x y": 2 } }, "indicators"],
           [{ ...good, secret, indicators: { rsi: "high" } }, "indicators.rsi"],
