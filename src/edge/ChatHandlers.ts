@@ -94,20 +94,19 @@ export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
           if (found === undefined) {
             return yield* notFound("the run does not suggest it now (its trades or its strategy changed since): ask chat.suggestions again")
           }
-          const current = suggested.strategy
-          if (current === undefined) return yield* new StrategyNotFound({ strategy: record.strategyId })
-          if (current.strategy.rules.some((r) => r.id === found.rule.id)) {
-            return yield* new Conflict({ reason: `the strategy already has a rule ${found.rule.id}` })
-          }
-          // The whole strategy decoded again, so that its own checks (the rule set's) apply.
-          const encoded = encodeStrategy(current.strategy)
-          const next = yield* decodeStrategy({ ...encoded, rules: [...(encoded.rules ?? []), encodeRule(found.rule)] }).pipe(
-            Effect.mapError((error) => new InvalidRequest({ field: "suggestion", reason: reasonOf(error) }))
-          )
-          // A new version, audited as every strategy update is (its audit entry holds the whole body).
-          const saved = yield* Strategies.update(record.owner, current.id, next).pipe(
-            Effect.catchTag("Conflict", (conflict) => new InvalidRequest({ field: "strategy", reason: conflict.reason }))
-          )
+          if (suggested.strategy === undefined) return yield* new StrategyNotFound({ strategy: record.strategyId })
+          // A new version of the strategy as it is now (a rule put meanwhile stays), made holding it,
+          // audited as every strategy update is (its audit entry holds the whole body).
+          const saved = yield* Strategies.modify(record.owner, suggested.strategy.id, (current): Effect.Effect<Strategy, Conflict | InvalidRequest> => {
+            if (current.strategy.rules.some((r) => r.id === found.rule.id)) {
+              return Effect.fail(new Conflict({ reason: `the strategy already has a rule ${found.rule.id}` }))
+            }
+            // The whole strategy decoded again, so that its own checks (the rule set's) apply.
+            const encoded = encodeStrategy(current.strategy)
+            return decodeStrategy({ ...encoded, rules: [...(encoded.rules ?? []), encodeRule(found.rule)] }).pipe(
+              Effect.mapError((error) => new InvalidRequest({ field: "suggestion", reason: reasonOf(error) }))
+            )
+          })
           yield* Effect.logInfo("Chat: a suggested rule was applied").pipe(
             Effect.annotateLogs({ run: record.id, rule: found.rule.id, strategy: saved.id, version: saved.version, by: p.userId })
           )

@@ -99,15 +99,21 @@ export const RuleHandlers = RuleRpcs.toLayer(Effect.gen(function*() {
   const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
     Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
   /** A new version with the rules changed; the whole strategy is decoded again, so its own checks apply. */
-  const withRules = (principal: Principal, ref: string, change: (rules: ReadonlyArray<unknown>) => ReadonlyArray<unknown>) =>
+  const withRules = (
+    principal: Principal,
+    ref: string,
+    change: (rules: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<unknown>, InvalidRequest>
+  ) =>
     unavailable(Effect.gen(function*() {
-      const current = yield* Strategies.find(principal.userId, ref)
-      const encoded = Schema.encodeSync(Strategy)(current.strategy)
-      const next = yield* decodeStrategy({ ...encoded, rules: change(encoded.rules ?? []) }).pipe(
-        Effect.mapError((error) => new InvalidRequest({ field: "rule", reason: error.message }))
-      )
-      // The name does not change, so a rename conflict cannot happen; were it to, it is the request's.
-      const saved = yield* Strategies.update(principal.userId, current.id, next).pipe(
+      // Read, changed and saved holding the strategy: rules put at once all land, each on the other's version.
+      const saved = yield* Strategies.modify(principal.userId, ref, (current) => {
+        const encoded = Schema.encodeSync(Strategy)(current.strategy)
+        return Effect.flatMap(change(encoded.rules ?? []), (rules) =>
+          decodeStrategy({ ...encoded, rules }).pipe(
+            Effect.mapError((error) => new InvalidRequest({ field: "rule", reason: error.message }))
+          ))
+      }).pipe(
+        // The name does not change, so a rename conflict cannot happen; were it to, it is the request's.
         Effect.catchTag("Conflict", (conflict) => new InvalidRequest({ field: "strategy", reason: conflict.reason }))
       )
       return { id: saved.id, name: saved.name, version: saved.version, strategy: saved.strategy }
@@ -117,16 +123,15 @@ export const RuleHandlers = RuleRpcs.toLayer(Effect.gen(function*() {
     "rules.put": ({ rule, strategy }) =>
       as((p) => {
         const encoded = Schema.encodeSync(Rule)(rule)
-        return withRules(p, strategy, (rules) => [...rules.filter((r) => (r as { id: string }).id !== rule.id), encoded])
+        return withRules(p, strategy, (rules) => Effect.succeed([...rules.filter((r) => (r as { id: string }).id !== rule.id), encoded]))
       }),
     "rules.delete": ({ rule, strategy }) =>
       as((p) =>
-        Effect.gen(function*() {
-          const current = yield* unavailable(Strategies.find(p.userId, strategy))
-          if (!current.strategy.rules.some((r) => r.id === rule)) {
-            return yield* new InvalidRequest({ field: "rule", reason: `the strategy has no rule ${rule}` })
-          }
-          return yield* withRules(p, strategy, (rules) => rules.filter((r) => (r as { id: string }).id !== rule))
+        withRules(p, strategy, (rules) => {
+          const kept = rules.filter((r) => (r as { id: string }).id !== rule)
+          return kept.length === rules.length
+            ? Effect.fail(new InvalidRequest({ field: "rule", reason: `the strategy has no rule ${rule}` }))
+            : Effect.succeed(kept)
         }))
   }
 }))

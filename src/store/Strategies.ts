@@ -5,7 +5,7 @@
  * pile up identical versions. The owner's local operator for command-line runs is `Users.local`.
  */
 import { createHash, randomBytes } from "node:crypto"
-import { SqlClient } from "@effect/sql"
+import { SqlClient, type SqlError } from "@effect/sql"
 import { Effect, ParseResult, Schema } from "effect"
 import type { StrategyId } from "../../schemas/Ids.js"
 import { Strategy } from "../../schemas/Strategy.js"
@@ -42,18 +42,15 @@ export const appendAudit = Effect.fn("Audit.append")(function*(stream: string, k
   return hash
 })
 
-/** Save `strategy` for `owner` under its name: the latest version if unchanged, else a new one. */
-export const saveVersion = Effect.fn("Strategies.saveVersion")(function*(owner: string, strategy: Strategy) {
-  const sql = yield* SqlClient.SqlClient
-  const body = canonical(strategy)
-  const bodyHash = createHash("sha256").update(body).digest("hex")
-  return yield* sql.withTransaction(Effect.gen(function*() {
-    yield* sql`insert into strategies (id, owner_id, name) values (${newStrategyId()}, ${owner}, ${strategy.name})
-      on conflict (owner_id, name) where deleted_at is null do nothing`
-    // The row lock orders concurrent saves of one strategy.
-    const [row] = yield* sql<{ id: StrategyId; latestVersion: number }>`
-      select id, latest_version from strategies where owner_id = ${owner} and name = ${strategy.name} and deleted_at is null for update`
-    const { id, latestVersion } = row!
+/**
+ * The next version of strategy `id` (its row locked by the caller's transaction, `latestVersion`
+ * read under that lock): none when `strategy` is its latest content.
+ */
+const saveVersionOf = (id: StrategyId, latestVersion: number, owner: string, strategy: Strategy) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const body = canonical(strategy)
+    const bodyHash = createHash("sha256").update(body).digest("hex")
     if (latestVersion > 0) {
       const [latest] = yield* sql<{ bodyHash: string }>`
         select body_hash from strategy_versions where strategy_id = ${id} and version = ${latestVersion}`
@@ -70,6 +67,18 @@ export const saveVersion = Effect.fn("Strategies.saveVersion")(function*(owner: 
     )
     yield* sql`update strategies set audit_head = ${head} where id = ${id}`
     return { strategyId: id, version, created: true } satisfies SavedVersion
+  })
+
+/** Save `strategy` for `owner` under its name: the latest version if unchanged, else a new one. */
+export const saveVersion = Effect.fn("Strategies.saveVersion")(function*(owner: string, strategy: Strategy) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql.withTransaction(Effect.gen(function*() {
+    yield* sql`insert into strategies (id, owner_id, name) values (${newStrategyId()}, ${owner}, ${strategy.name})
+      on conflict (owner_id, name) where deleted_at is null do nothing`
+    // The row lock orders concurrent saves of one strategy.
+    const [row] = yield* sql<{ id: StrategyId; latestVersion: number }>`
+      select id, latest_version from strategies where owner_id = ${owner} and name = ${strategy.name} and deleted_at is null for update`
+    return yield* saveVersionOf(row!.id, row!.latestVersion, owner, strategy)
   }))
 }, storeError("save strategy"))
 
@@ -82,49 +91,87 @@ export interface Found {
   readonly strategy: Strategy
 }
 
+/** `owner`'s strategy `ref` (id or name) at `version` (default its latest), its row locked for the transaction when `lock`. */
+const read = (owner: string, ref: string, version: number | undefined, lock: boolean) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    if (lock) {
+      // The row alone: a lock taken through the join would, after waiting for another change to
+      // commit, recheck the join against the new latest version and find no row at all.
+      const [locked] = yield* sql<{ id: StrategyId }>`
+        select id from strategies where (id = ${ref} or name = ${ref}) and owner_id = ${owner} and deleted_at is null
+        limit 1 for update`
+      if (locked === undefined) return yield* new StrategyNotFound({ strategy: ref })
+      ref = locked.id
+    }
+    const [row] = yield* sql<{ id: StrategyId; name: string; version: number; body: unknown }>`
+      select s.id, s.name, v.version, v.body from strategies s
+      join strategy_versions v on v.strategy_id = s.id and v.version = ${version ?? sql`s.latest_version`}
+      where (s.id = ${ref} or s.name = ${ref}) and s.owner_id = ${owner} and s.deleted_at is null
+      limit 1`
+    if (row === undefined) return yield* new StrategyNotFound({ strategy: ref })
+    const strategy = yield* decodeStrategy(row.body).pipe(
+      Effect.mapError((error) =>
+        new CorruptRecord({ table: "strategy_versions", key: `${row.id}@${row.version}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+      )
+    )
+    return { id: row.id, name: row.name, version: row.version, strategy } satisfies Found
+  })
+
 /**
  * A strategy of `owner` by id or name, at `version` (default its latest): `StrategyNotFound` for
  * one that does not exist, is deleted, or is someone else's — the same answer.
  */
 export const find = Effect.fn("Strategies.find")(function*(owner: string, ref: string, version?: number) {
-  const sql = yield* SqlClient.SqlClient
-  const [row] = yield* sql<{ id: StrategyId; name: string; version: number; body: unknown }>`
-    select s.id, s.name, v.version, v.body from strategies s
-    join strategy_versions v on v.strategy_id = s.id and v.version = ${version ?? sql`s.latest_version`}
-    where (s.id = ${ref} or s.name = ${ref}) and s.owner_id = ${owner} and s.deleted_at is null
-    limit 1`
-  if (row === undefined) return yield* new StrategyNotFound({ strategy: ref })
-  const strategy = yield* decodeStrategy(row.body).pipe(
-    Effect.mapError((error) =>
-      new CorruptRecord({ table: "strategy_versions", key: `${row.id}@${row.version}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
-    )
-  )
-  return { id: row.id, name: row.name, version: row.version, strategy } satisfies Found
+  return yield* read(owner, ref, version, false)
 }, storeError("read a strategy"))
+
+/** Postgres's unique_violation: a concurrent save took the name first. */
+const nameTaken = (name: string) => (error: SqlError.SqlError): Effect.Effect<never, Conflict | SqlError.SqlError> =>
+  (error.cause as { readonly code?: unknown } | undefined)?.code === "23505"
+    ? Effect.fail(new Conflict({ reason: `a strategy named "${name}" exists` }))
+    : Effect.fail(error)
 
 /** A new strategy: `Conflict` when the owner already has one of that name. */
 export const create = Effect.fn("Strategies.create")(function*(owner: string, strategy: Strategy) {
   const sql = yield* SqlClient.SqlClient
-  const [existing] = yield* sql<{ id: string }>`
-    select id from strategies where owner_id = ${owner} and name = ${strategy.name} and deleted_at is null`
-  if (existing !== undefined) return yield* new Conflict({ reason: `a strategy named "${strategy.name}" exists (update it instead)` })
-  const saved = yield* saveVersion(owner, strategy)
-  return { id: saved.strategyId, name: strategy.name, version: saved.version, strategy } satisfies Found
+  return yield* sql.withTransaction(Effect.gen(function*() {
+    // The name's unique index decides between concurrent creates: one row, the others Conflict.
+    const [made] = yield* sql<{ id: StrategyId }>`
+      insert into strategies (id, owner_id, name) values (${newStrategyId()}, ${owner}, ${strategy.name})
+      on conflict (owner_id, name) where deleted_at is null do nothing returning id`
+    if (made === undefined) return yield* new Conflict({ reason: `a strategy named "${strategy.name}" exists (update it instead)` })
+    const saved = yield* saveVersionOf(made.id, 0, owner, strategy)
+    return { id: saved.strategyId, name: strategy.name, version: saved.version, strategy } satisfies Found
+  }))
 }, storeError("create a strategy"))
 
+/**
+ * A new version of `owner`'s strategy `ref`, made by `change` from its latest version, in one
+ * transaction holding the strategy's row: concurrent changes (two rules put at once) each see the
+ * other's version, none is lost, and a failure leaves the strategy as it was — its name included.
+ * The name may change, unless another strategy has it (`Conflict`).
+ */
+export const modify = <E, R>(owner: string, ref: string, change: (current: Found) => Effect.Effect<Strategy, E, R>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      const current = yield* read(owner, ref, undefined, true)
+      const strategy = yield* change(current)
+      if (strategy.name !== current.name) {
+        const [taken] = yield* sql<{ id: string }>`
+          select id from strategies where owner_id = ${owner} and name = ${strategy.name} and deleted_at is null`
+        if (taken !== undefined) return yield* new Conflict({ reason: `a strategy named "${strategy.name}" exists` })
+        yield* sql`update strategies set name = ${strategy.name} where id = ${current.id}`.pipe(Effect.catchTag("SqlError", nameTaken(strategy.name)))
+      }
+      const [row] = yield* sql<{ latestVersion: number }>`select latest_version from strategies where id = ${current.id}`
+      const saved = yield* saveVersionOf(current.id, row!.latestVersion, owner, strategy)
+      return { id: saved.strategyId, name: strategy.name, version: saved.version, strategy } satisfies Found
+    }))
+  }).pipe(storeError("update a strategy"), Effect.withSpan("Strategies.modify"))
+
 /** A new version of an existing strategy (its name may change, unless another strategy has it). */
-export const update = Effect.fn("Strategies.update")(function*(owner: string, ref: string, strategy: Strategy) {
-  const sql = yield* SqlClient.SqlClient
-  const current = yield* find(owner, ref)
-  if (strategy.name !== current.name) {
-    const [taken] = yield* sql<{ id: string }>`
-      select id from strategies where owner_id = ${owner} and name = ${strategy.name} and deleted_at is null`
-    if (taken !== undefined) return yield* new Conflict({ reason: `a strategy named "${strategy.name}" exists` })
-    yield* sql`update strategies set name = ${strategy.name} where id = ${current.id}`
-  }
-  const saved = yield* saveVersion(owner, strategy)
-  return { id: saved.strategyId, name: strategy.name, version: saved.version, strategy } satisfies Found
-}, storeError("update a strategy"))
+export const update = (owner: string, ref: string, strategy: Strategy) => modify(owner, ref, () => Effect.succeed(strategy))
 
 export interface Listed {
   readonly id: StrategyId

@@ -182,6 +182,49 @@ for (const backend of backends) {
         expect((yield* alice("rules.delete", { strategy: "ruled", rule: "cap" as never })).version).toBe(3)
       }), { timeout: 120_000 })
 
+    it.scoped("concurrent changes of strategies: every rule put at once lands, one create per name wins, a rename race forks nothing, a failed save renames nothing", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("key-alice")
+        const created = yield* alice("strategies.create", { strategy: strategyBody("busy") })
+        const ruleOf = (id: string) => Schema.decodeUnknownSync(Rule)({ id, name: id, kind: "max_orders_per_day", params: { count: 3 } })
+        // Before, each put read the same version and the last write won: two of six rules were left.
+        const ids = ["r1", "r2", "r3", "r4", "r5", "r6"]
+        const puts = yield* Effect.all(ids.map((id) => alice("rules.put", { strategy: "busy", rule: ruleOf(id) })), { concurrency: "unbounded" })
+        expect(puts.map((p) => p.version).sort((a, b) => a - b)).toEqual([2, 3, 4, 5, 6, 7])
+        expect((yield* alice("rules.list", { strategy: "busy" })).map((r) => r.id).sort()).toEqual(ids)
+        const deletes = yield* Effect.all(ids.slice(0, 3).map((id) => alice("rules.delete", { strategy: "busy", rule: id as never })), { concurrency: "unbounded" })
+        expect(deletes.map((d) => d.version).sort((a, b) => a - b)).toEqual([8, 9, 10])
+        expect((yield* alice("rules.list", { strategy: "busy" })).map((r) => r.id).sort()).toEqual(ids.slice(3))
+
+        // Twelve creates of one name at once: one strategy, one version, eleven Conflicts.
+        const creates = yield* Effect.all(
+          Array.from({ length: 12 }, (_, i) => Effect.either(alice("strategies.create", { strategy: { ...strategyBody("contested"), description: `try ${i}` } }))),
+          { concurrency: "unbounded" }
+        )
+        expect(creates.filter((c) => c._tag === "Right").map((c) => c._tag === "Right" && c.right.version)).toEqual([1])
+        expect(creates.filter((c) => c._tag === "Left").map((c) => c._tag === "Left" && c.left._tag)).toEqual(Array(11).fill("Conflict"))
+        expect((yield* alice("strategies.list", undefined)).filter((s) => s.name === "contested").map((s) => s.latestVersion)).toEqual([1])
+
+        // A rename and an update under the old name at once: both versions of the one strategy, never a new one.
+        for (let round = 0; round < 5; round++) {
+          const name = `fork ${round}`
+          const original = yield* alice("strategies.create", { strategy: strategyBody(name) })
+          const both = yield* Effect.all([
+            Effect.either(alice("strategies.update", { strategy: original.id, body: strategyBody(`${name} renamed`) })),
+            Effect.either(alice("strategies.update", { strategy: original.id, body: strategyBody(name, 3) }))
+          ], { concurrency: "unbounded" })
+          for (const answer of both) if (answer._tag === "Right") expect(answer.right.id).toBe(original.id)
+          const named = (yield* alice("strategies.list", undefined)).filter((s) => s.name.startsWith(name))
+          expect(named.map((s) => s.id)).toEqual([original.id])
+        }
+
+        // A save the database refuses (U+0000: the edge refuses it first; the store must not half-save it) leaves the name.
+        const refused = yield* Effect.either(Strategies.update("alice", created.id, { ...strategyBody("busy renamed"), description: "a\u0000b" }))
+        expect(refused._tag).toBe("Left")
+        expect((yield* alice("strategies.get", { strategy: created.id })).name).toBe("busy")
+        expect((yield* alice("strategies.list", undefined)).map((s) => s.name)).not.toContain("busy renamed")
+      }), { timeout: 120_000 })
+
     it.scoped("a strategy whose agents cannot run is refused when saved, naming the agent's field; a run of a stored one says why, no stack", () =>
       Effect.gen(function*() {
         const alice = yield* clientFor("key-alice")
