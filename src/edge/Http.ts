@@ -105,8 +105,16 @@ const answerEverything = (logRequests: boolean) =>
     { global: true }
   )
 
-/** Where Server.ts mounts the RPC endpoint over HTTP. */
+/** Where Server.ts mounts the RPC endpoint over HTTP, and over WebSocket. */
 const RPC_PATH = "/rpc"
+export const RPC_WS_PATH = "/rpc/ws"
+
+/** A plain request to the WebSocket endpoint (the platform's upgrade failed on it, a 500). */
+const upgradeRequired = () =>
+  HttpServerResponse.unsafeJson({
+    error: "UpgradeRequired",
+    reason: `${RPC_WS_PATH} is the RPC endpoint over WebSocket: connect with a WebSocket client, or POST ndjson to ${RPC_PATH}`
+  }, { status: 426, headers: { upgrade: "websocket", connection: "Upgrade" } })
 
 /**
  * The largest RPC body over HTTP, in bytes: far above any request (a strategy, a batch of a few
@@ -130,6 +138,17 @@ const exceeded = (error: unknown): boolean => {
 /** The longest part of a parser's message a refusal quotes. */
 const QUOTED = 200
 
+/** Whether `id` is a request id as the protocol writes one: a string `BigInt` reads (@effect/rpc converts it so). */
+const isRequestId = (id: unknown): boolean => {
+  if (typeof id !== "string") return false
+  try {
+    BigInt(id)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /**
  * Why an ndjson RPC body's envelope is bad, or undefined: a line that is not JSON, or the part
  * @effect/rpc takes on trust. Blank lines are skipped (RpcPayloads.ndjsonBody drops them too).
@@ -148,6 +167,11 @@ const badEnvelope = (body: string): { readonly field: string; readonly reason: s
       return { field: "body", reason: `line ${i + 1} is not JSON (${why.slice(0, QUOTED)}): each line of the body is one JSON message` }
     }
     if (typeof message !== "object" || message === null || (message as { _tag?: unknown })._tag !== "Request") continue
+    // @effect/rpc converts every request id of the body to a bigint before any runs: one that is
+    // none threw there, and the client got the conversion's SyntaxError and no answer at all.
+    if (!isRequestId((message as { id?: unknown }).id)) {
+      return { field: "id", reason: `line ${i + 1}: a request id must be a whole number, as a string ("1")` }
+    }
     const headers = (message as { headers?: unknown }).headers
     const pairs = Array.isArray(headers) &&
       headers.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === "string" && typeof h[1] === "string")
@@ -169,6 +193,7 @@ const rpcEnvelope = HttpLayerRouter.middleware(
   (app: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled>) =>
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
+      if (pathOf(request) === RPC_WS_PATH && request.headers["upgrade"]?.toLowerCase() !== "websocket") return upgradeRequired()
       if (request.method !== "POST" || pathOf(request) !== RPC_PATH) return yield* app
       // A declared length over the limit is refused unread; a body without one is read up to it.
       const length = Number(request.headers["content-length"] ?? 0)

@@ -75,6 +75,27 @@ const requestKey = (id: unknown): string | undefined => {
   }
 }
 
+/**
+ * Why a request's headers (the transport's, then the line's own, as @effect/rpc joins them) are
+ * not usable, or undefined:
+ * - anything but `[name, value]` pairs threw inside @effect/rpc (`{}` closed the WebSocket);
+ * - two different keys — the connection's `Authorization` header and one in the line — would be
+ *   decided by which came last, the line's: a key a proxy never saw. Refused rather than guessed.
+ */
+const checkHeaders = (headers: unknown): InvalidRequest | undefined => {
+  const pairs = Array.isArray(headers) && headers.every((h) =>
+    Array.isArray(h) && h.length === 2 && typeof h[0] === "string" &&
+    (typeof h[1] === "string" || (Array.isArray(h[1]) && h[1].every((v) => typeof v === "string"))))
+  if (!pairs) return new InvalidRequest({ field: "headers", reason: "must be an array of [name, value] string pairs" })
+  const keys = new Set<unknown>()
+  for (const [name, value] of headers as ReadonlyArray<readonly [string, unknown]>) {
+    if (name.toLowerCase() === "authorization") keys.add(value)
+  }
+  return keys.size > 1
+    ? new InvalidRequest({ field: "headers.authorization", reason: "two different keys: the connection's Authorization header and the request's own; send one" })
+    : undefined
+}
+
 /** `protocol` with every request's payload checked first (see the module's comment). */
 export const checked = <Rpcs extends Rpc.Any, E, R>(group: RpcGroup.RpcGroup<Rpcs>, protocol: Layer.Layer<RpcServer.Protocol, E, R>) =>
   Layer.scoped(
@@ -130,6 +151,8 @@ export const checked = <Rpcs extends Rpc.Any, E, R>(group: RpcGroup.RpcGroup<Rpc
             if (key === undefined) {
               return inner.send(clientId, { _tag: "Defect", defect: `Invalid request id: ${String(message.id).slice(0, QUOTED)}` })
             }
+            const badHeaders = checkHeaders(message.headers)
+            if (badHeaders !== undefined) return refuse(clientId, key, badHeaders)
             const ids = inFlight.get(clientId)
             if (ids?.has(key)) {
               return refuse(

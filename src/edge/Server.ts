@@ -56,7 +56,7 @@ export const rpcRoutes = Layer.mergeAll(
   ))),
   RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(
     SwarmRpcs,
-    RpcServer.layerProtocolWebsocketRouter({ path: "/rpc/ws" }).pipe(Layer.provide(RpcPayloads.layerNdjsonObjects))
+    RpcServer.layerProtocolWebsocketRouter({ path: Http.RPC_WS_PATH }).pipe(Layer.provide(RpcPayloads.layerNdjsonObjects))
   )))
 ).pipe(Layer.provide(handlers), Layer.provide(RpcPayloads.CheckedPayloadLive))
 

@@ -759,5 +759,53 @@ for (const backend of backends) {
         // The id, free again, names a request like any other.
         expect(exits[3]!.exit).toMatchObject({ _tag: "Success", value: [{ name: "reused ids" }] })
       }))
+    it.scoped("envelopes: headers that are not pairs, ids that are not ids, two different keys, a plain GET of the WebSocket endpoint are typed refusals", () =>
+      Effect.gen(function*() {
+        const base = yield* Http.baseUrl
+        const ivy = yield* Users.create("fuzz-ivy", "user")
+        const key = (yield* ApiKeys.issue(ivy.id, "fuzz")).key
+        const other = (yield* ApiKeys.issue((yield* Users.create("fuzz-hank", "user")).id, "fuzz")).key
+        const line = (fields: Record<string, unknown>) => JSON.stringify({ _tag: "Request", tag: "strategies.list", payload: undefined, ...fields })
+        const failureOf = (text: string, id: string) =>
+          text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as { requestId?: string; exit?: { cause?: { error?: unknown } } })
+            .find((l) => l.requestId === id)?.exit?.cause?.error
+
+        // Over WebSocket: headers `{}` closed the connection (request 2 was never answered); a key in
+        // the line and another in the upgrade request was decided by the line's.
+        const ws = yield* exchange(base, [
+          line({ id: "1", headers: {} }) + "\n",
+          line({ id: "2", headers: [["authorization", `Bearer ${key}`]] }) + "\n",
+          line({ id: "3", headers: [["authorization", 7]] }) + "\n",
+          line({ id: "4" }) + "\n",
+          line({ id: "5", headers: [["authorization", `Bearer ${key}`]] }) + "\n"
+        ], "5")
+        expect(failureOf(ws, "1"), ws).toMatchObject({ _tag: "InvalidRequest", field: "headers" })
+        expect(ws).toContain('"requestId":"2","exit":{"_tag":"Success"')
+        expect(failureOf(ws, "3"), ws).toMatchObject({ _tag: "InvalidRequest", field: "headers" })
+        expect(failureOf(ws, "4"), ws).toMatchObject({ _tag: "InvalidRequest", field: "headers" })
+
+        // Over HTTP: the Authorization header and a different key in the line; the same key twice is fine.
+        const post = (body: string, headers: Record<string, string> = {}) =>
+          Effect.promise(() => send(`${base}/rpc`, { method: "POST", body, headers: { "content-type": "application/ndjson", ...headers } }))
+        const twoKeys = yield* post(line({ id: "1", headers: [["authorization", `Bearer ${other}`]] }), { authorization: `Bearer ${key}` })
+        expect(twoKeys.status).toBe(200)
+        expect(failureOf(twoKeys.text, "1"), twoKeys.text).toMatchObject({ _tag: "InvalidRequest", field: "headers.authorization" })
+        const sameKey = yield* post(line({ id: "1", headers: [["authorization", `Bearer ${key}`]] }), { authorization: `Bearer ${key}` })
+        expect(sameKey.text).toContain('"exit":{"_tag":"Success"')
+        // Ids @effect/rpc cannot convert: its SyntaxError came back as the answer, and no line ran.
+        for (const id of ["abc", undefined, 1.5, "1.5", null]) {
+          const answer = yield* post(line({ id, headers: [] }), { authorization: `Bearer ${key}` })
+          expect(answer.status, String(id)).toBe(400)
+          expect(JSON.parse(answer.text), String(id)).toMatchObject({ error: "InvalidRequest", field: "id" })
+          noLeak(String(id), answer.text)
+        }
+
+        // The WebSocket endpoint asked without an upgrade: 426, not a 500.
+        for (const method of ["GET", "POST"]) {
+          const plain = yield* Effect.promise(() => send(`${base}/rpc/ws`, { method }))
+          expect(plain.status, method).toBe(426)
+          expect(JSON.parse(plain.text)).toMatchObject({ error: "UpgradeRequired" })
+        }
+      }))
   })
 }
