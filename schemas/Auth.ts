@@ -29,6 +29,10 @@ export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
 export const UserName = Schema.String.pipe(
   Schema.pattern(/^[A-Za-z0-9._-]{1,64}$/, {
     message: () => "a user name is 1 to 64 letters, digits or . _ -"
+  }),
+  // Users are named by name or id (`admin.issueKey`): a name shaped like an id would stand for another user.
+  Schema.filter((name) => !/^usr_[0-9a-f]{12}$/i.test(name), {
+    message: () => "a user name must not look like a user id (usr_ and 12 hex digits)"
   })
 )
 

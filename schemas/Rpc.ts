@@ -7,7 +7,7 @@
  */
 import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
 import { Context, Schema } from "effect"
-import { Forbidden, Principal, Unauthorized } from "./Auth.js"
+import { Forbidden, Principal, Unauthorized, UserName } from "./Auth.js"
 import { ChatChunk, ChatHistory, RuleSuggestions, SuggestionNotFound } from "./Chat.js"
 import { Metrics } from "./Metrics.js"
 import { LatestValues } from "./Portfolio.js"
@@ -261,9 +261,9 @@ export const UserInfo = Schema.Struct({ id: Schema.String, name: Schema.String, 
 export class AdminRpcs extends RpcGroup.make(
   Rpc.make("admin.users", { success: Schema.Array(UserInfo), error: Schema.Union(Forbidden, Unavailable) }),
   Rpc.make("admin.createUser", {
-    payload: { name: Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9._-]{1,64}$/)), role: Schema.Literal("admin", "user") },
+    payload: { name: UserName, role: Schema.Literal("admin", "user") },
     success: Schema.Struct({ user: UserInfo, key: Schema.String }),
-    error: Schema.Union(Forbidden, Conflict, Unavailable)
+    error: Schema.Union(Forbidden, Conflict, InvalidRequest, Unavailable)
   }),
   Rpc.make("admin.issueKey", {
     payload: { user: Ref, label: Schema.optional(Schema.String.pipe(Schema.maxLength(100))) },

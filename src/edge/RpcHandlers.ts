@@ -277,7 +277,7 @@ export const AdminHandlers = AdminRpcs.toLayer(Effect.gen(function*() {
         })).pipe(
           Effect.catchTags({
             UserExists: (e) => new Conflict({ reason: `a user named "${e.name}" exists` }),
-            InvalidUserName: (e) => new Conflict({ reason: e.reason }),
+            InvalidUserName: (e) => new InvalidRequest({ field: "name", reason: e.reason }),
             InvalidKeyLabel: (e) => new Conflict({ reason: e.reason }),
             UserNotFound: (e) => new Conflict({ reason: `no user ${e.user}` })
           })

@@ -554,6 +554,7 @@ for (const backend of backends) {
           ["approvals.reject", { run: "r", round: "x", reason: "x\u0000" }, "reason"],
           ["strategies.get", { strategy: "\u0000" }, "strategy"],
           ["runs.list", { status: "a\u0000" }, "status"],
+          ["admin.createUser", { name: "usr_0123456789ab", role: "user" }, "name"],
           ["strategies.create", { strategy: { name: "n\ud800", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }] } }, "strategy.name"],
           ["strategies.create", { strategy: { name: "n", description: "x\u0000y", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }] } }, "strategy.description"],
           ["strategies.update", { strategy: "n", body: { name: "n", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }], rules: [{ id: "r1", name: "\udc00r", kind: "max_open_positions", params: { count: 1 } }] } }, "body.rules.0.name"],

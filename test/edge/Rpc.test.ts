@@ -20,6 +20,7 @@ import { AdminHandlers, LeaderboardHandlers, RuleHandlers, RunHandlers, Strategy
 import * as RunEvents from "../../src/edge/RunEvents.js"
 import * as RunManager from "../../src/edge/RunManager.js"
 import * as Strategies from "../../src/store/Strategies.js"
+import * as Users from "../../src/store/Users.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { symbolsOf } from "../store/fixtures/workload.js"
 
@@ -265,6 +266,8 @@ for (const backend of backends) {
         expect((yield* Effect.flip(root("admin.createUser", { name: "carol", role: "user" })))._tag).toBe("Conflict")
         expect((yield* root("admin.issueKey", { user: "carol" })).key).not.toBe(created.key)
         expect((yield* Effect.flip(root("admin.issueKey", { user: "nobody-here" })))._tag).toBe("InvalidRequest")
+        // Keys are issued by name or id: no one may be named like another's id (the key went to the impostor).
+        expect((yield* Effect.flip(Users.create(created.user.id, "user")))._tag).toBe("InvalidUserName")
         expect((yield* root("admin.users", undefined)).map((u) => u.name)).toEqual(expect.arrayContaining(["alice", "bob", "root", "carol"]))
         const stats = yield* root("admin.stats", undefined)
         expect(stats.users).toBeGreaterThanOrEqual(4)
