@@ -21,6 +21,9 @@ export const webhookPath = (strategyId: string): string => `/v1/webhooks/trading
 // ---------------------------------------------------------------------------------------------
 // The alert
 
+/** A number as TradingView writes one into a template: `101.25`, `-3`, `1e-4`, `.5`. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
+
 /**
  * A number, or a string holding one (TradingView placeholders are often quoted). The message is
  * the schema's own: a refusal never echoes what was sent.
@@ -34,8 +37,8 @@ const numeric = (message: string) =>
       decode: (value, _, ast) => {
         if (typeof value === "number") return ParseResult.succeed(value)
         const trimmed = value.trim()
-        const n = Number(trimmed)
-        return trimmed === "" || Number.isNaN(n) ? ParseResult.fail(new ParseResult.Type(ast, value, message)) : ParseResult.succeed(n)
+        // Decimal notation only: `Number` also reads "0x10" as 16, "0b1" as 1 and "Infinity".
+        return DECIMAL.test(trimmed) ? ParseResult.succeed(Number(trimmed)) : ParseResult.fail(new ParseResult.Type(ast, value, message))
       },
       encode: (n) => ParseResult.succeed(n)
     }

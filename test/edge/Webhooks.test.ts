@@ -328,6 +328,10 @@ for (const backend of backends) {
           ["{not json", "body"],
           ["", "body"],
           [{ ...good, secret, price: "ten" }, "price"],
+          // Number() reads these; no price is written so.
+          [{ ...good, secret, price: "0x10" }, "price"],
+          [{ ...good, secret, price: "0b1" }, "price"],
+          [{ ...good, secret, price: "Infinity" }, "price"],
           [{ ...good, secret, price: -3 }, "price"],
           [{ ...good, secret, price: null }, "price"],
           [{ ...good, secret, action: "hodl" }, "action"],
