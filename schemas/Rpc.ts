@@ -128,6 +128,9 @@ export class RuleRpcs extends RpcGroup.make(
 
 export const RunMode = Schema.Literal("backtest", "paper")
 
+/** Where a run stands: `running` and `paused` are unfinished, the others final. */
+export const RunStatus = Schema.Literal("running", "paused", "completed", "failed", "stopped")
+
 /** Where a run's bars come from, as the server sees it: its own sample data or the synthetic market. */
 export const RunData = Schema.Union(
   Schema.TaggedStruct("sample", {}),
@@ -195,7 +198,7 @@ export class RunRpcs extends RpcGroup.make(
   Rpc.make("runs.resume", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
   Rpc.make("runs.get", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Unavailable) }),
   Rpc.make("runs.list", {
-    payload: { strategy: Schema.optional(Ref), status: Schema.optional(Schema.String), limit: Schema.optional(Limit) },
+    payload: { strategy: Schema.optional(Ref), status: Schema.optional(RunStatus), limit: Schema.optional(Limit) },
     success: Schema.Array(RunInfo),
     error: Unavailable
   }),

@@ -7,7 +7,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Either, Option, Ref, Schedule, Schema, Stream } from "effect"
-import type { RunData, RunInfo } from "../../schemas/Rpc.js"
+import type { RunData, RunInfo, RunStatus } from "../../schemas/Rpc.js"
 import { RunEvent } from "../../schemas/RunEvent.js"
 import { RemoteFailed, RunFailed, UsageError } from "./CliError.js"
 import { checked, json } from "./Flags.js"
@@ -24,7 +24,7 @@ const SERVER_LIMIT = 1_000
 
 export const list = (io: Io, remote: Remote.Remote, query: {
   readonly strategy: string | undefined
-  readonly status: string | undefined
+  readonly status: typeof RunStatus.Type | undefined
   readonly limit: number
   readonly json: boolean
 }) =>

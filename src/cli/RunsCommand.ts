@@ -8,6 +8,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Either, Option, ParseResult, Schema } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
+import { RunStatus } from "../../schemas/Rpc.js"
 import { Trade } from "../../schemas/Trade.js"
 import * as Compare from "../store/Compare.js"
 import * as Runs from "../store/Runs.js"
@@ -22,7 +23,7 @@ import * as RunRef from "./RunRef.js"
 import * as RunsView from "./RunsView.js"
 import * as Wiring from "./Wiring.js"
 
-export const STATUSES = ["running", "paused", "completed", "failed", "stopped"] as const
+export const STATUSES = RunStatus.literals
 
 /** Most runs one `runs list` shows. */
 export const MAX_LIMIT = 1_000

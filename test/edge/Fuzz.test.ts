@@ -546,6 +546,8 @@ for (const backend of backends) {
           ["runs.get", { run: "" }, "run"],
           ["runs.list", { limit: "x" }, "limit"],
           ["runs.list", { limit: 0 }, "limit"],
+          // A status no run has listed nothing, as if it were a filter that matched none.
+          ["runs.list", { status: "bogus" }, "status"],
           ["runs.start", { strategy: "s", mode: "sideways" }, "mode"],
           ["strategies.create", { strategy: { name: "x", symbols: ["AAPL"], agents: [{ type: 7 }] } }, "strategy.agents.0.type"],
           ["strategies.create", {}, "strategy"],
