@@ -81,6 +81,9 @@ const refused = () => new Unauthorized({ reason: "unknown strategy or wrong webh
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
+/** How far past its limit a body without a length is read (and dropped) so that its sender gets the 413. */
+const DRAIN_FACTOR = 16
+
 /** The body, refused past `limit` bytes as declared or as received. */
 const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
   Effect.gen(function*() {
@@ -90,12 +93,18 @@ const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =
     let size = 0
     yield* Stream.runForEach(request.stream, (chunk) => {
       size += chunk.length
-      if (size > limit) return new AlertTooLarge({ limitBytes: limit })
-      chunks.push(chunk)
-      return Effect.void
+      if (size <= limit) {
+        chunks.push(chunk)
+        return Effect.void
+      }
+      chunks.length = 0
+      // Past the limit the rest is read and dropped, up to `DRAIN_FACTOR` times the limit: a client
+      // still sending (chunked, no length) when the 413 came saw its connection reset, not the 413.
+      return size > DRAIN_FACTOR * limit ? new AlertTooLarge({ limitBytes: limit }) : Effect.void
     }).pipe(
       Effect.catchTag("RequestError", () => new InvalidAlert({ field: "body", reason: "could not be received whole" }))
     )
+    if (size > limit) return yield* new AlertTooLarge({ limitBytes: limit })
     return yield* Effect.try({
       try: () => utf8.decode(Buffer.concat(chunks)),
       catch: () => new InvalidAlert({ field: "body", reason: "is not UTF-8 text" })

@@ -9,6 +9,7 @@
  * the field (401 for a wrong or missing secret and an unknown strategy alike, 400, 409, 413, 429).
  * On every back-end.
  */
+import * as NodeHttp from "node:http"
 import { SqlClient } from "@effect/sql"
 import { RpcTest } from "@effect/rpc"
 import { afterAll, expect, layer } from "@effect/vitest"
@@ -363,6 +364,21 @@ for (const backend of backends) {
         const large = yield* post(url, { ...good, secret, pad: "x".repeat(5_000) })
         expect(large.status).toBe(413)
         expect(large.body).toMatchObject({ error: "AlertTooLarge", limitBytes: 4_096 })
+        // Sent without a length (chunked), a little too large: the 413 arrives (the connection was reset).
+        const chunked = yield* Effect.promise(() =>
+          new Promise<string>((resolve) => {
+            const request = NodeHttp.request(url, { method: "POST", headers: { "transfer-encoding": "chunked", "content-type": "application/json" } }, (response) => {
+              let text = ""
+              response.on("data", (data: Buffer) => (text += data.toString("utf8")))
+              response.on("end", () => resolve(`${response.statusCode} ${text}`))
+            })
+            request.on("error", (error) => resolve((error as NodeJS.ErrnoException).code ?? error.message))
+            const pad = "x".repeat(1_000)
+            for (let i = 0; i < 20; i++) request.write(i === 0 ? `{"ticker":"S0","pad":"${pad}` : pad)
+            request.end(`"}`)
+          })
+        )
+        expect(chunked).toMatch(/^413 .*"AlertTooLarge"/)
 
         // No paper run: 409, and the key is not kept (the same alert goes through once a run is live).
         const keyed = { ...good, secret, id: "later" }
