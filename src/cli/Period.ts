@@ -24,7 +24,10 @@ export const parse = (text: string, end: End): Either.Either<number, string> => 
   const [h, mi, s] = [Number(m[4] ?? 0), Number(m[5] ?? 0), Number(m[6] ?? 0)]
   const ms = Number((m[7] ?? "").padEnd(3, "0"))
   // Date.UTC rolls 2024-02-30 over to March 1st: compare the fields back to tell a calendar date.
-  const civil = new Date(Date.UTC(y, mo - 1, d, h, mi, s, ms))
+  // (And reads the years 0–99 as 1900–1999; setUTCFullYear takes a year as written, as the CSV loader does.)
+  const civil = new Date(0)
+  civil.setUTCFullYear(y, mo - 1, d)
+  civil.setUTCHours(h, mi, s, ms)
   if (
     civil.getUTCFullYear() !== y || civil.getUTCMonth() !== mo - 1 || civil.getUTCDate() !== d ||
     civil.getUTCHours() !== h || civil.getUTCMinutes() !== mi || civil.getUTCSeconds() !== s

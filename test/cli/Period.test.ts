@@ -26,6 +26,12 @@ describe("--from / --to", () => {
     expect(at("2024-03-01T00:00", "to")).toBe(Date.UTC(2024, 2, 1))
   })
 
+  it("reads the years 0000 to 0099 as written (Date.UTC reads them as 1900 to 1999)", () => {
+    expect(new Date(at("0050-02-01")).toISOString()).toBe("0050-02-01T00:00:00.000Z")
+    expect(new Date(at("0099-12-31", "to")).toISOString()).toBe("0099-12-31T23:59:59.999Z")
+    expect(refused("0050-02-29")).toContain("not a date on the calendar")
+  })
+
   it("refuses what is not a date on the calendar, saying why", () => {
     expect(refused("2024-02-30")).toContain("not a date on the calendar")
     expect(refused("2023-02-29")).toContain("not a date on the calendar")
