@@ -14,6 +14,8 @@ import { RuleSet } from "./Rule.js"
 
 const Name = Schema.String.pipe(
   Schema.trimmed({ message: () => "no leading or trailing spaces" }),
+  // Names are printed to terminals (summaries, tables, `runs watch`): an ESC in one was a terminal escape.
+  Schema.pattern(/^\P{Cc}*$/u, { message: () => "no control characters (line breaks, tabs, escapes)" }),
   Schema.minLength(1, { message: () => "must not be empty" }),
   Schema.maxLength(100, { message: () => "at most 100 characters" })
 )

@@ -1,0 +1,32 @@
+/**
+ * Strategy and agent names are printed to terminals (the backtest summary, `runs list`, `runs
+ * watch`): a name with a control character in it — an ESC starting a terminal escape, a line
+ * break faking a line of output — is refused where the strategy is decoded, naming the field.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Either } from "effect"
+import { parseText } from "../../src/swarm/StrategyFile.js"
+
+const minimal = { name: "m", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }] }
+
+const problemsOf = (strategy: object) => {
+  const result = parseText(JSON.stringify(strategy), "s.json")
+  return Either.isLeft(result) ? result.left.problems : []
+}
+
+describe("strategy names", () => {
+  it("a control character in the strategy's or an agent's name is refused, naming it", () => {
+    for (const name of ["evil\u001b[2J", "two\nlines", "tab\there", "bell\u0007", "c1\u009b31m"]) {
+      expect(problemsOf({ ...minimal, name }), JSON.stringify(name)).toEqual([
+        { field: "name", message: "no control characters (line breaks, tabs, escapes)" }
+      ])
+      expect(problemsOf({ ...minimal, agents: [{ type: "sma_crossover", name }] })[0]?.field, JSON.stringify(name)).toBe("agents[0].name")
+    }
+  })
+
+  it("any other text is a name: letters of every script, symbols, emoji", () => {
+    for (const name of ["SMA crossover#2", "Élan — momentum", "均线交叉", "🚀 rocket", "a/b\\c"]) {
+      expect(problemsOf({ ...minimal, name }), name).toEqual([])
+    }
+  })
+})
