@@ -95,6 +95,7 @@ export interface Found {
 const read = (owner: string, ref: string, version: number | undefined, lock: boolean) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+    let which = sql`(s.id = ${ref} or s.name = ${ref})`
     if (lock) {
       // The row alone: a lock taken through the join would, after waiting for another change to
       // commit, recheck the join against the new latest version and find no row at all.
@@ -102,12 +103,12 @@ const read = (owner: string, ref: string, version: number | undefined, lock: boo
         select id from strategies where (id = ${ref} or name = ${ref}) and owner_id = ${owner} and deleted_at is null
         limit 1 for update`
       if (locked === undefined) return yield* new StrategyNotFound({ strategy: ref })
-      ref = locked.id
+      which = sql`s.id = ${locked.id}`
     }
     const [row] = yield* sql<{ id: StrategyId; name: string; version: number; body: unknown }>`
       select s.id, s.name, v.version, v.body from strategies s
       join strategy_versions v on v.strategy_id = s.id and v.version = ${version ?? sql`s.latest_version`}
-      where (s.id = ${ref} or s.name = ${ref}) and s.owner_id = ${owner} and s.deleted_at is null
+      where ${which} and s.owner_id = ${owner} and s.deleted_at is null
       limit 1`
     if (row === undefined) return yield* new StrategyNotFound({ strategy: ref })
     const strategy = yield* decodeStrategy(row.body).pipe(
@@ -164,8 +165,8 @@ export const modify = <E, R>(owner: string, ref: string, change: (current: Found
         if (taken !== undefined) return yield* new Conflict({ reason: `a strategy named "${strategy.name}" exists` })
         yield* sql`update strategies set name = ${strategy.name} where id = ${current.id}`.pipe(Effect.catchTag("SqlError", nameTaken(strategy.name)))
       }
-      const [row] = yield* sql<{ latestVersion: number }>`select latest_version from strategies where id = ${current.id}`
-      const saved = yield* saveVersionOf(current.id, row!.latestVersion, owner, strategy)
+      // Read under the row's lock: `current.version` is the latest, and stays so until this commits.
+      const saved = yield* saveVersionOf(current.id, current.version, owner, strategy)
       return { id: saved.strategyId, name: strategy.name, version: saved.version, strategy } satisfies Found
     }))
   }).pipe(storeError("update a strategy"), Effect.withSpan("Strategies.modify"))
