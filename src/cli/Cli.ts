@@ -100,11 +100,26 @@ export interface Report {
 /** @effect/cli's parse errors, reworded to name the flag first like every other error line. */
 const validationLine = (error: ValidationError.ValidationError, argv: ReadonlyArray<string>): string => {
   const doc: HelpDoc.HelpDoc | undefined = "error" in error ? error.error : undefined
-  const text = doc === undefined ? error._tag : stripAnsi(HelpDoc.toAnsiText(doc)).trim().replace(/\s*\n\s*/g, " ")
+  const whole = doc === undefined ? error._tag : stripAnsi(HelpDoc.toAnsiText(doc)).trim().replace(/\s*\n\s*/g, " ")
+  // Several missing flags come as one text ("Expected at least 1 value(s) for option: '--data'
+  // Expected to find option: '--strategy'"): the first is reported, as for any other error.
+  const text = whole.split(/ (?=Expected )/)[0]!
   let m: RegExpExecArray | null
   if ((m = /^Expected to find option: '([^']+)'$/.exec(text)) !== null) return `${m[1]}: is required`
   if ((m = /^Expected at least \d+ value\(s\) for option: '([^']+)'$/.exec(text)) !== null) return `${m[1]}: is required`
-  if ((m = /^Received unknown argument: '(.*)'$/.exec(text)) !== null) return `${m[1]}: unknown argument`
+  if ((m = /^Received unknown argument: '(.*)'$/.exec(text)) !== null) {
+    // @effect/cli takes a flag once; the second one is left over, "unknown".
+    const flag = m[1]!
+    const given = argv.filter((arg) => arg === flag || arg.startsWith(`${flag}=`)).length
+    return flag.startsWith("--") && given > 1 ? `${flag}: given more than once` : `${flag}: unknown argument`
+  }
+  if ((m = /^'(.*)' is not an? (\w+)$/.exec(text)) !== null) {
+    // A value of the wrong kind names no flag: the flag is the word before it.
+    const at = argv.indexOf(m[1]!)
+    const flag = at > 0 && argv[at - 1]!.startsWith("--") ? argv[at - 1]! : undefined
+    const kind = m[2] === "integer" ? "an integer" : `a ${m[2]}`
+    return flag === undefined ? `expected ${kind}, got "${m[1]}"` : `${flag}: expected ${kind}, got "${m[1]}"`
+  }
   if ((m = /^Missing argument <([^>]+)>$/.exec(text)) !== null) return `<${m[1]}>: is required`
   if ((m = /^Invalid subcommand for \S+ - use (.*)$/.exec(text)) !== null) {
     // @effect/cli reports `swarm runs frob` at the top: the unknown word is the group's.
@@ -228,11 +243,14 @@ const print = (io: Io, lines: ReadonlyArray<string>) => {
 const VERSIONED = [["strategies", "show"], ["runs", "start"]]
 
 /**
- * `--version <n>` as `--strategy-version <n>` in the commands that take one: @effect/cli reads
- * `--version` anywhere on the line as its own flag (print the program's version) before any
- * command sees it. Only with a value after it, so `swarm --version` keeps its meaning.
+ * The line as @effect/cli can read it:
+ * - `--data=x` as `--data x` (it reads `--flag=value` for single flags, not for repeated ones);
+ * - `--version <n>` as `--strategy-version <n>` in the commands that take one: @effect/cli reads
+ *   `--version` anywhere on the line as its own flag (print the program's version) before any
+ *   command sees it. Only with a value after it, so `swarm --version` keeps its meaning.
  */
-export const spelled = (argv: ReadonlyArray<string>): ReadonlyArray<string> => {
+export const spelled = (line: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const argv = line.flatMap((arg) => (arg.startsWith("--data=") ? ["--data", arg.slice("--data=".length)] : [arg]))
   if (!VERSIONED.some(([group, command]) => argv[0] === group && argv[1] === command)) return argv
   return argv.map((arg, i) =>
     arg === "--version" && argv[i + 1] !== undefined && /^\d+$/.test(argv[i + 1]!)

@@ -1,0 +1,48 @@
+/**
+ * Flag errors as @effect/cli words them, reworded to name the flag: a flag given twice (it said
+ * "unknown argument"), a value of the wrong kind (it named no flag), several missing flags (one
+ * run-on text), and `--data=x`, which @effect/cli reads for single flags only.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { swarm } from "./harness.js"
+
+const root = join(fileURLToPath(new URL(".", import.meta.url)), "../..")
+const data = join(root, "data")
+const sma = join(root, "examples", "sma-crossover.json")
+const first = (text: string) => text.split("\n")[0]
+
+describe("flag errors", () => {
+  it.live("a flag given twice says so, naming it", () =>
+    Effect.gen(function*() {
+      for (const [flag, value] of [["--seed", "1"], ["--out", "x"], ["--from", "2023-01-01"]] as const) {
+        const r = yield* swarm(["backtest", "--data", data, "--strategy", sma, flag, value, flag, value])
+        expect([r.code, first(r.stderr)], flag).toEqual([2, `swarm: ${flag}: given more than once`])
+      }
+      // --data may be repeated: that is no error.
+      const twice = yield* swarm(["backtest", "--data", data, "--data", join(data, "ACME.csv"), "--strategy", sma, "--json"])
+      expect(twice.stderr).not.toMatch(/more than once|unknown argument/)
+    }))
+
+  it.live("a value of the wrong kind names its flag", () =>
+    Effect.gen(function*() {
+      const r = yield* swarm(["runs", "list", "--limit", "abc"])
+      expect([r.code, first(r.stderr)]).toEqual([2, "swarm: --limit: expected an integer, got \"abc\""])
+    }))
+
+  it.live("several missing flags: the first is named, alone", () =>
+    Effect.gen(function*() {
+      const r = yield* swarm(["backtest"])
+      expect([r.code, first(r.stderr)]).toEqual([2, "swarm: --data: is required"])
+    }))
+
+  it.live("--data=x is read as --data x", () =>
+    Effect.gen(function*() {
+      const spaced = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json"])
+      const joined = yield* swarm(["backtest", `--data=${data}`, `--strategy=${sma}`, "--json"])
+      expect(joined.code).toBe(0)
+      expect(joined.stdout).toBe(spaced.stdout)
+    }))
+})
