@@ -9,7 +9,7 @@
  */
 import { Command, Options } from "@effect/cli"
 import { Effect, Either, Option } from "effect"
-import { mkdir, writeFile } from "node:fs/promises"
+import { writeFile } from "node:fs/promises"
 import * as Path from "node:path"
 import { analystOf, analysts } from "../../agents/registry.js"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
@@ -23,6 +23,7 @@ import { StrategyFileError } from "../swarm/StrategyFile.js"
 import * as Approver from "./Approver.js"
 import { OutputError, RunFailed, UsageError } from "./CliError.js"
 import * as EventLog from "./EventLog.js"
+import * as OutDir from "./OutDir.js"
 import { checked } from "./Flags.js"
 import type { Io } from "./Io.js"
 import * as Period from "./Period.js"
@@ -68,7 +69,10 @@ export const options = {
   out: Options.text("out").pipe(
     Options.withPseudoName("dir"),
     Options.optional,
-    Options.withDescription("Create this directory and write events.ndjson (every event), result.json and trades.csv into it.")
+    Options.withDescription(
+      "Write events.ndjson (every event), result.json and trades.csv into this directory, once the run has completed: " +
+        "a run that stops early writes nothing. An existing directory keeps its other files; these three are replaced."
+    )
   ),
   events: Options.text("events").pipe(
     Options.withPseudoName("decisions|rounds"),
@@ -155,12 +159,8 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
     }
 
     const out = Option.getOrUndefined(flags.out)
-    if (out !== undefined) {
-      yield* Effect.tryPromise({
-        try: () => mkdir(out, { recursive: true }),
-        catch: (e) => new UsageError({ field: "--out", reason: `cannot create the directory ${out}: ${reasonOf(e)}` })
-      })
-    }
+    // Written aside and put in place only when the run completed: a run that stops early leaves nothing.
+    const staging = out === undefined ? undefined : yield* OutDir.stage(out)
 
     const common = {
       strategy,
@@ -172,7 +172,7 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
 
     const report = <E, R>(execute: (options: Common) => Effect.Effect<Executed, E, R>) =>
       Effect.gen(function*() {
-        const log = out === undefined ? undefined : yield* EventLog.open(Path.join(out, "events.ndjson"))
+        const log = staging === undefined ? undefined : yield* Effect.mapError(EventLog.open(Path.join(staging.dir, "events.ndjson")), staging.named)
         const progress = io.terminal !== undefined && !flags.json ? yield* Progress.start(io.terminal, feed.bars) : undefined
         const prompter = strategy.risk.approval.policy === "pause" && io.prompter !== undefined ? yield* io.prompter : undefined
         const approver = prompter === undefined ? undefined : Approver.make(prompter, progress?.aside)
@@ -189,12 +189,13 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
         const document = ResultDocument.make(result, { strategy: strategy.name, seed, ...(ref === undefined ? {} : { ref }) })
         const json = ResultDocument.toJson(document)
         // Written before the report is printed, which says so; a write that fails does not hide the report.
-        const written = log === undefined || out === undefined ? undefined : yield* Effect.either(
+        const written = log === undefined || staging === undefined ? undefined : yield* Effect.either(
           Effect.all([
             log.close,
-            writeOut(Path.join(out, "result.json"), json),
-            writeOut(Path.join(out, "trades.csv"), ResultDocument.tradesCsv(result.trades))
-          ], { discard: true })
+            writeOut(Path.join(staging.dir, "result.json"), json),
+            writeOut(Path.join(staging.dir, "trades.csv"), ResultDocument.tradesCsv(result.trades)),
+            staging.commit
+          ], { discard: true }).pipe(Effect.mapError(staging.named))
         )
 
         io.stdout(
@@ -235,7 +236,7 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
         Effect.catchTag("InvalidAgent", asFileError)
       )
     )))
-  }).pipe(Effect.withSpan("swarm.backtest", { attributes: { strategy: flags.strategy, data: flags.data.join(","), store: !flags.noStore } }))
+  }).pipe(Effect.scoped, Effect.withSpan("swarm.backtest", { attributes: { strategy: flags.strategy, data: flags.data.join(","), store: !flags.noStore } }))
 
 export const command = (io: Io, wiring: Wiring = {}) =>
   Command.make("backtest", options, handler(io, wiring)).pipe(

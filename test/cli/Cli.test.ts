@@ -252,6 +252,50 @@ describe("swarm backtest: a run", () => {
       expect(csv).toHaveLength(document.trades.length + 1)
     }))
 
+  it.live("--out is all or nothing: bad input, or a run refused midway, leaves nothing and keeps an earlier run's files", () =>
+    Effect.gen(function*() {
+      const parent = Path.join(tmp, "all-or-nothing")
+      fs.mkdirSync(parent)
+      const out = Path.join(parent, "out")
+      const zzz = strategy("zzz.json", { symbols: ["ZZZ"] })
+      const missing = yield* swarm(["backtest", "--data", data, "--strategy", zzz, "--out", out])
+      expect(missing.code).toBe(2)
+      expect(lines(missing.stderr)[0]).toMatch(/^swarm: symbols: no data for ZZZ/)
+      // Refused midway: an intent needs approval and no terminal can give it.
+      const pause = strategy("pause-out.json", { risk: { approval: { notionalPctAbove: 1, policy: "pause" } } })
+      const refused = yield* swarm(["backtest", "--data", data, "--strategy", pause, "--out", out])
+      expect(refused.code).toBe(2)
+      expect(fs.readdirSync(parent)).toEqual([]) // no out/, no staging directory
+
+      // An earlier run's output, with a file of the user's beside it.
+      const first = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json", "--out", out, "--to", "2022-06-30"])
+      expect(first.code).toBe(0)
+      fs.writeFileSync(Path.join(out, "notes.txt"), "mine")
+      const before = Object.fromEntries(fs.readdirSync(out).map((name) => [name, fs.readFileSync(Path.join(out, name), "utf8")]))
+      expect(Object.keys(before).sort()).toEqual(["events.ndjson", "notes.txt", "result.json", "trades.csv"])
+      for (const bad of [zzz, pause]) {
+        const r = yield* swarm(["backtest", "--data", data, "--strategy", bad, "--out", out])
+        expect(r.code).toBe(2)
+        expect(Object.fromEntries(fs.readdirSync(out).map((name) => [name, fs.readFileSync(Path.join(out, name), "utf8")]))).toEqual(before)
+      }
+      // A run that completes replaces the three files and keeps the others.
+      const second = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json", "--out", out])
+      expect(second.code).toBe(0)
+      expect(fs.readFileSync(Path.join(out, "result.json"), "utf8")).toBe(second.stdout)
+      expect(fs.readFileSync(Path.join(out, "notes.txt"), "utf8")).toBe("mine")
+      expect(fs.readdirSync(parent)).toEqual(["out"])
+      expect(fs.readdirSync(out).sort()).toEqual(["events.ndjson", "notes.txt", "result.json", "trades.csv"])
+    }))
+
+  it.live("--out naming a file that is not a directory is refused before the run", () =>
+    Effect.gen(function*() {
+      const taken = file("taken-out", "not a directory")
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--out", taken])
+      expect(r.code).toBe(2)
+      expect(lines(r.stderr)).toEqual([`swarm: --out: cannot create ${taken}: it exists and is not a directory`])
+      expect(fs.readFileSync(taken, "utf8")).toBe("not a directory")
+    }))
+
   it.live("the summary: what ran, the metrics table, positions, trades, state, counts and checksum", () =>
     Effect.gen(function*() {
       const json = documentOf((yield* swarm(["backtest", "--data", data, "--strategy", six, "--json"])).stdout)
