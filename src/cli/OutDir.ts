@@ -24,22 +24,26 @@ export interface Staging {
   readonly named: (error: OutputError) => OutputError
 }
 
-const reasonOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+/** A system error's message without the call and path Node appends (`…, mkdtemp '/x/.y.swarm-XXXXXX'`). */
+const reasonOf = (error: unknown): string => (error instanceof Error ? error.message.replace(/, \w+ '.*'$/, "") : String(error))
 
 const codeOf = (error: unknown): unknown => (typeof error === "object" && error !== null && "code" in error ? error.code : undefined)
+
+/** Nothing at that path: no entry, or an ancestor that is a file. */
+const absent = (e: unknown) => codeOf(e) === "ENOENT" || codeOf(e) === "ENOTDIR"
 
 /** `path`'s kind, or undefined when there is nothing there (a dangling link counts as something). */
 const kindOf = async (path: string): Promise<"directory" | "other" | undefined> => {
   try {
     return (await stat(path)).isDirectory() ? "directory" : "other"
   } catch (e) {
-    if (codeOf(e) !== "ENOENT") throw e
+    if (!absent(e)) throw e
   }
   try {
     await lstat(path)
     return "other"
   } catch (e) {
-    if (codeOf(e) !== "ENOENT") throw e
+    if (!absent(e)) throw e
     return undefined
   }
 }
@@ -48,35 +52,63 @@ const cannotCreate = (out: string, reason: string) => new UsageError({ field: "-
 
 /**
  * A staging directory for `out`, removed when the scope closes (put in place or not). Refuses an
- * `out` that exists and is not a directory, or whose parent cannot hold a new directory.
+ * `out` that exists and is not a directory, or whose nearest existing ancestor cannot hold a new
+ * directory. Nothing is created but the staging directory: the missing levels of `out` are made
+ * when the files are put in place, so a run that stops early leaves no empty directories either.
  */
 export const stage = (out: string): Effect.Effect<Staging, UsageError, Scope.Scope> =>
   Effect.gen(function*() {
     const target = Path.resolve(out)
-    const parent = Path.dirname(target)
-    const existing = yield* Effect.tryPromise({ try: () => kindOf(target), catch: (e) => cannotCreate(out, reasonOf(e)) })
-    if (existing === "other") return yield* cannotCreate(out, "it exists and is not a directory")
-    yield* Effect.tryPromise({
-      try: () => mkdir(parent, { recursive: true }),
-      catch: (e) => cannotCreate(out, reasonOf(e))
-    })
+    const found = yield* Effect.tryPromise({ try: () => nearestExisting(target), catch: (e) => cannotCreate(out, reasonOf(e)) })
+    if (found.missing.length === 0 && found.kind !== "directory") return yield* cannotCreate(out, "it exists and is not a directory")
+    if (found.kind !== "directory") return yield* cannotCreate(out, `${found.path} is not a directory`)
+    // The staging directory sits in an existing directory, so the one mkdir that can fail at once
+    // does: `mkdir -p` semantics are avoided on purpose (Node's recursive mkdir loops forever under
+    // /proc, where the parent says EEXIST and the child ENOENT).
+    const parent = found.missing.length === 0 ? Path.dirname(target) : found.path
     const dir = yield* Effect.acquireRelease(
       Effect.tryPromise({
         // Hidden, and named after what it becomes, for whoever finds one a killed run left.
         try: () => mkdtemp(Path.join(parent, `.${Path.basename(target)}.swarm-`)),
-        catch: (e) => cannotCreate(out, reasonOf(e))
+        catch: (e) => cannotCreate(out, `cannot make a directory in ${parent}: ${reasonOf(e)}`)
       }),
       (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }).catch(() => undefined))
     )
     const named = (error: OutputError) =>
       error.path.startsWith(dir) ? new OutputError({ path: Path.join(out, error.path.slice(dir.length)), reason: error.reason }) : error
-    return { dir, commit: commit(dir, target, out), named }
+    return { dir, commit: commit(dir, target, found.missing.slice(0, -1), out), named }
   })
 
-/** Move the staged files to `target`: the whole directory when there is none yet, else file by file. */
-const commit = (dir: string, target: string, out: string): Effect.Effect<void, OutputError> =>
+/**
+ * The nearest of `target` and its ancestors that exists, and the levels below it that do not
+ * (outermost first, `target` last). Ends at the root at the latest: an absolute path's `dirname`
+ * shortens it until it is `/`.
+ */
+const nearestExisting = async (target: string) => {
+  const missing: Array<string> = []
+  let path = target
+  for (;;) {
+    const kind = await kindOf(path)
+    if (kind !== undefined) return { path, kind, missing: missing.reverse() }
+    missing.push(path)
+    const up = Path.dirname(path)
+    if (up === path) return { path, kind: "other" as const, missing: missing.reverse() }
+    path = up
+  }
+}
+
+/**
+ * Move the staged files to `target`: the whole directory when there is none yet (its missing
+ * `parents` made one level at a time first), else file by file.
+ */
+const commit = (dir: string, target: string, parents: ReadonlyArray<string>, out: string): Effect.Effect<void, OutputError> =>
   Effect.tryPromise({
     try: async () => {
+      for (const level of parents) {
+        await mkdir(level).catch(async (e) => {
+          if (codeOf(e) !== "EEXIST" || (await kindOf(level)) !== "directory") throw e
+        })
+      }
       if ((await kindOf(target)) === undefined) {
         try {
           return await rename(dir, target)

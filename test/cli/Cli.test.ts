@@ -296,6 +296,36 @@ describe("swarm backtest: a run", () => {
       expect(fs.readFileSync(taken, "utf8")).toBe("not a directory")
     }))
 
+  it.live("--out is made one level at a time, only when the run completed; a place no directory can be made is refused at once", () =>
+    Effect.gen(function*() {
+      const parent = Path.join(tmp, "levels")
+      fs.mkdirSync(parent)
+      const deep = Path.join(parent, "a", "b", "out")
+      const zzz = strategy("zzz-levels.json", { symbols: ["ZZZ"] })
+      const refused = yield* swarm(["backtest", "--data", data, "--strategy", zzz, "--out", deep])
+      expect(refused.code).toBe(2)
+      expect(fs.readdirSync(parent)).toEqual([]) // no a/, no a/b/
+      const done = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--out", deep, "--to", "2022-03-31"])
+      expect(done.code).toBe(0)
+      expect(fs.readdirSync(deep).sort()).toEqual(["events.ndjson", "result.json", "trades.csv"])
+      expect(fs.readdirSync(Path.join(parent, "a", "b"))).toEqual(["out"])
+
+      const underFile = Path.join(file("a-file", "x"), "out")
+      const notDir = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--out", underFile])
+      expect(notDir.code).toBe(2)
+      expect(lines(notDir.stderr)).toEqual([`swarm: --out: cannot create ${underFile}: ${Path.join(tmp, "a-file")} is not a directory`])
+    }))
+
+  // Node's mkdir(…, { recursive: true }) spins for ever there: EEXIST for /proc, ENOENT for the child.
+  it.live.skipIf(!fs.existsSync("/proc/self"))("--out under /proc: refused with exit code 2, no hang", () =>
+    Effect.gen(function*() {
+      for (const out of ["/proc/x", "/proc/x/y"]) {
+        const r = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--out", out])
+        expect(r.code).toBe(2)
+        expect(lines(r.stderr)).toEqual([`swarm: --out: cannot create ${out}: cannot make a directory in /proc: ENOENT: no such file or directory`])
+      }
+    }), 5_000)
+
   it.live("the summary: what ran, the metrics table, positions, trades, state, counts and checksum", () =>
     Effect.gen(function*() {
       const json = documentOf((yield* swarm(["backtest", "--data", data, "--strategy", six, "--json"])).stdout)
