@@ -36,10 +36,13 @@
  *   extension (`AAPL.csv` → `AAPL`). One symbol in two files is an error (`DuplicateSymbol`).
  * - Lines end in `\n` or `\r\n`; a UTF-8 BOM is skipped; blank lines anywhere are skipped; lines
  *   are counted from 1 (the header is normally line 1).
+ * - Only regular files are read (not a FIFO, a device or a socket), of at most 256 MiB each
+ *   (`MAX_FILE_BYTES`); anything else is refused by name before it is opened.
  */
 import { Effect, Either, Schema } from "effect"
 import { parse as csvParse } from "csv-parse/sync"
 import { createHash } from "node:crypto"
+import type { Stats } from "node:fs"
 import { readdir, readFile, stat } from "node:fs/promises"
 import * as Path from "node:path"
 import { Symbol, type Timestamp } from "../../schemas/Ids.js"
@@ -138,10 +141,7 @@ export const loadColumns = (paths: ReadonlyArray<string>, options: ParseOptions 
     const parsed = yield* Effect.forEach(
       files,
       (file) =>
-        Effect.tryPromise({
-          try: () => readFile(file),
-          catch: (e) => unreadable(file, e)
-        }).pipe(
+        readData(file).pipe(
           Effect.flatMap((bytes) =>
             Effect.try({
               // One read for both: the digest of the bytes, the text decoded in one go (reading with an
@@ -216,6 +216,49 @@ const expand = (paths: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<strin
         () => new CsvError({ file: path, kind: "Unreadable", reason: "the directory has no .csv files" })
       )
     )).pipe(Effect.map((lists) => lists.flat()))
+
+/**
+ * The largest CSV file read: 256 MiB. A file is parsed as one string, and V8 refuses strings over
+ * 2^29 − 24 characters (about 512 MiB: past it, a crash and not an error); half of that keeps a
+ * margin for the bytes and the string held together while parsing, four files at a time.
+ */
+export const MAX_FILE_BYTES = 256 * 1024 * 1024
+
+/** What a path is, when it is not a regular file: said in the error, since "cannot read it" would puzzle. */
+const kindOf = (info: Stats): string =>
+  info.isDirectory()
+    ? "a directory"
+    : info.isFIFO()
+    ? "a named pipe (FIFO)"
+    : info.isCharacterDevice()
+    ? "a character device"
+    : info.isBlockDevice()
+    ? "a block device"
+    : info.isSocket()
+    ? "a socket"
+    : "an unusual file"
+
+/**
+ * A data file's bytes, if it is a regular file of at most `MAX_FILE_BYTES`. Checked before opening
+ * it: opening a FIFO waits for a writer for ever, and a device such as /dev/zero never ends.
+ */
+const readData = (file: string): Effect.Effect<Buffer, CsvError> =>
+  Effect.tryPromise({ try: () => stat(file), catch: (e) => unreadable(file, e) }).pipe(
+    Effect.filterOrFail(
+      (info) => info.isFile(),
+      (info) => new CsvError({ file, kind: "Unreadable", reason: `is ${kindOf(info)}, not a regular file: --data takes CSV files or directories of them` })
+    ),
+    Effect.filterOrFail(
+      (info) => info.size <= MAX_FILE_BYTES,
+      (info) =>
+        new CsvError({
+          file,
+          kind: "Unreadable",
+          reason: `is ${info.size} bytes, larger than the ${MAX_FILE_BYTES / 1024 / 1024} MiB a CSV file may be: split it (one file per symbol, or by period)`
+        })
+    ),
+    Effect.zipRight(Effect.tryPromise({ try: () => readFile(file), catch: (e) => unreadable(file, e) }))
+  )
 
 const unreadable = (file: string, e: unknown) =>
   new CsvError({

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, FastCheck, Schema } from "effect"
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
+import { execFileSync } from "node:child_process"
+import { existsSync } from "node:fs"
+import { mkdir, mkdtemp, rm, truncate, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as Path from "node:path"
 import type { Symbol } from "../../schemas/Ids.js"
@@ -539,6 +541,36 @@ describe("load", () => {
       expect(dup).toMatchObject({ kind: "DuplicateSymbol", file: Path.join(d, "more.csv"), line: 4, value: "AAPL" })
       expect(dup.reason).toContain(Path.join(d, "AAPL.csv"))
     }))
+
+  it.scoped("only regular files are read: a FIFO or a device is refused, never waited on or read for ever", () =>
+    Effect.gen(function*() {
+      const d = yield* dir
+      const fifo = Path.join(d, "PIPE.csv")
+      execFileSync("mkfifo", [fifo])
+      const pipe = yield* Effect.flip(Csv.load([fifo]))
+      expect(pipe).toMatchObject({ kind: "Unreadable", file: fifo })
+      expect(pipe.message).toBe(`${fifo}: is a named pipe (FIFO), not a regular file: --data takes CSV files or directories of them`)
+      // Found in a directory, too.
+      expect(yield* Effect.flip(Csv.load([d]))).toMatchObject({ kind: "Unreadable", file: fifo })
+      if (existsSync("/dev/zero")) {
+        expect((yield* Effect.flip(Csv.load(["/dev/zero"]))).reason).toMatch(/^is a character device, not a regular file/)
+      }
+    }), 5_000)
+
+  it.scoped("a file over the size cap is refused by name before it is read (a 600 MB file crashed V8's string limit)", () =>
+    Effect.gen(function*() {
+      const d = yield* dir
+      const big = Path.join(d, "BIG.csv")
+      yield* write(big, H)
+      yield* Effect.promise(() => truncate(big, 600 * 1024 * 1024)) // sparse: no disk, no time
+      const error = yield* Effect.flip(Csv.load([big]))
+      expect(error).toMatchObject({ kind: "Unreadable", file: big })
+      expect(error.message).toBe(`${big}: is 629145600 bytes, larger than the 256 MiB a CSV file may be: split it (one file per symbol, or by period)`)
+      expect(Csv.MAX_FILE_BYTES).toBe(256 * 1024 * 1024)
+      // Under the cap it is read (and found to be no CSV: its zeros are one long line).
+      yield* Effect.promise(() => truncate(big, 1024))
+      expect((yield* Effect.flip(Csv.load([big]))).kind).not.toBe("Unreadable")
+    }), 5_000)
 
   it.scoped("is deterministic: the same files give equal maps", () =>
     Effect.gen(function*() {
