@@ -7,6 +7,7 @@ import { Either, ParseResult, Schema } from "effect"
 import { InvalidAgent } from "../schemas/AnalystProtocol.js"
 import type { AgentId } from "../schemas/Ids.js"
 import { type AgentConfig, agentName } from "../schemas/Strategy.js"
+import { clip, clipAfter } from "../src/internal/clip.js"
 import { fieldOf } from "../src/swarm/StrategyFile.js"
 import type { RequestOpinions } from "../schemas/AnalystProtocol.js"
 import type { LlmSession } from "../src/llm/LlmSession.js"
@@ -82,7 +83,7 @@ export const analystOf = (
       new InvalidAgent({
         agent: name,
         field: `agents[${index}].type`,
-        reason: `unknown agent type "${agent.type}"; the registered ones are ${[...registry.keys(), ...llmAnalysts.keys()].join(", ")}`
+        reason: `unknown agent type "${clip(agent.type)}"; the registered ones are ${[...registry.keys(), ...llmAnalysts.keys()].join(", ")}`
       })
     )
   }
@@ -90,7 +91,10 @@ export const analystOf = (
   if (Either.isLeft(config)) {
     const issue = ParseResult.ArrayFormatter.formatErrorSync(config.left)[0]
     const path = issue === undefined || issue.path.length === 0 ? "" : `.${fieldOf(issue.path)}`
-    return Either.left(new InvalidAgent({ agent: name, field: `agents[${index}].params${path}`, reason: issue?.message ?? "invalid" }))
+    // The schema's message quotes the value it got, whole: clipped, as a strategy file's own problems are.
+    return Either.left(
+      new InvalidAgent({ agent: name, field: clip(`agents[${index}].params${path}`), reason: clipAfter(issue?.message ?? "invalid", ", actual ") })
+    )
   }
   if (model !== undefined) {
     const actor = Analyst.make({ name, model, config: config.right, allowShort })

@@ -26,7 +26,7 @@ export class CsvError extends Schema.TaggedError<CsvError>()("CsvError", {
   /** The column as the header spells it. */
   column: Schema.optional(Schema.String),
   kind: CsvErrorKind,
-  /** The offending text, cut to 64 characters. */
+  /** The offending text, cut to 64 characters (then `… (<length> characters)`). */
   value: Schema.optional(Schema.String),
   reason: Schema.String
 }) {

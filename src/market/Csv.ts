@@ -48,6 +48,7 @@ import * as Path from "node:path"
 import { Symbol, type Timestamp } from "../../schemas/Ids.js"
 import type { Bar } from "../../schemas/Market.js"
 import { CsvError, type CsvErrorKind } from "../../schemas/CsvError.js"
+import { clip, clipAfter } from "../internal/clip.js"
 
 export { CsvError, CsvErrorKind } from "../../schemas/CsvError.js"
 
@@ -280,8 +281,9 @@ const asCsvError = (e: unknown): CsvError => {
 // Shared rules: both engines call these with the field's text.
 
 const DAY_MS = 86_400_000
+/** The most of a field an error quotes (then an ellipsis and the field's length): src/internal/clip.ts. */
 const MAX_SHOWN = 64
-const cut = (s: string) => (s.length > MAX_SHOWN ? s.slice(0, MAX_SHOWN) + "…" : s)
+const cut = (s: string) => clip(s, MAX_SHOWN)
 
 /**
  * A decimal numeral as JavaScript reads it, minus the forms a CSV price should not have (hex,
@@ -399,7 +401,7 @@ const header = (names: ReadonlyArray<string>, line: number, file: string, option
     const role = ROLE.get(raw.trim().toLowerCase().replace(/[\s_]+/g, ""))
     if (role === undefined) return
     if (at.has(role)) {
-      throw new CsvError({ file, line, column: raw, kind: "DuplicateColumn", reason: `column "${names[at.get(role)!]}" appears twice` })
+      throw new CsvError({ file, line, column: cut(raw), kind: "DuplicateColumn", reason: `column "${cut(names[at.get(role)!]!)}" appears twice` })
     }
     at.set(role, i)
   })
@@ -411,9 +413,9 @@ const header = (names: ReadonlyArray<string>, line: number, file: string, option
     throw new CsvError({
       file,
       line,
-      column: names[d ?? t!]!,
+      column: cut(names[d ?? t!]!),
       kind: "DuplicateColumn",
-      reason: `two date columns: "${names[dt]}" and "${names[d ?? t!]}"`
+      reason: `two date columns: "${cut(names[dt]!)}" and "${cut(names[d ?? t!]!)}"`
     })
   }
   if (dt !== undefined) date = dt
@@ -479,7 +481,7 @@ class FileState {
   constructor(readonly file: string, readonly header: Header, readonly fileSymbol: Series | undefined) {}
 
   fail(line: number, column: number, kind: CsvErrorKind, raw: string, reason: string): never {
-    throw new CsvError({ file: this.file, line, column: this.header.names[column]!.trim(), kind, value: cut(raw), reason })
+    throw new CsvError({ file: this.file, line, column: cut(this.header.names[column]!.trim()), kind, value: cut(raw), reason })
   }
 
   seriesFor(raw: string, line: number): Series {
@@ -510,7 +512,7 @@ class FileState {
         throw new CsvError({
           file: this.file,
           line,
-          column: this.header.names[this.header.date]!.trim(),
+          column: cut(this.header.names[this.header.date]!.trim()),
           kind: "DuplicateTimestamp",
           value: new Date(ts).toISOString(),
           reason: `${s.symbol} already has a bar at this time (line ${s.lastLine})`
@@ -521,7 +523,7 @@ class FileState {
         throw new CsvError({
           file: this.file,
           line,
-          column: this.header.names[this.header.date]!.trim(),
+          column: cut(this.header.names[this.header.date]!.trim()),
           kind: "OutOfOrder",
           value: new Date(ts).toISOString(),
           reason: `${s.symbol}'s rows are ${s.direction === 1 ? "oldest" : "newest"}-first but this one is ${
@@ -698,7 +700,8 @@ const library = (text: string, file: string, options: ParseOptions): FileState |
       file,
       ...(err.lines === undefined ? {} : { line: err.lines }),
       kind: "Malformed",
-      reason: err.message.replace(/^[^:]*: /, "").replace(/ at line \d+/, "")
+      // csv-parse quotes the field it stopped at, whole (a 1 MB field made a 1 MB line).
+      reason: clipAfter(err.message.replace(/^[^:]*: /, "").replace(/ at line \d+/, ""), "value is ")
     })
   }
   let state: FileState | undefined

@@ -8,9 +8,17 @@ import { extname } from "node:path"
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { parse as parseYaml } from "yaml"
 import { Strategy } from "../../schemas/Strategy.js"
+import { clip, clipAfter, QUOTED } from "../internal/clip.js"
 
 /** A strategy file is configuration, not data: anything larger is a mistake or an attack. */
 export const MAX_BYTES = 1_000_000
+
+/**
+ * The deepest a strategy file may nest (the schema needs about 6 levels). Deeper values are
+ * refused before decoding: the schema's error for one prints the value recursively, and 5,000
+ * levels overflowed the stack (an internal error, exit 1).
+ */
+export const MAX_DEPTH = 64
 
 export const Problem = Schema.Struct({ field: Schema.String, message: Schema.String })
 export type Problem = typeof Problem.Type
@@ -30,6 +38,48 @@ export const fieldOf = (path: ReadonlyArray<PropertyKey>): string =>
 
 const fail = (file: string, message: string, field = "") => Either.left(new StrategyFileError({ file, problems: [{ field, message }] }))
 
+/** A problem as an error line shows it: the field's path and a schema's quoted value clipped (src/internal/clip.ts). */
+export const problem = (field: string, message: string): Problem => ({ field: clip(field), message: clipAfter(message, ", actual ") })
+
+/** A container in a parsed document, with the way back to the root (paths are made only for the one reported). */
+interface Node {
+  readonly value: object
+  readonly depth: number
+  readonly key: PropertyKey | undefined
+  readonly parent: Node | undefined
+}
+
+/**
+ * The path of the first value nesting deeper than `MAX_DEPTH` levels, or undefined. Iterative (a
+ * recursive walk is what overflowed) and bounded by the depth even for a YAML alias to its own
+ * ancestor.
+ */
+const tooDeep = (root: unknown): ReadonlyArray<PropertyKey> | undefined => {
+  if (typeof root !== "object" || root === null) return undefined
+  const stack: Array<Node> = [{ value: root, depth: 1, key: undefined, parent: undefined }]
+  for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
+    if (node.depth > MAX_DEPTH) {
+      const path: Array<PropertyKey> = []
+      for (let at: Node | undefined = node; at?.key !== undefined; at = at.parent) path.push(at.key)
+      return path.reverse()
+    }
+    const entries: Iterable<[PropertyKey, unknown]> = Array.isArray(node.value) ? node.value.entries() : Object.entries(node.value)
+    for (const [key, value] of entries) {
+      if (typeof value === "object" && value !== null) stack.push({ value, depth: node.depth + 1, key, parent: node })
+    }
+  }
+  return undefined
+}
+
+/** Where a too-deep value is, for people: its path down to the last named field (`agents[0].params.fast`), not 64 `[0]`s. */
+const deepField = (path: ReadonlyArray<PropertyKey>): string => {
+  let named = path.length
+  while (named > 0 && typeof path[named - 1] === "number") named--
+  return fieldOf(path.slice(0, Math.min(named, MAX_DEPTH)))
+}
+
+const nestedTooDeep = `nests deeper than ${MAX_DEPTH} levels: a strategy is configuration, and never needs that`
+
 /** Parse and decode a strategy from the text of `file` (its extension picks JSON or YAML). */
 export const parseText = (text: string, file: string): Either.Either<Strategy, StrategyFileError> => {
   if (text.length > MAX_BYTES) return fail(file, `the file is larger than ${MAX_BYTES} bytes`)
@@ -42,18 +92,22 @@ export const parseText = (text: string, file: string): Either.Either<Strategy, S
       raw = parseYaml(text, { maxAliasCount: 100, uniqueKeys: true, prettyErrors: true })
     } else return fail(file, `unknown strategy file type "${extension}": use .json, .yaml or .yml`)
   } catch (error) {
-    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error)
-    return fail(file, `not valid ${extension === ".json" ? "JSON" : "YAML"}: ${reason}`)
+    // The YAML parser recurses: deep enough collections overflow its stack, which it reports as
+    // RESOURCE_EXHAUSTION (or, outside its guard, as the RangeError itself).
+    if (error instanceof RangeError || (error as { readonly code?: unknown } | null)?.code === "RESOURCE_EXHAUSTION") {
+      return fail(file, nestedTooDeep)
+    }
+    const reason = error instanceof Error ? error.message.split("\n")[0]! : String(error)
+    return fail(file, `not valid ${extension === ".json" ? "JSON" : "YAML"}: ${clip(reason, 4 * QUOTED)}`)
   }
+  const deep = tooDeep(raw)
+  if (deep !== undefined) return fail(file, nestedTooDeep, clip(deepField(deep)))
   return Either.mapLeft(
     Schema.decodeUnknownEither(Strategy, { errors: "all", onExcessProperty: "error" })(raw),
     (error) =>
       new StrategyFileError({
         file,
-        problems: ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
-          field: fieldOf(issue.path),
-          message: issue.message
-        }))
+        problems: ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => problem(fieldOf(issue.path), issue.message))
       })
   )
 }

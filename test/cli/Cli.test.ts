@@ -142,6 +142,22 @@ describe("swarm backtest: bad input files", () => {
       expect(lines(p.stderr)[0]).toContain("bad-params.json: agents[0].params.fast: ")
     }))
 
+  it.live("a deeply nested or huge value: exit code 2, one short line, not an internal error", () =>
+    Effect.gen(function*() {
+      // Written as text: JSON.stringify itself overflows on such a value.
+      const deep = file("deep.json", JSON.stringify(smaJson).replace(/}$/, `,"description":${"[".repeat(5000)}${"]".repeat(5000)}}`))
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", deep])
+      expect(r.code).toBe(2)
+      expect(lines(r.stderr)).toEqual([`swarm: ${deep}: description: nests deeper than 64 levels: a strategy is configuration, and never needs that`])
+      // An agent's params are checked by the registry: its quoting is clipped as well.
+      const long = strategy("long-params.json", { agents: [{ type: "sma_crossover", params: { fast: Array(100_000).fill(1) } }] })
+      const p = yield* swarm(["backtest", "--data", data, "--strategy", long])
+      expect(p.code).toBe(2)
+      expect(lines(p.stderr)).toHaveLength(1)
+      expect(lines(p.stderr)[0]).toMatch(/long-params\.json: agents\[0\]\.params\.fast: .*… \(\d+ characters\)$/)
+      expect(lines(p.stderr)[0]!.length).toBeLessThan(400)
+    }))
+
   it.live("a strategy file that is not there", () =>
     Effect.gen(function*() {
       const r = yield* swarm(["backtest", "--data", data, "--strategy", Path.join(tmp, "nope.yaml")])

@@ -296,11 +296,15 @@ describe("errors name the file, the line, the column and the reason", () => {
     expect(bad(H + "2024-01-04,\"1\"x,1,1,1,1\n")).toMatchObject({ kind: "Malformed", line: 2 })
   })
 
-  it("hostile input: a huge line is reported, cut to 64 characters", () => {
+  it("hostile input: a huge line is reported, cut to 64 characters and its length", () => {
     const huge = "9".repeat(1_000_000) + "x"
     const e = bad(H + `2024-01-04,${huge},1,1,1,1\n`)
     expect(e).toMatchObject({ line: 2, column: "open", kind: "BadNumber" })
-    expect(e.value!.length).toBe(65)
+    expect(e.value).toBe(`${"9".repeat(64)}… (1000001 characters)`)
+    // csv-parse quotes the field it stopped at: clipped too (it was a 1 MB line on stderr).
+    const quoted = bad(H + `2024-01-04,1,1,1,1${"x".repeat(1_000_000)}"a,100\n`)
+    expect(quoted).toMatchObject({ line: 2, kind: "Malformed" })
+    expect(quoted.message).toBe(`AAPL.csv:2: a quote is found on field 4, value is "1${"x".repeat(98)}… (1000003 characters)`)
     expect(bad(H + "x".repeat(1_000_000))).toMatchObject({ line: 2, kind: "FieldCount" })
     expect(bad("x".repeat(1_000_000) + "\n")).toMatchObject({ line: 1, kind: "MissingColumn" })
   })

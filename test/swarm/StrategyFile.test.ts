@@ -3,7 +3,7 @@ import { Effect, Either } from "effect"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { agentName } from "../../schemas/Strategy.js"
-import { load, parseText, type StrategyFileError } from "../../src/swarm/StrategyFile.js"
+import { load, MAX_DEPTH, parseText, type StrategyFileError } from "../../src/swarm/StrategyFile.js"
 
 const examples = join(fileURLToPath(new URL(".", import.meta.url)), "../../examples")
 
@@ -98,6 +98,28 @@ describe("strategy files", () => {
     for (let i = 0; i < 12; i++) bomb.push(`${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)}]`)
     expect(problems(bomb.join("\n"), "bomb.yaml")[0]!.message).toMatch(/^not valid YAML/)
     expect(problems("x".repeat(1_000_001))[0]!.message).toMatch(/larger than/)
+  })
+
+  it("a value nesting deeper than 64 levels is refused before decoding, naming the field (5,000 levels overflowed the stack)", () => {
+    const nested = (levels: number) => "[".repeat(levels) + "]".repeat(levels)
+    const json = (fields: string) => `{"name":"m","symbols":["AAPL"],"agents":[{"type":"sma_crossover"${fields}}]}`
+    const deep = `nests deeper than ${MAX_DEPTH} levels: a strategy is configuration, and never needs that`
+    expect(problems(`{"name":"m","symbols":["AAPL"],"agents":[{"type":"sma_crossover"}],"description":${nested(5000)}}`))
+      .toEqual([{ field: "description", message: deep }])
+    expect(problems(json(`,"params":{"fast":${nested(20000)}}`))).toEqual([{ field: "agents[0].params.fast", message: deep }])
+    expect(problems(`name: m\nsymbols: [AAPL]\nagents: [{type: sma_crossover}]\ndescription: ${nested(5000)}\n`, "s.yaml"))
+      .toEqual([{ field: "", message: deep }])
+    // The bound is exact: the document is level 1, so params.fast's own array is level 5.
+    expect(Either.isRight(parseText(json(`,"params":{"fast":${nested(MAX_DEPTH - 4)}}`), "s.json"))).toBe(true)
+    expect(problems(json(`,"params":{"fast":${nested(MAX_DEPTH - 3)}}`))).toEqual([{ field: "agents[0].params.fast", message: deep }])
+  })
+
+  it("an error quotes at most 100 characters of a value, then its length", () => {
+    const [name] = problems(`{"name":[${Array(400_000).fill(1).join(",")}],"symbols":["AAPL"],"agents":[{"type":"sma_crossover"}]}`)
+    expect(name!.field).toBe("name")
+    expect(name!.message).toBe(`Expected string, actual [${"1,".repeat(49)}1… (800001 characters)`)
+    const [key] = problems(JSON.stringify({ ...minimal, ["k".repeat(10_000)]: 1 }))
+    expect(key!.field).toBe(`${"k".repeat(100)}… (10000 characters)`)
   })
 
   it.effect("a file that cannot be read is a typed error naming it", () =>
