@@ -157,6 +157,8 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
         reason: `the data has no bars of ${strategy.symbols.join(", ")} from ${shown}`
       })
     }
+    // Before the store too: a symbol the data lacks is bad input, not a failed run in the database.
+    yield* Backtest.checkSymbols(strategy, feed)
 
     const out = Option.getOrUndefined(flags.out)
     // Written aside and put in place only when the run completed: a run that stops early leaves nothing.

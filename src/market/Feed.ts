@@ -25,6 +25,11 @@ export interface Slice {
 export interface Feed extends Iterable<Slice> {
   /** Every symbol the feed can deliver, sorted. */
   readonly symbols: ReadonlyArray<Symbol>
+  /**
+   * Every symbol the data holds, sorted, before the window chose among them (default `symbols`):
+   * what an error about a symbol the data lacks can tell people the data has.
+   */
+  readonly available?: ReadonlyArray<Symbol>
   /** What the data was: file names with their SHA-256, or the synthetic market's settings and seed. Recorded by the run. */
   readonly fingerprint: string
   /** The number of bars it delivers, when known in advance (progress bars). */
@@ -70,10 +75,12 @@ export const fromColumns = (columns: Csv.ColumnsBySymbol, options: Window & { re
     count += hi - lo
   }
   const symbols = selected.map((c) => c.symbol)
+  const available = [...columns.keys()].sort(byCodeUnit)
   const fingerprint = options.fingerprint
   if (isAligned(selected)) {
     return {
       symbols,
+      available,
       fingerprint,
       bars: count,
       slices: selected[0]?.ts.length ?? 0,
@@ -81,15 +88,22 @@ export const fromColumns = (columns: Csv.ColumnsBySymbol, options: Window & { re
     }
   }
   // Unaligned: merged from bar objects, made once here.
-  return merged(symbols, fingerprint, count, new Map(selected.map((c) => [c.symbol, Csv.barsOf(c)])))
+  return merged(symbols, available, fingerprint, count, new Map(selected.map((c) => [c.symbol, Csv.barsOf(c)])))
 }
 
 /**
  * Unaligned series, merged as they are iterated. (A function of its own: a closure over the
  * columns made in `fromColumns` would keep them alive too.)
  */
-const merged = (symbols: ReadonlyArray<Symbol>, fingerprint: string, count: number, selected: Csv.Bars): Feed => ({
+const merged = (
+  symbols: ReadonlyArray<Symbol>,
+  available: ReadonlyArray<Symbol>,
+  fingerprint: string,
+  count: number,
+  selected: Csv.Bars
+): Feed => ({
   symbols,
+  available,
   fingerprint,
   bars: count,
   [globalThis.Symbol.iterator]: () => new MergedSlices(Csv.merge(selected))

@@ -340,10 +340,11 @@ const recordedApprover = (run: RunId, live: Backtest.Options["approver"]) =>
 /** A new backtest, recorded as it runs. */
 export const backtest = (options: Options) =>
   Effect.gen(function*() {
-    // The roster first: a strategy the run would refuse at its start records nothing.
+    // The roster and the symbols first: a run the engine would refuse at its start records nothing.
     for (const [index, agent] of options.strategy.agents.entries()) {
       yield* analystOf(agent, index, options.strategy.allowShort, options.registry ?? analysts)
     }
+    yield* Backtest.checkSymbols(options.strategy, options.feed)
     const owner = options.owner ?? (yield* Users.ensureLocal())
     const saved = yield* Strategies.saveVersion(owner, options.strategy)
     const seed = options.seed ?? "0"

@@ -3,7 +3,7 @@
  * allows. The same agents as a paper run (agents/), scheduled on the run's `World`.
  */
 import { createHash } from "node:crypto"
-import { Cause, Effect, Exit, Schema, Scope } from "effect"
+import { Cause, Effect, Either, Exit, Schema, Scope } from "effect"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import type { RunId, Timestamp } from "../../schemas/Ids.js"
@@ -175,6 +175,35 @@ export class BacktestError extends Schema.TaggedError<BacktestError>()("Backtest
   }
 }
 
+/** The most symbols an error lists (W2's data has a hundred). */
+const LISTED = 10
+
+const listed = (symbols: ReadonlyArray<string>): string =>
+  symbols.length <= LISTED ? symbols.join(", ") : `${symbols.slice(0, LISTED).join(", ")} and ${symbols.length - LISTED} more`
+
+/**
+ * Every symbol of the strategy is in the feed, or a `BacktestError` saying which are not and what
+ * the data has. Callers that record runs check it before recording anything: bad input is no run.
+ * The feed is usually already cut to the strategy's symbols, so what the data has comes from
+ * `available`, not from `symbols`.
+ */
+export const checkSymbols = (strategy: Pick<Strategy, "symbols">, feed: Pick<Feed, "symbols" | "available">): Either.Either<void, BacktestError> => {
+  const delivered = new Set<string>(feed.symbols)
+  const missing = strategy.symbols.filter((symbol) => !delivered.has(symbol))
+  if (missing.length === 0) return Either.void
+  const data = feed.available ?? feed.symbols
+  const held = new Set<string>(data)
+  const absent = missing.filter((symbol) => !held.has(symbol))
+  return Either.left(
+    new BacktestError({
+      field: "symbols",
+      reason: absent.length > 0
+        ? `no data for ${listed(absent)} (the data has ${data.length === 0 ? "no symbols" : listed(data)})`
+        : `no data for ${listed(missing)} in the period (the data has bars of them outside it)`
+    })
+  )
+}
+
 /** `bt-` and 12 hex digits of SHA-256 over the strategy, the data fingerprint and the seed. */
 export const runIdOf = (strategy: Strategy, fingerprint: string, seed: string): RunId =>
   `bt-${createHash("sha256").update(JSON.stringify(Schema.encodeSync(StrategySchema)(strategy))).update("\0").update(fingerprint).update("\0").update(seed).digest("hex").slice(0, 12)}` as RunId
@@ -204,14 +233,7 @@ const yieldToEventLoop = Effect.promise(() => new Promise<void>((resolve) => set
 export const run = (options: Options): Effect.Effect<Result, BacktestError | InvalidAgent> =>
   Effect.gen(function*() {
     const { feed, strategy } = options
-    const available = new Set<string>(feed.symbols)
-    const missing = strategy.symbols.filter((symbol) => !available.has(symbol))
-    if (missing.length > 0) {
-      return yield* new BacktestError({
-        field: "symbols",
-        reason: `no data for ${missing.join(", ")} (the data has ${feed.symbols.length === 0 ? "no symbols" : feed.symbols.join(", ")})`
-      })
-    }
+    yield* checkSymbols(strategy, feed)
     const wanted = new Set<string>(strategy.symbols)
     const filter = feed.symbols.length === strategy.symbols.length
       ? undefined

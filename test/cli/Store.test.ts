@@ -109,6 +109,26 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(stored.map((e) => e.body)).toEqual(events)
     }))
 
+  it.effect("a symbol the data lacks is refused before the store is touched: no run, no strategy version, the next run is #1", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tmp, "unkept.json")
+      fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(sma, "utf8")), name: "Unkept", symbols: ["ACME", "ZZZ"] }))
+      const refused = yield* swarm(["backtest", "--data", data, "--strategy", file], { store: yield* store })
+      expect(refused.code).toBe(2)
+      // Says what the data has, though the feed the run gets holds only the strategy's symbols.
+      expect(lines(refused.stderr)).toEqual(["swarm: symbols: no data for ZZZ (the data has ACME, GLOBEX, INITECH)"])
+      const sql = yield* SqlClient.SqlClient
+      expect(yield* sql`select id from strategies where name = 'Unkept'`).toEqual([])
+      const listed = yield* swarm(["runs", "list", "--strategy", "Unkept"], { store: yield* store })
+      expect(listed.stdout).not.toContain("Unkept#")
+
+      const kept = yield* backtest(smaNamed("Unkept"))
+      expect(kept.document.ref).toBe("Unkept#1")
+      const versions = yield* sql<{ version: number }>`select v.version from strategy_versions v join strategies s on s.id = v.strategy_id
+        where s.name = 'Unkept'`
+      expect(versions.map((v) => v.version)).toEqual([1])
+    }))
+
   it.effect("runs list: a table of the runs, newest first; --strategy, --status, --limit; --json", () =>
     Effect.gen(function*() {
       const a = yield* backtest(smaNamed("Listed"))

@@ -46,6 +46,17 @@ const newRun = (
 
 for (const backend of backends) {
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`runs (${backend.name})`, (it) => {
+    it.effect("a backtest of a symbol its data lacks records nothing: no strategy version, no run (the server starts runs this way)", () =>
+      Effect.gen(function*() {
+        const runs = yield* count("runs")
+        const versions = yield* count("strategy_versions")
+        const options = stored(2, 10, { name: "lacks a symbol" })
+        const error = yield* Effect.flip(StoredRun.backtest({ ...options, strategy: { ...options.strategy, symbols: [...options.strategy.symbols, "ZZZ" as never] } }))
+        expect(error).toMatchObject({ _tag: "BacktestError", field: "symbols", reason: "no data for ZZZ (the data has S0, S1)" })
+        expect(yield* count("runs")).toBe(runs)
+        expect(yield* count("strategy_versions")).toBe(versions)
+      }))
+
     it.effect("concurrent starts of one strategy get the numbers 1..N, each once", () =>
       Effect.gen(function*() {
         const owner = yield* Users.ensureLocal()
