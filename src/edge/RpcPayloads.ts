@@ -23,6 +23,7 @@
 import { type Rpc, type RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Either, Layer, Mailbox, ParseResult, Schema } from "effect"
 import { CheckedPayload, InvalidRequest } from "../../schemas/Rpc.js"
+import { clip, QUOTED } from "../internal/clip.js"
 import { findUnstorable } from "../internal/storableText.js"
 
 /** `InvalidRequest` for a payload's decoding error: its first issue's path and message. */
@@ -35,13 +36,7 @@ export const invalidPayload = (error: ParseResult.ParseError): InvalidRequest =>
   })
 }
 
-/** `text`, cut to `max` characters (with an ellipsis) when longer. */
-const clip = (text: string, max: number): string => (text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`)
-
 const encodeInvalid = Schema.encodeSync(InvalidRequest)
-
-/** The longest part of a client's text an error quotes back. */
-const QUOTED = 100
 
 /** Why a request names no procedure, or its payload does not decode; undefined when it does (or is not ours to judge). */
 const check = (rpcs: ReadonlyMap<string, Rpc.AnyWithProps>, message: { readonly tag?: unknown; readonly payload?: unknown }): InvalidRequest | undefined => {

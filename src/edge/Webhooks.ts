@@ -39,6 +39,7 @@ import {
   TradingViewAlert,
   WEBHOOK_PATH
 } from "../../schemas/Webhook.js"
+import { clip } from "../internal/clip.js"
 import { findUnstorable } from "../internal/storableText.js"
 import * as IdempotencyKeys from "../bus/IdempotencyKeys.js"
 import * as WebhookStore from "../store/Webhooks.js"
@@ -132,7 +133,7 @@ const parseJson = (text: string) =>
     if (tooDeep(json)) return yield* new InvalidAlert({ field: "body", reason: `nests deeper than ${MAX_DEPTH} levels` })
     const unstorable = findUnstorable(json)
     if (unstorable !== undefined) {
-      return yield* new InvalidAlert({ field: unstorable.path.length === 0 ? "body" : unstorable.path.join(".").slice(0, 100), reason: unstorable.reason })
+      return yield* new InvalidAlert({ field: unstorable.path.length === 0 ? "body" : clip(unstorable.path.join(".")), reason: unstorable.reason })
     }
     return json
   })
