@@ -246,6 +246,12 @@ for (const backend of backends) {
         expect(updated).toMatchObject({ _tag: "InvalidRequest", field: "body.agents.0.type" })
         expect((yield* alice("strategies.get", { strategy: "runnable" })).version).toBe(1)
 
+        // Symbols the data lacks: refused before the run has a row (it was a run, already failed, numbered #1).
+        yield* alice("strategies.create", { strategy: Schema.decodeUnknownSync(Strategy)({ name: "elsewhere", symbols: ["ZZZ"], agents: [{ type: "sma_crossover" }] }) })
+        const lacking = yield* Effect.flip(alice("runs.start", { strategy: "elsewhere", mode: "backtest", data: { _tag: "sample" } }))
+        expect(lacking).toMatchObject({ _tag: "InvalidRequest", reason: expect.stringContaining("no data for ZZZ (the data has ACME, GLOBEX, INITECH)") })
+        expect(yield* alice("runs.list", { strategy: "elsewhere" })).toEqual([])
+
         // Saved before this check (or with an analyst since removed): starting a run says why, and only that.
         yield* Strategies.create("alice", withAgents("stored unrunnable", [{ type: "nope" }]))
         const started = yield* Effect.flip(alice("runs.start", { strategy: "stored unrunnable", mode: "backtest", data: { _tag: "synthetic", bars: 50 } }))
