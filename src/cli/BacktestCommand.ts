@@ -58,7 +58,8 @@ export const options = {
     Options.withPseudoName("n"),
     Options.optional,
     Options.mapEffect(checked("--seed", (text: string) =>
-      /^\d{1,16}$/.test(text) ? Either.right(text) : Either.left(`expected a non-negative integer (at most 16 digits), got "${text}"`))),
+      // As a number: 7, 07 and 007 are one seed (the text seeds the run, so they were three runs).
+      /^\d{1,16}$/.test(text) ? Either.right(String(BigInt(text))) : Either.left(`expected a non-negative integer (at most 16 digits), got "${text}"`))),
     Options.withDescription("Seeds the run's randomness; the same data, strategy and seed give the same run. Default 0.")
   ),
   from: date("from"),

@@ -279,7 +279,8 @@ export const layer = Layer.scoped(
     const start: RunManagerService["start"] = (principal, request) =>
       unavailable(Effect.gen(function*() {
         const found = yield* Strategies.find(principal.userId, request.strategy, request.version)
-        const seed = request.seed ?? "0"
+        // As a number, as the CLI reads it: "07" is the seed 7.
+        const seed = request.seed === undefined ? "0" : String(BigInt(request.seed))
         const source = dataSourceOf(request.data, found.strategy, Number(seed))
         const feed = yield* DataSource.open(source).pipe(
           Effect.mapError((error) => new InvalidRequest({ field: "data", reason: error.reason }))

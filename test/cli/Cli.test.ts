@@ -234,6 +234,9 @@ describe("swarm backtest: a run", () => {
       expect(a.code).toBe(0)
       expect(b.stdout).toBe(a.stdout)
       expect(documentOf(a.stdout).seed).toBe("42")
+      // A seed is a number: written with leading zeros it is the same seed, the same run.
+      const zeros = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json", "--seed", "0042"])
+      expect(zeros.stdout).toBe(a.stdout)
     }))
 
   it.live("--from and --to: the period is inside the window, and --to a date includes that day", () =>
