@@ -8,8 +8,8 @@ import { Args, Command } from "@effect/cli"
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { readFile, stat } from "node:fs/promises"
 import { extname } from "node:path"
-import { parse as parseYaml } from "yaml"
 import { Rule, RuleId } from "../../schemas/Rule.js"
+import { parseStrict } from "../internal/yaml.js"
 import { fieldOf, MAX_BYTES, StrategyFileError } from "../swarm/StrategyFile.js"
 import { UsageError } from "./CliError.js"
 import { json } from "./Flags.js"
@@ -61,7 +61,7 @@ const readRuleFile = (file: string): Effect.Effect<unknown, StrategyFileError> =
       catch: (error) => problem(file, `cannot read it: ${error instanceof Error ? error.message : String(error)}`)
     })
     return yield* Effect.try({
-      try: () => (extension === ".json" ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100, uniqueKeys: true, prettyErrors: true })) as unknown,
+      try: () => (extension === ".json" ? JSON.parse(text) : parseStrict(text)) as unknown,
       catch: (error) =>
         problem(file, `not valid ${extension === ".json" ? "JSON" : "YAML"}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`)
     })

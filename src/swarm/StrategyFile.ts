@@ -6,9 +6,9 @@
 import { readFile, stat } from "node:fs/promises"
 import { extname } from "node:path"
 import { Effect, Either, ParseResult, Schema } from "effect"
-import { parse as parseYaml } from "yaml"
 import { Strategy } from "../../schemas/Strategy.js"
 import { clip, clipAfter, QUOTED } from "../internal/clip.js"
+import { parseStrict } from "../internal/yaml.js"
 
 /** A strategy file is configuration, not data: anything larger is a mistake or an attack. */
 export const MAX_BYTES = 1_000_000
@@ -88,8 +88,8 @@ export const parseText = (text: string, file: string): Either.Either<Strategy, S
   try {
     if (extension === ".json") raw = JSON.parse(text)
     else if (extension === ".yaml" || extension === ".yml") {
-      // Aliases are capped (no "billion laughs"), duplicate keys are an error, not a silent override.
-      raw = parseYaml(text, { maxAliasCount: 100, uniqueKeys: true, prettyErrors: true })
+      // Aliases capped, duplicate keys and unresolved tags errors (src/internal/yaml.ts).
+      raw = parseStrict(text)
     } else return fail(file, `unknown strategy file type "${extension}": use .json, .yaml or .yml`)
   } catch (error) {
     // The YAML parser recurses: deep enough collections overflow its stack, which it reports as

@@ -98,6 +98,17 @@ describe("strategy files", () => {
     for (let i = 0; i < 12; i++) bomb.push(`${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)}]`)
     expect(problems(bomb.join("\n"), "bomb.yaml")[0]!.message).toMatch(/^not valid YAML/)
     expect(problems("x".repeat(1_000_001))[0]!.message).toMatch(/larger than/)
+    // a tag the parser cannot resolve was a warning (a multi-line Node warning on stderr) and the value a plain string
+    const warned: Array<unknown> = []
+    const onWarning = (warning: unknown) => warned.push(warning)
+    process.on("warning", onWarning)
+    try {
+      expect(problems("name: !!js/function 'm'\nsymbols: [AAPL]\nagents: [{type: sma_crossover}]\n", "s.yaml")[0]!.message)
+        .toMatch(/^not valid YAML: Unresolved tag: tag:yaml.org,2002:js\/function/)
+    } finally {
+      process.off("warning", onWarning)
+    }
+    expect(warned).toEqual([])
   })
 
   it("a value nesting deeper than 64 levels is refused before decoding, naming the field (5,000 levels overflowed the stack)", () => {
