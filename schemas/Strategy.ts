@@ -82,6 +82,10 @@ export const Strategy = Schema.Struct({
       }
       names.add(name)
     }
+    // A weight of 0 is an observer (its opinions recorded, never counted); all of them, and no round ever decides.
+    if (strategy.agents.every((agent) => agent.weight === 0)) {
+      return { path: ["agents"], message: "every agent has weight 0, so no vote would ever count: give one a positive weight" }
+    }
     if (strategy.sizing.allowShort && !strategy.allowShort) {
       return { path: ["sizing", "allowShort"], message: "shorting is a strategy-wide setting: set allowShort at the top level" }
     }

@@ -78,6 +78,10 @@ describe("strategy files", () => {
       .toBe("agents[1].name")
     expect(problems(JSON.stringify({ ...minimal, sizing: { allowShort: true } }))[0]!.field).toBe("sizing.allowShort")
     expect(problems(JSON.stringify({ ...minimal, agents: [] }))).toEqual([{ field: "agents", message: "a strategy needs at least one agent" }])
+    expect(problems(JSON.stringify({ ...minimal, agents: [{ type: "sma_crossover", weight: 0 }, { type: "rsi_reversion", weight: 0 }] }))).toEqual([
+      { field: "agents", message: "every agent has weight 0, so no vote would ever count: give one a positive weight" }
+    ])
+    expect(Either.isRight(parseText(JSON.stringify({ ...minimal, agents: [{ type: "sma_crossover", weight: 0 }, { type: "rsi_reversion" }] }), "s.json"))).toBe(true)
     expect(problems(JSON.stringify({ symbols: ["AAPL"], agents: minimal.agents }))[0]!.field).toBe("name")
   })
 
