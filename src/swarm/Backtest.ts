@@ -204,9 +204,16 @@ export const checkSymbols = (strategy: Pick<Strategy, "symbols">, feed: Pick<Fee
   )
 }
 
-/** `bt-` and 12 hex digits of SHA-256 over the strategy, the data fingerprint and the seed. */
-export const runIdOf = (strategy: Strategy, fingerprint: string, seed: string): RunId =>
-  `bt-${createHash("sha256").update(JSON.stringify(Schema.encodeSync(StrategySchema)(strategy))).update("\0").update(fingerprint).update("\0").update(seed).digest("hex").slice(0, 12)}` as RunId
+/**
+ * `bt-` and 12 hex digits of SHA-256 over the strategy, the data fingerprint, the seed and — when
+ * not the default `decisions` — the events' detail, which changes the event log and its checksum
+ * (left out for the default, so run ids from before it counted stay as they were).
+ */
+export const runIdOf = (strategy: Strategy, fingerprint: string, seed: string, events: EventDetail = "decisions"): RunId => {
+  const hash = createHash("sha256").update(JSON.stringify(Schema.encodeSync(StrategySchema)(strategy))).update("\0").update(fingerprint).update("\0").update(seed)
+  if (events !== "decisions") hash.update("\0").update(events)
+  return `bt-${hash.digest("hex").slice(0, 12)}` as RunId
+}
 
 /** How often (in slices) the driver reports progress. */
 const PROGRESS_EVERY = 256
@@ -255,7 +262,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       return yield* new BacktestError({ field: "data", reason: "no bars of the strategy's symbols in the period" })
     }
     const seed = options.seed ?? "0"
-    const runId = options.runId ?? runIdOf(strategy, feed.fingerprint, seed)
+    const runId = options.runId ?? runIdOf(strategy, feed.fingerprint, seed, options.events)
     const from = slice.ts
     const world = yield* World.make({ start: from, seed })
     const log = new RunLog(runId, () => world.now)

@@ -237,6 +237,10 @@ describe("swarm backtest: a run", () => {
       // A seed is a number: written with leading zeros it is the same seed, the same run.
       const zeros = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json", "--seed", "0042"])
       expect(zeros.stdout).toBe(a.stdout)
+      // The events' detail changes the event log, so the checksum: the run is another, and its id says so.
+      const rounds = documentOf((yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json", "--seed", "42", "--events", "rounds"])).stdout)
+      expect(rounds.checksum).not.toBe(documentOf(a.stdout).checksum)
+      expect(rounds.run).not.toBe(documentOf(a.stdout).run)
     }))
 
   it.live("--from and --to: the period is inside the window, and --to a date includes that day", () =>
