@@ -25,6 +25,7 @@ import { Effect, Either, Layer, Mailbox, ParseResult, Schema } from "effect"
 import { CheckedPayload, InvalidRequest } from "../../schemas/Rpc.js"
 import { clip, QUOTED } from "../internal/clip.js"
 import { findUnstorable } from "../internal/storableText.js"
+import { bearerKey } from "./RpcAuth.js"
 
 /** `InvalidRequest` for a payload's decoding error: its first issue's path and message. */
 export const invalidPayload = (error: ParseResult.ParseError): InvalidRequest => {
@@ -84,7 +85,8 @@ const checkHeaders = (headers: unknown): InvalidRequest | undefined => {
   if (!pairs) return new InvalidRequest({ field: "headers", reason: "must be an array of [name, value] string pairs" })
   const keys = new Set<unknown>()
   for (const [name, value] of headers as ReadonlyArray<readonly [string, unknown]>) {
-    if (name.toLowerCase() === "authorization") keys.add(value)
+    // The key itself: `Bearer k` and `bearer  k` are one key.
+    if (name.toLowerCase() === "authorization") keys.add(typeof value === "string" ? (bearerKey(value) ?? value) : value)
   }
   return keys.size > 1
     ? new InvalidRequest({ field: "headers.authorization", reason: "two different keys: the connection's Authorization header and the request's own; send one" })

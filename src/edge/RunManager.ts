@@ -247,14 +247,15 @@ export const layer = Layer.scoped(
             : {})
         }).pipe(Effect.provide(context))
         const fiber = yield* Effect.forkIn(
-          // Its row says why it failed; the server's log says it too, with the whole cause.
+          // Its row says why it failed; the server's log says it too, with the whole cause. (Before
+          // its row, the failure is the caller's answer: `startFailure`.)
           Effect.tapErrorCause(execution, (cause) =>
             Cause.isInterruptedOnly(cause)
               ? Effect.void
-              : Deferred.poll(created).pipe(
-                Effect.flatMap(Option.getOrElse(() => Effect.succeed("(before its row)"))),
-                Effect.flatMap((run) => Effect.logWarning("a run failed", cause).pipe(Effect.annotateLogs("run", run)))
-              )),
+              : Deferred.poll(created).pipe(Effect.flatMap(Option.match({
+                onNone: () => Effect.void,
+                onSome: Effect.flatMap((run) => Effect.logWarning("a run failed", cause).pipe(Effect.annotateLogs("run", run)))
+              })))),
           runs
         )
         // The row exists, or the execution failed before it did.
