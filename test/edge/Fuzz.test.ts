@@ -775,13 +775,14 @@ for (const backend of backends) {
 
         // Over WebSocket: headers `{}` closed the connection (request 2 was never answered); a key in
         // the line and another in the upgrade request was decided by the line's.
+        // (The good request last: the refusals are answered before it reaches the database, and the
+        // exchange waits for its answer.)
         const ws = yield* exchange(base, [
           line({ id: "1", headers: {} }) + "\n",
-          line({ id: "2", headers: [["authorization", `Bearer ${key}`]] }) + "\n",
           line({ id: "3", headers: [["authorization", 7]] }) + "\n",
           line({ id: "4" }) + "\n",
-          line({ id: "5", headers: [["authorization", `Bearer ${key}`]] }) + "\n"
-        ], "5")
+          line({ id: "2", headers: [["authorization", `Bearer ${key}`]] }) + "\n"
+        ], "2")
         expect(failureOf(ws, "1"), ws).toMatchObject({ _tag: "InvalidRequest", field: "headers" })
         expect(ws).toContain('"requestId":"2","exit":{"_tag":"Success"')
         expect(failureOf(ws, "3"), ws).toMatchObject({ _tag: "InvalidRequest", field: "headers" })
