@@ -270,11 +270,10 @@ export const AdminHandlers = AdminRpcs.toLayer(Effect.gen(function*() {
     "admin.users": () => admin(() => unavailable(Effect.map(Users.list(), (users) => users.map(userInfo)))),
     "admin.createUser": ({ name, role }) =>
       admin(() =>
-        unavailable(Effect.gen(function*() {
-          const user = yield* Users.create(name, role)
-          const issued = yield* ApiKeys.issue(user.id, "created by an admin")
-          return { user: userInfo(user), key: issued.key }
-        })).pipe(
+        unavailable(Effect.map(ApiKeys.createUserWithKey(name, role, "created by an admin"), ({ issued, user }) => ({
+          user: userInfo(user),
+          key: issued.key
+        }))).pipe(
           Effect.catchTags({
             UserExists: (e) => new Conflict({ reason: `a user named "${e.name}" exists` }),
             InvalidUserName: (e) => new InvalidRequest({ field: "name", reason: e.reason }),

@@ -8,6 +8,7 @@ import { SqlClient } from "@effect/sql"
 import { Effect, ParseResult, Schema } from "effect"
 import { ApiKey, ApiKeyNotFound, InvalidKeyLabel, KeyLabel, Principal, type Role, Unauthorized, UserNotFound } from "../../schemas/Auth.js"
 import { storeError } from "./StoreError.js"
+import * as Users from "./Users.js"
 import { impossible } from "./Users.js"
 
 /** `sk_` + 43 characters of base64url (32 bytes, unpadded). */
@@ -60,6 +61,19 @@ export const issue = Effect.fn("ApiKeys.issue")(function*(userId: string, label 
   if (inserted.length === 0) return yield* new UserNotFound({ user: userId })
   return { id, key, prefix } satisfies Issued
 }, storeError("issue an API key"))
+
+/**
+ * A new user and their first key, in one transaction: if the key cannot be issued, no keyless
+ * user is left holding the name.
+ */
+export const createUserWithKey = Effect.fn("ApiKeys.createUserWithKey")(function*(name: string, role: Role, label: string) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql.withTransaction(Effect.gen(function*() {
+    const user = yield* Users.create(name, role)
+    const issued = yield* issue(user.id, label)
+    return { user, issued }
+  }))
+}, storeError("create a user"))
 
 /**
  * The principal a key's hash stands for, or `Unauthorized`. For callers that hash once and cache

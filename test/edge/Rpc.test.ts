@@ -271,6 +271,19 @@ for (const backend of backends) {
         expect(created.key).toMatch(/^sk_[A-Za-z0-9_-]{43}$/)
         expect((yield* Effect.flip(root("admin.createUser", { name: "carol", role: "user" })))._tag).toBe("Conflict")
         expect((yield* root("admin.issueKey", { user: "carol" })).key).not.toBe(created.key)
+        // A key that cannot be issued takes its user with it: no keyless user is left under the name.
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`create or replace function refuse_keyless() returns trigger language plpgsql as $$
+          begin
+            if (select name from users where id = new.user_id) = 'keyless' then raise exception 'refused by the test'; end if;
+            return new;
+          end $$`
+        yield* sql`create trigger refuse_keyless before insert on api_keys for each row execute function refuse_keyless()`
+        const refused = yield* Effect.flip(root("admin.createUser", { name: "keyless", role: "user" })).pipe(
+          Effect.ensuring(Effect.ignore(sql`drop trigger refuse_keyless on api_keys`))
+        )
+        expect(refused).toMatchObject({ _tag: "Unavailable", reason: expect.stringContaining("refused by the test") })
+        expect(yield* sql`select id from users where name = 'keyless'`).toEqual([])
         expect((yield* Effect.flip(root("admin.issueKey", { user: "nobody-here" })))._tag).toBe("InvalidRequest")
         // Keys are issued by name or id: no one may be named like another's id (the key went to the impostor).
         expect((yield* Effect.flip(Users.create(created.user.id, "user")))._tag).toBe("InvalidUserName")
