@@ -9,12 +9,13 @@
  * timestamp — cash, equity, exposures and P&L of the whole book, and the positions those fills
  * changed (a 100-symbol book listed in full on every fill would be most of a backtest's log; a
  * dashboard keeps the latest position per symbol). A crash keeps the books (the state before the failed message): losing them would be
- * worse than any bug that crashed it.
+ * worse than any bug that crashed it. Books past the exact money range stop the run (`stopOutOfRange`).
  */
 import { Effect, Either } from "effect"
 import type { Symbol, Timestamp } from "../schemas/Ids.js"
 import type { MetricsConfig } from "../schemas/Metrics.js"
 import type { Money } from "../schemas/Money.js"
+import { MoneyOutOfRange } from "../schemas/Execution.js"
 import type { Fill } from "../schemas/Order.js"
 import type { PortfolioSnapshot } from "../schemas/Portfolio.js"
 import { type BooksView, LedgerProtocol, type ViewBooks } from "../schemas/TradingProtocol.js"
@@ -22,6 +23,7 @@ import type { Replier } from "../src/actor/Behavior.js"
 import * as Actor from "../src/actor/Actor.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
 import * as Ledger from "../src/trading/Ledger.js"
+import * as M from "../src/trading/Money.js"
 import { MetricsAccumulator } from "../src/trading/Metrics.js"
 
 const DAY_MS = 86_400_000
@@ -52,6 +54,10 @@ class Books {
   markedTs = Number.NEGATIVE_INFINITY
   exposed = false
   waiting: Array<Waiting> = []
+  /** The marks before the message being booked, to put back if its books cannot be held. */
+  readonly saved: Float64Array
+  /** Why the books stopped: they left Money's exact range. Nothing is booked after. */
+  outOfRange: string | undefined
   /** The marks by symbol, read through the slots (no map built per snapshot). */
   readonly prices: Ledger.Prices = {
     get: (symbol) => {
@@ -64,6 +70,7 @@ class Books {
   constructor(readonly options: LedgerOptions) {
     this.state = Ledger.make({ cash: options.initialCash, symbols: options.symbols })
     this.marks = new Float64Array(options.symbols.length)
+    this.saved = new Float64Array(options.symbols.length)
     this.metrics = new MetricsAccumulator(options.initialCash, options.metrics)
     this.equity = this.peak = this.dayStart = options.initialCash
   }
@@ -78,6 +85,20 @@ class Books {
   }
 }
 
+/**
+ * Cash, equity or an exposure past the largest exact amount (`MoneyOutOfRange`): nothing after it
+ * could be booked exactly, and a restart would meet the same numbers again. The ledger books
+ * nothing more and stops the run, saying why; the run's report is the books as they last stood.
+ * Anything else thrown is a crash, for the supervisor.
+ */
+const stopOutOfRange = (books: Books, error: unknown, ts: number): Effect.Effect<Books> => {
+  if (!(error instanceof MoneyOutOfRange)) throw error
+  books.outOfRange = `the books left the exact money range (at most ${M.format(M.maxValue)}) at ` +
+    `${new Date(ts).toISOString()} (an amount of ${Number(error.value) / M.MICROS_PER_UNIT})`
+  books.options.log.stop(books.outOfRange)
+  return Effect.succeed(books)
+}
+
 export const make = (options: LedgerOptions) =>
   Actor.make({
     protocol: LedgerProtocol,
@@ -88,29 +109,44 @@ export const make = (options: LedgerOptions) =>
       Effect.suspend(() => {
         switch (message._tag) {
           case "Book": {
+            if (books.outOfRange !== undefined) return Effect.succeed(books)
             const { bars, fills, ts } = message
             const log = options.log
-            if (fills.length > 0) {
-              const before = books.state.tradeCount
-              let state = books.state
-              for (const fill of fills) {
-                const booked = Ledger.applyFill(state, fill)
-                // The desk builds fills from orders the gates passed: a refused fill is a defect.
-                if (Either.isLeft(booked)) return Effect.die(booked.left)
-                state = booked.right
-              }
-              books.state = state
-              books.exposed = Ledger.openPositions(state) > 0
-              for (const trade of Ledger.trades(state, before)) log.emit("TradeClosed", { trade })
+            // Everything is computed before anything is kept or said: books that leave Money's
+            // range (below) stay as they were, with no event of the message written.
+            let state = books.state
+            for (const fill of fills) {
+              const booked = Ledger.applyFill(state, fill)
+              // The desk builds fills from orders the gates passed: a refused fill is a defect.
+              if (Either.isLeft(booked)) return Effect.die(booked.left)
+              state = booked.right
             }
             if (bars.length > 0) {
-              const slots = books.state.slots
+              books.saved.set(books.marks)
+              const slots = state.slots
               for (const bar of bars) {
                 const slot = slots.get(bar.symbol)
                 if (slot !== undefined) books.marks[slot] = bar.close
               }
             }
-            const equity = Ledger.equityFromMarks(books.state, books.marks)
+            const previous = books.state
+            books.state = state
+            let equity: Money
+            let snapshot: PortfolioSnapshot | undefined
+            try {
+              equity = Ledger.equityFromMarks(state, books.marks)
+              if (fills.length > 0) snapshot = books.snapshot(ts, fills)
+            } catch (error) {
+              // The books stay as they were before this message (a crash keeps them too).
+              books.state = previous
+              if (bars.length > 0) books.marks.set(books.saved)
+              return stopOutOfRange(books, error, ts)
+            }
+            if (fills.length > 0) {
+              const before = previous.tradeCount
+              books.exposed = Ledger.openPositions(state) > 0
+              for (const trade of Ledger.trades(state, before)) log.emit("TradeClosed", { trade })
+            }
             if (bars.length > 0 && ts > books.markedTs) {
               const day = Math.floor(ts / DAY_MS)
               // The day starts from the equity at the previous mark (yesterday's close).
@@ -123,7 +159,7 @@ export const make = (options: LedgerOptions) =>
             }
             books.equity = equity
             if (equity > books.peak) books.peak = equity
-            if (fills.length > 0) log.emit("PortfolioUpdated", { snapshot: books.snapshot(ts, fills) })
+            if (snapshot !== undefined) log.emit("PortfolioUpdated", { snapshot })
             options.onMark?.(ts, equity)
             if (books.waiting.length > 0) {
               const ready = books.waiting.filter((w) => w.asOf <= books.markedTs)
@@ -133,7 +169,15 @@ export const make = (options: LedgerOptions) =>
             return Effect.succeed(books)
           }
           case "ViewBooks": {
-            if (message.asOf <= books.markedTs) return Effect.as(context.reply(message, books.view(books.markedTs as Timestamp)), books)
+            if (message.asOf <= books.markedTs) {
+              let view: BooksView
+              try {
+                view = books.view(books.markedTs as Timestamp)
+              } catch (error) {
+                return stopOutOfRange(books, error, books.markedTs)
+              }
+              return Effect.as(context.reply(message, view), books)
+            }
             books.waiting.push({ asOf: message.asOf, replier: context.replyLater<ViewBooks>(message) })
             return Effect.succeed(books)
           }

@@ -421,6 +421,10 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         slices++
         bars += slice.bars.length
         to = slice.ts
+        if (log.stopped !== undefined) {
+          failure = log.stopped
+          break
+        }
         const exit = ended.poll()
         if (exit !== undefined) {
           failure = `the run's supervisor gave up (${Exit.isSuccess(exit) ? exit.value : "interrupted"}) at ${new Date(slice.ts).toISOString()}`
@@ -440,8 +444,9 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       world.settle()
       options.onProgress?.(progress())
 
-      const final = failure === undefined ? world.run(swarm.ledger.ask(new CloseBooks({}, true))) : undefined
-      const status = failure === undefined ? world.run(swarm.risk.ask(new GetTradingStatus({}, true))) : undefined
+      // A run an agent stopped still has its books (as they last stood): its report shows them.
+      const final = failure === undefined || failure === log.stopped ? world.run(swarm.ledger.ask(new CloseBooks({}, true))) : undefined
+      const status = failure === undefined || failure === log.stopped ? world.run(swarm.risk.ask(new GetTradingStatus({}, true))) : undefined
       const books = final !== undefined && Exit.isSuccess(final)
         ? final.value
         : {

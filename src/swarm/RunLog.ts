@@ -83,6 +83,9 @@ export class RunLog {
   /** Approval requests not resolved yet, in request order. */
   readonly pendingApprovals = new Map<RoundId, PendingApproval>()
 
+  /** Why an agent stopped the run (`stop`), if one did. */
+  stopped: string | undefined
+
   /** Events held back to be emitted together in a fixed order (`defer`, `flushDeferred`). */
   private deferred: Array<{ readonly key: string; readonly emit: () => void }> = []
 
@@ -104,6 +107,14 @@ export class RunLog {
     this.deferred = []
     held.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
     for (const event of held) event.emit()
+  }
+
+  /**
+   * Stop the run, saying why: for an agent that cannot go on (the ledger's books past the exact
+   * money range). The run ends failed with the first reason given, after the slice in hand.
+   */
+  stop(reason: string): void {
+    this.stopped ??= reason
   }
 
   /** Add a sink; it sees every event appended from now on. */

@@ -302,6 +302,26 @@ describe("a backtest", () => {
       expect(none).toMatchObject({ _tag: "BacktestError", field: "data" })
     }))
 
+  it.effect("books that leave the exact money range end the run failed, saying why, with the books as they last stood (no crash loop)", () =>
+    Effect.gen(function*() {
+      // 9 billion of cash, 40 % in each symbol: the first marks after the fills pass 2⁵³ − 1 micros.
+      const huge = strategy({ initialCash: "9000000000", allowShort: false, sizing: { mode: "percent_of_equity", value: 40 } })
+      const { events, result } = yield* record({ strategy: huge, feed: market(200) })
+      expect(result.status).toBe("failed")
+      expect(result.failure).toMatch(/^the books left the exact money range \(at most 9,007,199,254\.74\) at \d{4}-\d\d-\d\dT.*\(an amount of 9\d{9}/)
+      expect(result.counts.restarts).toBe(0)
+      expect(ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "ActorCrashed")).toEqual([])
+      expect(events.at(-1)).toMatchObject({ _tag: "RunFailed", reason: result.failure })
+      // The report is the ledger's books before the timestamp it could not hold: whole, and exact.
+      const portfolio = result.portfolio
+      expect(portfolio.equity).toBe(portfolio.cash + portfolio.positions.reduce((sum, p) => sum + p.marketValue, 0))
+      expect(Number.isSafeInteger(portfolio.equity)).toBe(true)
+      expect(result.counts.slices).toBeLessThan(200)
+      // The same strategy with a ninth of the cash has the headroom to run to the end.
+      const ninth = yield* record({ strategy: strategy({ initialCash: "1000000000", allowShort: false, sizing: { mode: "percent_of_equity", value: 40 } }), feed: market(200) })
+      expect(ninth.result.status).toBe("completed")
+    }))
+
   it.effect("an agent that keeps crashing past its supervisor's intensity ends the run as failed, and the run says why", () =>
     Effect.gen(function*() {
       // One bar a second: the coordinator crashes on every one, more than 10 restarts in a minute.
