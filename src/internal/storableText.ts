@@ -3,7 +3,8 @@
  * unpaired surrogate (`"\ud800"`, valid in a JS string and in JSON, not Unicode) in `jsonb`. A
  * client's value with one got as far as the database, which answered with its own error: an
  * approval's reason with U+0000 failed the run recording it, a strategy's name got `Unavailable`.
- * Values from clients are checked here first, so such text is refused naming its field.
+ * Values from clients are checked here first, so such text is refused naming its field. So is a
+ * key named `__proto__`, which decoding would not keep as a field.
  */
 
 /** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
@@ -20,7 +21,7 @@ export const unstorableReason = (text: string): string | undefined => {
 const MAX_DEPTH = 64
 
 /**
- * The first string (or object key) in `value` that cannot be stored: its path (`["agents", 0,
+ * The first string (or object key) in `value` that cannot be stored, or a `__proto__` key: its path (`["agents", 0,
  * "params", "name"]`) and why; undefined when there is none.
  */
 export const findUnstorable = (
@@ -42,6 +43,9 @@ export const findUnstorable = (
   for (const [key, item] of Object.entries(value)) {
     const keyReason = unstorableReason(key)
     if (keyReason !== undefined) return { path, reason: `a key ${keyReason}` }
+    // JSON.parse makes it an own key; decoding assigns it, which sets the prototype instead: the
+    // value would vanish from what is kept, or stand behind every field of the object.
+    if (key === "__proto__") return { path: [...path, key], reason: `a key named "__proto__" is not accepted (in JavaScript it names an object's prototype)` }
     const found = findUnstorable(item, [...path, key])
     if (found !== undefined) return found
   }

@@ -8,6 +8,7 @@ import { extname } from "node:path"
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
 import { clip, clipAfter, QUOTED } from "../internal/clip.js"
+import { findUnstorable } from "../internal/storableText.js"
 import { parseStrict } from "../internal/yaml.js"
 
 /** A strategy file is configuration, not data: anything larger is a mistake or an attack. */
@@ -102,6 +103,9 @@ export const parseText = (text: string, file: string): Either.Either<Strategy, S
   }
   const deep = tooDeep(raw)
   if (deep !== undefined) return fail(file, nestedTooDeep, clip(deepField(deep)))
+  // Text no database keeps (the run is stored with its strategy) and `__proto__` keys.
+  const unstorable = findUnstorable(raw)
+  if (unstorable !== undefined) return fail(file, unstorable.reason, clip(fieldOf(unstorable.path)))
   return Either.mapLeft(
     Schema.decodeUnknownEither(Strategy, { errors: "all", onExcessProperty: "error" })(raw),
     (error) =>

@@ -559,6 +559,8 @@ for (const backend of backends) {
           ["admin.createUser", { name: "usr_0123456789ab", role: "user" }, "name"],
           ["strategies.create", { strategy: { name: "n\ud800", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }] } }, "strategy.name"],
           ["strategies.create", { strategy: { name: "n", description: "x\u0000y", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }] } }, "strategy.description"],
+          // Decoding a record assigns `__proto__`, which sets the prototype: the key vanished unseen.
+          ["strategies.create", JSON.parse(`{"strategy":{"name":"n","symbols":["AAPL"],"agents":[{"type":"sma_crossover","params":{"__proto__":{"fast":1}}}]}}`), "strategy.agents.0.params.__proto__"],
           ["strategies.update", { strategy: "n", body: { name: "n", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }], rules: [{ id: "r1", name: "\udc00r", kind: "max_open_positions", params: { count: 1 } }] } }, "body.rules.0.name"],
           // A procedure that does not exist: the request is answered, the connection goes on.
           ["runs.nope", { run: "r" }, "tag"],

@@ -97,6 +97,14 @@ describe("strategy files", () => {
     expect(problems(`{"name":"m","symbols":["AAPL"],"agents":[{"type":"sma_crossover"}],"__proto__":{"x":1}}`)[0]!.field)
       .toBe("__proto__")
     expect(({} as Record<string, unknown>).x).toBeUndefined()
+    // ...and inside an agent's params (a record, whose decoding dropped it: the run went on without a word)
+    const proto = problems(`{"name":"m","symbols":["AAPL"],"agents":[{"type":"sma_crossover","params":{"__proto__":{"fast":-5}}}]}`)[0]!
+    expect(proto).toMatchObject({ field: "agents[0].params.__proto__", message: expect.stringMatching(/"__proto__" is not accepted/) })
+    expect(problems("name: m\nsymbols: [AAPL]\nagents:\n  - type: sma_crossover\n    params: {__proto__: {fast: 3}}\n", "s.yaml")[0]!)
+      .toMatchObject({ field: "agents[0].params.__proto__" })
+    // text no database keeps (a stored run keeps its strategy): refused naming the field, not by the database
+    expect(problems(`{"name":"m","description":"a\\u0000b","symbols":["AAPL"],"agents":[{"type":"sma_crossover"}]}`)[0]!)
+      .toMatchObject({ field: "description", message: expect.stringMatching(/U\+0000/) })
     // a YAML alias bomb stops at the alias cap
     const bomb = ["a: &a [x,x,x,x,x,x,x,x,x,x]"]
     for (let i = 0; i < 12; i++) bomb.push(`${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)}]`)
