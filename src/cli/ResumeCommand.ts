@@ -24,10 +24,18 @@ export const describeResumed = (run: Runs.RunSummary, resumed: StoredRun.Resumed
   return `resumed run ${run.id} (${refOf(run)}): ${resumed.recorded} events checked against the recording, ${added} recorded after them; ${ended}`
 }
 
+/**
+ * Resume `ref` with the language models its strategy's LLM agents need (as `backtest` gives them):
+ * without them a resumed run's model calls after the recording would be the offline analyst's.
+ */
+const resumeWith = (withLlm: ReturnType<typeof Wiring.withLlmOf>, wiring: Wiring.Wiring, ref: string) =>
+  Effect.flatMap(Runs.get(ref), (run) =>
+    withLlm(run.strategy)(StoredRun.resume(run.id, wiring.registry === undefined ? {} : { registry: wiring.registry })))
+
 const one = (io: Io, wiring: Wiring.Wiring, ref: string) =>
   Effect.gen(function*() {
     const run = yield* Runs.get(ref)
-    const resumed = yield* StoredRun.resume(run.id, wiring.registry === undefined ? {} : { registry: wiring.registry })
+    const resumed = yield* resumeWith(Wiring.withLlmOf(io, wiring), wiring, run.id)
     io.stdout(`${describeResumed(run, resumed)}\n`)
     if (resumed.result.status === "failed") {
       return yield* new RunFailed({ run: run.id, reason: resumed.result.failure ?? "no reason given" })
@@ -42,8 +50,9 @@ const every = (io: Io, wiring: Wiring.Wiring) =>
       return
     }
     let failed = 0
+    const withLlm = Wiring.withLlmOf(io, wiring)
     for (const run of runs) {
-      const outcome = yield* Effect.either(StoredRun.resume(run.id, wiring.registry === undefined ? {} : { registry: wiring.registry }))
+      const outcome = yield* Effect.either(resumeWith(withLlm, wiring, run.id))
       if (Either.isRight(outcome)) {
         io.stdout(`${describeResumed(run, outcome.right)}\n`)
         if (outcome.right.result.status === "failed") failed++

@@ -57,11 +57,21 @@ export const withStore = (io: Io, wiring: Wiring) =>
  * Run `effect` with the language models a strategy's LLM agents need — only when it has some (no
  * probe of Ollama otherwise) — saying on stderr which backend answers them.
  */
-export const withLlm = (io: Io, wiring: Wiring, strategy: Strategy) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | UsageError, Exclude<R, LlmRuntime.LlmRuntime>> =>
-  Effect.gen(function*() {
-    if (!usesLlm(strategy.agents)) return yield* (effect as Effect.Effect<A, E, Exclude<R, LlmRuntime.LlmRuntime>>)
-    const runtime = wiring.llm ?? (yield* LlmRuntime.fromConfig.pipe(Effect.mapError(configuration)))
-    io.stderr(`language model: ${runtime.info.description}\n`)
-    return yield* Effect.provideService(effect, LlmRuntime.LlmRuntime, runtime)
-  })
+export const withLlm = (io: Io, wiring: Wiring, strategy: Strategy) => withLlmOf(io, wiring)(strategy)
+
+/**
+ * `withLlm` for several strategies in turn (`swarm resume` of every unfinished run): the language
+ * models are made once, for the first strategy with LLM agents, and shared by the rest, each run
+ * saying which backend answers it.
+ */
+export const withLlmOf = (io: Io, wiring: Wiring) => {
+  let made = wiring.llm
+  return (strategy: Strategy) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | UsageError, Exclude<R, LlmRuntime.LlmRuntime>> =>
+    Effect.gen(function*() {
+      if (!usesLlm(strategy.agents)) return yield* (effect as Effect.Effect<A, E, Exclude<R, LlmRuntime.LlmRuntime>>)
+      const runtime = made ??= yield* LlmRuntime.fromConfig.pipe(Effect.mapError(configuration))
+      io.stderr(`language model: ${runtime.info.description}\n`)
+      return yield* Effect.provideService(effect, LlmRuntime.LlmRuntime, runtime)
+    })
+}

@@ -8,7 +8,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Clock, Effect, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Path from "node:path"
@@ -16,6 +16,8 @@ import { fileURLToPath } from "node:url"
 import type { RunId } from "../../schemas/Ids.js"
 import { ResultDocument } from "../../src/cli/ResultDocument.js"
 import { CompareJson, RunJson, RunShowJson } from "../../src/cli/RunsView.js"
+import * as LlmRuntime from "../../src/llm/LlmRuntime.js"
+import * as Offline from "../../src/llm/Offline.js"
 import * as Compare from "../../src/store/Compare.js"
 import type * as Database from "../../src/store/Database.js"
 import { migrate } from "../../src/store/Migrations.js"
@@ -61,7 +63,7 @@ const crashAfter = (run: string, n: number) =>
       trading_state = null, period_from = null, period_to = null, chain_count = null, chain_head = null, finished_at = null
       where id = ${run}`
     for (
-      const table of ["run_events", "opinions", "decisions", "verdicts", "orders", "fills", "trades", "equity_snapshots", "positions", "checkpoints"]
+      const table of ["run_events", "opinions", "decisions", "verdicts", "orders", "fills", "trades", "equity_snapshots", "positions", "checkpoints", "reasoning"]
     ) {
       yield* sql`delete from ${sql(table)} where run_id = ${run} and seq > ${n}`
     }
@@ -335,6 +337,37 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(audit.stdout).toMatch(new RegExp(`^OK: run ${document.run}: ${document.counts.events} events`))
       const replay = yield* swarm(["replay", "Resumed#1"], { store: yield* store })
       expect(replay.code).toBe(0)
+    }))
+
+  it.effect("resume gives a run with LLM agents the language models a backtest would: the calls after the recording are the model's", () =>
+    Effect.gen(function*() {
+      // A model that counts its calls (answering as the offline analyst does).
+      const offline = Offline.make("the counting test model")
+      let calls = 0
+      const model: typeof offline = { ...offline, chat: (request) => Effect.suspend(() => (calls++, offline.chat(request))) }
+      const llm = yield* Effect.provide(LlmRuntime.LlmRuntime, LlmRuntime.layerWith(model))
+      const file = Path.join(tmp, "llm-resumed.json")
+      fs.writeFileSync(file, JSON.stringify({ name: "LLM resumed", symbols: ["ACME"], agents: [{ type: "llm_analyst", params: { bars: 10 } }] }))
+      // The model's calls are timed: on the real clock, not the test's (which never moves on its own).
+      const live = Clock.make()
+      const ran = yield* Effect.withClock(swarm(["backtest", "--data", data, "--strategy", file, "--json"], { store: yield* store, llm }), live)
+      expect(ran.code, ran.stderr).toBe(0)
+      expect(ran.stderr).toContain("language model: the counting test model")
+      const document = documentOf(ran.stdout)
+      const made = calls
+      expect(made).toBeGreaterThan(100)
+      yield* crashAfter(document.run, 200)
+      calls = 0
+      // A new process: the same model, an empty answer cache.
+      const fresh = yield* Effect.provide(LlmRuntime.LlmRuntime, LlmRuntime.layerWith(model))
+      const resumed = yield* Effect.withClock(swarm(["resume", "LLM resumed#1"], { store: yield* store, llm: fresh }), live)
+      expect(resumed.code, resumed.stderr).toBe(0)
+      expect(resumed.stderr).toContain("language model: the counting test model")
+      // Completed (its checksum is its own: a live model's calls are timed, and the times are in the events).
+      expect(resumed.stdout).toMatch(new RegExp(`^resumed run ${document.run} \\(LLM resumed#1\\): 200 events checked against the recording, \\d+ recorded after them; completed, checksum `))
+      // The calls the recording had were answered from it; the rest went to the model, not the offline analyst.
+      expect(calls).toBeGreaterThan(0)
+      expect(calls).toBeLessThan(made)
     }))
 
   it.effect("an unknown run: one line naming it, exit 2, for every command", () =>

@@ -34,6 +34,8 @@ export interface Options {
   readonly store?: Wiring["store"]
   /** SWARM_SERVER, SWARM_API_KEY, SWARM_CONFIG as the remote commands see them; without it, none configured. */
   readonly environment?: Readonly<Record<string, string>>
+  /** The language models of LLM agents; without it, what the environment configures. */
+  readonly llm?: Wiring["llm"]
 }
 
 /** A config file no test writes: with it, no server is configured unless a test says so. */
@@ -57,6 +59,7 @@ export const swarm = (argv: ReadonlyArray<string>, options: Options = {}): Effec
       : argv
     const code = yield* Cli.run(args, io, {
       ...(options.registry === undefined ? {} : { registry: options.registry }),
+      ...(options.llm === undefined ? {} : { llm: options.llm }),
       store: options.store ?? noDatabase,
       environment: ConfigProvider.fromMap(new Map(Object.entries({ SWARM_CONFIG: NO_CONFIG, ...options.environment })))
     })
