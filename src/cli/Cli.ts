@@ -12,6 +12,7 @@ import { createRequire } from "node:module"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
 import type { CsvError } from "../../schemas/CsvError.js"
 import type { DataChanged } from "../market/DataSource.js"
+import type { StrategyNotFound } from "../../schemas/Rpc.js"
 import type { CorruptRecord, DatabaseLocked, DatabaseUnavailable, RunNotFound, StoreError } from "../store/StoreError.js"
 import type { RunLeased } from "../store/Runs.js"
 import type { NotResumable, RunDiverged } from "../store/StoredRun.js"
@@ -146,6 +147,7 @@ export type Failure =
   | DatabaseLocked
   | StoreError
   | RunNotFound
+  | StrategyNotFound
   | CorruptRecord
   | RunDiverged
   | NotResumable
@@ -208,6 +210,9 @@ export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report
       return { lines: lined(`store: cannot ${error.operation}: `, error.reason), code: EXIT_FAILED }
     case "RunNotFound":
       return { lines: [`run: no run ${shown(error.run)} in the database (swarm runs list shows them)`], code: EXIT_USAGE }
+    case "StrategyNotFound":
+      // The strategy was deleted (by a server on the same database) while the run was being created.
+      return { lines: [`strategy: no strategy ${shown(error.strategy)} in the database (deleted while the run started?)`], code: EXIT_FAILED }
     case "CorruptRecord":
       return { lines: lined(`${error.table} ${error.key}: ${error.column} does not decode: `, error.reason), code: EXIT_FAILED }
     case "RunDiverged":

@@ -30,7 +30,7 @@ import {
   type RunData,
   type RunNotFound,
   type StartRun,
-  type StrategyNotFound,
+  StrategyNotFound,
   Unavailable
 } from "../../schemas/Rpc.js"
 import { EventBus } from "../bus/EventBus.js"
@@ -186,8 +186,11 @@ export const layer = Layer.scoped(
      * `InvalidAgent`: `agents[0].type: unknown agent type …`), never the cause's rendering, which
      * carries stack traces and source paths. An unexpected one is logged here in full.
      */
-    const startFailure = (cause: Cause.Cause<unknown>): Effect.Effect<never, InvalidRequest> =>
-      Effect.flatMap(
+    const startFailure = (cause: Cause.Cause<unknown>): Effect.Effect<never, InvalidRequest | StrategyNotFound> => {
+      const failure = Cause.failureOption(cause)
+      // The strategy deleted while the run was being created (`Runs.create`): as if it had been before.
+      if (Option.isSome(failure) && failure.value instanceof StrategyNotFound) return Effect.fail(failure.value)
+      return Effect.flatMap(
         Option.match(Cause.failureOption(cause), {
           onSome: (error) =>
             Effect.succeed(
@@ -199,6 +202,7 @@ export const layer = Layer.scoped(
         }),
         (reason) => Effect.fail(new InvalidRequest({ field: "strategy", reason }))
       )
+    }
 
     /** Execute a stored run (new or resumed) in the manager's scope; answers once its row is known. */
     const launch = <E>(
@@ -298,6 +302,7 @@ export const layer = Layer.scoped(
             dataSource: source,
             seed,
             owner: principal.userId,
+            version: { id: found.id, version: found.version },
             mode,
             ...(mode === "paper" ? { speed } : {}),
             onCreated: (c) => {
@@ -339,7 +344,8 @@ export const layer = Layer.scoped(
               strategy: { id: record.strategyId, symbols: record.strategy.symbols }
             }, created))
           if (Either.isLeft(launched)) {
-            outcomes.push({ run: record.id, ref, outcome: "failed", reason: launched.left.reason })
+            const error = launched.left
+            outcomes.push({ run: record.id, ref, outcome: "failed", reason: error._tag === "StrategyNotFound" ? `no strategy ${error.strategy}` : error.reason })
             continue
           }
           // A resume that cannot go on (leased elsewhere, diverged) ends at once: say why.

@@ -9,6 +9,7 @@ import { Effect, Option, ParseResult, Schema } from "effect"
 import type { RunId, StrategyId } from "../../schemas/Ids.js"
 import { Metrics } from "../../schemas/Metrics.js"
 import type { RunMode } from "../../schemas/RunEvent.js"
+import { StrategyNotFound } from "../../schemas/Rpc.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { FaultPlan } from "../swarm/Run.js"
 import type { CheckpointState } from "./RunRecorder.js"
@@ -58,9 +59,11 @@ export const create = Effect.fn("Runs.create")(function*(run: NewRun) {
   const sql = yield* SqlClient.SqlClient
   const id = newRunId()
   return yield* sql.withTransaction(Effect.gen(function*() {
+    // The row's lock also orders the run against a delete of its strategy (`Strategies.remove`):
+    // a strategy deleted first has no row here, and a delete after sees this run unfinished.
     const [counted] = yield* sql<{ runCount: number }>`
-      update strategies set run_count = run_count + 1 where id = ${run.strategyId} returning run_count`
-    if (counted === undefined) return yield* Effect.dieMessage(`strategy ${run.strategyId} does not exist`)
+      update strategies set run_count = run_count + 1 where id = ${run.strategyId} and deleted_at is null returning run_count`
+    if (counted === undefined) return yield* new StrategyNotFound({ strategy: run.strategyId })
     yield* sql`insert into runs ${
       sql.insert({
         id,

@@ -102,6 +102,12 @@ export interface Options extends Common {
   readonly faults?: Run.FaultPlan
   /** Default: the local operator. */
   readonly owner?: string
+  /**
+   * The stored version `strategy` is (a run started from the strategy's record, as the server
+   * starts them): the run is of that version, and no version is saved. Without it, `strategy` is
+   * saved as the owner's latest version of its name if it differs from it (a file's strategy).
+   */
+  readonly version?: { readonly id: StrategyId; readonly version: number }
   /** Default `backtest`; a paper run is the same execution paced by `beforeSlice`. */
   readonly mode?: "backtest" | "paper"
   /** Paper runs: the pace, kept with the run so a restarted server resumes it at that pace. */
@@ -346,7 +352,9 @@ export const backtest = (options: Options) =>
     }
     yield* Backtest.checkSymbols(options.strategy, options.feed)
     const owner = options.owner ?? (yield* Users.ensureLocal())
-    const saved = yield* Strategies.saveVersion(owner, options.strategy)
+    const saved = options.version === undefined
+      ? yield* Strategies.saveVersion(owner, options.strategy)
+      : { strategyId: options.version.id, version: options.version.version }
     const seed = options.seed ?? "0"
     const events = options.events ?? "decisions"
     const created = yield* Runs.create({

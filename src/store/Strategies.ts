@@ -195,8 +195,14 @@ export const list = Effect.fn("Strategies.list")(function*(owner: string) {
 export const remove = Effect.fn("Strategies.remove")(function*(owner: string, ref: string) {
   const sql = yield* SqlClient.SqlClient
   const current = yield* find(owner, ref)
-  const [live] = yield* sql<{ n: number }>`
-    select count(*)::int as n from runs where strategy_id = ${current.id} and status in ('running', 'paused')`
-  if ((live?.n ?? 0) > 0) return yield* new Conflict({ reason: `${live!.n} of its runs are unfinished; stop them first` })
-  yield* sql`update strategies set deleted_at = now() where id = ${current.id}`
+  yield* sql.withTransaction(Effect.gen(function*() {
+    // Under the row's lock, which a run's creation takes too (`Runs.create`): a run created first
+    // is counted here, and one created after finds the strategy deleted.
+    const [locked] = yield* sql<{ id: string }>`select id from strategies where id = ${current.id} and deleted_at is null for update`
+    if (locked === undefined) return yield* new StrategyNotFound({ strategy: ref })
+    const [live] = yield* sql<{ n: number }>`
+      select count(*)::int as n from runs where strategy_id = ${current.id} and status in ('running', 'paused')`
+    if ((live?.n ?? 0) > 0) return yield* new Conflict({ reason: `${live!.n} of its runs are unfinished; stop them first` })
+    yield* sql`update strategies set deleted_at = now() where id = ${current.id}`
+  }))
 }, storeError("delete a strategy"))

@@ -226,6 +226,41 @@ for (const backend of backends) {
         expect((yield* alice("strategies.list", undefined)).map((s) => s.name)).not.toContain("busy renamed")
       }), { timeout: 120_000 })
 
+    it.scoped("starting a run never changes a strategy's versions, and a delete raced with a start never brings the strategy back", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("key-alice")
+        const bars = { _tag: "synthetic", bars: 30 } as const
+        // A run of an older version is a run of that version: it was saved as a new latest (v3, v1's body), undoing v2.
+        const v1 = yield* alice("strategies.create", { strategy: strategyBody("versioned") })
+        const v2 = yield* alice("strategies.update", { strategy: "versioned", body: strategyBody("versioned", 3) })
+        const old = yield* alice("runs.start", { strategy: "versioned", version: 1, mode: "backtest", data: bars })
+        expect([old.strategyVersion, v2.version]).toEqual([v1.version, 2])
+        const latest = yield* alice("strategies.get", { strategy: "versioned" })
+        expect([latest.version, latest.strategy.symbols.length]).toEqual([2, 3])
+        yield* alice("runs.events", { run: old.id }).pipe(Stream.runDrain)
+
+        // A delete and a start at once: the delete wins (the start finds no strategy) or the run does
+        // (the delete finds it unfinished); never both, and never a strategy of the name under a new id.
+        for (let round = 0; round < 6; round++) {
+          const name = `doomed ${round}`
+          const created = yield* alice("strategies.create", { strategy: strategyBody(name) })
+          const [deleted, started] = yield* Effect.all([
+            Effect.either(alice("strategies.delete", { strategy: created.id })),
+            Effect.either(alice("runs.start", { strategy: created.id, mode: "backtest", data: bars }))
+          ], { concurrency: "unbounded" })
+          const listed = (yield* alice("strategies.list", undefined)).filter((s) => s.name === name)
+          if (deleted._tag === "Right") {
+            expect(started._tag === "Left" && started.left._tag, `round ${round}`).toBe("StrategyNotFound")
+            expect(listed).toEqual([])
+          } else {
+            expect(deleted.left._tag, `round ${round}`).toBe("Conflict")
+            expect(started._tag, `round ${round}`).toBe("Right")
+            expect(listed.map((s) => s.id)).toEqual([created.id])
+            if (started._tag === "Right") yield* alice("runs.events", { run: started.right.id }).pipe(Stream.runDrain)
+          }
+        }
+      }), { timeout: 120_000 })
+
     it.scoped("a strategy whose agents cannot run is refused when saved, naming the agent's field; a run of a stored one says why, no stack", () =>
       Effect.gen(function*() {
         const alice = yield* clientFor("key-alice")
