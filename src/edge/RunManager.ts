@@ -56,6 +56,8 @@ interface Live {
   readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
   /** Open while the run may go on; closed while an operator has it paused. */
   readonly gate: Effect.Latch
+  /** Held by stop, pause and resume: one change of the run's state at a time. */
+  readonly lock: Effect.Semaphore
   paused: boolean
   /** A paper run's outside signals (webhooks) waiting for its next slice. */
   readonly inbox: SignalInbox | undefined
@@ -270,7 +272,7 @@ export const layer = Layer.scoped(
               ? startFailure(exit.cause)
               : Deferred.await(created))
         )
-        live.set(id, { run: id, owner: options.owner, mode: options.mode, fiber, gate, paused: options.paused, inbox })
+        live.set(id, { run: id, owner: options.owner, mode: options.mode, fiber, gate, lock: yield* Effect.makeSemaphore(1), paused: options.paused, inbox })
         fiber.addObserver((exit) => {
           live.delete(id)
           // Its followers (here, and through Redis on other servers) are told it ended only when it
@@ -371,32 +373,47 @@ export const layer = Layer.scoped(
         return { record, entry }
       }))
 
+    /**
+     * `change` of a live run's state, one at a time per run: a pause, a resume and a stop sent at
+     * once each see the state the one before left (a resume's gate opening after a pause had
+     * closed it left a run marked paused that kept trading). A run that ended while waiting is a
+     * `Conflict`, as if it had ended before.
+     */
+    const changing = <A, E>(
+      principal: Principal,
+      ref: string,
+      change: (entry: Live, record: Runs.RunRecord) => Effect.Effect<A, E, SqlClient.SqlClient>
+    ): Effect.Effect<A, E | Conflict | RunNotFound | Unavailable> =>
+      Effect.flatMap(liveOf(principal, ref), ({ entry, record }) =>
+        entry.lock.withPermits(1)(Effect.suspend((): Effect.Effect<A, E | Conflict | RunNotFound | Unavailable, SqlClient.SqlClient> =>
+          live.get(record.id) === entry
+            ? change(entry, record)
+            : Effect.flatMap(unavailable(Runs.get(record.id)), (now) => Effect.fail(new Conflict({ reason: `run ${record.id} is ${now.status}` })))
+        ))).pipe(Effect.provide(context))
+
     const stop: RunManagerService["stop"] = (principal, ref) =>
-      Effect.gen(function*() {
-        const { entry, record } = yield* liveOf(principal, ref)
-        yield* Fiber.interrupt(entry.fiber)
-        return yield* unavailable(Runs.get(record.id))
-      }).pipe(Effect.provide(context))
+      changing(principal, ref, (entry, record) =>
+        Effect.zipRight(Fiber.interrupt(entry.fiber), unavailable(Runs.get(record.id))))
 
     const pause: RunManagerService["pause"] = (principal, ref) =>
-      Effect.gen(function*() {
-        const { entry, record } = yield* liveOf(principal, ref)
-        if (entry.paused) return yield* new Conflict({ reason: `run ${record.id} is paused already` })
-        entry.paused = true
-        yield* entry.gate.close
-        yield* unavailable(Runs.setStatus(record.id, "paused"))
-        return yield* unavailable(Runs.get(record.id))
-      }).pipe(Effect.provide(context))
+      changing(principal, ref, (entry, record) =>
+        Effect.gen(function*() {
+          if (entry.paused) return yield* new Conflict({ reason: `run ${record.id} is paused already` })
+          entry.paused = true
+          yield* entry.gate.close
+          yield* unavailable(Runs.setStatus(record.id, "paused"))
+          return yield* unavailable(Runs.get(record.id))
+        }))
 
     const resume: RunManagerService["resume"] = (principal, ref) =>
-      Effect.gen(function*() {
-        const { entry, record } = yield* liveOf(principal, ref)
-        if (!entry.paused) return yield* new Conflict({ reason: `run ${record.id} is not paused` })
-        entry.paused = false
-        yield* unavailable(Runs.setStatus(record.id, "running"))
-        yield* entry.gate.open
-        return yield* unavailable(Runs.get(record.id))
-      }).pipe(Effect.provide(context))
+      changing(principal, ref, (entry, record) =>
+        Effect.gen(function*() {
+          if (!entry.paused) return yield* new Conflict({ reason: `run ${record.id} is not paused` })
+          entry.paused = false
+          yield* unavailable(Runs.setStatus(record.id, "running"))
+          yield* entry.gate.open
+          return yield* unavailable(Runs.get(record.id))
+        }))
 
     const visible = (principal: Principal, item: Waiting) => principal.role === "admin" || item.owner === principal.userId
 

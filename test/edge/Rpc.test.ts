@@ -124,6 +124,48 @@ for (const backend of backends) {
         expect(stopped.status).toBe("stopped")
       }), { timeout: 120_000 })
 
+    it.scoped("pause, resume and stop sent at once: each answers the state it made, and paused means standing still", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("key-alice")
+        yield* alice("strategies.create", { strategy: strategyBody("rpc raced") })
+        // 5,000 daily bars at about 2 ms each: running for as long as the test needs it.
+        const run = yield* alice("runs.start", { strategy: "rpc raced", mode: "paper", data: { _tag: "synthetic", bars: 5_000 }, speed: 43_200_000 })
+        const lastSeq = alice("runs.events", { run: run.id }).pipe(
+          Stream.interruptAfter("200 millis"),
+          Stream.runLast,
+          Effect.map((last) => (last._tag === "Some" ? last.value.seq : 0))
+        )
+        for (let round = 0; round < 4; round++) {
+          // A resume racing a pause left the run marked paused with its gate open: it kept trading,
+          // and the next pause was refused as "paused already".
+          const answers = yield* Effect.all(
+            [0, 1, 2, 3, 4].map((i) => Effect.either(i % 2 === 0 ? alice("runs.pause", { run: run.id }) : alice("runs.resume", { run: run.id }))),
+            { concurrency: "unbounded" }
+          )
+          for (const [i, answer] of answers.entries()) {
+            if (answer._tag === "Right") expect(answer.right.status, `round ${round}, call ${i}`).toBe(i % 2 === 0 ? "paused" : "running")
+            else expect(answer.left._tag).toBe("Conflict")
+          }
+          const status = (yield* alice("runs.get", { run: run.id })).status
+          if (status === "paused") {
+            const before = yield* lastSeq
+            yield* Effect.sleep("300 millis")
+            expect(yield* lastSeq, `round ${round}: paused, and still going`).toBe(before)
+            yield* alice("runs.resume", { run: run.id })
+          } else {
+            expect(status).toBe("running")
+          }
+        }
+        const [stopped, paused] = yield* Effect.all([
+          Effect.either(alice("runs.stop", { run: run.id })),
+          Effect.either(alice("runs.pause", { run: run.id }))
+        ], { concurrency: "unbounded" })
+        expect(stopped._tag === "Right" && stopped.right.status).toBe("stopped")
+        // After the stop, a pause is refused (it answered OK, status stopped); before it, it paused.
+        if (paused._tag === "Right") expect(paused.right.status).toBe("paused")
+        else expect(paused.left._tag).toBe("Conflict")
+      }), { timeout: 120_000 })
+
     it.scoped("isolation: another user's strategies and runs do not exist for them", () =>
       Effect.gen(function*() {
         const alice = yield* clientFor("key-alice")
