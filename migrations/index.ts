@@ -10,5 +10,6 @@ export const migrations: ReadonlyArray<ResolvedMigration> = [
   [1, "initial", Effect.promise(() => import("./0001_initial.js"))],
   [2, "webhooks", Effect.promise(() => import("./0002_webhooks.js"))],
   [3, "paper_speed", Effect.promise(() => import("./0003_paper_speed.js"))],
-  [4, "chat", Effect.promise(() => import("./0004_chat.js"))]
+  [4, "chat", Effect.promise(() => import("./0004_chat.js"))],
+  [5, "alert_signals", Effect.promise(() => import("./0005_alert_signals.js"))]
 ]

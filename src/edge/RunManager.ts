@@ -39,9 +39,11 @@ import * as DataSource from "../market/DataSource.js"
 import * as Synthetic from "../market/Synthetic.js"
 import type { Strategy } from "../../schemas/Strategy.js"
 import { PgPool } from "../store/Pool.js"
+import * as RecordedSignals from "../store/RecordedSignals.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
 import * as StoredRun from "../store/StoredRun.js"
+import * as WebhookStore from "../store/Webhooks.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { approvalTimeoutMillis } from "../../schemas/Risk.js"
 import { unavailable } from "./Unavailable.js"
@@ -224,12 +226,15 @@ export const layer = Layer.scoped(
         readonly owner: string
         readonly known?: RunId
         readonly strategy: { readonly id: StrategyId; readonly symbols: ReadonlyArray<Symbol> }
+        /** Signals to put in a paper run's inbox first (a resumed run's, undelivered when its process stopped). */
+        readonly pending?: ReadonlyArray<ExternalSignal>
       },
       created: Deferred.Deferred<RunId>
     ) =>
       Effect.gen(function*() {
         const gate = yield* Effect.makeLatch(!options.paused)
         const inbox = options.mode === "paper" ? new SignalInbox(options.strategy.id, options.strategy.symbols) : undefined
+        for (const signal of options.pending ?? []) inbox?.offer(signal)
         let previous: number | undefined
         const execution = start({
           gate,
@@ -319,6 +324,15 @@ export const layer = Layer.scoped(
         )
       })).pipe(Effect.provide(context))
 
+    /** The alerts delivered to `record` (a paper run) whose signals its events do not hold. */
+    const pendingSignalsOf = (record: Runs.RunRecord) =>
+      Effect.gen(function*() {
+        const recorded = yield* RecordedSignals.read(record.id)
+        const taken = new Set<string>()
+        for (const signals of recorded.values()) for (const signal of signals) taken.add(signal.alertId)
+        return yield* WebhookStore.pendingSignals(record.strategyId, record.id, taken)
+      })
+
     const resumeUnfinished: RunManagerService["resumeUnfinished"] = () =>
       unavailable(Effect.gen(function*() {
         const unfinished = yield* Runs.unfinished()
@@ -333,6 +347,8 @@ export const layer = Layer.scoped(
           const mode = record.mode === "paper" ? "paper" as const : "backtest" as const
           const created = yield* Deferred.make<RunId>()
           const approver = approverOf(record.id, ref, record.owner, approvalTimeoutMillis(record.strategy.risk.approval))
+          // A paper run's inbox as its process left it: the alerts delivered to it and not yet taken.
+          const pending = mode === "paper" ? yield* pendingSignalsOf(record) : []
           // The lease is taken before the run's first event: another live process's run fails fast here.
           const launched = yield* Effect.either(launch((hooks) =>
             Effect.zipRight(
@@ -343,7 +359,8 @@ export const layer = Layer.scoped(
               speed: record.speed ?? 1,
               paused: record.status === "paused",
               owner: record.owner,
-              strategy: { id: record.strategyId, symbols: record.strategy.symbols }
+              strategy: { id: record.strategyId, symbols: record.strategy.symbols },
+              pending
             }, created))
           if (Either.isLeft(launched)) {
             const error = launched.left

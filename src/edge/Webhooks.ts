@@ -251,7 +251,7 @@ export const handler = (deps: Dependencies, options: Options = {}) => {
       return accepted({ status: "duplicate", duplicate: true, alert: key, runs: known.value.runs })
     }
     const receivedAt = (yield* Clock.currentTimeMillis) as Timestamp
-    const deliver = Effect.suspend((): Effect.Effect<ReadonlyArray<RunId>, NoPaperRun | RateLimited | InvalidAlert> => {
+    const deliver = Effect.suspend((): Effect.Effect<{ readonly runs: ReadonlyArray<RunId>; readonly signal: ExternalSignal }, NoPaperRun | RateLimited | InvalidAlert> => {
       const symbols = deps.manager.paperSymbols(strategy)
       if (symbols.length === 0) {
         return Effect.fail(new NoPaperRun({ strategy, reason: "no paper run of this strategy is running: start one, then send the alert again" }))
@@ -273,7 +273,7 @@ export const handler = (deps: Dependencies, options: Options = {}) => {
         ...(alert.timeframe === undefined ? {} : { timeframe: alert.timeframe }),
         ...(alert.indicators === undefined ? {} : { indicators: alert.indicators })
       })
-      return deps.manager.deliver(strategy, signal)
+      return Effect.map(deps.manager.deliver(strategy, signal), (runs) => ({ runs, signal }))
     })
     const claimed = yield* WebhookStore.claimAlert(strategy, key, deliver)
     if (claimed.duplicate) yield* Metric.increment(answeredByDatabase)

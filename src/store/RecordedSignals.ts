@@ -41,19 +41,21 @@ const NONE: ReadonlyArray<ExternalSignal> = []
 
 /**
  * The `signals` of a re-execution: the recorded ones at their slices, then — once the run has
- * logged `after` events, every recorded one reproduced — the `live` source (a resumed paper run's
- * webhooks). Earlier, a live signal would land inside the recorded part and make it diverge.
- * Undefined when there is neither (the driver then asks nothing per slice).
+ * logged `after` events, every recorded one reproduced, and is past slice `through` (the last one
+ * the recording vouches for: its checkpoint's, which may have added no event) — the `live` source
+ * (a resumed paper run's webhooks). Earlier, a live signal would land inside the recorded part and
+ * make it diverge. Undefined when there is neither (the driver then asks nothing per slice).
  */
 export const source = (
   recorded: BySlice,
   live: Backtest.Options["signals"] | undefined,
-  after = 0
+  after = 0,
+  through = Number.NEGATIVE_INFINITY
 ): Backtest.Options["signals"] | undefined => {
   if (recorded.size === 0 && (live === undefined || after === 0)) return live
   return (ts: Timestamp, events: number) => {
     const replayed = recorded.get(ts) ?? NONE
-    if (live === undefined || events < after) return replayed
+    if (live === undefined || events < after || ts <= through) return replayed
     const fresh = live(ts, events)
     return fresh.length === 0 ? replayed : replayed.length === 0 ? fresh : replayed.concat(fresh)
   }

@@ -192,7 +192,7 @@ const execute = (x: Execution) =>
       }),
       ...(x.mode === undefined ? {} : { mode: x.mode }),
       llm: x.llm,
-      ...signalsOption(RecordedSignals.source(x.recordedSignals ?? new Map(), x.signals, x.compareUntil ?? 0)),
+      ...signalsOption(RecordedSignals.source(x.recordedSignals ?? new Map(), x.signals, x.compareUntil ?? 0, x.checkpoint?.cursor.ts)),
       onEvent: (event, json) => {
         lastSeq = event.seq
         if (comparator !== undefined && comparator.covers(event.seq)) {

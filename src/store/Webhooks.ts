@@ -6,7 +6,8 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Effect, Option, Schema } from "effect"
+import { canonicalSignal, ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId } from "../../schemas/Ids.js"
 import * as Strategies from "./Strategies.js"
 import { storeError } from "./StoreError.js"
@@ -90,7 +91,11 @@ export interface Claimed {
  * delivery that fails (no run to take it) releases the key, so the alert can be sent again; a key
  * taken already (even by another process, even a moment ago) is a repeat and is not delivered.
  */
-export const claimAlert = <E>(strategyId: StrategyId, key: string, deliver: Effect.Effect<ReadonlyArray<RunId>, E>) =>
+export const claimAlert = <E>(
+  strategyId: StrategyId,
+  key: string,
+  deliver: Effect.Effect<{ readonly runs: ReadonlyArray<RunId>; readonly signal: ExternalSignal }, E>
+) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     return yield* sql.withTransaction(Effect.gen(function*() {
@@ -103,8 +108,32 @@ export const claimAlert = <E>(strategyId: StrategyId, key: string, deliver: Effe
         const runs = Array.isArray(row?.runs) ? row.runs.map(String) : []
         return { duplicate: true, runs } satisfies Claimed
       }
-      const runs = yield* deliver
-      yield* sql`update webhook_alerts set runs = ${JSON.stringify(runs)}::jsonb where strategy_id = ${strategyId} and alert_key = ${key}`
+      const { runs, signal } = yield* deliver
+      // The signal too: put back in a run's inbox if the run had not taken it when the server stopped (`pendingSignals`).
+      yield* sql`update webhook_alerts set runs = ${JSON.stringify(runs)}::jsonb, signal = ${JSON.stringify(signal)}::jsonb
+        where strategy_id = ${strategyId} and alert_key = ${key}`
       return { duplicate: false, runs } satisfies Claimed
     }))
   }).pipe(storeError("record a webhook alert"), Effect.withSpan("Webhooks.claimAlert"))
+
+const decodeSignal = Schema.decodeUnknownOption(ExternalSignal)
+const decodeSignalJson = Schema.decodeUnknownOption(Schema.parseJson(ExternalSignal))
+
+/**
+ * The signals of alerts delivered to `run` that it has not recorded (`recorded`: the alert ids its
+ * events hold), in the order they were received: what its inbox held when its process stopped.
+ */
+export const pendingSignals = Effect.fn("Webhooks.pendingSignals")(function*(strategyId: StrategyId, run: RunId, recorded: ReadonlySet<string>) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ signal: unknown }>`
+    select signal from webhook_alerts
+    where strategy_id = ${strategyId} and signal is not null and runs @> ${JSON.stringify([run])}::jsonb
+    order by received_at, alert_key`
+  const signals: Array<ExternalSignal> = []
+  for (const row of rows) {
+    // A row that does not decode (edited by hand) is left out: the run goes on without it.
+    const signal = typeof row.signal === "string" ? decodeSignalJson(row.signal) : decodeSignal(row.signal)
+    if (Option.isSome(signal) && !recorded.has(signal.value.alertId)) signals.push(canonicalSignal(signal.value))
+  }
+  return signals
+}, storeError("read a run's undelivered alerts"))

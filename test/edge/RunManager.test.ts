@@ -6,18 +6,23 @@
  * back-end; the Redis case when a Redis answers.
  */
 import { afterAll, describe, expect, layer } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Option, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
+import { canonicalSignal } from "../../schemas/ExternalSignal.js"
+import type { Timestamp } from "../../schemas/Ids.js"
+import { Strategy } from "../../schemas/Strategy.js"
 import type { Delivery, EventBusService, Subscription } from "../../src/bus/EventBus.js"
 import { EventBus } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as Redis from "../../src/bus/Redis.js"
 import * as RedisBus from "../../src/bus/RedisBus.js"
 import * as RunManager from "../../src/edge/RunManager.js"
+import * as RecordedSignals from "../../src/store/RecordedSignals.js"
 import * as Runs from "../../src/store/Runs.js"
+import * as WebhookStore from "../../src/store/Webhooks.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { cleanUp, connection, runRedis, uniquePrefix } from "../bus/redis.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { smaStrategy } from "../store/fixtures/workload.js"
+import { smaStrategy, symbolsOf } from "../store/fixtures/workload.js"
 import { createUsers, principals } from "./fixtures.js"
 
 const alice = principals["sk_alice"]
@@ -112,6 +117,52 @@ for (const backend of backends) {
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
         expect(yield* suspendThenStop(bus, bus, "suspend on the bus")).toEqual(["Ended"])
+      }), { timeout: 60_000 })
+
+    it.scoped("an alert a paused paper run had not taken when the server stopped is taken once the run is resumed, once", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const name = "alerts across a restart"
+        const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
+          name,
+          symbols: symbolsOf(2),
+          agents: [{ type: "tradingview", params: { validity: 50 } }],
+          sizing: { mode: "percent_of_equity", value: 10 }
+        }))
+        const first = yield* managerOn(bus)
+        const run = yield* slowPaperRun(first.manager, name)
+        yield* first.manager.pause(alice, run.id)
+        // Delivered as the webhook endpoint delivers it (answered 202, its key taken), into the paused run's inbox.
+        const signal = canonicalSignal({
+          source: "tradingview",
+          symbol: symbolsOf(2)[0]!,
+          ticker: symbolsOf(2)[0]!,
+          action: "sell",
+          price: 51 as never,
+          alertId: "paused-1",
+          receivedAt: Date.now() as Timestamp
+        })
+        const claimed = yield* WebhookStore.claimAlert(created.id, signal.alertId, Effect.map(first.manager.deliver(created.id, signal), (runs) => ({ runs, signal })))
+        expect(claimed).toEqual({ duplicate: false, runs: [run.id] })
+        // The server stops with it in the inbox: it was lost, and a repeat was answered "duplicate".
+        yield* first.shutdown
+        const next = yield* managerOn(bus)
+        expect(yield* next.manager.resumeUnfinished()).toContainEqual(expect.objectContaining({ run: run.id, outcome: "resumed" }))
+        yield* next.manager.resume(alice, run.id)
+        let taken: Array<string> = []
+        for (let i = 0; i < 100 && taken.length === 0; i++) {
+          yield* Effect.sleep("100 millis")
+          taken = [...(yield* RecordedSignals.read(run.id)).values()].flat().map((s) => s.alertId)
+        }
+        expect(taken).toEqual(["paused-1"])
+        // Taken and recorded: a later restart does not put it back.
+        yield* next.shutdown
+        const third = yield* managerOn(bus)
+        yield* third.manager.resumeUnfinished()
+        yield* Effect.sleep("500 millis")
+        expect([...(yield* RecordedSignals.read(run.id)).values()].flat().map((s) => s.alertId)).toEqual(["paused-1"])
+        yield* third.manager.stop(alice, run.id)
+        yield* third.shutdown
       }), { timeout: 60_000 })
 
     it.scoped("a run that finishes ends its follower", () =>
