@@ -407,8 +407,13 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
               reason: `round ${first!.round} needs approval (${first!.reasons.join("; ")}) and the policy is "pause", but no operator is attached to this run`
             })
           }
-          for (const request of [...log.pendingApprovals.values()]) {
-            const answer = yield* options.approver(request)
+          // Every intent the slice holds is put to the operator at once (each with its own timeout),
+          // not one after the other: then resolved in the order they were requested, so the run
+          // is the same whichever answer came first.
+          const requests = [...log.pendingApprovals.values()]
+          const answers = yield* Effect.forEach(requests, options.approver, { concurrency: "unbounded" })
+          for (const [i, request] of requests.entries()) {
+            const answer = answers[i]!
             world.start(swarm.risk.tell(new ResolveApproval({
                 round: request.round,
                 approved: answer.approved,

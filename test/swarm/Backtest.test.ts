@@ -263,6 +263,35 @@ describe("a backtest", () => {
       expect((error as Backtest.BacktestError).field).toBe("risk.approval.policy")
     }))
 
+  it.live("the intents a slice holds are put to the operator together, and resolved in the order they were requested", () =>
+    Effect.gen(function*() {
+      // Every opening order needs approval: on the first bar with opinions, each symbol's round holds one.
+      const held = strategy({ allowShort: false, risk: { approval: { notionalPctAbove: 1, policy: "pause" } } })
+      let inFlight = 0
+      let most = 0
+      const asked: Array<string> = []
+      const { events } = yield* record({
+        strategy: held,
+        feed: market(120),
+        // An operator who takes a while, answering the later request first.
+        approver: (request) =>
+          Effect.gen(function*() {
+            asked.push(request.round)
+            most = Math.max(most, ++inFlight)
+            yield* Effect.sleep(`${60 - 10 * (inFlight - 1)} millis`)
+            inFlight--
+            return { approved: true, by: "alice", reason: "checked" }
+          })
+      })
+      const requested = ofTag(events, "ApprovalRequested")
+      const perSlice = new Map<number, number>()
+      for (const e of requested) perSlice.set(e.at, (perSlice.get(e.at) ?? 0) + 1)
+      // One after the other, each waited its own timeout: a third of the queue was visible at a time.
+      expect(Math.max(...perSlice.values())).toBeGreaterThan(1)
+      expect(most).toBe(Math.max(...perSlice.values()))
+      expect(ofTag(events, "ApprovalResolved").map((e) => e.round)).toEqual(requested.map((e) => e.round))
+    }))
+
   it.effect("same-close fills happen at the deciding bar's close", () =>
     Effect.gen(function*() {
       const { events } = yield* record({ strategy: strategy({ execution: { fillTiming: "same_close" } }), feed: market(200) })
