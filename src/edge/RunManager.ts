@@ -67,6 +67,8 @@ interface Live {
 
 /** An intent a live run holds for an operator. */
 interface Waiting {
+  /** When it was asked, among the others: a slice's intents are asked in the same millisecond. */
+  readonly order: number
   readonly owner: string
   readonly info: PendingApproval
   readonly answer: Deferred.Deferred<Backtest.ApprovalAnswer>
@@ -152,12 +154,14 @@ export const layer = Layer.scoped(
     const keyOf = (run: string, round: string) => `${run}\u0000${round}`
 
     /** The operator of a live run: its held intents wait here for an answer or their expiry. */
+    let asked = 0
     const approverOf = (run: RunId, ref: string, owner: string, timeoutMillis: number): Backtest.Options["approver"] => (request) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const answer = yield* Deferred.make<Backtest.ApprovalAnswer>()
         const key = keyOf(run, request.round)
         waiting.set(key, {
+          order: asked++,
           owner,
           answer,
           info: {
@@ -446,8 +450,8 @@ export const layer = Layer.scoped(
         if (only === null) return []
         return [...waiting.values()]
           .filter((item) => visible(principal, item) && (only === undefined || item.info.run === only))
+          .sort((a, b) => a.info.requestedAt - b.info.requestedAt || a.order - b.order)
           .map((item) => item.info)
-          .sort((a, b) => a.requestedAt - b.requestedAt)
       }).pipe(Effect.provide(context))
 
     const decide = (principal: Principal, ref: string, round: string, answer: Backtest.ApprovalAnswer) =>

@@ -3,7 +3,7 @@
  * allows. The same agents as a paper run (agents/), scheduled on the run's `World`.
  */
 import { createHash } from "node:crypto"
-import { Cause, Effect, Either, Exit, Schema, Scope } from "effect"
+import { Cause, Effect, Either, Exit, Fiber, Schema, Scope } from "effect"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import type { RunId, Timestamp } from "../../schemas/Ids.js"
@@ -408,12 +408,12 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
             })
           }
           // Every intent the slice holds is put to the operator at once (each with its own timeout),
-          // not one after the other: then resolved in the order they were requested, so the run
-          // is the same whichever answer came first.
+          // not one after the other; each is resolved once it and every one requested before it are
+          // answered, so the run is the same whichever answer came first.
           const requests = [...log.pendingApprovals.values()]
-          const answers = yield* Effect.forEach(requests, options.approver, { concurrency: "unbounded" })
+          const asked = yield* Effect.forEach(requests, (request) => Effect.fork(options.approver!(request)))
           for (const [i, request] of requests.entries()) {
-            const answer = answers[i]!
+            const answer = yield* Fiber.join(asked[i]!)
             world.start(swarm.risk.tell(new ResolveApproval({
                 round: request.round,
                 approved: answer.approved,
