@@ -91,6 +91,21 @@ const BACKOFF_MILLIS = 200
 const GRACE_MILLIS = 1_000
 /** A model's tool arguments shown and stored up to this much JSON. */
 const SHOWN_ARGUMENTS = 2_000
+/**
+ * An answer's text is taken up to `maxTokensOut` at this many characters a token — generous (a
+ * token is a few characters), so only a model that ignores `maxTokensOut` is cut — and never past
+ * `MAX_ANSWER_CHARS`. A model that streamed without end made a 48 MB answer whose writes held the
+ * database for most of a minute, and was never saved.
+ */
+const CHARS_PER_TOKEN = 16
+const MAX_ANSWER_CHARS = 200_000
+
+/** The most of one model call's text an answer takes. */
+export const answerBound = (maxTokensOut: number): number => Math.min(MAX_ANSWER_CHARS, maxTokensOut * CHARS_PER_TOKEN)
+
+/** What the answer says where it was cut. */
+const cutNote = (bound: number, maxTokensOut: number): string =>
+  ` … [answer cut here: the model went on past ${bound} characters, though asked for at most ${maxTokensOut} tokens]`
 
 export interface Options {
   /** Questions a session may have waiting behind the one being answered (default 4). */
@@ -393,26 +408,37 @@ const callModel = (
     let toolCalls: Array<ToolCall> = []
     let tokensIn = 0
     let tokensOut = 0
+    const maxTokensOut = request.maxTokensOut ?? config.maxTokensOut
+    const bound = answerBound(maxTokensOut)
+    // The text went past `bound`: the stream was let go there (which aborts the request).
+    let cut = false
     const once = Effect.suspend(() => {
       attempts++
       content = ""
       toolCalls = []
       return model.chatStream(request).pipe(
-        Stream.runForEach((chunk) => {
+        Stream.runForEachWhile((chunk) => {
           switch (chunk._tag) {
-            case "Text":
-              if (chunk.text === "") return Effect.void
+            case "Text": {
+              if (chunk.text === "") return Effect.succeed(true)
               emitted = true
-              content += chunk.text
-              turn.text += chunk.text
-              return turn.emit({ _tag: "Token", text: chunk.text })
+              let text = chunk.text
+              if (content.length + text.length > bound) {
+                text = text.slice(0, bound - content.length)
+                cut = true
+              }
+              content += text
+              turn.text += text
+              const token = text === "" ? Effect.void : turn.emit({ _tag: "Token", text })
+              return Effect.as(token, !cut)
+            }
             case "ToolCalls":
               toolCalls.push(...chunk.calls)
-              return Effect.void
+              return Effect.succeed(true)
             case "Done":
               tokensIn = chunk.tokensIn
               tokensOut = chunk.tokensOut
-              return Effect.void
+              return Effect.succeed(true)
           }
         }),
         Effect.timeoutFail({
@@ -430,12 +456,25 @@ const callModel = (
       Effect.either
     )
     // A call that failed may have used tokens the backend never reported: it is charged (and
-    // recorded) at its reservation, as the run's calls are (src/llm/LlmSession.ts).
+    // recorded) at its reservation, as the run's calls are (src/llm/LlmSession.ts). So is a call
+    // cut short: the backend never got to count it, and it gave at least its longest answer.
     const charged = reservation === undefined || turn.budget === undefined
       ? undefined
       : Either.isLeft(outcome)
       ? turn.budget.settle(reservation, reservation.tokens, 0)
+      : cut
+      ? turn.budget.settle(reservation, reservation.tokens - maxTokensOut, maxTokensOut)
       : turn.budget.settle(reservation, tokensIn, tokensOut)
+    if (cut && charged !== undefined) {
+      tokensIn = charged.tokens - maxTokensOut
+      tokensOut = maxTokensOut
+    }
+    if (cut) {
+      // Said where it was cut, in the answer as streamed and saved; the record keeps what was taken.
+      const note = cutNote(bound, maxTokensOut)
+      turn.text += note
+      yield* turn.emit({ _tag: "Token", text: note })
+    }
     if (Either.isLeft(outcome) && charged !== undefined) {
       tokensIn = charged.tokens
       tokensOut = 0
@@ -459,7 +498,11 @@ const callModel = (
       cache: "off",
       attempts,
       outcome: Either.isRight(outcome) ? "ok" : outcome.left._tag === "LlmTimeout" ? "timeout" : "error",
-      ...(Either.isLeft(outcome) ? { error: outcome.left.message } : {})
+      ...(Either.isLeft(outcome)
+        ? { error: outcome.left.message }
+        : cut
+        ? { error: `the answer was cut at ${bound} characters (maxTokensOut ${maxTokensOut})` }
+        : {})
     }
     yield* Chats.recordCall(turn.session!.id, turn.question, call)
     if (Either.isLeft(outcome)) return yield* Effect.fail(outcome.left)

@@ -41,6 +41,8 @@ export interface ChatReply {
   readonly chunks?: ReadonlyArray<string>
   /** Answer this body verbatim with status 200 (a malformed answer). */
   readonly raw?: string
+  /** Streaming only: after the chunks, this piece again and again, never a `done` line, until the client goes away. */
+  readonly endless?: string
 }
 
 export type ChatHandler = (request: ReceivedChat) => ChatReply | Promise<ChatReply>
@@ -200,6 +202,26 @@ export const start = (
             ? { error: reply.streamError }
             : { model: request.model, created_at: createdAt, message: { role: "assistant", content: "" }, done: true, ...counts }
         )
+        if (reply.endless !== undefined) {
+          // A model that never stops: as fast as the client reads (no faster), until it hangs up.
+          for (const line of lines.slice(0, -1)) res.write(`${JSON.stringify(line)}\n`)
+          const piece = `${JSON.stringify({ model: request.model, created_at: createdAt, message: { role: "assistant", content: reply.endless }, done: false })}\n`
+          while (!gone()) {
+            if (reply.chunkDelayMillis) await sleep(reply.chunkDelayMillis)
+            if (!res.write(piece)) {
+              await new Promise<void>((drained) => {
+                const wake = () => {
+                  res.off("drain", wake)
+                  res.off("close", wake)
+                  drained()
+                }
+                res.on("drain", wake)
+                res.on("close", wake)
+              })
+            }
+          }
+          return
+        }
         for (const [i, line] of lines.entries()) {
           if (i > 0 && reply.chunkDelayMillis) await sleep(reply.chunkDelayMillis)
           if (gone()) return

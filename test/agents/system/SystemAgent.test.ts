@@ -457,6 +457,38 @@ for (const backend of backends) {
           expect(late).toEqual(asked)
         }), { timeout: 60_000 })
 
+      it.scoped("a model that streams without end is cut at its answer bound: the request let go, the answer saved with a note", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice", TRADES, { maxTokensOut: 64, timeoutMillis: 5_000, retries: 0, budget: { tokens: 50_000 } })
+          const fake = yield* FakeOllama.start(() => ({ chunks: ["Once upon a time "], endless: "la ".repeat(50) }))
+          const agent = yield* ollamaAgent(fake)
+          const chunks = yield* collect(agent.ask(run.id, "Tell me a story"))
+          const bound = SystemAgent.answerBound(64)
+          expect(bound).toBe(64 * 16)
+          const done = chunks.at(-1)!
+          expect(done._tag).toBe("Done")
+          // The model was hung up on at the bound, not left to stream until the timeout.
+          yield* fake.awaitDisconnects(1)
+          const text = textOf(chunks)
+          const [taken, note] = [text.slice(0, bound), text.slice(bound)]
+          expect(taken.startsWith("Once upon a time la la ")).toBe(true)
+          expect(note).toContain("answer cut here")
+          expect(note.length).toBeLessThan(200)
+
+          // Saved whole (note included) as a complete answer; the call recorded with what was taken, charged its reservation.
+          const { calls, messages } = yield* historyOf(run.id)
+          expect(messages.at(-1)).toMatchObject({ role: "assistant", content: text, error: null })
+          expect(calls.map((c) => [c.call.outcome, c.call.answer])).toEqual([["ok", taken]])
+          expect(calls[0]!.call.error).toContain(`cut at ${bound} characters`)
+          expect(calls[0]!.call.tokensOut).toBe(64)
+          if (done._tag === "Done") expect(done.tokensOut).toBe(64)
+        }), { timeout: 60_000 })
+
+      it("an answer's bound follows maxTokensOut, within an absolute cap", () => {
+        expect(SystemAgent.answerBound(512)).toBe(8_192)
+        expect(SystemAgent.answerBound(32_768)).toBe(200_000)
+      })
+
       it.scoped("a session with a full queue refuses the next question, typed", () =>
         Effect.gen(function*() {
           const run = yield* seedRun("alice")
