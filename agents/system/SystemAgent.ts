@@ -71,7 +71,7 @@ import * as RecordedLlmCalls from "../../src/store/RecordedLlmCalls.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Supervisor from "../../supervisors/Supervisor.js"
 import * as Format from "./internal/Format.js"
-import { decodeToolCall, routeQuestion, type ToolRequest, toolSpecs } from "./ToolSpecs.js"
+import { decodeToolCall, nestedDeeper, routeQuestion, TOO_DEEP, type ToolRequest, toolSpecs } from "./ToolSpecs.js"
 import * as Tools from "./Tools.js"
 
 const AGENT = "system" as AgentId
@@ -259,8 +259,10 @@ const promptOf = (request: ChatRequest): string =>
     ...(request.tools === undefined ? {} : { tools: request.tools.map((t) => t.name) })
   })
 
-/** A model's tool arguments as they may be shown and stored: storable, and cut when long. */
+/** A model's tool arguments as they may be shown and stored: storable, and cut when long or deep. */
 const shownArguments = (raw: unknown): Record<string, unknown> => {
+  // Before any JSON.stringify: past a depth it throws (or overflows what walks it after).
+  if (nestedDeeper(raw)) return { _refused: TOO_DEEP }
   let json: string | undefined
   try {
     json = JSON.stringify(raw)
@@ -482,7 +484,9 @@ const callModel = (
     turn.tokensIn += tokensIn
     turn.tokensOut += tokensOut
     const prompt = promptOf(request)
-    const answer = toolCalls.length > 0 ? JSON.stringify({ content, toolCalls }) : content
+    // Its tool calls as stored (arguments cut when long, refused when deep): the record is bounded,
+    // and rendering it cannot throw, so the call (and what it spent) is always recorded.
+    const answer = toolCalls.length > 0 ? JSON.stringify({ content, toolCalls: toolCalls.map(storedCall) }) : content
     const call: LlmCall = {
       agent: AGENT,
       step: `q${turn.question}-${n}`,

@@ -275,6 +275,27 @@ const argumentNames = new Map<string, ReadonlyArray<string>>(
 
 /** Past this, a model's arguments are not read at all. */
 const MAX_ARGUMENTS_JSON = 16_384
+/**
+ * Past this depth too: no tool takes more than a level or two, and arguments nested 50,000 deep
+ * (a few hundred KB of `[[[…]]]`) overflowed the stack of every recursive walk over them
+ * (`JSON.stringify` included), which crashed the answer before its model call was recorded.
+ */
+export const MAX_ARGUMENT_DEPTH = 32
+
+/** Whether a JSON value nests arrays and objects deeper than `limit`: found without recursion, so any depth is safe to ask about. */
+export const nestedDeeper = (value: unknown, limit: number = MAX_ARGUMENT_DEPTH): boolean => {
+  const pending: Array<readonly [unknown, number]> = [[value, 0]]
+  while (pending.length > 0) {
+    const [v, depth] = pending.pop()!
+    if (typeof v !== "object" || v === null) continue
+    if (depth >= limit) return true
+    for (const child of Array.isArray(v) ? v : Object.values(v)) pending.push([child, depth + 1])
+  }
+  return false
+}
+
+/** What a model is told, and what is stored, of arguments nested past `MAX_ARGUMENT_DEPTH`. */
+export const TOO_DEEP = `nested deeper than ${MAX_ARGUMENT_DEPTH} levels`
 const MAX_REASON = 300
 
 const cut = (s: string, max: number): string => (s.length > max ? `${s.slice(0, max)}…` : s)
@@ -303,6 +324,7 @@ const argumentsOf = (raw: unknown): { readonly [key: string]: unknown } | string
     }
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return "must be an object of named arguments"
+  if (nestedDeeper(value)) return `must not be ${TOO_DEEP}`
   // A fresh object without a prototype: keys such as `__proto__` stay plain keys (and are then refused as unknown).
   const out: { [key: string]: unknown } = Object.create(null)
   for (const key of Object.keys(value)) {

@@ -199,6 +199,41 @@ for (const backend of backends) {
           expect(messages.at(-1)!.content).toBe("Sorry, I could not use the tools.\uFFFD")
           expect(JSON.stringify(messages[1]!.toolCalls).length).toBeLessThan(5_000)
           expect(messages.filter((m) => m.role === "tool")).toHaveLength(7)
+          // And so is the model call's record of them (docs/llm.md: cut as they are stored).
+          const { calls } = yield* historyOf(run.id)
+          expect(calls[0]!.call.answer!.length).toBeLessThan(5_000)
+          expect(calls[0]!.call.answer).toContain("_truncated")
+        }), { timeout: 60_000 })
+
+      it.scoped("tool arguments nested past any sense are refused, and the call is still recorded with its tokens", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice", TRADES, { budget: { tokens: 50_000 } })
+          const depth = 50_000
+          // Sent as raw ndjson: the fake's own JSON.stringify would overflow on it, as the agent's did.
+          const line = (message: unknown, done: boolean, counts = {}) =>
+            `{"model":"llama3.2:3b","created_at":"2025-01-01T00:00:00Z","message":${message},"done":${done}${
+              Object.entries(counts).map(([k, v]) => `,"${k}":${v}`).join("")
+            }}\n`
+          const deepJson = `${"[".repeat(depth)}${"]".repeat(depth)}`
+          const fake = yield* FakeOllama.start((request) =>
+            hasToolResult(request)
+              ? { content: "I could not use that.", tokensIn: 900, tokensOut: 5 }
+              : {
+                raw: line(`{"role":"assistant","content":"","tool_calls":[{"function":{"name":"analyse_trades","arguments":{"x":${deepJson}}}}]}`, false) +
+                  line(`{"role":"assistant","content":""}`, true, { prompt_eval_count: 700, eval_count: 20 })
+              }
+          )
+          const agent = yield* ollamaAgent(fake)
+          const chunks = yield* collect(agent.ask(run.id, "Analyse this"))
+          expect(chunks.at(-1)!._tag).toBe("Done")
+          expect(ofTag(chunks, "ToolUsed").map((u) => [u.tool, u.ok])).toEqual([["analyse_trades", false]])
+          expect(textOf(chunks)).toBe("I could not use that.")
+          const { calls, messages } = yield* historyOf(run.id)
+          // Both calls recorded, the first with its tokens (what the budget counts) and its arguments refused, not stored.
+          expect(calls.map((c) => [c.call.outcome, c.call.tokensIn, c.call.tokensOut])).toEqual([["ok", 700, 20], ["ok", 900, 5]])
+          expect(calls[0]!.call.answer!.length).toBeLessThan(1_000)
+          expect(calls[0]!.call.answer).toContain("nested deeper than")
+          expect(JSON.stringify(messages[1]!.toolCalls)).toContain("nested deeper than")
         }), { timeout: 60_000 })
 
       it.scoped("a model that keeps calling tools is asked without them after 4 rounds", () =>

@@ -179,6 +179,13 @@ describe("decodeToolCall: hostile and malformed calls are rejected with the fiel
     ])
   })
 
+  it("refuses arguments nested past a depth before anything walks them", () => {
+    const deep = JSON.parse(`{"symbol":${"[".repeat(50_000)}${"]".repeat(50_000)}}`) as unknown
+    expect(rejected({ name: "analyse_trades", arguments: deep })).toEqual(["analyse_trades", "arguments", "must not be nested deeper than 32 levels"])
+    expect(ToolSpecs.nestedDeeper({ a: [[1]] }, 3)).toBe(false)
+    expect(ToolSpecs.nestedDeeper({ a: [[[1]]] }, 3)).toBe(true)
+  })
+
   it("refuses unknown fields, prototype-pollution keys included, and pollutes nothing", () => {
     expect(rejected({ name: "analyse_trades", arguments: { symbol: "AAPL", limit: 3 } })).toEqual([
       "analyse_trades",
