@@ -460,26 +460,24 @@ const callModel = (
     // A call that failed may have used tokens the backend never reported: it is charged (and
     // recorded) at its reservation, as the run's calls are (src/llm/LlmSession.ts). So is a call
     // cut short: the backend never got to count it, and it gave at least its longest answer.
-    const charged = reservation === undefined || turn.budget === undefined
-      ? undefined
-      : Either.isLeft(outcome)
-      ? turn.budget.settle(reservation, reservation.tokens, 0)
-      : cut
-      ? turn.budget.settle(reservation, reservation.tokens - maxTokensOut, maxTokensOut)
-      : turn.budget.settle(reservation, tokensIn, tokensOut)
-    if (cut && charged !== undefined) {
-      tokensIn = charged.tokens - maxTokensOut
-      tokensOut = maxTokensOut
+    let charged: { readonly tokens: number; readonly cost: number } | undefined
+    if (reservation !== undefined && turn.budget !== undefined) {
+      const [usedIn, usedOut] = Either.isLeft(outcome)
+        ? [reservation.tokens, 0]
+        : cut
+        ? [reservation.tokens - maxTokensOut, maxTokensOut]
+        : [tokensIn, tokensOut]
+      charged = turn.budget.settle(reservation, usedIn, usedOut)
+      // Recorded, summed and shown as charged — never past the reservation — as the run's calls
+      // are: a backend that counted 9e15 tokens once made Chats.spent refuse the chat for good.
+      tokensIn = Math.min(usedIn, charged.tokens)
+      tokensOut = charged.tokens - tokensIn
     }
     if (cut) {
       // Said where it was cut, in the answer as streamed and saved; the record keeps what was taken.
       const note = cutNote(bound, maxTokensOut)
       turn.text += note
       yield* turn.emit({ _tag: "Token", text: note })
-    }
-    if (Either.isLeft(outcome) && charged !== undefined) {
-      tokensIn = charged.tokens
-      tokensOut = 0
     }
     turn.tokensIn += tokensIn
     turn.tokensOut += tokensOut

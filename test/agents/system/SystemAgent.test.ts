@@ -421,6 +421,32 @@ for (const backend of backends) {
           expect(yield* Chats.spent(session.value.id).pipe(Effect.orDie)).toEqual({ tokens: reserved, cost: 0 })
         }), { timeout: 60_000 })
 
+      it.scoped("a model's bogus token counts are recorded as charged, within the reservation: the chat's budget survives them", () =>
+        Effect.gen(function*() {
+          const fake = yield* FakeOllama.start(() => ({ content: "From the model.", tokensIn: 9e15, tokensOut: 9e15 }))
+          const agent = yield* ollamaAgent(fake)
+          const run = yield* seedRun("alice", TRADES, { budget: { tokens: 50_000 } })
+          const first = yield* collect(agent.ask(run.id, "Which trades lost money?"))
+          const done = first.at(-1)!
+          if (done._tag !== "Done") return expect.fail(`expected Done, got ${done._tag}`)
+          const { calls, messages } = yield* historyOf(run.id)
+          const call = calls[0]!.call
+          // Charged at its reservation: the prompt's upper bound in, its longest answer's room the rest.
+          expect(call.tokensIn + call.tokensOut).toBeGreaterThan(defaultLlmConfig.maxTokensOut)
+          expect(call.tokensIn + call.tokensOut).toBeLessThan(50_000)
+          expect([done.tokensIn, done.tokensOut]).toEqual([call.tokensIn, call.tokensOut])
+          expect(messages.at(-1)).toMatchObject({ tokensIn: call.tokensIn, tokensOut: call.tokensOut })
+          const session = yield* Chats.find(run.id).pipe(Effect.orDie)
+          if (session._tag !== "Some") return expect.fail("no chat session")
+          expect((yield* Chats.spent(session.value.id).pipe(Effect.orDie)).tokens).toBe(call.tokensIn + call.tokensOut)
+
+          // The next question is still answered by the model.
+          fake.setHandler(() => ({ content: "Still here.", tokensIn: 700, tokensOut: 3 }))
+          const second = yield* collect(agent.ask(run.id, "Anything else?"))
+          expect(textOf(second)).toBe("Still here.")
+          expect(second.at(-1)).toMatchObject({ _tag: "Done", backend: "ollama", tokensIn: 700, tokensOut: 3 })
+        }), { timeout: 60_000 })
+
       it.scoped("offline, on recorded backtests: a round explained, the metrics, a comparison with another run", () =>
         Effect.gen(function*() {
           const options = stored(2, 300, { owner: "bob", name: "chat backtest" })
