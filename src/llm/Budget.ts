@@ -52,20 +52,25 @@ export class Budget {
     return this.limits.pricePerMillionIn > 0 || this.limits.pricePerMillionOut > 0
   }
 
-  /** Reserve a call of at most `tokensIn` prompt and `tokensOut` answer tokens, or say why it cannot be made. */
-  reserve(tokensIn: number, tokensOut: number): Either.Either<Reservation, LlmBudgetExhausted> {
+  /**
+   * Reserve a call of at most `tokensIn` prompt and `tokensOut` answer tokens, or say why it cannot
+   * be made. A `tentative` call (one that may be left out: the retry of an answer that did not
+   * decode) that does not fit is refused alone; any other refusal is remembered.
+   */
+  reserve(tokensIn: number, tokensOut: number, tentative = false): Either.Either<Reservation, LlmBudgetExhausted> {
     // Once a call has been refused the budget is spent for good: a run's LLM agents do not come and
     // go with the reservations of the calls in flight.
     if (this.refusal !== undefined) return Either.left(this.refusal)
+    const refuse = (refusal: LlmBudgetExhausted) => (tentative ? Either.left(refusal) : this.refuse(refusal))
     const tokens = tokensIn + tokensOut
     const spentTokens = this.tokens + this.reservedTokens
     if (spentTokens + tokens > this.limits.tokens) {
-      return this.refuse(new LlmBudgetExhausted({ run: this.run, limit: "tokens", spent: spentTokens, needed: tokens, max: this.limits.tokens }))
+      return refuse(new LlmBudgetExhausted({ run: this.run, limit: "tokens", spent: spentTokens, needed: tokens, max: this.limits.tokens }))
     }
     const cost = this.costOf(tokensIn, tokensOut)
     const maxCost = this.limits.maxCost
     if (maxCost !== undefined && this.cost + this.reservedCost + cost > maxCost) {
-      return this.refuse(new LlmBudgetExhausted({ run: this.run, limit: "cost", spent: this.cost + this.reservedCost, needed: cost, max: maxCost }))
+      return refuse(new LlmBudgetExhausted({ run: this.run, limit: "cost", spent: this.cost + this.reservedCost, needed: cost, max: maxCost }))
     }
     this.reservedTokens += tokens
     this.reservedCost += cost

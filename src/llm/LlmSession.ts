@@ -27,6 +27,7 @@ import {
   LlmInvalidAnswer,
   type Message
 } from "../../schemas/Llm.js"
+import { clip } from "../internal/clip.js"
 import { sha256Hex } from "../internal/sha256.js"
 import * as Outside from "../swarm/Outside.js"
 import * as Metrics from "../telemetry/Metrics.js"
@@ -38,6 +39,12 @@ import type { ChatAnswer, ChatRequest, LanguageModel } from "./LanguageModel.js"
 
 /** First retry's wait; each next one doubles it. */
 const BACKOFF_MILLIS = 200
+/**
+ * The most of an answer that did not decode that is quoted back to the model when it is asked
+ * again: enough to see its mistake. Quoted whole, a 3 MB answer made a retry whose reservation the
+ * budget refused, and that refusal ended the model for the rest of the run.
+ */
+const QUOTED_ANSWER = 2_000
 
 export interface SessionOptions {
   readonly run: RunId
@@ -308,7 +315,8 @@ export class LlmSession {
         let value: A | undefined
         // The first answer, then at most one more that is shown why the first did not decode.
         for (let tries = 0; tries < 2; tries++) {
-          const reservation = this.budget.reserve(promptTokensUpperBound(messages), config.maxTokensOut)
+          // The retry is a second chance, not a call the agent needs: its refusal spends nothing for good.
+          const reservation = this.budget.reserve(promptTokensUpperBound(messages), config.maxTokensOut, tries > 0)
           if (Either.isLeft(reservation)) {
             outcome = tries === 0 ? "budget" : "invalid"
             error = tries === 0 ? reservation.left.message : `${error}; no budget left to ask again`
@@ -344,7 +352,7 @@ export class LlmSession {
           error = new LlmInvalidAnswer({ model, reason: decoded.left }).message
           messages = [
             ...ask.messages,
-            { role: "assistant", content: last.content },
+            { role: "assistant", content: clip(last.content, QUOTED_ANSWER) },
             {
               role: "user",
               content: `Your answer could not be used: ${decoded.left}. Answer again with only a JSON object that matches the requested schema.`

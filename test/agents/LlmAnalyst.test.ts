@@ -226,6 +226,30 @@ describe("LLM analysts", () => {
       expect(retry.format).toMatchObject({ type: "object", required: expect.arrayContaining(["direction", "confidence", "rationale"]) })
     }))
 
+  it.live("a huge answer that does not decode is quoted back cut short: its retry fits the budget, and the run's model is not spent", () =>
+    Effect.gen(function*() {
+      const prompts: Array<ChatRequest> = []
+      const { model } = scripted((request, call) => {
+        prompts.push(request)
+        return Effect.succeed({
+          content: call === 1 ? "x".repeat(3_000_000) : JSON.stringify({ direction: "long", confidence: 0.6, rationale: "fine" }),
+          toolCalls: [],
+          tokensIn: 100,
+          tokensOut: 20
+        })
+      })
+      const s = strategy([{ type: "llm_analyst" }], { budget: { tokens: 100_000 } })
+      const { events } = yield* record({ strategy: s, feed: market(36), llm: { model, limiter: yield* Effect.makeSemaphore(1) } })
+      const calls = ofTag(events, "LlmCalled").map((e) => e.call)
+      expect(calls.length).toBe(2 * 3)
+      expect(calls.every((c) => c.outcome === "ok")).toBe(true)
+      expect(calls.filter((c) => c.attempts === 2)).toHaveLength(1)
+      expect(ofTag(events, "LlmBudgetSpent")).toEqual([])
+      const retry = prompts.find((p) => p.messages.length === 4)!
+      expect(retry.messages[2]!.content.length).toBeLessThan(2_100)
+      expect(retry.messages[2]!.content).toContain("(3000000 characters)")
+    }))
+
   it.effect("an answer a database cannot hold (a NUL, a lone surrogate) is refused like any undecodable one", () =>
     Effect.gen(function*() {
       let n = 0
