@@ -45,6 +45,13 @@ const BACKOFF_MILLIS = 200
  * budget refused, and that refusal ended the model for the rest of the run.
  */
 const QUOTED_ANSWER = 2_000
+/**
+ * The most of an answer's text a call records (and caches) as the model gave it. Past this, an
+ * answer that decoded is recorded as its schema encodes what was read (a valid answer padded with
+ * 2 MB of an extra field was stored whole), and one that did not is recorded cut (`clip`): a
+ * replay decodes only answers recorded `ok`.
+ */
+const STORED_ANSWER = 16_384
 
 export interface SessionOptions {
   readonly run: RunId
@@ -155,6 +162,20 @@ const decodeEntry = <A, I>(schema: Schema.Schema<A, I>, entry: CachedAnswer): Ei
 }
 
 const isTransient = (error: BackendError): boolean => error._tag !== "LlmRequestFailed" || error.transient
+
+/**
+ * An answer that decoded, as it is recorded and cached, and the value the agent is given: the
+ * value decoded from that very text, so that the run and its replay (which decodes the record) see
+ * the same. Small answers are kept as they came; a long one is re-encoded from what its schema
+ * read — the extra fields that made it long are dropped.
+ */
+const keptAnswer = <A, I>(schema: Schema.Schema<A, I>, content: string, value: A): { readonly content: string; readonly value: A } => {
+  if (content.length <= STORED_ANSWER) return { content, value }
+  const encoded = JSON.stringify(Schema.encodeSync(schema)(value))
+  const again = decodeAnswer(schema, encoded)
+  // A schema whose encoding does not decode back to a value (none of the analysts'): kept as it came.
+  return Either.isRight(again) ? { content: encoded, value: again.right } : { content, value }
+}
 
 const decodeAnswer = <A, I>(schema: Schema.Schema<A, I>, content: string): Either.Either<A, string> => {
   let parsed: unknown
@@ -310,6 +331,8 @@ export class LlmSession {
         let cost = 0
         let messages = ask.messages
         let last: ChatAnswer | undefined
+        // The answer as recorded and cached (see `keptAnswer`).
+        let kept: string | undefined
         let outcome: CallOutcome = "ok"
         let error: string | undefined
         let value: A | undefined
@@ -343,7 +366,9 @@ export class LlmSession {
           cost += charged.cost
           const decoded = decodeAnswer(ask.schema, last.content)
           if (Either.isRight(decoded)) {
-            value = decoded.right
+            const answer = keptAnswer(ask.schema, last.content, decoded.right)
+            kept = answer.content
+            value = answer.value
             outcome = "ok"
             error = undefined
             break
@@ -359,8 +384,8 @@ export class LlmSession {
             }
           ]
         }
-        if (value !== undefined && last !== undefined && cache !== undefined) {
-          const entry = { content: last.content, toolCalls: last.toolCalls, tokensIn: last.tokensIn, tokensOut: last.tokensOut }
+        if (value !== undefined && last !== undefined && kept !== undefined && cache !== undefined) {
+          const entry = { content: kept, toolCalls: last.toolCalls, tokensIn: last.tokensIn, tokensOut: last.tokensOut }
           if (cache.memory !== undefined) cache.memory.set(cacheKey, entry, config.cacheTtlSeconds * 1_000)
           else yield* Outside.run(cache.set(cacheKey, entry, config.cacheTtlSeconds * 1_000))
         }
@@ -368,7 +393,7 @@ export class LlmSession {
           ...base,
           backend,
           prompt,
-          ...(last === undefined ? {} : { answer: last.content }),
+          ...(kept !== undefined ? { answer: kept } : last === undefined ? {} : { answer: clip(last.content, STORED_ANSWER) }),
           tokensIn,
           tokensOut,
           ...(this.budget.priced ? { cost } : {}),

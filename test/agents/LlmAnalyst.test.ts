@@ -250,6 +250,34 @@ describe("LLM analysts", () => {
       expect(retry.messages[2]!.content).toContain("(3000000 characters)")
     }))
 
+  it.effect("a long answer is recorded bounded: a valid one as its schema reads it (the replay sees the same), a bad one cut", () =>
+    Effect.gen(function*() {
+      const junk = "j".repeat(2_000_000)
+      const { model, stats } = scripted((request) =>
+        Effect.succeed({
+          content: request.messages[1]!.content.includes("AAA")
+            ? JSON.stringify({ direction: "long", confidence: 0.6, rationale: "fine", junk })
+            : `{"direction":"up","pad":"${junk}"}`,
+          toolCalls: [],
+          tokensIn: 10,
+          tokensOut: 10
+        })
+      )
+      const s = strategy([{ type: "llm_analyst" }])
+      const { events, result } = yield* record({ strategy: s, feed: market(34), llm: { model } })
+      const calls = ofTag(events, "LlmCalled").map((e) => e.call)
+      expect(calls.map((c) => [c.round!.split("@")[0], c.outcome])).toEqual([["AAA", "ok"], ["BBB", "invalid"]])
+      expect(JSON.parse(calls[0]!.answer!)).toEqual({ direction: "long", confidence: 0.6, rationale: "fine" })
+      expect(calls[1]!.answer!.length).toBeLessThan(17_000)
+      expect(calls[1]!.answer).toContain("characters)")
+      expect(ofTag(events, "OpinionGiven").filter((e) => e.opinion.agent === "llm_analyst").map((e) => e.opinion.direction)).toEqual(["long"])
+      // Replayed from what was recorded: no model call, the same run.
+      const asked = stats.calls
+      const replayed = yield* record({ strategy: s, feed: market(34), llm: { model, recorded: calls } })
+      expect(stats.calls).toBe(asked)
+      expect(replayed.result.checksum).toBe(result.checksum)
+    }))
+
   it.effect("an answer a database cannot hold (a NUL, a lone surrogate) is refused like any undecodable one", () =>
     Effect.gen(function*() {
       let n = 0
