@@ -13,6 +13,7 @@ import {
   type Message,
   type ToolCall
 } from "../../schemas/Llm.js"
+import { clip } from "../internal/clip.js"
 import { type ChatAnswer, type ChatChunk, type ChatRequest, LanguageModel } from "./LanguageModel.js"
 
 export interface Options {
@@ -201,7 +202,23 @@ const networkReason = (error: unknown, depth = 0): string | undefined => {
   return undefined
 }
 
+/** The most of a server's (or the network's) words a failure quotes. */
+const REASON = 500
+
+/**
+ * What went wrong, as a `BackendError` whose reason is cut to `REASON`: a failure's reason is
+ * recorded (`LlmCalled.error`, the chat's `Failed` and its saved message), and a proxy's 2 MB
+ * error page used to go there whole.
+ */
 const classify = (model: string, millis: number, timedOut: boolean, cause: unknown): BackendError => {
+  const error = classified(model, millis, timedOut, cause)
+  if (error._tag === "LlmTimeout" || error.reason.length <= REASON) return error
+  return error._tag === "LlmUnavailable"
+    ? new LlmUnavailable({ model: error.model, reason: clip(error.reason, REASON) })
+    : new LlmRequestFailed({ model: error.model, status: error.status, reason: clip(error.reason, REASON) })
+}
+
+const classified = (model: string, millis: number, timedOut: boolean, cause: unknown): BackendError => {
   if (timedOut) return new LlmTimeout({ model, millis })
   if (isBackendError(cause)) return cause
   if (cause instanceof Malformed) return malformed(model, cause.reason)

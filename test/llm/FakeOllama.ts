@@ -39,8 +39,10 @@ export interface ChatReply {
   readonly tokensOut?: number | null
   /** Streaming only: the content pieces, in order (default: `content` split after each word). */
   readonly chunks?: ReadonlyArray<string>
-  /** Answer this body verbatim with status 200 (a malformed answer). */
+  /** Answer this body verbatim, with `status` (default 200) and `contentType` (a malformed answer, a proxy's error page). */
   readonly raw?: string
+  /** With `raw`: its content type (default: Ollama's for the request). */
+  readonly contentType?: string
   /** Streaming only: after the chunks, this piece again and again, never a `done` line, until the client goes away. */
   readonly endless?: string
 }
@@ -155,7 +157,9 @@ export const start = (
         if (reply.delayMillis) await sleep(reply.delayMillis)
         if (gone()) return
         if (reply.raw !== undefined) {
-          res.writeHead(200, { "content-type": request.stream === false ? "application/json" : "application/x-ndjson" })
+          res.writeHead(reply.status ?? 200, {
+            "content-type": reply.contentType ?? (request.stream === false ? "application/json" : "application/x-ndjson")
+          })
           return res.end(reply.raw)
         }
         if (reply.status !== undefined && reply.status >= 400) {

@@ -195,6 +195,25 @@ describe("Ollama backend", () => {
       expect(midway).toEqual({ ...overloaded, reason: "an error was encountered while running the model" })
     }))
 
+  it.scoped("a huge error body is quoted cut short, streamed or not, JSON or plain text", () =>
+    Effect.gen(function*() {
+      const huge = "E".repeat(2_000_000)
+      const fake = yield* FakeOllama.start(() => ({ status: 500, error: huge }))
+      const model = Ollama.make({ host: fake.url })
+      const reasons: Array<string> = []
+      for (const reply of [{ status: 500, error: huge }, { status: 500, raw: huge, contentType: "text/plain" }]) {
+        fake.setHandler(() => reply)
+        for (const error of [yield* failure(model.chat(request())), yield* failure(collect(model.chatStream(request())))]) {
+          expect(error).toMatchObject({ _tag: "LlmRequestFailed", status: 500, transient: true })
+          reasons.push((error as { reason: string }).reason)
+        }
+      }
+      for (const reason of reasons) {
+        expect(reason.length).toBeLessThan(1_000)
+        expect(reason).toMatch(/^E+… \(2000000 characters\)$/)
+      }
+    }))
+
   it.scoped("a model slower than the call's limit is a timeout, and the request is aborted", () =>
     Effect.gen(function*() {
       const fake = yield* FakeOllama.start(() => ({ content: "too late", delayMillis: 10_000 }))
