@@ -414,10 +414,13 @@ const callModel = (
     const bound = answerBound(maxTokensOut)
     // The text went past `bound`: the stream was let go there (which aborts the request).
     let cut = false
+    // Tool calls past `MAX_CALLS_PER_TURN`: a model that asked for 10,000 had them all recorded.
+    let ignoredCalls = 0
     const once = Effect.suspend(() => {
       attempts++
       content = ""
       toolCalls = []
+      ignoredCalls = 0
       return model.chatStream(request).pipe(
         Stream.runForEachWhile((chunk) => {
           switch (chunk._tag) {
@@ -435,7 +438,11 @@ const callModel = (
               return Effect.as(token, !cut)
             }
             case "ToolCalls":
-              toolCalls.push(...chunk.calls)
+              // Only the first ones are run: the rest are counted, not kept (nor recorded).
+              for (const call of chunk.calls) {
+                if (toolCalls.length < MAX_CALLS_PER_TURN) toolCalls.push(call)
+                else ignoredCalls++
+              }
               return Effect.succeed(true)
             case "Done":
               tokensIn = chunk.tokensIn
@@ -484,7 +491,9 @@ const callModel = (
     const prompt = promptOf(request)
     // Its tool calls as stored (arguments cut when long, refused when deep): the record is bounded,
     // and rendering it cannot throw, so the call (and what it spent) is always recorded.
-    const answer = toolCalls.length > 0 ? JSON.stringify({ content, toolCalls: toolCalls.map(storedCall) }) : content
+    const answer = toolCalls.length > 0
+      ? JSON.stringify({ content, toolCalls: toolCalls.map(storedCall), ...(ignoredCalls > 0 ? { ignoredCalls } : {}) })
+      : content
     const call: LlmCall = {
       agent: AGENT,
       step: `q${turn.question}-${n}`,
@@ -612,7 +621,7 @@ const converse = (q: Question) =>
       }
       const result = yield* callModel(deps, turn, request, config, deps.llm.model, reservation)
       if (!tools || result.toolCalls.length === 0) return
-      const calls = result.toolCalls.slice(0, MAX_CALLS_PER_TURN)
+      const calls = result.toolCalls
       // Its calls go back as stored: arguments cut short (a model that wrote 200 KB of them is not
       // sent them again, nor charged for them).
       messages.push({ role: "assistant", content: result.content, toolCalls: calls.map(storedCall) })

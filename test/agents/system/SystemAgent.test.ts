@@ -236,6 +236,21 @@ for (const backend of backends) {
           expect(JSON.stringify(messages[1]!.toolCalls)).toContain("nested deeper than")
         }), { timeout: 60_000 })
 
+      it.scoped("a model asking for thousands of tool calls at once has the first 8 run, and only those recorded", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice")
+          const many = Array.from({ length: 10_000 }, () => ({ name: "calculate_metrics", arguments: {} }))
+          const fake = yield* FakeOllama.start((request) => (hasToolResult(request) ? { content: "Done." } : { content: "", toolCalls: many }))
+          const agent = yield* ollamaAgent(fake)
+          const chunks = yield* collect(agent.ask(run.id, "Metrics, lots of them"))
+          expect(chunks.at(-1)!._tag).toBe("Done")
+          expect(ofTag(chunks, "ToolUsed")).toHaveLength(8)
+          const { calls } = yield* historyOf(run.id)
+          const recorded = JSON.parse(calls[0]!.call.answer!) as { toolCalls: Array<unknown>; ignoredCalls: number }
+          expect(recorded.toolCalls).toHaveLength(8)
+          expect(recorded.ignoredCalls).toBe(9_992)
+        }), { timeout: 60_000 })
+
       it.scoped("a model that keeps calling tools is asked without them after 4 rounds", () =>
         Effect.gen(function*() {
           const run = yield* seedRun("alice")
