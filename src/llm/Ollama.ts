@@ -66,7 +66,8 @@ export const make = (options: Options): Context.Tag.Service<LanguageModel> => {
       const tally = { tokensIn: 0, tokensOut: 0, calls: [] as Array<ToolCall> }
       const text = Stream.repeatEffectOption(next).pipe(
         Stream.mapConcat((part): Array<ChatChunk> => {
-          tally.calls.push(...fromWireCalls(part.message.tool_calls))
+          // One by one: spread into a push, a line of some 200,000 calls overflowed the stack.
+          for (const call of fromWireCalls(part.message.tool_calls)) tally.calls.push(call)
           if (part.done) {
             tally.tokensIn = part.prompt_eval_count ?? 0
             tally.tokensOut = part.eval_count ?? 0

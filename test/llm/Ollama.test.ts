@@ -214,6 +214,16 @@ describe("Ollama backend", () => {
       }
     }))
 
+  it.scoped("a streamed line with 200,000 tool calls is read, not a crash (spread into a push, it overflowed the stack)", () =>
+    Effect.gen(function*() {
+      const calls = Array.from({ length: 200_000 }, (_, i) => ({ name: "f", arguments: { i } }))
+      const fake = yield* FakeOllama.start(() => ({ toolCalls: calls }))
+      const chunks = yield* collect(Ollama.make({ host: fake.url }).chatStream(request()))
+      const toolCalls = chunks.flatMap((chunk) => (chunk._tag === "ToolCalls" ? chunk.calls : []))
+      expect(toolCalls.length).toBe(200_000)
+      expect(toolCalls.at(-1)).toEqual({ name: "f", arguments: { i: 199_999 } })
+    }), { timeout: 60_000 })
+
   it.scoped("a model slower than the call's limit is a timeout, and the request is aborted", () =>
     Effect.gen(function*() {
       const fake = yield* FakeOllama.start(() => ({ content: "too late", delayMillis: 10_000 }))
