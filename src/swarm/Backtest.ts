@@ -447,6 +447,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         slice = nextSlice()
       }
       world.settle()
+      // Stopped by an agent while the last slice settled.
+      if (failure === undefined && log.stopped !== undefined) failure = log.stopped
       options.onProgress?.(progress())
 
       // A run an agent stopped still has its books (as they last stood): its report shows them.
