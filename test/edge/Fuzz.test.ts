@@ -210,10 +210,11 @@ const expectRpcLine = (what: string, line: string, interrupted: ReadonlySet<stri
 }
 
 /**
- * Send `frames` over a new RPC WebSocket and collect what comes back until an answer names request
- * `until`, the server closes, or 5 s pass.
+ * Send `frames` over a new RPC WebSocket and collect what comes back until answers name every
+ * request of `until` (answers come in the order they are ready, not the order asked), the server
+ * closes, or 5 s pass.
  */
-const exchange = (base: string, frames: ReadonlyArray<string | Buffer>, until: string) =>
+const exchange = (base: string, frames: ReadonlyArray<string | Buffer>, until: string | ReadonlyArray<string>) =>
   Effect.promise(() =>
     new Promise<string>((resolve, reject) => {
       const socket = new WebSocket(`${base.replace(/^http/, "ws")}/rpc/ws`)
@@ -227,7 +228,7 @@ const exchange = (base: string, frames: ReadonlyArray<string | Buffer>, until: s
       })
       socket.on("message", (data) => {
         text += data.toString("utf8")
-        if (text.includes(`"requestId":"${until}"`)) {
+        if ((typeof until === "string" ? [until] : until).every((id) => text.includes(`"requestId":"${id}"`))) {
           clearTimeout(timer)
           socket.close()
           resolve(text)
@@ -692,7 +693,7 @@ for (const backend of backends) {
           emoji.subarray(0, cut),
           emoji.subarray(cut)
         ]
-        const received = yield* exchange(base, frames, "4")
+        const received = yield* exchange(base, frames, ["1", "2", "3", "4"])
         const lines = received.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { _tag: string; requestId?: string; defect?: unknown; exit?: unknown })
         expect(lines.filter((line) => line._tag === "Defect"), received).toEqual([{ _tag: "Defect", defect: expect.stringMatching(/^a line is not JSON \(.*"not json".*\)/) }])
         const exits = new Map(lines.filter((line) => line._tag === "Exit").map((line) => [line.requestId, line.exit]))
@@ -777,14 +778,13 @@ for (const backend of backends) {
 
         // Over WebSocket: headers `{}` closed the connection (request 2 was never answered); a key in
         // the line and another in the upgrade request was decided by the line's.
-        // (The good request last: the refusals are answered before it reaches the database, and the
-        // exchange waits for its answer.)
+        // (The exchange waits for all four answers, whatever their order.)
         const ws = yield* exchange(base, [
           line({ id: "1", headers: {} }) + "\n",
           line({ id: "3", headers: [["authorization", 7]] }) + "\n",
           line({ id: "4" }) + "\n",
           line({ id: "2", headers: [["authorization", `Bearer ${key}`]] }) + "\n"
-        ], "2")
+        ], ["1", "2", "3", "4"])
         expect(failureOf(ws, "1"), ws).toMatchObject({ _tag: "InvalidRequest", field: "headers" })
         expect(ws).toContain('"requestId":"2","exit":{"_tag":"Success"')
         expect(failureOf(ws, "3"), ws).toMatchObject({ _tag: "InvalidRequest", field: "headers" })
