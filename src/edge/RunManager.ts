@@ -153,8 +153,9 @@ export const layer = Layer.scoped(
     const ownerOf = (principal: Principal) => (principal.role === "admin" ? undefined : principal.userId)
     const keyOf = (run: string, round: string) => `${run}\u0000${round}`
 
-    /** The operator of a live run: its held intents wait here for an answer or their expiry. */
+    /** Held intents asked so far (their `order`). */
     let asked = 0
+    /** The operator of a live run: its held intents wait here for an answer or their expiry. */
     const approverOf = (run: RunId, ref: string, owner: string, timeoutMillis: number): Backtest.Options["approver"] => (request) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
@@ -199,7 +200,7 @@ export const layer = Layer.scoped(
       // The strategy deleted while the run was being created (`Runs.create`): as if it had been before.
       if (Option.isSome(failure) && failure.value instanceof StrategyNotFound) return Effect.fail(failure.value)
       return Effect.flatMap(
-        Option.match(Cause.failureOption(cause), {
+        Option.match(failure, {
           onSome: (error) =>
             Effect.succeed(
               Predicate.hasProperty(error, "message") && typeof error.message === "string" && error.message !== ""
