@@ -25,17 +25,16 @@ export const describeResumed = (run: Runs.RunSummary, resumed: StoredRun.Resumed
 }
 
 /**
- * Resume `ref` with the language models its strategy's LLM agents need (as `backtest` gives them):
+ * Resume `run` with the language models its strategy's LLM agents need (as `backtest` gives them):
  * without them a resumed run's model calls after the recording would be the offline analyst's.
  */
-const resumeWith = (withLlm: ReturnType<typeof Wiring.withLlmOf>, wiring: Wiring.Wiring, ref: string) =>
-  Effect.flatMap(Runs.get(ref), (run) =>
-    withLlm(run.strategy)(StoredRun.resume(run.id, wiring.registry === undefined ? {} : { registry: wiring.registry })))
+const resumeWith = (withLlm: ReturnType<typeof Wiring.withLlmOf>, wiring: Wiring.Wiring, run: Runs.RunRecord) =>
+  withLlm(run.strategy)(StoredRun.resume(run.id, wiring.registry === undefined ? {} : { registry: wiring.registry }))
 
 const one = (io: Io, wiring: Wiring.Wiring, ref: string) =>
   Effect.gen(function*() {
     const run = yield* Runs.get(ref)
-    const resumed = yield* resumeWith(Wiring.withLlmOf(io, wiring), wiring, run.id)
+    const resumed = yield* resumeWith(Wiring.withLlmOf(io, wiring), wiring, run)
     io.stdout(`${describeResumed(run, resumed)}\n`)
     if (resumed.result.status === "failed") {
       return yield* new RunFailed({ run: run.id, reason: resumed.result.failure ?? "no reason given" })
@@ -52,7 +51,8 @@ const every = (io: Io, wiring: Wiring.Wiring) =>
     let failed = 0
     const withLlm = Wiring.withLlmOf(io, wiring)
     for (const run of runs) {
-      const outcome = yield* Effect.either(resumeWith(withLlm, wiring, run.id))
+      // The listing has no strategies: the run's record says which models it needs.
+      const outcome = yield* Effect.either(Effect.flatMap(Runs.get(run.id), (record) => resumeWith(withLlm, wiring, record)))
       if (Either.isRight(outcome)) {
         io.stdout(`${describeResumed(run, outcome.right)}\n`)
         if (outcome.right.result.status === "failed") failed++
