@@ -74,6 +74,19 @@ interface Waiting {
   readonly answer: Deferred.Deferred<Backtest.ApprovalAnswer>
 }
 
+/** How many answered intents a server remembers how they were resolved (`decided`): the rest are read from the store. */
+const DECIDED_KEPT = 10_000
+
+/** The answer to a second answer of a held intent. */
+const alreadyResolved = (run: string, round: string, how?: Runs.ResolvedApproval) =>
+  new Conflict({
+    reason: how === undefined
+      ? `round ${round} of run ${run} was resolved already`
+      : how.outcome === "expired"
+      ? `round ${round} of run ${run} expired already (${how.reason})`
+      : `round ${round} of run ${run} was ${how.outcome} already, by ${how.by}`
+  })
+
 /** Paper runs checkpoint at every pause of the driver (16 slices): a restart re-executes little. */
 const PAPER_CHECKPOINT_EVERY = 16
 
@@ -138,6 +151,12 @@ export const layer = Layer.scoped(
     const context = yield* Effect.context<SqlClient.SqlClient | PgPool>()
     const live = new Map<RunId, Live>()
     const waiting = new Map<string, Waiting>()
+    /**
+     * How the intents answered here lately were resolved, the oldest dropped past `DECIDED_KEPT`:
+     * a second answer is told what became of the first while the run's recorder may not have
+     * written it yet (after that, the approvals table says).
+     */
+    const decided = new Map<string, Runs.ResolvedApproval>()
     // Runs live in a scope of their own, closed after `suspending` is set (finalizers run last
     // added first): a shutdown interrupts them as suspended, not stopped.
     const runs = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
@@ -186,6 +205,13 @@ export const layer = Layer.scoped(
         }
         return yield* Deferred.await(answer).pipe(
           Effect.timeoutTo({ duration: Duration.millis(timeoutMillis), onSuccess: (a) => a, onTimeout: () => expired }),
+          Effect.tap((a) =>
+            Effect.sync(() => {
+              decided.delete(key)
+              decided.set(key, { outcome: a.approved ? "approved" : a.expired === true ? "expired" : "rejected", by: a.by, reason: a.reason })
+              if (decided.size > DECIDED_KEPT) decided.delete(decided.keys().next().value!)
+            })
+          ),
           Effect.ensuring(Effect.sync(() => waiting.delete(key)))
         )
       })
@@ -459,11 +485,14 @@ export const layer = Layer.scoped(
       Effect.gen(function*() {
         const notFound = new ApprovalNotFound({ run: ref, round })
         const record = yield* unavailable(Runs.get(ref, ownerOf(principal))).pipe(Effect.catchTag("RunNotFound", () => Effect.fail(notFound)))
-        const item = waiting.get(keyOf(record.id, round))
-        if (item === undefined || !visible(principal, item)) return yield* notFound
-        const done = yield* Deferred.succeed(item.answer, answer)
-        // Expired (or decided by someone else) a moment ago.
-        if (!done) return yield* new Conflict({ reason: `round ${round} of run ${record.id} was resolved already` })
+        const key = keyOf(record.id, round)
+        const item = waiting.get(key)
+        const done = item !== undefined && visible(principal, item) && (yield* Deferred.succeed(item.answer, answer))
+        if (done) return
+        // Answered before (expired, or decided by someone else, a moment or long ago): say how.
+        const before = decided.get(key) ?? (yield* unavailable(Runs.resolvedApproval(record.id, round)))
+        if (before === undefined) return yield* item === undefined || !visible(principal, item) ? notFound : alreadyResolved(record.id, round)
+        return yield* alreadyResolved(record.id, round, before)
       }).pipe(Effect.provide(context))
 
     const approve: RunManagerService["approve"] = (principal, ref, round) =>

@@ -401,6 +401,15 @@ export const resolvedApprovals = Effect.fn("Runs.resolvedApprovals")(function*(r
   return new Map(rows.map((row) => [row.roundId, { outcome: row.status, by: row.resolvedBy, reason: row.reason ?? "" }]))
 }, storeError("read resolved approvals"))
 
+/** How one held intent of a run was resolved, if it was (and is recorded). */
+export const resolvedApproval = Effect.fn("Runs.resolvedApproval")(function*(run: RunId, round: string) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ status: ResolvedApproval["outcome"]; resolvedBy: string; reason: string | null }>`
+    select status, resolved_by, reason from approvals where run_id = ${run} and round_id = ${round} and status <> 'pending'`
+  const row = rows[0]
+  return row === undefined ? undefined : { outcome: row.status, by: row.resolvedBy, reason: row.reason ?? "" } satisfies ResolvedApproval
+}, storeError("read an approval"))
+
 /** The trades of a run, in closing order (their events' JSON). */
 export const tradeEvents = Effect.fn("Runs.tradeEvents")(function*(run: RunId) {
   const sql = yield* SqlClient.SqlClient

@@ -83,9 +83,11 @@ for (const backend of backends) {
         expect((yield* root("approvals.pending", {})).map((p) => p.round)).toEqual([first!.round])
 
         yield* alice("approvals.approve", { run: run.id, round: first!.round })
-        // Answered once: a second answer is a conflict or finds nothing, never a second resolution.
+        // Answered once: a second answer is a conflict that says how it was resolved, never a second resolution.
         const again = yield* Effect.flip(alice("approvals.reject", { run: run.id, round: first!.round, reason: "changed my mind" }))
-        expect(["ApprovalNotFound", "Conflict"]).toContain(again._tag)
+        expect(again).toMatchObject({ _tag: "Conflict", reason: `round ${first!.round} of run ${run.id} was approved already, by alice` })
+        // Bob still learns nothing of it.
+        expect((yield* Effect.flip(bob("approvals.reject", { run: run.id, round: first!.round, reason: "mine now" })))._tag).toBe("ApprovalNotFound")
 
         const [second] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0 && p[0]!.round !== first!.round, "a second approval")
         yield* alice("approvals.reject", { run: run.id, round: second!.round, reason: "too big for a Friday" })
@@ -102,6 +104,11 @@ for (const backend of backends) {
           "the run to end"
         )
         expect(done.status).toBe("completed")
+        // Once recorded, the store says how (what a server that did not see the answer reads).
+        expect(yield* Runs.resolvedApproval(run.id as never, second!.round)).toEqual({ outcome: "rejected", by: "alice", reason: "too big for a Friday" })
+        expect(yield* Runs.resolvedApproval(run.id as never, "no-such-round")).toBeUndefined()
+        const late = yield* Effect.flip(alice("approvals.approve", { run: run.id, round: second!.round }))
+        expect(late).toMatchObject({ _tag: "Conflict", reason: `round ${second!.round} of run ${run.id} was rejected already, by alice` })
         const resolved = yield* resolutions(run.id)
         expect(resolved[0]).toEqual({ ...resolved[0], round: first!.round, outcome: "approved", by: "alice" })
         expect(resolved[1]).toEqual({ ...resolved[1], round: second!.round, outcome: "rejected", by: "alice", reason: "too big for a Friday" })
@@ -123,8 +130,10 @@ for (const backend of backends) {
         const resolved = yield* until(resolutions(run.id), (r) => r.some((x) => x.round === held!.round), "the expiry to be recorded")
         expect(resolved.find((x) => x.round === held!.round)).toMatchObject({ outcome: "expired", by: "expiry" })
         expect(resolved.find((x) => x.round === held!.round)!.reason).toMatch(/0\.3 s/)
-        // Too late to answer it now.
-        expect((yield* Effect.flip(alice("approvals.approve", { run: run.id, round: held!.round })))._tag).toBe("ApprovalNotFound")
+        // Too late to answer it now, and told why.
+        const late = yield* Effect.flip(alice("approvals.approve", { run: run.id, round: held!.round }))
+        expect(late._tag).toBe("Conflict")
+        expect(late.message).toMatch(/expired already \(nobody decided within 0\.3 s/)
         yield* alice("runs.stop", { run: run.id })
       }), { timeout: 120_000 })
 
