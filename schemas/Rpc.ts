@@ -42,10 +42,17 @@ export class StrategyNotFound extends Schema.TaggedError<StrategyNotFound>()("St
 
 /** No such run — or not one the asker may see: both get the same answer. */
 export class RunNotFound extends Schema.TaggedError<RunNotFound>()("RunNotFound", {
-  run: Schema.String
+  run: Schema.String,
+  /**
+   * A `<strategy>#<number>` that names more than one run the caller may see (an admin's, across
+   * owners; or a deleted strategy's run and its namesake's): their ids, newest first. Unset: none.
+   */
+  ambiguous: Schema.optional(Schema.Array(Schema.String))
 }) {
   override get message(): string {
-    return `no run ${this.run}`
+    return this.ambiguous === undefined
+      ? `no run ${this.run}`
+      : `${this.run} names ${this.ambiguous.length} runs (${this.ambiguous.join(", ")}): give the run's id`
   }
 }
 

@@ -209,7 +209,14 @@ export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report
     case "StoreError":
       return { lines: lined(`store: cannot ${error.operation}: `, error.reason), code: EXIT_FAILED }
     case "RunNotFound":
-      return { lines: [`run: no run ${shown(error.run)} in the database (swarm runs list shows them)`], code: EXIT_USAGE }
+      return {
+        lines: [
+          error.ambiguous === undefined
+            ? `run: no run ${shown(error.run)} in the database (swarm runs list shows them)`
+            : `run: ${shown(error.run)} names ${error.ambiguous.length} runs in the database (${error.ambiguous.join(", ")}): give the run's id`
+        ],
+        code: EXIT_USAGE
+      }
     case "StrategyNotFound":
       // The strategy was deleted (by a server on the same database) while the run was being created.
       return { lines: [`strategy: no strategy ${shown(error.strategy)} in the database (deleted while the run started?)`], code: EXIT_FAILED }

@@ -157,7 +157,12 @@ export const translate = (target: RemoteConfig.Target, subject: string) => (erro
     case "StrategyNotFound":
       return new UsageError({ field: "strategy", reason: `no strategy ${shown(error.strategy)} on ${on} (swarm strategies list shows yours)` })
     case "RunNotFound":
-      return new UsageError({ field: "run", reason: `no run ${shown(error.run)} on ${on} (swarm runs list shows yours)` })
+      return new UsageError({
+        field: "run",
+        reason: error.ambiguous === undefined
+          ? `no run ${shown(error.run)} on ${on} (swarm runs list shows yours)`
+          : `${shown(error.run)} names ${error.ambiguous.length} runs on ${on} (${error.ambiguous.join(", ")}): give the run's id`
+      })
     case "ApprovalNotFound":
       return new UsageError({
         field: "approval",

@@ -274,6 +274,23 @@ const whereRef = (sql: SqlClient.SqlClient, ref: string, owner: string | undefin
 }
 
 /**
+ * The row of the one run `ref` names, of those a query found (at most `CANDIDATES`, a live
+ * strategy's first, then newest first). A `<strategy>#<number>` may name several: a deleted
+ * strategy's run and the run of the strategy re-created under its name (the live one is meant), or,
+ * for an admin, runs of several owners' strategies of one name. Where nothing tells them apart, the
+ * reference is refused with their ids rather than one picked unseen.
+ */
+const theOne = <R extends { readonly id: string; readonly live: boolean }>(ref: string, rows: ReadonlyArray<R>): Effect.Effect<R, RunNotFound> => {
+  const [first, second] = rows
+  if (first === undefined) return Effect.fail(new RunNotFound({ run: ref }))
+  if (second === undefined || second.live !== first.live) return Effect.succeed(first)
+  return Effect.fail(new RunNotFound({ run: ref, ambiguous: rows.filter((row) => row.live === first.live).map((row) => row.id) }))
+}
+
+/** How many runs a `<strategy>#<number>` is looked up among (`theOne`): enough to name a few when it is ambiguous. */
+const CANDIDATES = 5
+
+/**
  * A run by its id, or by `<strategy name>#<number>` (as `runs list` shows it). An owner, when given,
  * must own it: another's run is `RunNotFound`, exactly like one that does not exist.
  */
@@ -281,13 +298,13 @@ export const get = Effect.fn("Runs.get")(function*(ref: string, owner?: string) 
   const sql = yield* SqlClient.SqlClient
   const where = whereRef(sql, ref, owner)
   if (where === undefined) return yield* new RunNotFound({ run: ref })
-  const rows = yield* sql<FullRow>`
-    select ${sql.literal(SUMMARY_COLUMNS)}, r.strategy, r.data_source, r.event_detail, r.faults, r.replay_of, r.speed, r.chain_count, r.chain_head
+  const rows = yield* sql<FullRow & { readonly live: boolean }>`
+    select ${sql.literal(SUMMARY_COLUMNS)}, r.strategy, r.data_source, r.event_detail, r.faults, r.replay_of, r.speed, r.chain_count, r.chain_head,
+      s.deleted_at is null as live
     from runs r join strategies s on s.id = r.strategy_id
     where ${where}
-    order by r.started_at desc limit 1`
-  const row = rows[0]
-  if (row === undefined) return yield* new RunNotFound({ run: ref })
+    order by s.deleted_at is null desc, r.started_at desc limit ${CANDIDATES}`
+  const row = yield* theOne(ref, rows)
   const summary = yield* summaryOf(row)
   const strategy = yield* decodeColumn(Strategy, row.id, "strategy")(row.strategy)
   const faults = row.faults === null ? null : yield* decodeColumn(FaultPlan, row.id, "faults")(row.faults)
@@ -313,13 +330,12 @@ export const getSummary = Effect.fn("Runs.getSummary")(function*(ref: string, ow
   const sql = yield* SqlClient.SqlClient
   const where = whereRef(sql, ref, owner)
   if (where === undefined) return yield* new RunNotFound({ run: ref })
-  const rows = yield* sql<Row>`
-    select ${sql.literal(SUMMARY_COLUMNS)}
+  const rows = yield* sql<Row & { readonly live: boolean }>`
+    select ${sql.literal(SUMMARY_COLUMNS)}, s.deleted_at is null as live
     from runs r join strategies s on s.id = r.strategy_id
     where ${where}
-    order by r.started_at desc limit 1`
-  const row = rows[0]
-  if (row === undefined) return yield* new RunNotFound({ run: ref })
+    order by s.deleted_at is null desc, r.started_at desc limit ${CANDIDATES}`
+  const row = yield* theOne(ref, rows)
   return yield* summaryOf(row)
 }, storeError("read a run"))
 

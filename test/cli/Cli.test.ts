@@ -439,6 +439,10 @@ describe("swarm backtest: a run", () => {
 
   it("the store's failures: one line each (more only for a reason that spans lines), no stack frames; 2 for a run that is not there", () => {
     expect(Cli.report(new RunNotFound({ run: "x#3" }))).toEqual({ lines: ["run: no run \"x#3\" in the database (swarm runs list shows them)"], code: 2 })
+    expect(Cli.report(new RunNotFound({ run: "x#3", ambiguous: ["run_b", "run_a"] }))).toEqual({
+      lines: ["run: \"x#3\" names 2 runs in the database (run_b, run_a): give the run's id"],
+      code: 2
+    })
     expect(Cli.report(new NotResumable({ run: "run_1", reason: "it is completed" }))).toEqual({ lines: ["run run_1: cannot be resumed: it is completed"], code: 2 })
     const diverged = Cli.report(new RunDiverged({ run: "run_1", seq: 9, round: "ACME@1", agent: null, field: "event", expected: "x".repeat(1000), actual: "\"y\"" }))
     expect(diverged.code).toBe(1)

@@ -165,6 +165,30 @@ for (const backend of backends) {
         expect(yield* failure(Runs.get(run, "nobody"))).toEqual(new RunNotFound({ run }))
       }))
 
+    it.effect("a <strategy>#<number> that names several runs: the live strategy's, or refused with the ids", () =>
+      Effect.gen(function*() {
+        yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`insert into users (id, name, role) values ('twin', 'twin', 'user')`)
+        // Two owners' strategies of one name: each owner's "same#1" is their own; an admin's is ambiguous.
+        const { run: mine } = yield* StoredRun.backtest(stored(2, 30, { name: "same" }))
+        const { run: theirs } = yield* StoredRun.backtest({ ...stored(2, 30, { name: "same" }), owner: "twin" })
+        expect((yield* Runs.get("same#1", "local")).id).toBe(mine)
+        expect((yield* Runs.getSummary("same#1", "twin")).id).toBe(theirs)
+        for (const lookup of [Runs.get("same#1"), Runs.getSummary("same#1")]) {
+          const error = yield* failure(lookup)
+          expect(error).toEqual(new RunNotFound({ run: "same#1", ambiguous: [theirs, mine] }))
+          expect(error.message).toBe(`same#1 names 2 runs (${theirs}, ${mine}): give the run's id`)
+        }
+        // A deleted strategy's run and the run of its namesake created since: the live one is meant.
+        const { run: old } = yield* StoredRun.backtest(stored(2, 30, { name: "reborn" }))
+        yield* Strategies.remove("local", "reborn")
+        const { run: current } = yield* StoredRun.backtest(stored(2, 30, { name: "reborn", seed: "2" }))
+        expect(current).not.toBe(old)
+        expect((yield* Runs.get("reborn#1", "local")).id).toBe(current)
+        expect((yield* Runs.getSummary("reborn#1")).id).toBe(current)
+        // Its ids still name each.
+        expect((yield* Runs.get(old, "local")).id).toBe(old)
+      }))
+
     it.effect("malformed, huge and hostile references are RunNotFound, and the tables are intact", () =>
       Effect.gen(function*() {
         const { run } = yield* StoredRun.backtest(stored(2, 40, { name: "target" }))
