@@ -9,7 +9,11 @@
  * A decision whose action differs from the symbol's current target goes to the risk officer, with
  * the bar's close. `hold` (no quorum, too little confidence) keeps the target. If the risk officer
  * does not answer, nothing executes, the run records `ExecutionBlocked`, and the targets are
- * offered again on the symbol's next bar (fail closed, then recover).
+ * offered again on the symbol's next bar (fail closed, then recover). An intent a rule, a gate or
+ * the trading state rejected does not become the target either: while the consensus stays, it is
+ * judged again on the symbol's next bar, and goes through once what rejected it no longer does
+ * (a position slot frees, a new day, a lifted halt). An operator's rejection (or expiry, or the
+ * `reject` approval policy's) is an answer to the idea, and holds until the consensus changes.
  *
  * Adaptive weights (strategy `consensus.adaptiveWeights.enabled`): every vote is scored `horizon`
  * bars of its symbol later (the analyst's own horizon) against the realised return — right when
@@ -277,9 +281,11 @@ export const make = (options: CoordinatorOptions) => {
         trace.attribute("swarm.orders.rejected", judged.right.rejected)
         trace.attribute("swarm.approvals.pending", judged.right.pending)
       }
-      const blocked = judged.right.blocked.length === 0 ? undefined : new Set(judged.right.blocked)
+      const { blocked: notJudged, refused } = judged.right
+      // Rounds not judged or refused keep the old target: their decision is offered again.
+      const retried = notJudged.length === 0 && refused.length === 0 ? undefined : new Set([...notJudged, ...refused])
       for (const decision of changed) {
-        if (blocked === undefined || !blocked.has(decision.round)) {
+        if (retried === undefined || !retried.has(decision.round)) {
           state.targets.set(decision.symbol, decision.action)
           if (options.context === true) {
             const recent = state.recent.get(decision.symbol) ?? []

@@ -186,6 +186,7 @@ export const make = (options: RiskOptions) => {
   ) => {
     const orders: Array<Order> = []
     const blocked: Array<RoundId> = []
+    const refused: Array<RoundId> = []
     const reasons: Array<string> = []
     let rejected = 0
     const projected = new Projection(books.snapshot)
@@ -232,6 +233,7 @@ export const make = (options: RiskOptions) => {
           break
         case "rejected":
           rejected++
+          refused.push(intent.round)
           countRejection(verdict)
           break
         case "needs_approval": {
@@ -271,7 +273,7 @@ export const make = (options: RiskOptions) => {
       }
     }
     if (blocked.length > 0) log.emit("ExecutionBlocked", { ts: request.ts, rounds: blocked, reason: reasons.join("; ") })
-    return { orders, rejected, blocked }
+    return { orders, rejected, blocked, refused }
   }
 
   return Actor.make({
@@ -291,12 +293,12 @@ export const make = (options: RiskOptions) => {
             if (Either.isLeft(books)) {
               const rounds = message.decisions.map((d) => d.round)
               log.emit("ExecutionBlocked", { ts: message.ts, rounds, reason: `the ledger did not show its books: ${books.left.message}` })
-              yield* context.reply(message, { placed: 0, rejected: 0, pending: officer.held.size, blocked: rounds })
+              yield* context.reply(message, { placed: 0, rejected: 0, pending: officer.held.size, blocked: rounds, refused: [] })
               return officer
             }
-            const { blocked, orders, rejected } = judge(officer, message, books.right, now, context.trace)
+            const { blocked, orders, refused, rejected } = judge(officer, message, books.right, now, context.trace)
             if (orders.length > 0) yield* options.desk().tell(placeOrders({ ts: message.ts, orders }))
-            yield* context.reply(message, { placed: orders.length, rejected, pending: officer.held.size, blocked })
+            yield* context.reply(message, { placed: orders.length, rejected, pending: officer.held.size, blocked, refused })
             return officer
           }
           case "ResolveApproval": {

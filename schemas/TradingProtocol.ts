@@ -102,7 +102,9 @@ export type LedgerProtocol = typeof LedgerProtocol.Type
 /**
  * Decisions that change a symbol's target, for the risk officer to size, judge and pass on, with
  * each decision's bar close (the reference price). The answer counts what happened; `blocked`
- * rounds could not be judged (the coordinator offers their targets again on the next bar).
+ * rounds could not be judged, and `refused` rounds' intents were rejected by a rule, a gate or the
+ * trading state: the coordinator offers both again on the symbol's next bar (a rejection holds
+ * only while what made it holds: a position slot frees, a day starts, a halt is lifted).
  */
 export class Judge extends Schema.TaggedRequest<Judge>()("Judge", {
   failure: Schema.Never,
@@ -111,7 +113,8 @@ export class Judge extends Schema.TaggedRequest<Judge>()("Judge", {
     rejected: Schema.Int,
     /** Intents held for a human (the `pause` policy). */
     pending: Schema.Int,
-    blocked: Schema.Array(RoundId)
+    blocked: Schema.Array(RoundId),
+    refused: Schema.Array(RoundId)
   }),
   payload: { ts: Timestamp, decisions: Schema.Array(Decision), closes: Schema.Array(Price) }
 }) {}

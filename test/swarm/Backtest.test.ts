@@ -365,3 +365,54 @@ describe("a backtest", () => {
       expect(result.counts.slices).toBeLessThan(300)
     }))
 })
+
+describe("a rejected intent", () => {
+  /** Long on AAA for its first 10 bars then flat; long on BBB and CCC throughout. */
+  const slots: Model<{}, { bars: number }, {}> = {
+    type: "test_slots",
+    description: "test: AAA long for 10 bars then flat, the others long",
+    config: Schema.Struct({}),
+    horizon: () => 1,
+    init: () => ({ bars: 0 }),
+    update: (state, bar) => ({ direction: bar.symbol === "AAA" && state.bars++ >= 10 ? "flat" : "long", confidence: 1, features: {} }),
+    explain: ({ direction }) => direction
+  }
+  const registry = new Map<string, AnyModel>([...analysts, [slots.type, slots as AnyModel]])
+  const oneSlot = (risk: Record<string, unknown> = {}) =>
+    strategy({
+      agents: [{ type: "test_slots" }],
+      allowShort: false,
+      execution: { fillTiming: "next_open", slippageBps: 0, commission: { _tag: "none" } },
+      rules: [{ id: "one", name: "One position", kind: "max_open_positions", priority: 1, params: { count: 1 } }],
+      risk
+    })
+
+  it.effect("by a rule is judged again while the consensus stays, and goes through once the rule lets it", () =>
+    Effect.gen(function*() {
+      const { events, result } = yield* record({ strategy: oneSlot(), feed: market(30), registry })
+      expect(result.status).toBe("completed")
+      const orders = ofTag(events, "OrderPlaced").map((e) => `${e.order.symbol} ${e.order.side}`)
+      // AAA takes the one slot; when it goes flat (its 11th bar), BBB — long all along — takes it.
+      expect(orders.slice(0, 3)).toEqual(["AAA buy", "AAA sell", "BBB buy"])
+      const bbb = ofTag(events, "VerdictGiven").filter((e) => e.verdict.intent.symbol === "BBB")
+      // Refused on each of AAA's ten bars (the rule named), then approved.
+      expect(bbb.slice(0, 10).every((e) => e.verdict.outcome === "rejected" && e.verdict.reasons.join(" ").includes("One position"))).toBe(true)
+      expect(bbb[10]!.verdict.outcome).toBe("approved")
+      expect(bbb).toHaveLength(11)
+      // CCC stays refused to the end (BBB keeps the slot), judged on every bar, never placed.
+      const ccc = ofTag(events, "VerdictGiven").filter((e) => e.verdict.intent.symbol === "CCC")
+      expect(ccc.length).toBe(30)
+      expect(ccc.every((e) => e.verdict.outcome === "rejected")).toBe(true)
+    }))
+
+  it.effect("by the operator's answer (the `reject` policy) holds until the consensus changes", () =>
+    Effect.gen(function*() {
+      const { events } = yield* record({ strategy: oneSlot({ approval: { notionalPctAbove: 5, policy: "reject" } }), feed: market(30), registry })
+      expect(ofTag(events, "OrderPlaced")).toEqual([])
+      // Each symbol's long is put to the approval once (the rule passes: nothing is open), and once
+      // refused it is not asked again in 30 bars; AAA's going flat is no order (nothing is held).
+      const asked = ofTag(events, "ApprovalRequested").map((e) => e.intent.symbol)
+      expect(asked).toEqual(["AAA", "BBB", "CCC"])
+      expect(ofTag(events, "ApprovalResolved").every((e) => e.outcome === "rejected")).toBe(true)
+    }))
+})
