@@ -312,7 +312,9 @@ describe("swarm as a client of a live server", () => {
       const approved = yield* cli(["approvals", "approve", started.id, first!.round])
       expect([approved.code, approved.stdout]).toEqual([0, `approved round ${first!.round} of run ${started.id}\n`])
       const twice = yield* cli(["approvals", "approve", started.id, first!.round])
-      expect([twice.code, lines(twice.stderr)]).toEqual([2, [`swarm: approval: no pending approval for round "${first!.round}" of run "${started.id}" on ${server.base} (swarm approvals list shows them)`]])
+      expect([twice.code, lines(twice.stderr)]).toEqual([2, [`swarm: approval: round ${first!.round} of run ${started.id} was approved already, by admin`]])
+      const none = yield* cli(["approvals", "approve", started.id, "ACME@1"])
+      expect([none.code, lines(none.stderr)]).toEqual([2, [`swarm: approval: no pending approval for round "ACME@1" of run "${started.id}" on ${server.base} (swarm approvals list shows them)`]])
 
       const [second] = yield* pending([first!.round])
       const rejected = yield* cli(["approvals", "reject", "Held#1", second!.round, "--reason", "too big for today"])
