@@ -53,6 +53,12 @@ class Books {
   day = Number.NEGATIVE_INFINITY
   markedTs = Number.NEGATIVE_INFINITY
   exposed = false
+  /**
+   * The equity curve's point of the last marked timestamp, added to the metrics only once a later
+   * one is marked (or the books close): fills at that timestamp's close (`same_close`) come after
+   * its bars, and the point must count them.
+   */
+  point: { ts: Timestamp; equity: Money; exposed: boolean } | undefined
   waiting: Array<Waiting> = []
   /** The marks before the message being booked, to put back if its books cannot be held. */
   readonly saved: Float64Array
@@ -154,8 +160,13 @@ export const make = (options: LedgerOptions) =>
                 books.day = day
                 books.dayStart = books.equity
               }
-              books.metrics.add(ts, equity, books.exposed)
+              if (books.point !== undefined) books.metrics.add(books.point.ts, books.point.equity, books.point.exposed)
+              books.point = { ts, equity, exposed: books.exposed }
               books.markedTs = ts
+            } else if (fills.length > 0 && books.point !== undefined && books.point.ts === ts) {
+              // Filled at the close just marked: the point is the books after these fills.
+              books.point.equity = equity
+              books.point.exposed = books.exposed
             }
             books.equity = equity
             if (equity > books.peak) books.peak = equity
@@ -187,6 +198,10 @@ export const make = (options: LedgerOptions) =>
             return Effect.succeed(books)
           }
           case "CloseBooks": {
+            if (books.point !== undefined) {
+              books.metrics.add(books.point.ts, books.point.equity, books.point.exposed)
+              books.point = undefined
+            }
             const trades = Ledger.trades(books.state)
             const ts = (Number.isFinite(books.markedTs) ? books.markedTs : 0) as Timestamp
             return Effect.as(

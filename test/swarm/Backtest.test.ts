@@ -304,6 +304,19 @@ describe("a backtest", () => {
       }
     }))
 
+  it.effect("same-close fills are in the equity curve of their bar: the metrics end at the books' equity", () =>
+    Effect.gen(function*() {
+      // A commission on every fill: each same-close fill moves equity at the bar it is marked at.
+      const costly = strategy({ execution: { fillTiming: "same_close", commission: { _tag: "per_share", perShare: "0", minimum: "50" } } })
+      const { result } = yield* record({ strategy: costly, feed: market(200) })
+      expect(result.counts.fills).toBeGreaterThan(0)
+      expect(result.metrics.finalEquity).toBe(result.portfolio.equity)
+      expect(result.metrics.totalReturn).toBeCloseTo(result.portfolio.equity / result.metrics.initialCash - 1, 12)
+      // The next-open run agrees with itself too (its fills come with the next bar's marks).
+      const next = yield* record({ strategy: strategy({ execution: { commission: { _tag: "per_share", perShare: "0", minimum: "50" } } }), feed: market(200) })
+      expect(next.result.metrics.finalEquity).toBe(next.result.portfolio.equity)
+    }))
+
   it.effect("bad input is a typed error naming the field", () =>
     Effect.gen(function*() {
       const missing = yield* Effect.flip(Backtest.run({ strategy: strategy({ symbols: ["AAA", "ZZZ"] }), feed: market(50) }))
