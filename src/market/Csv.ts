@@ -33,7 +33,9 @@
  *   finite and > 0, volume finite and ≥ 0, written as plain decimals (`12.5`, `1e3`; no `NaN`,
  *   `Infinity`, hex, thousands separators or empty fields). Spaces around a field are ignored.
  * - Symbol: the `symbol` (or `ticker`) column if present, else the file name without its
- *   extension (`AAPL.csv` → `AAPL`). One symbol in two files is an error (`DuplicateSymbol`).
+ *   extension (`AAPL.csv` → `AAPL`). A symbol may come from several files (data split by
+ *   period): their bars are joined in time order; files whose periods overlap (or the same file
+ *   given twice) are an error (`DuplicateSymbol`).
  * - Lines end in `\n` or `\r\n`; a UTF-8 BOM is skipped; blank lines anywhere are skipped; lines
  *   are counted from 1 (the header is normally line 1).
  * - Only regular files are read (not a FIFO, a device or a socket), of at most 256 MiB each
@@ -155,30 +157,75 @@ export const loadColumns = (paths: ReadonlyArray<string>, options: ParseOptions 
         ),
       { concurrency: 4 }
     )
-    const out = new Map<Symbol, Columns>()
-    const origin = new Map<Symbol, string>()
+    const parts = new Map<Symbol, Array<Part>>()
     const digests: Array<{ file: string; sha256: string }> = []
     for (const result of parsed) {
       if (Either.isLeft(result)) return yield* result.left
       const { columns, file, firstLine } = result.right.parsed
       digests.push({ file, sha256: result.right.sha256 })
       for (const [symbol, series] of columns) {
-        const earlier = origin.get(symbol)
-        if (earlier !== undefined) {
-          return yield* new CsvError({
-            file,
-            line: firstLine.get(symbol)!,
-            kind: "DuplicateSymbol",
-            value: symbol,
-            reason: `symbol ${symbol} is already in ${earlier}: each symbol must come from one file`
-          })
-        }
-        origin.set(symbol, file)
-        out.set(symbol, series)
+        const part: Part = { file, line: firstLine.get(symbol)!, series }
+        const known = parts.get(symbol)
+        if (known === undefined) parts.set(symbol, [part])
+        else known.push(part)
       }
     }
+    const out = new Map<Symbol, Columns>()
+    for (const [symbol, pieces] of parts) out.set(symbol, yield* joined(symbol, pieces))
     return { columns: out, files: digests }
   }).pipe(Effect.withSpan("Csv.load", { attributes: { paths: paths.join(",") } }))
+
+/** A symbol's bars from one file, and the line its first row is on. */
+interface Part {
+  readonly file: string
+  readonly line: number
+  readonly series: Columns
+}
+
+/**
+ * A symbol's bars from every file that has some: one file's as they are; several files' (data
+ * split by period, as vendors ship years) one after the other in time order, whatever the order
+ * the files were given in. Files whose periods overlap (the same file given twice, two vendors'
+ * histories) are refused: which bar to keep is not for the loader to guess.
+ */
+const joined = (symbol: Symbol, parts: ReadonlyArray<Part>): Effect.Effect<Columns, CsvError> => {
+  if (parts.length === 1) return Effect.succeed(parts[0]!.series)
+  const sorted = [...parts].sort((a, b) => a.series.ts[0]! - b.series.ts[0]! || (a.file < b.file ? -1 : 1))
+  for (let i = 1; i < sorted.length; i++) {
+    const before = sorted[i - 1]!
+    const part = sorted[i]!
+    const last = before.series.ts[before.series.ts.length - 1]!
+    if (part.series.ts[0]! <= last) {
+      const iso = (ts: number) => new Date(ts).toISOString()
+      return Effect.fail(
+        new CsvError({
+          file: part.file,
+          line: part.line,
+          kind: "DuplicateSymbol",
+          value: symbol,
+          reason: `symbol ${symbol}'s bars here (from ${iso(part.series.ts[0]!)}) overlap those in ${before.file} (to ${iso(last)}): ` +
+            `a symbol may come from several files only if their periods do not overlap`
+        })
+      )
+    }
+  }
+  const n = sorted.reduce((sum, part) => sum + part.series.ts.length, 0)
+  const out: Columns = {
+    symbol,
+    ts: new Float64Array(n),
+    open: new Float64Array(n),
+    high: new Float64Array(n),
+    low: new Float64Array(n),
+    close: new Float64Array(n),
+    volume: new Float64Array(n)
+  }
+  let at = 0
+  for (const { series } of sorted) {
+    for (const key of ["ts", "open", "high", "low", "close", "volume"] as const) out[key].set(series[key], at)
+    at += series.ts.length
+  }
+  return Effect.succeed(out)
+}
 
 /**
  * Every bar of every symbol in time order, ties broken by symbol (code-unit order, so the same on

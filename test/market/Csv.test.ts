@@ -530,7 +530,7 @@ describe("load", () => {
       }
     }))
 
-  it.scoped("a missing file is Unreadable; one symbol in two files is DuplicateSymbol", () =>
+  it.scoped("a missing file is Unreadable; one symbol in files whose periods overlap is DuplicateSymbol", () =>
     Effect.gen(function*() {
       const d = yield* dir
       const missing = yield* Effect.flip(Csv.load([Path.join(d, "NOPE.csv")]))
@@ -539,11 +539,29 @@ describe("load", () => {
       expect(missing.line).toBeUndefined()
       yield* Effect.promise(() => mkdir(Path.join(d, "empty")))
       expect(yield* Effect.flip(Csv.load([Path.join(d, "empty")]))).toMatchObject({ kind: "Unreadable", reason: "the directory has no .csv files" })
-      yield* write(Path.join(d, "AAPL.csv"), H + "2024-01-04,1,1,1,1,1\n")
+      yield* write(Path.join(d, "AAPL.csv"), H + "2024-01-05,1,1,1,1,1\n")
       yield* write(Path.join(d, "more.csv"), "date,symbol,open,high,low,close,volume\n\n2024-01-04,MSFT,1,1,1,1,1\n2024-01-05,AAPL,1,1,1,1,1\n")
       const dup = yield* Effect.flip(Csv.load([Path.join(d, "AAPL.csv"), Path.join(d, "more.csv")]))
-      expect(dup).toMatchObject({ kind: "DuplicateSymbol", file: Path.join(d, "more.csv"), line: 4, value: "AAPL" })
-      expect(dup.reason).toContain(Path.join(d, "AAPL.csv"))
+      expect(dup).toMatchObject({ kind: "DuplicateSymbol", value: "AAPL" })
+      expect(dup.reason).toMatch(/^symbol AAPL's bars here \(from 2024-01-05T00:00:00\.000Z\) overlap those in .* \(to 2024-01-05T00:00:00\.000Z\): a symbol may come from several files only if their periods do not overlap$/)
+      // The same file given twice overlaps itself.
+      const twice = yield* Effect.flip(Csv.load([Path.join(d, "AAPL.csv"), Path.join(d, "AAPL.csv")]))
+      expect(twice).toMatchObject({ kind: "DuplicateSymbol", file: Path.join(d, "AAPL.csv"), line: 2, value: "AAPL" })
+    }))
+
+  it.scoped("a symbol split by period over several files is joined in time order, whatever order the files come in", () =>
+    Effect.gen(function*() {
+      const d = yield* dir
+      yield* Effect.promise(() => mkdir(Path.join(d, "2023")))
+      yield* Effect.promise(() => mkdir(Path.join(d, "2024")))
+      yield* write(Path.join(d, "2023", "AAPL.csv"), H + "2023-12-28,1,1,1,1,1\n2023-12-29,2,2,2,2,2\n")
+      yield* write(Path.join(d, "2024", "AAPL.csv"), H + "2024-01-02,3,3,3,3,3\n2024-01-03,4,4,4,4,4\n")
+      const forward = yield* Csv.loadColumns([Path.join(d, "2023"), Path.join(d, "2024")])
+      const backward = yield* Csv.loadColumns([Path.join(d, "2024"), Path.join(d, "2023")])
+      const aapl = forward.columns.get("AAPL" as never)!
+      expect([...aapl.close]).toEqual([1, 2, 3, 4])
+      expect([...aapl.ts].map((ts) => new Date(ts).toISOString().slice(0, 10))).toEqual(["2023-12-28", "2023-12-29", "2024-01-02", "2024-01-03"])
+      expect([...backward.columns.get("AAPL" as never)!.close]).toEqual([1, 2, 3, 4])
     }))
 
   it.scoped("only regular files are read: a FIFO or a device is refused, never waited on or read for ever", () =>
