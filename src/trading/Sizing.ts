@@ -55,12 +55,14 @@ const MAX_MICRO_QUANTITY = Number.MAX_SAFE_INTEGER
 /**
  * `x` micro-units rounded toward zero onto a grid of `step` micro-units (1 for fractional, 10⁶ for
  * whole units). A value within float noise of a grid point is that point: 0.29 ÷ 0.01 must size 29
- * units, not the 28.999999999999996 the division gives.
+ * units, not the 28.999999999999996 the division gives. Noise is a few ulps of the value (about
+ * 10⁻¹⁵ of it): the tolerance is 10⁻¹⁴ of it, at least 10⁻⁹ of a step — never a share of a step
+ * that grows with the quantity (10⁻⁹ of 2.7 × 10⁹ micro-units was half a step: rounding to nearest).
  */
 const toGrid = (x: number, step: number): number => {
   const steps = x / step
   const nearest = Math.round(steps)
-  const onPoint = Math.abs(steps - nearest) <= 1e-9 * Math.max(1, nearest)
+  const onPoint = Math.abs(steps - nearest) <= Math.max(1e-9, 1e-14 * Math.abs(steps))
   return (onPoint ? nearest : Math.floor(steps)) * step
 }
 

@@ -56,6 +56,14 @@ describe("sizing to a percent of equity", () => {
     expect(brief(input(), config({ fractional: true }))).toBe("buy 100.502512 open → 100.502512")
   })
 
+  it("fractional sizing rounds toward zero on large quantities too (no float-noise tolerance that grows with them)", () => {
+    // 30 % of 100,000 at 11.24 is 2669.0391459…: toward zero is 2669.039145, not the nearest 2669.039146.
+    expect(brief(input({ referencePrice: 11.24 }), config({ value: 30, fractional: true }))).toBe("buy 2669.039145 open → 2669.039145")
+    // 100 % of 1,000,000,000 at 3: 333,333,333.333333… units.
+    expect(brief(input({ equity: Money.fromUnits(1_000_000_000), referencePrice: 3 }), config({ value: 100, fractional: true })))
+      .toBe("buy 333333333.333333 open → 333333333.333333")
+  })
+
   it("float noise does not lose a unit: 100 % of 0.29 at 0.01 is 29, not 28", () => {
     expect(0.29 / 0.01).toBeLessThan(29)
     expect(brief(input({ equity: Money.fromUnits(0.29), referencePrice: 0.01 }), config({ value: 100 }))).toBe("buy 29 open → 29")
