@@ -4,6 +4,10 @@
  * sequence numbers must run 1, 2, 3… with no gap, and the chain must end where the run said it
  * ended (its recorded length and head), so changing, deleting (anywhere, the last rows included)
  * or reordering rows is detected. A completed run's events must also re-hash to its checksum.
+ * What is read from a run's event rows besides their hashed text — the `tag` and `at` columns,
+ * which the SSE stream and the reports serve — must say what the text says, and what the `runs`
+ * row says of the run — its status, metrics, checksum and counts, which `runs show`, `runs
+ * compare` and the leaderboard show — must be what its hashed events say.
  * Changes outside runs (strategy versions) are chained per stream in `audit_log`, verified the
  * same way.
  *
@@ -11,8 +15,9 @@
  */
 import { createHash } from "node:crypto"
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Effect, Either, Schema } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
+import { Metrics } from "../../schemas/Metrics.js"
 import { GENESIS, linkHash } from "./RunRecorder.js"
 import * as Runs from "./Runs.js"
 import { storeError } from "./StoreError.js"
@@ -42,6 +47,8 @@ interface Link {
   readonly hash: string
   /** Only `audit_log` rows name their previous hash; a run's events follow the one before. */
   readonly prevHash?: string
+  /** A run's event rows: their `at` column. */
+  readonly at?: number | string
 }
 
 const fail = (stream: string, position: number, reason: string): AuditReport => ({ ok: false, stream, position, reason })
@@ -51,7 +58,8 @@ const walk = <E, R>(
   stream: string,
   page: (after: number) => Effect.Effect<ReadonlyArray<Link>, E, R>,
   head: { readonly count: number; readonly hash: string } | undefined,
-  onLink?: (link: Link) => void
+  /** Checks of a verified link beyond its hash: why it does not verify, or undefined. */
+  onLink?: (link: Link) => string | undefined
 ) =>
   Effect.gen(function*() {
     let expected = 1
@@ -72,7 +80,8 @@ const walk = <E, R>(
             `entry ${expected} (${link.kind}) does not verify: its content was changed, or it does not follow entry ${expected - 1} (reordered)`
           )
         }
-        onLink?.(link)
+        const wrong = onLink?.(link)
+        if (wrong !== undefined) return fail(stream, expected, wrong)
         prev = link.hash
         expected++
       }
@@ -125,21 +134,52 @@ export const verifyRun = Effect.fn("Audit.verifyRun")(function*(ref: string, own
   const stream = `run:${run.id}`
   // The checksum covers every event before `RunCompleted`, each line followed by "\n".
   const checksum = createHash("sha256")
-  let completed = false
+  let completed: { readonly position: number; readonly entry: string } | undefined
+  const counted = { orders: 0, fills: 0 }
+  const runJson = JSON.stringify(run.id)
   const report = yield* walk(
     stream,
     (after) =>
-      sql<Link>`select seq as position, tag as kind, body as entry, hash from run_events
+      sql<Link>`select seq as position, tag as kind, at, body as entry, hash from run_events
         where run_id = ${run.id as RunId} and seq > ${after} order by seq limit ${PAGE}`,
     run.chain ?? undefined,
     (link) => {
-      if (link.kind === "RunCompleted") completed = true
-      else if (!completed) checksum.update(link.entry).update("\n")
+      // Canonical JSON begins with these four fields (src/swarm/RunLog.ts).
+      const prefix = `{"_tag":${JSON.stringify(link.kind)},"run":${runJson},"seq":${link.position},"at":${link.at},`
+      if (!link.entry.startsWith(prefix) && link.entry !== `${prefix.slice(0, -1)}}`) {
+        return `entry ${link.position}'s columns (tag ${link.kind}, at ${link.at}) are not what its event says: they were changed`
+      }
+      if (link.kind === "RunCompleted") completed = { position: link.position, entry: link.entry }
+      else if (completed === undefined) checksum.update(link.entry).update("\n")
+      if (link.kind === "OrderPlaced") counted.orders++
+      else if (link.kind === "OrderFilled") counted.fills++
+      return undefined
     }
   ).pipe(storeError("verify the run's events"))
-  if (!report.ok || run.status !== "completed" || run.checksum === null) return report
+  if (!report.ok || run.status !== "completed") return report
+  if (completed === undefined) return fail(stream, report.entries, "the run is marked completed but its events do not end with RunCompleted")
+  const ended = Either.getOrUndefined(decodeCompleted(completed.entry))
+  const at = completed.position
+  if (ended === undefined) return fail(stream, at, "the RunCompleted event does not decode")
+  if (run.checksum !== ended.checksum) {
+    return fail(stream, at, `the run's checksum ${String(run.checksum).slice(0, 12)}… is not the one its RunCompleted event records (${ended.checksum.slice(0, 12)}…)`)
+  }
   if (checksum.digest("hex") !== run.checksum) {
     return fail(stream, 1, `the events do not re-hash to the run's checksum ${run.checksum.slice(0, 12)}…`)
   }
+  if (run.metrics === null || canonicalMetrics(run.metrics) !== canonicalMetrics(ended.metrics)) {
+    return fail(stream, at, "the run's metrics are not the ones its RunCompleted event records: they were changed")
+  }
+  const counts = run.counts
+  for (const [name, value] of [["events", report.entries], ["orders", counted.orders], ["fills", counted.fills]] as const) {
+    if (counts?.[name] !== value) {
+      return fail(stream, at, `the run's count of ${name} (${counts?.[name] ?? "none"}) is not what its events hold (${value}): it was changed`)
+    }
+  }
   return report
 })
+
+/** What a `RunCompleted` event's line says of the run's end. */
+const decodeCompleted = Schema.decodeEither(Schema.parseJson(Schema.Struct({ metrics: Metrics, checksum: Schema.String })))
+
+const canonicalMetrics = (metrics: Metrics): string => JSON.stringify(Schema.encodeSync(Metrics)(metrics))

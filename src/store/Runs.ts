@@ -12,7 +12,7 @@ import type { RunMode } from "../../schemas/RunEvent.js"
 import { StrategyNotFound } from "../../schemas/Rpc.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { FaultPlan } from "../swarm/Run.js"
-import type { CheckpointState } from "./RunRecorder.js"
+import { type CheckpointState, GENESIS } from "./RunRecorder.js"
 import { PgPool } from "./Pool.js"
 import { CorruptRecord, RunNotFound, StoreError, storeError } from "./StoreError.js"
 
@@ -119,11 +119,16 @@ export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Fini
 
 /**
  * A run that ended before its end: `failed` (it could not go on) or `stopped` (interrupted on
- * purpose). What was recorded stays; an already finished run is left as it is.
+ * purpose). What was recorded stays, and its chain's length and last hash are recorded as it ends
+ * (as `finish` does), so rows deleted from its end later are seen by `Audit.verifyRun`. An already
+ * finished run is left as it is.
  */
 export const markEnded = Effect.fn("Runs.markEnded")(function*(id: RunId, status: "failed" | "stopped", reason: string) {
   const sql = yield* SqlClient.SqlClient
-  yield* sql`update runs set status = ${status}, failure = ${reason}, finished_at = now() where id = ${id} and status in ('running', 'paused')`
+  yield* sql`update runs set status = ${status}, failure = ${reason}, finished_at = now(),
+      chain_count = (select count(*) from run_events where run_id = ${id}),
+      chain_head = coalesce((select hash from run_events where run_id = ${id} order by seq desc limit 1), ${GENESIS})
+    where id = ${id} and status in ('running', 'paused')`
 }, storeError("mark a run ended"))
 
 /** The tables that hold a run's rows besides `runs` (they have no foreign keys: see the migration). */

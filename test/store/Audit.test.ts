@@ -176,11 +176,11 @@ for (const backend of backends) {
       Effect.gen(function*() {
         const { events, run } = yield* record("appended")
         const sql = yield* SqlClient.SqlClient
-        const [last] = yield* sql<{ hash: string; body: string }>`select hash, body from run_events where run_id = ${run} and seq = ${events}`
+        const [last] = yield* sql<{ hash: string; body: string; at: string }>`select hash, body, at from run_events where run_id = ${run} and seq = ${events}`
         const body = last!.body.replace(`"seq":${events}`, `"seq":${events + 1}`)
         const added = failed(yield* whileTampered(
           sql`insert into run_events (run_id, seq, tag, at, hash, body)
-            values (${run}, ${events + 1}, 'RunCompleted', 0, ${linkHash(last!.hash, body)}, ${body})`,
+            values (${run}, ${events + 1}, 'RunCompleted', ${last!.at}, ${linkHash(last!.hash, body)}, ${body})`,
           Audit.verifyRun(run)
         ))
         expect(added.position).toBe(events + 1)
@@ -213,6 +213,64 @@ for (const backend of backends) {
         expect(checksum.position).toBe(1)
         expect(checksum.reason).toContain("do not re-hash to the run's checksum")
         expect((yield* Audit.verifyRun(run)).ok).toBe(true)
+      }))
+
+    it.effect("an event row's tag or time changed outside its text is reported (SSE and reports read them)", () =>
+      Effect.gen(function*() {
+        const { middle, run } = yield* record("columns")
+        const sql = yield* SqlClient.SqlClient
+        const verify = Audit.verifyRun(run)
+        const tag = failed(yield* whileTampered(sql`update run_events set tag = 'OpinionGiven' where run_id = ${run} and seq = ${middle}`, verify))
+        expect(tag).toMatchObject({ position: middle, reason: `entry ${middle}'s columns (tag OpinionGiven, at ${tag.reason.match(/at (\d+)/)![1]}) are not what its event says: they were changed` })
+        const at = failed(yield* whileTampered(sql`update run_events set at = at + 1 where run_id = ${run} and seq = ${middle}`, verify))
+        expect(at.position).toBe(middle)
+        expect(at.reason).toContain("are not what its event says")
+        expect((yield* verify).ok).toBe(true)
+      }))
+
+    it.effect("what the runs row says of the run — metrics, checksum, counts, status — must be what its events say", () =>
+      Effect.gen(function*() {
+        const { events, run } = yield* record("row")
+        const sql = yield* SqlClient.SqlClient
+        const verify = Audit.verifyRun(run)
+        const metrics = failed(yield* whileTampered(
+          sql`update runs set metrics = jsonb_set(metrics, '{totalReturn}', '3.5') where id = ${run}`,
+          verify
+        ))
+        expect(metrics).toMatchObject({ position: events, reason: "the run's metrics are not the ones its RunCompleted event records: they were changed" })
+        const checksum = failed(yield* whileTampered(sql`update runs set checksum = ${"a".repeat(64)} where id = ${run}`, verify))
+        expect(checksum.position).toBe(events)
+        expect(checksum.reason).toMatch(/^the run's checksum aaaaaaaaaaaa… is not the one its RunCompleted event records/)
+        const orders = failed(yield* whileTampered(sql`update runs set counts = jsonb_set(counts, '{orders}', '1') where id = ${run}`, verify))
+        expect(orders.reason).toMatch(/^the run's count of orders \(1\) is not what its events hold \(\d+\): it was changed$/)
+        // A run that failed, marked completed: it has no RunCompleted event.
+        const completed = failed(yield* whileTampered(
+          Effect.zipRight(
+            sql`delete from run_events where run_id = ${run} and seq = ${events}`,
+            sql`update runs set chain_count = ${events - 1}, chain_head = (select hash from run_events where run_id = ${run} and seq = ${events - 1}) where id = ${run}`
+          ),
+          verify
+        ))
+        expect(completed).toMatchObject({ position: events - 1, reason: "the run is marked completed but its events do not end with RunCompleted" })
+        expect((yield* verify).ok).toBe(true)
+      }))
+
+    it.effect("a run that ended before its end (stopped, failed) records its chain's end: rows deleted from it later are reported", () =>
+      Effect.gen(function*() {
+        const { middle, run } = yield* record("stopped")
+        const sql = yield* SqlClient.SqlClient
+        // A run interrupted after `middle` events, then marked stopped as StoredRun does.
+        const stopped = Effect.all([
+          sql`update runs set status = 'running', checksum = null, chain_count = null, chain_head = null where id = ${run}`,
+          sql`delete from run_events where run_id = ${run} and seq > ${middle}`,
+          Runs.markEnded(run as never, "stopped", "interrupted")
+        ])
+        expect(yield* whileTampered(stopped, Audit.verifyRun(run))).toMatchObject({ ok: true, entries: middle })
+        const tail = failed(yield* whileTampered(
+          Effect.zipRight(stopped, sql`delete from run_events where run_id = ${run} and seq > ${middle - 3}`),
+          Audit.verifyRun(run)
+        ))
+        expect(tail).toMatchObject({ position: middle - 2, reason: `the chain ends at entry ${middle - 3} but ${middle} were recorded (deleted at the end)` })
       }))
 
     it.effect("an unfinished run is verified as far as it goes", () =>
