@@ -22,7 +22,10 @@ export const describeDivergence = (error: StoredRun.RunDiverged): string =>
     `  agent     ${error.agent ?? "—"}`,
     `  field     ${error.field}`,
     `  expected  ${error.expected}`,
-    `  actual    ${error.actual}`
+    `  actual    ${error.actual}`,
+    ...(error.tampered === undefined
+      ? []
+      : [`  but the recording itself does not verify (swarm audit verify): ${error.tampered}`, "  the divergence is the recording's, not the re-execution's"])
   ].join("\n") + "\n"
 
 export const command = (io: Io, wiring: Wiring.Wiring) =>

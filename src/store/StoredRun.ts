@@ -29,6 +29,7 @@ import * as LlmRuntime from "../llm/LlmRuntime.js"
 import * as RecordedLlmCalls from "./RecordedLlmCalls.js"
 import * as RecordedSignals from "./RecordedSignals.js"
 import * as RunRecorder from "./RunRecorder.js"
+import * as Audit from "./Audit.js"
 import * as Runs from "./Runs.js"
 import { CorruptRecord, type StoreError } from "./StoreError.js"
 import * as Strategies from "./Strategies.js"
@@ -45,13 +46,19 @@ export class RunDiverged extends Schema.TaggedError<RunDiverged>()("RunDiverged"
   agent: Schema.NullOr(Schema.String),
   field: Schema.String,
   expected: Schema.String,
-  actual: Schema.String
+  actual: Schema.String,
+  /**
+   * A replay's recording that does not verify (`Audit.verifyRun`): why. The divergence is then
+   * the recording's (its rows were changed), not the re-execution's.
+   */
+  tampered: Schema.optional(Schema.String)
 }) {
   override get message(): string {
     return `run ${this.run} diverges at event ${this.seq}` +
       (this.round === null ? "" : `, round ${this.round}`) +
       (this.agent === null ? "" : `, agent ${this.agent}`) +
-      `: ${this.field} was ${this.expected}, now ${this.actual}`
+      `: ${this.field} was ${this.expected}, now ${this.actual}` +
+      (this.tampered === undefined ? "" : ` (the recording itself does not verify: ${this.tampered})`)
   }
 }
 
@@ -67,6 +74,19 @@ export class NotResumable extends Schema.TaggedError<NotResumable>()("NotResumab
 
 const divergedError = (run: RunId, d: Divergence) =>
   new RunDiverged({ run, seq: d.seq, round: d.round, agent: d.agent, field: d.field, expected: d.expected, actual: d.actual })
+
+/**
+ * A replay's divergence, with the recording's audit (`Audit.verifyRun`): a recording whose rows
+ * were changed, deleted or reordered diverges too, and must not send anyone hunting for
+ * non-determinism in the code.
+ */
+const withRecordingChecked = (error: RunDiverged) =>
+  Audit.verifyRun(error.run).pipe(
+    Effect.map((report) => (report.ok ? error : new RunDiverged({ ...error, tampered: `entry ${report.position}: ${report.reason}` }))),
+    // The audit cannot be read: the divergence as it is.
+    Effect.orElseSucceed(() => error),
+    Effect.flatMap(Effect.fail)
+  )
 
 /** What every stored execution shares with a plain backtest. */
 interface Common {
@@ -513,9 +533,10 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
         )
     }).pipe(
       Effect.catchTag("BacktestError", (error): Effect.Effect<never, Backtest.BacktestError | RunDiverged> =>
-        diverged === undefined ? Effect.fail(error) : Effect.fail(divergedError(run.id, diverged)))
+        diverged === undefined ? Effect.fail(error) : Effect.fail(divergedError(run.id, diverged))),
+      Effect.catchTag("RunDiverged", withRecordingChecked)
     )
     const divergence = yield* comparator.finish
-    if (divergence !== undefined) return yield* divergedError(run.id, divergence)
+    if (divergence !== undefined) return yield* withRecordingChecked(divergedError(run.id, divergence))
     return { run: run.id, events: result.counts.events, checksum: result.checksum, result } satisfies Replayed
   }).pipe(Effect.withSpan("StoredRun.replay"))

@@ -92,6 +92,8 @@ for (const backend of backends) {
           const sql = yield* SqlClient.SqlClient
           yield* sql`update runs set faults = null where id = ${run}`
           const error = diverged(yield* failure(StoredRun.replay(run)))
+          // The recording is as it was: the divergence is the re-execution's.
+          expect(error.tampered).toBeUndefined()
           const [firstCrash] = yield* sql<{ seq: number; tag: string }>`
             select seq, tag from run_events where run_id = ${run} and body like '%injected fault%' order by seq limit 1`
           expect(error).toMatchObject({ seq: firstCrash!.seq, field: "_tag", expected: JSON.stringify(firstCrash!.tag) })
@@ -118,12 +120,14 @@ for (const backend of backends) {
             agent: null,
             field: "decision.action",
             expected: JSON.stringify(forged),
-            actual: JSON.stringify(original)
+            actual: JSON.stringify(original),
+            // The audit chain says the same thing about the same event: the recording was changed.
+            tampered: `entry ${seq}: entry ${seq} (DecisionMade) does not verify: its content was changed, or it does not follow entry ${seq - 1} (reordered)`
           })
           expect(error.message).toBe(
-            `run ${run} diverges at event ${seq}, round ${event.decision.round}: decision.action was "${forged}", now "${original}"`
+            `run ${run} diverges at event ${seq}, round ${event.decision.round}: decision.action was "${forged}", now "${original}" ` +
+              `(the recording itself does not verify: ${error.tampered})`
           )
-          // The audit chain says the same thing about the same event.
           expect(yield* Audit.verifyRun(run)).toMatchObject({ ok: false, position: seq })
           expect(result.counts.events).toBeGreaterThan(seq)
         }))
