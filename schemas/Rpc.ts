@@ -7,7 +7,7 @@
  */
 import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
 import { Context, Schema } from "effect"
-import { Forbidden, Principal, Unauthorized, UserName } from "./Auth.js"
+import { ApiKey, Forbidden, Principal, Unauthorized, UserName } from "./Auth.js"
 import { ChatChunk, ChatHistory, RuleSuggestions, SuggestionNotFound } from "./Chat.js"
 import { Metrics } from "./Metrics.js"
 import { LatestValues } from "./Portfolio.js"
@@ -283,6 +283,27 @@ export class AdminRpcs extends RpcGroup.make(
   Rpc.make("admin.stats", {
     success: Schema.Struct({ users: Schema.Int, strategies: Schema.Int, runs: Schema.Int, liveRuns: Schema.Int, events: Schema.Int }),
     error: Schema.Union(Forbidden, Unavailable)
+  }),
+  /** A user's API keys (by the user's name or id), revoked ones too, oldest first: never a key or its hash. */
+  Rpc.make("admin.keys", {
+    payload: { user: Ref },
+    success: Schema.Array(ApiKey),
+    error: Schema.Union(Forbidden, InvalidRequest, Unavailable)
+  }),
+  /** Revoke an API key by its id (`key_…`, as `admin.keys` lists them): it stops working within 30 s. */
+  Rpc.make("admin.revokeKey", {
+    payload: { key: Ref },
+    success: ApiKey,
+    error: Schema.Union(Forbidden, InvalidRequest, Unavailable)
+  }),
+  /**
+   * Change a user's role, or disable (their keys stop working within 30 s; what they own stays) or
+   * enable them. The last enabled admin can be neither demoted nor disabled (`Conflict`).
+   */
+  Rpc.make("admin.setUser", {
+    payload: { user: Ref, role: Schema.optional(Schema.Literal("admin", "user")), disabled: Schema.optional(Schema.Boolean) },
+    success: UserInfo,
+    error: Schema.Union(Forbidden, Conflict, InvalidRequest, Unavailable)
   })
 ).middleware(Authenticated) {}
 

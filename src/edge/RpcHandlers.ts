@@ -259,6 +259,9 @@ const userInfo = (user: { readonly id: string; readonly name: string; readonly r
   disabled: user.disabledAt !== null
 })
 
+/** A user by name, else by id. */
+const userByRef = (ref: string) => Users.getByName(ref).pipe(Effect.orElse(() => Users.get(ref)))
+
 export const AdminHandlers = AdminRpcs.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<SqlClient.SqlClient>()
   const manager = yield* RunManager
@@ -284,7 +287,7 @@ export const AdminHandlers = AdminRpcs.toLayer(Effect.gen(function*() {
     "admin.issueKey": ({ label, user }) =>
       admin(() =>
         unavailable(Effect.gen(function*() {
-          const found = yield* Users.getByName(user).pipe(Effect.orElse(() => Users.get(user)))
+          const found = yield* userByRef(user)
           const issued = yield* ApiKeys.issue(found.id, label ?? "")
           return { key: issued.key }
         })).pipe(
@@ -293,6 +296,26 @@ export const AdminHandlers = AdminRpcs.toLayer(Effect.gen(function*() {
             InvalidKeyLabel: (e) => new InvalidRequest({ field: "label", reason: e.reason })
           })
         )),
+    "admin.keys": ({ user }) =>
+      admin(() =>
+        unavailable(Effect.flatMap(userByRef(user), (found) => ApiKeys.list(found.id))).pipe(
+          Effect.catchTag("UserNotFound", () => new InvalidRequest({ field: "user", reason: `no user ${user}` }))
+        )),
+    "admin.revokeKey": ({ key }) =>
+      admin((principal) =>
+        unavailable(ApiKeys.revoke(key, principal.userId)).pipe(
+          Effect.catchTag("ApiKeyNotFound", () => new InvalidRequest({ field: "key", reason: `no API key ${key} (admin.keys lists a user's keys by id)` }))
+        )),
+    "admin.setUser": ({ disabled, role, user }) =>
+      admin(() =>
+        unavailable(Effect.flatMap(userByRef(user), (found) => Users.change(found.id, { ...(role === undefined ? {} : { role }), ...(disabled === undefined ? {} : { disabled }) })))
+          .pipe(
+            Effect.map(userInfo),
+            Effect.catchTags({
+              UserNotFound: () => new InvalidRequest({ field: "user", reason: `no user ${user}` }),
+              LastAdmin: (e) => new Conflict({ reason: e.message })
+            })
+          )),
     "admin.stats": () =>
       admin(() =>
         Effect.gen(function*() {

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, ParseResult, Schema } from "effect"
+import { Data, Effect, ParseResult, Schema } from "effect"
 import { InvalidUserName, type Role, User, UserExists, UserName, UserNotFound } from "../../schemas/Auth.js"
 import { storeError } from "./StoreError.js"
 
@@ -118,3 +118,30 @@ export const disable = Effect.fn("Users.disable")(function*(id: string) {
 export const enable = Effect.fn("Users.enable")(function*(id: string) {
   return yield* update(id, (sql) => sql<Row>`update users set disabled_at = null where id = ${id} returning ${sql.literal(COLUMNS)}`)
 }, storeError("enable a user"))
+
+/** The change would leave no enabled admin: nobody could administer the server any more. */
+export class LastAdmin extends Data.TaggedError("LastAdmin")<{ readonly user: string }> {
+  override get message(): string {
+    return `${this.user} is the last enabled admin: make another user an admin first`
+  }
+}
+
+/**
+ * Change a user's role and whether they are disabled, at once; the user as they are afterwards.
+ * Refused (`LastAdmin`) if it would leave no enabled admin: the enabled admins' rows are locked
+ * while it decides, so two admins demoting each other at once cannot both succeed.
+ */
+export const change = Effect.fn("Users.change")(function*(id: string, to: { readonly role?: Role; readonly disabled?: boolean }) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql.withTransaction(Effect.gen(function*() {
+    const admins = yield* sql<{ id: string; name: string }>`
+      select id, name from users where role = 'admin' and disabled_at is null order by id for update`
+    const stepsDown = to.role === "user" || to.disabled === true
+    if (stepsDown && admins.length === 1 && admins[0]!.id === id) return yield* new LastAdmin({ user: admins[0]!.name })
+    let user = yield* get(id)
+    if (to.role !== undefined) user = yield* setRole(id, to.role)
+    if (to.disabled === true) user = yield* disable(id)
+    else if (to.disabled === false) user = yield* enable(id)
+    return user
+  }))
+}, storeError("change a user"))

@@ -273,6 +273,7 @@ const READS = [
   "leaderboard",
   "admin.users",
   "admin.stats",
+  "admin.keys",
   "chat.history",
   "chat.suggestions"
 ]
@@ -288,6 +289,8 @@ const WRITES = [
   "runs.resume",
   "admin.createUser",
   "admin.issueKey",
+  "admin.revokeKey",
+  "admin.setUser",
   "chat.send",
   "chat.applyRule"
 ]

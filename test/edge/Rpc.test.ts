@@ -19,6 +19,7 @@ import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
 import { AdminHandlers, LeaderboardHandlers, RuleHandlers, RunHandlers, StrategyHandlers } from "../../src/edge/RpcHandlers.js"
 import * as RunEvents from "../../src/edge/RunEvents.js"
 import * as RunManager from "../../src/edge/RunManager.js"
+import * as ApiKeys from "../../src/store/ApiKeys.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import * as Users from "../../src/store/Users.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
@@ -368,6 +369,41 @@ for (const backend of backends) {
         const stats = yield* root("admin.stats", undefined)
         expect(stats.users).toBeGreaterThanOrEqual(4)
         expect(stats.liveRuns).toBe(0)
+      }), { timeout: 60_000 })
+
+    it.scoped("admin procedures: a user's keys listed and revoked, a user made admin, disabled and enabled; the last admin stays", () =>
+      Effect.gen(function*() {
+        const root = yield* clientFor("key-root")
+        const alice = yield* clientFor("key-alice")
+        for (const attempt of [alice("admin.keys", { user: "alice" }), alice("admin.revokeKey", { key: "key_0" }), alice("admin.setUser", { user: "alice", role: "admin" })]) {
+          expect((yield* Effect.flip(attempt as Effect.Effect<unknown, { readonly _tag: string }>))._tag).toBe("Forbidden")
+        }
+        const dave = yield* root("admin.createUser", { name: "dave", role: "user" })
+        const second = yield* root("admin.issueKey", { user: dave.user.id, label: "laptop" })
+        const keys = yield* root("admin.keys", { user: "dave" })
+        expect(keys.map((k) => [k.label, k.prefix, k.revokedAt])).toEqual([["created by an admin", dave.key.slice(0, 10), null], ["laptop", second.key.slice(0, 10), null]])
+        // A leaked key revoked: it no longer authenticates; the other still does.
+        const revoked = yield* root("admin.revokeKey", { key: keys[1]!.id })
+        expect(revoked.revokedAt).toBeInstanceOf(Date)
+        expect((yield* Effect.flip(ApiKeys.authenticate(second.key)))._tag).toBe("Unauthorized")
+        expect((yield* ApiKeys.authenticate(dave.key)).name).toBe("dave")
+        expect(yield* Effect.flip(root("admin.revokeKey", { key: "key_nope" }))).toMatchObject({ _tag: "InvalidRequest", field: "key" })
+        expect(yield* Effect.flip(root("admin.keys", { user: "nobody-here" }))).toMatchObject({ _tag: "InvalidRequest", field: "user" })
+        // Disabled: no key of theirs works; enabled again: the unrevoked one does.
+        expect(yield* root("admin.setUser", { user: "dave", disabled: true })).toMatchObject({ name: "dave", disabled: true })
+        expect((yield* Effect.flip(ApiKeys.authenticate(dave.key)))._tag).toBe("Unauthorized")
+        expect(yield* root("admin.setUser", { user: dave.user.id, disabled: false, role: "admin" })).toMatchObject({ name: "dave", role: "admin", disabled: false })
+        expect((yield* ApiKeys.authenticate(dave.key)).role).toBe("admin")
+        // Admins demoting each other: the last enabled one is refused, whoever asks.
+        const sql = yield* SqlClient.SqlClient
+        const others = (yield* sql<{ id: string }>`select id from users where role = 'admin' and disabled_at is null and id not in ('root', ${dave.user.id})`)
+        for (const { id } of others) yield* root("admin.setUser", { user: id, role: "user" })
+        expect(yield* root("admin.setUser", { user: "dave", role: "user" })).toMatchObject({ role: "user" })
+        const last = yield* Effect.flip(root("admin.setUser", { user: "root", disabled: true }))
+        expect(last).toMatchObject({ _tag: "Conflict", reason: "root is the last enabled admin: make another user an admin first" })
+        expect((yield* Effect.flip(root("admin.setUser", { user: "root", role: "user" })))._tag).toBe("Conflict")
+        expect((yield* root("admin.users", undefined)).find((u) => u.name === "root")).toMatchObject({ role: "admin", disabled: false })
+        for (const { id } of others) yield* root("admin.setUser", { user: id, role: "admin" })
       }), { timeout: 60_000 })
   })
 }
