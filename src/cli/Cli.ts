@@ -20,6 +20,7 @@ import type { BacktestError } from "../swarm/Backtest.js"
 import type { StrategyFileError } from "../swarm/StrategyFile.js"
 import * as AuditCommand from "./AuditCommand.js"
 import * as BacktestCommand from "./BacktestCommand.js"
+import * as AdminCommand from "./AdminCommand.js"
 import * as ApprovalsCommand from "./ApprovalsCommand.js"
 import type { AuditFailed, OutputError, RemoteFailed, ResumeFailed, RunFailed, ServeFailed, UsageError } from "./CliError.js"
 import { type Io, stripAnsi, withConsole } from "./Io.js"
@@ -67,6 +68,7 @@ export const command = (io: Io, wiring: Wiring = {}) =>
       StrategiesCommand.command(io, wiring),
       RulesCommand.command(io, wiring),
       ApprovalsCommand.command(io, wiring),
+      AdminCommand.command(io, wiring),
       TraceCommand.command(io, wiring)
     ])
   )
@@ -77,7 +79,8 @@ const GROUPS: Record<string, ReadonlyArray<string>> = {
   audit: ["verify"],
   strategies: ["list", "show", "create", "update", "delete"],
   rules: ["list", "put", "delete"],
-  approvals: ["list", "approve", "reject"]
+  approvals: ["list", "approve", "reject"],
+  admin: AdminCommand.SUBCOMMANDS
 }
 
 /** The commands without subcommands. */
@@ -228,7 +231,8 @@ export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report
           `run ${error.run}: does not reproduce: diverges at event ${error.seq}` +
           (error.round === null ? "" : `, round ${error.round}`) +
           (error.agent === null ? "" : `, agent ${error.agent}`) +
-          `: ${error.field} was ${cut(error.expected)}, now ${cut(error.actual)}`
+          `: ${error.field} was ${cut(error.expected)}, now ${cut(error.actual)}` +
+          (error.tampered === undefined ? "" : ` (the recording itself does not verify: ${error.tampered})`)
         ],
         code: EXIT_FAILED
       }

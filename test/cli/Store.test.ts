@@ -240,11 +240,16 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
           "  field     decision.action",
           `  expected  "${other}"`,
           `  actual    "${decision!.action}"`,
+          // The recording was edited: its chain says so, and the blame goes there.
+          `  but the recording itself does not verify (swarm audit verify): entry ${decision!.seq}: entry ${decision!.seq} (DecisionMade) does not verify: ` +
+          `its content was changed, or it does not follow entry ${decision!.seq - 1} (reordered)`,
+          "  the divergence is the recording's, not the re-execution's",
           ""
         ].join("\n")
       )
       expect(lines(diverged.stderr).slice(1)).toEqual([
-        `swarm: run ${document.run}: does not reproduce: diverges at event ${decision!.seq}, round ${decision!.roundId}: decision.action was "${other}", now "${decision!.action}"`
+        `swarm: run ${document.run}: does not reproduce: diverges at event ${decision!.seq}, round ${decision!.roundId}: decision.action was "${other}", now "${decision!.action}" ` +
+        `(the recording itself does not verify: entry ${decision!.seq}: entry ${decision!.seq} (DecisionMade) does not verify: its content was changed, or it does not follow entry ${decision!.seq - 1} (reordered))`
       ])
     }))
 
