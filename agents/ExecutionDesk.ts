@@ -10,7 +10,8 @@
  * and fill ids derive from order ids, so the ledger books each fill once. An order decided before
  * the last one placed for its symbol is stale and is cancelled, not placed. A new order for a symbol
  * with an unfilled one replaces it (`OrderCancelled`): targets, not deltas, are what decisions
- * mean.
+ * mean. An order still unfilled when the data ends (decided on its symbol's last bar) is cancelled,
+ * saying so, rather than left pending for ever.
  *
  * Orders placed are counted by side (`swarm.orders`). An order placed in a traced round keeps its
  * round's trace to its fill: filled at a later open, the fill is an `ExecutionDesk.fill` span of
@@ -114,6 +115,16 @@ export const make = (options: DeskOptions) => {
           }
           const booking = options.ledger().tell(book({ ts, bars, fills }))
           return Effect.as(bookUnder === undefined || context.trace !== undefined ? booking : Effect.withParentSpan(booking, bookUnder), desk)
+        }
+        if (message._tag === "DataEnded") {
+          const when = new Date(message.ts).toISOString()
+          for (const symbol of [...desk.pending.keys()].sort()) {
+            const order = desk.pending.get(symbol)!
+            log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: `the data ended (${when}) before a bar of ${symbol} to fill it at` })
+          }
+          desk.pending.clear()
+          desk.traced.clear()
+          return Effect.succeed(desk)
         }
         const trace = context.trace
         const fills: Array<Fill> = []

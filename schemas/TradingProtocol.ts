@@ -48,7 +48,13 @@ export class PlaceOrders extends Schema.TaggedClass<PlaceOrders>()("PlaceOrders"
   orders: Schema.Array(Order)
 }) {}
 
-export const DeskProtocol = Schema.Union(MarketOpen, PlaceOrders)
+/**
+ * The feed has no more bars (a run that ran to the end of its data): the orders still waiting for
+ * a bar to fill at never will, and are cancelled, saying so.
+ */
+export class DataEnded extends Schema.TaggedClass<DataEnded>()("DataEnded", { ts: Timestamp }) {}
+
+export const DeskProtocol = Schema.Union(MarketOpen, PlaceOrders, DataEnded)
 export type DeskProtocol = typeof DeskProtocol.Type
 
 // --- ledger ------------------------------------------------------------------------------------

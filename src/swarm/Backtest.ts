@@ -15,7 +15,7 @@ import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy as StrategySchema, type Strategy } from "../../schemas/Strategy.js"
 import type { StrategyId } from "../../schemas/Ids.js"
 import type { Money } from "../../schemas/Money.js"
-import { CloseBooks, GetTradingStatus, marketUpdate, ResolveApproval } from "../../schemas/TradingProtocol.js"
+import { CloseBooks, DataEnded, GetTradingStatus, marketUpdate, ResolveApproval } from "../../schemas/TradingProtocol.js"
 import * as ActorSystem from "../actor/ActorSystem.js"
 import * as MetricsOf from "../trading/Metrics.js"
 import * as Run from "./Run.js"
@@ -451,6 +451,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       if (failure === undefined && log.stopped !== undefined) failure = log.stopped
       options.onProgress?.(progress())
 
+      // Run to the end of its data: orders still waiting for a bar never get one.
+      if (failure === undefined) world.run(swarm.desk.tell(new DataEnded({ ts: to }, true)))
       // A run an agent stopped still has its books (as they last stood): its report shows them.
       const final = failure === undefined || failure === log.stopped ? world.run(swarm.ledger.ask(new CloseBooks({}, true))) : undefined
       const status = failure === undefined || failure === log.stopped ? world.run(swarm.risk.ask(new GetTradingStatus({}, true))) : undefined

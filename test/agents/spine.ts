@@ -191,7 +191,7 @@ export const recordingDesk = () => {
     behavior: (_s, message) =>
       Effect.sync(() => {
         if (message._tag === "MarketOpen") opens.push(message)
-        else placed.push(message)
+        else if (message._tag === "PlaceOrders") placed.push(message)
       })
   })
   return { spec, opens, placed, orders: () => placed.flatMap((p) => p.orders) }

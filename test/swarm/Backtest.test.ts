@@ -418,6 +418,22 @@ describe("a rejected intent", () => {
       expect(ccc.every((e) => e.verdict.outcome === "rejected")).toBe(true)
     }))
 
+  it.effect("orders decided on the last bar are cancelled when the data ends, not left pending", () =>
+    Effect.gen(function*() {
+      // AAA goes flat on its 11th bar, the last: its sell has no next open to fill at.
+      const { events, result } = yield* record({ strategy: oneSlot(), feed: market(11), registry })
+      expect(result.status).toBe("completed")
+      const placed = ofTag(events, "OrderPlaced").map((e) => e.order.id)
+      const filled = new Set(ofTag(events, "OrderFilled").map((e) => e.fill.orderId))
+      const cancelled = ofTag(events, "OrderCancelled")
+      expect(cancelled.map((e) => e.order)).toContain(placed.find((id) => id.startsWith("AAA@") && !filled.has(id)))
+      // Every order placed is filled or cancelled; the cancellations come last, saying why.
+      expect(placed.every((id) => filled.has(id) || cancelled.some((e) => e.order === id))).toBe(true)
+      const end = new Date(result.to).toISOString()
+      for (const e of cancelled) expect(e.reason).toBe(`the data ended (${end}) before a bar of ${e.symbol} to fill it at`)
+      expect(events.slice(-1 - cancelled.length).map((e) => e._tag)).toEqual([...cancelled.map(() => "OrderCancelled"), "RunCompleted"])
+    }))
+
   it.effect("by the operator's answer (the `reject` policy) holds until the consensus changes", () =>
     Effect.gen(function*() {
       const { events } = yield* record({ strategy: oneSlot({ approval: { notionalPctAbove: 5, policy: "reject" } }), feed: market(30), registry })
