@@ -326,6 +326,37 @@ describe("swarm as a client of a live server", () => {
       expect(watched.stdout).toContain(`approval rejected: round ${second!.round}, by admin: too big for today`)
     }), { timeout: 90_000 })
 
+  it.live("admin: users created, keys issued, listed and revoked, a user made admin; a plain user is refused", () =>
+    Effect.gen(function*() {
+      const created = yield* cli(["admin", "create-user", "erin"])
+      expect(created.code).toBe(0)
+      const erinKey = /sk_[A-Za-z0-9_-]{43}/.exec(created.stdout)![0]
+      expect(created.stdout).toMatch(/^created user erin \(usr_[0-9a-f]{12}\)\. Their API key, shown this once:\n\n  sk_/)
+      const asErin = { SWARM_SERVER: server.base, SWARM_API_KEY: erinKey }
+      const refused = yield* cli(["admin", "users"], asErin)
+      expect([refused.code, lines(refused.stderr)]).toEqual([2, [expect.stringMatching(/^swarm: .*not allowed on http.*: an admin procedure$/)]])
+      expect((yield* cli(["admin", "users"])).stdout).toMatch(/erin .* user .* enabled/)
+
+      const issued = yield* cli(["admin", "issue-key", "erin", "--label", "ci"])
+      const ciKey = /sk_[A-Za-z0-9_-]{43}/.exec(issued.stdout)![0]
+      const listed = JSON.parse((yield* cli(["admin", "keys", "erin", "--json"])).stdout) as Array<{ id: string; label: string; prefix: string; revokedAt: string | null }>
+      expect(listed.map((k) => [k.label, k.prefix, k.revokedAt])).toEqual([["created by an admin", erinKey.slice(0, 10), null], ["ci", ciKey.slice(0, 10), null]])
+      const revoked = yield* cli(["admin", "revoke-key", listed[1]!.id])
+      expect([revoked.code, revoked.stdout]).toEqual([0, `revoked ${listed[1]!.id} (${ciKey.slice(0, 10)}…): it stops working within 30 s\n`])
+      expect((yield* cli(["strategies", "list"], { SWARM_SERVER: server.base, SWARM_API_KEY: ciKey })).code).toBe(2)
+      const table = (yield* cli(["admin", "keys", "erin"])).stdout
+      expect(table.split("\n").find((line) => line.includes(listed[1]!.id))).toMatch(/ ci .*\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s*│?\s*$/)
+      const unknown = yield* cli(["admin", "revoke-key", "key_nope"])
+      expect([unknown.code, lines(unknown.stderr)]).toEqual([2, [expect.stringMatching(/^swarm: key: no API key key_nope/)]])
+
+      expect((yield* cli(["admin", "set-user", "erin", "--role", "admin"])).stdout).toBe("erin is an admin, enabled\n")
+      const nothing = yield* cli(["admin", "set-user", "erin"])
+      expect([nothing.code, lines(nothing.stderr)]).toEqual([2, ["swarm: set-user: nothing to change: give --role, --disable or --enable"]])
+      expect((yield* cli(["admin", "set-user", "erin", "--disable", "--enable"])).code).toBe(2)
+      expect((yield* cli(["admin", "set-user", "erin", "--role", "user", "--disable"])).stdout).toBe("erin is a user, disabled\n")
+      expect((yield* cli(["admin", "stats"])).stdout).toMatch(/^users \d+, strategies \d+, runs \d+ \(\d+ live in this server process\), events \d+\n$/)
+    }), { timeout: 90_000 })
+
   it.live("logout forgets the server: the next command says there is none", () =>
     Effect.gen(function*() {
       const out = yield* cli(["logout"])
