@@ -24,7 +24,7 @@ describe("the compiled canonical JSON", () => {
       const events: Array<RunEvent> = []
       yield* Backtest.run({ ...w3(4, 300), onEvent: (event) => void events.push(event) })
       expect(new Set(events.map((e) => e._tag))).toEqual(
-        new Set(["RunStarted", "AgentLifecycle", "OpinionGiven", "DecisionMade", "VerdictGiven", "OrderPlaced", "OrderFilled", "PortfolioUpdated", "TradeClosed", "RunCompleted"])
+        new Set(["RunStarted", "AgentLifecycle", "OpinionGiven", "DecisionMade", "VerdictGiven", "OrderPlaced", "OrderFilled", "OrderCancelled", "PortfolioUpdated", "TradeClosed", "RunCompleted"])
       )
       for (const event of events) expect(serialize(event)).toBe(JSON.stringify(event))
     }).pipe(Effect.runPromise))
