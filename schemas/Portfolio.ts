@@ -49,6 +49,11 @@ export const LatestValues = Schema.Struct({
   /** The event the values are as of. */
   seq: Schema.Number,
   at: Schema.Number,
+  /**
+   * The last snapshot's totals (cash, equity, exposures, P&L of the whole book) with the book's
+   * open positions, each as last reported, by symbol: a snapshot event lists only the positions
+   * its fills changed, so these are merged across them (a flat one closes its symbol's).
+   */
   portfolio: Schema.optional(PortfolioSnapshot),
   /** By symbol. */
   quotes: Schema.Record({ key: Schema.String, value: Quote })

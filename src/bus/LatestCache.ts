@@ -3,6 +3,8 @@
  * without replaying its events: kept as the run's events go by (`observe`, called by the run
  * manager where it publishes them) and read with `get` — by `runs.get`, which so answers with a
  * run's live values on any server (RpcHandlers.ts; the database's when the cache has none). The
+ * portfolio is the last snapshot's totals with every open position (snapshots list only the
+ * positions their fills changed: the book is their merge, a flat position dropped). The
  * quotes are the last prices the run saw per symbol: the marks of its portfolio snapshots (each
  * bar) and the market prices of its fills (the run has no quote event of its own).
  *
@@ -13,7 +15,7 @@
  * knows, writes are dropped and counted; the run never notices.
  */
 import { Context, Effect, Layer, Option, Schema } from "effect"
-import { LatestValues, Quote } from "../../schemas/Portfolio.js"
+import { LatestValues, type Position, Quote } from "../../schemas/Portfolio.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Redis } from "./Redis.js"
 
@@ -38,15 +40,47 @@ export interface LatestCacheService {
 
 export class LatestCache extends Context.Tag("swarm/bus/LatestCache")<LatestCache, LatestCacheService>() {}
 
+const bySymbol = (a: Position, b: Position) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0)
+
+/**
+ * The open positions after a snapshot: `held` (the book so far, open positions by symbol) with the
+ * positions `changed` lists in place of theirs, a flat one (quantity 0) closing its symbol's. A
+ * snapshot lists only the positions its fills changed (agents/Ledger.ts), so taking its list as
+ * the book would forget every other open position. One pass over both lists (`held` is sorted by
+ * symbol, and so is the book).
+ */
+export const mergePositions = (held: ReadonlyArray<Position>, changed: ReadonlyArray<Position>): ReadonlyArray<Position> => {
+  const updates = [...new Map(changed.map((p) => [p.symbol, p])).values()].sort(bySymbol)
+  const book: Array<Position> = []
+  let i = 0
+  let j = 0
+  while (i < held.length || j < updates.length) {
+    const h = held[i]
+    const u = updates[j]
+    if (u === undefined || (h !== undefined && h.symbol < u.symbol)) {
+      book.push(h!)
+      i++
+    } else {
+      if (h?.symbol === u.symbol) i++
+      if (u.quantity !== 0) book.push(u)
+      j++
+    }
+  }
+  return book
+}
+
 /** The latest values after `event`, or `undefined` when the event says nothing about them. */
 export const next = (previous: Latest | undefined, event: RunEvent): Latest | undefined => {
   switch (event._tag) {
     case "PortfolioUpdated": {
+      const { snapshot } = event
       const quotes: Record<string, Quote> = { ...previous?.quotes }
-      for (const position of event.snapshot.positions) {
-        if (position.markPrice > 0) quotes[position.symbol] = { price: position.markPrice, ts: event.snapshot.ts, source: "mark" }
+      for (const position of snapshot.positions) {
+        if (position.markPrice > 0) quotes[position.symbol] = { price: position.markPrice, ts: snapshot.ts, source: "mark" }
       }
-      return { run: event.run, seq: event.seq, at: event.at, portfolio: event.snapshot, quotes }
+      // Totals are the whole book's; the positions are the book's open ones, each as last reported.
+      const positions = mergePositions(previous?.portfolio?.positions ?? [], snapshot.positions)
+      return { run: event.run, seq: event.seq, at: event.at, portfolio: { ...snapshot, positions }, quotes }
     }
     case "OrderFilled": {
       const { fill } = event

@@ -69,6 +69,65 @@ describe("LatestCache (in process)", () => {
     }))
 })
 
+/** A snapshot whose fills changed the positions `changed` lists (symbol, quantity, mark): the totals are the whole book's. */
+const changedPositions = (run: string, seq: number, grossExposure: number, changed: ReadonlyArray<readonly [string, number, number]>): RunEvent =>
+  ({
+    _tag: "PortfolioUpdated",
+    run,
+    seq,
+    at: seq,
+    snapshot: {
+      ts: seq,
+      cash: 1_000_000_000,
+      equity: 1_000_000_000 + grossExposure,
+      grossExposure,
+      netExposure: grossExposure,
+      realizedPnl: 0,
+      unrealizedPnl: 0,
+      positions: changed.map(([symbol, quantity, mark]) => ({
+        symbol,
+        quantity,
+        averagePrice: quantity === 0 ? 0 : 100,
+        realizedPnl: 0,
+        markPrice: mark,
+        marketValue: quantity * mark * 1_000_000,
+        unrealizedPnl: 0
+      }))
+    }
+  }) as unknown as RunEvent
+
+describe("LatestCache: the portfolio is the whole book", () => {
+  it.effect("a snapshot listing only the positions its fills changed keeps every other open position; a flat one closes its symbol's", () =>
+    Effect.gen(function*() {
+      const cache = LatestCache.memory()
+      cache.observe(changedPositions("b", 1, 1_000_000_000, [["MSFT", 10, 100]]))
+      cache.observe(changedPositions("b", 2, 3_000_000_000, [["AAPL", 10, 100], ["NVDA", 10, 100]]))
+      // The last fills changed MSFT only: AAPL and NVDA are still held.
+      cache.observe(changedPositions("b", 3, 3_100_000_000, [["MSFT", 11, 100]]))
+      const held = (yield* cache.get("b"))!.portfolio!
+      expect(held.grossExposure).toBe(3_100_000_000)
+      expect(held.positions.map((p) => [p.symbol, p.quantity])).toEqual([["AAPL", 10], ["MSFT", 11], ["NVDA", 10]])
+      // AAPL closed, MSFT's position reported again: the book is NVDA and MSFT.
+      cache.observe(changedPositions("b", 4, 2_000_000_000, [["AAPL", 0, 105], ["MSFT", 10, 101]]))
+      const after = (yield* cache.get("b"))!.portfolio!
+      expect(after.positions.map((p) => [p.symbol, p.quantity, p.markPrice])).toEqual([["MSFT", 10, 101], ["NVDA", 10, 100]])
+      expect((yield* cache.get("b"))?.quotes["AAPL"]).toEqual({ price: 105, ts: 4, source: "mark" })
+      // A fill after the snapshot leaves the book as it was.
+      cache.observe(fill("b", 5, 5, "NVDA", 99))
+      expect((yield* cache.get("b"))!.portfolio!.positions).toEqual(after.positions)
+    }))
+
+  it("folding a run's recorded events gives the same book as observing them", () => {
+    const events = [
+      changedPositions("f", 1, 0, [["C", 5, 10]]),
+      changedPositions("f", 2, 0, [["A", -3, 20], ["B", 2, 30]]),
+      changedPositions("f", 3, 0, [["C", 0, 11]]),
+      changedPositions("f", 4, 0, [["B", 4, 31]])
+    ]
+    expect(LatestCache.fold(events)?.portfolio?.positions.map((p) => [p.symbol, p.quantity])).toEqual([["A", -3], ["B", 4]])
+  })
+})
+
 describe.skipIf(!runRedis)("LatestCache (Redis)", () => {
   it.scopedLive("written behind by the process that runs it, read by another", () =>
     Effect.gen(function*() {

@@ -22,7 +22,7 @@ import * as Strategies from "../../src/store/Strategies.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { cleanUp, connection, layer as redisLayer, runRedis, uniquePrefix } from "../bus/redis.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { smaStrategy, stored } from "../store/fixtures/workload.js"
+import { stored, strategy } from "../store/fixtures/workload.js"
 import { createUsers, simulatedRun, stubAuthenticator } from "./fixtures.js"
 
 const prefix = uniquePrefix("runlatest")
@@ -39,6 +39,22 @@ const lastRecordedPortfolio = (run: string) =>
     const event = JSON.parse(row!.body) as { seq: number; snapshot: PortfolioSnapshot }
     return event
   })
+
+/** The open positions the recorded fills add up to (symbol and quantity, by symbol): the run's book. */
+const bookOfFills = (run: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ symbol: string; side: string; quantity: number }>`
+      select symbol, side, quantity from fills where run_id = ${run} order by seq`
+    const held = new Map<string, number>()
+    for (const row of rows) held.set(row.symbol, (held.get(row.symbol) ?? 0) + (row.side === "buy" ? 1 : -1) * Number(row.quantity))
+    return [...held].map(([symbol, quantity]) => [symbol, Math.round(quantity * 1e6) / 1e6] as const)
+      .filter(([, quantity]) => quantity !== 0)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+  })
+
+/** The snapshot's totals, without its positions. */
+const totalsOf = ({ positions: _, ...totals }: PortfolioSnapshot) => totals
 
 /** Values no recorded event has: only the cache can have given them. */
 const liveValues = (run: string, seq: number): LatestCache.Latest => ({
@@ -58,8 +74,6 @@ const liveValues = (run: string, seq: number): LatestCache.Latest => ({
   quotes: { S0: { price: 1.000_002_5, ts: 1_700_000_000_000, source: "mark" } }
 })
 
-const strategyBody = (name: string) => smaStrategy(name)
-
 const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
 
 /** The RPC handlers of runs over `cache`, the test's database and an in-process bus. */
@@ -74,17 +88,21 @@ for (const backend of backends) {
   layer(handlersWith(LatestCache.layerMemory(), backend.store), { timeout: startTimeout, excludeTestServices: true })(
     `runs.get: where a run stands (${backend.name})`,
     (it) => {
-      it.scoped("a run this process executed: the cache's values, as its last snapshot; the cache's values win over the database's", () =>
+      it.scoped("a run this process executed: the cache's values, its last snapshot's totals and the whole book; the cache's values win over the database's", () =>
         Effect.gen(function*() {
           const rpc = yield* client
-          yield* Strategies.create("alice", strategyBody("latest executed"))
+          yield* Strategies.create("alice", strategy(3, "latest executed"))
           const run = yield* rpc("runs.start", { strategy: "latest executed", mode: "backtest", data: { _tag: "synthetic", bars: 120 } })
           yield* rpc("runs.events", { run: run.id }).pipe(Stream.runCollect, Effect.map(Chunk.size))
           const last = yield* lastRecordedPortfolio(run.id)
+          const book = yield* bookOfFills(run.id)
+          // The case that matters: the last snapshot lists fewer positions than the run holds.
+          expect(book.length).toBeGreaterThan(last.snapshot.positions.filter((p) => p.quantity !== 0).length)
           const got = yield* rpc("runs.get", { run: run.ref })
           expect(got.status).toBe("completed")
           expect(got.latest?.source).toBe("cache")
-          expect(got.latest?.portfolio).toEqual(last.snapshot)
+          expect(totalsOf(got.latest!.portfolio!)).toEqual(totalsOf(last.snapshot))
+          expect(got.latest!.portfolio!.positions.map((p) => [p.symbol, p.quantity])).toEqual(book)
           expect(got.latest!.seq).toBeGreaterThanOrEqual(last.seq)
           for (const position of last.snapshot.positions.filter((p) => p.markPrice > 0)) {
             expect(got.latest?.quotes[position.symbol]?.price).toBe(position.markPrice)
