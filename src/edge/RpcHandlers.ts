@@ -31,6 +31,7 @@ import * as LatestCache from "../bus/LatestCache.js"
 import * as ApiKeys from "../store/ApiKeys.js"
 import * as Audit from "../store/Audit.js"
 import * as Compare from "../store/Compare.js"
+import * as RecordedLatest from "../store/RecordedLatest.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
 import * as Users from "../store/Users.js"
@@ -61,9 +62,12 @@ const decodeStrategy = Schema.decodeUnknown(Strategy)
 /** The events the latest values are made of; a stored line that does not decode is passed over. */
 const decodeValuesEvent = Schema.decodeUnknownOption(Schema.parseJson(Schema.Union(PortfolioUpdated, OrderFilled)))
 
-/** A run's latest values as its recorded events give them: its last portfolio snapshot and the fills after it. */
+/**
+ * A run's latest values as its recorded events give them: the snapshots that last reported each
+ * symbol's position (the book, with the last snapshot's totals) and the fills after the last.
+ */
 const latestRecorded = (run: RunId) =>
-  Effect.map(Runs.latestValueEvents(run), (rows) => LatestCache.fold(rows.flatMap((row) => Option.toArray(decodeValuesEvent(row.body)))))
+  Effect.map(RecordedLatest.valueEvents(run), (rows) => LatestCache.fold(rows.flatMap((row) => Option.toArray(decodeValuesEvent(row.body)))))
 
 const withoutRun = ({ run: _, ...values }: LatestCache.Latest) => values
 

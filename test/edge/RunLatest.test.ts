@@ -53,6 +53,12 @@ const bookOfFills = (run: string) =>
       .sort(([a], [b]) => (a < b ? -1 : 1))
   })
 
+/** What a book is compared by: each position's symbol, quantity, average price and realized P&L. */
+const bookOf = (positions: ReadonlyArray<PortfolioSnapshot["positions"][number]>) =>
+  positions.filter((p) => p.quantity !== 0)
+    .map((p) => ({ symbol: p.symbol, quantity: p.quantity, averagePrice: p.averagePrice, realizedPnl: p.realizedPnl }))
+    .sort((a, b) => (a.symbol < b.symbol ? -1 : 1))
+
 /** The snapshot's totals, without its positions. */
 const totalsOf = ({ positions: _, ...totals }: PortfolioSnapshot) => totals
 
@@ -114,14 +120,20 @@ for (const backend of backends) {
           expect((yield* rpc("runs.get", { run: run.id })).latest).toEqual({ ...ahead, source: "cache" })
         }), { timeout: 120_000 })
 
-      it.scoped("a run the cache does not know (executed elsewhere, cache flushed): its last recorded snapshot and fills, from the database", () =>
+      it.scoped("a run the cache does not know (executed elsewhere, cache flushed): its last recorded snapshot's totals, the whole book and the fills after, from the database", () =>
         Effect.gen(function*() {
           const rpc = yield* client
-          const done = yield* StoredRun.backtest(stored(2, 120, { name: "latest elsewhere", owner: "alice" }))
+          const done = yield* StoredRun.backtest(stored(3, 120, { name: "latest elsewhere", owner: "alice" }))
           const last = yield* lastRecordedPortfolio(done.run)
+          const final = bookOf(done.result.portfolio.positions)
+          // The case that matters: the last snapshot lists fewer positions than the run ended with.
+          expect(final.length).toBeGreaterThan(last.snapshot.positions.filter((p) => p.quantity !== 0).length)
           const got = yield* rpc("runs.get", { run: done.run })
           expect(got.latest?.source).toBe("database")
-          expect(got.latest?.portfolio).toEqual(last.snapshot)
+          expect(totalsOf(got.latest!.portfolio!)).toEqual(totalsOf(last.snapshot))
+          // The book the run ended with (its result's), each position as last reported.
+          expect(bookOf(got.latest!.portfolio!.positions)).toEqual(final)
+          expect(got.latest!.portfolio!.positions.length).toBe(final.length)
           expect(got.latest!.seq).toBeGreaterThanOrEqual(last.seq)
           const marked = last.snapshot.positions.filter((p) => p.markPrice > 0)
           for (const position of marked) expect(got.latest?.quotes[position.symbol]).toMatchObject({ price: position.markPrice })
