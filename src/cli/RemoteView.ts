@@ -82,10 +82,12 @@ const latestLines = (run: RunInfo): Array<string> => {
   if (latest === undefined) return []
   const from = latest.source === "cache" ? "live" : "as recorded"
   const p = latest.portfolio
+  // A server's book lists open positions only; one older than that may list flat ones too.
+  const open = p === undefined ? 0 : p.positions.filter((position) => position.quantity !== 0).length
   const quotes = Object.entries(latest.quotes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
   return [
     `now       ${
-      p === undefined ? DASH : `equity ${money(p.equity)}, cash ${money(p.cash)}, ${count(p.positions.length)} open position${p.positions.length === 1 ? "" : "s"}`
+      p === undefined ? DASH : `equity ${money(p.equity)}, cash ${money(p.cash)}, ${count(open)} open position${open === 1 ? "" : "s"}`
     } at ${time(latest.at)} (event ${count(latest.seq)}, ${from})`,
     ...(quotes.length === 0 ? [] : [
       `quotes    ${quotes.slice(0, QUOTES_SHOWN).map(([symbol, q]) => `${symbol} ${price(q.price)}`).join(", ")}${
