@@ -257,11 +257,39 @@ export class ApprovalRpcs extends RpcGroup.make(
 ).middleware(Authenticated) {}
 
 export const LeaderboardMetric = Schema.Literal("totalReturn", "sharpe", "sortino", "calmar", "maxDrawdown", "winRate", "profitFactor")
+export type LeaderboardMetric = typeof LeaderboardMetric.Type
+
+/**
+ * One strategy's best completed run by the metric asked for (docs/metrics.md defines each). The
+ * board lists the strategies (the caller's; an admin's: everyone's) best first — the highest
+ * value, the lowest for `maxDrawdown` — by these rules:
+ *
+ * - A figure that is null because it is unbounded in the good direction ranks above every finite
+ *   value, with `value` null: `profitFactor` with at least one winning trade and no losing one,
+ *   `sortino` with no day below the target while the equity moved (`annualVolatility` > 0),
+ *   `calmar` with no drawdown and a positive CAGR. Of such runs the larger gross profit
+ *   (`profitFactor`), total return (`sortino`) or CAGR (`calmar`) is first.
+ * - A figure that is null for want of data is not ranked: `sharpe` with fewer than two days or
+ *   no volatility, `profitFactor` with break-even trades only, `winRate` with no trade, `calmar`
+ *   without a CAGR.
+ * - A run that never traded (no closed trade, and no position held at any mark) is ranked on
+ *   `totalReturn` only (its 0 is what doing nothing earned); its drawdown of 0 and its ratios
+ *   measure no risk taken, so it is not ranked on the others.
+ * - Ties: a strategy's earlier run first; between strategies, by strategy name.
+ *
+ * So `value` is null only for an unbounded figure: a listed run is always ranked.
+ */
+export const LeaderboardEntry = Schema.Struct({
+  strategy: Schema.String,
+  run: Schema.String,
+  value: Schema.NullOr(Schema.Number)
+})
+export type LeaderboardEntry = typeof LeaderboardEntry.Type
 
 export class LeaderboardRpcs extends RpcGroup.make(
   Rpc.make("leaderboard", {
     payload: { metric: LeaderboardMetric, limit: Schema.optional(Limit) },
-    success: Schema.Array(Schema.Struct({ strategy: Schema.String, run: Schema.String, value: Schema.NullOr(Schema.Number) })),
+    success: Schema.Array(LeaderboardEntry),
     error: Unavailable
   })
 ).middleware(Authenticated) {}

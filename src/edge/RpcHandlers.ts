@@ -31,6 +31,7 @@ import * as LatestCache from "../bus/LatestCache.js"
 import * as ApiKeys from "../store/ApiKeys.js"
 import * as Audit from "../store/Audit.js"
 import * as Compare from "../store/Compare.js"
+import * as Leaderboard from "../store/Leaderboard.js"
 import * as RecordedLatest from "../store/RecordedLatest.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
@@ -232,27 +233,14 @@ export const ApprovalHandlers = ApprovalRpcs.toLayer(Effect.gen(function*() {
 }))
 
 export const LeaderboardHandlers = LeaderboardRpcs.toLayer(Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
+  const context = yield* Effect.context<SqlClient.SqlClient>()
   return {
+    // Each strategy's best completed run, ranked by the rules of schemas/Rpc.ts `LeaderboardEntry`.
     leaderboard: ({ limit, metric }) =>
       Effect.flatMap(CurrentPrincipal, (p) => {
         const owner = ownerFilter(p)
-        // The best completed run of each strategy by the metric (max drawdown: the smallest is best).
-        const order = metric === "maxDrawdown" ? sql`asc` : sql`desc`
-        return sql<{ strategy: string; run: string; value: number | null }>`
-          select distinct on (s.id) s.name as strategy, r.id as run, (r.metrics ->> ${metric})::float8 as value
-          from runs r join strategies s on s.id = r.strategy_id
-          where r.status = 'completed' and s.deleted_at is null
-            ${owner === undefined ? sql`` : sql`and r.owner_id = ${owner}`}
-            and r.metrics ->> ${metric} is not null
-          order by s.id, (r.metrics ->> ${metric})::float8 ${order}`.pipe(
-          Effect.map((rows) =>
-            [...rows].sort((x, y) => (metric === "maxDrawdown" ? (x.value ?? 0) - (y.value ?? 0) : (y.value ?? 0) - (x.value ?? 0)))
-              .slice(0, limit ?? 20)
-          ),
-          Effect.mapError((error) => new Unavailable({ reason: error.message }))
-        )
-      })
+        return unavailable(Leaderboard.best({ metric, limit: limit ?? 20, ...(owner === undefined ? {} : { owner }) }))
+      }).pipe(Effect.provide(context))
   }
 }))
 
