@@ -275,14 +275,18 @@ export type LeaderboardMetric = typeof LeaderboardMetric.Type
  * - A run that never traded (no closed trade, and no position held at any mark) is ranked on
  *   `totalReturn` only (its 0 is what doing nothing earned); its drawdown of 0 and its ratios
  *   measure no risk taken, so it is not ranked on the others.
- * - Ties: a strategy's earlier run first; between strategies, by strategy name.
+ * - Ties: a strategy's earlier run first; between strategies, by strategy name, then owner.
  *
  * So `value` is null only for an unbounded figure: a listed run is always ranked.
  */
 export const LeaderboardEntry = Schema.Struct({
   strategy: Schema.String,
   run: Schema.String,
-  value: Schema.NullOr(Schema.Number)
+  value: Schema.NullOr(Schema.Number),
+  /** `<strategy>#<number>`, as `swarm runs show` takes it (servers before it: absent). */
+  ref: Schema.optional(Schema.String),
+  /** The name of the strategy's owner: in an admin's board, two users' strategies may share a name (servers before it: absent). */
+  owner: Schema.optional(Schema.String)
 })
 export type LeaderboardEntry = typeof LeaderboardEntry.Type
 

@@ -63,11 +63,12 @@ export const best = Effect.fn("Leaderboard.best")(function*({ limit, metric, own
   // A closed trade, or a position held at a mark.
   const traded = sql`(${figure("tradeCount")} > 0 or coalesce(${figure("exposure")}, 0) > 0)`
   const order = ranking.lowerIsBetter ? sql`asc` : sql`desc`
-  const rows = yield* sql<{ strategy: string; run: string; value: number | null }>`
-    select strategy, run, value from (
-      select distinct on (s.id) s.name as strategy, r.id as run, v.value, v.unbounded, v.tiebreak
+  const rows = yield* sql<{ strategy: string; owner: string; run: string; number: number; value: number | null }>`
+    select strategy, owner, run, number, value from (
+      select distinct on (s.id) s.name as strategy, u.name as owner, r.id as run, r.number, v.value, v.unbounded, v.tiebreak
       from runs r
         join strategies s on s.id = r.strategy_id
+        join users u on u.id = s.owner_id
         cross join lateral (select ${figure(metric)} as value, ${unbounded} as unbounded, ${tiebreak} as tiebreak) v
       where r.status = 'completed' and s.deleted_at is null
         ${owner === undefined ? sql`` : sql`and r.owner_id = ${owner}`}
@@ -75,7 +76,13 @@ export const best = Effect.fn("Leaderboard.best")(function*({ limit, metric, own
         ${ranking.tradedOnly ? sql`and ${traded}` : sql``}
       order by s.id, v.unbounded desc, v.value ${order} nulls last, v.tiebreak desc nulls last, r.number
     ) b
-    order by unbounded desc, value ${order} nulls last, tiebreak desc nulls last, strategy
+    order by unbounded desc, value ${order} nulls last, tiebreak desc nulls last, strategy, owner
     limit ${limit}`
-  return rows.map((row): LeaderboardEntry => ({ strategy: row.strategy, run: row.run, value: row.value }))
+  return rows.map((row): LeaderboardEntry => ({
+    strategy: row.strategy,
+    run: row.run,
+    value: row.value,
+    ref: `${row.strategy}#${row.number}`,
+    owner: row.owner
+  }))
 }, storeError("read the leaderboard"))

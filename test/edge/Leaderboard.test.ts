@@ -2,15 +2,15 @@
  * The leaderboard ranks what a quant would: a figure null because it is unbounded in the good
  * direction (a profit factor with wins and no loss, a Sortino with no down day, a Calmar with no
  * drawdown) above every finite one, a figure null for want of data nowhere, a run that never
- * traded on its total return only (its drawdown of 0 is not the best risk record). Runs with
- * chosen metrics, on every back-end.
+ * traded on its total return only (its drawdown of 0 is not the best risk record); and an admin's
+ * board tells two users' strategies of one name apart. Runs with chosen metrics, on every back-end.
  */
 import { SqlClient } from "@effect/sql"
-import { expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { RpcTest } from "@effect/rpc"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schema } from "effect"
 import { Principal, Unauthorized } from "../../schemas/Auth.js"
-import { LeaderboardRpcs } from "../../schemas/Rpc.js"
+import { LeaderboardEntry, LeaderboardRpcs } from "../../schemas/Rpc.js"
 import { Authenticator } from "../../src/edge/Auth.js"
 import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
 import { LeaderboardHandlers } from "../../src/edge/RpcHandlers.js"
@@ -155,5 +155,25 @@ for (const backend of backends) {
         expect(ranks(yield* leaderboardOf("key-erin", "sortino"))).toEqual([["steady#1", null], ["normal#1", 1.5]])
         expect(ranks(yield* leaderboardOf("key-erin", "calmar"))).toEqual([["steady#1", null], ["normal#1", 4]])
       }))
+
+    it.scoped("an admin's board names each run's owner and reference: two users' strategies of one name are told apart", () =>
+      Effect.gen(function*() {
+        yield* completed("frank", "Breakout", 1, metrics({ totalReturn: 0.07 }))
+        yield* completed("frank", "Breakout", 2, metrics({ totalReturn: 0.09 }))
+        yield* completed("carol", "Breakout", 1, metrics({ totalReturn: 0.08 }))
+        const admin = (yield* leaderboardOf("key-root", "totalReturn")).filter((e) => e.strategy === "Breakout")
+        expect(admin.map((e) => [e.owner, e.ref, e.value])).toEqual([["frank", "Breakout#2", 0.09], ["carol", "Breakout#1", 0.08]])
+        // A user's board is theirs only.
+        expect((yield* leaderboardOf("key-frank", "totalReturn")).map((e) => [e.owner, e.ref])).toEqual([["frank", "Breakout#2"]])
+      }))
   })
 }
+
+describe("leaderboard entries across versions", () => {
+  it("an entry without owner and reference (an older server) decodes; a client reading only the older fields takes a newer entry", () => {
+    const older = { strategy: "Breakout", run: "bt-1", value: 0.08 }
+    expect(Schema.decodeUnknownSync(LeaderboardEntry)(older)).toEqual(older)
+    const OlderEntry = Schema.Struct({ strategy: Schema.String, run: Schema.String, value: Schema.NullOr(Schema.Number) })
+    expect(Schema.decodeUnknownSync(OlderEntry)({ ...older, ref: "Breakout#1", owner: "carol" })).toEqual(older)
+  })
+})
