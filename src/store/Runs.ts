@@ -439,23 +439,6 @@ export const tradeEvents = Effect.fn("Runs.tradeEvents")(function*(run: RunId) {
     where t.run_id = ${run} order by t.seq`
 }, storeError("read trades"))
 
-/** How many recorded events after its last portfolio snapshot (its fills) `latestValueEvents` reads, at most. */
-const LATEST_EVENTS = 1_000
-
-/**
- * What a run's latest values are made of (its last `PortfolioUpdated` and the `OrderFilled` after
- * it, their events' JSON, in order): one backwards scan of the event log's key to the snapshot, a
- * few rows read.
- */
-export const latestValueEvents = Effect.fn("Runs.latestValueEvents")(function*(run: RunId) {
-  const sql = yield* SqlClient.SqlClient
-  return yield* sql<{ body: string }>`
-    select body from run_events
-    where run_id = ${run} and tag in ('PortfolioUpdated', 'OrderFilled')
-      and seq >= coalesce((select seq from run_events where run_id = ${run} and tag = 'PortfolioUpdated' order by seq desc limit 1), 0)
-    order by seq limit ${LATEST_EVENTS}`
-}, storeError("read the latest values"))
-
 /** The first and last equity snapshots and the extremes, for a summary. */
 export const equitySummary = Effect.fn("Runs.equitySummary")(function*(run: RunId) {
   const sql = yield* SqlClient.SqlClient
