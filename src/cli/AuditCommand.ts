@@ -4,12 +4,14 @@
  * and, for a completed run, re-hashing to its checksum. The verdict goes to stdout; a broken chain
  * also exits 1 with one `swarm:` line. With a server configured (--server, SWARM_SERVER or
  * `swarm login`) the server verifies the chain in its database (`runs.verify`); `--local` reads the
- * local database (DATABASE_URL or the embedded one) instead.
+ * local database (DATABASE_URL or the embedded one) instead. `--json` prints the verdict as one
+ * JSON document (`VerifyJson`) instead, for scripts; the exit code and the `swarm:` line stay.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Option } from "effect"
+import { Effect, Option, Schema } from "effect"
 import * as Audit from "../store/Audit.js"
 import { AuditFailed } from "./CliError.js"
+import { json, toJson } from "./Flags.js"
 import type { Io } from "./Io.js"
 import * as Remote from "./Remote.js"
 import * as RunRef from "./RunRef.js"
@@ -18,9 +20,16 @@ import * as Wiring from "./Wiring.js"
 /** The run id of a report's stream (`run:<id>`). */
 const runOf = (stream: string) => (stream.startsWith("run:") ? stream.slice(4) : stream)
 
+/** `audit verify --json`: an intact chain's size and head, or where and why it breaks. */
+export const VerifyJson = Schema.Union(
+  Schema.Struct({ ok: Schema.Literal(true), run: Schema.String, entries: Schema.Int, head: Schema.String }),
+  Schema.Struct({ ok: Schema.Literal(false), run: Schema.String, position: Schema.Int, reason: Schema.String })
+)
+
 export const verify = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("verify", {
     run: Args.text({ name: "run" }).pipe(Args.withDescription("The run: its id (run_…) or <strategy>#<number>.")),
+    json: json("Print the verdict as one JSON document on stdout instead of the OK or FAILED line."),
     ...Remote.options,
     local: Options.boolean("local").pipe(
       Options.withDescription("Verify in the local database even when a server is configured (SWARM_SERVER or swarm login).")
@@ -30,10 +39,18 @@ export const verify = (io: Io, wiring: Wiring.Wiring) =>
       const ref = yield* RunRef.check("<run>", flags.run)
       const tell = (report: { readonly ok: boolean; readonly run: string; readonly entries?: number; readonly head?: string; readonly position?: number; readonly reason?: string }) => {
         if (report.ok) {
-          io.stdout(`OK: run ${report.run}: ${report.entries} events, chain head ${report.head!.slice(0, 12)}…\n`)
+          io.stdout(
+            flags.json
+              ? toJson(VerifyJson, { ok: true, run: report.run, entries: report.entries!, head: report.head! })
+              : `OK: run ${report.run}: ${report.entries} events, chain head ${report.head!.slice(0, 12)}…\n`
+          )
           return Effect.void
         }
-        io.stdout(`FAILED at entry ${report.position}: ${report.reason}\n`)
+        io.stdout(
+          flags.json
+            ? toJson(VerifyJson, { ok: false, run: report.run, position: report.position!, reason: report.reason! })
+            : `FAILED at entry ${report.position}: ${report.reason}\n`
+        )
         return Effect.fail(new AuditFailed({ run: report.run, position: report.position!, reason: report.reason! }))
       }
       const server = flags.local ? Option.none() : yield* Remote.target(flags, wiring)

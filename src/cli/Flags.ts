@@ -4,7 +4,7 @@
  * stdout.
  */
 import { HelpDoc, Options, ValidationError } from "@effect/cli"
-import { Effect, Either, Option } from "effect"
+import { Effect, Either, Option, Schema } from "effect"
 
 /** A flag's value refused while parsing: the message starts with the flag, as every CLI error line does. */
 export const invalid = (flag: string, reason: string) => ValidationError.invalidValue(HelpDoc.p(`${flag}: ${reason}`))
@@ -22,3 +22,6 @@ export const checked = <I, A>(flag: string, check: (value: I) => Either.Either<A
 
 /** `--json`, described for the command at hand. */
 export const json = (description: string) => Options.boolean("json").pipe(Options.withDescription(description))
+
+/** What `--json` prints: `value` as `schema` encodes it, indented, one document and a newline. */
+export const toJson = <A, I>(schema: Schema.Schema<A, I>, value: A): string => `${JSON.stringify(Schema.encodeSync(schema)(value), null, 2)}\n`

@@ -9,12 +9,11 @@ import { stringify } from "yaml"
 import type { Rule } from "../../schemas/Rule.js"
 import { PendingApproval, RunInfo, StrategySummary, StrategyVersion } from "../../schemas/Rpc.js"
 import { Rule as RuleSchema } from "../../schemas/Rule.js"
+import { toJson } from "./Flags.js"
 import { COMPARED, shownDifference, shownValue, table, valueOf, wallTime } from "./RunsView.js"
 import { count, metricRows, money, percent, price, quantity, ratio, time } from "./Summary.js"
 
 const DASH = "—"
-
-const toJson = <A, I>(schema: Schema.Schema<A, I>, value: A): string => `${JSON.stringify(Schema.encodeSync(schema)(value), null, 2)}\n`
 
 // ---------------------------------------------------------------------------------------------
 // Runs

@@ -3,11 +3,13 @@
  * injected faults) and compare every event with the recording (src/store/StoredRun.ts). Nothing is
  * written. A run that reproduces prints `OK`; one that does not prints its first divergence — the
  * event, its round and agent, the field, what was recorded and what came now — and exits 1.
+ * `--json` prints either as one JSON document (`ReplayJson`) instead, for scripts.
  */
 import { Args, Command } from "@effect/cli"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import * as Runs from "../store/Runs.js"
 import * as StoredRun from "../store/StoredRun.js"
+import { json, toJson } from "./Flags.js"
 import type { Io } from "./Io.js"
 import * as Progress from "./Progress.js"
 import * as RunRef from "./RunRef.js"
@@ -28,9 +30,44 @@ export const describeDivergence = (error: StoredRun.RunDiverged): string =>
       : [`  but the recording itself does not verify (swarm audit verify): ${error.tampered}`, "  the divergence is the recording's, not the re-execution's"])
   ].join("\n") + "\n"
 
+/** `replay --json`: a run that reproduced (its event count and checksum), or its first divergence. */
+export const ReplayJson = Schema.Union(
+  Schema.Struct({ ok: Schema.Literal(true), run: Schema.String, events: Schema.Int, checksum: Schema.String }),
+  Schema.Struct({
+    ok: Schema.Literal(false),
+    run: Schema.String,
+    divergence: Schema.Struct({
+      seq: Schema.Int,
+      round: Schema.NullOr(Schema.String),
+      agent: Schema.NullOr(Schema.String),
+      field: Schema.String,
+      expected: Schema.String,
+      actual: Schema.String,
+      /** Why the recording itself does not verify, when it does not: the divergence is then the recording's. */
+      tampered: Schema.NullOr(Schema.String)
+    })
+  })
+)
+
+const divergenceJson = (error: StoredRun.RunDiverged): string =>
+  toJson(ReplayJson, {
+    ok: false,
+    run: error.run,
+    divergence: {
+      seq: error.seq,
+      round: error.round,
+      agent: error.agent,
+      field: error.field,
+      expected: error.expected,
+      actual: error.actual,
+      tampered: error.tampered ?? null
+    }
+  })
+
 export const command = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("replay", {
-    run: Args.text({ name: "run" }).pipe(Args.withDescription("The run: its id (run_…) or <strategy>#<number>."))
+    run: Args.text({ name: "run" }).pipe(Args.withDescription("The run: its id (run_…) or <strategy>#<number>.")),
+    json: json("Print the outcome as one JSON document on stdout instead of the OK or DIVERGED lines.")
   }, (flags) =>
     Effect.gen(function*() {
       const ref = yield* RunRef.check("<run>", flags.run)
@@ -44,10 +81,14 @@ export const command = (io: Io, wiring: Wiring.Wiring) =>
         }).pipe(
           // The bar leaves the screen before the divergence is printed.
           Effect.tapErrorTag("RunDiverged", (error) =>
-            Effect.zipRight(progress?.done ?? Effect.void, Effect.sync(() => io.stdout(describeDivergence(error)))))
+            Effect.zipRight(progress?.done ?? Effect.void, Effect.sync(() => io.stdout(flags.json ? divergenceJson(error) : describeDivergence(error)))))
         )
         if (progress !== undefined) yield* progress.done
-        io.stdout(`OK: run ${replayed.run} reproduced: ${replayed.events} events, checksum ${replayed.checksum}\n`)
+        io.stdout(
+          flags.json
+            ? toJson(ReplayJson, { ok: true, run: replayed.run, events: replayed.events, checksum: replayed.checksum })
+            : `OK: run ${replayed.run} reproduced: ${replayed.events} events, checksum ${replayed.checksum}\n`
+        )
       }))
     }).pipe(Effect.withSpan("swarm.replay"))).pipe(
     Command.withDescription("Re-execute a stored run from its recorded inputs and check that it gives the recorded events.")

@@ -11,6 +11,7 @@ import { type Money, MoneyFromDecimal } from "../../schemas/Money.js"
 import type { Trade } from "../../schemas/Trade.js"
 import type { Decision, DecisionDifference } from "../store/Compare.js"
 import type { RunRecord, RunSummary } from "../store/Runs.js"
+import { toJson } from "./Flags.js"
 import { IsoTime, MetricsJson, TradeJson, tradeJson } from "./ResultDocument.js"
 import { count, metricRows, money, percent, ratio, time, tradesTable } from "./Summary.js"
 
@@ -95,7 +96,6 @@ export const CompareJson = Schema.Struct({
   })
 })
 
-const toJson = <A, I>(schema: Schema.Schema<A, I>, value: A): string => `${JSON.stringify(Schema.encodeSync(schema)(value), null, 2)}\n`
 
 const runJson = (run: RunSummary): typeof RunJson.Type => ({
   id: run.id,

@@ -14,6 +14,8 @@ import * as os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { RunId } from "../../schemas/Ids.js"
+import { VerifyJson } from "../../src/cli/AuditCommand.js"
+import { ReplayJson } from "../../src/cli/ReplayCommand.js"
 import { ResultDocument } from "../../src/cli/ResultDocument.js"
 import { CompareJson, RunJson, RunShowJson } from "../../src/cli/RunsView.js"
 import * as LlmRuntime from "../../src/llm/LlmRuntime.js"
@@ -204,6 +206,14 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(ok.code).toBe(0)
       const shown = Schema.decodeUnknownSync(RunShowJson)(JSON.parse((yield* swarm(["runs", "show", "Audited#1", "--json"], { store: yield* store })).stdout))
       expect(ok.stdout).toBe(`OK: run ${document.run}: ${document.counts.events} events, chain head ${shown.chain!.head.slice(0, 12)}…\n`)
+      const okJson = yield* swarm(["audit", "verify", "Audited#1", "--json"], { store: yield* store })
+      expect(okJson.code).toBe(0)
+      expect(Schema.decodeUnknownSync(VerifyJson)(JSON.parse(okJson.stdout))).toEqual({
+        ok: true,
+        run: document.run,
+        entries: document.counts.events,
+        head: shown.chain!.head
+      })
 
       const sql = yield* SqlClient.SqlClient
       yield* sql`update run_events set body = replace(body, '"seq":7,', '"seq":7,"forged":true,') where run_id = ${document.run} and seq = 7`
@@ -213,6 +223,15 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(lines(broken.stderr).slice(1)).toEqual([
         expect.stringMatching(new RegExp(`^swarm: run ${document.run}: the audit chain does not verify at entry 7: `))
       ])
+      const brokenJson = yield* swarm(["audit", "verify", document.run, "--json"], { store: yield* store })
+      expect(brokenJson.code).toBe(1)
+      expect(Schema.decodeUnknownSync(VerifyJson)(JSON.parse(brokenJson.stdout))).toEqual({
+        ok: false,
+        run: document.run,
+        position: 7,
+        reason: expect.stringMatching(/^entry 7 \(\w+\) does not verify: its content was changed/)
+      })
+      expect(lines(brokenJson.stderr).slice(1)).toEqual(lines(broken.stderr).slice(1))
     }))
 
   it.effect("replay: OK when the run reproduces; a recording that differs: the first divergence, exit 1", () =>
@@ -221,6 +240,14 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       const ok = yield* swarm(["replay", "Replayed#1"], { store: yield* store })
       expect(ok.code, ok.stderr).toBe(0)
       expect(ok.stdout).toBe(`OK: run ${document.run} reproduced: ${document.counts.events} events, checksum ${document.checksum}\n`)
+      const okJson = yield* swarm(["replay", "Replayed#1", "--json"], { store: yield* store })
+      expect(okJson.code, okJson.stderr).toBe(0)
+      expect(Schema.decodeUnknownSync(ReplayJson)(JSON.parse(okJson.stdout))).toEqual({
+        ok: true,
+        run: document.run,
+        events: document.counts.events,
+        checksum: document.checksum
+      })
 
       // The recording says the first decision was another action than the strategy takes.
       const sql = yield* SqlClient.SqlClient
@@ -251,6 +278,23 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
         `swarm: run ${document.run}: does not reproduce: diverges at event ${decision!.seq}, round ${decision!.roundId}: decision.action was "${other}", now "${decision!.action}" ` +
         `(the recording itself does not verify: entry ${decision!.seq}: entry ${decision!.seq} (DecisionMade) does not verify: its content was changed, or it does not follow entry ${decision!.seq - 1} (reordered))`
       ])
+      const divergedJson = yield* swarm(["replay", document.run, "--json"], { store: yield* store })
+      expect(divergedJson.code).toBe(1)
+      expect(Schema.decodeUnknownSync(ReplayJson)(JSON.parse(divergedJson.stdout))).toEqual({
+        ok: false,
+        run: document.run,
+        divergence: {
+          seq: decision!.seq,
+          round: decision!.roundId,
+          agent: null,
+          field: "decision.action",
+          expected: `"${other}"`,
+          actual: `"${decision!.action}"`,
+          tampered: `entry ${decision!.seq}: entry ${decision!.seq} (DecisionMade) does not verify: ` +
+            `its content was changed, or it does not follow entry ${decision!.seq - 1} (reordered)`
+        }
+      })
+      expect(lines(divergedJson.stderr).slice(1)).toEqual(lines(diverged.stderr).slice(1))
     }))
 
   it.effect("runs compare: metrics side by side with differences, and the first differing decision", () =>
