@@ -47,6 +47,7 @@ const createUser = (io: Io, wiring: Wiring) =>
   Command.make("create-user", {
     name: Args.text({ name: "name" }).pipe(Args.withDescription("The new user's name.")),
     role: role.pipe(Options.withDefault("user" as const), Options.withDescription("Their role (default user).")),
+    json: json("Print the user and their key as one JSON object on stdout."),
     ...Remote.options
   }, (flags) =>
     Effect.gen(function*() {
@@ -54,7 +55,11 @@ const createUser = (io: Io, wiring: Wiring) =>
       yield* Remote.withRemote(flags, wiring)((remote) =>
         Effect.gen(function*() {
           const created = yield* remote.client.admin.createUser({ name, role: flags.role }).pipe(remote.call("user"))
-          io.stdout(`created ${created.user.role} ${created.user.name} (${created.user.id}). Their API key, shown this once:\n\n  ${created.key}\n`)
+          io.stdout(
+            flags.json
+              ? `${JSON.stringify(created, null, 2)}\n`
+              : `created ${created.user.role} ${created.user.name} (${created.user.id}). Their API key, shown this once:\n\n  ${created.key}\n`
+          )
         })
       )
     }).pipe(Effect.withSpan("swarm.admin.create-user"))).pipe(Command.withDescription("Create a user and their first API key (printed once)."))
@@ -63,6 +68,7 @@ const issueKey = (io: Io, wiring: Wiring) =>
   Command.make("issue-key", {
     user: userArg,
     label: Options.text("label").pipe(Options.optional, Options.withDescription("What the key is for (at most 100 characters).")),
+    json: json("Print the key and its record as one JSON object on stdout."),
     ...Remote.options
   }, (flags) =>
     Effect.gen(function*() {
@@ -71,7 +77,7 @@ const issueKey = (io: Io, wiring: Wiring) =>
       yield* Remote.withRemote(flags, wiring)((remote) =>
         Effect.gen(function*() {
           const issued = yield* remote.client.admin.issueKey(label === undefined ? { user } : { user, label }).pipe(remote.call("user"))
-          io.stdout(`a new API key for ${user}, shown this once:\n\n  ${issued.key}\n`)
+          io.stdout(flags.json ? `${JSON.stringify({ user, key: issued.key }, null, 2)}\n` : `a new API key for ${user}, shown this once:\n\n  ${issued.key}\n`)
         })
       )
     }).pipe(Effect.withSpan("swarm.admin.issue-key"))).pipe(Command.withDescription("Issue another API key to a user (printed once)."))
@@ -99,6 +105,7 @@ const keys = (io: Io, wiring: Wiring) =>
 const revokeKey = (io: Io, wiring: Wiring) =>
   Command.make("revoke-key", {
     keyId: Args.text({ name: "key-id" }).pipe(Args.withDescription("The key's id (key_…), as swarm admin keys lists it.")),
+    json: json("Print the revoked key's record as one JSON object on stdout."),
     ...Remote.options
   }, (flags) =>
     Effect.gen(function*() {
@@ -106,7 +113,7 @@ const revokeKey = (io: Io, wiring: Wiring) =>
       yield* Remote.withRemote(flags, wiring)((remote) =>
         Effect.gen(function*() {
           const revoked = yield* remote.client.admin.revokeKey({ key }).pipe(remote.call("key"))
-          io.stdout(`revoked ${revoked.id} (${revoked.prefix}…): it stops working within 30 s\n`)
+          io.stdout(flags.json ? `${JSON.stringify(revoked, null, 2)}\n` : `revoked ${revoked.id} (${revoked.prefix}…): it stops working within 30 s\n`)
         })
       )
     }).pipe(Effect.withSpan("swarm.admin.revoke-key"))).pipe(Command.withDescription("Revoke an API key: it stops working within 30 s."))
@@ -117,6 +124,7 @@ const setUser = (io: Io, wiring: Wiring) =>
     role: role.pipe(Options.optional, Options.withDescription("Make them an admin or a plain user.")),
     disable: Options.boolean("disable").pipe(Options.withDescription("Disable them: their keys stop working within 30 s; what they own stays.")),
     enable: Options.boolean("enable").pipe(Options.withDescription("Enable them again.")),
+    json: json("Print the user as changed as one JSON object on stdout."),
     ...Remote.options
   }, (flags) =>
     Effect.gen(function*() {
@@ -132,7 +140,11 @@ const setUser = (io: Io, wiring: Wiring) =>
             ...(Option.isSome(flags.role) ? { role: flags.role.value } : {}),
             ...(flags.disable ? { disabled: true } : flags.enable ? { disabled: false } : {})
           }).pipe(remote.call("user"))
-          io.stdout(`${changed.name} is ${changed.role === "admin" ? "an admin" : "a user"}, ${changed.disabled ? "disabled" : "enabled"}\n`)
+          io.stdout(
+            flags.json
+              ? `${JSON.stringify(changed, null, 2)}\n`
+              : `${changed.name} is ${changed.role === "admin" ? "an admin" : "a user"}, ${changed.disabled ? "disabled" : "enabled"}\n`
+          )
         })
       )
     }).pipe(Effect.withSpan("swarm.admin.set-user"))).pipe(

@@ -355,6 +355,20 @@ describe("swarm as a client of a live server", () => {
       expect((yield* cli(["admin", "set-user", "erin", "--disable", "--enable"])).code).toBe(2)
       expect((yield* cli(["admin", "set-user", "erin", "--role", "user", "--disable"])).stdout).toBe("erin is a user, disabled\n")
       expect((yield* cli(["admin", "stats"])).stdout).toMatch(/^users \d+, strategies \d+, runs \d+ \(\d+ live in this server process\), events \d+\n$/)
+
+      // The same for scripts: one JSON document each.
+      const frank = yield* cli(["admin", "create-user", "frank", "--json"])
+      const made = JSON.parse(frank.stdout) as { user: { id: string; name: string; role: string; disabled: boolean }; key: string }
+      expect([frank.code, made.user.name, made.user.role, made.user.disabled]).toEqual([0, "frank", "user", false])
+      expect(made.key).toMatch(/^sk_[A-Za-z0-9_-]{43}$/)
+      const second = JSON.parse((yield* cli(["admin", "issue-key", "frank", "--label", "bot", "--json"])).stdout) as { user: string; key: string }
+      expect(second).toEqual({ user: "frank", key: expect.stringMatching(/^sk_[A-Za-z0-9_-]{43}$/) })
+      const frankKeys = JSON.parse((yield* cli(["admin", "keys", "frank", "--json"])).stdout) as Array<{ id: string; label: string }>
+      const bot = frankKeys.find((k) => k.label === "bot")!
+      const gone = JSON.parse((yield* cli(["admin", "revoke-key", bot.id, "--json"])).stdout) as { id: string; prefix: string; revokedAt: string | null }
+      expect([gone.id, gone.prefix, typeof gone.revokedAt]).toEqual([bot.id, second.key.slice(0, 10), "string"])
+      const promoted = JSON.parse((yield* cli(["admin", "set-user", "frank", "--role", "admin", "--json"])).stdout) as unknown
+      expect(promoted).toEqual({ id: made.user.id, name: "frank", role: "admin", disabled: false })
     }), { timeout: 90_000 })
 
   it.live("logout forgets the server: the next command says there is none", () =>
