@@ -277,6 +277,12 @@ export const spelled = (line: ReadonlyArray<string>): ReadonlyArray<string> => {
   )
 }
 
+/** Error lines naming `--strategy-version` as `--version` when that is how the line spelled it (`spelled`). */
+const spokenAs = (argv: ReadonlyArray<string>, lines: ReadonlyArray<string>): ReadonlyArray<string> =>
+  !argv.some((arg) => arg.startsWith("--strategy-version")) && spelled(argv).some((arg) => arg.startsWith("--strategy-version"))
+    ? lines.map((line) => line.replaceAll("--strategy-version", "--version"))
+    : lines
+
 /**
  * Run the command line on `argv` (the arguments after the program's name) and return its exit
  * code. Never fails; interruption (Ctrl-C) is left to the caller after printing one line.
@@ -295,7 +301,7 @@ export const run = (
     Effect.catchAll((error) =>
       Effect.sync(() => {
         const { code, lines } = report(error, argv)
-        print(io, lines)
+        print(io, spokenAs(argv, lines))
         return code
       })
     ),

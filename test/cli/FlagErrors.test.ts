@@ -32,6 +32,14 @@ describe("flag errors", () => {
       expect([r.code, first(r.stderr)]).toEqual([2, "swarm: --limit: expected an integer, got \"abc\""])
     }))
 
+  it.live("a bad --version is named --version, as it was spelled; --strategy-version as that", () =>
+    Effect.gen(function*() {
+      for (const [spelling, args] of [["--version", ["--version", "0"]], ["--version", ["--version=0"]], ["--strategy-version", ["--strategy-version", "0"]]] as const) {
+        const r = yield* swarm(["strategies", "show", "Anything", ...args])
+        expect([r.code, first(r.stderr)], args.join(" ")).toEqual([2, `swarm: ${spelling}: expected a version number, 1 or more, got 0`])
+      }
+    }))
+
   it.live("several missing flags: the first is named, alone", () =>
     Effect.gen(function*() {
       const r = yield* swarm(["backtest"])
