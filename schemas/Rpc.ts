@@ -97,7 +97,9 @@ export const StrategyVersion = Schema.Struct({
   id: Schema.String,
   name: Schema.String,
   version: Schema.Int,
-  strategy: Strategy
+  strategy: Strategy,
+  /** An update (or a rule put) that changed nothing: `version` is the latest as it was, no version was made. */
+  unchanged: Schema.optional(Schema.Literal(true))
 })
 export type StrategyVersion = typeof StrategyVersion.Type
 

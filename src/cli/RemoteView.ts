@@ -165,8 +165,12 @@ export const strategyYaml = (version: StrategyVersion): string => {
 }
 
 /** `strategies create` and `update`, and the rule commands (each makes a new version). */
-export const strategySaved = (verb: string, version: StrategyVersion): string =>
-  `${verb} strategy "${version.name}" (${version.id}): version ${version.version}, ${version.strategy.rules.length === 1 ? "1 rule" : `${version.strategy.rules.length} rules`}\n`
+export const strategySaved = (verb: string, version: StrategyVersion): string => {
+  const rules = version.strategy.rules.length === 1 ? "1 rule" : `${version.strategy.rules.length} rules`
+  return version.unchanged
+    ? `unchanged: strategy "${version.name}" (${version.id}) is already that at version ${version.version}, ${rules}; no version made\n`
+    : `${verb} strategy "${version.name}" (${version.id}): version ${version.version}, ${rules}\n`
+}
 
 export const rulesJson = (rules: ReadonlyArray<Rule>): string => toJson(Schema.Array(RuleSchema), rules)
 

@@ -79,7 +79,13 @@ export const StrategyHandlers = StrategyRpcs.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<SqlClient.SqlClient>()
   const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
     Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
-  const version = (found: Strategies.Found) => ({ id: found.id, name: found.name, version: found.version, strategy: found.strategy })
+  const version = (found: Strategies.Found) => ({
+    id: found.id,
+    name: found.name,
+    version: found.version,
+    strategy: found.strategy,
+    ...(found.unchanged ? { unchanged: found.unchanged } : {})
+  })
   /** A strategy whose agents the registry cannot run is refused, naming the payload's field (`strategy.agents.0.type`). */
   const runnable = (field: string, strategy: Strategy) => {
     const invalid = invalidAgentOf(strategy.agents, strategy.allowShort)
@@ -121,7 +127,7 @@ export const RuleHandlers = RuleRpcs.toLayer(Effect.gen(function*() {
         // The name does not change, so a rename conflict cannot happen; were it to, it is the request's.
         Effect.catchTag("Conflict", (conflict) => new InvalidRequest({ field: "strategy", reason: conflict.reason }))
       )
-      return { id: saved.id, name: saved.name, version: saved.version, strategy: saved.strategy }
+      return { id: saved.id, name: saved.name, version: saved.version, strategy: saved.strategy, ...(saved.unchanged ? { unchanged: saved.unchanged } : {}) }
     }))
   return {
     "rules.list": ({ strategy }) => as((p) => unavailable(Effect.map(Strategies.find(p.userId, strategy), (found) => found.strategy.rules))),

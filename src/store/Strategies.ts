@@ -89,6 +89,8 @@ export interface Found {
   readonly name: string
   readonly version: number
   readonly strategy: Strategy
+  /** Set when a save changed nothing: `version` is the latest as it was, and no version was made. */
+  readonly unchanged?: true
 }
 
 /** `owner`'s strategy `ref` (id or name) at `version` (default its latest), its row locked for the transaction when `lock`. */
@@ -167,7 +169,7 @@ export const modify = <E, R>(owner: string, ref: string, change: (current: Found
       }
       // Read under the row's lock: `current.version` is the latest, and stays so until this commits.
       const saved = yield* saveVersionOf(current.id, current.version, owner, strategy)
-      return { id: saved.strategyId, name: strategy.name, version: saved.version, strategy } satisfies Found
+      return { id: saved.strategyId, name: strategy.name, version: saved.version, strategy, ...(saved.created ? {} : { unchanged: true as const }) } satisfies Found
     }))
   }).pipe(storeError("update a strategy"), Effect.withSpan("Strategies.modify"))
 

@@ -179,6 +179,13 @@ describe("swarm as a client of a live server", () => {
       const cap = "{\"id\":\"cap\",\"name\":\"Cap\",\"kind\":\"max_position_percent\",\"params\":{\"percent\":30}}"
       const put = yield* cli(["rules", "put", "SMA crossover", cap])
       expect([put.code, put.stdout]).toEqual([0, expect.stringMatching(/^put rule cap in strategy "SMA crossover" \(str_[0-9a-f]+\): version 3, 1 rule\n$/)])
+      // The same update or rule again changes nothing, makes no version, and says so.
+      const same = yield* cli(["rules", "put", "SMA crossover", cap])
+      expect([same.code, same.stdout]).toEqual([0, expect.stringMatching(/^unchanged: strategy "SMA crossover" \(str_[0-9a-f]+\) is already that at version 3, 1 rule; no version made\n$/)])
+      const current = yield* cli(["strategies", "show", "SMA crossover"])
+      fs.writeFileSync(yaml, current.stdout)
+      const sameJson = yield* cli(["strategies", "update", "SMA crossover", yaml, "--json"])
+      expect(JSON.parse(sameJson.stdout)).toMatchObject({ name: "SMA crossover", version: 3, unchanged: true })
       const ruleFile = Path.join(tmp, "few.yaml")
       fs.writeFileSync(ruleFile, "id: few\nname: Few positions\nkind: max_open_positions\npriority: -1\nparams:\n  count: 2\n")
       expect((yield* cli(["rules", "put", "SMA crossover", ruleFile])).code).toBe(0)
