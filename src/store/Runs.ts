@@ -4,7 +4,7 @@
  * (`RunRecorder.ts`); this module owns the `runs` row itself.
  */
 import { randomBytes } from "node:crypto"
-import { SqlClient } from "@effect/sql"
+import { SqlClient, type Statement } from "@effect/sql"
 import { Effect, Option, ParseResult, Schema } from "effect"
 import type { RunId, StrategyId } from "../../schemas/Ids.js"
 import { Metrics } from "../../schemas/Metrics.js"
@@ -264,19 +264,35 @@ const SUMMARY_COLUMNS = `r.id, r.strategy_id, s.name as strategy_name, r.strateg
 /** `runs.number` is an `integer`. */
 const MAX_RUN_NUMBER = 2_147_483_647
 
+/** A run reference as looked up: its id, or its strategy's name and its number. */
+type Ref = { readonly id: string } | { readonly name: string; readonly number: number }
+
 /**
- * The `where` of one run by reference — its id, or `<strategy name>#<number>` (the last `#`) — and
- * owner; undefined for a reference no run can have. No run has a number past the column's range,
- * nor a NUL in its id or name (Postgres text cannot hold one): the server would answer those with
- * an error, and the user must get "no such run".
+ * A reference — a run's id, or `<strategy name>#<number>` (the last `#`) — as looked up; undefined
+ * for one no run can have. No run has a number past the column's range, nor a NUL in its id or
+ * name (Postgres text cannot hold one): the server would answer those with an error, and the user
+ * must get "no such run".
  */
-const whereRef = (sql: SqlClient.SqlClient, ref: string, owner: string | undefined) => {
+const parseRef = (ref: string): Ref | undefined => {
   const hash = ref.lastIndexOf("#")
   const byName = hash > 0 && /^\d+$/.test(ref.slice(hash + 1))
   if (ref.includes("\u0000") || (byName && Number(ref.slice(hash + 1)) > MAX_RUN_NUMBER)) return undefined
-  return sql`${byName ? sql`s.name = ${ref.slice(0, hash)} and r.number = ${Number(ref.slice(hash + 1))}` : sql`r.id = ${ref}`}
-      ${owner === undefined ? sql`` : sql`and r.owner_id = ${owner}`}`
+  return byName ? { name: ref.slice(0, hash), number: Number(ref.slice(hash + 1)) } : { id: ref }
 }
+
+/**
+ * The `where` of one run by reference and owner. By name, the strategy's name now, or with
+ * `former` the name the run's strategy had when it ran (a rename must not break `Old name#2`).
+ */
+const whereRef = (sql: SqlClient.SqlClient, ref: Ref, owner: string | undefined, former: boolean) =>
+  sql`${
+    "id" in ref
+      ? sql`r.id = ${ref.id}`
+      : former
+      ? sql`r.strategy->>'name' = ${ref.name} and r.number = ${ref.number}`
+      : sql`s.name = ${ref.name} and r.number = ${ref.number}`
+  }
+      ${owner === undefined ? sql`` : sql`and r.owner_id = ${owner}`}`
 
 /**
  * The row of the one run `ref` names, of those a query found (at most `CANDIDATES`, a live
@@ -292,6 +308,25 @@ const theOne = <R extends { readonly id: string; readonly live: boolean }>(ref: 
   return Effect.fail(new RunNotFound({ run: ref, ambiguous: rows.filter((row) => row.live === first.live).map((row) => row.id) }))
 }
 
+/**
+ * The one run `ref` names, found by `query` (given the `where`): by the strategy's name now, else
+ * (no run matched) by a name its strategy had then — the strategy renamed since. The name now wins
+ * where both match: it is what `runs list` shows.
+ */
+const lookUp = <R extends { readonly id: string; readonly live: boolean }, E, Q>(
+  ref: string,
+  owner: string | undefined,
+  query: (where: Statement.Fragment) => Effect.Effect<ReadonlyArray<R>, E, Q>
+) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const parsed = parseRef(ref)
+    if (parsed === undefined) return yield* new RunNotFound({ run: ref })
+    const now = yield* query(whereRef(sql, parsed, owner, false))
+    const rows = now.length > 0 || "id" in parsed ? now : yield* query(whereRef(sql, parsed, owner, true))
+    return yield* theOne(ref, rows)
+  })
+
 /** How many runs a `<strategy>#<number>` is looked up among (`theOne`): enough to name a few when it is ambiguous. */
 const CANDIDATES = 5
 
@@ -301,15 +336,13 @@ const CANDIDATES = 5
  */
 export const get = Effect.fn("Runs.get")(function*(ref: string, owner?: string) {
   const sql = yield* SqlClient.SqlClient
-  const where = whereRef(sql, ref, owner)
-  if (where === undefined) return yield* new RunNotFound({ run: ref })
-  const rows = yield* sql<FullRow & { readonly live: boolean }>`
+  const row = yield* lookUp(ref, owner, (where) =>
+    sql<FullRow & { readonly live: boolean }>`
     select ${sql.literal(SUMMARY_COLUMNS)}, r.strategy, r.data_source, r.event_detail, r.faults, r.replay_of, r.speed, r.chain_count, r.chain_head,
       s.deleted_at is null as live
     from runs r join strategies s on s.id = r.strategy_id
     where ${where}
-    order by s.deleted_at is null desc, r.started_at desc limit ${CANDIDATES}`
-  const row = yield* theOne(ref, rows)
+    order by s.deleted_at is null desc, r.started_at desc limit ${CANDIDATES}`)
   const summary = yield* summaryOf(row)
   const strategy = yield* decodeColumn(Strategy, row.id, "strategy")(row.strategy)
   const faults = row.faults === null ? null : yield* decodeColumn(FaultPlan, row.id, "faults")(row.faults)
@@ -333,14 +366,12 @@ export const get = Effect.fn("Runs.get")(function*(ref: string, owner?: string) 
  */
 export const getSummary = Effect.fn("Runs.getSummary")(function*(ref: string, owner?: string) {
   const sql = yield* SqlClient.SqlClient
-  const where = whereRef(sql, ref, owner)
-  if (where === undefined) return yield* new RunNotFound({ run: ref })
-  const rows = yield* sql<Row & { readonly live: boolean }>`
+  const row = yield* lookUp(ref, owner, (where) =>
+    sql<Row & { readonly live: boolean }>`
     select ${sql.literal(SUMMARY_COLUMNS)}, s.deleted_at is null as live
     from runs r join strategies s on s.id = r.strategy_id
     where ${where}
-    order by s.deleted_at is null desc, r.started_at desc limit ${CANDIDATES}`
-  const row = yield* theOne(ref, rows)
+    order by s.deleted_at is null desc, r.started_at desc limit ${CANDIDATES}`)
   return yield* summaryOf(row)
 }, storeError("read a run"))
 

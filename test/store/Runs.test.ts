@@ -189,6 +189,22 @@ for (const backend of backends) {
         expect((yield* Runs.get(old, "local")).id).toBe(old)
       }))
 
+    it.effect("a renamed strategy's runs answer to the name they ran under too; the name now wins where both match", () =>
+      Effect.gen(function*() {
+        const { run: first } = yield* StoredRun.backtest(stored(2, 30, { name: "before rename" }))
+        const current = yield* Strategies.find("local", "before rename")
+        yield* Strategies.update("local", current.id, { ...current.strategy, name: "after rename" })
+        expect((yield* Runs.get("after rename#1", "local")).id).toBe(first)
+        expect((yield* Runs.get("before rename#1", "local")).id).toBe(first)
+        expect((yield* Runs.getSummary("before rename#1")).id).toBe(first)
+        // Not someone else's: the owner still decides.
+        expect(yield* failure(Runs.get("before rename#1", "someone-else"))).toEqual(new RunNotFound({ run: "before rename#1" }))
+        // A new strategy takes the old name: its own #1 is meant by it now.
+        const { run: namesake } = yield* StoredRun.backtest(stored(2, 30, { name: "before rename", seed: "3" }))
+        expect((yield* Runs.get("before rename#1", "local")).id).toBe(namesake)
+        expect((yield* Runs.get("after rename#1", "local")).id).toBe(first)
+      }))
+
     it.effect("malformed, huge and hostile references are RunNotFound, and the tables are intact", () =>
       Effect.gen(function*() {
         const { run } = yield* StoredRun.backtest(stored(2, 40, { name: "target" }))
