@@ -83,7 +83,11 @@ export const HARD_LIMITS = {
   maxDrawdownPct: 25
 } as const
 
-/** A strategy's risk limits; omitted ones are the hard values. Looser values are accepted and clamped to the hard ones. */
+/**
+ * A strategy's risk limits; omitted ones are the hard values. The schema accepts looser values (a
+ * strategy stored before they were refused still decodes, and its gates take the hard values); a
+ * strategy given now — a file, `strategies.create|update` — is refused with `looserLimits`.
+ */
 export const RiskLimits = Schema.Struct({
   maxPositionPct: Schema.optionalWith(percent("maxPositionPct"), { default: () => HARD_LIMITS.maxPositionPct, exact: true }),
   minCashReservePct: Schema.optionalWith(
@@ -97,6 +101,28 @@ export const RiskLimits = Schema.Struct({
   maxDrawdownPct: Schema.optionalWith(percent("maxDrawdownPct"), { default: () => HARD_LIMITS.maxDrawdownPct, exact: true })
 })
 export type RiskLimits = typeof RiskLimits.Type
+
+/**
+ * The first limit looser than its hard gate, as the field under `risk.limits` and why, or
+ * undefined: a strategy may tighten a gate, never loosen it, and one that asks to is told so
+ * rather than given the hard value unseen.
+ */
+export const looserLimits = (limits: RiskLimits): { readonly field: string; readonly reason: string } | undefined => {
+  const above = (["maxPositionPct", "dailyLossPct", "maxDrawdownPct"] as const).find((name) => limits[name] > HARD_LIMITS[name])
+  if (above !== undefined) {
+    return {
+      field: above,
+      reason: `${limits[above]} is looser than the hard gate's ${HARD_LIMITS[above]} %: a strategy may tighten a gate, never loosen it (give at most ${HARD_LIMITS[above]}, or leave it out)`
+    }
+  }
+  if (limits.minCashReservePct < HARD_LIMITS.minCashReservePct) {
+    return {
+      field: "minCashReservePct",
+      reason: `${limits.minCashReservePct} is looser than the hard gate's ${HARD_LIMITS.minCashReservePct} %: a strategy may tighten a gate, never loosen it (give at least ${HARD_LIMITS.minCashReservePct}, or leave it out)`
+    }
+  }
+  return undefined
+}
 
 // ---------------------------------------------------------------------------------------------
 // Approval

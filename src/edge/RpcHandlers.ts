@@ -24,6 +24,7 @@ import {
   StrategyRpcs,
   Unavailable
 } from "../../schemas/Rpc.js"
+import { looserLimits } from "../../schemas/Risk.js"
 import { Rule } from "../../schemas/Rule.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { invalidAgentOf } from "../../agents/registry.js"
@@ -86,12 +87,17 @@ export const StrategyHandlers = StrategyRpcs.toLayer(Effect.gen(function*() {
     strategy: found.strategy,
     ...(found.unchanged ? { unchanged: found.unchanged } : {})
   })
-  /** A strategy whose agents the registry cannot run is refused, naming the payload's field (`strategy.agents.0.type`). */
+  /**
+   * A strategy whose agents the registry cannot run, or whose risk limits would loosen a hard gate,
+   * is refused, naming the payload's field (`strategy.agents.0.type`, `body.risk.limits.maxDrawdownPct`).
+   */
   const runnable = (field: string, strategy: Strategy) => {
     const invalid = invalidAgentOf(strategy.agents, strategy.allowShort)
-    return invalid === undefined
-      ? Effect.void
-      : Effect.fail(new InvalidRequest({ field: `${field}.${invalid.field.replace(/\[(\d+)\]/g, ".$1")}`, reason: invalid.reason }))
+    if (invalid !== undefined) {
+      return Effect.fail(new InvalidRequest({ field: `${field}.${invalid.field.replace(/\[(\d+)\]/g, ".$1")}`, reason: invalid.reason }))
+    }
+    const looser = looserLimits(strategy.risk.limits)
+    return looser === undefined ? Effect.void : Effect.fail(new InvalidRequest({ field: `${field}.risk.limits.${looser.field}`, reason: looser.reason }))
   }
   return {
     "strategies.create": ({ strategy }) =>

@@ -6,6 +6,7 @@
 import { readFile, stat } from "node:fs/promises"
 import { extname } from "node:path"
 import { Effect, Either, ParseResult, Schema } from "effect"
+import { looserLimits } from "../../schemas/Risk.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { clip, clipAfter, QUOTED } from "../internal/clip.js"
 import { findUnstorable } from "../internal/storableText.js"
@@ -106,13 +107,19 @@ export const parseText = (text: string, file: string): Either.Either<Strategy, S
   // Text no database keeps (the run is stored with its strategy) and `__proto__` keys.
   const unstorable = findUnstorable(raw)
   if (unstorable !== undefined) return fail(file, unstorable.reason, clip(fieldOf(unstorable.path)))
-  return Either.mapLeft(
-    Schema.decodeUnknownEither(Strategy, { errors: "all", onExcessProperty: "error" })(raw),
-    (error) =>
-      new StrategyFileError({
-        file,
-        problems: ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => problem(fieldOf(issue.path), issue.message))
-      })
+  return Either.flatMap(
+    Either.mapLeft(
+      Schema.decodeUnknownEither(Strategy, { errors: "all", onExcessProperty: "error" })(raw),
+      (error) =>
+        new StrategyFileError({
+          file,
+          problems: ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => problem(fieldOf(issue.path), issue.message))
+        })
+    ),
+    (strategy) => {
+      const looser = looserLimits(strategy.risk.limits)
+      return looser === undefined ? Either.right(strategy) : fail(file, looser.reason, `risk.limits.${looser.field}`)
+    }
   )
 }
 

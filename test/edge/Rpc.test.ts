@@ -324,6 +324,19 @@ for (const backend of backends) {
         expect(updated).toMatchObject({ _tag: "InvalidRequest", field: "body.agents.0.type" })
         expect((yield* alice("strategies.get", { strategy: "runnable" })).version).toBe(1)
 
+        // Limits looser than a hard gate: refused, naming the limit, rather than clamped unseen.
+        const limited = (name: string, limits: object) =>
+          Schema.decodeUnknownSync(Strategy)({ name, symbols: symbolsOf(2), agents: [{ type: "sma_crossover" }], risk: { limits } })
+        const loose = yield* Effect.flip(alice("strategies.create", { strategy: limited("loose", { maxDrawdownPct: 40 }) }))
+        expect(loose).toMatchObject({
+          _tag: "InvalidRequest",
+          field: "strategy.risk.limits.maxDrawdownPct",
+          reason: "40 is looser than the hard gate's 25 %: a strategy may tighten a gate, never loosen it (give at most 25, or leave it out)"
+        })
+        const thin = yield* Effect.flip(alice("strategies.update", { strategy: "runnable", body: limited("runnable", { minCashReservePct: 5 }) }))
+        expect(thin).toMatchObject({ _tag: "InvalidRequest", field: "body.risk.limits.minCashReservePct" })
+        expect((yield* alice("strategies.update", { strategy: "runnable", body: limited("runnable", { maxDrawdownPct: 25, minCashReservePct: 15 }) })).version).toBe(2)
+
         // Symbols the data lacks: refused before the run has a row (it was a run, already failed, numbered #1).
         yield* alice("strategies.create", { strategy: Schema.decodeUnknownSync(Strategy)({ name: "elsewhere", symbols: ["ZZZ"], agents: [{ type: "sma_crossover" }] }) })
         const lacking = yield* Effect.flip(alice("runs.start", { strategy: "elsewhere", mode: "backtest", data: { _tag: "sample" } }))

@@ -71,6 +71,17 @@ describe("strategy files", () => {
     ])
     const bad = problems(JSON.stringify({ ...minimal, risk: { limits: { maxPositionPct: "lots" } }, initialCash: "-5" }))
     expect(bad.map((p) => p.field).sort()).toEqual(["initialCash", "risk.limits.maxPositionPct"])
+    // A limit looser than its hard gate is refused, not clamped unseen; a tighter one is taken.
+    for (const [limits, field, reason] of [
+      [{ maxPositionPct: 60 }, "maxPositionPct", "60 is looser than the hard gate's 50 %: a strategy may tighten a gate, never loosen it (give at most 50, or leave it out)"],
+      [{ dailyLossPct: 5.5 }, "dailyLossPct", "5.5 is looser than the hard gate's 5 %: a strategy may tighten a gate, never loosen it (give at most 5, or leave it out)"],
+      [{ maxDrawdownPct: 100 }, "maxDrawdownPct", "100 is looser than the hard gate's 25 %: a strategy may tighten a gate, never loosen it (give at most 25, or leave it out)"],
+      [{ minCashReservePct: 0 }, "minCashReservePct", "0 is looser than the hard gate's 10 %: a strategy may tighten a gate, never loosen it (give at least 10, or leave it out)"]
+    ] as const) {
+      expect(problems(JSON.stringify({ ...minimal, risk: { limits } }))).toEqual([{ field: `risk.limits.${field}`, message: reason }])
+    }
+    expect(Either.isRight(parseText(JSON.stringify({ ...minimal, risk: { limits: { maxPositionPct: 50, dailyLossPct: 2, maxDrawdownPct: 25, minCashReservePct: 10 } } }), "s.json")))
+      .toBe(true)
     expect(problems(JSON.stringify({ ...minimal, symbols: ["AAPL", "AAPL"] }))).toEqual([
       { field: "symbols[1]", message: "duplicate symbol \"AAPL\"" }
     ])
