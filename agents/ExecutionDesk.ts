@@ -18,7 +18,7 @@
  * that round's trace, and so is the ledger's booking of it.
  */
 import { Effect, Either, type Tracer } from "effect"
-import type { Timestamp } from "../schemas/Ids.js"
+import type { OrderId, Timestamp } from "../schemas/Ids.js"
 import type { Bar } from "../schemas/Market.js"
 import type { ExecutionConfig } from "../schemas/Execution.js"
 import type { Fill, Order } from "../schemas/Order.js"
@@ -63,6 +63,15 @@ const fillAttributes = (fill: Fill) => ({
 })
 
 const noFills: ReadonlyArray<Fill> = []
+const noOrders: ReadonlyArray<OrderId> = []
+
+/** The ids of the orders the desk holds unfilled, for the ledger's books (`Book.open`). */
+const openOrders = (desk: Desk): ReadonlyArray<OrderId> => {
+  if (desk.pending.size === 0) return noOrders
+  const ids: Array<OrderId> = []
+  for (const order of desk.pending.values()) ids.push(order.id)
+  return ids
+}
 
 export const make = (options: DeskOptions) => {
   const { execution, log } = options
@@ -113,7 +122,7 @@ export const make = (options: DeskOptions) => {
             }
             fills = due
           }
-          const booking = options.ledger().tell(book({ ts, bars, fills }))
+          const booking = options.ledger().tell(book({ ts, bars, fills, open: openOrders(desk) }))
           return Effect.as(bookUnder === undefined || context.trace !== undefined ? booking : Effect.withParentSpan(booking, bookUnder), desk)
         }
         if (message._tag === "DataEnded") {
@@ -160,7 +169,7 @@ export const make = (options: DeskOptions) => {
           }
         }
         if (fills.length === 0) return Effect.succeed(desk)
-        return Effect.as(options.ledger().tell(book({ ts: message.ts as Timestamp, bars: [], fills })), desk)
+        return Effect.as(options.ledger().tell(book({ ts: message.ts as Timestamp, bars: [], fills, open: openOrders(desk) })), desk)
       })
   })
 }

@@ -12,7 +12,7 @@
  * worse than any bug that crashed it. Books past the exact money range stop the run (`stopOutOfRange`).
  */
 import { Effect, Either } from "effect"
-import type { Symbol, Timestamp } from "../schemas/Ids.js"
+import type { OrderId, Symbol, Timestamp } from "../schemas/Ids.js"
 import type { MetricsConfig } from "../schemas/Metrics.js"
 import type { Money } from "../schemas/Money.js"
 import { MoneyOutOfRange } from "../schemas/Execution.js"
@@ -53,6 +53,8 @@ class Books {
   day = Number.NEGATIVE_INFINITY
   markedTs = Number.NEGATIVE_INFINITY
   exposed = false
+  /** The orders the desk held unfilled at its last `Book` (`BooksView.open`). */
+  open: ReadonlyArray<OrderId> = []
   /**
    * The equity curve's point of the last marked timestamp, added to the metrics only once a later
    * one is marked (or the books close): fills at that timestamp's close (`same_close`) come after
@@ -87,7 +89,7 @@ class Books {
   }
 
   view(ts: Timestamp): BooksView {
-    return { snapshot: this.snapshot(ts), dayStartEquity: this.dayStart, peakEquity: this.peak }
+    return { snapshot: this.snapshot(ts), open: this.open, dayStartEquity: this.dayStart, peakEquity: this.peak }
   }
 }
 
@@ -116,7 +118,7 @@ export const make = (options: LedgerOptions) =>
         switch (message._tag) {
           case "Book": {
             if (books.outOfRange !== undefined) return Effect.succeed(books)
-            const { bars, fills, ts } = message
+            const { bars, fills, open, ts } = message
             const log = options.log
             // Everything is computed before anything is kept or said: books that leave Money's
             // range (below) stay as they were, with no event of the message written.
@@ -169,6 +171,7 @@ export const make = (options: LedgerOptions) =>
               books.point.exposed = books.exposed
             }
             books.equity = equity
+            books.open = open
             if (equity > books.peak) books.peak = equity
             if (snapshot !== undefined) log.emit("PortfolioUpdated", { snapshot })
             options.onMark?.(ts, equity)

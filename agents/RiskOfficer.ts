@@ -4,7 +4,9 @@
  * judges it — trading state and breakers, user rules, hard gates, approval thresholds
  * (src/trading/RiskCheck.ts) — and passes what survives to the execution desk in one message.
  * Each intent of a batch is judged against the books as the earlier ones of the batch will leave
- * them (src/trading/Projection.ts).
+ * them (src/trading/Projection.ts), and as the orders it placed before and the desk still holds
+ * will (`BooksView.open`: a symbol with no bar since has nothing to fill its order at yet; judged
+ * without it, the next intents spent the same cash and took the same position slots again).
  *
  * Approval: an intent above the strategy's thresholds needs a human. With no human (a backtest)
  * the strategy's policy decides: `approve` and `reject` are applied at once (and recorded as
@@ -29,9 +31,9 @@ import type { Decision } from "../schemas/Decision.js"
 import type { ExecutionConfig, SizingConfig } from "../schemas/Execution.js"
 import type { OrderId, RoundId, RunId, Timestamp } from "../schemas/Ids.js"
 import type { Order, OrderIntent } from "../schemas/Order.js"
-import type { PortfolioSnapshot } from "../schemas/Portfolio.js"
 import type { ApprovalConfig, RiskLimits, StateTransition, TradingStatus } from "../schemas/Risk.js"
 import {
+  type BooksView,
   type DeskProtocol,
   type Judge,
   type LedgerProtocol,
@@ -70,6 +72,18 @@ export interface RiskOptions {
   readonly viewTimeoutMillis: number
   readonly ledger: () => ActorRef<LedgerProtocol, "backpressure">
   readonly desk: () => ActorRef<DeskProtocol, "backpressure">
+}
+
+/** An order placed and not known filled: what the books will look like once it is (`Officer.placed`). */
+interface Placed {
+  readonly id: OrderId
+  readonly symbol: OrderIntent["symbol"]
+  readonly side: OrderIntent["side"]
+  readonly quantity: number
+  /** Its intent's reference price: its symbol's last close, which no bar has moved since while it waits. */
+  readonly price: number
+  /** When it was placed: the books of a later timestamp say whether the desk still holds it. */
+  readonly at: number
 }
 
 interface Held {
@@ -135,6 +149,27 @@ class Officer {
   ordersToday = 0
   /** Intents waiting for a human under the `pause` policy, by round. */
   readonly held = new Map<RoundId, Held>()
+  /** The next-open orders placed, by symbol (the desk holds at most one a symbol), until the books show them gone. */
+  readonly placed = new Map<string, Placed>()
+
+  /** Remember an order placed (it replaces its symbol's earlier one at the desk). */
+  place(order: Order, price: number, at: number): void {
+    if (order.fillTiming !== "next_open") return
+    this.placed.set(order.symbol, { id: order.id, symbol: order.symbol, side: order.side, quantity: order.quantity, price, at })
+  }
+
+  /**
+   * The orders the desk still holds as `books` stand, forgetting the others: placed before the
+   * books' timestamp and not among their open orders, an order was filled (or cancelled) since.
+   */
+  waiting(books: BooksView): ReadonlyMap<string, Placed> {
+    if (this.placed.size === 0) return this.placed
+    const asOf = books.snapshot.ts
+    for (const [symbol, placed] of this.placed) {
+      if (placed.at < asOf && !books.open.includes(placed.id)) this.placed.delete(symbol)
+    }
+    return this.placed
+  }
 
   constructor(at: Timestamp) {
     this.status = TradingState.initial(at)
@@ -180,7 +215,7 @@ export const make = (options: RiskOptions) => {
   const judge = (
     officer: Officer,
     request: Judge,
-    books: { snapshot: PortfolioSnapshot; dayStartEquity: number; peakEquity: number },
+    books: BooksView,
     now: number,
     trace: Trace | undefined
   ) => {
@@ -190,90 +225,122 @@ export const make = (options: RiskOptions) => {
     const reasons: Array<string> = []
     let rejected = 0
     const projected = new Projection(books.snapshot)
+    const waiting = officer.waiting(books)
+    for (const placed of waiting.values()) projected.apply(placed.symbol, placed.side, placed.quantity, placed.price)
     for (let i = 0; i < request.decisions.length; i++) {
       const decision: Decision = request.decisions[i]!
       if (decision.action === "hold") continue
-      const price = request.closes[i]!
-      const held = projected.quantityOf(decision.symbol)
-      const snapshot = projected.books()
-      const sized = Sizing.intentFor({
-        round: decision.round,
-        symbol: decision.symbol,
-        ts: decision.ts,
-        direction: decision.action,
-        currentQuantity: held,
-        equity: snapshot.equity,
-        referencePrice: price
-      }, options.sizing)
-      if (Either.isLeft(sized)) {
-        blocked.push(decision.round)
-        reasons.push(`${decision.round}: ${sized.left.message}`)
-        trace?.event("sizing failed", { "swarm.round": decision.round, reason: sized.left.message })
-        continue
-      }
-      if (Option.isNone(sized.right)) continue
-      const intent = sized.right.value
-      const verdict: Verdict = RiskCheck.check(intent, {
-        portfolio: snapshot,
-        dayStartEquity: books.dayStartEquity as never,
-        peakEquity: books.peakEquity as never,
-        ordersToday: officer.ordersToday,
-        now: now as Timestamp,
-        allowShort: options.allowShort,
-        allowFractional: options.sizing.fractional
-      }, options.rules, options.limits, officer.status.state, options.approval)
-      if (verdict.transition !== null) move(officer, verdict.transition)
-      log.emit("VerdictGiven", { verdict })
-      const span = trace === undefined ? undefined : traceVerdict(trace, verdict)
-      let quantity = 0
-      switch (verdict.outcome) {
-        case "approved":
-        case "reduced":
-          quantity = verdict.quantity
-          break
-        case "rejected":
-          rejected++
-          refused.push(intent.round)
-          countRejection(verdict)
-          break
-        case "needs_approval": {
-          log.emit("ApprovalRequested", {
-            round: intent.round,
-            intent,
-            quantity: verdict.quantity,
-            reasons: verdict.reasons,
-            expiresAt: (now + options.approvalTimeoutMillis) as Timestamp
-          })
-          if (verdict.policy === "pause") {
-            const wait = span?.child("Approval.wait", { "swarm.round": intent.round, "risk.quantity": verdict.quantity })
-            officer.held.set(intent.round, { intent, quantity: verdict.quantity, wait })
-            Metrics.approvalWaiting(1)
-          } else {
-            const approved = verdict.policy === "approve"
-            log.emit("ApprovalResolved", {
-              round: intent.round,
-              outcome: approved ? "approved" : "rejected",
-              by: `policy:${verdict.policy}`,
-              reason: `no operator in a backtest: the strategy's approval policy is ${verdict.policy}`
-            })
-            span?.event("approval resolved", { outcome: approved ? "approved" : "rejected", by: `policy:${verdict.policy}` })
-            if (approved) quantity = verdict.quantity
-            else {
-              rejected++
-              Metrics.rejected("approval", `policy:${verdict.policy}`)
-            }
-          }
-        }
-      }
-      span?.end()
-      if (quantity > 0) {
-        orders.push(order(intent, quantity))
-        officer.ordersToday++
-        projected.apply(intent.symbol, intent.side, quantity, intent.referencePrice)
-      }
+      // An order of this symbol still waiting is replaced by the next one: sized and judged without it.
+      // (A symbol decided on has a bar, at whose open it filled: this is for safety, not the rule.)
+      const earlier = waiting.get(decision.symbol)
+      if (earlier !== undefined) projected.apply(earlier.symbol, earlier.side === "buy" ? "sell" : "buy", earlier.quantity, earlier.price)
+      const quantity = judgeOne(officer, decision, request.closes[i]!, books, projected, now, trace, orders, blocked, refused, reasons)
+      if (quantity < 0) rejected++
+      else if (quantity === 0 && earlier !== undefined) projected.apply(earlier.symbol, earlier.side, earlier.quantity, earlier.price)
     }
     if (blocked.length > 0) log.emit("ExecutionBlocked", { ts: request.ts, rounds: blocked, reason: reasons.join("; ") })
     return { orders, rejected, blocked, refused }
+  }
+
+  /**
+   * Size and judge one decision against the projected books: the quantity ordered (the order
+   * pushed, the books projected, the order remembered), 0 for none, -1 for a rejection.
+   */
+  const judgeOne = (
+    officer: Officer,
+    decision: Decision,
+    price: number,
+    books: BooksView,
+    projected: Projection,
+    now: number,
+    trace: Trace | undefined,
+    orders: Array<Order>,
+    blocked: Array<RoundId>,
+    refused: Array<RoundId>,
+    reasons: Array<string>
+  ): number => {
+    if (decision.action === "hold") return 0
+    const held = projected.quantityOf(decision.symbol)
+    const snapshot = projected.books()
+    const sized = Sizing.intentFor({
+      round: decision.round,
+      symbol: decision.symbol,
+      ts: decision.ts,
+      direction: decision.action,
+      currentQuantity: held,
+      equity: snapshot.equity,
+      referencePrice: price
+    }, options.sizing)
+    if (Either.isLeft(sized)) {
+      blocked.push(decision.round)
+      reasons.push(`${decision.round}: ${sized.left.message}`)
+      trace?.event("sizing failed", { "swarm.round": decision.round, reason: sized.left.message })
+      return 0
+    }
+    if (Option.isNone(sized.right)) return 0
+    const intent = sized.right.value
+    const verdict: Verdict = RiskCheck.check(intent, {
+      portfolio: snapshot,
+      dayStartEquity: books.dayStartEquity as never,
+      peakEquity: books.peakEquity as never,
+      ordersToday: officer.ordersToday,
+      now: now as Timestamp,
+      allowShort: options.allowShort,
+      allowFractional: options.sizing.fractional
+    }, options.rules, options.limits, officer.status.state, options.approval)
+    if (verdict.transition !== null) move(officer, verdict.transition)
+    log.emit("VerdictGiven", { verdict })
+    const span = trace === undefined ? undefined : traceVerdict(trace, verdict)
+    let quantity = 0
+    let refusedIt = false
+    switch (verdict.outcome) {
+      case "approved":
+      case "reduced":
+        quantity = verdict.quantity
+        break
+      case "rejected":
+        refusedIt = true
+        refused.push(intent.round)
+        countRejection(verdict)
+        break
+      case "needs_approval": {
+        log.emit("ApprovalRequested", {
+          round: intent.round,
+          intent,
+          quantity: verdict.quantity,
+          reasons: verdict.reasons,
+          expiresAt: (now + options.approvalTimeoutMillis) as Timestamp
+        })
+        if (verdict.policy === "pause") {
+          const wait = span?.child("Approval.wait", { "swarm.round": intent.round, "risk.quantity": verdict.quantity })
+          officer.held.set(intent.round, { intent, quantity: verdict.quantity, wait })
+          Metrics.approvalWaiting(1)
+        } else {
+          const approved = verdict.policy === "approve"
+          log.emit("ApprovalResolved", {
+            round: intent.round,
+            outcome: approved ? "approved" : "rejected",
+            by: `policy:${verdict.policy}`,
+            reason: `no operator in a backtest: the strategy's approval policy is ${verdict.policy}`
+          })
+          span?.event("approval resolved", { outcome: approved ? "approved" : "rejected", by: `policy:${verdict.policy}` })
+          if (approved) quantity = verdict.quantity
+          else {
+            refusedIt = true
+            Metrics.rejected("approval", `policy:${verdict.policy}`)
+          }
+        }
+      }
+    }
+    span?.end()
+    if (quantity > 0) {
+      const placed = order(intent, quantity)
+      orders.push(placed)
+      officer.ordersToday++
+      officer.place(placed, intent.referencePrice, decision.ts)
+      projected.apply(intent.symbol, intent.side, quantity, intent.referencePrice)
+    }
+    return refusedIt ? -1 : quantity
   }
 
   return Actor.make({
@@ -316,7 +383,9 @@ export const make = (options: RiskOptions) => {
             }
             if (message.approved) {
               officer.ordersToday++
-              const place = options.desk().tell(placeOrders({ ts: now as Timestamp, orders: [order(held.intent, held.quantity)] }))
+              const approved = order(held.intent, held.quantity)
+              officer.place(approved, held.intent.referencePrice, now)
+              const place = options.desk().tell(placeOrders({ ts: now as Timestamp, orders: [approved] }))
               // Its execution belongs to the traced round that asked for it.
               yield* (held.wait === undefined ? place : Effect.withParentSpan(place, held.wait.span))
             }

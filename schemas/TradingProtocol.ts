@@ -14,7 +14,7 @@
 import { Schema } from "effect"
 import { Decision } from "./Decision.js"
 import { ExternalSignal } from "./ExternalSignal.js"
-import { RoundId, Timestamp } from "./Ids.js"
+import { OrderId, RoundId, Timestamp } from "./Ids.js"
 import { Bar, Price } from "./Market.js"
 import { Metrics } from "./Metrics.js"
 import { Money } from "./Money.js"
@@ -59,12 +59,26 @@ export type DeskProtocol = typeof DeskProtocol.Type
 
 // --- ledger ------------------------------------------------------------------------------------
 
-/** The fills of a timestamp and its bars (to mark the books at their closes). Bars may be empty (a same-close fill). */
-export class Book extends Schema.TaggedClass<Book>()("Book", { ts: Timestamp, bars: Bars, fills: Schema.Array(Fill) }) {}
+/**
+ * The fills of a timestamp and its bars (to mark the books at their closes). Bars may be empty (a
+ * same-close fill). `open`: the orders the desk still holds unfilled after these fills (their
+ * symbol had no bar to fill at yet), for the risk officer to judge against (`BooksView.open`).
+ */
+export class Book extends Schema.TaggedClass<Book>()("Book", {
+  ts: Timestamp,
+  bars: Bars,
+  fills: Schema.Array(Fill),
+  open: Schema.Array(OrderId)
+}) {}
 
 /** What the risk officer judges against: the books once every fill up to `asOf` is booked. */
 export const BooksView = Schema.Struct({
   snapshot: PortfolioSnapshot,
+  /**
+   * The orders placed and not filled as of `snapshot.ts` (the desk's last `Book`): they will spend
+   * cash and take positions, and the next intent must be judged as if they had.
+   */
+  open: Schema.Array(OrderId),
   /** Equity at the start of the trading day (UTC) of `snapshot.ts`. */
   dayStartEquity: Money,
   /** The highest mark-to-market equity so far (the initial cash counts). */

@@ -33,7 +33,7 @@ const spawnLedger = (spine: Spine, name = "ledger") =>
 type Ledger = ActorRef<LedgerProtocol, "backpressure">
 
 const book = (spine: Spine, ledger: Ledger, ts: number, bars: ReturnType<typeof bar>[], fills: ReadonlyArray<Fill> = []) =>
-  spine.send(ledger.tell(new Book({ ts: ts as never, bars, fills })))
+  spine.send(ledger.tell(new Book({ ts: ts as never, bars, fills, open: [] })))
 
 const view = (spine: Spine, ledger: Ledger, asOf: number): BooksView =>
   spine.inSystem(ledger.ask(new ViewBooks({ asOf: asOf as never }), { timeout: "1 minute" }))

@@ -72,7 +72,7 @@ const spawnRisk = (spine: Spine, setup: Setup = {}) => {
   const market = (ts: number, closes: Partial<Record<Symbol, number>>) => {
     spine.world.advanceTo(ts)
     const bars = Object.entries(closes).map(([symbol, close]) => bar(symbol as Symbol, ts, { close: close! }))
-    spine.send(ledger.tell(new Book({ ts: ts as never, bars, fills: [] })))
+    spine.send(ledger.tell(new Book({ ts: ts as never, bars, fills: [], open: [] })))
   }
   const judge = (ts: number, decisions: ReadonlyArray<readonly [Symbol, Action, number]>) => {
     if (spine.world.now < ts) spine.world.advanceTo(ts)
@@ -215,7 +215,7 @@ describe("the risk officer", () => {
 
   it("keeps the trading state across a crash: halted by a drawdown stays halted after the restart", inSpine((spine) => {
     // The ledger shows equity 30 % below its peak (the hard limit is 25 %).
-    const shown: BooksView = { snapshot: books(70_000), dayStartEquity: units(70_000), peakEquity: units(CASH) }
+    const shown: BooksView = { snapshot: books(70_000), open: [], dayStartEquity: units(70_000), peakEquity: units(CASH) }
     const { desk, judge, risk, status } = spawnRisk(spine, { view: () => shown })
     expect(status().state).toBe("active")
     expect(judge(t1, [[AAA, "long", 100]])).toMatchObject({ placed: 0, rejected: 1 })
@@ -259,7 +259,7 @@ describe("the risk officer", () => {
     const t0 = at(0, 14)
     spine.world.advanceTo(t0)
     const opening = bar(AAA, t0, { open: 100, close: 100 })
-    spine.send(ledger.tell(new Book({ ts: t0, bars: [opening], fills: [fillOf(order({ symbol: AAA, side: "buy", quantity: 400, decidedAt: t0 - 1 }), opening)] })))
+    spine.send(ledger.tell(new Book({ ts: t0, bars: [opening], fills: [fillOf(order({ symbol: AAA, side: "buy", quantity: 400, decidedAt: t0 - 1 }), opening)], open: [] })))
     market(t1, { [AAA]: 100, [BBB]: 100 })
     const halted = operator("halted", "news pending")
     expect(Either.isRight(halted) && halted.right).toMatchObject({ state: "halted", cause: "operator", actor: "alice" })

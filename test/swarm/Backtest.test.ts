@@ -445,3 +445,55 @@ describe("a rejected intent", () => {
       expect(ofTag(events, "ApprovalResolved").every((e) => e.outcome === "rejected")).toBe(true)
     }))
 })
+
+describe("orders still waiting for their symbol's bar", () => {
+  const day = (d: number) => Date.UTC(2024, 0, d)
+  /** Daily bars of `symbol` from (day, open, close) triples: high and low the extremes, volume 1000. */
+  const series = (symbol: string, days: ReadonlyArray<readonly [number, number, number]>) =>
+    days.map(([d, open, close]) => ({ symbol, ts: day(d), open, high: Math.max(open, close), low: Math.min(open, close), close, volume: 1_000 }))
+  const rising: ReadonlyArray<readonly [number, number, number]> = [[1, 99, 99], [2, 100, 100], [3, 100, 101], [4, 101, 102], [5, 102, 103]]
+  /** GB has no bar on the 3rd: its order of the 2nd waits a day for an open to fill at. */
+  const gapped = (): Feed.Feed =>
+    Feed.fromBars(new Map([
+      ["GA", series("GA", rising)],
+      ["GB", series("GB", rising.filter(([d]) => d !== 3).map(([d, o, c]) => [d, d >= 4 ? o - 1 : o, d >= 4 ? c - 1 : c] as const))],
+      ["GC", series("GC", [[1, 100, 100], [2, 100, 100], [3, 100, 101], [4, 101, 102], [5, 102, 103]])]
+    ]) as never, { fingerprint: "gapped" })
+  const gappedStrategy = (sizingPct: number, rules: ReadonlyArray<unknown> = []) =>
+    Schema.decodeUnknownSync(Strategy)({
+      name: "gapped",
+      symbols: ["GA", "GB", "GC"],
+      initialCash: "100000",
+      // Long while the close rises, flat otherwise.
+      agents: [{ type: "sma_crossover", params: { fast: 1, slow: 2 } }],
+      sizing: { mode: "percent_of_equity", value: sizingPct },
+      execution: { fillTiming: "next_open", slippageBps: 0, commission: { _tag: "none" } },
+      rules
+    })
+
+  it.effect("count against the cash reserve: the next intent is judged as if they had filled", () =>
+    Effect.gen(function*() {
+      const { events, result } = yield* record({ strategy: gappedStrategy(45), feed: gapped() })
+      expect(result.status).toBe("completed")
+      // GA and GB bought on the 2nd (the reserve after both exactly 10 %); GB's order waits over the 3rd.
+      const gc = ofTag(events, "VerdictGiven").find((e) => e.verdict.intent.symbol === "GC")!
+      expect(gc.verdict.outcome).toBe("rejected")
+      expect(gc.verdict.gates.find((g) => g.gate === "min_cash_reserve")).toMatchObject({ result: "reject" })
+      // Cash never goes below zero, and exposure never past equity.
+      for (const e of ofTag(events, "PortfolioUpdated")) {
+        expect(e.snapshot.cash, new Date(e.snapshot.ts).toISOString()).toBeGreaterThanOrEqual(0)
+        expect(e.snapshot.grossExposure).toBeLessThanOrEqual(e.snapshot.equity)
+      }
+    }))
+
+  it.effect("count against the open-position rule", () =>
+    Effect.gen(function*() {
+      const two = { id: "two", name: "At most two", kind: "max_open_positions", params: { count: 2 } }
+      const { events } = yield* record({ strategy: gappedStrategy(10, [two]), feed: gapped() })
+      const gc = ofTag(events, "VerdictGiven").find((e) => e.verdict.intent.symbol === "GC")!
+      expect(gc.verdict.outcome).toBe("rejected")
+      expect(gc.verdict.rules.find((r) => r.rule === "two")).toMatchObject({ result: "reject" })
+      const last = ofTag(events, "PortfolioUpdated").at(-1)!
+      expect(last.snapshot.positions.filter((p) => p.quantity !== 0).length).toBeLessThanOrEqual(2)
+    }))
+})

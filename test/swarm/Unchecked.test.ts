@@ -47,7 +47,7 @@ describe("messages built unchecked", () => {
       [marketUpdate(withSignals), new MarketUpdate(withSignals, true), Schema.is(MarketUpdate)],
       [marketOpen({ ts, bars }), new MarketOpen({ ts, bars }, true), Schema.is(DeskProtocol)],
       [placeOrders({ ts, orders: none }), new PlaceOrders({ ts, orders: none }, true), Schema.is(DeskProtocol)],
-      [book({ ts, bars, fills: none }), new Book({ ts, bars, fills: none }, true), Schema.is(LedgerProtocol)],
+      [book({ ts, bars, fills: none, open: none }), new Book({ ts, bars, fills: none, open: none }, true), Schema.is(LedgerProtocol)],
       [viewBooks({ asOf: ts }), new ViewBooks({ asOf: ts }, true), Schema.is(LedgerProtocol)],
       [judge({ ts, decisions: none, closes: none }), new Judge({ ts, decisions: none, closes: none }, true), Schema.is(RiskProtocol)],
       [requestOpinions({ ts, rounds }), new RequestOpinions({ ts, rounds }, true), Schema.is(RequestOpinions)]
