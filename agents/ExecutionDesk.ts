@@ -13,6 +13,12 @@
  * mean. An order still unfilled when the data ends (decided on its symbol's last bar) is cancelled,
  * saying so, rather than left pending for ever.
  *
+ * No fill leaves cash below zero: the risk officer judged a buy at its deciding bar's close, but a
+ * next-open buy pays the next open, which may gap past the reserve the gates kept. The desk keeps
+ * the cash as its fills leave it (the ledger's, by the same arithmetic: nothing else moves it) and
+ * cuts a buy to what the cash pays for (`FillModel.withinCash`), the sales of the same open counted
+ * first; a buy that cannot pay one unit is cancelled, saying so.
+ *
  * Orders placed are counted by side (`swarm.orders`). An order placed in a traced round keeps its
  * round's trace to its fill: filled at a later open, the fill is an `ExecutionDesk.fill` span of
  * that round's trace, and so is the ledger's booking of it.
@@ -34,6 +40,11 @@ export interface DeskOptions {
   readonly log: RunLog
   readonly execution: ExecutionConfig
   readonly ledger: () => ActorRef<LedgerProtocol, "backpressure">
+  /**
+   * The run's initial cash (micros). The ledger's cash moves only by this desk's fills, so the desk
+   * keeps the same account — the same arithmetic, exactly — to fill no buy past it.
+   */
+  readonly initialCash: number
 }
 
 interface Desk {
@@ -49,7 +60,12 @@ interface Desk {
   lastBars: ReadonlyArray<Bar>
   /** Of the unfilled orders, those placed in a traced round: their round's span, by symbol. */
   readonly traced: Map<string, Trace>
+  /** The cash as the fills so far leave it (micros): the ledger's, kept alongside (`DeskOptions.initialCash`). */
+  cash: number
 }
+
+/** What `fill` does to cash (micros): a buy pays its notional, a sale receives it; both pay the commission. */
+const cashMove = (fill: Fill): number => (fill.side === "buy" ? -fill.notional : fill.notional) - fill.commission
 
 const fillAttributes = (fill: Fill) => ({
   "order.id": fill.orderId,
@@ -75,19 +91,86 @@ const openOrders = (desk: Desk): ReadonlyArray<OrderId> => {
 
 export const make = (options: DeskOptions) => {
   const { execution, log } = options
-  const fillOn = (order: Order, bar: Bar, fills: Array<Fill>): void => {
-    const filled = FillModel.fill(order, bar, execution)
+  /** Fill a same-close `order` on `bar` now, within the cash at hand. */
+  const fillOn = (desk: Desk, order: Order, bar: Bar, fills: Array<Fill>): void => {
+    const filled = Either.flatMap(
+      Either.mapLeft(FillModel.fill(order, bar, execution), (error) => error.message),
+      (fill) => FillModel.withinCash(fill, desk.cash, execution)
+    )
     if (Either.isRight(filled)) {
       fills.push(filled.right)
+      desk.cash += cashMove(filled.right)
       log.emit("OrderFilled", { fill: filled.right })
     } else {
-      log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: filled.left.message })
+      log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: filled.left })
     }
   }
+  /**
+   * Fill the orders due at `ts` (each with its bar), in bar order, then book them with the bars:
+   * buys within the cash at hand, this open's sales' proceeds added first (the fills of one open
+   * are simultaneous).
+   */
+  const fillAt = (
+    desk: Desk,
+    ts: Timestamp,
+    bars: ReadonlyArray<Bar>,
+    due: ReadonlyArray<Order>,
+    dueBars: ReadonlyArray<Bar>,
+    trace: Trace | undefined
+  ) => {
+    const made = due.map((order, i) => FillModel.fill(order, dueBars[i]!, execution))
+    let available = desk.cash
+    for (const filled of made) {
+      if (Either.isRight(filled) && filled.right.side === "sell") available += cashMove(filled.right)
+    }
+    const fills: Array<Fill> = []
+    /** The span the booking goes under when it books an order of a traced round (and this one is not). */
+    let bookUnder: Tracer.Span | undefined
+    for (let i = 0; i < due.length; i++) {
+      const order = due[i]!
+      const filled = made[i]!
+      const fill: Either.Either<Fill, string> = Either.isLeft(filled)
+        ? Either.left(filled.left.message)
+        : filled.right.side === "sell"
+        ? Either.right(filled.right)
+        : FillModel.withinCash(filled.right, available, execution)
+      if (Either.isRight(fill)) {
+        fills.push(fill.right)
+        desk.cash += cashMove(fill.right)
+        if (fill.right.side === "buy") available += cashMove(fill.right)
+        log.emit("OrderFilled", { fill: fill.right })
+      } else {
+        log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: fill.left })
+      }
+      if (desk.traced.size > 0) {
+        const round = desk.traced.get(order.symbol)
+        if (round !== undefined) {
+          desk.traced.delete(order.symbol)
+          const span = round.child("ExecutionDesk.fill", {
+            "swarm.round": order.round,
+            "swarm.ts": ts,
+            ...(Either.isLeft(fill) ? { "fill.cancelled": true } : fillAttributes(fill.right))
+          })
+          span.end()
+          bookUnder ??= span.span
+        }
+      }
+    }
+    const booking = options.ledger().tell(book({ ts, bars, fills: fills.length === 0 ? noFills : fills, open: openOrders(desk) }))
+    return Effect.as(bookUnder === undefined || trace !== undefined ? booking : Effect.withParentSpan(booking, bookUnder), desk)
+  }
+
   return Actor.make({
     protocol: DeskProtocol,
     setup: () =>
-      Effect.sync((): Desk => ({ pending: new Map(), placed: new Map(), lastTs: Number.NEGATIVE_INFINITY, lastBars: [], traced: new Map() })),
+      Effect.sync((): Desk => ({
+        pending: new Map(),
+        placed: new Map(),
+        lastTs: Number.NEGATIVE_INFINITY,
+        lastBars: [],
+        traced: new Map(),
+        cash: options.initialCash
+      })),
     onRestart: (desk) => Effect.succeed(desk),
     behavior: (desk, message, context) =>
       Effect.suspend(() => {
@@ -95,35 +178,17 @@ export const make = (options: DeskOptions) => {
           const { bars, ts } = message
           desk.lastTs = ts
           desk.lastBars = bars
-          let fills = noFills
-          /** The span the booking goes under when it books an order of a traced round (and this one is not). */
-          let bookUnder: Tracer.Span | undefined
-          if (desk.pending.size > 0) {
-            const due: Array<Fill> = []
-            for (const bar of bars) {
-              const order = desk.pending.get(bar.symbol)
-              if (order === undefined || !FillModel.isDue(order, bar)) continue
-              desk.pending.delete(bar.symbol)
-              fillOn(order, bar, due)
-              if (desk.traced.size > 0) {
-                const round = desk.traced.get(order.symbol)
-                if (round !== undefined) {
-                  desk.traced.delete(order.symbol)
-                  const fill = due[due.length - 1]
-                  const span = round.child("ExecutionDesk.fill", {
-                    "swarm.round": order.round,
-                    "swarm.ts": ts,
-                    ...(fill === undefined || fill.orderId !== order.id ? { "fill.cancelled": true } : fillAttributes(fill))
-                  })
-                  span.end()
-                  bookUnder ??= span.span
-                }
-              }
-            }
-            fills = due
+          if (desk.pending.size === 0) return Effect.as(options.ledger().tell(book({ ts, bars, fills: noFills, open: noOrders })), desk)
+          const due: Array<Order> = []
+          const dueBars: Array<Bar> = []
+          for (const bar of bars) {
+            const order = desk.pending.get(bar.symbol)
+            if (order === undefined || !FillModel.isDue(order, bar)) continue
+            desk.pending.delete(bar.symbol)
+            due.push(order)
+            dueBars.push(bar)
           }
-          const booking = options.ledger().tell(book({ ts, bars, fills, open: openOrders(desk) }))
-          return Effect.as(bookUnder === undefined || context.trace !== undefined ? booking : Effect.withParentSpan(booking, bookUnder), desk)
+          return fillAt(desk, ts, bars, due, dueBars, context.trace)
         }
         if (message._tag === "DataEnded") {
           const when = new Date(message.ts).toISOString()
@@ -159,7 +224,7 @@ export const make = (options: DeskOptions) => {
             if (bar === undefined) {
               log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: `no bar of ${order.symbol} at ${order.decidedAt} to fill at its close` })
             } else {
-              fillOn(order, bar, fills)
+              fillOn(desk, order, bar, fills)
               const fill = fills[fills.length - 1]
               if (trace !== undefined && fill !== undefined && fill.orderId === order.id) trace.event("order filled", fillAttributes(fill))
             }

@@ -72,6 +72,11 @@ export const Fill = Schema.Struct({
   /** quantity × price, rounded to the micro once. */
   notional: Money,
   commission: Money,
-  ts: Timestamp
+  ts: Timestamp,
+  /**
+   * Set when the fill is for less than its order: why (a buy whose price gapped past the cash at
+   * hand is cut to what the cash pays for, src/trading/FillModel.ts `withinCash`).
+   */
+  reduced: Schema.optional(Schema.String)
 })
 export type Fill = typeof Fill.Type

@@ -153,7 +153,7 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       metrics: strategy.metrics,
       ...(options.onMark === undefined ? {} : { onMark: options.onMark })
     })
-    const desk = ExecutionDesk.make({ log, execution: strategy.execution, ledger: () => wires.ledger! })
+    const desk = ExecutionDesk.make({ log, execution: strategy.execution, ledger: () => wires.ledger!, initialCash: strategy.initialCash })
     const risk = RiskOfficer.make({
       log,
       run: options.run,

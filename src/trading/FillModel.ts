@@ -19,6 +19,13 @@
  *
  * Fill ids are `<order id>:fill` — derived, not drawn: replaying the same orders gives the same ids,
  * and the ledger's exactly-once booking recognises a fill delivered twice.
+ *
+ * Cash at the fill (`withinCash`): the gates judged a buy at its reference price (the deciding
+ * bar's close), but a next-open buy pays the next open, which may gap up past the 10 % reserve the
+ * gates kept. A buy whose cost (notional and commission) is more than the cash at hand is cut to
+ * the most the cash pays for — whole units for a whole-unit order, micro-units otherwise — and
+ * says so in its fill's `reduced`; one that cannot buy a unit is not filled. No fill leaves cash
+ * below zero.
  */
 import { Either } from "effect"
 import type { Commission, ExecutionConfig } from "../../schemas/Execution.js"
@@ -133,5 +140,31 @@ export const fill = (order: Order, bar: Bar, config: ExecutionConfig): Either.Ei
     notional,
     commission: commission as Money,
     ts: bar.ts
+  })
+}
+
+/**
+ * `filled` (a buy) as the cash at hand pays for it: as it is when its cost (notional and
+ * commission) is at most `cash` (micros), else cut to the largest quantity on the order's grid
+ * that is, with `reduced` saying why; a reason when not even one unit of the grid is.
+ */
+export const withinCash = (filled: Fill, cash: number, config: ExecutionConfig): Either.Either<Fill, string> => {
+  const cost = (quantity: number, notional: number) => notional + rawCommission(config.commission, quantity, notional as Money)
+  if (filled.side !== "buy" || cost(filled.quantity, filled.notional) <= cash) return Either.right(filled)
+  const step = Number.isInteger(filled.quantity) ? 1 : 1 / M.MICROS_PER_UNIT
+  const onGrid = (q: number) => (step === 1 ? Math.floor(q) : Math.floor(q * M.MICROS_PER_UNIT) / M.MICROS_PER_UNIT)
+  let quantity = onGrid(Math.min(filled.quantity, Math.max(0, cash) / M.MICROS_PER_UNIT / filled.price))
+  // The commission (a minimum, a per-share part) can take what the notional left: step down until it fits.
+  while (quantity > 0 && cost(quantity, M.notional(quantity, filled.price)) > cash) quantity = onGrid(quantity - step)
+  const has = M.format(Math.max(0, cash) as Money)
+  const needs = M.format(cost(filled.quantity, filled.notional) as Money)
+  if (!(quantity > 0)) return Either.left(`not enough cash at the fill: ${needs} needed at ${filled.price}, ${has} at hand (no fill leaves cash below zero)`)
+  const notional = M.notional(quantity, filled.price)
+  return Either.right({
+    ...filled,
+    quantity,
+    notional,
+    commission: rawCommission(config.commission, quantity, notional) as Money,
+    reduced: `cut from ${filled.quantity} to ${quantity}: ${needs} needed at ${filled.price}, ${has} at hand (no fill leaves cash below zero)`
   })
 }

@@ -15,11 +15,14 @@ const t2 = at(0, 11)
 const t3 = at(0, 12)
 const t4 = at(0, 13)
 
-const spawnDesk = (spine: Spine, fillTiming: FillTiming = "next_open") => {
+const spawnDesk = (spine: Spine, fillTiming: FillTiming = "next_open", cash?: () => number) => {
   const ledger = recordingLedger()
   const ledgerRef = spine.inSystem(Actor.spawn(ledger.spec, { name: "ledger" }))
   const desk = spine.inSystem(
-    Actor.spawn(ExecutionDesk.make({ log: spine.log, execution: execution({ fillTiming }), ledger: wire(ledgerRef) }), { name: "desk" })
+    Actor.spawn(
+      ExecutionDesk.make({ log: spine.log, execution: execution({ fillTiming }), ledger: wire(ledgerRef), initialCash: cash?.() ?? Number.MAX_SAFE_INTEGER }),
+      { name: "desk" }
+    )
   )
   const open = (ts: number, bars: ReturnType<typeof bar>[]) => spine.send(desk.tell(new MarketOpen({ ts: ts as never, bars })))
   const place = (ts: number, ...orders: Array<Order>) => spine.send(desk.tell(new PlaceOrders({ ts: ts as never, orders })))
@@ -128,5 +131,39 @@ describe("the execution desk", () => {
     expect(desk.books.map((b) => ({ ts: b.ts, bars: b.bars }))).toEqual(opens)
     // BBB filled at t2, AAA at t3: each in its timestamp's single Book.
     expect(desk.books.map((b) => b.fills.map((f) => f.symbol))).toEqual([[], [BBB], [AAA], []])
+  }))
+
+  it("tells the ledger which orders it still holds with each Book", inSpine((spine) => {
+    const desk = spawnDesk(spine)
+    desk.open(t1, [bar(AAA, t1, { close: 100 }), bar(BBB, t1, { close: 50 })])
+    const a = buy(t1)
+    const b = order({ symbol: BBB, side: "buy", quantity: 4, decidedAt: t1 })
+    desk.place(t1, a, b)
+    desk.open(t2, [bar(BBB, t2, { close: 51 })])
+    desk.open(t3, [bar(AAA, t3, { close: 102 })])
+    expect(desk.books.map((book) => book.open)).toEqual([[], [a.id], []])
+  }))
+
+  it("fills a buy that gapped past the cash at hand only as far as the cash pays, this open's sales included", inSpine((spine) => {
+    // 10,000 of cash: 100 at 100 fits; at an open of 130 only 76 do (9,880), the rest is not bought.
+    const desk = spawnDesk(spine, "next_open", () => 10_000_000_000)
+    desk.open(t1, [bar(AAA, t1, { close: 100 }), bar(BBB, t1, { close: 50 })])
+    desk.place(t1, buy(t1, 100), order({ symbol: BBB, side: "sell", quantity: 10, decidedAt: t1 }))
+    desk.open(t2, [bar(AAA, t2, { open: 130, close: 130 }), bar(BBB, t2, { open: 30, close: 30 })])
+    // The sale at the same open pays too: 10,000 + 300 buys 79 at 130 (10,270).
+    expect(desk.fills()).toEqual([
+      expect.objectContaining({ symbol: AAA, quantity: 79, notional: 10_270_000_000, reduced: expect.stringMatching(/^cut from 100 to 79: 13,000(\.00)? needed at 130, 10,300(\.00)? at hand/) }),
+      expect.objectContaining({ symbol: BBB, side: "sell", quantity: 10 })
+    ])
+    expect(desk.fills()[1]).not.toHaveProperty("reduced")
+  }))
+
+  it("fills no buy that the cash at hand cannot pay one unit of", inSpine((spine) => {
+    const poor = spawnDesk(spine, "next_open", () => 50_000_000)
+    poor.open(t3, [bar(AAA, t3, { close: 100 })])
+    poor.place(t3, buy(t3, 1))
+    poor.open(t4, [bar(AAA, t4, { open: 100, close: 100 })])
+    expect(poor.fills()).toEqual([])
+    expect(spine.ofTag("OrderCancelled").at(-1)!.reason).toMatch(/^not enough cash at the fill: 100(\.00)? needed at 100, 50(\.00)? at hand/)
   }))
 })

@@ -486,6 +486,20 @@ describe("orders still waiting for their symbol's bar", () => {
       }
     }))
 
+  it.effect("and a buy whose open gapped past the reserve fills only as far as the cash pays: cash never goes below zero", () =>
+    Effect.gen(function*() {
+      // Both bought on the 2nd with the reserve after them exactly 10 %; both open 30 % higher on the 3rd.
+      const jump: ReadonlyArray<readonly [number, number, number]> = [[1, 99, 99], [2, 100, 100], [3, 130, 130], [4, 130, 131]]
+      const feed = Feed.fromBars(new Map([["GA", series("GA", jump)], ["GB", series("GB", jump)]]) as never, { fingerprint: "jump" })
+      const strategy = Schema.decodeUnknownSync(Strategy)({ ...Schema.encodeSync(Strategy)(gappedStrategy(45)), symbols: ["GA", "GB"] })
+      const { events, result } = yield* record({ strategy, feed })
+      expect(result.status).toBe("completed")
+      const fills = ofTag(events, "OrderFilled").map((e) => e.fill)
+      expect(fills.map((f) => [f.symbol, f.quantity, f.price])).toEqual([["GA", 450, 130], ["GB", 319, 130]])
+      expect(fills[1]!.reduced).toMatch(/^cut from 450 to 319: 58,500(\.00)? needed at 130, 41,500(\.00)? at hand/)
+      for (const e of ofTag(events, "PortfolioUpdated")) expect(e.snapshot.cash).toBeGreaterThanOrEqual(0)
+    }))
+
   it.effect("count against the open-position rule", () =>
     Effect.gen(function*() {
       const two = { id: "two", name: "At most two", kind: "max_open_positions", params: { count: 2 } }
