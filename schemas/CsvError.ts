@@ -10,6 +10,7 @@ export const CsvErrorKind = Schema.Literal(
   "Malformed", // CSV syntax (an unclosed quote, text after a closing quote)
   "FieldCount", // a row with more or fewer fields than the header
   "BadNumber", // not a finite decimal, or out of range (price ≤ 0, volume < 0)
+  "BadBar", // OHLC that are not one bar: high below low, or open or close outside [low, high]
   "BadDate", // not an ISO 8601 date or date-time, or not a calendar date
   "BadSymbol", // not a valid ticker (schemas/Ids.ts Symbol)
   "DuplicateTimestamp", // the same time twice for one symbol

@@ -29,9 +29,14 @@
  *   is entirely newest-first (as some vendors export) is reversed. A duplicate timestamp, or a
  *   row that breaks the direction of the rows before it, is an error — never silently sorted,
  *   since it usually means two files were concatenated or a feed was replayed twice.
- * - OHLC need not be mutually consistent (W2 has high < close): accepted as given. Prices must be
- *   finite and > 0, volume finite and ≥ 0, written as plain decimals (`12.5`, `1e3`; no `NaN`,
- *   `Infinity`, hex, thousands separators or empty fields). Spaces around a field are ignored.
+ * - Prices must be finite and > 0, volume finite and ≥ 0, written as plain decimals (`12.5`, `1e3`;
+ *   no `NaN`, `Infinity`, hex, thousands separators or empty fields). Spaces around a field are
+ *   ignored.
+ * - A bar is one bar: low ≤ high, and open and close between them (as written in the file, before
+ *   any adjustment). A row that breaks it is a `BadBar` naming the column: such a row is a vendor's
+ *   error or a column mix-up, and a fill at an open above the high is a price that never traded.
+ *   `ohlc: "as-given"` accepts such bars unchanged: for data made that way on purpose (W2.md's
+ *   benchmark files draw every field independently, and an engine must not refuse or "fix" them).
  * - Symbol: the `symbol` (or `ticker`) column if present, else the file name without its
  *   extension (`AAPL.csv` → `AAPL`). A symbol may come from several files (data split by
  *   period): their bars are joined in time order; files whose periods overlap (or the same file
@@ -60,6 +65,11 @@ export interface ParseOptions {
   readonly adjust?: "none" | "adjClose"
   /** `"auto"` (default): the scanner for quote-free text, csv-parse otherwise. `"csv-parse"`: always the library. */
   readonly engine?: "auto" | "csv-parse"
+  /**
+   * `"checked"` (default): a row whose high is below its low, or whose open or close lies outside
+   * [low, high], is a `BadBar`. `"as-given"`: such bars are kept as written (W2's files).
+   */
+  readonly ohlc?: "checked" | "as-given"
 }
 
 export type Bars = ReadonlyMap<Symbol, ReadonlyArray<Bar>>
@@ -525,7 +535,13 @@ const validSymbol = Schema.is(Symbol)
 
 class FileState {
   readonly series = new Map<string, Series>()
-  constructor(readonly file: string, readonly header: Header, readonly fileSymbol: Series | undefined) {}
+  constructor(
+    readonly file: string,
+    readonly header: Header,
+    readonly fileSymbol: Series | undefined,
+    /** Whether a bar's OHLC must be one bar (`ParseOptions.ohlc`). */
+    readonly checked: boolean
+  ) {}
 
   fail(line: number, column: number, kind: CsvErrorKind, raw: string, reason: string): never {
     throw new CsvError({ file: this.file, line, column: cut(this.header.names[column]!.trim()), kind, value: cut(raw), reason })
@@ -602,6 +618,7 @@ class FileState {
     let high = this.price(fields[h.high]!, line, h.high)
     let low = this.price(fields[h.low]!, line, h.low)
     let close = this.price(fields[h.close]!, line, h.close)
+    if (this.checked) this.oneBar(fields, line, open, high, low, close)
     const volumeRaw = fields[h.volume]!
     const volume = decimal(volumeRaw)
     const vp = volumeProblem(volume, volumeRaw)
@@ -615,6 +632,16 @@ class FileState {
       close = adj
     }
     this.push(s, line, ts, open, high, low, close, volume)
+  }
+
+  /** Low ≤ high, and open and close between them, as written (see the module comment); else the first column that is not, named. */
+  oneBar(fields: ReadonlyArray<string>, line: number, open: number, high: number, low: number, close: number) {
+    const h = this.header
+    const shown = (column: number) => cut(fields[column]!.trim())
+    if (high < low) this.fail(line, h.high, "BadBar", fields[h.high]!, `a bar's high must not be below its low (${shown(h.low)})`)
+    const between = `its low (${shown(h.low)}) and its high (${shown(h.high)})`
+    if (open < low || open > high) this.fail(line, h.open, "BadBar", fields[h.open]!, `a bar's open must be between ${between}`)
+    if (close < low || close > high) this.fail(line, h.close, "BadBar", fields[h.close]!, `a bar's close must be between ${between}`)
   }
 
   price(raw: string, line: number, column: number): number {
@@ -714,7 +741,7 @@ const start = (file: string, names: ReadonlyArray<string>, line: number, options
     }
     own = newSeries(name)
   }
-  return new FileState(file, h, own)
+  return new FileState(file, h, own, options.ohlc !== "as-given")
 }
 
 const fieldCount = (state: FileState, line: number, got: number, raw: string): never => {
@@ -865,6 +892,7 @@ const scan = (text: string, file: string, options: ParseOptions): FileState | un
   let ends = new Int32Array(0)
   let h: Header | undefined
   const adjust = options.adjust === "adjClose"
+  const checked = options.ohlc !== "as-given"
   const lastDay: LastDay = { key: -1, ms: 0 }
   while (pos < len) {
     line++
@@ -908,7 +936,8 @@ const scan = (text: string, file: string, options: ParseOptions): FileState | un
     const volume = number(text, starts[h.volume]!, ends[h.volume]!)
     if (
       ts === ts && open > 0 && high > 0 && low > 0 && close > 0 && volume >= 0 &&
-      open < Infinity && high < Infinity && low < Infinity && close < Infinity && volume < Infinity && !adjust
+      open < Infinity && high < Infinity && low < Infinity && close < Infinity && volume < Infinity && !adjust &&
+      (!checked || (low <= high && low <= open && open <= high && low <= close && close <= high))
     ) {
       state.push(s, line, ts, open, high, low, close, volume)
     } else {

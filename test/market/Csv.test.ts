@@ -102,13 +102,11 @@ describe("accepted formats", () => {
     expect(Object.prototype).not.toHaveProperty("x")
   })
 
-  it("accepts OHLC that are not mutually consistent, as given (W2 has high below close)", () => {
-    expect(only(ok("date,open,high,low,close,volume\n2024-01-04,14.14,11.11,18.18,19.19,19.19\n"))[0]).toMatchObject({
-      open: 14.14,
-      high: 11.11,
-      low: 18.18,
-      close: 19.19
-    })
+  it("with ohlc \"as-given\", accepts OHLC that are not one bar, unchanged (W2 has high below close)", () => {
+    const text = "date,open,high,low,close,volume\n2024-01-04,14.14,11.11,18.18,19.19,19.19\n"
+    for (const engine of ["auto", "csv-parse"] as const) {
+      expect(only(ok(text, "AAPL.csv", { ohlc: "as-given", engine }))[0]).toMatchObject({ open: 14.14, high: 11.11, low: 18.18, close: 19.19 })
+    }
   })
 
   it("reads a symbol column: several symbols per file, each in time order", () => {
@@ -149,7 +147,7 @@ describe("accepted formats", () => {
   it("reads numbers exactly as JavaScript does: long, tiny, huge, exponents, spaces, signs", () => {
     const values = ["12.120000000000001", "0.000001", "1e300", "1.5E+2", "+7", " 42 ", "007.50", "5.", ".25", "123456789012345", "1234567890123456789"]
     const text = "date,open,high,low,close,volume\n" +
-      values.map((v, i) => `2024-01-${String(i + 1).padStart(2, "0")},${v},1,1,1,${v}`).join("\n")
+      values.map((v, i) => `2024-01-${String(i + 1).padStart(2, "0")},${v},${v},${v},${v},${v}`).join("\n")
     const bars = only(ok(text))
     expect(bars.map((b) => b.open)).toEqual(values.map((v) => Number(v)))
     expect(bars.map((b) => b.volume)).toEqual(values.map((v) => Number(v)))
@@ -171,7 +169,8 @@ describe("accepted formats", () => {
 
   it("reads a W2 file as generated (W2.md) row for row", () => {
     const text = Synthetic.w2Csv(0, 200)
-    const bars = only(ok(text, "/tmp/w2/candles00.csv"))
+    // W2.md draws every field independently: its bars are read as given, never refused or "fixed".
+    const bars = only(ok(text, "/tmp/w2/candles00.csv", { ohlc: "as-given" }))
     expect(bars.length).toBe(200)
     expect(bars[0]).toEqual({ symbol: "candles00", ts: utc(2010, 0, 1), open: 14.14, high: 11.11, low: 18.18, close: 19.19, volume: 19.19 })
     const lines = text.trimEnd().split("\n").slice(1)
@@ -237,6 +236,29 @@ describe("errors name the file, the line, the column and the reason", () => {
     for (const engine of ["auto", "csv-parse"] as const) {
       expect(bad(text, "AAPL.csv", { engine })).toMatchObject({ file: "AAPL.csv", line: 4, column: "close", kind: "BadNumber", reason, value })
     }
+  })
+
+  it.each([
+    ["2024-01-05,10,9,10,10,1", "high", "9", "a bar's high must not be below its low (10)"],
+    ["2024-01-05,12,11,9,10,1", "open", "12", "a bar's open must be between its low (9) and its high (11)"],
+    ["2024-01-05,8.5,11,9,10,1", "open", "8.5", "a bar's open must be between its low (9) and its high (11)"],
+    ["2024-01-05,10,11,9,11.01,1", "close", "11.01", "a bar's close must be between its low (9) and its high (11)"],
+    ["2024-01-05,10, 11 ,9,8.99,1", "close", "8.99", "a bar's close must be between its low (9) and its high (11)"]
+  ])("a row that is not one bar (%s) is BadBar, naming the file, the line and the column", (row, column, value, reason) => {
+    const text = H + "2024-01-04,10,11,9,10,1\n\n" + row + "\n"
+    for (const engine of ["auto", "csv-parse"] as const) {
+      const e = bad(text, "data/AAPL.csv", { engine })
+      expect(e).toMatchObject({ file: "data/AAPL.csv", line: 4, column, kind: "BadBar", value, reason })
+      expect(e.message).toBe(`data/AAPL.csv:4: column "${column}": ${reason} (got "${value}")`)
+    }
+    // The bounds themselves are one bar: open at the low, close at the high, all four equal.
+    expect(only(ok(H + "2024-01-04,9,11,9,11,1\n2024-01-05,7,7,7,7,0\n")).length).toBe(2)
+  })
+
+  it("a bar is checked as written, before the Yahoo adjustment scales it", () => {
+    const header = "Date,Open,High,Low,Close,Adj Close,Volume\n"
+    expect(only(ok(header + "2024-01-04,100,110,90,100,33.3,1000\n", "A.csv", { adjust: "adjClose" }))[0]!.close).toBe(33.3)
+    expect(bad(header + "2024-01-04,95,99,90,100,50,1000\n", "A.csv", { adjust: "adjClose" })).toMatchObject({ line: 2, column: "Close", kind: "BadBar" })
   })
 
   it("names the column as the header spells it, and checks volume separately", () => {
@@ -385,11 +407,14 @@ describe("the two engines", () => {
   it("give identical bars and identical errors on quote-free input", () => {
     FastCheck.assert(
       FastCheck.property(quoteFree, (text) => {
-        const fast = Csv.parse(text, "F.csv")
-        const lib = Csv.parse(text, "F.csv", { engine: "csv-parse" })
-        expect(fast._tag).toBe(lib._tag)
-        if (Either.isLeft(fast) && Either.isLeft(lib)) expect({ ...fast.left }).toEqual({ ...lib.left })
-        else expect(fast).toEqual(lib)
+        // Checked, most of these random bars are refused (BadBar); as given, both engines build them.
+        for (const ohlc of ["checked", "as-given"] as const) {
+          const fast = Csv.parse(text, "F.csv", { ohlc })
+          const lib = Csv.parse(text, "F.csv", { engine: "csv-parse", ohlc })
+          expect(fast._tag).toBe(lib._tag)
+          if (Either.isLeft(fast) && Either.isLeft(lib)) expect({ ...fast.left }).toEqual({ ...lib.left })
+          else expect(fast).toEqual(lib)
+        }
       }),
       { numRuns: 2000 }
     )
@@ -433,7 +458,7 @@ describe("writing and merging", () => {
           const [open, high, low, close, volume] = values[i]!
           return { symbol: sym("RT"), ts: (intraday ? d * 60_000 + 7 : d * 86_400_000) as Bar["ts"], open, high, low, close, volume }
         })
-        expect(only(ok(Csv.format(bars), "RT.csv"))).toEqual(bars)
+        expect(only(ok(Csv.format(bars), "RT.csv", { ohlc: "as-given" }))).toEqual(bars)
       }),
       { numRuns: 300 }
     )
@@ -603,8 +628,8 @@ describe("load", () => {
         yield* write(p, Synthetic.w2Csv(i, 300))
         files.push(p)
       }
-      const a = yield* Csv.load(files)
-      const b = yield* Csv.load([...files])
+      const a = yield* Csv.load(files, { ohlc: "as-given" })
+      const b = yield* Csv.load([...files], { ohlc: "as-given" })
       expect(a).toEqual(b)
       expect([...a.keys()]).toEqual(files.map((f) => Path.basename(f, ".csv")))
       expect([...Csv.merge(a)].length).toBe(8 * 300)

@@ -113,7 +113,7 @@ describe("W2 files (../shared/W2.md)", () => {
     expect(Synthetic.w2Csv(5, 50)).toBe(Synthetic.w2Csv(5, 50))
     expect(Synthetic.w2Csv(5, 50)).not.toBe(Synthetic.w2Csv(6, 50))
     expect(Synthetic.w2Csv(5, 50)).toBe(Synthetic.w2Csv(5, 100).split("\n").slice(0, 51).join("\n") + "\n")
-    const bars = Either.getOrThrow(Csv.parse(Synthetic.w2Csv(9, 1000), Synthetic.w2FileName(9)))
+    const bars = Either.getOrThrow(Csv.parse(Synthetic.w2Csv(9, 1000), Synthetic.w2FileName(9), { ohlc: "as-given" }))
     expect(bars.get(sym("candles09"))!.length).toBe(1000)
   })
 })
