@@ -13,6 +13,7 @@ import { writeFile } from "node:fs/promises"
 import * as Path from "node:path"
 import { analystOf, analysts } from "../../agents/registry.js"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
+import * as Csv from "../market/Csv.js"
 import * as DataSource from "../market/DataSource.js"
 import * as Feed from "../market/Feed.js"
 import * as StoredRun from "../store/StoredRun.js"
@@ -150,6 +151,8 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
       }
     }
     const feed = yield* Feed.load(flags.data, window)
+    // Yahoo's days without prices are left out, and said so (on stderr, as the database in use is).
+    for (const skipped of feed.skipped ?? []) io.stderr(`data: ${Csv.describeSkipped(skipped)}\n`)
 
     if (feed.symbols.length === 0 && (from !== undefined || to !== undefined)) {
       const shown = `${from === undefined ? "the start" : new Date(from).toISOString()} to ${to === undefined ? "the end" : new Date(to).toISOString()}`

@@ -43,6 +43,11 @@
  *   given twice) are an error (`DuplicateSymbol`).
  * - Lines end in `\n` or `\r\n`; a UTF-8 BOM is skipped; blank lines anywhere are skipped; lines
  *   are counted from 1 (the header is normally line 1).
+ * - A row whose every price and volume is the literal `null` (open, high, low, close, volume, and
+ *   adj close when there is such a column) is skipped: Yahoo Finance writes such rows for days it
+ *   has no prices for. Only that exact case: a row with some `null` fields and some values is an
+ *   error naming the column. Skipped rows are counted per file (`Loaded.skipped`) for the caller to
+ *   say so; a file of nothing else is `NoRows`.
  * - Only regular files are read (not a FIFO, a device or a socket), of at most 256 MiB each
  *   (`MAX_FILE_BYTES`); anything else is refused by name before it is opened.
  */
@@ -145,6 +150,26 @@ export const load = (paths: ReadonlyArray<string>, options: ParseOptions = {}): 
 export interface Loaded {
   readonly columns: ColumnsBySymbol
   readonly files: ReadonlyArray<{ readonly file: string; readonly sha256: string }>
+  /** The files that had rows skipped (every price and volume `null`), in the order the files were read. */
+  readonly skipped: ReadonlyArray<Skipped>
+}
+
+/** Rows of one file skipped because their every price and volume is `null` (Yahoo's days without prices). */
+export interface Skipped {
+  readonly file: string
+  readonly rows: number
+  /** The lines of the first ones (at most `SKIPPED_LINES_KEPT`), ascending. */
+  readonly lines: ReadonlyArray<number>
+}
+
+/** How many skipped lines a file's `Skipped` lists: enough to find them, not a copy of a long file. */
+export const SKIPPED_LINES_KEPT = 10
+
+/** For people: `AAPL.csv: skipped 2 rows whose every price and volume is null (lines 14, 90)`. */
+export const describeSkipped = (skipped: Skipped): string => {
+  const lines = skipped.lines.join(", ") + (skipped.rows > skipped.lines.length ? `, … (the first ${skipped.lines.length})` : "")
+  return `${skipped.file}: skipped ${skipped.rows} row${skipped.rows === 1 ? "" : "s"} whose every price and volume is null ` +
+    `(line${skipped.lines.length === 1 ? "" : "s"} ${lines})`
 }
 
 /** `load`, keeping the bars as columns, with each file's digest taken from the same bytes as were parsed. */
@@ -169,10 +194,12 @@ export const loadColumns = (paths: ReadonlyArray<string>, options: ParseOptions 
     )
     const parts = new Map<Symbol, Array<Part>>()
     const digests: Array<{ file: string; sha256: string }> = []
+    const skipped: Array<Skipped> = []
     for (const result of parsed) {
       if (Either.isLeft(result)) return yield* result.left
-      const { columns, file, firstLine } = result.right.parsed
+      const { columns, file, firstLine, skipped: skippedHere } = result.right.parsed
       digests.push({ file, sha256: result.right.sha256 })
+      if (skippedHere !== undefined) skipped.push(skippedHere)
       for (const [symbol, series] of columns) {
         const part: Part = { file, line: firstLine.get(symbol)!, series }
         const known = parts.get(symbol)
@@ -182,7 +209,7 @@ export const loadColumns = (paths: ReadonlyArray<string>, options: ParseOptions 
     }
     const out = new Map<Symbol, Columns>()
     for (const [symbol, pieces] of parts) out.set(symbol, yield* joined(symbol, pieces))
-    return { columns: out, files: digests }
+    return { columns: out, files: digests, skipped }
   }).pipe(Effect.withSpan("Csv.load", { attributes: { paths: paths.join(",") } }))
 
 /** A symbol's bars from one file, and the line its first row is on. */
@@ -432,6 +459,8 @@ interface Header {
   readonly close: number
   readonly volume: number
   readonly adjClose: number // -1 unless adjusting
+  /** The columns that are all `null` in a row to skip: the prices, the volume, and adj close if there is one. */
+  readonly nullable: ReadonlyArray<number>
   readonly symbol: number // -1: the symbol comes from the file name
 }
 
@@ -495,18 +524,22 @@ const header = (names: ReadonlyArray<string>, line: number, file: string, option
     }
     return i
   }
+  const prices = [required("open", "open"), required("high", "high"), required("low", "low"), required("close", "close")] as const
+  const volume = required("volume", "volume")
+  const adjClose = at.get("adjClose")
   return {
     line,
     names,
     count: names.length,
     date: required("date", "date"),
     time,
-    open: required("open", "open"),
-    high: required("high", "high"),
-    low: required("low", "low"),
-    close: required("close", "close"),
-    volume: required("volume", "volume"),
+    open: prices[0],
+    high: prices[1],
+    low: prices[2],
+    close: prices[3],
+    volume,
     adjClose: options.adjust === "adjClose" ? required("adjClose", "adj close") : -1,
+    nullable: adjClose === undefined ? [...prices, volume] : [...prices, volume, adjClose],
     symbol: at.get("symbol") ?? -1
   }
 }
@@ -535,6 +568,9 @@ const validSymbol = Schema.is(Symbol)
 
 class FileState {
   readonly series = new Map<string, Series>()
+  /** Rows skipped as all `null` (see the module comment), and the lines of the first ones. */
+  skipped = 0
+  readonly skippedLines: Array<number> = []
   constructor(
     readonly file: string,
     readonly header: Header,
@@ -610,6 +646,10 @@ class FileState {
   /** Check and convert the fields of one row given as strings (the csv-parse engine, and the scanner's slow path). */
   row(fields: ReadonlyArray<string>, line: number, adjust: boolean) {
     const h = this.header
+    if (h.nullable.every((column) => fields[column]!.trim() === NULL)) {
+      if (this.skipped++ < SKIPPED_LINES_KEPT) this.skippedLines.push(line)
+      return
+    }
     const s = h.symbol >= 0 ? this.seriesFor(fields[h.symbol]!, line) : this.fileSymbol!
     const dateRaw = h.time >= 0 ? `${fields[h.date]!.trim()} ${fields[h.time]!.trim()}` : fields[h.date]!
     const ts = isoDate(dateRaw)
@@ -621,7 +661,7 @@ class FileState {
     if (this.checked) this.oneBar(fields, line, open, high, low, close)
     const volumeRaw = fields[h.volume]!
     const volume = decimal(volumeRaw)
-    const vp = volumeProblem(volume, volumeRaw)
+    const vp = volumeRaw.trim() === NULL ? PARTLY_NULL : volumeProblem(volume, volumeRaw)
     if (vp !== undefined) this.fail(line, h.volume, "BadNumber", volumeRaw, vp)
     if (adjust) {
       const adj = this.price(fields[h.adjClose]!, line, h.adjClose)
@@ -646,11 +686,16 @@ class FileState {
 
   price(raw: string, line: number, column: number): number {
     const v = decimal(raw)
-    const p = priceProblem(v, raw)
+    const p = raw.trim() === NULL ? PARTLY_NULL : priceProblem(v, raw)
     if (p !== undefined) this.fail(line, column, "BadNumber", raw, p)
     return v
   }
 }
+
+/** What Yahoo Finance writes in every field of a day it has no prices for. */
+const NULL = "null"
+
+const PARTLY_NULL = "null, but the row has values too: only a row whose every price and volume is null is skipped (Yahoo's days without prices)"
 
 /** Room for the first rows of a series: small, since a file with a symbol column may hold many one-row series. */
 const INITIAL_ROWS = 4
@@ -701,6 +746,7 @@ interface Parsed {
   readonly file: string
   readonly columns: ColumnsBySymbol
   readonly firstLine: ReadonlyMap<Symbol, number>
+  readonly skipped?: Skipped
 }
 
 const isBlank = (s: string) => s.trim() === ""
@@ -721,9 +767,15 @@ const parseFile = (input: string, file: string, options: ParseOptions): Parsed =
     }
   }
   if (columns.size === 0) {
-    throw new CsvError({ file, line: state.header.line + 1, kind: "NoRows", reason: "the file has a header but no rows" })
+    const nulls = state.skipped === 0 ? "" : ` (only ${state.skipped} row${state.skipped === 1 ? "" : "s"} whose every price and volume is null)`
+    throw new CsvError({ file, line: state.header.line + 1, kind: "NoRows", reason: `the file has a header but no rows${nulls}` })
   }
-  return { file, columns, firstLine }
+  return {
+    file,
+    columns,
+    firstLine,
+    ...(state.skipped === 0 ? {} : { skipped: { file, rows: state.skipped, lines: state.skippedLines } })
+  }
 }
 
 const start = (file: string, names: ReadonlyArray<string>, line: number, options: ParseOptions): FileState => {

@@ -36,6 +36,8 @@ export interface Feed extends Iterable<Slice> {
   readonly bars?: number
   /** The number of slices it delivers, when known in advance. */
   readonly slices?: number
+  /** CSV rows the loader skipped, by file (every price and volume `null`: `Csv.Skipped`), for the caller to say so. */
+  readonly skipped?: ReadonlyArray<Csv.Skipped>
 }
 
 /** Which part of the data a feed delivers. Bounds are epoch ms UTC, both inclusive. */
@@ -236,7 +238,8 @@ export const load = (
       ...(options.parse?.adjust === "adjClose" ? ["adjust=adjClose"] : [])
     ]
     const fingerprint = ["csv:" + [...digests].sort(byCodeUnit).join(","), ...extra].join(" ")
-    return fromColumns(loaded.columns, { ...options, fingerprint })
+    const feed = fromColumns(loaded.columns, { ...options, fingerprint })
+    return loaded.skipped.length === 0 ? feed : { ...feed, skipped: loaded.skipped }
   }).pipe(Effect.withSpan("Feed.load", { attributes: { paths: paths.join(",") } }))
 
 /** ISO 8601 when the number is a time `Date` can print, else the number as written. */

@@ -227,6 +227,35 @@ describe("swarm backtest: a run", () => {
       expect(document.trades.reduce((sum, t) => sum + t.pnl, 0)).toBe(document.metrics.grossProfit + document.metrics.grossLoss)
     }))
 
+  it.live("Yahoo's rows without prices are skipped, and stderr says how many of which file", () =>
+    Effect.gen(function*() {
+      // The sample as Yahoo writes it (an Adj Close column), with two days it has no prices for.
+      const yahoo = (name: string, nulls: ReadonlyArray<string>) => {
+        const [, ...rows] = fs.readFileSync(Path.join(data, name), "utf8").trimEnd().split("\n")
+        const adj = rows.map((row) => {
+          const [date, open, high, low, close, volume] = row.split(",")
+          return `${date},${open},${high},${low},${close},${close},${volume}`
+        })
+        adj.splice(10, 0, ...nulls.map((day) => `${day},null,null,null,null,null,null`))
+        return file(`yahoo/${name}`, ["Date,Open,High,Low,Close,Adj Close,Volume", ...adj].join("\n") + "\n")
+      }
+      const acme = yahoo("ACME.csv", ["2022-01-15", "2022-01-16"])
+      yahoo("GLOBEX.csv", [])
+      yahoo("INITECH.csv", [])
+      const r = yield* swarm(["backtest", "--data", Path.dirname(acme), "--strategy", sma, "--json"])
+      expect(r.code).toBe(0)
+      expect(lines(r.stderr)).toEqual([`data: ${acme}: skipped 2 rows whose every price and volume is null (lines 12, 13)`])
+      // The run is the sample's: the same bars, the same trades.
+      const plain = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json"])
+      expect(documentOf(r.stdout).counts).toEqual(documentOf(plain.stdout).counts)
+      expect(documentOf(r.stdout).trades).toEqual(documentOf(plain.stdout).trades)
+      // A row only partly null is still bad input, naming the file, the line and the column.
+      fs.writeFileSync(acme, fs.readFileSync(acme, "utf8").replace("2022-01-16,null,null,null,null,null,null", "2022-01-16,null,null,null,null,null,5"))
+      const partly = yield* swarm(["backtest", "--data", Path.dirname(acme), "--strategy", sma, "--json"])
+      expect(partly.code).toBe(2)
+      expect(lines(partly.stderr)).toEqual([expect.stringMatching(new RegExp(`^swarm: ${acme.replace(/[.\\]/g, "\\$&")}:13: column "Open": null, but the row has values too`))])
+    }))
+
   it.live("the same inputs give the same document; the seed is recorded", () =>
     Effect.gen(function*() {
       const a = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json", "--seed", "42"])

@@ -636,6 +636,68 @@ describe("load", () => {
     }))
 })
 
+describe("Yahoo's days without prices", () => {
+  const Y = "Date,Open,High,Low,Close,Adj Close,Volume\n"
+  const yahoo = Y +
+    "2020-03-19,10,11,9,10.5,10.4,1000\n" +
+    "2020-03-20,null,null,null,null,null,null\n" +
+    "2020-03-23,10.5,12,10,11.25,11.1,2500\n" +
+    "2020-03-24, null ,null,null,null,null,null\n"
+
+  it("a row whose every price and volume is null is skipped, by both engines, with or without the adjustment", () => {
+    // A quote anywhere sends the file to csv-parse: the same rows come out.
+    const quoted = yahoo.replace("2020-03-23", "\"2020-03-23\"")
+    for (const text of [yahoo, quoted]) {
+      for (const adjust of ["none", "adjClose"] as const) {
+        const bars = only(ok(text, "SPY.csv", { adjust }))
+        expect(bars.map((b) => new Date(b.ts).toISOString().slice(0, 10))).toEqual(["2020-03-19", "2020-03-23"])
+      }
+    }
+    // Without an adj close column, the five fields.
+    expect(only(ok("date,open,high,low,close,volume\n2024-01-04,1,1,1,1,1\n2024-01-05,null,null,null,null,null\n")).length).toBe(1)
+  })
+
+  it.each([
+    ["2020-03-20,null,null,null,null,null,1000", "Open"],
+    ["2020-03-20,10,11,9,null,null,1000", "Close"],
+    ["2020-03-20,10,11,9,10.5,10.4,null", "Volume"],
+    // Every price null but the adj close: not the all-null case either.
+    ["2020-03-20,null,null,null,null,10.4,null", "Open"],
+    ["2020-03-20,NULL,NULL,NULL,NULL,NULL,NULL", "Open"]
+  ])("a row only partly null (%s) is an error naming the file, the line and the column", (row, column) => {
+    for (const engine of ["auto", "csv-parse"] as const) {
+      const e = bad(Y + "2020-03-19,10,11,9,10.5,10.4,1000\n" + row + "\n", "data/SPY.csv", { engine })
+      expect(e).toMatchObject({ file: "data/SPY.csv", line: 3, column, kind: "BadNumber" })
+      if (row.includes("null")) expect(e.reason).toMatch(/^null, but the row has values too: only a row whose every price and volume is null is skipped/)
+    }
+  })
+
+  it.scoped("loading counts the skipped rows of each file, with their lines, for the caller to say so", () =>
+    Effect.gen(function*() {
+      const d = yield* Effect.acquireRelease(
+        Effect.promise(() => mkdtemp(Path.join(tmpdir(), "swarm-csv-"))),
+        (d) => Effect.promise(() => rm(d, { recursive: true, force: true }))
+      )
+      yield* Effect.promise(() => writeFile(Path.join(d, "SPY.csv"), yahoo))
+      yield* Effect.promise(() => writeFile(Path.join(d, "QQQ.csv"), Y + "2020-03-19,10,11,9,10.5,10.4,1000\n"))
+      const many = Y + Array.from({ length: 12 }, (_, i) => `2020-01-${String(i + 1).padStart(2, "0")},null,null,null,null,null,null\n`).join("") +
+        "2020-02-03,10,11,9,10.5,10.4,1000\n"
+      yield* Effect.promise(() => writeFile(Path.join(d, "IWM.csv"), many))
+      const loaded = yield* Csv.loadColumns([d])
+      expect(loaded.skipped).toEqual([
+        { file: Path.join(d, "IWM.csv"), rows: 12, lines: [2, 3, 4, 5, 6, 7, 8, 9, 10, 11] },
+        { file: Path.join(d, "SPY.csv"), rows: 2, lines: [3, 5] }
+      ])
+      expect(loaded.columns.get(sym("IWM"))!.ts.length).toBe(1)
+      expect(Csv.describeSkipped(loaded.skipped[1]!)).toBe(`${Path.join(d, "SPY.csv")}: skipped 2 rows whose every price and volume is null (lines 3, 5)`)
+      expect(Csv.describeSkipped(loaded.skipped[0]!)).toMatch(/: skipped 12 rows whose every price and volume is null \(lines 2, 3, .*, 11, … \(the first 10\)\)$/)
+      // A file of nothing else has no rows, and says why.
+      yield* Effect.promise(() => writeFile(Path.join(d, "DIA.csv"), Y + "2020-03-20,null,null,null,null,null,null\n"))
+      const none = yield* Effect.flip(Csv.loadColumns([Path.join(d, "DIA.csv")]))
+      expect(none).toMatchObject({ kind: "NoRows", line: 2, reason: "the file has a header but no rows (only 1 row whose every price and volume is null)" })
+    }))
+})
+
 describe("index symbols", () => {
   it("a Yahoo index file such as ^GSPC.csv loads under its caret symbol; a formula-like name does not", () => {
     const text = "Date,Open,High,Low,Close,Adj Close,Volume\n2024-01-02,4745.2,4754.33,4722.67,4742.83,4742.83,3743050000\n"
