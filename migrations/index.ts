@@ -11,5 +11,6 @@ export const migrations: ReadonlyArray<ResolvedMigration> = [
   [2, "webhooks", Effect.promise(() => import("./0002_webhooks.js"))],
   [3, "paper_speed", Effect.promise(() => import("./0003_paper_speed.js"))],
   [4, "chat", Effect.promise(() => import("./0004_chat.js"))],
-  [5, "alert_signals", Effect.promise(() => import("./0005_alert_signals.js"))]
+  [5, "alert_signals", Effect.promise(() => import("./0005_alert_signals.js"))],
+  [6, "cancelled_approvals", Effect.promise(() => import("./0006_cancelled_approvals.js"))]
 ]

@@ -7,7 +7,9 @@
  * Approvals: under the strategy's approval policy `pause`, a run that needs a human waits at the
  * intent; the manager lists it (`pending`), takes the operator's answer (`approve`, `reject`) or,
  * after the strategy's timeout, rejects it as expired. The answer is recorded in the run's events,
- * so a replay or a resume answers it the same way without anyone.
+ * so a replay or a resume answers it the same way without anyone. An intent still waiting when its
+ * run ends (stopped, failed, completed) is `cancelled` in the approvals table (`Runs.markEnded`,
+ * `Runs.finish`), and answering it then is a `Conflict` saying the run ended before anyone did.
  *
  * Shutting down (the manager's scope closing) suspends the live runs: what they recorded is
  * committed, their status stays `running` or `paused`, and `resumeUnfinished` — the next start —
@@ -84,6 +86,8 @@ const alreadyResolved = (run: string, round: string, how?: Runs.ResolvedApproval
       ? `round ${round} of run ${run} was resolved already`
       : how.outcome === "expired"
       ? `round ${round} of run ${run} expired already (${how.reason})`
+      : how.outcome === "cancelled"
+      ? `round ${round} of run ${run} was cancelled: ${how.reason}`
       : `round ${round} of run ${run} was ${how.outcome} already, by ${how.by}`
   })
 

@@ -102,7 +102,7 @@ export interface Finish {
 
 export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Finish) {
   const sql = yield* SqlClient.SqlClient
-  yield* sql`update runs set
+  yield* sql.withTransaction(Effect.zipRight(sql`update runs set
       status = ${result.status},
       failure = ${result.failure ?? null},
       checksum = ${result.checksum},
@@ -114,7 +114,7 @@ export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Fini
       chain_count = ${result.chain.count},
       chain_head = ${result.chain.hash},
       finished_at = now()
-    where id = ${id}`
+    where id = ${id}`, cancelWaiting(id)))
 }, storeError("finish a run"))
 
 /**
@@ -125,11 +125,45 @@ export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Fini
  */
 export const markEnded = Effect.fn("Runs.markEnded")(function*(id: RunId, status: "failed" | "stopped", reason: string) {
   const sql = yield* SqlClient.SqlClient
-  yield* sql`update runs set status = ${status}, failure = ${reason}, finished_at = now(),
+  yield* sql.withTransaction(Effect.zipRight(
+    sql`update runs set status = ${status}, failure = ${reason}, finished_at = now(),
       chain_count = (select count(*) from run_events where run_id = ${id}),
       chain_head = coalesce((select hash from run_events where run_id = ${id} order by seq desc limit 1), ${GENESIS})
-    where id = ${id} and status in ('running', 'paused')`
+    where id = ${id} and status in ('running', 'paused')`,
+    cancelWaiting(id)
+  ))
 }, storeError("mark a run ended"))
+
+/** Who cancelled an approval whose run ended, by how the run ended, and why. */
+const CANCELLED: Record<string, { readonly by: string; readonly reason: string }> = {
+  stopped: { by: "stop", reason: "the run was stopped before anyone answered it" },
+  failed: { by: "failure", reason: "the run failed before anyone answered it" },
+  completed: { by: "completion", reason: "the run completed before anyone answered it" }
+}
+
+/**
+ * The approvals of a run that ended still `pending` become `cancelled`, saying how the run ended:
+ * nobody can answer them any more (a `stopped` run resumed by name asks them again:
+ * `reopenCancelledApprovals`). Only once the run's row says it ended: a run that goes on (suspended
+ * by a shutdown, or executing in another process) keeps its approvals waiting. No event records a
+ * cancellation — the run's events end before it — so a replay or a resume never answers with one.
+ */
+const cancelWaiting = (id: RunId) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.flatMap(sql<{ status: string }>`select status from runs where id = ${id}`, (rows) => {
+      const how = rows[0] === undefined ? undefined : CANCELLED[rows[0].status]
+      return how === undefined ? Effect.void : sql`update approvals set status = 'cancelled', resolved_by = ${how.by}, reason = ${how.reason}
+        where run_id = ${id} and status = 'pending'`
+    }))
+
+/**
+ * A stopped run resumed by name asks its cancelled approvals again: they wait (`pending`) until it
+ * answers them or ends again.
+ */
+export const reopenCancelledApprovals = Effect.fn("Runs.reopenCancelledApprovals")(function*(id: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`update approvals set status = 'pending', resolved_by = null, reason = null where run_id = ${id} and status = 'cancelled'`
+}, storeError("reopen a run's cancelled approvals"))
 
 /** The tables that hold a run's rows besides `runs` (they have no foreign keys: see the migration). */
 const RUN_TABLES = [
@@ -437,23 +471,25 @@ export const lastCheckpoint = Effect.fn("Runs.lastCheckpoint")(function*(run: Ru
 }, storeError("read the last checkpoint"))
 
 export interface ResolvedApproval {
-  readonly outcome: "approved" | "rejected" | "expired"
+  /** `cancelled`: the run ended while the intent waited (`by` says how it ended: stop, failure, completion). */
+  readonly outcome: "approved" | "rejected" | "expired" | "cancelled"
   readonly by: string
   readonly reason: string
 }
 
 /**
- * How each of a run's approvals was resolved, by round: what a replay or a resume answers in place
- * of the operator who decided then.
+ * How each of a run's approvals was answered, by round: what a replay or a resume answers in place
+ * of the operator who decided then. A cancelled one was never answered (its run ended first): a
+ * resume asks it again, and a replay of the run's events never reaches its answer.
  */
 export const resolvedApprovals = Effect.fn("Runs.resolvedApprovals")(function*(run: RunId) {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql<{ roundId: string; status: ResolvedApproval["outcome"]; resolvedBy: string; reason: string }>`
-    select round_id, status, resolved_by, reason from approvals where run_id = ${run} and status <> 'pending'`
+  const rows = yield* sql<{ roundId: string; status: Exclude<ResolvedApproval["outcome"], "cancelled">; resolvedBy: string; reason: string }>`
+    select round_id, status, resolved_by, reason from approvals where run_id = ${run} and status in ('approved', 'rejected', 'expired')`
   return new Map(rows.map((row) => [row.roundId, { outcome: row.status, by: row.resolvedBy, reason: row.reason ?? "" }]))
 }, storeError("read resolved approvals"))
 
-/** How one held intent of a run was resolved, if it was (and is recorded). */
+/** How one held intent of a run was resolved, if it was (and is recorded): answered, expired, or cancelled with its run. */
 export const resolvedApproval = Effect.fn("Runs.resolvedApproval")(function*(run: RunId, round: string) {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<{ status: ResolvedApproval["outcome"]; resolvedBy: string; reason: string | null }>`

@@ -449,6 +449,8 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
     const recordedSignals = yield* RecordedSignals.read(run.id)
     const recordedCalls = yield* RecordedLlmCalls.read(run.id)
     const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started })
+    // A stopped run's intents that were waiting when it stopped (cancelled then) are asked again.
+    yield* Runs.reopenCancelledApprovals(run.id)
     // Checkpoints are committed with the events they follow, so the last one is never past the last event.
     const result = yield* execute({
       llm,

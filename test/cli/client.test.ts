@@ -327,7 +327,14 @@ describe("swarm as a client of a live server", () => {
       const rejected = yield* cli(["approvals", "reject", "Held#1", second!.round, "--reason", "too big for today"])
       expect([rejected.code, rejected.stdout]).toEqual([0, `rejected round ${second!.round} of run Held#1: too big for today\n`])
 
+      // One still waiting when the run is stopped: cancelled with it, and an answer after says so.
+      const [third] = yield* pending([first!.round, second!.round])
       expect((yield* cli(["runs", "stop", started.id])).code).toBe(0)
+      const late = yield* cli(["approvals", "approve", started.id, third!.round])
+      expect([late.code, lines(late.stderr)]).toEqual([
+        2,
+        [`swarm: approval: round ${third!.round} of run ${started.id} was cancelled: the run was stopped before anyone answered it`]
+      ])
       const watched = yield* cli(["runs", "watch", started.id])
       expect(watched.stdout).toContain(`approval approved: round ${first!.round}, by admin`)
       expect(watched.stdout).toContain(`approval rejected: round ${second!.round}, by admin: too big for today`)

@@ -3,10 +3,12 @@
  * human; its owner lists it, approves or rejects it with a reason, and an intent nobody answers is
  * rejected as expired after the strategy's timeout. Nobody else sees or answers another's
  * approvals ("not yours" is "does not exist"). The answers are recorded in the run's events, so a
- * replay answers them the same way without anyone. On every back-end.
+ * replay answers them the same way without anyone. An intent still waiting when its run ends is
+ * cancelled in the approvals table, and answering it then says so. On every back-end.
  */
 import { expect, layer } from "@effect/vitest"
 import { RpcTest } from "@effect/rpc"
+import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Schema } from "effect"
 import { ApprovalRpcs, RunRpcs, StrategyRpcs } from "../../schemas/Rpc.js"
 import { Strategy } from "../../schemas/Strategy.js"
@@ -135,6 +137,41 @@ for (const backend of backends) {
         expect(late._tag).toBe("Conflict")
         expect(late.message).toMatch(/expired already \(nobody decided within 0\.3 s/)
         yield* alice("runs.stop", { run: run.id })
+      }), { timeout: 120_000 })
+
+    it.scoped("an intent still waiting when its run is stopped is cancelled in the table, saying so; a resume asks it again", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("sk_alice")
+        yield* alice("strategies.create", { strategy: guarded("stopped while held", 600) })
+        const run = yield* alice("runs.start", { strategy: "stopped while held", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
+        const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "an approval")
+        expect(yield* Runs.resolvedApproval(run.id as never, held!.round)).toBeUndefined()
+
+        expect((yield* alice("runs.stop", { run: run.id })).status).toBe("stopped")
+        expect(yield* alice("approvals.pending", {})).toEqual([])
+        // Not pending for ever: cancelled, by the stop, saying why.
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* sql<{ status: string; resolvedBy: string; reason: string }>`
+          select status, resolved_by, reason from approvals where run_id = ${run.id} and round_id = ${held!.round}`
+        expect(rows).toEqual([{ status: "cancelled", resolvedBy: "stop", reason: "the run was stopped before anyone answered it" }])
+        expect(yield* Runs.resolvedApproval(run.id as never, held!.round)).toEqual({
+          outcome: "cancelled",
+          by: "stop",
+          reason: "the run was stopped before anyone answered it"
+        })
+        // Answering it now is a conflict that says what became of it (not "no such approval").
+        const cancelled = `round ${held!.round} of run ${run.id} was cancelled: the run was stopped before anyone answered it`
+        expect(yield* Effect.flip(alice("approvals.approve", { run: run.id, round: held!.round }))).toMatchObject({ _tag: "Conflict", reason: cancelled })
+        expect(yield* Effect.flip(alice("approvals.reject", { run: run.id, round: held!.round, reason: "no" }))).toMatchObject({ _tag: "Conflict", reason: cancelled })
+        // A cancellation is no answer: resumed by name, the run asks the intent again, and this time it is approved.
+        const asked: Array<string> = []
+        const resumed = yield* StoredRun.resume(run.id, {
+          approver: (request) => Effect.sync(() => (asked.push(request.round), { approved: true, by: "carol", reason: "fine now" }))
+        })
+        expect(resumed.result.status).toBe("completed")
+        expect(asked[0]).toBe(held!.round)
+        expect(yield* Runs.resolvedApproval(run.id as never, held!.round)).toEqual({ outcome: "approved", by: "carol", reason: "fine now" })
+        expect((yield* resolutions(run.id)).find((r) => r.round === held!.round)).toMatchObject({ outcome: "approved", by: "carol" })
       }), { timeout: 120_000 })
 
     it.effect("a strategy's approval timeout is checked: the field and the reason", () =>
