@@ -3,6 +3,11 @@
  * number that must stay a safe integer (|x| ≤ 2⁵³−1 micros, about 9 billion units). Sums and
  * differences of safe integers are exact, so cash never drifts; a product with a price is rounded
  * to the nearest micro once, where the ledger says so (see src/trading/Money.ts).
+ *
+ * Books live in that range: a strategy starts with at most a ninth of it (`MAX_INITIAL_CASH` in
+ * schemas/Strategy.ts, 1,000,000,000), the rest being room for gains and short sales' proceeds; an
+ * order that would take cash past it is cut down or refused (the `money_range` gate), and marks
+ * that take equity past it stop the run, saying so.
  */
 import { ParseResult, Schema } from "effect"
 

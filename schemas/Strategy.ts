@@ -9,6 +9,7 @@ import { ExecutionConfig, MoneyAmount, SizingConfig } from "./Execution.js"
 import { Symbol } from "./Ids.js"
 import { LlmConfig } from "./Llm.js"
 import { MetricsConfig } from "./Metrics.js"
+import type { Money } from "./Money.js"
 import { ApprovalConfig, RiskLimits } from "./Risk.js"
 import { RuleSet } from "./Rule.js"
 
@@ -37,6 +38,15 @@ export const AgentConfig = Schema.Struct({
 }).annotations({ identifier: "AgentConfig", parseOptions: { onExcessProperty: "error" } })
 export type AgentConfig = typeof AgentConfig.Type
 
+/**
+ * The most a strategy may start with: 1,000,000,000 units of its currency, a ninth of what Money
+ * holds exactly (2⁵³−1 micros ≈ 9,007,199,254.74: schemas/Money.ts). The books need the rest:
+ * gains raise equity, and a short sale's proceeds raise cash. Should a run still reach the end of
+ * the range, an order that would take cash past it is cut down or refused by the `money_range`
+ * gate, and marks that take equity past it stop the run, saying so (agents/Ledger.ts).
+ */
+export const MAX_INITIAL_CASH = 1_000_000_000_000_000 as Money
+
 export const RiskConfig = Schema.Struct({
   limits: Schema.optionalWith(RiskLimits, { default: () => Schema.decodeSync(RiskLimits)({}), exact: true }),
   approval: Schema.optionalWith(ApprovalConfig, { default: () => Schema.decodeSync(ApprovalConfig)({}), exact: true })
@@ -49,8 +59,15 @@ export const Strategy = Schema.Struct({
     Schema.minItems(1, { message: () => "a strategy trades at least one symbol" }),
     Schema.maxItems(1_000, { message: () => "at most 1000 symbols" })
   ),
+  /** Greater than 0 and at most `MAX_INITIAL_CASH` (1,000,000,000): see there. */
   initialCash: Schema.optionalWith(
-    MoneyAmount.pipe(Schema.filter((micros) => micros > 0 || "initial cash must be greater than 0")),
+    MoneyAmount.pipe(
+      Schema.filter((micros) => micros > 0 || "initial cash must be greater than 0"),
+      Schema.filter((micros) =>
+        micros <= MAX_INITIAL_CASH ||
+        "initial cash must be at most 1000000000: the books hold at most 9007199254.740991 exactly, and need the rest for gains and short sales' proceeds"
+      )
+    ),
     { default: () => Schema.decodeSync(MoneyAmount)("100000"), exact: true }
   ),
   /** Shorting, for the whole strategy: analysts may say short, sizing targets shorts, gates allow them. */

@@ -130,6 +130,18 @@ describe("swarm backtest: bad input files", () => {
       expect(r.stderr).not.toMatch(/\n\s+at /) // no stack trace
     }))
 
+  it.live("an initial cash past 1,000,000,000 is refused before any run, naming the field and why", () =>
+    Effect.gen(function*() {
+      const huge = strategy("huge-cash.json", { initialCash: "9000000000" })
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", huge, "--json"])
+      expect(r.code).toBe(2)
+      expect(r.stdout).toBe("")
+      expect(lines(r.stderr)).toEqual([
+        `swarm: ${huge}: initialCash: initial cash must be at most 1000000000: the books hold at most 9007199254.740991 exactly, ` +
+        "and need the rest for gains and short sales' proceeds"
+      ])
+    }))
+
   it.live("an agent type the registry does not have, or params it refuses, is a field of the strategy file", () =>
     Effect.gen(function*() {
       const unknown = strategy("unknown-agent.json", { agents: [{ type: "crystal_ball" }] })

@@ -96,6 +96,19 @@ describe("strategy files", () => {
     expect(problems(JSON.stringify({ symbols: ["AAPL"], agents: minimal.agents }))[0]!.field).toBe("name")
   })
 
+  it("initial cash is at most 1,000,000,000 (a ninth of the exact money range), the field named with the reason", () => {
+    const atMost = "initial cash must be at most 1000000000: the books hold at most 9007199254.740991 exactly, and need the rest for gains and short sales' proceeds"
+    for (const initialCash of ["1000000000.000001", "9000000000", "9007199254.740991", 5e9]) {
+      expect(problems(JSON.stringify({ ...minimal, initialCash }))).toEqual([{ field: "initialCash", message: atMost }])
+    }
+    // Past the range itself, Money's own reason.
+    expect(problems(JSON.stringify({ ...minimal, initialCash: "9999999999" }))).toContainEqual(
+      { field: "initialCash", message: "amount too large: at most 9007199254.740991" }
+    )
+    expect(Either.getOrThrow(parseText(JSON.stringify({ ...minimal, initialCash: "1000000000" }), "m.json")).initialCash).toBe(1e15)
+    expect(Either.getOrThrow(parseText(JSON.stringify({ ...minimal, initialCash: 1e9 }), "m.json")).initialCash).toBe(1e15)
+  })
+
   it("malformed and hostile files are refused with a reason, never thrown", () => {
     expect(problems("{ not json")[0]!.message).toMatch(/^not valid JSON/)
     expect(problems("name: [unclosed", "s.yaml")[0]!.message).toMatch(/^not valid YAML/)
