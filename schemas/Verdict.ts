@@ -46,7 +46,10 @@ export const RuleOutcome = Schema.Struct({
 })
 export type RuleOutcome = typeof RuleOutcome.Type
 
-/** The seven hard gates. */
+/**
+ * The hard gates: the seven every verdict records, and `money_range` (cash after the order inside
+ * Money's exact range), which a verdict records only when it reduced or rejected the intent.
+ */
 export const GateName = Schema.Literal(
   "max_drawdown_halt",
   "daily_loss_breaker",
@@ -54,7 +57,8 @@ export const GateName = Schema.Literal(
   "no_cover_beyond_short",
   "max_position",
   "min_cash_reserve",
-  "no_negative_cash"
+  "no_negative_cash",
+  "money_range"
 )
 export type GateName = typeof GateName.Type
 
@@ -101,7 +105,10 @@ const common = {
   transition: Schema.NullOr(StateTransition),
   /** In priority order, skipped ones included; empty when the trading state rejected the intent first. */
   rules: Schema.Array(RuleOutcome),
-  /** In evaluation order: the two breakers, then (unless the state rejected the intent) the five order gates. */
+  /**
+   * In evaluation order: the two breakers, then (unless the state rejected the intent) the five order
+   * gates, and `money_range` last when it reduced or rejected the intent.
+   */
   gates: Schema.Array(GateOutcome)
 }
 

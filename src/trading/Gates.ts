@@ -1,6 +1,6 @@
 /**
- * The seven hard gates no configuration disables, and the order arithmetic user rules share with
- * them. Pure functions over plain data; each gate returns its outcome record (pass / reduce /
+ * The hard gates no configuration disables — the seven of DESIGN.md and `money_range`, which keeps
+ * the books inside Money's exact range — and the order arithmetic user rules share with them. Pure functions over plain data; each gate returns its outcome record (pass / reduce /
  * reject, with the reason, the limit and the measure). A strategy's `RiskLimits` only tighten a
  * gate: every gate takes the stricter of the strategy's value and the hard one, itself.
  *
@@ -31,9 +31,17 @@
  *   check passes every gate and rule again.
  * - Breakers compare strictly: equity down *more than* the limit trips them. A tripped daily loss
  *   breaker still passes a risk-reducing order; a tripped drawdown halt passes nothing.
- * - Money comparisons are in micros; `notional` is `Money.notional` (quantity × price rounded once,
- *   half to even), shared with Rules and RiskCheck
- *   from src/trading/Money.ts.
+ * - Money comparisons are in micros; `notional` is `Money.notionalForComparison` (quantity × price
+ *   rounded once, half to even, as the ledger books it), shared with Rules and RiskCheck. It has no
+ *   range check: an order whose notional is past Money's exact range (a fixed quantity of billions)
+ *   compares as too large and is cut down by the gates, where a checked product crashed the risk
+ *   officer on every bar.
+ * - Money's exact range (about ±9 billion, `money_range`): cash after the order must stay inside it.
+ *   Only a sale can take it out (its proceeds raise cash; a buy is held to the cash there is), so
+ *   the gate runs last, on what the others left, and reduces a sale to the largest quantity whose
+ *   proceeds fit. It is recorded in a verdict only when it acts: every order of the books' usual
+ *   size passes it, and a pass recorded in every verdict would change every run's events (and the
+ *   replay of every recorded run) to say nothing.
  */
 import type { OrderIntent } from "../../schemas/Order.js"
 import type { Position } from "../../schemas/Portfolio.js"
@@ -139,8 +147,11 @@ export const orderFacts = (intent: OrderIntent, context: RiskContext): OrderFact
   }
 }
 
-/** quantity × price in micros, rounded once (Money.notional: half to even on the 10⁻⁶ quantity grid). */
-export const notional = (quantity: number, price: number): number => Money.notional(quantity, price)
+/**
+ * quantity × price in micros, rounded once (half to even on the 10⁻⁶ quantity grid, as
+ * `Money.notional`), without its range check: see the module comment.
+ */
+export const notional = (quantity: number, price: number): number => Money.notionalForComparison(quantity, price)
 
 /** The position after `quantity` of this order. */
 export const positionAfter = (f: OrderFacts, quantity: number): number => f.held + f.dir * quantity
@@ -300,6 +311,7 @@ const asCoverBeyond = emitter("no_cover_beyond_short")
 const asMaxPosition = emitter("max_position")
 const asCashReserve = emitter("min_cash_reserve")
 const asNegativeCash = emitter("no_negative_cash")
+const asMoneyRange = emitter("money_range")
 
 /** Percent the equity is below `base` (0 when above, or when there is no positive base). */
 const percentBelow = (equity: number, base: number): number => base > 0 && equity < base ? (base - equity) * 100 / base : 0
@@ -443,6 +455,30 @@ export const noNegativeCash = (f: OrderFacts, quantity: number): GateCheck => {
     cost,
     "micros"
   )
+}
+
+/** The most the books hold exactly: 2⁵³−1 micros, about 9,007,199,254 units (schemas/Money.ts). */
+const MAX_MONEY = Money.maxValue as number
+
+/**
+ * Cash after the order inside Money's exact range (see the module comment): else reduced to the
+ * largest quantity that keeps it there, or rejected when there is none.
+ */
+export const moneyRange = (f: OrderFacts, quantity: number): GateCheck => {
+  const cash = f.context.portfolio.cash
+  const value = notional(quantity, f.price)
+  const after = cash - f.dir * value
+  if (value <= MAX_MONEY && after <= MAX_MONEY && after >= -MAX_MONEY) {
+    return asMoneyRange("pass", "within the exact money range", MAX_MONEY, after, "micros", quantity, quantity)
+  }
+  const most = `the most the books hold exactly (${formatMoney(MAX_MONEY)})`
+  const what = after <= MAX_MONEY && after >= -MAX_MONEY
+    ? `the order's notional of ${formatMoney(value)} is past ${most}`
+    : `${f.dir === -1 ? "its proceeds" : "its cost"} of ${formatMoney(value)} would take cash from ${formatMoney(cash)} to ${
+      formatMoney(after)
+    }, past ${most}`
+  const room = Math.min(MAX_MONEY, f.dir === -1 ? MAX_MONEY - cash : MAX_MONEY + cash)
+  return reduceOrReject(asMoneyRange, what, quantity, room > 0 ? fitNotional(f, quantity, room) : 0, MAX_MONEY, after, "micros")
 }
 
 /** The five per-order gates in the order they run, after the rules, each on the quantity the previous one left. */

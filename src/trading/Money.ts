@@ -110,10 +110,24 @@ export const toUnits = (amount: Money): number => amount / MICROS_PER_UNIT
  * value is negative); a quantity within float noise of a micro-unit is taken as that micro-unit, so
  * `notional(q, p)` equals `notionalOfMicroQuantity(q × 10⁶, p)` — the ledger's form.
  */
-export const notional = (quantity: number, price: number): Money => {
+export const notional = (quantity: number, price: number): Money => notionalOfMicroQuantity(onQuantityGrid(quantity), price)
+
+/**
+ * `notional` without the range check, for comparing an order with a limit (the risk gates and
+ * rules): an order past the exact range must compare as too large and be cut down, not crash the
+ * check. Equal to `notional` wherever that is defined; past ±(2⁵³−1) micros it is the nearest
+ * double — never Money, never booked.
+ */
+export const notionalForComparison = (quantity: number, price: number): number => {
+  const r = roundHalfEven(onQuantityGrid(quantity) * price)
+  return r === 0 ? 0 : r
+}
+
+/** Units as micro-units, a quantity within float noise of the 10⁻⁶ grid taken as on it. */
+const onQuantityGrid = (quantity: number): number => {
   const q = quantity * MICROS_PER_UNIT
   const grid = Math.round(q)
-  return notionalOfMicroQuantity(Math.abs(q - grid) <= 1e-9 * (grid < 0 ? -grid : grid) ? grid : q, price)
+  return Math.abs(q - grid) <= 1e-9 * (grid < 0 ? -grid : grid) ? grid : q
 }
 
 /** (quantity in micro-units) × price, in micros, rounded once: one multiplication, one rounding. */

@@ -15,6 +15,8 @@
  *   daily loss moves `active` to `reducing`. The verdict carries that transition for the risk
  *   officer to apply (`TradingState.apply`) and is judged in the new state.
  * - When the state rejects the intent, no rule or order gate is evaluated (`rules: []`, two gates).
+ * - `money_range` (src/trading/Gates.ts) runs after the five order gates, on what they left, and is
+ *   recorded only when it reduces or rejects the intent.
  *   Otherwise every rule and gate is evaluated even after a reject, on the quantity as it stood,
  *   so a rejected verdict lists every reason.
  * - `reasons`: the reduce reasons of a `reduced` verdict, the reject reasons of a `rejected` one
@@ -118,6 +120,15 @@ export const check = (
     } else if (o.result === "reject") {
       ;(rejections ??= []).push(gateReason(o))
     }
+  }
+  const range = Gates.moneyRange(f, quantity)
+  if (range.result === "reduce") {
+    gates.push(Gates.recorded(range))
+    quantity = range.quantityAfter
+    ;(reductions ??= []).push(gateReason(range))
+  } else if (range.result === "reject") {
+    gates.push(Gates.recorded(range))
+    ;(rejections ??= []).push(gateReason(range))
   }
   if (rejections !== null) {
     return {

@@ -557,4 +557,45 @@ describe("amounts near the end of the exact money range (about 9 billion)", () =
       const tenth = yield* record({ strategy: rich({ initialCash: "100000000" }), feed: feedOf(series("AAA", growing(20))), registry: registryOf({ AAA: ["long"] }) })
       expect(tenth.result.status).toBe("completed")
     }))
+
+  it.effect("a sale whose proceeds would take cash past the range is cut down by the money_range gate, not a crashed risk officer", () =>
+    Effect.gen(function*() {
+      // Long 40 % from 10 up to about 182 (equity 7.9 billion, cash 0.6 billion), then short: the
+      // reversal sells 57 million at 182, 10.4 billion, which cash cannot hold.
+      const prices = growing(14)
+      const last = prices.at(-1)![1]
+      const feed = feedOf(series("AAA", [...prices, ...Array.from({ length: 6 }, () => [last, last] as const)]))
+      const registry = registryOf({ AAA: [...Array.from({ length: 14 }, () => "long" as const), "short"] })
+      const { events, result } = yield* record({ strategy: rich({ allowShort: true }), feed, registry })
+      expect(ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "ActorCrashed")).toEqual([])
+      expect(ofTag(events, "DeadLetterRecorded")).toEqual([])
+      expect(result.status).toBe("completed")
+      const reversal = ofTag(events, "VerdictGiven").map((e) => e.verdict).find((v) => v.intent.side === "sell")!
+      expect(reversal).toMatchObject({ outcome: "reduced", intent: { reason: "reverse" } })
+      expect(reversal.gates.at(-1)).toMatchObject({ gate: "money_range", result: "reduce" })
+      expect(reversal.reasons).toEqual([
+        expect.stringMatching(
+          /^gate money_range: its proceeds of 10426340486\.\d+ would take cash from 600000000 to 11026340486\.\d+, past the most the books hold exactly \(9007199254\.740991\); reduced from 57319413 to 46219066$/
+        )
+      ])
+      // What passed filled and was booked: cash at the edge of the range, a short of the rest.
+      expect(result.counts).toMatchObject({ orders: 2, fills: 2, restarts: 0 })
+      const p = result.portfolio
+      expect(p.cash).toBeLessThanOrEqual(Number.MAX_SAFE_INTEGER)
+      expect(p.positions).toMatchObject([{ symbol: "AAA", quantity: 40_000_000 - reversal.quantity }])
+      expect(p.equity).toBe(p.cash + p.positions.reduce((sum, x) => sum + x.marketValue, 0))
+    }))
+
+  it.effect("a fixed quantity of billions is judged and cut down by the gates, not a risk officer crashing on every bar", () =>
+    Effect.gen(function*() {
+      const huge = strategy({ symbols: ["AAA"], sizing: { mode: "fixed_quantity", value: 9_000_000_000 } })
+      const { events, result } = yield* record({ strategy: huge, feed: market(120) })
+      expect(ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "ActorCrashed")).toEqual([])
+      expect(result).toMatchObject({ status: "completed", counts: { restarts: 0 } })
+      expect(result.counts.orders).toBeGreaterThan(0)
+      const verdicts = ofTag(events, "VerdictGiven").map((e) => e.verdict)
+      expect(verdicts.length).toBeGreaterThan(0)
+      for (const v of verdicts) expect(v.reasons.join("; ")).toMatch(/gate max_position: position would be \d+(\.\d+)?% of equity/)
+      expect(result.counts.fills).toBe(result.counts.orders - ofTag(events, "OrderCancelled").length)
+    }))
 })

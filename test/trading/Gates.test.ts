@@ -121,6 +121,59 @@ describe("no_negative_cash", () => {
   })
 })
 
+describe("money_range (cash inside Money's exact range, about ±9 billion)", () => {
+  const MAX = Number.MAX_SAFE_INTEGER
+
+  it("passes an order that leaves cash inside the range, whatever its size", () => {
+    expect(run(Gates.moneyRange, order("sell", 10_000_000, { price: 100 }), context(books(7_000_000_000)))).toMatchObject({
+      gate: "money_range",
+      result: "pass",
+      limit: MAX,
+      actual: money(8_000_000_000),
+      unit: "micros"
+    })
+  })
+
+  it("cuts a sale down to the proceeds the cash has room for, and refuses one with no room", () => {
+    // 8 billion of cash; selling 20 million at 100 brings in 2 billion: past 9,007,199,254.74.
+    const cut = run(Gates.moneyRange, order("sell", 20_000_000, { price: 100 }), context(books(8_000_000_000), { allowShort: true }))
+    expect(summary(cut)).toEqual([
+      "reduce",
+      "its proceeds of 2000000000 would take cash from 8000000000 to 10000000000, past the most the books hold exactly " +
+      "(9007199254.740991); reduced from 20000000 to 10071992",
+      10_071_992
+    ])
+    expect(cut).toMatchObject({ limit: MAX, actual: money(10_000_000_000), unit: "micros" })
+    // The largest that fits: one more unit would not.
+    expect(money(8_000_000_000) + 10_071_992 * 100_000_000).toBeLessThanOrEqual(MAX)
+    expect(money(8_000_000_000) + 10_071_993 * 100_000_000).toBeGreaterThan(MAX)
+    const full = context(books(9_007_199_254.740991))
+    expect(summary(run(Gates.moneyRange, order("sell", 1, { price: 100 }), full))[0]).toBe("reject")
+    expect(run(Gates.moneyRange, order("sell", 1, { price: 100 }), full).reason).toMatch(/; no smaller order fits$/)
+  })
+
+  it("says so when the order's notional alone is past the range (cash would still hold the difference)", () => {
+    const o = run(Gates.moneyRange, order("buy", 100_000_000, { price: 100 }), context(books(5_000_000_000)))
+    expect(o.reason).toBe(
+      "the order's notional of 10000000000 is past the most the books hold exactly (9007199254.740991); reduced from 100000000 to 90071992"
+    )
+  })
+})
+
+describe("orders past the exact money range", () => {
+  it("are measured, not a crash: the other gates compare their notional as too large and cut it down", () => {
+    // A fixed quantity of 9 billion units at 35: a notional 35 times what Money holds.
+    const huge = order("buy", 9_000_000_000, { price: 35 })
+    expect(() => Gates.orderFacts(huge, cash100k)).not.toThrow()
+    expect(summary(run(Gates.maxPosition, huge, cash100k))).toEqual([
+      "reduce",
+      "position would be 315000000% of equity (limit 50%); reduced from 9000000000 to 1428",
+      1428
+    ])
+    expect(run(Gates.noNegativeCash, huge, cash100k)).toMatchObject({ result: "reduce", quantityAfter: 2857 })
+  })
+})
+
 describe("no_sell_beyond_held", () => {
   const long100 = context(books(90_000, [holding("AAPL", 100, 100)]))
 

@@ -240,6 +240,30 @@ describe("RiskCheck", () => {
     expect(check(order("buy", 400, { reason: "close" }), shortHeavy, Rules.empty, "active", hard, approval).outcome).toBe("approved")
   })
 
+  it("records money_range only when it acts: last, on what the other gates left", () => {
+    // A short of 20 million at 100 with 8 billion of cash: 50 % of equity, but its proceeds overflow cash.
+    const rich = context(books(8_000_000_000), { allowShort: true })
+    const v = check(order("sell", 20_000_000), rich)
+    expect([v.outcome, v.quantity]).toEqual(["reduced", 10_071_992])
+    expect(v.gates.map((g) => g.gate)).toEqual([...gateNames, "money_range"])
+    expect(v.reasons).toEqual([
+      "gate money_range: its proceeds of 2000000000 would take cash from 8000000000 to 10000000000, past the most the books hold " +
+      "exactly (9007199254.740991); reduced from 20000000 to 10071992"
+    ])
+    expect(v.gates.at(-1)).toMatchObject({ gate: "money_range", result: "reduce", quantityBefore: 20_000_000, quantityAfter: 10_071_992 })
+    // The reduced order passes it, unrecorded: the verdict of the usual size lists the seven.
+    const again = check(order("sell", v.quantity), rich)
+    expect([again.outcome, again.gates.map((g) => g.gate)]).toEqual(["approved", gateNames])
+  })
+
+  it("judges an intent whose notional is past the exact range without a throw (a fixed quantity of billions)", () => {
+    const v = check(order("buy", 9_000_000_000, { price: 35 }), cash100k)
+    expect([v.outcome, v.quantity]).toEqual(["reduced", 1428])
+    expect(v.reasons[0]).toMatch(/^gate max_position: position would be 315000000% of equity/)
+    const short = check(order("sell", 9_000_000_000, { price: 35 }), context(books(100_000), { allowShort: true }))
+    expect([short.outcome, short.quantity]).toEqual(["reduced", 1428])
+  })
+
   it("does not mutate its inputs", () => {
     const deepFreeze = <A>(a: A): A => {
       if (a !== null && typeof a === "object") {
