@@ -9,7 +9,10 @@
  * timestamp — cash, equity, exposures and P&L of the whole book, and the positions those fills
  * changed (a 100-symbol book listed in full on every fill would be most of a backtest's log; a
  * dashboard keeps the latest position per symbol). A crash keeps the books (the state before the failed message): losing them would be
- * worse than any bug that crashed it. Books past the exact money range stop the run (`stopOutOfRange`).
+ * worse than any bug that crashed it. Books past the exact money range stop the run (`stopBooks`):
+ * the fills of the message that got there are booked if they can be (every fill the desk reported
+ * is in the books the run's report shows), at the marks before it if its own marks are past the
+ * range.
  */
 import { Effect, Either } from "effect"
 import type { OrderId, Symbol, Timestamp } from "../schemas/Ids.js"
@@ -94,17 +97,41 @@ class Books {
 }
 
 /**
- * Cash, equity or an exposure past the largest exact amount (`MoneyOutOfRange`): nothing after it
- * could be booked exactly, and a restart would meet the same numbers again. The ledger books
- * nothing more and stops the run, saying why; the run's report is the books as they last stood.
- * Anything else thrown is a crash, for the supervisor.
+ * Cash, equity or an exposure past the largest exact amount (`MoneyOutOfRange`, or a fill the
+ * ledger cannot book for that reason): nothing after it could be booked exactly, and a restart
+ * would meet the same numbers again. The ledger books nothing more and stops the run, saying why;
+ * the run's report is the books as they last stood.
  */
-const stopOutOfRange = (books: Books, error: unknown, ts: number): Effect.Effect<Books> => {
-  if (!(error instanceof MoneyOutOfRange)) throw error
-  books.outOfRange = `the books left the exact money range (at most ${M.format(M.maxValue)}) at ` +
-    `${new Date(ts).toISOString()} (an amount of ${Number(error.value) / M.MICROS_PER_UNIT})`
-  books.options.log.stop(books.outOfRange)
+const stopBooks = (books: Books, reason: string): Effect.Effect<Books> => {
+  books.outOfRange = reason
+  books.options.log.stop(reason)
   return Effect.succeed(books)
+}
+
+/** Why the books stop, for an amount past the range met at `ts`. */
+const pastRange = (error: MoneyOutOfRange, ts: number): string =>
+  `the books left the exact money range (at most ${M.format(M.maxValue)}) at ` +
+  `${new Date(ts).toISOString()} (an amount of ${Number(error.value) / M.MICROS_PER_UNIT})`
+
+/**
+ * Equity at the marks, and the snapshot of the fills' symbols when there are fills — or the amount
+ * past the range. Anything else thrown is a crash, for the supervisor, after `restore` has put the
+ * books back as they were before the message.
+ */
+const measure = (
+  books: Books,
+  ts: Timestamp,
+  fills: ReadonlyArray<Fill>,
+  restore: () => void
+): Either.Either<{ readonly equity: Money; readonly snapshot: PortfolioSnapshot | undefined }, MoneyOutOfRange> => {
+  try {
+    const equity = Ledger.equityFromMarks(books.state, books.marks)
+    return Either.right({ equity, snapshot: fills.length > 0 ? books.snapshot(ts, fills) : undefined })
+  } catch (error) {
+    if (error instanceof MoneyOutOfRange) return Either.left(error)
+    restore()
+    throw error
+  }
 }
 
 export const make = (options: LedgerOptions) =>
@@ -118,15 +145,27 @@ export const make = (options: LedgerOptions) =>
         switch (message._tag) {
           case "Book": {
             if (books.outOfRange !== undefined) return Effect.succeed(books)
-            const { bars, fills, open, ts } = message
+            const { bars, open, ts } = message
             const log = options.log
-            // Everything is computed before anything is kept or said: books that leave Money's
-            // range (below) stay as they were, with no event of the message written.
-            let state = books.state
-            for (const fill of fills) {
+            const previous = books.state
+            // Why the books stop after this message, if they do.
+            let stop: string | undefined
+            // Everything is computed before anything is kept or said.
+            let state = previous
+            let fills = message.fills
+            for (let i = 0; i < fills.length; i++) {
+              const fill = fills[i]!
               const booked = Ledger.applyFill(state, fill)
-              // The desk builds fills from orders the gates passed: a refused fill is a defect.
-              if (Either.isLeft(booked)) return Effect.die(booked.left)
+              if (Either.isLeft(booked)) {
+                // The desk builds fills from orders the gates passed: a refused fill is a defect —
+                // unless only the range refuses it (judged at its reference price, it filled at
+                // another). Those before it are booked; it cannot be, and the run stops naming it.
+                if (!Ledger.leavesMoneyRange(booked.left)) return Effect.die(booked.left)
+                stop = `the fill ${fill.id} (${fill.side} ${fill.quantity} ${fill.symbol} at ${fill.price}) could not be booked at ` +
+                  `${new Date(ts).toISOString()}: ${booked.left.reason}`
+                fills = fills.slice(0, i)
+                break
+              }
               state = booked.right
             }
             if (bars.length > 0) {
@@ -137,19 +176,28 @@ export const make = (options: LedgerOptions) =>
                 if (slot !== undefined) books.marks[slot] = bar.close
               }
             }
-            const previous = books.state
-            books.state = state
-            let equity: Money
-            let snapshot: PortfolioSnapshot | undefined
-            try {
-              equity = Ledger.equityFromMarks(state, books.marks)
-              if (fills.length > 0) snapshot = books.snapshot(ts, fills)
-            } catch (error) {
-              // The books stay as they were before this message (a crash keeps them too).
+            // A crash keeps the books as they were before this message.
+            const restore = () => {
               books.state = previous
               if (bars.length > 0) books.marks.set(books.saved)
-              return stopOutOfRange(books, error, ts)
             }
+            books.state = state
+            let measured = measure(books, ts, fills, restore)
+            if (Either.isLeft(measured) && bars.length > 0) {
+              // Marks that take the books past the range: the fills (the desk reported them) are
+              // booked at the marks before this message, which held.
+              stop ??= pastRange(measured.left, ts)
+              books.marks.set(books.saved)
+              measured = measure(books, ts, fills, restore)
+            }
+            if (Either.isLeft(measured)) {
+              // The fills themselves do: the books stay as they were before this message, with
+              // no event of it written.
+              const reason = stop ?? pastRange(measured.left, ts)
+              restore()
+              return stopBooks(books, reason)
+            }
+            const { equity, snapshot } = measured.right
             if (fills.length > 0) {
               const before = previous.tradeCount
               books.exposed = Ledger.openPositions(state) > 0
@@ -175,6 +223,7 @@ export const make = (options: LedgerOptions) =>
             if (equity > books.peak) books.peak = equity
             if (snapshot !== undefined) log.emit("PortfolioUpdated", { snapshot })
             options.onMark?.(ts, equity)
+            if (stop !== undefined) return stopBooks(books, stop)
             if (books.waiting.length > 0) {
               const ready = books.waiting.filter((w) => w.asOf <= books.markedTs)
               books.waiting = books.waiting.filter((w) => w.asOf > books.markedTs)
@@ -188,7 +237,9 @@ export const make = (options: LedgerOptions) =>
               try {
                 view = books.view(books.markedTs as Timestamp)
               } catch (error) {
-                return stopOutOfRange(books, error, books.markedTs)
+                // Anything but an amount past the range is a crash, for the supervisor.
+                if (!(error instanceof MoneyOutOfRange)) throw error
+                return stopBooks(books, pastRange(error, books.markedTs))
               }
               return Effect.as(context.reply(message, view), books)
             }

@@ -256,6 +256,19 @@ const reject = (fill: Fill, field: string, value: unknown, reason: string) =>
 
 const describeId = (fill: Fill): string => (typeof fill?.id === "string" ? fill.id : describeValue(fill?.id))
 
+/** Why a fill is refused when booking it would take an amount past Money's exact range (`leavesMoneyRange`). */
+const PAST_RANGE_NOTIONAL = "quantity × price exceeds the exact money range"
+const PAST_RANGE_CASH = "cash would leave the exact money range (±2^53−1 micros)"
+const PAST_RANGE_BOOK = "the position's cost or P&L would leave the exact money range (±2^53−1 micros)"
+const PAST_RANGE: ReadonlySet<string> = new Set([PAST_RANGE_NOTIONAL, PAST_RANGE_CASH, PAST_RANGE_BOOK])
+
+/**
+ * Whether `applyFill` refused a well-formed fill only because booking it would take cash, a cost
+ * or P&L past Money's exact range — the books' limit, not a malformed fill (agents/Ledger.ts stops
+ * the run for it rather than crash).
+ */
+export const leavesMoneyRange = (rejected: FillRejected): boolean => PAST_RANGE.has(rejected.reason)
+
 /** Larger quantities do not fit the micro-unit grid as safe integers. */
 const MAX_QUANTITY = Number.MAX_SAFE_INTEGER / M.MICROS_PER_UNIT
 
@@ -328,7 +341,7 @@ export const applyFill = (state: LedgerState, fill: Fill): Either.Either<LedgerS
     return reject(fill, "price", price, "a price must be a finite number greater than 0")
   }
   const product = qty * price
-  if (!(product <= Number.MAX_SAFE_INTEGER)) return reject(fill, "notional", fill.notional, "quantity × price exceeds the exact money range")
+  if (!(product <= Number.MAX_SAFE_INTEGER)) return reject(fill, "notional", fill.notional, PAST_RANGE_NOTIONAL)
   const notional = M.notionalOfMicroQuantity(qty, price)
   if (fill.notional !== notional) {
     return reject(fill, "notional", fill.notional, `the notional must be quantity × price rounded half to even to the micro: ${notional}`)
@@ -341,7 +354,7 @@ export const applyFill = (state: LedgerState, fill: Fill): Either.Either<LedgerS
   if (!safe(ts)) return reject(fill, "ts", ts, "a time is an integer number of milliseconds")
 
   const cash = side === "buy" ? state.cash - notional - commission : state.cash + notional - commission
-  if (!safe(cash)) return reject(fill, "notional", notional, "cash would leave the exact money range (±2^53−1 micros)")
+  if (!safe(cash)) return reject(fill, "notional", notional, PAST_RANGE_CASH)
 
   const previous = slot === undefined ? undefined : state.books[slot]
   const held = previous === undefined ? 0 : previous.quantity
@@ -420,7 +433,7 @@ export const applyFill = (state: LedgerState, fill: Fill): Either.Either<LedgerS
   const realizedPnl = realizedBefore + gross - commission
   const totalRealized = state.realizedPnl + gross - commission
   if (!safe(cost) || !safe(realizedPnl) || !safe(totalRealized)) {
-    return reject(fill, "notional", notional, "the position's cost or P&L would leave the exact money range (±2^53−1 micros)")
+    return reject(fill, "notional", notional, PAST_RANGE_BOOK)
   }
 
   const next: Book = {

@@ -558,6 +558,50 @@ describe("amounts near the end of the exact money range (about 9 billion)", () =
       expect(tenth.result.status).toBe("completed")
     }))
 
+  it.effect("a fill on the bar whose marks leave the range is in the books of the report: every fill reported is booked", () =>
+    Effect.gen(function*() {
+      // Bought at 10 on the second bar's open, which closes at 300: 40 million × 300 is past the range.
+      const feed = feedOf(series("AAA", [[10, 10], [10, 300], [300, 300], [300, 300]]))
+      const { events, result } = yield* record({ strategy: rich(), feed, registry: registryOf({ AAA: ["long"] }) })
+      expect(result.status).toBe("failed")
+      expect(result.failure).toBe(
+        "the books left the exact money range (at most 9,007,199,254.74) at 2024-01-02T00:00:00.000Z (an amount of 12000000000)"
+      )
+      expect(ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "ActorCrashed")).toEqual([])
+      // The fill the desk reported is booked, marked at the last close the books could hold (10).
+      expect(result.counts).toMatchObject({ orders: 1, fills: 1, restarts: 0 })
+      expect(ofTag(events, "OrderFilled")).toHaveLength(1)
+      expect(ofTag(events, "PortfolioUpdated").map((e) => e.snapshot.positions)).toEqual([[expect.objectContaining({ symbol: "AAA", quantity: 40_000_000 })]])
+      const p = result.portfolio
+      expect(p.positions).toMatchObject([{ symbol: "AAA", quantity: 40_000_000, markPrice: 10, marketValue: 400_000_000_000_000 }])
+      expect([p.cash, p.equity]).toEqual([600_000_000_000_000, 1_000_000_000_000_000])
+      expect(result.metrics.finalEquity).toBe(p.equity)
+    }))
+
+  it.effect("a fill the books cannot hold (it filled at a gap past its reference price) stops the run naming it, not a crashed ledger", () =>
+    Effect.gen(function*() {
+      // Long 40 % from 10 to about 182, then flat: the sale passed every gate at 182, and fills at a
+      // gap open of 220, whose proceeds (8.8 billion) cash (0.6 billion) cannot hold.
+      const prices = growing(14)
+      const last = prices.at(-1)![1]
+      const feed = feedOf(series("AAA", [...prices, [last, last], [220, 220], [220, 220]]))
+      const registry = registryOf({ AAA: [...Array.from({ length: 14 }, () => "long" as const), "flat"] })
+      const { events, result } = yield* record({ strategy: rich(), feed, registry })
+      expect(ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "ActorCrashed")).toEqual([])
+      expect(result.status).toBe("failed")
+      const sold = ofTag(events, "OrderFilled").map((e) => e.fill).find((fill) => fill.side === "sell")!
+      expect(result.failure).toBe(
+        `the fill ${sold.id} (sell 40000000 AAA at 220) could not be booked at 2024-01-16T00:00:00.000Z: ` +
+          "cash would leave the exact money range (±2^53−1 micros)"
+      )
+      expect(events.at(-1)).toMatchObject({ _tag: "RunFailed", reason: result.failure })
+      expect(result.counts.restarts).toBe(0)
+      // The books are those before that fill, whole and exact, at the last marks they could hold.
+      const p = result.portfolio
+      expect(p.positions).toMatchObject([{ symbol: "AAA", quantity: 40_000_000, markPrice: last }])
+      expect(p.equity).toBe(p.cash + p.positions.reduce((sum, x) => sum + x.marketValue, 0))
+    }))
+
   it.effect("a sale whose proceeds would take cash past the range is cut down by the money_range gate, not a crashed risk officer", () =>
     Effect.gen(function*() {
       // Long 40 % from 10 up to about 182 (equity 7.9 billion, cash 0.6 billion), then short: the

@@ -314,6 +314,11 @@ describe("Ledger: malformed and hostile fills are typed errors naming the field"
     const big = fillOf({ id: "big", side: "sell", quantity: 9_000_000, price: 600 })
     const rich = apply(Ledger.make({ cash: Money.zero }), big)
     expect(rejected(rich, { ...big, id: "big2" }).field).toBe("notional")
+    // Told apart from a malformed fill: the books' limit, which stops a run rather than crash it.
+    expect(Ledger.leavesMoneyRange(rejected(rich, { ...big, id: "big2" }))).toBe(true)
+    expect(Ledger.leavesMoneyRange(rejected(start(), { ...good, quantity: 9e9, price: 1e6, notional: 0 }))).toBe(true)
+    expect(Ledger.leavesMoneyRange(rejected(s, { ...good, price: Number.NaN }))).toBe(false)
+    expect(Ledger.leavesMoneyRange(rejected(s, { ...good, notional: good.notional + 1 }))).toBe(false)
   })
 })
 
