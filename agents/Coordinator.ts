@@ -15,7 +15,8 @@
  * (a position slot frees, a new day, a lifted halt). An operator's rejection (or expiry, or the
  * `reject` approval policy's) is an answer to the idea, and holds until the consensus changes.
  *
- * Adaptive weights (strategy `consensus.adaptiveWeights.enabled`): every vote is scored `horizon`
+ * Adaptive weights (strategy `consensus.adaptiveWeights.enabled`): every vote (not an abstention:
+ * an opinion below `minConfidence` is none) is scored `horizon`
  * bars of its symbol later (the analyst's own horizon) against the realised return — right when
  * long and the close rose by more than 0.1 %, short and it fell by more, flat and it moved less —
  * into an exponential average per analyst; the analyst's weight is its roster weight × 2·accuracy,
@@ -168,7 +169,11 @@ export const make = (options: CoordinatorOptions) => {
         state.accuracy[a] = Consensus.updateAccuracy(state.accuracy[a]!, correct, adaptive.alpha)
       }
       const opinion = slots[a]
-      if (opinion !== undefined) queue.push({ due: index + roster[a]!.horizon, direction: opinion.direction, close })
+      // Votes only: an opinion below minConfidence is an abstention (Consensus.ts), and a quiet
+      // "flat at 0.1" scored every bar buried an analyst's weight at the floor.
+      if (opinion !== undefined && opinion.confidence >= consensus.minConfidence) {
+        queue.push({ due: index + roster[a]!.horizon, direction: opinion.direction, close })
+      }
     }
   }
 

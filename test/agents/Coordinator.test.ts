@@ -283,4 +283,19 @@ describe("the coordinator", () => {
     expect(bear.weight).toBeLessThan(1)
     expect(bear.weight).toBeGreaterThanOrEqual(0.25)
   }))
+
+  it("adaptive weights score votes only: an abstention (below minConfidence) is never counted wrong", inSpine((spine) => {
+    // The price rises every bar. "quiet" says flat at 0.1 (an abstention under minConfidence 0.2)
+    // until its last bars, then long at 0.9: its weight must start from where it began, not the floor.
+    const { feed, finish } = spawnCoordinator(spine, [
+      { name: "bull", spec: scripted("bull", () => ["long", 0.6]) },
+      { name: "quiet", spec: scripted("quiet", (_symbol, ts) => (ts >= at(0, 9) ? ["long", 0.9] : ["flat", 0.1])) }
+    ], { events: "rounds", consensus: { minConfidence: 0.2, adaptiveWeights: { enabled: true, alpha: 0.5, floor: 0.25, ceiling: 2 } } })
+    for (let i = 0; i < 10; i++) feed(at(0, 1 + i), { [AAA]: 100 + i })
+    finish()
+    const votes = spine.ofTag("DecisionMade").flatMap((e) => e.decision.votes).filter((v) => v.agent === "quiet")
+    expect(votes.length).toBeGreaterThan(0)
+    // Never scored, its accuracy is where it started: weight 1 (its roster weight × 2 × 0.5).
+    for (const vote of votes) expect(vote.weight).toBe(1)
+  }))
 })
