@@ -147,6 +147,14 @@ class Officer {
   /** UTC day of `ordersToday`. */
   day = Number.NEGATIVE_INFINITY
   ordersToday = 0
+  /** `ordersToday` by symbol (RiskContext.ordersTodayBySymbol). */
+  ordersBySymbol: Record<string, number> = {}
+
+  /** Count an order placed today. */
+  counted(symbol: string): void {
+    this.ordersToday++
+    this.ordersBySymbol[symbol] = (this.ordersBySymbol[symbol] ?? 0) + 1
+  }
   /** Intents waiting for a human under the `pause` policy, by round. */
   readonly held = new Map<RoundId, Held>()
   /** The next-open orders placed, by symbol (the desk holds at most one a symbol), until the books show them gone. */
@@ -204,6 +212,7 @@ export const make = (options: RiskOptions) => {
     if (day === officer.day) return
     officer.day = day
     officer.ordersToday = 0
+    officer.ordersBySymbol = {}
     const started = TradingState.startTradingDay(officer.status, now as Timestamp)
     if (started.transition !== null) {
       officer.status = started.status
@@ -284,6 +293,7 @@ export const make = (options: RiskOptions) => {
       dayStartEquity: books.dayStartEquity as never,
       peakEquity: books.peakEquity as never,
       ordersToday: officer.ordersToday,
+      ordersTodayBySymbol: officer.ordersBySymbol,
       now: now as Timestamp,
       allowShort: options.allowShort,
       allowFractional: options.sizing.fractional
@@ -336,7 +346,7 @@ export const make = (options: RiskOptions) => {
     if (quantity > 0) {
       const placed = order(intent, quantity)
       orders.push(placed)
-      officer.ordersToday++
+      officer.counted(placed.symbol)
       officer.place(placed, intent.referencePrice, decision.ts)
       projected.apply(intent.symbol, intent.side, quantity, intent.referencePrice)
     }
@@ -382,8 +392,8 @@ export const make = (options: RiskOptions) => {
               held.wait.end()
             }
             if (message.approved) {
-              officer.ordersToday++
               const approved = order(held.intent, held.quantity)
+              officer.counted(approved.symbol)
               officer.place(approved, held.intent.referencePrice, now)
               const place = options.desk().tell(placeOrders({ ts: now as Timestamp, orders: [approved] }))
               // Its execution belongs to the traced round that asked for it.

@@ -189,6 +189,11 @@ export const RiskContext = Schema.Struct({
   peakEquity: Money,
   /** Orders placed so far today, not counting the intent being judged. */
   ordersToday: Schema.Int.pipe(Schema.nonNegative()),
+  /**
+   * The same by symbol: what a `max_orders_per_day` rule limited to some symbols counts (an order
+   * of a symbol outside its scope is none of its business). Without it, such a rule counts all.
+   */
+  ordersTodayBySymbol: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Int.pipe(Schema.nonNegative()) })),
   /** The current time, epoch ms (the virtual clock in a backtest). */
   now: Timestamp,
   allowShort: Schema.Boolean,

@@ -17,7 +17,8 @@
  *   order that opens a new one is limited (a reversal keeps the count). It cannot reduce.
  * - `min_cash_reserve` measures equity − gross exposure, which is the cash of a long-only book
  *   (Gates.ts explains shorts).
- * - `max_orders_per_day` counts `context.ordersToday` plus the order being judged.
+ * - `max_orders_per_day` counts `context.ordersToday` plus the order being judged; a rule limited to
+ *   some symbols (allow or deny list) counts only their orders (`context.ordersTodayBySymbol`).
  * - Trading hours: the zone's wall-clock time at `context.now`, via `Intl.DateTimeFormat` (ICU data
  *   of the running Node.js, hence deterministic for a given Node version). Windows are
  *   `[start, end)` in minutes of the local day on the listed local weekdays; an overnight session
@@ -27,6 +28,7 @@
  *   none the rule rejects.
  */
 import { Either, ParseResult, Schema } from "effect"
+import type { RiskContext } from "../../schemas/Risk.js"
 import { InvalidRule, type Rule, RuleSet, Rule as RuleSchema, type RuleIssue, type Weekday } from "../../schemas/Rule.js"
 import type { MeasureUnit, RuleOutcome } from "../../schemas/Verdict.js"
 import {
@@ -153,6 +155,17 @@ export const make = (rules: ReadonlyArray<Rule>): RuleBook => ({
 })
 
 export const empty: RuleBook = { rules: [] }
+
+/** Today's orders a rule counts: all of them, or those of the symbols in its scope when it has one. */
+const ordersInScope = (p: RuleBook["rules"][number], context: RiskContext): number => {
+  const bySymbol = context.ordersTodayBySymbol
+  if ((p.allow === null && p.deny === null) || bySymbol === undefined) return context.ordersToday
+  let n = 0
+  for (const symbol in bySymbol) {
+    if ((p.allow === null || p.allow.has(symbol)) && (p.deny === null || !p.deny.has(symbol))) n += bySymbol[symbol]!
+  }
+  return n
+}
 
 /** `decode` then `make`. */
 export const fromJson = (input: unknown): Either.Either<RuleBook, InvalidRule> => Either.map(decode(input), make)
@@ -308,7 +321,7 @@ const check = (p: PreparedRule, f: OrderFacts, q: number): RuleOutcome => {
       if (rule.params.exemptRiskReducing && reducesExposure(f, q)) {
         return emit("pass", RISK_REDUCING_EXEMPT, limit, null, "count", q, q)
       }
-      const nth = f.context.ordersToday + 1
+      const nth = ordersInScope(p, f.context) + 1
       if (nth <= limit) return emit("pass", "within the limit", limit, nth, "count", q, q)
       return emit("reject", `would be order ${nth} today (limit ${limit} per day)`, limit, nth, "count", q, 0)
     }

@@ -236,6 +236,17 @@ describe("max_orders_per_day", () => {
     expect(judge(perDay, order("sell", 100, { reason: "close" }), ctx).result).toBe("pass")
     expect(judge({ ...perDay, params: { count: 10, exemptRiskReducing: false } }, order("sell", 100), ctx).result).toBe("reject")
   })
+
+  it("limited to some symbols, counts only their orders", () => {
+    // Ten today, all of MSFT: an AAPL-only rule has counted none of them; an all-symbols rule all.
+    const ctx = context(books(100_000), { ordersToday: 10, ordersTodayBySymbol: { MSFT: 10 } })
+    const aaplOnly = { ...perDay, params: { count: 1 }, allowSymbols: ["AAPL"] }
+    expect(judge(aaplOnly, order("buy", 1), ctx)).toMatchObject({ result: "pass", actual: 1 })
+    expect(judge({ ...perDay, params: { count: 1 }, denySymbols: ["MSFT"] }, order("buy", 1), ctx)).toMatchObject({ result: "pass", actual: 1 })
+    expect(judge({ ...perDay, params: { count: 1 } }, order("buy", 1), ctx)).toMatchObject({ result: "reject", actual: 11 })
+    const mixed = context(books(100_000), { ordersToday: 3, ordersTodayBySymbol: { MSFT: 2, AAPL: 1 } })
+    expect(judge(aaplOnly, order("buy", 1), mixed)).toMatchObject({ result: "reject", reason: "would be order 2 today (limit 1 per day)" })
+  })
 })
 
 describe("trading_hours", () => {
