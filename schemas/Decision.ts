@@ -31,7 +31,10 @@ export type Action = typeof Action.Type
 export const ConsensusConfig = Schema.Struct({
   /** An opinion below this confidence is an abstention, not a vote. */
   minConfidence: Schema.optionalWith(Confidence, { default: () => 0 }),
-  /** Share of the roster's total weight that must vote for a decision (else `hold`). */
+  /**
+   * Share of the roster's total weight that must vote for a decision (else `hold`). Only weight
+   * votes: with `0`, one vote of positive weight is enough, and observers (weight 0) alone are none.
+   */
   quorum: Schema.optionalWith(Confidence, { default: () => 0.5 }),
   /** A decision whose aggregated confidence is below this is a `hold`. */
   minDecisionConfidence: Schema.optionalWith(Confidence, { default: () => 0 }),

@@ -10,6 +10,10 @@
  *   that analyst's confidence.
  * - Without a quorum of weight (voting weight ÷ roster weight), or below `minDecisionConfidence`,
  *   the action is `hold`: keep the current position.
+ * - A vote of weight 0 (an observer, or an adaptive weight at a floor of 0) is recorded and counts
+ *   for nothing: not toward the quorum, not as "the one analyst" whose confidence is the decision's.
+ *   A round where only such votes arrived has no quorum, whatever `quorum` is (even 0): a quorum is
+ *   met by weight that voted, and none did.
  */
 import type { Abstention, Action, ConsensusConfig, Decision, Vote } from "../../schemas/Decision.js"
 import type { AgentId, RoundId, Symbol, Timestamp } from "../../schemas/Ids.js"
@@ -75,6 +79,8 @@ const tally = (input: Round, config: ConsensusConfig, votes: Array<Vote> | null,
     }
     const score = member.weight * opinion.confidence
     votes?.push({ agent: member.agent, direction: opinion.direction, confidence: opinion.confidence, weight: member.weight, score })
+    // An observer's vote is on the record only: counted as a voter, its confidence became the decision's.
+    if (!(member.weight > 0)) continue
     voters++
     onlyConfidence = opinion.confidence
     votingWeight += member.weight
@@ -98,7 +104,7 @@ const tally = (input: Round, config: ConsensusConfig, votes: Array<Vote> | null,
   }
   if (tied) winner = "flat"
   const winnerScore = winner === "long" ? long : winner === "short" ? short : flat
-  // One voter: its own confidence, exactly (weight × c ÷ weight can be off in the last bit).
+  // One voter (of weight > 0): its own confidence, exactly (weight × c ÷ weight can be off in the last bit).
   const confidence = voters === 1
     ? onlyConfidence
     : votingWeight > 0

@@ -118,6 +118,20 @@ describe("consensus", () => {
     expect(empty).toMatchObject({ action: "hold", confidence: 0, participation: 0 })
   })
 
+  it("an observer (weight 0) is recorded but never counted: alone it makes no quorum, even a quorum of 0", () => {
+    const roster = members(["sma", 1], ["observer", 0])
+    for (const quorum of [0, 0.5]) {
+      const alone = aggregate(round(roster, [opinion("observer", "long", 0.84)]), config({ quorum }))
+      expect(alone).toMatchObject({ action: "hold", confidence: 0, participation: 0, quorumMet: false })
+      expect(alone.votes).toEqual([{ agent: "observer", direction: "long", confidence: 0.84, weight: 0, score: 0 }])
+      expect(actionOf(round(roster, [opinion("observer", "long", 0.84)]), config({ quorum }))).toBe("hold")
+    }
+    // Beside a counted vote, the observer does not make it "one of two": the decision is the counted one's.
+    const both = aggregate(round(roster, [opinion("sma", "short", 0.3), opinion("observer", "long", 0.84)]), config({ quorum: 0 }))
+    expect(both).toMatchObject({ action: "short", confidence: 0.3, participation: 1, quorumMet: true })
+    expect(both.votes.map((v) => v.agent)).toEqual(["sma", "observer"])
+  })
+
   it("the order answers arrived in does not change the decision (sums follow the roster)", () => {
     FastCheck.assert(
       FastCheck.property(
