@@ -3,7 +3,7 @@
  * upper Bollinger band, short when below the lower one (flat when shorting is not allowed), flat
  * inside. The bands are computed over the last `period` closes including this bar's.
  *
- * Parameters (`params`): `period` (integer ≥ 2, default 20) bars; `deviations` (a number > 0,
+ * Parameters (`params`): `period` (integer 2..10000, default 20) bars; `deviations` (a number > 0,
  * default 2) population standard deviations either side of the SMA.
  *
  * Confidence: with the half width h = upper − middle (`deviations` standard deviations), a
@@ -21,17 +21,12 @@
 import { Schema } from "effect"
 import type { Bar } from "../../schemas/Market.js"
 import { Bollinger } from "../../src/trading/Indicators.js"
+import { period } from "./internal/params.js"
 import { give, type Slot, slot } from "./internal/signal.js"
 import type { Model, Signal } from "./Model.js"
 
 export const Config = Schema.Struct({
-  period: Schema.optionalWith(
-    Schema.Number.pipe(
-      Schema.int({ message: () => "period must be a whole number of bars" }),
-      Schema.greaterThanOrEqualTo(2, { message: () => "period must be at least 2 bars (a deviation needs two closes)" })
-    ),
-    { default: () => 20, exact: true }
-  ),
+  period: period("period", 20, 2, "a deviation needs two closes"),
   deviations: Schema.optionalWith(
     Schema.Number.pipe(
       Schema.finite({ message: () => "deviations must be a finite number" }),

@@ -3,7 +3,7 @@
  * the close is above the slow one, short while below (flat when shorting is not allowed), flat when
  * they are equal.
  *
- * Parameters (`params`): `fast` (integer ≥ 1, default 12) and `slow` (integer ≥ 1, default 26)
+ * Parameters (`params`): `fast` (integer 1..10000, default 12) and `slow` (integer 1..10000, default 26)
  * bars, with fast < slow; `whenEqual`: `"flat"` (default) or `"abstain"` — what to say when the
  * averages are equal: flat, or nothing (the coordinator then keeps the target; for strategies that
  * act only on crosses).

@@ -3,8 +3,8 @@
  * EMA(slow) of the close) is above its signal line (the histogram is positive), short when below
  * (flat when shorting is not allowed), flat when they are equal.
  *
- * Parameters (`params`): `fast` (integer ≥ 1, default 12), `slow` (integer ≥ 1, default 26) and
- * `signal` (integer ≥ 1, default 9) bars, with fast < slow.
+ * Parameters (`params`): `fast` (integer 1..10000, default 12), `slow` (integer 1..10000, default 26) and
+ * `signal` (integer 1..10000, default 9) bars, with fast < slow.
  *
  * Confidence: the histogram relative to the close, r = |histogram| / close, scaled so that 0.5%
  * of the price is full conviction: `min(1, r / 0.005)`. The flat that replaces a short when

@@ -3,7 +3,7 @@
  * `oversold` (the fall is overdone), short when above `overbought` (flat when shorting is not
  * allowed), flat between.
  *
- * Parameters (`params`): `period` (integer ≥ 1, default 14) bars; `oversold` (default 30) and
+ * Parameters (`params`): `period` (integer 1..10000, default 14) bars; `oversold` (default 30) and
  * `overbought` (default 70), with 0 < oversold < overbought < 100.
  *
  * Confidence: how far the RSI is beyond its threshold, as a share of the room beyond it —
@@ -20,6 +20,7 @@
 import { Schema } from "effect"
 import type { Bar } from "../../schemas/Market.js"
 import { Rsi } from "../../src/trading/Indicators.js"
+import { period } from "./internal/params.js"
 import { give, type Slot, slot } from "./internal/signal.js"
 import type { Model, Signal } from "./Model.js"
 
@@ -33,13 +34,7 @@ const level = (field: string, fallback: number) =>
   )
 
 export const Config = Schema.Struct({
-  period: Schema.optionalWith(
-    Schema.Number.pipe(
-      Schema.int({ message: () => "period must be a whole number of bars" }),
-      Schema.greaterThanOrEqualTo(1, { message: () => "period must be at least 1 bar" })
-    ),
-    { default: () => 14, exact: true }
-  ),
+  period: period("period", 14),
   oversold: level("oversold", 30),
   overbought: level("overbought", 70)
 }).pipe(

@@ -7,7 +7,7 @@
  * Direction: `buy` and `long` say long; `sell` and `short` say short (flat when shorting is not
  * allowed — a sell then closes the long); `flat` and `close` say flat.
  *
- * Parameters (`params`): `validity` (integer ≥ 1, default 20): for how many bars an alert stands —
+ * Parameters (`params`): `validity` (integer 1..10000, default 20): for how many bars an alert stands —
  * the bar it is delivered with is bar 1; `confidence` (0..1, default 0.7): the confidence of an alert
  * that does not carry its own.
  *

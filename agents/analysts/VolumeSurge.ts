@@ -4,7 +4,7 @@
  * long when it closed above its open, short when below (flat when shorting is not allowed), flat
  * when unchanged. Without a surge, flat with a low constant confidence.
  *
- * Parameters (`params`): `period` (integer ≥ 1, default 20) bars; `multiple` (a number ≥ 1,
+ * Parameters (`params`): `period` (integer 1..10000, default 20) bars; `multiple` (a number ≥ 1,
  * default 2).
  *
  * Confidence: with the surge ratio r = volume / average, a surge's confidence is
@@ -21,6 +21,7 @@
 import { Schema } from "effect"
 import type { Bar } from "../../schemas/Market.js"
 import { VolumeAverage } from "../../src/trading/Indicators.js"
+import { period } from "./internal/params.js"
 import { give, type Slot, slot } from "./internal/signal.js"
 import type { Model, Signal } from "./Model.js"
 
@@ -28,13 +29,7 @@ import type { Model, Signal } from "./Model.js"
 export const QUIET_CONFIDENCE = 0.1
 
 export const Config = Schema.Struct({
-  period: Schema.optionalWith(
-    Schema.Number.pipe(
-      Schema.int({ message: () => "period must be a whole number of bars" }),
-      Schema.greaterThanOrEqualTo(1, { message: () => "period must be at least 1 bar" })
-    ),
-    { default: () => 20, exact: true }
-  ),
+  period: period("period", 20),
   multiple: Schema.optionalWith(
     Schema.Number.pipe(
       Schema.finite({ message: () => "multiple must be a finite number" }),

@@ -115,6 +115,28 @@ describe("the agent registry", () => {
     const model = analystSpec(agent({ type: "llm_analyst", params: { model: "bad model name!" } }), 0, false)
     expect(Either.isLeft(model) && model.left.field).toBe("agents[0].params.model")
   })
+
+  it("a look-back longer than 10000 bars is refused with the strategy, not a crash on every bar", () => {
+    const refusals: ReadonlyArray<readonly [type: string, params: object, field: string]> = [
+      ["sma_crossover", { fast: 1, slow: 1e12 }, "slow"],
+      ["ema_crossover", { fast: 10_001, slow: 20_000 }, "fast"],
+      ["macd_momentum", { signal: 10_001 }, "signal"],
+      ["rsi_reversion", { period: 10_001 }, "period"],
+      ["bollinger_breakout", { period: 5e8 }, "period"],
+      ["volume_surge", { period: 1e6 }, "period"],
+      ["tradingview", { validity: 1e9 }, "validity"]
+    ]
+    for (const [type, params, field] of refusals) {
+      const refused = analystSpec(agent({ type, params }), 0, false)
+      expect(Either.isLeft(refused) && refused.left, type).toMatchObject({
+        field: `agents[0].params.${field}`,
+        message: expect.stringContaining(`${field} must be at most 10000 bars`)
+      })
+    }
+    // The bound itself is a window like any other.
+    expect(Either.isRight(analystSpec(agent({ type: "sma_crossover", params: { fast: 9_999, slow: 10_000 } }), 0, false))).toBe(true)
+    expect(Either.isRight(analystSpec(agent({ type: "bollinger_breakout", params: { period: 10_000 } }), 0, false))).toBe(true)
+  })
 })
 
 describe("an analyst's opinions", () => {

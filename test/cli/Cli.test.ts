@@ -152,6 +152,11 @@ describe("swarm backtest: bad input files", () => {
       const p = yield* swarm(["backtest", "--data", data, "--strategy", params])
       expect(p.code).toBe(2)
       expect(lines(p.stderr)[0]).toContain("bad-params.json: agents[0].params.fast: ")
+      // A window no machine could hold was accepted, and the analyst crashed on every bar (exit 0).
+      const huge = strategy("huge-window.json", { agents: [{ type: "sma_crossover", params: { fast: 1, slow: 1e12 } }] })
+      const h = yield* swarm(["backtest", "--data", data, "--strategy", huge])
+      expect(h.code).toBe(2)
+      expect(lines(h.stderr)).toEqual([`swarm: ${huge}: agents[0].params.slow: slow must be at most 10000 bars`])
     }))
 
   it.live("a deeply nested or huge value: exit code 2, one short line, not an internal error", () =>

@@ -312,7 +312,8 @@ for (const backend of backends) {
         const refusals: ReadonlyArray<readonly [agents: ReadonlyArray<unknown>, field: string, reason: RegExp]> = [
           [[{ type: "nope" }], "agents.0.type", /unknown agent type "nope"; the registered ones are sma_crossover, /],
           [[{ type: "sma_crossover" }, { type: "rsi_reversion", params: { period: "x" } }], "agents.1.params.period", /./],
-          [[{ type: "sma_crossover", params: { fast: 5, slow: 20, extra: 1 } }], "agents.0.params.extra", /./]
+          [[{ type: "sma_crossover", params: { fast: 5, slow: 20, extra: 1 } }], "agents.0.params.extra", /./],
+          [[{ type: "sma_crossover", params: { fast: 1, slow: 1e12 } }], "agents.0.params.slow", /^slow must be at most 10000 bars$/]
         ]
         for (const [agents, field, reason] of refusals) {
           const created = yield* Effect.flip(alice("strategies.create", { strategy: withAgents("unrunnable", agents) }))
