@@ -19,8 +19,8 @@ export const OverflowPolicy = Schema.Literal("backpressure", "dropOldest", "fail
 export type OverflowPolicy = typeof OverflowPolicy.Type
 
 export class MailboxConfig extends Schema.Class<MailboxConfig>("MailboxConfig")({
-  capacity: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1 << 24)), { default: () => 1024 }),
-  overflow: Schema.optionalWith(OverflowPolicy, { default: () => "backpressure" as const })
+  capacity: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1 << 24)), { default: () => 1024, exact: true }),
+  overflow: Schema.optionalWith(OverflowPolicy, { default: () => "backpressure" as const, exact: true })
 }) {}
 
 /** Why an actor stopped for good: it stopped normally, it failed and was not restarted, or its supervisor gave up. */

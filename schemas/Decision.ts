@@ -30,26 +30,26 @@ export type Action = typeof Action.Type
 
 export const ConsensusConfig = Schema.Struct({
   /** An opinion below this confidence is an abstention, not a vote. */
-  minConfidence: Schema.optionalWith(Confidence, { default: () => 0 }),
+  minConfidence: Schema.optionalWith(Confidence, { default: () => 0, exact: true }),
   /**
    * Share of the roster's total weight that must vote for a decision (else `hold`). Only weight
    * votes: with `0`, one vote of positive weight is enough, and observers (weight 0) alone are none.
    */
-  quorum: Schema.optionalWith(Confidence, { default: () => 0.5 }),
+  quorum: Schema.optionalWith(Confidence, { default: () => 0.5, exact: true }),
   /** A decision whose aggregated confidence is below this is a `hold`. */
-  minDecisionConfidence: Schema.optionalWith(Confidence, { default: () => 0 }),
+  minDecisionConfidence: Schema.optionalWith(Confidence, { default: () => 0, exact: true }),
   /** How long a round waits for answers (virtual time in backtests). */
-  deadlineMillis: Schema.optionalWith(Schema.Number.pipe(Schema.positive(), Schema.finite()), { default: () => 1_000 }),
+  deadlineMillis: Schema.optionalWith(Schema.Number.pipe(Schema.positive(), Schema.finite()), { default: () => 1_000, exact: true }),
   adaptiveWeights: Schema.optionalWith(
     Schema.Struct({
-      enabled: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+      enabled: Schema.optionalWith(Schema.Boolean, { default: () => false, exact: true }),
       /** Weight of the latest scored opinion in the accuracy's exponential average. */
-      alpha: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.1 }),
+      alpha: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.1, exact: true }),
       /** The weight multiplier stays within [floor, ceiling]. */
-      floor: Schema.optionalWith(Schema.Number.pipe(Schema.nonNegative()), { default: () => 0.25 }),
-      ceiling: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 2 })
+      floor: Schema.optionalWith(Schema.Number.pipe(Schema.nonNegative()), { default: () => 0.25, exact: true }),
+      ceiling: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 2, exact: true })
     }),
-    { default: () => ({ enabled: false, alpha: 0.1, floor: 0.25, ceiling: 2 }) }
+    { default: () => ({ enabled: false, alpha: 0.1, floor: 0.25, ceiling: 2 }), exact: true }
   )
 })
 export type ConsensusConfig = typeof ConsensusConfig.Type

@@ -10,6 +10,7 @@
  */
 import { ParseResult, Schema } from "effect"
 import { Money, MoneyFromDecimal } from "./Money.js"
+import { oneOf } from "./OneOf.js"
 import { FillTiming } from "./Order.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -97,7 +98,7 @@ export type ExecutionConfig = typeof ExecutionConfig.Type
 // ---------------------------------------------------------------------------------------------
 // Sizing
 
-export const SizingMode = Schema.Literal("percent_of_equity", "fixed_quantity")
+export const SizingMode = oneOf("percent_of_equity", "fixed_quantity")
 export type SizingMode = typeof SizingMode.Type
 
 /**

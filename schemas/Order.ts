@@ -6,6 +6,7 @@ import { Schema } from "effect"
 import { FillId, OrderId, RoundId, Symbol, Timestamp } from "./Ids.js"
 import { Price } from "./Market.js"
 import { Money } from "./Money.js"
+import { oneOf } from "./OneOf.js"
 
 export const Side = Schema.Literal("buy", "sell")
 export type Side = typeof Side.Type
@@ -41,7 +42,7 @@ export const OrderIntent = Schema.Struct({
 export type OrderIntent = typeof OrderIntent.Type
 
 /** When a market order fills: bar t+1's open (default, no look-ahead) or bar t's close (explicit option). */
-export const FillTiming = Schema.Literal("next_open", "same_close")
+export const FillTiming = oneOf("next_open", "same_close")
 export type FillTiming = typeof FillTiming.Type
 
 export const Order = Schema.Struct({

@@ -8,6 +8,7 @@
 import { Schema } from "effect"
 import { Timestamp } from "./Ids.js"
 import { Money } from "./Money.js"
+import { oneOf } from "./OneOf.js"
 import { PortfolioSnapshot } from "./Portfolio.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -131,7 +132,7 @@ export const looserLimits = (limits: RiskLimits): { readonly field: string; read
  * What a run without a human does with an intent that needs approval (backtests): execute it,
  * drop it, or pause the run until an operator decides.
  */
-export const ApprovalPolicy = Schema.Literal("approve", "reject", "pause")
+export const ApprovalPolicy = oneOf("approve", "reject", "pause")
 export type ApprovalPolicy = typeof ApprovalPolicy.Type
 
 /**

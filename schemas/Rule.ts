@@ -9,6 +9,7 @@
  */
 import { Either, ParseResult, Schema } from "effect"
 import { Symbol } from "./Ids.js"
+import { oneOf } from "./OneOf.js"
 import { Money, MoneyFromDecimal } from "./Money.js"
 
 export const RuleId = Schema.String.pipe(
@@ -108,7 +109,7 @@ export const TimeOfDay = Schema.String.pipe(
   })
 )
 
-export const Weekday = Schema.Literal("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+export const Weekday = oneOf("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 export type Weekday = typeof Weekday.Type
 
 const isoDateTime = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?(Z|[+-]\d{2}:\d{2})$/

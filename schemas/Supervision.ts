@@ -31,9 +31,9 @@ export const defaultBackoff: Backoff = { _tag: "exponential", baseMillis: 10, fa
 
 /** At most `intensity` restarts within `period`; one more and the supervisor escalates. */
 export class SupervisionPolicy extends Schema.Class<SupervisionPolicy>("SupervisionPolicy")({
-  strategy: Schema.optionalWith(Strategy, { default: () => "one_for_one" as const }),
-  intensity: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 3 }),
+  strategy: Schema.optionalWith(Strategy, { default: () => "one_for_one" as const, exact: true }),
+  intensity: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 3, exact: true }),
   /** Milliseconds (a number is a valid `Duration` input, so a decoded policy spreads into a spec). */
-  period: Schema.optionalWith(Millis, { default: () => 5_000 }),
-  backoff: Schema.optionalWith(Backoff, { default: () => defaultBackoff })
+  period: Schema.optionalWith(Millis, { default: () => 5_000, exact: true }),
+  backoff: Schema.optionalWith(Backoff, { default: () => defaultBackoff, exact: true })
 }) {}

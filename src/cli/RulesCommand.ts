@@ -10,7 +10,7 @@ import { readFile, stat } from "node:fs/promises"
 import { extname } from "node:path"
 import { Rule, RuleId } from "../../schemas/Rule.js"
 import { parseStrict } from "../internal/yaml.js"
-import { fieldOf, MAX_BYTES, StrategyFileError } from "../swarm/StrategyFile.js"
+import { MAX_BYTES, problemsOf, StrategyFileError } from "../swarm/StrategyFile.js"
 import { UsageError } from "./CliError.js"
 import { json } from "./Flags.js"
 import type { Io } from "./Io.js"
@@ -38,10 +38,7 @@ export const parseRule = (text: string): Effect.Effect<Rule, StrategyFileError> 
     return yield* Either.mapLeft(
       Schema.decodeUnknownEither(Rule, { errors: "all", onExcessProperty: "error" })(raw),
       (error) =>
-        new StrategyFileError({
-          file,
-          problems: ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({ field: fieldOf(["rule", ...issue.path]), message: issue.message }))
-        })
+        new StrategyFileError({ file, problems: problemsOf(error, ["rule"]) })
     )
   })
 

@@ -1,7 +1,7 @@
 /**
  * Reading a strategy from a file: JSON (`.json`) or YAML (`.yaml`, `.yml`), decoded with the
- * `Strategy` schema. Every problem is reported with the field it concerns, as a path a person can
- * find in the file (`agents[2].weight`, `risk.limits.maxPositionPct`); nothing is thrown.
+ * `Strategy` schema. Every problem is reported once, with the field it concerns, as a path a person
+ * can find in the file (`agents[2].weight`, `risk.limits.maxPositionPct`); nothing is thrown.
  */
 import { readFile, stat } from "node:fs/promises"
 import { extname } from "node:path"
@@ -42,6 +42,43 @@ const fail = (file: string, message: string, field = "") => Either.left(new Stra
 
 /** A problem as an error line shows it: the field's path and a schema's quoted value clipped (src/internal/clip.ts). */
 export const problem = (field: string, message: string): Problem => ({ field: clip(field), message: clipAfter(message, ", actual ") })
+
+/** A schema's own wording for a value of the wrong type: `Expected <what>, actual <value>`. */
+const BARE = /^Expected (.+), actual (.*)$/s
+
+/**
+ * A decoding error's problems, one line per field (`prefix` before each path). A union fails once
+ * per member it tried, all at one path: `initialCash: true` read `Expected string, actual true`
+ * then `Expected number, actual true`. At a field with several problems, a member's own words
+ * about the value (`expected a decimal amount …`) are the line and the bare `Expected …` of the
+ * others go; where all are bare, they become one `expected string or number, got true`.
+ */
+export const problemsOf = (error: ParseResult.ParseError, prefix: ReadonlyArray<PropertyKey> = []): Array<Problem> => {
+  const byField = new Map<string, Array<string>>()
+  for (const issue of ParseResult.ArrayFormatter.formatErrorSync(error)) {
+    const field = fieldOf([...prefix, ...issue.path])
+    const messages = byField.get(field)
+    if (messages === undefined) byField.set(field, [issue.message])
+    else if (!messages.includes(issue.message)) messages.push(issue.message)
+  }
+  const problems: Array<Problem> = []
+  for (const [field, messages] of byField) {
+    if (messages.length === 1) {
+      problems.push(problem(field, messages[0]!))
+      continue
+    }
+    const own = messages.filter((message) => !BARE.test(message))
+    if (own.length > 0) {
+      for (const message of own) problems.push(problem(field, message))
+      continue
+    }
+    const bare = messages.map((message) => BARE.exec(message)!)
+    const expected = [...new Set(bare.map((match) => match[1]!))]
+    const choices = expected.length === 2 ? expected.join(" or ") : `one of ${expected.join(", ")}`
+    problems.push({ field: clip(field), message: `${clip(`expected ${choices}`, 4 * QUOTED)}, got ${clip(bare[0]![2]!)}` })
+  }
+  return problems
+}
 
 /** A container in a parsed document, with the way back to the root (paths are made only for the one reported). */
 interface Node {
@@ -111,10 +148,7 @@ export const parseText = (text: string, file: string): Either.Either<Strategy, S
     Either.mapLeft(
       Schema.decodeUnknownEither(Strategy, { errors: "all", onExcessProperty: "error" })(raw),
       (error) =>
-        new StrategyFileError({
-          file,
-          problems: ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => problem(fieldOf(issue.path), issue.message))
-        })
+        new StrategyFileError({ file, problems: problemsOf(error) })
     ),
     (strategy) => {
       const looser = looserLimits(strategy.risk.limits)

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either } from "effect"
+import { Effect, Either, Schema } from "effect"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { agentName } from "../../schemas/Strategy.js"
+import { agentName, Strategy } from "../../schemas/Strategy.js"
+import { invalidPayload } from "../../src/edge/RpcPayloads.js"
 import { load, MAX_DEPTH, parseText, type StrategyFileError } from "../../src/swarm/StrategyFile.js"
 
 const examples = join(fileURLToPath(new URL(".", import.meta.url)), "../../examples")
@@ -107,6 +108,35 @@ describe("strategy files", () => {
     )
     expect(Either.getOrThrow(parseText(JSON.stringify({ ...minimal, initialCash: "1000000000" }), "m.json")).initialCash).toBe(1e15)
     expect(Either.getOrThrow(parseText(JSON.stringify({ ...minimal, initialCash: 1e9 }), "m.json")).initialCash).toBe(1e15)
+  })
+
+  it("one line per problem: a default adds no 'Expected undefined', a choice lists its words once", () => {
+    const hours = (days: unknown) => ({
+      rules: [{ kind: "trading_hours", id: "h", name: "hours", params: { timeZone: "UTC", windows: [{ start: "09:00", end: "17:00" }], days } }]
+    })
+    const cases: ReadonlyArray<readonly [changes: object, field: string, message: string | RegExp]> = [
+      [{ consensus: { quorum: 1.5 } }, "consensus.quorum", "a confidence is a number from 0 to 1"],
+      [{ consensus: { deadlineMillis: 0 } }, "consensus.deadlineMillis", /positive/],
+      [{ consensus: { adaptiveWeights: { enabld: true } } }, "consensus.adaptiveWeights.enabld", /is unexpected/],
+      [hours(["monday"]), "rules[0].params.days[0]", "expected one of mon, tue, wed, thu, fri, sat, sun, got \"monday\""],
+      [{ sizing: { mode: "kelly" } }, "sizing.mode", "expected percent_of_equity or fixed_quantity, got \"kelly\""],
+      [{ risk: { approval: { policy: "maybe" } } }, "risk.approval.policy", "expected one of approve, reject, pause, got \"maybe\""],
+      [{ execution: { fillTiming: "later" } }, "execution.fillTiming", "expected next_open or same_close, got \"later\""],
+      // A union of two schemas: their bare 'Expected …' lines are one; a member's own words win.
+      [{ initialCash: true }, "initialCash", "expected string or number, got true"],
+      [{ initialCash: "abc" }, "initialCash", /^expected a decimal amount/]
+    ]
+    for (const [changes, field, message] of cases) {
+      expect(problems(JSON.stringify({ ...minimal, ...changes })), JSON.stringify(changes)).toEqual([
+        { field, message: typeof message === "string" ? message : expect.stringMatching(message) }
+      ])
+    }
+    // The RPC edge answers a payload's first problem: the choice's whole message, not 'Expected "mon"'.
+    const decoded = Schema.decodeUnknownEither(Strategy, { errors: "all", onExcessProperty: "error" })({ ...minimal, ...hours(["monday"]) })
+    expect(Either.isLeft(decoded) && invalidPayload(decoded.left).reason).toBe("expected one of mon, tue, wed, thu, fri, sat, sun, got \"monday\"")
+    // A value quoted back is clipped.
+    expect(problems(JSON.stringify({ ...minimal, sizing: { mode: "k".repeat(1_000) } }))[0]!.message)
+      .toBe(`expected percent_of_equity or fixed_quantity, got "${"k".repeat(99)}… (1002 characters)`)
   })
 
   it("malformed and hostile files are refused with a reason, never thrown", () => {

@@ -8,6 +8,7 @@
  */
 import { Schema } from "effect"
 import type { Bar } from "../../../schemas/Market.js"
+import { oneOf } from "../../../schemas/OneOf.js"
 import type { Model, Signal } from "../Model.js"
 import { period } from "./params.js"
 import { give, type Slot, slot } from "./signal.js"
@@ -33,7 +34,7 @@ export const crossover = <A extends Average>(options: {
     fast: period("fast", options.defaults.fast),
     slow: period("slow", options.defaults.slow),
     /** Equal averages: a flat opinion (default), or none (`abstain`: the target stays as it was). */
-    whenEqual: Schema.optionalWith(Schema.Literal("flat", "abstain"), { default: () => "flat" as const, exact: true })
+    whenEqual: Schema.optionalWith(oneOf("flat", "abstain"), { default: () => "flat" as const, exact: true })
   }).pipe(
     Schema.filter((c) => c.fast < c.slow || { path: ["fast"], message: "fast must be less than slow" }),
     Schema.annotations({ identifier: `${options.label}CrossoverConfig`, parseOptions: { onExcessProperty: "error" } })
