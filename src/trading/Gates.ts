@@ -194,10 +194,30 @@ export const fitExposure = (f: OrderFacts, quantity: number, capTimes100: number
 // ---------------------------------------------------------------------------------------------
 // Formatting (shared with Rules and RiskCheck; only on the reduce and reject paths)
 
-/** A percent with at most two decimals: `20`, `12.5`, `33.33`. */
-export const formatPercent = (x: number): string => {
-  const s = x.toFixed(2)
-  return s.endsWith(".00") ? s.slice(0, -3) : s.endsWith("0") ? s.slice(0, -1) : s
+/** `x` with at most `decimals` decimals, trailing zeros dropped: `20`, `12.5`, `33.33`. */
+const decimal = (x: number, decimals: number): string => {
+  const s = x.toFixed(decimals)
+  return s.includes(".") ? s.replace(/\.?0+$/, "") : s
+}
+
+/** The most decimals a limit is shown with: a limit is a number a person gave, and has few. */
+const LIMIT_DECIMALS = 6
+
+/**
+ * A measure and the limit it was compared with, as percents for a reason: the limit as given (to
+ * `LIMIT_DECIMALS`), the measure with two decimals (or as many as the limit shows), and more as it
+ * takes to fall on its own side of the shown limit. A 5.005 % daily loss read "daily loss 5% is
+ * above the limit of 5%"; it reads 5.005, and a measure that tripped a limit never reads as equal to it.
+ */
+export const formatPercents = (actual: number, limit: number): { readonly actual: string; readonly limit: string } => {
+  const shownLimit = decimal(limit, LIMIT_DECIMALS)
+  const side = Math.sign(actual - limit)
+  const point = shownLimit.indexOf(".")
+  for (let decimals = Math.max(2, point < 0 ? 0 : shownLimit.length - point - 1); decimals <= 12; decimals++) {
+    const shown = decimal(actual, decimals)
+    if (Math.sign(Number(shown) - Number(shownLimit)) === side) return { actual: shown, limit: shownLimit }
+  }
+  return { actual: String(actual), limit: shownLimit }
 }
 
 /** Micros as a decimal amount of currency: `5000`, `99.95`, `-12.000001`. */
@@ -254,9 +274,10 @@ export const positionCheck = <T>(f: OrderFacts, quantity: number, pct: number, e
   const actual = value * 100 / f.equity
   const capTimes100 = pct * f.equity
   if (value * 100 <= capTimes100) return emit("pass", WITHIN, pct, actual, "percent", quantity, quantity)
+  const shown = formatPercents(actual, pct)
   return reduceOrReject(
     emit,
-    `position would be ${formatPercent(actual)}% of equity (limit ${formatPercent(pct)}%)`,
+    `position would be ${shown.actual}% of equity (limit ${shown.limit}%)`,
     quantity,
     fitExposure(f, quantity, capTimes100),
     pct,
@@ -272,9 +293,10 @@ export const reserveCheck = <T>(f: OrderFacts, quantity: number, pct: number, em
   const reserve = f.equity - f.grossOther - notional(Math.abs(positionAfter(f, quantity)), f.price)
   const actual = reserve * 100 / f.equity
   if (reserve * 100 >= pct * f.equity) return emit("pass", WITHIN, pct, actual, "percent", quantity, quantity)
+  const shown = formatPercents(actual, pct)
   return reduceOrReject(
     emit,
-    `cash reserve would be ${formatPercent(actual)}% of equity (minimum ${formatPercent(pct)}%)`,
+    `cash reserve would be ${shown.actual}% of equity (minimum ${shown.limit}%)`,
     quantity,
     fitExposure(f, quantity, (f.equity - f.grossOther) * 100 - pct * f.equity),
     pct,
@@ -336,11 +358,12 @@ export const maxDrawdownHalt = (f: OrderFacts, quantity: number, limits: RiskLim
   if (!drawdownTripped(ctx, limits)) {
     return asDrawdown("pass", "drawdown within the limit", limit, drawdown, "percent", quantity, quantity)
   }
+  const shown = formatPercents(drawdown, limit)
   return asDrawdown(
     "reject",
-    `equity ${formatMoney(ctx.portfolio.equity)} is ${formatPercent(drawdown)}% below its peak of ${
+    `equity ${formatMoney(ctx.portfolio.equity)} is ${shown.actual}% below its peak of ${
       formatMoney(ctx.peakEquity)
-    } (limit ${formatPercent(limit)}%): trading halts`,
+    } (limit ${shown.limit}%): trading halts`,
     limit,
     drawdown,
     "percent",
@@ -357,10 +380,11 @@ export const dailyLossBreaker = (f: OrderFacts, quantity: number, limits: RiskLi
   if (!dailyLossTripped(ctx, limits)) {
     return asDailyLoss("pass", "daily loss within the limit", limit, loss, "percent", quantity, quantity)
   }
+  const shown = formatPercents(loss, limit)
   if (reducesExposure(f, quantity)) {
     return asDailyLoss(
       "pass",
-      `daily loss ${formatPercent(loss)}% is above the limit of ${formatPercent(limit)}%; a risk-reducing order passes`,
+      `daily loss ${shown.actual}% is above the limit of ${shown.limit}%; a risk-reducing order passes`,
       limit,
       loss,
       "percent",
@@ -370,9 +394,9 @@ export const dailyLossBreaker = (f: OrderFacts, quantity: number, limits: RiskLi
   }
   return asDailyLoss(
     "reject",
-    `equity ${formatMoney(ctx.portfolio.equity)} is ${formatPercent(loss)}% below the day's start of ${
+    `equity ${formatMoney(ctx.portfolio.equity)} is ${shown.actual}% below the day's start of ${
       formatMoney(ctx.dayStartEquity)
-    } (limit ${formatPercent(limit)}%): only risk-reducing orders pass`,
+    } (limit ${shown.limit}%): only risk-reducing orders pass`,
     limit,
     loss,
     "percent",

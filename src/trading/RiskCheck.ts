@@ -46,6 +46,12 @@ const nothing: ReadonlyArray<never> = []
 const ruleReason = (o: RuleOutcome): string => `rule "${o.name}": ${o.reason}`
 const gateReason = (o: GateCheck): string => `gate ${o.gate}: ${o.reason}`
 
+/** Why an order needs approval: its share of equity shown apart from the threshold it is above (Gates.formatPercents). */
+const approvalReason = (value: number, percent: number, threshold: number): string => {
+  const shown = Gates.formatPercents(percent, threshold)
+  return `order notional ${Gates.formatMoney(value)} is ${shown.actual}% of equity, above the approval threshold of ${shown.limit}%`
+}
+
 /**
  * Judges `intent` in `context` under the strategy's rules (prepared with `Rules.make`), risk
  * limits (clamped to the hard ones here, whatever is passed), the current trading state and the
@@ -153,9 +159,7 @@ export const check = (
         approvals = [
           f.equity <= 0
             ? `order notional ${Gates.formatMoney(value)} with equity not positive`
-            : `order notional ${Gates.formatMoney(value)} is ${Gates.formatPercent(value * 100 / f.equity)}% of equity, above the approval threshold of ${
-              Gates.formatPercent(threshold)
-            }%`
+            : approvalReason(value, value * 100 / f.equity, threshold)
         ]
       }
     }

@@ -455,3 +455,36 @@ describe("reductions compose", () => {
     )
   })
 })
+
+describe("a reason's figure against its limit", () => {
+  it("shows as many decimals as it takes never to read as the limit it tripped", () => {
+    const day = (equity: number, positions: Parameters<typeof books>[1] = []) =>
+      context(books(equity, positions), { dayStartEquity: money(100_000) })
+    expect(run(Gates.dailyLossBreaker, order("buy", 1), day(94_995)).reason)
+      .toBe("equity 94995 is 5.005% below the day's start of 100000 (limit 5%): only risk-reducing orders pass")
+    expect(run(Gates.dailyLossBreaker, order("sell", 100), day(44_995, [holding("AAPL", 500, 100)])).reason)
+      .toBe("daily loss 5.005% is above the limit of 5%; a risk-reducing order passes")
+    const fromPeak = context(books(75_370), { peakEquity: money(100_500) })
+    expect(run(Gates.maxDrawdownHalt, order("buy", 1), fromPeak).reason)
+      .toBe("equity 75370 is 25.005% below its peak of 100500 (limit 25%): trading halts")
+    const atCap = context(books(5_000_000, [holding("AAPL", 50_000, 100)]))
+    expect(run(Gates.maxPosition, order("buy", 1), atCap).reason).toBe("position would be 50.001% of equity (limit 50%); no smaller order fits")
+    const reserveUsed = context(books(100_000, [holding("MSFT", 9_000, 100)]))
+    expect(run(Gates.minCashReserve, order("buy", 1, { price: 10 }), reserveUsed).reason)
+      .toBe("cash reserve would be 9.999% of equity (minimum 10%); no smaller order fits")
+    // A limit is shown as given, not rounded to two decimals.
+    expect(Gates.formatPercents(12.3456, 12.345)).toEqual({ actual: "12.346", limit: "12.345" })
+    expect(Gates.formatPercents(60, 50)).toEqual({ actual: "60", limit: "50" })
+  })
+
+  it.prop(
+    "the figure shown is on the same side of the limit shown as the measure is of the limit",
+    { actual: FastCheck.double({ min: 0, max: 100, noNaN: true }), limit: FastCheck.integer({ min: 0, max: 100_000 }) },
+    ({ actual, limit: thousandths }) => {
+      const limit = thousandths / 1_000
+      const shown = Gates.formatPercents(actual, limit)
+      expect(Math.sign(Number(shown.actual) - Number(shown.limit))).toBe(Math.sign(actual - limit))
+      expect(Number(shown.limit)).toBe(limit)
+    }
+  )
+})

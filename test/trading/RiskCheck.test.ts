@@ -224,6 +224,9 @@ describe("RiskCheck", () => {
     const reducedBelow = check(order("buy", 900), cash100k, rulebook([maxPos]), "active", hard, approval)
     expect([reducedBelow.outcome, reducedBelow.quantity]).toEqual(["reduced", 200])
     expect(check(order("buy", 200), cash100k, Rules.empty, "active", hard, approval).outcome).toBe("approved")
+    // Just above the threshold: shown apart from it, not as 20 % "above" 20 %.
+    const justAbove = check(order("buy", 1, { price: 20_001 }), cash100k, Rules.empty, "active", hard, approval)
+    expect(justAbove.reasons).toEqual(["order notional 20001 is 20.001% of equity, above the approval threshold of 20%"])
   })
 
   it("asks for approval for shorts when so configured, with the backtest policy", () => {
