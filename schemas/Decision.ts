@@ -45,7 +45,7 @@ export const ConsensusConfig = Schema.Struct({
       enabled: Schema.optionalWith(Schema.Boolean, { default: () => false, exact: true }),
       /** Weight of the latest scored opinion in the accuracy's exponential average. */
       alpha: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.1, exact: true }),
-      /** The weight multiplier stays within [floor, ceiling]. */
+      /** The weight multiplier stays within [floor, ceiling]; floor ≤ ceiling (`adaptiveWeightsProblem`). */
       floor: Schema.optionalWith(Schema.Number.pipe(Schema.nonNegative()), { default: () => 0.25, exact: true }),
       ceiling: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 2, exact: true })
     }),
@@ -53,6 +53,19 @@ export const ConsensusConfig = Schema.Struct({
   )
 })
 export type ConsensusConfig = typeof ConsensusConfig.Type
+
+/**
+ * Why adaptive-weight settings are refused, as the field under `consensus.adaptiveWeights`, or
+ * undefined. A floor above the ceiling clamped every analyst's factor to the ceiling, whatever its
+ * accuracy — adaptive weights on in name only. Not a filter of the schema: a strategy stored with
+ * it still decodes; a strategy given now is refused.
+ */
+export const adaptiveWeightsProblem = (
+  settings: ConsensusConfig["adaptiveWeights"]
+): { readonly field: string; readonly reason: string } | undefined =>
+  settings.floor > settings.ceiling
+    ? { field: "floor", reason: `the floor ${settings.floor} is above the ceiling ${settings.ceiling}: the weight multiplier stays within [floor, ceiling]` }
+    : undefined
 
 export const Decision = Schema.Struct({
   round: RoundId,

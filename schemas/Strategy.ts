@@ -4,13 +4,13 @@
  * (`risk.limits.maxPositionPct`, `agents[2].weight`). A run records the exact strategy it ran.
  */
 import { Schema } from "effect"
-import { ConsensusConfig } from "./Decision.js"
+import { adaptiveWeightsProblem, ConsensusConfig } from "./Decision.js"
 import { ExecutionConfig, MoneyAmount, SizingConfig } from "./Execution.js"
 import { Symbol } from "./Ids.js"
 import { LlmConfig } from "./Llm.js"
 import { MetricsConfig } from "./Metrics.js"
 import type { Money } from "./Money.js"
-import { ApprovalConfig, RiskLimits } from "./Risk.js"
+import { ApprovalConfig, looserLimits, RiskLimits } from "./Risk.js"
 import { RuleSet } from "./Rule.js"
 
 const Name = Schema.String.pipe(
@@ -112,6 +112,26 @@ export const Strategy = Schema.Struct({
 )
 export type Strategy = typeof Strategy.Type
 export type StrategyEncoded = typeof Strategy.Encoded
+
+/** Why a strategy given now is refused: the path of the field and the reason. */
+export interface GivenProblem {
+  readonly path: ReadonlyArray<string | number>
+  readonly reason: string
+}
+
+/**
+ * The first problem of a strategy given now — a file, `strategies.create|update` — that the schema
+ * does not check, or undefined: settings accepted once and refused since (an adaptive-weight floor
+ * above its ceiling, risk limits looser than a hard gate). They stay out of the schema so that
+ * strategies stored before keep decoding and their runs stay readable and replayable; each input
+ * edge asks this instead.
+ */
+export const givenProblem = (strategy: Strategy): GivenProblem | undefined => {
+  const adaptive = adaptiveWeightsProblem(strategy.consensus.adaptiveWeights)
+  if (adaptive !== undefined) return { path: ["consensus", "adaptiveWeights", adaptive.field], reason: adaptive.reason }
+  const looser = looserLimits(strategy.risk.limits)
+  return looser === undefined ? undefined : { path: ["risk", "limits", looser.field], reason: looser.reason }
+}
 
 /** An agent's name in the run. */
 export const agentName = (agent: AgentConfig): string => agent.name ?? agent.type

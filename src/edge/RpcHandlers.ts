@@ -24,9 +24,8 @@ import {
   StrategyRpcs,
   Unavailable
 } from "../../schemas/Rpc.js"
-import { looserLimits } from "../../schemas/Risk.js"
 import { Rule } from "../../schemas/Rule.js"
-import { Strategy } from "../../schemas/Strategy.js"
+import { givenProblem, Strategy } from "../../schemas/Strategy.js"
 import { invalidAgentOf } from "../../agents/registry.js"
 import * as LatestCache from "../bus/LatestCache.js"
 import * as ApiKeys from "../store/ApiKeys.js"
@@ -88,16 +87,17 @@ export const StrategyHandlers = StrategyRpcs.toLayer(Effect.gen(function*() {
     ...(found.unchanged ? { unchanged: found.unchanged } : {})
   })
   /**
-   * A strategy whose agents the registry cannot run, or whose risk limits would loosen a hard gate,
-   * is refused, naming the payload's field (`strategy.agents.0.type`, `body.risk.limits.maxDrawdownPct`).
+   * A strategy whose agents the registry cannot run, or that a strategy given now is refused for
+   * (`givenProblem`: risk limits looser than a hard gate, …), is refused, naming the payload's
+   * field (`strategy.agents.0.type`, `body.risk.limits.maxDrawdownPct`).
    */
   const runnable = (field: string, strategy: Strategy) => {
     const invalid = invalidAgentOf(strategy.agents, strategy.allowShort)
     if (invalid !== undefined) {
       return Effect.fail(new InvalidRequest({ field: `${field}.${invalid.field.replace(/\[(\d+)\]/g, ".$1")}`, reason: invalid.reason }))
     }
-    const looser = looserLimits(strategy.risk.limits)
-    return looser === undefined ? Effect.void : Effect.fail(new InvalidRequest({ field: `${field}.risk.limits.${looser.field}`, reason: looser.reason }))
+    const refused = givenProblem(strategy)
+    return refused === undefined ? Effect.void : Effect.fail(new InvalidRequest({ field: [field, ...refused.path].join("."), reason: refused.reason }))
   }
   return {
     "strategies.create": ({ strategy }) =>

@@ -6,8 +6,7 @@
 import { readFile, stat } from "node:fs/promises"
 import { extname } from "node:path"
 import { Effect, Either, ParseResult, Schema } from "effect"
-import { looserLimits } from "../../schemas/Risk.js"
-import { Strategy } from "../../schemas/Strategy.js"
+import { givenProblem, Strategy } from "../../schemas/Strategy.js"
 import { clip, clipAfter, QUOTED } from "../internal/clip.js"
 import { findUnstorable } from "../internal/storableText.js"
 import { parseStrict } from "../internal/yaml.js"
@@ -151,8 +150,8 @@ export const parseText = (text: string, file: string): Either.Either<Strategy, S
         new StrategyFileError({ file, problems: problemsOf(error) })
     ),
     (strategy) => {
-      const looser = looserLimits(strategy.risk.limits)
-      return looser === undefined ? Either.right(strategy) : fail(file, looser.reason, `risk.limits.${looser.field}`)
+      const refused = givenProblem(strategy)
+      return refused === undefined ? Either.right(strategy) : fail(file, refused.reason, fieldOf(refused.path))
     }
   )
 }

@@ -338,6 +338,16 @@ for (const backend of backends) {
         expect(thin).toMatchObject({ _tag: "InvalidRequest", field: "body.risk.limits.minCashReservePct" })
         expect((yield* alice("strategies.update", { strategy: "runnable", body: limited("runnable", { maxDrawdownPct: 25, minCashReservePct: 15 }) })).version).toBe(2)
 
+        // An adaptive-weight floor above its ceiling pinned every factor to the ceiling.
+        const floored = Schema.decodeUnknownSync(Strategy)({
+          name: "runnable", symbols: symbolsOf(2), agents: [{ type: "sma_crossover" }], consensus: { adaptiveWeights: { enabled: true, floor: 3, ceiling: 2 } }
+        })
+        expect(yield* Effect.flip(alice("strategies.update", { strategy: "runnable", body: floored }))).toMatchObject({
+          _tag: "InvalidRequest",
+          field: "body.consensus.adaptiveWeights.floor",
+          reason: "the floor 3 is above the ceiling 2: the weight multiplier stays within [floor, ceiling]"
+        })
+
         // Symbols the data lacks: refused before the run has a row (it was a run, already failed, numbered #1).
         yield* alice("strategies.create", { strategy: Schema.decodeUnknownSync(Strategy)({ name: "elsewhere", symbols: ["ZZZ"], agents: [{ type: "sma_crossover" }] }) })
         const lacking = yield* Effect.flip(alice("runs.start", { strategy: "elsewhere", mode: "backtest", data: { _tag: "sample" } }))

@@ -139,6 +139,16 @@ describe("strategy files", () => {
       .toBe(`expected percent_of_equity or fixed_quantity, got "${"k".repeat(99)}… (1002 characters)`)
   })
 
+  it("an adaptive-weight floor above its ceiling is refused, naming the floor", () => {
+    expect(problems(JSON.stringify({ ...minimal, consensus: { adaptiveWeights: { enabled: true, floor: 3, ceiling: 2 } } }))).toEqual([{
+      field: "consensus.adaptiveWeights.floor",
+      message: "the floor 3 is above the ceiling 2: the weight multiplier stays within [floor, ceiling]"
+    }])
+    // The defaults' ceiling is 2: a floor of 3 alone is above it too.
+    expect(problems(JSON.stringify({ ...minimal, consensus: { adaptiveWeights: { floor: 3 } } }))[0]!.field).toBe("consensus.adaptiveWeights.floor")
+    expect(Either.isRight(parseText(JSON.stringify({ ...minimal, consensus: { adaptiveWeights: { floor: 1, ceiling: 1 } } }), "s.json"))).toBe(true)
+  })
+
   it("malformed and hostile files are refused with a reason, never thrown", () => {
     expect(problems("{ not json")[0]!.message).toMatch(/^not valid JSON/)
     expect(problems("name: [unclosed", "s.yaml")[0]!.message).toMatch(/^not valid YAML/)
