@@ -1,7 +1,9 @@
 /**
  * A user's rule: a structured, enforceable constraint with a category, a priority, parameters, a
  * symbol scope and an active flag. A tagged union by `kind`; decoded once at the edge (strategy
- * file, RPC) with unknown fields refused, so a typo cannot silently disable a limit.
+ * file, RPC) with unknown fields refused, so a typo cannot silently disable a limit — nor can one
+ * in a symbol scope: a strategy given now is refused for a scope symbol it does not trade
+ * (`unknownScopeSymbol`).
  *
  * Times: trading hours are wall-clock `HH:MM` in an IANA time zone (resolved with the ICU data of
  * the Node.js that runs the swarm); blackout windows are absolute ISO-8601 date-times that must
@@ -301,6 +303,37 @@ export const RuleSet = Schema.Array(Rule).pipe(
     return true
   })
 )
+
+/** The most of a strategy's symbols a message lists. */
+const LISTED = 10
+
+/**
+ * The first symbol of the rule's `allowSymbols` or `denySymbols` that is not among `symbols` (the
+ * strategy's), as its path in the rule and why, or undefined. Such a symbol is a typo: with
+ * `allowSymbols: ["AA"]` on a strategy trading `A`, every order skipped the rule ("A is not in the
+ * rule's allow list") and the limit was off without a word. Not a filter of the schema: a strategy
+ * stored with such a rule still decodes, and runs as it did; a strategy given now (a file,
+ * `strategies.create|update`, `rules.put`) is refused.
+ */
+export const unknownScopeSymbol = (
+  rule: Rule,
+  symbols: ReadonlyArray<string>
+): { readonly path: ReadonlyArray<string | number>; readonly reason: string } | undefined => {
+  const traded = new Set(symbols)
+  for (const list of ["allowSymbols", "denySymbols"] as const) {
+    const named = rule[list] ?? []
+    for (let j = 0; j < named.length; j++) {
+      if (traded.has(named[j]!)) continue
+      const shown = symbols.length <= LISTED ? symbols.join(", ") : `${symbols.slice(0, LISTED).join(", ")}, … (${symbols.length} symbols)`
+      const effect = list === "allowSymbols" ? "the rule would never apply to it" : "denying it would exclude nothing"
+      return {
+        path: [list, j],
+        reason: `${named[j]} is not a symbol the strategy trades (${shown}): ${effect}; check the spelling, or add it to the strategy's symbols`
+      }
+    }
+  }
+  return undefined
+}
 
 /** One problem with a rule: the field it is in (`rules[2].params.percent`) and what is wrong. */
 export const RuleIssue = Schema.Struct({ field: Schema.String, message: Schema.String })

@@ -11,7 +11,7 @@ import { LlmConfig } from "./Llm.js"
 import { MetricsConfig } from "./Metrics.js"
 import type { Money } from "./Money.js"
 import { ApprovalConfig, looserLimits, RiskLimits } from "./Risk.js"
-import { RuleSet } from "./Rule.js"
+import { RuleSet, unknownScopeSymbol } from "./Rule.js"
 
 const Name = Schema.String.pipe(
   Schema.trimmed({ message: () => "no leading or trailing spaces" }),
@@ -122,15 +122,21 @@ export interface GivenProblem {
 /**
  * The first problem of a strategy given now — a file, `strategies.create|update` — that the schema
  * does not check, or undefined: settings accepted once and refused since (an adaptive-weight floor
- * above its ceiling, risk limits looser than a hard gate). They stay out of the schema so that
- * strategies stored before keep decoding and their runs stay readable and replayable; each input
- * edge asks this instead.
+ * above its ceiling, risk limits looser than a hard gate, a rule scoped to a symbol the strategy
+ * does not trade). They stay out of the schema so that strategies stored before keep decoding and
+ * their runs stay readable and replayable; each input edge asks this instead (`rules.put` asks
+ * `unknownScopeSymbol` of the rule it is given).
  */
 export const givenProblem = (strategy: Strategy): GivenProblem | undefined => {
   const adaptive = adaptiveWeightsProblem(strategy.consensus.adaptiveWeights)
   if (adaptive !== undefined) return { path: ["consensus", "adaptiveWeights", adaptive.field], reason: adaptive.reason }
   const looser = looserLimits(strategy.risk.limits)
-  return looser === undefined ? undefined : { path: ["risk", "limits", looser.field], reason: looser.reason }
+  if (looser !== undefined) return { path: ["risk", "limits", looser.field], reason: looser.reason }
+  for (let i = 0; i < strategy.rules.length; i++) {
+    const unknown = unknownScopeSymbol(strategy.rules[i]!, strategy.symbols)
+    if (unknown !== undefined) return { path: ["rules", i, ...unknown.path], reason: unknown.reason }
+  }
+  return undefined
 }
 
 /** An agent's name in the run. */

@@ -24,7 +24,7 @@ import {
   StrategyRpcs,
   Unavailable
 } from "../../schemas/Rpc.js"
-import { Rule } from "../../schemas/Rule.js"
+import { Rule, unknownScopeSymbol } from "../../schemas/Rule.js"
 import { givenProblem, Strategy } from "../../schemas/Strategy.js"
 import { invalidAgentOf } from "../../agents/registry.js"
 import * as LatestCache from "../bus/LatestCache.js"
@@ -88,8 +88,9 @@ export const StrategyHandlers = StrategyRpcs.toLayer(Effect.gen(function*() {
   })
   /**
    * A strategy whose agents the registry cannot run, or that a strategy given now is refused for
-   * (`givenProblem`: risk limits looser than a hard gate, …), is refused, naming the payload's
-   * field (`strategy.agents.0.type`, `body.risk.limits.maxDrawdownPct`).
+   * (`givenProblem`: risk limits looser than a hard gate, a rule scoped to a symbol it does not
+   * trade, …), is refused, naming the payload's field (`strategy.agents.0.type`,
+   * `body.risk.limits.maxDrawdownPct`, `strategy.rules.0.allowSymbols.1`).
    */
   const runnable = (field: string, strategy: Strategy) => {
     const invalid = invalidAgentOf(strategy.agents, strategy.allowShort)
@@ -115,11 +116,17 @@ export const RuleHandlers = RuleRpcs.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<SqlClient.SqlClient>()
   const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
     Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
-  /** A new version with the rules changed; the whole strategy is decoded again, so its own checks apply. */
+  /**
+   * A new version with the rules changed; the whole strategy is decoded again, so its own checks
+   * apply, and `check` then refuses what a rule given now may not be (`rules.put`'s rule scoped to a
+   * symbol the strategy does not trade, named `rule.allowSymbols.0`). Only the rule given is
+   * checked: one stored before the check came in does not block changes to the others.
+   */
   const withRules = (
     principal: Principal,
     ref: string,
-    change: (rules: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<unknown>, InvalidRequest>
+    change: (rules: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<unknown>, InvalidRequest>,
+    check: (strategy: Strategy) => InvalidRequest | undefined = () => undefined
   ) =>
     unavailable(Effect.gen(function*() {
       // Read, changed and saved holding the strategy: rules put at once all land, each on the other's version.
@@ -127,7 +134,11 @@ export const RuleHandlers = RuleRpcs.toLayer(Effect.gen(function*() {
         const encoded = Schema.encodeSync(Strategy)(current.strategy)
         return Effect.flatMap(change(encoded.rules ?? []), (rules) =>
           decodeStrategy({ ...encoded, rules }).pipe(
-            Effect.mapError((error) => new InvalidRequest({ field: "rule", reason: error.message }))
+            Effect.mapError((error) => new InvalidRequest({ field: "rule", reason: error.message })),
+            Effect.flatMap((strategy) => {
+              const refused = check(strategy)
+              return refused === undefined ? Effect.succeed(strategy) : Effect.fail(refused)
+            })
           ))
       }).pipe(
         // The name does not change, so a rename conflict cannot happen; were it to, it is the request's.
@@ -140,7 +151,15 @@ export const RuleHandlers = RuleRpcs.toLayer(Effect.gen(function*() {
     "rules.put": ({ rule, strategy }) =>
       as((p) => {
         const encoded = Schema.encodeSync(Rule)(rule)
-        return withRules(p, strategy, (rules) => Effect.succeed([...rules.filter((r) => (r as { id: string }).id !== rule.id), encoded]))
+        return withRules(
+          p,
+          strategy,
+          (rules) => Effect.succeed([...rules.filter((r) => (r as { id: string }).id !== rule.id), encoded]),
+          (decoded) => {
+            const unknown = unknownScopeSymbol(rule, decoded.symbols)
+            return unknown === undefined ? undefined : new InvalidRequest({ field: ["rule", ...unknown.path].join("."), reason: unknown.reason })
+          }
+        )
       }),
     "rules.delete": ({ rule, strategy }) =>
       as((p) =>

@@ -338,6 +338,28 @@ for (const backend of backends) {
         expect(thin).toMatchObject({ _tag: "InvalidRequest", field: "body.risk.limits.minCashReservePct" })
         expect((yield* alice("strategies.update", { strategy: "runnable", body: limited("runnable", { maxDrawdownPct: 25, minCashReservePct: 15 }) })).version).toBe(2)
 
+        // A rule scoped to a symbol the strategy does not trade: a typo that disabled the rule unseen.
+        const typo = { id: "pos", name: "pos", kind: "max_position_percent", allowSymbols: ["S0", "S00"], params: { percent: 5 } }
+        const scoped = Schema.decodeUnknownSync(Strategy)({ name: "scoped", symbols: symbolsOf(2), agents: [{ type: "sma_crossover" }], rules: [typo] })
+        expect(yield* Effect.flip(alice("strategies.create", { strategy: scoped }))).toMatchObject({
+          _tag: "InvalidRequest",
+          field: "strategy.rules.0.allowSymbols.1",
+          reason: expect.stringMatching(/^S00 is not a symbol the strategy trades \(S0, S1\): the rule would never apply to it/)
+        })
+        // rules.put decodes the whole strategy again: the rule given is named as the payload's `rule`.
+        const deny = Schema.decodeUnknownSync(Rule)({ id: "deny", name: "deny", kind: "max_orders_per_day", denySymbols: ["S9"], params: { count: 3 } })
+        expect(yield* Effect.flip(alice("rules.put", { strategy: "runnable", rule: deny }))).toMatchObject({
+          _tag: "InvalidRequest",
+          field: "rule.denySymbols.0",
+          reason: expect.stringMatching(/^S9 is not a symbol the strategy trades \(S0, S1\): denying it would exclude nothing/)
+        })
+        expect((yield* alice("strategies.get", { strategy: "runnable" })).version).toBe(2)
+        // Stored before the check: it still reads, and a put of another rule is not blocked by it.
+        yield* Strategies.create("alice", Schema.decodeUnknownSync(Strategy)({ ...Schema.encodeSync(Strategy)(scoped), name: "stored scoped" }))
+        expect((yield* alice("strategies.get", { strategy: "stored scoped" })).strategy.rules[0]!.allowSymbols).toEqual(["S0", "S00"])
+        const other = Schema.decodeUnknownSync(Rule)({ id: "cap", name: "cap", kind: "max_orders_per_day", allowSymbols: ["S1"], params: { count: 3 } })
+        expect((yield* alice("rules.put", { strategy: "stored scoped", rule: other })).version).toBe(2)
+
         // An adaptive-weight floor above its ceiling pinned every factor to the ceiling.
         const floored = Schema.decodeUnknownSync(Strategy)({
           name: "runnable", symbols: symbolsOf(2), agents: [{ type: "sma_crossover" }], consensus: { adaptiveWeights: { enabled: true, floor: 3, ceiling: 2 } }

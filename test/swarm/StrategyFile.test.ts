@@ -139,6 +139,28 @@ describe("strategy files", () => {
       .toBe(`expected percent_of_equity or fixed_quantity, got "${"k".repeat(99)}… (1002 characters)`)
   })
 
+  it("a rule scoped to a symbol the strategy does not trade is refused, naming the symbol; stored ones still decode", () => {
+    const scoped = (scope: object) => ({
+      ...minimal,
+      symbols: ["A", "B"],
+      rules: [
+        { id: "ok", name: "ok", kind: "max_orders_per_day", allowSymbols: ["B"], denySymbols: ["A"], params: { count: 3 } },
+        { id: "pos", name: "pos", kind: "max_position_percent", ...scope, params: { percent: 5 } }
+      ]
+    })
+    expect(problems(JSON.stringify(scoped({ allowSymbols: ["A", "AA"] })))).toEqual([{
+      field: "rules[1].allowSymbols[1]",
+      message: "AA is not a symbol the strategy trades (A, B): the rule would never apply to it; check the spelling, or add it to the strategy's symbols"
+    }])
+    expect(problems(JSON.stringify(scoped({ denySymbols: ["BB"] })))).toEqual([{
+      field: "rules[1].denySymbols[0]",
+      message: "BB is not a symbol the strategy trades (A, B): denying it would exclude nothing; check the spelling, or add it to the strategy's symbols"
+    }])
+    expect(Either.isRight(parseText(JSON.stringify(scoped({ allowSymbols: ["A"], denySymbols: ["B"] })), "s.json"))).toBe(true)
+    // Not a filter of the schema: a strategy stored with such a rule still decodes (and reads as it ran).
+    expect(Schema.decodeUnknownSync(Strategy)(scoped({ allowSymbols: ["AA"] })).rules[1]!.allowSymbols).toEqual(["AA"])
+  })
+
   it("an adaptive-weight floor above its ceiling is refused, naming the floor", () => {
     expect(problems(JSON.stringify({ ...minimal, consensus: { adaptiveWeights: { enabled: true, floor: 3, ceiling: 2 } } }))).toEqual([{
       field: "consensus.adaptiveWeights.floor",
