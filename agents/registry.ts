@@ -8,6 +8,7 @@ import { InvalidAgent } from "../schemas/AnalystProtocol.js"
 import type { AgentId } from "../schemas/Ids.js"
 import { type AgentConfig, agentName } from "../schemas/Strategy.js"
 import { clip, clipAfter } from "../src/internal/clip.js"
+import { plainly } from "../src/internal/issues.js"
 import { fieldOf } from "../src/swarm/StrategyFile.js"
 import type { RequestOpinions } from "../schemas/AnalystProtocol.js"
 import type { LlmSession } from "../src/llm/LlmSession.js"
@@ -93,7 +94,7 @@ export const analystOf = (
     const path = issue === undefined || issue.path.length === 0 ? "" : `.${fieldOf(issue.path)}`
     // The schema's message quotes the value it got, whole: clipped, as a strategy file's own problems are.
     return Either.left(
-      new InvalidAgent({ agent: name, field: clip(`agents[${index}].params${path}`), reason: clipAfter(issue?.message ?? "invalid", ", actual ") })
+      new InvalidAgent({ agent: name, field: clip(`agents[${index}].params${path}`), reason: plainly(clipAfter(issue?.message ?? "invalid", ", actual ")) })
     )
   }
   if (model !== undefined) {

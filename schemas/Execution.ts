@@ -84,7 +84,14 @@ export const Commission = Schema.Union(
     rate: CommissionRate,
     minimum: Schema.optionalWith(NonNegativeMoneyAmount, { default: () => 0 as Money, exact: true })
   })
-).annotations({ identifier: "Commission" })
+).annotations({
+  identifier: "Commission",
+  // For a value that is no object at all; a member's own fields (`perShare`, `rate`) keep their words.
+  message: () => ({
+    message: "a commission is { _tag: none }, { _tag: per_share, perShare, minimum? } or { _tag: percent, rate, minimum? }",
+    override: false
+  })
+})
 export type Commission = typeof Commission.Type
 
 export const ExecutionConfig = Schema.Struct({

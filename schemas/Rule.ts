@@ -286,7 +286,11 @@ export const Rule = Schema.Union(
   MaxOrdersPerDayRule,
   TradingHoursRule,
   BlackoutRule
-).annotations({ identifier: "Rule" })
+).annotations({
+  identifier: "Rule",
+  // For a value that is no object at all; a rule's own fields (`kind`, `params.percent`) keep their words.
+  message: () => ({ message: `a rule is an object with an id and a kind (${RuleKind.literals.join(", ")})`, override: false })
+})
 export type Rule = typeof Rule.Type
 export type RuleEncoded = typeof Rule.Encoded
 

@@ -23,8 +23,9 @@
 import { type Rpc, type RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Either, Layer, Mailbox, ParseResult, Schema } from "effect"
 import { CheckedPayload, InvalidRequest } from "../../schemas/Rpc.js"
-import { clip, QUOTED } from "../internal/clip.js"
+import { clip, clipAfter, QUOTED } from "../internal/clip.js"
 import { findUnstorable } from "../internal/storableText.js"
+import { plainly } from "../internal/issues.js"
 import { bearerKey } from "./RpcAuth.js"
 
 /** `InvalidRequest` for a payload's decoding error: its first issue's path and message. */
@@ -33,7 +34,7 @@ export const invalidPayload = (error: ParseResult.ParseError): InvalidRequest =>
   return new InvalidRequest({
     field: issue === undefined || issue.path.length === 0 ? "payload" : clip(issue.path.join("."), QUOTED),
     // The schema's message quotes the value it got: a 50 MB string came back whole.
-    reason: clip(issue?.message ?? "does not match the procedure's payload", 4 * QUOTED)
+    reason: issue === undefined ? "does not match the procedure's payload" : plainly(clipAfter(issue.message, ", actual "))
   })
 }
 

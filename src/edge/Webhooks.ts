@@ -40,6 +40,7 @@ import {
   WEBHOOK_PATH
 } from "../../schemas/Webhook.js"
 import { clip } from "../internal/clip.js"
+import { plainly } from "../internal/issues.js"
 import { findUnstorable } from "../internal/storableText.js"
 import * as IdempotencyKeys from "../bus/IdempotencyKeys.js"
 import * as WebhookStore from "../store/Webhooks.js"
@@ -160,7 +161,7 @@ const alertOf = (body: unknown): Either.Either<TradingViewAlert, InvalidAlert> =
   Either.mapLeft(decodeAlert(body), (error) => {
     const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
     const field = issue === undefined || issue.path.length === 0 ? "body" : issue.path.map(String).join(".")
-    return new InvalidAlert({ field, reason: issue?.message ?? "not a valid alert" })
+    return new InvalidAlert({ field, reason: issue === undefined ? "not a valid alert" : plainly(issue.message) })
   })
 
 /** JSON with every object's keys sorted, written without building objects (a `__proto__` key stays a key). */

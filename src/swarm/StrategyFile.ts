@@ -8,6 +8,7 @@ import { extname } from "node:path"
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { givenProblem, Strategy } from "../../schemas/Strategy.js"
 import { clip, clipAfter, QUOTED } from "../internal/clip.js"
+import { BARE, plainly, wordsFor } from "../internal/issues.js"
 import { findUnstorable } from "../internal/storableText.js"
 import { parseStrict } from "../internal/yaml.js"
 
@@ -39,18 +40,16 @@ export const fieldOf = (path: ReadonlyArray<PropertyKey>): string =>
 
 const fail = (file: string, message: string, field = "") => Either.left(new StrategyFileError({ file, problems: [{ field, message }] }))
 
-/** A problem as an error line shows it: the field's path and a schema's quoted value clipped (src/internal/clip.ts). */
-export const problem = (field: string, message: string): Problem => ({ field: clip(field), message: clipAfter(message, ", actual ") })
-
-/** A schema's own wording for a value of the wrong type: `Expected <what>, actual <value>`. */
-const BARE = /^Expected (.+), actual (.*)$/s
+/** A problem as an error line shows it: the field's path, and a schema's quoted value clipped (src/internal/clip.ts) in plain words (src/internal/issues.ts). */
+export const problem = (field: string, message: string): Problem => ({ field: clip(field), message: plainly(clipAfter(message, ", actual ")) })
 
 /**
  * A decoding error's problems, one line per field (`prefix` before each path). A union fails once
  * per member it tried, all at one path: `initialCash: true` read `Expected string, actual true`
  * then `Expected number, actual true`. At a field with several problems, a member's own words
  * about the value (`expected a decimal amount …`) are the line and the bare `Expected …` of the
- * others go; where all are bare, they become one `expected string or number, got true`.
+ * others go; where all are bare, they become one `expected a string or a number, got true`. Effect's
+ * type names are put in plain words (src/internal/issues.ts).
  */
 export const problemsOf = (error: ParseResult.ParseError, prefix: ReadonlyArray<PropertyKey> = []): Array<Problem> => {
   const byField = new Map<string, Array<string>>()
@@ -72,7 +71,7 @@ export const problemsOf = (error: ParseResult.ParseError, prefix: ReadonlyArray<
       continue
     }
     const bare = messages.map((message) => BARE.exec(message)!)
-    const expected = [...new Set(bare.map((match) => match[1]!))]
+    const expected = [...new Set(bare.map((match) => wordsFor(match[1]!) ?? match[1]!))]
     const choices = expected.length === 2 ? expected.join(" or ") : `one of ${expected.join(", ")}`
     problems.push({ field: clip(field), message: `${clip(`expected ${choices}`, 4 * QUOTED)}, got ${clip(bare[0]![2]!)}` })
   }

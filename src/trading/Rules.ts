@@ -31,6 +31,7 @@ import { Either, ParseResult, Schema } from "effect"
 import type { RiskContext } from "../../schemas/Risk.js"
 import { InvalidRule, type Rule, RuleSet, Rule as RuleSchema, type RuleIssue, type Weekday } from "../../schemas/Rule.js"
 import type { MeasureUnit, RuleOutcome } from "../../schemas/Verdict.js"
+import { plainly } from "../internal/issues.js"
 import {
   type Emit,
   fitNotional,
@@ -59,7 +60,7 @@ const formatPath = (root: string, path: ReadonlyArray<PropertyKey>): string => {
 const toInvalidRule = (root: string, error: ParseResult.ParseError): InvalidRule => {
   const issues: Array<RuleIssue> = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
     field: formatPath(root, issue.path),
-    message: issue.message
+    message: plainly(issue.message)
   }))
   const first = issues[0] ?? { field: root === "" ? "(root)" : root, message: "invalid rule" }
   return new InvalidRule({ field: first.field, message: first.message, issues })

@@ -117,13 +117,13 @@ describe("strategy files", () => {
     const cases: ReadonlyArray<readonly [changes: object, field: string, message: string | RegExp]> = [
       [{ consensus: { quorum: 1.5 } }, "consensus.quorum", "a confidence is a number from 0 to 1"],
       [{ consensus: { deadlineMillis: 0 } }, "consensus.deadlineMillis", /positive/],
-      [{ consensus: { adaptiveWeights: { enabld: true } } }, "consensus.adaptiveWeights.enabld", /is unexpected/],
+      [{ consensus: { adaptiveWeights: { enabld: true } } }, "consensus.adaptiveWeights.enabld", /is not a known field here \(known: enabled, /],
       [hours(["monday"]), "rules[0].params.days[0]", "expected one of mon, tue, wed, thu, fri, sat, sun, got \"monday\""],
       [{ sizing: { mode: "kelly" } }, "sizing.mode", "expected percent_of_equity or fixed_quantity, got \"kelly\""],
       [{ risk: { approval: { policy: "maybe" } } }, "risk.approval.policy", "expected one of approve, reject, pause, got \"maybe\""],
       [{ execution: { fillTiming: "later" } }, "execution.fillTiming", "expected next_open or same_close, got \"later\""],
       // A union of two schemas: their bare 'Expected …' lines are one; a member's own words win.
-      [{ initialCash: true }, "initialCash", "expected string or number, got true"],
+      [{ initialCash: true }, "initialCash", "expected a string or a number, got true"],
       [{ initialCash: "abc" }, "initialCash", /^expected a decimal amount/]
     ]
     for (const [changes, field, message] of cases) {
@@ -223,10 +223,32 @@ describe("strategy files", () => {
     expect(problems(json(`,"params":{"fast":${nested(MAX_DEPTH - 3)}}`))).toEqual([{ field: "agents[0].params.fast", message: deep }])
   })
 
+  it("says what it expected in plain words, not in Effect's type names", () => {
+    const cases: ReadonlyArray<readonly [changes: object, field: string, message: string]> = [
+      [{ consensus: 5 }, "consensus", "expected an object, got 5"],
+      [{ risk: { limits: "tight" } }, "risk.limits", "expected an object, got \"tight\""],
+      [{ symbols: "AAPL" }, "symbols", "expected a list, got \"AAPL\""],
+      [{ agents: [{ type: "sma_crossover", params: 5 }] }, "agents[0].params", "expected an object, got 5"],
+      [{ allowShort: "yes" }, "allowShort", "expected true or false, got \"yes\""],
+      [{ name: 5 }, "name", "expected a string, got 5"],
+      [{ consensus: { deadlineMillis: -5 } }, "consensus.deadlineMillis", "expected a positive number, got -5"],
+      [{ rules: [5] }, "rules[0]", expect.stringMatching(/^a rule is an object with an id and a kind \(max_position_percent, /) as never],
+      [{ execution: { commission: 5 } }, "execution.commission", expect.stringMatching(/^a commission is \{ _tag: none \}, /) as never],
+      [{ execution: { commission: { _tag: "flat" } } }, "execution.commission._tag", "expected one of none, per_share, percent, got \"flat\""],
+      [{ risk: { limts: {} } }, "risk.limts", expect.stringMatching(/^is not a known field here \(known: limits, /) as never]
+    ]
+    for (const [changes, field, message] of cases) {
+      expect(problems(JSON.stringify({ ...minimal, ...changes })), JSON.stringify(changes)).toEqual([{ field, message }])
+    }
+    // The RPC edge says the same.
+    const decoded = Schema.decodeUnknownEither(Strategy, { errors: "all", onExcessProperty: "error" })({ ...minimal, consensus: 5 })
+    expect(Either.isLeft(decoded) && invalidPayload(decoded.left)).toMatchObject({ field: "consensus", reason: "expected an object, got 5" })
+  })
+
   it("an error quotes at most 100 characters of a value, then its length", () => {
     const [name] = problems(`{"name":[${Array(400_000).fill(1).join(",")}],"symbols":["AAPL"],"agents":[{"type":"sma_crossover"}]}`)
     expect(name!.field).toBe("name")
-    expect(name!.message).toBe(`Expected string, actual [${"1,".repeat(49)}1… (800001 characters)`)
+    expect(name!.message).toBe(`expected a string, got [${"1,".repeat(49)}1… (800001 characters)`)
     const [key] = problems(JSON.stringify({ ...minimal, ["k".repeat(10_000)]: 1 }))
     expect(key!.field).toBe(`${"k".repeat(100)}… (10000 characters)`)
   })
