@@ -59,15 +59,9 @@ export const Strategy = Schema.Struct({
     Schema.minItems(1, { message: () => "a strategy trades at least one symbol" }),
     Schema.maxItems(1_000, { message: () => "at most 1000 symbols" })
   ),
-  /** Greater than 0 and at most `MAX_INITIAL_CASH` (1,000,000,000): see there. */
+  /** Greater than 0; a strategy given now starts with at most `MAX_INITIAL_CASH` (1,000,000,000: `givenProblem`). */
   initialCash: Schema.optionalWith(
-    MoneyAmount.pipe(
-      Schema.filter((micros) => micros > 0 || "initial cash must be greater than 0"),
-      Schema.filter((micros) =>
-        micros <= MAX_INITIAL_CASH ||
-        "initial cash must be at most 1000000000: the books hold at most 9007199254.740991 exactly, and need the rest for gains and short sales' proceeds"
-      )
-    ),
+    MoneyAmount.pipe(Schema.filter((micros) => micros > 0 || "initial cash must be greater than 0")),
     { default: () => Schema.decodeSync(MoneyAmount)("100000"), exact: true }
   ),
   /** Shorting, for the whole strategy: analysts may say short, sizing targets shorts, gates allow them. */
@@ -121,13 +115,19 @@ export interface GivenProblem {
 
 /**
  * The first problem of a strategy given now — a file, `strategies.create|update` — that the schema
- * does not check, or undefined: settings accepted once and refused since (an adaptive-weight floor
- * above its ceiling, risk limits looser than a hard gate, a rule scoped to a symbol the strategy
- * does not trade). They stay out of the schema so that strategies stored before keep decoding and
+ * does not check, or undefined: settings accepted once and refused since (initial cash above
+ * `MAX_INITIAL_CASH`, an adaptive-weight floor above its ceiling, risk limits looser than a hard
+ * gate, a rule scoped to a symbol the strategy does not trade). They stay out of the schema so that strategies stored before keep decoding and
  * their runs stay readable and replayable; each input edge asks this instead (`rules.put` asks
  * `unknownScopeSymbol` of the rule it is given).
  */
 export const givenProblem = (strategy: Strategy): GivenProblem | undefined => {
+  if (strategy.initialCash > MAX_INITIAL_CASH) {
+    return {
+      path: ["initialCash"],
+      reason: "initial cash must be at most 1000000000: the books hold at most 9007199254.740991 exactly, and need the rest for gains and short sales' proceeds"
+    }
+  }
   const adaptive = adaptiveWeightsProblem(strategy.consensus.adaptiveWeights)
   if (adaptive !== undefined) return { path: ["consensus", "adaptiveWeights", adaptive.field], reason: adaptive.reason }
   const looser = looserLimits(strategy.risk.limits)

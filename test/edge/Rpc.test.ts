@@ -338,6 +338,14 @@ for (const backend of backends) {
         expect(thin).toMatchObject({ _tag: "InvalidRequest", field: "body.risk.limits.minCashReservePct" })
         expect((yield* alice("strategies.update", { strategy: "runnable", body: limited("runnable", { maxDrawdownPct: 25, minCashReservePct: 15 }) })).version).toBe(2)
 
+        // More initial cash than the books have room for: refused at the edge (a stored strategy keeps decoding).
+        const rich = Schema.decodeUnknownSync(Strategy)({ name: "rich", symbols: symbolsOf(2), agents: [{ type: "sma_crossover" }], initialCash: "5000000000" })
+        expect(yield* Effect.flip(alice("strategies.create", { strategy: rich }))).toMatchObject({
+          _tag: "InvalidRequest",
+          field: "strategy.initialCash",
+          reason: expect.stringMatching(/^initial cash must be at most 1000000000: /)
+        })
+
         // A rule scoped to a symbol the strategy does not trade: a typo that disabled the rule unseen.
         const typo = { id: "pos", name: "pos", kind: "max_position_percent", allowSymbols: ["S0", "S00"], params: { percent: 5 } }
         const scoped = Schema.decodeUnknownSync(Strategy)({ name: "scoped", symbols: symbolsOf(2), agents: [{ type: "sma_crossover" }], rules: [typo] })

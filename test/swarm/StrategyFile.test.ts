@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Schema } from "effect"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { agentName, Strategy } from "../../schemas/Strategy.js"
+import { agentName, givenProblem, Strategy } from "../../schemas/Strategy.js"
 import { invalidPayload } from "../../src/edge/RpcPayloads.js"
 import { load, MAX_DEPTH, parseText, type StrategyFileError } from "../../src/swarm/StrategyFile.js"
 
@@ -108,6 +108,11 @@ describe("strategy files", () => {
     )
     expect(Either.getOrThrow(parseText(JSON.stringify({ ...minimal, initialCash: "1000000000" }), "m.json")).initialCash).toBe(1e15)
     expect(Either.getOrThrow(parseText(JSON.stringify({ ...minimal, initialCash: 1e9 }), "m.json")).initialCash).toBe(1e15)
+    // A strategy stored before the limit came in still decodes (its runs stay readable and
+    // replayable); the limit is the input edges' (`givenProblem`), and the RPC edge says the same.
+    const stored = Schema.decodeUnknownSync(Strategy)({ ...minimal, initialCash: "5000000000" })
+    expect(stored.initialCash).toBe(5e15)
+    expect(givenProblem(stored)).toEqual({ path: ["initialCash"], reason: atMost })
   })
 
   it("one line per problem: a default adds no 'Expected undefined', a choice lists its words once", () => {
