@@ -87,6 +87,30 @@ export const options = {
       "How much of each round the event log records: decisions (default: rounds whose decision changed the target) or rounds (every opinion and decision)."
     )
   ),
+  adjust: Options.text("adjust").pipe(
+    Options.withPseudoName("none|adj-close"),
+    Options.optional,
+    Options.mapEffect(checked("--adjust", (text: string) =>
+      text === "none" || text === "adj-close"
+        ? Either.right<Csv.ParseOptions["adjust"]>(text === "none" ? "none" : "adjClose")
+        : Either.left(`expected none or adj-close, got "${text}"`))),
+    Options.withDescription(
+      "Prices of files with an Adj Close column (Yahoo's): none (default) uses them as printed; adj-close scales open, high and " +
+        "low by adj close / close and uses adj close as the close (dividends and splits adjusted)."
+    )
+  ),
+  ohlc: Options.text("ohlc").pipe(
+    Options.withPseudoName("checked|as-given"),
+    Options.optional,
+    Options.mapEffect(checked("--ohlc", (text: string) =>
+      text === "checked" || text === "as-given"
+        ? Either.right<Csv.ParseOptions["ohlc"]>(text)
+        : Either.left(`expected checked or as-given, got "${text}"`))),
+    Options.withDescription(
+      "checked (default) refuses a row whose high is below its low, or whose open or close lies outside them; as-given keeps " +
+        "such rows as written (generated data, as backtrader's benchmark files)."
+    )
+  ),
   noStore: Options.boolean("no-store").pipe(
     Options.withDescription("Run without the database: nothing is kept but what --out writes, and no database is opened.")
   )
@@ -101,6 +125,8 @@ export interface Flags {
   readonly json: boolean
   readonly out: Option.Option<string>
   readonly events: Option.Option<Backtest.EventDetail>
+  readonly adjust: Option.Option<Csv.ParseOptions["adjust"]>
+  readonly ohlc: Option.Option<Csv.ParseOptions["ohlc"]>
   readonly noStore: boolean
 }
 
@@ -150,7 +176,10 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
         return yield* new StrategyFileError({ file: flags.strategy, problems: [{ field: analyst.left.field, message: analyst.left.reason }] })
       }
     }
-    const feed = yield* Feed.load(flags.data, window)
+    const adjust = Option.getOrUndefined(flags.adjust)
+    const ohlc = Option.getOrUndefined(flags.ohlc)
+    const parse: Csv.ParseOptions = { ...(adjust === "adjClose" ? { adjust } : {}), ...(ohlc === "as-given" ? { ohlc } : {}) }
+    const feed = yield* Feed.load(flags.data, { ...window, parse })
     // Yahoo's days without prices are left out, and said so (on stderr, as the database in use is).
     for (const skipped of feed.skipped ?? []) io.stderr(`data: ${Csv.describeSkipped(skipped)}\n`)
 
@@ -235,7 +264,7 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
         )
       ))
     }
-    const dataSource = DataSource.csv(flags.data, window)
+    const dataSource = DataSource.csv(flags.data, window, parse)
     return yield* withStore(io, wiring)(withLlm(io, wiring, strategy)(report((options) =>
       StoredRun.backtest({ ...options, dataSource }).pipe(
         Effect.map((stored): Executed => ({ result: stored.result, ref: `${strategy.name}#${stored.number}` })),

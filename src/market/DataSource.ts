@@ -7,6 +7,7 @@
 import * as Path from "node:path"
 import { Effect, Schema } from "effect"
 import { Symbol } from "../../schemas/Ids.js"
+import type * as Csv from "./Csv.js"
 import * as Feed from "./Feed.js"
 import * as Synthetic from "./Synthetic.js"
 
@@ -15,7 +16,10 @@ export const CsvSource = Schema.TaggedStruct("csv", {
   paths: Schema.NonEmptyArray(Schema.String),
   from: Schema.optional(Schema.Int),
   to: Schema.optional(Schema.Int),
-  symbols: Schema.optional(Schema.Array(Symbol))
+  symbols: Schema.optional(Schema.Array(Symbol)),
+  /** How the files were read (`Csv.ParseOptions`), when not the default: `swarm backtest --adjust`, `--ohlc`. */
+  adjust: Schema.optional(Schema.Literal("adjClose")),
+  ohlc: Schema.optional(Schema.Literal("as-given"))
 })
 
 export const SyntheticSource = Schema.TaggedStruct("synthetic", { config: Synthetic.Config })
@@ -32,13 +36,15 @@ export class DataChanged extends Schema.TaggedError<DataChanged>()("DataChanged"
   }
 }
 
-/** The CSV data source of `paths` (made absolute) and a window. */
-export const csv = (paths: ReadonlyArray<string>, window: Feed.Window = {}): DataSource => ({
+/** The CSV data source of `paths` (made absolute), a window, and how the files are read. */
+export const csv = (paths: ReadonlyArray<string>, window: Feed.Window = {}, parse: Csv.ParseOptions = {}): DataSource => ({
   _tag: "csv",
   paths: paths.map((p) => Path.resolve(p)) as unknown as readonly [string, ...Array<string>],
   ...(window.from === undefined ? {} : { from: window.from }),
   ...(window.to === undefined ? {} : { to: window.to }),
-  ...(window.symbols === undefined ? {} : { symbols: window.symbols as ReadonlyArray<Symbol> })
+  ...(window.symbols === undefined ? {} : { symbols: window.symbols as ReadonlyArray<Symbol> }),
+  ...(parse.adjust === "adjClose" ? { adjust: "adjClose" as const } : {}),
+  ...(parse.ohlc === "as-given" ? { ohlc: "as-given" as const } : {})
 })
 
 export const synthetic = (config: Synthetic.Config): DataSource => ({ _tag: "synthetic", config })
@@ -51,7 +57,8 @@ export const open = (source: DataSource, fingerprint?: string): Effect.Effect<Fe
       : yield* Feed.load(source.paths, {
         ...(source.from === undefined ? {} : { from: source.from }),
         ...(source.to === undefined ? {} : { to: source.to }),
-        ...(source.symbols === undefined ? {} : { symbols: source.symbols })
+        ...(source.symbols === undefined ? {} : { symbols: source.symbols }),
+        parse: { ...(source.adjust === undefined ? {} : { adjust: source.adjust }), ...(source.ohlc === undefined ? {} : { ohlc: source.ohlc }) }
       }).pipe(Effect.mapError((error) => new DataChanged({ reason: error.message })))
     if (fingerprint !== undefined && feed.fingerprint !== fingerprint) {
       return yield* new DataChanged({ reason: `its fingerprint is now ${feed.fingerprint}, the run read ${fingerprint}` })

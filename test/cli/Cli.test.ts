@@ -273,6 +273,40 @@ describe("swarm backtest: a run", () => {
       expect(lines(partly.stderr)).toEqual([expect.stringMatching(new RegExp(`^swarm: ${acme.replace(/[.\\]/g, "\\$&")}:13: column "Open": null, but the row has values too`))])
     }))
 
+  it.live("--adjust adj-close trades on Yahoo's adjusted prices; --ohlc as-given keeps a bar outside its own range", () =>
+    Effect.gen(function*() {
+      // The sample with an Adj Close of 90 % of each close, and ACME's 20th open above its high.
+      for (const name of ["ACME.csv", "GLOBEX.csv", "INITECH.csv"]) {
+        const [, ...rows] = fs.readFileSync(Path.join(data, name), "utf8").trimEnd().split("\n")
+        const adj = rows.map((row, i) => {
+          const [date, open, high, low, close, volume] = row.split(",")
+          const shown = name === "ACME.csv" && i === 19 ? String(Number(high) + 1) : open
+          return `${date},${shown},${high},${low},${close},${Number(close) * 0.9},${volume}`
+        })
+        file(`adjusted/${name}`, ["Date,Open,High,Low,Close,Adj Close,Volume", ...adj].join("\n") + "\n")
+      }
+      const dir = Path.join(tmp, "adjusted")
+      const refused = yield* swarm(["backtest", "--data", dir, "--strategy", sma, "--json"])
+      expect(refused.code).toBe(2)
+      expect(lines(refused.stderr)[0]).toMatch(/ACME\.csv:21: column "Open": a bar's open must be between its low /)
+      const raw = yield* swarm(["backtest", "--data", dir, "--strategy", sma, "--json", "--ohlc", "as-given"])
+      const adjusted = yield* swarm(["backtest", "--data", dir, "--strategy", sma, "--json", "--ohlc", "as-given", "--adjust", "adj-close"])
+      expect([raw.code, adjusted.code]).toEqual([0, 0])
+      const [r, a] = [documentOf(raw.stdout), documentOf(adjusted.stdout)]
+      // The same signals (a crossover does not see a constant factor), at 90 % of the prices.
+      expect(a.trades.map((t) => [t.symbol, t.entry, t.exit])).toEqual(r.trades.map((t) => [t.symbol, t.entry, t.exit]))
+      expect(a.trades.length).toBeGreaterThan(0)
+      for (const [i, trade] of a.trades.entries()) {
+        expect(trade.entryPrice).toBeCloseTo(r.trades[i]!.entryPrice * 0.9, -1)
+      }
+      expect(a.run).not.toBe(r.run)
+      for (const [flag, value, reason] of [["--adjust", "dividends", "expected none or adj-close"], ["--ohlc", "loose", "expected checked or as-given"]]) {
+        const bad = yield* swarm(["backtest", "--data", dir, "--strategy", sma, flag!, value!])
+        expect(bad.code).toBe(2)
+        expect(lines(bad.stderr)[0]).toContain(`${flag}: ${reason}, got "${value}"`)
+      }
+    }))
+
   it.live("the same inputs give the same document; the seed is recorded", () =>
     Effect.gen(function*() {
       const a = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json", "--seed", "42"])

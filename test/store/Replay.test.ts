@@ -187,6 +187,29 @@ for (const backend of backends) {
           expect(gone).toBeInstanceOf(DataSource.DataChanged)
           expect(gone.message).toContain(dir)
         }).pipe(Effect.scoped))
+
+      it.effect("a run whose files were read with --adjust adj-close and --ohlc as-given replays, reading them so again", () =>
+        Effect.gen(function*() {
+          const dir = yield* Effect.acquireRelease(
+            Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "swarm-replay-adjust-"))),
+            (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+          )
+          // Yahoo-style files whose adj close is 90 % of the close, and one bar whose open is above its high.
+          const market = Synthetic.generate(marketConfig(3, 150, 12))
+          for (const [symbol, bars] of market.bars) {
+            const rows = bars.map((b, i) =>
+              `${new Date(b.ts).toISOString().slice(0, 10)},${i === 40 ? b.high * 1.01 : b.open},${b.high},${b.low},${b.close},${b.close * 0.9},${b.volume}`
+            )
+            fs.writeFileSync(path.join(dir, `${symbol}.csv`), ["Date,Open,High,Low,Close,Adj Close,Volume", ...rows].join("\n") + "\n")
+          }
+          const parse: Csv.ParseOptions = { adjust: "adjClose", ohlc: "as-given" }
+          expect(yield* failure(Feed.load([dir]))).toMatchObject({ kind: "BadBar" })
+          const feed = yield* Feed.load([dir], { parse })
+          const { result, run } = yield* StoredRun.backtest({ strategy: strategy(3, "adjusted files"), feed, dataSource: DataSource.csv([dir], {}, parse) })
+          expect(result.counts.bars).toBe(450)
+          expect((yield* Runs.get(run)).dataSource).toEqual({ _tag: "csv", paths: [dir], adjust: "adjClose", ohlc: "as-given" })
+          expect((yield* StoredRun.replay(run)).checksum).toBe(result.checksum)
+        }).pipe(Effect.scoped))
     })
 
     describe("checkpoints and resume", () => {
