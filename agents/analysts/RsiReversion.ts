@@ -16,6 +16,10 @@
  * Horizon: 1 bar — an oversold or overbought reading is a call on the next bar.
  *
  * Warm-up: no signal before the (period + 1)-th bar (RSI needs `period` price changes).
+ *
+ * A price that has not moved (a halted or untraded symbol printing the same close bar after bar)
+ * has no gain and no loss: its RSI is 0 ÷ 0, which the indicator's convention reads as 100. Nothing
+ * was overbought; the analyst reads it as 50 instead — flat, midway between the thresholds.
  */
 import { Schema } from "effect"
 import type { Bar } from "../../schemas/Market.js"
@@ -55,8 +59,9 @@ export interface State {
 const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x)
 
 const update = (state: State, bar: Bar, config: Config, allowShort: boolean): Signal<Features> | undefined => {
-  const rsi = state.rsi.update(bar.close)
-  if (rsi === undefined) return undefined
+  const reading = state.rsi.update(bar.close)
+  if (reading === undefined) return undefined
+  const rsi = state.rsi.still ? 50 : reading
   const { overbought, oversold } = config
   const { signal } = state
   const features = signal.features

@@ -231,6 +231,15 @@ export class Rsi implements Indicator<number> {
     return this.seen >= this.warmUp ? this.rsi : undefined
   }
 
+  /**
+   * Whether the averages hold no gain and no loss: the price has not moved (for `period` bars at
+   * the start, or long enough since that the averages decayed to 0). The RSI is then 0 ÷ 0, which
+   * the convention (trading-signals') reads as 100 — no loss — but nothing was bought either.
+   */
+  get still(): boolean {
+    return this.gain === 0 && this.loss === 0
+  }
+
   update(x: number): number | undefined {
     const previous = this.previous
     this.previous = x

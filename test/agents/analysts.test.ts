@@ -409,6 +409,22 @@ describe("rsi_reversion", () => {
     expect(signal.confidence).toBeCloseTo(Math.min(rsi - 30, 70 - rsi) / 20, 12)
   })
 
+  it("a price that does not move is not overbought: read as RSI 50, flat midway, never a short", () => {
+    // A halted symbol printing one close bar after bar: no gain and no loss, an RSI of 0 ÷ 0 that
+    // the indicator's convention calls 100 (it called a short at confidence 1).
+    const still = fromCloses(series(40, () => 100))
+    for (const allowShort of [true, false]) {
+      const signal = last(runAll(model, config, still, allowShort))!
+      expect(signal).toMatchObject({ direction: "flat", confidence: 1 })
+      expect(signal.features.rsi).toBe(50)
+      expect(explain(model, signal, config)).toBe("RSI(14) 50.00 between 30 and 70")
+    }
+    // A rise, then a pause: the averages still hold the rise, and the RSI is the indicator's.
+    const paused = last(runAll(model, config, fromCloses([...series(20, (i) => 100 + i), ...series(5, () => 119)]), true))!
+    expect(paused).toMatchObject({ direction: "short" })
+    expect(paused.features.rsi).toBe(100)
+  })
+
   it("honours custom thresholds", () => {
     const lenient = decode(model, { oversold: 45, overbought: 55 })
     const bars = choppyThen([98, 97, 96])
