@@ -8,7 +8,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import type { ApiKey } from "../../schemas/Auth.js"
 import { UsageError } from "./CliError.js"
-import { json } from "./Flags.js"
+import { choice, json } from "./Flags.js"
 import type { Io } from "./Io.js"
 import * as Remote from "./Remote.js"
 import * as RunRef from "./RunRef.js"
@@ -16,7 +16,7 @@ import { table, wallTime } from "./RunsView.js"
 import type { Wiring } from "./Wiring.js"
 
 const userArg = Args.text({ name: "user" }).pipe(Args.withDescription("The user: their name or id (usr_…)."))
-const role = Options.choice("role", ["admin", "user"])
+const role = choice("role", ["admin", "user"])
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
@@ -46,7 +46,7 @@ const users = (io: Io, wiring: Wiring) =>
 const createUser = (io: Io, wiring: Wiring) =>
   Command.make("create-user", {
     name: Args.text({ name: "name" }).pipe(Args.withDescription("The new user's name.")),
-    role: role.pipe(Options.withDefault("user" as const), Options.withDescription("Their role (default user).")),
+    role: role.pipe(Options.map(Option.getOrElse(() => "user" as const)), Options.withDescription("Their role (default user).")),
     json: json("Print the user and their key as one JSON object on stdout."),
     ...Remote.options
   }, (flags) =>
@@ -121,7 +121,7 @@ const revokeKey = (io: Io, wiring: Wiring) =>
 const setUser = (io: Io, wiring: Wiring) =>
   Command.make("set-user", {
     user: userArg,
-    role: role.pipe(Options.optional, Options.withDescription("Make them an admin or a plain user.")),
+    role: role.pipe(Options.withDescription("Make them an admin or a plain user.")),
     disable: Options.boolean("disable").pipe(Options.withDescription("Disable them: their keys stop working within 30 s; what they own stays.")),
     enable: Options.boolean("enable").pipe(Options.withDescription("Enable them again.")),
     json: json("Print the user as changed as one JSON object on stdout."),

@@ -25,7 +25,7 @@ import * as Approver from "./Approver.js"
 import { OutputError, RunFailed, UsageError } from "./CliError.js"
 import * as EventLog from "./EventLog.js"
 import * as OutDir from "./OutDir.js"
-import { checked } from "./Flags.js"
+import { checked, choice } from "./Flags.js"
 import type { Io } from "./Io.js"
 import * as Period from "./Period.js"
 import * as Progress from "./Progress.js"
@@ -76,13 +76,7 @@ export const options = {
         "a run that stops early writes nothing. An existing directory keeps its other files; these three are replaced."
     )
   ),
-  events: Options.text("events").pipe(
-    Options.withPseudoName("decisions|rounds"),
-    Options.optional,
-    Options.mapEffect(checked("--events", (text: string) =>
-      text === "decisions" || text === "rounds"
-        ? Either.right<Backtest.EventDetail>(text)
-        : Either.left(`expected decisions or rounds, got "${text}"`))),
+  events: choice("events", ["decisions", "rounds"]).pipe(
     Options.withDescription(
       "How much of each round the event log records: decisions (default: rounds whose decision changed the target) or rounds (every opinion and decision)."
     )
@@ -99,13 +93,7 @@ export const options = {
         "low by adj close / close and uses adj close as the close (dividends and splits adjusted)."
     )
   ),
-  ohlc: Options.text("ohlc").pipe(
-    Options.withPseudoName("checked|as-given"),
-    Options.optional,
-    Options.mapEffect(checked("--ohlc", (text: string) =>
-      text === "checked" || text === "as-given"
-        ? Either.right<Csv.ParseOptions["ohlc"]>(text)
-        : Either.left(`expected checked or as-given, got "${text}"`))),
+  ohlc: choice("ohlc", ["checked", "as-given"]).pipe(
     Options.withDescription(
       "checked (default) refuses a row whose high is below its low, or whose open or close lies outside them; as-given keeps " +
         "such rows as written (generated data, as backtrader's benchmark files)."

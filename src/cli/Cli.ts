@@ -115,8 +115,11 @@ const validationLine = (error: ValidationError.ValidationError, argv: ReadonlyAr
     // @effect/cli takes a flag once; the second one is left over, "unknown".
     const flag = m[1]!
     const given = argv.filter((arg) => arg === flag || arg.startsWith(`${flag}=`)).length
-    return flag.startsWith("--") && given > 1 ? `${flag}: given more than once` : `${flag}: unknown argument`
+    if (flag.startsWith("--") && given > 1) return `${flag}: given more than once`
+    // An optional flag given last without its value comes as "unknown" too.
+    return argv.at(-1) === flag && flag.startsWith("--") ? `${flag}: no value given, or not a flag of this command` : `${flag}: unknown argument`
   }
+  if ((m = /^Expected a value following option: '([^']+)'$/.exec(text)) !== null) return `${m[1]}: no value given`
   if ((m = /^'(.*)' is not an? (\w+)$/.exec(text)) !== null) {
     // A value of the wrong kind names no flag: the flag is the word before it.
     const at = argv.indexOf(m[1]!)

@@ -20,6 +20,21 @@ export const checked = <I, A>(flag: string, check: (value: I) => Either.Either<A
       })
   })
 
+/**
+ * An optional flag taking one of a few words (`--mode backtest|paper`): a word not among them is
+ * `--mode: expected backtest or paper, got "live"`, naming the flag (`Options.choice` said only
+ * "Expected one of the following cases: backtest, paper", leaving the reader to guess which flag).
+ */
+export const choice = <const A extends string>(flag: string, words: readonly [A, ...Array<A>]) =>
+  Options.text(flag).pipe(
+    Options.withPseudoName(words.join("|")),
+    Options.optional,
+    Options.mapEffect(checked(`--${flag}`, (text: string) =>
+      (words as ReadonlyArray<string>).includes(text)
+        ? Either.right(text as A)
+        : Either.left(`expected ${words.length === 2 ? words.join(" or ") : `one of ${words.join(", ")}`}, got "${text}"`)))
+  )
+
 /** `--json`, described for the command at hand. */
 export const json = (description: string) => Options.boolean("json").pipe(Options.withDescription(description))
 

@@ -10,7 +10,7 @@ import { Effect, Either, Option, Ref, Schedule, Schema, Stream } from "effect"
 import type { RunData, RunInfo, RunStatus } from "../../schemas/Rpc.js"
 import { RunEvent } from "../../schemas/RunEvent.js"
 import { RemoteFailed, RunFailed, UsageError } from "./CliError.js"
-import { checked, json } from "./Flags.js"
+import { checked, choice, json } from "./Flags.js"
 import type { Io } from "./Io.js"
 import * as Remote from "./Remote.js"
 import * as RemoteView from "./RemoteView.js"
@@ -193,8 +193,8 @@ export const parseData = (text: string): Either.Either<RunData, string> => {
 }
 
 const startOptions = {
-  mode: Options.choice("mode", ["backtest", "paper"]).pipe(
-    Options.withDefault("backtest" as const),
+  mode: choice("mode", ["backtest", "paper"]).pipe(
+    Options.map(Option.getOrElse(() => "backtest" as const)),
     Options.withDescription("backtest: as fast as possible; paper: paced in wall-clock time (--speed).")
   ),
   data: Options.text("data").pipe(

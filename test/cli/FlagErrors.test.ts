@@ -40,6 +40,30 @@ describe("flag errors", () => {
       }
     }))
 
+  it.live("a word not among a flag's choices names the flag and the choices", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+        [["runs", "start", "S", "--mode", "live"], "--mode: expected backtest or paper, got \"live\""],
+        [["admin", "create-user", "bob", "--role", "root"], "--role: expected admin or user, got \"root\""],
+        [["admin", "set-user", "bob", "--role", "root"], "--role: expected admin or user, got \"root\""],
+        [["backtest", "--data", data, "--strategy", sma, "--ohlc", "loose"], "--ohlc: expected checked or as-given, got \"loose\""]
+      ]
+      for (const [args, line] of cases) {
+        const r = yield* swarm(args)
+        expect([r.code, first(r.stderr)], args.join(" ")).toEqual([2, `swarm: ${line}`])
+      }
+    }))
+
+  it.live("a flag given last without its value says so", () =>
+    Effect.gen(function*() {
+      const required = yield* swarm(["backtest", "--data", data, "--strategy"])
+      expect([required.code, first(required.stderr)]).toEqual([2, "swarm: --strategy: no value given"])
+      const optional = yield* swarm(["runs", "start", "S", "--mode"])
+      expect([optional.code, first(optional.stderr)]).toEqual([2, "swarm: --mode: no value given, or not a flag of this command"])
+      const unknown = yield* swarm(["runs", "list", "--frob", "--json"])
+      expect([unknown.code, first(unknown.stderr)]).toEqual([2, "swarm: --frob: unknown argument"])
+    }))
+
   it.live("several missing flags: the first is named, alone", () =>
     Effect.gen(function*() {
       const r = yield* swarm(["backtest"])
