@@ -3,7 +3,7 @@
  * one line in `analysts` below; a test checks that every registered type decodes its default
  * config and answers its protocol.
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Option, ParseResult, Schema } from "effect"
 import { InvalidAgent } from "../schemas/AnalystProtocol.js"
 import type { AgentId } from "../schemas/Ids.js"
 import { type AgentConfig, agentName } from "../schemas/Strategy.js"
@@ -64,6 +64,57 @@ export interface AnalystOf {
   readonly llm: boolean
   readonly actor: (llm: LlmContext | undefined) => AnalystActor
   readonly horizon: number
+  /** The bytes of look-back windows its state takes per symbol (`windowBytes`). */
+  readonly bytesPerSymbol: number
+}
+
+/**
+ * The most a run's analysts may hold in look-back windows, over all its symbols: 256 MiB. Each
+ * look-back is at most 10,000 bars (agents/analysts/internal/params.ts), but a strategy multiplies
+ * them by its analysts and its symbols: 100 analysts with 10,000-bar windows over 1,000 symbols
+ * asked for tens of gigabytes, and took the whole server down with the run when its bars came.
+ */
+export const MAX_WINDOW_BYTES = 256 * 1024 * 1024
+
+/**
+ * The bytes of the typed arrays (the indicators' rings: src/trading/Indicators.ts) reachable from
+ * `state`, a model's fresh state for one symbol: measured, not declared, so a new model is counted
+ * as it is. Plain numbers and small objects are not counted; they do not grow with a look-back.
+ */
+export const windowBytes = (state: unknown): number => {
+  const seen = new Set<object>()
+  let bytes = 0
+  const stack: Array<unknown> = [state]
+  while (stack.length > 0) {
+    const value = stack.pop()
+    if (typeof value !== "object" || value === null || seen.has(value)) continue
+    seen.add(value)
+    if (ArrayBuffer.isView(value)) {
+      bytes += value.byteLength
+      continue
+    }
+    for (const key of Object.keys(value)) stack.push((value as Record<string, unknown>)[key])
+  }
+  return bytes
+}
+
+const mib = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0)} MiB`
+
+/**
+ * Why a roster over `symbols` symbols would hold more than `MAX_WINDOW_BYTES` of look-back windows,
+ * naming the analysts that take the most, or undefined.
+ */
+export const oversizedRoster = (roster: ReadonlyArray<AnalystOf>, symbols: number): InvalidAgent | undefined => {
+  const total = roster.reduce((sum, a) => sum + a.bytesPerSymbol, 0) * symbols
+  if (total <= MAX_WINDOW_BYTES) return undefined
+  const largest = [...roster].sort((a, b) => b.bytesPerSymbol - a.bytesPerSymbol)
+  const named = largest.slice(0, 3).map((a) => `${a.name} ${mib(a.bytesPerSymbol * symbols)}`).join(", ")
+  return new InvalidAgent({
+    agent: largest[0]!.name,
+    field: "agents",
+    reason: `the analysts' look-back windows would take ${mib(total)} over ${symbols} symbol${symbols === 1 ? "" : "s"} (${named}${roster.length > 3 ? ", …" : ""}), ` +
+      `more than the ${mib(MAX_WINDOW_BYTES)} a run may hold: trade fewer symbols, or use fewer or shorter look-backs`
+  })
 }
 
 /** Whether any agent of a roster thinks with a language model. */
@@ -99,7 +150,13 @@ export const analystOf = (
   }
   if (model !== undefined) {
     const actor = Analyst.make({ name, model, config: config.right, allowShort })
-    return Either.right({ name, llm: false, actor: () => actor, horizon: model.horizon(config.right) })
+    return Either.right({
+      name,
+      llm: false,
+      actor: () => actor,
+      horizon: model.horizon(config.right),
+      bytesPerSymbol: windowBytes(model.init(config.right))
+    })
   }
   const kind = thinker!
   return Either.right({
@@ -110,26 +167,40 @@ export const analystOf = (
       if (llm === undefined) throw new Error(`agent ${name} (${kind.type}) needs the run's language-model context`)
       return LlmAnalyst.make({ name, kind, config: config.right, allowShort, ...llm })
     },
-    horizon: kind.horizon(config.right)
+    horizon: kind.horizon(config.right),
+    // A brief's bars (at most 200) and its fixed indicators: small beside the 10,000-bar windows above.
+    bytesPerSymbol: 0
   })
 }
 
 /**
+ * A strategy's roster resolved against `registry`: each agent entry (`analystOf`), then the whole
+ * roster's look-back windows over the strategy's symbols (`oversizedRoster`). The first problem is
+ * the error.
+ */
+export const rosterOf = (
+  strategy: { readonly agents: ReadonlyArray<AgentConfig>; readonly allowShort: boolean; readonly symbols: ReadonlyArray<string> },
+  registry: ReadonlyMap<string, AnyModel> = analysts
+): Either.Either<ReadonlyArray<AnalystOf>, InvalidAgent> => {
+  const roster: Array<AnalystOf> = []
+  for (let i = 0; i < strategy.agents.length; i++) {
+    const resolved = analystOf(strategy.agents[i]!, i, strategy.allowShort, registry)
+    if (Either.isLeft(resolved)) return Either.left(resolved.left)
+    roster.push(resolved.right)
+  }
+  const oversized = oversizedRoster(roster, strategy.symbols.length)
+  return oversized === undefined ? Either.right(roster) : Either.left(oversized)
+}
+
+/**
  * The first of a strategy's agent entries that cannot be resolved against `registry` (an unknown
- * type, params its config refuses), or undefined: what saving a strategy checks, so that a run of
- * it does not fail to start.
+ * type, params its config refuses), or a roster whose look-back windows are too large for its
+ * symbols, or undefined: what saving a strategy checks, so that a run of it does not fail to start.
  */
 export const invalidAgentOf = (
-  agents: ReadonlyArray<AgentConfig>,
-  allowShort: boolean,
+  strategy: Parameters<typeof rosterOf>[0],
   registry: ReadonlyMap<string, AnyModel> = analysts
-): InvalidAgent | undefined => {
-  for (let i = 0; i < agents.length; i++) {
-    const resolved = analystOf(agents[i]!, i, allowShort, registry)
-    if (Either.isLeft(resolved)) return resolved.left
-  }
-  return undefined
-}
+): InvalidAgent | undefined => Option.getOrUndefined(Either.getLeft(rosterOf(strategy, registry)))
 
 /** The actor spec of the strategy's `index`-th agent entry, or why there cannot be one. */
 export const analystSpec = (

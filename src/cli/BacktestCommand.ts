@@ -11,7 +11,7 @@ import { Command, Options } from "@effect/cli"
 import { Effect, Either, Option } from "effect"
 import { writeFile } from "node:fs/promises"
 import * as Path from "node:path"
-import { analystOf, analysts } from "../../agents/registry.js"
+import { analysts, rosterOf } from "../../agents/registry.js"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
 import * as Csv from "../market/Csv.js"
 import * as DataSource from "../market/DataSource.js"
@@ -158,11 +158,9 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
       symbols: strategy.symbols
     }
     // The roster against the registry too (the run would refuse it at its start, recorded as a failed run).
-    for (const [index, agent] of strategy.agents.entries()) {
-      const analyst = analystOf(agent, index, strategy.allowShort, wiring.registry ?? analysts)
-      if (Either.isLeft(analyst)) {
-        return yield* new StrategyFileError({ file: flags.strategy, problems: [{ field: analyst.left.field, message: analyst.left.reason }] })
-      }
+    const roster = rosterOf(strategy, wiring.registry ?? analysts)
+    if (Either.isLeft(roster)) {
+      return yield* new StrategyFileError({ file: flags.strategy, problems: [{ field: roster.left.field, message: roster.left.reason }] })
     }
     const adjust = Option.getOrUndefined(flags.adjust)
     const ohlc = Option.getOrUndefined(flags.ohlc)

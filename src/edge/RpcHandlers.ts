@@ -93,7 +93,7 @@ export const StrategyHandlers = StrategyRpcs.toLayer(Effect.gen(function*() {
    * `body.risk.limits.maxDrawdownPct`, `strategy.rules.0.allowSymbols.1`).
    */
   const runnable = (field: string, strategy: Strategy) => {
-    const invalid = invalidAgentOf(strategy.agents, strategy.allowShort)
+    const invalid = invalidAgentOf(strategy)
     if (invalid !== undefined) {
       return Effect.fail(new InvalidRequest({ field: `${field}.${invalid.field.replace(/\[(\d+)\]/g, ".$1")}`, reason: invalid.reason }))
     }

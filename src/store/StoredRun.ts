@@ -18,7 +18,7 @@
 import type { SqlClient } from "@effect/sql"
 import { Cause, Effect, Either, Exit, Option, ParseResult, Schema } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
-import { analystOf, analysts } from "../../agents/registry.js"
+import { analysts, rosterOf } from "../../agents/registry.js"
 import type { RunId, StrategyId, Timestamp } from "../../schemas/Ids.js"
 import * as DataSource from "../market/DataSource.js"
 import type { Feed } from "../market/Feed.js"
@@ -367,9 +367,7 @@ const recordedApprover = (run: RunId, live: Backtest.Options["approver"]) =>
 export const backtest = (options: Options) =>
   Effect.gen(function*() {
     // The roster and the symbols first: a run the engine would refuse at its start records nothing.
-    for (const [index, agent] of options.strategy.agents.entries()) {
-      yield* analystOf(agent, index, options.strategy.allowShort, options.registry ?? analysts)
-    }
+    yield* rosterOf(options.strategy, options.registry ?? analysts)
     yield* Backtest.checkSymbols(options.strategy, options.feed)
     const owner = options.owner ?? (yield* Users.ensureLocal())
     const saved = options.version === undefined

@@ -14,7 +14,7 @@
  * run (`RunFailed`).
  */
 import { Effect, Either, Schema } from "effect"
-import { type AnalystOf, analystOf, analysts as defaultRegistry, type LlmContext } from "../../agents/registry.js"
+import { type AnalystOf, rosterOf, analysts as defaultRegistry, type LlmContext } from "../../agents/registry.js"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import * as Coordinator from "../../agents/Coordinator.js"
 import * as ExecutionDesk from "../../agents/ExecutionDesk.js"
@@ -119,15 +119,8 @@ const JUDGE_TIMEOUT_MILLIS = 10_000
 const resolveRoster = (
   strategy: Strategy,
   registry: ReadonlyMap<string, AnyModel>
-): Either.Either<ReadonlyArray<AnalystOf & { readonly weight: number }>, InvalidAgent> => {
-  const resolved: Array<AnalystOf & { readonly weight: number }> = []
-  for (let i = 0; i < strategy.agents.length; i++) {
-    const analyst = analystOf(strategy.agents[i]!, i, strategy.allowShort, registry)
-    if (Either.isLeft(analyst)) return Either.left(analyst.left)
-    resolved.push({ ...analyst.right, weight: strategy.agents[i]!.weight })
-  }
-  return Either.right(resolved)
-}
+): Either.Either<ReadonlyArray<AnalystOf & { readonly weight: number }>, InvalidAgent> =>
+  Either.map(rosterOf(strategy, registry), (roster) => roster.map((analyst, i) => ({ ...analyst, weight: strategy.agents[i]!.weight })))
 
 export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidAgent, ActorSystem> =>
   Effect.gen(function*() {

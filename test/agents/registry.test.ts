@@ -8,7 +8,7 @@ import { Opinion } from "../../schemas/Opinion.js"
 import { AgentConfig } from "../../schemas/Strategy.js"
 import * as Analyst from "../../agents/Analyst.js"
 import { copySignal, type Model } from "../../agents/analysts/Model.js"
-import { analystOf, analysts, analystSpec, llmAnalysts } from "../../agents/registry.js"
+import { analystOf, analysts, analystSpec, invalidAgentOf, llmAnalysts, MAX_WINDOW_BYTES, rosterOf, windowBytes } from "../../agents/registry.js"
 import type { RunId } from "../../schemas/Ids.js"
 import { defaultLlmConfig } from "../../schemas/Llm.js"
 import { LlmSession } from "../../src/llm/LlmSession.js"
@@ -136,6 +136,36 @@ describe("the agent registry", () => {
     // The bound itself is a window like any other.
     expect(Either.isRight(analystSpec(agent({ type: "sma_crossover", params: { fast: 9_999, slow: 10_000 } }), 0, false))).toBe(true)
     expect(Either.isRight(analystSpec(agent({ type: "bollinger_breakout", params: { period: 10_000 } }), 0, false))).toBe(true)
+  })
+
+  it("a roster whose look-back windows over its symbols pass 256 MiB is refused, naming the largest; the state is measured", () => {
+    // Measured from the model's fresh state: an SMA keeps a ring and a running tail per average.
+    const sma = analystOf(agent({ type: "sma_crossover", params: { fast: 9_999, slow: 10_000 } }), 0, false)
+    expect(Either.isRight(sma) && sma.right.bytesPerSymbol).toBe(2 * 8 * (9_999 + 10_000))
+    const rsi = analystOf(agent({ type: "rsi_reversion", params: { period: 10_000 } }), 0, false)
+    expect(Either.isRight(rsi) && rsi.right.bytesPerSymbol).toBe(0)
+    expect(windowBytes({ a: new Float64Array(10), b: [new Uint8Array(3), { c: new Float64Array(1) }], n: 5 })).toBe(80 + 3 + 8)
+
+    const symbols = (n: number) => Array.from({ length: n }, (_, i) => `S${i}`)
+    const wide = [
+      agent({ type: "sma_crossover", name: "long-sma", params: { fast: 9_999, slow: 10_000 } }),
+      agent({ type: "bollinger_breakout", name: "wide-bands", params: { period: 10_000 } }),
+      agent({ type: "rsi_reversion" })
+    ]
+    const refused = rosterOf({ agents: wide, allowShort: false, symbols: symbols(1_000) })
+    expect(Either.isLeft(refused) && refused.left).toMatchObject({
+      _tag: "InvalidAgent",
+      agent: "wide-bands",
+      field: "agents",
+      reason: "the analysts' look-back windows would take 610 MiB over 1000 symbols (wide-bands 305 MiB, long-sma 305 MiB, rsi_reversion 0.0 MiB), " +
+        "more than the 256 MiB a run may hold: trade fewer symbols, or use fewer or shorter look-backs"
+    })
+    expect(invalidAgentOf({ agents: wide, allowShort: false, symbols: symbols(1_000) })?.field).toBe("agents")
+    // The same roster over fewer symbols, and the usual rosters over many, fit.
+    expect(Either.isRight(rosterOf({ agents: wide, allowShort: false, symbols: symbols(400) }))).toBe(true)
+    const six = ["sma_crossover", "ema_crossover", "rsi_reversion", "bollinger_breakout", "macd_momentum", "volume_surge"].map((type) => agent({ type }))
+    expect(Either.isRight(rosterOf({ agents: six, allowShort: false, symbols: symbols(1_000) }))).toBe(true)
+    expect(MAX_WINDOW_BYTES).toBe(256 * 1024 * 1024)
   })
 })
 

@@ -338,6 +338,18 @@ for (const backend of backends) {
         expect(thin).toMatchObject({ _tag: "InvalidRequest", field: "body.risk.limits.minCashReservePct" })
         expect((yield* alice("strategies.update", { strategy: "runnable", body: limited("runnable", { maxDrawdownPct: 25, minCashReservePct: 15 }) })).version).toBe(2)
 
+        // Look-back windows too large for the symbols: refused when saved, not an out-of-memory server later.
+        const huge = Schema.decodeUnknownSync(Strategy)({
+          name: "huge",
+          symbols: Array.from({ length: 1_000 }, (_, i) => `H${i}`),
+          agents: [1, 2].map((n) => ({ type: "bollinger_breakout", name: `bands-${n}`, params: { period: 10_000 } }))
+        })
+        expect(yield* Effect.flip(alice("strategies.create", { strategy: huge }))).toMatchObject({
+          _tag: "InvalidRequest",
+          field: "strategy.agents",
+          reason: expect.stringMatching(/^the analysts' look-back windows would take 610 MiB over 1000 symbols \(/)
+        })
+
         // More initial cash than the books have room for: refused at the edge (a stored strategy keeps decoding).
         const rich = Schema.decodeUnknownSync(Strategy)({ name: "rich", symbols: symbolsOf(2), agents: [{ type: "sma_crossover" }], initialCash: "5000000000" })
         expect(yield* Effect.flip(alice("strategies.create", { strategy: rich }))).toMatchObject({
