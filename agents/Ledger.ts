@@ -8,7 +8,9 @@
  * Events: `TradeClosed` for each round trip a fill closes, `PortfolioUpdated` after the fills of a
  * timestamp — cash, equity, exposures and P&L of the whole book, and the positions those fills
  * changed (a 100-symbol book listed in full on every fill would be most of a backtest's log; a
- * dashboard keeps the latest position per symbol). A crash keeps the books (the state before the failed message): losing them would be
+ * dashboard keeps the latest position per symbol). With `wholeBook` (paper runs, watched live) every
+ * marked timestamp with an open position or a fill reports the whole book at its marks, so equity
+ * and each position's value move with the market between trades, not only at them. A crash keeps the books (the state before the failed message): losing them would be
  * worse than any bug that crashed it. Books past the exact money range stop the run (`stopBooks`):
  * the fills of the message that got there are booked if they can be (every fill the desk reported
  * is in the books the run's report shows), at the marks before it if its own marks are past the
@@ -38,6 +40,8 @@ export interface LedgerOptions {
   readonly metrics: MetricsConfig
   /** Called after each timestamp is marked (progress reporting). */
   readonly onMark?: (ts: Timestamp, equity: Money) => void
+  /** Report the whole book at every marked timestamp with an open position or a fill (paper runs). */
+  readonly wholeBook?: boolean
 }
 
 interface Waiting {
@@ -122,11 +126,17 @@ const measure = (
   books: Books,
   ts: Timestamp,
   fills: ReadonlyArray<Fill>,
+  marked: boolean,
   restore: () => void
 ): Either.Either<{ readonly equity: Money; readonly snapshot: PortfolioSnapshot | undefined }, MoneyOutOfRange> => {
   try {
     const equity = Ledger.equityFromMarks(books.state, books.marks)
-    return Either.right({ equity, snapshot: fills.length > 0 ? books.snapshot(ts, fills) : undefined })
+    const snapshot = books.options.wholeBook === true && marked && (fills.length > 0 || Ledger.openPositions(books.state) > 0)
+      ? books.snapshot(ts)
+      : fills.length > 0
+      ? books.snapshot(ts, fills)
+      : undefined
+    return Either.right({ equity, snapshot })
   } catch (error) {
     if (error instanceof MoneyOutOfRange) return Either.left(error)
     restore()
@@ -182,13 +192,14 @@ export const make = (options: LedgerOptions) =>
               if (bars.length > 0) books.marks.set(books.saved)
             }
             books.state = state
-            let measured = measure(books, ts, fills, restore)
+            const marked = bars.length > 0 && ts > books.markedTs
+            let measured = measure(books, ts, fills, marked, restore)
             if (Either.isLeft(measured) && bars.length > 0) {
               // Marks that take the books past the range: the fills (the desk reported them) are
               // booked at the marks before this message, which held.
               stop ??= pastRange(measured.left, ts)
               books.marks.set(books.saved)
-              measured = measure(books, ts, fills, restore)
+              measured = measure(books, ts, fills, marked, restore)
             }
             if (Either.isLeft(measured)) {
               // The fills themselves do: the books stay as they were before this message, with
@@ -203,7 +214,7 @@ export const make = (options: LedgerOptions) =>
               books.exposed = Ledger.openPositions(state) > 0
               for (const trade of Ledger.trades(state, before)) log.emit("TradeClosed", { trade })
             }
-            if (bars.length > 0 && ts > books.markedTs) {
+            if (marked) {
               const day = Math.floor(ts / DAY_MS)
               // The day starts from the equity at the previous mark (yesterday's close).
               if (day !== books.day) {

@@ -350,6 +350,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           ...(options.faults === undefined ? {} : { faults: options.faults }),
           ...(session === undefined ? {} : { llm: { session, wallClock: options.mode === "paper" } }),
           ...(sampler === undefined ? {} : { sampler }),
+          // Watched live: equity and positions move with the market between fills (agents/Ledger.ts).
+          ...(options.mode === "paper" ? { wholeBook: true } : {}),
           onMark: (_, e) => {
             equity = e
           }

@@ -42,6 +42,8 @@ export interface RunOptions {
   readonly events: "decisions" | "rounds"
   readonly registry?: ReadonlyMap<string, AnyModel>
   readonly onMark?: (ts: Timestamp, equity: Money) => void
+  /** The ledger reports the whole book at every marked timestamp (paper runs: agents/Ledger.ts `wholeBook`). */
+  readonly wholeBook?: boolean
   readonly faults?: Faults
   /** The run's language-model session, for the LLM analysts of its roster (required when it has any). */
   readonly llm?: Omit<LlmContext, "log" | "deadlineMillis">
@@ -144,7 +146,8 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       initialCash: strategy.initialCash,
       symbols: strategy.symbols,
       metrics: strategy.metrics,
-      ...(options.onMark === undefined ? {} : { onMark: options.onMark })
+      ...(options.onMark === undefined ? {} : { onMark: options.onMark }),
+      ...(options.wholeBook === true ? { wholeBook: true } : {})
     })
     const desk = ExecutionDesk.make({ log, execution: strategy.execution, ledger: () => wires.ledger!, initialCash: strategy.initialCash })
     const risk = RiskOfficer.make({

@@ -17,14 +17,15 @@ import { AAA, at, bar, BBB, fillOf, inSpine, order, type Spine, units } from "./
 
 const CASH = 100_000
 
-const spawnLedger = (spine: Spine, name = "ledger") =>
+const spawnLedger = (spine: Spine, name = "ledger", wholeBook = false) =>
   spine.inSystem(
     Actor.spawn(
       LedgerAgent.make({
         log: spine.log,
         initialCash: units(CASH),
         symbols: [AAA, BBB],
-        metrics: Schema.decodeUnknownSync(MetricsConfig)({})
+        metrics: Schema.decodeUnknownSync(MetricsConfig)({}),
+        ...(wholeBook ? { wholeBook } : {})
       }),
       { name }
     )
@@ -88,6 +89,25 @@ describe("the ledger agent", () => {
     const updated = spine.ofTag("PortfolioUpdated")
     expect(updated).toHaveLength(1)
     expect(updated[0]!.snapshot.equity).toBe(units(CASH + 100))
+  }))
+
+  it("with wholeBook (paper runs) every marked timestamp with a position reports the whole book at its marks", inSpine((spine) => {
+    const ledger = spawnLedger(spine, "ledger", true)
+    // Nothing held and no fill: nothing moves, nothing is said.
+    book(spine, ledger, t0, [bar(AAA, t0, { close: 95 }), bar(BBB, t0, { close: 50 })])
+    expect(spine.ofTag("PortfolioUpdated")).toHaveLength(0)
+    // The buy's fill: the whole book (AAA; BBB is flat, so not listed).
+    book(spine, ledger, t1, [bar1, bar(BBB, t1, { close: 50 })], [buyFill])
+    // No fill, and only BBB's bar: reported all the same, AAA at its last close.
+    book(spine, ledger, t2, [bar(BBB, t2, { close: 55 })])
+    // No fill: AAA re-marked at 90, and equity with it.
+    book(spine, ledger, t3, [bar(AAA, t3, { close: 90 })])
+    const updated = spine.ofTag("PortfolioUpdated").map((e) => e.snapshot)
+    expect(updated.map((s) => [s.ts, s.equity])).toEqual([[t1, units(CASH + 100)], [t2, units(CASH + 100)], [t3, units(CASH - 100)]])
+    expect(updated[2]!.positions).toMatchObject([{ symbol: AAA, quantity: 10, markPrice: 90, marketValue: units(900), unrealizedPnl: units(-100) }])
+    // The same timestamp booked again (a late fill of it) reports no second mark of it.
+    book(spine, ledger, t3, [bar(AAA, t3, { close: 90 })])
+    expect(spine.ofTag("PortfolioUpdated")).toHaveLength(3)
   }))
 
   it("answers ViewBooks for a time not booked yet only once the Book of that time arrives, with its fills", inSpine((spine) => {

@@ -109,6 +109,30 @@ describe("a backtest", () => {
       expect(ofTag(events, "TradeClosed").length).toBe(result.trades.length)
     }))
 
+  it.effect("a paper run reports the whole book at every bar it holds a position: equity moves with the market, not only at fills", () =>
+    Effect.gen(function*() {
+      const paper = yield* record({ strategy: strategy(), feed: market(120), mode: "paper" })
+      const backtest = yield* record({ strategy: strategy(), feed: market(120) })
+      // The same trading.
+      for (const tag of ["DecisionMade", "OrderPlaced", "OrderFilled", "TradeClosed"] as const) {
+        expect(ofTag(paper.events, tag).map((e) => JSON.stringify({ ...e, seq: 0 }))).toEqual(ofTag(backtest.events, tag).map((e) => JSON.stringify({ ...e, seq: 0 })))
+      }
+      const backtestMarks = ofTag(backtest.events, "PortfolioUpdated")
+      const paperMarks = ofTag(paper.events, "PortfolioUpdated")
+      expect(backtestMarks.length).toBe(new Set(ofTag(backtest.events, "OrderFilled").map((e) => e.fill.ts)).size)
+      // From the first fill on, a snapshot per timestamp (the book is never flat here again), each
+      // listing every open position at its mark; the last is the books the run ended with.
+      const firstFill = ofTag(paper.events, "OrderFilled")[0]!.fill.ts
+      const times = paperMarks.map((e) => e.snapshot.ts)
+      expect(times[0]).toBe(firstFill)
+      expect(times.at(-1)).toBe(paper.result.to)
+      expect(times.every((ts, i) => i === 0 || ts > times[i - 1]!)).toBe(true)
+      expect(paperMarks.length).toBeGreaterThan(backtestMarks.length + 50)
+      const last = paperMarks.at(-1)!.snapshot
+      expect(last.equity).toBe(paper.result.portfolio.equity)
+      expect(last.positions).toEqual(paper.result.portfolio.positions.filter((p) => p.quantity !== 0))
+    }))
+
   it.effect("is deterministic: the same inputs and seed give the same events, byte for byte", () =>
     Effect.gen(function*() {
       const a = yield* record({ strategy: strategy(), feed: market(250), seed: "42" })
