@@ -84,7 +84,7 @@ class Subscriber implements Subscription {
   private lastTaken = 0
 
   constructor(
-    private readonly backlog: Backlog,
+    private backlog: Backlog,
     public position: number,
     private readonly capacity: number
   ) {}
@@ -109,10 +109,17 @@ class Subscriber implements Subscription {
     this.wake()
   }
 
-  /** Dropped: the pending events are let go (its position moves to the end), `Overflow` comes next. */
+  /**
+   * Dropped: the pending events are let go and `Overflow` comes next. It lets go of the shared
+   * backlog too, for an empty one of its own: once it is no longer among the run's subscribers,
+   * the others' trims (and a publish to nobody) move the backlog's `offset` past its position, and
+   * reading there would index before the events; nor is it to be given what the run publishes
+   * after it was dropped.
+   */
   overflow(): void {
     if (this.terminal !== undefined) return
     this.position = this.backlog.end
+    this.backlog = Object.assign(new Backlog(), { offset: this.position })
     this.terminal = { _tag: "Overflow", lastDelivered: this.lastTaken }
     this.wake()
   }

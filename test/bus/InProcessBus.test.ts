@@ -12,6 +12,11 @@ import * as InProcessBus from "../../src/bus/InProcessBus.js"
 const ev = (seq: number): BusEvent => ({ seq, tag: seq % 2 === 0 ? "Even" : "Odd", json: `{"seq":${seq}}` })
 const seqs = (deliveries: ReadonlyArray<Delivery>) => deliveries.map((d) => (d._tag === "Event" ? d.event.seq : d._tag))
 
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+/** The publisher's turn is over: the bus has woken (and dropped) its subscribers. */
+const nextTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
 /** Take until a terminal delivery; every delivery, in order. */
 const drain = (sub: { readonly take: Effect.Effect<Delivery> }) =>
   Effect.gen(function*() {
@@ -76,6 +81,35 @@ describe("InProcessBus", () => {
       expect(all.length).toBe(100_002)
       expect(seqs(all).every((s, i) => s === i + 1)).toBe(true)
       yield* Effect.logDebug(`100k publishes with a stuck subscriber: ${millis.toFixed(1)} ms`)
+    }))
+
+  it.scoped("a dropped subscriber gets Overflow, and only that, however the run goes on after it", () =>
+    Effect.gen(function*() {
+      const bus = yield* InProcessBus.make()
+      // Alone: it is dropped at the wake-up after the burst, and the run then publishes to nobody.
+      const alone = yield* bus.subscribe("r", { buffer: 3 })
+      for (let seq = 1; seq <= 10; seq++) bus.publish("r", ev(seq))
+      yield* nextTurn
+      expect(bus.subscribers("r")).toBe(0)
+      for (let seq = 11; seq <= 15; seq++) bus.publish("r", ev(seq))
+      yield* nextTurn
+      expect(seqs(yield* alone.takeAll)).toEqual(["Overflow"])
+      expect(yield* alone.take).toEqual({ _tag: "Overflow", lastDelivered: 0 })
+
+      // Beside one that keeps up: what all the others have taken is let go, and what comes after
+      // the drop is not the dropped one's.
+      const dropped = yield* bus.subscribe("s", { buffer: 3 })
+      const reader = yield* bus.subscribe("s")
+      bus.publish("s", ev(1))
+      expect(seqs(yield* dropped.takeAll)).toEqual([1])
+      for (let seq = 2; seq <= 10; seq++) bus.publish("s", ev(seq))
+      yield* nextTurn
+      expect(seqs(yield* reader.takeAll)).toEqual(range(1, 10))
+      for (let seq = 11; seq <= 30; seq++) bus.publish("s", ev(seq))
+      yield* nextTurn
+      expect(seqs(yield* reader.takeAll)).toEqual(range(11, 30))
+      expect(seqs(yield* dropped.takeAllWithin(0))).toEqual(["Overflow"])
+      expect(yield* dropped.take).toEqual({ _tag: "Overflow", lastDelivered: 1 })
     }))
 
   it.scoped("a subscription is removed when its scope closes, and an idle run is forgotten with it", () =>

@@ -3,11 +3,12 @@
  * catching up with a database that lagged the run by more than the bus's ring holds — no event after
  * the end pulls the missing ones in, so the follower reads the database one last time (and the
  * ring) before it ends. Deterministic: the follower's subscription is held until the test has
- * committed the run's events and ended it. On every back-end.
+ * committed the run's events and ended it. And its early stop: a follower the run overruns is
+ * stopped with `overflow` and where to resume, however the run goes on meanwhile. On every back-end.
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Fiber, Layer, Stream } from "effect"
+import { Cause, Chunk, Deferred, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
 import type { EventBusService, Subscription } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as Follow from "../../src/edge/Follow.js"
@@ -30,6 +31,9 @@ const heldBus = (bus: EventBusService, open: Deferred.Deferred<void>, waiting: D
       }))
   }
 }
+
+/** The publisher's turn is over: the bus has woken (and dropped) its subscribers. */
+const nextTurn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
 for (const backend of backends) {
   const environment = Layer.effectDiscard(Effect.orDie(createUsers)).pipe(Layer.provideMerge(backend.store))
@@ -58,6 +62,37 @@ for (const backend of backends) {
         const events = yield* Fiber.join(follower)
         expect(events.map((e) => e.seq)).toEqual(range(1, 20))
         for (const e of events) expect(e.json).toBe(run.body(e.seq))
+      }))
+
+    it.scoped("a follower that falls too far behind stops with overflow and where to resume, while the run publishes on", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.make()
+        const run = yield* simulatedRun(bus, "alice")
+        run.publish(1, 2)
+        yield* run.commit(2)
+        const open = yield* Deferred.make<void>()
+        const waiting = yield* Deferred.make<void>()
+        const sql = yield* SqlClient.SqlClient
+        const follower = yield* Effect.fork(
+          Follow.follow({ bus: heldBus(bus, open, waiting), sql }, run.id, 0, { buffer: 3 }).pipe(
+            Stream.runCollect,
+            Effect.exit
+          )
+        )
+        // It has given 1..2 and waits on its subscription, which the run overruns: dropped at the
+        // wake-up after the burst, it is followed by nobody while the run goes on.
+        yield* Deferred.await(waiting)
+        run.publish(3, 12)
+        yield* nextTurn
+        expect(bus.subscribers(run.id)).toBe(0)
+        run.publish(13, 17)
+        yield* nextTurn
+        yield* Deferred.succeed(open, undefined)
+        // Told, not crashed: the SSE endpoint makes this its `overflow` frame, `runs.events` its `Unavailable`.
+        const exit = yield* Fiber.join(follower)
+        expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toEqual(
+          Option.some(expect.objectContaining({ _tag: "FollowStopped", reason: "overflow", lastEventId: 2 }))
+        )
       }))
   })
 }
