@@ -221,8 +221,16 @@ export class RunRpcs extends RpcGroup.make(
    * its length and head; or the first position that does not verify, and why.
    */
   Rpc.make("runs.verify", { payload: { run: Ref }, success: AuditReport, error: Schema.Union(RunNotFound, Unavailable) }),
-  /** The run's events after `since`, then live until the run ends (no gap, no duplicate). */
-  Rpc.make("runs.events", { payload: { run: Ref, since: Schema.optional(Seq) }, success: StreamedEvent, error: Schema.Union(RunNotFound, Unavailable), stream: true })
+  /**
+   * The run's events after `since`, then live until the run ends (no gap, no duplicate). The key is
+   * checked again while it streams: `Unauthorized` ends it once the key is revoked or its user disabled.
+   */
+  Rpc.make("runs.events", {
+    payload: { run: Ref, since: Schema.optional(Seq) },
+    success: StreamedEvent,
+    error: Schema.Union(RunNotFound, Unavailable, Unauthorized),
+    stream: true
+  })
 ).middleware(Authenticated) {}
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  * The service is a Tag so the server, the SSE endpoint and the RPC handlers share one, and tests
  * can give their own.
  */
-import { Context, type Effect } from "effect"
+import { Context, Duration, Effect } from "effect"
 import type { Principal, Unauthorized } from "../../schemas/Auth.js"
 import type { Unavailable } from "../../schemas/Rpc.js"
 
@@ -14,3 +14,28 @@ export interface AuthService {
 }
 
 export class Authenticator extends Context.Tag("swarm/edge/Authenticator")<Authenticator, AuthService>() {}
+
+/**
+ * How often a stream checks again the key it was opened with. A request is authenticated once,
+ * but a stream of a run's events may last for hours: without a check, a revoked key or a disabled
+ * user's would go on receiving. Every 15 s (an SSE heartbeat's period) costs little: the
+ * authenticator caches its answers for 30 s (AuthLive.ts), so most checks are a cache hit, and a
+ * revocation ends the stream within 45 s (the 30 s the last answer is reused, then the next check).
+ */
+export const RECHECK = Duration.seconds(15)
+
+/** `RECHECK` unless a test gives a shorter one (the RPC stream reads it; the SSE route has its option). */
+export class Recheck extends Context.Reference<Recheck>()("swarm/edge/Auth/Recheck", {
+  defaultValue: (): Duration.Duration => RECHECK
+}) {}
+
+/**
+ * Fails with `Unauthorized` once `key` no longer authenticates, checked every `every`; never
+ * succeeds (a stream stops with it by `Stream.interruptWhen`). A database that cannot answer
+ * (`Unavailable`) is no refusal: the stream goes on, and the next check asks again.
+ */
+export const refusal = (auth: AuthService, key: string, every: Duration.DurationInput): Effect.Effect<never, Unauthorized> => {
+  // Asked anew each time: an authenticator may decide when it is called, not when its answer runs.
+  const check = Effect.suspend(() => auth.authenticate(key)).pipe(Effect.asVoid, Effect.catchTag("Unavailable", () => Effect.void))
+  return Effect.forever(Effect.zipRight(Effect.sleep(every), check))
+}

@@ -36,6 +36,8 @@ import * as RecordedLatest from "../store/RecordedLatest.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
 import * as Users from "../store/Users.js"
+import * as Auth from "./Auth.js"
+import { bearerKey } from "./RpcAuth.js"
 import { RunEvents } from "./RunEvents.js"
 import { RunManager } from "./RunManager.js"
 import { unavailable } from "./Unavailable.js"
@@ -179,6 +181,8 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<SqlClient.SqlClient>()
   const manager = yield* RunManager
   const events = yield* RunEvents
+  const auth = yield* Auth.Authenticator
+  const recheck = yield* Auth.Recheck
   // The latest values of runs, kept by whichever process executes them (in Redis when configured).
   const cache = Option.getOrUndefined(yield* Effect.serviceOption(LatestCache.LatestCache))
   const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
@@ -247,10 +251,16 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           report.ok
             ? { ok: true as const, run: runOfStream(report.stream), entries: report.entries, head: report.head }
             : { ok: false as const, run: runOfStream(report.stream), position: report.position, reason: report.reason }))),
-    "runs.events": ({ run, since }) =>
-      Stream.unwrapScoped(as((p) =>
-        unavailable(Effect.map(Runs.getSummary(run, ownerFilter(p)), (record) => events.after(record.id as RunId, since ?? 0)))
+    "runs.events": ({ run, since }, { headers }) => {
+      // The middleware let the request in with this key; a stream may outlast the key (revoked, its user disabled).
+      const key = bearerKey(headers["authorization"])
+      return Stream.unwrapScoped(as((p) =>
+        unavailable(Effect.map(Runs.getSummary(run, ownerFilter(p)), (record) => {
+          const stream = events.after(record.id as RunId, since ?? 0)
+          return key === undefined ? stream : Stream.interruptWhen(stream, Auth.refusal(auth, key, recheck))
+        }))
       ))
+    }
   }
 }))
 

@@ -9,6 +9,10 @@
  * client is told so (`event: overflow`) and disconnected, to come back with `Last-Event-ID` and
  * read the rest from the database. A live event's frame is encoded once, whatever the number of
  * clients it goes to, and each client gets what is ready as one write.
+ *
+ * The key is checked again while the stream lasts (every `recheck`): once it no longer
+ * authenticates — revoked, or its user disabled — the client is told so (`event: error`,
+ * `Unauthorized`) and disconnected; its EventSource's reconnection then gets a 401 and stops.
  */
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
@@ -18,7 +22,7 @@ import type { RunId } from "../../schemas/Ids.js"
 import { InvalidRequest } from "../../schemas/Rpc.js"
 import { type BusEvent, EventBus } from "../bus/EventBus.js"
 import * as Runs from "../store/Runs.js"
-import { Authenticator } from "./Auth.js"
+import * as Auth from "./Auth.js"
 import * as Follow from "./Follow.js"
 
 export const path = "/v1/runs/:id/events"
@@ -34,6 +38,8 @@ export interface Options {
   readonly poll?: Duration.DurationInput
   /** The reconnection delay advised to EventSource clients (`retry:`). Default 1 s. */
   readonly retry?: Duration.DurationInput
+  /** How often the client's key is checked again while the stream lasts. Default 15 s (`Auth.RECHECK`). */
+  readonly recheck?: Duration.DurationInput
 }
 
 export const defaults = {
@@ -41,7 +47,8 @@ export const defaults = {
   pageSize: Follow.defaults.pageSize,
   buffer: Follow.defaults.buffer,
   poll: Follow.defaults.poll,
-  retry: Duration.seconds(1)
+  retry: Duration.seconds(1),
+  recheck: Auth.RECHECK
 } as const
 
 /** The largest sequence number a client may resume after. */
@@ -147,6 +154,7 @@ interface Resolved {
   readonly buffer: number
   readonly poll: Duration.Duration
   readonly retry: Duration.Duration
+  readonly recheck: Duration.Duration
 }
 
 const encoder = new TextEncoder()
@@ -175,8 +183,17 @@ const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
 
 const heartbeatBytes = encoder.encode(heartbeatFrame)
 
-/** The frames of a run's events after `since`, one write per burst, ending with `end`, `overflow` or `error`. */
-const events = (deps: Dependencies, options: Resolved, run: RunId, since: number): Stream.Stream<Uint8Array> => {
+/**
+ * The frames of a run's events after `since`, one write per burst, ending with `end`, `overflow` or
+ * `error` — `Unauthorized` once the key is `refused` (checked again and again while the stream lasts).
+ */
+const events = (
+  deps: Dependencies,
+  options: Resolved,
+  run: RunId,
+  since: number,
+  refused: Effect.Effect<never, Unauthorized>
+): Stream.Stream<Uint8Array> => {
   let lastSent = since
   const followed = Follow.follow(deps, run, since, {
     pageSize: options.pageSize,
@@ -188,12 +205,24 @@ const events = (deps: Dependencies, options: Resolved, run: RunId, since: number
       if (burst.length === 0) return heartbeatBytes
       lastSent = burst[burst.length - 1]!.seq
       return concat(burst.map(frameOf))
-    })
+    }),
+    Stream.interruptWhen(refused)
   )
   const end = Stream.suspend(() => Stream.make(encoder.encode(controlFrame("end", { run, lastEventId: lastSent }))))
   return Stream.concat(followed, end).pipe(
     Stream.catchAll((stopped) =>
       Effect.gen(function*() {
+        if (stopped._tag === "Unauthorized") {
+          yield* Effect.logInfo("SSE: the client's API key no longer authenticates; the stream is closed").pipe(
+            Effect.annotateLogs({ run, after: lastSent })
+          )
+          return controlFrame("error", {
+            error: "Unauthorized",
+            reason: "the API key no longer authenticates (it was revoked, or its user disabled): " +
+              `with a valid key, reconnect with Last-Event-ID: ${lastSent}`,
+            lastEventId: lastSent
+          })
+        }
         switch (stopped.reason) {
           case "overflow":
             return controlFrame("overflow", {
@@ -224,10 +253,16 @@ const events = (deps: Dependencies, options: Resolved, run: RunId, since: number
   )
 }
 
-const response = (deps: Dependencies, options: Resolved, run: RunId, since: number): HttpServerResponse.HttpServerResponse => {
+const response = (
+  deps: Dependencies,
+  options: Resolved,
+  run: RunId,
+  since: number,
+  refused: Effect.Effect<never, Unauthorized>
+): HttpServerResponse.HttpServerResponse => {
   // The first bytes go out at once (headers too): `retry:` advises EventSource how soon to reconnect.
   const retry = encoder.encode(`retry: ${Math.max(0, Math.round(Duration.toMillis(options.retry)))}\n\n`)
-  return HttpServerResponse.stream(Stream.concat(Stream.make(retry), events(deps, options, run, since)), {
+  return HttpServerResponse.stream(Stream.concat(Stream.make(retry), events(deps, options, run, since, refused)), {
     contentType: "text/event-stream",
     headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
   })
@@ -235,7 +270,7 @@ const response = (deps: Dependencies, options: Resolved, run: RunId, since: numb
 
 /** The handler, with its services given. */
 export const handler = (
-  deps: Dependencies & { readonly auth: Authenticator["Type"] },
+  deps: Dependencies & { readonly auth: Auth.Authenticator["Type"] },
   options: Options = {}
 ) => {
   const resolved: Resolved = {
@@ -243,18 +278,20 @@ export const handler = (
     pageSize: Math.max(1, Math.trunc(options.pageSize ?? defaults.pageSize)),
     buffer: Math.max(1, Math.trunc(options.buffer ?? defaults.buffer)),
     poll: Duration.decode(options.poll ?? defaults.poll),
-    retry: Duration.decode(options.retry ?? defaults.retry)
+    retry: Duration.decode(options.retry ?? defaults.retry),
+    recheck: Duration.decode(options.recheck ?? defaults.recheck)
   }
   return Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const search = yield* HttpServerRequest.ParsedSearchParams
     const id = (yield* HttpLayerRouter.params).id ?? ""
-    const principal: Principal = yield* Effect.flatMap(keyOf(request.headers, search), deps.auth.authenticate)
+    const key = yield* keyOf(request.headers, search)
+    const principal: Principal = yield* deps.auth.authenticate(key)
     const since = yield* sinceOf(request.headers, search)
     const run = yield* Runs.getSummary(id, principal.role === "admin" ? undefined : principal.userId).pipe(
       Effect.provideService(SqlClient.SqlClient, deps.sql)
     )
-    return response(deps, resolved, run.id, since)
+    return response(deps, resolved, run.id, since, Auth.refusal(deps.auth, key, resolved.recheck))
   }).pipe(
     Effect.catchTags({
       Unauthorized: (error) => Effect.succeed(unauthorized(error)),
@@ -277,7 +314,7 @@ export const handler = (
 export const route = (options: Options = {}) =>
   HttpLayerRouter.use((router) =>
     Effect.gen(function*() {
-      const auth = yield* Authenticator
+      const auth = yield* Auth.Authenticator
       const bus = yield* EventBus
       const sql = yield* SqlClient.SqlClient
       yield* router.add("GET", path, handler({ auth, bus, sql }, options))

@@ -3,18 +3,19 @@
  * (RpcTest: the same handlers and middleware a server mounts, without the transport): a run
  * started over RPC executes in the background and streams its events until it ends; a paper run
  * pauses and resumes; every procedure answers only its owner ("not yours" is "does not exist");
- * no key, a bad key, and bad payloads are typed errors. On every back-end.
+ * no key, a bad key, and bad payloads are typed errors; an event stream ends with `Unauthorized`
+ * once its key is revoked. On every back-end.
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { RpcTest } from "@effect/rpc"
-import { Chunk, Effect, Layer, Schema, Stream } from "effect"
+import { Chunk, Duration, Effect, Fiber, Layer, Schema, Stream } from "effect"
 import { Principal, Unauthorized } from "../../schemas/Auth.js"
 import { AdminRpcs, LeaderboardRpcs, RuleRpcs, RunNotFound, RunRpcs, StrategyRpcs } from "../../schemas/Rpc.js"
 import { Rule } from "../../schemas/Rule.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
-import { Authenticator } from "../../src/edge/Auth.js"
+import { Authenticator, Recheck } from "../../src/edge/Auth.js"
 import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
 import { AdminHandlers, LeaderboardHandlers, RuleHandlers, RunHandlers, StrategyHandlers } from "../../src/edge/RpcHandlers.js"
 import * as RunEvents from "../../src/edge/RunEvents.js"
@@ -24,17 +25,23 @@ import * as Strategies from "../../src/store/Strategies.js"
 import * as Users from "../../src/store/Users.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { symbolsOf } from "../store/fixtures/workload.js"
+import { eventually, range, simulatedRun } from "./fixtures.js"
 
 const Group = StrategyRpcs.merge(RuleRpcs, RunRpcs, LeaderboardRpcs, AdminRpcs)
 
 const principals: Record<string, Principal> = {
   "key-alice": new Principal({ userId: "alice", name: "alice", role: "user" }),
+  "key-alice-leaked": new Principal({ userId: "alice", name: "alice", role: "user" }),
   "key-bob": new Principal({ userId: "bob", name: "bob", role: "user" }),
   "key-root": new Principal({ userId: "root", name: "root", role: "admin" })
 }
+/** Keys a test has revoked: they no longer authenticate. */
+const revokedKeys = new Set<string>()
 const StubAuth = Layer.succeed(Authenticator, {
   authenticate: (key) =>
-    principals[key] === undefined ? Effect.fail(new Unauthorized({ reason: "unknown key" })) : Effect.succeed(principals[key]!)
+    principals[key] === undefined || revokedKeys.has(key)
+      ? Effect.fail(new Unauthorized({ reason: "unknown key" }))
+      : Effect.succeed(principals[key]!)
 })
 
 const strategyBody = (name: string, symbols = 2) =>
@@ -58,7 +65,8 @@ const clientFor = (key: string) => Effect.provide(RpcTest.makeClient(Group, { fl
 for (const backend of backends) {
   const server = Layer.mergeAll(StrategyHandlers, RuleHandlers, RunHandlers, LeaderboardHandlers, AdminHandlers, AuthenticatedLive).pipe(
     Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
-    Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, StubAuth, users)),
+    // Streams check their key again every 20 ms, not 15 s.
+    Layer.provideMerge(Layer.mergeAll(InProcessBus.layerTest(), StubAuth, Layer.succeed(Recheck, Duration.millis(20)), users)),
     Layer.provideMerge(backend.store)
   )
   layer(server, { timeout: startTimeout, excludeTestServices: true })(`rpc (${backend.name})`, (it) => {
@@ -471,5 +479,34 @@ for (const backend of backends) {
         expect((yield* root("admin.users", undefined)).find((u) => u.name === "root")).toMatchObject({ role: "admin", disabled: false })
         for (const { id } of others) yield* root("admin.setUser", { user: id, role: "admin" })
       }), { timeout: 60_000 })
+
+    it.scoped("an event stream whose key is revoked ends with Unauthorized; the same user's other key streams on", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const run = yield* simulatedRun(bus, "alice")
+        run.publish(1, 3)
+        yield* run.commit(3)
+        /** A stream of the run with `key`, its events as they come, and how it ended. */
+        const follow = (key: string) =>
+          Effect.gen(function*() {
+            const client = yield* clientFor(key)
+            const got: Array<number> = []
+            const fiber = yield* Effect.fork(Effect.either(Stream.runForEach(client("runs.events", { run: run.id }), (e) => Effect.sync(() => got.push(e.seq)))))
+            return { got, fiber }
+          })
+        const leaked = yield* follow("key-alice-leaked")
+        const kept = yield* follow("key-alice")
+        expect(yield* eventually(() => leaked.got.length === 3 && kept.got.length === 3)).toBe(true)
+
+        revokedKeys.add("key-alice-leaked")
+        const ended = yield* Fiber.join(leaked.fiber)
+        expect(ended._tag === "Left" && ended.left).toEqual(new Unauthorized({ reason: "unknown key" }))
+        expect(leaked.got).toEqual(range(1, 3))
+
+        run.publish(4, 5)
+        yield* run.finish
+        expect(yield* Fiber.join(kept.fiber)).toMatchObject({ _tag: "Right" })
+        expect(kept.got).toEqual(range(1, 5))
+      }))
   })
 }

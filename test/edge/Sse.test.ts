@@ -4,12 +4,17 @@
  * with no gap and no duplicate across reconnects while the run is live and its database lags the
  * bus; the same refusals for a missing key, a bad resume point and another user's run as the
  * contract says; heartbeats; a client that stops reading is told and dropped while the run goes
- * on; and a client that leaves takes its subscription with it.
+ * on; a client whose key is revoked or whose user is disabled is told and dropped while it
+ * streams; and a client that leaves takes its subscription with it.
  */
 import { expect, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer } from "effect"
 import type { RunEvent } from "../../schemas/RunEvent.js"
+import { Authenticator } from "../../src/edge/Auth.js"
+import * as AuthLive from "../../src/edge/AuthLive.js"
+import * as ApiKeys from "../../src/store/ApiKeys.js"
 import * as Runs from "../../src/store/Runs.js"
+import * as Users from "../../src/store/Users.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { stored } from "../store/fixtures/workload.js"
@@ -309,6 +314,46 @@ for (const backend of backends) {
         // An idle run followed by nobody is forgotten entirely once it ends.
         yield* run.finish
         expect(srv.bus.isLive(run.id)).toBe(false)
+      }))
+
+    it.scoped("a stream whose key is revoked, or whose user is disabled, is told Unauthorized and closed; the others go on", () =>
+      Effect.gen(function*() {
+        // The real authenticator on the database, its answers cached briefly, and a quick re-check.
+        const auth = yield* AuthLive.make(ApiKeys.authenticateHash, { ttl: "20 millis" })
+        const srv = yield* server({ sse: { recheck: "20 millis" } }).pipe(Effect.provideService(Authenticator, auth))
+        const user = yield* Effect.orDie(Users.create(`sse-revoked-${++recordedCount}`))
+        const first = yield* Effect.orDie(ApiKeys.issue(user.id))
+        const second = yield* Effect.orDie(ApiKeys.issue(user.id))
+        const run = yield* simulatedRun(srv.bus, user.id)
+        run.publish(1, 3)
+        yield* run.commit(3)
+        const a = yield* connect(eventsUrl(srv, run.id), bearer(first.key))
+        const b = yield* connect(eventsUrl(srv, run.id, `token=${second.key}`))
+        for (const c of [a, b]) expect(runSeqs(yield* Effect.promise(() => c.reader.events((e) => e.id === "3")))).toEqual(range(1, 3))
+
+        /** What is left of a stream that must end: its events, the last the notice. */
+        const refused = (items: ReadonlyArray<Event>, lastEventId: number) => {
+          const notice = items.at(-1)!
+          expect(notice).toMatchObject({ event: "error", id: undefined })
+          expect(JSON.parse(notice.data)).toEqual({ error: "Unauthorized", reason: expect.stringContaining("revoked"), lastEventId })
+        }
+
+        // The first key is revoked: its stream ends, the other key's goes on.
+        yield* Effect.orDie(ApiKeys.revoke(first.id, user.id))
+        const restOfA = yield* Effect.promise(() => a.reader.events())
+        expect(runSeqs(restOfA)).toEqual([])
+        refused(restOfA, 3)
+        run.publish(4, 5)
+        expect(runSeqs(yield* Effect.promise(() => b.reader.events((e) => e.id === "5")))).toEqual([4, 5])
+        // And coming back with it is a 401.
+        expect((yield* open(eventsUrl(srv, run.id), bearer(first.key))).status).toBe(401)
+
+        // The user is disabled: the stream of their other key ends too.
+        yield* Effect.orDie(Users.disable(user.id))
+        const restOfB = yield* Effect.promise(() => b.reader.events())
+        refused(restOfB, 5)
+        expect(yield* eventually(() => srv.bus.subscribers(run.id) === 0)).toBe(true)
+        expect((yield* open(eventsUrl(srv, run.id), bearer(second.key))).status).toBe(401)
       }))
 
     it.scoped("a client that stops reading is told it overflowed and disconnected; the run goes on; it resumes from there", () =>
