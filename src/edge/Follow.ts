@@ -58,7 +58,7 @@ export interface Dependencies {
 }
 
 /** Statuses after which a run writes nothing more. */
-const FINISHED: ReadonlySet<Runs.RunStatus> = new Set(["completed", "failed", "stopped"])
+export const FINISHED: ReadonlySet<Runs.RunStatus> = new Set(["completed", "failed", "stopped"])
 
 /** While the database lags the run by more than the ring holds: how often it is read again. */
 const CATCH_UP_DELAY = Duration.millis(20)

@@ -10,13 +10,18 @@
  * read the rest from the database. A live event's frame is encoded once, whatever the number of
  * clients it goes to, and each client gets what is ready as one write.
  *
+ * A finished run ends its stream after its last event with `event: end`. A client that has every
+ * event of a finished run already (its `Last-Event-ID` or `?since=` at or past the last) is answered
+ * `204 No Content` instead: the one answer that stops an EventSource from reconnecting — after an
+ * `end` and the close, it would reconnect every `retry:` for as long as the page is open.
+ *
  * The key is checked again while the stream lasts (every `recheck`): once it no longer
  * authenticates — revoked, or its user disabled — the client is told so (`event: error`,
  * `Unauthorized`) and disconnected; its EventSource's reconnection then gets a 401 and stops.
  */
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
-import { Duration, Effect, Either, Stream } from "effect"
+import { Duration, Effect, Either, Option, Stream } from "effect"
 import { type Principal, Unauthorized } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
 import { InvalidRequest } from "../../schemas/Rpc.js"
@@ -253,6 +258,9 @@ const events = (
   )
 }
 
+/** A finished run the client has all of: no body, and an EventSource does not reconnect after it. */
+const nothingMore = HttpServerResponse.empty({ status: 204 })
+
 const response = (
   deps: Dependencies,
   options: Resolved,
@@ -291,6 +299,11 @@ export const handler = (
     const run = yield* Runs.getSummary(id, principal.role === "admin" ? undefined : principal.userId).pipe(
       Effect.provideService(SqlClient.SqlClient, deps.sql)
     )
+    if (Follow.FINISHED.has(run.status)) {
+      // Read after the status: a finished run has committed every event it will ever write.
+      const last = yield* Runs.lastEvent(run.id).pipe(Effect.provideService(SqlClient.SqlClient, deps.sql))
+      if (since >= Option.match(last, { onNone: () => 0, onSome: (event) => event.seq })) return nothingMore
+    }
     return response(deps, resolved, run.id, since, Auth.refusal(deps.auth, key, resolved.recheck))
   }).pipe(
     Effect.catchTags({

@@ -2,7 +2,7 @@
  * `GET /v1/runs/:id/events` as a dashboard relies on it, over a real server on a free port and on
  * every back-end: a recorded run's events exactly as stored; resuming (`Last-Event-ID`, `?since=`)
  * with no gap and no duplicate across reconnects while the run is live and its database lags the
- * bus; the same refusals for a missing key, a bad resume point and another user's run as the
+ * bus; `204 No Content` for a finished run the client has all of (an EventSource then stops); the same refusals for a missing key, a bad resume point and another user's run as the
  * contract says; heartbeats; a client that stops reading is told and dropped while the run goes
  * on; a client whose key is revoked or whose user is disabled is told and dropped while it
  * streams; and a client that leaves takes its subscription with it.
@@ -65,7 +65,7 @@ for (const backend of backends) {
   )
 
   layer(environment, { timeout: startTimeout, excludeTestServices: true })(`SSE (${backend.name})`, (it) => {
-    it.scoped("a recorded run: every event in order, id/event/data as stored, then the end; ?since= and Last-Event-ID resume", () =>
+    it.scoped("a recorded run: every event in order, id/event/data as stored, then the end; ?since= and Last-Event-ID resume; 204 once there is nothing left", () =>
       Effect.gen(function*() {
         const run = yield* recordedRun
         const expected = yield* storedEvents(run)
@@ -93,11 +93,23 @@ for (const backend of backends) {
         // The token may come in the query (EventSource cannot set headers).
         const byToken = yield* connect(eventsUrl(srv, run, `token=sk_alice&since=${expected.length - 1}`))
         expect(runSeqs(yield* Effect.promise(() => byToken.reader.events()))).toEqual([expected.length])
-        // Past the end, and the largest resume point there is: nothing, then the end.
-        for (const since of [String(expected.length), "9007199254740992"]) {
-          const rest = yield* tail(`since=${since}`)
-          expect(rest.map((e) => e.event)).toEqual(["end"])
+        // At the end, past it, and the largest resume point there is: nothing to read, ever — 204 No
+        // Content, the answer after which an EventSource does not reconnect (it would, every second,
+        // after an `end`).
+        const last = expected.length
+        for (const [query, headers] of [
+          [`since=${last}`, {}],
+          [`since=${last + 1_000}`, {}],
+          ["since=9007199254740992", {}],
+          ["since=3", { "last-event-id": String(last) }],
+          [`token=sk_alice&since=${last}`, {}]
+        ] as const) {
+          const answer = yield* open(eventsUrl(srv, run, query), { ...(query.includes("token=") ? {} : bearer("sk_alice")), ...headers })
+          expect(answer.status, `${query} ${JSON.stringify(headers)}`).toBe(204)
+          expect("body" in answer && answer.body).toBe("")
         }
+        // One event short of the end: that event, then the end.
+        expect((yield* tail(`since=${last - 1}`)).map((e) => e.id ?? e.event)).toEqual([String(last), "end"])
       }))
 
     it.scoped("a live run: resume across a reconnect gives 1..N once each, while the database lags the bus", () =>
@@ -135,6 +147,13 @@ for (const backend of backends) {
         const b = [...b1, ...b2]
         expectExactly(b, run, range(36, 75))
         expect(b.at(-1)?.event).toBe("end")
+        // Its reconnection, with the last id it was given: the run is over and it has it all.
+        expect((yield* open(eventsUrl(srv, run.id), { ...bearer("sk_alice"), "last-event-id": "75" })).status).toBe(204)
+        // One that has not: the rest, then the end.
+        const late = yield* connect(eventsUrl(srv, run.id), { ...bearer("sk_alice"), "last-event-id": "70" })
+        const rest = yield* Effect.promise(() => late.reader.events())
+        expectExactly(rest, run, range(71, 75))
+        expect(rest.at(-1)?.event).toBe("end")
         // The union: every event exactly once.
         expect([...runSeqs(a), ...runSeqs(b)]).toEqual(range(1, 75))
       }))

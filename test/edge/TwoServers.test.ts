@@ -165,6 +165,8 @@ const follow = async (base: string, run: string, since: number, options: { reado
   const deadline = Date.now() + 90_000
   while (Date.now() < deadline) {
     const opened = await Effect.runPromise(open(`${base}/v1/runs/${run}/events`, { authorization: `Bearer ${key}`, "last-event-id": String(last) }))
+    // The run finished while we were away, and we have every event: what the `end` would have said.
+    if (opened.status === 204) return { events, resumed, end: { run, lastEventId: last } } satisfies Followed
     if (!("reader" in opened)) throw new Error(`SSE answered ${opened.status}: ${JSON.stringify(opened.body)}`)
     try {
       for (;;) {
