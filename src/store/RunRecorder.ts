@@ -395,6 +395,7 @@ const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch): Promise<void>
       const rows = batch[name]
       if (rows.length === 0) continue
       if (name === "approvals") await upsertApprovals(client, rows)
+      else if (name === "checkpoints") await upsertCheckpoints(client, rows)
       else if (copy) await copyRows(client, name, rows)
       else await insertRows(client, name, rows)
     }
@@ -459,6 +460,19 @@ const insertRows = async (client: Pg.PoolClient, name: TableName, rows: Readonly
     }
     await client.query(`insert into ${name} (${columns.join(", ")}) values ${tuples.join(",")}${suffix}`, params)
   }
+}
+
+/**
+ * Checkpoints are keyed by their last event, and a run may stand further on with no event since
+ * its last checkpoint: the checkpoint of a run suspended in a quiet stretch (`StoredRun`) has the
+ * seq of the one before and a later cursor. The later one replaces it — the cursor only moves
+ * forward, and the books at the same seq are the same — and so does the later of two in one batch
+ * (one statement cannot update a row twice). Few rows: plain statements.
+ */
+const upsertCheckpoints = async (client: Pg.PoolClient, rows: ReadonlyArray<ReadonlyArray<Value>>): Promise<void> => {
+  const bySeq = new Map<Value, ReadonlyArray<Value>>()
+  for (const row of rows) bySeq.set(row[1]!, row)
+  await insertRows(client, "checkpoints", [...bySeq.values()], " on conflict (run_id, seq) do update set ts = excluded.ts, state = excluded.state, created_at = now()")
 }
 
 /**

@@ -206,9 +206,12 @@ const execute = (x: Execution) =>
       ...(x.approver === undefined ? {} : { approver: x.approver }),
       ...(x.onProgress === undefined ? {} : { onProgress: x.onProgress }),
       // A resumed paper run catches up with its recording as fast as it can: only what it has not
-      // recorded yet waits for its moment.
+      // recorded yet waits for its moment. The recording goes as far as its last checkpoint, which
+      // may stand past its last event (a run suspended in a quiet stretch): the slices up to it
+      // were waited for already, and pacing them again would send the run back in time.
       ...(x.beforeSlice === undefined ? {} : {
-        beforeSlice: (ts: Timestamp) => (comparator !== undefined && lastSeq < x.compareUntil! ? Effect.void : x.beforeSlice!(ts))
+        beforeSlice: (ts: Timestamp) =>
+          (comparator !== undefined && lastSeq < x.compareUntil!) || !checkpointChecked ? Effect.void : x.beforeSlice!(ts)
       }),
       ...(x.mode === undefined ? {} : { mode: x.mode }),
       llm: x.llm,
@@ -218,6 +221,11 @@ const execute = (x: Execution) =>
         if (comparator !== undefined && comparator.covers(event.seq)) {
           comparator.sink(event, json)
           recorder.track(event)
+        } else if (!checkpointChecked && event.seq > x.checkpoint!.cursor.events) {
+          // Before the slice of the recording's last checkpoint, which may stand past its last
+          // event (a quiet stretch) and vouches that no event came after its `cursor.events` up to
+          // there: an event here is a divergence, which the check at that slice (or at the run's
+          // end) reports. It is not recorded: a run that does not reproduce is not grafted on.
         } else {
           recorder.sink(event, json)
         }
@@ -255,7 +263,8 @@ const execute = (x: Execution) =>
               return yield* new Backtest.BacktestError({ field: "resume", reason: "the books differ from the checkpoint" })
             }
           }
-          if (progress.slices - checkpointSlices >= every && progress.events > checkpointSeq) {
+          // Not before the recording's checkpoint is checked: events re-executed up to it are not recorded.
+          if (checkpointChecked && progress.slices - checkpointSlices >= every && progress.events > checkpointSeq) {
             recorder.checkpoint(progress)
             checkpointSlices = progress.slices
             checkpointSeq = progress.events
@@ -271,11 +280,16 @@ const execute = (x: Execution) =>
         const interrupted = Cause.isInterruptedOnly(cause)
         if (interrupted && x.suspended?.() === true) {
           // Suspended between slices (a paper run waits there): nothing happened since the last
-          // pause, so the books are those of that pause — a checkpoint of exactly where it stands
-          // (unless the last checkpoint already is: checkpoints are keyed by their last event).
+          // pause, so the books are those of that pause — a checkpoint of exactly where it stands,
+          // even when no event came since the last one (a quiet stretch): the resume goes on from
+          // its cursor, and a cursor left behind would have it wait for every bar since again and
+          // take the next alert weeks of bars back. Same last event, later cursor: it replaces the
+          // checkpoint before (RunRecorder keys them by their last event). Not before the resume
+          // has reached the recording's own checkpoint, whose cursor is further on.
           const at = lastPace
           const recordedOn = x.compareUntil === undefined || lastSeq >= x.compareUntil
-          if (at !== undefined && recordedOn && at.events === lastSeq && at.events > checkpointSeq) {
+          const standsAt = Math.max(checkpointSlices, x.checkpoint?.cursor.slices ?? 0)
+          if (at !== undefined && recordedOn && checkpointChecked && at.events === lastSeq && (at.events > checkpointSeq || at.slices > standsAt)) {
             recorder.checkpoint(at)
           }
           return Effect.ignore(recorder.flush)

@@ -2,15 +2,39 @@
  * A paper run suspended by a shutdown (interrupted with `suspended` saying so): it stays `running`
  * with everything it recorded committed and a checkpoint of exactly where it stood — the last event
  * and the slice it waited after — and a resume finishes it as the uninterrupted run would have,
- * checking the books it rebuilds against that checkpoint. On every back-end.
+ * checking the books it rebuilds against that checkpoint. In a quiet stretch (no event since the
+ * last checkpoint) the checkpoint still moves to where the run stood, so that the resume neither
+ * waits for the bars it had passed again nor takes a new alert with one of them. On every back-end.
  */
+import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Option } from "effect"
+import { Deferred, Effect, Fiber, Option, Schema } from "effect"
+import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
+import type { Symbol, Timestamp } from "../../schemas/Ids.js"
+import { Strategy } from "../../schemas/Strategy.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
-import { stored } from "./fixtures/workload.js"
+import { stored, symbolsOf } from "./fixtures/workload.js"
+
+/** Only a `tradingview` analyst, and no alert: a run with nothing to say, bar after bar. */
+const quietStrategy = Schema.decodeUnknownSync(Strategy)({
+  name: "quiet",
+  symbols: symbolsOf(2),
+  agents: [{ type: "tradingview", params: { validity: 20 } }],
+  sizing: { mode: "percent_of_equity", value: 10 }
+})
+
+const alert: ExternalSignal = {
+  source: "tradingview",
+  symbol: "S0" as Symbol,
+  ticker: "S0",
+  action: "buy",
+  price: 100,
+  alertId: "id:after-restart",
+  receivedAt: 1_700_000_000_000 as Timestamp
+}
 
 for (const backend of backends) {
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`suspend (${backend.name})`, (it) => {
@@ -50,6 +74,77 @@ for (const backend of backends) {
         expect(resumed.result.counts).toEqual(whole.result.counts)
         expect((yield* Runs.get(run)).status).toBe("completed")
         expect((yield* Audit.verifyRun(run)).ok).toBe(true)
+      }), { timeout: 120_000 })
+
+    it.effect("suspended in a quiet stretch: checkpointed where it stood, not at its last event; the resume waits only for the bars after it", () =>
+      Effect.gen(function*() {
+        const options = stored(2, 300, { strategy: quietStrategy, mode: "paper" })
+        const times = [...options.feed].map((slice) => slice.ts)
+        const created = yield* Deferred.make<string>()
+        let slices = 0
+        const fiber = yield* Effect.fork(StoredRun.backtest({
+          ...options,
+          onCreated: (c) => Deferred.unsafeDone(created, Effect.succeed(c.id)),
+          beforeSlice: () => ++slices > 120 ? Effect.sleep("10 seconds") : Effect.void,
+          checkpointEvery: 16,
+          suspended: () => true
+        }))
+        const run = yield* Deferred.await(created)
+        while (slices <= 120) yield* Effect.sleep("10 millis")
+        yield* Fiber.interrupt(fiber)
+
+        // Its events all came at the start (a periodic checkpoint at slice 16 holds the same last one).
+        const last = Option.getOrThrow(yield* Runs.lastEvent(run as never))
+        const checkpoint = Option.getOrThrow(yield* Runs.lastCheckpoint(run as never))
+        expect(checkpoint.state.cursor.events).toBe(last.seq)
+        expect(checkpoint.state.cursor.slices).toBe(120)
+        expect(checkpoint.state.cursor.ts).toBe(times[119])
+        // One row at that event: the later cursor replaced the earlier one.
+        const sql = yield* SqlClient.SqlClient
+        expect((yield* sql<{ n: number }>`select count(*)::int as n from checkpoints where run_id = ${run}`)[0]!.n).toBe(1)
+
+        // Resumed (a server's next start): only the 180 bars after slice 120 wait for their moment,
+        // and an alert that comes at once enters with slice 121, not with a bar weeks before.
+        let paced = 0
+        let given = false
+        const resumed = yield* StoredRun.resume(run, {
+          beforeSlice: () => Effect.sync(() => void paced++),
+          signals: () => (given ? [] : ((given = true), [alert]))
+        })
+        expect(resumed.result.status).toBe("completed")
+        expect(paced).toBe(180)
+        const received = yield* sql<{ body: string }>`select body from run_events where run_id = ${run} and tag = 'SignalReceived'`
+        expect(received.map((row) => JSON.parse(row.body).ts)).toEqual([times[120]])
+        expect((yield* StoredRun.replay(run)).checksum).toBe(resumed.result.checksum)
+        expect((yield* Audit.verifyRun(run)).ok).toBe(true)
+      }), { timeout: 120_000 })
+
+    it.effect("a re-execution with an event the recording's checkpoint says did not happen stops the resume, recording nothing of it", () =>
+      Effect.gen(function*() {
+        const options = stored(2, 300, { strategy: quietStrategy, mode: "paper" })
+        const created = yield* Deferred.make<string>()
+        let slices = 0
+        const fiber = yield* Effect.fork(StoredRun.backtest({
+          ...options,
+          onCreated: (c) => Deferred.unsafeDone(created, Effect.succeed(c.id)),
+          beforeSlice: () => ++slices > 120 ? Effect.sleep("10 seconds") : Effect.void,
+          checkpointEvery: 16,
+          suspended: () => true
+        }))
+        const run = yield* Deferred.await(created)
+        while (slices <= 120) yield* Effect.sleep("10 millis")
+        yield* Fiber.interrupt(fiber)
+        const last = Option.getOrThrow(yield* Runs.lastEvent(run as never)).seq
+
+        // A recording whose quiet stretch the re-execution does not reproduce (as changed code
+        // would): its last event taken away, and its checkpoint saying so — the re-execution gives
+        // that event again before the checkpoint's slice, where the recording vouches for none.
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`delete from run_events where run_id = ${run} and seq = ${last}`
+        yield* sql`update checkpoints set seq = ${last - 1}, state = jsonb_set(jsonb_set(state, '{cursor,events}', ${String(last - 1)}::jsonb), '{chain,count}', ${String(last - 1)}::jsonb) where run_id = ${run}`
+        const error = yield* Effect.flip(StoredRun.resume(run))
+        expect(error).toMatchObject({ _tag: "RunDiverged", seq: last, field: "checkpoint.cursor.events" })
+        expect(Option.getOrThrow(yield* Runs.lastEvent(run as never)).seq).toBe(last - 1)
       }), { timeout: 120_000 })
 
     it.effect("interrupted as soon as its row exists (before it takes its lease): stopped, unless suspended, then left running", () =>
