@@ -1,7 +1,7 @@
 /**
  * The runs a server process executes: started from the RPC edge, each in a fiber of the manager's
  * scope, recorded by the store as it goes and published on the event bus (SSE and RPC streams
- * follow it there). Operators stop, pause and resume them; a paper run is the same execution paced
+ * follow it there) as the store commits it. Operators stop, pause and resume them; a paper run is the same execution paced
  * in wall-clock time — each slice waits for its moment, at the requested speed.
  *
  * Approvals: under the strategy's approval policy `pause`, a run that needs a human waits at the
@@ -22,6 +22,7 @@ import { Cause, Clock, Context, Deferred, Duration, Effect, Either, ExecutionStr
 import type { Principal } from "../../schemas/Auth.js"
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId, Symbol } from "../../schemas/Ids.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
 import { NoPaperRun, RateLimited } from "../../schemas/Webhook.js"
 import { CAPACITY as SignalInboxCapacity, SignalInbox } from "./SignalInbox.js"
 import {
@@ -249,7 +250,7 @@ export const layer = Layer.scoped(
         readonly gate: Effect.Latch
         readonly pace: () => Effect.Effect<void>
         readonly beforeSlice?: Backtest.Options["beforeSlice"]
-        readonly onEvent: NonNullable<Backtest.Options["onEvent"]>
+        readonly onCommitted: (event: RunEvent, json: string) => void
         readonly suspended: () => boolean
         readonly checkpointEvery?: number
         readonly signals?: Backtest.Options["signals"]
@@ -274,7 +275,11 @@ export const layer = Layer.scoped(
         const execution = start({
           gate,
           pace: () => gate.await,
-          onEvent: (event, json) => {
+          // Published once committed, not as the run gives them: a follower must never see under
+          // a sequence number an event the database could still lose (a process killed before the
+          // recorder's commit re-executes that part on resume, and what it gives again may differ
+          // — SSE promises no gap and no duplicate). The recorder commits every few milliseconds.
+          onCommitted: (event, json) => {
             bus.publish(event.run, { seq: event.seq, tag: event._tag, json })
             latest?.observe(event)
           },

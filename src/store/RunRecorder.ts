@@ -38,6 +38,13 @@ export interface Options {
   readonly groupMillis?: number
   /** Rows buffered (not yet committed) past which `pace` waits. */
   readonly highWater?: number
+  /**
+   * Told each event once its batch is committed, in sequence order, before `flush` returns: what
+   * a live run's followers see (the server's bus), so that no one is shown an event the database
+   * may still lose — a process killed before the commit re-executes that part on resume, and what
+   * it gives again may differ.
+   */
+  readonly onCommitted?: (event: RunEvent, json: string) => void
 }
 
 export interface Recorder {
@@ -157,7 +164,10 @@ export const make = (
     const groupMillis = options.groupMillis ?? 5
     const highWater = options.highWater ?? 300_000
 
+    const onCommitted = options.onCommitted
     let pending = emptyBatch()
+    /** The events of `pending`, for `onCommitted` (kept only when there is one). */
+    let pendingCommits: Array<readonly [RunEvent, string]> = []
     let pendingRows = 0
     let pendingEvents = 0
     let inFlightRows = 0
@@ -229,6 +239,7 @@ export const make = (
       chainCount++
       push("run_events", [r, seq, event._tag, event.at, chainHash, json])
       pendingEvents++
+      if (onCommitted !== undefined) pendingCommits.push([event, json])
       switch (event._tag) {
         case "OpinionGiven": {
           const o = event.opinion
@@ -324,8 +335,10 @@ export const make = (
         if (pendingRows < batchRows) yield* Effect.sleep(Duration.millis(groupMillis))
         const batch = pending
         const events = pendingEvents
+        const committed = pendingCommits
         inFlightRows = pendingRows
         pending = emptyBatch()
+        pendingCommits = []
         roundsBefore = rounds
         rounds = new Set()
         pendingRows = 0
@@ -338,6 +351,8 @@ export const make = (
           return
         }
         written += events
+        // Before `announce`: once `flush` returns, every event so far has been told.
+        if (onCommitted !== undefined) for (const [event, json] of committed) onCommitted(event, json)
         yield* announce
       }
     })

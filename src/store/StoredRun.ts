@@ -20,6 +20,7 @@ import { Cause, Effect, Either, Exit, Option, ParseResult, Schema } from "effect
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import { analysts, rosterOf } from "../../agents/registry.js"
 import type { RunId, StrategyId, Timestamp } from "../../schemas/Ids.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
 import * as DataSource from "../market/DataSource.js"
 import type { Feed } from "../market/Feed.js"
 import * as Backtest from "../swarm/Backtest.js"
@@ -90,7 +91,14 @@ const withRecordingChecked = (error: RunDiverged) =>
 
 /** What every stored execution shares with a plain backtest. */
 interface Common {
+  /** Every event as the run gives it, committed or not (a backtest's `--out`, its progress). */
   readonly onEvent?: Backtest.Options["onEvent"]
+  /**
+   * Every event once the database holds it, in order (`RunRecorder.Options.onCommitted`): what a
+   * server shows the run's followers. On a resume, the events it reproduces (committed before)
+   * are told once the comparison has matched them.
+   */
+  readonly onCommitted?: (event: RunEvent, json: string) => void
   /** Extra flow control between slices (every 16): an operator's pause waits here. */
   readonly pace?: (progress: Backtest.Progress) => Effect.Effect<void>
   /** Paper runs: wait for each slice's moment (see `Backtest.Options.beforeSlice`). */
@@ -179,7 +187,11 @@ const execute = (x: Execution) =>
   Effect.gen(function*() {
     // Held while the run executes: another process resuming unfinished runs leaves this one alone.
     yield* Runs.lease(x.run)
-    const recorder = yield* RunRecorder.make(x.run, { ...x.recorder, ...(x.from === undefined ? {} : { from: x.from }) })
+    const recorder = yield* RunRecorder.make(x.run, {
+      ...x.recorder,
+      ...(x.from === undefined ? {} : { from: x.from }),
+      ...(x.onCommitted === undefined ? {} : { onCommitted: (event: RunEvent, json: string) => tell(event, json) })
+    })
     // The run calls `pace` from its own loop: it gets the database from here.
     const database = yield* Effect.context<SqlClient.SqlClient>()
     const comparator = x.compareUntil === undefined || x.compareUntil === 0 ? undefined : new Comparator(x.run, x.compareUntil)
@@ -192,6 +204,25 @@ const execute = (x: Execution) =>
     /** Whether the last checkpoint was compared with the rebuilt books (a resume must not skip it). */
     let checkpointChecked = x.checkpoint === undefined
     let lastSeq = 0
+    /** Events reproduced on a resume, told to `onCommitted` once the comparison has matched them. */
+    let reproduced: Array<readonly [RunEvent, string]> = []
+    /** Events committed after them, held while some of those are not told yet (in order, always). */
+    let after: Array<readonly [RunEvent, string]> = []
+    const tell = (event: RunEvent, json: string) => {
+      if (reproduced.length > 0) after.push([event, json])
+      else x.onCommitted!(event, json)
+    }
+    const tellMatched = () => {
+      if (x.onCommitted === undefined || comparator === undefined || reproduced.length === 0) return
+      let i = 0
+      while (i < reproduced.length && reproduced[i]![0].seq <= comparator.matched) x.onCommitted(...reproduced[i++]!)
+      reproduced = i === reproduced.length ? [] : reproduced.slice(i)
+      if (reproduced.length === 0 && after.length > 0) {
+        const held = after
+        after = []
+        for (const [event, json] of held) x.onCommitted(event, json)
+      }
+    }
     /** The progress of the last pause: where a suspended run stands, if nothing happened since. */
     let lastPace: Backtest.Progress | undefined
     const result = yield* Backtest.run({
@@ -221,6 +252,7 @@ const execute = (x: Execution) =>
         if (comparator !== undefined && comparator.covers(event.seq)) {
           comparator.sink(event, json)
           recorder.track(event)
+          if (x.onCommitted !== undefined) reproduced.push([event, json])
         } else if (!checkpointChecked && event.seq > x.checkpoint!.cursor.events) {
           // Before the slice of the recording's last checkpoint, which may stand past its last
           // event (a quiet stretch) and vouches that no event came after its `cursor.events` up to
@@ -240,6 +272,7 @@ const execute = (x: Execution) =>
               diverged = divergence
               return yield* new Backtest.BacktestError({ field: "replay", reason: divergedError(x.run, divergence).message })
             }
+            tellMatched()
           }
           const recorded = x.checkpoint
           if (recorded !== undefined && !checkpointChecked && progress.slices >= recorded.cursor.slices) {
@@ -327,6 +360,7 @@ const execute = (x: Execution) =>
         yield* Runs.markEnded(x.run, "failed", error.message)
         return yield* error
       }
+      tellMatched()
     }
     // The last events failed to write: the run is not whole, and its row says so.
     yield* recorder.flush.pipe(Effect.tapErrorCause((cause) => Effect.ignore(Runs.markEnded(x.run, "failed", failureOf(cause)))))

@@ -5,6 +5,7 @@
  * them. Nor does a resume that another process's lease refuses (the run goes on there). On every
  * back-end; the Redis case when a Redis answers.
  */
+import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, layer } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
 import { canonicalSignal } from "../../schemas/ExternalSignal.js"
@@ -163,6 +164,45 @@ for (const backend of backends) {
         expect([...(yield* RecordedSignals.read(run.id)).values()].flat().map((s) => s.alertId)).toEqual(["paused-1"])
         yield* third.manager.stop(alice, run.id)
         yield* third.shutdown
+      }), { timeout: 60_000 })
+
+    it.scoped("followers see only events the database holds: a run whose recording fails publishes none it did not commit", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const sql = yield* SqlClient.SqlClient
+        const name = "published once committed"
+        yield* Strategies.create(alice.userId, strategyBody(name))
+        const published: Array<number> = []
+        const watched: EventBusService = {
+          ...bus,
+          publish: (run, event) => {
+            published.push(event.seq)
+            bus.publish(run, event)
+          }
+        }
+        // The database refuses this run's events past the 40th, as a process killed there would
+        // have left them: the run has given them, the database will never hold them.
+        yield* sql.unsafe(`create function refuse_late_events() returns trigger language plpgsql as $$
+          begin
+            if new.seq > 40 and new.run_id in (select r.id from runs r join strategies s on s.id = r.strategy_id where s.name = '${name}') then
+              raise exception 'refused for the test';
+            end if;
+            return new;
+          end $$`)
+        yield* sql`create trigger refuse_late_events before insert on run_events for each row execute function refuse_late_events()`
+        yield* Effect.addFinalizer(() =>
+          Effect.orDie(Effect.zipRight(sql`drop trigger refuse_late_events on run_events`, sql`drop function refuse_late_events()`)))
+        const { manager, shutdown } = yield* managerOn(watched)
+        const run = yield* manager.start(alice, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 86_400_000 })
+        const follower = yield* bus.subscribe(run.id)
+        expect(yield* endOf(follower, 30_000)).toEqual(["Ended"])
+        yield* shutdown
+        expect((yield* Runs.get(run.id)).status).toBe("failed")
+        const committed = (yield* sql<{ seq: number }>`select seq from run_events where run_id = ${run.id} order by seq`).map((row) => row.seq)
+        expect(committed.length).toBeGreaterThan(0)
+        expect(committed.at(-1)).toBeLessThanOrEqual(40)
+        // Every event published is committed, in order, once.
+        expect(published).toEqual(committed)
       }), { timeout: 60_000 })
 
     it.scoped("a run that finishes ends its follower", () =>
