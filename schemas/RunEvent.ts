@@ -52,6 +52,15 @@ export const RunStarted = event("RunStarted", {
  */
 export const SignalReceived = event("SignalReceived", { ts: Timestamp, signal: ExternalSignal })
 
+/**
+ * An outside signal the run took and never applied: it came too late for any slice of the run
+ * (an alert sent while the last bar waited on an approval), or it waited for a bar of its symbol
+ * that never came. Recorded with the run's last slice time `ts`, before the run's end, so that an
+ * alert answered "delivered" is never lost without a trace — and, an input of the run like
+ * `SignalReceived`, given again by a replay or a resume.
+ */
+export const SignalNotApplied = event("SignalNotApplied", { ts: Timestamp, signal: ExternalSignal, reason: Schema.String })
+
 export const OpinionGiven = event("OpinionGiven", { opinion: Opinion })
 export const DecisionMade = event("DecisionMade", { decision: Decision })
 export const VerdictGiven = event("VerdictGiven", { verdict: Verdict })
@@ -151,6 +160,7 @@ export const RunFailed = event("RunFailed", { reason: Schema.String })
 export const RunEvent = Schema.Union(
   RunStarted,
   SignalReceived,
+  SignalNotApplied,
   OpinionGiven,
   DecisionMade,
   VerdictGiven,

@@ -226,6 +226,8 @@ const eventText = (event: RunEvent): string | undefined => {
       const s = event.signal
       return `signal ${s.source} ${s.symbol} ${s.action} @ ${price(s.price)} (alert ${s.alertId.slice(0, 16)})`
     }
+    case "SignalNotApplied":
+      return `signal ${event.signal.source} ${event.signal.symbol} ${event.signal.action} not applied (alert ${event.signal.alertId.slice(0, 16)}): ${event.reason}`
     case "DecisionMade": {
       const d = event.decision
       return `decision ${d.symbol} ${d.action} (confidence ${confidence(d.confidence)})`

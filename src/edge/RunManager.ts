@@ -254,6 +254,7 @@ export const layer = Layer.scoped(
         readonly suspended: () => boolean
         readonly checkpointEvery?: number
         readonly signals?: Backtest.Options["signals"]
+        readonly leftoverSignals?: Backtest.Options["leftoverSignals"]
       }) => Effect.Effect<unknown, E, SqlClient.SqlClient | PgPool>,
       options: {
         readonly mode: "backtest" | "paper"
@@ -288,6 +289,10 @@ export const layer = Layer.scoped(
             ? {
               checkpointEvery: PAPER_CHECKPOINT_EVERY,
               signals: inbox!.drain,
+              // When the run ends, what its inbox still holds is recorded as not applied, and the
+              // inbox takes nothing more (`deliver` then finds no run): an alert answered 202 is
+              // either applied or said not to be, in the run's events.
+              leftoverSignals: inbox!.close,
               beforeSlice: (ts: number) =>
                 Effect.suspend(() => {
                   const wait = previous === undefined ? 0 : Math.max(0, (ts - previous) / options.speed)
@@ -370,6 +375,7 @@ export const layer = Layer.scoped(
         const recorded = yield* RecordedSignals.read(record.id)
         const taken = new Set<string>()
         for (const signals of recorded.values()) for (const signal of signals) taken.add(signal.alertId)
+        for (const signal of yield* RecordedSignals.readNotApplied(record.id)) taken.add(signal.alertId)
         return yield* WebhookStore.pendingSignals(record.strategyId, record.id, taken)
       })
 
@@ -510,7 +516,8 @@ export const layer = Layer.scoped(
     const reject: RunManagerService["reject"] = (principal, ref, round, reason) =>
       decide(principal, ref, round, { approved: false, by: principal.name, reason })
 
-    const paperRuns = (strategy: StrategyId) => [...live.values()].filter((entry) => entry.inbox?.strategy === strategy)
+    const paperRuns = (strategy: StrategyId) =>
+      [...live.values()].filter((entry) => entry.inbox?.strategy === strategy && !entry.inbox.closed)
 
     const paperSymbols: RunManagerService["paperSymbols"] = (strategy) => [...new Set(paperRuns(strategy).flatMap((entry) => entry.inbox!.symbols))]
 

@@ -15,6 +15,7 @@ const NONE: ReadonlyArray<ExternalSignal> = []
 
 export class SignalInbox {
   private queue: Array<ExternalSignal> = []
+  private ended = false
 
   constructor(
     readonly strategy: StrategyId,
@@ -26,11 +27,25 @@ export class SignalInbox {
     return this.queue.length
   }
 
-  /** Queue a signal for the next slice; false when the inbox is full. */
+  /** Whether the run has ended (`close`): it takes nothing more. */
+  get closed(): boolean {
+    return this.ended
+  }
+
+  /** Queue a signal for the next slice; false when the inbox is full or closed. */
   offer(signal: ExternalSignal): boolean {
-    if (this.queue.length >= CAPACITY) return false
+    if (this.ended || this.queue.length >= CAPACITY) return false
     this.queue.push(signal)
     return true
+  }
+
+  /**
+   * The run has ended: what is queued, oldest first, which no slice will take (the run records it
+   * as not applied); from now on nothing is taken. Synchronous, so no alert can slip in between.
+   */
+  readonly close = (): ReadonlyArray<ExternalSignal> => {
+    this.ended = true
+    return this.drain()
   }
 
   /** Everything queued, oldest first (the same empty array when nothing is: asked every slice). */

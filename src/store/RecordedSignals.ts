@@ -7,7 +7,7 @@ import { SqlClient } from "@effect/sql"
 import { Effect, ParseResult, Schema } from "effect"
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, Timestamp } from "../../schemas/Ids.js"
-import { SignalReceived } from "../../schemas/RunEvent.js"
+import { SignalNotApplied, SignalReceived } from "../../schemas/RunEvent.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { CorruptRecord, storeError } from "./StoreError.js"
 
@@ -38,6 +38,42 @@ export const read = Effect.fn("RecordedSignals.read")(function*(run: RunId, unti
 }, storeError("read a run's signals"))
 
 const NONE: ReadonlyArray<ExternalSignal> = []
+
+const decodeNotApplied = Schema.decodeUnknown(Schema.parseJson(SignalNotApplied))
+
+/**
+ * The signals `run` took and never applied (its `SignalNotApplied` events, recorded when it
+ * ended), in order: what a re-execution's `leftoverSignals` gives back.
+ */
+export const readNotApplied = Effect.fn("RecordedSignals.readNotApplied")(function*(run: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ seq: number; body: string }>`
+    select seq, body from run_events where run_id = ${run} and tag = 'SignalNotApplied' order by seq`
+  const out: Array<ExternalSignal> = []
+  for (const row of rows) {
+    const event = yield* decodeNotApplied(row.body).pipe(
+      Effect.mapError((error) =>
+        new CorruptRecord({ table: "run_events", key: `${run}#${row.seq}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+      )
+    )
+    out.push(event.signal)
+  }
+  return out as ReadonlyArray<ExternalSignal>
+}, storeError("read a run's signals not applied"))
+
+/**
+ * The `leftoverSignals` of a re-execution: the recorded ones when the recording reaches the run's
+ * end (it has logged fewer than `after` events by then), else the `live` ones (a resumed paper
+ * run's inbox, closed).
+ */
+export const leftovers = (
+  recorded: ReadonlyArray<ExternalSignal>,
+  live: Backtest.Options["leftoverSignals"] | undefined,
+  after = 0
+): Backtest.Options["leftoverSignals"] | undefined => {
+  if (recorded.length === 0) return live
+  return (events: number) => (live === undefined || events < after ? recorded : recorded.concat(live(events)))
+}
 
 /**
  * The `signals` of a re-execution: the recorded ones at their slices, then — once the run has

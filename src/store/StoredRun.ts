@@ -5,8 +5,8 @@
  *
  * Resume and replay re-execute the run from its recorded inputs — strategy, data source (whose
  * fingerprint must not have changed), seed, event detail and injected faults, and the outside
- * signals it received (its `SignalReceived` events, at the same slices) — and compare every
- * event with the recording (`Replay.Comparator`). A run is a function of those inputs, so its agents'
+ * signals it received (its `SignalReceived` events, at the same slices, and its `SignalNotApplied`
+ * ones, at its end) — and compare every event with the recording (`Replay.Comparator`). A run is a function of those inputs, so its agents'
  * state (indicator windows, adaptive weights, the risk officer's marks, the ledger) is rebuilt
  * exactly rather than serialised; resume then goes on recording after the last committed event, so
  * nothing is lost or written twice, and a recording that the re-execution does not reproduce
@@ -19,6 +19,7 @@ import type { SqlClient } from "@effect/sql"
 import { Cause, Effect, Either, Exit, Option, ParseResult, Schema } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import { analysts, rosterOf } from "../../agents/registry.js"
+import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId, Timestamp } from "../../schemas/Ids.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import * as DataSource from "../market/DataSource.js"
@@ -111,6 +112,8 @@ interface Common {
   readonly checkpointEvery?: number
   /** Outside signals as they come (a live paper run's webhooks); a resume adds them after the recorded ones. */
   readonly signals?: Backtest.Options["signals"]
+  /** The outside signals left when the run ends (a live paper run's inbox, closed): recorded as not applied. */
+  readonly leftoverSignals?: Backtest.Options["leftoverSignals"]
   /**
    * Asked when the run is interrupted: true leaves it `running` (or `paused`) for the next start
    * to resume — a server shutting down — rather than `stopped` by an operator. What it recorded is
@@ -169,6 +172,8 @@ interface Execution extends Common {
   readonly checkpoint?: RunRecorder.CheckpointState
   /** The signals the recording received, delivered again at their slices. */
   readonly recordedSignals?: RecordedSignals.BySlice
+  /** The signals the recording did not apply (it reached its end), given back at the end. */
+  readonly recordedNotApplied?: ReadonlyArray<ExternalSignal>
   /** Language models for LLM analysts (with the recording's calls, on a resume). */
   readonly llm: Backtest.LlmOptions
 }
@@ -247,6 +252,7 @@ const execute = (x: Execution) =>
       ...(x.mode === undefined ? {} : { mode: x.mode }),
       llm: x.llm,
       ...signalsOption(RecordedSignals.source(x.recordedSignals ?? new Map(), x.signals, x.compareUntil ?? 0, x.checkpoint?.cursor.ts)),
+      ...leftoversOption(RecordedSignals.leftovers(x.recordedNotApplied ?? [], x.leftoverSignals, x.compareUntil ?? 0)),
       onEvent: (event, json) => {
         lastSeq = event.seq
         if (comparator !== undefined && comparator.covers(event.seq)) {
@@ -381,6 +387,9 @@ const execute = (x: Execution) =>
 /** The driver's `signals` option, left out when there is no source (no per-slice call at all). */
 const signalsOption = (signals: Backtest.Options["signals"] | undefined) => (signals === undefined ? {} : { signals })
 
+const leftoversOption = (leftoverSignals: Backtest.Options["leftoverSignals"] | undefined) =>
+  leftoverSignals === undefined ? {} : { leftoverSignals }
+
 /** Why an execution failed, in one line: what a run's row and the server's start-up report say. */
 export const failureOf = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.squash(cause)
@@ -493,6 +502,7 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
     const head = yield* Runs.lastEvent(run.id)
     const checkpoint = yield* Runs.lastCheckpoint(run.id)
     const recordedSignals = yield* RecordedSignals.read(run.id)
+    const recordedNotApplied = yield* RecordedSignals.readNotApplied(run.id)
     const recordedCalls = yield* RecordedLlmCalls.read(run.id)
     const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started })
     // A stopped run's intents that were waiting when it stopped (cancelled then) are asked again.
@@ -511,6 +521,7 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
       mode: run.mode === "paper" ? "paper" : "backtest",
       faults: run.faults ?? undefined,
       recordedSignals,
+      recordedNotApplied,
       compareUntil: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }),
       ...Option.match(head, { onNone: () => ({}), onSome: (h) => ({ from: { count: h.seq, hash: h.hash } }) }),
       ...Option.match(checkpoint, { onNone: () => ({}), onSome: (c) => ({ checkpoint: c.state }) })
@@ -549,6 +560,7 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
     const comparator = new Comparator(run.id)
     const approver = yield* recordedApprover(run.id, undefined)
     const signals = RecordedSignals.source(yield* RecordedSignals.read(run.id), undefined)
+    const leftovers = RecordedSignals.leftovers(yield* RecordedSignals.readNotApplied(run.id), undefined)
     const recordedCalls = yield* RecordedLlmCalls.read(run.id)
     // Every model call answered from the recording; none made.
     const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started, replay: true })
@@ -567,6 +579,7 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
       ...(approver === undefined ? {} : { approver }),
       ...signalsOption(signals),
+      ...leftoversOption(leftovers),
       llm,
       onEvent: comparator.sink,
       pace: () =>

@@ -110,6 +110,14 @@ export interface Options {
    * empty array when there is nothing (it is asked on every slice).
    */
   readonly signals?: (ts: Timestamp, events: number) => ReadonlyArray<ExternalSignal>
+  /**
+   * The outside signals left when the run ends (its data ran out, or it failed): asked once, after
+   * the last slice, with the number of events logged so far — a live run's inbox, closed, or what
+   * the recording says was left. Each is recorded as `SignalNotApplied` before the run's end, after
+   * those that waited in vain for a bar of their symbol: a signal the run took is never dropped
+   * without a trace.
+   */
+  readonly leftoverSignals?: (events: number) => ReadonlyArray<ExternalSignal>
   /** Language models for the strategy's LLM analysts; default the offline model, no cache. */
   readonly llm?: LlmOptions
   /**
@@ -466,6 +474,11 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           snapshot: emptySnapshot(strategy, to)
         }
       if (failure === undefined && (final === undefined || Exit.isFailure(final))) failure = "the ledger did not close its books"
+      // One reason for both kinds: a replay gives them all back through `leftoverSignals` (the
+      // held ones never entered its `signals`), and must write the same bytes.
+      for (const signal of (held ?? []).concat(options.leftoverSignals?.(log.size) ?? [])) {
+        log.emit("SignalNotApplied", { ts: to, signal: canonicalSignal(signal), reason: `the run ended before a bar of ${signal.symbol} could take it` })
+      }
       let checksum: string
       if (failure === undefined) {
         checksum = log.checksum()

@@ -19,6 +19,7 @@ import * as RedisBus from "../../src/bus/RedisBus.js"
 import * as RunManager from "../../src/edge/RunManager.js"
 import * as RecordedSignals from "../../src/store/RecordedSignals.js"
 import * as Runs from "../../src/store/Runs.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
 import * as WebhookStore from "../../src/store/Webhooks.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { cleanUp, connection, runRedis, uniquePrefix } from "../bus/redis.js"
@@ -164,6 +165,57 @@ for (const backend of backends) {
         expect([...(yield* RecordedSignals.read(run.id)).values()].flat().map((s) => s.alertId)).toEqual(["paused-1"])
         yield* third.manager.stop(alice, run.id)
         yield* third.shutdown
+      }), { timeout: 60_000 })
+
+    it.scoped("an alert taken while the run's last bar waits on an approval is recorded as not applied when the run ends; after it, none is taken", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const name = "alert after the last bar"
+        const symbol = symbolsOf(2)[0]!
+        const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
+          name,
+          symbols: symbolsOf(2),
+          allowShort: true,
+          agents: [{ type: "tradingview", params: { validity: 20, confidence: 0.9 } }],
+          sizing: { mode: "percent_of_equity", value: 10 },
+          risk: { approval: { policy: "pause", notionalPctAbove: 5, timeoutSeconds: 60 } }
+        }))
+        const alert = (alertId: string, action: "buy" | "sell") =>
+          canonicalSignal({ source: "tradingview", symbol, ticker: symbol, action, price: 50 as never, alertId, receivedAt: Date.now() as Timestamp })
+        const { manager, shutdown } = yield* managerOn(bus)
+        // Two bars two seconds apart: the first alert, sent once the first bar has gone by, enters
+        // with the second (the last), whose intent waits for an operator.
+        const run = yield* manager.start(alice, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 2 }, speed: 43_200 })
+        const follower = yield* bus.subscribe(run.id)
+        expect((yield* follower.take)._tag).toBe("Event")
+        yield* Effect.sleep("300 millis")
+        expect(yield* manager.deliver(created.id, alert("first", "buy"))).toEqual([run.id])
+        let waiting: ReadonlyArray<{ readonly round: string }> = []
+        for (let i = 0; i < 200 && waiting.length === 0; i++) {
+          yield* Effect.sleep("50 millis")
+          waiting = yield* manager.pending(alice, run.id)
+        }
+        expect(waiting).toHaveLength(1)
+        // Taken (the webhook answers 202 "delivered"), with no bar left to take it.
+        expect(yield* manager.deliver(created.id, alert("late", "sell"))).toEqual([run.id])
+        yield* manager.approve(alice, run.id, waiting[0]!.round)
+        yield* endOf(follower, 30_000)
+        expect((yield* Runs.get(run.id)).status).toBe("completed")
+        // Ended: no run takes an alert any more.
+        const after = yield* Effect.flip(manager.deliver(created.id, alert("after", "buy")))
+        expect(after._tag).toBe("NoPaperRun")
+        yield* shutdown
+
+        const sql = yield* SqlClient.SqlClient
+        const events = (yield* sql<{ tag: string; body: string }>`select tag, body from run_events where run_id = ${run.id} order by seq`)
+          .map((row) => ({ tag: row.tag, event: JSON.parse(row.body) }))
+        expect(events.filter((e) => e.tag === "SignalReceived").map((e) => e.event.signal.alertId)).toEqual(["first"])
+        const notApplied = events.filter((e) => e.tag === "SignalNotApplied")
+        expect(notApplied.map((e) => [e.event.signal.alertId, e.event.reason])).toEqual([["late", `the run ended before a bar of ${symbol} could take it`]])
+        // Recorded before the run's end, and given again by a replay: the same run, byte for byte.
+        expect(events.at(-1)!.tag).toBe("RunCompleted")
+        const replayed = yield* StoredRun.replay(run.id)
+        expect(replayed.checksum).toBe((yield* Runs.get(run.id)).checksum)
       }), { timeout: 60_000 })
 
     it.scoped("followers see only events the database holds: a run whose recording fails publishes none it did not commit", () =>

@@ -92,6 +92,35 @@ for (const backend of backends) {
         expect(error).toMatchObject({ _tag: "RunDiverged", seq: first.seq })
       }), 60_000)
 
+    it.effect("signals the run took and never applied are recorded at its end, before RunCompleted; the run replays byte for byte", () =>
+      Effect.gen(function*() {
+        // One waits for a bar of a symbol the data never has; one is left in the inbox at the end.
+        const ghost = { ...signal("S0", "buy", 7), symbol: "S9" as Symbol }
+        let first = true
+        const options = stored(2, 120, {
+          strategy: tradingViewStrategy("signals not applied"),
+          mode: "paper",
+          signals: () => (first ? ((first = false), [ghost]) : NONE),
+          leftoverSignals: () => [signal("S1", "sell", 8)]
+        })
+        const { result, run } = yield* StoredRun.backtest(options)
+        expect(result.status).toBe("completed")
+        const events = yield* eventsOf(run)
+        expect(events.at(-1)!.tag).toBe("RunCompleted")
+        const notApplied = events.filter((e) => e.tag === "SignalNotApplied")
+        expect(notApplied.map((e) => [e.event.signal.alertId, e.event.reason])).toEqual([
+          ["id:alert-7", "the run ended before a bar of S9 could take it"],
+          ["id:alert-8", "the run ended before a bar of S1 could take it"]
+        ])
+        expect(notApplied.map((e) => e.seq)).toEqual([events.length - 2, events.length - 1])
+        expect(notApplied[0]!.event.ts).toBe(result.to)
+        expect(events.some((e) => e.tag === "SignalReceived")).toBe(false)
+
+        const replayed = yield* StoredRun.replay(run)
+        expect(replayed.checksum).toBe(result.checksum)
+        expect(replayed.events).toBe(result.counts.events)
+      }), 60_000)
+
     it.effect("a crashed run resumes into the run it was; its live source joins only past the recorded part", () =>
       Effect.gen(function*() {
         const options = stored(2, 200, { strategy: tradingViewStrategy("signals resume"), mode: "paper", signals: scripted(), checkpointEvery: 32 })
