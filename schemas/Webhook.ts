@@ -153,6 +153,17 @@ export class NoPaperRun extends Schema.TaggedError<NoPaperRun>()("NoPaperRun", {
   reason: Schema.String
 }) {}
 
+/**
+ * 409: the strategy's paper runs live in this server have no `tradingview` analyst (they run a
+ * version of the strategy without one): nothing in them would read the alert, so it is not taken.
+ */
+export class NoTradingViewAnalyst extends Schema.TaggedError<NoTradingViewAnalyst>()("NoTradingViewAnalyst", {
+  strategy: Schema.String,
+  /** The paper runs of the strategy live here, none of which reads alerts. */
+  runs: Schema.Array(Schema.String),
+  reason: Schema.String
+}) {}
+
 /** 429: too many alerts for the strategy; try again after `retryAfterSeconds` (also the `Retry-After` header). */
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
   strategy: Schema.String,
@@ -161,7 +172,7 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
 }) {}
 
 /** A refusal of the endpoint: any of these, or `Unauthorized` (401) or `Unavailable` (503). */
-export const WebhookError = Schema.Union(InvalidAlert, AlertTooLarge, Unauthorized, NoPaperRun, RateLimited, Unavailable)
+export const WebhookError = Schema.Union(InvalidAlert, AlertTooLarge, Unauthorized, NoPaperRun, NoTradingViewAnalyst, RateLimited, Unavailable)
 export type WebhookError = typeof WebhookError.Type
 
 // The owner's procedures (webhooks.secret, webhooks.rotate) are in Rpc.ts with every other group.

@@ -66,7 +66,12 @@ interface Live {
   paused: boolean
   /** A paper run's outside signals (webhooks) waiting for its next slice. */
   readonly inbox: SignalInbox | undefined
+  /** Whether its strategy has a `tradingview` analyst: the only agent that reads those signals. */
+  readonly readsAlerts: boolean
 }
+
+/** Whether a strategy has an analyst that reads TradingView alerts (agents/analysts: `tradingview`). */
+const readsAlerts = (strategy: Strategy): boolean => strategy.agents.some((agent) => agent.type === "tradingview")
 
 /** An intent a live run holds for an operator. */
 interface Waiting {
@@ -114,11 +119,16 @@ export interface RunManagerService {
    * became of each.
    */
   readonly resumeUnfinished: () => Effect.Effect<ReadonlyArray<Resumption>, Unavailable>
-  /** The symbols the strategy's paper runs live here trade (none: no such run). */
+  /**
+   * The symbols the strategy's paper runs live here that read alerts (have a `tradingview`
+   * analyst) trade (none: no such run).
+   */
   readonly paperSymbols: (strategy: StrategyId) => ReadonlyArray<Symbol>
+  /** The strategy's paper runs live here with no `tradingview` analyst: alerts would reach nothing in them. */
+  readonly paperRunsIgnoringAlerts: (strategy: StrategyId) => ReadonlyArray<RunId>
   /**
    * Queue an outside signal (a webhook's alert) for every paper run of `strategy` live here that
-   * trades its symbol: it enters each run with the run's next slice, recorded there. The runs it
+   * trades its symbol and reads alerts: it enters each run with the run's next slice, recorded there. The runs it
    * went to; `NoPaperRun` when there is none, `RateLimited` when one has a full backlog.
    */
   readonly deliver: (strategy: StrategyId, signal: ExternalSignal) => Effect.Effect<ReadonlyArray<RunId>, NoPaperRun | RateLimited>
@@ -262,7 +272,7 @@ export const layer = Layer.scoped(
         readonly paused: boolean
         readonly owner: string
         readonly known?: RunId
-        readonly strategy: { readonly id: StrategyId; readonly symbols: ReadonlyArray<Symbol> }
+        readonly strategy: { readonly id: StrategyId; readonly symbols: ReadonlyArray<Symbol>; readonly readsAlerts: boolean }
         /** Signals to put in a paper run's inbox first (a resumed run's, undelivered when its process stopped). */
         readonly pending?: ReadonlyArray<ExternalSignal>
       },
@@ -322,7 +332,7 @@ export const layer = Layer.scoped(
               ? startFailure(exit.cause)
               : Deferred.await(created))
         )
-        live.set(id, { run: id, owner: options.owner, mode: options.mode, fiber, gate, lock: yield* Effect.makeSemaphore(1), paused: options.paused, inbox })
+        live.set(id, { run: id, owner: options.owner, mode: options.mode, fiber, gate, lock: yield* Effect.makeSemaphore(1), paused: options.paused, inbox, readsAlerts: options.strategy.readsAlerts })
         fiber.addObserver((exit) => {
           live.delete(id)
           // Its followers (here, and through Redis on other servers) are told it ended only when it
@@ -363,7 +373,7 @@ export const layer = Layer.scoped(
             },
             approver: (request) => approver!(request),
             ...hooks
-          }), { mode, speed, paused: false, owner: principal.userId, strategy: { id: found.id, symbols: found.strategy.symbols } }, created)
+          }), { mode, speed, paused: false, owner: principal.userId, strategy: { id: found.id, symbols: found.strategy.symbols, readsAlerts: readsAlerts(found.strategy) } }, created)
         return yield* Runs.get(id).pipe(
           Effect.catchTag("RunNotFound", () => new Unavailable({ reason: `run ${id} was created but cannot be read back` }))
         )
@@ -405,7 +415,7 @@ export const layer = Layer.scoped(
               speed: record.speed ?? 1,
               paused: record.status === "paused",
               owner: record.owner,
-              strategy: { id: record.strategyId, symbols: record.strategy.symbols },
+              strategy: { id: record.strategyId, symbols: record.strategy.symbols, readsAlerts: readsAlerts(record.strategy) },
               pending
             }, created))
           if (Either.isLeft(launched)) {
@@ -519,11 +529,17 @@ export const layer = Layer.scoped(
     const paperRuns = (strategy: StrategyId) =>
       [...live.values()].filter((entry) => entry.inbox?.strategy === strategy && !entry.inbox.closed)
 
-    const paperSymbols: RunManagerService["paperSymbols"] = (strategy) => [...new Set(paperRuns(strategy).flatMap((entry) => entry.inbox!.symbols))]
+    const paperSymbols: RunManagerService["paperSymbols"] = (strategy) => [
+      ...new Set(paperRuns(strategy).filter((entry) => entry.readsAlerts).flatMap((entry) => entry.inbox!.symbols))
+    ]
+
+    const paperRunsIgnoringAlerts: RunManagerService["paperRunsIgnoringAlerts"] = (strategy) =>
+      paperRuns(strategy).filter((entry) => !entry.readsAlerts).map((entry) => entry.run)
 
     const deliver: RunManagerService["deliver"] = (strategy, signal) =>
       Effect.suspend((): Effect.Effect<ReadonlyArray<RunId>, NoPaperRun | RateLimited> => {
-        const targets = paperRuns(strategy).filter((entry) => entry.inbox!.symbols.includes(signal.symbol))
+        // A run without a `tradingview` analyst would record the alert and never read it.
+        const targets = paperRuns(strategy).filter((entry) => entry.readsAlerts && entry.inbox!.symbols.includes(signal.symbol))
         if (targets.length === 0) {
           return Effect.fail(new NoPaperRun({ strategy, reason: `no paper run of strategy ${strategy} trading ${signal.symbol} is running` }))
         }
@@ -547,6 +563,7 @@ export const layer = Layer.scoped(
       reject,
       resumeUnfinished,
       paperSymbols,
+      paperRunsIgnoringAlerts,
       deliver,
       live: () => live.size
     } satisfies RunManagerService

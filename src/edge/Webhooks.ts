@@ -11,6 +11,7 @@
  *   6. its key (`id`, else a SHA-256 of the canonical body without the secret):
  *      a key seen before is a repeat, acknowledged and not delivered again    200 { duplicate: true }
  *   7. a paper run of the strategy live here, trading the ticker's symbol     409 NoPaperRun / 400 ticker
+ *      and with a `tradingview` analyst to read it                           409 NoTradingViewAnalyst
  *   8. delivered: it enters the run with its next slice                       202 { status: "delivered" }
  *
  * Step 6 looks first in the `IdempotencyKeys` (Redis with `REDIS_URL`, shared by every server
@@ -35,6 +36,7 @@ import {
   AlertTooLarge,
   InvalidAlert,
   NoPaperRun,
+  NoTradingViewAnalyst,
   RateLimited,
   TradingViewAlert,
   WEBHOOK_PATH
@@ -252,9 +254,23 @@ export const handler = (deps: Dependencies, options: Options = {}) => {
       return accepted({ status: "duplicate", duplicate: true, alert: key, runs: known.value.runs })
     }
     const receivedAt = (yield* Clock.currentTimeMillis) as Timestamp
-    const deliver = Effect.suspend((): Effect.Effect<{ readonly runs: ReadonlyArray<RunId>; readonly signal: ExternalSignal }, NoPaperRun | RateLimited | InvalidAlert> => {
+    const deliver = Effect.suspend((): Effect.Effect<
+      { readonly runs: ReadonlyArray<RunId>; readonly signal: ExternalSignal },
+      NoPaperRun | NoTradingViewAnalyst | RateLimited | InvalidAlert
+    > => {
       const symbols = deps.manager.paperSymbols(strategy)
       if (symbols.length === 0) {
+        // Runs that would take it and never read it: refused, rather than answered "delivered".
+        const deaf = deps.manager.paperRunsIgnoringAlerts(strategy)
+        if (deaf.length > 0) {
+          return Effect.fail(
+            new NoTradingViewAnalyst({
+              strategy,
+              runs: deaf,
+              reason: "the strategy's paper run has no tradingview analyst to read alerts: add one to the strategy and start a new paper run"
+            })
+          )
+        }
         return Effect.fail(new NoPaperRun({ strategy, reason: "no paper run of this strategy is running: start one, then send the alert again" }))
       }
       const symbol = symbolOf(alert.ticker, symbols)
@@ -288,6 +304,7 @@ export const handler = (deps: Dependencies, options: Options = {}) => {
       InvalidAlert: (e) => Effect.succeed(json(400, { error: e._tag, field: e.field, reason: e.reason })),
       Unauthorized: (e) => Effect.succeed(json(401, { error: e._tag, reason: e.reason })),
       NoPaperRun: (e) => Effect.succeed(json(409, { error: e._tag, strategy: e.strategy, reason: e.reason })),
+      NoTradingViewAnalyst: (e) => Effect.succeed(json(409, { error: e._tag, strategy: e.strategy, runs: e.runs, reason: e.reason })),
       RateLimited: (e) =>
         Effect.succeed(
           json(429, { error: e._tag, strategy: e.strategy, retryAfterSeconds: e.retryAfterSeconds, reason: e.reason }, {

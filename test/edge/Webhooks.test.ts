@@ -394,6 +394,39 @@ for (const backend of backends) {
         yield* Effect.flatMap(RunManager.RunManager, (manager) => manager.stop(alice, run.id))
       }), { timeout: 120_000 })
 
+    it.scoped("a paper run whose strategy has no tradingview analyst: 409 NoTradingViewAnalyst naming the run, nothing kept; a run that has one takes it", () =>
+      Effect.gen(function*() {
+        const name = "tv deaf"
+        const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
+          name,
+          symbols: symbolsOf(2),
+          agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }],
+          sizing: { mode: "percent_of_equity", value: 10 }
+        }))
+        const rpc = yield* RpcTest.makeClient(WebhookRpcs, { flatten: true }).pipe(Effect.provide(clientKey("sk_alice")))
+        const secret = (yield* rpc("webhooks.secret", { strategy: name })).secret!
+        const srv = yield* server()
+        const deaf = yield* paperRun(name, 86_400)
+        const alert = { ticker: "S0", action: "buy", price: 100, secret, id: "to-a-deaf-run" }
+        const refused = yield* post(srv.url(created.id), alert)
+        expect(refused.status).toBe(409)
+        expect(refused.body).toMatchObject({ error: "NoTradingViewAnalyst", strategy: created.id, runs: [deaf.id] })
+        expect(refused.body.reason).toContain("no tradingview analyst")
+        const sql = yield* SqlClient.SqlClient
+        expect(yield* sql`select 1 from webhook_alerts where strategy_id = ${created.id}`).toEqual([])
+        expect(yield* sql`select 1 from run_events where run_id = ${deaf.id} and tag = 'SignalReceived'`).toEqual([])
+
+        // A new version with one, and a paper run of it alongside: the alert goes to that run only.
+        yield* Strategies.update(alice.userId, name, strategyBody(name))
+        const listening = yield* paperRun(name, 86_400)
+        const taken = yield* post(srv.url(created.id), alert)
+        expect(taken.status).toBe(202)
+        expect(taken.body.runs).toEqual([listening.id])
+        const manager = yield* RunManager.RunManager
+        yield* manager.stop(alice, deaf.id)
+        yield* manager.stop(alice, listening.id)
+      }), { timeout: 120_000 })
+
     it.scoped("rate limit: past the strategy's burst, 429 with Retry-After; another strategy is not affected", () =>
       Effect.gen(function*() {
         const a = yield* strategyWithSecret("tv limited a")
