@@ -26,7 +26,8 @@ import * as os from "node:os"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Redis as IORedis } from "ioredis"
-import { Chunk, Effect, Exit, Scope, Stream } from "effect"
+import { Chunk, Effect, Exit, Schema, Scope, Stream } from "effect"
+import { Strategy } from "../../schemas/Strategy.js"
 import * as Database from "../../src/store/Database.js"
 import { ProcessGroups, type Served } from "../cli/processes.js"
 import { cleanUp, probe, redisUrl, uniquePrefix } from "../bus/redis.js"
@@ -192,17 +193,27 @@ const follow = async (base: string, run: string, since: number, options: { reado
 
 const health = (base: string) => fetch(`${base}/health`).then((r) => r.json() as Promise<Record<string, any>>)
 
-/** A paper run of the example strategy on `base`, on synthetic bars, twenty bars a second. */
-const startPaperRun = (base: string, bars: number) =>
+/** A paper run of the example strategy (or `strategy`) on `base`, on synthetic bars, twenty bars a second. */
+const startPaperRun = (base: string, bars: number, strategy = "Six analysts") =>
   Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(base, key), (rpc) =>
-    rpc("runs.start", { strategy: "Six analysts", mode: "paper", data: { _tag: "synthetic", bars, seed: 7 }, speed: 20 * 86_400 }))))
+    rpc("runs.start", { strategy, mode: "paper", data: { _tag: "synthetic", bars, seed: 7 }, speed: 20 * 86_400 }))))
+
+/** A strategy that reads TradingView alerts (the example's analysts do not: its runs are not sent any). */
+const ALERTS = "Six analysts and alerts"
 
 let webhook: { readonly path: string; readonly secret: string } | undefined
 
-/** The example strategy's webhook (its secret is shown on the first ask only: kept for every test). */
+/** `ALERTS`'s webhook, the strategy created first (its secret is shown on the first ask only: kept for every test). */
 const webhookOf = async () => {
   if (webhook === undefined) {
-    const made = await Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(a!.base, key), (rpc) => rpc("webhooks.secret", { strategy: "Six analysts" }))))
+    const strategy = Schema.decodeUnknownSync(Strategy)({
+      name: ALERTS,
+      symbols: ["ACME", "GLOBEX", "INITECH"],
+      agents: [{ type: "tradingview" }, { type: "sma_crossover", params: { fast: 10, slow: 50 } }],
+      sizing: { mode: "percent_of_equity", value: 10 }
+    })
+    const made = await Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(a!.base, key), (rpc) =>
+      Effect.zipRight(rpc("strategies.create", { strategy }), rpc("webhooks.secret", { strategy: ALERTS })))))
     expect(made.secret).not.toBeNull()
     webhook = { path: made.path, secret: made.secret! }
   }
@@ -247,15 +258,15 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
   }, 120_000)
 
   it("a webhook alert delivered by the first server is a repeat on the second, answered there from Redis with the same runs; runs.get there gives the run's live values", async () => {
-    const paper = await startPaperRun(a!.base, 400)
     const { path, secret } = await webhookOf()
+    const paper = await startPaperRun(a!.base, 400, ALERTS)
     const send = (base: string, id: string) =>
       fetch(`${base}${path}`, {
         method: "POST",
         headers: { "content-type": "application/json", "x-swarm-secret": secret },
         body: JSON.stringify({ ticker: "ACME", action: "buy", price: 1, id })
       }).then(async (response) => ({ status: response.status, body: (await response.json()) as Record<string, any> }))
-    // To every paper run of the strategy on the first server (this one, and the demo run of its first start).
+    // To every paper run of the strategy on the first server.
     const first = await send(a!.base, "two-once")
     expect(first).toMatchObject({ status: 202, body: { status: "delivered", duplicate: false, alert: "id:two-once" } })
     const runs: Array<string> = first.body.runs
