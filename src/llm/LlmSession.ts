@@ -71,7 +71,11 @@ export interface SessionOptions {
   readonly seed?: number | undefined
   /** Every call, as it ends. */
   readonly onCall?: ((call: LlmCall) => void) | undefined
-  /** The first call the budget refused (once, recorded or live). */
+  /**
+   * Every call the budget refused (recorded or live). The run says so once, naming the first of
+   * them in its log's order (`RunLog.deferFirst`): the first to get here is the wall clock's pick,
+   * and a replay, answering from the recording, picks another.
+   */
   readonly onBudgetSpent?: ((call: LlmCall) => void) | undefined
 }
 
@@ -195,8 +199,6 @@ const decodeAnswer = <A, I>(schema: Schema.Schema<A, I>, content: string): Eithe
 
 export class LlmSession {
   readonly budget: Budget
-  /** Whether `onBudgetSpent` has been told. */
-  private announced = false
   private readonly formats = new WeakMap<object, Format>()
 
   constructor(readonly options: SessionOptions) {
@@ -451,11 +453,8 @@ export class LlmSession {
       }
     }
     this.options.onCall?.(answered.call)
-    // Announced from the record, so a replay (answered from recordings) announces it at the same call.
-    if (answered.call.outcome === "budget" && !this.announced) {
-      this.announced = true
-      this.options.onBudgetSpent?.(answered.call)
-    }
+    // Told from the record, so a replay (answered from recordings) tells of the same calls.
+    if (answered.call.outcome === "budget") this.options.onBudgetSpent?.(answered.call)
     return answered
   }
 

@@ -323,8 +323,9 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         : new Map(llmOptions.recorded.map((call) => [recordingKey(call.agent, call.round, call.step), call])),
       seed: seedNumber(seed),
       onCall: (call) => log.defer(recordingKey(call.agent, call.round, call.step), "LlmCalled", { call }),
+      // Once: in the first slice with refused calls, after the first of them in the log's order.
       onBudgetSpent: (call) =>
-        log.defer(`${recordingKey(call.agent, call.round, call.step)}\u0000~budget`, "LlmBudgetSpent", {
+        log.deferFirst("LlmBudgetSpent", `${recordingKey(call.agent, call.round, call.step)}\u0000~budget`, "LlmBudgetSpent", {
           agent: call.agent,
           ...(call.round === undefined ? {} : { round: call.round }),
           reason: call.error ?? "the LLM budget is spent"

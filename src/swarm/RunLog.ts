@@ -88,6 +88,10 @@ export class RunLog {
 
   /** Events held back to be emitted together in a fixed order (`defer`, `flushDeferred`). */
   private deferred: Array<{ readonly key: string; readonly emit: () => void }> = []
+  /** Per `deferFirst` group not emitted yet: the candidate with the smallest key held so far. */
+  private readonly firstHeld = new Map<string, { readonly key: string; readonly emit: () => void }>()
+  /** The `deferFirst` groups already emitted: the run records each once. */
+  private readonly firstDone = new Set<string>()
 
   constructor(readonly run: RunId, private readonly now: () => number) {}
 
@@ -100,8 +104,27 @@ export class RunLog {
     this.deferred.push({ key, emit: () => this.emit(tag, payload, tail) })
   }
 
+  /**
+   * Hold an event the run records once (`LlmBudgetSpent`), at the first flush that holds any
+   * candidate of its `group`: the candidate with the smallest key, emitted in that key's place.
+   * Which of a slice's parallel calls got there first in wall-clock time does not decide it — a run
+   * and its replay answer them in different orders — only what the flush holds, which both share.
+   */
+  deferFirst<T extends RunEventTag>(group: string, key: string, tag: T, payload: Payload<T>): void {
+    if (this.firstDone.has(group)) return
+    const held = this.firstHeld.get(group)
+    if (held === undefined || key < held.key) this.firstHeld.set(group, { key, emit: () => this.emit(tag, payload) })
+  }
+
   /** Emit the held events, by key (ties in the order they were held). */
   flushDeferred(): void {
+    if (this.firstHeld.size > 0) {
+      for (const [group, first] of this.firstHeld) {
+        this.deferred.push(first)
+        this.firstDone.add(group)
+      }
+      this.firstHeld.clear()
+    }
     if (this.deferred.length === 0) return
     const held = this.deferred
     this.deferred = []

@@ -315,6 +315,34 @@ describe("LLM analysts", () => {
       expect(replayed.result.checksum).toBe(result.checksum)
     }))
 
+  it.live("a budget running out mid-slice replays exactly, whichever of the slice's parallel calls was refused first", () =>
+    Effect.gen(function*() {
+      // AAA's calls answer late, BBB's at once: live, a slice's calls end in another order than the
+      // replay (answered from the recording, in the agents' order) ends them.
+      const { model } = scripted((request) =>
+        Effect.zipRight(
+          request.messages.some((m) => m.content.includes("AAA")) ? Effect.sleep(15) : Effect.void,
+          echoOffline(request)
+        )
+      )
+      const agents = [{ type: "llm_analyst" }, { type: "llm_debate", name: "debate" }]
+      const spentAt = new Set<string>()
+      // Budgets that run out at different calls of different slices (the whole run takes about 19,000).
+      for (let tokens = 3_000; tokens <= 18_000; tokens += 750) {
+        const s = strategy(agents, { budget: { tokens }, maxTokensOut: 64 })
+        const live = yield* record({ strategy: s, feed: market(40), llm: { model } })
+        const spent = ofTag(live.events, "LlmBudgetSpent")
+        expect(spent).toHaveLength(1)
+        spentAt.add(`${spent[0]!.agent} ${spent[0]!.round}`)
+        const calls = ofTag(live.events, "LlmCalled").map((e) => e.call)
+        const replayed = yield* record({ strategy: s, feed: market(40), llm: { model, recorded: calls } })
+        const at = replayed.events.findIndex((e, i) => JSON.stringify(e) !== JSON.stringify(live.events[i]))
+        expect({ tokens, at }).toEqual({ tokens, at: -1 })
+        expect(replayed.result.checksum).toBe(live.result.checksum)
+      }
+      expect(spentAt.size).toBeGreaterThan(1)
+    }), 60_000)
+
   it.effect("answers are cached by model, prompt and data window: a second run asks no model", () =>
     Effect.gen(function*() {
       const cache = AnswerCache.fromMemory(new MemoryCache())
