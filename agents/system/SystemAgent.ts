@@ -573,9 +573,6 @@ const budgetSpent = (q: Question, request: ChatRequest, refusal: LlmBudgetExhaus
     yield* answerOffline(q, Offline.make("offline: the run's LLM budget is spent"))
   })
 
-/** Live budgets the chat's earlier spending has been charged to (once each). */
-const chargedLive = new WeakSet<Budget>()
-
 /**
  * The budget a question spends. The run executing in this process: its live budget, the one its
  * LLM agents spend (what the chat spent before the run started here charged to it once), so the
@@ -586,11 +583,8 @@ const budgetOf = (deps: Deps, record: Runs.RunRecord, config: LlmConfig, session
   Effect.gen(function*() {
     const live = deps.llm.budgets.get(record.id)
     if (live !== undefined) {
-      if (!chargedLive.has(live)) {
-        chargedLive.add(live)
-        const chat = yield* Chats.spent(session)
-        live.charge(chat.tokens, chat.cost)
-      }
+      // Registered without it (a run executed without the store's reading of it): charged now, once.
+      if (!deps.llm.budgets.chargedChat(live)) deps.llm.budgets.chargeChat(live, yield* Chats.spent(session))
       return live
     }
     const chat = yield* Chats.spent(session)

@@ -115,10 +115,17 @@ export class Budget {
  */
 export class LiveBudgets {
   private readonly budgets = new Map<string, Budget>()
+  /** Live budgets already charged what their run's chat had spent before them. */
+  private readonly chatCharged = new WeakSet<Budget>()
 
-  /** `budget` is its run's live one until the returned function is called. */
-  register(budget: Budget): () => void {
+  /**
+   * `budget` is its run's live one until the returned function is called. `chat`, what the run's
+   * chat had recorded spending before (a resumed run: the chat went on while no process ran it),
+   * is charged to it at once — before any of the run's calls, so the two together stay within it.
+   */
+  register(budget: Budget, chat?: { readonly tokens: number; readonly cost: number }): () => void {
     this.budgets.set(budget.run, budget)
+    if (chat !== undefined) this.chargeChat(budget, chat)
     return () => {
       if (this.budgets.get(budget.run) === budget) this.budgets.delete(budget.run)
     }
@@ -126,5 +133,17 @@ export class LiveBudgets {
 
   get(run: RunId): Budget | undefined {
     return this.budgets.get(run)
+  }
+
+  /** Whether `budget` has been charged its run's earlier chat spending (`chargeChat`). */
+  chargedChat(budget: Budget): boolean {
+    return this.chatCharged.has(budget)
+  }
+
+  /** Charge `budget` what its run's chat had spent before it was registered: once, whoever asks first. */
+  chargeChat(budget: Budget, chat: { readonly tokens: number; readonly cost: number }): void {
+    if (this.chatCharged.has(budget)) return
+    this.chatCharged.add(budget)
+    budget.charge(chat.tokens, chat.cost)
   }
 }

@@ -101,7 +101,13 @@ export const layerWith = (model: LanguageModel["Type"], permits = 4, rate?: Rate
  * lacks fails as unavailable, and the replay diverges there.
  */
 export const runOptions = (
-  options: { readonly recorded?: ReadonlyArray<LlmCall>; readonly started?: Backtest.LlmOptions["started"]; readonly replay?: boolean } = {}
+  options: {
+    readonly recorded?: ReadonlyArray<LlmCall>
+    readonly started?: Backtest.LlmOptions["started"]
+    readonly replay?: boolean
+    /** What the run's chat had spent (a resume): charged to its live budget. */
+    readonly chatSpent?: Backtest.LlmOptions["chatSpent"]
+  } = {}
 ) =>
   Effect.map(Effect.serviceOption(LlmRuntime), (runtime): Backtest.LlmOptions => {
     const recorded = {
@@ -111,7 +117,15 @@ export const runOptions = (
     if (options.replay === true) return { model: noModel, ...recorded }
     if (runtime._tag === "None") return { model: Offline.make(), ...recorded }
     const { budgets, cache, limiter, model, rate } = runtime.value
-    return { model, cache, limiter, budgets, ...(rate === undefined ? {} : { rate }), ...recorded }
+    return {
+      model,
+      cache,
+      limiter,
+      budgets,
+      ...(rate === undefined ? {} : { rate }),
+      ...(options.chatSpent === undefined ? {} : { chatSpent: options.chatSpent }),
+      ...recorded
+    }
   })
 
 /** The replay's backend: there is none. */

@@ -180,6 +180,19 @@ export const spent = Effect.fn("Chats.spent")(function*(session: ChatSessionId) 
   return { tokens: Number(row?.tokens ?? 0), cost: Number(row?.cost ?? 0) }
 }, storeError("read what a chat's model calls spent"))
 
+/**
+ * What the model calls of `run`'s chat spent, as recorded (nothing when it has none): what a run
+ * resumed in a process charges its live budget, as the chat's questions there then spend it too.
+ */
+export const spentOnRun = Effect.fn("Chats.spentOnRun")(function*(run: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ tokens: string | number | null; cost: string | number | null }>`
+    select sum(coalesce((c.body->>'tokensIn')::bigint, 0) + coalesce((c.body->>'tokensOut')::bigint, 0)) as tokens,
+           sum(coalesce((c.body->>'cost')::float8, 0)) as cost
+    from chat_sessions s join chat_llm_calls c on c.session_id = s.id where s.run_id = ${run}`
+  return { tokens: Number(row?.tokens ?? 0), cost: Number(row?.cost ?? 0) }
+}, storeError("read what a run's chat spent"))
+
 export interface RecordedCall {
   readonly seq: number
   readonly question: number | null

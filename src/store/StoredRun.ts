@@ -28,6 +28,7 @@ import * as Backtest from "../swarm/Backtest.js"
 import * as Run from "../swarm/Run.js"
 import { Comparator, type Divergence, firstDifference } from "./Replay.js"
 import * as LlmRuntime from "../llm/LlmRuntime.js"
+import * as Chats from "./Chats.js"
 import * as RecordedLlmCalls from "./RecordedLlmCalls.js"
 import * as RecordedSignals from "./RecordedSignals.js"
 import * as RunRecorder from "./RunRecorder.js"
@@ -504,7 +505,8 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
     const recordedSignals = yield* RecordedSignals.read(run.id)
     const recordedNotApplied = yield* RecordedSignals.readNotApplied(run.id)
     const recordedCalls = yield* RecordedLlmCalls.read(run.id)
-    const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started })
+    // What its chat spent meanwhile is charged to its live budget from the start (docs/llm.md).
+    const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started, chatSpent: yield* Chats.spentOnRun(run.id) })
     // A stopped run's intents that were waiting when it stopped (cancelled then) are asked again.
     yield* Runs.reopenCancelledApprovals(run.id)
     // Checkpoints are committed with the events they follow, so the last one is never past the last event.

@@ -136,6 +136,11 @@ export interface LlmOptions {
   readonly rate?: RateLimit
   /** The process's live budgets: the run's is registered there while it runs, for its chat to spend too. */
   readonly budgets?: LiveBudgets
+  /**
+   * What the run's chat had spent before this execution (a resume: the chat may have gone on while
+   * no process ran the run), charged to the run's budget as it is registered, once.
+   */
+  readonly chatSpent?: { readonly tokens: number; readonly cost: number }
   /** The calls an earlier execution of the run recorded (replay, resume): answered from them, no model call. */
   readonly recorded?: ReadonlyArray<LlmCall>
   /**
@@ -332,7 +337,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         })
     })
 
-    const withdrawBudget = session === undefined ? undefined : llmOptions?.budgets?.register(session.budget)
+    const withdrawBudget = session === undefined ? undefined : llmOptions?.budgets?.register(session.budget, llmOptions.chatSpent)
 
     return yield* Effect.gen(function*() {
       log.emit("RunStarted", {

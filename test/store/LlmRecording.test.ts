@@ -7,6 +7,7 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer, Schema, Stream } from "effect"
+import type { AgentId } from "../../schemas/Ids.js"
 import type { LlmCall } from "../../schemas/Llm.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
@@ -14,6 +15,8 @@ import type { ChatRequest, LanguageModel } from "../../src/llm/LanguageModel.js"
 import * as LlmRuntime from "../../src/llm/LlmRuntime.js"
 import * as DataSource from "../../src/market/DataSource.js"
 import * as Feed from "../../src/market/Feed.js"
+import * as Chats from "../../src/store/Chats.js"
+import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
 import { crashAt } from "./fixtures/checks.js"
@@ -42,7 +45,7 @@ const counting = () => {
   return { model, stats }
 }
 
-const options = (bars: number): StoredRun.Options => {
+const options = (bars: number, llm: Record<string, unknown> = {}): StoredRun.Options => {
   const config = marketConfig(2, bars)
   return {
     strategy: Schema.decodeUnknownSync(Strategy)({
@@ -51,7 +54,7 @@ const options = (bars: number): StoredRun.Options => {
       allowShort: true,
       agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }, { type: "llm_debate" }],
       sizing: { mode: "percent_of_equity", value: 10 },
-      llm: { cacheTtlSeconds: 0 }
+      llm: { cacheTtlSeconds: 0, ...llm }
     }),
     feed: Feed.synthetic(config),
     dataSource: DataSource.synthetic(config),
@@ -113,6 +116,43 @@ for (const backend of backends) {
             expect(live.stats.calls - before).toBe(calls.length - kept.length)
             const replayed = yield* StoredRun.replay(original.run)
             expect(replayed.checksum).toBe(resumed.result.checksum)
+          }), 60_000)
+
+        it.effect("a resumed run's budget is charged what its chat spent meanwhile: the two together stay within it", () =>
+          Effect.gen(function*() {
+            const limit = 40_000
+            const events: Array<RunEvent> = []
+            const original = yield* StoredRun.backtest({ ...options(80, { budget: { tokens: limit } }), onEvent: collect(events) })
+            // Alone, the run's calls fit with room to spare.
+            expect(events.filter((e) => e._tag === "LlmBudgetSpent")).toEqual([])
+            const calls = events.filter((e): e is Extract<RunEvent, { _tag: "LlmCalled" }> => e._tag === "LlmCalled")
+            yield* crashAt(original.run, calls[Math.floor(calls.length / 2)]!.seq)
+
+            // While no process ran it, its chat spent 30,000 tokens (the server restarted before any
+            // question reached the resumed run: nothing but the recording says so).
+            const record = yield* Runs.get(original.run)
+            const session = yield* Chats.session(record.id, record.owner)
+            const chat = 30_000
+            yield* Chats.recordCall(session.id, 1, {
+              agent: "system" as AgentId,
+              step: "answer",
+              model: "llama3.2:3b",
+              backend: "ollama",
+              promptHash: "0".repeat(64),
+              tokensIn: chat - 1_000,
+              tokensOut: 1_000,
+              latencyMillis: 10,
+              cache: "off",
+              attempts: 1,
+              outcome: "ok"
+            })
+
+            const resumedEvents: Array<RunEvent> = []
+            const resumed = yield* StoredRun.resume(original.run, { onEvent: collect(resumedEvents) })
+            expect(resumed.result.status).toBe("completed")
+            const spent = resumedEvents.reduce((sum, e) => (e._tag === "LlmCalled" ? sum + e.call.tokensIn + e.call.tokensOut : sum), 0)
+            expect(spent + chat).toBeLessThanOrEqual(limit)
+            expect(resumedEvents.filter((e) => e._tag === "LlmBudgetSpent")).toHaveLength(1)
           }), 60_000)
       })
     }
