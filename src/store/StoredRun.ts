@@ -15,6 +15,7 @@
  * they follow) are written every `checkpointEvery` slices; resume checks the books it rebuilds
  * against the last one.
  */
+import { createHash } from "node:crypto"
 import type { SqlClient } from "@effect/sql"
 import { Cause, Effect, Either, Exit, Option, ParseResult, Schema } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
@@ -559,7 +560,11 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
   Effect.gen(function*() {
     const run = yield* Runs.get(ref, options.owner)
     const { events, feed } = yield* inputsOf(run)
-    const comparator = new Comparator(run.id)
+    // A stopped run's recording ends where it was stopped (mid-slice, perhaps): it is reproduced up
+    // to there, and its checksum is that of those events.
+    const end = run.status === "stopped" ? Option.match(yield* Runs.lastEvent(run.id), { onNone: () => 0, onSome: (h) => h.seq }) : undefined
+    const prefix = end === undefined ? undefined : createHash("sha256")
+    const comparator = new Comparator(run.id, end)
     const approver = yield* recordedApprover(run.id, undefined)
     const signals = RecordedSignals.source(yield* RecordedSignals.read(run.id), undefined)
     const leftovers = RecordedSignals.leftovers(yield* RecordedSignals.readNotApplied(run.id), undefined)
@@ -583,7 +588,11 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
       ...signalsOption(signals),
       ...leftoversOption(leftovers),
       llm,
-      onEvent: comparator.sink,
+      ...(end === undefined ? {} : { endAfter: end }),
+      onEvent: prefix === undefined ? comparator.sink : (event, json) => {
+        if (event.seq <= end!) prefix.update(`${json}\n`)
+        comparator.sink(event, json)
+      },
       pace: () =>
         comparator.check.pipe(
           Effect.mapError((error) => new Backtest.BacktestError({ field: "store", reason: error.message })),
@@ -601,5 +610,6 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
     )
     const divergence = yield* comparator.finish
     if (divergence !== undefined) return yield* withRecordingChecked(divergedError(run.id, divergence))
+    if (prefix !== undefined) return { run: run.id, events: end!, checksum: prefix.digest("hex"), result } satisfies Replayed
     return { run: run.id, events: result.counts.events, checksum: result.checksum, result } satisfies Replayed
   }).pipe(Effect.withSpan("StoredRun.replay"))

@@ -121,6 +121,11 @@ export interface Options {
   /** Language models for the strategy's LLM analysts; default the offline model, no cache. */
   readonly llm?: LlmOptions
   /**
+   * End the run after the slice in which its log reaches this many events, failed (the replay of a
+   * stopped run, whose recording ends there: what comes after would be compared with nothing).
+   */
+  readonly endAfter?: number
+  /**
    * The fraction of the run's cycles (a timestamp's rounds) traced, 0 to 1 (src/telemetry/Sampling.ts);
    * default the process's `TraceSampling` rate for the mode (every round of a paper run, none of a backtest).
    */
@@ -311,6 +316,9 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
     )
     const closeWorld = Effect.sync(() => {
       observing = false
+      // The run has ended (completed, failed or stopped): whatever its agents do while the world
+      // closes is no event of it.
+      log.seal()
       world.runOrThrow(Scope.close(scope, Exit.void))
     })
 
@@ -444,6 +452,10 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         to = slice.ts
         if (log.stopped !== undefined) {
           failure = log.stopped
+          break
+        }
+        if (options.endAfter !== undefined && log.size >= options.endAfter) {
+          failure = `the recording ends at event ${options.endAfter}: the run was stopped there`
           break
         }
         const exit = ended.poll()

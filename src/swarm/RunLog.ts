@@ -86,6 +86,9 @@ export class RunLog {
   /** Why an agent stopped the run (`stop`), if one did. */
   stopped: string | undefined
 
+  /** Whether the log has ended (`seal`): nothing more is written. */
+  private sealed = false
+
   /** Events held back to be emitted together in a fixed order (`defer`, `flushDeferred`). */
   private deferred: Array<{ readonly key: string; readonly emit: () => void }> = []
   /** Per `deferFirst` group not emitted yet: the candidate with the smallest key held so far. */
@@ -140,6 +143,16 @@ export class RunLog {
     this.stopped ??= reason
   }
 
+  /**
+   * End the log: events emitted from now on are dropped (no sequence number, no checksum, no sink).
+   * For the world's teardown: a run stopped in the middle of a slice has agents still at work while
+   * it closes (a deadline firing, held events flushed), which its replay, never stopped there,
+   * would not write — recorded, they would make the run's recording one nothing reproduces.
+   */
+  seal(): void {
+    this.sealed = true
+  }
+
   /** Add a sink; it sees every event appended from now on. */
   subscribe(sink: Sink): void {
     this.sinks.push(sink)
@@ -155,6 +168,7 @@ export class RunLog {
 
   /** Append an event; `tail`, its last field with that field's JSON (see `Tail`). */
   emit<T extends RunEventTag>(tag: T, payload: Payload<T>, tail?: Tail): EventOf<T> {
+    if (this.sealed) return { _tag: tag, run: this.run, seq: this.seq, at: this.now(), ...payload } as unknown as EventOf<T>
     const event = { _tag: tag, run: this.run, seq: ++this.seq, at: this.now(), ...payload } as unknown as EventOf<T>
     let json = serialize(event)
     if (CHECK_CANONICAL) checkCanonical(event, json)
