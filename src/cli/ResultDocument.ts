@@ -97,6 +97,16 @@ export const ResultDocument = Schema.Struct({
   /** The final books, marked at the last prices. */
   positions: Schema.Array(PositionJson),
   counts: Counts,
+  /**
+   * A run with LLM agents: the language model that answered and, when the budget ran out, why
+   * (from then on its LLM agents abstained).
+   */
+  llm: Schema.optional(Schema.Struct({
+    backend: Schema.String,
+    model: Schema.String,
+    description: Schema.String,
+    budgetSpent: Schema.optional(Schema.String)
+  })),
   /** SHA-256 (hex) over the canonical JSON lines of the run's events. */
   checksum: Schema.String
 })
@@ -138,6 +148,7 @@ export const make = (
     realizedPnl: p.realizedPnl
   })),
   counts: { ...result.counts },
+  ...(result.llm === undefined ? {} : { llm: { ...result.llm } }),
   checksum: result.checksum
 })
 

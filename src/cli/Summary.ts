@@ -114,6 +114,8 @@ export const render = (result: Backtest.Result, context: Context): string => {
     `period    ${time(result.from)} → ${time(result.to)}`,
     `bars      ${count(c.bars)} (${count(c.slices)} times × ${context.symbols} symbol${context.symbols === 1 ? "" : "s"})`,
     `status    ${result.status}${result.status === "failed" ? `: ${result.failure ?? "no reason given"}` : ""}`,
+    ...(result.llm === undefined ? [] : [`llm       ${result.llm.model}: ${result.llm.description}`]),
+    ...(result.llm?.budgetSpent === undefined ? [] : [`          budget spent, LLM agents abstained after: ${result.llm.budgetSpent}`]),
     ""
   )
 

@@ -181,6 +181,16 @@ export interface Result {
   }
   readonly from: Timestamp
   readonly to: Timestamp
+  /**
+   * A run with LLM agents: which language model answered (its `RunStarted` said so) and, when the
+   * budget ran out, why (its `LlmBudgetSpent`) — from then on its LLM agents abstained.
+   */
+  readonly llm?: {
+    readonly backend: LlmCall["backend"]
+    readonly model: string
+    readonly description: string
+    readonly budgetSpent?: string
+  }
 }
 
 /** A run that cannot start or cannot go on: which field or input, and why. */
@@ -345,7 +355,17 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         })
     })
 
+    let budgetSpent: string | undefined
+    if (session !== undefined) {
+      log.subscribe((event) => {
+        if (event._tag === "LlmBudgetSpent") budgetSpent ??= event.reason
+      })
+    }
     const withdrawBudget = session === undefined ? undefined : llmOptions?.budgets?.register(session.budget, llmOptions.chatSpent)
+
+    const llm = session === undefined
+      ? undefined
+      : llmOptions?.started ?? { backend: session.backend.kind, model: llmConfig.model, description: session.backend.description }
 
     return yield* Effect.gen(function*() {
       log.emit("RunStarted", {
@@ -355,9 +375,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         seed,
         symbols: strategy.symbols,
         dataFingerprint: feed.fingerprint,
-        ...(session === undefined
-          ? {}
-          : { llm: llmOptions?.started ?? { backend: session.backend.kind, model: llmConfig.model, description: session.backend.description } })
+        ...(llm === undefined ? {} : { llm })
       })
       let equity: number = strategy.initialCash
       const rates = yield* Sampling.TraceSampling
@@ -526,7 +544,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           events: log.size
         },
         from,
-        to
+        to,
+        ...(llm === undefined ? {} : { llm: budgetSpent === undefined ? llm : { ...llm, budgetSpent } })
       }
       return result
     }).pipe(Effect.ensuring(Effect.zipRight(Effect.sync(() => withdrawBudget?.()), closeWorld)))

@@ -310,6 +310,8 @@ describe("LLM analysts", () => {
       expect(firstRefused).toBeGreaterThan(0)
       expect(calls.slice(firstRefused).every((c) => c.outcome === "budget")).toBe(true)
       expect(spent[0]!.reason).toContain("budget is spent")
+      // The result says so too (the summary's and the result document's source), with the model.
+      expect(result.llm).toEqual({ backend: "ollama", model: "llama3.2:3b", description: "scripted", budgetSpent: spent[0]!.reason })
       // A replay spends the same budget at the same call, and says so at the same place.
       const replayed = yield* record({ strategy: s, feed: market(80), llm: { model, recorded: calls } })
       expect(replayed.result.checksum).toBe(result.checksum)

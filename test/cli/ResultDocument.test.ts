@@ -98,6 +98,21 @@ describe("the result document", () => {
     expect(JSON.parse(ResultDocument.toJson(document))).toMatchObject({ status: "failed", failure: "the run's supervisor gave up" })
   })
 
+  it("a run with LLM agents names its model, and says when its budget ran out", () => {
+    const llm = { backend: "ollama" as const, model: "llama3.2:3b", description: "ollama at http://127.0.0.1:11434 (1 model: llama3.2:3b)" }
+    const spent = "run bt-test's LLM tokens budget is spent (59500 of 60000; the call needed 2100)"
+    const document = ResultDocument.make(result({ llm: { ...llm, budgetSpent: spent } }), { strategy: "S", seed: "0" })
+    expect(JSON.parse(ResultDocument.toJson(document)).llm).toEqual({ ...llm, budgetSpent: spent })
+    expect(Schema.decodeUnknownSync(ResultDocument.ResultDocument)(JSON.parse(ResultDocument.toJson(document))).llm?.budgetSpent).toBe(spent)
+    const context = { strategy: "S", strategyFile: "s.yaml", seed: "0", symbols: 2 }
+    const text = Summary.render(result({ llm: { ...llm, budgetSpent: spent } }), context)
+    expect(text).toContain(`llm       llama3.2:3b: ${llm.description}\n          budget spent, LLM agents abstained after: ${spent}\n`)
+    // Without LLM agents, or with budget to spare, nothing or just the model.
+    expect(Summary.render(result(), context)).not.toContain("llm ")
+    expect(Summary.render(result({ llm }), context)).not.toContain("budget spent")
+    expect(ResultDocument.make(result(), { strategy: "S", seed: "0" }).llm).toBeUndefined()
+  })
+
   it("times must be ISO instants", () => {
     expect(Either.isLeft(Schema.decodeUnknownEither(ResultDocument.IsoTime)("2024-01-02"))).toBe(true)
     expect(Either.isLeft(Schema.decodeUnknownEither(ResultDocument.IsoTime)("yesterday"))).toBe(true)
