@@ -1,9 +1,11 @@
 /**
  * Run events fanned out to whoever follows a run live (SSE streams, RPC event streams) in this
- * process. The run's event log publishes each event synchronously as it is appended, at a cost
- * that does not grow with the subscribers — the run never waits for one — and the subscribers
- * are woken after it; each may fall a bounded number of events behind: one that falls further is
- * told so and dropped, never slowing the run or the others.
+ * process. A recorded run's events are published once the database holds them (the recorder's
+ * group commit hands them on, in sequence order: src/store/RunRecorder.ts), so a follower never
+ * sees an event a resume could re-execute differently. Publishing costs the same whatever the
+ * number of subscribers — the run never waits for one — and the subscribers are woken after it;
+ * each may fall a bounded number of events behind: one that falls further is told so and
+ * dropped, never slowing the run or the others.
  * Subscribers that connect late read older events from the database and the bus's recent ring to
  * close the gap (see the SSE endpoint). With Redis configured, a Redis implementation carries the
  * same contract across processes (issue 7).
