@@ -76,7 +76,11 @@ export const Decision = Schema.Struct({
   confidence: Confidence,
   votes: Schema.Array(Vote),
   abstentions: Schema.Array(Abstention),
-  /** The voters whose direction differs from the action. */
+  /**
+   * The voters whose direction differs from the winning one (the action, unless it is `hold`: then
+   * the direction that scored highest). Observers (weight 0) are voters too and are listed; their
+   * dissent adds nothing to `disagreement`.
+   */
   dissent: Schema.Array(AgentId),
   /** Dissenting score ÷ total score, 0 when unanimous. */
   disagreement: Confidence,
