@@ -822,6 +822,17 @@ const library = (text: string, file: string, options: ParseOptions): FileState |
   } catch (e) {
     const err = e as CsvParseError
     if (typeof err?.code !== "string") throw e
+    if (err.code === "CSV_QUOTE_NOT_CLOSED" || err.code === "CSV_INVALID_CLOSING_QUOTE") {
+      // Only when the pass agrees with csv-parse on what went wrong (else csv-parse's own words, below).
+      const quote = openingQuote(text)
+      const closed = quote?.closed
+      if (
+        quote !== undefined &&
+        (err.code === "CSV_QUOTE_NOT_CLOSED" ? closed === undefined : closed !== undefined && closed.line === err.lines && closed.line !== quote.line)
+      ) {
+        throw quoteError(file, text, quote)
+      }
+    }
     throw new CsvError({
       file,
       ...(err.lines === undefined ? {} : { line: err.lines }),
@@ -846,6 +857,109 @@ const library = (text: string, file: string, options: ParseOptions): FileState |
     state.row(record, line, adjust)
   }
   return state
+}
+
+/** The quote that opened the field csv-parse failed in (`openingQuote`). */
+interface OpeningQuote {
+  /** Where it is in the text, and its line, character (in the line) and field (in the record), from 1. */
+  readonly at: number
+  readonly line: number
+  readonly char: number
+  readonly field: number
+  /** The header's fields, unless the quote is in the header. */
+  readonly header: ReadonlyArray<string> | undefined
+  /** Where the field's closing quote is, when text follows it: its line and the character after it. */
+  readonly closed: { readonly line: number; readonly next: string } | undefined
+}
+
+/**
+ * Where the quoted field that csv-parse stopped in opened. csv-parse reports an unclosed quote where
+ * the text ends (line 2,000,001 of a 2 M-line file), and a stray opening quote, when a later quote
+ * closes its field, where that later quote is: the quote to fix is where the field began. Error
+ * path only: one pass over the text by csv-parse's rules as `library` sets them (a quote opens a
+ * field only as its first character; inside, `""` is a quote and line ends are text; a closing quote
+ * is followed by a comma, a line end or the end of the text). Undefined if the text has no such field.
+ */
+const openingQuote = (text: string): OpeningQuote | undefined => {
+  const len = text.length
+  let line = 1
+  let lineStart = 0
+  let field = 1
+  let fieldStart = true
+  let recordStart = 0
+  let blank = true // the record so far is blank (`library` skips such records; the first other one is the header)
+  let header: [number, number] | undefined
+  let quote: Omit<OpeningQuote, "header" | "closed"> | undefined
+  let inHeader = false // the quote is in the header
+  for (let i = 0; i < len; i++) {
+    const c = text.charCodeAt(i)
+    if (quote !== undefined) {
+      if (c === 34) {
+        if (text.charCodeAt(i + 1) === 34) {
+          i++
+          continue
+        }
+        const next = text.charCodeAt(i + 1)
+        if (i + 1 < len && next !== 44 && next !== 10 && !(next === 13 && text.charCodeAt(i + 2) === 10)) {
+          return { ...quote, header: inHeader ? undefined : headerOf(text, header), closed: { line, next: String.fromCodePoint(text.codePointAt(i + 1)!) } }
+        }
+        quote = undefined
+      } else if (c === 10) {
+        line++
+        lineStart = i + 1
+      }
+      continue
+    }
+    if (c === 34 && fieldStart) {
+      inHeader = header === undefined
+      quote = { at: i, line, char: i - lineStart + 1, field }
+      blank = false
+      fieldStart = false
+    } else if (c === 44) {
+      field++
+      fieldStart = true
+      blank = false
+    } else if (c === 10) {
+      if (!blank && header === undefined) header = [recordStart, i]
+      line++
+      lineStart = recordStart = i + 1
+      field = 1
+      fieldStart = true
+      blank = true
+    } else {
+      fieldStart = false
+      if (blank && !isBlank(text[i]!)) blank = false
+    }
+  }
+  return quote === undefined ? undefined : { ...quote, header: inHeader ? undefined : headerOf(text, header), closed: undefined }
+}
+
+/** The header's fields, as `library` reads them (the text before an error is well-formed). */
+const headerOf = (text: string, at: [number, number] | undefined): ReadonlyArray<string> | undefined => {
+  if (at === undefined) return undefined
+  try {
+    return (csvParse(text.slice(at[0], at[1]), { relax_column_count: true, record_delimiter: ["\r\n", "\n"] }) as Array<Array<string>>)[0]
+  } catch {
+    return undefined
+  }
+}
+
+const quoteError = (file: string, text: string, q: OpeningQuote): CsvError => {
+  const name = q.header?.[q.field - 1]?.trim()
+  const where = `${q.header === undefined ? `field ${q.field} of the header` : "this field"} (character ${q.char} of the line)`
+  let lineEnd = text.indexOf("\n", q.at)
+  if (lineEnd < 0) lineEnd = text.length
+  return new CsvError({
+    file,
+    line: q.line,
+    ...(name === undefined ? {} : { column: cut(name) }),
+    kind: "Malformed",
+    value: cut(text.slice(q.at, lineEnd).replace(/\r$/, "")),
+    reason: q.closed === undefined
+      ? `the quote that opens ${where} is never closed: the rest of the file reads as part of the field`
+      : `the quote that opens ${where} is not closed on this line: the next quote, on line ${q.closed.line}, is followed by ` +
+        `${JSON.stringify(q.closed.next)} where the field should end`
+  })
 }
 
 // ---------------------------------------------------------------------------------------------

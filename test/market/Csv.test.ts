@@ -318,6 +318,34 @@ describe("errors name the file, the line, the column and the reason", () => {
     expect(bad(H + "2024-01-04,\"1\"x,1,1,1,1\n")).toMatchObject({ kind: "Malformed", line: 2 })
   })
 
+  it("an unclosed quote is reported where it opens (line, column, character), not where the file ends", () => {
+    const rows = Array.from({ length: 1000 }, (_, i) => `${new Date(Date.UTC(2024, 0, 1) + i * 86_400_000).toISOString().slice(0, 10)},1,1,1,1,1\n`)
+    rows[2] = "2024-01-03,\"1,1,1,1,1\n"
+    const e = bad(H + rows.join(""))
+    expect(e).toMatchObject({ kind: "Malformed", line: 4, column: "open", value: "\"1,1,1,1,1" })
+    expect(e.message).toBe(
+      "AAPL.csv:4: column \"open\": the quote that opens this field (character 12 of the line) is never closed: " +
+        "the rest of the file reads as part of the field (got \"\\\"1,1,1,1,1\")"
+    )
+    // A quoted header (CRLF line ends, blank lines first) names the column as csv-parse reads it; a quote in the header says so.
+    expect(bad("\r\n\"Date\",\"Open\",High,Low,Close,Volume\r\n2024-01-04,1,\"1,1,1,1\r\n2024-01-05,1,1,1,1,1\r\n"))
+      .toMatchObject({ line: 3, column: "High", value: "\"1,1,1,1" })
+    const inHeader = bad("date,\"open,high,low,close,volume\n2024-01-04,1,1,1,1,1\n")
+    expect(inHeader).toMatchObject({ line: 1, kind: "Malformed" })
+    expect(inHeader.column).toBeUndefined()
+    expect(inHeader.reason).toMatch(/^the quote that opens field 2 of the header \(character 6 of the line\) is never closed/)
+  })
+
+  it("a stray quote closed by a later line's quote is reported where it opens, naming the later line", () => {
+    const e = bad(H + "2024-01-04,1,1,1,1,1\n2024-01-05,\"1,1,1,1,1\n2024-01-06,1,1,1,1,1\n2024-01-07,\"2\",2,2,2,2\n")
+    expect(e).toMatchObject({ kind: "Malformed", line: 3, column: "open" })
+    expect(e.reason).toBe(
+      "the quote that opens this field (character 12 of the line) is not closed on this line: the next quote, on line 5, is followed by \"2\" where the field should end"
+    )
+    // A field that spans lines on purpose and then has text after its closing quote is still reported where it opened.
+    expect(bad(H.replace("volume", "volume,note") + "2024-01-04,1,1,1,1,1,\"a\nb\"x\n")).toMatchObject({ line: 2, column: "note" })
+  })
+
   it("hostile input: a huge line is reported, cut to 64 characters and its length", () => {
     const huge = "9".repeat(1_000_000) + "x"
     const e = bad(H + `2024-01-04,${huge},1,1,1,1\n`)
