@@ -184,7 +184,7 @@ export const loadColumns = (paths: ReadonlyArray<string>, options: ParseOptions 
             Effect.try({
               // One read for both: the digest of the bytes, the text decoded in one go (reading with an
               // encoding decodes chunk by chunk and joins the pieces).
-              try: () => ({ parsed: parseFile(bytes.toString("utf8"), file, options), sha256: createHash("sha256").update(bytes).digest("hex") }),
+              try: () => ({ parsed: parseFile(decode(bytes, file), file, options), sha256: createHash("sha256").update(bytes).digest("hex") }),
               catch: asCsvError
             })
           ),
@@ -344,6 +344,35 @@ const readData = (file: string): Effect.Effect<Buffer, CsvError> =>
     ),
     Effect.zipRight(Effect.tryPromise({ try: () => readFile(file), catch: (e) => unreadable(file, e) }))
   )
+
+/**
+ * A data file's text. UTF-8 (its BOM, if any, is skipped when parsing); or UTF-16 with a byte-order
+ * mark, little- or big-endian, as Excel's "Unicode text" and Windows PowerShell write it: its BOM
+ * says what it is, so decoding it is no guess. Read as UTF-8, it made an error about a header of
+ * garbage. A UTF-32 file (its BOM says so too) is refused by name.
+ */
+const decode = (bytes: Buffer, file: string): string => {
+  const b0 = bytes[0], b1 = bytes[1]
+  if ((b0 === 0xff && b1 === 0xfe && !(bytes[2] === 0 && bytes[3] === 0)) || (b0 === 0xfe && b1 === 0xff)) {
+    if (bytes.length % 2 === 1) {
+      throw new CsvError({ file, kind: "NotText", reason: "starts with a UTF-16 byte-order mark but has an odd number of bytes: it is cut short, or not text" })
+    }
+    // Big-endian swapped to little-endian on a copy (Buffer decodes only the latter without ICU); the digest keeps the file's bytes.
+    return (b0 === 0xff ? bytes : Buffer.from(bytes).swap16()).toString("utf16le", 2)
+  }
+  for (const [magic, what, instead] of SIGNATURES) {
+    if (bytes.length >= magic.length && magic.every((byte, i) => bytes[i] === byte)) {
+      throw new CsvError({ file, kind: "NotText", reason: `is ${what}, not CSV text: ${instead}` })
+    }
+  }
+  return bytes.toString("utf8")
+}
+
+/** The first bytes of files that are not text this loader reads: what they are, and what to do instead. */
+const SIGNATURES: ReadonlyArray<readonly [ReadonlyArray<number>, string, string]> = [
+  [[0xff, 0xfe, 0x00, 0x00], "UTF-32 (it starts with a UTF-32 byte-order mark)", "save it as UTF-8"],
+  [[0x00, 0x00, 0xfe, 0xff], "UTF-32 (it starts with a UTF-32 byte-order mark)", "save it as UTF-8"]
+]
 
 const unreadable = (file: string, e: unknown) =>
   new CsvError({

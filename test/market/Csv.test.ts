@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, FastCheck, Schema } from "effect"
 import { execFileSync } from "node:child_process"
+import { createHash } from "node:crypto"
 import { existsSync } from "node:fs"
 import { mkdir, mkdtemp, rm, truncate, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -646,6 +647,54 @@ describe("load", () => {
       yield* Effect.promise(() => truncate(big, 1024))
       expect((yield* Effect.flip(Csv.load([big]))).kind).not.toBe("Unreadable")
     }), 5_000)
+
+  it.scoped("reads UTF-8 with or without a BOM, and UTF-16 LE or BE with a BOM (Excel's \"Unicode text\"); the digest is of the file's bytes", () =>
+    Effect.gen(function*() {
+      const d = yield* dir
+      const text = "date,open,high,low,close,volume,note\r\n2024-01-04,1.5,2,1,1.75,100,\"café, €\"\r\n2024-01-05,2,3,1,2.5,200,Zürich 𝄞\r\n"
+      const utf16le = Buffer.from("\uFEFF" + text, "utf16le")
+      const encodings: Record<string, Buffer> = {
+        U8: Buffer.from(text),
+        U8BOM: Buffer.from("\uFEFF" + text),
+        U16LE: utf16le,
+        U16BE: Buffer.from(utf16le).swap16()
+      }
+      expect([...encodings.U16LE!.subarray(0, 2)]).toEqual([0xff, 0xfe])
+      expect([...encodings.U16BE!.subarray(0, 2)]).toEqual([0xfe, 0xff])
+      for (const [name, bytes] of Object.entries(encodings)) {
+        const file = Path.join(d, `${name}.csv`)
+        yield* Effect.promise(() => writeFile(file, bytes))
+        const loaded = yield* Csv.loadColumns([file])
+        expect(Csv.barsOf(loaded.columns.get(sym(name))!).map((b) => [b.ts, b.open, b.close, b.volume])).toEqual([
+          [utc(2024, 0, 4), 1.5, 1.75, 100],
+          [utc(2024, 0, 5), 2, 2.5, 200]
+        ])
+        expect(loaded.files).toEqual([{ file, sha256: createHash("sha256").update(bytes).digest("hex") }])
+      }
+      // Errors in a UTF-16 file name its lines as in the text.
+      const bad16 = Path.join(d, "BAD16.csv")
+      yield* Effect.promise(() => writeFile(bad16, Buffer.from("\uFEFFdate,open,high,low,close,volume\r\n2024-01-04,1,1,1,1,x\r\n", "utf16le")))
+      expect(yield* Effect.flip(Csv.load([bad16]))).toMatchObject({ file: bad16, line: 2, column: "volume", kind: "BadNumber", value: "x" })
+    }))
+
+  it.scoped("a UTF-16 file cut short, or a UTF-32 one, is NotText, by name", () =>
+    Effect.gen(function*() {
+      const d = yield* dir
+      const odd = Path.join(d, "ODD.csv")
+      yield* Effect.promise(() => writeFile(odd, Buffer.from("\uFEFF" + H + "2024-01-04,1,1,1,1,1", "utf16le").subarray(0, -1)))
+      expect((yield* Effect.flip(Csv.load([odd]))).message).toBe(
+        `${odd}: starts with a UTF-16 byte-order mark but has an odd number of bytes: it is cut short, or not text`
+      )
+      const utf32 = Path.join(d, "U32.csv")
+      const u32 = Buffer.alloc(4 * (H.length + 1))
+      ;[...("\uFEFF" + H)].forEach((c, i) => u32.writeUInt32LE(c.codePointAt(0)!, 4 * i))
+      yield* Effect.promise(() => writeFile(utf32, u32))
+      expect(yield* Effect.flip(Csv.load([utf32]))).toMatchObject({
+        file: utf32,
+        kind: "NotText",
+        reason: "is UTF-32 (it starts with a UTF-32 byte-order mark), not CSV text: save it as UTF-8"
+      })
+    }))
 
   it.scoped("is deterministic: the same files give equal maps", () =>
     Effect.gen(function*() {
