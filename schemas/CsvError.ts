@@ -3,7 +3,7 @@ import { Schema } from "effect"
 
 export const CsvErrorKind = Schema.Literal(
   "Unreadable", // the path cannot be read (missing, permissions, not a file)
-  "NotText", // not text in an encoding the loader reads (UTF-8, or UTF-16 with a BOM): UTF-32, UTF-16 cut short
+  "NotText", // not CSV text: binary (a NUL byte, a compressed file, a spreadsheet) or an encoding other than UTF-8 and UTF-16 with a BOM
   "EmptyFile", // no header line
   "NoRows", // a header and no data
   "MissingColumn", // a required column is not in the header

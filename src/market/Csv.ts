@@ -348,8 +348,9 @@ const readData = (file: string): Effect.Effect<Buffer, CsvError> =>
 /**
  * A data file's text. UTF-8 (its BOM, if any, is skipped when parsing); or UTF-16 with a byte-order
  * mark, little- or big-endian, as Excel's "Unicode text" and Windows PowerShell write it: its BOM
- * says what it is, so decoding it is no guess. Read as UTF-8, it made an error about a header of
- * garbage. A UTF-32 file (its BOM says so too) is refused by name.
+ * says what it is, so decoding it is no guess (UTF-16 without one is refused, by `parseFile`). A
+ * file whose first bytes say it is not text at all (compressed, a workbook, UTF-32) is refused by
+ * name: read as UTF-8, it made an error about a header of garbage.
  */
 const decode = (bytes: Buffer, file: string): string => {
   const b0 = bytes[0], b1 = bytes[1]
@@ -368,8 +369,11 @@ const decode = (bytes: Buffer, file: string): string => {
   return bytes.toString("utf8")
 }
 
-/** The first bytes of files that are not text this loader reads: what they are, and what to do instead. */
+/** The first bytes of files given as data by mistake: what they are, and what to do instead. */
 const SIGNATURES: ReadonlyArray<readonly [ReadonlyArray<number>, string, string]> = [
+  [[0x1f, 0x8b], "gzip-compressed", "decompress it first (gunzip)"],
+  [[0x50, 0x4b, 0x03, 0x04], "a zip archive (an Excel .xlsx workbook is one)", "extract the CSV file, or save the sheet as CSV UTF-8"],
+  [[0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1], "an Excel .xls workbook (or another OLE document)", "save the sheet as CSV UTF-8"],
   [[0xff, 0xfe, 0x00, 0x00], "UTF-32 (it starts with a UTF-32 byte-order mark)", "save it as UTF-8"],
   [[0x00, 0x00, 0xfe, 0xff], "UTF-32 (it starts with a UTF-32 byte-order mark)", "save it as UTF-8"]
 ]
@@ -782,6 +786,8 @@ const isBlank = (s: string) => s.trim() === ""
 
 const parseFile = (input: string, file: string, options: ParseOptions): Parsed => {
   const text = input.charCodeAt(0) === 0xfeff ? input.slice(1) : input
+  const nul = text.slice(0, SNIFFED).indexOf("\0")
+  if (nul >= 0) notText(text, file, nul)
   const state = options.engine !== "csv-parse" && text.indexOf("\"") < 0
     ? scan(text, file, options)
     : library(text, file, options)
@@ -805,6 +811,33 @@ const parseFile = (input: string, file: string, options: ParseOptions): Parsed =
     firstLine,
     ...(state.skipped === 0 ? {} : { skipped: { file, rows: state.skipped, lines: state.skippedLines } })
   }
+}
+
+/** How much of the start of a file is searched for a NUL: once per file, so no cost per row. */
+const SNIFFED = 8192
+
+/**
+ * A NUL near the start: binary (no CSV writer puts one in text), or UTF-16 without a byte-order
+ * mark, whose ASCII has a NUL before or after every character. The latter is said, not decoded:
+ * without the mark, that it is UTF-16 at all is a guess.
+ */
+const notText = (text: string, file: string, nul: number): never => {
+  // In the first characters (a header: ASCII), a NUL at every other place and none between.
+  const n = Math.min(text.length, 64) & ~1
+  let even = 0, odd = 0
+  for (let i = 0; i < n; i++) if (text.charCodeAt(i) === 0) i % 2 === 0 ? even++ : odd++
+  if (n >= 8 && ((even === 0 && odd >= (n / 2) * 0.75) || (odd === 0 && even >= (n / 2) * 0.75))) {
+    throw new CsvError({ file, line: 1, kind: "NotText", reason: "looks like UTF-16 without a byte-order mark (a NUL byte beside every character): save it as UTF-8" })
+  }
+  const before = text.slice(0, nul)
+  const line = before.split("\n").length
+  throw new CsvError({
+    file,
+    line,
+    kind: "NotText",
+    reason: `is not text: it has a NUL byte (character ${nul - before.lastIndexOf("\n")} of the line), which CSV text never has: ` +
+      `is it compressed, a spreadsheet or another binary format? Save or export it as CSV UTF-8`
+  })
 }
 
 const start = (file: string, names: ReadonlyArray<string>, line: number, options: ParseOptions): FileState => {

@@ -6,6 +6,7 @@ import { existsSync } from "node:fs"
 import { mkdir, mkdtemp, rm, truncate, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as Path from "node:path"
+import { gzipSync } from "node:zlib"
 import type { Symbol } from "../../schemas/Ids.js"
 import { Bar } from "../../schemas/Market.js"
 import * as Csv from "../../src/market/Csv.js"
@@ -347,6 +348,24 @@ describe("errors name the file, the line, the column and the reason", () => {
     expect(bad(H.replace("volume", "volume,note") + "2024-01-04,1,1,1,1,1,\"a\nb\"x\n")).toMatchObject({ line: 2, column: "note" })
   })
 
+  it("a NUL byte near the start is NotText (binary, or UTF-16 without a byte-order mark), not a column error", () => {
+    const e = bad(H + "2024-01-04,1,1,1,1,1\0\n")
+    expect(e).toMatchObject({ file: "AAPL.csv", line: 2, kind: "NotText" })
+    expect(e.message).toBe(
+      "AAPL.csv:2: is not text: it has a NUL byte (character 21 of the line), which CSV text never has: " +
+        "is it compressed, a spreadsheet or another binary format? Save or export it as CSV UTF-8"
+    )
+    for (const engine of ["auto", "csv-parse"] as const) expect(bad("\u0000\"x\"", "B.csv", { engine })).toMatchObject({ kind: "NotText", line: 1 })
+    const utf16 = H + "2024-01-04,1,1,1,1,1\n"
+    for (const bytes of [Buffer.from(utf16, "utf16le"), Buffer.from(utf16, "utf16le").swap16()]) {
+      expect(bad(bytes.toString("utf8"))).toMatchObject({
+        line: 1,
+        kind: "NotText",
+        reason: "looks like UTF-16 without a byte-order mark (a NUL byte beside every character): save it as UTF-8"
+      })
+    }
+  })
+
   it("hostile input: a huge line is reported, cut to 64 characters and its length", () => {
     const huge = "9".repeat(1_000_000) + "x"
     const e = bad(H + `2024-01-04,${huge},1,1,1,1\n`)
@@ -643,9 +662,9 @@ describe("load", () => {
       expect(error).toMatchObject({ kind: "Unreadable", file: big })
       expect(error.message).toBe(`${big}: is 629145600 bytes, larger than the 256 MiB a CSV file may be: split it (one file per symbol, or by period)`)
       expect(Csv.MAX_FILE_BYTES).toBe(256 * 1024 * 1024)
-      // Under the cap it is read (and found to be no CSV: its zeros are one long line).
+      // Under the cap it is read (and found to be no CSV text: after the header, it is zeros).
       yield* Effect.promise(() => truncate(big, 1024))
-      expect((yield* Effect.flip(Csv.load([big]))).kind).not.toBe("Unreadable")
+      expect(yield* Effect.flip(Csv.load([big]))).toMatchObject({ kind: "NotText", line: 2 })
     }), 5_000)
 
   it.scoped("reads UTF-8 with or without a BOM, and UTF-16 LE or BE with a BOM (Excel's \"Unicode text\"); the digest is of the file's bytes", () =>
@@ -694,6 +713,35 @@ describe("load", () => {
         kind: "NotText",
         reason: "is UTF-32 (it starts with a UTF-32 byte-order mark), not CSV text: save it as UTF-8"
       })
+    }))
+
+  it.scoped("a compressed file, a workbook or other binary given as data is NotText, saying what it is", () =>
+    Effect.gen(function*() {
+      const d = yield* dir
+      const csv = H + "2024-01-04,1,1,1,1,1\n"
+      const cases: Array<[string, Buffer, string]> = [
+        ["GZ.csv", gzipSync(csv), "is gzip-compressed, not CSV text: decompress it first (gunzip)"],
+        [
+          "XLSX.csv",
+          Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x14, 0x00]), Buffer.from("[Content_Types].xml")]),
+          "is a zip archive (an Excel .xlsx workbook is one), not CSV text: extract the CSV file, or save the sheet as CSV UTF-8"
+        ],
+        ["XLS.csv", Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1, 0, 0]), "is an Excel .xls workbook (or another OLE document), not CSV text: save the sheet as CSV UTF-8"]
+      ]
+      for (const [name, bytes, reason] of cases) {
+        const file = Path.join(d, name)
+        yield* Effect.promise(() => writeFile(file, bytes))
+        const e = yield* Effect.flip(Csv.load([file]))
+        expect(e).toMatchObject({ _tag: "CsvError", file, kind: "NotText", reason })
+        expect(e.line).toBeUndefined()
+      }
+      // Anything else with a NUL byte near the start: said to be binary, with where the NUL is.
+      const other = Path.join(d, "OTHER.csv")
+      yield* Effect.promise(() => writeFile(other, Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x24, 0x05, 0x00, 0x01])))
+      const e = yield* Effect.flip(Csv.load([other]))
+      expect(e).toMatchObject({ file: other, line: 1, kind: "NotText" })
+      // (A character of the text as read: the invalid UTF-8 bytes 0xb5 and 0xfd are one character each.)
+      expect(e.reason).toMatch(/^is not text: it has a NUL byte \(character 7 of the line\)/)
     }))
 
   it.scoped("is deterministic: the same files give equal maps", () =>
