@@ -546,13 +546,19 @@ const header = (names: ReadonlyArray<string>, line: number, file: string, option
   const required = (role: string, label: string): number => {
     const i = role === "date" ? date : at.get(role)
     if (i === undefined || i < 0) {
+      // A header of one field with tabs or semicolons in it is another separator's file: Excel's
+      // "Unicode text" is tab-separated, and its CSV in many locales semicolon-separated.
+      const only = names.length === 1 ? names[0]! : ""
+      const separator = only.includes("\t") ? "tabs" : only.includes(";") ? "semicolons" : undefined
       throw new CsvError({
         file,
         line,
         column: label,
         kind: "MissingColumn",
         value: cut(names.join(",")),
-        reason: `the header has no ${label} column (needs date,open,high,low,close,volume in any order and case)`
+        reason: separator === undefined
+          ? `the header has no ${label} column (needs date,open,high,low,close,volume in any order and case)`
+          : `the header has no ${label} column: its fields are separated by ${separator}, not commas (save or export the file as CSV, comma-separated)`
       })
     }
     return i

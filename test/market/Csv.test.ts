@@ -209,6 +209,13 @@ describe("errors name the file, the line, the column and the reason", () => {
     expect(bad("when,open,high,low,close,volume\nx,1,1,1,1,1\n")).toMatchObject({ column: "date", kind: "MissingColumn" })
   })
 
+  it("a header separated by tabs (Excel's \"Unicode text\") or semicolons is MissingColumn saying so", () => {
+    const tabs = bad("Date\tOpen\tHigh\tLow\tClose\tVolume\r\n2024-01-04\t1\t1\t1\t1\t1\r\n")
+    expect(tabs).toMatchObject({ line: 1, column: "open", kind: "MissingColumn" })
+    expect(tabs.reason).toBe("the header has no open column: its fields are separated by tabs, not commas (save or export the file as CSV, comma-separated)")
+    expect(bad("Date;Open;High;Low;Close;Volume\n2024-01-04;1,5;1,5;1,5;1,5;1\n").reason).toMatch(/separated by semicolons, not commas/)
+  })
+
   it("a column named twice is DuplicateColumn", () => {
     expect(bad("date,open,high,low,close,Close,volume\n")).toMatchObject({ line: 1, column: "Close", kind: "DuplicateColumn" })
     expect(bad("date,datetime,open,high,low,close,volume\n")).toMatchObject({ line: 1, kind: "DuplicateColumn" })
