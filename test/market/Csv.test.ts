@@ -722,6 +722,32 @@ describe("load", () => {
       })
     }))
 
+  it.scoped("an empty file, a header alone, a column named twice: each a CsvError naming the file and the reason", () =>
+    Effect.gen(function*() {
+      const d = yield* dir
+      const cases: Array<[string, Buffer, Partial<Csv.CsvError>]> = [
+        ["EMPTY.csv", Buffer.alloc(0), { kind: "EmptyFile", line: 1, reason: "the file is empty: expected a header line" }],
+        ["BOM8.csv", Buffer.from([0xef, 0xbb, 0xbf]), { kind: "EmptyFile", line: 1 }],
+        ["BOM16.csv", Buffer.from([0xff, 0xfe]), { kind: "EmptyFile", line: 1 }],
+        ["HEADER.csv", Buffer.from(H), { kind: "NoRows", line: 2, reason: "the file has a header but no rows" }],
+        ["TWICE.csv", Buffer.from("date,open,high,low,close,Close,volume\n2024-01-04,1,1,1,1,1,1\n"), {
+          kind: "DuplicateColumn",
+          line: 1,
+          column: "Close",
+          reason: "column \"close\" appears twice"
+        }]
+      ]
+      for (const [name, bytes, expected] of cases) {
+        const file = Path.join(d, name)
+        yield* Effect.promise(() => writeFile(file, bytes))
+        expect(yield* Effect.flip(Csv.load([file]))).toMatchObject({ _tag: "CsvError", file, ...expected })
+      }
+      // Columns the loader ignores may repeat (a trailing comma or two gives empty names): they are never read.
+      const extra = Path.join(d, "EXTRA.csv")
+      yield* write(extra, "date,open,high,low,close,volume,note,note,,\n2024-01-04,1,1,1,1,1,a,b,,\n")
+      expect(only(yield* Csv.load([extra]))).toHaveLength(1)
+    }))
+
   it.scoped("a compressed file, a workbook or other binary given as data is NotText, saying what it is", () =>
     Effect.gen(function*() {
       const d = yield* dir
