@@ -41,8 +41,13 @@
  *   extension (`AAPL.csv` → `AAPL`). A symbol may come from several files (data split by
  *   period): their bars are joined in time order; files whose periods overlap (or the same file
  *   given twice) are an error (`DuplicateSymbol`).
- * - Lines end in `\n` or `\r\n`; a UTF-8 BOM is skipped; blank lines anywhere are skipped; lines
- *   are counted from 1 (the header is normally line 1).
+ * - Text is UTF-8 (a BOM is skipped) or UTF-16 with a BOM (Excel's "Unicode text"), decoded by its
+ *   BOM; the digest is of the file's bytes. A file that is not text (a NUL byte in its first 8 KiB,
+ *   a gzip or zip file, an Excel workbook, UTF-32, UTF-16 without a BOM) is `NotText`, saying what
+ *   it looks like. Fields are separated by commas only: a header of tabs or semicolons is said to be.
+ * - Lines end in `\n` or `\r\n`; blank lines anywhere are skipped; lines are counted from 1 (the
+ *   header is normally line 1). A quote that is never closed, or closed only by a quote on a later
+ *   line followed by more text, is reported on the line (and column, and character) where it opens.
  * - A row whose every price and volume is the literal `null` (open, high, low, close, volume, and
  *   adj close when there is such a column) is skipped: Yahoo Finance writes such rows for days it
  *   has no prices for. Only that exact case: a row with some `null` fields and some values is an
