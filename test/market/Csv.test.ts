@@ -389,22 +389,47 @@ describe("errors name the file, the line, the column and the reason", () => {
   it("hostile input: binary garbage and arbitrary text give a CsvError or bars, never a crash", () => {
     FastCheck.assert(
       FastCheck.property(FastCheck.uint8Array({ maxLength: 400 }), (bytes) => {
-        const text = new TextDecoder().decode(bytes)
-        for (const engine of ["auto", "csv-parse"] as const) {
-          const r = Csv.parse(text, "G.csv", { engine })
-          if (Either.isLeft(r)) expect(r.left).toBeInstanceOf(Csv.CsvError)
+        const decoded = new TextDecoder().decode(bytes)
+        // Without its NULs too: a NUL near the start stops at NotText, before either engine.
+        for (const text of [decoded, decoded.replaceAll("\0", "")]) {
+          for (const engine of ["auto", "csv-parse"] as const) {
+            const r = Csv.parse(text, "G.csv", { engine })
+            if (Either.isLeft(r)) expect(r.left).toBeInstanceOf(Csv.CsvError)
+          }
         }
       }),
       { numRuns: 300 }
     )
     FastCheck.assert(
-      FastCheck.property(FastCheck.string({ unit: "binary", maxLength: 300 }), (body) => {
-        const r = Csv.parse(H + body, "G.csv")
-        if (Either.isLeft(r)) expect(r.left).toBeInstanceOf(Csv.CsvError)
-        else for (const bars of r.right.values()) for (const b of bars) expect(isBar(b)).toBe(true)
+      FastCheck.property(FastCheck.string({ unit: "binary", maxLength: 300 }), (raw) => {
+        for (const body of [raw, raw.replaceAll("\0", "")]) {
+          const r = Csv.parse(H + body, "G.csv")
+          if (Either.isLeft(r)) expect(r.left).toBeInstanceOf(Csv.CsvError)
+          else for (const bars of r.right.values()) for (const b of bars) expect(isBar(b)).toBe(true)
+        }
       }),
       { numRuns: 300 }
     )
+  })
+
+  it("a quote reported as opening a field is one: at the line and character the error gives", () => {
+    const quoteSoup = FastCheck.array(FastCheck.constantFrom("\"", "\"", ",", "\n", "\r\n", "1", "a", " "), { maxLength: 60 }).map((parts) => parts.join(""))
+    let located = 0
+    FastCheck.assert(
+      FastCheck.property(quoteSoup, (body) => {
+        const text = H + body
+        const r = Csv.parse(text, "Q.csv")
+        if (Either.isRight(r)) return
+        const m = /^the quote that opens .* \(character (\d+) of the line\)/.exec(r.left.reason)
+        if (m === null) return
+        located++
+        const line = text.split("\n")[r.left.line! - 1]!
+        expect(line[Number(m[1]) - 1]).toBe("\"")
+        expect(r.left.value!.startsWith("\"")).toBe(true)
+      }),
+      { numRuns: 500 }
+    )
+    expect(located).toBeGreaterThan(20)
   })
 
   it("an error is a Schema.TaggedError that round-trips through its schema", () => {
