@@ -386,12 +386,13 @@ export class ChatRpcs extends RpcGroup.make(
    * Ask the system agent about a run: the answer as it is produced — `Asked` (the question,
    * recorded), `Token`s, `ToolUsed` for each tool it ran, then `Done` (recorded as a message) or
    * `Failed` (the model failed mid-answer: recorded as such). One session per run; questions to a
-   * run are answered in order.
+   * run are answered in order. The key is checked again while it streams: `Unauthorized` cuts it
+   * short once the key is revoked or its user disabled (the answer is still recorded).
    */
   Rpc.make("chat.send", {
     payload: { run: Ref, message: Schema.String },
     success: ChatChunk,
-    error: Schema.Union(RunNotFound, InvalidRequest, Unavailable),
+    error: Schema.Union(RunNotFound, InvalidRequest, Unavailable, Unauthorized),
     stream: true
   }),
   /** The run's chat: its latest `limit` messages (default 200), oldest first. */

@@ -24,7 +24,7 @@ export class Authenticator extends Context.Tag("swarm/edge/Authenticator")<Authe
  */
 export const RECHECK = Duration.seconds(15)
 
-/** `RECHECK` unless a test gives a shorter one (the RPC stream reads it; the SSE route has its option). */
+/** `RECHECK` unless a test gives a shorter one: the RPC streams and the SSE routes read it (an SSE route's own option wins). */
 export class Recheck extends Context.Reference<Recheck>()("swarm/edge/Auth/Recheck", {
   defaultValue: (): Duration.Duration => RECHECK
 }) {}

@@ -8,7 +8,7 @@
  * so re-enabling a user also takes up to 30 s. A database failure is never cached.
  */
 import { SqlClient } from "@effect/sql"
-import { Cache, Cause, Duration, Effect, Exit, Layer, Option } from "effect"
+import { Cache, Cause, Context, Duration, Effect, Exit, Layer, Option } from "effect"
 import type { Principal, Unauthorized } from "../../schemas/Auth.js"
 import { Unavailable } from "../../schemas/Rpc.js"
 import * as ApiKeys from "../store/ApiKeys.js"
@@ -17,6 +17,11 @@ import { Authenticator, type AuthService } from "./Auth.js"
 
 /** How long an answer is reused: the longest a revocation takes to be seen. */
 export const TTL = Duration.seconds(30)
+
+/** `TTL` unless a test gives a shorter one (`AuthenticatorLive` reads it: a whole server's tests see a revocation at once). */
+export class Ttl extends Context.Reference<Ttl>()("swarm/edge/AuthLive/Ttl", {
+  defaultValue: (): Duration.Duration => TTL
+}) {}
 
 /** Answers kept at most (the least recently used go first): bounds the memory a flood of distinct keys can take. */
 export const CAPACITY = 10_000
@@ -68,5 +73,5 @@ export const make = <R>(
  */
 export const AuthenticatorLive: Layer.Layer<Authenticator, never, SqlClient.SqlClient> = Layer.effect(
   Authenticator,
-  make(ApiKeys.authenticateHash)
+  Effect.flatMap(Ttl, (ttl) => make(ApiKeys.authenticateHash, { ttl }))
 )

@@ -3,7 +3,8 @@
  * agent, streamed back; the run's chat history; the rule suggestions for the run, and applying one
  * (a new version of the run's strategy). Every procedure acts only on a run the principal may see —
  * another's run is `RunNotFound`, like one that does not exist; an admin sees every run — and bad
- * input is a typed `InvalidRequest` naming the field.
+ * input is a typed `InvalidRequest` naming the field. An answer streaming back is cut short with
+ * `Unauthorized` once its key no longer authenticates, checked again as `runs.events` does.
  */
 import { SqlClient } from "@effect/sql"
 import { Effect, Option, ParseResult, Schema, Stream } from "effect"
@@ -17,6 +18,8 @@ import { Strategy } from "../../schemas/Strategy.js"
 import * as Chats from "../store/Chats.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
+import * as Auth from "./Auth.js"
+import { bearerKey } from "./RpcAuth.js"
 import { unavailable } from "./Unavailable.js"
 
 const ownerFilter = (principal: Principal) => (principal.role === "admin" ? undefined : principal.userId)
@@ -34,24 +37,31 @@ const reasonOf = (error: ParseResult.ParseError): string => {
 export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<SqlClient.SqlClient>()
   const agent = yield* SystemAgent
+  const auth = yield* Auth.Authenticator
+  const recheck = yield* Auth.Recheck
   const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
     Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
   /** The run as the principal may see it (the whole record: the tools read its strategy). */
   const runOf = (principal: Principal, ref: string) => Runs.get(ref, ownerFilter(principal))
 
   return {
-    "chat.send": ({ message, run }) =>
-      Stream.unwrapScoped(as((p) =>
+    "chat.send": ({ message, run }, { headers }) => {
+      // The middleware let the request in with this key; an answer may outlast it (revoked, its user disabled).
+      const key = bearerKey(headers["authorization"])
+      return Stream.unwrapScoped(as((p) =>
         Effect.gen(function*() {
           const question = yield* decodeQuestion(message).pipe(
             Effect.mapError((error) => new InvalidRequest({ field: "message", reason: reasonOf(error) }))
           )
           const summary = yield* unavailable(Runs.getSummary(run, ownerFilter(p)))
-          return agent.ask(summary.id, question).pipe(
+          // Cut short, the answer still finishes and is recorded (an asker that goes away, to the agent).
+          const answer = agent.ask(summary.id, question).pipe(
             Stream.mapError((error) => new Unavailable({ reason: error.reason }))
           )
+          return key === undefined ? answer : Stream.interruptWhen(answer, Auth.refusal(auth, key, recheck))
         }).pipe(Effect.withSpan("Chat.send"))
-      )),
+      ))
+    },
 
     "chat.history": ({ limit, run }) =>
       as((p) =>

@@ -11,6 +11,10 @@
  * that answer from its start; one reconnecting with `Last-Event-ID` gets what it had not. Answers
  * finished while it was away are in `chat.history`. A client more than its buffer behind is told so
  * (`event: overflow`) and disconnected. Heartbeats keep proxies open.
+ *
+ * The key is checked again while the stream lasts, as the run's events' is (`Auth.refusal`): once
+ * it no longer authenticates — revoked, or its user disabled — the client is told so with the same
+ * frame (`event: error`, `{ error: "Unauthorized", reason, lastEventId }`) and disconnected.
  */
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
@@ -20,8 +24,8 @@ import { type Principal, Unauthorized } from "../../schemas/Auth.js"
 import { ChatChunk } from "../../schemas/Chat.js"
 import { InvalidRequest } from "../../schemas/Rpc.js"
 import * as Runs from "../store/Runs.js"
-import { Authenticator } from "./Auth.js"
-import { heartbeatFrame, keyOf } from "./Sse.js"
+import * as Auth from "./Auth.js"
+import { heartbeatFrame, keyOf, refusedFrame } from "./Sse.js"
 
 export const path = "/v1/runs/:id/chat"
 
@@ -30,6 +34,8 @@ export interface Options {
   readonly heartbeat?: Duration.DurationInput
   /** The reconnection delay advised to EventSource clients (`retry:`). Default 1 s. */
   readonly retry?: Duration.DurationInput
+  /** How often the client's key is checked again while the stream lasts. Default: the route's `Auth.Recheck` (15 s). */
+  readonly recheck?: Duration.DurationInput
 }
 
 const encoder = new TextEncoder()
@@ -63,27 +69,34 @@ const lastIdOf = (header: string | undefined): Either.Either<readonly [number, n
 
 /** The handler, with its services given. */
 export const handler = (
-  deps: { readonly auth: Authenticator["Type"]; readonly sql: SqlClient.SqlClient; readonly agent: SystemAgent["Type"] },
+  deps: { readonly auth: Auth.Authenticator["Type"]; readonly sql: SqlClient.SqlClient; readonly agent: SystemAgent["Type"] },
   options: Options = {}
 ) => {
   const heartbeat = Duration.decode(options.heartbeat ?? "15 seconds")
   const retry = Math.max(0, Math.round(Duration.toMillis(Duration.decode(options.retry ?? "1 second"))))
+  const recheck = Duration.decode(options.recheck ?? Auth.RECHECK)
   return Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const search = yield* HttpServerRequest.ParsedSearchParams
     const id = (yield* HttpLayerRouter.params).id ?? ""
-    const principal: Principal = yield* Effect.flatMap(keyOf(request.headers, search), deps.auth.authenticate)
+    const key = yield* keyOf(request.headers, search)
+    const principal: Principal = yield* deps.auth.authenticate(key)
     const last = yield* lastIdOf(request.headers["last-event-id"])
     const run = yield* Runs.getSummary(id, principal.role === "admin" ? undefined : principal.userId).pipe(
       Effect.provideService(SqlClient.SqlClient, deps.sql)
     )
     const after = (chunk: ChatChunk) =>
       last === undefined || chunk.question > last[0] || (chunk.question === last[0] && chunk.index > last[1])
+    // Where a client reconnecting with a valid key would resume: the last chunk sent, else where it resumed after.
+    let lastSent: string | null = last === undefined ? null : `${last[0]}.${last[1]}`
     // Subscribed before the first byte goes out: a client that has read `retry:` misses nothing.
     const body = Stream.unwrapScoped(Effect.map(deps.agent.watch(run.id), (chunks) => {
       const frames = chunks.pipe(
         Stream.filter(after),
-        Stream.map(chunkFrame),
+        Stream.map((chunk) => {
+          lastSent = `${chunk.question}.${chunk.index}`
+          return chunkFrame(chunk)
+        }),
         Stream.catchAll((overflow) =>
           Stream.make(
             `event: overflow\ndata: ${JSON.stringify({ reason: `${overflow.message}: reconnect, and read what was missed with chat.history` })}\n\n`
@@ -91,7 +104,11 @@ export const handler = (
         )
       )
       const beats = Stream.fromSchedule(Schedule.spaced(heartbeat)).pipe(Stream.as(heartbeatFrame))
-      return Stream.concat(Stream.make(`retry: ${retry}\n\n`), Stream.merge(frames, beats, { haltStrategy: "left" }))
+      const live = Stream.merge(frames, beats, { haltStrategy: "left" }).pipe(
+        Stream.interruptWhen(Auth.refusal(deps.auth, key, recheck)),
+        Stream.catchAll(() => Stream.unwrap(Effect.map(refusedFrame("SSE chat", run.id, lastSent), Stream.make)))
+      )
+      return Stream.concat(Stream.make(`retry: ${retry}\n\n`), live)
     }))
     return HttpServerResponse.stream(Stream.map(body, (text) => encoder.encode(text)), {
       contentType: "text/event-stream",
@@ -120,9 +137,10 @@ export const handler = (
 export const route = (options: Options = {}) =>
   HttpLayerRouter.use((router) =>
     Effect.gen(function*() {
-      const auth = yield* Authenticator
+      const auth = yield* Auth.Authenticator
       const sql = yield* SqlClient.SqlClient
       const agent = yield* SystemAgent
-      yield* router.add("GET", path, handler({ auth, sql, agent }, options))
+      const recheck = yield* Auth.Recheck
+      yield* router.add("GET", path, handler({ auth, sql, agent }, { ...options, recheck: options.recheck ?? recheck }))
     })
   )

@@ -43,7 +43,7 @@ export interface Options {
   readonly poll?: Duration.DurationInput
   /** The reconnection delay advised to EventSource clients (`retry:`). Default 1 s. */
   readonly retry?: Duration.DurationInput
-  /** How often the client's key is checked again while the stream lasts. Default 15 s (`Auth.RECHECK`). */
+  /** How often the client's key is checked again while the stream lasts. Default: the route's `Auth.Recheck` (15 s). */
   readonly recheck?: Duration.DurationInput
 }
 
@@ -145,6 +145,24 @@ const controlFrame = (event: string, data: unknown): string => `${lines("event",
 
 export const heartbeatFrame = ": heartbeat\n\n"
 
+/**
+ * The last frame of a stream whose key no longer authenticates (`Auth.refusal`), for the run's
+ * events and its chat alike: `event: error`, `{ error: "Unauthorized", reason, lastEventId }` — where
+ * a client with a valid key reconnects from (`null`: nothing was sent, nor resumed after). Logged.
+ */
+export const refusedFrame = (stream: string, run: string, lastEventId: number | string | null): Effect.Effect<string> =>
+  Effect.as(
+    Effect.logInfo(`${stream}: the client's API key no longer authenticates; the stream is closed`).pipe(
+      Effect.annotateLogs({ run, after: lastEventId })
+    ),
+    controlFrame("error", {
+      error: "Unauthorized",
+      reason: "the API key no longer authenticates (it was revoked, or its user disabled): " +
+        (lastEventId === null ? "reconnect with a valid key" : `with a valid key, reconnect with Last-Event-ID: ${lastEventId}`),
+      lastEventId
+    })
+  )
+
 // ---------------------------------------------------------------------------------------------
 // The stream
 
@@ -217,17 +235,7 @@ const events = (
   return Stream.concat(followed, end).pipe(
     Stream.catchAll((stopped) =>
       Effect.gen(function*() {
-        if (stopped._tag === "Unauthorized") {
-          yield* Effect.logInfo("SSE: the client's API key no longer authenticates; the stream is closed").pipe(
-            Effect.annotateLogs({ run, after: lastSent })
-          )
-          return controlFrame("error", {
-            error: "Unauthorized",
-            reason: "the API key no longer authenticates (it was revoked, or its user disabled): " +
-              `with a valid key, reconnect with Last-Event-ID: ${lastSent}`,
-            lastEventId: lastSent
-          })
-        }
+        if (stopped._tag === "Unauthorized") return yield* refusedFrame("SSE", run, lastSent)
         switch (stopped.reason) {
           case "overflow":
             return controlFrame("overflow", {
@@ -330,6 +338,7 @@ export const route = (options: Options = {}) =>
       const auth = yield* Auth.Authenticator
       const bus = yield* EventBus
       const sql = yield* SqlClient.SqlClient
-      yield* router.add("GET", path, handler({ auth, bus, sql }, options))
+      const recheck = yield* Auth.Recheck
+      yield* router.add("GET", path, handler({ auth, bus, sql }, { ...options, recheck: options.recheck ?? recheck }))
     })
   )

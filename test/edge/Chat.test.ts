@@ -4,17 +4,21 @@
  * recorded message — and the same chunks live to an SSE watcher of the run; tool calling against a
  * fake Ollama; the offline answer from the tools; a suggested rule applied (a new, audited strategy
  * version the next run uses); another user's run and a missing one answered alike on every
- * procedure and on SSE; bad payloads as typed errors; the chat kept across a server restart. On
- * every back-end.
+ * procedure and on SSE; bad payloads as typed errors; the chat kept across a server restart; a
+ * stream whose key is revoked or whose user is disabled, SSE or `chat.send`, ends with
+ * `Unauthorized` while the others go on. On every back-end.
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, ConfigProvider, Effect, Layer, Schema, Stream } from "effect"
+import { Chunk, ConfigProvider, Duration, Effect, Either, Fiber, Layer, Schema, Stream } from "effect"
 import * as Tools from "../../agents/system/Tools.js"
 import * as TradeAnalysis from "../../agents/system/TradeAnalysis.js"
 import type { ChatChunk } from "../../schemas/Chat.js"
 import { ChatChunk as ChatChunkSchema } from "../../schemas/Chat.js"
+import { Unauthorized } from "../../schemas/Auth.js"
 import { RunNotFound } from "../../schemas/Rpc.js"
+import * as Auth from "../../src/edge/Auth.js"
+import * as AuthLive from "../../src/edge/AuthLive.js"
 import * as Http from "../../src/edge/Http.js"
 import * as Server from "../../src/edge/Server.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
@@ -24,18 +28,25 @@ import * as Users from "../../src/store/Users.js"
 import { seedRun as seedRunOf, TRADES } from "../agents/system/fixtures.js"
 import * as FakeOllama from "../llm/FakeOllama.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { bearer, connect, open, rpcClient, type SseItem } from "./fixtures.js"
+import { bearer, connect, eventually, open, rpcClient, type SseItem } from "./fixtures.js"
 
 // ---------------------------------------------------------------------------------------------
 // The server, its users, a run
 
+/**
+ * Streams check their key again every 20 ms, and the authenticator reuses an answer for 20 ms (not
+ * 15 s and 30 s): a revoked key's stream ends at once.
+ */
+const quickRecheck = Layer.mergeAll(Layer.succeed(Auth.Recheck, Duration.millis(20)), Layer.succeed(AuthLive.Ttl, Duration.millis(20)))
+
 /** The whole server on a free port, over the test's database, its model as `config` says; for the scope. */
-const serve = (config: Record<string, string>) =>
+const serve = (config: Record<string, string>, services: Layer.Layer<never> = Layer.empty) =>
   Effect.gen(function*() {
     const database = yield* Effect.context<Database.Database>()
     const built = yield* Layer.build(
       Server.layer(Layer.succeedContext(database), { port: 0, host: "127.0.0.1", logRequests: false, shutdownGrace: 0 }).pipe(
-        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config)))))
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config))))),
+        Layer.provide(services)
       )
     )
     return yield* Effect.provide(Http.baseUrl, built)
@@ -49,8 +60,8 @@ let users = 0
 const user = (role: "user" | "admin" = "user") =>
   Effect.gen(function*() {
     const made = yield* Users.create(`chatter-${++users}`, role)
-    const { key } = yield* ApiKeys.issue(made.id)
-    return { id: made.id, key }
+    const { id: keyId, key } = yield* ApiKeys.issue(made.id)
+    return { id: made.id, key, keyId }
   }).pipe(Effect.orDie)
 
 /** A finished run of `owner` whose closed trades are `TRADES` (fixtures.ts `seedRun`), and its reference. */
@@ -222,6 +233,78 @@ for (const backend of backends) {
         const root = yield* user("admin")
         expect((yield* (yield* rpcClient(base, root.key))("chat.history", { run: run.id })).run).toBe(run.id)
         expect((yield* open(chatUrl(base, run.id))).status).toBe(401)
+      }), { timeout: 90_000 })
+
+    it.scoped("an SSE chat stream whose key is revoked, or whose user is disabled, is told Unauthorized and closed; the others go on", () =>
+      Effect.gen(function*() {
+        const base = yield* serve(offline, quickRecheck)
+        const alice = yield* user()
+        const second = yield* Effect.orDie(ApiKeys.issue(alice.id))
+        const run = yield* seedRun(alice.id)
+        const a = yield* connect(chatUrl(base, run.id), bearer(alice.key))
+        const b = yield* connect(chatUrl(base, run.id, `?token=${second.key}`))
+        for (const c of [a, b]) expect(yield* Effect.promise(() => c.reader.next())).toEqual({ type: "retry", millis: 1_000 })
+
+        /** Asks with `key`; the answer's last chunk's id, once both watchers that are left have seen it. */
+        const answered = (key: string, watchers: ReadonlyArray<typeof a>) =>
+          Effect.gen(function*() {
+            const chunks = yield* collect((yield* rpcClient(base, key))("chat.send", { run: run.id, message: "Which trades lost money?" }))
+            const id = `${chunks.at(-1)!.question}.${chunks.at(-1)!.index}`
+            for (const c of watchers) expect((yield* Effect.promise(() => c.reader.events((e) => e.event === "done"))).at(-1)!.id).toBe(id)
+            return id
+          })
+        /** The rest of a stream that must end (bounded: a stream that does not end fails the test, not its timeout). */
+        const rest = (c: typeof a) => Effect.orDie(Effect.timeout(Effect.promise(() => c.reader.events()), "10 seconds"))
+        /** What is left of a stream that must end: only the notice, as the run's events give it. */
+        const refused = (rest: ReadonlyArray<SseEvent>, lastEventId: string) => {
+          expect(rest.map((e) => [e.event, e.id])).toEqual([["error", undefined]])
+          expect(JSON.parse(rest[0]!.data)).toEqual({ error: "Unauthorized", reason: expect.stringContaining("revoked"), lastEventId })
+          expect(JSON.parse(rest[0]!.data).reason).toContain(`Last-Event-ID: ${lastEventId}`)
+        }
+
+        const first = yield* answered(alice.key, [a, b])
+        // The first key is revoked: its stream ends, the other key's goes on.
+        yield* Effect.orDie(ApiKeys.revoke(alice.keyId, alice.id))
+        refused(yield* rest(a), first)
+        const next = yield* answered(second.key, [b])
+        // And coming back with it is a 401.
+        expect((yield* open(chatUrl(base, run.id), bearer(alice.key))).status).toBe(401)
+
+        // The user is disabled: the stream of their other key ends too.
+        yield* Effect.orDie(Users.disable(alice.id))
+        refused(yield* rest(b), next)
+        expect((yield* open(chatUrl(base, run.id, `?token=${second.key}`))).status).toBe(401)
+      }), { timeout: 90_000 })
+
+    it.scoped("an answer streaming over chat.send is cut short with Unauthorized once its key is revoked; the answer is still recorded", () =>
+      Effect.gen(function*() {
+        // A slow answer (about 2 s): what ends the stream well before its end is the re-check.
+        const pieces = Array.from({ length: 100 }, (_, i) => `piece${i} `)
+        const fake = yield* FakeOllama.start(() => ({ chunks: pieces, chunkDelayMillis: 20 }))
+        const base = yield* serve({ OLLAMA_HOST: fake.url }, quickRecheck)
+        const alice = yield* user()
+        const other = yield* Effect.orDie(ApiKeys.issue(alice.id))
+        const run = yield* seedRun(alice.id)
+        const client = yield* rpcClient(base, alice.key)
+        const got: Array<ChatChunk> = []
+        const asking = yield* Effect.fork(Effect.either(
+          Stream.runForEach(client("chat.send", { run: run.id, message: "Why did MSFT lose?" }), (c) => Effect.sync(() => got.push(c)))
+        ))
+        expect(yield* eventually(() => got.filter((c) => c._tag === "Token").length >= 3)).toBe(true)
+
+        yield* Effect.orDie(ApiKeys.revoke(alice.keyId, alice.id))
+        expect(yield* Fiber.join(asking)).toEqual(Either.left(new Unauthorized({ reason: ApiKeys.refused().reason })))
+        expect(got.map((c) => c._tag).filter((tag) => tag === "Done" || tag === "Failed")).toEqual([])
+        expect(textOf(got).length).toBeLessThan(pieces.join("").length)
+
+        // The asker went away, not the answer: it finishes and is recorded whole, as the other key reads it.
+        const history = (yield* rpcClient(base, other.key))("chat.history", { run: run.id })
+        let messages = (yield* history).messages
+        for (let i = 0; i < 500 && messages.at(-1)?.role !== "assistant"; i++) {
+          yield* Effect.sleep("20 millis")
+          messages = (yield* history).messages
+        }
+        expect(messages.at(-1)).toMatchObject({ role: "assistant", content: pieces.join(""), error: null })
       }), { timeout: 90_000 })
 
     it.scoped("bad payloads are typed errors naming the field", () =>
