@@ -223,7 +223,9 @@ export class RunRpcs extends RpcGroup.make(
   Rpc.make("runs.verify", { payload: { run: Ref }, success: AuditReport, error: Schema.Union(RunNotFound, Unavailable) }),
   /**
    * The run's events after `since`, then live until the run ends (no gap, no duplicate). The key is
-   * checked again while it streams: `Unauthorized` ends it once the key is revoked or its user disabled.
+   * checked again while it streams: `Unauthorized` ends it once the key is revoked or its user
+   * disabled, `RunNotFound` (what `runs.get` answers then) once its user may no longer see the run —
+   * an admin demoted, watching another's.
    */
   Rpc.make("runs.events", {
     payload: { run: Ref, since: Schema.optional(Seq) },
@@ -387,7 +389,8 @@ export class ChatRpcs extends RpcGroup.make(
    * recorded), `Token`s, `ToolUsed` for each tool it ran, then `Done` (recorded as a message) or
    * `Failed` (the model failed mid-answer: recorded as such). One session per run; questions to a
    * run are answered in order. The key is checked again while it streams: `Unauthorized` cuts it
-   * short once the key is revoked or its user disabled (the answer is still recorded).
+   * short once the key is revoked or its user disabled, `RunNotFound` once its user may no longer
+   * see the run (an admin demoted); the answer is still recorded.
    */
   Rpc.make("chat.send", {
     payload: { run: Ref, message: Schema.String },

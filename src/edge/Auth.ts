@@ -6,7 +6,7 @@
  */
 import { Context, Duration, Effect } from "effect"
 import type { Principal, Unauthorized } from "../../schemas/Auth.js"
-import type { Unavailable } from "../../schemas/Rpc.js"
+import { RunNotFound, type Unavailable } from "../../schemas/Rpc.js"
 
 export interface AuthService {
   /** The principal of a presented API key (as typed: `sk_…`), `Unauthorized`, or `Unavailable` when it cannot be checked. */
@@ -18,9 +18,10 @@ export class Authenticator extends Context.Tag("swarm/edge/Authenticator")<Authe
 /**
  * How often a stream checks again the key it was opened with. A request is authenticated once,
  * but a stream of a run's events may last for hours: without a check, a revoked key or a disabled
- * user's would go on receiving. Every 15 s (an SSE heartbeat's period) costs little: the
- * authenticator caches its answers for 30 s (AuthLive.ts), so most checks are a cache hit, and a
- * revocation ends the stream within 45 s (the 30 s the last answer is reused, then the next check).
+ * user's would go on receiving, and an admin demoted would go on watching others' runs. Every 15 s
+ * (an SSE heartbeat's period) costs little: the authenticator caches its answers for 30 s
+ * (AuthLive.ts), so most checks are a cache hit, and a revocation or a demotion ends the stream
+ * within 45 s (the 30 s the last answer is reused, then the next check).
  */
 export const RECHECK = Duration.seconds(15)
 
@@ -30,12 +31,39 @@ export class Recheck extends Context.Reference<Recheck>()("swarm/edge/Auth/Reche
 }) {}
 
 /**
- * Fails with `Unauthorized` once `key` no longer authenticates, checked every `every`; never
- * succeeds (a stream stops with it by `Stream.interruptWhen`). A database that cannot answer
- * (`Unavailable`) is no refusal: the stream goes on, and the next check asks again.
+ * Fails with `Unauthorized` once `key` no longer authenticates, checked every `every`, or with what
+ * `access` fails with once the principal the key stands for now may no longer have what the stream
+ * gives (its role changed); never succeeds (a stream stops with it by `Stream.interruptWhen`). A
+ * database that cannot answer (`Unavailable`) is no refusal: the stream goes on, and the next
+ * check asks again.
  */
-export const refusal = (auth: AuthService, key: string, every: Duration.DurationInput): Effect.Effect<never, Unauthorized> => {
+export const refusal = <E = never>(
+  auth: AuthService,
+  key: string,
+  every: Duration.DurationInput,
+  access: (principal: Principal) => Effect.Effect<void, E> = () => Effect.void
+): Effect.Effect<never, Unauthorized | E> => {
   // Asked anew each time: an authenticator may decide when it is called, not when its answer runs.
-  const check = Effect.suspend(() => auth.authenticate(key)).pipe(Effect.asVoid, Effect.catchTag("Unavailable", () => Effect.void))
+  const check = Effect.suspend(() => auth.authenticate(key)).pipe(
+    Effect.catchTag("Unavailable", () => Effect.succeed(undefined)),
+    Effect.flatMap((principal) => (principal === undefined ? Effect.void : access(principal)))
+  )
   return Effect.forever(Effect.zipRight(Effect.sleep(every), check))
 }
+
+/** Whether `principal` may see what `owner` owns (a run, its events, its chat): its owner does, and an admin. */
+export const maySee = (principal: Principal, owner: string): boolean => principal.role === "admin" || principal.userId === owner
+
+/**
+ * `refusal` for a stream of the run `ref` (as the caller named it) that `owner` owns: once the key's
+ * principal may no longer see the run — an admin demoted — it fails with the answer a request for
+ * the run gets now, `RunNotFound`, the same as for a run that does not exist. The check is a
+ * comparison with the principal the authenticator gives (mostly from its cache): no query per stream.
+ */
+export const runRefusal = (
+  auth: AuthService,
+  key: string,
+  every: Duration.DurationInput,
+  run: { readonly ref: string; readonly owner: string }
+): Effect.Effect<never, Unauthorized | RunNotFound> =>
+  refusal(auth, key, every, (principal) => (maySee(principal, run.owner) ? Effect.void : Effect.fail(new RunNotFound({ run: run.ref }))))

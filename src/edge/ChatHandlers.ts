@@ -4,7 +4,8 @@
  * (a new version of the run's strategy). Every procedure acts only on a run the principal may see —
  * another's run is `RunNotFound`, like one that does not exist; an admin sees every run — and bad
  * input is a typed `InvalidRequest` naming the field. An answer streaming back is cut short with
- * `Unauthorized` once its key no longer authenticates, checked again as `runs.events` does.
+ * `Unauthorized` once its key no longer authenticates, or with `RunNotFound` once the key's user may
+ * no longer see the run (an admin demoted), checked again as `runs.events` does.
  */
 import { SqlClient } from "@effect/sql"
 import { Effect, Option, ParseResult, Schema, Stream } from "effect"
@@ -58,7 +59,7 @@ export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
           const answer = agent.ask(summary.id, question).pipe(
             Stream.mapError((error) => new Unavailable({ reason: error.reason }))
           )
-          return key === undefined ? answer : Stream.interruptWhen(answer, Auth.refusal(auth, key, recheck))
+          return key === undefined ? answer : Stream.interruptWhen(answer, Auth.runRefusal(auth, key, recheck, { ref: run, owner: summary.owner }))
         }).pipe(Effect.withSpan("Chat.send"))
       ))
     },

@@ -12,9 +12,10 @@
  * finished while it was away are in `chat.history`. A client more than its buffer behind is told so
  * (`event: overflow`) and disconnected. Heartbeats keep proxies open.
  *
- * The key is checked again while the stream lasts, as the run's events' is (`Auth.refusal`): once
+ * The key is checked again while the stream lasts, as the run's events' is (`Auth.runRefusal`): once
  * it no longer authenticates — revoked, or its user disabled — the client is told so with the same
- * frame (`event: error`, `{ error: "Unauthorized", reason, lastEventId }`) and disconnected.
+ * frame (`event: error`, `{ error: "Unauthorized", reason, lastEventId }`) and disconnected; once its
+ * user may no longer see the run (an admin demoted), with the 404's body (`RunNotFound`).
  */
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
@@ -25,7 +26,7 @@ import { ChatChunk } from "../../schemas/Chat.js"
 import { InvalidRequest } from "../../schemas/Rpc.js"
 import * as Runs from "../store/Runs.js"
 import * as Auth from "./Auth.js"
-import { heartbeatFrame, keyOf, refusedFrame } from "./Sse.js"
+import { heartbeatFrame, keyOf, notFoundBody, refusedFrame } from "./Sse.js"
 
 export const path = "/v1/runs/:id/chat"
 
@@ -105,8 +106,8 @@ export const handler = (
       )
       const beats = Stream.fromSchedule(Schedule.spaced(heartbeat)).pipe(Stream.as(heartbeatFrame))
       const live = Stream.merge(frames, beats, { haltStrategy: "left" }).pipe(
-        Stream.interruptWhen(Auth.refusal(deps.auth, key, recheck)),
-        Stream.catchAll(() => Stream.unwrap(Effect.map(refusedFrame("SSE chat", run.id, lastSent), Stream.make)))
+        Stream.interruptWhen(Auth.runRefusal(deps.auth, key, recheck, { ref: id, owner: run.owner })),
+        Stream.catchAll((stopped) => Stream.unwrap(Effect.map(refusedFrame("SSE chat", stopped, run.id, lastSent), Stream.make)))
       )
       return Stream.concat(Stream.make(`retry: ${retry}\n\n`), live)
     }))
@@ -120,7 +121,7 @@ export const handler = (
       Unavailable: () => Effect.succeed(unavailable),
       InvalidRequest: (error: InvalidRequest) => Effect.succeed(refusal(400, { error: "InvalidRequest", field: error.field, reason: error.reason })),
       RunNotFound: () =>
-        Effect.map(HttpLayerRouter.params, (params) => refusal(404, { error: "RunNotFound", run: params.id ?? "", reason: `no run ${params.id ?? ""}` })),
+        Effect.map(HttpLayerRouter.params, (params) => refusal(404, notFoundBody(params.id ?? ""))),
       StoreError: (error) =>
         Effect.as(Effect.logError("SSE chat: the database failed").pipe(Effect.annotateLogs({ reason: error.reason })), unavailable),
       CorruptRecord: (error) =>

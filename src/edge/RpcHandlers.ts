@@ -252,12 +252,13 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
             ? { ok: true as const, run: runOfStream(report.stream), entries: report.entries, head: report.head }
             : { ok: false as const, run: runOfStream(report.stream), position: report.position, reason: report.reason }))),
     "runs.events": ({ run, since }, { headers }) => {
-      // The middleware let the request in with this key; a stream may outlast the key (revoked, its user disabled).
+      // The middleware let the request in with this key; a stream may outlast the key (revoked, its
+      // user disabled) or the key's right to the run (an admin demoted): `RunNotFound`, as `runs.get` answers then.
       const key = bearerKey(headers["authorization"])
       return Stream.unwrapScoped(as((p) =>
         unavailable(Effect.map(Runs.getSummary(run, ownerFilter(p)), (record) => {
           const stream = events.after(record.id as RunId, since ?? 0)
-          return key === undefined ? stream : Stream.interruptWhen(stream, Auth.refusal(auth, key, recheck))
+          return key === undefined ? stream : Stream.interruptWhen(stream, Auth.runRefusal(auth, key, recheck, { ref: run, owner: record.owner }))
         }))
       ))
     }

@@ -17,14 +17,17 @@
  *
  * The key is checked again while the stream lasts (every `recheck`): once it no longer
  * authenticates — revoked, or its user disabled — the client is told so (`event: error`,
- * `Unauthorized`) and disconnected; its EventSource's reconnection then gets a 401 and stops.
+ * `Unauthorized`) and disconnected; its EventSource's reconnection then gets a 401 and stops. Once
+ * its user may no longer see the run (an admin demoted, watching another's), the stream ends with
+ * what a request for the run gets now, `RunNotFound` (`event: error`, the 404's body), and the
+ * reconnection gets the 404.
  */
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Either, Option, Stream } from "effect"
 import { type Principal, Unauthorized } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
-import { InvalidRequest } from "../../schemas/Rpc.js"
+import { InvalidRequest, type RunNotFound } from "../../schemas/Rpc.js"
 import { type BusEvent, EventBus } from "../bus/EventBus.js"
 import * as Runs from "../store/Runs.js"
 import * as Auth from "./Auth.js"
@@ -71,7 +74,9 @@ const unauthorized = (error: Unauthorized) =>
 const invalid = (error: InvalidRequest) => refusal(400, { error: "InvalidRequest", field: error.field, reason: error.reason })
 
 /** One answer for an unknown run and for another's run: the body names only what was asked for. */
-const notFound = (run: string) => refusal(404, { error: "RunNotFound", run, reason: `no run ${run}` })
+export const notFoundBody = (run: string) => ({ error: "RunNotFound", run, reason: `no run ${run}` })
+
+const notFound = (run: string) => refusal(404, notFoundBody(run))
 
 const unavailable = refusal(503, { error: "Unavailable", reason: "the database is unavailable; retry later" })
 
@@ -146,22 +151,35 @@ const controlFrame = (event: string, data: unknown): string => `${lines("event",
 export const heartbeatFrame = ": heartbeat\n\n"
 
 /**
- * The last frame of a stream whose key no longer authenticates (`Auth.refusal`), for the run's
- * events and its chat alike: `event: error`, `{ error: "Unauthorized", reason, lastEventId }` — where
- * a client with a valid key reconnects from (`null`: nothing was sent, nor resumed after). Logged.
+ * The last frame of a stream the re-check refused (`Auth.runRefusal`), for the run's events and its
+ * chat alike, logged. The key no longer authenticates: `event: error`, `{ error: "Unauthorized",
+ * reason, lastEventId }` — where a client with a valid key reconnects from (`null`: nothing was
+ * sent, nor resumed after). Its user may no longer see the run: `event: error` with the body of the
+ * 404 the request for the run gets now (`{ error: "RunNotFound", run, reason }`, nothing more: a
+ * place to resume from would be no use to it).
  */
-export const refusedFrame = (stream: string, run: string, lastEventId: number | string | null): Effect.Effect<string> =>
-  Effect.as(
-    Effect.logInfo(`${stream}: the client's API key no longer authenticates; the stream is closed`).pipe(
-      Effect.annotateLogs({ run, after: lastEventId })
-    ),
-    controlFrame("error", {
-      error: "Unauthorized",
-      reason: "the API key no longer authenticates (it was revoked, or its user disabled): " +
-        (lastEventId === null ? "reconnect with a valid key" : `with a valid key, reconnect with Last-Event-ID: ${lastEventId}`),
-      lastEventId
-    })
+export const refusedFrame = (
+  stream: string,
+  stopped: Unauthorized | RunNotFound,
+  run: string,
+  lastEventId: number | string | null
+): Effect.Effect<string> => {
+  const [why, body]: readonly [string, unknown] = stopped._tag === "Unauthorized"
+    ? [
+      "the client's API key no longer authenticates",
+      {
+        error: "Unauthorized",
+        reason: "the API key no longer authenticates (it was revoked, or its user disabled): " +
+          (lastEventId === null ? "reconnect with a valid key" : `with a valid key, reconnect with Last-Event-ID: ${lastEventId}`),
+        lastEventId
+      }
+    ]
+    : ["the client's user may no longer see the run", notFoundBody(stopped.run)]
+  return Effect.as(
+    Effect.logInfo(`${stream}: ${why}; the stream is closed`).pipe(Effect.annotateLogs({ run, after: lastEventId })),
+    controlFrame("error", body)
   )
+}
 
 // ---------------------------------------------------------------------------------------------
 // The stream
@@ -208,14 +226,15 @@ const heartbeatBytes = encoder.encode(heartbeatFrame)
 
 /**
  * The frames of a run's events after `since`, one write per burst, ending with `end`, `overflow` or
- * `error` — `Unauthorized` once the key is `refused` (checked again and again while the stream lasts).
+ * `error` — `Unauthorized` or `RunNotFound` once the key is `refused` (checked again and again while
+ * the stream lasts).
  */
 const events = (
   deps: Dependencies,
   options: Resolved,
   run: RunId,
   since: number,
-  refused: Effect.Effect<never, Unauthorized>
+  refused: Effect.Effect<never, Unauthorized | RunNotFound>
 ): Stream.Stream<Uint8Array> => {
   let lastSent = since
   const followed = Follow.follow(deps, run, since, {
@@ -235,7 +254,7 @@ const events = (
   return Stream.concat(followed, end).pipe(
     Stream.catchAll((stopped) =>
       Effect.gen(function*() {
-        if (stopped._tag === "Unauthorized") return yield* refusedFrame("SSE", run, lastSent)
+        if (stopped._tag === "Unauthorized" || stopped._tag === "RunNotFound") return yield* refusedFrame("SSE", stopped, run, lastSent)
         switch (stopped.reason) {
           case "overflow":
             return controlFrame("overflow", {
@@ -274,7 +293,7 @@ const response = (
   options: Resolved,
   run: RunId,
   since: number,
-  refused: Effect.Effect<never, Unauthorized>
+  refused: Effect.Effect<never, Unauthorized | RunNotFound>
 ): HttpServerResponse.HttpServerResponse => {
   // The first bytes go out at once (headers too): `retry:` advises EventSource how soon to reconnect.
   const retry = encoder.encode(`retry: ${Math.max(0, Math.round(Duration.toMillis(options.retry)))}\n\n`)
@@ -312,7 +331,7 @@ export const handler = (
       const last = yield* Runs.lastEvent(run.id).pipe(Effect.provideService(SqlClient.SqlClient, deps.sql))
       if (since >= Option.match(last, { onNone: () => 0, onSome: (event) => event.seq })) return nothingMore
     }
-    return response(deps, resolved, run.id, since, Auth.refusal(deps.auth, key, resolved.recheck))
+    return response(deps, resolved, run.id, since, Auth.runRefusal(deps.auth, key, resolved.recheck, { ref: id, owner: run.owner }))
   }).pipe(
     Effect.catchTags({
       Unauthorized: (error) => Effect.succeed(unauthorized(error)),

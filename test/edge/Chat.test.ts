@@ -6,7 +6,8 @@
  * version the next run uses); another user's run and a missing one answered alike on every
  * procedure and on SSE; bad payloads as typed errors; the chat kept across a server restart; a
  * stream whose key is revoked or whose user is disabled, SSE or `chat.send`, ends with
- * `Unauthorized` while the others go on. On every back-end.
+ * `Unauthorized` while the others go on, and an admin's of another's run, once demoted, with
+ * `RunNotFound` as a request for the run is answered. On every back-end.
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
@@ -305,6 +306,48 @@ for (const backend of backends) {
           messages = (yield* history).messages
         }
         expect(messages.at(-1)).toMatchObject({ role: "assistant", content: pieces.join(""), error: null })
+      }), { timeout: 90_000 })
+
+    it.scoped("an admin demoted while watching or asking about another's run: both streams end with RunNotFound, as requests are answered", () =>
+      Effect.gen(function*() {
+        // A slow answer (about 2 s), which the admin asks and watches, and the owner watches.
+        const pieces = Array.from({ length: 100 }, (_, i) => `piece${i} `)
+        const fake = yield* FakeOllama.start(() => ({ chunks: pieces, chunkDelayMillis: 20 }))
+        const base = yield* serve({ OLLAMA_HOST: fake.url }, quickRecheck)
+        const alice = yield* user()
+        const root = yield* user("admin")
+        const run = yield* seedRun(alice.id)
+        // By its reference: the answer names what was asked for.
+        const watching = yield* connect(chatUrl(base, run.ref), bearer(root.key))
+        const owning = yield* connect(chatUrl(base, run.ref), bearer(alice.key))
+        const client = yield* rpcClient(base, root.key)
+        const got: Array<ChatChunk> = []
+        const asking = yield* Effect.fork(Effect.either(
+          Stream.runForEach(client("chat.send", { run: run.ref, message: "Why did MSFT lose?" }), (c) => Effect.sync(() => got.push(c)))
+        ))
+        // Many re-checks while an admin: both go on.
+        expect(yield* eventually(() => got.filter((c) => c._tag === "Token").length >= 10)).toBe(true)
+
+        yield* Effect.orDie(Users.setRole(root.id, "user"))
+        const ended = yield* Fiber.join(asking)
+        const asked = yield* Effect.flip(client("chat.history", { run: run.ref }))
+        expect(asked).toEqual(new RunNotFound({ run: run.ref }))
+        expect(ended).toEqual(Either.left(asked))
+        expect(got.map((c) => c._tag).filter((tag) => tag === "Done" || tag === "Failed")).toEqual([])
+
+        // Bounded: a stream that does not end fails here, not at the test's timeout.
+        const rest = yield* Effect.orDie(Effect.timeout(Effect.promise(() => watching.reader.events()), "10 seconds"))
+        const notice = rest.at(-1)!
+        expect([notice.event, notice.id]).toEqual(["error", undefined])
+        expect(rest.map((e) => e.event)).not.toContain("done")
+        const again = yield* open(chatUrl(base, run.ref), bearer(root.key))
+        expect(again.status).toBe(404)
+        expect(JSON.parse(notice.data)).toEqual("body" in again && again.body)
+        expect(JSON.parse(notice.data)).toEqual({ error: "RunNotFound", run: run.ref, reason: `no run ${run.ref}` })
+
+        // The owner's watch goes on: the answer ends, whole, and is recorded.
+        const seen = yield* Effect.promise(() => owning.reader.events((e) => e.event === "done"))
+        expect(seen.filter((e) => e.event === "token").map((e) => JSON.parse(e.data).text).join("")).toBe(pieces.join(""))
       }), { timeout: 90_000 })
 
     it.scoped("bad payloads are typed errors naming the field", () =>

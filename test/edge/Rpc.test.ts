@@ -4,12 +4,13 @@
  * started over RPC executes in the background and streams its events until it ends; a paper run
  * pauses and resumes; every procedure answers only its owner ("not yours" is "does not exist");
  * no key, a bad key, and bad payloads are typed errors; an event stream ends with `Unauthorized`
- * once its key is revoked. On every back-end.
+ * once its key is revoked, and an admin's of another's run with `RunNotFound` once the admin is
+ * demoted. On every back-end.
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { RpcTest } from "@effect/rpc"
-import { Chunk, Duration, Effect, Fiber, Layer, Schema, Stream } from "effect"
+import { Chunk, Duration, Effect, Either, Fiber, Layer, Schema, Stream } from "effect"
 import { Principal, Unauthorized } from "../../schemas/Auth.js"
 import { AdminRpcs, LeaderboardRpcs, RuleRpcs, RunNotFound, RunRpcs, StrategyRpcs } from "../../schemas/Rpc.js"
 import { Rule } from "../../schemas/Rule.js"
@@ -33,15 +34,18 @@ const principals: Record<string, Principal> = {
   "key-alice": new Principal({ userId: "alice", name: "alice", role: "user" }),
   "key-alice-leaked": new Principal({ userId: "alice", name: "alice", role: "user" }),
   "key-bob": new Principal({ userId: "bob", name: "bob", role: "user" }),
-  "key-root": new Principal({ userId: "root", name: "root", role: "admin" })
+  "key-root": new Principal({ userId: "root", name: "root", role: "admin" }),
+  "key-ops": new Principal({ userId: "ops", name: "ops", role: "admin" })
 }
 /** Keys a test has revoked: they no longer authenticate. */
 const revokedKeys = new Set<string>()
+/** Keys whose admin a test has demoted: they stand for a plain user. */
+const demotedKeys = new Set<string>()
 const StubAuth = Layer.succeed(Authenticator, {
   authenticate: (key) =>
     principals[key] === undefined || revokedKeys.has(key)
       ? Effect.fail(new Unauthorized({ reason: "unknown key" }))
-      : Effect.succeed(principals[key]!)
+      : Effect.succeed(demotedKeys.has(key) ? new Principal({ ...principals[key]!, role: "user" }) : principals[key]!)
 })
 
 const strategyBody = (name: string, symbols = 2) =>
@@ -61,6 +65,15 @@ const users = Layer.effectDiscard(Effect.gen(function*() {
 
 /** A client acting with `key`. */
 const clientFor = (key: string) => Effect.provide(RpcTest.makeClient(Group, { flatten: true }), clientKey(key))
+
+/** A stream of `run`'s events with `key`: its events as they come, and how it ended. */
+const follow = (key: string, run: string) =>
+  Effect.gen(function*() {
+    const client = yield* clientFor(key)
+    const got: Array<number> = []
+    const fiber = yield* Effect.fork(Effect.either(Stream.runForEach(client("runs.events", { run }), (e) => Effect.sync(() => got.push(e.seq)))))
+    return { got, fiber }
+  })
 
 for (const backend of backends) {
   const server = Layer.mergeAll(StrategyHandlers, RuleHandlers, RunHandlers, LeaderboardHandlers, AdminHandlers, AuthenticatedLive).pipe(
@@ -486,16 +499,8 @@ for (const backend of backends) {
         const run = yield* simulatedRun(bus, "alice")
         run.publish(1, 3)
         yield* run.commit(3)
-        /** A stream of the run with `key`, its events as they come, and how it ended. */
-        const follow = (key: string) =>
-          Effect.gen(function*() {
-            const client = yield* clientFor(key)
-            const got: Array<number> = []
-            const fiber = yield* Effect.fork(Effect.either(Stream.runForEach(client("runs.events", { run: run.id }), (e) => Effect.sync(() => got.push(e.seq)))))
-            return { got, fiber }
-          })
-        const leaked = yield* follow("key-alice-leaked")
-        const kept = yield* follow("key-alice")
+        const leaked = yield* follow("key-alice-leaked", run.id)
+        const kept = yield* follow("key-alice", run.id)
         expect(yield* eventually(() => leaked.got.length === 3 && kept.got.length === 3)).toBe(true)
 
         revokedKeys.add("key-alice-leaked")
@@ -509,6 +514,36 @@ for (const backend of backends) {
         yield* run.finish
         expect(yield* Fiber.join(kept.fiber)).toMatchObject({ _tag: "Right" })
         expect(kept.got).toEqual(range(1, 5))
+      }))
+
+    it.scoped("an admin's event stream of another's run ends with RunNotFound, as runs.get answers, once the admin is demoted; the owner's streams on", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const run = yield* simulatedRun(bus, "alice")
+        run.publish(1, 3)
+        yield* run.commit(3)
+        const watching = yield* follow("key-ops", run.id)
+        const owning = yield* follow("key-alice", run.id)
+        expect(yield* eventually(() => watching.got.length === 3 && owning.got.length === 3)).toBe(true)
+        // An admin still: many re-checks later, it streams on.
+        yield* Effect.sleep("200 millis")
+        run.publish(4, 4)
+        expect(yield* eventually(() => watching.got.length === 4 && owning.got.length === 4)).toBe(true)
+
+        demotedKeys.add("key-ops")
+        // The set is the module's, shared by every back-end's run of this test: undone when it ends.
+        yield* Effect.addFinalizer(() => Effect.sync(() => demotedKeys.delete("key-ops")))
+        // Bounded: a stream that does not end fails here, not at the test's timeout.
+        const ended = yield* Effect.orDie(Effect.timeout(Fiber.join(watching.fiber), "10 seconds"))
+        const asked = yield* Effect.flip((yield* clientFor("key-ops"))("runs.get", { run: run.id }))
+        expect(asked).toEqual(new RunNotFound({ run: run.id }))
+        expect(ended).toEqual(Either.left(asked))
+        expect(watching.got).toEqual(range(1, 4))
+
+        run.publish(5, 5)
+        yield* run.finish
+        expect(yield* Fiber.join(owning.fiber)).toMatchObject({ _tag: "Right" })
+        expect(owning.got).toEqual(range(1, 5))
       }))
   })
 }

@@ -5,7 +5,8 @@
  * bus; `204 No Content` for a finished run the client has all of (an EventSource then stops); the same refusals for a missing key, a bad resume point and another user's run as the
  * contract says; heartbeats; a client that stops reading is told and dropped while the run goes
  * on; a client whose key is revoked or whose user is disabled is told and dropped while it
- * streams; and a client that leaves takes its subscription with it.
+ * streams, and so is an admin demoted while watching another's run, with the answer a request
+ * for it gets then; and a client that leaves takes its subscription with it.
  */
 import { expect, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer } from "effect"
@@ -373,6 +374,44 @@ for (const backend of backends) {
         refused(restOfB, 5)
         expect(yield* eventually(() => srv.bus.subscribers(run.id) === 0)).toBe(true)
         expect((yield* open(eventsUrl(srv, run.id), bearer(second.key))).status).toBe(401)
+      }))
+
+    it.scoped("an admin demoted while watching another's run is told RunNotFound, as a request for it is answered, and closed; the owner's stream goes on", () =>
+      Effect.gen(function*() {
+        // The real authenticator on the database, its answers cached briefly, and a quick re-check.
+        const auth = yield* AuthLive.make(ApiKeys.authenticateHash, { ttl: "20 millis" })
+        const srv = yield* server({ sse: { recheck: "20 millis" } }).pipe(Effect.provideService(Authenticator, auth))
+        const owner = yield* Effect.orDie(Users.create(`sse-owner-${++recordedCount}`))
+        const admin = yield* Effect.orDie(Users.create(`sse-admin-${++recordedCount}`, "admin"))
+        const ownerKey = yield* Effect.orDie(ApiKeys.issue(owner.id))
+        const adminKey = yield* Effect.orDie(ApiKeys.issue(admin.id))
+        const run = yield* simulatedRun(srv.bus, owner.id)
+        run.publish(1, 3)
+        yield* run.commit(3)
+        const watching = yield* connect(eventsUrl(srv, run.id), bearer(adminKey.key))
+        const owning = yield* connect(eventsUrl(srv, run.id), bearer(ownerKey.key))
+        for (const c of [watching, owning]) {
+          expect(runSeqs(yield* Effect.promise(() => c.reader.events((e) => e.id === "3")))).toEqual(range(1, 3))
+        }
+        // An admin still: many re-checks later, it streams on.
+        yield* Effect.sleep("200 millis")
+        run.publish(4, 4)
+        for (const c of [watching, owning]) expect(runSeqs(yield* Effect.promise(() => c.reader.events((e) => e.id === "4")))).toEqual([4])
+
+        // Demoted: the run is another's, and the stream ends as a request for it is answered now.
+        yield* Effect.orDie(Users.setRole(admin.id, "user"))
+        // Bounded: a stream that does not end fails here, not at the test's timeout.
+        const rest = yield* Effect.orDie(Effect.timeout(Effect.promise(() => watching.reader.events()), "10 seconds"))
+        expect(rest.map((e) => [e.event, e.id])).toEqual([["error", undefined]])
+        const asked = yield* open(eventsUrl(srv, run.id), bearer(adminKey.key))
+        expect(asked.status).toBe(404)
+        expect(JSON.parse(rest[0]!.data)).toEqual("body" in asked && asked.body)
+        expect(JSON.parse(rest[0]!.data)).toEqual({ error: "RunNotFound", run: run.id, reason: `no run ${run.id}` })
+
+        // The owner's goes on.
+        run.publish(5, 5)
+        expect(runSeqs(yield* Effect.promise(() => owning.reader.events((e) => e.id === "5")))).toEqual([5])
+        expect(yield* eventually(() => srv.bus.subscribers(run.id) === 1)).toBe(true)
       }))
 
     it.scoped("a client that stops reading is told it overflowed and disconnected; the run goes on; it resumes from there", () =>
