@@ -230,6 +230,15 @@ const execute = (x: Execution) =>
         for (const [event, json] of held) x.onCommitted(event, json)
       }
     }
+    /**
+     * The live source's leftovers, recorded as not applied where the recording can take them: not
+     * by a re-execution that fails inside the recorded part, or before the slice of its last
+     * checkpoint, or diverged — events there are compared or dropped, not recorded, and the run
+     * ends with its recording as it was. The source is then not asked: its owner closes it (a
+     * server's run manager, when the execution ends, and says what it held).
+     */
+    const liveLeftovers = x.leftoverSignals === undefined ? undefined : (events: number): ReadonlyArray<ExternalSignal> =>
+      diverged !== undefined || !checkpointChecked || events < (x.compareUntil ?? 0) ? [] : x.leftoverSignals!(events)
     /** The progress of the last pause: where a suspended run stands, if nothing happened since. */
     let lastPace: Backtest.Progress | undefined
     const result = yield* Backtest.run({
@@ -254,7 +263,7 @@ const execute = (x: Execution) =>
       ...(x.mode === undefined ? {} : { mode: x.mode }),
       llm: x.llm,
       ...signalsOption(RecordedSignals.source(x.recordedSignals ?? new Map(), x.signals, x.compareUntil ?? 0, x.checkpoint?.cursor.ts)),
-      ...leftoversOption(RecordedSignals.leftovers(x.recordedNotApplied ?? [], x.leftoverSignals, x.compareUntil ?? 0)),
+      ...leftoversOption(RecordedSignals.leftovers(x.recordedNotApplied ?? [], liveLeftovers, x.compareUntil ?? 0)),
       onEvent: (event, json) => {
         lastSeq = event.seq
         if (comparator !== undefined && comparator.covers(event.seq)) {

@@ -111,11 +111,14 @@ export interface Options {
    */
   readonly signals?: (ts: Timestamp, events: number) => ReadonlyArray<ExternalSignal>
   /**
-   * The outside signals left when the run ends (its data ran out, or it failed): asked once, after
-   * the last slice, with the number of events logged so far — a live run's inbox, closed, or what
-   * the recording says was left. Each is recorded as `SignalNotApplied` before the run's end, after
-   * those that waited in vain for a bar of their symbol: a signal the run took is never dropped
-   * without a trace.
+   * The outside signals left when the run ends: asked once, with the number of events logged so
+   * far — a live run's inbox, closed, or what the recording says was left. Each is recorded as
+   * `SignalNotApplied`, after those that waited in vain for a bar of their symbol: before
+   * `RunCompleted` or `RunFailed` when the data ran out or an agent ended the run, and as the
+   * run's last events when it failed with an error (a `BacktestError` at any slice, an agent type
+   * it cannot start) — a signal the run took is never dropped without a trace. Not asked when the
+   * run is interrupted: a stopped run's log ends where it was stopped (its replay must reproduce
+   * it) and a suspended one goes on; the caller closes its source itself.
    */
   readonly leftoverSignals?: (events: number) => ReadonlyArray<ExternalSignal>
   /** Language models for the strategy's LLM analysts; default the offline model, no cache. */
@@ -367,6 +370,26 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       ? undefined
       : llmOptions?.started ?? { backend: session.backend.kind, model: llmConfig.model, description: session.backend.description }
 
+    /** Signals waiting for a bar of their symbol (data with gaps). */
+    let held: Array<ExternalSignal> | undefined
+    /** The time of the slice in hand: the first bar's before the first slice, the last's after it. */
+    let at = from
+    let leftoversRecorded = false
+    /**
+     * The signals the run took and will never apply — held ones, then `leftoverSignals` — recorded
+     * as `SignalNotApplied` at `ts`; once, however the run ends. One reason for both kinds: a replay
+     * gives them all back through `leftoverSignals` (the held ones never entered its `signals`), and
+     * must write the same bytes.
+     */
+    const recordLeftovers = (ts: Timestamp) => {
+      if (leftoversRecorded) return
+      leftoversRecorded = true
+      for (const signal of (held ?? []).concat(options.leftoverSignals?.(log.size) ?? [])) {
+        log.emit("SignalNotApplied", { ts, signal: canonicalSignal(signal), reason: `the run ended before a bar of ${signal.symbol} could take it` })
+      }
+      held = undefined
+    }
+
     return yield* Effect.gen(function*() {
       log.emit("RunStarted", {
         strategy: options.strategyRef?.id ?? strategy.name as StrategyId,
@@ -414,8 +437,6 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       // shutting down checkpoint exactly where the run stands (see StoredRun's `suspended`).
       const paceEvery = options.mode === "paper" ? 1 : PACE_EVERY
       const progress = (): Progress => ({ bars, slices, ts: to, equity, orders: log.count("OrderPlaced"), events: log.size })
-      /** Signals waiting for a bar of their symbol (data with gaps). */
-      let held: Array<ExternalSignal> | undefined
       /** The signals that go with `slice`, recorded; undefined when none do (almost every slice). */
       const delivered = (slice: Slice): ReadonlyArray<ExternalSignal> | undefined => {
         const drained = options.signals!(slice.ts, log.size)
@@ -433,6 +454,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       while (slice !== undefined) {
         if (options.beforeSlice !== undefined) yield* options.beforeSlice(slice.ts)
         world.advanceTo(slice.ts)
+        at = slice.ts
         const signals = options.signals === undefined ? undefined : delivered(slice)
         world.start(swarm.coordinator.tell(
           signals === undefined
@@ -510,11 +532,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           snapshot: emptySnapshot(strategy, to)
         }
       if (failure === undefined && (final === undefined || Exit.isFailure(final))) failure = "the ledger did not close its books"
-      // One reason for both kinds: a replay gives them all back through `leftoverSignals` (the
-      // held ones never entered its `signals`), and must write the same bytes.
-      for (const signal of (held ?? []).concat(options.leftoverSignals?.(log.size) ?? [])) {
-        log.emit("SignalNotApplied", { ts: to, signal: canonicalSignal(signal), reason: `the run ended before a bar of ${signal.symbol} could take it` })
-      }
+      recordLeftovers(to)
       let checksum: string
       if (failure === undefined) {
         checksum = log.checksum()
@@ -548,7 +566,13 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         ...(llm === undefined ? {} : { llm: budgetSpent === undefined ? llm : { ...llm, budgetSpent } })
       }
       return result
-    }).pipe(Effect.ensuring(Effect.zipRight(Effect.sync(() => withdrawBudget?.()), closeWorld)))
+    }).pipe(
+      // Failed with an error (not interrupted): the signals it held or had waiting are recorded
+      // before the log is sealed, as at a failure its agents made — the alert answered 202 is
+      // said not to be applied, and the live source (a paper run's inbox) takes no more.
+      Effect.onError((cause) => (Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() => recordLeftovers(at)))),
+      Effect.ensuring(Effect.zipRight(Effect.sync(() => withdrawBudget?.()), closeWorld))
+    )
   })
 
 /** The run's seed as the 32-bit integer a model's sampler takes. */

@@ -121,6 +121,39 @@ for (const backend of backends) {
         expect(replayed.events).toBe(result.counts.events)
       }), 60_000)
 
+    it.effect("a paper run that fails early with signals waiting records them as not applied, as its last events", () =>
+      Effect.gen(function*() {
+        // Its first intent needs an operator and none is attached: the run fails at that slice,
+        // with one signal held for a symbol the data never has and one left in its inbox.
+        const ghost = { ...signal("S0", "buy", 7), symbol: "S9" as Symbol }
+        let first = true
+        const asked: Array<number> = []
+        const options = stored(2, 120, {
+          strategy: Schema.decodeUnknownSync(Strategy)({
+            ...Schema.encodeSync(Strategy)(tradingViewStrategy("signals of a failed run")),
+            risk: { approval: { policy: "pause", notionalPctAbove: 1, timeoutSeconds: 60 } }
+          }),
+          mode: "paper",
+          signals: () => (first ? ((first = false), [signal("S0", "buy", 1), ghost]) : NONE),
+          leftoverSignals: (events) => (asked.push(events), [signal("S1", "sell", 8)])
+        })
+        let run = ""
+        const error = yield* Effect.flip(StoredRun.backtest({ ...options, onCreated: (created) => void (run = created.id) }))
+        expect(error).toMatchObject({ _tag: "BacktestError", field: "risk.approval.policy" })
+        expect((yield* Runs.get(run)).status).toBe("failed")
+        const events = yield* eventsOf(run)
+        expect(events.filter((e) => e.tag === "SignalReceived").map((e) => e.event.signal.alertId)).toEqual(["id:alert-1"])
+        expect(events.some((e) => e.tag === "ApprovalRequested")).toBe(true)
+        // Asked once, and both recorded as the run's last events, at the slice it failed in.
+        expect(asked).toEqual([events.length - 2])
+        const notApplied = events.slice(-2)
+        expect(notApplied.map((e) => [e.tag, e.event.signal.alertId, e.event.reason])).toEqual([
+          ["SignalNotApplied", "id:alert-7", "the run ended before a bar of S9 could take it"],
+          ["SignalNotApplied", "id:alert-8", "the run ended before a bar of S1 could take it"]
+        ])
+        expect(notApplied[0]!.event.ts).toBe(events.find((e) => e.tag === "SignalReceived")!.event.ts)
+      }), 60_000)
+
     it.effect("a crashed run resumes into the run it was; its live source joins only past the recorded part", () =>
       Effect.gen(function*() {
         const options = stored(2, 200, { strategy: tradingViewStrategy("signals resume"), mode: "paper", signals: scripted(), checkpointEvery: 32 })
@@ -183,5 +216,24 @@ layer(backends[0]!.store, { timeout: startTimeout, excludeTestServices: true })(
         onEvent: (event) => void seen.push(event._tag)
       })
       expect(seen).not.toContain("SignalReceived")
+    }), 60_000)
+
+  it.effect("a run that cannot start its agents still says which signals it took and never applied", () =>
+    Effect.gen(function*() {
+      const base = stored(2, 120, { strategy: tradingViewStrategy("driver start-up") })
+      const events: Array<{ readonly _tag: string; readonly signal?: ExternalSignal }> = []
+      let asked = 0
+      // No `tradingview` in the registry: the swarm fails to start right after RunStarted.
+      const error = yield* Effect.flip(Backtest.run({
+        strategy: base.strategy,
+        feed: base.feed,
+        registry: new Map(),
+        signals: () => NONE,
+        leftoverSignals: () => (asked++, [signal("S0", "buy", 1)]),
+        onEvent: (event) => void events.push(event)
+      }))
+      expect(error._tag).toBe("InvalidAgent")
+      expect(asked).toBe(1)
+      expect(events.map((e) => [e._tag, e.signal?.alertId])).toEqual([["RunStarted", undefined], ["SignalNotApplied", "id:alert-1"]])
     }), 60_000)
 })
