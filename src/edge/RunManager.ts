@@ -254,6 +254,23 @@ export const layer = Layer.scoped(
       )
     }
 
+    /**
+     * However a run's execution ends, its inbox takes nothing more (`deliver` then finds no run). The
+     * run recorded what it could as `SignalNotApplied` (`leftoverSignals`); what is still queued is
+     * what its log could not take — stopped by an operator, failed before it started or while
+     * re-executing its recording — and is said here, in the server's log, unless the run goes on
+     * (suspended, or leased by another process): its alerts are put back in its inbox there.
+     */
+    const closeInbox = (inbox: SignalInbox | undefined, exit: Exit.Exit<unknown, unknown>, created: Deferred.Deferred<RunId>) =>
+      Effect.gen(function*() {
+        const left = inbox?.close() ?? []
+        if (left.length === 0 || goesOn(exit)) return
+        const run = (yield* Deferred.isDone(created)) ? yield* Deferred.await(created) : undefined
+        yield* Effect.logWarning(`${left.length} alert(s) delivered to the run were never applied: it ended before taking them`).pipe(
+          Effect.annotateLogs({ ...(run === undefined ? {} : { run }), alerts: left.map((signal) => signal.alertId).join(", ") })
+        )
+      })
+
     /** Execute a stored run (new or resumed) in the manager's scope; answers once its row is known. */
     const launch = <E>(
       start: (hooks: {
@@ -315,7 +332,7 @@ export const layer = Layer.scoped(
         const fiber = yield* Effect.forkIn(
           // Its row says why it failed; the server's log says it too, with the whole cause. (Before
           // its row, the failure is the caller's answer: `startFailure`.)
-          Effect.tapErrorCause(execution, (cause) =>
+          Effect.tapErrorCause(Effect.onExit(execution, (exit) => closeInbox(inbox, exit, created)), (cause) =>
             Cause.isInterruptedOnly(cause)
               ? Effect.void
               : Deferred.poll(created).pipe(Effect.flatMap(Option.match({
@@ -466,7 +483,13 @@ export const layer = Layer.scoped(
 
     const stop: RunManagerService["stop"] = (principal, ref) =>
       changing(principal, ref, (entry, record) =>
-        Effect.zipRight(Fiber.interrupt(entry.fiber), unavailable(Runs.get(record.id))))
+        Effect.gen(function*() {
+          // From the stop on, no alert is taken: while the run records its end, one answered 202
+          // would be lost.
+          entry.inbox?.shut()
+          yield* Fiber.interrupt(entry.fiber)
+          return yield* unavailable(Runs.get(record.id))
+        }))
 
     const pause: RunManagerService["pause"] = (principal, ref) =>
       changing(principal, ref, (entry, record) =>

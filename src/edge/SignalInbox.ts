@@ -40,6 +40,14 @@ export class SignalInbox {
   }
 
   /**
+   * The run is ending (an operator stopped it): from now on nothing is taken; what is queued stays
+   * for `close`, or for a slice that comes before the run ends.
+   */
+  readonly shut = (): void => {
+    this.ended = true
+  }
+
+  /**
    * The run has ended: what is queued, oldest first, which no slice will take (the run records it
    * as not applied); from now on nothing is taken. Synchronous, so no alert can slip in between.
    */

@@ -7,7 +7,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, layer } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, FiberRef, HashSet, Layer, Logger, Option, Schema, Scope } from "effect"
 import { canonicalSignal } from "../../schemas/ExternalSignal.js"
 import type { Timestamp } from "../../schemas/Ids.js"
 import { Strategy } from "../../schemas/Strategy.js"
@@ -216,6 +216,93 @@ for (const backend of backends) {
         expect(events.at(-1)!.tag).toBe("RunCompleted")
         const replayed = yield* StoredRun.replay(run.id)
         expect(replayed.checksum).toBe((yield* Runs.get(run.id)).checksum)
+      }), { timeout: 60_000 })
+
+    it.scoped("an alert waiting for a resumed run that fails at once is not dropped unseen: the run takes no more, and the server says which it never applied", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const name = "alerts of a resume that fails"
+        const symbol = symbolsOf(2)[0]!
+        const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
+          name,
+          symbols: symbolsOf(2),
+          agents: [{ type: "tradingview", params: { validity: 50 } }],
+          sizing: { mode: "percent_of_equity", value: 10 }
+        }))
+        const alert = (alertId: string) =>
+          canonicalSignal({ source: "tradingview", symbol, ticker: symbol, action: "sell", price: 51 as never, alertId, receivedAt: Date.now() as Timestamp })
+        // Paused, with an alert in its inbox (answered 202, its key taken), when the server stops.
+        const first = yield* managerOn(bus)
+        const run = yield* slowPaperRun(first.manager, name)
+        yield* first.manager.pause(alice, run.id)
+        const claimed = yield* WebhookStore.claimAlert(created.id, "waiting-1", Effect.map(first.manager.deliver(created.id, alert("waiting-1")), (runs) => ({ runs, signal: alert("waiting-1") })))
+        expect(claimed).toEqual({ duplicate: false, runs: [run.id] })
+        yield* first.shutdown
+        const recorded = Option.getOrThrow(yield* Runs.lastEvent(run.id)).seq
+
+        // Its recording no longer reproduces (another seed): the resume fails at its first slice,
+        // inside the recorded part, where its log can take no event.
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`update runs set seed = '99' where id = ${run.id}`
+        const warnings: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
+        const capture = Logger.make(({ annotations, logLevel, message }) => {
+          if (logLevel._tag === "Warning") warnings.push({ message: String(message), annotations: Object.fromEntries(annotations) })
+        })
+        const next = yield* managerOn(bus)
+        yield* next.manager.resumeUnfinished().pipe(Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(capture)))
+        let status = "running"
+        for (let i = 0; i < 100 && (status === "running" || status === "paused" || next.manager.live() > 0); i++) {
+          yield* Effect.sleep("50 millis")
+          status = (yield* Runs.get(run.id)).status
+        }
+        expect(status).toBe("failed")
+        // It takes no alert any more...
+        const after = yield* Effect.flip(next.manager.deliver(created.id, alert("after-1")))
+        expect(after._tag).toBe("NoPaperRun")
+        // ...and the one it held is said not applied, in the server's log, since the run's cannot take it.
+        expect(warnings).toContainEqual({
+          message: expect.stringContaining("never applied"),
+          annotations: expect.objectContaining({ run: run.id, alerts: "waiting-1" })
+        })
+        expect(Option.getOrThrow(yield* Runs.lastEvent(run.id)).seq).toBe(recorded)
+        yield* next.shutdown
+      }), { timeout: 60_000 })
+
+    // A second connection holds the run's row while the stop records its end: the embedded database has one.
+    it.scoped.skipIf(backend.name !== "postgres")("a stopped paper run takes no alert from the moment it is stopped, while it records its end", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const sql = yield* SqlClient.SqlClient
+        const name = "alerts while stopping"
+        const symbol = symbolsOf(2)[0]!
+        const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
+          name,
+          symbols: symbolsOf(2),
+          agents: [{ type: "tradingview", params: { validity: 50 } }],
+          sizing: { mode: "percent_of_equity", value: 10 }
+        }))
+        const alert = (alertId: string) =>
+          canonicalSignal({ source: "tradingview", symbol, ticker: symbol, action: "buy", price: 51 as never, alertId, receivedAt: Date.now() as Timestamp })
+        const { manager, shutdown } = yield* managerOn(bus)
+        const run = yield* slowPaperRun(manager, name)
+        yield* manager.pause(alice, run.id)
+        // The run's row is held: the stop interrupts the run, then waits to mark it stopped.
+        const locked = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const holder = yield* Effect.fork(sql.withTransaction(
+          sql`select id from runs where id = ${run.id} for update`.pipe(Effect.zipRight(Deferred.succeed(locked, undefined)), Effect.zipRight(Deferred.await(release)))
+        ))
+        yield* Deferred.await(locked)
+        const stopping = yield* Effect.fork(manager.stop(alice, run.id))
+        yield* Effect.sleep("500 millis")
+        // Still ending: an alert now would be answered 202 and never applied.
+        expect(manager.live()).toBe(1)
+        const during = yield* Effect.flip(manager.deliver(created.id, alert("during-stop")))
+        expect(during._tag).toBe("NoPaperRun")
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        expect((yield* Fiber.join(stopping)).status).toBe("stopped")
+        yield* shutdown
       }), { timeout: 60_000 })
 
     it.scoped("followers see only events the database holds: a run whose recording fails publishes none it did not commit", () =>
