@@ -7,7 +7,7 @@
  * Token upper bound of a prompt: its UTF-8 bytes plus a few per message. A BPE token is at least one
  * byte of text, and the chat template adds a handful of tokens a message; generous, and honest.
  */
-import { Either } from "effect"
+import { Either, Schema } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
 import { type LlmBudget, LlmBudgetExhausted, type Message } from "../../schemas/Llm.js"
 
@@ -21,6 +21,23 @@ export const promptTokensUpperBound = (messages: ReadonlyArray<Message>): number
     if (message.toolCalls !== undefined) tokens += Buffer.byteLength(JSON.stringify(message.toolCalls), "utf8")
   }
   return tokens
+}
+
+/** `LlmBudgetExhausted.message`, read back. */
+const REFUSAL = /^run (.+)'s LLM (tokens|cost) budget is spent \((.+) of (.+); the call needed up to (.+)\)$/
+
+/**
+ * The refusal whose `message` is `error` (a refused call's recorded reason), or undefined when it
+ * is not one: only a refusal that says exactly the same is given back.
+ */
+export const refusalOf = (error: string): LlmBudgetExhausted | undefined => {
+  const match = REFUSAL.exec(error)
+  if (match === null) return undefined
+  const [, run, limit, spent, max, needed] = match
+  const refusal = Either.getOrUndefined(
+    Schema.decodeUnknownEither(LlmBudgetExhausted)({ _tag: "LlmBudgetExhausted", run, limit, spent: Number(spent), needed: Number(needed), max: Number(max) })
+  )
+  return refusal?.message === error ? refusal : undefined
 }
 
 export interface Reservation {
@@ -94,6 +111,19 @@ export class Budget {
     this.tokens += tokens
     this.cost += cost
     return { tokens, cost }
+  }
+
+  /**
+   * Refuse from now on, as the budget did when it refused the call that gave `error` (a recorded
+   * refused call's, answered again by a replay or a resume): the re-execution of a run's recording
+   * charges its calls (`charge`) but never meets its refusal, and without it a resumed run whose
+   * budget had run out would make a later call that happens to fit — one the run, which said its
+   * LLM agents abstain from then on, never made. The refusal is the recorded one, so the calls it
+   * refuses afterwards give the same reason. Nothing changes once the budget has refused.
+   */
+  refuseAs(error: string | undefined): void {
+    this.refusal ??= (error === undefined ? undefined : refusalOf(error)) ??
+      new LlmBudgetExhausted({ run: this.run, limit: "tokens", spent: this.tokens + this.reservedTokens, needed: 0, max: this.limits.tokens })
   }
 
   /** Charge a call answered from a recording (replay, resume), as it was charged when it was made. */

@@ -349,13 +349,18 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         : new Map(llmOptions.recorded.map((call) => [recordingKey(call.agent, call.round, call.step), call])),
       seed: seedNumber(seed),
       onCall: (call) => log.defer(recordingKey(call.agent, call.round, call.step), "LlmCalled", { call }),
-      // Once: in the first slice with refused calls, after the first of them in the log's order.
-      onBudgetSpent: (call) =>
+      onBudgetSpent: (call) => {
+        // A refused call answered from the recording (a resume re-executing its recorded part) is
+        // the run's refusal too: from here its budget refuses every call, as it did when the call
+        // was made — a live call after the recorded part must not find room the run never gave.
+        session!.budget.refuseAs(call.error)
+        // Once: in the first slice with refused calls, after the first of them in the log's order.
         log.deferFirst("LlmBudgetSpent", `${recordingKey(call.agent, call.round, call.step)}\u0000~budget`, "LlmBudgetSpent", {
           agent: call.agent,
           ...(call.round === undefined ? {} : { round: call.round }),
           reason: call.error ?? "the LLM budget is spent"
         })
+      }
     })
 
     let budgetSpent: string | undefined

@@ -154,6 +154,35 @@ for (const backend of backends) {
             expect(spent + chat).toBeLessThanOrEqual(limit)
             expect(resumedEvents.filter((e) => e._tag === "LlmBudgetSpent")).toHaveLength(1)
           }), 60_000)
+
+        it.effect("a resumed run whose budget had run out refuses from the same point: it makes no call the run would not have", () =>
+          Effect.gen(function*() {
+            // Spent part way: refused when a slice's calls, reserved together, do not fit (each
+            // reserves its prompt's bytes and maxTokensOut, and is charged 48 tokens); many a lone
+            // call later would fit in what is left.
+            const events: Array<RunEvent> = []
+            const original = yield* StoredRun.backtest({ ...options(80, { budget: { tokens: 20_000 } }), onEvent: collect(events) })
+            const spent = events.find((e) => e._tag === "LlmBudgetSpent")
+            expect(spent).toBeDefined()
+            const outcomes = (from: ReadonlyArray<RunEvent>, keep: (e: RunEvent) => boolean) =>
+              from.flatMap((e) => (e._tag === "LlmCalled" && keep(e) ? [[e.call.agent, e.call.round, e.call.step, e.call.outcome]] : []))
+            // Uninterrupted, every call of a later slice is refused (of its own slice, those reserved first were made).
+            const later = outcomes(events, (e) => e.at > spent!.at)
+            expect(later.length).toBeGreaterThan(4)
+            expect(later.filter((c) => c[3] !== "budget")).toEqual([])
+
+            // Crashed a few slices after it: the resume re-executes the refusal from the recording.
+            const cut = events.filter((e) => e._tag === "LlmCalled" && e.at > spent!.at)[2]!.seq
+            yield* crashAt(original.run, cut)
+            const before = live.stats.calls
+            const resumedEvents: Array<RunEvent> = []
+            const resumed = yield* StoredRun.resume(original.run, { onEvent: collect(resumedEvents) })
+            expect(resumed.result.status).toBe("completed")
+            // No model call: the calls after the recorded part are refused, as the run's were.
+            expect(live.stats.calls).toBe(before)
+            expect(outcomes(resumedEvents, (e) => e.seq > cut)).toEqual(outcomes(events, (e) => e.seq > cut))
+            expect(resumed.result.llm?.budgetSpent).toBe(original.result.llm?.budgetSpent)
+          }), 60_000)
       })
     }
   )
