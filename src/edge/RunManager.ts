@@ -257,15 +257,21 @@ export const layer = Layer.scoped(
     /**
      * However a run's execution ends, its inbox takes nothing more (`deliver` then finds no run). The
      * run recorded what it could as `SignalNotApplied` (`leftoverSignals`); what is still queued is
-     * what its log could not take — stopped by an operator, failed before it started or while
-     * re-executing its recording — and is said here, in the server's log, unless the run goes on
-     * (suspended, or leased by another process): its alerts are put back in its inbox there.
+     * what its log could not take — stopped by an operator, or a resume that failed while it
+     * re-executed its recording — and is said here, in the server's log. Not when the run goes on
+     * (suspended, leased by another process, or a resume that failed before it began, its row still
+     * `running`): its alerts are put back in its inbox when it is resumed.
      */
     const closeInbox = (inbox: SignalInbox | undefined, exit: Exit.Exit<unknown, unknown>, created: Deferred.Deferred<RunId>) =>
       Effect.gen(function*() {
         const left = inbox?.close() ?? []
         if (left.length === 0 || goesOn(exit)) return
         const run = (yield* Deferred.isDone(created)) ? yield* Deferred.await(created) : undefined
+        if (run !== undefined) {
+          // Unreadable: said all the same.
+          const status = yield* Runs.get(run).pipe(Effect.map((record) => record.status), Effect.orElseSucceed(() => undefined))
+          if (status === "running" || status === "paused") return
+        }
         yield* Effect.logWarning(`${left.length} alert(s) delivered to the run were never applied: it ended before taking them`).pipe(
           Effect.annotateLogs({ ...(run === undefined ? {} : { run }), alerts: left.map((signal) => signal.alertId).join(", ") })
         )
@@ -332,7 +338,7 @@ export const layer = Layer.scoped(
         const fiber = yield* Effect.forkIn(
           // Its row says why it failed; the server's log says it too, with the whole cause. (Before
           // its row, the failure is the caller's answer: `startFailure`.)
-          Effect.tapErrorCause(Effect.onExit(execution, (exit) => closeInbox(inbox, exit, created)), (cause) =>
+          Effect.tapErrorCause(Effect.onExit(execution, (exit) => Effect.provide(closeInbox(inbox, exit, created), context)), (cause) =>
             Cause.isInterruptedOnly(cause)
               ? Effect.void
               : Deferred.poll(created).pipe(Effect.flatMap(Option.match({

@@ -226,23 +226,35 @@ for (const backend of backends) {
         const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
           name,
           symbols: symbolsOf(2),
-          agents: [{ type: "tradingview", params: { validity: 50 } }],
+          allowShort: true,
+          // Decides from the third bar: a sign the run is past its first slices.
+          agents: [{ type: "tradingview", params: { validity: 50 } }, { type: "sma_crossover", params: { fast: 2, slow: 3 } }],
           sizing: { mode: "percent_of_equity", value: 10 }
         }))
         const alert = (alertId: string) =>
           canonicalSignal({ source: "tradingview", symbol, ticker: symbol, action: "sell", price: 51 as never, alertId, receivedAt: Date.now() as Timestamp })
-        // Paused, with an alert in its inbox (answered 202, its key taken), when the server stops.
+        const sql = yield* SqlClient.SqlClient
+        // Paused, with an alert in its inbox (answered 202, its key taken), when the server stops —
+        // once past its first slices: a run paused before any has no checkpoint, and its paused
+        // resume would wait at its first slice before comparing anything.
         const first = yield* managerOn(bus)
         const run = yield* slowPaperRun(first.manager, name)
+        for (let i = 0; i < 500; i++) {
+          if ((yield* sql`select 1 from run_events where run_id = ${run.id} and tag = 'DecisionMade' limit 1`).length > 0) break
+          yield* Effect.sleep("20 millis")
+        }
         yield* first.manager.pause(alice, run.id)
+        // Past the slice it was waiting for when paused (20 a second), which would take the alert: it waits at the next.
+        yield* Effect.sleep("200 millis")
         const claimed = yield* WebhookStore.claimAlert(created.id, "waiting-1", Effect.map(first.manager.deliver(created.id, alert("waiting-1")), (runs) => ({ runs, signal: alert("waiting-1") })))
         expect(claimed).toEqual({ duplicate: false, runs: [run.id] })
         yield* first.shutdown
+        // Still waiting in its inbox: the run never took it.
+        expect([...(yield* RecordedSignals.read(run.id)).values()].flat()).toEqual([])
         const recorded = Option.getOrThrow(yield* Runs.lastEvent(run.id)).seq
 
         // Its recording no longer reproduces (another seed): the resume fails at its first slice,
         // inside the recorded part, where its log can take no event.
-        const sql = yield* SqlClient.SqlClient
         yield* sql`update runs set seed = '99' where id = ${run.id}`
         const warnings: Array<{ readonly message: string; readonly annotations: Record<string, unknown> }> = []
         const capture = Logger.make(({ annotations, logLevel, message }) => {
