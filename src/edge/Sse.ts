@@ -10,10 +10,12 @@
  * read the rest from the database. A live event's frame is encoded once, whatever the number of
  * clients it goes to, and each client gets what is ready as one write.
  *
- * A finished run ends its stream after its last event with `event: end`. A client that has every
- * event of a finished run already (its `Last-Event-ID` or `?since=` at or past the last) is answered
- * `204 No Content` instead: the one answer that stops an EventSource from reconnecting — after an
- * `end` and the close, it would reconnect every `retry:` for as long as the page is open.
+ * A finished run ends its stream after its last event with `event: end`: `{ run, lastEventId,
+ * status, failure? }`, how the run ended as its row says (left out if it cannot be read). A client
+ * that has every event of a finished run already (its `Last-Event-ID` or `?since=` at or past the
+ * last) is answered `204 No Content` instead: the one answer that stops an EventSource from
+ * reconnecting — after an `end` and the close, it would reconnect every `retry:` for as long as
+ * the page is open.
  *
  * The key is checked again while the stream lasts (every `recheck`): once it no longer
  * authenticates — revoked, or its user disabled — the client is told so (`event: error`,
@@ -250,7 +252,19 @@ const events = (
     }),
     Stream.interruptWhen(refused)
   )
-  const end = Stream.suspend(() => Stream.make(encoder.encode(controlFrame("end", { run, lastEventId: lastSent }))))
+  // With how the run ended, as its row says by then: a dashboard learns a failure's reason (a run
+  // that fails with an error ends with no `RunFailed` event) without another request.
+  const end = Stream.unwrap(
+    Runs.getSummary(run).pipe(
+      Effect.provideService(SqlClient.SqlClient, deps.sql),
+      Effect.map((summary): Record<string, unknown> => ({
+        status: summary.status,
+        ...(summary.failure === null ? {} : { failure: summary.failure })
+      })),
+      Effect.orElseSucceed((): Record<string, unknown> => ({})),
+      Effect.map((ended) => Stream.make(encoder.encode(controlFrame("end", { run, lastEventId: lastSent, ...ended }))))
+    )
+  )
   return Stream.concat(followed, end).pipe(
     Stream.catchAll((stopped) =>
       Effect.gen(function*() {

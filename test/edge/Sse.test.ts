@@ -9,8 +9,9 @@
  * for it gets then; and a client that leaves takes its subscription with it.
  */
 import { expect, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer } from "effect"
+import { Deferred, Effect, Fiber, Layer, Schema } from "effect"
 import type { RunEvent } from "../../schemas/RunEvent.js"
+import { Strategy } from "../../schemas/Strategy.js"
 import { Authenticator } from "../../src/edge/Auth.js"
 import * as AuthLive from "../../src/edge/AuthLive.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
@@ -66,6 +67,29 @@ for (const backend of backends) {
   )
 
   layer(environment, { timeout: startTimeout, excludeTestServices: true })(`SSE (${backend.name})`, (it) => {
+    it.scoped("a run that failed with an error ends its stream saying so: the end carries its status and the reason", () =>
+      Effect.gen(function*() {
+        // Its first intent needs an operator and none is attached: it fails with an error, and its
+        // log has no RunFailed event to say why.
+        const options = stored(2, 120, { name: `sse failed ${++recordedCount}`, owner: "alice" })
+        const strategy = Schema.decodeUnknownSync(Strategy)({
+          ...Schema.encodeSync(Strategy)(options.strategy),
+          risk: { approval: { policy: "pause", notionalPctAbove: 1, timeoutSeconds: 60 } }
+        })
+        let run = ""
+        yield* Effect.flip(StoredRun.backtest({ ...options, strategy, onCreated: (created) => void (run = created.id) }))
+        const record = yield* Runs.get(run)
+        expect(record.status).toBe("failed")
+        const srv = yield* server()
+        const stream = yield* connect(eventsUrl(srv, run), bearer("sk_alice"))
+        const items = yield* Effect.promise(() => stream.reader.events())
+        expect(items.some((e) => e.event === "RunFailed")).toBe(false)
+        expect(items.at(-1)).toMatchObject({ event: "end", id: undefined })
+        const end = JSON.parse(items.at(-1)!.data)
+        expect(end).toEqual({ run, lastEventId: items.filter((e) => e.id !== undefined).length, status: "failed", failure: record.failure })
+        expect(end.failure).toMatch(/needs approval/)
+      }))
+
     it.scoped("a recorded run: every event in order, id/event/data as stored, then the end; ?since= and Last-Event-ID resume; 204 once there is nothing left", () =>
       Effect.gen(function*() {
         const run = yield* recordedRun
@@ -82,7 +106,7 @@ for (const backend of backends) {
         expect(items.slice(0, -1).map(({ data, event, id }) => ({ id, event, data }))).toEqual(expected)
         // A finished run ends the stream after its events, saying so.
         expect(items.at(-1)).toMatchObject({ event: "end", id: undefined })
-        expect(JSON.parse(items.at(-1)!.data)).toEqual({ run, lastEventId: expected.length })
+        expect(JSON.parse(items.at(-1)!.data)).toEqual({ run, lastEventId: expected.length, status: "completed" })
 
         const tail = (query: string, headers: Record<string, string> = {}) =>
           Effect.flatMap(connect(eventsUrl(srv, run, query), { ...bearer("sk_alice"), ...headers }), (c) =>

@@ -246,7 +246,7 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
     const since = first.events.at(-1)!.id
     const rest = await follow(b!.base, paper.id, since)
     expectContiguous(rest.events.map((e) => e.id), since + 1)
-    expect(rest.end).toEqual({ run: paper.id, lastEventId: rest.events.at(-1)!.id })
+    expect(rest.end).toEqual({ run: paper.id, lastEventId: rest.events.at(-1)!.id, status: "completed" })
     expect(rest.events.at(-1)!.event).toBe("RunCompleted")
     // Exactly what the first server recorded, byte for byte.
     const all = await stored(a!.base, paper.id)
