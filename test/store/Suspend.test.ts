@@ -36,6 +36,27 @@ const alert: ExternalSignal = {
   receivedAt: 1_700_000_000_000 as Timestamp
 }
 
+/**
+ * `options`' run, suspended (as at a server's shutdown) while it waits before slice 121: periodic
+ * checkpoints every 16 slices; its id.
+ */
+const suspendedAt120 = (options: StoredRun.Options) =>
+  Effect.gen(function*() {
+    const created = yield* Deferred.make<string>()
+    let slices = 0
+    const fiber = yield* Effect.fork(StoredRun.backtest({
+      ...options,
+      onCreated: (c) => Deferred.unsafeDone(created, Effect.succeed(c.id)),
+      beforeSlice: () => ++slices > 120 ? Effect.sleep("10 seconds") : Effect.void,
+      checkpointEvery: 16,
+      suspended: () => true
+    }))
+    const run = yield* Deferred.await(created)
+    while (slices <= 120) yield* Effect.sleep("10 millis")
+    yield* Fiber.interrupt(fiber)
+    return run
+  })
+
 for (const backend of backends) {
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`suspend (${backend.name})`, (it) => {
     it.effect("suspended between slices: left running, a checkpoint at its last event, resumed to the uninterrupted run's result", () =>
@@ -80,18 +101,7 @@ for (const backend of backends) {
       Effect.gen(function*() {
         const options = stored(2, 300, { strategy: quietStrategy, mode: "paper" })
         const times = [...options.feed].map((slice) => slice.ts)
-        const created = yield* Deferred.make<string>()
-        let slices = 0
-        const fiber = yield* Effect.fork(StoredRun.backtest({
-          ...options,
-          onCreated: (c) => Deferred.unsafeDone(created, Effect.succeed(c.id)),
-          beforeSlice: () => ++slices > 120 ? Effect.sleep("10 seconds") : Effect.void,
-          checkpointEvery: 16,
-          suspended: () => true
-        }))
-        const run = yield* Deferred.await(created)
-        while (slices <= 120) yield* Effect.sleep("10 millis")
-        yield* Fiber.interrupt(fiber)
+        const run = yield* suspendedAt120(options)
 
         // Its events all came at the start (a periodic checkpoint at slice 16 holds the same last one).
         const last = Option.getOrThrow(yield* Runs.lastEvent(run as never))
@@ -122,18 +132,7 @@ for (const backend of backends) {
     it.effect("a re-execution with an event the recording's checkpoint says did not happen stops the resume, recording nothing of it", () =>
       Effect.gen(function*() {
         const options = stored(2, 300, { strategy: quietStrategy, mode: "paper" })
-        const created = yield* Deferred.make<string>()
-        let slices = 0
-        const fiber = yield* Effect.fork(StoredRun.backtest({
-          ...options,
-          onCreated: (c) => Deferred.unsafeDone(created, Effect.succeed(c.id)),
-          beforeSlice: () => ++slices > 120 ? Effect.sleep("10 seconds") : Effect.void,
-          checkpointEvery: 16,
-          suspended: () => true
-        }))
-        const run = yield* Deferred.await(created)
-        while (slices <= 120) yield* Effect.sleep("10 millis")
-        yield* Fiber.interrupt(fiber)
+        const run = yield* suspendedAt120(options)
         const last = Option.getOrThrow(yield* Runs.lastEvent(run as never)).seq
 
         // A recording whose quiet stretch the re-execution does not reproduce (as changed code
