@@ -95,9 +95,15 @@ for (const backend of backends) {
           Effect.gen(function*() {
             const events: Array<RunEvent> = []
             const options = paper("stopped plain", [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }], events, 400)
-            const fiber = yield* Effect.fork(StoredRun.backtest({ ...options, beforeSlice: () => Effect.sleep(2) }))
-            yield* Effect.sleep(1_000)
+            // The run waits before its 200th slice until it is stopped, however fast the machine is.
+            const waiting = yield* Deferred.make<void>()
+            let slices = 0
+            const beforeSlice = () => ++slices < 200 ? Effect.void : Effect.zipRight(Deferred.succeed(waiting, undefined), Effect.never)
+            const fiber = yield* Effect.fork(StoredRun.backtest({ ...options, beforeSlice }))
+            yield* Deferred.await(waiting)
+            yield* Effect.sleep(50)
             yield* Fiber.interrupt(fiber)
+            expect(slices).toBe(200)
             const run = events[0]!.run
             expect((yield* Runs.get(run)).status).toBe("stopped")
             expect(events.some((e) => e._tag === "OrderFilled")).toBe(true)
