@@ -20,7 +20,7 @@ import { spawn } from "node:child_process"
 import { createInterface } from "node:readline"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { Effect, Schema, Scope } from "effect"
+import { Effect, Layer, Schema, Scope } from "effect"
 import type { RunEvent } from "../schemas/RunEvent.js"
 import { Strategy } from "../schemas/Strategy.js"
 import { EventBus } from "../src/bus/EventBus.js"
@@ -33,6 +33,8 @@ import * as Database from "../src/store/Database.js"
 import * as Store from "../src/store/Store.js"
 import * as StoredRun from "../src/store/StoredRun.js"
 import * as Users from "../src/store/Users.js"
+import * as Sampling from "../src/telemetry/Sampling.js"
+import * as Telemetry from "../src/telemetry/Telemetry.js"
 import { symbols, syntheticConfig, W3_SEED, w3 } from "./internal/backtestWorkloads.js"
 import { nodeArgs } from "./internal/loader.js"
 import { emit, forceGc, machine, percentile, progress } from "./internal/report.js"
@@ -171,7 +173,8 @@ const rpcFigures = (base: string, users: ReadonlyArray<{ key: string; strategy: 
         `${RPC_RUNS_PER_USER} runs, runs.list (limit 20) and strategies.get, ` +
         (RPC_PAUSE_MS > 0 ? `${RPC_PAUSE_MS} ms between a client's calls` : `back to back (no think time: a closed loop)`) +
         ` — POST /rpc ndjson, one request per HTTP request, bearer keys of ${users.length} users; the full server ` +
-        `(Server.layer) on Postgres (temporary database, pool of ${Database.defaultMaxConnections}); 2 s warm-up; ` +
+        `(Server.layer, with the telemetry of swarm serve: its HTTP and RPC spans into the in-process store) on Postgres (temporary ` +
+        `database, pool of ${Database.defaultMaxConnections}); 2 s warm-up; ` +
         `${summary.count} calls, ${Math.round(summary.perSecond)} calls/s; latency per call at the client`
       figure("rpc_read_p50_ms", fixed(summary.p50, 2), "ms", workload)
       figure("rpc_read_p99_ms", fixed(summary.p99, 2), "ms", `${workload} (target <= 5)`)
@@ -295,8 +298,10 @@ const tickFigures = (base: string, owner: { id: string; key: string }) =>
     const sse = yield* paperRun(base, owner, TICK_SLICES, SSE_SUBSCRIBERS)
     progress(`  ${describeTicks(sse)}; p99 ${percentile(sse.latencies, 0.99).toFixed(1)} us; clients: ${JSON.stringify(sse.sse)}`)
 
+    const { paper } = yield* Sampling.TraceSampling
+    const traced = paper >= 1 ? "every round traced" : paper <= 0 ? "no round traced" : `one round in ${Math.round(1 / paper)} traced`
     const workload = `a paper run (StoredRun.backtest, mode "paper", recorded in Postgres and published on the server's bus as ` +
-      `RunManager does) of W3's strategy (bench_flip, fixed quantity 1, long and short: a reversing order on every bar) on 1 ` +
+      `RunManager does; ${traced} (SWARM_TRACE_SAMPLE_PAPER) into the in-process span store, the telemetry of swarm serve) of W3's strategy (bench_flip, fixed quantity 1, long and short: a reversing order on every bar) on 1 ` +
       `symbol of Feed.synthetic (seed ${W3_SEED}), paced by beforeSlice at ${TICKS_PER_SECOND} slices/s of wall-clock time from the ` +
       `first slice (a late slice is not waited for); per slice, performance.now() from beforeSlice returning to the slice's ` +
       `OrderPlaced reaching onEvent; after a ${WARMUP_SLICES}-slice warm-up run`
@@ -327,7 +332,12 @@ const tickFigures = (base: string, owner: { id: string; key: string }) =>
 const main = Effect.gen(function*() {
   const url = yield* Database.temporary(serverUrl, "swarm_bench")
   progress(`edge bench on ${Database.maskUrl(url)}`)
-  const server = Server.layer(Store.layerWith({ url }), { port: 0, host: "127.0.0.1", logRequests: false })
+  // As `swarm serve` builds it (src/cli/ServeCommand.ts): its telemetry first, so the paper run's
+  // rounds are traced by the tracer a server uses (every round by default: SWARM_TRACE_SAMPLE_PAPER),
+  // into the in-process span store, and RPC procedures and HTTP requests make their spans.
+  const server = Server.layer(Store.layerWith({ url }), { port: 0, host: "127.0.0.1", logRequests: false }).pipe(
+    Layer.provideMerge(Telemetry.layer)
+  )
   yield* Effect.gen(function*() {
     const base = yield* Http.baseUrl
     const users = yield* fixtures
