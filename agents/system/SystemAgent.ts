@@ -69,6 +69,7 @@ import * as Offline from "../../src/llm/Offline.js"
 import * as Chats from "../../src/store/Chats.js"
 import * as RecordedLlmCalls from "../../src/store/RecordedLlmCalls.js"
 import * as Runs from "../../src/store/Runs.js"
+import * as Strategies from "../../src/store/Strategies.js"
 import * as Supervisor from "../../supervisors/Supervisor.js"
 import * as Format from "./internal/Format.js"
 import { decodeToolCall, nestedDeeper, routeQuestion, TOO_DEEP, type ToolRequest, toolSpecs } from "./ToolSpecs.js"
@@ -642,7 +643,14 @@ const converse = (q: Question) =>
 const answerOffline = (q: Question, model: LanguageModel["Type"] = q.deps.llm.model) =>
   Effect.gen(function*() {
     const { config, deps, messages, question, record, turn } = q
-    const routed = routeQuestion(question, { symbols: record.strategy.symbols })
+    // A run named `<strategy>#<n>` is read with the asker's strategies' names, which may hold spaces.
+    const strategies = question.includes("#")
+      ? yield* Strategies.list(record.owner).pipe(
+        Effect.map((listed) => [record.strategyName, ...listed.map((s) => s.name)]),
+        Effect.orElseSucceed(() => [record.strategyName])
+      )
+      : []
+    const routed = routeQuestion(question, { symbols: record.strategy.symbols, strategies })
     let text = CAPABILITIES
     if (routed !== undefined) {
       const used = yield* runDecoded(routed, record)

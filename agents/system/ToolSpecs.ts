@@ -368,6 +368,11 @@ export const decodeToolCall = (call: ToolCall): Either.Either<ToolRequest, ToolC
 export interface RouteContext {
   /** The run's symbols: a question naming one (in any case) is about it. */
   readonly symbols?: ReadonlyArray<string>
+  /**
+   * The names of the asker's strategies: a run named `<strategy>#<n>` in a question is found by
+   * the longest of them written right before `#<n>`, spaces and all (`Six analysts#2`).
+   */
+  readonly strategies?: ReadonlyArray<string>
 }
 
 /** Only the start of a question is read. */
@@ -408,11 +413,58 @@ const periodIn = (question: string): { from?: string; to?: string } => {
   return { from: date, to: date }
 }
 
-const runIn = (question: string): string | undefined => {
+/** Opening quotes a strategy's name may be written in, and what closes each. */
+const QUOTES: Readonly<Record<string, string>> = { "\"": "\"", "'": "'", "`": "`", "\u201c": "\u201d", "\u2018": "\u2019" }
+const RUN_SUFFIX = /#(\d{1,10})\b/g
+
+/**
+ * A `<strategy>#<n>` run named in a question. A strategy's name may hold spaces, so a plain
+ * pattern reads only its last word: the name is the longest of the asker's strategies written
+ * right before `#<n>` (in any case, starting the question or after a space or a quote), or what a
+ * quote holds (`"Six analysts"#2`, `"Six analysts#2"`); else the word before `#<n>`.
+ */
+const namedRunIn = (question: string, strategies: ReadonlyArray<string>): string | undefined => {
+  for (const match of question.matchAll(RUN_SUFFIX)) {
+    const before = question.slice(0, match.index)
+    const lower = before.toLowerCase()
+    let best: string | undefined
+    for (const name of strategies) {
+      const wanted = name.toLowerCase()
+      if (!lower.endsWith(wanted) || (best !== undefined && name.length <= best.length)) continue
+      const edge = lower.length === wanted.length ? " " : lower[lower.length - wanted.length - 1]!
+      if (/\s/.test(edge) || edge in QUOTES) best = name
+    }
+    if (best !== undefined) return `${best}#${match[1]}`
+    const quoted = quotedNameBefore(before)
+    if (quoted !== undefined) return `${quoted}#${match[1]}`
+  }
+  const named = STRATEGY_RUN.exec(question)
+  return named === null ? undefined : `${named[1]}#${named[2]}`
+}
+
+/**
+ * The name a quote holds at the end of `before`: closed right before it (`"Six analysts"`), or
+ * still open (`"Six analysts`, the quote around a whole reference). An opening quote starts the
+ * text or follows a space or a bracket: the apostrophe of "it's" opens nothing.
+ */
+const quotedNameBefore = (before: string): string | undefined => {
+  const closer = before.at(-1)
+  const closed = Object.keys(QUOTES).find((open) => QUOTES[open] === closer)
+  const body = closed === undefined ? before : before.slice(0, -1)
+  for (let i = body.length - 1; i >= 0; i--) {
+    const open = body[i]!
+    if (!(open in QUOTES) || (closed !== undefined && open !== closed) || (i > 0 && !/[\s([]/.test(body[i - 1]!))) continue
+    const name = body.slice(i + 1).trim()
+    return name.length > 0 && name.length <= 100 && !name.includes(QUOTES[open]!) ? name : undefined
+  }
+  return undefined
+}
+
+const runIn = (question: string, context: RouteContext): string | undefined => {
   const id = RUN_ID.exec(question)
   if (id !== null) return id[1]
-  const named = STRATEGY_RUN.exec(question)
-  if (named !== null) return `${named[1]}#${named[2]}`
+  const named = namedRunIn(question, context.strategies ?? [])
+  if (named !== undefined) return named
   const number = RUN_NUMBER.exec(question)
   return number === null ? undefined : (number[1] ?? number[2])
 }
@@ -433,7 +485,7 @@ export const routeQuestion = (question: string, context: RouteContext = {}): Too
   const lower = q.toLowerCase()
 
   if (has(lower, /\b(compare|comparison|versus|vs\.?|differs?|different from|difference)\b/)) {
-    const other = runIn(q)
+    const other = runIn(q, context)
     if (other !== undefined) return route("compare_runs", { other })
     if (has(lower, /\bcompare\b/)) return undefined
   }

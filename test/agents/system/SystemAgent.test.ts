@@ -499,6 +499,10 @@ for (const backend of backends) {
           expect(ofTag(compared, "ToolUsed")[0]).toMatchObject({ tool: "compare_runs", ok: true, arguments: { other: "1" } })
           expect(textOf(compared)).toContain("They made the same decisions throughout.")
           expect(textOf(compared)).toContain("chat backtest#1")
+          // By the strategy's name, which holds a space, written in another case.
+          const byName = yield* collect(agent.ask(two.run, "How does this run compare with Chat Backtest#1?"))
+          expect(ofTag(byName, "ToolUsed")[0]).toMatchObject({ tool: "compare_runs", ok: true, arguments: { other: "chat backtest#1" } })
+          expect(textOf(byName)).toContain("They made the same decisions throughout.")
           void one
         }), { timeout: 120_000 })
 

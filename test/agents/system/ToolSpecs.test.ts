@@ -306,6 +306,27 @@ describe("routeQuestion", () => {
     expect(route("compare this run to run_0a1b2c")).toEqual({ tool: "compare_runs", args: { other: "run_0a1b2c" } })
   })
 
+  it("reads a run of a strategy whose name holds spaces: the asker's longest name before #n, or a quoted one", () => {
+    const strategies = ["SMA crossover", "Six analysts", "analysts", "SMA B"]
+    const compare = (q: string) => ToolSpecs.routeQuestion(q, { strategies })
+    const other = (ref: string) => ({ tool: "compare_runs", args: { other: ref } })
+    expect(compare("compare with Six analysts#2")).toEqual(other("Six analysts#2"))
+    expect(compare("compare with six ANALYSTS#2")).toEqual(other("Six analysts#2"))
+    expect(compare("compare this run with SMA B#1")).toEqual(other("SMA B#1"))
+    expect(compare("how does it differ from SMA crossover#12?")).toEqual(other("SMA crossover#12"))
+    // A name ends where a word does: "my analysts#2" is analysts', not a longer name's tail.
+    expect(compare("compare with my analysts#2")).toEqual(other("analysts#2"))
+    expect(compare("compare with XSMA B#1")).toEqual(other("B#1"))
+    // Not the asker's (or renamed since): what a quote holds, closed before # or around the reference.
+    expect(compare('compare with "Old name"#3')).toEqual(other("Old name#3"))
+    expect(compare("compare with \u201cOld name#3\u201d")).toEqual(other("Old name#3"))
+    expect(compare("what's different from 'Old name'#3")).toEqual(other("Old name#3"))
+    // An apostrophe opens nothing; without a known or quoted name, the word before #n as before.
+    expect(compare("what's different from momentum#2?")).toEqual(other("momentum#2"))
+    expect(ToolSpecs.routeQuestion("compare with Six analysts#2")).toEqual(other("analysts#2"))
+    expect(() => compare(`compare ${"x#1 ".repeat(1_000)}`)).not.toThrow()
+  })
+
   it("routes nothing when no tool fits or a needed argument is missing", () => {
     expect(route("what's the weather like?")).toBeUndefined()
     expect(route("compare them")).toBeUndefined()
