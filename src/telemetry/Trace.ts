@@ -76,12 +76,43 @@ export const within = <A, E, R>(
     )
   })
 
-/** Query parameters whose values are secrets (an SSE client's `?token=` API key). */
-const SECRET_PARAM = /((?:^|[?&])(?:token|key|api_key)=)[^&#]*/gi
+/**
+ * Query parameters whose values are secrets: an SSE client's `?token=` API key, and anything
+ * named like a credential (`access_token`, `api_key`, `secret`…), read as the server reads a name
+ * — percent-decoded and in any case — so that `?%74oken=` is a token too.
+ */
+const SECRET_NAME = /token|key|secret|password|passwd|auth|credential|signature/i
 
-/** What a span attribute may not carry as is: URLs keep their shape, not their keys. */
-const redact = (key: string, value: unknown): unknown =>
-  typeof value === "string" && (key === "url.full" || key === "url.query") ? value.replace(SECRET_PARAM, "$1REDACTED") : value
+const decodedName = (name: string): string => {
+  try {
+    return decodeURIComponent(name.replace(/\+/g, " "))
+  } catch {
+    return name
+  }
+}
+
+/** A query string (without its `?`) with the values of its secret parameters replaced by `REDACTED`. */
+const redactQuery = (query: string): string =>
+  query.split("&").map((pair) => {
+    const equals = pair.indexOf("=")
+    const name = equals < 0 ? pair : pair.slice(0, equals)
+    return SECRET_NAME.test(decodedName(name)) ? `${name}=REDACTED` : pair
+  }).join("&")
+
+/** What a span attribute may not carry as is: URLs keep their shape, not their keys (`url.full`, `url.query`). */
+export const redact = (key: string, value: unknown): unknown => {
+  if (typeof value !== "string") return value
+  if (key === "url.query") {
+    const mark = value.startsWith("?") ? "?" : ""
+    return mark + redactQuery(value.slice(mark.length))
+  }
+  if (key !== "url.full") return value
+  const question = value.indexOf("?")
+  if (question < 0) return value
+  const hash = value.indexOf("#", question)
+  const end = hash < 0 ? value.length : hash
+  return `${value.slice(0, question + 1)}${redactQuery(value.slice(question + 1, end))}${value.slice(end)}`
+}
 
 /**
  * A span whose times are the wall clock's whatever the fiber's `Clock` says, and whose URL

@@ -112,7 +112,10 @@ layer(server, { timeout: startTimeout, excludeTestServices: true })("swarm trace
       // Requests are spans too: the RPC procedure inside the HTTP request, the SSE key not in them.
       const sse = yield* Effect.promise(() => fetch(`${base}/v1/runs/${run.id}/events?token=${made.key}`).then((r) => r.text()))
       expect(sse).toContain("RunCompleted")
-      yield* eventually(() => exporter.getFinishedSpans().some((s) => s.attributes["url.path"] === `/v1/runs/${run.id}/events`))
+      // The key percent-encoded as the server decodes it (`%74oken` is `token`) is a key too.
+      const encoded = yield* Effect.promise(() => fetch(`${base}/v1/runs/${run.id}/events?%74oken=${made.key}&since=1`).then((r) => r.text()))
+      expect(encoded).toContain("RunCompleted")
+      yield* eventually(() => exporter.getFinishedSpans().filter((s) => s.attributes["url.path"] === `/v1/runs/${run.id}/events`).length >= 2)
       const finished = exporter.getFinishedSpans()
       const rpc = finished.find((s) => s.name === "RpcServer.traces.get")!
       const http = finished.find((s) => s.spanContext().spanId === rpc.parentSpanContext?.spanId)!
