@@ -21,7 +21,11 @@
  *
  * Orders placed are counted by side (`swarm.orders`). An order placed in a traced round keeps its
  * round's trace to its fill: filled at a later open, the fill is an `ExecutionDesk.fill` span of
- * that round's trace, and so is the ledger's booking of it.
+ * that round's trace (ending after the round's spans: it happens later). The ledger books the fills
+ * of an open with its bars, in one message: when the open's own round is traced (every round of a
+ * paper run), the booking is in that round's trace, where the desk's span records each fill as an
+ * event naming the round that placed the order, and the fill span links to it; otherwise the
+ * booking goes under the fill span.
  */
 import { Effect, Either, type Tracer } from "effect"
 import type { OrderId, Timestamp } from "../schemas/Ids.js"
@@ -142,15 +146,26 @@ export const make = (options: DeskOptions) => {
       } else {
         log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: fill.left })
       }
+      if (trace !== undefined) {
+        trace.event(Either.isLeft(fill) ? "order cancelled" : "order filled", {
+          "swarm.round": order.round,
+          ...(Either.isLeft(fill) ? { "order.id": order.id, "fill.reason": fill.left } : fillAttributes(fill.right))
+        })
+      }
       if (desk.traced.size > 0) {
         const round = desk.traced.get(order.symbol)
         if (round !== undefined) {
           desk.traced.delete(order.symbol)
-          const span = round.child("ExecutionDesk.fill", {
-            "swarm.round": order.round,
-            "swarm.ts": ts,
-            ...(Either.isLeft(fill) ? { "fill.cancelled": true } : fillAttributes(fill.right))
-          })
+          const span = round.child(
+            "ExecutionDesk.fill",
+            {
+              "swarm.round": order.round,
+              "swarm.ts": ts,
+              ...(Either.isLeft(fill) ? { "fill.cancelled": true } : fillAttributes(fill.right))
+            },
+            "internal",
+            trace === undefined ? [] : [{ _tag: "SpanLink", span: trace.span, attributes: { "swarm.link": "booked in the round of the open" } }]
+          )
           span.end()
           bookUnder ??= span.span
         }

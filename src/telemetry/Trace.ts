@@ -18,9 +18,14 @@ export const nowNanos = (): bigint => epochOrigin + process.hrtime.bigint()
 export class Trace {
   constructor(readonly tracer: Tracer.Tracer, readonly span: Tracer.Span) {}
 
-  /** A child span started now; the caller ends it (`end`). */
-  child(name: string, attributes?: Readonly<Record<string, unknown>>, kind: Tracer.SpanKind = "internal"): Trace {
-    const span = this.tracer.span(name, Option.some(this.span), Context.empty(), [], nowNanos(), kind)
+  /** A child span started now, linked to `links` (spans of other traces it relates to); the caller ends it (`end`). */
+  child(
+    name: string,
+    attributes?: Readonly<Record<string, unknown>>,
+    kind: Tracer.SpanKind = "internal",
+    links: ReadonlyArray<Tracer.SpanLink> = []
+  ): Trace {
+    const span = this.tracer.span(name, Option.some(this.span), Context.empty(), links, nowNanos(), kind)
     if (attributes !== undefined) for (const key in attributes) span.attribute(key, attributes[key])
     return new Trace(this.tracer, span)
   }

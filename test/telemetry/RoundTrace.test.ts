@@ -183,6 +183,34 @@ describe("round traces", () => {
       expect(paper.spans.filter((span) => span.name === "Coordinator.round")).toHaveLength(30)
     }))
 
+  it.effect("an order filled at a later open: a fill span in its round's trace, linked to the open's round, where the desk records the fill and the ledger books it", () =>
+    Effect.gen(function*() {
+      // Every round traced, as in a paper run: the open that fills an order has a trace of its own.
+      const { spans, value: result } = yield* traced(Backtest.run({ strategy: strategy(), feed: market(["AAA"]), traceRounds: 1 }))
+      expect(result.counts.fills).toBeGreaterThan(1)
+      const fills = spans.filter((span) => span.name === "ExecutionDesk.fill")
+      expect(fills).toHaveLength(result.counts.fills)
+      const byId = new Map(spans.map((span) => [span.spanContext().spanId, span]))
+      for (const fill of fills) {
+        const orderId = fill.attributes["order.id"]
+        // In the trace of the round that placed the order, under the desk's placing of it.
+        const place = byId.get(parentOf(fill)!)!
+        expect(place.name).toBe("Actor.receive PlaceOrders")
+        expect(place.events.find((e) => e.name === "order placed")?.attributes?.["order.id"]).toBe(orderId)
+        expect(fill.spanContext().traceId).toBe(place.spanContext().traceId)
+        // Linked to the desk's handling of the open, in that round's trace: the fill an event there, the booking beneath it.
+        expect(fill.links).toHaveLength(1)
+        const open = byId.get(fill.links[0]!.context.spanId)!
+        expect([open.name, actorOf(open)]).toEqual(["Actor.receive MarketOpen", "desk"])
+        expect(open.spanContext().traceId).not.toBe(fill.spanContext().traceId)
+        expect(open.events.find((e) => e.name === "order filled" && e.attributes?.["order.id"] === orderId)?.attributes).toMatchObject({
+          "swarm.round": fill.attributes["swarm.round"],
+          "fill.price": fill.attributes["fill.price"]
+        })
+        expect(spans.some((span) => span.name === "Actor.receive Book" && parentOf(span) === open.spanContext().spanId)).toBe(true)
+      }
+    }))
+
   it.effect("an intent held for an operator: its wait is a span of its round, and so is its execution", () =>
     Effect.gen(function*() {
       const s = strategy({ risk: { approval: { notionalPctAbove: 1, policy: "pause" } } })
