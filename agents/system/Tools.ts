@@ -8,15 +8,17 @@
  */
 import { createHash } from "node:crypto"
 import { SqlClient } from "@effect/sql"
-import { Effect, Option, ParseResult, Schema } from "effect"
+import { Effect, Either, Option, ParseResult, Schema } from "effect"
 import type { RuleSuggestion } from "../../schemas/Chat.js"
 import type { RunId } from "../../schemas/Ids.js"
-import type { EquityPoint, Metrics } from "../../schemas/Metrics.js"
-import type { Money } from "../../schemas/Money.js"
+import type { Metrics } from "../../schemas/Metrics.js"
+import type { Fill } from "../../schemas/Order.js"
 import { Rule } from "../../schemas/Rule.js"
-import { RunEvent, TradeClosed } from "../../schemas/RunEvent.js"
+import { OrderFilled, RunEvent, TradeClosed } from "../../schemas/RunEvent.js"
 import type { Strategy } from "../../schemas/Strategy.js"
 import type { Trade } from "../../schemas/Trade.js"
+import * as DataSource from "../../src/market/DataSource.js"
+import type { Feed, Slice } from "../../src/market/Feed.js"
 import * as Compare from "../../src/store/Compare.js"
 import * as Runs from "../../src/store/Runs.js"
 import { CorruptRecord, storeError } from "../../src/store/StoreError.js"
@@ -24,6 +26,7 @@ import * as Strategies from "../../src/store/Strategies.js"
 import * as MetricsCore from "../../src/trading/Metrics.js"
 import * as DecisionExplanation from "./DecisionExplanation.js"
 import * as Format from "./internal/Format.js"
+import * as PeriodMetrics from "./PeriodMetrics.js"
 import * as RuleSuggestions from "./RuleSuggestions.js"
 import * as ToolSpecs from "./ToolSpecs.js"
 import * as TradeAnalysis from "./TradeAnalysis.js"
@@ -148,65 +151,216 @@ const roundEvents = (run: RunId, round: string) =>
 // ---------------------------------------------------------------------------------------------
 // Metrics
 
-export interface MetricsResult {
-  /** `run`: the figures the run recorded when it ended (marked every bar); `fills`: computed from the equity recorded at its fills. */
-  readonly basis: "run" | "fills"
-  readonly from: number | null
-  readonly to: number | null
-  readonly metrics: Metrics
-}
+/** The figures of the trades alone: no curve needed. */
+export type TradeFigures = ReturnType<typeof MetricsCore.tradeStats>
 
 /**
- * The run's metrics, or those of a period of it. A run records its equity at each fill (not at
- * every bar), so figures over a period are computed from those marks: returns and drawdowns are
- * exact at the fills, volatility and ratios an approximation. A period starts from the equity at
- * its start (the last mark before it, or the initial cash).
+ * What `calculate_metrics` answers. `run`: the figures the run recorded when it ended (no period, or
+ * a period holding the whole of a completed run). `bars`: computed over the period from the run's
+ * equity at every bar's close — rebuilt from its data and fills, checked against what it recorded —
+ * with the definitions of its own figures, as far as the run has gone. `trades`: that curve cannot
+ * be rebuilt (`unavailable` says why), so only the trade figures, which need no curve, are given.
  */
-export const metrics = Effect.fn("Tools.metrics")(function*(run: Runs.RunRecord, from?: number, to?: number) {
-  if (from === undefined && to === undefined && run.metrics !== null) {
-    return { basis: "run", from: null, to: null, metrics: run.metrics } satisfies MetricsResult
+export type MetricsResult =
+  | { readonly basis: "run"; readonly from: number | null; readonly to: number | null; readonly metrics: Metrics }
+  | {
+    readonly basis: "bars"
+    readonly from: number | null
+    readonly to: number | null
+    /**
+     * A run without results (going on, or stopped or failed on the way): its status, and its last
+     * bar marked for certain (null: none yet), where the figures stop. Null for a run that ended.
+     */
+    readonly incomplete: { readonly status: Runs.RunStatus; readonly through: number | null } | null
+    readonly metrics: Metrics
   }
-  const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql<{ ts: number; equity: number; grossExposure: number }>`
-    select ts, equity, gross_exposure from equity_snapshots where run_id = ${run.id}
-      ${from === undefined ? sql`` : sql`and ts >= ${from}`}
-      ${to === undefined ? sql`` : sql`and ts < ${to}`}
-    order by seq`
-  let initialCash = run.strategy.initialCash as number
-  if (from !== undefined) {
-    const [before] = yield* sql<{ equity: number }>`
-      select equity from equity_snapshots where run_id = ${run.id} and ts < ${from} order by seq desc limit 1`
-    if (before !== undefined) initialCash = before.equity
+  | {
+    readonly basis: "trades"
+    readonly from: number | null
+    readonly to: number | null
+    readonly unavailable: string
+    readonly trades: TradeFigures
   }
-  // One point per time, strictly increasing: the last mark of a time stands (a resumed run may have marked it twice).
-  const curve: Array<EquityPoint> = []
-  for (const row of rows) {
-    const point = { ts: row.ts, equity: row.equity, exposed: row.grossExposure !== 0 } as EquityPoint
-    const last = curve[curve.length - 1]
-    if (last !== undefined && point.ts <= last.ts) {
-      if (point.ts === last.ts) curve[curve.length - 1] = point
+
+const decodeFill = Schema.decodeUnknown(Schema.parseJson(OrderFilled))
+
+/** The run's fills in the order they were booked. */
+const fillsOf = (run: RunId) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ seq: number; body: string }>`
+      select e.seq, e.body from fills f join run_events e on e.run_id = f.run_id and e.seq = f.seq
+      where f.run_id = ${run} order by f.seq`
+    const out: Array<Fill> = []
+    for (const row of rows) out.push((yield* decodeFill(row.body).pipe(Effect.mapError(corrupt("run_events", `${run}#${row.seq}`)))).fill)
+    return out
+  })
+
+/** The equity the run recorded at its fills: the last snapshot of each time. */
+const recordedEquityOf = (run: RunId) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ ts: number; equity: number }>`select ts, equity from equity_snapshots where run_id = ${run} order by seq`
+    const byTs = new Map<number, number>()
+    for (const row of rows) byTs.set(row.ts, row.equity)
+    return byTs
+  })
+
+/** How far a run has marked its bar times for certain. */
+type Marked =
+  /** It ended (completed, or failed with its results): every bar time up to `to`. */
+  | { readonly ended: true; readonly to: number }
+  /**
+   * It goes on, or was stopped or failed on the way: its events are committed in order, so every
+   * bar time before the one its last event belongs to is done (that one may be in mid-record), and
+   * so is every one up to its last checkpoint (which may stand past its last event).
+   */
+  | { readonly ended: false; readonly lastEventAt: number; readonly checkpointTs: number }
+
+const markedOf = (run: Runs.RunRecord) =>
+  Effect.gen(function*() {
+    if (run.to !== null) return { ended: true, to: run.to } satisfies Marked
+    const sql = yield* SqlClient.SqlClient
+    const [last] = yield* sql<{ at: number }>`select at from run_events where run_id = ${run.id} order by seq desc limit 1`
+    const [checkpoint] = yield* sql<{ ts: number }>`select ts from checkpoints where run_id = ${run.id} order by seq desc limit 1`
+    return {
+      ended: false,
+      lastEventAt: last?.at ?? Number.NEGATIVE_INFINITY,
+      checkpointTs: checkpoint?.ts ?? Number.NEGATIVE_INFINITY
+    } satisfies Marked
+  })
+
+/** The run's bar times as the run was given them (its symbols' bars only), as far as it has marked them. */
+function* runSlices(feed: Feed, symbols: ReadonlyArray<string>, marked: Marked): Generator<Slice> {
+  const wanted = new Set(symbols)
+  let held: Slice | undefined
+  for (const raw of feed) {
+    const slice = raw.bars.every((bar) => wanted.has(bar.symbol))
+      ? raw
+      : { ts: raw.ts, bars: raw.bars.filter((bar) => wanted.has(bar.symbol)) }
+    if (slice.bars.length === 0) continue
+    if (marked.ended) {
+      if (slice.ts > marked.to) return
+      yield slice
       continue
     }
-    curve.push(point)
+    if (held !== undefined) {
+      if (held.ts <= marked.checkpointTs || slice.ts <= marked.lastEventAt) yield held
+      else return
+    }
+    held = slice
   }
-  const closed = yield* trades(run.id, { from, to })
-  const computed = MetricsCore.compute({ curve, trades: closed, initialCash: initialCash as Money, config: run.strategy.metrics })
-  return { basis: "fills", from: from ?? null, to: to ?? null, metrics: computed } satisfies MetricsResult
+  if (held !== undefined && !marked.ended && held.ts <= marked.checkpointTs) yield held
+}
+
+/** The run's feed opened again, as it read it (its fingerprint checked) — or why it cannot be. */
+const openFeed = (run: Runs.RunRecord) =>
+  DataSource.decode(run.dataSource).pipe(
+    Effect.mapError(() => "the run's data source is not one that can be opened again"),
+    Effect.flatMap((source) => Effect.mapError(DataSource.open(source, run.dataFingerprint), (error) => error.message))
+  )
+
+/** Whether [from, to) holds every bar of a run that ended. */
+const holdsRun = (run: Runs.RunRecord, from: number | undefined, to: number | undefined): boolean =>
+  run.from !== null && run.to !== null && (from === undefined || from <= run.from) && (to === undefined || to > run.to)
+
+/**
+ * The run's metrics, or those of a period of it, with the run's own definitions (docs/metrics.md).
+ * A run records its equity only at its fills, so a period's figures come from its equity at every
+ * bar's close, rebuilt from its data and fills (`PeriodMetrics`); a period holding the whole of a
+ * completed run is its own figures. When the curve cannot be rebuilt (the data files changed or
+ * went), only the trade figures are given, with the reason: never figures of another curve.
+ */
+export const metrics = Effect.fn("Tools.metrics")(function*(run: Runs.RunRecord, from?: number, to?: number) {
+  if (run.metrics !== null && ((from === undefined && to === undefined) || (run.status === "completed" && holdsRun(run, from, to)))) {
+    return { basis: "run", from: from ?? null, to: to ?? null, metrics: run.metrics } satisfies MetricsResult
+  }
+  const marked = yield* markedOf(run)
+  const feed = yield* Effect.either(openFeed(run))
+  if (Either.isLeft(feed)) {
+    const closed = yield* trades(run.id, { from, to })
+    return {
+      basis: "trades",
+      from: from ?? null,
+      to: to ?? null,
+      unavailable: feed.left,
+      trades: MetricsCore.tradeStats(closed)
+    } satisfies MetricsResult
+  }
+  const fills = yield* fillsOf(run.id)
+  const recordedEquity = yield* recordedEquityOf(run.id)
+  const curve = PeriodMetrics.periodCurve({
+    initialCash: run.strategy.initialCash,
+    symbols: run.strategy.symbols,
+    slices: runSlices(feed.right, run.strategy.symbols, marked),
+    fills,
+    config: run.strategy.metrics,
+    from,
+    to,
+    recordedEquity,
+    recordedMetrics: run.status === "completed" ? run.metrics : null
+  })
+  // A run that has not ended: its trades as far as its bars are marked (a trade closes at a bar time).
+  const through = marked.ended || Either.isLeft(curve) ? undefined : curve.right.lastTs
+  const closed = through === null
+    ? []
+    : yield* trades(run.id, { from, to: through === undefined ? to : Math.min(to ?? Infinity, through + 1) })
+  if (Either.isLeft(curve)) {
+    return {
+      basis: "trades",
+      from: from ?? null,
+      to: to ?? null,
+      unavailable: `they do not rebuild it: ${curve.left.reason}`,
+      trades: MetricsCore.tradeStats(closed)
+    } satisfies MetricsResult
+  }
+  return {
+    basis: "bars",
+    from: from ?? null,
+    to: to ?? null,
+    incomplete: through === undefined ? null : { status: run.status, through },
+    metrics: curve.right.metrics(closed)
+  } satisfies MetricsResult
 }, storeError("compute a run's metrics"))
 
 const figure = (x: number | null, f: (x: number) => string): string => (x === null ? "n/a" : f(x))
 
-/** A few plain sentences about a run's metrics. */
+const describeTrades = (m: TradeFigures): string =>
+  m.tradeCount === 0
+    ? "No trade closed."
+    : `${Format.count(m.tradeCount, "trade")}: ${m.winningTrades} won, ${m.losingTrades} lost (win rate ${
+      figure(m.winRate, Format.percent)
+    }), profit factor ${figure(m.profitFactor, Format.decimal)}, gross profit ${Format.pnl(m.grossProfit)}, gross loss ${
+      Format.pnl(m.grossLoss)
+    }.`
+
+/** A few plain sentences about a run's metrics, saying what they were computed from. */
 export const describeMetrics = (result: MetricsResult): string => {
-  const m = result.metrics
-  const period = result.from === null && result.to === null
+  const whole = result.from === null && result.to === null
+  const period = whole
     ? "Over the whole run"
     : `From ${result.from === null ? "the start" : Format.time(result.from)} to ${result.to === null ? "the end" : Format.time(result.to)}`
-  const span = m.startTs === null ? "no equity was recorded" : `${Format.count(m.bars, "mark")} over ${Format.count(m.days, "day")}`
+  if (result.basis === "trades") {
+    return `${period}: no return, risk or drawdown figure can be given. They need the run's equity at every bar's close, ` +
+      `rebuilt from its data and fills, and ${result.unavailable}. ${describeTrades(result.trades)}`
+  }
+  const m = result.metrics
+  const span = m.startTs === null
+    ? result.basis === "bars" ? "no bar of the run in it" : "no equity was recorded"
+    : `${Format.count(m.bars, "bar")} over ${Format.count(m.days, "day")}`
+  const basis = result.basis === "run"
+    ? whole ? "" : ", which holds the whole run: its own figures, recorded when it ended"
+    : ", from the equity at every bar's close, rebuilt from the run's data and fills"
+  const incomplete = result.basis === "bars" ? result.incomplete : null
+  const reach = incomplete === null
+    ? ""
+    : ` ${incomplete.status === "running" || incomplete.status === "paused" ? "The run is still going" : `The run was ${incomplete.status} before its end`}: ${
+      incomplete.through === null ? "it has not marked a bar yet" : `its bars are marked up to ${Format.time(incomplete.through)}, and the figures stop there`
+    }.`
   const sentences = [
-    `${period} (${span}${result.basis === "fills" ? ", the equity as recorded at fills" : ""}): total return ${
-      figure(m.totalReturn, Format.percent)
-    }, CAGR ${figure(m.cagr, Format.percent)}, final equity ${Format.money(m.finalEquity)} from ${Format.money(m.initialCash)}.`,
+    `${period} (${span}${basis}): total return ${figure(m.totalReturn, Format.percent)}, CAGR ${
+      figure(m.cagr, Format.percent)
+    }, final equity ${Format.money(m.finalEquity)} from ${Format.money(m.initialCash)}${whole || result.basis === "run" ? "" : " at its start"}.`,
     `Risk: annual volatility ${figure(m.annualVolatility, Format.percent)}, Sharpe ${figure(m.sharpe, Format.decimal)}, Sortino ${
       figure(m.sortino, Format.decimal)
     }, Calmar ${figure(m.calmar, Format.decimal)}, max drawdown ${Format.percent(m.maxDrawdown)}${
@@ -216,21 +370,21 @@ export const describeMetrics = (result: MetricsResult): string => {
           m.maxDrawdownRecoveryTs === null ? "not recovered" : `recovered ${Format.time(m.maxDrawdownRecoveryTs)}`
         })`
     }, exposure ${figure(m.exposure, Format.percent)}.`,
-    m.tradeCount === 0
-      ? "No trade closed."
-      : `${Format.count(m.tradeCount, "trade")}: ${m.winningTrades} won, ${m.losingTrades} lost (win rate ${
-        figure(m.winRate, Format.percent)
-      }), profit factor ${figure(m.profitFactor, Format.decimal)}, gross profit ${Format.pnl(m.grossProfit)}, gross loss ${
-        Format.pnl(m.grossLoss)
-      }.`
+    describeTrades(m)
   ]
-  return sentences.join(" ")
+  return sentences.join(" ") + reach
 }
 
 const metricsLine = (m: Metrics): string =>
   `total return ${figure(m.totalReturn, Format.percent)}, Sharpe ${figure(m.sharpe, Format.decimal)}, max drawdown ${
     Format.percent(m.maxDrawdown)
   }, ${Format.count(m.tradeCount, "trade")}`
+
+/** The operator's one line about a `calculate_metrics` answer. */
+const metricsResultLine = (result: MetricsResult): string =>
+  result.basis === "trades"
+    ? `return and risk unavailable (the run's bars cannot be rebuilt), ${Format.count(result.trades.tradeCount, "trade")}`
+    : metricsLine(result.metrics)
 
 // ---------------------------------------------------------------------------------------------
 // Suggestions
@@ -331,7 +485,7 @@ export const run = Effect.fn("Tools.run")(function*(request: ToolSpecs.ToolReque
     }
     case "calculate_metrics": {
       const result = yield* metrics(record, request.args.from, request.args.to)
-      return done(result, metricsLine(result.metrics), describeMetrics(result))
+      return done(result, metricsResultLine(result), describeMetrics(result))
     }
     case "explain_decision": {
       const { order, round } = request.args

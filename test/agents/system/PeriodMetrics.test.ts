@@ -3,7 +3,10 @@
  * example: 500 daily bars, fills weeks apart). The run's equity at every bar's close, rebuilt from
  * its data and fills (PeriodMetrics.ts), gives RunCompleted's metrics and — over a period — the
  * figures of daily marks computed here independently (cash and positions moved by the fills, valued
- * at the closes); inputs that are not the run's rebuild nothing.
+ * at the closes); inputs that are not the run's rebuild nothing. `calculate_metrics` answers a
+ * period with those figures, not with the equity at fills; a curve it cannot rebuild (the data
+ * changed, a recorded equity it does not give) gives no return or risk figure; a run that has not
+ * ended is answered as far as its bars are marked.
  */
 import { fileURLToPath } from "node:url"
 import { SqlClient } from "@effect/sql"
@@ -12,6 +15,7 @@ import { Context, Effect, Layer, Schema } from "effect"
 import * as Format from "../../../agents/system/internal/Format.js"
 import * as PeriodMetrics from "../../../agents/system/PeriodMetrics.js"
 import * as Tools from "../../../agents/system/Tools.js"
+import * as ToolSpecs from "../../../agents/system/ToolSpecs.js"
 import type { Metrics } from "../../../schemas/Metrics.js"
 import type { Fill } from "../../../schemas/Order.js"
 import { OrderFilled, RunCompleted } from "../../../schemas/RunEvent.js"
@@ -193,6 +197,17 @@ const curveOf = (sample: Sample, options: Partial<PeriodMetrics.PeriodInput> = {
     })
   })
 
+/** The tool as the offline agent calls it for `question`. */
+const ask = (run: Runs.RunRecord, question: string) =>
+  Effect.gen(function*() {
+    const request = ToolSpecs.routeQuestion(question)
+    expect(request?.tool).toBe("calculate_metrics")
+    return yield* Effect.orDie(Tools.run(request!, run))
+  })
+
+/** The figures of an answer, whatever its basis (the figures are checked first, then what they say they are). */
+const figures = (outcome: Tools.ToolOutcome) => (outcome.result as Extract<Tools.MetricsResult, { basis: "bars" }>).metrics
+
 // ---------------------------------------------------------------------------------------------
 
 for (const backend of backends) {
@@ -247,6 +262,106 @@ for (const backend of backends) {
           const fills = sample.fills.map((fill, i) => (i === 4 ? { ...fill, ts: (fill.ts + 3_600_000) as typeof fill.ts } : fill))
           expect(yield* reasonOf({ fills, recordedMetrics: null, recordedEquity: new Map() })).toBe(
             `the fill ${fills[4]!.id} at ${new Date(fills[4]!.ts).toISOString()} is at no bar time of the run's data`
+          )
+        }), { timeout: 120_000 })
+
+      it.effect("a period holding the whole run is answered with the run's own metrics", () =>
+        Effect.gen(function*() {
+          const sample = yield* Effect.flatMap(SampleRun, (s) => s.make)
+          // The probe's question: the fills' 27 marks gave Sharpe 5.42 and volatility 42.2% here.
+          const answer = yield* ask(sample.run, "what is the total return and max drawdown since 2022-01-01")
+          expect(figures(answer)).toEqual(sample.completed)
+          expect(answer.result).toMatchObject({ basis: "run" })
+          expect(answer.sentences).toContain("Sharpe 1.42")
+          expect(answer.sentences).toContain("its own figures, recorded when it ended")
+        }), { timeout: 120_000 })
+
+      it.effect("a sub-period's figures are those of the daily marks, not of the equity at fills", () =>
+        Effect.gen(function*() {
+          const sample = yield* Effect.flatMap(SampleRun, (s) => s.make)
+          const answer = yield* ask(sample.run, "What is the Sharpe ratio between 2022-06-01 and 2022-12-31?")
+          const m = figures(answer)
+          expect(answer.arguments).toEqual({ from: "2022-06-01T00:00:00.000Z", to: "2023-01-01T00:00:00.000Z" })
+          expectFigures(m, figuresOf(marksOf(sample), sample.run.strategy.initialCash, Date.UTC(2022, 5, 1), Date.UTC(2023, 0, 1)))
+          expect(answer.result).toMatchObject({ basis: "bars", incomplete: null })
+          // Its trades are those closed in it.
+          const closed = yield* Effect.orDie(Tools.trades(sample.run.id, { from: Date.UTC(2022, 5, 1), to: Date.UTC(2023, 0, 1) }))
+          expect(m.tradeCount).toBe(closed.length)
+          expect(answer.sentences).toContain("from the equity at every bar's close, rebuilt from the run's data and fills")
+          expect(answer.sentences).not.toContain("at fills")
+        }), { timeout: 120_000 })
+
+      it.effect("the run's max drawdown, inside a period, is that period's: found and recovered there", () =>
+        Effect.gen(function*() {
+          const sample = yield* Effect.flatMap(SampleRun, (s) => s.make)
+          const { completed, run } = sample
+          const answer = yield* ask(run, "what is the total return and max drawdown between 2023-01-01 and 2023-06-30")
+          const m = figures(answer)
+          expect(completed.maxDrawdownRecoveryTs).toBe(Date.UTC(2023, 5, 30))
+          expect(m.maxDrawdown).toBe(completed.maxDrawdown)
+          expect([m.maxDrawdownPeakTs, m.maxDrawdownTroughTs, m.maxDrawdownRecoveryTs]).toEqual([
+            completed.maxDrawdownPeakTs,
+            completed.maxDrawdownTroughTs,
+            completed.maxDrawdownRecoveryTs
+          ])
+          expect(answer.sentences).toContain("max drawdown 5.2% (from 2023-03-09 00:00 UTC to 2023-05-25 00:00 UTC, recovered 2023-06-30 00:00 UTC)")
+          expectFigures(m, figuresOf(marksOf(sample), run.strategy.initialCash, Date.UTC(2023, 0, 1), Date.UTC(2023, 6, 1)))
+          expect(answer.result).toMatchObject({ basis: "bars" })
+        }), { timeout: 120_000 })
+
+      it.effect("a curve that cannot be rebuilt gives the period's trade figures only, saying why; never figures of another curve", () =>
+        Effect.gen(function*() {
+          const sample = yield* Effect.flatMap(SampleRun, (s) => s.make)
+          const { run } = sample
+          const from = Date.UTC(2022, 5, 1)
+          const closed = yield* Effect.orDie(Tools.trades(run.id, { from }))
+          const unavailable = (reason: string) =>
+            Effect.gen(function*() {
+              const result = yield* Effect.orDie(Tools.metrics(yield* Effect.orDie(Runs.get(run.id)), from))
+              expect(result).toMatchObject({ basis: "trades", trades: { tradeCount: closed.length } })
+              expect((result as { unavailable: string }).unavailable).toContain(reason)
+              const sentences = Tools.describeMetrics(result)
+              expect(sentences).toContain("no return, risk or drawdown figure can be given")
+              expect(sentences).not.toMatch(/Sharpe|drawdown \d/)
+            })
+
+          // An equity the run recorded at a fill that the rebuilt curve does not give.
+          const [snapshot] = yield* sql<{ seq: number; equity: number }>((s) =>
+            s`select seq, equity from equity_snapshots where run_id = ${run.id} order by seq limit 1 offset 5`)
+          yield* sql((s) => s`update equity_snapshots set equity = ${snapshot!.equity + 1} where run_id = ${run.id} and seq = ${snapshot!.seq}`)
+          yield* unavailable(`the run recorded ${Format.money(snapshot!.equity + 1)}`)
+          yield* sql((s) => s`update equity_snapshots set equity = ${snapshot!.equity} where run_id = ${run.id} and seq = ${snapshot!.seq}`)
+          expect((yield* Effect.orDie(Tools.metrics(run, from))).basis).toBe("bars")
+
+          // Data files that are gone.
+          const gone = JSON.stringify({ _tag: "csv", paths: [`${root}/no-such-data`] })
+          yield* sql((s) => s`update runs set data_source = ${gone}::jsonb where id = ${run.id}`)
+          yield* unavailable("the run's data cannot be read as it was")
+        }), { timeout: 120_000 })
+
+      it.effect("a run that has not ended is answered as far as its bars are marked, and says so", () =>
+        Effect.gen(function*() {
+          const sample = yield* Effect.flatMap(SampleRun, (s) => s.make)
+          const { run } = sample
+          // The run as it stood when stopped after the 20th fill: its later rows never written, no results.
+          const [cut] = yield* sql<{ seq: number; at: number }>((s) =>
+            s`select seq, at from run_events where run_id = ${run.id} and tag = 'OrderFilled' order by seq limit 1 offset 19`)
+          for (const table of ["run_events", "fills", "trades", "equity_snapshots", "positions", "orders", "decisions", "verdicts"]) {
+            yield* sql((s) => s`delete from ${s(table)} where run_id = ${run.id} and seq > ${cut!.seq}`)
+          }
+          yield* sql((s) => s`update runs set status = 'stopped', metrics = null, period_from = null, period_to = null where id = ${run.id}`)
+          const stopped = yield* Effect.orDie(Runs.get(run.id))
+          const result = yield* Effect.orDie(Tools.metrics(stopped))
+          // The bar of its last event may be in mid-record: the bars before it are marked for certain.
+          const times = sample.slices.map((s) => s.ts)
+          const through = times[times.findLastIndex((ts) => ts <= cut!.at) - 1]!
+          const m = (result as Extract<Tools.MetricsResult, { basis: "bars" }>).metrics
+          const marks = marksOf({ ...sample, fills: sample.fills.filter((f) => f.ts <= through) }).filter((mark) => mark.ts <= through)
+          expectFigures(m, figuresOf(marks, run.strategy.initialCash, -Infinity, Infinity))
+          expect(result).toMatchObject({ basis: "bars", incomplete: { status: "stopped", through } })
+          expect(m.tradeCount).toBe((yield* Effect.orDie(Tools.trades(run.id, { to: through + 1 }))).length)
+          expect(Tools.describeMetrics(result)).toContain(
+            `The run was stopped before its end: its bars are marked up to ${new Date(through).toISOString().slice(0, 10)} 00:00 UTC`
           )
         }), { timeout: 120_000 })
     }
