@@ -149,6 +149,8 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
     let outage: { readonly since: number; failures: number } | undefined = undefined
     let everReady = false
     let closing = false
+    /** The last error the connection reported: why it is not up (`connect()` itself only says "Connection is closed."). */
+    let lastError: Error | undefined = undefined
 
     const log = (effect: Effect.Effect<void>) => void runFork(effect.pipe(Effect.annotateLogs({ redis: url })))
 
@@ -173,6 +175,7 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
     })
     // ioredis reports each failed attempt here; the outage is logged once, by `failed` or below.
     client.on("error", (error: Error) => {
+      lastError = error
       if (closing || outage !== undefined) return
       outage = { since: Date.now(), failures: 0 }
       log(Effect.logWarning(`Redis is unavailable (${error.message}): falling back to this process and reconnecting`))
@@ -197,12 +200,14 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
       }
     }
 
-    const connected = yield* Effect.tryPromise(() => client.connect()).pipe(
+    const connected = yield* Effect.tryPromise({ try: () => client.connect(), catch: (error) => error }).pipe(
       Effect.timeoutFail({ duration: options.connectTimeoutMillis ?? defaults.connectTimeoutMillis, onTimeout: () => new Error("no answer") }),
       Effect.either
     )
     if (Either.isLeft(connected)) {
-      const error = connected.left
+      // The connection's own error says why (`connect ECONNREFUSED 127.0.0.1:6379`); the promise's
+      // rejection only that the connection closed, and a timeout that nothing answered.
+      const error = lastError ?? connected.left
       const reason = error instanceof Error ? error.message : String(error)
       yield* Effect.logWarning(`Redis at ${url} does not answer (${reason}): starting degraded, reconnecting in the background`)
     }

@@ -5,7 +5,7 @@
  * not answer leaves start-up going (degraded), saying so in its state.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Either, Option } from "effect"
+import { ConfigProvider, Effect, Either, Logger, Option } from "effect"
 import * as Redis from "../../src/bus/Redis.js"
 import { downUrl } from "./redis.js"
 
@@ -49,10 +49,18 @@ describe("Redis configuration", () => {
 
   it.scopedLive("a Redis that does not answer: start-up goes on, degraded and reconnecting, and says so", () =>
     Effect.gen(function*() {
-      const redis = yield* Redis.make({ url: downUrl, connectTimeoutMillis: 300 })
+      const warnings: Array<string> = []
+      const capture = Logger.make(({ message }) => {
+        warnings.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+      })
+      const redis = yield* Redis.make({ url: downUrl, connectTimeoutMillis: 300 }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)))
       expect(redis.ready()).toBe(false)
       expect(redis.stats().state).not.toBe("ready")
       expect(Redis.describe(Option.some(redis))).toContain("not answering yet")
       expect(Redis.describe(Option.none())).toContain("in-process")
+      // The start-up line says why, as the connection reported it (not that an unknown error occurred).
+      const startUp = warnings.find((line) => line.includes("does not answer"))
+      expect(startUp).toContain(`Redis at ${downUrl} does not answer (connect ECONNREFUSED 127.0.0.1:1)`)
+      expect(warnings.join("\n")).not.toMatch(/unknown error|Connection is closed/i)
     }))
 })
