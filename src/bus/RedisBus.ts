@@ -23,11 +23,15 @@
  * hole in the stream: the ring of a followed run is contiguous or reset).
  *
  * Liveness across processes: the publishing process keeps `<prefix>run:<id>:live` (a key with a
- * TTL, refreshed every `liveTtl / 4`); a follower sees the run live while the key is there or events
- * come. The end is an entry of the stream (`e <last seq>`): a follower's subscribers get `Ended` if
- * every event up to it reached them through the stream. If not — events lost to an outage just
- * before the end, or the run's process gone without ending it (no key and no event for `liveTtl`) —
- * they get `Overflow` instead: the follower stops and resumes from the database, which has all of it.
+ * TTL, refreshed every `liveTtl / 4`); a follower sees the run live while Redis answers and the key
+ * or an event was seen within `liveTtl`. With Redis down or not answering, `isLive` says no: the
+ * run's end could not come through Redis, and a follower reads the database until it is back (the
+ * run's events are committed there, its row says when it ended).
+ *
+ * The end is an entry of the stream (`e <last seq>`): a follower's subscribers get `Ended` if every
+ * event up to it reached them through the stream. If not — events lost to an outage just before the
+ * end, or the run's process gone without ending it (no key and no event for `liveTtl`) — they get
+ * `Overflow` instead: the follower stops and resumes from the database, which has all of it.
  */
 import { randomBytes } from "node:crypto"
 import { Context, Duration, Effect, Layer, type Scope } from "effect"
@@ -676,12 +680,23 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
       return session === undefined ? own : session.recent(afterSeq)
     }
 
+    /**
+     * A run of another process is live here only while the bus can vouch that its events and its end
+     * will come through Redis: Redis answers, and the run was seen live (its key, or an event) within
+     * `liveTtl`. Otherwise — Redis down, or not answering (a partition) — its end may never reach the
+     * subscribers, and a follower reads the database instead (Follow.ts asks again every `poll`).
+     */
+    const vouchedLive = (run: string): boolean => {
+      const session = sessions.get(run)
+      return session !== undefined && session.live && redis.ready() && now() - session.seenLiveAt <= liveTtl
+    }
+
     return {
       publish,
       end,
       subscribe,
       recent,
-      isLive: (run) => local.isLive(run) || sessions.get(run)?.live === true,
+      isLive: (run) => local.isLive(run) || vouchedLive(run),
       redis,
       followed: () => sessions.size,
       received: () => received

@@ -17,7 +17,10 @@
  *
  * A run that is neither live in this process nor finished (about to start, or running in another
  * process) is tailed from the database every `poll` until it finishes, while its subscription
- * waits for it to go live here. A slow follower cannot slow the run: its subscription is bounded
+ * waits for it to go live here. A live run is asked about every `poll` too: one the bus no longer
+ * says is live without having ended it (a run of another process while Redis is unreachable: its
+ * events and its end may never come through the bus) is tailed from the database the same way, and
+ * followed live again once the bus says so. A slow follower cannot slow the run: its subscription is bounded
  * and, once it overflows, the stream stops with `FollowStopped` ("overflow") and where it stopped,
  * to be resumed from there (the database has the rest).
  */
@@ -84,8 +87,9 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
   return Stream.unwrapScoped(Effect.gen(function*() {
     // First of all: from here on, every event published reaches this subscription.
     const subscription = yield* bus.subscribe(run, { buffer })
-    // live: it ends with `Ended`; finished: everything is committed, the backlog is all of it;
-    // tailing: not live here (yet) — read the database every `poll` until it finishes.
+    // live: it ends with `Ended` (as long as the bus says it is live); finished: everything is
+    // committed, the backlog is all of it; tailing: not live here (yet), or no longer vouched for by
+    // the bus — read the database every `poll` until it finishes or is live again.
     let mode: "live" | "finished" | "tailing" = "live"
     if (!bus.isLive(run)) {
       // Read after subscribing: a run that finishes from now on is `Ended` on the subscription.
@@ -184,7 +188,7 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
 
     /** How long the subscription may be waited on now. */
     const waitMillis = () => {
-      const wake = mode === "tailing" ? pollMillis : catchingUp ? Duration.toMillis(CATCH_UP_DELAY) : Infinity
+      const wake = catchingUp ? Duration.toMillis(CATCH_UP_DELAY) : pollMillis
       const idle = idleMillis === Infinity ? Infinity : Math.max(0, lastBurst + idleMillis - performance.now())
       return Math.min(wake, idle)
     }
@@ -213,12 +217,12 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
             return out
           }
           if (catchingUp) yield* catchUp(out)
-          else if (mode === "tailing") {
-            if (bus.isLive(run)) mode = "live"
-            else {
-              tailFinished = FINISHED.has((yield* withSql(Runs.getSummary(run))).status)
-              phase = "tail"
-            }
+          else if (bus.isLive(run)) mode = "live"
+          else {
+            // Not live here (yet), or no longer vouched for by the bus: the database says.
+            mode = "tailing"
+            tailFinished = FINISHED.has((yield* withSql(Runs.getSummary(run))).status)
+            phase = "tail"
           }
           return out
         }

@@ -19,7 +19,7 @@ import * as Follow from "../../src/edge/Follow.js"
 import { SqlClient } from "@effect/sql"
 import { createUsers, simulatedRun } from "../edge/fixtures.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { cleanUp, connection, downUrl, eventually, redisUrl, runRedis, uniquePrefix } from "./redis.js"
+import { cleanUp, connection, downUrl, eventually, hasRedisServer, privateRedis, redisUrl, runRedis, uniquePrefix } from "./redis.js"
 
 const prefix = uniquePrefix("bus")
 afterAll(() => cleanUp(prefix))
@@ -235,40 +235,114 @@ describe.skipIf(!runRedis)("RedisBus", () => {
 })
 
 // ---------------------------------------------------------------------------------------------
-// With the database: the follower of another process closes the hole from it
+// With the database: the follower of another process closes the hole from it, and reads it while
+// Redis is away
 
-const embedded = backends[0]!
+/** A bus as the fixture's simulated run needs it (publish and end). */
+const publisher = (b: RedisBus.RedisBusService) => ({ ...b, subscribers: () => 0, runs: () => 0 })
 
-describe.skipIf(!runRedis)("RedisBus with Follow", () => {
-  const environment = Layer.effectDiscard(Effect.orDie(createUsers)).pipe(Layer.provideMerge(embedded.store))
-  layer(environment, { timeout: startTimeout, excludeTestServices: true })("", (it) => {
-    it.scoped("a follower on another process gets every event exactly once, the events Redis missed from the database", () =>
-      Effect.gen(function*() {
-        const a = yield* bus()
-        const b = yield* bus()
-        const sql = yield* SqlClient.SqlClient
-        // The fixture's simulated run publishes through `a` (it needs only publish and end).
-        const run = yield* simulatedRun({ ...a, subscribers: () => 0, runs: () => 0 }, "alice")
-        run.publish(1, 5)
-        yield* run.commit(3)
-        const events = yield* Follow.follow({ bus: b, sql }, run.id as RunId, 0, { poll: "100 millis" }).pipe(
-          Stream.mapConcat((burst) => burst),
-          Stream.runCollect,
-          Effect.fork
-        )
-        yield* Effect.sleep("200 millis")
-        yield* blip(a)
-        run.publish(6, 8)
-        yield* backUp(a)
-        yield* run.commit(8)
-        run.publish(9, 12)
-        yield* Effect.sleep("100 millis")
-        yield* run.finish
-        const got = [...(yield* Fiber.join(events).pipe(Effect.timeout("20 seconds")))]
-        expect(got.map((e) => e.seq)).toEqual(range(1, 12))
-        for (const e of got) expect(e.json).toBe(run.body(e.seq))
-        expect(a.redis.stats().publishFailures).toBe(3)
-        expect(b.received()).toBeGreaterThan(0)
-      }), { timeout: 60_000 })
+/** A follower of `run` on `b` from the start, its events as they come (`got`), in a fiber that ends with the stream. */
+const following = (b: RedisBus.RedisBusService, run: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const got: Array<BusEvent> = []
+    const fiber = yield* Follow.follow({ bus: b, sql }, run as RunId, 0, { poll: "100 millis" }).pipe(
+      Stream.runForEach((burst) => Effect.sync(() => got.push(...burst))),
+      Effect.fork
+    )
+    return { got, seqs: () => got.map((e) => e.seq), fiber }
   })
-})
+
+/** Until the follower's stream ends (at most 15 s: a follower that never ends fails the test). */
+const ended = (fiber: Fiber.RuntimeFiber<void, Follow.FollowStopped>) =>
+  Fiber.join(fiber).pipe(Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error("the follower did not end within 15 s") }))
+
+for (const backend of backends) {
+  describe.skipIf(!runRedis)(`RedisBus with Follow (${backend.name})`, () => {
+    const environment = Layer.effectDiscard(Effect.orDie(createUsers)).pipe(Layer.provideMerge(backend.store))
+    layer(environment, { timeout: startTimeout, excludeTestServices: true })("", (it) => {
+      it.scoped("a follower on another process gets every event exactly once, the events Redis missed from the database", () =>
+        Effect.gen(function*() {
+          const a = yield* bus()
+          const b = yield* bus()
+          const sql = yield* SqlClient.SqlClient
+          const run = yield* simulatedRun(publisher(a), "alice")
+          run.publish(1, 5)
+          yield* run.commit(3)
+          const events = yield* Follow.follow({ bus: b, sql }, run.id as RunId, 0, { poll: "100 millis" }).pipe(
+            Stream.mapConcat((burst) => burst),
+            Stream.runCollect,
+            Effect.fork
+          )
+          yield* Effect.sleep("200 millis")
+          yield* blip(a)
+          run.publish(6, 8)
+          yield* backUp(a)
+          yield* run.commit(8)
+          run.publish(9, 12)
+          yield* Effect.sleep("100 millis")
+          yield* run.finish
+          const got = [...(yield* Fiber.join(events).pipe(Effect.timeout("20 seconds")))]
+          expect(got.map((e) => e.seq)).toEqual(range(1, 12))
+          for (const e of got) expect(e.json).toBe(run.body(e.seq))
+          expect(a.redis.stats().publishFailures).toBe(3)
+          expect(b.received()).toBeGreaterThan(0)
+        }), { timeout: 60_000 })
+
+      it.scoped.skipIf(!hasRedisServer)(
+        "Redis gone while a run of another process finishes: the follower reads the rest from the database and ends; a new follower ends at once",
+        () =>
+          Effect.gen(function*() {
+            const redis = yield* privateRedis
+            const a = yield* bus({}, redis.url)
+            const b = yield* bus({}, redis.url)
+            const run = yield* simulatedRun(publisher(a), "alice")
+            run.publish(1, 5)
+            yield* run.commit(5)
+            const follower = yield* following(b, run.id)
+            expect(yield* eventually(() => follower.got.length === 5)).toBe(true)
+            expect(b.isLive(run.id)).toBe(true)
+            yield* redis.kill
+            // Its events and its end can no longer come through Redis: the bus does not say it is live.
+            expect(yield* eventually(() => !b.isLive(run.id))).toBe(true)
+            // The run goes on and finishes on the other process: committed, its end lost with Redis.
+            run.publish(6, 10)
+            yield* run.finish
+            yield* ended(follower.fiber)
+            expect(follower.seqs()).toEqual(range(1, 10))
+            for (const e of follower.got) expect(e.json).toBe(run.body(e.seq))
+            // Asked for the finished run while Redis is still away: all of it, and the end.
+            const late = yield* following(b, run.id)
+            yield* ended(late.fiber)
+            expect(late.seqs()).toEqual(range(1, 10))
+          }),
+        { timeout: 60_000 }
+      )
+
+      it.scoped.skipIf(!hasRedisServer)(
+        "Redis stops answering (a partition: connections open, no replies): within the live key's TTL the follower reads the database, and ends",
+        () =>
+          Effect.gen(function*() {
+            const redis = yield* privateRedis
+            const a = yield* bus({ liveTtl: "1 second" }, redis.url)
+            const b = yield* bus({ liveTtl: "1 second" }, redis.url)
+            const run = yield* simulatedRun(publisher(a), "alice")
+            run.publish(1, 5)
+            yield* run.commit(5)
+            const follower = yield* following(b, run.id)
+            expect(yield* eventually(() => follower.got.length === 5)).toBe(true)
+            yield* redis.freeze
+            yield* Effect.addFinalizer(() => redis.thaw)
+            expect(b.redis.ready()).toBe(true)
+            expect(yield* eventually(() => !b.isLive(run.id))).toBe(true)
+            run.publish(6, 10)
+            yield* run.finish
+            yield* ended(follower.fiber)
+            expect(follower.seqs()).toEqual(range(1, 10))
+            yield* redis.thaw
+          }),
+        { timeout: 60_000 }
+      )
+    })
+  })
+}

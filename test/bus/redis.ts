@@ -4,6 +4,11 @@
  * reachable Redis the Redis suites are skipped, saying so — except under CI, where Redis must be
  * there and its absence fails them.
  */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as Path from "node:path"
 import { Redis as IORedis } from "ioredis"
 import { Effect } from "effect"
 import * as Redis from "../../src/bus/Redis.js"
@@ -70,3 +75,61 @@ export const eventually = (done: () => boolean, millis = 5_000) =>
     while (!done() && Date.now() < until) yield* Effect.sleep("10 millis")
     return done()
   })
+
+// ---------------------------------------------------------------------------------------------
+// A Redis of the test's own, to take away and bring back
+
+/** Whether this machine can start a `redis-server` (a test that takes Redis away needs one of its own). */
+export const hasRedisServer = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).status === 0
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+
+export interface PrivateRedis {
+  readonly url: string
+  /** Gone at once, as a crash is (nothing saved: it comes back empty). */
+  readonly kill: Effect.Effect<void>
+  /** Started again on the same port. */
+  readonly start: Effect.Effect<void>
+  /** Frozen (SIGSTOP): connections stay open and nothing answers, as across a network partition. */
+  readonly freeze: Effect.Effect<void>
+  readonly thaw: Effect.Effect<void>
+}
+
+/** A `redis-server` on a free port for the scope (killed, its directory removed, when the scope closes). */
+export const privateRedis = Effect.gen(function*() {
+  const port = yield* Effect.promise(freePort)
+  const url = `redis://127.0.0.1:${port}`
+  const dir = yield* Effect.acquireRelease(
+    Effect.sync(() => fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-redis-"))),
+    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+  )
+  let child: ChildProcess | undefined = undefined
+  const kill = Effect.promise(async () => {
+    const running = child
+    child = undefined
+    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return
+    const exited = new Promise((resolve) => running.once("exit", resolve))
+    running.kill("SIGCONT")
+    running.kill("SIGKILL")
+    await exited
+  })
+  const start = Effect.promise(async () => {
+    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: "ignore" })
+    for (let i = 0; i < 200; i++) {
+      if (await probe(url)) return
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+    throw new Error(`redis-server on port ${port} did not start`)
+  })
+  const signal = (name: NodeJS.Signals) => Effect.sync(() => void child?.kill(name))
+  yield* Effect.acquireRelease(start, () => kill)
+  return { url, kill, start, freeze: signal("SIGSTOP"), thaw: signal("SIGCONT") } satisfies PrivateRedis
+})
