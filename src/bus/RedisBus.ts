@@ -28,14 +28,17 @@
  * run's end could not come through Redis, and a follower reads the database until it is back (the
  * run's events are committed there, its row says when it ended).
  *
- * The end is an entry of the stream (`e <last seq>`): a follower's subscribers get `Ended` if every
- * event up to it reached them through the stream. If not — events lost to an outage just before the
- * end, or the run's process gone without ending it (no key and no event for `liveTtl`) — they get
- * `Overflow` instead: the follower stops and resumes from the database, which has all of it.
+ * The end is an entry of the stream (`e <last seq>`): a follower's subscribers get `Ended` after
+ * what the stream gave them, even if events just before it were lost to an outage — a follower reads
+ * the database once more after the end (Follow.ts), and a run's events are committed before they are
+ * published. A run whose process went away without ending it (no key and no event for `liveTtl`:
+ * crashed, or suspended by a shutdown to go on at the next start) is only no longer live: its
+ * subscribers stay, followers read the database until it is live again (resumed, here or elsewhere)
+ * or its row says it ended, and nobody is told `Overflow`, which says a subscriber fell behind.
  */
 import { randomBytes } from "node:crypto"
 import { Context, Duration, Effect, Layer, type Scope } from "effect"
-import { type BusEvent, type Delivery, EventBus, type EventBusService, type Subscription } from "./EventBus.js"
+import { type BusEvent, EventBus, type EventBusService, type Subscription } from "./EventBus.js"
 import * as InProcessBus from "./InProcessBus.js"
 import { Redis, type RedisService } from "./Redis.js"
 
@@ -159,8 +162,8 @@ class SeqRing {
 /**
  * A run followed through Redis by this process's subscribers: what its stream gave (a ring for
  * `recent`, a private in-process bus for the subscribers), where the reader is in the stream, and
- * whether the run is live. Ended (by its end mark, or given up as gone), it is let go: its
- * subscribers keep their ending, and the next subscriber follows the run afresh.
+ * whether the run is live. Ended by its end mark, it is let go: its subscribers keep their ending,
+ * and the next subscriber follows the run afresh.
  */
 class Session {
   /** The stream id read up to; undefined until the first read (the backfill) succeeded. */
@@ -170,10 +173,6 @@ class Session {
   live = false
   seenLiveAt = 0
   ended = false
-  /** Ended without every event before the end: its subscribers get `Overflow`, not `Ended`. */
-  poisoned = false
-  /** `recent` could not vouch for a range once: a subscriber given no event is not told `Ended` (see `wrap`). */
-  unvouched = false
   subscribers = 0
   backfilling = false
   readonly ring: SeqRing
@@ -202,55 +201,19 @@ class Session {
     this.mirror.publish(this.run, event)
   }
 
-  /** The run ended after event `last`. */
-  end(last: number): void {
+  /**
+   * The run ended: `Ended` after the events given, whether or not they reached its last one (the
+   * rest is committed: a follower's last read of the database after the end has it).
+   */
+  end(): void {
     if (this.ended) return
-    if (this.lastSeq !== last) this.poisoned = true
-    this.close()
-  }
-
-  /** The run is gone without its end reaching us: the subscribers resume from the database. */
-  poison(): void {
-    if (this.ended) return
-    this.poisoned = true
-    this.close()
-  }
-
-  private close(): void {
     this.ended = true
     this.live = false
     this.mirror.end(this.run)
   }
 
   recent(afterSeq: number): ReadonlyArray<BusEvent> | undefined {
-    const events = this.ring.after(afterSeq)
-    if (events === undefined) this.unvouched = true
-    return events
-  }
-}
-
-/**
- * A subscription to a followed run: the mirror's, except that its end becomes `Overflow` when the
- * bus cannot vouch that every event before it was delivered — the follower then stops and resumes
- * from the database rather than ending short.
- */
-const wrap = (inner: Subscription, session: Session): Subscription => {
-  let sawEvent = false
-  let lastDelivered = 0
-  const map = (delivery: Delivery): Delivery => {
-    if (delivery._tag === "Event") {
-      sawEvent = true
-      lastDelivered = delivery.event.seq
-      return delivery
-    }
-    if (delivery._tag === "Ended" && (session.poisoned || (!sawEvent && session.unvouched))) return { _tag: "Overflow", lastDelivered }
-    return delivery
-  }
-  const mapAll = (deliveries: ReadonlyArray<Delivery>) => deliveries.map(map)
-  return {
-    take: Effect.map(inner.take, map),
-    takeAll: Effect.map(inner.takeAll, mapAll),
-    takeAllWithin: (millis) => Effect.map(inner.takeAllWithin(millis), mapAll)
+    return this.ring.after(afterSeq)
   }
 }
 
@@ -416,7 +379,7 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
       announce.delete(run)
       const session = sessions.get(run)
       if (session !== undefined) {
-        session.end(last)
+        session.end()
         detach(session)
       }
       enqueue(run, { end: last })
@@ -579,7 +542,7 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
             const entry = decodeEntry(fields)
             if (entry === undefined) continue
             if (entry._tag === "End") {
-              session.end(entry.last)
+              session.end()
               detach(session)
               break
             }
@@ -614,9 +577,10 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
               session.live = true
               session.seenLiveAt = at
             } else if (session.live && at - session.seenLiveAt > liveTtl) {
-              // Its process is gone (or its end was lost in an outage): resume from the database.
-              session.poison()
-              detach(session)
+              // Its process is gone without ending it, or its end was lost in an outage: no longer
+              // live, its followers read the database (its row says whether it ended). Its
+              // subscribers stay: a run resumed elsewhere is followed live again.
+              session.live = false
             }
           })
         },
@@ -665,7 +629,7 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
         if (session.cursor === undefined && redis.ready()) {
           yield* Effect.promise(() => session.backfilled).pipe(Effect.timeoutOption(backfillWait))
         }
-        return wrap(inner, session)
+        return inner
       })
 
     const subscribe = (run: string, subscribeOptions?: { readonly buffer?: number }): Effect.Effect<Subscription, never, Scope.Scope> =>
