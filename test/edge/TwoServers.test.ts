@@ -12,7 +12,9 @@
  *   refused (429) once the strategy's burst is spent, though each server alone saw fewer;
  * - Redis killed and started again mid-run loses nothing: the run completes, the publisher counts
  *   what it could not write to Redis, and the subscriber (resuming with Last-Event-ID when told to,
- *   as EventSource does) gets every event exactly once, the missing ones from the database.
+ *   as EventSource does) gets every event exactly once, the missing ones from the database;
+ * - Redis killed and left down until the run has finished: the subscriber on the second server
+ *   reads the rest from the database in the same stream and gets the run's `end`, as does a new one.
  *
  * Redis is a private `redis-server --save ''` on a free port when the machine has one (so the test
  * can kill it), else `REDIS_URL` or 127.0.0.1:6379 with a key prefix of its own (the restart test is
@@ -367,5 +369,32 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
     expect(publisher.reconnects).toBeGreaterThan(0)
     expect(publisher.state).toBe("ready")
     expect((await health(b!.base)).bus.redis.reconnects).toBeGreaterThan(0)
+  }, 120_000)
+
+  it.skipIf(!hasRedisServer)("Redis down until a run on the first server has finished: a follower on the second reads the rest from the database and ends with `end`, and so does a new one", async () => {
+    const paper = await startPaperRun(a!.base, 60)
+    let killed: Promise<void> | undefined
+    try {
+      const result = await follow(b!.base, paper.id, 0, {
+        onEvent: (count) => {
+          if (count === 8 && killed === undefined) killed = redis!.kill()
+        }
+      })
+      await killed
+      // One stream, never closed early: every event once, then the end the run's row gives.
+      expect(result.resumed).toBe(0)
+      expectContiguous(result.events.map((e) => e.id), 1)
+      expect(result.events.at(-1)!.event).toBe("RunCompleted")
+      expect(result.end).toEqual({ run: paper.id, lastEventId: result.events.at(-1)!.id, status: "completed" })
+      expect(result.events).toEqual(await stored(a!.base, paper.id))
+      // Asked again of the second server with Redis still down: all of it, and the end.
+      const again = await follow(b!.base, paper.id, 0)
+      expect(again.resumed).toBe(0)
+      expect(again.events).toEqual(result.events)
+      expect(again.end).toEqual(result.end)
+    } finally {
+      await killed
+      await redis!.start()
+    }
   }, 120_000)
 })
