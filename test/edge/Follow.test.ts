@@ -4,7 +4,9 @@
  * the end pulls the missing ones in, so the follower reads the database one last time (and the
  * ring) before it ends. Deterministic: the follower's subscription is held until the test has
  * committed the run's events and ended it. And its early stop: a follower the run overruns is
- * stopped with `overflow` and where to resume, however the run goes on meanwhile. On every back-end.
+ * stopped with `overflow` and where to resume, however the run goes on meanwhile. And a live run the
+ * bus stops vouching for (another server's, while Redis is away) read from the database until the
+ * bus can again, and to its end. On every back-end.
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
@@ -93,6 +95,50 @@ for (const backend of backends) {
         expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toEqual(
           Option.some(expect.objectContaining({ _tag: "FollowStopped", reason: "overflow", lastEventId: 2 }))
         )
+      }))
+
+    it.scoped("a live run the bus stops vouching for (another server's, with Redis away): the follower reads the database, follows the bus again when it can, and ends when the run's row does", () =>
+      Effect.gen(function*() {
+        // The run's process, and this one: its bus says the run is live while `vouched`, and gets
+        // only the events the test hands it (what came through Redis).
+        const there = yield* InProcessBus.make()
+        const here = yield* InProcessBus.make()
+        let vouched = true
+        const bus: EventBusService = { ...here, isLive: () => vouched }
+        const run = yield* simulatedRun(there, "alice")
+        const through = (from: number, to: number) => {
+          for (const seq of range(from, to)) here.publish(run.id, { seq, tag: seq % 3 === 0 ? "PortfolioUpdated" : "DecisionMade", json: run.body(seq) })
+        }
+        run.publish(1, 5)
+        yield* run.commit(5)
+        const sql = yield* SqlClient.SqlClient
+        const got: Array<number> = []
+        const follower = yield* Effect.fork(
+          Follow.follow({ bus, sql }, run.id, 0, { poll: "50 millis" }).pipe(Stream.runForEach((burst) => Effect.sync(() => got.push(...burst.map((e) => e.seq)))))
+        )
+        const until = (done: () => boolean) =>
+          Effect.gen(function*() {
+            for (let i = 0; i < 500 && !done(); i++) yield* Effect.sleep("10 millis")
+            return done()
+          })
+        expect(yield* until(() => got.length === 5)).toBe(true)
+        // The bus can no longer vouch for it: what the run commits comes from the database.
+        vouched = false
+        run.publish(6, 10)
+        yield* run.commit(10)
+        expect(yield* until(() => got.length === 10)).toBe(true)
+        // Vouched for again: the bus's events come, after the database's, once each.
+        vouched = true
+        run.publish(11, 14)
+        yield* run.commit(14)
+        through(9, 14)
+        expect(yield* until(() => got.length === 14)).toBe(true)
+        // Not vouched for, and the run finishes: its end never reaches this bus, its row says it.
+        vouched = false
+        run.publish(15, 16)
+        yield* run.finish
+        yield* Fiber.join(follower).pipe(Effect.timeout("10 seconds"))
+        expect(got).toEqual(range(1, 16))
       }))
   })
 }
