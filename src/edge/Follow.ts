@@ -20,9 +20,9 @@
  * waits for it to go live here. A live run is asked about every `poll` too: one the bus no longer
  * says is live without having ended it (a run of another process while Redis is unreachable: its
  * events and its end may never come through the bus) is tailed from the database the same way, and
- * followed live again once the bus says so. A slow follower cannot slow the run: its subscription is bounded
- * and, once it overflows, the stream stops with `FollowStopped` ("overflow") and where it stopped,
- * to be resumed from there (the database has the rest).
+ * followed live again once the bus says so. A slow follower cannot slow the run: its subscription
+ * is bounded and, once it overflows, the stream stops with `FollowStopped` ("overflow") and where it
+ * stopped, to be resumed from there (the database has the rest).
  */
 import { SqlClient } from "@effect/sql"
 import { Chunk, Data, Duration, Effect, Option, Stream } from "effect"
@@ -188,7 +188,8 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
 
     /** How long the subscription may be waited on now. */
     const waitMillis = () => {
-      const wake = catchingUp ? Duration.toMillis(CATCH_UP_DELAY) : pollMillis
+      // Live too, every `poll`: whether the bus still says the run is live (see `step`).
+      const wake = catchingUp && mode !== "tailing" ? Duration.toMillis(CATCH_UP_DELAY) : pollMillis
       const idle = idleMillis === Infinity ? Infinity : Math.max(0, lastBurst + idleMillis - performance.now())
       return Math.min(wake, idle)
     }
