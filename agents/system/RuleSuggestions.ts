@@ -5,8 +5,11 @@
  *
  * Patterns, each needing at least `minTrades` trades so that one bad trade suggests nothing:
  * - a symbol that lost money overall → stop opening positions in it;
- * - hours of the day (of entry) that lost, while the other hours did better → trading hours without them;
+ * - hours of the day that lost, while the other hours did better → trading hours without them;
  * - weekdays that lost, likewise → trading days without them;
+ *   both read, when the analysis's `clock` is `decision`, at the time the entry order was decided: the
+ *   time the rule will judge it at (with `next_open` fills a trade decided on Friday enters on Monday,
+ *   and a rule against Mondays would not have touched it);
  * - larger positions that lost while smaller ones did better → a maximum position percent;
  * - busier days that lost while quieter ones did better → a maximum number of orders per day.
  */
@@ -224,6 +227,7 @@ export const suggestRules = (
   // Hours and weekdays: a `trading_hours` rule, which recurs every day, in the zone the analysis
   // read them in. (A blackout is one absolute range of dates, not a time of every day.)
   const zone = analysis.timeZone
+  const entered = analysis.clock === "decision" ? "Trades whose entry was decided" : "Trades entered"
   const losingHours = analysis.byHour.filter((b) => losing(b) && b.trades >= minTrades)
   if (losingHours.length > 0) {
     const hours = losingHours.map((b) => b.key)
@@ -247,7 +251,7 @@ export const suggestRules = (
         rule,
         pattern: { kind: "hours", hours, timeZone: zone },
         evidence,
-        reason: `Trades entered ${hoursText(hours)} (${zone}) ${lost(evidence)}, while ${against(evidence)}. ` +
+        reason: `${entered} ${hoursText(hours)} (${zone}) ${lost(evidence)}, while ${against(evidence)}. ` +
           `Trade only outside those hours, every day; orders that reduce risk still pass.`
       })
     }
@@ -276,7 +280,7 @@ export const suggestRules = (
         rule,
         pattern: { kind: "weekdays", days, timeZone: zone },
         evidence,
-        reason: `Trades entered on ${names} (${zone}) ${lost(evidence)}, while ${against(evidence)}. ` +
+        reason: `${entered} on ${names} (${zone}) ${lost(evidence)}, while ${against(evidence)}. ` +
           `Trade on the other days only; orders that reduce risk still pass.`
       })
     }

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import { Effect, Either, Option, ParseResult, Schema } from "effect"
 import type { RuleSuggestion } from "../../schemas/Chat.js"
-import type { RunId } from "../../schemas/Ids.js"
+import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
 import type { Fill } from "../../schemas/Order.js"
 import { Rule } from "../../schemas/Rule.js"
@@ -72,19 +72,58 @@ export interface TradeFilter {
   readonly to?: number | undefined
 }
 
+/** The trades (alias `t`) of `run` the filter names. */
+const selecting = (sql: SqlClient.SqlClient, run: RunId, filter: TradeFilter) =>
+  sql`t.run_id = ${run}
+      ${filter.symbol === undefined ? sql`` : sql`and upper(t.symbol) = ${filter.symbol.toUpperCase()}`}
+      ${filter.from === undefined ? sql`` : sql`and t.exit_ts >= ${filter.from}`}
+      ${filter.to === undefined ? sql`` : sql`and t.exit_ts < ${filter.to}`}`
+
 /** The run's closed trades (in closing order), only those the filter names: selected in the database. */
 export const trades = Effect.fn("Tools.trades")(function*(run: RunId, filter: TradeFilter = {}) {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<{ seq: number; body: string }>`
     select e.seq, e.body from trades t join run_events e on e.run_id = t.run_id and e.seq = t.seq
-    where t.run_id = ${run}
-      ${filter.symbol === undefined ? sql`` : sql`and upper(t.symbol) = ${filter.symbol.toUpperCase()}`}
-      ${filter.from === undefined ? sql`` : sql`and t.exit_ts >= ${filter.from}`}
-      ${filter.to === undefined ? sql`` : sql`and t.exit_ts < ${filter.to}`}
+    where ${selecting(sql, run, filter)}
     order by t.seq`
   const out: Array<Trade> = []
   for (const row of rows) out.push((yield* decodeTrade(row.body).pipe(Effect.mapError(corrupt("run_events", `${run}#${row.seq}`)))).trade)
   return TradeAnalysis.selectTrades(out, filter)
+}, storeError("read a run's trades"))
+
+export interface TradesWithEntries {
+  readonly trades: ReadonlyArray<Trade>
+  /** The order that opened each trade, for the trades whose entry fill and order are recorded (all of a recorded run's). */
+  readonly entries: ReadonlyMap<Trade, TradeAnalysis.Entry>
+}
+
+/**
+ * `trades`, each with the order that opened it: what the risk officer's rules judged, and when.
+ * A trade's entry is the fill of its symbol and side at its entry time (a reversal's one fill
+ * closes one trade and opens the next), and the fill names its order.
+ */
+export const tradesWithEntries = Effect.fn("Tools.tradesWithEntries")(function*(run: RunId, filter: TradeFilter = {}) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ seq: number; body: string; decidedAt: number | null }>`
+    select e.seq, e.body, o.decided_at from trades t
+      join run_events e on e.run_id = t.run_id and e.seq = t.seq
+      left join fills f on f.run_id = t.run_id and f.symbol = t.symbol and f.ts = t.entry_ts
+        and f.side = case when t.side = 'long' then 'buy' else 'sell' end
+      left join orders o on o.run_id = f.run_id and o.order_id = f.order_id
+    where ${selecting(sql, run, filter)}
+    order by t.seq, f.seq`
+  const out: Array<Trade> = []
+  const entries = new Map<Trade, TradeAnalysis.Entry>()
+  let last: number | undefined
+  for (const row of rows) {
+    // Two fills of a symbol and side at one time: the first opened the trade.
+    if (row.seq === last) continue
+    last = row.seq
+    const trade = (yield* decodeTrade(row.body).pipe(Effect.mapError(corrupt("run_events", `${run}#${row.seq}`)))).trade
+    out.push(trade)
+    if (row.decidedAt !== null) entries.set(trade, { decidedAt: row.decidedAt as Timestamp })
+  }
+  return { trades: TradeAnalysis.selectTrades(out, filter), entries } satisfies TradesWithEntries
 }, storeError("read a run's trades"))
 
 /** Events that may mention a round or an order (DecisionExplanation reads these). */
@@ -422,7 +461,9 @@ export const suggestions = Effect.fn("Tools.suggestions")(function*(run: Runs.Ru
     Effect.catchTag("StrategyNotFound", () => Effect.succeed(Option.none<Strategies.Found>()))
   )
   const strategy: Strategy = Option.match(latest, { onNone: () => run.strategy, onSome: (found) => found.strategy })
-  const analysis = TradeAnalysis.analyseTrades(yield* trades(run.id), { positionSizeBase: run.strategy.initialCash })
+  // Hours and weekdays as the rules will judge them: when the entry was decided (not when it filled).
+  const { entries, trades: closed } = yield* tradesWithEntries(run.id)
+  const analysis = TradeAnalysis.analyseTrades(closed, { positionSizeBase: run.strategy.initialCash, entries, clock: "decision" })
   const result = RuleSuggestions.suggestRules(analysis, strategy, minTrades === undefined ? {} : { minTrades })
   return {
     strategy: Option.getOrUndefined(latest),

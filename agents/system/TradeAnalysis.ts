@@ -2,6 +2,8 @@
  * The system agent's `analyse_trades` tool, pure: a run's closed trades summarised overall and broken
  * down by symbol, side, hour and weekday of entry, holding period, position size and orders per day,
  * with the largest winners and losers. JSON as is (money in micros, `null` where a figure is undefined).
+ * What a trade does not carry — the order that opened it, as the risk officer judged it — comes in
+ * beside the trades (`Entry`, read by Tools.ts), so that rule suggestions measure what the rules see.
  */
 import { Schema } from "effect"
 import type { Timestamp } from "../../schemas/Ids.js"
@@ -58,9 +60,17 @@ export interface OrdersPerDayBucket extends Bucket<number> {
   readonly days: number
 }
 
+/**
+ * The instant `byHour` and `byWeekday` read: the entry fill's (`entry`), or the decision of the
+ * order that opened the trade (`decision`), which is the time a `trading_hours` rule judges — with
+ * `next_open` fills a Friday's decision enters on Monday.
+ */
+export type Clock = "entry" | "decision"
+
 export interface TradeAnalysis {
   /** The IANA zone hours and weekdays of entry are read in. */
   readonly timeZone: string
+  readonly clock: Clock
   /** The first entry and the last exit of the trades analysed (null without trades). */
   readonly firstEntryTs: Timestamp | null
   readonly lastExitTs: Timestamp | null
@@ -69,9 +79,9 @@ export interface TradeAnalysis {
   readonly bySymbol: ReadonlyArray<Bucket<string>>
   /** `long`, then `short`. */
   readonly bySide: ReadonlyArray<Bucket<Side>>
-  /** Hour of the day (0–23) the trade was entered, in `timeZone`; hours without trades are absent. */
+  /** Hour of the day (0–23) the trade was entered (or its entry decided: `clock`), in `timeZone`; hours without trades are absent. */
   readonly byHour: ReadonlyArray<Bucket<number>>
-  /** Weekday of entry in `timeZone`, Monday first. */
+  /** Weekday of entry (or of its decision: `clock`) in `timeZone`, Monday first. */
   readonly byWeekday: ReadonlyArray<Bucket<Weekday>>
   readonly byHoldingPeriod: ReadonlyArray<Bucket<HoldingPeriod>>
   /**
@@ -93,11 +103,24 @@ export interface TradeAnalysis {
   readonly topLosers: ReadonlyArray<Trade>
 }
 
+/** What the run recorded of the order that opened a trade (a fill names its order; the order, its decision). */
+export interface Entry {
+  /** When the order was decided: its decision bar's time, the `context.now` the risk officer's rules judged it at. */
+  readonly decidedAt: Timestamp
+}
+
 export interface AnalyseOptions {
   /** How many winners and losers to list (default 5). */
   readonly top?: number
   /** IANA zone for hours and weekdays of entry (default `UTC`); an unknown zone is an `UnknownTimeZone` defect. */
   readonly timeZone?: string
+  /** The opening order of each trade, keyed by the very trade objects analysed (Tools.ts reads them with the trades). */
+  readonly entries?: ReadonlyMap<Trade, Entry>
+  /**
+   * What hours and weekdays are read from (default `entry`). `decision` reads a trade's entry order's
+   * decision time, or its entry fill's time when `entries` has no order for it.
+   */
+  readonly clock?: Clock
   /** The amount position sizes are a percent of (the strategy's initial cash); without it `byPositionSize` is empty. */
   readonly positionSizeBase?: Money
 }
@@ -294,8 +317,11 @@ export const analyseTrades = (trades: ReadonlyArray<Trade>, options: AnalyseOpti
   const top = options.top !== undefined && Number.isFinite(options.top) ? Math.max(0, Math.floor(options.top)) : 5
   const base = options.positionSizeBase !== undefined && options.positionSizeBase > 0 ? options.positionSizeBase : null
 
+  const clock = options.clock ?? "entry"
+  const entries = options.entries
+  const timeOf = clock === "decision" ? (t: Trade) => entries?.get(t)?.decidedAt ?? t.entryTs : (t: Trade) => t.entryTs
   const local = new Map<Trade, readonly [number, Weekday]>()
-  for (const t of trades) local.set(t, localHourAndWeekday(t.entryTs, timeZone))
+  for (const t of trades) local.set(t, localHourAndWeekday(timeOf(t), timeZone))
 
   const bySymbol = Array.from(group(trades, (t) => t.symbol as string), ([symbol, g]) => bucket(symbol, symbol, g)).sort((a, b) =>
     a.totalPnl - b.totalPnl || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
@@ -358,6 +384,7 @@ export const analyseTrades = (trades: ReadonlyArray<Trade>, options: AnalyseOpti
 
   return {
     timeZone,
+    clock,
     firstEntryTs: firstEntryTs as Timestamp | null,
     lastExitTs: lastExitTs as Timestamp | null,
     overall: statsOf(trades),
@@ -419,13 +446,14 @@ export const describeTradeAnalysis = (a: TradeAnalysis): string => {
       o.profitFactor === null ? "no losing trade, so no profit factor" : `profit factor ${Format.decimal(o.profitFactor)}`
     }.`
   )
-  const hourZone = a.timeZone === "UTC" ? "hour of entry (UTC)" : `hour of entry (${a.timeZone})`
+  const of = a.clock === "decision" ? "the entry's decision" : "entry"
+  const hourZone = `hour of ${of} (${a.timeZone})`
   for (
     const line of [
       extremes("symbol", a.bySymbol),
       extremes("side", a.bySide),
       extremes(hourZone, a.byHour),
-      extremes("weekday of entry", a.byWeekday),
+      extremes(`weekday of ${of}`, a.byWeekday),
       extremes("holding period", a.byHoldingPeriod),
       extremes("position size", a.byPositionSize)
     ]

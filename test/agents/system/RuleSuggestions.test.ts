@@ -275,6 +275,45 @@ describe("suggestRules: losing hours and weekdays", () => {
     expect(judge(s!.rule, intent("AAPL", "buy", 1), context({ now: at("2024-03-04T12:00:00Z") }))).toBe("reject")
     expect(judge(s!.rule, intent("AAPL", "buy", 1), context({ now: at("2024-03-05T12:00:00Z") }))).toBe("pass")
   })
+
+  // Five weeks of `next_open` fills: decided on Friday's bar (21:00 UTC), filled at Monday's open
+  // (14:30 UTC), losing 10; decided Tuesday, filled Wednesday, winning 10. The rule judges an order
+  // when it is decided, so the pattern is Friday, at 21:00.
+  const nextOpen = Array.from({ length: 5 }, (_, w) => [
+    { decided: day(7 * w + 4, 21), filled: day(7 * w + 7, 14, 30), pnl: -10 },
+    { decided: day(7 * w + 1, 21), filled: day(7 * w + 2, 14, 30), pnl: 10 }
+  ]).flat()
+  const nextOpenTrades = nextOpen.map((o) => trade({ entry: o.filled, exit: new Date(at(o.filled) + 6 * 3_600_000).toISOString(), pnl: o.pnl }))
+  const decidedAt = new Map(nextOpenTrades.map((t, i) => [t, { decidedAt: at(nextOpen[i]!.decided) }]))
+  const byDecision = (trades: ReadonlyArray<Trade>, entries: ReadonlyMap<Trade, TradeAnalysis.Entry>) =>
+    RuleSuggestions.suggestRules(TradeAnalysis.analyseTrades(trades, { entries, clock: "decision" }), strategy())
+
+  it("reads weekdays and hours when the entry was decided, which is when the rule judges it", () => {
+    expect(new Date(nextOpenTrades[0]!.entryTs).getUTCDay()).toBe(1) // filled on a Monday
+    const result = byDecision(nextOpenTrades, decidedAt)
+    const days = result.suggestions.find((s) => s.pattern.kind === "weekdays")!
+    expect(days.pattern).toEqual({ kind: "weekdays", days: ["fri"], timeZone: "UTC" })
+    expect(days.rule).toMatchObject({ params: { days: ["mon", "tue", "wed", "thu", "sat", "sun"] } })
+    expect(days.evidence).toMatchObject({ trades: 5, pnl: u(-50), otherTrades: 5, otherPnl: u(50) })
+    expect(days.reason).toContain("Trades whose entry was decided on Friday (UTC) lost 50.00 over 5 trades")
+    const hours = result.suggestions.find((s) => s.pattern.kind === "hours")
+    // Every entry was decided at 21:00: no hour stands out. (Filled at 14:30 every time, too.)
+    expect(hours).toBeUndefined()
+    expectApplicable(result)
+
+    // Applied, the rule rejects exactly the entries its evidence names, when they are decided.
+    for (const [i, o] of nextOpen.entries()) {
+      const verdict = judge(days.rule, intent("AAPL", "buy", 1), context({ now: at(o.decided) }))
+      expect([i, verdict]).toEqual([i, o.pnl < 0 ? "reject" : "pass"])
+    }
+  })
+
+  it("reads the entry fill's time for a trade whose entry order is not known", () => {
+    const result = byDecision(nextOpenTrades, new Map())
+    expect(result.suggestions.find((s) => s.pattern.kind === "weekdays")!.pattern).toEqual({ kind: "weekdays", days: ["mon"], timeZone: "UTC" })
+    // analyse_trades' own breakdown stays by entry fill.
+    expect(TradeAnalysis.analyseTrades(nextOpenTrades, { entries: decidedAt }).byWeekday.map((b) => b.key)).toEqual(["mon", "wed"])
+  })
 })
 
 // --- position size and orders per day -----------------------------------------------------------

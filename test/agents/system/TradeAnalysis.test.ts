@@ -261,6 +261,7 @@ describe("analyseTrades", () => {
     const empty = TradeAnalysis.analyseTrades([], { positionSizeBase: u(10_000) })
     expect(empty).toEqual({
       timeZone: "UTC",
+      clock: "entry",
       firstEntryTs: null,
       lastExitTs: null,
       overall: {

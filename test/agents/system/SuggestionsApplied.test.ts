@@ -1,0 +1,106 @@
+/**
+ * Rule suggestions applied and the run made again, as an operator does (`chat.suggestions`, then
+ * `chat.applyRule`, then a new run): on the sample data (`data/`) with the SMA crossover example,
+ * whose `next_open` fills enter a Friday's decision on Monday. A suggestion's evidence names trades;
+ * the rule it suggests, applied, must keep exactly those entries out. On every back-end.
+ */
+import { SqlClient } from "@effect/sql"
+import { expect, layer } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import type { RuleSuggestion } from "../../../schemas/Chat.js"
+import type { RunId, StrategyId } from "../../../schemas/Ids.js"
+import { Rule } from "../../../schemas/Rule.js"
+import { Strategy } from "../../../schemas/Strategy.js"
+import * as Tools from "../../../agents/system/Tools.js"
+import * as TradeAnalysis from "../../../agents/system/TradeAnalysis.js"
+import * as LlmRuntime from "../../../src/llm/LlmRuntime.js"
+import * as DataSource from "../../../src/market/DataSource.js"
+import * as Feed from "../../../src/market/Feed.js"
+import * as Runs from "../../../src/store/Runs.js"
+import * as Strategies from "../../../src/store/Strategies.js"
+import * as StoredRun from "../../../src/store/StoredRun.js"
+import * as StrategyFile from "../../../src/swarm/StrategyFile.js"
+import { backends, startTimeout } from "../../store/fixtures/backends.js"
+
+const FILES = ["data/ACME.csv", "data/GLOBEX.csv", "data/INITECH.csv"]
+
+/** A stored backtest of `strategy` (as the stored version `version`, when given) on the sample data. */
+const backtest = (strategy: Strategy, version?: { readonly id: StrategyId; readonly version: number }) =>
+  Effect.gen(function*() {
+    const window = { symbols: strategy.symbols }
+    const feed = yield* Feed.load(FILES, window)
+    return yield* StoredRun.backtest({
+      strategy,
+      feed,
+      dataSource: DataSource.csv(FILES, window),
+      ...(version === undefined ? {} : { version })
+    }).pipe(Effect.provide(LlmRuntime.layerOffline))
+  }).pipe(Effect.orDie)
+
+/** The rule added to the run's strategy as a new version, as `chat.applyRule` does; the run of that version. */
+const applied = (run: Runs.RunRecord, suggestion: RuleSuggestion) =>
+  Effect.gen(function*() {
+    const saved = yield* Strategies.modify(run.owner, run.strategyId, (current) => {
+      const encoded = Schema.encodeSync(Strategy)(current.strategy)
+      return Effect.succeed(
+        Schema.decodeUnknownSync(Strategy)({ ...encoded, rules: [...(encoded.rules ?? []), Schema.encodeSync(Rule)(suggestion.rule)] })
+      )
+    })
+    const stored = yield* backtest(saved.strategy, saved)
+    return yield* Runs.get(stored.run)
+  }).pipe(Effect.orDie)
+
+interface EntryRow {
+  readonly roundId: string
+  readonly decidedAt: number
+  readonly pnl: number
+}
+
+/** Every trade of the run with the round and decision time of the order that opened it. */
+const entriesOf = (run: RunId) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    return yield* sql<EntryRow>`
+      select o.round_id, o.decided_at, t.pnl from trades t
+        join fills f on f.run_id = t.run_id and f.symbol = t.symbol and f.ts = t.entry_ts
+          and f.side = case when t.side = 'long' then 'buy' else 'sell' end
+        join orders o on o.run_id = f.run_id and o.order_id = f.order_id
+      where t.run_id = ${run} order by t.seq`
+  }).pipe(Effect.orDie)
+
+const weekdayOf = (ms: number) => TradeAnalysis.localHourAndWeekday(ms, "UTC")[1]
+
+/** The rounds of the entries decided before `ts`: what a rule first acting at `ts` leaves as it was. */
+const roundsBefore = (entries: ReadonlyArray<EntryRow>, ts: number) =>
+  entries.filter((e) => e.decidedAt < ts).map((e) => e.roundId).sort()
+
+for (const backend of backends) {
+  layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`suggestions applied (${backend.name})`, (it) => {
+    it.effect("the weekday rule, applied, keeps out exactly the entries decided on the days it names", () =>
+      Effect.gen(function*() {
+        const strategy = yield* Effect.orDie(StrategyFile.load("examples/sma-crossover.json"))
+        const first = yield* Effect.flatMap(backtest(strategy), (stored) => Effect.orDie(Runs.get(stored.run)))
+        const suggested = yield* Effect.orDie(Tools.suggestions(first))
+        const days = suggested.suggestions.find((s) => s.pattern.kind === "weekdays")!
+        expect(days).toBeDefined()
+        const named = days.pattern.kind === "weekdays" ? days.pattern.days : []
+
+        // The evidence names the decisions' weekday (Friday's bar), not the fills' (Monday's open).
+        expect(named).toEqual(["fri"])
+        expect(days.reason).toMatch(/^Trades whose entry was decided on Friday \(UTC\) lost /)
+        const entries = yield* entriesOf(first.id)
+        const blamed = entries.filter((e) => named.includes(weekdayOf(e.decidedAt)))
+        expect(blamed.length).toBe(days.evidence.trades)
+        expect(blamed.reduce((sum, e) => sum + e.pnl, 0)).toBe(days.evidence.pnl)
+
+        // Applied and run again: none of the entries it named is made, and no entry is decided on those days.
+        const second = yield* applied(first, days)
+        const again = yield* entriesOf(second.id)
+        expect(again.filter((e) => blamed.some((b) => b.roundId === e.roundId))).toEqual([])
+        expect(again.filter((e) => named.includes(weekdayOf(e.decidedAt)))).toEqual([])
+        // Up to the first entry it kept out, the run made the same entries.
+        const firstBlamed = Math.min(...blamed.map((e) => e.decidedAt))
+        expect(roundsBefore(again, firstBlamed)).toEqual(roundsBefore(entries, firstBlamed))
+      }), { timeout: 120_000 })
+  })
+}
