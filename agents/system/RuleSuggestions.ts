@@ -11,7 +11,8 @@
  *   time the rule will judge it at (with `next_open` fills a trade decided on Friday enters on Monday,
  *   and a rule against Mondays would not have touched it);
  * - larger positions that lost while smaller ones did better → a maximum position percent;
- * - busier days that lost while quieter ones did better → a maximum number of orders per day.
+ * - entries placed after a day's first orders that lost while the rest did better → a maximum number
+ *   of orders per day (the entries such a cap would have refused, counted as the rule counts).
  */
 import type { Symbol } from "../../schemas/Ids.js"
 import type { Money } from "../../schemas/Money.js"
@@ -31,7 +32,10 @@ export type Pattern =
   | { readonly kind: "weekdays"; readonly days: ReadonlyArray<Weekday>; readonly timeZone: string }
   /** Positions of `minPercent` of `base` or more (entry notional). */
   | { readonly kind: "position_size"; readonly minPercent: number; readonly base: Money }
-  /** UTC days with more than `above` orders (estimated from the trades' entries and exits). */
+  /**
+   * Entries placed after the first `above` orders of their UTC day (orders counted by the UTC day
+   * they were decided on, every order placed, as `max_orders_per_day` counts them).
+   */
   | { readonly kind: "orders_per_day"; readonly above: number }
 
 /** The trades of the pattern against the rest of the analysed trades. */
@@ -332,24 +336,27 @@ export const suggestRules = (
     }
   }
 
-  // Orders per day: the busiest days lost while quieter ones did better.
-  const perDay = analysis.byOrdersPerDay
+  // Orders per day: a cap of `above` refuses the orders placed after the day's first `above` that
+  // do not reduce risk (those pass, and count) — an entry never reduces risk, so the entries placed
+  // `above + 1`th or later. Each cap is the loosest that refuses the same entries (one below the
+  // earliest place refused): a tighter one would refuse more orders than the evidence holds.
+  const byPlace = analysis.byOrderOfDay
   {
     let best: { readonly above: number; readonly evidence: Evidence } | undefined
-    for (const b of perDay) {
-      const busy = perDay.filter((x) => x.key > b.key)
-      if (busy.length === 0) continue
-      const stats = TradeAnalysis.combine(busy)
+    for (const b of byPlace) {
+      if (b.key < 2) continue
+      const refused = byPlace.filter((x) => x.key >= b.key)
+      const stats = TradeAnalysis.combine(refused)
       if (stats.trades < minTrades || !losing(stats)) continue
       const evidence = evidenceOf(stats, overall)
       if (!othersDidBetter(evidence)) continue
-      if (best === undefined || evidence.pnl <= best.evidence.pnl) best = { above: b.key, evidence }
+      if (best === undefined || evidence.pnl <= best.evidence.pnl) best = { above: b.key - 1, evidence }
     }
     if (best !== undefined) {
       const { above, evidence } = best
       const existing = rules.find((r) => r.kind === "max_orders_per_day" && coversEverySymbol(r) && r.params.count <= above)
       if (existing !== undefined) {
-        skipped.push({ pattern: `days with more than ${above} orders`, reason: `rule ${existing.id} already limits orders per day` })
+        skipped.push({ pattern: `entries after the ${TradeAnalysis.ordinal(above)} order of a day`, reason: `rule ${existing.id} already limits orders per day` })
       } else {
         const rule: Rule = {
           kind: "max_orders_per_day",
@@ -361,9 +368,9 @@ export const suggestRules = (
           rule,
           pattern: { kind: "orders_per_day", above },
           evidence,
-          reason: `On UTC days with more than ${Format.count(above, "order")} (estimated from entries and exits), trades ${
-            lost(evidence)
-          }, while ${against(evidence)}. Allow at most ${Format.count(above, "order")} a day; orders that reduce risk still pass.`
+          reason: `Trades entered by the ${TradeAnalysis.ordinal(above + 1)} order of a UTC day or a later one ${lost(evidence)}, ` +
+            `while ${against(evidence)}. Allow at most ${Format.count(above, "order")} a day (counted by the UTC day they are decided on); ` +
+            `orders that reduce risk still pass.`
         })
       }
     }

@@ -100,16 +100,24 @@ export interface TradesWithEntries {
 /**
  * `trades`, each with the order that opened it: what the risk officer's rules judged, and when.
  * A trade's entry is the fill of its symbol and side at its entry time (a reversal's one fill
- * closes one trade and opens the next), and the fill names its order.
+ * closes one trade and opens the next), and the fill names its order. Orders are counted per UTC
+ * day of their decision in the order they were placed, over the whole run, as the risk officer
+ * counts them for `max_orders_per_day` (every order placed counts, risk-reducing ones too).
  */
 export const tradesWithEntries = Effect.fn("Tools.tradesWithEntries")(function*(run: RunId, filter: TradeFilter = {}) {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql<{ seq: number; body: string; decidedAt: number | null }>`
-    select e.seq, e.body, o.decided_at from trades t
+  const rows = yield* sql<{ seq: number; body: string; decidedAt: number | null; nthOfDay: number | null; ordersOfDay: number | null }>`
+    with counted as (
+      select order_id, decided_at,
+        row_number() over (partition by floor(decided_at / 86400000.0) order by seq) as nth_of_day,
+        count(*) over (partition by floor(decided_at / 86400000.0)) as orders_of_day
+      from orders where run_id = ${run}
+    )
+    select e.seq, e.body, o.decided_at, o.nth_of_day, o.orders_of_day from trades t
       join run_events e on e.run_id = t.run_id and e.seq = t.seq
       left join fills f on f.run_id = t.run_id and f.symbol = t.symbol and f.ts = t.entry_ts
         and f.side = case when t.side = 'long' then 'buy' else 'sell' end
-      left join orders o on o.run_id = f.run_id and o.order_id = f.order_id
+      left join counted o on o.order_id = f.order_id
     where ${selecting(sql, run, filter)}
     order by t.seq, f.seq`
   const out: Array<Trade> = []
@@ -121,7 +129,9 @@ export const tradesWithEntries = Effect.fn("Tools.tradesWithEntries")(function*(
     last = row.seq
     const trade = (yield* decodeTrade(row.body).pipe(Effect.mapError(corrupt("run_events", `${run}#${row.seq}`)))).trade
     out.push(trade)
-    if (row.decidedAt !== null) entries.set(trade, { decidedAt: row.decidedAt as Timestamp })
+    if (row.decidedAt !== null) {
+      entries.set(trade, { decidedAt: row.decidedAt as Timestamp, nthOfDay: row.nthOfDay!, ordersOfDay: row.ordersOfDay! })
+    }
   }
   return { trades: TradeAnalysis.selectTrades(out, filter), entries } satisfies TradesWithEntries
 }, storeError("read a run's trades"))
@@ -512,11 +522,12 @@ export const run = Effect.fn("Tools.run")(function*(request: ToolSpecs.ToolReque
   switch (request.tool) {
     case "analyse_trades": {
       const a = request.args
-      const selected = yield* trades(record.id, { symbol: a.symbol, from: a.from, to: a.to })
-      const analysis = TradeAnalysis.analyseTrades(selected, {
+      const selected = yield* tradesWithEntries(record.id, { symbol: a.symbol, from: a.from, to: a.to })
+      const analysis = TradeAnalysis.analyseTrades(selected.trades, {
         ...(a.top === undefined ? {} : { top: a.top }),
         ...(a.timeZone === undefined ? {} : { timeZone: a.timeZone }),
-        positionSizeBase: record.strategy.initialCash
+        positionSizeBase: record.strategy.initialCash,
+        entries: selected.entries
       })
       const o = analysis.overall
       const summary = o.trades === 0

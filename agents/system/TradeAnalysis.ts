@@ -55,7 +55,7 @@ export interface SizeBucket extends Bucket<string> {
   readonly maxPercent: number | null
 }
 
-/** Trades entered on UTC days that had `key` orders (estimated, see `byOrdersPerDay`); `days` is how many such days. */
+/** Trades whose entry was decided on UTC days with `key` orders (see `byOrdersPerDay`); `days` is how many such days. */
 export interface OrdersPerDayBucket extends Bucket<number> {
   readonly days: number
 }
@@ -92,12 +92,18 @@ export interface TradeAnalysis {
   readonly positionSizeBase: Money | null
   readonly byPositionSize: ReadonlyArray<SizeBucket>
   /**
-   * Trades by how busy their entry's UTC day was: orders that day estimated as the trades entered
-   * plus the trades exited on it (a round trip is at least an opening and a closing order; orders
-   * that only resized a position are not visible in trades). UTC days, because the risk officer
-   * counts `max_orders_per_day` per UTC day.
+   * Trades by how busy the UTC day their entry order was decided on was: the run's orders that day,
+   * as the risk officer counts them for `max_orders_per_day` (every order placed, a reversal one
+   * order, those that only resized or closed a position too). Trades whose entry order is not known
+   * (`AnalyseOptions.entries`) are left out.
    */
   readonly byOrdersPerDay: ReadonlyArray<OrdersPerDayBucket>
+  /**
+   * Trades by their entry order's place among the orders of its UTC day (1 for the day's first; a
+   * label such as `3rd order of its day`): a cap of `n` orders a day would have refused the entries
+   * placed after the first `n`. Trades whose entry order is not known are left out.
+   */
+  readonly byOrderOfDay: ReadonlyArray<Bucket<number>>
   /** The largest winning trades, largest first, and the largest losing trades, worst first (ties: earlier exit, then symbol). */
   readonly topWinners: ReadonlyArray<Trade>
   readonly topLosers: ReadonlyArray<Trade>
@@ -107,6 +113,10 @@ export interface TradeAnalysis {
 export interface Entry {
   /** When the order was decided: its decision bar's time, the `context.now` the risk officer's rules judged it at. */
   readonly decidedAt: Timestamp
+  /** Its place among the run's orders decided on the same UTC day, in the order they were placed: 1 for the first. */
+  readonly nthOfDay: number
+  /** The run's orders decided on that UTC day, every one placed (a reversal is one order). */
+  readonly ordersOfDay: number
 }
 
 export interface AnalyseOptions {
@@ -291,6 +301,13 @@ export const localHourAndWeekday = (ms: number, timeZone: string): readonly [num
   return [hour, weekday]
 }
 
+/** `1st`, `2nd`, `3rd`, `4th`, …, `11th`, `21st`. */
+export const ordinal = (n: number): string => {
+  const tens = n % 100
+  const suffix = tens >= 11 && tens <= 13 ? "th" : n % 10 === 1 ? "st" : n % 10 === 2 ? "nd" : n % 10 === 3 ? "rd" : "th"
+  return `${n}${suffix}`
+}
+
 const hourLabel = (hour: number): string => `${String(hour).padStart(2, "0")}:00–${String(hour + 1).padStart(2, "0")}:00`
 
 const group = <K>(trades: ReadonlyArray<Trade>, keyOf: (t: Trade) => K): Map<K, Array<Trade>> => {
@@ -362,18 +379,19 @@ export const analyseTrades = (trades: ReadonlyArray<Trade>, options: AnalyseOpti
     }
   }
 
-  const ordersOnDay = new Map<number, number>()
-  const bump = (day: number) => ordersOnDay.set(day, (ordersOnDay.get(day) ?? 0) + 1)
-  for (const t of trades) {
-    bump(Math.floor(t.entryTs / DAY_MS))
-    bump(Math.floor(t.exitTs / DAY_MS))
-  }
-  const byBusyness = group(trades, (t) => ordersOnDay.get(Math.floor(t.entryTs / DAY_MS))!)
+  // Only what the run recorded: counted from trades, a reversal looked like two orders and the
+  // orders that only resized or closed a position were missing.
+  const known = entries === undefined ? [] : trades.filter((t) => entries.has(t))
+  const byBusyness = group(known, (t) => entries!.get(t)!.ordersOfDay)
   const byOrdersPerDay = Array.from(byBusyness.keys()).sort((a, b) => a - b).map((orders): OrdersPerDayBucket => {
     const g = byBusyness.get(orders)!
-    const entryDays = new Set(g.map((t) => Math.floor(t.entryTs / DAY_MS))).size
-    return { ...bucket(orders, `days with ${Format.count(orders, "order")}`, g), days: entryDays }
+    const decisionDays = new Set(g.map((t) => Math.floor(entries!.get(t)!.decidedAt / DAY_MS))).size
+    return { ...bucket(orders, `days with ${Format.count(orders, "order")}`, g), days: decisionDays }
   })
+  const byPlace = group(known, (t) => entries!.get(t)!.nthOfDay)
+  const byOrderOfDay = Array.from(byPlace.keys()).sort((a, b) => a - b).map((nth) =>
+    bucket(nth, `${ordinal(nth)} order of its day`, byPlace.get(nth)!)
+  )
 
   let firstEntryTs: number | null = null
   let lastExitTs: number | null = null
@@ -396,6 +414,7 @@ export const analyseTrades = (trades: ReadonlyArray<Trade>, options: AnalyseOpti
     positionSizeBase: base,
     byPositionSize,
     byOrdersPerDay,
+    byOrderOfDay,
     topWinners: trades.filter((t) => t.pnl > 0).sort(byMagnitude).slice(0, top),
     topLosers: trades.filter((t) => t.pnl < 0).sort(byMagnitude).slice(0, top)
   }

@@ -11,7 +11,7 @@ import * as Rules from "../../../src/trading/Rules.js"
 import * as RuleSuggestions from "../../../agents/system/RuleSuggestions.js"
 import * as TradeAnalysis from "../../../agents/system/TradeAnalysis.js"
 import { books, holding } from "../../trading/portfolioFixtures.js"
-import { at, day, trade, u } from "./fixtures.js"
+import { at, day, entry, trade, u } from "./fixtures.js"
 
 // --- fixtures ------------------------------------------------------------------------------------
 
@@ -284,7 +284,7 @@ describe("suggestRules: losing hours and weekdays", () => {
     { decided: day(7 * w + 1, 21), filled: day(7 * w + 2, 14, 30), pnl: 10 }
   ]).flat()
   const nextOpenTrades = nextOpen.map((o) => trade({ entry: o.filled, exit: new Date(at(o.filled) + 6 * 3_600_000).toISOString(), pnl: o.pnl }))
-  const decidedAt = new Map(nextOpenTrades.map((t, i) => [t, { decidedAt: at(nextOpen[i]!.decided) }]))
+  const decidedAt = new Map(nextOpenTrades.map((t, i) => [t, entry(nextOpen[i]!.decided)]))
   const byDecision = (trades: ReadonlyArray<Trade>, entries: ReadonlyMap<Trade, TradeAnalysis.Entry>) =>
     RuleSuggestions.suggestRules(TradeAnalysis.analyseTrades(trades, { entries, clock: "decision" }), strategy())
 
@@ -359,16 +359,26 @@ describe("suggestRules: large positions", () => {
   })
 })
 
-// Three busy days (Mon–Wed of week 1) with four intraday trades each losing 5; ten quiet days
-// (Thursday to Sunday) with one trade winning 10.
-const busyTrades = daily([
-  ...[0, 1, 2].flatMap((d) => [11, 12, 13, 14].map((hour) => ({ day: d, hour, pnl: -5 }))),
-  ...[3, 4, 5, 6, 10, 11, 12, 13, 17, 18].map((d) => ({ day: d, hour: 10, pnl: 10 }))
+/** Trades with their entry orders: each decided when it filled, the `nth` of `of` orders of its day. */
+const entered = (specs: ReadonlyArray<{ day: number; hour: number; pnl: number; nth: number; of: number; symbol?: string }>) => {
+  const trades = specs.map((s) => trade({ symbol: s.symbol ?? "AAPL", entry: day(s.day, s.hour), exit: day(s.day, s.hour, 30), pnl: s.pnl }))
+  const entries = new Map(trades.map((t, i) => [t, entry(day(specs[i]!.day, specs[i]!.hour), specs[i]!.nth, specs[i]!.of)]))
+  return { trades, entries }
+}
+
+const suggestEntered = (e: ReturnType<typeof entered>, options: RuleSuggestions.SuggestOptions = {}, over = {}) =>
+  RuleSuggestions.suggestRules(TradeAnalysis.analyseTrades(e.trades, { entries: e.entries }), strategy(over), options)
+
+// Three busy days (Mon–Wed of week 1) with four intraday round trips each losing 5 — eight orders
+// a day, the entries 1st, 3rd, 5th and 7th; ten quiet days with one round trip winning 10.
+const busy = entered([
+  ...[0, 1, 2].flatMap((d) => [11, 12, 13, 14].map((hour, i) => ({ day: d, hour, pnl: -5, nth: 2 * i + 1, of: 8 }))),
+  ...[3, 4, 5, 6, 10, 11, 12, 13, 17, 18].map((d) => ({ day: d, hour: 10, pnl: 10, nth: 1, of: 2 }))
 ])
 
 describe("suggestRules: busy days", () => {
-  it("caps orders per day at what the quieter days needed", () => {
-    const result = suggest(busyTrades)
+  it("caps orders per day below the entries a cap would refuse, which are its evidence", () => {
+    const result = suggestEntered(busy)
     expect(result.suggestions).toHaveLength(1)
     const [s] = result.suggestions
     expect(s!.rule).toEqual({
@@ -382,17 +392,50 @@ describe("suggestRules: busy days", () => {
       params: { count: 2, exemptRiskReducing: true }
     })
     expect(s!.pattern).toEqual({ kind: "orders_per_day", above: 2 })
-    expect(s!.evidence).toMatchObject({ trades: 12, losingTrades: 12, pnl: u(-60), otherTrades: 10, otherPnl: u(100) })
+    // The entries placed 3rd or later: a day's first entry passes a cap of 2.
+    expect(s!.evidence).toMatchObject({ trades: 9, losingTrades: 9, pnl: u(-45), otherTrades: 13, otherPnl: u(85) })
+    expect(s!.reason).toContain("Trades entered by the 3rd order of a UTC day or a later one lost 45.00 over 9 trades")
     expectApplicable(result)
     expect(judge(s!.rule, intent("AAPL", "buy", 1), context({ ordersToday: 2 }))).toBe("reject")
     expect(judge(s!.rule, intent("AAPL", "buy", 1), context({ ordersToday: 1 }))).toBe("pass")
   })
 
+  it("counts a reversal as one order, and blames only the entries the cap refuses", () => {
+    // Five days with two orders, each a reversal (it closes one trade and opens the next): the 2nd
+    // entry of the day loses 20, the 1st loses 5; ten quiet days with one entry winning 10. Counting
+    // an entry and an exit for each reversal made those days look like four orders, so "at most 2
+    // orders a day" was suggested against every entry of those days — and refused none of them.
+    const reversals = entered([
+      ...[0, 1, 2, 3, 4].flatMap((d) => [
+        { day: d, hour: 11, pnl: -5, nth: 1, of: 2, symbol: "S1" },
+        { day: d, hour: 12, pnl: -20, nth: 2, of: 2, symbol: "S2" }
+      ]),
+      ...[7, 8, 9, 10, 11, 14, 15, 16, 17, 18].map((d) => ({ day: d, hour: 10, pnl: 10, nth: 1, of: 1 }))
+    ])
+    const result = suggestEntered(reversals)
+    const s = result.suggestions.find((x) => x.pattern.kind === "orders_per_day")!
+    expect(s.pattern).toEqual({ kind: "orders_per_day", above: 1 })
+    expect(s.rule).toMatchObject({ params: { count: 1, exemptRiskReducing: true } })
+    expect(s.evidence).toMatchObject({ trades: 5, losingTrades: 5, pnl: u(-100), otherTrades: 15, otherPnl: u(75) })
+    // Applied, it refuses exactly those entries: each was the day's 2nd order.
+    for (const t of reversals.trades) {
+      const nth = reversals.entries.get(t)!.nthOfDay
+      expect(judge(s.rule, intent("AAPL", "buy", 1), context({ ordersToday: nth - 1 }))).toBe(t.symbol === "S2" ? "reject" : "pass")
+    }
+    const analysis = TradeAnalysis.analyseTrades(reversals.trades, { entries: reversals.entries })
+    expect(analysis.byOrdersPerDay.map((b) => [b.key, b.trades, b.days])).toEqual([[1, 10, 10], [2, 10, 5]])
+  })
+
+  it("needs the entries' orders: trades alone do not say how many orders a day had", () => {
+    const result = RuleSuggestions.suggestRules(TradeAnalysis.analyseTrades(busy.trades), strategy())
+    expect(result.suggestions.filter((s) => s.pattern.kind === "orders_per_day")).toEqual([])
+  })
+
   it("skips it when a rule already limits orders per day as tightly", () => {
     const over = { rules: [{ id: "cap", name: "cap", kind: "max_orders_per_day", params: { count: 2 } }] } as Partial<StrategyEncoded>
-    const result = suggest(busyTrades, {}, over)
+    const result = suggestEntered(busy, {}, over)
     expect(result.suggestions).toEqual([])
-    expect(result.skipped).toEqual([{ pattern: "days with more than 2 orders", reason: "rule cap already limits orders per day" }])
+    expect(result.skipped).toEqual([{ pattern: "entries after the 2nd order of a day", reason: "rule cap already limits orders per day" }])
   })
 })
 
@@ -410,7 +453,7 @@ describe("suggestRules: nothing to suggest", () => {
   })
 
   it("is deterministic and JSON as is", () => {
-    const all = [...symbolTrades, ...busyTrades]
+    const all = [...symbolTrades, ...busy.trades]
     const a = suggest(all)
     expect(suggest([...all].reverse())).toEqual(a)
     expect(JSON.parse(JSON.stringify(a))).toEqual(a)

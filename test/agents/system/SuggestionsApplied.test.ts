@@ -51,6 +51,7 @@ const applied = (run: Runs.RunRecord, suggestion: RuleSuggestion) =>
   }).pipe(Effect.orDie)
 
 interface EntryRow {
+  readonly orderId: string
   readonly roundId: string
   readonly decidedAt: number
   readonly pnl: number
@@ -61,11 +62,26 @@ const entriesOf = (run: RunId) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     return yield* sql<EntryRow>`
-      select o.round_id, o.decided_at, t.pnl from trades t
+      select o.order_id, o.round_id, o.decided_at, t.pnl from trades t
         join fills f on f.run_id = t.run_id and f.symbol = t.symbol and f.ts = t.entry_ts
           and f.side = case when t.side = 'long' then 'buy' else 'sell' end
         join orders o on o.run_id = f.run_id and o.order_id = f.order_id
       where t.run_id = ${run} order by t.seq`
+  }).pipe(Effect.orDie)
+
+/** Each order of the run's place among the orders decided on its UTC day, as the risk officer counts them. */
+const placesOf = (run: RunId) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const orders = yield* sql<{ orderId: string; decidedAt: number }>`select order_id, decided_at from orders where run_id = ${run} order by seq`
+    const counted = new Map<number, number>()
+    const places = new Map<string, number>()
+    for (const o of orders) {
+      const day = Math.floor(o.decidedAt / 86_400_000)
+      counted.set(day, (counted.get(day) ?? 0) + 1)
+      places.set(o.orderId, counted.get(day)!)
+    }
+    return places
   }).pipe(Effect.orDie)
 
 const weekdayOf = (ms: number) => TradeAnalysis.localHourAndWeekday(ms, "UTC")[1]
@@ -99,6 +115,34 @@ for (const backend of backends) {
         expect(again.filter((e) => blamed.some((b) => b.roundId === e.roundId))).toEqual([])
         expect(again.filter((e) => named.includes(weekdayOf(e.decidedAt)))).toEqual([])
         // Up to the first entry it kept out, the run made the same entries.
+        const firstBlamed = Math.min(...blamed.map((e) => e.decidedAt))
+        expect(roundsBefore(again, firstBlamed)).toEqual(roundsBefore(entries, firstBlamed))
+      }), { timeout: 120_000 })
+
+    it.effect("the orders-per-day rule, applied, refuses exactly the entries its evidence names", () =>
+      Effect.gen(function*() {
+        const strategy = yield* Effect.orDie(StrategyFile.load("examples/sma-crossover.json"))
+        const first = yield* Effect.flatMap(backtest(strategy), (stored) => Effect.orDie(Runs.get(stored.run)))
+        // Three trades only (at the default of five, there is nothing to suggest: see the commit).
+        const suggested = yield* Effect.orDie(Tools.suggestions(first, 3))
+        const cap = suggested.suggestions.find((s) => s.pattern.kind === "orders_per_day")!
+        expect(cap).toBeDefined()
+        const above = cap.pattern.kind === "orders_per_day" ? cap.pattern.above : 0
+        expect(cap.rule).toMatchObject({ kind: "max_orders_per_day", params: { count: above } })
+
+        // Its evidence is the entries placed after the day's first `above` orders, counted as the risk officer counts.
+        const places = yield* placesOf(first.id)
+        const entries = yield* entriesOf(first.id)
+        const blamed = entries.filter((e) => places.get(e.orderId)! > above)
+        expect(blamed.length).toBe(cap.evidence.trades)
+        expect(blamed.reduce((sum, e) => sum + e.pnl, 0)).toBe(cap.evidence.pnl)
+
+        // Applied and run again: those entries are refused, and no entry is placed past the cap.
+        const second = yield* applied(first, cap)
+        const again = yield* entriesOf(second.id)
+        expect(again.filter((e) => blamed.some((b) => b.roundId === e.roundId))).toEqual([])
+        const placesAgain = yield* placesOf(second.id)
+        expect(again.filter((e) => placesAgain.get(e.orderId)! > above)).toEqual([])
         const firstBlamed = Math.min(...blamed.map((e) => e.decidedAt))
         expect(roundsBefore(again, firstBlamed)).toEqual(roundsBefore(entries, firstBlamed))
       }), { timeout: 120_000 })

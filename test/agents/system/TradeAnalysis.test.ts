@@ -3,7 +3,7 @@ import type { Money } from "../../../schemas/Money.js"
 import type { Trade } from "../../../schemas/Trade.js"
 import * as Metrics from "../../../src/trading/Metrics.js"
 import * as TradeAnalysis from "../../../agents/system/TradeAnalysis.js"
-import { at, trade, u } from "./fixtures.js"
+import { at, entry, trade, u } from "./fixtures.js"
 
 // Seven round trips with known P&L (units): 2024-03-04 is a Monday; New York is on EST (UTC−5)
 // until 2024-03-10.
@@ -38,7 +38,20 @@ type Row = readonly [key: unknown, trades: number, wins: number, losses: number,
 const rows = (buckets: ReadonlyArray<TradeAnalysis.Bucket<unknown>>): ReadonlyArray<Row> =>
   buckets.map((b) => [b.key, b.trades, b.wins, b.losses, b.breakeven, b.totalPnl / 1_000_000])
 
-const analysis = TradeAnalysis.analyseTrades(trades, { positionSizeBase: u(10_000) })
+// The orders that opened them, decided when they filled, counted per UTC day as the risk officer
+// counts them: 03-04 had five orders (t1 in, t1 out, t7 in, t7 out, t2 in), 03-05 two (t3 in, t2
+// out), 03-08 two (t5 in and out), 03-06 and 03-09 one each (t4 in, t6 in).
+const entries = new Map([
+  [t1, entry("2024-03-04T09:30:00Z", 1, 5)],
+  [t7, entry("2024-03-04T09:50:00Z", 3, 5)],
+  [t2, entry("2024-03-04T14:00:00Z", 5, 5)],
+  [t3, entry("2024-03-05T03:10:00Z", 1, 2)],
+  [t4, entry("2024-03-06T15:00:00Z", 1, 1)],
+  [t5, entry("2024-03-08T09:00:00Z", 1, 2)],
+  [t6, entry("2024-03-09T23:30:00Z", 1, 1)]
+])
+
+const analysis = TradeAnalysis.analyseTrades(trades, { positionSizeBase: u(10_000), entries })
 
 describe("analyseTrades", () => {
   it("summarises every trade, with figures in micros", () => {
@@ -209,9 +222,7 @@ describe("analyseTrades", () => {
     expect(plain.byPositionSize).toEqual([])
   })
 
-  it("breaks down by orders per UTC day, counting entries and exits", () => {
-    // 03-04: t1 in and out, t2 in, t7 in and out = 5; 03-05: t2 out, t3 in = 2; 03-08: t5 in and out = 2;
-    // 03-06 (t4 in) and 03-09 (t6 in) = 1 each.
+  it("breaks down by the orders of the UTC day the entry was decided on, as recorded", () => {
     expect(rows(analysis.byOrdersPerDay)).toEqual([
       [1, 2, 0, 1, 1, -100],
       [2, 2, 1, 1, 0, 20],
@@ -221,6 +232,21 @@ describe("analyseTrades", () => {
       [2, "days with 1 order"],
       [2, "days with 2 orders"],
       [1, "days with 5 orders"]
+    ])
+    expect(rows(analysis.byOrderOfDay)).toEqual([
+      [1, 5, 2, 2, 1, -30],
+      [3, 1, 1, 0, 0, 10.5],
+      [5, 1, 0, 1, 0, -30]
+    ])
+    expect(analysis.byOrderOfDay.map((b) => b.label)).toEqual(["1st order of its day", "3rd order of its day", "5th order of its day"])
+    // Trades alone do not say how many orders there were (a reversal is one; resizing orders are not trades).
+    const plain = TradeAnalysis.analyseTrades(trades)
+    expect(plain.byOrdersPerDay).toEqual([])
+    expect(plain.byOrderOfDay).toEqual([])
+    expect(TradeAnalysis.analyseTrades(trades, { entries: new Map([[t4, entry("2024-03-06T15:00:00Z", 2, 3)]]) }).byOrderOfDay)
+      .toMatchObject([{ key: 2, trades: 1 }])
+    expect([1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111].map(TradeAnalysis.ordinal)).toEqual([
+      "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"
     ])
   })
 
@@ -250,7 +276,8 @@ describe("analyseTrades", () => {
         analysis.byWeekday,
         analysis.byHoldingPeriod,
         analysis.byPositionSize,
-        analysis.byOrdersPerDay
+        analysis.byOrdersPerDay,
+        analysis.byOrderOfDay
       ]
     ) {
       expect(TradeAnalysis.combine(breakdown)).toEqual(analysis.overall)
@@ -286,6 +313,7 @@ describe("analyseTrades", () => {
       positionSizeBase: u(10_000),
       byPositionSize: [],
       byOrdersPerDay: [],
+      byOrderOfDay: [],
       topWinners: [],
       topLosers: []
     })

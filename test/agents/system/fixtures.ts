@@ -7,6 +7,7 @@ import * as Runs from "../../../src/store/Runs.js"
 import * as Strategies from "../../../src/store/Strategies.js"
 import type { Money } from "../../../schemas/Money.js"
 import type { Trade } from "../../../schemas/Trade.js"
+import type * as TradeAnalysis from "../../../agents/system/TradeAnalysis.js"
 
 export const u = (units: number) => Math.round(units * 1_000_000) as Money
 export const at = (iso: string) => Date.parse(iso) as Timestamp
@@ -32,6 +33,9 @@ export const trade = (t: TradeSpec): Trade => ({
   pnl: u(t.pnl),
   commission: u(0)
 })
+
+/** A trade's entry order as the run records it: decided at `decided` (ISO), the `nth` of the `of` orders of its UTC day. */
+export const entry = (decided: string, nth = 1, of = nth): TradeAnalysis.Entry => ({ decidedAt: at(decided), nthOfDay: nth, ordersOfDay: of })
 
 /** `2024-01-01` plus `days`, at `hour`:`minute` UTC, as ISO. */
 export const day = (days: number, hour = 10, minute = 0): string =>
