@@ -133,7 +133,7 @@ export const SuggestionPattern = Schema.Union(
   Schema.Struct({ kind: Schema.Literal("symbol"), symbol: Schema.String }),
   Schema.Struct({ kind: Schema.Literal("hours"), hours: Schema.Array(Schema.Int), timeZone: Schema.String }),
   Schema.Struct({ kind: Schema.Literal("weekdays"), days: Schema.Array(Weekday), timeZone: Schema.String }),
-  Schema.Struct({ kind: Schema.Literal("position_size"), minPercent: Schema.Number, base: Money }),
+  Schema.Struct({ kind: Schema.Literal("position_size"), abovePercent: Schema.Number }),
   Schema.Struct({ kind: Schema.Literal("orders_per_day"), above: Schema.Int })
 )
 

@@ -10,7 +10,8 @@
  *   both read, when the analysis's `clock` is `decision`, at the time the entry order was decided: the
  *   time the rule will judge it at (with `next_open` fills a trade decided on Friday enters on Monday,
  *   and a rule against Mondays would not have touched it);
- * - larger positions that lost while smaller ones did better → a maximum position percent;
+ * - larger positions that lost while smaller ones did better → a maximum position percent, the
+ *   positions measured as the rule measures them (a share of equity when the entry was judged);
  * - entries placed after a day's first orders that lost while the rest did better → a maximum number
  *   of orders per day (the entries such a cap would have refused, counted as the rule counts).
  */
@@ -30,8 +31,8 @@ export type Pattern =
   | { readonly kind: "symbol"; readonly symbol: string }
   | { readonly kind: "hours"; readonly hours: ReadonlyArray<number>; readonly timeZone: string }
   | { readonly kind: "weekdays"; readonly days: ReadonlyArray<Weekday>; readonly timeZone: string }
-  /** Positions of `minPercent` of `base` or more (entry notional). */
-  | { readonly kind: "position_size"; readonly minPercent: number; readonly base: Money }
+  /** Positions above `abovePercent` of equity when their entry order was judged (what `max_position_percent` caps). */
+  | { readonly kind: "position_size"; readonly abovePercent: number }
   /**
    * Entries placed after the first `above` orders of their UTC day (orders counted by the UTC day
    * they were decided on, every order placed, as `max_orders_per_day` counts them).
@@ -290,9 +291,10 @@ export const suggestRules = (
     }
   }
 
-  // Position size: the band edge above which the trades lost most, smaller ones doing better.
-  const base = analysis.positionSizeBase
-  if (base !== null && analysis.byPositionSize.length > 1) {
+  // Position size: the band edge above which the trades lost most, smaller ones doing better. The
+  // bands are of what the rule measures, and a band's positions are above its lower edge: a cap at
+  // the edge cuts every one of them (and passes a position sized to exactly the cap).
+  if (analysis.byPositionSize.length > 1) {
     let best: { readonly edge: number; readonly evidence: Evidence } | undefined
     for (const edge of TradeAnalysis.SIZE_EDGES) {
       const large = analysis.byPositionSize.filter((b) => b.minPercent >= edge)
@@ -302,8 +304,7 @@ export const suggestRules = (
       const evidence = evidenceOf(stats, overall)
       if (!othersDidBetter(evidence)) continue
       // The largest loss. Edges between the same two bands tie; the lowest of them is the top of
-      // the smaller trades' band, so those all pass the cap, and the larger ones (in a band that
-      // starts at or above it) exceed it unless one sits exactly on the edge (the limit is inclusive).
+      // the smaller trades' band, so those all pass the cap.
       if (best === undefined || evidence.pnl < best.evidence.pnl) best = { edge, evidence }
     }
     if (best !== undefined) {
@@ -315,8 +316,8 @@ export const suggestRules = (
       const limit = Math.min(...limits)
       if (edge >= limit) {
         skipped.push({
-          pattern: `positions of ${edge}% or more`,
-          reason: `positions are already limited to ${Format.decimal(limit)}% of equity (these were measured against the initial cash)`
+          pattern: `positions above ${edge}% of equity`,
+          reason: `positions are already limited to ${Format.decimal(limit)}% of equity: a cap of ${edge}% would change nothing`
         })
       } else {
         const rule: Rule = {
@@ -327,9 +328,9 @@ export const suggestRules = (
         }
         suggestions.push({
           rule,
-          pattern: { kind: "position_size", minPercent: edge, base },
+          pattern: { kind: "position_size", abovePercent: edge },
           evidence,
-          reason: `Positions of ${edge}% of ${Format.money(base)} or more ${lost(evidence)}, while ${against(evidence)}. ` +
+          reason: `Positions above ${edge}% of equity when they were entered ${lost(evidence)}, while ${against(evidence)}. ` +
             `Cap a position at ${edge}% of equity; reducing a position is never limited.`
         })
       }

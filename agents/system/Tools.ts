@@ -14,7 +14,7 @@ import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
 import type { Fill } from "../../schemas/Order.js"
 import { Rule } from "../../schemas/Rule.js"
-import { OrderFilled, RunEvent, TradeClosed } from "../../schemas/RunEvent.js"
+import { OrderFilled, RunEvent, TradeClosed, VerdictGiven } from "../../schemas/RunEvent.js"
 import type { Strategy } from "../../schemas/Strategy.js"
 import type { Trade } from "../../schemas/Trade.js"
 import * as DataSource from "../../src/market/DataSource.js"
@@ -64,6 +64,7 @@ const corrupt = (table: string, key: string) => (error: ParseResult.ParseError) 
 
 const decodeTrade = Schema.decodeUnknown(Schema.parseJson(TradeClosed))
 const decodeEvent = Schema.decodeUnknown(Schema.parseJson(RunEvent))
+const decodeVerdict = Schema.decodeUnknown(Schema.parseJson(VerdictGiven))
 
 export interface TradeFilter {
   readonly symbol?: string | undefined
@@ -102,36 +103,56 @@ export interface TradesWithEntries {
  * A trade's entry is the fill of its symbol and side at its entry time (a reversal's one fill
  * closes one trade and opens the next), and the fill names its order. Orders are counted per UTC
  * day of their decision in the order they were placed, over the whole run, as the risk officer
- * counts them for `max_orders_per_day` (every order placed counts, risk-reducing ones too).
+ * counts them for `max_orders_per_day` (every order placed counts, risk-reducing ones too); the
+ * order's verdict says how large a share of equity its position was (`positionPercentOf`).
  */
 export const tradesWithEntries = Effect.fn("Tools.tradesWithEntries")(function*(run: RunId, filter: TradeFilter = {}) {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql<{ seq: number; body: string; decidedAt: number | null; nthOfDay: number | null; ordersOfDay: number | null }>`
+  const rows = yield* sql<{
+    seq: number
+    body: string
+    decidedAt: number | null
+    nthOfDay: number | null
+    ordersOfDay: number | null
+    quantity: number | null
+    verdictSeq: number | null
+    verdict: string | null
+  }>`
     with counted as (
-      select order_id, decided_at,
+      select order_id, round_id, quantity, decided_at,
         row_number() over (partition by floor(decided_at / 86400000.0) order by seq) as nth_of_day,
         count(*) over (partition by floor(decided_at / 86400000.0)) as orders_of_day
       from orders where run_id = ${run}
     )
-    select e.seq, e.body, o.decided_at, o.nth_of_day, o.orders_of_day from trades t
+    select e.seq, e.body, o.decided_at, o.nth_of_day, o.orders_of_day, o.quantity, v.seq as verdict_seq, ve.body as verdict
+    from trades t
       join run_events e on e.run_id = t.run_id and e.seq = t.seq
       left join fills f on f.run_id = t.run_id and f.symbol = t.symbol and f.ts = t.entry_ts
         and f.side = case when t.side = 'long' then 'buy' else 'sell' end
       left join counted o on o.order_id = f.order_id
+      left join verdicts v on v.run_id = t.run_id and v.round_id = o.round_id and v.outcome <> 'rejected'
+      left join run_events ve on ve.run_id = v.run_id and ve.seq = v.seq
     where ${selecting(sql, run, filter)}
-    order by t.seq, f.seq`
+    order by t.seq, f.seq, v.seq desc`
   const out: Array<Trade> = []
   const entries = new Map<Trade, TradeAnalysis.Entry>()
   let last: number | undefined
   for (const row of rows) {
-    // Two fills of a symbol and side at one time: the first opened the trade.
+    // Two fills of a symbol and side at one time: the first opened the trade. (Its round's verdict, the last.)
     if (row.seq === last) continue
     last = row.seq
     const trade = (yield* decodeTrade(row.body).pipe(Effect.mapError(corrupt("run_events", `${run}#${row.seq}`)))).trade
     out.push(trade)
-    if (row.decidedAt !== null) {
-      entries.set(trade, { decidedAt: row.decidedAt as Timestamp, nthOfDay: row.nthOfDay!, ordersOfDay: row.ordersOfDay! })
-    }
+    if (row.decidedAt === null) continue
+    const verdict = row.verdict === null
+      ? null
+      : (yield* decodeVerdict(row.verdict).pipe(Effect.mapError(corrupt("run_events", `${run}#${row.verdictSeq}`)))).verdict
+    entries.set(trade, {
+      decidedAt: row.decidedAt as Timestamp,
+      nthOfDay: row.nthOfDay!,
+      ordersOfDay: row.ordersOfDay!,
+      positionPercent: verdict === null ? null : TradeAnalysis.positionPercentOf(verdict, row.quantity!)
+    })
   }
   return { trades: TradeAnalysis.selectTrades(out, filter), entries } satisfies TradesWithEntries
 }, storeError("read a run's trades"))
@@ -463,7 +484,8 @@ export interface Suggested {
 /**
  * Rules against the run's losing patterns, for its strategy's latest version (whose rules tell what
  * is already limited, and whose rule ids the suggestions avoid); the run's own strategy when the
- * strategy was deleted. Positions are sized against the run's initial cash.
+ * strategy was deleted. Trades are measured as the rules judged their entry orders: when decided,
+ * among the day's orders, as a share of equity then.
  */
 export const suggestions = Effect.fn("Tools.suggestions")(function*(run: Runs.RunRecord, minTrades?: number) {
   const latest = yield* Strategies.find(run.owner, run.strategyId).pipe(
@@ -473,7 +495,7 @@ export const suggestions = Effect.fn("Tools.suggestions")(function*(run: Runs.Ru
   const strategy: Strategy = Option.match(latest, { onNone: () => run.strategy, onSome: (found) => found.strategy })
   // Hours and weekdays as the rules will judge them: when the entry was decided (not when it filled).
   const { entries, trades: closed } = yield* tradesWithEntries(run.id)
-  const analysis = TradeAnalysis.analyseTrades(closed, { positionSizeBase: run.strategy.initialCash, entries, clock: "decision" })
+  const analysis = TradeAnalysis.analyseTrades(closed, { entries, clock: "decision" })
   const result = RuleSuggestions.suggestRules(analysis, strategy, minTrades === undefined ? {} : { minTrades })
   return {
     strategy: Option.getOrUndefined(latest),
@@ -526,7 +548,6 @@ export const run = Effect.fn("Tools.run")(function*(request: ToolSpecs.ToolReque
       const analysis = TradeAnalysis.analyseTrades(selected.trades, {
         ...(a.top === undefined ? {} : { top: a.top }),
         ...(a.timeZone === undefined ? {} : { timeZone: a.timeZone }),
-        positionSizeBase: record.strategy.initialCash,
         entries: selected.entries
       })
       const o = analysis.overall

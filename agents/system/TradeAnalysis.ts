@@ -10,6 +10,7 @@ import type { Timestamp } from "../../schemas/Ids.js"
 import type { Money } from "../../schemas/Money.js"
 import type { Weekday } from "../../schemas/Rule.js"
 import type { Trade } from "../../schemas/Trade.js"
+import type { Verdict } from "../../schemas/Verdict.js"
 import * as Metrics from "../../src/trading/Metrics.js"
 import * as Format from "./internal/Format.js"
 
@@ -49,7 +50,7 @@ export type Side = Trade["side"]
 /** Entry to exit: `[0, 1 h)`, `[1 h, 1 d)`, `[1 d, 5 d)`, `[5 d, ∞)`. */
 export type HoldingPeriod = "under_1h" | "1h_to_1d" | "1d_to_5d" | "5d_or_more"
 
-/** A band of position size, `[minPercent, maxPercent)` of the base (the last band has no maximum). */
+/** A band of position size, above `minPercent` of equity and at most `maxPercent` (the last band has no maximum). */
 export interface SizeBucket extends Bucket<string> {
   readonly minPercent: number
   readonly maxPercent: number | null
@@ -85,11 +86,10 @@ export interface TradeAnalysis {
   readonly byWeekday: ReadonlyArray<Bucket<Weekday>>
   readonly byHoldingPeriod: ReadonlyArray<Bucket<HoldingPeriod>>
   /**
-   * Entry notional (largest quantity × average entry price) as a percent of `positionSizeBase`.
-   * Empty when no base was given: trades do not carry the equity at their entry, so the caller
-   * names the base (the strategy's initial cash).
+   * The position the entry order made, as a percent of equity when it was judged — what a
+   * `max_position_percent` rule measures (`Entry.positionPercent`): a cap of `x` % cuts the
+   * positions of the bands above `x`, and passes the others. Trades without that measure are left out.
    */
-  readonly positionSizeBase: Money | null
   readonly byPositionSize: ReadonlyArray<SizeBucket>
   /**
    * Trades by how busy the UTC day their entry order was decided on was: the run's orders that day,
@@ -117,6 +117,11 @@ export interface Entry {
   readonly nthOfDay: number
   /** The run's orders decided on that UTC day, every one placed (a reversal is one order). */
   readonly ordersOfDay: number
+  /**
+   * The position after the order, as a percent of equity when it was judged, at the quantity placed:
+   * what a `max_position_percent` rule measures (`positionPercentOf` its verdict); null when not recorded.
+   */
+  readonly positionPercent: number | null
 }
 
 export interface AnalyseOptions {
@@ -131,8 +136,6 @@ export interface AnalyseOptions {
    * decision time, or its entry fill's time when `entries` has no order for it.
    */
   readonly clock?: Clock
-  /** The amount position sizes are a percent of (the strategy's initial cash); without it `byPositionSize` is empty. */
-  readonly positionSizeBase?: Money
 }
 
 /**
@@ -249,7 +252,7 @@ const HOLDING: ReadonlyArray<readonly [HoldingPeriod, string, number]> = [
   ["5d_or_more", "5 days or more", Number.POSITIVE_INFINITY]
 ]
 
-/** Band edges in percent of the base. Positions live below the 50 % hard limit, so the bands are finer there. */
+/** Band edges in percent of equity. Positions live below the 50 % hard limit, so the bands are finer there. */
 export const SIZE_EDGES: ReadonlyArray<number> = [1, 2, 5, 10, 15, 20, 25, 30, 40, 50]
 
 const holdingOf = (t: Trade): HoldingPeriod => {
@@ -258,12 +261,10 @@ const holdingOf = (t: Trade): HoldingPeriod => {
   return "5d_or_more"
 }
 
-/** Entry notional as a percent of the base. */
-export const sizePercent = (t: Trade, base: Money): number => (t.quantity * t.entryPrice * 1_000_000 * 100) / base
-
+/** Above an edge is what a cap at it cuts: a position of exactly the cap passes it (the limit is inclusive). */
 const sizeBand = (percent: number): number => {
   let band = 0
-  while (band < SIZE_EDGES.length && percent >= SIZE_EDGES[band]!) band++
+  while (band < SIZE_EDGES.length && percent > SIZE_EDGES[band]!) band++
   return band
 }
 
@@ -271,8 +272,41 @@ const sizeLabel = (band: number): readonly [string, string, number, number | nul
   const min = band === 0 ? 0 : SIZE_EDGES[band - 1]!
   const max = band < SIZE_EDGES.length ? SIZE_EDGES[band]! : null
   const key = max === null ? `${min}+` : `${min}-${max}`
-  const label = max === null ? `${min}% or more` : band === 0 ? `under ${max}%` : `${min}% to ${max}%`
+  const label = max === null
+    ? `over ${min}% of equity`
+    : band === 0
+    ? `up to ${max}% of equity`
+    : `over ${min}% to ${max}% of equity`
   return [key, label, min, max]
+}
+
+/**
+ * The position after an order as a percent of equity, as `max_position_percent` measures it
+ * (src/trading/Gates.ts `positionCheck`: at the reference price, of the equity re-marked at it),
+ * at the quantity `placed`. Read off the verdict's `max_position` gate, which measured the same at
+ * the quantity the checks before it left (its own `quantityBefore` when it acted; otherwise that of
+ * the first later check that acted, as nothing in between changed it; otherwise the quantity
+ * placed), scaled to the position placed. Rounded to a millionth of a percent, so that a position
+ * sized to exactly a cap is not above it by a float's last digit. Null when the gate did not
+ * measure it (a risk-reducing order).
+ */
+export const positionPercentOf = (verdict: Verdict, placed: number): number | null => {
+  const gates = verdict.gates
+  const at = gates.findIndex((g) => g.gate === "max_position")
+  const gate = gates[at]
+  if (gate === undefined || gate.actual === null) return null
+  let measured = placed
+  if (gate.result !== "pass") measured = gate.quantityBefore
+  else {
+    const later = gates.slice(at + 1).find((g) => g.result !== "pass")
+    if (later !== undefined) measured = later.quantityBefore
+  }
+  const dir = verdict.intent.side === "buy" ? 1 : -1
+  const held = verdict.intent.currentQuantity
+  const after = Math.abs(held + dir * placed)
+  const then = Math.abs(held + dir * measured)
+  const percent = after === then ? gate.actual : then === 0 ? null : gate.actual * (after / then)
+  return percent === null ? null : Math.round(percent * 1e6) / 1e6
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>()
@@ -332,7 +366,6 @@ export const analyseTrades = (trades: ReadonlyArray<Trade>, options: AnalyseOpti
   const timeZone = options.timeZone ?? "UTC"
   formatterOf(timeZone) // an unknown zone fails here, even without trades
   const top = options.top !== undefined && Number.isFinite(options.top) ? Math.max(0, Math.floor(options.top)) : 5
-  const base = options.positionSizeBase !== undefined && options.positionSizeBase > 0 ? options.positionSizeBase : null
 
   const clock = options.clock ?? "entry"
   const entries = options.entries
@@ -369,8 +402,9 @@ export const analyseTrades = (trades: ReadonlyArray<Trade>, options: AnalyseOpti
   })
 
   const byPositionSize: Array<SizeBucket> = []
-  if (base !== null) {
-    const bands = group(trades, (t) => sizeBand(sizePercent(t, base)))
+  if (entries !== undefined) {
+    const sized = trades.filter((t) => (entries.get(t)?.positionPercent ?? null) !== null)
+    const bands = group(sized, (t) => sizeBand(entries.get(t)!.positionPercent!))
     for (let band = 0; band <= SIZE_EDGES.length; band++) {
       const g = bands.get(band)
       if (g === undefined) continue
@@ -411,7 +445,6 @@ export const analyseTrades = (trades: ReadonlyArray<Trade>, options: AnalyseOpti
     byHour,
     byWeekday,
     byHoldingPeriod,
-    positionSizeBase: base,
     byPositionSize,
     byOrdersPerDay,
     byOrderOfDay,

@@ -135,7 +135,7 @@ for (const backend of backends) {
       Effect.gen(function*() {
         const alice = yield* user()
         const run = yield* seedRun(alice.id)
-        const expected = TradeAnalysis.describeTradeAnalysis(TradeAnalysis.analyseTrades(TRADES, { positionSizeBase: run.strategy.initialCash }))
+        const expected = TradeAnalysis.describeTradeAnalysis(TradeAnalysis.analyseTrades(TRADES))
 
         const first = yield* Effect.scoped(Effect.gen(function*() {
           const base = yield* serve(offline)

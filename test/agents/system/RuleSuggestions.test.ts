@@ -25,7 +25,7 @@ const strategy = (over: Partial<StrategyEncoded> = {}) => Schema.decodeUnknownSy
 
 const suggest = (trades: ReadonlyArray<Trade>, options: RuleSuggestions.SuggestOptions & { timeZone?: string } = {}, over = {}) =>
   RuleSuggestions.suggestRules(
-    TradeAnalysis.analyseTrades(trades, { positionSizeBase: u(10_000), ...(options.timeZone ? { timeZone: options.timeZone } : {}) }),
+    TradeAnalysis.analyseTrades(trades, options.timeZone ? { timeZone: options.timeZone } : {}),
     strategy(over),
     options
   )
@@ -75,6 +75,24 @@ const intent = (symbol: string, side: Side, quantity: number, current = 0): Orde
 /** What the rules engine does with a suggested rule. */
 const judge = (rule: Rule, i: OrderIntent, ctx: RiskContext) =>
   Rules.evaluateRule(Rules.make([rule]).rules[0]!, Gates.orderFacts(i, ctx), i.quantity).result
+
+/**
+ * Trades with their entry orders: each decided when it filled, the `nth` of `of` orders of its day
+ * (default the only one), making a position of `percent` of equity (default unknown).
+ */
+const entered = (
+  specs: ReadonlyArray<{ day: number; hour: number; pnl: number; nth?: number; of?: number; percent?: number; symbol?: string }>
+) => {
+  const trades = specs.map((s) => trade({ symbol: s.symbol ?? "AAPL", entry: day(s.day, s.hour), exit: day(s.day, s.hour, 30), pnl: s.pnl }))
+  const entries = new Map(trades.map((t, i) => {
+    const s = specs[i]!
+    return [t, entry(day(s.day, s.hour), s.nth ?? 1, s.of ?? s.nth ?? 1, s.percent ?? null)]
+  }))
+  return { trades, entries }
+}
+
+const suggestEntered = (e: ReturnType<typeof entered>, options: RuleSuggestions.SuggestOptions = {}, over = {}) =>
+  RuleSuggestions.suggestRules(TradeAnalysis.analyseTrades(e.trades, { entries: e.entries }), strategy(over), options)
 
 // --- a losing symbol -----------------------------------------------------------------------------
 
@@ -318,56 +336,65 @@ describe("suggestRules: losing hours and weekdays", () => {
 
 // --- position size and orders per day -----------------------------------------------------------
 
-// Ten symbols, one trade each at its own hour and day: 5 % positions win 10, 30 % positions lose 20.
-const sizeTrades = daily(
-  Array.from({ length: 10 }, (_, i) => ({ symbol: `S${i}`, hour: i, quantity: i % 2 === 0 ? 5 : 30, pnl: i % 2 === 0 ? 10 : -20 }))
+// Ten symbols, one trade each at its own hour and day: positions of 5 % of equity win 10, of 30 % lose 20.
+const sized = entered(
+  Array.from({ length: 10 }, (_, i) => ({ symbol: `S${i}`, day: i, hour: i, percent: i % 2 === 0 ? 5 : 30, pnl: i % 2 === 0 ? 10 : -20 }))
 )
 
 describe("suggestRules: large positions", () => {
-  it("caps the position percent just above the smaller, better trades", () => {
-    const result = suggest(sizeTrades)
+  it("caps the position percent at the top of the smaller, better positions: what the rule measures", () => {
+    const result = suggestEntered(sized)
     expect(result.suggestions).toHaveLength(1)
     const [s] = result.suggestions
     expect(s!.rule).toEqual({
       kind: "max_position_percent",
       category: "position",
       id: "suggested-max-position",
-      name: "Positions at most 10% of equity (suggested)",
+      name: "Positions at most 5% of equity (suggested)",
       priority: 0,
       active: true,
       denySymbols: [],
-      params: { percent: 10 }
+      params: { percent: 5 }
     })
-    expect(s!.pattern).toEqual({ kind: "position_size", minPercent: 10, base: u(10_000) })
+    expect(s!.pattern).toEqual({ kind: "position_size", abovePercent: 5 })
     expect(s!.evidence).toMatchObject({ trades: 5, losingTrades: 5, pnl: u(-100), otherTrades: 5, otherPnl: u(50) })
-    expect(s!.reason).toContain("Positions of 10% of 10,000.00 or more lost 100.00 over 5 trades")
+    expect(s!.reason).toContain("Positions above 5% of equity when they were entered lost 100.00 over 5 trades")
     expectApplicable(result)
+    // Applied, it cuts the positions its evidence names and passes the others (one of exactly 5 % included).
+    expect(judge(s!.rule, intent("AAPL", "buy", 300), context())).toBe("reduce")
+    expect(judge(s!.rule, intent("AAPL", "buy", 50), context())).toBe("pass")
   })
 
-  it("says when positions are already limited below the cap", () => {
-    const result = suggest(sizeTrades, {}, { risk: { limits: { maxPositionPct: 8 } } })
+  it("says when positions are already limited as tightly: such a cap would change nothing", () => {
+    const result = suggestEntered(sized, {}, { risk: { limits: { maxPositionPct: 5 } } })
     expect(result.suggestions).toEqual([])
     expect(result.skipped).toContainEqual({
-      pattern: "positions of 10% or more",
-      reason: "positions are already limited to 8% of equity (these were measured against the initial cash)"
+      pattern: "positions above 5% of equity",
+      reason: "positions are already limited to 5% of equity: a cap of 5% would change nothing"
+    })
+    const capped = suggestEntered(sized, {}, {
+      rules: [{ id: "cap", name: "cap", kind: "max_position_percent", params: { percent: 4 } }]
+    } as Partial<StrategyEncoded>)
+    expect(capped.suggestions).toEqual([])
+    expect(capped.skipped).toContainEqual({
+      pattern: "positions above 5% of equity",
+      reason: "positions are already limited to 4% of equity: a cap of 5% would change nothing"
     })
   })
 
-  it("needs a position-size base in the analysis", () => {
-    const result = RuleSuggestions.suggestRules(TradeAnalysis.analyseTrades(sizeTrades), strategy())
+  it("suggests no cap when every position was the share of equity the strategy sizes at", () => {
+    // Sized at 10 % of equity: the positions were 9.9 to 10 % when judged, whatever the equity had
+    // grown to (against the initial cash they looked ever larger), and the later ones lost.
+    const grown = entered(Array.from({ length: 12 }, (_, i) => ({ symbol: `S${i % 3}`, day: i, hour: 10, percent: i < 6 ? 9.9 : 10, pnl: i < 6 ? 10 : -10 })))
+    const result = suggestEntered(grown)
+    expect(result.suggestions.filter((s) => s.pattern.kind === "position_size")).toEqual([])
+  })
+
+  it("needs the positions the entries made", () => {
+    const result = RuleSuggestions.suggestRules(TradeAnalysis.analyseTrades(sized.trades), strategy())
     expect(result.suggestions).toEqual([])
   })
 })
-
-/** Trades with their entry orders: each decided when it filled, the `nth` of `of` orders of its day. */
-const entered = (specs: ReadonlyArray<{ day: number; hour: number; pnl: number; nth: number; of: number; symbol?: string }>) => {
-  const trades = specs.map((s) => trade({ symbol: s.symbol ?? "AAPL", entry: day(s.day, s.hour), exit: day(s.day, s.hour, 30), pnl: s.pnl }))
-  const entries = new Map(trades.map((t, i) => [t, entry(day(specs[i]!.day, specs[i]!.hour), specs[i]!.nth, specs[i]!.of)]))
-  return { trades, entries }
-}
-
-const suggestEntered = (e: ReturnType<typeof entered>, options: RuleSuggestions.SuggestOptions = {}, over = {}) =>
-  RuleSuggestions.suggestRules(TradeAnalysis.analyseTrades(e.trades, { entries: e.entries }), strategy(over), options)
 
 // Three busy days (Mon–Wed of week 1) with four intraday round trips each losing 5 — eight orders
 // a day, the entries 1st, 3rd, 5th and 7th; ten quiet days with one round trip winning 10.

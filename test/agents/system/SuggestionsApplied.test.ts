@@ -10,7 +10,9 @@ import { Effect, Schema } from "effect"
 import type { RuleSuggestion } from "../../../schemas/Chat.js"
 import type { RunId, StrategyId } from "../../../schemas/Ids.js"
 import { Rule } from "../../../schemas/Rule.js"
+import { VerdictGiven } from "../../../schemas/RunEvent.js"
 import { Strategy } from "../../../schemas/Strategy.js"
+import type { RuleOutcome } from "../../../schemas/Verdict.js"
 import * as Tools from "../../../agents/system/Tools.js"
 import * as TradeAnalysis from "../../../agents/system/TradeAnalysis.js"
 import * as LlmRuntime from "../../../src/llm/LlmRuntime.js"
@@ -90,6 +92,29 @@ const weekdayOf = (ms: number) => TradeAnalysis.localHourAndWeekday(ms, "UTC")[1
 const roundsBefore = (entries: ReadonlyArray<EntryRow>, ts: number) =>
   entries.filter((e) => e.decidedAt < ts).map((e) => e.roundId).sort()
 
+/** What rule `id` said of each round's intent in the run, by round. */
+const ruleOutcomesOf = (run: RunId, id: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ body: string }>`
+      select e.body from verdicts v join run_events e on e.run_id = v.run_id and e.seq = v.seq where v.run_id = ${run} order by v.seq`
+    const outcomes = new Map<string, RuleOutcome>()
+    for (const row of rows) {
+      const { verdict } = Schema.decodeUnknownSync(Schema.parseJson(VerdictGiven))(row.body)
+      const outcome = verdict.rules.find((r) => r.rule === id)
+      if (outcome !== undefined) outcomes.set(verdict.intent.round, outcome)
+    }
+    return outcomes
+  }).pipe(Effect.orDie)
+
+/** The SMA crossover example trading a fixed 300 shares: its positions are of many sizes of equity (INITECH's the largest). */
+const fixedQuantity = (strategy: Strategy) =>
+  Schema.decodeUnknownSync(Strategy)({
+    ...Schema.encodeSync(Strategy)(strategy),
+    name: "SMA crossover, 300 shares",
+    sizing: { mode: "fixed_quantity", value: 300 }
+  })
+
 for (const backend of backends) {
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`suggestions applied (${backend.name})`, (it) => {
     it.effect("the weekday rule, applied, keeps out exactly the entries decided on the days it names", () =>
@@ -145,6 +170,55 @@ for (const backend of backends) {
         expect(again.filter((e) => placesAgain.get(e.orderId)! > above)).toEqual([])
         const firstBlamed = Math.min(...blamed.map((e) => e.decidedAt))
         expect(roundsBefore(again, firstBlamed)).toEqual(roundsBefore(entries, firstBlamed))
+      }), { timeout: 120_000 })
+
+    it.effect("suggests no position cap the positions were not above: six analysts sized at 10 % of equity", () =>
+      Effect.gen(function*() {
+        const strategy = yield* Effect.orDie(StrategyFile.load("examples/six-analysts.yaml"))
+        const run = yield* Effect.flatMap(backtest(strategy), (stored) => Effect.orDie(Runs.get(stored.run)))
+        // Against the initial cash the later positions were 10 % or more (equity grew) and lost: a cap
+        // at 10 % of equity was suggested, and changed nothing. As the rule measures them, none was above 10 %.
+        for (const minTrades of [5, 2]) {
+          const suggested = yield* Effect.orDie(Tools.suggestions(run, minTrades))
+          expect(suggested.suggestions.filter((s) => s.pattern.kind === "position_size").map((s) => s.reason)).toEqual([])
+        }
+        const { entries, trades } = yield* Effect.orDie(Tools.tradesWithEntries(run.id))
+        const percents = trades.map((t) => entries.get(t)!.positionPercent!)
+        expect(Math.max(...percents)).toBeLessThanOrEqual(10)
+        expect(Math.min(...percents)).toBeGreaterThan(5)
+      }), { timeout: 120_000 })
+
+    it.effect("the position cap, applied, cuts exactly the positions its evidence names, as measured", () =>
+      Effect.gen(function*() {
+        const strategy = fixedQuantity(yield* Effect.orDie(StrategyFile.load("examples/sma-crossover.json")))
+        const first = yield* Effect.flatMap(backtest(strategy), (stored) => Effect.orDie(Runs.get(stored.run)))
+        const suggested = yield* Effect.orDie(Tools.suggestions(first, 2))
+        const cap = suggested.suggestions.find((s) => s.pattern.kind === "position_size")!
+        expect(cap).toBeDefined()
+        const above = cap.pattern.kind === "position_size" ? cap.pattern.abovePercent : 0
+        expect(cap.rule).toMatchObject({ kind: "max_position_percent", params: { percent: above } })
+
+        const { entries, trades } = yield* Effect.orDie(Tools.tradesWithEntries(first.id))
+        const named = trades.filter((t) => entries.get(t)!.positionPercent! > above)
+        expect(named.length).toBe(cap.evidence.trades)
+        expect(named.reduce((sum, t) => sum + t.pnl, 0)).toBe(cap.evidence.pnl)
+        const rows = yield* entriesOf(first.id)
+        const rounds = named.map((t) => rows[trades.indexOf(t)]!.roundId)
+
+        // Applied and run again: the rule cuts each of those entries — the first, having measured
+        // what the suggestion measured — and passes every entry decided before.
+        const second = yield* applied(first, cap)
+        const outcomes = yield* ruleOutcomesOf(second.id, cap.rule.id)
+        const firstNamed = named.reduce((a, b) => (entries.get(a)!.decidedAt <= entries.get(b)!.decidedAt ? a : b))
+        const firstRound = rows[trades.indexOf(firstNamed)]!.roundId
+        expect(outcomes.get(firstRound)).toMatchObject({ result: "reduce" })
+        expect(outcomes.get(firstRound)!.actual).toBeCloseTo(entries.get(firstNamed)!.positionPercent!, 4)
+        for (const round of rounds) expect([round, outcomes.get(round)?.result]).toEqual([round, "reduce"])
+        for (const row of rows.filter((r) => r.decidedAt < entries.get(firstNamed)!.decidedAt)) {
+          expect([row.roundId, outcomes.get(row.roundId)?.result]).toEqual([row.roundId, "pass"])
+        }
+        const again = yield* Effect.orDie(Tools.tradesWithEntries(second.id))
+        expect(again.trades.filter((t) => again.entries.get(t)!.positionPercent! > above)).toEqual([])
       }), { timeout: 120_000 })
   })
 }

@@ -333,9 +333,7 @@ for (const backend of backends) {
           const agent = yield* agentWith(Offline.make())
           expect(agent.backend.kind).toBe("offline")
           const chunks = yield* collect(agent.ask(run.id, "Which trades lost money?"))
-          const expected = TradeAnalysis.describeTradeAnalysis(
-            TradeAnalysis.analyseTrades(TRADES, { positionSizeBase: run.strategy.initialCash })
-          )
+          const expected = TradeAnalysis.describeTradeAnalysis(TradeAnalysis.analyseTrades(TRADES))
           expect(ofTag(chunks, "ToolUsed").map((u) => [u.tool, u.ok])).toEqual([["analyse_trades", true]])
           expect(textOf(chunks)).toBe(expected)
           expect(ofTag(chunks, "Token").length).toBe(Offline.words(expected).length)
@@ -361,7 +359,7 @@ for (const backend of backends) {
 
           // A budget the run's own calls have (all but) spent: the model is not asked.
           const spent = yield* seedRun("alice", TRADES, { budget: { tokens: 50_000 } })
-          const expected = TradeAnalysis.describeTradeAnalysis(TradeAnalysis.analyseTrades(TRADES, { positionSizeBase: spent.strategy.initialCash }))
+          const expected = TradeAnalysis.describeTradeAnalysis(TradeAnalysis.analyseTrades(TRADES))
           const sql = yield* SqlClient.SqlClient
           const call = { agent: "llm_analyst", step: "analyst", model: "llama3.2:3b", backend: "ollama", promptHash: "0".repeat(64), tokensIn: 48_000, tokensOut: 1_500, latencyMillis: 5, cache: "miss", attempts: 1, outcome: "ok" }
           const seq = TRADES.length + 1

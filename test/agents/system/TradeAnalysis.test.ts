@@ -1,8 +1,18 @@
 import { describe, expect, it } from "@effect/vitest"
+import { Schema } from "effect"
+import type { RoundId, Symbol, Timestamp } from "../../../schemas/Ids.js"
 import type { Money } from "../../../schemas/Money.js"
+import type { OrderIntent } from "../../../schemas/Order.js"
+import type { PortfolioSnapshot } from "../../../schemas/Portfolio.js"
+import type { RiskContext, RiskLimits } from "../../../schemas/Risk.js"
+import { Rule } from "../../../schemas/Rule.js"
 import type { Trade } from "../../../schemas/Trade.js"
+import * as Gates from "../../../src/trading/Gates.js"
 import * as Metrics from "../../../src/trading/Metrics.js"
+import * as RiskCheck from "../../../src/trading/RiskCheck.js"
+import * as Rules from "../../../src/trading/Rules.js"
 import * as TradeAnalysis from "../../../agents/system/TradeAnalysis.js"
+import { books, holding } from "../../trading/portfolioFixtures.js"
 import { at, entry, trade, u } from "./fixtures.js"
 
 // Seven round trips with known P&L (units): 2024-03-04 is a Monday; New York is on EST (UTC−5)
@@ -41,17 +51,18 @@ const rows = (buckets: ReadonlyArray<TradeAnalysis.Bucket<unknown>>): ReadonlyAr
 // The orders that opened them, decided when they filled, counted per UTC day as the risk officer
 // counts them: 03-04 had five orders (t1 in, t1 out, t7 in, t7 out, t2 in), 03-05 two (t3 in, t2
 // out), 03-08 two (t5 in and out), 03-06 and 03-09 one each (t4 in, t6 in).
+// Their positions as a share of equity when the entries were judged: one in each band.
 const entries = new Map([
-  [t1, entry("2024-03-04T09:30:00Z", 1, 5)],
-  [t7, entry("2024-03-04T09:50:00Z", 3, 5)],
-  [t2, entry("2024-03-04T14:00:00Z", 5, 5)],
-  [t3, entry("2024-03-05T03:10:00Z", 1, 2)],
-  [t4, entry("2024-03-06T15:00:00Z", 1, 1)],
-  [t5, entry("2024-03-08T09:00:00Z", 1, 2)],
-  [t6, entry("2024-03-09T23:30:00Z", 1, 1)]
+  [t1, entry("2024-03-04T09:30:00Z", 1, 5, 10)],
+  [t7, entry("2024-03-04T09:50:00Z", 3, 5, 1.5)],
+  [t2, entry("2024-03-04T14:00:00Z", 5, 5, 20.2)],
+  [t3, entry("2024-03-05T03:10:00Z", 1, 2, 12.5)],
+  [t4, entry("2024-03-06T15:00:00Z", 1, 1, 33)],
+  [t5, entry("2024-03-08T09:00:00Z", 1, 2, 4.9)],
+  [t6, entry("2024-03-09T23:30:00Z", 1, 1, 0.8)]
 ])
 
-const analysis = TradeAnalysis.analyseTrades(trades, { positionSizeBase: u(10_000), entries })
+const analysis = TradeAnalysis.analyseTrades(trades, { entries })
 
 describe("analyseTrades", () => {
   it("summarises every trade, with figures in micros", () => {
@@ -188,38 +199,89 @@ describe("analyseTrades", () => {
     expect(keys(5 * 86_400_000)).toEqual(["5d_or_more"])
   })
 
-  it("breaks down by position size against the base it is given", () => {
-    expect(analysis.positionSizeBase).toBe(u(10_000))
+  it("breaks down by position size as a share of equity when the entry was judged", () => {
     expect(rows(analysis.byPositionSize)).toEqual([
-      ["1-2", 1, 0, 0, 1, 0],
-      ["2-5", 1, 1, 0, 0, 10.5],
-      ["5-10", 1, 1, 0, 0, 40],
-      ["10-15", 2, 1, 1, 0, 30],
+      ["0-1", 1, 0, 0, 1, 0],
+      ["1-2", 1, 1, 0, 0, 10.5],
+      ["2-5", 1, 1, 0, 0, 40],
+      ["5-10", 1, 1, 0, 0, 50],
+      ["10-15", 1, 0, 1, 0, -20],
       ["20-25", 1, 0, 1, 0, -30],
       ["30-40", 1, 0, 1, 0, -100]
     ])
     expect(analysis.byPositionSize.map((b) => [b.label, b.minPercent, b.maxPercent])).toEqual([
-      ["1% to 2%", 1, 2],
-      ["2% to 5%", 2, 5],
-      ["5% to 10%", 5, 10],
-      ["10% to 15%", 10, 15],
-      ["20% to 25%", 20, 25],
-      ["30% to 40%", 30, 40]
+      ["up to 1% of equity", 0, 1],
+      ["over 1% to 2% of equity", 1, 2],
+      ["over 2% to 5% of equity", 2, 5],
+      ["over 5% to 10% of equity", 5, 10],
+      ["over 10% to 15% of equity", 10, 15],
+      ["over 20% to 25% of equity", 20, 25],
+      ["over 30% to 40% of equity", 30, 40]
     ])
-    const edges = TradeAnalysis.analyseTrades([
-      trade({ entry: "2024-01-01T00:00:00Z", exit: "2024-01-01T01:00:00Z", quantity: 0.5, pnl: 1 }),
-      trade({ entry: "2024-01-01T00:00:00Z", exit: "2024-01-01T01:00:00Z", quantity: 60, pnl: 1 })
-    ], { positionSizeBase: u(10_000) })
-    expect(edges.byPositionSize.map((b) => [b.key, b.label, b.minPercent, b.maxPercent])).toEqual([
-      ["0-1", "under 1%", 0, 1],
-      ["50+", "50% or more", 50, null]
+    // A position of exactly an edge is within it (a cap there passes it); one a hair above is not.
+    const sized = (percents: ReadonlyArray<number | null>) => {
+      const ts = percents.map((_, i) => trade({ symbol: `S${i}`, entry: "2024-01-01T00:00:00Z", exit: "2024-01-01T01:00:00Z", pnl: 1 }))
+      const es = new Map(ts.map((t, i) => [t, entry("2024-01-01T00:00:00Z", 1, 1, percents[i]!)]))
+      return TradeAnalysis.analyseTrades(ts, { entries: es }).byPositionSize.map((b) => [b.key, b.trades, b.label, b.maxPercent])
+    }
+    expect(sized([10, 10.000001, 50, 50.5, null])).toEqual([
+      ["5-10", 1, "over 5% to 10% of equity", 10],
+      ["10-15", 1, "over 10% to 15% of equity", 15],
+      ["40-50", 1, "over 40% to 50% of equity", 50],
+      ["50+", 1, "over 50% of equity", null]
     ])
   })
 
-  it("has no position-size breakdown without a base", () => {
-    const plain = TradeAnalysis.analyseTrades(trades)
-    expect(plain.positionSizeBase).toBeNull()
-    expect(plain.byPositionSize).toEqual([])
+  it("has no position-size breakdown without the entries' orders: trades do not carry the equity at their entry", () => {
+    expect(TradeAnalysis.analyseTrades(trades).byPositionSize).toEqual([])
+  })
+
+  describe("positionPercentOf", () => {
+    const context = (portfolio: PortfolioSnapshot): RiskContext => ({
+      portfolio,
+      dayStartEquity: portfolio.equity,
+      peakEquity: portfolio.equity,
+      ordersToday: 0,
+      now: at("2024-03-04T15:00:00Z"),
+      allowShort: true,
+      allowFractional: false
+    })
+    const intent = (side: "buy" | "sell", quantity: number, current = 0): OrderIntent => ({
+      round: "S@0" as RoundId,
+      symbol: "S" as Symbol,
+      ts: 0 as Timestamp,
+      side,
+      quantity,
+      currentQuantity: current,
+      targetQuantity: current + (side === "buy" ? quantity : -quantity),
+      referencePrice: 100,
+      reason: current === 0 ? "open" : Math.sign(current) !== Math.sign(current + (side === "buy" ? quantity : -quantity)) ? "reverse" : "increase"
+    })
+    /** What a `max_position_percent` rule measures of the order placed: the figure a cap compares. */
+    const ruleMeasure = (i: OrderIntent, ctx: RiskContext, placed: number) => {
+      const rule = Schema.decodeUnknownSync(Rule)({ id: "cap", name: "cap", kind: "max_position_percent", params: { percent: 50 } })
+      return Rules.evaluateRule(Rules.make([rule]).rules[0]!, Gates.orderFacts(i, ctx), placed).actual
+    }
+    const cases: ReadonlyArray<readonly [string, OrderIntent, PortfolioSnapshot, RiskLimits]> = [
+      ["an order the checks passed", intent("buy", 100), books(100_000), Gates.hardLimits],
+      ["an order the position limit cut", intent("buy", 400), books(100_000), { ...Gates.hardLimits, maxPositionPct: 25 }],
+      ["an order the cash reserve cut after the position limit passed it", intent("buy", 200), books(25_000, [holding("X", 750, 100)]), Gates.hardLimits],
+      ["a reversal", intent("buy", 150, -50), books(105_000, [holding("S", -50, 100)]), Gates.hardLimits],
+      ["a short", intent("sell", 80), books(100_000, [holding("S", 0, 100)]), Gates.hardLimits]
+    ]
+    it.each(cases)("measures %s as the rule does, at the quantity placed", (_, i, portfolio, limits) => {
+      const verdict = RiskCheck.check(i, context(portfolio), Rules.empty, limits, "active")
+      expect(verdict.quantity).toBeGreaterThan(0)
+      const measured = TradeAnalysis.positionPercentOf(verdict, verdict.quantity)
+      expect(measured).not.toBeNull()
+      expect(measured).toBeCloseTo(ruleMeasure(i, context(portfolio), verdict.quantity)!, 6)
+    })
+    it("says which cut it: the position limit to 25 %, the reserve to 15 %", () => {
+      const cut = RiskCheck.check(intent("buy", 400), context(books(100_000)), Rules.empty, { ...Gates.hardLimits, maxPositionPct: 25 }, "active")
+      expect([cut.outcome, cut.quantity, TradeAnalysis.positionPercentOf(cut, cut.quantity)]).toEqual(["reduced", 250, 25])
+      const reserve = RiskCheck.check(intent("buy", 200), context(books(25_000, [holding("X", 750, 100)])), Rules.empty, Gates.hardLimits, "active")
+      expect([reserve.outcome, reserve.quantity, TradeAnalysis.positionPercentOf(reserve, reserve.quantity)]).toEqual(["reduced", 150, 15])
+    })
   })
 
   it("breaks down by the orders of the UTC day the entry was decided on, as recorded", () => {
@@ -285,7 +347,7 @@ describe("analyseTrades", () => {
   })
 
   it("gives a clear empty result without trades: zeros and nulls, never NaN", () => {
-    const empty = TradeAnalysis.analyseTrades([], { positionSizeBase: u(10_000) })
+    const empty = TradeAnalysis.analyseTrades([], { entries: new Map() })
     expect(empty).toEqual({
       timeZone: "UTC",
       clock: "entry",
@@ -310,7 +372,6 @@ describe("analyseTrades", () => {
       byHour: [],
       byWeekday: [],
       byHoldingPeriod: [],
-      positionSizeBase: u(10_000),
       byPositionSize: [],
       byOrdersPerDay: [],
       byOrderOfDay: [],

@@ -34,8 +34,16 @@ export const trade = (t: TradeSpec): Trade => ({
   commission: u(0)
 })
 
-/** A trade's entry order as the run records it: decided at `decided` (ISO), the `nth` of the `of` orders of its UTC day. */
-export const entry = (decided: string, nth = 1, of = nth): TradeAnalysis.Entry => ({ decidedAt: at(decided), nthOfDay: nth, ordersOfDay: of })
+/**
+ * A trade's entry order as the run records it: decided at `decided` (ISO), the `nth` of the `of`
+ * orders of its UTC day, making a position of `percent` of equity.
+ */
+export const entry = (decided: string, nth = 1, of = nth, percent: number | null = null): TradeAnalysis.Entry => ({
+  decidedAt: at(decided),
+  nthOfDay: nth,
+  ordersOfDay: of,
+  positionPercent: percent
+})
 
 /** `2024-01-01` plus `days`, at `hour`:`minute` UTC, as ISO. */
 export const day = (days: number, hour = 10, minute = 0): string =>
