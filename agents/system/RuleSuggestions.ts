@@ -9,7 +9,8 @@
  * - weekdays that lost, likewise → trading days without them;
  *   both read, when the analysis's `clock` is `decision`, at the time the entry order was decided: the
  *   time the rule will judge it at (with `next_open` fills a trade decided on Friday enters on Monday,
- *   and a rule against Mondays would not have touched it);
+ *   and a rule against Mondays would not have touched it); hours and days the strategy's trading-hours
+ *   rules already keep closed are left out, as other patterns already limited are;
  * - larger positions that lost while smaller ones did better → a maximum position percent, the
  *   positions measured as the rule measures them (a share of equity when the entry was judged);
  * - entries placed after a day's first orders that lost while the rest did better → a maximum number
@@ -135,6 +136,14 @@ const ranges = (hours: ReadonlyArray<number>): ReadonlyArray<readonly [number, n
   return out
 }
 
+const minutesOf = (hhmm: string): number => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5))
+
+/** `rule a already keeps`, `rules a and b already keep`. */
+const rulesKeep = (ids: ReadonlyArray<string>): string => {
+  const unique = [...new Set(ids)]
+  return `${unique.length === 1 ? "rule" : "rules"} ${Format.list(unique)} already keep${unique.length === 1 ? "s" : ""}`
+}
+
 const hoursText = (hours: ReadonlyArray<number>): string =>
   Format.list(ranges(hours).map(([s, e]) => `${time(s * 60)}–${time(e * 60)}`))
 
@@ -233,7 +242,27 @@ export const suggestRules = (
   // read them in. (A blackout is one absolute range of dates, not a time of every day.)
   const zone = analysis.timeZone
   const entered = analysis.clock === "decision" ? "Trades whose entry was decided" : "Trades entered"
-  const losingHours = analysis.byHour.filter((b) => losing(b) && b.trades >= minTrades)
+  // What the strategy's trading-hours rules already keep closed to every order, every day: those of
+  // the analysis's zone that cover every symbol (one in another zone, or for some symbols, may
+  // overlap a suggestion in part only, and is not compared). A day a rule does not list is closed;
+  // an hour is closed when none of its windows meets it (its windows hold on every day it lists).
+  const hourRules = rules.flatMap((r) => (r.kind === "trading_hours" && coversEverySymbol(r) && r.params.timeZone === zone ? [r] : []))
+  const closingHour = (h: number) =>
+    hourRules.find((r) => r.params.windows.every((w) => minutesOf(w.end) <= h * 60 || minutesOf(w.start) >= (h + 1) * 60))
+  const closingDay = (d: Weekday) => hourRules.find((r) => !r.params.days.includes(d))
+
+  const losingHoursAll = analysis.byHour.filter((b) => losing(b) && b.trades >= minTrades)
+  const closedHours = losingHoursAll.flatMap((b) => {
+    const rule = closingHour(b.key)
+    return rule === undefined ? [] : [[b.key, rule.id] as const]
+  })
+  if (closedHours.length > 0) {
+    skipped.push({
+      pattern: `hours ${hoursText(closedHours.map(([h]) => h))}`,
+      reason: `${rulesKeep(closedHours.map(([, id]) => id))} orders out of those hours`
+    })
+  }
+  const losingHours = losingHoursAll.filter((b) => !closedHours.some(([h]) => h === b.key))
   if (losingHours.length > 0) {
     const hours = losingHours.map((b) => b.key)
     const evidence = evidenceOf(TradeAnalysis.combine(losingHours), overall)
@@ -262,7 +291,18 @@ export const suggestRules = (
     }
   }
 
-  const losingDays = analysis.byWeekday.filter((b) => losing(b) && b.trades >= minTrades)
+  const losingDaysAll = analysis.byWeekday.filter((b) => losing(b) && b.trades >= minTrades)
+  const closedDays = losingDaysAll.flatMap((b) => {
+    const rule = closingDay(b.key)
+    return rule === undefined ? [] : [[b, rule.id] as const]
+  })
+  if (closedDays.length > 0) {
+    skipped.push({
+      pattern: `weekdays ${Format.list(closedDays.map(([b]) => b.label))}`,
+      reason: `${rulesKeep(closedDays.map(([, id]) => id))} orders out on those days`
+    })
+  }
+  const losingDays = losingDaysAll.filter((b) => !closedDays.some(([c]) => c === b))
   if (losingDays.length > 0) {
     const days = losingDays.map((b) => b.key)
     const names = Format.list(losingDays.map((b) => b.label))

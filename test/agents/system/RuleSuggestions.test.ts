@@ -326,6 +326,75 @@ describe("suggestRules: losing hours and weekdays", () => {
     }
   })
 
+  // Five weeks: Monday loses 10, Friday loses 5, Tuesday and Wednesday win 10, all at noon.
+  const weekTrades = daily(
+    Array.from({ length: 5 }, (_, w) => [
+      { day: 7 * w, hour: 12, pnl: -10 },
+      { day: 7 * w + 1, hour: 12, pnl: 10 },
+      { day: 7 * w + 2, hour: 12, pnl: 10 },
+      { day: 7 * w + 4, hour: 12, pnl: -5 }
+    ]).flat()
+  )
+  const withRules = (...rules: ReadonlyArray<unknown>) => ({ rules: rules.map((r) => Schema.encodeSync(Rule)(r as Rule)) }) as Partial<StrategyEncoded>
+
+  it("does not suggest trading days or hours again once applied: the strategy's rule already keeps them closed", () => {
+    const days = suggest(weekTrades).suggestions.find((s) => s.pattern.kind === "weekdays")!
+    expect(days.pattern).toMatchObject({ days: ["mon", "fri"] })
+    const again = suggest(weekTrades, {}, withRules(days.rule))
+    expect(again.suggestions.filter((s) => s.pattern.kind === "weekdays")).toEqual([])
+    expect(again.skipped).toContainEqual({
+      pattern: "weekdays Monday and Friday",
+      reason: "rule suggested-trading-days already keeps orders out on those days"
+    })
+
+    const hours = suggest(hourTrades).suggestions.find((s) => s.pattern.kind === "hours")!
+    const hoursAgain = suggest(hourTrades, {}, withRules(hours.rule))
+    expect(hoursAgain.suggestions).toEqual([])
+    expect(hoursAgain.skipped).toContainEqual({
+      pattern: "hours 15:00–16:00",
+      reason: "rule suggested-trading-hours already keeps orders out of those hours"
+    })
+  })
+
+  it("suggests only the days and hours no rule keeps closed yet, on their own evidence", () => {
+    const noMondays = {
+      kind: "trading_hours",
+      category: "schedule",
+      id: "no-mondays",
+      name: "no Mondays",
+      priority: 0,
+      active: true,
+      denySymbols: [],
+      params: { timeZone: "UTC", windows: [{ start: "00:00", end: "24:00" }], days: ["tue", "wed", "thu", "fri", "sat", "sun"], exemptRiskReducing: false }
+    }
+    const result = suggest(weekTrades, {}, withRules(noMondays))
+    const days = result.suggestions.find((s) => s.pattern.kind === "weekdays")!
+    expect(days.pattern).toEqual({ kind: "weekdays", days: ["fri"], timeZone: "UTC" })
+    expect(days.rule).toMatchObject({ params: { days: ["mon", "tue", "wed", "thu", "sat", "sun"] } })
+    expect(days.evidence).toMatchObject({ trades: 5, pnl: u(-25) })
+    expect(result.skipped).toContainEqual({ pattern: "weekdays Monday", reason: "rule no-mondays already keeps orders out on those days" })
+
+    // Mornings only, every day: 15:00 is closed. A window that reaches into the hour leaves it open.
+    const mornings = { ...noMondays, id: "mornings", params: { ...noMondays.params, windows: [{ start: "08:00", end: "12:00" }], days: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] } }
+    expect(suggest(hourTrades, {}, withRules(mornings)).suggestions.filter((s) => s.pattern.kind === "hours")).toEqual([])
+    const late = { ...mornings, id: "late", params: { ...mornings.params, windows: [{ start: "08:00", end: "15:30" }] } }
+    expect(suggest(hourTrades, {}, withRules(late)).suggestions.map((s) => s.rule.id)).toContain("suggested-trading-hours")
+  })
+
+  it("does not count a rule that is inactive, for some symbols only, or in another zone", () => {
+    const days = suggest(weekTrades).suggestions.find((s) => s.pattern.kind === "weekdays")!.rule
+    for (
+      const other of [
+        { ...days, active: false },
+        { ...days, allowSymbols: ["AAPL"] },
+        { ...days, params: { ...days.params, timeZone: "America/New_York" } }
+      ]
+    ) {
+      const result = suggest(weekTrades, {}, withRules(other))
+      expect(result.suggestions.find((s) => s.pattern.kind === "weekdays")!.rule.id).toBe("suggested-trading-days-2")
+    }
+  })
+
   it("reads the entry fill's time for a trade whose entry order is not known", () => {
     const result = byDecision(nextOpenTrades, new Map())
     expect(result.suggestions.find((s) => s.pattern.kind === "weekdays")!.pattern).toEqual({ kind: "weekdays", days: ["mon"], timeZone: "UTC" })

@@ -39,15 +39,19 @@ const backtest = (strategy: Strategy, version?: { readonly id: StrategyId; reado
     }).pipe(Effect.provide(LlmRuntime.layerOffline))
   }).pipe(Effect.orDie)
 
-/** The rule added to the run's strategy as a new version, as `chat.applyRule` does; the run of that version. */
+/** The rule added to the run's strategy as a new version, as `chat.applyRule` does. */
+const applyRule = (run: Runs.RunRecord, suggestion: RuleSuggestion) =>
+  Strategies.modify(run.owner, run.strategyId, (current) => {
+    const encoded = Schema.encodeSync(Strategy)(current.strategy)
+    return Effect.succeed(
+      Schema.decodeUnknownSync(Strategy)({ ...encoded, rules: [...(encoded.rules ?? []), Schema.encodeSync(Rule)(suggestion.rule)] })
+    )
+  }).pipe(Effect.orDie)
+
+/** The rule applied, and the run of the strategy's new version. */
 const applied = (run: Runs.RunRecord, suggestion: RuleSuggestion) =>
   Effect.gen(function*() {
-    const saved = yield* Strategies.modify(run.owner, run.strategyId, (current) => {
-      const encoded = Schema.encodeSync(Strategy)(current.strategy)
-      return Effect.succeed(
-        Schema.decodeUnknownSync(Strategy)({ ...encoded, rules: [...(encoded.rules ?? []), Schema.encodeSync(Rule)(suggestion.rule)] })
-      )
-    })
+    const saved = yield* applyRule(run, suggestion)
     const stored = yield* backtest(saved.strategy, saved)
     return yield* Runs.get(stored.run)
   }).pipe(Effect.orDie)
@@ -142,6 +146,19 @@ for (const backend of backends) {
         // Up to the first entry it kept out, the run made the same entries.
         const firstBlamed = Math.min(...blamed.map((e) => e.decidedAt))
         expect(roundsBefore(again, firstBlamed)).toEqual(roundsBefore(entries, firstBlamed))
+      }), { timeout: 120_000 })
+
+    it.effect("a weekday rule applied is not offered again for the same run", () =>
+      Effect.gen(function*() {
+        const strategy = yield* Effect.orDie(StrategyFile.load("examples/sma-crossover.json"))
+        const run = yield* Effect.flatMap(backtest(strategy), (stored) => Effect.orDie(Runs.get(stored.run)))
+        const days = (yield* Effect.orDie(Tools.suggestions(run))).suggestions.find((s) => s.pattern.kind === "weekdays")!
+        yield* applyRule(run, days)
+        // Asked again about the same run, the strategy's new version has the rule: it is not offered again.
+        const asked = yield* Effect.orDie(Tools.suggestions(run))
+        expect(asked.strategy?.version).toBe(run.strategyVersion + 1)
+        expect(asked.suggestions.filter((s) => s.pattern.kind === "weekdays" || s.pattern.kind === "hours").map((s) => s.rule.id)).toEqual([])
+        expect(asked.skipped).toContainEqual({ pattern: "weekdays Friday", reason: `rule ${days.rule.id} already keeps orders out on those days` })
       }), { timeout: 120_000 })
 
     it.effect("the orders-per-day rule, applied, refuses exactly the entries its evidence names", () =>
