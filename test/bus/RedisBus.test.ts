@@ -269,6 +269,23 @@ const following = (b: RedisBus.RedisBusService, run: string) =>
 const ended = (fiber: Fiber.RuntimeFiber<void, Follow.FollowStopped>) =>
   Fiber.join(fiber).pipe(Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error("the follower did not end within 15 s") }))
 
+/**
+ * A run of process `a` with its first five events, followed from process `b`, both on a Redis of
+ * the test's own (to take away): once the follower has all five.
+ */
+const followedOnPrivateRedis = (options: RedisBus.Options = {}) =>
+  Effect.gen(function*() {
+    const redis = yield* privateRedis
+    const a = yield* bus(options, redis.url)
+    const b = yield* bus(options, redis.url)
+    const run = yield* simulatedRun(publisher(a), "alice")
+    run.publish(1, 5)
+    yield* run.commit(5)
+    const follower = yield* following(b, run.id)
+    expect(yield* eventually(() => follower.got.length === 5)).toBe(true)
+    return { redis, a, b, run, follower }
+  })
+
 for (const backend of backends) {
   describe.skipIf(!runRedis)(`RedisBus with Follow (${backend.name})`, () => {
     const environment = Layer.effectDiscard(Effect.orDie(createUsers)).pipe(Layer.provideMerge(backend.store))
@@ -305,14 +322,7 @@ for (const backend of backends) {
         "Redis gone while a run of another process finishes: the follower reads the rest from the database and ends; a new follower ends at once",
         () =>
           Effect.gen(function*() {
-            const redis = yield* privateRedis
-            const a = yield* bus({}, redis.url)
-            const b = yield* bus({}, redis.url)
-            const run = yield* simulatedRun(publisher(a), "alice")
-            run.publish(1, 5)
-            yield* run.commit(5)
-            const follower = yield* following(b, run.id)
-            expect(yield* eventually(() => follower.got.length === 5)).toBe(true)
+            const { b, follower, redis, run } = yield* followedOnPrivateRedis()
             expect(b.isLive(run.id)).toBe(true)
             yield* redis.kill
             // Its events and its end can no longer come through Redis: the bus does not say it is live.
@@ -335,14 +345,7 @@ for (const backend of backends) {
         "Redis stops answering (a partition: connections open, no replies): within the live key's TTL the follower reads the database, and ends",
         () =>
           Effect.gen(function*() {
-            const redis = yield* privateRedis
-            const a = yield* bus({ liveTtl: "1 second" }, redis.url)
-            const b = yield* bus({ liveTtl: "1 second" }, redis.url)
-            const run = yield* simulatedRun(publisher(a), "alice")
-            run.publish(1, 5)
-            yield* run.commit(5)
-            const follower = yield* following(b, run.id)
-            expect(yield* eventually(() => follower.got.length === 5)).toBe(true)
+            const { b, follower, redis, run } = yield* followedOnPrivateRedis({ liveTtl: "1 second" })
             yield* redis.freeze
             yield* Effect.addFinalizer(() => redis.thaw)
             expect(b.redis.ready()).toBe(true)
@@ -412,14 +415,7 @@ for (const backend of backends) {
         "Redis back before the run's process reconnects: the follower, reading the database meanwhile, follows the run live again, every event once, to its end",
         () =>
           Effect.gen(function*() {
-            const redis = yield* privateRedis
-            const a = yield* bus({ liveTtl: "1 second" }, redis.url)
-            const b = yield* bus({ liveTtl: "1 second" }, redis.url)
-            const run = yield* simulatedRun(publisher(a), "alice")
-            run.publish(1, 5)
-            yield* run.commit(5)
-            const follower = yield* following(b, run.id)
-            expect(yield* eventually(() => follower.got.length === 5)).toBe(true)
+            const { a, b, follower, redis, run } = yield* followedOnPrivateRedis({ liveTtl: "1 second" })
             yield* redis.kill
             // The run goes on: its events, committed, reach the follower from the database.
             run.publish(6, 10)

@@ -82,7 +82,8 @@ export const eventually = (done: () => boolean, millis = 5_000) =>
 /** Whether this machine can start a `redis-server` (a test that takes Redis away needs one of its own). */
 export const hasRedisServer = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).status === 0
 
-const freePort = () =>
+/** A TCP port nothing listens on now, of 127.0.0.1. */
+export const freePort = () =>
   new Promise<number>((resolve, reject) => {
     const server = net.createServer()
     server.once("error", reject)

@@ -21,9 +21,8 @@
  * then skipped, saying so). Needs `DATABASE_URL` (CI sets it); skipped, saying so, without it
  * outside CI.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
@@ -32,11 +31,10 @@ import { Chunk, Effect, Exit, Schema, Scope, Stream } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Database from "../../src/store/Database.js"
 import { ProcessGroups, type Served } from "../cli/processes.js"
-import { cleanUp, probe, redisUrl, uniquePrefix } from "../bus/redis.js"
+import { cleanUp, freePort, hasRedisServer, probe, redisUrl, uniquePrefix } from "../bus/redis.js"
 import { serverUrl } from "../store/fresh.js"
 import { open, rpcClient } from "./fixtures.js"
 
-const hasRedisServer = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).status === 0
 const sharedRedis = await probe(redisUrl)
 const enabled = serverUrl !== undefined && (hasRedisServer || sharedRedis)
 if (!enabled && process.env.CI === undefined) {
@@ -54,16 +52,6 @@ const prefix = uniquePrefix("two")
 
 // ---------------------------------------------------------------------------------------------
 // A private Redis the test may kill
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
 
 class PrivateRedis {
   private child: ChildProcess | undefined = undefined
