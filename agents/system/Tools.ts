@@ -404,12 +404,23 @@ const describeTrades = (m: TradeFigures): string =>
       Format.pnl(m.grossLoss)
     }.`
 
+const DAY_MS = 86_400_000
+
+/**
+ * A period as it was asked: its end is exclusive, so one at a midnight (a date asked for: "to
+ * 2023-06-30" ends as 2023-07-01 begins) is "through" the day before it, and one at another time
+ * "until" it; an end or a start at a midnight is shown as its date.
+ */
+const periodText = (from: number | null, to: number | null): string => {
+  const start = from === null ? "From the start" : `From ${from % DAY_MS === 0 ? Format.time(from).slice(0, 10) : Format.time(from)}`
+  const end = to === null ? "to the end" : to % DAY_MS === 0 ? `through ${Format.time(to - DAY_MS).slice(0, 10)}` : `until ${Format.time(to)}`
+  return `${start} ${end}`
+}
+
 /** A few plain sentences about a run's metrics, saying what they were computed from. */
 export const describeMetrics = (result: MetricsResult): string => {
   const whole = result.from === null && result.to === null
-  const period = whole
-    ? "Over the whole run"
-    : `From ${result.from === null ? "the start" : Format.time(result.from)} to ${result.to === null ? "the end" : Format.time(result.to)}`
+  const period = whole ? "Over the whole run" : periodText(result.from, result.to)
   if (result.basis === "trades") {
     return `${period}: no return, risk or drawdown figure can be given. They need the run's equity at every bar's close, ` +
       `rebuilt from its data and fills, and ${result.unavailable}. ${describeTrades(result.trades)}`

@@ -10,7 +10,7 @@
  */
 import { fileURLToPath } from "node:url"
 import { SqlClient } from "@effect/sql"
-import { expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Context, Effect, Layer, Schema } from "effect"
 import * as Format from "../../../agents/system/internal/Format.js"
 import * as PeriodMetrics from "../../../agents/system/PeriodMetrics.js"
@@ -26,6 +26,7 @@ import type * as Database from "../../../src/store/Database.js"
 import * as Runs from "../../../src/store/Runs.js"
 import * as StoredRun from "../../../src/store/StoredRun.js"
 import * as StrategyFile from "../../../src/swarm/StrategyFile.js"
+import { tradeStats } from "../../../src/trading/Metrics.js"
 import { backends, startTimeout } from "../../store/fixtures/backends.js"
 
 const root = fileURLToPath(new URL("../../..", import.meta.url)).replace(/\/$/, "")
@@ -210,6 +211,17 @@ const figures = (outcome: Tools.ToolOutcome) => (outcome.result as Extract<Tools
 
 // ---------------------------------------------------------------------------------------------
 
+describe("a period's wording", () => {
+  it("says the period as it was asked: a midnight end is through the day before it, another end until its time", () => {
+    const said = (from: number | null, to: number | null) =>
+      Tools.describeMetrics({ basis: "trades", from, to, unavailable: "-", trades: tradeStats([]) }).split(": no return")[0]
+    expect(said(Date.UTC(2023, 0, 1), Date.UTC(2023, 6, 1))).toBe("From 2023-01-01 through 2023-06-30")
+    expect(said(null, Date.UTC(2023, 6, 1))).toBe("From the start through 2023-06-30")
+    expect(said(Date.UTC(2023, 0, 1, 9, 30), Date.UTC(2023, 5, 30, 16))).toBe("From 2023-01-01 09:30 UTC until 2023-06-30 16:00 UTC")
+    expect(said(Date.UTC(2023, 0, 1), null)).toBe("From 2023-01-01 to the end")
+  })
+})
+
 for (const backend of backends) {
   layer(Layer.provideMerge(sampleRun, backend.store), { timeout: startTimeout, excludeTestServices: true })(
     `period metrics (${backend.name})`,
@@ -305,6 +317,8 @@ for (const backend of backends) {
             completed.maxDrawdownRecoveryTs
           ])
           expect(answer.sentences).toContain("max drawdown 5.2% (from 2023-03-09 00:00 UTC to 2023-05-25 00:00 UTC, recovered 2023-06-30 00:00 UTC)")
+          // The period as it was asked: through its last day, not to the midnight after it.
+          expect(answer.sentences.startsWith("From 2023-01-01 through 2023-06-30 (")).toBe(true)
           expectFigures(m, figuresOf(marksOf(sample), run.strategy.initialCash, Date.UTC(2023, 0, 1), Date.UTC(2023, 6, 1)))
           expect(answer.result).toMatchObject({ basis: "bars" })
         }), { timeout: 120_000 })
