@@ -77,6 +77,9 @@ import * as Tools from "./Tools.js"
 
 const AGENT = "system" as AgentId
 
+/** How long a stopping agent may go on with the answer in hand before it is interrupted. */
+const STOP_TIMEOUT = Duration.millis(100)
+
 /** Model turns that may call tools, per question; the turn after them must answer. */
 export const MAX_TOOL_ROUNDS = 4
 /** Tool calls run per turn (a model asking for more gets the first ones). */
@@ -836,6 +839,10 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, LlmRu
       sweep: Duration.decode(options.sweep ?? "1 minute")
     }
     const system = yield* ActorSystem.make({
+      // Stopping (the server shuts down): an answer in flight is cut short at once, recorded as
+      // interrupted and its asker told so. An answer can take a minute; letting it run for the
+      // kernel's default 5 s, to cut it all the same, only held the shutdown up.
+      stopTimeout: STOP_TIMEOUT,
       observe: {
         // Nothing vanishes: a question that cannot be delivered fails its asker's stream.
         deadLetter: (letter) => {

@@ -9,7 +9,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Layer, Stream } from "effect"
+import { Chunk, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import type { ReceivedChat } from "../../llm/FakeOllama.js"
 import * as FakeOllama from "../../llm/FakeOllama.js"
 import * as SystemAgent from "../../../agents/system/SystemAgent.js"
@@ -28,6 +28,7 @@ import * as Ollama from "../../../src/llm/Ollama.js"
 import * as Chats from "../../../src/store/Chats.js"
 import * as Runs from "../../../src/store/Runs.js"
 import * as StoredRun from "../../../src/store/StoredRun.js"
+import { eventually } from "../../edge/fixtures.js"
 import { backends, startTimeout } from "../../store/fixtures/backends.js"
 import { stored } from "../../store/fixtures/workload.js"
 import { seedRun as seedRunOf, TRADES } from "./fixtures.js"
@@ -566,6 +567,30 @@ for (const backend of backends) {
         expect(SystemAgent.answerBound(512)).toBe(8_192)
         expect(SystemAgent.answerBound(32_768)).toBe(200_000)
       })
+
+      it.scoped("stopped with an answer in flight (the server shuts down), it cuts the answer at once: recorded as interrupted, the asker told", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice")
+          const pieces = Array.from({ length: 200 }, (_, i) => `piece${i} `)
+          const fake = yield* FakeOllama.start(() => ({ chunks: pieces, chunkDelayMillis: 50 }))
+          const scope = yield* Scope.make()
+          const agent = yield* ollamaAgent(fake).pipe(Scope.extend(scope))
+          const got: Array<ChatChunk> = []
+          const asking = yield* Effect.fork(Stream.runForEach(agent.ask(run.id, "How did MSFT do?"), (c) => Effect.sync(() => got.push(c))))
+          expect(yield* eventually(() => got.filter((c) => c._tag === "Token").length >= 3)).toBe(true)
+          const started = Date.now()
+          yield* Scope.close(scope, Exit.void)
+          const stopped = Date.now() - started
+          // The kernel's default would let the answer run 5 s, to cut it all the same.
+          expect(stopped).toBeLessThan(2_000)
+          yield* Fiber.await(asking)
+          expect(got.at(-1)).toMatchObject({ _tag: "Failed", error: "Interrupted" })
+          const { messages } = yield* historyOf(run.id)
+          const answer = messages.filter((m) => m.role === "assistant").at(-1)!
+          expect(answer.error).toContain("stopped before the answer was complete")
+          expect(answer.content.length).toBeGreaterThan(0)
+          expect(answer.content.length).toBeLessThan(pieces.join("").length)
+        }), { timeout: 60_000 })
 
       it.scoped("a session with a full queue refuses the next question, typed", () =>
         Effect.gen(function*() {
