@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -158,7 +158,10 @@ describe("the summary", () => {
 })
 
 describe("events.ndjson", () => {
-  const dir = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-eventlog-"))
+  // Made when the tests run, not when the file is read: a run filtered to other tests (`-t`) runs no
+  // hook of this block, and a directory made here would be left behind.
+  let dir = ""
+  beforeAll(() => void (dir = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-eventlog-"))))
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 
   it.live("every line, in order, across many buffers; closing twice is harmless", () =>
