@@ -29,6 +29,7 @@ import * as RunManager from "./RunManager.js"
 import { TraceHandlers } from "./TraceHandlers.js"
 import { WebhookHandlers } from "./WebhookHandlers.js"
 import * as RpcPayloads from "./RpcPayloads.js"
+import * as RpcStopping from "./RpcStopping.js"
 import * as Webhooks from "./Webhooks.js"
 
 const handlers = Layer.mergeAll(
@@ -47,16 +48,17 @@ const handlers = Layer.mergeAll(
 
 /**
  * The RPC endpoint, over HTTP (ndjson, streams delivered as they come) and WebSocket; on both, a
- * payload that does not decode is a typed `InvalidRequest` (RpcPayloads.ts).
+ * payload that does not decode is a typed `InvalidRequest` (RpcPayloads.ts), and a call the server's
+ * stopping cuts off is `Unavailable` (RpcStopping.ts).
  */
 export const rpcRoutes = Layer.mergeAll(
   RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(
     SwarmRpcs,
-    RpcServer.layerProtocolHttpRouter({ path: "/rpc" }).pipe(Layer.provide(RpcPayloads.layerNdjsonBody))
+    RpcStopping.answered(RpcServer.layerProtocolHttpRouter({ path: "/rpc" }).pipe(Layer.provide(RpcPayloads.layerNdjsonBody)))
   ))),
   RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(
     SwarmRpcs,
-    RpcServer.layerProtocolWebsocketRouter({ path: Http.RPC_WS_PATH }).pipe(Layer.provide(RpcPayloads.layerNdjsonObjects))
+    RpcStopping.answered(RpcServer.layerProtocolWebsocketRouter({ path: Http.RPC_WS_PATH }).pipe(Layer.provide(RpcPayloads.layerNdjsonObjects)))
   )))
 ).pipe(Layer.provide(handlers), Layer.provide(RpcPayloads.CheckedPayloadLive))
 
