@@ -76,6 +76,8 @@ export const make = ({ allowShort, config, model, name }: AnalystOptions) => {
           }
           const signal = model.update(track.state, bar, config, allowShort)
           if (signal === undefined) continue
+          const wrong = signalFault(signal, allowShort)
+          if (wrong !== undefined) throw new InvalidSignal(`${model.type} gave ${wrong} for ${bar.symbol} at ${new Date(bar.ts).toISOString()}`)
           if (track.opinion === undefined || track.answered === request) track.opinion = new LazyOpinion(round, signal, source)
           else track.opinion.repoint(round, signal)
           track.answered = request
@@ -87,6 +89,30 @@ export const make = ({ allowShort, config, model, name }: AnalystOptions) => {
         return Effect.as(context.reply(request, opinions), tracks)
       })
   })
+}
+
+/** A model's signal that breaks the contract of agents/analysts/Model.ts: the actor crashes with it, naming the model and the bar. */
+export class InvalidSignal extends Error {
+  override readonly name = "InvalidSignal"
+}
+
+/**
+ * What is wrong with `signal`, in words, or undefined when nothing is: a direction that is none of
+ * long, short and flat, a short when the strategy does not allow shorting, a confidence that is not
+ * a number from 0 to 1, a feature that is not a finite number (its JSON would be null).
+ */
+export const signalFault = (signal: Signal, allowShort: boolean): string | undefined => {
+  const direction = signal.direction
+  if (direction !== "long" && direction !== "flat" && direction !== "short") return `direction ${JSON.stringify(direction) ?? String(direction)}, which is none of long, short and flat`
+  if (direction === "short" && !allowShort) return "a short while the strategy does not allow shorting (a model gives flat then)"
+  const confidence = signal.confidence
+  if (typeof confidence !== "number" || !(confidence >= 0 && confidence <= 1)) return `confidence ${String(confidence)}; a confidence is a number from 0 to 1`
+  const features = signal.features
+  for (const key in features) {
+    const value = features[key]
+    if (typeof value !== "number" || !Number.isFinite(value)) return `feature ${key} = ${String(value)}; a feature is a finite number`
+  }
+  return undefined
 }
 
 /** In a traced round, the analyst's span says what it answered: an event per opinion. */
