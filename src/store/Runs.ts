@@ -5,7 +5,8 @@
  */
 import { randomBytes } from "node:crypto"
 import { SqlClient, type Statement } from "@effect/sql"
-import { Effect, Option, ParseResult, Schema } from "effect"
+import { Duration, Effect, Option, ParseResult, Runtime, Schema } from "effect"
+import type * as Pg from "pg"
 import type { RunId, StrategyId } from "../../schemas/Ids.js"
 import { Metrics } from "../../schemas/Metrics.js"
 import type { RunMode } from "../../schemas/RunEvent.js"
@@ -530,27 +531,72 @@ export class RunLeased extends Schema.TaggedError<RunLeased>()("RunLeased", { ru
  * advisory lock on a connection of its own, which the server releases if the process dies — so a
  * process resuming unfinished runs takes only the ones nobody is running. On the embedded
  * database (one process) there is nobody to exclude.
+ *
+ * The connection may go while the run goes on (Postgres restarted, an administrator or an idle
+ * killer ended the session): its lock goes with it. Its `error` then reached no listener and
+ * took the whole process down, every run and stream of the server with it. Now the lease is taken
+ * again on a new connection, at once and then every `RELEASE_RETRY` while the database is away;
+ * should another process have taken it meanwhile, that is logged as an error naming the run.
  */
 export const lease = (run: RunId) =>
   Effect.gen(function*() {
     const { pool, shared } = yield* PgPool
     if (!shared) return
-    const client = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () => pool.connect(),
-        catch: (error) => new StoreError({ operation: `lease run ${run}`, reason: error instanceof Error ? error.message : String(error) })
-      }),
-      (client) =>
-        Effect.promise(() =>
-          client.query("select pg_advisory_unlock(hashtextextended($1, 0))", [`swarm-run:${run}`]).then(
-            () => client.release(),
-            (error: Error) => client.release(error)
-          )
-        )
-    )
-    const locked = yield* Effect.tryPromise({
-      try: () => client.query<{ locked: boolean }>("select pg_try_advisory_lock(hashtextextended($1, 0)) as locked", [`swarm-run:${run}`]),
-      catch: (error) => new StoreError({ operation: `lease run ${run}`, reason: error instanceof Error ? error.message : String(error) })
+    const key = `swarm-run:${run}`
+    const failure = (error: unknown) => new StoreError({ operation: `lease run ${run}`, reason: error instanceof Error ? error.message : String(error) })
+    let held: Pg.PoolClient | undefined
+    let released = false
+    /** A connection of its own with the lock on it, or why not (`RunLeased`: another process holds it). */
+    const take = Effect.gen(function*() {
+      const client = yield* Effect.tryPromise({ try: () => pool.connect(), catch: failure })
+      // Until it is released: an error of this connection is handled here, never thrown at the process.
+      client.on("error", () => lost(client))
+      const locked = yield* Effect.tryPromise({
+        try: () => client.query<{ locked: boolean }>("select pg_try_advisory_lock(hashtextextended($1, 0)) as locked", [key]),
+        catch: failure
+      }).pipe(Effect.tapError(() => Effect.sync(() => client.release(true))))
+      if (locked.rows[0]?.locked !== true) {
+        client.release()
+        return yield* new RunLeased({ run })
+      }
+      return client
     })
-    if (locked.rows[0]?.locked !== true) return yield* new RunLeased({ run })
+    const runtime = yield* Effect.runtime<never>()
+    const retake: Effect.Effect<void> = take.pipe(
+      Effect.flatMap((client) =>
+        Effect.sync(() => {
+          if (released) client.release()
+          else held = client
+        })),
+      Effect.catchAll((error) =>
+        error._tag === "RunLeased"
+          ? Effect.logError(`run ${run} lost its lease (its database connection closed) and another process has taken it since`)
+          : Effect.delay(retake, RELEASE_RETRY)
+      )
+    )
+    const lost = (client: Pg.PoolClient) => {
+      if (held !== client) return
+      held = undefined
+      client.release(true)
+      if (!released) Runtime.runFork(runtime)(Effect.zipRight(Effect.logWarning(`run ${run}: the database closed its lease's connection; taking it again`), retake))
+    }
+    yield* Effect.acquireRelease(
+      Effect.map(take, (client) => {
+        held = client
+      }),
+      () =>
+        Effect.suspend(() => {
+          released = true
+          const client = held
+          held = undefined
+          return client === undefined ? Effect.void : Effect.promise(() =>
+            client.query("select pg_advisory_unlock(hashtextextended($1, 0))", [key]).then(
+              () => client.release(),
+              (error: Error) => client.release(error)
+            ))
+        })
+    )
   })
+
+/** How often a lost lease is asked for again while the database is away. */
+const RELEASE_RETRY = Duration.seconds(1)

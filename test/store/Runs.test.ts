@@ -143,6 +143,41 @@ for (const backend of backends) {
         expect((yield* Runs.get(created.id)).status).toBe("completed")
       }))
 
+    it.effect("a lease whose connection the database ends is taken again on a new one; the process stays up", () =>
+      Effect.gen(function*() {
+        // The embedded database has no lease (one process): nothing to lose.
+        if (backend.name !== "postgres") return
+        const owner = yield* Users.ensureLocal()
+        const s = strategy(2, "lease lost")
+        const saved = yield* Strategies.saveVersion(owner, s)
+        const config = marketConfig(2, 60)
+        const created = yield* newRun(owner, saved, s, config, (yield* DataSource.open(DataSource.synthetic(config))).fingerprint)
+        const sql = yield* SqlClient.SqlClient
+        const holders = sql<{ pid: number }>`
+          select pid from pg_locks
+          where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())`
+        const wait = Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* Runs.lease(created.id)
+          const [first] = yield* holders
+          expect(first).toBeDefined()
+          // As an administrator, a restart or an idle killer ends it: its 'error' reached no listener and ended the process.
+          yield* sql`select pg_terminate_backend(${first!.pid})`
+          let again: number | undefined
+          for (let i = 0; i < 500 && again === undefined; i++) {
+            const now = yield* holders
+            if (now.length === 1 && now[0]!.pid !== first!.pid) again = now[0]!.pid
+            else yield* wait
+          }
+          expect(again).toBeDefined()
+          // Held again: another process's lease of the run is refused.
+          const other = yield* Effect.either(Effect.scoped(Runs.lease(created.id)))
+          expect(other._tag === "Left" && other.left._tag).toBe("RunLeased")
+        }))
+        // Released with the scope.
+        expect(yield* holders).toEqual([])
+      }))
+
     it.effect("another owner's run is RunNotFound, exactly like a run that does not exist", () =>
       Effect.gen(function*() {
         const { run } = yield* StoredRun.backtest(stored(2, 40, { name: "owned" }))
