@@ -193,6 +193,19 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
 
     const report = <E, R>(execute: (options: Common) => Effect.Effect<Executed, E, R>) =>
       Effect.gen(function*() {
+        // Refused before it starts, rather than failed at its first intent that needs approval:
+        // nothing is recorded or written for a run that could not have gone on.
+        if (strategy.risk.approval.policy === "pause" && io.prompter === undefined) {
+          return yield* new StrategyFileError({
+            file: flags.strategy,
+            problems: [{
+              field: "risk.approval.policy",
+              message: `"pause" waits for an operator to answer each intent that needs approval, and this backtest has none ` +
+                `(its input is not a terminal): use "approve" or "reject" to run it unattended, or run it on a server ` +
+                `(swarm runs start), whose operators answer with swarm approvals`
+            }]
+          })
+        }
         const log = staging === undefined ? undefined : yield* Effect.mapError(EventLog.open(Path.join(staging.dir, "events.ndjson")), staging.named)
         const progress = io.terminal !== undefined && !flags.json ? yield* Progress.start(io.terminal, feed.bars) : undefined
         const prompter = strategy.risk.approval.policy === "pause" && io.prompter !== undefined ? yield* io.prompter : undefined

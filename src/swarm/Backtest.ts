@@ -265,8 +265,9 @@ const yieldToEventLoop = Effect.promise(() => new Promise<void>((resolve) => set
  * Run a backtest to its end (docs/backtest-engine.md): the swarm is started in a fresh `World`,
  * each slice of the feed is delivered at its virtual time and the world settles before the next
  * one. Bad strategy agents are `InvalidAgent`; anything else that stops a run from starting (no
- * data for a symbol, an empty period) or from going on (an approval with nobody to ask) is
- * `BacktestError`. A run whose supervision tree gives up completes with status `failed`.
+ * data for a symbol, an empty period) is `BacktestError`. A run that cannot go on — its
+ * supervision tree gives up, an intent needs approval and no operator is attached — ends with
+ * status `failed`, its log with `RunFailed`.
  */
 export const run = (options: Options): Effect.Effect<Result, BacktestError | InvalidAgent> =>
   Effect.gen(function*() {
@@ -470,11 +471,11 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         if (world.waitingOutside) yield* world.awaitOutside
         while (log.pendingApprovals.size > 0) {
           if (options.approver === undefined) {
+            // The run cannot go on: it fails as any run does, its log ending with `RunFailed`.
             const [first] = log.pendingApprovals.values()
-            return yield* new BacktestError({
-              field: "risk.approval.policy",
-              reason: `round ${first!.round} needs approval (${first!.reasons.join("; ")}) and the policy is "pause", but no operator is attached to this run`
-            })
+            failure = `risk.approval.policy: round ${first!.round} needs approval (${first!.reasons.join("; ")}) ` +
+              `and the policy is "pause", but no operator is attached to this run`
+            break
           }
           // Every intent the slice holds is put to the operator at once (each with its own timeout),
           // not one after the other; each is resolved once it and every one requested before it are
@@ -495,6 +496,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         slices++
         bars += slice.bars.length
         to = slice.ts
+        if (failure !== undefined) break
         if (log.stopped !== undefined) {
           failure = log.stopped
           break

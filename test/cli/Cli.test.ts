@@ -364,7 +364,7 @@ describe("swarm backtest: a run", () => {
       const missing = yield* swarm(["backtest", "--data", data, "--strategy", zzz, "--out", out])
       expect(missing.code).toBe(2)
       expect(lines(missing.stderr)[0]).toMatch(/^swarm: symbols: no data for ZZZ/)
-      // Refused midway: an intent needs approval and no terminal can give it.
+      // Refused before it starts: intents will need approval and no terminal can give it.
       const pause = strategy("pause-out.json", { risk: { approval: { notionalPctAbove: 1, policy: "pause" } } })
       const refused = yield* swarm(["backtest", "--data", data, "--strategy", pause, "--out", out])
       expect(refused.code).toBe(2)
@@ -471,12 +471,12 @@ describe("swarm backtest: a run", () => {
       expect(quiet.drawn()).toBe("")
     }))
 
-  it.live("approval policy pause: without a terminal the run is refused; at a terminal each intent is asked", () =>
+  it.live("approval policy pause: without a terminal the run is refused before it starts; at a terminal each intent is asked", () =>
     Effect.gen(function*() {
       const pause = strategy("pause.json", { risk: { approval: { notionalPctAbove: 5, policy: "pause" } } })
       const alone = yield* swarm(["backtest", "--data", data, "--strategy", pause, "--to", "2022-06-30"])
       expect(alone.code).toBe(2)
-      expect(lines(alone.stderr)[0]).toMatch(/^swarm: risk\.approval\.policy: .*needs approval/)
+      expect(lines(alone.stderr)[0]).toMatch(/^swarm: .*pause\.json: risk\.approval\.policy: "pause" waits for an operator .*: use "approve" or "reject"/)
 
       const out = Path.join(tmp, "approvals")
       const answers = ["y", "", ...Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? "n" : "too big"))]

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Exit, Option, Schema, Tracer } from "effect"
+import { Effect, Either, Option, Schema, Tracer } from "effect"
 import { analysts } from "../../agents/registry.js"
 import type { AnyModel, Model } from "../../agents/analysts/Model.js"
 import * as SmaCrossover from "../../agents/analysts/SmaCrossover.js"
@@ -282,11 +282,10 @@ describe("a backtest", () => {
       for (const round of approvedRounds) expect(placed.has(round)).toBe(true)
       for (const e of resolved.filter((e) => e.outcome === "rejected")) expect(placed.has(e.round)).toBe(false)
 
-      const exit = yield* Effect.exit(Backtest.run({ strategy: withPolicy("pause"), feed: market(300) }))
-      expect(Exit.isFailure(exit) && Exit.causeOption(exit)).toBeTruthy()
-      const error = yield* Effect.flip(Backtest.run({ strategy: withPolicy("pause"), feed: market(300) }))
-      expect(error._tag).toBe("BacktestError")
-      expect((error as Backtest.BacktestError).field).toBe("risk.approval.policy")
+      // Without an operator the run fails, as any run does (test/swarm/Unattended.test.ts).
+      const alone = yield* Backtest.run({ strategy: withPolicy("pause"), feed: market(300) })
+      expect(alone.status).toBe("failed")
+      expect(alone.failure).toMatch(/^risk\.approval\.policy: /)
     }))
 
   it.live("the intents a slice holds are put to the operator together, and resolved in the order they were requested", () =>
