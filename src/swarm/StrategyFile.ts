@@ -117,6 +117,49 @@ const deepField = (path: ReadonlyArray<PropertyKey>): string => {
 
 const nestedTooDeep = `nests deeper than ${MAX_DEPTH} levels: a strategy is configuration, and never needs that`
 
+/**
+ * The first key given twice in one object of `text`, valid JSON, and its path; or undefined. Keys are compared as JSON reads them (`"a"` and `"\u0061"` are one key). A scan of
+ * the text, for JSON.parse tells nothing of keys it replaced.
+ */
+export const duplicateKey = (text: string): { readonly key: string; readonly path: ReadonlyArray<PropertyKey> } | undefined => {
+  interface Frame {
+    readonly keys: Set<string> | undefined
+    /** In an object: the key being read next (after `{` or `,`); in an array, unused. */
+    expectKey: boolean
+    /** The key or index of the value being read, for the path. */
+    at: PropertyKey
+  }
+  const stack: Array<Frame> = []
+  const path = () => stack.slice(0, -1).map((f) => f.at)
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]
+    if (c === "\"") {
+      let end = i + 1
+      while (text[end] !== "\"") end += text[end] === "\\" ? 2 : 1
+      const top = stack.at(-1)
+      if (top?.keys !== undefined && top.expectKey) {
+        const key = JSON.parse(text.slice(i, end + 1)) as string
+        if (top.keys.has(key)) return { key, path: [...path(), key] }
+        top.keys.add(key)
+        top.at = key
+        top.expectKey = false
+      }
+      i = end
+    } else if (c === "{" || c === "[") {
+      stack.push({ keys: c === "{" ? new Set() : undefined, expectKey: c === "{", at: 0 })
+    } else if (c === "}" || c === "]") {
+      stack.pop()
+    } else if (c === ",") {
+      const top = stack.at(-1)
+      if (top !== undefined) {
+        if (top.keys !== undefined) top.expectKey = true
+        else top.at = (top.at as number) + 1
+      }
+    }
+  }
+  return undefined
+}
+
 /** Parse and decode a strategy from the text of `file` (its extension picks JSON or YAML). */
 export const parseText = (text: string, file: string): Either.Either<Strategy, StrategyFileError> => {
   if (text.length > MAX_BYTES) return fail(file, `the file is larger than ${MAX_BYTES} bytes`)
@@ -139,6 +182,9 @@ export const parseText = (text: string, file: string): Either.Either<Strategy, S
   }
   const deep = tooDeep(raw)
   if (deep !== undefined) return fail(file, nestedTooDeep, clip(deepField(deep)))
+  // JSON.parse keeps the last of two same keys: `"slippageBps": 5, …, "slippageBps": 500` ran at 500, silently.
+  const twice = extension === ".json" ? duplicateKey(text) : undefined
+  if (twice !== undefined) return fail(file, "is given twice in its object (JSON would keep the last silently): give it once", clip(fieldOf(twice.path)))
   // Text no database keeps (the run is stored with its strategy) and `__proto__` keys.
   const unstorable = findUnstorable(raw)
   if (unstorable !== undefined) return fail(file, unstorable.reason, clip(fieldOf(unstorable.path)))

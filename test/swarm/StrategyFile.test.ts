@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { agentName, givenProblem, Strategy } from "../../schemas/Strategy.js"
 import { invalidPayload } from "../../src/edge/RpcPayloads.js"
-import { load, MAX_DEPTH, parseText, type StrategyFileError } from "../../src/swarm/StrategyFile.js"
+import { duplicateKey, load, MAX_DEPTH, parseText, type StrategyFileError } from "../../src/swarm/StrategyFile.js"
 
 const examples = join(fileURLToPath(new URL(".", import.meta.url)), "../../examples")
 
@@ -264,4 +264,19 @@ describe("strategy files", () => {
       expect(error._tag).toBe("StrategyFileError")
       expect(error.message).toContain("missing.json: cannot read it")
     }))
+})
+
+describe("a JSON strategy with a key given twice", () => {
+  it("is refused, naming the key's path, wherever the key is and however it is written", () => {
+    const base = `"name": "j", "symbols": ["ACME"], "agents": [{ "type": "sma_crossover" }]`
+    expect(problems(`{ ${base}, "execution": { "slippageBps": 5 }, "execution": { "slippageBps": 500 } }`)).toEqual([
+      { field: "execution", message: "is given twice in its object (JSON would keep the last silently): give it once" }
+    ])
+    expect(problems(`{ ${base}, "execution": { "slippageBps": 5, "slippage\\u0042ps": 500 } }`).map((p) => p.field)).toEqual(["execution.slippageBps"])
+    expect(problems(`{ "name": "j", "symbols": ["A", "B"], "agents": [{ "type": "x" }, { "type": "sma_crossover", "weight": 1, "weight": 2 }] }`)
+      .map((p) => p.field)).toEqual(["agents[1].weight"])
+    // The same key in two objects, and key-like text inside strings, are no duplicates.
+    expect(duplicateKey(`{ "a": { "k": 1 }, "b": { "k": 2 }, "c": "\\"a\\": 1, \\"a\\": 2", "d": ["{", "}"] }`)).toBeUndefined()
+    expect(duplicateKey(`[{ "k": 1 }, { "k": 1 }]`)).toBeUndefined()
+  })
 })
