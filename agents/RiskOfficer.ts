@@ -45,6 +45,7 @@ import {
 import type { Verdict } from "../schemas/Verdict.js"
 import * as Actor from "../src/actor/Actor.js"
 import type { ActorRef } from "../src/actor/ActorRef.js"
+import type { AskError } from "../schemas/ActorError.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
 import * as Metrics from "../src/telemetry/Metrics.js"
 import type { Trace } from "../src/telemetry/Trace.js"
@@ -369,7 +370,7 @@ export const make = (options: RiskOptions) => {
             )
             if (Either.isLeft(books)) {
               const rounds = message.decisions.map((d) => d.round)
-              log.emit("ExecutionBlocked", { ts: message.ts, rounds, reason: `the ledger did not show its books: ${books.left.message}` })
+              log.emit("ExecutionBlocked", { ts: message.ts, rounds, reason: unseenBooks(books.left, message.ts) })
               yield* context.reply(message, { placed: 0, rejected: 0, pending: officer.held.size, blocked: rounds, refused: [] })
               return officer
             }
@@ -427,4 +428,23 @@ export const make = (options: RiskOptions) => {
         }
       })
   })
+}
+
+/**
+ * Why the books were not seen, for `ExecutionBlocked`. The ledger shows the books of a bar once
+ * the execution desk has marked it: a ledger that does not answer in time most often waits for a
+ * desk that is down. (An ask error's `message` field is the message's tag, not a sentence.)
+ */
+export const unseenBooks = (error: AskError, ts: number): string => {
+  const asOf = new Date(ts).toISOString()
+  switch (error._tag) {
+    case "AskTimeout":
+      return `the ledger did not show its books as of ${asOf} within ${error.timeoutMillis} ms: it shows them once the ` +
+        `execution desk has marked that bar, so the desk (or the ledger) may be down`
+    case "NoReply":
+      return `the ledger did not show its books as of ${asOf}: it ${error.reason === "unanswered" ? "dropped the request unanswered" : error.reason}` +
+        (error.detail === undefined ? "" : ` (${error.detail})`)
+    case "MailboxFull":
+      return `the ledger did not show its books as of ${asOf}: its mailbox was full (${error.capacity} messages)`
+  }
 }
