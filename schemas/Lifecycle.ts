@@ -37,14 +37,23 @@ export class ActorStopped extends Schema.TaggedClass<ActorStopped>()("ActorStopp
   at
 }) {}
 
-/** A supervisor exceeded its restart intensity: it stopped its children and handed the failure to its parent. */
+/**
+ * A supervisor gave up on a child: it stopped (halted) its children and handed the failure to its
+ * parent. Either past its restart intensity (`restarts` within `periodMillis`), or — `limit:
+ * "no_progress"` — the child failed `restarts` times in a row without handling a message in
+ * between, which a clock cannot see when the clock is a backtest's bar time.
+ */
 export class SupervisorEscalated extends Schema.TaggedClass<SupervisorEscalated>()("SupervisorEscalated", {
   supervisor: ActorId,
   child: ActorId,
   restarts: Schema.Int,
   periodMillis: Schema.Number,
   cause: Schema.String,
-  at
+  at,
+  /** `no_progress` when the consecutive-restart limit was reached; absent: the intensity (as logs before it say). */
+  limit: Schema.optional(Schema.Literal("no_progress")),
+  /** When `child` is a supervisor that escalated itself: the actor whose failures started it. */
+  origin: Schema.optional(ActorId)
 }) {}
 
 export const LifecycleEvent = Schema.Union(ActorStarted, ActorCrashed, ActorRestarted, ActorStopped, SupervisorEscalated)

@@ -29,10 +29,15 @@ export type Backoff = typeof Backoff.Type
 
 export const defaultBackoff: Backoff = { _tag: "exponential", baseMillis: 10, factor: 2, maxMillis: 5_000 }
 
-/** At most `intensity` restarts within `period`; one more and the supervisor escalates. */
+/**
+ * At most `intensity` restarts within `period`; one more and the supervisor escalates. And, when
+ * `maxConsecutiveRestarts` is set, at most that many restarts of one child in a row without the
+ * child handling a message in between (a child that fails on every message), whatever the clock.
+ */
 export class SupervisionPolicy extends Schema.Class<SupervisionPolicy>("SupervisionPolicy")({
   strategy: Schema.optionalWith(Strategy, { default: () => "one_for_one" as const, exact: true }),
   intensity: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 3, exact: true }),
+  maxConsecutiveRestarts: Schema.optional(Schema.Int.pipe(Schema.nonNegative())),
   /** Milliseconds (a number is a valid `Duration` input, so a decoded policy spreads into a spec). */
   period: Schema.optionalWith(Millis, { default: () => 5_000, exact: true }),
   backoff: Schema.optionalWith(Backoff, { default: () => defaultBackoff, exact: true })

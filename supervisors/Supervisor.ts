@@ -2,12 +2,14 @@
  * Supervision trees as plain data: a strategy, a restart intensity (at most `intensity` restarts in
  * `period`), a backoff between restarts, and ordered children — actors or nested supervisors.
  * Children start in order and stop in reverse order; past its intensity a supervisor halts its
- * children and escalates to its parent.
+ * children and escalates to its parent. With `maxConsecutiveRestarts` it also escalates when one
+ * child keeps failing — that many restarts in a row with no message handled in between — which the
+ * intensity, counted on the clock, misses when the clock is a backtest's bar time.
  */
-import { type Cause, Deferred, Duration, Effect, Exit, FiberId, type Runtime } from "effect"
+import { type Cause, Deferred, Duration, Effect, Exit, FiberId, Option, type Runtime } from "effect"
 import type { ActorId, OverflowPolicy, TerminationReason } from "../schemas/Actor.js"
 import { InvalidActorName } from "../schemas/ActorError.js"
-import { ActorRestarted, ActorStarted, ActorStopped } from "../schemas/Lifecycle.js"
+import { ActorRestarted, ActorStarted, ActorStopped, type SupervisorEscalated } from "../schemas/Lifecycle.js"
 import { type Backoff, defaultBackoff, type RestartType, type Strategy } from "../schemas/Supervision.js"
 import type { ActorRef } from "../src/actor/ActorRef.js"
 import type { ActorSpec } from "../src/actor/Behavior.js"
@@ -43,6 +45,12 @@ export interface Spec<C extends Children> {
   readonly intensity?: number
   /** Default 5 seconds. */
   readonly period?: Duration.DurationInput
+  /**
+   * Restarts of one child in a row, with no message handled by it in between, before escalating
+   * (default: no such limit). A nested supervisor handles no messages itself: each of its
+   * escalations counts, until it is restarted afresh with its parent.
+   */
+  readonly maxConsecutiveRestarts?: number
   /** Default: exponential from 10 ms, doubling, capped at 5 s. */
   readonly backoff?: Backoff | BackoffSchedule.BackoffSchedule
   readonly children: C
@@ -81,6 +89,8 @@ export interface SupervisorRef<C extends Children> {
   readonly stop: Effect.Effect<void>
   /** Completes when the supervisor has stopped for good, with why (`escalated` when it gave up). */
   readonly awaitTermination: Effect.Effect<TerminationReason>
+  /** The last time it gave up: on which child, how, with what cause (and where a nested escalation began). */
+  readonly escalation: Effect.Effect<Option.Option<SupervisorEscalated>>
 }
 
 /**
@@ -137,13 +147,14 @@ class SupervisorNode extends Supervised implements Node {
         seen.add(child.name)
       }
       let node: SupervisorNode | undefined
-      const owner = { id, kind: "supervisor" as const, escalate: (cause: Cause.Cause<unknown>) => node!.escalate(cause) }
+      const owner = { id, kind: "supervisor" as const, escalate: (cause: Cause.Cause<unknown>, origin: ActorId) => node!.escalate(cause, origin) }
       const core = yield* SupervisorCore.make(owner, {
         strategy: spec.strategy,
         intensity: spec.intensity ?? 3,
         periodMillis: Duration.toMillis(Duration.decode(spec.period ?? "5 seconds")),
         backoff: BackoffSchedule.resolve(spec.backoff ?? defaultBackoff),
-        intensityPer: "supervisor"
+        intensityPer: "supervisor",
+        maxConsecutiveRestarts: spec.maxConsecutiveRestarts
       }, system)
       node = new SupervisorNode(system, parent, id, name, spec, restartType, runtime, core)
       return node
@@ -205,7 +216,8 @@ class SupervisorNode extends Supervised implements Node {
     })
   }
 
-  private escalate(cause: Cause.Cause<unknown>): void {
+  private escalate(cause: Cause.Cause<unknown>, origin: ActorId): void {
+    this.origin = origin
     this.parent.notifyExit(this, this.incarnation, true, cause, true)
   }
 
@@ -220,7 +232,8 @@ class SupervisorNode extends Supervised implements Node {
       ref: (name) => (lookup(name) as ActorCell<any, any>).ref as never,
       child: (name) => (lookup(name) as SupervisorNode).handle(),
       stop: Effect.suspend(() => (this.status === "stopped" ? Effect.void : this.parent.stopChild(this))),
-      awaitTermination: Deferred.await(this.terminated)
+      awaitTermination: Deferred.await(this.terminated),
+      escalation: Effect.sync(() => Option.fromNullable(this.core.escalated))
     }
   }
 }

@@ -20,7 +20,8 @@ export interface Owner {
    * `supervisor`: giving up halts the children (kept for a restart) and fails the supervisor.
    */
   readonly kind: "guardian" | "actor" | "supervisor"
-  escalate(cause: Cause.Cause<unknown>): void
+  /** `origin`: the actor whose failures made this core give up (for a nested one, where it started). */
+  escalate(cause: Cause.Cause<unknown>, origin: ActorId): void
 }
 
 export interface CorePolicy {
@@ -30,6 +31,13 @@ export interface CorePolicy {
   readonly backoff: BackoffSchedule
   /** Erlang counts restarts per supervisor; the guardian and actors count them per child (as Akka does). */
   readonly intensityPer: "supervisor" | "child"
+  /**
+   * Restarts of one child in a row, with no message handled by it in between, before giving up;
+   * `undefined`: no such limit. The intensity counts restarts on the clock, and a clock cannot tell
+   * a child that fails on every message from one that fails now and then when messages come a day
+   * apart (a backtest's bar time) or the backoff spaces the restarts out.
+   */
+  readonly maxConsecutiveRestarts?: number | undefined
 }
 
 type Event =
@@ -54,6 +62,8 @@ export class SupervisorCore {
   private readonly delayed = new Set<Fiber.RuntimeFiber<void>>()
   private restartLog: Array<number> = []
   private closed = false
+  /** Why this core gave up, once it has (what its owner reports to whoever asks why it stopped). */
+  escalated: SupervisorEscalated | undefined = undefined
 
   private constructor(
     readonly owner: Owner,
@@ -127,7 +137,11 @@ export class SupervisorCore {
           }
           return
         case "Start":
-          if (event.restart !== undefined) self.restartLog = []
+          if (event.restart !== undefined) {
+            // A restarted supervisor starts afresh, as Erlang's new process would: no history.
+            self.restartLog = []
+            for (const node of event.nodes) node.consecutive = 0
+          }
           for (const node of event.nodes) {
             self.children.set(node.name, node)
             yield* node.start(event.restart)
@@ -188,8 +202,16 @@ export class SupervisorCore {
         node.backoffState === undefined ? policy.backoff.initial : node.backoffState
       )
       if (log.length >= policy.intensity || ScheduleDecision.isDone(decision)) {
-        return yield* self.giveUp(node, log.length + 1, cause)
+        return yield* self.giveUp(node, log.length + 1, cause, undefined)
       }
+      // A child that handled a message since it last started was making progress: its failures
+      // in a row start again from this one.
+      if (node.progressed) node.consecutive = 0
+      const limit = policy.maxConsecutiveRestarts
+      if (limit !== undefined && node.consecutive >= limit) {
+        return yield* self.giveUp(node, node.consecutive + 1, cause, "no_progress")
+      }
+      node.consecutive++
       log.push(now)
       node.backoffState = backoffState
       node.attempt++
@@ -222,20 +244,23 @@ export class SupervisorCore {
     })
   }
 
-  /** Restart intensity exceeded: publish it, then per owner kind stop or halt, and hand the failure up. */
-  private giveUp(node: Node, restarts: number, cause: Cause.Cause<unknown>): Effect.Effect<void> {
+  /** Restart intensity (or the consecutive limit) exceeded: publish it, then per owner kind stop or halt, and hand the failure up. */
+  private giveUp(node: Node, restarts: number, cause: Cause.Cause<unknown>, limit: "no_progress" | undefined): Effect.Effect<void> {
     const self = this
     return Effect.gen(function*() {
-      self.system.publish(
-        new SupervisorEscalated({
-          supervisor: self.owner.id,
-          child: node.id,
-          restarts,
-          periodMillis: self.policy.periodMillis,
-          cause: renderCause(cause),
-          at: self.system.now()
-        }, true)
-      )
+      const origin = node.origin ?? node.id
+      const escalated = new SupervisorEscalated({
+        supervisor: self.owner.id,
+        child: node.id,
+        restarts,
+        periodMillis: self.policy.periodMillis,
+        cause: renderCause(cause),
+        at: self.system.now(),
+        ...(limit === undefined ? {} : { limit }),
+        ...(node.origin === undefined ? {} : { origin: node.origin })
+      }, true)
+      self.escalated = escalated
+      self.system.publish(escalated)
       switch (self.owner.kind) {
         case "guardian":
           self.children.delete(node.name)
@@ -244,10 +269,10 @@ export class SupervisorCore {
           return yield* node.terminate("escalated")
         case "actor":
           yield* self.terminateChildren("escalated")
-          return self.owner.escalate(cause)
+          return self.owner.escalate(cause, origin)
         case "supervisor":
           yield* self.haltChildren([...self.children.values()])
-          return self.owner.escalate(cause)
+          return self.owner.escalate(cause, origin)
       }
     })
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Schema, TestClock } from "effect"
+import { Effect, Fiber, Option, Schema, TestClock } from "effect"
 import * as Actor from "../../src/actor/Actor.js"
 import * as ActorSystem from "../../src/actor/ActorSystem.js"
 import * as Supervisor from "../../supervisors/Supervisor.js"
@@ -275,6 +275,89 @@ describe("restart intensity and escalation", () => {
       }
       expect(yield* w.ask(new Incarnation())).toBe(4)
       expect(ofTag(events, "SupervisorEscalated")).toEqual([])
+    })))
+
+  it.effect("a child that fails on every message escalates after maxConsecutiveRestarts, however far apart the failures are", () =>
+    run(Effect.gen(function*() {
+      const { events } = yield* collect
+      // An intensity the clock never reaches: one failure a day.
+      const sup = yield* Supervisor.start({
+        strategy: "one_for_one",
+        intensity: 50,
+        period: "1 minute",
+        maxConsecutiveRestarts: 3,
+        backoff: { _tag: "none" },
+        children: [Supervisor.worker("w", Counter), Supervisor.worker("other", Counter)]
+      }, { name: "sup" })
+      const w = sup.ref("w")
+      for (let i = 1; i <= 3; i++) {
+        yield* w.tell(new Boom({ why: `crash ${i}` }))
+        yield* settle(() => ofTag(events, "ActorRestarted").length === i)
+        yield* TestClock.adjust("1 day")
+      }
+      expect(ofTag(events, "SupervisorEscalated")).toEqual([])
+      yield* w.tell(new Boom({ why: "crash 4" }))
+      expect(yield* sup.awaitTermination).toBe("escalated")
+      expect(ofTag(events, "SupervisorEscalated")).toMatchObject([
+        { supervisor: "/user/sup", child: "/user/sup/w", restarts: 4, limit: "no_progress", cause: "RuntimeException: crash 4" }
+      ])
+      expect(ofTag(events, "SupervisorEscalated")[0]!.origin).toBeUndefined()
+      expect(Option.getOrThrow(yield* sup.escalation)).toMatchObject({ child: "/user/sup/w", limit: "no_progress" })
+    })))
+
+  it.effect("a child that handles a message between its failures is restarted every time", () =>
+    run(Effect.gen(function*() {
+      const { events } = yield* collect
+      const sup = yield* Supervisor.start({
+        strategy: "one_for_one",
+        intensity: 1_000,
+        period: "1 minute",
+        maxConsecutiveRestarts: 1,
+        backoff: { _tag: "none" },
+        children: [Supervisor.worker("w", Counter)]
+      })
+      const w = sup.ref("w")
+      for (let i = 1; i <= 10; i++) {
+        yield* w.tell(new Boom({ why: `crash ${i}` }))
+        yield* w.tell(new Add({ n: 1 }))
+        expect(yield* w.ask(new Incarnation())).toBe(i + 1)
+      }
+      expect(ofTag(events, "SupervisorEscalated")).toEqual([])
+      expect(ofTag(events, "ActorRestarted")).toHaveLength(10)
+      expect(Option.isNone(yield* sup.escalation)).toBe(true)
+    })))
+
+  it.effect("a nested supervisor's escalations count as failures in a row; the parent's event names where it began", () =>
+    run(Effect.gen(function*() {
+      const { events } = yield* collect
+      const sup = yield* Supervisor.start({
+        strategy: "one_for_one",
+        intensity: 50,
+        maxConsecutiveRestarts: 1,
+        backoff: { _tag: "none" },
+        children: [
+          Supervisor.supervisor("inner", {
+            strategy: "one_for_one",
+            intensity: 50,
+            maxConsecutiveRestarts: 1,
+            backoff: { _tag: "none" },
+            children: [Supervisor.worker("w", Counter)]
+          })
+        ]
+      }, { name: "outer" })
+      const w = sup.child("inner").ref("w")
+      // inner: w restarted once, then gives up at the second failure in a row; outer restarts inner
+      // (afresh: w's count starts again) once, then gives up at inner's second escalation.
+      for (let i = 1; i <= 4; i++) {
+        yield* w.tell(new Boom({ why: `crash ${i}` }))
+        yield* settle(() => ofTag(events, "ActorCrashed").length === i && (i === 4 || ofTag(events, "ActorRestarted").length === i))
+      }
+      expect(yield* sup.awaitTermination).toBe("escalated")
+      expect(ofTag(events, "SupervisorEscalated")).toMatchObject([
+        { supervisor: "/user/outer/inner", child: "/user/outer/inner/w", restarts: 2, limit: "no_progress" },
+        { supervisor: "/user/outer/inner", child: "/user/outer/inner/w", restarts: 2, limit: "no_progress" },
+        { supervisor: "/user/outer", child: "/user/outer/inner", restarts: 2, limit: "no_progress", origin: "/user/outer/inner/w", cause: "RuntimeException: crash 4" }
+      ])
     })))
 
   it.effect("a top-level supervisor that escalates is stopped by the guardian and reports it", () =>

@@ -166,6 +166,7 @@ export class ActorCell<M, S> extends Supervised implements Node {
       this.stopFlag = false
       this.halting = false
       this.escalation = undefined
+      this.progressed = false
       this.startedAt = this.system.now()
       if (restart !== undefined) this.restartsSinceFlush++
       const at = this.startedAt
@@ -245,6 +246,7 @@ export class ActorCell<M, S> extends Supervised implements Node {
           cell.state = yield* cell.traced(envelope, context)
         }
         cell.current = undefined
+        cell.progressed = true
         if (envelope.reply !== undefined && !envelope.answered) {
           cell.answer(envelope, Exit.fail(cell.noReply(envelope, "unanswered")))
         }

@@ -23,6 +23,15 @@ export abstract class Supervised {
   attempt = 0
   /** Restart times within the period, when the supervisor counts intensity per child. */
   restarts: Array<number> = []
+  /**
+   * Whether the current incarnation has handled a message (its behavior returned). An actor cell
+   * sets it; a nested supervisor never does: it escalates only when a child of its own made none.
+   */
+  progressed = false
+  /** Restarts in a row with no message handled in between (the `maxConsecutiveRestarts` limit). */
+  consecutive = 0
+  /** For a supervisor that gave up: the actor whose failures made it (the start of the escalation). */
+  origin: ActorId | undefined = undefined
 }
 
 export interface Node extends Supervised {
