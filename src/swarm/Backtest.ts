@@ -438,6 +438,28 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       let bars = 0
       let to = from
       let failure: string | undefined
+      /** The run's supervisor gave up: its agents are stopped (see `Run.gaveUp`). */
+      let escalated = false
+      /**
+       * Whether the supervision tree has given up; if so, the failure says on which agent and why,
+       * and — its agents stopped, nothing trades any more — the trading state goes to `halted`.
+       */
+      const gaveUp = (ts: Timestamp) =>
+        Effect.gen(function*() {
+          const exit = ended.poll()
+          if (exit === undefined) return false
+          if (Exit.isSuccess(exit) && exit.value === "escalated") {
+            escalated = true
+            failure = yield* Run.gaveUp(swarm, ts)
+            const from = log.tradingState
+            if (from !== "halted") {
+              log.emit("TradingStateChanged", { transition: { from, to: "halted", cause: "system", at: ts, reason: failure, actor: null } })
+            }
+          } else {
+            failure = `the run's supervisor gave up (${Exit.isSuccess(exit) ? exit.value : "interrupted"}) at ${new Date(ts).toISOString()}`
+          }
+          return true
+        })
       let yielded = performance.now()
       // A paper run waits for every slice anyway: pausing at each costs nothing, and lets a server
       // shutting down checkpoint exactly where the run stands (see StoredRun's `suspended`).
@@ -505,11 +527,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           failure = `the recording ends at event ${options.endAfter}: the run was stopped there`
           break
         }
-        const exit = ended.poll()
-        if (exit !== undefined) {
-          failure = `the run's supervisor gave up (${Exit.isSuccess(exit) ? exit.value : "interrupted"}) at ${new Date(slice.ts).toISOString()}`
-          break
-        }
+        if (yield* gaveUp(slice.ts)) break
         if (slices % paceEvery === 0) {
           if (slices % PROGRESS_EVERY === 0) options.onProgress?.(progress())
           const now = performance.now()
@@ -522,15 +540,18 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         slice = nextSlice()
       }
       world.settle()
-      // Stopped by an agent while the last slice settled.
+      // Stopped by an agent, or given up on by the supervisor, while the last slice settled.
       if (failure === undefined && log.stopped !== undefined) failure = log.stopped
+      if (failure === undefined) yield* gaveUp(to)
       options.onProgress?.(progress())
 
       // Run to the end of its data: orders still waiting for a bar never get one.
       if (failure === undefined) world.run(swarm.desk.tell(new DataEnded({ ts: to }, true)))
       // A run an agent stopped still has its books (as they last stood): its report shows them.
       const final = failure === undefined || failure === log.stopped ? world.run(swarm.ledger.ask(new CloseBooks({}, true))) : undefined
-      const status = failure === undefined || failure === log.stopped ? world.run(swarm.risk.ask(new GetTradingStatus({}, true))) : undefined
+      // A run that went on to its end says the trading state its events say (the risk officer's, or
+      // `halted` while the coordinator found the officer down); one stopped early, the officer's.
+      const status = failure !== undefined && failure === log.stopped ? world.run(swarm.risk.ask(new GetTradingStatus({}, true))) : undefined
       const books = final !== undefined && Exit.isSuccess(final)
         ? final.value
         : {
@@ -555,7 +576,9 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         metrics: books.metrics,
         trades: books.trades,
         portfolio: books.snapshot,
-        tradingState: status !== undefined && Exit.isSuccess(status) ? status.value.state : "halted",
+        tradingState: failure === undefined || escalated
+          ? log.tradingState
+          : status !== undefined && Exit.isSuccess(status) ? status.value.state : "halted",
         checksum,
         counts: {
           bars,

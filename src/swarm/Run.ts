@@ -10,10 +10,21 @@
  *   └── coordinator   targets and accuracies survive a restart
  *
  * Children start in this order, so everything the coordinator talks to exists before the first
- * bar. Past its restart intensity a supervisor escalates; the run supervisor escalating ends the
- * run (`RunFailed`).
+ * bar. Both supervisors give up on a child that fails on every message: restarted
+ * `CONSECUTIVE_RESTARTS` times in a row without handling one, its next failure escalates — on any
+ * clock (a backtest's is bar time, where the restart intensity per minute, kept for bursts on the
+ * wall clock of a paper run, never trips on daily bars). An analyst that fails now and then handles
+ * messages in between and is restarted every time.
+ *
+ * What escalation means for the run: the run supervisor giving up ends the run `failed`, its reason
+ * naming the agent that kept failing and its error (`gaveUp`). A spine agent (ledger, desk, risk,
+ * coordinator) failing on every message does that directly. The analysts' supervisor giving up —
+ * one analyst failing on every message — is restarted by the run supervisor with all its analysts
+ * (fresh, they warm up again), and its escalations count as failures in a row too: an analyst that
+ * still fails on every message ends the run after a few more. A run whose strategy has an analyst
+ * that cannot handle a bar is a broken run, not a completed one with a silent abstainer.
  */
-import { Effect, Either, Schema } from "effect"
+import { Effect, Either, Option, Schema } from "effect"
 import { type AnalystOf, rosterOf, analysts as defaultRegistry, type LlmContext } from "../../agents/registry.js"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import * as Coordinator from "../../agents/Coordinator.js"
@@ -113,6 +124,13 @@ export interface RunningSwarm {
   readonly supervisor: Supervisor.SupervisorRef<any>
 }
 
+/**
+ * Restarts of one agent (or of the analysts' subtree) in a row, with no message handled between
+ * them, before its supervisor gives up: an agent failing on every message ends the run after
+ * `CONSECUTIVE_RESTARTS + 1` failures of its own (an analyst: `(CONSECUTIVE_RESTARTS + 1)²`).
+ */
+export const CONSECUTIVE_RESTARTS = 3
+
 /** How long the risk officer waits for the books, and the coordinator for a verdict (virtual time in backtests). */
 const VIEW_TIMEOUT_MILLIS = 5_000
 const JUDGE_TIMEOUT_MILLIS = 10_000
@@ -180,11 +198,13 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       strategy: "one_for_one",
       intensity: 10,
       period: "1 minute",
+      maxConsecutiveRestarts: CONSECUTIVE_RESTARTS,
       children: [
         Supervisor.supervisor("analysts", {
           strategy: "one_for_one",
           intensity: 50,
           period: "1 minute",
+          maxConsecutiveRestarts: CONSECUTIVE_RESTARTS,
           children: roster.map((a) => Supervisor.worker(a.name, withFault(a.name, a.actor(llm), faults)))
         }),
         Supervisor.worker("ledger", withFault("ledger", ledger, faults)),
@@ -206,4 +226,20 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       stats,
       supervisor: tree
     }
+  })
+
+/**
+ * Why the run's supervisor gave up, for `RunFailed` and the result: the agent that kept failing
+ * (where a nested escalation began), how, and its last error.
+ */
+export const gaveUp = (swarm: RunningSwarm, at: Timestamp): Effect.Effect<string> =>
+  Effect.map(swarm.supervisor.escalation, (escalation) => {
+    const when = new Date(at).toISOString()
+    if (Option.isNone(escalation)) return `the run's supervisor gave up at ${when}`
+    const e = escalation.value
+    const failures = e.origin === undefined ? "failures" : "escalations"
+    const how = e.limit === "no_progress"
+      ? `${e.restarts} ${failures} of ${e.child} in a row without a message handled`
+      : `${e.restarts} ${failures} of ${e.child} within ${e.periodMillis / 1000} s`
+    return `the run's supervisor gave up at ${when}: ${e.origin ?? e.child} kept failing (${how}): ${e.cause}`
   })

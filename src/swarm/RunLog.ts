@@ -19,6 +19,7 @@
 import { createHash, type Hash } from "node:crypto"
 import type { RoundId, RunId } from "../../schemas/Ids.js"
 import type { OrderIntent } from "../../schemas/Order.js"
+import type { StateTransition, TradingState } from "../../schemas/Risk.js"
 import { type RunEvent, RunEvent as RunEventSchema, type RunEventTag } from "../../schemas/RunEvent.js"
 import { compile } from "../internal/canonicalJson.js"
 
@@ -82,6 +83,8 @@ export class RunLog {
   rejected = 0
   /** Approval requests not resolved yet, in request order. */
   readonly pendingApprovals = new Map<RoundId, PendingApproval>()
+  /** The last trading-state change recorded (`TradingStateChanged`), if any: the run's trading state as its events say. */
+  lastTransition: StateTransition | undefined = undefined
 
   /** Why an agent stopped the run (`stop`), if one did. */
   stopped: string | undefined
@@ -162,6 +165,11 @@ export class RunLog {
     return this.seq
   }
 
+  /** The run's trading state as its events say: `active` until a `TradingStateChanged`. */
+  get tradingState(): TradingState {
+    return this.lastTransition?.to ?? "active"
+  }
+
   count(tag: RunEventTag): number {
     return this.counts.get(tag) ?? 0
   }
@@ -191,6 +199,8 @@ export class RunLog {
       if (e.outcome !== "approved") this.rejected++
     } else if (tag === "VerdictGiven" && (event as EventOf<"VerdictGiven">).verdict.outcome === "rejected") {
       this.rejected++
+    } else if (tag === "TradingStateChanged") {
+      this.lastTransition = (event as EventOf<"TradingStateChanged">).transition
     }
     for (let i = 0; i < this.sinks.length; i++) this.sinks[i]!(event, json)
     return event

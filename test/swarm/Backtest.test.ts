@@ -221,13 +221,15 @@ describe("a backtest", () => {
     Effect.gen(function*() {
       const baseline = yield* record({ strategy: strategy(), feed: market(300) })
       expect(baseline.result.counts.orders).toBeGreaterThan(0)
-      // Crashes on every request to judge: no order ever executes.
+      // Crashes on every request to judge: no order ever executes, and a risk officer that fails on
+      // every message it is given ends the run, failed, saying so.
       const down = yield* record({
         strategy: strategy(),
         feed: market(300),
         faults: { risk: (message) => (message as { _tag: string })._tag === "Judge" }
       })
-      expect(down.result.status).toBe("completed")
+      expect(down.result.status).toBe("failed")
+      expect(down.result.failure).toContain("/user/run/risk kept failing (4 failures of /user/run/risk in a row without a message handled): Error: injected fault: risk crashed on message 4")
       expect(down.result.counts.orders).toBe(0)
       expect(ofTag(down.events, "OrderPlaced")).toEqual([])
       expect(ofTag(down.events, "OrderFilled")).toEqual([])
@@ -367,6 +369,45 @@ describe("a backtest", () => {
       const empty = Feed.fromBars(new Map() as never, { fingerprint: "empty" })
       const none = yield* Effect.flip(Backtest.run({ strategy: strategy({ symbols: ["AAA"] }), feed: { ...empty, symbols: ["AAA"] as never, [Symbol.iterator]: () => [][Symbol.iterator]() } }))
       expect(none).toMatchObject({ _tag: "BacktestError", field: "data" })
+    }))
+
+  it.effect("an analyst that fails on every message escalates, on bar time as on one-second bars: the run fails naming it and its error", () =>
+    Effect.gen(function*() {
+      const daily = market(300)
+      const seconds = Feed.synthetic({ ...Synthetic.defaults, seed: 3, symbols: [...symbols] as never, bars: 2_000, intervalMs: 1_000, weekdaysOnly: false })
+      for (const feed of [daily, seconds]) {
+        const { events, result } = yield* record({ strategy: strategy(), feed, faults: { sma_crossover: () => true } })
+        expect(result.status).toBe("failed")
+        expect(result.failure).toMatch(/^the run's supervisor gave up at \d{4}-.*Z: /)
+        expect(result.failure).toContain(
+          "/user/run/analysts/sma_crossover kept failing (4 escalations of /user/run/analysts in a row without a message handled): Error: injected fault: sma_crossover crashed on message 16"
+        )
+        const lifecycle = ofTag(events, "AgentLifecycle").map((e) => e.event)
+        // 4 failures in a row escalate the analysts; their 4th escalation in a row ends the run.
+        expect(lifecycle.filter((e) => e._tag === "ActorCrashed" && e.actor === "/user/run/analysts/sma_crossover")).toHaveLength(16)
+        const escalations = lifecycle.filter((e) => e._tag === "SupervisorEscalated")
+        expect(escalations.map((e) => [e.supervisor, e.child, e.restarts, e.limit, e.origin])).toEqual([
+          ...Array.from({ length: 4 }, () => ["/user/run/analysts", "/user/run/analysts/sma_crossover", 4, "no_progress", undefined]),
+          ["/user/run", "/user/run/analysts", 4, "no_progress", "/user/run/analysts/sma_crossover"]
+        ])
+        expect(result.counts.slices).toBeLessThan(30)
+        // Its agents stopped, nothing trades: the state says so, in the events and the result alike.
+        const changed = ofTag(events, "TradingStateChanged").at(-1)!
+        expect(changed.transition).toMatchObject({ from: "active", to: "halted", cause: "system", reason: result.failure })
+        expect(result.tradingState).toBe("halted")
+        expect(events.at(-1)!._tag).toBe("RunFailed")
+      }
+    }))
+
+  it.effect("a spine agent that fails on every message ends the run failed on daily bars, not completed with no rounds", () =>
+    Effect.gen(function*() {
+      for (const agent of ["coordinator", "ledger", "desk"]) {
+        const { result } = yield* record({ strategy: strategy(), feed: market(300), faults: { [agent]: () => true } })
+        expect(result.status).toBe("failed")
+        expect(result.failure).toContain(`/user/run/${agent} kept failing (4 failures of /user/run/${agent} in a row without a message handled): Error: injected fault: ${agent} crashed on message`)
+        expect(result.tradingState).toBe("halted")
+        expect(result.counts.slices).toBeLessThan(10)
+      }
     }))
 
   it.effect("an agent that keeps crashing past its supervisor's intensity ends the run as failed, and the run says why", () =>
