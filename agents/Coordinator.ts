@@ -9,7 +9,11 @@
  * A decision whose action differs from the symbol's current target goes to the risk officer, with
  * the bar's close. `hold` (no quorum, too little confidence) keeps the target. If the risk officer
  * does not answer, nothing executes, the run records `ExecutionBlocked`, and the targets are
- * offered again on the symbol's next bar (fail closed, then recover). An intent a rule, a gate or
+ * offered again on the symbol's next bar (fail closed, then recover). The first such round also
+ * moves the run's trading state to `halted` (`TradingStateChanged`, cause `system`, saying the risk
+ * officer is down); the first answer after it moves it back to the state the officer holds — the
+ * one it had, unless the officer moved it meanwhile — recorded right after that answer's verdicts.
+ * The officer owns the trading state; this halt is the coordinator's, over it, while it cannot ask. An intent a rule, a gate or
  * the trading state rejected does not become the target either: while the consensus stays, it is
  * judged again on the symbol's next bar, and goes through once what rejected it no longer does
  * (a position slot frees, a new day, a lifted halt). An operator's rejection (or expiry, or the
@@ -38,6 +42,7 @@ import { Cause, Effect, Exit, Option } from "effect"
 import type { ActorId } from "../schemas/Actor.js"
 import { type RequestOpinions as RequestOpinionsType, requestOpinions, type RoundRequest } from "../schemas/AnalystProtocol.js"
 import type { Action, ConsensusConfig, Decision } from "../schemas/Decision.js"
+import type { TradingState } from "../schemas/Risk.js"
 import type { ExternalSignal } from "../schemas/ExternalSignal.js"
 import type { AgentId, RoundId, Symbol, Timestamp } from "../schemas/Ids.js"
 import type { Opinion } from "../schemas/Opinion.js"
@@ -111,6 +116,8 @@ class Coordination {
   readonly tracks = new Map<string, SymbolTrack>()
   /** Per symbol, the latest decisions that changed its target, oldest first (with `context`). */
   readonly recent = new Map<string, Array<{ readonly ts: Timestamp; readonly action: Action; readonly confidence: number }>>()
+  /** While the risk officer does not answer: the trading state the run had before it was halted for that. */
+  downFrom: TradingState | undefined = undefined
 
   constructor(size: number) {
     this.accuracy = new Array(size).fill(Consensus.initialAccuracy)
@@ -175,6 +182,32 @@ export const make = (options: CoordinatorOptions) => {
         queue.push({ due: index + roster[a]!.horizon, direction: opinion.direction, close })
       }
     }
+  }
+
+  /** The risk officer did not answer: trading halts, saying why (once, until it answers again). */
+  const haltWhileDown = (state: Coordination, ts: Timestamp, why: string) => {
+    if (state.downFrom !== undefined) return
+    const from = log.tradingState
+    // Already halted (a breaker, an operator): nothing more to say, and nothing to restore.
+    if (from === "halted") return
+    state.downFrom = from
+    log.emit("TradingStateChanged", {
+      transition: { from, to: "halted", cause: "system", at: ts, reason: `the risk officer is down (${why}): nothing executes until it answers again`, actor: null }
+    })
+  }
+
+  /** The risk officer answered again: trading goes back to its state (the one it had, or where the officer has moved it since). */
+  const resumeOnceBack = (state: Coordination, ts: Timestamp) => {
+    const had = state.downFrom
+    if (had === undefined) return
+    state.downFrom = undefined
+    const last = log.lastTransition
+    // `system` transitions are this halt's own; anything else is the officer's, which wins.
+    const to = last === undefined || last.cause === "system" ? had : last.to
+    if (to === "halted") return
+    log.emit("TradingStateChanged", {
+      transition: { from: "halted", to, cause: "system", at: ts, reason: "the risk officer answers again: trading goes back to its state", actor: null }
+    })
   }
 
   const record = (decision: Decision) => {
@@ -279,8 +312,10 @@ export const make = (options: CoordinatorOptions) => {
           rounds: changed.map((d) => d.round),
           reason: `the risk officer did not answer (${judged.left.message}): nothing executes until it is back`
         })
+        haltWhileDown(state, ts, judged.left.message)
         return state
       }
+      resumeOnceBack(state, ts)
       if (trace !== undefined) {
         trace.attribute("swarm.orders.placed", judged.right.placed)
         trace.attribute("swarm.orders.rejected", judged.right.rejected)

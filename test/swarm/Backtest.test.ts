@@ -237,6 +237,13 @@ describe("a backtest", () => {
       expect(blocked.length).toBeGreaterThan(0)
       expect(blocked[0]!.reason).toMatch(/risk officer did not answer/)
       expect(ofTag(down.events, "AgentLifecycle").some((e) => e.event._tag === "ActorRestarted" && e.event.actor.endsWith("/risk"))).toBe(true)
+      // The first blocked round halts trading, saying why; it stays halted to the end.
+      const halts = ofTag(down.events, "TradingStateChanged")
+      expect(halts.map((e) => e.transition)).toEqual([
+        { from: "active", to: "halted", cause: "system", at: blocked[0]!.ts, reason: expect.stringMatching(/^the risk officer is down \(.+\): nothing executes until it answers again$/), actor: null }
+      ])
+      expect(halts[0]!.seq).toBe(blocked[0]!.seq + 1)
+      expect(down.result.tradingState).toBe("halted")
       // Crashes on its first request only: that decision is blocked, then offered again and executed on the next bar.
       const once = yield* record({
         strategy: strategy(),
@@ -249,6 +256,31 @@ describe("a backtest", () => {
       expect(firstOrder.order.symbol).toBe(first!.rounds[0]!.split("@")[0])
       expect(firstOrder.order.decidedAt).toBeGreaterThan(first!.ts)
       expect(once.result.counts.orders).toBeGreaterThan(0)
+      // Halted while it was down, back to active once it answered: right after that answer's verdicts.
+      const moves = ofTag(once.events, "TradingStateChanged")
+      expect(moves.map((e) => [e.transition.from, e.transition.to, e.transition.cause, e.transition.at])).toEqual([
+        ["active", "halted", "system", first!.ts],
+        ["halted", "active", "system", firstOrder.order.decidedAt]
+      ])
+      expect(moves[0]!.seq).toBe(first!.seq + 1)
+      const answered = once.events.filter((e) => e.seq > moves[0]!.seq && e.seq < moves[1]!.seq)
+      // Nothing executed while halted but the verdicts of the answer that showed the officer back.
+      const placed = answered.filter((e) => e._tag === "VerdictGiven" || e._tag === "OrderPlaced")
+      expect(placed.map((e) => e._tag)).toContain("OrderPlaced")
+      expect(placed.every((e) => e.at === moves[1]!.at)).toBe(true)
+      expect(once.result.tradingState).toBe("active")
+      expect(once.result.status).toBe("completed")
+
+      // Down at the end of the data (its last judgements): the run completes halted, and says so.
+      const judges = new Set(ofTag(baseline.events, "DecisionMade").map((e) => e.decision.ts)).size
+      const late = yield* record({
+        strategy: strategy(),
+        feed: market(300),
+        faults: { risk: (message, received) => (message as { _tag: string })._tag === "Judge" && received >= judges }
+      })
+      expect(late.result.status).toBe("completed")
+      expect(ofTag(late.events, "TradingStateChanged").map((e) => e.transition.to)).toEqual(["halted"])
+      expect(late.result.tradingState).toBe("halted")
     }))
 
   it.effect("approval policies: approve executes, reject drops, pause waits for the operator (or fails without one)", () =>
