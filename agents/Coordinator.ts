@@ -40,6 +40,7 @@
  */
 import { Cause, Effect, Exit, Option } from "effect"
 import type { ActorId } from "../schemas/Actor.js"
+import { askFailure } from "../schemas/ActorError.js"
 import { type RequestOpinions as RequestOpinionsType, requestOpinions, type RoundRequest } from "../schemas/AnalystProtocol.js"
 import type { Action, ConsensusConfig, Decision } from "../schemas/Decision.js"
 import type { TradingState } from "../schemas/Risk.js"
@@ -306,13 +307,14 @@ export const make = (options: CoordinatorOptions) => {
         options.risk().ask(judge({ ts: ts as Timestamp, decisions: changed, closes }), { timeout: options.judgeTimeoutMillis })
       )
       if (judged._tag === "Left") {
-        trace?.event("execution blocked", { reason: judged.left.message })
+        const why = askFailure(judged.left)
+        trace?.event("execution blocked", { reason: why })
         log.emit("ExecutionBlocked", {
           ts,
           rounds: changed.map((d) => d.round),
-          reason: `the risk officer did not answer (${judged.left.message}): nothing executes until it is back`
+          reason: `the risk officer did not answer (${why}): nothing executes until it is back`
         })
-        haltWhileDown(state, ts, judged.left.message)
+        haltWhileDown(state, ts, why)
         return state
       }
       resumeOnceBack(state, ts)

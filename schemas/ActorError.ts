@@ -38,3 +38,19 @@ export class InvalidActorName extends Schema.TaggedError<InvalidActorName>()("In
 }) {}
 
 export type AskError = AskTimeout | MailboxFull | NoReply
+
+/**
+ * An ask that failed, in words (`no answer to Judge within 10000 ms`). Not its `message`: that
+ * field of `AskTimeout` and `NoReply` is the message's tag, which said only "Judge".
+ */
+export const askFailure = (error: AskError): string => {
+  switch (error._tag) {
+    case "AskTimeout":
+      return `no answer to ${error.message} within ${error.timeoutMillis} ms`
+    case "NoReply":
+      return `${error.message} ${error.reason === "unanswered" ? "was dropped unanswered" : `got no reply: the agent ${error.reason}`}` +
+        (error.detail === undefined ? "" : ` (${error.detail})`)
+    case "MailboxFull":
+      return `its mailbox was full (${error.capacity} messages)`
+  }
+}

@@ -235,7 +235,7 @@ describe("a backtest", () => {
       expect(ofTag(down.events, "OrderFilled")).toEqual([])
       const blocked = ofTag(down.events, "ExecutionBlocked")
       expect(blocked.length).toBeGreaterThan(0)
-      expect(blocked[0]!.reason).toMatch(/risk officer did not answer/)
+      expect(blocked[0]!.reason).toMatch(/^the risk officer did not answer \(Judge got no reply: the agent crashed( \(.+\))?\): nothing executes until it is back$/)
       expect(ofTag(down.events, "AgentLifecycle").some((e) => e.event._tag === "ActorRestarted" && e.event.actor.endsWith("/risk"))).toBe(true)
       // The first blocked round halts trading, saying why; it stays halted to the end.
       const halts = ofTag(down.events, "TradingStateChanged")
