@@ -260,11 +260,13 @@ export const PendingApproval = Schema.Struct({
 export type PendingApproval = typeof PendingApproval.Type
 
 export class ApprovalRpcs extends RpcGroup.make(
-  Rpc.make("approvals.pending", { payload: { run: Schema.optional(Ref) }, success: Schema.Array(PendingApproval), error: Unavailable }),
-  Rpc.make("approvals.approve", { payload: { run: Ref, round: Ref }, error: Schema.Union(ApprovalNotFound, Conflict, Unavailable) }),
+  // `RunNotFound` only for a `<strategy>#<n>` naming several runs (`ambiguous`): a run that is none
+  // of the caller's has no approval pending (`[]`, `ApprovalNotFound`).
+  Rpc.make("approvals.pending", { payload: { run: Schema.optional(Ref) }, success: Schema.Array(PendingApproval), error: Schema.Union(RunNotFound, Unavailable) }),
+  Rpc.make("approvals.approve", { payload: { run: Ref, round: Ref }, error: Schema.Union(ApprovalNotFound, RunNotFound, Conflict, Unavailable) }),
   Rpc.make("approvals.reject", {
     payload: { run: Ref, round: Ref, reason: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(500)) },
-    error: Schema.Union(ApprovalNotFound, Conflict, Unavailable)
+    error: Schema.Union(ApprovalNotFound, RunNotFound, Conflict, Unavailable)
   })
 ).middleware(Authenticated) {}
 

@@ -110,9 +110,9 @@ export interface RunManagerService {
   readonly pause: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
   readonly resume: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
   /** Intents waiting for an operator, of the principal's runs (an admin's: every run's), oldest first. */
-  readonly pending: (principal: Principal, ref?: string) => Effect.Effect<ReadonlyArray<PendingApproval>, Unavailable>
-  readonly approve: (principal: Principal, ref: string, round: string) => Effect.Effect<void, ApprovalNotFound | Conflict | Unavailable>
-  readonly reject: (principal: Principal, ref: string, round: string, reason: string) => Effect.Effect<void, ApprovalNotFound | Conflict | Unavailable>
+  readonly pending: (principal: Principal, ref?: string) => Effect.Effect<ReadonlyArray<PendingApproval>, RunNotFound | Unavailable>
+  readonly approve: (principal: Principal, ref: string, round: string) => Effect.Effect<void, ApprovalNotFound | RunNotFound | Conflict | Unavailable>
+  readonly reject: (principal: Principal, ref: string, round: string, reason: string) => Effect.Effect<void, ApprovalNotFound | RunNotFound | Conflict | Unavailable>
   /**
    * Take over the unfinished runs no live process holds (this server's last shutdown, or a crash),
    * each at the pace it was started with and in the state (running, paused) it was left in: what
@@ -525,8 +525,9 @@ export const layer = Layer.scoped(
           ? undefined
           : yield* unavailable(Runs.get(ref, ownerOf(principal))).pipe(
             Effect.map((record) => record.id as string),
-            // Someone else's run, or none: nothing waits there for this principal.
-            Effect.catchTag("RunNotFound", () => Effect.succeed(null))
+            // Someone else's run, or none: nothing waits there for this principal. A name that
+            // names several runs is said so, not answered as none.
+            Effect.catchTag("RunNotFound", (error) => error.ambiguous === undefined ? Effect.succeed(null) : Effect.fail(error))
           )
         if (only === null) return []
         return [...waiting.values()]
@@ -538,7 +539,7 @@ export const layer = Layer.scoped(
     const decide = (principal: Principal, ref: string, round: string, answer: Backtest.ApprovalAnswer) =>
       Effect.gen(function*() {
         const notFound = new ApprovalNotFound({ run: ref, round })
-        const record = yield* unavailable(Runs.get(ref, ownerOf(principal))).pipe(Effect.catchTag("RunNotFound", () => Effect.fail(notFound)))
+        const record = yield* unavailable(Runs.get(ref, ownerOf(principal))).pipe(Effect.catchTag("RunNotFound", (error) => Effect.fail(error.ambiguous === undefined ? notFound : error)))
         const key = keyOf(record.id, round)
         const item = waiting.get(key)
         const done = item !== undefined && visible(principal, item) && (yield* Deferred.succeed(item.answer, answer))

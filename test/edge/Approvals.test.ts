@@ -121,6 +121,34 @@ for (const backend of backends) {
         expect(replayed.checksum).toBe(done.checksum)
       }), { timeout: 120_000 })
 
+    it.scoped("an admin naming a run by a <strategy>#<n> two owners have is told so, not that nothing is pending", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("sk_alice")
+        const bob = yield* clientFor("sk_bob")
+        const root = yield* clientFor("sk_root")
+        const runs = []
+        for (const owner of [alice, bob]) {
+          yield* owner("strategies.create", { strategy: guarded("twin", 30) })
+          runs.push(yield* owner("runs.start", { strategy: "twin", mode: "backtest", data: { _tag: "synthetic", bars: 60 } }))
+        }
+        const [first] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "alice's first approval")
+        const ref = `twin#${runs[0]!.number}`
+        expect(runs[1]!.number).toBe(runs[0]!.number)
+        const ids = runs.map((r) => r.id).sort()
+        for (const call of [
+          root("approvals.pending", { run: ref }),
+          root("approvals.approve", { run: ref, round: first!.round }),
+          root("approvals.reject", { run: ref, round: first!.round, reason: "which one?" })
+        ]) {
+          const error = yield* Effect.flip(call)
+          expect(error._tag).toBe("RunNotFound")
+          expect(error._tag === "RunNotFound" && [...(error.ambiguous ?? [])].sort()).toEqual(ids)
+        }
+        // Each owner's own name is theirs alone: no ambiguity for them.
+        expect((yield* alice("approvals.pending", { run: ref })).map((p) => p.round)).toContain(first!.round)
+        for (const run of runs) yield* root("runs.stop", { run: run.id })
+      }), { timeout: 120_000 })
+
     it.scoped("an intent nobody answers expires after the strategy's timeout and is rejected", () =>
       Effect.gen(function*() {
         const alice = yield* clientFor("sk_alice")
