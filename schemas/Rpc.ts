@@ -36,9 +36,21 @@ export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {
   reason: Schema.String
 }) {}
 
+/**
+ * No such strategy of the caller's — or, with `version`, the strategy is there but not at that
+ * version (it has versions 1 to `latestVersion`).
+ */
 export class StrategyNotFound extends Schema.TaggedError<StrategyNotFound>()("StrategyNotFound", {
-  strategy: Schema.String
-}) {}
+  strategy: Schema.String,
+  version: Schema.optional(Schema.Int),
+  latestVersion: Schema.optional(Schema.Int)
+}) {
+  override get message(): string {
+    return this.version === undefined
+      ? `no strategy ${this.strategy}`
+      : `strategy ${this.strategy} has no version ${this.version} (its versions are 1 to ${this.latestVersion})`
+  }
+}
 
 /** No such run — or not one the asker may see: both get the same answer. */
 export class RunNotFound extends Schema.TaggedError<RunNotFound>()("RunNotFound", {

@@ -155,7 +155,12 @@ export const translate = (target: RemoteConfig.Target, subject: string) => (erro
   const on = target.server
   switch (error._tag) {
     case "StrategyNotFound":
-      return new UsageError({ field: "strategy", reason: `no strategy ${shown(error.strategy)} on ${on} (swarm strategies list shows yours)` })
+      return error.version === undefined
+        ? new UsageError({ field: "strategy", reason: `no strategy ${shown(error.strategy)} on ${on} (swarm strategies list shows yours)` })
+        : new UsageError({
+          field: "--strategy-version",
+          reason: `strategy ${shown(error.strategy)} on ${on} has no version ${error.version}: its versions are 1 to ${error.latestVersion}`
+        })
     case "RunNotFound":
       return new UsageError({
         field: "run",

@@ -112,7 +112,12 @@ const read = (owner: string, ref: string, version: number | undefined, lock: boo
       join strategy_versions v on v.strategy_id = s.id and v.version = ${version ?? sql`s.latest_version`}
       where ${which} and s.owner_id = ${owner} and s.deleted_at is null
       limit 1`
-    if (row === undefined) return yield* new StrategyNotFound({ strategy: ref })
+    if (row === undefined) {
+      // The strategy may be there without that version: say so, with the versions it has.
+      const [latest] = version === undefined ? [] : yield* sql<{ latestVersion: number }>`
+        select s.latest_version from strategies s where ${which} and s.owner_id = ${owner} and s.deleted_at is null limit 1`
+      return yield* new StrategyNotFound({ strategy: ref, ...(latest === undefined ? {} : { version: version!, latestVersion: latest.latestVersion }) })
+    }
     const strategy = yield* decodeStrategy(row.body).pipe(
       Effect.mapError((error) =>
         new CorruptRecord({ table: "strategy_versions", key: `${row.id}@${row.version}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })

@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { InvalidRequest } from "../../schemas/Rpc.js"
+import { InvalidRequest, StrategyNotFound } from "../../schemas/Rpc.js"
 import * as Cli from "../../src/cli/Cli.js"
 import { RemoteFailed, UsageError } from "../../src/cli/CliError.js"
 import { translate, transportReason } from "../../src/cli/Remote.js"
@@ -155,6 +155,15 @@ describe("what a transport failure or a refusal says", () => {
     const bad = translate(target, "run")(new InvalidRequest({ field: "limit", reason: "Expected a positive number" }))
     expect(bad).toBeInstanceOf(UsageError)
     expect(bad).toMatchObject({ field: "limit", reason: "Expected a positive number" })
+  })
+
+  it("a strategy without the version asked for is said so, not called missing", () => {
+    const target: RemoteConfig.Target = { server: "http://h", serverFrom: "--server", key: "k", keyFrom: "--key" }
+    expect(translate(target, "strategy")(new StrategyNotFound({ strategy: "Appr", version: 99, latestVersion: 3 }))).toMatchObject({
+      field: "--strategy-version",
+      reason: `strategy "Appr" on http://h has no version 99: its versions are 1 to 3`
+    })
+    expect(translate(target, "strategy")(new StrategyNotFound({ strategy: "Appr" }))).toMatchObject({ field: "strategy", reason: expect.stringMatching(/^no strategy "Appr" on http:\/\/h/) })
   })
 })
 

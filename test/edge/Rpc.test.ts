@@ -12,7 +12,7 @@ import { expect, layer } from "@effect/vitest"
 import { RpcTest } from "@effect/rpc"
 import { Chunk, Duration, Effect, Either, Fiber, Layer, Schema, Stream } from "effect"
 import { Principal, Unauthorized } from "../../schemas/Auth.js"
-import { AdminRpcs, LeaderboardRpcs, RuleRpcs, RunNotFound, RunRpcs, StrategyRpcs } from "../../schemas/Rpc.js"
+import { AdminRpcs, LeaderboardRpcs, RuleRpcs, RunNotFound, RunRpcs, StrategyNotFound, StrategyRpcs } from "../../schemas/Rpc.js"
 import { Rule } from "../../schemas/Rule.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
@@ -220,6 +220,12 @@ for (const backend of backends) {
         ]) {
           expect((yield* Effect.flip(attempt as Effect.Effect<unknown, { readonly _tag: string }>))._tag).toBe("StrategyNotFound")
         }
+        // A version the strategy does not have is said so to its owner; to anyone else it is still no strategy at all.
+        expect(yield* Effect.flip(alice("strategies.get", { strategy: "alice only", version: 99 })))
+          .toEqual(new StrategyNotFound({ strategy: "alice only", version: 99, latestVersion: 1 }))
+        expect((yield* Effect.flip(alice("runs.start", { strategy: "alice only", version: 99, mode: "backtest", data: { _tag: "sample" } }))).message)
+          .toBe("strategy alice only has no version 99 (its versions are 1 to 1)")
+        expect(yield* Effect.flip(bob("strategies.get", { strategy: "alice only", version: 99 }))).toEqual(new StrategyNotFound({ strategy: "alice only" }))
         // None of it touched alice's strategy.
         expect((yield* alice("strategies.get", { strategy: "alice only" })).version).toBe(1)
         expect((yield* alice("runs.verify", { run: run.id })).ok).toBe(true)
