@@ -38,8 +38,18 @@ export const ConsensusConfig = Schema.Struct({
   quorum: Schema.optionalWith(Confidence, { default: () => 0.5, exact: true }),
   /** A decision whose aggregated confidence is below this is a `hold`. */
   minDecisionConfidence: Schema.optionalWith(Confidence, { default: () => 0, exact: true }),
-  /** How long a round waits for answers (virtual time in backtests). */
-  deadlineMillis: Schema.optionalWith(Schema.Number.pipe(Schema.positive(), Schema.finite()), { default: () => 1_000, exact: true }),
+  /**
+   * How long a round waits for answers (virtual time in backtests), at most an hour: a timer past
+   * 2^31 ms never fires, so a deadline of 1e300 waited for a silent analyst for ever.
+   */
+  deadlineMillis: Schema.optionalWith(
+    Schema.Number.pipe(
+      Schema.positive(),
+      Schema.finite(),
+      Schema.lessThanOrEqualTo(3_600_000, { message: () => "a round waits at most an hour (3600000 ms) for its analysts" })
+    ),
+    { default: () => 1_000, exact: true }
+  ),
   adaptiveWeights: Schema.optionalWith(
     Schema.Struct({
       enabled: Schema.optionalWith(Schema.Boolean, { default: () => false, exact: true }),

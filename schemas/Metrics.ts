@@ -17,7 +17,9 @@ export const MetricsConfig = Schema.Struct({
       Schema.finite({ message: () => "periodsPerYear must be a finite number" }),
       Schema.positive({
         message: () => "periodsPerYear must be greater than 0 (252 for exchange trading days, 365 for markets open every day)"
-      })
+      }),
+      // 1e308 was taken, and annualised a Sharpe ratio to 2.7e152.
+      Schema.lessThanOrEqualTo(31_536_000, { message: () => "periodsPerYear must be at most 31536000 (one return a second)" })
     ),
     { default: () => 252, exact: true }
   ),

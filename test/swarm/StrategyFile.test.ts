@@ -237,6 +237,8 @@ describe("strategy files", () => {
       [{ allowShort: "yes" }, "allowShort", "expected true or false, got \"yes\""],
       [{ name: 5 }, "name", "expected a string, got 5"],
       [{ consensus: { deadlineMillis: -5 } }, "consensus.deadlineMillis", "expected a positive number, got -5"],
+      [{ consensus: { deadlineMillis: 1e300 } }, "consensus.deadlineMillis", "a round waits at most an hour (3600000 ms) for its analysts"],
+      [{ metrics: { periodsPerYear: 1e308 } }, "metrics.periodsPerYear", "periodsPerYear must be at most 31536000 (one return a second)"],
       [{ rules: [5] }, "rules[0]", expect.stringMatching(/^a rule is an object with an id and a kind \(max_position_percent, /) as never],
       [{ execution: { commission: 5 } }, "execution.commission", expect.stringMatching(/^a commission is \{ _tag: none \}, /) as never],
       [{ execution: { commission: { _tag: "flat" } } }, "execution.commission._tag", "expected one of none, per_share, percent, got \"flat\""],
