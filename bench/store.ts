@@ -129,7 +129,7 @@ const w1Figures = Effect.gen(function*() {
     forceGc()
     t0 = performance.now()
     const replay = yield* StoredRun.replay(last.run)
-    replayed.push(replay.result.counts.bars / ((performance.now() - t0) / 1000))
+    replayed.push(replay.result!.counts.bars / ((performance.now() - t0) / 1000))
     progress(
       `w1 round ${round}: ${integer(plain.at(-1)!)} bars/s plain, ${integer(persisted.at(-1)!)} persisted ` +
         `(${last.result.counts.events} events), ${integer(replayed.at(-1)!)} replayed`

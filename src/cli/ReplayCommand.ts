@@ -1,7 +1,8 @@
 /**
  * `swarm replay <run>`: execute a stored run again from its recorded inputs (strategy, data, seed,
  * injected faults) and compare every event with the recording (src/store/StoredRun.ts). Nothing is
- * written. A run that reproduces prints `OK`; one that does not prints its first divergence — the
+ * written. A run that reproduces prints `OK` — a failed run reproduces when its events come again
+ * and it fails the same way, which `OK` names; one that does not prints its first divergence — the
  * event, its round and agent, the field, what was recorded and what came now — and exits 1.
  * `--json` prints either as one JSON document (`ReplayJson`) instead, for scripts.
  */
@@ -32,7 +33,14 @@ export const describeDivergence = (error: StoredRun.RunDiverged): string =>
 
 /** `replay --json`: a run that reproduced (its event count and checksum), or its first divergence. */
 export const ReplayJson = Schema.Union(
-  Schema.Struct({ ok: Schema.Literal(true), run: Schema.String, events: Schema.Int, checksum: Schema.String }),
+  Schema.Struct({
+    ok: Schema.Literal(true),
+    run: Schema.String,
+    events: Schema.Int,
+    checksum: Schema.String,
+    /** The run failed, and its replay failed the same way after the same events: why. */
+    failure: Schema.optional(Schema.String)
+  }),
   Schema.Struct({
     ok: Schema.Literal(false),
     run: Schema.String,
@@ -86,8 +94,16 @@ export const command = (io: Io, wiring: Wiring.Wiring) =>
         if (progress !== undefined) yield* progress.done
         io.stdout(
           flags.json
-            ? toJson(ReplayJson, { ok: true, run: replayed.run, events: replayed.events, checksum: replayed.checksum })
-            : `OK: run ${replayed.run} reproduced: ${replayed.events} events, checksum ${replayed.checksum}\n`
+            ? toJson(ReplayJson, {
+              ok: true,
+              run: replayed.run,
+              events: replayed.events,
+              checksum: replayed.checksum,
+              ...(replayed.failure === undefined ? {} : { failure: replayed.failure })
+            })
+            : replayed.failure === undefined
+            ? `OK: run ${replayed.run} reproduced: ${replayed.events} events, checksum ${replayed.checksum}\n`
+            : `OK: run ${replayed.run} reproduced, including its failure (${replayed.failure}): ${replayed.events} events, checksum ${replayed.checksum}\n`
         )
       }))
     }).pipe(Effect.withSpan("swarm.replay"))).pipe(

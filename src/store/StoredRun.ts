@@ -557,13 +557,21 @@ export interface Replayed {
   readonly run: RunId
   readonly events: number
   readonly checksum: string
-  readonly result: Backtest.Result
+  /** What the re-execution gave: none when it failed with an error, as the recorded run did (`failure`). */
+  readonly result: Backtest.Result | undefined
+  /**
+   * The recorded run failed, and the re-execution failed the same way after the same events: why
+   * (the failure its row records).
+   */
+  readonly failure?: string
 }
 
 /**
  * Replay a recorded run: re-execute it from its recorded inputs, in memory (nothing is written),
  * and compare every event with the recording. A run that does not reproduce fails with the first
- * divergence (`RunDiverged`).
+ * divergence (`RunDiverged`). A run that failed with an error (a `BacktestError`: a held intent
+ * with no operator, its data refused) is compared as far as it went: its replay must give every
+ * recorded event, then fail with the same error — a failed recording is checked like any other.
  */
 export const replay = (ref: string, options: Pick<Common, "registry" | "onProgress"> & { readonly owner?: string } = {}) =>
   Effect.gen(function*() {
@@ -572,7 +580,9 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
     // A stopped run's recording ends where it was stopped (mid-slice, perhaps): it is reproduced up
     // to there, and its checksum is that of those events.
     const end = run.status === "stopped" ? Option.match(yield* Runs.lastEvent(run.id), { onNone: () => 0, onSome: (h) => h.seq }) : undefined
-    const prefix = end === undefined ? undefined : createHash("sha256")
+    // A failed run may have failed with an error, which leaves no result (and no checksum) behind:
+    // its checksum is then that of its events, hashed as they come.
+    const prefix = end === undefined && run.status !== "failed" ? undefined : createHash("sha256")
     const comparator = new Comparator(run.id, end)
     const approver = yield* recordedApprover(run.id, undefined)
     const signals = RecordedSignals.source(yield* RecordedSignals.read(run.id), undefined)
@@ -582,7 +592,9 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
     const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started, replay: true })
     const database = yield* Effect.context<SqlClient.SqlClient>()
     let diverged: Divergence | undefined
-    const result = yield* Backtest.run({
+    /** The replay's own machinery failed (the recording could not be read): not the run's failure. */
+    let ownFailure = false
+    const outcome = yield* Backtest.run({
       strategy: run.strategy,
       feed,
       seed: run.seed,
@@ -599,7 +611,7 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
       llm,
       ...(end === undefined ? {} : { endAfter: end }),
       onEvent: prefix === undefined ? comparator.sink : (event, json) => {
-        if (event.seq <= end!) prefix.update(`${json}\n`)
+        if (end === undefined || event.seq <= end) prefix.update(`${json}\n`)
         comparator.sink(event, json)
       },
       pace: () =>
@@ -610,15 +622,56 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
             diverged = divergence
             return Effect.fail(new Backtest.BacktestError({ field: "replay", reason: "diverged" }))
           }),
+          Effect.tapError(() => Effect.sync(() => {
+            ownFailure = true
+          })),
           Effect.provide(database)
         )
     }).pipe(
-      Effect.catchTag("BacktestError", (error): Effect.Effect<never, Backtest.BacktestError | RunDiverged> =>
-        diverged === undefined ? Effect.fail(error) : Effect.fail(divergedError(run.id, diverged))),
+      Effect.map((result) => ({ result, failure: undefined })),
+      Effect.catchTag("BacktestError", (error): Effect.Effect<{ result: undefined; failure: string }, Backtest.BacktestError | RunDiverged> => {
+        if (diverged !== undefined) return Effect.fail(divergedError(run.id, diverged))
+        // The recording failed too: what it recorded up to its failure is compared below, and
+        // the failure must be its own. An error of the replay's own (reading the recording) is not.
+        if (run.status === "failed" && !ownFailure) return Effect.succeed({ result: undefined, failure: error.message })
+        return Effect.fail(error)
+      }),
       Effect.catchTag("RunDiverged", withRecordingChecked)
     )
     const divergence = yield* comparator.finish
-    if (divergence !== undefined) return yield* withRecordingChecked(divergedError(run.id, divergence))
-    if (prefix !== undefined) return { run: run.id, events: end!, checksum: prefix.digest("hex"), result } satisfies Replayed
-    return { run: run.id, events: result.counts.events, checksum: result.checksum, result } satisfies Replayed
+    if (divergence !== undefined) return yield* withRecordingChecked(divergedError(run.id, failedHere(run, divergence)))
+    const { failure, result } = outcome
+    if (failure !== undefined) {
+      if (failure !== run.failure) {
+        // Every recorded event came again, then the re-execution failed otherwise than the run did.
+        return yield* withRecordingChecked(divergedError(run.id, {
+          seq: comparator.matched + 1,
+          round: null,
+          agent: null,
+          expectedTag: null,
+          actualTag: null,
+          field: "failure",
+          expected: JSON.stringify(run.failure),
+          actual: JSON.stringify(failure)
+        }))
+      }
+      return { run: run.id, events: comparator.matched, checksum: prefix!.digest("hex"), result, failure } satisfies Replayed
+    }
+    if (end !== undefined) return { run: run.id, events: end, checksum: prefix!.digest("hex"), result } satisfies Replayed
+    return {
+      run: run.id,
+      events: result.counts.events,
+      checksum: result.checksum,
+      result,
+      ...(result.status === "failed" && result.failure !== undefined ? { failure: result.failure } : {})
+    } satisfies Replayed
   }).pipe(Effect.withSpan("StoredRun.replay"))
+
+/**
+ * A divergence past the end of a failed run's recording (the re-execution went on where the run
+ * failed): says so, and why the run failed, rather than only that no such event was recorded.
+ */
+const failedHere = (run: Runs.RunRecord, d: Divergence): Divergence =>
+  run.status === "failed" && d.expectedTag === null && d.actualTag !== null && run.failure !== null
+    ? { ...d, expected: `(no such event recorded: the run failed there: ${run.failure})` }
+    : d

@@ -297,6 +297,39 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(lines(divergedJson.stderr).slice(1)).toEqual(lines(diverged.stderr).slice(1))
     }))
 
+  it.effect("replay of a failed run: OK, including its failure, while it reproduces; a changed event: DIVERGED, exit 1", () =>
+    Effect.gen(function*() {
+      // Every intent is held for an operator, and nobody is attached: the run fails at its first order.
+      const file = Path.join(tmp, "held.json")
+      fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(sma, "utf8")), name: "Held", risk: { approval: { notionalPctAbove: 5, policy: "pause" } } }))
+      const ran = yield* swarm(["backtest", "--data", data, "--strategy", file], { store: yield* store })
+      expect(ran.code).toBe(2)
+      const sql = yield* SqlClient.SqlClient
+      const [run] = yield* sql<{ id: string; failure: string }>`select r.id, r.failure from runs r join strategies s on s.id = r.strategy_id
+        where s.name = 'Held' and r.status = 'failed'`
+      expect(run!.failure).toMatch(/^risk\.approval\.policy: .* no operator is attached/)
+      const [counted] = yield* sql<{ events: number }>`select count(*)::int as events from run_events where run_id = ${run!.id}`
+      const events = counted!.events
+      expect(events).toBeGreaterThan(3)
+
+      const ok = yield* swarm(["replay", "Held#1"], { store: yield* store })
+      expect(ok.code, ok.stderr).toBe(0)
+      expect(ok.stdout).toMatch(new RegExp(`^OK: run ${run!.id} reproduced, including its failure \\(risk\\.approval\\.policy: .*\\): ${events} events, checksum [0-9a-f]{64}\n$`))
+      expect(ok.stdout).toContain(run!.failure)
+      const okJson = yield* swarm(["replay", "Held#1", "--json"], { store: yield* store })
+      expect(Schema.decodeUnknownSync(ReplayJson)(JSON.parse(okJson.stdout))).toMatchObject({ ok: true, run: run!.id, events, failure: run!.failure })
+
+      // A fill's quantity changed in the recording: the replay compares it and says so.
+      const [filled] = yield* sql<{ seq: number; body: string }>`select seq, body from run_events
+        where run_id = ${run!.id} and body ~ '"quantity":[0-9]+' order by seq limit 1`
+      yield* sql`update run_events set body = ${filled!.body.replace(/"quantity":\d+/, `"quantity":999`)} where run_id = ${run!.id} and seq = ${filled!.seq}`
+      const diverged = yield* swarm(["replay", "Held#1"], { store: yield* store })
+      expect(diverged.code).toBe(1)
+      expect(diverged.stdout).toMatch(new RegExp(`^DIVERGED: run ${run!.id} does not reproduce\n  event     ${filled!.seq}\n`))
+      expect(diverged.stdout).toContain("  expected  999\n")
+      expect(diverged.stdout).toContain(`but the recording itself does not verify (swarm audit verify): entry ${filled!.seq}:`)
+    }))
+
   it.effect("runs compare: metrics side by side with differences, and the first differing decision", () =>
     Effect.gen(function*() {
       const a = yield* backtest(smaNamed("Compared"))

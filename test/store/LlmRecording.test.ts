@@ -97,7 +97,7 @@ for (const backend of backends) {
             const replayed = yield* StoredRun.replay(run)
             expect(live.stats.calls).toBe(during)
             expect(replayed.checksum).toBe(result.checksum)
-            expect(replayed.result.counts).toEqual(result.counts)
+            expect(replayed.result!.counts).toEqual(result.counts)
           }), 60_000)
 
         it.effect("resume after a crash asks the model only for what the recording lacks", () =>

@@ -8,12 +8,14 @@
  * differ from its last checkpoint stop it with `RunDiverged` naming the `checkpoint.` field.
  * On every back-end; a real crash (another process, SIGKILL) is Resume.test.ts.
  */
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { SqlClient } from "@effect/sql"
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
+import { Strategy } from "../../schemas/Strategy.js"
 import * as Csv from "../../src/market/Csv.js"
 import * as DataSource from "../../src/market/DataSource.js"
 import * as Feed from "../../src/market/Feed.js"
@@ -82,8 +84,8 @@ for (const backend of backends) {
           const replayed = yield* StoredRun.replay(run)
           expect(replayed.events).toBe(result.counts.events)
           expect(replayed.checksum).toBe(result.checksum)
-          expect(replayed.result.counts).toEqual(result.counts)
-          expect(replayed.result.metrics).toEqual(result.metrics)
+          expect(replayed.result!.counts).toEqual(result.counts)
+          expect(replayed.result!.metrics).toEqual(result.metrics)
           // Replay writes nothing.
           expect(yield* tableCounts(run)).toEqual(before)
           expect((yield* Runs.get(run)).status).toBe("completed")
@@ -146,6 +148,38 @@ for (const backend of backends) {
           yield* sql`insert into run_events (run_id, seq, tag, at, hash, body) values (${run}, ${events + 1}, 'RunCompleted', 0, '', ${last!.body})`
           const long = diverged(yield* failure(StoredRun.replay(run)))
           expect(long).toMatchObject({ seq: events + 1, field: "event", actual: "(the re-execution has no such event)" })
+        }))
+
+      it.effect("a run that failed with an error replays up to its failure and fails the same way; a changed event in it diverges", () =>
+        Effect.gen(function*() {
+          // Every intent is held for an operator, and a stored backtest has none: it fails at its first order.
+          const options = stored(2, 120, { name: "failed run" })
+          const encoded = Schema.encodeSync(Strategy)(options.strategy)
+          const held = Schema.decodeUnknownSync(Strategy)({
+            ...encoded,
+            risk: { ...encoded.risk, approval: { ...encoded.risk?.approval, notionalPctAbove: 5, policy: "pause" } }
+          })
+          const original = yield* failure(StoredRun.backtest({ ...options, strategy: held }))
+          expect(original).toMatchObject({ _tag: "BacktestError", field: "risk.approval.policy" })
+          const [listed] = yield* Runs.list({ strategy: "failed run" })
+          const run = yield* Runs.get(listed!.id)
+          expect(run).toMatchObject({ status: "failed", failure: (original as Error).message })
+          const sql = yield* SqlClient.SqlClient
+          const rows = yield* sql<{ seq: number; body: string }>`select seq, body from run_events where run_id = ${run.id} order by seq`
+          expect(rows.length).toBeGreaterThan(3)
+
+          const replayed = yield* StoredRun.replay(run.id)
+          expect(replayed).toMatchObject({ run: run.id, events: rows.length, failure: run.failure, result: undefined })
+          expect(replayed.checksum).toBe(createHash("sha256").update(rows.map((row) => `${row.body}\n`).join("")).digest("hex"))
+
+          // The recording changed after the fact: the replay says where, and that the recording does not verify.
+          const forged = rows.find((row) => /"quantity":\d+/.test(row.body))!
+          yield* sql`update run_events set body = ${forged.body.replace(/"quantity":\d+/, `"quantity":999`)}
+            where run_id = ${run.id} and seq = ${forged.seq}`
+          const error = diverged(yield* failure(StoredRun.replay(run.id)))
+          expect(error).toMatchObject({ seq: forged.seq, expected: "999" })
+          expect(error.field).toMatch(/quantity$/)
+          expect(error.tampered).toMatch(new RegExp(`^entry ${forged.seq}: `))
         }))
 
       it.effect("a run on CSV files: replays while the files are as they were, DataChanged once one changes", () =>
