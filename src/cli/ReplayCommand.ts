@@ -31,6 +31,23 @@ export const describeDivergence = (error: StoredRun.RunDiverged): string =>
       : [`  but the recording itself does not verify (swarm audit verify): ${error.tampered}`, "  the divergence is the recording's, not the re-execution's"])
   ].join("\n") + "\n"
 
+/** What a replay that reproduced says: how far the run was recorded, and how it ended, if it did. */
+const okLine = (replayed: StoredRun.Replayed): string => {
+  const counted = `${replayed.events} events, checksum ${replayed.checksum}`
+  if (replayed.failure !== undefined) return `OK: run ${replayed.run} reproduced, including its failure (${replayed.failure}): ${counted}\n`
+  const recorded = `OK: run ${replayed.run} reproduced the ${replayed.events} events recorded, checksum ${replayed.checksum}`
+  switch (replayed.status) {
+    case "stopped":
+      return `${recorded}: it was stopped there\n`
+    case "running":
+      return `${recorded}: the run is unfinished (marked running, it never finished: its process died — swarm resume goes on with it — or it is still going)\n`
+    case "paused":
+      return `${recorded}: the run is unfinished (paused)\n`
+    default:
+      return `OK: run ${replayed.run} reproduced: ${counted}\n`
+  }
+}
+
 /** `replay --json`: a run that reproduced (its event count and checksum), or its first divergence. */
 export const ReplayJson = Schema.Union(
   Schema.Struct({
@@ -38,6 +55,11 @@ export const ReplayJson = Schema.Union(
     run: Schema.String,
     events: Schema.Int,
     checksum: Schema.String,
+    /**
+     * The recorded run's status: `stopped`, `running` (its process died, or it is still going) and
+     * `paused` runs never finished, and are reproduced as far as they were recorded (`events`).
+     */
+    status: Schema.Literal("completed", "failed", "stopped", "running", "paused"),
     /** The run failed, and its replay failed the same way after the same events: why. */
     failure: Schema.optional(Schema.String)
   }),
@@ -99,11 +121,10 @@ export const command = (io: Io, wiring: Wiring.Wiring) =>
               run: replayed.run,
               events: replayed.events,
               checksum: replayed.checksum,
+              status: replayed.status,
               ...(replayed.failure === undefined ? {} : { failure: replayed.failure })
             })
-            : replayed.failure === undefined
-            ? `OK: run ${replayed.run} reproduced: ${replayed.events} events, checksum ${replayed.checksum}\n`
-            : `OK: run ${replayed.run} reproduced, including its failure (${replayed.failure}): ${replayed.events} events, checksum ${replayed.checksum}\n`
+            : okLine(replayed)
         )
       }))
     }).pipe(Effect.withSpan("swarm.replay"))).pipe(

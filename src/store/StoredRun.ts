@@ -564,6 +564,11 @@ export interface Replayed {
    * (the failure its row records).
    */
   readonly failure?: string
+  /**
+   * The recorded run's status. A `stopped`, `running` or `paused` run is reproduced as far as it was
+   * recorded (`events`): it never finished.
+   */
+  readonly status: Runs.RunStatus
 }
 
 /**
@@ -577,9 +582,13 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
   Effect.gen(function*() {
     const run = yield* Runs.get(ref, options.owner)
     const { events, feed } = yield* inputsOf(run)
-    // A stopped run's recording ends where it was stopped (mid-slice, perhaps): it is reproduced up
-    // to there, and its checksum is that of those events.
-    const end = run.status === "stopped" ? Option.match(yield* Runs.lastEvent(run.id), { onNone: () => 0, onSome: (h) => h.seq }) : undefined
+    // A stopped run's recording ends where it was stopped (mid-slice, perhaps), and an unfinished
+    // one's (`running`: its process died, or it is still going; `paused`) where it has got to: it
+    // is reproduced up to there, and its checksum is that of those events. What an unfinished run
+    // does next is not recorded yet, and is no divergence.
+    const end = run.status === "stopped" || run.status === "running" || run.status === "paused"
+      ? Option.match(yield* Runs.lastEvent(run.id), { onNone: () => 0, onSome: (h) => h.seq })
+      : undefined
     // A failed run may have failed with an error, which leaves no result (and no checksum) behind:
     // its checksum is then that of its events, hashed as they come.
     const prefix = end === undefined && run.status !== "failed" ? undefined : createHash("sha256")
@@ -655,15 +664,16 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
           actual: JSON.stringify(failure)
         }))
       }
-      return { run: run.id, events: comparator.matched, checksum: prefix!.digest("hex"), result, failure } satisfies Replayed
+      return { run: run.id, events: comparator.matched, checksum: prefix!.digest("hex"), result, failure, status: run.status } satisfies Replayed
     }
-    if (end !== undefined) return { run: run.id, events: end, checksum: prefix!.digest("hex"), result } satisfies Replayed
+    if (end !== undefined) return { run: run.id, events: end, checksum: prefix!.digest("hex"), result, status: run.status } satisfies Replayed
     return {
       run: run.id,
       events: result.counts.events,
       checksum: result.checksum,
       result,
-      ...(result.status === "failed" && result.failure !== undefined ? { failure: result.failure } : {})
+      ...(result.status === "failed" && result.failure !== undefined ? { failure: result.failure } : {}),
+      status: run.status
     } satisfies Replayed
   }).pipe(Effect.withSpan("StoredRun.replay"))
 

@@ -7,6 +7,7 @@
  * runs accumulate, so tests find theirs by the `ref` their backtest printed.
  */
 import { SqlClient } from "@effect/sql"
+import { createHash } from "node:crypto"
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
 import { Clock, Effect, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs"
@@ -246,7 +247,8 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
         ok: true,
         run: document.run,
         events: document.counts.events,
-        checksum: document.checksum
+        checksum: document.checksum,
+        status: "completed"
       })
 
       // The recording says the first decision was another action than the strategy takes.
@@ -408,6 +410,24 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       for (
         const text of ["status    running\n", "period    —\n", "metrics: none yet (the run has not completed)", "checksum  —\n", "chain     not closed (the run has not ended)"]
       ) expect(unfinished.stdout).toContain(text)
+      // Its recording reproduces as far as it goes: no divergence where it was cut off.
+      const sql = yield* SqlClient.SqlClient
+      const bodies = yield* sql<{ body: string }>`select body from run_events where run_id = ${document.run} order by seq`
+      const prefix = createHash("sha256").update(bodies.map((row) => `${row.body}\n`).join("")).digest("hex")
+      const cutOff = yield* swarm(["replay", "Resumed#1"], { store: yield* store })
+      expect(cutOff.code, cutOff.stderr).toBe(0)
+      expect(cutOff.stdout).toBe(
+        `OK: run ${document.run} reproduced the 100 events recorded, checksum ${prefix}: the run is unfinished ` +
+          "(marked running, it never finished: its process died — swarm resume goes on with it — or it is still going)\n"
+      )
+      const cutOffJson = yield* swarm(["replay", "Resumed#1", "--json"], { store: yield* store })
+      expect(Schema.decodeUnknownSync(ReplayJson)(JSON.parse(cutOffJson.stdout))).toEqual({
+        ok: true,
+        run: document.run,
+        events: 100,
+        checksum: prefix,
+        status: "running"
+      })
       const resumed = yield* swarm(["resume"], { store: yield* store })
       expect(resumed.code, resumed.stderr).toBe(0)
       expect(resumed.stdout).toBe(

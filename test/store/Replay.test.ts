@@ -182,6 +182,26 @@ for (const backend of backends) {
           expect(error.tampered).toMatch(new RegExp(`^entry ${forged.seq}: `))
         }))
 
+      it.effect("a run that never finished (its process killed, or still going) replays as far as it was recorded", () =>
+        Effect.gen(function*() {
+          const { result, run } = yield* StoredRun.backtest(stored(2, 120, { name: "unfinished" }))
+          const cut = Math.floor(result.counts.events / 2)
+          yield* crashAt(run, cut)
+          const sql = yield* SqlClient.SqlClient
+          const rows = yield* sql<{ body: string }>`select body from run_events where run_id = ${run} order by seq`
+          const checksum = createHash("sha256").update(rows.map((row) => `${row.body}\n`).join("")).digest("hex")
+          for (const status of ["running", "paused"] as const) {
+            yield* sql`update runs set status = ${status} where id = ${run}`
+            const replayed = yield* StoredRun.replay(run)
+            expect({ run: replayed.run, events: replayed.events, checksum: replayed.checksum, status: replayed.status }).toEqual({ run, events: cut, checksum, status })
+            // Replay writes nothing: the run is as unfinished as it was.
+            expect((yield* Runs.get(run)).status).toBe(status)
+          }
+          // A recorded event that differs is still found.
+          yield* sql`update run_events set body = ${rows[cut - 1]!.body.replace(",", ", ")} where run_id = ${run} and seq = ${cut}`
+          expect({ ...diverged(yield* failure(StoredRun.replay(run))) }).toMatchObject({ seq: cut, field: "event", expected: JSON.stringify("(byte-level difference)") })
+        }))
+
       it.effect("a run on CSV files: replays while the files are as they were, DataChanged once one changes", () =>
         Effect.gen(function*() {
           const dir = yield* Effect.acquireRelease(
