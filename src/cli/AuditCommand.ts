@@ -1,7 +1,9 @@
 /**
  * `swarm audit verify <run>`: re-hash a stored run's event chain (src/store/Audit.ts) and say
  * whether it is intact — every event, in order, none missing, ending at the head the run recorded
- * and, for a completed run, re-hashing to its checksum. The verdict goes to stdout; a broken chain
+ * and, for a completed run, re-hashing to its checksum — and whether its recorded inputs (strategy
+ * snapshot, seed, faults…) are the ones it ran with; what it could not check (a run recorded before
+ * inputs were sealed) is said under `OK`. The verdict goes to stdout; a broken chain
  * also exits 1 with one `swarm:` line. With a server configured (--server, SWARM_SERVER or
  * `swarm login`) the server verifies the chain in its database (`runs.verify`); `--local` reads the
  * local database (DATABASE_URL or the embedded one) instead. `--json` prints the verdict as one
@@ -37,12 +39,23 @@ export const verify = (io: Io, wiring: Wiring.Wiring) =>
   }, (flags) =>
     Effect.gen(function*() {
       const ref = yield* RunRef.check("<run>", flags.run)
-      const tell = (report: { readonly ok: boolean; readonly run: string; readonly entries?: number; readonly head?: string; readonly position?: number; readonly reason?: string }) => {
+      const tell = (
+        report: {
+          readonly ok: boolean
+          readonly run: string
+          readonly entries?: number
+          readonly head?: string
+          readonly position?: number
+          readonly reason?: string
+          readonly unchecked?: string | undefined
+        }
+      ) => {
         if (report.ok) {
           io.stdout(
             flags.json
               ? toJson(VerifyJson, { ok: true, run: report.run, entries: report.entries!, head: report.head! })
-              : `OK: run ${report.run}: ${report.entries} events, chain head ${report.head!.slice(0, 12)}…\n`
+              : `OK: run ${report.run}: ${report.entries} events, chain head ${report.head!.slice(0, 12)}…\n` +
+                (report.unchecked === undefined ? "" : `  not checked: ${report.unchecked}\n`)
           )
           return Effect.void
         }

@@ -15,7 +15,7 @@ import type { DataChanged } from "../market/DataSource.js"
 import type { StrategyNotFound } from "../../schemas/Rpc.js"
 import type { CorruptRecord, DatabaseLocked, DatabaseUnavailable, RunNotFound, StoreError } from "../store/StoreError.js"
 import type { RunLeased } from "../store/Runs.js"
-import type { NotResumable, RunDiverged } from "../store/StoredRun.js"
+import type { NotResumable, RecordingAltered, RunDiverged } from "../store/StoredRun.js"
 import type { BacktestError } from "../swarm/Backtest.js"
 import type { StrategyFileError } from "../swarm/StrategyFile.js"
 import * as AuditCommand from "./AuditCommand.js"
@@ -156,6 +156,7 @@ export type Failure =
   | StrategyNotFound
   | CorruptRecord
   | RunDiverged
+  | RecordingAltered
   | NotResumable
   | RunLeased
   | DataChanged
@@ -237,6 +238,11 @@ export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report
           `: ${error.field} was ${cut(error.expected)}, now ${cut(error.actual)}` +
           (error.tampered === undefined ? "" : ` (the recording itself does not verify: ${error.tampered})`)
         ],
+        code: EXIT_FAILED
+      }
+    case "RecordingAltered":
+      return {
+        lines: [`run ${error.run}: the recording was altered after the run: ${error.reason} (swarm audit verify fails at entry ${error.position})`],
         code: EXIT_FAILED
       }
     case "NotResumable":

@@ -3,7 +3,9 @@
  * injected faults) and compare every event with the recording (src/store/StoredRun.ts). Nothing is
  * written. A run that reproduces prints `OK` — a failed run reproduces when its events come again
  * and it fails the same way, which `OK` names; one that does not prints its first divergence — the
- * event, its round and agent, the field, what was recorded and what came now — and exits 1.
+ * event, its round and agent, the field, what was recorded and what came now — and exits 1. A run
+ * whose recorded inputs do not verify (its strategy snapshot changed in the database, say) is not
+ * re-executed: `ALTERED` says what changed, exit 1.
  * `--json` prints either as one JSON document (`ReplayJson`) instead, for scripts.
  */
 import { Args, Command } from "@effect/cli"
@@ -76,6 +78,12 @@ export const ReplayJson = Schema.Union(
       /** Why the recording itself does not verify, when it does not: the divergence is then the recording's. */
       tampered: Schema.NullOr(Schema.String)
     })
+  }),
+  /** The run's recorded inputs do not verify: it was not re-executed. */
+  Schema.Struct({
+    ok: Schema.Literal(false),
+    run: Schema.String,
+    altered: Schema.Struct({ position: Schema.Int, reason: Schema.String })
   })
 )
 
@@ -111,7 +119,19 @@ export const command = (io: Io, wiring: Wiring.Wiring) =>
         }).pipe(
           // The bar leaves the screen before the divergence is printed.
           Effect.tapErrorTag("RunDiverged", (error) =>
-            Effect.zipRight(progress?.done ?? Effect.void, Effect.sync(() => io.stdout(flags.json ? divergenceJson(error) : describeDivergence(error)))))
+            Effect.zipRight(progress?.done ?? Effect.void, Effect.sync(() => io.stdout(flags.json ? divergenceJson(error) : describeDivergence(error))))),
+          Effect.tapErrorTag("RecordingAltered", (error) =>
+            Effect.zipRight(
+              progress?.done ?? Effect.void,
+              Effect.sync(() =>
+                io.stdout(
+                  flags.json
+                    ? toJson(ReplayJson, { ok: false, run: error.run, altered: { position: error.position, reason: error.reason } })
+                    : `ALTERED: run ${error.run}'s recording was changed after it ran: ${error.reason}\n` +
+                      `  swarm audit verify fails at entry ${error.position}; the run was not re-executed\n`
+                )
+              )
+            ))
         )
         if (progress !== undefined) yield* progress.done
         io.stdout(

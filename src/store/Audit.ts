@@ -18,9 +18,12 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Either, Schema } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
 import { Metrics } from "../../schemas/Metrics.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import { firstDifference } from "./Replay.js"
 import { GENESIS, linkHash } from "./RunRecorder.js"
 import * as Runs from "./Runs.js"
 import { storeError } from "./StoreError.js"
+import { canonical } from "./Strategies.js"
 
 const PAGE = 5_000
 
@@ -31,6 +34,8 @@ export type AuditReport =
     readonly stream: string
     readonly entries: number
     readonly head: string
+    /** What could not be checked (a run recorded before its inputs were sealed), when something could not. */
+    readonly unchecked?: string
   }
   | {
     readonly ok: false
@@ -156,7 +161,24 @@ export const verifyRun = Effect.fn("Audit.verifyRun")(function*(ref: string, own
       return undefined
     }
   ).pipe(storeError("verify the run's events"))
-  if (!report.ok || run.status !== "completed") return report
+  if (!report.ok) return report
+  const inputs = yield* verifyInputs(run)
+  if (!inputs.ok) return inputs
+  if (run.status !== "completed") return inputs.unchecked === undefined ? report : { ...report, unchecked: inputs.unchecked }
+  const checked = yield* verifyCompleted(run, report, stream, completed, checksum, counted)
+  return checked.ok && inputs.unchecked !== undefined ? { ...checked, unchecked: inputs.unchecked } : checked
+})
+
+/** A completed run's end: its `RunCompleted` event, and what its row says of it. */
+const verifyCompleted = (
+  run: Runs.RunRecord,
+  report: AuditReport & { readonly ok: true },
+  stream: string,
+  completed: { readonly position: number; readonly entry: string } | undefined,
+  checksum: ReturnType<typeof createHash>,
+  counted: { readonly orders: number; readonly fills: number }
+) =>
+  Effect.sync((): AuditReport => {
   if (completed === undefined) return fail(stream, report.entries, "the run is marked completed but its events do not end with RunCompleted")
   const ended = Either.getOrUndefined(decodeCompleted(completed.entry))
   const at = completed.position
@@ -177,7 +199,76 @@ export const verifyRun = Effect.fn("Audit.verifyRun")(function*(ref: string, own
     }
   }
   return report
-})
+  })
+
+const decodeStrategy = Schema.decodeUnknownEither(Strategy)
+const decodeStarted = Schema.decodeUnknownEither(
+  Schema.parseJson(Schema.Struct({ strategy: Schema.String, strategyVersion: Schema.Number, mode: Schema.String, seed: Schema.String, dataFingerprint: Schema.String }))
+)
+
+/**
+ * Verify a run's recorded inputs — what a replay or a resume re-executes it from — against what
+ * vouches for them: its `RunStarted` event (hashed in its chain: the strategy and version, mode,
+ * seed and data fingerprint), its strategy's chain of versions (the snapshot must be the version
+ * the run names, as that chain records it), and the seal of its inputs made when it was created
+ * (`Runs.inputsSeal`: the rest — data source, event detail, faults, pace). A run recorded before
+ * runs were sealed has none: `unchecked` says what could not be checked for it. Reported at entry
+ * 1, the event that starts the run.
+ */
+export const verifyInputs = Effect.fn("Audit.verifyInputs")(function*(run: Runs.RunRecord) {
+  const sql = yield* SqlClient.SqlClient
+  const stream = `run:${run.id}`
+  const changed = (what: string) => fail(stream, 1, `the run's ${what}: its recorded inputs were changed after it ran`)
+  const [first] = yield* sql<{ tag: string; body: string; hash: string }>`
+    select tag, body, hash from run_events where run_id = ${run.id as RunId} and seq = 1`
+  // A run that died before its first event was committed has none.
+  if (first !== undefined) {
+    if (linkHash(GENESIS, first.body) !== first.hash) return fail(stream, 1, "entry 1 does not verify: its content was changed")
+    const started = Either.getOrUndefined(decodeStarted(first.body))
+    if (first.tag !== "RunStarted" || started === undefined) return fail(stream, 1, "the run's first event is not a RunStarted event that decodes")
+    const recorded: ReadonlyArray<readonly [string, unknown, unknown]> = [
+      ["strategy", started.strategy, run.strategyId],
+      ["strategy version", started.strategyVersion, run.strategyVersion],
+      ["mode", started.mode, run.mode],
+      ["seed", started.seed, run.seed],
+      ["data fingerprint", started.dataFingerprint, run.dataFingerprint]
+    ]
+    for (const [name, expected, actual] of recorded) {
+      if (expected !== actual) return changed(`${name} is ${JSON.stringify(actual)}, not ${JSON.stringify(expected)} as its RunStarted event records`)
+    }
+  }
+  // The snapshot against the version it names, as its strategy's chain records it; both read with
+  // today's schema, so a field added since (with its default) is no difference.
+  const strategyChain = yield* verifyStrategy(run.strategyId)
+  if (!strategyChain.ok) {
+    return fail(stream, 1, `its strategy's chain of versions (${strategyChain.stream}) does not verify at entry ${strategyChain.position}: ${strategyChain.reason}`)
+  }
+  const [saved] = yield* sql<{ entry: string }>`select entry from audit_log
+    where stream = ${`strategy:${run.strategyId}`} and kind = 'StrategyVersionSaved' and (entry::jsonb ->> 'version')::int = ${run.strategyVersion}`
+  const version = saved === undefined ? undefined : Either.getOrUndefined(decodeStrategy((JSON.parse(saved.entry) as { body: unknown }).body))
+  if (version === undefined) return fail(stream, 1, `version ${run.strategyVersion} of its strategy is not in the strategy's chain of versions`)
+  const expected = canonical(version)
+  const actual = canonical(run.strategy)
+  if (expected !== actual) {
+    const d = firstDifference(JSON.parse(expected), JSON.parse(actual))
+    return changed(
+      `strategy snapshot is not version ${run.strategyVersion} as its strategy's chain records it` +
+        (d === undefined ? "" : ` (${d.field} was ${JSON.stringify(d.expected) ?? "(nothing)"}, now ${JSON.stringify(d.actual) ?? "(nothing)"})`)
+    )
+  }
+  const [row] = yield* sql<{ seal: Record<string, string> | null; now: Record<string, string> }>`
+    select inputs_seal as seal, ${Runs.inputsSeal(sql)} as now from runs where id = ${run.id}`
+  if (row?.seal == null) {
+    return {
+      ok: true as const,
+      unchecked: "the run was recorded before runs sealed their inputs: its data source, event detail, faults and pace cannot be checked"
+    }
+  }
+  for (const [name, column] of Runs.INPUTS) {
+    if (row.seal[column] !== row.now[column]) return changed(`${name} is not what it was when the run was created (it no longer matches the run's seal)`)
+  }
+  return { ok: true as const, unchecked: undefined }
+}, storeError("verify the run's inputs"))
 
 /** What a `RunCompleted` event's line says of the run's end. */
 const decodeCompleted = Schema.decodeEither(Schema.parseJson(Schema.Struct({ metrics: Metrics, checksum: Schema.String })))

@@ -52,6 +52,32 @@ const decodeColumn = <A, I>(schema: Schema.Schema<A, I>, run: string, column: st
     Effect.mapError((error) => new CorruptRecord({ table: "runs", key: run, column, reason: ParseResult.TreeFormatter.formatErrorSync(error) }))
   )
 
+/** A run's recorded inputs, by the name a report gives them, and their column. */
+export const INPUTS = [
+  ["strategy snapshot", "strategy"],
+  ["strategy", "strategy_id"],
+  ["strategy version", "strategy_version"],
+  ["mode", "mode"],
+  ["seed", "seed"],
+  ["data source", "data_source"],
+  ["data fingerprint", "data_fingerprint"],
+  ["event detail", "event_detail"],
+  ["faults", "faults"],
+  ["pace", "speed"]
+] as const
+
+/**
+ * The seal of a run's inputs, computed by the database from its row: each input's SHA-256, of the
+ * column's text as the database keeps it (jsonb normalised), so that the same row always gives the
+ * same seal whatever client wrote it and whatever the strategy schema has become since.
+ */
+export const inputsSeal = (sql: SqlClient.SqlClient) =>
+  sql.literal(
+    `jsonb_build_object(${
+      INPUTS.map(([, column]) => `'${column}', encode(sha256(convert_to(coalesce(${column}::text, 'null'), 'UTF8')), 'hex')`).join(", ")
+    })`
+  )
+
 /**
  * A new `running` run. Its number is the strategy's run count plus one, taken under the strategy
  * row's lock in the same transaction as the insert: two concurrent starts never share a number.
@@ -84,6 +110,8 @@ export const create = Effect.fn("Runs.create")(function*(run: NewRun) {
         speed: run.speed ?? null
       })
     }`
+    // Sealed as the row was written, in its transaction: a change to its inputs later is seen by `Audit.verifyRun`.
+    yield* sql`update runs set inputs_seal = ${inputsSeal(sql)} where id = ${id}`
     return { id, number: counted.runCount } satisfies Created
   }))
 }, storeError("create a run"))

@@ -66,6 +66,20 @@ export class RunDiverged extends Schema.TaggedError<RunDiverged>()("RunDiverged"
   }
 }
 
+/**
+ * A replay's recorded inputs (strategy snapshot, seed, faults…) do not verify (`Audit.verifyInputs`):
+ * the recording was altered after the run, and re-executing it from them would blame the code.
+ */
+export class RecordingAltered extends Schema.TaggedError<RecordingAltered>()("RecordingAltered", {
+  run: Schema.String,
+  position: Schema.Number,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `run ${this.run}'s recording was altered (swarm audit verify fails at entry ${this.position}): ${this.reason}`
+  }
+}
+
 /** Resume was asked of a run that has nothing to resume. */
 export class NotResumable extends Schema.TaggedError<NotResumable>()("NotResumable", {
   run: Schema.String,
@@ -581,6 +595,9 @@ export interface Replayed {
 export const replay = (ref: string, options: Pick<Common, "registry" | "onProgress"> & { readonly owner?: string } = {}) =>
   Effect.gen(function*() {
     const run = yield* Runs.get(ref, options.owner)
+    // Inputs changed after the run would make it "not reproduce": the recording is what changed.
+    const inputs = yield* Audit.verifyInputs(run)
+    if (!inputs.ok) return yield* new RecordingAltered({ run: run.id, position: inputs.position, reason: inputs.reason })
     const { events, feed } = yield* inputsOf(run)
     // A stopped run's recording ends where it was stopped (mid-slice, perhaps), and an unfinished
     // one's (`running`: its process died, or it is still going; `paused`) where it has got to: it

@@ -332,6 +332,29 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(diverged.stdout).toContain(`but the recording itself does not verify (swarm audit verify): entry ${filled!.seq}:`)
     }))
 
+  it.effect("a run's strategy snapshot changed in the database: audit verify FAILED at entry 1, replay ALTERED, exit 1", () =>
+    Effect.gen(function*() {
+      const { document } = yield* backtest(smaNamed("Inputs"))
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`update runs set strategy = jsonb_set(strategy, '{execution,slippageBps}', '50') where id = ${document.run}`
+      const reason = "the run's strategy snapshot is not version 1 as its strategy's chain records it (execution.slippageBps was 2, now 50): " +
+        "its recorded inputs were changed after it ran"
+      const audit = yield* swarm(["audit", "verify", "Inputs#1"], { store: yield* store })
+      expect(audit.code).toBe(1)
+      expect(audit.stdout).toBe(`FAILED at entry 1: ${reason}\n`)
+      const replay = yield* swarm(["replay", "Inputs#1"], { store: yield* store })
+      expect(replay.code).toBe(1)
+      expect(replay.stdout).toBe(
+        `ALTERED: run ${document.run}'s recording was changed after it ran: ${reason}\n` +
+          "  swarm audit verify fails at entry 1; the run was not re-executed\n"
+      )
+      expect(lines(replay.stderr).slice(1)).toEqual([
+        `swarm: run ${document.run}: the recording was altered after the run: ${reason} (swarm audit verify fails at entry 1)`
+      ])
+      const json = yield* swarm(["replay", "Inputs#1", "--json"], { store: yield* store })
+      expect(Schema.decodeUnknownSync(ReplayJson)(JSON.parse(json.stdout))).toEqual({ ok: false, run: document.run, altered: { position: 1, reason } })
+    }))
+
   it.effect("runs compare: metrics side by side with differences, and the first differing decision", () =>
     Effect.gen(function*() {
       const a = yield* backtest(smaNamed("Compared"))

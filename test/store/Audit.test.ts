@@ -292,6 +292,49 @@ for (const backend of backends) {
         expect(events).toBeGreaterThan(middle)
       }))
 
+    it.effect("a run's recorded inputs changed after it ran are reported, and its replay says the recording was altered", () =>
+      Effect.gen(function*() {
+        const { run } = yield* record("inputs")
+        const sql = yield* SqlClient.SqlClient
+        const inputs = "its recorded inputs were changed after it ran"
+        const tampers: ReadonlyArray<readonly [string, Effect.Effect<unknown, unknown>, RegExp]> = [
+          [
+            "slippage",
+            sql`update runs set strategy = jsonb_set(strategy, '{execution,slippageBps}', '50') where id = ${run}`,
+            /^the run's strategy snapshot is not version 1 as its strategy's chain records it \(execution\.slippageBps was 5, now 50\)/
+          ],
+          ["seed", sql`update runs set seed = '9' where id = ${run}`, /^the run's seed is "9", not "0" as its RunStarted event records/],
+          ["faults", sql`update runs set faults = '{"sma_crossover":{"every":3}}' where id = ${run}`, /^the run's faults is not what it was when the run was created/],
+          ["detail", sql`update runs set event_detail = 'rounds' where id = ${run}`, /^the run's event detail is not what it was when the run was created/],
+          ["source", sql`update runs set data_source = jsonb_set(data_source, '{config,bars}', '151') where id = ${run}`, /^the run's data source is not/]
+        ]
+        for (const [name, tamper, reason] of tampers) {
+          const report = failed(yield* whileTampered(tamper, Audit.verifyRun(run)))
+          expect(report.position, name).toBe(1)
+          expect(report.reason, name).toMatch(reason)
+          expect(report.reason, name).toContain(inputs)
+          const altered = yield* whileTampered(tamper, Effect.map(Effect.flip(StoredRun.replay(run)), (error): Audit.AuditReport =>
+            error instanceof StoredRun.RecordingAltered
+              ? { ok: false, stream: error.run, position: error.position, reason: error.reason }
+              : { ok: true, stream: String(error), entries: 0, head: "" }))
+          expect(altered, name).toEqual({ ok: false, stream: run, position: 1, reason: report.reason })
+        }
+        // Untouched, it verifies and replays.
+        const intact = yield* Audit.verifyRun(run)
+        expect(intact.ok).toBe(true)
+        expect(intact.ok && intact.unchecked).toBeUndefined()
+        expect((yield* StoredRun.replay(run)).run).toBe(run)
+
+        // A run recorded before runs were sealed: what the chains vouch for is still checked, and verify says what it cannot check.
+        const older = yield* whileTampered(sql`update runs set inputs_seal = null where id = ${run}`, Audit.verifyRun(run))
+        expect(older).toMatchObject({ ok: true, unchecked: expect.stringMatching(/^the run was recorded before runs sealed their inputs: /) })
+        const olderChanged = failed(yield* whileTampered(
+          Effect.zipRight(sql`update runs set inputs_seal = null where id = ${run}`, tampers[0]![1]),
+          Audit.verifyRun(run)
+        ))
+        expect(olderChanged.reason).toMatch(tampers[0]![2])
+      }))
+
     it.effect("a strategy's versions are an audit_log stream: verified, and every tamper reported", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
