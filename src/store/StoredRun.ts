@@ -484,14 +484,18 @@ export const backtest = (options: Options) =>
     return { result, run: created.id, number: created.number, strategyId: saved.strategyId, strategyVersion: saved.version } satisfies Stored
   }).pipe(Effect.withSpan("StoredRun.backtest"))
 
+/** A recorded run's data source, decoded: a column that does not decode is a `CorruptRecord`. */
+const sourceOf = (run: Runs.RunRecord) =>
+  DataSource.decode(run.dataSource).pipe(
+    Effect.mapError((error) =>
+      new CorruptRecord({ table: "runs", key: run.id, column: "data_source", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+    )
+  )
+
 /** The inputs of a recorded run, re-opened: its data must be what it was. */
 const inputsOf = (run: Runs.RunRecord) =>
   Effect.gen(function*() {
-    const source = yield* DataSource.decode(run.dataSource).pipe(
-      Effect.mapError((error) =>
-        new CorruptRecord({ table: "runs", key: run.id, column: "data_source", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
-      )
-    )
+    const source = yield* sourceOf(run)
     const feed = yield* DataSource.open(source, run.dataFingerprint)
     const events = run.eventDetail === "rounds" ? "rounds" as const : "decisions" as const
     return { feed, events }
@@ -596,6 +600,8 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
   Effect.gen(function*() {
     const run = yield* Runs.get(ref, options.owner)
     // Inputs changed after the run would make it "not reproduce": the recording is what changed.
+    // (Columns that do not decode at all are said to first, naming the column.)
+    yield* sourceOf(run)
     const inputs = yield* Audit.verifyInputs(run)
     if (!inputs.ok) return yield* new RecordingAltered({ run: run.id, position: inputs.position, reason: inputs.reason })
     const { events, feed } = yield* inputsOf(run)

@@ -90,9 +90,12 @@ for (const backend of backends) {
           expect(yield* tableCounts(run)).toEqual(before)
           expect((yield* Runs.get(run)).status).toBe("completed")
 
-          // The faults are part of what is replayed: without them the first crash is missing.
+          // The faults are part of what is replayed: changed after the run, the recording was altered.
           const sql = yield* SqlClient.SqlClient
           yield* sql`update runs set faults = null where id = ${run}`
+          expect(yield* failure(StoredRun.replay(run))).toBeInstanceOf(StoredRun.RecordingAltered)
+          // Where that cannot be seen (a run recorded before runs sealed their inputs), the first crash is missing.
+          yield* sql`update runs set inputs_seal = null where id = ${run}`
           const error = diverged(yield* failure(StoredRun.replay(run)))
           // The recording is as it was: the divergence is the re-execution's.
           expect(error.tampered).toBeUndefined()
@@ -200,6 +203,8 @@ for (const backend of backends) {
           // A recorded event that differs is still found.
           yield* sql`update run_events set body = ${rows[cut - 1]!.body.replace(",", ", ")} where run_id = ${run} and seq = ${cut}`
           expect({ ...diverged(yield* failure(StoredRun.replay(run))) }).toMatchObject({ seq: cut, field: "event", expected: JSON.stringify("(byte-level difference)") })
+          // Not left unfinished for the resumes of the tests after this one.
+          yield* Runs.remove(run)
         }))
 
       it.effect("a run on CSV files: replays while the files are as they were, DataChanged once one changes", () =>
