@@ -153,27 +153,27 @@ for (const backend of backends) {
           expect(long).toMatchObject({ seq: events + 1, field: "event", actual: "(the re-execution has no such event)" })
         }))
 
-      it.effect("a run that failed with an error replays up to its failure and fails the same way; a changed event in it diverges", () =>
+      it.effect("a failed run replays up to its failure and fails the same way; a changed event in it diverges", () =>
         Effect.gen(function*() {
-          // Every intent is held for an operator, and a stored backtest has none: it fails at its first order.
+          // Every intent is held for an operator, and this stored backtest has none: it fails at its first order.
           const options = stored(2, 120, { name: "failed run" })
           const encoded = Schema.encodeSync(Strategy)(options.strategy)
           const held = Schema.decodeUnknownSync(Strategy)({
             ...encoded,
             risk: { ...encoded.risk, approval: { ...encoded.risk?.approval, notionalPctAbove: 5, policy: "pause" } }
           })
-          const original = yield* failure(StoredRun.backtest({ ...options, strategy: held }))
-          expect(original).toMatchObject({ _tag: "BacktestError", field: "risk.approval.policy" })
-          const [listed] = yield* Runs.list({ strategy: "failed run" })
-          const run = yield* Runs.get(listed!.id)
-          expect(run).toMatchObject({ status: "failed", failure: (original as Error).message })
+          const original = yield* StoredRun.backtest({ ...options, strategy: held })
+          expect(original.result).toMatchObject({ status: "failed", failure: expect.stringMatching(/^risk\.approval\.policy: /) })
+          const run = yield* Runs.get(original.run)
+          expect(run).toMatchObject({ status: "failed", failure: original.result.failure })
           const sql = yield* SqlClient.SqlClient
-          const rows = yield* sql<{ seq: number; body: string }>`select seq, body from run_events where run_id = ${run.id} order by seq`
+          const rows = yield* sql<{ seq: number; tag: string; body: string }>`select seq, tag, body from run_events where run_id = ${run.id} order by seq`
           expect(rows.length).toBeGreaterThan(3)
+          expect(rows.at(-1)!.tag).toBe("RunFailed")
 
           const replayed = yield* StoredRun.replay(run.id)
-          expect(replayed).toMatchObject({ run: run.id, events: rows.length, failure: run.failure, result: undefined })
-          expect(replayed.checksum).toBe(createHash("sha256").update(rows.map((row) => `${row.body}\n`).join("")).digest("hex"))
+          expect(replayed).toMatchObject({ run: run.id, events: rows.length, checksum: original.result.checksum })
+          expect(replayed.result).toMatchObject({ status: "failed", failure: run.failure })
 
           // The recording changed after the fact: the replay says where, and that the recording does not verify.
           const forged = rows.find((row) => /"quantity":\d+/.test(row.body))!

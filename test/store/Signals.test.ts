@@ -137,16 +137,16 @@ for (const backend of backends) {
           signals: () => (first ? ((first = false), [signal("S0", "buy", 1), ghost]) : NONE),
           leftoverSignals: (events) => (asked.push(events), [signal("S1", "sell", 8)])
         })
-        let run = ""
-        const error = yield* Effect.flip(StoredRun.backtest({ ...options, onCreated: (created) => void (run = created.id) }))
-        expect(error).toMatchObject({ _tag: "BacktestError", field: "risk.approval.policy" })
+        const { result, run } = yield* StoredRun.backtest(options)
+        expect(result).toMatchObject({ status: "failed", failure: expect.stringMatching(/^risk\.approval\.policy: /) })
         expect((yield* Runs.get(run)).status).toBe("failed")
         const events = yield* eventsOf(run)
         expect(events.filter((e) => e.tag === "SignalReceived").map((e) => e.event.signal.alertId)).toEqual(["id:alert-1"])
         expect(events.some((e) => e.tag === "ApprovalRequested")).toBe(true)
-        // Asked once, and both recorded as the run's last events, at the slice it failed in.
-        expect(asked).toEqual([events.length - 2])
-        const notApplied = events.slice(-2)
+        // Asked once, and both recorded as the run's last events before RunFailed, at the slice it failed in.
+        expect(events.at(-1)!.tag).toBe("RunFailed")
+        expect(asked).toEqual([events.length - 3])
+        const notApplied = events.slice(-3, -1)
         expect(notApplied.map((e) => [e.tag, e.event.signal.alertId, e.event.reason])).toEqual([
           ["SignalNotApplied", "id:alert-7", "the run ended before a bar of S9 could take it"],
           ["SignalNotApplied", "id:alert-8", "the run ended before a bar of S1 could take it"]
