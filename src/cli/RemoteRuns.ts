@@ -99,13 +99,26 @@ const onScreen = (screen: NodeJS.WriteStream, model: Ref.Ref<Watch.Model>) =>
   })
 
 /**
+ * The cash `info`'s run started with, which its return is measured from: its strategy version's
+ * (`runs.get` does not carry it). Unknown — a run of another user's strategy, which only its owner
+ * may read, or a server that cannot say now — is none: the view then shows no return until the
+ * run's metrics give it, rather than one measured from a later equity.
+ */
+const initialCashOf = (remote: Remote.Remote, info: RunInfo) =>
+  remote.client.strategies.get({ strategy: info.strategy, version: info.strategyVersion }).pipe(
+    remote.call("strategy"),
+    Effect.map((version) => version.strategy.initialCash),
+    Effect.orElseSucceed(() => undefined)
+  )
+
+/**
  * Follow `run` until it ends: completed is exit 0; failed is `RunFailed` (exit 1); a stream that
  * ends without either asks the server what became of the run (stopped: exit 0).
  */
 export const watch = (io: Io, remote: Remote.Remote, run: string, options: WatchOptions) =>
   Effect.scoped(Effect.gen(function*() {
     const info = yield* remote.client.runs.get({ run }).pipe(remote.call("run"))
-    const model = yield* Ref.make<Watch.Model>({ ...Watch.initial(info.id, options.keep), seq: options.since })
+    const model = yield* Ref.make<Watch.Model>({ ...Watch.initial(info.id, options.keep, yield* initialCashOf(remote, info)), seq: options.since })
     const screen = options.json ? undefined : io.screen
     if (screen === undefined && !options.json) io.stdout(`watching run ${info.id} (${info.ref}, ${info.mode}): ${info.status}\n`)
     const touched = screen === undefined ? Effect.void : yield* onScreen(screen, model)

@@ -67,8 +67,11 @@ export interface Model {
   readonly at: number | undefined
   readonly cash: Money | undefined
   readonly equity: Money | undefined
-  /** The first equity seen: the run's return so far is measured from it. */
-  readonly startEquity: Money | undefined
+  /**
+   * The run's initial cash (its strategy version's, or its metrics' once it completed): the return
+   * so far is measured from it. Unknown, no return is shown — never one measured from a later equity.
+   */
+  readonly initialCash: Money | undefined
   readonly realizedPnl: Money | undefined
   readonly positions: ReadonlyArray<Holding>
   readonly decisions: ReadonlyArray<DecisionSeen>
@@ -82,7 +85,7 @@ export interface Model {
   readonly failure: string | undefined
 }
 
-export const initial = (run: string, keep: number = KEEP): Model => ({
+export const initial = (run: string, keep: number = KEEP, initialCash?: Money): Model => ({
   run,
   keep,
   status: "starting",
@@ -92,7 +95,7 @@ export const initial = (run: string, keep: number = KEEP): Model => ({
   at: undefined,
   cash: undefined,
   equity: undefined,
-  startEquity: undefined,
+  initialCash,
   realizedPnl: undefined,
   positions: [],
   decisions: [],
@@ -133,7 +136,6 @@ export const step = (model: Model, event: RunEvent): Model => {
         ...next,
         cash: s.cash,
         equity: s.equity,
-        startEquity: model.startEquity ?? s.equity,
         realizedPnl: s.realizedPnl,
         positions: [...kept, ...updated].sort((a, b) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0))
       }
@@ -186,7 +188,16 @@ export const step = (model: Model, event: RunEvent): Model => {
     case "TradingStateChanged":
       return { ...next, tradingState: event.transition.to }
     case "RunCompleted":
-      return { ...next, status: "completed", metrics: event.metrics, checksum: event.checksum, pending: [] }
+      // The metrics' final equity is the book marked at the run's end; the last snapshot is as of its last fill.
+      return {
+        ...next,
+        status: "completed",
+        metrics: event.metrics,
+        checksum: event.checksum,
+        pending: [],
+        equity: event.metrics.finalEquity,
+        initialCash: model.initialCash ?? event.metrics.initialCash
+      }
     case "RunFailed":
       return { ...next, status: "failed", failure: event.reason, pending: [] }
     default:
@@ -313,8 +324,8 @@ export const frame = (model: Model, width = 100): ReadonlyArray<string> => {
   const out: Array<string> = []
   const status = model.status === "failed" ? `failed: ${model.failure ?? ""}` : model.status
   out.push(`run ${model.run}${model.mode === undefined ? "" : ` (${model.mode})`}  ${status}  event #${model.seq}${model.at === undefined ? "" : `  ${time(model.at)}`}`)
-  const ret = model.equity !== undefined && model.startEquity !== undefined && model.startEquity !== 0
-    ? `  ${percent((model.equity - model.startEquity) / model.startEquity, { sign: true })}`
+  const ret = model.equity !== undefined && model.initialCash !== undefined && model.initialCash > 0
+    ? `  ${percent(model.equity / model.initialCash - 1, { sign: true })}`
     : ""
   out.push(
     `equity ${model.equity === undefined ? "—" : money(model.equity)}${ret}  cash ${model.cash === undefined ? "—" : money(model.cash)}  ` +

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import type { Metrics } from "../../schemas/Metrics.js"
+import type { Money } from "../../schemas/Money.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import * as Watch from "../../src/cli/Watch.js"
 
@@ -73,13 +74,34 @@ describe("the watch view", () => {
     expect(model.mode).toBe("paper")
     expect(model.cash).toBe(90_000_000_000)
     expect(model.equity).toBe(101_000_000_000)
-    expect(model.startEquity).toBe(100_000_000_000)
     expect(model.positions.map((p) => [p.symbol, p.quantity])).toEqual([["AAA", 1000], ["BBB", 50]])
     expect(model.seq).toBe(3)
     // A snapshot names only the positions its fills changed: the others stand; one gone flat goes.
     const later = Watch.step(model, at(4, snapshot(95_000_000_000, 102_000_000_000, [{ symbol: "AAA", quantity: 0 }, { symbol: "CCC", quantity: -20 }])))
     expect(later.positions.map((p) => [p.symbol, p.quantity])).toEqual([["BBB", 50], ["CCC", -20]])
-    expect(later.startEquity).toBe(100_000_000_000)
+  })
+
+  it("the return is measured from the run's initial cash, not from the first snapshot (after the first fill)", () => {
+    const run = [
+      at(2, snapshot(200_000_000_000, 249_000_000_000, [])),
+      at(3, snapshot(200_000_000_000, 256_058_270_000, []))
+    ]
+    const known = run.reduce(Watch.step, Watch.initial("run_1", Watch.KEEP, 250_000_000_000 as Money))
+    expect(Watch.frame(known)[1]).toMatch(/^equity 256,058\.27  \+2\.42%  cash /)
+    // From event 1000 on (--since), the same: the first snapshot seen is no starting point either.
+    const since = [at(1_001, snapshot(200_000_000_000, 260_000_000_000, [])), at(1_002, snapshot(200_000_000_000, 255_000_000_000, []))]
+      .reduce(Watch.step, { ...Watch.initial("run_1", Watch.KEEP, 250_000_000_000 as Money), seq: 1_000 })
+    expect(Watch.frame(since)[1]).toMatch(/^equity 255,000\.00  \+2\.00%  cash /)
+    // Unknown initial cash: no return at all until the metrics give one.
+    const unknown = run.reduce(Watch.step, Watch.initial("run_1"))
+    expect(Watch.frame(unknown)[1]).toMatch(/^equity 256,058\.27  cash /)
+    const done = Watch.step(
+      unknown,
+      ev(4, "RunCompleted", { metrics: { ...metrics, totalReturn: 0.0242, initialCash: 250_000_000_000, finalEquity: 256_050_000_000 }, checksum: "abc" })
+    )
+    // The final frame says the run's final equity (marked at its end), and a return that agrees with its result.
+    expect(Watch.frame(done)[1]).toMatch(/^equity 256,050\.00  \+2\.42%  cash /)
+    expect(Watch.frame(done)[2]).toMatch(/^result: return \+2\.42%/)
   })
 
   it("keeps the last N decisions and verdicts, newest last", () => {
@@ -150,14 +172,14 @@ describe("the lines of a watch without a terminal", () => {
 
 describe("the frame a terminal shows", () => {
   it("the account, positions, decisions, verdicts and pending approvals, each line within the width", () => {
-    const model = fold([
+    const model = [
       ev(1, "RunStarted", { mode: "paper", symbols: ["AAA"], strategy: "str_1", strategyVersion: 1, seed: "0" }),
       at(2, snapshot(100_000_000_000, 100_000_000_000, [])),
       decision(3, "AAA", "long"),
       verdict(4, "AAA", "needs_approval", 100, ["order notional is 20% of equity, above the approval threshold of 1%"]),
       ev(5, "ApprovalRequested", { round: "AAA@3", intent: intent("AAA@3", "AAA", "buy", 100), quantity: 100, reasons: ["notional"], expiresAt: T0 }),
       at(6, snapshot(99_000_000_000, 110_000_000_000, [{ symbol: "AAA", quantity: 100 }]))
-    ])
+    ].reduce(Watch.step, Watch.initial("run_1", Watch.KEEP, 100_000_000_000 as Money))
     const lines = Watch.frame(model, 80)
     const text = lines.join("\n")
     expect(lines[0]).toBe("run run_1 (paper)  running  event #6  2024-01-08")
