@@ -49,8 +49,17 @@ export const runsTable = (runs: ReadonlyArray<RunInfo>, more: boolean): string =
   return `${t.toString()}\n${more ? `the latest ${runs.length}; --limit shows more\n` : ""}`
 }
 
+const ENDED: ReadonlyArray<string> = ["completed", "failed", "stopped"]
+
+/** Why a run that ended has no metrics: only a run that completed is measured. */
+const NO_METRICS: Record<string, string> = {
+  stopped: "no metrics: the run was stopped before its end (only a completed run is measured)",
+  failed: "no metrics: the run failed before its end (only a completed run is measured)"
+}
+
 /** A run as the server knows it: what it is, where it stands, and its metrics once it has ended. */
 export const runShow = (run: RunInfo): string => {
+  const ended = ENDED.includes(run.status)
   const lines = [
     `run       ${run.id} (${run.ref})`,
     `strategy  ${run.strategy} v${run.strategyVersion}`,
@@ -58,13 +67,15 @@ export const runShow = (run: RunInfo): string => {
     `status    ${run.status}${run.failure === null ? "" : `: ${run.failure}`}`,
     `started   ${wallTime(run.startedAt)}`,
     `finished  ${run.finishedAt === null ? DASH : wallTime(run.finishedAt)}`,
-    `events    ${run.events === null ? DASH : count(run.events)}`,
-    `checksum  ${run.checksum ?? DASH}`,
+    // A server counts a run's events and sums its checksum only when it completes.
+    `events    ${run.events !== null ? count(run.events) : ended ? `${DASH} (counted only when a run completes)` : `${DASH} (still running)`}`,
+    `checksum  ${run.checksum ?? (ended ? `${DASH} (made only when a run completes)` : DASH)}`,
     ...latestLines(run),
     ""
   ]
-  if (run.metrics === null) lines.push("metrics: once the run has ended (swarm runs watch follows it)")
-  else {
+  if (run.metrics === null) {
+    lines.push(ended ? NO_METRICS[run.status] ?? "no metrics" : "metrics: once the run has ended (swarm runs watch follows it)")
+  } else {
     const t = table(["metric", "value"], ["left", "right"])
     for (const [name, value] of metricRows(run.metrics)) t.push([name, value])
     lines.push(t.toString())
@@ -75,24 +86,42 @@ export const runShow = (run: RunInfo): string => {
 /** The quotes `runs show` lists (by symbol); the rest are counted. */
 const QUOTES_SHOWN = 8
 
-/** Where the run stands (`runs.get`'s latest values): its equity and cash, and the quotes it last saw. */
+const positionsText = (open: number) => `${count(open)} open position${open === 1 ? "" : "s"}`
+
+/**
+ * Where the run stands (`runs.get`'s latest values): its equity and cash, and the quotes it last
+ * saw. The values are the book after the run's last fill, marked at that fill's prices: for a live
+ * run that is where it stands now; for one that ended it is not its final equity (its metrics'
+ * is, marked at its end), so it is labelled as what it is, and never "live".
+ */
 const latestLines = (run: RunInfo): Array<string> => {
   const latest = run.latest
   if (latest === undefined) return []
-  const from = latest.source === "cache" ? "live" : "as recorded"
   const p = latest.portfolio
   // A server's book lists open positions only; one older than that may list flat ones too.
   const open = p === undefined ? 0 : p.positions.filter((position) => position.quantity !== 0).length
   const quotes = Object.entries(latest.quotes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  const quoteLines = quotes.length === 0 ? [] : [
+    `${ENDED.includes(run.status) ? "last seen" : "quotes   "} ${quotes.slice(0, QUOTES_SHOWN).map(([symbol, q]) => `${symbol} ${price(q.price)}`).join(", ")}${
+      quotes.length > QUOTES_SHOWN ? ` and ${count(quotes.length - QUOTES_SHOWN)} more` : ""
+    }`
+  ]
+  if (!ENDED.includes(run.status)) {
+    const from = latest.source === "cache" ? "live" : "as recorded"
+    return [
+      `now       ${p === undefined ? DASH : `equity ${money(p.equity)}, cash ${money(p.cash)}, ${positionsText(open)}`} at ${time(latest.at)} (event ${
+        count(latest.seq)
+      }, ${from})`,
+      ...quoteLines
+    ]
+  }
+  if (p === undefined) return quoteLines
+  const book = `cash ${money(p.cash)}, ${positionsText(open)}`
   return [
-    `now       ${
-      p === undefined ? DASH : `equity ${money(p.equity)}, cash ${money(p.cash)}, ${count(open)} open position${open === 1 ? "" : "s"}`
-    } at ${time(latest.at)} (event ${count(latest.seq)}, ${from})`,
-    ...(quotes.length === 0 ? [] : [
-      `quotes    ${quotes.slice(0, QUOTES_SHOWN).map(([symbol, q]) => `${symbol} ${price(q.price)}`).join(", ")}${
-        quotes.length > QUOTES_SHOWN ? ` and ${count(quotes.length - QUOTES_SHOWN)} more` : ""
-      }`
-    ])
+    ...(run.metrics === null
+      ? [`last fill equity ${money(p.equity)} marked at that fill's prices, ${book}, at ${time(latest.at)} (event ${count(latest.seq)}): not its final equity`]
+      : [`final     equity ${money(run.metrics.finalEquity)} (its metrics), ${book} since its last fill at ${time(latest.at)} (event ${count(latest.seq)})`]),
+    ...quoteLines
   ]
 }
 

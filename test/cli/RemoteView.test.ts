@@ -14,7 +14,7 @@ const position = (symbol: string, quantity: number) => ({
   unrealizedPnl: 0
 })
 
-const run = (positions: ReadonlyArray<ReturnType<typeof position>>): RunInfo =>
+const run = (positions: ReadonlyArray<ReturnType<typeof position>>, changes: Partial<RunInfo> = {}): RunInfo =>
   ({
     id: "bt-1",
     ref: "SMA crossover#1",
@@ -44,12 +44,81 @@ const run = (positions: ReadonlyArray<ReturnType<typeof position>>): RunInfo =>
         unrealizedPnl: 0,
         positions
       } as unknown as PortfolioSnapshot
-    }
+    },
+    ...changes
   }) as RunInfo
+
+const latest = (source: "cache" | "database", seq: number, equity: number, cash: number) => ({
+  seq,
+  at: Date.UTC(2023, 10, 27),
+  source,
+  quotes: { AAA: { price: 101.5, ts: Date.UTC(2023, 10, 27) } },
+  portfolio: {
+    ts: Date.UTC(2023, 10, 27),
+    cash,
+    equity,
+    grossExposure: 0,
+    netExposure: 0,
+    realizedPnl: 0,
+    unrealizedPnl: 0,
+    positions: [position("AAA", 10)]
+  } as unknown as PortfolioSnapshot
+}) as unknown as RunInfo["latest"]
+
+const metrics = {
+  initialCash: 100_000_000_000,
+  finalEquity: 126_087_070_000,
+  totalReturn: 0.26087,
+  cagr: 0.1,
+  annualVolatility: null,
+  sharpe: 1,
+  sortino: 1,
+  calmar: 1,
+  maxDrawdown: 0,
+  maxDrawdownPeakTs: null,
+  maxDrawdownTroughTs: null,
+  longestDrawdownBars: 0,
+  winRate: null,
+  profitFactor: null,
+  averageWin: null,
+  averageLoss: null,
+  exposure: null,
+  tradeCount: 0
+} as unknown as RunInfo["metrics"]
 
 describe("runs show: where the run stands", () => {
   it("counts the open positions of the book, not a flat one a server may still list", () => {
-    expect(RemoteView.runShow(run([position("A", 10), position("B", 0), position("C", -5)]))).toMatch(/, 2 open positions at /)
-    expect(RemoteView.runShow(run([position("A", 10)]))).toMatch(/, 1 open position at /)
+    expect(RemoteView.runShow(run([position("A", 10), position("B", 0), position("C", -5)]))).toMatch(/, 2 open positions,? at /)
+    expect(RemoteView.runShow(run([position("A", 10)]))).toMatch(/, 1 open position,? at /)
+  })
+})
+
+describe("runs show: a run that ended", () => {
+  const ended = (status: string, changes: Partial<RunInfo>) =>
+    RemoteView.runShow(run([], { status, latest: latest("cache", 212, 126_460_830_000, 25_000_000_000), ...changes }))
+
+  it("a completed run says its final equity from its metrics, not the book after its last fill, and never live", () => {
+    const text = ended("completed", { metrics })
+    expect(text).not.toContain("live")
+    expect(text).not.toMatch(/^now /m)
+    expect(text).toContain("final     equity 126,087.07 (its metrics), cash 25,000.00, 1 open position since its last fill at 2023-11-27 (event 212)")
+    expect(text).not.toContain("126,460.83")
+  })
+
+  it("a failed or stopped run labels the book after its last fill as what it is, and says why it has no metrics", () => {
+    for (const status of ["failed", "stopped"]) {
+      const text = ended(status, { metrics: null, events: null, checksum: null, failure: status === "failed" ? "the feed broke" : "stopped by ops" })
+      expect(text).not.toContain("live")
+      expect(text).toContain("last fill equity 126,460.83 marked at that fill's prices, cash 25,000.00, 1 open position, at 2023-11-27 (event 212): not its final equity")
+      expect(text).toContain(`no metrics: the run ${status === "failed" ? "failed" : "was stopped"} before its end`)
+      expect(text).not.toContain("once the run has ended")
+      expect(text).toContain("events    — (counted only when a run completes)")
+    }
+  })
+
+  it("a running run still says where it stands now, live from the cache", () => {
+    const text = RemoteView.runShow(run([], { status: "running", metrics: null, events: null, finishedAt: null, latest: latest("cache", 32, 101_000_000_000, 90_000_000_000) }))
+    expect(text).toContain("now       equity 101,000.00, cash 90,000.00, 1 open position at 2023-11-27 (event 32, live)")
+    expect(text).toContain("metrics: once the run has ended (swarm runs watch follows it)")
   })
 })

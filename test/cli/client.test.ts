@@ -230,8 +230,11 @@ describe("swarm as a client of a live server", () => {
       expect(shown.checksum).toMatch(/^[0-9a-f]{64}$/)
       const human = (yield* cli(["runs", "show", made.backtest.id])).stdout
       expect(human).toContain("total return")
-      // Where it stands, from the latest values the server that ran it keeps: equity, cash, quotes.
-      expect(human).toMatch(/\nnow {7}equity [\d,.]+, cash [\d,.]+, \d+ open positions? at \d{4}-\d\d-\d\d \(event [\d,]+, live\)\nquotes {4}ACME [\d.,]+, GLOBEX [\d.,]+, INITECH [\d.,]+\n/)
+      // Where it ended: its final equity (its metrics'), the book since its last fill, the last quotes — never "live".
+      expect(human).toMatch(
+        /\nfinal {5}equity [\d,.]+ \(its metrics\), cash [\d,.]+, \d+ open positions? since its last fill at \d{4}-\d\d-\d\d \(event [\d,]+\)\nlast seen ACME [\d.,]+, GLOBEX [\d.,]+, INITECH [\d.,]+\n/
+      )
+      expect(human).not.toContain("live")
       expect(shown.latest).toMatchObject({ source: "cache", portfolio: { equity: expect.any(Number) } })
 
       const compared = yield* cli(["runs", "compare", made.backtest.ref, other.ref])
