@@ -118,11 +118,12 @@ const codeOf = (error: unknown, depth = 0): string | undefined => {
   return codeOf(e.cause, depth + 1)
 }
 
-const statusOf = (error: unknown, depth = 0): number | undefined => {
+/** The HTTP answer a failure came with, if any: its status, and whether its body broke while it was read. */
+const responseOf = (error: unknown, depth = 0): { readonly status: number; readonly broken: boolean; readonly cause: unknown } | undefined => {
   if (depth > 4 || error === null || typeof error !== "object") return undefined
-  const e = error as { _tag?: unknown; response?: { status?: unknown }; cause?: unknown }
-  if (e._tag === "ResponseError" && typeof e.response?.status === "number") return e.response.status
-  return statusOf(e.cause, depth + 1)
+  const e = error as { _tag?: unknown; reason?: unknown; response?: { status?: unknown }; cause?: unknown }
+  if (e._tag === "ResponseError" && typeof e.response?.status === "number") return { status: e.response.status, broken: e.reason === "Decode", cause: e.cause }
+  return responseOf(e.cause, depth + 1)
 }
 
 /** The deepest message of a chain of causes, for what no code names. */
@@ -135,9 +136,15 @@ const messageOf = (error: unknown, depth = 0): string => {
 
 /** What a transport failure says to a person: the server could not be reached, or answered no Swarm answer. */
 export const transportReason = (server: string, error: unknown): string => {
-  const status = statusOf(error)
-  if (status !== undefined) {
-    return `${server} answered HTTP ${status} at /rpc: is it a Swarm server (the URL without /rpc)?`
+  const response = responseOf(error)
+  // A refused status never gets to its body (`filterStatusOk`): a 2xx whose body failed is an
+  // answer cut off — the server went away (crashed) or the connection broke while it streamed.
+  if (response !== undefined && response.broken && response.status >= 200 && response.status < 300) {
+    const code = codeOf(response.cause)
+    return `the connection to ${server} broke mid-answer${code === undefined ? "" : ` (${NETWORK[code] ?? code.toLowerCase().replace(/_/g, " ")})`}`
+  }
+  if (response !== undefined) {
+    return `${server} answered HTTP ${response.status} at /rpc: is it a Swarm server (the URL without /rpc)?`
   }
   const code = codeOf(error)
   if (code !== undefined) return `cannot reach ${server}: ${NETWORK[code] ?? code.toLowerCase().replace(/_/g, " ")}`
