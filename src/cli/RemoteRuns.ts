@@ -6,8 +6,8 @@
  * meaningful event otherwise; it ends when the run does.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Either, Option, Ref, Schedule, Schema, Stream } from "effect"
-import type { RunData, RunInfo, RunStatus } from "../../schemas/Rpc.js"
+import { Clock, Duration, Effect, Either, Option, Ref, Schedule, Schema, Stream } from "effect"
+import type { RunData, RunInfo, RunStatus, StreamedEvent } from "../../schemas/Rpc.js"
 import { RunEvent } from "../../schemas/RunEvent.js"
 import { RemoteFailed, RunFailed, UsageError } from "./CliError.js"
 import { checked, choice, json } from "./Flags.js"
@@ -73,6 +73,8 @@ export interface WatchOptions {
   readonly keep: number
   /** Each event's JSON line, as the server recorded it, instead of the view. */
   readonly json: boolean
+  /** How long to try to get a lost server back before giving up (default `RECONNECT_FOR`). */
+  readonly giveUpAfter?: Duration.Duration
 }
 
 /** The view drawn in place on `screen`, at most every REDRAW, until the scope closes (then once more, whole). */
@@ -84,7 +86,7 @@ const onScreen = (screen: NodeJS.WriteStream, model: Ref.Ref<Watch.Model>) =>
       Effect.sync(() => {
         const width = Math.max(40, (screen.columns ?? 100) - 1)
         const height = Math.max(5, (screen.rows ?? 40) - 1)
-        const lines = Watch.frame(m, width).slice(0, height)
+        const lines = Watch.frame(m, width, height)
         // Back to the first line of the last frame, clear below, draw: no flicker, no scrolling.
         screen.write(`${drawn > 0 ? `\u001b[${drawn}F` : ""}\u001b[J${lines.join("\n")}\n`)
         drawn = lines.length
@@ -111,46 +113,168 @@ const initialCashOf = (remote: Remote.Remote, info: RunInfo) =>
     Effect.orElseSucceed(() => undefined)
   )
 
+/** How long `watch` tries to get a server that went away back before it gives up. */
+export const RECONNECT_FOR = Duration.seconds(60)
+
+/** The wait before the `attempt`th reconnection (0, 1, …): half a second, doubling, at most 5 s. */
+export const reconnectDelay = (attempt: number): Duration.Duration => Duration.millis(Math.min(5_000, 500 * 2 ** attempt))
+
+/** A stream that stayed open this long was connected: failing after it starts a new outage. */
+const CONNECTED = Duration.seconds(10)
+
+/** How often the run's status is read again while following it: pausing and resuming record no event. */
+const STATUS_EVERY = "3 seconds"
+
+/** What a failure of the event stream says when it is one to reconnect after: the server stopped, or the connection went. */
+const lostReason = (server: string, error: Remote.ServerError): string | undefined =>
+  error._tag === "Unavailable" ? error.reason : error._tag === "RpcClientError" ? Remote.transportReason(server, error.cause ?? error) : undefined
+
 /**
  * Follow `run` until it ends: completed is exit 0; failed is `RunFailed` (exit 1); a stream that
- * ends without either asks the server what became of the run (stopped: exit 0).
+ * ends without either asks the server what became of the run (stopped: exit 0). A server that
+ * stops (`Unavailable`) or a connection that breaks does not end it: it says so in one line (in
+ * the frame on a terminal, on stderr otherwise, so `--json`'s stdout stays ndjson), and follows the
+ * run again from the last event it saw — no gap, no duplicate — retrying after `reconnectDelay`,
+ * until `RECONNECT_FOR` of failing, when it gives up saying how to go on.
  */
 export const watch = (io: Io, remote: Remote.Remote, run: string, options: WatchOptions) =>
   Effect.scoped(Effect.gen(function*() {
+    const server = remote.target.server
     const info = yield* remote.client.runs.get({ run }).pipe(remote.call("run"))
-    const model = yield* Ref.make<Watch.Model>({ ...Watch.initial(info.id, options.keep, yield* initialCashOf(remote, info)), seq: options.since })
+    const model = yield* Ref.make<Watch.Model>({
+      ...Watch.initial(info.id, options.keep, yield* initialCashOf(remote, info)),
+      mode: info.mode,
+      seq: options.since
+    })
     const screen = options.json ? undefined : io.screen
-    if (screen === undefined && !options.json) io.stdout(`watching run ${info.id} (${info.ref}, ${info.mode}): ${info.status}\n`)
+    const lines = screen === undefined && !options.json
+    if (lines) io.stdout(`watching run ${info.id} (${info.ref}, ${info.mode}): ${info.status}\n`)
     const touched = screen === undefined ? Effect.void : yield* onScreen(screen, model)
-    yield* remote.client.runs.events({ run: info.id, since: options.since }).pipe(
-      remote.follow("run"),
-      Stream.runForEach((streamed) =>
-        Effect.gen(function*() {
-          if (options.json) io.stdout(`${streamed.json}\n`)
-          const event = eventOf(streamed.json)
-          if (Option.isNone(event)) return yield* Ref.update(model, (m) => ({ ...m, seq: Math.max(m.seq, streamed.seq) }))
-          yield* Ref.update(model, (m) => Watch.step(m, event.value))
-          if (screen === undefined && !options.json) {
-            const text = Watch.line(event.value)
-            if (text !== undefined) io.stdout(`${text}\n`)
-          }
-          yield* touched
-        })
+    /** A line about the connection: in the frame on a terminal, else on stderr. */
+    const say = (note: string | undefined) =>
+      screen === undefined
+        ? Effect.sync(() => note !== undefined && io.stderr(`${note}\n`))
+        : Effect.zipRight(Ref.update(model, (m) => ({ ...m, note })), touched)
+    let reconnecting = false
+
+    // What no event says — paused, resumed — read from the server every few seconds; a failed read is the stream's to report.
+    const status = (now: RunInfo) =>
+      Effect.gen(function*() {
+        const before = yield* Ref.get(model)
+        const after = Watch.withStatus(before, now.status === "paused" || now.status === "running" ? now.status : "")
+        if (after.status === before.status) return
+        yield* Ref.set(model, after)
+        if (lines) {
+          io.stdout(
+            after.status === "paused"
+              ? `run ${info.id} paused after event #${after.seq} (swarm runs resume ${info.id} goes on)\n`
+              : `run ${info.id} resumed\n`
+          )
+        }
+        yield* touched
+      })
+    // A paper run's approvals expire in wall-clock time, which its events cannot say (Watch.Expiry): the server's list does.
+    const expiries = info.mode !== "paper"
+      ? Effect.succeed(new Map<string, number>())
+      : remote.client.approvals.pending({ run: info.id }).pipe(
+        remote.call("approval"),
+        Effect.map((pending) => new Map(pending.map((p) => [p.round, p.expiresAt] as const))),
+        Effect.orElseSucceed(() => new Map<string, number>())
+      )
+    const wallExpiries = Effect.gen(function*() {
+      if (!(yield* Ref.get(model)).pending.some((p) => p.expires.clock === "after")) return
+      const found = yield* expiries
+      yield* Ref.update(model, (m) => Watch.withExpiries(m, found))
+      yield* touched
+    })
+    yield* Effect.forkScoped(
+      remote.client.runs.get({ run: info.id }).pipe(
+        remote.call("run"),
+        Effect.flatMap(status),
+        Effect.zipRight(wallExpiries),
+        Effect.ignore,
+        Effect.repeat(Schedule.spaced(STATUS_EVERY)),
+        Effect.delay(STATUS_EVERY)
       )
     )
+
+    const handle = (streamed: typeof StreamedEvent.Type) =>
+      Effect.gen(function*() {
+        if (reconnecting) {
+          reconnecting = false
+          yield* say(screen === undefined ? `back on ${server}: following run ${info.id} again from event #${streamed.seq}` : undefined)
+        }
+        if (options.json) io.stdout(`${streamed.json}\n`)
+        const event = eventOf(streamed.json)
+        if (Option.isNone(event)) return yield* Ref.update(model, (m) => ({ ...m, seq: Math.max(m.seq, streamed.seq) }))
+        yield* Ref.update(model, (m) => Watch.step(m, event.value))
+        const requested = event.value._tag === "ApprovalRequested" && info.mode === "paper" ? event.value.round : undefined
+        const found = requested === undefined ? undefined : yield* expiries
+        if (found !== undefined) yield* Ref.update(model, (m) => Watch.withExpiries(m, found))
+        if (lines) {
+          const wall = requested === undefined ? undefined : found?.get(requested)
+          const text = Watch.line(event.value, { mode: info.mode, expiry: wall === undefined ? undefined : { clock: "wall", at: wall } })
+          if (text !== undefined) io.stdout(`${text}\n`)
+        }
+        yield* touched
+      })
+
+    /** One stream of the run's events after `since`: how it was lost, if it was lost rather than ended. */
+    const follow = (since: number) =>
+      remote.client.runs.events({ run: info.id, since }).pipe(
+        Stream.map(Either.right),
+        Stream.catchAll((error) => {
+          const reason = lostReason(server, error)
+          return reason === undefined ? Stream.fail(error) : Stream.succeed(Either.left(reason))
+        }),
+        remote.follow("run"),
+        Stream.runFoldEffect(undefined as string | undefined, (_, item) => Either.isLeft(item) ? Effect.succeed(item.left) : Effect.as(handle(item.right), undefined))
+      )
+
+    let outage: number | undefined
+    let attempt = 0
+    for (;;) {
+      const from = (yield* Ref.get(model)).seq
+      const opened = yield* Clock.currentTimeMillis
+      const lost = yield* follow(from)
+      if (lost === undefined) break
+      const seen = yield* Ref.get(model)
+      if (Watch.ended(seen)) break
+      const now = yield* Clock.currentTimeMillis
+      if (seen.seq > from || now - opened >= Duration.toMillis(CONNECTED)) {
+        outage = undefined
+        attempt = 0
+      }
+      if (outage === undefined) {
+        outage = now
+        yield* say(`lost ${server} (${lost}); reconnecting from event #${seen.seq}…`)
+      } else if (now - outage >= Duration.toMillis(options.giveUpAfter ?? RECONNECT_FOR)) {
+        yield* say(undefined)
+        return yield* new RemoteFailed({
+          field: "server",
+          reason: `lost ${server} for ${Duration.format(Duration.millis(now - outage))} (${lost}): ` +
+            `swarm runs watch ${info.id} --since ${seen.seq} goes on from event #${seen.seq} once it is back`
+        })
+      }
+      reconnecting = true
+      yield* Effect.sleep(reconnectDelay(attempt++))
+    }
+
     const end = yield* Ref.get(model)
     if (end.status === "completed") return
     if (end.status === "failed") return yield* new RunFailed({ run: `${info.id} (${info.ref})`, reason: end.failure ?? "" })
     const now = yield* remote.client.runs.get({ run: info.id }).pipe(remote.call("run"))
+    // The last frame says how the run ended, as the lines do.
+    yield* Ref.update(model, (m) => Watch.withStatus({ ...m, note: undefined }, now.status, now.failure))
     if (now.status === "stopped") {
-      if (screen === undefined && !options.json) io.stdout(`run ${now.id} (${now.ref}) was stopped after event #${end.seq}\n`)
+      if (lines) io.stdout(`run ${now.id} (${now.ref}) was stopped after event #${end.seq}\n`)
       return
     }
     if (now.status === "completed") return
     if (now.status === "failed") return yield* new RunFailed({ run: `${now.id} (${now.ref})`, reason: now.failure ?? "" })
     return yield* new RemoteFailed({
       field: "server",
-      reason: `${remote.target.server} ended the event stream while run ${now.id} is ${now.status}: ` +
+      reason: `${server} ended the event stream while run ${now.id} is ${now.status}: ` +
         `swarm runs watch ${now.id} --since ${end.seq} goes on from here`
     })
   }))

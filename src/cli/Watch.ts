@@ -4,6 +4,7 @@
  * run ended. `step` folds one event in; `frame` draws the model for a terminal (redrawn in place);
  * `line` is the one line an event prints when the output is no terminal (a pipe, a log, a test).
  */
+import { Duration } from "effect"
 import type { Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
 import type { Money } from "../../schemas/Money.js"
@@ -44,16 +45,39 @@ export interface VerdictSeen {
   readonly reason: string | undefined
 }
 
+/**
+ * When an approval expires. An event's `expiresAt` is on the run's clock (the bar's time plus the
+ * strategy's timeout): the true expiry of a backtest's, but not of a paper run's, which expires in
+ * wall-clock time — that only the server's approvals list says (`wall`); until it has, a paper
+ * run's is shown as its timeout after it was asked (`after`).
+ */
+export type Expiry =
+  | { readonly clock: "run"; readonly at: number }
+  | { readonly clock: "wall"; readonly at: number }
+  | { readonly clock: "after"; readonly millis: number }
+
+/** An approval's expiry as its event can tell it, in a run of `mode`. */
+export const expiryOf = (event: Extract<RunEvent, { _tag: "ApprovalRequested" }>, mode: string | undefined): Expiry =>
+  mode === "paper" ? { clock: "after", millis: Math.max(0, event.expiresAt - event.at) } : { clock: "run", at: event.expiresAt }
+
+const expiryText = (expiry: Expiry): string =>
+  expiry.clock === "run"
+    ? `expires ${time(expiry.at)}`
+    : expiry.clock === "wall"
+    ? `expires ${new Date(expiry.at).toISOString().slice(0, 19).replace("T", " ")}Z`
+    : `expires ${Duration.format(Duration.millis(expiry.millis))} after it was asked`
+
 export interface PendingSeen {
   readonly round: string
   readonly symbol: string
   readonly side: string
   readonly quantity: number
   readonly reasons: ReadonlyArray<string>
-  readonly expiresAt: number
+  readonly expires: Expiry
 }
 
-export type Status = "starting" | "running" | "completed" | "failed"
+/** `paused` and `stopped` come from the server (`runs.get`), not from events: pausing and stopping record none. */
+export type Status = "starting" | "running" | "paused" | "completed" | "failed" | "stopped"
 
 export interface Model {
   readonly run: string
@@ -83,6 +107,10 @@ export interface Model {
   readonly metrics: Metrics | undefined
   readonly checksum: string | undefined
   readonly failure: string | undefined
+  /** The approvals still pending when the run was stopped: cancelled with it. */
+  readonly cancelled: number
+  /** What the view says above the account while it is true (the server lost, reconnecting). */
+  readonly note: string | undefined
 }
 
 export const initial = (run: string, keep: number = KEEP, initialCash?: Money): Model => ({
@@ -106,7 +134,9 @@ export const initial = (run: string, keep: number = KEEP, initialCash?: Money): 
   tradingState: "active",
   metrics: undefined,
   checksum: undefined,
-  failure: undefined
+  failure: undefined,
+  cancelled: 0,
+  note: undefined
 })
 
 const last = <A>(items: ReadonlyArray<A>, item: A, keep: number): ReadonlyArray<A> =>
@@ -175,7 +205,7 @@ export const step = (model: Model, event: RunEvent): Model => {
             side: event.intent.side,
             quantity: event.quantity,
             reasons: event.reasons,
-            expiresAt: event.expiresAt
+            expires: expiryOf(event, model.mode)
           }
         ]
       }
@@ -205,8 +235,43 @@ export const step = (model: Model, event: RunEvent): Model => {
   }
 }
 
+/** The wall-clock expiries the server gives (round → epoch ms) put on the approvals pending. */
+export const withExpiries = (model: Model, expiries: ReadonlyMap<string, number>): Model =>
+  model.pending.some((p) => expiries.has(p.round))
+    ? {
+      ...model,
+      pending: model.pending.map((p) => {
+        const at = expiries.get(p.round)
+        return at === undefined ? p : { ...p, expires: { clock: "wall", at } }
+      })
+    }
+    : model
+
 /** Whether the run has ended, as far as its events tell (a stopped run just stops sending). */
-export const ended = (model: Model): boolean => model.status === "completed" || model.status === "failed"
+export const ended = (model: Model): boolean => model.status === "completed" || model.status === "failed" || model.status === "stopped"
+
+/**
+ * The run's status as the server tells it (`runs.get`), for what no event says: paused, resumed,
+ * stopped (its pending approvals cancelled with it), or ended while the stream was away. A view
+ * whose events said the run ended keeps what they said.
+ */
+export const withStatus = (model: Model, status: string, failure?: string | null): Model => {
+  if (ended(model)) return model
+  switch (status) {
+    case "paused":
+      return { ...model, status: "paused" }
+    case "running":
+      return model.status === "paused" ? { ...model, status: "running" } : model
+    case "stopped":
+      return { ...model, status: "stopped", cancelled: model.pending.length, pending: [] }
+    case "failed":
+      return { ...model, status: "failed", failure: failure ?? model.failure, pending: [] }
+    case "completed":
+      return { ...model, status: "completed", pending: [] }
+    default:
+      return model
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Lines, one per meaningful event
@@ -229,7 +294,7 @@ const lifecycleLine = (event: Extract<RunEvent, { _tag: "AgentLifecycle" }>["eve
   }
 }
 
-const eventText = (event: RunEvent): string | undefined => {
+const eventText = (event: RunEvent, context: LineContext): string | undefined => {
   switch (event._tag) {
     case "RunStarted":
       return `started: ${event.mode} run of ${event.strategy} v${event.strategyVersion}, seed ${event.seed}, ${event.symbols.join(" ")}`
@@ -261,7 +326,7 @@ const eventText = (event: RunEvent): string | undefined => {
     case "ApprovalRequested":
       return `approval needed: round ${event.round}: ${event.intent.symbol} ${event.intent.side} ${quantity(event.quantity)} (${
         event.reasons.join("; ")
-      }), expires ${time(event.expiresAt)}`
+      }), ${expiryText(context.expiry ?? expiryOf(event, context.mode))}`
     case "ApprovalResolved":
       return `approval ${event.outcome}: round ${event.round}, by ${event.by}${event.reason === "" ? "" : `: ${event.reason}`}`
     case "OrderCancelled":
@@ -300,9 +365,15 @@ const eventText = (event: RunEvent): string | undefined => {
   }
 }
 
+/** What a line needs besides its event: the run's mode, and an approval's expiry when the server gave it. */
+export interface LineContext {
+  readonly mode?: string | undefined
+  readonly expiry?: Expiry | undefined
+}
+
 /** The line an event prints without a terminal, or `undefined` for events that only feed the view. */
-export const line = (event: RunEvent): string | undefined => {
-  const text = eventText(event)
+export const line = (event: RunEvent, context: LineContext = {}): string | undefined => {
+  const text = eventText(event, context)
   return text === undefined ? undefined : `#${event.seq} ${time(event.at as Timestamp)} ${text}`
 }
 
@@ -316,14 +387,13 @@ const columns = (rows: ReadonlyArray<ReadonlyArray<string>>, right: ReadonlyArra
   return rows.map((row) => row.map((cell, i) => (right[i] === true ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join("  ").trimEnd())
 }
 
-/**
- * The view as lines for a terminal `width` columns wide: a header, the account, positions,
- * decisions, verdicts and pending approvals. Pure, so what the terminal shows is tested as text.
- */
-export const frame = (model: Model, width = 100): ReadonlyArray<string> => {
+const headLines = (model: Model): Array<string> => {
   const out: Array<string> = []
-  const status = model.status === "failed" ? `failed: ${model.failure ?? ""}` : model.status
+  const status = model.status === "failed"
+    ? `failed: ${model.failure ?? ""}`
+    : model.status
   out.push(`run ${model.run}${model.mode === undefined ? "" : ` (${model.mode})`}  ${status}  event #${model.seq}${model.at === undefined ? "" : `  ${time(model.at)}`}`)
+  if (model.note !== undefined) out.push(model.note)
   const ret = model.equity !== undefined && model.initialCash !== undefined && model.initialCash > 0
     ? `  ${percent(model.equity / model.initialCash - 1, { sign: true })}`
     : ""
@@ -335,7 +405,30 @@ export const frame = (model: Model, width = 100): ReadonlyArray<string> => {
     const m = model.metrics
     out.push(`result: return ${percent(m.totalReturn, { sign: true })}, Sharpe ${ratio(m.sharpe)}, max drawdown ${percent(m.maxDrawdown)}, checksum ${(model.checksum ?? "").slice(0, 12)}…`)
   }
-  out.push("")
+  return out
+}
+
+const approvalLines = (model: Model): Array<string> => {
+  const out: Array<string> = []
+  if (model.pending.length === 0) {
+    out.push(
+      model.cancelled === 0
+        ? "approvals: none pending"
+        : `approvals: none pending (${count(model.cancelled)} cancelled: the run was stopped before anyone answered)`
+    )
+  }
+  else {
+    out.push(`approvals pending (swarm approvals approve|reject ${model.run} <round>)`)
+    out.push(...columns(
+      model.pending.map((p) => [p.round, p.symbol, `${p.side} ${quantity(p.quantity)}`, expiryText(p.expires), p.reasons.join("; ")]),
+      [false, false, true, false, false]
+    ).map((l) => `  ${l}`))
+  }
+  return out
+}
+
+const activityLines = (model: Model): Array<string> => {
+  const out: Array<string> = []
   out.push(model.positions.length === 0 ? "positions: none" : "positions")
   if (model.positions.length > 0) {
     out.push(...columns(
@@ -367,14 +460,18 @@ export const frame = (model: Model, width = 100): ReadonlyArray<string> => {
     ]),
     [true, false, false, true, false, false]
   ).map((l) => `  ${l}`))
-  out.push("")
-  if (model.pending.length === 0) out.push("approvals: none pending")
-  else {
-    out.push(`approvals pending (swarm approvals approve|reject ${model.run} <round>)`)
-    out.push(...columns(
-      model.pending.map((p) => [p.round, p.symbol, `${p.side} ${quantity(p.quantity)}`, `expires ${time(p.expiresAt)}`, p.reasons.join("; ")]),
-      [false, false, true, false, false]
-    ).map((l) => `  ${l}`))
-  }
-  return out.map((l) => cut(l, width))
+  return out
+}
+
+/**
+ * The view as lines for a terminal `width` columns wide and at most `height` lines high: a header,
+ * the account, the approvals pending (first, as what an operator must act on), then positions,
+ * decisions and verdicts. What does not fit is cut from the end, and the cut is said in the last
+ * line; the header, the account and the approvals go first. Pure, so what the terminal shows is
+ * tested as text.
+ */
+export const frame = (model: Model, width = 100, height = Infinity): ReadonlyArray<string> => {
+  const all = [...headLines(model), "", ...approvalLines(model), "", ...activityLines(model)]
+  const lines = all.length <= height ? all : [...all.slice(0, Math.max(0, height - 1)), `… ${count(all.length - Math.max(0, height - 1))} more lines: a taller terminal shows them`]
+  return lines.map((l) => cut(l, width))
 }

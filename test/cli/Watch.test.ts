@@ -177,7 +177,7 @@ describe("the frame a terminal shows", () => {
       at(2, snapshot(100_000_000_000, 100_000_000_000, [])),
       decision(3, "AAA", "long"),
       verdict(4, "AAA", "needs_approval", 100, ["order notional is 20% of equity, above the approval threshold of 1%"]),
-      ev(5, "ApprovalRequested", { round: "AAA@3", intent: intent("AAA@3", "AAA", "buy", 100), quantity: 100, reasons: ["notional"], expiresAt: T0 }),
+      ev(5, "ApprovalRequested", { round: "AAA@3", intent: intent("AAA@3", "AAA", "buy", 100), quantity: 100, reasons: ["notional"], expiresAt: T0 + 5 * DAY + 30_000 }),
       at(6, snapshot(99_000_000_000, 110_000_000_000, [{ symbol: "AAA", quantity: 100 }]))
     ].reduce(Watch.step, Watch.initial("run_1", Watch.KEEP, 100_000_000_000 as Money))
     const lines = Watch.frame(model, 80)
@@ -187,12 +187,80 @@ describe("the frame a terminal shows", () => {
     expect(text).toMatch(/ {2}AAA\s+100\s+10\.00\s+11\.00\s+\+100\.00/)
     expect(text).toContain("last decision\n  #3  2024-01-05  AAA  long  0.50")
     expect(text).toContain("approvals pending (swarm approvals approve|reject run_1 <round>)")
-    expect(text).toContain("  AAA@3  AAA  buy 100  expires 2024-01-02  notional")
+    // A paper run's approval expires in wall-clock time: its event's bar time plus the timeout is not when.
+    expect(text).toContain("  AAA@3  AAA  buy 100  expires 30s after it was asked  notional")
+    expect(text).not.toContain("2024-01-07 00:00:30Z")
+    // The server's list gives the real expiry.
+    const wall = Date.UTC(2025, 5, 1, 12, 0, 30)
+    expect(Watch.frame(Watch.withExpiries(model, new Map([["AAA@3", wall]])), 80).join("\n")).toContain("  AAA@3  AAA  buy 100  expires 2025-06-01 12:00:30Z  notional")
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(80)
     const narrow = Watch.frame(model, 40)
     expect(narrow.length).toBe(lines.length)
     for (const line of narrow) expect(line.length).toBeLessThanOrEqual(40)
     expect(narrow.some((line) => line.endsWith("…"))).toBe(true)
-    expect(Watch.frame(Watch.initial("run_2")).join("\n")).toContain("positions: none\n\ndecisions: none yet\nverdicts: none yet\n\napprovals: none pending")
+    expect(Watch.frame(Watch.initial("run_2")).join("\n")).toContain("approvals: none pending\n\npositions: none\n\ndecisions: none yet\nverdicts: none yet")
+  })
+})
+
+describe("an approval's expiry", () => {
+  const requested = ev(5, "ApprovalRequested", {
+    round: "AAA@3",
+    intent: intent("AAA@3", "AAA", "buy", 100),
+    quantity: 100,
+    reasons: ["notional"],
+    expiresAt: T0 + 5 * DAY + 30_000
+  })
+  it("a backtest's is on the run's clock; a paper run's is the timeout after it was asked, or the wall-clock time the server gives", () => {
+    expect(Watch.line(requested, { mode: "backtest" })).toBe("#5 2024-01-07 approval needed: round AAA@3: AAA buy 100 (notional), expires 2024-01-07 00:00:30Z")
+    expect(Watch.line(requested, { mode: "paper" })).toBe("#5 2024-01-07 approval needed: round AAA@3: AAA buy 100 (notional), expires 30s after it was asked")
+    expect(Watch.line(requested, { mode: "paper", expiry: { clock: "wall", at: Date.UTC(2025, 5, 1, 12, 0, 30, 250) } })).toBe(
+      "#5 2024-01-07 approval needed: round AAA@3: AAA buy 100 (notional), expires 2025-06-01 12:00:30Z"
+    )
+    const backtest = Watch.step({ ...Watch.initial("run_1"), mode: "backtest" }, requested)
+    expect(Watch.frame(backtest).join("\n")).toContain("expires 2024-01-07 00:00:30Z")
+  })
+})
+
+describe("a frame on a short terminal", () => {
+  it("keeps the header, the account and the pending approvals, and says what it cut", () => {
+    const events = [
+      ev(1, "RunStarted", { mode: "backtest", symbols: ["AAA", "BBB"], strategy: "str_1", strategyVersion: 1, seed: "0" }),
+      at(2, snapshot(90_000_000_000, 100_000_000_000, [{ symbol: "AAA", quantity: 10 }, { symbol: "BBB", quantity: 5 }])),
+      ...[3, 4, 5, 6, 7, 8].flatMap((i) => [decision(i * 2, "AAA", "long"), verdict(i * 2 + 1, "AAA", "approved", 100)]),
+      ev(20, "ApprovalRequested", { round: "r1", intent: intent("r1", "AAA", "buy", 50), quantity: 50, reasons: ["big"], expiresAt: T0 }),
+      ev(21, "ApprovalRequested", { round: "r2", intent: intent("r2", "BBB", "sell", 5), quantity: 5, reasons: ["big"], expiresAt: T0 })
+    ]
+    const model = events.reduce(Watch.step, Watch.initial("run_1"))
+    const whole = Watch.frame(model, 39)
+    const short = Watch.frame(model, 39, 14)
+    expect(whole.length).toBeGreaterThan(14)
+    expect(short).toHaveLength(14)
+    const text = short.join("\n")
+    expect(short[0]).toMatch(/^run run_1 \(backtest\)  running/)
+    expect(text).toContain("  r1  AAA  buy 50")
+    expect(text).toContain("  r2  BBB  sell 5")
+    expect(short[13]!.startsWith(`… ${whole.length - 13} more lines`)).toBe(true)
+    for (const line of short) expect(line.length).toBeLessThanOrEqual(39)
+    expect(Watch.frame(model, 200, 14)[13]).toBe(`… ${whole.length - 13} more lines: a taller terminal shows them`)
+    // What fits is not cut, and says nothing of a cut.
+    expect(Watch.frame(model, 39, whole.length)).toEqual(whole)
+  })
+})
+
+describe("what no event says", () => {
+  it("paused and resumed from the server; stopped, its pending approvals cancelled; an ended view keeps its end", () => {
+    const requested = ev(2, "ApprovalRequested", { round: "r1", intent: intent("r1", "AAA", "buy", 50), quantity: 50, reasons: ["big"], expiresAt: T0 })
+    const running = fold([decision(1, "AAA", "long"), requested])
+    const paused = Watch.withStatus(running, "paused")
+    expect(Watch.frame(paused)[0]).toMatch(/^run run_1  paused  event #2/)
+    expect(Watch.withStatus(paused, "running").status).toBe("running")
+    const stopped = Watch.withStatus(paused, "stopped")
+    expect(Watch.ended(stopped)).toBe(true)
+    const text = Watch.frame(stopped).join("\n")
+    expect(text).toMatch(/^run run_1  stopped  event #2/)
+    expect(text).toContain("approvals: none pending (1 cancelled: the run was stopped before anyone answered)")
+    expect(text).not.toContain("  r1  ")
+    const completed = Watch.step(running, ev(3, "RunCompleted", { metrics, checksum: "abc" }))
+    expect(Watch.withStatus(completed, "paused")).toBe(completed)
   })
 })

@@ -1,14 +1,153 @@
 /**
- * `swarm runs watch` against a server: a server that dies mid-answer is said to have broken the
- * connection, not to be something other than a Swarm server.
+ * `swarm runs watch` against a real server (Server.layer on a free port, over a database that
+ * outlives it): it follows a run through the server stopping and starting again, from the last
+ * event it saw — no gap, no duplicate — and gives up, saying how to go on, when the server stays
+ * away; it says what no event says (paused, stopped) in its frame, and a paper run's approvals
+ * expire when the server says, in wall-clock time. And a server that dies mid-answer is said to
+ * have broken the connection, not to be something other than a Swarm server.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Duration, Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
 import * as http from "node:http"
 import type * as net from "node:net"
+import { Strategy } from "../../schemas/Strategy.js"
+import * as Io from "../../src/cli/Io.js"
 import * as Remote from "../../src/cli/Remote.js"
+import * as RemoteRuns from "../../src/cli/RemoteRuns.js"
+import { bootstrap } from "../../src/edge/Bootstrap.js"
+import * as Http from "../../src/edge/Http.js"
+import { RunManager } from "../../src/edge/RunManager.js"
+import * as Server from "../../src/edge/Server.js"
+import { backends } from "../store/fixtures/backends.js"
+import { symbolsOf } from "../store/fixtures/workload.js"
+
+/** Poll `done` every 20 ms for at most `seconds`. */
+const waitFor = (done: () => boolean, seconds = 30) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < seconds * 50 && !done(); i++) yield* Effect.sleep("20 millis")
+    return done()
+  })
 
 const target = (server: string, key: string) => ({ server, serverFrom: "--server", key, keyFrom: "--key" })
+
+/** A terminal `columns` × `rows` that keeps what was drawn on it. */
+const fakeScreen = (columns: number, rows: number) => {
+  let written = ""
+  const screen = { columns, rows, write: (text: string) => ((written += text), true) } as unknown as NodeJS.WriteStream
+  /** The last frame drawn: what follows the last "clear below". */
+  const last = () => (written.split("\u001b[J").at(-1) ?? "").replace("\u001b[?25h", "")
+  return { screen, last }
+}
+
+for (const backend of backends) {
+  describe(`runs watch against a server (${backend.name})`, () => {
+    it.scopedLive("follows a run through the server stopping and starting again, and gives up when it stays away", () =>
+      Effect.gen(function*() {
+        // The database outlives each server over it, as a real one does a restart.
+        const store = Layer.succeedContext(yield* Layer.build(backend.store))
+        const up = (port: number) =>
+          Effect.gen(function*() {
+            const scope = yield* Scope.make()
+            const context = yield* Layer.buildWithScope(Server.layer(store, { port, logRequests: false }), scope)
+            return { scope, context, base: yield* Effect.provide(Http.baseUrl, context) }
+          })
+        const first = yield* up(0)
+        const made = yield* Effect.provide(bootstrap(), first.context)
+        if (!made.created) return expect.fail("the first start made no admin")
+        const port = Number(new URL(first.base).port)
+
+        const remote = yield* Remote.connect(target(first.base, made.key))
+        yield* remote.client.strategies.create({
+          strategy: Schema.decodeUnknownSync(Strategy)({
+            name: "restarted",
+            symbols: symbolsOf(1),
+            initialCash: "250000",
+            agents: [{ type: "sma_crossover", params: { fast: 2, slow: 4 } }]
+          })
+        })
+        // Daily bars, ten a second: the run goes on long after each restart.
+        const run = yield* remote.client.runs.start({ strategy: "restarted", mode: "paper", data: { _tag: "synthetic", bars: 5_000 }, speed: 864_000 })
+
+        const captured = Io.capture()
+        const seqs = () => captured.stdout().split("\n").filter((l) => l !== "").map((l) => (JSON.parse(l) as { seq: number }).seq)
+        const watching = yield* RemoteRuns.watch(captured.io, remote, run.id, { since: 0, keep: 5, json: true, giveUpAfter: Duration.seconds(4) }).pipe(
+          Effect.exit,
+          Effect.fork
+        )
+        expect(yield* waitFor(() => seqs().length >= 5)).toBe(true)
+
+        yield* Scope.close(first.scope, Exit.void)
+        expect(yield* waitFor(() => captured.stderr().includes("reconnecting"))).toBe(true)
+        const lostAt = seqs().at(-1)!
+        expect(captured.stderr()).toContain(
+          `lost ${first.base} (the server stopped before it answered: retry once it is back); reconnecting from event #${lostAt}…`
+        )
+
+        const second = yield* up(port)
+        yield* Effect.provide(Effect.flatMap(RunManager, (manager) => manager.resumeUnfinished()), second.context)
+        expect(yield* waitFor(() => seqs().length >= lostAt + 5)).toBe(true)
+        expect(captured.stderr()).toContain(`back on ${first.base}: following run ${run.id} again from event #${lostAt + 1}`)
+
+        // Away for good: it gives up, saying how to go on from the last event it saw.
+        yield* Scope.close(second.scope, Exit.void)
+        const exit = yield* Fiber.join(watching)
+        const last = seqs().at(-1)!
+        expect(Exit.isFailure(exit)).toBe(true)
+        if (Exit.isSuccess(exit)) return
+        expect(JSON.stringify(exit.cause)).toMatch(new RegExp(`lost ${first.base} for \\d+s[^"]*: swarm runs watch ${run.id} --since ${last} goes on`))
+        // Every event once, in order, none missed across the restart.
+        expect(seqs()).toEqual(Array.from({ length: last }, (_, i) => i + 1))
+      }), { timeout: 180_000 })
+
+    it.scopedLive("its frame says a paper run's approvals expire when the server says, that the run is paused, and how it was stopped", () =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+        const context = yield* Layer.buildWithScope(Server.layer(backend.store, { port: 0, logRequests: false }), scope)
+        const made = yield* Effect.provide(bootstrap(), context)
+        if (!made.created) return expect.fail("the first start made no admin")
+        const remote = yield* Remote.connect(target(yield* Effect.provide(Http.baseUrl, context), made.key))
+        // Every order that opens a position is above 5% of equity: each waits for an operator, for an hour.
+        yield* remote.client.strategies.create({
+          strategy: Schema.decodeUnknownSync(Strategy)({
+            name: "guarded",
+            symbols: symbolsOf(1),
+            agents: [{ type: "sma_crossover", params: { fast: 2, slow: 4 } }],
+            sizing: { mode: "percent_of_equity", value: 10 },
+            risk: { approval: { notionalPctAbove: 5, policy: "pause", timeoutSeconds: 3_600 } }
+          })
+        })
+        const run = yield* remote.client.runs.start({ strategy: "guarded", mode: "paper", data: { _tag: "synthetic", bars: 5_000 }, speed: 8_640_000 })
+        const { last, screen } = fakeScreen(100, 40)
+        const io = { ...Io.capture().io, screen }
+        const watching = yield* RemoteRuns.watch(io, remote, run.id, { since: 0, keep: 5, json: false }).pipe(Effect.exit, Effect.fork)
+
+        const [pending] = yield* Effect.gen(function*() {
+          for (let i = 0; i < 1_500; i++) {
+            const found = yield* remote.client.approvals.pending({ run: run.id })
+            if (found.length > 0) return found
+            yield* Effect.sleep("20 millis")
+          }
+          return []
+        })
+        if (pending === undefined) return expect.fail("no approval was asked")
+        const wall = `expires ${new Date(pending.expiresAt).toISOString().slice(0, 19).replace("T", " ")}Z`
+        expect(yield* waitFor(() => last().includes(wall), 10)).toBe(true)
+        expect(last()).toContain(`  ${pending.round}  `)
+
+        yield* remote.client.runs.pause({ run: run.id })
+        expect(yield* waitFor(() => /^run \S+ \(paper\) {2}paused {2}/.test(last()), 10)).toBe(true)
+
+        yield* remote.client.runs.stop({ run: run.id })
+        const exit = yield* Fiber.join(watching)
+        expect(Exit.isSuccess(exit)).toBe(true)
+        const final = last()
+        expect(final).toMatch(/^run \S+ \(paper\) {2}stopped {2}event #\d+/)
+        expect(final).toContain("approvals: none pending (1 cancelled: the run was stopped before anyone answered)")
+        expect(final).not.toContain(pending.round)
+      }), { timeout: 180_000 })
+  })
+}
 
 describe("a server that dies mid-answer", () => {
   it.scopedLive("is said to have broken the connection mid-answer, not to be something other than a Swarm server", () =>
