@@ -377,7 +377,7 @@ export const start = (io: Io, wiring: Wiring) =>
             ...Option.match(flags.speed, { onNone: () => ({}), onSome: (speed) => ({ speed }) })
           }).pipe(remote.call("run"))
           io.stdout(
-            flags.json ? (flags.watch ? RemoteView.runLine(info) : RemoteView.runJson(info)) : RemoteView.runChanged("started", info)
+            flags.json ? (flags.watch ? RemoteView.runLine(info) : RemoteView.runJson(info)) : RemoteView.runChanged("started", info, flags.watch)
           )
           if (flags.watch) yield* watch(io, remote, info.id, { since: 0, keep: Watch.KEEP, json: flags.json })
         })

@@ -125,9 +125,12 @@ const latestLines = (run: RunInfo): Array<string> => {
   ]
 }
 
-/** `runs start`, `stop`, `pause`, `resume`: what the run is now, in one line, and what to do next. */
-export const runChanged = (verb: string, run: RunInfo): string => {
-  const next = run.status === "running" || run.status === "paused" ? `\nfollow it: swarm runs watch ${run.id}` : ""
+/**
+ * `runs start`, `stop`, `pause`, `resume`: what the run is now, in one line, and what to do next —
+ * unless it is followed already (`runs start --watch`).
+ */
+export const runChanged = (verb: string, run: RunInfo, following = false): string => {
+  const next = !following && (run.status === "running" || run.status === "paused") ? `\nfollow it: swarm runs watch ${run.id}` : ""
   return `${verb} run ${run.id} (${run.ref}, ${run.mode}): ${run.status}${run.failure === null ? "" : `: ${run.failure}`}${next}\n`
 }
 

@@ -122,3 +122,11 @@ describe("runs show: a run that ended", () => {
     expect(text).toContain("metrics: once the run has ended (swarm runs watch follows it)")
   })
 })
+
+describe("runs start, stop, pause, resume", () => {
+  it("say how to follow a live run, unless it is followed already (runs start --watch)", () => {
+    const live = run([], { status: "running", metrics: null, finishedAt: null })
+    expect(RemoteView.runChanged("started", live)).toBe("started run bt-1 (SMA crossover#1, backtest): running\nfollow it: swarm runs watch bt-1\n")
+    expect(RemoteView.runChanged("started", live, true)).toBe("started run bt-1 (SMA crossover#1, backtest): running\n")
+  })
+})
