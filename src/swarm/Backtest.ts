@@ -492,6 +492,9 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         // LLM analysts' model calls run outside the world, in wall-clock time: the slice waits for them.
         if (world.waitingOutside) yield* world.awaitOutside
         while (log.pendingApprovals.size > 0) {
+          // A replay whose recording ends here (a run stopped, or not finished, while its intents
+          // waited for an operator): nobody answered them, and the replay ends where it does.
+          if (options.endAfter !== undefined && log.size >= options.endAfter) break
           if (options.approver === undefined) {
             // The run cannot go on: it fails as any run does, its log ending with `RunFailed`.
             const [first] = log.pendingApprovals.values()

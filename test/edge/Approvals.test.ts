@@ -191,6 +191,10 @@ for (const backend of backends) {
         const cancelled = `round ${held!.round} of run ${run.id} was cancelled: the run was stopped before anyone answered it`
         expect(yield* Effect.flip(alice("approvals.approve", { run: run.id, round: held!.round }))).toMatchObject({ _tag: "Conflict", reason: cancelled })
         expect(yield* Effect.flip(alice("approvals.reject", { run: run.id, round: held!.round, reason: "no" }))).toMatchObject({ _tag: "Conflict", reason: cancelled })
+        // Its replay reproduces it up to where it was stopped, the intent unanswered there, asking nobody.
+        const [recorded] = yield* sql<{ n: number }>`select count(*)::int as n from run_events where run_id = ${run.id}`
+        const replayed = yield* StoredRun.replay(run.id)
+        expect({ events: replayed.events, status: replayed.status }).toEqual({ events: recorded!.n, status: "stopped" })
         // A cancellation is no answer: resumed by name, the run asks the intent again, and this time it is approved.
         const asked: Array<string> = []
         const resumed = yield* StoredRun.resume(run.id, {

@@ -35,3 +35,28 @@ it.effect("a paused intent with no operator fails the run, and its log ends with
     expect(requested).toBeGreaterThan(0)
     expect(events.slice(requested + 1).every((e) => e._tag === "ApprovalRequested" || e._tag === "RunFailed" || e._tag === "PortfolioUpdated" || e._tag === "SignalNotApplied")).toBe(true)
   }))
+
+it.effect("a recording that ends while its slice waits for approvals ends there, asking nobody", () =>
+  Effect.gen(function*() {
+    const options = {
+      strategy: Schema.decodeUnknownSync(Strategy)({
+        name: "stopped while held",
+        symbols: ["AAA"],
+        agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
+        risk: { approval: { notionalPctAbove: 1, policy: "pause" } }
+      }),
+      feed: Feed.synthetic({ ...Synthetic.defaults, seed: 5, symbols: ["AAA"] as never, bars: 200 })
+    } satisfies Backtest.Options
+    const events: Array<RunEvent> = []
+    yield* Backtest.run({ ...options, onEvent: (event) => events.push(event) })
+    // As a run stopped while its first intent waited: its recording ends at the request.
+    const end = events.findIndex((e) => e._tag === "ApprovalRequested") + 1
+    const asked: Array<string> = []
+    const replayed = yield* Backtest.run({
+      ...options,
+      endAfter: end,
+      approver: (request) => Effect.sync(() => (asked.push(request.round), { approved: true, by: "nobody", reason: "should not be asked" }))
+    })
+    expect(replayed.failure).toBe(`the recording ends at event ${end}: the run was stopped there`)
+    expect(asked).toEqual([])
+  }))
