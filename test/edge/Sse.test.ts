@@ -67,26 +67,26 @@ for (const backend of backends) {
   )
 
   layer(environment, { timeout: startTimeout, excludeTestServices: true })(`SSE (${backend.name})`, (it) => {
-    it.scoped("a run that failed with an error ends its stream saying so: the end carries its status and the reason", () =>
+    it.scoped("a failed run ends its stream saying so: RunFailed last, then the end with its status and the reason", () =>
       Effect.gen(function*() {
-        // Its first intent needs an operator and none is attached: it fails with an error, and its
-        // log has no RunFailed event to say why.
+        // Its first intent needs an operator and none is attached: it fails there, with RunFailed.
         const options = stored(2, 120, { name: `sse failed ${++recordedCount}`, owner: "alice" })
         const strategy = Schema.decodeUnknownSync(Strategy)({
           ...Schema.encodeSync(Strategy)(options.strategy),
           risk: { approval: { policy: "pause", notionalPctAbove: 1, timeoutSeconds: 60 } }
         })
-        let run = ""
-        yield* Effect.flip(StoredRun.backtest({ ...options, strategy, onCreated: (created) => void (run = created.id) }))
+        const { run } = yield* StoredRun.backtest({ ...options, strategy })
         const record = yield* Runs.get(run)
         expect(record.status).toBe("failed")
         const srv = yield* server()
         const stream = yield* connect(eventsUrl(srv, run), bearer("sk_alice"))
         const items = yield* Effect.promise(() => stream.reader.events())
-        expect(items.some((e) => e.event === "RunFailed")).toBe(false)
+        const events = items.filter((e) => e.id !== undefined)
+        expect(events.at(-1)!.event).toBe("RunFailed")
+        expect(JSON.parse(events.at(-1)!.data).reason).toBe(record.failure)
         expect(items.at(-1)).toMatchObject({ event: "end", id: undefined })
         const end = JSON.parse(items.at(-1)!.data)
-        expect(end).toEqual({ run, lastEventId: items.filter((e) => e.id !== undefined).length, status: "failed", failure: record.failure })
+        expect(end).toEqual({ run, lastEventId: events.length, status: "failed", failure: record.failure })
         expect(end.failure).toMatch(/needs approval/)
       }))
 
