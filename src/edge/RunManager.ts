@@ -68,6 +68,8 @@ interface Live {
   readonly inbox: SignalInbox | undefined
   /** Whether its strategy has a `tradingview` analyst: the only agent that reads those signals. */
   readonly readsAlerts: boolean
+  /** Say why it is being stopped (`stopped by alice`), before interrupting it: its row keeps the reason. */
+  readonly stoppedBy: (reason: string) => void
 }
 
 /** Whether a strategy has an analyst that reads TradingView alerts (agents/analysts: `tradingview`). */
@@ -285,6 +287,7 @@ export const layer = Layer.scoped(
         readonly beforeSlice?: Backtest.Options["beforeSlice"]
         readonly onCommitted: (event: RunEvent, json: string) => void
         readonly suspended: () => boolean
+        readonly stopReason: () => string | undefined
         readonly checkpointEvery?: number
         readonly signals?: Backtest.Options["signals"]
         readonly leftoverSignals?: Backtest.Options["leftoverSignals"]
@@ -306,6 +309,7 @@ export const layer = Layer.scoped(
         const inbox = options.mode === "paper" ? new SignalInbox(options.strategy.id, options.strategy.symbols) : undefined
         for (const signal of options.pending ?? []) inbox?.offer(signal)
         let previous: number | undefined
+        let stoppedBy: string | undefined
         const execution = start({
           gate,
           pace: () => gate.await,
@@ -318,6 +322,7 @@ export const layer = Layer.scoped(
             latest?.observe(event)
           },
           suspended: () => suspending,
+          stopReason: () => stoppedBy,
           ...(options.mode === "paper"
             ? {
               checkpointEvery: PAPER_CHECKPOINT_EVERY,
@@ -355,7 +360,9 @@ export const layer = Layer.scoped(
               ? startFailure(exit.cause)
               : Deferred.await(created))
         )
-        live.set(id, { run: id, owner: options.owner, mode: options.mode, fiber, gate, lock: yield* Effect.makeSemaphore(1), paused: options.paused, inbox, readsAlerts: options.strategy.readsAlerts })
+        live.set(id, { run: id, owner: options.owner, mode: options.mode, fiber, gate, lock: yield* Effect.makeSemaphore(1), paused: options.paused, inbox, readsAlerts: options.strategy.readsAlerts, stoppedBy: (reason) => {
+          stoppedBy = reason
+        } })
         fiber.addObserver((exit) => {
           live.delete(id)
           // Its followers (here, and through Redis on other servers) are told it ended only when it
@@ -493,6 +500,7 @@ export const layer = Layer.scoped(
           // From the stop on, no alert is taken: while the run records its end, one answered 202
           // would be lost.
           entry.inbox?.shut()
+          entry.stoppedBy(`stopped by ${principal.name}`)
           yield* Fiber.interrupt(entry.fiber)
           return yield* unavailable(Runs.get(record.id))
         }))

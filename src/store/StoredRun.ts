@@ -136,6 +136,8 @@ interface Common {
    * committed either way.
    */
   readonly suspended?: () => boolean
+  /** Asked when the run is interrupted and not suspended: why it was stopped (`stopped by alice`); unset, "interrupted". */
+  readonly stopReason?: () => string | undefined
 }
 
 export interface Options extends Common {
@@ -200,8 +202,11 @@ interface Execution extends Common {
  * server shutting down: it goes on at the next start). `markEnded` leaves a row that already ended
  * as it is, so a run `execute` marked already is not marked twice.
  */
-const stoppedIfInterrupted = (run: RunId, suspended: (() => boolean) | undefined) =>
-  Effect.onInterrupt(() => (suspended?.() === true ? Effect.void : Effect.ignore(Runs.markEnded(run, "stopped", "interrupted"))))
+const stoppedIfInterrupted = (run: RunId, options: Pick<Options, "suspended" | "stopReason">) =>
+  Effect.onInterrupt(() => (options.suspended?.() === true ? Effect.void : Effect.ignore(Runs.markEnded(run, "stopped", stopReasonOf(options)))))
+
+/** Why an interrupted run is `stopped`, for its row (and the SSE `end` frame, `runs show`). */
+const stopReasonOf = (options: Pick<Options, "stopReason">): string => options.stopReason?.() ?? "interrupted"
 
 /** Execute a stored run, recording every event not compared, and finish its row. */
 const execute = (x: Execution) =>
@@ -364,7 +369,7 @@ const execute = (x: Execution) =>
           Effect.ignore(
             Exit.isFailure(flushed)
               ? Runs.markEnded(x.run, "failed", failureOf(interrupted ? flushed.cause : cause))
-              : Runs.markEnded(x.run, interrupted ? "stopped" : "failed", interrupted ? "interrupted" : failureOf(cause))
+              : Runs.markEnded(x.run, interrupted ? "stopped" : "failed", interrupted ? stopReasonOf(x) : failureOf(cause))
           ))
       })
     )
@@ -480,7 +485,7 @@ export const backtest = (options: Options) =>
         seed,
         events,
         faults: options.faults
-      })).pipe(stoppedIfInterrupted(created.id, options.suspended))
+      })).pipe(stoppedIfInterrupted(created.id, options))
     return { result, run: created.id, number: created.number, strategyId: saved.strategyId, strategyVersion: saved.version } satisfies Stored
   }).pipe(Effect.withSpan("StoredRun.backtest"))
 
@@ -519,7 +524,7 @@ export const resume = (ref: string, options: Common & { readonly owner?: string 
     if (run.status !== "running" && run.status !== "paused" && run.status !== "stopped") {
       return yield* new NotResumable({ run: run.id, reason: `it is ${run.status}` })
     }
-    const { recorded, result } = yield* resumed(run, options).pipe(stoppedIfInterrupted(run.id, options.suspended))
+    const { recorded, result } = yield* resumed(run, options).pipe(stoppedIfInterrupted(run.id, options))
     return { result, run: run.id, recorded } satisfies Resumed
   }).pipe(Effect.withSpan("StoredRun.resume"))
 

@@ -144,6 +144,8 @@ for (const backend of backends) {
         const slow = yield* alice("runs.start", { strategy: "rpc paper", mode: "paper", data: { _tag: "synthetic", bars: 300 }, speed: 86_400 })
         const stopped = yield* alice("runs.stop", { run: slow.id })
         expect(stopped.status).toBe("stopped")
+        // Its row says who stopped it (runs show, the SSE end frame), not "interrupted".
+        expect(stopped.failure).toBe("stopped by alice")
       }), { timeout: 120_000 })
 
     it.scoped("pause, resume and stop sent at once: each answers the state it made, and paused means standing still", () =>
