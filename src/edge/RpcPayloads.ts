@@ -26,15 +26,21 @@ import { CheckedPayload, InvalidRequest } from "../../schemas/Rpc.js"
 import { clip, clipAfter, QUOTED } from "../internal/clip.js"
 import { findUnstorable } from "../internal/storableText.js"
 import { plainly } from "../internal/issues.js"
+import { problemsOf } from "../swarm/StrategyFile.js"
 import { bearerKey } from "./RpcAuth.js"
 
-/** `InvalidRequest` for a payload's decoding error: its first issue's path and message. */
+/**
+ * `InvalidRequest` for a payload's decoding error: its first issue's path, and what is wrong there
+ * — every choice of a union in one line (`expected one of totalReturn, sharpe, …, got "totalreturn"`,
+ * where the first issue named only the first), as a strategy file's problems say it (`problemsOf`).
+ */
 export const invalidPayload = (error: ParseResult.ParseError): InvalidRequest => {
   const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  const first = problemsOf(error)[0]
   return new InvalidRequest({
     field: issue === undefined || issue.path.length === 0 ? "payload" : clip(issue.path.join("."), QUOTED),
     // The schema's message quotes the value it got: a 50 MB string came back whole.
-    reason: issue === undefined ? "does not match the procedure's payload" : plainly(clipAfter(issue.message, ", actual "))
+    reason: issue === undefined ? "does not match the procedure's payload" : first?.message ?? plainly(clipAfter(issue.message, ", actual "))
   })
 }
 

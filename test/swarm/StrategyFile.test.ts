@@ -3,6 +3,7 @@ import { Effect, Either, Schema } from "effect"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { agentName, givenProblem, Strategy } from "../../schemas/Strategy.js"
+import { LeaderboardMetric } from "../../schemas/Rpc.js"
 import { invalidPayload } from "../../src/edge/RpcPayloads.js"
 import { duplicateKey, load, MAX_DEPTH, parseText, type StrategyFileError } from "../../src/swarm/StrategyFile.js"
 
@@ -250,6 +251,12 @@ describe("strategy files", () => {
     // The RPC edge says the same.
     const decoded = Schema.decodeUnknownEither(Strategy, { errors: "all", onExcessProperty: "error" })({ ...minimal, consensus: 5 })
     expect(Either.isLeft(decoded) && invalidPayload(decoded.left)).toMatchObject({ field: "consensus", reason: "expected an object, got 5" })
+    // A choice among literals names every choice, not only the first.
+    const metric = Schema.decodeUnknownEither(Schema.Struct({ metric: LeaderboardMetric }))({ metric: "totalreturn" })
+    expect(Either.isLeft(metric) && invalidPayload(metric.left)).toMatchObject({
+      field: "metric",
+      reason: `expected one of "totalReturn", "sharpe", "sortino", "calmar", "maxDrawdown", "winRate", "profitFactor", got "totalreturn"`
+    })
   })
 
   it("an error quotes at most 100 characters of a value, then its length", () => {
