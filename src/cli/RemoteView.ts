@@ -67,7 +67,7 @@ export const runShow = (run: RunInfo): string => {
     `status    ${run.status}${run.failure === null ? "" : `: ${run.failure}`}`,
     `started   ${wallTime(run.startedAt)}`,
     `finished  ${run.finishedAt === null ? DASH : wallTime(run.finishedAt)}`,
-    // A server counts a run's events and sums its checksum only when it completes.
+    // A server counts a run's events once it has ended (an older one, only when it completes), and sums its checksum only when it completes.
     `events    ${run.events !== null ? count(run.events) : ended ? `${DASH} (counted only when a run completes)` : `${DASH} (still running)`}`,
     `checksum  ${run.checksum ?? (ended ? `${DASH} (made only when a run completes)` : DASH)}`,
     ...latestLines(run),

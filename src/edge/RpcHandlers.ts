@@ -54,7 +54,7 @@ export const runInfo = (run: Runs.RunSummary): RunInfo => ({
   status: run.status,
   failure: run.failure,
   metrics: run.metrics,
-  events: run.counts?.events ?? null,
+  events: run.counts?.events ?? run.recordedEvents,
   checksum: run.checksum,
   startedAt: run.startedAt,
   finishedAt: run.finishedAt

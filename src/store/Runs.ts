@@ -242,6 +242,8 @@ export interface RunSummary {
   readonly checksum: string | null
   readonly metrics: Metrics | null
   readonly counts: Record<string, number> | null
+  /** The events recorded, once the run has ended any way (completed, failed, stopped); null before. */
+  readonly recordedEvents: number | null
   readonly tradingState: string | null
   readonly from: number | null
   readonly to: number | null
@@ -276,6 +278,7 @@ interface Row {
   readonly checksum: string | null
   readonly metrics: unknown
   readonly counts: Record<string, number> | null
+  readonly chainCount: number | null
   readonly tradingState: string | null
   readonly periodFrom: number | null
   readonly periodTo: number | null
@@ -312,6 +315,7 @@ const summaryOf = (row: Row) =>
   checksum: row.checksum,
   metrics,
   counts: row.counts,
+  recordedEvents: row.chainCount,
   tradingState: row.tradingState,
   from: row.periodFrom,
   to: row.periodTo,
@@ -321,7 +325,7 @@ const summaryOf = (row: Row) =>
   )
 
 const SUMMARY_COLUMNS = `r.id, r.strategy_id, s.name as strategy_name, r.strategy_version, r.number, r.owner_id, r.mode,
-  r.status, r.seed, r.data_fingerprint, r.failure, r.checksum, r.metrics, r.counts, r.trading_state, r.period_from,
+  r.status, r.seed, r.data_fingerprint, r.failure, r.checksum, r.metrics, r.counts, r.chain_count, r.trading_state, r.period_from,
   r.period_to, r.started_at, r.finished_at`
 
 /** `runs.number` is an `integer`. */

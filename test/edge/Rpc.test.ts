@@ -144,8 +144,12 @@ for (const backend of backends) {
         const slow = yield* alice("runs.start", { strategy: "rpc paper", mode: "paper", data: { _tag: "synthetic", bars: 300 }, speed: 86_400 })
         const stopped = yield* alice("runs.stop", { run: slow.id })
         expect(stopped.status).toBe("stopped")
-        // Its row says who stopped it (runs show, the SSE end frame), not "interrupted".
+        // Its row says who stopped it (runs show, the SSE end frame), not "interrupted", and how many events it recorded.
         expect(stopped.failure).toBe("stopped by alice")
+        const sql = yield* SqlClient.SqlClient
+        const [recorded] = yield* sql<{ n: number }>`select count(*)::int as n from run_events where run_id = ${slow.id}`
+        expect(recorded!.n).toBeGreaterThan(0)
+        expect(stopped.events).toBe(recorded!.n)
       }), { timeout: 120_000 })
 
     it.scoped("pause, resume and stop sent at once: each answers the state it made, and paused means standing still", () =>
