@@ -578,17 +578,28 @@ export const lease = (run: RunId) =>
     const failure = (error: unknown) => new StoreError({ operation: `lease run ${run}`, reason: error instanceof Error ? error.message : String(error) })
     let held: Pg.PoolClient | undefined
     let released = false
+    // The pool lends the same connections again: a listener left on one would pile up with every
+    // run (each holding its run's runtime) and answer errors of connections it no longer holds.
+    const listeners = new Map<Pg.PoolClient, () => void>()
+    const giveBack = (client: Pg.PoolClient, error?: Error | boolean) => {
+      const onError = listeners.get(client)
+      if (onError !== undefined) client.removeListener("error", onError)
+      listeners.delete(client)
+      client.release(error)
+    }
     /** A connection of its own with the lock on it, or why not (`RunLeased`: another process holds it). */
     const take = Effect.gen(function*() {
       const client = yield* Effect.tryPromise({ try: () => pool.connect(), catch: failure })
       // Until it is released: an error of this connection is handled here, never thrown at the process.
-      client.on("error", () => lost(client))
+      const onError = () => lost(client)
+      client.on("error", onError)
+      listeners.set(client, onError)
       const locked = yield* Effect.tryPromise({
         try: () => client.query<{ locked: boolean }>("select pg_try_advisory_lock(hashtextextended($1, 0)) as locked", [key]),
         catch: failure
-      }).pipe(Effect.tapError(() => Effect.sync(() => client.release(true))))
+      }).pipe(Effect.tapError(() => Effect.sync(() => giveBack(client, true))))
       if (locked.rows[0]?.locked !== true) {
-        client.release()
+        giveBack(client)
         return yield* new RunLeased({ run })
       }
       return client
@@ -597,7 +608,7 @@ export const lease = (run: RunId) =>
     const retake: Effect.Effect<void> = take.pipe(
       Effect.flatMap((client) =>
         Effect.sync(() => {
-          if (released) client.release()
+          if (released) giveBack(client)
           else held = client
         })),
       Effect.catchAll((error) =>
@@ -609,7 +620,7 @@ export const lease = (run: RunId) =>
     const lost = (client: Pg.PoolClient) => {
       if (held !== client) return
       held = undefined
-      client.release(true)
+      giveBack(client, true)
       if (!released) Runtime.runFork(runtime)(Effect.zipRight(Effect.logWarning(`run ${run}: the database closed its lease's connection; taking it again`), retake))
     }
     yield* Effect.acquireRelease(
@@ -623,8 +634,8 @@ export const lease = (run: RunId) =>
           held = undefined
           return client === undefined ? Effect.void : Effect.promise(() =>
             client.query("select pg_advisory_unlock(hashtextextended($1, 0))", [key]).then(
-              () => client.release(),
-              (error: Error) => client.release(error)
+              () => giveBack(client),
+              (error: Error) => giveBack(client, error)
             ))
         })
     )

@@ -10,6 +10,7 @@ import { Effect } from "effect"
 import * as DataSource from "../../src/market/DataSource.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as RunRecorder from "../../src/store/RunRecorder.js"
+import { PgPool } from "../../src/store/Pool.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { RunNotFound } from "../../src/store/StoreError.js"
@@ -176,6 +177,30 @@ for (const backend of backends) {
         }))
         // Released with the scope.
         expect(yield* holders).toEqual([])
+      }))
+
+    it.effect("leases leave nothing on the pool's connections: a server running many runs does not pile up listeners", () =>
+      Effect.gen(function*() {
+        if (backend.name !== "postgres") return
+        const { pool } = yield* PgPool
+        const errorListeners = Effect.promise(async () => {
+          const client = await pool.connect()
+          const count = client.listenerCount("error")
+          client.release()
+          return count
+        })
+        const before = yield* errorListeners
+        const owner = yield* Users.ensureLocal()
+        const s = strategy(2, "many leases")
+        const saved = yield* Strategies.saveVersion(owner, s)
+        const config = marketConfig(2, 60)
+        const fingerprint = (yield* DataSource.open(DataSource.synthetic(config))).fingerprint
+        for (let i = 0; i < 15; i++) {
+          const created = yield* newRun(owner, saved, s, config, fingerprint)
+          yield* Effect.scoped(Runs.lease(created.id))
+        }
+        // One was left on the connection the pool lent again, per run: 15 more, and Node's leak warning.
+        expect(yield* errorListeners).toBe(before)
       }))
 
     it.effect("another owner's run is RunNotFound, exactly like a run that does not exist", () =>
