@@ -273,8 +273,8 @@ export const PendingApproval = Schema.Struct({
 export type PendingApproval = typeof PendingApproval.Type
 
 export class ApprovalRpcs extends RpcGroup.make(
-  // `RunNotFound` only for a `<strategy>#<n>` naming several runs (`ambiguous`): a run that is none
-  // of the caller's has no approval pending (`[]`, `ApprovalNotFound`).
+  // `RunNotFound` for a run that is none of the caller's (or does not exist), and for a
+  // `<strategy>#<n>` naming several runs (`ambiguous`); approving one is `ApprovalNotFound`.
   Rpc.make("approvals.pending", { payload: { run: Schema.optional(Ref) }, success: Schema.Array(PendingApproval), error: Schema.Union(RunNotFound, Unavailable) }),
   Rpc.make("approvals.approve", { payload: { run: Ref, round: Ref }, error: Schema.Union(ApprovalNotFound, RunNotFound, Conflict, Unavailable) }),
   Rpc.make("approvals.reject", {

@@ -529,15 +529,10 @@ export const layer = Layer.scoped(
 
     const pending: RunManagerService["pending"] = (principal, ref) =>
       Effect.gen(function*() {
-        const only = ref === undefined
-          ? undefined
-          : yield* unavailable(Runs.get(ref, ownerOf(principal))).pipe(
-            Effect.map((record) => record.id as string),
-            // Someone else's run, or none: nothing waits there for this principal. A name that
-            // names several runs is said so, not answered as none.
-            Effect.catchTag("RunNotFound", (error) => error.ambiguous === undefined ? Effect.succeed(null) : Effect.fail(error))
-          )
-        if (only === null) return []
+        // Someone else's run is `RunNotFound`, as one that does not exist: a mistyped run is said
+        // so, not answered "nothing pending" (an operator would wait on it). So is a name that
+        // names several runs.
+        const only = ref === undefined ? undefined : (yield* unavailable(Runs.get(ref, ownerOf(principal)))).id as string
         return [...waiting.values()]
           .filter((item) => visible(principal, item) && (only === undefined || item.info.run === only))
           .sort((a, b) => a.info.requestedAt - b.info.requestedAt || a.order - b.order)

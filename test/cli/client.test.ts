@@ -318,6 +318,9 @@ describe("swarm as a client of a live server", () => {
       expect(first).toMatchObject({ run: started.id, ref: "Held#1", reasons: [expect.stringContaining("above the approval threshold of 1%")] })
       const table = yield* cli(["approvals", "list"])
       expect(table.stdout).toContain(first!.round)
+      // A mistyped run is said so, not listed as having nothing pending.
+      const typo = yield* cli(["approvals", "list", "--run", "Held#9"])
+      expect([typo.code, lines(typo.stderr)]).toEqual([2, [`swarm: run: no run "Held#9" on ${server.base} (swarm runs list shows yours)`]])
 
       const approved = yield* cli(["approvals", "approve", started.id, first!.round])
       expect([approved.code, approved.stdout]).toEqual([0, `approved round ${first!.round} of run ${started.id}\n`])

@@ -75,9 +75,13 @@ for (const backend of backends) {
         expect(first!.reasons.join(" ")).toMatch(/approval|notional/i)
         expect(first!.expiresAt - first!.requestedAt).toBe(30_000)
         expect(yield* alice("approvals.pending", { run: run.ref })).toHaveLength(1)
-        // Not bob's: he sees nothing and gets "no such approval", as for one that does not exist.
+        // Not bob's: he sees nothing, his run filter is "no such run" and an answer "no such
+        // approval", as for a run or an approval that does not exist.
         expect(yield* bob("approvals.pending", {})).toEqual([])
-        expect(yield* bob("approvals.pending", { run: run.id })).toEqual([])
+        const foreign = yield* Effect.flip(bob("approvals.pending", { run: run.id }))
+        const typo = yield* Effect.flip(alice("approvals.pending", { run: `${run.id}x` }))
+        expect(foreign).toMatchObject({ _tag: "RunNotFound", run: run.id })
+        expect(typo).toMatchObject({ _tag: "RunNotFound", run: `${run.id}x` })
         const notYours = yield* Effect.flip(bob("approvals.approve", { run: run.id, round: first!.round }))
         const missing = yield* Effect.flip(alice("approvals.approve", { run: run.id, round: "no-such-round" }))
         expect(notYours._tag).toBe("ApprovalNotFound")
