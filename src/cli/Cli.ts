@@ -24,6 +24,7 @@ import * as AdminCommand from "./AdminCommand.js"
 import * as ApprovalsCommand from "./ApprovalsCommand.js"
 import type { AuditFailed, OutputError, RemoteFailed, ResumeFailed, RunFailed, ServeFailed, UsageError } from "./CliError.js"
 import { type Io, stripAnsi, withConsole } from "./Io.js"
+import * as LeaderboardCommand from "./LeaderboardCommand.js"
 import * as LoginCommand from "./LoginCommand.js"
 import * as ReplayCommand from "./ReplayCommand.js"
 import * as ResumeCommand from "./ResumeCommand.js"
@@ -68,6 +69,7 @@ export const command = (io: Io, wiring: Wiring = {}) =>
       StrategiesCommand.command(io, wiring),
       RulesCommand.command(io, wiring),
       ApprovalsCommand.command(io, wiring),
+      LeaderboardCommand.command(io, wiring),
       AdminCommand.command(io, wiring),
       TraceCommand.command(io, wiring)
     ])
@@ -84,7 +86,7 @@ const GROUPS: Record<string, ReadonlyArray<string>> = {
 }
 
 /** The commands without subcommands. */
-const SINGLE = ["backtest", "replay", "resume", "serve", "login", "logout", "trace"]
+const SINGLE = ["backtest", "replay", "resume", "serve", "login", "logout", "leaderboard", "trace"]
 
 /** `swarm backtest --help`, `swarm runs show --help`… for the command `argv` names, as far as it names one. */
 const helpFor = (argv: ReadonlyArray<string>): string => {

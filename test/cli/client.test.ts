@@ -246,6 +246,29 @@ describe("swarm as a client of a live server", () => {
         firstDifference: { symbol: expect.any(String) }
       })
 
+      // The leaderboard: the strategy's better run of the two, by the metric asked for.
+      const runsOf = JSON.parse((yield* cli(["runs", "list", "--strategy", "SMA crossover", "--json"])).stdout) as Array<
+        { id: string; ref: string; metrics: { totalReturn: number; maxDrawdown: number } }
+      >
+      const best = (pick: (r: (typeof runsOf)[number]) => number, lowest = false) =>
+        [...runsOf].sort((x, y) => lowest ? pick(x) - pick(y) : pick(y) - pick(x))[0]!
+      const board = yield* bin(["leaderboard"])
+      expect([board.code, board.stderr]).toEqual([0, ""])
+      const top = best((r) => r.metrics.totalReturn)
+      expect(lines(board.stdout).find((line) => line.includes("SMA crossover"))).toMatch(
+        new RegExp(`│ 1 │ SMA crossover +│ ${top.ref.replace("#", "#")} +│ ${top.id} │ +[+-]${(Math.abs(top.metrics.totalReturn) * 100).toFixed(2)}% │`)
+      )
+      const drawdowns = JSON.parse((yield* cli(["leaderboard", "--metric", "maxDrawdown", "--limit", "1", "--json"])).stdout)
+      const calmest = best((r) => r.metrics.maxDrawdown, true)
+      expect(drawdowns).toEqual([{ strategy: "SMA crossover", run: calmest.id, ref: calmest.ref, value: calmest.metrics.maxDrawdown, owner: "admin" }])
+      const badMetric = yield* cli(["leaderboard", "--metric", "alpha"])
+      expect([badMetric.code, lines(badMetric.stderr)[0]]).toEqual([
+        2,
+        `swarm: --metric: expected one of totalReturn, sharpe, sortino, calmar, maxDrawdown, winRate, profitFactor, got "alpha"`
+      ])
+      const badLimit = yield* cli(["leaderboard", "--limit", "0"])
+      expect([badLimit.code, lines(badLimit.stderr)[0]]).toEqual([2, "swarm: --limit: expected 1 to 1000, got 0"])
+
       const watched = yield* bin(["runs", "watch", made.backtest.ref])
       expect([watched.code, watched.stderr]).toEqual([0, ""])
       expect(lines(watched.stdout)[0]).toBe(`watching run ${made.backtest.id} (${made.backtest.ref}, backtest): completed`)
@@ -295,6 +318,7 @@ describe("swarm as a client of a live server", () => {
       expect([theirs.code, theirs.stderr]).toEqual([2, `swarm: run: no run "${run.id}" on ${server.base} (swarm runs list shows yours)\n`])
       expect(none.stderr.replace("run_000000000000", run.id)).toBe(theirs.stderr)
       expect((yield* cli(["runs", "list"], as)).stdout).toBe("no runs\n")
+      expect((yield* cli(["leaderboard"], as)).stdout).toBe("no completed run to rank by totalReturn\n")
       for (const argv of [["runs", "watch", run.ref], ["runs", "stop", run.id], ["runs", "compare", run.id, made.paper!.id], ["audit", "verify", run.id]]) {
         const r = yield* cli(argv, as)
         expect([r.code, lines(r.stderr)]).toEqual([2, [expect.stringMatching(/^swarm: run: no run ".*" on http.* \(swarm runs list shows yours\)$/)]])
