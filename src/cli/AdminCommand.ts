@@ -148,7 +148,7 @@ const setUser = (io: Io, wiring: Wiring) =>
         })
       )
     }).pipe(Effect.withSpan("swarm.admin.set-user"))).pipe(
-    Command.withDescription("Change a user's role, or disable or enable them. The last enabled admin stays one.")
+    Command.withDescription("Change a user's role, or disable or enable them. The last enabled admin with an API key stays one.")
   )
 
 const stats = (io: Io, wiring: Wiring) =>

@@ -119,23 +119,29 @@ export const enable = Effect.fn("Users.enable")(function*(id: string) {
   return yield* update(id, (sql) => sql<Row>`update users set disabled_at = null where id = ${id} returning ${sql.literal(COLUMNS)}`)
 }, storeError("enable a user"))
 
-/** The change would leave no enabled admin: nobody could administer the server any more. */
+/** The change would leave no enabled admin who can sign in: nobody could administer the server any more. */
 export class LastAdmin extends Data.TaggedError("LastAdmin")<{ readonly user: string }> {
   override get message(): string {
-    return `${this.user} is the last enabled admin: make another user an admin first`
+    return `${this.user} is the last enabled admin with an API key: make another user an admin first`
   }
 }
 
 /**
  * Change a user's role and whether they are disabled, at once; the user as they are afterwards.
- * Refused (`LastAdmin`) if it would leave no enabled admin: the enabled admins' rows are locked
- * while it decides, so two admins demoting each other at once cannot both succeed.
+ * Refused (`LastAdmin`) if it would leave no enabled admin holding an unrevoked API key: only
+ * such an admin can sign in to a server. The command line's `local` admin has no key (it acts on
+ * the database, not through a server), nor may an admin whose keys were all revoked; counting
+ * them let the server's one real admin be demoted and locked out. The enabled admins' rows are
+ * locked while it decides, so two admins demoting each other at once cannot both succeed.
  */
 export const change = Effect.fn("Users.change")(function*(id: string, to: { readonly role?: Role; readonly disabled?: boolean }) {
   const sql = yield* SqlClient.SqlClient
   return yield* sql.withTransaction(Effect.gen(function*() {
     const admins = yield* sql<{ id: string; name: string }>`
-      select id, name from users where role = 'admin' and disabled_at is null order by id for update`
+      select u.id, u.name from users u
+      where u.role = 'admin' and u.disabled_at is null
+        and exists (select 1 from api_keys k where k.user_id = u.id and k.revoked_at is null)
+      order by u.id for update of u`
     const stepsDown = to.role === "user" || to.disabled === true
     if (stepsDown && admins.length === 1 && admins[0]!.id === id) return yield* new LastAdmin({ user: admins[0]!.name })
     let user = yield* get(id)

@@ -493,14 +493,23 @@ for (const backend of backends) {
         expect((yield* Effect.flip(ApiKeys.authenticate(dave.key)))._tag).toBe("Unauthorized")
         expect(yield* root("admin.setUser", { user: dave.user.id, disabled: false, role: "admin" })).toMatchObject({ name: "dave", role: "admin", disabled: false })
         expect((yield* ApiKeys.authenticate(dave.key)).role).toBe("admin")
-        // Admins demoting each other: the last enabled one is refused, whoever asks.
+        // Admins demoting each other: the last enabled one is refused, whoever asks. (root's key
+        // is the stub authenticator's: here it is in the database too, as a server's admin's is.)
+        yield* ApiKeys.issue("root", "root's")
         const sql = yield* SqlClient.SqlClient
         const others = (yield* sql<{ id: string }>`select id from users where role = 'admin' and disabled_at is null and id not in ('root', ${dave.user.id})`)
         for (const { id } of others) yield* root("admin.setUser", { user: id, role: "user" })
         expect(yield* root("admin.setUser", { user: "dave", role: "user" })).toMatchObject({ role: "user" })
         const last = yield* Effect.flip(root("admin.setUser", { user: "root", disabled: true }))
-        expect(last).toMatchObject({ _tag: "Conflict", reason: "root is the last enabled admin: make another user an admin first" })
+        expect(last).toMatchObject({ _tag: "Conflict", reason: "root is the last enabled admin with an API key: make another user an admin first" })
         expect((yield* Effect.flip(root("admin.setUser", { user: "root", role: "user" })))._tag).toBe("Conflict")
+        // Admins no server lets in do not count: the command line's keyless `local`, and one whose keys were all revoked.
+        yield* Users.ensureLocal()
+        yield* root("admin.createUser", { name: "keyless", role: "admin" })
+        const [keylessKey] = yield* root("admin.keys", { user: "keyless" })
+        yield* root("admin.revokeKey", { key: keylessKey!.id })
+        expect((yield* Effect.flip(root("admin.setUser", { user: "root", role: "user" })))._tag).toBe("Conflict")
+        expect(yield* root("admin.setUser", { user: "keyless", disabled: true })).toMatchObject({ disabled: true })
         expect((yield* root("admin.users", undefined)).find((u) => u.name === "root")).toMatchObject({ role: "admin", disabled: false })
         for (const { id } of others) yield* root("admin.setUser", { user: id, role: "admin" })
       }), { timeout: 60_000 })
