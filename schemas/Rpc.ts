@@ -349,11 +349,14 @@ export class AdminRpcs extends RpcGroup.make(
     success: Schema.Array(ApiKey),
     error: Schema.Union(Forbidden, InvalidRequest, Unavailable)
   }),
-  /** Revoke an API key by its id (`key_…`, as `admin.keys` lists them): it stops working within 30 s. */
+  /**
+   * Revoke an API key by its id (`key_…`, as `admin.keys` lists them): it stops working within 30 s.
+   * `Conflict` for the last unrevoked key of the last enabled admin who has one.
+   */
   Rpc.make("admin.revokeKey", {
     payload: { key: Ref },
     success: ApiKey,
-    error: Schema.Union(Forbidden, InvalidRequest, Unavailable)
+    error: Schema.Union(Forbidden, InvalidRequest, Conflict, Unavailable)
   }),
   /**
    * Change a user's role, or disable (their keys stop working within 30 s; what they own stays) or

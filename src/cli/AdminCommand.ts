@@ -116,7 +116,7 @@ const revokeKey = (io: Io, wiring: Wiring) =>
           io.stdout(flags.json ? `${JSON.stringify(revoked, null, 2)}\n` : `revoked ${revoked.id} (${revoked.prefix}…): it stops working within 30 s\n`)
         })
       )
-    }).pipe(Effect.withSpan("swarm.admin.revoke-key"))).pipe(Command.withDescription("Revoke an API key: it stops working within 30 s."))
+    }).pipe(Effect.withSpan("swarm.admin.revoke-key"))).pipe(Command.withDescription("Revoke an API key: it stops working within 30 s. The last key of the last admin with one is kept."))
 
 const setUser = (io: Io, wiring: Wiring) =>
   Command.make("set-user", {

@@ -338,7 +338,10 @@ export const AdminHandlers = AdminRpcs.toLayer(Effect.gen(function*() {
     "admin.revokeKey": ({ key }) =>
       admin((principal) =>
         unavailable(ApiKeys.revoke(key, principal.userId)).pipe(
-          Effect.catchTag("ApiKeyNotFound", () => new InvalidRequest({ field: "key", reason: `no API key ${key} (admin.keys lists a user's keys by id)` }))
+          Effect.catchTags({
+            ApiKeyNotFound: () => new InvalidRequest({ field: "key", reason: `no API key ${key} (admin.keys lists a user's keys by id)` }),
+            LastAdmin: (e) => new Conflict({ reason: e.message })
+          })
         )),
     "admin.setUser": ({ disabled, role, user }) =>
       admin(() =>

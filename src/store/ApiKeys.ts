@@ -138,10 +138,19 @@ export const list = Effect.fn("ApiKeys.list")(function*(userId: string) {
 export const revoke = Effect.fn("ApiKeys.revoke")(function*(keyId: string, asker: string) {
   const sql = yield* SqlClient.SqlClient
   if (impossible(keyId) || impossible(asker)) return yield* new ApiKeyNotFound({ key: keyId.slice(0, 64) })
-  const [row] = yield* sql<Row>`update api_keys set revoked_at = coalesce(revoked_at, now())
-    where id = ${keyId} and (user_id = ${asker}
-      or exists (select 1 from users a where a.id = ${asker} and a.role = 'admin' and a.disabled_at is null))
-    returning ${sql.literal(COLUMNS)}`
-  if (row === undefined) return yield* new ApiKeyNotFound({ key: keyId })
-  return new ApiKey(row)
+  return yield* sql.withTransaction(Effect.gen(function*() {
+    // The last unrevoked key of the last admin who can sign in would leave nobody to administer the server.
+    const admins = yield* Users.signingInAdmins
+    const [row] = yield* sql<Row>`update api_keys set revoked_at = coalesce(revoked_at, now())
+      where id = ${keyId} and (user_id = ${asker}
+        or exists (select 1 from users a where a.id = ${asker} and a.role = 'admin' and a.disabled_at is null))
+      returning ${sql.literal(COLUMNS)}`
+    if (row === undefined) return yield* new ApiKeyNotFound({ key: keyId })
+    if (admins.length === 1 && admins[0]!.id === row.userId) {
+      const [left] = yield* sql<{ n: number }>`select count(*)::int as n from api_keys where user_id = ${row.userId} and revoked_at is null`
+      // Undone with the transaction.
+      if (left!.n === 0) return yield* new Users.LastAdmin({ user: admins[0]!.name, key: row.id })
+    }
+    return new ApiKey(row)
+  }))
 }, storeError("revoke an API key"))

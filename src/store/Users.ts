@@ -120,11 +120,24 @@ export const enable = Effect.fn("Users.enable")(function*(id: string) {
 }, storeError("enable a user"))
 
 /** The change would leave no enabled admin who can sign in: nobody could administer the server any more. */
-export class LastAdmin extends Data.TaggedError("LastAdmin")<{ readonly user: string }> {
+export class LastAdmin extends Data.TaggedError("LastAdmin")<{ readonly user: string; readonly key?: string }> {
   override get message(): string {
-    return `${this.user} is the last enabled admin with an API key: make another user an admin first`
+    return this.key === undefined
+      ? `${this.user} is the last enabled admin with an API key: make another user an admin first`
+      : `${this.key} is the last API key of ${this.user}, the last enabled admin with one: issue them another key first`
   }
 }
+
+/**
+ * The enabled admins holding an unrevoked API key — those who can sign in to a server — their
+ * rows locked until the transaction ends. For use inside one.
+ */
+export const signingInAdmins = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  sql<{ id: string; name: string }>`
+    select u.id, u.name from users u
+    where u.role = 'admin' and u.disabled_at is null
+      and exists (select 1 from api_keys k where k.user_id = u.id and k.revoked_at is null)
+    order by u.id for update of u`)
 
 /**
  * Change a user's role and whether they are disabled, at once; the user as they are afterwards.
@@ -137,11 +150,7 @@ export class LastAdmin extends Data.TaggedError("LastAdmin")<{ readonly user: st
 export const change = Effect.fn("Users.change")(function*(id: string, to: { readonly role?: Role; readonly disabled?: boolean }) {
   const sql = yield* SqlClient.SqlClient
   return yield* sql.withTransaction(Effect.gen(function*() {
-    const admins = yield* sql<{ id: string; name: string }>`
-      select u.id, u.name from users u
-      where u.role = 'admin' and u.disabled_at is null
-        and exists (select 1 from api_keys k where k.user_id = u.id and k.revoked_at is null)
-      order by u.id for update of u`
+    const admins = yield* signingInAdmins
     const stepsDown = to.role === "user" || to.disabled === true
     if (stepsDown && admins.length === 1 && admins[0]!.id === id) return yield* new LastAdmin({ user: admins[0]!.name })
     let user = yield* get(id)

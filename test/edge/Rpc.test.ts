@@ -510,6 +510,16 @@ for (const backend of backends) {
         yield* root("admin.revokeKey", { key: keylessKey!.id })
         expect((yield* Effect.flip(root("admin.setUser", { user: "root", role: "user" })))._tag).toBe("Conflict")
         expect(yield* root("admin.setUser", { user: "keyless", disabled: true })).toMatchObject({ disabled: true })
+        // Nor may the last such admin's last key be revoked: that too would leave nobody to sign in.
+        const [rootKey] = yield* root("admin.keys", { user: "root" })
+        const lastKey = yield* Effect.flip(root("admin.revokeKey", { key: rootKey!.id }))
+        expect(lastKey).toMatchObject({
+          _tag: "Conflict",
+          reason: `${rootKey!.id} is the last API key of root, the last enabled admin with one: issue them another key first`
+        })
+        expect((yield* root("admin.keys", { user: "root" }))[0]!.revokedAt).toBeNull()
+        yield* root("admin.issueKey", { user: "root", label: "spare" })
+        expect((yield* root("admin.revokeKey", { key: rootKey!.id })).revokedAt).toBeInstanceOf(Date)
         expect((yield* root("admin.users", undefined)).find((u) => u.name === "root")).toMatchObject({ role: "admin", disabled: false })
         for (const { id } of others) yield* root("admin.setUser", { user: id, role: "admin" })
       }), { timeout: 60_000 })
