@@ -129,23 +129,28 @@ export class LastAdmin extends Data.TaggedError("LastAdmin")<{ readonly user: st
 }
 
 /**
- * The enabled admins holding an unrevoked API key — those who can sign in to a server — their
- * rows locked until the transaction ends. For use inside one.
+ * The enabled admins holding an unrevoked API key — those who can sign in to a server. For use
+ * inside a transaction: it takes a lock that every such check takes first, held to the end of the
+ * transaction, so a demotion and a key's revocation at once (which lock different rows) cannot
+ * both see the other's admin still there.
  */
 export const signingInAdmins = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ id: string; name: string }>`
-    select u.id, u.name from users u
-    where u.role = 'admin' and u.disabled_at is null
-      and exists (select 1 from api_keys k where k.user_id = u.id and k.revoked_at is null)
-    order by u.id for update of u`)
+  Effect.zipRight(
+    sql`select pg_advisory_xact_lock(hashtextextended('swarm-signing-in-admins', 0))`,
+    sql<{ id: string; name: string }>`
+      select u.id, u.name from users u
+      where u.role = 'admin' and u.disabled_at is null
+        and exists (select 1 from api_keys k where k.user_id = u.id and k.revoked_at is null)
+      order by u.id`
+  ))
 
 /**
  * Change a user's role and whether they are disabled, at once; the user as they are afterwards.
  * Refused (`LastAdmin`) if it would leave no enabled admin holding an unrevoked API key: only
  * such an admin can sign in to a server. The command line's `local` admin has no key (it acts on
  * the database, not through a server), nor may an admin whose keys were all revoked; counting
- * them let the server's one real admin be demoted and locked out. The enabled admins' rows are
- * locked while it decides, so two admins demoting each other at once cannot both succeed.
+ * them let the server's one real admin be demoted and locked out. The check holds a lock while
+ * it decides, so two admins demoting each other at once cannot both succeed.
  */
 export const change = Effect.fn("Users.change")(function*(id: string, to: { readonly role?: Role; readonly disabled?: boolean }) {
   const sql = yield* SqlClient.SqlClient

@@ -242,5 +242,30 @@ for (const backend of backends) {
         expect(yield* failure(ApiKeys.authenticate(k.key))).toEqual(refusal)
         expect(yield* lastUsed).toEqual(hourAgo)
       }))
+
+    it.effect("a demotion and a revocation at once cannot both leave no admin who can sign in", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const ada = yield* Users.create("ada", "admin")
+        const bea = yield* Users.create("bea", "admin")
+        yield* ApiKeys.issue(bea.id)
+        // Only they can sign in as admins (the others here are made users, bypassing the check).
+        for (const other of yield* Users.list()) {
+          if (other.role === "admin" && other.id !== ada.id && other.id !== bea.id) yield* Users.setRole(other.id, "user")
+        }
+        for (let round = 0; round < 20; round++) {
+          const key = yield* ApiKeys.issue(ada.id)
+          // bea made a user, and ada's only key revoked: either alone leaves an admin, both would not.
+          const [demoted, revoked] = yield* Effect.all([
+            Effect.either(Users.change(bea.id, { role: "user" })),
+            Effect.either(ApiKeys.revoke(key.id, ada.id))
+          ], { concurrency: 2 })
+          expect([demoted._tag, revoked._tag]).not.toEqual(["Right", "Right"])
+          expect([demoted._tag, revoked._tag]).toContain("Right")
+          // Back to the start: bea an admin, ada with no key (the next round issues her one).
+          yield* Users.setRole(bea.id, "admin")
+          yield* sql`update api_keys set revoked_at = now() where user_id = ${ada.id} and revoked_at is null`
+        }
+      }))
   })
 }
