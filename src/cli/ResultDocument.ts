@@ -10,6 +10,7 @@ import { RunId, Symbol, Timestamp } from "../../schemas/Ids.js"
 import { Metrics } from "../../schemas/Metrics.js"
 import { MoneyFromDecimal } from "../../schemas/Money.js"
 import { Quantity, SignedQuantity } from "../../schemas/Order.js"
+import { TradingState } from "../../schemas/Risk.js"
 import { Trade } from "../../schemas/Trade.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { toDecimal } from "../trading/Money.js"
@@ -90,6 +91,8 @@ export const ResultDocument = Schema.Struct({
   status: Schema.Literal("completed", "failed"),
   /** Why a failed run failed; absent when it completed. */
   failure: Schema.optional(Schema.String),
+  /** The trading state the run's events end in (`halted` by a drawdown breaker, say): as the summary and the stored run say. */
+  tradingState: TradingState,
   period: Schema.Struct({ from: IsoTime, to: IsoTime }),
   metrics: MetricsJson,
   /** Closed round trips, in closing order. */
@@ -135,6 +138,7 @@ export const make = (
   seed: run.seed,
   status: result.status,
   ...(result.status === "failed" ? { failure: result.failure ?? "no reason given" } : {}),
+  tradingState: result.tradingState,
   period: { from: result.from, to: result.to },
   metrics: result.metrics,
   trades: result.trades.map(tradeJson),

@@ -98,6 +98,13 @@ describe("the result document", () => {
     expect(JSON.parse(ResultDocument.toJson(document))).toMatchObject({ status: "failed", failure: "the run's supervisor gave up" })
   })
 
+  it("says the trading state the run ended in, as the summary and the stored run do", () => {
+    expect(JSON.parse(ResultDocument.toJson(ResultDocument.make(result(), { strategy: "S", seed: "0" }))).tradingState).toBe("active")
+    const halted = ResultDocument.make(result({ tradingState: "halted" }), { strategy: "S", seed: "0" })
+    expect(JSON.parse(ResultDocument.toJson(halted)).tradingState).toBe("halted")
+    expect(Schema.decodeUnknownSync(ResultDocument.ResultDocument)(JSON.parse(ResultDocument.toJson(halted))).tradingState).toBe("halted")
+  })
+
   it("a run with LLM agents names its model, and says when its budget ran out", () => {
     const llm = { backend: "ollama" as const, model: "llama3.2:3b", description: "ollama at http://127.0.0.1:11434 (1 model: llama3.2:3b)" }
     const spent = "run bt-test's LLM tokens budget is spent (59500 of 60000; the call needed 2100)"
