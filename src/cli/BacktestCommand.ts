@@ -72,8 +72,8 @@ export const options = {
     Options.withPseudoName("dir"),
     Options.optional,
     Options.withDescription(
-      "Write events.ndjson (every event), result.json and trades.csv into this directory, once the run has completed: " +
-        "a run that stops early writes nothing. An existing directory keeps its other files; these three are replaced."
+      "Write events.ndjson (every event), result.json and trades.csv into this directory once the run has ended, completed " +
+        "or failed (result.json says which): an interrupted run writes nothing. An existing directory keeps its other files; these three are replaced."
     )
   ),
   events: choice("events", ["decisions", "rounds"]).pipe(

@@ -1,8 +1,9 @@
 /**
  * The `--out` directory of `swarm backtest`, all or nothing: the run writes into a staging
  * directory beside it (same parent, so a rename moves it in one step), which is put in place only
- * once the run has completed and every file is written; any other end removes it. Bad input, a run
- * refused midway or a failed write leave nothing behind and never touch an earlier run's output.
+ * once the run has ended — completed, or failed, which `result.json` says — and every file is
+ * written; any other end removes it. Bad input, an interrupted run or a failed write leave nothing
+ * behind and never touch an earlier run's output.
  *
  * An existing `--out` directory keeps its other files: each of the run's files replaces its
  * namesake there by a rename of its own (so no file is ever seen half-written).

@@ -390,6 +390,32 @@ describe("swarm backtest: a run", () => {
       expect(fs.readdirSync(out).sort()).toEqual(["events.ndjson", "notes.txt", "result.json", "trades.csv"])
     }))
 
+  it.live("--out of a run that failed keeps its files, result.json saying failed and why; exit 1", () =>
+    Effect.gen(function*() {
+      // A price rising 15 % a day on a billion: the books leave the exact money range, and the run fails.
+      const rows = Array.from({ length: 60 }, (_, i) => {
+        const price = (10 * 1.15 ** Math.max(0, i - 3)).toFixed(2)
+        return `${new Date(Date.UTC(2020, 0, 1 + i)).toISOString().slice(0, 10)},${price},${price},${price},${price},1000`
+      })
+      const rocketData = file("rocket/X.csv", ["date,open,high,low,close,volume", ...rows].join("\n"))
+      const rocket = strategy("rocket.json", {
+        name: "rocket",
+        symbols: ["X"],
+        initialCash: "1000000000",
+        agents: [{ type: "sma_crossover", params: { fast: 2, slow: 3 } }],
+        sizing: { mode: "percent_of_equity", value: 50 },
+        risk: { limits: { maxPositionPct: 50 } }
+      })
+      const out = Path.join(tmp, "failed-out")
+      const r = yield* swarm(["backtest", "--data", rocketData, "--strategy", rocket, "--no-store", "--json", "--out", out])
+      expect(r.code).toBe(1)
+      const document = documentOf(r.stdout)
+      expect(document).toMatchObject({ status: "failed", failure: expect.stringContaining("money range") })
+      expect(fs.readFileSync(Path.join(out, "result.json"), "utf8")).toBe(r.stdout)
+      expect(fs.readdirSync(out).sort()).toEqual(["events.ndjson", "result.json", "trades.csv"])
+      expect(JSON.parse(lines(fs.readFileSync(Path.join(out, "events.ndjson"), "utf8")).at(-1)!)._tag).toBe("RunFailed")
+    }))
+
   it.live("--out naming a file that is not a directory is refused before the run", () =>
     Effect.gen(function*() {
       const taken = file("taken-out", "not a directory")
