@@ -116,6 +116,12 @@ export const ResultDocument = Schema.Struct({
 export type ResultDocument = typeof ResultDocument.Type
 export type ResultDocumentJson = typeof ResultDocument.Encoded
 
+/**
+ * An average price (total value over quantity, in floating point) to 8 decimals: 39.69984, not
+ * 39.699839999999995. Far finer than any price is quoted; the events keep the exact figure.
+ */
+const roundPrice = (price: number): number => Number(price.toFixed(8))
+
 /** A closed trade as the document has it. */
 export const tradeJson = (t: Trade): typeof TradeJson.Type => ({
   symbol: t.symbol,
@@ -123,8 +129,8 @@ export const tradeJson = (t: Trade): typeof TradeJson.Type => ({
   quantity: t.quantity,
   entry: t.entryTs,
   exit: t.exitTs,
-  entryPrice: t.entryPrice,
-  exitPrice: t.exitPrice,
+  entryPrice: roundPrice(t.entryPrice),
+  exitPrice: roundPrice(t.exitPrice),
   pnl: t.pnl
 })
 
@@ -165,7 +171,7 @@ export const toJson = (document: ResultDocument): string =>
  * average prices to 8 decimals (they are quotients: 37.137426000000005 is 37.137426). No field
  * needs quoting: symbols cannot contain commas or quotes (schemas/Ids.ts), the rest are numbers.
  */
-const averagePrice = (price: number): string => String(Number(price.toFixed(8)))
+const averagePrice = (price: number): string => String(roundPrice(price))
 
 export const tradesCsv = (trades: ReadonlyArray<Trade>): string => {
   const rows = trades.map((t) =>

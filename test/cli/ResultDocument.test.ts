@@ -98,6 +98,15 @@ describe("the result document", () => {
     expect(JSON.parse(ResultDocument.toJson(document))).toMatchObject({ status: "failed", failure: "the run's supervisor gave up" })
   })
 
+  it("gives average prices to 8 decimals, without floating-point noise, as trades.csv does", () => {
+    const base = result()
+    const noisy = { ...base.trades[0]!, entryPrice: 39.699839999999995, exitPrice: 41.100000000000001 }
+    const document = ResultDocument.make(result({ trades: [noisy] }), { strategy: "S", seed: "0" })
+    const [trade] = JSON.parse(ResultDocument.toJson(document)).trades
+    expect([trade.entryPrice, trade.exitPrice]).toEqual([39.69984, 41.1])
+    expect(ResultDocument.tradesCsv([noisy]).split("\n")[1]).toContain(",39.69984,41.1,")
+  })
+
   it("says the trading state the run ended in, as the summary and the stored run do", () => {
     expect(JSON.parse(ResultDocument.toJson(ResultDocument.make(result(), { strategy: "S", seed: "0" }))).tradingState).toBe("active")
     const halted = ResultDocument.make(result({ tradingState: "halted" }), { strategy: "S", seed: "0" })
