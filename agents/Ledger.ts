@@ -115,7 +115,9 @@ const stopBooks = (books: Books, reason: string): Effect.Effect<Books> => {
 /** Why the books stop, for an amount past the range met at `ts`. */
 const pastRange = (error: MoneyOutOfRange, ts: number): string =>
   `the books left the exact money range (at most ${M.format(M.maxValue)}) at ` +
-  `${new Date(ts).toISOString()} (an amount of ${Number(error.value) / M.MICROS_PER_UNIT})`
+  `${new Date(ts).toISOString()} (an amount of ${
+    (Number(error.value) / M.MICROS_PER_UNIT).toLocaleString("en-US", { maximumFractionDigits: 2 })
+  })`
 
 /**
  * Equity at the marks, and the snapshot of the fills' symbols when there are fills — or the amount
