@@ -120,6 +120,6 @@ export const command = (io: Io, wiring: Wiring) =>
         }).pipe(Effect.provide(context))
         return yield* Effect.never
       }))
-    }).pipe(Effect.withSpan("swarm.serve"))).pipe(
+    })).pipe(
     Command.withDescription("Run the Swarm server: RPC, SSE and /health on one port, until interrupted.")
   )

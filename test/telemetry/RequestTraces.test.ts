@@ -1,0 +1,75 @@
+/**
+ * Each request to the server is a trace of its own, whatever span the server was built in (`swarm
+ * serve` had one around its whole life, so every request, RPC and SQL statement of the server was
+ * one ever-growing trace), and a run started by a request does not make that request's trace last
+ * as long as the run.
+ */
+import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Schema } from "effect"
+import { Strategy } from "../../schemas/Strategy.js"
+import { bootstrap } from "../../src/edge/Bootstrap.js"
+import * as Http from "../../src/edge/Http.js"
+import * as Server from "../../src/edge/Server.js"
+import * as Telemetry from "../../src/telemetry/Telemetry.js"
+import { eventually, rpcClient } from "../edge/fixtures.js"
+import { backends } from "../store/fixtures/backends.js"
+
+const backend = backends[0]!
+
+const byTrace = (spans: ReadonlyArray<ReadableSpan>) => {
+  const traces = new Map<string, Array<ReadableSpan>>()
+  for (const span of spans) {
+    const id = span.spanContext().traceId
+    traces.set(id, [...(traces.get(id) ?? []), span])
+  }
+  return traces
+}
+
+describe("request traces", () => {
+  it.scopedLive("built inside a span, the server still makes each request a trace of its own", () =>
+    Effect.gen(function*() {
+      const exporter = new InMemorySpanExporter()
+      const server = Server.layer(backend.store, { port: 0, logRequests: false }).pipe(
+        Layer.provideMerge(Telemetry.make({ spanProcessors: [new SimpleSpanProcessor(exporter)] }))
+      )
+      // As `swarm serve` was: the server built under a span of the command's.
+      const [context, life] = yield* Effect.zip(Layer.build(server), Effect.orDie(Effect.currentSpan)).pipe(Effect.withSpan("the server's whole life"))
+      yield* Effect.gen(function*() {
+        const made = yield* bootstrap()
+        if (!made.created) return expect.unreachable("a fresh database")
+        const base = yield* Http.baseUrl
+        const admin = yield* rpcClient(base, made.key)
+        for (let i = 0; i < 3; i++) yield* Effect.promise(() => fetch(`${base}/health`).then((r) => r.text()))
+        yield* admin("runs.list", {})
+        yield* admin("strategies.create", {
+          strategy: Schema.decodeUnknownSync(Strategy)({
+            name: "traced requests",
+            symbols: ["AAA"],
+            agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
+            sizing: { mode: "percent_of_equity", value: 10 }
+          })
+        })
+        const run = yield* admin("runs.start", { strategy: "traced requests", mode: "paper", data: { _tag: "synthetic", bars: 5_000 }, speed: 86_400 * 50 })
+        // Let it record a while, then stop it.
+        yield* eventually(() => exporter.getFinishedSpans().filter((s) => s.name === "Coordinator.round").length >= 20)
+        yield* admin("runs.stop", { run: run.id })
+        yield* admin("runs.get", { run: run.id })
+      }).pipe(Effect.provide(context))
+
+      const spans = exporter.getFinishedSpans()
+      expect(spans.filter((s) => s.spanContext().traceId === life.traceId).map((s) => s.name)).toEqual([])
+      // Each request its own trace: a plain GET with none (its root), the RPC client's calls under their client span.
+      const requests = spans.filter((s) => s.name.startsWith("http.server"))
+      expect(requests.length).toBe(8)
+      expect(new Set(requests.map((s) => s.spanContext().traceId)).size).toBe(requests.length)
+      const parentOf = (span: ReadableSpan) => spans.find((p) => p.spanContext().spanId === span.parentSpanContext?.spanId)
+      expect(requests.map((s) => [s.name, s.parentSpanContext === undefined ? "root" : parentOf(s)?.name])).toEqual([
+        ...Array.from({ length: 3 }, () => ["http.server GET", "root"]),
+        ...Array.from({ length: 5 }, () => ["http.server POST", "http.client POST"])
+      ])
+      // No trace outgrows a request or a round: the run's recording is not the runs.start request's.
+      const sizes = [...byTrace(spans).values()].map((t) => [t.length, t[0]!.name] as const).sort((a, b) => b[0] - a[0])
+      expect(sizes[0]![0]).toBeLessThan(100)
+    }), { timeout: 120_000 })
+})
