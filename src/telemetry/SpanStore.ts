@@ -74,12 +74,20 @@ const recordOf = (s: Stored): SpanRecord => ({
   events: s.events.map((e) => ({ name: e.name, at: micros(e.time), attributes: attributesOf(e.attributes) }))
 })
 
+/** A trace's spans in the ring, in the order they ended, from `head` on (those before it are gone). */
+interface TraceSpans {
+  items: Array<Stored>
+  head: number
+}
+
+const sizeOf = (spans: TraceSpans | undefined): number => spans === undefined ? 0 : spans.items.length - spans.head
+
 export class SpanStore implements SpanProcessor {
   private readonly ring: Array<Stored | undefined>
   private head = 0
   private count = 0
   /** Each trace's spans still in the ring, in the order they ended. */
-  private readonly traces = new Map<string, Array<Stored>>()
+  private readonly traces = new Map<string, TraceSpans>()
   /** Per run, its traced rounds by trace id, in the order their roots ended. */
   private readonly runs = new Map<string, Map<string, Root>>()
 
@@ -116,8 +124,8 @@ export class SpanStore implements SpanProcessor {
     this.ring[(this.head + this.count) % this.capacity] = stored
     this.count++
     let spans = this.traces.get(stored.traceId)
-    if (spans === undefined) this.traces.set(stored.traceId, (spans = []))
-    spans.push(stored)
+    if (spans === undefined) this.traces.set(stored.traceId, (spans = { items: [], head: 0 }))
+    spans.items.push(stored)
     const run = stored.parent === undefined ? span.attributes[ROUND_ATTRIBUTES.run] : undefined
     if (typeof run === "string") {
       const rounds = span.attributes[ROUND_ATTRIBUTES.rounds]
@@ -149,9 +157,20 @@ export class SpanStore implements SpanProcessor {
     this.count--
     const spans = this.traces.get(oldest.traceId)
     if (spans !== undefined) {
-      const i = spans.indexOf(oldest)
-      if (i >= 0) spans.splice(i, 1)
-      if (spans.length === 0) this.traces.delete(oldest.traceId)
+      // Both are in end order, so the ring's oldest is its trace's first: dropped by moving the
+      // trace's head, not searched for and spliced out — which cost a long trace's length (a
+      // shift too, past V8's in-place trimming) on every span ended.
+      if (spans.items[spans.head] === oldest) {
+        spans.items[spans.head++] = undefined as never
+        if (spans.head >= 1_024 && spans.head * 2 >= spans.items.length) {
+          spans.items = spans.items.slice(spans.head)
+          spans.head = 0
+        }
+      } else {
+        const i = spans.items.indexOf(oldest, spans.head)
+        if (i >= 0) spans.items.splice(i, 1)
+      }
+      if (spans.items.length === spans.head) this.traces.delete(oldest.traceId)
     }
     if (oldest.parent === undefined) {
       const run = oldest.attributes[ROUND_ATTRIBUTES.run]
@@ -167,7 +186,7 @@ export class SpanStore implements SpanProcessor {
   trace(traceId: string): TraceRecord | undefined {
     const spans = this.traces.get(traceId)
     if (spans === undefined) return undefined
-    return { traceId, spans: [...spans].sort((a, b) => a.start - b.start).map(recordOf) }
+    return { traceId, spans: spans.items.slice(spans.head).sort((a, b) => a.start - b.start).map(recordOf) }
   }
 
   /** The traced rounds of `run` still held, oldest first. */
@@ -180,7 +199,7 @@ export class SpanStore implements SpanProcessor {
       rounds: root.rounds,
       start: root.span.start,
       durationMicros: root.span.end - root.span.start,
-      spans: this.traces.get(root.span.traceId)?.length ?? 0
+      spans: sizeOf(this.traces.get(root.span.traceId))
     }))
   }
 
