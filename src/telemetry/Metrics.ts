@@ -21,8 +21,9 @@
  *   gen_ai.client.operation.duration histogram seconds per model call, by model
  *
  * Actor roles keep the label set small whatever the strategies call their agents: `analyst` for
- * any analyst, the agent's name for the spine (`coordinator`, `risk`, `desk`, `ledger`), the
- * actor's name otherwise (`anonymous` for generated names).
+ * any analyst, the agent's name for the spine (`coordinator`, `risk`, `desk`, `ledger`),
+ * `chat_session` for the system agent's session of each run, the actor's name otherwise
+ * (`anonymous` for generated names).
  */
 import { Metric, MetricBoundaries, MetricLabel } from "effect"
 
@@ -190,8 +191,13 @@ const roleLabels = new Map<string, Labels>()
 export const roleOf = (id: string): string => {
   const slash = id.lastIndexOf("/")
   const name = id.slice(slash + 1)
-  const parent = id.slice(id.lastIndexOf("/", slash - 1) + 1, slash)
-  return parent === "analysts" ? "analyst" : name.startsWith("$") ? "anonymous" : name
+  const parentSlash = id.lastIndexOf("/", slash - 1)
+  const parent = id.slice(parentSlash + 1, slash)
+  if (parent === "analysts") return "analyst"
+  // The system agent's sessions, one per run (`/user/system/agent/<run>-<n>`): named by run, they
+  // were a new label each — a metric series per chat, kept for the process's life.
+  if (parent === "agent" && id.slice(id.lastIndexOf("/", parentSlash - 1) + 1, parentSlash) === "system") return "chat_session"
+  return name.startsWith("$") ? "anonymous" : name
 }
 
 const labelsOf = (id: string): Labels => {

@@ -16,6 +16,7 @@ import * as Feed from "../../src/market/Feed.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
 import * as Backtest from "../../src/swarm/Backtest.js"
 import * as Run from "../../src/swarm/Run.js"
+import * as Metrics from "../../src/telemetry/Metrics.js"
 import * as Telemetry from "../../src/telemetry/Telemetry.js"
 import { Hold, Item, recorder } from "../actor/fixtures.js"
 import * as FakeOllama from "../llm/FakeOllama.js"
@@ -71,6 +72,15 @@ const withReader = <A, E, R>(f: (reader: MetricReader) => Effect.Effect<A, E, R>
   })
 
 describe("metrics", () => {
+  it("actor roles: a few labels whatever the agents and runs are called", () => {
+    expect(["/user/run/analysts/sma_crossover", "/user/run/analysts/my_llm"].map(Metrics.roleOf)).toEqual(["analyst", "analyst"])
+    expect(["/user/run/coordinator", "/user/run/risk", "/user/run/desk", "/user/run/ledger"].map(Metrics.roleOf)).toEqual(["coordinator", "risk", "desk", "ledger"])
+    // The system agent's session of each run (SystemAgent.ts names them by run): one role, not a label per chat.
+    expect(["/user/system/agent/run_02f030f58a44-1", "/user/system/agent/run_0506bd2b20ff-17"].map(Metrics.roleOf)).toEqual(["chat_session", "chat_session"])
+    expect(Metrics.roleOf("/user/system/agent")).toBe("agent")
+    expect(Metrics.roleOf("/user/run/$12")).toBe("anonymous")
+  })
+
   it.scopedLive("a backtest: messages and restarts by role, orders, rejections by rule, traced rounds' latency, LLM tokens", () =>
     withReader((reader) =>
       Effect.gen(function*() {
