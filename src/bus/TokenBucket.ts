@@ -44,12 +44,22 @@ interface Held {
   readonly perMilli: number
 }
 
-/** Past this many keys, buckets that have refilled are forgotten (a full bucket is what a new key gets). */
+/**
+ * Past this many keys, buckets that have refilled are forgotten (a full bucket is what a new key
+ * gets); then again once the buckets left have doubled, so that a flood of new keys does not walk
+ * them all for each one (IdempotencyKeys.ts does the same).
+ */
 const PRUNE_OVER = 10_000
 
 /** Buckets of this process, at the times `take` is given. */
-export const makeMemory = (): { readonly take: (key: string, bucket: Bucket, now: number, cost?: number) => number } => {
+export const makeMemory = (): {
+  readonly take: (key: string, bucket: Bucket, now: number, cost?: number) => number
+  /** Buckets held, and how many times they were all walked to forget the refilled ones. */
+  readonly held: () => { readonly buckets: number; readonly prunes: number }
+} => {
   const buckets = new Map<string, Held>()
+  let pruneAt = PRUNE_OVER
+  let prunes = 0
   const refill = (held: Held, now: number) => {
     held.tokens = Math.min(held.capacity, held.tokens + Math.max(0, now - held.at) * held.perMilli)
     held.at = now
@@ -65,11 +75,13 @@ export const makeMemory = (): { readonly take: (key: string, bucket: Bucket, now
         held = undefined
       }
       if (held === undefined) {
-        if (buckets.size >= PRUNE_OVER) {
+        if (buckets.size >= pruneAt) {
           for (const [k, b] of buckets) {
             refill(b, now)
             if (b.tokens >= b.capacity) buckets.delete(k)
           }
+          pruneAt = Math.max(PRUNE_OVER, 2 * buckets.size)
+          prunes++
         }
         buckets.set(key, (held = { tokens: capacity, at: now, capacity, perMilli }))
       }
@@ -79,7 +91,8 @@ export const makeMemory = (): { readonly take: (key: string, bucket: Bucket, now
         return 0
       }
       return Math.ceil((cost - held.tokens) / perMilli)
-    }
+    },
+    held: () => ({ buckets: buckets.size, prunes })
   }
 }
 

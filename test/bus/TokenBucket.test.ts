@@ -21,6 +21,22 @@ const redisBuckets = (url?: string) => Effect.flatMap(connection(prefix, url), (
 const taken = (waits: ReadonlyArray<number>) => waits.filter((w) => w === 0).length
 
 describe("TokenBucket (in process)", () => {
+  it("a flood of new keys: refilled buckets are forgotten, drained ones kept, and the buckets walked only as they double", () => {
+    const buckets = TokenBucket.makeMemory()
+    const shape = { capacity: 2, perSecond: 1 }
+    // A drained key, then 60,000 new keys at once, none of whose buckets has refilled yet.
+    buckets.take("drained", shape, 0)
+    buckets.take("drained", shape, 0)
+    for (let i = 0; i < 60_000; i++) buckets.take(`new-${i}`, shape, 0)
+    expect(buckets.take("drained", shape, 0)).toBe(1_000)
+    expect(buckets.held().prunes).toBeLessThanOrEqual(3) // at 10,000, 20,000 and 40,000: not once per key past 10,000
+    // Ten seconds on, those have refilled: the next prune (the buckets having doubled) forgets them,
+    // keeping only the new keys' buckets, each a token short.
+    for (let i = 0; i < 20_000; i++) buckets.take(`later-${i}`, shape, 10_000)
+    expect(buckets.held().prunes).toBe(4)
+    expect(buckets.held().buckets).toBeLessThanOrEqual(20_000)
+  })
+
   it.effect("a burst of capacity, then one token per 1/perSecond; a refilled bucket lends again", () =>
     Effect.gen(function*() {
       const buckets = TokenBucket.memory()
