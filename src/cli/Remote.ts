@@ -11,6 +11,7 @@ import { RpcClient, RpcSerialization } from "@effect/rpc"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import { Cause, Duration, Effect, Layer, Option, type Scope, Stream } from "effect"
 import type { Forbidden, Unauthorized } from "../../schemas/Auth.js"
+import type { SuggestionNotFound } from "../../schemas/Chat.js"
 import {
   type ApprovalNotFound,
   type Conflict,
@@ -80,6 +81,7 @@ export type ServerError =
   | StrategyNotFound
   | RunNotFound
   | ApprovalNotFound
+  | SuggestionNotFound
   | InvalidRequest
   | Conflict
   | Unavailable
@@ -179,6 +181,11 @@ export const translate = (target: RemoteConfig.Target, subject: string) => (erro
       return new UsageError({
         field: "approval",
         reason: `no pending approval for round ${shown(error.round)} of run ${shown(error.run)} on ${on} (swarm approvals list shows them)`
+      })
+    case "SuggestionNotFound":
+      return new UsageError({
+        field: "suggestion",
+        reason: `no suggestion ${shown(error.suggestion)} for run ${shown(error.run)} on ${on}: ${error.reason}`
       })
     case "InvalidRequest":
       // A server that names no such procedure is older than this command (as `defectLine` says
