@@ -22,6 +22,7 @@ import * as AuditCommand from "./AuditCommand.js"
 import * as BacktestCommand from "./BacktestCommand.js"
 import * as AdminCommand from "./AdminCommand.js"
 import * as ApprovalsCommand from "./ApprovalsCommand.js"
+import * as ChatCommand from "./ChatCommand.js"
 import type { AuditFailed, OutputError, RemoteFailed, ResumeFailed, RunFailed, ServeFailed, UsageError } from "./CliError.js"
 import { type Io, stripAnsi, withConsole } from "./Io.js"
 import * as LeaderboardCommand from "./LeaderboardCommand.js"
@@ -69,6 +70,7 @@ export const command = (io: Io, wiring: Wiring = {}) =>
       StrategiesCommand.command(io, wiring),
       RulesCommand.command(io, wiring),
       ApprovalsCommand.command(io, wiring),
+      ChatCommand.command(io, wiring),
       LeaderboardCommand.command(io, wiring),
       AdminCommand.command(io, wiring),
       TraceCommand.command(io, wiring)
@@ -82,6 +84,7 @@ const GROUPS: Record<string, ReadonlyArray<string>> = {
   strategies: ["list", "show", "create", "update", "delete"],
   rules: ["list", "put", "delete"],
   approvals: ["list", "approve", "reject"],
+  chat: ChatCommand.SUBCOMMANDS,
   admin: AdminCommand.SUBCOMMANDS
 }
 

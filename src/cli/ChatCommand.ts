@@ -1,0 +1,163 @@
+/**
+ * `swarm chat ask | history | suggestions | apply`: the system agent's chat about a run on a server
+ * (schemas/Rpc.ts `ChatRpcs`). `ask` prints the answer as it streams — its text on stdout, so it
+ * pipes clean, and a line per tool the agent ran on stderr; the rest show the run's chat, the rules
+ * it suggests from the run's losing trades, and apply one (a new version of the run's strategy).
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Effect, Either, Option, Stream } from "effect"
+import { ChatHistory, MAX_QUESTION_LENGTH, RuleSuggestions } from "../../schemas/Chat.js"
+import * as ChatView from "./ChatView.js"
+import { RemoteFailed, UsageError } from "./CliError.js"
+import { checked, json, toJson } from "./Flags.js"
+import type { Io } from "./Io.js"
+import * as Remote from "./Remote.js"
+import * as RemoteView from "./RemoteView.js"
+import * as RunRef from "./RunRef.js"
+import type { Wiring } from "./Wiring.js"
+
+const runArg = Args.text({ name: "run" }).pipe(Args.withDescription("The run: its id (run_…) or <strategy>#<number>."))
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/
+
+/**
+ * Why the server would refuse `text` as a question (schemas/Chat.ts `ChatQuestion`), said before
+ * the call: the server's refusal would name its payload's field, not the argument.
+ */
+export const questionProblem = (text: string): string | undefined =>
+  text.trim() === ""
+    ? "is empty: ask something about the run"
+    : text.length > MAX_QUESTION_LENGTH
+    ? `is ${text.length.toLocaleString("en-US")} characters long: at most ${MAX_QUESTION_LENGTH.toLocaleString("en-US")}`
+    : CONTROL.test(text)
+    ? "contains control characters (tabs and line breaks are fine)"
+    : undefined
+
+/** A suggestion id as the contract takes it (1 to 200 characters); control characters cannot be one. */
+const suggestionRef = (text: string) => {
+  const reason = text.trim() === ""
+    ? "is empty: give the id swarm chat suggestions shows"
+    : text.length > 200 || CONTROL.test(text) || text.includes("\n")
+    ? `${RunRef.shown(text, 24)} cannot be a suggestion id (at most 200 characters, no control characters)`
+    : undefined
+  return reason === undefined ? Effect.succeed(text) : Effect.fail(new UsageError({ field: "<suggestion>", reason }))
+}
+
+/** A count flag of 1 to `max`, refused while parsing like `leaderboard --limit`. */
+const bounded = (flag: string, max: number, description: string) =>
+  Options.integer(flag).pipe(
+    Options.withPseudoName("n"),
+    Options.optional,
+    Options.mapEffect(checked(`--${flag}`, (n: number) => n >= 1 && n <= max ? Either.right(n) : Either.left(`expected 1 to ${max}, got ${n}`))),
+    Options.withDescription(description)
+  )
+
+export const ask = (io: Io, wiring: Wiring) =>
+  Command.make("ask", {
+    run: runArg,
+    question: Args.text({ name: "question" }).pipe(Args.withDescription(`What to ask about the run (1 to ${MAX_QUESTION_LENGTH.toLocaleString("en-US")} characters; quote it).`)),
+    json: json("Print each chunk of the answer as the JSON line the contract encodes (Asked, Token, ToolUsed, Done, Failed), one per line."),
+    ...Remote.options
+  }, (flags) =>
+    Effect.gen(function*() {
+      const run = yield* RunRef.check("<run>", flags.run)
+      const problem = questionProblem(flags.question)
+      if (problem !== undefined) return yield* new UsageError({ field: "<question>", reason: problem })
+      yield* Remote.withRemote(flags, wiring)((remote) => {
+        const printer = ChatView.answerPrinter(io.stdout, io.stderr)
+        return remote.client.chat.send({ run, message: flags.question }).pipe(
+          remote.follow("run"),
+          Stream.runFoldEffect(undefined as RemoteFailed | undefined, (failed, chunk) =>
+            Effect.sync(() => {
+              if (flags.json) io.stdout(ChatView.chunkLine(chunk))
+              else if (chunk._tag === "Token") printer.token(chunk.text)
+              else if (chunk._tag === "ToolUsed") printer.tool(chunk)
+              if (chunk._tag !== "Failed") return failed
+              return new RemoteFailed({
+                field: "answer",
+                reason: `broke off: ${chunk.reason} (${
+                  chunk.message === null ? "not recorded" : `recorded as message ${chunk.message}: swarm chat history ${run} shows it`
+                })`
+              })
+            })),
+          // The answer's last line is closed however it ends: done, failed, cut off, or Ctrl-C.
+          Effect.ensuring(Effect.sync(() => printer.end())),
+          Effect.flatMap((failed) => (failed === undefined ? Effect.void : Effect.fail(failed)))
+        )
+      })
+    }).pipe(Effect.withSpan("swarm.chat.ask"))).pipe(
+    Command.withDescription(
+      "Ask the system agent about a run: the answer's text on stdout as it streams, a line per tool it ran on stderr " +
+        "(so `> answer.txt` keeps only the answer). Exit 0 once answered, 1 if the answer broke off."
+    )
+  )
+
+export const history = (io: Io, wiring: Wiring) =>
+  Command.make("history", {
+    run: runArg,
+    limit: bounded("limit", 1_000, "How many of the latest messages (default 200, at most 1000)."),
+    json: json("Print the chat as one JSON document (the messages whole, tool results too)."),
+    ...Remote.options
+  }, (flags) =>
+    Effect.gen(function*() {
+      const run = yield* RunRef.check("<run>", flags.run)
+      yield* Remote.withRemote(flags, wiring)((remote) =>
+        Effect.gen(function*() {
+          const limit = Option.getOrUndefined(flags.limit)
+          const answer = yield* remote.client.chat.history(limit === undefined ? { run } : { run, limit }).pipe(remote.call("run"))
+          io.stdout(flags.json ? toJson(ChatHistory, answer) : ChatView.historyText(answer))
+        })
+      )
+    }).pipe(Effect.withSpan("swarm.chat.history"))).pipe(
+    Command.withDescription("Print a run's chat with the system agent, oldest first: questions, answers, the tools it ran.")
+  )
+
+export const suggestions = (io: Io, wiring: Wiring) =>
+  Command.make("suggestions", {
+    run: runArg,
+    minTrades: bounded("min-trades", 1_000, "How many trades a losing pattern needs to give a rule (default: the server's, 5)."),
+    json: json("Print the suggestions as one JSON document (each rule whole, with its evidence)."),
+    ...Remote.options
+  }, (flags) =>
+    Effect.gen(function*() {
+      const run = yield* RunRef.check("<run>", flags.run)
+      yield* Remote.withRemote(flags, wiring)((remote) =>
+        Effect.gen(function*() {
+          const minTrades = Option.getOrUndefined(flags.minTrades)
+          const answer = yield* remote.client.chat.suggestions(minTrades === undefined ? { run } : { run, minTrades }).pipe(remote.call("run"))
+          io.stdout(flags.json ? toJson(RuleSuggestions, answer) : ChatView.suggestionsText(answer))
+        })
+      )
+    }).pipe(Effect.withSpan("swarm.chat.suggestions"))).pipe(
+    Command.withDescription("List the rules that would have kept a run out of its losing patterns, each with the id `swarm chat apply` takes.")
+  )
+
+export const apply = (io: Io, wiring: Wiring) =>
+  Command.make("apply", {
+    run: runArg,
+    suggestion: Args.text({ name: "suggestion" }).pipe(Args.withDescription("The suggestion's id, as `swarm chat suggestions` shows it.")),
+    json: json("Print the strategy's new version as one JSON document."),
+    ...Remote.options
+  }, (flags) =>
+    Effect.gen(function*() {
+      const run = yield* RunRef.check("<run>", flags.run)
+      const suggestion = yield* suggestionRef(flags.suggestion)
+      yield* Remote.withRemote(flags, wiring)((remote) =>
+        Effect.gen(function*() {
+          const saved = yield* remote.client.chat.applyRule({ run, suggestion }).pipe(remote.call("suggestion"))
+          io.stdout(flags.json ? RemoteView.strategyJson(saved) : RemoteView.strategySaved(`added rule ${ChatView.ruleOf(suggestion)} to`, saved))
+        })
+      )
+    }).pipe(Effect.withSpan("swarm.chat.apply"))).pipe(
+    Command.withDescription("Add a suggested rule to the run's strategy: a new version, which the strategy's next run uses.")
+  )
+
+/** The subcommands, for the help line of a parse error. */
+export const SUBCOMMANDS = ["ask", "history", "suggestions", "apply"]
+
+export const command = (io: Io, wiring: Wiring) =>
+  Command.make("chat").pipe(
+    Command.withDescription("Chat with the system agent about a run on a server: ask, history, suggestions, apply."),
+    Command.withSubcommands([ask(io, wiring), history(io, wiring), suggestions(io, wiring), apply(io, wiring)])
+  )

@@ -1,0 +1,44 @@
+/** What `swarm chat ask` prints as an answer streams: the text whole, a tool on a line of its own, the last line closed. */
+import { describe, expect, it } from "@effect/vitest"
+import * as ChatView from "../../src/cli/ChatView.js"
+
+const tool = (ok: boolean) => ({ _tag: "ToolUsed" as const, question: 1, index: 1, tool: "analyse_trades", arguments: { symbol: "MSFT", days: [1, 2] }, ok, summary: "6 trades" })
+
+describe("ChatView", () => {
+  it("streams tokens as they come, puts a tool mid-answer on a line of its own (stderr), and ends the answer with one newline", () => {
+    const out: Array<string> = []
+    const err: Array<string> = []
+    const printer = ChatView.answerPrinter((t) => out.push(t), (t) => err.push(t))
+    printer.tool(tool(true))
+    printer.token("MSFT ")
+    printer.token("lost.")
+    printer.tool(tool(false))
+    printer.token("")
+    printer.end()
+    printer.end()
+    expect(out).toEqual(["MSFT ", "lost.", "\n"])
+    expect(err).toEqual([
+      "tool analyse_trades(symbol=MSFT, days=[1,2]): 6 trades\n",
+      "\ntool analyse_trades(symbol=MSFT, days=[1,2]) refused: 6 trades\n"
+    ])
+  })
+
+  it("adds no newline to an answer that ends with one, or that had no text", () => {
+    const out: Array<string> = []
+    const printer = ChatView.answerPrinter((t) => out.push(t), () => {})
+    printer.end()
+    printer.token("done\n")
+    printer.end()
+    expect(out).toEqual(["done\n"])
+  })
+
+  it("names the rule of a suggestion id, dots and all", () => {
+    expect(ChatView.ruleOf("suggested-stop-acme.5.6be94885")).toBe("suggested-stop-acme")
+    expect(ChatView.ruleOf("my.rule.12.0badf00d")).toBe("my.rule")
+    expect(ChatView.ruleOf("odd")).toBe("odd")
+  })
+
+  it("says a run never chatted how to start", () => {
+    expect(ChatView.historyText({ run: "run_1", session: null, messages: [] })).toBe('no chat with run run_1 yet: swarm chat ask run_1 "<question>" starts one\n')
+  })
+})
