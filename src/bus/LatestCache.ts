@@ -154,6 +154,9 @@ export const layerMemory = (options: Options = {}): Layer.Layer<LatestCache> => 
 
 const REDIS_WAIT_MILLIS = 500
 
+/** How soon values Redis did not take are written again. */
+const RETRY_MILLIS = 1_000
+
 const decode = Schema.decodeUnknownOption(Schema.parseJson(Latest))
 
 /** The latest values in Redis (`<prefix>latest:<run>`), written behind, readable from every process. */
@@ -169,20 +172,41 @@ export const redis = (options: Options = {}) =>
     let timer: ReturnType<typeof setTimeout> | undefined = undefined
     let closed = false
 
+    /**
+     * Values Redis did not take go back to be written again (unless a newer one came meanwhile),
+     * a second on: a run's last values lost to a refused write or a dropped connection stayed in
+     * Redis as they were before it, for a day, for every other server to show.
+     */
+    const retry = (failed: ReadonlyArray<Latest>) => {
+      if (closed) return
+      for (const latest of failed) if (!dirty.has(latest.run)) dirty.set(latest.run, latest)
+      if (timer === undefined) {
+        timer = setTimeout(flush, Math.max(flushMillis, RETRY_MILLIS))
+        timer.unref?.()
+      }
+    }
     const flush = () => {
       timer = undefined
       if (dirty.size === 0) return
       const batch = [...dirty.values()]
       dirty.clear()
-      if (!connection.ready()) return connection.failed("latest values", batch.length, new Error("not connected"))
+      if (!connection.ready()) {
+        connection.failed("latest values", batch.length, new Error("not connected"))
+        return retry(batch)
+      }
       const pipeline = client.pipeline()
       for (const latest of batch) pipeline.set(keyOf(latest.run), JSON.stringify(latest), "PX", ttl)
       pipeline.exec().then(
         (results) => {
-          const failed = (results ?? []).filter(([error]) => error !== null)
-          if (failed.length > 0) connection.failed("latest values", failed.length, failed[0]![0])
+          const failed = batch.filter((_, i) => results?.[i]?.[0] != null)
+          if (failed.length === 0) return
+          connection.failed("latest values", failed.length, results!.find(([error]) => error !== null)![0])
+          retry(failed)
         },
-        (error) => connection.failed("latest values", batch.length, error)
+        (error) => {
+          connection.failed("latest values", batch.length, error)
+          retry(batch)
+        }
       )
     }
     yield* Effect.addFinalizer(() =>

@@ -147,6 +147,42 @@ describe.skipIf(!runRedis)("LatestCache (Redis)", () => {
       expect(yield* reader.get("nothing")).toBeUndefined()
     }))
 
+  it.scopedLive("values Redis refused are written again once it takes them: another server does not keep the old ones", () =>
+    Effect.gen(function*() {
+      const redis = yield* connection(prefix)
+      // Redis answering but refusing writes (out of memory, say), until `refusing` is cleared.
+      let refusing = true
+      const client = new Proxy(redis.client, {
+        get: (target, property) => {
+          if (property === "pipeline" && refusing) {
+            return () => {
+              let commands = 0
+              const pipeline = {
+                set: () => (commands++, pipeline),
+                exec: () => Promise.resolve(Array.from({ length: commands }, () => [new Error("OOM command not allowed when used memory > 'maxmemory'"), null]))
+              }
+              return pipeline
+            }
+          }
+          const value = Reflect.get(target, property, target)
+          return typeof value === "function" ? value.bind(target) : value
+        }
+      })
+      const runner = yield* LatestCache.redis({ flushMillis: 5 }).pipe(Effect.provideService(Redis.Redis, { ...redis, client }))
+      const reader = yield* redisCache()
+      runner.observe(portfolio("r3", 1, 1_000, 100))
+      runner.observe(portfolio("r3", 2, 2_000, 104))
+      expect(yield* eventually(() => redis.stats().commandFailures >= 1, 2_000)).toBe(true)
+      expect(yield* reader.get("r3")).toBeUndefined()
+      refusing = false
+      let seen: LatestCache.Latest | undefined
+      for (let i = 0; i < 300 && seen?.seq !== 2; i++) {
+        seen = yield* reader.get("r3")
+        if (seen?.seq !== 2) yield* Effect.sleep("10 millis")
+      }
+      expect(seen?.quotes["AAPL"]?.price).toBe(104)
+    }))
+
   it.scopedLive("Redis down: the run's own process still answers, writes are counted, nothing fails", () =>
     Effect.gen(function*() {
       const redis = yield* connection(prefix, downUrl)
