@@ -8,7 +8,7 @@
  * (a command while Redis is away fails at once instead of waiting), a command timeout, and a
  * reconnect strategy with backoff and jitter that never gives up. Each service falls back on
  * failure and reports it through `failed`, which counts it (`redis_publish_failures`,
- * `redis_command_failures`) and logs once per outage; the connection coming back is logged too.
+ * `redis_command_failures`) and logs once per outage; its end is logged too (the connection back, or a write going through again).
  * `/health` reads `stats`.
  */
 import { Redis as IORedis, type RedisOptions } from "ioredis"
@@ -117,6 +117,9 @@ export const config: Config.Config<Option.Option<{ readonly url: string; readonl
   prefix: Config.string("REDIS_PREFIX").pipe(Config.withDefault(defaults.prefix))
 }).pipe(Config.map(({ prefix, url }) => Option.map(url, (u) => ({ url: u, prefix }))))
 
+/** How often a write is tried while commands fail on a live connection, to see the outage end. */
+const OUTAGE_CHECK_MILLIS = 1_000
+
 /** Backoff with jitter, 50 ms doubling to 2 s; never gives up (Redis coming back must find us). */
 const retryStrategy = (times: number): number => Math.min(2_000, 50 * 2 ** Math.min(times, 6)) * (0.75 + Math.random() * 0.5)
 
@@ -145,8 +148,16 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
     let publishFailed = 0
     let commandFailed = 0
     let reconnected = 0
-    /** Failures since the connection was last ready: the first one is logged, the rest counted. */
-    let outage: { readonly since: number; failures: number } | undefined = undefined
+    /**
+     * The outage under way: the first failure is logged, the rest counted. `connection`: the
+     * connection is down, and its coming back ends it. `commands`: the connection is up but
+     * commands fail (Redis refusing writes, out of memory, say); a write tried every second ends
+     * it once it goes through. (Before, only a reconnection ended an outage: one of commands was
+     * never said to be over, and every outage after it went unsaid.)
+     */
+    let outage: { readonly since: number; failures: number; kind: "connection" | "commands" } | undefined = undefined
+    let checking: ReturnType<typeof setTimeout> | undefined = undefined
+    const seconds = (since: number) => Math.round((Date.now() - since) / 100) / 10
     let everReady = false
     let closing = false
     /** The last error the connection reported: why it is not up (`connect()` itself only says "Connection is closed."). */
@@ -164,7 +175,7 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
       if (outage !== undefined) {
         const { failures, since } = outage
         outage = undefined
-        log(Effect.logInfo(`Redis is back after ${Math.round((Date.now() - since) / 100) / 10} s; ${failures} operations fell back meanwhile`))
+        log(Effect.logInfo(`Redis is back after ${seconds(since)} s; ${failures} operations fell back meanwhile`))
       }
     })
     client.on("reconnecting", () => {
@@ -176,10 +187,31 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
     // ioredis reports each failed attempt here; the outage is logged once, by `failed` or below.
     client.on("error", (error: Error) => {
       lastError = error
-      if (closing || outage !== undefined) return
-      outage = { since: Date.now(), failures: 0 }
+      if (closing || outage?.kind === "connection") return
+      // The connection going while commands were failing is said too: it is what ends now.
+      outage = { since: outage?.since ?? Date.now(), failures: outage?.failures ?? 0, kind: "connection" }
       log(Effect.logWarning(`Redis is unavailable (${error.message}): falling back to this process and reconnecting`))
     })
+
+    /** While commands fail on a live connection: try a write every second; the first that goes through ends the outage. */
+    const check = () => {
+      checking = undefined
+      if (closing || outage?.kind !== "commands") return
+      client.set(`${prefix}outage-check`, "1", "PX", 5_000).then(
+        () => {
+          if (outage?.kind !== "commands") return
+          const { failures, since } = outage
+          outage = undefined
+          log(Effect.logInfo(`Redis takes commands again after ${seconds(since)} s; ${failures} operations fell back meanwhile`))
+        },
+        () => {
+          if (!closing && outage?.kind === "commands" && checking === undefined) {
+            checking = setTimeout(check, OUTAGE_CHECK_MILLIS)
+            checking.unref?.()
+          }
+        }
+      )
+    }
 
     const failed = (what: string, count: number, error: unknown) => {
       if (count <= 0) return
@@ -192,11 +224,15 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
       }
       if (closing) return
       if (outage === undefined) {
-        outage = { since: Date.now(), failures: count }
+        outage = { since: Date.now(), failures: count, kind: client.status === "ready" ? "commands" : "connection" }
         const reason = error instanceof Error ? error.message : String(error)
         log(Effect.logWarning(`Redis ${what} failed (${reason}): falling back to this process; counted until Redis answers again`))
       } else {
         outage.failures += count
+      }
+      if (outage.kind === "commands" && checking === undefined) {
+        checking = setTimeout(check, OUTAGE_CHECK_MILLIS)
+        checking.unref?.()
       }
     }
 
@@ -215,6 +251,7 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
     yield* Effect.addFinalizer(() =>
       Effect.promise(async () => {
         closing = true
+        if (checking !== undefined) clearTimeout(checking)
         try {
           if (client.status === "ready") await Promise.race([client.quit(), new Promise((resolve) => setTimeout(resolve, 1_000))])
         } catch {

@@ -5,9 +5,10 @@
  * not answer leaves start-up going (degraded), saying so in its state.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { Redis as IORedis } from "ioredis"
 import { ConfigProvider, Effect, Either, Logger, Option } from "effect"
 import * as Redis from "../../src/bus/Redis.js"
-import { downUrl } from "./redis.js"
+import { downUrl, eventually, hasRedisServer, privateRedis } from "./redis.js"
 
 const read = (env: Record<string, string>) =>
   Effect.withConfigProvider(Effect.either(Redis.config), ConfigProvider.fromMap(new Map(Object.entries(env))))
@@ -62,5 +63,32 @@ describe("Redis configuration", () => {
       const startUp = warnings.find((line) => line.includes("does not answer"))
       expect(startUp).toContain(`Redis at ${downUrl} does not answer (connect ECONNREFUSED 127.0.0.1:1)`)
       expect(warnings.join("\n")).not.toMatch(/unknown error|Connection is closed/i)
+    }))
+
+  it.scopedLive.skipIf(!hasRedisServer)("an outage of refused commands is said to end when a write goes through; a later one is said too", () =>
+    Effect.gen(function*() {
+      const server = yield* privateRedis
+      const lines: Array<string> = []
+      const capture = Logger.make(({ message }) => {
+        lines.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+      })
+      const redis = yield* Redis.make({ url: server.url, prefix: "outage-test:", connectTimeoutMillis: 2_000 }).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, capture))
+      )
+      const admin = yield* Effect.acquireRelease(Effect.sync(() => new IORedis(server.url)), (c) => Effect.sync(() => c.disconnect()))
+      // Redis up but refusing writes: a command fails, as a caller reports it.
+      yield* Effect.promise(() => admin.config("SET", "maxmemory-policy", "noeviction").then(() => admin.config("SET", "maxmemory", "1")))
+      const refused = yield* Effect.promise(() => redis.client.set("outage-test:k", "v").then(() => undefined, (error: Error) => error))
+      expect(refused?.message).toMatch(/OOM/)
+      redis.failed("latest values", 1, refused)
+      expect(lines.filter((l) => l.includes("failed (OOM"))).toHaveLength(1)
+      // Writes taken again: said, though the connection never dropped.
+      yield* Effect.promise(() => admin.config("SET", "maxmemory", "0"))
+      expect(yield* eventually(() => lines.some((l) => l.startsWith("Redis takes commands again after")), 5_000)).toBe(true)
+      // A later outage, the connection going this time, is said too (it went unsaid after one of commands).
+      yield* server.kill
+      expect(yield* eventually(() => lines.some((l) => l.startsWith("Redis is unavailable")), 5_000)).toBe(true)
+      yield* server.start
+      expect(yield* eventually(() => lines.some((l) => l.startsWith("Redis is back after")), 10_000)).toBe(true)
     }))
 })
