@@ -149,17 +149,29 @@ export class SystemAgent extends Context.Tag("swarm/agents/SystemAgent")<SystemA
 const MAX_CURRENT = 1_000
 
 /**
+ * The longest an answer can go without a chunk: a model call's longest timeout (schemas/Llm.ts,
+ * 600 s) and its grace, and a minute more. An answer silent longer has ended unseen.
+ */
+export const STALE_ANSWER_MILLIS = 600_000 + GRACE_MILLIS + 60_000
+
+/**
  * Every run's chat watchers (SSE), in this process. `publish` is synchronous and never waits: a
  * watcher that falls more than its buffer behind is dropped with `ChatWatchOverflow`. The answer in
  * progress is kept, so that a watcher arriving mid-answer gets it from its start. With a fan-out
  * (src/bus/ChatFanout.ts, Redis) the chunks published here go to the other processes too, and
  * theirs come to this one's watchers.
  */
-class Feed {
+export class Feed {
   private readonly watchers = new Map<string, Set<Mailbox.Mailbox<ChatChunk, ChatWatchOverflow>>>()
   private readonly current = new Map<string, Array<ChatChunk>>()
+  /** When each answer in progress last had a chunk. */
+  private readonly lastChunk = new Map<string, number>()
 
-  constructor(private readonly buffer: number, private readonly fanout?: ChatFanoutService) {
+  constructor(
+    private readonly buffer: number,
+    private readonly fanout?: ChatFanoutService,
+    private readonly now: () => number = Date.now
+  ) {
     fanout?.listen((run, chunk) => this.deliver(run, chunk))
   }
 
@@ -172,12 +184,18 @@ class Feed {
     if (chunk._tag === "Asked") {
       this.current.delete(run)
       this.current.set(run, [chunk])
-      if (this.current.size > MAX_CURRENT) this.current.delete(this.current.keys().next().value!)
+      if (this.current.size > MAX_CURRENT) {
+        const oldest = this.current.keys().next().value!
+        this.current.delete(oldest)
+        this.lastChunk.delete(oldest)
+      }
     } else if (chunk._tag === "Done" || chunk._tag === "Failed") {
       this.current.delete(run)
+      this.lastChunk.delete(run)
     } else {
       this.current.get(run)?.push(chunk)
     }
+    if (this.current.has(run)) this.lastChunk.set(run, this.now())
     const watchers = this.watchers.get(run)
     if (watchers === undefined) return
     for (const box of watchers) {
@@ -190,6 +208,12 @@ class Feed {
   subscribe(run: string): Effect.Effect<Mailbox.ReadonlyMailbox<ChatChunk, ChatWatchOverflow>, never, Scope.Scope> {
     return Effect.acquireRelease(
       Effect.map(Mailbox.make<ChatChunk, ChatWatchOverflow>({ capacity: this.buffer }), (box) => {
+        // An answer silent for longer than any answer can be has ended where this process did not
+        // see it (its end lost with a fan-out connection, its process gone): not shown as going on.
+        if ((this.lastChunk.get(run) ?? Infinity) < this.now() - STALE_ANSWER_MILLIS) {
+          this.current.delete(run)
+          this.lastChunk.delete(run)
+        }
         // An answer is far shorter than a buffer: its start always fits.
         box.unsafeOfferAll(this.current.get(run) ?? [])
         let watchers = this.watchers.get(run)
@@ -830,10 +854,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, LlmRu
     const context = yield* Effect.context<SqlClient.SqlClient>()
     const queue = Math.max(1, Math.trunc(options.queue ?? 4))
     const fanout = yield* Effect.serviceOption(ChatFanout)
+    const clock = yield* Effect.clock
     const deps: Deps = {
       llm,
       context,
-      feed: new Feed(Math.max(1, Math.trunc(options.watchBuffer ?? 4_096)), Option.getOrUndefined(fanout)),
+      feed: new Feed(Math.max(1, Math.trunc(options.watchBuffer ?? 4_096)), Option.getOrUndefined(fanout), () => clock.unsafeCurrentTimeMillis()),
       queue,
       idleMillis: Duration.toMillis(Duration.decode(options.idle ?? "15 minutes")),
       sweep: Duration.decode(options.sweep ?? "1 minute")
