@@ -26,6 +26,12 @@ export interface RedisStats {
   readonly commandFailures: number
   /** Times the connection was lost and made again. */
   readonly reconnects: number
+  /**
+   * The outage under way, if any (epoch ms): since when operations fall back to this process —
+   * the connection down, or up but its commands failing (refused writes, no answer). Absent when
+   * Redis answers.
+   */
+  readonly failingSince?: number
 }
 
 export interface RedisService {
@@ -280,7 +286,14 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
       connection,
       ready: () => client.status === "ready",
       failed,
-      stats: () => ({ url, state, publishFailures: publishFailed, commandFailures: commandFailed, reconnects: reconnected })
+      stats: () => ({
+        url,
+        state,
+        publishFailures: publishFailed,
+        commandFailures: commandFailed,
+        reconnects: reconnected,
+        ...(outage === undefined ? {} : { failingSince: outage.since })
+      })
     } satisfies RedisService
   })
 

@@ -34,6 +34,12 @@ export const HealthReport = Schema.Struct({
       publishFailures: Schema.Number,
       commandFailures: Schema.Number,
       reconnects: Schema.Number,
+      /**
+       * Since when (epoch ms) operations fall back to this process, while an outage lasts: the
+       * connection down, or up while Redis refuses or does not answer commands (`state` is then
+       * still `ready`). Absent when Redis answers.
+       */
+      failingSince: Schema.optional(Schema.Number),
       /** Runs this process follows through Redis now, and the events it has read from Redis. */
       followed: Schema.Number,
       received: Schema.Number

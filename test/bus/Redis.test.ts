@@ -82,9 +82,12 @@ describe("Redis configuration", () => {
       expect(refused?.message).toMatch(/OOM/)
       redis.failed("latest values", 1, refused)
       expect(lines.filter((l) => l.includes("failed (OOM"))).toHaveLength(1)
+      // /health says so, though the connection is up.
+      expect(redis.stats()).toMatchObject({ state: "ready", failingSince: expect.any(Number) })
       // Writes taken again: said, though the connection never dropped.
       yield* Effect.promise(() => admin.config("SET", "maxmemory", "0"))
       expect(yield* eventually(() => lines.some((l) => l.startsWith("Redis takes commands again after")), 5_000)).toBe(true)
+      expect(redis.stats().failingSince).toBeUndefined()
       // A later outage, the connection going this time, is said too (it went unsaid after one of commands).
       yield* server.kill
       expect(yield* eventually(() => lines.some((l) => l.startsWith("Redis is unavailable")), 5_000)).toBe(true)
