@@ -4,12 +4,12 @@
  * pipes clean, and a line per tool the agent ran on stderr; the rest show the run's chat, the rules
  * it suggests from the run's losing trades, and apply one (a new version of the run's strategy).
  */
-import { Args, Command, Options } from "@effect/cli"
-import { Effect, Either, Option, Stream } from "effect"
+import { Args, Command } from "@effect/cli"
+import { Effect, Option, Stream } from "effect"
 import { ChatHistory, MAX_QUESTION_LENGTH, RuleSuggestions } from "../../schemas/Chat.js"
 import * as ChatView from "./ChatView.js"
 import { RemoteFailed, UsageError } from "./CliError.js"
-import { checked, json, toJson } from "./Flags.js"
+import { count, json, toJson } from "./Flags.js"
 import type { Io } from "./Io.js"
 import * as Remote from "./Remote.js"
 import * as RemoteView from "./RemoteView.js"
@@ -43,15 +43,6 @@ const suggestionRef = (text: string) => {
     : undefined
   return reason === undefined ? Effect.succeed(text) : Effect.fail(new UsageError({ field: "<suggestion>", reason }))
 }
-
-/** A count flag of 1 to `max`, refused while parsing like `leaderboard --limit`. */
-const bounded = (flag: string, max: number, description: string) =>
-  Options.integer(flag).pipe(
-    Options.withPseudoName("n"),
-    Options.optional,
-    Options.mapEffect(checked(`--${flag}`, (n: number) => n >= 1 && n <= max ? Either.right(n) : Either.left(`expected 1 to ${max}, got ${n}`))),
-    Options.withDescription(description)
-  )
 
 export const ask = (io: Io, wiring: Wiring) =>
   Command.make("ask", {
@@ -96,7 +87,7 @@ export const ask = (io: Io, wiring: Wiring) =>
 export const history = (io: Io, wiring: Wiring) =>
   Command.make("history", {
     run: runArg,
-    limit: bounded("limit", 1_000, "How many of the latest messages (default 200, at most 1000)."),
+    limit: count("limit", 1_000, "How many of the latest messages (default 200, at most 1000)."),
     json: json("Print the chat as one JSON document (the messages whole, tool results too)."),
     ...Remote.options
   }, (flags) =>
@@ -116,7 +107,7 @@ export const history = (io: Io, wiring: Wiring) =>
 export const suggestions = (io: Io, wiring: Wiring) =>
   Command.make("suggestions", {
     run: runArg,
-    minTrades: bounded("min-trades", 1_000, "How many trades a losing pattern needs to give a rule (default: the server's, 5)."),
+    minTrades: count("min-trades", 1_000, "How many trades a losing pattern needs to give a rule (default: the server's, 5)."),
     json: json("Print the suggestions as one JSON document (each rule whole, with its evidence)."),
     ...Remote.options
   }, (flags) =>

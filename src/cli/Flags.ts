@@ -35,6 +35,15 @@ export const choice = <const A extends string>(flag: string, words: readonly [A,
         : Either.left(`expected ${words.length === 2 ? words.join(" or ") : `one of ${words.join(", ")}`}, got "${text}"`)))
   )
 
+/** An optional count flag of 1 to `max` (`--limit n`): another number is `--limit: expected 1 to 1000, got 0`. */
+export const count = (flag: string, max: number, description: string) =>
+  Options.integer(flag).pipe(
+    Options.withPseudoName("n"),
+    Options.optional,
+    Options.mapEffect(checked(`--${flag}`, (n: number) => n >= 1 && n <= max ? Either.right(n) : Either.left(`expected 1 to ${max}, got ${n}`))),
+    Options.withDescription(description)
+  )
+
 /** `--json`, described for the command at hand. */
 export const json = (description: string) => Options.boolean("json").pipe(Options.withDescription(description))
 

@@ -5,9 +5,9 @@
  * admin's board has everyone's, with their owners.
  */
 import { Command, Options } from "@effect/cli"
-import { Effect, Either, Option, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { type LeaderboardEntry, LeaderboardEntry as EntrySchema, LeaderboardMetric } from "../../schemas/Rpc.js"
-import { checked, choice, json, toJson } from "./Flags.js"
+import { choice, count, json, toJson } from "./Flags.js"
 import type { Io } from "./Io.js"
 import * as Remote from "./Remote.js"
 import { table } from "./RunsView.js"
@@ -52,13 +52,7 @@ export const command = (io: Io, wiring: Wiring) =>
     metric: choice("metric", METRICS).pipe(
       Options.withDescription(`Rank by this metric of docs/metrics.md (default totalReturn; maxDrawdown: the lowest first).`)
     ),
-    limit: Options.integer("limit").pipe(
-      Options.withPseudoName("n"),
-      Options.optional,
-      Options.mapEffect(checked("--limit", (n: number) =>
-        Number.isInteger(n) && n >= 1 && n <= MAX_LIMIT ? Either.right(n) : Either.left(`expected 1 to ${MAX_LIMIT}, got ${n}`))),
-      Options.withDescription(`How many strategies (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT}).`)
-    ),
+    limit: count("limit", MAX_LIMIT, `How many strategies (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT}).`),
     json: json("Print the board as one JSON array on stdout."),
     ...Remote.options
   }, (flags) =>
