@@ -5,7 +5,7 @@
  * empty database and says what it uses.
  */
 import { RpcServer } from "@effect/rpc"
-import { type ConfigError, Context, Effect, Layer, Option, type Scope, Tracer } from "effect"
+import { type ConfigError, Effect, Layer, Option } from "effect"
 import * as SystemAgent from "../../agents/system/SystemAgent.js"
 import { SwarmRpcs } from "../../schemas/Rpc.js"
 import * as ChatFanout from "../bus/ChatFanout.js"
@@ -85,27 +85,10 @@ export const services = <E, R>(store: Layer.Layer<Store.Services, E, R>, llm?: L
   )
 }
 
-/**
- * `layer`, built outside any span of whoever builds it. What the server starts (the listener that
- * serves each request, the runs it resumes, their recorders) runs for the server's life under the
- * context it was built in: built inside a span (`swarm serve` had one around itself), every HTTP
- * request, RPC and SQL statement became a child of that one span, which never ends — a single
- * trace of the whole server's life, tens of thousands of spans, which also made the span store's
- * eviction cost per span grow with it. Now each request is a trace of its own.
- */
-const detached = <A, E, R>(server: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
-  Layer.scopedContext(
-    Effect.flatMap(Effect.scope, (scope) => Layer.buildWithScope(server, scope)).pipe(
-      Effect.mapInputContext((context: Context.Context<R | Scope.Scope>) => Context.omit(Tracer.ParentSpan)(context) as Context.Context<R | Scope.Scope>)
-    )
-  )
-
 /** The HTTP server with every route, on `options.port`, over `store`. */
 export const layer = <E, R>(store: Layer.Layer<Store.Services, E, R>, options: Http.Options = {}) =>
-  detached(
-    Http.serve(Layer.mergeAll(Http.routes(options), HttpMetrics.sseSubscribers, rpcRoutes, Webhooks.route(), ChatSse.route().pipe(Layer.provide(SystemAgent.layer))), options).pipe(
-      Layer.provideMerge(Http.listen(options)),
-      Layer.provideMerge(services(store))
-    )
+  Http.serve(Layer.mergeAll(Http.routes(options), HttpMetrics.sseSubscribers, rpcRoutes, Webhooks.route(), ChatSse.route().pipe(Layer.provide(SystemAgent.layer))), options).pipe(
+    Layer.provideMerge(Http.listen(options)),
+    Layer.provideMerge(services(store))
   )
 
