@@ -142,6 +142,8 @@ for (const backend of backends) {
         expect((yield* Effect.flip(alice("runs.stop", { run: run.id })))._tag).toBe("Conflict")
 
         const slow = yield* alice("runs.start", { strategy: "rpc paper", mode: "paper", data: { _tag: "synthetic", bars: 300 }, speed: 86_400 })
+        // Stopped once it has recorded something (stopped at once, on a busy machine it had recorded nothing yet).
+        yield* alice("runs.events", { run: slow.id }).pipe(Stream.take(1), Stream.runDrain)
         const stopped = yield* alice("runs.stop", { run: slow.id })
         expect(stopped.status).toBe("stopped")
         // Its row says who stopped it (runs show, the SSE end frame), not "interrupted", and how many events it recorded.
