@@ -55,7 +55,14 @@ export const make = <R>(
       // A malformed key is refused before it is hashed or takes a place in the cache.
       if (!ApiKeys.wellFormed(key)) return yield* ApiKeys.refused()
       const keyHash = ApiKeys.hashKey(key)
+      // Concurrent callers with one key wait on the first caller's lookup, and the cache ends that
+      // lookup for all of them when its caller is interrupted (an RPC stream ending while it
+      // re-checks its key; a client going away mid-request): another caller, an SSE stream
+      // re-checking the same key, would be interrupted too, and close without its notice. So the
+      // lookup runs to its end in a fiber of its own, while its caller may still go at once.
       return yield* cache.get(keyHash).pipe(
+        Effect.uninterruptible,
+        Effect.disconnect,
         Effect.catchTag("StoreError", (error) =>
           // Out of the cache at once (a zero time to live still lasts until the clock moves).
           cache.invalidate(keyHash).pipe(

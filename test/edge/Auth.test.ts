@@ -6,7 +6,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it as plain, layer } from "@effect/vitest"
-import { Effect, Layer, TestClock, TestContext } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, TestClock, TestContext } from "effect"
 import { Principal, Unauthorized } from "../../schemas/Auth.js"
 import { RpcTest } from "@effect/rpc"
 import { StrategyRpcs } from "../../schemas/Rpc.js"
@@ -93,6 +93,26 @@ describe("the cache (a counted lookup, no database)", () => {
       down = false
       expect(yield* auth.authenticate(key)).toBe(alice)
       expect(calls.length).toBe(4)
+    }))
+
+  plain.effect("a caller interrupted during the lookup leaves the others with one key their answer, and the cache its answer", () =>
+    Effect.gen(function*() {
+      const release = yield* Deferred.make<void>()
+      const { auth, calls } = yield* counted((keyHash) =>
+        Effect.zipRight(Deferred.await(release), keyHash === ApiKeys.hashKey(key) ? Effect.succeed(alice) : Effect.fail(refusal))
+      )
+      // The first caller makes the lookup; the second waits on it (an SSE stream re-checking the key).
+      const first = yield* Effect.fork(auth.authenticate(key))
+      yield* Effect.yieldNow()
+      const second = yield* Effect.fork(auth.authenticate(key))
+      yield* Effect.yieldNow()
+      expect(calls).toEqual([ApiKeys.hashKey(key)])
+      // The first caller goes (its RPC stream ended) at once, while the lookup is still on.
+      expect(Exit.isInterrupted(yield* Fiber.interrupt(first))).toBe(true)
+      yield* Deferred.succeed(release, void 0)
+      expect(yield* Fiber.await(second)).toEqual(Exit.succeed(alice))
+      expect(yield* auth.authenticate(key)).toBe(alice)
+      expect(calls.length).toBe(1)
     }))
 
   plain.effect("the cache is bounded: past its capacity the least recently used answers go", () =>
