@@ -5,7 +5,8 @@
  * dashboard does. Pure functions over what the server answered.
  */
 import { Schema } from "effect"
-import { stringify } from "yaml"
+import { Document, isMap } from "yaml"
+import { DEFAULT_APPROVAL_TIMEOUT_SECONDS } from "../../schemas/Risk.js"
 import type { Rule } from "../../schemas/Rule.js"
 import { PendingApproval, RunInfo, StrategySummary, StrategyVersion } from "../../schemas/Rpc.js"
 import { Rule as RuleSchema } from "../../schemas/Rule.js"
@@ -190,10 +191,16 @@ export const strategyJson = (version: StrategyVersion): string => toJson(Strateg
 /**
  * A strategy version as a YAML strategy file, every default spelled out: what `strategies create`
  * and `update` take back, so `show > file`, an edit and `update` is how a strategy is changed.
+ * The one setting a strategy leaves out to keep its identity (`risk.approval.timeoutSeconds`,
+ * schemas/Risk.ts) is spelled out as a comment: writing it in would make a new version.
  */
 export const strategyYaml = (version: StrategyVersion): string => {
-  const body = stringify(Schema.encodeSync(StrategyVersion.fields.strategy)(version.strategy), { lineWidth: 0 })
-  return `# ${version.name} v${version.version} (${version.id})\n${body}`
+  const document = new Document(Schema.encodeSync(StrategyVersion.fields.strategy)(version.strategy))
+  const approval = document.getIn(["risk", "approval"], true)
+  if (version.strategy.risk.approval.timeoutSeconds === undefined && isMap(approval)) {
+    approval.comment = ` timeoutSeconds: ${DEFAULT_APPROVAL_TIMEOUT_SECONDS} (the default while it is left out)`
+  }
+  return `# ${version.name} v${version.version} (${version.id})\n${document.toString({ lineWidth: 0 })}`
 }
 
 /** `strategies create` and `update`, and the rule commands (each makes a new version). */

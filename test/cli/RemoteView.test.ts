@@ -1,7 +1,10 @@
 /** What `swarm runs show` prints of a run a server reports: here, where it stands now. */
 import { describe, expect, it } from "@effect/vitest"
+import { Schema } from "effect"
+import { parse } from "yaml"
 import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
 import type { RunInfo } from "../../schemas/Rpc.js"
+import { Strategy } from "../../schemas/Strategy.js"
 import * as RemoteView from "../../src/cli/RemoteView.js"
 
 const position = (symbol: string, quantity: number) => ({
@@ -128,5 +131,29 @@ describe("runs start, stop, pause, resume", () => {
     const live = run([], { status: "running", metrics: null, finishedAt: null })
     expect(RemoteView.runChanged("started", live)).toBe("started run bt-1 (SMA crossover#1, backtest): running\nfollow it: swarm runs watch bt-1\n")
     expect(RemoteView.runChanged("started", live, true)).toBe("started run bt-1 (SMA crossover#1, backtest): running\n")
+  })
+})
+
+describe("strategies show", () => {
+  const version = (approval: Record<string, unknown>) => ({
+    id: "stg_1",
+    name: "Flip",
+    version: 2,
+    strategy: Schema.decodeUnknownSync(Strategy)({ name: "Flip", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }], risk: { approval } })
+  })
+
+  it("spells out the approval timeout a strategy leaves out as a comment, and the file reads back as the same strategy", () => {
+    const shown = version({ policy: "pause", shorts: true })
+    const yaml = RemoteView.strategyYaml(shown)
+    expect(yaml).toContain("    # timeoutSeconds: 900 (the default while it is left out)\n")
+    expect(Schema.decodeUnknownSync(Strategy)(parse(yaml))).toEqual(shown.strategy)
+  })
+
+  it("a timeout the strategy sets is its value, with no comment", () => {
+    const shown = version({ policy: "pause", timeoutSeconds: 60 })
+    const yaml = RemoteView.strategyYaml(shown)
+    expect(yaml).toContain("    timeoutSeconds: 60\n")
+    expect(yaml).not.toContain("# timeoutSeconds")
+    expect(Schema.decodeUnknownSync(Strategy)(parse(yaml))).toEqual(shown.strategy)
   })
 })
