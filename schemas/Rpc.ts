@@ -268,7 +268,9 @@ export const PendingApproval = Schema.Struct({
   referencePrice: Schema.Number,
   reasons: Schema.Array(Schema.String),
   requestedAt: Schema.Number,
-  expiresAt: Schema.Number
+  expiresAt: Schema.Number,
+  /** The name of the run's owner: an admin's list has every user's (servers before it: absent). */
+  owner: Schema.optional(Schema.String)
 })
 export type PendingApproval = typeof PendingApproval.Type
 

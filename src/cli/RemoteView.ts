@@ -244,8 +244,11 @@ export const approvalsJson = (pending: ReadonlyArray<PendingApproval>): string =
 
 export const approvalsTable = (pending: ReadonlyArray<PendingApproval>): string => {
   if (pending.length === 0) return "no approvals pending\n"
-  const t = table(["run", "id", "round", "order", "price", "asked", "expires", "reasons"], [
+  // Whose run, when the list is of several users' (an admin's), as the leaderboard does.
+  const owners = pending.some((p) => p.owner !== undefined) && new Set(pending.map((p) => p.owner)).size > 1
+  const t = table(["run", ...(owners ? ["owner"] : []), "id", "round", "order", "price", "asked", "expires", "reasons"], [
     "left",
+    ...(owners ? ["left" as const] : []),
     "left",
     "left",
     "left",
@@ -255,7 +258,17 @@ export const approvalsTable = (pending: ReadonlyArray<PendingApproval>): string 
     "left"
   ])
   for (const p of pending) {
-    t.push([p.ref, p.run, p.round, `${p.symbol} ${p.side} ${quantity(p.quantity)}`, price(p.referencePrice), wallTime(new Date(p.requestedAt)), wallTime(new Date(p.expiresAt)), p.reasons.join("; ")])
+    t.push([
+      p.ref,
+      ...(owners ? [p.owner ?? "—"] : []),
+      p.run,
+      p.round,
+      `${p.symbol} ${p.side} ${quantity(p.quantity)}`,
+      price(p.referencePrice),
+      wallTime(new Date(p.requestedAt)),
+      wallTime(new Date(p.expiresAt)),
+      p.reasons.join("; ")
+    ])
   }
   return `${t.toString()}\n`
 }

@@ -46,6 +46,7 @@ import * as RecordedSignals from "../store/RecordedSignals.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
 import * as StoredRun from "../store/StoredRun.js"
+import * as Users from "../store/Users.js"
 import * as WebhookStore from "../store/Webhooks.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { approvalTimeoutMillis } from "../../schemas/Risk.js"
@@ -533,10 +534,20 @@ export const layer = Layer.scoped(
         // so, not answered "nothing pending" (an operator would wait on it). So is a name that
         // names several runs.
         const only = ref === undefined ? undefined : (yield* unavailable(Runs.get(ref, ownerOf(principal)))).id as string
-        return [...waiting.values()]
+        const items = [...waiting.values()]
           .filter((item) => visible(principal, item) && (only === undefined || item.info.run === only))
           .sort((a, b) => a.info.requestedAt - b.info.requestedAt || a.order - b.order)
-          .map((item) => item.info)
+        // Whose run each is (an admin's list has everyone's): the principal's own name, else the owner's.
+        const names = new Map<string, string>([[principal.userId, principal.name]])
+        for (const item of items) {
+          if (names.has(item.owner)) continue
+          const owner = yield* unavailable(Users.get(item.owner)).pipe(Effect.catchTag("UserNotFound", () => Effect.succeed(undefined)))
+          if (owner !== undefined) names.set(item.owner, owner.name)
+        }
+        return items.map((item) => {
+          const owner = names.get(item.owner)
+          return owner === undefined ? item.info : { ...item.info, owner }
+        })
       }).pipe(Effect.provide(context))
 
     const decide = (principal: Principal, ref: string, round: string, answer: Backtest.ApprovalAnswer) =>

@@ -157,3 +157,35 @@ describe("strategies show", () => {
     expect(Schema.decodeUnknownSync(Strategy)(parse(yaml))).toEqual(shown.strategy)
   })
 })
+
+describe("approvals list", () => {
+  const held = (run: string, owner?: string) => ({
+    run,
+    ref: `Flip#${run.slice(-1)}`,
+    round: `r-${run}`,
+    symbol: "AAPL",
+    side: "buy",
+    quantity: 10,
+    referencePrice: 101.5,
+    reasons: ["notional above 5% of equity"],
+    requestedAt: Date.UTC(2026, 0, 2, 9, 30),
+    expiresAt: Date.UTC(2026, 0, 2, 9, 45),
+    ...(owner === undefined ? {} : { owner })
+  })
+  /** The table's lines with a cell (the header, then the rows), as their cells. */
+  const cells = (text: string) =>
+    text.split("\n").filter((line) => line.startsWith("│")).map((line) => line.split("│").slice(1, -1).map((cell) => cell.trim()))
+  const header = (text: string) => cells(text)[0]
+
+  it("an admin's list of several users' runs says whose each is", () => {
+    const text = RemoteView.approvalsTable([held("run_1", "alice"), held("run_2", "bob")])
+    expect(header(text)).toEqual(["run", "owner", "id", "round", "order", "price", "asked", "expires", "reasons"])
+    expect(cells(text).slice(1).map((row) => row.slice(0, 3))).toEqual([["Flip#1", "alice", "run_1"], ["Flip#2", "bob", "run_2"]])
+  })
+
+  it("one user's list, or a server's that does not say, has no owner column", () => {
+    for (const list of [[held("run_1", "alice"), held("run_2", "alice")], [held("run_1"), held("run_2")]]) {
+      expect(header(RemoteView.approvalsTable(list))).toEqual(["run", "id", "round", "order", "price", "asked", "expires", "reasons"])
+    }
+  })
+})

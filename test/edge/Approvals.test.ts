@@ -150,6 +150,11 @@ for (const backend of backends) {
         }
         // Each owner's own name is theirs alone: no ambiguity for them.
         expect((yield* alice("approvals.pending", { run: ref })).map((p) => p.round)).toContain(first!.round)
+        // The admin's list is of both users' runs, each approval with its owner's name; each user's, of theirs.
+        yield* until(bob("approvals.pending", {}), (p) => p.length > 0, "bob's first approval")
+        const everyone = yield* root("approvals.pending", {})
+        expect(new Set(everyone.map((p) => `${p.run} ${p.owner}`))).toEqual(new Set([`${runs[0]!.id} alice`, `${runs[1]!.id} bob`]))
+        expect((yield* alice("approvals.pending", {})).map((p) => p.owner)).toEqual(["alice"])
         for (const run of runs) yield* root("runs.stop", { run: run.id })
       }), { timeout: 120_000 })
 
