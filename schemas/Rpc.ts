@@ -10,6 +10,7 @@ import { Context, Schema } from "effect"
 import { ApiKey, Forbidden, Principal, Unauthorized, UserName } from "./Auth.js"
 import { ChatChunk, ChatHistory, RuleSuggestions, SuggestionNotFound } from "./Chat.js"
 import { Metrics } from "./Metrics.js"
+import { Money } from "./Money.js"
 import { LatestValues } from "./Portfolio.js"
 import { Rule, RuleId } from "./Rule.js"
 import { Strategy } from "./Strategy.js"
@@ -198,6 +199,8 @@ export const RunInfo = Schema.Struct({
   checksum: Schema.NullOr(Schema.String),
   startedAt: Schema.DateFromString,
   finishedAt: Schema.NullOr(Schema.DateFromString),
+  /** The cash the run started with, in micros as `metrics` has it: its return is measured from it (older servers: absent). */
+  initialCash: Schema.optional(Money),
   /** `runs.get` only, when the run has a portfolio or a quote yet (older servers: absent). */
   latest: Schema.optional(RunLatest)
 })

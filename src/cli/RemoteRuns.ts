@@ -101,17 +101,19 @@ const onScreen = (screen: NodeJS.WriteStream, model: Ref.Ref<Watch.Model>) =>
   })
 
 /**
- * The cash `info`'s run started with, which its return is measured from: its strategy version's
- * (`runs.get` does not carry it). Unknown — a run of another user's strategy, which only its owner
- * may read, or a server that cannot say now — is none: the view then shows no return until the
- * run's metrics give it, rather than one measured from a later equity.
+ * The cash `info`'s run started with, which its return is measured from: as `runs.get` says it, or
+ * (a server from before it did) its strategy version's. Unknown — then, a run of another user's
+ * strategy, which only its owner may read, or a server that cannot say now — is none: the view
+ * then shows no return until the run's metrics give it, rather than one measured from a later equity.
  */
 const initialCashOf = (remote: Remote.Remote, info: RunInfo) =>
-  remote.client.strategies.get({ strategy: info.strategy, version: info.strategyVersion }).pipe(
-    remote.call("strategy"),
-    Effect.map((version) => version.strategy.initialCash),
-    Effect.orElseSucceed(() => undefined)
-  )
+  info.initialCash !== undefined
+    ? Effect.succeed(info.initialCash)
+    : remote.client.strategies.get({ strategy: info.strategy, version: info.strategyVersion }).pipe(
+      remote.call("strategy"),
+      Effect.map((version) => version.strategy.initialCash),
+      Effect.orElseSucceed(() => undefined)
+    )
 
 /** How long `watch` tries to get a server that went away back before it gives up. */
 export const RECONNECT_FOR = Duration.seconds(60)

@@ -57,7 +57,8 @@ export const runInfo = (run: Runs.RunSummary): RunInfo => ({
   events: run.counts?.events ?? run.recordedEvents,
   checksum: run.checksum,
   startedAt: run.startedAt,
-  finishedAt: run.finishedAt
+  finishedAt: run.finishedAt,
+  ...(run.initialCash === null ? {} : { initialCash: run.initialCash })
 })
 
 const decodeStrategy = Schema.decodeUnknown(Strategy)

@@ -8,7 +8,9 @@ import { SqlClient, type Statement } from "@effect/sql"
 import { Duration, Effect, Option, ParseResult, Runtime, Schema } from "effect"
 import type * as Pg from "pg"
 import type { RunId, StrategyId } from "../../schemas/Ids.js"
+import { MoneyAmount } from "../../schemas/Execution.js"
 import { Metrics } from "../../schemas/Metrics.js"
+import type { Money } from "../../schemas/Money.js"
 import type { RunMode } from "../../schemas/RunEvent.js"
 import { StrategyNotFound } from "../../schemas/Rpc.js"
 import { Strategy } from "../../schemas/Strategy.js"
@@ -249,6 +251,8 @@ export interface RunSummary {
   readonly to: number | null
   readonly startedAt: Date
   readonly finishedAt: Date | null
+  /** The cash the run started with (its strategy's `initialCash`), which its return is measured from. */
+  readonly initialCash: Money | null
 }
 
 export interface RunRecord extends RunSummary {
@@ -284,6 +288,7 @@ interface Row {
   readonly periodTo: number | null
   readonly startedAt: Date
   readonly finishedAt: Date | null
+  readonly initialCash: unknown
 }
 
 interface FullRow extends Row {
@@ -320,13 +325,18 @@ const summaryOf = (row: Row) =>
   from: row.periodFrom,
   to: row.periodTo,
   startedAt: row.startedAt,
-  finishedAt: row.finishedAt
+  finishedAt: row.finishedAt,
+  // Shown, not computed with: a snapshot whose amount does not decode (a full record's strategy
+  // is checked where it is used) leaves the return unknown rather than the run unreadable.
+  initialCash: Option.getOrNull(decodeInitialCash(row.initialCash))
 })
   )
 
+const decodeInitialCash = Schema.decodeUnknownOption(MoneyAmount)
+
 const SUMMARY_COLUMNS = `r.id, r.strategy_id, s.name as strategy_name, r.strategy_version, r.number, r.owner_id, r.mode,
   r.status, r.seed, r.data_fingerprint, r.failure, r.checksum, r.metrics, r.counts, r.chain_count, r.trading_state, r.period_from,
-  r.period_to, r.started_at, r.finished_at`
+  r.period_to, r.started_at, r.finished_at, r.strategy->'initialCash' as initial_cash`
 
 /** `runs.number` is an `integer`. */
 const MAX_RUN_NUMBER = 2_147_483_647

@@ -204,6 +204,15 @@ for (const backend of backends) {
         const run = yield* alice("runs.start", { strategy: "alice only", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
         yield* alice("runs.events", { run: run.id }).pipe(Stream.runDrain)
 
+        // An admin sees the run, with the cash it started with, though not its owner's strategy:
+        // what a return is measured from (runs watch), in micros as its metrics have it.
+        const root = yield* clientFor("key-root")
+        const seen = yield* root("runs.get", { run: run.id })
+        expect(seen.initialCash).toBe(100_000_000_000)
+        expect(seen.initialCash).toBe(seen.metrics?.initialCash)
+        expect((yield* alice("runs.list", {})).find((r) => r.id === run.id)?.initialCash).toBe(100_000_000_000)
+        expect((yield* Effect.flip(root("strategies.get", { strategy: "alice only" })))._tag).toBe("StrategyNotFound")
+
         // The same answer as for a run that does not exist.
         expect(yield* Effect.flip(bob("runs.get", { run: "run_doesnotexist" }))).toEqual(new RunNotFound({ run: "run_doesnotexist" }))
         expect(yield* Effect.flip(bob("runs.get", { run: run.id }))).toEqual(new RunNotFound({ run: run.id }))
