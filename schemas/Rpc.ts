@@ -211,7 +211,14 @@ export const StreamedEvent = Schema.Struct({ seq: Schema.Int, tag: Schema.String
 
 /** What verifying a run's audit chain found. */
 export const AuditReport = Schema.Union(
-  Schema.Struct({ ok: Schema.Literal(true), run: Schema.String, entries: Schema.Int, head: Schema.String }),
+  Schema.Struct({
+    ok: Schema.Literal(true),
+    run: Schema.String,
+    entries: Schema.Int,
+    head: Schema.String,
+    /** What could not be checked (a run recorded before runs sealed their inputs), when something could not. */
+    unchecked: Schema.optional(Schema.String)
+  }),
   Schema.Struct({ ok: Schema.Literal(false), run: Schema.String, position: Schema.Int, reason: Schema.String })
 )
 export type AuditReport = typeof AuditReport.Type

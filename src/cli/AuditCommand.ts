@@ -10,7 +10,8 @@
  * JSON document (`VerifyJson`) instead, for scripts; the exit code and the `swarm:` line stay.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Option, Schema } from "effect"
+import { Effect, Option } from "effect"
+import { AuditReport } from "../../schemas/Rpc.js"
 import * as Audit from "../store/Audit.js"
 import { AuditFailed } from "./CliError.js"
 import { json, toJson } from "./Flags.js"
@@ -22,11 +23,8 @@ import * as Wiring from "./Wiring.js"
 /** The run id of a report's stream (`run:<id>`). */
 const runOf = (stream: string) => (stream.startsWith("run:") ? stream.slice(4) : stream)
 
-/** `audit verify --json`: an intact chain's size and head, or where and why it breaks. */
-export const VerifyJson = Schema.Union(
-  Schema.Struct({ ok: Schema.Literal(true), run: Schema.String, entries: Schema.Int, head: Schema.String }),
-  Schema.Struct({ ok: Schema.Literal(false), run: Schema.String, position: Schema.Int, reason: Schema.String })
-)
+/** `audit verify --json`: an intact chain's size and head (and what could not be checked), or where and why it breaks — `runs.verify`'s answer. */
+export const VerifyJson = AuditReport
 
 export const verify = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("verify", {
@@ -53,7 +51,13 @@ export const verify = (io: Io, wiring: Wiring.Wiring) =>
         if (report.ok) {
           io.stdout(
             flags.json
-              ? toJson(VerifyJson, { ok: true, run: report.run, entries: report.entries!, head: report.head! })
+              ? toJson(VerifyJson, {
+                ok: true,
+                run: report.run,
+                entries: report.entries!,
+                head: report.head!,
+                ...(report.unchecked === undefined ? {} : { unchecked: report.unchecked })
+              })
               : `OK: run ${report.run}: ${report.entries} events, chain head ${report.head!.slice(0, 12)}…\n` +
                 (report.unchecked === undefined ? "" : `  not checked: ${report.unchecked}\n`)
           )

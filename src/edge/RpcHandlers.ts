@@ -250,7 +250,13 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
       as((p) =>
         unavailable(Effect.map(Audit.verifyRun(run, ownerFilter(p)), (report) =>
           report.ok
-            ? { ok: true as const, run: runOfStream(report.stream), entries: report.entries, head: report.head }
+            ? {
+              ok: true as const,
+              run: runOfStream(report.stream),
+              entries: report.entries,
+              head: report.head,
+              ...(report.unchecked === undefined ? {} : { unchecked: report.unchecked })
+            }
             : { ok: false as const, run: runOfStream(report.stream), position: report.position, reason: report.reason }))),
     "runs.events": ({ run, since }, { headers }) => {
       // The middleware let the request in with this key; a stream may outlast the key (revoked, its

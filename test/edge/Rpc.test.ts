@@ -245,7 +245,12 @@ for (const backend of backends) {
         expect(yield* Effect.flip(bob("strategies.get", { strategy: "alice only", version: 99 }))).toEqual(new StrategyNotFound({ strategy: "alice only" }))
         // None of it touched alice's strategy.
         expect((yield* alice("strategies.get", { strategy: "alice only" })).version).toBe(1)
-        expect((yield* alice("runs.verify", { run: run.id })).ok).toBe(true)
+        const verified = yield* alice("runs.verify", { run: run.id })
+        expect(verified.ok && verified.unchecked).toBeUndefined()
+        // A run recorded before runs sealed their inputs: the server says what it could not check, as the local verify does.
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`update runs set inputs_seal = null where id = ${run.id}`.pipe(Effect.orDie)
+        expect(yield* alice("runs.verify", { run: run.id })).toMatchObject({ ok: true, unchecked: expect.stringMatching(/^the run was recorded before runs sealed their inputs: /) })
         expect((yield* Effect.flip(bob("runs.start", { strategy: "alice only", mode: "backtest", data: { _tag: "sample" } })))._tag)
           .toBe("StrategyNotFound")
         expect((yield* bob("runs.list", {})).map((r) => r.id)).not.toContain(run.id)
