@@ -15,7 +15,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { ConfigProvider, Effect, Fiber, Layer } from "effect"
 import * as Database from "../../src/store/Database.js"
 import { backend, freshDatabase, serverUrl } from "./fresh.js"
 
@@ -89,6 +89,27 @@ layer(freshDatabase, { timeout: "60 seconds" })(`a fresh database (${backend})`,
       // The connection is still usable afterwards.
       expect(yield* sql`SELECT 9007199254740991::int8 AS max`).toEqual([{ max: Number.MAX_SAFE_INTEGER }])
     }))
+
+  it.effect("a query interrupted inside a transaction ends it at once; the database's other callers do not wait on a cancel", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      // Wall-clock time: this layer's tests run on a TestClock.
+      const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        Effect.flatMap(Effect.sync(() => Date.now()), (start) => Effect.map(effect, (a) => [Date.now() - start, a] as const))
+      // A few hundred milliseconds of work (a client going away while a write runs).
+      const slow = sql`select count(*) as n from generate_series(1, 1000000)`
+      const running = yield* Effect.fork(sql.withTransaction(slow))
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+      const other = yield* Effect.fork(timed(sql`select 1 as one`))
+      const [interrupting] = yield* timed(Fiber.interrupt(running))
+      const [waited, rows] = yield* Fiber.join(other)
+      expect(rows).toEqual([{ one: 1 }])
+      // The embedded database's cancel waited for its only connection, held by the transaction,
+      // until its own 5 s timeout: every caller of the database stalled that long.
+      expect(interrupting).toBeLessThan(4_000)
+      expect(waited).toBeLessThan(4_000)
+      expect(yield* sql`select 2 as two`).toEqual([{ two: 2 }])
+    }), { timeout: 30_000 })
 
   it.effect("says which back-end it is", () =>
     Effect.gen(function*() {
