@@ -305,7 +305,11 @@ export const layer = Layer.scoped(
       },
       created: Deferred.Deferred<RunId>
     ) =>
-      Effect.gen(function*() {
+      // From the fork to the run's registration, whatever the caller does: a caller going away (a
+      // client that aborts `runs.start`) once the run's row existed left a run executing that no
+      // stop, pause or webhook could reach and whose followers were never told it ended. The wait is
+      // bounded: the run's row is made, or its execution ends (a server stopping interrupts it).
+      Effect.uninterruptible(Effect.gen(function*() {
         const gate = yield* Effect.makeLatch(!options.paused)
         const inbox = options.mode === "paper" ? new SignalInbox(options.strategy.id, options.strategy.symbols) : undefined
         for (const signal of options.pending ?? []) inbox?.offer(signal)
@@ -343,24 +347,27 @@ export const layer = Layer.scoped(
         }).pipe(Effect.provide(context))
         const fiber = yield* Effect.forkIn(
           // Its row says why it failed; the server's log says it too, with the whole cause. (Before
-          // its row, the failure is the caller's answer: `startFailure`.)
-          Effect.tapErrorCause(Effect.onExit(execution, (exit) => Effect.provide(closeInbox(inbox, exit, created), context)), (cause) =>
+          // its row, the failure is the caller's answer: `startFailure`.) Interruptible: `stop`.
+          Effect.interruptible(Effect.tapErrorCause(Effect.onExit(execution, (exit) => Effect.provide(closeInbox(inbox, exit, created), context)), (cause) =>
             Cause.isInterruptedOnly(cause)
               ? Effect.void
               : Deferred.poll(created).pipe(Effect.flatMap(Option.match({
                 onNone: () => Effect.void,
                 onSome: Effect.flatMap((run) => Effect.logWarning("a run failed", cause).pipe(Effect.annotateLogs("run", run)))
-              })))),
+              }))))),
           runs
         )
-        // The row exists, or the execution failed before it did.
-        const id = yield* Effect.raceFirst(
-          Deferred.await(created),
-          Effect.flatMap(Fiber.await(fiber), (exit) =>
+        // The row exists, or the execution failed before it did. Decided in a fiber of its own: an
+        // interrupted fiber signals its children, which the racers would be, whatever this region
+        // is; and they are interruptible, so that the loser is interrupted rather than awaited (the
+        // execution's end is the whole run's).
+        const id = yield* Fiber.join(yield* Effect.forkDaemon(Effect.raceFirst(
+          Effect.interruptible(Deferred.await(created)),
+          Effect.interruptible(Effect.flatMap(Fiber.await(fiber), (exit) =>
             Exit.isFailure(exit)
               ? startFailure(exit.cause)
-              : Deferred.await(created))
-        )
+              : Deferred.await(created)))
+        )))
         live.set(id, { run: id, owner: options.owner, mode: options.mode, fiber, gate, lock: yield* Effect.makeSemaphore(1), paused: options.paused, inbox, readsAlerts: options.strategy.readsAlerts, stoppedBy: (reason) => {
           stoppedBy = reason
         } })
@@ -372,7 +379,7 @@ export const layer = Layer.scoped(
           if (!goesOn(exit)) bus.end(id)
         })
         return id
-      })
+      }))
 
     const start: RunManagerService["start"] = (principal, request) =>
       unavailable(Effect.gen(function*() {
@@ -491,7 +498,10 @@ export const layer = Layer.scoped(
       Effect.flatMap(liveOf(principal, ref), ({ entry, record }) =>
         entry.lock.withPermits(1)(Effect.suspend((): Effect.Effect<A, E | Conflict | RunNotFound | Unavailable, SqlClient.SqlClient> =>
           live.get(record.id) === entry
-            ? change(entry, record)
+            // Whole, whatever the caller does: a pause whose caller went away between closing the
+            // gate and writing the row left a held run the row said was running, and that answered
+            // a pause "paused already" and a resume "not paused".
+            ? Effect.uninterruptible(change(entry, record))
             : Effect.flatMap(unavailable(Runs.get(record.id)), (now) => Effect.fail(new Conflict({ reason: `run ${record.id} is ${now.status}` })))
         ))).pipe(Effect.provide(context))
 

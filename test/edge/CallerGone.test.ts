@@ -1,0 +1,113 @@
+/**
+ * A caller that goes away mid-call (a client aborting its request interrupts the handler) leaves
+ * the run manager as a finished call would, or as no call: `runs.start` interrupted at any moment
+ * leaves no run that executes out of reach (the moment is searched for: each start is interrupted
+ * after a growing delay), and `runs.pause` / `runs.resume` cut off while they write the run's row
+ * (held by a lock) leave the run held exactly when its row says paused.
+ */
+import { expect, layer } from "@effect/vitest"
+import { SqlClient } from "@effect/sql"
+import { Context, Effect, Either, Exit, Fiber, Layer, Scope } from "effect"
+import { EventBus } from "../../src/bus/EventBus.js"
+import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import * as RunManager from "../../src/edge/RunManager.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as Strategies from "../../src/store/Strategies.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { smaStrategy } from "../store/fixtures/workload.js"
+import { createUsers, principals } from "./fixtures.js"
+
+const alice = principals["sk_alice"]
+const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
+
+/** Wall-clock microseconds (a timer: `Effect.sleep` rounds to milliseconds). */
+const pause = (micros: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, micros / 1_000)))
+
+const managerOn = (bus: EventBus["Type"]) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(RunManager.layer.pipe(Layer.provide(Layer.succeed(EventBus, bus))), scope)
+    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+    return Context.get(context, RunManager.RunManager)
+  })
+
+for (const backend of backends) {
+  const environment = Layer.mergeAll(InProcessBus.layerTest(), usersLayer).pipe(Layer.provideMerge(backend.store))
+  layer(environment, { timeout: startTimeout, excludeTestServices: true })(`a caller gone mid-call (${backend.name})`, (it) => {
+    it.scoped("runs.start interrupted at any moment: every run it made is live here, and a stop ends it and its followers", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const manager = yield* managerOn(bus)
+        const strategy = yield* Strategies.create(alice.userId, smaStrategy("gone at start"))
+        let cut = 0
+        let reached = 0
+        for (let delay = 0; delay <= 40_000; delay += 500) {
+          const starting = yield* Effect.fork(
+            manager.start(alice, { strategy: "gone at start", mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
+          )
+          yield* pause(delay)
+          if (Exit.isInterrupted(yield* Fiber.interrupt(starting))) cut++
+          // What the start made executes here: reachable, and a stop ends it for its followers too.
+          const made = yield* Runs.list({ strategy: strategy.id, status: "running" })
+          expect([delay, manager.live()]).toEqual([delay, made.length])
+          for (const run of made) {
+            const follower = yield* bus.subscribe(run.id)
+            expect((yield* manager.stop(alice, run.id)).status).toBe("stopped")
+            let ended = false
+            for (let i = 0; i < 200 && !ended; i++) ended = (yield* follower.takeAllWithin(50)).some((d) => d._tag !== "Event")
+            expect(ended).toBe(true)
+            reached++
+          }
+        }
+        expect(cut).toBeGreaterThan(0)
+        expect(reached).toBeGreaterThan(0)
+        expect(manager.live()).toBe(0)
+      }), { timeout: 180_000 })
+
+    it.scoped("runs.pause and runs.resume cut off while their row is written: the run is held exactly when its row says paused", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const bus = yield* InProcessBus.InProcessBus
+        const manager = yield* managerOn(bus)
+        yield* Strategies.create(alice.userId, smaStrategy("gone at pause"))
+        const run = yield* manager.start(alice, { strategy: "gone at pause", mode: "paper", data: { _tag: "synthetic", bars: 6_000 }, speed: 20 * 86_400 })
+        const status = (answer: Either.Either<{ readonly status: string }, { readonly _tag: string }>) =>
+          Either.isLeft(answer) ? answer.left._tag : answer.right.status
+        // Every write of a run's status takes half a second or so (a slow disk, a busy server): a
+        // call is cut off while it waits on it. Dropped with the test.
+        yield* Effect.acquireRelease(
+          Effect.orDie(Effect.zipRight(
+            sql.unsafe(`create or replace function swarm_test_slow_status() returns trigger language plpgsql as $$
+              begin perform count(*) from generate_series(1, 1500000); return new; end $$`),
+            sql.unsafe(`create trigger swarm_test_slow_status before update of status on runs
+              for each row when (new.status in ('running', 'paused')) execute function swarm_test_slow_status()`)
+          )),
+          () => Effect.ignore(sql.unsafe(`drop trigger if exists swarm_test_slow_status on runs`))
+        )
+        /** `call`, cut off while it writes the run's row. */
+        const cutOff = (call: typeof manager.pause) =>
+          Effect.gen(function*() {
+            const changing = yield* Effect.fork(call(alice, run.id))
+            yield* pause(60_000)
+            yield* Fiber.interrupt(changing)
+            // Whatever the database still does of the write, it has done.
+            yield* Effect.sleep("1 second")
+            return (yield* Runs.get(run.id)).status
+          }).pipe(Effect.orDie)
+
+        // Running: a pause cut off. A pause again is "paused already" exactly when the row says paused.
+        const afterPause = yield* cutOff(manager.pause)
+        expect([afterPause, status(yield* Effect.either(manager.pause(alice, run.id)))]).toEqual(
+          [afterPause, afterPause === "paused" ? "Conflict" : "paused"]
+        )
+        // Paused now, either way: a resume cut off. A resume again is "not paused" exactly when the row says running.
+        const afterResume = yield* cutOff(manager.resume)
+        expect([afterResume, status(yield* Effect.either(manager.resume(alice, run.id)))]).toEqual(
+          [afterResume, afterResume === "running" ? "Conflict" : "running"]
+        )
+        // Running again: a live run that a stop ends.
+        expect((yield* Runs.get(run.id)).status).toBe("running")
+        expect((yield* manager.stop(alice, run.id)).status).toBe("stopped")
+      }), { timeout: 60_000 })
+  })
+}
