@@ -90,6 +90,9 @@ export interface Claimed {
  * Take alert `key` of `strategyId` and, if it is new, `deliver` it — in one transaction: a
  * delivery that fails (no run to take it) releases the key, so the alert can be sent again; a key
  * taken already (even by another process, even a moment ago) is a repeat and is not delivered.
+ * Whole, whatever the caller does: a delivery is to a run's inbox in memory, which no rollback
+ * takes back, so a sender that went away after it must not release the key (its retry would be
+ * delivered a second time).
  */
 export const claimAlert = <E>(
   strategyId: StrategyId,
@@ -98,7 +101,7 @@ export const claimAlert = <E>(
 ) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    return yield* sql.withTransaction(Effect.gen(function*() {
+    return yield* Effect.uninterruptible(sql.withTransaction(Effect.gen(function*() {
       // The unique key serialises twins: the second insert waits for the first to commit, then finds it.
       const claimed = yield* sql`
         insert into webhook_alerts (strategy_id, alert_key, runs) values (${strategyId}, ${key}, '[]'::jsonb)
@@ -113,7 +116,7 @@ export const claimAlert = <E>(
       yield* sql`update webhook_alerts set runs = ${JSON.stringify(runs)}::jsonb, signal = ${JSON.stringify(signal)}::jsonb
         where strategy_id = ${strategyId} and alert_key = ${key}`
       return { duplicate: false, runs } satisfies Claimed
-    }))
+    })))
   }).pipe(storeError("record a webhook alert"), Effect.withSpan("Webhooks.claimAlert"))
 
 const decodeSignal = Schema.decodeUnknownOption(ExternalSignal)

@@ -3,18 +3,24 @@
  * the run manager as a finished call would, or as no call: `runs.start` interrupted at any moment
  * leaves no run that executes out of reach (the moment is searched for: each start is interrupted
  * after a growing delay), and `runs.pause` / `runs.resume` cut off while they write the run's row
- * (held by a lock) leave the run held exactly when its row says paused.
+ * (held by a lock) leave the run held exactly when its row says paused; a webhook alert whose
+ * sender goes away once it is in the run's inbox is recorded taken.
  */
 import { expect, layer } from "@effect/vitest"
 import { SqlClient } from "@effect/sql"
-import { Context, Effect, Either, Exit, Fiber, Layer, Scope } from "effect"
+import { Context, Deferred, Effect, Either, Exit, Fiber, Layer, Schema, Scope } from "effect"
+import { canonicalSignal } from "../../schemas/ExternalSignal.js"
+import type { Timestamp } from "../../schemas/Ids.js"
+import { Strategy } from "../../schemas/Strategy.js"
 import { EventBus } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as RunManager from "../../src/edge/RunManager.js"
+import * as RecordedSignals from "../../src/store/RecordedSignals.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
+import * as WebhookStore from "../../src/store/Webhooks.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { smaStrategy } from "../store/fixtures/workload.js"
+import { smaStrategy, symbolsOf } from "../store/fixtures/workload.js"
 import { createUsers, principals } from "./fixtures.js"
 
 const alice = principals["sk_alice"]
@@ -107,6 +113,48 @@ for (const backend of backends) {
         )
         // Running again: a live run that a stop ends.
         expect((yield* Runs.get(run.id)).status).toBe("running")
+        expect((yield* manager.stop(alice, run.id)).status).toBe("stopped")
+      }), { timeout: 60_000 })
+
+    it.scoped("a webhook alert whose sender goes away once it is delivered is recorded taken: the sender's retry is a duplicate", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const manager = yield* managerOn(bus)
+        const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
+          name: "alerted",
+          symbols: symbolsOf(2),
+          agents: [{ type: "tradingview", params: { validity: 50 } }],
+          sizing: { mode: "percent_of_equity", value: 10 }
+        }))
+        const run = yield* manager.start(alice, { strategy: "alerted", mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
+        const symbol = symbolsOf(2)[0]!
+        const signal = canonicalSignal({
+          source: "tradingview",
+          symbol,
+          ticker: symbol,
+          action: "buy",
+          price: 51 as never,
+          alertId: "alert-1",
+          receivedAt: Date.now() as Timestamp
+        })
+        // The webhook handler's delivery (src/edge/Webhooks.ts), saying when it has put the signal in the run's inbox.
+        const delivered = yield* Deferred.make<void>()
+        const deliver = Effect.tap(Effect.map(manager.deliver(created.id, signal), (runs) => ({ runs, signal })), () => Deferred.succeed(delivered, void 0))
+        const first = yield* Effect.fork(WebhookStore.claimAlert(created.id, signal.alertId, deliver))
+        yield* Deferred.await(delivered)
+        // The sender goes away now (a client abort interrupts the handler), and sends it again.
+        yield* Fiber.interrupt(first)
+        const again = yield* WebhookStore.claimAlert(created.id, signal.alertId, Effect.map(manager.deliver(created.id, signal), (runs) => ({ runs, signal })))
+        expect(again).toEqual({ duplicate: true, runs: [run.id] })
+        let taken: Array<string> = []
+        for (let i = 0; i < 50 && taken.length === 0; i++) {
+          yield* Effect.sleep("100 millis")
+          taken = [...(yield* RecordedSignals.read(run.id)).values()].flat().map((s) => s.alertId)
+        }
+        // A while longer: a second delivery would be taken by now.
+        yield* Effect.sleep("500 millis")
+        taken = [...(yield* RecordedSignals.read(run.id)).values()].flat().map((s) => s.alertId)
+        expect(taken).toEqual(["alert-1"])
         expect((yield* manager.stop(alice, run.id)).status).toBe("stopped")
       }), { timeout: 60_000 })
   })
