@@ -8,6 +8,7 @@ import { Effect } from "effect"
 import * as ApiKeys from "../store/ApiKeys.js"
 import { storeError } from "../store/StoreError.js"
 import * as Users from "../store/Users.js"
+import { transaction } from "../store/Transaction.js"
 
 /** The first admin's name. */
 export const ADMIN = "admin"
@@ -29,7 +30,7 @@ const LOCK = 0x5377_6d02
  */
 export const bootstrap = Effect.fn("Bootstrap.bootstrap")(function*() {
   const sql = yield* SqlClient.SqlClient
-  return yield* sql.withTransaction(Effect.gen(function*() {
+  return yield* transaction(sql, Effect.gen(function*() {
     yield* sql`select pg_advisory_xact_lock(${LOCK})`
     const [others] = yield* sql<{ n: number }>`select count(*)::int as n from users where id <> ${Users.LOCAL}`
     if (others!.n > 0) return { created: false } satisfies Bootstrapped

@@ -10,6 +10,7 @@ import { ApiKey, ApiKeyNotFound, InvalidKeyLabel, KeyLabel, Principal, type Role
 import { storeError } from "./StoreError.js"
 import * as Users from "./Users.js"
 import { impossible } from "./Users.js"
+import { transaction } from "./Transaction.js"
 
 /** `sk_` + 43 characters of base64url (32 bytes, unpadded). */
 const SHAPE = /^sk_[A-Za-z0-9_-]{43}$/
@@ -68,7 +69,7 @@ export const issue = Effect.fn("ApiKeys.issue")(function*(userId: string, label 
  */
 export const createUserWithKey = Effect.fn("ApiKeys.createUserWithKey")(function*(name: string, role: Role, label: string) {
   const sql = yield* SqlClient.SqlClient
-  return yield* sql.withTransaction(Effect.gen(function*() {
+  return yield* transaction(sql, Effect.gen(function*() {
     const user = yield* Users.create(name, role)
     const issued = yield* issue(user.id, label)
     return { user, issued }
@@ -138,7 +139,7 @@ export const list = Effect.fn("ApiKeys.list")(function*(userId: string) {
 export const revoke = Effect.fn("ApiKeys.revoke")(function*(keyId: string, asker: string) {
   const sql = yield* SqlClient.SqlClient
   if (impossible(keyId) || impossible(asker)) return yield* new ApiKeyNotFound({ key: keyId.slice(0, 64) })
-  return yield* sql.withTransaction(Effect.gen(function*() {
+  return yield* transaction(sql, Effect.gen(function*() {
     // The last unrevoked key of the last admin who can sign in would leave nobody to administer the server.
     const admins = yield* Users.signingInAdmins
     const [row] = yield* sql<Row>`update api_keys set revoked_at = coalesce(revoked_at, now())

@@ -11,6 +11,7 @@ import type { ChatMessage, ChatRole, ChatSession, ChatSessionId } from "../../sc
 import type { RunId } from "../../schemas/Ids.js"
 import { Backend, LlmCall, ToolCall } from "../../schemas/Llm.js"
 import { CorruptRecord, storeError } from "./StoreError.js"
+import { transaction } from "./Transaction.js"
 
 export const newSessionId = (): ChatSessionId => `chat_${randomBytes(6).toString("hex")}` as ChatSessionId
 
@@ -84,7 +85,7 @@ const count = (n: number | undefined): number =>
 /** Append a message; returns its number and when it was written. The session row's lock orders concurrent writers. */
 export const append = Effect.fn("Chats.append")(function*(session: ChatSessionId, message: NewMessage) {
   const sql = yield* SqlClient.SqlClient
-  return yield* sql.withTransaction(Effect.gen(function*() {
+  return yield* transaction(sql, Effect.gen(function*() {
     yield* sql`select id from chat_sessions where id = ${session} for update`
     const [row] = yield* sql<{ seq: number; createdAt: Date }>`
       insert into chat_messages (session_id, seq, role, content, tool_calls, tool_name, backend, model, tokens_in, tokens_out, error)
@@ -159,7 +160,7 @@ const decodeCall = Schema.decodeUnknown(LlmCall)
 /** Record a model call an answer made (to `question`, a message number); returns its number in the session. */
 export const recordCall = Effect.fn("Chats.recordCall")(function*(session: ChatSessionId, question: number, call: LlmCall) {
   const sql = yield* SqlClient.SqlClient
-  return yield* sql.withTransaction(Effect.gen(function*() {
+  return yield* transaction(sql, Effect.gen(function*() {
     yield* sql`select id from chat_sessions where id = ${session} for update`
     const [row] = yield* sql<{ seq: number }>`
       insert into chat_llm_calls (session_id, seq, question, body)

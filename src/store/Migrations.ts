@@ -8,6 +8,7 @@
 import { Migrator, SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { migrations } from "../../migrations/index.js"
+import { transaction } from "./Transaction.js"
 
 /** The table that records which migrations ran. */
 export const TABLE = "swarm_migrations"
@@ -20,7 +21,7 @@ const runMigrations = Migrator.make({})
 /** Run the migrations not yet applied; returns the ones it ran, as `[id, name]`. */
 export const migrate = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  return yield* sql.withTransaction(Effect.gen(function*() {
+  return yield* transaction(sql, Effect.gen(function*() {
     yield* sql`select pg_advisory_xact_lock(${LOCK})`
     // The Migrator probes for its table with a query that fails when the table is missing, which
     // would abort this transaction: the table is made here first, the Migrator's own shape.

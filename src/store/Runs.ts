@@ -18,6 +18,7 @@ import { FaultPlan } from "../swarm/Run.js"
 import { type CheckpointState, GENESIS } from "./RunRecorder.js"
 import { PgPool } from "./Pool.js"
 import { CorruptRecord, RunNotFound, StoreError, storeError } from "./StoreError.js"
+import { transaction } from "./Transaction.js"
 
 export const newRunId = (): RunId => `run_${randomBytes(6).toString("hex")}` as RunId
 
@@ -87,7 +88,7 @@ export const inputsSeal = (sql: SqlClient.SqlClient) =>
 export const create = Effect.fn("Runs.create")(function*(run: NewRun) {
   const sql = yield* SqlClient.SqlClient
   const id = newRunId()
-  return yield* sql.withTransaction(Effect.gen(function*() {
+  return yield* transaction(sql, Effect.gen(function*() {
     // The row's lock also orders the run against a delete of its strategy (`Strategies.remove`):
     // a strategy deleted first has no row here, and a delete after sees this run unfinished.
     const [counted] = yield* sql<{ runCount: number }>`
@@ -133,7 +134,7 @@ export interface Finish {
 
 export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Finish) {
   const sql = yield* SqlClient.SqlClient
-  yield* sql.withTransaction(Effect.zipRight(sql`update runs set
+  yield* transaction(sql, Effect.zipRight(sql`update runs set
       status = ${result.status},
       failure = ${result.failure ?? null},
       checksum = ${result.checksum},
@@ -156,7 +157,7 @@ export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Fini
  */
 export const markEnded = Effect.fn("Runs.markEnded")(function*(id: RunId, status: "failed" | "stopped", reason: string) {
   const sql = yield* SqlClient.SqlClient
-  yield* sql.withTransaction(Effect.zipRight(
+  yield* transaction(sql, Effect.zipRight(
     sql`update runs set status = ${status}, failure = ${reason}, finished_at = now(),
       chain_count = (select count(*) from run_events where run_id = ${id}),
       chain_head = coalesce((select hash from run_events where run_id = ${id} order by seq desc limit 1), ${GENESIS})
@@ -222,7 +223,7 @@ export const setStatus = Effect.fn("Runs.setStatus")(function*(id: RunId, status
 /** Delete a run and everything it recorded, in one transaction. */
 export const remove = Effect.fn("Runs.remove")(function*(id: RunId) {
   const sql = yield* SqlClient.SqlClient
-  yield* sql.withTransaction(Effect.gen(function*() {
+  yield* transaction(sql, Effect.gen(function*() {
     for (const table of RUN_TABLES) yield* sql`delete from ${sql(table)} where run_id = ${id}`
     yield* sql`delete from runs where id = ${id}`
   }))

@@ -12,6 +12,7 @@ import { Strategy } from "../../schemas/Strategy.js"
 import { GENESIS, linkHash } from "./RunRecorder.js"
 import { Conflict, StrategyNotFound } from "../../schemas/Rpc.js"
 import { CorruptRecord, storeError } from "./StoreError.js"
+import { transaction } from "./Transaction.js"
 
 const encode = Schema.encodeSync(Strategy)
 
@@ -72,7 +73,7 @@ const saveVersionOf = (id: StrategyId, latestVersion: number, owner: string, str
 /** Save `strategy` for `owner` under its name: the latest version if unchanged, else a new one. */
 export const saveVersion = Effect.fn("Strategies.saveVersion")(function*(owner: string, strategy: Strategy) {
   const sql = yield* SqlClient.SqlClient
-  return yield* sql.withTransaction(Effect.gen(function*() {
+  return yield* transaction(sql, Effect.gen(function*() {
     yield* sql`insert into strategies (id, owner_id, name) values (${newStrategyId()}, ${owner}, ${strategy.name})
       on conflict (owner_id, name) where deleted_at is null do nothing`
     // The row lock orders concurrent saves of one strategy.
@@ -143,7 +144,7 @@ const nameTaken = (name: string) => (error: SqlError.SqlError): Effect.Effect<ne
 /** A new strategy: `Conflict` when the owner already has one of that name. */
 export const create = Effect.fn("Strategies.create")(function*(owner: string, strategy: Strategy) {
   const sql = yield* SqlClient.SqlClient
-  return yield* sql.withTransaction(Effect.gen(function*() {
+  return yield* transaction(sql, Effect.gen(function*() {
     // The name's unique index decides between concurrent creates: one row, the others Conflict.
     const [made] = yield* sql<{ id: StrategyId }>`
       insert into strategies (id, owner_id, name) values (${newStrategyId()}, ${owner}, ${strategy.name})
@@ -163,7 +164,7 @@ export const create = Effect.fn("Strategies.create")(function*(owner: string, st
 export const modify = <E, R>(owner: string, ref: string, change: (current: Found) => Effect.Effect<Strategy, E, R>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    return yield* sql.withTransaction(Effect.gen(function*() {
+    return yield* transaction(sql, Effect.gen(function*() {
       const current = yield* read(owner, ref, undefined, true)
       const strategy = yield* change(current)
       if (strategy.name !== current.name) {
@@ -202,7 +203,7 @@ export const list = Effect.fn("Strategies.list")(function*(owner: string) {
 export const remove = Effect.fn("Strategies.remove")(function*(owner: string, ref: string) {
   const sql = yield* SqlClient.SqlClient
   const current = yield* find(owner, ref)
-  yield* sql.withTransaction(Effect.gen(function*() {
+  yield* transaction(sql, Effect.gen(function*() {
     // Under the row's lock, which a run's creation takes too (`Runs.create`): a run created first
     // is counted here, and one created after finds the strategy deleted.
     const [locked] = yield* sql<{ id: string }>`select id from strategies where id = ${current.id} and deleted_at is null for update`

@@ -9,6 +9,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Data, Effect, ParseResult, Schema } from "effect"
 import { InvalidUserName, type Role, User, UserExists, UserName, UserNotFound } from "../../schemas/Auth.js"
 import { storeError } from "./StoreError.js"
+import { transaction } from "./Transaction.js"
 
 /** The owner of what the command line does without a server. */
 export const LOCAL = "local"
@@ -154,7 +155,7 @@ export const signingInAdmins = Effect.flatMap(SqlClient.SqlClient, (sql) =>
  */
 export const change = Effect.fn("Users.change")(function*(id: string, to: { readonly role?: Role; readonly disabled?: boolean }) {
   const sql = yield* SqlClient.SqlClient
-  return yield* sql.withTransaction(Effect.gen(function*() {
+  return yield* transaction(sql, Effect.gen(function*() {
     const admins = yield* signingInAdmins
     const stepsDown = to.role === "user" || to.disabled === true
     if (stepsDown && admins.length === 1 && admins[0]!.id === id) return yield* new LastAdmin({ user: admins[0]!.name })
