@@ -135,8 +135,21 @@ export interface RunManagerService {
    * went to; `NoPaperRun` when there is none, `RateLimited` when one has a full backlog.
    */
   readonly deliver: (strategy: StrategyId, signal: ExternalSignal) => Effect.Effect<ReadonlyArray<RunId>, NoPaperRun | RateLimited>
+  /**
+   * As `deliver`, in two steps: the signal is held in each run's inbox (counted against its
+   * backlog, not taken by a slice) until `settle(true)` queues it, or `settle(false)` drops it — for
+   * a delivery that is real only once a transaction commits.
+   */
+  readonly stage: (strategy: StrategyId, signal: ExternalSignal) => Effect.Effect<Staged, NoPaperRun | RateLimited>
   /** Runs executing in this process. */
   readonly live: () => number
+}
+
+/** A signal staged in the inboxes of `runs` (`RunManagerService.stage`). */
+export interface Staged {
+  readonly runs: ReadonlyArray<RunId>
+  /** Queue it for the runs' next slices (`true`), or drop it (`false`); once. */
+  readonly settle: (delivered: boolean) => void
 }
 
 /** A run `resumeUnfinished` took over, or why it could not. */
@@ -590,8 +603,8 @@ export const layer = Layer.scoped(
     const paperRunsIgnoringAlerts: RunManagerService["paperRunsIgnoringAlerts"] = (strategy) =>
       paperRuns(strategy).filter((entry) => !entry.readsAlerts).map((entry) => entry.run)
 
-    const deliver: RunManagerService["deliver"] = (strategy, signal) =>
-      Effect.suspend((): Effect.Effect<ReadonlyArray<RunId>, NoPaperRun | RateLimited> => {
+    const stage: RunManagerService["stage"] = (strategy, signal) =>
+      Effect.suspend((): Effect.Effect<Staged, NoPaperRun | RateLimited> => {
         // A run without a `tradingview` analyst would record the alert and never read it.
         const targets = paperRuns(strategy).filter((entry) => entry.readsAlerts && entry.inbox!.symbols.includes(signal.symbol))
         if (targets.length === 0) {
@@ -603,8 +616,26 @@ export const layer = Layer.scoped(
             new RateLimited({ strategy, retryAfterSeconds: 60, reason: `a paper run of the strategy has ${SignalInboxCapacity} alerts waiting (is it paused?)` })
           )
         }
-        for (const entry of targets) entry.inbox!.offer(signal)
-        return Effect.succeed(targets.map((entry) => entry.run))
+        const inboxes = targets.map((entry) => entry.inbox!)
+        for (const inbox of inboxes) inbox.stage(signal)
+        let settled = false
+        return Effect.succeed({
+          runs: targets.map((entry) => entry.run),
+          settle: (delivered) => {
+            if (settled) return
+            settled = true
+            for (const inbox of inboxes) {
+              if (delivered) inbox.confirm(signal)
+              else inbox.cancel(signal)
+            }
+          }
+        } satisfies Staged)
+      })
+
+    const deliver: RunManagerService["deliver"] = (strategy, signal) =>
+      Effect.map(stage(strategy, signal), (staged) => {
+        staged.settle(true)
+        return staged.runs
       })
 
     return {
@@ -618,6 +649,7 @@ export const layer = Layer.scoped(
       resumeUnfinished,
       paperSymbols,
       paperRunsIgnoringAlerts,
+      stage,
       deliver,
       live: () => live.size
     } satisfies RunManagerService

@@ -4,6 +4,10 @@
  * (`Backtest.Options.signals`), so every signal enters the run at a slice boundary and is recorded
  * there — the run stays a function of its recorded inputs. Bounded: a paused run does not pile up
  * an unbounded backlog.
+ *
+ * A webhook's alert is staged first (`stage`) and taken only once its claim is committed
+ * (`confirm`), or dropped if the commit fails (`cancel`): no slice takes an alert whose claim a
+ * rollback released, which the sender's retry would deliver a second time.
  */
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { StrategyId, Symbol } from "../../schemas/Ids.js"
@@ -15,6 +19,8 @@ const NONE: ReadonlyArray<ExternalSignal> = []
 
 export class SignalInbox {
   private queue: Array<ExternalSignal> = []
+  /** Staged signals: held against the capacity, not taken by a slice until confirmed. */
+  private staged: Array<ExternalSignal> = []
   private ended = false
 
   constructor(
@@ -23,8 +29,9 @@ export class SignalInbox {
     readonly symbols: ReadonlyArray<Symbol>
   ) {}
 
+  /** Signals held: queued, and staged. */
   get size(): number {
-    return this.queue.length
+    return this.queue.length + this.staged.length
   }
 
   /** Whether the run has ended (`close`): it takes nothing more. */
@@ -34,8 +41,35 @@ export class SignalInbox {
 
   /** Queue a signal for the next slice; false when the inbox is full or closed. */
   offer(signal: ExternalSignal): boolean {
-    if (this.ended || this.queue.length >= CAPACITY) return false
+    if (this.ended || this.size >= CAPACITY) return false
     this.queue.push(signal)
+    return true
+  }
+
+  /** Hold a signal until `confirm` queues it or `cancel` drops it; false when the inbox is full or closed. */
+  stage(signal: ExternalSignal): boolean {
+    if (this.ended || this.size >= CAPACITY) return false
+    this.staged.push(signal)
+    return true
+  }
+
+  /**
+   * Queue a staged signal for the next slice. If the run ended meanwhile, `close` has already
+   * handed it over with what was queued (the run records it as not applied).
+   */
+  confirm(signal: ExternalSignal): void {
+    if (this.unstage(signal)) this.queue.push(signal)
+  }
+
+  /** Drop a staged signal: it was never delivered. */
+  cancel(signal: ExternalSignal): void {
+    this.unstage(signal)
+  }
+
+  private unstage(signal: ExternalSignal): boolean {
+    const i = this.staged.indexOf(signal)
+    if (i < 0) return false
+    this.staged.splice(i, 1)
     return true
   }
 
@@ -48,15 +82,18 @@ export class SignalInbox {
   }
 
   /**
-   * The run has ended: what is queued, oldest first, which no slice will take (the run records it
-   * as not applied); from now on nothing is taken. Synchronous, so no alert can slip in between.
+   * The run has ended: what is queued, oldest first, then what is staged, which no slice will take
+   * (the run records it as not applied); from now on nothing is taken. Synchronous, so no alert can
+   * slip in between.
    */
   readonly close = (): ReadonlyArray<ExternalSignal> => {
     this.ended = true
-    return this.drain()
+    const left = this.staged.length === 0 ? this.drain() : [...this.drain(), ...this.staged]
+    this.staged = []
+    return left
   }
 
-  /** Everything queued, oldest first (the same empty array when nothing is: asked every slice). */
+  /** Everything queued, oldest first (the same empty array when nothing is: asked every slice); not what is staged. */
   readonly drain = (): ReadonlyArray<ExternalSignal> => {
     if (this.queue.length === 0) return NONE
     const out = this.queue

@@ -255,7 +255,7 @@ export const handler = (deps: Dependencies, options: Options = {}) => {
     }
     const receivedAt = (yield* Clock.currentTimeMillis) as Timestamp
     const deliver = Effect.suspend((): Effect.Effect<
-      { readonly runs: ReadonlyArray<RunId>; readonly signal: ExternalSignal },
+      { readonly runs: ReadonlyArray<RunId>; readonly signal: ExternalSignal; readonly settle: (delivered: boolean) => void },
       NoPaperRun | NoTradingViewAnalyst | RateLimited | InvalidAlert
     > => {
       const symbols = deps.manager.paperSymbols(strategy)
@@ -290,7 +290,8 @@ export const handler = (deps: Dependencies, options: Options = {}) => {
         ...(alert.timeframe === undefined ? {} : { timeframe: alert.timeframe }),
         ...(alert.indicators === undefined ? {} : { indicators: alert.indicators })
       })
-      return Effect.map(deps.manager.deliver(strategy, signal), (runs) => ({ runs, signal }))
+      // Staged: a run takes it once its claim is committed (WebhookStore.claimAlert).
+      return Effect.map(deps.manager.stage(strategy, signal), (staged) => ({ runs: staged.runs, signal, settle: staged.settle }))
     })
     const claimed = yield* WebhookStore.claimAlert(strategy, key, deliver)
     if (claimed.duplicate) yield* Metric.increment(answeredByDatabase)

@@ -6,11 +6,12 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { SqlClient } from "@effect/sql"
-import { Effect, Option, Schema } from "effect"
+import { Effect, Exit, Option, Schema } from "effect"
 import { canonicalSignal, ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId } from "../../schemas/Ids.js"
 import * as Strategies from "./Strategies.js"
 import { storeError } from "./StoreError.js"
+import { transaction } from "./Transaction.js"
 
 /** `whsec_` + 43 characters of base64url (32 random bytes). */
 const SHAPE = /^whsec_[A-Za-z0-9_-]{43}$/
@@ -90,18 +91,26 @@ export interface Claimed {
  * Take alert `key` of `strategyId` and, if it is new, `deliver` it — in one transaction: a
  * delivery that fails (no run to take it) releases the key, so the alert can be sent again; a key
  * taken already (even by another process, even a moment ago) is a repeat and is not delivered.
- * Whole, whatever the caller does: a delivery is to a run's inbox in memory, which no rollback
- * takes back, so a sender that went away after it must not release the key (its retry would be
+ *
+ * The delivery is staged: `settle` is told whether the transaction committed, and only then does a
+ * run take the alert (`settle(true)`); a failed commit releases the key and drops the alert
+ * (`settle(false)`), so the sender's retry is the one delivery. Whole, whatever the caller does:
+ * a sender that went away after the delivery must not release the key (its retry would be
  * delivered a second time).
  */
 export const claimAlert = <E>(
   strategyId: StrategyId,
   key: string,
-  deliver: Effect.Effect<{ readonly runs: ReadonlyArray<RunId>; readonly signal: ExternalSignal }, E>
+  deliver: Effect.Effect<{
+    readonly runs: ReadonlyArray<RunId>
+    readonly signal: ExternalSignal
+    readonly settle?: ((delivered: boolean) => void) | undefined
+  }, E>
 ) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    return yield* Effect.uninterruptible(sql.withTransaction(Effect.gen(function*() {
+    let settle: ((delivered: boolean) => void) | undefined
+    const claim = transaction(sql, Effect.gen(function*() {
       // The unique key serialises twins: the second insert waits for the first to commit, then finds it.
       const claimed = yield* sql`
         insert into webhook_alerts (strategy_id, alert_key, runs) values (${strategyId}, ${key}, '[]'::jsonb)
@@ -111,12 +120,15 @@ export const claimAlert = <E>(
         const runs = Array.isArray(row?.runs) ? row.runs.map(String) : []
         return { duplicate: true, runs } satisfies Claimed
       }
-      const { runs, signal } = yield* deliver
+      const delivered = yield* deliver
+      settle = delivered.settle
+      const { runs, signal } = delivered
       // The signal too: put back in a run's inbox if the run had not taken it when the server stopped (`pendingSignals`).
       yield* sql`update webhook_alerts set runs = ${JSON.stringify(runs)}::jsonb, signal = ${JSON.stringify(signal)}::jsonb
         where strategy_id = ${strategyId} and alert_key = ${key}`
       return { duplicate: false, runs } satisfies Claimed
-    })))
+    }))
+    return yield* Effect.uninterruptible(Effect.onExit(claim, (exit) => Effect.sync(() => settle?.(Exit.isSuccess(exit)))))
   }).pipe(storeError("record a webhook alert"), Effect.withSpan("Webhooks.claimAlert"))
 
 const decodeSignal = Schema.decodeUnknownOption(ExternalSignal)

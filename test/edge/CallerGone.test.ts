@@ -9,8 +9,8 @@
 import { expect, layer } from "@effect/vitest"
 import { SqlClient } from "@effect/sql"
 import { Context, Deferred, Effect, Either, Exit, Fiber, Layer, Schema, Scope } from "effect"
-import { canonicalSignal } from "../../schemas/ExternalSignal.js"
-import type { Timestamp } from "../../schemas/Ids.js"
+import { canonicalSignal, type ExternalSignal } from "../../schemas/ExternalSignal.js"
+import type { RunId, StrategyId, Timestamp } from "../../schemas/Ids.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { EventBus } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
@@ -28,6 +28,20 @@ const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
 
 /** Wall-clock microseconds (a timer: `Effect.sleep` rounds to milliseconds). */
 const pause = (micros: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, micros / 1_000)))
+
+/** The webhook handler's delivery of `signal` (src/edge/Webhooks.ts): staged in the runs' inboxes until its claim commits. */
+const stagedIn = (manager: RunManager.RunManagerService, strategy: StrategyId, signal: ExternalSignal) =>
+  Effect.map(manager.stage(strategy, signal), (staged) => ({ runs: staged.runs, signal, settle: staged.settle }))
+
+/** The alerts `run` has taken, as its events record them, once it has taken `count` (or after 5 s), and half a second more. */
+const takenBy = (run: RunId, count: number) =>
+  Effect.gen(function*() {
+    const read = Effect.map(RecordedSignals.read(run), (taken) => [...taken.values()].flat().map((s) => s.alertId))
+    for (let i = 0; i < 50 && (yield* read).length < count; i++) yield* Effect.sleep("100 millis")
+    // A while longer: a second delivery would be taken by now.
+    yield* Effect.sleep("500 millis")
+    return yield* read
+  })
 
 const managerOn = (bus: EventBus["Type"]) =>
   Effect.gen(function*() {
@@ -139,22 +153,52 @@ for (const backend of backends) {
         })
         // The webhook handler's delivery (src/edge/Webhooks.ts), saying when it has put the signal in the run's inbox.
         const delivered = yield* Deferred.make<void>()
-        const deliver = Effect.tap(Effect.map(manager.deliver(created.id, signal), (runs) => ({ runs, signal })), () => Deferred.succeed(delivered, void 0))
+        const deliver = Effect.tap(stagedIn(manager, created.id, signal), () => Deferred.succeed(delivered, void 0))
         const first = yield* Effect.fork(WebhookStore.claimAlert(created.id, signal.alertId, deliver))
         yield* Deferred.await(delivered)
         // The sender goes away now (a client abort interrupts the handler), and sends it again.
         yield* Fiber.interrupt(first)
-        const again = yield* WebhookStore.claimAlert(created.id, signal.alertId, Effect.map(manager.deliver(created.id, signal), (runs) => ({ runs, signal })))
+        const again = yield* WebhookStore.claimAlert(created.id, signal.alertId, stagedIn(manager, created.id, signal))
         expect(again).toEqual({ duplicate: true, runs: [run.id] })
-        let taken: Array<string> = []
-        for (let i = 0; i < 50 && taken.length === 0; i++) {
-          yield* Effect.sleep("100 millis")
-          taken = [...(yield* RecordedSignals.read(run.id)).values()].flat().map((s) => s.alertId)
-        }
-        // A while longer: a second delivery would be taken by now.
-        yield* Effect.sleep("500 millis")
-        taken = [...(yield* RecordedSignals.read(run.id)).values()].flat().map((s) => s.alertId)
-        expect(taken).toEqual(["alert-1"])
+        expect(yield* takenBy(run.id, 1)).toEqual(["alert-1"])
+        expect((yield* manager.stop(alice, run.id)).status).toBe("stopped")
+      }), { timeout: 60_000 })
+
+    it.scoped("a webhook alert whose claim fails to commit after its delivery is not taken: the key is free, and the sender's retry is the one delivery", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const sql = yield* SqlClient.SqlClient
+        const manager = yield* managerOn(bus)
+        const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
+          name: "alerted, commit fails",
+          symbols: symbolsOf(2),
+          agents: [{ type: "tradingview", params: { validity: 50 } }],
+          sizing: { mode: "percent_of_equity", value: 10 }
+        }))
+        const run = yield* manager.start(alice, { strategy: "alerted, commit fails", mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
+        const symbol = symbolsOf(2)[0]!
+        const signal = canonicalSignal({
+          source: "tradingview",
+          symbol,
+          ticker: symbol,
+          action: "buy",
+          price: 51 as never,
+          alertId: "doomed-1",
+          receivedAt: Date.now() as Timestamp
+        })
+        // The database refuses the claim at its commit (a deferred check), after the alert was put in the run's inbox.
+        yield* sql.unsafe(`create function refuse_doomed() returns trigger language plpgsql as $$
+          begin if new.alert_key like 'doomed%' then raise exception 'refused at commit'; end if; return new; end $$`)
+        yield* sql.unsafe(`create constraint trigger refuse_doomed after update on webhook_alerts deferrable initially deferred
+          for each row execute function refuse_doomed()`)
+        const refused = yield* Effect.flip(WebhookStore.claimAlert(created.id, signal.alertId, stagedIn(manager, created.id, signal)))
+        expect([refused._tag, refused.reason]).toEqual(["StoreError", expect.stringContaining("refused at commit")])
+        expect(yield* takenBy(run.id, 1)).toEqual([])
+        // The sender retries once the database takes it: delivered, once.
+        yield* sql.unsafe(`drop trigger refuse_doomed on webhook_alerts`)
+        yield* sql.unsafe(`drop function refuse_doomed()`)
+        expect(yield* WebhookStore.claimAlert(created.id, signal.alertId, stagedIn(manager, created.id, signal))).toEqual({ duplicate: false, runs: [run.id] })
+        expect(yield* takenBy(run.id, 1)).toEqual(["doomed-1"])
         expect((yield* manager.stop(alice, run.id)).status).toBe("stopped")
       }), { timeout: 60_000 })
   })

@@ -24,6 +24,7 @@ import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
 import * as RunManager from "../../src/edge/RunManager.js"
 import { WebhookHandlers } from "../../src/edge/WebhookHandlers.js"
 import * as Webhooks from "../../src/edge/Webhooks.js"
+import * as RecordedSignals from "../../src/store/RecordedSignals.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
@@ -214,6 +215,30 @@ for (const backend of backends) {
         // Its run over, the strategy has no paper run: a new alert is a 409; a repeat is still a repeat.
         expect((yield* post(url, { ...buy, id: "alert-3" })).status).toBe(409)
         expect((yield* post(url, buy)).body).toMatchObject({ duplicate: true })
+      }), { timeout: 120_000 })
+
+    it.scoped("a claim the database refuses at its commit: 503 Unavailable, the alert not taken; the sender's retry is delivered once", () =>
+      Effect.gen(function*() {
+        const { id, secret } = yield* strategyWithSecret("tv commit refused")
+        const srv = yield* server()
+        const run = yield* paperRun("tv commit refused", 864_000)
+        const sql = yield* SqlClient.SqlClient
+        yield* sql.unsafe(`create function refuse_refused() returns trigger language plpgsql as $$
+          begin if new.alert_key like 'id:refused%' then raise exception 'refused at commit'; end if; return new; end $$`)
+        yield* sql.unsafe(`create constraint trigger refuse_refused after update on webhook_alerts deferrable initially deferred
+          for each row execute function refuse_refused()`)
+        const alert = { ticker: "S0", action: "buy", price: 100, id: "refused-1", secret }
+        const refused = yield* post(srv.url(id), alert)
+        expect([refused.status, refused.body]).toEqual([503, { error: "Unavailable", reason: "the database is unavailable; retry later" }])
+        yield* Effect.sleep("1 second")
+        const taken = Effect.map(RecordedSignals.read(run.id), (signals) => [...signals.values()].flat().map((s) => s.alertId))
+        expect(yield* taken).toEqual([])
+        yield* sql.unsafe(`drop trigger refuse_refused on webhook_alerts`)
+        const retried = yield* post(srv.url(id), alert)
+        expect([retried.status, retried.body]).toEqual([202, { status: "delivered", duplicate: false, alert: "id:refused-1", runs: [run.id] }])
+        for (let i = 0; i < 50 && (yield* taken).length === 0; i++) yield* Effect.sleep("100 millis")
+        expect(yield* taken).toEqual(["id:refused-1"])
+        yield* Effect.flatMap(RunManager.RunManager, (manager) => manager.stop(alice, run.id))
       }), { timeout: 120_000 })
 
     it.scoped("a repeat is answered from the idempotency keys with the first one's runs, without the database; keys that forgot it leave it to the database", () =>
