@@ -260,7 +260,7 @@ const execute = (x: Execution) =>
       diverged !== undefined || !checkpointChecked || events < (x.compareUntil ?? 0) ? [] : x.leftoverSignals!(events)
     /** The progress of the last pause: where a suspended run stands, if nothing happened since. */
     let lastPace: Backtest.Progress | undefined
-    const result = yield* Backtest.run({
+    const running = Backtest.run({
       strategy: x.strategy,
       feed: x.feed,
       seed: x.seed,
@@ -373,45 +373,52 @@ const execute = (x: Execution) =>
           ))
       })
     )
-    if (!checkpointChecked) {
-      const error = divergedError(x.run, {
-        seq: result.counts.events,
-        round: null,
-        agent: null,
-        expectedTag: null,
-        actualTag: null,
-        field: "checkpoint.cursor.slices",
-        expected: String(x.checkpoint!.cursor.slices),
-        actual: `${result.counts.slices} (the run ended before it)`
-      })
-      // As on any failure: what was recorded stays, and the run says why it stopped.
-      yield* Effect.ignore(recorder.flush)
-      yield* Runs.markEnded(x.run, "failed", error.message)
-      return yield* error
-    }
-    if (comparator !== undefined) {
-      const divergence = yield* comparator.finish
-      if (divergence !== undefined) {
-        const error = divergedError(x.run, divergence)
+    // Once the run has ended by itself (its last event is recorded), a stop or a shutdown that
+    // comes is too late, and waits for its row to be finished — from the moment the driver returns,
+    // with no step between. Interrupted there, the recorder's last batch was cut off mid-commit (its
+    // followers never told) while the row was marked `stopped`, its chain count taken short of the
+    // events the batch then committed: a false tamper report.
+    return yield* Effect.uninterruptibleMask((restore) => Effect.flatMap(restore(running), (result) => Effect.gen(function*() {
+      if (!checkpointChecked) {
+        const error = divergedError(x.run, {
+          seq: result.counts.events,
+          round: null,
+          agent: null,
+          expectedTag: null,
+          actualTag: null,
+          field: "checkpoint.cursor.slices",
+          expected: String(x.checkpoint!.cursor.slices),
+          actual: `${result.counts.slices} (the run ended before it)`
+        })
+        // As on any failure: what was recorded stays, and the run says why it stopped.
+        yield* Effect.ignore(recorder.flush)
         yield* Runs.markEnded(x.run, "failed", error.message)
         return yield* error
       }
-      tellMatched()
-    }
-    // The last events failed to write: the run is not whole, and its row says so.
-    yield* recorder.flush.pipe(Effect.tapErrorCause((cause) => Effect.ignore(Runs.markEnded(x.run, "failed", failureOf(cause)))))
-    yield* Runs.finish(x.run, {
-      status: result.status,
-      ...(result.failure === undefined ? {} : { failure: result.failure }),
-      checksum: result.checksum,
-      metrics: result.metrics,
-      counts: result.counts,
-      tradingState: result.tradingState,
-      from: result.from,
-      to: result.to,
-      chain: recorder.head()
-    })
-    return result
+      if (comparator !== undefined) {
+        const divergence = yield* comparator.finish
+        if (divergence !== undefined) {
+          const error = divergedError(x.run, divergence)
+          yield* Runs.markEnded(x.run, "failed", error.message)
+          return yield* error
+        }
+        tellMatched()
+      }
+      // The last events failed to write: the run is not whole, and its row says so.
+      yield* recorder.flush.pipe(Effect.tapErrorCause((cause) => Effect.ignore(Runs.markEnded(x.run, "failed", failureOf(cause)))))
+      yield* Runs.finish(x.run, {
+        status: result.status,
+        ...(result.failure === undefined ? {} : { failure: result.failure }),
+        checksum: result.checksum,
+        metrics: result.metrics,
+        counts: result.counts,
+        tradingState: result.tradingState,
+        from: result.from,
+        to: result.to,
+        chain: recorder.head()
+      })
+      return result
+    })))
   }).pipe(Effect.scoped)
 
 /** The driver's `signals` option, left out when there is no source (no per-slice call at all). */
