@@ -132,7 +132,12 @@ const latestLines = (run: RunInfo): Array<string> => {
  */
 export const runChanged = (verb: string, run: RunInfo, following = false): string => {
   const next = !following && (run.status === "running" || run.status === "paused") ? `\nfollow it: swarm runs watch ${run.id}` : ""
-  return `${verb} run ${run.id} (${run.ref}, ${run.mode}): ${run.status}${run.failure === null ? "" : `: ${run.failure}`}${next}\n`
+  const failure = run.failure === null ? "" : `: ${run.failure}`
+  // A stop (or a pause) that came as the run ended by itself: the run was not stopped, it ended.
+  if (verb !== "started" && (run.status === "completed" || run.status === "failed")) {
+    return `run ${run.id} (${run.ref}, ${run.mode}) ${run.status} before it could be ${verb}${failure}\n`
+  }
+  return `${verb} run ${run.id} (${run.ref}, ${run.mode}): ${run.status}${failure}${next}\n`
 }
 
 export interface Compared {

@@ -132,6 +132,18 @@ describe("runs start, stop, pause, resume", () => {
     expect(RemoteView.runChanged("started", live)).toBe("started run bt-1 (SMA crossover#1, backtest): running\nfollow it: swarm runs watch bt-1\n")
     expect(RemoteView.runChanged("started", live, true)).toBe("started run bt-1 (SMA crossover#1, backtest): running\n")
   })
+
+  it("say so when the run ended by itself before the stop or the pause took", () => {
+    expect(RemoteView.runChanged("stopped", run([], { status: "stopped", failure: "stopped by alice" }))).toBe(
+      "stopped run bt-1 (SMA crossover#1, backtest): stopped: stopped by alice\n"
+    )
+    expect(RemoteView.runChanged("stopped", run([], { status: "completed", failure: null }))).toBe(
+      "run bt-1 (SMA crossover#1, backtest) completed before it could be stopped\n"
+    )
+    expect(RemoteView.runChanged("paused", run([], { status: "failed", failure: "the database failed" }))).toBe(
+      "run bt-1 (SMA crossover#1, backtest) failed before it could be paused: the database failed\n"
+    )
+  })
 })
 
 describe("strategies show", () => {
