@@ -68,3 +68,11 @@ export const canonicalSignal = (s: ExternalSignal): ExternalSignal => ({
   ...(s.timeframe === undefined ? {} : { timeframe: s.timeframe }),
   ...(s.indicators === undefined ? {} : { indicators: { ...s.indicators } })
 })
+
+/**
+ * The order alerts enter a run in: by when they were received, then by key. A run's inbox keeps
+ * what it has not yet taken in this order (`SignalInbox`), and a resumed run gets its undelivered
+ * alerts back in it, so that a restart does not reorder alerts whose claims overlapped.
+ */
+export const arrivalOrder = (a: ExternalSignal, b: ExternalSignal): number =>
+  a.receivedAt !== b.receivedAt ? a.receivedAt - b.receivedAt : a.alertId < b.alertId ? -1 : a.alertId > b.alertId ? 1 : 0

@@ -42,7 +42,6 @@ import * as DataSource from "../market/DataSource.js"
 import * as Synthetic from "../market/Synthetic.js"
 import type { Strategy } from "../../schemas/Strategy.js"
 import { PgPool } from "../store/Pool.js"
-import * as RecordedSignals from "../store/RecordedSignals.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
 import * as StoredRun from "../store/StoredRun.js"
@@ -430,16 +429,6 @@ export const layer = Layer.scoped(
         )
       })).pipe(Effect.provide(context))
 
-    /** The alerts delivered to `record` (a paper run) whose signals its events do not hold. */
-    const pendingSignalsOf = (record: Runs.RunRecord) =>
-      Effect.gen(function*() {
-        const recorded = yield* RecordedSignals.read(record.id)
-        const taken = new Set<string>()
-        for (const signals of recorded.values()) for (const signal of signals) taken.add(signal.alertId)
-        for (const signal of yield* RecordedSignals.readNotApplied(record.id)) taken.add(signal.alertId)
-        return yield* WebhookStore.pendingSignals(record.strategyId, record.id, taken)
-      })
-
     const resumeUnfinished: RunManagerService["resumeUnfinished"] = () =>
       unavailable(Effect.gen(function*() {
         const unfinished = yield* Runs.unfinished()
@@ -455,7 +444,7 @@ export const layer = Layer.scoped(
           const created = yield* Deferred.make<RunId>()
           const approver = approverOf(record.id, ref, record.owner, approvalTimeoutMillis(record.strategy.risk.approval))
           // A paper run's inbox as its process left it: the alerts delivered to it and not yet taken.
-          const pending = mode === "paper" ? yield* pendingSignalsOf(record) : []
+          const pending = mode === "paper" ? yield* WebhookStore.pendingOf(record) : []
           // The lease is taken before the run's first event: another live process's run fails fast here.
           const launched = yield* Effect.either(launch((hooks) =>
             Effect.zipRight(

@@ -9,7 +9,7 @@
  * (`confirm`), or dropped if the commit fails (`cancel`): no slice takes an alert whose claim a
  * rollback released, which the sender's retry would deliver a second time.
  */
-import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
+import { arrivalOrder, type ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { StrategyId, Symbol } from "../../schemas/Ids.js"
 
 /** Signals one run may hold undelivered (a paused run's backlog). */
@@ -58,7 +58,12 @@ export class SignalInbox {
    * handed it over with what was queued (the run records it as not applied).
    */
   confirm(signal: ExternalSignal): void {
-    if (this.unstage(signal)) this.queue.push(signal)
+    if (!this.unstage(signal)) return
+    // In arrival order among what waits (`arrivalOrder`), as a restart would give it back: claims
+    // that overlap commit in either order.
+    let i = this.queue.length
+    while (i > 0 && arrivalOrder(this.queue[i - 1]!, signal) > 0) i--
+    this.queue.splice(i, 0, signal)
   }
 
   /** Drop a staged signal: it was never delivered. */

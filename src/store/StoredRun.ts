@@ -38,6 +38,7 @@ import * as Runs from "./Runs.js"
 import { CorruptRecord, type StoreError } from "./StoreError.js"
 import * as Strategies from "./Strategies.js"
 import * as Users from "./Users.js"
+import * as WebhookStore from "./Webhooks.js"
 
 /** Slices between checkpoints by default (a backtest pauses every 256 slices; checkpoints fall on those pauses). */
 export const DEFAULT_CHECKPOINT_EVERY = 2_560
@@ -536,6 +537,19 @@ export const resume = (ref: string, options: Common & { readonly owner?: string 
   }).pipe(Effect.withSpan("StoredRun.resume"))
 
 /** `resume`'s re-execution of a run found resumable, and the number of events it had recorded. */
+/** `signals` as a source that gives `pending` once, with what is left when the run ends first. */
+const oneShot = (pending: ReadonlyArray<ExternalSignal>): Pick<Common, "signals" | "leftoverSignals"> => {
+  if (pending.length === 0) return {}
+  let left = pending
+  const take = (): ReadonlyArray<ExternalSignal> => {
+    const out = left
+    left = NO_SIGNALS
+    return out
+  }
+  return { signals: take, leftoverSignals: take }
+}
+const NO_SIGNALS: ReadonlyArray<ExternalSignal> = []
+
 const resumed = (run: Runs.RunRecord, options: Common) =>
   Effect.gen(function*() {
     const { events, feed } = yield* inputsOf(run)
@@ -549,10 +563,15 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
     const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started, chatSpent: yield* Chats.spentOnRun(run.id) })
     // A stopped run's intents that were waiting when it stopped (cancelled then) are asked again.
     yield* Runs.reopenCancelledApprovals(run.id)
+    // A paper run resumed with no live source of its own (`swarm resume`, not a server's): the
+    // alerts delivered to it and not yet taken enter it as they would have, or are recorded as not
+    // applied when it ends first — never left answered 202 and nowhere in its events.
+    const outside = run.mode === "paper" && options.signals === undefined ? oneShot(yield* WebhookStore.pendingOf(run)) : {}
     // Checkpoints are committed with the events they follow, so the last one is never past the last event.
     const result = yield* execute({
       llm,
       ...options,
+      ...outside,
       ...(approver === undefined ? {} : { approver }),
       run: run.id,
       strategy: run.strategy,

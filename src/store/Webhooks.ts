@@ -7,8 +7,9 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import { Effect, Exit, Option, Schema } from "effect"
-import { canonicalSignal, ExternalSignal } from "../../schemas/ExternalSignal.js"
+import { arrivalOrder, canonicalSignal, ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId } from "../../schemas/Ids.js"
+import * as RecordedSignals from "./RecordedSignals.js"
 import * as Strategies from "./Strategies.js"
 import { storeError } from "./StoreError.js"
 import { transaction } from "./Transaction.js"
@@ -136,19 +137,27 @@ const decodeSignalJson = Schema.decodeUnknownOption(Schema.parseJson(ExternalSig
 
 /**
  * The signals of alerts delivered to `run` that it has not recorded (`recorded`: the alert ids its
- * events hold), in the order they were received: what its inbox held when its process stopped.
+ * events hold), in arrival order (`arrivalOrder`): what its inbox held when its process stopped.
  */
 export const pendingSignals = Effect.fn("Webhooks.pendingSignals")(function*(strategyId: StrategyId, run: RunId, recorded: ReadonlySet<string>) {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<{ signal: unknown }>`
     select signal from webhook_alerts
-    where strategy_id = ${strategyId} and signal is not null and runs @> ${JSON.stringify([run])}::jsonb
-    order by received_at, alert_key`
+    where strategy_id = ${strategyId} and signal is not null and runs @> ${JSON.stringify([run])}::jsonb`
   const signals: Array<ExternalSignal> = []
   for (const row of rows) {
     // A row that does not decode (edited by hand) is left out: the run goes on without it.
     const signal = typeof row.signal === "string" ? decodeSignalJson(row.signal) : decodeSignal(row.signal)
     if (Option.isSome(signal) && !recorded.has(signal.value.alertId)) signals.push(canonicalSignal(signal.value))
   }
-  return signals
+  return signals.sort(arrivalOrder)
 }, storeError("read a run's undelivered alerts"))
+
+/** The alerts delivered to paper run `run` that its events hold neither as taken nor as not applied. */
+export const pendingOf = (run: { readonly id: RunId; readonly strategyId: StrategyId }) =>
+  Effect.gen(function*() {
+    const taken = new Set<string>()
+    for (const signals of (yield* RecordedSignals.read(run.id)).values()) for (const signal of signals) taken.add(signal.alertId)
+    for (const signal of yield* RecordedSignals.readNotApplied(run.id)) taken.add(signal.alertId)
+    return yield* pendingSignals(run.strategyId, run.id, taken)
+  })

@@ -167,6 +167,55 @@ for (const backend of backends) {
         yield* third.shutdown
       }), { timeout: 60_000 })
 
+    it.scoped("alerts waiting in a paused run keep their arrival order across a restart, and a resume with no server (swarm resume) takes them", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const name = "alerts in order across a restart"
+        const symbol = symbolsOf(2)[0]!
+        const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
+          name,
+          symbols: symbolsOf(2),
+          agents: [{ type: "tradingview", params: { validity: 50 } }],
+          sizing: { mode: "percent_of_equity", value: 10 }
+        }))
+        const alert = (alertId: string, receivedAt: number) =>
+          canonicalSignal({ source: "tradingview", symbol, ticker: symbol, action: "buy", price: 51 as never, alertId, receivedAt: receivedAt as Timestamp })
+        const staged = (manager: RunManager.RunManagerService, signal: ReturnType<typeof alert>) =>
+          Effect.map(manager.stage(created.id, signal), (s) => ({ runs: s.runs, signal, settle: s.settle }))
+        const order = (run: string) =>
+          Effect.map(RecordedSignals.read(run as never), (taken) => [...taken.values()].flat().map((s) => s.alertId))
+
+        // Live: the later-received alert's claim commits first; the run takes them in arrival order.
+        const first = yield* managerOn(bus)
+        const live = yield* slowPaperRun(first.manager, name)
+        yield* first.manager.pause(alice, live.id)
+        const now = Date.now()
+        const early = alert("early", now)
+        const late = alert("late", now + 200)
+        const held = yield* staged(first.manager, early)
+        yield* WebhookStore.claimAlert(created.id, late.alertId, staged(first.manager, late))
+        held.settle(true)
+        yield* WebhookStore.claimAlert(created.id, early.alertId, Effect.succeed({ runs: held.runs, signal: early }))
+        yield* first.manager.resume(alice, live.id)
+        for (let i = 0; i < 100 && (yield* order(live.id)).length < 2; i++) yield* Effect.sleep("50 millis")
+        expect(yield* order(live.id)).toEqual(["early", "late"])
+        yield* first.manager.stop(alice, live.id)
+
+        // Across a restart: claimed in the other order while paused, given back in arrival order.
+        const run = yield* slowPaperRun(first.manager, name)
+        yield* first.manager.pause(alice, run.id)
+        const third = alert("third", now + 600)
+        const second = alert("second", now + 400)
+        yield* WebhookStore.claimAlert(created.id, third.alertId, staged(first.manager, third))
+        yield* WebhookStore.claimAlert(created.id, second.alertId, staged(first.manager, second))
+        yield* first.shutdown
+        // No server: what `swarm resume` does. The run ends at once (at backtest speed) with both taken.
+        const resumed = yield* StoredRun.resume(run.id)
+        expect(resumed.result.status).toBe("completed")
+        expect(yield* order(run.id)).toEqual(["second", "third"])
+        expect(yield* WebhookStore.pendingOf({ id: run.id, strategyId: created.id })).toEqual([])
+      }), { timeout: 60_000 })
+
     it.scoped("an alert taken while the run's last bar waits on an approval is recorded as not applied when the run ends; after it, none is taken", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
