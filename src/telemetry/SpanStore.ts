@@ -21,7 +21,8 @@ export const ROUND_ATTRIBUTES = {
   rounds: "swarm.rounds"
 } as const
 
-interface Stored {
+/** A finished span as the store keeps it. */
+export interface Stored {
   readonly traceId: string
   readonly spanId: string
   readonly parent: string | undefined
@@ -107,7 +108,7 @@ export class SpanStore implements SpanProcessor {
 
   onEnd(span: ReadableSpan): void {
     const context = span.spanContext()
-    const stored: Stored = {
+    this.add({
       traceId: context.traceId,
       spanId: context.spanId,
       parent: span.parentSpanContext?.spanId,
@@ -119,21 +120,25 @@ export class SpanStore implements SpanProcessor {
       error: span.status.code === 2 ? span.status.message : undefined,
       attributes: span.attributes,
       events: span.events
-    }
+    })
+  }
+
+  /** Keep a finished span (what `onEnd` keeps of an OpenTelemetry span; what Swarm's own tracer gives). */
+  add(stored: Stored): void {
     if (this.count === this.capacity) this.evict()
     this.ring[(this.head + this.count) % this.capacity] = stored
     this.count++
     let spans = this.traces.get(stored.traceId)
     if (spans === undefined) this.traces.set(stored.traceId, (spans = { items: [], head: 0 }))
     spans.items.push(stored)
-    const run = stored.parent === undefined ? span.attributes[ROUND_ATTRIBUTES.run] : undefined
+    const run = stored.parent === undefined ? stored.attributes[ROUND_ATTRIBUTES.run] : undefined
     if (typeof run === "string") {
-      const rounds = span.attributes[ROUND_ATTRIBUTES.rounds]
+      const rounds = stored.attributes[ROUND_ATTRIBUTES.rounds]
       let ofRun = this.runs.get(run)
       if (ofRun === undefined) this.runs.set(run, (ofRun = new Map()))
       ofRun.set(stored.traceId, {
         span: stored,
-        ts: Number(span.attributes[ROUND_ATTRIBUTES.ts] ?? 0),
+        ts: Number(stored.attributes[ROUND_ATTRIBUTES.ts] ?? 0),
         rounds: Array.isArray(rounds) ? rounds.map(String) : []
       })
     }

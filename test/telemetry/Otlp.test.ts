@@ -18,6 +18,7 @@ interface Received {
   readonly path: string
   readonly type: string
   readonly bytes: number
+  readonly body: string
 }
 
 /** A loopback OTLP/HTTP receiver for the scope: what was posted where. */
@@ -26,10 +27,11 @@ const receiver = Effect.map(
     Effect.async<{ readonly server: Server; readonly received: Array<Received> }>((resume) => {
       const received: Array<Received> = []
       const server = createServer((req, res) => {
-        let bytes = 0
-        req.on("data", (chunk: Buffer) => (bytes += chunk.length))
+        const chunks: Array<Buffer> = []
+        req.on("data", (chunk: Buffer) => chunks.push(chunk))
         req.on("end", () => {
-          received.push({ path: req.url ?? "", type: String(req.headers["content-type"]), bytes })
+          const body = Buffer.concat(chunks)
+          received.push({ path: req.url ?? "", type: String(req.headers["content-type"]), bytes: body.length, body: body.toString("utf8") })
           res.writeHead(200, { "content-type": "application/json" }).end("{}")
         })
       })
@@ -72,6 +74,24 @@ describe("OTLP export", () => {
       expect(traces.length).toBeGreaterThan(0)
       expect(metrics.length).toBeGreaterThan(0)
       expect([...traces, ...metrics].every((r) => r.bytes > 0)).toBe(true)
+      // OTLP/JSON: the service's resource, and each round's spans under its root, with their attributes and events.
+      expect(traces.every((r) => r.type.startsWith("application/json"))).toBe(true)
+      const batches = traces.flatMap((r) => JSON.parse(r.body).resourceSpans as Array<any>)
+      expect(batches[0].resource.attributes).toEqual(expect.arrayContaining([{ key: "service.name", value: { stringValue: "swarm" } }]))
+      const spans = batches.flatMap((b) => b.scopeSpans.flatMap((s: any) => s.spans as Array<any>))
+      const roots = spans.filter((span) => span.name === "Coordinator.round")
+      expect(roots).toHaveLength(15)
+      const root = roots[0]
+      expect(root.parentSpanId ?? "").toBe("")
+      expect(root.traceId).toMatch(/^[0-9a-f]{32}$/)
+      expect(root.attributes).toEqual(expect.arrayContaining([{ key: "swarm.rounds", value: { arrayValue: { values: [{ stringValue: expect.stringMatching(/^AAA@\d+$/) }] } } }]))
+      const children = spans.filter((span) => span.traceId === root.traceId && span.parentSpanId === root.spanId)
+      expect(children.length).toBeGreaterThan(0)
+      expect(children.some((span) => span.name.startsWith("Actor.receive "))).toBe(true)
+      expect(spans.every((span) => span.status.code === 1 && BigInt(span.endTimeUnixNano) >= BigInt(span.startTimeUnixNano))).toBe(true)
+      const opinions = spans.flatMap((span) => (span.events as Array<any>).filter((e) => e.name === "opinion"))
+      expect(opinions.length).toBeGreaterThan(0)
+      expect(opinions[0].attributes.length).toBeGreaterThan(0)
     }))
 
   it.effect("without one, the in-process store only; a bad rate is a configuration error naming it", () =>

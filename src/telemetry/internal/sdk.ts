@@ -1,11 +1,12 @@
 /**
  * The OpenTelemetry SDK behind the telemetry layer, loaded only when a process installs it (the
- * SDK takes a fifth of a second to load, which a `swarm runs list` should not pay): a tracer
- * provider feeding the in-process span store (and an OTLP/HTTP exporter when an endpoint is set),
- * Effect's tracer replaced by a wall-clock one over it, and Effect's metrics produced to the metric
- * readers (OTLP/HTTP every `exportIntervalMillis`, and any a test gives).
+ * SDK takes a fifth of a second to load, which a `swarm runs list` should not pay): Effect's tracer
+ * replaced by Swarm's (LightTracer.ts), whose spans go to the in-process span store and, as the
+ * SDK's `ReadableSpan`s, to the span processors (an OTLP/HTTP exporter when an endpoint is set);
+ * and Effect's metrics produced to the metric readers (OTLP/HTTP every `exportIntervalMillis`, and
+ * any a test gives).
  */
-import { Metrics, NodeSdk, Resource, Tracer as OtelTracer } from "@effect/opentelemetry"
+import { Metrics, Resource } from "@effect/opentelemetry"
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http"
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
 import { type MetricProducer, type MetricReader, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
@@ -13,7 +14,7 @@ import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace
 import { Effect, Layer } from "effect"
 import * as SwarmMetrics from "../Metrics.js"
 import type { SpanStore } from "../SpanStore.js"
-import { wallClock } from "../Trace.js"
+import * as LightTracer from "../LightTracer.js"
 
 export interface SdkOptions {
   readonly serviceName: string
@@ -38,7 +39,8 @@ const flushing = (producer: MetricProducer): MetricProducer => ({
 })
 
 export const layer = (options: SdkOptions): Layer.Layer<never> => {
-  const processors: Array<SpanProcessor> = [options.store, ...options.spanProcessors]
+  /** The span processors beside the store: the OTLP exporter's, a test's. */
+  const processors: Array<SpanProcessor> = [...options.spanProcessors]
   const readers: Array<MetricReader> = [...options.metricReaders]
   if (options.endpoint !== undefined) {
     processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: `${base(options.endpoint)}/v1/traces` })))
@@ -49,10 +51,22 @@ export const layer = (options: SdkOptions): Layer.Layer<never> => {
       })
     )
   }
-  const tracer = Layer.unwrapEffect(Effect.map(OtelTracer.make, (otel) => Layer.setTracer(wallClock(otel)))).pipe(
-    Layer.provide(OtelTracer.layerTracer),
-    Layer.provide(NodeSdk.layerTracerProvider(processors as [SpanProcessor, ...Array<SpanProcessor>]))
-  )
+  const tracer = Layer.unwrapScoped(Effect.gen(function*() {
+    const resource = yield* Resource.Resource
+    // Closing flushes the exporters (the batch not yet sent), as the SDK's tracer provider did.
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => Promise.all(processors.map((p) => p.forceFlush().then(() => p.shutdown())))).pipe(
+        Effect.ignoreLogged,
+        Effect.timeoutOption("3 seconds")
+      )
+    )
+    return Layer.setTracer(LightTracer.make({
+      resource,
+      scope: { name: options.serviceName, version: options.serviceVersion },
+      store: options.store,
+      processors
+    }))
+  }))
   const metrics = readers.length === 0
     ? Layer.empty
     : Layer.scopedDiscard(Effect.flatMap(Metrics.makeProducer, (producer) => Metrics.registerProducer(flushing(producer), () => readers as [MetricReader, ...Array<MetricReader>])))
