@@ -16,7 +16,7 @@
  * event's canonical JSON line (64 zeros before the first), so the event log is the run's audit
  * log: changing, deleting or reordering any of its rows breaks the chain (`Audit.ts` verifies it).
  */
-import { Deferred, Duration, Effect, Exit, Schedule, type Scope } from "effect"
+import { Deferred, Duration, Effect, Exit, type Scope } from "effect"
 import type * as Pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
 import type { RunId } from "../../schemas/Ids.js"
@@ -24,6 +24,7 @@ import type { RunEvent } from "../../schemas/RunEvent.js"
 import { sha256Hex } from "../internal/sha256.js"
 import { PgPool } from "./Pool.js"
 import { StoreError } from "./StoreError.js"
+import * as Transient from "./Transient.js"
 
 /** The hash before a chain's first link. */
 export const GENESIS = "0".repeat(64)
@@ -309,12 +310,12 @@ export const make = (
     }
 
     const writeBatch = (batch: Batch) =>
-      Effect.tryPromise({
-        try: () => commit(pool, copy, batch),
-        catch: (error) => new StoreError({ operation: `record run ${run}`, reason: error instanceof Error ? error.message : String(error) })
-      }).pipe(
-        // A dropped connection is worth a few more tries: the transaction rolled back, all or nothing.
-        Effect.retry({ schedule: Schedule.exponential(Duration.millis(100)), times: 3 })
+      Effect.tryPromise({ try: () => commit(pool, copy, batch), catch: (error) => error }).pipe(
+        // A dropped connection, or a database restarting, is worth more tries for half a minute (the
+        // transaction rolled back, all or nothing; the run meanwhile waits at its backlog's bound).
+        // A batch the database refuses for what it holds is not.
+        Transient.retry,
+        Effect.mapError((error) => new StoreError({ operation: `record run ${run}`, reason: error instanceof Error ? error.message : String(error) }))
       )
 
     const announce = Effect.suspend(() => {
@@ -404,6 +405,14 @@ const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch): Promise<void>
   // connection). A statement the server refused (a row it cannot store) leaves it sound once rolled
   // back — and the embedded database has one connection, whose reopening failed the next query.
   let broken: Error | undefined
+  // A checked-out client has no listener of the pool's: its connection dying (the server
+  // restarting, a pg_terminate_backend) would be an 'error' event nobody hears, thrown at the
+  // process — which crashed the server. Heard here, it fails the query in flight and the client is
+  // not reused.
+  const onError = (error: Error) => {
+    broken ??= error
+  }
+  client.on("error", onError)
   try {
     await client.query("begin")
     for (const name of NAMES) {
@@ -422,6 +431,7 @@ const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch): Promise<void>
     })
     throw failure
   } finally {
+    client.off("error", onError)
     client.release(broken)
   }
 }

@@ -19,6 +19,7 @@ import { type CheckpointState, GENESIS } from "./RunRecorder.js"
 import { PgPool } from "./Pool.js"
 import { CorruptRecord, RunNotFound, StoreError, storeError } from "./StoreError.js"
 import { transaction } from "./Transaction.js"
+import * as Transient from "./Transient.js"
 
 export const newRunId = (): RunId => `run_${randomBytes(6).toString("hex")}` as RunId
 
@@ -134,7 +135,8 @@ export interface Finish {
 
 export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Finish) {
   const sql = yield* SqlClient.SqlClient
-  yield* transaction(sql, Effect.zipRight(sql`update runs set
+  // The run has ended: a database blip must not leave its row saying `running` (Transient.ts).
+  yield* Transient.retry(transaction(sql, Effect.zipRight(sql`update runs set
       status = ${result.status},
       failure = ${result.failure ?? null},
       checksum = ${result.checksum},
@@ -146,7 +148,7 @@ export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Fini
       chain_count = ${result.chain.count},
       chain_head = ${result.chain.hash},
       finished_at = now()
-    where id = ${id}`, cancelWaiting(id)))
+    where id = ${id}`, cancelWaiting(id))))
 }, storeError("finish a run"))
 
 /**
@@ -157,13 +159,14 @@ export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Fini
  */
 export const markEnded = Effect.fn("Runs.markEnded")(function*(id: RunId, status: "failed" | "stopped", reason: string) {
   const sql = yield* SqlClient.SqlClient
-  yield* transaction(sql, Effect.zipRight(
+  // The run has ended: a database blip must not leave its row saying `running` in no process.
+  yield* Transient.retry(transaction(sql, Effect.zipRight(
     sql`update runs set status = ${status}, failure = ${reason}, finished_at = now(),
       chain_count = (select count(*) from run_events where run_id = ${id}),
       chain_head = coalesce((select hash from run_events where run_id = ${id} order by seq desc limit 1), ${GENESIS})
     where id = ${id} and status in ('running', 'paused')`,
     cancelWaiting(id)
-  ))
+  )))
 }, storeError("mark a run ended"))
 
 /** Who cancelled an approval whose run ended, by how the run ended, and why. */

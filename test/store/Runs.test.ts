@@ -6,7 +6,8 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
+import Pg from "pg"
 import * as DataSource from "../../src/market/DataSource.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as RunRecorder from "../../src/store/RunRecorder.js"
@@ -18,6 +19,7 @@ import * as StoredRun from "../../src/store/StoredRun.js"
 import * as Users from "../../src/store/Users.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
 import { failure } from "./fixtures/checks.js"
+import { serverUrl } from "./fresh.js"
 import { marketConfig, stored, strategy } from "./fixtures/workload.js"
 
 const count = (table: string) =>
@@ -121,6 +123,39 @@ for (const backend of backends) {
         expect(row.failure).toContain("refused by the test")
         expect(row.failure).not.toMatch(/\n\s+at /)
       }))
+
+    it.scoped("connections killed under a recording run, then the database refusing connections for 3 s: no crash; the run completes and verifies", () =>
+      Effect.gen(function*() {
+        if (backend.name !== "postgres") return
+        const sql = yield* SqlClient.SqlClient
+        const database = (yield* sql<{ database: string }>`select current_database() as database`)[0]!.database
+        // An administrator's session of its own, on another database: what kills and refuses.
+        const admin = new Pg.Client({ connectionString: serverUrl })
+        yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.end()))
+        const kill = Effect.promise(() =>
+          admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()`, [database])
+        )
+        const allow = (on: boolean) => Effect.promise(() => admin.query(`alter database "${database}" allow_connections ${on}`))
+        // The server's process: an 'error' of a connection nobody listens to would be thrown here.
+        const uncaught: Array<unknown> = []
+        const hear = (error: unknown) => void uncaught.push(error)
+        process.on("uncaughtException", hear)
+        yield* Effect.addFinalizer(() => Effect.sync(() => process.off("uncaughtException", hear)))
+        let run: string | undefined
+        const running = yield* Effect.fork(StoredRun.backtest(stored(2, 20_000, { name: "connections killed", onCreated: (c) => (run = c.id) })))
+        yield* Effect.sleep("300 millis")
+        for (let i = 0; i < 4; i++) {
+          yield* kill
+          yield* Effect.sleep("150 millis")
+        }
+        yield* allow(false).pipe(Effect.zipRight(kill), Effect.zipRight(Effect.sleep("3 seconds")), Effect.ensuring(allow(true)))
+        const result = yield* Fiber.join(running)
+        expect(uncaught.map(String)).toEqual([])
+        expect(result.result.status).toBe("completed")
+        const row = yield* Runs.get(run!)
+        expect([row.status, row.failure]).toEqual(["completed", null])
+        expect((yield* Audit.verifyRun(run!)).ok).toBe(true)
+      }), { timeout: 120_000 })
 
     it.effect("a run leased by a live process is left alone by resume; once the lease goes, it resumes", () =>
       Effect.gen(function*() {
