@@ -45,6 +45,7 @@ import { PgPool } from "../store/Pool.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
 import * as StoredRun from "../store/StoredRun.js"
+import { StoreError } from "../store/StoreError.js"
 import * as Users from "../store/Users.js"
 import * as WebhookStore from "../store/Webhooks.js"
 import type * as Backtest from "../swarm/Backtest.js"
@@ -251,10 +252,12 @@ export const layer = Layer.scoped(
      * `InvalidAgent`: `agents[0].type: unknown agent type …`), never the cause's rendering, which
      * carries stack traces and source paths. An unexpected one is logged here in full.
      */
-    const startFailure = (cause: Cause.Cause<unknown>): Effect.Effect<never, InvalidRequest | StrategyNotFound> => {
+    const startFailure = (cause: Cause.Cause<unknown>): Effect.Effect<never, InvalidRequest | StrategyNotFound | Unavailable> => {
       const failure = Cause.failureOption(cause)
       // The strategy deleted while the run was being created (`Runs.create`): as if it had been before.
       if (Option.isSome(failure) && failure.value instanceof StrategyNotFound) return Effect.fail(failure.value)
+      // The database failed, not the request: the caller may try again (`Unavailable`, as any procedure says it).
+      if (Option.isSome(failure) && failure.value instanceof StoreError) return Effect.fail(new Unavailable({ reason: failure.value.message }))
       return Effect.flatMap(
         Option.match(failure, {
           onSome: (error) =>

@@ -167,6 +167,25 @@ for (const backend of backends) {
         yield* third.shutdown
       }), { timeout: 60_000 })
 
+    it.scoped("a start the database fails is Unavailable (try again), not an invalid request; nothing is left", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const sql = yield* SqlClient.SqlClient
+        const { manager, shutdown } = yield* managerOn(bus)
+        yield* Strategies.create(alice.userId, strategyBody("refused start"))
+        yield* sql.unsafe(`create function refuse_runs() returns trigger language plpgsql as $$ begin raise exception 'no room for runs'; end $$`)
+        yield* sql.unsafe(`create trigger refuse_runs before insert on runs for each row execute function refuse_runs()`)
+        const refused = yield* Effect.flip(slowPaperRun(manager, "refused start"))
+        expect(refused._tag).toBe("Unavailable")
+        expect(refused.message).toContain("no room for runs")
+        expect(manager.live()).toBe(0)
+        yield* sql.unsafe(`drop trigger refuse_runs on runs`)
+        const run = yield* slowPaperRun(manager, "refused start")
+        expect(run.number).toBe(1)
+        yield* manager.stop(alice, run.id)
+        yield* shutdown
+      }), { timeout: 60_000 })
+
     it.scoped("alerts waiting in a paused run keep their arrival order across a restart, and a resume with no server (swarm resume) takes them", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
