@@ -226,7 +226,8 @@ const execute = (x: Execution) =>
     let checkpointSlices = 0
     let checkpointSeq = x.from?.count ?? 0
     const extra = x.onEvent
-    const toBacktestError = (error: StoreError) => new Backtest.BacktestError({ field: "store", reason: error.message })
+    // "store: cannot record run …", not "store: store: cannot …": the field says where, the reason what.
+    const toBacktestError = (error: StoreError) => new Backtest.BacktestError({ field: "store", reason: `cannot ${error.operation}: ${error.reason}` })
     let diverged: Divergence | undefined
     /** Whether the last checkpoint was compared with the rebuilt books (a resume must not skip it). */
     let checkpointChecked = x.checkpoint === undefined
