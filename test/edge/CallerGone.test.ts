@@ -43,6 +43,21 @@ const takenBy = (run: RunId, count: number) =>
     return yield* read
   })
 
+/** A live paper run of a new strategy of alice's with a tradingview analyst, and an alert for it. */
+const alertedRun = (manager: RunManager.RunManagerService, name: string, alertId: string) =>
+  Effect.gen(function*() {
+    const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
+      name,
+      symbols: symbolsOf(2),
+      agents: [{ type: "tradingview", params: { validity: 50 } }],
+      sizing: { mode: "percent_of_equity", value: 10 }
+    }))
+    const run = yield* manager.start(alice, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
+    const symbol = symbolsOf(2)[0]!
+    const signal = canonicalSignal({ source: "tradingview", symbol, ticker: symbol, action: "buy", price: 51 as never, alertId, receivedAt: Date.now() as Timestamp })
+    return { created, run, signal }
+  })
+
 const managerOn = (bus: EventBus["Type"]) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
@@ -134,23 +149,7 @@ for (const backend of backends) {
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
         const manager = yield* managerOn(bus)
-        const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
-          name: "alerted",
-          symbols: symbolsOf(2),
-          agents: [{ type: "tradingview", params: { validity: 50 } }],
-          sizing: { mode: "percent_of_equity", value: 10 }
-        }))
-        const run = yield* manager.start(alice, { strategy: "alerted", mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
-        const symbol = symbolsOf(2)[0]!
-        const signal = canonicalSignal({
-          source: "tradingview",
-          symbol,
-          ticker: symbol,
-          action: "buy",
-          price: 51 as never,
-          alertId: "alert-1",
-          receivedAt: Date.now() as Timestamp
-        })
+        const { created, run, signal } = yield* alertedRun(manager, "alerted", "alert-1")
         // The webhook handler's delivery (src/edge/Webhooks.ts), saying when it has put the signal in the run's inbox.
         const delivered = yield* Deferred.make<void>()
         const deliver = Effect.tap(stagedIn(manager, created.id, signal), () => Deferred.succeed(delivered, void 0))
@@ -169,23 +168,7 @@ for (const backend of backends) {
         const bus = yield* InProcessBus.InProcessBus
         const sql = yield* SqlClient.SqlClient
         const manager = yield* managerOn(bus)
-        const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
-          name: "alerted, commit fails",
-          symbols: symbolsOf(2),
-          agents: [{ type: "tradingview", params: { validity: 50 } }],
-          sizing: { mode: "percent_of_equity", value: 10 }
-        }))
-        const run = yield* manager.start(alice, { strategy: "alerted, commit fails", mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
-        const symbol = symbolsOf(2)[0]!
-        const signal = canonicalSignal({
-          source: "tradingview",
-          symbol,
-          ticker: symbol,
-          action: "buy",
-          price: 51 as never,
-          alertId: "doomed-1",
-          receivedAt: Date.now() as Timestamp
-        })
+        const { created, run, signal } = yield* alertedRun(manager, "alerted, commit fails", "doomed-1")
         // The database refuses the claim at its commit (a deferred check), after the alert was put in the run's inbox.
         yield* sql.unsafe(`create function refuse_doomed() returns trigger language plpgsql as $$
           begin if new.alert_key like 'doomed%' then raise exception 'refused at commit'; end if; return new; end $$`)
