@@ -45,6 +45,15 @@ const managerOn = (bus: EventBusService) =>
 const slowPaperRun = (manager: RunManager.RunManagerService, strategy: string) =>
   manager.start(alice, { strategy, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
 
+/** A strategy of alice's whose one analyst reads TradingView alerts, on two symbols. */
+const alertedStrategy = (name: string) =>
+  Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
+    name,
+    symbols: symbolsOf(2),
+    agents: [{ type: "tradingview", params: { validity: 50 } }],
+    sizing: { mode: "percent_of_equity", value: 10 }
+  }))
+
 /** What `follower` delivers within `millis`, read until it stops delivering or ends. */
 const drain = (follower: Subscription, millis: number) =>
   Effect.gen(function*() {
@@ -125,12 +134,7 @@ for (const backend of backends) {
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
         const name = "alerts across a restart"
-        const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
-          name,
-          symbols: symbolsOf(2),
-          agents: [{ type: "tradingview", params: { validity: 50 } }],
-          sizing: { mode: "percent_of_equity", value: 10 }
-        }))
+        const created = yield* alertedStrategy(name)
         const first = yield* managerOn(bus)
         const run = yield* slowPaperRun(first.manager, name)
         yield* first.manager.pause(alice, run.id)
@@ -191,12 +195,7 @@ for (const backend of backends) {
         const bus = yield* InProcessBus.InProcessBus
         const name = "alerts in order across a restart"
         const symbol = symbolsOf(2)[0]!
-        const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
-          name,
-          symbols: symbolsOf(2),
-          agents: [{ type: "tradingview", params: { validity: 50 } }],
-          sizing: { mode: "percent_of_equity", value: 10 }
-        }))
+        const created = yield* alertedStrategy(name)
         const alert = (alertId: string, receivedAt: number) =>
           canonicalSignal({ source: "tradingview", symbol, ticker: symbol, action: "buy", price: 51 as never, alertId, receivedAt: receivedAt as Timestamp })
         const staged = (manager: RunManager.RunManagerService, signal: ReturnType<typeof alert>) =>
@@ -355,12 +354,7 @@ for (const backend of backends) {
         const sql = yield* SqlClient.SqlClient
         const name = "alerts while stopping"
         const symbol = symbolsOf(2)[0]!
-        const created = yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
-          name,
-          symbols: symbolsOf(2),
-          agents: [{ type: "tradingview", params: { validity: 50 } }],
-          sizing: { mode: "percent_of_equity", value: 10 }
-        }))
+        const created = yield* alertedStrategy(name)
         const alert = (alertId: string) =>
           canonicalSignal({ source: "tradingview", symbol, ticker: symbol, action: "buy", price: 51 as never, alertId, receivedAt: Date.now() as Timestamp })
         const { manager, shutdown } = yield* managerOn(bus)
