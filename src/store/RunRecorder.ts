@@ -309,14 +309,16 @@ export const make = (
       wake()
     }
 
-    const writeBatch = (batch: Batch) =>
-      Effect.tryPromise({ try: () => commit(pool, copy, batch), catch: (error) => error }).pipe(
+    const writeBatch = (batch: Batch) => {
+      let tries = 0
+      return Effect.tryPromise({ try: () => commit(pool, copy, batch, tries++ > 0), catch: (error) => error }).pipe(
         // A dropped connection, or a database restarting, is worth more tries for half a minute (the
         // transaction rolled back, all or nothing; the run meanwhile waits at its backlog's bound).
         // A batch the database refuses for what it holds is not.
         Transient.retry,
         Effect.mapError((error) => new StoreError({ operation: `record run ${run}`, reason: error instanceof Error ? error.message : String(error) }))
       )
+    }
 
     const announce = Effect.suspend(() => {
       const done = progress
@@ -398,8 +400,13 @@ export const make = (
 // ---------------------------------------------------------------------------------------------
 // Writing a batch
 
-/** One transaction: every table's rows, all or nothing. */
-const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch): Promise<void> => {
+/**
+ * One transaction: every table's rows, all or nothing. `again` is a retry: the try before may have
+ * failed after Postgres committed (the connection lost while the acknowledgement of `commit` was on
+ * its way), and writing the batch twice would meet its own rows' keys and fail the run. A batch is
+ * whole or absent, so its first event says which; a batch of no events holds only upserts.
+ */
+const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch, again: boolean): Promise<void> => {
   const client = await pool.connect()
   // The connection is closed only if it cannot be trusted: when the rollback failed too (a dropped
   // connection). A statement the server refused (a row it cannot store) leaves it sound once rolled
@@ -414,6 +421,11 @@ const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch): Promise<void>
   }
   client.on("error", onError)
   try {
+    const first = batch.run_events[0]
+    if (again && first !== undefined) {
+      const landed = await client.query("select 1 from run_events where run_id = $1 and seq = $2", [first[0], first[1]])
+      if (landed.rows.length > 0) return
+    }
     await client.query("begin")
     for (const name of NAMES) {
       const rows = batch[name]

@@ -22,6 +22,8 @@ import { failure } from "./fixtures/checks.js"
 import { serverUrl } from "./fresh.js"
 import { marketConfig, stored, strategy } from "./fixtures/workload.js"
 
+const bindIfFunction = (target: object, value: unknown) => typeof value === "function" ? value.bind(target) : value
+
 const count = (table: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number }>`select count(*)::int as n from ${sql(table)}`).pipe(
     Effect.map((rows) => rows[0]!.n)
@@ -405,6 +407,48 @@ for (const backend of backends) {
         const sql = yield* SqlClient.SqlClient
         expect(yield* sql<{ x: number }>`select 1 as x`).toEqual([{ x: 1 }])
         expect(yield* count("run_events")).toBeGreaterThanOrEqual(0)
+      }), { timeout: 60_000 })
+
+    it.scoped("a batch Postgres committed whose acknowledgement was lost is not written again: the retry finds it, the run goes on", () =>
+      Effect.gen(function*() {
+        const owner = yield* Users.ensureLocal()
+        const s = strategy(1, "lost commit ack")
+        const saved = yield* Strategies.saveVersion(owner, s)
+        const created = yield* newRun(owner, saved, s, marketConfig(1, 10), "fp")
+        const real = yield* PgPool
+        // The first `commit` is carried out, and then its connection is lost before the answer.
+        let lose = 1
+        const pool = new Proxy(real.pool, {
+          get: (target, name) =>
+            name === "connect"
+              ? async () => {
+                const client = await target.connect()
+                return new Proxy(client, {
+                  get: (c, key) =>
+                    key === "query"
+                      ? (...args: Array<unknown>) =>
+                        args[0] === "commit" && lose-- > 0
+                          ? c.query("commit").then(() => Promise.reject(new Error("Connection terminated unexpectedly")))
+                          : (c.query as (...a: Array<unknown>) => unknown)(...args)
+                      : bindIfFunction(c, Reflect.get(c, key))
+                })
+              }
+              : bindIfFunction(target, Reflect.get(target, name))
+        })
+        const recorder = yield* RunRecorder.make(created.id).pipe(Effect.provideService(PgPool, { ...real, pool }))
+        const before = yield* count("run_events")
+        for (let seq = 1; seq <= 3; seq++) {
+          const event = { _tag: "ReasoningRecorded", run: created.id, seq, at: 0, agent: "a", round: "r", kind: "plan", role: "analyst", text: `step ${seq}` }
+          recorder.sink(event as never, JSON.stringify(event))
+        }
+        // Before, the retry met its own rows ("duplicate key") and failed the run.
+        yield* recorder.flush.pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "the flush never ended" }))
+        expect(lose).toBe(0)
+        expect(yield* count("run_events")).toBe(before + 3)
+        const next = { _tag: "ReasoningRecorded", run: created.id, seq: 4, at: 0, agent: "a", round: "r", kind: "plan", role: "analyst", text: "step 4" }
+        recorder.sink(next as never, JSON.stringify(next))
+        yield* recorder.flush
+        expect(yield* count("run_events")).toBe(before + 4)
       }), { timeout: 60_000 })
 
     it.scoped("a checkpoint that is the last row written is committed by a flush (a paper run suspended between bars)", () =>
