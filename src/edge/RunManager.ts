@@ -573,8 +573,10 @@ export const layer = Layer.scoped(
         const item = waiting.get(key)
         const done = item !== undefined && visible(principal, item) && (yield* Deferred.succeed(item.answer, answer))
         if (done) return
-        // Answered before (expired, or decided by someone else, a moment or long ago): say how.
-        const before = decided.get(key) ?? (yield* unavailable(Runs.resolvedApproval(record.id, round)))
+        // Answered before (expired, or decided by someone else, a moment or long ago): say how. The
+        // table first: an answer the run ended before recording was cancelled there, whatever this
+        // server remembers of it; the memory serves while the recorder has not written it yet.
+        const before = (yield* unavailable(Runs.resolvedApproval(record.id, round))) ?? decided.get(key)
         if (before === undefined) return yield* item === undefined || !visible(principal, item) ? notFound : alreadyResolved(record.id, round)
         return yield* alreadyResolved(record.id, round, before)
       }).pipe(Effect.provide(context))

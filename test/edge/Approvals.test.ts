@@ -176,6 +176,33 @@ for (const backend of backends) {
         yield* alice("runs.stop", { run: run.id })
       }), { timeout: 120_000 })
 
+    it.scoped("an expiry the run failed to record: answering it says the table's word (cancelled by the failure), not the server's memory", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("sk_alice")
+        const sql = yield* SqlClient.SqlClient
+        // The database refuses the expiry's event: the run fails with the intent unanswered on record.
+        yield* sql`create or replace function refuse_resolutions() returns trigger language plpgsql as $$
+          begin
+            if new.tag = 'ApprovalResolved' then raise exception 'refused by the test'; end if;
+            return new;
+          end $$`
+        yield* sql`create trigger refuse_resolutions before insert on run_events for each row execute function refuse_resolutions()`
+        yield* Effect.addFinalizer(() => Effect.ignore(sql`drop trigger refuse_resolutions on run_events`))
+        yield* alice("strategies.create", { strategy: guarded("expiry unrecorded", 0.3) })
+        const run = yield* alice("runs.start", { strategy: "expiry unrecorded", mode: "paper", data: { _tag: "synthetic", bars: 60 }, speed: 86_400_000 })
+        const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "an approval")
+        const failed = yield* until(alice("runs.get", { run: run.id }), (r) => r.status !== "running", "the run to fail")
+        expect(failed.status).toBe("failed")
+        expect(yield* Runs.resolvedApproval(run.id as never, held!.round)).toEqual({
+          outcome: "cancelled",
+          by: "failure",
+          reason: "the run failed before anyone answered it"
+        })
+        // Before, the server's memory of the expiry won: "expired already", which no record shows.
+        const late = yield* Effect.flip(alice("approvals.approve", { run: run.id, round: held!.round }))
+        expect(late._tag === "Conflict" && late.reason).toBe(`round ${held!.round} of run ${run.id} was cancelled: the run failed before anyone answered it`)
+      }), { timeout: 120_000 })
+
     it.scoped("an intent still waiting when its run is stopped is cancelled in the table, saying so; a resume asks it again", () =>
       Effect.gen(function*() {
         const alice = yield* clientFor("sk_alice")
