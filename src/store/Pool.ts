@@ -21,3 +21,24 @@ export interface PoolService {
 }
 
 export class PgPool extends Context.Tag("swarm/store/PgPool")<PgPool, PoolService>() {}
+
+/**
+ * A client of `pool` with `onError` listening from the moment the pool hands it over. A promise's
+ * continuation comes too late for that: the pool stops listening to a client it lends, and a
+ * connection the server ends as it opens (a `pg_terminate_backend`, a restart) sends its error in
+ * the same read as its readiness — an 'error' emitted before the continuation runs, heard by nobody,
+ * is thrown at the process.
+ */
+export const connectListening = (
+  pool: Pg.Pool,
+  onError: (client: Pg.PoolClient, error: Error) => void
+): Promise<{ readonly client: Pg.PoolClient; readonly listener: (error: Error) => void }> =>
+  new Promise((resolve, reject) => {
+    pool.connect((error, client) => {
+      if (error !== undefined && error !== null) return reject(error)
+      if (client === undefined) return reject(new Error("the pool lent no client"))
+      const listener = (cause: Error) => onError(client, cause)
+      client.on("error", listener)
+      resolve({ client, listener })
+    })
+  })

@@ -22,7 +22,7 @@ import { from as copyFrom } from "pg-copy-streams"
 import type { RunId } from "../../schemas/Ids.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { sha256Hex } from "../internal/sha256.js"
-import { PgPool } from "./Pool.js"
+import { connectListening, PgPool } from "./Pool.js"
 import { StoreError } from "./StoreError.js"
 import * as Transient from "./Transient.js"
 
@@ -407,7 +407,6 @@ export const make = (
  * whole or absent, so its first event says which; a batch of no events holds only upserts.
  */
 const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch, again: boolean): Promise<void> => {
-  const client = await pool.connect()
   // The connection is closed only if it cannot be trusted: when the rollback failed too (a dropped
   // connection). A statement the server refused (a row it cannot store) leaves it sound once rolled
   // back — and the embedded database has one connection, whose reopening failed the next query.
@@ -416,10 +415,9 @@ const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch, again: boolean
   // restarting, a pg_terminate_backend) would be an 'error' event nobody hears, thrown at the
   // process — which crashed the server. Heard here, it fails the query in flight and the client is
   // not reused.
-  const onError = (error: Error) => {
+  const { client, listener } = await connectListening(pool, (_, error) => {
     broken ??= error
-  }
-  client.on("error", onError)
+  })
   try {
     const first = batch.run_events[0]
     if (again && first !== undefined) {
@@ -443,7 +441,7 @@ const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch, again: boolean
     })
     throw failure
   } finally {
-    client.off("error", onError)
+    client.off("error", listener)
     client.release(broken)
   }
 }

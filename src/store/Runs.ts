@@ -16,7 +16,7 @@ import { StrategyNotFound } from "../../schemas/Rpc.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { FaultPlan } from "../swarm/Run.js"
 import { type CheckpointState, GENESIS } from "./RunRecorder.js"
-import { PgPool } from "./Pool.js"
+import { connectListening, PgPool } from "./Pool.js"
 import { CorruptRecord, RunNotFound, StoreError, storeError } from "./StoreError.js"
 import { transaction } from "./Transaction.js"
 import * as Transient from "./Transient.js"
@@ -594,7 +594,7 @@ export const lease = (run: RunId) =>
     let released = false
     // The pool lends the same connections again: a listener left on one would pile up with every
     // run (each holding its run's runtime) and answer errors of connections it no longer holds.
-    const listeners = new Map<Pg.PoolClient, () => void>()
+    const listeners = new Map<Pg.PoolClient, (error: Error) => void>()
     const giveBack = (client: Pg.PoolClient, error?: Error | boolean) => {
       const onError = listeners.get(client)
       if (onError !== undefined) client.removeListener("error", onError)
@@ -603,11 +603,9 @@ export const lease = (run: RunId) =>
     }
     /** A connection of its own with the lock on it, or why not (`RunLeased`: another process holds it). */
     const take = Effect.gen(function*() {
-      const client = yield* Effect.tryPromise({ try: () => pool.connect(), catch: failure })
       // Until it is released: an error of this connection is handled here, never thrown at the process.
-      const onError = () => lost(client)
-      client.on("error", onError)
-      listeners.set(client, onError)
+      const { client, listener } = yield* Effect.tryPromise({ try: () => connectListening(pool, (client) => lost(client)), catch: failure })
+      listeners.set(client, listener)
       const locked = yield* Effect.tryPromise({
         try: () => client.query<{ locked: boolean }>("select pg_try_advisory_lock(hashtextextended($1, 0)) as locked", [key]),
         catch: failure

@@ -418,23 +418,19 @@ for (const backend of backends) {
         const real = yield* PgPool
         // The first `commit` is carried out, and then its connection is lost before the answer.
         let lose = 1
-        const pool = new Proxy(real.pool, {
-          get: (target, name) =>
-            name === "connect"
-              ? async () => {
-                const client = await target.connect()
-                return new Proxy(client, {
-                  get: (c, key) =>
-                    key === "query"
-                      ? (...args: Array<unknown>) =>
-                        args[0] === "commit" && lose-- > 0
-                          ? c.query("commit").then(() => Promise.reject(new Error("Connection terminated unexpectedly")))
-                          : (c.query as (...a: Array<unknown>) => unknown)(...args)
-                      : bindIfFunction(c, Reflect.get(c, key))
-                })
-              }
-              : bindIfFunction(target, Reflect.get(target, name))
-        })
+        const losing = (client: Pg.PoolClient) =>
+          new Proxy(client, {
+            get: (c, key) =>
+              key === "query"
+                ? (...args: Array<unknown>) =>
+                  args[0] === "commit" && lose-- > 0
+                    ? c.query("commit").then(() => Promise.reject(new Error("Connection terminated unexpectedly")))
+                    : (c.query as (...a: Array<unknown>) => unknown)(...args)
+                : bindIfFunction(c, Reflect.get(c, key))
+          })
+        const connect = (callback: (error: Error | undefined, client?: Pg.PoolClient) => void) =>
+          real.pool.connect((error, client) => callback(error ?? undefined, client === undefined ? undefined : losing(client)))
+        const pool = new Proxy(real.pool, { get: (target, name) => name === "connect" ? connect : bindIfFunction(target, Reflect.get(target, name)) })
         const recorder = yield* RunRecorder.make(created.id).pipe(Effect.provideService(PgPool, { ...real, pool }))
         const before = yield* count("run_events")
         for (let seq = 1; seq <= 3; seq++) {
@@ -449,6 +445,45 @@ for (const backend of backends) {
         recorder.sink(next as never, JSON.stringify(next))
         yield* recorder.flush
         expect(yield* count("run_events")).toBe(before + 4)
+      }), { timeout: 60_000 })
+
+    it.scoped("a connection whose error comes as the pool lends it is heard, not thrown at the process (the recorder, the lease)", () =>
+      Effect.gen(function*() {
+        const owner = yield* Users.ensureLocal()
+        const s = strategy(1, "error as lent")
+        const saved = yield* Strategies.saveVersion(owner, s)
+        const created = yield* newRun(owner, saved, s, marketConfig(1, 10), "fp")
+        const real = yield* PgPool
+        const uncaught: Array<unknown> = []
+        const hear = (error: unknown) => void uncaught.push(error)
+        process.on("uncaughtException", hear)
+        yield* Effect.addFinalizer(() => Effect.sync(() => process.off("uncaughtException", hear)))
+        // As a backend terminated while it opens: its error is read with its readiness, in one turn of
+        // the socket, right after the pool hands the client over.
+        let lent = 0
+        const ended = () => new Error("terminating connection due to administrator command")
+        const connect = (callback?: (error: Error | undefined, client?: Pg.PoolClient, done?: unknown) => void) => {
+          lent++
+          const handOver = (then: (error: Error | undefined, client?: Pg.PoolClient, done?: unknown) => void) =>
+            setImmediate(() =>
+              real.pool.connect((error, client, done) => {
+                then(error ?? undefined, client, done)
+                client?.emit("error", ended())
+              })
+            )
+          if (callback !== undefined) return handOver(callback)
+          return new Promise<Pg.PoolClient>((resolve, reject) => handOver((error, client) => (error ? reject(error) : resolve(client!))))
+        }
+        const pool = new Proxy(real.pool, { get: (target, name) => name === "connect" ? connect : bindIfFunction(target, Reflect.get(target, name)) })
+        const lying = Effect.provideService(PgPool, { ...real, pool })
+        const recorder = yield* lying(RunRecorder.make(created.id))
+        const event = { _tag: "ReasoningRecorded", run: created.id, seq: 1, at: 0, agent: "a", round: "r", kind: "plan", role: "analyst", text: "heard" }
+        recorder.sink(event as never, JSON.stringify(event))
+        yield* recorder.flush.pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "the flush never ended" }))
+        if (real.shared) yield* Effect.scoped(lying(Runs.lease(created.id)))
+        yield* Effect.sleep("50 millis")
+        expect(lent).toBeGreaterThan(0)
+        expect(uncaught.map(String)).toEqual([])
       }), { timeout: 60_000 })
 
     it.scoped("a checkpoint that is the last row written is committed by a flush (a paper run suspended between bars)", () =>
