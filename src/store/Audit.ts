@@ -247,8 +247,11 @@ export const verifyInputs = Effect.fn("Audit.verifyInputs")(function*(run: Runs.
     where stream = ${`strategy:${run.strategyId}`} and kind = 'StrategyVersionSaved' and (entry::jsonb ->> 'version')::int = ${run.strategyVersion}`
   const version = saved === undefined ? undefined : Either.getOrUndefined(decodeStrategy((JSON.parse(saved.entry) as { body: unknown }).body))
   if (version === undefined) return fail(stream, 1, `version ${run.strategyVersion} of its strategy is not in the strategy's chain of versions`)
-  const expected = canonical(version)
-  const actual = canonical(run.strategy)
+  // Keys in one order: a `jsonb` column keeps an object's keys in its own order (shorter first),
+  // not the order the strategy listed them in (an agent's `params`: `{rounds, bars}` reads back
+  // `{bars, rounds}`), which the chain's text copy keeps.
+  const expected = keysSorted(canonical(version))
+  const actual = keysSorted(canonical(run.strategy))
   if (expected !== actual) {
     const d = firstDifference(JSON.parse(expected), JSON.parse(actual))
     return changed(
@@ -269,6 +272,13 @@ export const verifyInputs = Effect.fn("Audit.verifyInputs")(function*(run: Runs.
   }
   return { ok: true as const, unchecked: undefined }
 }, storeError("verify the run's inputs"))
+
+/** JSON text with every object's keys in code-unit order, at every depth. */
+const keysSorted = (json: string): string =>
+  JSON.stringify(JSON.parse(json), (_, value: unknown) =>
+    value !== null && typeof value === "object" && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : value)
 
 /** What a `RunCompleted` event's line says of the run's end. */
 const decodeCompleted = Schema.decodeEither(Schema.parseJson(Schema.Struct({ metrics: Metrics, checksum: Schema.String })))

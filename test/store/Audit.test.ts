@@ -76,6 +76,22 @@ for (const backend of backends) {
         expect(yield* Audit.verifyRun("untouched#1", "local")).toEqual(yield* Audit.verifyRun(run))
       }))
 
+    it.effect("a strategy whose agents' params list their keys in another order than the database keeps them verifies and replays", () =>
+      Effect.gen(function*() {
+        // `jsonb` keeps keys in its own order: the snapshot reads an agent's `{slow, fast}` back as
+        // `{fast, slow}`; the chain's text copy keeps the order given (the shipped LLM example's did).
+        const base = strategy(2, "keys in their own order")
+        const unordered = Schema.decodeUnknownSync(Strategy)({
+          ...Schema.encodeSync(Strategy)(base),
+          agents: [{ type: "sma_crossover", params: { slow: 20, fast: 5 } }, { type: "ema_crossover", params: { slow: 20, fast: 5 } }]
+        })
+        const { run } = yield* StoredRun.backtest({ ...stored(2, 60), strategy: unordered })
+        const report = yield* Audit.verifyRun(run)
+        expect(report.ok).toBe(true)
+        const replayed = yield* StoredRun.replay(run)
+        expect(replayed.status).toBe("completed")
+      }))
+
     it.effect("a changed event is reported at its position, as changed", () =>
       Effect.gen(function*() {
         const { events, middle, run } = yield* record("changed")
