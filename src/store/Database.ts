@@ -210,14 +210,36 @@ interface PoolOptions {
  * connect (or a defect while trying) becomes `DatabaseUnavailable`.
  */
 const client = (options: PoolOptions, backend: Backend, info: Info): Layer.Layer<Database | PgPool, DatabaseUnavailable> => {
+  const shared = backend.kind === "postgres"
+  const connection = {
+    ...(options.url === undefined ? {} : { connectionString: Redacted.value(options.url) }),
+    ...(options.host === undefined ? {} : { host: options.host }),
+    ...(options.port === undefined ? {} : { port: options.port }),
+    ...(options.database === undefined ? {} : { database: options.database }),
+    ...(options.username === undefined ? {} : { user: options.username })
+  }
+  // A live run's lease holds a connection for the run's whole life (Runs.lease): from the pool
+  // every query draws on, eight live runs took all of it and every other query waited for good.
+  const leases = shared
+    ? Effect.acquireRelease(
+      Effect.sync(() => {
+        const pool = new Pg.Pool({
+          ...connection,
+          max: maxLeases,
+          idleTimeoutMillis: 10_000,
+          connectionTimeoutMillis: connectTimeoutMillis,
+          application_name: `${conventions.applicationName} leases`
+        })
+        pool.on("error", () => undefined)
+        return pool
+      }),
+      (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(Duration.seconds(5)))
+    )
+    : undefined
   const acquire = Effect.acquireRelease(
     Effect.sync(() => {
       const pool = new Pg.Pool({
-        ...(options.url === undefined ? {} : { connectionString: Redacted.value(options.url) }),
-        ...(options.host === undefined ? {} : { host: options.host }),
-        ...(options.port === undefined ? {} : { port: options.port }),
-        ...(options.database === undefined ? {} : { database: options.database }),
-        ...(options.username === undefined ? {} : { user: options.username }),
+        ...connection,
         max: options.maxConnections,
         // 0 keeps idle clients open for good (pg's own meaning).
         idleTimeoutMillis: options.keepIdle === true ? 0 : 10_000,
@@ -240,14 +262,14 @@ const client = (options: PoolOptions, backend: Backend, info: Info): Layer.Layer
       })
     )
   )
-  return Layer.unwrapScoped(Effect.map(acquire, (pool) =>
+  return Layer.unwrapScoped(Effect.map(Effect.zip(acquire, leases ?? Effect.succeed(undefined)), ([pool, leasePool]) =>
     PgClient.layerFromPool({
       acquire: Effect.succeed(pool),
       transformResultNames: conventions.transformResultNames,
       transformQueryNames: conventions.transformQueryNames,
       transformJson: conventions.transformJson,
       applicationName: conventions.applicationName
-    }).pipe(Layer.merge(Layer.succeed(PgPool, { pool, copy: backend.kind === "postgres", shared: backend.kind === "postgres" })))
+    }).pipe(Layer.merge(Layer.succeed(PgPool, { pool, copy: shared, shared, leases: leasePool ?? pool })))
   )).pipe(
     Layer.catchAllCause((cause) =>
       Cause.isInterruptedOnly(cause)
@@ -260,6 +282,13 @@ const client = (options: PoolOptions, backend: Backend, info: Info): Layer.Layer
 
 /** How long the first connection may take. */
 const connectTimeoutMillis = 10_000
+
+/**
+ * Connections for the leases of live runs (one each, apart from the pool of queries): how many runs
+ * one process can run at once on Postgres. A run past it waits for one (up to the connect timeout),
+ * then fails to start, saying so; every other query goes on.
+ */
+export const maxLeases = 64
 
 // ---------------------------------------------------------------------------------------------
 // Postgres

@@ -18,6 +18,11 @@ export interface PoolService {
    * one process, and its advisory locks exclude nobody.
    */
   readonly shared: boolean
+  /**
+   * Where a live run's lease holds its connection (`Runs.lease`) while the run lasts: a pool of its
+   * own on Postgres, so that live runs never take the connections queries need.
+   */
+  readonly leases: Pg.Pool
 }
 
 export class PgPool extends Context.Tag("swarm/store/PgPool")<PgPool, PoolService>() {}

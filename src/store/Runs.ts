@@ -586,7 +586,7 @@ export class RunLeased extends Schema.TaggedError<RunLeased>()("RunLeased", { ru
  */
 export const lease = (run: RunId) =>
   Effect.gen(function*() {
-    const { pool, shared } = yield* PgPool
+    const { leases: pool, shared } = yield* PgPool
     if (!shared) return
     const key = `swarm-run:${run}`
     const failure = (error: unknown) => new StoreError({ operation: `lease run ${run}`, reason: error instanceof Error ? error.message : String(error) })

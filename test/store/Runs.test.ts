@@ -6,10 +6,12 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, Layer } from "effect"
 import Pg from "pg"
 import * as DataSource from "../../src/market/DataSource.js"
 import * as Audit from "../../src/store/Audit.js"
+import * as Database from "../../src/store/Database.js"
+import { migrate } from "../../src/store/Migrations.js"
 import * as RunRecorder from "../../src/store/RunRecorder.js"
 import { PgPool } from "../../src/store/Pool.js"
 import * as Runs from "../../src/store/Runs.js"
@@ -216,10 +218,31 @@ for (const backend of backends) {
         expect(yield* holders).toEqual([])
       }))
 
+    it.scoped("more live runs than the pool has connections: their leases take none of them, and queries go on", () =>
+      Effect.gen(function*() {
+        if (backend.name !== "postgres") return
+        // A pool of two: before, each live run's lease held one of the pool's connections for the
+        // run's life, and with all of them held every query (auth, the recorder, RPC) waited for good.
+        const small = Layer.unwrapScoped(Effect.map(Database.temporary(serverUrl!), (url) => Database.layerWith({ url, maxConnections: 2 })))
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* migrate
+          const owner = yield* Users.ensureLocal()
+          const s = strategy(1, "more runs than connections")
+          const saved = yield* Strategies.saveVersion(owner, s)
+          const config = marketConfig(1, 10)
+          for (let i = 0; i < 4; i++) yield* Runs.lease((yield* newRun(owner, saved, s, config, "fp")).id)
+          const sql = yield* SqlClient.SqlClient
+          const answer = yield* sql<{ x: number }>`select 1 as x`.pipe(
+            Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the query waited on the runs' leases" })
+          )
+          expect(answer).toEqual([{ x: 1 }])
+        })).pipe(Effect.provide(small))
+      }), { timeout: 60_000 })
+
     it.effect("leases leave nothing on the pool's connections: a server running many runs does not pile up listeners", () =>
       Effect.gen(function*() {
         if (backend.name !== "postgres") return
-        const { pool } = yield* PgPool
+        const { leases: pool } = yield* PgPool
         const errorListeners = Effect.promise(async () => {
           const client = await pool.connect()
           const count = client.listenerCount("error")
@@ -475,7 +498,7 @@ for (const backend of backends) {
           return new Promise<Pg.PoolClient>((resolve, reject) => handOver((error, client) => (error ? reject(error) : resolve(client!))))
         }
         const pool = new Proxy(real.pool, { get: (target, name) => name === "connect" ? connect : bindIfFunction(target, Reflect.get(target, name)) })
-        const lying = Effect.provideService(PgPool, { ...real, pool })
+        const lying = Effect.provideService(PgPool, { ...real, pool, leases: pool })
         const recorder = yield* lying(RunRecorder.make(created.id))
         const event = { _tag: "ReasoningRecorded", run: created.id, seq: 1, at: 0, agent: "a", round: "r", kind: "plan", role: "analyst", text: "heard" }
         recorder.sink(event as never, JSON.stringify(event))
