@@ -637,7 +637,9 @@ const converse = (q: Question) =>
       const request = requestOf(config, messages, tools ? { tools: toolSpecs } : {})
       let reservation: Reservation | undefined
       if (turn.budget !== undefined) {
-        const reserved = turn.budget.reserve(promptTokensUpperBound(messages) + (tools ? TOOL_SPEC_TOKENS : 0), config.maxTokensOut)
+        // Tentative: a chat call that does not fit is refused alone. The run's agents, whose calls are
+        // smaller (no tool specs), go on with what is left, as the budget's limit allows.
+        const reserved = turn.budget.reserve(promptTokensUpperBound(messages) + (tools ? TOOL_SPEC_TOKENS : 0), config.maxTokensOut, true)
         if (Either.isLeft(reserved)) return yield* budgetSpent(q, request, reserved.left)
         reservation = reserved.right
       }

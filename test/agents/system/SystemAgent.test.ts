@@ -9,7 +9,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
+import { Chunk, Effect, Either, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import type { ReceivedChat } from "../../llm/FakeOllama.js"
 import * as FakeOllama from "../../llm/FakeOllama.js"
 import * as SystemAgent from "../../../agents/system/SystemAgent.js"
@@ -407,6 +407,9 @@ for (const backend of backends) {
           expect(fake.requests).toHaveLength(0)
           expect(textOf(refused)).toMatch(/^The run's language-model budget is spent \(run \S+'s LLM tokens budget is spent \(49500 of 50000;/)
           expect(refused.at(-1)).toMatchObject({ _tag: "Done", backend: "offline" })
+          // The chat's call, tool specs and all, did not fit; a smaller call of the run's agents still
+          // does. Before, the chat's refusal was the budget's for good: its agents abstained from then on.
+          expect(Either.isRight(almost.reserve(200, 200))).toBe(true)
 
           // Room left: the answer is charged to the run's live budget, where its agents see it.
           const roomy = yield* seedRun("alice", TRADES, { budget: { tokens: 50_000 } })
