@@ -577,8 +577,18 @@ export const layer = Layer.scoped(
         // table first: an answer the run ended before recording was cancelled there, whatever this
         // server remembers of it; the memory serves while the recorder has not written it yet.
         const before = (yield* unavailable(Runs.resolvedApproval(record.id, round))) ?? decided.get(key)
-        if (before === undefined) return yield* item === undefined || !visible(principal, item) ? notFound : alreadyResolved(record.id, round)
-        return yield* alreadyResolved(record.id, round, before)
+        if (before !== undefined) return yield* alreadyResolved(record.id, round, before)
+        if (item !== undefined && visible(principal, item)) return yield* alreadyResolved(record.id, round)
+        // Recorded as waiting, and nothing waits here: its run is ending (a stop's cancellation not
+        // yet written) or runs in another process. It exists, and it is the caller's: not "not found".
+        if (yield* unavailable(Runs.approvalPending(record.id, round))) {
+          return yield* new Conflict({
+            reason: live.has(record.id)
+              ? `round ${round} of run ${record.id} is no longer waiting for an answer: its run is ending`
+              : `round ${round} of run ${record.id} waits in no live process here: its run ended, or runs in another process`
+          })
+        }
+        return yield* notFound
       }).pipe(Effect.provide(context))
 
     const approve: RunManagerService["approve"] = (principal, ref, round) =>

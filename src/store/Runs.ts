@@ -545,6 +545,14 @@ export const resolvedApproval = Effect.fn("Runs.resolvedApproval")(function*(run
   return row === undefined ? undefined : { outcome: row.status, by: row.resolvedBy, reason: row.reason ?? "" } satisfies ResolvedApproval
 }, storeError("read an approval"))
 
+/** Whether a held intent of a run is recorded as waiting for an answer (`pending`). */
+export const approvalPending = Effect.fn("Runs.approvalPending")(function*(run: RunId, round: string) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ n: number }>`
+    select count(*)::int as n from approvals where run_id = ${run} and round_id = ${round} and status = 'pending'`
+  return (rows[0]?.n ?? 0) > 0
+}, storeError("read an approval"))
+
 /** The trades of a run, in closing order (their events' JSON). */
 export const tradeEvents = Effect.fn("Runs.tradeEvents")(function*(run: RunId) {
   const sql = yield* SqlClient.SqlClient

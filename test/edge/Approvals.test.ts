@@ -203,6 +203,27 @@ for (const backend of backends) {
         expect(late._tag === "Conflict" && late.reason).toBe(`round ${held!.round} of run ${run.id} was cancelled: the run failed before anyone answered it`)
       }), { timeout: 120_000 })
 
+    it.scoped("an intent recorded as waiting that waits nowhere here (a stop's cancellation not yet written) is a Conflict, not 'not found'", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("sk_alice")
+        yield* alice("strategies.create", { strategy: guarded("waits nowhere", 600) })
+        const run = yield* alice("runs.start", { strategy: "waits nowhere", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
+        const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "an approval")
+        yield* alice("runs.stop", { run: run.id })
+        // The moment between a stop ending the run and its cancellation reaching the table (an
+        // approve racing the stop answered ApprovalNotFound there), set up to last.
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`update approvals set status = 'pending', resolved_by = null, reason = null where run_id = ${run.id} and round_id = ${held!.round}`
+        const answer = yield* Effect.flip(alice("approvals.approve", { run: run.id, round: held!.round }))
+        expect(answer._tag === "Conflict" && answer.reason).toBe(
+          `round ${held!.round} of run ${run.id} waits in no live process here: its run ended, or runs in another process`
+        )
+        // A round never held is still not found; so is the intent, for anyone else.
+        expect((yield* Effect.flip(alice("approvals.approve", { run: run.id, round: "S0@1" })))._tag).toBe("ApprovalNotFound")
+        const bob = yield* clientFor("sk_bob")
+        expect((yield* Effect.flip(bob("approvals.approve", { run: run.id, round: held!.round })))._tag).toBe("ApprovalNotFound")
+      }), { timeout: 120_000 })
+
     it.scoped("an intent still waiting when its run is stopped is cancelled in the table, saying so; a resume asks it again", () =>
       Effect.gen(function*() {
         const alice = yield* clientFor("sk_alice")
