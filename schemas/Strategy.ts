@@ -18,7 +18,12 @@ const Name = Schema.String.pipe(
   // Names are printed to terminals (summaries, tables, `runs watch`): an ESC in one was a terminal escape.
   Schema.pattern(/^\P{Cc}*$/u, { message: () => "no control characters (line breaks, tabs, escapes)" }),
   Schema.minLength(1, { message: () => "must not be empty" }),
-  Schema.maxLength(100, { message: () => "at most 100 characters" })
+  Schema.maxLength(100, { message: () => "at most 100 characters" }),
+  // Every command takes a strategy by id or by name: a name of an id's form would be another
+  // strategy's id, and the commands given it would act on that strategy.
+  Schema.filter((name) => !/^str_[0-9a-f]{12}$/.test(name), {
+    message: () => "cannot have a strategy id's form (str_ and 12 hexadecimal digits): commands take a strategy by id or by name"
+  })
 )
 
 /** One analyst (or other agent) of the roster: its registered type, its name in the run, its vote weight and parameters. */

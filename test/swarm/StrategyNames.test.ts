@@ -24,6 +24,13 @@ describe("strategy names", () => {
     }
   })
 
+  it("a name of a strategy id's form is refused: the commands that take a strategy by id or name would act on that one", () => {
+    expect(problemsOf({ ...minimal, name: "str_f03469b5d492" })).toEqual([
+      { field: "name", message: "cannot have a strategy id's form (str_ and 12 hexadecimal digits): commands take a strategy by id or by name" }
+    ])
+    for (const name of ["str_f03469b5d49", "str_F03469B5D492", "my str_f03469b5d492"]) expect(problemsOf({ ...minimal, name }), name).toEqual([])
+  })
+
   it("any other text is a name: letters of every script, symbols, emoji", () => {
     for (const name of ["SMA crossover#2", "Élan — momentum", "均线交叉", "🚀 rocket", "a/b\\c"]) {
       expect(problemsOf({ ...minimal, name }), name).toEqual([])
