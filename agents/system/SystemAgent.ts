@@ -242,6 +242,12 @@ interface Deps {
   readonly queue: number
   readonly idleMillis: number
   readonly sweep: Duration.Duration
+  /**
+   * What model calls spent that could not be recorded (the database refused or lost the record),
+   * by chat session: still spent, so still charged to the run's budget (`budgetOf`) while this
+   * process lives.
+   */
+  readonly unrecorded: Map<ChatSessionId, { tokens: number; cost: number }>
 }
 
 type Body<C> = C extends unknown ? Omit<C, "question" | "index"> : never
@@ -543,7 +549,17 @@ const callModel = (
         ? { error: `the answer was cut at ${bound} characters (maxTokensOut ${maxTokensOut})` }
         : {})
     }
-    yield* Chats.recordCall(turn.session!.id, turn.question, call)
+    yield* Chats.recordCall(turn.session!.id, turn.question, call).pipe(
+      Effect.tapError(() =>
+        Effect.sync(() => {
+          // Not recorded, yet spent: a live budget has it already; a budget read from the records
+          // would not, and the next question would spend it again.
+          const session = turn.session!.id
+          const before = deps.unrecorded.get(session) ?? { tokens: 0, cost: 0 }
+          deps.unrecorded.set(session, { tokens: before.tokens + tokensIn + tokensOut, cost: before.cost + (call.cost ?? 0) })
+        })
+      )
+    )
     if (Either.isLeft(outcome)) return yield* Effect.fail(outcome.left)
     return { content, toolCalls }
   })
@@ -609,16 +625,20 @@ const budgetSpent = (q: Question, request: ChatRequest, refusal: LlmBudgetExhaus
  */
 const budgetOf = (deps: Deps, record: Runs.RunRecord, config: LlmConfig, session: ChatSessionId) =>
   Effect.gen(function*() {
+    const lost = deps.unrecorded.get(session) ?? { tokens: 0, cost: 0 }
     const live = deps.llm.budgets.get(record.id)
     if (live !== undefined) {
       // Registered without it (a run executed without the store's reading of it): charged now, once.
-      if (!deps.llm.budgets.chargedChat(live)) deps.llm.budgets.chargeChat(live, yield* Chats.spent(session))
+      if (!deps.llm.budgets.chargedChat(live)) {
+        const chat = yield* Chats.spent(session)
+        deps.llm.budgets.chargeChat(live, { tokens: chat.tokens + lost.tokens, cost: chat.cost + lost.cost })
+      }
       return live
     }
     const chat = yield* Chats.spent(session)
     const run = yield* RecordedLlmCalls.spent(record.id)
     const budget = new Budget(record.id, config.budget)
-    budget.charge(run.tokens + chat.tokens, run.cost + chat.cost)
+    budget.charge(run.tokens + chat.tokens + lost.tokens, run.cost + chat.cost + lost.cost)
     return budget
   })
 
@@ -863,7 +883,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, LlmRu
       feed: new Feed(Math.max(1, Math.trunc(options.watchBuffer ?? 4_096)), Option.getOrUndefined(fanout), () => clock.unsafeCurrentTimeMillis()),
       queue,
       idleMillis: Duration.toMillis(Duration.decode(options.idle ?? "15 minutes")),
-      sweep: Duration.decode(options.sweep ?? "1 minute")
+      sweep: Duration.decode(options.sweep ?? "1 minute"),
+      unrecorded: new Map()
     }
     const system = yield* ActorSystem.make({
       // Stopping (the server shuts down): an answer in flight is cut short at once, recorded as

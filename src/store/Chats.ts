@@ -12,6 +12,7 @@ import type { RunId } from "../../schemas/Ids.js"
 import { Backend, LlmCall, ToolCall } from "../../schemas/Llm.js"
 import { CorruptRecord, storeError } from "./StoreError.js"
 import { transaction } from "./Transaction.js"
+import * as Transient from "./Transient.js"
 
 export const newSessionId = (): ChatSessionId => `chat_${randomBytes(6).toString("hex")}` as ChatSessionId
 
@@ -160,7 +161,8 @@ const decodeCall = Schema.decodeUnknown(LlmCall)
 /** Record a model call an answer made (to `question`, a message number); returns its number in the session. */
 export const recordCall = Effect.fn("Chats.recordCall")(function*(session: ChatSessionId, question: number, call: LlmCall) {
   const sql = yield* SqlClient.SqlClient
-  return yield* transaction(sql, Effect.gen(function*() {
+  // The call was made and paid for: a database blip must not lose what it spent (Transient.ts).
+  return yield* Transient.retry(transaction(sql, Effect.gen(function*() {
     yield* sql`select id from chat_sessions where id = ${session} for update`
     const [row] = yield* sql<{ seq: number }>`
       insert into chat_llm_calls (session_id, seq, question, body)
@@ -168,7 +170,7 @@ export const recordCall = Effect.fn("Chats.recordCall")(function*(session: ChatS
       from chat_llm_calls where session_id = ${session}
       returning seq`
     return row!.seq
-  }))
+  })))
 }, storeError("record a chat's model call"))
 
 /** What a session's model calls spent (tokens in and out together, and cost), as recorded. */

@@ -391,6 +391,36 @@ for (const backend of backends) {
           expect((yield* historyOf(fresh.id)).calls.map((c) => c.call.cost)).toEqual([(800 * 1 + 30 * 2) / 1_000_000])
         }), { timeout: 60_000 })
 
+      it.scoped("a model call the database would not record is still charged: the next question cannot spend it again", () =>
+        Effect.gen(function*() {
+          // A backend that claims huge counts: each call is charged its whole reservation.
+          const fake = yield* FakeOllama.start(() => ({ content: "From the model.", tokensIn: 1_000_000, tokensOut: 30 }))
+          const agent = yield* ollamaAgent(fake)
+          const sql = yield* SqlClient.SqlClient
+          // What one question's call reserves, measured on a run of its own.
+          const probe = yield* seedRun("alice", TRADES, { budget: { tokens: 1_000_000 } })
+          yield* collect(agent.ask(probe.id, "Which trades lost money?"))
+          const probed = yield* Chats.find(probe.id).pipe(Effect.orDie)
+          if (probed._tag !== "Some") return expect.unreachable()
+          const reservation = (yield* Chats.spent(probed.value.id).pipe(Effect.orDie)).tokens
+          expect(fake.requests).toHaveLength(1)
+          // Room for one such call and a half: the first is made, a second would pass the limit.
+          const run = yield* seedRun("alice", TRADES, { budget: { tokens: Math.floor(reservation * 1.5) } })
+          yield* sql`create or replace function refuse_chat_calls() returns trigger language plpgsql as $$
+            begin raise exception 'refused by the test'; end $$`
+          yield* sql`create trigger refuse_chat_calls before insert on chat_llm_calls for each row execute function refuse_chat_calls()`
+          const dropped = sql`drop trigger if exists refuse_chat_calls on chat_llm_calls`
+          yield* Effect.addFinalizer(() => Effect.ignore(dropped))
+          const first = yield* collect(agent.ask(run.id, "Which trades lost money?")).pipe(Effect.either)
+          expect(fake.requests).toHaveLength(2)
+          expect(JSON.stringify(first)).toContain("cannot record a chat's model call")
+          yield* dropped
+          // Before, nothing recorded meant nothing spent: the model was asked again, past the limit.
+          const second = yield* collect(agent.ask(run.id, "And which won?"))
+          expect(fake.requests).toHaveLength(2)
+          expect(textOf(second)).toMatch(/^The run's language-model budget is spent /)
+        }), { timeout: 60_000 })
+
       it.scoped("a run executing in this process: the chat spends its live budget, the very one its agents spend", () =>
         Effect.gen(function*() {
           const fake = yield* FakeOllama.start(() => ({ content: "From the model.", tokensIn: 800, tokensOut: 30 }))
