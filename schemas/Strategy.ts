@@ -17,6 +17,10 @@ const Name = Schema.String.pipe(
   Schema.trimmed({ message: () => "no leading or trailing spaces" }),
   // Names are printed to terminals (summaries, tables, `runs watch`): an ESC in one was a terminal escape.
   Schema.pattern(/^\P{Cc}*$/u, { message: () => "no control characters (line breaks, tabs, escapes)" }),
+  // Nor one that reorders what a terminal shows after it (a right-to-left override spoofing a name).
+  Schema.pattern(/^[^\u202a-\u202e\u2066-\u2069]*$/u, {
+    message: () => "no bidirectional formatting characters (U+202A to U+202E, U+2066 to U+2069): they reorder the text shown after them"
+  }),
   Schema.minLength(1, { message: () => "must not be empty" }),
   Schema.maxLength(100, { message: () => "at most 100 characters" }),
   // Every command takes a strategy by id or by name: a name of an id's form would be another

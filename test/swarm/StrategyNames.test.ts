@@ -24,6 +24,14 @@ describe("strategy names", () => {
     }
   })
 
+  it("a bidirectional override or isolate in a name is refused: it reorders what a terminal shows after it", () => {
+    for (const name of ["invoice\u202egpj.exe", "a\u2066b\u2069", "\u202aleft"]) {
+      expect(problemsOf({ ...minimal, name }), JSON.stringify(name)).toEqual([
+        { field: "name", message: "no bidirectional formatting characters (U+202A to U+202E, U+2066 to U+2069): they reorder the text shown after them" }
+      ])
+    }
+  })
+
   it("a name of a strategy id's form is refused: the commands that take a strategy by id or name would act on that one", () => {
     expect(problemsOf({ ...minimal, name: "str_f03469b5d492" })).toEqual([
       { field: "name", message: "cannot have a strategy id's form (str_ and 12 hexadecimal digits): commands take a strategy by id or by name" }
@@ -32,7 +40,7 @@ describe("strategy names", () => {
   })
 
   it("any other text is a name: letters of every script, symbols, emoji", () => {
-    for (const name of ["SMA crossover#2", "Élan — momentum", "均线交叉", "🚀 rocket", "a/b\\c"]) {
+    for (const name of ["SMA crossover#2", "Élan — momentum", "均线交叉", "🚀 rocket", "a/b\\c", "👩\u200d💻 desk", "שלום momentum"]) {
       expect(problemsOf({ ...minimal, name }), name).toEqual([])
     }
   })
