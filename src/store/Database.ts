@@ -285,8 +285,8 @@ const connectTimeoutMillis = 10_000
 
 /**
  * Connections for the leases of live runs (one each, apart from the pool of queries): how many runs
- * one process can run at once on Postgres. A run past it waits for one (up to the connect timeout),
- * then fails to start, saying so; every other query goes on.
+ * one process can run at once on Postgres. A run past it waits for one, up to the connect timeout;
+ * every other query goes on meanwhile.
  */
 export const maxLeases = 64
 
