@@ -51,6 +51,15 @@ const newRun = (
     eventDetail: "decisions"
   })
 
+/** A `running` row of a one-symbol strategy named `name` (10 synthetic bars), not executed: for a recorder of its own. */
+const unexecutedRun = (name: string) =>
+  Effect.gen(function*() {
+    const owner = yield* Users.ensureLocal()
+    const s = strategy(1, name)
+    const saved = yield* Strategies.saveVersion(owner, s)
+    return yield* newRun(owner, saved, s, marketConfig(1, 10), "fp")
+  })
+
 for (const backend of backends) {
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`runs (${backend.name})`, (it) => {
     it.effect("a backtest of a symbol its data lacks records nothing: no strategy version, no run (the server starts runs this way)", () =>
@@ -415,10 +424,7 @@ for (const backend of backends) {
 
     it.scoped("a group commit the database refuses fails the recorder, and the very next query works (the embedded single connection too)", () =>
       Effect.gen(function*() {
-        const owner = yield* Users.ensureLocal()
-        const s = strategy(1, "refused commit")
-        const saved = yield* Strategies.saveVersion(owner, s)
-        const created = yield* newRun(owner, saved, s, marketConfig(1, 10), "fp")
+        const created = yield* unexecutedRun("refused commit")
         const recorder = yield* RunRecorder.make(created.id)
         // Text no Postgres column holds (a NUL): the batch is refused, all of it, on every try.
         const event = { _tag: "ReasoningRecorded", run: created.id, seq: 1, at: 0, agent: "a", round: "r", kind: "plan", role: "analyst", text: "a\u0000b" }
@@ -434,10 +440,7 @@ for (const backend of backends) {
 
     it.scoped("a batch Postgres committed whose acknowledgement was lost is not written again: the retry finds it, the run goes on", () =>
       Effect.gen(function*() {
-        const owner = yield* Users.ensureLocal()
-        const s = strategy(1, "lost commit ack")
-        const saved = yield* Strategies.saveVersion(owner, s)
-        const created = yield* newRun(owner, saved, s, marketConfig(1, 10), "fp")
+        const created = yield* unexecutedRun("lost commit ack")
         const real = yield* PgPool
         // The first `commit` is carried out, and then its connection is lost before the answer.
         let lose = 1
@@ -472,10 +475,7 @@ for (const backend of backends) {
 
     it.scoped("a connection whose error comes as the pool lends it is heard, not thrown at the process (the recorder, the lease)", () =>
       Effect.gen(function*() {
-        const owner = yield* Users.ensureLocal()
-        const s = strategy(1, "error as lent")
-        const saved = yield* Strategies.saveVersion(owner, s)
-        const created = yield* newRun(owner, saved, s, marketConfig(1, 10), "fp")
+        const created = yield* unexecutedRun("error as lent")
         const real = yield* PgPool
         const uncaught: Array<unknown> = []
         const hear = (error: unknown) => void uncaught.push(error)
@@ -511,11 +511,7 @@ for (const backend of backends) {
 
     it.scoped("a checkpoint that is the last row written is committed by a flush (a paper run suspended between bars)", () =>
       Effect.gen(function*() {
-        const owner = yield* Users.ensureLocal()
-        const s = strategy(1, "checkpoint last")
-        const saved = yield* Strategies.saveVersion(owner, s)
-        const config = marketConfig(1, 10)
-        const created = yield* newRun(owner, saved, s, config, "fp")
+        const created = yield* unexecutedRun("checkpoint last")
         const recorder = yield* RunRecorder.make(created.id)
         const before = yield* count("checkpoints")
         // Nothing else follows it: the writer is asleep, and only the checkpoint may wake it.
