@@ -213,7 +213,12 @@ const stopReasonOf = (options: Pick<Options, "stopReason">): string => options.s
 const execute = (x: Execution) =>
   Effect.gen(function*() {
     // Held while the run executes: another process resuming unfinished runs leaves this one alone.
-    yield* Runs.lease(x.run)
+    // A new run that cannot have it (no connection for it) fails, saying why: its caller was told it
+    // runs, and a row left `running` would run in no process. A resumed one is left for the next start.
+    yield* Runs.lease(x.run).pipe(
+      Effect.tapErrorTag("StoreError", (error) =>
+        x.compareUntil === undefined ? Effect.ignore(Runs.markEnded(x.run, "failed", error.message)) : Effect.void)
+    )
     const recorder = yield* RunRecorder.make(x.run, {
       ...x.recorder,
       ...(x.from === undefined ? {} : { from: x.from }),

@@ -248,6 +248,22 @@ for (const backend of backends) {
         })).pipe(Effect.provide(small))
       }), { timeout: 60_000 })
 
+    it.effect("a new run that cannot have its lease (no connection for it) ends failed, saying why, not running in no process", () =>
+      Effect.gen(function*() {
+        const real = yield* PgPool
+        // Every lease connection refused, as when the database has no more for this process.
+        const exhausted = { connect: (callback: (error: Error) => void) => callback(new Error("sorry, too many clients already")) } as unknown as Pg.Pool
+        let run: string | undefined
+        const error = yield* failure(
+          StoredRun.backtest(stored(1, 30, { name: "no lease", onCreated: (c) => (run = c.id) })).pipe(
+            Effect.provideService(PgPool, { ...real, shared: true, leases: exhausted })
+          )
+        )
+        expect(error.message).toContain("too many clients")
+        const row = yield* Runs.get(run!)
+        expect([row.status, row.failure]).toEqual(["failed", `store: cannot lease run ${run}: sorry, too many clients already`])
+      }))
+
     it.effect("leases leave nothing on the pool's connections: a server running many runs does not pile up listeners", () =>
       Effect.gen(function*() {
         if (backend.name !== "postgres") return
