@@ -368,7 +368,11 @@ export const layer = Layer.scoped(
               ? Effect.void
               : Deferred.poll(created).pipe(Effect.flatMap(Option.match({
                 onNone: () => Effect.void,
-                onSome: Effect.flatMap((run) => Effect.logWarning("a run failed", cause).pipe(Effect.annotateLogs("run", run)))
+                onSome: Effect.flatMap((run) =>
+                  // Not a failure: another process runs it (a second server's start-up finds it unfinished).
+                  Option.exists(Cause.failureOption(cause), (error) => Predicate.isTagged(error, "RunLeased"))
+                    ? Effect.logInfo("the run is running in another process: left to it").pipe(Effect.annotateLogs("run", run))
+                    : Effect.logWarning("a run failed", cause).pipe(Effect.annotateLogs("run", run)))
               }))))),
           runs
         )
