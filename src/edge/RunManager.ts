@@ -453,10 +453,11 @@ export const layer = Layer.scoped(
           // A paper run's inbox as its process left it: the alerts delivered to it and not yet taken.
           const pending = mode === "paper" ? yield* WebhookStore.pendingOf(record) : []
           // The lease is taken before the run's first event: another live process's run fails fast here.
+          const leased = yield* Deferred.make<void>()
           const launched = yield* Effect.either(launch((hooks) =>
             Effect.zipRight(
               Deferred.succeed(created, record.id),
-              StoredRun.resume(record.id, { ...hooks, approver })
+              StoredRun.resume(record.id, { ...hooks, approver, onLeased: () => Deferred.unsafeDone(leased, Exit.void) })
             ), {
               mode,
               speed: record.speed ?? 1,
@@ -470,9 +471,16 @@ export const layer = Layer.scoped(
             outcomes.push({ run: record.id, ref, outcome: "failed", reason: error._tag === "StrategyNotFound" ? `no strategy ${error.strategy}` : error.reason })
             continue
           }
-          // A resume that cannot go on (leased elsewhere, diverged) ends at once: say why.
+          // A resume that cannot go on (leased elsewhere, diverged) ends at once: say why. Whether
+          // another process holds it is known once the lease is taken or refused (reading the run's
+          // inputs first may take longer than a moment); a divergence, within a moment after.
           const entry = live.get(record.id)
-          const early = entry === undefined ? undefined : yield* Fiber.await(entry.fiber).pipe(Effect.timeoutOption(Duration.millis(50)))
+          const early = entry === undefined ? undefined : yield* Effect.gen(function*() {
+            const ended = yield* Effect.raceFirst(Effect.asSome(Fiber.await(entry.fiber)), Effect.as(Deferred.await(leased), Option.none())).pipe(
+              Effect.timeoutTo({ duration: Duration.seconds(15), onSuccess: (outcome) => outcome, onTimeout: () => Option.none() })
+            )
+            return Option.isSome(ended) ? ended : yield* Fiber.await(entry.fiber).pipe(Effect.timeoutOption(Duration.millis(50)))
+          })
           if (early !== undefined && early._tag === "Some" && Exit.isFailure(early.value)) {
             const error = early.value.cause
             outcomes.push({ run: record.id, ref, outcome: "failed", reason: StoredRun.failureOf(error) })

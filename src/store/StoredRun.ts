@@ -139,6 +139,8 @@ interface Common {
   readonly suspended?: () => boolean
   /** Asked when the run is interrupted and not suspended: why it was stopped (`stopped by alice`); unset, "interrupted". */
   readonly stopReason?: () => string | undefined
+  /** Told once the run holds its lease: from then on it runs in this process (a resume: not elsewhere). */
+  readonly onLeased?: () => void
 }
 
 export interface Options extends Common {
@@ -219,6 +221,7 @@ const execute = (x: Execution) =>
       Effect.tapErrorTag("StoreError", (error) =>
         x.compareUntil === undefined ? Effect.ignore(Runs.markEnded(x.run, "failed", error.message)) : Effect.void)
     )
+    x.onLeased?.()
     const recorder = yield* RunRecorder.make(x.run, {
       ...x.recorder,
       ...(x.from === undefined ? {} : { from: x.from }),

@@ -444,7 +444,16 @@ for (const backend of backends) {
         const { manager, shutdown } = yield* managerOn(bus)
         const logged: Array<string> = []
         const logger = Logger.make(({ logLevel, message }) => void logged.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`))
-        yield* manager.resumeUnfinished().pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+        // Reading what the resume needs takes a while (a busy database: a lock held for 400 ms):
+        // the lease is refused only after it. Before, 50 ms without the run ending was "resumed".
+        const sql = yield* SqlClient.SqlClient
+        const locked = yield* Deferred.make<void>()
+        yield* Effect.forkScoped(sql.withTransaction(
+          Effect.zipRight(sql`lock table checkpoints in access exclusive mode`, Effect.zipRight(Deferred.succeed(locked, undefined), Effect.sleep("400 millis")))
+        ))
+        yield* Deferred.await(locked)
+        const outcomes = yield* manager.resumeUnfinished().pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+        expect(outcomes.map((o) => [o.run, o.outcome])).toEqual([[run.id, "failed"]])
         expect(ends(yield* drain(follower, 1_000))).toEqual([])
         // Said as what it is, not as a failure with a stack trace (once per such run at every start).
         expect(logged.filter((line) => line.includes("a run failed"))).toEqual([])
