@@ -119,9 +119,13 @@ export type StrategyVersion = typeof StrategyVersion.Type
 export class StrategyRpcs extends RpcGroup.make(
   /** Refused (`InvalidRequest`) when an agent's type is not registered or its params do not decode. */
   Rpc.make("strategies.create", { payload: { strategy: Strategy }, success: StrategyVersion, error: Schema.Union(Conflict, InvalidRequest, Unavailable) }),
-  /** A new version; the runs that ran an older one keep it. Its agents are checked as `create`'s. */
+  /**
+   * A new version; the runs that ran an older one keep it. Its agents are checked as `create`'s.
+   * With `ifVersion`, only while that is still the latest version (`Conflict` otherwise): a body
+   * edited from version N does not drop what another change (a rule added) made N+1 meanwhile.
+   */
   Rpc.make("strategies.update", {
-    payload: { strategy: Ref, body: Strategy },
+    payload: { strategy: Ref, body: Strategy, ifVersion: Schema.optional(Schema.Int.pipe(Schema.positive())) },
     success: StrategyVersion,
     error: Schema.Union(StrategyNotFound, Conflict, InvalidRequest, Unavailable)
   }),

@@ -93,15 +93,23 @@ export const update = (io: Io, wiring: Wiring) =>
   Command.make("update", {
     strategy: strategyArg,
     file: fileArg,
+    ifVersion: Options.integer("if-version").pipe(
+      Options.optional,
+      Options.withDescription("Only if this is still the latest version (the one `show` printed): refused if the strategy changed since.")
+    ),
     json: json("Print the new version as one JSON document on stdout."),
     ...Remote.options
   }, (flags) =>
     Effect.gen(function*() {
       const ref = yield* strategyRef("<strategy>", flags.strategy)
       const body = yield* StrategyFile.load(flags.file)
+      const ifVersion = Option.getOrUndefined(flags.ifVersion)
+      if (ifVersion !== undefined && !(ifVersion >= 1)) return yield* new UsageError({ field: "--if-version", reason: `${ifVersion} is not a version (1 or more)` })
       yield* Remote.withRemote(flags, wiring)((remote) =>
         Effect.gen(function*() {
-          const saved = yield* remote.client.strategies.update({ strategy: ref, body }).pipe(remote.call("strategy"))
+          const saved = yield* remote.client.strategies.update({ strategy: ref, body, ...(ifVersion === undefined ? {} : { ifVersion }) }).pipe(
+            remote.call("strategy")
+          )
           io.stdout(flags.json ? RemoteView.strategyJson(saved) : RemoteView.strategySaved("updated", saved))
         })
       )

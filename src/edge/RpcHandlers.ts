@@ -106,8 +106,8 @@ export const StrategyHandlers = StrategyRpcs.toLayer(Effect.gen(function*() {
   return {
     "strategies.create": ({ strategy }) =>
       as((p) => Effect.zipRight(runnable("strategy", strategy), unavailable(Effect.map(Strategies.create(p.userId, strategy), version)))),
-    "strategies.update": ({ body, strategy }) =>
-      as((p) => Effect.zipRight(runnable("body", body), unavailable(Effect.map(Strategies.update(p.userId, strategy, body), version)))),
+    "strategies.update": ({ body, ifVersion, strategy }) =>
+      as((p) => Effect.zipRight(runnable("body", body), unavailable(Effect.map(Strategies.update(p.userId, strategy, body, ifVersion), version)))),
     "strategies.get": ({ strategy, version: v }) => as((p) => unavailable(Effect.map(Strategies.find(p.userId, strategy, v), version))),
     "strategies.list": () =>
       as((p) => unavailable(Effect.map(Strategies.list(p.userId), (rows) => rows.map((r) => ({ ...r, id: r.id as string }))))),

@@ -179,8 +179,19 @@ export const modify = <E, R>(owner: string, ref: string, change: (current: Found
     }))
   }).pipe(storeError("update a strategy"), Effect.withSpan("Strategies.modify"))
 
-/** A new version of an existing strategy (its name may change, unless another strategy has it). */
-export const update = (owner: string, ref: string, strategy: Strategy) => modify(owner, ref, () => Effect.succeed(strategy))
+/**
+ * A new version of an existing strategy (its name may change, unless another strategy has it). With
+ * `ifVersion`, only while that is its latest version: `Conflict` once another change came first.
+ */
+export const update = (owner: string, ref: string, strategy: Strategy, ifVersion?: number) =>
+  modify(owner, ref, (current) =>
+    ifVersion === undefined || current.version === ifVersion
+      ? Effect.succeed(strategy)
+      : Effect.fail(
+        new Conflict({
+          reason: `strategy ${current.name} is at version ${current.version} now, not ${ifVersion}: it changed since; show it again and redo the change`
+        })
+      ))
 
 export interface Listed {
   readonly id: StrategyId

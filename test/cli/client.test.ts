@@ -179,6 +179,12 @@ describe("swarm as a client of a live server", () => {
       const cap = "{\"id\":\"cap\",\"name\":\"Cap\",\"kind\":\"max_position_percent\",\"params\":{\"percent\":30}}"
       const put = yield* cli(["rules", "put", "SMA crossover", cap])
       expect([put.code, put.stdout]).toEqual([0, expect.stringMatching(/^put rule cap in strategy "SMA crossover" \(str_[0-9a-f]+\): version 3, 1 rule\n$/)])
+      // The file edited from version 2, sent after the rule made version 3: with --if-version, refused (the rule kept).
+      const stale = yield* cli(["strategies", "update", "SMA crossover", yaml, "--if-version", "2"])
+      expect([stale.code, stale.stderr]).toEqual([
+        2,
+        "swarm: strategy: strategy SMA crossover is at version 3 now, not 2: it changed since; show it again and redo the change\n"
+      ])
       // The same update or rule again changes nothing, makes no version, and says so.
       const same = yield* cli(["rules", "put", "SMA crossover", cap])
       expect([same.code, same.stdout]).toEqual([0, expect.stringMatching(/^unchanged: strategy "SMA crossover" \(str_[0-9a-f]+\) is already that at version 3, 1 rule; no version made\n$/)])

@@ -90,6 +90,15 @@ for (const backend of backends) {
         expect(created.version).toBe(1)
         const updated = yield* alice("strategies.update", { strategy: "rpc crossover", body: strategyBody("rpc crossover", 3) })
         expect(updated.version).toBe(2)
+        // A body edited from version 1, sent while 2 is the latest: refused, nothing saved.
+        const stale = yield* Effect.flip(alice("strategies.update", { strategy: "rpc crossover", body: strategyBody("rpc crossover", 4), ifVersion: 1 }))
+        expect(stale._tag === "Conflict" && stale.reason).toBe(
+          "strategy rpc crossover is at version 2 now, not 1: it changed since; show it again and redo the change"
+        )
+        expect(yield* alice("strategies.update", { strategy: "rpc crossover", body: strategyBody("rpc crossover", 3), ifVersion: 2 })).toMatchObject({
+          version: 2,
+          unchanged: true
+        })
         const listed = yield* alice("strategies.list", undefined)
         expect(listed.map((s) => [s.name, s.latestVersion])).toEqual([["rpc crossover", 2]])
 
