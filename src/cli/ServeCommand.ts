@@ -86,13 +86,17 @@ export const command = (io: Io, wiring: Wiring) =>
     )
   }, (flags) =>
     Effect.gen(function*() {
-      const configured = yield* Http.config.pipe(
-        Effect.mapError((error) => new UsageError({ field: "PORT/HOST", reason: String(error).replace(/\s*\n\s*/g, " ") }))
+      const configured = yield* (wiring.environment === undefined ? Http.config : Effect.withConfigProvider(Http.config, wiring.environment)).pipe(
+        Effect.mapError((error) => new UsageError({ field: "PORT/HOST/SWARM_CORS_ORIGINS", reason: String(error).replace(/\s*\n\s*/g, " ") }))
       )
       const port = Option.getOrElse(flags.port, () => configured.port)
       const store = wiring.store ?? Store.layer
       // Telemetry first: the tracer it installs must be in place before the server starts what it traces.
-      const server = Server.layer(store, { port, ...(configured.host === undefined ? {} : { host: configured.host }) }).pipe(
+      const server = Server.layer(store, {
+        port,
+        corsOrigins: configured.corsOrigins,
+        ...(configured.host === undefined ? {} : { host: configured.host })
+      }).pipe(
         Layer.provideMerge(Telemetry.layer)
       )
       yield* Effect.scoped(Effect.gen(function*() {
@@ -106,6 +110,7 @@ export const command = (io: Io, wiring: Wiring) =>
           io.stderr(`language model: ${(yield* LlmRuntime.LlmRuntime).info.description}\n`)
           io.stderr(`${(yield* Telemetry.Telemetry).info.description}\n`)
           io.stderr(`${Redis.describe(yield* Effect.serviceOption(Redis.Redis))}\n`)
+          io.stderr(`${Http.describeCors(configured.corsOrigins)}\n`)
           const base = yield* Http.baseUrl
           io.stderr(`swarm server listening on ${base} (RPC ${base}/rpc, SSE ${base}/v1/runs/<run>/events, ${base}/health)\n`)
           yield* resumeUnfinished(io)

@@ -26,9 +26,10 @@ export interface Wiring {
   /** The database, migrated; default `Store.layer` (`DATABASE_URL`, else the embedded PGlite). */
   readonly store?: Layer.Layer<Database.Database, DatabaseUnavailable | DatabaseLocked | StoreError | ConfigError.ConfigError>
   /**
-   * Where the commands that talk to a server read SWARM_SERVER, SWARM_API_KEY and SWARM_CONFIG;
-   * default the process's environment. Tests give their own, so that a developer's `swarm login`
-   * never turns a test of the local database into one of their server.
+   * Where the commands that talk to a server read SWARM_SERVER, SWARM_API_KEY and SWARM_CONFIG,
+   * and `serve` its HTTP settings (PORT, HOST, SWARM_CORS_ORIGINS); default the process's
+   * environment. Tests give their own, so that a developer's `swarm login` never turns a test of
+   * the local database into one of their server.
    */
   readonly environment?: ConfigProvider.ConfigProvider
   /** The language models for LLM agents; default `LlmRuntime.fromConfig` (Ollama at `OLLAMA_HOST`, else offline). */

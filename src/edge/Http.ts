@@ -10,6 +10,7 @@ import * as Http from "node:http"
 import {
   HttpIncomingMessage,
   HttpLayerRouter,
+  HttpMiddleware,
   HttpServer,
   HttpServerError,
   HttpServerRequest,
@@ -17,7 +18,7 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, Duration, Effect, Either, Layer, Option } from "effect"
+import { Cause, Config, ConfigError, Duration, Effect, Either, Layer, Option } from "effect"
 import * as Health from "./Health.js"
 import * as Sse from "./Sse.js"
 
@@ -32,16 +33,108 @@ export interface Options {
   readonly shutdownGrace?: Duration.DurationInput
   readonly sse?: Sse.Options
   readonly health?: Health.Components
+  /** Which web pages' origins may call the server from a browser (CORS). Default `"*"`: any. */
+  readonly corsOrigins?: CorsOrigins
 }
 
 export const DEFAULT_PORT = 7070
 export const DEFAULT_SHUTDOWN_GRACE = Duration.seconds(2)
 
-/** `PORT` (default 7070) and `HOST` (default: every interface), read once at the edge. */
-export const config: Config.Config<{ readonly port: number; readonly host: string | undefined }> = Config.all({
-  port: Config.port("PORT").pipe(Config.withDefault(DEFAULT_PORT)),
-  host: Config.string("HOST").pipe(Config.option, Config.map(Option.getOrUndefined))
-})
+// ---------------------------------------------------------------------------------------------
+// Cross-origin requests (CORS)
+
+/**
+ * The origins of the web pages that may read the server's answers from a browser: a dashboard
+ * served from elsewhere (`http://localhost:3000`, a file opened from disk: origin `null`) reading
+ * a run's SSE stream with `EventSource` and `?token=`, or calling `POST /rpc` with `fetch`.
+ * `"*"`, any page; `"none"`, no cross-origin answers at all (only pages of the server's own origin,
+ * and non-browser clients, which CORS does not concern); or a list of origins.
+ *
+ * Any page is the default because nothing here trusts where a request comes from: every
+ * procedure and stream wants an API key, which a page has only if its user gave it one — there
+ * are no cookies a foreign page could ride on (`Access-Control-Allow-Credentials` is never sent).
+ * What a foreign page can read without a key is what `curl` can: `/health`, and refusals.
+ */
+export type CorsOrigins = "*" | "none" | ReadonlyArray<string>
+
+/** How long a browser may keep a preflight's answer, in seconds. */
+const CORS_MAX_AGE = 600
+
+/** What `SWARM_CORS_ORIGINS` says, or why it cannot be read. */
+export const parseCorsOrigins = (text: string): Either.Either<CorsOrigins, string> => {
+  const trimmed = text.trim()
+  if (trimmed === "*") return Either.right("*")
+  if (trimmed === "" || trimmed.toLowerCase() === "none") return Either.right("none")
+  const origins: Array<string> = []
+  for (const item of trimmed.split(",").map((part) => part.trim())) {
+    if (item === "") return Either.left("has an empty entry: list origins separated by commas")
+    if (item === "*") return Either.left(`mixes "*" with origins: "*" alone allows any origin`)
+    if (item === "null") {
+      origins.push(item)
+      continue
+    }
+    let url: URL
+    try {
+      url = new URL(item)
+    } catch {
+      return Either.left(`"${item}" is not an origin: write scheme://host[:port], as http://localhost:3000`)
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      return Either.left(`"${item}" is not an http or https origin`)
+    }
+    // An origin is scheme, host and port only, in the form a browser sends it.
+    if (url.origin !== item) return Either.left(`"${item}" is not an origin as browsers send it: did you mean "${url.origin}"?`)
+    origins.push(item)
+  }
+  return Either.right(origins)
+}
+
+/** A start-up line: what `corsOrigins` lets browsers do. */
+export const describeCors = (origins: CorsOrigins): string =>
+  origins === "*"
+    ? "cross-origin requests (CORS): web pages of any origin may call the server with a key (SWARM_CORS_ORIGINS narrows it)"
+    : origins === "none"
+    ? "cross-origin requests (CORS): refused to every web page of another origin (SWARM_CORS_ORIGINS=none)"
+    : `cross-origin requests (CORS): web pages of ${origins.join(", ")} may call the server with a key (SWARM_CORS_ORIGINS)`
+
+/**
+ * Answer browsers' cross-origin requests as `origins` allows: a preflight (`OPTIONS` with an
+ * `Origin`) is a 204 that allows the methods, the headers asked for (`Authorization`,
+ * `Content-Type`, `Last-Event-ID`) and caching it for `CORS_MAX_AGE`; any other request with an
+ * allowed `Origin` gets `Access-Control-Allow-Origin` on its answer, whatever the answer (a 401's
+ * body is readable, so a page can say why), and `Retry-After` readable on a 429. A request without
+ * an `Origin` (a CLI, curl, a same-origin page's GET) is served as if this were not here.
+ */
+const cors = (origins: CorsOrigins): HttpMiddleware.HttpMiddleware => {
+  if (origins === "none") return (app) => app
+  const allowed = origins === "*" ? undefined : new Set(origins)
+  const withCors = HttpMiddleware.cors({
+    // Any origin: the platform answers `*`; a list: the request's own origin when it is listed.
+    ...(allowed === undefined ? {} : { allowedOrigins: (origin: string) => allowed.has(origin) }),
+    allowedMethods: ["GET", "HEAD", "POST"],
+    exposedHeaders: ["retry-after", "www-authenticate"],
+    maxAge: CORS_MAX_AGE
+  })
+  return (app) => {
+    const corsApp = withCors(app)
+    return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => request.headers["origin"] === undefined ? app : corsApp)
+  }
+}
+
+/** `SWARM_CORS_ORIGINS`: `*` (the default), `none`, or origins separated by commas. */
+const corsConfig: Config.Config<CorsOrigins> = Config.string("SWARM_CORS_ORIGINS").pipe(
+  Config.withDefault("*"),
+  Config.mapOrFail((text) =>
+    Either.mapLeft(parseCorsOrigins(text), (reason) => ConfigError.InvalidData(["SWARM_CORS_ORIGINS"], reason)))
+)
+
+/** `PORT` (default 7070), `HOST` (default: every interface) and `SWARM_CORS_ORIGINS` (default `*`), read once at the edge. */
+export const config: Config.Config<{ readonly port: number; readonly host: string | undefined; readonly corsOrigins: CorsOrigins }> =
+  Config.all({
+    port: Config.port("PORT").pipe(Config.withDefault(DEFAULT_PORT)),
+    host: Config.string("HOST").pipe(Config.option, Config.map(Option.getOrUndefined)),
+    corsOrigins: corsConfig
+  })
 
 /** A request's path without its query string (which may hold a `?token=`). */
 const pathOf = (request: HttpServerRequest.HttpServerRequest): string => {
@@ -68,10 +161,12 @@ const reasonOf = (error: unknown): string => {
  * Every route's last line of defence (a global middleware, so unknown routes pass through it too).
  * An interruption (the client went away) is left to the server.
  */
-const answerEverything = (logRequests: boolean) =>
+const answerEverything = (logRequests: boolean, origins: CorsOrigins) =>
   HttpLayerRouter.middleware(
-    (app: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled>) =>
+    (handler: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled>) =>
       Effect.gen(function*() {
+        // Inside: a preflight is logged, and every answer made below, refusals too, gets the headers.
+        const app = cors(origins)(handler) as typeof handler
         const request = yield* HttpServerRequest.HttpServerRequest
         const logFailure = (cause: Cause.Cause<unknown>) =>
           Effect.logError("HTTP: a handler failed", cause).pipe(Effect.annotateLogs({ method: request.method, path: pathOf(request) }))
@@ -213,8 +308,8 @@ const rpcEnvelope = HttpLayerRouter.middleware(
 export const routes = (options: Pick<Options, "sse" | "health"> = {}) => Layer.mergeAll(Health.route(options.health), Sse.route(options.sse))
 
 /** Serve `routes` (layers that add routes to `HttpLayerRouter.HttpRouter`) on the `HttpServer` provided. */
-export const serve = <E, R>(routes: Layer.Layer<never, E, R>, options: Pick<Options, "logRequests"> = {}) =>
-  HttpLayerRouter.serve(Layer.mergeAll(routes, rpcEnvelope, answerEverything(options.logRequests ?? true)), {
+export const serve = <E, R>(routes: Layer.Layer<never, E, R>, options: Pick<Options, "logRequests" | "corsOrigins"> = {}) =>
+  HttpLayerRouter.serve(Layer.mergeAll(routes, rpcEnvelope, answerEverything(options.logRequests ?? true, options.corsOrigins ?? "*")), {
     disableLogger: true,
     disableListenLog: true
   })
@@ -252,9 +347,10 @@ export const listen = (options: Pick<Options, "port" | "host" | "shutdownGrace">
 export const layer = (options: Options = {}) =>
   serve(routes(options), options).pipe(Layer.provideMerge(listen(options)))
 
-/** `layer` with `PORT` and `HOST` from the configuration. */
-export const layerConfig = (options: Omit<Options, "port" | "host"> = {}) =>
-  Layer.unwrapEffect(Effect.map(config, ({ host, port }) => layer({ ...options, port, ...(host === undefined ? {} : { host }) })))
+/** `layer` with `PORT`, `HOST` and `SWARM_CORS_ORIGINS` from the configuration. */
+export const layerConfig = (options: Omit<Options, "port" | "host" | "corsOrigins"> = {}) =>
+  Layer.unwrapEffect(Effect.map(config, ({ corsOrigins, host, port }) =>
+    layer({ ...options, port, corsOrigins, ...(host === undefined ? {} : { host }) })))
 
 /** The bound address as a URL base (`http://127.0.0.1:7070`), for start-up lines and tests. */
 export const baseUrl = Effect.map(HttpServer.HttpServer, (server) =>

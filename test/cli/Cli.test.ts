@@ -97,6 +97,17 @@ describe("swarm: flags", () => {
       expect(lines(command.stderr)[0]).toMatch(/^swarm: frobnicate: unknown command/)
     }))
 
+  it.live("serve with a SWARM_CORS_ORIGINS that is not a list of origins: exit code 2, naming it and why, before any database opens", () =>
+    Effect.gen(function*() {
+      const before = openAttempts()
+      const ran = yield* swarm(["serve", "--port", "0"], { environment: { SWARM_CORS_ORIGINS: "https://ops.example.com/dashboard" } })
+      expect(ran.code).toBe(2)
+      expect(lines(ran.stderr)).toEqual([
+        `swarm: PORT/HOST/SWARM_CORS_ORIGINS: (Invalid data at SWARM_CORS_ORIGINS: ""https://ops.example.com/dashboard" is not an origin as browsers send it: did you mean "https://ops.example.com"?")`
+      ])
+      expect(openAttempts()).toBe(before)
+    }))
+
   it.live("help: on stdout, without terminal colours, exit code 0", () =>
     Effect.gen(function*() {
       const help = yield* swarm(["backtest", "--help"])

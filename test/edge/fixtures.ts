@@ -63,6 +63,8 @@ export interface Server {
 export const server = (options: {
   readonly sse?: Sse.Options
   readonly bus?: InProcessBus.Options
+  /** Which origins browsers may call it from (default: the server's, any). */
+  readonly corsOrigins?: Http.CorsOrigins
   /** More routes (a test's own; their handlers may fail with anything). */
   readonly extra?: Layer.Layer<never, never, HttpLayerRouter.HttpRouter | HttpLayerRouter.Request<"Error", unknown>>
 } = {}) =>
@@ -70,7 +72,10 @@ export const server = (options: {
     const bus = yield* InProcessBus.make(options.bus)
     const routes = Http.routes({ sse: { heartbeat: "1 hour", ...options.sse } })
     const context = yield* Layer.build(
-      Http.serve(options.extra === undefined ? routes : Layer.merge(routes, options.extra), { logRequests: false }).pipe(
+      Http.serve(options.extra === undefined ? routes : Layer.merge(routes, options.extra), {
+        logRequests: false,
+        ...(options.corsOrigins === undefined ? {} : { corsOrigins: options.corsOrigins })
+      }).pipe(
         Layer.provideMerge(Http.listen({ port: 0, host: "127.0.0.1", shutdownGrace: 0 })),
         Layer.provide(Layer.succeed(EventBus, bus))
       )
