@@ -8,7 +8,7 @@
  * strategy and starts a paper run of it on the sample data, and prints the commands to watch it.
  */
 import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import { Command, Options } from "@effect/cli"
 import { ConfigError, Effect, Layer, Option } from "effect"
 import { Principal } from "../../schemas/Auth.js"
@@ -28,6 +28,7 @@ import type { Io } from "./Io.js"
 import type { Wiring } from "./Wiring.js"
 
 const EXAMPLE = fileURLToPath(new URL("../../examples/six-analysts.yaml", import.meta.url))
+const DASHBOARD = fileURLToPath(new URL("../../examples/dashboard.html", import.meta.url))
 
 /** A path as a person would type it from here: relative under the working directory, else absolute. */
 const shown = (path: string) => {
@@ -62,7 +63,9 @@ const firstStart = (io: Io, base: string) =>
         `  npx swarm runs watch ${run.id}\n\n` +
         `or, without the CLI:\n\n` +
         `  curl -N "${base}/v1/runs/${run.id}/events?token=${made.key}"\n` +
-        `  curl -H "Authorization: Bearer ${made.key}" ${base}/health\n\n`
+        `  curl -H "Authorization: Bearer ${made.key}" ${base}/health\n\n` +
+        `or in a browser (the key stays in the page: a fragment is sent to no server):\n\n` +
+        `  ${pathToFileURL(DASHBOARD).href}#server=${base}&key=${made.key}&run=${run.id}\n\n`
     )
   })
 

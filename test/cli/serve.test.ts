@@ -82,6 +82,11 @@ describe("swarm serve", () => {
       expect(run).toBeDefined()
       expect(first.stdout()).toContain(`curl -N "${first.base}/v1/runs/${run}/events?token=${key}"`)
       expect(first.stdout()).toContain(`npx swarm login --server ${first.base} --key ${key}\n  npx swarm runs watch ${run}\n`)
+      // The browser dashboard, given the server, key and run in its fragment: a file that is there.
+      const dashboard = new RegExp(`(file://\\S+)#server=${first.base}&key=${key}&run=${run}\n`).exec(first.stdout())
+      expect(dashboard).not.toBeNull()
+      expect(fs.existsSync(fileURLToPath(dashboard![1]!))).toBe(true)
+      expect(first.stderr()).toContain("cross-origin requests (CORS): web pages of any origin may call the server with a key")
 
       const health = yield* Effect.promise(() => fetch(`${first.base}/health`).then((r) => r.json()))
       expect(health).toMatchObject({ status: "ok", database: { kind: "embedded" } })

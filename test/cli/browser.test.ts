@@ -1,0 +1,276 @@
+/**
+ * The dashboard the repository ships (examples/dashboard.html) in a real browser (headless
+ * Chromium, driven by playwright-core), served from another origin than the server's — as a
+ * dashboard served from elsewhere is — against the real `swarm serve` binary on a fresh embedded
+ * database that allows that page's origin only (`SWARM_CORS_ORIGINS`):
+ * - it lists the runs with `fetch(POST /rpc)` and the key (a preflighted request), and its watch
+ *   button follows the demo paper run live with `EventSource` and `?token=`. The test cuts the
+ *   connection under it; the browser reconnects by itself with `Last-Event-ID`, and the page has
+ *   every event once, in order — no gap, no duplicate;
+ * - a backtest it starts is followed to its `end` event, and the browser's own reconnection after
+ *   the close gets the 204 that stops it: the stream is not reopened every `retry:`. A bad key's
+ *   refusal is readable, and shown;
+ * - the same page from an origin not allowed can read neither the runs nor a stream.
+ *
+ * Chromium is Debian's (`/usr/bin/chromium`, or `SWARM_CHROMIUM`). Without it the file is
+ * skipped, unless `SWARM_REQUIRE_BROWSER=1` (set by .ci/run once it has installed Chromium), when
+ * it fails instead.
+ */
+import * as fs from "node:fs"
+import * as http from "node:http"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { SchemaAST } from "effect"
+import { type Browser, chromium, type Page } from "playwright-core"
+import { RunEvent } from "../../schemas/RunEvent.js"
+import { ProcessGroups, type Served } from "./processes.js"
+
+const CHROMIUM = process.env.SWARM_CHROMIUM ?? "/usr/bin/chromium"
+const required = process.env.SWARM_REQUIRE_BROWSER === "1"
+const available = fs.existsSync(CHROMIUM)
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: a page server, a proxy the test can cut, the dashboard page
+
+/** An HTTP server on a free port of 127.0.0.1 answering every GET with `html`: a page of its own origin. */
+const pageServer = async (html: string) => {
+  const server = http.createServer((_request, response) => {
+    response.writeHead(200, { "content-type": "text/html; charset=utf-8" })
+    response.end(html)
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const { port } = server.address() as net.AddressInfo
+  return { origin: `http://127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
+}
+
+/**
+ * A TCP proxy in front of the server: `cut()` drops every connection through it, as a network
+ * failure would; `heads` holds the start of each request that came through (method, path, headers).
+ */
+const proxy = async (target: number) => {
+  const sockets = new Set<net.Socket>()
+  const heads: Array<string> = []
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target, "127.0.0.1")
+    // Every request of the connection (keep-alive: an EventSource may reuse a fetch's), by its head.
+    let text = ""
+    client.on("data", (chunk: Buffer) => {
+      text += chunk.toString("latin1")
+      for (;;) {
+        const start = text.search(/(GET|POST|OPTIONS|HEAD) \S+ HTTP\/1\.[01]\r\n/)
+        const end = start < 0 ? -1 : text.indexOf("\r\n\r\n", start)
+        if (end < 0) break
+        heads.push(text.slice(start, end))
+        text = text.slice(end + 4)
+      }
+    })
+    client.pipe(upstream).pipe(client)
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on("error", () => {})
+      socket.on("close", () => {
+        sockets.delete(socket)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const { port } = server.address() as net.AddressInfo
+  return {
+    base: `http://127.0.0.1:${port}`,
+    heads,
+    cut: () => {
+      for (const socket of sockets) socket.destroy()
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+}
+
+/** The dashboard the repository ships: the page the browser opens. */
+const DASHBOARD = fs.readFileSync(fileURLToPath(new URL("../../examples/dashboard.html", import.meta.url)), "utf8")
+
+/** Every run event's type, from the schema: the dashboard must listen to each (an EventSource hears no other). */
+const EVENT_TYPES = RunEvent.members.map((member) => {
+  const tag = SchemaAST.getPropertySignatures(member.ast).find((p) => p.name === "_tag")!.type
+  return (tag as SchemaAST.Literal).literal as string
+})
+
+/** What the dashboard has seen (its `window.swarm`). */
+interface Seen {
+  readonly events: ReadonlyArray<{ readonly id: number; readonly type: string }>
+  readonly end: { readonly run: string; readonly lastEventId: number; readonly status: string } | undefined
+  readonly opens: number
+  readonly errors: number
+  readonly readyState: number
+}
+
+interface Dashboard extends Seen {
+  readonly rpc: (tag: string, payload: unknown) => Promise<any>
+  readonly listRuns: () => Promise<void>
+}
+
+const seen = (page: Page): Promise<Seen> =>
+  page.evaluate(() => {
+    const { end, errors, events, opens, readyState } = (globalThis as unknown as { swarm: Seen }).swarm
+    return { end, errors, events, opens, readyState }
+  })
+
+/** Poll the page until `done` holds of what it has seen, or fail after `millis`. */
+const until = async (page: Page, done: (s: Seen) => boolean, millis: number, what: string): Promise<Seen> => {
+  const deadline = Date.now() + millis
+  for (;;) {
+    const s = await seen(page)
+    if (done(s)) return s
+    if (Date.now() > deadline) throw new Error(`the page did not see ${what} in ${millis} ms: ${JSON.stringify({ ...s, events: s.events.length })}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+/** Every id once, in order, from 1. */
+const expectNoGapNoDuplicate = (events: Seen["events"]) => {
+  const ids = events.map((e) => e.id)
+  expect(ids).toEqual(ids.map((_, i) => i + 1))
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-browser-"))
+const processes = new ProcessGroups()
+
+describe.skipIf(!available && !required)("a dashboard in a browser (headless Chromium)", () => {
+  let browser: Browser
+  let served: Served
+  let key: string
+  let demoRun: string
+  let page: Awaited<ReturnType<typeof pageServer>>
+  let foreign: Awaited<ReturnType<typeof pageServer>>
+  let front: Awaited<ReturnType<typeof proxy>>
+
+  beforeAll(async () => {
+    if (!available) throw new Error(`SWARM_REQUIRE_BROWSER=1 but there is no Chromium at ${CHROMIUM} (apt-get install chromium)`)
+    // A page server on each of two origins: the allowed one, and another.
+    page = await pageServer(DASHBOARD)
+    foreign = await pageServer(DASHBOARD)
+    const env = Object.fromEntries(
+      Object.entries({ ...process.env, SWARM_DATA_DIR: Path.join(tmp, "data"), SWARM_CORS_ORIGINS: page.origin })
+        .filter(([k]) => k !== "DATABASE_URL" && k !== "REDIS_URL")
+    )
+    served = await processes.serve({ cwd: tmp, env, settle: 1_000 })
+    key = /sk_[A-Za-z0-9_-]{43}/.exec(served.stdout())![0]
+    demoRun = /run (run_[0-9a-f]+)/.exec(served.stdout())![1]!
+    front = await proxy(Number(new URL(served.base).port))
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      // Debian's Chromium as root, on a machine with no network beyond loopback.
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    })
+  }, 90_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    await front?.close()
+    await page?.close()
+    await foreign?.close()
+    processes.killAll()
+    fs.rmSync(tmp, { recursive: true, force: true })
+  })
+
+  /** The dashboard on `origin`, given the server (through the proxy) and `key` in its fragment: it lists the runs. */
+  const open = async (origin: string, k = key) => {
+    const tab = await browser.newPage()
+    await tab.goto(`${origin}/dashboard.html#server=${encodeURIComponent(front.base)}&key=${encodeURIComponent(k)}`)
+    return tab
+  }
+  const rpc = (tab: Page, tag: string, payload: unknown) =>
+    tab.evaluate(([t, p]) => (globalThis as unknown as { swarm: Dashboard }).swarm.rpc(t as string, p), [tag, payload] as const)
+  const closeSource = (tab: Page) =>
+    tab.evaluate(() => (globalThis as unknown as { swarm: { source: { close: () => void } } }).swarm.source.close())
+
+  it("the server says which origins it allows", () => {
+    expect(served.stderr()).toContain(`cross-origin requests (CORS): web pages of ${page.origin} may call the server with a key`)
+  })
+
+  it("the dashboard lists the runs; watching the live demo run, cut under it, the browser resumes with Last-Event-ID: no gap, no duplicate", async () => {
+    const tab = await open(page.origin)
+    // runs.list over fetch (a preflighted POST): the demo run is there, with a button to watch it.
+    const watch = tab.locator(`button[data-run="${demoRun}"]`)
+    await watch.waitFor({ timeout: 30_000 })
+    await watch.click()
+    const before = await until(tab, (s) => s.events.length >= 30, 30_000, "30 events")
+    expect(before.opens).toBe(1)
+    expect(before.events[0]).toEqual({ id: 1, type: "RunStarted" })
+    expect(await tab.locator("#run").textContent()).toBe("Six analysts#1")
+
+    const requests = front.heads.length
+    front.cut()
+    const cutAt = (await seen(tab)).events.length
+    // The browser notices, waits the `retry:` the server advised (1 s) and comes back by itself.
+    const after = await until(tab, (s) => s.opens >= 2 && s.events.length >= cutAt + 30, 30_000, "a reconnection and 30 more events")
+    expect(after.errors).toBeGreaterThanOrEqual(1)
+    await closeSource(tab)
+    const all = (await seen(tab)).events
+    expectNoGapNoDuplicate(all)
+    // The reconnection said where it was: Last-Event-ID, the last id the page had before the cut.
+    const reconnect = front.heads.slice(requests).find((head) => head.startsWith(`GET /v1/runs/${demoRun}/events`))
+    expect(reconnect).toBeDefined()
+    const lastEventId = /^last-event-id: *(\d+)$/im.exec(reconnect!)?.[1]
+    expect(Number(lastEventId)).toBe(all[cutAt - 1]!.id)
+    // What the page shows comes from the events: decisions made, a portfolio.
+    expect(await tab.locator("#decisions tbody tr").count()).toBeGreaterThan(0)
+    expect(await tab.locator("#equity").textContent()).toMatch(/^[\d,]+\.\d\d$/)
+    expect(await tab.locator("#status").textContent()).toContain("events")
+    await tab.close()
+  }, 90_000)
+
+  it("a backtest started with fetch, followed to its end; the browser's reconnection gets the 204 that stops it; a bad key's refusal is shown", async () => {
+    const tab = await open(page.origin)
+    const started = await rpc(tab, "runs.start", { strategy: "Six analysts", mode: "backtest", data: { _tag: "sample" } })
+    expect(started).toMatchObject({ mode: "backtest", strategy: "Six analysts" })
+
+    const requests = front.heads.length
+    await tab.evaluate(([r, ref]) => (globalThis as unknown as { swarm: { follow: (r: string, ref: string) => void } }).swarm.follow(r!, ref!), [started.id, started.ref])
+    const ended = await until(tab, (s) => s.end !== undefined && s.readyState === 2, 60_000, "the end of the run, then a closed EventSource")
+    expect(ended.end).toMatchObject({ run: started.id, status: "completed" })
+    expectNoGapNoDuplicate(ended.events)
+    expect(ended.events.length).toBe(ended.end!.lastEventId)
+    expect(ended.events.at(-1)!.type).toBe("RunCompleted")
+    expect(await tab.locator("#status").textContent()).toBe(`ended: completed · ${ended.events.length} events`)
+    // Closed for good: after three `retry:` intervals, still the first request and the one reconnection (the 204).
+    await new Promise((resolve) => setTimeout(resolve, 3_000))
+    const streams = front.heads.slice(requests).filter((head) => head.startsWith(`GET /v1/runs/${started.id}/events`))
+    expect(streams).toHaveLength(2)
+    expect(streams[1]).toMatch(new RegExp(`^last-event-id: *${ended.end!.lastEventId}$`, "im"))
+    expect((await seen(tab)).readyState).toBe(2)
+    await tab.close()
+
+    // A key the server does not know: the refusal is the page's to read and show.
+    const refused = await open(page.origin, "sk_not_a_key")
+    await refused.locator("#error").filter({ hasText: "cannot list runs" }).waitFor({ timeout: 10_000 })
+    expect(await refused.locator("#error").textContent()).toMatch(/^cannot list runs: .*API key/)
+    await refused.close()
+  }, 90_000)
+
+  it("a page of an origin not allowed reads neither the runs nor a run's stream", async () => {
+    const tab = await open(foreign.origin)
+    await tab.locator("#error").filter({ hasText: "cannot list runs" }).waitFor({ timeout: 10_000 })
+    expect(await tab.locator("#error").textContent()).toBe("cannot list runs: Failed to fetch")
+    await tab.evaluate((r) => (globalThis as unknown as { swarm: { follow: (r: string, ref: string) => void } }).swarm.follow(r, r), demoRun)
+    const refused = await until(tab, (s) => s.readyState === 2, 10_000, "a closed EventSource")
+    expect(refused.events).toHaveLength(0)
+    expect(refused.opens).toBe(0)
+    await tab.close()
+  }, 60_000)
+})
+
+describe("examples/dashboard.html", () => {
+  it("listens to every run event type the schema has", () => {
+    const listed = /const EVENT_TYPES = (\[[^\]]*\])/.exec(DASHBOARD)?.[1]
+    expect(listed).toBeDefined()
+    expect(JSON.parse(listed!.replace(/\s+/g, " "))).toEqual(EVENT_TYPES)
+  })
+})
