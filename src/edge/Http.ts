@@ -163,10 +163,10 @@ const reasonOf = (error: unknown): string => {
  */
 const answerEverything = (logRequests: boolean, origins: CorsOrigins) =>
   HttpLayerRouter.middleware(
-    (handler: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled>) =>
-      Effect.gen(function*() {
-        // Inside: a preflight is logged, and every answer made below, refusals too, gets the headers.
-        const app = cors(origins)(handler) as typeof handler
+    (handler: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled>) => {
+      // Inside: a preflight is logged, and every answer made below, refusals too, gets the headers.
+      const app = cors(origins)(handler) as typeof handler
+      return Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
         const logFailure = (cause: Cause.Cause<unknown>) =>
           Effect.logError("HTTP: a handler failed", cause).pipe(Effect.annotateLogs({ method: request.method, path: pathOf(request) }))
@@ -196,7 +196,8 @@ const answerEverything = (logRequests: boolean, origins: CorsOrigins) =>
           yield* Effect.logInfo(`${request.method} ${pathOf(request)} ${response.status}`)
         }
         return response
-      }),
+      })
+    },
     { global: true }
   )
 
