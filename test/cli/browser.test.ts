@@ -10,6 +10,8 @@
  * - a backtest it starts is followed to its `end` event, and the browser's own reconnection after
  *   the close gets the 204 that stops it: the stream is not reopened every `retry:`. A bad key's
  *   refusal is readable, and shown;
+ * - an intent waiting for a human is approved with the page's button, the next rejected with the
+ *   reason typed beside it; the run records both, and a second answer is the server's conflict;
  * - the same page from an origin not allowed can read neither the runs nor a stream.
  *
  * Chromium is Debian's (`/usr/bin/chromium`, or `SWARM_CHROMIUM`). Without it the file is
@@ -128,6 +130,33 @@ const until = async (page: Page, done: (s: Seen) => boolean, millis: number, wha
     if (Date.now() > deadline) throw new Error(`the page did not see ${what} in ${millis} ms: ${JSON.stringify({ ...s, events: s.events.length })}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
+}
+
+/** The first `count` ApprovalResolved events of a run's SSE stream, read with fetch. */
+const resolutions = async (url: string, count: number): Promise<Array<Record<string, unknown>>> => {
+  const controller = new AbortController()
+  const timer = setTimeout(() => controller.abort(), 30_000)
+  const found: Array<Record<string, unknown>> = []
+  try {
+    const response = await fetch(url, { signal: controller.signal })
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+    let text = ""
+    while (found.length < count) {
+      const { done, value } = await reader.read()
+      if (done) break
+      text += value
+      let end: number
+      while ((end = text.indexOf("\n\n")) >= 0) {
+        const frame = text.slice(0, end)
+        text = text.slice(end + 2)
+        if (/^event: ApprovalResolved$/m.test(frame)) found.push(JSON.parse(/^data: (.*)$/m.exec(frame)![1]!))
+      }
+    }
+  } finally {
+    clearTimeout(timer)
+    controller.abort()
+  }
+  return found.slice(0, count)
 }
 
 /** Every id once, in order, from 1. */
@@ -253,6 +282,50 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
     await refused.locator("#error").filter({ hasText: "cannot list runs" }).waitFor({ timeout: 10_000 })
     expect(await refused.locator("#error").textContent()).toMatch(/^cannot list runs: .*API key/)
     await refused.close()
+  }, 90_000)
+
+  it("an intent waiting for a human: approved from the page, the next one rejected with a reason typed there", async () => {
+    const tab = await open(page.origin)
+    // Every order that opens a position is above 5 % of equity: each waits for an operator.
+    await rpc(tab, "strategies.create", {
+      strategy: {
+        name: "Guarded",
+        symbols: ["ACME"],
+        agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
+        sizing: { mode: "percent_of_equity", value: 10 },
+        risk: { approval: { notionalPctAbove: 5, policy: "pause" } }
+      }
+    })
+    const started = await rpc(tab, "runs.start", { strategy: "Guarded", mode: "backtest", data: { _tag: "sample" } })
+    await tab.evaluate(([r, ref]) => (globalThis as unknown as { swarm: { follow: (r: string, ref: string) => void } }).swarm.follow(r!, ref!), [started.id, started.ref])
+
+    const waiting = tab.locator("#approvals tbody tr")
+    await waiting.first().waitFor({ timeout: 30_000 })
+    const first = await waiting.first().getAttribute("data-round")
+    await waiting.first().locator('button[data-action="approve"]').click()
+    // Recorded by the run (ApprovalResolved), the row goes; the run goes on to the next intent.
+    const next = tab.locator(`#approvals tbody tr:not([data-round="${first}"])`)
+    await next.first().waitFor({ timeout: 30_000 })
+    expect(await tab.locator(`#approvals tbody tr[data-round="${first}"]`).count()).toBe(0)
+    const second = await next.first().getAttribute("data-round")
+    await next.first().locator("input").fill("too big for a Friday")
+    await next.first().locator('button[data-action="reject"]').click()
+    await tab.locator(`#approvals tbody tr[data-round="${second}"]`).waitFor({ state: "detached", timeout: 30_000 })
+    expect(await tab.locator("#error").textContent()).toBe("")
+
+    // What the run recorded, read apart from the page.
+    const resolved = await resolutions(`${served.base}/v1/runs/${started.id}/events?token=${key}`, 2)
+    expect(resolved).toEqual([
+      expect.objectContaining({ round: first, outcome: "approved", by: "admin" }),
+      expect.objectContaining({ round: second, outcome: "rejected", by: "admin", reason: "too big for a Friday" })
+    ])
+    // Answered already: the server's conflict, as the page gets it.
+    const again = await tab.evaluate(([r, round]) =>
+      (globalThis as unknown as { swarm: Dashboard }).swarm.rpc("approvals.approve", { run: r, round })
+        .then(() => "answered", (error: Error) => error.message), [started.id, first] as const)
+    expect(again).toBe(`round ${first} of run ${started.id} was approved already, by admin`)
+    await rpc(tab, "runs.stop", { run: started.id })
+    await tab.close()
   }, 90_000)
 
   it("a page of an origin not allowed reads neither the runs nor a run's stream", async () => {
