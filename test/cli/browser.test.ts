@@ -12,6 +12,8 @@
  *   refusal is readable, and shown;
  * - an intent waiting for a human is approved with the page's button, the next rejected with the
  *   reason typed beside it; the run records both, and a second answer is the server's conflict;
+ * - a question typed in the page's chat box is answered there, streamed, and live in another page
+ *   following the run (the chat's SSE stream); a page opened later reads it from the history;
  * - the same page from an origin not allowed can read neither the runs nor a stream.
  *
  * Chromium is Debian's (`/usr/bin/chromium`, or `SWARM_CHROMIUM`). Without it the file is
@@ -327,6 +329,40 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
     await rpc(tab, "runs.stop", { run: started.id })
     await tab.close()
   }, 90_000)
+
+  it("the chat: a question asked in one page is answered there and, live, in another following the run; a page opened later reads it from the history", async () => {
+    const asker = await open(page.origin)
+    const started = await rpc(asker, "runs.start", { strategy: "Six analysts", mode: "backtest", data: { _tag: "sample" } })
+    const follow = (tab: Page) =>
+      tab.evaluate(([r, ref]) => (globalThis as unknown as { swarm: { follow: (r: string, ref: string) => void } }).swarm.follow(r!, ref!), [started.id, started.ref])
+    await follow(asker)
+    await until(asker, (s) => s.end !== undefined, 60_000, "the end of the run")
+    const watcher = await open(page.origin)
+    await follow(watcher)
+    await until(watcher, (s) => s.opens >= 1, 10_000, "the run's stream open")
+    // The chat's stream is open too (the history read): the watcher is listening when the question comes.
+    await watcher.waitForFunction(() => (globalThis as unknown as { swarm: { chat: { loaded: boolean } } }).swarm.chat.loaded, undefined, { timeout: 10_000 })
+
+    await asker.locator("#question").fill("Which trades lost money?")
+    await asker.locator("#ask button").click()
+    const answered = (tab: Page) => tab.locator(`#chat div[data-done="true"]`).first()
+    for (const tab of [asker, watcher]) {
+      await answered(tab).waitFor({ timeout: 30_000 })
+      expect(await answered(tab).locator(".q").textContent()).toBe("Which trades lost money?")
+      expect(await answered(tab).locator(".a").textContent()).toMatch(/^\d+ trades, \d+ won and \d+ lost /)
+      expect(await answered(tab).locator(".tool").first().textContent()).toMatch(/^tool analyse_trades: \d+ trades/)
+    }
+    const answer = await answered(asker).locator(".a").textContent()
+    expect(await answered(watcher).locator(".a").textContent()).toBe(answer)
+    expect(await asker.locator("#error").textContent()).toBe("")
+
+    const later = await open(page.origin)
+    await follow(later)
+    await answered(later).waitFor({ timeout: 10_000 })
+    expect(await later.locator("#chat > div").count()).toBe(1)
+    expect(await answered(later).locator(".a").textContent()).toBe(answer)
+    for (const tab of [asker, watcher, later]) await tab.close()
+  }, 120_000)
 
   it("a page of an origin not allowed reads neither the runs nor a run's stream", async () => {
     const tab = await open(foreign.origin)
