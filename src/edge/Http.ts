@@ -158,14 +158,16 @@ const reasonOf = (error: unknown): string => {
 }
 
 /**
- * Every route's last line of defence (a global middleware, so unknown routes pass through it too).
- * An interruption (the client went away) is left to the server.
+ * Every route's last line of defence (a global middleware, so unknown routes pass through it too),
+ * around the CORS answers and the RPC envelope's check. An interruption (the client went away) is
+ * left to the server.
  */
 const answerEverything = (logRequests: boolean, origins: CorsOrigins) =>
   HttpLayerRouter.middleware(
     (handler: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled>) => {
-      // Inside: a preflight is logged, and every answer made below, refusals too, gets the headers.
-      const app = cors(origins)(handler) as typeof handler
+      // In this order, one middleware (the order of several is their layers'): CORS inside, so a
+      // preflight is logged; the RPC envelope's check inside CORS, so its refusals get the headers too.
+      const app = cors(origins)(rpcEnvelope(handler)) as typeof handler
       return Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
         const logFailure = (cause: Cause.Cause<unknown>) =>
@@ -285,32 +287,29 @@ const badEnvelope = (body: string): { readonly field: string; readonly reason: s
  * unread; one sent without a length is read up to the limit and cut off there (the platform's
  * reader destroys the request, so that client sees its connection reset).
  */
-const rpcEnvelope = HttpLayerRouter.middleware(
-  (app: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled>) =>
-    Effect.gen(function*() {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      if (pathOf(request) === RPC_WS_PATH && request.headers["upgrade"]?.toLowerCase() !== "websocket") return upgradeRequired()
-      if (request.method !== "POST" || pathOf(request) !== RPC_PATH) return yield* app
-      // A declared length over the limit is refused unread; a body without one is read up to it.
-      const length = Number(request.headers["content-length"] ?? 0)
-      if (length > MAX_RPC_BODY_BYTES) return bodyTooLarge()
-      // Read once: the platform keeps the text (or the failure) for the RPC server.
-      const read = yield* Effect.either(HttpIncomingMessage.withMaxBodySize(request.text, Option.some(MAX_RPC_BODY_BYTES)))
-      if (Either.isLeft(read) && exceeded(read.left)) return bodyTooLarge()
-      const body = Either.getRight(read)
-      const bad = body._tag === "Some" ? badEnvelope(body.value) : undefined
-      if (bad !== undefined) return json(400, { error: "InvalidRequest", field: bad.field, reason: bad.reason })
-      return yield* app
-    }),
-  { global: true }
-)
+const rpcEnvelope = (app: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled>) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if (pathOf(request) === RPC_WS_PATH && request.headers["upgrade"]?.toLowerCase() !== "websocket") return upgradeRequired()
+    if (request.method !== "POST" || pathOf(request) !== RPC_PATH) return yield* app
+    // A declared length over the limit is refused unread; a body without one is read up to it.
+    const length = Number(request.headers["content-length"] ?? 0)
+    if (length > MAX_RPC_BODY_BYTES) return bodyTooLarge()
+    // Read once: the platform keeps the text (or the failure) for the RPC server.
+    const read = yield* Effect.either(HttpIncomingMessage.withMaxBodySize(request.text, Option.some(MAX_RPC_BODY_BYTES)))
+    if (Either.isLeft(read) && exceeded(read.left)) return bodyTooLarge()
+    const body = Either.getRight(read)
+    const bad = body._tag === "Some" ? badEnvelope(body.value) : undefined
+    if (bad !== undefined) return json(400, { error: "InvalidRequest", field: bad.field, reason: bad.reason })
+    return yield* app
+  })
 
 /** The routes the edge has so far: `/health` and the SSE events of a run. */
 export const routes = (options: Pick<Options, "sse" | "health"> = {}) => Layer.mergeAll(Health.route(options.health), Sse.route(options.sse))
 
 /** Serve `routes` (layers that add routes to `HttpLayerRouter.HttpRouter`) on the `HttpServer` provided. */
 export const serve = <E, R>(routes: Layer.Layer<never, E, R>, options: Pick<Options, "logRequests" | "corsOrigins"> = {}) =>
-  HttpLayerRouter.serve(Layer.mergeAll(routes, rpcEnvelope, answerEverything(options.logRequests ?? true, options.corsOrigins ?? "*")), {
+  HttpLayerRouter.serve(Layer.mergeAll(routes, answerEverything(options.logRequests ?? true, options.corsOrigins ?? "*")), {
     disableLogger: true,
     disableListenLog: true
   })

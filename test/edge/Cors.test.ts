@@ -58,6 +58,11 @@ layer(Layer.merge(backend.store, stubAuthenticator), { timeout: startTimeout, ex
       expect(JSON.parse(refused.text)).toMatchObject({ error: "Unauthorized" })
       expect(refused.headers.get("access-control-allow-origin")).toBe("*")
       expect(refused.headers.get("access-control-expose-headers")).toBe("retry-after,www-authenticate")
+      // A body @effect/rpc would choke on is refused before it (a 400 naming the line): readable too.
+      const garbled = yield* request(`${srv.url}/rpc`, { method: "POST", headers: { origin: DASHBOARD }, body: "not json\n" })
+      expect(garbled.status).toBe(400)
+      expect(JSON.parse(garbled.text)).toMatchObject({ error: "InvalidRequest", field: "body" })
+      expect(garbled.headers.get("access-control-allow-origin")).toBe("*")
       const missing = yield* request(`${srv.url}/no/such/route`, { headers: { origin: DASHBOARD } })
       expect(missing.status).toBe(404)
       expect(missing.headers.get("access-control-allow-origin")).toBe("*")
