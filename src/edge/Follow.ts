@@ -22,10 +22,12 @@
  * events and its end may never come through the bus) is tailed from the database the same way, and
  * followed live again once the bus says so. A slow follower cannot slow the run: its subscription
  * is bounded and, once it overflows, the stream stops with `FollowStopped` ("overflow") and where it
- * stopped, to be resumed from there (the database has the rest).
+ * stopped, to be resumed from there (the database has the rest). Not while it reads the backlog,
+ * though: then it is behind because the run is older than it, not because its client is slow, and a
+ * subscription the run overran meanwhile is replaced by a fresh one when the backlog is read.
  */
 import { SqlClient } from "@effect/sql"
-import { Chunk, Data, Duration, Effect, Option, Stream } from "effect"
+import { Chunk, Data, Duration, Effect, Option, Scope, Stream } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
 import { type BusEvent, type Delivery, EventBus } from "../bus/EventBus.js"
 import * as Runs from "../store/Runs.js"
@@ -86,7 +88,10 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
 
   return Stream.unwrapScoped(Effect.gen(function*() {
     // First of all: from here on, every event published reaches this subscription.
-    const subscription = yield* bus.subscribe(run, { buffer })
+    let subscription = yield* bus.subscribe(run, { buffer })
+    const scope = yield* Effect.scope
+    /** What the subscription had ready when the backlog was read: delivered first when following. */
+    let pending: ReadonlyArray<Delivery> = []
     // live: it ends with `Ended` (as long as the bus says it is live); finished: everything is
     // committed, the backlog is all of it; tailing: not live here (yet), or no longer vouched for by
     // the bus — read the database every `poll` until it finishes or is live again.
@@ -204,6 +209,16 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
           return out
         }
         case "ring": {
+          // While it read the backlog, the follower did not read its subscription: a run that
+          // published more than its buffer meanwhile (a fast one, with a long history) dropped it,
+          // though the client is not behind at all. A fresh subscription then, from now on: what
+          // the old one lost was published after the recorder committed it, so the database and
+          // the ring have it, read next and caught up with as for any late subscriber.
+          const ready = yield* subscription.takeAllWithin(0)
+          if (ready.length > 0 && ready[ready.length - 1]!._tag === "Overflow") {
+            subscription = yield* Scope.extend(bus.subscribe(run, { buffer }), scope)
+            pending = ready.slice(0, -1)
+          } else pending = ready
           const recent = bus.recent(run, lastSent)
           if (recent === undefined) catchingUp = true
           else sendBus(out, recent)
@@ -211,6 +226,12 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
           return out
         }
         case "follow": {
+          if (pending.length > 0) {
+            const ready = pending
+            pending = []
+            if (yield* deliver(out, ready)) phase = "final"
+            return out
+          }
           const wait = waitMillis()
           const ready = wait === Infinity ? yield* subscription.takeAll : yield* subscription.takeAllWithin(wait)
           if (ready.length > 0) {

@@ -15,11 +15,12 @@ import type { EventBusService, Subscription } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as Follow from "../../src/edge/Follow.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { createUsers, range, simulatedRun } from "./fixtures.js"
+import { createUsers, eventually, range, simulatedRun } from "./fixtures.js"
 
 /**
  * `bus`, but its subscriptions hand nothing out until `open` is done; `waiting` is done when the
- * follower first waits on one (its database pages and the ring read by then).
+ * follower first waits on one (its database pages and the ring read by then). A look that does not
+ * wait (`takeAllWithin(0)`, when the backlog is read) is answered at once.
  */
 const heldBus = (bus: EventBusService, open: Deferred.Deferred<void>, waiting: Deferred.Deferred<void>): EventBusService => {
   const hold = <A>(take: Effect.Effect<A>) => Effect.zipRight(Effect.zipRight(Deferred.succeed(waiting, undefined), Deferred.await(open)), take)
@@ -29,7 +30,7 @@ const heldBus = (bus: EventBusService, open: Deferred.Deferred<void>, waiting: D
       Effect.map(bus.subscribe(run, options), (inner): Subscription => ({
         take: hold(inner.take),
         takeAll: hold(inner.takeAll),
-        takeAllWithin: (millis) => hold(inner.takeAllWithin(millis))
+        takeAllWithin: (millis) => (millis <= 0 ? inner.takeAllWithin(millis) : hold(inner.takeAllWithin(millis)))
       }))
   }
 }
@@ -95,6 +96,42 @@ for (const backend of backends) {
         expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toEqual(
           Option.some(expect.objectContaining({ _tag: "FollowStopped", reason: "overflow", lastEventId: 2 }))
         )
+      }))
+
+    it.scoped("a fast run overrunning the subscription while the follower reads its history: not an overflow, every event once to the end", () =>
+      Effect.gen(function*() {
+        const inner = yield* InProcessBus.make()
+        const run = yield* simulatedRun(inner, "alice")
+        // History: committed before the follower comes.
+        run.publish(1, 10)
+        yield* run.commit(10)
+        let subscriptions = 0
+        const sql = yield* SqlClient.SqlClient
+        // As the follower subscribes, and before it reads a page, the run publishes (and commits)
+        // more than the subscription holds: the bus drops it at its next turn.
+        const bus: EventBusService = {
+          ...inner,
+          subscribe: (id, options) =>
+            Effect.tap(inner.subscribe(id, options), () =>
+              ++subscriptions > 1 ? Effect.void : Effect.gen(function*() {
+                run.publish(11, 20)
+                yield* Effect.provideService(run.commit(20), SqlClient.SqlClient, sql)
+                yield* nextTurn
+              }))
+        }
+        const follower = yield* Effect.fork(
+          Follow.follow({ bus, sql }, run.id, 0, { buffer: 3, pageSize: 4 }).pipe(
+            Stream.runCollect,
+            Effect.map((bursts) => Chunk.toReadonlyArray(bursts).flat())
+          )
+        )
+        // Past its history, it follows the run on a fresh subscription.
+        expect(yield* eventually(() => subscriptions === 2)).toBe(true)
+        run.publish(21, 22)
+        yield* run.finish
+        const events = yield* Fiber.join(follower)
+        expect(events.map((e) => e.seq)).toEqual(range(1, 22))
+        for (const e of events) expect(e.json).toBe(run.body(e.seq))
       }))
 
     it.scoped("a live run the bus stops vouching for (another server's, with Redis away): the follower reads the database, follows the bus again when it can, and ends when the run's row does", () =>
