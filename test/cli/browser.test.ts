@@ -10,8 +10,10 @@
  * - a backtest it starts is followed to its `end` event, and the browser's own reconnection after
  *   the close gets the 204 that stops it: the stream is not reopened every `retry:`. A bad key's
  *   refusal is readable, and shown;
- * - an intent waiting for a human is approved with the page's button, the next rejected with the
- *   reason typed beside it; the run records both, and a second answer is the server's conflict;
+ * - in a paper run, an intent waiting for a human shows when it expires in wall-clock time; it is
+ *   approved with the page's button, the next rejected with the reason typed beside it; the run
+ *   records both, and a second answer is the server's conflict; one still waiting when the run is
+ *   stopped is shown cancelled, with no buttons;
  * - a question typed in the page's chat box is answered there, streamed, and live in another page
  *   following the run (the chat's SSE stream); a page opened later reads it from the history;
  * - the same page from an origin not allowed can read neither the runs nor a stream.
@@ -286,7 +288,7 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
     await refused.close()
   }, 90_000)
 
-  it("an intent waiting for a human: approved from the page, the next one rejected with a reason typed there", async () => {
+  it("a paper run's intents waiting for a human: expiry in wall-clock time, one approved, one rejected with a reason, one left at the stop shown cancelled", async () => {
     const tab = await open(page.origin)
     // Every order that opens a position is above 5 % of equity: each waits for an operator.
     await rpc(tab, "strategies.create", {
@@ -298,12 +300,18 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
         risk: { approval: { notionalPctAbove: 5, policy: "pause" } }
       }
     })
-    const started = await rpc(tab, "runs.start", { strategy: "Guarded", mode: "backtest", data: { _tag: "sample" } })
+    // A paper run, 50 bars a second: its approvals expire in wall-clock time.
+    const started = await rpc(tab, "runs.start", { strategy: "Guarded", mode: "paper", data: { _tag: "sample" }, speed: 50 * 86_400 })
     await tab.evaluate(([r, ref]) => (globalThis as unknown as { swarm: { follow: (r: string, ref: string) => void } }).swarm.follow(r!, ref!), [started.id, started.ref])
 
     const waiting = tab.locator("#approvals tbody tr")
     await waiting.first().waitFor({ timeout: 30_000 })
     const first = await waiting.first().getAttribute("data-round")
+    // When it expires: the server's wall-clock time (the default 15 minutes from now), not the run's clock (2022).
+    await waiting.first().locator(".expires").filter({ hasText: "UTC" }).waitFor({ timeout: 10_000 })
+    const expires = Date.parse(`${(await waiting.first().locator(".expires").textContent())!.replace(" UTC", "").replace(" ", "T")}Z`)
+    expect(expires - Date.now()).toBeGreaterThan(13 * 60_000)
+    expect(expires - Date.now()).toBeLessThanOrEqual(15 * 60_000)
     await waiting.first().locator('button[data-action="approve"]').click()
     // Recorded by the run (ApprovalResolved), the row goes; the run goes on to the next intent.
     const next = tab.locator(`#approvals tbody tr:not([data-round="${first}"])`)
@@ -326,7 +334,14 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
       (globalThis as unknown as { swarm: Dashboard }).swarm.rpc("approvals.approve", { run: r, round })
         .then(() => "answered", (error: Error) => error.message), [started.id, first] as const)
     expect(again).toBe(`round ${first} of run ${started.id} was approved already, by admin`)
+    // Stopped with an intent waiting: the page says it is cancelled, and offers no answer to it.
+    const third = tab.locator(`#approvals tbody tr:not([data-round="${first}"]):not([data-round="${second}"])`)
+    await third.first().waitFor({ timeout: 30_000 })
     await rpc(tab, "runs.stop", { run: started.id })
+    await until(tab, (s) => s.end !== undefined, 30_000, "the end of the stopped run")
+    expect(await third.first().getAttribute("data-cancelled")).toBe("true")
+    expect(await third.first().locator("td").last().textContent()).toBe("cancelled: the run stopped before anyone answered")
+    expect(await tab.locator("#approvals button").count()).toBe(0)
     await tab.close()
   }, 90_000)
 
