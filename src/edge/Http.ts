@@ -8,6 +8,7 @@
  */
 import * as Http from "node:http"
 import {
+  HttpApp,
   HttpIncomingMessage,
   HttpLayerRouter,
   HttpMiddleware,
@@ -99,7 +100,7 @@ export const describeCors = (origins: CorsOrigins): string =>
 
 /**
  * Answer browsers' cross-origin requests as `origins` allows: a preflight (`OPTIONS` with an
- * `Origin`) is a 204 that allows the methods, the headers asked for (`Authorization`,
+ * `Origin`) is a 204 that allows the methods, the headers a page sends (`Authorization`,
  * `Content-Type`, `Last-Event-ID`) and caching it for `CORS_MAX_AGE`; any other request with an
  * allowed `Origin` gets `Access-Control-Allow-Origin` on its answer, whatever the answer (a 401's
  * body is readable, so a page can say why), and `Retry-After` readable on a 429. A request without
@@ -112,12 +113,19 @@ const cors = (origins: CorsOrigins): HttpMiddleware.HttpMiddleware => {
     // Any origin: the platform answers `*`; a list: the request's own origin when it is listed.
     ...(allowed === undefined ? {} : { allowedOrigins: (origin: string) => allowed.has(origin) }),
     allowedMethods: ["GET", "HEAD", "POST"],
+    // What a page of ours sends: not whatever a preflight asks for.
+    allowedHeaders: ["authorization", "content-type", "last-event-id"],
     exposedHeaders: ["retry-after", "www-authenticate"],
     maxAge: CORS_MAX_AGE
   })
+  // With a list, an answer depends on the request's Origin, whatever it is (none too): caches are told.
+  const varyOrigin = HttpApp.appendPreResponseHandler((_request, response) =>
+    Effect.succeed(HttpServerResponse.setHeader(response, "vary", "Origin"))
+  )
   return (app) => {
     const corsApp = withCors(app)
-    return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => request.headers["origin"] === undefined ? app : corsApp)
+    const routed = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => request.headers["origin"] === undefined ? app : corsApp)
+    return allowed === undefined ? routed : Effect.zipRight(varyOrigin, routed)
   }
 }
 

@@ -40,14 +40,17 @@ layer(Layer.merge(backend.store, stubAuthenticator), { timeout: startTimeout, ex
       expect(rpc.status).toBe(204)
       expect(rpc.headers.get("access-control-allow-origin")).toBe("*")
       expect(rpc.headers.get("access-control-allow-methods")).toBe("GET, HEAD, POST")
-      expect(rpc.headers.get("access-control-allow-headers")).toBe("authorization,content-type")
+      expect(rpc.headers.get("access-control-allow-headers")).toBe("authorization,content-type,last-event-id")
       expect(rpc.headers.get("access-control-max-age")).toBe("600")
       expect(rpc.headers.get("access-control-allow-credentials")).toBeNull()
       // An EventSource sends Last-Event-ID on its own when it reconnects: a preflight for it.
       const sse = yield* preflight(`${srv.url}/v1/runs/run_x/events`, "null", "GET", "last-event-id")
       expect(sse.status).toBe(204)
       expect(sse.headers.get("access-control-allow-origin")).toBe("*")
-      expect(sse.headers.get("access-control-allow-headers")).toBe("last-event-id")
+      expect(sse.headers.get("access-control-allow-headers")).toBe("authorization,content-type,last-event-id")
+      // Not whatever a preflight asks for: the headers a page of ours sends, whatever is asked.
+      const odd = yield* preflight(`${srv.url}/rpc`, DASHBOARD, "POST", "x-evil,cookie,*")
+      expect(odd.headers.get("access-control-allow-headers")).toBe("authorization,content-type,last-event-id")
 
       const health = yield* request(`${srv.url}/health`, { headers: { origin: DASHBOARD } })
       expect(health.status).toBe(200)
@@ -63,6 +66,11 @@ layer(Layer.merge(backend.store, stubAuthenticator), { timeout: startTimeout, ex
       expect(garbled.status).toBe(400)
       expect(JSON.parse(garbled.text)).toMatchObject({ error: "InvalidRequest", field: "body" })
       expect(garbled.headers.get("access-control-allow-origin")).toBe("*")
+      // The WebSocket endpoint asked over plain HTTP: its refusal (426) is readable, its preflight answered.
+      const ws = yield* request(`${srv.url}/rpc/ws`, { headers: { origin: DASHBOARD } })
+      expect(ws.status).toBe(426)
+      expect(ws.headers.get("access-control-allow-origin")).toBe("*")
+      expect((yield* preflight(`${srv.url}/rpc/ws`, DASHBOARD, "GET", "authorization")).status).toBe(204)
       const missing = yield* request(`${srv.url}/no/such/route`, { headers: { origin: DASHBOARD } })
       expect(missing.status).toBe(404)
       expect(missing.headers.get("access-control-allow-origin")).toBe("*")
@@ -82,12 +90,16 @@ layer(Layer.merge(backend.store, stubAuthenticator), { timeout: startTimeout, ex
         const pre = yield* preflight(`${srv.url}/rpc`, origin, "POST", "authorization")
         expect(pre.status).toBe(204)
         expect(pre.headers.get("access-control-allow-origin")).toBe(origin)
+        expect(pre.headers.get("vary")).toBe("Origin")
       }
+      // Every answer depends on the Origin (none is one too): caches are told.
+      expect((yield* request(`${srv.url}/health`)).headers.get("vary")).toBe("Origin")
       for (const origin of ["http://localhost:3001", "https://evil.example.com", "null", "http://localhost:3000.evil.example.com"]) {
         const no = yield* request(`${srv.url}/health`, { headers: { origin } })
         // Served (CORS is the browser's to enforce), but no browser lets the page read it.
         expect(no.status).toBe(200)
         expect(no.headers.get("access-control-allow-origin")).toBeNull()
+        expect(no.headers.get("vary")).toBe("Origin")
         const pre = yield* preflight(`${srv.url}/rpc`, origin, "POST", "authorization")
         expect(pre.headers.get("access-control-allow-origin")).toBeNull()
       }
