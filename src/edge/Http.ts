@@ -104,10 +104,11 @@ export const describeCors = (origins: CorsOrigins): string =>
  * `Content-Type`, `Last-Event-ID`) and caching it for `CORS_MAX_AGE`; any other request with an
  * allowed `Origin` gets `Access-Control-Allow-Origin` on its answer, whatever the answer (a 401's
  * body is readable, so a page can say why), and `Retry-After` readable on a 429. A request without
- * an `Origin` (a CLI, curl, a same-origin page's GET) is served as if this were not here.
+ * an `Origin` (a CLI, curl, a same-origin page's GET) is served as if this were not here: `app`
+ * as it answers either, the caller picking by the request's `Origin`.
  */
-const cors = (origins: CorsOrigins): HttpMiddleware.HttpMiddleware => {
-  if (origins === "none") return (app) => app
+const cors = (origins: CorsOrigins) => {
+  if (origins === "none") return <E, R>(app: HttpApp.Default<E, R>) => ({ withOrigin: app, withoutOrigin: app })
   const allowed = origins === "*" ? undefined : new Set(origins)
   const withCors = HttpMiddleware.cors({
     // Any origin: the platform answers `*`; a list: the request's own origin when it is listed.
@@ -122,10 +123,11 @@ const cors = (origins: CorsOrigins): HttpMiddleware.HttpMiddleware => {
   const varyOrigin = HttpApp.appendPreResponseHandler((_request, response) =>
     Effect.succeed(HttpServerResponse.setHeader(response, "vary", "Origin"))
   )
-  return (app) => {
-    const corsApp = withCors(app)
-    const routed = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => request.headers["origin"] === undefined ? app : corsApp)
-    return allowed === undefined ? routed : Effect.zipRight(varyOrigin, routed)
+  return <E, R>(app: HttpApp.Default<E, R>) => {
+    const withOrigin = withCors(app)
+    return allowed === undefined
+      ? { withOrigin, withoutOrigin: app }
+      : { withOrigin: Effect.zipRight(varyOrigin, withOrigin), withoutOrigin: Effect.zipRight(varyOrigin, app) }
   }
 }
 
@@ -175,9 +177,10 @@ const answerEverything = (logRequests: boolean, origins: CorsOrigins) =>
     (handler: Effect.Effect<HttpServerResponse.HttpServerResponse, HttpLayerRouter.unhandled>) => {
       // In this order, one middleware (the order of several is their layers'): CORS inside, so a
       // preflight is logged; the RPC envelope's check inside CORS, so its refusals get the headers too.
-      const app = cors(origins)(rpcEnvelope(handler)) as typeof handler
+      const apps = cors(origins)(rpcEnvelope(handler))
       return Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
+        const app = (request.headers["origin"] === undefined ? apps.withoutOrigin : apps.withOrigin) as typeof handler
         const logFailure = (cause: Cause.Cause<unknown>) =>
           Effect.logError("HTTP: a handler failed", cause).pipe(Effect.annotateLogs({ method: request.method, path: pathOf(request) }))
         const response = yield* app.pipe(
