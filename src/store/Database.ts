@@ -286,7 +286,7 @@ const connectTimeoutMillis = 10_000
 /**
  * Connections for the leases of live runs (one each, apart from the pool of queries): how many runs
  * one process can run at once on Postgres. A new run past it waits for one, up to the connect
- * timeout, then ends failed, saying why; every other query goes on meanwhile. With the query pool,
+ * timeout, then is refused, saying why, with nothing written; every other query goes on meanwhile. With the query pool,
  * a process holds at most 40 connections: two servers stay within Postgres's default 100.
  */
 export const maxLeases = 32

@@ -40,6 +40,8 @@ export interface NewRun {
   readonly replayOf?: RunId
   /** Paper runs: the pace they are replayed at (times the bars' own spacing). */
   readonly speed?: number
+  /** The run's id, when it was chosen first (`StoredRun.backtest` leases it before the row exists); default a new one. */
+  readonly id?: RunId
 }
 
 export interface Created {
@@ -88,7 +90,7 @@ export const inputsSeal = (sql: SqlClient.SqlClient) =>
  */
 export const create = Effect.fn("Runs.create")(function*(run: NewRun) {
   const sql = yield* SqlClient.SqlClient
-  const id = newRunId()
+  const id = run.id ?? newRunId()
   return yield* transaction(sql, Effect.gen(function*() {
     // The row's lock also orders the run against a delete of its strategy (`Strategies.remove`):
     // a strategy deleted first has no row here, and a delete after sees this run unfinished.
@@ -597,7 +599,14 @@ export const lease = (run: RunId) =>
     const { leases: pool, shared } = yield* PgPool
     if (!shared) return
     const key = `swarm-run:${run}`
-    const failure = (error: unknown) => new StoreError({ operation: `lease run ${run}`, reason: error instanceof Error ? error.message : String(error) })
+    const failure = (error: unknown) =>
+      new StoreError({
+        operation: `lease run ${run}`,
+        // pg-pool says "timeout exceeded when trying to connect" when every connection is lent: one per live run.
+        reason: pool.totalCount >= pool.options.max && pool.idleCount === 0
+          ? `this process already executes ${pool.options.max} live run${pool.options.max === 1 ? "" : "s"}, its most (each holds a database connection for its lease); try again when one ends`
+          : error instanceof Error ? error.message : String(error)
+      })
     let held: Pg.PoolClient | undefined
     let released = false
     // The pool lends the same connections again: a listener left on one would pile up with every

@@ -187,6 +187,8 @@ interface Execution extends Common {
   readonly mode?: "backtest" | "paper"
   /** Compare events up to this sequence number with the recording (resume: the last committed one). */
   readonly compareUntil?: number
+  /** Whether the run's lease is held already, in a scope around the execution (a new run's). */
+  readonly leased?: boolean
   /** The chain so far, when recording goes on from a committed prefix. */
   readonly from?: { readonly count: number; readonly hash: string }
   /** The last checkpoint recorded: the books rebuilt at its cursor must be the ones it holds. */
@@ -215,12 +217,8 @@ const stopReasonOf = (options: Pick<Options, "stopReason">): string => options.s
 const execute = (x: Execution) =>
   Effect.gen(function*() {
     // Held while the run executes: another process resuming unfinished runs leaves this one alone.
-    // A new run that cannot have it (no connection for it) fails, saying why: its caller was told it
-    // runs, and a row left `running` would run in no process. A resumed one is left for the next start.
-    yield* Runs.lease(x.run).pipe(
-      Effect.tapErrorTag("StoreError", (error) =>
-        x.compareUntil === undefined ? Effect.ignore(Runs.markEnded(x.run, "failed", error.message)) : Effect.void)
-    )
+    // A new run holds it already (`backtest`); a resumed one that cannot have it is left for the next start.
+    if (!x.leased) yield* Runs.lease(x.run)
     x.onLeased?.()
     const recorder = yield* RunRecorder.make(x.run, {
       ...x.recorder,
@@ -479,7 +477,13 @@ export const backtest = (options: Options) =>
       : { strategyId: options.version.id, version: options.version.version }
     const seed = options.seed ?? "0"
     const events = options.events ?? "decisions"
+    // Leased before its row is written: a run this process cannot lease (every connection for
+    // leases held by a live run, or the database refusing more) is refused with nothing written.
+    // Leased after, it was answered as started, then ended `failed` some ten seconds later.
+    const id = Runs.newRunId()
+    yield* Runs.lease(id)
     const created = yield* Runs.create({
+      id,
       owner,
       strategyId: saved.strategyId,
       strategyVersion: saved.version,
@@ -498,13 +502,14 @@ export const backtest = (options: Options) =>
         llm,
         ...options,
         run: created.id,
+        leased: true,
         strategyRef: { id: saved.strategyId, version: saved.version },
         seed,
         events,
         faults: options.faults
       })).pipe(stoppedIfInterrupted(created.id, options))
     return { result, run: created.id, number: created.number, strategyId: saved.strategyId, strategyVersion: saved.version } satisfies Stored
-  }).pipe(Effect.withSpan("StoredRun.backtest"))
+  }).pipe(Effect.scoped, Effect.withSpan("StoredRun.backtest"))
 
 /** A recorded run's data source, decoded: a column that does not decode is a `CorruptRecord`. */
 const sourceOf = (run: Runs.RunRecord) =>

@@ -7,6 +7,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, layer } from "@effect/vitest"
+import Pg from "pg"
 import { Context, Deferred, Effect, Exit, Fiber, FiberRef, HashSet, Layer, Logger, Option, Schema, Scope } from "effect"
 import { canonicalSignal } from "../../schemas/ExternalSignal.js"
 import type { Timestamp } from "../../schemas/Ids.js"
@@ -18,12 +19,14 @@ import * as Redis from "../../src/bus/Redis.js"
 import * as RedisBus from "../../src/bus/RedisBus.js"
 import * as RunManager from "../../src/edge/RunManager.js"
 import * as RecordedSignals from "../../src/store/RecordedSignals.js"
+import { PgPool } from "../../src/store/Pool.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import * as WebhookStore from "../../src/store/Webhooks.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { cleanUp, connection, runRedis, uniquePrefix } from "../bus/redis.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { serverUrl } from "../store/fresh.js"
 import { smaStrategy, symbolsOf } from "../store/fixtures/workload.js"
 import { createUsers, principals } from "./fixtures.js"
 
@@ -188,6 +191,32 @@ for (const backend of backends) {
         expect(run.number).toBe(1)
         yield* manager.stop(alice, run.id)
         yield* shutdown
+      }), { timeout: 60_000 })
+
+    it.scoped("a start past this server's leases is Unavailable, naming the limit, with nothing written; once a run ends, a start goes", () =>
+      Effect.gen(function*() {
+        if (backend.name !== "postgres") return
+        const bus = yield* InProcessBus.InProcessBus
+        const real = yield* PgPool
+        // A server allowed one live run (32 in production), which waits half a second for a lease.
+        const one = yield* Effect.acquireRelease(
+          Effect.sync(() => new Pg.Pool({ connectionString: serverUrl!, max: 1, connectionTimeoutMillis: 500 })),
+          (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption("5 seconds"))
+        )
+        // Shut down first however the test ends: its runs' leases go back to the pool before the pool ends.
+        const { manager } = yield* Effect.acquireRelease(managerOn(bus).pipe(Effect.provideService(PgPool, { ...real, leases: one })), (m) => m.shutdown)
+        yield* Strategies.create(alice.userId, strategyBody("past the leases"))
+        const first = yield* slowPaperRun(manager, "past the leases")
+        // Before, the second was answered as started and showed `failed` some ten seconds later.
+        const refused = yield* Effect.flip(slowPaperRun(manager, "past the leases"))
+        expect(refused._tag).toBe("Unavailable")
+        expect(refused.message).toContain("this process already executes 1 live run, its most")
+        expect(manager.live()).toBe(1)
+        expect((yield* Runs.list({ owner: alice.userId, strategy: "past the leases" })).map((r) => r.id)).toEqual([first.id])
+        yield* manager.stop(alice, first.id)
+        const next = yield* slowPaperRun(manager, "past the leases")
+        expect(next.number).toBe(2)
+        yield* manager.stop(alice, next.id)
       }), { timeout: 60_000 })
 
     it.scoped("alerts waiting in a paused run keep their arrival order across a restart, and a resume with no server (swarm resume) takes them", () =>

@@ -248,21 +248,55 @@ for (const backend of backends) {
         })).pipe(Effect.provide(small))
       }), { timeout: 60_000 })
 
-    it.effect("a new run that cannot have its lease (no connection for it) ends failed, saying why, not running in no process", () =>
+    it.effect("a new run that cannot have its lease (no connection for it) is refused, saying why, with nothing written", () =>
       Effect.gen(function*() {
         const real = yield* PgPool
+        const sql = yield* SqlClient.SqlClient
+        const runCount = Effect.map(sql<{ n: number }>`select count(*)::int as n from runs`, (rows) => rows[0]!.n)
+        const before = yield* runCount
         // Every lease connection refused, as when the database has no more for this process.
-        const exhausted = { connect: (callback: (error: Error) => void) => callback(new Error("sorry, too many clients already")) } as unknown as Pg.Pool
-        let run: string | undefined
+        const exhausted = { connect: (callback: (error: Error) => void) => callback(new Error("sorry, too many clients already")), totalCount: 0, idleCount: 0, options: { max: 32 } } as unknown as Pg.Pool
+        let created = false
         const error = yield* failure(
-          StoredRun.backtest(stored(1, 30, { name: "no lease", onCreated: (c) => (run = c.id) })).pipe(
+          StoredRun.backtest(stored(1, 30, { name: "no lease", onCreated: () => (created = true) })).pipe(
             Effect.provideService(PgPool, { ...real, shared: true, leases: exhausted })
           )
         )
-        expect(error.message).toContain("too many clients")
-        const row = yield* Runs.get(run!)
-        expect([row.status, row.failure]).toEqual(["failed", `store: cannot lease run ${run}: sorry, too many clients already`])
+        expect(error.message).toMatch(/^store: cannot lease run run_[0-9a-f]{12}: sorry, too many clients already$/)
+        // Before, its row was written first and ended `failed`: a caller told it had started learnt otherwise only later.
+        expect(created).toBe(false)
+        expect(yield* runCount).toBe(before)
+        // Nor was a run number used: the strategy's first run is #1.
+        const { number } = yield* StoredRun.backtest(stored(1, 30, { name: "no lease" }))
+        expect(number).toBe(1)
       }))
+
+    it.scoped("a new run past this process's leases waits for one, then is refused naming the limit; one that ends frees its lease", () =>
+      Effect.gen(function*() {
+        if (backend.name !== "postgres") return
+        const real = yield* PgPool
+        // A process allowed one live run, which waits half a second for a lease.
+        const one = yield* Effect.acquireRelease(
+          Effect.sync(() => new Pg.Pool({ connectionString: serverUrl!, max: 1, connectionTimeoutMillis: 500 })),
+          (pool) => Effect.promise(() => pool.end())
+        )
+        const leases = { ...real, leases: one }
+        const owner = yield* Users.ensureLocal()
+        const s = strategy(1, "one lease")
+        const saved = yield* Strategies.saveVersion(owner, s)
+        const held = yield* newRun(owner, saved, s, marketConfig(1, 10), "fp")
+        const holding = yield* Effect.forkScoped(Effect.scoped(Effect.zipRight(Runs.lease(held.id), Effect.never)).pipe(Effect.provideService(PgPool, leases)))
+        yield* Effect.sleep("200 millis")
+        const error = yield* failure(StoredRun.backtest(stored(1, 30, { name: "past the leases" })).pipe(Effect.provideService(PgPool, leases)))
+        expect(error.message).toMatch(
+          /^store: cannot lease run run_[0-9a-f]{12}: this process already executes 1 live run, its most \(each holds a database connection for its lease\); try again when one ends$/
+        )
+        expect(yield* failure(Runs.get("past the leases#1"))).toEqual(new RunNotFound({ run: "past the leases#1" }))
+        // The live run ends: the next one has its lease.
+        yield* Fiber.interrupt(holding)
+        const { number } = yield* StoredRun.backtest(stored(1, 30, { name: "past the leases" })).pipe(Effect.provideService(PgPool, leases))
+        expect(number).toBe(1)
+      }), { timeout: 60_000 })
 
     it.effect("leases leave nothing on the pool's connections: a server running many runs does not pile up listeners", () =>
       Effect.gen(function*() {
