@@ -14,6 +14,8 @@
  *   approved with the page's button, the next rejected with the reason typed beside it; the run
  *   records both, and a second answer is the server's conflict; one still waiting when the run is
  *   stopped is shown cancelled, with no buttons;
+ * - a paper run is paused, resumed and stopped with the page's buttons, its status shown as the
+ *   server has it; no event comes while it is paused;
  * - a question typed in the page's chat box is answered there, streamed, and live in another page
  *   following the run (the chat's SSE stream); a page opened later reads it from the history;
  * - the same page from an origin not allowed can read neither the runs nor a stream.
@@ -342,6 +344,45 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
     expect(await third.first().getAttribute("data-cancelled")).toBe("true")
     expect(await third.first().locator("td").last().textContent()).toBe("cancelled: the run stopped before anyone answered")
     expect(await tab.locator("#approvals button").count()).toBe(0)
+    await tab.close()
+  }, 90_000)
+
+  it("a paper run paused, resumed and stopped with the page's buttons: its status shows, no event comes while paused, the stop ends it", async () => {
+    const tab = await open(page.origin)
+    // Ten bars a second: a paused run would have given some in the second the test waits.
+    const started = await rpc(tab, "runs.start", { strategy: "Six analysts", mode: "paper", data: { _tag: "sample" }, speed: 10 * 86_400 })
+    await tab.evaluate(([r, ref]) => (globalThis as unknown as { swarm: { follow: (r: string, ref: string) => void } }).swarm.follow(r!, ref!), [started.id, started.ref])
+    const status = tab.locator("#runstatus")
+    const button = (action: string) => tab.locator(`#controls button[data-control="${action}"]`)
+    await status.filter({ hasText: /^running$/ }).waitFor({ timeout: 10_000 })
+    await until(tab, (s) => s.events.length >= 10, 30_000, "10 events")
+    expect([await button("pause").isEnabled(), await button("resume").isEnabled(), await button("stop").isEnabled()]).toEqual([true, false, true])
+
+    await button("pause").click()
+    await status.filter({ hasText: /^paused$/ }).waitFor({ timeout: 10_000 })
+    expect((await rpc(tab, "runs.get", { run: started.id })).status).toBe("paused")
+    expect([await button("pause").isEnabled(), await button("resume").isEnabled(), await button("stop").isEnabled()]).toEqual([false, true, true])
+    // What the run had committed before the pause is delivered; nothing after.
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const paused = (await seen(tab)).events.length
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    expect((await seen(tab)).events.length).toBe(paused)
+
+    await button("resume").click()
+    await status.filter({ hasText: /^running$/ }).waitFor({ timeout: 10_000 })
+    await until(tab, (s) => s.events.length >= paused + 5, 30_000, "events again after the resume")
+
+    await button("stop").click()
+    const ended = await until(tab, (s) => s.end !== undefined, 30_000, "the end of the stopped run")
+    expect(ended.end!.status).toBe("stopped")
+    expectNoGapNoDuplicate(ended.events)
+    expect(await status.textContent()).toBe("stopped")
+    expect(await tab.locator("#controls button:enabled").count()).toBe(0)
+    expect(await tab.locator("#error").textContent()).toBe("")
+    // The server's conflict, as the page shows it: a stopped run cannot be paused.
+    const again = await tab.evaluate((r) =>
+      (globalThis as unknown as { swarm: Dashboard }).swarm.rpc("runs.pause", { run: r }).then(() => "paused", (error: Error) => error.message), started.id)
+    expect(again).not.toBe("paused")
     await tab.close()
   }, 90_000)
 
