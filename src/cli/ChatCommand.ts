@@ -44,20 +44,49 @@ const suggestionRef = (text: string) => {
   return reason === undefined ? Effect.succeed(text) : Effect.fail(new UsageError({ field: "<suggestion>", reason }))
 }
 
+/**
+ * The question: the argument, or with `-` what is piped into stdin (a long question, or one kept in
+ * a file), without the line break that ends a file. `-` with stdin a terminal is refused rather
+ * than waited on.
+ */
+const questionOf = (io: Io, argument: string): Effect.Effect<string, UsageError> => {
+  if (argument !== "-") return Effect.succeed(argument)
+  if (io.input === undefined) {
+    return Effect.fail(
+      new UsageError({ field: "<question>", reason: "- reads the question from stdin, which is a terminal here: pipe it in (swarm chat ask RUN - < question.txt) or give it as the argument" })
+    )
+  }
+  // Read to one character past the longest question with its line break: enough to tell it is too long.
+  return Effect.flatMap(io.input(MAX_QUESTION_LENGTH + 2), (text) =>
+    text.length > MAX_QUESTION_LENGTH + 2
+      ? Effect.fail(
+        new UsageError({
+          field: "<question> (stdin)",
+          reason: `is more than ${MAX_QUESTION_LENGTH.toLocaleString("en-US")} characters long: at most ${MAX_QUESTION_LENGTH.toLocaleString("en-US")}`
+        })
+      )
+      : Effect.succeed(text.replace(/\r?\n$/, "")))
+}
+
 export const ask = (io: Io, wiring: Wiring) =>
   Command.make("ask", {
     run: runArg,
-    question: Args.text({ name: "question" }).pipe(Args.withDescription(`What to ask about the run (1 to ${MAX_QUESTION_LENGTH.toLocaleString("en-US")} characters; quote it).`)),
+    question: Args.text({ name: "question" }).pipe(
+      Args.withDescription(
+        `What to ask about the run (1 to ${MAX_QUESTION_LENGTH.toLocaleString("en-US")} characters; quote it), or - to read it from stdin (swarm chat ask RUN - < question.txt).`
+      )
+    ),
     json: json("Print each chunk of the answer as the JSON line the contract encodes (Asked, Token, ToolUsed, Done, Failed), one per line."),
     ...Remote.options
   }, (flags) =>
     Effect.gen(function*() {
       const run = yield* RunRef.check("<run>", flags.run)
-      const problem = questionProblem(flags.question)
-      if (problem !== undefined) return yield* new UsageError({ field: "<question>", reason: problem })
+      const question = yield* questionOf(io, flags.question)
+      const problem = questionProblem(question)
+      if (problem !== undefined) return yield* new UsageError({ field: flags.question === "-" ? "<question> (stdin)" : "<question>", reason: problem })
       yield* Remote.withRemote(flags, wiring)((remote) => {
         const printer = ChatView.answerPrinter(io.stdout, io.stderr)
-        return remote.client.chat.send({ run, message: flags.question }).pipe(
+        return remote.client.chat.send({ run, message: question }).pipe(
           remote.follow("run"),
           Stream.runFoldEffect(undefined as RemoteFailed | undefined, (failed, chunk) =>
             Effect.sync(() => {

@@ -24,7 +24,43 @@ export interface Io {
   readonly screen?: NodeJS.WriteStream
   /** The keyboard for as long as the scope lasts; absent when stdin is not a terminal. */
   readonly prompter?: Effect.Effect<Prompter, never, Scope.Scope>
+  /**
+   * What is piped into stdin, as text, up to `limit` characters (more: the first `limit` + 1, so a
+   * caller can tell); absent when stdin is a terminal (nobody pipes anything: it would wait for good).
+   */
+  readonly input?: (limit: number) => Effect.Effect<string>
 }
+
+/** stdin read to its end, or to `limit` + 1 characters: whatever is piped in, never held whole past that. */
+const pipedInput = (limit: number): Effect.Effect<string> =>
+  Effect.async<string>((resume) => {
+    let text = ""
+    const stdin = process.stdin
+    stdin.setEncoding("utf8")
+    const done = () => {
+      stdin.off("data", onData)
+      stdin.off("end", done)
+      stdin.off("error", done)
+      stdin.pause()
+      resume(Effect.succeed(text))
+    }
+    const onData = (chunk: string) => {
+      text += chunk
+      if (text.length > limit) {
+        text = text.slice(0, limit + 1)
+        done()
+      }
+    }
+    stdin.on("data", onData)
+    stdin.on("end", done)
+    stdin.on("error", done)
+    return Effect.sync(() => {
+      stdin.off("data", onData)
+      stdin.off("end", done)
+      stdin.off("error", done)
+      stdin.pause()
+    })
+  })
 
 /**
  * One readline interface for the whole scope: lines typed while no question is pending are queued,
@@ -83,14 +119,14 @@ export const node = (): Io => ({
   colors: process.stdout.isTTY === true,
   ...(process.stderr.isTTY === true ? { terminal: process.stderr } : {}),
   ...(process.stdout.isTTY === true ? { screen: process.stdout } : {}),
-  ...(process.stdin.isTTY === true ? { prompter: terminalPrompter } : {})
+  ...(process.stdin.isTTY === true ? { prompter: terminalPrompter } : { input: pipedInput })
 })
 
 // eslint-disable-next-line no-control-regex
 export const stripAnsi = (text: string): string => text.replace(/\u001b\[[0-9;]*m/g, "")
 
 /** An `Io` that keeps everything written, for tests; `answers` are the replies to prompts, in order. */
-export const capture = (options: { readonly answers?: ReadonlyArray<string> } = {}) => {
+export const capture = (options: { readonly answers?: ReadonlyArray<string>; readonly input?: string } = {}) => {
   const out: Array<string> = []
   const err: Array<string> = []
   const asked: Array<string> = []
@@ -98,6 +134,7 @@ export const capture = (options: { readonly answers?: ReadonlyArray<string> } = 
   const io: Io = {
     stdout: (text) => void out.push(text),
     stderr: (text) => void err.push(text),
+    ...(options.input === undefined ? {} : { input: (limit: number) => Effect.succeed(options.input!.slice(0, limit + 1)) }),
     ...(answers === undefined ? {} : {
       prompter: Effect.succeed<Prompter>({
         ask: (question) =>

@@ -41,10 +41,13 @@ interface Ran {
   readonly stderr: string
 }
 
-/** The real binary, as a client. */
-const bin = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+/** The real binary, as a client; `input`, what is piped into its stdin. */
+const bin = (args: ReadonlyArray<string>, env: Record<string, string>, input?: string) =>
   Effect.async<Ran>((resume) => {
     const child = processes.spawn(args, { cwd: tmp, env: cleanEnv(env) })
+    // The child may stop reading (a question too long) and exit before taking it all.
+    child.stdin!.on("error", () => {})
+    if (input !== undefined) child.stdin!.end(input)
     let stdout = ""
     let stderr = ""
     child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
@@ -59,7 +62,8 @@ let base = ""
 let adminKey = ""
 /** The admin's server and key, as the environment gives them. */
 const admin = () => ({ SWARM_SERVER: base, SWARM_API_KEY: adminKey })
-const cli = (argv: ReadonlyArray<string>, environment: Record<string, string> = admin()) => swarm(argv, { environment })
+const cli = (argv: ReadonlyArray<string>, environment: Record<string, string> = admin(), input?: string) =>
+  swarm(argv, { environment, ...(input === undefined ? {} : { input }) })
 
 /** The completed backtest the tests talk about. */
 let run = { id: "", ref: "" }
@@ -198,4 +202,34 @@ describe("swarm chat against a live server", () => {
       const history = JSON.parse((yield* cli(["chat", "history", run.id, "--limit", "2", "--json"])).stdout) as { messages: Array<{ role: string; content: string }> }
       expect(history.messages.at(-2)!.content).toHaveLength(MAX_QUESTION_LENGTH)
     }), { timeout: 60_000 })
+
+  it.live("ask with - reads the question from stdin, without the file's last line break; too long or from a terminal, refused naming stdin", () =>
+    Effect.gen(function*() {
+      const question = "Which trades lost money,\nand on which symbols?"
+      const piped = yield* bin(["chat", "ask", run.id, "-", "--json"], admin(), `${question}\n`)
+      expect([piped.code, piped.stderr]).toEqual([0, ""])
+      expect(decodeChunk(JSON.parse(lines(piped.stdout)[0]!))).toMatchObject({ _tag: "Asked", run: run.id, content: question })
+      // The binary stops reading a pipe past the limit, and says so.
+      const flood = yield* bin(["chat", "ask", run.id, "-"], admin(), "x".repeat(1_000_000))
+      expect([flood.code, flood.stdout, flood.stderr]).toEqual([2, "", "swarm: <question> (stdin): is more than 4,000 characters long: at most 4,000\n"])
+      // A file of exactly the limit, with its line break: asked whole.
+      const longest = yield* cli(["chat", "ask", run.id, "-", "--json"], admin(), `${"z".repeat(MAX_QUESTION_LENGTH)}\r\n`)
+      expect(longest.code).toBe(0)
+      expect(decodeChunk(JSON.parse(lines(longest.stdout)[0]!))).toMatchObject({ _tag: "Asked", content: "z".repeat(MAX_QUESTION_LENGTH) })
+      const refusals: Array<[string | undefined, string]> = [
+        ["x".repeat(1_000_000), "swarm: <question> (stdin): is more than 4,000 characters long: at most 4,000"],
+        ["", "swarm: <question> (stdin): is empty: ask something about the run"],
+        ["\n", "swarm: <question> (stdin): is empty: ask something about the run"],
+        ["a\u0000b", "swarm: <question> (stdin): contains control characters (tabs and line breaks are fine)"],
+        // Nothing piped: stdin is the terminal, and the command would wait on it for good.
+        [undefined, "swarm: <question>: - reads the question from stdin, which is a terminal here: pipe it in (swarm chat ask RUN - < question.txt) or give it as the argument"]
+      ]
+      for (const [input, line] of refusals) {
+        const r = yield* cli(["chat", "ask", run.id, "-"], admin(), input)
+        expect([input?.slice(0, 10), r.code, r.stdout, lines(r.stderr)]).toEqual([input?.slice(0, 10), 2, "", [line]])
+      }
+      // None of the refused ones was asked: the last question is the longest one.
+      const history = JSON.parse((yield* cli(["chat", "history", run.id, "--limit", "4", "--json"])).stdout) as { messages: Array<{ role: string; content: string }> }
+      expect(history.messages.filter((m) => m.role === "user").at(-1)!.content).toBe("z".repeat(MAX_QUESTION_LENGTH))
+    }), { timeout: 90_000 })
 })

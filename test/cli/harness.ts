@@ -28,6 +28,8 @@ export const openAttempts = () => attempts
 
 export interface Options {
   readonly answers?: ReadonlyArray<string>
+  /** What is piped into stdin; without it, stdin is a terminal (nothing piped). */
+  readonly input?: string
   readonly registry?: ReadonlyMap<string, AnyModel>
   readonly terminal?: NodeJS.WriteStream
   /** The database; without it `noDatabase`, and `backtest` gets `--no-store`. */
@@ -51,7 +53,10 @@ export interface Ran {
 /** Run the command line in-process on `argv`: its exit code and everything it printed. */
 export const swarm = (argv: ReadonlyArray<string>, options: Options = {}): Effect.Effect<Ran> =>
   Effect.gen(function*() {
-    const captured = Io.capture(options.answers === undefined ? {} : { answers: options.answers })
+    const captured = Io.capture({
+      ...(options.answers === undefined ? {} : { answers: options.answers }),
+      ...(options.input === undefined ? {} : { input: options.input })
+    })
     const io = options.terminal === undefined ? captured.io : { ...captured.io, terminal: options.terminal }
     // Not with --help, which @effect/cli only honours on its own.
     const args = options.store === undefined && argv[0] === "backtest" && !argv.some((a) => ["--no-store", "--help", "-h"].includes(a))
