@@ -319,7 +319,8 @@ const eventText = (event: RunEvent, context: LineContext): string | undefined =>
         case "rejected":
           return `verdict ${what}: rejected: ${v.reasons[0]}`
         case "needs_approval":
-          return `verdict ${what}: needs approval (${v.policy}): ${v.reasons[0]}`
+          // The quantity asked about may be reduced already (a gate): the one the approval shows.
+          return `verdict ${what}: ${v.quantity === v.intent.quantity ? "" : `reduced to ${quantity(v.quantity)}, `}needs approval (${v.policy}): ${v.reasons[0]}`
       }
       return undefined
     }

@@ -154,6 +154,11 @@ describe("the lines of a watch without a terminal", () => {
       "#8 2024-01-10 verdict AAA buy 100: rejected: rule \"cap\": over the limit"
     )
     expect(Watch.line(verdict(9, "AAA", "reduced", 60, ["cash reserve"]))).toBe("#9 2024-01-11 verdict AAA buy 100: reduced to 60: cash reserve")
+    // Asked about reduced: the quantity the approval shows, not the intent's (they disagreed).
+    expect(Watch.line(verdict(9, "AAA", "needs_approval", 74, ["notional 8,221 is 7.96% of equity"]))).toBe(
+      "#9 2024-01-11 verdict AAA buy 100: reduced to 74, needs approval (pause): notional 8,221 is 7.96% of equity"
+    )
+    expect(Watch.line(verdict(9, "AAA", "needs_approval", 100, ["short"]))).toBe("#9 2024-01-11 verdict AAA buy 100: needs approval (pause): short")
     expect(Watch.line(ev(10, "ApprovalResolved", { round: "r1", outcome: "rejected", by: "ops", reason: "too big" }))).toBe(
       "#10 2024-01-12 approval rejected: round r1, by ops: too big"
     )
