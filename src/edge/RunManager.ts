@@ -81,9 +81,13 @@ interface Waiting {
   /** When it was asked, among the others: a slice's intents are asked in the same millisecond. */
   readonly order: number
   readonly owner: string
-  readonly info: PendingApproval
+  /** Replaced when its expiry moves on (the run paused: `countdown`). */
+  info: PendingApproval
   readonly answer: Deferred.Deferred<Backtest.ApprovalAnswer>
 }
+
+/** How often a held intent's countdown looks whether its run is paused (`countdown`). */
+const EXPIRY_TICK_MILLIS = 200
 
 /** How many answered intents a server remembers how they were resolved (`decided`): the rest are read from the store. */
 const DECIDED_KEPT = 10_000
@@ -203,6 +207,29 @@ export const layer = Layer.scoped(
     const ownerOf = (principal: Principal) => (principal.role === "admin" ? undefined : principal.userId)
     const keyOf = (run: string, round: string) => `${run}\u0000${round}`
 
+    /**
+     * Until a held intent has waited `timeoutMillis` of its run going. While an operator has the run
+     * paused its market stands still, and so does the countdown: the intent grows no staler, and an
+     * operator who pauses to think it over does not lose it. The expiry `approvals.pending` shows
+     * moves on by the time paused. Looked at every `EXPIRY_TICK`.
+     */
+    const countdown = (run: RunId, key: string, timeoutMillis: number) =>
+      Effect.gen(function*() {
+        let left = timeoutMillis
+        let last = yield* Clock.currentTimeMillis
+        while (left > 0) {
+          yield* Effect.sleep(Duration.millis(Math.min(left, EXPIRY_TICK_MILLIS)))
+          const now = yield* Clock.currentTimeMillis
+          if (live.get(run)?.paused === true) {
+            const item = waiting.get(key)
+            if (item !== undefined) item.info = { ...item.info, expiresAt: item.info.expiresAt + (now - last) }
+          } else {
+            left -= now - last
+          }
+          last = now
+        }
+      })
+
     /** Held intents asked so far (their `order`). */
     let asked = 0
     /** The operator of a live run: its held intents wait here for an answer or their expiry. */
@@ -234,8 +261,7 @@ export const layer = Layer.scoped(
           by: "expiry",
           reason: `nobody decided within ${timeoutMillis / 1000} s (risk.approval.timeoutSeconds)`
         }
-        return yield* Deferred.await(answer).pipe(
-          Effect.timeoutTo({ duration: Duration.millis(timeoutMillis), onSuccess: (a) => a, onTimeout: () => expired }),
+        return yield* Effect.raceFirst(Deferred.await(answer), Effect.as(countdown(run, key, timeoutMillis), expired)).pipe(
           Effect.tap((a) =>
             Effect.sync(() => {
               decided.delete(key)
@@ -596,7 +622,7 @@ export const layer = Layer.scoped(
         if (yield* unavailable(Runs.approvalPending(record.id, round))) {
           return yield* new Conflict({
             reason: live.has(record.id)
-              ? `round ${round} of run ${record.id} is no longer waiting for an answer: its run is ending`
+              ? `round ${round} of run ${record.id} is not waiting for an answer here at the moment: its run is ending, or re-executing its recording after a restart (try again in a moment)`
               : `round ${round} of run ${record.id} waits in no live process here: its run ended, or runs in another process`
           })
         }

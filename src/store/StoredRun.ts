@@ -268,6 +268,14 @@ const execute = (x: Execution) =>
       diverged !== undefined || !checkpointChecked || events < (x.compareUntil ?? 0) ? [] : x.leftoverSignals!(events)
     /** The progress of the last pause: where a suspended run stands, if nothing happened since. */
     let lastPace: Backtest.Progress | undefined
+    /**
+     * Whether a resume is still re-executing what its recording holds (up to its last event and its
+     * last checkpoint): nothing there waits — not for its moment (`beforeSlice`), nor at an
+     * operator's pause (`pace`). A run resumed paused catches up first, then waits where it stood:
+     * waiting at its first re-executed slice, it never reached the intent it had left waiting for
+     * an operator, and an answer to that was refused ("its run is ending").
+     */
+    const catchingUp = () => (comparator !== undefined && lastSeq < x.compareUntil!) || !checkpointChecked
     const running = Backtest.run({
       strategy: x.strategy,
       feed: x.feed,
@@ -284,8 +292,7 @@ const execute = (x: Execution) =>
       // may stand past its last event (a run suspended in a quiet stretch): the slices up to it
       // were waited for already, and pacing them again would send the run back in time.
       ...(x.beforeSlice === undefined ? {} : {
-        beforeSlice: (ts: Timestamp) =>
-          (comparator !== undefined && lastSeq < x.compareUntil!) || !checkpointChecked ? Effect.void : x.beforeSlice!(ts)
+        beforeSlice: (ts: Timestamp) => (catchingUp() ? Effect.void : x.beforeSlice!(ts))
       }),
       ...(x.mode === undefined ? {} : { mode: x.mode }),
       llm: x.llm,
@@ -347,7 +354,7 @@ const execute = (x: Execution) =>
             checkpointSeq = progress.events
           }
           yield* recorder.pace.pipe(Effect.mapError(toBacktestError))
-          if (x.pace !== undefined) yield* x.pace(progress)
+          if (x.pace !== undefined && !catchingUp()) yield* x.pace(progress)
         }).pipe(Effect.provide(database))
     }).pipe(
       Effect.catchTag("BacktestError", (error): Effect.Effect<never, Backtest.BacktestError | RunDiverged> =>

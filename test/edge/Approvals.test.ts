@@ -176,6 +176,29 @@ for (const backend of backends) {
         yield* alice("runs.stop", { run: run.id })
       }), { timeout: 120_000 })
 
+    it.scoped("a paused run's held intent does not expire while it is paused: its countdown stands still, its expiry moves on; resumed, it expires", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("sk_alice")
+        yield* alice("strategies.create", { strategy: guarded("paused to think", 1) })
+        const run = yield* alice("runs.start", { strategy: "paused to think", mode: "paper", data: { _tag: "synthetic", bars: 60 }, speed: 86_400_000 })
+        const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "an approval")
+        yield* alice("runs.pause", { run: run.id })
+        const pausedAt = Date.now()
+        // Three times its timeout paused: still waiting, its expiry pushed back by the pause.
+        yield* Effect.sleep("3 seconds")
+        const still = (yield* alice("approvals.pending", {})).find((p) => p.round === held!.round)
+        expect(still).toBeDefined()
+        expect(still!.expiresAt - held!.expiresAt).toBeGreaterThan(2_500)
+        expect(still!.expiresAt).toBeGreaterThan(Date.now())
+        expect((yield* resolutions(run.id)).some((r) => r.round === held!.round)).toBe(false)
+        // Resumed, it expires after what was left of its second.
+        yield* alice("runs.resume", { run: run.id })
+        const resolved = yield* until(resolutions(run.id), (r) => r.some((x) => x.round === held!.round), "the expiry to be recorded")
+        expect(Date.now() - pausedAt).toBeGreaterThan(3_000)
+        expect(resolved.find((x) => x.round === held!.round)).toMatchObject({ outcome: "expired", by: "expiry" })
+        yield* alice("runs.stop", { run: run.id })
+      }), { timeout: 120_000 })
+
     it.scoped("an expiry the run failed to record: answering it says the table's word (cancelled by the failure), not the server's memory", () =>
       Effect.gen(function*() {
         const alice = yield* clientFor("sk_alice")

@@ -193,6 +193,52 @@ for (const backend of backends) {
         yield* shutdown
       }), { timeout: 60_000 })
 
+    it.scoped("a run paused with an intent waiting, across a restart: it stays paused and the intent can be answered", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const name = "paused with an intent"
+        yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
+          name,
+          symbols: symbolsOf(1),
+          agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
+          sizing: { mode: "percent_of_equity", value: 10 },
+          risk: { approval: { notionalPctAbove: 5, policy: "pause", timeoutSeconds: 600 } }
+        }))
+        const first = yield* managerOn(bus)
+        const run = yield* first.manager.start(alice, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 60 }, speed: 86_400_000 })
+        let held: ReadonlyArray<{ readonly round: string }> = []
+        for (let i = 0; i < 200 && held.length === 0; i++) {
+          held = yield* first.manager.pending(alice, run.id)
+          if (held.length === 0) yield* Effect.sleep("50 millis")
+        }
+        expect(held).toHaveLength(1)
+        yield* first.manager.pause(alice, run.id)
+        yield* first.shutdown
+
+        const next = yield* managerOn(bus)
+        yield* Effect.addFinalizer(() => next.shutdown)
+        expect(yield* next.manager.resumeUnfinished()).toContainEqual(expect.objectContaining({ run: run.id, outcome: "resumed" }))
+        expect((yield* Runs.get(run.id)).status).toBe("paused")
+        // Before, the resumed run waited at its first re-executed slice, short of the intent: it
+        // was listed nowhere, and an answer was told "its run is ending".
+        let again: ReadonlyArray<{ readonly round: string }> = []
+        for (let i = 0; i < 100 && again.length === 0; i++) {
+          again = yield* next.manager.pending(alice, run.id)
+          if (again.length === 0) yield* Effect.sleep("50 millis")
+        }
+        expect(again.map((p) => p.round)).toEqual([held[0]!.round])
+        yield* next.manager.approve(alice, run.id, held[0]!.round)
+        let resolved: ReadonlyArray<string> = []
+        for (let i = 0; i < 100 && resolved.length === 0; i++) {
+          resolved = (yield* Runs.events(run.id)).filter((e) => e.tag === "ApprovalResolved").map((e) => e.body)
+          if (resolved.length === 0) yield* Effect.sleep("50 millis")
+        }
+        expect(JSON.parse(resolved[0]!)).toMatchObject({ round: held[0]!.round, outcome: "approved", by: alice.name })
+        // Still paused, as the operator left it.
+        expect((yield* Runs.get(run.id)).status).toBe("paused")
+        yield* next.manager.stop(alice, run.id)
+      }), { timeout: 60_000 })
+
     it.scoped("a start past this server's leases is Unavailable, naming the limit, with nothing written; once a run ends, a start goes", () =>
       Effect.gen(function*() {
         if (backend.name !== "postgres") return
