@@ -20,7 +20,8 @@ import type { RunId } from "../../schemas/Ids.js"
 import { Metrics } from "../../schemas/Metrics.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { firstDifference } from "./Replay.js"
-import { GENESIS, linkHash } from "./RunRecorder.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
+import { GENESIS, linkHash, project, type ProjectedTable, TABLES, type Value } from "./RunRecorder.js"
 import * as Runs from "./Runs.js"
 import { storeError } from "./StoreError.js"
 import { canonical } from "./Strategies.js"
@@ -162,12 +163,167 @@ export const verifyRun = Effect.fn("Audit.verifyRun")(function*(ref: string, own
     }
   ).pipe(storeError("verify the run's events"))
   if (!report.ok) return report
+  const projected = yield* verifyProjections(run.id as RunId, stream)
+  if (projected !== undefined) return projected
   const inputs = yield* verifyInputs(run)
   if (!inputs.ok) return inputs
   if (run.status !== "completed") return inputs.unchecked === undefined ? report : { ...report, unchecked: inputs.unchecked }
   const checked = yield* verifyCompleted(run, report, stream, completed, checksum, counted)
   return checked.ok && inputs.unchecked !== undefined ? { ...checked, unchecked: inputs.unchecked } : checked
 })
+
+// --- the tables the events feed -------------------------------------------------------------------
+
+/** The tables with a row per event (or several: a snapshot's positions), found by its `seq`. */
+const BY_SEQ = ["opinions", "decisions", "verdicts", "orders", "fills", "trades", "equity_snapshots", "positions", "reasoning"] as const
+
+/** Columns holding JSON (`jsonb`): compared as values, their keys in any order. */
+const JSON_COLUMNS = new Set(["reasons", "intent", "context"])
+
+/** A row as comparable text: its values in column order, JSON columns as values, every object's keys sorted. */
+const rowKey = (table: ProjectedTable, values: ReadonlyArray<unknown>): string =>
+  keysSorted(JSON.stringify(values.map((value, i) => (JSON_COLUMNS.has(TABLES[table][i]!) && typeof value === "string" ? JSON.parse(value) : value))))
+
+/** A stored row as `json_build_array` of its columns gives it (numbers, text, JSON values). */
+const storedRows = (table: ProjectedTable, where: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.unsafe<{ row: string }>(`select json_build_array(${TABLES[table].join(", ")})::text as row from ${table} where ${where}`))
+
+/** Where two rows of `table` first differ: `table.column is …; the event says …`. */
+const columnDifference = (table: ProjectedTable, stored: string, expected: string): string => {
+  const a = JSON.parse(stored) as Array<unknown>
+  const b = JSON.parse(expected) as Array<unknown>
+  const i = TABLES[table].findIndex((_, i) => JSON.stringify(a[i]) !== JSON.stringify(b[i]))
+  return i < 0 ? "" : `: ${table}.${TABLES[table][i]} is ${JSON.stringify(a[i])}, the event says ${JSON.stringify(b[i])}`
+}
+
+/**
+ * Every row of the tables a run's events feed (decisions, orders, fills, equity, positions…) against
+ * the event it came from, as the recorder made it (`RunRecorder.project`): those tables are what
+ * `runs show`, `runs compare`, the leaderboard and the chat agent read, and a row changed there
+ * (an equity ten times over, an order's quantity) changed what they say with the event chain
+ * intact. The events were verified first: they are the truth the rows are held to. A row that is
+ * not its event's, missing or added is reported at that event. Checkpoints are not events' rows:
+ * a resume checks each against the books it rebuilds.
+ */
+const verifyProjections = (run: RunId, stream: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const runLiteral = `'${run.replace(/'/g, "''")}'`
+    /** Each round's row, and the first event that names it. */
+    const rounds = new Map<string, readonly [string, number]>()
+    const approvals = new Map<string, { requested?: ReadonlyArray<Value>; resolved?: ReadonlyArray<Value> }>()
+    let after = 0
+    for (;;) {
+      const events = yield* sql<{ seq: number | string; body: string }>`
+        select seq, body from run_events where run_id = ${run} and seq > ${after} order by seq limit ${PAGE}`
+      if (events.length === 0) break
+      const first = after + 1
+      const last = Number(events.at(-1)!.seq)
+      const expected = new Map<ProjectedTable, Array<readonly [number, string]>>()
+      for (const { body } of events) {
+        const event = JSON.parse(body) as RunEvent
+        project(event, (table, values) => {
+          if (table === "rounds") {
+            if (!rounds.has(values[1] as string)) rounds.set(values[1] as string, [rowKey(table, values), event.seq])
+          } else if (table === "approvals") {
+            const entry = approvals.get(values[1] as string) ?? {}
+            approvals.set(values[1] as string, values[9] === null ? { ...entry, requested: values } : { ...entry, resolved: values })
+          } else {
+            const rows = expected.get(table) ?? []
+            rows.push([event.seq, rowKey(table, values)])
+            expected.set(table, rows)
+          }
+        })
+      }
+      for (const table of BY_SEQ) {
+        const stored = (yield* storedRows(table, `run_id = ${runLiteral} and seq between ${first} and ${last}`))
+          .map(({ row }) => [Number((JSON.parse(row) as Array<unknown>)[TABLES[table].indexOf("seq")]), keysSorted(row)] as const)
+        const wrong = firstMismatch(table, expected.get(table) ?? [], stored)
+        if (wrong !== undefined) return fail(stream, wrong.position, wrong.reason)
+      }
+      after = last
+      if (events.length < PAGE) break
+    }
+    // Rows past the last event: added.
+    for (const table of BY_SEQ) {
+      const [extra] = yield* storedRows(table, `run_id = ${runLiteral} and seq > ${after} order by seq limit 1`)
+      if (extra !== undefined) {
+        const seq = Number((JSON.parse(extra.row) as Array<unknown>)[TABLES[table].indexOf("seq")])
+        return fail(stream, seq, `${table} has a row for event ${seq}, past the run's last event: it was added`)
+      }
+    }
+    const storedRounds = new Map((yield* storedRows("rounds", `run_id = ${runLiteral}`)).map(({ row }) => [(JSON.parse(row) as Array<string>)[1]!, keysSorted(row)]))
+    for (const [round, [key, seq]] of rounds) {
+      const stored = storedRounds.get(round)
+      if (stored !== key) {
+        return fail(stream, seq, `the rounds row of round ${round} is not what its events say${stored === undefined ? ": it was deleted" : columnDifference("rounds", stored, key)}`)
+      }
+    }
+    // A row no event names is reported after the last event.
+    for (const round of storedRounds.keys()) if (!rounds.has(round)) return fail(stream, after, `rounds has a row for round ${round}, which no event names: it was added`)
+    const wrong = yield* verifyApprovals(runLiteral, approvals, after)
+    return wrong === undefined ? undefined : fail(stream, wrong.position, wrong.reason)
+  }).pipe(storeError("verify the tables the run's events feed"))
+
+/** The first row of a page of `table` that is not what the events give, by event: the stored rows against the expected. */
+const firstMismatch = (
+  table: ProjectedTable,
+  expected: ReadonlyArray<readonly [number, string]>,
+  stored: ReadonlyArray<readonly [number, string]>
+): { readonly position: number; readonly reason: string } | undefined => {
+  const order = (a: readonly [number, string], b: readonly [number, string]) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0)
+  const want = [...expected].sort(order)
+  const have = [...stored].sort(order)
+  for (let i = 0; i < Math.max(want.length, have.length); i++) {
+    const w = want[i]
+    const h = have[i]
+    if (w !== undefined && h !== undefined && w[1] === h[1]) continue
+    if (w !== undefined && (h === undefined || w[0] < h[0])) {
+      return { position: w[0], reason: `${table} lacks the row of event ${w[0]}: it was deleted or changed` }
+    }
+    if (h !== undefined && (w === undefined || h[0] < w[0])) {
+      return { position: h[0], reason: `${table} has a row for event ${h[0]} that no event gives: it was added or changed` }
+    }
+    return { position: w![0], reason: `the ${table} row of event ${w![0]} is not what the event says${columnDifference(table, h![1], w![1])}` }
+  }
+  return undefined
+}
+
+/**
+ * A run's approvals against its events: each as its request made it, and as its resolution
+ * (recorded) answered it. One the events leave unresolved is `pending`, or `cancelled` by the run's
+ * end (a stop, a failure: written by the server, not an event).
+ */
+const verifyApprovals = (
+  runLiteral: string,
+  expected: ReadonlyMap<string, { requested?: ReadonlyArray<Value>; resolved?: ReadonlyArray<Value> }>,
+  lastEvent: number
+) =>
+  Effect.gen(function*() {
+    const stored = new Map((yield* storedRows("approvals", `run_id = ${runLiteral}`)).map(({ row }) => {
+      const values = JSON.parse(row) as Array<Value>
+      return [values[1] as string, values] as const
+    }))
+    for (const [round, { requested, resolved }] of expected) {
+      if (requested === undefined) continue
+      const at = requested[7] as number
+      const have = stored.get(round)
+      if (have === undefined) return { position: at, reason: `approvals lacks round ${round}, requested at event ${at}: it was deleted` }
+      const want: Array<Value> = [...requested]
+      if (resolved !== undefined) [want[6], want[9], want[10], want[11]] = [resolved[6]!, resolved[9]!, resolved[10]!, resolved[11]!]
+      else if (have[6] === "cancelled") [want[6], want[9], want[10], want[11]] = [have[6], have[9]!, have[10]!, have[11]!]
+      const key = rowKey("approvals", want)
+      const haveKey = keysSorted(JSON.stringify(have))
+      if (key !== haveKey) {
+        return { position: resolved === undefined ? at : resolved[9] as number, reason: `the approvals row of round ${round} is not what its events say${columnDifference("approvals", haveKey, key)}` }
+      }
+    }
+    for (const round of stored.keys()) {
+      if (expected.get(round)?.requested === undefined) return { position: lastEvent, reason: `approvals has a row for round ${round}, which no event requested: it was added` }
+    }
+    return undefined
+  })
 
 /** A completed run's end: its `RunCompleted` event, and what its row says of it. */
 const verifyCompleted = (

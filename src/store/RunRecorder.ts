@@ -100,10 +100,10 @@ export interface CheckpointState {
   readonly pendingApprovals: ReadonlyArray<string>
 }
 
-type Value = string | number | null
+export type Value = string | number | null
 
 /** Every table the recorder appends to, with its columns in the order rows give them. Insert order respects the foreign keys. */
-const TABLES = {
+export const TABLES = {
   run_events: ["run_id", "seq", "tag", "at", "hash", "body"],
   rounds: ["run_id", "round_id", "symbol", "ts"],
   opinions: ["run_id", "round_id", "agent", "seq", "direction", "confidence"],
@@ -131,8 +131,86 @@ const TABLES = {
     "reason"
   ]
 } as const
-type TableName = keyof typeof TABLES
+export type TableName = keyof typeof TABLES
 const NAMES = Object.keys(TABLES) as ReadonlyArray<TableName>
+
+/** The tables an event's projection feeds (every table the recorder writes but `run_events` and `checkpoints`). */
+export type ProjectedTable = Exclude<TableName, "run_events" | "checkpoints">
+
+/**
+ * The rows `event` gives the tables it feeds, each told to `row` (a round's once per event that
+ * names it: the recorder keeps the first). One function for the recorder and for `Audit.verifyRun`,
+ * which checks every stored row against the event it came from.
+ */
+export const project = (event: RunEvent, row: (table: ProjectedTable, values: ReadonlyArray<Value>) => void): void => {
+  const r = event.run
+  const seq = event.seq
+  switch (event._tag) {
+    case "OpinionGiven": {
+      const o = event.opinion
+      row("rounds", [r, o.round, o.symbol, o.ts])
+      row("opinions", [r, o.round, o.agent, seq, o.direction, o.confidence])
+      break
+    }
+    case "DecisionMade": {
+      const d = event.decision
+      row("rounds", [r, d.round, d.symbol, d.ts])
+      row("decisions", [r, d.round, seq, d.symbol, d.ts, d.action, d.confidence])
+      break
+    }
+    case "VerdictGiven": {
+      const v = event.verdict
+      row("verdicts", [r, seq, v.intent.round, v.intent.symbol, v.outcome, v.quantity])
+      break
+    }
+    case "ApprovalRequested":
+      row("approvals", [
+        r,
+        event.round,
+        event.intent.symbol,
+        event.quantity,
+        JSON.stringify(event.reasons),
+        JSON.stringify(event.intent),
+        "pending",
+        seq,
+        event.expiresAt,
+        null,
+        null,
+        null
+      ])
+      break
+    case "ApprovalResolved":
+      row("approvals", [r, event.round, "", 0, "[]", "{}", event.outcome, seq, 0, seq, event.by, event.reason])
+      break
+    case "OrderPlaced": {
+      const o = event.order
+      row("orders", [r, o.id, o.idempotencyKey, seq, o.round, o.symbol, o.side, o.quantity, o.decidedAt])
+      break
+    }
+    case "OrderFilled": {
+      const f = event.fill
+      row("fills", [r, f.id, f.orderId, seq, f.symbol, f.side, f.quantity, f.price, f.notional, f.commission, f.ts])
+      break
+    }
+    case "TradeClosed": {
+      const t = event.trade
+      row("trades", [r, seq, t.symbol, t.side, t.entryTs, t.exitTs, t.pnl])
+      break
+    }
+    case "ReasoningRecorded":
+      // The role (bull, bear, judge…) and the context the agent saw (the brief) go together.
+      row("reasoning", [r, event.round, event.agent, seq, event.kind, event.text, JSON.stringify({ role: event.role, context: event.context ?? null })])
+      break
+    case "PortfolioUpdated": {
+      const s = event.snapshot
+      row("equity_snapshots", [r, seq, s.ts, s.cash, s.equity, s.grossExposure, s.realizedPnl, s.unrealizedPnl])
+      for (const p of s.positions) {
+        row("positions", [r, seq, p.symbol, p.quantity, p.averagePrice, p.realizedPnl, p.markPrice, p.marketValue, p.unrealizedPnl])
+      }
+      break
+    }
+  }
+}
 
 type Batch = Record<TableName, Array<ReadonlyArray<Value>>>
 const emptyBatch = (): Batch => ({
@@ -232,6 +310,12 @@ export const make = (
       }
     }
 
+    /** A projection's row: pending, and a round once (`round`). */
+    const projected = (table: ProjectedTable, row: ReadonlyArray<Value>) => {
+      if (table === "rounds") round(row[0] as string, row[1] as string, row[2] as string, row[3] as number)
+      else push(table, row)
+    }
+
     const sink = (event: RunEvent, json: string): void => {
       track(event)
       const r = event.run
@@ -241,71 +325,7 @@ export const make = (
       push("run_events", [r, seq, event._tag, event.at, chainHash, json])
       pendingEvents++
       if (onCommitted !== undefined) pendingCommits.push([event, json])
-      switch (event._tag) {
-        case "OpinionGiven": {
-          const o = event.opinion
-          round(r, o.round, o.symbol, o.ts)
-          push("opinions", [r, o.round, o.agent, seq, o.direction, o.confidence])
-          break
-        }
-        case "DecisionMade": {
-          const d = event.decision
-          round(r, d.round, d.symbol, d.ts)
-          push("decisions", [r, d.round, seq, d.symbol, d.ts, d.action, d.confidence])
-          break
-        }
-        case "VerdictGiven": {
-          const v = event.verdict
-          push("verdicts", [r, seq, v.intent.round, v.intent.symbol, v.outcome, v.quantity])
-          break
-        }
-        case "ApprovalRequested":
-          push("approvals", [
-            r,
-            event.round,
-            event.intent.symbol,
-            event.quantity,
-            JSON.stringify(event.reasons),
-            JSON.stringify(event.intent),
-            "pending",
-            seq,
-            event.expiresAt,
-            null,
-            null,
-            null
-          ])
-          break
-        case "ApprovalResolved":
-          push("approvals", [r, event.round, "", 0, "[]", "{}", event.outcome, seq, 0, seq, event.by, event.reason])
-          break
-        case "OrderPlaced": {
-          const o = event.order
-          push("orders", [r, o.id, o.idempotencyKey, seq, o.round, o.symbol, o.side, o.quantity, o.decidedAt])
-          break
-        }
-        case "OrderFilled": {
-          const f = event.fill
-          push("fills", [r, f.id, f.orderId, seq, f.symbol, f.side, f.quantity, f.price, f.notional, f.commission, f.ts])
-          break
-        }
-        case "TradeClosed": {
-          const t = event.trade
-          push("trades", [r, seq, t.symbol, t.side, t.entryTs, t.exitTs, t.pnl])
-          break
-        }
-        case "ReasoningRecorded":
-          // The role (bull, bear, judge…) and the context the agent saw (the brief) go together.
-          push("reasoning", [r, event.round, event.agent, seq, event.kind, event.text, JSON.stringify({ role: event.role, context: event.context ?? null })])
-          break
-        case "PortfolioUpdated": {
-          const s = event.snapshot
-          push("equity_snapshots", [r, seq, s.ts, s.cash, s.equity, s.grossExposure, s.realizedPnl, s.unrealizedPnl])
-          for (const p of s.positions) {
-            push("positions", [r, seq, p.symbol, p.quantity, p.averagePrice, p.realizedPnl, p.markPrice, p.marketValue, p.unrealizedPnl])
-          }
-          break
-        }
-      }
+      project(event, projected)
       wake()
     }
 

@@ -58,6 +58,24 @@ const record = (name: string) =>
     return { run, events, middle, later } satisfies Recorded
   })
 
+/**
+ * What a crash after event `seq` leaves (the recorder writes an event and its tables' rows in one
+ * transaction): none of the events after it, nor their rows.
+ */
+const lostAfter = (run: string, seq: number) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.all([
+      sql`delete from run_events where run_id = ${run} and seq > ${seq}`,
+      ...["opinions", "decisions", "verdicts", "orders", "fills", "trades", "equity_snapshots", "positions", "reasoning"].map((table) =>
+        sql`delete from ${sql(table)} where run_id = ${run} and seq > ${seq}`
+      ),
+      sql`delete from approvals where run_id = ${run} and requested_seq > ${seq}`,
+      sql`update approvals set status = 'pending', resolved_seq = null, resolved_by = null, reason = null where run_id = ${run} and resolved_seq > ${seq}`,
+      sql`delete from rounds r where run_id = ${run}
+        and not exists (select 1 from opinions o where o.run_id = r.run_id and o.round_id = r.round_id)
+        and not exists (select 1 from decisions d where d.run_id = r.run_id and d.round_id = r.round_id)`
+    ], { discard: true }))
+
 const failed = (report: Audit.AuditReport) => {
   if (report.ok) throw new Error(`expected the chain not to verify, got ${JSON.stringify(report)}`)
   return report
@@ -221,13 +239,51 @@ for (const backend of backends) {
         const head = failed(yield* whileTampered(rehash, Audit.verifyRun(run)))
         expect(head.position).toBe(events)
         expect(head.reason).toBe("the chain's last hash is not the head that was recorded")
-        // The head rewritten as well: the events no longer give the run's checksum.
+        // The head rewritten as well: the fill's row is not what the rewritten event says.
+        const rewritten = Effect.flatMap(rehash, (hash) => sql`update runs set chain_head = ${hash} where id = ${run}`)
+        const row = failed(yield* whileTampered(rewritten, Audit.verifyRun(run)))
+        expect(row.position).toBe(middle)
+        expect(row.reason).toMatch(new RegExp(`^the fills row of event ${middle} is not what the event says: fills\\.quantity is \\d+, the event says 1\\d+$`))
+        // That row rewritten too: the events no longer give the run's checksum.
         const checksum = failed(yield* whileTampered(
-          Effect.flatMap(rehash, (hash) => sql`update runs set chain_head = ${hash} where id = ${run}`),
+          Effect.zipRight(rewritten, sql`update fills set quantity = ('1' || quantity::text)::double precision where run_id = ${run} and seq = ${middle}`),
           Audit.verifyRun(run)
         ))
         expect(checksum.position).toBe(1)
         expect(checksum.reason).toContain("do not re-hash to the run's checksum")
+        expect((yield* Audit.verifyRun(run)).ok).toBe(true)
+      }))
+
+    it.effect("the tables the events feed (what runs show, compare and the chat read) are held to the events: a changed, deleted or added row is reported", () =>
+      Effect.gen(function*() {
+        const { middle, run } = yield* record("projections")
+        const sql = yield* SqlClient.SqlClient
+        const [decision] = yield* sql<{ seq: number; action: string }>`select seq, action from decisions where run_id = ${run} order by seq limit 1`
+        const [equity] = yield* sql<{ seq: number }>`select seq from equity_snapshots where run_id = ${run} order by seq desc limit 1`
+        const [order] = yield* sql<{ seq: number; orderId: string }>`select seq, order_id from orders where run_id = ${run} order by seq limit 1`
+        const [round] = yield* sql<{ roundId: string }>`select round_id from rounds where run_id = ${run} order by round_id limit 1`
+        const other = decision!.action === "long" ? "short" : "long"
+        const cases: Array<[string, Effect.Effect<unknown, unknown, SqlClient.SqlClient>, number, string | RegExp]> = [
+          // What the probe did: runs compare then showed a first differing decision, runs show an equity ten times over.
+          ["decision", sql`update decisions set action = ${other} where run_id = ${run} and seq = ${decision!.seq}`, decision!.seq,
+            `the decisions row of event ${decision!.seq} is not what the event says: decisions.action is "${other}", the event says "${decision!.action}"`],
+          ["equity", sql`update equity_snapshots set equity = equity * 10 where run_id = ${run} and seq = ${equity!.seq}`, equity!.seq,
+            new RegExp(`^the equity_snapshots row of event ${equity!.seq} is not what the event says: equity_snapshots\\.equity is \\d+, the event says \\d+$`)],
+          ["order", sql`update orders set quantity = quantity * 100 where run_id = ${run} and seq = ${order!.seq}`, order!.seq,
+            new RegExp(`^the orders row of event ${order!.seq} is not what the event says: orders\\.quantity is `)],
+          ["deleted fill", sql`delete from fills where run_id = ${run} and seq = ${middle}`, middle, `fills lacks the row of event ${middle}: it was deleted or changed`],
+          ["added trade", sql`insert into trades (run_id, seq, symbol, side, entry_ts, exit_ts, pnl) values (${run}, ${middle}, 'S000', 'long', 0, 1, 5000000)`, middle,
+            `trades has a row for event ${middle} that no event gives: it was added or changed`],
+          ["round", sql`update rounds set ts = ts + 1 where run_id = ${run} and round_id = ${round!.roundId}`, -1,
+            new RegExp(`^the rounds row of round ${round!.roundId.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is not what its events say: rounds\\.ts is \\d+, the event says \\d+$`)]
+        ]
+        for (const [what, tamper, position, reason] of cases) {
+          const report = failed(yield* whileTampered(tamper, Audit.verifyRun(run)))
+          if (position >= 0) expect([what, report.position]).toEqual([what, position])
+          if (typeof reason === "string") expect([what, report.reason]).toEqual([what, reason])
+          else expect([what, report.reason]).toEqual([what, expect.stringMatching(reason)])
+        }
+        // Untouched again, it verifies.
         expect((yield* Audit.verifyRun(run)).ok).toBe(true)
       }))
 
@@ -278,12 +334,12 @@ for (const backend of backends) {
         // A run interrupted after `middle` events, then marked stopped as StoredRun does.
         const stopped = Effect.all([
           sql`update runs set status = 'running', checksum = null, chain_count = null, chain_head = null where id = ${run}`,
-          sql`delete from run_events where run_id = ${run} and seq > ${middle}`,
+          lostAfter(run, middle),
           Runs.markEnded(run as never, "stopped", "interrupted")
         ])
         expect(yield* whileTampered(stopped, Audit.verifyRun(run))).toMatchObject({ ok: true, entries: middle })
         const tail = failed(yield* whileTampered(
-          Effect.zipRight(stopped, sql`delete from run_events where run_id = ${run} and seq > ${middle - 3}`),
+          Effect.zipRight(stopped, lostAfter(run, middle - 3)),
           Audit.verifyRun(run)
         ))
         expect(tail).toMatchObject({ position: middle - 2, reason: `the chain ends at entry ${middle - 3} but ${middle} were recorded (deleted at the end)` })
@@ -296,7 +352,7 @@ for (const backend of backends) {
         // What a crash leaves: no head recorded, the last events not written.
         const crash = Effect.all([
           sql`update runs set status = 'running', checksum = null, chain_count = null, chain_head = null where id = ${run}`,
-          sql`delete from run_events where run_id = ${run} and seq > ${middle}`
+          lostAfter(run, middle)
         ])
         const prefix = yield* whileTampered(crash, Audit.verifyRun(run))
         expect(prefix).toMatchObject({ ok: true, entries: middle })
