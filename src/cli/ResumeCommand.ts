@@ -35,6 +35,7 @@ const one = (io: Io, wiring: Wiring.Wiring, ref: string) =>
   Effect.gen(function*() {
     const run = yield* Runs.get(ref)
     const resumed = yield* resumeWith(Wiring.withLlmOf(io, wiring), wiring, run)
+    if (resumed.llmSwitched !== undefined) io.stderr(`warning: run ${run.id}: ${resumed.llmSwitched}\n`)
     io.stdout(`${describeResumed(run, resumed)}\n`)
     if (resumed.result.status === "failed") {
       return yield* new RunFailed({ run: run.id, reason: resumed.result.failure ?? "no reason given" })
@@ -54,6 +55,7 @@ const every = (io: Io, wiring: Wiring.Wiring) =>
       // The listing has no strategies: the run's record says which models it needs.
       const outcome = yield* Effect.either(Effect.flatMap(Runs.get(run.id), (record) => resumeWith(withLlm, wiring, record)))
       if (Either.isRight(outcome)) {
+        if (outcome.right.llmSwitched !== undefined) io.stderr(`warning: run ${run.id}: ${outcome.right.llmSwitched}\n`)
         io.stdout(`${describeResumed(run, outcome.right)}\n`)
         if (outcome.right.result.status === "failed") failed++
       } else if (outcome.left._tag === "RunLeased") {

@@ -540,7 +540,20 @@ export interface Resumed {
   readonly run: RunId
   /** Events that were already recorded (compared, not written again). */
   readonly recorded: number
+  /** Its LLM agents started with one backend and this process answers them with another (`llmSwitch`). */
+  readonly llmSwitched?: string
 }
+
+/**
+ * A resumed run whose LLM agents started with one backend (Ollama) and that this process answers
+ * with another (the offline model: no Ollama here), or the other way round: said, never silent.
+ * Its `RunStarted` keeps the backend it started with (the recording is reproduced as it was); each
+ * `LlmCalled` event names the backend that answered it.
+ */
+export const llmSwitch = (started: Backtest.LlmOptions["started"], live: Backtest.LlmOptions["model"]): string | undefined =>
+  started === undefined || started.backend === live.backend.kind
+    ? undefined
+    : `its LLM agents started on ${started.backend}, and from here on ${live.backend.kind} answers them (${live.backend.description}); each LlmCalled event names the backend that answered it`
 
 /**
  * Resume an unfinished run (its process died): re-execute it, check it against what was recorded
@@ -553,8 +566,8 @@ export const resume = (ref: string, options: Common & { readonly owner?: string 
     if (run.status !== "running" && run.status !== "paused" && run.status !== "stopped") {
       return yield* new NotResumable({ run: run.id, reason: `it is ${run.status}` })
     }
-    const { recorded, result } = yield* resumed(run, options).pipe(stoppedIfInterrupted(run.id, options))
-    return { result, run: run.id, recorded } satisfies Resumed
+    const { llmSwitched, recorded, result } = yield* resumed(run, options).pipe(stoppedIfInterrupted(run.id, options))
+    return { result, run: run.id, recorded, ...(llmSwitched === undefined ? {} : { llmSwitched }) } satisfies Resumed
   }).pipe(Effect.withSpan("StoredRun.resume"))
 
 /** `resume`'s re-execution of a run found resumable, and the number of events it had recorded. */
@@ -582,6 +595,8 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
     const recordedCalls = yield* RecordedLlmCalls.read(run.id)
     // What its chat spent meanwhile is charged to its live budget from the start (docs/llm.md).
     const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started, chatSpent: yield* Chats.spentOnRun(run.id) })
+    const llmSwitched = llmSwitch(recordedCalls.started, llm.model)
+    if (llmSwitched !== undefined) yield* Effect.logWarning(`resumed run ${run.id}: ${llmSwitched}`)
     // A stopped run's intents that were waiting when it stopped (cancelled then) are asked again.
     yield* Runs.reopenCancelledApprovals(run.id)
     // A paper run resumed with no live source of its own (`swarm resume`, not a server's): the
@@ -608,7 +623,7 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
       ...Option.match(head, { onNone: () => ({}), onSome: (h) => ({ from: { count: h.seq, hash: h.hash } }) }),
       ...Option.match(checkpoint, { onNone: () => ({}), onSome: (c) => ({ checkpoint: c.state }) })
     })
-    return { result, recorded: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }) }
+    return { result, recorded: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }), llmSwitched }
   })
 
 /**

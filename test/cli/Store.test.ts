@@ -499,6 +499,33 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(calls).toBeLessThan(made)
     }))
 
+  it.effect("resume with another LLM backend than the run started with (Ollama then none): said on stderr, not silent", () =>
+    Effect.gen(function*() {
+      const offline = Offline.make()
+      // The model the run starts with, as Ollama (answering as the offline analyst does).
+      const ollama: typeof offline = { ...offline, backend: { kind: "ollama", description: "ollama at http://127.0.0.1:1 (the test's)" } }
+      const started = yield* Effect.provide(LlmRuntime.LlmRuntime, LlmRuntime.layerWith(ollama))
+      const file = Path.join(tmp, "llm-switched.json")
+      fs.writeFileSync(file, JSON.stringify({ name: "LLM switched", symbols: ["ACME"], agents: [{ type: "llm_analyst", params: { bars: 10 } }] }))
+      const live = Clock.make()
+      const ran = yield* Effect.withClock(swarm(["backtest", "--data", data, "--strategy", file, "--json"], { store: yield* store, llm: started }), live)
+      expect(ran.code, ran.stderr).toBe(0)
+      const document = documentOf(ran.stdout)
+      yield* crashAfter(document.run, 200)
+      // The next process has no Ollama: the offline model answers the rest.
+      const none = yield* Effect.provide(LlmRuntime.LlmRuntime, LlmRuntime.layerWith(offline))
+      const resumed = yield* Effect.withClock(swarm(["resume", "LLM switched#1"], { store: yield* store, llm: none }), live)
+      expect(resumed.code, resumed.stderr).toBe(0)
+      expect(lines(resumed.stderr)).toContain(
+        `warning: run ${document.run}: its LLM agents started on ollama, and from here on offline answers them (${offline.backend.description}); each LlmCalled event names the backend that answered it`
+      )
+      // The same backend again: nothing to say.
+      yield* crashAfter(document.run, 200)
+      const same = yield* Effect.withClock(swarm(["resume", "LLM switched#1"], { store: yield* store, llm: started }), live)
+      expect(same.code, same.stderr).toBe(0)
+      expect(same.stderr).not.toContain("warning:")
+    }))
+
   it.effect("an unknown run: one line naming it, exit 2, for every command", () =>
     Effect.gen(function*() {
       for (
