@@ -40,6 +40,11 @@ export interface Options {
   /** Rows buffered (not yet committed) past which `pace` waits. */
   readonly highWater?: number
   /**
+   * Characters of event lines buffered past which `pace` waits too: rows alone let an LLM run's
+   * backlog (2.5 KB an event, its reasoning besides) reach hundreds of megabytes, all lost to a kill.
+   */
+  readonly highWaterChars?: number
+  /**
    * Told each event once its batch is committed, in sequence order, before `flush` returns: what
    * a live run's followers see (the server's bus), so that no one is shown an event the database
    * may still lose — a process killed before the commit re-executes that part on resume, and what
@@ -242,6 +247,7 @@ export const make = (
     const batchRows = options.batchRows ?? 20_000
     const groupMillis = options.groupMillis ?? 5
     const highWater = options.highWater ?? 300_000
+    const highWaterChars = options.highWaterChars ?? 32 * 1024 * 1024
 
     const onCommitted = options.onCommitted
     let pending = emptyBatch()
@@ -250,6 +256,9 @@ export const make = (
     let pendingRows = 0
     let pendingEvents = 0
     let inFlightRows = 0
+    /** Characters of the event lines pending and in flight (their projections' rows are about as many again). */
+    let pendingChars = 0
+    let inFlightChars = 0
     let written = 0
     let chainCount = options.from?.count ?? 0
     let chainHash = options.from?.hash ?? GENESIS
@@ -324,6 +333,7 @@ export const make = (
       chainCount++
       push("run_events", [r, seq, event._tag, event.at, chainHash, json])
       pendingEvents++
+      pendingChars += json.length
       if (onCommitted !== undefined) pendingCommits.push([event, json])
       project(event, projected)
       wake()
@@ -360,14 +370,17 @@ export const make = (
         const events = pendingEvents
         const committed = pendingCommits
         inFlightRows = pendingRows
+        inFlightChars = pendingChars
         pending = emptyBatch()
         pendingCommits = []
         roundsBefore = rounds
         rounds = new Set()
         pendingRows = 0
         pendingEvents = 0
+        pendingChars = 0
         const exit = yield* Effect.exit(writeBatch(batch))
         inFlightRows = 0
+        inFlightChars = 0
         if (Exit.isFailure(exit)) {
           failure = exit.cause._tag === "Fail" ? exit.cause.error : new StoreError({ operation: `record run ${run}`, reason: String(exit.cause) })
           yield* announce
@@ -409,7 +422,7 @@ export const make = (
       track,
       snapshot,
       checkpoint,
-      pace: waitWhile(() => backlog() > highWater),
+      pace: waitWhile(() => backlog() > highWater || pendingChars + inFlightChars > highWaterChars),
       flush: waitWhile(() => backlog() > 0),
       backlog,
       head: () => ({ count: chainCount, hash: chainHash }),

@@ -559,6 +559,21 @@ for (const backend of backends) {
         expect(uncaught.map(String)).toEqual([])
       }), { timeout: 60_000 })
 
+    it.scoped("the backlog is bounded in characters too: a few large events (an LLM run's) make pace wait for their commit", () =>
+      Effect.gen(function*() {
+        const created = yield* unexecutedRun("large events")
+        const recorder = yield* RunRecorder.make(created.id, { highWaterChars: 10_000 })
+        for (let seq = 1; seq <= 5; seq++) {
+          const event = { _tag: "ReasoningRecorded", run: created.id, seq, at: 0, agent: "a", round: "r", kind: "plan", role: "analyst", text: "x".repeat(5_000) }
+          recorder.sink(event as never, JSON.stringify(event))
+        }
+        // Five rows are far below the rows' high-water mark; 25,000 characters are past this one.
+        yield* recorder.pace.pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "pace never ended" }))
+        const sql = yield* SqlClient.SqlClient
+        const [row] = yield* sql<{ n: number }>`select count(*)::int as n from run_events where run_id = ${created.id}`
+        expect(row!.n).toBe(5)
+      }), { timeout: 30_000 })
+
     it.scoped("a checkpoint that is the last row written is committed by a flush (a paper run suspended between bars)", () =>
       Effect.gen(function*() {
         const created = yield* unexecutedRun("checkpoint last")
