@@ -18,9 +18,9 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Either, Schema } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
 import { Metrics } from "../../schemas/Metrics.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { firstDifference } from "./Replay.js"
-import type { RunEvent } from "../../schemas/RunEvent.js"
 import { GENESIS, linkHash, project, type ProjectedTable, TABLES, type Value } from "./RunRecorder.js"
 import * as Runs from "./Runs.js"
 import { storeError } from "./StoreError.js"
@@ -184,10 +184,10 @@ const JSON_COLUMNS = new Set(["reasons", "intent", "context"])
 const rowKey = (table: ProjectedTable, values: ReadonlyArray<unknown>): string =>
   keysSorted(JSON.stringify(values.map((value, i) => (JSON_COLUMNS.has(TABLES[table][i]!) && typeof value === "string" ? JSON.parse(value) : value))))
 
-/** A stored row as `json_build_array` of its columns gives it (numbers, text, JSON values). */
-const storedRows = (table: ProjectedTable, where: string) =>
+/** A run's stored rows of `table` (`where`, more conditions on `$2`, `$3`), as `json_build_array` of their columns gives them. */
+const storedRows = (table: ProjectedTable, run: RunId, where = "", params: ReadonlyArray<number> = []) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql.unsafe<{ row: string }>(`select json_build_array(${TABLES[table].join(", ")})::text as row from ${table} where ${where}`))
+    sql.unsafe<{ row: string }>(`select json_build_array(${TABLES[table].join(", ")})::text as row from ${table} where run_id = $1 ${where}`, [run, ...params]))
 
 /** Where two rows of `table` first differ: `table.column is …; the event says …`. */
 const columnDifference = (table: ProjectedTable, stored: string, expected: string): string => {
@@ -209,7 +209,6 @@ const columnDifference = (table: ProjectedTable, stored: string, expected: strin
 const verifyProjections = (run: RunId, stream: string) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const runLiteral = `'${run.replace(/'/g, "''")}'`
     /** Each round's row, and the first event that names it. */
     const rounds = new Map<string, readonly [string, number]>()
     const approvals = new Map<string, { requested?: ReadonlyArray<Value>; resolved?: ReadonlyArray<Value> }>()
@@ -237,7 +236,7 @@ const verifyProjections = (run: RunId, stream: string) =>
         })
       }
       for (const table of BY_SEQ) {
-        const stored = (yield* storedRows(table, `run_id = ${runLiteral} and seq between ${first} and ${last}`))
+        const stored = (yield* storedRows(table, run, "and seq between $2 and $3", [first, last]))
           .map(({ row }) => [Number((JSON.parse(row) as Array<unknown>)[TABLES[table].indexOf("seq")]), keysSorted(row)] as const)
         const wrong = firstMismatch(table, expected.get(table) ?? [], stored)
         if (wrong !== undefined) return fail(stream, wrong.position, wrong.reason)
@@ -247,13 +246,13 @@ const verifyProjections = (run: RunId, stream: string) =>
     }
     // Rows past the last event: added.
     for (const table of BY_SEQ) {
-      const [extra] = yield* storedRows(table, `run_id = ${runLiteral} and seq > ${after} order by seq limit 1`)
+      const [extra] = yield* storedRows(table, run, "and seq > $2 order by seq limit 1", [after])
       if (extra !== undefined) {
         const seq = Number((JSON.parse(extra.row) as Array<unknown>)[TABLES[table].indexOf("seq")])
         return fail(stream, seq, `${table} has a row for event ${seq}, past the run's last event: it was added`)
       }
     }
-    const storedRounds = new Map((yield* storedRows("rounds", `run_id = ${runLiteral}`)).map(({ row }) => [(JSON.parse(row) as Array<string>)[1]!, keysSorted(row)]))
+    const storedRounds = new Map((yield* storedRows("rounds", run)).map(({ row }) => [(JSON.parse(row) as Array<string>)[1]!, keysSorted(row)]))
     for (const [round, [key, seq]] of rounds) {
       const stored = storedRounds.get(round)
       if (stored !== key) {
@@ -262,7 +261,7 @@ const verifyProjections = (run: RunId, stream: string) =>
     }
     // A row no event names is reported after the last event.
     for (const round of storedRounds.keys()) if (!rounds.has(round)) return fail(stream, after, `rounds has a row for round ${round}, which no event names: it was added`)
-    const wrong = yield* verifyApprovals(runLiteral, approvals, after)
+    const wrong = yield* verifyApprovals(run, approvals, after)
     return wrong === undefined ? undefined : fail(stream, wrong.position, wrong.reason)
   }).pipe(storeError("verify the tables the run's events feed"))
 
@@ -296,12 +295,12 @@ const firstMismatch = (
  * end (a stop, a failure: written by the server, not an event).
  */
 const verifyApprovals = (
-  runLiteral: string,
+  run: RunId,
   expected: ReadonlyMap<string, { requested?: ReadonlyArray<Value>; resolved?: ReadonlyArray<Value> }>,
   lastEvent: number
 ) =>
   Effect.gen(function*() {
-    const stored = new Map((yield* storedRows("approvals", `run_id = ${runLiteral}`)).map(({ row }) => {
+    const stored = new Map((yield* storedRows("approvals", run)).map(({ row }) => {
       const values = JSON.parse(row) as Array<Value>
       return [values[1] as string, values] as const
     }))
