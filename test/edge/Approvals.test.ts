@@ -17,6 +17,7 @@ import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
 import { ApprovalHandlers, RunHandlers, StrategyHandlers } from "../../src/edge/RpcHandlers.js"
 import * as RunEvents from "../../src/edge/RunEvents.js"
 import * as RunManager from "../../src/edge/RunManager.js"
+import * as Audit from "../../src/store/Audit.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
@@ -284,6 +285,8 @@ for (const backend of backends) {
         expect(asked[0]).toBe(held!.round)
         expect(yield* Runs.resolvedApproval(run.id as never, held!.round)).toEqual({ outcome: "approved", by: "carol", reason: "fine now" })
         expect((yield* resolutions(run.id)).find((r) => r.round === held!.round)).toMatchObject({ outcome: "approved", by: "carol" })
+        // Cancelled, asked again and answered: the approvals row is what the events say.
+        expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true })
       }), { timeout: 120_000 })
 
     it.effect("a strategy's approval timeout is checked: the field and the reason", () =>
