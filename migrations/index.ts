@@ -13,5 +13,6 @@ export const migrations: ReadonlyArray<ResolvedMigration> = [
   [4, "chat", Effect.promise(() => import("./0004_chat.js"))],
   [5, "alert_signals", Effect.promise(() => import("./0005_alert_signals.js"))],
   [6, "cancelled_approvals", Effect.promise(() => import("./0006_cancelled_approvals.js"))],
-  [7, "run_inputs_seal", Effect.promise(() => import("./0007_run_inputs_seal.js"))]
+  [7, "run_inputs_seal", Effect.promise(() => import("./0007_run_inputs_seal.js"))],
+  [8, "approval_waits", Effect.promise(() => import("./0008_approval_waits.js"))]
 ]

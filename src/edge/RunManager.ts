@@ -89,6 +89,9 @@ interface Waiting {
 /** How often a held intent's countdown looks whether its run is paused (`countdown`). */
 const EXPIRY_TICK_MILLIS = 200
 
+/** How much of a held intent's waiting a crash may lose: how long it waited is saved this often (`countdown`). */
+const WAITED_SAVED_EVERY_MILLIS = 1_000
+
 /** How many answered intents a server remembers how they were resolved (`decided`): the rest are read from the store. */
 const DECIDED_KEPT = 10_000
 
@@ -207,27 +210,64 @@ export const layer = Layer.scoped(
     const ownerOf = (principal: Principal) => (principal.role === "admin" ? undefined : principal.userId)
     const keyOf = (run: string, round: string) => `${run}\u0000${round}`
 
+    /** Say how long a held intent has waited (`Runs.saveApprovalWaited`); a database that cannot say it is logged, not the run's failure. */
+    const saveWaited = (run: RunId, round: string, waited: number) =>
+      Runs.saveApprovalWaited(run, round, waited).pipe(
+        Effect.timeoutFail({ duration: Duration.seconds(2), onTimeout: () => "timed out after 2 s" }),
+        Effect.catchAllCause((cause) =>
+          Effect.logWarning("could not save how long an approval waited: a restart would give it that much longer", cause).pipe(
+            Effect.annotateLogs({ run, round })
+          )),
+        Effect.provide(context)
+      )
+
     /**
-     * Until a held intent has waited `timeoutMillis` of its run going. While an operator has the run
-     * paused its market stands still, and so does the countdown: the intent grows no staler, and an
-     * operator who pauses to think it over does not lose it. The expiry `approvals.pending` shows
-     * moves on by the time paused. Looked at every `EXPIRY_TICK`.
+     * Until a held intent has waited `timeoutMillis` of its run going, `waitedBefore` of it already
+     * (before a restart). While an operator has the run paused its market stands still, and so does
+     * the countdown: the intent grows no staler, and an operator who pauses to think it over does
+     * not lose it. The expiry `approvals.pending` shows moves on by the time paused. Looked at every
+     * `EXPIRY_TICK`.
+     *
+     * How long it has waited is saved (`approval_waits`) every `WAITED_SAVED_EVERY` of waiting, when
+     * the run is paused, and when the wait is cut short unanswered (the server shutting down, the
+     * run stopped): a restarted server goes on with what is left — a server that restarts often
+     * never lets an intent wait for ever. A suspended run's market stands still too, so the time
+     * the server was down does not count; a crash loses at most the last `WAITED_SAVED_EVERY`.
      */
-    const countdown = (run: RunId, key: string, timeoutMillis: number) =>
-      Effect.gen(function*() {
-        let left = timeoutMillis
-        let last = yield* Clock.currentTimeMillis
-        while (left > 0) {
-          yield* Effect.sleep(Duration.millis(Math.min(left, EXPIRY_TICK_MILLIS)))
-          const now = yield* Clock.currentTimeMillis
-          if (live.get(run)?.paused === true) {
-            const item = waiting.get(key)
-            if (item !== undefined) item.info = { ...item.info, expiresAt: item.info.expiresAt + (now - last) }
-          } else {
-            left -= now - last
-          }
-          last = now
+    const countdown = (run: RunId, round: string, key: string, timeoutMillis: number, waitedBefore: number, answer: Deferred.Deferred<Backtest.ApprovalAnswer>) =>
+      Effect.suspend(() => {
+        let waited = waitedBefore
+        let saved = waitedBefore
+        let last: number | undefined
+        const paused = () => live.get(run)?.paused === true
+        const save = () => {
+          if (waited <= saved) return Effect.void
+          saved = waited
+          return saveWaited(run, round, waited)
         }
+        return Effect.gen(function*() {
+          last = yield* Clock.currentTimeMillis
+          while (waited < timeoutMillis) {
+            yield* Effect.sleep(Duration.millis(Math.min(timeoutMillis - waited, EXPIRY_TICK_MILLIS)))
+            const now = yield* Clock.currentTimeMillis
+            const elapsed = now - last
+            last = now
+            if (paused()) {
+              const item = waiting.get(key)
+              if (item !== undefined) item.info = { ...item.info, expiresAt: item.info.expiresAt + elapsed }
+              yield* save()
+            } else {
+              waited += elapsed
+              if (waited - saved >= WAITED_SAVED_EVERY_MILLIS && waited < timeoutMillis) yield* save()
+            }
+          }
+        }).pipe(Effect.onInterrupt(() =>
+          Effect.gen(function*() {
+            if (yield* Deferred.isDone(answer)) return
+            if (last !== undefined && !paused()) waited = Math.min(timeoutMillis, waited + (yield* Clock.currentTimeMillis) - last)
+            yield* save()
+          })
+        ))
       })
 
     /** Held intents asked so far (their `order`). */
@@ -235,6 +275,17 @@ export const layer = Layer.scoped(
     /** The operator of a live run: its held intents wait here for an answer or their expiry. */
     const approverOf = (run: RunId, ref: string, owner: string, timeoutMillis: number): Backtest.Options["approver"] => (request) =>
       Effect.gen(function*() {
+        // Asked again after a restart: what it waited before counts.
+        const waitedBefore = yield* Runs.approvalWaited(run, request.round).pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.as(
+              Effect.logWarning("could not read how long an approval waited before: it gets its whole timeout", cause).pipe(
+                Effect.annotateLogs({ run, round: request.round })
+              ),
+              0
+            )),
+          Effect.provide(context)
+        )
         const now = yield* Clock.currentTimeMillis
         const answer = yield* Deferred.make<Backtest.ApprovalAnswer>()
         const key = keyOf(run, request.round)
@@ -251,8 +302,8 @@ export const layer = Layer.scoped(
             quantity: request.quantity,
             referencePrice: request.intent.referencePrice,
             reasons: request.reasons,
-            requestedAt: now,
-            expiresAt: now + timeoutMillis
+            requestedAt: now - waitedBefore,
+            expiresAt: now + Math.max(0, timeoutMillis - waitedBefore)
           }
         })
         const expired: Backtest.ApprovalAnswer = {
@@ -261,7 +312,7 @@ export const layer = Layer.scoped(
           by: "expiry",
           reason: `nobody decided within ${timeoutMillis / 1000} s (risk.approval.timeoutSeconds)`
         }
-        return yield* Effect.raceFirst(Deferred.await(answer), Effect.as(countdown(run, key, timeoutMillis), expired)).pipe(
+        return yield* Effect.raceFirst(Deferred.await(answer), Effect.as(countdown(run, request.round, key, timeoutMillis, waitedBefore, answer), expired)).pipe(
           Effect.tap((a) =>
             Effect.sync(() => {
               decided.delete(key)

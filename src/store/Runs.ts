@@ -210,6 +210,7 @@ const RUN_TABLES = [
   "decisions",
   "verdicts",
   "approvals",
+  "approval_waits",
   "reasoning",
   "orders",
   "fills",
@@ -554,6 +555,25 @@ export const approvalPending = Effect.fn("Runs.approvalPending")(function*(run: 
     select count(*)::int as n from approvals where run_id = ${run} and round_id = ${round} and status = 'pending'`
   return (rows[0]?.n ?? 0) > 0
 }, storeError("read an approval"))
+
+/**
+ * How long a held intent of a run has waited for an answer while its run went on, in wall-clock
+ * milliseconds (0 if never said): a restarted server goes on with what is left of its timeout.
+ */
+export const approvalWaited = Effect.fn("Runs.approvalWaited")(function*(run: RunId, round: string) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ waited: number }>`
+    select waited_ms::float8 as waited from approval_waits where run_id = ${run} and round_id = ${round}`
+  return rows[0]?.waited ?? 0
+}, storeError("read how long an approval waited"))
+
+/** Say how long a held intent of a run has waited (`approvalWaited`); it never goes back. */
+export const saveApprovalWaited = Effect.fn("Runs.saveApprovalWaited")(function*(run: RunId, round: string, waitedMillis: number) {
+  const sql = yield* SqlClient.SqlClient
+  const waited = Math.max(0, Math.round(waitedMillis))
+  yield* sql`insert into approval_waits (run_id, round_id, waited_ms) values (${run}, ${round}, ${waited})
+    on conflict (run_id, round_id) do update set waited_ms = greatest(approval_waits.waited_ms, excluded.waited_ms)`
+}, storeError("save how long an approval waited"))
 
 /** The trades of a run, in closing order (their events' JSON). */
 export const tradeEvents = Effect.fn("Runs.tradeEvents")(function*(run: RunId) {

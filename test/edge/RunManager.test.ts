@@ -239,6 +239,57 @@ for (const backend of backends) {
         yield* next.manager.stop(alice, run.id)
       }), { timeout: 60_000 })
 
+    it.scoped("a held intent's wait survives a restart: the restarted server gives it what is left of its timeout, not all of it", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const name = "waited across a restart"
+        yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
+          name,
+          symbols: symbolsOf(1),
+          agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
+          sizing: { mode: "percent_of_equity", value: 10 },
+          risk: { approval: { notionalPctAbove: 5, policy: "pause", timeoutSeconds: 5 } }
+        }))
+        const first = yield* managerOn(bus)
+        const run = yield* first.manager.start(alice, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 60 }, speed: 86_400_000 })
+        let held: ReadonlyArray<{ readonly round: string; readonly expiresAt: number }> = []
+        for (let i = 0; i < 200 && held.length === 0; i++) {
+          held = yield* first.manager.pending(alice, run.id)
+          if (held.length === 0) yield* Effect.sleep("50 millis")
+        }
+        expect(held).toHaveLength(1)
+        const round = held[0]!.round
+        yield* Effect.sleep("2500 millis")
+        // Saved while it waits (a crash loses at most a second of it)…
+        expect(yield* Runs.approvalWaited(run.id, round)).toBeGreaterThanOrEqual(1_000)
+        yield* first.shutdown
+        // …and when the server stops.
+        const waited = yield* Runs.approvalWaited(run.id, round)
+        expect(waited).toBeGreaterThanOrEqual(2_400)
+        expect(waited).toBeLessThan(5_000)
+
+        const next = yield* managerOn(bus)
+        yield* Effect.addFinalizer(() => next.shutdown)
+        const restartedAt = Date.now()
+        expect(yield* next.manager.resumeUnfinished()).toContainEqual(expect.objectContaining({ run: run.id, outcome: "resumed" }))
+        let again: ReadonlyArray<{ readonly round: string; readonly expiresAt: number }> = []
+        for (let i = 0; i < 100 && again.length === 0; i++) {
+          again = yield* next.manager.pending(alice, run.id)
+          if (again.length === 0) yield* Effect.sleep("20 millis")
+        }
+        expect(again.map((p) => p.round)).toEqual([round])
+        // Before, the restart gave it its whole five seconds again.
+        expect(again[0]!.expiresAt - Date.now()).toBeLessThanOrEqual(5_000 - waited + 100)
+        let resolved: ReadonlyArray<string> = []
+        for (let i = 0; i < 200 && resolved.length === 0; i++) {
+          resolved = (yield* Runs.events(run.id)).filter((e) => e.tag === "ApprovalResolved").map((e) => e.body)
+          if (resolved.length === 0) yield* Effect.sleep("25 millis")
+        }
+        expect(JSON.parse(resolved[0]!)).toMatchObject({ round, outcome: "expired", by: "expiry" })
+        expect(Date.now() - restartedAt).toBeLessThan(4_500)
+        yield* next.manager.stop(alice, run.id)
+      }), { timeout: 60_000 })
+
     it.scoped("a start past this server's leases is Unavailable, naming the limit, with nothing written; once a run ends, a start goes", () =>
       Effect.gen(function*() {
         if (backend.name !== "postgres") return

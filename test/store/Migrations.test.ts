@@ -18,6 +18,7 @@ const RECORDED = migrations.map(([migrationId, name]) => ({ migrationId, name })
 /** Every table of the schema (migrations/) and the migrations' own. */
 const TABLES = [
   "api_keys",
+  "approval_waits",
   "approvals",
   "audit_log",
   "chat_llm_calls",
