@@ -428,11 +428,14 @@ export const layer = Layer.scoped(
               // inbox takes nothing more (`deliver` then finds no run): an alert answered 202 is
               // either applied or said not to be, in the run's events.
               leftoverSignals: inbox!.close,
+              // Paused while it waited for the slice's moment, the slice waits for the resume too:
+              // once a pause is answered the run takes no slice (nor the alerts that would go
+              // with it) until it is resumed.
               beforeSlice: (ts: number) =>
                 Effect.suspend(() => {
                   const wait = previous === undefined ? 0 : Math.max(0, (ts - previous) / options.speed)
                   previous = ts
-                  return Effect.zipRight(gate.await, wait > 0 ? Effect.sleep(Duration.millis(wait)) : Effect.void)
+                  return wait > 0 ? Effect.zipRight(Effect.zipRight(gate.await, Effect.sleep(Duration.millis(wait))), gate.await) : gate.await
                 })
             }
             : {})

@@ -316,6 +316,39 @@ for (const backend of backends) {
         yield* manager.stop(alice, next.id)
       }), { timeout: 60_000 })
 
+    it.scoped("a paused paper run takes no slice once the pause is answered, not even the one it was waiting for, nor its alerts", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const name = "paused between slices"
+        const symbol = symbolsOf(2)[0]!
+        const created = yield* alertedStrategy(name)
+        const { manager } = yield* Effect.acquireRelease(managerOn(bus), (m) => m.shutdown)
+        // A slice a second: the run spends nearly all its time waiting for the next one.
+        const run = yield* manager.start(alice, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 86_400 })
+        for (let i = 0; i < 100 && (yield* Runs.events(run.id)).length === 0; i++) yield* Effect.sleep("20 millis")
+        yield* manager.pause(alice, run.id)
+        const signal = canonicalSignal({ source: "tradingview", symbol, ticker: symbol, action: "buy", price: 51 as never, alertId: "after-pause", receivedAt: Date.now() as Timestamp })
+        yield* WebhookStore.claimAlert(created.id, signal.alertId, Effect.map(manager.stage(created.id, signal), (s) => {
+          s.settle(true)
+          return { runs: s.runs, signal }
+        }))
+        // What the slice in hand when it paused recorded is committed within moments.
+        yield* Effect.sleep("200 millis")
+        const seen = (yield* Runs.events(run.id)).length
+        yield* Effect.sleep("1500 millis")
+        // Before, the slice the run was waiting for went on when its moment came, with the alert.
+        expect([...(yield* RecordedSignals.read(run.id)).values()].flat()).toEqual([])
+        expect((yield* Runs.events(run.id)).length).toBe(seen)
+        yield* manager.resume(alice, run.id)
+        let taken: ReadonlyArray<string> = []
+        for (let i = 0; i < 100 && taken.length === 0; i++) {
+          taken = [...(yield* RecordedSignals.read(run.id)).values()].flat().map((s) => s.alertId)
+          if (taken.length === 0) yield* Effect.sleep("50 millis")
+        }
+        expect(taken).toEqual(["after-pause"])
+        yield* manager.stop(alice, run.id)
+      }), { timeout: 60_000 })
+
     it.scoped("alerts waiting in a paused run keep their arrival order across a restart, and a resume with no server (swarm resume) takes them", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
