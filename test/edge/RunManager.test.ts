@@ -57,6 +57,36 @@ const alertedStrategy = (name: string) =>
     sizing: { mode: "percent_of_equity", value: 10 }
   }))
 
+/**
+ * A paper run of a new strategy of alice's whose every opening order needs an operator (approval
+ * timeout `timeoutSeconds`), started on `manager` and polled until it holds its first intent.
+ */
+const heldIntent = (manager: RunManager.RunManagerService, name: string, timeoutSeconds: number) =>
+  Effect.gen(function*() {
+    yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
+      name,
+      symbols: symbolsOf(1),
+      agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
+      sizing: { mode: "percent_of_equity", value: 10 },
+      risk: { approval: { notionalPctAbove: 5, policy: "pause", timeoutSeconds } }
+    }))
+    const run = yield* manager.start(alice, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 60 }, speed: 86_400_000 })
+    const held = yield* pendingOf(manager, run.id)
+    expect(held).toHaveLength(1)
+    return { run, round: held[0]!.round }
+  })
+
+/** What `manager` lists as waiting in `run`, polled for a few seconds until something is. */
+const pendingOf = (manager: RunManager.RunManagerService, run: string) =>
+  Effect.gen(function*() {
+    let held: ReadonlyArray<{ readonly round: string; readonly expiresAt: number }> = []
+    for (let i = 0; i < 200 && held.length === 0; i++) {
+      held = yield* manager.pending(alice, run)
+      if (held.length === 0) yield* Effect.sleep("25 millis")
+    }
+    return held
+  })
+
 /** What `follower` delivers within `millis`, read until it stops delivering or ends. */
 const drain = (follower: Subscription, millis: number) =>
   Effect.gen(function*() {
@@ -196,22 +226,8 @@ for (const backend of backends) {
     it.scoped("a run paused with an intent waiting, across a restart: it stays paused and the intent can be answered", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
-        const name = "paused with an intent"
-        yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
-          name,
-          symbols: symbolsOf(1),
-          agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
-          sizing: { mode: "percent_of_equity", value: 10 },
-          risk: { approval: { notionalPctAbove: 5, policy: "pause", timeoutSeconds: 600 } }
-        }))
         const first = yield* managerOn(bus)
-        const run = yield* first.manager.start(alice, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 60 }, speed: 86_400_000 })
-        let held: ReadonlyArray<{ readonly round: string }> = []
-        for (let i = 0; i < 200 && held.length === 0; i++) {
-          held = yield* first.manager.pending(alice, run.id)
-          if (held.length === 0) yield* Effect.sleep("50 millis")
-        }
-        expect(held).toHaveLength(1)
+        const { round, run } = yield* heldIntent(first.manager, "paused with an intent", 600)
         yield* first.manager.pause(alice, run.id)
         yield* first.shutdown
 
@@ -221,19 +237,14 @@ for (const backend of backends) {
         expect((yield* Runs.get(run.id)).status).toBe("paused")
         // Before, the resumed run waited at its first re-executed slice, short of the intent: it
         // was listed nowhere, and an answer was told "its run is ending".
-        let again: ReadonlyArray<{ readonly round: string }> = []
-        for (let i = 0; i < 100 && again.length === 0; i++) {
-          again = yield* next.manager.pending(alice, run.id)
-          if (again.length === 0) yield* Effect.sleep("50 millis")
-        }
-        expect(again.map((p) => p.round)).toEqual([held[0]!.round])
-        yield* next.manager.approve(alice, run.id, held[0]!.round)
+        expect((yield* pendingOf(next.manager, run.id)).map((p) => p.round)).toEqual([round])
+        yield* next.manager.approve(alice, run.id, round)
         let resolved: ReadonlyArray<string> = []
         for (let i = 0; i < 100 && resolved.length === 0; i++) {
           resolved = (yield* Runs.events(run.id)).filter((e) => e.tag === "ApprovalResolved").map((e) => e.body)
           if (resolved.length === 0) yield* Effect.sleep("50 millis")
         }
-        expect(JSON.parse(resolved[0]!)).toMatchObject({ round: held[0]!.round, outcome: "approved", by: alice.name })
+        expect(JSON.parse(resolved[0]!)).toMatchObject({ round, outcome: "approved", by: alice.name })
         // Still paused, as the operator left it.
         expect((yield* Runs.get(run.id)).status).toBe("paused")
         yield* next.manager.stop(alice, run.id)
@@ -242,23 +253,8 @@ for (const backend of backends) {
     it.scoped("a held intent's wait survives a restart: the restarted server gives it what is left of its timeout, not all of it", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
-        const name = "waited across a restart"
-        yield* Strategies.create(alice.userId, Schema.decodeUnknownSync(Strategy)({
-          name,
-          symbols: symbolsOf(1),
-          agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
-          sizing: { mode: "percent_of_equity", value: 10 },
-          risk: { approval: { notionalPctAbove: 5, policy: "pause", timeoutSeconds: 5 } }
-        }))
         const first = yield* managerOn(bus)
-        const run = yield* first.manager.start(alice, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 60 }, speed: 86_400_000 })
-        let held: ReadonlyArray<{ readonly round: string; readonly expiresAt: number }> = []
-        for (let i = 0; i < 200 && held.length === 0; i++) {
-          held = yield* first.manager.pending(alice, run.id)
-          if (held.length === 0) yield* Effect.sleep("50 millis")
-        }
-        expect(held).toHaveLength(1)
-        const round = held[0]!.round
+        const { round, run } = yield* heldIntent(first.manager, "waited across a restart", 5)
         yield* Effect.sleep("2500 millis")
         // Saved while it waits (a crash loses at most a second of it)…
         expect(yield* Runs.approvalWaited(run.id, round)).toBeGreaterThanOrEqual(1_000)
@@ -272,11 +268,7 @@ for (const backend of backends) {
         yield* Effect.addFinalizer(() => next.shutdown)
         const restartedAt = Date.now()
         expect(yield* next.manager.resumeUnfinished()).toContainEqual(expect.objectContaining({ run: run.id, outcome: "resumed" }))
-        let again: ReadonlyArray<{ readonly round: string; readonly expiresAt: number }> = []
-        for (let i = 0; i < 100 && again.length === 0; i++) {
-          again = yield* next.manager.pending(alice, run.id)
-          if (again.length === 0) yield* Effect.sleep("20 millis")
-        }
+        const again = yield* pendingOf(next.manager, run.id)
         expect(again.map((p) => p.round)).toEqual([round])
         // Before, the restart gave it its whole five seconds again.
         expect(again[0]!.expiresAt - Date.now()).toBeLessThanOrEqual(5_000 - waited + 100)
