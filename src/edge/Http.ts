@@ -119,16 +119,15 @@ const cors = (origins: CorsOrigins) => {
     exposedHeaders: ["retry-after", "www-authenticate"],
     maxAge: CORS_MAX_AGE
   })
-  // With a list, an answer depends on the request's Origin, whatever it is (none too): caches are told.
+  // An answer depends on the request's Origin, whatever it is (none too: no CORS headers then, even
+  // with `*`), so caches are told: one must not give a page the answer a CLI's request got.
   const varyOrigin = HttpApp.appendPreResponseHandler((_request, response) =>
     Effect.succeed(HttpServerResponse.setHeader(response, "vary", "Origin"))
   )
-  return <E, R>(app: HttpApp.Default<E, R>) => {
-    const withOrigin = withCors(app)
-    return allowed === undefined
-      ? { withOrigin, withoutOrigin: app }
-      : { withOrigin: Effect.zipRight(varyOrigin, withOrigin), withoutOrigin: Effect.zipRight(varyOrigin, app) }
-  }
+  return <E, R>(app: HttpApp.Default<E, R>) => ({
+    withOrigin: Effect.zipRight(varyOrigin, withCors(app)),
+    withoutOrigin: Effect.zipRight(varyOrigin, app)
+  })
 }
 
 /** `SWARM_CORS_ORIGINS`: `*` (the default), `none`, or origins separated by commas. */

@@ -77,6 +77,10 @@ layer(Layer.merge(backend.store, stubAuthenticator), { timeout: startTimeout, ex
       // Without an Origin (the CLI, curl): no CORS headers; an OPTIONS is no preflight, and no route.
       const plain = yield* request(`${srv.url}/health`)
       expect(plain.headers.get("access-control-allow-origin")).toBeNull()
+      // Answers differ by Origin even with `*`: a cache keeps them apart.
+      expect(plain.headers.get("vary")).toBe("Origin")
+      expect(health.headers.get("vary")).toContain("Origin")
+      expect(rpc.headers.get("vary")).toContain("Origin")
       expect((yield* request(`${srv.url}/health`, { method: "OPTIONS" })).status).toBe(404)
     }))
 
