@@ -8,6 +8,7 @@ import { Args, Command } from "@effect/cli"
 import { Effect, Either, Option } from "effect"
 import * as Runs from "../store/Runs.js"
 import * as StoredRun from "../store/StoredRun.js"
+import * as Approver from "./Approver.js"
 import { ResumeFailed, RunFailed } from "./CliError.js"
 import type { Io } from "./Io.js"
 import * as RunRef from "./RunRef.js"
@@ -25,16 +26,43 @@ export const describeResumed = (run: Runs.RunSummary, resumed: StoredRun.Resumed
 }
 
 /**
+ * Who answers the intents a resumed run of `run` holds for an operator (its strategy's
+ * `risk.approval.policy` is `pause`): the person at the terminal, as `backtest` asks. Without a
+ * terminal the run is refused before anything changes, as `backtest` refuses such a run: resumed, it
+ * would fail at its first new intent, for good — a stopped run could never be resumed again.
+ */
+const approverOf = (io: Io, run: Runs.RunRecord) =>
+  Effect.gen(function*() {
+    // A run that cannot be resumed anyway (completed, failed) is told so by `StoredRun.resume`.
+    const resumable = run.status === "running" || run.status === "paused" || run.status === "stopped"
+    if (run.strategy.risk.approval.policy !== "pause" || !resumable) return undefined
+    if (io.prompter === undefined) {
+      return yield* new StoredRun.NotResumable({
+        run: run.id,
+        reason: `its strategy's risk.approval.policy is "pause", which waits for an operator to answer each intent that ` +
+          `needs approval, and this resume has none (its input is not a terminal): resume it from a terminal, which asks you`
+      })
+    }
+    return Approver.make(yield* io.prompter)
+  })
+
+/**
  * Resume `run` with the language models its strategy's LLM agents need (as `backtest` gives them):
  * without them a resumed run's model calls after the recording would be the offline analyst's.
  */
-const resumeWith = (withLlm: ReturnType<typeof Wiring.withLlmOf>, wiring: Wiring.Wiring, run: Runs.RunRecord) =>
-  withLlm(run.strategy)(StoredRun.resume(run.id, wiring.registry === undefined ? {} : { registry: wiring.registry }))
+const resumeWith = (io: Io, withLlm: ReturnType<typeof Wiring.withLlmOf>, wiring: Wiring.Wiring, run: Runs.RunRecord) =>
+  Effect.scoped(Effect.gen(function*() {
+    const approver = yield* approverOf(io, run)
+    return yield* withLlm(run.strategy)(StoredRun.resume(run.id, {
+      ...(wiring.registry === undefined ? {} : { registry: wiring.registry }),
+      ...(approver === undefined ? {} : { approver })
+    }))
+  }))
 
 const one = (io: Io, wiring: Wiring.Wiring, ref: string) =>
   Effect.gen(function*() {
     const run = yield* Runs.get(ref)
-    const resumed = yield* resumeWith(Wiring.withLlmOf(io, wiring), wiring, run)
+    const resumed = yield* resumeWith(io, Wiring.withLlmOf(io, wiring), wiring, run)
     if (resumed.llmSwitched !== undefined) io.stderr(`warning: run ${run.id}: ${resumed.llmSwitched}\n`)
     io.stdout(`${describeResumed(run, resumed)}\n`)
     if (resumed.result.status === "failed") {
@@ -53,7 +81,7 @@ const every = (io: Io, wiring: Wiring.Wiring) =>
     const withLlm = Wiring.withLlmOf(io, wiring)
     for (const run of runs) {
       // The listing has no strategies: the run's record says which models it needs.
-      const outcome = yield* Effect.either(Effect.flatMap(Runs.get(run.id), (record) => resumeWith(withLlm, wiring, record)))
+      const outcome = yield* Effect.either(Effect.flatMap(Runs.get(run.id), (record) => resumeWith(io, withLlm, wiring, record)))
       if (Either.isRight(outcome)) {
         if (outcome.right.llmSwitched !== undefined) io.stderr(`warning: run ${run.id}: ${outcome.right.llmSwitched}\n`)
         io.stdout(`${describeResumed(run, outcome.right)}\n`)

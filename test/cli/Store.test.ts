@@ -526,6 +526,48 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(same.stderr).not.toContain("warning:")
     }))
 
+  it.effect("resume of a run whose intents wait for an operator: asked at the terminal; without one, refused before anything changes", () =>
+    Effect.gen(function*() {
+      const file = Path.join(tmp, "held-resume.json")
+      fs.writeFileSync(file, JSON.stringify({
+        ...JSON.parse(fs.readFileSync(sma, "utf8")),
+        name: "Held resume",
+        risk: { approval: { notionalPctAbove: 5, policy: "pause" } }
+      }))
+      // Every intent answered no at the terminal (the reason left empty).
+      const answers = Array.from({ length: 400 }, (_, i) => (i % 2 === 0 ? "n" : ""))
+      const ran = yield* swarm(["backtest", "--data", data, "--strategy", file, "--json"], { store: yield* store, answers })
+      expect(ran.code, ran.stderr).toBe(0)
+      const document = documentOf(ran.stdout)
+      const sql = yield* SqlClient.SqlClient
+      const requests = yield* sql<{ seq: number }>`select seq from run_events where run_id = ${document.run} and tag = 'ApprovalRequested' order by seq`
+      expect(requests.length).toBeGreaterThan(2)
+      // Its process died before its second intent was asked.
+      yield* crashAfter(document.run, requests[1]!.seq - 1)
+      const count = () => Effect.map(sql<{ n: number }>`select count(*)::int as n from run_events where run_id = ${document.run}`, (rows) => rows[0]!.n)
+      const before = yield* count()
+
+      // No terminal: refused, and the run stays as it was (before, it failed for good at that intent).
+      const refused = yield* swarm(["resume", "Held resume#1"], { store: yield* store })
+      expect(refused.code).toBe(2)
+      expect(lines(refused.stderr).slice(1)).toEqual([
+        `swarm: run ${document.run}: cannot be resumed: its strategy's risk.approval.policy is "pause", which waits for an operator ` +
+        `to answer each intent that needs approval, and this resume has none (its input is not a terminal): resume it from a terminal, which asks you`
+      ])
+      expect((yield* sql<{ status: string }>`select status from runs where id = ${document.run}`)[0]!.status).toBe("running")
+      expect(yield* count()).toBe(before)
+      const every = yield* swarm(["resume"], { store: yield* store })
+      expect(every.code).toBe(1)
+      expect(every.stdout).toContain(`not resumed: run ${document.run} (Held resume#1): run ${document.run} cannot be resumed: its strategy's risk.approval.policy is "pause"`)
+      expect(yield* count()).toBe(before)
+
+      // At a terminal: the recorded answer is given again, the rest asked; the same answers, the same run.
+      const resumed = yield* swarm(["resume", "Held resume#1"], { store: yield* store, answers })
+      expect(resumed.code, resumed.stderr).toBe(0)
+      expect(resumed.asked.filter((q) => q.includes("approve?")).length).toBe(requests.length - 1)
+      expect(resumed.stdout).toContain(`completed, checksum ${document.checksum}`)
+    }))
+
   it.effect("an unknown run: one line naming it, exit 2, for every command", () =>
     Effect.gen(function*() {
       for (
