@@ -232,7 +232,8 @@ export const layer = Layer.scoped(
      * the run is paused, and when the wait is cut short unanswered (the server shutting down, the
      * run stopped): a restarted server goes on with what is left — a server that restarts often
      * never lets an intent wait for ever. A suspended run's market stands still too, so the time
-     * the server was down does not count; a crash loses at most the last `WAITED_SAVED_EVERY`.
+     * the server was down does not count; a crash loses what it waited since the last save: about
+     * `WAITED_SAVED_EVERY`, give or take a tick and the write.
      */
     const countdown = (run: RunId, round: string, key: string, timeoutMillis: number, waitedBefore: number, answer: Deferred.Deferred<Backtest.ApprovalAnswer>) =>
       Effect.suspend(() => {
