@@ -34,8 +34,7 @@ export const describeResumed = (run: Runs.RunSummary, resumed: StoredRun.Resumed
 const approverOf = (io: Io, run: Runs.RunRecord) =>
   Effect.gen(function*() {
     // A run that cannot be resumed anyway (completed, failed) is told so by `StoredRun.resume`.
-    const resumable = run.status === "running" || run.status === "paused" || run.status === "stopped"
-    if (run.strategy.risk.approval.policy !== "pause" || !resumable) return undefined
+    if (run.strategy.risk.approval.policy !== "pause" || !StoredRun.resumable(run.status)) return undefined
     if (io.prompter === undefined) {
       return yield* new StoredRun.NotResumable({
         run: run.id,

@@ -559,11 +559,13 @@ export const llmSwitch = (started: Backtest.LlmOptions["started"], live: Backtes
  * Resume an unfinished run (its process died): re-execute it, check it against what was recorded
  * up to the last committed event, and record the rest.
  */
+/** Whether a run with this status can be resumed: unfinished, or `stopped` (interrupted on purpose: only when asked by name; `resumeAll` leaves it). */
+export const resumable = (status: Runs.RunStatus): boolean => status === "running" || status === "paused" || status === "stopped"
+
 export const resume = (ref: string, options: Common & { readonly owner?: string } = {}) =>
   Effect.gen(function*() {
     const run = yield* Runs.get(ref, options.owner)
-    // `stopped` (interrupted on purpose) goes on only when asked by name; `resumeAll` leaves it.
-    if (run.status !== "running" && run.status !== "paused" && run.status !== "stopped") {
+    if (!resumable(run.status)) {
       return yield* new NotResumable({ run: run.id, reason: `it is ${run.status}` })
     }
     const { llmSwitched, recorded, result } = yield* resumed(run, options).pipe(stoppedIfInterrupted(run.id, options))
