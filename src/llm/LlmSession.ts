@@ -27,7 +27,7 @@ import {
   LlmInvalidAnswer,
   type Message
 } from "../../schemas/Llm.js"
-import { clip } from "../internal/clip.js"
+import { clip, clipAfter, QUOTED } from "../internal/clip.js"
 import { sha256Hex } from "../internal/sha256.js"
 import * as Outside from "../swarm/Outside.js"
 import * as Metrics from "../telemetry/Metrics.js"
@@ -186,13 +186,17 @@ const decodeAnswer = <A, I>(schema: Schema.Schema<A, I>, content: string): Eithe
   try {
     parsed = JSON.parse(content)
   } catch (error) {
-    return Either.left(`not JSON (${(error as Error).message})`)
+    return Either.left(`not JSON (${clip((error as Error).message, 4 * QUOTED)})`)
   }
+  // The reason is recorded, and shown to the model when it is asked again: it quotes the value it
+  // stopped at only in part (a 3 MB rationale made every call's record 3 MB, and the retry's prompt).
   return Either.mapLeft(
     Schema.decodeUnknownEither(schema, { errors: "first", onExcessProperty: "ignore" })(parsed),
     (error) => {
       const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-      return issue === undefined ? "does not match" : `${issue.path.length === 0 ? "" : `${issue.path.join(".")}: `}${issue.message}`
+      return issue === undefined
+        ? "does not match"
+        : `${issue.path.length === 0 ? "" : `${clip(issue.path.join("."))}: `}${clipAfter(issue.message, ", actual ")}`
     }
   )
 }

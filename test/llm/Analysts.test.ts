@@ -70,6 +70,28 @@ describe("LLM analysts against Ollama's HTTP API", () => {
       expect(opinions.every((o) => o.symbol === "AAA" && o.rationale === "the brief says long")).toBe(true)
     }))
 
+  it.scoped("an answer with a field far past its limit: its reason quotes a little of it, in the record and in the retry", () =>
+    Effect.gen(function*() {
+      const huge = JSON.stringify({ direction: "long", confidence: 0.5, rationale: "y".repeat(300_000) })
+      const fake = yield* FakeOllama.start(() => ({ content: huge, tokensIn: 300, tokensOut: 20 }))
+      const { calls, result } = yield* backtest({ strategy: strategy(), llm: { model: Ollama.make({ host: fake.url }) } })
+      expect(result.status).toBe("completed")
+      expect(calls).toHaveLength(ROUNDS)
+      for (const call of calls) {
+        expect(call).toMatchObject({ outcome: "invalid", attempts: 2 })
+        expect(call.error).toContain("rationale: Expected a string at most 2000 character(s) long, actual")
+        expect(call.error).toContain("(300002 characters)")
+        expect(call.error!.length).toBeLessThan(1_000)
+        expect(call.answer!.length).toBeLessThan(17_000)
+      }
+      // The retry shows the model its answer up to 2,000 characters, and why, in a few hundred.
+      const retry = fake.requests.find((r) => (r.messages?.length ?? 0) > 2)!
+      const [answer, why] = retry.messages!.slice(-2)
+      expect(answer!.content.length).toBeLessThan(2_100)
+      expect(why!.content).toContain("Your answer could not be used: rationale:")
+      expect(why!.content.length).toBeLessThan(1_000)
+    }))
+
   it.scoped("a model slower than the call's limit: the request is aborted, the round abstains, the run goes on", () =>
     Effect.gen(function*() {
       const fake = yield* FakeOllama.start(() => ({ content: judgement("long"), delayMillis: 5_000 }))
