@@ -183,10 +183,17 @@ export class LlmBudgetExhausted extends Schema.TaggedError<LlmBudgetExhausted>()
   limit: Schema.Literal("tokens", "cost"),
   spent: Schema.Number,
   needed: Schema.Number,
-  max: Schema.Number
+  max: Schema.Number,
+  /**
+   * Reserved by the calls in flight, when only they left no room for the call: that refusal is the
+   * call's alone — the budget is spent once what was settled leaves none.
+   */
+  reserved: Schema.optional(Schema.Number)
 }) {
   override get message(): string {
-    return `run ${this.run}'s LLM ${this.limit} budget is spent (${this.spent} of ${this.max}; the call needed up to ${this.needed})`
+    return this.reserved === undefined
+      ? `run ${this.run}'s LLM ${this.limit} budget is spent (${this.spent} of ${this.max}; the call needed up to ${this.needed})`
+      : `run ${this.run}'s LLM ${this.limit} budget has no room for the call while others are in flight (${this.spent} spent and ${this.reserved} reserved of ${this.max}; the call needed up to ${this.needed})`
   }
 }
 

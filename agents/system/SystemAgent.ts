@@ -611,10 +611,12 @@ const budgetSpent = (q: Question, request: ChatRequest, refusal: LlmBudgetExhaus
       error: refusal.message
     })
     turn.backend = "offline"
-    const notice = `The run's language-model budget is spent (${refusal.message}), so I answer without the model. `
+    const notice = refusal.reserved === undefined
+      ? `The run's language-model budget is spent (${refusal.message}), so I answer without the model. `
+      : `The run's language-model budget has no room for this answer while its agents' calls are in flight (${refusal.message}), so I answer without the model. `
     turn.text += notice
     yield* turn.emit({ _tag: "Token", text: notice })
-    yield* answerOffline(q, Offline.make("offline: the run's LLM budget is spent"))
+    yield* answerOffline(q, Offline.make(refusal.reserved === undefined ? "offline: the run's LLM budget is spent" : "offline: the run's LLM budget has no room now"))
   })
 
 /**

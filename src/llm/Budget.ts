@@ -23,22 +23,33 @@ export const promptTokensUpperBound = (messages: ReadonlyArray<Message>): number
   return tokens
 }
 
-/** `LlmBudgetExhausted.message`, read back. */
+/** `LlmBudgetExhausted.message`, read back: the budget spent, or no room while other calls are in flight. */
 const REFUSAL = /^run (.+)'s LLM (tokens|cost) budget is spent \((.+) of (.+); the call needed up to (.+)\)$/
+const NO_ROOM = /^run (.+)'s LLM (tokens|cost) budget has no room for the call while others are in flight \((.+) spent and (.+) reserved of (.+); the call needed up to (.+)\)$/
 
 /**
  * The refusal whose `message` is `error` (a refused call's recorded reason), or undefined when it
  * is not one: only a refusal that says exactly the same is given back.
  */
 export const refusalOf = (error: string): LlmBudgetExhausted | undefined => {
-  const match = REFUSAL.exec(error)
-  if (match === null) return undefined
-  const [, run, limit, spent, max, needed] = match
-  const refusal = Either.getOrUndefined(
-    Schema.decodeUnknownEither(LlmBudgetExhausted)({ _tag: "LlmBudgetExhausted", run, limit, spent: Number(spent), needed: Number(needed), max: Number(max) })
-  )
+  const spent = REFUSAL.exec(error)
+  const noRoom = spent === null ? NO_ROOM.exec(error) : null
+  const fields = spent !== null
+    ? { run: spent[1], limit: spent[2], spent: Number(spent[3]), max: Number(spent[4]), needed: Number(spent[5]) }
+    : noRoom !== null
+    ? { run: noRoom[1], limit: noRoom[2], spent: Number(noRoom[3]), reserved: Number(noRoom[4]), max: Number(noRoom[5]), needed: Number(noRoom[6]) }
+    : undefined
+  if (fields === undefined) return undefined
+  const refusal = Either.getOrUndefined(Schema.decodeUnknownEither(LlmBudgetExhausted)({ _tag: "LlmBudgetExhausted", ...fields }))
   return refusal?.message === error ? refusal : undefined
 }
+
+/**
+ * Whether a refused call's recorded reason spends the budget for good: every refusal but one
+ * that only the calls in flight made (`reserved`), which was that call's alone.
+ */
+export const spendsBudget = (error: string | undefined): boolean =>
+  error === undefined || refusalOf(error)?.reserved === undefined
 
 export interface Reservation {
   readonly tokens: number
@@ -71,23 +82,42 @@ export class Budget {
 
   /**
    * Reserve a call of at most `tokensIn` prompt and `tokensOut` answer tokens, or say why it cannot
-   * be made. A `tentative` call (one that may be left out: the retry of an answer that did not
-   * decode) that does not fit is refused alone; any other refusal is remembered.
+   * be made. A call that what is settled leaves no room for spends the budget: that refusal is
+   * remembered, and every later call refused. A call that only the reservations of the calls in
+   * flight leave no room for (they are settled at what they use, often far less), and a
+   * `tentative` one (that may be left out: the retry of an answer that did not decode), are refused
+   * alone.
    */
   reserve(tokensIn: number, tokensOut: number, tentative = false): Either.Either<Reservation, LlmBudgetExhausted> {
-    // Once a call has been refused the budget is spent for good: a run's LLM agents do not come and
-    // go with the reservations of the calls in flight.
+    // Once spent, the budget is spent for good: a run's LLM agents do not come back when a later
+    // call happens to be smaller.
     if (this.refusal !== undefined) return Either.left(this.refusal)
-    const refuse = (refusal: LlmBudgetExhausted) => (tentative ? Either.left(refusal) : this.refuse(refusal))
+    const refuse = (refusal: LlmBudgetExhausted) =>
+      tentative || refusal.reserved !== undefined ? Either.left(refusal) : this.refuse(refusal)
     const tokens = tokensIn + tokensOut
-    const spentTokens = this.tokens + this.reservedTokens
-    if (spentTokens + tokens > this.limits.tokens) {
-      return refuse(new LlmBudgetExhausted({ run: this.run, limit: "tokens", spent: spentTokens, needed: tokens, max: this.limits.tokens }))
+    if (this.tokens + this.reservedTokens + tokens > this.limits.tokens) {
+      const inFlight = this.tokens + tokens <= this.limits.tokens
+      return refuse(new LlmBudgetExhausted({
+        run: this.run,
+        limit: "tokens",
+        spent: this.tokens,
+        needed: tokens,
+        max: this.limits.tokens,
+        ...(inFlight ? { reserved: this.reservedTokens } : {})
+      }))
     }
     const cost = this.costOf(tokensIn, tokensOut)
     const maxCost = this.limits.maxCost
     if (maxCost !== undefined && this.cost + this.reservedCost + cost > maxCost) {
-      return refuse(new LlmBudgetExhausted({ run: this.run, limit: "cost", spent: this.cost + this.reservedCost, needed: cost, max: maxCost }))
+      const inFlight = this.cost + cost <= maxCost
+      return refuse(new LlmBudgetExhausted({
+        run: this.run,
+        limit: "cost",
+        spent: this.cost,
+        needed: cost,
+        max: maxCost,
+        ...(inFlight ? { reserved: this.reservedCost } : {})
+      }))
     }
     this.reservedTokens += tokens
     this.reservedCost += cost
@@ -119,11 +149,13 @@ export class Budget {
    * charges its calls (`charge`) but never meets its refusal, and without it a resumed run whose
    * budget had run out would make a later call that happens to fit — one the run, which said its
    * LLM agents abstain from then on, never made. The refusal is the recorded one, so the calls it
-   * refuses afterwards give the same reason. Nothing changes once the budget has refused.
+   * refuses afterwards give the same reason. Nothing changes once the budget has refused, nor for a
+   * refusal that was its call's alone (no room while other calls were in flight).
    */
   refuseAs(error: string | undefined): void {
+    if (!spendsBudget(error)) return
     this.refusal ??= (error === undefined ? undefined : refusalOf(error)) ??
-      new LlmBudgetExhausted({ run: this.run, limit: "tokens", spent: this.tokens + this.reservedTokens, needed: 0, max: this.limits.tokens })
+      new LlmBudgetExhausted({ run: this.run, limit: "tokens", spent: this.tokens, needed: 0, max: this.limits.tokens })
   }
 
   /** Charge a call answered from a recording (replay, resume), as it was charged when it was made. */

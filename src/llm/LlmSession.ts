@@ -34,7 +34,7 @@ import * as Metrics from "../telemetry/Metrics.js"
 import * as Trace from "../telemetry/Trace.js"
 import { type AnswerCache, type CachedAnswer, keyOf } from "./AnswerCache.js"
 import type { Bucket, TokenBucketService } from "../bus/TokenBucket.js"
-import { Budget, promptTokensUpperBound, type Reservation } from "./Budget.js"
+import { Budget, promptTokensUpperBound, type Reservation, spendsBudget } from "./Budget.js"
 import type { ChatAnswer, ChatRequest, LanguageModel } from "./LanguageModel.js"
 
 /** First retry's wait; each next one doubles it. */
@@ -458,7 +458,7 @@ export class LlmSession {
     }
     this.options.onCall?.(answered.call)
     // Told from the record, so a replay (answered from recordings) tells of the same calls.
-    if (answered.call.outcome === "budget") this.options.onBudgetSpent?.(answered.call)
+    if (answered.call.outcome === "budget" && spendsBudget(answered.call.error)) this.options.onBudgetSpent?.(answered.call)
     return answered
   }
 

@@ -11,6 +11,7 @@ import { LlmTimeout, LlmUnavailable } from "../../schemas/Llm.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { AnswerCache, MemoryCache } from "../../src/llm/AnswerCache.js"
+import { spendsBudget } from "../../src/llm/Budget.js"
 import type { ChatAnswer, ChatRequest, LanguageModel } from "../../src/llm/LanguageModel.js"
 import * as Feed from "../../src/market/Feed.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
@@ -321,28 +322,34 @@ describe("LLM analysts", () => {
     Effect.gen(function*() {
       // AAA's calls answer late, BBB's at once: live, a slice's calls end in another order than the
       // replay (answered from the recording, in the agents' order) ends them.
+      // Each call uses about half what it reserves: the budget is spent within the run, and until
+      // then calls are refused for the reservations of those in flight too.
       const { model } = scripted((request) =>
         Effect.zipRight(
           request.messages.some((m) => m.content.includes("AAA")) ? Effect.sleep(15) : Effect.void,
-          echoOffline(request)
+          Effect.map(echoOffline(request), (answer) => ({ ...answer, tokensIn: 1_300 }))
         )
       )
       const agents = [{ type: "llm_analyst" }, { type: "llm_debate", name: "debate" }]
       const spentAt = new Set<string>()
-      // Budgets that run out at different calls of different slices (the whole run takes about 19,000).
+      // Runs with a call refused for the reservations of the calls in flight, not for good.
+      let crowded = 0
+      // Budgets that run out at different calls of different slices.
       for (let tokens = 3_000; tokens <= 18_000; tokens += 750) {
         const s = strategy(agents, { budget: { tokens }, maxTokensOut: 64 })
         const live = yield* record({ strategy: s, feed: market(40), llm: { model } })
         const spent = ofTag(live.events, "LlmBudgetSpent")
-        expect(spent).toHaveLength(1)
-        spentAt.add(`${spent[0]!.agent} ${spent[0]!.round}`)
+        expect(spent.length).toBeLessThanOrEqual(1)
+        if (spent.length === 1) spentAt.add(`${spent[0]!.agent} ${spent[0]!.round}`)
         const calls = ofTag(live.events, "LlmCalled").map((e) => e.call)
+        if (calls.some((c) => c.outcome === "budget" && !spendsBudget(c.error))) crowded++
         const replayed = yield* record({ strategy: s, feed: market(40), llm: { model, recorded: calls } })
         const at = replayed.events.findIndex((e, i) => JSON.stringify(e) !== JSON.stringify(live.events[i]))
         expect({ tokens, at }).toEqual({ tokens, at: -1 })
         expect(replayed.result.checksum).toBe(live.result.checksum)
       }
       expect(spentAt.size).toBeGreaterThan(1)
+      expect(crowded).toBeGreaterThan(0)
     }), 60_000)
 
   it.effect("answers are cached by model, prompt and data window: a second run asks no model", () =>

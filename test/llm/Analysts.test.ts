@@ -8,11 +8,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
+import type { Message } from "../../schemas/Llm.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { AnswerCache, MemoryCache } from "../../src/llm/AnswerCache.js"
 import * as Backends from "../../src/llm/Backends.js"
-import { type Budget, LiveBudgets } from "../../src/llm/Budget.js"
+import { type Budget, LiveBudgets, promptTokensUpperBound } from "../../src/llm/Budget.js"
 import { LanguageModel } from "../../src/llm/LanguageModel.js"
 import * as Ollama from "../../src/llm/Ollama.js"
 import * as Feed from "../../src/market/Feed.js"
@@ -115,6 +116,29 @@ describe("LLM analysts against Ollama's HTTP API", () => {
       expect(made.reduce((sum, c) => sum + c.tokensIn + c.tokensOut, 0)).toBeLessThanOrEqual(8_000)
       expect(fake.calls()).toBe(made.length)
       expect(events.filter((e) => e._tag === "LlmBudgetSpent")).toHaveLength(1)
+    }))
+
+  it.scoped("a call refused only for the calls in flight is refused alone: the agents go on, the budget is not spent", () =>
+    Effect.gen(function*() {
+      // What a call reserves: its prompt's upper bound and maxTokensOut. A first run, unlimited, to read them.
+      const fake = yield* FakeOllama.start(() => ({ content: judgement("long"), tokensIn: 10, tokensOut: 5 }))
+      const model = Ollama.make({ host: fake.url })
+      yield* backtest({ strategy: strategy({ maxTokensOut: 64 }), llm: { model } })
+      const reservations = fake.requests.map((r) => promptTokensUpperBound((r.messages ?? []) as ReadonlyArray<Message>) + 64)
+      // Room for one call in flight, not two; what each uses (15 tokens) leaves room for all of them.
+      const limit = Math.floor(1.5 * Math.max(...reservations))
+      expect(2 * Math.min(...reservations)).toBeGreaterThan(limit)
+      const { calls, events, result } = yield* backtest({ strategy: strategy({ maxTokensOut: 64, budget: { tokens: limit } }), llm: { model } })
+      expect(result.status).toBe("completed")
+      expect(calls).toHaveLength(ROUNDS)
+      const refused = calls.filter((c) => c.outcome === "budget")
+      expect(refused.length).toBeGreaterThan(0)
+      for (const c of refused) expect(c.error).toMatch(/budget has no room for the call while others are in flight \(\d+ spent and \d+ reserved of \d+;/)
+      // Calls were made after the first refusal, and the run never said its budget was spent.
+      const firstRefused = calls.indexOf(refused[0]!)
+      expect(calls.slice(firstRefused).filter((c) => c.outcome === "ok").length).toBeGreaterThan(1)
+      expect(events.filter((e) => e._tag === "LlmBudgetSpent")).toHaveLength(0)
+      expect(result.llm?.budgetSpent).toBeUndefined()
     }))
 
   it.scoped("while it runs, its budget is the process's live one: what its chat spends there, its agents cannot", () =>

@@ -1,11 +1,12 @@
 /**
- * The LLM budget's reservations: a refusal is remembered (every later call refused), but a
- * tentative call's — the corrective retry of an answer that did not decode — is refused alone.
+ * The LLM budget's reservations: a refusal is remembered (every later call refused), but one the
+ * calls in flight made (their reservations, not what was settled, left no room) and a
+ * tentative call's — the corrective retry of an answer that did not decode — are refused alone.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
-import { Budget, refusalOf } from "../../src/llm/Budget.js"
+import { Budget, refusalOf, spendsBudget } from "../../src/llm/Budget.js"
 
 const budget = () => new Budget("run_budget" as RunId, { tokens: 1_000, pricePerMillionIn: 0, pricePerMillionOut: 0 })
 
@@ -15,6 +16,49 @@ describe("Budget.reserve", () => {
     expect(Either.isLeft(b.reserve(2_000, 100))).toBe(true)
     expect(b.exhausted).toBe(true)
     expect(Either.isLeft(b.reserve(10, 10))).toBe(true)
+  })
+
+  it("refuses alone a call that only the calls in flight leave no room for; spent is what was settled", () => {
+    const b = budget()
+    const first = b.reserve(300, 100)
+    const second = b.reserve(300, 100)
+    if (Either.isLeft(first) || Either.isLeft(second)) return expect.unreachable()
+    // 800 reserved: a third call of 400 would pass 1,000 only with them.
+    const third = b.reserve(300, 100)
+    if (Either.isRight(third)) return expect.unreachable()
+    expect(third.left).toMatchObject({ spent: 0, reserved: 800, needed: 400, max: 1_000 })
+    expect(third.left.message).toBe(
+      "run run_budget's LLM tokens budget has no room for the call while others are in flight (0 spent and 800 reserved of 1000; the call needed up to 400)"
+    )
+    expect(b.exhausted).toBe(false)
+    // They used far less than they reserved: the next call fits.
+    b.settle(first.right, 50, 10)
+    b.settle(second.right, 50, 10)
+    expect(Either.isRight(b.reserve(300, 100))).toBe(true)
+    // Settled spending that leaves no room spends the budget, and says what was spent.
+    const c = budget()
+    const big = c.reserve(500, 100)
+    if (Either.isLeft(big)) return expect.unreachable()
+    c.settle(big.right, 500, 100)
+    const refused = c.reserve(300, 200)
+    if (Either.isRight(refused)) return expect.unreachable()
+    expect(refused.left.reserved).toBeUndefined()
+    expect(refused.left.message).toBe("run run_budget's LLM tokens budget is spent (600 of 1000; the call needed up to 500)")
+    expect(c.exhausted).toBe(true)
+  })
+
+  it("a cost limit: the same two refusals", () => {
+    const b = new Budget("run_budget" as RunId, { tokens: 1_000_000, maxCost: 1, pricePerMillionIn: 1_000, pricePerMillionOut: 0 })
+    const first = b.reserve(600, 0)
+    if (Either.isLeft(first)) return expect.unreachable()
+    const inFlight = b.reserve(600, 0)
+    expect(Either.isLeft(inFlight) && inFlight.left).toMatchObject({ limit: "cost", spent: 0, reserved: 0.6 })
+    expect(b.exhausted).toBe(false)
+    b.settle(first.right, 600, 0)
+    const spent = b.reserve(600, 0)
+    expect(Either.isLeft(spent) && spent.left).toMatchObject({ limit: "cost", spent: 0.6 })
+    expect(Either.isLeft(spent) && spent.left.reserved).toBeUndefined()
+    expect(b.exhausted).toBe(true)
   })
 
   it("refuses a tentative call alone: the budget is not spent by it", () => {
@@ -44,13 +88,27 @@ describe("Budget.refuseAs", () => {
   it("reads a refusal back from its message exactly, or not at all", () => {
     // A cost no decimal writes exactly (a third of a dime): read back to the same number.
     const b = new Budget("run_budget" as RunId, { tokens: 1_000, maxCost: 0.05, pricePerMillionIn: 100_000 / 3, pricePerMillionOut: 0 })
-    expect(Either.isRight(b.reserve(1, 0))).toBe(true)
+    const first = b.reserve(1, 0)
+    if (Either.isLeft(first)) return expect.unreachable()
+    b.settle(first.right, 1, 0)
     const refused = b.reserve(1, 0)
     if (Either.isRight(refused)) return expect.unreachable()
     expect(refused.left.limit).toBe("cost")
     expect(refused.left.message).toContain("0.033333333333333")
     expect(refusalOf(refused.left.message)?.message).toBe(refused.left.message)
     expect(refusalOf("the model was down")).toBeUndefined()
+    // A refusal the calls in flight made: read back, and it refuses nothing later.
+    const crowded = budget()
+    if (Either.isLeft(crowded.reserve(700, 0))) return expect.unreachable()
+    const alone = crowded.reserve(400, 0)
+    if (Either.isRight(alone)) return expect.unreachable()
+    expect(refusalOf(alone.left.message)).toMatchObject({ spent: 0, reserved: 700, needed: 400 })
+    expect(spendsBudget(alone.left.message)).toBe(false)
+    expect(spendsBudget(refused.left.message)).toBe(true)
+    const replayed = budget()
+    replayed.refuseAs(alone.left.message)
+    expect(replayed.exhausted).toBe(false)
+    expect(Either.isRight(replayed.reserve(10, 10))).toBe(true)
     // Not a refusal it can read: still refused from then on.
     const other = budget()
     other.refuseAs("the LLM budget is spent")
