@@ -339,6 +339,34 @@ export const unknownScopeSymbol = (
   return undefined
 }
 
+/** What a terminal acts on rather than shows (control characters, bidirectional formatting). */
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/u
+
+/**
+ * A rule's id or name that a terminal would act on rather than show, or undefined. Both are printed
+ * (`rules list`, and a rule's name in every verdict it gives, which `runs watch` shows — an admin
+ * watching another user's run too): an ESC in one was a terminal escape. Refused for a rule given
+ * now, as `unknownScopeSymbol` is, so that strategies stored before keep decoding.
+ */
+export const unprintableText = (rule: Rule): { readonly path: ReadonlyArray<string | number>; readonly reason: string } | undefined => {
+  for (const field of ["id", "name"] as const) {
+    if (UNPRINTABLE.test(rule[field])) {
+      return {
+        path: [field],
+        reason: "no control characters (line breaks, tabs, escapes) nor bidirectional formatting characters (U+202A to U+202E, U+2066 to U+2069)"
+      }
+    }
+  }
+  return undefined
+}
+
+/** The first problem of a rule given now that the schema does not check (`unprintableText`, `unknownScopeSymbol`), or undefined. */
+export const givenRuleProblem = (
+  rule: Rule,
+  symbols: ReadonlyArray<string>
+): { readonly path: ReadonlyArray<string | number>; readonly reason: string } | undefined => unprintableText(rule) ?? unknownScopeSymbol(rule, symbols)
+
 /** One problem with a rule: the field it is in (`rules[2].params.percent`) and what is wrong. */
 export const RuleIssue = Schema.Struct({ field: Schema.String, message: Schema.String })
 export type RuleIssue = typeof RuleIssue.Type

@@ -11,7 +11,7 @@ import { LlmConfig } from "./Llm.js"
 import { MetricsConfig } from "./Metrics.js"
 import type { Money } from "./Money.js"
 import { ApprovalConfig, looserLimits, RiskLimits } from "./Risk.js"
-import { RuleSet, unknownScopeSymbol } from "./Rule.js"
+import { givenRuleProblem, RuleSet } from "./Rule.js"
 
 const Name = Schema.String.pipe(
   Schema.trimmed({ message: () => "no leading or trailing spaces" }),
@@ -126,9 +126,9 @@ export interface GivenProblem {
  * The first problem of a strategy given now — a file, `strategies.create|update` — that the schema
  * does not check, or undefined: settings accepted once and refused since (initial cash above
  * `MAX_INITIAL_CASH`, an adaptive-weight floor above its ceiling, risk limits looser than a hard
- * gate, a rule scoped to a symbol the strategy does not trade). They stay out of the schema so that strategies stored before keep decoding and
+ * gate, a rule scoped to a symbol the strategy does not trade, a rule's id or name with a control character). They stay out of the schema so that strategies stored before keep decoding and
  * their runs stay readable and replayable; each input edge asks this instead (`rules.put` asks
- * `unknownScopeSymbol` of the rule it is given).
+ * `givenRuleProblem` of the rule it is given).
  */
 export const givenProblem = (strategy: Strategy): GivenProblem | undefined => {
   if (strategy.initialCash > MAX_INITIAL_CASH) {
@@ -142,8 +142,8 @@ export const givenProblem = (strategy: Strategy): GivenProblem | undefined => {
   const looser = looserLimits(strategy.risk.limits)
   if (looser !== undefined) return { path: ["risk", "limits", looser.field], reason: looser.reason }
   for (let i = 0; i < strategy.rules.length; i++) {
-    const unknown = unknownScopeSymbol(strategy.rules[i]!, strategy.symbols)
-    if (unknown !== undefined) return { path: ["rules", i, ...unknown.path], reason: unknown.reason }
+    const problem = givenRuleProblem(strategy.rules[i]!, strategy.symbols)
+    if (problem !== undefined) return { path: ["rules", i, ...problem.path], reason: problem.reason }
   }
   return undefined
 }

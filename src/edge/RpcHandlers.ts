@@ -24,7 +24,7 @@ import {
   StrategyRpcs,
   Unavailable
 } from "../../schemas/Rpc.js"
-import { Rule, unknownScopeSymbol } from "../../schemas/Rule.js"
+import { givenRuleProblem, Rule } from "../../schemas/Rule.js"
 import { givenProblem, Strategy } from "../../schemas/Strategy.js"
 import { invalidAgentOf } from "../../agents/registry.js"
 import * as LatestCache from "../bus/LatestCache.js"
@@ -159,8 +159,8 @@ export const RuleHandlers = RuleRpcs.toLayer(Effect.gen(function*() {
           strategy,
           (rules) => Effect.succeed([...rules.filter((r) => (r as { id: string }).id !== rule.id), encoded]),
           (decoded) => {
-            const unknown = unknownScopeSymbol(rule, decoded.symbols)
-            return unknown === undefined ? undefined : new InvalidRequest({ field: ["rule", ...unknown.path].join("."), reason: unknown.reason })
+            const problem = givenRuleProblem(rule, decoded.symbols)
+            return problem === undefined ? undefined : new InvalidRequest({ field: ["rule", ...problem.path].join("."), reason: problem.reason })
           }
         )
       }),

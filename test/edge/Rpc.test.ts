@@ -431,6 +431,15 @@ for (const backend of backends) {
           field: "rule.denySymbols.0",
           reason: expect.stringMatching(/^S9 is not a symbol the strategy trades \(S0, S1\): denying it would exclude nothing/)
         })
+        // A rule's id or name a terminal would act on: printed by rules list, and in the verdicts `runs watch` shows.
+        for (const [field, hostile] of [["id", { id: "evil\u001b]0;pwned\u0007" }], ["name", { name: "N\u001b[31mRED\u009b31m" }], ["name", { name: "abc\u202e" }]] as const) {
+          const rule = Schema.decodeUnknownSync(Rule)(Object.assign({ id: "r", name: "r", kind: "max_open_positions", params: { count: 1 } }, hostile))
+          expect(yield* Effect.flip(alice("rules.put", { strategy: "runnable", rule }))).toMatchObject({
+            _tag: "InvalidRequest",
+            field: `rule.${field}`,
+            reason: expect.stringMatching(/^no control characters \(line breaks, tabs, escapes\) nor bidirectional formatting characters/)
+          })
+        }
         expect((yield* alice("strategies.get", { strategy: "runnable" })).version).toBe(2)
         // Stored before the check: it still reads, and a put of another rule is not blocked by it.
         yield* Strategies.create("alice", Schema.decodeUnknownSync(Strategy)({ ...Schema.encodeSync(Strategy)(scoped), name: "stored scoped" }))

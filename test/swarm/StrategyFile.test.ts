@@ -167,6 +167,17 @@ describe("strategy files", () => {
     expect(Schema.decodeUnknownSync(Strategy)(scoped({ allowSymbols: ["AA"] })).rules[1]!.allowSymbols).toEqual(["AA"])
   })
 
+  it("a rule's id or name with a control or bidirectional formatting character is refused; stored ones still decode", () => {
+    const ruled = (rule: object) => ({ ...minimal, rules: [{ id: "r", name: "r", kind: "max_open_positions", params: { count: 1 }, ...rule }] })
+    const reason = "no control characters (line breaks, tabs, escapes) nor bidirectional formatting characters (U+202A to U+202E, U+2066 to U+2069)"
+    expect(problems(JSON.stringify(ruled({ id: "evil\u001b[2J" })))).toEqual([{ field: "rules[0].id", message: reason }])
+    expect(problems(JSON.stringify(ruled({ name: "tab\there" })))).toEqual([{ field: "rules[0].name", message: reason }])
+    expect(problems(JSON.stringify(ruled({ name: "C1 \u009b31m" })))).toEqual([{ field: "rules[0].name", message: reason }])
+    expect(problems(JSON.stringify(ruled({ name: "\u2066isolate" })))).toEqual([{ field: "rules[0].name", message: reason }])
+    expect(Either.isRight(parseText(JSON.stringify(ruled({ name: "Max 1 position — été" })), "s.json"))).toBe(true)
+    expect(Schema.decodeUnknownSync(Strategy)(ruled({ name: "old\u001b[31m" })).rules[0]!.name).toBe("old\u001b[31m")
+  })
+
   it("an adaptive-weight floor above its ceiling is refused, naming the floor", () => {
     expect(problems(JSON.stringify({ ...minimal, consensus: { adaptiveWeights: { enabled: true, floor: 3, ceiling: 2 } } }))).toEqual([{
       field: "consensus.adaptiveWeights.floor",
