@@ -7,6 +7,7 @@
 import { Schema } from "effect"
 import { ChatChunk, type ChatHistory, type ChatMessage, type RuleSuggestions } from "../../schemas/Chat.js"
 import { table, wallTime } from "./RunsView.js"
+import { visible } from "./Io.js"
 import { count, money } from "./Summary.js"
 
 const encodeChunk = Schema.encodeSync(ChatChunk)
@@ -20,7 +21,7 @@ const argumentsText = (args: Readonly<Record<string, unknown>>): string =>
 
 /** The line `chat ask` prints on stderr for a tool the agent ran (or refused to run). */
 export const toolLine = (chunk: Extract<ChatChunk, { _tag: "ToolUsed" }>): string =>
-  `tool ${chunk.tool}(${argumentsText(chunk.arguments)})${chunk.ok ? "" : " refused"}: ${chunk.summary}\n`
+  visible(`tool ${chunk.tool}(${argumentsText(chunk.arguments)})${chunk.ok ? "" : " refused"}: ${chunk.summary}`) + "\n"
 
 /**
  * The printer of one streamed answer. The text goes to `out` as it comes; a tool line goes to
@@ -33,7 +34,7 @@ export const answerPrinter = (out: (text: string) => void, err: (text: string) =
   return {
     token: (text: string) => {
       if (text === "") return
-      out(text)
+      out(visible(text))
       open = screenOpen = !text.endsWith("\n")
     },
     tool: (chunk: Extract<ChatChunk, { _tag: "ToolUsed" }>) => {
@@ -87,7 +88,7 @@ export const historyText = (history: ChatHistory): string => {
   return [
     `chat with run ${history.run} (${history.session}):`,
     ...(earlier > 0 ? [`… ${count(earlier)} earlier message${earlier === 1 ? "" : "s"} (--limit shows more)`] : []),
-    ...history.messages.map(messageText),
+    ...history.messages.map((m) => visible(messageText(m))),
     ""
   ].join("\n")
 }

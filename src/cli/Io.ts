@@ -125,6 +125,23 @@ export const node = (): Io => ({
 // eslint-disable-next-line no-control-regex
 export const stripAnsi = (text: string): string => text.replace(/\u001b\[[0-9;]*m/g, "")
 
+/**
+ * What a terminal acts on rather than shows: C0 controls but tab and line feed (an ESC starts a
+ * sequence that recolours, clears or retitles it), DEL, C1 controls (U+009B is a CSI of its own)
+ * and the bidirectional formatting characters, which reorder the text shown after them.
+ */
+// eslint-disable-next-line no-control-regex
+const UNSHOWN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g
+
+/**
+ * Text the command line did not write itself — a model's answer, a reason or name from the server
+ * — as a terminal should show it: each character it would act on written as its escape (`\u001b`).
+ * Names the server takes are checked for them as they are given; this covers what was stored
+ * before those checks and what a model says.
+ */
+export const visible = (text: string): string =>
+  text.replace(UNSHOWN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+
 /** An `Io` that keeps everything written, for tests; `answers` are the replies to prompts, in order. */
 export const capture = (options: { readonly answers?: ReadonlyArray<string>; readonly input?: string } = {}) => {
   const out: Array<string> = []

@@ -11,6 +11,7 @@ import type { Rule } from "../../schemas/Rule.js"
 import { PendingApproval, RunInfo, StrategySummary, StrategyVersion } from "../../schemas/Rpc.js"
 import { Rule as RuleSchema } from "../../schemas/Rule.js"
 import { toJson } from "./Flags.js"
+import { visible } from "./Io.js"
 import { COMPARED, shownDifference, shownValue, table, valueOf, wallTime } from "./RunsView.js"
 import { count, metricRows, money, percent, price, quantity, ratio, time } from "./Summary.js"
 
@@ -237,7 +238,7 @@ export const rulesTable = (rules: ReadonlyArray<Rule>): string => {
   ])
   const encode = Schema.encodeSync(RuleSchema)
   for (const rule of [...rules].sort((x, y) => x.priority - y.priority || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))) {
-    t.push([rule.id, rule.name, rule.kind, rule.category, String(rule.priority), rule.active ? "yes" : "no", scope(rule), JSON.stringify(encode(rule).params)])
+    t.push([visible(rule.id), visible(rule.name), rule.kind, rule.category, String(rule.priority), rule.active ? "yes" : "no", scope(rule), JSON.stringify(encode(rule).params)])
   }
   return `${t.toString()}\n`
 }

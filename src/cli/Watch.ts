@@ -10,6 +10,7 @@ import type { Metrics } from "../../schemas/Metrics.js"
 import type { Money } from "../../schemas/Money.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { count, money, percent, price, quantity, ratio, time } from "./Summary.js"
+import { visible } from "./Io.js"
 
 /** How many decisions and verdicts the view keeps by default. */
 export const KEEP = 5
@@ -375,7 +376,7 @@ export interface LineContext {
 /** The line an event prints without a terminal, or `undefined` for events that only feed the view. */
 export const line = (event: RunEvent, context: LineContext = {}): string | undefined => {
   const text = eventText(event, context)
-  return text === undefined ? undefined : `#${event.seq} ${time(event.at as Timestamp)} ${text}`
+  return text === undefined ? undefined : visible(`#${event.seq} ${time(event.at as Timestamp)} ${text}`)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,5 +475,6 @@ const activityLines = (model: Model): Array<string> => {
 export const frame = (model: Model, width = 100, height = Infinity): ReadonlyArray<string> => {
   const all = [...headLines(model), "", ...approvalLines(model), "", ...activityLines(model)]
   const lines = all.length <= height ? all : [...all.slice(0, Math.max(0, height - 1)), `… ${count(all.length - Math.max(0, height - 1))} more lines: a taller terminal shows them`]
-  return lines.map((l) => cut(l, width))
+  // What the server sent (a rule's name in a verdict, an alert's reason) as a terminal should show it.
+  return lines.map((l) => cut(visible(l), width))
 }

@@ -23,6 +23,17 @@ describe("ChatView", () => {
     ])
   })
 
+  it("shows what a terminal would act on as its escape", () => {
+    const out: Array<string> = []
+    const err: Array<string> = []
+    const printer = ChatView.answerPrinter((t) => out.push(t), (t) => err.push(t))
+    // A model's answer with a screen clear, a title change, a C1 CSI and a right-to-left override; tabs and line breaks stay.
+    printer.token("a\u001b[2J\u001b]0;pwned\u0007 b\u009b31m\u202ec\td\n")
+    printer.tool({ ...tool(true), summary: "6 trades of \u001b[31mRED" })
+    expect(out.join("")).toBe("a\\u001b[2J\\u001b]0;pwned\\u0007 b\\u009b31m\\u202ec\td\n")
+    expect(err.join("")).toBe("tool analyse_trades(symbol=MSFT, days=[1,2]): 6 trades of \\u001b[31mRED\n")
+  })
+
   it("adds no newline to an answer that ends with one, or that had no text", () => {
     const out: Array<string> = []
     const printer = ChatView.answerPrinter((t) => out.push(t), () => {})

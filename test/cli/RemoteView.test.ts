@@ -4,6 +4,7 @@ import { Schema } from "effect"
 import { parse } from "yaml"
 import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
 import type { RunInfo } from "../../schemas/Rpc.js"
+import { Rule } from "../../schemas/Rule.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as RemoteView from "../../src/cli/RemoteView.js"
 
@@ -167,6 +168,16 @@ describe("strategies show", () => {
     expect(yaml).toContain("    timeoutSeconds: 60\n")
     expect(yaml).not.toContain("# timeoutSeconds")
     expect(Schema.decodeUnknownSync(Strategy)(parse(yaml))).toEqual(shown.strategy)
+  })
+})
+
+describe("rules list", () => {
+  it("shows a rule stored before ids and names were checked with what a terminal would act on as its escape", () => {
+    const rule = Schema.decodeUnknownSync(Rule)({ id: "evil\u001b]0;pwned\u0007", name: "N\u001b[31mRED\u202e", kind: "max_open_positions", params: { count: 1 } })
+    const table = RemoteView.rulesTable([rule])
+    expect(table).toContain("evil\\u001b]0;pwned\\u0007")
+    expect(table).toContain("N\\u001b[31mRED\\u202e")
+    expect(table).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/)
   })
 })
 

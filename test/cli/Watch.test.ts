@@ -154,6 +154,12 @@ describe("the lines of a watch without a terminal", () => {
       "#8 2024-01-10 verdict AAA buy 100: rejected: rule \"cap\": over the limit"
     )
     expect(Watch.line(verdict(9, "AAA", "reduced", 60, ["cash reserve"]))).toBe("#9 2024-01-11 verdict AAA buy 100: reduced to 60: cash reserve")
+    // A rule stored before names were checked: what a terminal would act on is shown as its escape, in a line and in the frame.
+    const hostile = verdict(10, "AAA", "rejected", 0, ["rule \"N\u001b[31mRED\u009b2J\u202e\": over the limit"])
+    expect(Watch.line(hostile)).toBe("#10 2024-01-12 verdict AAA buy 100: rejected: rule \"N\\u001b[31mRED\\u009b2J\\u202e\": over the limit")
+    const framed = Watch.frame(Watch.step(Watch.initial("run_1"), hostile), 200).join("\n")
+    expect(framed).toContain("N\\u001b[31mRED")
+    expect(framed).not.toMatch(/[\u001b\u009b\u202e]/)
     // Asked about reduced: the quantity the approval shows, not the intent's (they disagreed).
     expect(Watch.line(verdict(9, "AAA", "needs_approval", 74, ["notional 8,221 is 7.96% of equity"]))).toBe(
       "#9 2024-01-11 verdict AAA buy 100: reduced to 74, needs approval (pause): notional 8,221 is 7.96% of equity"
