@@ -21,7 +21,8 @@ const argumentsText = (args: Readonly<Record<string, unknown>>): string =>
 
 /** The line `chat ask` prints on stderr for a tool the agent ran (or refused to run). */
 export const toolLine = (chunk: Extract<ChatChunk, { _tag: "ToolUsed" }>): string =>
-  visible(`tool ${chunk.tool}(${argumentsText(chunk.arguments)})${chunk.ok ? "" : " refused"}: ${chunk.summary}`) + "\n"
+  // A summary of a tool not run says why itself ("refused: …", "failed: …").
+  visible(`tool ${chunk.tool}(${argumentsText(chunk.arguments)}): ${chunk.ok || /^(refused|failed):/.test(chunk.summary) ? "" : "refused: "}${chunk.summary}`) + "\n"
 
 /**
  * The printer of one streamed answer. The text goes to `out` as it comes; a tool line goes to

@@ -19,11 +19,14 @@ describe("ChatView", () => {
     expect(out).toEqual(["MSFT ", "lost.", "\n"])
     expect(err).toEqual([
       "tool analyse_trades(symbol=MSFT, days=[1,2]): 6 trades\n",
-      "\ntool analyse_trades(symbol=MSFT, days=[1,2]) refused: 6 trades\n"
+      "\ntool analyse_trades(symbol=MSFT, days=[1,2]): refused: 6 trades\n"
     ])
   })
 
-  it("shows what a terminal would act on as its escape", () => {
+  it("says once why a tool was not run, and shows what a terminal would act on as its escape", () => {
+    const refused = { ...tool(false), tool: "drop_tables", arguments: {}, summary: "refused: drop_tables: name is not a tool" }
+    expect(ChatView.toolLine(refused)).toBe("tool drop_tables(): refused: drop_tables: name is not a tool\n")
+    expect(ChatView.toolLine({ ...refused, summary: "failed: the database is unavailable" })).toBe("tool drop_tables(): failed: the database is unavailable\n")
     const out: Array<string> = []
     const err: Array<string> = []
     const printer = ChatView.answerPrinter((t) => out.push(t), (t) => err.push(t))
