@@ -71,6 +71,9 @@ export const options = {
   out: Options.text("out").pipe(
     Options.withPseudoName("dir"),
     Options.optional,
+    // An empty path resolves to the current directory: `--out "$DIR"` with DIR unset wrote the run there.
+    Options.mapEffect(checked("--out", (text: string) =>
+      text.trim() === "" ? Either.left(`expected a directory, got "${text}"`) : Either.right(text))),
     Options.withDescription(
       "Write events.ndjson (every event), result.json and trades.csv into this directory once the run has ended, completed " +
         "or failed (result.json says which): an interrupted run writes nothing. An existing directory keeps its other files; these three are replaced."

@@ -427,6 +427,24 @@ describe("swarm backtest: a run", () => {
       expect(JSON.parse(lines(fs.readFileSync(Path.join(out, "events.ndjson"), "utf8")).at(-1)!)._tag).toBe("RunFailed")
     }))
 
+  it.live("an empty or blank --out is refused before the run, and nothing is written where the command runs", () =>
+    Effect.gen(function*() {
+      // An empty path resolves to the current directory: the run's files landed there.
+      const here = Path.join(tmp, "empty-out-cwd")
+      fs.mkdirSync(here)
+      const before = process.cwd()
+      process.chdir(here)
+      const ran = yield* Effect.forEach(["", "  "], (out) =>
+        swarm(["backtest", "--data", data, "--strategy", sma, "--to", "2022-01-31", "--out", out])).pipe(
+          Effect.ensuring(Effect.sync(() => process.chdir(before)))
+        )
+      expect(ran.map((r) => [r.code, lines(r.stderr)[0], r.stdout])).toEqual([
+        [2, "swarm: --out: expected a directory, got \"\"", ""],
+        [2, "swarm: --out: expected a directory, got \"  \"", ""]
+      ])
+      expect(fs.readdirSync(here)).toEqual([])
+    }))
+
   it.live("--out naming a file that is not a directory is refused before the run", () =>
     Effect.gen(function*() {
       const taken = file("taken-out", "not a directory")
