@@ -9,7 +9,8 @@
  * namesake there by a rename of its own (so no file is ever seen half-written).
  */
 import { Effect, type Scope } from "effect"
-import { lstat, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises"
+import { constants } from "node:fs"
+import { access, lstat, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises"
 import * as Path from "node:path"
 import { OutputError, UsageError } from "./CliError.js"
 
@@ -52,8 +53,35 @@ const kindOf = async (path: string): Promise<"directory" | "other" | undefined> 
 const cannotCreate = (out: string, reason: string) => new UsageError({ field: "--out", reason: `cannot create ${out}: ${reason}` })
 
 /**
+ * Why the run's files cannot replace their namesakes in the existing directory `target`, or
+ * undefined when they can: each is absent or a regular file (or a link to one). Asked before the
+ * run and again before the first rename, since a rename that fails after another succeeded would
+ * leave the directory half-replaced.
+ */
+const unreplaceable = async (target: string, out: string): Promise<string | undefined> => {
+  for (const name of FILES) {
+    const path = Path.join(target, name)
+    const link = await lstat(path).catch((e) => {
+      if (absent(e)) return undefined
+      throw e
+    })
+    if (link === undefined || link.isFile()) continue
+    const info = link.isSymbolicLink() ? await stat(path).catch((e) => (absent(e) ? undefined : Promise.reject(e))) : link
+    if (info?.isFile() === true) continue
+    const what = info === undefined
+      ? "a link to nothing"
+      : info.isDirectory()
+      ? (link.isSymbolicLink() ? "a link to a directory" : "a directory")
+      : "not a regular file"
+    return `${Path.join(out, name)} is ${what}, which the run's ${name} would replace`
+  }
+  return undefined
+}
+
+/**
  * A staging directory for `out`, removed when the scope closes (put in place or not). Refuses an
- * `out` that exists and is not a directory, or whose nearest existing ancestor cannot hold a new
+ * `out` that exists and is not a directory, is not writable or holds something other than a file
+ * under one of the run's file names, or whose nearest existing ancestor cannot hold a new
  * directory. Nothing is created but the staging directory: the missing levels of `out` are made
  * when the files are put in place, so a run that stops early leaves no empty directories either.
  */
@@ -63,6 +91,21 @@ export const stage = (out: string): Effect.Effect<Staging, UsageError, Scope.Sco
     const found = yield* Effect.tryPromise({ try: () => nearestExisting(target), catch: (e) => cannotCreate(out, reasonOf(e)) })
     if (found.missing.length === 0 && found.kind !== "directory") return yield* cannotCreate(out, "it exists and is not a directory")
     if (found.kind !== "directory") return yield* cannotCreate(out, `${found.path} is not a directory`)
+    if (found.missing.length === 0) {
+      // Refused now rather than after the run, when the files would not go in (as root, access never refuses).
+      const refused = yield* Effect.tryPromise({
+        try: async () => {
+          try {
+            await access(target, constants.W_OK | constants.X_OK)
+          } catch (e) {
+            return `cannot write in ${out}: ${reasonOf(e)}`
+          }
+          return unreplaceable(target, out)
+        },
+        catch: (e) => new UsageError({ field: "--out", reason: `cannot write in ${out}: ${reasonOf(e)}` })
+      })
+      if (refused !== undefined) return yield* new UsageError({ field: "--out", reason: refused })
+    }
     // The staging directory sits in an existing directory, so the one mkdir that can fail at once
     // does: `mkdir -p` semantics are avoided on purpose (Node's recursive mkdir loops forever under
     // /proc, where the parent says EEXIST and the child ENOENT).
@@ -118,6 +161,9 @@ const commit = (dir: string, target: string, parents: ReadonlyArray<string>, out
           if (codeOf(e) !== "EEXIST" && codeOf(e) !== "ENOTEMPTY") throw e
         }
       }
+      // Whatever took a file's name during the run fails no rename halfway through.
+      const refused = await unreplaceable(target, out)
+      if (refused !== undefined) throw new Error(refused)
       for (const name of FILES) await rename(Path.join(dir, name), Path.join(target, name))
     },
     catch: (e) => new OutputError({ path: out, reason: `cannot put the run's files in place: ${reasonOf(e)}` })

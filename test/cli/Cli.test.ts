@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
+import { execFileSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -452,6 +453,50 @@ describe("swarm backtest: a run", () => {
       expect(r.code).toBe(2)
       expect(lines(r.stderr)).toEqual([`swarm: --out: cannot create ${taken}: it exists and is not a directory`])
       expect(fs.readFileSync(taken, "utf8")).toBe("not a directory")
+    }))
+
+  it.live("--out holding a directory, a link to one or a fifo under a file's name is refused before the run, and left as it was", () =>
+    Effect.gen(function*() {
+      const parent = Path.join(tmp, "unreplaceable")
+      const out = Path.join(parent, "out")
+      fs.mkdirSync(out, { recursive: true })
+      fs.writeFileSync(Path.join(out, "events.ndjson"), "an earlier run's")
+      const refusals: Array<[string, () => void, string]> = [
+        ["result.json", () => fs.mkdirSync(Path.join(out, "result.json")), "a directory"],
+        ["trades.csv", () => fs.symlinkSync(parent, Path.join(out, "trades.csv")), "a link to a directory"],
+        ["result.json", () => fs.symlinkSync(Path.join(parent, "nothing"), Path.join(out, "result.json")), "a link to nothing"],
+        ["result.json", () => execFileSync("mkfifo", [Path.join(out, "result.json")]), "not a regular file"]
+      ]
+      for (const [name, make, what] of refusals) {
+        make()
+        const r = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--to", "2022-01-31", "--out", out])
+        expect([r.code, lines(r.stderr), r.stdout]).toEqual([
+          2,
+          [`swarm: --out: ${Path.join(out, name)} is ${what}, which the run's ${name} would replace`],
+          ""
+        ])
+        expect(fs.readFileSync(Path.join(out, "events.ndjson"), "utf8")).toBe("an earlier run's")
+        expect(fs.readdirSync(parent)).toEqual(["out"]) // no staging directory left
+        fs.rmSync(Path.join(out, name), { recursive: true })
+      }
+      // A link to a file is replaced, as a file is.
+      fs.writeFileSync(Path.join(parent, "target"), "linked")
+      fs.symlinkSync(Path.join(parent, "target"), Path.join(out, "trades.csv"))
+      const done = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--to", "2022-01-31", "--out", out])
+      expect(done.code).toBe(0)
+      expect(fs.lstatSync(Path.join(out, "trades.csv")).isFile()).toBe(true)
+      expect(fs.readdirSync(out).sort()).toEqual(["events.ndjson", "result.json", "trades.csv"])
+    }))
+
+  // As root, access(2) grants everything: there the check cannot be seen.
+  it.live.skipIf(process.getuid?.() === 0)("--out that exists and cannot be written in is refused before the run", () =>
+    Effect.gen(function*() {
+      const out = Path.join(tmp, "read-only-out")
+      fs.mkdirSync(out, { mode: 0o555 })
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--to", "2022-01-31", "--out", out])
+      fs.chmodSync(out, 0o755)
+      expect([r.code, lines(r.stderr)]).toEqual([2, [`swarm: --out: cannot write in ${out}: EACCES: permission denied`]])
+      expect(fs.readdirSync(out)).toEqual([])
     }))
 
   it.live("--out is made one level at a time, only when the run completed; a place no directory can be made is refused at once", () =>
