@@ -10,7 +10,7 @@
  */
 import { Effect, type Scope } from "effect"
 import { constants } from "node:fs"
-import { access, lstat, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises"
+import { access, chmod, lstat, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises"
 import * as Path from "node:path"
 import { OutputError, UsageError } from "./CliError.js"
 
@@ -154,6 +154,9 @@ const commit = (dir: string, target: string, parents: ReadonlyArray<string>, out
         })
       }
       if ((await kindOf(target)) === undefined) {
+        // mkdtemp made it 0700 (private while the run writes into it); it becomes the directory a
+        // mkdir would have made, readable as the umask allows.
+        await chmod(dir, 0o777 & ~process.umask())
         try {
           return await rename(dir, target)
         } catch (e) {

@@ -512,6 +512,13 @@ describe("swarm backtest: a run", () => {
       expect(done.code).toBe(0)
       expect(fs.readdirSync(deep).sort()).toEqual(["events.ndjson", "result.json", "trades.csv"])
       expect(fs.readdirSync(Path.join(parent, "a", "b"))).toEqual(["out"])
+      // The mode a mkdir gives, as its parents have: not the staging directory's private 0700.
+      const umask = process.umask(0o022)
+      const modes = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--out", Path.join(parent, "modes"), "--to", "2022-01-31"]).pipe(
+        Effect.ensuring(Effect.sync(() => process.umask(umask)))
+      )
+      expect(modes.code).toBe(0)
+      expect(fs.statSync(Path.join(parent, "modes")).mode & 0o777).toBe(0o755)
 
       const underFile = Path.join(file("a-file", "x"), "out")
       const notDir = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--out", underFile])
