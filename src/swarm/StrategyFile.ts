@@ -10,7 +10,7 @@ import { givenProblem, Strategy } from "../../schemas/Strategy.js"
 import { clip, clipAfter, QUOTED } from "../internal/clip.js"
 import { BARE, plainly, wordsFor } from "../internal/issues.js"
 import { findUnstorable } from "../internal/storableText.js"
-import { parseStrict } from "../internal/yaml.js"
+import { MultipleDocuments, parseStrict } from "../internal/yaml.js"
 
 /** A strategy file is configuration, not data: anything larger is a mistake or an attack. */
 export const MAX_BYTES = 1_000_000
@@ -176,6 +176,9 @@ export const parseText = (text: string, file: string): Either.Either<Strategy, S
     // RESOURCE_EXHAUSTION (or, outside its guard, as the RangeError itself).
     if (error instanceof RangeError || (error as { readonly code?: unknown } | null)?.code === "RESOURCE_EXHAUSTION") {
       return fail(file, nestedTooDeep)
+    }
+    if (error instanceof MultipleDocuments) {
+      return fail(file, `a strategy file holds one YAML document, and a second starts at line ${error.line} (after a "---" or "..." line)`)
     }
     const reason = error instanceof Error ? error.message.split("\n")[0]! : String(error)
     return fail(file, `not valid ${extension === ".json" ? "JSON" : "YAML"}: ${clip(reason, 4 * QUOTED)}`)

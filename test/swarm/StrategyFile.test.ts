@@ -226,6 +226,18 @@ describe("strategy files", () => {
     expect(warned).toEqual([])
   })
 
+  it("a YAML file of more than one document is refused, not read to its first \"---\" and the rest ignored", () => {
+    const first = "name: m\nsymbols: [AAPL]\nagents: [{type: sma_crossover}]\n"
+    expect(problems(`${first}---\nthis is: [broken\n`, "s.yaml")).toEqual([
+      { field: "", message: "a strategy file holds one YAML document, and a second starts at line 4 (after a \"---\" or \"...\" line)" }
+    ])
+    expect(problems(`${first}...\nname: n\n`, "s.yml")[0]!.message).toMatch(/a second starts at line 5/)
+    // One document, however it is marked, still reads.
+    for (const text of [`---\n${first}`, `${first}...\n`, `--- # m\n${first}...\n# done\n`]) {
+      expect(Either.isRight(parseText(text, "s.yaml"))).toBe(true)
+    }
+  })
+
   it("a value nesting deeper than 64 levels is refused before decoding, naming the field (5,000 levels overflowed the stack)", () => {
     const nested = (levels: number) => "[".repeat(levels) + "]".repeat(levels)
     const json = (fields: string) => `{"name":"m","symbols":["AAPL"],"agents":[{"type":"sma_crossover"${fields}}]}`

@@ -1,0 +1,19 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as Path from "node:path"
+import { parseRule } from "../../src/cli/RulesCommand.js"
+
+describe("rules put: the rule file", () => {
+  it.effect("a YAML file of more than one document is refused, not read to its first \"---\"", () =>
+    Effect.gen(function*() {
+      const dir = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-rules-"))
+      const file = Path.join(dir, "rule.yaml")
+      fs.writeFileSync(file, "id: a\n---\nid: b\n")
+      const error = yield* Effect.flip(parseRule(file)).pipe(Effect.ensuring(Effect.sync(() => fs.rmSync(dir, { recursive: true }))))
+      expect(error.problems).toEqual([
+        { field: "", message: "a rule file holds one YAML document, and a second starts at line 2 (after a \"---\" or \"...\" line)" }
+      ])
+    }))
+})
