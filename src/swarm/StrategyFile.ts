@@ -161,8 +161,11 @@ export const duplicateKey = (text: string): { readonly key: string; readonly pat
 }
 
 /** Parse and decode a strategy from the text of `file` (its extension picks JSON or YAML). */
-export const parseText = (text: string, file: string): Either.Either<Strategy, StrategyFileError> => {
-  if (text.length > MAX_BYTES) return fail(file, `the file is larger than ${MAX_BYTES} bytes`)
+export const parseText = (given: string, file: string): Either.Either<Strategy, StrategyFileError> => {
+  if (given.length > MAX_BYTES) return fail(file, `the file is larger than ${MAX_BYTES} bytes`)
+  // A byte-order mark (Windows editors write one) is no part of the text: JSON.parse refused it,
+  // while the YAML parser and the CSV loader skip it.
+  const text = given.charCodeAt(0) === 0xfeff ? given.slice(1) : given
   const extension = extname(file).toLowerCase()
   let raw: unknown
   try {

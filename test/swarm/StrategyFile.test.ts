@@ -226,6 +226,14 @@ describe("strategy files", () => {
     expect(warned).toEqual([])
   })
 
+  it("a byte-order mark at the start of a file is skipped, JSON as YAML", () => {
+    const json = parseText(`\ufeff${JSON.stringify(minimal)}`, "s.json")
+    expect(Either.getOrThrow(json).name).toBe("m")
+    expect(Either.getOrThrow(parseText("\ufeffname: m\nsymbols: [AAPL]\nagents: [{type: sma_crossover}]\n", "s.yaml")).name).toBe("m")
+    // Only at the start: elsewhere it is a character like any other.
+    expect(problems(`{"name":"m",\ufeff"symbols":["AAPL"],"agents":[{"type":"sma_crossover"}]}`)[0]!.message).toMatch(/^not valid JSON/)
+  })
+
   it("a YAML file of more than one document is refused, not read to its first \"---\" and the rest ignored", () => {
     const first = "name: m\nsymbols: [AAPL]\nagents: [{type: sma_crossover}]\n"
     expect(problems(`${first}---\nthis is: [broken\n`, "s.yaml")).toEqual([
