@@ -9,7 +9,7 @@ import { Effect, Either, ParseResult, Schema } from "effect"
 import { readFile, stat } from "node:fs/promises"
 import { extname } from "node:path"
 import { Rule, RuleId } from "../../schemas/Rule.js"
-import { MultipleDocuments, parseStrict } from "../internal/yaml.js"
+import { firstLine, MultipleDocuments, parseStrict } from "../internal/yaml.js"
 import { MAX_BYTES, problemsOf, StrategyFileError } from "../swarm/StrategyFile.js"
 import { UsageError } from "./CliError.js"
 import { json } from "./Flags.js"
@@ -62,7 +62,7 @@ const readRuleFile = (file: string): Effect.Effect<unknown, StrategyFileError> =
       catch: (error) =>
         error instanceof MultipleDocuments
           ? problem(file, `a rule file holds one YAML document, and a second starts at line ${error.line} (after a "---" or "..." line)`)
-          : problem(file, `not valid ${extension === ".json" ? "JSON" : "YAML"}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`)
+          : problem(file, `not valid ${extension === ".json" ? "JSON" : "YAML"}: ${firstLine(error)}`)
     })
   })
 

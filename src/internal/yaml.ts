@@ -8,6 +8,14 @@
 import { Data } from "effect"
 import { parseAllDocuments } from "yaml"
 
+/**
+ * A parse error's message as one line: the parser's pretty message goes on, after a colon, with
+ * the lines it points at (`Map keys must be unique at line 2, column 1:` then the text), which an
+ * error line has no room for.
+ */
+export const firstLine = (error: unknown): string =>
+  error instanceof Error ? error.message.split("\n")[0]!.replace(/:\s*$/, "") : String(error)
+
 /** The text holds more than one document; `line` is where the second starts (1-based). */
 export class MultipleDocuments extends Data.TaggedError("MultipleDocuments")<{ readonly line: number }> {}
 

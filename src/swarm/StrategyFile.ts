@@ -10,7 +10,7 @@ import { givenProblem, Strategy } from "../../schemas/Strategy.js"
 import { clip, clipAfter, QUOTED } from "../internal/clip.js"
 import { BARE, plainly, wordsFor } from "../internal/issues.js"
 import { findUnstorable } from "../internal/storableText.js"
-import { MultipleDocuments, parseStrict } from "../internal/yaml.js"
+import { firstLine, MultipleDocuments, parseStrict } from "../internal/yaml.js"
 
 /** A strategy file is configuration, not data: anything larger is a mistake or an attack. */
 export const MAX_BYTES = 1_000_000
@@ -183,7 +183,7 @@ export const parseText = (given: string, file: string): Either.Either<Strategy, 
     if (error instanceof MultipleDocuments) {
       return fail(file, `a strategy file holds one YAML document, and a second starts at line ${error.line} (after a "---" or "..." line)`)
     }
-    const reason = error instanceof Error ? error.message.split("\n")[0]! : String(error)
+    const reason = firstLine(error)
     return fail(file, `not valid ${extension === ".json" ? "JSON" : "YAML"}: ${clip(reason, 4 * QUOTED)}`)
   }
   const deep = tooDeep(raw)

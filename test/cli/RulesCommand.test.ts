@@ -16,4 +16,13 @@ describe("rules put: the rule file", () => {
         { field: "", message: "a rule file holds one YAML document, and a second starts at line 2 (after a \"---\" or \"...\" line)" }
       ])
     }))
+
+  it.effect("a YAML error is one line, ending with where it is", () =>
+    Effect.gen(function*() {
+      const dir = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-rules-"))
+      const file = Path.join(dir, "rule.yml")
+      fs.writeFileSync(file, "id: a\nid: b\n")
+      const error = yield* Effect.flip(parseRule(file)).pipe(Effect.ensuring(Effect.sync(() => fs.rmSync(dir, { recursive: true }))))
+      expect(error.problems).toEqual([{ field: "", message: "not valid YAML: Map keys must be unique at line 2, column 1" }])
+    }))
 })
