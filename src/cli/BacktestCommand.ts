@@ -13,6 +13,7 @@ import { writeFile } from "node:fs/promises"
 import * as Path from "node:path"
 import { analysts, rosterOf } from "../../agents/registry.js"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
+import { clip } from "../internal/clip.js"
 import * as Csv from "../market/Csv.js"
 import * as DataSource from "../market/DataSource.js"
 import * as Feed from "../market/Feed.js"
@@ -31,6 +32,7 @@ import * as Period from "./Period.js"
 import * as Progress from "./Progress.js"
 import * as ResultDocument from "./ResultDocument.js"
 import * as Summary from "./Summary.js"
+import { count } from "./Summary.js"
 import { type Wiring as CommandWiring, withLlm, withStore } from "./Wiring.js"
 
 const date = (end: Period.End) =>
@@ -213,16 +215,31 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
         const progress = io.terminal !== undefined && !flags.json ? yield* Progress.start(io.terminal, feed.bars) : undefined
         const prompter = strategy.risk.approval.policy === "pause" && io.prompter !== undefined ? yield* io.prompter : undefined
         const approver = prompter === undefined ? undefined : Approver.make(prompter, progress?.aside)
+        // Rounds whose decision placed no order because it could not be acted on (a target the
+        // books cannot hold exactly, the risk officer down): the run goes on, and says so at the end.
+        const blocked = { rounds: 0, first: undefined as string | undefined }
 
         const { ref, result } = yield* execute({
           ...common,
-          ...(log === undefined ? {} : { onEvent: (_event, json) => log.write(json) }),
+          onEvent: (event, json) => {
+            if (event._tag === "ExecutionBlocked") {
+              blocked.rounds += event.rounds.length
+              blocked.first ??= event.reason
+            }
+            log?.write(json)
+          },
           ...(progress === undefined ? {} : { onProgress: progress.update }),
           ...(approver === undefined ? {} : { approver })
         })
 
         // The bar leaves the screen before the report is printed (the scope would only close after).
         if (progress !== undefined) yield* progress.done
+        if (blocked.rounds > 0) {
+          io.stderr(
+            `note: ${count(blocked.rounds)} round${blocked.rounds === 1 ? "" : "s"} placed no order because ${blocked.rounds === 1 ? "its decision" : "their decisions"} ` +
+              `could not be acted on (ExecutionBlocked events); the first: ${clip(blocked.first ?? "no reason given", 300)}\n`
+          )
+        }
         const document = ResultDocument.make(result, { strategy: strategy.name, seed, ...(ref === undefined ? {} : { ref }) })
         const json = ResultDocument.toJson(document)
         // Written before the report is printed, which says so; a write that fails does not hide the report.

@@ -285,6 +285,29 @@ describe("swarm backtest: a run", () => {
       expect(lines(partly.stderr)).toEqual([expect.stringMatching(new RegExp(`^swarm: ${acme.replace(/[.\\]/g, "\\$&")}:13: column "Open": null, but the row has values too`))])
     }))
 
+  it.live("rounds whose decision could not be acted on are said on stderr: a price too small for the books to hold the target", () =>
+    Effect.gen(function*() {
+      // A coin at a hundred-thousandth: half of a million is 5 × 10¹⁰ units, past what the books hold exactly.
+      const days = Array.from({ length: 12 }, (_, i) => new Date(Date.UTC(2024, 0, 1 + i)).toISOString().slice(0, 10))
+      const prices = [1, 1.1, 1.2, 1.3, 1.2, 1.1, 1, 0.9, 1, 1.1, 1.2, 1.3].map((p) => p * 1e-5)
+      const coin = file("tiny/SHIB.csv", ["date,open,high,low,close,volume", ...days.map((d, i) => `${d},${prices[i]},${prices[i]},${prices[i]},${prices[i]},1000`)].join("\n") + "\n")
+      const tiny = strategy("tiny.json", {
+        symbols: ["SHIB"],
+        initialCash: "1000000",
+        agents: [{ type: "sma_crossover", params: { fast: 1, slow: 2 } }],
+        sizing: { mode: "percent_of_equity", value: 50 }
+      })
+      const r = yield* swarm(["backtest", "--data", coin, "--strategy", tiny, "--no-store", "--json"])
+      expect(r.code).toBe(0)
+      expect(documentOf(r.stdout).counts.orders).toBe(0)
+      expect(lines(r.stderr)).toEqual([
+        expect.stringMatching(/^note: \d+ rounds placed no order because their decisions could not be acted on \(ExecutionBlocked events\); the first: SHIB@\S+: .*the target quantity exceeds the exact range/)
+      ])
+      // A run with none says nothing.
+      const plain = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--no-store", "--json"])
+      expect(lines(plain.stderr)).toEqual([])
+    }))
+
   it.live("--adjust adj-close trades on Yahoo's adjusted prices; --ohlc as-given keeps a bar outside its own range", () =>
     Effect.gen(function*() {
       // The sample with an Adj Close of 90 % of each close, and ACME's 20th open above its high.
