@@ -38,6 +38,7 @@ import * as Strategies from "../store/Strategies.js"
 import * as Users from "../store/Users.js"
 import * as Auth from "./Auth.js"
 import { bearerKey } from "./RpcAuth.js"
+import { invalidPayload } from "./RpcPayloads.js"
 import { RunEvents } from "./RunEvents.js"
 import { RunManager } from "./RunManager.js"
 import { unavailable } from "./Unavailable.js"
@@ -137,7 +138,9 @@ export const RuleHandlers = RuleRpcs.toLayer(Effect.gen(function*() {
         const encoded = Schema.encodeSync(Strategy)(current.strategy)
         return Effect.flatMap(change(encoded.rules ?? []), (rules) =>
           decodeStrategy({ ...encoded, rules }).pipe(
-            Effect.mapError((error) => new InvalidRequest({ field: "rule", reason: error.message })),
+            // As `strategies.create` names a strategy's problem (the strategy's own path: `rules` when
+            // it would have more than it may), not the schema's whole tree under `rule`.
+            Effect.mapError(invalidPayload),
             Effect.flatMap((strategy) => {
               const refused = check(strategy)
               return refused === undefined ? Effect.succeed(strategy) : Effect.fail(refused)

@@ -441,6 +441,20 @@ for (const backend of backends) {
           })
         }
         expect((yield* alice("strategies.get", { strategy: "runnable" })).version).toBe(2)
+        // One rule past the most a strategy may have: the strategy's own field and reason, in one line (it was the schema's whole tree).
+        const full = Schema.decodeUnknownSync(Strategy)({
+          name: "full",
+          symbols: symbolsOf(2),
+          agents: [{ type: "sma_crossover" }],
+          rules: Array.from({ length: 1_000 }, (_, i) => ({ id: `r${i}`, name: `r${i}`, kind: "max_orders_per_day", params: { count: 3 } }))
+        })
+        yield* alice("strategies.create", { strategy: full })
+        const oneMore = Schema.decodeUnknownSync(Rule)({ id: "more", name: "more", kind: "max_orders_per_day", params: { count: 3 } })
+        expect(yield* Effect.flip(alice("rules.put", { strategy: "full", rule: oneMore }))).toMatchObject({
+          _tag: "InvalidRequest",
+          field: "rules",
+          reason: "a strategy has at most 1000 rules"
+        })
         // Stored before the check: it still reads, and a put of another rule is not blocked by it.
         yield* Strategies.create("alice", Schema.decodeUnknownSync(Strategy)({ ...Schema.encodeSync(Strategy)(scoped), name: "stored scoped" }))
         expect((yield* alice("strategies.get", { strategy: "stored scoped" })).strategy.rules[0]!.allowSymbols).toEqual(["S0", "S00"])
