@@ -7,9 +7,9 @@
  */
 import { Options } from "@effect/cli"
 import { FetchHttpClient, HttpClient } from "@effect/platform"
-import { RpcClient, RpcSerialization } from "@effect/rpc"
+import { type Rpc, RpcClient, RpcSerialization } from "@effect/rpc"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
-import { Cause, Duration, Effect, Layer, Option, type Scope, Stream } from "effect"
+import { Cause, Duration, Effect, Layer, Option, ParseResult, type Scope, SchemaAST as AST, Stream } from "effect"
 import type { Forbidden, Unauthorized } from "../../schemas/Auth.js"
 import type { SuggestionNotFound } from "../../schemas/Chat.js"
 import {
@@ -22,6 +22,7 @@ import {
   type Unavailable
 } from "../../schemas/Rpc.js"
 import { clientKey } from "../edge/RpcAuth.js"
+import { invalidPayload } from "../edge/RpcPayloads.js"
 import { RemoteFailed, UsageError } from "./CliError.js"
 import * as RemoteConfig from "./RemoteConfig.js"
 import { shown } from "./RunRef.js"
@@ -207,10 +208,37 @@ export const translate = (target: RemoteConfig.Target, subject: string) => (erro
 }
 
 /**
- * A defect from the other side as a line. A server older than this client answers a procedure it
- * does not serve (approvals, say) with one: that is said plainly, as a server too old.
+ * Every procedure's payload schema, known by its annotations object (one per schema, shared by
+ * the type side `typeAST` rebuilds each time a request is made): a payload is checked by its type
+ * side as the request is made (`make`), then encoded by the whole before it is sent. Procedures
+ * without a payload (`Void`, a constant shared with other schemas) are left out.
  */
-const defectLine = (target: RemoteConfig.Target, defect: unknown): RemoteFailed => {
+const payloadAnnotations: ReadonlySet<unknown> = new Set<unknown>(
+  Array.from((SwarmRpcs.requests as unknown as ReadonlyMap<string, Rpc.AnyWithProps>).values(), (rpc) => rpc.payloadSchema.ast)
+    .filter((ast) => ast._tag !== "VoidKeyword")
+    .flatMap((ast) => [ast.annotations, AST.typeAST(ast).annotations])
+)
+
+/**
+ * A request this client could not make or encode, so never sent: @effect/rpc reports it as a
+ * defect (the schema's whole tree), which read as the server failing. It is the input's fault, named as the
+ * server would name it (`invalidPayload`: the payload's field and why), exit 2. Told apart from an
+ * answer that does not decode by the schema that failed: one of the procedures' payloads.
+ */
+export const unsent = (defect: unknown): UsageError | undefined => {
+  if (!ParseResult.isParseError(defect) || !("ast" in defect.issue) || !payloadAnnotations.has(defect.issue.ast.annotations)) return undefined
+  const invalid = invalidPayload(defect)
+  return new UsageError({ field: invalid.field, reason: invalid.reason })
+}
+
+/**
+ * A defect from the other side as a line. A server older than this client answers a procedure it
+ * does not serve (approvals, say) with one: that is said plainly, as a server too old. A request
+ * that could not be encoded is no defect of the server's (`unsent`).
+ */
+const defectLine = (target: RemoteConfig.Target, defect: unknown): UsageError | RemoteFailed => {
+  const refused = unsent(defect)
+  if (refused !== undefined) return refused
   const text = defect instanceof Error ? defect.message : typeof defect === "string" ? defect : JSON.stringify(defect) ?? String(defect)
   const unknown = /^Unknown request tag: (.+)$/.exec(text)
   return new RemoteFailed({

@@ -1,0 +1,29 @@
+/**
+ * A request the client cannot encode is never sent: @effect/rpc reported it as a defect carrying
+ * the payload schema's whole tree, which the command line printed as the server failing (exit 1).
+ * It is bad input: one line naming the argument or field and why, exit 2, whether or not a server
+ * is there (none listens here: nothing is sent).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import { Strategy } from "../../schemas/Strategy.js"
+import * as Remote from "../../src/cli/Remote.js"
+
+/** A server nobody runs: the port range of this checkout's tests, never listened on here. */
+const NOWHERE = "http://127.0.0.1:7469"
+const KEY = `sk_${"a".repeat(43)}`
+
+describe("a request the client cannot encode", () => {
+  it.scoped("any call: a payload that does not encode is a UsageError naming its field, not the server failing", () =>
+    Effect.gen(function*() {
+      const remote = yield* Remote.connect({ server: NOWHERE, serverFrom: "--server", key: KEY, keyFrom: "--key" })
+      const request = yield* Effect.flip(remote.client.admin.createUser({ name: "bad name" as never, role: "user" }).pipe(remote.call("user")))
+      expect(request).toMatchObject({ _tag: "UsageError", field: "name", reason: "a user name is 1 to 64 letters, digits or . _ -" })
+      // A payload whose schema transforms (defaults): checked by its type side as the request is made.
+      const strategy = Schema.decodeUnknownSync(Strategy)({ name: "s", symbols: ["ACME"], agents: [{ type: "sma_crossover" }] })
+      const nameless = yield* Effect.flip(remote.client.strategies.create({ strategy: { ...strategy, name: "" } }).pipe(remote.call("strategy")))
+      expect(nameless).toMatchObject({ _tag: "UsageError", field: "strategy.name", reason: "must not be empty" })
+      // An answer that does not decode is no input's fault.
+      expect(Remote.unsent(yield* Effect.flip(Schema.decodeUnknown(Strategy)({})))).toBeUndefined()
+    }))
+})
