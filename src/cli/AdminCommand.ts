@@ -5,8 +5,8 @@
  * figures. Keys are shown once, when made; the server keeps only their hashes.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Option } from "effect"
-import type { ApiKey } from "../../schemas/Auth.js"
+import { Effect, Option, ParseResult, Schema } from "effect"
+import { type ApiKey, UserName } from "../../schemas/Auth.js"
 import { UsageError } from "./CliError.js"
 import { choice, json } from "./Flags.js"
 import type { Io } from "./Io.js"
@@ -31,6 +31,15 @@ const text = (field: string, value: string, max = 200) => {
   return reason === undefined ? Effect.succeed(value) : Effect.fail(new UsageError({ field, reason }))
 }
 
+/**
+ * A new user's name as the server takes it (`UserName`), refused here in the schema's own words:
+ * the client would not send it, and its encoding error was reported as the server failing.
+ */
+const userName = (value: string) =>
+  Schema.decode(UserName)(value).pipe(
+    Effect.mapError((error) => new UsageError({ field: "<name>", reason: ParseResult.ArrayFormatter.formatErrorSync(error)[0]?.message ?? "is not a user name" }))
+  )
+
 const users = (io: Io, wiring: Wiring) =>
   Command.make("users", { json: json("Print the users as one JSON array on stdout."), ...Remote.options }, (flags) =>
     Remote.withRemote(flags, wiring)((remote) =>
@@ -51,7 +60,7 @@ const createUser = (io: Io, wiring: Wiring) =>
     ...Remote.options
   }, (flags) =>
     Effect.gen(function*() {
-      const name = yield* text("<name>", flags.name)
+      const name = yield* Effect.flatMap(text("<name>", flags.name), userName)
       yield* Remote.withRemote(flags, wiring)((remote) =>
         Effect.gen(function*() {
           const created = yield* remote.client.admin.createUser({ name, role: flags.role }).pipe(remote.call("user"))

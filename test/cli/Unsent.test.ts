@@ -8,12 +8,22 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Remote from "../../src/cli/Remote.js"
+import { lines, swarm } from "./harness.js"
 
 /** A server nobody runs: the port range of this checkout's tests, never listened on here. */
 const NOWHERE = "http://127.0.0.1:7469"
 const KEY = `sk_${"a".repeat(43)}`
 
 describe("a request the client cannot encode", () => {
+  it.live("admin create-user: a name the server does not take is refused here, in UserName's words, exit 2", () =>
+    Effect.gen(function*() {
+      const environment = { SWARM_SERVER: NOWHERE, SWARM_API_KEY: KEY }
+      const spaced = yield* swarm(["admin", "create-user", "bad name"], { environment })
+      expect([spaced.code, lines(spaced.stderr)]).toEqual([2, ["swarm: <name>: a user name is 1 to 64 letters, digits or . _ -"]])
+      const idLike = yield* swarm(["admin", "create-user", "usr_000000000000"], { environment })
+      expect([idLike.code, lines(idLike.stderr)]).toEqual([2, ["swarm: <name>: a user name must not look like a user id (usr_ and 12 hex digits)"]])
+    }))
+
   it.scoped("any call: a payload that does not encode is a UsageError naming its field, not the server failing", () =>
     Effect.gen(function*() {
       const remote = yield* Remote.connect({ server: NOWHERE, serverFrom: "--server", key: KEY, keyFrom: "--key" })
