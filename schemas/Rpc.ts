@@ -240,7 +240,22 @@ export class RunRpcs extends RpcGroup.make(
   }),
   Rpc.make("runs.compare", {
     payload: { a: Ref, b: Ref },
-    success: Schema.Struct({ a: RunInfo, b: RunInfo, firstDifference: Schema.NullOr(Schema.Struct({ ts: Schema.Number, symbol: Schema.String })) }),
+    success: Schema.Struct({
+      a: RunInfo,
+      b: RunInfo,
+      /**
+       * The first (time, symbol) the runs did not decide alike, or null. `ended` names the run with
+       * no decision there nor after (it ended earlier, or is running and has not got there yet):
+       * no difference of decisions. `matched`: the decisions alike before it. Both optional: an
+       * older server sends neither (and older clients pass over them).
+       */
+      firstDifference: Schema.NullOr(Schema.Struct({
+        ts: Schema.Number,
+        symbol: Schema.String,
+        matched: Schema.optional(Schema.Int),
+        ended: Schema.optional(Schema.Literal("a", "b"))
+      }))
+    }),
     error: Schema.Union(RunNotFound, Unavailable)
   }),
   /**

@@ -12,7 +12,7 @@ import { PendingApproval, RunInfo, StrategySummary, StrategyVersion } from "../.
 import { Rule as RuleSchema } from "../../schemas/Rule.js"
 import { toJson } from "./Flags.js"
 import { visible } from "./Io.js"
-import { COMPARED, shownDifference, shownValue, table, valueOf, wallTime } from "./RunsView.js"
+import { COMPARED, shorterLine, shownDifference, shownValue, table, valueOf, wallTime } from "./RunsView.js"
 import { count, metricRows, money, percent, price, quantity, ratio, time } from "./Summary.js"
 
 const DASH = "—"
@@ -144,7 +144,12 @@ export const runChanged = (verb: string, run: RunInfo, following = false): strin
 export interface Compared {
   readonly a: RunInfo
   readonly b: RunInfo
-  readonly firstDifference: { readonly ts: number; readonly symbol: string } | null
+  readonly firstDifference: {
+    readonly ts: number
+    readonly symbol: string
+    readonly matched?: number | undefined
+    readonly ended?: "a" | "b" | undefined
+  } | null
 }
 
 export const compareJson = (compared: Compared): string =>
@@ -155,7 +160,7 @@ export const compareJson = (compared: Compared): string =>
         b: Schema.encodeSync(RunInfo)(compared.b),
         firstDifference: compared.firstDifference === null
           ? null
-          : { ts: new Date(compared.firstDifference.ts).toISOString(), symbol: compared.firstDifference.symbol }
+          : { ...compared.firstDifference, ts: new Date(compared.firstDifference.ts).toISOString() }
       },
       null,
       2
@@ -174,8 +179,15 @@ export const compareTable = ({ a, b, firstDifference }: Compared): string => {
   }
   const short = (c: string | null) => (c === null ? DASH : `${c.slice(0, 12)}…`)
   t.push(["checksum", short(a.checksum), short(b.checksum), a.checksum !== null && a.checksum === b.checksum ? "=" : "differ"])
+  const label = (side: "a" | "b") => `${side} (${side === "a" ? a.ref : b.ref})`
   const decisions = firstDifference === null
     ? "decisions: the same throughout"
+    : firstDifference.ended !== undefined
+    ? shorterLine(
+      { label: label(firstDifference.ended), status: (firstDifference.ended === "a" ? a : b).status },
+      { label: label(firstDifference.ended === "a" ? "b" : "a") },
+      firstDifference
+    )
     : `first differing decision: ${time(firstDifference.ts)} ${firstDifference.symbol}`
   return `${t.toString()}\n\n${decisions}\n`
 }

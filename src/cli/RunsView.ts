@@ -91,7 +91,9 @@ export const CompareJson = Schema.Struct({
       a: Schema.NullOr(DecisionJson),
       b: Schema.NullOr(DecisionJson),
       /** Decisions alike before it. */
-      matched: Schema.Int
+      matched: Schema.Int,
+      /** The run with no decision here nor after (it ended earlier, or has not got here yet): no difference of decisions; null when neither. */
+      ended: Schema.NullOr(Schema.Literal("a", "b"))
     }))
   })
 })
@@ -354,10 +356,26 @@ export const compareJson = ({ a, b, difference }: Compared): string => {
       sameEventDetail: a.eventDetail === b.eventDetail,
       firstDifference: Option.match(difference, {
         onNone: () => null,
-        onSome: (d) => ({ ts: d.ts as Timestamp, symbol: d.symbol, a: d.a, b: d.b, matched: d.matched })
+        onSome: (d) => ({ ts: d.ts as Timestamp, symbol: d.symbol, a: d.a, b: d.b, matched: d.matched, ended: d.ended })
       })
     }
   })
+}
+
+/**
+ * Two runs alike as far as one of them goes (`ended`, schemas/Rpc.ts `runs.compare`): that one
+ * ended earlier, or is still going and has not decided that far yet — where it has got to, not a
+ * difference of decisions, and said so.
+ */
+export const shorterLine = (
+  shorter: { readonly label: string; readonly status: string },
+  longer: { readonly label: string },
+  at: { readonly ts: number; readonly symbol: string; readonly matched?: number | undefined }
+): string => {
+  const alike = at.matched === undefined ? "" : ` (${count(at.matched)} alike)`
+  return shorter.status === "running" || shorter.status === "paused"
+    ? `decisions: the same so far${alike}; ${shorter.label} has no decision yet from ${time(at.ts)} ${at.symbol} on: it is still ${shorter.status}`
+    : `decisions: the same until ${shorter.label} ended${alike}; ${longer.label} decided on from ${time(at.ts)} ${at.symbol}`
 }
 
 export const renderCompare = ({ a, b, difference }: Compared): string => {
@@ -382,12 +400,17 @@ export const renderCompare = ({ a, b, difference }: Compared): string => {
   lines.push(
     Option.match(difference, {
       onNone: () => "decisions: the same throughout",
-      onSome: (d) =>
-        [
+      onSome: (d) => {
+        const label = (side: "a" | "b") => `${side} (${refOf(side === "a" ? a : b)})`
+        if (d.ended !== null) {
+          return shorterLine({ label: label(d.ended), status: (d.ended === "a" ? a : b).status }, { label: label(d.ended === "a" ? "b" : "a") }, d)
+        }
+        return [
           `first differing decision: ${time(d.ts)} ${d.symbol}, after ${count(d.matched)} alike`,
           `  a  ${decisionText(d.a)}`,
           `  b  ${decisionText(d.b)}`
         ].join("\n")
+      }
     })
   )
   return `${lines.join("\n")}\n`

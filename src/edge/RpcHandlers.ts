@@ -246,7 +246,10 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           return {
             a: runInfo(ra),
             b: runInfo(rb),
-            firstDifference: Option.match(first, { onNone: () => null, onSome: (d) => ({ ts: d.ts, symbol: d.symbol }) })
+            firstDifference: Option.match(first, {
+              onNone: () => null,
+              onSome: (d) => ({ ts: d.ts, symbol: d.symbol, matched: d.matched, ...(d.ended === null ? {} : { ended: d.ended }) })
+            })
           }
         }))),
     "runs.verify": ({ run }) =>

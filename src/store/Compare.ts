@@ -1,9 +1,10 @@
 /**
  * Where two runs first decided differently: their `decisions` rows walked side by side in
  * (time, symbol) order, a page at a time from each, until one run has a decision the other has not
- * or both decided differently. Run ids (and so the events' JSON) differ between any two runs, so
- * decisions are matched by what they are about — the bar's time and the symbol — and compared by
- * their action.
+ * or both decided differently — or one has no decisions left (`ended`: it stopped short of the
+ * other, or has not got as far yet), which is told apart from a difference. Run ids (and so the
+ * events' JSON) differ between any two runs, so decisions are matched by what they are about —
+ * the bar's time and the symbol — and compared by their action.
  *
  * What a run's `decisions` table holds depends on its event detail: with `decisions` (the default)
  * only the decisions that changed a target, with `rounds` every one. Comparing runs recorded with
@@ -36,6 +37,11 @@ export interface DecisionDifference {
   readonly b: Decision | null
   /** Decisions the runs had in common before this one. */
   readonly matched: number
+  /**
+   * The run with no decision here nor after: its decisions are all the other's first ones. It
+   * ended earlier, or it is still running and has not got here yet — no difference of decisions.
+   */
+  readonly ended: "a" | "b" | null
 }
 
 interface Row {
@@ -110,10 +116,14 @@ export const firstDecisionDifference = Effect.fn("Compare.firstDecisionDifferenc
     const y = yield* right.peek
     if (x === undefined && y === undefined) return Option.none<DecisionDifference>()
     const order = x === undefined ? 1 : y === undefined ? -1 : byKey(x, y)
-    if (order < 0) return Option.some<DecisionDifference>({ ts: x!.ts, symbol: x!.symbol, a: decisionOf(x!), b: null, matched })
-    if (order > 0) return Option.some<DecisionDifference>({ ts: y!.ts, symbol: y!.symbol, a: null, b: decisionOf(y!), matched })
+    if (order < 0) {
+      return Option.some<DecisionDifference>({ ts: x!.ts, symbol: x!.symbol, a: decisionOf(x!), b: null, matched, ended: y === undefined ? "b" : null })
+    }
+    if (order > 0) {
+      return Option.some<DecisionDifference>({ ts: y!.ts, symbol: y!.symbol, a: null, b: decisionOf(y!), matched, ended: x === undefined ? "a" : null })
+    }
     if (x!.action !== y!.action) {
-      return Option.some<DecisionDifference>({ ts: x!.ts, symbol: x!.symbol, a: decisionOf(x!), b: decisionOf(y!), matched })
+      return Option.some<DecisionDifference>({ ts: x!.ts, symbol: x!.symbol, a: decisionOf(x!), b: decisionOf(y!), matched, ended: null })
     }
     matched++
     left.advance()

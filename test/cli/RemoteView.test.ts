@@ -147,6 +147,35 @@ describe("runs start, stop, pause, resume", () => {
   })
 })
 
+describe("runs compare", () => {
+  const a = run([], { id: "run_a", ref: "S#1" })
+  const paper = run([], { id: "run_b", ref: "S#2", number: 2, mode: "paper", status: "running", finishedAt: null })
+  const at = { ts: Date.UTC(2023, 6, 11), symbol: "INITECH" }
+  const decisions = (text: string) => text.split("\n").filter((line) => line.startsWith("decisions") || line.startsWith("first differing"))
+
+  it("a run still going, alike so far, has not got there yet: no differing decision", () => {
+    const text = RemoteView.compareTable({ a, b: paper, firstDifference: { ...at, matched: 40, ended: "b" } })
+    expect(decisions(text)).toEqual(["decisions: the same so far (40 alike); b (S#2) has no decision yet from 2023-07-11 INITECH on: it is still running"])
+  })
+
+  it("a run that ended earlier, alike until then, is said to have ended", () => {
+    const short = { ...paper, status: "completed" as const, finishedAt: new Date(0) }
+    const text = RemoteView.compareTable({ a: short, b: a, firstDifference: { ...at, matched: 3, ended: "a" } })
+    expect(decisions(text)).toEqual(["decisions: the same until a (S#2) ended (3 alike); b (S#1) decided on from 2023-07-11 INITECH"])
+    expect(JSON.parse(RemoteView.compareJson({ a: short, b: a, firstDifference: { ...at, matched: 3, ended: "a" } })).firstDifference).toEqual({
+      ts: "2023-07-11T00:00:00.000Z",
+      symbol: "INITECH",
+      matched: 3,
+      ended: "a"
+    })
+  })
+
+  it("a difference of decisions, or an older server's answer (no ended), is the first differing decision", () => {
+    expect(decisions(RemoteView.compareTable({ a, b: paper, firstDifference: { ...at, matched: 2 } }))).toEqual(["first differing decision: 2023-07-11 INITECH"])
+    expect(decisions(RemoteView.compareTable({ a, b: paper, firstDifference: at }))).toEqual(["first differing decision: 2023-07-11 INITECH"])
+  })
+})
+
 describe("strategies show", () => {
   const version = (approval: Record<string, unknown>) => ({
     id: "stg_1",

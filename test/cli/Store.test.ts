@@ -393,6 +393,24 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(same.stdout).toMatch(/│ total return +│ +26\.09% │ +26\.09% │ += │/)
     }))
 
+  it.effect("runs compare: a run that ended earlier, or has not got as far yet, is said so, not a differing decision", () =>
+    Effect.gen(function*() {
+      const full = yield* backtest(smaNamed("Lengths"))
+      const short = yield* backtest(smaNamed("Lengths"), "--to", "2022-06-30")
+      const ended = yield* swarm(["runs", "compare", full.document.ref!, short.document.ref!], { store: yield* store })
+      expect(ended.stdout).toMatch(/\ndecisions: the same until b \(Lengths#2\) ended \([\d,]+ alike\); a \(Lengths#1\) decided on from \d{4}-\d\d-\d\d [A-Z]+\n$/)
+      const json = yield* swarm(["runs", "compare", full.document.ref!, short.document.ref!, "--json"], { store: yield* store })
+      expect(Schema.decodeUnknownSync(CompareJson)(JSON.parse(json.stdout)).decisions.firstDifference).toMatchObject({ b: null, ended: "b" })
+
+      // A run still going (a process died with it, here): where it has got to is no difference either.
+      const going = yield* backtest(smaNamed("Lengths"))
+      const sql = yield* SqlClient.SqlClient
+      const seqs = yield* Effect.orDie(sql<{ seq: number }>`select seq from decisions where run_id = ${going.document.run} order by seq`)
+      yield* crashAfter(going.document.run, Number(seqs[Math.floor(seqs.length / 2)]!.seq))
+      const running = yield* swarm(["runs", "compare", going.document.ref!, full.document.ref!], { store: yield* store })
+      expect(running.stdout).toMatch(/\ndecisions: the same so far \([\d,]+ alike\); a \(Lengths#3\) has no decision yet from \d{4}-\d\d-\d\d [A-Z]+ on: it is still running\n$/)
+    }))
+
   it.effect("Compare.firstDecisionDifference: the same answer whatever the page size", () =>
     Effect.gen(function*() {
       // Three months of every round's decision: a few hundred rows a run, pages of one row and up.
