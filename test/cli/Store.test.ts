@@ -409,6 +409,9 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       yield* crashAfter(going.document.run, Number(seqs[Math.floor(seqs.length / 2)]!.seq))
       const running = yield* swarm(["runs", "compare", going.document.ref!, full.document.ref!], { store: yield* store })
       expect(running.stdout).toMatch(/\ndecisions: the same so far \([\d,]+ alike\); a \(Lengths#3\) has no decision yet from \d{4}-\d\d-\d\d [A-Z]+ on: it is still running\n$/)
+      // Finished, so that no later test finds it unfinished.
+      const resumed = yield* swarm(["resume", going.document.run], { store: yield* store })
+      expect(resumed.code).toBe(0)
     }))
 
   it.effect("Compare.firstDecisionDifference: the same answer whatever the page size", () =>
