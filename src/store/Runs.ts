@@ -394,8 +394,10 @@ const theOne = <R extends { readonly id: string; readonly live: boolean }>(ref: 
 
 /**
  * The one run `ref` names, found by `query` (given the `where`): by the strategy's name now, else
- * (no run matched) by a name its strategy had then — the strategy renamed since. The name now wins
- * where both match: it is what `runs list` shows.
+ * (no run matched) by a name its strategy had then — the strategy renamed since — unless a strategy
+ * has that name now: `Short#4` of a new "Short" with one run is no run, not the run the renamed one
+ * made as "Short" (a `runs stop` given it stopped that run unsaid). The name now wins where both
+ * match: it is what `runs list` shows.
  */
 const lookUp = <R extends { readonly id: string; readonly live: boolean }, E, Q>(
   ref: string,
@@ -407,8 +409,12 @@ const lookUp = <R extends { readonly id: string; readonly live: boolean }, E, Q>
     const parsed = parseRef(ref)
     if (parsed === undefined) return yield* new RunNotFound({ run: ref })
     const now = yield* query(whereRef(sql, parsed, owner, false))
-    const rows = now.length > 0 || "id" in parsed ? now : yield* query(whereRef(sql, parsed, owner, true))
-    return yield* theOne(ref, rows)
+    if (now.length > 0 || "id" in parsed) return yield* theOne(ref, now)
+    const taken = yield* sql<{ readonly one: number }>`
+      select 1 as one from strategies s
+      where s.name = ${parsed.name} and s.deleted_at is null ${owner === undefined ? sql`` : sql`and s.owner_id = ${owner}`}
+      limit 1`
+    return yield* theOne(ref, taken.length > 0 ? now : yield* query(whereRef(sql, parsed, owner, true)))
   })
 
 /** How many runs a `<strategy>#<number>` is looked up among (`theOne`): enough to name a few when it is ambiguous. */

@@ -382,6 +382,20 @@ for (const backend of backends) {
         const { run: namesake } = yield* StoredRun.backtest(stored(2, 30, { name: "before rename", seed: "3" }))
         expect((yield* Runs.get("before rename#1", "local")).id).toBe(namesake)
         expect((yield* Runs.get("after rename#1", "local")).id).toBe(first)
+        // …and the renamed one's runs past the new one's count no longer answer to it: "Short#2" is no
+        // run of the new "Short", not the renamed one's second (a `runs stop` given it stopped that).
+        yield* StoredRun.backtest(stored(2, 30, { name: "Short" }))
+        const { run: second } = yield* StoredRun.backtest(stored(2, 30, { name: "Short", seed: "4" }))
+        const short = yield* Strategies.find("local", "Short")
+        yield* Strategies.update("local", short.id, { ...short.strategy, name: "Long" })
+        expect((yield* Runs.get("Short#2", "local")).id).toBe(second)
+        yield* StoredRun.backtest(stored(2, 30, { name: "Short", seed: "5" }))
+        expect(yield* failure(Runs.get("Short#2", "local"))).toEqual(new RunNotFound({ run: "Short#2" }))
+        expect(yield* failure(Runs.getSummary("Short#2"))).toEqual(new RunNotFound({ run: "Short#2" }))
+        expect((yield* Runs.get("Long#2", "local")).id).toBe(second)
+        // Deleted, the new strategy has the name no more: the old name answers again.
+        yield* Strategies.remove("local", "Short")
+        expect((yield* Runs.get("Short#2", "local")).id).toBe(second)
       }))
 
     it.effect("malformed, huge and hostile references are RunNotFound, and the tables are intact", () =>
