@@ -54,7 +54,9 @@ const resumeWith = (io: Io, withLlm: ReturnType<typeof Wiring.withLlmOf>, wiring
     const approver = yield* approverOf(io, run)
     return yield* withLlm(run.strategy)(StoredRun.resume(run.id, {
       ...(wiring.registry === undefined ? {} : { registry: wiring.registry }),
-      ...(approver === undefined ? {} : { approver })
+      ...(approver === undefined ? {} : { approver }),
+      // Said once, on stderr, before the run goes on (not also as a log line).
+      onLlmSwitch: (message) => Effect.sync(() => io.stderr(`warning: run ${run.id}: ${message}\n`))
     }))
   }))
 
@@ -62,7 +64,6 @@ const one = (io: Io, wiring: Wiring.Wiring, ref: string) =>
   Effect.gen(function*() {
     const run = yield* Runs.get(ref)
     const resumed = yield* resumeWith(io, Wiring.withLlmOf(io, wiring), wiring, run)
-    if (resumed.llmSwitched !== undefined) io.stderr(`warning: run ${run.id}: ${resumed.llmSwitched}\n`)
     io.stdout(`${describeResumed(run, resumed)}\n`)
     if (resumed.result.status === "failed") {
       return yield* new RunFailed({ run: run.id, reason: resumed.result.failure ?? "no reason given" })
@@ -82,7 +83,6 @@ const every = (io: Io, wiring: Wiring.Wiring) =>
       // The listing has no strategies: the run's record says which models it needs.
       const outcome = yield* Effect.either(Effect.flatMap(Runs.get(run.id), (record) => resumeWith(io, withLlm, wiring, record)))
       if (Either.isRight(outcome)) {
-        if (outcome.right.llmSwitched !== undefined) io.stderr(`warning: run ${run.id}: ${outcome.right.llmSwitched}\n`)
         io.stdout(`${describeResumed(run, outcome.right)}\n`)
         if (outcome.right.result.status === "failed") failed++
       } else if (outcome.left._tag === "RunLeased") {

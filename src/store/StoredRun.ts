@@ -121,6 +121,11 @@ interface Common {
   readonly pace?: (progress: Backtest.Progress) => Effect.Effect<void>
   /** Paper runs: wait for each slice's moment (see `Backtest.Options.beforeSlice`). */
   readonly beforeSlice?: Backtest.Options["beforeSlice"]
+  /**
+   * A resume whose LLM agents started on another backend than this process answers them with
+   * (`llmSwitch`): told before it goes on. Default: a warning in the process's log (a server's).
+   */
+  readonly onLlmSwitch?: (message: string) => Effect.Effect<void>
   readonly onProgress?: Backtest.Options["onProgress"]
   readonly approver?: Backtest.Options["approver"]
   readonly registry?: ReadonlyMap<string, AnyModel>
@@ -598,7 +603,9 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
     // What its chat spent meanwhile is charged to its live budget from the start (docs/llm.md).
     const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started, chatSpent: yield* Chats.spentOnRun(run.id) })
     const llmSwitched = llmSwitch(recordedCalls.started, llm.model)
-    if (llmSwitched !== undefined) yield* Effect.logWarning(`resumed run ${run.id}: ${llmSwitched}`)
+    if (llmSwitched !== undefined) {
+      yield* (options.onLlmSwitch ?? ((message) => Effect.logWarning(`resumed run ${run.id}: ${message}`)))(llmSwitched)
+    }
     // A stopped run's intents that were waiting when it stopped (cancelled then) are asked again.
     yield* Runs.reopenCancelledApprovals(run.id)
     // A paper run resumed with no live source of its own (`swarm resume`, not a server's): the

@@ -9,7 +9,7 @@
 import { SqlClient } from "@effect/sql"
 import { createHash } from "node:crypto"
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
-import { Clock, Effect, Layer, Option, Schema } from "effect"
+import { Clock, Effect, Layer, Logger, Option, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Path from "node:path"
@@ -535,11 +535,17 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       yield* crashAfter(document.run, 200)
       // The next process has no Ollama: the offline model answers the rest.
       const none = yield* Effect.provide(LlmRuntime.LlmRuntime, LlmRuntime.layerWith(offline))
-      const resumed = yield* Effect.withClock(swarm(["resume", "LLM switched#1"], { store: yield* store, llm: none }), live)
+      const logged: Array<string> = []
+      const resumed = yield* Effect.withClock(swarm(["resume", "LLM switched#1"], { store: yield* store, llm: none }), live).pipe(
+        Effect.provide(Logger.add(Logger.make(({ message }) => void logged.push(String(message)))))
+      )
       expect(resumed.code, resumed.stderr).toBe(0)
       expect(lines(resumed.stderr)).toContain(
         `warning: run ${document.run}: its LLM agents started on ollama, and from here on offline answers them (${offline.backend.description}); each LlmCalled event names the backend that answered it`
       )
+      // Once: not also as a log line (which the command line printed on stderr too).
+      expect(resumed.stderr.split("started on ollama")).toHaveLength(2)
+      expect(logged.filter((m) => m.includes("started on ollama"))).toEqual([])
       // The same backend again: nothing to say.
       yield* crashAfter(document.run, 200)
       const same = yield* Effect.withClock(swarm(["resume", "LLM switched#1"], { store: yield* store, llm: started }), live)
