@@ -12,7 +12,7 @@ import { PendingApproval, RunInfo, StrategySummary, StrategyVersion } from "../.
 import { Rule as RuleSchema } from "../../schemas/Rule.js"
 import { toJson } from "./Flags.js"
 import { visible } from "./Io.js"
-import { COMPARED, shorterLine, shownDifference, shownValue, table, valueOf, wallTime } from "./RunsView.js"
+import { COMPARED, shorterLine, shownDifference, shownMetric, table, valueOf, wallTime } from "./RunsView.js"
 import { count, metricRows, money, percent, price, quantity, ratio, time } from "./Summary.js"
 
 const DASH = "—"
@@ -175,7 +175,7 @@ export const compareTable = ({ a, b, firstDifference }: Compared): string => {
   for (const [key, label, kind] of COMPARED) {
     const x = valueOf(a.metrics, key)
     const y = valueOf(b.metrics, key)
-    t.push([label, shownValue(x, kind), shownValue(y, kind), shownDifference(x, y, kind)])
+    t.push([label, shownMetric(a.metrics, key, kind), shownMetric(b.metrics, key, kind), shownDifference(x, y, kind)])
   }
   const short = (c: string | null) => (c === null ? DASH : `${c.slice(0, 12)}…`)
   t.push(["checksum", short(a.checksum), short(b.checksum), a.checksum !== null && a.checksum === b.checksum ? "=" : "differ"])

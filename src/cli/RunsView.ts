@@ -13,7 +13,7 @@ import type { Decision, DecisionDifference } from "../store/Compare.js"
 import type { RunRecord, RunSummary } from "../store/Runs.js"
 import { toJson } from "./Flags.js"
 import { IsoTime, MetricsJson, TradeJson, tradeJson } from "./ResultDocument.js"
-import { count, metricRows, money, percent, ratio, time, tradesTable } from "./Summary.js"
+import { count, metricRows, money, percent, ratio, time, tradesTable, unbounded } from "./Summary.js"
 
 const DASH = "—"
 
@@ -312,6 +312,10 @@ export const valueOf = (m: Metrics | null, key: keyof Metrics): number | null =>
   return typeof v === "number" ? v : null
 }
 
+/** A metric of a run as `runs compare` shows it: `shownValue`, and an unbounded one as such (`unbounded`). */
+export const shownMetric = (m: Metrics | null, key: keyof Metrics, kind: Kind): string =>
+  (m === null ? undefined : unbounded(m, key)) ?? shownValue(valueOf(m, key), kind)
+
 export const shownValue = (v: number | null, kind: Kind): string =>
   v === null
     ? DASH
@@ -387,7 +391,7 @@ export const renderCompare = ({ a, b, difference }: Compared): string => {
   for (const [key, label, kind] of COMPARED) {
     const x = valueOf(a.metrics, key)
     const y = valueOf(b.metrics, key)
-    t.push([label, shownValue(x, kind), shownValue(y, kind), shownDifference(x, y, kind)])
+    t.push([label, shownMetric(a.metrics, key, kind), shownMetric(b.metrics, key, kind), shownDifference(x, y, kind)])
   }
   const short = (c: string | null) => (c === null ? DASH : `${c.slice(0, 12)}…`)
   t.push(["checksum", short(a.checksum), short(b.checksum), a.checksum !== null && a.checksum === b.checksum ? "=" : "differ"])

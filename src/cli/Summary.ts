@@ -30,6 +30,14 @@ export const percent = (x: number | null, options: { readonly sign?: boolean } =
 
 export const ratio = (x: number | null): string => (x === null ? DASH : x.toFixed(2))
 
+/**
+ * A metric that is null because it is unbounded, the best case (docs/metrics.md), as the
+ * leaderboard shows it; undefined for any other null. A profit factor with winning trades and no
+ * losing one is the case the metrics themselves tell apart from "no trade at all".
+ */
+export const unbounded = (m: Metrics, key: keyof Metrics): string | undefined =>
+  key === "profitFactor" && m.profitFactor === null && m.winningTrades > 0 && m.losingTrades === 0 ? "∞ (no losing trade)" : undefined
+
 export const quantity = (q: number): string => q.toLocaleString("en-US", { maximumFractionDigits: 6 })
 
 export const price = (p: number): string => p.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 6 })
@@ -84,7 +92,7 @@ export const metricRows = (m: Metrics): ReadonlyArray<readonly [string, string]>
     ...peakToLow,
     ["longest drawdown", m.longestDrawdownBars === 0 ? DASH : `${days(m.longestDrawdownDays)} (${count(m.longestDrawdownBars)} bars)`],
     ["win rate", m.winRate === null ? DASH : `${percent(m.winRate)} (${m.winningTrades} won, ${m.losingTrades} lost)`],
-    ["profit factor", ratio(m.profitFactor)],
+    ["profit factor", unbounded(m, "profitFactor") ?? ratio(m.profitFactor)],
     ["avg win / loss", `${m.averageWin === null ? DASH : money(m.averageWin)} / ${m.averageLoss === null ? DASH : money(m.averageLoss)}`],
     ["exposure", m.exposure === null ? DASH : `${percent(m.exposure)} of bars`],
     ["trades", count(m.tradeCount)]

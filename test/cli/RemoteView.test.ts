@@ -153,6 +153,12 @@ describe("runs compare", () => {
   const at = { ts: Date.UTC(2023, 6, 11), symbol: "INITECH" }
   const decisions = (text: string) => text.split("\n").filter((line) => line.startsWith("decisions") || line.startsWith("first differing"))
 
+  it("a profit factor with wins and no loss is shown unbounded, as the leaderboard shows it", () => {
+    const metrics = { ...a.metrics!, profitFactor: null, winningTrades: 3, losingTrades: 0 }
+    const row = RemoteView.compareTable({ a: { ...a, metrics }, b: a, firstDifference: null }).split("\n").find((line) => line.includes("profit factor"))
+    expect(row).toContain("∞ (no losing trade)")
+  })
+
   it("a run still going, alike so far, has not got there yet: no differing decision", () => {
     const text = RemoteView.compareTable({ a, b: paper, firstDifference: { ...at, matched: 40, ended: "b" } })
     expect(decisions(text)).toEqual(["decisions: the same so far (40 alike); b (S#2) has no decision yet from 2023-07-11 INITECH on: it is still running"])

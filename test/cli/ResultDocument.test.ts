@@ -156,6 +156,14 @@ describe("the summary", () => {
     const some = new Map(Summary.metricRows(result().metrics))
     expect(some.get("win rate")).toBe("50.00% (1 won, 1 lost)")
     expect(some.get("avg win / loss")).toBe("7.49 / -1.23")
+    expect(some.get("profit factor")).toMatch(/^\d+\.\d\d$/)
+  })
+
+  it("a profit factor with wins and no loss is unbounded, shown as the leaderboard shows it; with no trade, a dash", () => {
+    const won = result()
+    const metrics = { ...won.metrics, profitFactor: null, winningTrades: 2, losingTrades: 0 }
+    expect(new Map(Summary.metricRows(metrics)).get("profit factor")).toBe("∞ (no losing trade)")
+    expect(new Map(Summary.metricRows({ ...metrics, winningTrades: 0 })).get("profit factor")).toBe("—")
   })
 
   it("dates alone for daily bars, the time otherwise", () => {
