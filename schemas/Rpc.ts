@@ -206,7 +206,9 @@ export const RunInfo = Schema.Struct({
   /** The cash the run started with, in micros as `metrics` has it: its return is measured from it (older servers: absent). */
   initialCash: Schema.optional(Money),
   /** `runs.get` only, when the run has a portfolio or a quote yet (older servers: absent). */
-  latest: Schema.optional(RunLatest)
+  latest: Schema.optional(RunLatest),
+  /** The name of the run's owner: an admin's list has every user's (older servers: absent). */
+  owner: Schema.optional(Schema.String)
 })
 export type RunInfo = typeof RunInfo.Type
 

@@ -29,14 +29,17 @@ export const runsJson = (runs: ReadonlyArray<RunInfo>): string => toJson(Schema.
 
 export const runsTable = (runs: ReadonlyArray<RunInfo>, more: boolean): string => {
   if (runs.length === 0) return "no runs\n"
+  // An admin's list of several users' runs: two may have the same reference, told apart by owner.
+  const owners = new Set(runs.map((run) => run.owner)).size > 1
   const t = table(
-    ["run", "id", "status", "mode", "return", "Sharpe", "max DD", "trades", "events", "started"],
-    ["left", "left", "left", "left", "right", "right", "right", "right", "right", "left"]
+    ["run", ...(owners ? ["owner"] : []), "id", "status", "mode", "return", "Sharpe", "max DD", "trades", "events", "started"],
+    ["left", ...(owners ? ["left" as const] : []), "left", "left", "left", "right", "right", "right", "right", "right", "left"]
   )
   for (const run of runs) {
     const m = run.metrics
     t.push([
       run.ref,
+      ...(owners ? [run.owner ?? DASH] : []),
       run.id,
       run.status,
       run.mode,

@@ -59,7 +59,8 @@ export const runInfo = (run: Runs.RunSummary): RunInfo => ({
   checksum: run.checksum,
   startedAt: run.startedAt,
   finishedAt: run.finishedAt,
-  ...(run.initialCash === null ? {} : { initialCash: run.initialCash })
+  ...(run.initialCash === null ? {} : { initialCash: run.initialCash }),
+  ...(run.ownerName === undefined ? {} : { owner: run.ownerName })
 })
 
 const decodeStrategy = Schema.decodeUnknown(Strategy)

@@ -243,6 +243,8 @@ export interface RunSummary {
   readonly strategyVersion: number
   readonly number: number
   readonly owner: string
+  /** The owner's user name; absent when no user row has the owner's id. */
+  readonly ownerName?: string
   readonly mode: RunMode
   readonly status: RunStatus
   readonly seed: string
@@ -281,6 +283,7 @@ interface Row {
   readonly strategyVersion: number
   readonly number: number
   readonly ownerId: string
+  readonly ownerName: string | null
   readonly mode: RunMode
   readonly status: RunStatus
   readonly seed: string
@@ -319,6 +322,7 @@ const summaryOf = (row: Row) =>
   strategyVersion: row.strategyVersion,
   number: row.number,
   owner: row.ownerId,
+  ...(row.ownerName === null ? {} : { ownerName: row.ownerName }),
   mode: row.mode,
   status: row.status,
   seed: row.seed,
@@ -343,7 +347,8 @@ const decodeInitialCash = Schema.decodeUnknownOption(MoneyAmount)
 
 const SUMMARY_COLUMNS = `r.id, r.strategy_id, s.name as strategy_name, r.strategy_version, r.number, r.owner_id, r.mode,
   r.status, r.seed, r.data_fingerprint, r.failure, r.checksum, r.metrics, r.counts, r.chain_count, r.trading_state, r.period_from,
-  r.period_to, r.started_at, r.finished_at, r.strategy->'initialCash' as initial_cash`
+  r.period_to, r.started_at, r.finished_at, r.strategy->'initialCash' as initial_cash,
+  (select u.name from users u where u.id = r.owner_id) as owner_name`
 
 /** `runs.number` is an `integer`. */
 const MAX_RUN_NUMBER = 2_147_483_647

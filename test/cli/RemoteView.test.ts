@@ -206,6 +206,18 @@ describe("strategies show", () => {
   })
 })
 
+describe("runs list", () => {
+  it("an admin's list of several users' runs has an owner column; one user's, none", () => {
+    const mine = run([], { id: "run_a", ref: "S#1", owner: "alice" })
+    const theirs = run([], { id: "run_b", ref: "S#1", owner: "bob" })
+    const header = (text: string) => text.split("\n")[1]!
+    expect(header(RemoteView.runsTable([mine, theirs], false))).toMatch(/│ run +│ owner +│ id +│/)
+    const rows = RemoteView.runsTable([mine, theirs], false).split("\n").filter((line) => line.includes("S#1"))
+    expect(rows.map((line) => line.split("│")[2]!.trim())).toEqual(["alice", "bob"])
+    expect(header(RemoteView.runsTable([mine], false))).not.toContain("owner")
+  })
+})
+
 describe("rules list", () => {
   it("shows a rule stored before ids and names were checked with what a terminal would act on as its escape", () => {
     const rule = Schema.decodeUnknownSync(Rule)({ id: "evil\u001b]0;pwned\u0007", name: "N\u001b[31mRED\u202e", kind: "max_open_positions", params: { count: 1 } })

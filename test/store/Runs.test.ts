@@ -398,6 +398,18 @@ for (const backend of backends) {
         expect((yield* Runs.get("Short#2", "local")).id).toBe(second)
       }))
 
+    it.effect("a run names its owner's user name (an admin's list holds several users')", () =>
+      Effect.gen(function*() {
+        const ann = yield* Users.create("ann-owner", "user")
+        const { run: hers } = yield* StoredRun.backtest(stored(2, 30, { name: "owned", owner: ann.id }))
+        const { run: local } = yield* StoredRun.backtest(stored(2, 30, { name: "owned" }))
+        const listed = yield* Runs.list({ strategy: "owned" })
+        expect(listed.find((r) => r.id === hers)?.ownerName).toBe("ann-owner")
+        expect(listed.find((r) => r.id === local)?.ownerName).toBe("local")
+        expect((yield* Runs.getSummary(hers)).ownerName).toBe("ann-owner")
+        expect((yield* Runs.get(hers)).ownerName).toBe("ann-owner")
+      }))
+
     it.effect("malformed, huge and hostile references are RunNotFound, and the tables are intact", () =>
       Effect.gen(function*() {
         const { run } = yield* StoredRun.backtest(stored(2, 40, { name: "target" }))
