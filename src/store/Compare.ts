@@ -108,6 +108,17 @@ export const firstDecisionDifference = Effect.fn("Compare.firstDecisionDifferenc
     }
   }
 
+  /**
+   * Whether `run`, out of decisions, had not got to `ts`: its last event is before it. A run that
+   * got there and decided nothing (its decisions table holds only the decisions that changed a
+   * target, by default) differs from the other there — it did not end short of it.
+   */
+  const shortOf = (run: RunId, ts: number) =>
+    Effect.map(
+      sql<{ readonly at: string | number }>`select at from run_events where run_id = ${run} order by seq desc limit 1`,
+      (rows) => rows[0] === undefined || Number(rows[0].at) < ts
+    )
+
   const left = cursor(a)
   const right = cursor(b)
   let matched = 0
@@ -117,10 +128,12 @@ export const firstDecisionDifference = Effect.fn("Compare.firstDecisionDifferenc
     if (x === undefined && y === undefined) return Option.none<DecisionDifference>()
     const order = x === undefined ? 1 : y === undefined ? -1 : byKey(x, y)
     if (order < 0) {
-      return Option.some<DecisionDifference>({ ts: x!.ts, symbol: x!.symbol, a: decisionOf(x!), b: null, matched, ended: y === undefined ? "b" : null })
+      const ended = y === undefined && (yield* shortOf(b, x!.ts)) ? "b" : null
+      return Option.some<DecisionDifference>({ ts: x!.ts, symbol: x!.symbol, a: decisionOf(x!), b: null, matched, ended })
     }
     if (order > 0) {
-      return Option.some<DecisionDifference>({ ts: y!.ts, symbol: y!.symbol, a: null, b: decisionOf(y!), matched, ended: x === undefined ? "a" : null })
+      const ended = x === undefined && (yield* shortOf(a, y!.ts)) ? "a" : null
+      return Option.some<DecisionDifference>({ ts: y!.ts, symbol: y!.symbol, a: null, b: decisionOf(y!), matched, ended })
     }
     if (x!.action !== y!.action) {
       return Option.some<DecisionDifference>({ ts: x!.ts, symbol: x!.symbol, a: decisionOf(x!), b: decisionOf(y!), matched, ended: null })

@@ -412,6 +412,15 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       // Finished, so that no later test finds it unfinished.
       const resumed = yield* swarm(["resume", going.document.run], { store: yield* store })
       expect(resumed.code).toBe(0)
+
+      // Out of decisions but not short: a run that got to the other's last decision and decided
+      // nothing there (only target changes are kept) differs there; it did not end earlier.
+      const last = yield* Effect.orDie(sql<{ roundId: string }>`select round_id from decisions where run_id = ${going.document.run} order by seq desc limit 1`)
+      yield* Effect.orDie(sql`delete from decisions where run_id = ${going.document.run} and round_id = ${last[0]!.roundId}`)
+      const differs = yield* swarm(["runs", "compare", full.document.ref!, going.document.ref!], { store: yield* store })
+      expect(differs.stdout).toMatch(/\nfirst differing decision: \d{4}-\d\d-\d\d [A-Z]+, after [\d,]+ alike\n  a  \S+.*\n  b  no decision\n$/)
+      const differsJson = yield* swarm(["runs", "compare", full.document.ref!, going.document.ref!, "--json"], { store: yield* store })
+      expect(Schema.decodeUnknownSync(CompareJson)(JSON.parse(differsJson.stdout)).decisions.firstDifference).toMatchObject({ b: null, ended: null })
     }))
 
   it.effect("Compare.firstDecisionDifference: the same answer whatever the page size", () =>
