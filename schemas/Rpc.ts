@@ -246,9 +246,9 @@ export class RunRpcs extends RpcGroup.make(
       a: RunInfo,
       b: RunInfo,
       /**
-       * The first (time, symbol) the runs did not decide alike, or null. `ended` names the run with
-       * no decision there nor after (it ended earlier, or is running and has not got there yet):
-       * no difference of decisions. `matched`: the decisions alike before it. Both optional: an
+       * The first (time, symbol) the runs did not decide alike, or null. `ended` names the run that
+       * had not got there (it ended earlier, or is running and has not got there yet): no
+       * difference of decisions. `matched`: the decisions alike before it. Both optional: an
        * older server sends neither (and older clients pass over them).
        */
       firstDifference: Schema.NullOr(Schema.Struct({

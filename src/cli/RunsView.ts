@@ -92,7 +92,7 @@ export const CompareJson = Schema.Struct({
       b: Schema.NullOr(DecisionJson),
       /** Decisions alike before it. */
       matched: Schema.Int,
-      /** The run with no decision here nor after (it ended earlier, or has not got here yet): no difference of decisions; null when neither. */
+      /** The run that had not got here (it ended earlier, or is running and has not got here yet): no difference of decisions; null when neither. */
       ended: Schema.NullOr(Schema.Literal("a", "b"))
     }))
   })

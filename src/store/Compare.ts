@@ -38,8 +38,9 @@ export interface DecisionDifference {
   /** Decisions the runs had in common before this one. */
   readonly matched: number
   /**
-   * The run with no decision here nor after: its decisions are all the other's first ones. It
-   * ended earlier, or it is still running and has not got here yet — no difference of decisions.
+   * The run that had not got here (its last event is before this decision, and it has no decision
+   * after): it ended earlier, or it is still running — no difference of decisions. Null for a run
+   * that got here and decided nothing (a difference).
    */
   readonly ended: "a" | "b" | null
 }
