@@ -5,13 +5,19 @@ import * as os from "node:os"
 import * as Path from "node:path"
 import { parseRule } from "../../src/cli/RulesCommand.js"
 
+/** What `parseRule` refuses a rule file `name` holding `text` for (the file in a directory of its own, removed after). */
+const refusal = (name: string, text: string) =>
+  Effect.gen(function*() {
+    const dir = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-rules-"))
+    const file = Path.join(dir, name)
+    fs.writeFileSync(file, text)
+    return yield* Effect.flip(parseRule(file)).pipe(Effect.ensuring(Effect.sync(() => fs.rmSync(dir, { recursive: true }))))
+  })
+
 describe("rules put: the rule file", () => {
   it.effect("a YAML file of more than one document is refused, not read to its first \"---\"", () =>
     Effect.gen(function*() {
-      const dir = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-rules-"))
-      const file = Path.join(dir, "rule.yaml")
-      fs.writeFileSync(file, "id: a\n---\nid: b\n")
-      const error = yield* Effect.flip(parseRule(file)).pipe(Effect.ensuring(Effect.sync(() => fs.rmSync(dir, { recursive: true }))))
+      const error = yield* refusal("rule.yaml", "id: a\n---\nid: b\n")
       expect(error.problems).toEqual([
         { field: "", message: "a rule file holds one YAML document, and a second starts at line 2 (after a \"---\" or \"...\" line)" }
       ])
@@ -19,10 +25,7 @@ describe("rules put: the rule file", () => {
 
   it.effect("a YAML error is one line, ending with where it is", () =>
     Effect.gen(function*() {
-      const dir = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-rules-"))
-      const file = Path.join(dir, "rule.yml")
-      fs.writeFileSync(file, "id: a\nid: b\n")
-      const error = yield* Effect.flip(parseRule(file)).pipe(Effect.ensuring(Effect.sync(() => fs.rmSync(dir, { recursive: true }))))
+      const error = yield* refusal("rule.yml", "id: a\nid: b\n")
       expect(error.problems).toEqual([{ field: "", message: "not valid YAML: Map keys must be unique at line 2, column 1" }])
     }))
 })
