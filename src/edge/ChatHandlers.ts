@@ -107,7 +107,9 @@ export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
           }
           if (suggested.strategy === undefined) return yield* new StrategyNotFound({ strategy: record.strategyId })
           // A new version of the strategy as it is now (a rule put meanwhile stays), made holding it,
-          // audited as every strategy update is (its audit entry holds the whole body).
+          // audited as every strategy update is (its audit entry holds the whole body), with the
+          // suggestion it came from and, for an admin's apply to another user's run, who applied it.
+          const provenance = { by: p.userId, suggestion: { run: record.id, id: found.id } }
           const saved = yield* Strategies.modify(record.owner, suggested.strategy.id, (current): Effect.Effect<Strategy, Conflict | InvalidRequest> => {
             if (current.strategy.rules.some((r) => r.id === found.rule.id)) {
               return Effect.fail(new Conflict({ reason: `the strategy already has a rule ${found.rule.id}` }))
@@ -117,7 +119,7 @@ export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
             return decodeStrategy({ ...encoded, rules: [...(encoded.rules ?? []), encodeRule(found.rule)] }).pipe(
               Effect.mapError((error) => new InvalidRequest({ field: "suggestion", reason: reasonOf(error) }))
             )
-          })
+          }, provenance)
           yield* Effect.logInfo("Chat: a suggested rule was applied").pipe(
             Effect.annotateLogs({ run: record.id, rule: found.rule.id, strategy: saved.id, version: saved.version, by: p.userId })
           )

@@ -44,10 +44,22 @@ export const appendAudit = Effect.fn("Audit.append")(function*(stream: string, k
 })
 
 /**
+ * Who made a version, when not its owner, and from what: an admin applying a rule the chat suggested
+ * for another user's run. Recorded in the version's audit entry, so the chain says who changed the
+ * rules a run is judged by.
+ */
+export interface Provenance {
+  /** The user who made the change. */
+  readonly by: string
+  /** The suggestion applied, and the run it was suggested for. */
+  readonly suggestion?: { readonly run: string; readonly id: string }
+}
+
+/**
  * The next version of strategy `id` (its row locked by the caller's transaction, `latestVersion`
  * read under that lock): none when `strategy` is its latest content.
  */
-const saveVersionOf = (id: StrategyId, latestVersion: number, owner: string, strategy: Strategy) =>
+const saveVersionOf = (id: StrategyId, latestVersion: number, owner: string, strategy: Strategy, provenance?: Provenance) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const body = canonical(strategy)
@@ -61,10 +73,14 @@ const saveVersionOf = (id: StrategyId, latestVersion: number, owner: string, str
     yield* sql`insert into strategy_versions (strategy_id, version, body, body_hash) values (${id}, ${version}, ${body}::jsonb, ${bodyHash})`
     yield* sql`update strategies set latest_version = ${version} where id = ${id}`
     // A new version changes the rules a run is judged by: it is a link of the strategy's audit chain.
+    // `by` and `suggestion` only when given, so the entries of an owner's own saves read as they did.
+    const made = provenance === undefined
+      ? {}
+      : { ...(provenance.by === owner ? {} : { by: provenance.by }), ...(provenance.suggestion === undefined ? {} : { suggestion: provenance.suggestion }) }
     const head = yield* appendAudit(
       `strategy:${id}`,
       "StrategyVersionSaved",
-      JSON.stringify({ strategy: id, version, owner, bodyHash, body: JSON.parse(body) })
+      JSON.stringify({ strategy: id, version, owner, ...made, bodyHash, body: JSON.parse(body) })
     )
     yield* sql`update strategies set audit_head = ${head} where id = ${id}`
     return { strategyId: id, version, created: true } satisfies SavedVersion
@@ -159,9 +175,15 @@ export const create = Effect.fn("Strategies.create")(function*(owner: string, st
  * A new version of `owner`'s strategy `ref`, made by `change` from its latest version, in one
  * transaction holding the strategy's row: concurrent changes (two rules put at once) each see the
  * other's version, none is lost, and a failure leaves the strategy as it was — its name included.
- * The name may change, unless another strategy has it (`Conflict`).
+ * The name may change, unless another strategy has it (`Conflict`). `provenance`, when someone other
+ * than the owner makes the change or it comes from a suggestion, goes in the version's audit entry.
  */
-export const modify = <E, R>(owner: string, ref: string, change: (current: Found) => Effect.Effect<Strategy, E, R>) =>
+export const modify = <E, R>(
+  owner: string,
+  ref: string,
+  change: (current: Found) => Effect.Effect<Strategy, E, R>,
+  provenance?: Provenance
+) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     return yield* transaction(sql, Effect.gen(function*() {
@@ -174,7 +196,7 @@ export const modify = <E, R>(owner: string, ref: string, change: (current: Found
         yield* sql`update strategies set name = ${strategy.name} where id = ${current.id}`.pipe(Effect.catchTag("SqlError", nameTaken(strategy.name)))
       }
       // Read under the row's lock: `current.version` is the latest, and stays so until this commits.
-      const saved = yield* saveVersionOf(current.id, current.version, owner, strategy)
+      const saved = yield* saveVersionOf(current.id, current.version, owner, strategy, provenance)
       return { id: saved.strategyId, name: strategy.name, version: saved.version, strategy, ...(saved.created ? {} : { unchanged: true as const }) } satisfies Found
     }))
   }).pipe(storeError("update a strategy"), Effect.withSpan("Strategies.modify"))

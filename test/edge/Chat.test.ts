@@ -209,6 +209,35 @@ for (const backend of backends) {
         expect(events.at(-1)!.tag).toBe("RunCompleted")
       }), { timeout: 90_000 })
 
+    it.scoped("an admin's apply to another user's run is audited as the admin's; every apply's entry names its suggestion", () =>
+      Effect.gen(function*() {
+        const base = yield* serve(offline)
+        const alice = yield* user()
+        const root = yield* user("admin")
+        const run = yield* seedRun(alice.id)
+        const sql = yield* SqlClient.SqlClient
+        const entriesOf = Effect.orDie(sql<{ entry: string }>`
+          select entry from audit_log where stream = ${`strategy:${run.strategyId}`} order by position`)
+
+        // The owner's apply says which suggestion of which run it came from, and no `by`.
+        const owner = yield* rpcClient(base, alice.key)
+        const first = (yield* owner("chat.suggestions", { run: run.id })).suggestions[0]!
+        yield* owner("chat.applyRule", { run: run.id, suggestion: first.id })
+        const own = JSON.parse((yield* entriesOf)[1]!.entry) as Record<string, unknown>
+        expect(own).toMatchObject({ owner: alice.id, suggestion: { run: run.id, id: first.id } })
+        expect(own).not.toHaveProperty("by")
+
+        // An admin's apply to alice's run: a version of alice's strategy, saying the admin made it.
+        const admin = yield* rpcClient(base, root.key)
+        const second = (yield* admin("chat.suggestions", { run: run.id })).suggestions[0]!
+        const applied = yield* admin("chat.applyRule", { run: run.id, suggestion: second.id })
+        expect(applied).toMatchObject({ id: run.strategyId, version: 3 })
+        const entries = yield* entriesOf
+        expect(entries).toHaveLength(3)
+        expect(JSON.parse(entries[2]!.entry)).toMatchObject({ strategy: run.strategyId, version: 3, owner: alice.id, by: root.id, suggestion: { run: run.id, id: second.id } })
+        expect((yield* Effect.orDie(Audit.verifyStrategy(run.strategyId))).ok).toBe(true)
+      }), { timeout: 90_000 })
+
     it.scoped("another user's run is answered as a missing one: every chat procedure, and the SSE endpoint", () =>
       Effect.gen(function*() {
         const base = yield* serve(offline)
