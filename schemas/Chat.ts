@@ -171,7 +171,12 @@ export const RuleSuggestions = Schema.Struct({
   minTrades: Schema.Int,
   suggestions: Schema.Array(RuleSuggestion),
   /** Losing patterns that gave no rule, and why. */
-  skipped: Schema.Array(Schema.Struct({ pattern: Schema.String, reason: Schema.String }))
+  skipped: Schema.Array(Schema.Struct({ pattern: Schema.String, reason: Schema.String })),
+  /**
+   * Set when the run's strategy was deleted: the suggestions are for the version the run ran, and
+   * none can be applied (there is no strategy to make a new version of).
+   */
+  strategyDeleted: Schema.optional(Schema.Literal(true))
 })
 export type RuleSuggestions = typeof RuleSuggestions.Type
 

@@ -594,6 +594,7 @@ export const run = Effect.fn("Tools.run")(function*(request: ToolSpecs.ToolReque
       const view = {
         minTrades: suggested.minTrades,
         strategyVersion: suggested.strategy?.version ?? null,
+        ...(suggested.strategy === undefined ? { strategyDeleted: true } : {}),
         suggestions: suggested.suggestions.map((s) => ({ id: s.id, rule: encodeRule(s.rule), reason: s.reason, evidence: s.evidence })),
         skipped: suggested.skipped
       }
@@ -603,6 +604,8 @@ export const run = Effect.fn("Tools.run")(function*(request: ToolSpecs.ToolReque
         skipped: suggested.skipped
       }) + (suggested.suggestions.length === 0
         ? ""
+        : suggested.strategy === undefined
+        ? " The run's strategy was deleted, so none of them can be applied."
         : ` To apply one, give its id to chat.applyRule: ${suggested.suggestions.map((s, i) => `${i + 1}. ${s.id}`).join("; ")}.`)
       const summary = suggested.suggestions.length === 0
         ? "no rule to suggest"

@@ -112,9 +112,9 @@ export const wrap = (text: string, width: number): string => {
 
 /** `chat suggestions`: each rule with its id, what it would do, the trades behind it and why; then what gave none. */
 export const suggestionsText = (answer: RuleSuggestions): string => {
-  const head = `rules suggested for run ${answer.run} (strategy ${answer.strategy} v${answer.strategyVersion}; patterns of at least ${
-    count(answer.minTrades)
-  } trade${answer.minTrades === 1 ? "" : "s"})`
+  const head = `rules suggested for run ${answer.run} (strategy ${answer.strategy} v${answer.strategyVersion}${
+    answer.strategyDeleted === true ? ", deleted" : ""
+  }; patterns of at least ${count(answer.minTrades)} trade${answer.minTrades === 1 ? "" : "s"})`
   const skipped = answer.skipped.map((s) => `not suggested: ${s.pattern}: ${s.reason}`)
   if (answer.suggestions.length === 0) {
     return [`no rule to suggest for run ${answer.run} (patterns of at least ${count(answer.minTrades)} trades; --min-trades takes fewer)`, ...skipped, ""]
@@ -129,7 +129,9 @@ export const suggestionsText = (answer: RuleSuggestions): string => {
     `${head}:`,
     t.toString(),
     ...skipped,
-    `apply one (a new version of the strategy): swarm chat apply ${answer.run} <id>`,
+    answer.strategyDeleted === true
+      ? `the run's strategy was deleted: none can be applied (put one in another strategy with swarm rules put)`
+      : `apply one (a new version of the strategy): swarm chat apply ${answer.run} <id>`,
     ""
   ].join("\n")
 }

@@ -86,7 +86,8 @@ export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
             strategyVersion: suggested.strategy?.version ?? record.strategyVersion,
             minTrades: suggested.minTrades,
             suggestions: suggested.suggestions,
-            skipped: suggested.skipped
+            skipped: suggested.skipped,
+            ...(suggested.strategy === undefined ? { strategyDeleted: true as const } : {})
           }
         })).pipe(Effect.withSpan("Chat.suggestions"))
       ),

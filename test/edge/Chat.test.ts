@@ -18,12 +18,14 @@ import type { ChatChunk } from "../../schemas/Chat.js"
 import { ChatChunk as ChatChunkSchema } from "../../schemas/Chat.js"
 import { Unauthorized } from "../../schemas/Auth.js"
 import { RunNotFound } from "../../schemas/Rpc.js"
+import * as ChatView from "../../src/cli/ChatView.js"
 import * as Auth from "../../src/edge/Auth.js"
 import * as AuthLive from "../../src/edge/AuthLive.js"
 import * as Http from "../../src/edge/Http.js"
 import * as Server from "../../src/edge/Server.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
 import * as Audit from "../../src/store/Audit.js"
+import * as Runs from "../../src/store/Runs.js"
 import type * as Database from "../../src/store/Database.js"
 import * as Users from "../../src/store/Users.js"
 import { seedRun as seedRunOf, TRADES } from "../agents/system/fixtures.js"
@@ -236,6 +238,30 @@ for (const backend of backends) {
         expect(entries).toHaveLength(3)
         expect(JSON.parse(entries[2]!.entry)).toMatchObject({ strategy: run.strategyId, version: 3, owner: alice.id, by: root.id, suggestion: { run: run.id, id: second.id } })
         expect((yield* Effect.orDie(Audit.verifyStrategy(run.strategyId))).ok).toBe(true)
+      }), { timeout: 90_000 })
+
+    it.scoped("a deleted strategy's suggestions say none of them can be applied: in the answer, the CLI's table and the chat's tool", () =>
+      Effect.gen(function*() {
+        const base = yield* serve(offline)
+        const alice = yield* user()
+        const run = yield* seedRun(alice.id)
+        const owner = yield* rpcClient(base, alice.key)
+        // Deleted, the strategy has no next version: the suggestions (for the version the run ran) say so.
+        yield* owner("strategies.delete", { strategy: run.strategyId })
+        const orphaned = yield* owner("chat.suggestions", { run: run.id })
+        expect(orphaned).toMatchObject({ strategyVersion: 1, strategyDeleted: true })
+        expect(orphaned.suggestions.length).toBeGreaterThan(0)
+        const shown = ChatView.suggestionsText(orphaned).trimEnd().split("\n")
+        expect(shown[0]).toContain(`(strategy ${run.strategyId} v1, deleted;`)
+        expect(shown.at(-1)).toBe("the run's strategy was deleted: none can be applied (put one in another strategy with swarm rules put)")
+        expect((yield* Effect.flip(owner("chat.applyRule", { run: run.id, suggestion: orphaned.suggestions[0]!.id })))._tag).toBe("StrategyNotFound")
+        // The chat's tool says so too, rather than how to apply one.
+        const told = yield* Effect.orDie(Effect.flatMap(Runs.get(run.id), (record) => Tools.run({ tool: "suggest_rules", args: {} }, record)))
+        expect(told.result).toMatchObject({ strategyVersion: null, strategyDeleted: true })
+        expect(told.sentences).toMatch(/ The run's strategy was deleted, so none of them can be applied\.$/)
+        expect(told.sentences).not.toContain("chat.applyRule")
+        // A strategy there says nothing of it.
+        expect(yield* owner("chat.suggestions", { run: (yield* seedRun(alice.id)).id })).not.toHaveProperty("strategyDeleted")
       }), { timeout: 90_000 })
 
     it.scoped("another user's run is answered as a missing one: every chat procedure, and the SSE endpoint", () =>
