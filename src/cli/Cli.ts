@@ -277,13 +277,15 @@ const VERSIONED = [["strategies", "show"], ["runs", "start"]]
  * - `--data=x` as `--data x` (it reads `--flag=value` for single flags, not for repeated ones);
  * - `--version <n>` as `--strategy-version <n>` in the commands that take one: @effect/cli reads
  *   `--version` anywhere on the line as its own flag (print the program's version) before any
- *   command sees it. Only with a value after it, so `swarm --version` keeps its meaning.
+ *   command sees it. Only with a value after it — anything but another flag, a negative number
+ *   included, so that `--version -1` or `--version two` is refused as a bad version rather than
+ *   printing the program's — so `swarm --version` keeps its meaning.
  */
 export const spelled = (line: ReadonlyArray<string>): ReadonlyArray<string> => {
   const argv = line.flatMap((arg) => (arg.startsWith("--data=") ? ["--data", arg.slice("--data=".length)] : [arg]))
   if (!VERSIONED.some(([group, command]) => argv[0] === group && argv[1] === command)) return argv
   return argv.map((arg, i) =>
-    arg === "--version" && argv[i + 1] !== undefined && /^\d+$/.test(argv[i + 1]!)
+    arg === "--version" && argv[i + 1] !== undefined && (!argv[i + 1]!.startsWith("-") || /^-[\d.]/.test(argv[i + 1]!))
       ? "--strategy-version"
       : arg.startsWith("--version=")
       ? `--strategy-version=${arg.slice("--version=".length)}`

@@ -38,6 +38,11 @@ describe("flag errors", () => {
         const r = yield* swarm(["strategies", "show", "Anything", ...args])
         expect([r.code, first(r.stderr)], args.join(" ")).toEqual([2, `swarm: ${spelling}: expected a version number, 1 or more, got 0`])
       }
+      // Not a version, after it: still the strategy's version, refused — not the program's version printed.
+      for (const [value, got] of [["-1", "-1"], ["two", "\"two\""], ["1.5", "\"1.5\""]] as const) {
+        const r = yield* swarm(["runs", "start", "Anything", "--version", value])
+        expect([r.code, r.stdout, first(r.stderr)], value).toEqual([2, "", expect.stringMatching(new RegExp(`^swarm: --version: expected .*, got ${got.replace(".", "\\.")}$`))])
+      }
     }))
 
   it.live("a word not among a flag's choices names the flag and the choices", () =>

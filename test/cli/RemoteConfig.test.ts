@@ -242,6 +242,8 @@ describe("swarm's remote commands without a server", () => {
   it("--version after strategies show and runs start means the strategy's version; anywhere else, the program's", () => {
     expect(Cli.spelled(["strategies", "show", "x", "--version", "2"])).toEqual(["strategies", "show", "x", "--strategy-version", "2"])
     expect(Cli.spelled(["runs", "start", "x", "--version=3"])).toEqual(["runs", "start", "x", "--strategy-version=3"])
+    expect(Cli.spelled(["strategies", "show", "x", "--version", "-1"])).toEqual(["strategies", "show", "x", "--strategy-version", "-1"])
+    expect(Cli.spelled(["strategies", "show", "x", "--version", "--json"])).toEqual(["strategies", "show", "x", "--version", "--json"])
     expect(Cli.spelled(["--version"])).toEqual(["--version"])
     expect(Cli.spelled(["runs", "list", "--version"])).toEqual(["runs", "list", "--version"])
   })
