@@ -185,8 +185,9 @@ export class LlmBudgetExhausted extends Schema.TaggedError<LlmBudgetExhausted>()
   needed: Schema.Number,
   max: Schema.Number,
   /**
-   * Reserved by the calls in flight, when only they left no room for the call: that refusal is the
-   * call's alone — the budget is spent once what was settled leaves none.
+   * Reserved by the calls in flight (and asked for by the calls waiting for room before it), when
+   * only they left no room for the call — which waited for room until its time was up: that refusal
+   * is the call's alone — the budget is spent once what was settled leaves none.
    */
   reserved: Schema.optional(Schema.Number)
 }) {

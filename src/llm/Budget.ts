@@ -4,10 +4,18 @@
  * does not fit is not made. After the call, the reservation is settled at what the backend counted.
  * So the budget is never exceeded, whatever answers come back.
  *
+ * A call that only the reservations of the calls in flight leave no room for may wait for room
+ * (`reserveWaiting`): the calls in flight are settled at what they used, usually far less than they
+ * reserved, and each settlement serves the calls waiting in the order they came — so one agent's
+ * call, first in every round, does not leave the others none round after round. It waits as long
+ * as its caller gives it (the call's timeout, on the Clock, and the round's deadline), then is
+ * refused, its alone. A call that what is settled leaves no room for is refused at once. A replay
+ * or a resume charges its recorded calls (`charge`) and never waits.
+ *
  * Token upper bound of a prompt: its UTF-8 bytes plus a few per message. A BPE token is at least one
  * byte of text, and the chat template adds a handful of tokens a message; generous, and honest.
  */
-import { Either, Schema } from "effect"
+import { Deferred, type Duration, Effect, Either, Schema } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
 import { type LlmBudget, LlmBudgetExhausted, type Message } from "../../schemas/Llm.js"
 
@@ -56,6 +64,35 @@ export interface Reservation {
   readonly cost: number
 }
 
+/** A call waiting for room (`Budget.reserveWaiting`), in line. */
+interface Waiter {
+  readonly tokens: number
+  readonly cost: number
+  readonly tentative: boolean
+  /** Done when the budget has its answer. */
+  readonly signal: Deferred.Deferred<void>
+  /** Its answer, once it has one: the reservation made for it, or its refusal. */
+  answer: Either.Either<Reservation, LlmBudgetExhausted> | undefined
+}
+
+export interface WaitOptions {
+  /** A call that may be left out (see `reserve`): a refusal, even one that what is settled makes, is its alone. */
+  readonly tentative?: boolean | undefined
+  /** The longest it waits for room, on the Clock; then it is refused as crowded out (`reserved`). */
+  readonly within: Duration.DurationInput
+  /**
+   * Where the waiting happens: a run's world must know that one of its calls waits on something
+   * outside it (a chat's call in flight, settled on the server's runtime), else it would move its
+   * virtual time on, or leave the call's wake-up unrun. The default: here.
+   */
+  readonly place?: (<A>(wait: Effect.Effect<A>) => Effect.Effect<A>) | undefined
+  /**
+   * Told the answer as the wait ends, before the caller can be interrupted: a caller that settles
+   * its reservation when interrupted (`LlmSession`) learns of it here, or it would be held for good.
+   */
+  readonly onAnswer?: ((answer: Either.Either<Reservation, LlmBudgetExhausted>) => void) | undefined
+}
+
 export class Budget {
   /** Settled tokens and cost. */
   tokens = 0
@@ -65,6 +102,8 @@ export class Budget {
   private reservedCost = 0
   /** The first refusal: from then on every call is refused (and the run says so once). */
   private refusal: LlmBudgetExhausted | undefined = undefined
+  /** Calls waiting for room, in the order they came (`reserveWaiting`). */
+  private readonly waiting: Array<Waiter> = []
 
   get exhausted(): boolean {
     return this.refusal !== undefined
@@ -84,18 +123,109 @@ export class Budget {
    * Reserve a call of at most `tokensIn` prompt and `tokensOut` answer tokens, or say why it cannot
    * be made. A call that what is settled leaves no room for spends the budget: that refusal is
    * remembered, and every later call refused. A call that only the reservations of the calls in
-   * flight leave no room for (they are settled at what they use, often far less), and a
-   * `tentative` one (that may be left out: the retry of an answer that did not decode), are refused
-   * alone.
+   * flight leave no room for (they are settled at what they use, often far less) — or the calls
+   * waiting for room before it (`reserveWaiting`), served first — and a `tentative` one (that may be
+   * left out: the retry of an answer that did not decode), are refused alone. Never waits.
    */
   reserve(tokensIn: number, tokensOut: number, tentative = false): Either.Either<Reservation, LlmBudgetExhausted> {
+    const answer = this.admit(tokensIn + tokensOut, this.costOf(tokensIn, tokensOut), tentative, this.waiting.length)
+    // Spent: the calls waiting are refused too, now.
+    if (this.refusal !== undefined) this.serve()
+    return answer
+  }
+
+  /**
+   * `reserve`, but a call that only the calls in flight (and those already waiting) leave no room
+   * for waits for room, in line: each call in flight that settles serves the calls waiting, first
+   * come first served, until one still does not fit. It is refused as `reserve` refuses it — its
+   * alone, `reserved` — when `within` passes first, and at once (spending the budget, unless
+   * tentative) when what is settled leaves it no room. Interrupted, it leaves the line, and a
+   * reservation made for it meanwhile is released.
+   */
+  reserveWaiting(tokensIn: number, tokensOut: number, options: WaitOptions): Effect.Effect<Either.Either<Reservation, LlmBudgetExhausted>> {
+    const tokens = tokensIn + tokensOut
+    const cost = this.costOf(tokensIn, tokensOut)
+    const tentative = options.tentative === true
+    const place = options.place ?? ((wait) => wait)
+    // Uninterruptible from the check to the wait: a call put in line always leaves it (else it would
+    // hold up every call behind it).
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.fiberIdWith((fiber) => {
+        const told = (answer: Either.Either<Reservation, LlmBudgetExhausted>) => {
+          options.onAnswer?.(answer)
+          return answer
+        }
+        const now = this.reserve(tokensIn, tokensOut, tentative)
+        if (Either.isRight(now) || now.left.reserved === undefined) return Effect.succeed(told(now))
+        const waiter: Waiter = { tokens, cost, tentative, signal: Deferred.unsafeMake<void>(fiber), answer: undefined }
+        this.waiting.push(waiter)
+        return restore(place(Effect.timeoutOption(Deferred.await(waiter.signal), options.within))).pipe(
+          Effect.onInterrupt(() => Effect.sync(() => this.abandon(waiter))),
+          Effect.map(() => told(this.leave(waiter)))
+        )
+      })
+    )
+  }
+
+  /** `waiter` out of the line, its wait over: its answer, else its refusal now. */
+  private leave(waiter: Waiter): Either.Either<Reservation, LlmBudgetExhausted> {
+    const at = this.waiting.indexOf(waiter)
+    const answer = waiter.answer ?? this.admit(waiter.tokens, waiter.cost, waiter.tentative, at)
+    if (at >= 0) this.waiting.splice(at, 1)
+    // The calls behind it counted it ahead of them: some may fit now.
+    this.serve()
+    return answer
+  }
+
+  /** `waiter` gives up (interrupted): out of the line, and a reservation made for it released. */
+  private abandon(waiter: Waiter): void {
+    const at = this.waiting.indexOf(waiter)
+    if (at >= 0) this.waiting.splice(at, 1)
+    if (waiter.answer !== undefined && Either.isRight(waiter.answer)) {
+      this.reservedTokens -= waiter.answer.right.tokens
+      this.reservedCost -= waiter.answer.right.cost
+    }
+    this.serve()
+  }
+
+  /**
+   * Give the calls waiting their answers, in line: a reservation while there is room for the first,
+   * and a refusal to any that what is settled leaves no room for, wherever it waits.
+   */
+  private serve(): void {
+    for (let i = 0; i < this.waiting.length;) {
+      const waiter = this.waiting[i]!
+      const answer = this.admit(waiter.tokens, waiter.cost, waiter.tentative, i)
+      if (Either.isLeft(answer) && answer.left.reserved !== undefined) {
+        i++
+        continue
+      }
+      this.waiting.splice(i, 1)
+      waiter.answer = answer
+      Deferred.unsafeDone(waiter.signal, Effect.void)
+      // A refusal that spent the budget refuses those before it too; a reservation leaves less room.
+      i = 0
+    }
+  }
+
+  /**
+   * Reserve `tokens` and `cost` for a call with `ahead` calls waiting before it, or say why not
+   * (see `reserve`); a reserved-only refusal counts those waiting ahead as reserved.
+   */
+  private admit(tokens: number, cost: number, tentative: boolean, ahead: number): Either.Either<Reservation, LlmBudgetExhausted> {
     // Once spent, the budget is spent for good: a run's LLM agents do not come back when a later
     // call happens to be smaller.
     if (this.refusal !== undefined) return Either.left(this.refusal)
+    let aheadTokens = 0
+    let aheadCost = 0
+    for (let i = 0; i < ahead; i++) {
+      aheadTokens += this.waiting[i]!.tokens
+      aheadCost += this.waiting[i]!.cost
+    }
     const refuse = (refusal: LlmBudgetExhausted) =>
       tentative || refusal.reserved !== undefined ? Either.left(refusal) : this.refuse(refusal)
-    const tokens = tokensIn + tokensOut
-    if (this.tokens + this.reservedTokens + tokens > this.limits.tokens) {
+    const reservedTokens = this.reservedTokens + aheadTokens
+    if (this.tokens + reservedTokens + tokens > this.limits.tokens) {
       const inFlight = this.tokens + tokens <= this.limits.tokens
       return refuse(new LlmBudgetExhausted({
         run: this.run,
@@ -103,12 +233,12 @@ export class Budget {
         spent: this.tokens,
         needed: tokens,
         max: this.limits.tokens,
-        ...(inFlight ? { reserved: this.reservedTokens } : {})
+        ...(inFlight ? { reserved: reservedTokens } : {})
       }))
     }
-    const cost = this.costOf(tokensIn, tokensOut)
     const maxCost = this.limits.maxCost
-    if (maxCost !== undefined && this.cost + this.reservedCost + cost > maxCost) {
+    const reservedCost = this.reservedCost + aheadCost
+    if (maxCost !== undefined && this.cost + reservedCost + cost > maxCost) {
       const inFlight = this.cost + cost <= maxCost
       return refuse(new LlmBudgetExhausted({
         run: this.run,
@@ -116,7 +246,7 @@ export class Budget {
         spent: this.cost,
         needed: cost,
         max: maxCost,
-        ...(inFlight ? { reserved: this.reservedCost } : {})
+        ...(inFlight ? { reserved: reservedCost } : {})
       }))
     }
     this.reservedTokens += tokens
@@ -131,7 +261,8 @@ export class Budget {
 
   /**
    * Release a reservation and charge what the call used. Counts above the reservation (a backend
-   * that miscounts) are charged at the reservation: the limit holds either way.
+   * that miscounts) are charged at the reservation: the limit holds either way. The calls waiting
+   * for room are served from what is left.
    */
   settle(reservation: Reservation, tokensIn: number, tokensOut: number): { readonly tokens: number; readonly cost: number } {
     this.reservedTokens -= reservation.tokens
@@ -140,6 +271,7 @@ export class Budget {
     const cost = Math.min(this.costOf(tokensIn, tokensOut), reservation.cost)
     this.tokens += tokens
     this.cost += cost
+    this.serve()
     return { tokens, cost }
   }
 
@@ -156,12 +288,14 @@ export class Budget {
     if (!spendsBudget(error)) return
     this.refusal ??= (error === undefined ? undefined : refusalOf(error)) ??
       new LlmBudgetExhausted({ run: this.run, limit: "tokens", spent: this.tokens, needed: 0, max: this.limits.tokens })
+    this.serve()
   }
 
   /** Charge a call answered from a recording (replay, resume), as it was charged when it was made. */
   charge(tokens: number, cost: number): void {
     this.tokens += tokens
     this.cost += cost
+    this.serve()
   }
 
   /** What is left, in tokens. */

@@ -4,7 +4,8 @@
  *
  *   recording (replay, resume: the recorded answer, no model call)
  *   → cache (by model, prompt hash, data window)
- *   → budget (fail closed: the call's most is reserved, or the call is not made)
+ *   → budget (fail closed: the call's most is reserved, or the call is not made; crowded out only by
+ *     the calls in flight, it waits for them to settle, up to its timeout or the round's deadline)
  *   → the process-wide concurrency cap → the backend, outside the run's world, with a timeout and
  *     retries with backoff for transient failures
  *   → structured decoding (an answer that does not decode is shown its error and asked once more)
@@ -22,6 +23,7 @@ import {
   type BackendError,
   type CallOutcome,
   type LlmCall,
+  type LlmBudgetExhausted,
   LlmCall as LlmCallSchema,
   type LlmConfig,
   LlmInvalidAnswer,
@@ -313,12 +315,26 @@ export class LlmSession {
       const cacheKey = keyOf(`${backend}:${model}`, promptHash, ask.window)
       const cache = config.cacheTtlSeconds > 0 ? this.options.cache : undefined
 
-      // What an interruption (the round's deadline) must settle and record.
-      const inFlight: { reservation: Reservation | undefined; attempts: number; started: number } = {
+      // What an interruption (the round's deadline) must settle and record: the reservation in flight,
+      // or the refusal that made the call wait for room (and, for the retry, why it was asked again).
+      const inFlight: {
+        reservation: Reservation | undefined
+        waiting: {
+          readonly refusal: LlmBudgetExhausted
+          /** Waiting to ask again: why, and what the first answer was charged. */
+          readonly retrying?: { readonly error: string | undefined; readonly tokensIn: number; readonly tokensOut: number; readonly cost: number }
+        } | undefined
+        attempts: number
+        started: number
+      } = {
         reservation: undefined,
+        waiting: undefined,
         attempts: 0,
         started: performance.now()
       }
+      // A call waits for room on the clock of its backend: the world's for the offline model (in place),
+      // the wall clock for a model outside it, which is also where the calls it waits for are.
+      const place = backend === "offline" ? undefined : Outside.run
       return Effect.gen(this, function*() {
         if (cache !== undefined) {
           // The in-memory cache is read in place: a hit must not leave the world.
@@ -345,7 +361,25 @@ export class LlmSession {
         // The first answer, then at most one more that is shown why the first did not decode.
         for (let tries = 0; tries < 2; tries++) {
           // The retry is a second chance, not a call the agent needs: its refusal spends nothing for good.
-          const reservation = this.budget.reserve(promptTokensUpperBound(messages), config.maxTokensOut, tries > 0)
+          const tentative = tries > 0
+          const upperBound = promptTokensUpperBound(messages)
+          let reservation = this.budget.reserve(upperBound, config.maxTokensOut, tentative)
+          if (Either.isLeft(reservation) && reservation.left.reserved !== undefined) {
+            // Only the calls in flight leave it no room: it waits for them to settle (they use far less
+            // than they reserve, as a rule), as long as its model would have had to answer.
+            inFlight.waiting = { refusal: reservation.left, ...(tentative ? { retrying: { error, tokensIn, tokensOut, cost } } : {}) }
+            inFlight.attempts = attempts
+            reservation = yield* this.budget.reserveWaiting(upperBound, config.maxTokensOut, {
+              tentative,
+              within: config.timeoutMillis,
+              place,
+              // Its wait is over: from here an interruption settles the reservation, as for any call.
+              onAnswer: (answer) => {
+                inFlight.waiting = undefined
+                if (Either.isRight(answer)) inFlight.reservation = answer.right
+              }
+            })
+          }
           if (Either.isLeft(reservation)) {
             outcome = tries === 0 ? "budget" : "invalid"
             error = tries === 0 ? reservation.left.message : `${error}; no budget left to ask again`
@@ -414,6 +448,29 @@ export class LlmSession {
       }).pipe(
         Effect.onInterrupt(() =>
           Effect.sync(() => {
+            const waiting = inFlight.waiting
+            if (waiting !== undefined) {
+              // The deadline came while it waited for room: not made, and refused with the refusal that
+              // made it wait — its alone (the budget is not spent).
+              const retrying = waiting.retrying
+              this.done({
+                value: undefined,
+                call: {
+                  ...base,
+                  backend,
+                  prompt,
+                  tokensIn: retrying?.tokensIn ?? 0,
+                  tokensOut: retrying?.tokensOut ?? 0,
+                  ...(this.budget.priced ? { cost: retrying?.cost ?? 0 } : {}),
+                  latencyMillis: backend === "offline" ? 0 : Math.round(performance.now() - inFlight.started),
+                  cache: cache === undefined ? "off" : "miss",
+                  attempts: inFlight.attempts,
+                  outcome: retrying === undefined ? "budget" : "invalid",
+                  error: retrying === undefined ? waiting.refusal.message : `${retrying.error}; no budget left to ask again`
+                }
+              }, trace)
+              return
+            }
             // Recorded as a timeout, so a replay abstains here too instead of asking a model.
             const reservation = inFlight.reservation
             const charged = reservation === undefined ? { tokens: 0, cost: 0 } : this.budget.settle(reservation, reservation.tokens, 0)

@@ -11,7 +11,7 @@ import { LlmTimeout, LlmUnavailable } from "../../schemas/Llm.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { AnswerCache, MemoryCache } from "../../src/llm/AnswerCache.js"
-import { spendsBudget } from "../../src/llm/Budget.js"
+import { promptTokensUpperBound, spendsBudget } from "../../src/llm/Budget.js"
 import type { ChatAnswer, ChatRequest, LanguageModel } from "../../src/llm/LanguageModel.js"
 import * as Feed from "../../src/market/Feed.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
@@ -318,12 +318,48 @@ describe("LLM analysts", () => {
       expect(replayed.result.checksum).toBe(result.checksum)
     }))
 
+  it.live("LLM analysts whose calls do not fit in the budget together, but whose spending does, all speak every round: each call waits its turn", () =>
+    Effect.gen(function*() {
+      const reservations: Array<number> = []
+      const small = (request: ChatRequest) =>
+        Effect.sync(() => {
+          reservations.push(promptTokensUpperBound(request.messages) + 64)
+          return { ...request.offline(), toolCalls: [], tokensIn: 10, tokensOut: 5 }
+        })
+      const agents = [{ type: "llm_analyst", name: "a" }, { type: "llm_analyst", name: "b" }, { type: "llm_analyst", name: "c" }]
+      const rounds = 2 * (40 - 33)
+      // What each call reserves (its prompt's upper bound and maxTokensOut), read on a run without a limit.
+      yield* record({ strategy: strategy(agents, { maxTokensOut: 64 }), feed: market(40), llm: { model: scripted(small).model } })
+      expect(reservations).toHaveLength(3 * rounds)
+      // Room for one call in flight, never two; what they all use (15 tokens each) fits beside one.
+      const limit = Math.floor(1.5 * Math.max(...reservations))
+      expect(2 * Math.min(...reservations)).toBeGreaterThan(limit)
+      expect(3 * rounds * 15 + Math.max(...reservations)).toBeLessThanOrEqual(limit)
+
+      const s = strategy(agents, { maxTokensOut: 64, budget: { tokens: limit } })
+      const { model, stats } = scripted(small, 5)
+      const { events, result } = yield* record({ strategy: s, feed: market(40), events: "rounds", llm: { model } })
+      expect(result.status).toBe("completed")
+      const calls = ofTag(events, "LlmCalled").map((e) => e.call)
+      // Before, each slice's first call was made and the others refused: "a" alone spoke, every round.
+      expect(calls.filter((c) => c.outcome !== "ok")).toEqual([])
+      expect(stats.calls).toBe(3 * rounds)
+      expect(stats.maxInFlight).toBe(1)
+      const opinions = ofTag(events, "OpinionGiven").map((e) => e.opinion.agent)
+      for (const agent of ["a", "b", "c"]) expect(opinions.filter((o) => o === agent)).toHaveLength(rounds)
+      expect(ofTag(events, "LlmBudgetSpent")).toEqual([])
+      // Its replay answers from the recording, waits for nothing, and matches.
+      const replayed = yield* record({ strategy: s, feed: market(40), events: "rounds", llm: { model, recorded: calls } })
+      expect(replayed.result.checksum).toBe(result.checksum)
+      expect(stats.calls).toBe(3 * rounds)
+    }))
+
   it.live("a budget running out mid-slice replays exactly, whichever of the slice's parallel calls was refused first", () =>
     Effect.gen(function*() {
       // AAA's calls answer late, BBB's at once: live, a slice's calls end in another order than the
       // replay (answered from the recording, in the agents' order) ends them.
       // Each call uses about half what it reserves: the budget is spent within the run, and until
-      // then calls are refused for the reservations of those in flight too.
+      // then calls the reservations of those in flight crowd out wait for them to settle.
       const { model } = scripted((request) =>
         Effect.zipRight(
           request.messages.some((m) => m.content.includes("AAA")) ? Effect.sleep(15) : Effect.void,
@@ -332,7 +368,7 @@ describe("LLM analysts", () => {
       )
       const agents = [{ type: "llm_analyst" }, { type: "llm_debate", name: "debate" }]
       const spentAt = new Set<string>()
-      // Runs with a call refused for the reservations of the calls in flight, not for good.
+      // Runs with a call refused for the reservations of the calls in flight (it waits for them instead).
       let crowded = 0
       // Budgets that run out at different calls of different slices.
       for (let tokens = 3_000; tokens <= 18_000; tokens += 750) {
@@ -349,7 +385,7 @@ describe("LLM analysts", () => {
         expect(replayed.result.checksum).toBe(live.result.checksum)
       }
       expect(spentAt.size).toBeGreaterThan(1)
-      expect(crowded).toBeGreaterThan(0)
+      expect(crowded).toBe(0)
     }), 60_000)
 
   it.effect("answers are cached by model, prompt and data window: a second run asks no model", () =>

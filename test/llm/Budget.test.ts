@@ -2,9 +2,10 @@
  * The LLM budget's reservations: a refusal is remembered (every later call refused), but one the
  * calls in flight made (their reservations, not what was settled, left no room) and a
  * tentative call's — the corrective retry of an answer that did not decode — are refused alone.
+ * A call the calls in flight crowd out may wait for them to settle, in line, up to its deadline.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Either } from "effect"
+import { Effect, Either, Fiber, TestClock } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
 import { Budget, refusalOf, spendsBudget } from "../../src/llm/Budget.js"
 
@@ -68,6 +69,123 @@ describe("Budget.reserve", () => {
     const next = b.reserve(10, 10)
     expect(Either.isRight(next)).toBe(true)
   })
+})
+
+describe("Budget.reserveWaiting", () => {
+  it.effect("calls whose reservations do not fit together, but whose spending does, each get their turn, in the order they came", () =>
+    Effect.gen(function*() {
+      const b = budget()
+      // Each reserves 600 of 1,000 and uses 100: one in flight at a time, all of them within the budget.
+      const first = b.reserve(500, 100)
+      if (Either.isLeft(first)) return expect.unreachable()
+      const served: Array<string> = []
+      const ask = (name: string) =>
+        Effect.fork(Effect.tap(b.reserveWaiting(500, 100, { within: "20 seconds" }), () => Effect.sync(() => served.push(name))))
+      const second = yield* ask("second")
+      const third = yield* ask("third")
+      yield* Effect.yieldNow()
+      expect(served).toEqual([])
+      // Before, they were refused at once: "no room for the call while others are in flight".
+      b.settle(first.right, 80, 20)
+      const secondGot = yield* Fiber.join(second)
+      if (Either.isLeft(secondGot)) return expect.unreachable()
+      yield* Effect.yieldNow()
+      expect(served).toEqual(["second"])
+      b.settle(secondGot.right, 80, 20)
+      const thirdGot = yield* Fiber.join(third)
+      expect(Either.isRight(thirdGot)).toBe(true)
+      expect(served).toEqual(["second", "third"])
+      expect(b.exhausted).toBe(false)
+    }))
+
+  it.effect("a call that would fit, asked while another waits, takes its place behind it: none starves", () =>
+    Effect.gen(function*() {
+      const b = budget()
+      const inFlight = b.reserve(500, 100)
+      if (Either.isLeft(inFlight)) return expect.unreachable()
+      const served: Array<string> = []
+      const ask = (name: string, tokens: number) =>
+        Effect.fork(Effect.tap(b.reserveWaiting(tokens, 0, { within: "20 seconds" }), () => Effect.sync(() => served.push(name))))
+      const large = yield* ask("large", 600)
+      yield* Effect.yieldNow()
+      // 300 fits beside the 600 in flight, but not beside them and the 600 waiting before it.
+      const small = b.reserve(300, 0)
+      expect(Either.isLeft(small) && small.left).toMatchObject({ reserved: 1_200, needed: 300 })
+      const smallWaits = yield* ask("small", 300)
+      yield* Effect.yieldNow()
+      expect(served).toEqual([])
+      // Settled at 300: room for one of them — the first to come, though the other is smaller.
+      b.settle(inFlight.right, 300, 0)
+      const largeGot = yield* Fiber.join(large)
+      if (Either.isLeft(largeGot)) return expect.unreachable()
+      yield* Effect.yieldNow()
+      expect(served).toEqual(["large"])
+      b.settle(largeGot.right, 100, 0)
+      expect(Either.isRight(yield* Fiber.join(smallWaits))).toBe(true)
+      expect(served).toEqual(["large", "small"])
+    }))
+
+  it.effect("a call whose room never comes is refused at its deadline, alone: the budget is not spent", () =>
+    Effect.gen(function*() {
+      const b = budget()
+      const stuck = b.reserve(600, 100)
+      if (Either.isLeft(stuck)) return expect.unreachable()
+      const waiting = yield* Effect.fork(b.reserveWaiting(300, 100, { within: "20 seconds" }))
+      yield* TestClock.adjust("19 seconds")
+      expect(waiting.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 second")
+      const refused = yield* Fiber.join(waiting)
+      if (Either.isRight(refused)) return expect.unreachable()
+      expect(refused.left.message).toBe(
+        "run run_budget's LLM tokens budget has no room for the call while others are in flight (0 spent and 700 reserved of 1000; the call needed up to 400)"
+      )
+      expect(spendsBudget(refused.left.message)).toBe(false)
+      expect(b.exhausted).toBe(false)
+      expect(b.tokens).toBe(0)
+      // It left the line: the next call is not held up behind it.
+      b.settle(stuck.right, 100, 0)
+      expect(Either.isRight(b.reserve(300, 100))).toBe(true)
+    }))
+
+  it.effect("interrupted while it waits (the round's deadline), it leaves the line and holds nothing", () =>
+    Effect.gen(function*() {
+      const b = budget()
+      const stuck = b.reserve(600, 100)
+      if (Either.isLeft(stuck)) return expect.unreachable()
+      const waiting = yield* Effect.fork(b.reserveWaiting(300, 100, { within: "20 seconds" }))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.interrupt(waiting)
+      b.settle(stuck.right, 100, 0)
+      expect(b.remaining).toBe(900)
+      expect(Either.isRight(b.reserve(800, 100))).toBe(true)
+    }))
+
+  it.effect("a call that what is settled leaves no room for is refused at once, and spends the budget, as before", () =>
+    Effect.gen(function*() {
+      const b = budget()
+      const spent = b.reserve(600, 100)
+      if (Either.isLeft(spent)) return expect.unreachable()
+      b.settle(spent.right, 600, 100)
+      const inFlight = b.reserve(100, 50)
+      if (Either.isLeft(inFlight)) return expect.unreachable()
+      // 700 settled: 400 more cannot fit, whatever those in flight use. No clock moves: it is not waiting.
+      const refused = yield* b.reserveWaiting(300, 100, { within: "20 seconds" })
+      if (Either.isRight(refused)) return expect.unreachable()
+      expect(refused.left.message).toBe("run run_budget's LLM tokens budget is spent (700 of 1000; the call needed up to 400)")
+      expect(b.exhausted).toBe(true)
+
+      // One already waiting is refused as soon as what is settled leaves it no room.
+      const c = budget()
+      const big = c.reserve(500, 100)
+      if (Either.isLeft(big)) return expect.unreachable()
+      const waiting = yield* Effect.fork(c.reserveWaiting(400, 100, { within: "20 seconds" }))
+      yield* Effect.yieldNow()
+      expect(waiting.unsafePoll()).toBeNull()
+      c.settle(big.right, 500, 100)
+      const late = yield* Fiber.join(waiting)
+      expect(Either.isLeft(late) && late.left.message).toBe("run run_budget's LLM tokens budget is spent (600 of 1000; the call needed up to 500)")
+      expect(c.exhausted).toBe(true)
+    }))
 })
 
 describe("Budget.refuseAs", () => {
