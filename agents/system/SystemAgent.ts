@@ -24,9 +24,10 @@
  * this process, the very budget its LLM agents spend; otherwise what is left of it after the run's
  * recorded calls and the chat's. Each model call reserves its prompt's upper bound and its longest
  * answer first, as the run's agents do, so the budget is never exceeded (a call that fails is
- * charged its reservation: it may have used tokens the backend never reported). A call that does
- * not fit is not made (recorded with outcome `budget`): the answer says so and goes on offline —
- * the question routed to the tools — and its `Done` names the offline backend.
+ * charged its reservation: it may have used tokens the backend never reported). A call that only
+ * the run's agents' calls in flight leave no room for waits for them, up to the run's LLM timeout.
+ * A call that does not fit is not made (recorded with outcome `budget`): the answer says so and
+ * goes on offline — the question routed to the tools — and its `Done` names the offline backend.
  */
 import type { SqlClient } from "@effect/sql"
 import { Cause, Clock, Context, Duration, Effect, Either, Exit, Layer, Mailbox, Option, Schedule, type Scope, Stream } from "effect"
@@ -660,8 +661,15 @@ const converse = (q: Question) =>
       let reservation: Reservation | undefined
       if (turn.budget !== undefined) {
         // Tentative: a chat call that does not fit is refused alone. The run's agents, whose calls are
-        // smaller (no tool specs), go on with what is left, as the budget's limit allows.
-        const reserved = turn.budget.reserve(promptTokensUpperBound(messages) + (tools ? TOOL_SPEC_TOKENS : 0), config.maxTokensOut, true)
+        // smaller (no tool specs), go on with what is left, as the budget's limit allows. One that only
+        // the calls in flight (its run's agents', on a live budget) leave no room for waits in line
+        // with them, as long as its model would have had to answer: they settle at what they used, and
+        // the asker gets the model's answer, not the offline one, for a moment's crowding.
+        const reserved = yield* turn.budget.reserveWaiting(
+          promptTokensUpperBound(messages) + (tools ? TOOL_SPEC_TOKENS : 0),
+          config.maxTokensOut,
+          { tentative: true, within: config.timeoutMillis }
+        )
         if (Either.isLeft(reserved)) return yield* budgetSpent(q, request, reserved.left)
         reservation = reserved.right
       }

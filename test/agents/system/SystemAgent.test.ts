@@ -451,6 +451,41 @@ for (const backend of backends) {
           expect(live.tokens).toBe(1_000 + 830)
         }), { timeout: 60_000 })
 
+      it.scoped("a chat call its run's agents' calls in flight leave no room for waits for them, up to its timeout", () =>
+        Effect.gen(function*() {
+          const fake = yield* FakeOllama.start(() => ({ content: "From the model.", tokensIn: 800, tokensOut: 30 }))
+          const runtime = yield* Effect.provide(LlmRuntime.LlmRuntime, LlmRuntime.layerWith(Ollama.make({ host: fake.url })))
+          const agent = yield* SystemAgent.make().pipe(Effect.provideService(LlmRuntime.LlmRuntime, runtime))
+
+          // The run's agents have 49,000 tokens reserved in flight: nothing is spent, but the chat's call does not fit beside them.
+          const run = yield* seedRun("alice", TRADES, { budget: { tokens: 50_000 }, timeoutMillis: 5_000 })
+          const live = new Budget(run.id, run.strategy.llm!.budget)
+          const agents = live.reserve(49_000, 0)
+          if (Either.isLeft(agents)) return expect.unreachable()
+          runtime.budgets.register(live)
+          const asking = yield* Effect.fork(collect(agent.ask(run.id, "Which trades lost money?")))
+          yield* Effect.sleep("300 millis")
+          expect(fake.requests).toHaveLength(0)
+          // Their calls settle at what they used: the chat's is made. Before, it was refused at once and answered offline.
+          live.settle(agents.right, 900, 0)
+          const answered = yield* Fiber.join(asking)
+          expect(textOf(answered)).toBe("From the model.")
+          expect(fake.requests).toHaveLength(1)
+          expect(live.tokens).toBe(900 + 830)
+
+          // Room that never comes: at its timeout it answers without the model, and says why.
+          const stuck = yield* seedRun("alice", TRADES, { budget: { tokens: 50_000 }, timeoutMillis: 300 })
+          const crowded = new Budget(stuck.id, stuck.strategy.llm!.budget)
+          if (Either.isLeft(crowded.reserve(49_000, 0))) return expect.unreachable()
+          runtime.budgets.register(crowded)
+          const refused = yield* collect(agent.ask(stuck.id, "Which trades lost money?"))
+          expect(fake.requests).toHaveLength(1)
+          expect(textOf(refused)).toMatch(/^The run's language-model budget has no room for this answer while its agents' calls are in flight \(/)
+          expect(refused.at(-1)).toMatchObject({ _tag: "Done", backend: "offline" })
+          // Its refusal is its alone: the run's agents go on with what is left.
+          expect(crowded.exhausted).toBe(false)
+        }), { timeout: 60_000 })
+
       it.scoped("a chat call that fails is charged its reservation: it may have used tokens the model never reported", () =>
         Effect.gen(function*() {
           const fake = yield* FakeOllama.start(() => ({ content: "Half an", streamError: "the model crashed" }))
