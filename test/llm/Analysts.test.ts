@@ -174,6 +174,37 @@ describe("LLM analysts against Ollama's HTTP API", () => {
       expect(budgets.get(run)).toBeUndefined()
     }))
 
+  it.scoped("while its chat's call is in flight, the run's calls it crowds out wait for it to settle, the backtest's virtual time standing still", () =>
+    Effect.gen(function*() {
+      const run = "bt-chat-in-flight" as RunId
+      const fake = yield* FakeOllama.start(() => ({ content: judgement("short"), tokensIn: 900, tokensOut: 30 }))
+      let held = 0
+      // As the system agent does, on the server's runtime: the chat reserves all but 500 tokens as the
+      // run starts, and its answer settles at 100 tokens a while later (wall-clock).
+      const budgets = new (class extends LiveBudgets {
+        override register(budget: Budget, chat?: { readonly tokens: number; readonly cost: number }) {
+          const withdraw = super.register(budget, chat)
+          const reserved = budget.reserve(budget.remaining - 500, 0)
+          if (reserved._tag === "Right") {
+            held = reserved.right.tokens
+            setTimeout(() => budget.settle(reserved.right, 100, 0), 300)
+          }
+          return withdraw
+        }
+      })()
+      const { calls, events, result } = yield* backtest({
+        runId: run,
+        strategy: strategy({ budget: { tokens: 20_000 }, maxTokensOut: 64 }),
+        llm: { model: Ollama.make({ host: fake.url }), budgets }
+      })
+      expect(result.status).toBe("completed")
+      expect(held).toBe(19_500)
+      // Before, the first slice's calls were refused at once ("no room … while others are in flight").
+      expect(calls.map((c) => c.outcome)).toEqual(new Array(ROUNDS).fill("ok"))
+      expect(fake.calls()).toBe(ROUNDS)
+      expect(events.filter((e) => e._tag === "LlmBudgetSpent")).toHaveLength(0)
+    }))
+
   it.scoped("the cache answers a second run; its replay makes no HTTP call at all", () =>
     Effect.gen(function*() {
       const fake = yield* FakeOllama.start(() => ({ content: judgement("long"), tokensIn: 100, tokensOut: 10 }))
