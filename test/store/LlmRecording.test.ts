@@ -158,8 +158,8 @@ for (const backend of backends) {
         it.effect("a resumed run whose budget had run out refuses from the same point: it makes no call the run would not have", () =>
           Effect.gen(function*() {
             // Spent part way: refused for good once what was charged (48 tokens a call) leaves no room
-            // for a call's reservation (its prompt's bytes and maxTokensOut), before that only while
-            // others are in flight; many a smaller call later would fit in what is left.
+            // for a call's reservation (its prompt's bytes and maxTokensOut); before that a call waits
+            // while others are in flight. Many a smaller call later would fit in what is left.
             const events: Array<RunEvent> = []
             const original = yield* StoredRun.backtest({ ...options(80, { budget: { tokens: 4_500 } }), onEvent: collect(events) })
             const spent = events.find((e) => e._tag === "LlmBudgetSpent")
