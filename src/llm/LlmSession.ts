@@ -316,20 +316,19 @@ export class LlmSession {
       const cache = config.cacheTtlSeconds > 0 ? this.options.cache : undefined
 
       // What an interruption (the round's deadline) must settle and record: the reservation in flight,
-      // or the refusal that made the call wait for room (and, for the retry, why it was asked again).
+      // or the refusal that made the call wait for room (and, for the retry, why it was asked again);
+      // and what the answers before were charged, which the budget has spent.
       const inFlight: {
         reservation: Reservation | undefined
-        waiting: {
-          readonly refusal: LlmBudgetExhausted
-          /** Waiting to ask again: why, and what the first answer was charged. */
-          readonly retrying?: { readonly error: string | undefined; readonly tokensIn: number; readonly tokensOut: number; readonly cost: number }
-        } | undefined
+        waiting: { readonly refusal: LlmBudgetExhausted; readonly retrying?: { readonly error: string | undefined } } | undefined
         attempts: number
+        charged: { tokensIn: number; tokensOut: number; cost: number }
         started: number
       } = {
         reservation: undefined,
         waiting: undefined,
         attempts: 0,
+        charged: { tokensIn: 0, tokensOut: 0, cost: 0 },
         started: performance.now()
       }
       // A call waits for room on the clock of its backend: the world's for the offline model (in place),
@@ -367,7 +366,7 @@ export class LlmSession {
           if (Either.isLeft(reservation) && reservation.left.reserved !== undefined) {
             // Only the calls in flight leave it no room: it waits for them to settle (they use far less
             // than they reserve, as a rule), as long as its model would have had to answer.
-            inFlight.waiting = { refusal: reservation.left, ...(tentative ? { retrying: { error, tokensIn, tokensOut, cost } } : {}) }
+            inFlight.waiting = { refusal: reservation.left, ...(tentative ? { retrying: { error } } : {}) }
             inFlight.attempts = attempts
             reservation = yield* this.budget.reserveWaiting(upperBound, config.maxTokensOut, {
               tentative,
@@ -395,6 +394,7 @@ export class LlmSession {
             const charged = this.budget.settle(reservation.right, reservation.right.tokens, 0)
             tokensIn += charged.tokens
             cost += charged.cost
+            inFlight.charged = { tokensIn, tokensOut, cost }
             outcome = exit.left.error._tag === "LlmTimeout" ? "timeout" : "error"
             error = exit.left.error.message
             break
@@ -404,6 +404,7 @@ export class LlmSession {
           tokensIn += Math.min(last.tokensIn, charged.tokens)
           tokensOut += charged.tokens - Math.min(last.tokensIn, charged.tokens)
           cost += charged.cost
+          inFlight.charged = { tokensIn, tokensOut, cost }
           const decoded = decodeAnswer(ask.schema, last.content)
           if (Either.isRight(decoded)) {
             const answer = keptAnswer(ask.schema, last.content, decoded.right)
@@ -453,15 +454,16 @@ export class LlmSession {
               // The deadline came while it waited for room: not made, and refused with the refusal that
               // made it wait — its alone (the budget is not spent).
               const retrying = waiting.retrying
+              const before = inFlight.charged
               this.done({
                 value: undefined,
                 call: {
                   ...base,
                   backend,
                   prompt,
-                  tokensIn: retrying?.tokensIn ?? 0,
-                  tokensOut: retrying?.tokensOut ?? 0,
-                  ...(this.budget.priced ? { cost: retrying?.cost ?? 0 } : {}),
+                  tokensIn: before.tokensIn,
+                  tokensOut: before.tokensOut,
+                  ...(this.budget.priced ? { cost: before.cost } : {}),
                   latencyMillis: backend === "offline" ? 0 : Math.round(performance.now() - inFlight.started),
                   cache: cache === undefined ? "off" : "miss",
                   attempts: inFlight.attempts,
@@ -471,18 +473,20 @@ export class LlmSession {
               }, trace)
               return
             }
-            // Recorded as a timeout, so a replay abstains here too instead of asking a model.
+            // Recorded as a timeout, so a replay abstains here too instead of asking a model; with what it
+            // was charged, the answers before included, so that a resume charges what the run did.
             const reservation = inFlight.reservation
             const charged = reservation === undefined ? { tokens: 0, cost: 0 } : this.budget.settle(reservation, reservation.tokens, 0)
+            const before = inFlight.charged
             this.done({
               value: undefined,
               call: {
                 ...base,
                 backend,
                 prompt,
-                tokensIn: charged.tokens,
-                tokensOut: 0,
-                ...(this.budget.priced ? { cost: charged.cost } : {}),
+                tokensIn: before.tokensIn + charged.tokens,
+                tokensOut: before.tokensOut,
+                ...(this.budget.priced ? { cost: before.cost + charged.cost } : {}),
                 latencyMillis: Math.round(performance.now() - inFlight.started),
                 cache: cache === undefined ? "off" : "miss",
                 attempts: inFlight.attempts + (reservation === undefined ? 0 : 1),

@@ -129,4 +129,33 @@ describe("LlmSession and the budget's room", () => {
       expect(spent.map((c) => c.agent)).toEqual(["second"])
       expect(session.budget.exhausted).toBe(true)
     }))
+
+  it.effect("interrupted while asking again, a call is recorded with what both its answers were charged", () =>
+    Effect.gen(function*() {
+      const never = yield* Deferred.make<void>()
+      const calls: Array<LlmCall> = []
+      const session = new LlmSession({
+        run: "run_session" as RunId,
+        config: { ...defaultLlmConfig, cacheTtlSeconds: 0, maxTokensOut: 64 },
+        model: {
+          backend: { kind: "ollama", description: "scripted" },
+          // An answer that does not decode; asked again (shown its error), no answer before the deadline.
+          chat: (request) =>
+            request.messages.length > 1
+              ? Effect.zipRight(Deferred.await(never), Effect.die("unreachable"))
+              : Effect.succeed({ content: "up, I think", toolCalls: [], tokensIn: 100, tokensOut: 5 }),
+          chatStream: () => Stream.die("not used")
+        },
+        onCall: (call) => void calls.push(call)
+      })
+      const thinking = yield* Effect.fork(withDeadline(session.generate(ask("analyst"))))
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(thinking)).toBeUndefined()
+      const [call] = calls
+      expect(call).toMatchObject({ outcome: "timeout", attempts: 2, tokensOut: 5 })
+      // The first answer's 105 tokens and the retry's whole reservation, as the budget was charged:
+      // a resume charges the recorded call, and must charge what the run did.
+      expect(call!.tokensIn).toBeGreaterThan(100)
+      expect(call!.tokensIn + call!.tokensOut).toBe(session.budget.tokens)
+    }))
 })
