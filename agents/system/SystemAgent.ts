@@ -497,7 +497,17 @@ const callModel = (
         times: config.retries,
         while: (error) => !emitted && isTransient(error)
       }),
-      Effect.either
+      Effect.either,
+      // Interrupted (the agent stopping) or crashed mid-call, the reservation would be held for good
+      // on a live budget, and every call its run's agents make while it crowds them would wait for
+      // room that never comes. It is settled at all it reserved, as a failed call's is (the model
+      // may have used it); the chat's record of it is lost with the answer, so a later process counts
+      // less than this one charged — the safe side here.
+      Effect.onExit((exit) =>
+        Exit.isSuccess(exit) || reservation === undefined || turn.budget === undefined
+          ? Effect.void
+          : Effect.sync(() => void turn.budget!.settle(reservation, reservation.tokens, 0))
+      )
     )
     // A call that failed may have used tokens the backend never reported: it is charged (and
     // recorded) at its reservation, as the run's calls are (src/llm/LlmSession.ts). So is a call

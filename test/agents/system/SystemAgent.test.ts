@@ -486,6 +486,29 @@ for (const backend of backends) {
           expect(crowded.exhausted).toBe(false)
         }), { timeout: 60_000 })
 
+      it.scoped("a chat call cut off by the agent stopping gives its reservation back, charged: its run's agents do not wait on it", () =>
+        Effect.gen(function*() {
+          // A model that streams slowly: the call is in flight when the agent stops.
+          const fake = yield* FakeOllama.start(() => ({ chunks: FakeOllama.pieces("one two three four five six seven eight"), chunkDelayMillis: 2_000 }))
+          const runtime = yield* Effect.provide(LlmRuntime.LlmRuntime, LlmRuntime.layerWith(Ollama.make({ host: fake.url })))
+          const run = yield* seedRun("alice", TRADES, { budget: { tokens: 50_000 } })
+          const live = new Budget(run.id, run.strategy.llm!.budget)
+          runtime.budgets.register(live)
+          const scope = yield* Scope.make()
+          const agent = yield* SystemAgent.make().pipe(Effect.provideService(LlmRuntime.LlmRuntime, runtime), Scope.extend(scope))
+          const asking = yield* Effect.fork(Effect.either(collect(agent.ask(run.id, "Which trades lost money?"))))
+          expect(yield* eventually(() => fake.requests.length === 1)).toBe(true)
+          expect(live.remaining).toBeLessThan(50_000 - defaultLlmConfig.maxTokensOut)
+          yield* Scope.close(scope, Exit.void)
+          yield* Fiber.join(asking)
+          // Nothing is held in flight any more: charged in full (the model may have used it), not kept reserved.
+          expect(live.remaining).toBe(50_000 - live.tokens)
+          expect(live.tokens).toBeGreaterThan(defaultLlmConfig.maxTokensOut)
+          // So a call of the run's agents that fits what is left is made at once.
+          const next = live.reserve(50_000 - live.tokens - 1, 0)
+          expect(Either.isRight(next)).toBe(true)
+        }), { timeout: 60_000 })
+
       it.scoped("a chat call that fails is charged its reservation: it may have used tokens the model never reported", () =>
         Effect.gen(function*() {
           const fake = yield* FakeOllama.start(() => ({ content: "Half an", streamError: "the model crashed" }))
