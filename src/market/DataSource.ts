@@ -61,10 +61,48 @@ export const open = (source: DataSource, fingerprint?: string): Effect.Effect<Fe
         parse: { ...(source.adjust === undefined ? {} : { adjust: source.adjust }), ...(source.ohlc === undefined ? {} : { ohlc: source.ohlc }) }
       }).pipe(Effect.mapError((error) => new DataChanged({ reason: error.message })))
     if (fingerprint !== undefined && feed.fingerprint !== fingerprint) {
-      return yield* new DataChanged({ reason: `its fingerprint is now ${feed.fingerprint}, the run read ${fingerprint}` })
+      return yield* new DataChanged({
+        reason: fingerprintChange(feed.fingerprint, fingerprint) ?? `its fingerprint is now ${feed.fingerprint}, the run read ${fingerprint}`
+      })
     }
     return feed
   })
+
+/** A CSV fingerprint (`Feed.load`'s) read back: each file's SHA-256 by name, and the rest (the window); undefined when it is not one. */
+const csvFingerprint = (fingerprint: string) => {
+  const [files, ...rest] = fingerprint.split(" ")
+  if (files === undefined || !files.startsWith("csv:")) return undefined
+  const digests = new Map<string, string>()
+  for (const entry of files.slice("csv:".length).split(",")) {
+    const file = /^(.+)=sha256:([0-9a-f]{64})$/.exec(entry)
+    // A name with a space or a comma in it cannot be told apart: no file-by-file account then.
+    if (file === null) return undefined
+    digests.set(file[1]!, file[2]!)
+  }
+  return { digests, rest: rest.join(" ") }
+}
+
+/**
+ * What differs between the fingerprint of the data now and the one the run read, file by file:
+ * `ACME.csv changed (SHA-256 now 1a2b3c4d…, the run read 5e6f7a8b…); GLOBEX.csv is gone` — rather
+ * than the two whole fingerprints, every file's digest in each. Undefined when either is not a
+ * CSV fingerprint that can be read back.
+ */
+export const fingerprintChange = (now: string, then: string): string | undefined => {
+  const a = csvFingerprint(now)
+  const b = csvFingerprint(then)
+  if (a === undefined || b === undefined) return undefined
+  const short = (digest: string) => `${digest.slice(0, 8)}…`
+  const changes: Array<string> = []
+  for (const [file, digest] of b.digests) {
+    const current = a.digests.get(file)
+    if (current === undefined) changes.push(`${file} is gone`)
+    else if (current !== digest) changes.push(`${file} changed (SHA-256 now ${short(current)}, the run read ${short(digest)})`)
+  }
+  for (const file of a.digests.keys()) if (!b.digests.has(file)) changes.push(`${file} is new (the run did not read it)`)
+  if (a.rest !== b.rest) changes.push(`the window is now "${a.rest}", the run read "${b.rest}"`)
+  return changes.length === 0 ? undefined : changes.join("; ")
+}
 
 export const encode = Schema.encodeSync(DataSource)
 export const decode = Schema.decodeUnknown(DataSource)
