@@ -13,6 +13,7 @@ import { Either, ParseResult, Schema } from "effect"
 import { Symbol } from "./Ids.js"
 import { oneOf } from "./OneOf.js"
 import { Money, MoneyFromDecimal } from "./Money.js"
+import { visibleTextProblem } from "./VisibleText.js"
 
 export const RuleId = Schema.String.pipe(
   Schema.minLength(1, { message: () => "a rule id must not be empty" }),
@@ -339,24 +340,19 @@ export const unknownScopeSymbol = (
   return undefined
 }
 
-/** What a terminal acts on rather than shows (control characters, bidirectional formatting). */
-// eslint-disable-next-line no-control-regex
-const UNPRINTABLE = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/u
-
 /**
- * A rule's id or name that a terminal would act on rather than show, or undefined. Both are printed
- * (`rules list`, and a rule's name in every verdict it gives, which `runs watch` shows — an admin
- * watching another user's run too): an ESC in one was a terminal escape. Refused for a rule given
- * now, as `unknownScopeSymbol` is, so that strategies stored before keep decoding.
+ * A rule's id or name that a terminal would act on rather than show, or that would look like
+ * another (`visibleTextProblem`: control, bidirectional and other invisible format characters,
+ * text not in NFC form), or undefined. Both are printed (`rules list`, and a rule's name in every
+ * verdict it gives, which `runs watch` shows — an admin watching another user's run too): an ESC
+ * in one was a terminal escape, and `max\u200bpos` was a second rule looking like `maxpos`.
+ * Refused for a rule given now, as `unknownScopeSymbol` is, so that strategies stored before keep
+ * decoding.
  */
 export const unprintableText = (rule: Rule): { readonly path: ReadonlyArray<string | number>; readonly reason: string } | undefined => {
   for (const field of ["id", "name"] as const) {
-    if (UNPRINTABLE.test(rule[field])) {
-      return {
-        path: [field],
-        reason: "no control characters (line breaks, tabs, escapes) nor bidirectional formatting characters (U+202A to U+202E, U+2066 to U+2069)"
-      }
-    }
+    const reason = visibleTextProblem(rule[field])
+    if (reason !== undefined) return { path: [field], reason }
   }
   return undefined
 }

@@ -12,6 +12,7 @@ import { MetricsConfig } from "./Metrics.js"
 import type { Money } from "./Money.js"
 import { ApprovalConfig, looserLimits, RiskLimits } from "./Risk.js"
 import { givenRuleProblem, RuleSet } from "./Rule.js"
+import { visibleTextProblem } from "./VisibleText.js"
 
 const Name = Schema.String.pipe(
   Schema.trimmed({ message: () => "no leading or trailing spaces" }),
@@ -126,11 +127,16 @@ export interface GivenProblem {
  * The first problem of a strategy given now — a file, `strategies.create|update` — that the schema
  * does not check, or undefined: settings accepted once and refused since (initial cash above
  * `MAX_INITIAL_CASH`, an adaptive-weight floor above its ceiling, risk limits looser than a hard
- * gate, a rule scoped to a symbol the strategy does not trade, a rule's id or name with a control character). They stay out of the schema so that strategies stored before keep decoding and
- * their runs stay readable and replayable; each input edge asks this instead (`rules.put` asks
+ * gate, a rule scoped to a symbol the strategy does not trade, a rule's id or name with a control
+ * character, a name with an invisible format character or not in NFC form — `visibleTextProblem`:
+ * two strategies named alike in `strategies list` were two strategies). They stay out of the
+ * schema so that strategies stored before keep decoding and resolving by name, and their runs
+ * stay readable and replayable; each input edge asks this instead (`rules.put` asks
  * `givenRuleProblem` of the rule it is given).
  */
 export const givenProblem = (strategy: Strategy): GivenProblem | undefined => {
+  const name = visibleTextProblem(strategy.name)
+  if (name !== undefined) return { path: ["name"], reason: name }
   if (strategy.initialCash > MAX_INITIAL_CASH) {
     return {
       path: ["initialCash"],

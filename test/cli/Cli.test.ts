@@ -154,6 +154,20 @@ describe("swarm backtest: bad input files", () => {
       ])
     }))
 
+  it.live("a name with an invisible format character, or not in NFC form, is refused, naming the character and where", () =>
+    Effect.gen(function*() {
+      const hidden = strategy("hidden-name.json", { name: "sma\u200bcross" })
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", hidden, "--json"])
+      expect([r.code, r.stdout, lines(r.stderr)]).toEqual([2, "", [
+        `swarm: ${hidden}: name: no invisible format characters (U+200B at position 4): the name would look the same as one without it`
+      ]])
+      const decomposed = strategy("decomposed-name.json", { name: "Cafe\u0301 crossover" })
+      const d = yield* swarm(["backtest", "--data", data, "--strategy", decomposed, "--json"])
+      expect([d.code, d.stdout, lines(d.stderr)[0]]).toEqual([2, "", expect.stringMatching(
+        new RegExp(`^swarm: ${decomposed.replace(/[.\\]/g, "\\$&")}: name: not in Unicode NFC form: `)
+      )])
+    }))
+
   it.live("an agent type the registry does not have, or params it refuses, is a field of the strategy file", () =>
     Effect.gen(function*() {
       const unknown = strategy("unknown-agent.json", { agents: [{ type: "crystal_ball" }] })

@@ -284,6 +284,33 @@ for (const backend of backends) {
         expect((yield* alice("rules.delete", { strategy: "ruled", rule: "cap" as never })).version).toBe(3)
       }), { timeout: 120_000 })
 
+    it.scoped("a strategy name with an invisible format character, or not in NFC form, is refused; one stored before still resolves", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("key-alice")
+        yield* alice("strategies.create", { strategy: strategyBody("lookalike") })
+        // It listed as a second `lookalike`, and each command resolved the one whose bytes it was given.
+        expect(yield* Effect.flip(alice("strategies.create", { strategy: strategyBody("look\u200balike") }))).toMatchObject({
+          _tag: "InvalidRequest",
+          field: "strategy.name",
+          reason: "no invisible format characters (U+200B at position 5): the name would look the same as one without it"
+        })
+        expect(yield* Effect.flip(alice("strategies.create", { strategy: strategyBody("looka\u0301like") }))).toMatchObject({
+          _tag: "InvalidRequest",
+          field: "strategy.name",
+          reason: expect.stringMatching(/^not in Unicode NFC form: /)
+        })
+        expect(yield* Effect.flip(alice("strategies.update", { strategy: "lookalike", body: strategyBody("lookalike\u2060") }))).toMatchObject({
+          _tag: "InvalidRequest",
+          field: "body.name",
+          reason: expect.stringMatching(/^no invisible format characters \(U\+2060 at position 10\)/)
+        })
+        expect((yield* alice("strategies.list", undefined)).filter((s) => s.name.startsWith("look")).map((s) => s.name)).toEqual(["lookalike"])
+        // Stored before the check: it loads and resolves by its own name, apart from the other.
+        const stored = yield* Strategies.create("alice", strategyBody("look\u200balike"))
+        expect((yield* alice("strategies.get", { strategy: "look\u200balike" })).id).toBe(stored.id)
+        expect((yield* alice("strategies.get", { strategy: "lookalike" })).id).not.toBe(stored.id)
+      }), { timeout: 120_000 })
+
     it.scoped("concurrent changes of strategies: every rule put at once lands, one create per name wins, a rename race forks nothing, a failed save renames nothing", () =>
       Effect.gen(function*() {
         const alice = yield* clientFor("key-alice")
@@ -432,12 +459,21 @@ for (const backend of backends) {
           reason: expect.stringMatching(/^S9 is not a symbol the strategy trades \(S0, S1\): denying it would exclude nothing/)
         })
         // A rule's id or name a terminal would act on: printed by rules list, and in the verdicts `runs watch` shows.
-        for (const [field, hostile] of [["id", { id: "evil\u001b]0;pwned\u0007" }], ["name", { name: "N\u001b[31mRED\u009b31m" }], ["name", { name: "abc\u202e" }]] as const) {
+        // And one that looks like another: `max\u200bpos` showed as `maxpos` in `rules list`.
+        for (
+          const [field, hostile, reason] of [
+            ["id", { id: "evil\u001b]0;pwned\u0007" }, /^no control characters \(line breaks, tabs, escapes\) \(U\+001B at position 5\)$/],
+            ["name", { name: "N\u001b[31mRED\u009b31m" }, /^no control characters/],
+            ["name", { name: "abc\u202e" }, /^no bidirectional formatting characters \(U\+202E at position 4\)/],
+            ["id", { id: "max\u200bpos" }, /^no invisible format characters \(U\+200B at position 4\)/],
+            ["name", { name: "Cafe\u0301" }, /^not in Unicode NFC form/]
+          ] as const
+        ) {
           const rule = Schema.decodeUnknownSync(Rule)(Object.assign({ id: "r", name: "r", kind: "max_open_positions", params: { count: 1 } }, hostile))
           expect(yield* Effect.flip(alice("rules.put", { strategy: "runnable", rule }))).toMatchObject({
             _tag: "InvalidRequest",
             field: `rule.${field}`,
-            reason: expect.stringMatching(/^no control characters \(line breaks, tabs, escapes\) nor bidirectional formatting characters/)
+            reason: expect.stringMatching(reason)
           })
         }
         expect((yield* alice("strategies.get", { strategy: "runnable" })).version).toBe(2)

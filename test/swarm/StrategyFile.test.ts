@@ -167,15 +167,29 @@ describe("strategy files", () => {
     expect(Schema.decodeUnknownSync(Strategy)(scoped({ allowSymbols: ["AA"] })).rules[1]!.allowSymbols).toEqual(["AA"])
   })
 
-  it("a rule's id or name with a control or bidirectional formatting character is refused; stored ones still decode", () => {
+  it("a rule's id or name with a control, bidirectional or invisible format character, or not in NFC form, is refused; stored ones still decode", () => {
     const ruled = (rule: object) => ({ ...minimal, rules: [{ id: "r", name: "r", kind: "max_open_positions", params: { count: 1 }, ...rule }] })
-    const reason = "no control characters (line breaks, tabs, escapes) nor bidirectional formatting characters (U+202A to U+202E, U+2066 to U+2069)"
-    expect(problems(JSON.stringify(ruled({ id: "evil\u001b[2J" })))).toEqual([{ field: "rules[0].id", message: reason }])
-    expect(problems(JSON.stringify(ruled({ name: "tab\there" })))).toEqual([{ field: "rules[0].name", message: reason }])
-    expect(problems(JSON.stringify(ruled({ name: "C1 \u009b31m" })))).toEqual([{ field: "rules[0].name", message: reason }])
-    expect(problems(JSON.stringify(ruled({ name: "\u2066isolate" })))).toEqual([{ field: "rules[0].name", message: reason }])
+    const control = (at: string) => `no control characters (line breaks, tabs, escapes) (${at})`
+    expect(problems(JSON.stringify(ruled({ id: "evil\u001b[2J" })))).toEqual([{ field: "rules[0].id", message: control("U+001B at position 5") }])
+    expect(problems(JSON.stringify(ruled({ name: "tab\there" })))).toEqual([{ field: "rules[0].name", message: control("U+0009 at position 4") }])
+    expect(problems(JSON.stringify(ruled({ name: "C1 \u009b31m" })))).toEqual([{ field: "rules[0].name", message: control("U+009B at position 4") }])
+    expect(problems(JSON.stringify(ruled({ name: "\u2066isolate" })))).toEqual([{
+      field: "rules[0].name",
+      message: "no bidirectional formatting characters (U+2066 at position 1): they reorder the text shown after them"
+    }])
+    // Two rules `maxpos` and `max\u200bpos` looked the same in `rules list`, and `rules delete maxpos` removed one of them.
+    expect(problems(JSON.stringify(ruled({ id: "max\u200bpos" })))).toEqual([{
+      field: "rules[0].id",
+      message: "no invisible format characters (U+200B at position 4): the name would look the same as one without it"
+    }])
+    expect(problems(JSON.stringify(ruled({ name: "\ufeffMax 1" })))[0]!.message).toMatch(/^no invisible format characters \(U\+FEFF at position 1\)/)
+    expect(problems(JSON.stringify(ruled({ name: "e\u0301te\u0301" })))[0]).toEqual({
+      field: "rules[0].name",
+      message: expect.stringMatching(/^not in Unicode NFC form: /)
+    })
     expect(Either.isRight(parseText(JSON.stringify(ruled({ name: "Max 1 position — été" })), "s.json"))).toBe(true)
     expect(Schema.decodeUnknownSync(Strategy)(ruled({ name: "old\u001b[31m" })).rules[0]!.name).toBe("old\u001b[31m")
+    expect(Schema.decodeUnknownSync(Strategy)(ruled({ id: "old\u200b" })).rules[0]!.id).toBe("old\u200b")
   })
 
   it("an adaptive-weight floor above its ceiling is refused, naming the floor", () => {

@@ -4,7 +4,8 @@
  * break faking a line of output — is refused where the strategy is decoded, naming the field.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Either } from "effect"
+import { Either, Schema } from "effect"
+import { Strategy } from "../../schemas/Strategy.js"
 import { parseText } from "../../src/swarm/StrategyFile.js"
 
 const minimal = { name: "m", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }] }
@@ -32,6 +33,35 @@ describe("strategy names", () => {
     }
   })
 
+  it("an invisible format character in a name is refused, naming it and where: two names would look alike and differ", () => {
+    for (const [name, at] of [
+      ["momentum\u200b", "U+200B at position 9"],
+      ["mo\u200cmentum", "U+200C at position 3"],
+      ["\u200dmomentum", "U+200D at position 1"],
+      ["mo\u200ementum", "U+200E at position 3"],
+      ["mo\u2060mentum", "U+2060 at position 3"],
+      ["mo\ufeffmentum", "U+FEFF at position 3"],
+      ["mo\u00admentum", "U+00AD at position 3"],
+      ["🚀\u{e0041}momentum", "U+E0041 at position 2"]
+    ] as const) {
+      expect(problemsOf({ ...minimal, name }), JSON.stringify(name)).toEqual([
+        { field: "name", message: `no invisible format characters (${at}): the name would look the same as one without it` }
+      ])
+    }
+  })
+
+  it("a name not in Unicode NFC form is refused: an e and a combining accent look like é and differ from it", () => {
+    expect(problemsOf({ ...minimal, name: "Cafe\u0301" })).toEqual([{
+      field: "name",
+      message: "not in Unicode NFC form: it would look the same as, and differ from, its composed form (é as one character, not e and a combining accent); compose it"
+    }])
+    expect(problemsOf({ ...minimal, name: "Caf\u00e9" })).toEqual([])
+  })
+
+  it("a name stored before the check still decodes: only names given now are refused", () => {
+    for (const name of ["a\u200bb", "Cafe\u0301"]) expect(Schema.decodeUnknownSync(Strategy)({ ...minimal, name }).name).toBe(name)
+  })
+
   it("a name of a strategy id's form is refused: the commands that take a strategy by id or name would act on that one", () => {
     expect(problemsOf({ ...minimal, name: "str_f03469b5d492" })).toEqual([
       { field: "name", message: "cannot have a strategy id's form (str_ and 12 hexadecimal digits): commands take a strategy by id or by name" }
@@ -40,7 +70,7 @@ describe("strategy names", () => {
   })
 
   it("any other text is a name: letters of every script, symbols, emoji", () => {
-    for (const name of ["SMA crossover#2", "Élan — momentum", "均线交叉", "🚀 rocket", "a/b\\c", "👩\u200d💻 desk", "שלום momentum"]) {
+    for (const name of ["SMA crossover#2", "Élan — momentum", "均线交叉", "🚀 rocket", "a/b\\c", "👩\u200d💻 desk", "👩🏽\u200d💻 desk", "שלום momentum"]) {
       expect(problemsOf({ ...minimal, name }), name).toEqual([])
     }
   })
