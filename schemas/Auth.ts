@@ -25,10 +25,28 @@ export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
   reason: Schema.String
 }) {}
 
-/** A user's name: how they are shown and how an admin names them. ASCII only, so two names never look alike by accident of Unicode. */
+/**
+ * The first character of `name` a user name may not have, as `U+XXXX at position N` (counted in
+ * characters from 1), or undefined. An invisible one (U+200B) showed nothing of what was wrong.
+ */
+const notUserNameCharacter = (name: unknown): string | undefined => {
+  if (typeof name !== "string") return undefined
+  const chars = Array.from(name)
+  const i = chars.findIndex((c) => !/^[A-Za-z0-9._-]$/.test(c))
+  return i < 0 ? undefined : `U+${chars[i]!.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")} at position ${i + 1}`
+}
+
+/**
+ * A user's name: how they are shown and how an admin names them. ASCII only, so two names never
+ * look alike by accident of Unicode (no invisible format character, no decomposed accent); a
+ * name refused for a character says which (`not U+200B at position 4`).
+ */
 export const UserName = Schema.String.pipe(
   Schema.pattern(/^[A-Za-z0-9._-]{1,64}$/, {
-    message: () => "a user name is 1 to 64 letters, digits or . _ -"
+    message: (issue) => {
+      const at = notUserNameCharacter(issue.actual)
+      return `a user name is 1 to 64 letters, digits or . _ -${at === undefined ? "" : `, not ${at}`}`
+    }
   }),
   // Users are named by name or id (`admin.issueKey`): a name shaped like an id would stand for another user.
   Schema.filter((name) => !/^usr_[0-9a-f]{12}$/i.test(name), {

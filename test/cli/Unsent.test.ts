@@ -19,7 +19,10 @@ describe("a request the client cannot encode", () => {
     Effect.gen(function*() {
       const environment = { SWARM_SERVER: NOWHERE, SWARM_API_KEY: KEY }
       const spaced = yield* swarm(["admin", "create-user", "bad name"], { environment })
-      expect([spaced.code, lines(spaced.stderr)]).toEqual([2, ["swarm: <name>: a user name is 1 to 64 letters, digits or . _ -"]])
+      expect([spaced.code, lines(spaced.stderr)]).toEqual([2, ["swarm: <name>: a user name is 1 to 64 letters, digits or . _ -, not U+0020 at position 4"]])
+      // An invisible character: the name looked right, and the message said nothing of what was wrong.
+      const hidden = yield* swarm(["admin", "create-user", "ali\u200bce"], { environment })
+      expect([hidden.code, lines(hidden.stderr)]).toEqual([2, ["swarm: <name>: a user name is 1 to 64 letters, digits or . _ -, not U+200B at position 4"]])
       const idLike = yield* swarm(["admin", "create-user", "usr_000000000000"], { environment })
       expect([idLike.code, lines(idLike.stderr)]).toEqual([2, ["swarm: <name>: a user name must not look like a user id (usr_ and 12 hex digits)"]])
     }))
@@ -28,7 +31,7 @@ describe("a request the client cannot encode", () => {
     Effect.gen(function*() {
       const remote = yield* Remote.connect({ server: NOWHERE, serverFrom: "--server", key: KEY, keyFrom: "--key" })
       const request = yield* Effect.flip(remote.client.admin.createUser({ name: "bad name" as never, role: "user" }).pipe(remote.call("user")))
-      expect(request).toMatchObject({ _tag: "UsageError", field: "name", reason: "a user name is 1 to 64 letters, digits or . _ -" })
+      expect(request).toMatchObject({ _tag: "UsageError", field: "name", reason: "a user name is 1 to 64 letters, digits or . _ -, not U+0020 at position 4" })
       // A payload whose schema transforms (defaults): checked by its type side as the request is made.
       const strategy = Schema.decodeUnknownSync(Strategy)({ name: "s", symbols: ["ACME"], agents: [{ type: "sma_crossover" }] })
       const nameless = yield* Effect.flip(remote.client.strategies.create({ strategy: { ...strategy, name: "" } }).pipe(remote.call("strategy")))

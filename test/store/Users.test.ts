@@ -44,6 +44,9 @@ for (const backend of backends) {
           expect({ bad: bad.slice(0, 20), tag: error._tag }).toEqual({ bad: bad.slice(0, 20), tag: "InvalidUserName" })
           expect(error.message).toContain("1 to 64 letters, digits or . _ -")
         }
+        // Which character, and where: an invisible one (U+200B) showed nothing of what was wrong.
+        expect((yield* failure(Users.create("ali\u200bce"))).message).toContain("a user name is 1 to 64 letters, digits or . _ -, not U+200B at position 4")
+        expect((yield* failure(Users.create("Cafe\u0301"))).message).toContain("not U+0301 at position 5")
         expect(yield* authTables).toEqual(before)
 
         for (const id of ["usr_000000000000", "", "\u0000", "x".repeat(100_000), "' or 1=1 --"]) {
