@@ -230,7 +230,8 @@ export const AuditReport = Schema.Union(
 export type AuditReport = typeof AuditReport.Type
 
 export class RunRpcs extends RpcGroup.make(
-  Rpc.make("runs.start", { payload: StartRun, success: RunInfo, error: Schema.Union(StrategyNotFound, InvalidRequest, Unavailable) }),
+  // Conflict: the caller has the most live runs a user may have on the server (SWARM_MAX_LIVE_RUNS_PER_USER).
+  Rpc.make("runs.start", { payload: StartRun, success: RunInfo, error: Schema.Union(StrategyNotFound, InvalidRequest, Conflict, Unavailable) }),
   Rpc.make("runs.stop", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
   Rpc.make("runs.pause", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
   Rpc.make("runs.resume", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),

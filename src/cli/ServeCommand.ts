@@ -6,6 +6,7 @@
  * committed, their status left `running` or `paused` — and the next start resumes them. On a
  * database with no users yet it makes the first admin, prints its API key once, saves the example
  * strategy and starts a paper run of it on the sample data, and prints the commands to watch it.
+ * `SWARM_MAX_LIVE_RUNS_PER_USER` (default 8) caps each user's live runs; start-up says it.
  */
 import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
@@ -15,7 +16,7 @@ import { Principal } from "../../schemas/Auth.js"
 import * as Redis from "../bus/Redis.js"
 import { bootstrap } from "../edge/Bootstrap.js"
 import * as Http from "../edge/Http.js"
-import { RunManager } from "../edge/RunManager.js"
+import * as RunManager from "../edge/RunManager.js"
 import * as Server from "../edge/Server.js"
 import * as LlmRuntime from "../llm/LlmRuntime.js"
 import { DatabaseInfo } from "../store/Database.js"
@@ -54,7 +55,7 @@ const firstStart = (io: Io, base: string) =>
     const admin = new Principal({ userId: made.userId, name: made.name, role: "admin" })
     const strategy = yield* StrategyFile.load(EXAMPLE)
     yield* Strategies.create(made.userId, strategy)
-    const manager = yield* RunManager
+    const manager = yield* RunManager.RunManager
     const run = yield* manager.start(admin, { strategy: strategy.name, mode: "paper", data: { _tag: "sample" }, speed: DEMO_SPEED })
     io.stdout(
       `started a paper run of "${strategy.name}" on the sample data (${shown(EXAMPLE)}), ` +
@@ -72,7 +73,7 @@ const firstStart = (io: Io, base: string) =>
 /** The runs the last server left unfinished (shut down, or killed), taken over and named. */
 const resumeUnfinished = (io: Io) =>
   Effect.gen(function*() {
-    const manager = yield* RunManager
+    const manager = yield* RunManager.RunManager
     const outcomes = yield* manager.resumeUnfinished().pipe(
       Effect.catchTag("Unavailable", (e) => Effect.as(Effect.sync(() => io.stderr(`cannot look for unfinished runs: ${e.reason}\n`)), []))
     )
@@ -80,6 +81,10 @@ const resumeUnfinished = (io: Io) =>
       io.stderr(o.outcome === "resumed" ? `resumed run ${o.run} (${o.ref})\n` : `could not resume run ${o.run} (${o.ref}): ${o.reason}\n`)
     }
   })
+
+/** A configuration error's own reason (`InvalidData`'s message), else the whole error on one line. */
+const reasonOf = (error: ConfigError.ConfigError): string =>
+  error._op === "InvalidData" ? error.message : String(error).replace(/\s*\n\s*/g, " ")
 
 export const command = (io: Io, wiring: Wiring) =>
   Command.make("serve", {
@@ -92,6 +97,11 @@ export const command = (io: Io, wiring: Wiring) =>
       const configured = yield* (wiring.environment === undefined ? Http.config : Effect.withConfigProvider(Http.config, wiring.environment)).pipe(
         Effect.mapError((error) => new UsageError({ field: "PORT/HOST/SWARM_CORS_ORIGINS", reason: String(error).replace(/\s*\n\s*/g, " ") }))
       )
+      const maxLiveRunsPerUser = yield* (wiring.environment === undefined
+        ? RunManager.maxLiveRunsConfig
+        : Effect.withConfigProvider(RunManager.maxLiveRunsConfig, wiring.environment)).pipe(
+          Effect.mapError((error) => new UsageError({ field: "SWARM_MAX_LIVE_RUNS_PER_USER", reason: reasonOf(error) }))
+        )
       const port = Option.getOrElse(flags.port, () => configured.port)
       const store = wiring.store ?? Store.layer
       // Telemetry first: the tracer it installs must be in place before the server starts what it traces.
@@ -99,7 +109,7 @@ export const command = (io: Io, wiring: Wiring) =>
         port,
         corsOrigins: configured.corsOrigins,
         ...(configured.host === undefined ? {} : { host: configured.host })
-      }).pipe(
+      }, { maxLiveRunsPerUser }).pipe(
         Layer.provideMerge(Telemetry.layer)
       )
       yield* Effect.scoped(Effect.gen(function*() {
@@ -114,6 +124,7 @@ export const command = (io: Io, wiring: Wiring) =>
           io.stderr(`${(yield* Telemetry.Telemetry).info.description}\n`)
           io.stderr(`${Redis.describe(yield* Effect.serviceOption(Redis.Redis))}\n`)
           io.stderr(`${Http.describeCors(configured.corsOrigins)}\n`)
+          io.stderr(`${RunManager.describeMaxLiveRuns(maxLiveRunsPerUser)}\n`)
           const base = yield* Http.baseUrl
           io.stderr(`swarm server listening on ${base} (RPC ${base}/rpc, SSE ${base}/v1/runs/<run>/events, ${base}/health)\n`)
           yield* resumeUnfinished(io)

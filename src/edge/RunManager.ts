@@ -18,7 +18,7 @@
  */
 import { fileURLToPath } from "node:url"
 import type { SqlClient } from "@effect/sql"
-import { Cause, Clock, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Option, Predicate, Scope } from "effect"
+import { Cause, Clock, Config, ConfigError, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Option, Predicate, Scope } from "effect"
 import type { Principal } from "../../schemas/Auth.js"
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId, Symbol } from "../../schemas/Ids.js"
@@ -110,12 +110,52 @@ const alreadyResolved = (run: string, round: string, how?: Runs.ResolvedApproval
 /** Paper runs checkpoint at every pause of the driver (16 slices): a restart re-executes little. */
 const PAPER_CHECKPOINT_EVERY = 16
 
+/**
+ * How many live runs (running or paused) a user may have in one server process when
+ * `SWARM_MAX_LIVE_RUNS_PER_USER` does not say. Every live run holds its feed, its agents and its
+ * books in memory: without a cap one user's many starts took the whole server's (1.1 GB).
+ */
+export const DEFAULT_MAX_LIVE_RUNS_PER_USER = 8
+
+/** What `SWARM_MAX_LIVE_RUNS_PER_USER` says (a whole number, at least 1), or why it cannot be read. */
+export const parseMaxLiveRuns = (text: string): Either.Either<number, string> => {
+  const trimmed = text.trim()
+  const n = /^\d{1,9}$/.test(trimmed) ? Number(trimmed) : Number.NaN
+  return Number.isInteger(n) && n >= 1
+    ? Either.right(n)
+    : Either.left(`must be a whole number of runs, at least 1 (default ${DEFAULT_MAX_LIVE_RUNS_PER_USER}), not ${JSON.stringify(clipped(text))}`)
+}
+
+const clipped = (text: string) => (text.length > 40 ? `${text.slice(0, 40)}…` : text)
+
+/** `SWARM_MAX_LIVE_RUNS_PER_USER`, or `DEFAULT_MAX_LIVE_RUNS_PER_USER` when unset; a bad value names the variable and why. */
+export const maxLiveRunsConfig: Config.Config<number> = Config.string("SWARM_MAX_LIVE_RUNS_PER_USER").pipe(
+  Config.option,
+  Config.mapOrFail(Option.match({
+    onNone: () => Either.right(DEFAULT_MAX_LIVE_RUNS_PER_USER),
+    onSome: (text) => Either.mapLeft(parseMaxLiveRuns(text), (reason) => ConfigError.InvalidData(["SWARM_MAX_LIVE_RUNS_PER_USER"], reason))
+  }))
+)
+
+/** A start-up line: how many live runs a user may have. */
+export const describeMaxLiveRuns = (max: number): string =>
+  `live runs: at most ${max} per user, running or paused, in this server process (SWARM_MAX_LIVE_RUNS_PER_USER)`
+
+export interface Options {
+  /** The most live runs (running or paused) one user may have here; `DEFAULT_MAX_LIVE_RUNS_PER_USER` when absent. */
+  readonly maxLiveRunsPerUser?: number
+}
+
 export interface RunManagerService {
-  /** Start a run of one of the principal's strategies; answers once its row exists (it runs on). */
+  /**
+   * Start a run of one of the principal's strategies; answers once its row exists (it runs on). A
+   * `Conflict` when the principal has the most live runs a user may have here (`Options`), admins
+   * too: a run takes as much of the server whoever starts it.
+   */
   readonly start: (
     principal: Principal,
     request: typeof StartRun.Type
-  ) => Effect.Effect<Runs.RunRecord, StrategyNotFound | InvalidRequest | Unavailable>
+  ) => Effect.Effect<Runs.RunRecord, StrategyNotFound | InvalidRequest | Conflict | Unavailable>
   readonly stop: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
   readonly pause: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
   readonly resume: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
@@ -180,9 +220,11 @@ const dataSourceOf = (data: RunData, strategy: Strategy, seed: number): DataSour
       bars: data.bars
     })
 
-export const layer = Layer.scoped(
+/** The run manager, with at most `options.maxLiveRunsPerUser` live runs a user. */
+export const layerWith = (options: Options = {}) => Layer.scoped(
   RunManager,
   Effect.gen(function*() {
+    const maxLivePerUser = options.maxLiveRunsPerUser ?? DEFAULT_MAX_LIVE_RUNS_PER_USER
     const bus = yield* EventBus
     // The latest portfolio and quotes of each run, for fast reads (in Redis when configured); optional.
     const latest = Option.getOrUndefined(yield* Effect.serviceOption(LatestCache))
@@ -481,9 +523,45 @@ export const layer = Layer.scoped(
         return id
       }))
 
+    /**
+     * Starts of each user past their check and not yet in `live`: counted with the live runs, so
+     * that two starts at once cannot both take the last slot (the check and the count's increment
+     * are one synchronous step; the slot is the run's once `live` has it).
+     */
+    const starting = new Map<string, number>()
+    const liveOwnedBy = (owner: string) => {
+      let n = starting.get(owner) ?? 0
+      for (const entry of live.values()) if (entry.owner === owner) n++
+      return n
+    }
+    const slot = (owner: string) =>
+      Effect.acquireRelease(
+        Effect.suspend(() => {
+          const n = liveOwnedBy(owner)
+          if (n >= maxLivePerUser) {
+            return Effect.fail(
+              new Conflict({
+                reason: `you have ${n} live run${n === 1 ? "" : "s"} (running or paused), the most a user may have on this server ` +
+                  `(SWARM_MAX_LIVE_RUNS_PER_USER=${maxLivePerUser}): stop one first (swarm runs list --status running, then swarm runs stop <run>)`
+              })
+            )
+          }
+          starting.set(owner, (starting.get(owner) ?? 0) + 1)
+          return Effect.void
+        }),
+        () =>
+          Effect.sync(() => {
+            const n = (starting.get(owner) ?? 1) - 1
+            if (n === 0) starting.delete(owner)
+            else starting.set(owner, n)
+          })
+      )
+
     const start: RunManagerService["start"] = (principal, request) =>
-      unavailable(Effect.gen(function*() {
+      unavailable(Effect.scoped(Effect.gen(function*() {
         const found = yield* Strategies.find(principal.userId, request.strategy, request.version)
+        // Before the data is opened: a refused start costs nothing.
+        yield* slot(principal.userId)
         // As a number, as the CLI reads it: "07" is the seed 7.
         const seed = request.seed === undefined ? "0" : String(BigInt(request.seed))
         const source = dataSourceOf(request.data, found.strategy, Number(seed))
@@ -515,7 +593,7 @@ export const layer = Layer.scoped(
         return yield* Runs.get(id).pipe(
           Effect.catchTag("RunNotFound", () => new Unavailable({ reason: `run ${id} was created but cannot be read back` }))
         )
-      })).pipe(Effect.provide(context))
+      }))).pipe(Effect.provide(context))
 
     const resumeUnfinished: RunManagerService["resumeUnfinished"] = () =>
       unavailable(Effect.gen(function*() {
@@ -752,3 +830,6 @@ export const layer = Layer.scoped(
     } satisfies RunManagerService
   })
 )
+
+/** The run manager with the defaults (`layerWith` for other limits). */
+export const layer = layerWith()

@@ -68,7 +68,11 @@ export const rpcRoutes = Layer.mergeAll(
  * latest-values cache, the chat's live chunks and the LLM answer cache are in Redis, shared by every
  * server process on it; otherwise they are this process's own. `llm` unset: the configured model (its cache as above).
  */
-export const services = <E, R>(store: Layer.Layer<Store.Services, E, R>, llm?: Layer.Layer<LlmRuntime.LlmRuntime, ConfigError.ConfigError>) => {
+export const services = <E, R>(
+  store: Layer.Layer<Store.Services, E, R>,
+  llm?: Layer.Layer<LlmRuntime.LlmRuntime, ConfigError.ConfigError>,
+  runs: RunManager.Options = {}
+) => {
   const shared = Layer.unwrapEffect(Effect.map(Redis.config, (redis) =>
     Option.isNone(redis)
       ? Layer.mergeAll(InProcessBus.layer, IdempotencyKeys.layerMemory, LatestCache.layerMemory(), ChatFanout.layerMemory, llm ?? LlmRuntime.layer).pipe(
@@ -79,16 +83,16 @@ export const services = <E, R>(store: Layer.Layer<Store.Services, E, R>, llm?: L
         Layer.provideMerge(TokenBucket.layerRedis),
         Layer.provideMerge(Redis.layerWith(redis.value))
       )))
-  return Layer.mergeAll(RunManager.layer, RunEvents.layer).pipe(
+  return Layer.mergeAll(RunManager.layerWith(runs), RunEvents.layer).pipe(
     Layer.provideMerge(Layer.merge(AuthenticatorLive, shared)),
     Layer.provideMerge(store)
   )
 }
 
-/** The HTTP server with every route, on `options.port`, over `store`. */
-export const layer = <E, R>(store: Layer.Layer<Store.Services, E, R>, options: Http.Options = {}) =>
+/** The HTTP server with every route, on `options.port`, over `store`; `runs`: the run manager's limits. */
+export const layer = <E, R>(store: Layer.Layer<Store.Services, E, R>, options: Http.Options = {}, runs: RunManager.Options = {}) =>
   Http.serve(Layer.mergeAll(Http.routes(options), HttpMetrics.sseSubscribers, rpcRoutes, Webhooks.route(), ChatSse.route().pipe(Layer.provide(SystemAgent.layer))), options).pipe(
     Layer.provideMerge(Http.listen(options)),
-    Layer.provideMerge(services(store))
+    Layer.provideMerge(services(store, undefined, runs))
   )
 

@@ -109,6 +109,18 @@ describe("swarm: flags", () => {
       expect(openAttempts()).toBe(before)
     }))
 
+  it.live("serve with a SWARM_MAX_LIVE_RUNS_PER_USER that is not a number of runs: exit code 2, naming it and why, before any database opens", () =>
+    Effect.gen(function*() {
+      const before = openAttempts()
+      for (const [value, shown] of [["eight", "\"eight\""], ["0", "\"0\""], ["-3", "\"-3\""], ["2.5", "\"2.5\""], ["", "\"\""]] as const) {
+        const ran = yield* swarm(["serve", "--port", "0"], { environment: { SWARM_MAX_LIVE_RUNS_PER_USER: value } })
+        expect([ran.code, lines(ran.stderr)], value).toEqual([2, [
+          `swarm: SWARM_MAX_LIVE_RUNS_PER_USER: must be a whole number of runs, at least 1 (default 8), not ${shown}`
+        ]])
+      }
+      expect(openAttempts()).toBe(before)
+    }))
+
   it.live("help: on stdout, without terminal colours, exit code 0", () =>
     Effect.gen(function*() {
       const help = yield* swarm(["backtest", "--help"])

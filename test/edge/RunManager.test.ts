@@ -308,6 +308,52 @@ for (const backend of backends) {
         yield* manager.stop(alice, next.id)
       }), { timeout: 60_000 })
 
+    it.scoped("a user's live runs are capped: the next start is a Conflict naming the cap, a stop frees a slot, starts at once take no more, others are not held back", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const bob = principals["sk_bob"]
+        const { manager } = yield* Effect.acquireRelease(
+          Effect.gen(function*() {
+            const scope = yield* Scope.make()
+            const context = yield* Layer.buildWithScope(RunManager.layerWith({ maxLiveRunsPerUser: 2 }).pipe(Layer.provide(Layer.succeed(EventBus, bus))), scope)
+            return { manager: Context.get(context, RunManager.RunManager), shutdown: Scope.close(scope, Exit.void) }
+          }),
+          (m) => m.shutdown
+        )
+        yield* Strategies.create(alice.userId, strategyBody("capped"))
+        yield* Strategies.create(bob.userId, strategyBody("capped"))
+        const first = yield* slowPaperRun(manager, "capped")
+        const second = yield* slowPaperRun(manager, "capped")
+        // A paused run is live too: it holds its feed, agents and books.
+        yield* manager.pause(alice, second.id)
+        // Before, every start went: one user's runs took the whole server's memory.
+        const refused = yield* Effect.flip(slowPaperRun(manager, "capped"))
+        expect(refused).toMatchObject({
+          _tag: "Conflict",
+          reason: expect.stringMatching(/^you have 2 live runs \(running or paused\), the most a user may have on this server \(SWARM_MAX_LIVE_RUNS_PER_USER=2\): stop one first/)
+        })
+        // Nothing was written for it.
+        expect((yield* Runs.list({ owner: alice.userId, strategy: "capped" })).map((r) => r.id).sort()).toEqual([first.id, second.id].sort())
+        // Another user is not held back by alice's runs.
+        const bobs = yield* manager.start(bob, { strategy: "capped", mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
+        // A stop frees a slot; two starts at once for it: one goes, one is refused.
+        yield* manager.stop(alice, first.id)
+        const raced = yield* Effect.all([Effect.either(slowPaperRun(manager, "capped")), Effect.either(slowPaperRun(manager, "capped"))], { concurrency: 2 })
+        expect(raced.map((r) => r._tag).sort()).toEqual(["Left", "Right"])
+        expect(raced.flatMap((r) => (r._tag === "Left" ? [r.left._tag] : []))).toEqual(["Conflict"])
+        expect(manager.live()).toBe(3)
+        // A run that ends by itself frees its slot too.
+        for (const r of raced) if (r._tag === "Right") yield* manager.stop(alice, r.right.id)
+        yield* manager.stop(alice, second.id)
+        yield* manager.stop(bob, bobs.id)
+        yield* manager.start(alice, { strategy: "capped", mode: "backtest", data: { _tag: "synthetic", bars: 30 } })
+        yield* manager.start(alice, { strategy: "capped", mode: "backtest", data: { _tag: "synthetic", bars: 30 } })
+        for (let i = 0; i < 200 && manager.live() > 0; i++) yield* Effect.sleep("25 millis")
+        expect(manager.live()).toBe(0)
+        const after = yield* slowPaperRun(manager, "capped")
+        yield* manager.stop(alice, after.id)
+      }), { timeout: 60_000 })
+
     it.scoped("a paused paper run takes no slice once the pause is answered, not even the one it was waiting for, nor its alerts", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
