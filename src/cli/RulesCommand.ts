@@ -24,17 +24,24 @@ const INLINE = "<rule>"
 
 const problem = (file: string, message: string, field = "") => new StrategyFileError({ file, problems: [{ field, message }] })
 
-/** A rule from inline JSON (`{"id": …}`) or from the file `text` names; every problem names its field. */
-export const parseRule = (text: string): Effect.Effect<Rule, StrategyFileError> =>
+/**
+ * Text without its leading byte-order mark (Windows editors write one, and a rule pasted from such
+ * a file brings it along): JSON.parse refused it ("Unexpected token '\ufeff'"), while strategy
+ * files (StrategyFile.parseText) and CSV data skip it.
+ */
+const withoutByteOrderMark = (text: string) => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
+
+/** A rule from inline JSON (`{"id": …}`) or from the file `given` names; every problem names its field. */
+export const parseRule = (given: string): Effect.Effect<Rule, StrategyFileError> =>
   Effect.gen(function*() {
-    const inline = text.trimStart().startsWith("{")
-    const file = inline ? INLINE : text
+    const inline = given.trimStart().startsWith("{")
+    const file = inline ? INLINE : given
     const raw: unknown = inline
       ? yield* Effect.try({
-        try: () => JSON.parse(text) as unknown,
+        try: () => JSON.parse(withoutByteOrderMark(given)) as unknown,
         catch: (error) => problem(INLINE, `not valid JSON: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`)
       })
-      : yield* readRuleFile(text)
+      : yield* readRuleFile(given)
     return yield* Either.mapLeft(
       Schema.decodeUnknownEither(Rule, { errors: "all", onExcessProperty: "error" })(raw),
       (error) =>
@@ -58,7 +65,7 @@ const readRuleFile = (file: string): Effect.Effect<unknown, StrategyFileError> =
       catch: (error) => problem(file, `cannot read it: ${error instanceof Error ? error.message : String(error)}`)
     })
     return yield* Effect.try({
-      try: () => (extension === ".json" ? JSON.parse(text) : parseStrict(text)) as unknown,
+      try: () => (extension === ".json" ? JSON.parse(withoutByteOrderMark(text)) : parseStrict(withoutByteOrderMark(text))) as unknown,
       catch: (error) =>
         error instanceof MultipleDocuments
           ? problem(file, `a rule file holds one YAML document, and a second starts at line ${error.line} (after a "---" or "..." line)`)

@@ -14,7 +14,28 @@ const refusal = (name: string, text: string) =>
     return yield* Effect.flip(parseRule(file)).pipe(Effect.ensuring(Effect.sync(() => fs.rmSync(dir, { recursive: true }))))
   })
 
+/** What `parseRule` reads from a rule file `name` holding `text` (removed after). */
+const read = (name: string, text: string) =>
+  Effect.gen(function*() {
+    const dir = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-rules-"))
+    const file = Path.join(dir, name)
+    fs.writeFileSync(file, text)
+    return yield* parseRule(file).pipe(Effect.ensuring(Effect.sync(() => fs.rmSync(dir, { recursive: true }))))
+  })
+
 describe("rules put: the rule file", () => {
+  it.effect("a leading byte-order mark (Windows editors write one) is skipped, in a JSON or YAML file and inline JSON, as in strategy files", () =>
+    Effect.gen(function*() {
+      const rule = { id: "cap", name: "Cap", kind: "max_position_percent", params: { percent: 20 } }
+      // Before, JSON.parse refused it: "not valid JSON: Unexpected token '\ufeff' …".
+      expect(yield* read("rule.json", `\ufeff${JSON.stringify(rule)}`)).toMatchObject(rule)
+      expect(yield* read("rule.yaml", "\ufeffid: cap\nname: Cap\nkind: max_position_percent\nparams: { percent: 20 }\n")).toMatchObject(rule)
+      expect(yield* parseRule(`\ufeff${JSON.stringify(rule)}`)).toMatchObject(rule)
+      // Only a leading one: inside a value it is the value's (and a rule's id refuses it, given now, on the server).
+      expect((yield* read("rule.json", JSON.stringify({ ...rule, name: "Cap\ufeff" }))).name).toBe("Cap\ufeff")
+    }))
+
+
   it.effect("a YAML file of more than one document is refused, not read to its first \"---\"", () =>
     Effect.gen(function*() {
       const error = yield* refusal("rule.yaml", "id: a\n---\nid: b\n")
