@@ -7,7 +7,7 @@
  */
 import { Options } from "@effect/cli"
 import { FetchHttpClient, HttpClient } from "@effect/platform"
-import { type Rpc, RpcClient, RpcSerialization } from "@effect/rpc"
+import { type Rpc, RpcClient, RpcSchema, RpcSerialization } from "@effect/rpc"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import { Cause, Duration, Effect, Layer, Option, ParseResult, type Scope, SchemaAST as AST, Stream } from "effect"
 import type { Forbidden, Unauthorized } from "../../schemas/Auth.js"
@@ -261,6 +261,33 @@ export interface Remote {
   readonly follow: (subject: string) => <A, E extends ServerError, R>(stream: Stream.Stream<A, E, R>) => Stream.Stream<A, UsageError | RemoteFailed, R>
 }
 
+/**
+ * `client` with its streaming procedures checking their payload when the stream runs, not when it
+ * is asked for. @effect/rpc checks a stream's payload (`make`) as the procedure is called, throwing:
+ * the throw escaped `follow`, which never got the stream, and the command printed "internal error"
+ * (exit 1), where a unary call's is a defect `call` turns into the UsageError `unsent` names (exit 2).
+ * Deferred, the throw is the stream's defect, and `follow` says it as `call` does.
+ */
+const lazyStreams = <C extends object>(client: C): C => {
+  const procedures = client as unknown as Record<string, unknown>
+  const copy: Record<string, unknown> = { ...procedures }
+  for (const rpc of (SwarmRpcs.requests as unknown as ReadonlyMap<string, Rpc.AnyWithProps>).values()) {
+    if (!RpcSchema.isStreamSchema(rpc.successSchema)) continue
+    const dot = rpc._tag.indexOf(".")
+    const prefix = dot === -1 ? undefined : rpc._tag.slice(0, dot)
+    const name = dot === -1 ? rpc._tag : rpc._tag.slice(dot + 1)
+    const target = prefix === undefined
+      ? copy
+      : (copy[prefix] = copy[prefix] === procedures[prefix] ? { ...(procedures[prefix] as Record<string, unknown>) } : copy[prefix]) as Record<string, unknown>
+    const eager = target[name] as (payload: unknown, options?: { readonly asMailbox?: boolean }) => unknown
+    target[name] = (payload: unknown, options?: { readonly asMailbox?: boolean }) =>
+      options?.asMailbox === true
+        ? Effect.suspend(() => eager(payload, options) as Effect.Effect<unknown>)
+        : Stream.suspend(() => eager(payload, options) as Stream.Stream<unknown>)
+  }
+  return copy as unknown as C
+}
+
 /** The protocol to `server`: HTTP POSTs to `/rpc`, ndjson, each request with `key`. */
 export const protocol = (server: string, key: string) =>
   RpcClient.layerProtocolHttp({ url: `${server}/rpc` }).pipe(
@@ -281,7 +308,7 @@ export const connect = (target: RemoteConfig.Target): Effect.Effect<Remote, Usag
         reason: `no API key for ${target.server}: give --key, set SWARM_API_KEY, or run swarm login --server ${target.server} --key <key>`
       })
     }
-    const client = yield* RpcClient.make(SwarmRpcs).pipe(Effect.provide(protocol(target.server, key)))
+    const client = lazyStreams(yield* RpcClient.make(SwarmRpcs).pipe(Effect.provide(protocol(target.server, key))))
     const call: Remote["call"] = (subject) => (request) =>
       request.pipe(
         Effect.timeoutFail({

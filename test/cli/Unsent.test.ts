@@ -5,7 +5,7 @@
  * is there (none listens here: nothing is sent).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { Effect, Schema, Stream } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Remote from "../../src/cli/Remote.js"
 import { lines, swarm } from "./harness.js"
@@ -36,6 +36,11 @@ describe("a request the client cannot encode", () => {
       const strategy = Schema.decodeUnknownSync(Strategy)({ name: "s", symbols: ["ACME"], agents: [{ type: "sma_crossover" }] })
       const nameless = yield* Effect.flip(remote.client.strategies.create({ strategy: { ...strategy, name: "" } }).pipe(remote.call("strategy")))
       expect(nameless).toMatchObject({ _tag: "UsageError", field: "strategy.name", reason: "must not be empty" })
+      // A streaming call too (its payload was checked as it was called, and the throw was "internal error", exit 1).
+      const streamed = yield* Effect.flip(Stream.runDrain(remote.client.runs.events({ run: "" as never }).pipe(remote.follow("run"))))
+      expect(streamed).toMatchObject({ _tag: "UsageError", field: "run", reason: "expected a string at least 1 character(s) long, got \"\"" })
+      const since = yield* Effect.flip(Stream.runDrain(remote.client.runs.events({ run: "r", since: -1 as never }).pipe(remote.follow("run"))))
+      expect(since).toMatchObject({ _tag: "UsageError", field: "since" })
       // An answer that does not decode is no input's fault.
       expect(Remote.unsent(yield* Effect.flip(Schema.decodeUnknown(Strategy)({})))).toBeUndefined()
     }))
