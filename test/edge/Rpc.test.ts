@@ -9,10 +9,10 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { RpcTest } from "@effect/rpc"
-import { Chunk, Duration, Effect, Either, Fiber, Layer, Schema, Stream } from "effect"
+import { Rpc, RpcTest } from "@effect/rpc"
+import { Chunk, Duration, Effect, Either, Exit, Fiber, Layer, Schema, Stream } from "effect"
 import { Principal, Unauthorized } from "../../schemas/Auth.js"
-import { AdminRpcs, LeaderboardRpcs, RuleRpcs, RunNotFound, RunRpcs, StrategyNotFound, StrategyRpcs } from "../../schemas/Rpc.js"
+import { AdminRpcs, Conflict, LeaderboardRpcs, RuleRpcs, RunNotFound, RunRpcs, StrategyNotFound, StrategyRpcs } from "../../schemas/Rpc.js"
 import { Rule } from "../../schemas/Rule.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
@@ -161,6 +161,27 @@ for (const backend of backends) {
         const [recorded] = yield* sql<{ n: number }>`select count(*)::int as n from run_events where run_id = ${slow.id}`
         expect(recorded!.n).toBeGreaterThan(0)
         expect(stopped.events).toBe(recorded!.n)
+      }), { timeout: 120_000 })
+
+    it.scoped("runs.start past a user's live runs (SWARM_MAX_LIVE_RUNS_PER_USER, 8 by default) is a Conflict naming the cap, over RPC", () =>
+      Effect.gen(function*() {
+        // An admin too: a run takes as much of the server whoever starts it.
+        const root = yield* clientFor("key-root")
+        yield* root("strategies.create", { strategy: strategyBody("rpc capped") })
+        const start = root("runs.start", { strategy: "rpc capped", mode: "paper", data: { _tag: "synthetic", bars: 300 }, speed: 86_400 })
+        const started = yield* Effect.all(Array.from({ length: 8 }, () => start))
+        yield* Effect.addFinalizer(() => Effect.forEach(started, (run) => Effect.ignore(root("runs.stop", { run: run.id }))))
+        expect(yield* Effect.flip(start)).toMatchObject({
+          _tag: "Conflict",
+          reason: expect.stringMatching(/^you have 8 live runs \(running or paused\), the most a user may have on this server \(SWARM_MAX_LIVE_RUNS_PER_USER=8\)/)
+        })
+        expect(yield* root("runs.list", { strategy: "rpc capped" })).toHaveLength(8)
+        // On the wire too (this test's client does not encode): a refusal the procedure did not declare was a defect there.
+        const exit = Rpc.exitSchema(RunRpcs.requests.get("runs.start")!)
+        expect(Schema.encodeSync(exit)(Exit.fail(new Conflict({ reason: "full" })))).toMatchObject({ _tag: "Failure" })
+        yield* root("runs.stop", { run: started[0]!.id })
+        const again = yield* start
+        yield* root("runs.stop", { run: again.id })
       }), { timeout: 120_000 })
 
     it.scoped("pause, resume and stop sent at once: each answers the state it made, and paused means standing still", () =>
