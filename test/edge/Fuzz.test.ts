@@ -563,6 +563,8 @@ for (const backend of backends) {
           ["strategies.get", { strategy: "\u0000" }, "strategy"],
           ["runs.list", { status: "a\u0000" }, "status"],
           ["admin.createUser", { name: "usr_0123456789ab", role: "user" }, "name"],
+          // An invisible character in a user name: refused as any other, naming it (UserName).
+          ["admin.createUser", { name: "ali\u200bce", role: "user" }, "name"],
           ["strategies.create", { strategy: { name: "n\ud800", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }] } }, "strategy.name"],
           ["strategies.create", { strategy: { name: "n", description: "x\u0000y", symbols: ["AAPL"], agents: [{ type: "sma_crossover" }] } }, "strategy.description"],
           // Decoding a record assigns `__proto__`, which sets the prototype: the key vanished unseen.
