@@ -23,7 +23,7 @@ import type { Money } from "../schemas/Money.js"
 import { MoneyOutOfRange } from "../schemas/Execution.js"
 import type { Fill } from "../schemas/Order.js"
 import type { PortfolioSnapshot } from "../schemas/Portfolio.js"
-import { type BooksView, LedgerProtocol, type ViewBooks } from "../schemas/TradingProtocol.js"
+import { type BooksView, type FinalBooks, LedgerProtocol, type ViewBooks } from "../schemas/TradingProtocol.js"
 import type { Replier } from "../src/actor/Behavior.js"
 import * as Actor from "../src/actor/Actor.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
@@ -42,6 +42,13 @@ export interface LedgerOptions {
   readonly onMark?: (ts: Timestamp, equity: Money) => void
   /** Report the whole book at every marked timestamp with an open position or a fill (paper runs). */
   readonly wholeBook?: boolean
+  /**
+   * Handed, when the agent first starts, what closes its books without asking it: a run whose
+   * supervisor gave up (its agents stopped, the ledger among them) reports the books as they last
+   * stood from it — the state after the last message the ledger handled, which a crash of the
+   * ledger itself leaves as it was before the message that crashed it. Read once the run is over.
+   */
+  readonly onBooks?: (close: () => FinalBooks) => void
 }
 
 interface Waiting {
@@ -146,10 +153,26 @@ const measure = (
   }
 }
 
+/** The run is over: the last point joins the equity curve, and the books are reported as they stand. */
+const close = (books: Books): FinalBooks => {
+  if (books.point !== undefined) {
+    books.metrics.add(books.point.ts, books.point.equity, books.point.exposed)
+    books.point = undefined
+  }
+  const trades = Ledger.trades(books.state)
+  const ts = (Number.isFinite(books.markedTs) ? books.markedTs : 0) as Timestamp
+  return { metrics: books.metrics.result(trades), trades, snapshot: books.snapshot(ts) }
+}
+
 export const make = (options: LedgerOptions) =>
   Actor.make({
     protocol: LedgerProtocol,
-    setup: () => Effect.sync(() => new Books(options)),
+    setup: () =>
+      Effect.sync(() => {
+        const books = new Books(options)
+        options.onBooks?.(() => close(books))
+        return books
+      }),
     // The books survive a crash of the agent: the state before the message that crashed it.
     onRestart: (books) => Effect.succeed(books),
     behavior: (books, message, context) =>
@@ -264,18 +287,8 @@ export const make = (options: LedgerOptions) =>
             books.dayStart = books.equity
             return Effect.succeed(books)
           }
-          case "CloseBooks": {
-            if (books.point !== undefined) {
-              books.metrics.add(books.point.ts, books.point.equity, books.point.exposed)
-              books.point = undefined
-            }
-            const trades = Ledger.trades(books.state)
-            const ts = (Number.isFinite(books.markedTs) ? books.markedTs : 0) as Timestamp
-            return Effect.as(
-              context.reply(message, { metrics: books.metrics.result(trades), trades, snapshot: books.snapshot(ts) }),
-              books
-            )
-          }
+          case "CloseBooks":
+            return Effect.as(context.reply(message, close(books)), books)
         }
       })
   })

@@ -551,13 +551,16 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       // Run to the end of its data: orders still waiting for a bar never get one.
       if (failure === undefined) world.run(swarm.desk.tell(new DataEnded({ ts: to }, true)))
       // A run an agent stopped still has its books (as they last stood): its report shows them.
+      // So does one that failed otherwise — its supervisor gave up and stopped every agent, the
+      // ledger with them; no operator for an intent — though the ledger is not asked: read where
+      // it left them, the books after the last message it handled (its own crash keeps those).
       const final = failure === undefined || failure === log.stopped ? world.run(swarm.ledger.ask(new CloseBooks({}, true))) : undefined
       // A run that went on to its end says the trading state its events say (the risk officer's, or
       // `halted` while the coordinator found the officer down); one stopped early, the officer's.
       const status = failure !== undefined && failure === log.stopped ? world.run(swarm.risk.ask(new GetTradingStatus({}, true))) : undefined
       const books = final !== undefined && Exit.isSuccess(final)
         ? final.value
-        : {
+        : swarm.lastBooks() ?? {
           metrics: MetricsOf.compute({ curve: [], trades: [], initialCash: strategy.initialCash, config: strategy.metrics }),
           trades: [],
           snapshot: emptySnapshot(strategy, to)

@@ -36,7 +36,7 @@ import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import type { Money } from "../../schemas/Money.js"
 import type { Strategy } from "../../schemas/Strategy.js"
 import { approvalTimeoutMillis } from "../../schemas/Risk.js"
-import type { DeskProtocol, LedgerProtocol, MarketUpdate, RiskProtocol } from "../../schemas/TradingProtocol.js"
+import type { DeskProtocol, FinalBooks, LedgerProtocol, MarketUpdate, RiskProtocol } from "../../schemas/TradingProtocol.js"
 import * as Supervisor from "../../supervisors/Supervisor.js"
 import type { OverflowPolicy } from "../../schemas/Actor.js"
 import type { ActorRef } from "../actor/ActorRef.js"
@@ -122,6 +122,13 @@ export interface RunningSwarm {
   readonly desk: ActorRef<DeskProtocol, "backpressure">
   readonly stats: Coordinator.CoordinatorStats
   readonly supervisor: Supervisor.SupervisorRef<any>
+  /**
+   * The ledger's books as they last stood, closed without asking it (agents/Ledger.ts `onBooks`):
+   * the report of a run that ended while its ledger could not be asked — stopped with the rest of
+   * the swarm when the run's supervisor gave up. Once, after the run is over; undefined if the
+   * ledger never started.
+   */
+  readonly lastBooks: () => FinalBooks | undefined
 }
 
 /**
@@ -159,7 +166,11 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       analysts?: Map<string, ActorRef<RequestOpinions, "backpressure">>
     } = {}
     const stats: Coordinator.CoordinatorStats = { rounds: 0, decisions: 0 }
+    let closeBooks: (() => FinalBooks) | undefined
     const ledger = LedgerAgent.make({
+      onBooks: (close) => {
+        closeBooks = close
+      },
       log,
       initialCash: strategy.initialCash,
       symbols: strategy.symbols,
@@ -224,7 +235,8 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       ledger: wires.ledger,
       desk: wires.desk,
       stats,
-      supervisor: tree
+      supervisor: tree,
+      lastBooks: () => closeBooks?.()
     }
   })
 

@@ -185,6 +185,31 @@ for (const backend of backends) {
           expect(error.tampered).toMatch(new RegExp(`^entry ${forged.seq}: `))
         }))
 
+      it.effect("a run its supervisor gave up on is stored with the books its events hold, and replays", () =>
+        Effect.gen(function*() {
+          // The coordinator fails on four messages in a row from its 200th: the run supervisor gives up.
+          const faults: FaultPlan = { coordinator: { at: [200, 201, 202, 203] } }
+          const { result, run } = yield* StoredRun.backtest(stored(3, 300, { name: "given up", faults }))
+          expect(result).toMatchObject({ status: "failed", failure: expect.stringMatching(/supervisor gave up/) })
+          const trades = yield* storedEvents(run, "TradeClosed")
+          expect(trades.length).toBeGreaterThan(0)
+          expect(result.trades.length).toBe(trades.length)
+          const last = (yield* storedEvents(run, "PortfolioUpdated")).at(-1)!.event.snapshot
+          expect(result.portfolio.cash).toBe(last.cash)
+          expect(result.metrics.finalEquity).toBe(result.portfolio.equity)
+          expect(result.metrics.finalEquity).not.toBe(INITIAL_CASH * MICROS)
+          // The stored run's metrics are those books: `runs show` agrees with its own trades and equity.
+          const stored_ = yield* Runs.get(run)
+          expect(stored_).toMatchObject({ status: "failed", failure: result.failure })
+          expect(stored_.metrics).toEqual(result.metrics)
+          expect(stored_.metrics!.tradeCount).toBe(trades.length)
+
+          const replayed = yield* StoredRun.replay(run)
+          expect(replayed).toMatchObject({ events: result.counts.events, checksum: result.checksum })
+          expect(replayed.result).toMatchObject({ status: "failed", failure: result.failure })
+          expect(replayed.result!.metrics).toEqual(result.metrics)
+        }), 60_000)
+
       it.effect("a run that never finished (its process killed, or still going) replays as far as it was recorded", () =>
         Effect.gen(function*() {
           const { result, run } = yield* StoredRun.backtest(stored(2, 120, { name: "unfinished" }))

@@ -455,6 +455,51 @@ describe("a backtest", () => {
       expect(ofTag(events, "AgentLifecycle").some((e) => e.event._tag === "SupervisorEscalated")).toBe(true)
       expect(result.counts.slices).toBeLessThan(300)
     }))
+
+  it.effect("a run its supervisor gave up on reports the books as they last stood, as its events say, not the starting cash", () =>
+    Effect.gen(function*() {
+      const files = ["data/ACME.csv", "data/GLOBEX.csv", "data/INITECH.csv"]
+      const sample = strategy({
+        symbols: ["ACME", "GLOBEX", "INITECH"],
+        agents: [{ type: "crashy", params: { fast: 5, slow: 20 } }, { type: "sma_crossover", params: { fast: 10, slow: 50 } }]
+      })
+      // Throws on every bar after `limit` (three symbols a timestamp), counted across restarts.
+      let seen = 0
+      let limit = 0
+      const sma: Model<any, any, any> = SmaCrossover.model
+      const crashy: AnyModel = {
+        ...sma,
+        type: "crashy",
+        update: (state, bar, config, allowShort) => {
+          if (++seen > limit) throw new Error(`crashy: bar ${seen}`)
+          return sma.update(state, bar, config, allowShort)
+        }
+      }
+      const registry = new Map([...analysts, ["crashy", crashy]])
+      // An analyst, the coordinator, and the ledger itself (its books: those after the last message it handled).
+      const from = (n: number) => (_: unknown, received: number) => received > n
+      for (const [crashyFrom, faults] of [[3 * 300, {}], [Infinity, { coordinator: from(300) }], [Infinity, { ledger: from(400) }]] as const) {
+        seen = 0
+        limit = crashyFrom
+        const feed = yield* Feed.load(files).pipe(Effect.orDie)
+        const { events, result } = yield* record({ strategy: sample, feed, registry, faults })
+        expect(result.status).toBe("failed")
+        expect(result.failure).toMatch(/supervisor gave up/)
+        const closed = ofTag(events, "TradeClosed").map((e) => e.trade)
+        expect(closed.length).toBeGreaterThan(5)
+        expect(result.counts.fills).toBe(ofTag(events, "OrderFilled").length)
+        // The report is the books the events describe: every trade closed, the cash after the last fill.
+        expect(result.trades).toEqual(closed)
+        expect(result.metrics.tradeCount).toBe(closed.length)
+        const last = ofTag(events, "PortfolioUpdated").at(-1)!.snapshot
+        const p = result.portfolio
+        expect(p.cash).toBe(last.cash)
+        expect(p.realizedPnl).toBe(last.realizedPnl)
+        expect(p.cash + p.positions.reduce((s, x) => s + x.marketValue, 0)).toBe(p.equity)
+        expect(result.metrics.finalEquity).toBe(p.equity)
+        expect(p.equity).not.toBe(sample.initialCash)
+      }
+    }))
 })
 
 describe("a rejected intent", () => {
