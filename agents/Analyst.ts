@@ -147,6 +147,34 @@ interface Source {
 }
 
 /**
+ * The model's words for `signal` — or, when its `explain` throws (or gives no string), a rationale
+ * saying so: `explain failed: <analyst>: <error>`. The words are written lazily, by whoever reads
+ * them (the coordinator logging a round, the event log encoding it, a trace), and which opinions
+ * are read depends on the events' detail: a throw there would crash that reader, not the analyst —
+ * the coordinator restarted, the bar's update dead-lettered — and the trading would depend on how
+ * much the run logs. A model's defect in its words is the analyst's, and shows in them; it never
+ * changes a signal, so it never changes the trading.
+ */
+const explained = (source: Source, signal: Signal): string => {
+  let words: unknown
+  try {
+    words = source.explain(signal)
+  } catch (error) {
+    return `explain failed: ${source.agent}: ${describe(error)}`
+  }
+  return typeof words === "string" ? words : `explain failed: ${source.agent}: it gave ${words === null ? "null" : typeof words}, not a string`
+}
+
+/** A thrown value in one line, without its stack; never throws itself. */
+const describe = (error: unknown): string => {
+  try {
+    return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+  } catch {
+    return "an unprintable value"
+  }
+}
+
+/**
  * An `Opinion` read through the round it answers, the model's signal and its analyst: four slots
  * instead of the nine fields of a plain opinion. One per symbol per analyst, re-pointed to the
  * symbol's round and signal on every request (hence valid until the analyst's next request): a
@@ -204,7 +232,7 @@ class LazyOpinion implements Opinion {
     return this.signal.features
   }
   get rationale(): string {
-    return (this.#rationale ??= this.source.explain(this.signal))
+    return (this.#rationale ??= explained(this.source, this.signal))
   }
 
   toJSON(): Opinion {

@@ -67,7 +67,9 @@ export interface Model<Config, State, F extends Features = Features> {
   /**
    * The rationale of a signal `update` gave under the same `config` and `allowShort`, in words and
    * numbers (`SMA(10) 101.20 above SMA(50) 99.80 by 1.40%`), from the signal alone — read while it
-   * is valid.
+   * is valid. Written lazily, by whoever reads it: one that throws crashes nothing and changes no
+   * trading — the opinion's rationale is then `explain failed: <analyst>: <error>`
+   * (agents/Analyst.ts), in every event detail alike.
    */
   readonly explain: (signal: Signal<F>, config: Config, allowShort: boolean) => string
 }

@@ -456,6 +456,40 @@ describe("a backtest", () => {
       expect(result.counts.slices).toBeLessThan(300)
     }))
 
+  it.effect("an analyst whose explain throws trades as if it had not, whatever the events' detail: nobody crashes, the rationale says why", () =>
+    Effect.gen(function*() {
+      // SMA crossover, but its rationale of every short cannot be written.
+      const sma: Model<any, any, any> = SmaCrossover.model
+      const mute: AnyModel = {
+        ...sma,
+        type: "mute",
+        explain: (signal, config, allowShort) => {
+          if (signal.direction === "short") throw new Error("no words for a short")
+          return sma.explain(signal, config, allowShort)
+        }
+      }
+      const registry = new Map([...analysts, ["mute", mute]])
+      const trading = (events: ReadonlyArray<RunEvent>) =>
+        (["OrderPlaced", "OrderFilled", "TradeClosed"] as const).map((tag) => ofTag(events, tag).map((e) => JSON.stringify({ ...e, seq: 0 }).replaceAll(e.run, "run")))
+      const agents = (type: string) => [{ type, params: { fast: 5, slow: 20 } }, { type: "ema_crossover", params: { fast: 5, slow: 20 } }]
+      const plain = yield* record({ strategy: strategy({ agents: agents("sma_crossover") }), feed: market(200) })
+      for (const detail of ["decisions", "rounds"] as const) {
+        const { events, result } = yield* record({ strategy: strategy({ agents: agents("mute") }), feed: market(200), registry, events: detail })
+        expect(result.status).toBe("completed")
+        expect(ofTag(events, "AgentLifecycle").filter((e) => e.event._tag !== "ActorStarted")).toEqual([])
+        expect(ofTag(events, "DeadLetterRecorded")).toEqual([])
+        expect(result.counts.restarts).toBe(0)
+        // The same trading as the analyst whose words never fail.
+        expect(result.counts.fills).toBe(plain.result.counts.fills)
+        expect(result.metrics.finalEquity).toBe(plain.result.metrics.finalEquity)
+        expect(trading(events)).toEqual(trading(plain.events))
+        // Its shorts' rationales are recorded, saying whose words failed and why.
+        const shorts = ofTag(events, "OpinionGiven").map((e) => e.opinion).filter((o) => o.agent === "mute" && o.direction === "short")
+        expect(shorts.length).toBeGreaterThan(0)
+        for (const opinion of shorts) expect(opinion.rationale).toBe("explain failed: mute: Error: no words for a short")
+      }
+    }))
+
   it.effect("a run its supervisor gave up on reports the books as they last stood, as its events say, not the starting cash", () =>
     Effect.gen(function*() {
       const files = ["data/ACME.csv", "data/GLOBEX.csv", "data/INITECH.csv"]
