@@ -51,10 +51,20 @@ const requests = (n: number) =>
 const agent = (input: unknown) => Schema.decodeUnknownSync(AgentConfig)(input)
 
 describe("the agent registry", () => {
-  it("registers the seven analysts under their strategy names", () => {
-    expect([...analysts.keys()].sort()).toEqual(
-      ["bollinger_breakout", "ema_crossover", "macd_momentum", "rsi_reversion", "sma_crossover", "tradingview", "volume_surge"]
-    )
+  // Superset checks: a researcher's new analyst (one model file, one registry line) passes them
+  // untouched, and is then checked like every other type by the tests generated below.
+  it("registers the built-in analysts under their strategy names, each under its model's type", () => {
+    const builtIn = ["bollinger_breakout", "ema_crossover", "macd_momentum", "rsi_reversion", "sma_crossover", "tradingview", "volume_surge"]
+    expect([...analysts.keys()]).toEqual(expect.arrayContaining(builtIn))
+    for (const [type, model] of analysts) {
+      expect(model.type).toBe(type)
+      // A name a strategy can write (`agents[].type`).
+      expect(Schema.decodeUnknownEither(AgentConfig)({ type })._tag).toBe("Right")
+    }
+  })
+
+  it("an analyst type names one kind of analyst: no LLM analyst shares a name with a model", () => {
+    for (const type of llmAnalysts.keys()) expect(analysts.has(type)).toBe(false)
   })
 
   for (const [type] of analysts) {
@@ -76,8 +86,9 @@ describe("the agent registry", () => {
       })))
   }
 
-  it("registers the LLM analysts under their strategy names", () => {
-    expect([...llmAnalysts.keys()].sort()).toEqual(["llm_analyst", "llm_debate"])
+  it("registers the built-in LLM analysts under their strategy names, each under its type", () => {
+    expect([...llmAnalysts.keys()]).toEqual(expect.arrayContaining(["llm_analyst", "llm_debate"]))
+    for (const [type, analyst] of llmAnalysts) expect(analyst.type).toBe(type)
   })
 
   for (const [type] of llmAnalysts) {
