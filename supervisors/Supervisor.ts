@@ -168,6 +168,7 @@ class SupervisorNode extends Supervised implements Node {
       self.incarnation++
       self.status = "running"
       self.startedAt = self.system.now()
+      self.progressed = false
       const ordered: Array<Node> = []
       for (const child of self.spec.children) {
         let node = self.nodes.get(child.name)
@@ -218,6 +219,8 @@ class SupervisorNode extends Supervised implements Node {
 
   private escalate(cause: Cause.Cause<unknown>, origin: ActorId): void {
     this.origin = origin
+    // Its progress is its children's: one that failed had handled messages first (SupervisorCore).
+    this.progressed = this.core.progressed
     this.parent.notifyExit(this, this.incarnation, true, cause, true)
   }
 

@@ -64,6 +64,14 @@ export class SupervisorCore {
   private closed = false
   /** Why this core gave up, once it has (what its owner reports to whoever asks why it stopped). */
   escalated: SupervisorEscalated | undefined = undefined
+  /**
+   * Whether a child that failed in this incarnation of the core had handled a message first: the
+   * subtree made progress before its failures. A nested supervisor reports it to its parent as its
+   * own progress when it gives up (it handles no message itself), so its escalations in a row start
+   * again after a burst of failures its children had worked between — four bursts far apart are not
+   * one child failing on every message.
+   */
+  progressed = false
 
   private constructor(
     readonly owner: Owner,
@@ -140,6 +148,7 @@ export class SupervisorCore {
           if (event.restart !== undefined) {
             // A restarted supervisor starts afresh, as Erlang's new process would: no history.
             self.restartLog = []
+            self.progressed = false
             for (const node of event.nodes) node.consecutive = 0
           }
           for (const node of event.nodes) {
@@ -181,6 +190,7 @@ export class SupervisorCore {
     return Effect.gen(function*() {
       // A stale exit (an incarnation already replaced, or one we are halting ourselves) is ignored.
       if (node.status !== "running" || node.incarnation !== incarnation || self.children.get(node.name) !== node) return
+      if (node.progressed) self.progressed = true
       const restart = node.restartType === "permanent" || (node.restartType === "transient" && crashed)
       if (!restart) {
         self.children.delete(node.name)

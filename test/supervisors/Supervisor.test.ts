@@ -360,6 +360,48 @@ describe("restart intensity and escalation", () => {
       ])
     })))
 
+  it.effect("a nested supervisor's escalations after bursts its children worked between do not add up: the parent restarts it every time", () =>
+    run(Effect.gen(function*() {
+      const { events } = yield* collect
+      const sup = yield* Supervisor.start({
+        strategy: "one_for_one",
+        intensity: 50,
+        maxConsecutiveRestarts: 1,
+        backoff: { _tag: "none" },
+        children: [
+          Supervisor.supervisor("inner", {
+            strategy: "one_for_one",
+            intensity: 50,
+            maxConsecutiveRestarts: 1,
+            backoff: { _tag: "none" },
+            children: [Supervisor.worker("w", Counter)]
+          })
+        ]
+      }, { name: "bursts" })
+      // Five bursts, each after w handled a message: two failures in a row, so inner gives up each
+      // time; outer restarts it each time, since w had worked before the burst. Before, outer gave up
+      // at the second burst: a supervisor handles no message, so nothing ever reset its count.
+      for (let burst = 1; burst <= 5; burst++) {
+        const w = sup.child("inner").ref("w")
+        yield* w.tell(new Add({ n: 1 }))
+        expect(yield* w.ask(new Get())).toBe(1)
+        // The second is handled by the incarnation the first's crash started: two in a row.
+        yield* w.tell(new Boom({ why: `burst ${burst} a` }))
+        yield* w.tell(new Boom({ why: `burst ${burst} b` }))
+        yield* settle(() => ofTag(events, "SupervisorEscalated").length === burst)
+        expect(ofTag(events, "SupervisorEscalated")).toHaveLength(burst)
+      }
+      expect(ofTag(events, "SupervisorEscalated").map((e) => e.supervisor)).toEqual(Array(5).fill("/user/bursts/inner"))
+      expect(Option.isNone(yield* sup.escalation)).toBe(true)
+      // Failing on every message from its restart, it is given up on as before: inner's second escalation in a row.
+      const w = sup.child("inner").ref("w")
+      yield* w.tell(new Boom({ why: "again a" }))
+      yield* w.tell(new Boom({ why: "again b" }))
+      expect(yield* sup.awaitTermination).toBe("escalated")
+      expect(ofTag(events, "SupervisorEscalated")).toHaveLength(7)
+      expect(Option.getOrThrow(yield* sup.escalation)).toMatchObject({ child: "/user/bursts/inner", limit: "no_progress", origin: "/user/bursts/inner/w" })
+    })))
+
   it.effect("a top-level supervisor that escalates is stopped by the guardian and reports it", () =>
     run(Effect.gen(function*() {
       const system = yield* ActorSystem.ActorSystem

@@ -25,7 +25,8 @@ export abstract class Supervised {
   restarts: Array<number> = []
   /**
    * Whether the current incarnation has handled a message (its behavior returned). An actor cell
-   * sets it; a nested supervisor never does: it escalates only when a child of its own made none.
+   * sets it; a nested supervisor, which handles none, when it gives up: whether a child of its own
+   * that failed had handled one first (`SupervisorCore.progressed`).
    */
   progressed = false
   /** Restarts in a row with no message handled in between (the `maxConsecutiveRestarts` limit). */
