@@ -5,7 +5,7 @@
  * call `runMain`.
  */
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Effect, Exit, Layer } from "effect"
+import { Cause, ConfigError, Effect, Exit, Layer, Option } from "effect"
 import * as Telemetry from "../telemetry/Telemetry.js"
 import * as Cli from "./Cli.js"
 import * as Io from "./Io.js"
@@ -13,13 +13,20 @@ import * as Io from "./Io.js"
 /**
  * A command's own spans (an RPC call, a local backtest's traced rounds: `SWARM_TRACE_SAMPLE`) go to
  * the collector when one is configured; `serve` installs the server's telemetry itself. A bad
- * telemetry setting is said, not fatal.
+ * telemetry setting is said, not fatal: the command runs without exporting. So is a defect in
+ * starting the exporters — caught as a cause, since a throw there is no typed failure.
  */
 const telemetry = (argv: ReadonlyArray<string>) =>
   argv[0] === "serve"
     ? Layer.empty
     : Telemetry.layerIfExporting.pipe(
-      Layer.catchAll((error) => Layer.effectDiscard(Effect.sync(() => process.stderr.write(`swarm: telemetry: ${String(error)} (not exporting)\n`))))
+      Layer.catchAllCause((cause) => {
+        const failure = Cause.failureOption(cause)
+        const reason = Option.isSome(failure) && ConfigError.isConfigError(failure.value)
+          ? Telemetry.explain(failure.value)
+          : `telemetry: cannot start: ${Cause.pretty(cause).split("\n")[0]}`
+        return Layer.effectDiscard(Effect.sync(() => process.stderr.write(`swarm: ${reason} (telemetry off: not exporting)\n`)))
+      })
     )
 
 export const runMain = (argv: ReadonlyArray<string>): void => {

@@ -116,7 +116,12 @@ export const command = (io: Io, wiring: Wiring) =>
         const context = yield* Layer.build(server).pipe(
           Effect.catchTag("ServeError", (error) => new ServeFailed({ reason: `cannot listen on port ${port}: ${String(error.cause)}` })),
           Effect.catchIf(ConfigError.isConfigError, (error) =>
-            Effect.fail(new UsageError({ field: "configuration", reason: String(error).replace(/\s*\n\s*/g, " ") })))
+            // A bad setting refuses the start, named: `OTEL_EXPORTER_OTLP_ENDPOINT: not an http(s) URL: …`.
+            Effect.fail(
+              ConfigError.isInvalidData(error) && error.path.length > 0
+                ? new UsageError({ field: error.path.join("."), reason: error.message })
+                : new UsageError({ field: "configuration", reason: Telemetry.explain(error) })
+            ))
         )
         yield* Effect.gen(function*() {
           io.stderr(`${(yield* DatabaseInfo).description}\n`)

@@ -15,7 +15,7 @@ import { hostname } from "node:os"
 import { createRequire } from "node:module"
 import type { MetricReader } from "@opentelemetry/sdk-metrics"
 import type { SpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Config, type ConfigError, Context, Effect, Layer, Option } from "effect"
+import { Config, ConfigError, Context, Effect, Either, Layer, Option } from "effect"
 import * as Sampling from "./Sampling.js"
 import { DEFAULT_CAPACITY, SpanStore } from "./SpanStore.js"
 
@@ -75,7 +75,7 @@ export const describe = (options: Options): Info => {
  * tracer and metric producer installed for as long as the layer lives (its release flushes the
  * exporters). Build it before what it should trace.
  */
-export const make = (options: Options = {}): Layer.Layer<Telemetry | Sampling.TraceSampling> =>
+export const make = (options: Options = {}): Layer.Layer<Telemetry | Sampling.TraceSampling, ConfigError.ConfigError> =>
   Layer.unwrapScoped(Effect.gen(function*() {
     const store = new SpanStore(options.capacity ?? DEFAULT_CAPACITY)
     const rates = options.rates ?? Sampling.defaultRates
@@ -100,9 +100,49 @@ export const make = (options: Options = {}): Layer.Layer<Telemetry | Sampling.Tr
 const optionalString = (name: string) =>
   Config.string(name).pipe(Config.option, Config.map(Option.filter((s) => s.trim() !== "")), Config.map(Option.getOrUndefined))
 
+/**
+ * Why `value` cannot be an OTLP/HTTP endpoint, or undefined when it can: an http(s) URL. The
+ * exporter would throw at start-up on some (`notaurl`) and take others (`localhost:4318`, read as
+ * a URL of scheme `localhost:`) to send nothing, ever.
+ */
+export const endpointProblem = (value: string): string | undefined => {
+  const problem = `not an http(s) URL: ${JSON.stringify(value)} (e.g. http://127.0.0.1:4318)`
+  try {
+    const url = new URL(value)
+    return url.protocol === "http:" || url.protocol === "https:" ? undefined : problem
+  } catch {
+    return problem
+  }
+}
+
+/** `OTEL_EXPORTER_OTLP_ENDPOINT`: unset, or an http(s) URL. */
+const endpoint = optionalString("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
+  Config.mapOrFail((value) => {
+    const problem = value === undefined ? undefined : endpointProblem(value.trim())
+    return problem === undefined ? Either.right(value?.trim()) : Either.left(ConfigError.InvalidData(["OTEL_EXPORTER_OTLP_ENDPOINT"], problem))
+  })
+)
+
+/**
+ * A configuration error in a line per setting: `OTEL_EXPORTER_OTLP_ENDPOINT: not an http(s) URL:
+ * …`, rather than Effect's `(Invalid data at …)`.
+ */
+export const explain = (error: ConfigError.ConfigError): string => {
+  switch (error._op) {
+    case "And":
+    case "Or":
+      return `${explain(error.left)}; ${explain(error.right)}`
+    case "InvalidData":
+    case "MissingData":
+    case "SourceUnavailable":
+    case "Unsupported":
+      return error.path.length === 0 ? error.message : `${error.path.join(".")}: ${error.message}`
+  }
+}
+
 /** `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, `SWARM_TRACE_CAPACITY`, the sampling rates. */
 export const config: Config.Config<Options> = Config.all({
-  endpoint: optionalString("OTEL_EXPORTER_OTLP_ENDPOINT"),
+  endpoint,
   serviceName: optionalString("OTEL_SERVICE_NAME"),
   capacity: Config.integer("SWARM_TRACE_CAPACITY").pipe(
     Config.validate({ message: "must be a positive number of spans", validation: (n) => n > 0 }),

@@ -11,7 +11,7 @@ import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http"
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
 import { type MetricProducer, type MetricReader, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
 import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Effect, Layer } from "effect"
+import { ConfigError, Effect, Layer } from "effect"
 import * as SwarmMetrics from "../Metrics.js"
 import type { SpanStore } from "../SpanStore.js"
 import * as LightTracer from "../LightTracer.js"
@@ -38,19 +38,39 @@ const flushing = (producer: MetricProducer): MetricProducer => ({
   }
 })
 
-export const layer = (options: SdkOptions): Layer.Layer<never> => {
-  /** The span processors beside the store: the OTLP exporter's, a test's. */
-  const processors: Array<SpanProcessor> = [...options.spanProcessors]
-  const readers: Array<MetricReader> = [...options.metricReaders]
-  if (options.endpoint !== undefined) {
-    processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: `${base(options.endpoint)}/v1/traces` })))
-    readers.push(
-      new PeriodicExportingMetricReader({
-        exporter: new OTLPMetricExporter({ url: `${base(options.endpoint)}/v1/metrics` }),
-        exportIntervalMillis: options.exportIntervalMillis
+/**
+ * The OTLP exporters of `endpoint`. Their constructors throw on a URL they cannot parse: that is
+ * said as the setting's error, not left to crash the process with no word.
+ */
+const exporters = (endpoint: string, exportIntervalMillis: number) =>
+  Effect.try({
+    try: () => ({
+      processor: new BatchSpanProcessor(new OTLPTraceExporter({ url: `${base(endpoint)}/v1/traces` })),
+      reader: new PeriodicExportingMetricReader({
+        exporter: new OTLPMetricExporter({ url: `${base(endpoint)}/v1/metrics` }),
+        exportIntervalMillis
       })
-    )
-  }
+    }),
+    catch: (error) =>
+      ConfigError.InvalidData(
+        ["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        `cannot export to ${JSON.stringify(endpoint)}: ${error instanceof Error ? error.message : String(error)}`
+      )
+  })
+
+export const layer = (options: SdkOptions): Layer.Layer<never, ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(
+    options.endpoint === undefined ? Effect.succeed(undefined) : exporters(options.endpoint, options.exportIntervalMillis),
+    (exported) => installed(options, exported)
+  ))
+
+const installed = (
+  options: SdkOptions,
+  exported: { readonly processor: SpanProcessor; readonly reader: MetricReader } | undefined
+): Layer.Layer<never> => {
+  /** The span processors beside the store: the OTLP exporter's, a test's. */
+  const processors: Array<SpanProcessor> = [...options.spanProcessors, ...(exported === undefined ? [] : [exported.processor])]
+  const readers: Array<MetricReader> = [...options.metricReaders, ...(exported === undefined ? [] : [exported.reader])]
   const tracer = Layer.unwrapScoped(Effect.gen(function*() {
     const resource = yield* Resource.Resource
     // Closing flushes the exporters (the batch not yet sent), as the SDK's tracer provider did.
