@@ -1,19 +1,69 @@
 /**
  * The OTLP exporter as a user meets it from the command line: a bad `OTEL_EXPORTER_OTLP_ENDPOINT`
- * is said, naming the variable — the command runs without exporting, `swarm serve` refuses to start.
+ * is said, naming the variable — the command runs without exporting, `swarm serve` refuses to start;
+ * a collector that is down or never answers delays a command's exit, or a server's shutdown, by a
+ * bounded flush only.
  */
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { ConfigError, ConfigProvider, Effect } from "effect"
 import * as Telemetry from "../../src/telemetry/Telemetry.js"
+import { ProcessGroups } from "../cli/processes.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const home = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-exporter-"))
 afterAll(() => fs.rmSync(home, { recursive: true, force: true }))
+
+/** A loopback collector for the scope that accepts connections and never answers; its URL. */
+const hung = Effect.map(
+  Effect.acquireRelease(
+    Effect.async<{ readonly server: net.Server; readonly sockets: Set<net.Socket> }>((resume) => {
+      const sockets = new Set<net.Socket>()
+      const server = net.createServer((socket) => {
+        sockets.add(socket)
+        socket.on("close", () => sockets.delete(socket))
+      })
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ server, sockets })))
+    }),
+    ({ server, sockets }) =>
+      Effect.async<void>((resume) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resume(Effect.void))
+      })
+  ),
+  ({ server }) => `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`
+)
+
+/** A loopback port with nothing listening: one taken and given back. */
+const down = Effect.async<string>((resume) => {
+  const server = net.createServer().listen(0, "127.0.0.1", () => {
+    const port = (server.address() as net.AddressInfo).port
+    server.close(() => resume(Effect.succeed(`http://127.0.0.1:${port}`)))
+  })
+})
+
+/**
+ * `swarm <args>` with `env` added: when its first output came and when it exited (ms from its
+ * start) — what a user waits for after the answer.
+ */
+const timed = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+  Effect.async<{ code: number | null; output: number; exit: number }>((resume) => {
+    const started = Date.now()
+    const child = spawn(process.execPath, [Path.join(root, "bin", "swarm.js"), ...args], {
+      cwd: root,
+      env: { ...process.env, HOME: home, ...env }
+    })
+    let output: number | undefined
+    child.stdout.on("data", () => (output ??= Date.now() - started))
+    child.stderr.resume()
+    child.on("exit", (code) => resume(Effect.succeed({ code, output: output ?? Number.NaN, exit: Date.now() - started })))
+    return Effect.sync(() => void child.kill("SIGKILL"))
+  })
 
 /** `swarm <args>` in a process of its own, with `env` added; its exit code, output and how long it took. */
 const swarm = (args: ReadonlyArray<string>, env: Record<string, string>) =>
@@ -70,4 +120,40 @@ describe("a bad OTEL_EXPORTER_OTLP_ENDPOINT", () => {
       expect(ran.stderr).toBe(`swarm: OTEL_EXPORTER_OTLP_ENDPOINT: not an http(s) URL: "notaurl" (e.g. http://127.0.0.1:4318)\n`)
       expect(ran.code).toBe(2)
     }), { timeout: 90_000 })
+})
+
+describe("a collector that is down or never answers", () => {
+  // The flush at exit is bounded (2.5 s, every exporter at once); before, a command printed its
+  // result and then waited 7–10 s more (a 3 s flush, then a 3 s metric shutdown, each waiting out
+  // the exporter's 10 s request timeout). The bound asserted leaves room for a loaded machine.
+  it.live("a command exits within a few seconds of its answer", () =>
+    Effect.gen(function*() {
+      for (const endpoint of [yield* hung, yield* down]) {
+        const ran = yield* timed(backtest, { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint })
+        expect(ran.code).toBe(0)
+        expect(ran.exit - ran.output, endpoint).toBeLessThan(6_000)
+      }
+    }).pipe(Effect.scoped), { timeout: 120_000 })
+
+  it.live("swarm serve shuts down on Ctrl-C well inside Docker's 10 s grace", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* hung
+      const processes = new ProcessGroups()
+      yield* Effect.addFinalizer(() => Effect.sync(() => processes.killAll()))
+      const dataDir = fs.mkdtempSync(Path.join(home, "serve-"))
+      const served = yield* Effect.promise(() =>
+        processes.serve({
+          cwd: home,
+          settle: 3_000,
+          env: Object.fromEntries(
+            Object.entries({ ...process.env, HOME: home, SWARM_DATA_DIR: dataDir, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint }).filter(([k]) => k !== "DATABASE_URL")
+          )
+        })
+      )
+      const stopping = Date.now()
+      process.kill(-served.child.pid!, "SIGINT")
+      const code = yield* Effect.promise(() => served.exited)
+      expect(code).toBe(130)
+      expect(Date.now() - stopping).toBeLessThan(7_000)
+    }).pipe(Effect.scoped), { timeout: 120_000 })
 })

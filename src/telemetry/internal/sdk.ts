@@ -28,6 +28,15 @@ export interface SdkOptions {
   readonly metricReaders: ReadonlyArray<MetricReader>
 }
 
+/**
+ * How long one export may take, its retries included (the SDK's default is 10 s, and 30 s for the
+ * batch): past it the request is dropped, so a hung collector holds no socket open for longer.
+ */
+export const EXPORT_TIMEOUT = 2_000
+
+/** How long closing the layer waits for the last exports, all of them together. */
+export const FLUSH_TIMEOUT = 2_500
+
 const base = (endpoint: string) => endpoint.replace(/\/+$/, "")
 
 /** Effect's metric producer, flushing what the hot paths counted in place before each collection. */
@@ -45,10 +54,14 @@ const flushing = (producer: MetricProducer): MetricProducer => ({
 const exporters = (endpoint: string, exportIntervalMillis: number) =>
   Effect.try({
     try: () => ({
-      processor: new BatchSpanProcessor(new OTLPTraceExporter({ url: `${base(endpoint)}/v1/traces` })),
+      processor: new BatchSpanProcessor(
+        new OTLPTraceExporter({ url: `${base(endpoint)}/v1/traces`, timeoutMillis: EXPORT_TIMEOUT }),
+        { exportTimeoutMillis: EXPORT_TIMEOUT }
+      ),
       reader: new PeriodicExportingMetricReader({
-        exporter: new OTLPMetricExporter({ url: `${base(endpoint)}/v1/metrics` }),
-        exportIntervalMillis
+        exporter: new OTLPMetricExporter({ url: `${base(endpoint)}/v1/metrics`, timeoutMillis: EXPORT_TIMEOUT }),
+        exportIntervalMillis,
+        exportTimeoutMillis: Math.min(EXPORT_TIMEOUT, exportIntervalMillis)
       })
     }),
     catch: (error) =>
@@ -71,13 +84,26 @@ const installed = (
   /** The span processors beside the store: the OTLP exporter's, a test's. */
   const processors: Array<SpanProcessor> = [...options.spanProcessors, ...(exported === undefined ? [] : [exported.processor])]
   const readers: Array<MetricReader> = [...options.metricReaders, ...(exported === undefined ? [] : [exported.reader])]
-  const tracer = Layer.unwrapScoped(Effect.gen(function*() {
+  return Layer.unwrapScoped(Effect.gen(function*() {
     const resource = yield* Resource.Resource
-    // Closing flushes the exporters (the batch not yet sent), as the SDK's tracer provider did.
+    if (readers.length > 0) {
+      const producer = flushing(yield* Metrics.makeProducer)
+      for (const reader of readers) reader.setMetricProducer(producer)
+    }
+    // Closing flushes the exporters (the batch not yet sent, the last metrics), as the SDK's
+    // providers did: all at once and within FLUSH_TIMEOUT, so that a collector that is down or
+    // never answers delays a command's exit or a server's shutdown by that much at most.
     yield* Effect.addFinalizer(() =>
-      Effect.promise(() => Promise.all(processors.map((p) => p.forceFlush().then(() => p.shutdown())))).pipe(
-        Effect.ignoreLogged,
-        Effect.timeoutOption("3 seconds")
+      Effect.promise(() =>
+        Promise.allSettled([
+          ...processors.map((p) => p.forceFlush().then(() => p.shutdown())),
+          ...readers.map((r) => r.shutdown())
+        ])
+      ).pipe(
+        // A finalizer is uninterruptible: without this the timeout could not cut the wait short.
+        Effect.interruptible,
+        Effect.timeoutOption(FLUSH_TIMEOUT),
+        Effect.asVoid
       )
     )
     return Layer.setTracer(LightTracer.make({
@@ -86,11 +112,7 @@ const installed = (
       store: options.store,
       processors
     }))
-  }))
-  const metrics = readers.length === 0
-    ? Layer.empty
-    : Layer.scopedDiscard(Effect.flatMap(Metrics.makeProducer, (producer) => Metrics.registerProducer(flushing(producer), () => readers as [MetricReader, ...Array<MetricReader>])))
-  return Layer.mergeAll(tracer, metrics).pipe(
+  })).pipe(
     Layer.provide(Resource.layer({ serviceName: options.serviceName, serviceVersion: options.serviceVersion, attributes: options.attributes }))
   )
 }
