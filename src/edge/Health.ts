@@ -51,7 +51,13 @@ export const HealthReport = Schema.Struct({
     /** The answer cache, shared by every run of the process. */
     cache: Schema.optional(Schema.Struct({ hits: Schema.Number, misses: Schema.Number, entries: Schema.Number }))
   }),
-  telemetry: Schema.Struct({ kind: Schema.String, description: Schema.String })
+  telemetry: Schema.Struct({
+    kind: Schema.String,
+    description: Schema.String,
+    /** Since when (epoch ms) exports to the collector fail, and why, while they do. */
+    failingSince: Schema.optional(Schema.Number),
+    error: Schema.optional(Schema.String)
+  })
 })
 export type HealthReport = typeof HealthReport.Type
 

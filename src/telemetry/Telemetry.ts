@@ -16,6 +16,7 @@ import { createRequire } from "node:module"
 import type { MetricReader } from "@opentelemetry/sdk-metrics"
 import type { SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Config, ConfigError, Context, Effect, Either, Layer, Option } from "effect"
+import type { ExportState } from "./internal/sdk.js"
 import * as Sampling from "./Sampling.js"
 import { DEFAULT_CAPACITY, SpanStore } from "./SpanStore.js"
 
@@ -23,9 +24,16 @@ export interface Info {
   /** `otlp`: exported to a collector; `in-process`: kept in this process only. */
   readonly kind: "otlp" | "in-process"
   readonly description: string
+  /**
+   * With a collector: since when (epoch ms) exports to it fail, and the last reason, while they
+   * do — absent once one goes through again.
+   */
+  readonly failingSince?: number
+  readonly error?: string
 }
 
 export interface Service {
+  /** Read afresh each time: exports can start or stop failing. */
   readonly info: Info
   readonly store: SpanStore
   readonly rates: Sampling.Rates
@@ -80,7 +88,15 @@ export const make = (options: Options = {}): Layer.Layer<Telemetry | Sampling.Tr
     const store = new SpanStore(options.capacity ?? DEFAULT_CAPACITY)
     const rates = options.rates ?? Sampling.defaultRates
     const sdk = yield* Effect.promise(() => import("./internal/sdk.js"))
-    const service: Service = { info: describe(options), store, rates }
+    const described = describe(options)
+    const exports: ExportState = { failingSince: undefined, error: undefined }
+    const service: Service = {
+      get info(): Info {
+        return exports.failingSince === undefined ? described : { ...described, failingSince: exports.failingSince, error: exports.error ?? "" }
+      },
+      store,
+      rates
+    }
     return Layer.mergeAll(
       Layer.succeed(Telemetry, service),
       Layer.succeed(Sampling.TraceSampling, rates),
@@ -92,7 +108,8 @@ export const make = (options: Options = {}): Layer.Layer<Telemetry | Sampling.Tr
         endpoint: options.endpoint,
         exportIntervalMillis: options.exportIntervalMillis ?? 10_000,
         spanProcessors: options.spanProcessors ?? [],
-        metricReaders: options.metricReaders ?? []
+        metricReaders: options.metricReaders ?? [],
+        exports
       })
     )
   }))

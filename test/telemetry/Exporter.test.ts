@@ -11,7 +11,9 @@ import * as os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { ConfigError, ConfigProvider, Effect } from "effect"
+import { createServer } from "node:http"
+import { ConfigError, ConfigProvider, Effect, Logger, Schema } from "effect"
+import { HealthReport } from "../../src/edge/Health.js"
 import * as Telemetry from "../../src/telemetry/Telemetry.js"
 import { ProcessGroups } from "../cli/processes.js"
 
@@ -156,4 +158,49 @@ describe("a collector that is down or never answers", () => {
       expect(code).toBe(130)
       expect(Date.now() - stopping).toBeLessThan(7_000)
     }).pipe(Effect.scoped), { timeout: 120_000 })
+})
+
+describe("exports that fail", () => {
+  /** `check` until it holds, every 100 ms, for at most `millis`. */
+  const eventually = (check: () => boolean, millis: number) =>
+    Effect.gen(function*() {
+      const until = Date.now() + millis
+      while (!check() && Date.now() < until) yield* Effect.sleep("100 millis")
+    })
+
+  it.live("show in the telemetry's info and /health from the first failure until one goes through, said once each way", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* down
+      const logged: Array<string> = []
+      yield* Effect.gen(function*() {
+        const telemetry = yield* Telemetry.Telemetry
+        expect(telemetry.info.failingSince).toBeUndefined()
+        const before = Date.now()
+        yield* eventually(() => telemetry.info.failingSince !== undefined, 15_000)
+        const failing = telemetry.info
+        expect(failing.failingSince).toBeGreaterThanOrEqual(before)
+        expect(failing.error).toMatch(/^metrics: /)
+        // /health carries it (its schema used to drop anything but kind and description).
+        const health = Schema.encodeSync(HealthReport.fields.telemetry)(failing)
+        expect(health).toMatchObject({ kind: "otlp", failingSince: failing.failingSince, error: failing.error })
+        // The collector comes up on that port: the next export clears it.
+        const collector = createServer((req, res) => {
+          req.resume()
+          req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("{}"))
+        })
+        yield* Effect.acquireRelease(
+          Effect.async<void>((resume) => void collector.listen(Number(new URL(endpoint).port), "127.0.0.1", () => resume(Effect.void))),
+          () => Effect.async<void>((resume) => void collector.close(() => resume(Effect.void)))
+        )
+        yield* eventually(() => telemetry.info.failingSince === undefined, 15_000)
+        expect(telemetry.info.failingSince).toBeUndefined()
+        expect(telemetry.info.error).toBeUndefined()
+        collector.closeAllConnections()
+      }).pipe(
+        Effect.provide(Telemetry.make({ endpoint, exportIntervalMillis: 200 })),
+        Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(String(message)))))
+      )
+      expect(logged.filter((line) => line.includes("exports to the collector fail"))).toHaveLength(1)
+      expect(logged.filter((line) => line.includes("go through again"))).toHaveLength(1)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
 })

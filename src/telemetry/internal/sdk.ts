@@ -11,7 +11,7 @@ import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http"
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
 import { type MetricProducer, type MetricReader, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
 import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { ConfigError, Effect, Layer } from "effect"
+import { ConfigError, Effect, Layer, Runtime } from "effect"
 import * as SwarmMetrics from "../Metrics.js"
 import type { SpanStore } from "../SpanStore.js"
 import * as LightTracer from "../LightTracer.js"
@@ -26,6 +26,50 @@ export interface SdkOptions {
   readonly exportIntervalMillis: number
   readonly spanProcessors: ReadonlyArray<SpanProcessor>
   readonly metricReaders: ReadonlyArray<MetricReader>
+  /** Where the exports' outcome is kept, for `/health`. */
+  readonly exports: ExportState
+}
+
+/**
+ * Whether exports to the collector go through: `failingSince` (epoch ms) and the last `error`
+ * while they fail, cleared by the next export that succeeds.
+ */
+export interface ExportState {
+  failingSince: number | undefined
+  error: string | undefined
+}
+
+interface Exporting<T> {
+  export(items: T, done: (result: { code: number; error?: Error }) => void): void
+}
+
+/**
+ * `exporter`, its outcomes noted in `state`: a failure starts an outage (said once, with why), a
+ * success ends it (said too). The SDK itself only reports them to its diagnostic logger, off by
+ * default, so a collector that is down was silent.
+ */
+const watched = <T, E extends Exporting<T>>(exporter: E, state: ExportState, what: string, say: (line: string, failing: boolean) => void): E => {
+  const original = exporter.export.bind(exporter)
+  exporter.export = (items, done) =>
+    original(items, (result) => {
+      // ExportResultCode.SUCCESS is 0.
+      if (result.code === 0) {
+        if (state.failingSince !== undefined) {
+          say(`telemetry: exports to the collector go through again after ${Math.round((Date.now() - state.failingSince) / 1000)} s`, false)
+        }
+        state.failingSince = undefined
+        state.error = undefined
+      } else {
+        const error = `${what}: ${result.error?.message ?? "export failed"}`
+        if (state.failingSince === undefined) {
+          state.failingSince = Date.now()
+          say(`telemetry: exports to the collector fail (${error}); retrying with each batch`, true)
+        }
+        state.error = error
+      }
+      done(result)
+    })
+  return exporter
 }
 
 /**
@@ -51,15 +95,15 @@ const flushing = (producer: MetricProducer): MetricProducer => ({
  * The OTLP exporters of `endpoint`. Their constructors throw on a URL they cannot parse: that is
  * said as the setting's error, not left to crash the process with no word.
  */
-const exporters = (endpoint: string, exportIntervalMillis: number) =>
+const exporters = (endpoint: string, exportIntervalMillis: number, state: ExportState, say: (line: string, failing: boolean) => void) =>
   Effect.try({
     try: () => ({
       processor: new BatchSpanProcessor(
-        new OTLPTraceExporter({ url: `${base(endpoint)}/v1/traces`, timeoutMillis: EXPORT_TIMEOUT }),
+        watched(new OTLPTraceExporter({ url: `${base(endpoint)}/v1/traces`, timeoutMillis: EXPORT_TIMEOUT }), state, "traces", say),
         { exportTimeoutMillis: EXPORT_TIMEOUT }
       ),
       reader: new PeriodicExportingMetricReader({
-        exporter: new OTLPMetricExporter({ url: `${base(endpoint)}/v1/metrics`, timeoutMillis: EXPORT_TIMEOUT }),
+        exporter: watched(new OTLPMetricExporter({ url: `${base(endpoint)}/v1/metrics`, timeoutMillis: EXPORT_TIMEOUT }), state, "metrics", say),
         exportIntervalMillis,
         exportTimeoutMillis: Math.min(EXPORT_TIMEOUT, exportIntervalMillis)
       })
@@ -72,10 +116,15 @@ const exporters = (endpoint: string, exportIntervalMillis: number) =>
   })
 
 export const layer = (options: SdkOptions): Layer.Layer<never, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(
-    options.endpoint === undefined ? Effect.succeed(undefined) : exporters(options.endpoint, options.exportIntervalMillis),
-    (exported) => installed(options, exported)
-  ))
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const runtime = yield* Effect.runtime<never>()
+    const say = (line: string, failing: boolean) =>
+      void Runtime.runFork(runtime)(failing ? Effect.logWarning(line) : Effect.logInfo(line))
+    const exported = options.endpoint === undefined
+      ? undefined
+      : yield* exporters(options.endpoint, options.exportIntervalMillis, options.exports, say)
+    return installed(options, exported)
+  }))
 
 const installed = (
   options: SdkOptions,
