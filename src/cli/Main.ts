@@ -13,13 +13,14 @@ import * as Io from "./Io.js"
 /**
  * A command's own spans (an RPC call, a local backtest's traced rounds: `SWARM_TRACE_SAMPLE`) go to
  * the collector when one is configured; `serve` installs the server's telemetry itself. A bad
- * telemetry setting is said, not fatal: the command runs without exporting. So is a defect in
- * starting the exporters — caught as a cause, since a throw there is no typed failure.
+ * telemetry setting is said, not fatal: the command runs without that setting (a bad endpoint:
+ * without exporting). So is a defect in starting the exporters — caught as a cause, since a throw
+ * there is no typed failure.
  */
 const telemetry = (argv: ReadonlyArray<string>) =>
   argv[0] === "serve"
     ? Layer.empty
-    : Telemetry.layerIfExporting.pipe(
+    : Telemetry.layerIfExporting((line) => process.stderr.write(`swarm: ${line}\n`)).pipe(
       Layer.catchAllCause((cause) => {
         const failure = Cause.failureOption(cause)
         const reason = Option.isSome(failure) && ConfigError.isConfigError(failure.value)

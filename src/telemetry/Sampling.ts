@@ -14,7 +14,7 @@
  * replays, `SWARM_TRACE_SAMPLE_PAPER` for paper runs; `Backtest.Options.traceRounds` overrides both
  * for one run.
  */
-import { Config, Context } from "effect"
+import { Config, ConfigError, Context, Either } from "effect"
 
 /** Decides, once per coordinator cycle, whether that cycle is traced. */
 export interface RoundSampler {
@@ -58,12 +58,16 @@ export class TraceSampling extends Context.Reference<TraceSampling>()("swarm/tel
 
 const rate = (name: string, fallback: number) =>
   Config.number(name).pipe(
-    Config.validate({ message: "must be a fraction between 0 and 1 (1 traces every round, 0.0001 one in 10,000)", validation: (r) => r >= 0 && r <= 1 }),
+    Config.mapOrFail((r) =>
+      r >= 0 && r <= 1
+        ? Either.right(r)
+        : Either.left(ConfigError.InvalidData([], `must be a fraction between 0 and 1, not ${r} (1 traces every round, 0.0001 one in 10,000)`))
+    ),
     Config.withDefault(fallback)
   )
 
+export const backtestRate = rate("SWARM_TRACE_SAMPLE", defaultRates.backtest)
+export const paperRate = rate("SWARM_TRACE_SAMPLE_PAPER", defaultRates.paper)
+
 /** `SWARM_TRACE_SAMPLE` (backtests, default 0) and `SWARM_TRACE_SAMPLE_PAPER` (default 1). */
-export const config: Config.Config<Rates> = Config.all({
-  backtest: rate("SWARM_TRACE_SAMPLE", defaultRates.backtest),
-  paper: rate("SWARM_TRACE_SAMPLE_PAPER", defaultRates.paper)
-})
+export const config: Config.Config<Rates> = Config.all({ backtest: backtestRate, paper: paperRate })

@@ -157,14 +157,16 @@ export const explain = (error: ConfigError.ConfigError): string => {
   }
 }
 
+const capacity = Config.integer("SWARM_TRACE_CAPACITY").pipe(
+  Config.validate({ message: "must be a positive number of spans", validation: (n) => n > 0 }),
+  Config.withDefault(DEFAULT_CAPACITY)
+)
+
 /** `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, `SWARM_TRACE_CAPACITY`, the sampling rates. */
 export const config: Config.Config<Options> = Config.all({
   endpoint,
   serviceName: optionalString("OTEL_SERVICE_NAME"),
-  capacity: Config.integer("SWARM_TRACE_CAPACITY").pipe(
-    Config.validate({ message: "must be a positive number of spans", validation: (n) => n > 0 }),
-    Config.withDefault(DEFAULT_CAPACITY)
-  ),
+  capacity,
   rates: Sampling.config
 })
 
@@ -178,10 +180,24 @@ export const layer: Layer.Layer<Telemetry | Sampling.TraceSampling, ConfigError.
  * backtest` traces as `SWARM_TRACE_SAMPLE` says), and the tracer and exporters only when a
  * collector is configured — without one, their spans would be kept in a store nobody reads, and
  * the SDK's load time paid for nothing.
+ *
+ * A command is not refused for its telemetry: each bad setting is said through `warn`, naming it,
+ * and only that setting is left out — a bad endpoint turns exporting off, a bad rate traces as by
+ * default. (It used to be one error for all: a bad `SWARM_TRACE_SAMPLE` turned exporting off.)
  */
-export const layerIfExporting: Layer.Layer<Sampling.TraceSampling, ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(config, (options) => {
-    const rates = Layer.succeed(Sampling.TraceSampling, options.rates ?? Sampling.defaultRates)
+export const layerIfExporting = (warn: (line: string) => void): Layer.Layer<Sampling.TraceSampling, ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const read = <A>(setting: Config.Config<A>, fallback: A, instead: string) =>
+      Effect.catchIf(setting, ConfigError.isConfigError, (error) => Effect.as(Effect.sync(() => warn(`${explain(error)} (${instead})`)), fallback))
+    const options: Options = {
+      endpoint: yield* read(endpoint, undefined, "telemetry off: not exporting"),
+      serviceName: yield* optionalString("OTEL_SERVICE_NAME"),
+      capacity: yield* read(capacity, DEFAULT_CAPACITY, `keeping the default ${DEFAULT_CAPACITY.toLocaleString("en-US")}`),
+      rates: {
+        backtest: yield* read(Sampling.backtestRate, Sampling.defaultRates.backtest, `tracing backtests as by default: ${rateText(Sampling.defaultRates.backtest)}`),
+        paper: yield* read(Sampling.paperRate, Sampling.defaultRates.paper, `tracing paper runs as by default: ${rateText(Sampling.defaultRates.paper)}`)
+      }
+    }
+    const rates = Layer.succeed(Sampling.TraceSampling, options.rates!)
     return options.endpoint === undefined ? rates : Layer.merge(rates, Layer.discard(make(options)))
-  })
-)
+  }))

@@ -12,7 +12,8 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { createServer } from "node:http"
-import { ConfigError, ConfigProvider, Effect, Logger, Schema } from "effect"
+import { ConfigError, ConfigProvider, Effect, Layer, Logger, Schema } from "effect"
+import { TraceSampling } from "../../src/telemetry/Sampling.js"
 import { HealthReport } from "../../src/edge/Health.js"
 import * as Telemetry from "../../src/telemetry/Telemetry.js"
 import { ProcessGroups } from "../cli/processes.js"
@@ -202,5 +203,42 @@ describe("exports that fail", () => {
       )
       expect(logged.filter((line) => line.includes("exports to the collector fail"))).toHaveLength(1)
       expect(logged.filter((line) => line.includes("go through again"))).toHaveLength(1)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+})
+
+describe("a command's telemetry settings", () => {
+  it.live("a bad SWARM_TRACE_SAMPLE is said, naming it, and traces as by default; the exporting goes on", () =>
+    Effect.gen(function*() {
+      const posted: Array<string> = []
+      const collector = createServer((req, res) => {
+        posted.push(req.url ?? "")
+        req.resume()
+        req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("{}"))
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void collector.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.async<void>((resume) => void collector.close(() => resume(Effect.void)))
+      )
+      const url = `http://127.0.0.1:${(collector.address() as net.AddressInfo).port}`
+      const said: Array<string> = []
+      const environment = ConfigProvider.fromMap(new Map([["OTEL_EXPORTER_OTLP_ENDPOINT", url], ["SWARM_TRACE_SAMPLE", "2"], ["SWARM_TRACE_SAMPLE_PAPER", "often"]]))
+      const rates = yield* Effect.scoped(Effect.gen(function*() {
+        const context = yield* Layer.build(Telemetry.layerIfExporting((line) => said.push(line)).pipe(Layer.provide(Layer.setConfigProvider(environment))))
+        return yield* Effect.provide(TraceSampling, context)
+      }))
+      expect(rates).toEqual({ backtest: 0, paper: 1 })
+      expect(said).toEqual([
+        "SWARM_TRACE_SAMPLE: must be a fraction between 0 and 1, not 2 (1 traces every round, 0.0001 one in 10,000) (tracing backtests as by default: no round)",
+        `SWARM_TRACE_SAMPLE_PAPER: Expected a number value but received "often" (tracing paper runs as by default: every round)`
+      ])
+      // The exporter was installed all the same: closing it flushed the metrics to the collector.
+      expect(posted).toContain("/v1/metrics")
+
+      // From the command line: said, and the command runs and exports.
+      posted.length = 0
+      const ran = yield* swarm(backtest, { OTEL_EXPORTER_OTLP_ENDPOINT: url, SWARM_TRACE_SAMPLE: "2" })
+      expect(ran.stderr).toBe(`swarm: ${said[0]}\n`)
+      expect(ran.code).toBe(0)
+      expect(posted).toContain("/v1/metrics")
     }).pipe(Effect.scoped), { timeout: 60_000 })
 })
