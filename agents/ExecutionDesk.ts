@@ -78,8 +78,8 @@ const fillAttributes = (fill: Fill) => ({
   "fill.quantity": fill.quantity,
   "fill.price": fill.price,
   "fill.market_price": fill.marketPrice,
-  "fill.notional": fill.notional,
-  "fill.commission": fill.commission
+  "fill.notional": fill.notional / 1_000_000, // dollars, as fill.price (the fill holds micros)
+  "fill.commission": fill.commission / 1_000_000
 })
 
 const noFills: ReadonlyArray<Fill> = []

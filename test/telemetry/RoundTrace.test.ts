@@ -193,6 +193,10 @@ describe("round traces", () => {
       const byId = new Map(spans.map((span) => [span.spanContext().spanId, span]))
       for (const fill of fills) {
         const orderId = fill.attributes["order.id"]
+        // Money in dollars, as the price is (not the fill's integer micros: 9954350000 for $9,954.35).
+        const notional = fill.attributes["fill.notional"] as number
+        expect(notional).toBeCloseTo((fill.attributes["fill.quantity"] as number) * (fill.attributes["fill.price"] as number), 5)
+        expect(fill.attributes["fill.commission"] as number).toBeLessThan(notional / 100)
         // In the trace of the round that placed the order, under the desk's placing of it.
         const place = byId.get(parentOf(fill)!)!
         expect(place.name).toBe("Actor.receive PlaceOrders")
