@@ -108,7 +108,7 @@ export const command = (io: Io, wiring: Wiring) =>
       const server = Server.layer(store, {
         port,
         corsOrigins: configured.corsOrigins,
-        ...(configured.host === undefined ? {} : { host: configured.host })
+        host: configured.host
       }, { maxLiveRunsPerUser }).pipe(
         Layer.provideMerge(Telemetry.layer)
       )
@@ -130,6 +130,7 @@ export const command = (io: Io, wiring: Wiring) =>
           io.stderr(`${Redis.describe(yield* Effect.serviceOption(Redis.Redis))}\n`)
           io.stderr(`${Http.describeCors(configured.corsOrigins)}\n`)
           io.stderr(`${RunManager.describeMaxLiveRuns(maxLiveRunsPerUser)}\n`)
+          io.stderr(`${Http.describeHost(configured.host)}\n`)
           const base = yield* Http.baseUrl
           io.stderr(`swarm server listening on ${base} (RPC ${base}/rpc, SSE ${base}/v1/runs/<run>/events, ${base}/health)\n`)
           yield* resumeUnfinished(io)

@@ -137,13 +137,40 @@ const corsConfig: Config.Config<CorsOrigins> = Config.string("SWARM_CORS_ORIGINS
     Either.mapLeft(parseCorsOrigins(text), (reason) => ConfigError.InvalidData(["SWARM_CORS_ORIGINS"], reason)))
 )
 
-/** `PORT` (default 7070), `HOST` (default: every interface) and `SWARM_CORS_ORIGINS` (default `*`), read once at the edge. */
-export const config: Config.Config<{ readonly port: number; readonly host: string | undefined; readonly corsOrigins: CorsOrigins }> =
+/**
+ * Where the server listens unless `HOST` says otherwise: this machine only. The first start prints
+ * an admin key and serves a demo; a server other machines can reach is asked for (`HOST=0.0.0.0`,
+ * as the Docker image does), never had by default.
+ */
+export const DEFAULT_HOST = "127.0.0.1"
+
+/** `PORT` (default 7070), `HOST` (default 127.0.0.1: this machine only) and `SWARM_CORS_ORIGINS` (default `*`), read once at the edge. */
+export const config: Config.Config<{ readonly port: number; readonly host: string; readonly corsOrigins: CorsOrigins }> =
   Config.all({
     port: Config.port("PORT").pipe(Config.withDefault(DEFAULT_PORT)),
-    host: Config.string("HOST").pipe(Config.option, Config.map(Option.getOrUndefined)),
+    host: Config.string("HOST").pipe(
+      Config.withDefault(DEFAULT_HOST),
+      Config.mapOrFail((text) =>
+        text.trim() === ""
+          ? Either.left(ConfigError.InvalidData(["HOST"], `an address to listen on, as 127.0.0.1 (this machine) or 0.0.0.0 (every interface), not ""`))
+          : Either.right(text.trim())
+      )
+    ),
     corsOrigins: corsConfig
   })
+
+/** Addresses that listen on every interface: other machines can reach the server. */
+const EVERY_INTERFACE = new Set(["0.0.0.0", "::", "[::]"])
+/** Loopback addresses: only this machine can. */
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"])
+
+/** A start-up line: who can reach the server, by `HOST`. */
+export const describeHost = (host: string): string =>
+  EVERY_INTERFACE.has(host)
+    ? `network: every interface (HOST=${host}): other machines can reach this server; each call needs an API key`
+    : LOOPBACK.has(host) || host.startsWith("127.")
+    ? `network: this machine only (HOST=${host}); HOST=0.0.0.0 serves other machines`
+    : `network: ${host} (HOST)`
 
 /** A request's path without its query string (which may hold a `?token=`). */
 const pathOf = (request: HttpServerRequest.HttpServerRequest): string => {
@@ -363,7 +390,10 @@ export const layerConfig = (options: Omit<Options, "port" | "host" | "corsOrigin
     layer({ ...options, port, corsOrigins, ...(host === undefined ? {} : { host }) })))
 
 /** The bound address as a URL base (`http://127.0.0.1:7070`), for start-up lines and tests. */
-export const baseUrl = Effect.map(HttpServer.HttpServer, (server) =>
-  server.address._tag === "TcpAddress"
-    ? `http://${server.address.hostname === "0.0.0.0" ? "127.0.0.1" : server.address.hostname}:${server.address.port}`
-    : `http+unix://${server.address.path}`)
+export const baseUrl = Effect.map(HttpServer.HttpServer, (server) => {
+  if (server.address._tag !== "TcpAddress") return `http+unix://${server.address.path}`
+  const hostname = server.address.hostname
+  // Every interface is reached from here through the loopback; an IPv6 address goes in brackets.
+  const host = EVERY_INTERFACE.has(hostname) ? "127.0.0.1" : hostname.includes(":") && !hostname.startsWith("[") ? `[${hostname}]` : hostname
+  return `http://${host}:${server.address.port}`
+})

@@ -28,7 +28,8 @@ const start = (dataDir: string) =>
   Effect.promise(() =>
     processes.serve({
       cwd: tmp,
-      env: Object.fromEntries(Object.entries({ ...process.env, SWARM_DATA_DIR: dataDir }).filter(([k]) => k !== "DATABASE_URL")),
+      // The defaults: the embedded database, and HOST unset (this machine only).
+      env: Object.fromEntries(Object.entries({ ...process.env, SWARM_DATA_DIR: dataDir }).filter(([k]) => k !== "DATABASE_URL" && k !== "HOST")),
       settle: 1_000
     })
   )
@@ -91,6 +92,14 @@ describe("swarm serve", () => {
 
       const health = yield* Effect.promise(() => fetch(`${first.base}/health`).then((r) => r.json()))
       expect(health).toMatchObject({ status: "ok", database: { kind: "embedded" } })
+      // This machine only, as it says: another interface's address is refused.
+      expect(first.stderr()).toContain("network: this machine only (HOST=127.0.0.1); HOST=0.0.0.0 serves other machines")
+      const other = Object.values(os.networkInterfaces()).flat().find((a) => a !== undefined && a.family === "IPv4" && !a.internal)
+      if (other !== undefined) {
+        const port = new URL(first.base).port
+        const reached = yield* Effect.promise(() => fetch(`http://${other.address}:${port}/health`).then(() => true, () => false))
+        expect(reached, `${other.address}:${port}`).toBe(false)
+      }
 
       // The paper run is live: its first events over SSE, then we hang up.
       const text = yield* Effect.promise(() => readEvents(`${first.base}/v1/runs/${run}/events?token=${key}`, {}, (ids) => ids.length >= 1, 30_000))

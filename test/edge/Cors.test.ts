@@ -155,10 +155,14 @@ layer(Layer.empty)("SWARM_CORS_ORIGINS", (it) => {
     Effect.gen(function*() {
       const read = (env: Record<string, string>) =>
         Effect.either(Effect.withConfigProvider(Http.config, ConfigProvider.fromMap(new Map(Object.entries(env)))))
-      expect(yield* read({})).toEqual(Either.right({ port: Http.DEFAULT_PORT, host: undefined, corsOrigins: "*" }))
-      expect(yield* read({ SWARM_CORS_ORIGINS: "http://localhost:3000" })).toEqual(
-        Either.right({ port: Http.DEFAULT_PORT, host: undefined, corsOrigins: ["http://localhost:3000"] })
+      // This machine only unless HOST says otherwise.
+      expect(yield* read({})).toEqual(Either.right({ port: Http.DEFAULT_PORT, host: "127.0.0.1", corsOrigins: "*" }))
+      expect(yield* read({ SWARM_CORS_ORIGINS: "http://localhost:3000", HOST: "0.0.0.0" })).toEqual(
+        Either.right({ port: Http.DEFAULT_PORT, host: "0.0.0.0", corsOrigins: ["http://localhost:3000"] })
       )
+      expect(String(Either.getLeft(yield* read({ HOST: " " })).pipe((o) => (o._tag === "Some" ? o.value : "")))).toContain("HOST")
+      expect(Http.describeHost("127.0.0.1")).toBe("network: this machine only (HOST=127.0.0.1); HOST=0.0.0.0 serves other machines")
+      expect(Http.describeHost("0.0.0.0")).toBe("network: every interface (HOST=0.0.0.0): other machines can reach this server; each call needs an API key")
       const bad = yield* read({ SWARM_CORS_ORIGINS: "http://localhost:3000/" })
       expect(Either.isLeft(bad)).toBe(true)
       const message = String(Either.getLeft(bad).pipe((o) => (o._tag === "Some" ? o.value : "")))
