@@ -46,6 +46,8 @@ const labelOf = (span: SpanRecord): string => {
   if (a["fill.price"] !== undefined) parts.push(`${a["order.side"] ?? ""} ${a["fill.quantity"] ?? ""} @ ${a["fill.price"]}`.trim())
   if (a["gen_ai.request.model"] !== undefined) {
     parts.push(`${a["gen_ai.system"] ?? ""}:${a["gen_ai.request.model"]}`)
+    // Which call of the agent's it is: `bull-1`, `bear-1`, `judge` of a debate, the single analyst's `analyst`.
+    if (a["swarm.llm.step"] !== undefined) parts.push(str(a["swarm.llm.step"]))
     if (a["gen_ai.usage.input_tokens"] !== undefined) parts.push(`${a["gen_ai.usage.input_tokens"]} in / ${a["gen_ai.usage.output_tokens"] ?? 0} out tokens`)
     if (a["swarm.llm.outcome"] !== undefined && a["swarm.llm.outcome"] !== "ok") parts.push(str(a["swarm.llm.outcome"]))
   }
