@@ -3,6 +3,10 @@
  * each is re-executed from its recorded inputs, checked against what it had recorded, and recorded
  * from its last committed event on (src/store/StoredRun.ts). With a run, that one; without, every
  * unfinished run, oldest first, each reported on its own line whatever became of the others.
+ *
+ * A paper run is a server's (its pace is wall-clock, its alerts arrive at the server): here it would
+ * be run out as fast as a backtest, so it is left to `swarm serve`, which resumes it at its pace. A
+ * run an operator paused is left paused unless it is named: going on with it is the operator's call.
  */
 import { Args, Command } from "@effect/cli"
 import { Effect, Either, Option } from "effect"
@@ -60,9 +64,21 @@ const resumeWith = (io: Io, withLlm: ReturnType<typeof Wiring.withLlmOf>, wiring
     }))
   }))
 
+/** Why this command leaves a paper run alone: the server resumes it, at its pace. */
+export const PAPER_REASON = "`swarm serve` resumes paper runs at their pace when it starts"
+
+/** Why `swarm resume` without a run leaves a paused run alone, and how to go on with it. */
+export const pausedReason = (ref: string): string =>
+  `an operator paused it: \`swarm serve\` takes it back paused when it starts (then \`swarm runs resume "${ref}"\`), ` +
+  `or \`swarm resume "${ref}"\` goes on with it here`
+
 const one = (io: Io, wiring: Wiring.Wiring, ref: string) =>
   Effect.gen(function*() {
     const run = yield* Runs.get(ref)
+    // A finished run is told so by `StoredRun.resume`, paper or not.
+    if (run.mode === "paper" && StoredRun.resumable(run.status)) {
+      return yield* new StoredRun.NotResumable({ run: run.id, reason: `it is a paper run: ${PAPER_REASON}` })
+    }
     const resumed = yield* resumeWith(io, Wiring.withLlmOf(io, wiring), wiring, run)
     io.stdout(`${describeResumed(run, resumed)}\n`)
     if (resumed.result.status === "failed") {
@@ -80,6 +96,14 @@ const every = (io: Io, wiring: Wiring.Wiring) =>
     let failed = 0
     const withLlm = Wiring.withLlmOf(io, wiring)
     for (const run of runs) {
+      if (run.mode === "paper") {
+        io.stdout(`skipped run ${run.id} (${refOf(run)}) (paper): ${PAPER_REASON}\n`)
+        continue
+      }
+      if (run.status === "paused") {
+        io.stdout(`skipped run ${run.id} (${refOf(run)}) (paused): ${pausedReason(refOf(run))}\n`)
+        continue
+      }
       // The listing has no strategies: the run's record says which models it needs.
       const outcome = yield* Effect.either(Effect.flatMap(Runs.get(run.id), (record) => resumeWith(io, withLlm, wiring, record)))
       if (Either.isRight(outcome)) {

@@ -498,6 +498,46 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(replay.code).toBe(0)
     }))
 
+  it.effect("resume leaves a server's paper run to the server and an operator-paused run paused, and says so", () =>
+    Effect.gen(function*() {
+      const paper = (yield* backtest(smaNamed("Left paper"))).document
+      const paused = (yield* backtest(smaNamed("Left paused"))).document
+      const died = (yield* backtest(smaNamed("Died here"))).document
+      const sql = yield* SqlClient.SqlClient
+      for (const run of [paper.run, paused.run, died.run]) yield* crashAfter(run, 100)
+      // As a server left them: a paper run it suspended, and a run an operator had paused.
+      yield* sql`update runs set mode = 'paper', speed = 1 where id = ${paper.run}`.pipe(Effect.orDie)
+      yield* sql`update runs set status = 'paused' where id = ${paused.run}`.pipe(Effect.orDie)
+      const eventsOf = (run: string) =>
+        Effect.map(sql<{ n: number }>`select count(*)::int as n from run_events where run_id = ${run}`, (rows) => rows[0]!.n).pipe(Effect.orDie)
+
+      const every = yield* swarm(["resume"], { store: yield* store })
+      expect(every.code, every.stderr).toBe(0)
+      expect(lines(every.stdout)).toEqual([
+        `skipped run ${paper.run} (Left paper#1) (paper): \`swarm serve\` resumes paper runs at their pace when it starts`,
+        `skipped run ${paused.run} (Left paused#1) (paused): an operator paused it: \`swarm serve\` takes it back paused when it starts ` +
+        `(then \`swarm runs resume "Left paused#1"\`), or \`swarm resume "Left paused#1"\` goes on with it here`,
+        `resumed run ${died.run} (Died here#1): 100 events checked against the recording, ${died.counts.events - 100} recorded after them; ` +
+        `completed, checksum ${died.checksum}`
+      ])
+      // Left as they were: nothing recorded after them, their status untouched.
+      expect(yield* eventsOf(paper.run)).toBe(100)
+      expect(yield* eventsOf(paused.run)).toBe(100)
+      const statuses = yield* sql<{ id: string; status: string }>`select id, status from runs where id in (${paper.run}, ${paused.run})`.pipe(Effect.orDie)
+      expect(Object.fromEntries(statuses.map((r) => [r.id, r.status]))).toEqual({ [paper.run]: "running", [paused.run]: "paused" })
+
+      // Named, a paper run is still the server's; a paused one goes on, as asked.
+      const named = yield* swarm(["resume", "Left paper#1"], { store: yield* store })
+      expect(named.code).toBe(2)
+      expect(lines(named.stderr).slice(1)).toEqual([
+        `swarm: run ${paper.run}: cannot be resumed: it is a paper run: \`swarm serve\` resumes paper runs at their pace when it starts`
+      ])
+      expect(yield* eventsOf(paper.run)).toBe(100)
+      const asked = yield* swarm(["resume", "Left paused#1"], { store: yield* store })
+      expect(asked.code, asked.stderr).toBe(0)
+      expect(asked.stdout).toContain(`completed, checksum ${paused.checksum}`)
+    }))
+
   it.effect("resume gives a run with LLM agents the language models a backtest would: the calls after the recording are the model's", () =>
     Effect.gen(function*() {
       // A model that counts its calls (answering as the offline analyst does).
