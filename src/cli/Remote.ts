@@ -26,6 +26,7 @@ import { invalidPayload } from "../edge/RpcPayloads.js"
 import { RemoteFailed, UsageError } from "./CliError.js"
 import * as RemoteConfig from "./RemoteConfig.js"
 import { shown } from "./RunRef.js"
+import * as Silence from "./Silence.js"
 import type { Wiring } from "./Wiring.js"
 
 /** How long a request (not a stream) may go unanswered: a server that hangs is reported, not waited on forever. */
@@ -101,6 +102,15 @@ const NETWORK: Record<string, string> = {
   EPIPE: "the connection was closed",
   UND_ERR_SOCKET: "the connection was closed",
   UND_ERR_CONNECT_TIMEOUT: "the connection timed out",
+  UND_ERR_HEADERS_TIMEOUT: "it did not begin to answer in time",
+  UND_ERR_BODY_TIMEOUT: "it sent nothing for too long",
+  UND_ERR_CLOSED: "the connection was closed",
+  UND_ERR_ABORTED: "the request was aborted",
+  UND_ERR_HEADERS_OVERFLOW: "its answer's headers were too large",
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: "its answer was not as long as it said",
+  UND_ERR_RES_EXCEEDED_MAX_SIZE: "its answer was too large",
+  ECONNABORTED: "the connection was aborted",
+  ENETDOWN: "the network is down",
   CERT_HAS_EXPIRED: "its TLS certificate has expired",
   DEPTH_ZERO_SELF_SIGNED_CERT: "its TLS certificate is self-signed",
   ERR_TLS_CERT_ALTNAME_INVALID: "its TLS certificate is for another host"
@@ -288,18 +298,35 @@ const lazyStreams = <C extends object>(client: C): C => {
   return copy as unknown as C
 }
 
-/** The protocol to `server`: HTTP POSTs to `/rpc`, ndjson, each request with `key`. */
-export const protocol = (server: string, key: string) =>
+/** How the client waits on a server. */
+export interface ConnectOptions {
+  /** How long an answer (a stream's above all) may bring nothing before the server counts as lost. Default `Silence.LIMIT`. */
+  readonly silenceLimit?: Duration.Duration
+}
+
+/**
+ * The protocol to `server`: HTTP POSTs to `/rpc`, ndjson, each request with `key`. An answer that
+ * brings nothing for `silenceLimit` is cut off as a connection broken (src/cli/Silence.ts): the
+ * server keeps a quiet one alive, so that is a server gone.
+ */
+export const protocol = (server: string, key: string, options: ConnectOptions = {}) =>
   RpcClient.layerProtocolHttp({ url: `${server}/rpc` }).pipe(
     // A proxy's or another program's error page is no ndjson: refused by its status, not mis-parsed.
-    Layer.provide(Layer.effect(HttpClient.HttpClient, Effect.map(HttpClient.HttpClient, HttpClient.filterStatusOk))),
+    Layer.provide(Layer.effect(
+      HttpClient.HttpClient,
+      Effect.map(HttpClient.HttpClient, (client) =>
+        client.pipe(
+          HttpClient.filterStatusOk,
+          HttpClient.transformResponse(Effect.provideService(FetchHttpClient.Fetch, Silence.fetchWith(options.silenceLimit ?? Silence.LIMIT)))
+        ))
+    )),
     Layer.provide(FetchHttpClient.layer),
     Layer.provide(RpcSerialization.layerNdjson),
     Layer.merge(clientKey(key))
   )
 
 /** A client of `target` for as long as the scope lasts. A target without a key is bad input, saying how to give one. */
-export const connect = (target: RemoteConfig.Target): Effect.Effect<Remote, UsageError, Scope.Scope> =>
+export const connect = (target: RemoteConfig.Target, options: ConnectOptions = {}): Effect.Effect<Remote, UsageError, Scope.Scope> =>
   Effect.gen(function*() {
     const key = target.key
     if (key === undefined) {
@@ -308,7 +335,7 @@ export const connect = (target: RemoteConfig.Target): Effect.Effect<Remote, Usag
         reason: `no API key for ${target.server}: give --key, set SWARM_API_KEY, or run swarm login --server ${target.server} --key <key>`
       })
     }
-    const client = lazyStreams(yield* RpcClient.make(SwarmRpcs).pipe(Effect.provide(protocol(target.server, key))))
+    const client = lazyStreams(yield* RpcClient.make(SwarmRpcs).pipe(Effect.provide(protocol(target.server, key, options))))
     const call: Remote["call"] = (subject) => (request) =>
       request.pipe(
         Effect.timeoutFail({

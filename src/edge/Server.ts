@@ -28,6 +28,7 @@ import * as RunEvents from "./RunEvents.js"
 import * as RunManager from "./RunManager.js"
 import { TraceHandlers } from "./TraceHandlers.js"
 import { WebhookHandlers } from "./WebhookHandlers.js"
+import * as RpcKeepAlive from "./RpcKeepAlive.js"
 import * as RpcPayloads from "./RpcPayloads.js"
 import * as RpcStopping from "./RpcStopping.js"
 import * as Webhooks from "./Webhooks.js"
@@ -49,12 +50,13 @@ const handlers = Layer.mergeAll(
 /**
  * The RPC endpoint, over HTTP (ndjson, streams delivered as they come) and WebSocket; on both, a
  * payload that does not decode is a typed `InvalidRequest` (RpcPayloads.ts), and a call the server's
- * stopping cuts off is `Unavailable` (RpcStopping.ts).
+ * stopping cuts off is `Unavailable` (RpcStopping.ts). Over HTTP, an answer still going is kept
+ * alive while it is quiet (RpcKeepAlive.ts).
  */
 export const rpcRoutes = Layer.mergeAll(
   RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(
     SwarmRpcs,
-    RpcStopping.answered(RpcServer.layerProtocolHttpRouter({ path: "/rpc" }).pipe(Layer.provide(RpcPayloads.layerNdjsonBody)))
+    RpcStopping.answered(RpcKeepAlive.keptAlive(RpcServer.layerProtocolHttpRouter({ path: "/rpc" }).pipe(Layer.provide(RpcPayloads.layerNdjsonBody))))
   ))),
   RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(
     SwarmRpcs,

@@ -7,7 +7,7 @@
  * have broken the connection, not to be something other than a Swarm server.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
+import { Duration, Effect, Exit, Fiber, Layer, Schema, Scope, Stream } from "effect"
 import * as http from "node:http"
 import type * as net from "node:net"
 import { Strategy } from "../../schemas/Strategy.js"
@@ -16,6 +16,7 @@ import * as Remote from "../../src/cli/Remote.js"
 import * as RemoteRuns from "../../src/cli/RemoteRuns.js"
 import { bootstrap } from "../../src/edge/Bootstrap.js"
 import * as Http from "../../src/edge/Http.js"
+import * as RpcKeepAlive from "../../src/edge/RpcKeepAlive.js"
 import { RunManager } from "../../src/edge/RunManager.js"
 import * as Server from "../../src/edge/Server.js"
 import { backends } from "../store/fixtures/backends.js"
@@ -99,6 +100,35 @@ for (const backend of backends) {
         expect(seqs()).toEqual(Array.from({ length: last }, (_, i) => i + 1))
       }), { timeout: 180_000 })
 
+    it.scopedLive("a paused run's quiet stream is kept alive: no 'lost' while the server is up, however long the run says nothing", () =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+        // A keep-alive every 100 ms, and a client that takes 600 ms of silence for a lost server:
+        // the 15 s and 60 s of a real one, shrunk.
+        const context = yield* Layer.buildWithScope(
+          Server.layer(backend.store, { port: 0, logRequests: false }).pipe(Layer.provide(Layer.succeed(RpcKeepAlive.Interval, Duration.millis(100)))),
+          scope
+        )
+        const made = yield* Effect.provide(bootstrap(), context)
+        if (!made.created) return expect.fail("the first start made no admin")
+        const remote = yield* Remote.connect(target(yield* Effect.provide(Http.baseUrl, context), made.key), { silenceLimit: Duration.millis(600) })
+        yield* remote.client.strategies.create({
+          strategy: Schema.decodeUnknownSync(Strategy)({ name: "quiet", symbols: symbolsOf(1), agents: [{ type: "sma_crossover", params: { fast: 2, slow: 4 } }] })
+        })
+        const run = yield* remote.client.runs.start({ strategy: "quiet", mode: "paper", data: { _tag: "synthetic", bars: 5_000 }, speed: 864_000 })
+        yield* remote.client.runs.pause({ run: run.id })
+
+        const captured = Io.capture()
+        const watching = yield* RemoteRuns.watch(captured.io, remote, run.id, { since: 0, keep: 5, json: true }).pipe(Effect.exit, Effect.fork)
+        // Paused, the run says nothing: several silence limits go by.
+        yield* Effect.sleep("3 seconds")
+        expect(captured.stderr()).not.toContain("lost")
+        yield* remote.client.runs.stop({ run: run.id })
+        expect(Exit.isSuccess(yield* Fiber.join(watching))).toBe(true)
+        expect(captured.stderr()).not.toContain("lost")
+      }), { timeout: 180_000 })
+
     it.scopedLive("its frame says a paper run's approvals expire when the server says, that the run is paused, and how it was stopped", () =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
@@ -166,6 +196,23 @@ describe("a server that dies mid-answer", () => {
       const error = yield* Effect.flip(remote.client.runs.get({ run: "run_1" }).pipe(remote.call("run")))
       expect(error.reason).toMatch(new RegExp(`^the connection to ${base} broke mid-answer`))
       expect(error.reason).not.toContain("HTTP 200")
+    }))
+
+  it.scopedLive("that stops talking mid-stream is lost once its answer brings nothing for the silence limit, said in words", () =>
+    Effect.gen(function*() {
+      // Answers, then says nothing more: a frozen server, or one whose machine went away.
+      const server = http.createServer((_, res) => {
+        res.writeHead(200, { "content-type": "application/ndjson" })
+        res.flushHeaders()
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.sync(() => server.closeAllConnections()).pipe(Effect.zipRight(Effect.sync(() => server.close())))
+      )
+      const base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`
+      const remote = yield* Remote.connect(target(base, "sk_test"), { silenceLimit: Duration.millis(300) })
+      const error = yield* Effect.flip(Stream.runDrain(remote.client.runs.events({ run: "run_1" }).pipe(remote.follow("run"))))
+      expect(error.reason).toBe(`the connection to ${base} broke mid-answer (it sent nothing for too long)`)
     }))
 })
 
