@@ -33,8 +33,11 @@ export const describeDivergence = (error: StoredRun.RunDiverged): string =>
       : [`  but the recording itself does not verify (swarm audit verify): ${error.tampered}`, "  the divergence is the recording's, not the re-execution's"])
   ].join("\n") + "\n"
 
-/** What a replay that reproduced says: how far the run was recorded, and how it ended, if it did. */
-const okLine = (replayed: StoredRun.Replayed): string => {
+/**
+ * What a replay that reproduced says: how far the run was recorded, and how it ended, if it did. An
+ * unfinished paper run is a server's to go on with (`swarm resume` leaves it), a backtest the command's.
+ */
+const okLine = (replayed: StoredRun.Replayed, mode: string): string => {
   const counted = `${replayed.events} events, checksum ${replayed.checksum}`
   if (replayed.failure !== undefined) return `OK: run ${replayed.run} reproduced, including its failure (${replayed.failure}): ${counted}\n`
   const recorded = `OK: run ${replayed.run} reproduced the ${replayed.events} events recorded, checksum ${replayed.checksum}`
@@ -42,7 +45,9 @@ const okLine = (replayed: StoredRun.Replayed): string => {
     case "stopped":
       return `${recorded}: it was stopped there\n`
     case "running":
-      return `${recorded}: the run is unfinished (marked running, it never finished: its process died — swarm resume goes on with it — or it is still going)\n`
+      return `${recorded}: the run is unfinished (marked running, it never finished: its process died — ${
+        mode === "paper" ? "the next swarm serve goes on with it" : "swarm resume goes on with it"
+      } — or it is still going)\n`
     case "paused":
       return `${recorded}: the run is unfinished (paused)\n`
     default:
@@ -144,7 +149,7 @@ export const command = (io: Io, wiring: Wiring.Wiring) =>
               status: replayed.status,
               ...(replayed.failure === undefined ? {} : { failure: replayed.failure })
             })
-            : okLine(replayed)
+            : okLine(replayed, run.mode)
         )
       }))
     }).pipe(Effect.withSpan("swarm.replay"))).pipe(

@@ -500,13 +500,15 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
 
   it.effect("resume leaves a server's paper run to the server and an operator-paused run paused, and says so", () =>
     Effect.gen(function*() {
-      const paper = (yield* backtest(smaNamed("Left paper"))).document
+      const sql = yield* SqlClient.SqlClient
+      // A paper run as a server records it (here unpaced: only its recording matters).
+      yield* StoredRun.backtest({ ...stored(2, 120, { name: "Left paper" }), mode: "paper", speed: 86_400 })
+      const [paperRow] = yield* sql<{ id: string }>`select r.id from runs r join strategies s on s.id = r.strategy_id where s.name = 'Left paper'`
+      const paper = { run: paperRow!.id }
       const paused = (yield* backtest(smaNamed("Left paused"))).document
       const died = (yield* backtest(smaNamed("Died here"))).document
-      const sql = yield* SqlClient.SqlClient
       for (const run of [paper.run, paused.run, died.run]) yield* crashAfter(run, 100)
       // As a server left them: a paper run it suspended, and a run an operator had paused.
-      yield* sql`update runs set mode = 'paper', speed = 1 where id = ${paper.run}`.pipe(Effect.orDie)
       yield* sql`update runs set status = 'paused' where id = ${paused.run}`.pipe(Effect.orDie)
       const eventsOf = (run: string) =>
         Effect.map(sql<{ n: number }>`select count(*)::int as n from run_events where run_id = ${run}`, (rows) => rows[0]!.n).pipe(Effect.orDie)
@@ -525,6 +527,10 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(yield* eventsOf(paused.run)).toBe(100)
       const statuses = yield* sql<{ id: string; status: string }>`select id, status from runs where id in (${paper.run}, ${paused.run})`.pipe(Effect.orDie)
       expect(Object.fromEntries(statuses.map((r) => [r.id, r.status]))).toEqual({ [paper.run]: "running", [paused.run]: "paused" })
+
+      // Its replay says who goes on with it.
+      const replayed = yield* swarm(["replay", "Left paper#1"], { store: yield* store })
+      expect(replayed.stdout).toContain("its process died — the next swarm serve goes on with it — or it is still going")
 
       // Named, a paper run is still the server's; a paused one goes on, as asked.
       const named = yield* swarm(["resume", "Left paper#1"], { store: yield* store })
