@@ -3,7 +3,8 @@
  * endpoint, the SSE events of runs and `/health` — until interrupted. It says which database it
  * uses and where it listens, and takes over the runs a previous server left unfinished. Ctrl-C or
  * SIGTERM shuts it down gracefully: the live runs are suspended — everything they recorded
- * committed, their status left `running` or `paused` — and the next start resumes them. On a
+ * committed, their status left `running` or `paused` — and the next start resumes them; it says
+ * which (`swarm: stopping: 2 runs suspended (…); the next start resumes them`). On a
  * database with no users yet it makes the first admin, prints its API key once, saves the example
  * strategy and starts a paper run of it on the sample data, and prints the commands to watch it.
  * `SWARM_MAX_LIVE_RUNS_PER_USER` (default 8) caps each user's live runs; start-up says it.
@@ -11,7 +12,7 @@
 import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { Command, Options } from "@effect/cli"
-import { ConfigError, Effect, Layer, Option } from "effect"
+import { ConfigError, Context, Effect, Layer, Option } from "effect"
 import { Principal } from "../../schemas/Auth.js"
 import * as Redis from "../bus/Redis.js"
 import { bootstrap } from "../edge/Bootstrap.js"
@@ -113,6 +114,14 @@ export const command = (io: Io, wiring: Wiring) =>
         Layer.provideMerge(Telemetry.layer)
       )
       yield* Effect.scoped(Effect.gen(function*() {
+        // Added before the server is built, so run after it has shut down (finalizers run last
+        // added first): by then the run manager has suspended its live runs, and says which.
+        let manager: RunManager.RunManagerService | undefined
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            if (manager !== undefined) io.stderr(`swarm: ${RunManager.describeSuspended(manager.suspended())}\n`)
+          })
+        )
         const context = yield* Layer.build(server).pipe(
           Effect.catchTag("ServeError", (error) => new ServeFailed({ reason: `cannot listen on port ${port}: ${String(error.cause)}` })),
           Effect.catchIf(ConfigError.isConfigError, (error) =>
@@ -123,6 +132,7 @@ export const command = (io: Io, wiring: Wiring) =>
                 : new UsageError({ field: "configuration", reason: Telemetry.explain(error) })
             ))
         )
+        manager = Context.get(context, RunManager.RunManager)
         yield* Effect.gen(function*() {
           io.stderr(`${(yield* DatabaseInfo).description}\n`)
           io.stderr(`language model: ${(yield* LlmRuntime.LlmRuntime).info.description}\n`)

@@ -13,7 +13,7 @@
  *
  * Shutting down (the manager's scope closing) suspends the live runs: what they recorded is
  * committed, their status stays `running` or `paused`, and `resumeUnfinished` — the next start —
- * goes on with them, at their pace, under this manager. An operator's `stop` ends a run for good.
+ * goes on with them, at their pace, under this manager; `suspended` then says which they were. An operator's `stop` ends a run for good.
  * Only a run that ended is ended on the bus: a suspended one's followers wait for it to go on.
  */
 import { fileURLToPath } from "node:url"
@@ -190,6 +190,25 @@ export interface RunManagerService {
   readonly stage: (strategy: StrategyId, signal: ExternalSignal) => Effect.Effect<Staged, NoPaperRun | RateLimited>
   /** Runs executing in this process. */
   readonly live: () => number
+  /** The runs the shutdown suspended (left `running` or `paused` for the next start), in the order they stopped; none before it. */
+  readonly suspended: () => ReadonlyArray<Suspended>
+}
+
+/** A run a shutdown suspended. */
+export interface Suspended {
+  readonly run: RunId
+  readonly ref: string
+  /** Paused by an operator when the server stopped: the next start takes it back paused. */
+  readonly paused: boolean
+}
+
+/** What a server stopping says of the runs it suspended (`swarm: stopping: …`). */
+export const describeSuspended = (runs: ReadonlyArray<Suspended>): string => {
+  if (runs.length === 0) return "stopping: no run was live"
+  const refs = runs.map((r) => (r.paused ? `${r.ref} (paused)` : r.ref)).join(", ")
+  const them = runs.length === 1 ? "it" : "them"
+  return `stopping: ${runs.length} run${runs.length === 1 ? "" : "s"} suspended (${refs}); the next start resumes ${them}` +
+    (runs.some((r) => r.paused) ? " (a paused run stays paused)" : "")
 }
 
 /** A signal staged in the inboxes of `runs` (`RunManagerService.stage`). */
@@ -242,6 +261,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const runs = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
     let suspending = false
     yield* Effect.addFinalizer(() => Effect.sync(() => (suspending = true)))
+    /** Each live run's `<strategy>#<number>`, for saying which runs a shutdown suspended. */
+    const refs = new Map<RunId, string>()
+    const suspendedRuns: Array<Suspended> = []
 
     /** Whether a run's fiber ended without ending the run: suspended by the shutdown, or running elsewhere. */
     const goesOn = (exit: Exit.Exit<unknown, unknown>): boolean =>
@@ -514,7 +536,12 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           stoppedBy = reason
         } })
         fiber.addObserver((exit) => {
+          const entry = live.get(id)
           live.delete(id)
+          if (suspending && Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
+            suspendedRuns.push({ run: id, ref: refs.get(id) ?? id, paused: entry?.paused ?? false })
+          }
+          refs.delete(id)
           // Its followers (here, and through Redis on other servers) are told it ended only when it
           // did: a run suspended by the shutdown goes on at the next start, and one leased by another
           // process goes on there.
@@ -585,6 +612,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             ...(mode === "paper" ? { speed } : {}),
             onCreated: (c) => {
               approver = approverOf(c.id, `${found.name}#${c.number}`, principal.userId, timeout)
+              refs.set(c.id, `${found.name}#${c.number}`)
               Deferred.unsafeDone(created, Exit.succeed(c.id))
             },
             approver: (request) => approver!(request),
@@ -608,6 +636,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           const record = found.value
           const mode = record.mode === "paper" ? "paper" as const : "backtest" as const
           const created = yield* Deferred.make<RunId>()
+          refs.set(record.id, ref)
           const approver = approverOf(record.id, ref, record.owner, approvalTimeoutMillis(record.strategy.risk.approval))
           // A paper run's inbox as its process left it: the alerts delivered to it and not yet taken.
           const pending = mode === "paper" ? yield* WebhookStore.pendingOf(record) : []
@@ -626,6 +655,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
               pending
             }, created))
           if (Either.isLeft(launched)) {
+            refs.delete(record.id)
             const error = launched.left
             outcomes.push({ run: record.id, ref, outcome: "failed", reason: error._tag === "StrategyNotFound" ? `no strategy ${error.strategy}` : error.reason })
             continue
@@ -826,7 +856,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       paperRunsIgnoringAlerts,
       stage,
       deliver,
-      live: () => live.size
+      live: () => live.size,
+      suspended: () => suspendedRuns.slice()
     } satisfies RunManagerService
   })
 )

@@ -113,6 +113,10 @@ describe("swarm serve", () => {
 
       process.kill(-first.child.pid!, "SIGINT")
       expect(yield* Effect.promise(() => first.exited)).toBe(130)
+      // It says which runs it suspended, before it says it was interrupted.
+      expect(first.stderr()).toMatch(
+        /swarm: stopping: 2 runs suspended \((Six analysts#1, Six analysts#2|Six analysts#2, Six analysts#1)\); the next start resumes them\nswarm: interrupted\n/
+      )
       expect(fs.existsSync(Path.join(dataDir, "pglite", "swarm.lock"))).toBe(false)
       // Suspended, not stopped: every event it recorded is committed and chained.
       const verified = swarm(dataDir, ["audit", "verify", paper.id])

@@ -204,6 +204,44 @@ for (const backend of backends) {
         yield* third.shutdown
       }), { timeout: 60_000 })
 
+    it.scoped("a shutdown says which runs it suspended, a paused one as paused, and not a run stopped before it", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const first = yield* managerOn(bus)
+        yield* Strategies.create(alice.userId, strategyBody("suspended a"))
+        yield* Strategies.create(alice.userId, strategyBody("suspended b"))
+        const a = yield* slowPaperRun(first.manager, "suspended a")
+        const b = yield* slowPaperRun(first.manager, "suspended b")
+        const stopped = yield* slowPaperRun(first.manager, "suspended a")
+        yield* first.manager.pause(alice, b.id)
+        yield* first.manager.stop(alice, stopped.id)
+        expect(first.manager.suspended()).toEqual([])
+        yield* first.shutdown
+        const suspended = first.manager.suspended()
+        expect([...suspended].sort((x, y) => x.ref.localeCompare(y.ref))).toEqual([
+          { run: a.id, ref: "suspended a#1", paused: false },
+          { run: b.id, ref: "suspended b#1", paused: true }
+        ])
+        expect(RunManager.describeSuspended(suspended)).toMatch(
+          /^stopping: 2 runs suspended \((suspended a#1, suspended b#1 \(paused\)|suspended b#1 \(paused\), suspended a#1)\); the next start resumes them \(a paused run stays paused\)$/
+        )
+
+        // Taken over by the next start, and suspended again by its shutdown: named as it ran.
+        const next = yield* managerOn(bus)
+        yield* next.manager.resumeUnfinished()
+        yield* next.manager.stop(alice, b.id)
+        yield* next.shutdown
+        expect(next.manager.suspended()).toEqual([{ run: a.id, ref: "suspended a#1", paused: false }])
+        expect(RunManager.describeSuspended(next.manager.suspended())).toBe("stopping: 1 run suspended (suspended a#1); the next start resumes it")
+        expect(RunManager.describeSuspended([])).toBe("stopping: no run was live")
+        // Ended, so that no later start here takes it over.
+        const last = yield* managerOn(bus)
+        yield* last.manager.resumeUnfinished()
+        yield* last.manager.stop(alice, a.id)
+        yield* last.shutdown
+        expect(last.manager.suspended()).toEqual([])
+      }), { timeout: 60_000 })
+
     it.scoped("a start the database fails is Unavailable (try again), not an invalid request; nothing is left", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
