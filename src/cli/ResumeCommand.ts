@@ -123,7 +123,7 @@ const every = (io: Io, wiring: Wiring.Wiring) =>
 export const command = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("resume", {
     run: Args.text({ name: "run" }).pipe(
-      Args.withDescription("The unfinished run to resume (id or <strategy>#<number>); without it, every unfinished run."),
+      Args.withDescription("The unfinished run to resume (id or <strategy>#<number>); without it, every unfinished run but paper and paused ones, which swarm serve takes back."),
       Args.optional
     )
   }, (flags) =>
@@ -132,5 +132,5 @@ export const command = (io: Io, wiring: Wiring.Wiring) =>
       if (ref === undefined) yield* Wiring.withStore(io, wiring)(every(io, wiring))
       else yield* Wiring.withStore(io, wiring)(one(io, wiring, ref))
     }).pipe(Effect.withSpan("swarm.resume"))).pipe(
-    Command.withDescription("Resume runs whose process died: re-execute, check against the recording, and record the rest.")
+    Command.withDescription("Resume runs whose process died: re-execute, check against the recording, and record the rest (a server's paper runs and paused runs are left to swarm serve).")
   )
