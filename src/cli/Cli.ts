@@ -180,6 +180,21 @@ const lined = (head: string, reason: string): ReadonlyArray<string> => {
 const where = (backend: DatabaseUnavailable["backend"]) =>
   backend.kind === "postgres" ? `Postgres at ${backend.url}` : `embedded PGlite at ${backend.dataDir}`
 
+/** The commands that ask the server instead of the local database once `swarm login` has named one. */
+const ASK_SERVER = ["runs list", "runs show", "runs compare", "audit verify"]
+
+/** The ways past another process holding the embedded database that fit the command `argv` runs. */
+const lockedWaysOut = (error: DatabaseLocked, argv: ReadonlyArray<string>): string => {
+  const server = error.command === undefined || error.command === "swarm serve"
+  const ways = [server ? "stop that process" : "wait for that process or stop it"]
+  if (argv[0] === "backtest") ways.push("add --no-store (the backtest then opens no database)")
+  else if (server && ASK_SERVER.includes(argv.slice(0, 2).join(" "))) {
+    ways.push("ask its server instead (swarm login --server <url> --key <key>, then without --local)")
+  }
+  ways.push("set DATABASE_URL to a Postgres server, which serves several")
+  return ways.join(", or ")
+}
+
 /** The lines (without the `swarm: ` prefix) and exit code of a failure; `argv` words parse errors. */
 export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report => {
   if (ValidationError.isValidationError(error)) {
@@ -217,7 +232,13 @@ export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report
     case "DatabaseUnavailable":
       return { lines: lined(`database: ${where(error.backend)}: unavailable: `, error.reason), code: EXIT_FAILED }
     case "DatabaseLocked":
-      return { lines: [`database: ${error.message}`], code: EXIT_FAILED }
+      return {
+        lines: [
+          `database: the embedded database at ${error.dataDir} is in use by process ${error.pid} (${error.holder}), and it serves one process at a time`,
+          lockedWaysOut(error, argv)
+        ],
+        code: EXIT_FAILED
+      }
     case "StoreError":
       return { lines: lined(`store: cannot ${error.operation}: `, error.reason), code: EXIT_FAILED }
     case "RunNotFound":

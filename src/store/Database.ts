@@ -442,7 +442,7 @@ const lock = (file: string, backend: Backend, shownDir: string) =>
       try: () => tryLock(file),
       catch: (cause) => unavailable(backend, `cannot take the lock file ${file}: ${reasonOf(cause)}`)
     }).pipe(Effect.flatMap((holder) =>
-      holder === undefined ? Effect.void : Effect.fail(new DatabaseLocked({ dataDir: shownDir, pid: holder }))
+      holder === undefined ? Effect.void : Effect.fail(lockedBy(shownDir, holder))
     )),
     () =>
       Effect.sync(() => {
@@ -454,6 +454,38 @@ const lock = (file: string, backend: Backend, shownDir: string) =>
         }
       })
   )
+
+const lockedBy = (dataDir: string, pid: number): DatabaseLocked => {
+  const command = commandOf(pid)
+  return new DatabaseLocked({ dataDir, pid, ...(command === undefined ? {} : { command }) })
+}
+
+/** The `swarm` command process `pid` runs (`swarm serve`, `swarm runs list`), from its command line, where the system shows it (Linux). */
+const commandOf = (pid: number): string | undefined => {
+  if (process.platform !== "linux") return undefined
+  try {
+    return swarmCommand(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0"))
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * `swarm <command> [<subcommand>]` from a process's arguments: `npm start` runs src/main.ts (the
+ * server), `swarm …` runs bin/swarm.js with the command's words after it. Only
+ * command words are kept — a run reference or a flag's value may be anything.
+ */
+export const swarmCommand = (argv: ReadonlyArray<string>): string | undefined => {
+  const script = argv.findIndex((arg) => /(^|\/)src\/main\.[jt]s$/.test(arg) || /bin\/swarm(\.js)?$/.test(arg))
+  if (script < 0) return undefined
+  if (/main\.[jt]s$/.test(argv[script]!)) return "swarm serve"
+  const words: Array<string> = []
+  for (const arg of argv.slice(script + 1)) {
+    if (words.length === 2 || !/^[a-z][a-z-]*$/.test(arg)) break
+    words.push(arg)
+  }
+  return words.length === 0 ? undefined : `swarm ${words.join(" ")}`
+}
 
 /** Rewrites our lock with the server's pid added, atomically (a reader never sees a half-written file). */
 const recordServer = (file: string, serverPid: number) => {

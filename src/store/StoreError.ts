@@ -31,14 +31,21 @@ export class DatabaseUnavailable extends Schema.TaggedError<DatabaseUnavailable>
 /**
  * Another live process has the embedded database's directory open. PGlite is a single session
  * served to a single process; sharing a database between processes needs a Postgres server.
+ * `command` is what that process is (`swarm serve`, `swarm backtest`…) when the system says.
  */
 export class DatabaseLocked extends Schema.TaggedError<DatabaseLocked>()("DatabaseLocked", {
   dataDir: Schema.String,
-  pid: Schema.Number
+  pid: Schema.Number,
+  command: Schema.optional(Schema.String)
 }) {
   override get message(): string {
-    return `the embedded database at ${this.dataDir} is in use by process ${this.pid}; ` +
-      `embedded PGlite serves one process at a time — set DATABASE_URL to a Postgres server to run several processes`
+    return `the embedded database at ${this.dataDir} is in use by process ${this.pid} (${this.holder}), ` +
+      `and it serves one process at a time: stop that process, or set DATABASE_URL to a Postgres server to run several`
+  }
+
+  /** The holding process as a user knows it: its command, else the likeliest one (`npm start`'s). */
+  get holder(): string {
+    return this.command ?? "probably swarm serve"
   }
 }
 

@@ -673,6 +673,28 @@ describe("swarm backtest: a run", () => {
     expect(Cli.report(new OutputError({ path: "out/events.ndjson", reason: "cannot write it: ENOSPC" })).code).toBe(1)
   })
 
+  it("the embedded database held by another process: what that process is, and the ways out that fit the command", () => {
+    const serve = new DatabaseLocked({ dataDir: ".swarm/pglite", pid: 42, command: "swarm serve" })
+    const head = "database: the embedded database at .swarm/pglite is in use by process 42 (swarm serve), and it serves one process at a time"
+    expect(Cli.report(serve, ["backtest", "--data", "data", "--strategy", "s.yaml"])).toEqual({
+      lines: [head, "stop that process, or add --no-store (the backtest then opens no database), or set DATABASE_URL to a Postgres server, which serves several"],
+      code: 1
+    })
+    const viaServer = "stop that process, or ask its server instead (swarm login --server <url> --key <key>, then without --local), or set DATABASE_URL to a Postgres server, which serves several"
+    expect(Cli.report(serve, ["runs", "list"]).lines).toEqual([head, viaServer])
+    expect(Cli.report(serve, ["audit", "verify", "run_1", "--local"]).lines).toEqual([head, viaServer])
+    expect(Cli.report(serve, ["replay", "x#1"]).lines).toEqual([head, "stop that process, or set DATABASE_URL to a Postgres server, which serves several"])
+    // Another command line: it ends by itself; no server to ask.
+    expect(Cli.report(new DatabaseLocked({ dataDir: ".swarm/pglite", pid: 7, command: "swarm backtest" }), ["runs", "list"]).lines).toEqual([
+      "database: the embedded database at .swarm/pglite is in use by process 7 (swarm backtest), and it serves one process at a time",
+      "wait for that process or stop it, or set DATABASE_URL to a Postgres server, which serves several"
+    ])
+    // Where the system does not say, the likeliest holder is the server npm start runs.
+    expect(Cli.report(new DatabaseLocked({ dataDir: ".swarm/pglite", pid: 42 }), ["resume"]).lines[0]).toBe(
+      "database: the embedded database at .swarm/pglite is in use by process 42 (probably swarm serve), and it serves one process at a time"
+    )
+  })
+
   it("the store's failures: one line each (more only for a reason that spans lines), no stack frames; 2 for a run that is not there", () => {
     expect(Cli.report(new RunNotFound({ run: "x#3" }))).toEqual({ lines: ["run: no run \"x#3\" in the database (swarm runs list shows them)"], code: 2 })
     expect(Cli.report(new RunNotFound({ run: "x#3", ambiguous: ["run_b", "run_a"] }))).toEqual({
@@ -683,12 +705,6 @@ describe("swarm backtest: a run", () => {
     const diverged = Cli.report(new RunDiverged({ run: "run_1", seq: 9, round: "ACME@1", agent: null, field: "event", expected: "x".repeat(1000), actual: "\"y\"" }))
     expect(diverged.code).toBe(1)
     expect(diverged.lines).toEqual([`run run_1: does not reproduce: diverges at event 9, round ACME@1: event was ${"x".repeat(160)}…, now "y"`])
-    expect(Cli.report(new DatabaseLocked({ dataDir: ".swarm/pglite", pid: 42 }))).toEqual({
-      lines: [
-        "database: the embedded database at .swarm/pglite is in use by process 42; embedded PGlite serves one process at a time — set DATABASE_URL to a Postgres server to run several processes"
-      ],
-      code: 1
-    })
     const unavailable = Cli.report(
       new DatabaseUnavailable({
         backend: { kind: "embedded", dataDir: ".swarm/pglite" },

@@ -747,7 +747,10 @@ describe("swarm: the database", () => {
       const r = yield* swarm(["audit", "verify", "x#1"], { store: Store.layerWith({ embedded: { dataDir: dir } }) })
       expect(r.code).toBe(1)
       expect(lines(r.stderr)).toEqual([
-        expect.stringMatching(new RegExp(`^swarm: database: the embedded database at .*locked is in use by process ${process.ppid}; `))
+        expect.stringMatching(
+          new RegExp(`^swarm: database: the embedded database at .*locked is in use by process ${process.ppid} \\(probably swarm serve\\), and it serves one process at a time$`)
+        ),
+        "swarm: stop that process, or ask its server instead (swarm login --server <url> --key <key>, then without --local), or set DATABASE_URL to a Postgres server, which serves several"
       ])
     }))
 })

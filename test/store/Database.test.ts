@@ -142,6 +142,19 @@ describe("the back-end description", () => {
 
 // -------------------------------------------------------------------------------------------------
 
+describe("which command holds the embedded database, from its process's arguments", () => {
+  it("names the swarm command and its subcommand, not its arguments; nothing for other programs", () => {
+    expect(Database.swarmCommand(["node", "--max-semi-space-size=64", "--import", "./bin/typescript.mjs", "src/main.ts"])).toBe("swarm serve")
+    expect(Database.swarmCommand(["node", "/srv/swarm/bin/swarm.js", "backtest", "--data", "data"])).toBe("swarm backtest")
+    expect(Database.swarmCommand(["node", "/srv/app/node_modules/.bin/swarm", "runs", "list", "--local"])).toBe("swarm runs list")
+    expect(Database.swarmCommand(["node", "bin/swarm.js", "replay", "SMA crossover#99"])).toBe("swarm replay")
+    expect(Database.swarmCommand(["node", "bin/swarm.js", "strategies", "show", "gated"])).toBe("swarm strategies show")
+    expect(Database.swarmCommand(["node", "bin/swarm.js"])).toBeUndefined()
+    expect(Database.swarmCommand(["node", "-e", "1"])).toBeUndefined()
+    expect(Database.swarmCommand(["postgres", "-D", "/var/lib/postgresql"])).toBeUndefined()
+  })
+})
+
 describe("a database that cannot be opened", () => {
   it.live("a refused connection is DatabaseUnavailable naming the server", () =>
     Effect.gen(function*() {
@@ -290,7 +303,7 @@ describe("the embedded PGlite on a data directory", () => {
         Effect.sync(() =>
           spawn(
             process.execPath,
-            ["--import", new URL("bin/typescript.mjs", `file://${repoRoot}`).href, "--input-type=module", "-e", script],
+            ["--import", new URL("bin/typescript.mjs", `file://${repoRoot}`).href, "--input-type=module", "-e", script, path.join(repoRoot, "bin/swarm.js"), "serve", "--port", "7070"],
             { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] }
           )
         ),
@@ -302,7 +315,10 @@ describe("the embedded PGlite on a data directory", () => {
 
       // Another process's lock: refused, naming that process.
       const error = yield* openError(embedded)
-      expect(error).toEqual(new Database.DatabaseLocked({ dataDir, pid: parent.pid! }))
+      // …and what it is, from its command line where the system shows it (as `swarm serve` would look).
+      expect(error).toEqual(
+        new Database.DatabaseLocked({ dataDir, pid: parent.pid!, ...(process.platform === "linux" ? { command: "swarm serve" } : {}) })
+      )
 
       parent.kill("SIGKILL")
       expect(yield* waitUntilGone(serverPid, 10_000)).toBe(true)
