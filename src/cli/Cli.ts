@@ -245,7 +245,7 @@ export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report
       return {
         lines: [
           error.ambiguous === undefined
-            ? `run: no run ${shown(error.run)} in the database (swarm runs list shows them)`
+            ? `run: no run ${shown(error.run)} in the database (swarm runs list --local shows them)`
             : `run: ${shown(error.run)} names ${error.ambiguous.length} runs in the database (${error.ambiguous.join(", ")}): give the run's id`
         ],
         code: EXIT_USAGE

@@ -696,7 +696,7 @@ describe("swarm backtest: a run", () => {
   })
 
   it("the store's failures: one line each (more only for a reason that spans lines), no stack frames; 2 for a run that is not there", () => {
-    expect(Cli.report(new RunNotFound({ run: "x#3" }))).toEqual({ lines: ["run: no run \"x#3\" in the database (swarm runs list shows them)"], code: 2 })
+    expect(Cli.report(new RunNotFound({ run: "x#3" }))).toEqual({ lines: ["run: no run \"x#3\" in the database (swarm runs list --local shows them)"], code: 2 })
     expect(Cli.report(new RunNotFound({ run: "x#3", ambiguous: ["run_b", "run_a"] }))).toEqual({
       lines: ["run: \"x#3\" names 2 runs in the database (run_b, run_a): give the run's id"],
       code: 2

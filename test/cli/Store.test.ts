@@ -667,7 +667,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
         expect(r.stdout).toBe("")
         const [database, ...rest] = lines(r.stderr)
         expect(database).toMatch(/^database: /)
-        expect(rest).toEqual([`swarm: run: no run "${missing}" in the database (swarm runs list shows them)`])
+        expect(rest).toEqual([`swarm: run: no run "${missing}" in the database (swarm runs list --local shows them)`])
       }
     }))
 })
