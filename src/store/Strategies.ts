@@ -203,7 +203,8 @@ export const modify = <E, R>(
 
 /**
  * A new version of an existing strategy (its name may change, unless another strategy has it). With
- * `ifVersion`, only while that is its latest version: `Conflict` once another change came first.
+ * `ifVersion`, only while that is its latest version: `Conflict` once another change came first —
+ * or when it names a version the strategy does not have yet, which no edit was made from.
  */
 export const update = (owner: string, ref: string, strategy: Strategy, ifVersion?: number) =>
   modify(owner, ref, (current) =>
@@ -211,7 +212,9 @@ export const update = (owner: string, ref: string, strategy: Strategy, ifVersion
       ? Effect.succeed(strategy)
       : Effect.fail(
         new Conflict({
-          reason: `strategy ${current.name} is at version ${current.version} now, not ${ifVersion}: it changed since; show it again and redo the change`
+          reason: ifVersion > current.version
+            ? `strategy ${current.name} has no version ${ifVersion} yet (its latest is ${current.version}); show it and redo the change from there`
+            : `strategy ${current.name} is at version ${current.version} now, not ${ifVersion}: it changed since; show it again and redo the change`
         })
       ))
 

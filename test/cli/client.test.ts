@@ -185,6 +185,12 @@ describe("swarm as a client of a live server", () => {
         2,
         "swarm: strategy: strategy SMA crossover is at version 3 now, not 2: it changed since; show it again and redo the change\n"
       ])
+      // A version it does not have yet (a typo, or another strategy's number): not "changed since".
+      const ahead = yield* cli(["strategies", "update", "SMA crossover", yaml, "--if-version", "7"])
+      expect([ahead.code, ahead.stderr]).toEqual([
+        2,
+        "swarm: strategy: strategy SMA crossover has no version 7 yet (its latest is 3); show it and redo the change from there\n"
+      ])
       // The same update or rule again changes nothing, makes no version, and says so.
       const same = yield* cli(["rules", "put", "SMA crossover", cap])
       expect([same.code, same.stdout]).toEqual([0, expect.stringMatching(/^unchanged: strategy "SMA crossover" \(str_[0-9a-f]+\) is already that at version 3, 1 rule; no version made\n$/)])
