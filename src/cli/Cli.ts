@@ -321,6 +321,51 @@ const spokenAs = (argv: ReadonlyArray<string>, lines: ReadonlyArray<string>): Re
     : lines
 
 /**
+ * The commands that call each RPC procedure. The server's reasons name procedures (`admin.keys
+ * lists a user's keys`), for every RPC client; a person at the command line is told the command.
+ */
+const COMMAND_OF: Record<string, string> = {
+  "strategies.create": "swarm strategies create <file>",
+  "strategies.update": "swarm strategies update <strategy> <file>",
+  "strategies.get": "swarm strategies show <strategy>",
+  "strategies.list": "swarm strategies list",
+  "strategies.delete": "swarm strategies delete <strategy>",
+  "rules.list": "swarm rules list <strategy>",
+  "rules.put": "swarm rules put <strategy> <rule>",
+  "rules.delete": "swarm rules delete <strategy> <rule>",
+  "runs.start": "swarm runs start <strategy>",
+  "runs.stop": "swarm runs stop <run>",
+  "runs.pause": "swarm runs pause <run>",
+  "runs.resume": "swarm runs resume <run>",
+  "runs.get": "swarm runs show <run>",
+  "runs.list": "swarm runs list",
+  "runs.compare": "swarm runs compare <run> <run>",
+  "runs.verify": "swarm audit verify <run>",
+  "runs.events": "swarm runs watch <run>",
+  "approvals.pending": "swarm approvals list --run <run>",
+  "approvals.approve": "swarm approvals approve <run> <round>",
+  "approvals.reject": "swarm approvals reject <run> <round> --reason <why>",
+  "admin.users": "swarm admin users",
+  "admin.createUser": "swarm admin create-user <name>",
+  "admin.issueKey": "swarm admin issue-key <user>",
+  "admin.keys": "swarm admin keys <user>",
+  "admin.revokeKey": "swarm admin revoke-key <key-id>",
+  "admin.setUser": "swarm admin set-user <user>",
+  "admin.stats": "swarm admin stats",
+  "chat.send": "swarm chat ask <run> <question>",
+  "chat.history": "swarm chat history <run>",
+  "chat.suggestions": "swarm chat suggestions <run>",
+  "chat.applyRule": "swarm chat apply <run> <suggestion>",
+  "traces.get": "swarm trace <run>"
+}
+
+// A procedure's name as a word of its own: not inside a quoted name, a path or a longer dotted name.
+const PROCEDURE = new RegExp(`(?<![\\w."'/-])(${Object.keys(COMMAND_OF).map((name) => name.replace(".", "\\.")).join("|")})(?![\\w"'/-]|\\.\\w)`, "g")
+
+/** An error line with the RPC procedures it names said as the commands that call them. */
+export const commandsNamed = (line: string): string => line.replace(PROCEDURE, (name) => COMMAND_OF[name] ?? name)
+
+/**
  * Run the command line on `argv` (the arguments after the program's name) and return its exit
  * code. Never fails; interruption (Ctrl-C) is left to the caller after printing one line.
  */
@@ -338,7 +383,7 @@ export const run = (
     Effect.catchAll((error) =>
       Effect.sync(() => {
         const { code, lines } = report(error, argv)
-        print(io, spokenAs(argv, lines))
+        print(io, spokenAs(argv, lines.map(commandsNamed)))
         return code
       })
     ),

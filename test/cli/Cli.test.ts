@@ -673,6 +673,22 @@ describe("swarm backtest: a run", () => {
     expect(Cli.report(new OutputError({ path: "out/events.ndjson", reason: "cannot write it: ENOSPC" })).code).toBe(1)
   })
 
+  it("the server's reasons name RPC procedures; the command line says the commands that call them", () => {
+    expect(Cli.commandsNamed("key: no API key key_nope (admin.keys lists a user's keys by id)")).toBe(
+      "key: no API key key_nope (swarm admin keys <user> lists a user's keys by id)"
+    )
+    expect(Cli.commandsNamed("suggestion: …: a suggestion id is <rule id>.<min trades>.<hash>, as chat.suggestions gives it")).toBe(
+      "suggestion: …: a suggestion id is <rule id>.<min trades>.<hash>, as swarm chat suggestions <run> gives it"
+    )
+    expect(Cli.commandsNamed("ask chat.suggestions again. stop it first (runs.stop)")).toBe(
+      "ask swarm chat suggestions <run> again. stop it first (swarm runs stop <run>)"
+    )
+    // A name that only contains one, quoted or dotted further, is left as it is.
+    for (const line of ["run: no run \"runs.stop#1\" in the database", "swarm.runs.stop span", "admin.keys.extra", "files/runs.list"]) {
+      expect(Cli.commandsNamed(line)).toBe(line)
+    }
+  })
+
   it("the embedded database held by another process: what that process is, and the ways out that fit the command", () => {
     const serve = new DatabaseLocked({ dataDir: ".swarm/pglite", pid: 42, command: "swarm serve" })
     const head = "database: the embedded database at .swarm/pglite is in use by process 42 (swarm serve), and it serves one process at a time"

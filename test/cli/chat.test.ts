@@ -160,7 +160,9 @@ describe("swarm chat against a live server", () => {
       const again = yield* cli(["chat", "apply", run.id, pick.id])
       expect([again.code, lines(again.stderr)]).toEqual([2, [expect.stringMatching(new RegExp(`^swarm: suggestion: no suggestion "${pick.id.replace(/\./g, "\\.")}" for run "${run.id}" on ${base}: `))]])
       const bogus = yield* cli(["chat", "apply", run.id, "nope"])
-      expect([bogus.code, lines(bogus.stderr)]).toEqual([2, [expect.stringMatching(/^swarm: suggestion: no suggestion "nope" for run /)]])
+      expect([bogus.code, lines(bogus.stderr)]).toEqual([2, [
+        `swarm: suggestion: no suggestion "nope" for run "${run.id}" on ${base}: a suggestion id is <rule id>.<min trades>.<hash>, as swarm chat suggestions <run> gives it`
+      ]])
     }), { timeout: 60_000 })
 
   it.live("another user's run is answered as one that does not exist, by every chat command", () =>
