@@ -235,6 +235,18 @@ export const list = Effect.fn("Strategies.list")(function*(owner: string) {
   )
 }, storeError("list strategies"))
 
+/** Most unfinished runs a refused delete names; the rest are counted. */
+const NAMED_RUNS = 3
+
+/** Why a strategy with unfinished runs cannot be deleted: those runs, as `<strategy>#<n> (<id>)`, and how to end them. */
+const unfinished = (name: string, runs: ReadonlyArray<{ readonly id: string; readonly number: number }>): string => {
+  const named = runs.slice(0, NAMED_RUNS).map((run) => `${name}#${run.number} (${run.id})`).join(", ")
+  const more = runs.length > NAMED_RUNS ? ` and ${runs.length - NAMED_RUNS} more` : ""
+  return runs.length === 1
+    ? `strategy ${name} has an unfinished run, ${named}: stop it first (runs.stop)`
+    : `strategy ${name} has ${runs.length} unfinished runs, ${named}${more}: stop them first (runs.stop)`
+}
+
 /** Delete (keep its versions and runs for the record): `Conflict` while one of its runs is unfinished. */
 export const remove = Effect.fn("Strategies.remove")(function*(owner: string, ref: string) {
   const sql = yield* SqlClient.SqlClient
@@ -244,9 +256,9 @@ export const remove = Effect.fn("Strategies.remove")(function*(owner: string, re
     // is counted here, and one created after finds the strategy deleted.
     const [locked] = yield* sql<{ id: string }>`select id from strategies where id = ${current.id} and deleted_at is null for update`
     if (locked === undefined) return yield* new StrategyNotFound({ strategy: ref })
-    const [live] = yield* sql<{ n: number }>`
-      select count(*)::int as n from runs where strategy_id = ${current.id} and status in ('running', 'paused')`
-    if ((live?.n ?? 0) > 0) return yield* new Conflict({ reason: `${live!.n} of its runs are unfinished; stop them first` })
+    const live = yield* sql<{ id: string; number: number }>`
+      select id, number from runs where strategy_id = ${current.id} and status in ('running', 'paused') order by number`
+    if (live.length > 0) return yield* new Conflict({ reason: unfinished(current.name, live) })
     yield* sql`update strategies set deleted_at = now() where id = ${current.id}`
   }))
 }, storeError("delete a strategy"))

@@ -309,6 +309,12 @@ describe("swarm as a client of a live server", () => {
       expect(JSON.parse((yield* cli(["runs", "show", run.id, "--json"])).stdout).status).toBe("paused")
       const resumed = yield* cli(["runs", "resume", run.id])
       expect(resumed.stdout).toMatch(/^resumed run .*: running\n/)
+      // Its strategy cannot be deleted under it: the run named, and how to stop it.
+      const refused = yield* cli(["strategies", "delete", "SMA crossover"])
+      expect([refused.code, refused.stderr]).toEqual([
+        2,
+        `swarm: strategy: strategy SMA crossover has an unfinished run, ${run.ref} (${run.id}): stop it first (swarm runs stop <run>)\n`
+      ])
 
       const stopped = yield* bin(["runs", "stop", run.id])
       expect([stopped.code, stopped.stderr]).toEqual([0, ""])

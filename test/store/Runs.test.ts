@@ -73,6 +73,26 @@ for (const backend of backends) {
         expect(yield* count("strategy_versions")).toBe(versions)
       }))
 
+    it.effect("a strategy with unfinished runs is not deleted: the refusal names a few of them by <strategy>#<n> and id, and counts the rest", () =>
+      Effect.gen(function*() {
+        const owner = yield* Users.ensureLocal()
+        const s = strategy(1, "busy deleting")
+        const saved = yield* Strategies.saveVersion(owner, s)
+        const first = yield* newRun(owner, saved, s, marketConfig(1, 10), "fp")
+        const one = yield* Effect.flip(Strategies.remove(owner, "busy deleting"))
+        expect(one).toMatchObject({ _tag: "Conflict", reason: `strategy busy deleting has an unfinished run, busy deleting#1 (${first.id}): stop it first (runs.stop)` })
+        const more = [first]
+        for (let i = 0; i < 4; i++) more.push(yield* newRun(owner, saved, s, marketConfig(1, 10), "fp"))
+        const five = yield* Effect.flip(Strategies.remove(owner, saved.strategyId))
+        expect(five).toMatchObject({
+          _tag: "Conflict",
+          reason: `strategy busy deleting has 5 unfinished runs, ${more.slice(0, 3).map((r, i) => `busy deleting#${i + 1} (${r.id})`).join(", ")} and 2 more: stop them first (runs.stop)`
+        })
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`update runs set status = 'stopped' where strategy_id = ${saved.strategyId}`
+        yield* Strategies.remove(owner, "busy deleting")
+      }))
+
     it.effect("concurrent starts of one strategy get the numbers 1..N, each once", () =>
       Effect.gen(function*() {
         const owner = yield* Users.ensureLocal()
