@@ -288,6 +288,15 @@ describe("swarm as a client of a live server", () => {
       // From an event on: only what came after it.
       const tail = yield* cli(["runs", "watch", made.backtest.id, "--since", String(Number(/^#(\d+)/.exec(events.at(-2)!)![1]))])
       expect(lines(tail.stdout).slice(1)).toEqual(events.slice(-1))
+      // After its last event (a number from another run, or a typo): said on stderr, not a header and silence; exit 0, as for the run's end.
+      for (const since of ["5000", String(shown.events)]) {
+        const beyond = yield* cli(["runs", "watch", made.backtest.id, "--since", since])
+        expect([beyond.code, beyond.stdout, beyond.stderr]).toEqual([
+          0,
+          "",
+          `no events after #${since}: run ${made.backtest.id} (${made.backtest.ref}) completed with ${shown.events.toLocaleString("en-US")} events (--since 0 shows them from the first)\n`
+        ])
+      }
 
       // The server verifies the run's audit chain in its database.
       const verified = yield* cli(["audit", "verify", made.backtest.ref])
