@@ -11,7 +11,8 @@
  *   the close gets the 204 that stops it: the stream is not reopened every `retry:`. A bad key's
  *   refusal is readable, and shown;
  * - in a paper run, an intent waiting for a human shows when it expires in wall-clock time; it is
- *   approved with the page's button, the next rejected with the reason typed beside it; the run
+ *   approved with the page's button (in view without scrolling sideways, at 1400 and 1000 px),
+ *   the next rejected with the reason typed beside it; the run
  *   records both, and a second answer is the server's conflict; one still waiting when the run is
  *   stopped is shown cancelled, with no buttons;
  * - a paper run is paused, resumed and stopped with the page's buttons, its status shown as the
@@ -165,6 +166,21 @@ const resolutions = async (url: string, count: number): Promise<Array<Record<str
   return found.slice(0, count)
 }
 
+/**
+ * In the page: how many buttons the approvals panel has, whether it scrolls sideways, and those of
+ * its buttons that are not wholly inside its box and the window (a DOM expression: this file has no DOM types).
+ */
+const BUTTONS_IN_VIEW = `(() => {
+  const panel = document.getElementById("approvals").parentElement
+  const box = panel.getBoundingClientRect()
+  const buttons = [...panel.querySelectorAll("button")]
+  const outside = buttons.filter((b) => {
+    const r = b.getBoundingClientRect()
+    return r.left < box.left || r.right > box.right || r.right > window.innerWidth
+  })
+  return { buttons: buttons.length, scrolls: panel.scrollWidth > panel.clientWidth, outside: outside.map((b) => b.dataset.action) }
+})()`
+
 /** Every id once, in order, from 1. */
 const expectNoGapNoDuplicate = (events: Seen["events"]) => {
   const ids = events.map((e) => e.id)
@@ -314,6 +330,11 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
     const expires = Date.parse(`${(await waiting.first().locator(".expires").textContent())!.replace(" UTC", "").replace(" ", "T")}Z`)
     expect(expires - Date.now()).toBeGreaterThan(13 * 60_000)
     expect(expires - Date.now()).toBeLessThanOrEqual(15 * 60_000)
+    // Its buttons are in the panel's visible box, on a 1400- and a 1000-pixel-wide window: no scrolling sideways to answer.
+    for (const width of [1400, 1000]) {
+      await tab.setViewportSize({ width, height: 900 })
+      expect(await tab.evaluate(BUTTONS_IN_VIEW), `${width} px`).toEqual({ buttons: 2, scrolls: false, outside: [] })
+    }
     await waiting.first().locator('button[data-action="approve"]').click()
     // Recorded by the run (ApprovalResolved), the row goes; the run goes on to the next intent.
     const next = tab.locator(`#approvals tbody tr:not([data-round="${first}"])`)
