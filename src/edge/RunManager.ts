@@ -569,7 +569,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             return Effect.fail(
               new Conflict({
                 reason: `you have ${n} live run${n === 1 ? "" : "s"} (running or paused), the most a user may have on this server ` +
-                  `(SWARM_MAX_LIVE_RUNS_PER_USER=${maxLivePerUser}): stop one first (swarm runs list --status running, then swarm runs stop <run>)`
+                  `(SWARM_MAX_LIVE_RUNS_PER_USER=${maxLivePerUser}): stop one first (runs.list, then runs.stop)`
               })
             )
           }

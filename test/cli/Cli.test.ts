@@ -680,6 +680,9 @@ describe("swarm backtest: a run", () => {
     expect(Cli.commandsNamed("suggestion: …: a suggestion id is <rule id>.<min trades>.<hash>, as chat.suggestions gives it")).toBe(
       "suggestion: …: a suggestion id is <rule id>.<min trades>.<hash>, as swarm chat suggestions <run> gives it"
     )
+    expect(Cli.commandsNamed("run: you have 8 live runs (…): stop one first (runs.list, then runs.stop)")).toBe(
+      "run: you have 8 live runs (…): stop one first (swarm runs list, then swarm runs stop <run>)"
+    )
     expect(Cli.commandsNamed("ask chat.suggestions again. stop it first (runs.stop)")).toBe(
       "ask swarm chat suggestions <run> again. stop it first (swarm runs stop <run>)"
     )

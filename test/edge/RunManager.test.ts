@@ -368,7 +368,7 @@ for (const backend of backends) {
         const refused = yield* Effect.flip(slowPaperRun(manager, "capped"))
         expect(refused).toMatchObject({
           _tag: "Conflict",
-          reason: expect.stringMatching(/^you have 2 live runs \(running or paused\), the most a user may have on this server \(SWARM_MAX_LIVE_RUNS_PER_USER=2\): stop one first/)
+          reason: expect.stringMatching(/^you have 2 live runs \(running or paused\), the most a user may have on this server \(SWARM_MAX_LIVE_RUNS_PER_USER=2\): stop one first \(runs\.list, then runs\.stop\)$/)
         })
         // Nothing was written for it.
         expect((yield* Runs.list({ owner: alice.userId, strategy: "capped" })).map((r) => r.id).sort()).toEqual([first.id, second.id].sort())
