@@ -449,35 +449,15 @@ export class LlmSession {
       }).pipe(
         Effect.onInterrupt(() =>
           Effect.sync(() => {
+            // The deadline came while it waited for room: not made, and refused with the refusal that
+            // made it wait — its alone (the budget is not spent). Else recorded as a timeout, so a replay
+            // abstains here too instead of asking a model. Either way with what it was charged, the
+            // answers before included, so that a resume charges what the run did.
             const waiting = inFlight.waiting
-            if (waiting !== undefined) {
-              // The deadline came while it waited for room: not made, and refused with the refusal that
-              // made it wait — its alone (the budget is not spent).
-              const retrying = waiting.retrying
-              const before = inFlight.charged
-              this.done({
-                value: undefined,
-                call: {
-                  ...base,
-                  backend,
-                  prompt,
-                  tokensIn: before.tokensIn,
-                  tokensOut: before.tokensOut,
-                  ...(this.budget.priced ? { cost: before.cost } : {}),
-                  latencyMillis: backend === "offline" ? 0 : Math.round(performance.now() - inFlight.started),
-                  cache: cache === undefined ? "off" : "miss",
-                  attempts: inFlight.attempts,
-                  outcome: retrying === undefined ? "budget" : "invalid",
-                  error: retrying === undefined ? waiting.refusal.message : `${retrying.error}; no budget left to ask again`
-                }
-              }, trace)
-              return
-            }
-            // Recorded as a timeout, so a replay abstains here too instead of asking a model; with what it
-            // was charged, the answers before included, so that a resume charges what the run did.
-            const reservation = inFlight.reservation
+            const reservation = waiting === undefined ? inFlight.reservation : undefined
             const charged = reservation === undefined ? { tokens: 0, cost: 0 } : this.budget.settle(reservation, reservation.tokens, 0)
             const before = inFlight.charged
+            const retrying = waiting?.retrying
             this.done({
               value: undefined,
               call: {
@@ -487,11 +467,14 @@ export class LlmSession {
                 tokensIn: before.tokensIn + charged.tokens,
                 tokensOut: before.tokensOut,
                 ...(this.budget.priced ? { cost: before.cost + charged.cost } : {}),
-                latencyMillis: Math.round(performance.now() - inFlight.started),
+                latencyMillis: waiting !== undefined && backend === "offline" ? 0 : Math.round(performance.now() - inFlight.started),
                 cache: cache === undefined ? "off" : "miss",
                 attempts: inFlight.attempts + (reservation === undefined ? 0 : 1),
-                outcome: "timeout",
-                error: "the round's deadline passed before the model answered"
+                ...(waiting === undefined
+                  ? { outcome: "timeout" as const, error: "the round's deadline passed before the model answered" }
+                  : retrying === undefined
+                  ? { outcome: "budget" as const, error: waiting.refusal.message }
+                  : { outcome: "invalid" as const, error: `${retrying.error}; no budget left to ask again` })
               }
             }, trace)
           })

@@ -327,24 +327,16 @@ describe("restart intensity and escalation", () => {
       expect(Option.isNone(yield* sup.escalation)).toBe(true)
     })))
 
+  /** `name`, a supervisor giving up at a child's second failure in a row, over `inner`, which does the same over a counter `w`. */
+  const nested = (name: string) => {
+    const spec = { strategy: "one_for_one", intensity: 50, maxConsecutiveRestarts: 1, backoff: { _tag: "none" } } as const
+    return Supervisor.start({ ...spec, children: [Supervisor.supervisor("inner", { ...spec, children: [Supervisor.worker("w", Counter)] })] }, { name })
+  }
+
   it.effect("a nested supervisor's escalations count as failures in a row; the parent's event names where it began", () =>
     run(Effect.gen(function*() {
       const { events } = yield* collect
-      const sup = yield* Supervisor.start({
-        strategy: "one_for_one",
-        intensity: 50,
-        maxConsecutiveRestarts: 1,
-        backoff: { _tag: "none" },
-        children: [
-          Supervisor.supervisor("inner", {
-            strategy: "one_for_one",
-            intensity: 50,
-            maxConsecutiveRestarts: 1,
-            backoff: { _tag: "none" },
-            children: [Supervisor.worker("w", Counter)]
-          })
-        ]
-      }, { name: "outer" })
+      const sup = yield* nested("outer")
       const w = sup.child("inner").ref("w")
       // inner: w restarted once, then gives up at the second failure in a row; outer restarts inner
       // (afresh: w's count starts again) once, then gives up at inner's second escalation.
@@ -363,21 +355,7 @@ describe("restart intensity and escalation", () => {
   it.effect("a nested supervisor's escalations after bursts its children worked between do not add up: the parent restarts it every time", () =>
     run(Effect.gen(function*() {
       const { events } = yield* collect
-      const sup = yield* Supervisor.start({
-        strategy: "one_for_one",
-        intensity: 50,
-        maxConsecutiveRestarts: 1,
-        backoff: { _tag: "none" },
-        children: [
-          Supervisor.supervisor("inner", {
-            strategy: "one_for_one",
-            intensity: 50,
-            maxConsecutiveRestarts: 1,
-            backoff: { _tag: "none" },
-            children: [Supervisor.worker("w", Counter)]
-          })
-        ]
-      }, { name: "bursts" })
+      const sup = yield* nested("bursts")
       // Five bursts, each after w handled a message: two failures in a row, so inner gives up each
       // time; outer restarts it each time, since w had worked before the burst. Before, outer gave up
       // at the second burst: a supervisor handles no message, so nothing ever reset its count.
