@@ -10,7 +10,7 @@
  */
 import { RpcServer } from "@effect/rpc"
 import { constPong } from "@effect/rpc/RpcMessage"
-import { Context, Duration, Effect, Fiber, Layer } from "effect"
+import { Context, Duration, Effect, Layer } from "effect"
 
 /** How often a connection with a request in flight hears from the server, at least. */
 export const INTERVAL = Duration.seconds(15)
@@ -20,44 +20,39 @@ export class Interval extends Context.Reference<Interval>()("swarm/edge/RpcKeepA
   defaultValue: (): Duration.Duration => INTERVAL
 }) {}
 
-/** `protocol`, each connection with a request in flight sent a `Pong` every `Interval` until it ends. */
+/**
+ * `protocol`, each connection with a request in flight sent a `Pong` every `Interval` until it ends.
+ * One beat for them all: a fiber (and a timer) per request cost the endpoint about a quarter of its
+ * calls a second, every HTTP request being a connection of its own. At each beat, a connection with
+ * a request in flight since the beat before hears a `Pong`; so a quiet answer hears one within two
+ * intervals of its start, then every interval.
+ */
 export const keptAlive = <E, R>(protocol: Layer.Layer<RpcServer.Protocol, E, R>) =>
   Layer.scoped(
     RpcServer.Protocol,
     Effect.gen(function*() {
       const inner = yield* RpcServer.Protocol
       const interval = yield* Interval
-      const scope = yield* Effect.scope
-      /** The keep-alive of each connection that has had a request, until the connection is gone. */
-      const beating = new Map<number, Fiber.RuntimeFiber<void>>()
-      const stop = (clientId: number) =>
-        Effect.suspend(() => {
-          const fiber = beating.get(clientId)
-          if (fiber === undefined) return Effect.void
-          beating.delete(clientId)
-          return Fiber.interrupt(fiber)
-        })
-      const beat = (clientId: number) =>
-        Effect.gen(function*() {
-          while (true) {
-            yield* Effect.sleep(interval)
-            // The connection's answer was closed (its requests answered, or its client gone).
-            if (!(yield* inner.clientIds).has(clientId)) break
-            yield* inner.send(clientId, constPong)
-          }
-        }).pipe(Effect.ensuring(Effect.sync(() => beating.delete(clientId))))
+      /** Connections with a request in flight, and whether a beat has passed since their first. */
+      const inFlight = new Map<number, boolean>()
+      const beat = Effect.gen(function*() {
+        const live = yield* inner.clientIds
+        for (const [clientId, seen] of inFlight) {
+          // The connection's answer was closed (its requests answered, or its client gone).
+          if (!live.has(clientId)) inFlight.delete(clientId)
+          else if (!seen) inFlight.set(clientId, true)
+          else yield* inner.send(clientId, constPong)
+        }
+      })
+      yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(interval), beat)))
       return {
         ...inner,
-        end: (clientId) => Effect.zipRight(stop(clientId), inner.end(clientId)),
+        end: (clientId) => Effect.zipRight(Effect.sync(() => inFlight.delete(clientId)), inner.end(clientId)),
         run: (f) =>
-          inner.run((clientId, message) =>
-            message._tag !== "Request" || beating.has(clientId)
-              ? f(clientId, message)
-              : Effect.zipRight(
-                Effect.tap(Effect.forkIn(beat(clientId), scope), (fiber) => Effect.sync(() => beating.set(clientId, fiber))),
-                f(clientId, message)
-              )
-          )
+          inner.run((clientId, message) => {
+            if (message._tag === "Request" && !inFlight.has(clientId)) inFlight.set(clientId, false)
+            return f(clientId, message)
+          })
       } satisfies RpcServer.Protocol["Type"]
     })
   ).pipe(Layer.provide(protocol))
