@@ -17,16 +17,20 @@ import { ResumeFailed, RunFailed } from "./CliError.js"
 import type { Io } from "./Io.js"
 import * as RunRef from "./RunRef.js"
 import { refOf } from "./RunsView.js"
+import { count } from "./Summary.js"
 import * as Wiring from "./Wiring.js"
 
 /** What became of a resumed run, in one line. */
-export const describeResumed = (run: Runs.RunSummary, resumed: StoredRun.Resumed): string => {
+export const describeResumed = (
+  run: Pick<Runs.RunSummary, "id" | "strategyName" | "number">,
+  resumed: { readonly recorded: number; readonly result: Pick<StoredRun.Resumed["result"], "counts" | "status" | "checksum" | "failure"> }
+): string => {
   const result = resumed.result
   const added = result.counts.events - resumed.recorded
   const ended = result.status === "completed"
     ? `completed, checksum ${result.checksum}`
     : `ended failed: ${result.failure ?? "no reason given"}`
-  return `resumed run ${run.id} (${refOf(run)}): ${resumed.recorded} events checked against the recording, ${added} recorded after them; ${ended}`
+  return `resumed run ${run.id} (${refOf(run)}): ${count(resumed.recorded)} events checked against the recording, ${count(added)} recorded after them; ${ended}`
 }
 
 /**

@@ -18,6 +18,7 @@ import type { RunId } from "../../schemas/Ids.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { VerifyJson } from "../../src/cli/AuditCommand.js"
 import { ReplayJson } from "../../src/cli/ReplayCommand.js"
+import { describeResumed } from "../../src/cli/ResumeCommand.js"
 import { ResultDocument } from "../../src/cli/ResultDocument.js"
 import { CompareJson, RunJson, RunShowJson } from "../../src/cli/RunsView.js"
 import * as LlmRuntime from "../../src/llm/LlmRuntime.js"
@@ -489,7 +490,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(resumed.code, resumed.stderr).toBe(0)
       expect(resumed.stdout).toBe(
         `resumed run ${document.run} (Resumed#1): 100 events checked against the recording, ${
-          document.counts.events - 100
+          (document.counts.events - 100).toLocaleString("en-US")
         } recorded after them; completed, checksum ${document.checksum}\n`
       )
       const audit = yield* swarm(["audit", "verify", "Resumed#1"], { store: yield* store })
@@ -519,7 +520,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
         `skipped run ${paper.run} (Left paper#1) (paper): \`swarm serve\` resumes paper runs at their pace when it starts`,
         `skipped run ${paused.run} (Left paused#1) (paused): an operator paused it: \`swarm serve\` takes it back paused when it starts ` +
         `(then \`swarm runs resume "Left paused#1"\`), or \`swarm resume "Left paused#1"\` goes on with it here`,
-        `resumed run ${died.run} (Died here#1): 100 events checked against the recording, ${died.counts.events - 100} recorded after them; ` +
+        `resumed run ${died.run} (Died here#1): 100 events checked against the recording, ${(died.counts.events - 100).toLocaleString("en-US")} recorded after them; ` +
         `completed, checksum ${died.checksum}`
       ])
       // Left as they were: nothing recorded after them, their status untouched.
@@ -569,7 +570,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(resumed.code, resumed.stderr).toBe(0)
       expect(resumed.stderr).toContain("language model: the counting test model")
       // Completed (its checksum is its own: a live model's calls are timed, and the times are in the events).
-      expect(resumed.stdout).toMatch(new RegExp(`^resumed run ${document.run} \\(LLM resumed#1\\): 200 events checked against the recording, \\d+ recorded after them; completed, checksum `))
+      expect(resumed.stdout).toMatch(new RegExp(`^resumed run ${document.run} \\(LLM resumed#1\\): 200 events checked against the recording, [\\d,]+ recorded after them; completed, checksum `))
       // The calls the recording had were answered from it; the rest went to the model, not the offline analyst.
       expect(calls).toBeGreaterThan(0)
       expect(calls).toBeLessThan(made)
@@ -670,6 +671,16 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
         expect(rest).toEqual([`swarm: run: no run "${missing}" in the database (swarm runs list --local shows them)`])
       }
     }))
+})
+
+describe("swarm resume's line", () => {
+  it("writes its counts with thousands separators, as the other commands' lines do", () => {
+    const run = { id: "run_x" as RunId, strategyName: "Big", number: 3 }
+    const result = { counts: { events: 80_000 } as StoredRun.Resumed["result"]["counts"], status: "completed" as const, checksum: "abc" }
+    expect(describeResumed(run, { recorded: 71_958, result })).toBe(
+      "resumed run run_x (Big#3): 71,958 events checked against the recording, 8,042 recorded after them; completed, checksum abc"
+    )
+  })
 })
 
 describe("swarm: bad run references are refused before any database is opened", () => {
