@@ -203,6 +203,21 @@ const decodeLine = (line: string, into: Array<unknown>): void => {
 }
 
 /**
+ * `text` (what a frame left without its newline) as the JSON object it is whole, or undefined:
+ * nothing a next frame adds can make a whole object part of another line, so it is read now. Tried
+ * only when it looks like one (`{` … `}`), so a line that comes in many frames is not parsed at each.
+ */
+const wholeObject = (text: string): object | undefined => {
+  const trimmed = text.trim()
+  if (!trimmed.startsWith("{") || !trimmed.endsWith("}")) return undefined
+  try {
+    return JSON.parse(trimmed) as object
+  } catch {
+    return undefined
+  }
+}
+
+/**
  * ndjson as @effect/rpc writes it, read line by line more forgivingly than its parser:
  * - a line that is JSON and not an object (`null`, `3`, `[]`) is dropped: @effect/rpc's WebSocket
  *   protocol reads each message's `_tag` outside its error handling, so one such line failed the
@@ -211,6 +226,9 @@ const decodeLine = (line: string, into: Array<unknown>): void => {
  *   read: @effect/rpc's parser threw without consuming it, so every later frame of the connection
  *   hit the same line again and got the same defect — the connection answered nothing more;
  * - blank lines are skipped (the parser threw at them);
+ * - a frame that ends without a newline, on a whole JSON object, is read as that line: a client
+ *   that sends one request a frame (`ws.send(JSON.stringify(request))`, as most WebSocket code
+ *   does) waited for an answer that never came, its line kept for a newline that never came;
  * - a character split between two frames is decoded whole.
  */
 export const ndjsonObjects = RpcSerialization.RpcSerialization.of({
@@ -229,6 +247,11 @@ export const ndjsonObjects = RpcSerialization.RpcSerialization.of({
           position = newline + 1
         }
         if (position > 0) buffer = buffer.slice(position)
+        const whole = buffer.length > 0 ? wholeObject(buffer) : undefined
+        if (whole !== undefined) {
+          items.push(whole)
+          buffer = ""
+        }
         if (buffer.length > MAX_LINE) {
           const bufferSize = buffer.length
           buffer = ""

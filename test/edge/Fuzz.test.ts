@@ -708,6 +708,29 @@ for (const backend of backends) {
         expect(exits.get("4")).toMatchObject({ _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "RunNotFound", run: "run_🚀" } } })
       }))
 
+    it.scoped("a WebSocket frame that is one request without a newline is answered, as most WebSocket clients send one", () =>
+      Effect.gen(function*() {
+        const base = yield* Http.baseUrl
+        const hana = yield* Users.create("fuzz-hana", "user")
+        const key = (yield* ApiKeys.issue(hana.id, "fuzz")).key
+        // `ws.send(JSON.stringify(request))`: before, each waited for a newline that never came, unanswered.
+        const received = yield* exchange(base, [
+          rpc(key, "strategies.list", undefined, "1"),
+          ` ${rpc(key, "runs.get", { run: "run_nope" }, "2")}\t`,
+          // A line split between frames is still read whole, and a line not JSON still answered as one.
+          rpc(key, "strategies.list", undefined, "3").slice(0, 40),
+          rpc(key, "strategies.list", undefined, "3").slice(40),
+          "{not json}",
+          "\n"
+        ], ["1", "2", "3"])
+        const lines = received.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { _tag: string; requestId?: string; defect?: unknown; exit?: unknown })
+        const exits = new Map(lines.filter((line) => line._tag === "Exit").map((line) => [line.requestId, line.exit]))
+        expect(exits.get("1"), received).toMatchObject({ _tag: "Success" })
+        expect(exits.get("2"), received).toMatchObject({ _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "RunNotFound" } } })
+        expect(exits.get("3"), received).toMatchObject({ _tag: "Success" })
+        expect(lines.filter((line) => line._tag === "Defect"), received).toEqual([{ _tag: "Defect", defect: expect.stringMatching(/^a line is not JSON/) }])
+      }))
+
     it.scoped("a request id reused while its request is in flight is InvalidRequest naming the id; the first is answered by its own schema", () =>
       Effect.gen(function*() {
         const base = yield* Http.baseUrl
