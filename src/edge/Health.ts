@@ -54,6 +54,9 @@ export const HealthReport = Schema.Struct({
   telemetry: Schema.Struct({
     kind: Schema.String,
     description: Schema.String,
+    /** With a collector: the URL spans are posted to, and metrics; each absent when not exported. */
+    traces: Schema.optional(Schema.String),
+    metrics: Schema.optional(Schema.String),
     /** Since when (epoch ms) exports to the collector fail, and why, while they do. */
     failingSince: Schema.optional(Schema.Number),
     error: Schema.optional(Schema.String)

@@ -1,10 +1,15 @@
 /**
  * Telemetry: which tracer and metric exporters a process uses, and its in-process span store.
  *
- *   OTEL_EXPORTER_OTLP_ENDPOINT set   spans and metrics exported over OTLP/HTTP to that collector
- *                                     (`/v1/traces`, `/v1/metrics`), and the span store kept as well
- *   unset                             spans kept only in the in-process store (the last 50,000,
- *                                     `SWARM_TRACE_CAPACITY`), which `swarm trace` reads
+ *   OTEL_EXPORTER_OTLP_ENDPOINT set           spans and metrics exported over OTLP/HTTP to that
+ *                                             collector (`/v1/traces`, `/v1/metrics` appended), and
+ *                                             the span store kept as well
+ *   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,       that signal exported to that URL as it is (nothing
+ *   OTEL_EXPORTER_OTLP_METRICS_ENDPOINT set   appended), whatever the generic one says; a signal
+ *                                             with neither is not exported (as the OpenTelemetry
+ *                                             spec has it: each signal goes where it is configured)
+ *   none set                                  spans kept only in the in-process store (the last
+ *                                             50,000, `SWARM_TRACE_CAPACITY`), which `swarm trace` reads
  *
  * Every span of the process goes through it — the rounds the coordinator traces (see Sampling.ts),
  * RPC procedures, HTTP requests — with wall-clock timings. `SWARM_TRACE_SAMPLE` and
@@ -16,7 +21,7 @@ import { createRequire } from "node:module"
 import type { MetricReader } from "@opentelemetry/sdk-metrics"
 import type { SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Config, ConfigError, Context, Effect, Either, Layer, Option } from "effect"
-import type { ExportState } from "./internal/sdk.js"
+import type { Destination, ExportState } from "./internal/sdk.js"
 import * as Sampling from "./Sampling.js"
 import { DEFAULT_CAPACITY, SpanStore } from "./SpanStore.js"
 
@@ -24,6 +29,10 @@ export interface Info {
   /** `otlp`: exported to a collector; `in-process`: kept in this process only. */
   readonly kind: "otlp" | "in-process"
   readonly description: string
+  /** With a collector: the URL spans are posted to; absent when they are not exported. */
+  readonly traces?: string
+  /** With a collector: the URL metrics are posted to; absent when they are not exported. */
+  readonly metrics?: string
   /**
    * With a collector: since when (epoch ms) exports to it fail, and the last reason, while they
    * do — absent once one goes through again.
@@ -42,8 +51,12 @@ export interface Service {
 export class Telemetry extends Context.Tag("swarm/telemetry/Telemetry")<Telemetry, Service>() {}
 
 export interface Options {
-  /** The OTLP/HTTP collector's base URL; none: the in-process store only. */
+  /** The OTLP/HTTP collector's base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`): `/v1/traces` and `/v1/metrics` appended. */
   readonly endpoint?: string | undefined
+  /** Where spans go, as is (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`); before `endpoint`. */
+  readonly tracesEndpoint?: string | undefined
+  /** Where metrics go, as is (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`); before `endpoint`. */
+  readonly metricsEndpoint?: string | undefined
   /** Finished spans the in-process store keeps (default 50,000). */
   readonly capacity?: number | undefined
   readonly rates?: Sampling.Rates | undefined
@@ -61,21 +74,47 @@ const version: string = createRequire(import.meta.url)("../../package.json").ver
 /** Rates in words: "every round", "one in 10,000", "none". */
 const rateText = (rate: number) => (rate >= 1 ? "every round" : rate <= 0 ? "no round" : `one round in ${Math.round(1 / rate).toLocaleString("en-US")}`)
 
+const trimmed = (url: string) => url.replace(/\/+$/, "")
+
+/**
+ * Where each signal goes, and which setting said so: the signal's own endpoint as it is, else the
+ * generic one with the signal's path appended, else nowhere (undefined).
+ */
+export const destinations = (options: Options): { readonly traces?: Destination; readonly metrics?: Destination } => {
+  const of = (own: string | undefined, signal: "TRACES" | "METRICS"): Destination | undefined =>
+    own !== undefined
+      ? { url: own, setting: `OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`, value: own }
+      : options.endpoint !== undefined
+      ? { url: `${trimmed(options.endpoint)}/v1/${signal.toLowerCase()}`, setting: "OTEL_EXPORTER_OTLP_ENDPOINT", value: options.endpoint }
+      : undefined
+  const traces = of(options.tracesEndpoint, "TRACES")
+  const metrics = of(options.metricsEndpoint, "METRICS")
+  return { ...(traces === undefined ? {} : { traces }), ...(metrics === undefined ? {} : { metrics }) }
+}
+
 export const describe = (options: Options): Info => {
   const rates = options.rates ?? Sampling.defaultRates
   const capacity = options.capacity ?? DEFAULT_CAPACITY
   const traced = `traces ${rateText(rates.paper)} of paper runs and ${rateText(rates.backtest)} of backtests (SWARM_TRACE_SAMPLE)`
-  return options.endpoint === undefined
-    ? {
+  const { metrics, traces } = destinations(options)
+  if (traces === undefined && metrics === undefined) {
+    return {
       kind: "in-process",
       description: `telemetry: in-process — the last ${capacity.toLocaleString("en-US")} spans kept in this process (swarm trace <run> reads them), ` +
         `no exporter (set OTEL_EXPORTER_OTLP_ENDPOINT to send traces and metrics to a collector); ${traced}`
     }
-    : {
-      kind: "otlp",
-      description: `telemetry: OTLP/HTTP to ${options.endpoint} (traces and metrics), and the last ${capacity.toLocaleString("en-US")} spans ` +
-        `in this process for swarm trace; ${traced}`
-    }
+  }
+  const where = (signal: string, to: Destination | undefined) =>
+    to === undefined
+      ? `${signal} not exported (no OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)`
+      : `${signal} to ${to.url}`
+  return {
+    kind: "otlp",
+    description: `telemetry: OTLP/HTTP, ${where("traces", traces)}, ${where("metrics", metrics)}; ` +
+      `the last ${capacity.toLocaleString("en-US")} spans in this process for swarm trace; ${traced}`,
+    ...(traces === undefined ? {} : { traces: traces.url }),
+    ...(metrics === undefined ? {} : { metrics: metrics.url })
+  }
 }
 
 /**
@@ -105,7 +144,7 @@ export const make = (options: Options = {}): Layer.Layer<Telemetry | Sampling.Tr
         serviceVersion: version,
         attributes: { "service.instance.id": `${hostname()}/${process.pid}` },
         store,
-        endpoint: options.endpoint,
+        ...destinations(options),
         exportIntervalMillis: options.exportIntervalMillis ?? 10_000,
         spanProcessors: options.spanProcessors ?? [],
         metricReaders: options.metricReaders ?? [],
@@ -122,8 +161,8 @@ const optionalString = (name: string) =>
  * exporter would throw at start-up on some (`notaurl`) and take others (`localhost:4318`, read as
  * a URL of scheme `localhost:`) to send nothing, ever.
  */
-export const endpointProblem = (value: string): string | undefined => {
-  const problem = `not an http(s) URL: ${JSON.stringify(value)} (e.g. http://127.0.0.1:4318)`
+export const endpointProblem = (value: string, example = "http://127.0.0.1:4318"): string | undefined => {
+  const problem = `not an http(s) URL: ${JSON.stringify(value)} (e.g. ${example})`
   try {
     const url = new URL(value)
     return url.protocol === "http:" || url.protocol === "https:" ? undefined : problem
@@ -132,13 +171,21 @@ export const endpointProblem = (value: string): string | undefined => {
   }
 }
 
-/** `OTEL_EXPORTER_OTLP_ENDPOINT`: unset, or an http(s) URL. */
-const endpoint = optionalString("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
-  Config.mapOrFail((value) => {
-    const problem = value === undefined ? undefined : endpointProblem(value.trim())
-    return problem === undefined ? Either.right(value?.trim()) : Either.left(ConfigError.InvalidData(["OTEL_EXPORTER_OTLP_ENDPOINT"], problem))
-  })
-)
+/** `name`: unset, or an http(s) URL (`example` is one, for the error). */
+const url = (name: string, example: string) =>
+  optionalString(name).pipe(
+    Config.mapOrFail((value) => {
+      const problem = value === undefined ? undefined : endpointProblem(value.trim(), example)
+      return problem === undefined ? Either.right(value?.trim()) : Either.left(ConfigError.InvalidData([name], problem))
+    })
+  )
+
+/** `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base URL, each signal's path appended. */
+const endpoint = url("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+/** `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: where spans go, used as it is. */
+const tracesEndpoint = url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4318/v1/traces")
+/** `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: where metrics go, used as it is. */
+const metricsEndpoint = url("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://127.0.0.1:4318/v1/metrics")
 
 /**
  * A configuration error in a line per setting: `OTEL_EXPORTER_OTLP_ENDPOINT: not an http(s) URL:
@@ -162,9 +209,14 @@ const capacity = Config.integer("SWARM_TRACE_CAPACITY").pipe(
   Config.withDefault(DEFAULT_CAPACITY)
 )
 
-/** `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, `SWARM_TRACE_CAPACITY`, the sampling rates. */
+/**
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` and its signal-specific `…_TRACES_ENDPOINT` and `…_METRICS_ENDPOINT`,
+ * `OTEL_SERVICE_NAME`, `SWARM_TRACE_CAPACITY`, the sampling rates.
+ */
 export const config: Config.Config<Options> = Config.all({
   endpoint,
+  tracesEndpoint,
+  metricsEndpoint,
   serviceName: optionalString("OTEL_SERVICE_NAME"),
   capacity,
   rates: Sampling.config
@@ -182,15 +234,43 @@ export const layer: Layer.Layer<Telemetry | Sampling.TraceSampling, ConfigError.
  * the SDK's load time paid for nothing.
  *
  * A command is not refused for its telemetry: each bad setting is said through `warn`, naming it,
- * and only that setting is left out — a bad endpoint turns exporting off, a bad rate traces as by
+ * and only that setting is left out, as if unset — a bad endpoint exports nothing to it (a bad
+ * signal-specific one leaves its signal to the generic one, if that is set), a bad rate traces as by
  * default. (It used to be one error for all: a bad `SWARM_TRACE_SAMPLE` turned exporting off.)
  */
 export const layerIfExporting = (warn: (line: string) => void): Layer.Layer<Sampling.TraceSampling, ConfigError.ConfigError> =>
   Layer.unwrapEffect(Effect.gen(function*() {
     const read = <A>(setting: Config.Config<A>, fallback: A, instead: string) =>
       Effect.catchIf(setting, ConfigError.isConfigError, (error) => Effect.as(Effect.sync(() => warn(`${explain(error)} (${instead})`)), fallback))
+    // The endpoints read each on its own, a bad one left out as if unset; what that leaves is
+    // said only once all three are known.
+    const urls = {
+      endpoint: yield* Effect.either(endpoint),
+      tracesEndpoint: yield* Effect.either(tracesEndpoint),
+      metricsEndpoint: yield* Effect.either(metricsEndpoint)
+    }
+    const left: Options = {
+      endpoint: Either.getOrUndefined(urls.endpoint),
+      tracesEndpoint: Either.getOrUndefined(urls.tracesEndpoint),
+      metricsEndpoint: Either.getOrUndefined(urls.metricsEndpoint)
+    }
+    const to = destinations(left)
+    const exporting = to.traces !== undefined || to.metrics !== undefined
+    const instead = (signals: ReadonlyArray<"traces" | "metrics">) =>
+      !exporting
+        ? "telemetry off: not exporting"
+        : signals.map((signal) => to[signal] === undefined ? `not exporting ${signal}` : `${signal} to ${to[signal]!.url} instead`).join(", ")
+    for (
+      const [read, signals] of [
+        [urls.endpoint, (["traces", "metrics"] as const).filter((signal) => left[`${signal}Endpoint`] === undefined)],
+        [urls.tracesEndpoint, ["traces"]],
+        [urls.metricsEndpoint, ["metrics"]]
+      ] as const
+    ) {
+      if (Either.isLeft(read)) warn(`${explain(read.left)} (${signals.length === 0 ? "not used: each signal has its own endpoint" : instead(signals)})`)
+    }
     const options: Options = {
-      endpoint: yield* read(endpoint, undefined, "telemetry off: not exporting"),
+      ...left,
       serviceName: yield* optionalString("OTEL_SERVICE_NAME"),
       capacity: yield* read(capacity, DEFAULT_CAPACITY, `keeping the default ${DEFAULT_CAPACITY.toLocaleString("en-US")}`),
       rates: {
@@ -199,5 +279,5 @@ export const layerIfExporting = (warn: (line: string) => void): Layer.Layer<Samp
       }
     }
     const rates = Layer.succeed(Sampling.TraceSampling, options.rates!)
-    return options.endpoint === undefined ? rates : Layer.merge(rates, Layer.discard(make(options)))
+    return exporting ? Layer.merge(rates, Layer.discard(make(options))) : rates
   }))

@@ -125,6 +125,109 @@ describe("a bad OTEL_EXPORTER_OTLP_ENDPOINT", () => {
     }), { timeout: 90_000 })
 })
 
+describe("the signal-specific endpoints, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and …_METRICS_ENDPOINT", () => {
+  const generic = "http://collector:4318/"
+  const traces = "http://traces.example:4318/custom/spans"
+  const metrics = "https://metrics.example/otlp"
+  /** Where each signal goes, and what the start-up line and /health say, for `env`. */
+  const where = (env: Record<string, string>) =>
+    Effect.map(settings(env), (options) => {
+      const info = Telemetry.describe(options)
+      return { kind: info.kind, traces: info.traces, metrics: info.metrics, description: info.description }
+    })
+
+  it.effect("are used as they are, before the generic one, to which each signal's path is appended", () =>
+    Effect.gen(function*() {
+      expect(yield* where({})).toMatchObject({ kind: "in-process", traces: undefined, metrics: undefined })
+      expect(yield* where({ OTEL_EXPORTER_OTLP_ENDPOINT: generic })).toMatchObject({
+        kind: "otlp",
+        traces: "http://collector:4318/v1/traces",
+        metrics: "http://collector:4318/v1/metrics"
+      })
+      // Each signal-specific one wins over the generic one, for its signal only; no path appended.
+      expect(yield* where({ OTEL_EXPORTER_OTLP_ENDPOINT: generic, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: traces })).toMatchObject({
+        traces,
+        metrics: "http://collector:4318/v1/metrics"
+      })
+      expect(yield* where({ OTEL_EXPORTER_OTLP_ENDPOINT: generic, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: metrics })).toMatchObject({
+        traces: "http://collector:4318/v1/traces",
+        metrics
+      })
+      const both = yield* where({ OTEL_EXPORTER_OTLP_ENDPOINT: generic, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: traces, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: ` ${metrics} ` })
+      expect(both).toMatchObject({ kind: "otlp", traces, metrics })
+      expect(both.description).toContain(`telemetry: OTLP/HTTP, traces to ${traces}, metrics to ${metrics};`)
+      // Without the generic one, only the signal configured is exported.
+      const tracesOnly = yield* where({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: traces })
+      expect(tracesOnly).toMatchObject({ kind: "otlp", traces, metrics: undefined })
+      expect(tracesOnly.description).toContain(
+        `traces to ${traces}, metrics not exported (no OTEL_EXPORTER_OTLP_METRICS_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT);`
+      )
+      const metricsOnly = yield* where({ OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: metrics })
+      expect(metricsOnly).toMatchObject({ kind: "otlp", traces: undefined, metrics })
+      expect(metricsOnly.description).toContain(`traces not exported (no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT), metrics to ${metrics};`)
+      // /health carries where each goes.
+      const health = Schema.encodeSync(HealthReport.fields.telemetry)(Telemetry.describe(yield* settings({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: traces })))
+      expect(health).toMatchObject({ kind: "otlp", traces })
+      expect(health).not.toHaveProperty("metrics")
+    }))
+
+  it.effect("a bad one is a configuration error naming it and why, as the generic one is", () =>
+    Effect.gen(function*() {
+      for (const signal of ["TRACES", "METRICS"]) {
+        const name = `OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`
+        for (const value of ["notaurl", "127.0.0.1:17412", "localhost:17412/v1/traces", "ftp://collector:4318"]) {
+          for (const env of [{ [name]: value }, { [name]: value, OTEL_EXPORTER_OTLP_ENDPOINT: generic }]) {
+            const error = yield* Effect.flip(settings(env))
+            expect(ConfigError.isConfigError(error)).toBe(true)
+            expect(Telemetry.explain(error)).toBe(
+              `${name}: not an http(s) URL: ${JSON.stringify(value)} (e.g. http://127.0.0.1:4318/v1/${signal.toLowerCase()})`
+            )
+          }
+        }
+      }
+      // Both bad, and the generic: each named.
+      const all = yield* Effect.flip(settings({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "a",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "b",
+        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: "c"
+      }))
+      for (const name of ["OTEL_EXPORTER_OTLP_ENDPOINT: ", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: ", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: "]) {
+        expect(Telemetry.explain(all)).toContain(name)
+      }
+    }))
+
+  it.effect("given to the layer directly, one that cannot be built fails the layer naming that setting", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Effect.provide(Effect.void, Telemetry.make({ endpoint: "http://127.0.0.1:4318", tracesEndpoint: "notaurl" })))
+      expect(Telemetry.explain(error)).toMatch(/^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: cannot export to "notaurl": /)
+    }))
+
+  it.live("a command says a bad one, naming it, and exports what the others leave", () =>
+    Effect.gen(function*() {
+      const said: Array<string> = []
+      const exporting = (env: Record<string, string>) =>
+        Effect.scoped(Effect.gen(function*() {
+          said.length = 0
+          yield* Layer.build(Telemetry.layerIfExporting((line) => said.push(line)).pipe(
+            Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
+          ))
+          return [...said]
+        }))
+      expect(yield* exporting({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "notaurl" })).toEqual([
+        `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: not an http(s) URL: "notaurl" (e.g. http://127.0.0.1:4318/v1/traces) (telemetry off: not exporting)`
+      ])
+      expect(yield* exporting({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "notaurl", OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: "http://127.0.0.1:1/m" })).toEqual([
+        `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: not an http(s) URL: "notaurl" (e.g. http://127.0.0.1:4318/v1/traces) (not exporting traces)`
+      ])
+      expect(yield* exporting({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "notaurl", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1" })).toEqual([
+        `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: not an http(s) URL: "notaurl" (e.g. http://127.0.0.1:4318/v1/traces) (traces to http://127.0.0.1:1/v1/traces instead)`
+      ])
+      expect(yield* exporting({ OTEL_EXPORTER_OTLP_ENDPOINT: "notaurl", OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: "http://127.0.0.1:1/m" })).toEqual([
+        `OTEL_EXPORTER_OTLP_ENDPOINT: not an http(s) URL: "notaurl" (e.g. http://127.0.0.1:4318) (not exporting traces)`
+      ])
+    }), { timeout: 30_000 })
+})
+
 describe("a collector that is down or never answers", () => {
   // The flush at exit is bounded (2.5 s, every exporter at once); before, a command printed its
   // result and then waited 7–10 s more (a 3 s flush, then a 3 s metric shutdown, each waiting out

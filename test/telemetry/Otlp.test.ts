@@ -1,7 +1,8 @@
 /**
  * `OTEL_EXPORTER_OTLP_ENDPOINT` set: traces and metrics go over OTLP/HTTP to the collector
  * (`/v1/traces`, `/v1/metrics`; here a loopback receiver standing in for it), flushed when the
- * telemetry layer closes; the configuration says which telemetry is in use.
+ * telemetry layer closes; a signal-specific endpoint (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is
+ * posted to as it is; the configuration says which telemetry is in use.
  */
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -61,7 +62,8 @@ describe("OTLP export", () => {
       const kept = yield* Effect.gen(function*() {
         const telemetry = yield* Telemetry.Telemetry
         expect(telemetry.info.kind).toBe("otlp")
-        expect(telemetry.info.description).toContain(`OTLP/HTTP to ${collector.url}/`)
+        expect(telemetry.info.description).toContain(`OTLP/HTTP, traces to ${collector.url}/v1/traces, metrics to ${collector.url}/v1/metrics;`)
+        expect(telemetry.info).toMatchObject({ traces: `${collector.url}/v1/traces`, metrics: `${collector.url}/v1/metrics` })
         expect(telemetry.info.description).toContain("one round in 2 of backtests")
         expect(yield* TraceSampling).toEqual({ paper: 1, backtest: 0.5 })
         const result = yield* Backtest.run({ strategy, feed: Feed.synthetic({ ...Synthetic.defaults, seed: 3, symbols: ["AAA"] as never, bars: 30 }) })
@@ -92,6 +94,28 @@ describe("OTLP export", () => {
       const opinions = spans.flatMap((span) => (span.events as Array<any>).filter((e) => e.name === "opinion"))
       expect(opinions.length).toBeGreaterThan(0)
       expect(opinions[0].attributes.length).toBeGreaterThan(0)
+    }))
+
+  it.scopedLive("with OTEL_EXPORTER_OTLP_TRACES_ENDPOINT alone, spans are posted to that URL as it is, and metrics nowhere", () =>
+    Effect.gen(function*() {
+      const collector = yield* receiver
+      const traces = `${collector.url}/otlp/custom-traces`
+      const environment = ConfigProvider.fromMap(new Map([
+        ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces],
+        ["SWARM_TRACE_SAMPLE", "1"]
+      ]))
+      yield* Effect.gen(function*() {
+        const telemetry = yield* Telemetry.Telemetry
+        expect(telemetry.info).toMatchObject({ kind: "otlp", traces })
+        expect(telemetry.info.metrics).toBeUndefined()
+        yield* Backtest.run({ strategy, feed: Feed.synthetic({ ...Synthetic.defaults, seed: 3, symbols: ["AAA"] as never, bars: 10 }) })
+      }).pipe(Effect.provide(Telemetry.layer.pipe(Layer.provide(Layer.setConfigProvider(environment)))))
+      expect(collector.received.length).toBeGreaterThan(0)
+      expect(new Set(collector.received.map((r) => r.path))).toEqual(new Set(["/otlp/custom-traces"]))
+      const spans = collector.received
+        .flatMap((r) => JSON.parse(r.body).resourceSpans as Array<any>)
+        .flatMap((b) => b.scopeSpans.flatMap((s: any) => s.spans as Array<any>))
+      expect(spans.filter((span) => span.name === "Coordinator.round")).toHaveLength(10)
     }))
 
   it.effect("without one, the in-process store only; a bad rate is a configuration error naming it", () =>

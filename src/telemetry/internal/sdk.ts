@@ -2,9 +2,9 @@
  * The OpenTelemetry SDK behind the telemetry layer, loaded only when a process installs it (the
  * SDK takes a fifth of a second to load, which a `swarm runs list` should not pay): Effect's tracer
  * replaced by Swarm's (LightTracer.ts), whose spans go to the in-process span store and, as the
- * SDK's `ReadableSpan`s, to the span processors (an OTLP/HTTP exporter when an endpoint is set);
- * and Effect's metrics produced to the metric readers (OTLP/HTTP every `exportIntervalMillis`, and
- * any a test gives).
+ * SDK's `ReadableSpan`s, to the span processors (an OTLP/HTTP exporter when traces have a URL);
+ * and Effect's metrics produced to the metric readers (OTLP/HTTP every `exportIntervalMillis` when
+ * metrics have a URL, and any a test gives).
  */
 import { Metrics, Resource } from "@effect/opentelemetry"
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http"
@@ -21,13 +21,22 @@ export interface SdkOptions {
   readonly serviceVersion: string
   readonly attributes: Record<string, string>
   readonly store: SpanStore
-  /** The OTLP/HTTP base URL (`http://collector:4318`): traces to `/v1/traces`, metrics to `/v1/metrics`. */
-  readonly endpoint: string | undefined
+  /** Where spans are posted; none: not exported. */
+  readonly traces?: Destination | undefined
+  /** Where metrics are posted; none: not exported. */
+  readonly metrics?: Destination | undefined
   readonly exportIntervalMillis: number
   readonly spanProcessors: ReadonlyArray<SpanProcessor>
   readonly metricReaders: ReadonlyArray<MetricReader>
   /** Where the exports' outcome is kept, for `/health`. */
   readonly exports: ExportState
+}
+
+/** Where a signal is posted: its `url`, and the `setting` (and its `value`) that said so, for errors. */
+export interface Destination {
+  readonly url: string
+  readonly setting: string
+  readonly value: string
 }
 
 /**
@@ -81,8 +90,6 @@ export const EXPORT_TIMEOUT = 2_000
 /** How long closing the layer waits for the last exports, all of them together. */
 export const FLUSH_TIMEOUT = 2_500
 
-const base = (endpoint: string) => endpoint.replace(/\/+$/, "")
-
 /** Effect's metric producer, flushing what the hot paths counted in place before each collection. */
 const flushing = (producer: MetricProducer): MetricProducer => ({
   collect: (options) => {
@@ -92,27 +99,34 @@ const flushing = (producer: MetricProducer): MetricProducer => ({
 })
 
 /**
- * The OTLP exporters of `endpoint`. Their constructors throw on a URL they cannot parse: that is
- * said as the setting's error, not left to crash the process with no word.
+ * The OTLP exporter of a signal, at `to`. The constructors throw on a URL they cannot parse: that
+ * is said as the setting's error, not left to crash the process with no word.
  */
-const exporters = (endpoint: string, exportIntervalMillis: number, state: ExportState, say: (line: string, failing: boolean) => void) =>
+const exporter = <A>(to: Destination, make: (url: string) => A) =>
   Effect.try({
-    try: () => ({
-      processor: new BatchSpanProcessor(
-        watched(new OTLPTraceExporter({ url: `${base(endpoint)}/v1/traces`, timeoutMillis: EXPORT_TIMEOUT }), state, "traces", say),
-        { exportTimeoutMillis: EXPORT_TIMEOUT }
-      ),
-      reader: new PeriodicExportingMetricReader({
-        exporter: watched(new OTLPMetricExporter({ url: `${base(endpoint)}/v1/metrics`, timeoutMillis: EXPORT_TIMEOUT }), state, "metrics", say),
-        exportIntervalMillis,
-        exportTimeoutMillis: Math.min(EXPORT_TIMEOUT, exportIntervalMillis)
-      })
-    }),
+    try: () => make(to.url),
     catch: (error) =>
       ConfigError.InvalidData(
-        ["OTEL_EXPORTER_OTLP_ENDPOINT"],
-        `cannot export to ${JSON.stringify(endpoint)}: ${error instanceof Error ? error.message : String(error)}`
+        [to.setting],
+        `cannot export to ${JSON.stringify(to.value)}: ${error instanceof Error ? error.message : String(error)}`
       )
+  })
+
+/** The span processor and the metric reader exporting to where `options` say, each where set. */
+const exporters = (options: SdkOptions, say: (line: string, failing: boolean) => void) =>
+  Effect.gen(function*() {
+    const traces = options.traces === undefined ? undefined : yield* exporter(options.traces, (url) =>
+      new BatchSpanProcessor(
+        watched(new OTLPTraceExporter({ url, timeoutMillis: EXPORT_TIMEOUT }), options.exports, "traces", say),
+        { exportTimeoutMillis: EXPORT_TIMEOUT }
+      ))
+    const metrics = options.metrics === undefined ? undefined : yield* exporter(options.metrics, (url) =>
+      new PeriodicExportingMetricReader({
+        exporter: watched(new OTLPMetricExporter({ url, timeoutMillis: EXPORT_TIMEOUT }), options.exports, "metrics", say),
+        exportIntervalMillis: options.exportIntervalMillis,
+        exportTimeoutMillis: Math.min(EXPORT_TIMEOUT, options.exportIntervalMillis)
+      }))
+    return { processors: traces === undefined ? [] : [traces], readers: metrics === undefined ? [] : [metrics] }
   })
 
 export const layer = (options: SdkOptions): Layer.Layer<never, ConfigError.ConfigError> =>
@@ -120,19 +134,16 @@ export const layer = (options: SdkOptions): Layer.Layer<never, ConfigError.Confi
     const runtime = yield* Effect.runtime<never>()
     const say = (line: string, failing: boolean) =>
       void Runtime.runFork(runtime)(failing ? Effect.logWarning(line) : Effect.logInfo(line))
-    const exported = options.endpoint === undefined
-      ? undefined
-      : yield* exporters(options.endpoint, options.exportIntervalMillis, options.exports, say)
-    return installed(options, exported)
+    return installed(options, yield* exporters(options, say))
   }))
 
 const installed = (
   options: SdkOptions,
-  exported: { readonly processor: SpanProcessor; readonly reader: MetricReader } | undefined
+  exported: { readonly processors: ReadonlyArray<SpanProcessor>; readonly readers: ReadonlyArray<MetricReader> }
 ): Layer.Layer<never> => {
   /** The span processors beside the store: the OTLP exporter's, a test's. */
-  const processors: Array<SpanProcessor> = [...options.spanProcessors, ...(exported === undefined ? [] : [exported.processor])]
-  const readers: Array<MetricReader> = [...options.metricReaders, ...(exported === undefined ? [] : [exported.reader])]
+  const processors: Array<SpanProcessor> = [...options.spanProcessors, ...exported.processors]
+  const readers: Array<MetricReader> = [...options.metricReaders, ...exported.readers]
   return Layer.unwrapScoped(Effect.gen(function*() {
     const resource = yield* Resource.Resource
     if (readers.length > 0) {
