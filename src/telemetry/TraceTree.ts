@@ -3,7 +3,8 @@
  * took, wall-clock — what `swarm trace` prints. What a span is about (the agent that handled a
  * message, the round, the verdict, the tokens of a model call) follows its name; the verdict's
  * checks that did not pass, and the other events but opinions, are listed under their span
- * (`events: "all"` lists every event).
+ * (`events: "all"` lists every event); an event's lines after its first (an exception's stack
+ * trace) are indented under it.
  *
  *   Coordinator.round  run_… 2024-01-02T00:00:00.000Z  ACME@1704153600000           +0.00 ms   2.41 ms
  *   ├─ Actor.receive MarketOpen  desk                                              +0.04 ms   0.11 ms
@@ -68,9 +69,15 @@ const eventLine = (event: SpanEvent): string => {
   if (event.name === "opinion") {
     return `opinion ${a["swarm.round"] ?? ""}: ${a["opinion.direction"] ?? "?"} ${typeof a["opinion.confidence"] === "number" ? a["opinion.confidence"].toFixed(2) : ""}`.trimEnd()
   }
-  const rest = Object.entries(a).map(([k, v]) => `${k}=${str(v)}`).join(" ")
+  // A value of several lines (an exception's stack trace) goes last, so that the one-line values
+  // stay on the event's line and its lines run on below it.
+  const entries = Object.entries(a).map(([k, v]) => `${k}=${str(v).trimEnd()}`)
+  const rest = [...entries.filter((e) => !e.includes("\n")), ...entries.filter((e) => e.includes("\n"))].join(" ")
   return rest === "" ? event.name : `${event.name}: ${rest}`
 }
+
+/** How much deeper than its event's `· ` the lines after an event's first one go. */
+const CONTINUED = "    "
 
 /** The span tree of `trace` as lines (each ending with a newline). */
 export const render = (trace: TraceRecord, options: RenderOptions = {}): string => {
@@ -94,7 +101,14 @@ export const render = (trace: TraceRecord, options: RenderOptions = {}): string 
     const below = lead + (branch === "" ? "" : branch === "└─ " ? "   " : "│  ")
     const kids = children.get(span.spanId) ?? []
     const events = span.events.filter((e) => shownEvent(e, mode))
-    for (const event of events) rows.push({ text: `${below}${kids.length > 0 ? "│" : " "}  · ${eventLine(event)}`, timing: "" })
+    const margin = `${below}${kids.length > 0 ? "│" : " "}  `
+    for (const event of events) {
+      // An event of several lines (a stack trace): the lines after the first indented under the
+      // event, within the tree's rails, so that none reads as a line of the tree.
+      const [first, ...more] = eventLine(event).split(/\r?\n/)
+      rows.push({ text: `${margin}· ${first}`, timing: "" })
+      for (const line of more) rows.push({ text: `${margin}${CONTINUED}${line}`.trimEnd(), timing: "" })
+    }
     kids.forEach((kid, i) => walk(kid, below, i === kids.length - 1 ? "└─ " : "├─ "))
   }
   for (const root of roots) walk(root, "", "")

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest"
 import type { SpanRecord } from "../../schemas/Trace.js"
+import * as TraceCommand from "../../src/cli/TraceCommand.js"
 import * as TraceTree from "../../src/telemetry/TraceTree.js"
 
 const span = (spanId: string, name: string, attributes: SpanRecord["attributes"], parentSpanId?: string): SpanRecord => ({
@@ -31,5 +32,48 @@ describe("TraceTree.render", () => {
     })
     const lines = text.split("\n").filter((line) => line.includes("chat qwen2.5:7b"))
     expect(lines.map((line) => /ollama:qwen2\.5:7b {2}(\S+) {2}120 in \/ 15 out tokens/.exec(line)?.[1])).toEqual(["bull-1", "bear-1", "judge"])
+  })
+})
+
+describe("TraceTree.render, a stack trace", () => {
+  const stack = "Error: ledger refused the booking\n    at Ledger.apply (src/trading/Ledger.ts:10:5)\n    at Actor.receive (src/actor/Actor.ts:20:7)\n"
+  const failed: SpanRecord = {
+    ...span("root", "Actor.receive Book", { "actor.name": "ledger" }),
+    status: "error",
+    error: stack,
+    events: [{
+      name: "exception",
+      at: 1_900,
+      attributes: { "exception.type": "Error", "exception.stacktrace": stack, "exception.message": "ledger refused the booking" }
+    }]
+  }
+  const trace = (spans: ReadonlyArray<SpanRecord>) => ({ traceId: "t1", spans })
+
+  it("is indented under its event, within the tree's rails, its one-line attributes on the event's line", () => {
+    for (const events of ["checks", "all"] as const) {
+      const lines = TraceTree.render(trace([failed, span("kid", "Actor.receive Snapshot", { "actor.name": "auditor" }, "root")]), { events }).split("\n")
+      expect(lines.slice(1, 4)).toEqual([
+        "│  · exception: exception.type=Error exception.message=ledger refused the booking exception.stacktrace=Error: ledger refused the booking",
+        "│          at Ledger.apply (src/trading/Ledger.ts:10:5)",
+        "│          at Actor.receive (src/actor/Actor.ts:20:7)"
+      ])
+      expect(lines[4]).toMatch(/^└─ Actor\.receive Snapshot {2}auditor +\+0\.00 ms {2}1\.00 ms$/)
+    }
+    // A span with no children: no rail, the same indentation.
+    const alone = TraceTree.render(trace([failed]), { events: "all" }).split("\n")
+    expect(alone.slice(1, 4)).toEqual([
+      "   · exception: exception.type=Error exception.message=ledger refused the booking exception.stacktrace=Error: ledger refused the booking",
+      "           at Ledger.apply (src/trading/Ledger.ts:10:5)",
+      "           at Actor.receive (src/actor/Actor.ts:20:7)"
+    ])
+    expect(alone[4]).toBe("")
+    // As `swarm trace --events` prints it.
+    const printed = TraceCommand.view({
+      run: "run_1",
+      store: { description: "in-process", capacity: 50_000, spans: 1 },
+      rounds: [{ traceId: "t1", ts: 0, rounds: ["AAA@0"], start: 1_000, durationMicros: 1_000, spans: 1 }],
+      trace: trace([failed])
+    }, undefined, "all")
+    expect(printed).toContain(`\n${alone.slice(1, 4).join("\n")}\n`)
   })
 })
