@@ -309,6 +309,69 @@ describe("exports that fail", () => {
     }).pipe(Effect.scoped), { timeout: 60_000 })
 })
 
+describe("a collector that answers before reading the batch", () => {
+  /**
+   * A raw loopback server that, as soon as a request's headers are in, writes a 404 and destroys
+   * the socket, the body unread (the kernel resets the connection); what it saw.
+   */
+  const rude = Effect.map(
+    Effect.acquireRelease(
+      Effect.async<{ readonly server: net.Server; readonly requests: Array<string> }>((resume) => {
+        const requests: Array<string> = []
+        const server = net.createServer((socket) => {
+          let head = ""
+          socket.on("error", () => {})
+          const onData = (chunk: Buffer) => {
+            head += chunk.toString("latin1")
+            if (!head.includes("\r\n\r\n")) return
+            socket.removeListener("data", onData)
+            requests.push(head.split("\r\n")[0]!)
+            socket.write("HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 9\r\n\r\nnot found")
+            socket.destroy()
+          }
+          socket.on("data", onData)
+        })
+        server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ server, requests })))
+      }),
+      ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+    ),
+    ({ requests, server }) => ({ url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/v1/traces`, requests })
+  )
+
+  // The request's body still being written when the 404 has been read, its last write fails with
+  // ECONNRESET (or EPIPE) just as Node's client has taken its error listener off the socket: it was
+  // an uncaught exception that killed the process. On loopback the batch must outgrow the kernel's
+  // socket buffers (a few MB) for the body to be in flight; over a network 0.5 MB did it.
+  it.live("the process survives, and the failed export is reported as any other", () =>
+    Effect.gen(function*() {
+      const collector = yield* rude
+      const uncaught: Array<unknown> = []
+      const onUncaught = (error: unknown) => void uncaught.push(error)
+      process.on("uncaughtException", onUncaught)
+      yield* Effect.addFinalizer(() => Effect.sync(() => void process.off("uncaughtException", onUncaught)))
+      const logged: Array<string> = []
+      const big = "x".repeat(1024 * 1024)
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const info = yield* Effect.gen(function*() {
+          const telemetry = yield* Telemetry.Telemetry
+          // Eight spans of 1 MB each: one batch of 8 MB, posted when the layer closes.
+          for (let i = 0; i < 8; i++) yield* Effect.void.pipe(Effect.withSpan(`big-${i}`, { attributes: { payload: big } }))
+          return () => telemetry.info
+        }).pipe(
+          Effect.provide(Telemetry.make({ tracesEndpoint: collector.url })),
+          Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(String(message)))))
+        )
+        // The socket's error comes just after the response: give it time to come.
+        yield* Effect.sleep("300 millis")
+        expect(info()).toMatchObject({ kind: "otlp", failingSince: expect.any(Number), error: expect.stringMatching(/^traces: /) })
+      }
+      expect(uncaught).toEqual([])
+      expect(collector.requests.length).toBeGreaterThanOrEqual(3)
+      expect(collector.requests.every((line) => line === "POST /v1/traces HTTP/1.1")).toBe(true)
+      expect(logged.filter((line) => line.startsWith("telemetry: exports to the collector fail (traces: "))).toHaveLength(3)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+})
+
 describe("a command's telemetry settings", () => {
   it.live("a bad SWARM_TRACE_SAMPLE is said, naming it, and traces as by default; the exporting goes on", () =>
     Effect.gen(function*() {

@@ -99,6 +99,29 @@ const flushing = (producer: MetricProducer): MetricProducer => ({
 })
 
 /**
+ * The exporters' HTTP agent: Node's keep-alive agent, as the SDK's default, but each of its sockets
+ * with an `error` listener of its own for as long as it lives. Node's client takes its listener off
+ * a socket once the response has ended and the request's body is written, and the agent puts its
+ * own on a tick later (Node's `responseKeepAlive` says so in a TODO). A collector that answers (a
+ * 404) before reading a large batch and resets the connection fails the body's last write in that
+ * gap: the socket's `ECONNRESET` or `EPIPE` had no listener and killed the process — a `swarm
+ * backtest` exporting every round died of it. The export's outcome is known from the response
+ * already and reported as any failed export is (ExportState, the log), so the late error is dropped.
+ */
+const agentFactory = async (protocol: string) => {
+  // Imported here, not at the top: the SDK's advice, so that an instrumentation of `http` sees it.
+  const { Agent } = protocol === "https:" ? await import("node:https") : await import("node:http")
+  const agent = new Agent({ keepAlive: true })
+  const connect = agent.createConnection.bind(agent)
+  agent.createConnection = (options, callback) => {
+    const socket = connect(options, callback)
+    socket?.on("error", () => {})
+    return socket
+  }
+  return agent
+}
+
+/**
  * The OTLP exporter of a signal, at `to`. The constructors throw on a URL they cannot parse: that
  * is said as the setting's error, not left to crash the process with no word.
  */
@@ -117,12 +140,12 @@ const exporters = (options: SdkOptions, say: (line: string, failing: boolean) =>
   Effect.gen(function*() {
     const traces = options.traces === undefined ? undefined : yield* exporter(options.traces, (url) =>
       new BatchSpanProcessor(
-        watched(new OTLPTraceExporter({ url, timeoutMillis: EXPORT_TIMEOUT }), options.exports, "traces", say),
+        watched(new OTLPTraceExporter({ url, timeoutMillis: EXPORT_TIMEOUT, httpAgentOptions: agentFactory }), options.exports, "traces", say),
         { exportTimeoutMillis: EXPORT_TIMEOUT }
       ))
     const metrics = options.metrics === undefined ? undefined : yield* exporter(options.metrics, (url) =>
       new PeriodicExportingMetricReader({
-        exporter: watched(new OTLPMetricExporter({ url, timeoutMillis: EXPORT_TIMEOUT }), options.exports, "metrics", say),
+        exporter: watched(new OTLPMetricExporter({ url, timeoutMillis: EXPORT_TIMEOUT, httpAgentOptions: agentFactory }), options.exports, "metrics", say),
         exportIntervalMillis: options.exportIntervalMillis,
         exportTimeoutMillis: Math.min(EXPORT_TIMEOUT, options.exportIntervalMillis)
       }))
