@@ -183,6 +183,11 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
     }
     // Before the store too: a symbol the data lacks is bad input, not a failed run in the database.
     yield* Backtest.checkSymbols(strategy, feed)
+    // Data the run will not see is said, once: a symbol the strategy does not trade was ignored unseen.
+    const untraded = Backtest.untraded(strategy, feed)
+    if (untraded.length > 0) {
+      io.stderr(`data: not traded by the strategy (its symbols: ${Backtest.listed(strategy.symbols)}): ${Backtest.listed(untraded)}\n`)
+    }
 
     const out = Option.getOrUndefined(flags.out)
     // Written aside and put in place only when the run completed: a run that stops early leaves nothing.

@@ -209,7 +209,7 @@ export class BacktestError extends Schema.TaggedError<BacktestError>()("Backtest
 /** The most symbols an error lists (W2's data has a hundred). */
 const LISTED = 10
 
-const listed = (symbols: ReadonlyArray<string>): string =>
+export const listed = (symbols: ReadonlyArray<string>): string =>
   symbols.length <= LISTED ? symbols.join(", ") : `${symbols.slice(0, LISTED).join(", ")} and ${symbols.length - LISTED} more`
 
 /**
@@ -233,6 +233,15 @@ export const checkSymbols = (strategy: Pick<Strategy, "symbols">, feed: Pick<Fee
         : `no data for ${listed(missing)} in the period (the data has bars of them outside it)`
     })
   )
+}
+
+/**
+ * The symbols the data holds that the strategy does not trade, sorted: the run never sees them, so
+ * the caller says so (a file named after its symbol, `prices.csv`, is symbol "prices", not the one meant).
+ */
+export const untraded = (strategy: Pick<Strategy, "symbols">, feed: Pick<Feed, "symbols" | "available">): ReadonlyArray<string> => {
+  const traded = new Set<string>(strategy.symbols)
+  return (feed.available ?? feed.symbols).filter((symbol) => !traded.has(symbol))
 }
 
 /**

@@ -311,6 +311,27 @@ describe("swarm backtest: a run", () => {
       expect(lines(partly.stderr)).toEqual([expect.stringMatching(new RegExp(`^swarm: ${acme.replace(/[.\\]/g, "\\$&")}:13: column "Open": null, but the row has values too`))])
     }))
 
+  it.live("data the strategy does not trade is said on stderr, once, naming it and the strategy's symbols; not in the document", () =>
+    Effect.gen(function*() {
+      const days = Array.from({ length: 30 }, (_, i) => new Date(Date.UTC(2024, 0, 1 + i)).toISOString().slice(0, 10))
+      const row = (d: string, i: number) => `${d},${10 + (i % 5)},${11 + (i % 5)},${9 + (i % 5)},${10.5 + (i % 5)},1000`
+      // No symbol column: the file's name is its symbol ("a", not the AAA meant).
+      const a = file("untraded/a.csv", ["date,open,high,low,close,volume", ...days.map(row)].join("\n") + "\n")
+      file("untraded/b.csv", ["symbol,date,open,high,low,close,volume", ...days.map((d, i) => `AAA,${row(d, i)}`)].join("\n") + "\n")
+      const aaa = strategy("untraded.json", { symbols: ["AAA"], agents: [{ type: "sma_crossover", params: { fast: 2, slow: 5 } }] })
+      const r = yield* swarm(["backtest", "--data", Path.dirname(a), "--strategy", aaa, "--json"])
+      expect(r.code).toBe(0)
+      expect(lines(r.stderr)).toEqual(["data: not traded by the strategy (its symbols: AAA): a"])
+      expect(documentOf(r.stdout).counts.bars).toBe(30)
+      const summary = yield* swarm(["backtest", "--data", Path.dirname(a), "--strategy", aaa])
+      expect([summary.code, lines(summary.stderr)]).toEqual([0, ["data: not traded by the strategy (its symbols: AAA): a"]])
+      // Many are listed as the errors list symbols: the first ten, then how many more.
+      const many = strategy("untraded-many.json", { symbols: ["ACME"] })
+      const more = Array.from({ length: 12 }, (_, i) => file(`untraded-many/S${String(i).padStart(2, "0")}.csv`, fs.readFileSync(a, "utf8")))
+      const m = yield* swarm(["backtest", "--data", Path.join(data, "ACME.csv"), "--data", Path.dirname(more[0]!), "--strategy", many, "--json"])
+      expect([m.code, lines(m.stderr)]).toEqual([0, ["data: not traded by the strategy (its symbols: ACME): S00, S01, S02, S03, S04, S05, S06, S07, S08, S09 and 2 more"]])
+    }))
+
   it.live("rounds whose decision could not be acted on are said on stderr: a price too small for the books to hold the target", () =>
     Effect.gen(function*() {
       // A coin at a hundred-thousandth: half of a million is 5 × 10¹⁰ units, past what the books hold exactly.
