@@ -51,7 +51,7 @@ export const options = {
   data: Options.text("data").pipe(
     Options.withPseudoName("file|dir"),
     Options.atLeast(1),
-    Options.withDescription("A CSV file of bars, or a directory of *.csv files (one per symbol, or with a symbol column). Repeat for more.")
+    Options.withDescription("A CSV file of bars, or a directory of *.csv files (one per symbol, or with a symbol column; its sub-directories are not read). Repeat for more.")
   ),
   strategy: Options.text("strategy").pipe(
     Options.withPseudoName("file"),
@@ -173,6 +173,10 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
     const feed = yield* Feed.load(flags.data, { ...window, parse })
     // Yahoo's days without prices are left out, and said so (on stderr, as the database in use is).
     for (const skipped of feed.skipped ?? []) io.stderr(`data: ${Csv.describeSkipped(skipped)}\n`)
+    // So are the sub-directories of a --data directory, which it does not descend into.
+    if (feed.unread !== undefined) {
+      io.stderr(`data: sub-directories not read (a --data directory stands for its own .csv files; give one as a --data of its own): ${Csv.listed(feed.unread)}\n`)
+    }
 
     if (feed.symbols.length === 0 && (from !== undefined || to !== undefined)) {
       const shown = `${from === undefined ? "the start" : new Date(from).toISOString()} to ${to === undefined ? "the end" : new Date(to).toISOString()}`
@@ -186,7 +190,7 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
     // Data the run will not see is said, once: a symbol the strategy does not trade was ignored unseen.
     const untraded = Backtest.untraded(strategy, feed)
     if (untraded.length > 0) {
-      io.stderr(`data: not traded by the strategy (its symbols: ${Backtest.listed(strategy.symbols)}): ${Backtest.listed(untraded)}\n`)
+      io.stderr(`data: not traded by the strategy (its symbols: ${Csv.listed(strategy.symbols)}): ${Csv.listed(untraded)}\n`)
     }
 
     const out = Option.getOrUndefined(flags.out)

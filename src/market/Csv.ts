@@ -53,6 +53,10 @@
  *   has no prices for. Only that exact case: a row with some `null` fields and some values is an
  *   error naming the column. Skipped rows are counted per file (`Loaded.skipped`) for the caller to
  *   say so; a file of nothing else is `NoRows`.
+ * - A directory stands for its own `*.csv` files (any case of the extension), in name order: its
+ *   sub-directories are not read — an `--out` directory, a backup or another vendor's copy kept
+ *   there would be read as more bars — and are listed (`Loaded.unread`, hidden ones left out) for
+ *   the caller to say so; a directory with no `*.csv` file is an error naming its sub-directories.
  * - Only regular files are read (not a FIFO, a device or a socket), of at most 256 MiB each
  *   (`MAX_FILE_BYTES`); anything else is refused by name before it is opened.
  */
@@ -157,6 +161,11 @@ export interface Loaded {
   readonly files: ReadonlyArray<{ readonly file: string; readonly sha256: string }>
   /** The files that had rows skipped (every price and volume `null`), in the order the files were read. */
   readonly skipped: ReadonlyArray<Skipped>
+  /**
+   * Sub-directories of the directories given, not read (a directory stands for its own `*.csv`
+   * files): for the caller to say so. Hidden ones (a name starting with a dot) are not listed.
+   */
+  readonly unread: ReadonlyArray<string>
 }
 
 /** Rows of one file skipped because their every price and volume is `null` (Yahoo's days without prices). */
@@ -180,7 +189,7 @@ export const describeSkipped = (skipped: Skipped): string => {
 /** `load`, keeping the bars as columns, with each file's digest taken from the same bytes as were parsed. */
 export const loadColumns = (paths: ReadonlyArray<string>, options: ParseOptions = {}): Effect.Effect<Loaded, CsvError> =>
   Effect.gen(function*() {
-    const files = yield* expand(paths)
+    const { files, unread } = yield* expand(paths)
     const parsed = yield* Effect.forEach(
       files,
       (file) =>
@@ -214,7 +223,7 @@ export const loadColumns = (paths: ReadonlyArray<string>, options: ParseOptions 
     }
     const out = new Map<Symbol, Columns>()
     for (const [symbol, pieces] of parts) out.set(symbol, yield* joined(symbol, pieces))
-    return { columns: out, files: digests, skipped }
+    return { columns: out, files: digests, skipped, unread }
   }).pipe(Effect.withSpan("Csv.load", { attributes: { paths: paths.join(",") } }))
 
 /** A symbol's bars from one file, and the line its first row is on. */
@@ -291,21 +300,46 @@ export const format = (bars: ReadonlyArray<Bar>, options: { readonly decimals?: 
 // ---------------------------------------------------------------------------------------------
 // Reading files
 
-const expand = (paths: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<string>, CsvError> =>
+/** The files the paths stand for (a directory: its `*.csv` files, in name order), and the sub-directories left unread. */
+const expand = (paths: ReadonlyArray<string>): Effect.Effect<{ readonly files: ReadonlyArray<string>; readonly unread: ReadonlyArray<string> }, CsvError> =>
   Effect.forEach(paths, (path) =>
     Effect.tryPromise({
       try: async () => {
-        if (!(await stat(path)).isDirectory()) return [path]
-        const names = (await readdir(path)).filter((n) => /\.csv$/i.test(n)).sort()
-        return names.map((n) => Path.join(path, n))
+        if (!(await stat(path)).isDirectory()) return { files: [path], unread: [] }
+        const entries = await readdir(path, { withFileTypes: true })
+        const files = entries.filter((e) => /\.csv$/i.test(e.name)).map((e) => e.name).sort().map((n) => Path.join(path, n))
+        // Not descended into: `--out` directories, backups and other vendors' copies live there, and
+        // would be read as more bars (or refused as overlapping). Hidden ones (`.git`) go unmentioned.
+        const unread: Array<string> = []
+        for (const e of entries) {
+          if (/\.csv$/i.test(e.name) || e.name.startsWith(".")) continue
+          const sub = Path.join(path, e.name)
+          if (e.isDirectory() || (e.isSymbolicLink() && (await stat(sub).then((info) => info.isDirectory(), () => false)))) unread.push(sub)
+        }
+        return { files, unread: unread.sort() }
       },
       catch: (e) => unreadable(path, e)
     }).pipe(
       Effect.filterOrFail(
-        (files) => files.length > 0,
-        () => new CsvError({ file: path, kind: "Unreadable", reason: "the directory has no .csv files" })
+        ({ files }) => files.length > 0,
+        ({ unread }) =>
+          new CsvError({
+            file: path,
+            kind: "Unreadable",
+            reason: unread.length === 0
+              ? "the directory has no .csv files"
+              : `the directory has no .csv files (its sub-directories are not read: ${listed(unread.map((d) => Path.basename(d)))}; ` +
+                `give one as a --data of its own)`
+          })
       )
-    )).pipe(Effect.map((lists) => lists.flat()))
+    )).pipe(Effect.map((expanded) => ({ files: expanded.flatMap((e) => e.files), unread: expanded.flatMap((e) => e.unread) })))
+
+/** The most names a message lists. */
+const LISTED = 10
+
+/** Names for people: the first ten, then how many more. */
+export const listed = (names: ReadonlyArray<string>): string =>
+  names.length <= LISTED ? names.join(", ") : `${names.slice(0, LISTED).join(", ")} and ${names.length - LISTED} more`
 
 /**
  * The largest CSV file read: 256 MiB. A file is parsed as one string, and V8 refuses strings over

@@ -38,6 +38,8 @@ export interface Feed extends Iterable<Slice> {
   readonly slices?: number
   /** CSV rows the loader skipped, by file (every price and volume `null`: `Csv.Skipped`), for the caller to say so. */
   readonly skipped?: ReadonlyArray<Csv.Skipped>
+  /** Sub-directories of the CSV directories given, not read (`Csv.Loaded.unread`), for the caller to say so. */
+  readonly unread?: ReadonlyArray<string>
 }
 
 /** Which part of the data a feed delivers. Bounds are epoch ms UTC, both inclusive. */
@@ -239,7 +241,11 @@ export const load = (
     ]
     const fingerprint = ["csv:" + [...digests].sort(byCodeUnit).join(","), ...extra].join(" ")
     const feed = fromColumns(loaded.columns, { ...options, fingerprint })
-    return loaded.skipped.length === 0 ? feed : { ...feed, skipped: loaded.skipped }
+    return {
+      ...feed,
+      ...(loaded.skipped.length === 0 ? {} : { skipped: loaded.skipped }),
+      ...(loaded.unread.length === 0 ? {} : { unread: loaded.unread })
+    }
   }).pipe(Effect.withSpan("Feed.load", { attributes: { paths: paths.join(",") } }))
 
 /** ISO 8601 when the number is a time `Date` can print, else the number as written. */

@@ -209,7 +209,7 @@ export class BacktestError extends Schema.TaggedError<BacktestError>()("Backtest
 /** The most symbols an error lists (W2's data has a hundred). */
 const LISTED = 10
 
-export const listed = (symbols: ReadonlyArray<string>): string =>
+const listed = (symbols: ReadonlyArray<string>): string =>
   symbols.length <= LISTED ? symbols.join(", ") : `${symbols.slice(0, LISTED).join(", ")} and ${symbols.length - LISTED} more`
 
 /**

@@ -332,6 +332,32 @@ describe("swarm backtest: a run", () => {
       expect([m.code, lines(m.stderr)]).toEqual([0, ["data: not traded by the strategy (its symbols: ACME): S00, S01, S02, S03, S04, S05, S06, S07, S08, S09 and 2 more"]])
     }))
 
+  it.live("sub-directories of a --data directory are not read, and stderr names them once; a directory of only sub-directories says so", () =>
+    Effect.gen(function*() {
+      const dir = Path.join(tmp, "nested-data")
+      for (const name of ["ACME.csv", "GLOBEX.csv", "INITECH.csv"]) file(`nested-data/${name}`, fs.readFileSync(Path.join(data, name), "utf8"))
+      // A later year of ACME, and a hidden folder: neither is read; the hidden one goes unmentioned.
+      file("nested-data/2024/ACME.csv", "date,open,high,low,close,volume\n2024-01-02,1,2,0.5,1.5,100\n")
+      file("nested-data/old/notes.txt", "x")
+      file("nested-data/.git/HEAD", "x")
+      const r = yield* swarm(["backtest", "--data", dir, "--strategy", sma, "--json"])
+      expect(r.code).toBe(0)
+      expect(lines(r.stderr)).toEqual([
+        `data: sub-directories not read (a --data directory stands for its own .csv files; give one as a --data of its own): ${
+          Path.join(dir, "2024")
+        }, ${Path.join(dir, "old")}`
+      ])
+      const plain = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json"])
+      expect(documentOf(r.stdout).counts).toEqual(documentOf(plain.stdout).counts)
+      // Only sub-directories: the error names them.
+      const only = Path.join(tmp, "only-sub")
+      file("only-sub/sub/ACME.csv", fs.readFileSync(Path.join(data, "ACME.csv"), "utf8"))
+      const o = yield* swarm(["backtest", "--data", only, "--strategy", sma])
+      expect([o.code, lines(o.stderr)]).toEqual([2, [
+        `swarm: ${only}: the directory has no .csv files (its sub-directories are not read: sub; give one as a --data of its own)`
+      ]])
+    }))
+
   it.live("rounds whose decision could not be acted on are said on stderr: a price too small for the books to hold the target", () =>
     Effect.gen(function*() {
       // A coin at a hundred-thousandth: half of a million is 5 × 10¹⁰ units, past what the books hold exactly.
