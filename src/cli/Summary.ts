@@ -44,6 +44,9 @@ export const price = (p: number): string => p.toLocaleString("en-US", { minimumF
 
 export const count = (n: number): string => n.toLocaleString("en-US")
 
+/** `1 symbol`, `2 symbols`, `1,500 bar times`. */
+export const plural = (n: number, noun: string): string => `${count(n)} ${noun}${n === 1 ? "" : "s"}`
+
 const days = (d: number): string => (d === 1 ? "1 day" : `${Number.isInteger(d) ? d : d.toFixed(1)} days`)
 
 const table = (head: ReadonlyArray<string>, align: ReadonlyArray<"left" | "right">) =>
@@ -120,7 +123,8 @@ export const render = (result: Backtest.Result, context: Context): string => {
     `strategy  ${context.strategy} (${context.strategyFile})`,
     `seed      ${context.seed}`,
     `period    ${time(result.from)} → ${time(result.to)}`,
-    `bars      ${count(c.bars)} (${count(c.slices)} times × ${context.symbols} symbol${context.symbols === 1 ? "" : "s"})`,
+    // Not "times × symbols": symbols with gaps make fewer bars than that product.
+    `bars      ${count(c.bars)} (${plural(context.symbols, "symbol")}, ${plural(c.slices, "bar time")})`,
     `status    ${result.status}${result.status === "failed" ? `: ${result.failure ?? "no reason given"}` : ""}`,
     ...(result.llm === undefined ? [] : [`llm       ${result.llm.model}: ${result.llm.description}`]),
     ...(result.llm?.budgetSpent === undefined ? [] : [`          budget spent, LLM agents abstained after: ${result.llm.budgetSpent}`]),

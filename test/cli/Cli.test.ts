@@ -643,6 +643,7 @@ describe("swarm backtest: a run", () => {
           `run       ${json.run}`,
           "strategy  Six analysts",
           "period    2022-01-03 → 2023-12-01",
+          "bars      1,500 (3 symbols, 500 bar times)",
           "total return",
           "CAGR",
           "volatility",

@@ -166,6 +166,18 @@ describe("the summary", () => {
     expect(new Map(Summary.metricRows({ ...metrics, winningTrades: 0 })).get("profit factor")).toBe("—")
   })
 
+  it("the bar count says the symbols and the bar times, not a product they do not make; one of each is singular", () => {
+    const context = { strategy: "S", strategyFile: "s.yaml", seed: "0", symbols: 2 }
+    const barsLine = (text: string) => text.split("\n").find((line) => line.startsWith("bars "))
+    // Two symbols with gaps: 234 bars at 120 times, not 120 × 2.
+    const gaps = result({ counts: { ...result().counts, bars: 234, slices: 120 } })
+    expect(barsLine(Summary.render(gaps, context))).toBe("bars      234 (2 symbols, 120 bar times)")
+    const one = result({ counts: { ...result().counts, bars: 1, slices: 1 } })
+    expect(barsLine(Summary.render(one, { ...context, symbols: 1 }))).toBe("bars      1 (1 symbol, 1 bar time)")
+    const many = result({ counts: { ...result().counts, bars: 1_500, slices: 500 } })
+    expect(barsLine(Summary.render(many, { ...context, symbols: 3 }))).toBe("bars      1,500 (3 symbols, 500 bar times)")
+  })
+
   it("dates alone for daily bars, the time otherwise", () => {
     expect(Summary.time(day(2))).toBe("2024-01-02")
     expect(Summary.time(day(2) + 34_200_000)).toBe("2024-01-02 09:30:00Z")
