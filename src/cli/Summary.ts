@@ -31,12 +31,22 @@ export const percent = (x: number | null, options: { readonly sign?: boolean } =
 export const ratio = (x: number | null): string => (x === null ? DASH : x.toFixed(2))
 
 /**
- * A metric that is null because it is unbounded, the best case (docs/metrics.md), as the
- * leaderboard shows it; undefined for any other null. A profit factor with winning trades and no
- * losing one is the case the metrics themselves tell apart from "no trade at all".
+ * A metric that is null because it is unbounded, the best case (docs/metrics.md), as such; undefined
+ * for any other null, which prints as a dash. The other figures tell the cases apart, by the rules
+ * the leaderboard ranks by (src/store/Leaderboard.ts):
+ * - profit factor: winning trades and no losing one (not: no trade, or break-even trades only);
+ * - Sortino: no day below the target while the equity moved (a volatility above 0). Not: fewer than
+ *   two days (no volatility either), or every day alike — flat equity is 0 / 0, not a best case;
+ * - Calmar: no drawdown and a CAGR above 0. Not: no CAGR (one bar time), or a CAGR of 0 (flat).
  */
 export const unbounded = (m: Metrics, key: keyof Metrics): string | undefined =>
-  key === "profitFactor" && m.profitFactor === null && m.winningTrades > 0 && m.losingTrades === 0 ? "∞ (no losing trade)" : undefined
+  key === "profitFactor" && m.profitFactor === null && m.winningTrades > 0 && m.losingTrades === 0
+    ? "∞ (no losing trade)"
+    : key === "sortino" && m.sortino === null && m.annualVolatility !== null && m.annualVolatility > 0
+    ? "∞ (no day below the target)"
+    : key === "calmar" && m.calmar === null && m.maxDrawdown === 0 && m.cagr !== null && m.cagr > 0
+    ? "∞ (no drawdown)"
+    : undefined
 
 export const quantity = (q: number): string => q.toLocaleString("en-US", { maximumFractionDigits: 6 })
 
@@ -89,8 +99,8 @@ export const metricRows = (m: Metrics): ReadonlyArray<readonly [string, string]>
     ["CAGR", percent(m.cagr, { sign: true })],
     ["volatility", m.annualVolatility === null ? DASH : `${percent(m.annualVolatility)} a year`],
     ["Sharpe", ratio(m.sharpe)],
-    ["Sortino", ratio(m.sortino)],
-    ["Calmar", ratio(m.calmar)],
+    ["Sortino", unbounded(m, "sortino") ?? ratio(m.sortino)],
+    ["Calmar", unbounded(m, "calmar") ?? ratio(m.calmar)],
     ["max drawdown", drawdown],
     ...peakToLow,
     ["longest drawdown", m.longestDrawdownBars === 0 ? DASH : `${days(m.longestDrawdownDays)} (${count(m.longestDrawdownBars)} bars)`],

@@ -159,6 +159,15 @@ describe("runs compare", () => {
     expect(row).toContain("∞ (no losing trade)")
   })
 
+  it("a Sortino with no day below the target and a Calmar with no drawdown are shown unbounded; null for want of data, a dash", () => {
+    const rowOf = (text: string, label: string) => text.split("\n").find((line) => line.includes(` ${label} `))
+    const best = { ...a.metrics!, sortino: null, annualVolatility: 0.1, calmar: null, maxDrawdown: 0, cagr: 0.2 }
+    const missing = { ...a.metrics!, sortino: null, annualVolatility: null, calmar: null, maxDrawdown: 0, cagr: null }
+    const text = RemoteView.compareTable({ a: { ...a, metrics: best }, b: { ...a, metrics: missing }, firstDifference: null })
+    expect(rowOf(text, "Sortino")).toMatch(/│\s+∞ \(no day below the target\) │\s+— │\s+— │/)
+    expect(rowOf(text, "Calmar")).toMatch(/│\s+∞ \(no drawdown\) │\s+— │\s+— │/)
+  })
+
   it("a run still going, alike so far, has not got there yet: no differing decision", () => {
     const text = RemoteView.compareTable({ a, b: paper, firstDifference: { ...at, matched: 40, ended: "b" } })
     expect(decisions(text)).toEqual(["decisions: the same so far (40 alike); b (S#2) has no decision yet from 2023-07-11 INITECH on: it is still running"])

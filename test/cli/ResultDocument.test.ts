@@ -178,6 +178,34 @@ describe("the summary", () => {
     expect(barsLine(Summary.render(many, { ...context, symbols: 3 }))).toBe("bars      1,500 (3 symbols, 500 bar times)")
   })
 
+  it("a Sortino with no day below the target and a Calmar with no drawdown are unbounded, shown as such; null for want of data, a dash", () => {
+    const metricsOf = (equities: ReadonlyArray<number>, options: { readonly riskFreeRate?: number; readonly sameDay?: boolean } = {}) =>
+      new Map(Summary.metricRows(compute({
+        curve: equities.map((equity, i) => ({ ts: (options.sameDay === true ? day(2) + i * 14_400_000 : day(2 + i)) as Timestamp, equity: money(equity * 1e6), exposed: true })),
+        trades: [],
+        initialCash: money(1_000_000_000),
+        config: { periodsPerYear: 252, riskFreeRate: options.riskFreeRate ?? 0 }
+      })))
+    // Every day up, by different amounts: no downside, no drawdown, a positive CAGR.
+    const rising = metricsOf([1_010, 1_030, 1_035, 1_060])
+    expect([rising.get("Sortino"), rising.get("Calmar")]).toEqual(["∞ (no day below the target)", "∞ (no drawdown)"])
+    // One bar: too few days for a Sortino, no time for a CAGR.
+    const one = metricsOf([1_010])
+    expect([one.get("Sortino"), one.get("Calmar")]).toEqual(["—", "—"])
+    // One day of rising bars: a CAGR and no drawdown (unbounded), but one daily return (no Sortino).
+    const oneDay = metricsOf([1_000, 1_005, 1_010], { sameDay: true })
+    expect([oneDay.get("Sortino"), oneDay.get("Calmar")]).toEqual(["—", "∞ (no drawdown)"])
+    // Flat: every day at the target and no gain, 0 / 0 both — not a best case.
+    const flat = metricsOf([1_000, 1_000, 1_000])
+    expect([flat.get("Sortino"), flat.get("Calmar")]).toEqual(["—", "—"])
+    // Flat against a positive risk-free rate: every day below it, a figure.
+    expect(metricsOf([1_000, 1_000, 1_000], { riskFreeRate: 0.05 }).get("Sortino")).toMatch(/^-\d+\.\d\d$/)
+    // A fall: figures.
+    const fell = metricsOf([1_010, 990, 1_040])
+    expect(fell.get("Sortino")).toMatch(/^\d+\.\d\d$/)
+    expect(fell.get("Calmar")).toMatch(/^\d+\.\d\d$/)
+  })
+
   it("dates alone for daily bars, the time otherwise", () => {
     expect(Summary.time(day(2))).toBe("2024-01-02")
     expect(Summary.time(day(2) + 34_200_000)).toBe("2024-01-02 09:30:00Z")
