@@ -28,7 +28,7 @@ const FRACTIONS: ReadonlyArray<Metric> = ["totalReturn", "maxDrawdown", "winRate
 /** Why a null value ranks where it does (schemas/Rpc.ts `LeaderboardEntry`): only unbounded ones are ranked. */
 const UNBOUNDED: Partial<Record<Metric, string>> = {
   profitFactor: "∞ (no losing trade)",
-  sortino: "∞ (no down day)",
+  sortino: "∞ (no day below the target)",
   calmar: "∞ (no drawdown)"
 }
 

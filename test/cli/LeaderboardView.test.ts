@@ -21,7 +21,7 @@ describe("swarm leaderboard's table", () => {
 
   it("says why a null value ranks first: it is unbounded in the good direction", () => {
     expect(view("profitFactor", [entry("Never lost", null), entry("Lost", 1.5)])).toMatch(/│ 1 │ Never lost .*│ ∞ \(no losing trade\) │/)
-    expect(view("sortino", [entry("No down day", null)])).toContain("∞ (no down day)")
+    expect(view("sortino", [entry("No down day", null)])).toContain("∞ (no day below the target)")
     expect(view("calmar", [entry("No drawdown", null)])).toContain("∞ (no drawdown)")
   })
 
