@@ -332,7 +332,13 @@ const expand = (paths: ReadonlyArray<string>): Effect.Effect<{ readonly files: R
                 `give one as a --data of its own)`
           })
       )
-    )).pipe(Effect.map((expanded) => ({ files: expanded.flatMap((e) => e.files), unread: expanded.flatMap((e) => e.unread) })))
+    )).pipe(Effect.map((expanded) => {
+      // A sub-directory given as a --data of its own, or holding a file given, is read (in part): not "unread".
+      const given = paths.map((p) => Path.resolve(p))
+      const read = (dir: string) => given.some((p) => p === dir || p.startsWith(dir + Path.sep))
+      const unread = [...new Set(expanded.flatMap((e) => e.unread))].filter((dir) => !read(Path.resolve(dir)))
+      return { files: expanded.flatMap((e) => e.files), unread }
+    }))
 
 /** The most names a message lists. */
 const LISTED = 10

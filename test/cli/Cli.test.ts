@@ -349,6 +349,12 @@ describe("swarm backtest: a run", () => {
       ])
       const plain = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json"])
       expect(documentOf(r.stdout).counts).toEqual(documentOf(plain.stdout).counts)
+      // One given as a --data of its own is read, and not named.
+      const both = yield* swarm(["backtest", "--data", dir, "--data", Path.join(dir, "2024"), "--strategy", sma, "--json"])
+      expect([both.code, lines(both.stderr)]).toEqual([0, [
+        `data: sub-directories not read (a --data directory stands for its own .csv files; give one as a --data of its own): ${Path.join(dir, "old")}`
+      ]])
+      expect(documentOf(both.stdout).counts.bars).toBe(documentOf(plain.stdout).counts.bars + 1)
       // Only sub-directories: the error names them.
       const only = Path.join(tmp, "only-sub")
       file("only-sub/sub/ACME.csv", fs.readFileSync(Path.join(data, "ACME.csv"), "utf8"))
