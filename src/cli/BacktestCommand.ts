@@ -241,6 +241,9 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
           ...(approver === undefined ? {} : { approver })
         })
 
+        // The command's span names the run: its rounds are traces of their own (one per traced
+        // round), which a collector finds by the same `swarm.run`.
+        yield* Effect.annotateCurrentSpan({ "swarm.run": result.runId, ...(ref === undefined ? {} : { "swarm.run.ref": ref }) })
         // The bar leaves the screen before the report is printed (the scope would only close after).
         if (progress !== undefined) yield* progress.done
         if (blocked.rounds > 0) {

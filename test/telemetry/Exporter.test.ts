@@ -373,6 +373,37 @@ describe("a collector that answers before reading the batch", () => {
 })
 
 describe("a command's telemetry settings", () => {
+  it.live("swarm backtest's own span names its run (swarm.run), as its rounds' spans do", () =>
+    Effect.gen(function*() {
+      const bodies: Array<string> = []
+      const collector = createServer((req, res) => {
+        const chunks: Array<Buffer> = []
+        req.on("data", (chunk: Buffer) => chunks.push(chunk))
+        req.on("end", () => {
+          if (req.url === "/v1/traces") bodies.push(Buffer.concat(chunks).toString("utf8"))
+          res.writeHead(200, { "content-type": "application/json" }).end("{}")
+        })
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void collector.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.async<void>((resume) => void collector.close(() => resume(Effect.void)))
+      )
+      const url = `http://127.0.0.1:${(collector.address() as net.AddressInfo).port}`
+      const ran = yield* swarm(backtest, { OTEL_EXPORTER_OTLP_ENDPOINT: url, SWARM_TRACE_SAMPLE: "0.01" })
+      expect(ran.code, ran.stderr).toBe(0)
+      const run = (JSON.parse(ran.stdout) as { run: string }).run
+      type Span = { readonly name: string; readonly attributes: ReadonlyArray<{ readonly key: string; readonly value: { readonly stringValue?: string } }> }
+      const spans = bodies.flatMap((body) =>
+        (JSON.parse(body).resourceSpans as Array<{ scopeSpans: Array<{ spans: Array<Span> }> }>).flatMap((r) => r.scopeSpans.flatMap((s) => s.spans))
+      )
+      const runOf = (span: Span) => span.attributes.find((a) => a.key === "swarm.run")?.value.stringValue
+      const command = spans.filter((span) => span.name === "swarm.backtest")
+      expect(command.map(runOf)).toEqual([run])
+      const rounds = spans.filter((span) => span.name === "Coordinator.round")
+      expect(rounds.length).toBeGreaterThan(0)
+      expect(rounds.every((span) => runOf(span) === run)).toBe(true)
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
   it.live("a bad SWARM_TRACE_SAMPLE is said, naming it, and traces as by default; the exporting goes on", () =>
     Effect.gen(function*() {
       const posted: Array<string> = []
