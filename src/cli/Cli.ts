@@ -15,7 +15,7 @@ import type { DataChanged } from "../market/DataSource.js"
 import type { StrategyNotFound } from "../../schemas/Rpc.js"
 import type { CorruptRecord, DatabaseLocked, DatabaseUnavailable, RunNotFound, StoreError } from "../store/StoreError.js"
 import type { RunLeased } from "../store/Runs.js"
-import type { NotResumable, RecordingAltered, RunDiverged } from "../store/StoredRun.js"
+import type { NotReexecutable, NotResumable, RecordingAltered, RunDiverged } from "../store/StoredRun.js"
 import type { BacktestError } from "../swarm/Backtest.js"
 import type { StrategyFileError } from "../swarm/StrategyFile.js"
 import * as AuditCommand from "./AuditCommand.js"
@@ -163,6 +163,7 @@ export type Failure =
   | RunDiverged
   | RecordingAltered
   | NotResumable
+  | NotReexecutable
   | RunLeased
   | DataChanged
   | ServeFailed
@@ -275,6 +276,8 @@ export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report
       return { lines: [`run ${error.run}: cannot be resumed: ${error.reason}`], code: EXIT_USAGE }
     case "RunLeased":
       return { lines: [`run ${error.run}: cannot be resumed: it is running in another process`], code: EXIT_FAILED }
+    case "NotReexecutable":
+      return { lines: [error.message], code: EXIT_FAILED }
     case "DataChanged":
       return { lines: lined("data: ", error.message), code: EXIT_FAILED }
   }

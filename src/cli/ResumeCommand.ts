@@ -118,7 +118,8 @@ const every = (io: Io, wiring: Wiring.Wiring) =>
         io.stdout(`left alone: run ${run.id} (${refOf(run)}): it is running in another process\n`)
       } else {
         failed++
-        io.stdout(`not resumed: run ${run.id} (${refOf(run)}): ${outcome.left.message}\n`)
+        const why = outcome.left._tag === "NotReexecutable" ? outcome.left.why : outcome.left.message
+        io.stdout(`not resumed: run ${run.id} (${refOf(run)}): ${why}\n`)
       }
     }
     if (failed > 0) return yield* new ResumeFailed({ failed, total: runs.length })

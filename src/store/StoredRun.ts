@@ -20,6 +20,7 @@ import type { SqlClient } from "@effect/sql"
 import { Cause, Effect, Either, Exit, Option, ParseResult, Schema } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import { analysts, rosterOf } from "../../agents/registry.js"
+import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId, Timestamp } from "../../schemas/Ids.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
@@ -82,6 +83,38 @@ export class RecordingAltered extends Schema.TaggedError<RecordingAltered>()("Re
 }
 
 /** Resume was asked of a run that has nothing to resume. */
+/**
+ * A stored run whose strategy names an agent this build cannot make (an analyst type removed or
+ * renamed since it ran, params it now refuses): it cannot be replayed or resumed here. Not a bad
+ * strategy file of the caller's: the run's own, named.
+ */
+export class NotReexecutable extends Schema.TaggedError<NotReexecutable>()("NotReexecutable", {
+  run: Schema.String,
+  ref: Schema.String,
+  field: Schema.String,
+  reason: Schema.String
+}) {
+  /** Why, without the run's name (for a line that names it already). */
+  get why(): string {
+    return `its strategy's ${this.field}: ${this.reason}; this build cannot re-execute it`
+  }
+
+  override get message(): string {
+    return `run ${this.run} (${this.ref}): ${this.why}`
+  }
+}
+
+/**
+ * Whether this build can make the run's agents, checked before anything is read or written: a
+ * resume that failed at its swarm's start had marked the run failed, for good — one a later build
+ * with the analyst type could have gone on with.
+ */
+const reexecutable = (run: Runs.RunRecord, registry: ReadonlyMap<string, AnyModel> | undefined) =>
+  Effect.mapError(
+    rosterOf(run.strategy, registry ?? analysts),
+    (error: InvalidAgent) => new NotReexecutable({ run: run.id, ref: `${run.strategyName}#${run.number}`, field: error.field, reason: error.reason })
+  )
+
 export class NotResumable extends Schema.TaggedError<NotResumable>()("NotResumable", {
   run: Schema.String,
   reason: Schema.String
@@ -450,6 +483,8 @@ const leftoversOption = (leftoverSignals: Backtest.Options["leftoverSignals"] | 
 /** Why an execution failed, in one line: what a run's row and the server's start-up report say. */
 export const failureOf = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.squash(cause)
+  // Said after the run's name (`could not resume run … (…): …`): not named twice.
+  if (error instanceof NotReexecutable) return error.why
   return error instanceof Error ? error.message : String(error)
 }
 
@@ -573,6 +608,7 @@ export const resume = (ref: string, options: Common & { readonly owner?: string 
     if (!resumable(run.status)) {
       return yield* new NotResumable({ run: run.id, reason: `it is ${run.status}` })
     }
+    yield* reexecutable(run, options.registry)
     const { llmSwitched, recorded, result } = yield* resumed(run, options).pipe(stoppedIfInterrupted(run.id, options))
     return { result, run: run.id, recorded, ...(llmSwitched === undefined ? {} : { llmSwitched }) } satisfies Resumed
   }).pipe(Effect.withSpan("StoredRun.resume"))
@@ -675,6 +711,7 @@ export interface Replayed {
 export const replay = (ref: string, options: Pick<Common, "registry" | "onProgress"> & { readonly owner?: string } = {}) =>
   Effect.gen(function*() {
     const run = yield* Runs.get(ref, options.owner)
+    yield* reexecutable(run, options.registry)
     // Inputs changed after the run would make it "not reproduce": the recording is what changed.
     // (Columns that do not decode at all are said to first, naming the column.)
     yield* sourceOf(run)

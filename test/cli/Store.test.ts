@@ -15,6 +15,7 @@ import * as os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { RunId } from "../../schemas/Ids.js"
+import { analysts } from "../../agents/registry.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { VerifyJson } from "../../src/cli/AuditCommand.js"
 import { ReplayJson } from "../../src/cli/ReplayCommand.js"
@@ -335,6 +336,36 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(diverged.stdout).toMatch(new RegExp(`^DIVERGED: run ${run!.id} does not reproduce\n  event     ${filled!.seq}\n`))
       expect(diverged.stdout).toContain("  expected  999\n")
       expect(diverged.stdout).toContain(`but the recording itself does not verify (swarm audit verify): entry ${filled!.seq}:`)
+    }))
+
+  it.effect("replay and resume of a run whose analyst type this build lacks: the run named, not a bad strategy file", () =>
+    Effect.gen(function*() {
+      const { document } = yield* backtest(smaNamed("Type gone"))
+      const died = (yield* backtest(smaNamed("Type gone too"))).document
+      yield* crashAfter(died.run, 50)
+      // This build's registry without the run's analyst type (removed, or renamed, since it ran).
+      const registry = new Map([...analysts].filter(([type]) => type !== "sma_crossover"))
+      const replayed = yield* swarm(["replay", "Type gone#1"], { store: yield* store, registry })
+      expect(replayed.code).toBe(1)
+      expect(lines(replayed.stderr).at(-1)).toMatch(
+        new RegExp(`^swarm: run ${document.run} \\(Type gone#1\\): its strategy's agents\\[0\\]\\.type: .*sma_crossover.*; this build cannot re-execute it$`)
+      )
+      const resumed = yield* swarm(["resume", "Type gone too#1"], { store: yield* store, registry })
+      expect(resumed.code).toBe(1)
+      expect(lines(resumed.stderr).at(-1)).toMatch(
+        new RegExp(`^swarm: run ${died.run} \\(Type gone too#1\\): its strategy's agents\\[0\\]\\.type: .*sma_crossover.*; this build cannot re-execute it$`)
+      )
+      // Left as it was, for a build that has the type: not marked failed.
+      expect((yield* swarm(["runs", "show", died.run, "--json"], { store: yield* store })).stdout).toContain('"status": "running"')
+      // Every unfinished run: its line names it once.
+      const every = yield* swarm(["resume"], { store: yield* store, registry })
+      expect(lines(every.stdout).filter((line) => line.includes(died.run))).toEqual([
+        expect.stringMatching(new RegExp(`^not resumed: run ${died.run} \\(Type gone too#1\\): its strategy's agents\\[0\\]\\.type: .*; this build cannot re-execute it$`))
+      ])
+      // With the type, it goes on (and is no unfinished run for the tests after this one).
+      const again = yield* swarm(["resume", "Type gone too#1"], { store: yield* store })
+      expect(again.code, again.stderr).toBe(0)
+      expect(again.stdout).toContain(`completed, checksum ${died.checksum}`)
     }))
 
   it.effect("a run's strategy snapshot changed in the database: audit verify FAILED at entry 1, replay ALTERED, exit 1", () =>
