@@ -124,7 +124,12 @@ export const AlertAccepted = Schema.Struct({
   /** The alert's idempotency key. */
   alert: Schema.String,
   /** The runs it was delivered to (a repeat: the runs the first one reached). */
-  runs: Schema.Array(Schema.String)
+  runs: Schema.Array(Schema.String),
+  /**
+   * Optional fields that held no value (a TradingView plot with none is written `NaN`) and were
+   * left out of the alert: `indicators.rsi: NaN`, `confidence: null`. Absent when none were.
+   */
+  ignored: Schema.optional(Schema.Array(Schema.String))
 })
 export type AlertAccepted = typeof AlertAccepted.Type
 

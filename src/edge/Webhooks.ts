@@ -127,12 +127,24 @@ const tooDeep = (value: unknown): boolean => {
   return false
 }
 
+/**
+ * A string literal (skipped whole), or a bare `NaN`, `Infinity` or `-Infinity` outside one: what
+ * TradingView writes for a placeholder with no value (`"rsi": {{plot_0}}` on a bar where the plot
+ * has none). Not JSON, yet the rest of the alert (the buy or the sell) is good, and TradingView
+ * never sends it again.
+ */
+const NON_FINITE = /("(?:[^"\\]|\\.)*")|(?<![\w.$])[+-]?(?:NaN|Infinity)(?![\w.$])/g
+
+/** The text with each bare `NaN`/`Infinity` token outside a string read as `null`; strings untouched. */
+export const nullNonFinite = (text: string): string => text.replace(NON_FINITE, (_match, string: string | undefined) => string ?? "null")
+
 const parseJson = (text: string) =>
   Effect.gen(function*() {
-    const json = yield* Effect.try({
-      try: (): unknown => JSON.parse(text),
-      catch: () => new InvalidAlert({ field: "body", reason: "is not JSON (TradingView: write the alert's message as a JSON object)" })
-    })
+    const notJson = () => new InvalidAlert({ field: "body", reason: "is not JSON (TradingView: write the alert's message as a JSON object)" })
+    const json = yield* Effect.try({ try: (): unknown => JSON.parse(text), catch: notJson }).pipe(
+      // Only a body that is not JSON as it is gets its bare `NaN`s read as null.
+      Effect.orElse(() => Effect.try({ try: (): unknown => JSON.parse(nullNonFinite(text)), catch: notJson }))
+    )
     if (tooDeep(json)) return yield* new InvalidAlert({ field: "body", reason: `nests deeper than ${MAX_DEPTH} levels` })
     const unstorable = findUnstorable(json)
     if (unstorable !== undefined) {
@@ -157,6 +169,50 @@ const secretOf = (headers: Readonly<Record<string, string | undefined>>, search:
 }
 
 const decodeAlert = Schema.decodeUnknownEither(TradingViewAlert, { errors: "first" })
+
+/** Why a value is none, if it is: `null` (a bare `NaN` was read as null), `"NaN"`, `"Infinity"`, a number too large to be finite. */
+const noValue = (value: unknown): string | undefined => {
+  if (value === null) return "NaN or null"
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : "not finite"
+  if (typeof value === "string" && /^[+-]?(nan|infinity)$/i.test(value.trim())) return JSON.stringify(value.trim())
+  return undefined
+}
+
+/**
+ * The body without the optional values that hold none — an indicator, the confidence — and what was
+ * left out (`indicators.rsi: NaN`): an alert is not refused for a plot that had no value on its
+ * bar. Required fields (ticker, action, price) are left for the schema to refuse.
+ */
+export const withoutNoValues = (body: unknown): { readonly body: unknown; readonly ignored: ReadonlyArray<string> } => {
+  if (!isRecord(body)) return { body, ignored: [] }
+  const ignored: Array<string> = []
+  let out: Record<string, unknown> = body
+  const confidence = Object.hasOwn(body, "confidence") ? noValue(body.confidence) : undefined
+  if (confidence !== undefined) {
+    const { confidence: _, ...rest } = out
+    out = rest
+    ignored.push(`confidence: ${confidence}`)
+  }
+  const indicators = Object.hasOwn(body, "indicators") ? body.indicators : undefined
+  if (isRecord(indicators)) {
+    const kept: Record<string, unknown> = {}
+    let dropped = false
+    for (const name of Object.keys(indicators)) {
+      const why = noValue(indicators[name])
+      if (why === undefined) {
+        Object.defineProperty(kept, name, { value: indicators[name], enumerable: true, writable: true, configurable: true })
+      } else {
+        dropped = true
+        ignored.push(`indicators.${clip(name)}: ${why}`)
+      }
+    }
+    if (dropped) {
+      const { indicators: _, ...rest } = out
+      out = Object.keys(kept).length === 0 ? rest : { ...rest, indicators: kept }
+    }
+  }
+  return { body: out, ignored }
+}
 
 /** The alert, or the first field that is wrong and why (never echoing what was sent). */
 const alertOf = (body: unknown): Either.Either<TradingViewAlert, InvalidAlert> =>
@@ -239,7 +295,9 @@ export const handler = (deps: Dependencies, options: Options = {}) => {
     if (strategy.length > 200 || strategy.includes("\u0000") || !(yield* WebhookStore.verifySecret(strategy, secret))) {
       return yield* refused()
     }
-    const alert = yield* alertOf(body)
+    const cleaned = withoutNoValues(body)
+    const alert = yield* alertOf(cleaned.body)
+    const ignored = cleaned.ignored.length === 0 ? {} : { ignored: cleaned.ignored }
     const wait = yield* deps.limiter.take(strategy)
     if (wait > 0) {
       const seconds = Math.max(1, Math.ceil(wait / 1000))
@@ -251,7 +309,7 @@ export const handler = (deps: Dependencies, options: Options = {}) => {
     const known = decodeRemembered(yield* deps.keys.get(remembered))
     if (Option.isSome(known)) {
       yield* Metric.increment(answeredByKeys)
-      return accepted({ status: "duplicate", duplicate: true, alert: key, runs: known.value.runs })
+      return accepted({ status: "duplicate", duplicate: true, alert: key, runs: known.value.runs, ...ignored })
     }
     const receivedAt = (yield* Clock.currentTimeMillis) as Timestamp
     const deliver = Effect.suspend((): Effect.Effect<
@@ -297,7 +355,7 @@ export const handler = (deps: Dependencies, options: Options = {}) => {
     if (claimed.duplicate) yield* Metric.increment(answeredByDatabase)
     // Committed: from now on a repeat is answered without the database (a failure here is counted by the keys, not the caller's).
     yield* deps.keys.set(remembered, encodeRemembered({ runs: claimed.runs }), rememberMillis)
-    return accepted({ status: claimed.duplicate ? "duplicate" : "delivered", duplicate: claimed.duplicate, alert: key, runs: claimed.runs })
+    return accepted({ status: claimed.duplicate ? "duplicate" : "delivered", duplicate: claimed.duplicate, alert: key, runs: claimed.runs, ...ignored })
   }).pipe(
     Effect.provideService(SqlClient.SqlClient, deps.sql),
     Effect.catchTags({

@@ -217,6 +217,52 @@ for (const backend of backends) {
         expect((yield* post(url, buy)).body).toMatchObject({ duplicate: true })
       }), { timeout: 120_000 })
 
+    it.scoped("a placeholder with no value (TradingView writes NaN): the alert is taken, the value left out and named in the answer; a required field is still refused", () =>
+      Effect.gen(function*() {
+        const { id, secret } = yield* strategyWithSecret("tv nan")
+        const srv = yield* server()
+        const run = yield* paperRun("tv nan", 864_000)
+        const url = srv.url(id)
+        const head = (n: string) => `{"secret":${JSON.stringify(secret)},"id":"${n}","ticker":"S0","action":"buy","price":101.5,"strategy":"NaN Infinity pine"`
+        // The docs' template on a bar where plot_0 has no value: bare NaN, not JSON as it is.
+        const bare = yield* post(url, `${head("bare")},"indicators":{"rsi":NaN,"atr":1.5,"z":-Infinity},"confidence":NaN}`)
+        expect([bare.status, bare.body]).toEqual([202, {
+          status: "delivered",
+          duplicate: false,
+          alert: "id:bare",
+          runs: [run.id],
+          ignored: ["confidence: NaN or null", "indicators.rsi: NaN or null", "indicators.z: NaN or null"]
+        }])
+        // Quoted, or null: the same.
+        const quoted = yield* post(url, `${head("quoted")},"indicators":{"rsi":"NaN"},"confidence":"NaN"}`)
+        expect(quoted.status).toBe(202)
+        expect(quoted.body.ignored).toEqual(['confidence: "NaN"', 'indicators.rsi: "NaN"'])
+        const nulls = yield* post(url, `${head("nulls")},"indicators":{"rsi":null},"confidence":null}`)
+        expect(nulls.status).toBe(202)
+        expect(nulls.body.ignored).toEqual(["confidence: NaN or null", "indicators.rsi: NaN or null"])
+        // Nothing left out: no `ignored`.
+        expect((yield* post(url, `${head("whole")},"indicators":{"rsi":28}}`)).body).not.toHaveProperty("ignored")
+        // A required field without a value is still refused, by name; nothing kept.
+        const noPrice = yield* post(url, `{"secret":${JSON.stringify(secret)},"id":"np","ticker":"S0","action":"buy","price":NaN}`)
+        expect([noPrice.status, noPrice.body]).toMatchObject([400, { error: "InvalidAlert", field: "price" }])
+        const noAction = yield* post(url, `{"secret":${JSON.stringify(secret)},"id":"na","ticker":"S0","action":NaN,"price":1}`)
+        expect([noAction.status, noAction.body]).toMatchObject([400, { error: "InvalidAlert", field: "action" }])
+        // Still not JSON for other reasons: the body.
+        expect((yield* post(url, `${head("broken")},"indicators":{"rsi":NaNa}}`)).body).toMatchObject({ error: "InvalidAlert", field: "body" })
+
+        // What the run took: the alerts without the values they did not have; strings untouched.
+        const taken = Effect.map(RecordedSignals.read(run.id), (signals) => [...signals.values()].flat())
+        for (let i = 0; i < 100 && (yield* taken).length < 4; i++) yield* Effect.sleep("100 millis")
+        const signals = new Map((yield* taken).map((s) => [s.alertId, s]))
+        expect(signals.get("id:bare")).toMatchObject({ price: 101.5, strategy: "NaN Infinity pine", indicators: { atr: 1.5 } })
+        expect(signals.get("id:bare")).not.toHaveProperty("confidence")
+        expect(signals.get("id:quoted")).not.toHaveProperty("indicators")
+        expect(signals.get("id:nulls")).not.toHaveProperty("confidence")
+        expect(signals.get("id:whole")?.indicators).toEqual({ rsi: 28 })
+        expect(signals.has("id:np") || signals.has("id:na")).toBe(false)
+        yield* Effect.flatMap(RunManager.RunManager, (manager) => manager.stop(alice, run.id))
+      }), { timeout: 120_000 })
+
     it.scoped("a claim the database refuses at its commit: 503 Unavailable, the alert not taken; the sender's retry is delivered once", () =>
       Effect.gen(function*() {
         const { id, secret } = yield* strategyWithSecret("tv commit refused")
