@@ -67,15 +67,16 @@ export const rotateSecret = Effect.fn("Webhooks.rotateSecret")(function*(owner: 
 }, storeError("rotate a webhook secret"))
 
 /**
- * Whether `presented` is the webhook secret of the (not deleted) strategy `strategyId`. The
- * hashes are compared in constant time, and a strategy without a secret (or none at all) is
- * compared against a dummy: every refusal costs the same and says nothing.
+ * Whether `presented` is the webhook secret of the (not deleted) strategy `strategyId` of an
+ * enabled user: a disabled user's webhooks are refused as their API keys are. The hashes are
+ * compared in constant time, and a strategy without a secret (or none at all) is compared against
+ * a dummy: every refusal costs the same and says nothing.
  */
 export const verifySecret = Effect.fn("Webhooks.verifySecret")(function*(strategyId: string, presented: string) {
   const sql = yield* SqlClient.SqlClient
   const [row] = yield* sql<{ secretHash: string }>`
-    select w.secret_hash from webhook_secrets w join strategies s on s.id = w.strategy_id
-    where w.strategy_id = ${strategyId} and s.deleted_at is null`
+    select w.secret_hash from webhook_secrets w join strategies s on s.id = w.strategy_id join users u on u.id = s.owner_id
+    where w.strategy_id = ${strategyId} and s.deleted_at is null and u.disabled_at is null`
   const expected = row === undefined ? NO_SECRET : Buffer.from(row.secretHash, "hex")
   const same = timingSafeEqual(expected, hash(presented))
   return same && row !== undefined && wellFormed(presented)

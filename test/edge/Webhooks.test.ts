@@ -27,6 +27,7 @@ import * as Webhooks from "../../src/edge/Webhooks.js"
 import * as RecordedSignals from "../../src/store/RecordedSignals.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
+import * as Users from "../../src/store/Users.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { cleanUp, connection, downUrl, runRedis, uniquePrefix } from "../bus/redis.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
@@ -34,6 +35,7 @@ import { symbolsOf } from "../store/fixtures/workload.js"
 import { createUsers, principals, stubAuthenticator } from "./fixtures.js"
 
 const alice = principals["sk_alice"]
+const bob = principals["sk_bob"]
 
 const strategyBody = (name: string) =>
   Schema.decodeUnknownSync(Strategy)({
@@ -261,6 +263,30 @@ for (const backend of backends) {
         expect(signals.get("id:whole")?.indicators).toEqual({ rsi: 28 })
         expect(signals.has("id:np") || signals.has("id:na")).toBe(false)
         yield* Effect.flatMap(RunManager.RunManager, (manager) => manager.stop(alice, run.id))
+      }), { timeout: 120_000 })
+
+    it.scoped("a disabled user's webhook: 401 as a wrong secret, nothing applied; their paper run goes on; enabled again, it is taken", () =>
+      Effect.gen(function*() {
+        const name = "tv disabled owner"
+        const created = yield* Strategies.create(bob.userId, strategyBody(name))
+        const rpc = yield* RpcTest.makeClient(WebhookRpcs, { flatten: true }).pipe(Effect.provide(clientKey("sk_bob")))
+        const secret = (yield* rpc("webhooks.secret", { strategy: name })).secret!
+        const srv = yield* server()
+        const manager = yield* RunManager.RunManager
+        const run = yield* manager.start(bob, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 300 }, speed: 864_000 })
+        const alert = (n: string) => ({ ticker: "S0", action: "buy", price: 100, id: n, secret })
+        expect((yield* post(srv.url(created.id), alert("before"))).status).toBe(202)
+        yield* Users.disable(bob.userId)
+        const refused = yield* post(srv.url(created.id), alert("while-disabled"))
+        expect([refused.status, refused.body]).toEqual([401, { error: "Unauthorized", reason: "unknown strategy or wrong webhook secret" }])
+        const sql = yield* SqlClient.SqlClient
+        expect(yield* sql`select 1 from webhook_alerts where strategy_id = ${created.id} and alert_key = 'id:while-disabled'`).toEqual([])
+        expect((yield* Runs.get(run.id)).status).toBe("running")
+        yield* Users.enable(bob.userId)
+        expect((yield* post(srv.url(created.id), alert("after"))).status).toBe(202)
+        yield* manager.stop(bob, run.id)
+        const taken = [...(yield* RecordedSignals.read(run.id)).values()].flat().map((s) => s.alertId)
+        expect(taken).not.toContain("id:while-disabled")
       }), { timeout: 120_000 })
 
     it.scoped("a claim the database refuses at its commit: 503 Unavailable, the alert not taken; the sender's retry is delivered once", () =>
