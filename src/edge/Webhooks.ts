@@ -239,12 +239,24 @@ export const alertKey = (alert: TradingViewAlert, body: Readonly<Record<string, 
   return `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`
 }
 
-/** The strategy's symbol an alert's ticker names: itself, or what follows its exchange prefix (`NASDAQ:AAPL`). */
+/**
+ * The strategy's symbol an alert's ticker names: itself, or what follows its exchange prefix
+ * (`NASDAQ:AAPL`) — exactly, else in any case when that names exactly one of the symbols
+ * (`nasdaq:aapl`; a strategy trading both `abc` and `ABC` must be named exactly).
+ */
 export const symbolOf = (ticker: string, symbols: ReadonlyArray<Symbol>): Symbol | undefined => {
-  if (symbols.includes(ticker as Symbol)) return ticker as Symbol
   const colon = ticker.lastIndexOf(":")
-  const bare = colon < 0 ? undefined : ticker.slice(colon + 1)
-  return bare !== undefined && symbols.includes(bare as Symbol) ? bare as Symbol : undefined
+  const names = colon < 0 ? [ticker] : [ticker, ticker.slice(colon + 1)]
+  for (const name of names) {
+    if (symbols.includes(name as Symbol)) return name as Symbol
+  }
+  for (const name of names) {
+    const lower = name.toLowerCase()
+    const alike = symbols.filter((symbol) => symbol.toLowerCase() === lower)
+    if (alike.length === 1) return alike[0]
+    if (alike.length > 1) return undefined
+  }
+  return undefined
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,8 +12,9 @@
 import * as NodeHttp from "node:http"
 import { SqlClient } from "@effect/sql"
 import { RpcTest } from "@effect/rpc"
-import { afterAll, expect, layer } from "@effect/vitest"
+import { afterAll, describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Layer, Metric, Schema } from "effect"
+import type { Symbol } from "../../schemas/Ids.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { WebhookRpcs } from "../../schemas/Webhook.js"
 import * as IdempotencyKeys from "../../src/bus/IdempotencyKeys.js"
@@ -118,6 +119,20 @@ const answeredBy = (by: "keys" | "database") =>
 
 /** Keys that hold garbage for every key (a value left by something else). */
 const mangled: IdempotencyKeys.IdempotencyKeysService = { ...IdempotencyKeys.memory(), get: () => Effect.succeed("{not json") }
+
+describe("tickers", () => {
+  it("name a symbol whole or after the exchange prefix; in any case when that names exactly one symbol", () => {
+    const symbols = ["GLOBEX", "AAPL", "BTC:USD", "abc", "ABC"] as Array<Symbol>
+    expect(Webhooks.symbolOf("NASDAQ:GLOBEX", symbols)).toBe("GLOBEX")
+    expect(Webhooks.symbolOf("nasdaq:globex", symbols)).toBe("GLOBEX")
+    expect(Webhooks.symbolOf("Aapl", symbols)).toBe("AAPL")
+    expect(Webhooks.symbolOf("btc:usd", symbols)).toBe("BTC:USD")
+    expect(Webhooks.symbolOf("X:abc", symbols)).toBe("abc")
+    // Two symbols alike but for case: only an exact name chooses.
+    expect(Webhooks.symbolOf("X:Abc", symbols)).toBeUndefined()
+    expect(Webhooks.symbolOf("MSFT", symbols)).toBeUndefined()
+  })
+})
 
 for (const backend of backends) {
   const services = Layer.mergeAll(WebhookHandlers, AuthenticatedLive).pipe(
