@@ -11,7 +11,8 @@
  * clients it goes to, and each client gets what is ready as one write.
  *
  * A finished run ends its stream after its last event with `event: end`: `{ run, lastEventId,
- * status, failure? }`, how the run ended as its row says (left out if it cannot be read). A client
+ * status, failure? }`, the run's last event and how the run ended as its row says (left out if it
+ * cannot be read). A live run asked from past its latest event says so first, in a comment. A client
  * that has every event of a finished run already (its `Last-Event-ID` or `?since=` at or past the
  * last) is answered `204 No Content` instead: the one answer that stops an EventSource from
  * reconnecting — after an `end` and the close, it would reconnect every `retry:` for as long as
@@ -253,16 +254,25 @@ const events = (
     Stream.interruptWhen(refused)
   )
   // With how the run ended, as its row says by then: a dashboard learns a failure's reason (a run
-  // that fails with an error ends with no `RunFailed` event) without another request.
+  // that fails with an error ends with no `RunFailed` event) without another request. Its last
+  // event is the run's, not the client's resume point when that was past it.
   const end = Stream.unwrap(
-    Runs.getSummary(run).pipe(
+    Effect.all([
+      Runs.getSummary(run).pipe(
+        Effect.map((summary): Record<string, unknown> => ({
+          status: summary.status,
+          ...(summary.failure === null ? {} : { failure: summary.failure })
+        })),
+        Effect.orElseSucceed((): Record<string, unknown> => ({}))
+      ),
+      Runs.lastEvent(run).pipe(
+        Effect.map(Option.match({ onNone: () => 0, onSome: (event) => event.seq })),
+        Effect.map((last) => Math.min(lastSent, last)),
+        Effect.orElseSucceed(() => lastSent)
+      )
+    ]).pipe(
       Effect.provideService(SqlClient.SqlClient, deps.sql),
-      Effect.map((summary): Record<string, unknown> => ({
-        status: summary.status,
-        ...(summary.failure === null ? {} : { failure: summary.failure })
-      })),
-      Effect.orElseSucceed((): Record<string, unknown> => ({})),
-      Effect.map((ended) => Stream.make(encoder.encode(controlFrame("end", { run, lastEventId: lastSent, ...ended }))))
+      Effect.map(([ended, lastEventId]) => Stream.make(encoder.encode(controlFrame("end", { run, lastEventId, ...ended }))))
     )
   )
   return Stream.concat(followed, end).pipe(
@@ -302,16 +312,46 @@ const events = (
 /** A finished run the client has all of: no body, and an EventSource does not reconnect after it. */
 const nothingMore = HttpServerResponse.empty({ status: 204 })
 
+/**
+ * A comment for a client whose resume point is past the run's latest event (`latest`): the stream
+ * goes on from its resume point as ever (the run may yet get there), but the client is told why it
+ * gets only heartbeats for now.
+ */
+export const aheadFrame = (since: number, latest: number): string =>
+  `: ${since} is past the run's latest event, #${latest}: the stream sends the events after ${since} as they come\n\n`
+
+/**
+ * The latest event of a live run as far as this process knows: the database's last, or later in
+ * the bus's ring of recent events.
+ */
+const latestEvent = (deps: Dependencies, run: RunId, committed: number): number => {
+  let ring = deps.bus.recent(run, committed)
+  if (ring === undefined) {
+    // The ring starts past `committed + 1`: find where it does (`recent` answers from there on).
+    let lo = committed
+    let hi = Number.MAX_SAFE_INTEGER
+    while (lo + 1 < hi) {
+      const mid = lo + Math.floor((hi - lo) / 2)
+      if (deps.bus.recent(run, mid) === undefined) lo = mid
+      else hi = mid
+    }
+    ring = deps.bus.recent(run, hi) ?? []
+  }
+  return ring.length === 0 ? committed : Math.max(committed, ring[ring.length - 1]!.seq)
+}
+
 const response = (
   deps: Dependencies,
   options: Resolved,
   run: RunId,
   since: number,
+  latest: number | undefined,
   refused: Effect.Effect<never, Unauthorized | RunNotFound>
 ): HttpServerResponse.HttpServerResponse => {
   // The first bytes go out at once (headers too): `retry:` advises EventSource how soon to reconnect.
   const retry = encoder.encode(`retry: ${Math.max(0, Math.round(Duration.toMillis(options.retry)))}\n\n`)
-  return HttpServerResponse.stream(Stream.concat(Stream.make(retry), events(deps, options, run, since, refused)), {
+  const ahead = latest !== undefined && since > latest ? [encoder.encode(aheadFrame(since, latest))] : []
+  return HttpServerResponse.stream(Stream.concat(Stream.make(retry, ...ahead), events(deps, options, run, since, refused)), {
     contentType: "text/event-stream",
     headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
   })
@@ -340,12 +380,15 @@ export const handler = (
     const run = yield* Runs.getSummary(id, principal.role === "admin" ? undefined : principal.userId).pipe(
       Effect.provideService(SqlClient.SqlClient, deps.sql)
     )
-    if (Follow.FINISHED.has(run.status)) {
-      // Read after the status: a finished run has committed every event it will ever write.
-      const last = yield* Runs.lastEvent(run.id).pipe(Effect.provideService(SqlClient.SqlClient, deps.sql))
-      if (since >= Option.match(last, { onNone: () => 0, onSome: (event) => event.seq })) return nothingMore
-    }
-    return response(deps, resolved, run.id, since, Auth.runRefusal(deps.auth, key, resolved.recheck, { ref: id, owner: run.owner }))
+    // Read after the status: a finished run has committed every event it will ever write.
+    const last = Option.match(yield* Runs.lastEvent(run.id).pipe(Effect.provideService(SqlClient.SqlClient, deps.sql)), {
+      onNone: () => 0,
+      onSome: (event) => event.seq
+    })
+    if (Follow.FINISHED.has(run.status) && since >= last) return nothingMore
+    // Only a resume point past the committed events can be past the run's latest.
+    const latest = since > last ? latestEvent(deps, run.id, last) : undefined
+    return response(deps, resolved, run.id, since, latest, Auth.runRefusal(deps.auth, key, resolved.recheck, { ref: id, owner: run.owner }))
   }).pipe(
     Effect.catchTags({
       Unauthorized: (error) => Effect.succeed(unauthorized(error)),

@@ -183,6 +183,34 @@ for (const backend of backends) {
         expect([...runSeqs(a), ...runSeqs(b)]).toEqual(range(1, 75))
       }))
 
+    it.scoped("a resume point past a live run's latest event: told so once, then the events after it; its end names the run's last event", () =>
+      Effect.gen(function*() {
+        const srv = yield* server({ bus: { ring: 5 } })
+        const run = yield* simulatedRun(srv.bus, "alice")
+        run.publish(1, 12)
+        yield* run.commit(4)
+        // The database has 1..4, the ring 8..12: the latest is 12.
+        const ahead = yield* connect(eventsUrl(srv, run.id), { ...bearer("sk_alice"), "last-event-id": "14" })
+        const first = [yield* Effect.promise(() => ahead.reader.next()), yield* Effect.promise(() => ahead.reader.next())]
+        expect(first).toEqual([{ type: "retry", millis: 1000 }, { type: "comment", text: "14 is past the run's latest event, #12: the stream sends the events after 14 as they come" }])
+        // One far past it, which the run never reaches.
+        const beyond = yield* connect(eventsUrl(srv, run.id), { ...bearer("sk_alice"), "last-event-id": "999999" })
+        // A resume point the run has reached gets no such comment.
+        const behind = yield* connect(eventsUrl(srv, run.id), { ...bearer("sk_alice"), "last-event-id": "10" })
+        run.publish(13, 20)
+        yield* run.finish
+        const rest = yield* Effect.promise(() => ahead.reader.events())
+        expectExactly(rest, run, range(15, 20))
+        expect(JSON.parse(rest.at(-1)!.data)).toMatchObject({ run: run.id, lastEventId: 20, status: "completed" })
+        const never = yield* Effect.promise(() => beyond.reader.events())
+        expect(never.map((e) => e.event)).toEqual(["end"])
+        expect(JSON.parse(never[0]!.data)).toMatchObject({ lastEventId: 20, status: "completed" })
+        const items: Array<unknown> = []
+        for (let item = yield* Effect.promise(() => behind.reader.next()); item !== undefined; item = yield* Effect.promise(() => behind.reader.next())) items.push(item)
+        expect(items.filter((i: any) => i.type === "comment")).toEqual([])
+        expectExactly(items.filter((i: any) => i.type === "event") as Array<Event>, run, range(11, 20))
+      }))
+
     it.scoped("a ring shorter than the database's lag: the missing events come from the database as it commits them", () =>
       Effect.gen(function*() {
         const srv = yield* server({ sse: { pageSize: 5 }, bus: { ring: 5 } })
