@@ -35,6 +35,7 @@ import * as RulesCommand from "./RulesCommand.js"
 import * as RunsCommand from "./RunsCommand.js"
 import * as StrategiesCommand from "./StrategiesCommand.js"
 import * as TraceCommand from "./TraceCommand.js"
+import * as WebhooksCommand from "./WebhooksCommand.js"
 import type { Wiring } from "./Wiring.js"
 
 export const EXIT_OK = 0
@@ -73,6 +74,7 @@ export const command = (io: Io, wiring: Wiring = {}) =>
       ChatCommand.command(io, wiring),
       LeaderboardCommand.command(io, wiring),
       AdminCommand.command(io, wiring),
+      WebhooksCommand.command(io, wiring),
       TraceCommand.command(io, wiring)
     ])
   )
@@ -85,7 +87,8 @@ const GROUPS: Record<string, ReadonlyArray<string>> = {
   rules: ["list", "put", "delete"],
   approvals: ["list", "approve", "reject"],
   chat: ChatCommand.SUBCOMMANDS,
-  admin: AdminCommand.SUBCOMMANDS
+  admin: AdminCommand.SUBCOMMANDS,
+  webhooks: ["secret", "rotate"]
 }
 
 /** The commands without subcommands. */

@@ -213,6 +213,32 @@ describe("swarm as a client of a live server", () => {
       expect([unknown.code, unknown.stderr]).toEqual([2, `swarm: strategy: no strategy "Nope" on ${server.base} (swarm strategies list shows yours)\n`])
     }), { timeout: 60_000 })
 
+  it.live("webhooks: secret shows the URL and the secret once, then its prefix; rotate makes a new one, the old refused by the endpoint", () =>
+    Effect.gen(function*() {
+      const env = { SWARM_SERVER: server.base, SWARM_API_KEY: server.key }
+      expect((yield* cli(["strategies", "create", strategyFile("hooked.json", { name: "Hooked" })], env)).code).toBe(0)
+      const first = yield* cli(["webhooks", "secret", "Hooked", "--json"], env)
+      expect([first.code, first.stderr]).toEqual([0, ""])
+      const made = JSON.parse(first.stdout)
+      expect(made).toMatchObject({ strategy: expect.stringMatching(/^str_/), secret: expect.stringMatching(/^whsec_/), prefix: expect.any(String) })
+      expect(made.url).toBe(`${server.base}/v1/webhooks/tradingview/${made.strategy}`)
+      const again = yield* cli(["webhooks", "secret", "Hooked"], env)
+      expect([again.code, again.stdout]).toEqual([0,
+        `webhook of strategy ${made.strategy}\nurl      ${made.url}\nsecret   ${made.prefix}… (shown only when made: \`swarm webhooks rotate Hooked\` makes a new one, and the old one stops working)\n`])
+      const rotated = yield* cli(["webhooks", "rotate", "Hooked"], env)
+      expect(rotated.code).toBe(0)
+      const secret = /^secret {3}(whsec_\S+)$/m.exec(rotated.stdout)?.[1]
+      expect(secret).toBeDefined()
+      expect(secret).not.toBe(made.secret)
+      expect(rotated.stdout).toContain("the old secret no longer works")
+      // The endpoint agrees: the old secret is refused, the new one passes (no paper run: 409).
+      const post = (s: string) =>
+        Effect.promise(() => fetch(made.url, { method: "POST", body: JSON.stringify({ secret: s, ticker: "ACME", action: "buy", price: 1 }) }).then((r) => r.status))
+      expect([yield* post(made.secret), yield* post(secret!)]).toEqual([401, 409])
+      const unknown = yield* cli(["webhooks", "rotate", "Nope"], env)
+      expect([unknown.code, unknown.stderr]).toEqual([2, `swarm: strategy: no strategy "Nope" on ${server.base} (swarm strategies list shows yours)\n`])
+    }), { timeout: 60_000 })
+
   it.live("runs: a backtest started and watched to its end through the binary; list, show, compare; a finished run's watch prints its events, exit 0", () =>
     Effect.gen(function*() {
       const started = yield* bin(["runs", "start", "SMA crossover", "--data", "synthetic:300:7", "--watch"])
