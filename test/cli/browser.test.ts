@@ -378,6 +378,10 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
     await status.filter({ hasText: /^running$/ }).waitFor({ timeout: 10_000 })
     await until(tab, (s) => s.events.length >= 10, 30_000, "10 events")
     expect([await button("pause").isEnabled(), await button("resume").isEnabled(), await button("stop").isEnabled()]).toEqual([true, false, true])
+    // Listed while it runs: its row says running.
+    await tab.locator("#connect button").click()
+    const listed = tab.locator("#runs tbody tr").filter({ has: tab.locator(`button[data-run="${started.id}"]`) }).locator("td:nth-child(3)")
+    await listed.filter({ hasText: /^running$/ }).waitFor({ timeout: 10_000 })
 
     await button("pause").click()
     await status.filter({ hasText: /^paused$/ }).waitFor({ timeout: 10_000 })
@@ -398,6 +402,8 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
     expect(ended.end!.status).toBe("stopped")
     expectNoGapNoDuplicate(ended.events)
     expect(await status.textContent()).toBe("stopped")
+    // The runs table, listed while it ran, says so too.
+    expect(await listed.textContent()).toBe("stopped")
     expect(await tab.locator("#controls button:enabled").count()).toBe(0)
     expect(await tab.locator("#error").textContent()).toBe("")
     // The server's conflict, as the page shows it: a stopped run cannot be paused.
