@@ -500,6 +500,15 @@ export const unfinished = Effect.fn("Runs.unfinished")(function*() {
   return yield* Effect.forEach(rows, summaryOf)
 }, storeError("list unfinished runs"))
 
+/** A run's status and the sequence number of its last event (0: none), or undefined when there is no such run. */
+export const stateOf = Effect.fn("Runs.stateOf")(function*(run: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ status: RunStatus; seq: number | null }>`
+    select r.status, (select max(e.seq) from run_events e where e.run_id = r.id) as seq from runs r where r.id = ${run}`
+  const row = rows[0]
+  return row === undefined ? undefined : { status: row.status, seq: Number(row.seq ?? 0) }
+}, storeError("read a run's state"))
+
 export interface StoredEvent {
   readonly seq: number
   readonly tag: string

@@ -227,6 +227,8 @@ interface Execution extends Common {
   readonly compareUntil?: number
   /** Whether the run's lease is held already, in a scope around the execution (a new run's). */
   readonly leased?: boolean
+  /** A resume: the run's status and last event when its inputs were read, before its lease. */
+  readonly readAt?: { readonly status: Runs.RunStatus; readonly seq: number }
   /** The chain so far, when recording goes on from a committed prefix. */
   readonly from?: { readonly count: number; readonly hash: string }
   /** The last checkpoint recorded: the books rebuilt at its cursor must be the ones it holds. */
@@ -257,6 +259,13 @@ const execute = (x: Execution) =>
     // Held while the run executes: another process resuming unfinished runs leaves this one alone.
     // A new run holds it already (`backtest`); a resumed one that cannot have it is left for the next start.
     if (!x.leased) yield* Runs.lease(x.run)
+    // What a resume read before its lease is stale if another process ran the run meanwhile and
+    // has let it go since (suspended, stopped, finished): it is left as another process's, and
+    // the next look at unfinished runs reads it again.
+    if (x.readAt !== undefined) {
+      const now = yield* Runs.stateOf(x.run)
+      if (now === undefined || now.status !== x.readAt.status || now.seq !== Number(x.readAt.seq)) return yield* new Runs.RunLeased({ run: x.run })
+    }
     x.onLeased?.()
     const recorder = yield* RunRecorder.make(x.run, {
       ...x.recorder,
@@ -665,6 +674,7 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
       recordedSignals,
       recordedNotApplied,
       compareUntil: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }),
+      readAt: { status: run.status, seq: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }) },
       ...Option.match(head, { onNone: () => ({}), onSome: (h) => ({ from: { count: h.seq, hash: h.hash } }) }),
       ...Option.match(checkpoint, { onNone: () => ({}), onSome: (c) => ({ checkpoint: c.state }) })
     })
