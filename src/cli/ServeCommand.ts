@@ -7,12 +7,14 @@
  * which (`swarm: stopping: 2 runs suspended (…); the next start resumes them`). On a
  * database with no users yet it makes the first admin, prints its API key once, saves the example
  * strategy and starts a paper run of it on the sample data, and prints the commands to watch it.
- * `SWARM_MAX_LIVE_RUNS_PER_USER` (default 8) caps each user's live runs; start-up says it.
+ * `SWARM_MAX_LIVE_RUNS_PER_USER` (default 8) caps each user's live runs; start-up says it. On a
+ * shared database (Postgres) it looks every `SWARM_TAKEOVER_SECONDS` (default 10; 0: never) for
+ * the runs of a server that stopped and takes them over; start-up says that too.
  */
 import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { Command, Options } from "@effect/cli"
-import { ConfigError, Context, Effect, Layer, Option } from "effect"
+import { ConfigError, Context, Duration, Effect, Layer, Option } from "effect"
 import { Principal } from "../../schemas/Auth.js"
 import * as Redis from "../bus/Redis.js"
 import { bootstrap } from "../edge/Bootstrap.js"
@@ -21,6 +23,7 @@ import * as RunManager from "../edge/RunManager.js"
 import * as Server from "../edge/Server.js"
 import * as LlmRuntime from "../llm/LlmRuntime.js"
 import { DatabaseInfo } from "../store/Database.js"
+import { PgPool } from "../store/Pool.js"
 import * as Store from "../store/Store.js"
 import * as Strategies from "../store/Strategies.js"
 import * as StrategyFile from "../swarm/StrategyFile.js"
@@ -79,7 +82,14 @@ const resumeUnfinished = (io: Io) =>
       Effect.catchTag("Unavailable", (e) => Effect.as(Effect.sync(() => io.stderr(`cannot look for unfinished runs: ${e.reason}\n`)), []))
     )
     for (const o of outcomes) {
-      io.stderr(o.outcome === "resumed" ? `resumed run ${o.run} (${o.ref})\n` : `could not resume run ${o.run} (${o.ref}): ${o.reason}\n`)
+      io.stderr(
+        o.outcome === "resumed"
+          ? `resumed run ${o.run} (${o.ref})\n`
+          // Another server sharing the database runs it: no failure, the normal case of several servers.
+          : o.outcome === "left"
+          ? `left run ${o.run} (${o.ref}) to the process running it\n`
+          : `could not resume run ${o.run} (${o.ref}): ${o.reason}\n`
+      )
     }
   })
 
@@ -103,6 +113,11 @@ export const command = (io: Io, wiring: Wiring) =>
         : Effect.withConfigProvider(RunManager.maxLiveRunsConfig, wiring.environment)).pipe(
           Effect.mapError((error) => new UsageError({ field: "SWARM_MAX_LIVE_RUNS_PER_USER", reason: reasonOf(error) }))
         )
+      const takeoverSeconds = yield* (wiring.environment === undefined
+        ? RunManager.takeoverConfig
+        : Effect.withConfigProvider(RunManager.takeoverConfig, wiring.environment)).pipe(
+          Effect.mapError((error) => new UsageError({ field: "SWARM_TAKEOVER_SECONDS", reason: reasonOf(error) }))
+        )
       const port = Option.getOrElse(flags.port, () => configured.port)
       const store = wiring.store ?? Store.layer
       // Telemetry first: the tracer it installs must be in place before the server starts what it traces.
@@ -110,16 +125,20 @@ export const command = (io: Io, wiring: Wiring) =>
         port,
         corsOrigins: configured.corsOrigins,
         host: configured.host
-      }, { maxLiveRunsPerUser }).pipe(
+      }, { maxLiveRunsPerUser, ...(takeoverSeconds > 0 ? { takeover: { every: Duration.seconds(takeoverSeconds) } } : {}) }).pipe(
         Layer.provideMerge(Telemetry.layer)
       )
       yield* Effect.scoped(Effect.gen(function*() {
         // Added before the server is built, so run after it has shut down (finalizers run last
         // added first): by then the run manager has suspended its live runs, and says which.
         let manager: RunManager.RunManagerService | undefined
+        // Whether other servers on this database take over what this one suspends (a shared database, takeover on).
+        let takenOver = false
         yield* Effect.addFinalizer(() =>
           Effect.sync(() => {
-            if (manager !== undefined) io.stderr(`swarm: ${RunManager.describeSuspended(manager.suspended())}\n`)
+            if (manager !== undefined) {
+              io.stderr(`swarm: ${RunManager.describeSuspended(manager.suspended(), takenOver ? takeoverSeconds : undefined)}\n`)
+            }
           })
         )
         const context = yield* Layer.build(server).pipe(
@@ -133,6 +152,8 @@ export const command = (io: Io, wiring: Wiring) =>
             ))
         )
         manager = Context.get(context, RunManager.RunManager)
+        const shared = Context.get(context, PgPool).shared
+        takenOver = shared && takeoverSeconds > 0
         yield* Effect.gen(function*() {
           io.stderr(`${(yield* DatabaseInfo).description}\n`)
           io.stderr(`language model: ${(yield* LlmRuntime.LlmRuntime).info.description}\n`)
@@ -140,6 +161,7 @@ export const command = (io: Io, wiring: Wiring) =>
           io.stderr(`${Redis.describe(yield* Effect.serviceOption(Redis.Redis))}\n`)
           io.stderr(`${Http.describeCors(configured.corsOrigins)}\n`)
           io.stderr(`${RunManager.describeMaxLiveRuns(maxLiveRunsPerUser)}\n`)
+          io.stderr(`${RunManager.describeTakeover(takeoverSeconds, shared)}\n`)
           io.stderr(`${Http.describeHost(configured.host)}\n`)
           const base = yield* Http.baseUrl
           io.stderr(`swarm server listening on ${base} (RPC ${base}/rpc, SSE ${base}/v1/runs/<run>/events, ${base}/health)\n`)

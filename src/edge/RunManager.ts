@@ -107,6 +107,9 @@ const alreadyResolved = (run: string, round: string, how?: Runs.ResolvedApproval
       : `round ${round} of run ${run} was ${how.outcome} already, by ${how.by}`
   })
 
+/** How long a server waits before trying again to take over a run whose takeover failed here (its data gone, say). */
+const TAKEOVER_RETRY_MILLIS = 5 * 60_000
+
 /** Paper runs checkpoint at every pause of the driver (16 slices): a restart re-executes little. */
 const PAPER_CHECKPOINT_EVERY = 16
 
@@ -141,9 +144,57 @@ export const maxLiveRunsConfig: Config.Config<number> = Config.string("SWARM_MAX
 export const describeMaxLiveRuns = (max: number): string =>
   `live runs: at most ${max} per user, running or paused, in this server process (SWARM_MAX_LIVE_RUNS_PER_USER)`
 
+/**
+ * How often (seconds) a server on a shared database looks for the runs of a server that stopped,
+ * to take them over (`takeOver`), when `SWARM_TAKEOVER_SECONDS` does not say.
+ */
+export const DEFAULT_TAKEOVER_SECONDS = 10
+
+/** The most `SWARM_TAKEOVER_SECONDS` may say: an hour. */
+const MAX_TAKEOVER_SECONDS = 3_600
+
+/**
+ * How young a run's row may be and not be taken over: a run being started is left to its starter,
+ * whatever its lease says at that moment (`takeOver`).
+ */
+export const DEFAULT_TAKEOVER_GRACE = Duration.seconds(30)
+
+/** What `SWARM_TAKEOVER_SECONDS` says (a whole number of seconds, 0 for off), or why it cannot be read. */
+export const parseTakeoverSeconds = (text: string): Either.Either<number, string> => {
+  const trimmed = text.trim()
+  const n = /^\d{1,9}$/.test(trimmed) ? Number(trimmed) : Number.NaN
+  return Number.isInteger(n) && n <= MAX_TAKEOVER_SECONDS
+    ? Either.right(n)
+    : Either.left(
+      `must be a whole number of seconds from 0 (off) to ${MAX_TAKEOVER_SECONDS} (default ${DEFAULT_TAKEOVER_SECONDS}), not ${JSON.stringify(clipped(text))}`
+    )
+}
+
+/** `SWARM_TAKEOVER_SECONDS`, or `DEFAULT_TAKEOVER_SECONDS` when unset; a bad value names the variable and why. */
+export const takeoverConfig: Config.Config<number> = Config.string("SWARM_TAKEOVER_SECONDS").pipe(
+  Config.option,
+  Config.mapOrFail(Option.match({
+    onNone: () => Either.right(DEFAULT_TAKEOVER_SECONDS),
+    onSome: (text) => Either.mapLeft(parseTakeoverSeconds(text), (reason) => ConfigError.InvalidData(["SWARM_TAKEOVER_SECONDS"], reason))
+  }))
+)
+
+/** A start-up line: whether and how often this server takes over the runs of a server that stopped. */
+export const describeTakeover = (seconds: number, shared: boolean): string =>
+  !shared
+    ? "takeover: none, the embedded database serves this one process (SWARM_TAKEOVER_SECONDS is for servers sharing a Postgres)"
+    : seconds === 0
+    ? "takeover: off (SWARM_TAKEOVER_SECONDS=0): the runs of a server that stops wait for a server to start"
+    : `takeover: every ${seconds} s, this server looks for runs whose server stopped and takes them over (SWARM_TAKEOVER_SECONDS)`
+
 export interface Options {
   /** The most live runs (running or paused) one user may have here; `DEFAULT_MAX_LIVE_RUNS_PER_USER` when absent. */
   readonly maxLiveRunsPerUser?: number
+  /**
+   * Look for runs to take over (`takeOver`) every `every`, on a shared database; never when absent
+   * (or on the embedded database). `grace`: `DEFAULT_TAKEOVER_GRACE` when absent.
+   */
+  readonly takeover?: { readonly every: Duration.DurationInput; readonly grace?: Duration.DurationInput }
 }
 
 export interface RunManagerService {
@@ -169,6 +220,14 @@ export interface RunManagerService {
    * became of each.
    */
   readonly resumeUnfinished: () => Effect.Effect<ReadonlyArray<Resumption>, Unavailable>
+  /**
+   * One look, on a shared database, for unfinished runs whose process has stopped (died, or shut
+   * down) while this one goes on: each run no process holds the lease of, seen so by this look and
+   * the one before and older than the grace (`Options.takeover`), is resumed here as
+   * `resumeUnfinished` does. What became of each one tried (none on the embedded database). The
+   * manager does it every `Options.takeover.every`, logging each.
+   */
+  readonly takeOver: () => Effect.Effect<ReadonlyArray<Resumption>, Unavailable>
   /**
    * The symbols the strategy's paper runs live here that read alerts (have a `tradingview`
    * analyst) trade (none: no such run).
@@ -202,12 +261,19 @@ export interface Suspended {
   readonly paused: boolean
 }
 
-/** What a server stopping says of the runs it suspended (`swarm: stopping: …`). */
-export const describeSuspended = (runs: ReadonlyArray<Suspended>): string => {
+/**
+ * What a server stopping says of the runs it suspended (`swarm: stopping: …`). `takeoverSeconds`:
+ * how often servers look for runs to take over, when they do (a shared database, takeover on) —
+ * another server still running then takes them over, within two looks (`takeOver`).
+ */
+export const describeSuspended = (runs: ReadonlyArray<Suspended>, takeoverSeconds?: number): string => {
   if (runs.length === 0) return "stopping: no run was live"
   const refs = runs.map((r) => (r.paused ? `${r.ref} (paused)` : r.ref)).join(", ")
   const them = runs.length === 1 ? "it" : "them"
-  return `stopping: ${runs.length} run${runs.length === 1 ? "" : "s"} suspended (${refs}); the next start resumes ${them}` +
+  const next = takeoverSeconds === undefined || takeoverSeconds <= 0
+    ? `the next start resumes ${them}`
+    : `another server running on this database takes ${them} over within about ${2 * takeoverSeconds} s, else the next start resumes ${them}`
+  return `stopping: ${runs.length} run${runs.length === 1 ? "" : "s"} suspended (${refs}); ${next}` +
     (runs.some((r) => r.paused) ? " (a paused run stays paused)" : "")
 }
 
@@ -218,11 +284,14 @@ export interface Staged {
   readonly settle: (delivered: boolean) => void
 }
 
-/** A run `resumeUnfinished` took over, or why it could not. */
+/**
+ * A run `resumeUnfinished` (or `takeOver`) took over, or why it could not: `left` when another
+ * live process runs it (it holds the run's lease), which is no failure.
+ */
 export interface Resumption {
   readonly run: RunId
   readonly ref: string
-  readonly outcome: "resumed" | "failed"
+  readonly outcome: "resumed" | "failed" | "left"
   readonly reason?: string
 }
 
@@ -623,61 +692,136 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         )
       }))).pipe(Effect.provide(context))
 
+    /**
+     * One run at a time is resumed here (start-up, takeover looks): a run resumed twice at once in
+     * this process would have its second attempt's end take the first's entry out of `live`.
+     */
+    const resuming = yield* Effect.makeSemaphore(1)
+
+    /**
+     * Resume one unfinished run here (not live here: the caller looked), at its pace and in the
+     * state it was left in: what became of it, or nothing when it ended or went since it was listed.
+     */
+    const resumeOne = (id: RunId) =>
+      Effect.gen(function*() {
+        const found = yield* Effect.option(Runs.get(id).pipe(Effect.catchTag("RunNotFound", () => Effect.fail(undefined))))
+        // Deleted since it was listed; or ended meanwhile (a stopped run must not be resumed here).
+        if (found._tag === "None" || (found.value.status !== "running" && found.value.status !== "paused")) return undefined
+        const record = found.value
+        const ref = `${record.strategyName}#${record.number}`
+        const mode = record.mode === "paper" ? "paper" as const : "backtest" as const
+        const created = yield* Deferred.make<RunId>()
+        refs.set(record.id, ref)
+        const approver = approverOf(record.id, ref, record.owner, approvalTimeoutMillis(record.strategy.risk.approval))
+        // A paper run's inbox as its process left it: the alerts delivered to it and not yet taken.
+        const pending = mode === "paper" ? yield* WebhookStore.pendingOf(record) : []
+        // The lease is taken before the run's first event: another live process's run fails fast here.
+        const leased = yield* Deferred.make<void>()
+        const launched = yield* Effect.either(launch((hooks) =>
+          Effect.zipRight(
+            Deferred.succeed(created, record.id),
+            StoredRun.resume(record.id, { ...hooks, approver, onLeased: () => Deferred.unsafeDone(leased, Exit.void) })
+          ), {
+            mode,
+            speed: record.speed ?? 1,
+            paused: record.status === "paused",
+            owner: record.owner,
+            strategy: { id: record.strategyId, symbols: record.strategy.symbols, readsAlerts: readsAlerts(record.strategy) },
+            pending
+          }, created))
+        if (Either.isLeft(launched)) {
+          refs.delete(record.id)
+          const error = launched.left
+          return { run: record.id, ref, outcome: "failed", reason: error._tag === "StrategyNotFound" ? `no strategy ${error.strategy}` : error.reason } satisfies Resumption
+        }
+        // A resume that cannot go on (leased elsewhere, diverged) ends at once: say why. Whether
+        // another process holds it is known once the lease is taken or refused (reading the run's
+        // inputs first may take longer than a moment); a divergence, within a moment after.
+        const entry = live.get(record.id)
+        const early = entry === undefined ? undefined : yield* Effect.gen(function*() {
+          const ended = yield* Effect.raceFirst(Effect.asSome(Fiber.await(entry.fiber)), Effect.as(Deferred.await(leased), Option.none())).pipe(
+            Effect.timeoutTo({ duration: Duration.seconds(15), onSuccess: (outcome) => outcome, onTimeout: () => Option.none() })
+          )
+          return Option.isSome(ended) ? ended : yield* Fiber.await(entry.fiber).pipe(Effect.timeoutOption(Duration.millis(50)))
+        })
+        if (early !== undefined && early._tag === "Some" && Exit.isFailure(early.value)) {
+          const cause = early.value.cause
+          // Taken by another process between the look and the lease: no failure, it runs there.
+          if (Option.exists(Cause.failureOption(cause), (error) => Predicate.isTagged(error, "RunLeased"))) {
+            return { run: record.id, ref, outcome: "left", reason: "another process runs it" } satisfies Resumption
+          }
+          return { run: record.id, ref, outcome: "failed", reason: StoredRun.failureOf(cause) } satisfies Resumption
+        }
+        return { run: record.id, ref, outcome: "resumed" } satisfies Resumption
+      })
+
+    /** Which unfinished runs another process holds (their lease), on a shared database; none on the embedded one. */
+    const heldElsewhere = Effect.gen(function*() {
+      const { shared } = yield* PgPool
+      if (!shared) return new Set<RunId>()
+      return new Set((yield* Runs.unfinishedLeases()).filter((state) => state.held && !live.has(state.id)).map((state) => state.id))
+    })
+
     const resumeUnfinished: RunManagerService["resumeUnfinished"] = () =>
-      unavailable(Effect.gen(function*() {
+      unavailable(resuming.withPermits(1)(Effect.gen(function*() {
         const unfinished = yield* Runs.unfinished()
+        // Looked at first, in one query: a run another live process holds is left to it, with no
+        // resume launched to be refused.
+        const held = yield* heldElsewhere
         const outcomes: Array<Resumption> = []
         for (const summary of unfinished) {
           if (live.has(summary.id)) continue
-          const ref = `${summary.strategyName}#${summary.number}`
-          const found = yield* Effect.option(Runs.get(summary.id).pipe(Effect.catchTag("RunNotFound", () => Effect.fail(undefined))))
-          // Deleted since it was listed.
-          if (found._tag === "None") continue
-          const record = found.value
-          const mode = record.mode === "paper" ? "paper" as const : "backtest" as const
-          const created = yield* Deferred.make<RunId>()
-          refs.set(record.id, ref)
-          const approver = approverOf(record.id, ref, record.owner, approvalTimeoutMillis(record.strategy.risk.approval))
-          // A paper run's inbox as its process left it: the alerts delivered to it and not yet taken.
-          const pending = mode === "paper" ? yield* WebhookStore.pendingOf(record) : []
-          // The lease is taken before the run's first event: another live process's run fails fast here.
-          const leased = yield* Deferred.make<void>()
-          const launched = yield* Effect.either(launch((hooks) =>
-            Effect.zipRight(
-              Deferred.succeed(created, record.id),
-              StoredRun.resume(record.id, { ...hooks, approver, onLeased: () => Deferred.unsafeDone(leased, Exit.void) })
-            ), {
-              mode,
-              speed: record.speed ?? 1,
-              paused: record.status === "paused",
-              owner: record.owner,
-              strategy: { id: record.strategyId, symbols: record.strategy.symbols, readsAlerts: readsAlerts(record.strategy) },
-              pending
-            }, created))
-          if (Either.isLeft(launched)) {
-            refs.delete(record.id)
-            const error = launched.left
-            outcomes.push({ run: record.id, ref, outcome: "failed", reason: error._tag === "StrategyNotFound" ? `no strategy ${error.strategy}` : error.reason })
+          if (held.has(summary.id)) {
+            outcomes.push({ run: summary.id, ref: `${summary.strategyName}#${summary.number}`, outcome: "left", reason: "another process runs it" })
             continue
           }
-          // A resume that cannot go on (leased elsewhere, diverged) ends at once: say why. Whether
-          // another process holds it is known once the lease is taken or refused (reading the run's
-          // inputs first may take longer than a moment); a divergence, within a moment after.
-          const entry = live.get(record.id)
-          const early = entry === undefined ? undefined : yield* Effect.gen(function*() {
-            const ended = yield* Effect.raceFirst(Effect.asSome(Fiber.await(entry.fiber)), Effect.as(Deferred.await(leased), Option.none())).pipe(
-              Effect.timeoutTo({ duration: Duration.seconds(15), onSuccess: (outcome) => outcome, onTimeout: () => Option.none() })
-            )
-            return Option.isSome(ended) ? ended : yield* Fiber.await(entry.fiber).pipe(Effect.timeoutOption(Duration.millis(50)))
-          })
-          if (early !== undefined && early._tag === "Some" && Exit.isFailure(early.value)) {
-            const error = early.value.cause
-            outcomes.push({ run: record.id, ref, outcome: "failed", reason: StoredRun.failureOf(error) })
-          } else {
-            outcomes.push({ run: record.id, ref, outcome: "resumed" })
-          }
+          const outcome = yield* resumeOne(summary.id)
+          if (outcome !== undefined) outcomes.push(outcome)
         }
         return outcomes
+      }))).pipe(Effect.provide(context))
+
+    const takeoverGrace = Duration.toMillis(Duration.decode(options.takeover?.grace ?? DEFAULT_TAKEOVER_GRACE))
+    /** The runs the last look saw free (no lease held, not live here, old enough): the next takes those it sees free again. */
+    let seenFree = new Set<RunId>()
+    /** The runs a takeover failed here, when and why: tried again only after `TAKEOVER_RETRY`, said again only if the reason changes. */
+    const failedTakeovers = new Map<RunId, { readonly at: number; readonly reason: string }>()
+
+    const takeOver: RunManagerService["takeOver"] = () =>
+      unavailable(Effect.gen(function*() {
+        const { leases, shared } = yield* PgPool
+        if (!shared || suspending) return []
+        // One query for every unfinished run's lease: a run another live process holds costs nothing more.
+        const states = yield* Runs.unfinishedLeases()
+        const free = new Set(states.filter((state) => !state.held && !live.has(state.id) && state.ageMillis >= takeoverGrace).map((state) => state.id))
+        // Free twice in a row, a look apart: not a holder between two leases (its connection lost,
+        // taking it again), nor a run being started.
+        const confirmed = [...free].filter((id) => seenFree.has(id))
+        seenFree = free
+        if (confirmed.length === 0) return []
+        const now = yield* Clock.currentTimeMillis
+        return yield* resuming.withPermits(1)(Effect.gen(function*() {
+          const outcomes: Array<Resumption> = []
+          for (const id of confirmed) {
+            if (suspending || live.has(id)) continue
+            const failed = failedTakeovers.get(id)
+            if (failed !== undefined && now - failed.at < TAKEOVER_RETRY_MILLIS) continue
+            // Every lease connection of this process is lent: another server may take it.
+            if (leases.totalCount >= (leases.options.max ?? 10) && leases.idleCount === 0) break
+            const outcome = yield* resumeOne(id)
+            if (outcome === undefined) continue
+            if (outcome.outcome === "failed") {
+              const said = failed?.reason === outcome.reason
+              failedTakeovers.set(id, { at: now, reason: outcome.reason ?? "" })
+              // Said once per reason: a run that cannot be resumed is not said again every few minutes.
+              if (said) continue
+            } else {
+              failedTakeovers.delete(id)
+            }
+            outcomes.push(outcome)
+          }
+          return outcomes
+        }))
       })).pipe(Effect.provide(context))
 
     const liveOf = (principal: Principal, ref: string) =>
@@ -843,6 +987,35 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         return staged.runs
       })
 
+    /**
+     * A look for runs to take over, said in the server's log: each run taken over, each that could
+     * not be. A look the database fails is said once, until one succeeds again.
+     */
+    let looksFailing = false
+    const sweep = takeOver().pipe(
+      Effect.tap((outcomes) =>
+        Effect.forEach(outcomes, (o) =>
+          o.outcome === "resumed"
+            ? Effect.logInfo(`took over run ${o.run} (${o.ref}) from a process that stopped`)
+            : o.outcome === "failed"
+            ? Effect.logWarning(`could not take over run ${o.run} (${o.ref}): ${o.reason}`)
+            : Effect.void, { discard: true })),
+      Effect.zipLeft(Effect.sync(() => (looksFailing = false))),
+      Effect.catchTag("Unavailable", (error) =>
+        looksFailing ? Effect.void : Effect.zipRight(
+          Effect.sync(() => (looksFailing = true)),
+          Effect.logWarning(`cannot look for runs to take over: ${error.reason}`)
+        )),
+      // The looks go on whatever one of them met.
+      Effect.catchAllDefect((defect) => Effect.logError("a look for runs to take over failed", Cause.die(defect)))
+    )
+
+    if (options.takeover !== undefined && (yield* PgPool.pipe(Effect.provide(context))).shared) {
+      // Interrupted first when the manager closes (its finalizer is the last added): no takeover
+      // starts while the live runs are being suspended.
+      yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(options.takeover.every), sweep)))
+    }
+
     return {
       start,
       stop,
@@ -852,6 +1025,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       approve,
       reject,
       resumeUnfinished,
+      takeOver,
       paperSymbols,
       paperRunsIgnoringAlerts,
       stage,

@@ -509,6 +509,40 @@ export const stateOf = Effect.fn("Runs.stateOf")(function*(run: RunId) {
   return row === undefined ? undefined : { status: row.status, seq: Number(row.seq ?? 0) }
 }, storeError("read a run's state"))
 
+/** An unfinished run's lease, as `unfinishedLeases` reads it. */
+export interface LeaseState {
+  readonly id: RunId
+  /** Whether a process holds its lease (`lease`): it is running there. */
+  readonly held: boolean
+  /** How long ago its row was created, by the database's clock. */
+  readonly ageMillis: number
+}
+
+/**
+ * Whether each unfinished run's lease is held, oldest first: one query over `pg_locks`, so that a
+ * server looking for runs to take over launches no resume for a run another live process holds.
+ * Only a shared database (`PgPool.shared`) says anything here: the embedded one's locks exclude
+ * nobody. `lease` locks the bigint `hashtextextended('swarm-run:' || id, 0)`, which `pg_locks`
+ * shows split in two: its high 32 bits as `classid`, its low 32 bits as `objid`, `objsubid` 1.
+ */
+export const unfinishedLeases = Effect.fn("Runs.unfinishedLeases")(function*() {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql<LeaseState>`
+    select r.id,
+      exists (
+        select 1 from pg_locks l
+        where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+          and l.database = (select oid from pg_database where datname = current_database())
+          and l.classid::bigint = (k.key >> 32) & 4294967295 and l.objid::bigint = k.key & 4294967295
+      ) as held,
+      (extract(epoch from now() - r.started_at) * 1000)::float8 as age_millis
+    from runs r cross join lateral (select hashtextextended(${LEASE_PREFIX} || r.id, 0) as key) k
+    where r.status in ('running', 'paused') order by r.started_at`
+}, storeError("read the leases of unfinished runs"))
+
+/** What a run's lease key is made of, before its id (`lease`, `unfinishedLeases`). */
+const LEASE_PREFIX = "swarm-run:"
+
 export interface StoredEvent {
   readonly seq: number
   readonly tag: string
@@ -638,7 +672,7 @@ export const lease = (run: RunId) =>
   Effect.gen(function*() {
     const { leases: pool, shared } = yield* PgPool
     if (!shared) return
-    const key = `swarm-run:${run}`
+    const key = `${LEASE_PREFIX}${run}`
     const failure = (error: unknown) =>
       new StoreError({
         operation: `lease run ${run}`,

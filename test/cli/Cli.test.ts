@@ -121,6 +121,18 @@ describe("swarm: flags", () => {
       expect(openAttempts()).toBe(before)
     }))
 
+  it.live("serve with a SWARM_TAKEOVER_SECONDS that is not a number of seconds up to an hour: exit code 2, naming it and why, before any database opens", () =>
+    Effect.gen(function*() {
+      const before = openAttempts()
+      for (const [value, shown] of [["ten", "\"ten\""], ["-1", "\"-1\""], ["2.5", "\"2.5\""], ["3601", "\"3601\""], ["", "\"\""]] as const) {
+        const ran = yield* swarm(["serve", "--port", "0"], { environment: { SWARM_TAKEOVER_SECONDS: value } })
+        expect([ran.code, lines(ran.stderr)], value).toEqual([2, [
+          `swarm: SWARM_TAKEOVER_SECONDS: must be a whole number of seconds from 0 (off) to 3600 (default 10), not ${shown}`
+        ]])
+      }
+      expect(openAttempts()).toBe(before)
+    }))
+
   it.live("help: on stdout, without terminal colours, exit code 0", () =>
     Effect.gen(function*() {
       const help = yield* swarm(["backtest", "--help"])

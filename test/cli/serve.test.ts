@@ -89,6 +89,7 @@ describe("swarm serve", () => {
       expect(fs.existsSync(fileURLToPath(dashboard![1]!))).toBe(true)
       expect(first.stderr()).toContain("cross-origin requests (CORS): web pages of any origin may call the server with a key")
       expect(first.stderr()).toContain("live runs: at most 8 per user, running or paused, in this server process (SWARM_MAX_LIVE_RUNS_PER_USER)")
+      expect(first.stderr()).toContain("takeover: none, the embedded database serves this one process (SWARM_TAKEOVER_SECONDS is for servers sharing a Postgres)")
 
       const health = yield* Effect.promise(() => fetch(`${first.base}/health`).then((r) => r.json()))
       expect(health).toMatchObject({ status: "ok", database: { kind: "embedded" } })

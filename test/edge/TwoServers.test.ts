@@ -14,7 +14,10 @@
  *   what it could not write to Redis, and the subscriber (resuming with Last-Event-ID when told to,
  *   as EventSource does) gets every event exactly once, the missing ones from the database;
  * - Redis killed and left down until the run has finished: the subscriber on the second server
- *   reads the rest from the database in the same stream and gets the run's `end`, as does a new one.
+ *   reads the rest from the database in the same stream and gets the run's `end`, as does a new one;
+ * - the second server leaves the first's live run to it at start-up (no "could not resume"), and
+ *   takes over a run of the first once the first is killed (`kill -9`): within its looks
+ *   (`SWARM_TAKEOVER_SECONDS=1` here), its events going on after the last the first committed.
  *
  * Redis is a private `redis-server --save ''` on a free port when the machine has one (so the test
  * can kill it), else `REDIS_URL` or 127.0.0.1:6379 with a key prefix of its own (the restart test is
@@ -27,6 +30,7 @@ import * as os from "node:os"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Redis as IORedis } from "ioredis"
+import Pg from "pg"
 import { Chunk, Effect, Exit, Schema, Scope, Stream } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Database from "../../src/store/Database.js"
@@ -91,7 +95,7 @@ const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, m
 const start = (env: NodeJS.ProcessEnv, settle: number) => processes.serve({ cwd: tmp, env, settle })
 
 const stop = async (server: Served | undefined) => {
-  if (server === undefined || server.child.exitCode !== null) return
+  if (server === undefined || server.child.exitCode !== null || server.child.signalCode !== null) return
   process.kill(-server.child.pid!, "SIGINT")
   await Promise.race([server.exited, sleep(10_000)])
 }
@@ -101,6 +105,7 @@ let dbScope: Scope.CloseableScope | undefined
 let a: Served | undefined
 let b: Served | undefined
 let key = ""
+let databaseUrl = ""
 
 beforeAll(async () => {
   if (!enabled) return
@@ -110,6 +115,7 @@ beforeAll(async () => {
   }
   dbScope = await Effect.runPromise(Scope.make())
   const database = await Effect.runPromise(Database.temporary(serverUrl!).pipe(Scope.extend(dbScope)))
+  databaseUrl = database
   const env = Object.fromEntries(
     Object.entries({
       ...process.env,
@@ -117,7 +123,9 @@ beforeAll(async () => {
       REDIS_URL: redis?.url ?? redisUrl,
       REDIS_PREFIX: prefix,
       SWARM_LLM: "offline",
-      SWARM_DATA_DIR: Path.join(tmp, "unused")
+      SWARM_DATA_DIR: Path.join(tmp, "unused"),
+      // Looks for runs to take over every second (the last test).
+      SWARM_TAKEOVER_SECONDS: "1"
     }).filter(([k]) => k !== "PORT" && k !== "HOST")
   )
   // The first makes the admin (its key on stdout) and the example strategy; then the second joins.
@@ -225,7 +233,13 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
       expect(server.stderr()).toContain("event bus: Redis at")
       const report = await health(server.base)
       expect(report).toMatchObject({ status: "ok", database: { kind: "postgres" }, bus: { kind: "redis", redis: { state: "ready" } } })
+      expect(server.stderr()).toContain("takeover: every 1 s, this server looks for runs whose server stopped and takes them over (SWARM_TAKEOVER_SECONDS)")
     }
+    // The first server's paper run (its first start's) is running there: the second leaves it to
+    // it, said as what it is. Before, every normal start of a second server said it "could not resume" it.
+    const demo = /run (run_[0-9a-f]+)/.exec(a!.stdout())?.[1]
+    expect(b!.stderr()).toContain(`left run ${demo} (Six analysts#1) to the process running it\n`)
+    expect(b!.stderr()).not.toContain("could not resume")
   })
 
   it("a subscriber on the second server sees every event of a paper run on the first, in order, after resuming from a sequence number", async () => {
@@ -383,6 +397,38 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
     } finally {
       await killed
       await redis!.start()
+    }
+  }, 120_000)
+
+  // Last: it kills the first server.
+  it("the first server killed (kill -9) mid-run: the second takes its run over within its looks, and the run's events go on with no gap", async () => {
+    const paper = await startPaperRun(a!.base, 3_000)
+    const db = new Pg.Client({ connectionString: databaseUrl })
+    await db.connect()
+    try {
+      // A row younger than the grace (30 s) is left to whoever is starting it.
+      await sleep(31_000)
+      const before = await follow(b!.base, paper.id, 0, { stopAfter: 10 })
+      expectContiguous(before.events.map((e) => e.id), 1)
+      process.kill(-a!.child.pid!, "SIGKILL")
+      await a!.exited
+      const killedAt = Date.now()
+      const committed = Number((await db.query("select coalesce(max(seq), 0)::int as seq from run_events where run_id = $1", [paper.id])).rows[0].seq)
+      const line = `took over run ${paper.id} (Six analysts#`
+      while (!b!.stdout().includes(line) && Date.now() - killedAt < 20_000) await sleep(100)
+      // Before, it stayed `running` with nobody running it until a server started.
+      expect(b!.stdout()).toContain(line)
+      expect(b!.stdout()).toContain("from a process that stopped")
+      expect(Date.now() - killedAt).toBeLessThan(15_000)
+      // Every event, once, in order: those the first committed, then the second's, past them.
+      const after = await follow(b!.base, paper.id, 0, { stopAfter: committed + 20 })
+      expectContiguous(after.events.map((e) => e.id), 1)
+      expect(after.events.length).toBe(committed + 20)
+      // The second runs it now: an operator can stop it there.
+      await Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(b!.base, key), (rpc) => rpc("runs.stop", { run: paper.id }))))
+      expect((await runStatus(b!.base, paper.id)).status).toBe("stopped")
+    } finally {
+      await db.end()
     }
   }, 120_000)
 })
