@@ -13,7 +13,9 @@
  *
  * Shutting down (the manager's scope closing) suspends the live runs: what they recorded is
  * committed, their status stays `running` or `paused`, and `resumeUnfinished` — the next start —
- * goes on with them, at their pace, under this manager; `suspended` then says which they were. An operator's `stop` ends a run for good.
+ * goes on with them, at their pace, under this manager; `suspended` then says which they were. On
+ * a shared database, another manager still running takes them over sooner (`takeOver`, every
+ * `Options.takeover.every`), as it does the runs of a process that died. An operator's `stop` ends a run for good.
  * Only a run that ended is ended on the bus: a suspended one's followers wait for it to go on.
  */
 import { fileURLToPath } from "node:url"
