@@ -666,9 +666,11 @@ export class RunLeased extends Schema.TaggedError<RunLeased>()("RunLeased", { ru
  * killer ended the session): its lock goes with it. Its `error` then reached no listener and
  * took the whole process down, every run and stream of the server with it. Now the lease is taken
  * again on a new connection, at once and then every `RELEASE_RETRY` while the database is away;
- * should another process have taken it meanwhile, that is logged as an error naming the run.
+ * should another process have taken it meanwhile (a server taking over a run it saw free), that is
+ * logged as an error naming the run, and `onLost` is called: the run must stop here at once,
+ * writing nothing more — the other process goes on with it from what was committed.
  */
-export const lease = (run: RunId) =>
+export const lease = (run: RunId, onLost?: () => void) =>
   Effect.gen(function*() {
     const { leases: pool, shared } = yield* PgPool
     if (!shared) return
@@ -716,7 +718,12 @@ export const lease = (run: RunId) =>
         })),
       Effect.catchAll((error) =>
         error._tag === "RunLeased"
-          ? Effect.logError(`run ${run} lost its lease (its database connection closed) and another process has taken it since`)
+          ? Effect.zipRight(
+            Effect.logError(
+              `run ${run} lost its lease (its database connection closed) and another process has taken it since: it stops here, writing nothing more`
+            ),
+            Effect.sync(() => onLost?.())
+          )
           : Effect.delay(retake, RELEASE_RETRY)
       )
     )

@@ -17,7 +17,7 @@
  */
 import { createHash } from "node:crypto"
 import type { SqlClient } from "@effect/sql"
-import { Cause, Effect, Either, Exit, Option, ParseResult, Schema } from "effect"
+import { Cause, Deferred, Effect, Either, Exit, Option, ParseResult, Schema } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import { analysts, rosterOf } from "../../agents/registry.js"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
@@ -227,6 +227,8 @@ interface Execution extends Common {
   readonly compareUntil?: number
   /** Whether the run's lease is held already, in a scope around the execution (a new run's). */
   readonly leased?: boolean
+  /** Done when a lease held already (`leased`) was lost to another process (`Runs.lease`'s `onLost`). */
+  readonly leaseLost?: Deferred.Deferred<void>
   /** A resume: the run's status and last event when its inputs were read, before its lease. */
   readonly readAt?: { readonly status: Runs.RunStatus; readonly seq: number }
   /** The chain so far, when recording goes on from a committed prefix. */
@@ -258,7 +260,10 @@ const execute = (x: Execution) =>
   Effect.gen(function*() {
     // Held while the run executes: another process resuming unfinished runs leaves this one alone.
     // A new run holds it already (`backtest`); a resumed one that cannot have it is left for the next start.
-    if (!x.leased) yield* Runs.lease(x.run)
+    // Lost to another process (it took the run over while this one could not take its lease
+    // again): the run stops here at once, writing nothing more, and its row is the other's.
+    const leaseLost = x.leaseLost ?? (yield* Deferred.make<void>())
+    if (!x.leased) yield* Runs.lease(x.run, () => Deferred.unsafeDone(leaseLost, Exit.void))
     // What a resume read before its lease is stale if another process ran the run meanwhile and
     // has let it go since (suspended, stopped, finished): it is left as another process's, and
     // the next look at unfinished runs reads it again.
@@ -323,6 +328,34 @@ const execute = (x: Execution) =>
      * an operator, and an answer to that was refused ("its run is ending").
      */
     const catchingUp = () => (comparator !== undefined && lastSeq < x.compareUntil!) || !checkpointChecked
+    /** How the run's end is recorded when it stops with an error or is interrupted (the lease lost aside). */
+    const ended = (cause: Cause.Cause<unknown>): Effect.Effect<void, never, SqlClient.SqlClient> => {
+      const interrupted = Cause.isInterruptedOnly(cause)
+      if (interrupted && x.suspended?.() === true) {
+        // Suspended between slices (a paper run waits there): nothing happened since the last
+        // pause, so the books are those of that pause — a checkpoint of exactly where it stands,
+        // even when no event came since the last one (a quiet stretch): the resume goes on from
+        // its cursor, and a cursor left behind would have it wait for every bar since again and
+        // take the next alert weeks of bars back. Same last event, later cursor: it replaces the
+        // checkpoint before (RunRecorder keys them by their last event). Not before the resume
+        // has reached the recording's own checkpoint, whose cursor is further on.
+        const at = lastPace
+        const recordedOn = x.compareUntil === undefined || lastSeq >= x.compareUntil
+        const standsAt = Math.max(checkpointSlices, x.checkpoint?.cursor.slices ?? 0)
+        if (at !== undefined && recordedOn && checkpointChecked && at.events === lastSeq && (at.events > checkpointSeq || at.slices > standsAt)) {
+          recorder.checkpoint(at)
+        }
+        return Effect.ignore(recorder.flush)
+      }
+      // The row says the run ended even when the rest of its events cannot be written: a run
+      // whose recording failed is failed, for that reason (not left `running` in no process).
+      return Effect.flatMap(Effect.exit(recorder.flush), (flushed) =>
+        Effect.ignore(
+          Exit.isFailure(flushed)
+            ? Runs.markEnded(x.run, "failed", failureOf(interrupted ? flushed.cause : cause))
+            : Runs.markEnded(x.run, interrupted ? "stopped" : "failed", interrupted ? stopReasonOf(x) : failureOf(cause))
+        ))
+    }
     const running = Backtest.run({
       strategy: x.strategy,
       feed: x.feed,
@@ -406,34 +439,12 @@ const execute = (x: Execution) =>
     }).pipe(
       Effect.catchTag("BacktestError", (error): Effect.Effect<never, Backtest.BacktestError | RunDiverged> =>
         diverged === undefined ? Effect.fail(error) : Effect.fail(divergedError(x.run, diverged))),
+      // The lease lost to another process stops the run here, whatever it is doing.
+      Effect.raceFirst(Effect.zipRight(Deferred.await(leaseLost), Effect.fail(new Runs.RunLeased({ run: x.run })))),
       // What was recorded stays (it is true as far as it goes); the run says why it stopped.
-      Effect.onError((cause) => {
-        const interrupted = Cause.isInterruptedOnly(cause)
-        if (interrupted && x.suspended?.() === true) {
-          // Suspended between slices (a paper run waits there): nothing happened since the last
-          // pause, so the books are those of that pause — a checkpoint of exactly where it stands,
-          // even when no event came since the last one (a quiet stretch): the resume goes on from
-          // its cursor, and a cursor left behind would have it wait for every bar since again and
-          // take the next alert weeks of bars back. Same last event, later cursor: it replaces the
-          // checkpoint before (RunRecorder keys them by their last event). Not before the resume
-          // has reached the recording's own checkpoint, whose cursor is further on.
-          const at = lastPace
-          const recordedOn = x.compareUntil === undefined || lastSeq >= x.compareUntil
-          const standsAt = Math.max(checkpointSlices, x.checkpoint?.cursor.slices ?? 0)
-          if (at !== undefined && recordedOn && checkpointChecked && at.events === lastSeq && (at.events > checkpointSeq || at.slices > standsAt)) {
-            recorder.checkpoint(at)
-          }
-          return Effect.ignore(recorder.flush)
-        }
-        // The row says the run ended even when the rest of its events cannot be written: a run
-        // whose recording failed is failed, for that reason (not left `running` in no process).
-        return Effect.flatMap(Effect.exit(recorder.flush), (flushed) =>
-          Effect.ignore(
-            Exit.isFailure(flushed)
-              ? Runs.markEnded(x.run, "failed", failureOf(interrupted ? flushed.cause : cause))
-              : Runs.markEnded(x.run, interrupted ? "stopped" : "failed", interrupted ? stopReasonOf(x) : failureOf(cause))
-          ))
-      })
+      // Another process runs it now, from what was committed: nothing more is written here, not
+      // the events in hand, nor an end in its row.
+      Effect.onError((cause) => Effect.flatMap(Deferred.isDone(leaseLost), (lost) => lost ? Effect.void : ended(cause)))
     )
     // Once the run has ended by itself (its last event is recorded), a stop or a shutdown that
     // comes is too late, and waits for its row to be finished — from the moment the driver returns,
@@ -537,7 +548,8 @@ export const backtest = (options: Options) =>
     // leases held by a live run, or the database refusing more) is refused with nothing written.
     // Leased after, it was answered as started, then ended `failed` some ten seconds later.
     const id = Runs.newRunId()
-    yield* Runs.lease(id)
+    const leaseLost = yield* Deferred.make<void>()
+    yield* Runs.lease(id, () => Deferred.unsafeDone(leaseLost, Exit.void))
     const created = yield* Runs.create({
       id,
       owner,
@@ -559,6 +571,7 @@ export const backtest = (options: Options) =>
         ...options,
         run: created.id,
         leased: true,
+        leaseLost,
         strategyRef: { id: saved.strategyId, version: saved.version },
         seed,
         events,

@@ -226,6 +226,46 @@ describe.skipIf(postgres === undefined)("takeover between servers on one Postgre
         yield* b.manager.stop(alice, run.id)
       }), { timeout: 60_000 })
 
+    it.scoped("a server whose lease another process took while it could not take it again stops its copy, writing nothing more", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const sql = yield* SqlClient.SqlClient
+        const a = yield* serverOn(bus)
+        yield* Effect.addFinalizer(() => a.shutdown)
+        const run = yield* paperRun(a.manager, "lease lost", 6_000, 20)
+        const follower = yield* bus.subscribe(run.id)
+        let seen = 0
+        for (let i = 0; i < 100 && seen < 5; i++) seen += (yield* follower.takeAllWithin(100)).filter((d) => d._tag === "Event").length
+        expect(seen).toBeGreaterThanOrEqual(5)
+        const key = `swarm-run:${run.id}`
+        const [holder] = yield* sql<{ pid: number }>`select l.pid from pg_locks l
+          where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+            and l.classid::bigint = (hashtextextended(${key}, 0) >> 32) & 4294967295 and l.objid::bigint = hashtextextended(${key}, 0) & 4294967295`
+        expect(holder).toBeDefined()
+        // Another process waits for the lease; the holder's connection is ended (an idle killer, a
+        // network cut): the waiter has the lease before the server can take it again.
+        const other = yield* sql.reserve
+        const taken = yield* Effect.fork(other.execute("select pg_advisory_lock(hashtextextended($1, 0))", [key], undefined))
+        for (let i = 0; i < 200; i++) {
+          if ((yield* sql`select 1 from pg_locks where locktype = 'advisory' and not granted`).length > 0) break
+          yield* Effect.sleep("10 millis")
+        }
+        yield* sql`select pg_terminate_backend(${holder!.pid})`
+        yield* Fiber.join(taken)
+        // Before, the server went on running it beside the other, both writing its events.
+        for (let i = 0; i < 100 && a.manager.live() > 0; i++) yield* Effect.sleep("50 millis")
+        expect(a.manager.live()).toBe(0)
+        const count = () => Effect.map(sql<{ n: number }>`select count(*)::int as n from run_events where run_id = ${run.id}`, (rows) => rows[0]!.n)
+        const stoppedAt = yield* count()
+        yield* Effect.sleep("500 millis")
+        // Nothing more written, and its row left as the other process's: not marked ended here.
+        expect(yield* count()).toBe(stoppedAt)
+        expect((yield* Runs.get(run.id)).status).toBe("running")
+        // The other process ends it (it is no unfinished run for the tests after this one).
+        yield* Runs.markEnded(run.id, "stopped", "stopped by the test")
+        yield* other.execute("select pg_advisory_unlock(hashtextextended($1, 0))", [key], undefined)
+      }), { timeout: 60_000 })
+
     it.scoped("at start-up, a run another live server holds is left to it, with no resume launched", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
