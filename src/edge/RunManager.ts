@@ -33,7 +33,7 @@ import {
   InvalidRequest,
   type PendingApproval,
   type RunData,
-  type RunNotFound,
+  RunNotFound,
   type StartRun,
   StrategyNotFound,
   Unavailable
@@ -43,6 +43,7 @@ import { LatestCache } from "../bus/LatestCache.js"
 import * as DataSource from "../market/DataSource.js"
 import * as Synthetic from "../market/Synthetic.js"
 import type { Strategy } from "../../schemas/Strategy.js"
+import * as ControlRequests from "../store/ControlRequests.js"
 import { PgPool } from "../store/Pool.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
@@ -51,7 +52,7 @@ import { StoreError } from "../store/StoreError.js"
 import * as Users from "../store/Users.js"
 import * as WebhookStore from "../store/Webhooks.js"
 import type * as Backtest from "../swarm/Backtest.js"
-import { approvalTimeoutMillis } from "../../schemas/Risk.js"
+import { approvalTimeoutMillis, DEFAULT_APPROVAL_TIMEOUT_SECONDS } from "../../schemas/Risk.js"
 import { unavailable } from "./Unavailable.js"
 
 /** The sample data shipped with Swarm (data/), for runs started on `{ _tag: "sample" }`. */
@@ -111,6 +112,26 @@ const alreadyResolved = (run: string, round: string, how?: Runs.ResolvedApproval
 
 /** How long a server waits before trying again to take over a run whose takeover failed here (its data gone, say). */
 const TAKEOVER_RETRY_MILLIS = 5 * 60_000
+
+/**
+ * Control through any process (several servers on one Postgres): how long a process waits for the
+ * process executing a run to take a relayed request (`ControlRequests`) before it answers that no
+ * live process holds the run; how much longer for the answer once it was taken (a stop waits for
+ * the run to record its end); how often the requester looks for the answer; how often a process
+ * with live runs looks for requests for them; how long requests are kept.
+ */
+const RELAY_TAKE_WAIT_MILLIS = 3_000
+const RELAY_ANSWER_WAIT_MILLIS = 30_000
+const RELAY_POLL_MILLIS = 100
+const RELAY_SERVE_EVERY_MILLIS = 250
+const RELAY_KEPT_SECONDS = 3_600
+const RELAY_CLEANUP_EVERY = 240
+
+/** A strategy snapshot's approval timeout, from its `risk.approval` as stored (the default when it says none). */
+const timeoutOf = (approval: unknown): number =>
+  Predicate.hasProperty(approval, "timeoutSeconds") && typeof approval.timeoutSeconds === "number"
+    ? Math.round(approval.timeoutSeconds * 1000)
+    : DEFAULT_APPROVAL_TIMEOUT_SECONDS * 1000
 
 /** Paper runs checkpoint at every pause of the driver (16 slices): a restart re-executes little. */
 const PAPER_CHECKPOINT_EVERY = 16
@@ -320,6 +341,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const latest = Option.getOrUndefined(yield* Effect.serviceOption(LatestCache))
     const context = yield* Effect.context<SqlClient.SqlClient | PgPool>()
     const live = new Map<RunId, Live>()
+    // Other processes may execute runs on this database (a Postgres server): control and approvals
+    // of their runs are relayed to them (`ControlRequests`). The embedded one serves one process.
+    const relays = (yield* PgPool).shared
     const waiting = new Map<string, Waiting>()
     /**
      * How the intents answered here lately were resolved, the oldest dropped past `DECIDED_KEPT`:
@@ -344,6 +368,17 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
 
     const ownerOf = (principal: Principal) => (principal.role === "admin" ? undefined : principal.userId)
     const keyOf = (run: string, round: string) => `${run}\u0000${round}`
+
+    /** A held intent's bookkeeping in the store: a database that cannot take it is logged, not the run's failure. */
+    const bookkeeping = <A, E>(write: Effect.Effect<A, E, SqlClient.SqlClient>, run: RunId, round: string) =>
+      write.pipe(
+        Effect.timeoutFail({ duration: Duration.seconds(2), onTimeout: () => "timed out after 2 s" }),
+        Effect.catchAllCause((cause) =>
+          Effect.logWarning("could not save a held approval's times: other servers list it with times of their own", cause).pipe(
+            Effect.annotateLogs({ run, round })
+          )),
+        Effect.provide(context)
+      )
 
     /** Say how long a held intent has waited (`Runs.saveApprovalWaited`); a database that cannot say it is logged, not the run's failure. */
     const saveWaited = (run: RunId, round: string, waited: number) =>
@@ -375,6 +410,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         let waited = waitedBefore
         let saved = waitedBefore
         let last: number | undefined
+        let wasPaused = false
         const paused = () => live.get(run)?.paused === true
         const save = () => {
           if (waited <= saved) return Effect.void
@@ -391,8 +427,15 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             if (paused()) {
               const item = waiting.get(key)
               if (item !== undefined) item.info = { ...item.info, expiresAt: item.info.expiresAt + elapsed }
+              wasPaused = true
               yield* save()
             } else {
+              if (wasPaused) {
+                // Resumed: the expiry other processes list moved on by the time paused.
+                wasPaused = false
+                const item = waiting.get(key)
+                if (item !== undefined) yield* bookkeeping(Runs.saveApprovalExpiry(run, round, item.info.expiresAt), run, round)
+              }
               waited += elapsed
               if (waited - saved >= WAITED_SAVED_EVERY_MILLIS && waited < timeoutMillis) yield* save()
             }
@@ -442,13 +485,17 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             expiresAt: now + Math.max(0, timeoutMillis - waitedBefore)
           }
         })
+        // Said in the store, for other processes' lists (`heldElsewhere`): within the wait, so that
+        // an interruption (a stop) while it is written still takes the intent out of `waiting`.
+        const held = waiting.get(key)!.info
+        const hold = bookkeeping(Runs.holdApproval(run, request.round, { waitedMillis: waitedBefore, requestedAt: held.requestedAt, expiresAt: held.expiresAt }), run, request.round)
         const expired: Backtest.ApprovalAnswer = {
           approved: false,
           expired: true,
           by: "expiry",
           reason: `nobody decided within ${timeoutMillis / 1000} s (risk.approval.timeoutSeconds)`
         }
-        return yield* Effect.raceFirst(Deferred.await(answer), Effect.as(countdown(run, request.round, key, timeoutMillis, waitedBefore, answer), expired)).pipe(
+        return yield* Effect.raceFirst(Effect.zipRight(hold, Deferred.await(answer)), Effect.as(countdown(run, request.round, key, timeoutMillis, waitedBefore, answer), expired)).pipe(
           Effect.tap((a) =>
             Effect.sync(() => {
               decided.delete(key)
@@ -826,15 +873,80 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         }))
       })).pipe(Effect.provide(context))
 
-    const liveOf = (principal: Principal, ref: string) =>
+    /**
+     * The caller's run as this process holds it; one running or paused in another process (a
+     * shared database only) is `elsewhere`.
+     */
+    const liveOf = (principal: Principal, ref: string, relay: boolean) =>
       unavailable(Effect.gen(function*() {
         const record = yield* Runs.get(ref, ownerOf(principal))
         const entry = live.get(record.id)
         if (entry === undefined) {
+          if (relay && relays && (record.status === "running" || record.status === "paused")) return { record, entry: undefined }
           return yield* new Conflict({ reason: `run ${record.id} is ${record.status}${record.status === "running" ? " in no live process here" : ""}` })
         }
         return { record, entry }
       }))
+
+    /** Why nobody answered a relayed request: no live process holds the run. */
+    const noHolder = (what: string) =>
+      new Conflict({
+        reason: `${what} is held by no live process: no server took the request within ${RELAY_TAKE_WAIT_MILLIS / 1000} s ` +
+          `(its process may have stopped: a server running with takeover on takes the run over within about twice SWARM_TAKEOVER_SECONDS, else the next start resumes it; try again then)`
+      })
+
+    /**
+     * Carry out a request through the process that executes its run: written to the database, taken
+     * there (`serveRequests`), answered with what it answered there. Nobody took it within
+     * `RELAY_TAKE_WAIT`: a `Conflict` saying no live process holds the run, and nobody will carry it
+     * out after (abandoned, as it is when the caller goes away while nobody has taken it).
+     */
+    const relayed = (request: ControlRequests.NewRequest, what: string) =>
+      unavailable(Effect.gen(function*() {
+        const id = yield* ControlRequests.ask(request)
+        const abandon = Effect.ignore(ControlRequests.abandon(id))
+        return yield* Effect.gen(function*() {
+          const start = yield* Clock.currentTimeMillis
+          while (true) {
+            yield* Effect.sleep(Duration.millis(RELAY_POLL_MILLIS))
+            const now = yield* ControlRequests.answerOf(id)
+            if (now.answer !== undefined) return now.answer
+            const waited = (yield* Clock.currentTimeMillis) - start
+            if (!now.taken && waited >= RELAY_TAKE_WAIT_MILLIS) {
+              if (yield* ControlRequests.abandon(id)) return yield* noHolder(what)
+            } else if (waited >= RELAY_TAKE_WAIT_MILLIS + RELAY_ANSWER_WAIT_MILLIS) {
+              return yield* new Unavailable({
+                reason: `the process executing run ${request.run} took the request (${request.action}) and has not answered within ` +
+                  `${(RELAY_TAKE_WAIT_MILLIS + RELAY_ANSWER_WAIT_MILLIS) / 1000} s: look at the run before trying again`
+              })
+            }
+          }
+        }).pipe(Effect.onInterrupt(() => abandon))
+      })).pipe(Effect.provide(context))
+
+    /** The typed error a relayed request was answered with, as the process executing the run gave it. */
+    const relayedFailure = (answer: ControlRequests.Answer, ref: string, round?: string) => {
+      switch (answer.answer) {
+        case "Conflict":
+          return new Conflict({ reason: answer.reason ?? "" })
+        case "RunNotFound":
+          return new RunNotFound({ run: ref })
+        case "ApprovalNotFound":
+          return new ApprovalNotFound({ run: ref, round: round ?? "" })
+        default:
+          return new Unavailable({ reason: answer.reason ?? `the process executing the run answered ${answer.answer}` })
+      }
+    }
+
+    /** What a relayed request answers, from how it was carried out here. */
+    const answerOfExit = (exit: Exit.Exit<unknown, unknown>): ControlRequests.Answer => {
+      if (Exit.isSuccess(exit)) return { answer: "done", reason: null }
+      const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
+      if (Predicate.hasProperty(failure, "_tag") && typeof failure._tag === "string") {
+        return { answer: failure._tag, reason: Predicate.hasProperty(failure, "reason") && typeof failure.reason === "string" ? failure.reason : null }
+      }
+      return { answer: "Unavailable", reason: "the process executing the run could not carry out the request (its log says why)" }
+    }
 
     /**
      * `change` of a live run's state, one at a time per run: a pause, a resume and a stop sent at
@@ -842,23 +954,31 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * closed it left a run marked paused that kept trading). A run that ended while waiting is a
      * `Conflict`, as if it had ended before.
      */
-    const changing = <A, E>(
+    const changing = (
       principal: Principal,
       ref: string,
-      change: (entry: Live, record: Runs.RunRecord) => Effect.Effect<A, E, SqlClient.SqlClient>
-    ): Effect.Effect<A, E | Conflict | RunNotFound | Unavailable> =>
-      Effect.flatMap(liveOf(principal, ref), ({ entry, record }) =>
-        entry.lock.withPermits(1)(Effect.suspend((): Effect.Effect<A, E | Conflict | RunNotFound | Unavailable, SqlClient.SqlClient> =>
+      action: "stop" | "pause" | "resume",
+      relay: boolean,
+      change: (entry: Live, record: Runs.RunRecord) => Effect.Effect<Runs.RunRecord, Conflict | RunNotFound | Unavailable, SqlClient.SqlClient>
+    ): Effect.Effect<Runs.RunRecord, Conflict | RunNotFound | Unavailable> =>
+      Effect.flatMap(liveOf(principal, ref, relay), ({ entry, record }) =>
+        entry === undefined
+          // Live in another process: carried out there, as this principal.
+          ? Effect.flatMap(relayed({ run: record.id, action, principal }, `run ${record.id}`), (answer) =>
+            answer.answer === "done"
+              ? unavailable(Runs.get(record.id))
+              : Effect.fail(relayedFailure(answer, ref) as Conflict | RunNotFound | Unavailable)).pipe(Effect.provide(context))
+          : entry.lock.withPermits(1)(Effect.suspend((): Effect.Effect<Runs.RunRecord, Conflict | RunNotFound | Unavailable, SqlClient.SqlClient> =>
           live.get(record.id) === entry
             // Whole, whatever the caller does: a pause whose caller went away between closing the
             // gate and writing the row left a held run the row said was running, and that answered
             // a pause "paused already" and a resume "not paused".
             ? Effect.uninterruptible(change(entry, record))
             : Effect.flatMap(unavailable(Runs.get(record.id)), (now) => Effect.fail(new Conflict({ reason: `run ${record.id} is ${now.status}` })))
-        ))).pipe(Effect.provide(context))
+          ))).pipe(Effect.provide(context))
 
-    const stop: RunManagerService["stop"] = (principal, ref) =>
-      changing(principal, ref, (entry, record) =>
+    const stopWith = (principal: Principal, ref: string, relay: boolean) =>
+      changing(principal, ref, "stop", relay, (entry, record) =>
         Effect.gen(function*() {
           // From the stop on, no alert is taken: while the run records its end, one answered 202
           // would be lost.
@@ -868,8 +988,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           return yield* unavailable(Runs.get(record.id))
         }))
 
-    const pause: RunManagerService["pause"] = (principal, ref) =>
-      changing(principal, ref, (entry, record) =>
+    const pauseWith = (principal: Principal, ref: string, relay: boolean) =>
+      changing(principal, ref, "pause", relay, (entry, record) =>
         Effect.gen(function*() {
           if (entry.paused) return yield* new Conflict({ reason: `run ${record.id} is paused already` })
           entry.paused = true
@@ -878,8 +998,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           return yield* unavailable(Runs.get(record.id))
         }))
 
-    const resume: RunManagerService["resume"] = (principal, ref) =>
-      changing(principal, ref, (entry, record) =>
+    const resumeWith = (principal: Principal, ref: string, relay: boolean) =>
+      changing(principal, ref, "resume", relay, (entry, record) =>
         Effect.gen(function*() {
           if (!entry.paused) return yield* new Conflict({ reason: `run ${record.id} is not paused` })
           entry.paused = false
@@ -888,7 +1008,43 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           return yield* unavailable(Runs.get(record.id))
         }))
 
+    const stop: RunManagerService["stop"] = (principal, ref) => stopWith(principal, ref, true)
+    const pause: RunManagerService["pause"] = (principal, ref) => pauseWith(principal, ref, true)
+    const resume: RunManagerService["resume"] = (principal, ref) => resumeWith(principal, ref, true)
+
     const visible = (principal: Principal, item: Waiting) => principal.role === "admin" || item.owner === principal.userId
+
+    /**
+     * The approvals pending in the principal's runs (an admin's: every run's) live in no run here,
+     * as `pending` lists its own: their wall-clock times are their holder's (`Runs.holdApproval`);
+     * a paused run's intent expires its timeout's remainder from now, as its holder moves it on.
+     */
+    const approvalsHeldElsewhere = (principal: Principal, run: RunId | undefined) =>
+      Effect.gen(function*() {
+        const rows = yield* unavailable(Runs.pendingApprovals({ ...(run === undefined ? {} : { run }), owner: ownerOf(principal), except: [...live.keys()] }))
+        const now = yield* Clock.currentTimeMillis
+        return rows.map((row): Pick<Waiting, "order" | "owner" | "info"> => {
+          const timeout = timeoutOf(row.approval)
+          const waited = row.waitedMillis ?? 0
+          const left = now + Math.max(0, timeout - waited)
+          return {
+            order: 0,
+            owner: row.owner,
+            info: {
+              run: row.run,
+              ref: row.ref,
+              round: row.round,
+              symbol: row.symbol,
+              side: row.intent.side ?? "",
+              quantity: row.quantity,
+              referencePrice: row.intent.referencePrice ?? 0,
+              reasons: row.reasons,
+              requestedAt: row.requestedAt ?? now - waited,
+              expiresAt: row.status === "paused" ? left : row.expiresAt ?? left
+            }
+          }
+        })
+      })
 
     const pending: RunManagerService["pending"] = (principal, ref) =>
       Effect.gen(function*() {
@@ -896,9 +1052,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         // so, not answered "nothing pending" (an operator would wait on it). So is a name that
         // names several runs.
         const only = ref === undefined ? undefined : (yield* unavailable(Runs.get(ref, ownerOf(principal)))).id as string
-        const items = [...waiting.values()]
-          .filter((item) => visible(principal, item) && (only === undefined || item.info.run === only))
-          .sort((a, b) => a.info.requestedAt - b.info.requestedAt || a.order - b.order)
+        const here = [...waiting.values()].filter((item) => visible(principal, item) && (only === undefined || item.info.run === only))
+        // Held in other processes (a shared database): as the approvals table and their holders say them.
+        const elsewhere = relays && (only === undefined || !live.has(only as RunId)) ? yield* approvalsHeldElsewhere(principal, only as RunId | undefined) : []
+        const items = [...here, ...elsewhere].sort((a, b) => a.info.requestedAt - b.info.requestedAt || a.order - b.order)
         // Whose run each is (an admin's list has everyone's): the principal's own name, else the owner's.
         const names = new Map<string, string>([[principal.userId, principal.name]])
         for (const item of items) {
@@ -912,7 +1069,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         })
       }).pipe(Effect.provide(context))
 
-    const decide = (principal: Principal, ref: string, round: string, answer: Backtest.ApprovalAnswer) =>
+    const decide = (principal: Principal, ref: string, round: string, answer: Backtest.ApprovalAnswer, relay: boolean) =>
       Effect.gen(function*() {
         const notFound = new ApprovalNotFound({ run: ref, round })
         const record = yield* unavailable(Runs.get(ref, ownerOf(principal))).pipe(Effect.catchTag("RunNotFound", (error) => Effect.fail(error.ambiguous === undefined ? notFound : error)))
@@ -929,6 +1086,18 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         // Recorded as waiting, and nothing waits here: its run is ending (a stop's cancellation not
         // yet written) or runs in another process. It exists, and it is the caller's: not "not found".
         if (yield* unavailable(Runs.approvalPending(record.id, round))) {
+          if (relay && relays && !live.has(record.id) && (record.status === "running" || record.status === "paused")) {
+            // Held in another process, which answers it as this principal.
+            const relayedAnswer = yield* relayed({
+              run: record.id,
+              action: answer.approved ? "approve" : "reject",
+              round,
+              reason: answer.reason,
+              principal
+            }, `round ${round} of run ${record.id}`)
+            if (relayedAnswer.answer === "done") return
+            return yield* Effect.fail(relayedFailure(relayedAnswer, ref, round) as ApprovalNotFound | RunNotFound | Conflict | Unavailable)
+          }
           return yield* new Conflict({
             reason: live.has(record.id)
               ? `round ${round} of run ${record.id} is not waiting for an answer here at the moment: its run is ending, or re-executing its recording after a restart (try again in a moment)`
@@ -939,10 +1108,51 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       }).pipe(Effect.provide(context))
 
     const approve: RunManagerService["approve"] = (principal, ref, round) =>
-      decide(principal, ref, round, { approved: true, by: principal.name, reason: "approved by an operator" })
+      decide(principal, ref, round, { approved: true, by: principal.name, reason: "approved by an operator" }, true)
 
     const reject: RunManagerService["reject"] = (principal, ref, round, reason) =>
-      decide(principal, ref, round, { approved: false, by: principal.name, reason })
+      decide(principal, ref, round, { approved: false, by: principal.name, reason }, true)
+
+    /** Carry out here a request relayed by another process for a run live here, as its principal. */
+    const carryOut = (request: ControlRequests.Request): Effect.Effect<unknown, unknown> => {
+      const { principal, run } = request
+      switch (request.action) {
+        case "stop":
+          return stopWith(principal, run, false)
+        case "pause":
+          return pauseWith(principal, run, false)
+        case "resume":
+          return resumeWith(principal, run, false)
+        case "approve":
+          return decide(principal, run, request.round ?? "", { approved: true, by: principal.name, reason: "approved by an operator" }, false)
+        case "reject":
+          return decide(principal, run, request.round ?? "", { approved: false, by: principal.name, reason: request.reason ?? "rejected by an operator" }, false)
+      }
+    }
+
+    /**
+     * Every `RELAY_SERVE_EVERY`, while runs are live here: the requests other processes relayed for
+     * them (one indexed query), each taken, carried out and answered (in a fiber of its own: a stop
+     * waits for its run to record its end). A request whose run is no longer live here is left to
+     * its new holder, or to its requester's wait. Requests older than `RELAY_KEPT` are deleted.
+     */
+    const serveRequests = Effect.gen(function*() {
+      let rounds = 0
+      while (true) {
+        yield* Effect.sleep(Duration.millis(RELAY_SERVE_EVERY_MILLIS))
+        yield* Effect.gen(function*() {
+          if (++rounds % RELAY_CLEANUP_EVERY === 0) yield* ControlRequests.cleanUp(RELAY_KEPT_SECONDS)
+          if (live.size === 0) return
+          for (const request of yield* ControlRequests.openFor([...live.keys()])) {
+            if (!live.has(request.run) || !(yield* ControlRequests.take(request.id))) continue
+            yield* Effect.fork(Effect.flatMap(Effect.exit(carryOut(request)), (exit) =>
+              Effect.catchAllCause(ControlRequests.answer(request.id, answerOfExit(exit)), (cause) =>
+                Effect.logWarning("could not answer a relayed control request", cause).pipe(Effect.annotateLogs({ run: request.run, action: request.action })))))
+          }
+        }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("could not read the control requests relayed by other processes", cause)))
+      }
+    }).pipe(Effect.provide(context))
+    if (relays) yield* Effect.forkScoped(serveRequests)
 
     const paperRuns = (strategy: StrategyId) =>
       [...live.values()].filter((entry) => entry.inbox?.strategy === strategy && !entry.inbox.closed)

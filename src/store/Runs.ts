@@ -211,6 +211,7 @@ const RUN_TABLES = [
   "verdicts",
   "approvals",
   "approval_waits",
+  "control_requests",
   "reasoning",
   "orders",
   "fills",
@@ -628,6 +629,108 @@ export const saveApprovalWaited = Effect.fn("Runs.saveApprovalWaited")(function*
   yield* sql`insert into approval_waits (run_id, round_id, waited_ms) values (${run}, ${round}, ${waited})
     on conflict (run_id, round_id) do update set waited_ms = greatest(approval_waits.waited_ms, excluded.waited_ms)`
 }, storeError("save how long an approval waited"))
+
+/**
+ * Say that a held intent of a run waits in this process, with its wall-clock times as this process
+ * sees them (`pendingElsewhere` lists it so on other processes): when it was asked, and when it
+ * expires. What it waited never goes back.
+ */
+export const holdApproval = Effect.fn("Runs.holdApproval")(function*(run: RunId, round: string, hold: {
+  readonly waitedMillis: number
+  readonly requestedAt: number
+  readonly expiresAt: number
+}) {
+  const sql = yield* SqlClient.SqlClient
+  const waited = Math.max(0, Math.round(hold.waitedMillis))
+  yield* sql`insert into approval_waits (run_id, round_id, waited_ms, requested_at_ms, expires_at_ms)
+    values (${run}, ${round}, ${waited}, ${Math.round(hold.requestedAt)}, ${Math.round(hold.expiresAt)})
+    on conflict (run_id, round_id) do update set waited_ms = greatest(approval_waits.waited_ms, excluded.waited_ms),
+      requested_at_ms = excluded.requested_at_ms, expires_at_ms = excluded.expires_at_ms`
+}, storeError("save a held approval"))
+
+/** A held intent's expiry moved on (its run was paused meanwhile), in wall-clock milliseconds. */
+export const saveApprovalExpiry = Effect.fn("Runs.saveApprovalExpiry")(function*(run: RunId, round: string, expiresAt: number) {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`update approval_waits set expires_at_ms = ${Math.round(expiresAt)} where run_id = ${run} and round_id = ${round}`
+}, storeError("save a held approval's expiry"))
+
+/** An approval pending in a live run, as the approvals table and its holder's bookkeeping say it. */
+export interface StoredPendingApproval {
+  readonly run: RunId
+  readonly ref: string
+  readonly round: string
+  readonly symbol: string
+  readonly intent: { readonly side?: string; readonly referencePrice?: number }
+  readonly quantity: number
+  readonly reasons: ReadonlyArray<string>
+  readonly owner: string
+  readonly ownerName: string | null
+  readonly status: "running" | "paused"
+  /** The strategy's `risk.approval` (its timeout), as the run's snapshot holds it. */
+  readonly approval: unknown
+  /** Its holder's bookkeeping (`holdApproval`), if any. */
+  readonly waitedMillis: number | null
+  readonly requestedAt: number | null
+  readonly expiresAt: number | null
+}
+
+/**
+ * The approvals pending in runs that are running or paused, but for the runs of `except` (those
+ * live in the caller's process, which lists them itself); of `owner`'s runs only when given, of
+ * one run when `run` is. Oldest first within a run.
+ */
+export const pendingApprovals = Effect.fn("Runs.pendingApprovals")(function*(filter: {
+  readonly owner?: string
+  readonly run?: RunId
+  readonly except: ReadonlyArray<RunId>
+}) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{
+    runId: RunId
+    strategyName: string
+    number: number
+    roundId: string
+    symbol: string
+    intent: StoredPendingApproval["intent"]
+    quantity: number
+    reasons: ReadonlyArray<string>
+    ownerId: string
+    ownerName: string | null
+    status: "running" | "paused"
+    approval: unknown
+    waitedMs: number | null
+    requestedAtMs: number | null
+    expiresAtMs: number | null
+  }>`select a.run_id, s.name as strategy_name, r.number, a.round_id, a.symbol, a.intent, a.quantity, a.reasons,
+      r.owner_id, u.name as owner_name, r.status, r.strategy -> 'risk' -> 'approval' as approval,
+      w.waited_ms::float8 as waited_ms, w.requested_at_ms::float8 as requested_at_ms, w.expires_at_ms::float8 as expires_at_ms
+    from approvals a
+      join runs r on r.id = a.run_id
+      join strategies s on s.id = r.strategy_id
+      left join users u on u.id = r.owner_id
+      left join approval_waits w on w.run_id = a.run_id and w.round_id = a.round_id
+    where a.status = 'pending' and r.status in ('running', 'paused')
+      ${filter.owner === undefined ? sql`` : sql`and r.owner_id = ${filter.owner}`}
+      ${filter.run === undefined ? sql`` : sql`and a.run_id = ${filter.run}`}
+      ${filter.except.length === 0 ? sql`` : sql`and a.run_id not in ${sql.in(filter.except)}`}
+    order by a.run_id, a.requested_seq`
+  return rows.map((row): StoredPendingApproval => ({
+    run: row.runId,
+    ref: `${row.strategyName}#${row.number}`,
+    round: row.roundId,
+    symbol: row.symbol,
+    intent: row.intent,
+    quantity: row.quantity,
+    reasons: row.reasons,
+    owner: row.ownerId,
+    ownerName: row.ownerName,
+    status: row.status,
+    approval: row.approval,
+    waitedMillis: row.waitedMs,
+    requestedAt: row.requestedAtMs,
+    expiresAt: row.expiresAtMs
+  }))
+}, storeError("read pending approvals"))
 
 /** The trades of a run, in closing order (their events' JSON). */
 export const tradeEvents = Effect.fn("Runs.tradeEvents")(function*(run: RunId) {

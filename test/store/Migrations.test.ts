@@ -25,6 +25,7 @@ const TABLES = [
   "chat_messages",
   "chat_sessions",
   "checkpoints",
+  "control_requests",
   "decisions",
   "equity_snapshots",
   "fills",

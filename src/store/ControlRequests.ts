@@ -1,0 +1,113 @@
+/**
+ * Control requests relayed between server processes sharing a database (migrations/0009): a process
+ * asked to stop, pause or resume a run, or to answer one of its approvals, that executes elsewhere
+ * writes the request here and waits for its answer; the process executing the run takes it, carries
+ * it out as the requesting principal, and writes the answer. Answered once: a request is either
+ * taken by its holder or abandoned by its requester, never both (conditional updates).
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import { Principal } from "../../schemas/Auth.js"
+import type { RunId } from "../../schemas/Ids.js"
+import { storeError } from "./StoreError.js"
+
+export type Action = "stop" | "pause" | "resume" | "approve" | "reject"
+
+export interface NewRequest {
+  readonly run: RunId
+  readonly action: Action
+  /** Approvals: the round answered, and a rejection's reason. */
+  readonly round?: string
+  readonly reason?: string
+  readonly principal: Principal
+}
+
+export interface Request extends NewRequest {
+  readonly id: string
+}
+
+/** `done`, or the tag of the typed error the holder answered with (`Conflict`, `ApprovalNotFound`…) and its reason. */
+export interface Answer {
+  readonly answer: string
+  readonly reason: string | null
+}
+
+/** The requester's answer to a request nobody took in time: the caller was told so, and nobody may carry it out after. */
+export const ABANDONED = "abandoned"
+
+/** Write a request; its id. */
+export const ask = Effect.fn("ControlRequests.ask")(function*(request: NewRequest) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ id: string }>`insert into control_requests
+    (run_id, action, round_id, reason, principal_id, principal_name, principal_role)
+    values (${request.run}, ${request.action}, ${request.round ?? null}, ${request.reason ?? null},
+      ${request.principal.userId}, ${request.principal.name}, ${request.principal.role})
+    returning id::text as id`
+  return rows[0]!.id
+}, storeError("relay a control request"))
+
+/** A request's answer, once written; whether its holder took it. */
+export const answerOf = Effect.fn("ControlRequests.answerOf")(function*(id: string) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ answer: string | null; answerReason: string | null; taken: boolean }>`
+    select answer, answer_reason, taken_at is not null as taken from control_requests where id = ${id}`
+  const row = rows[0]
+  return {
+    taken: row?.taken ?? false,
+    answer: row === undefined || row.answer === null ? undefined : { answer: row.answer, reason: row.answerReason } satisfies Answer
+  }
+}, storeError("read a control request's answer"))
+
+/** Give up a request nobody took: true when it was given up (no holder will carry it out), false when its holder has it. */
+export const abandon = Effect.fn("ControlRequests.abandon")(function*(id: string) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ id: string }>`update control_requests set answer = ${ABANDONED}, answered_at = now()
+    where id = ${id} and taken_at is null and answered_at is null returning id::text as id`
+  return rows.length > 0
+}, storeError("abandon a control request"))
+
+/** The requests for `runs` nobody took or gave up yet, oldest first (one indexed query). */
+export const openFor = Effect.fn("ControlRequests.openFor")(function*(runs: ReadonlyArray<RunId>) {
+  if (runs.length === 0) return [] as ReadonlyArray<Request>
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{
+    id: string
+    runId: RunId
+    action: Action
+    roundId: string | null
+    reason: string | null
+    principalId: string
+    principalName: string
+    principalRole: "admin" | "user"
+  }>`select id::text as id, run_id, action, round_id, reason, principal_id, principal_name, principal_role
+    from control_requests where answered_at is null and taken_at is null and run_id in ${sql.in(runs)} order by id`
+  return rows.map((row): Request => ({
+    id: row.id,
+    run: row.runId,
+    action: row.action,
+    ...(row.roundId === null ? {} : { round: row.roundId }),
+    ...(row.reason === null ? {} : { reason: row.reason }),
+    principal: new Principal({ userId: row.principalId, name: row.principalName, role: row.principalRole })
+  }))
+}, storeError("read control requests"))
+
+/** Take a request to carry it out: false when its requester gave it up (or another process took it). */
+export const take = Effect.fn("ControlRequests.take")(function*(id: string) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ id: string }>`update control_requests set taken_at = now()
+    where id = ${id} and taken_at is null and answered_at is null returning id::text as id`
+  return rows.length > 0
+}, storeError("take a control request"))
+
+/** Write a taken request's answer (once). */
+export const answer = Effect.fn("ControlRequests.answer")(function*(id: string, answer: Answer) {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`update control_requests set answer = ${answer.answer}, answer_reason = ${answer.reason}, answered_at = now()
+    where id = ${id} and answered_at is null`
+}, storeError("answer a control request"))
+
+/** Delete the requests older than `seconds`: answered long ago, or left by a requester that went away. */
+export const cleanUp = Effect.fn("ControlRequests.cleanUp")(function*(seconds: number) {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`delete from control_requests where created_at < now() - make_interval(secs => ${seconds})`
+}, storeError("clean up control requests"))

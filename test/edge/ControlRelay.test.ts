@@ -1,0 +1,211 @@
+/**
+ * Control through any server process: two run managers on one Postgres database (two `swarm serve`
+ * processes behind a load balancer), a run live in the first, controlled and its approvals listed
+ * and answered through the second — relayed through the database (`ControlRequests`) to the process
+ * executing the run, which answers as it would have answered the caller itself. Someone else's run
+ * is `RunNotFound` as it is on one process; a run no live process holds is a `Conflict` saying so
+ * within the relay's wait. Needs `DATABASE_URL` (the embedded database serves one process and
+ * relays nothing); skipped, saying so, without it.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
+import { Strategy } from "../../schemas/Strategy.js"
+import { EventBus, type EventBusService } from "../../src/bus/EventBus.js"
+import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import * as RunManager from "../../src/edge/RunManager.js"
+import * as ControlRequests from "../../src/store/ControlRequests.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as Strategies from "../../src/store/Strategies.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { serverUrl } from "../store/fresh.js"
+import { smaStrategy, symbolsOf } from "../store/fixtures/workload.js"
+import { createUsers, principals } from "./fixtures.js"
+
+const alice = principals["sk_alice"]
+const bob = principals["sk_bob"]
+const root = principals["sk_root"]
+
+if (serverUrl === undefined) console.warn("ControlRelay skipped: DATABASE_URL is not set (two processes need a Postgres server)")
+
+/** A run manager (one server process's) in a scope of its own: closing it is the process shutting down. */
+const managerOn = (bus: EventBusService) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(RunManager.layer.pipe(Layer.provide(Layer.succeed(EventBus, bus))), scope)
+    // Shut down with the test, whatever it did: a failed test leaves no run live for the next one.
+    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+    return { manager: Context.get(context, RunManager.RunManager), shutdown: Scope.close(scope, Exit.void) }
+  })
+
+/** A slow paper run: it waits between slices most of the time. */
+const slowPaperRun = (manager: RunManager.RunManagerService, strategy: string) =>
+  manager.start(alice, { strategy, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
+
+/** Every order that opens a position is above 5% of equity: each needs an operator. */
+const guarded = (name: string, timeoutSeconds: number) =>
+  Schema.decodeUnknownSync(Strategy)({
+    name,
+    symbols: symbolsOf(1),
+    agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
+    sizing: { mode: "percent_of_equity", value: 10 },
+    risk: { approval: { notionalPctAbove: 5, policy: "pause", timeoutSeconds } }
+  })
+
+/** Poll until `get` gives something `done` accepts. */
+const until = <A, E, R>(get: Effect.Effect<A, E, R>, done: (a: A) => boolean, what: string) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 600; i++) {
+      const value = yield* get
+      if (done(value)) return value
+      yield* Effect.sleep("25 millis")
+    }
+    return yield* Effect.dieMessage(`timed out waiting for ${what}`)
+  })
+
+const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
+const postgres = backends.find((backend) => backend.name === "postgres")
+
+describe.skipIf(postgres === undefined)("control through another process", () => {
+  const environment = Layer.mergeAll(InProcessBus.layerTest(), usersLayer).pipe(Layer.provideMerge(postgres?.store ?? backends[0]!.store))
+  layer(environment, { timeout: startTimeout, excludeTestServices: true })("two run managers on one Postgres", (it) => {
+    it.scoped("a run live in one process is paused, resumed and stopped through the other, with the same answers", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        yield* Strategies.create(alice.userId, smaStrategy("relayed control"))
+        const a = yield* managerOn(bus)
+        const b = yield* managerOn(bus)
+        const run = yield* slowPaperRun(a.manager, "relayed control")
+        expect(b.manager.live()).toBe(0)
+
+        const paused = yield* b.manager.pause(alice, run.id)
+        expect(paused.status).toBe("paused")
+        // Held where it runs: a's own answer says so.
+        expect(Exit.isFailure(yield* Effect.exit(a.manager.pause(alice, run.id)))).toBe(true)
+        // The owner's typed error, relayed as it is.
+        const again = yield* Effect.flip(b.manager.pause(alice, `relayed control#${run.number}`))
+        expect(again).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is paused already` })
+
+        // Someone else's run: not found, on this process as on one (never relayed).
+        expect(yield* Effect.flip(b.manager.resume(bob, run.id))).toMatchObject({ _tag: "RunNotFound", run: run.id })
+        // Nor carried out when a request reaches its holder in bob's name: the holder checks as it always does.
+        const forged = yield* ControlRequests.ask({ run: run.id, action: "resume", principal: bob })
+        const answered = yield* until(ControlRequests.answerOf(forged), (now) => now.answer !== undefined, "the forged request's answer")
+        expect(answered.answer).toEqual({ answer: "RunNotFound", reason: null })
+        expect((yield* Runs.get(run.id)).status).toBe("paused")
+
+        expect((yield* b.manager.resume(alice, run.id)).status).toBe("running")
+        expect(yield* Effect.flip(b.manager.resume(alice, run.id))).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is not paused` })
+        // An admin controls anyone's run from anywhere.
+        expect((yield* b.manager.pause(root, run.id)).status).toBe("paused")
+        expect((yield* b.manager.resume(root, run.id)).status).toBe("running")
+
+        const stopped = yield* b.manager.stop(alice, run.id)
+        expect(stopped.status).toBe("stopped")
+        // Stopped by its holder, in the caller's name.
+        expect(stopped.failure).toBe("stopped by alice")
+        expect(a.manager.live()).toBe(0)
+        // Ended: each process says so at once.
+        expect(yield* Effect.flip(b.manager.stop(alice, run.id))).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is stopped` })
+        yield* b.shutdown
+        yield* a.shutdown
+      }), { timeout: 60_000 })
+
+    it.scoped("a run no live process holds: a Conflict saying so within the wait, and the request is not carried out later", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        yield* Strategies.create(alice.userId, smaStrategy("held by nobody"))
+        const a = yield* managerOn(bus)
+        const run = yield* slowPaperRun(a.manager, "held by nobody")
+        // Its process stopped: the run stays `running`, for the next start.
+        yield* a.shutdown
+        const b = yield* managerOn(bus)
+        const started = Date.now()
+        const refused = yield* Effect.flip(b.manager.stop(alice, run.id))
+        expect(refused._tag).toBe("Conflict")
+        expect(refused).toMatchObject({ reason: expect.stringMatching(new RegExp(`run ${run.id} is held by no live process.*the next start resumes it`)) })
+        expect(Date.now() - started).toBeLessThan(10_000)
+        // Given up: a holder that comes later finds nothing to do.
+        expect(yield* ControlRequests.openFor([run.id])).toEqual([])
+        const resumed = yield* managerOn(bus)
+        expect((yield* resumed.manager.resumeUnfinished()).map((r) => r.outcome)).toEqual(["resumed"])
+        yield* Effect.sleep("600 millis")
+        expect((yield* Runs.get(run.id)).status).toBe("running")
+        yield* resumed.manager.stop(alice, run.id)
+        yield* resumed.shutdown
+        yield* b.shutdown
+      }), { timeout: 60_000 })
+
+    it.scoped("an approval held in one process is listed and answered through the other; the run goes on", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        yield* Strategies.create(alice.userId, guarded("guarded elsewhere", 30))
+        const a = yield* managerOn(bus)
+        const b = yield* managerOn(bus)
+        const run = yield* a.manager.start(alice, { strategy: "guarded elsewhere", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
+
+        const [held] = yield* until(a.manager.pending(alice), (p) => p.length > 0, "the first approval")
+        // Listed by the other process with the same fields (its wall-clock times too), to whom may see it.
+        // Once the run's recorder has committed it (a few milliseconds).
+        const listed = yield* until(b.manager.pending(alice), (p) => p.length > 0, "the approval listed elsewhere")
+        expect(listed).toEqual([held])
+        expect(listed[0]!.expiresAt - listed[0]!.requestedAt).toBe(30_000)
+        expect(yield* b.manager.pending(alice, `guarded elsewhere#${run.number}`)).toEqual([held])
+        expect(yield* b.manager.pending(bob)).toEqual([])
+        expect(yield* Effect.flip(b.manager.pending(bob, run.id))).toMatchObject({ _tag: "RunNotFound" })
+        expect((yield* b.manager.pending(root)).map((p) => [p.round, p.owner])).toEqual([[held!.round, "alice"]])
+        // Not bob's: no such approval, as on the holder.
+        expect(yield* Effect.flip(b.manager.approve(bob, run.id, held!.round))).toMatchObject({ _tag: "ApprovalNotFound" })
+
+        yield* b.manager.approve(alice, run.id, held!.round)
+        // The holder took the answer: the run went on past it.
+        yield* until(Runs.resolvedApproval(run.id, held!.round), (how) => how !== undefined, "the approval recorded")
+        expect(yield* Runs.resolvedApproval(run.id, held!.round)).toEqual({ outcome: "approved", by: "alice", reason: "approved by an operator" })
+        const again = yield* Effect.flip(b.manager.approve(alice, run.id, held!.round))
+        expect(again).toMatchObject({ _tag: "Conflict", reason: `round ${held!.round} of run ${run.id} was approved already, by alice` })
+
+        const [second] = yield* until(b.manager.pending(alice), (p) => p.length > 0 && p[0]!.round !== held!.round, "a second approval")
+        yield* b.manager.reject(alice, run.id, second!.round, "too big for a Friday")
+        yield* until(Runs.resolvedApproval(run.id, second!.round), (how) => how !== undefined, "the rejection recorded")
+        expect(yield* Runs.resolvedApproval(run.id, second!.round)).toEqual({ outcome: "rejected", by: "alice", reason: "too big for a Friday" })
+        // An unknown round of the run: not found, answered by the holder or the table.
+        expect(yield* Effect.flip(b.manager.approve(alice, run.id, "no-such-round"))).toMatchObject({ _tag: "ApprovalNotFound" })
+
+        // The rest answered through b as they come, until the run ends.
+        const done = yield* until(
+          Effect.gen(function*() {
+            for (const next of yield* b.manager.pending(alice)) yield* Effect.ignore(b.manager.approve(alice, run.id, next.round))
+            return yield* Runs.get(run.id)
+          }),
+          (r) => r.status !== "running",
+          "the run to end"
+        )
+        expect(done.status).toBe("completed")
+        yield* b.shutdown
+        yield* a.shutdown
+      }), { timeout: 90_000 })
+
+    it.scoped("a paused run's approval is listed elsewhere with its expiry moved on, and answered through the other process", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        yield* Strategies.create(alice.userId, guarded("guarded paused", 30))
+        const a = yield* managerOn(bus)
+        const b = yield* managerOn(bus)
+        const run = yield* a.manager.start(alice, { strategy: "guarded paused", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
+        const [held] = yield* until(a.manager.pending(alice), (p) => p.length > 0, "the first approval")
+        yield* b.manager.pause(alice, run.id)
+        yield* Effect.sleep("1200 millis")
+        const [onA] = yield* a.manager.pending(alice, run.id)
+        const [onB] = yield* b.manager.pending(alice, run.id)
+        // Paused, the intent grows no staler: both lists moved its expiry on, about alike.
+        expect(onA!.expiresAt).toBeGreaterThan(held!.expiresAt + 800)
+        expect(Math.abs(onB!.expiresAt - onA!.expiresAt)).toBeLessThan(600)
+        yield* b.manager.reject(alice, run.id, held!.round, "not while paused")
+        yield* b.manager.resume(alice, run.id)
+        yield* until(Runs.resolvedApproval(run.id, held!.round), (how) => how !== undefined, "the rejection recorded")
+        expect(yield* Runs.resolvedApproval(run.id, held!.round)).toEqual({ outcome: "rejected", by: "alice", reason: "not while paused" })
+        yield* b.manager.stop(alice, run.id)
+        yield* b.shutdown
+        yield* a.shutdown
+      }), { timeout: 60_000 })
+  })
+})
