@@ -1152,7 +1152,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("could not read the control requests relayed by other processes", cause)))
       }
     }).pipe(Effect.provide(context))
-    if (relays) yield* Effect.forkScoped(serveRequests)
+    // Interruptible whatever builds the manager (an `acquireRelease` builds it uninterruptibly): the
+    // shutdown interrupts it.
+    if (relays) yield* Effect.forkScoped(Effect.interruptible(serveRequests))
 
     const paperRuns = (strategy: StrategyId) =>
       [...live.values()].filter((entry) => entry.inbox?.strategy === strategy && !entry.inbox.closed)
