@@ -13,6 +13,7 @@
  */
 import { Redis as IORedis, type RedisOptions } from "ioredis"
 import { Config, ConfigError, Context, Effect, Either, Layer, Metric, Option, Runtime, type Scope } from "effect"
+import * as Credentials from "../internal/credentials.js"
 
 export type RedisState = "connecting" | "ready" | "reconnecting" | "closed"
 
@@ -79,16 +80,8 @@ export const commandFailures = Metric.counter("redis_command_failures", {
 })
 export const reconnects = Metric.counter("redis_reconnects", { description: "times the Redis connection was lost and made again" })
 
-/** The URL fit to print: its password replaced by `***`. */
-export const maskUrl = (url: string): string => {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== "") parsed.password = "***"
-    return parsed.href
-  } catch {
-    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):.*@/i, "$1:***@")
-  }
-}
+/** The URL fit to print: its password replaced by `***` (see internal/credentials.ts). */
+export const maskUrl: (url: string) => string = Credentials.maskUrl
 
 /** Why `raw` is not a Redis URL we can use, or the URL. */
 export const parseUrl = (raw: string): Either.Either<string, string> => {

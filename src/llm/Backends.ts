@@ -4,6 +4,7 @@
  * and a run's metadata repeat it). Read from `OLLAMA_HOST` and `SWARM_LLM`.
  */
 import { Config, ConfigError, Effect, Either, type Layer } from "effect"
+import { shownUrl } from "../internal/credentials.js"
 import type { BackendInfo, LanguageModel } from "./LanguageModel.js"
 import * as Offline from "./Offline.js"
 import * as Ollama from "./Ollama.js"
@@ -30,19 +31,21 @@ const offlineRole = "LLM agents answer with the deterministic offline analyst"
 
 /** Probes Ollama at `host` (unless forced offline) and picks the backend. Never fails: offline is the fallback. */
 export const select = (options: SelectOptions): Effect.Effect<Selected> => {
+  // The password, if the host has one (sent as a Basic header), is never shown.
+  const shown = shownUrl(options.host)
   if (options.forceOffline === true) {
-    return Effect.succeed(offline(`offline: forced by SWARM_LLM=offline, Ollama at ${options.host} not asked; ${offlineRole}`))
+    return Effect.succeed(offline(`offline: forced by SWARM_LLM=offline, Ollama at ${shown} not asked; ${offlineRole}`))
   }
   return Ollama.probe(options.host, options.probeTimeoutMillis).pipe(
     Effect.match({
       onFailure: (error) =>
-        offline(`offline: no Ollama at ${options.host} (${error._tag === "LlmUnavailable" ? error.reason : `${error.status}: ${error.reason}`}); ${offlineRole}`),
+        offline(`offline: no Ollama at ${shown} (${error._tag === "LlmUnavailable" ? error.reason : `${error.status}: ${error.reason}`}); ${offlineRole}`),
       onSuccess: (models): Selected => {
-        const info: BackendInfo = { kind: "ollama", description: `ollama at ${options.host} (${listed(models)})` }
+        const info: BackendInfo = { kind: "ollama", description: `ollama at ${shown} (${listed(models)})` }
         return { layer: Ollama.layer({ host: options.host, description: info.description }), info, models }
       }
     }),
-    Effect.withSpan("Backends.select", { attributes: { host: options.host } })
+    Effect.withSpan("Backends.select", { attributes: { host: shown } })
   )
 }
 
@@ -64,8 +67,10 @@ const listed = (models: ReadonlyArray<string>): string => {
  * Ollama's address as its own client reads it: a bare `host:port` (or `host`, or `:port`) is plain
  * HTTP, on port 11434 when none is given. Returns the normalised URL (no trailing slash) or why not.
  */
-export const parseHost = (raw: string): Either.Either<string, string> => {
-  let text = raw.trim()
+export const parseHost = (given: string): Either.Either<string, string> => {
+  // Errors quote it with its password masked.
+  const raw = shownUrl(given)
+  let text = given.trim()
   if (text === "") return Either.right(defaultHost)
   const explicit = text.includes("://")
   if (text.startsWith(":")) text = `http://127.0.0.1${text}`

@@ -14,17 +14,23 @@ import {
   type ToolCall
 } from "../../schemas/Llm.js"
 import { clip } from "../internal/clip.js"
+import { shownUrl, splitCredentials } from "../internal/credentials.js"
 import { type ChatAnswer, type ChatChunk, type ChatRequest, LanguageModel } from "./LanguageModel.js"
 
 export interface Options {
-  /** The server, as the client accepts it (`http://127.0.0.1:11434`). */
+  /**
+   * The server, as the client accepts it (`http://127.0.0.1:11434`). A user and password in it
+   * (`http://u:p@proxy`, an auth proxy in front of Ollama) go as a Basic `Authorization` header:
+   * fetch refuses a URL with credentials, and the password is never shown.
+   */
   readonly host: string
-  /** What start-up and `/health` say about it (default `ollama at <host>`). */
+  /** What start-up and `/health` say about it (default `ollama at <host>`, its password masked). */
   readonly description?: string
 }
 
 export const make = (options: Options): Context.Tag.Service<LanguageModel> => {
   const { host } = options
+  const shown = shownUrl(host)
 
   const chat = (request: ChatRequest): Effect.Effect<ChatAnswer, BackendError> =>
     attempt(host, request.model, request.timeoutMillis, async (client) => {
@@ -36,7 +42,7 @@ export const make = (options: Options): Context.Tag.Service<LanguageModel> => {
         tokensIn: part.prompt_eval_count ?? 0,
         tokensOut: part.eval_count ?? 0
       }
-    }).pipe(Effect.withSpan("Ollama.chat", { attributes: { model: request.model, host } }))
+    }).pipe(Effect.withSpan("Ollama.chat", { attributes: { model: request.model, host: shown } }))
 
   const chatStream = (request: ChatRequest): Stream.Stream<ChatChunk, BackendError> =>
     Stream.unwrapScoped(Effect.gen(function*() {
@@ -83,10 +89,10 @@ export const make = (options: Options): Context.Tag.Service<LanguageModel> => {
         ])
       )
       return Stream.concat(text, end)
-    })).pipe(Stream.withSpan("Ollama.chatStream", { attributes: { model: request.model, host } }))
+    })).pipe(Stream.withSpan("Ollama.chatStream", { attributes: { model: request.model, host: shown } }))
 
   return {
-    backend: { kind: "ollama", description: options.description ?? `ollama at ${host}` },
+    backend: { kind: "ollama", description: options.description ?? `ollama at ${shown}` },
     chat,
     chatStream
   }
@@ -102,7 +108,7 @@ export const probe = (
   attempt(host, probeModel, timeoutMillis, async (client) => decodeTags(await client.list()).models.map((m) => m.name)).pipe(
     Effect.catchTag("LlmTimeout", (e) =>
       Effect.fail(new LlmUnavailable({ model: probeModel, reason: `no answer within ${e.millis} ms` }))),
-    Effect.withSpan("Ollama.probe", { attributes: { host } })
+    Effect.withSpan("Ollama.probe", { attributes: { host: shownUrl(host) } })
   )
 
 // The errors name a model; a probe asks about none.
@@ -124,9 +130,11 @@ interface Exchange {
  */
 const open = (host: string, timeoutMillis: number): Exchange => {
   const controller = new AbortController()
+  const { authorization, url } = splitCredentials(host)
   // Throws on a host that is not a URL, before there is a timer to leak.
   const client = new Client({
-    host,
+    host: url,
+    ...(authorization === undefined ? {} : { headers: { Authorization: authorization } }),
     // The client passes its own signal only on streamed requests; ours goes on every one.
     fetch: (input, init) =>
       globalThis.fetch(input, {

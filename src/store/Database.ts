@@ -19,6 +19,7 @@ import { SqlClient, SqlError } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Cause, Config, type ConfigError, Context, Duration, Effect, Layer, Option, Redacted, String as Str } from "effect"
 import * as Pg from "pg"
+import * as Credentials from "../internal/credentials.js"
 import { PgPool } from "./Pool.js"
 import { type Backend, DatabaseLocked, DatabaseUnavailable } from "./StoreError.js"
 
@@ -67,23 +68,8 @@ export const describe = (backend: Backend, source?: string): string =>
     ? `database: embedded PGlite in memory (set DATABASE_URL to use Postgres)`
     : `database: embedded PGlite at ${backend.dataDir} (set DATABASE_URL to use Postgres)`
 
-/**
- * A connection URL fit to print: the password (in the authority or as a `password` parameter)
- * replaced by `***`. A URL too malformed to parse is masked from its scheme to its last `@`,
- * which may hide more than the password but never less.
- */
-export const maskUrl = (url: string): string => {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== "") parsed.password = "***"
-    for (const key of ["password", "sslpassword"]) {
-      if (parsed.searchParams.has(key)) parsed.searchParams.set(key, "***")
-    }
-    return parsed.href
-  } catch {
-    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):.*@/i, "$1:***@")
-  }
-}
+/** A connection URL fit to print: its password replaced by `***` (see internal/credentials.ts). */
+export const maskUrl: (url: string) => string = Credentials.maskUrl
 
 /** `DATABASE_URL` (a Postgres server) if set and not empty, else `SWARM_DATA_DIR` (default `.swarm`) for the embedded PGlite. */
 export const config: Config.Config<

@@ -21,6 +21,7 @@ import { createRequire } from "node:module"
 import type { MetricReader } from "@opentelemetry/sdk-metrics"
 import type { SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Config, ConfigError, Context, Effect, Either, Layer, Option } from "effect"
+import { shownUrl } from "../internal/credentials.js"
 import type { Destination, ExportState } from "./internal/sdk.js"
 import * as Sampling from "./Sampling.js"
 import { DEFAULT_CAPACITY, SpanStore } from "./SpanStore.js"
@@ -107,13 +108,15 @@ export const describe = (options: Options): Info => {
   const where = (signal: string, to: Destination | undefined) =>
     to === undefined
       ? `${signal} not exported (no OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)`
-      : `${signal} to ${to.url}`
+      : `${signal} to ${shownUrl(to.url)}`
   return {
     kind: "otlp",
     description: `telemetry: OTLP/HTTP, ${where("traces", traces)}, ${where("metrics", metrics)}; ` +
       `the last ${capacity.toLocaleString("en-US")} spans in this process for swarm trace; ${traced}`,
-    ...(traces === undefined ? {} : { traces: traces.url }),
-    ...(metrics === undefined ? {} : { metrics: metrics.url })
+    // Shown (start-up, an unauthenticated /health): a password in an endpoint is masked; it goes
+    // to the collector as a Basic `Authorization` header (internal/sdk.ts).
+    ...(traces === undefined ? {} : { traces: shownUrl(traces.url) }),
+    ...(metrics === undefined ? {} : { metrics: shownUrl(metrics.url) })
   }
 }
 
@@ -162,7 +165,7 @@ const optionalString = (name: string) =>
  * a URL of scheme `localhost:`) to send nothing, ever.
  */
 export const endpointProblem = (value: string, example = "http://127.0.0.1:4318"): string | undefined => {
-  const problem = `not an http(s) URL: ${JSON.stringify(value)} (e.g. ${example})`
+  const problem = `not an http(s) URL: ${JSON.stringify(shownUrl(value))} (e.g. ${example})`
   try {
     const url = new URL(value)
     return url.protocol === "http:" || url.protocol === "https:" ? undefined : problem
@@ -259,7 +262,7 @@ export const layerIfExporting = (warn: (line: string) => void): Layer.Layer<Samp
     const instead = (signals: ReadonlyArray<"traces" | "metrics">) =>
       !exporting
         ? "telemetry off: not exporting"
-        : signals.map((signal) => to[signal] === undefined ? `not exporting ${signal}` : `${signal} to ${to[signal]!.url} instead`).join(", ")
+        : signals.map((signal) => to[signal] === undefined ? `not exporting ${signal}` : `${signal} to ${shownUrl(to[signal]!.url)} instead`).join(", ")
     for (
       const [read, signals] of [
         [urls.endpoint, (["traces", "metrics"] as const).filter((signal) => left[`${signal}Endpoint`] === undefined)],

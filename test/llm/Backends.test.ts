@@ -4,6 +4,8 @@
  * own client reads it, and refused by name when it is not an address. The offline model answers with
  * the caller's deterministic answer, streamed in pieces that add up to it exactly.
  */
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Effect, Either, Stream } from "effect"
 import type { ToolCall } from "../../schemas/Llm.js"
@@ -74,6 +76,40 @@ describe("Backends.select", () => {
       expect(fake.listings()).toBe(0)
       yield* Backends.select({ host: fake.url })
       expect(fake.listings()).toBe(1)
+    }))
+
+  it.scoped("OLLAMA_HOST with a user and password (an auth proxy): sent as a Basic header, the password shown nowhere", () =>
+    Effect.gen(function*() {
+      // A proxy in front of Ollama that wants Basic credentials.
+      const expected = `Basic ${Buffer.from("u:OllS3cret").toString("base64")}`
+      const seen: Array<string | undefined> = []
+      const proxy = http.createServer((req, res) => {
+        seen.push(req.headers.authorization)
+        req.resume()
+        req.on("end", () => {
+          if (req.headers.authorization !== expected) return void res.writeHead(401).end("{}")
+          res.writeHead(200, { "content-type": "application/json" })
+          if (req.url === "/api/tags") return void res.end(JSON.stringify({ models: [{ name: "llama3.2:3b" }] }))
+          res.end(JSON.stringify({ model: "llama3.2:3b", created_at: "2026-01-01T00:00:00Z", message: { role: "assistant", content: "through the proxy" }, done: true }))
+        })
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void proxy.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.async<void>((resume) => void proxy.close(() => resume(Effect.void)))
+      )
+      const port = (proxy.address() as AddressInfo).port
+      const host = Either.getOrThrow(Backends.parseHost(`http://u:OllS3cret@127.0.0.1:${port}`))
+      const selected = yield* Backends.select({ host })
+      expect(selected.info).toEqual({ kind: "ollama", description: `ollama at http://u:***@127.0.0.1:${port} (1 model: llama3.2:3b)` })
+      const model = yield* Effect.provide(LanguageModel, selected.layer)
+      expect(JSON.stringify(model.backend)).not.toContain("OllS3cret")
+      expect((yield* model.chat(request("offline answer"))).content).toBe("through the proxy")
+      expect(seen).toEqual([expected, expected])
+      // Forced offline, and a malformed value: still masked.
+      expect((yield* Backends.select({ host, forceOffline: true })).info.description).not.toContain("OllS3cret")
+      const bad = yield* configFrom({ OLLAMA_HOST: "ftp://u:OllS3cret@x" })
+      expect(Either.isLeft(bad) && String(bad.left)).toContain("ftp://u:***@x")
+      expect(String(Either.isLeft(bad) && bad.left)).not.toContain("OllS3cret")
     }))
 
   it.effect("fromConfig: SWARM_LLM=offline selects offline without a server", () =>

@@ -439,3 +439,35 @@ describe("a command's telemetry settings", () => {
       expect(posted).toContain("/v1/metrics")
     }).pipe(Effect.scoped), { timeout: 60_000 })
 })
+
+describe("an endpoint with a user and password", () => {
+  it.live("the password is shown nowhere; the exports carry it as a Basic Authorization header", () =>
+    Effect.gen(function*() {
+      const seen: Array<{ url: string; authorization: string | undefined }> = []
+      const collector = createServer((req, res) => {
+        seen.push({ url: req.url ?? "", authorization: req.headers.authorization })
+        req.resume()
+        req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("{}"))
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void collector.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.async<void>((resume) => void collector.close(() => resume(Effect.void)))
+      )
+      const port = (collector.address() as net.AddressInfo).port
+      const endpoint = `http://otel:OtelS3cret@127.0.0.1:${port}`
+      const info = Telemetry.describe({ endpoint })
+      expect(JSON.stringify(info)).not.toContain("OtelS3cret")
+      expect(info.traces).toBe(`http://otel:***@127.0.0.1:${port}/v1/traces`)
+      expect(info.metrics).toBe(`http://otel:***@127.0.0.1:${port}/v1/metrics`)
+      const own = Telemetry.describe({ tracesEndpoint: `${endpoint}/v1/traces`, metricsEndpoint: `${endpoint}/m` })
+      expect(JSON.stringify(own)).not.toContain("OtelS3cret")
+      expect(Telemetry.endpointProblem("otlp://otel:OtelS3cret@x")).not.toContain("OtelS3cret")
+      // /health's telemetry, as encoded.
+      expect(JSON.stringify(Schema.encodeSync(HealthReport.fields.telemetry)(info))).not.toContain("OtelS3cret")
+
+      yield* Effect.scoped(Layer.build(Telemetry.make({ endpoint, exportIntervalMillis: 60_000 })))
+      // Closing the layer flushed the metrics to the collector, authenticated.
+      const basic = `Basic ${Buffer.from("otel:OtelS3cret").toString("base64")}`
+      expect(seen).toContainEqual({ url: "/v1/metrics", authorization: basic })
+    }).pipe(Effect.scoped), { timeout: 30_000 })
+})

@@ -12,6 +12,7 @@ import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
 import { type MetricProducer, type MetricReader, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
 import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { ConfigError, Effect, Layer, Runtime } from "effect"
+import { shownUrl, splitCredentials } from "../../internal/credentials.js"
 import * as SwarmMetrics from "../Metrics.js"
 import type { SpanStore } from "../SpanStore.js"
 import * as LightTracer from "../LightTracer.js"
@@ -125,27 +126,32 @@ const agentFactory = async (protocol: string) => {
  * The OTLP exporter of a signal, at `to`. The constructors throw on a URL they cannot parse: that
  * is said as the setting's error, not left to crash the process with no word.
  */
-const exporter = <A>(to: Destination, make: (url: string) => A) =>
+const exporter = <A>(to: Destination, make: (url: string, headers: Record<string, string>) => A) =>
   Effect.try({
-    try: () => make(to.url),
+    try: () => {
+      // A user and password in the URL go as a Basic header, the URL without them: the exporter
+      // would otherwise carry them in a URL it may log, and fetch-based transports refuse one.
+      const { authorization, url } = splitCredentials(to.url)
+      return make(url, authorization === undefined ? {} : { Authorization: authorization })
+    },
     catch: (error) =>
       ConfigError.InvalidData(
         [to.setting],
-        `cannot export to ${JSON.stringify(to.value)}: ${error instanceof Error ? error.message : String(error)}`
+        `cannot export to ${JSON.stringify(shownUrl(to.value))}: ${error instanceof Error ? error.message : String(error)}`
       )
   })
 
 /** The span processor and the metric reader exporting to where `options` say, each where set. */
 const exporters = (options: SdkOptions, say: (line: string, failing: boolean) => void) =>
   Effect.gen(function*() {
-    const traces = options.traces === undefined ? undefined : yield* exporter(options.traces, (url) =>
+    const traces = options.traces === undefined ? undefined : yield* exporter(options.traces, (url, headers) =>
       new BatchSpanProcessor(
-        watched(new OTLPTraceExporter({ url, timeoutMillis: EXPORT_TIMEOUT, httpAgentOptions: agentFactory }), options.exports, "traces", say),
+        watched(new OTLPTraceExporter({ url, headers, timeoutMillis: EXPORT_TIMEOUT, httpAgentOptions: agentFactory }), options.exports, "traces", say),
         { exportTimeoutMillis: EXPORT_TIMEOUT }
       ))
-    const metrics = options.metrics === undefined ? undefined : yield* exporter(options.metrics, (url) =>
+    const metrics = options.metrics === undefined ? undefined : yield* exporter(options.metrics, (url, headers) =>
       new PeriodicExportingMetricReader({
-        exporter: watched(new OTLPMetricExporter({ url, timeoutMillis: EXPORT_TIMEOUT, httpAgentOptions: agentFactory }), options.exports, "metrics", say),
+        exporter: watched(new OTLPMetricExporter({ url, headers, timeoutMillis: EXPORT_TIMEOUT, httpAgentOptions: agentFactory }), options.exports, "metrics", say),
         exportIntervalMillis: options.exportIntervalMillis,
         exportTimeoutMillis: Math.min(EXPORT_TIMEOUT, options.exportIntervalMillis)
       }))
