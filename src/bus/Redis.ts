@@ -133,12 +133,33 @@ const baseOptions = (commandTimeout: number): RedisOptions => ({
   enableAutoPipelining: false
 })
 
-/** A connection to the Redis of `options` for the scope; start-up never fails on Redis being away. */
-export const make = (options: Options): Effect.Effect<RedisService, never, Scope.Scope> =>
+/** The database a Redis URL asks for (`redis://host/3`: 3; none: 0). */
+const databaseOf = (url: string): number => {
+  try {
+    const db = new URL(url).pathname.replace(/^\//, "")
+    return db === "" ? 0 : Number(db)
+  } catch {
+    return 0
+  }
+}
+
+/** Redis refusing the database of the URL (`SELECT 99`: its `databases` setting is lower). */
+const isNoSuchDatabase = (error: unknown): boolean =>
+  error instanceof Error && /DB index is out of range|invalid DB index/i.test(error.message)
+
+/**
+ * A connection to the Redis of `options` for the scope; start-up never fails on Redis being away.
+ * It fails (a `ConfigError` naming REDIS_URL) when Redis refuses the URL's database: ioredis would
+ * log the refused SELECT and go on with database 0 — another tenant's, perhaps. A Redis that
+ * refuses it only later (restarted with fewer databases) is not used again: said, and everything
+ * falls back to this process.
+ */
+export const make = (options: Options): Effect.Effect<RedisService, ConfigError.ConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     const runtime = yield* Effect.runtime<never>()
     const runFork = Runtime.runFork(runtime)
     const url = maskUrl(options.url)
+    const db = databaseOf(options.url)
     const prefix = options.prefix ?? defaults.prefix
     const commandTimeout = options.commandTimeoutMillis ?? defaults.commandTimeoutMillis
     const client = new IORedis(options.url, { ...baseOptions(commandTimeout), connectionName: "swarm" })
@@ -161,10 +182,15 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
     let closing = false
     /** The last error the connection reported: why it is not up (`connect()` itself only says "Connection is closed."). */
     let lastError: Error | undefined = undefined
+    /** Redis refused the URL's database: the connection is closed for good rather than left on database 0. */
+    let noSuchDatabase: Error | undefined = undefined
+    const noDatabase = (error: Error) =>
+      `Redis at ${url} has no database ${db} (${error.message}; it has as many as its \`databases\` setting says, 16 by default: 0 to 15)`
 
     const log = (effect: Effect.Effect<void>) => void runFork(effect.pipe(Effect.annotateLogs({ redis: url })))
 
     client.on("ready", () => {
+      if (noSuchDatabase !== undefined) return
       state = "ready"
       if (everReady) {
         reconnected++
@@ -186,7 +212,18 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
     // ioredis reports each failed attempt here; the outage is logged once, by `failed` or below.
     client.on("error", (error: Error) => {
       lastError = error
-      if (closing || outage?.kind === "connection") return
+      if (isNoSuchDatabase(error)) {
+        // ioredis goes on, on database 0, after a refused SELECT: never that.
+        if (noSuchDatabase === undefined && everReady && !closing) {
+          log(Effect.logError(`${noDatabase(error)}: not using Redis again; everything falls back to this process — fix REDIS_URL and restart`))
+        }
+        noSuchDatabase = error
+        outage ??= { since: Date.now(), failures: 0, kind: "connection" }
+        client.disconnect()
+        state = "closed"
+        return
+      }
+      if (closing || noSuchDatabase !== undefined || outage?.kind === "connection") return
       // The connection going while commands were failing is said too: it is what ends now.
       outage = { since: outage?.since ?? Date.now(), failures: outage?.failures ?? 0, kind: "connection" }
       log(Effect.logWarning(`Redis is unavailable (${error.message}): falling back to this process and reconnecting`))
@@ -239,6 +276,16 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
       Effect.timeoutFail({ duration: options.connectTimeoutMillis ?? defaults.connectTimeoutMillis, onTimeout: () => new Error("no answer") }),
       Effect.either
     )
+    if (noSuchDatabase === undefined && Either.isRight(connected) && db !== 0) {
+      // The SELECT ioredis sent on connecting has been answered before `ready`; ask once more to be sure.
+      const selected = yield* Effect.either(Effect.tryPromise(() => client.select(db)))
+      if (Either.isLeft(selected) && isNoSuchDatabase(selected.left.error)) noSuchDatabase = selected.left.error as Error
+    }
+    if (noSuchDatabase !== undefined) {
+      closing = true
+      client.disconnect()
+      return yield* Effect.fail(ConfigError.InvalidData(["REDIS_URL"], noDatabase(noSuchDatabase)))
+    }
     if (Either.isLeft(connected)) {
       // The connection's own error says why (`connect ECONNREFUSED 127.0.0.1:6379`); the promise's
       // rejection only that the connection closed, and a timeout that nothing answered.
@@ -264,8 +311,11 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
       Effect.acquireRelease(
         Effect.sync(() => {
           const other = new IORedis(options.url, { ...baseOptions(commandTimeout), connectionName: `swarm-${name}`, ...extra })
-          // Its failures are the same outage as the command connection's: reported there.
-          other.on("error", () => {})
+          // Its failures are the same outage as the command connection's: reported there. On
+          // database 0 after a refused SELECT it must not go on either.
+          other.on("error", (error: Error) => {
+            if (isNoSuchDatabase(error)) other.disconnect()
+          })
           other.connect().catch(() => {})
           return other
         }),
@@ -291,7 +341,7 @@ export const make = (options: Options): Effect.Effect<RedisService, never, Scope
   })
 
 /** The connection of `options`, closed (QUIT) with the layer. */
-export const layerWith = (options: Options): Layer.Layer<Redis> => Layer.scoped(Redis, make(options))
+export const layerWith = (options: Options): Layer.Layer<Redis, ConfigError.ConfigError> => Layer.scoped(Redis, make(options))
 
 /** The start-up line: which event bus the server uses. */
 export const describe = (redis: Option.Option<RedisService>): string =>

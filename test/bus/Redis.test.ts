@@ -8,7 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Redis as IORedis } from "ioredis"
 import { ConfigProvider, Effect, Either, Logger, Option } from "effect"
 import * as Redis from "../../src/bus/Redis.js"
-import { downUrl, eventually, hasRedisServer, privateRedis } from "./redis.js"
+import { downUrl, eventually, hasRedisServer, privateRedis, redisUrl, runRedis } from "./redis.js"
 
 const read = (env: Record<string, string>) =>
   Effect.withConfigProvider(Effect.either(Redis.config), ConfigProvider.fromMap(new Map(Object.entries(env))))
@@ -63,6 +63,25 @@ describe("Redis configuration", () => {
       const startUp = warnings.find((line) => line.includes("does not answer"))
       expect(startUp).toContain(`Redis at ${downUrl} does not answer (connect ECONNREFUSED 127.0.0.1:1)`)
       expect(warnings.join("\n")).not.toMatch(/unknown error|Connection is closed/i)
+    }))
+
+  it.scopedLive.skipIf(!runRedis)("a database Redis does not have (REDIS_URL=…/99): refused at start-up, naming REDIS_URL — never database 0", () =>
+    Effect.gen(function*() {
+      const lines: Array<string> = []
+      const capture = Logger.make(({ message }) => {
+        lines.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+      })
+      const url = `${redisUrl.replace(/\/\d*$/, "")}/99`
+      const result = yield* Effect.either(Redis.make({ url, connectTimeoutMillis: 2_000 })).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, capture))
+      )
+      expect(Either.isLeft(result)).toBe(true)
+      const error = Either.getLeft(result).pipe(Option.getOrThrow)
+      expect(error._op === "InvalidData" && error.path).toEqual(["REDIS_URL"])
+      expect(error.message).toContain("has no database 99")
+      expect(error.message).toContain("DB index is out of range")
+      yield* Effect.sleep("300 millis")
+      expect(lines.join("\n")).not.toMatch(/Redis is back|falling back/)
     }))
 
   it.scopedLive.skipIf(!hasRedisServer)("an outage of refused commands is said to end when a write goes through; a later one is said too", () =>
