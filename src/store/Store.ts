@@ -7,9 +7,28 @@ import * as Database from "./Database.js"
 import { migrate } from "./Migrations.js"
 import { StoreError } from "./StoreError.js"
 
-const migrated = Layer.effectDiscard(
-  migrate.pipe(Effect.mapError((error) => new StoreError({ operation: "migrate the database", reason: error.message })))
-)
+/**
+ * What a failed migration says: the database's answer and, when the database holds another
+ * application's tables, which database (its password masked) and what to do.
+ */
+const migrated = Layer.effectDiscard(Effect.gen(function*() {
+  const info = yield* Database.DatabaseInfo
+  yield* migrate.pipe(Effect.mapError((error) => {
+    if (error._tag !== "MigrationFailed" || !error.foreignTables) {
+      return new StoreError({ operation: "migrate the database", reason: error.message })
+    }
+    const where = info.backend.kind === "postgres"
+      ? `the database at ${info.backend.url}${info.description.endsWith("(DATABASE_URL)") ? " (DATABASE_URL)" : ""}`
+      : `the embedded database at ${info.backend.dataDir}`
+    const todo = info.backend.kind === "postgres"
+      ? "point DATABASE_URL at an empty database (createdb swarm) or at Swarm's own"
+      : "point SWARM_DATA_DIR at an empty directory"
+    return new StoreError({
+      operation: "migrate the database",
+      reason: `${where} holds tables Swarm did not create (${error.message}): ${todo}`
+    })
+  }))
+}))
 
 /** What the store's layers provide. */
 export type Services = Database.Database

@@ -9,6 +9,7 @@ import { Effect, Layer } from "effect"
 import * as Database from "../../src/store/Database.js"
 import { migrations } from "../../migrations/index.js"
 import * as Migrations from "../../src/store/Migrations.js"
+import * as Store from "../../src/store/Store.js"
 import { backends, freshPostgresUrl, serverUrl, startTimeout } from "./fixtures/backends.js"
 
 /** What a first run applies: every migration, as `[id, name]`. */
@@ -84,6 +85,20 @@ for (const backend of backends) {
         expect(yield* sql`select run_count from strategies`).toEqual([{ runCount: 0 }])
       }))
 
+    it.effect("a database holding another application's tables: MigrationFailed, with the database's answer", () =>
+      Effect.gen(function*() {
+        yield* emptied
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`create table users (id serial primary key, email text)`
+        const error = yield* Effect.flip(Migrations.migrate)
+        expect(error).toBeInstanceOf(Migrations.MigrationFailed)
+        expect(error.message).toBe(`migration 1_initial failed: relation "users" already exists`)
+        expect(error).toMatchObject({ migration: "1_initial", foreignTables: true })
+        // Nothing was made: the whole run is one transaction.
+        expect(yield* tables).toEqual(["users"])
+        yield* emptied
+      }))
+
     // Postgres: two connections of the pool race; embedded: the single connection queues them.
     it.effect("two concurrent runs through one client: both succeed, one applies the schema, the other nothing", () =>
       Effect.gen(function*() {
@@ -95,6 +110,21 @@ for (const backend of backends) {
       }))
   })
 }
+
+describe.runIf(serverUrl !== undefined)("the store on another application's database (postgres)", () => {
+  it.live("start-up says what Postgres answered, which database (masked) and what to do", () =>
+    Effect.gen(function*() {
+      const url = yield* freshPostgresUrl
+      yield* Effect.scoped(Effect.flatMap(Layer.build(Database.layerWith({ url })), (context) =>
+        Effect.provide(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`create table users (id serial primary key)`), context)))
+      const error = yield* Effect.flip(Effect.scoped(Layer.build(Store.layerWith({ url }))))
+      expect(error._tag).toBe("StoreError")
+      expect(error.message).toBe(
+        `store: cannot migrate the database: the database at ${Database.maskUrl(url)} holds tables Swarm did not create ` +
+          `(migration 1_initial failed: relation "users" already exists): point DATABASE_URL at an empty database (createdb swarm) or at Swarm's own`
+      )
+    }).pipe(Effect.scoped), 60_000)
+})
 
 describe.runIf(serverUrl !== undefined)("migrations started together by several processes (postgres)", () => {
   it.live("four pools on one empty database: all succeed, the schema is applied once", () =>
