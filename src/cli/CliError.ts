@@ -2,7 +2,7 @@
  * The command line's own failures, beside those of the modules it drives (strategy files, CSV,
  * agents, the backtest): each names what to fix (`field`: a flag or a path) and why.
  */
-import { Schema } from "effect"
+import { type ConfigError, Schema } from "effect"
 
 /** A flag with a value the command cannot use (`--from`, `--seed`, …). Exit code 2. */
 export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", {
@@ -12,6 +12,27 @@ export class UsageError extends Schema.TaggedError<UsageError>()("UsageError", {
   override get message(): string {
     return `${this.field}: ${this.reason}`
   }
+}
+
+/**
+ * A bad setting as a `UsageError` naming it alone: `PORT: Expected a network port value but
+ * received "abc"` — not Effect's `(Invalid data at PORT: "…")`, nor every setting read together.
+ * Several at once are joined, each named.
+ */
+export const fromConfigError = (error: ConfigError.ConfigError): UsageError => {
+  const parts: Array<{ readonly field: string; readonly reason: string }> = []
+  const walk = (e: ConfigError.ConfigError): void => {
+    if (e._op === "And" || e._op === "Or") {
+      walk(e.left)
+      walk(e.right)
+    } else {
+      parts.push({ field: e.path.length === 0 ? "configuration" : e.path.join("."), reason: e.message })
+    }
+  }
+  walk(error)
+  const [first] = parts
+  if (parts.length === 1 && first !== undefined) return new UsageError(first)
+  return new UsageError({ field: "configuration", reason: parts.map((p) => `${p.field}: ${p.reason}`).join("; ") })
 }
 
 /** `--out` could not be created or written. */

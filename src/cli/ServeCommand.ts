@@ -28,7 +28,7 @@ import * as Store from "../store/Store.js"
 import * as Strategies from "../store/Strategies.js"
 import * as StrategyFile from "../swarm/StrategyFile.js"
 import * as Telemetry from "../telemetry/Telemetry.js"
-import { ServeFailed, UsageError } from "./CliError.js"
+import { fromConfigError, ServeFailed, UsageError } from "./CliError.js"
 import type { Io } from "./Io.js"
 import type { Wiring } from "./Wiring.js"
 
@@ -106,7 +106,7 @@ export const command = (io: Io, wiring: Wiring) =>
   }, (flags) =>
     Effect.gen(function*() {
       const configured = yield* (wiring.environment === undefined ? Http.config : Effect.withConfigProvider(Http.config, wiring.environment)).pipe(
-        Effect.mapError((error) => new UsageError({ field: "PORT/HOST/SWARM_CORS_ORIGINS", reason: String(error).replace(/\s*\n\s*/g, " ") }))
+        Effect.mapError(fromConfigError)
       )
       const maxLiveRunsPerUser = yield* (wiring.environment === undefined
         ? RunManager.maxLiveRunsConfig

@@ -14,7 +14,7 @@ import * as LlmRuntime from "../llm/LlmRuntime.js"
 import * as Database from "../store/Database.js"
 import * as Store from "../store/Store.js"
 import type { DatabaseLocked, DatabaseUnavailable, StoreError } from "../store/StoreError.js"
-import { UsageError } from "./CliError.js"
+import { fromConfigError, UsageError } from "./CliError.js"
 import type { Io } from "./Io.js"
 
 /** Why the store could not be opened. */
@@ -37,8 +37,7 @@ export interface Wiring {
 }
 
 /** Configuration the store could not read (a malformed `SWARM_DATA_DIR`, say), as a usage error naming it. */
-const configuration = (error: ConfigError.ConfigError) =>
-  new UsageError({ field: "configuration", reason: String(error).replace(/\s*\n\s*/g, " ") })
+const configuration = (error: ConfigError.ConfigError) => fromConfigError(error)
 
 /**
  * Run `effect` on the store: open it (printing its one-line description on stderr), provide it,

@@ -17,7 +17,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { SqlClient, SqlError } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Cause, Config, type ConfigError, Context, Duration, Effect, Layer, Option, Redacted, String as Str } from "effect"
+import { Cause, Config, ConfigError, Context, Duration, Effect, Either, Layer, Option, Redacted, String as Str } from "effect"
 import * as Pg from "pg"
 import * as Credentials from "../internal/credentials.js"
 import { PgPool } from "./Pool.js"
@@ -72,9 +72,9 @@ export const describe = (backend: Backend, source?: string): string =>
 export const maskUrl: (url: string) => string = Credentials.maskUrl
 
 /** `DATABASE_URL` (a Postgres server) if set and not empty, else `SWARM_DATA_DIR` (default `.swarm`) for the embedded PGlite. */
-export const config: Config.Config<
-  { readonly _tag: "Postgres"; readonly url: Redacted.Redacted<string> } | { readonly _tag: "Embedded"; readonly dataDir: string }
-> = Config.all({
+type Chosen = { readonly _tag: "Postgres"; readonly url: Redacted.Redacted<string> } | { readonly _tag: "Embedded"; readonly dataDir: string }
+
+export const config: Config.Config<Chosen> = Config.all({
   url: Config.option(Config.redacted("DATABASE_URL")),
   // Empty counts as unset, as for DATABASE_URL (an empty value would put the data in ./pglite).
   dataDir: Config.string("SWARM_DATA_DIR").pipe(
@@ -82,10 +82,16 @@ export const config: Config.Config<
     Config.withDefault(""),
     Config.map((dir) => (dir === "" ? ".swarm" : dir))
   )
-}).pipe(Config.map(({ dataDir, url }) =>
+}).pipe(Config.mapOrFail(({ dataDir, url }): Either.Either<Chosen, ConfigError.ConfigError> =>
   Option.match(Option.filter(url, (u) => Redacted.value(u).trim() !== ""), {
-    onNone: () => ({ _tag: "Embedded" as const, dataDir: path.join(dataDir, "pglite") }),
-    onSome: (url) => ({ _tag: "Postgres" as const, url })
+    onNone: (): Either.Either<Chosen, ConfigError.ConfigError> => Either.right({ _tag: "Embedded", dataDir: path.join(dataDir, "pglite") }),
+    onSome: (url): Either.Either<Chosen, ConfigError.ConfigError> => {
+      // A setting that cannot be a Postgres URL is a bad setting, named (exit 2), not the database being away.
+      const problem = urlProblem(Redacted.value(url))
+      return problem === undefined
+        ? Either.right({ _tag: "Postgres", url })
+        : Either.left(ConfigError.InvalidData(["DATABASE_URL"], problem))
+    }
   })
 ))
 
@@ -280,15 +286,15 @@ export const maxLeases = 32
 // ---------------------------------------------------------------------------------------------
 // Postgres
 
-const urlProblem = (url: string): string | undefined => {
+function urlProblem(url: string): string | undefined {
   let parsed: URL
   try {
-    parsed = new URL(url)
+    parsed = new URL(url.trim())
   } catch {
-    return "the database URL is malformed (expected postgres://user:password@host:port/database)"
+    return "not a URL (expected postgres://user:password@host:port/database)"
   }
   if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
-    return `the database URL must start with postgres:// or postgresql://, not ${parsed.protocol}//`
+    return `must start with postgres:// or postgresql://, not ${parsed.protocol}// (Swarm runs on Postgres, or on its embedded PGlite with DATABASE_URL unset)`
   }
   return undefined
 }

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { ConfigProvider, Effect, Layer, Schema } from "effect"
 import { execFileSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
@@ -12,6 +12,7 @@ import * as Cli from "../../src/cli/Cli.js"
 import { OutputError, RunFailed } from "../../src/cli/CliError.js"
 import { ResultDocument } from "../../src/cli/ResultDocument.js"
 import { DataChanged } from "../../src/market/DataSource.js"
+import * as Store from "../../src/store/Store.js"
 import { CorruptRecord, DatabaseLocked, DatabaseUnavailable, RunNotFound, StoreError } from "../../src/store/StoreError.js"
 import { NotResumable, RunDiverged } from "../../src/store/StoredRun.js"
 import { BacktestError } from "../../src/swarm/Backtest.js"
@@ -104,9 +105,28 @@ describe("swarm: flags", () => {
       const ran = yield* swarm(["serve", "--port", "0"], { environment: { SWARM_CORS_ORIGINS: "https://ops.example.com/dashboard" } })
       expect(ran.code).toBe(2)
       expect(lines(ran.stderr)).toEqual([
-        `swarm: PORT/HOST/SWARM_CORS_ORIGINS: (Invalid data at SWARM_CORS_ORIGINS: ""https://ops.example.com/dashboard" is not an origin as browsers send it: did you mean "https://ops.example.com"?")`
+        `swarm: SWARM_CORS_ORIGINS: "https://ops.example.com/dashboard" is not an origin as browsers send it: did you mean "https://ops.example.com"?`
       ])
       expect(openAttempts()).toBe(before)
+    }))
+
+  it.live("serve with a PORT that is not a port: exit code 2, naming PORT alone", () =>
+    Effect.gen(function*() {
+      const ran = yield* swarm(["serve"], { environment: { PORT: "abc" } })
+      expect([ran.code, lines(ran.stderr)]).toEqual([2, [`swarm: PORT: Expected a network port value but received "abc"`]])
+    }))
+
+  it.live("a DATABASE_URL that is not a Postgres URL: exit code 2, naming DATABASE_URL, without the password", () =>
+    Effect.gen(function*() {
+      for (const [url, why] of [["not a url", "not a URL"], ["mysql://swarm:s3cret@db/swarm", "must start with postgres:// or postgresql://"]] as const) {
+        const store = Store.layer.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["DATABASE_URL", url]])))))
+        for (const argv of [["serve", "--port", "0"], ["runs", "list", "--local"]]) {
+          const ran = yield* swarm(argv, { store })
+          expect(ran.code, `${argv[0]} ${url}`).toBe(2)
+          expect(lines(ran.stderr)[0]).toMatch(new RegExp(`^swarm: DATABASE_URL: ${why}`))
+          expect(ran.stderr).not.toContain("s3cret")
+        }
+      }
     }))
 
   it.live("serve with a SWARM_MAX_LIVE_RUNS_PER_USER that is not a number of runs: exit code 2, naming it and why, before any database opens", () =>

@@ -15,7 +15,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Fiber, Layer } from "effect"
+import { ConfigError, ConfigProvider, Effect, Fiber, Layer } from "effect"
 import * as Database from "../../src/store/Database.js"
 import { backend, freshDatabase, serverUrl } from "./fresh.js"
 
@@ -170,7 +170,18 @@ describe("a database that cannot be opened", () => {
         const error = yield* openError(Database.layerWith({ url }))
         expect(error._tag).toBe("DatabaseUnavailable")
         expect(error.message).not.toContain("s3cret")
-        expect(error._tag === "DatabaseUnavailable" && error.reason).toMatch(/malformed|must start with postgres/)
+        expect(error._tag === "DatabaseUnavailable" && error.reason).toMatch(/not a URL|must start with postgres/)
+      }
+    }))
+
+  it.live("a DATABASE_URL that cannot be a Postgres URL is a bad setting, named: a ConfigError at DATABASE_URL, without the password", () =>
+    Effect.gen(function*() {
+      for (const [url, why] of [["not a url", "not a URL"], ["mysql://swarm:s3cret@127.0.0.1/swarm", "must start with postgres://"]] as const) {
+        const error = yield* openError(withConfig({ DATABASE_URL: url }))
+        expect(ConfigError.isConfigError(error), url).toBe(true)
+        expect(ConfigError.isConfigError(error) && error._op === "InvalidData" && error.path).toEqual(["DATABASE_URL"])
+        expect(String(error)).toContain(why)
+        expect(String(error)).not.toContain("s3cret")
       }
     }))
 
