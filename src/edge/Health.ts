@@ -1,9 +1,17 @@
 /**
  * `GET /health`: whether the server can do its work, and which back-ends it is using — the
  * database (and whether it answers), the event bus, the language model and telemetry — so that an
- * operator sees at a glance what a fresh `npm start` chose. No key needed; it says nothing a
- * start-up line does not (the database URL comes with its password masked).
+ * operator sees at a glance what a fresh `npm start` chose, and which process answered (host, pid,
+ * version, uptime, live runs). No key needed; it says nothing a start-up line does not (every URL
+ * comes with its password masked).
+ *
+ *   ok           200  everything answers
+ *   degraded     200  the server serves, but Redis or the telemetry collector is failing: runs go
+ *                     on, what Redis shares falls back to this process, exports are retried
+ *                     (`reasons` says which)
+ *   unavailable  503  the database does not answer: nothing can be started, recorded or read
  */
+import { hostname } from "node:os"
 import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Option, Schema } from "effect"
@@ -11,14 +19,30 @@ import { EventBus } from "../bus/EventBus.js"
 import { RedisBus } from "../bus/RedisBus.js"
 import { LlmRuntime } from "../llm/LlmRuntime.js"
 import { DatabaseInfo } from "../store/Database.js"
-import { Telemetry } from "../telemetry/Telemetry.js"
+import { Telemetry, version } from "../telemetry/Telemetry.js"
+import { RunManager } from "./RunManager.js"
 
 export const path = "/health"
 
 /** What `/health` answers. */
 export const HealthReport = Schema.Struct({
-  /** `ok`, or `degraded` (answered with 503) when the database does not answer. */
-  status: Schema.Literal("ok", "degraded"),
+  /**
+   * `ok` (200); `degraded` (200) while Redis or the telemetry collector fails — the server serves,
+   * falling back; `unavailable` (503) when the database does not answer.
+   */
+  status: Schema.Literal("ok", "degraded", "unavailable"),
+  /** What is failing, one line each; absent when `ok`. */
+  reasons: Schema.optional(Schema.Array(Schema.String)),
+  /** Which process answered: behind a load balancer, what tells servers apart. */
+  instance: Schema.optional(Schema.Struct({
+    host: Schema.String,
+    pid: Schema.Number,
+    version: Schema.String,
+    /** Seconds since the process started. */
+    uptimeSeconds: Schema.Number,
+    /** The runs live in this process now. */
+    liveRuns: Schema.Number
+  })),
   database: Schema.Struct({
     kind: Schema.Literal("postgres", "embedded"),
     description: Schema.String,
@@ -97,6 +121,7 @@ export const route = (components: Components = defaultComponents) =>
       const sql = yield* SqlClient.SqlClient
       const llm = yield* Effect.serviceOption(LlmRuntime)
       const telemetry = yield* Effect.serviceOption(Telemetry)
+      const manager = yield* Effect.serviceOption(RunManager)
       // The bus the routes actually use: the Redis one when it is the context's `EventBus`.
       const bus = yield* Effect.serviceOption(EventBus)
       const redisBus = Option.filter(yield* Effect.serviceOption(RedisBus), (r) => Option.contains(bus, r))
@@ -110,8 +135,27 @@ export const route = (components: Components = defaultComponents) =>
         path,
         Effect.gen(function*() {
           const error = yield* ping
+          const redis = Option.map(redisBus, (r) => r.redis.stats())
+          const exported = Option.map(telemetry, (t) => t.info)
+          const reasons = [
+            ...(error === undefined ? [] : [`database: ${error}`]),
+            ...(Option.isSome(redis) && (redis.value.failingSince !== undefined || redis.value.state !== "ready")
+              ? [`bus: Redis ${redis.value.state === "ready" ? "refuses commands" : redis.value.state}: falling back to this process`]
+              : []),
+            ...(Option.isSome(exported) && exported.value.failingSince !== undefined
+              ? [`telemetry: exports to the collector fail (${exported.value.error ?? ""})`]
+              : [])
+          ]
           const report: HealthReport = {
-            status: error === undefined ? "ok" : "degraded",
+            status: error !== undefined ? "unavailable" : reasons.length > 0 ? "degraded" : "ok",
+            ...(reasons.length === 0 ? {} : { reasons }),
+            instance: {
+              host: hostname(),
+              pid: process.pid,
+              version,
+              uptimeSeconds: Math.round(process.uptime()),
+              liveRuns: Option.match(manager, { onNone: () => 0, onSome: (m) => m.live() })
+            },
             database: { kind: info.backend.kind, description: info.description, ...(error === undefined ? {} : { error }) },
             ...components,
             ...(Option.isSome(redisBus)

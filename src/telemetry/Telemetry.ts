@@ -70,7 +70,8 @@ export interface Options {
   readonly exportIntervalMillis?: number | undefined
 }
 
-const version: string = createRequire(import.meta.url)("../../package.json").version
+/** Swarm's version (package.json): the service version of spans, and `/health`'s. */
+export const version: string = createRequire(import.meta.url)("../../package.json").version
 
 /** Rates in words: "every round", "one in 10,000", "none". */
 const rateText = (rate: number) => (rate >= 1 ? "every round" : rate <= 0 ? "no round" : `one round in ${Math.round(1 / rate).toLocaleString("en-US")}`)

@@ -7,7 +7,10 @@
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { expect, layer } from "@effect/vitest"
 import { Cause, Effect, Layer, Logger, Schema } from "effect"
+import * as os from "node:os"
 import * as Health from "../../src/edge/Health.js"
+import { SpanStore } from "../../src/telemetry/SpanStore.js"
+import * as Telemetry from "../../src/telemetry/Telemetry.js"
 import { DatabaseInfo } from "../../src/store/Database.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { server, stubAuthenticator } from "./fixtures.js"
@@ -48,6 +51,7 @@ for (const backend of backends) {
         const report = Schema.decodeUnknownSync(Health.HealthReport)(answer.json())
         expect(report).toEqual({
           status: "ok",
+          instance: { host: os.hostname(), pid: process.pid, version: Telemetry.version, uptimeSeconds: expect.any(Number), liveRuns: 0 },
           database: { kind: backend.name, description: info.description },
           bus: { kind: "in-process" },
           model: { kind: "offline", description: expect.any(String) },
@@ -57,6 +61,29 @@ for (const backend of backends) {
         expect(report.telemetry.description).toContain("no exporter configured yet")
         // A password is never shown.
         expect(answer.text).not.toMatch(/:[^:@/]+@/)
+      }))
+
+    it.scoped("GET /health: degraded, still 200, while the telemetry collector fails — saying why; ok again once it answers", () =>
+      Effect.gen(function*() {
+        let failing: { failingSince: number; error: string } | undefined = { failingSince: Date.now(), error: "traces: connect ECONNREFUSED" }
+        const telemetry: Telemetry.Service = {
+          get info(): Telemetry.Info {
+            return { ...Telemetry.describe({ endpoint: "http://127.0.0.1:1" }), ...failing }
+          },
+          store: new SpanStore(10),
+          rates: { backtest: 0, paper: 1 }
+        }
+        const srv = yield* server().pipe(Effect.provideService(Telemetry.Telemetry, telemetry))
+        const degraded = yield* get(`${srv.url}/health`)
+        expect(degraded.status).toBe(200)
+        expect(degraded.json()).toMatchObject({
+          status: "degraded",
+          reasons: ["telemetry: exports to the collector fail (traces: connect ECONNREFUSED)"],
+          telemetry: { kind: "otlp", failingSince: failing.failingSince }
+        })
+        failing = undefined
+        const ok = yield* get(`${srv.url}/health`)
+        expect([ok.status, (ok.json() as { status: string }).status, "reasons" in (ok.json() as object)]).toEqual([200, "ok", false])
       }))
 
     it.scoped("an unknown route or method is a JSON 404 naming the path, never echoing its query", () =>

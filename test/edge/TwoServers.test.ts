@@ -394,6 +394,12 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
       expect(again.resumed).toBe(0)
       expect(again.events).toEqual(result.events)
       expect(again.end).toEqual(result.end)
+      // /health says the server serves, falling back: degraded, still 200.
+      const answer = await fetch(`${b!.base}/health`)
+      const report = await answer.json() as Record<string, any>
+      expect(answer.status).toBe(200)
+      expect(report.status).toBe("degraded")
+      expect(report.reasons).toEqual([expect.stringMatching(/^bus: Redis .*: falling back to this process$/)])
     } finally {
       await killed
       await redis!.start()
