@@ -180,6 +180,8 @@ export const make = (options: Options): Effect.Effect<RedisService, ConfigError.
     const seconds = (since: number) => Math.round((Date.now() - since) / 100) / 10
     let everReady = false
     let closing = false
+    /** Past the first connection attempt: its failure is said by start-up's line, later ones here. */
+    let started = false
     /** The last error the connection reported: why it is not up (`connect()` itself only says "Connection is closed."). */
     let lastError: Error | undefined = undefined
     /** Redis refused the URL's database: the connection is closed for good rather than left on database 0. */
@@ -226,7 +228,8 @@ export const make = (options: Options): Effect.Effect<RedisService, ConfigError.
       if (closing || noSuchDatabase !== undefined || outage?.kind === "connection") return
       // The connection going while commands were failing is said too: it is what ends now.
       outage = { since: outage?.since ?? Date.now(), failures: outage?.failures ?? 0, kind: "connection" }
-      log(Effect.logWarning(`Redis is unavailable (${error.message}): falling back to this process and reconnecting`))
+      // During start-up its one line says it (`Redis at … does not answer (…)`): not twice.
+      if (started) log(Effect.logWarning(`Redis is unavailable (${error.message}): falling back to this process and reconnecting`))
     })
 
     /** While commands fail on a live connection: try a write every second; the first that goes through ends the outage. */
@@ -276,6 +279,7 @@ export const make = (options: Options): Effect.Effect<RedisService, ConfigError.
       Effect.timeoutFail({ duration: options.connectTimeoutMillis ?? defaults.connectTimeoutMillis, onTimeout: () => new Error("no answer") }),
       Effect.either
     )
+    started = true
     if (noSuchDatabase === undefined && Either.isRight(connected) && db !== 0) {
       // The SELECT ioredis sent on connecting has been answered before `ready`; ask once more to be sure.
       const selected = yield* Effect.either(Effect.tryPromise(() => client.select(db)))

@@ -27,6 +27,7 @@ import { PgPool } from "../store/Pool.js"
 import * as Store from "../store/Store.js"
 import * as Strategies from "../store/Strategies.js"
 import * as StrategyFile from "../swarm/StrategyFile.js"
+import * as LogFormat from "../telemetry/LogFormat.js"
 import * as Telemetry from "../telemetry/Telemetry.js"
 import { fromConfigError, ServeFailed, UsageError } from "./CliError.js"
 import type { Io } from "./Io.js"
@@ -118,6 +119,9 @@ export const command = (io: Io, wiring: Wiring) =>
         : Effect.withConfigProvider(RunManager.takeoverConfig, wiring.environment)).pipe(
           Effect.mapError((error) => new UsageError({ field: "SWARM_TAKEOVER_SECONDS", reason: reasonOf(error) }))
         )
+      const logFormat = yield* (wiring.environment === undefined ? LogFormat.config : Effect.withConfigProvider(LogFormat.config, wiring.environment)).pipe(
+        Effect.mapError(fromConfigError)
+      )
       const port = Option.getOrElse(flags.port, () => configured.port)
       const store = wiring.store ?? Store.layer
       // Telemetry first: the tracer it installs must be in place before the server starts what it traces.
@@ -176,7 +180,7 @@ export const command = (io: Io, wiring: Wiring) =>
           )
         }).pipe(Effect.provide(context))
         return yield* Effect.never
-      }))
+      }).pipe(Effect.provide(LogFormat.layer(logFormat))))
     })).pipe(
     Command.withDescription("Run the Swarm server: RPC, SSE and /health on one port, until interrupted.")
   )

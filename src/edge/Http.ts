@@ -232,7 +232,10 @@ const answerEverything = (logRequests: boolean, origins: CorsOrigins) =>
           })
         )
         if (logRequests) {
-          yield* Effect.logInfo(`${request.method} ${pathOf(request)} ${response.status}`)
+          const procedures = rpcProcedures.get(request)
+          const line = `${request.method} ${pathOf(request)} ${response.status}${procedures === undefined ? "" : ` ${procedures.join(",")}`}`
+          // A healthcheck every 10 s (Docker's) would be 8,640 lines a day at INFO: /health is DEBUG.
+          yield* pathOf(request) === Health.path ? Effect.logDebug(line) : Effect.logInfo(line)
         }
         return response
       })
@@ -288,7 +291,7 @@ const isRequestId = (id: unknown): boolean => {
  * Why an ndjson RPC body's envelope is bad, or undefined: a line that is not JSON, or the part
  * @effect/rpc takes on trust. Blank lines are skipped (RpcPayloads.ndjsonBody drops them too).
  */
-const badEnvelope = (body: string): { readonly field: string; readonly reason: string } | undefined => {
+const badEnvelope = (body: string, procedures?: Array<string>): { readonly field: string; readonly reason: string } | undefined => {
   if (body.trim() === "") return { field: "body", reason: "is empty: send one JSON request per line" }
   const lines = body.split("\n")
   for (let i = 0; i < lines.length; i++) {
@@ -311,9 +314,14 @@ const badEnvelope = (body: string): { readonly field: string; readonly reason: s
     const pairs = Array.isArray(headers) &&
       headers.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === "string" && typeof h[1] === "string")
     if (!pairs) return { field: "headers", reason: `line ${i + 1}: a request's headers must be an array of [name, value] string pairs` }
+    const tag = (message as { tag?: unknown }).tag
+    if (procedures !== undefined && typeof tag === "string" && procedures.length < 10) procedures.push(tag.slice(0, 100))
   }
   return undefined
 }
+
+/** The procedures an RPC request over HTTP calls, read by `rpcEnvelope`, for its log line (`POST /rpc 200 runs.get`). */
+const rpcProcedures = new WeakMap<object, ReadonlyArray<string>>()
 
 /**
  * @effect/rpc (0.76) reads a request's `headers` without decoding them: anything but an array of
@@ -336,7 +344,9 @@ const rpcEnvelope = (app: Effect.Effect<HttpServerResponse.HttpServerResponse, H
     const read = yield* Effect.either(HttpIncomingMessage.withMaxBodySize(request.text, Option.some(MAX_RPC_BODY_BYTES)))
     if (Either.isLeft(read) && exceeded(read.left)) return bodyTooLarge()
     const body = Either.getRight(read)
-    const bad = body._tag === "Some" ? badEnvelope(body.value) : undefined
+    const procedures: Array<string> = []
+    const bad = body._tag === "Some" ? badEnvelope(body.value, procedures) : undefined
+    if (procedures.length > 0) rpcProcedures.set(request, procedures)
     if (bad !== undefined) return json(400, { error: "InvalidRequest", field: bad.field, reason: bad.reason })
     return yield* app
   })

@@ -6,7 +6,9 @@
  */
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { expect, layer } from "@effect/vitest"
-import { Cause, Effect, Layer, Logger, Schema } from "effect"
+import { Cause, Effect, Layer, Logger, LogLevel, Schema } from "effect"
+import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import * as Http from "../../src/edge/Http.js"
 import * as os from "node:os"
 import * as Health from "../../src/edge/Health.js"
 import { SpanStore } from "../../src/telemetry/SpanStore.js"
@@ -84,6 +86,30 @@ for (const backend of backends) {
         failing = undefined
         const ok = yield* get(`${srv.url}/health`)
         expect([ok.status, (ok.json() as { status: string }).status, "reasons" in (ok.json() as object)]).toEqual([200, "ok", false])
+      }))
+
+    it.scoped("request log lines: /health at DEBUG (a healthcheck every 10 s is no INFO line), an RPC call with its procedures", () =>
+      Effect.gen(function*() {
+        const logged: Array<{ level: string; message: string }> = []
+        const recorder = Logger.make(({ logLevel, message }) => {
+          logged.push({ level: logLevel.label, message: (Array.isArray(message) ? message : [message]).map(String).join(" ") })
+        })
+        const rpc = HttpLayerRouter.add("POST", "/rpc", HttpServerResponse.text("ok"))
+        const context = yield* Layer.build(
+          Http.serve(Layer.merge(Http.routes(), rpc), { logRequests: true }).pipe(
+            Layer.provideMerge(Http.listen({ port: 0, host: "127.0.0.1", shutdownGrace: 0 })),
+            Layer.provide(InProcessBus.layer)
+          )
+        ).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, recorder)), Effect.provide(Logger.minimumLogLevel(LogLevel.All)))
+        const url = yield* Effect.provide(Http.baseUrl, context)
+        yield* get(`${url}/health`)
+        const call = (tag: string, id: string) => JSON.stringify({ _tag: "Request", id, tag, payload: {}, headers: [] })
+        yield* get(`${url}/rpc`, { method: "POST", body: `${call("runs.get", "1")}\n${call("runs.list", "2")}\n` })
+        const lines = logged.filter((l) => /^(GET|POST) \//.test(l.message))
+        expect(lines).toEqual([
+          { level: "DEBUG", message: "GET /health 200" },
+          { level: "INFO", message: "POST /rpc 200 runs.get,runs.list" }
+        ])
       }))
 
     it.scoped("an unknown route or method is a JSON 404 naming the path, never echoing its query", () =>
