@@ -21,8 +21,7 @@ import * as Audit from "../../src/store/Audit.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { symbolsOf } from "../store/fixtures/workload.js"
-import { createUsers, stubAuthenticator } from "./fixtures.js"
+import { createUsers, guarded, stubAuthenticator, until } from "./fixtures.js"
 
 const Group = StrategyRpcs.merge(RunRpcs, ApprovalRpcs)
 
@@ -30,27 +29,6 @@ const Group = StrategyRpcs.merge(RunRpcs, ApprovalRpcs)
 const users = Layer.effectDiscard(Effect.orDie(createUsers))
 
 const clientFor = (key: string) => Effect.provide(RpcTest.makeClient(Group, { flatten: true }), clientKey(key))
-
-/** Every order that opens a position is above 5% of equity: each needs an operator. */
-const guarded = (name: string, timeoutSeconds: number) =>
-  Schema.decodeUnknownSync(Strategy)({
-    name,
-    symbols: symbolsOf(1),
-    agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
-    sizing: { mode: "percent_of_equity", value: 10 },
-    risk: { approval: { notionalPctAbove: 5, policy: "pause", timeoutSeconds } }
-  })
-
-/** Poll until `get` gives something `done` accepts (the run goes on in the background). */
-const until = <A, E, R>(get: Effect.Effect<A, E, R>, done: (a: A) => boolean, what: string) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 600; i++) {
-      const value = yield* get
-      if (done(value)) return value
-      yield* Effect.sleep("20 millis")
-    }
-    return yield* Effect.dieMessage(`timed out waiting for ${what}`)
-  })
 
 const resolutions = (run: string) =>
   Effect.map(Runs.events(run as never), (rows) =>

@@ -8,8 +8,7 @@
  * relays nothing); skipped, saying so, without it.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
-import { Strategy } from "../../schemas/Strategy.js"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { EventBus, type EventBusService } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as RunManager from "../../src/edge/RunManager.js"
@@ -18,8 +17,8 @@ import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { serverUrl } from "../store/fresh.js"
-import { smaStrategy, symbolsOf } from "../store/fixtures/workload.js"
-import { createUsers, principals } from "./fixtures.js"
+import { smaStrategy } from "../store/fixtures/workload.js"
+import { createUsers, guarded, principals, until } from "./fixtures.js"
 
 const alice = principals["sk_alice"]
 const bob = principals["sk_bob"]
@@ -40,27 +39,6 @@ const managerOn = (bus: EventBusService) =>
 /** A slow paper run: it waits between slices most of the time. */
 const slowPaperRun = (manager: RunManager.RunManagerService, strategy: string) =>
   manager.start(alice, { strategy, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
-
-/** Every order that opens a position is above 5% of equity: each needs an operator. */
-const guarded = (name: string, timeoutSeconds: number) =>
-  Schema.decodeUnknownSync(Strategy)({
-    name,
-    symbols: symbolsOf(1),
-    agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
-    sizing: { mode: "percent_of_equity", value: 10 },
-    risk: { approval: { notionalPctAbove: 5, policy: "pause", timeoutSeconds } }
-  })
-
-/** Poll until `get` gives something `done` accepts. */
-const until = <A, E, R>(get: Effect.Effect<A, E, R>, done: (a: A) => boolean, what: string) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 600; i++) {
-      const value = yield* get
-      if (done(value)) return value
-      yield* Effect.sleep("25 millis")
-    }
-    return yield* Effect.dieMessage(`timed out waiting for ${what}`)
-  })
 
 const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
 const postgres = backends.find((backend) => backend.name === "postgres")

@@ -7,7 +7,7 @@
 import { FetchHttpClient, type HttpLayerRouter } from "@effect/platform"
 import { RpcClient, RpcSerialization } from "@effect/rpc"
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schema } from "effect"
 import { Principal, Unauthorized } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
 import { EventBus } from "../../src/bus/EventBus.js"
@@ -20,7 +20,8 @@ import * as Http from "../../src/edge/Http.js"
 import type * as Sse from "../../src/edge/Sse.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
-import { marketConfig, strategy } from "../store/fixtures/workload.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import { marketConfig, strategy, symbolsOf } from "../store/fixtures/workload.js"
 
 // ---------------------------------------------------------------------------------------------
 // Who
@@ -294,3 +295,23 @@ export const simulatedRun = (bus: InProcessBus.InProcessBusService, owner: strin
 /** The sequence numbers `from..to`. */
 export const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
 
+/** Every order that opens a position is above 5% of equity: each needs an operator. */
+export const guarded = (name: string, timeoutSeconds: number) =>
+  Schema.decodeUnknownSync(Strategy)({
+    name,
+    symbols: symbolsOf(1),
+    agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
+    sizing: { mode: "percent_of_equity", value: 10 },
+    risk: { approval: { notionalPctAbove: 5, policy: "pause", timeoutSeconds } }
+  })
+
+/** Poll until `get` gives something `done` accepts (a run goes on in the background), at most 600 looks. */
+export const until = <A, E, R>(get: Effect.Effect<A, E, R>, done: (a: A) => boolean, what: string) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 600; i++) {
+      const value = yield* get
+      if (done(value)) return value
+      yield* Effect.sleep("20 millis")
+    }
+    return yield* Effect.dieMessage(`timed out waiting for ${what}`)
+  })
