@@ -1138,6 +1138,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      */
     const serveRequests = Effect.gen(function*() {
       let rounds = 0
+      /** Whether the last look failed: a database away is said once, not four times a second. */
+      let failing = false
       while (true) {
         yield* Effect.sleep(Duration.millis(RELAY_SERVE_EVERY_MILLIS))
         yield* Effect.gen(function*() {
@@ -1149,7 +1151,14 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
               Effect.catchAllCause(ControlRequests.answer(request.id, answerOfExit(exit)), (cause) =>
                 Effect.logWarning("could not answer a relayed control request", cause).pipe(Effect.annotateLogs({ run: request.run, action: request.action })))))
           }
-        }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("could not read the control requests relayed by other processes", cause)))
+          if (failing) yield* Effect.logInfo("the control requests relayed by other processes can be read again")
+          failing = false
+        }).pipe(Effect.catchAllCause((cause) =>
+          failing ? Effect.void : Effect.zipRight(
+            Effect.sync(() => (failing = true)),
+            Effect.logWarning("could not read the control requests relayed by other processes (said once until they can be read again)", cause)
+          )
+        ))
       }
     }).pipe(Effect.provide(context))
     // Interruptible whatever builds the manager (an `acquireRelease` builds it uninterruptibly): the
