@@ -52,10 +52,19 @@ export const splitCredentials = (url: string): { readonly url: string; readonly 
     return { url }
   }
   if (parsed.username === "" && parsed.password === "") return { url }
-  const pair = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`
+  const pair = `${decoded(parsed.username)}:${decoded(parsed.password)}`
   parsed.username = ""
   parsed.password = ""
   // `href` adds a slash after a bare host; keep the path as it was written.
   const stripped = !url.endsWith("/") && parsed.href.endsWith("/") && bareHost(url) ? parsed.href.slice(0, -1) : parsed.href
   return { url: stripped, authorization: `Basic ${Buffer.from(pair, "utf8").toString("base64")}` }
+}
+
+/** A URL part's percent-escapes decoded; one that is malformed (`p%ZZ`, which a URL keeps as written) as written. */
+const decoded = (part: string): string => {
+  try {
+    return decodeURIComponent(part)
+  } catch {
+    return part
+  }
 }

@@ -110,6 +110,13 @@ describe("Backends.select", () => {
       const bad = yield* configFrom({ OLLAMA_HOST: "ftp://u:OllS3cret@x" })
       expect(Either.isLeft(bad) && String(bad.left)).toContain("ftp://u:***@x")
       expect(String(Either.isLeft(bad) && bad.left)).not.toContain("OllS3cret")
+      // A password whose percent-escapes are malformed is sent as written: before, decoding it threw,
+      // and the whole start died with an internal error.
+      const odd = Either.getOrThrow(Backends.parseHost(`http://u:p%ZZ@127.0.0.1:${port}`))
+      const oddly = yield* Backends.select({ host: odd })
+      // (The proxy refuses these credentials: the offline model answers, saying why.)
+      expect(oddly.info.description).toContain(`offline: no Ollama at http://u:***@127.0.0.1:${port}`)
+      expect(seen.at(-1)).toBe(`Basic ${Buffer.from("u:p%ZZ").toString("base64")}`)
     }))
 
   it.effect("fromConfig: SWARM_LLM=offline selects offline without a server", () =>
