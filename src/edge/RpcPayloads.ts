@@ -202,6 +202,31 @@ const decodeLine = (line: string, into: Array<unknown>): void => {
   if (typeof message === "object" && message !== null && !Array.isArray(message)) into.push(message)
 }
 
+/** The `_tag`s of what a client sends over @effect/rpc's protocol. */
+const MESSAGE_TAGS: ReadonlySet<unknown> = new Set(["Request", "Ack", "Interrupt", "Ping", "Eof"])
+
+/** Whether `text` is one whole message a client sends (a JSON object tagged as one). */
+const isMessage = (text: string): boolean => {
+  const trimmed = text.trim()
+  if (!trimmed.startsWith("{") || !trimmed.endsWith("}")) return false
+  try {
+    return MESSAGE_TAGS.has((JSON.parse(trimmed) as { readonly _tag?: unknown })._tag)
+  } catch {
+    return false
+  }
+}
+
+/** Whether `text` is one whole JSON value (blank is not). */
+const parses = (text: string): boolean => {
+  if (text.trim() === "") return false
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /**
  * `text` (what a frame left without its newline) as the JSON object it is whole, or undefined:
  * nothing a next frame adds can make a whole object part of another line, so it is read now. Tried
@@ -229,6 +254,10 @@ const wholeObject = (text: string): object | undefined => {
  * - a frame that ends without a newline, on a whole JSON object, is read as that line: a client
  *   that sends one request a frame (`ws.send(JSON.stringify(request))`, as most WebSocket code
  *   does) waited for an answer that never came, its line kept for a newline that never came;
+ * - what a frame left waiting for its newline that was never JSON (`hello`, `{"a":NaN}`, a request
+ *   cut off) is answered as not JSON once the next frame starts with a whole message, which is then
+ *   read on its own: before, every later frame was added to it and the connection answered nothing
+ *   more. A frame that is a whole JSON value but not an object (`null`, `[]`) is dropped at once;
  * - a character split between two frames is decoded whole.
  */
 export const ndjsonObjects = RpcSerialization.RpcSerialization.of({
@@ -239,8 +268,22 @@ export const ndjsonObjects = RpcSerialization.RpcSerialization.of({
     let buffer = ""
     return {
       decode: (bytes) => {
-        buffer += typeof bytes === "string" ? bytes : decoder.decode(bytes, { stream: true })
+        const text = typeof bytes === "string" ? bytes : decoder.decode(bytes, { stream: true })
         const items: Array<unknown> = []
+        if (buffer.trim() !== "") {
+          // What an earlier frame left waiting for its newline, followed by a frame that starts with
+          // a whole message of its own (`{"_tag":"Request",…}`): the two make no line together, so
+          // what waited was never one (`hello`, `{"a":NaN}`, a cut-off request) — answered as text
+          // that is not JSON, and the frame read on its own. (A piece of a line split between frames
+          // is never a whole message: a payload's own objects are not tagged `Request`, `Ack`…)
+          const cut = text.indexOf("\n")
+          const head = cut === -1 ? text : text.slice(0, cut)
+          if (isMessage(head) && !parses(buffer + head)) {
+            decodeLine(buffer, items)
+            buffer = ""
+          }
+        }
+        buffer += text
         let position = 0
         for (let newline = buffer.indexOf("\n"); newline !== -1; newline = buffer.indexOf("\n", position)) {
           decodeLine(buffer.slice(position, newline), items)
@@ -250,6 +293,10 @@ export const ndjsonObjects = RpcSerialization.RpcSerialization.of({
         const whole = buffer.length > 0 ? wholeObject(buffer) : undefined
         if (whole !== undefined) {
           items.push(whole)
+          buffer = ""
+        } else if (buffer.length > 0 && !buffer.trimStart().startsWith("{") && parses(buffer)) {
+          // A whole JSON value that is not an object (`null`, `[]`, `3`): it stands for no request,
+          // as such a line does; no frame after it can make it one.
           buffer = ""
         }
         if (buffer.length > MAX_LINE) {

@@ -731,6 +731,41 @@ for (const backend of backends) {
         expect(lines.filter((line) => line._tag === "Defect"), received).toEqual([{ _tag: "Defect", defect: expect.stringMatching(/^a line is not JSON/) }])
       }))
 
+    it.scoped("a WebSocket frame that is not one JSON message, sent without a newline, does not swallow the frames after it", () =>
+      Effect.gen(function*() {
+        const base = yield* Http.baseUrl
+        const ines = yield* Users.create("fuzz-ines", "user")
+        const key = (yield* ApiKeys.issue(ines.id, "fuzz")).key
+        // Before, each of these stayed waiting for a newline, every later frame was added to it, and
+        // nothing more on the connection was answered. Python's json.dumps writes NaN (the third).
+        const received = yield* exchange(base, [
+          "hello",
+          rpc(key, "strategies.list", undefined, "1"),
+          "null",
+          rpc(key, "strategies.list", undefined, "2"),
+          `{"_tag":"Request","id":"8","tag":"strategies.list","payload":{"a":NaN},"headers":[]}`,
+          rpc(key, "strategies.list", undefined, "3"),
+          "[]",
+          rpc(key, "strategies.list", undefined, "4"),
+          `{"_tag":"Request","id":"9"`,
+          `${rpc(key, "runs.get", { run: "run_nope" }, "5")}\n`,
+          // A line split into three frames, the middle one a whole JSON object, is still one line.
+          `{"_tag":"Request","id":"6","tag":"runs.get","payload":`,
+          `{"run":"run_nope"}`,
+          `,"headers":[["authorization","Bearer ${key}"]]}`
+        ], ["1", "2", "3", "4", "5", "6"])
+        const lines = received.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { _tag: string; requestId?: string; defect?: unknown; exit?: unknown })
+        const exits = new Map(lines.filter((line) => line._tag === "Exit").map((line) => [line.requestId, line.exit]))
+        for (const id of ["1", "2", "3", "4"]) expect(exits.get(id), received).toMatchObject({ _tag: "Success" })
+        for (const id of ["5", "6"]) expect(exits.get(id), received).toMatchObject({ _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "RunNotFound" } } })
+        // The three that are not JSON are each answered with a defect saying so; null and [] stand for no request.
+        expect(lines.filter((line) => line._tag === "Defect").map((line) => line.defect), received).toEqual([
+          expect.stringMatching(/^a line is not JSON/),
+          expect.stringMatching(/^a line is not JSON/),
+          expect.stringMatching(/^a line is not JSON/)
+        ])
+      }))
+
     it.scoped("a request id reused while its request is in flight is InvalidRequest naming the id; the first is answered by its own schema", () =>
       Effect.gen(function*() {
         const base = yield* Http.baseUrl
