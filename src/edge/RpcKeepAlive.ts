@@ -1,12 +1,13 @@
 /**
- * A keep-alive on the RPC endpoint's HTTP answers: while a request of a connection is in flight, a
+ * A keep-alive on the RPC endpoint's answers (HTTP and WebSocket): while a request of a connection is in flight, a
  * `Pong` line every `Interval`. A `runs.events` stream of a paused or quiet run (or a `chat.send`
  * whose model thinks) carries nothing for minutes; a client's HTTP stack then took it for a dead
  * server (Node's fetch gives up on a body silent for 300 s) and `swarm runs watch` said it had lost
  * a server that was up all along. @effect/rpc's clients skip a `Pong` they did not ask for (its
  * socket protocol answers pings with one), so the line keeps the answer alive and is seen by no
  * caller; the CLI in turn takes an answer silent for several intervals for a lost server
- * (src/cli/Silence.ts). The WebSocket endpoint needs none: its clients ping.
+ * (src/cli/Silence.ts). The WebSocket endpoint has it too: @effect/rpc's clients ping there, but a
+ * client written by hand may not, and a proxy cuts a WebSocket idle for 30 or 60 s.
  */
 import { RpcServer } from "@effect/rpc"
 import { constPong } from "@effect/rpc/RpcMessage"

@@ -50,8 +50,8 @@ const handlers = Layer.mergeAll(
 /**
  * The RPC endpoint, over HTTP (ndjson, streams delivered as they come) and WebSocket; on both, a
  * payload that does not decode is a typed `InvalidRequest` (RpcPayloads.ts), and a call the server's
- * stopping cuts off is `Unavailable` (RpcStopping.ts). Over HTTP, an answer still going is kept
- * alive while it is quiet (RpcKeepAlive.ts).
+ * stopping cuts off is `Unavailable` (RpcStopping.ts). On both, an answer still going is kept alive
+ * while it is quiet (RpcKeepAlive.ts).
  */
 export const rpcRoutes = Layer.mergeAll(
   RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(
@@ -60,7 +60,7 @@ export const rpcRoutes = Layer.mergeAll(
   ))),
   RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(
     SwarmRpcs,
-    RpcStopping.answered(RpcServer.layerProtocolWebsocketRouter({ path: Http.RPC_WS_PATH }).pipe(Layer.provide(RpcPayloads.layerNdjsonObjects)))
+    RpcStopping.answered(RpcKeepAlive.keptAlive(RpcServer.layerProtocolWebsocketRouter({ path: Http.RPC_WS_PATH }).pipe(Layer.provide(RpcPayloads.layerNdjsonObjects))))
   )))
 ).pipe(Layer.provide(handlers), Layer.provide(RpcPayloads.CheckedPayloadLive))
 

@@ -9,6 +9,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Layer, Schema, Scope, Stream } from "effect"
 import * as http from "node:http"
+import { createRequire } from "node:module"
 import type * as net from "node:net"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Io from "../../src/cli/Io.js"
@@ -21,6 +22,15 @@ import { RunManager } from "../../src/edge/RunManager.js"
 import * as Server from "../../src/edge/Server.js"
 import { backends } from "../store/fixtures/backends.js"
 import { symbolsOf } from "../store/fixtures/workload.js"
+
+/** `ws` ships no types here; only this much of it is used. */
+interface WebSocketLike {
+  on(event: "open", f: () => void): void
+  on(event: "message", f: (data: Buffer) => void): void
+  send(data: string): void
+  terminate(): void
+}
+const WebSocket = createRequire(import.meta.url)("ws") as new(url: string, options: { readonly headers: Record<string, string> }) => WebSocketLike
 
 /** Poll `done` every 20 ms for at most `seconds`. */
 const waitFor = (done: () => boolean, seconds = 30) =>
@@ -121,9 +131,20 @@ for (const backend of backends) {
 
         const captured = Io.capture()
         const watching = yield* RemoteRuns.watch(captured.io, remote, run.id, { since: 0, keep: 5, json: true }).pipe(Effect.exit, Effect.fork)
+        // A raw WebSocket client that never pings (as one written in Python or Go may not) hears the
+        // keep-alive too: before, a quiet stream over WebSocket carried nothing, and proxies that cut
+        // idle connections after 30 or 60 s cut it.
+        const heard: Array<string> = []
+        const socket = new WebSocket(`${(yield* Effect.provide(Http.baseUrl, context)).replace(/^http/, "ws")}${Http.RPC_WS_PATH}`, {
+          headers: { authorization: `Bearer ${made.key}` }
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => socket.terminate()))
+        socket.on("message", (data) => heard.push(String(data)))
+        socket.on("open", () => socket.send(JSON.stringify({ _tag: "Request", id: "1", tag: "runs.events", payload: { run: run.id, since: 0 }, headers: [] })))
         // Paused, the run says nothing: several silence limits go by.
         yield* Effect.sleep("3 seconds")
         expect(captured.stderr()).not.toContain("lost")
+        expect(heard.join("").split("\n").filter((line) => line.includes(`"_tag":"Pong"`)).length, heard.join("").slice(0, 2_000)).toBeGreaterThan(2)
         yield* remote.client.runs.stop({ run: run.id })
         expect(Exit.isSuccess(yield* Fiber.join(watching))).toBe(true)
         expect(captured.stderr()).not.toContain("lost")
