@@ -55,7 +55,8 @@ const check = (rpcs: ReadonlyMap<string, Rpc.AnyWithProps>, message: { readonly 
   }
   let decoded: Either.Either<unknown, ParseResult.ParseError>
   try {
-    decoded = Schema.decodeUnknownEither(rpc.payloadSchema as Schema.Schema<unknown, unknown, never>)(message.payload)
+    // A field the procedure does not take is refused and named (`limt`), not dropped unseen.
+    decoded = Schema.decodeUnknownEither(rpc.payloadSchema as Schema.Schema<unknown, unknown, never>, { onExcessProperty: "error" })(message.payload)
   } catch {
     // A schema that needs an effect to decode: @effect/rpc decodes it itself.
     return undefined

@@ -552,6 +552,9 @@ for (const backend of backends) {
           ["runs.get", { run: "" }, "run"],
           ["runs.list", { limit: "x" }, "limit"],
           ["runs.list", { limit: 0 }, "limit"],
+          // A field the procedure does not take (a typo, most often): named, not ignored.
+          ["runs.list", { limt: 5 }, "limt"],
+          ["runs.events", { run: "r", sinse: 3 }, "sinse"],
           // A status no run has listed nothing, as if it were a filter that matched none.
           ["runs.list", { status: "bogus" }, "status"],
           ["runs.start", { strategy: "s", mode: "sideways" }, "mode"],
