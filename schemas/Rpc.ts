@@ -39,15 +39,20 @@ export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {
 
 /**
  * No such strategy of the caller's — or, with `version`, the strategy is there but not at that
- * version (it has versions 1 to `latestVersion`).
+ * version (it has versions 1 to `latestVersion`); or, with `deleted`, the strategy a run ran was
+ * deleted since (`chat.applyRule`: there is no strategy to make a new version of), named as it was
+ * last called, since its caller never typed its id.
  */
 export class StrategyNotFound extends Schema.TaggedError<StrategyNotFound>()("StrategyNotFound", {
   strategy: Schema.String,
   version: Schema.optional(Schema.Int),
-  latestVersion: Schema.optional(Schema.Int)
+  latestVersion: Schema.optional(Schema.Int),
+  deleted: Schema.optional(Schema.Struct({ name: Schema.String }))
 }) {
   override get message(): string {
-    return this.version === undefined
+    return this.deleted !== undefined
+      ? `strategy ${this.deleted.name} (${this.strategy}) was deleted`
+      : this.version === undefined
       ? `no strategy ${this.strategy}`
       : `strategy ${this.strategy} has no version ${this.version} (its versions are 1 to ${this.latestVersion})`
   }

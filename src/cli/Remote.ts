@@ -175,7 +175,13 @@ export const translate = (target: RemoteConfig.Target, subject: string) => (erro
   const on = target.server
   switch (error._tag) {
     case "StrategyNotFound":
-      return error.version === undefined
+      return error.deleted !== undefined
+        ? new UsageError({
+          field: "strategy",
+          reason: `strategy ${shown(error.deleted.name)} (${error.strategy}) on ${on} was deleted: no suggestion can be applied to it ` +
+            `(put the rule in another strategy with swarm rules put)`
+        })
+        : error.version === undefined
         ? new UsageError({ field: "strategy", reason: `no strategy ${shown(error.strategy)} on ${on} (swarm strategies list shows yours)` })
         : new UsageError({
           field: "--strategy-version",

@@ -102,11 +102,14 @@ export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
             return yield* notFound("a suggestion id is <rule id>.<min trades>.<hash>, as chat.suggestions gives it")
           }
           const suggested = yield* Tools.suggestions(record, minTrades)
+          // Said before whether the id is one: with the strategy deleted, no suggestion can be applied.
+          if (suggested.strategy === undefined) {
+            return yield* new StrategyNotFound({ strategy: record.strategyId, deleted: { name: record.strategyName } })
+          }
           const found = suggested.suggestions.find((s) => s.id === suggestion)
           if (found === undefined) {
             return yield* notFound("the run does not suggest it now (its trades or its strategy changed since): ask chat.suggestions again")
           }
-          if (suggested.strategy === undefined) return yield* new StrategyNotFound({ strategy: record.strategyId })
           // A new version of the strategy as it is now (a rule put meanwhile stays), made holding it,
           // audited as every strategy update is (its audit entry holds the whole body), with the
           // suggestion it came from and, for an admin's apply to another user's run, who applied it.

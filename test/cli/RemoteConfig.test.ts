@@ -165,6 +165,14 @@ describe("what a transport failure or a refusal says", () => {
     })
     expect(translate(target, "strategy")(new StrategyNotFound({ strategy: "Appr" }))).toMatchObject({ field: "strategy", reason: expect.stringMatching(/^no strategy "Appr" on http:\/\/h/) })
   })
+
+  it("a run's deleted strategy is named as it was called, saying no suggestion can be applied to it (chat apply)", () => {
+    const target: RemoteConfig.Target = { server: "http://h", serverFrom: "--server", key: "k", keyFrom: "--key" }
+    expect(translate(target, "suggestion")(new StrategyNotFound({ strategy: "str_0123456789ab", deleted: { name: "Appr" } }))).toMatchObject({
+      field: "strategy",
+      reason: `strategy "Appr" (str_0123456789ab) on http://h was deleted: no suggestion can be applied to it (put the rule in another strategy with swarm rules put)`
+    })
+  })
 })
 
 describe("swarm's remote commands without a server", () => {

@@ -254,7 +254,13 @@ for (const backend of backends) {
         const shown = ChatView.suggestionsText(orphaned).trimEnd().split("\n")
         expect(shown[0]).toContain(`(strategy ${run.strategyId} v1, deleted;`)
         expect(shown.at(-1)).toBe("the run's strategy was deleted: none can be applied (put one in another strategy with swarm rules put)")
-        expect((yield* Effect.flip(owner("chat.applyRule", { run: run.id, suggestion: orphaned.suggestions[0]!.id })))._tag).toBe("StrategyNotFound")
+        // Applying one is refused naming the deleted strategy as it was called (the asker never typed its id), not
+        // as a "no strategy str_…" they cannot place; so is an id the run does not suggest (no suggestion can be applied).
+        const deleted = { _tag: "StrategyNotFound", strategy: run.strategyId, deleted: { name: run.name } }
+        const refused = yield* Effect.flip(owner("chat.applyRule", { run: run.id, suggestion: orphaned.suggestions[0]!.id }))
+        expect(refused).toMatchObject(deleted)
+        expect(refused.message).toBe(`strategy ${run.name} (${run.strategyId}) was deleted`)
+        expect(yield* Effect.flip(owner("chat.applyRule", { run: run.id, suggestion: "nope.5.00000000" }))).toMatchObject(deleted)
         // The chat's tool says so too, rather than how to apply one.
         const told = yield* Effect.orDie(Effect.flatMap(Runs.get(run.id), (record) => Tools.run({ tool: "suggest_rules", args: {} }, record)))
         expect(told.result).toMatchObject({ strategyVersion: null, strategyDeleted: true })
