@@ -9,6 +9,7 @@ import { Effect, Either, ParseResult, Schema } from "effect"
 import { readFile, stat } from "node:fs/promises"
 import { extname } from "node:path"
 import { Rule, RuleId } from "../../schemas/Rule.js"
+import { decodeFileText } from "../internal/utf16.js"
 import { firstLine, MultipleDocuments, parseStrict } from "../internal/yaml.js"
 import { MAX_BYTES, problemsOf, StrategyFileError } from "../swarm/StrategyFile.js"
 import { UsageError } from "./CliError.js"
@@ -60,10 +61,13 @@ const readRuleFile = (file: string): Effect.Effect<unknown, StrategyFileError> =
         const info = await stat(file)
         if (!info.isFile()) throw new Error("not a file")
         if (info.size > MAX_BYTES) throw new Error(`the file is larger than ${MAX_BYTES} bytes`)
-        return await readFile(file, "utf8")
+        return await readFile(file)
       },
       catch: (error) => problem(file, `cannot read it: ${error instanceof Error ? error.message : String(error)}`)
-    })
+    }).pipe(
+      // UTF-16 with a byte-order mark (Notepad's "Unicode", PowerShell 5's `>`), as strategy files.
+      Effect.flatMap((bytes) => Either.mapLeft(decodeFileText(bytes), (reason) => problem(file, reason)))
+    )
     return yield* Effect.try({
       try: () => (extension === ".json" ? JSON.parse(withoutByteOrderMark(text)) : parseStrict(withoutByteOrderMark(text))) as unknown,
       catch: (error) =>

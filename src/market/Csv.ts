@@ -70,6 +70,7 @@ import { Symbol, type Timestamp } from "../../schemas/Ids.js"
 import type { Bar } from "../../schemas/Market.js"
 import { CsvError, type CsvErrorKind } from "../../schemas/CsvError.js"
 import { clip, clipAfter } from "../internal/clip.js"
+import { decodeWithMark } from "../internal/utf16.js"
 
 export { CsvError, CsvErrorKind } from "../../schemas/CsvError.js"
 
@@ -398,13 +399,11 @@ const readData = (file: string): Effect.Effect<Buffer, CsvError> =>
  * name: read as UTF-8, it made an error about a header of garbage.
  */
 const decode = (bytes: Buffer, file: string): string => {
-  const b0 = bytes[0], b1 = bytes[1]
-  if ((b0 === 0xff && b1 === 0xfe && !(bytes[2] === 0 && bytes[3] === 0)) || (b0 === 0xfe && b1 === 0xff)) {
-    if (bytes.length % 2 === 1) {
-      throw new CsvError({ file, kind: "NotText", reason: "starts with a UTF-16 byte-order mark but has an odd number of bytes: it is cut short, or not text" })
-    }
-    // Big-endian swapped to little-endian on a copy (Buffer decodes only the latter without ICU); the digest keeps the file's bytes.
-    return (b0 === 0xff ? bytes : Buffer.from(bytes).swap16()).toString("utf16le", 2)
+  // The digest keeps the file's bytes: a big-endian file is swapped on a copy.
+  const utf16 = decodeWithMark(bytes)
+  if (utf16 !== undefined) {
+    if (Either.isLeft(utf16)) throw new CsvError({ file, kind: "NotText", reason: utf16.left })
+    return utf16.right
   }
   for (const [magic, what, instead] of SIGNATURES) {
     if (bytes.length >= magic.length && magic.every((byte, i) => bytes[i] === byte)) {

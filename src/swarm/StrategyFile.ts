@@ -10,6 +10,7 @@ import { givenProblem, Strategy } from "../../schemas/Strategy.js"
 import { clip, clipAfter, QUOTED } from "../internal/clip.js"
 import { BARE, plainly, wordsFor } from "../internal/issues.js"
 import { findUnstorable } from "../internal/storableText.js"
+import { decodeFileText } from "../internal/utf16.js"
 import { firstLine, MultipleDocuments, parseStrict } from "../internal/yaml.js"
 
 /** A strategy file is configuration, not data: anything larger is a mistake or an attack. */
@@ -213,11 +214,16 @@ export const load = (file: string): Effect.Effect<Strategy, StrategyFileError> =
       const info = await stat(file)
       if (!info.isFile()) throw new Error("not a file")
       if (info.size > MAX_BYTES) throw new Error(`the file is larger than ${MAX_BYTES} bytes`)
-      return await readFile(file, "utf8")
+      return await readFile(file)
     },
     catch: (error) =>
       new StrategyFileError({
         file,
         problems: [{ field: "", message: `cannot read it: ${error instanceof Error ? error.message : String(error)}` }]
       })
-  }).pipe(Effect.flatMap((text) => parseText(text, file)))
+  }).pipe(
+    // UTF-16 with a byte-order mark (Notepad's "Unicode", PowerShell 5's `>`) read as UTF-8 was a
+    // "not valid JSON" quoting garbage and NULs.
+    Effect.flatMap((bytes) => Either.mapLeft(decodeFileText(bytes), (message) => new StrategyFileError({ file, problems: [{ field: "", message }] }))),
+    Effect.flatMap((text) => parseText(text, file))
+  )

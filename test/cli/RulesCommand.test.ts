@@ -6,7 +6,7 @@ import * as Path from "node:path"
 import { parseRule } from "../../src/cli/RulesCommand.js"
 
 /** What `parseRule` refuses a rule file `name` holding `text` for (the file in a directory of its own, removed after). */
-const refusal = (name: string, text: string) =>
+const refusal = (name: string, text: string | Buffer) =>
   Effect.gen(function*() {
     const dir = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-rules-"))
     const file = Path.join(dir, name)
@@ -15,7 +15,7 @@ const refusal = (name: string, text: string) =>
   })
 
 /** What `parseRule` reads from a rule file `name` holding `text` (removed after). */
-const read = (name: string, text: string) =>
+const read = (name: string, text: string | Buffer) =>
   Effect.gen(function*() {
     const dir = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-rules-"))
     const file = Path.join(dir, name)
@@ -33,6 +33,18 @@ describe("rules put: the rule file", () => {
       expect(yield* parseRule(`\ufeff${JSON.stringify(rule)}`)).toMatchObject(rule)
       // Only a leading one: inside a value it is the value's (and a rule's id refuses it, given now, on the server).
       expect((yield* read("rule.json", JSON.stringify({ ...rule, name: "Cap\ufeff" }))).name).toBe("Cap\ufeff")
+    }))
+
+  it.effect("a UTF-16 rule file with a byte-order mark (Notepad's \"Unicode\", PowerShell 5's >) is read, as strategy files are", () =>
+    Effect.gen(function*() {
+      const rule = { id: "cap", name: "Cap", kind: "max_position_percent", params: { percent: 20 } }
+      const le = (text: string) => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, "utf16le")])
+      // Before, read as UTF-8: "not valid JSON: Unexpected token '\ufffd' …".
+      expect(yield* read("rule.json", le(JSON.stringify(rule)))).toMatchObject(rule)
+      expect(yield* read("rule.yaml", le("id: cap\r\nname: Cap\r\nkind: max_position_percent\r\nparams: { percent: 20 }\r\n").swap16())).toMatchObject(rule)
+      expect((yield* refusal("rule.json", Buffer.concat([le(JSON.stringify(rule)), Buffer.from([0x0a])]))).problems[0]!.message).toMatch(
+        /^starts with a UTF-16 byte-order mark but has an odd number of bytes/
+      )
     }))
 
 

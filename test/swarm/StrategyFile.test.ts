@@ -1,5 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Schema } from "effect"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { agentName, givenProblem, Strategy } from "../../schemas/Strategy.js"
@@ -312,6 +314,28 @@ describe("strategy files", () => {
     const [key] = problems(JSON.stringify({ ...minimal, ["k".repeat(10_000)]: 1 }))
     expect(key!.field).toBe(`${"k".repeat(100)}… (10000 characters)`)
   })
+
+  it.scoped("a UTF-16 file with a byte-order mark (Notepad's \"Unicode\", PowerShell 5's >) loads, little- or big-endian", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), "swarm-strategy-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true })))
+      const utf16 = (text: string, endian: "le" | "be") => {
+        const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, "utf16le")])
+        return endian === "le" ? le : le.swap16()
+      }
+      const named = { ...minimal, name: "Ünïcode 策略" }
+      for (const endian of ["le", "be"] as const) {
+        // Before, read as UTF-8: "not valid JSON: Unexpected token '\ufffd', \"\ufffd\ufffd{\u0000…".
+        writeFileSync(join(dir, `s-${endian}.json`), utf16(JSON.stringify(named, null, 2), endian))
+        expect((yield* load(join(dir, `s-${endian}.json`))).name).toBe("Ünïcode 策略")
+        writeFileSync(join(dir, `s-${endian}.yaml`), utf16("name: Ünïcode 策略\r\nsymbols: [AAPL]\r\nagents: [{type: sma_crossover}]\r\n", endian))
+        expect((yield* load(join(dir, `s-${endian}.yaml`))).name).toBe("Ünïcode 策略")
+      }
+      // A mark and then an odd number of bytes is no UTF-16: said so, not decoded to garbage.
+      writeFileSync(join(dir, "odd.json"), Buffer.concat([utf16(JSON.stringify(minimal), "le"), Buffer.from([0x0a])]))
+      const odd = yield* Effect.flip(load(join(dir, "odd.json")))
+      expect(odd.problems).toEqual([{ field: "", message: "starts with a UTF-16 byte-order mark but has an odd number of bytes: it is cut short, or not text" }])
+    }))
 
   it.effect("a file that cannot be read is a typed error naming it", () =>
     Effect.gen(function*() {
