@@ -5,6 +5,7 @@
  * someone else's strategy or run exists.
  */
 import { Schema } from "effect"
+import { visibleTextProblem } from "./VisibleText.js"
 
 export const Role = Schema.Literal("admin", "user")
 export type Role = typeof Role.Type
@@ -54,10 +55,20 @@ export const UserName = Schema.String.pipe(
   })
 )
 
-/** What an API key is for, as its owner labels it (`laptop`, `ci`): at most 100 characters, no control characters. */
+/**
+ * What an API key is for, as its owner labels it (`laptop`, `ci`, `笔记本 💻`): at most 100
+ * characters, no control characters, and none a terminal would not show or would reorder the row by
+ * (`visibleTextProblem`: a U+202E in a label reversed the rest of its `admin keys` row, its revoked
+ * time included; a U+200B made two labels look alike). Decoded only as a key is issued: labels
+ * stored before still list.
+ */
 export const KeyLabel = Schema.String.pipe(
   Schema.maxLength(100, { message: () => "a key label is at most 100 characters" }),
-  Schema.pattern(/^[^\p{Cc}]*$/u, { message: () => "a key label has no control characters" })
+  Schema.pattern(/^[^\p{Cc}]*$/u, { message: () => "a key label has no control characters" }),
+  Schema.filter((label) => {
+    const problem = visibleTextProblem(label, "the label")
+    return problem === undefined || `a key label: ${problem}`
+  })
 )
 
 /** A user as an admin sees one. `disabledAt` set: their keys no longer authenticate. */

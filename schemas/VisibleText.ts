@@ -1,5 +1,6 @@
 /**
- * Text that is shown and then named back: a strategy's name, a rule's id and name. What a terminal
+ * Text that is shown and then named back: a strategy's name, a rule's id and name (and an API key's
+ * label, shown beside its key in `admin keys`). What a terminal
  * does not show, or shows the same as other text, lets two names look identical in a list and
  * resolve to different things. Checked where a name is given now, never where one is read back:
  * names stored before still load and resolve.
@@ -31,7 +32,7 @@ const joinsEmoji = (chars: ReadonlyArray<string>, i: number) => {
  * was given, and a user's name quietly becoming another string would surprise them on the next
  * lookup by the bytes they typed.
  */
-export const visibleTextProblem = (text: string): string | undefined => {
+export const visibleTextProblem = (text: string, what = "the name"): string | undefined => {
   const chars = Array.from(text)
   for (let i = 0; i < chars.length; i++) {
     const c = chars[i]!
@@ -41,7 +42,7 @@ export const visibleTextProblem = (text: string): string | undefined => {
       return `no bidirectional formatting characters (${at}): they reorder the text shown after them`
     }
     if (/\p{Cf}/u.test(c) && !(c.codePointAt(0) === ZWJ && joinsEmoji(chars, i))) {
-      return `no invisible format characters (${at}): the name would look the same as one without it`
+      return `no invisible format characters (${at}): ${what} would look the same as one without it`
     }
   }
   if (text.normalize("NFC") !== text) {

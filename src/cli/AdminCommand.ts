@@ -9,7 +9,7 @@ import { Effect, Option, ParseResult, Schema } from "effect"
 import { type ApiKey, UserName } from "../../schemas/Auth.js"
 import { UsageError } from "./CliError.js"
 import { choice, json } from "./Flags.js"
-import type { Io } from "./Io.js"
+import { type Io, visible } from "./Io.js"
 import * as Remote from "./Remote.js"
 import * as RunRef from "./RunRef.js"
 import { table, wallTime } from "./RunsView.js"
@@ -91,7 +91,8 @@ const issueKey = (io: Io, wiring: Wiring) =>
       )
     }).pipe(Effect.withSpan("swarm.admin.issue-key"))).pipe(Command.withDescription("Issue another API key to a user (printed once)."))
 
-const keyRow = (k: ApiKey) => [k.id, `${k.prefix}…`, k.label, wallTime(k.createdAt), k.lastUsedAt === null ? "—" : wallTime(k.lastUsedAt), k.revokedAt === null ? "—" : wallTime(k.revokedAt)]
+// A label stored before labels were checked (`KeyLabel`) is shown escaped: a U+202E in one reversed the rest of its row.
+const keyRow = (k: ApiKey) => [k.id, `${k.prefix}…`, visible(k.label), wallTime(k.createdAt), k.lastUsedAt === null ? "—" : wallTime(k.lastUsedAt), k.revokedAt === null ? "—" : wallTime(k.revokedAt)]
 
 const keys = (io: Io, wiring: Wiring) =>
   Command.make("keys", { user: userArg, json: json("Print the keys as one JSON array on stdout."), ...Remote.options }, (flags) =>

@@ -50,7 +50,8 @@ const decodeLabel = Schema.decodeUnknown(KeyLabel)
 export const issue = Effect.fn("ApiKeys.issue")(function*(userId: string, label = "") {
   const sql = yield* SqlClient.SqlClient
   const validLabel = yield* decodeLabel(label).pipe(
-    Effect.mapError((error) => new InvalidKeyLabel({ reason: ParseResult.TreeFormatter.formatErrorSync(error) }))
+    // The schema's own words, not its tree ("{ maxLength(100) & … }\n└─ Predicate refinement failure\n   └─ …").
+    Effect.mapError((error) => new InvalidKeyLabel({ reason: ParseResult.ArrayFormatter.formatErrorSync(error)[0]?.message ?? "is not a key label" }))
   )
   if (impossible(userId)) return yield* new UserNotFound({ user: userId.slice(0, 64) })
   const key = `sk_${randomBytes(32).toString("base64url")}`

@@ -434,6 +434,11 @@ describe("swarm as a client of a live server", () => {
       expect([refused.code, lines(refused.stderr)]).toEqual([2, [expect.stringMatching(/^swarm: .*not allowed on http.*: an admin procedure$/)]])
       expect((yield* cli(["admin", "users"])).stdout).toMatch(/erin .* user .* enabled/)
 
+      // A label that would reorder its `admin keys` row (U+202E reversed the revoked time after it) is refused, naming the character.
+      const reordering = yield* cli(["admin", "issue-key", "erin", "--label", "ci\u202e"])
+      expect([reordering.code, lines(reordering.stderr)]).toEqual([2, [
+        "swarm: label: a key label: no bidirectional formatting characters (U+202E at position 3): they reorder the text shown after them"
+      ]])
       const issued = yield* cli(["admin", "issue-key", "erin", "--label", "ci"])
       const ciKey = /sk_[A-Za-z0-9_-]{43}/.exec(issued.stdout)![0]
       const listed = JSON.parse((yield* cli(["admin", "keys", "erin", "--json"])).stdout) as Array<{ id: string; label: string; prefix: string; revokedAt: string | null }>

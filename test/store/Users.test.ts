@@ -111,7 +111,20 @@ for (const backend of backends) {
         expect((yield* failure(ApiKeys.issue(bob.id, "x".repeat(101))))._tag).toBe("InvalidKeyLabel")
         expect((yield* failure(ApiKeys.issue(bob.id, "a\nb")))._tag).toBe("InvalidKeyLabel")
         expect((yield* failure(ApiKeys.issue(bob.id, "nul\u0000")))._tag).toBe("InvalidKeyLabel")
+        // Nor what a terminal would not show, or would reorder the rest of the `admin keys` row by.
+        expect(yield* failure(ApiKeys.issue(bob.id, "lap\u200btop"))).toMatchObject({
+          _tag: "InvalidKeyLabel",
+          reason: "a key label: no invisible format characters (U+200B at position 4): the label would look the same as one without it"
+        })
+        expect(yield* failure(ApiKeys.issue(bob.id, "ci \u202erevoked"))).toMatchObject({
+          _tag: "InvalidKeyLabel",
+          reason: "a key label: no bidirectional formatting characters (U+202E at position 4): they reorder the text shown after them"
+        })
+        for (const hidden of ["\ufeffci", "a\u2066b", "x\u200e", "e\u0301"]) expect((yield* failure(ApiKeys.issue(bob.id, hidden)))._tag).toBe("InvalidKeyLabel")
         expect((yield* ApiKeys.list(bob.id)).length).toBe(2)
+        // Labels in any script, and emoji (a joiner inside one), are labels.
+        for (const label of ["笔记本 💻", "حاسوب", "👩‍💻 dev"]) yield* ApiKeys.issue(bob.id, label)
+        expect((yield* ApiKeys.list(bob.id)).map((k) => k.label).slice(2).sort()).toEqual(["笔记本 💻", "حاسوب", "👩‍💻 dev"].sort())
       }))
 
     it.effect("a key authenticates as its user until revoked; revoking is the owner's or an admin's", () =>
