@@ -42,7 +42,11 @@ describe("strategy names", () => {
       ["mo\u2060mentum", "U+2060 at position 3"],
       ["mo\ufeffmentum", "U+FEFF at position 3"],
       ["mo\u00admentum", "U+00AD at position 3"],
-      ["🚀\u{e0041}momentum", "U+E0041 at position 2"]
+      ["🚀\u{e0041}momentum", "U+E0041 at position 2"],
+      // Where a joiner would choose no other form: after a letter that joins nothing after it, a letter with no virama, a flag without tags.
+      ["و\u200cب", "U+200C at position 2"],
+      ["क\u200dष", "U+200D at position 2"],
+      ["🏴\u{e007f}momentum", "U+E007F at position 2"]
     ] as const) {
       expect(problemsOf({ ...minimal, name }), JSON.stringify(name)).toEqual([
         { field: "name", message: `no invisible format characters (${at}): the name would look the same as one without it` }
@@ -67,6 +71,14 @@ describe("strategy names", () => {
       { field: "name", message: "cannot have a strategy id's form (str_ and 12 hexadecimal digits): commands take a strategy by id or by name" }
     ])
     for (const name of ["str_f03469b5d49", "str_F03469B5D492", "my str_f03469b5d492"]) expect(problemsOf({ ...minimal, name }), name).toEqual([])
+  })
+
+  it("a joiner or tag that changes what is shown is part of the name: Persian, Indic conjuncts, emoji flag tags", () => {
+    // می‌خواهم: the non-joiner keeps the first letter unjoined, visibly; without it the word is written differently.
+    // क्‍ष shows a half form where क्ष shows a conjunct; 🏴󠁧󠁢󠁳󠁣󠁴󠁿 is Scotland's flag (a black flag, tag letters, a cancel tag).
+    for (const name of ["می\u200cخواهم", "क्\u200dष momentum", "क्\u200cष", "ܐ\u200cܒ", "🏴\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f} Scots"]) {
+      expect(problemsOf({ ...minimal, name }), name).toEqual([])
+    }
   })
 
   it("any other text is a name: letters of every script, symbols, emoji", () => {
