@@ -40,8 +40,8 @@ import type { Wiring } from "./Wiring.js"
 
 export const EXIT_OK = 0
 /**
- * A run that ended `failed` or does not reproduce, a broken audit chain, a database that cannot be
- * opened, an output that could not be written, a server that cannot be reached or cannot serve, or a bug.
+ * A run that ended `failed` or does not reproduce, a broken audit chain, an output that could not
+ * be written, a server that cannot serve the command, or a bug.
  */
 export const EXIT_FAILED = 1
 /**
@@ -49,6 +49,12 @@ export const EXIT_FAILED = 1
  * the key's user's) or cannot be resumed, an API key the server refuses, a request it refuses.
  */
 export const EXIT_USAGE = 2
+/**
+ * Not run now: the database is held by another process or cannot be reached, or the server cannot
+ * be reached or cannot do it now. Trying again later may work — a script tells this from a failed
+ * run (1) and from bad input (2). (A request that went unanswered may still have been done.)
+ */
+export const EXIT_UNAVAILABLE = 3
 /** Interrupted (Ctrl-C), as shells report a SIGINT. */
 export const EXIT_INTERRUPTED = 130
 
@@ -232,16 +238,16 @@ export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report
     case "ServeFailed":
       return { lines: [`serve: ${error.reason}`], code: EXIT_FAILED }
     case "RemoteFailed":
-      return { lines: lined(`${error.field}: `, error.reason), code: EXIT_FAILED }
+      return { lines: lined(`${error.field}: `, error.reason), code: error.unavailable === true ? EXIT_UNAVAILABLE : EXIT_FAILED }
     case "DatabaseUnavailable":
-      return { lines: lined(`database: ${where(error.backend)}: unavailable: `, error.reason), code: EXIT_FAILED }
+      return { lines: lined(`database: ${where(error.backend)}: unavailable: `, error.reason), code: EXIT_UNAVAILABLE }
     case "DatabaseLocked":
       return {
         lines: [
           `database: the embedded database at ${error.dataDir} is in use by process ${error.pid} (${error.holder}), and it serves one process at a time`,
           lockedWaysOut(error, argv)
         ],
-        code: EXIT_FAILED
+        code: EXIT_UNAVAILABLE
       }
     case "StoreError":
       return { lines: lined(`store: cannot ${error.operation}: `, error.reason), code: EXIT_FAILED }

@@ -88,7 +88,9 @@ export class ServeFailed extends Schema.TaggedError<ServeFailed>()("ServeFailed"
  */
 export class RemoteFailed extends Schema.TaggedError<RemoteFailed>()("RemoteFailed", {
   field: Schema.String,
-  reason: Schema.String
+  reason: Schema.String,
+  /** The server could not be reached, or could not do it now: trying again later may work (exit 3). */
+  unavailable: Schema.optional(Schema.Boolean)
 }) {
   override get message(): string {
     return `${this.field}: ${this.reason}`

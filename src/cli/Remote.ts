@@ -217,9 +217,15 @@ export const translate = (target: RemoteConfig.Target, subject: string) => (erro
     case "Forbidden":
       return new UsageError({ field: keyField(target), reason: `not allowed on ${on}: ${error.reason}` })
     case "Unavailable":
-      return new RemoteFailed({ field: "server", reason: `${on} cannot do it now: ${error.reason}` })
+      return new RemoteFailed({ field: "server", reason: `${on} cannot do it now: ${error.reason}`, unavailable: true })
     case "RpcClientError":
-      return new RemoteFailed({ field: "server", reason: transportReason(on, error.cause ?? error) })
+      // Unreachable, or the connection broke: maybe not so later. Another server's answer (not
+      // Swarm's /rpc) is no outage.
+      return new RemoteFailed({
+        field: "server",
+        reason: transportReason(on, error.cause ?? error),
+        unavailable: responseOf(error.cause ?? error)?.broken !== false
+      })
   }
 }
 
@@ -346,7 +352,8 @@ export const connect = (target: RemoteConfig.Target, options: ConnectOptions = {
       request.pipe(
         Effect.timeoutFail({
           duration: REQUEST_TIMEOUT,
-          onTimeout: () => new RemoteFailed({ field: "server", reason: `no answer from ${target.server} within ${Duration.format(REQUEST_TIMEOUT)}` })
+          onTimeout: () =>
+            new RemoteFailed({ field: "server", reason: `no answer from ${target.server} within ${Duration.format(REQUEST_TIMEOUT)}`, unavailable: true })
         }),
         Effect.mapError((error) => (error._tag === "RemoteFailed" ? error : translate(target, subject)(error as ServerError))),
         Effect.catchAllDefect((defect) => Effect.fail(defectLine(target, defect)))

@@ -265,7 +265,8 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
         return yield* new RemoteFailed({
           field: "server",
           reason: `lost ${server} for ${Duration.format(Duration.millis(now - outage))} (${lost}): ` +
-            `swarm runs watch ${info.id} --since ${seen.seq} goes on from event #${seen.seq} once it is back`
+            `swarm runs watch ${info.id} --since ${seen.seq} goes on from event #${seen.seq} once it is back`,
+          unavailable: true
         })
       }
       reconnecting = true

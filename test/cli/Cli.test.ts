@@ -783,7 +783,7 @@ describe("swarm backtest: a run", () => {
     const head = "database: the embedded database at .swarm/pglite is in use by process 42 (swarm serve), and it serves one process at a time"
     expect(Cli.report(serve, ["backtest", "--data", "data", "--strategy", "s.yaml"])).toEqual({
       lines: [head, "stop that process, or add --no-store (the backtest then opens no database), or set DATABASE_URL to a Postgres server, which serves several"],
-      code: 1
+      code: 3
     })
     const viaServer = "stop that process, or ask its server instead (swarm login --server <url> --key <key>, then without --local), or set DATABASE_URL to a Postgres server, which serves several"
     expect(Cli.report(serve, ["runs", "list"]).lines).toEqual([head, viaServer])
@@ -818,7 +818,7 @@ describe("swarm backtest: a run", () => {
     )
     expect(unavailable).toEqual({
       lines: ["database: embedded PGlite at .swarm/pglite: unavailable: the PGlite server exited during start-up (exit code 1)", "  Error: disk full"],
-      code: 1
+      code: 3
     })
     expect(Cli.report(new StoreError({ operation: "list runs", reason: "connection terminated" }))).toEqual({
       lines: ["store: cannot list runs: connection terminated"],

@@ -768,13 +768,14 @@ describe("swarm: the database", () => {
 
       const stored = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json"], { store: noDatabase })
       expect(openAttempts()).toBe(before + 1)
-      expect([stored.code, stored.stdout, lines(stored.stderr)]).toEqual([1, "", ["swarm: database: embedded PGlite at (none): unavailable: this test gives no database"]])
+      // 3: not run now, for a script to tell from a failed run (1) and bad input (2).
+      expect([stored.code, stored.stdout, lines(stored.stderr)]).toEqual([3, "", ["swarm: database: embedded PGlite at (none): unavailable: this test gives no database"]])
     }))
 
   it.live("a Postgres server that refuses: the database (password masked) and why", () =>
     Effect.gen(function*() {
       const r = yield* swarm(["runs", "list"], { store: Store.layerWith({ url: "postgres://swarm:secret@127.0.0.1:1/none" }) })
-      expect(r.code).toBe(1)
+      expect(r.code).toBe(3)
       expect(lines(r.stderr)).toEqual([
         expect.stringMatching(/^swarm: database: Postgres at postgres:\/\/swarm:\*\*\*@127\.0\.0\.1:1\/none: unavailable: .*ECONNREFUSED/)
       ])
@@ -787,7 +788,7 @@ describe("swarm: the database", () => {
       fs.mkdirSync(dir, { recursive: true })
       fs.writeFileSync(Path.join(dir, "swarm.lock"), `${process.ppid}\n`)
       const r = yield* swarm(["audit", "verify", "x#1"], { store: Store.layerWith({ embedded: { dataDir: dir } }) })
-      expect(r.code).toBe(1)
+      expect(r.code).toBe(3)
       expect(lines(r.stderr)).toEqual([
         expect.stringMatching(
           new RegExp(`^swarm: database: the embedded database at .*locked is in use by process ${process.ppid} \\(probably swarm serve\\), and it serves one process at a time$`)
