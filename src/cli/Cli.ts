@@ -7,7 +7,7 @@
  */
 import { Command, HelpDoc, ValidationError } from "@effect/cli"
 import type { CliApp } from "@effect/cli"
-import { Effect } from "effect"
+import { Effect, Layer, Logger } from "effect"
 import { createRequire } from "node:module"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
 import type { CsvError } from "../../schemas/CsvError.js"
@@ -302,6 +302,16 @@ const print = (io: Io, lines: ReadonlyArray<string>) => {
   for (const line of lines) io.stderr(`swarm: ${line}\n`)
 }
 
+/**
+ * A command's log lines (`--log-level debug`, a store's warning), as logfmt on stderr: its stdout
+ * is its answer, a `--json` document that a script parses (the default loggers wrote there, ahead
+ * of the document). `serve` logs on stdout, as a service does (src/telemetry/LogFormat.ts).
+ */
+const logsToStderr = (io: Io) => {
+  const toStderr = Logger.make((options) => io.stderr(`${Logger.logfmtLogger.log(options)}\n`))
+  return Layer.merge(Logger.replace(Logger.defaultLogger, toStderr), Logger.replace(Logger.prettyLoggerDefault, toStderr))
+}
+
 /** The commands whose `--strategy-version` people may spell `--version`, as the contract does. */
 const VERSIONED = [["strategies", "show"], ["runs", "start"]]
 
@@ -389,7 +399,8 @@ export const run = (
   Effect.suspend(() => {
     const cli = Command.run(command(io, wiring), { name: "swarm", version })
     // @effect/cli's args start with the runtime and the script, as process.argv does.
-    return withConsole(io, cli(["node", "swarm", ...(argv.length === 0 ? ["--help"] : spelled(argv))]))
+    const ran = withConsole(io, cli(["node", "swarm", ...(argv.length === 0 ? ["--help"] : spelled(argv))]))
+    return argv[0] === "serve" ? ran : Effect.provide(ran, logsToStderr(io))
   }).pipe(
     Effect.as(EXIT_OK),
     Effect.catchAll((error) =>

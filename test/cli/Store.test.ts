@@ -782,6 +782,16 @@ describe("swarm: the database", () => {
       expect(r.stderr).not.toContain("secret")
     }))
 
+  it.live("--log-level debug: the log lines go to stderr, and stdout holds the JSON document alone", () =>
+    Effect.gen(function*() {
+      const dir = Path.join(tmp, "logged")
+      // A new database: opening it migrates, which logs at debug level.
+      const r = yield* swarm(["--log-level", "debug", "runs", "list", "--json", "--local"], { store: Store.layerWith({ embedded: { dataDir: dir } }) })
+      expect(r.code, r.stderr).toBe(0)
+      expect(JSON.parse(r.stdout), r.stdout).toEqual([])
+      expect(r.stderr).toMatch(/level=DEBUG/)
+    }), { timeout: 60_000 })
+
   it.live("an embedded database another process holds: locked, naming the directory and the process", () =>
     Effect.gen(function*() {
       const dir = Path.join(tmp, "locked")
