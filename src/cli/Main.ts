@@ -30,23 +30,39 @@ const telemetry = (argv: ReadonlyArray<string>) =>
       })
     )
 
+/** Why stdout could not be written, once it could not (a reader that left is no failure). */
+let stdoutFailed: string | undefined
+
+/** An errno code as people read it: `ENOSPC` → "no space left on device (ENOSPC)". */
+const described = (error: NodeJS.ErrnoException): string => {
+  const what = error.code === undefined ? undefined : { ENOSPC: "no space left on device", EIO: "input/output error", EBADF: "not open for writing", EDQUOT: "disk quota exceeded" }[error.code]
+  return what === undefined ? `${error.message.split("\n")[0]}` : `${what} (${error.code})`
+}
+
 export const runMain = (argv: ReadonlyArray<string>): void => {
-  // `swarm backtest ... | head`: the reader leaving is not an error.
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code !== "EPIPE") throw error
+    // `swarm backtest ... | head`: the reader leaving is not an error.
+    if (error.code === "EPIPE" || stdoutFailed !== undefined) return
+    // A full disk, say: one line, and a failed exit once the command is done — not Node's stack
+    // trace. What the command did stands (a stored run is kept: `swarm runs show` has it).
+    stdoutFailed = described(error)
+    process.stderr.write(`swarm: stdout: cannot write: ${stdoutFailed}\n`)
+    // The last write's error comes after the command is done.
+    if (process.exitCode === undefined || process.exitCode === Cli.EXIT_OK) process.exitCode = Cli.EXIT_FAILED
   })
   NodeRuntime.runMain(Cli.run(argv, Io.node()).pipe(Effect.provide(Layer.merge(NodeContext.layer, telemetry(argv)))), {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
       // Cli.run never fails and succeeds with the exit code: anything else is an interruption.
-      const code = Exit.isSuccess(exit) && typeof exit.value === "number"
+      let code = Exit.isSuccess(exit) && typeof exit.value === "number"
         ? exit.value
         : Exit.isInterrupted(exit)
         ? Cli.EXIT_INTERRUPTED
         : Cli.EXIT_FAILED
+      if (stdoutFailed !== undefined && code === Cli.EXIT_OK) code = Cli.EXIT_FAILED
       process.exitCode = code
       // The run is over: a handle something forgot to close must not keep the process alive.
-      setTimeout(() => process.exit(code), 2_000).unref()
+      setTimeout(() => process.exit(), 2_000).unref()
       onExit(code)
     }
   })

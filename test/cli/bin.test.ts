@@ -2,7 +2,7 @@
 import { NodeContext } from "@effect/platform-node"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { execFile } from "node:child_process"
+import { execFile, spawn as spawnChild } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Path from "node:path"
@@ -56,6 +56,21 @@ describe("bin/swarm.js", () => {
       )
       expect(code).toBe(0)
       expect(spawned.stdout).toBe(captured.stdout())
+    }), { timeout: 90_000 })
+
+  it.live.skipIf(!fs.existsSync("/dev/full"))("stdout that cannot be written (a full disk): one line saying so, exit 1, no stack trace", () =>
+    Effect.gen(function*() {
+      const args = [Path.join(root, "bin", "swarm.js"), "backtest", "--no-store", "--data", Path.join(root, "data"), "--strategy", Path.join(root, "examples", "sma-crossover.json"), "--json"]
+      const full = fs.openSync("/dev/full", "w")
+      const ran = yield* Effect.async<{ code: number | null; stderr: string }>((resume) => {
+        const child = spawnChild(process.execPath, args, { cwd: os.tmpdir(), stdio: ["ignore", full, "pipe"], timeout: 60_000 })
+        let stderr = ""
+        child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
+        child.on("close", (code) => resume(Effect.succeed({ code, stderr })))
+        return Effect.sync(() => void child.kill())
+      }).pipe(Effect.ensuring(Effect.sync(() => fs.closeSync(full))))
+      // Before: Node's uncaught ENOSPC, 21 lines of stack from the bundle.
+      expect([ran.code, ran.stderr]).toEqual([1, "swarm: stdout: cannot write: no space left on device (ENOSPC)\n"])
     }), { timeout: 90_000 })
 
   it.live("on the embedded database: a backtest is kept on disk, the next process lists it, and each exits by itself", () =>
