@@ -3,7 +3,8 @@
  * an `Io` — so tests run it in-process and `Main` only binds it to the process. Every expected
  * failure becomes one `swarm: <field>: <reason>` line on stderr (no stack trace) and an exit code:
  * 2 for bad input (flags, strategy files, data, a run that does not exist), 1 for a run that failed
- * or diverged, a broken audit chain, a database that cannot be opened, or a defect; 0 otherwise.
+ * or diverged, a broken audit chain, or a defect, 3 for a database or server that cannot be had now
+ * (`EXIT_UNAVAILABLE`); 0 otherwise.
  */
 import { Command, HelpDoc, ValidationError } from "@effect/cli"
 import type { CliApp } from "@effect/cli"
