@@ -193,6 +193,22 @@ export const RunLatest = Schema.Struct({
 })
 export type RunLatest = typeof RunLatest.Type
 
+/** An operator's action on a run, as its control log (`control:<run>` in the audit log) records it. */
+export const ControlAction = Schema.Struct({
+  action: Schema.Literal("pause", "resume", "stop", "approve", "reject"),
+  by: Schema.Struct({ id: Schema.String, name: Schema.String }),
+  at: Schema.DateFromString,
+  /** Approvals: the round answered. */
+  round: Schema.optional(Schema.String),
+  /** A rejection's reason. */
+  reason: Schema.optional(Schema.String)
+})
+export type ControlAction = typeof ControlAction.Type
+
+/** Who paused, resumed, stopped, approved or rejected a run: how many did, and the latest few (oldest first). */
+export const ControlHistory = Schema.Struct({ count: Schema.Int, last: Schema.Array(ControlAction) })
+export type ControlHistory = typeof ControlHistory.Type
+
 export const RunInfo = Schema.Struct({
   id: Schema.String,
   ref: Schema.String,

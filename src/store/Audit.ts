@@ -9,7 +9,8 @@
  * row says of the run — its status, metrics, checksum and counts, which `runs show`, `runs
  * compare` and the leaderboard show — must be what its hashed events say.
  * Changes outside runs (strategy versions) are chained per stream in `audit_log`, verified the
- * same way.
+ * same way; so is who controlled a run (its control log, `ControlAudit`), which `verifyRun` checks
+ * after its events.
  *
  * Verification reads a page at a time: a run of millions of events verifies in bounded memory.
  */
@@ -22,6 +23,7 @@ import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { firstDifference } from "./Replay.js"
 import { GENESIS, linkHash, project, type ProjectedTable, TABLES, type Value } from "./RunRecorder.js"
+import * as ControlAudit from "./ControlAudit.js"
 import * as Runs from "./Runs.js"
 import { storeError } from "./StoreError.js"
 import { canonical } from "./Strategies.js"
@@ -37,6 +39,8 @@ export type AuditReport =
     readonly head: string
     /** What could not be checked (a run recorded before its inputs were sealed), when something could not. */
     readonly unchecked?: string
+    /** A run's: the entries of its control log (`ControlAudit`) verified with it. */
+    readonly control?: number
   }
   | {
     readonly ok: false
@@ -107,7 +111,8 @@ const walk = <E, R>(
 /** Verify an `audit_log` stream; `head` is where it must end, when known. */
 export const verifyStream = Effect.fn("Audit.verifyStream")(function*(
   stream: string,
-  head?: { readonly count: number; readonly hash: string }
+  head?: { readonly count: number; readonly hash: string },
+  onLink?: (link: Link) => string | undefined
 ) {
   const sql = yield* SqlClient.SqlClient
   return yield* walk(
@@ -115,9 +120,33 @@ export const verifyStream = Effect.fn("Audit.verifyStream")(function*(
     (after) =>
       sql<Link>`select position, kind, entry, prev_hash, hash from audit_log
         where stream = ${stream} and position > ${after} order by position limit ${PAGE}`,
-    head
+    head,
+    onLink
   )
 }, storeError("verify the audit chain"))
+
+/**
+ * Verify a run's control log (`ControlAudit`: who paused, resumed, stopped, approved or rejected
+ * it, and when) against the length and head its row recorded; each entry must be an operator's
+ * action on this run, its `kind` column what its text says.
+ */
+export const verifyControl = Effect.fn("Audit.verifyControl")(function*(run: RunId) {
+  const head = yield* ControlAudit.headOf(run)
+  const runJson = JSON.stringify(run)
+  return yield* verifyStream(ControlAudit.streamOf(run), head, (link) => {
+    let entry: { readonly action?: unknown; readonly run?: unknown } | undefined
+    try {
+      entry = JSON.parse(link.entry) as typeof entry
+    } catch {
+      return `entry ${link.position} is not JSON: it was changed`
+    }
+    if (JSON.stringify(entry?.run) !== runJson) return `entry ${link.position} (${link.kind}) is not an action on this run: it was moved from another run's log`
+    if (!ControlAudit.ACTIONS.includes(entry?.action as ControlAudit.Action) || entry?.action !== link.kind) {
+      return `entry ${link.position}'s kind (${link.kind}) is not what it says (${String(entry?.action)}): it was changed`
+    }
+    return undefined
+  })
+})
 
 /** Verify a strategy's chain of versions, which must end at its latest version and recorded head. */
 export const verifyStrategy = Effect.fn("Audit.verifyStrategy")(function*(strategy: string) {
@@ -135,8 +164,19 @@ export const verifyStrategy = Effect.fn("Audit.verifyStrategy")(function*(strate
  * An unfinished run's chain is verified as far as it goes.
  */
 export const verifyRun = Effect.fn("Audit.verifyRun")(function*(ref: string, owner?: string) {
-  const sql = yield* SqlClient.SqlClient
   const run = yield* Runs.get(ref, owner)
+  const events = yield* verifyEvents(run)
+  if (!events.ok) return events
+  // Then who controlled it: reported at the control log's entry, under its stream.
+  const control = yield* verifyControl(run.id as RunId)
+  if (!control.ok) return { ...control, reason: `the run's control log (who paused, resumed, stopped, approved or rejected it): ${control.reason}` }
+  return { ...events, control: control.entries } satisfies AuditReport
+})
+
+/** A run's events, the tables they feed, its inputs and (completed) its end. */
+const verifyEvents = (run: Runs.RunRecord) =>
+  Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
   const stream = `run:${run.id}`
   // The checksum covers every event before `RunCompleted`, each line followed by "\n".
   const checksum = createHash("sha256")
@@ -170,7 +210,7 @@ export const verifyRun = Effect.fn("Audit.verifyRun")(function*(ref: string, own
   if (run.status !== "completed") return inputs.unchecked === undefined ? report : { ...report, unchecked: inputs.unchecked }
   const checked = yield* verifyCompleted(run, report, stream, completed, checksum, counted)
   return checked.ok && inputs.unchecked !== undefined ? { ...checked, unchecked: inputs.unchecked } : checked
-})
+  })
 
 // --- the tables the events feed -------------------------------------------------------------------
 

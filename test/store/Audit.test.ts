@@ -12,7 +12,10 @@ import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { Data, Effect, Schema } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
+import { Principal } from "../../schemas/Auth.js"
+import type { RunId } from "../../schemas/Ids.js"
 import * as Audit from "../../src/store/Audit.js"
+import * as ControlAudit from "../../src/store/ControlAudit.js"
 import { GENESIS, linkHash } from "../../src/store/RunRecorder.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
@@ -90,7 +93,7 @@ for (const backend of backends) {
         const [last] = yield* sql<{ hash: string }>`select hash from run_events where run_id = ${run} order by seq desc limit 1`
         const recorded = yield* Runs.get(run)
         expect(recorded.chain).toEqual({ count: events, hash: last!.hash })
-        expect(yield* Audit.verifyRun(run)).toEqual({ ok: true, stream: `run:${run}`, entries: events, head: last!.hash })
+        expect(yield* Audit.verifyRun(run)).toEqual({ ok: true, stream: `run:${run}`, entries: events, head: last!.hash, control: 0 })
         expect(yield* Audit.verifyRun("untouched#1", "local")).toEqual(yield* Audit.verifyRun(run))
       }))
 
@@ -469,6 +472,77 @@ for (const backend of backends) {
         expect(truncated.position).toBe(3)
         expect(truncated.reason).toContain("deleted at the end")
         expect((yield* whole).ok).toBe(true)
+      }))
+
+    it.effect("a run's control log (who paused, resumed, stopped, approved or rejected it, and when) is verified with it, and every tamper reported", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const { run } = yield* record("controlled")
+        const { run: other } = yield* record("controlled elsewhere")
+        const root = new Principal({ userId: "usr_root", name: "root", role: "admin" })
+        const alice = new Principal({ userId: "usr_alice", name: "alice", role: "user" })
+        const id = run as RunId
+        expect(yield* ControlAudit.record(id, "approve", alice, { round: "r1" })).toBe(true)
+        expect(yield* ControlAudit.record(id, "reject", root, { round: "r2", reason: "too big" })).toBe(true)
+        expect(yield* ControlAudit.record(id, "approve", root, { round: "r3" })).toBe(true)
+        expect(yield* ControlAudit.record(other as RunId, "approve", root, { round: "r9" })).toBe(true)
+        // A pause of a run its row does not say is paused did not take effect: not recorded.
+        expect(yield* ControlAudit.record(id, "pause", root)).toBe(false)
+
+        const stream = `control:${run}`
+        const entries = yield* sql<{ position: number; kind: string; entry: string }>`
+          select position, kind, entry from audit_log where stream = ${stream} order by position`
+        expect(entries.map((e) => [e.position, e.kind])).toEqual([[1, "approve"], [2, "reject"], [3, "approve"]])
+        const second = JSON.parse(entries[1]!.entry)
+        expect(second).toEqual({ action: "reject", run, by: { id: "usr_root", name: "root" }, at: expect.any(String), round: "r2", reason: "too big" })
+        expect(new Date(second.at).toISOString()).toBe(second.at)
+        expect(yield* ControlAudit.history(id, 2)).toMatchObject({ count: 3, last: [{ action: "reject" }, { action: "approve", round: "r3" }] })
+
+        const verify = Audit.verifyRun(run)
+        expect(yield* verify).toMatchObject({ ok: true, stream: `run:${run}`, control: 3 })
+
+        const changed = failed(yield* whileTampered(
+          sql`update audit_log set entry = replace(entry, '"name":"root"', '"name":"alice"') where stream = ${stream} and position = 2`,
+          verify
+        ))
+        expect(changed).toMatchObject({ stream, position: 2 })
+        expect(changed.reason).toMatch(/^the run's control log .*: entry 2 \(reject\) does not verify/)
+
+        const deleted = failed(yield* whileTampered(sql`delete from audit_log where stream = ${stream} and position = 2`, verify))
+        expect(deleted).toMatchObject({ stream, position: 2 })
+        expect(deleted.reason).toContain("entry 2 is missing")
+
+        const truncated = failed(yield* whileTampered(sql`delete from audit_log where stream = ${stream} and position = 3`, verify))
+        expect(truncated).toMatchObject({ stream, position: 3 })
+        expect(truncated.reason).toContain("deleted at the end")
+
+        const swapped = failed(yield* whileTampered(
+          Effect.all([
+            sql`update audit_log set position = 1000000 where stream = ${stream} and position = 1`,
+            sql`update audit_log set position = 1 where stream = ${stream} and position = 2`,
+            sql`update audit_log set position = 2 where stream = ${stream} and position = 1000000`
+          ]),
+          verify
+        ))
+        expect(swapped).toMatchObject({ stream, position: 1 })
+        expect(swapped.reason).toContain("does not follow")
+
+        // The other run's first entry put in place of this run's first, whole: it is not this run's.
+        const moved = failed(yield* whileTampered(
+          Effect.all([
+            sql`delete from audit_log where stream = ${stream} and position = 1`,
+            sql`update audit_log set stream = ${stream} where stream = ${`control:${other}`} and position = 1`
+          ]),
+          verify
+        ))
+        expect(moved).toMatchObject({ stream, position: 1 })
+        expect(moved.reason).toContain("moved from another run's log")
+
+        const relabelled = failed(yield* whileTampered(sql`update audit_log set kind = 'approve' where stream = ${stream} and position = 2`, verify))
+        expect(relabelled).toMatchObject({ stream, position: 2 })
+        expect(relabelled.reason).toContain("kind (approve) is not what it says (reject)")
+
+        expect(yield* verify).toMatchObject({ ok: true, control: 3 })
       }))
   })
 }
