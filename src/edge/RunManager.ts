@@ -43,6 +43,7 @@ import { LatestCache } from "../bus/LatestCache.js"
 import * as DataSource from "../market/DataSource.js"
 import * as Synthetic from "../market/Synthetic.js"
 import type { Strategy } from "../../schemas/Strategy.js"
+import * as ControlAudit from "../store/ControlAudit.js"
 import * as ControlRequests from "../store/ControlRequests.js"
 import { PgPool } from "../store/Pool.js"
 import * as Runs from "../store/Runs.js"
@@ -949,6 +950,17 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     }
 
     /**
+     * Audit an action that already took effect (a stop, an answer the run took): a database that
+     * fails the entry is said in the server's log — the caller is not told the action failed, since
+     * it did not (and tried again, it would be refused as done already).
+     */
+    const audited = (entry: Effect.Effect<boolean, StoreError, SqlClient.SqlClient>) =>
+      entry.pipe(
+        Effect.catchAllCause((cause) => Effect.logError("an operator's action took effect but could not be written to the run's control log", cause)),
+        Effect.asVoid
+      )
+
+    /**
      * `change` of a live run's state, one at a time per run: a pause, a resume and a stop sent at
      * once each see the state the one before left (a resume's gate opening after a pause had
      * closed it left a run marked paused that kept trading). A run that ended while waiting is a
@@ -985,6 +997,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           entry.inbox?.shut()
           entry.stoppedBy(`stopped by ${principal.name}`)
           yield* Fiber.interrupt(entry.fiber)
+          // The run recorded its end as it stopped (`Runs.markEnded`): the stop is audited once its row says `stopped`.
+          yield* audited(ControlAudit.record(record.id, "stop", principal))
           return yield* unavailable(Runs.get(record.id))
         }))
 
@@ -994,7 +1008,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           if (entry.paused) return yield* new Conflict({ reason: `run ${record.id} is paused already` })
           entry.paused = true
           yield* entry.gate.close
-          yield* unavailable(Runs.setStatus(record.id, "paused"))
+          yield* unavailable(ControlAudit.record(record.id, "pause", principal, {}, Runs.setStatus(record.id, "paused")))
           return yield* unavailable(Runs.get(record.id))
         }))
 
@@ -1003,7 +1017,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         Effect.gen(function*() {
           if (!entry.paused) return yield* new Conflict({ reason: `run ${record.id} is not paused` })
           entry.paused = false
-          yield* unavailable(Runs.setStatus(record.id, "running"))
+          yield* unavailable(ControlAudit.record(record.id, "resume", principal, {}, Runs.setStatus(record.id, "running")))
           yield* entry.gate.open
           return yield* unavailable(Runs.get(record.id))
         }))
@@ -1076,7 +1090,11 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const key = keyOf(record.id, round)
         const item = waiting.get(key)
         const done = item !== undefined && visible(principal, item) && (yield* Deferred.succeed(item.answer, answer))
-        if (done) return
+        if (done) {
+          // Audited where it took effect: here, also when another process relayed it (`carryOut`).
+          yield* audited(ControlAudit.record(record.id, answer.approved ? "approve" : "reject", principal, answer.approved ? { round } : { round, reason: answer.reason }))
+          return
+        }
         // Answered before (expired, or decided by someone else, a moment or long ago): say how. The
         // table first: an answer the run ended before recording was cancelled there, whatever this
         // server remembers of it; the memory serves while the recorder has not written it yet.

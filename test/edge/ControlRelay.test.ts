@@ -9,9 +9,11 @@
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
+import type { RunId } from "../../schemas/Ids.js"
 import { EventBus, type EventBusService } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as RunManager from "../../src/edge/RunManager.js"
+import * as ControlAudit from "../../src/store/ControlAudit.js"
 import * as ControlRequests from "../../src/store/ControlRequests.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
@@ -84,6 +86,14 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
         expect(a.manager.live()).toBe(0)
         // Ended: each process says so at once.
         expect(yield* Effect.flip(b.manager.stop(alice, run.id))).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is stopped` })
+        // Each relayed action that took effect is in the run's control log once, in its requester's name; none refused is.
+        expect((yield* ControlAudit.history(run.id as RunId)).last.map((a) => [a.action, a.by.id])).toEqual([
+          ["pause", "alice"],
+          ["resume", "alice"],
+          ["pause", "root"],
+          ["resume", "root"],
+          ["stop", "alice"]
+        ])
         yield* b.shutdown
         yield* a.shutdown
       }), { timeout: 60_000 })
@@ -182,6 +192,12 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
         yield* until(Runs.resolvedApproval(run.id, held!.round), (how) => how !== undefined, "the rejection recorded")
         expect(yield* Runs.resolvedApproval(run.id, held!.round)).toEqual({ outcome: "rejected", by: "alice", reason: "not while paused" })
         yield* b.manager.stop(alice, run.id)
+        expect((yield* ControlAudit.history(run.id as RunId)).last.map((a) => [a.action, a.by.name, a.round ?? null, a.reason ?? null])).toEqual([
+          ["pause", "alice", null, null],
+          ["reject", "alice", held!.round, "not while paused"],
+          ["resume", "alice", null, null],
+          ["stop", "alice", null, null]
+        ])
         yield* b.shutdown
         yield* a.shutdown
       }), { timeout: 60_000 })
