@@ -244,9 +244,18 @@ export const AuditReport = Schema.Union(
     entries: Schema.Int,
     head: Schema.String,
     /** What could not be checked (a run recorded before runs sealed their inputs), when something could not. */
-    unchecked: Schema.optional(Schema.String)
+    unchecked: Schema.optional(Schema.String),
+    /** The entries of the run's control log (who paused, resumed, stopped, approved or rejected it, and when) verified with it (older servers: absent). */
+    control: Schema.optional(Schema.Int)
   }),
-  Schema.Struct({ ok: Schema.Literal(false), run: Schema.String, position: Schema.Int, reason: Schema.String })
+  Schema.Struct({
+    ok: Schema.Literal(false),
+    run: Schema.String,
+    position: Schema.Int,
+    reason: Schema.String,
+    /** `control` when the break is in the run's control log (`position` is that log's entry); absent for its events. */
+    log: Schema.optional(Schema.Literal("control"))
+  })
 )
 export type AuditReport = typeof AuditReport.Type
 

@@ -3,7 +3,8 @@
  * whether it is intact — every event, in order, none missing, ending at the head the run recorded
  * and, for a completed run, re-hashing to its checksum — and whether its recorded inputs (strategy
  * snapshot, seed, faults…) are the ones it ran with; what it could not check (a run recorded before
- * inputs were sealed) is said under `OK`. The verdict goes to stdout; a broken chain
+ * inputs were sealed) is said under `OK`, as is how many entries of the run's control log (who
+ * paused, resumed, stopped, approved or rejected it) verified. The verdict goes to stdout; a broken chain
  * also exits 1 with one `swarm:` line. With a server configured (--server, SWARM_SERVER or
  * `swarm login`) the server verifies the chain in its database (`runs.verify`); `--local` reads the
  * local database (DATABASE_URL or the embedded one) instead. `--json` prints the verdict as one
@@ -20,8 +21,14 @@ import * as Remote from "./Remote.js"
 import * as RunRef from "./RunRef.js"
 import * as Wiring from "./Wiring.js"
 
-/** The run id of a report's stream (`run:<id>`). */
-const runOf = (stream: string) => (stream.startsWith("run:") ? stream.slice(4) : stream)
+/** The run id of a report's stream (`run:<id>`, or its control log's `control:<id>`). */
+const runOf = (stream: string) => stream.replace(/^(run|control):/, "")
+
+/** The line under `OK` on the run's control log: how many operator actions it verified. */
+const controlLine = (entries: number | undefined): string =>
+  entries === undefined
+    ? ""
+    : `  control log: ${entries === 0 ? "no operator actions" : `${entries} operator action${entries === 1 ? "" : "s"}`} (pause, resume, stop, approve, reject), intact\n`
 
 /** `audit verify --json`: an intact chain's size and head (and what could not be checked), or where and why it breaks — `runs.verify`'s answer. */
 export const VerifyJson = AuditReport
@@ -46,6 +53,8 @@ export const verify = (io: Io, wiring: Wiring.Wiring) =>
           readonly position?: number
           readonly reason?: string
           readonly unchecked?: string | undefined
+          readonly control?: number | undefined
+          readonly log?: "control" | undefined
         }
       ) => {
         if (report.ok) {
@@ -56,16 +65,18 @@ export const verify = (io: Io, wiring: Wiring.Wiring) =>
                 run: report.run,
                 entries: report.entries!,
                 head: report.head!,
-                ...(report.unchecked === undefined ? {} : { unchecked: report.unchecked })
+                ...(report.unchecked === undefined ? {} : { unchecked: report.unchecked }),
+                ...(report.control === undefined ? {} : { control: report.control })
               })
               : `OK: run ${report.run}: ${report.entries} events, chain head ${report.head!.slice(0, 12)}…\n` +
+                controlLine(report.control) +
                 (report.unchecked === undefined ? "" : `  not checked: ${report.unchecked}\n`)
           )
           return Effect.void
         }
         io.stdout(
           flags.json
-            ? toJson(VerifyJson, { ok: false, run: report.run, position: report.position!, reason: report.reason! })
+            ? toJson(VerifyJson, { ok: false, run: report.run, position: report.position!, reason: report.reason!, ...(report.log === undefined ? {} : { log: report.log }) })
             : `FAILED at entry ${report.position}: ${report.reason}\n`
         )
         return Effect.fail(new AuditFailed({ run: report.run, position: report.position!, reason: report.reason! }))
@@ -77,7 +88,11 @@ export const verify = (io: Io, wiring: Wiring.Wiring) =>
       }
       yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
         const report = yield* Audit.verifyRun(ref)
-        yield* tell(report.ok ? { ...report, run: runOf(report.stream) } : { ...report, run: runOf(report.stream) })
+        yield* tell(
+          report.ok
+            ? { ...report, run: runOf(report.stream) }
+            : { ...report, run: runOf(report.stream), ...(report.stream.startsWith("control:") ? { log: "control" as const } : {}) }
+        )
       }))
     }).pipe(Effect.withSpan("swarm.audit.verify"))).pipe(
     Command.withDescription(

@@ -78,7 +78,7 @@ const latestRecorded = (run: RunId) =>
 const withoutRun = ({ run: _, ...values }: LatestCache.Latest) => values
 
 /** The run id of an audit report's stream (`run:<id>`). */
-const runOfStream = (stream: string) => (stream.startsWith("run:") ? stream.slice(4) : stream)
+const runOfStream = (stream: string) => stream.replace(/^(run|control):/, "")
 
 export const StrategyHandlers = StrategyRpcs.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<SqlClient.SqlClient>()
@@ -262,9 +262,16 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
               run: runOfStream(report.stream),
               entries: report.entries,
               head: report.head,
-              ...(report.unchecked === undefined ? {} : { unchecked: report.unchecked })
+              ...(report.unchecked === undefined ? {} : { unchecked: report.unchecked }),
+              control: report.control ?? 0
             }
-            : { ok: false as const, run: runOfStream(report.stream), position: report.position, reason: report.reason }))),
+            : {
+              ok: false as const,
+              run: runOfStream(report.stream),
+              position: report.position,
+              reason: report.reason,
+              ...(report.stream.startsWith("control:") ? { log: "control" as const } : {})
+            }))),
     "runs.events": ({ run, since }, { headers }) => {
       // The middleware let the request in with this key; a stream may outlast the key (revoked, its
       // user disabled) or the key's right to the run (an admin demoted): `RunNotFound`, as `runs.get` answers then.

@@ -211,14 +211,18 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       const ok = yield* swarm(["audit", "verify", "Audited#1"], { store: yield* store })
       expect(ok.code).toBe(0)
       const shown = Schema.decodeUnknownSync(RunShowJson)(JSON.parse((yield* swarm(["runs", "show", "Audited#1", "--json"], { store: yield* store })).stdout))
-      expect(ok.stdout).toBe(`OK: run ${document.run}: ${document.counts.events} events, chain head ${shown.chain!.head.slice(0, 12)}…\n`)
+      expect(ok.stdout).toBe(
+        `OK: run ${document.run}: ${document.counts.events} events, chain head ${shown.chain!.head.slice(0, 12)}…\n` +
+          "  control log: no operator actions (pause, resume, stop, approve, reject), intact\n"
+      )
       const okJson = yield* swarm(["audit", "verify", "Audited#1", "--json"], { store: yield* store })
       expect(okJson.code).toBe(0)
       expect(Schema.decodeUnknownSync(VerifyJson)(JSON.parse(okJson.stdout))).toEqual({
         ok: true,
         run: document.run,
         entries: document.counts.events,
-        head: shown.chain!.head
+        head: shown.chain!.head,
+        control: 0
       })
 
       const sql = yield* SqlClient.SqlClient
