@@ -229,7 +229,9 @@ export const RunInfo = Schema.Struct({
   /** `runs.get` only, when the run has a portfolio or a quote yet (older servers: absent). */
   latest: Schema.optional(RunLatest),
   /** The name of the run's owner: an admin's list has every user's (older servers: absent). */
-  owner: Schema.optional(Schema.String)
+  owner: Schema.optional(Schema.String),
+  /** `runs.get` only: its operators' actions, the latest ten (older servers: absent). */
+  control: Schema.optional(ControlHistory)
 })
 export type RunInfo = typeof RunInfo.Type
 

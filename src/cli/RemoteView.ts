@@ -12,7 +12,7 @@ import { PendingApproval, RunInfo, StrategySummary, StrategyVersion } from "../.
 import { Rule as RuleSchema } from "../../schemas/Rule.js"
 import { toJson } from "./Flags.js"
 import { visible } from "./Io.js"
-import { COMPARED, shorterLine, shownDifference, shownMetric, table, valueOf, wallTime } from "./RunsView.js"
+import { COMPARED, controlLines, shorterLine, shownDifference, shownMetric, table, valueOf, wallTime } from "./RunsView.js"
 import { count, metricRows, money, percent, price, quantity, ratio, time } from "./Summary.js"
 
 const DASH = "—"
@@ -76,6 +76,7 @@ export const runShow = (run: RunInfo): string => {
     `events    ${run.events !== null ? count(run.events) : ended ? `${DASH} (counted only when a run completes)` : `${DASH} (still running)`}`,
     `checksum  ${run.checksum ?? (ended ? `${DASH} (made only when a run completes)` : DASH)}`,
     ...latestLines(run),
+    ...(run.control === undefined ? [] : controlLines(run.control)),
     ""
   ]
   if (run.metrics === null) {

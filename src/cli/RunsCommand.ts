@@ -11,6 +11,7 @@ import type { RunId } from "../../schemas/Ids.js"
 import { RunStatus } from "../../schemas/Rpc.js"
 import { Trade } from "../../schemas/Trade.js"
 import * as Compare from "../store/Compare.js"
+import * as ControlAudit from "../store/ControlAudit.js"
 import * as Runs from "../store/Runs.js"
 import { CorruptRecord } from "../store/StoreError.js"
 import { UsageError } from "./CliError.js"
@@ -143,12 +144,13 @@ export const show = (io: Io, wiring: Wiring.Wiring) =>
         const run = yield* Runs.get(ref)
         const equity = yield* Runs.equitySummary(run.id)
         const trades = yield* Effect.flatMap(Runs.tradeEvents(run.id), Effect.forEach(tradeOf(run.id)))
-        const shown = { run, equity, trades }
+        const control = yield* ControlAudit.history(run.id)
+        const shown = { run, equity, trades, control }
         io.stdout(flags.json ? RunsView.showJson(shown) : RunsView.renderShow(shown))
       }))
     }).pipe(Effect.withSpan("swarm.runs.show"))).pipe(
     Command.withDescription(
-      "Show a run: its metrics, counts, checksum, audit chain head, trades and equity (from a server: its status, metrics and checksum)."
+      "Show a run: its metrics, counts, checksum, audit chain head, trades, equity and who paused, resumed, stopped or answered it (from a server: its status, metrics, checksum and who controlled it)."
     )
   )
 

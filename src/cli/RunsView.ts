@@ -7,6 +7,7 @@ import Table from "cli-table3"
 import { Option, Schema } from "effect"
 import type { Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
+import { type ControlAction, ControlHistory } from "../../schemas/Rpc.js"
 import { type Money, MoneyFromDecimal } from "../../schemas/Money.js"
 import type { Trade } from "../../schemas/Trade.js"
 import type { Decision, DecisionDifference } from "../store/Compare.js"
@@ -71,7 +72,9 @@ export const RunShowJson = Schema.Struct({
   chain: Schema.NullOr(Schema.Struct({ count: Schema.Int, head: Schema.String })),
   equity: Schema.NullOr(EquityJson),
   /** The first and the last few closed trades (not overlapping), and how many there are. */
-  trades: Schema.Struct({ count: Schema.Int, first: Schema.Array(TradeJson), last: Schema.Array(TradeJson) })
+  trades: Schema.Struct({ count: Schema.Int, first: Schema.Array(TradeJson), last: Schema.Array(TradeJson) }),
+  /** Who paused, resumed, stopped, approved or rejected the run, and when: how many did, and the latest ten. */
+  control: Schema.optional(ControlHistory)
 })
 
 const DecisionJson = Schema.Struct({ round: Schema.String, seq: Schema.Int, action: Schema.String, confidence: Schema.Number })
@@ -172,6 +175,8 @@ export interface Shown {
   readonly equity: Option.Option<Equity>
   /** Every closed trade, in closing order. */
   readonly trades: ReadonlyArray<Trade>
+  /** Its operators' actions (`ControlAudit.history`). */
+  readonly control?: ControlHistory
 }
 
 const ends = <A>(items: ReadonlyArray<A>, n: number) => ({
@@ -188,7 +193,7 @@ const equityOf = (equity: Option.Option<Equity>): typeof EquityJson.Type | null 
         : { points: e.points, first: e.first as Money, last: e.last as Money, low: e.low as Money, high: e.high as Money }
   })
 
-export const showJson = ({ equity, run, trades }: Shown): string => {
+export const showJson = ({ control, equity, run, trades }: Shown): string => {
   const { first, last } = ends(trades, SHOWN_TRADES)
   return toJson(RunShowJson, {
     ...runJson(run),
@@ -198,8 +203,27 @@ export const showJson = ({ equity, run, trades }: Shown): string => {
     replayOf: run.replayOf,
     chain: run.chain === null ? null : { count: run.chain.count, head: run.chain.hash },
     equity: equityOf(equity),
-    trades: { count: trades.length, first: first.map(tradeJson), last: last.map(tradeJson) }
+    trades: { count: trades.length, first: first.map(tradeJson), last: last.map(tradeJson) },
+    ...(control === undefined ? {} : { control })
   })
+}
+
+const DONE: Record<ControlAction["action"], string> = { pause: "paused", resume: "resumed", stop: "stopped", approve: "approved", reject: "rejected" }
+
+/** One operator action: `paused by alice at 2026-12-05 20:40:01Z`, an answer with its round (and reason). */
+const controlText = (action: ControlAction): string =>
+  `${DONE[action.action]}${action.round === undefined ? "" : ` round ${action.round}`} by ${action.by.name} at ${wallTime(action.at)}` +
+  (action.reason === undefined ? "" : `: ${action.reason}`)
+
+/** `runs show`'s lines on who controlled the run (its control log), the latest first shown last. */
+export const controlLines = (control: ControlHistory): Array<string> => {
+  if (control.count === 0) return ["control   no operator actions"]
+  const head = control.count === 1
+    ? "1 operator action"
+    : control.count > control.last.length
+    ? `${count(control.count)} operator actions, the last ${control.last.length}`
+    : `${control.count} operator actions`
+  return [`control   ${head}:`, ...control.last.map((action) => `          ${controlText(action)}`)]
 }
 
 /** A stored data source in a few words: its files and window, or the synthetic market. */
@@ -228,7 +252,7 @@ const duration = (from: Date, to: Date): string => {
   return s < 60 ? `${s.toFixed(1)} s` : s < 3600 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`
 }
 
-export const renderShow = ({ equity, run, trades }: Shown): string => {
+export const renderShow = ({ control, equity, run, trades }: Shown): string => {
   const lines: Array<string> = [
     `run       ${run.id} (${refOf(run)})`,
     `strategy  ${run.strategyName}, version ${run.strategyVersion} (${run.strategyId}), owner ${run.owner}`,
@@ -270,7 +294,8 @@ export const renderShow = ({ equity, run, trades }: Shown): string => {
     `trading   ${run.tradingState ?? DASH}`,
     `counts    ${run.counts === null ? DASH : countsLine(run.counts)}`,
     `checksum  ${run.checksum ?? DASH}`,
-    `chain     ${run.chain === null ? "not closed (the run has not ended)" : `${count(run.chain.count)} events, head ${run.chain.hash}`}`
+    `chain     ${run.chain === null ? "not closed (the run has not ended)" : `${count(run.chain.count)} events, head ${run.chain.hash}`}`,
+    ...(control === undefined ? [] : controlLines(control))
   )
   return `${lines.join("\n")}\n`
 }

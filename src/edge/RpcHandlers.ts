@@ -31,6 +31,7 @@ import * as LatestCache from "../bus/LatestCache.js"
 import * as ApiKeys from "../store/ApiKeys.js"
 import * as Audit from "../store/Audit.js"
 import * as Compare from "../store/Compare.js"
+import * as ControlAudit from "../store/ControlAudit.js"
 import * as Leaderboard from "../store/Leaderboard.js"
 import * as RecordedLatest from "../store/RecordedLatest.js"
 import * as Runs from "../store/Runs.js"
@@ -223,7 +224,8 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
         unavailable(Effect.gen(function*() {
           const summary = yield* Runs.getSummary(run, ownerFilter(p))
           const latest = yield* latestOf(summary.id, summary.status)
-          return latest === undefined ? runInfo(summary) : { ...runInfo(summary), latest }
+          const control = yield* ControlAudit.history(summary.id)
+          return { ...runInfo(summary), ...(latest === undefined ? {} : { latest }), control }
         }))),
     "runs.list": ({ limit, status, strategy }) =>
       as((p) => {

@@ -14,6 +14,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { Principal } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
 import { analysts } from "../../agents/registry.js"
 import { Strategy } from "../../schemas/Strategy.js"
@@ -25,6 +26,7 @@ import { CompareJson, RunJson, RunShowJson } from "../../src/cli/RunsView.js"
 import * as LlmRuntime from "../../src/llm/LlmRuntime.js"
 import * as Offline from "../../src/llm/Offline.js"
 import * as Compare from "../../src/store/Compare.js"
+import * as ControlAudit from "../../src/store/ControlAudit.js"
 import type * as Database from "../../src/store/Database.js"
 import { migrate } from "../../src/store/Migrations.js"
 import * as Store from "../../src/store/Store.js"
@@ -203,6 +205,39 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(shown.trades.last).toEqual(document.trades.slice(-3))
       expect(shown.equity?.points).toBeGreaterThan(0)
       expect(shown.metrics).toEqual(document.metrics)
+    }))
+
+  it.effect("who controlled a run: runs show lists its control log, audit verify counts it, and a changed entry FAILS at that entry, exit 1", () =>
+    Effect.gen(function*() {
+      const { document } = yield* backtest(smaNamed("Controlled"))
+      const run = document.run as RunId
+      const root = new Principal({ userId: "usr_root", name: "root", role: "admin" })
+      // Answers as a server records them (the run manager).
+      for (const [i, round] of ["r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11"].entries()) {
+        yield* ControlAudit.record(run, i === 10 ? "reject" : "approve", root, i === 10 ? { round, reason: "too big" } : { round })
+      }
+      const shown = yield* swarm(["runs", "show", "Controlled#1"], { store: yield* store })
+      expect(shown.code).toBe(0)
+      const at = "\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ"
+      expect(shown.stdout).toMatch(new RegExp(`\ncontrol   11 operator actions, the last 10:\n          approved round r2 by root at ${at}\n`))
+      expect(shown.stdout).not.toContain("round r1 ")
+      expect(shown.stdout).toMatch(new RegExp(`\n          rejected round r11 by root at ${at}: too big\n$`))
+      const json = Schema.decodeUnknownSync(RunShowJson)(JSON.parse((yield* swarm(["runs", "show", "Controlled#1", "--json"], { store: yield* store })).stdout))
+      expect(json.control?.count).toBe(11)
+      expect(json.control?.last.at(-1)).toEqual({ action: "reject", by: { id: "usr_root", name: "root" }, at: expect.any(Date), round: "r11", reason: "too big" })
+
+      const ok = yield* swarm(["audit", "verify", "Controlled#1"], { store: yield* store })
+      expect([ok.code, lines(ok.stdout)[1]]).toEqual([0, "  control log: 11 operator actions (pause, resume, stop, approve, reject), intact"])
+      expect(Schema.decodeUnknownSync(VerifyJson)(JSON.parse((yield* swarm(["audit", "verify", "Controlled#1", "--json"], { store: yield* store })).stdout)))
+        .toMatchObject({ ok: true, control: 11 })
+
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`update audit_log set entry = replace(entry, '"name":"root"', '"name":"nobody"') where stream = ${`control:${run}`} and position = 4`
+      const broken = yield* swarm(["audit", "verify", run], { store: yield* store })
+      expect(broken.code).toBe(1)
+      expect(broken.stdout).toMatch(/^FAILED at entry 4: the run's control log \(.*\): entry 4 \(approve\) does not verify: its content was changed/)
+      const brokenJson = Schema.decodeUnknownSync(VerifyJson)(JSON.parse((yield* swarm(["audit", "verify", run, "--json"], { store: yield* store })).stdout))
+      expect(brokenJson).toMatchObject({ ok: false, run, position: 4, log: "control" })
     }))
 
   it.effect("audit verify: OK with the event count and chain head; a changed event: FAILED at that entry, exit 1", () =>

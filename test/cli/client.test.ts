@@ -365,6 +365,12 @@ describe("swarm as a client of a live server", () => {
       expect(lines(watched.stdout).at(-1)).toMatch(new RegExp(`^run ${run.id} \\(.*\\) was stopped after event #\\d+$`))
       const again = yield* cli(["runs", "stop", run.id])
       expect([again.code, lines(again.stderr)]).toEqual([2, [expect.stringMatching(new RegExp(`^swarm: run: run ${run.id} is stopped`))]])
+      // Who did it, and when: the run's control log, as the server has it (the refused pause and stop are not in it).
+      const shown = yield* cli(["runs", "show", run.id])
+      const at = "at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ"
+      expect(shown.stdout).toMatch(new RegExp(`\ncontrol   3 operator actions:\n {10}paused by (\\S+) ${at}\n {10}resumed by \\1 ${at}\n {10}stopped by \\1 ${at}\n`))
+      const verified = yield* cli(["audit", "verify", run.id])
+      expect([verified.code, lines(verified.stdout)[1]]).toEqual([0, "  control log: 3 operator actions (pause, resume, stop, approve, reject), intact"])
     }), { timeout: 90_000 })
 
   it.live("another user sees none of it: someone else's run is answered as one that does not exist", () =>
