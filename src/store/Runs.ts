@@ -263,6 +263,8 @@ export interface RunSummary {
   readonly finishedAt: Date | null
   /** The cash the run started with (its strategy's `initialCash`), which its return is measured from. */
   readonly initialCash: Money | null
+  /** How many operator actions its control log holds (src/store/ControlAudit.ts). */
+  readonly controlCount: number
 }
 
 export interface RunRecord extends RunSummary {
@@ -300,6 +302,7 @@ interface Row {
   readonly startedAt: Date
   readonly finishedAt: Date | null
   readonly initialCash: unknown
+  readonly controlCount: number | string
 }
 
 interface FullRow extends Row {
@@ -340,7 +343,8 @@ const summaryOf = (row: Row) =>
   finishedAt: row.finishedAt,
   // Shown, not computed with: a snapshot whose amount does not decode (a full record's strategy
   // is checked where it is used) leaves the return unknown rather than the run unreadable.
-  initialCash: Option.getOrNull(decodeInitialCash(row.initialCash))
+  initialCash: Option.getOrNull(decodeInitialCash(row.initialCash)),
+  controlCount: Number(row.controlCount)
 })
   )
 
@@ -348,7 +352,7 @@ const decodeInitialCash = Schema.decodeUnknownOption(MoneyAmount)
 
 const SUMMARY_COLUMNS = `r.id, r.strategy_id, s.name as strategy_name, r.strategy_version, r.number, r.owner_id, r.mode,
   r.status, r.seed, r.data_fingerprint, r.failure, r.checksum, r.metrics, r.counts, r.chain_count, r.trading_state, r.period_from,
-  r.period_to, r.started_at, r.finished_at, r.strategy->'initialCash' as initial_cash,
+  r.period_to, r.started_at, r.finished_at, r.strategy->'initialCash' as initial_cash, r.control_count,
   (select u.name from users u where u.id = r.owner_id) as owner_name`
 
 /** `runs.number` is an `integer`. */
