@@ -227,6 +227,9 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
         // Rounds whose decision placed no order because it could not be acted on (a target the
         // books cannot hold exactly, the risk officer down): the run goes on, and says so at the end.
         const blocked = { rounds: 0, first: undefined as string | undefined }
+        // Verdicts, and how many rejected: a rule that refuses every intent (trading hours that
+        // daily bars never fall in) made a run with no trade and no word why.
+        const verdicts = { given: 0, rejected: 0, first: undefined as string | undefined }
 
         const { ref, result } = yield* execute({
           ...common,
@@ -234,6 +237,12 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
             if (event._tag === "ExecutionBlocked") {
               blocked.rounds += event.rounds.length
               blocked.first ??= event.reason
+            } else if (event._tag === "VerdictGiven") {
+              verdicts.given++
+              if (event.verdict.outcome === "rejected") {
+                verdicts.rejected++
+                verdicts.first ??= event.verdict.reasons.join("; ")
+              }
             }
             log?.write(json)
           },
@@ -250,6 +259,12 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
           io.stderr(
             `note: ${count(blocked.rounds)} round${blocked.rounds === 1 ? "" : "s"} placed no order because ${blocked.rounds === 1 ? "its decision" : "their decisions"} ` +
               `could not be acted on (ExecutionBlocked events); the first: ${clip(blocked.first ?? "no reason given", 300)}\n`
+          )
+        }
+        if (verdicts.given > 0 && verdicts.rejected === verdicts.given) {
+          io.stderr(
+            `note: the risk officer rejected every order intent (${count(verdicts.given)} of ${count(verdicts.given)}), so the run placed no order; ` +
+              `the first: ${clip(verdicts.first ?? "no reason given", 300)}\n`
           )
         }
         const document = ResultDocument.make(result, { strategy: strategy.name, seed, ...(ref === undefined ? {} : { ref }) })

@@ -419,6 +419,22 @@ describe("swarm backtest: a run", () => {
       expect(lines(plain.stderr)).toEqual([])
     }))
 
+  it.live("a run whose every order intent the risk officer rejected says so on stderr: trading hours daily bars never fall in", () =>
+    Effect.gen(function*() {
+      // The sample's bars are at midnight UTC: 09:30–16:00 in New York never holds one.
+      const hours = strategy("hours.json", {
+        symbols: ["ACME"],
+        agents: [{ type: "sma_crossover", params: { fast: 2, slow: 5 } }],
+        rules: [{ id: "rth", name: "regular hours", kind: "trading_hours", priority: 1, params: { timeZone: "America/New_York", windows: [{ start: "09:30", end: "16:00" }] } }]
+      })
+      const r = yield* swarm(["backtest", "--data", Path.join(data, "ACME.csv"), "--strategy", hours, "--no-store", "--json"])
+      expect(r.code).toBe(0)
+      expect(documentOf(r.stdout).counts.orders).toBe(0)
+      expect(lines(r.stderr)).toEqual([
+        expect.stringMatching(/^note: the risk officer rejected every order intent \(\d+ of \d+\), so the run placed no order; the first: rule "regular hours": outside trading hours: /)
+      ])
+    }))
+
   it.live("--adjust adj-close trades on Yahoo's adjusted prices; --ohlc as-given keeps a bar outside its own range", () =>
     Effect.gen(function*() {
       // The sample with an Adj Close of 90 % of each close, and ACME's 20th open above its high.
