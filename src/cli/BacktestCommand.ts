@@ -63,7 +63,10 @@ export const options = {
     Options.mapEffect(checked("--seed", (text: string) =>
       // As a number: 7, 07 and 007 are one seed (the text seeds the run, so they were three runs).
       /^\d{1,16}$/.test(text) ? Either.right(String(BigInt(text))) : Either.left(`expected a non-negative integer (at most 16 digits), got "${text}"`))),
-    Options.withDescription("Seeds the run's randomness; the same data, strategy and seed give the same run. Default 0.")
+    Options.withDescription(
+      "Seeds the run's randomness: the Random its agents read and the language model's sampling (Ollama's seed); the same data, strategy and seed give the same run. " +
+        "The built-in classic analysts use no randomness: with only them, the seed changes nothing but the seed the run records (and so its checksum). Default 0."
+    )
   ),
   from: date("from"),
   to: date("to"),

@@ -365,7 +365,9 @@ const startOptions = {
     Options.optional,
     Options.mapEffect(checked("--seed", (text: string) =>
       /^\d{1,16}$/.test(text) ? Either.right(text) : Either.left(`expected a non-negative integer (at most 16 digits), got ${RunRef.shown(text)}`))),
-    Options.withDescription("Seeds the run's randomness. Default 0.")
+    Options.withDescription(
+      "Seeds the run's randomness: the Random its agents read and the language model's sampling. The built-in classic analysts use none. Default 0."
+    )
   ),
   version: versionOption("Run this version of the strategy (default the latest)."),
   watch: Options.boolean("watch").pipe(Options.withDescription("Then follow it, as `swarm runs watch` does, until it ends.")),
