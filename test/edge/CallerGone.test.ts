@@ -8,11 +8,10 @@
  */
 import { expect, layer } from "@effect/vitest"
 import { SqlClient } from "@effect/sql"
-import { Context, Deferred, Effect, Either, Exit, Fiber, Layer, Schema, Scope } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber, Layer, Schema } from "effect"
 import { canonicalSignal, type ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId, Timestamp } from "../../schemas/Ids.js"
 import { Strategy } from "../../schemas/Strategy.js"
-import { EventBus } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as RunManager from "../../src/edge/RunManager.js"
 import * as RecordedSignals from "../../src/store/RecordedSignals.js"
@@ -21,7 +20,7 @@ import * as Strategies from "../../src/store/Strategies.js"
 import * as WebhookStore from "../../src/store/Webhooks.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { smaStrategy, symbolsOf } from "../store/fixtures/workload.js"
-import { createUsers, principals } from "./fixtures.js"
+import { createUsers, managerOn, principals } from "./fixtures.js"
 
 const alice = principals["sk_alice"]
 const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
@@ -56,14 +55,6 @@ const alertedRun = (manager: RunManager.RunManagerService, name: string, alertId
     const symbol = symbolsOf(2)[0]!
     const signal = canonicalSignal({ source: "tradingview", symbol, ticker: symbol, action: "buy", price: 51 as never, alertId, receivedAt: Date.now() as Timestamp })
     return { created, run, signal }
-  })
-
-const managerOn = (bus: EventBus["Type"]) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(RunManager.layer.pipe(Layer.provide(Layer.succeed(EventBus, bus))), scope)
-    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-    return Context.get(context, RunManager.RunManager)
   })
 
 for (const backend of backends) {

@@ -7,30 +7,19 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Layer } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
-import { EventBus, type EventBusService } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
-import * as RunManager from "../../src/edge/RunManager.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as ControlAudit from "../../src/store/ControlAudit.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { createUsers, guarded, principals, until } from "./fixtures.js"
+import { createUsers, guarded, managerOn, principals, until } from "./fixtures.js"
 
 const alice = principals["sk_alice"]
 const bob = principals["sk_bob"]
 const root = principals["sk_root"]
-
-/** A run manager in a scope of its own, shut down with the test. */
-const managerOn = (bus: EventBusService) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(RunManager.layer.pipe(Layer.provide(Layer.succeed(EventBus, bus))), scope)
-    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-    return Context.get(context, RunManager.RunManager)
-  })
 
 /** The run's control log as stored: each entry's kind and parsed text, in order. */
 const controlLog = (run: string) =>

@@ -7,28 +7,18 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Context, Effect, Either, Exit, Fiber, Layer, Scope, Stream } from "effect"
-import { EventBus, type EventBusService } from "../../src/bus/EventBus.js"
+import { Effect, Either, Exit, Fiber, Layer, Stream } from "effect"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as Follow from "../../src/edge/Follow.js"
-import * as RunManager from "../../src/edge/RunManager.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { smaStrategy } from "../store/fixtures/workload.js"
-import { createUsers, principals } from "./fixtures.js"
+import { createUsers, managerOn, principals } from "./fixtures.js"
 
 const alice = principals["sk_alice"]
 const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
-
-const managerOn = (bus: EventBusService) =>
-  Effect.gen(function*() {
-    const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(RunManager.layer.pipe(Layer.provide(Layer.succeed(EventBus, bus))), scope)
-    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-    return Context.get(context, RunManager.RunManager)
-  })
 
 /** A trigger that makes each row of `on` (`update of status on runs`…) matching `when` take `seconds` longer to write. */
 const slowed = (name: string, on: string, when: string, seconds: number) =>

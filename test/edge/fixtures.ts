@@ -7,21 +7,34 @@
 import { FetchHttpClient, type HttpLayerRouter } from "@effect/platform"
 import { RpcClient, RpcSerialization } from "@effect/rpc"
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer, Schema } from "effect"
+import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { Principal, Unauthorized } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
-import { EventBus } from "../../src/bus/EventBus.js"
+import { EventBus, type EventBusService } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as DataSource from "../../src/market/DataSource.js"
 import { SwarmRpcs } from "../../schemas/Rpc.js"
 import { Authenticator } from "../../src/edge/Auth.js"
 import { clientKey } from "../../src/edge/RpcAuth.js"
 import * as Http from "../../src/edge/Http.js"
+import * as RunManager from "../../src/edge/RunManager.js"
 import type * as Sse from "../../src/edge/Sse.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { marketConfig, strategy, symbolsOf } from "../store/fixtures/workload.js"
+
+// ---------------------------------------------------------------------------------------------
+// A run manager
+
+/** A run manager over `bus` in a scope of its own, shut down with the test: a failed test leaves no run live for the next. */
+export const managerOn = (bus: EventBusService) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(RunManager.layer.pipe(Layer.provide(Layer.succeed(EventBus, bus))), scope)
+    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+    return Context.get(context, RunManager.RunManager)
+  })
 
 // ---------------------------------------------------------------------------------------------
 // Who

@@ -40,6 +40,15 @@ const whileTampered = <E, R>(
     return outcome instanceof Undo ? outcome.report : yield* Effect.die(outcome)
   })
 
+/** Entries 1 and 2 of an `audit_log` stream trade places, each whole (entry, its hash and its link). */
+const swapFirstTwo = (stream: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.all([
+      sql`update audit_log set position = 1000000 where stream = ${stream} and position = 1`,
+      sql`update audit_log set position = 1 where stream = ${stream} and position = 2`,
+      sql`update audit_log set position = 2 where stream = ${stream} and position = 1000000`
+    ]))
+
 interface Recorded {
   readonly run: string
   readonly events: number
@@ -445,15 +454,7 @@ for (const backend of backends) {
         expect(deleted.position).toBe(2)
         expect(deleted.reason).toContain("entry 2 is missing")
 
-        // Entries 1 and 2 trade places, each whole (entry, its hash and its link).
-        const swapped = failed(yield* whileTampered(
-          Effect.all([
-            sql`update audit_log set position = 1000000 where stream = ${stream} and position = 1`,
-            sql`update audit_log set position = 1 where stream = ${stream} and position = 2`,
-            sql`update audit_log set position = 2 where stream = ${stream} and position = 1000000`
-          ]),
-          verify
-        ))
+        const swapped = failed(yield* whileTampered(swapFirstTwo(stream), verify))
         expect(swapped.position).toBe(1)
         expect(swapped.reason).toContain("does not follow")
 
@@ -516,14 +517,7 @@ for (const backend of backends) {
         expect(truncated).toMatchObject({ stream, position: 3 })
         expect(truncated.reason).toContain("deleted at the end")
 
-        const swapped = failed(yield* whileTampered(
-          Effect.all([
-            sql`update audit_log set position = 1000000 where stream = ${stream} and position = 1`,
-            sql`update audit_log set position = 1 where stream = ${stream} and position = 2`,
-            sql`update audit_log set position = 2 where stream = ${stream} and position = 1000000`
-          ]),
-          verify
-        ))
+        const swapped = failed(yield* whileTampered(swapFirstTwo(stream), verify))
         expect(swapped).toMatchObject({ stream, position: 1 })
         expect(swapped.reason).toContain("does not follow")
 
