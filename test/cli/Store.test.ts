@@ -796,7 +796,7 @@ describe("swarm: bad run references are refused before any database is opened", 
 })
 
 describe("swarm: the database", () => {
-  it.live("--no-store opens no database; without it, a database that cannot be opened is one line, exit 1", () =>
+  it.live("--no-store opens no database; without it, a database that cannot be opened is one line, exit 3", () =>
     Effect.gen(function*() {
       const before = openAttempts()
       const plain = yield* swarm(["backtest", "--no-store", "--data", data, "--strategy", sma, "--json"], { store: noDatabase })
