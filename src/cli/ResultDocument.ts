@@ -54,7 +54,9 @@ export const TradeJson = Schema.Struct({
   entryPrice: Trade.fields.entryPrice,
   exitPrice: Trade.fields.exitPrice,
   /** Realized P&L of the round trip, commissions included. */
-  pnl: MoneyFromDecimal
+  pnl: MoneyFromDecimal,
+  /** The commissions of the round trip's fills (already in `pnl`), as `trades.csv` has them. */
+  commission: MoneyFromDecimal
 })
 export type TradeJson = typeof TradeJson.Type
 
@@ -131,7 +133,8 @@ export const tradeJson = (t: Trade): typeof TradeJson.Type => ({
   exit: t.exitTs,
   entryPrice: roundPrice(t.entryPrice),
   exitPrice: roundPrice(t.exitPrice),
-  pnl: t.pnl
+  pnl: t.pnl,
+  commission: t.commission
 })
 
 export const make = (

@@ -302,7 +302,7 @@ describe("swarm backtest: a run", () => {
       expect(json.trades.length).toBe(json.metrics.tradeCount)
       expect(json.trades.length).toBeGreaterThan(0)
       for (const trade of json.trades) {
-        expect(Object.keys(trade)).toEqual(["symbol", "side", "quantity", "entry", "exit", "entryPrice", "exitPrice", "pnl"])
+        expect(Object.keys(trade)).toEqual(["symbol", "side", "quantity", "entry", "exit", "entryPrice", "exitPrice", "pnl", "commission"])
         expect(trade.pnl).toMatch(/^-?\d+(\.\d{1,6})?$/)
         expect(trade.entry <= trade.exit).toBe(true)
       }

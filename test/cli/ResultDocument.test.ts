@@ -84,7 +84,8 @@ describe("the result document", () => {
       exit: "2024-01-08T00:00:00.000Z",
       entryPrice: 100.5,
       exitPrice: 101.25,
-      pnl: "-1.234567"
+      pnl: "-1.234567",
+      commission: "0.01"
     })
     expect(json.metrics.initialCash).toBe("100000")
     expect(json.metrics.grossLoss).toBe("-1.234567")
