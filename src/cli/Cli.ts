@@ -8,7 +8,7 @@
  */
 import { Command, HelpDoc, ValidationError } from "@effect/cli"
 import type { CliApp } from "@effect/cli"
-import { Effect, Layer, Logger } from "effect"
+import { Effect, Either, Layer, Logger, LogLevel, Option } from "effect"
 import { createRequire } from "node:module"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
 import type { CsvError } from "../../schemas/CsvError.js"
@@ -24,7 +24,7 @@ import * as BacktestCommand from "./BacktestCommand.js"
 import * as AdminCommand from "./AdminCommand.js"
 import * as ApprovalsCommand from "./ApprovalsCommand.js"
 import * as ChatCommand from "./ChatCommand.js"
-import type { AuditFailed, OutputError, RemoteFailed, ResumeFailed, RunFailed, ServeFailed, UsageError } from "./CliError.js"
+import { type AuditFailed, type OutputError, type RemoteFailed, type ResumeFailed, type RunFailed, type ServeFailed, UsageError } from "./CliError.js"
 import { type Io, stripAnsi, withConsole } from "./Io.js"
 import * as LeaderboardCommand from "./LeaderboardCommand.js"
 import * as LoginCommand from "./LoginCommand.js"
@@ -392,16 +392,59 @@ export const commandsNamed = (line: string): string => line.replace(PROCEDURE, (
  * Run the command line on `argv` (the arguments after the program's name) and return its exit
  * code. Never fails; interruption (Ctrl-C) is left to the caller after printing one line.
  */
+/** The levels `--log-level` takes, by the names @effect/cli's help lists. */
+const LOG_LEVELS: ReadonlyMap<string, LogLevel.LogLevel> = new Map(LogLevel.allLevels.map((level) => [level._tag.toLowerCase(), level]))
+
+/**
+ * `--log-level <level>` (or `--log-level=<level>`) taken out of the line wherever it stands, the
+ * last one winning, and the line without it. @effect/cli's own reading of its built-in flag took it
+ * only in some places: after a backtest's `--data <dir>` it was "an unknown argument", and before
+ * the command `--log-level trace` read `trace` as the `trace` command. Nothing after `--` is read.
+ */
+export const logLevelOf = (
+  argv: ReadonlyArray<string>
+): Either.Either<{ readonly argv: ReadonlyArray<string>; readonly level: Option.Option<LogLevel.LogLevel> }, UsageError> => {
+  const rest: Array<string> = []
+  let level = Option.none<LogLevel.LogLevel>()
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === "--") {
+      rest.push(...argv.slice(i))
+      break
+    }
+    if (arg !== "--log-level" && !arg.startsWith("--log-level=")) {
+      rest.push(arg)
+      continue
+    }
+    const given = arg === "--log-level" ? argv[++i] : arg.slice("--log-level=".length)
+    const found = given === undefined ? undefined : LOG_LEVELS.get(given.toLowerCase())
+    if (found === undefined) {
+      return Either.left(
+        new UsageError({
+          field: "--log-level",
+          reason: `${given === undefined ? "no level given" : `${shown(given, 24)} is not a level`}; use one of ${[...LOG_LEVELS.keys()].join(", ")}`
+        })
+      )
+    }
+    level = Option.some(found)
+  }
+  return Either.right({ argv: rest, level })
+}
+
 export const run = (
-  argv: ReadonlyArray<string>,
+  line: ReadonlyArray<string>,
   io: Io,
   wiring: Wiring = {}
-): Effect.Effect<number, never, CliApp.CliApp.Environment> =>
-  Effect.suspend(() => {
+): Effect.Effect<number, never, CliApp.CliApp.Environment> => {
+  const leveled = logLevelOf(line)
+  const argv = Either.match(leveled, { onLeft: () => line, onRight: (read) => read.argv })
+  return Effect.gen(function*() {
+    const { level } = yield* leveled
     const cli = Command.run(command(io, wiring), { name: "swarm", version })
     // @effect/cli's args start with the runtime and the script, as process.argv does.
     const ran = withConsole(io, cli(["node", "swarm", ...(argv.length === 0 ? ["--help"] : spelled(argv))]))
-    return argv[0] === "serve" ? ran : Effect.provide(ran, logsToStderr(io))
+    const logged = argv[0] === "serve" ? ran : Effect.provide(ran, logsToStderr(io))
+    return yield* Option.match(level, { onNone: () => logged, onSome: (least) => Logger.withMinimumLogLevel(logged, least) })
   }).pipe(
     Effect.as(EXIT_OK),
     Effect.catchAll((error) =>
@@ -419,3 +462,4 @@ export const run = (
     ),
     Effect.onInterrupt(() => Effect.sync(() => print(io, ["interrupted"])))
   )
+}

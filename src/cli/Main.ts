@@ -5,7 +5,7 @@
  * call `runMain`.
  */
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, ConfigError, Effect, Exit, Layer, Option } from "effect"
+import { Cause, ConfigError, Effect, Either, Exit, Layer, Option } from "effect"
 import * as Telemetry from "../telemetry/Telemetry.js"
 import * as Cli from "./Cli.js"
 import * as Io from "./Io.js"
@@ -50,7 +50,9 @@ export const runMain = (argv: ReadonlyArray<string>): void => {
     // The last write's error comes after the command is done.
     if (process.exitCode === undefined || process.exitCode === Cli.EXIT_OK) process.exitCode = Cli.EXIT_FAILED
   })
-  NodeRuntime.runMain(Cli.run(argv, Io.node()).pipe(Effect.provide(Layer.merge(NodeContext.layer, telemetry(argv)))), {
+  // `swarm --log-level debug serve` is the server: its telemetry is its own.
+  const command = Either.match(Cli.logLevelOf(argv), { onLeft: () => argv, onRight: (read) => read.argv })
+  NodeRuntime.runMain(Cli.run(argv, Io.node()).pipe(Effect.provide(Layer.merge(NodeContext.layer, telemetry(command)))), {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
       // Cli.run never fails and succeeds with the exit code: anything else is an interruption.

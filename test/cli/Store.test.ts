@@ -831,6 +831,34 @@ describe("swarm: the database", () => {
       expect(r.stderr).toMatch(/level=DEBUG/)
     }), { timeout: 60_000 })
 
+  it.live("--log-level is read wherever it stands on the line, trace included; a level that is none is refused, naming it", () =>
+    Effect.gen(function*() {
+      // After a backtest's --data (@effect/cli called it an unknown argument there), and as `--log-level=`.
+      for (const [name, flag] of [["after-data", ["--log-level", "debug"]], ["equals", ["--log-level=debug"]]] as const) {
+        const r = yield* swarm(["backtest", "--data", data, "--strategy", sma, ...flag, "--json"], {
+          store: Store.layerWith({ embedded: { dataDir: Path.join(tmp, `level-${name}`) } })
+        })
+        expect(r.code, r.stderr).toBe(0)
+        expect(JSON.parse(r.stdout).status).toBe("completed")
+        expect(r.stderr).toMatch(/level=DEBUG/)
+      }
+      // Before the command: `trace` is a level there, not the `trace` command.
+      const traced = yield* swarm(["--log-level", "trace", "runs", "list", "--json", "--local"], {
+        store: Store.layerWith({ embedded: { dataDir: Path.join(tmp, "level-trace") } })
+      })
+      expect(traced.code, traced.stderr).toBe(0)
+      expect(JSON.parse(traced.stdout)).toEqual([])
+      expect(traced.stderr).toMatch(/level=DEBUG/)
+      const loud = yield* swarm(["runs", "list", "--log-level", "loud"], { store: noDatabase })
+      expect([loud.code, lines(loud.stderr)]).toEqual([2, [
+        "swarm: --log-level: \"loud\" is not a level; use one of all, trace, debug, info, warning, error, fatal, none"
+      ]])
+      const none = yield* swarm(["runs", "list", "--log-level"], { store: noDatabase })
+      expect([none.code, lines(none.stderr)]).toEqual([2, [
+        "swarm: --log-level: no level given; use one of all, trace, debug, info, warning, error, fatal, none"
+      ]])
+    }), { timeout: 120_000 })
+
   it.live("an embedded database another process holds: locked, naming the directory and the process", () =>
     Effect.gen(function*() {
       const dir = Path.join(tmp, "locked")
