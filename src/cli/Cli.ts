@@ -192,14 +192,14 @@ const where = (backend: DatabaseUnavailable["backend"]) =>
   backend.kind === "postgres" ? `Postgres at ${backend.url}` : `embedded PGlite at ${backend.dataDir}`
 
 /** The commands that ask the server instead of the local database once `swarm login` has named one. */
-const ASK_SERVER = ["runs list", "runs show", "runs compare", "audit verify"]
+const ASK_SERVER = ["runs list", "runs show", "runs compare", "audit verify", "leaderboard"]
 
 /** The ways past another process holding the embedded database that fit the command `argv` runs. */
 const lockedWaysOut = (error: DatabaseLocked, argv: ReadonlyArray<string>): string => {
   const server = error.command === undefined || error.command === "swarm serve"
   const ways = [server ? "stop that process" : "wait for that process or stop it"]
   if (argv[0] === "backtest") ways.push("add --no-store (the backtest then opens no database)")
-  else if (server && ASK_SERVER.includes(argv.slice(0, 2).join(" "))) {
+  else if (server && (ASK_SERVER.includes(argv.slice(0, 2).join(" ")) || ASK_SERVER.includes(argv[0] ?? ""))) {
     ways.push("ask its server instead (swarm login --server <url> --key <key>, then without --local)")
   }
   ways.push("set DATABASE_URL to a Postgres server, which serves several")

@@ -1,18 +1,22 @@
 /**
- * `swarm leaderboard [--metric m] [--limit n] [--json]`: each strategy's best completed run on a
- * server by one metric, best first (the `leaderboard` procedure; its ranking rules are
- * `LeaderboardEntry` in schemas/Rpc.ts, the metrics docs/metrics.md). The caller's strategies; an
- * admin's board has everyone's, with their owners.
+ * `swarm leaderboard [--metric m] [--limit n] [--json] [--local]`: each strategy's best completed
+ * run by one metric, best first — on the server when one is configured (the `leaderboard`
+ * procedure: the caller's strategies; an admin's board has everyone's, with their owners), else, or
+ * with `--local`, in the local database (every strategy in it), as `runs list` chooses. One ranking
+ * either way: `Leaderboard.best`, by the rules of `LeaderboardEntry` in schemas/Rpc.ts; the metrics
+ * are docs/metrics.md's.
  */
 import { Command, Options } from "@effect/cli"
 import { Effect, Option, Schema } from "effect"
 import { type LeaderboardEntry, LeaderboardEntry as EntrySchema, LeaderboardMetric } from "../../schemas/Rpc.js"
 import { choice, count, json, toJson } from "./Flags.js"
 import type { Io } from "./Io.js"
+import * as Leaderboard from "../store/Leaderboard.js"
 import * as Remote from "./Remote.js"
+import { local, onServer, serverFor } from "./RunsCommand.js"
 import { table } from "./RunsView.js"
 import { percent, ratio } from "./Summary.js"
-import type { Wiring } from "./Wiring.js"
+import * as Wiring from "./Wiring.js"
 
 const METRICS = LeaderboardMetric.literals
 type Metric = LeaderboardMetric
@@ -47,22 +51,27 @@ export const view = (metric: Metric, entries: ReadonlyArray<LeaderboardEntry>): 
   return `${t.toString()}\n`
 }
 
-export const command = (io: Io, wiring: Wiring) =>
+export const command = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("leaderboard", {
     metric: choice("metric", METRICS).pipe(
       Options.withDescription(`Rank by this metric of docs/metrics.md (default totalReturn; maxDrawdown: the lowest first).`)
     ),
     limit: count("limit", MAX_LIMIT, `How many strategies (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT}).`),
     json: json("Print the board as one JSON array on stdout."),
-    ...Remote.options
+    ...Remote.options,
+    local
   }, (flags) =>
-    Remote.withRemote(flags, wiring)((remote) =>
-      Effect.gen(function*() {
-        const metric = Option.getOrElse(flags.metric, (): Metric => "totalReturn")
-        const limit = Option.getOrElse(flags.limit, () => DEFAULT_LIMIT)
-        const entries = yield* remote.client.leaderboard({ metric, limit }).pipe(remote.call("leaderboard"))
-        io.stdout(flags.json ? toJson(Schema.Array(EntrySchema), entries) : view(metric, entries))
+    Effect.gen(function*() {
+      const metric = Option.getOrElse(flags.metric, (): Metric => "totalReturn")
+      const limit = Option.getOrElse(flags.limit, () => DEFAULT_LIMIT)
+      const server = yield* serverFor(flags, wiring)
+      const entries = yield* Option.match(server, {
+        onSome: (target) => onServer(target, (remote) => remote.client.leaderboard({ metric, limit }).pipe(remote.call("leaderboard"))),
+        onNone: () => Wiring.withStore(io, wiring)(Leaderboard.best({ metric, limit }))
       })
-    ).pipe(Effect.withSpan("swarm.leaderboard"))).pipe(
-    Command.withDescription("Each strategy's best completed run on the server by a metric, best first.")
+      io.stdout(flags.json ? toJson(Schema.Array(EntrySchema), entries) : view(metric, entries))
+    }).pipe(Effect.withSpan("swarm.leaderboard"))).pipe(
+    Command.withDescription(
+      "Each strategy's best completed run by a metric, best first: the server's (yours) when one is configured, else the local database's."
+    )
   )

@@ -59,16 +59,16 @@ const listOptions = {
   json: json("Print the runs as one JSON array on stdout instead of the table.")
 }
 
-const local = Options.boolean("local").pipe(
+export const local = Options.boolean("local").pipe(
   Options.withDescription("Read the local database even when a server is configured (SWARM_SERVER or swarm login).")
 )
 
 /** The server to ask instead of the local database, when one is configured and `--local` is not given. */
-const serverFor = (flags: Remote.Flags & { readonly local: boolean }, wiring: Wiring.Wiring) =>
+export const serverFor = (flags: Remote.Flags & { readonly local: boolean }, wiring: Wiring.Wiring) =>
   flags.local ? Effect.succeed(Option.none()) : Remote.target(flags, wiring)
 
 /** `f` with a client of `target`: the remote path of a command that also works locally. */
-const onServer = <A, E, R>(target: RemoteConfig.Target, f: (remote: Remote.Remote) => Effect.Effect<A, E, R>) =>
+export const onServer = <A, E, R>(target: RemoteConfig.Target, f: (remote: Remote.Remote) => Effect.Effect<A, E, R>) =>
   Effect.scoped(Effect.flatMap(Remote.connect(target), f))
 
 // eslint-disable-next-line no-control-regex

@@ -170,6 +170,29 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect([none.code, none.stdout]).toEqual([0, "no runs\n"])
     }))
 
+  it.effect("leaderboard on the local database: each strategy's best completed run by the metric, best first; --local; --json", () =>
+    Effect.gen(function*() {
+      const whole = yield* backtest(smaNamed("Board A"))
+      const part = yield* backtest(smaNamed("Board A"), "--to", "2022-12-31")
+      const other = yield* backtest(smaNamed("Board B"), "--to", "2022-12-31")
+      const returns = new Map<string, number>([whole, part, other].map((r) => [r.document.run, Number(r.document.metrics.totalReturn)]))
+      // The database holds other tests' runs too: the board is asked for all of them, and these read from it.
+      const board = yield* swarm(["leaderboard", "--json", "--limit", "1000"], { store: yield* store })
+      expect(board.code, board.stderr).toBe(0)
+      const entries = JSON.parse(board.stdout) as Array<{ strategy: string; run: string; ref: string; value: number }>
+      const ours = entries.filter((e) => e.strategy.startsWith("Board "))
+      const bestOfA = returns.get(whole.document.run)! >= returns.get(part.document.run)! ? whole : part
+      expect(ours.map((e) => [e.strategy, e.run]).sort()).toEqual([["Board A", bestOfA.document.run], ["Board B", other.document.run]])
+      for (const e of ours) expect(e.value).toBeCloseTo(returns.get(e.run)!, 9)
+      expect(entries.map((e) => e.value)).toEqual([...entries.map((e) => e.value)].sort((x, y) => y - x))
+      // The table, with --local said outright, by another metric (the lowest drawdown first).
+      const table = yield* swarm(["leaderboard", "--local", "--metric", "maxDrawdown", "--limit", "1000"], { store: yield* store })
+      expect(table.code, table.stderr).toBe(0)
+      expect(lines(table.stderr)).toHaveLength(1) // the database line
+      expect(table.stdout).toMatch(/│ #\s+│ strategy\s+│ run\s+│ id\s+│ maxDrawdown │/)
+      expect(table.stdout).toMatch(new RegExp(`│ Board B\\s+│ Board B#1\\s+│ ${other.document.run} │`))
+    }))
+
   it.effect("runs show: metrics, counts, checksum, chain head, first and last trades, equity; by id or <strategy>#<n>; --json", () =>
     Effect.gen(function*() {
       const { document } = yield* backtest(smaNamed("Shown"))
