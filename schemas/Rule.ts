@@ -6,8 +6,8 @@
  * (`unknownScopeSymbol`).
  *
  * Times: trading hours are wall-clock `HH:MM` in an IANA time zone (resolved with the ICU data of
- * the Node.js that runs the swarm); blackout windows are absolute ISO-8601 date-times that must
- * carry `Z` or an offset, so they never depend on the machine's zone.
+ * the Node.js that runs the swarm); blackout windows are absolute: ISO-8601 date-times that must
+ * carry `Z` or an offset, or whole UTC days (`2024-03-15`), so they never depend on the machine's zone.
  */
 import { Either, ParseResult, Schema } from "effect"
 import { Symbol } from "./Ids.js"
@@ -142,6 +142,48 @@ export const DateTimeMillis = Schema.transformOrFail(Schema.String, Schema.Int, 
   encode: (ms) => ParseResult.succeed(new Date(ms).toISOString())
 })
 
+const isoDate = /^(\d{4})-(\d{2})-(\d{2})$/
+const DAY_MS = 86_400_000
+
+/**
+ * A UTC calendar day written `YYYY-MM-DD`: the epoch ms of its first instant (`Right`), why it is no
+ * day on the calendar (`Left`: `2024-02-30`), or undefined when the text is not written that way.
+ */
+export const utcDay = (text: string): Either.Either<number, string> | undefined => {
+  const m = isoDate.exec(text)
+  if (m === null) return undefined
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])]
+  const civil = new Date(0)
+  civil.setUTCFullYear(y, mo - 1, d)
+  return civil.getUTCFullYear() === y && civil.getUTCMonth() === mo - 1 && civil.getUTCDate() === d
+    ? Either.right(civil.getTime())
+    : Either.left(`"${text}" is not a date on the calendar`)
+}
+
+/**
+ * One end of a blackout window: a `DateTimeMillis`, or a whole UTC day — as the start, its first
+ * instant; as the end (windows are `[from, to)`), the first instant of the next day, so that
+ * `{ from: "2024-03-15", to: "2024-03-15" }` is all of March 15th, as `--from`/`--to` read dates.
+ */
+const windowEnd = (end: "from" | "to") =>
+  Schema.transformOrFail(Schema.String, Schema.Int, {
+    strict: true,
+    decode: (text, options, ast) => {
+      const day = utcDay(text)
+      if (day === undefined) {
+        // A date-time's own reasons (no offset, not on the calendar); anything else is neither form.
+        return text.includes("T")
+          ? ParseResult.decodeUnknown(DateTimeMillis)(text, options)
+          : ParseResult.fail(new ParseResult.Type(ast, text, "expected an ISO date (\"2024-03-15\", a whole UTC day) or a date-time with Z or an offset (\"2024-03-15T14:30:00Z\")"))
+      }
+      return Either.match(day, {
+        onLeft: (why) => ParseResult.fail(new ParseResult.Type(ast, text, why)),
+        onRight: (ms) => ParseResult.succeed(end === "to" ? ms + DAY_MS : ms)
+      })
+    },
+    encode: (ms) => ParseResult.succeed(new Date(ms).toISOString())
+  })
+
 const SymbolList = Schema.Array(Symbol).pipe(
   Schema.maxItems(10_000, { message: () => "a symbol list has at most 10000 symbols" })
 )
@@ -256,10 +298,10 @@ export const TradingHoursRule = Schema.Struct({
   }, "{ timeZone, windows, days?, exemptRiskReducing? }")
 }).annotations({ identifier: "TradingHoursRule" })
 
-/** An absolute `[from, to)` range of time. */
+/** An absolute `[from, to)` range of time; a date as `to` is through the end of that day. */
 export const BlackoutWindow = Schema.Struct({
-  from: DateTimeMillis,
-  to: DateTimeMillis,
+  from: windowEnd("from"),
+  to: windowEnd("to"),
   label: Schema.optionalWith(Schema.String.pipe(Schema.maxLength(200, { message: () => "a label is at most 200 characters" })), {
     exact: true
   })

@@ -7,7 +7,7 @@
 import { Either, JSONSchema, ParseResult, Schema } from "effect"
 import { OrderId, RoundId, Symbol } from "../../schemas/Ids.js"
 import type { ToolCall, ToolSpec } from "../../schemas/Llm.js"
-import { DateTimeMillis, TimeZone } from "../../schemas/Rule.js"
+import { DateTimeMillis, TimeZone, utcDay } from "../../schemas/Rule.js"
 
 // ---------------------------------------------------------------------------------------------
 // Argument types. Every message is written here and none echoes the value: a model's argument can
@@ -29,7 +29,6 @@ const int = (min: number, max: number, what: string) =>
   )
 
 const SYMBOL = /^[A-Za-z0-9^][A-Za-z0-9.\-_:/^=]{0,31}$/
-const DATE = /^(\d{4})-(\d{2})-(\d{2})$/
 const LOCAL_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?$/
 
 const decodeDateTime = ParseResult.decodeUnknownEither(DateTimeMillis)
@@ -40,15 +39,9 @@ const decodeDateTime = ParseResult.decodeUnknownEither(DateTimeMillis)
  * includes March 31st.
  */
 const instantOf = (input: string, end: boolean): number | string => {
-  const day = DATE.exec(input)
-  if (day !== null) {
-    const [y, m, d] = [Number(day[1]), Number(day[2]), Number(day[3])]
-    const ms = Date.UTC(y, m - 1, d)
-    const civil = new Date(ms)
-    if (civil.getUTCFullYear() !== y || civil.getUTCMonth() !== m - 1 || civil.getUTCDate() !== d) {
-      return "must be a date on the calendar"
-    }
-    return end ? ms + DAY_MS : ms
+  const day = utcDay(input)
+  if (day !== undefined) {
+    return Either.match(day, { onLeft: () => "must be a date on the calendar", onRight: (ms) => end ? ms + DAY_MS : ms })
   }
   const decoded = decodeDateTime(LOCAL_DATE_TIME.test(input) ? `${input}Z` : input)
   return Either.isRight(decoded) ? decoded.right : "must be an ISO date (2024-03-01) or date-time (2024-03-01T14:30:00Z)"

@@ -333,6 +333,21 @@ describe("blackout", () => {
     ])
   })
 
+  it("takes whole UTC days: a date as the end is through the end of that day, as --to reads it", () => {
+    const day = { ...fomc, params: { windows: [{ from: "2024-03-01", to: "2024-03-01" }] } }
+    expect(judge(day, order("buy", 1), when("2024-02-29T23:59:59.999Z")).result).toBe("pass")
+    expect(judge(day, order("buy", 1), when("2024-03-01T00:00:00Z")).result).toBe("reject")
+    expect(judge(day, order("buy", 1), when("2024-03-01T23:59:59.999Z")).reason).toBe(
+      "inside the blackout window 2024-03-01T00:00:00.000Z to 2024-03-02T00:00:00.000Z"
+    )
+    expect(judge(day, order("buy", 1), when("2024-03-02T00:00:00Z")).result).toBe("pass")
+    // Stored as the instants it means: read back, the same window.
+    const rule = Schema.decodeUnknownSync(Rule)({ ...day, params: { windows: [{ from: "2024-03-01", to: "2024-03-03T12:00:00+01:00" }] } })
+    const encoded = Schema.encodeSync(Rule)(rule)
+    expect(encoded).toMatchObject({ params: { windows: [{ from: "2024-03-01T00:00:00.000Z", to: "2024-03-03T11:00:00.000Z" }] } })
+    expect(Schema.decodeUnknownSync(Rule)(encoded)).toEqual(rule)
+  })
+
   it("applies to risk-reducing orders unless exempted", () => {
     const ctx = context(books(90_000, [holding("AAPL", 100, 100)]), { now: at("2024-03-01T14:30:00Z") })
     expect(judge(fomc, order("sell", 100, { reason: "close" }), ctx).result).toBe("reject")
@@ -487,6 +502,8 @@ describe("decoding rules", () => {
     ["a blackout without an offset", [blackout({ from: "2024-03-01T09:00:00", to: "2024-03-01T10:00:00Z" })], "rules[0].params.windows[0].from", "expected an ISO-8601 date-time with Z or an offset, e.g. \"2024-03-01T14:30:00Z\""],
     ["a date not on the calendar", [blackout({ from: "2024-02-30T09:00:00Z", to: "2024-03-01T10:00:00Z" })], "rules[0].params.windows[0].from", "\"2024-02-30T09:00:00Z\" is not a date-time on the calendar"],
     ["a blackout ending before it starts", [blackout({ from: "2024-03-01T10:00:00Z", to: "2024-03-01T09:00:00Z" })], "rules[0].params.windows[0].to", "a blackout window ends after it starts"],
+    ["a blackout day not on the calendar", [blackout({ from: "2024-02-30", to: "2024-03-01" })], "rules[0].params.windows[0].from", "\"2024-02-30\" is not a date on the calendar"],
+    ["a blackout end that is neither a date nor a date-time", [blackout({ from: "2024-03-01", to: "tomorrow" })], "rules[0].params.windows[0].to", "expected an ISO date (\"2024-03-15\", a whole UTC day) or a date-time with Z or an offset (\"2024-03-15T14:30:00Z\")"],
     ["a duplicate id", [pos({}), pos({ name: "again" })], "rules[1].id", "duplicate rule id \"pos\""],
     ["a rule that is null", [null], "rules[0]", undefined],
     ["rules that are not a list", { pos: pos({}) }, "rules", undefined],
