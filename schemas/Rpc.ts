@@ -65,12 +65,18 @@ export class RunNotFound extends Schema.TaggedError<RunNotFound>()("RunNotFound"
    * A `<strategy>#<number>` that names more than one run the caller may see (an admin's, across
    * owners; or a deleted strategy's run and its namesake's): their ids, newest first. Unset: none.
    */
-  ambiguous: Schema.optional(Schema.Array(Schema.String))
+  ambiguous: Schema.optional(Schema.Array(Schema.String)),
+  /**
+   * The payload's field that named the run, when it is not the run acted on (`runs.list`'s cursor,
+   * `before`). Unset: the procedure's run. Older clients pass over it.
+   */
+  field: Schema.optional(Schema.String)
 }) {
   override get message(): string {
+    const head = this.field === undefined ? "" : `${this.field}: `
     return this.ambiguous === undefined
-      ? `no run ${this.run}`
-      : `${this.run} names ${this.ambiguous.length} runs (${this.ambiguous.join(", ")}): give the run's id`
+      ? `${head}no run ${this.run}`
+      : `${head}${this.run} names ${this.ambiguous.length} runs (${this.ambiguous.join(", ")}): give the run's id`
   }
 }
 
@@ -268,10 +274,19 @@ export class RunRpcs extends RpcGroup.make(
   Rpc.make("runs.pause", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
   Rpc.make("runs.resume", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
   Rpc.make("runs.get", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Unavailable) }),
+  /**
+   * The caller's runs (an admin's: everyone's), newest first — by start time, then number, then
+   * id — at most `limit` (default 50). `before`, a run (its id, or `<strategy>#<number>`), is a
+   * cursor: only the runs after it in that order, so the next page is `before` the last run of
+   * this one (its `id`). It combines with `strategy` and `status`, and need not match them. A
+   * `before` that names no run of the caller's — or another user's — is the same `RunNotFound`,
+   * with `field: "before"`; one that is no reference at all (empty, over 200 characters) is
+   * `InvalidRequest` naming `before`.
+   */
   Rpc.make("runs.list", {
-    payload: { strategy: Schema.optional(Ref), status: Schema.optional(RunStatus), limit: Schema.optional(Limit) },
+    payload: { strategy: Schema.optional(Ref), status: Schema.optional(RunStatus), limit: Schema.optional(Limit), before: Schema.optional(Ref) },
     success: Schema.Array(RunInfo),
-    error: Unavailable
+    error: Schema.Union(RunNotFound, Unavailable)
   }),
   Rpc.make("runs.compare", {
     payload: { a: Ref, b: Ref },

@@ -228,7 +228,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           const control = summary.controlCount === 0 ? { count: 0, last: [] } : yield* ControlAudit.history(summary.id)
           return { ...runInfo(summary), ...(latest === undefined ? {} : { latest }), control }
         }))),
-    "runs.list": ({ limit, status, strategy }) =>
+    "runs.list": ({ before, limit, status, strategy }) =>
       as((p) => {
         const owner = ownerFilter(p)
         return unavailable(Effect.map(
@@ -236,7 +236,8 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
             ...(owner === undefined ? {} : { owner }),
             ...(strategy === undefined ? {} : { strategy }),
             ...(status === undefined ? {} : { status: status as Runs.RunStatus }),
-            ...(limit === undefined ? {} : { limit })
+            ...(limit === undefined ? {} : { limit }),
+            ...(before === undefined ? {} : { before })
           }),
           (rows) => rows.map(runInfo)
         ))

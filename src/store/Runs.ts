@@ -480,21 +480,49 @@ export interface ListOptions {
   readonly strategy?: string
   readonly status?: RunStatus
   readonly limit?: number
+  /**
+   * A cursor: a run (its id, or `<strategy>#<number>`, looked up as `get` does, with `owner`) —
+   * only the runs after it in the list's order. It need not match `strategy` or `status` (a run
+   * may have ended since the page that showed it): it is a place in the order, not a row of the
+   * page. One that names no run of `owner`'s is `RunNotFound` with `field: "before"`.
+   */
+  readonly before?: string
 }
 
-/** Runs, newest first. */
+/**
+ * Runs, newest first: by start time, then number, then id — unique, so that a page starting
+ * after a run (`before`) is exact even among runs started in one instant (runs created in one
+ * transaction share its `now()`): no run twice, none skipped.
+ */
 export const list = Effect.fn("Runs.list")(function*(options: ListOptions = {}) {
   const sql = yield* SqlClient.SqlClient
+  const before = options.before === undefined ? undefined : yield* cursorOf(options.before, options.owner)
   const rows = yield* sql<Row>`
     select ${sql.literal(SUMMARY_COLUMNS)} from runs r join strategies s on s.id = r.strategy_id
     where true
       ${options.owner === undefined ? sql`` : sql`and r.owner_id = ${options.owner}`}
       ${options.strategy === undefined ? sql`` : sql`and (s.id = ${options.strategy} or s.name = ${options.strategy})`}
       ${options.status === undefined ? sql`` : sql`and r.status = ${options.status}`}
-    order by r.started_at desc, r.number desc
+      ${
+    // Compared in the database: a start time read into JavaScript loses its microseconds.
+    before === undefined ? sql`` : sql`and (r.started_at, r.number, r.id) < (select c.started_at, c.number, c.id from runs c where c.id = ${before})`}
+    order by r.started_at desc, r.number desc, r.id desc
     limit ${Math.max(1, Math.min(10_000, Math.trunc(options.limit ?? 50)))}`
   return yield* Effect.forEach(rows, summaryOf)
 }, storeError("list runs"))
+
+/** The id of the run a `before` cursor names, under `get`'s rules; `RunNotFound` naming the field otherwise. */
+const cursorOf = (ref: string, owner: string | undefined) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    lookUp(ref, owner, (where) =>
+      sql<{ readonly id: RunId; readonly live: boolean }>`
+      select r.id, s.deleted_at is null as live from runs r join strategies s on s.id = r.strategy_id
+      where ${where}
+      order by s.deleted_at is null desc, r.started_at desc limit ${CANDIDATES}`)).pipe(
+    Effect.map((row) => row.id),
+    Effect.catchTag("RunNotFound", (error) =>
+      Effect.fail(new RunNotFound({ run: error.run, ...(error.ambiguous === undefined ? {} : { ambiguous: error.ambiguous }), field: "before" })))
+  )
 
 /** Unfinished runs (the process that ran them died), oldest first. */
 export const unfinished = Effect.fn("Runs.unfinished")(function*() {

@@ -336,6 +336,7 @@ for (const backend of backends) {
           fc.record({ run: ids, since: fc.oneof(hostileNumber, hostileString) }, { requiredKeys: [] }),
           fc.record({ strategy: ids, version: fc.oneof(hostileNumber, hostileString), body: hostileValue }, { requiredKeys: [] }),
           fc.record({ a: ids, b: ids, limit: hostileNumber, metric: hostileString, status: hostileString }, { requiredKeys: [] }),
+          fc.record({ strategy: ids, status: hostileString, limit: hostileNumber, before: ids }, { requiredKeys: [] }),
           fc.record({ name: hostileString, role: hostileString, user: ids, label: hostileString, rule: hostileValue }, { requiredKeys: [] }),
           fc.record({ strategy: ids, mode: hostileString, data: hostileValue, seed: hostileValue, speed: hostileNumber }, { requiredKeys: [] }),
           fc.record({ run: ids, message: fc.oneof(hostileString, hostileValue), suggestion: ids, minTrades: hostileNumber }, { requiredKeys: [] })
@@ -565,6 +566,12 @@ for (const backend of backends) {
           ["approvals.reject", { run: "r", round: "x", reason: "x\u0000" }, "reason"],
           ["strategies.get", { strategy: "\u0000" }, "strategy"],
           ["runs.list", { status: "a\u0000" }, "status"],
+          // A cursor that is no run reference at all; one that names no run of the caller's is RunNotFound.
+          ["runs.list", { before: "" }, "before"],
+          ["runs.list", { before: 7 }, "before"],
+          ["runs.list", { status: "completed", before: null }, "before"],
+          ["runs.list", { before: "r".repeat(201) }, "before"],
+          ["runs.list", { before: "run_\u0000" }, "before"],
           ["admin.createUser", { name: "usr_0123456789ab", role: "user" }, "name"],
           // An invisible character in a user name: refused as any other, naming it (UserName).
           ["admin.createUser", { name: "ali\u200bce", role: "user" }, "name"],

@@ -288,6 +288,50 @@ for (const backend of backends) {
         expect((yield* bob("leaderboard", { metric: "sharpe" })).map((b) => b.run)).not.toContain(run.id)
       }), { timeout: 120_000 })
 
+    it.scoped("runs.list pages with `before`: the pages make the whole list with filters, ties included; another's run as a cursor is no run", () =>
+      Effect.gen(function*() {
+        const alice = yield* clientFor("key-alice")
+        const bob = yield* clientFor("key-bob")
+        const root = yield* clientFor("key-root")
+        yield* alice("strategies.create", { strategy: strategyBody("rpc paged") })
+        const started: Array<string> = []
+        for (let i = 0; i < 5; i++) {
+          const run = yield* alice("runs.start", { strategy: "rpc paged", mode: "backtest", data: { _tag: "synthetic", bars: 30 } })
+          yield* alice("runs.events", { run: run.id }).pipe(Stream.runDrain)
+          started.push(run.id)
+        }
+        // Three of them in one instant, one of those failed since: status filters and ties at once.
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`update runs set started_at = '2026-02-01 12:00:00.5+00' where id in ${sql.in(started.slice(1, 4))}`.pipe(Effect.orDie)
+        yield* sql`update runs set status = 'failed' where id = ${started[2]!}`.pipe(Effect.orDie)
+        for (const filter of [{ strategy: "rpc paged" }, { strategy: "rpc paged", status: "completed" as const }]) {
+          const whole = (yield* alice("runs.list", filter)).map((r) => r.id)
+          expect(whole).toHaveLength(filter.status === undefined ? 5 : 4)
+          const paged: Array<string> = []
+          let page = yield* alice("runs.list", { ...filter, limit: 2 })
+          while (page.length > 0) {
+            paged.push(...page.map((r) => r.id))
+            page = yield* alice("runs.list", { ...filter, limit: 2, before: page[page.length - 1]!.id })
+          }
+          expect(paged).toEqual(whole)
+        }
+        // By `<strategy>#<number>` as by id.
+        expect(yield* alice("runs.list", { strategy: "rpc paged", before: "rpc paged#5" }))
+          .toEqual(yield* alice("runs.list", { strategy: "rpc paged", before: started[4]! }))
+
+        // Another's run as a cursor: the same answer as a run that does not exist, naming the field.
+        const notYours = yield* Effect.flip(bob("runs.list", { before: started[0]! }))
+        expect(notYours).toEqual(new RunNotFound({ run: started[0]!, field: "before" }))
+        expect(yield* Effect.flip(bob("runs.list", { before: "run_doesnotexist" }))).toEqual(new RunNotFound({ run: "run_doesnotexist", field: "before" }))
+        expect(yield* Effect.flip(bob("runs.list", { before: "rpc paged#1", status: "completed" }))).toEqual(new RunNotFound({ run: "rpc paged#1", field: "before" }))
+        // An admin's list has everyone's runs: theirs are cursors too.
+        const all = (yield* root("runs.list", { strategy: "rpc paged" })).map((r) => r.id)
+        expect((yield* root("runs.list", { strategy: "rpc paged", before: all[1]! })).map((r) => r.id)).toEqual(all.slice(2))
+        // On the wire too: runs.list declares RunNotFound (a refusal it did not declare was a defect there).
+        const exit = Rpc.exitSchema(RunRpcs.requests.get("runs.list")!)
+        expect(Schema.encodeSync(exit)(Exit.fail(new RunNotFound({ run: started[0]!, field: "before" })))).toMatchObject({ _tag: "Failure" })
+      }), { timeout: 120_000 })
+
     it.scoped("no key or a bad key is Unauthorized; rules and bad payloads are typed errors", () =>
       Effect.gen(function*() {
         const stranger = yield* clientFor("key-nobody")

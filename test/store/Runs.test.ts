@@ -430,6 +430,84 @@ for (const backend of backends) {
         expect((yield* Runs.get(hers)).ownerName).toBe("ann-owner")
       }))
 
+    it.effect("pages after a `before` cursor concatenate to the whole list: no gap, no duplicate, runs started in one instant included, with filters", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const pager = yield* Users.create("pager", "user")
+        const other = yield* Users.create("pager-other", "user")
+        const a = yield* Strategies.saveVersion(pager.id, strategy(1, "paged A"))
+        const b = yield* Strategies.saveVersion(pager.id, strategy(1, "paged B"))
+        const ids: Array<string> = []
+        for (let i = 0; i < 14; i++) {
+          const saved = i % 2 === 0 ? a : b
+          ids.push((yield* newRun(pager.id, saved, strategy(1, i % 2 === 0 ? "paged A" : "paged B"), marketConfig(1, 10), "fp")).id)
+        }
+        // Ties: runs 0–5 in one instant (A#1 and B#1 share their number too: only the id orders them),
+        // 6–9 in another; the rest a microsecond apart, which a JavaScript Date cannot tell apart.
+        for (const [i, id] of ids.entries()) {
+          const at = i < 6 ? "2026-03-01 10:00:00.123456+00" : i < 10 ? "2026-03-01 09:00:00+00" : `2026-03-01 08:00:00.00000${i - 10}+00`
+          const status = ["completed", "failed", "running"][i % 3]!
+          yield* sql`update runs set started_at = ${at}::timestamptz, status = ${status} where id = ${id}`
+        }
+        const theirs = yield* Strategies.saveVersion(other.id, strategy(1, "paged A"))
+        const { id: otherRun } = yield* newRun(other.id, theirs, strategy(1, "paged A"), marketConfig(1, 10), "fp")
+        yield* sql`update runs set started_at = '2026-03-01 10:00:00.123456+00' where id = ${otherRun}`
+
+        const filters: ReadonlyArray<Runs.ListOptions> = [
+          {},
+          { strategy: "paged A" },
+          { status: "completed" },
+          { strategy: "paged B", status: "failed" },
+          { strategy: b.strategyId, status: "running" }
+        ]
+        for (const filter of filters) {
+          const whole = (yield* Runs.list({ ...filter, owner: pager.id, limit: 1_000 })).map((r) => r.id)
+          for (const limit of [1, 2, 3, 5]) {
+            const paged: Array<string> = []
+            let before: string | undefined
+            for (let pages = 0; pages < 20; pages++) {
+              const page = yield* Runs.list({ ...filter, owner: pager.id, limit, ...(before === undefined ? {} : { before }) })
+              paged.push(...page.map((r) => r.id))
+              if (page.length < limit) break
+              before = page[page.length - 1]!.id
+            }
+            expect(paged, `${JSON.stringify(filter)}, ${limit} a page`).toEqual(whole)
+          }
+        }
+        // The order is the one the cursor follows: start time, then number, then id, all newest first.
+        const all = yield* Runs.list({ owner: pager.id, limit: 1_000 })
+        expect(all.map((r) => r.id)).toHaveLength(14)
+        const ordered = [...ids.slice(0, 6)].sort((x, y) => {
+          const rx = all.find((r) => r.id === x)!
+          const ry = all.find((r) => r.id === y)!
+          return ry.number - rx.number || (y < x ? -1 : y > x ? 1 : 0)
+        })
+        expect(all.slice(0, 6).map((r) => r.id)).toEqual(ordered)
+        expect(all.slice(10).map((r) => r.id)).toEqual([ids[13], ids[12], ids[11], ids[10]])
+
+        // A cursor is a place in the order: it need not match the filters (a run that ended since its page).
+        const running = ids.find((_, i) => i % 3 === 2)!
+        const after = all.slice(all.findIndex((r) => r.id === running) + 1)
+        expect((yield* Runs.list({ owner: pager.id, status: "completed", before: running })).map((r) => r.id))
+          .toEqual(after.filter((r) => r.status === "completed").map((r) => r.id))
+        // …and `<strategy>#<number>` names it as well as its id does.
+        const third = all.find((r) => r.strategyName === "paged A" && r.number === 3)!
+        expect(yield* Runs.list({ owner: pager.id, before: "paged A#3" })).toEqual(yield* Runs.list({ owner: pager.id, before: third.id }))
+        // The last page is empty after the oldest run.
+        expect(yield* Runs.list({ owner: pager.id, before: all[all.length - 1]!.id })).toEqual([])
+
+        // Another owner's run is no cursor, exactly like a run that does not exist; an admin (no owner) may use it.
+        const notYours = yield* failure(Runs.list({ owner: pager.id, before: otherRun }))
+        expect(notYours).toEqual(new RunNotFound({ run: otherRun, field: "before" }))
+        expect(notYours.message).toBe(`before: no run ${otherRun}`)
+        expect(yield* failure(Runs.list({ owner: pager.id, before: "run_000000000000" }))).toEqual(new RunNotFound({ run: "run_000000000000", field: "before" }))
+        expect(yield* failure(Runs.list({ owner: other.id, before: ids[0]! }))).toEqual(new RunNotFound({ run: ids[0]!, field: "before" }))
+        expect(yield* failure(Runs.list({ owner: pager.id, before: "a\u0000b" }))).toEqual(new RunNotFound({ run: "a\u0000b", field: "before" }))
+        const everyone = yield* Runs.list({ strategy: "paged A", limit: 1_000 })
+        expect((yield* Runs.list({ strategy: "paged A", before: otherRun, limit: 1_000 })).map((r) => r.id))
+          .toEqual(everyone.slice(everyone.findIndex((r) => r.id === otherRun) + 1).map((r) => r.id))
+      }))
+
     it.effect("malformed, huge and hostile references are RunNotFound, and the tables are intact", () =>
       Effect.gen(function*() {
         const { run } = yield* StoredRun.backtest(stored(2, 40, { name: "target" }))
