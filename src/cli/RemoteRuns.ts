@@ -7,7 +7,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Clock, Duration, Effect, Either, Option, Ref, Schedule, Schema, Stream } from "effect"
-import type { RunData, RunInfo, RunStatus, StreamedEvent } from "../../schemas/Rpc.js"
+import type { InvalidRequest, RunData, RunInfo, RunNotFound, RunStatus, StreamedEvent } from "../../schemas/Rpc.js"
 import { RunEvent } from "../../schemas/RunEvent.js"
 import { RemoteFailed, RunFailed, UsageError } from "./CliError.js"
 import { checked, choice, json } from "./Flags.js"
@@ -26,18 +26,52 @@ export const list = (io: Io, remote: Remote.Remote, query: {
   readonly strategy: string | undefined
   readonly status: typeof RunStatus.Type | undefined
   readonly limit: number
+  /** A run: only the runs listed after it. */
+  readonly before: string | undefined
   readonly json: boolean
+  /** The command line of the page after the run `last`, said when more runs follow. */
+  readonly next: (last: string) => string
 }) =>
   Effect.gen(function*() {
-    // One more than asked, to say whether there are more.
-    const runs = yield* remote.client.runs.list({
+    const filters = {
       ...(query.strategy === undefined ? {} : { strategy: query.strategy }),
-      ...(query.status === undefined ? {} : { status: query.status }),
-      limit: Math.min(query.limit + 1, SERVER_LIMIT)
-    }).pipe(remote.call("run"))
+      ...(query.status === undefined ? {} : { status: query.status })
+    }
+    const page = (before: string | undefined, limit: number) =>
+      remote.client.runs.list({ ...filters, ...(before === undefined ? {} : { before }), limit }).pipe(
+        // Refusals of the cursor, kept from `call`'s generic lines: said of the flag.
+        Effect.map(Either.right),
+        Effect.catchIf(
+          (error): error is RunNotFound | InvalidRequest => (error._tag === "RunNotFound" || error._tag === "InvalidRequest") && error.field === "before",
+          (error) => Effect.succeed(Either.left(error))
+        ),
+        remote.call("run"),
+        Effect.flatMap((answer) => Either.isRight(answer) ? Effect.succeed(answer.right) : Effect.fail(cursorRefused(remote.target.server, answer.left)))
+      )
+    // One more than asked, to say whether there are more; at the server's largest page, the one
+    // after the last asked for on its own.
+    const runs = yield* page(query.before, Math.min(query.limit + 1, SERVER_LIMIT))
     const shown = runs.slice(0, query.limit)
-    io.stdout(query.json ? RemoteView.runsJson(shown) : RemoteView.runsTable(shown, runs.length > query.limit))
+    const last = shown[shown.length - 1]
+    const more = runs.length > query.limit ||
+      (!query.json && last !== undefined && runs.length === SERVER_LIMIT && (yield* page(last.id, 1)).length > 0)
+    io.stdout(query.json ? RemoteView.runsJson(shown) : RemoteView.runsTable(shown, more && last !== undefined ? query.next(last.id) : undefined))
   })
+
+/**
+ * A refused `--before`: no run of the key's user (a run of someone else's is answered alike), or —
+ * a well-formed reference is only ever refused so by a server that does not take the field — a
+ * server older than the flag.
+ */
+const cursorRefused = (server: string, error: RunNotFound | InvalidRequest): UsageError | RemoteFailed =>
+  error._tag === "InvalidRequest"
+    ? new RemoteFailed({ field: "server", reason: `${server} does not page runs (--before: ${error.reason}): it is older than this command` })
+    : new UsageError({
+      field: "--before",
+      reason: error.ambiguous === undefined
+        ? `no run ${RunRef.shown(error.run)} on ${server} (swarm runs list shows yours)`
+        : `${RunRef.shown(error.run)} names ${error.ambiguous.length} runs on ${server} (${error.ambiguous.join(", ")}): give the run's id`
+    })
 
 export const show = (io: Io, remote: Remote.Remote, run: string, asJson: boolean) =>
   Effect.gen(function*() {

@@ -27,7 +27,8 @@ export const runLine = (run: RunInfo): string => `${JSON.stringify(Schema.encode
 
 export const runsJson = (runs: ReadonlyArray<RunInfo>): string => toJson(Schema.Array(RunInfo), runs)
 
-export const runsTable = (runs: ReadonlyArray<RunInfo>, more: boolean): string => {
+/** `next`: the command line of the next page, when more runs follow than these. */
+export const runsTable = (runs: ReadonlyArray<RunInfo>, next: string | undefined): string => {
   if (runs.length === 0) return "no runs\n"
   // An admin's list of several users' runs: two may have the same reference, told apart by owner.
   const owners = new Set(runs.map((run) => run.owner)).size > 1
@@ -51,7 +52,7 @@ export const runsTable = (runs: ReadonlyArray<RunInfo>, more: boolean): string =
       wallTime(run.startedAt)
     ])
   }
-  return `${t.toString()}\n${more ? `the latest ${runs.length}; --limit shows more\n` : ""}`
+  return `${t.toString()}\n${next === undefined ? "" : `more runs follow; the next page: ${next}\n`}`
 }
 
 const ENDED: ReadonlyArray<string> = ["completed", "failed", "stopped"]

@@ -13,8 +13,9 @@ import { Trade } from "../../schemas/Trade.js"
 import * as Compare from "../store/Compare.js"
 import * as ControlAudit from "../store/ControlAudit.js"
 import * as Runs from "../store/Runs.js"
-import { CorruptRecord } from "../store/StoreError.js"
+import { CorruptRecord, type RunNotFound } from "../store/StoreError.js"
 import { UsageError } from "./CliError.js"
+import * as CommandLine from "./CommandLine.js"
 import { checked, json } from "./Flags.js"
 import type { Io } from "./Io.js"
 import * as Remote from "./Remote.js"
@@ -56,7 +57,15 @@ const listOptions = {
       Number.isInteger(n) && n >= 1 && n <= MAX_LIMIT ? Either.right(n) : Either.left(`expected 1 to ${MAX_LIMIT}, got ${n}`))),
     Options.withDescription(`How many runs, newest first (default ${DEFAULT_LIMIT}, at most ${MAX_LIMIT}).`)
   ),
-  json: json("Print the runs as one JSON array on stdout instead of the table.")
+  before: Options.text("before").pipe(
+    Options.withPseudoName("run"),
+    Options.optional,
+    Options.withDescription(
+      "The next page: only the runs listed after this one (its id, or <strategy>#<number>). The table ends with the command for the next page; " +
+        "with --json, give the last element's id."
+    )
+  ),
+  json: json("Print the runs as one JSON array on stdout instead of the table (the next page: --before the last element's id).")
 }
 
 export const local = Options.boolean("local").pipe(
@@ -86,28 +95,70 @@ const strategyName = (name: string) =>
     )
     : Effect.succeed(name)
 
+/**
+ * The command line of the page after `last`: this one's filters, limit and where it asked, with
+ * `--before` the last run shown. `--key` is never printed (a secret): a key given with it must be
+ * given again — one from SWARM_API_KEY or `swarm login` needs nothing.
+ */
+const nextPage = (flags: {
+  readonly strategy: string | undefined
+  readonly status: Option.Option<string>
+  readonly limit: Option.Option<number>
+  readonly local: boolean
+  readonly server: Option.Option<string>
+}) =>
+(last: string): string =>
+  CommandLine.line([
+    "swarm",
+    "runs",
+    "list",
+    ...(flags.strategy === undefined ? [] : ["--strategy", flags.strategy]),
+    ...Option.match(flags.status, { onNone: () => [], onSome: (status) => ["--status", status] }),
+    ...Option.match(flags.limit, { onNone: () => [], onSome: (n) => ["--limit", String(n)] }),
+    ...(flags.local ? ["--local"] : Option.match(flags.server, { onNone: () => [], onSome: (server) => ["--server", server] })),
+    "--before",
+    last
+  ])
+
+/** A `--before` that names no run in the database. */
+const cursorRefused = (error: RunNotFound): UsageError =>
+  new UsageError({
+    field: "--before",
+    reason: error.ambiguous === undefined
+      ? `no run ${RunRef.shown(error.run)} in the database (swarm runs list --local shows them)`
+      : `${RunRef.shown(error.run)} names ${error.ambiguous.length} runs in the database (${error.ambiguous.join(", ")}): give the run's id`
+  })
+
 export const list = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("list", { ...listOptions, ...Remote.options, local }, (flags) =>
     Effect.gen(function*() {
       const strategy = Option.isSome(flags.strategy) ? yield* strategyName(flags.strategy.value) : undefined
+      const before = Option.isSome(flags.before) ? yield* RunRef.check("--before", flags.before.value) : undefined
       const limit = Option.getOrElse(flags.limit, () => DEFAULT_LIMIT)
+      const next = nextPage({ ...flags, strategy })
       const server = yield* serverFor(flags, wiring)
       if (Option.isSome(server)) {
         return yield* onServer(server.value, (remote) =>
-          RemoteRuns.list(io, remote, { strategy, status: Option.getOrUndefined(flags.status), limit, json: flags.json }))
+          RemoteRuns.list(io, remote, { strategy, status: Option.getOrUndefined(flags.status), limit, before, json: flags.json, next }))
       }
       yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
         // One more than asked: whether there are more to say so.
         const runs = yield* Runs.list({
           ...(strategy === undefined ? {} : { strategy }),
           ...Option.match(flags.status, { onNone: () => ({}), onSome: (status) => ({ status }) }),
+          ...(before === undefined ? {} : { before }),
           limit: limit + 1
-        })
+        }).pipe(Effect.catchTag("RunNotFound", (error) => Effect.fail(error.field === "before" ? cursorRefused(error) : error)))
         const shown = runs.slice(0, limit)
-        io.stdout(flags.json ? RunsView.listJson(shown) : RunsView.renderList(shown, runs.length > limit))
+        const last = shown[shown.length - 1]
+        io.stdout(
+          flags.json ? RunsView.listJson(shown) : RunsView.renderList(shown, runs.length > limit && last !== undefined ? next(last.id) : undefined)
+        )
       }))
     }).pipe(Effect.withSpan("swarm.runs.list"))).pipe(
-    Command.withDescription("List the runs, newest first: the server's (yours) when one is configured, else the local database's.")
+    Command.withDescription(
+      "List the runs, newest first: the server's (yours) when one is configured, else the local database's; --before pages through them."
+    )
   )
 
 // ---------------------------------------------------------------------------------------------

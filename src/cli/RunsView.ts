@@ -132,7 +132,8 @@ export const listJson = (runs: ReadonlyArray<RunSummary>): string => toJson(Sche
 const period = (run: Pick<RunSummary, "from" | "to">): string =>
   run.from === null || run.to === null ? DASH : `${time(run.from)} → ${time(run.to)}`
 
-export const renderList = (runs: ReadonlyArray<RunSummary>, more: boolean): string => {
+/** `next`: the command line of the next page, when more runs follow than these. */
+export const renderList = (runs: ReadonlyArray<RunSummary>, next: string | undefined): string => {
   if (runs.length === 0) return "no runs\n"
   const t = table(
     ["run", "id", "status", "mode", "period", "return", "Sharpe", "max DD", "trades", "started"],
@@ -153,7 +154,7 @@ export const renderList = (runs: ReadonlyArray<RunSummary>, more: boolean): stri
       wallTime(run.startedAt)
     ])
   }
-  return `${t.toString()}\n${more ? `the latest ${runs.length}; --limit shows more\n` : ""}`
+  return `${t.toString()}\n${next === undefined ? "" : `more runs follow; the next page: ${next}\n`}`
 }
 
 // ---------------------------------------------------------------------------------------------

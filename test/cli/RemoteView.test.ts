@@ -220,10 +220,16 @@ describe("runs list", () => {
     const mine = run([], { id: "run_a", ref: "S#1", owner: "alice" })
     const theirs = run([], { id: "run_b", ref: "S#1", owner: "bob" })
     const header = (text: string) => text.split("\n")[1]!
-    expect(header(RemoteView.runsTable([mine, theirs], false))).toMatch(/│ run +│ owner +│ id +│/)
-    const rows = RemoteView.runsTable([mine, theirs], false).split("\n").filter((line) => line.includes("S#1"))
+    expect(header(RemoteView.runsTable([mine, theirs], undefined))).toMatch(/│ run +│ owner +│ id +│/)
+    const rows = RemoteView.runsTable([mine, theirs], undefined).split("\n").filter((line) => line.includes("S#1"))
     expect(rows.map((line) => line.split("│")[2]!.trim())).toEqual(["alice", "bob"])
-    expect(header(RemoteView.runsTable([mine], false))).not.toContain("owner")
+    expect(header(RemoteView.runsTable([mine], undefined))).not.toContain("owner")
+  })
+
+  it("a list cut short ends with the command line of the next page; a whole one with the table", () => {
+    const shown = run([], { id: "run_a", ref: "S#1" })
+    expect(RemoteView.runsTable([shown], "swarm runs list --before run_a")).toMatch(/┘\nmore runs follow; the next page: swarm runs list --before run_a\n$/)
+    expect(RemoteView.runsTable([shown], undefined)).toMatch(/┘\n$/)
   })
 })
 

@@ -157,7 +157,26 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
 
       const limited = yield* swarm(["runs", "list", "--strategy", "Listed", "--limit", "1"], { store: yield* store })
       expect(lines(limited.stdout).filter((l) => l.includes("Listed#"))).toHaveLength(1)
-      expect(limited.stdout).toContain("the latest 1; --limit shows more")
+      // It ends with the next page's command line, which lists the rest.
+      const next = `swarm runs list --strategy Listed --limit 1 --before ${b.document.run}`
+      expect(lines(limited.stdout).at(-1)).toBe(`more runs follow; the next page: ${next}`)
+      const page2 = yield* swarm(next.split(" ").slice(1), { store: yield* store })
+      expect(page2.code).toBe(0)
+      expect(lines(page2.stdout).filter((l) => l.includes("Listed#"))).toEqual([expect.stringMatching(new RegExp(`│ Listed#1 +│ ${a.document.run} │`))])
+      expect(page2.stdout).not.toContain("more runs follow")
+      // By <strategy>#<number> as by id; a page past the last run is empty.
+      expect((yield* swarm(["runs", "list", "--strategy", "Listed", "--before", "Listed#2"], { store: yield* store })).stdout).toBe(page2.stdout)
+      expect((yield* swarm(["runs", "list", "--before", a.document.run, "--strategy", "Listed"], { store: yield* store })).stdout).toBe("no runs\n")
+      // --json stays an array: the next page is --before its last element's id.
+      const first = JSON.parse((yield* swarm(["runs", "list", "--strategy", "Listed", "--limit", "1", "--json"], { store: yield* store })).stdout) as Array<{ id: string }>
+      expect(first.map((r) => r.id)).toEqual([b.document.run])
+      const second = JSON.parse((yield* swarm(["runs", "list", "--strategy", "Listed", "--json", "--before", first[0]!.id], { store: yield* store })).stdout) as Array<{ id: string }>
+      expect(second.map((r) => r.id)).toEqual([a.document.run])
+      // A cursor that names no run, or none at all: one line naming the flag, exit 2.
+      const unknown = yield* swarm(["runs", "list", "--before", "run_000000000000"], { store: yield* store })
+      expect([unknown.code, lines(unknown.stderr).at(-1)]).toEqual([2, `swarm: --before: no run "run_000000000000" in the database (swarm runs list --local shows them)`])
+      const empty = yield* swarm(["runs", "list", "--before", " "], { store: yield* store })
+      expect([empty.code, lines(empty.stderr)[0]]).toEqual([2, expect.stringMatching(/^swarm: --before: is empty: give a run id/)])
 
       const json = yield* swarm(["runs", "list", "--strategy", "Listed", "--status", "completed", "--json"], { store: yield* store })
       expect(json.code).toBe(0)
