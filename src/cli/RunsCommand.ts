@@ -6,14 +6,12 @@
  * prints a table for people, or one JSON document with `--json`.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Either, Option, ParseResult, Schema } from "effect"
-import type { RunId } from "../../schemas/Ids.js"
+import { Effect, Either, Option } from "effect"
 import { RunStatus } from "../../schemas/Rpc.js"
-import { Trade } from "../../schemas/Trade.js"
 import * as Compare from "../store/Compare.js"
 import * as ControlAudit from "../store/ControlAudit.js"
 import * as Runs from "../store/Runs.js"
-import { CorruptRecord, type RunNotFound } from "../store/StoreError.js"
+import type { RunNotFound } from "../store/StoreError.js"
 import { UsageError } from "./CliError.js"
 import * as CommandLine from "./CommandLine.js"
 import { checked, json } from "./Flags.js"
@@ -166,20 +164,6 @@ export const list = (io: Io, wiring: Wiring.Wiring) =>
 
 const runArg = (name: string, description: string) => Args.text({ name }).pipe(Args.withDescription(description))
 
-const tradeOf = (run: RunId) => (row: { readonly body: string }) =>
-  Effect.try({
-    try: () => (JSON.parse(row.body) as { trade?: unknown }).trade,
-    catch: (error) => new CorruptRecord({ table: "run_events", key: run, column: "body", reason: String(error) })
-  }).pipe(
-    Effect.flatMap((trade) =>
-      Schema.decodeUnknown(Trade)(trade).pipe(
-        Effect.mapError((error) =>
-          new CorruptRecord({ table: "run_events", key: run, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
-        )
-      )
-    )
-  )
-
 export const show = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("show", {
     run: runArg("run", "The run: its id (run_…) or <strategy>#<number>, as `swarm runs list` shows it."),
@@ -194,7 +178,7 @@ export const show = (io: Io, wiring: Wiring.Wiring) =>
       yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
         const run = yield* Runs.get(ref)
         const equity = yield* Runs.equitySummary(run.id)
-        const trades = yield* Effect.flatMap(Runs.tradeEvents(run.id), Effect.forEach(tradeOf(run.id)))
+        const trades = yield* Runs.tradeEnds(run.id, RunsView.SHOWN_TRADES)
         const control = yield* ControlAudit.history(run.id)
         const shown = { run, equity, trades, control }
         io.stdout(flags.json ? RunsView.showJson(shown) : RunsView.renderShow(shown))

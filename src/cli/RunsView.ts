@@ -9,9 +9,8 @@ import type { Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
 import { type ControlAction, ControlHistory } from "../../schemas/Rpc.js"
 import { type Money, MoneyFromDecimal } from "../../schemas/Money.js"
-import type { Trade } from "../../schemas/Trade.js"
 import type { Decision, DecisionDifference } from "../store/Compare.js"
-import type { RunRecord, RunSummary } from "../store/Runs.js"
+import type { RunRecord, RunSummary, TradeEnds } from "../store/Runs.js"
 import { toJson } from "./Flags.js"
 import { IsoTime, MetricsJson, TradeJson, tradeJson } from "./ResultDocument.js"
 import { count, metricRows, money, percent, ratio, time, tradesTable, unbounded } from "./Summary.js"
@@ -174,16 +173,11 @@ export interface Equity {
 export interface Shown {
   readonly run: RunRecord
   readonly equity: Option.Option<Equity>
-  /** Every closed trade, in closing order. */
-  readonly trades: ReadonlyArray<Trade>
+  /** Its closed trades, in closing order: how many, and the first and last `SHOWN_TRADES` (not overlapping). */
+  readonly trades: TradeEnds
   /** Its operators' actions (`ControlAudit.history`). */
   readonly control?: ControlHistory
 }
-
-const ends = <A>(items: ReadonlyArray<A>, n: number) => ({
-  first: items.slice(0, n),
-  last: items.length <= n ? [] : items.slice(Math.max(n, items.length - n))
-})
 
 const equityOf = (equity: Option.Option<Equity>): typeof EquityJson.Type | null =>
   Option.match(equity, {
@@ -194,9 +188,8 @@ const equityOf = (equity: Option.Option<Equity>): typeof EquityJson.Type | null 
         : { points: e.points, first: e.first as Money, last: e.last as Money, low: e.low as Money, high: e.high as Money }
   })
 
-export const showJson = ({ control, equity, run, trades }: Shown): string => {
-  const { first, last } = ends(trades, SHOWN_TRADES)
-  return toJson(RunShowJson, {
+export const showJson = ({ control, equity, run, trades }: Shown): string =>
+  toJson(RunShowJson, {
     ...runJson(run),
     eventDetail: run.eventDetail,
     dataSource: run.dataSource,
@@ -204,10 +197,9 @@ export const showJson = ({ control, equity, run, trades }: Shown): string => {
     replayOf: run.replayOf,
     chain: run.chain === null ? null : { count: run.chain.count, head: run.chain.hash },
     equity: equityOf(equity),
-    trades: { count: trades.length, first: first.map(tradeJson), last: last.map(tradeJson) },
+    trades: { count: trades.count, first: trades.first.map(tradeJson), last: trades.last.map(tradeJson) },
     ...(control === undefined ? {} : { control })
   })
-}
 
 const DONE: Record<ControlAction["action"], string> = { pause: "paused", resume: "resumed", stop: "stopped", approve: "approved", reject: "rejected" }
 
@@ -279,14 +271,14 @@ export const renderShow = ({ control, equity, run, trades }: Shown): string => {
       : `equity    ${count(e.points)} snapshots, taken after fills: first ${money(e.first)}, last ${money(e.last)}, low ${money(e.low)}, high ${money(e.high)}`,
     ""
   )
-  if (trades.length === 0) lines.push("trades: none closed", "")
+  if (trades.count === 0) lines.push("trades: none closed", "")
   else {
-    const { first, last } = ends(trades, SHOWN_TRADES)
-    const gap = trades.length > first.length + last.length
+    const { count: n, first, last } = trades
+    const gap = n > first.length + last.length
     lines.push(
-      last.length === 0
-        ? `${trades.length === 1 ? "1 trade" : `all ${trades.length} trades`}`
-        : `first ${first.length} and last ${last.length} of ${count(trades.length)} trades`,
+      !gap && last.length === 0
+        ? `${n === 1 ? "1 trade" : `all ${n} trades`}`
+        : `first ${first.length} and last ${last.length} of ${count(n)} trades`,
       tradesTable([...first, ...(gap ? [undefined] : []), ...last]),
       ""
     )

@@ -14,6 +14,7 @@ import type { Money } from "../../schemas/Money.js"
 import type { RunMode } from "../../schemas/RunEvent.js"
 import { StrategyNotFound } from "../../schemas/Rpc.js"
 import { Strategy } from "../../schemas/Strategy.js"
+import { Trade } from "../../schemas/Trade.js"
 import { FaultPlan } from "../swarm/Run.js"
 import { type CheckpointState, GENESIS } from "./RunRecorder.js"
 import { connectListening, PgPool } from "./Pool.js"
@@ -764,12 +765,51 @@ export const pendingApprovals = Effect.fn("Runs.pendingApprovals")(function*(fil
   }))
 }, storeError("read pending approvals"))
 
-/** The trades of a run, in closing order (their events' JSON). */
-export const tradeEvents = Effect.fn("Runs.tradeEvents")(function*(run: RunId) {
+/** A run's closed trades as `runs show` lists them: how many, and the first and the last few. */
+export interface TradeEnds {
+  readonly count: number
+  /** The first `n` (all of them, when there are no more). */
+  readonly first: ReadonlyArray<Trade>
+  /** The last `n` after those, not overlapping them: none when `first` has them all. */
+  readonly last: ReadonlyArray<Trade>
+}
+
+const decodeTrade = (run: RunId) => (body: string) =>
+  Effect.try({
+    try: () => (JSON.parse(body) as { trade?: unknown } | null)?.trade,
+    catch: (error) => new CorruptRecord({ table: "run_events", key: run, column: "body", reason: String(error) })
+  }).pipe(
+    Effect.flatMap((trade) =>
+      Schema.decodeUnknown(Trade)(trade).pipe(
+        Effect.mapError((error) =>
+          new CorruptRecord({ table: "run_events", key: run, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+        )
+      )
+    )
+  )
+
+/**
+ * How many trades a run closed, and the first and last `n` of them in closing order (their events
+ * decoded): three short reads by the trades' key, whatever their number — a run may close hundreds
+ * of thousands, and `runs show` (here, or a server's `runs.report`) lists a few from each end.
+ */
+export const tradeEnds = Effect.fn("Runs.tradeEnds")(function*(run: RunId, n: number) {
   const sql = yield* SqlClient.SqlClient
-  return yield* sql<{ body: string }>`
+  const [counted] = yield* sql<{ n: number }>`select count(*)::int as n from trades where run_id = ${run}`
+  const count = counted?.n ?? 0
+  const bodies = (order: "asc" | "desc", limit: number) =>
+    limit <= 0
+      ? Effect.succeed([] as ReadonlyArray<{ readonly body: string }>)
+      : sql<{ body: string }>`
     select e.body from trades t join run_events e on e.run_id = t.run_id and e.seq = t.seq
-    where t.run_id = ${run} order by t.seq`
+    where t.run_id = ${run} order by t.seq ${sql.literal(order)} limit ${limit}`
+  const first = yield* bodies("asc", Math.min(n, count))
+  const last = yield* bodies("desc", count <= n ? 0 : Math.min(n, count - n))
+  return {
+    count,
+    first: yield* Effect.forEach(first, (row) => decodeTrade(run)(row.body)),
+    last: yield* Effect.forEach([...last].reverse(), (row) => decodeTrade(run)(row.body))
+  } satisfies TradeEnds
 }, storeError("read trades"))
 
 /** The first and last equity snapshots and the extremes, for a summary. */

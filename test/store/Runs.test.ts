@@ -8,6 +8,7 @@ import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { Effect, Fiber, Layer } from "effect"
 import Pg from "pg"
+import type { RunId } from "../../schemas/Ids.js"
 import * as DataSource from "../../src/market/DataSource.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as Database from "../../src/store/Database.js"
@@ -341,6 +342,42 @@ for (const backend of backends) {
         // One was left on the connection the pool lent again, per run: 15 more, and Node's leak warning.
         expect(yield* errorListeners).toBe(before)
       }))
+
+    it.effect("a run's trades as runs show lists them: how many, the first and last n in closing order, never overlapping; a trade that does not decode is a CorruptRecord", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const trade = (i: number) => ({
+          symbol: "ACME",
+          side: i % 2 === 0 ? "long" : "short",
+          quantity: i + 1,
+          entryTs: 1_000 * i,
+          exitTs: 1_000 * i + 500,
+          entryPrice: 100 + i,
+          exitPrice: 101 + i,
+          pnl: 1_000_000 * i,
+          commission: 0
+        })
+        for (const n of [0, 1, 3, 4, 5, 6, 7, 10]) {
+          const run = `run_ends_${n}` as RunId
+          // A trade's event every other seq: the trades' own order, not the events', is what counts.
+          for (let i = 0; i < n; i++) {
+            const seq = 2 * i + 2
+            yield* sql`insert into run_events (run_id, seq, tag, at, hash, body)
+              values (${run}, ${seq - 1}, 'DecisionMade', 0, ${"0".repeat(64)}, '{}'),
+                     (${run}, ${seq}, 'TradeClosed', 0, ${"0".repeat(64)}, ${JSON.stringify({ _tag: "TradeClosed", trade: trade(i) })})`
+            yield* sql`insert into trades (run_id, seq, symbol, side, entry_ts, exit_ts, pnl) values (${run}, ${seq}, 'ACME', ${trade(i).side}, 0, 0, 0)`
+          }
+          const all = Array.from({ length: n }, (_, i) => trade(i))
+          // As runs show has always listed them: the first 3, then the last 3 after those.
+          expect(yield* Runs.tradeEnds(run, 3), `${n} trades`).toEqual({
+            count: n,
+            first: all.slice(0, 3),
+            last: n <= 3 ? [] : all.slice(Math.max(3, n - 3))
+          })
+        }
+        yield* sql`update run_events set body = '{"trade":{"symbol":"ACME"}}' where run_id = 'run_ends_7' and seq = 14`
+        expect(yield* failure(Runs.tradeEnds("run_ends_7" as RunId, 3))).toMatchObject({ _tag: "CorruptRecord", table: "run_events", key: "run_ends_7", column: "body" })
+      }).pipe(Effect.orDie))
 
     it.effect("another owner's run is RunNotFound, exactly like a run that does not exist", () =>
       Effect.gen(function*() {
