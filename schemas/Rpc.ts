@@ -14,6 +14,7 @@ import { Money } from "./Money.js"
 import { LatestValues } from "./Portfolio.js"
 import { Rule, RuleId } from "./Rule.js"
 import { Strategy } from "./Strategy.js"
+import { Trade } from "./Trade.js"
 import { RunTraces } from "./Trace.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -241,6 +242,58 @@ export const RunInfo = Schema.Struct({
 })
 export type RunInfo = typeof RunInfo.Type
 
+/** How many closed trades `runs.report` sends from each end of a run's list (the rest are counted, never sent). */
+export const SHOWN_TRADES = 3
+
+/**
+ * A run as `swarm runs show` reports it (`runs.report`): its record, its equity and its closed
+ * trades — how many, and the first and last `SHOWN_TRADES` (not overlapping: `last` is empty while
+ * `first` holds them all), never the whole list, which may run to hundreds of thousands — and who
+ * controlled it. Money in micros, as `RunInfo`'s.
+ */
+export const RunReport = Schema.Struct({
+  id: Schema.String,
+  ref: Schema.String,
+  strategy: Schema.String,
+  strategyId: Schema.String,
+  strategyVersion: Schema.Int,
+  number: Schema.Int,
+  /** The owner's user id; `ownerName` their name (absent when no user row has the id). */
+  owner: Schema.String,
+  ownerName: Schema.optional(Schema.String),
+  mode: Schema.String,
+  status: Schema.String,
+  seed: Schema.String,
+  /** `decisions` or `rounds`: what the run recorded of its decisions. */
+  eventDetail: Schema.String,
+  /** Where its bars came from, as it recorded them (files and their hashes, or the synthetic market's settings). */
+  dataSource: Schema.Unknown,
+  dataFingerprint: Schema.String,
+  replayOf: Schema.NullOr(Schema.String),
+  /** Whether faults were injected into it (a test of its supervision). */
+  faults: Schema.Boolean,
+  failure: Schema.NullOr(Schema.String),
+  metrics: Schema.NullOr(Metrics),
+  /** What it counted (bars, rounds, orders, fills, events…), once it has ended. */
+  counts: Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.Number })),
+  tradingState: Schema.NullOr(Schema.String),
+  /** The time its bars spanned (epoch ms), once it has ended. */
+  from: Schema.NullOr(Schema.Number),
+  to: Schema.NullOr(Schema.Number),
+  startedAt: Schema.DateFromString,
+  finishedAt: Schema.NullOr(Schema.DateFromString),
+  checksum: Schema.NullOr(Schema.String),
+  /** Its event chain as it recorded it when it ended: its length and last hash. */
+  chain: Schema.NullOr(Schema.Struct({ count: Schema.Int, head: Schema.String })),
+  /** Its portfolio snapshots (one after each fill): how many, the first, the last and the extremes; null with none. */
+  equity: Schema.NullOr(Schema.Struct({ points: Schema.Int, first: Money, last: Money, low: Money, high: Money })),
+  trades: Schema.Struct({ count: Schema.Int, first: Schema.Array(Trade), last: Schema.Array(Trade) }),
+  control: ControlHistory,
+  /** Where it stands, as `runs.get`'s `latest`: its latest portfolio snapshot and quotes, when it has any. */
+  latest: Schema.optional(RunLatest)
+})
+export type RunReport = typeof RunReport.Type
+
 /** One event of a run as streamed: its sequence number, tag and canonical JSON line. */
 export const StreamedEvent = Schema.Struct({ seq: Schema.Int, tag: Schema.String, json: Schema.String })
 
@@ -274,6 +327,13 @@ export class RunRpcs extends RpcGroup.make(
   Rpc.make("runs.pause", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
   Rpc.make("runs.resume", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
   Rpc.make("runs.get", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Unavailable) }),
+  /**
+   * What `swarm runs show` prints of a run (`RunReport`): `runs.get`'s and its record, equity,
+   * closed trades (a few from each end) and control log. Servers before it answer
+   * `InvalidRequest` on field `tag` (older ones a defect, "Unknown request tag"): the CLI then
+   * shows `runs.get`'s answer.
+   */
+  Rpc.make("runs.report", { payload: { run: Ref }, success: RunReport, error: Schema.Union(RunNotFound, Unavailable) }),
   /**
    * The caller's runs (an admin's: everyone's), newest first — by start time, then number, then
    * id — at most `limit` (default 50). `before`, a run (its id, or `<strategy>#<number>`), is a

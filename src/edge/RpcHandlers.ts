@@ -8,18 +8,22 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Option, Schema, Stream } from "effect"
 import type { Principal } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
+import type { Money } from "../../schemas/Money.js"
 import { Forbidden } from "../../schemas/Auth.js"
 import { OrderFilled, PortfolioUpdated } from "../../schemas/RunEvent.js"
 import {
   AdminRpcs,
   ApprovalRpcs,
   Conflict,
+  type ControlHistory,
   CurrentPrincipal,
   InvalidRequest,
   RuleRpcs,
   type RunInfo,
   type RunLatest,
+  type RunReport,
   RunRpcs,
+  SHOWN_TRADES,
   LeaderboardRpcs,
   StrategyRpcs,
   Unavailable
@@ -62,6 +66,46 @@ export const runInfo = (run: Runs.RunSummary): RunInfo => ({
   finishedAt: run.finishedAt,
   ...(run.initialCash === null ? {} : { initialCash: run.initialCash }),
   ...(run.ownerName === undefined ? {} : { owner: run.ownerName })
+})
+
+/** A run's report (`runs.report`): equity without a snapshot, or with one that does not read, is null, as `runs show` shows it locally. */
+export const runReport = (
+  run: Runs.RunRecord,
+  equity: { readonly points: number; readonly first: number | null; readonly last: number | null; readonly low: number | null; readonly high: number | null } | undefined,
+  trades: Runs.TradeEnds,
+  control: ControlHistory
+): RunReport => ({
+  id: run.id,
+  ref: `${run.strategyName}#${run.number}`,
+  strategy: run.strategyName,
+  strategyId: run.strategyId,
+  strategyVersion: run.strategyVersion,
+  number: run.number,
+  owner: run.owner,
+  ...(run.ownerName === undefined ? {} : { ownerName: run.ownerName }),
+  mode: run.mode,
+  status: run.status,
+  seed: run.seed,
+  eventDetail: run.eventDetail,
+  dataSource: run.dataSource,
+  dataFingerprint: run.dataFingerprint,
+  replayOf: run.replayOf,
+  faults: run.faults !== null,
+  failure: run.failure,
+  metrics: run.metrics,
+  counts: run.counts,
+  tradingState: run.tradingState,
+  from: run.from,
+  to: run.to,
+  startedAt: run.startedAt,
+  finishedAt: run.finishedAt,
+  checksum: run.checksum,
+  chain: run.chain === null ? null : { count: run.chain.count, head: run.chain.hash },
+  equity: equity === undefined || equity.first === null || equity.last === null || equity.low === null || equity.high === null
+    ? null
+    : { points: equity.points, first: equity.first as Money, last: equity.last as Money, low: equity.low as Money, high: equity.high as Money },
+  trades: { count: trades.count, first: trades.first, last: trades.last },
+  control
 })
 
 const decodeStrategy = Schema.decodeUnknown(Strategy)
@@ -227,6 +271,17 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           // Most runs no operator touched: their row says so, and the log is not read.
           const control = summary.controlCount === 0 ? { count: 0, last: [] } : yield* ControlAudit.history(summary.id)
           return { ...runInfo(summary), ...(latest === undefined ? {} : { latest }), control }
+        }))),
+    // Everything `swarm runs show` prints, bounded whatever the run's size: a few trades from each end.
+    "runs.report": ({ run }) =>
+      as((p) =>
+        unavailable(Effect.gen(function*() {
+          const record = yield* Runs.get(run, ownerFilter(p))
+          const equity = yield* Runs.equitySummary(record.id)
+          const trades = yield* Runs.tradeEnds(record.id, SHOWN_TRADES)
+          const control = record.controlCount === 0 ? { count: 0, last: [] } : yield* ControlAudit.history(record.id)
+          const latest = yield* latestOf(record.id, record.status)
+          return { ...runReport(record, Option.getOrUndefined(equity), trades, control), ...(latest === undefined ? {} : { latest }) }
         }))),
     "runs.list": ({ before, limit, status, strategy }) =>
       as((p) => {

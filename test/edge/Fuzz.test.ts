@@ -267,6 +267,7 @@ const READS = [
   "strategies.list",
   "rules.list",
   "runs.get",
+  "runs.report",
   "runs.list",
   "runs.compare",
   "runs.events",
@@ -551,6 +552,12 @@ for (const backend of backends) {
         const cases: ReadonlyArray<readonly [tag: string, payload: unknown, field: string]> = [
           ["runs.get", { run: 123 }, "run"],
           ["runs.get", { run: "" }, "run"],
+          ["runs.report", { run: 123 }, "run"],
+          ["runs.report", { run: "" }, "run"],
+          ["runs.report", { run: "r".repeat(201) }, "run"],
+          ["runs.report", {}, "run"],
+          ["runs.report", null, "payload"],
+          ["runs.report", { run: "r", trades: 1000 }, "trades"],
           ["runs.list", { limit: "x" }, "limit"],
           ["runs.list", { limit: 0 }, "limit"],
           // A field the procedure does not take (a typo, most often): named, not ignored.

@@ -246,6 +246,18 @@ for (const backend of backends) {
         // The same answer as for a run that does not exist.
         expect(yield* Effect.flip(bob("runs.get", { run: "run_doesnotexist" }))).toEqual(new RunNotFound({ run: "run_doesnotexist" }))
         expect(yield* Effect.flip(bob("runs.get", { run: run.id }))).toEqual(new RunNotFound({ run: run.id }))
+        // Its report too (`runs show`): another's run, by id or reference, is answered as a missing one, field for field.
+        expect(yield* Effect.flip(bob("runs.report", { run: run.id }))).toEqual(new RunNotFound({ run: run.id }))
+        expect(yield* Effect.flip(bob("runs.report", { run: "run_doesnotexist" }))).toEqual(new RunNotFound({ run: "run_doesnotexist" }))
+        expect(yield* Effect.flip(bob("runs.report", { run: run.ref }))).toEqual(new RunNotFound({ run: run.ref }))
+        expect(yield* Effect.flip(bob("runs.report", { run: "alice only#2" }))).toEqual(new RunNotFound({ run: "alice only#2" }))
+        // Its owner and an admin read it: the run's record, equity and trades, a few from each end.
+        const report = yield* alice("runs.report", { run: run.ref })
+        expect(yield* root("runs.report", { run: run.id })).toEqual(report)
+        expect(report).toMatchObject({ id: run.id, ref: run.ref, owner: "alice", ownerName: "alice", status: "completed", faults: false, control: { count: 0, last: [] } })
+        expect(report.trades.first.length).toBe(Math.min(3, report.trades.count))
+        expect(report.trades.first.length + report.trades.last.length).toBe(Math.min(6, report.trades.count))
+        expect(report.checksum).toBe(seen.checksum)
         for (const attempt of [
           bob("runs.stop", { run: run.id }),
           bob("runs.pause", { run: run.ref }),
