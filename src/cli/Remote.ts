@@ -271,6 +271,28 @@ const defectLine = (target: RemoteConfig.Target, defect: unknown): UsageError | 
   })
 }
 
+/** How a server from before payload checks answered a procedure it does not serve: a defect saying so. */
+const UNKNOWN_TAG = /^Unknown request tag: /
+
+/**
+ * A request of a procedure a server may be too old to serve, as an option: none when the server
+ * does not know it — `InvalidRequest` on field `tag` (servers since they check payloads), or the
+ * defect "Unknown request tag" (before) — for the command to fall back on what that server does
+ * serve. Every other answer is the request's own.
+ */
+export const ifServed = <A, E, R>(request: Effect.Effect<A, E, R>): Effect.Effect<Option.Option<A>, E, R> =>
+  request.pipe(
+    Effect.map(Option.some),
+    Effect.catchIf(
+      (error) => typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "InvalidRequest" && (error as { field?: unknown }).field === "tag",
+      () => Effect.succeedNone
+    ),
+    Effect.catchSomeDefect((defect) => {
+      const text = defect instanceof Error ? defect.message : typeof defect === "string" ? defect : ""
+      return UNKNOWN_TAG.test(text) ? Option.some(Effect.succeedNone) : Option.none()
+    })
+  )
+
 // ---------------------------------------------------------------------------------------------
 // The client
 

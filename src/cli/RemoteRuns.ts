@@ -15,6 +15,7 @@ import type { Io } from "./Io.js"
 import * as Remote from "./Remote.js"
 import * as RemoteView from "./RemoteView.js"
 import * as RunRef from "./RunRef.js"
+import * as RunsView from "./RunsView.js"
 import { strategyArg, strategyRef, versionOption } from "./StrategiesCommand.js"
 import * as Watch from "./Watch.js"
 import type { Wiring } from "./Wiring.js"
@@ -73,8 +74,18 @@ const cursorRefused = (server: string, error: RunNotFound | InvalidRequest): Usa
         : `${RunRef.shown(error.run)} names ${error.ambiguous.length} runs on ${server} (${error.ambiguous.join(", ")}): give the run's id`
     })
 
+/**
+ * `runs show`: the report the local database gives (RunsView), from the server's `runs.report`. A
+ * server from before that procedure says what `runs.get` does (its status, metrics, checksum and
+ * who controlled it), as it did then.
+ */
 export const show = (io: Io, remote: Remote.Remote, run: string, asJson: boolean) =>
   Effect.gen(function*() {
+    const report = yield* remote.client.runs.report({ run }).pipe(Remote.ifServed, remote.call("run"))
+    if (Option.isSome(report)) {
+      const shown = RunsView.shownOf(report.value)
+      return io.stdout(asJson ? RunsView.showJson(shown) : RunsView.renderShow(shown))
+    }
     const info = yield* remote.client.runs.get({ run }).pipe(remote.call("run"))
     io.stdout(asJson ? RemoteView.runJson(info) : RemoteView.runShow(info))
   })

@@ -12,8 +12,8 @@ import { PendingApproval, RunInfo, StrategySummary, StrategyVersion } from "../.
 import { Rule as RuleSchema } from "../../schemas/Rule.js"
 import { toJson } from "./Flags.js"
 import { visible } from "./Io.js"
-import { COMPARED, controlLines, shorterLine, shownDifference, shownMetric, table, valueOf, wallTime } from "./RunsView.js"
-import { count, metricRows, money, percent, price, quantity, ratio, time } from "./Summary.js"
+import { COMPARED, controlLines, latestLines, shorterLine, shownDifference, shownMetric, table, valueOf, wallTime } from "./RunsView.js"
+import { count, metricRows, percent, price, quantity, ratio, time } from "./Summary.js"
 
 const DASH = "—"
 
@@ -88,48 +88,6 @@ export const runShow = (run: RunInfo): string => {
     lines.push(t.toString())
   }
   return `${lines.join("\n")}\n`
-}
-
-/** The quotes `runs show` lists (by symbol); the rest are counted. */
-const QUOTES_SHOWN = 8
-
-const positionsText = (open: number) => `${count(open)} open position${open === 1 ? "" : "s"}`
-
-/**
- * Where the run stands (`runs.get`'s latest values): its equity and cash, and the quotes it last
- * saw. The values are the book after the run's last fill, marked at that fill's prices: for a live
- * run that is where it stands now; for one that ended it is not its final equity (its metrics'
- * is, marked at its end), so it is labelled as what it is, and never "live".
- */
-const latestLines = (run: RunInfo): Array<string> => {
-  const latest = run.latest
-  if (latest === undefined) return []
-  const p = latest.portfolio
-  // A server's book lists open positions only; one older than that may list flat ones too.
-  const open = p === undefined ? 0 : p.positions.filter((position) => position.quantity !== 0).length
-  const quotes = Object.entries(latest.quotes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-  const quoteLines = quotes.length === 0 ? [] : [
-    `${ENDED.includes(run.status) ? "last seen" : "quotes   "} ${quotes.slice(0, QUOTES_SHOWN).map(([symbol, q]) => `${symbol} ${price(q.price)}`).join(", ")}${
-      quotes.length > QUOTES_SHOWN ? ` and ${count(quotes.length - QUOTES_SHOWN)} more` : ""
-    }`
-  ]
-  if (!ENDED.includes(run.status)) {
-    const from = latest.source === "cache" ? "live" : "as recorded"
-    return [
-      `now       ${p === undefined ? DASH : `equity ${money(p.equity)}, cash ${money(p.cash)}, ${positionsText(open)}`} at ${time(latest.at)} (event ${
-        count(latest.seq)
-      }, ${from})`,
-      ...quoteLines
-    ]
-  }
-  if (p === undefined) return quoteLines
-  const book = `cash ${money(p.cash)}, ${positionsText(open)}`
-  return [
-    ...(run.metrics === null
-      ? [`last fill equity ${money(p.equity)} marked at that fill's prices, ${book}, at ${time(latest.at)} (event ${count(latest.seq)}): not its final equity`]
-      : [`final     equity ${money(run.metrics.finalEquity)} (its metrics), ${book} since its last fill at ${time(latest.at)} (event ${count(latest.seq)})`]),
-    ...quoteLines
-  ]
 }
 
 /**

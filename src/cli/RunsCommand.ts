@@ -185,7 +185,7 @@ export const show = (io: Io, wiring: Wiring.Wiring) =>
       }))
     }).pipe(Effect.withSpan("swarm.runs.show"))).pipe(
     Command.withDescription(
-      "Show a run: its metrics, counts, checksum, audit chain head, trades, equity and who paused, resumed, stopped or answered it (from a server: its status, metrics, checksum and who controlled it)."
+      "Show a run: its metrics, counts, checksum, audit chain head, equity, its first and last trades (and how many), and who paused, resumed, stopped or answered it — the same report from a server."
     )
   )
 

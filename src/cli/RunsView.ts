@@ -5,15 +5,15 @@
  */
 import Table from "cli-table3"
 import { Option, Schema } from "effect"
-import type { Timestamp } from "../../schemas/Ids.js"
+import type { RunId, StrategyId, Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
-import { type ControlAction, ControlHistory } from "../../schemas/Rpc.js"
+import { type ControlAction, ControlHistory, type RunLatest, type RunReport, SHOWN_TRADES as SHOWN_TRADES_OF_REPORT } from "../../schemas/Rpc.js"
 import { type Money, MoneyFromDecimal } from "../../schemas/Money.js"
 import type { Decision, DecisionDifference } from "../store/Compare.js"
 import type { RunRecord, RunSummary, TradeEnds } from "../store/Runs.js"
 import { toJson } from "./Flags.js"
 import { IsoTime, MetricsJson, TradeJson, tradeJson } from "./ResultDocument.js"
-import { count, metricRows, money, percent, ratio, time, tradesTable, unbounded } from "./Summary.js"
+import { count, metricRows, money, percent, price, ratio, time, tradesTable, unbounded } from "./Summary.js"
 
 const DASH = "—"
 
@@ -101,7 +101,30 @@ export const CompareJson = Schema.Struct({
 })
 
 
-const runJson = (run: RunSummary): typeof RunJson.Type => ({
+/** What a run's JSON document is made of: a summary of the local database's, or a server's report of it. */
+type RunFields = Pick<
+  RunSummary,
+  | "id"
+  | "strategyName"
+  | "strategyId"
+  | "strategyVersion"
+  | "number"
+  | "owner"
+  | "mode"
+  | "status"
+  | "seed"
+  | "from"
+  | "to"
+  | "metrics"
+  | "counts"
+  | "tradingState"
+  | "checksum"
+  | "failure"
+  | "startedAt"
+  | "finishedAt"
+>
+
+const runJson = (run: RunFields): typeof RunJson.Type => ({
   id: run.id,
   ref: refOf(run),
   strategy: run.strategyName,
@@ -159,8 +182,8 @@ export const renderList = (runs: ReadonlyArray<RunSummary>, next: string | undef
 // ---------------------------------------------------------------------------------------------
 // runs show
 
-/** How many trades `runs show` lists from each end. */
-export const SHOWN_TRADES = 3
+/** How many trades `runs show` lists from each end (a server's `runs.report` sends as many). */
+export const SHOWN_TRADES = SHOWN_TRADES_OF_REPORT
 
 export interface Equity {
   readonly points: number
@@ -170,14 +193,83 @@ export interface Equity {
   readonly high: number | null
 }
 
+/**
+ * What `runs show` says of the run itself: its record as the local database keeps it, or as a
+ * server's `runs.report` sends it. `faults` is not null when faults were injected into it.
+ */
+export type ShownRun =
+  & Pick<
+    RunRecord,
+    | "id"
+    | "strategyId"
+    | "strategyName"
+    | "strategyVersion"
+    | "number"
+    | "owner"
+    | "mode"
+    | "status"
+    | "seed"
+    | "dataFingerprint"
+    | "failure"
+    | "checksum"
+    | "metrics"
+    | "counts"
+    | "tradingState"
+    | "from"
+    | "to"
+    | "startedAt"
+    | "finishedAt"
+    | "dataSource"
+    | "eventDetail"
+    | "replayOf"
+    | "chain"
+  >
+  & { readonly faults: unknown }
+
 export interface Shown {
-  readonly run: RunRecord
+  readonly run: ShownRun
   readonly equity: Option.Option<Equity>
   /** Its closed trades, in closing order: how many, and the first and last `SHOWN_TRADES` (not overlapping). */
   readonly trades: TradeEnds
   /** Its operators' actions (`ControlAudit.history`). */
   readonly control?: ControlHistory
+  /** Where it stands: what only a server knows (its latest-values cache), from `runs.report`; the text says it, `--json` keeps to the record. */
+  readonly latest?: RunLatest
 }
+
+/** A server's report of a run (`runs.report`) as `runs show` shows it: the same report as of a run of the local database. */
+export const shownOf = (report: RunReport): Shown => ({
+  run: {
+    id: report.id as RunId,
+    strategyId: report.strategyId as StrategyId,
+    strategyName: report.strategy,
+    strategyVersion: report.strategyVersion,
+    number: report.number,
+    owner: report.owner,
+    mode: report.mode as RunRecord["mode"],
+    status: report.status as RunRecord["status"],
+    seed: report.seed,
+    dataFingerprint: report.dataFingerprint,
+    failure: report.failure,
+    checksum: report.checksum,
+    metrics: report.metrics,
+    counts: report.counts === null ? null : { ...report.counts },
+    tradingState: report.tradingState,
+    from: report.from,
+    to: report.to,
+    startedAt: report.startedAt,
+    finishedAt: report.finishedAt,
+    dataSource: report.dataSource,
+    eventDetail: report.eventDetail,
+    replayOf: report.replayOf as RunId | null,
+    chain: report.chain === null ? null : { count: report.chain.count, hash: report.chain.head },
+    faults: report.faults ? true : null
+  },
+  equity: Option.fromNullable(report.equity),
+  trades: report.trades,
+  control: report.control,
+  ...(report.latest === undefined ? {} : { latest: report.latest })
+})
 
 const equityOf = (equity: Option.Option<Equity>): typeof EquityJson.Type | null =>
   Option.match(equity, {
@@ -219,6 +311,54 @@ export const controlLines = (control: ControlHistory): Array<string> => {
   return [`control   ${head}:`, ...control.last.map((action) => `          ${controlText(action)}`)]
 }
 
+const ENDED_STATUSES: ReadonlyArray<string> = ["completed", "failed", "stopped"]
+
+/** The quotes `runs show` lists (by symbol); the rest are counted. */
+const QUOTES_SHOWN = 8
+
+const positionsText = (open: number) => `${count(open)} open position${open === 1 ? "" : "s"}`
+
+/**
+ * Where the run stands (a server's latest values: `runs.get`'s, `runs.report`'s): its equity and cash, and the quotes it last
+ * saw. The values are the book after the run's last fill, marked at that fill's prices: for a live
+ * run that is where it stands now; for one that ended it is not its final equity (its metrics'
+ * is, marked at its end), so it is labelled as what it is, and never "live".
+ */
+export const latestLines = (run: {
+  readonly status: string
+  readonly metrics: Metrics | null
+  readonly latest?: RunLatest | undefined
+}): Array<string> => {
+  const latest = run.latest
+  if (latest === undefined) return []
+  const p = latest.portfolio
+  // A server's book lists open positions only; one older than that may list flat ones too.
+  const open = p === undefined ? 0 : p.positions.filter((position) => position.quantity !== 0).length
+  const quotes = Object.entries(latest.quotes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  const quoteLines = quotes.length === 0 ? [] : [
+    `${ENDED_STATUSES.includes(run.status) ? "last seen" : "quotes   "} ${quotes.slice(0, QUOTES_SHOWN).map(([symbol, q]) => `${symbol} ${price(q.price)}`).join(", ")}${
+      quotes.length > QUOTES_SHOWN ? ` and ${count(quotes.length - QUOTES_SHOWN)} more` : ""
+    }`
+  ]
+  if (!ENDED_STATUSES.includes(run.status)) {
+    const from = latest.source === "cache" ? "live" : "as recorded"
+    return [
+      `now       ${p === undefined ? DASH : `equity ${money(p.equity)}, cash ${money(p.cash)}, ${positionsText(open)}`} at ${time(latest.at)} (event ${
+        count(latest.seq)
+      }, ${from})`,
+      ...quoteLines
+    ]
+  }
+  if (p === undefined) return quoteLines
+  const book = `cash ${money(p.cash)}, ${positionsText(open)}`
+  return [
+    ...(run.metrics === null
+      ? [`last fill equity ${money(p.equity)} marked at that fill's prices, ${book}, at ${time(latest.at)} (event ${count(latest.seq)}): not its final equity`]
+      : [`final     equity ${money(run.metrics.finalEquity)} (its metrics), ${book} since its last fill at ${time(latest.at)} (event ${count(latest.seq)})`]),
+    ...quoteLines
+  ]
+}
+
 /** A stored data source in a few words: its files and window, or the synthetic market. */
 export const describeSource = (source: unknown): string => {
   const s = source as { _tag?: unknown; paths?: unknown; from?: unknown; to?: unknown; symbols?: unknown }
@@ -245,7 +385,7 @@ const duration = (from: Date, to: Date): string => {
   return s < 60 ? `${s.toFixed(1)} s` : s < 3600 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`
 }
 
-export const renderShow = ({ control, equity, run, trades }: Shown): string => {
+export const renderShow = ({ control, equity, latest, run, trades }: Shown): string => {
   const lines: Array<string> = [
     `run       ${run.id} (${refOf(run)})`,
     `strategy  ${run.strategyName}, version ${run.strategyVersion} (${run.strategyId}), owner ${run.owner}`,
@@ -269,6 +409,7 @@ export const renderShow = ({ control, equity, run, trades }: Shown): string => {
     e === null
       ? "equity    no snapshots"
       : `equity    ${count(e.points)} snapshots, taken after fills: first ${money(e.first)}, last ${money(e.last)}, low ${money(e.low)}, high ${money(e.high)}`,
+    ...latestLines({ status: run.status, metrics: run.metrics, latest }),
     ""
   )
   if (trades.count === 0) lines.push("trades: none closed", "")

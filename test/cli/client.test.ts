@@ -274,7 +274,10 @@ describe("swarm as a client of a live server", () => {
         /\nfinal {5}equity [\d,.]+ \(its metrics\), cash [\d,.]+, \d+ open positions? since its last fill at \d{4}-\d\d-\d\d \(event [\d,]+\)\nlast seen ACME [\d.,]+, GLOBEX [\d.,]+, INITECH [\d.,]+\n/
       )
       expect(human).not.toContain("live")
-      expect(shown.latest).toMatchObject({ source: "cache", portfolio: { equity: expect.any(Number) } })
+      // The report the local database would give: equity, and the first and last trades with how many.
+      expect(human).toMatch(/\nequity {4}[\d,]+ snapshots, taken after fills: /)
+      expect(shown.trades.count).toBe(shown.metrics.tradeCount)
+      expect(shown.trades.first.length).toBe(Math.min(3, shown.trades.count))
 
       const compared = yield* cli(["runs", "compare", made.backtest.ref, other.ref])
       expect(compared.stdout).toMatch(/│ total return +│ +[+-]?\d/)
@@ -316,12 +319,12 @@ describe("swarm as a client of a live server", () => {
       const tail = yield* cli(["runs", "watch", made.backtest.id, "--since", String(Number(/^#(\d+)/.exec(events.at(-2)!)![1]))])
       expect(lines(tail.stdout).slice(1)).toEqual(events.slice(-1))
       // After its last event (a number from another run, or a typo): said on stderr, not a header and silence; exit 0, as for the run's end.
-      for (const since of ["5000", String(shown.events)]) {
+      for (const since of ["5000", String(shown.chain.count)]) {
         const beyond = yield* cli(["runs", "watch", made.backtest.id, "--since", since])
         expect([beyond.code, beyond.stdout, beyond.stderr]).toEqual([
           0,
           "",
-          `no events after #${since}: run ${made.backtest.id} (${made.backtest.ref}) completed with ${shown.events.toLocaleString("en-US")} events (--since 0 shows them from the first)\n`
+          `no events after #${since}: run ${made.backtest.id} (${made.backtest.ref}) completed with ${shown.chain.count.toLocaleString("en-US")} events (--since 0 shows them from the first)\n`
         ])
       }
 
@@ -330,7 +333,7 @@ describe("swarm as a client of a live server", () => {
       expect([verified.code, verified.stdout]).toEqual([
         0,
         expect.stringMatching(
-          new RegExp(`^OK: run ${made.backtest.id}: ${shown.events} events, chain head [0-9a-f]{12}…\n  control log: no operator actions \\(.*\\), intact\n$`)
+          new RegExp(`^OK: run ${made.backtest.id}: ${shown.chain.count} events, chain head [0-9a-f]{12}…\n  control log: no operator actions \\(.*\\), intact\n$`)
         )
       ])
     }), { timeout: 90_000 })
