@@ -12,7 +12,7 @@
 import * as NodeHttp from "node:http"
 import { createRequire } from "node:module"
 import { SqlClient } from "@effect/sql"
-import { expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Rpc } from "@effect/rpc"
 import { Cause, Effect, Exit, FastCheck as fc, Schema } from "effect"
 import { InvalidRequest, StreamedEvent, SwarmRpcs } from "../../schemas/Rpc.js"
@@ -269,6 +269,9 @@ const READS = [
   "runs.get",
   "runs.report",
   "runs.list",
+  "runs.verify",
+  "approvals.pending",
+  "traces.get",
   "runs.compare",
   "runs.events",
   "leaderboard",
@@ -293,8 +296,18 @@ const WRITES = [
   "admin.revokeKey",
   "admin.setUser",
   "chat.send",
-  "chat.applyRule"
+  "chat.applyRule",
+  "approvals.approve",
+  "approvals.reject",
+  "webhooks.secret",
+  "webhooks.rotate"
 ]
+
+describe("fuzz coverage", () => {
+  it("every procedure the server serves is fuzzed, as a read or as a write", () => {
+    expect([...READS, ...WRITES].sort()).toEqual([...SwarmRpcs.requests.keys()].sort())
+  })
+})
 
 for (const backend of backends) {
   layer(Server.layer(backend.store, { port: 0, host: "127.0.0.1", logRequests: false }), {
