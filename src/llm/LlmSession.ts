@@ -193,14 +193,35 @@ const decodeAnswer = <A, I>(schema: Schema.Schema<A, I>, content: string): Eithe
   // The reason is recorded, and shown to the model when it is asked again: it quotes the value it
   // stopped at only in part (a 3 MB rationale made every call's record 3 MB, and the retry's prompt).
   return Either.mapLeft(
-    Schema.decodeUnknownEither(schema, { errors: "first", onExcessProperty: "ignore" })(parsed),
+    Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "ignore" })(parsed),
     (error) => {
-      const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-      return issue === undefined
-        ? "does not match"
-        : `${issue.path.length === 0 ? "" : `${clip(issue.path.join("."))}: `}${clipAfter(issue.message, ", actual ")}`
+      const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+      const paths = [...new Set(issues.map((issue) => issue.path.join(".")))].slice(0, ANSWER_PROBLEMS)
+      const reasons = paths.map((path) => {
+        const at = issues.filter((issue) => issue.path.join(".") === path).map((issue) => issue.message)
+        return `${path === "" ? "" : `${clip(path)}: `}${clipAfter(choices(at) ?? at[0]!, ", actual ")}`
+      })
+      return reasons.length === 0 ? "does not match" : reasons.join("; ")
     }
   )
+}
+
+/** The most problems of one answer its reason names (the first ones, by field). */
+const ANSWER_PROBLEMS = 3
+
+const EXPECTED = /^Expected (.+), actual ([\s\S]+)$/
+
+/**
+ * A union of literals (an opinion's `direction`) fails once per member at one field, and the first
+ * alone — `Expected "long", actual "down"` — reads to the model as if `long` were the only answer,
+ * and steers its retry there: the members together, `Expected "long" | "short" | "flat", actual
+ * "down"`. Undefined when the messages are not all of that form about one value.
+ */
+const choices = (messages: ReadonlyArray<string>): string | undefined => {
+  if (messages.length < 2) return undefined
+  const read = messages.map((message) => EXPECTED.exec(message))
+  if (read.some((m) => m === null || m[2] !== read[0]![2])) return undefined
+  return `Expected ${read.map((m) => m![1]).join(" | ")}, actual ${read[0]![2]}`
 }
 
 export class LlmSession {

@@ -93,6 +93,24 @@ describe("LLM analysts against Ollama's HTTP API", () => {
       expect(why!.content.length).toBeLessThan(1_000)
     }))
 
+  it.scoped("a direction that is none of the three: the retry names all three, not only the first, and every field that was wrong", () =>
+    Effect.gen(function*() {
+      // "down" for a direction and a confidence that is text: shown both problems, and the three
+      // directions together (the first alone, `Expected "long"`, steered the model to long).
+      const fake = yield* FakeOllama.start((request) =>
+        (request.messages?.length ?? 0) > 2
+          ? { content: judgement("short") }
+          : { content: JSON.stringify({ direction: "down", confidence: "high", rationale: "it falls" }) }
+      )
+      const { calls, result } = yield* backtest({ strategy: strategy(), llm: { model: Ollama.make({ host: fake.url }) } })
+      expect(result.status).toBe("completed")
+      expect(calls.every((c) => c.outcome === "ok" && c.attempts === 2)).toBe(true)
+      const retry = fake.requests.find((r) => (r.messages?.length ?? 0) > 2)!
+      const why = retry.messages!.at(-1)!.content
+      expect(why).toContain(`direction: Expected "long" | "short" | "flat", actual "down"`)
+      expect(why).toContain(`confidence: Expected number, actual "high"`)
+    }))
+
   it.scoped("a model slower than the call's limit: the request is aborted, the round abstains, the run goes on", () =>
     Effect.gen(function*() {
       const fake = yield* FakeOllama.start(() => ({ content: judgement("long"), delayMillis: 5_000 }))
