@@ -1,6 +1,6 @@
 /**
  * The system agent's `explain_decision` tool, pure: everything a run's events say about one round —
- * the analysts' opinions, the coordinator's decision, the risk officer's verdict with every rule and
+ * the analysts' opinions and the LLM agents' reasoning behind them, the coordinator's decision, the risk officer's verdict with every rule and
  * gate, the approval asked and its answer, the order, its fills and the trades they opened or closed.
  * A round (or order) with no events is a tagged "not found" result, not a throw.
  */
@@ -26,6 +26,19 @@ export interface OpinionView {
   readonly rationale: string
   readonly features: { readonly [name: string]: number }
 }
+
+/** An LLM agent's reasoning in the round (`ReasoningRecorded`), without the brief it saw. */
+export interface ReasoningView {
+  readonly agent: AgentId
+  readonly kind: "plan" | "analysis" | "decision" | "reflection"
+  /** Who in the agent reasoned: `bull`, `bear`, `judge`, `analyst`. */
+  readonly role: string
+  /** At most `REASONING_TEXT` characters: the whole is in the run's events. */
+  readonly text: string
+}
+
+/** The most of one reasoning entry's text an explanation carries (a model reads it back in the chat). */
+export const REASONING_TEXT = 1_000
 
 export interface DecisionView {
   readonly action: Action
@@ -109,6 +122,8 @@ export interface RoundFound {
   /** The bar the round decided on. */
   readonly ts: Timestamp | null
   readonly opinions: ReadonlyArray<OpinionView>
+  /** The LLM agents' reasoning in the round, in the order it was recorded. */
+  readonly reasoning: ReadonlyArray<ReasoningView>
   readonly decision: DecisionView | null
   readonly verdict: VerdictView | null
   readonly approval: ApprovalView | null
@@ -178,6 +193,7 @@ const nearbyRounds = (events: ReadonlyArray<RunEvent>, round: string): ReadonlyA
 /** Everything the events say about `round`, or `RoundNotFound` (with recorded rounds nearby) when they say nothing. */
 export const explainRound = (events: ReadonlyArray<RunEvent>, round: string): RoundExplanation => {
   const opinions: Array<OpinionView> = []
+  const reasoning: Array<ReasoningView> = []
   let decision: DecisionView | null = null
   let symbol: Symbol | null = null
   let ts: Timestamp | null = null
@@ -302,13 +318,19 @@ export const explainRound = (events: ReadonlyArray<RunEvent>, round: string): Ro
       case "TradeClosed":
         closed.push(e.trade)
         break
+      case "ReasoningRecorded":
+        if (e.round === round) {
+          const text = e.text.length > REASONING_TEXT ? `${e.text.slice(0, REASONING_TEXT - 1)}…` : e.text
+          reasoning.push({ agent: e.agent, kind: e.kind, role: e.role, text })
+        }
+        break
       default:
         break
     }
   }
 
   const found = opinions.length > 0 || decision !== null || verdict !== null || approval !== null || orders.size > 0 ||
-    blocked.length > 0
+    blocked.length > 0 || reasoning.length > 0
   if (!found) {
     const nearby = nearbyRounds(events, round)
     return {
@@ -342,6 +364,7 @@ export const explainRound = (events: ReadonlyArray<RunEvent>, round: string): Ro
     symbol,
     ts,
     opinions,
+    reasoning,
     decision,
     verdict,
     approval,
@@ -370,6 +393,8 @@ const verb: { readonly [K in Side]: string } = { buy: "buy", sell: "sell" }
 
 const opinionText = (o: OpinionView): string =>
   `${o.agent} said ${o.direction} at ${Format.decimal(o.confidence)}${o.rationale.trim() === "" ? "" : ` (${Format.quote(o.rationale)})`}`
+
+const reasoningText = (r: ReasoningView): string => `${r.agent}'s ${r.role} (${r.kind}): ${Format.quote(r.text)}`
 
 const abstentionText = (a: Abstention): string =>
   `${a.agent} (${a.reason === "no_answer" ? "no answer in time" : a.reason === "failed" ? "failed" : "below the minimum confidence"})`
@@ -441,6 +466,7 @@ export const describeRound = (result: OrderExplanation): string => {
   } else if (result.decision !== null) {
     sentences.push("No opinion is recorded for it.")
   }
+  if (result.reasoning.length > 0) sentences.push(`The LLM agents reasoned: ${result.reasoning.map(reasoningText).join("; ")}.`)
   if (result.decision !== null) sentences.push(decisionText(result.decision))
   if (result.verdict !== null) sentences.push(verdictText(result.verdict))
   else if (result.decision !== null && result.blocked.length === 0 && result.orders.length === 0) {

@@ -185,7 +185,7 @@ const tools = {
   },
   explain_decision: {
     args: ExplainDecisionArgs,
-    description: "Explain one round of the run: each analyst's opinion, the consensus decision with its votes and dissent, " +
+    description: "Explain one round of the run: each analyst's opinion, what its LLM agents argued (bull, bear, judge), the consensus decision with its votes and dissent, " +
       "the risk verdict with every rule and gate, any approval, and the order and its fills. Give exactly one of round or order."
   },
   suggest_rules: {

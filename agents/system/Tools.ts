@@ -197,6 +197,13 @@ const roundEvents = (run: RunId, round: string) =>
         events.push(yield* decode(row))
       }
     }
+    // The LLM agents' reasoning in the round: by the reasoning table's round (the brief in such an
+    // event's body may name other rounds, and is long: not searched).
+    const reasoned = yield* sql<{ seq: number; body: string }>`
+      select e.seq, e.body from reasoning r join run_events e on e.run_id = r.run_id and e.seq = r.seq
+      where r.run_id = ${run} and r.round_id = ${round}
+      order by r.seq`
+    for (const row of reasoned) events.push(yield* decode(row))
     const at = round.lastIndexOf("@")
     const symbol = at > 0 ? round.slice(0, at) : ""
     const fillTimes = events.flatMap((e) => (e._tag === "OrderFilled" ? [e.fill.ts] : []))

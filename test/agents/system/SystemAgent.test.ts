@@ -9,9 +9,11 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Either, Exit, Fiber, Layer, Scope, Stream } from "effect"
+import { Chunk, Effect, Either, Exit, Fiber, Layer, Schema, Scope, Stream } from "effect"
 import type { ReceivedChat } from "../../llm/FakeOllama.js"
 import * as FakeOllama from "../../llm/FakeOllama.js"
+import type * as DecisionExplanation from "../../../agents/system/DecisionExplanation.js"
+import { REASONING_TEXT } from "../../../agents/system/DecisionExplanation.js"
 import * as SystemAgent from "../../../agents/system/SystemAgent.js"
 import * as Tools from "../../../agents/system/Tools.js"
 import * as TradeAnalysis from "../../../agents/system/TradeAnalysis.js"
@@ -19,6 +21,7 @@ import { toolNames } from "../../../agents/system/ToolSpecs.js"
 import type { ChatChunk } from "../../../schemas/Chat.js"
 import type { RunId } from "../../../schemas/Ids.js"
 import { defaultLlmConfig, LlmUnavailable } from "../../../schemas/Llm.js"
+import { Strategy } from "../../../schemas/Strategy.js"
 import type { Trade } from "../../../schemas/Trade.js"
 import type { LanguageModel } from "../../../src/llm/LanguageModel.js"
 import { Budget } from "../../../src/llm/Budget.js"
@@ -577,6 +580,23 @@ for (const backend of backends) {
           expect(byOrder.sentences).toContain(`Order ${placed!.orderId} to`)
           const noOrder = yield* Effect.orDie(Tools.run({ tool: "explain_decision", args: { order: "S9@1" as never } }, record))
           expect(noOrder.sentences).toContain("No order \"S9@1\" was placed")
+
+          // A run with an LLM debate: the round's explanation carries what its bull, bear and judge argued.
+          const debated = yield* StoredRun.backtest({
+            ...options,
+            strategy: Schema.decodeUnknownSync(Strategy)({
+              ...Schema.encodeSync(Strategy)(options.strategy),
+              name: "chat debate",
+              agents: [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }, { type: "llm_debate", params: { model: "qwen2.5:7b", rounds: 1 } }]
+            })
+          }).pipe(Effect.provide(LlmRuntime.layerOffline), Effect.orDie)
+          const [argued] = yield* Effect.orDie(sql<{ roundId: string }>`
+            select round_id from reasoning where run_id = ${debated.run} and kind = 'decision' order by seq limit 1`)
+          const debate = yield* Effect.orDie(Tools.run({ tool: "explain_decision", args: { round: argued!.roundId as never } }, yield* Effect.orDie(Runs.get(debated.run))))
+          const reasoning = (debate.result as DecisionExplanation.RoundFound).reasoning
+          expect(reasoning.map((r) => `${r.role} ${r.kind}`)).toEqual(["analyst plan", "bull analysis", "bear analysis", "judge decision"])
+          expect(reasoning.every((r) => r.agent === "llm_debate" && r.text.length > 0 && r.text.length <= REASONING_TEXT)).toBe(true)
+          expect(debate.sentences).toContain("The LLM agents reasoned: llm_debate's analyst (plan): \"")
 
           const missing = yield* collect(agent.ask(two.run, "explain round S0@1"))
           expect(textOf(missing)).toContain("No events are recorded for round")
