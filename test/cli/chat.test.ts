@@ -35,28 +35,9 @@ const cleanEnv = (env: Record<string, string>) => ({
   ...env
 })
 
-interface Ran {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
 /** The real binary, as a client; `input`, what is piped into its stdin. */
 const bin = (args: ReadonlyArray<string>, env: Record<string, string>, input?: string) =>
-  Effect.async<Ran>((resume) => {
-    const child = processes.spawn(args, { cwd: tmp, env: cleanEnv(env) })
-    // The child may stop reading (a question too long) and exit before taking it all.
-    child.stdin!.on("error", () => {})
-    if (input !== undefined) child.stdin!.end(input)
-    let stdout = ""
-    let stderr = ""
-    child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
-    child.on("close", (code, signal) => resume(Effect.succeed({ code: code ?? (signal === null ? -1 : 128), stdout, stderr })))
-    return Effect.sync(() => {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
-    })
-  })
+  processes.run(args, { cwd: tmp, env: cleanEnv(env), ...(input === undefined ? {} : { input }) })
 
 let base = ""
 let adminKey = ""

@@ -68,25 +68,8 @@ const startServer = () =>
     child.on("exit", (code) => reject(new Error(`swarm serve exited ${code} before it was ready: ${err}`)))
   })
 
-interface Ran {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
 /** The real binary, as a client, in a process group of its own (bin/swarm.js starts a second node). */
-const bin = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  Effect.async<Ran>((resume) => {
-    const child = processes.spawn(args, { cwd: tmp, env: cleanEnv(env) })
-    let stdout = ""
-    let stderr = ""
-    child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
-    child.on("close", (code, signal) => resume(Effect.succeed({ code: code ?? (signal === null ? -1 : 128), stdout, stderr })))
-    return Effect.sync(() => {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
-    })
-  })
+const bin = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => processes.run(args, { cwd: tmp, env: cleanEnv(env) })
 
 /** The same command line in-process, on the same config file. */
 const cli = (argv: ReadonlyArray<string>, environment: Record<string, string> = {}) =>

@@ -3,6 +3,7 @@
  * server its embedded database), tracked so a test file can kill every group it started when it
  * ends — a failed or timed-out test must not leave a server running.
  */
+import { Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -18,8 +19,33 @@ export interface Served {
   readonly exited: Promise<number | null>
 }
 
+/** What a finished `swarm` command said: its exit code (128 when a signal ended it), stdout and stderr. */
+export interface Ran {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
 export class ProcessGroups {
   private readonly groups: Array<number> = []
+
+  /** `swarm <args>` to its end (`input` on its stdin); the group is killed if the effect is interrupted. */
+  run(args: ReadonlyArray<string>, options: { readonly cwd: string; readonly env: NodeJS.ProcessEnv; readonly input?: string }): Effect.Effect<Ran> {
+    return Effect.async<Ran>((resume) => {
+      const child = this.spawn(args, { cwd: options.cwd, env: options.env })
+      // The child may stop reading (a question too long) and exit before taking it all.
+      child.stdin!.on("error", () => {})
+      if (options.input !== undefined) child.stdin!.end(options.input)
+      let stdout = ""
+      let stderr = ""
+      child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
+      child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
+      child.on("close", (code, signal) => resume(Effect.succeed({ code: code ?? (signal === null ? -1 : 128), stdout, stderr })))
+      return Effect.sync(() => {
+        if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
+      })
+    })
+  }
 
   /** `swarm <args>` in a new process group, tracked. */
   spawn(args: ReadonlyArray<string>, options: { readonly cwd: string; readonly env: NodeJS.ProcessEnv }): ChildProcess {

@@ -71,25 +71,8 @@ afterAll(async () => {
   fs.rmSync(tmp, { recursive: true, force: true })
 })
 
-interface Ran {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
 /** The real binary, in a process group of its own. */
-const bin = (args: ReadonlyArray<string>, env: Record<string, string>) =>
-  Effect.async<Ran>((resume) => {
-    const child = processes.spawn(args, { cwd: tmp, env: cleanEnv(env) })
-    let stdout = ""
-    let stderr = ""
-    child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
-    child.on("close", (code, signal) => resume(Effect.succeed({ code: code ?? (signal === null ? -1 : 128), stdout, stderr })))
-    return Effect.sync(() => {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
-    })
-  })
+const bin = (args: ReadonlyArray<string>, env: Record<string, string>) => processes.run(args, { cwd: tmp, env: cleanEnv(env) })
 
 const createUser = (base: string, admin: string, name: string) =>
   Effect.scoped(
