@@ -417,7 +417,7 @@ export const renderShow = ({ control, equity, latest, run, trades }: Shown): str
     const { count: n, first, last } = trades
     const gap = n > first.length + last.length
     lines.push(
-      !gap && last.length === 0
+      !gap
         ? `${n === 1 ? "1 trade" : `all ${n} trades`}`
         : `first ${first.length} and last ${last.length} of ${count(n)} trades`,
       tradesTable([...first, ...(gap ? [undefined] : []), ...last]),

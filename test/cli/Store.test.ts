@@ -236,6 +236,13 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
         ]
       ) expect(r.stdout).toContain(text)
 
+      // Five trades: all of them, three from the start and two from the end, with no gap between.
+      const few = yield* backtest(smaNamed("Shown few"), "--to", "2022-06-30")
+      expect(few.document.trades).toHaveLength(5)
+      const fewShown = yield* swarm(["runs", "show", "Shown few#1"], { store: yield* store })
+      expect(fewShown.stdout).toContain("all 5 trades\n")
+      expect(fewShown.stdout).not.toContain("…")
+
       const json = yield* swarm(["runs", "show", document.run, "--json"], { store: yield* store })
       expect(json.code).toBe(0)
       const shown = Schema.decodeUnknownSync(RunShowJson)(JSON.parse(json.stdout))
