@@ -20,7 +20,7 @@ import type { AgentId, RoundId } from "../schemas/Ids.js"
 import type { Direction, Opinion } from "../schemas/Opinion.js"
 import type { RunEvent } from "../schemas/RunEvent.js"
 import * as Actor from "../src/actor/Actor.js"
-import { type LlmSession, recordingKey } from "../src/llm/LlmSession.js"
+import { type LlmSession, recordingKey, type RoundSession } from "../src/llm/LlmSession.js"
 import * as Outside from "../src/swarm/Outside.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
 import { traceOpinions } from "./Analyst.js"
@@ -43,7 +43,11 @@ export interface Thinking<Config> {
   readonly brief: MarketBrief
   readonly config: Config
   readonly allowShort: boolean
-  readonly session: LlmSession
+  /**
+   * The run's model calls, for this round: each names `agent` and `round` and a step of its own
+   * (`LlmSession.forRound` refuses any other, crashing the agent).
+   */
+  readonly session: RoundSession
   /** Record a piece of reasoning (ordered by `order` within the round). */
   readonly reason: (order: number, kind: ReasoningKind, role: string, text: string) => void
 }
@@ -179,7 +183,7 @@ export const make = ({ allowShort, config, deadlineMillis, kind, log, name, sess
               reasoning === "decision" ? { key: "context", value: brief, json: briefJson(brief) } : undefined
             )
           reason(0, "plan", "analyst", kind.plan(config, brief))
-          return { agent: name, round, brief, config, allowShort, session, reason }
+          return { agent: name, round, brief, config, allowShort, session: session.forRound(name, round), reason }
         }
         // Rounds whose answers are at hand are decided here and now (untraced rounds only: a traced
         // one wants each call's span); the others think in parallel, each against the deadline.

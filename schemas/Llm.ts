@@ -166,6 +166,23 @@ export class LlmRequestFailed extends Schema.TaggedError<LlmRequestFailed>()("Ll
   }
 }
 
+/**
+ * A call an LLM agent may not make: a run records each call under its agent, round and step, and a
+ * replay answers it from there, so a call without its round, for another agent's or round's, or at a
+ * step the round already used, would make a recording no replay reproduces. A bug in the agent: it
+ * crashes the agent (a defect), and the run's `ActorCrashed` event says which agent, round and step.
+ */
+export class LlmStepRefused extends Schema.TaggedError<LlmStepRefused>()("LlmStepRefused", {
+  agent: Schema.String,
+  round: Schema.optional(Schema.String),
+  step: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `agent ${this.agent}, step "${this.step}"${this.round === undefined ? "" : ` of round ${this.round}`}: ${this.reason}`
+  }
+}
+
 /** The answer did not decode as the schema asked for. */
 export class LlmInvalidAnswer extends Schema.TaggedError<LlmInvalidAnswer>()("LlmInvalidAnswer", {
   model: Schema.String,

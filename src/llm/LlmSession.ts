@@ -27,6 +27,7 @@ import {
   LlmCall as LlmCallSchema,
   type LlmConfig,
   LlmInvalidAnswer,
+  LlmStepRefused,
   type Message
 } from "../../schemas/Llm.js"
 import { clip, clipAfter, QUOTED } from "../internal/clip.js"
@@ -94,8 +95,13 @@ export const takeToken = (rate: RateLimit, model: string): Effect.Effect<void> =
 
 export interface Ask<A, I> {
   readonly agent: AgentId
-  readonly round?: RoundId | undefined
-  /** The call's place in the agent's round (`bull-1`, `judge`): unique per agent and round. */
+  /** The round the call is made for: with `agent` and `step`, the key a run records it under. */
+  readonly round: RoundId
+  /**
+   * The call's place in the agent's round (`bull-1`, `judge`): unique per agent and round — a
+   * replay answers each call from the recording by agent, round and step. A round's thinking
+   * (`LlmSession.forRound`) refuses a call at a step the round already used (`LlmStepRefused`).
+   */
   readonly step: string
   /** Overrides the strategy's model for this agent. */
   readonly model?: string | undefined
@@ -131,6 +137,15 @@ const hitCall = (ask: Ask<any, any>, model: string, promptHash: string, backend:
   attempts: 0,
   outcome: "ok"
 })
+
+/**
+ * The session as one agent's round sees it (`LlmSession.forRound`): the same calls, each checked to
+ * be one the run can record so that a replay answers it.
+ */
+export interface RoundSession {
+  readonly generate: <A, I>(ask: Ask<A, I>) => Effect.Effect<Answered<A>>
+  readonly peek: <A, I>(ask: Ask<A, I>) => Peeked<A> | undefined
+}
 
 export interface Answered<A> {
   /** The decoded answer; undefined when the agent must abstain (see `call.outcome`). */
@@ -234,6 +249,56 @@ export class LlmSession {
 
   get backend(): LanguageModel["Type"]["backend"] {
     return this.options.model.backend
+  }
+
+  /**
+   * The session for `agent`'s thinking about `round` (agents/LlmAnalyst.ts gives each round's
+   * thinking one). A run records each call under its agent, round and step, and its replay answers
+   * the call from there: a call that names no round, or another agent or round, or a step this
+   * round already used, would record a run no replay reproduces (the second answer of a step
+   * replaced the first, and the replay diverged at its prompt). Such a call is the agent's bug: it
+   * dies with `LlmStepRefused` (`peek` throws it), which crashes the agent and names the agent,
+   * round and step in the run's `ActorCrashed` event. A step counts as used once it is asked for
+   * (`generate`) or recorded (a peek's `commit`): peeking alone uses nothing.
+   */
+  forRound(agent: AgentId, round: RoundId): RoundSession {
+    const steps = new Set<string>()
+    const refusal = (ask: Ask<any, any>): LlmStepRefused | undefined => {
+      const reason = (ask.round as RoundId | undefined) === undefined
+        ? `the call names no round: every call is made for a round (Ask.round), and recorded and replayed under it`
+        : ask.agent !== agent || ask.round !== round
+        ? `the call is made in the thinking of agent ${agent} about round ${round}, but names agent ${ask.agent}, round ${ask.round}`
+        : steps.has(ask.step)
+        ? `the round already asked for this step: each call of a round needs a step of its own (Ask.step), under which it is recorded and replayed`
+        : undefined
+      return reason === undefined
+        ? undefined
+        : new LlmStepRefused({ agent: ask.agent, ...(ask.round === undefined ? {} : { round: ask.round }), step: ask.step, reason })
+    }
+    return {
+      generate: <A, I>(ask: Ask<A, I>) =>
+        Effect.suspend(() => {
+          const refused = refusal(ask)
+          if (refused !== undefined) return Effect.die(refused)
+          steps.add(ask.step)
+          return this.generate(ask)
+        }),
+      peek: <A, I>(ask: Ask<A, I>) => {
+        const refused = refusal(ask)
+        if (refused !== undefined) throw refused
+        const peeked = this.peek(ask)
+        if (peeked === undefined) return undefined
+        return {
+          value: peeked.value,
+          commit: (trace?: Trace.Trace) => {
+            const again = refusal(ask)
+            if (again !== undefined) throw again
+            steps.add(ask.step)
+            return peeked.commit(trace)
+          }
+        }
+      }
+    }
   }
 
   /** Ask for a structured answer. Never fails: see `Answered`. In a traced round, a GenAI span. */
