@@ -21,6 +21,7 @@ import * as LlmSingle from "./analysts/LlmSingle.js"
 import * as BollingerBreakout from "./analysts/BollingerBreakout.js"
 import * as EmaCrossover from "./analysts/EmaCrossover.js"
 import * as MacdMomentum from "./analysts/MacdMomentum.js"
+import { MAX_PERIOD } from "./analysts/internal/params.js"
 import type { AnyModel } from "./analysts/Model.js"
 import * as RsiReversion from "./analysts/RsiReversion.js"
 import * as SmaCrossover from "./analysts/SmaCrossover.js"
@@ -117,6 +118,28 @@ export const oversizedRoster = (roster: ReadonlyArray<AnalystOf>, symbols: numbe
   })
 }
 
+/**
+ * The bytes of look-back windows a model's fresh state for one symbol takes under `config`, or why
+ * there is no such state. Its params decoded, but a look-back a model does not bound through
+ * `period` (agents/analysts/internal/params.ts) can still be one no machine holds: `init` throws
+ * (`Invalid typed array length`, `Array buffer allocation failed`), which is the strategy's
+ * problem, not the server's — or it allocates more than a whole run may hold, for one symbol.
+ * Either way the agent's params are refused, as a bound `period` would have refused them.
+ */
+const stateBytes = (model: AnyModel, config: unknown): number | string => {
+  let bytes: number
+  try {
+    bytes = windowBytes(model.init(config))
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    return `${model.type} cannot set up a symbol's state with these params: ${clip(message)}` +
+      ` (a look-back may be at most ${MAX_PERIOD} bars)`
+  }
+  if (bytes <= MAX_WINDOW_BYTES) return bytes
+  return `its look-back windows would take ${mib(bytes)} for one symbol, more than the ${mib(MAX_WINDOW_BYTES)} a run may hold ` +
+    `(a look-back may be at most ${MAX_PERIOD} bars)`
+}
+
 /** Whether any agent of a roster thinks with a language model. */
 export const usesLlm = (agents: ReadonlyArray<AgentConfig>): boolean => agents.some((agent) => llmAnalysts.has(agent.type))
 
@@ -149,13 +172,17 @@ export const analystOf = (
     )
   }
   if (model !== undefined) {
+    const bytesPerSymbol = stateBytes(model, config.right)
+    if (typeof bytesPerSymbol === "string") {
+      return Either.left(new InvalidAgent({ agent: name, field: `agents[${index}].params`, reason: bytesPerSymbol }))
+    }
     const actor = Analyst.make({ name, model, config: config.right, allowShort })
     return Either.right({
       name,
       llm: false,
       actor: () => actor,
       horizon: model.horizon(config.right),
-      bytesPerSymbol: windowBytes(model.init(config.right))
+      bytesPerSymbol
     })
   }
   const kind = thinker!

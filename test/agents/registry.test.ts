@@ -149,6 +149,37 @@ describe("the agent registry", () => {
     expect(Either.isRight(analystSpec(agent({ type: "bollinger_breakout", params: { period: 10_000 } }), 0, false))).toBe(true)
   })
 
+  it("a model whose look-back its config does not bound: init failing, or one symbol's windows past the cap, is a typed InvalidAgent", () => {
+    // A researcher's model whose `period` is a bare Schema.Int, not `period()`: nothing stops 5e9.
+    const unbounded: Model<{ readonly period: number }, { readonly ring: Float64Array }> = {
+      type: "unbounded_window",
+      description: "test model",
+      config: Schema.Struct({ period: Schema.optionalWith(Schema.Int, { default: () => 20, exact: true }) }),
+      horizon: () => 1,
+      init: (config) => ({ ring: new Float64Array(config.period) }),
+      update: () => undefined,
+      explain: () => ""
+    }
+    const registry = new Map([...analysts, [unbounded.type, unbounded]])
+    const roster = (period: number) =>
+      rosterOf({ agents: [agent({ type: "rsi_reversion" }), agent({ type: unbounded.type, name: "wide", params: { period } })], allowShort: false, symbols: ["A"] }, registry)
+    const thrown = roster(5_000_000_000)
+    expect(Either.isLeft(thrown) && thrown.left).toMatchObject({
+      _tag: "InvalidAgent",
+      agent: "wide",
+      field: "agents[1].params",
+      reason: expect.stringMatching(/^unbounded_window cannot set up a symbol's state with these params: Invalid typed array length: 5000000000 \(a look-back may be at most 10000 bars\)$/)
+    })
+    // Allocated (lazily: no page is touched), but more than a whole run may hold, for one symbol.
+    const huge = roster(50_000_000)
+    expect(Either.isLeft(huge) && huge.left).toMatchObject({
+      agent: "wide",
+      field: "agents[1].params",
+      reason: "its look-back windows would take 381 MiB for one symbol, more than the 256 MiB a run may hold (a look-back may be at most 10000 bars)"
+    })
+    expect(Either.isRight(roster(10_000))).toBe(true)
+  })
+
   it("a roster whose look-back windows over its symbols pass 256 MiB is refused, naming the largest; the state is measured", () => {
     // Measured from the model's fresh state: an SMA keeps a ring and a running tail per average.
     const sma = analystOf(agent({ type: "sma_crossover", params: { fast: 9_999, slow: 10_000 } }), 0, false)

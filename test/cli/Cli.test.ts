@@ -229,6 +229,23 @@ describe("swarm backtest: bad input files", () => {
       expect(lines(h.stderr)).toEqual([`swarm: ${huge}: agents[0].params.slow: slow must be at most 10000 bars`])
     }))
 
+  it.live("a model whose init throws on its params (a look-back its config does not bound) is a field of the strategy file, exit 2", () =>
+    Effect.gen(function*() {
+      const base = analysts.get("sma_crossover")!
+      const unbounded: AnyModel = {
+        ...base,
+        type: "unbounded_window",
+        config: Schema.Struct({ period: Schema.optionalWith(Schema.Int, { default: () => 20, exact: true }) }),
+        init: (config: { readonly period: number }) => ({ ring: new Float64Array(config.period) })
+      }
+      const registry = new Map([...analysts, ["unbounded_window", unbounded]])
+      const file = strategy("unbounded.json", { agents: [{ type: "sma_crossover" }, { type: "unbounded_window", params: { period: 5e9 } }] })
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", file], { registry })
+      expect([r.code, r.stdout, lines(r.stderr)]).toEqual([2, "", [
+        `swarm: ${file}: agents[1].params: unbounded_window cannot set up a symbol's state with these params: Invalid typed array length: 5000000000 (a look-back may be at most 10000 bars)`
+      ]])
+    }))
+
   it.live("a deeply nested or huge value: exit code 2, one short line, not an internal error", () =>
     Effect.gen(function*() {
       // Written as text: JSON.stringify itself overflows on such a value.
