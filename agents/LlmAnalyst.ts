@@ -45,7 +45,7 @@ export interface Thinking<Config> {
   readonly allowShort: boolean
   /**
    * The run's model calls, for this round: each names `agent` and `round` and a step of its own
-   * (`LlmSession.forRound` refuses any other, crashing the agent).
+   * and one of its type's `answers` (`LlmSession.forRound` refuses any other, crashing the agent).
    */
   readonly session: RoundSession
   /** Record a piece of reasoning (ordered by `order` within the round). */
@@ -62,6 +62,13 @@ export interface LlmAnalystType<Config extends { readonly bars: number }> {
   readonly description: string
   readonly config: Schema.Schema<Config, any, never>
   readonly horizon: (config: Config) => number
+  /**
+   * The schemas its calls' answers decode as (`Ask.schema`), every one it may ask for. Each is sent
+   * to the model as JSON Schema (Ollama's `format`), so each must have one — no `DateFromSelf`, no
+   * declaration without a `jsonSchema` annotation: the registry checks them when a strategy names
+   * the type (agents/registry.ts), and a round's call asking for another is refused (`LlmStepRefused`).
+   */
+  readonly answers: ReadonlyArray<Schema.Schema<any, any, never>>
   /** What it is about to do for a round, in a sentence: the round's `plan` entry. */
   readonly plan: (config: Config, brief: MarketBrief) => string
   readonly think: (thinking: Thinking<Config>) => Effect.Effect<Judgement | undefined>
@@ -118,6 +125,7 @@ class SymbolState {
 
 export const make = ({ allowShort, config, deadlineMillis, kind, log, name, session, wallClock }: LlmAnalystOptions) => {
   const horizon = kind.horizon(config)
+  const answers = new Set<object>(kind.answers)
   const warmup = Math.max(config.bars, INDICATOR_WARMUP)
   const deadline = Math.max(1, Math.floor(deadlineMillis * DEADLINE_SHARE))
 
@@ -183,7 +191,7 @@ export const make = ({ allowShort, config, deadlineMillis, kind, log, name, sess
               reasoning === "decision" ? { key: "context", value: brief, json: briefJson(brief) } : undefined
             )
           reason(0, "plan", "analyst", kind.plan(config, brief))
-          return { agent: name, round, brief, config, allowShort, session: session.forRound(name, round), reason }
+          return { agent: name, round, brief, config, allowShort, session: session.forRound(name, round, answers), reason }
         }
         // Rounds whose answers are at hand are decided here and now (untraced rounds only: a traced
         // one wants each call's span); the others think in parallel, each against the deadline.

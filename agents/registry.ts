@@ -11,7 +11,7 @@ import { clip, clipAfter } from "../src/internal/clip.js"
 import { plainly } from "../src/internal/issues.js"
 import { fieldOf } from "../src/swarm/StrategyFile.js"
 import type { RequestOpinions } from "../schemas/AnalystProtocol.js"
-import type { LlmSession } from "../src/llm/LlmSession.js"
+import { jsonSchemaOf, type LlmSession } from "../src/llm/LlmSession.js"
 import type { ActorSpec } from "../src/actor/Behavior.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
 import * as Analyst from "./Analyst.js"
@@ -140,6 +140,24 @@ const stateBytes = (model: AnyModel, config: unknown): number | string => {
     `(a look-back may be at most ${MAX_PERIOD} bars)`
 }
 
+/**
+ * Why one of an LLM analyst type's answer schemas cannot be sent to a model as JSON Schema (its
+ * calls' `format`), or undefined. Found here, a strategy naming the type is refused when it is
+ * saved or run; found at the first call, the agent crashed on every round and the run completed
+ * without it.
+ */
+export const unsendableAnswer = (kind: LlmAnalyst.AnyLlmAnalystType): string | undefined => {
+  for (let i = 0; i < kind.answers.length; i++) {
+    try {
+      jsonSchemaOf(kind.answers[i]!)
+    } catch (error) {
+      const message = (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, "; ")
+      return `${kind.type}'s answer schema ${i + 1} of ${kind.answers.length} cannot be sent to a model as JSON Schema: ${clip(message, 300)}`
+    }
+  }
+  return undefined
+}
+
 /** Whether any agent of a roster thinks with a language model. */
 export const usesLlm = (agents: ReadonlyArray<AgentConfig>): boolean => agents.some((agent) => llmAnalysts.has(agent.type))
 
@@ -186,6 +204,8 @@ export const analystOf = (
     })
   }
   const kind = thinker!
+  const unsendable = unsendableAnswer(kind)
+  if (unsendable !== undefined) return Either.left(new InvalidAgent({ agent: name, field: `agents[${index}].type`, reason: unsendable }))
   return Either.right({
     name,
     llm: true,

@@ -122,6 +122,7 @@ export const analyst: LlmAnalystType<Config> = {
   description: "A bull and a bear researcher argue over the market brief; a judge turns the debate into an opinion.",
   config: Config,
   horizon: (config) => config.horizon,
+  answers: [ArgumentAnswer, JudgementAnswer],
   plan: (config, brief) =>
     `Debate ${brief.symbol} over ${config.horizon} bars: ${config.rounds} round${config.rounds === 1 ? "" : "s"} of bull against bear on the ${brief.bars.length}-bar brief as of ${brief.asOf} (position ${brief.position}), then the judge decides.`,
   think: (thinking) =>

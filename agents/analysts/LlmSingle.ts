@@ -64,6 +64,7 @@ export const analyst: LlmAnalystType<Config> = {
   description: "A language model reads the market brief and gives a direction, a confidence and its reasons (one call a round).",
   config: Config,
   horizon: (config) => config.horizon,
+  answers: [JudgementAnswer],
   plan: (config, brief) =>
     `Ask ${config.model ?? "the strategy's model"} where ${brief.symbol} goes over ${config.horizon} bars, from the ${brief.bars.length}-bar brief as of ${brief.asOf} (position ${brief.position}).`,
   think: (thinking) =>

@@ -253,7 +253,8 @@ export class LlmSession {
 
   /**
    * The session for `agent`'s thinking about `round` (agents/LlmAnalyst.ts gives each round's
-   * thinking one). A run records each call under its agent, round and step, and its replay answers
+   * thinking one), whose calls' answer schemas are among `answers` when given (the type's
+   * `answers`, checked by the registry). A run records each call under its agent, round and step, and its replay answers
    * the call from there: a call that names no round, or another agent or round, or a step this
    * round already used, would record a run no replay reproduces (the second answer of a step
    * replaced the first, and the replay diverged at its prompt). Such a call is the agent's bug: it
@@ -261,7 +262,7 @@ export class LlmSession {
    * round and step in the run's `ActorCrashed` event. A step counts as used once it is asked for
    * (`generate`) or recorded (a peek's `commit`): peeking alone uses nothing.
    */
-  forRound(agent: AgentId, round: RoundId): RoundSession {
+  forRound(agent: AgentId, round: RoundId, answers?: ReadonlySet<object>): RoundSession {
     const steps = new Set<string>()
     const refusal = (ask: Ask<any, any>): LlmStepRefused | undefined => {
       const reason = (ask.round as RoundId | undefined) === undefined
@@ -270,6 +271,8 @@ export class LlmSession {
         ? `the call is made in the thinking of agent ${agent} about round ${round}, but names agent ${ask.agent}, round ${ask.round}`
         : steps.has(ask.step)
         ? `the round already asked for this step: each call of a round needs a step of its own (Ask.step), under which it is recorded and replayed`
+        : answers !== undefined && !answers.has(ask.schema)
+        ? `the call's answer schema is none of its type's \`answers\`, whose JSON Schemas the registry checks when a strategy names the type`
         : undefined
       return reason === undefined
         ? undefined

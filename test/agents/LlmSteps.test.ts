@@ -21,7 +21,7 @@ import * as Backtest from "../../src/swarm/Backtest.js"
 
 const Config = Schema.Struct({
   ...configFields,
-  mistake: Schema.Literal("repeatStep", "noRound", "otherRound", "peekTwice")
+  mistake: Schema.Literal("repeatStep", "noRound", "otherRound", "peekTwice", "undeclared")
 })
 type Config = typeof Config.Type
 
@@ -41,6 +41,7 @@ const careless: LlmAnalystType<Config> = {
   description: "asks in ways a run cannot record",
   config: Config,
   horizon: (config) => config.horizon,
+  answers: [JudgementAnswer],
   plan: () => "ask twice",
   think: (t) =>
     Effect.gen(function*() {
@@ -48,6 +49,11 @@ const careless: LlmAnalystType<Config> = {
         // As an agent built without the type checker, or cast around it, might.
         const { round: _, ...roundless } = askOf(t, "one", "first")
         return (yield* t.session.generate(roundless as never)).value as JudgementAnswer | undefined
+      }
+      if (t.config.mistake === "undeclared") {
+        // An answer schema its type does not declare (whose JSON Schema the registry did not check).
+        const Other = Schema.Struct({ direction: Schema.Literal("long", "flat"), confidence: Schema.Number, rationale: Schema.String })
+        return (yield* t.session.generate({ ...askOf(t, "one", "first"), schema: Other, offline: () => ({ direction: "flat" as const, confidence: 0.5, rationale: "x" }) })).value
       }
       const first = yield* t.session.generate(askOf(t, "one", "first"))
       const second = yield* t.session.generate(askOf(t, "one", t.config.mistake === "peekTwice" ? "first" : "second"))
@@ -102,7 +108,8 @@ describe("an LLM analyst's calls, each at a step of its own", () => {
   it.effect.each([
     ["repeatStep", `step "one" of round`, "the round already asked for this step"],
     ["noRound", `step "one"`, "the call names no round"],
-    ["otherRound", `step "one" of round`, "but names agent careless, round"]
+    ["otherRound", `step "one" of round`, "but names agent careless, round"],
+    ["undeclared", `step "one" of round`, "the call's answer schema is none of its type's `answers`"]
   ] as const)("%s: refused as the agent's bug, naming agent, round and step; the run replays byte for byte", ([mistake, where, why]) =>
     Effect.gen(function*() {
       const s = strategy(mistake)

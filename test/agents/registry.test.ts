@@ -8,7 +8,9 @@ import { Opinion } from "../../schemas/Opinion.js"
 import { AgentConfig } from "../../schemas/Strategy.js"
 import * as Analyst from "../../agents/Analyst.js"
 import { copySignal, type Model } from "../../agents/analysts/Model.js"
-import { analystOf, analysts, analystSpec, invalidAgentOf, llmAnalysts, MAX_WINDOW_BYTES, rosterOf, windowBytes } from "../../agents/registry.js"
+import { analystOf, analysts, analystSpec, invalidAgentOf, llmAnalysts, MAX_WINDOW_BYTES, rosterOf, unsendableAnswer, windowBytes } from "../../agents/registry.js"
+import type { AnyLlmAnalystType } from "../../agents/LlmAnalyst.js"
+import { JudgementAnswer } from "../../agents/analysts/internal/llm.js"
 import type { RunId } from "../../schemas/Ids.js"
 import { defaultLlmConfig } from "../../schemas/Llm.js"
 import { LlmSession } from "../../src/llm/LlmSession.js"
@@ -86,9 +88,31 @@ describe("the agent registry", () => {
       })))
   }
 
-  it("registers the built-in LLM analysts under their strategy names, each under its type", () => {
+  it("registers the built-in LLM analysts under their strategy names, each under its type, its answers sendable as JSON Schema", () => {
     expect([...llmAnalysts.keys()]).toEqual(expect.arrayContaining(["llm_analyst", "llm_debate"]))
-    for (const [type, analyst] of llmAnalysts) expect(analyst.type).toBe(type)
+    for (const [type, analyst] of llmAnalysts) {
+      expect(analyst.type).toBe(type)
+      expect(analyst.answers.length, type).toBeGreaterThan(0)
+      expect(unsendableAnswer(analyst), type).toBeUndefined()
+    }
+  })
+
+  it("an LLM analyst type whose answer schema has no JSON Schema is refused with the strategy, naming the agent", () => {
+    const Dated = Schema.Struct({ direction: Schema.Literal("long", "flat"), when: Schema.DateFromSelf })
+    const dated: AnyLlmAnalystType = { ...llmAnalysts.get("llm_analyst")!, type: "dated_llm", answers: [JudgementAnswer, Dated] }
+    ;(llmAnalysts as Map<string, AnyLlmAnalystType>).set(dated.type, dated)
+    try {
+      const refused = invalidAgentOf({ agents: [agent({ type: "sma_crossover" }), agent({ type: "dated_llm", name: "dated" })], allowShort: false, symbols: ["A"] })
+      expect(refused).toMatchObject({
+        _tag: "InvalidAgent",
+        agent: "dated",
+        field: "agents[1].type",
+        reason: expect.stringMatching(/^dated_llm's answer schema 2 of 2 cannot be sent to a model as JSON Schema: Missing annotation; at path: \["when"\]; /)
+      })
+      expect(refused!.message).not.toContain("\n")
+    } finally {
+      ;(llmAnalysts as Map<string, AnyLlmAnalystType>).delete(dated.type)
+    }
   })
 
   for (const [type] of llmAnalysts) {
