@@ -12,8 +12,8 @@ import { analystOf, analysts, analystSpec, invalidAgentOf, llmAnalysts, MAX_WIND
 import type { AnyLlmAnalystType } from "../../agents/LlmAnalyst.js"
 import { JudgementAnswer } from "../../agents/analysts/internal/llm.js"
 import type { RunId } from "../../schemas/Ids.js"
-import { defaultLlmConfig } from "../../schemas/Llm.js"
-import { LlmSession } from "../../src/llm/LlmSession.js"
+import { defaultLlmConfig, type LlmCall } from "../../schemas/Llm.js"
+import { LlmSession, recordingKey } from "../../src/llm/LlmSession.js"
 import * as Offline from "../../src/llm/Offline.js"
 import { RunLog } from "../../src/swarm/RunLog.js"
 import * as Actor from "../../src/actor/Actor.js"
@@ -51,6 +51,10 @@ const requests = (n: number) =>
     })
   })
 const agent = (input: unknown) => Schema.decodeUnknownSync(AgentConfig)(input)
+/** The rounds a list of requests asks about. */
+const rounds = (asked: ReadonlyArray<RequestOpinions>) => new Set<string>(asked.flatMap((r) => r.rounds.map((x) => x.round)))
+/** The longest brief an LLM analyst may ask for (agents/analysts/internal/llm.ts `bars`): past it, every type has warmed up. */
+const BRIEF_BARS_MAX = 200
 
 describe("the agent registry", () => {
   // Superset checks: a researcher's new analyst (one model file, one registry line) passes them
@@ -116,25 +120,46 @@ describe("the agent registry", () => {
   })
 
   for (const [type] of llmAnalysts) {
-    it.effect(`${type}: decodes its default config and answers its protocol with valid opinions (offline model)`, () =>
+    // What every LLM analyst must do, whatever its warm-up (a brief of up to 200 bars) and however
+    // often it abstains by design: answer every request, with valid opinions for the rounds asked
+    // only, each call of a round at a step of its own, and the same on a second run.
+    it.effect(`${type}: decodes its default config and answers its protocol with valid opinions (offline model), the same twice`, () =>
       run(Effect.gen(function*() {
-        const log = new RunLog("run" as RunId, () => 0)
-        const session = new LlmSession({ run: "run" as RunId, config: defaultLlmConfig, model: Offline.make() })
-        const resolved = Either.getOrThrow(analystOf(agent({ type }), 0, true))
-        expect(resolved.llm).toBe(true)
-        const ref = yield* Actor.spawn(resolved.actor({ session, log, deadlineMillis: 1_000, wallClock: false }), { name: type })
-        let answered = 0
-        for (const request of requests(60)) {
-          const opinions = yield* ref.ask(request)
-          for (const opinion of opinions) {
-            Schema.decodeUnknownSync(Opinion)(opinion)
-            expect(opinion.agent).toBe(type)
-            expect(opinion.ts).toBe(request.ts)
-            answered++
-          }
-        }
-        // From the 34th bar on, an opinion per symbol per bar.
-        expect(answered).toBe(2 * (60 - 33))
+        const asked = requests(BRIEF_BARS_MAX + 40)
+        const once = (name: string) =>
+          Effect.gen(function*() {
+            const log = new RunLog("run" as RunId, () => 0)
+            const calls: Array<LlmCall> = []
+            const session = new LlmSession({ run: "run" as RunId, config: defaultLlmConfig, model: Offline.make(), onCall: (call) => void calls.push(call) })
+            const resolved = Either.getOrThrow(analystOf(agent({ type }), 0, true))
+            expect(resolved.llm).toBe(true)
+            const ref = yield* Actor.spawn(resolved.actor({ session, log, deadlineMillis: 1_000, wallClock: false }), { name })
+            const given: Array<unknown> = []
+            for (const request of asked) {
+              // Answered, not crashed: a crash is a NoReply here.
+              const opinions = yield* ref.ask(request, { timeout: "10 seconds" })
+              const rounds = new Map(request.rounds.map((r) => [r.round as string, r.bar.symbol as string]))
+              const seen = new Set<string>()
+              for (const opinion of opinions) {
+                Schema.decodeUnknownSync(Opinion)(opinion)
+                expect(opinion.agent).toBe(type)
+                expect(opinion.ts).toBe(request.ts)
+                // One opinion at most per round asked, about that round's symbol.
+                expect(rounds.get(opinion.round)).toBe(opinion.symbol)
+                expect(seen.has(opinion.round)).toBe(false)
+                seen.add(opinion.round)
+                given.push(Analyst.copyOpinion(opinion))
+              }
+            }
+            // Each recorded under a key of its own (agent, round, step): a replay can answer it.
+            const keys = calls.map((c) => recordingKey(c.agent, c.round, c.step))
+            expect(new Set(keys).size).toBe(keys.length)
+            expect(calls.every((c) => c.round !== undefined && rounds(asked).has(c.round))).toBe(true)
+            return { given, calls: calls.map((c) => JSON.stringify(c)) }
+          })
+        const first = yield* once(type)
+        const second = yield* once(`${type}-again`)
+        expect(second).toEqual(first)
       })))
   }
 
