@@ -7,6 +7,17 @@
  * A model must read nothing but the bars it was given, in order (no look-ahead), must not read the
  * clock or Math.random, and must document its parameters and how it sets its confidence.
  *
+ * Adding one: a file here exporting `model`, then in agents/registry.ts an import
+ * (`import * as MyModel from "./analysts/MyModel.js"`) and an entry in `analysts`
+ * (`[MyModel.model.type, MyModel.model]`). Its `config`: a look-back with `period()`
+ * (internal/params.ts: bounded to 10,000 bars, errors naming the field), a choice among words with
+ * `oneOf` (schemas/OneOf.ts: `expected one of low, medium, high, got "extreme"`, where a bare
+ * `Schema.Literal` says only `Expected "low", actual "extreme"`), and
+ * `parseOptions: { onExcessProperty: "error" }` so a misspelt param is refused. Then, with no test
+ * edited, test/agents/registry.test.ts checks it answers its protocol, and test/agents/analysts.test.ts
+ * checks its signal contract (confidence in [0, 1], finite features, a rationale, no short when
+ * shorting is not allowed), that it does not look ahead and that it is deterministic.
+ *
  * A signal carries numbers only; its rationale is `explain`ed from them on demand. Formatting text
  * for every bar cost more than the indicators themselves, and almost nobody reads it: a backtest
  * logs the rationale of the few rounds it records, not of the millions it runs.

@@ -7,6 +7,7 @@ import { type AnyModel, copySignal, type Signal } from "../../agents/analysts/Mo
 import * as RsiReversion from "../../agents/analysts/RsiReversion.js"
 import * as SmaCrossover from "../../agents/analysts/SmaCrossover.js"
 import * as VolumeSurge from "../../agents/analysts/VolumeSurge.js"
+import { analysts } from "../../agents/registry.js"
 import type { Symbol, Timestamp } from "../../schemas/Ids.js"
 import type { Bar } from "../../schemas/Market.js"
 import type { Direction } from "../../schemas/Opinion.js"
@@ -324,6 +325,55 @@ describe("analyst models", () => {
         // The copies still hold their own bars' values, after every later update.
         for (const [i, copy] of kept) expect(copy).toEqual(expected[i])
         expect(new Set(kept.map(([, copy]) => JSON.stringify(copy))).size).toBeGreaterThan(1)
+      })
+    })
+  }
+})
+
+// -- Every model the registry has, a researcher's new one included: the contract, from its defaults
+
+describe("every registered model (agents/registry.ts), under its default config", () => {
+  for (const [type, model] of analysts) {
+    // A model that reads outside signals (`observe`) may say nothing without them: random bars
+    // must still get the others past their warm-up.
+    const speaks = model.observe === undefined
+    describe(type, () => {
+      const config = decode(model, {})
+
+      it("keeps confidence within [0, 1], every feature finite, a rationale, and no short when shorting is not allowed", () => {
+        let signals = 0
+        FastCheck.assert(
+          FastCheck.property(arbitraryBars(1, 300), FastCheck.boolean(), (bars, allowShort) => {
+            for (const signal of runAll(model, config, bars, allowShort)) {
+              if (signal === undefined) continue
+              signals++
+              const ok = Number.isFinite(signal.confidence) && signal.confidence >= 0 && signal.confidence <= 1 &&
+                Object.values(signal.features).every(Number.isFinite) && model.explain(signal, config, allowShort).length > 0 &&
+                (allowShort || signal.direction !== "short")
+              if (!ok) expect(signal).toBe("a signal with confidence in [0, 1], finite features, a rationale")
+            }
+          }),
+          { numRuns: 60 }
+        )
+        if (speaks) expect(signals).toBeGreaterThan(0)
+      })
+
+      it("does not look ahead, and is deterministic: the signal at bar t is the same with or without the bars after it, run after run", () => {
+        let compared = 0
+        FastCheck.assert(
+          FastCheck.property(
+            arbitraryBars(1, 300).chain((bars) => FastCheck.tuple(FastCheck.constant(bars), FastCheck.nat(bars.length - 1))),
+            FastCheck.boolean(),
+            ([bars, t], allowShort) => {
+              const full = runAll(model, config, bars, allowShort)
+              expect(runAll(model, config, bars, allowShort)).toEqual(full)
+              expect(last(runAll(model, config, bars.slice(0, t + 1), allowShort))).toEqual(full[t])
+              if (full[t] !== undefined) compared++
+            }
+          ),
+          { numRuns: 100 }
+        )
+        if (speaks) expect(compared).toBeGreaterThan(0)
       })
     })
   }
