@@ -148,6 +148,10 @@ const stateBytes = (model: AnyModel, config: unknown): number | string => {
  * without it.
  */
 export const unsendableAnswer = (kind: LlmAnalyst.AnyLlmAnalystType): string | undefined => {
+  // A type written before `answers` existed, run without the type checker.
+  if (!Array.isArray(kind.answers) || kind.answers.length === 0) {
+    return `${kind.type} declares no answer schemas: list every schema its calls ask for in its \`answers\` (agents/LlmAnalyst.ts)`
+  }
   for (let i = 0; i < kind.answers.length; i++) {
     try {
       jsonSchemaOf(kind.answers[i]!)

@@ -114,6 +114,12 @@ describe("the agent registry", () => {
         reason: expect.stringMatching(/^dated_llm's answer schema 2 of 2 cannot be sent to a model as JSON Schema: Missing annotation; at path: \["when"\]; /)
       })
       expect(refused!.message).not.toContain("\n")
+      // A type that declares none (written before `answers`, run without the type checker).
+      ;(llmAnalysts as Map<string, AnyLlmAnalystType>).set(dated.type, { ...dated, answers: undefined as never })
+      expect(invalidAgentOf({ agents: [agent({ type: "dated_llm" })], allowShort: false, symbols: ["A"] })).toMatchObject({
+        field: "agents[0].type",
+        reason: "dated_llm declares no answer schemas: list every schema its calls ask for in its `answers` (agents/LlmAnalyst.ts)"
+      })
     } finally {
       ;(llmAnalysts as Map<string, AnyLlmAnalystType>).delete(dated.type)
     }
