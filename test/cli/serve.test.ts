@@ -127,6 +127,9 @@ describe("swarm serve", () => {
 
       const second = yield* start(dataDir)
       expect(second.stdout()).not.toContain("sk_")
+      // Said once both are resumed, after the listening line: within moments, longer on a loaded machine.
+      const resumedBoth = () => second.stderr().includes(`resumed run ${run}`) && second.stderr().includes(`resumed run ${paper.id}`)
+      for (let i = 0; i < 300 && !resumedBoth(); i++) yield* Effect.sleep("100 millis")
       expect(second.stderr()).toContain(`resumed run ${run}`)
       expect(second.stderr()).toContain(`resumed run ${paper.id}`)
       // After the last event seen before the shutdown: the very next one, then the run's new ones.
