@@ -207,7 +207,7 @@ export const ControlAction = Schema.Struct({
   at: Schema.DateFromString,
   /** Approvals: the round answered. */
   round: Schema.optional(Schema.String),
-  /** A rejection's reason. */
+  /** A rejection's reason; a pause's when it was not its own call (`user <name> disabled`). */
   reason: Schema.optional(Schema.String)
 })
 export type ControlAction = typeof ControlAction.Type
@@ -468,6 +468,15 @@ export class LeaderboardRpcs extends RpcGroup.make(
 
 export const UserInfo = Schema.Struct({ id: Schema.String, name: Schema.String, role: Schema.String, disabled: Schema.Boolean })
 
+/**
+ * `admin.setUser`'s answer: the user as changed and, when it disabled them, their paper runs it
+ * paused (`id`, `ref` as `strategy#number`) — none when none was running. Older servers: absent.
+ */
+export const ChangedUser = Schema.Struct({
+  ...UserInfo.fields,
+  paused: Schema.optional(Schema.Array(Schema.Struct({ id: Schema.String, ref: Schema.String })))
+})
+
 export class AdminRpcs extends RpcGroup.make(
   Rpc.make("admin.users", { success: Schema.Array(UserInfo), error: Schema.Union(Forbidden, Unavailable) }),
   Rpc.make("admin.createUser", {
@@ -501,11 +510,14 @@ export class AdminRpcs extends RpcGroup.make(
   }),
   /**
    * Change a user's role, or disable (their keys stop working within 30 s; what they own stays) or
-   * enable them. The last enabled admin can be neither demoted nor disabled (`Conflict`).
+   * enable them. The last enabled admin can be neither demoted nor disabled (`Conflict`). Disabling
+   * pauses each of the user's running paper runs, as the admin, with `user <name> disabled` in its
+   * control log, and says which (`paused`); their backtests finish. Enabling resumes none (the user
+   * does). Disabling a disabled user again pauses what still runs.
    */
   Rpc.make("admin.setUser", {
     payload: { user: Ref, role: Schema.optional(Schema.Literal("admin", "user")), disabled: Schema.optional(Schema.Boolean) },
-    success: UserInfo,
+    success: ChangedUser,
     error: Schema.Union(Forbidden, Conflict, InvalidRequest, Unavailable)
   })
 ).middleware(Authenticated) {}

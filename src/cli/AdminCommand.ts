@@ -7,6 +7,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option, ParseResult, Schema } from "effect"
 import { type ApiKey, UserName } from "../../schemas/Auth.js"
+import type { ChangedUser } from "../../schemas/Rpc.js"
 import { UsageError } from "./CliError.js"
 import { choice, json } from "./Flags.js"
 import { type Io, visible } from "./Io.js"
@@ -128,12 +129,23 @@ const revokeKey = (io: Io, wiring: Wiring) =>
       )
     }).pipe(Effect.withSpan("swarm.admin.revoke-key"))).pipe(Command.withDescription("Revoke an API key: it stops working within 30 s. The last key of the last admin with one is kept."))
 
+/** What `set-user` says of the user as changed, and of the paper runs disabling them paused (older servers say none). */
+export const describeChanged = (changed: typeof ChangedUser.Type): string =>
+  `${changed.name} is ${changed.role === "admin" ? "an admin" : "a user"}, ${changed.disabled ? "disabled" : "enabled"}` +
+  (changed.paused === undefined
+    ? ""
+    : changed.paused.length === 0
+    ? "; none of their paper runs was running"
+    : `; paused their running paper run${changed.paused.length === 1 ? "" : "s"} ${changed.paused.map((run) => `${run.ref} (${run.id})`).join(", ")} (they stay paused until resumed)`)
+
 const setUser = (io: Io, wiring: Wiring) =>
   Command.make("set-user", {
     user: userArg,
     role: role.pipe(Options.withDescription("Make them an admin or a plain user.")),
-    disable: Options.boolean("disable").pipe(Options.withDescription("Disable them: their keys stop working within 30 s; what they own stays.")),
-    enable: Options.boolean("enable").pipe(Options.withDescription("Enable them again.")),
+    disable: Options.boolean("disable").pipe(
+      Options.withDescription("Disable them: their keys stop working within 30 s, their running paper runs are paused (and said); what they own stays.")
+    ),
+    enable: Options.boolean("enable").pipe(Options.withDescription("Enable them again (their paused runs stay paused until resumed).")),
     json: json("Print the user as changed as one JSON object on stdout."),
     ...Remote.options
   }, (flags) =>
@@ -150,11 +162,7 @@ const setUser = (io: Io, wiring: Wiring) =>
             ...(Option.isSome(flags.role) ? { role: flags.role.value } : {}),
             ...(flags.disable ? { disabled: true } : flags.enable ? { disabled: false } : {})
           }).pipe(remote.call("user"))
-          io.stdout(
-            flags.json
-              ? `${JSON.stringify(changed, null, 2)}\n`
-              : `${changed.name} is ${changed.role === "admin" ? "an admin" : "a user"}, ${changed.disabled ? "disabled" : "enabled"}\n`
-          )
+          io.stdout(flags.json ? `${JSON.stringify(changed, null, 2)}\n` : `${describeChanged(changed)}\n`)
         })
       )
     }).pipe(Effect.withSpan("swarm.admin.set-user"))).pipe(

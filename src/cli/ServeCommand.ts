@@ -82,16 +82,7 @@ const resumeUnfinished = (io: Io) =>
     const outcomes = yield* manager.resumeUnfinished().pipe(
       Effect.catchTag("Unavailable", (e) => Effect.as(Effect.sync(() => io.stderr(`cannot look for unfinished runs: ${e.reason}\n`)), []))
     )
-    for (const o of outcomes) {
-      io.stderr(
-        o.outcome === "resumed"
-          ? `resumed run ${o.run} (${o.ref})\n`
-          // Another server sharing the database runs it: no failure, the normal case of several servers.
-          : o.outcome === "left"
-          ? `left run ${o.run} (${o.ref}) to the process running it\n`
-          : `could not resume run ${o.run} (${o.ref}): ${o.reason}\n`
-      )
-    }
+    for (const o of outcomes) io.stderr(`${RunManager.describeResumption(o)}\n`)
   })
 
 /** A configuration error's own reason (`InvalidData`'s message), else the whole error on one line. */

@@ -424,10 +424,19 @@ export const AdminHandlers = AdminRpcs.toLayer(Effect.gen(function*() {
           })
         )),
     "admin.setUser": ({ disabled, role, user }) =>
-      admin(() =>
+      admin((principal) =>
         unavailable(Effect.flatMap(userByRef(user), (found) => Users.change(found.id, { ...(role === undefined ? {} : { role }), ...(disabled === undefined ? {} : { disabled }) })))
           .pipe(
-            Effect.map(userInfo),
+            // Their keys stop working, and so does their trading: an admin disabling a compromised
+            // account expects both. Enabling them resumes nothing: the user does.
+            Effect.flatMap((changed) =>
+              disabled === true
+                ? Effect.map(manager.pauseOwnedBy(principal, changed.id, `user ${changed.name} disabled`), (paused) => ({
+                  ...userInfo(changed),
+                  paused: paused.map((p) => ({ id: p.run as string, ref: p.ref }))
+                }))
+                : Effect.succeed(userInfo(changed))
+            ),
             Effect.catchTags({
               UserNotFound: () => new InvalidRequest({ field: "user", reason: `no user ${user}` }),
               LastAdmin: (e) => new Conflict({ reason: e.message })

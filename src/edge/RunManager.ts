@@ -21,7 +21,7 @@
 import { fileURLToPath } from "node:url"
 import type { SqlClient } from "@effect/sql"
 import { Cause, Clock, Config, ConfigError, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Option, Predicate, Scope } from "effect"
-import type { Principal } from "../../schemas/Auth.js"
+import { Principal } from "../../schemas/Auth.js"
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId, Symbol } from "../../schemas/Ids.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
@@ -234,6 +234,15 @@ export interface RunManagerService {
   readonly stop: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
   readonly pause: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
   readonly resume: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
+  /**
+   * Pause every paper run of user `owner` that is running, wherever it runs (here, relayed to the
+   * process executing it, or, in no live process, in its row: the next start or takeover takes it
+   * back paused), as `principal` with `reason` in each run's control log — an admin disabling the
+   * user. The runs it paused; one paused, ended or deleted meanwhile is passed over. Backtests and
+   * replays go on: they trade no live book. `Unavailable` when one could not be paused: asking
+   * again pauses those still running.
+   */
+  readonly pauseOwnedBy: (principal: Principal, owner: string, reason: string) => Effect.Effect<ReadonlyArray<PausedRun>, Unavailable>
   /** Intents waiting for an operator, of the principal's runs (an admin's: every run's), oldest first. */
   readonly pending: (principal: Principal, ref?: string) => Effect.Effect<ReadonlyArray<PendingApproval>, RunNotFound | Unavailable>
   readonly approve: (principal: Principal, ref: string, round: string) => Effect.Effect<void, ApprovalNotFound | RunNotFound | Conflict | Unavailable>
@@ -317,7 +326,34 @@ export interface Resumption {
   readonly ref: string
   readonly outcome: "resumed" | "failed" | "left"
   readonly reason?: string
+  /**
+   * Resumed paused because its owner is disabled (their name): it stays paused until they are
+   * enabled and resume it (or an admin does), whatever its row said.
+   */
+  readonly ownerDisabled?: string
 }
+
+/** What a start-up says of a run it resumed, or could not (`swarm serve`'s line, without its newline). */
+export const describeResumption = (o: Resumption): string =>
+  o.outcome === "resumed"
+    ? `resumed run ${o.run} (${o.ref})` +
+      (o.ownerDisabled === undefined ? "" : `, paused: its owner ${o.ownerDisabled} is disabled (it stays paused until they are enabled and resume it)`)
+    // Another server sharing the database runs it: no failure, the normal case of several servers.
+    : o.outcome === "left"
+    ? `left run ${o.run} (${o.ref}) to the process running it`
+    : `could not resume run ${o.run} (${o.ref}): ${o.reason}`
+
+/** A run `pauseOwnedBy` paused. */
+export interface PausedRun {
+  readonly run: RunId
+  readonly ref: string
+}
+
+/**
+ * Who a run's control log names when a resume finds a running run of a disabled user (their
+ * disabling could not pause it: its process had stopped, say) and pauses it: the server itself.
+ */
+const SERVER = new Principal({ userId: "swarm", name: "swarm", role: "admin" })
 
 export class RunManager extends Context.Tag("swarm/edge/RunManager")<RunManager, RunManagerService>() {}
 
@@ -760,6 +796,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const record = found.value
         const ref = `${record.strategyName}#${record.number}`
         const mode = record.mode === "paper" ? "paper" as const : "backtest" as const
+        // A disabled user's paper run is taken back paused, whatever its row says (their disabling
+        // could not reach it): nothing automatic sets it trading again.
+        const ownerDisabled = mode === "paper" && record.ownerDisabled ? record.ownerName ?? record.owner : undefined
         const created = yield* Deferred.make<RunId>()
         refs.set(record.id, ref)
         const approver = approverOf(record.id, ref, record.owner, approvalTimeoutMillis(record.strategy.risk.approval))
@@ -774,7 +813,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           ), {
             mode,
             speed: record.speed ?? 1,
-            paused: record.status === "paused",
+            paused: record.status === "paused" || ownerDisabled !== undefined,
             owner: record.owner,
             strategy: { id: record.strategyId, symbols: record.strategy.symbols, readsAlerts: readsAlerts(record.strategy) },
             pending
@@ -802,7 +841,12 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           }
           return { run: record.id, ref, outcome: "failed", reason: StoredRun.failureOf(cause) } satisfies Resumption
         }
-        return { run: record.id, ref, outcome: "resumed" } satisfies Resumption
+        if (ownerDisabled === undefined) return { run: record.id, ref, outcome: "resumed" } satisfies Resumption
+        // Held here now (its lease taken): its row says paused as the run is, and its control log why.
+        if (record.status === "running") {
+          yield* audited(ControlAudit.record(record.id, "pause", SERVER, { reason: `user ${ownerDisabled} disabled` }, Runs.setStatus(record.id, "paused")))
+        }
+        return { run: record.id, ref, outcome: "resumed", ownerDisabled } satisfies Resumption
       })
 
     /** Which unfinished runs another process holds (their lease), on a shared database; none on the embedded one. */
@@ -971,12 +1015,13 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       ref: string,
       action: "stop" | "pause" | "resume",
       relay: boolean,
-      change: (entry: Live, record: Runs.RunRecord) => Effect.Effect<Runs.RunRecord, Conflict | RunNotFound | Unavailable, SqlClient.SqlClient>
+      change: (entry: Live, record: Runs.RunRecord) => Effect.Effect<Runs.RunRecord, Conflict | RunNotFound | Unavailable, SqlClient.SqlClient>,
+      reason?: string
     ): Effect.Effect<Runs.RunRecord, Conflict | RunNotFound | Unavailable> =>
       Effect.flatMap(liveOf(principal, ref, relay), ({ entry, record }) =>
         entry === undefined
           // Live in another process: carried out there, as this principal.
-          ? Effect.flatMap(relayed({ run: record.id, action, principal }, `run ${record.id}`), (answer) =>
+          ? Effect.flatMap(relayed({ run: record.id, action, principal, ...(reason === undefined ? {} : { reason }) }, `run ${record.id}`), (answer) =>
             answer.answer === "done"
               ? unavailable(Runs.get(record.id))
               : Effect.fail(relayedFailure(answer, ref) as Conflict | RunNotFound | Unavailable)).pipe(Effect.provide(context))
@@ -1002,15 +1047,16 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           return yield* unavailable(Runs.get(record.id))
         }))
 
-    const pauseWith = (principal: Principal, ref: string, relay: boolean) =>
+    /** `reason`: why, in the control log, when the pause is not the principal's own call (`pauseOwnedBy`). */
+    const pauseWith = (principal: Principal, ref: string, relay: boolean, reason?: string) =>
       changing(principal, ref, "pause", relay, (entry, record) =>
         Effect.gen(function*() {
           if (entry.paused) return yield* new Conflict({ reason: `run ${record.id} is paused already` })
           entry.paused = true
           yield* entry.gate.close
-          yield* unavailable(ControlAudit.record(record.id, "pause", principal, {}, Runs.setStatus(record.id, "paused")))
+          yield* unavailable(ControlAudit.record(record.id, "pause", principal, reason === undefined ? {} : { reason }, Runs.setStatus(record.id, "paused")))
           return yield* unavailable(Runs.get(record.id))
-        }))
+        }), reason)
 
     const resumeWith = (principal: Principal, ref: string, relay: boolean) =>
       changing(principal, ref, "resume", relay, (entry, record) =>
@@ -1022,9 +1068,49 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           return yield* unavailable(Runs.get(record.id))
         }))
 
+    /**
+     * A disabled user's key still authenticates for up to the edge cache's 30 s (`AuthLive.ts`): not
+     * enough to set their runs going again (an admin disabled a compromised account to stop its
+     * trading). A principal with no user row (tests' stubs) is let through.
+     */
+    const enabled = (principal: Principal) =>
+      unavailable(Users.get(principal.userId)).pipe(
+        Effect.flatMap((user) => user.disabledAt === null ? Effect.void : Effect.fail(new Conflict({ reason: `user ${user.name} is disabled: an admin enables them first` }))),
+        Effect.catchTag("UserNotFound", () => Effect.void),
+        Effect.provide(context)
+      )
+
     const stop: RunManagerService["stop"] = (principal, ref) => stopWith(principal, ref, true)
     const pause: RunManagerService["pause"] = (principal, ref) => pauseWith(principal, ref, true)
-    const resume: RunManagerService["resume"] = (principal, ref) => resumeWith(principal, ref, true)
+    const resume: RunManagerService["resume"] = (principal, ref) => Effect.zipRight(enabled(principal), resumeWith(principal, ref, true))
+
+    /** Pause run `id` for `pauseOwnedBy`: whether it was paused by this call. */
+    const pauseOne = (principal: Principal, id: RunId, elsewhere: boolean, reason: string): Effect.Effect<boolean, Unavailable> =>
+      (live.has(id) || elsewhere
+        ? Effect.as(pauseWith(principal, id, elsewhere, reason), true)
+        // In no live process: in its row, holding this process's resumes (`resuming`), so that none
+        // launches it meanwhile from the row it read before.
+        : resuming.withPermits(1)(Effect.suspend(() =>
+          live.has(id)
+            ? Effect.as(pauseWith(principal, id, false, reason), true)
+            : unavailable(ControlAudit.record(id, "pause", principal, { reason }, Runs.setStatus(id, "paused"))).pipe(Effect.provide(context))
+        ))).pipe(
+          // Paused, ended or deleted meanwhile; or its process stopped between the look and the relay
+          // (its next resume finds its owner disabled and takes it back paused: `resumeOne`).
+          Effect.catchTags({ Conflict: () => Effect.succeed(false), RunNotFound: () => Effect.succeed(false) })
+        )
+
+    const pauseOwnedBy: RunManagerService["pauseOwnedBy"] = (principal, owner, reason) =>
+      Effect.gen(function*() {
+        const running = (yield* unavailable(Runs.list({ owner, status: "running", limit: 10_000 }))).filter((run) => run.mode === "paper")
+        if (running.length === 0) return []
+        const held = yield* unavailable(heldElsewhere)
+        const paused: Array<PausedRun> = []
+        for (const run of running) {
+          if (yield* pauseOne(principal, run.id, held.has(run.id), reason)) paused.push({ run: run.id, ref: `${run.strategyName}#${run.number}` })
+        }
+        return paused
+      }).pipe(Effect.provide(context))
 
     const visible = (principal: Principal, item: Waiting) => principal.role === "admin" || item.owner === principal.userId
 
@@ -1138,7 +1224,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         case "stop":
           return stopWith(principal, run, false)
         case "pause":
-          return pauseWith(principal, run, false)
+          return pauseWith(principal, run, false, request.reason)
         case "resume":
           return resumeWith(principal, run, false)
         case "approve":
@@ -1237,7 +1323,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       Effect.tap((outcomes) =>
         Effect.forEach(outcomes, (o) =>
           o.outcome === "resumed"
-            ? Effect.logInfo(`took over run ${o.run} (${o.ref}) from a process that stopped`)
+            ? Effect.logInfo(
+              `took over run ${o.run} (${o.ref}) from a process that stopped` +
+                (o.ownerDisabled === undefined ? "" : `, paused: its owner ${o.ownerDisabled} is disabled`)
+            )
             : o.outcome === "failed"
             ? Effect.logWarning(`could not take over run ${o.run} (${o.ref}): ${o.reason}`)
             : Effect.void, { discard: true })),
@@ -1262,6 +1351,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       stop,
       pause,
       resume,
+      pauseOwnedBy,
       pending,
       approve,
       reject,

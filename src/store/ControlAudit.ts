@@ -30,7 +30,7 @@ export interface Entry {
   readonly at: string
   /** Approvals: the round answered. */
   readonly round?: string
-  /** A rejection's reason. */
+  /** A rejection's reason; a pause's when it was not its operator's own call (`user <name> disabled`: `admin.setUser`). */
   readonly reason?: string
 }
 

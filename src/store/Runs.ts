@@ -278,6 +278,8 @@ export interface RunRecord extends RunSummary {
   readonly speed: number | null
   /** The event chain's length and last hash as the run recorded them when it ended. */
   readonly chain: { readonly count: number; readonly hash: string } | null
+  /** Whether its owner is disabled (`admin.setUser`): nothing automatic sets their paper runs going again. */
+  readonly ownerDisabled: boolean
 }
 
 interface Row {
@@ -315,6 +317,7 @@ interface FullRow extends Row {
   readonly speed: number | null
   readonly chainCount: number | null
   readonly chainHead: string | null
+  readonly ownerDisabled: boolean | null
 }
 
 const summaryOf = (row: Row) =>
@@ -440,7 +443,7 @@ export const get = Effect.fn("Runs.get")(function*(ref: string, owner?: string) 
   const row = yield* lookUp(ref, owner, (where) =>
     sql<FullRow & { readonly live: boolean }>`
     select ${sql.literal(SUMMARY_COLUMNS)}, r.strategy, r.data_source, r.event_detail, r.faults, r.replay_of, r.speed, r.chain_count, r.chain_head,
-      s.deleted_at is null as live
+      s.deleted_at is null as live, (select u.disabled_at is not null from users u where u.id = r.owner_id) as owner_disabled
     from runs r join strategies s on s.id = r.strategy_id
     where ${where}
     order by s.deleted_at is null desc, r.started_at desc limit ${CANDIDATES}`)
@@ -455,7 +458,8 @@ export const get = Effect.fn("Runs.get")(function*(ref: string, owner?: string) 
     faults,
     replayOf: row.replayOf,
     speed: row.speed,
-    chain: row.chainCount === null || row.chainHead === null ? null : { count: row.chainCount, hash: row.chainHead }
+    chain: row.chainCount === null || row.chainHead === null ? null : { count: row.chainCount, hash: row.chainHead },
+    ownerDisabled: row.ownerDisabled === true
   } satisfies RunRecord
 }, storeError("read a run"))
 

@@ -453,7 +453,17 @@ describe("swarm as a client of a live server", () => {
       const nothing = yield* cli(["admin", "set-user", "erin"])
       expect([nothing.code, lines(nothing.stderr)]).toEqual([2, ["swarm: set-user: nothing to change: give --role, --disable or --enable"]])
       expect((yield* cli(["admin", "set-user", "erin", "--disable", "--enable"])).code).toBe(2)
-      expect((yield* cli(["admin", "set-user", "erin", "--role", "user", "--disable"])).stdout).toBe("erin is a user, disabled\n")
+      // Disabling her pauses her running paper run, and says so.
+      expect((yield* cli(["strategies", "create", sma], asErin)).code).toBe(0)
+      const erinRun = JSON.parse((yield* cli(["runs", "start", "SMA crossover", "--mode", "paper", "--data", "synthetic:5000", "--speed", "86400", "--json"], asErin)).stdout) as {
+        id: string
+        ref: string
+      }
+      expect((yield* cli(["admin", "set-user", "erin", "--role", "user", "--disable"])).stdout).toBe(
+        `erin is a user, disabled; paused their running paper run ${erinRun.ref} (${erinRun.id}) (they stay paused until resumed)\n`
+      )
+      expect((yield* cli(["admin", "set-user", "erin", "--disable"])).stdout).toBe("erin is a user, disabled; none of their paper runs was running\n")
+      expect((yield* cli(["runs", "stop", erinRun.id])).code).toBe(0)
       expect((yield* cli(["admin", "stats"])).stdout).toMatch(/^users \d+, strategies \d+, runs \d+ \(\d+ live in this server process\), events \d+\n$/)
 
       // The same for scripts: one JSON document each.

@@ -98,6 +98,24 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
         yield* a.shutdown
       }), { timeout: 60_000 })
 
+    it.scoped("a user disabled through one process: their run live in the other is paused there, as the admin, with the reason", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        yield* Strategies.create(alice.userId, smaStrategy("paused for a disabled owner"))
+        const a = yield* managerOn(bus)
+        const b = yield* managerOn(bus)
+        const run = yield* slowPaperRun(a.manager, "paused for a disabled owner")
+        // What `admin.setUser { disabled: true }` does through b, after the user's row says disabled.
+        expect(yield* b.manager.pauseOwnedBy(root, alice.userId, "user alice disabled")).toEqual([{ run: run.id, ref: `paused for a disabled owner#${run.number}` }])
+        expect((yield* Runs.get(run.id)).status).toBe("paused")
+        // Paused where it runs: a's own answer says so.
+        expect(yield* Effect.flip(a.manager.pause(root, run.id))).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is paused already` })
+        expect((yield* ControlAudit.history(run.id as RunId)).last.map((e) => [e.action, e.by.id, e.reason])).toEqual([["pause", "root", "user alice disabled"]])
+        yield* a.manager.stop(root, run.id)
+        yield* b.shutdown
+        yield* a.shutdown
+      }), { timeout: 60_000 })
+
     it.scoped("a run no live process holds: a Conflict saying so within the wait, and the request is not carried out later", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
