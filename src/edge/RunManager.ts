@@ -1102,7 +1102,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
 
     const pauseOwnedBy: RunManagerService["pauseOwnedBy"] = (principal, owner, reason) =>
       Effect.gen(function*() {
-        const running = (yield* unavailable(Runs.list({ owner, status: "running", limit: 10_000 }))).filter((run) => run.mode === "paper")
+        // No cursor given: no run to be missing.
+        const listed = Runs.list({ owner, status: "running", limit: 10_000 }).pipe(Effect.catchTag("RunNotFound", Effect.die))
+        const running = (yield* unavailable(listed)).filter((run) => run.mode === "paper")
         if (running.length === 0) return []
         const held = yield* unavailable(heldElsewhere)
         const paused: Array<PausedRun> = []
