@@ -16,5 +16,6 @@ export const migrations: ReadonlyArray<ResolvedMigration> = [
   [7, "run_inputs_seal", Effect.promise(() => import("./0007_run_inputs_seal.js"))],
   [8, "approval_waits", Effect.promise(() => import("./0008_approval_waits.js"))],
   [9, "control_requests", Effect.promise(() => import("./0009_control_requests.js"))],
-  [10, "control_audit", Effect.promise(() => import("./0010_control_audit.js"))]
+  [10, "control_audit", Effect.promise(() => import("./0010_control_audit.js"))],
+  [11, "llm_answers", Effect.promise(() => import("./0011_llm_answers.js"))]
 ]

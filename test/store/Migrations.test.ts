@@ -30,6 +30,7 @@ const TABLES = [
   "decisions",
   "equity_snapshots",
   "fills",
+  "llm_answers",
   "opinions",
   "orders",
   "positions",
