@@ -6,7 +6,8 @@
  * long as it runs, says which database it is on stderr, and closes it — the embedded PGlite's
  * server process with it — before the command returns.
  */
-import { ConfigError, type ConfigProvider, Context, Effect, Layer, type Scope } from "effect"
+import { SqlClient } from "@effect/sql"
+import { ConfigError, type ConfigProvider, Context, Effect, Layer, Option, type Scope } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import { usesLlm } from "../../agents/registry.js"
 import type { Strategy } from "../../schemas/Strategy.js"
@@ -50,12 +51,22 @@ export const withStore = (io: Io, wiring: Wiring) =>
       Effect.catchIf(ConfigError.isConfigError, (error) => Effect.fail(configuration(error)))
     )
     io.stderr(`${Context.get(context, Database.DatabaseInfo).description}\n`)
-    return yield* Effect.provide(effect, context)
+    return yield* Effect.provide(Effect.provideService(effect, OpenStore, Context.get(context, SqlClient.SqlClient)), context)
   })) as Effect.Effect<A, E | OpenError, Exclude<R, Database.Database | Scope.Scope>>
 
 /**
+ * The database `withStore` opened for this command: the LLM answer cache keeps its answers there
+ * (`withLlmOf`). Its own tag, not the SQL client's, so that only a command that opened the store
+ * (not a `--no-store` backtest, whatever its caller provides) keeps answers in it.
+ */
+class OpenStore extends Context.Tag("swarm/cli/OpenStore")<OpenStore, SqlClient.SqlClient>() {}
+
+/**
  * Run `effect` with the language models a strategy's LLM agents need — only when it has some (no
- * probe of Ollama otherwise) — saying on stderr which backend answers them.
+ * probe of Ollama otherwise) — saying on stderr which backend answers them. Inside `withStore`, the
+ * answer cache keeps its answers in the database too (LlmRuntime.withStoredCache): a second backtest
+ * of the same strategy and data asks the model nothing the first asked; with `--no-store`, the
+ * process's memory alone.
  */
 export const withLlm = (io: Io, wiring: Wiring, strategy: Strategy) => withLlmOf(io, wiring)(strategy)
 
@@ -66,11 +77,18 @@ export const withLlm = (io: Io, wiring: Wiring, strategy: Strategy) => withLlmOf
  */
 export const withLlmOf = (io: Io, wiring: Wiring) => {
   let made = wiring.llm
+  // The runtime over the open store's database, made once (the cache's counts are its own).
+  let stored: { readonly sql: SqlClient.SqlClient; readonly runtime: LlmRuntime.LlmRuntime["Type"] } | undefined
   return (strategy: Strategy) =>
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | UsageError, Exclude<R, LlmRuntime.LlmRuntime>> =>
     Effect.gen(function*() {
       if (!usesLlm(strategy.agents)) return yield* (effect as Effect.Effect<A, E, Exclude<R, LlmRuntime.LlmRuntime>>)
-      const runtime = made ??= yield* LlmRuntime.fromConfig.pipe(Effect.mapError(configuration))
+      const base = made ??= yield* LlmRuntime.fromConfig.pipe(Effect.mapError(configuration))
+      const open = yield* Effect.serviceOption(OpenStore)
+      const runtime = Option.isNone(open) ? base : stored?.sql === open.value ? stored.runtime : (stored = {
+        sql: open.value,
+        runtime: yield* Effect.provideService(LlmRuntime.withStoredCache(base), SqlClient.SqlClient, open.value)
+      }).runtime
       io.stderr(`language model: ${runtime.info.description}\n`)
       return yield* Effect.provideService(effect, LlmRuntime.LlmRuntime, runtime)
     })

@@ -68,7 +68,9 @@ export const rpcRoutes = Layer.mergeAll(
  * The services every route shares, over a database layer (the configured store, or a test's). With
  * `REDIS_URL` set, the event bus, the token buckets (webhook rate limits), the idempotency keys, the
  * latest-values cache, the chat's live chunks and the LLM answer cache are in Redis, shared by every
- * server process on it; otherwise they are this process's own. `llm` unset: the configured model (its cache as above).
+ * server process on it; otherwise they are this process's own, but for the LLM answer cache, kept in
+ * the database behind the process's memory (SqlAnswerCache.ts) so that a restart asks the model
+ * nothing it already answered. `llm` unset: the configured model (its cache as above).
  */
 export const services = <E, R>(
   store: Layer.Layer<Store.Services, E, R>,
@@ -77,7 +79,7 @@ export const services = <E, R>(
 ) => {
   const shared = Layer.unwrapEffect(Effect.map(Redis.config, (redis) =>
     Option.isNone(redis)
-      ? Layer.mergeAll(InProcessBus.layer, IdempotencyKeys.layerMemory, LatestCache.layerMemory(), ChatFanout.layerMemory, llm ?? LlmRuntime.layer).pipe(
+      ? Layer.mergeAll(InProcessBus.layer, IdempotencyKeys.layerMemory, LatestCache.layerMemory(), ChatFanout.layerMemory, LlmRuntime.layerStored(llm ?? LlmRuntime.layer)).pipe(
         // One set of buckets: the webhooks' limits and the models' rate limit (LLM_RATE_PER_SECOND).
         Layer.provideMerge(TokenBucket.layerMemory)
       )

@@ -2,7 +2,8 @@
  * The cache of model answers, shared by every run of the process: keyed by model, prompt hash and
  * the data window the prompt was built from (a symbol and its bars' time range), each entry kept for
  * its TTL. Hits and misses are counted for `/health` and the benchmark. In memory here, bounded
- * (least recently used goes first); the Redis one (issue 7) keeps the same contract.
+ * (least recently used goes first); the Redis one (issue 7) and the database one (SqlAnswerCache.ts,
+ * with this one in front) keep the same contract.
  *
  * Its TTL is wall-clock time by nature (an answer ages in the world, not in a backtest's virtual
  * time), so it reads the `now` it was made with rather than the run's `Clock`.
@@ -76,6 +77,11 @@ export class AnswerCache extends Context.Tag("swarm/AnswerCache")<AnswerCache, {
   readonly stats: Effect.Effect<CacheStats>
   /** The in-memory cache behind it, when there is one: a run reads it without leaving its world. */
   readonly memory: MemoryCache | undefined
+  /**
+   * `memory` is only the front of it (the database behind, SqlAnswerCache.ts): a key `memory` lacks
+   * is asked of `get`, and an answer is kept with `set`.
+   */
+  readonly tiered?: boolean
 }>() {
   static readonly fromMemory = (cache: MemoryCache): AnswerCache["Type"] => ({
     get: (key) => Effect.sync(() => cache.get(key)),

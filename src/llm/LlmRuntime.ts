@@ -1,7 +1,8 @@
 /**
  * The process's language models, as every run and chat of it shares them: the backend chosen at
  * start-up (Ollama, or the offline model when none answers — said at start-up, in `/health` and in
- * each run's `RunStarted`), the answer cache (in memory, or in Redis shared by every server process:
+ * each run's `RunStarted`), the answer cache (in memory; with the database behind it when the process
+ * has one open and no Redis: `withStoredCache`; or in Redis shared by every server process:
  * `layerRedis`), and the cap on calls in flight (`LLM_CONCURRENCY`, default 4) that keeps every
  * agent of the process together within what the model server takes.
  */
@@ -14,6 +15,8 @@ import { LiveBudgets } from "./Budget.js"
 import { type BackendInfo, LanguageModel } from "./LanguageModel.js"
 import * as Offline from "./Offline.js"
 import * as RedisAnswerCache from "./RedisAnswerCache.js"
+import * as SqlAnswerCache from "./SqlAnswerCache.js"
+import type { SqlClient } from "@effect/sql"
 import type { Redis } from "../bus/Redis.js"
 import * as TokenBuckets from "../bus/TokenBucket.js"
 import type { RateLimit } from "./LlmSession.js"
@@ -87,6 +90,25 @@ export const layerRedis: Layer.Layer<LlmRuntime, ConfigError.ConfigError, Redis>
   LlmRuntime,
   Effect.flatMap(RedisAnswerCache.make(), configured)
 )
+
+/**
+ * `runtime` with the database behind its in-memory answer cache (SqlAnswerCache.ts): answers outlive
+ * the process. A cache that is not this process's memory alone (Redis, or already tiered) is kept, and
+ * so is the offline model's: it answers in microseconds, in place, and a database round trip per call
+ * would only slow its runs.
+ */
+export const withStoredCache = (
+  runtime: LlmRuntime["Type"],
+  options?: SqlAnswerCache.Options
+): Effect.Effect<LlmRuntime["Type"], never, SqlClient.SqlClient> => {
+  const memory = runtime.cache.memory
+  if (memory === undefined || runtime.cache.tiered === true || runtime.model.backend.kind === "offline") return Effect.succeed(runtime)
+  return Effect.map(SqlAnswerCache.make(memory, options), (cache) => ({ ...runtime, cache }))
+}
+
+/** `llm` with the database behind its answer cache (`withStoredCache`): the server's, without Redis. */
+export const layerStored = <E>(llm: Layer.Layer<LlmRuntime, E>): Layer.Layer<LlmRuntime, E, SqlClient.SqlClient> =>
+  Layer.effect(LlmRuntime, Effect.flatMap(LlmRuntime, (runtime) => withStoredCache(runtime))).pipe(Layer.provide(llm))
 
 /** The offline model only (tests, `--no-store` runs that should not probe). */
 export const layerOffline: Layer.Layer<LlmRuntime> = Layer.effect(LlmRuntime, make(Offline.make(), 4))

@@ -3,7 +3,7 @@
  * as a value (the decoded answer, or nothing: abstain) with the record of the call. In order:
  *
  *   recording (replay, resume: the recorded answer, no model call)
- *   → cache (by model, prompt hash, data window)
+ *   → cache (by model, prompt hash, data window: in memory, the database behind it, or Redis)
  *   → budget (fail closed: the call's most is reserved, or the call is not made; crowded out only by
  *     the calls in flight, it waits for them to settle, up to its timeout or the round's deadline)
  *   → the process-wide concurrency cap → the backend, outside the run's world, with a timeout and
@@ -425,8 +425,12 @@ export class LlmSession {
       const place = backend === "offline" ? undefined : Outside.run
       return Effect.gen(this, function*() {
         if (cache !== undefined) {
-          // The in-memory cache is read in place: a hit must not leave the world.
-          const hit = cache.memory !== undefined ? cache.memory.get(cacheKey) : yield* Outside.run(cache.get(cacheKey))
+          // The in-memory cache is read in place: a hit must not leave the world. A miss there, when
+          // it is the front of a database (`tiered`), is asked of the database, outside.
+          const memory = cache.memory
+          const hit = memory !== undefined && (cache.tiered !== true || memory.peek(cacheKey) !== undefined)
+            ? memory.get(cacheKey)
+            : yield* Outside.run(cache.get(cacheKey))
           if (hit !== undefined) {
             const value = decodeEntry(ask.schema, hit)
             if (Either.isRight(value)) {
@@ -516,7 +520,7 @@ export class LlmSession {
         }
         if (value !== undefined && last !== undefined && kept !== undefined && cache !== undefined) {
           const entry = { content: kept, toolCalls: last.toolCalls, tokensIn: last.tokensIn, tokensOut: last.tokensOut }
-          if (cache.memory !== undefined) cache.memory.set(cacheKey, entry, config.cacheTtlSeconds * 1_000)
+          if (cache.memory !== undefined && cache.tiered !== true) cache.memory.set(cacheKey, entry, config.cacheTtlSeconds * 1_000)
           else yield* Outside.run(cache.set(cacheKey, entry, config.cacheTtlSeconds * 1_000))
         }
         const call: LlmCall = {
