@@ -260,6 +260,16 @@ for (const backend of backends) {
         expect(reader.peek(keyOf("ollama:m", "h2", "w"))).toEqual(answer("during"))
       }))
 
+    it.effect("an answer and a key text columns cannot hold (U+0000, a lone surrogate) come back exactly as they went in", () =>
+      Effect.gen(function*() {
+        yield* emptied
+        const key = keyOf("ollama:m\u0000x", "h", "AAA \ud800 window")
+        const odd: CachedAnswer = { content: "{\"rationale\":\"a\u0000b\ud800c\"}", toolCalls: [{ name: "t\u0000", arguments: { "k\ud800": "v\u0000" } }], tokensIn: 3, tokensOut: 4 }
+        yield* (yield* SqlAnswerCache.make(new MemoryCache())).set(key, odd, 60_000)
+        expect(yield* rowCount).toBe(1)
+        expect(yield* (yield* SqlAnswerCache.make(new MemoryCache())).get(key)).toEqual(odd)
+      }))
+
     it.effect("bounded: past maxRows the rows that expire soonest go; expired rows are swept at start", () =>
       Effect.gen(function*() {
         yield* emptied
