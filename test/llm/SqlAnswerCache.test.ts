@@ -8,7 +8,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { afterAll, expect, layer } from "@effect/vitest"
-import { Clock, Context, Deferred, Effect, Fiber, Layer, Logger, Schema } from "effect"
+import { Clock, ConfigProvider, Context, Deferred, Effect, Fiber, Layer, Logger, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Path from "node:path"
@@ -143,7 +143,8 @@ for (const backend of backends) {
           expect(runtime.cache.tiered).toBe(true)
           const { calls } = yield* Effect.flatMap(LlmRuntime.runOptions(), backtest).pipe(Effect.provide(context))
           return { calls, stats: yield* runtime.cache.stats }
-        }).pipe(Effect.scoped)
+          // A server without Redis, whatever REDIS_URL the tests run with.
+        }).pipe(Effect.scoped, Effect.withConfigProvider(ConfigProvider.fromMap(new Map())))
         const first = yield* serve
         expect(fake.calls()).toBe(ROUNDS)
         expect(first.stats).toMatchObject({ hits: 0, misses: ROUNDS })
