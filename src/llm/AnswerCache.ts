@@ -8,8 +8,8 @@
  * Its TTL is wall-clock time by nature (an answer ages in the world, not in a backtest's virtual
  * time), so it reads the `now` it was made with rather than the run's `Clock`.
  */
-import { Context, Effect, Layer } from "effect"
-import type { ToolCall } from "../../schemas/Llm.js"
+import { Context, Effect, Layer, type Option, Schema } from "effect"
+import { ToolCall } from "../../schemas/Llm.js"
 
 export interface CachedAnswer {
   readonly content: string
@@ -23,6 +23,21 @@ export interface CacheStats {
   readonly misses: number
   readonly entries: number
 }
+
+/** An answer as the caches outside the process keep it (Redis, the database): JSON of its four fields. */
+const Stored = Schema.parseJson(Schema.Struct({
+  content: Schema.String,
+  toolCalls: Schema.Array(ToolCall),
+  tokensIn: Schema.Number,
+  tokensOut: Schema.Number
+}))
+
+/** The stored text of an answer, its four fields only. */
+export const storedText = (answer: CachedAnswer): string =>
+  Schema.encodeSync(Stored)({ content: answer.content, toolCalls: answer.toolCalls, tokensIn: answer.tokensIn, tokensOut: answer.tokensOut })
+
+/** An answer from its stored text; none when the text is not one (another version's, or damaged). */
+export const fromStoredText: (text: string) => Option.Option<CachedAnswer> = Schema.decodeUnknownOption(Stored)
 
 export const keyOf = (model: string, promptHash: string, window: string): string => `${model}\u0000${promptHash}\u0000${window}`
 

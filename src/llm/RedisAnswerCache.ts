@@ -10,20 +10,9 @@
  * process wrote — the keys expire in Redis on their own, and counting them there would scan it.
  */
 import { createHash } from "node:crypto"
-import { Effect, Layer, Option, Schema } from "effect"
-import { ToolCall } from "../../schemas/Llm.js"
+import { Effect, Layer, Option } from "effect"
 import { Redis } from "../bus/Redis.js"
-import { AnswerCache, type CachedAnswer } from "./AnswerCache.js"
-
-const Stored = Schema.Struct({
-  content: Schema.String,
-  toolCalls: Schema.Array(ToolCall),
-  tokensIn: Schema.Number,
-  tokensOut: Schema.Number
-})
-
-const decode = Schema.decodeUnknownOption(Schema.parseJson(Stored))
-const encode = Schema.encodeSync(Schema.parseJson(Stored))
+import { AnswerCache, type CachedAnswer, fromStoredText, storedText } from "./AnswerCache.js"
 
 export interface Options {
   /** How long a read or write may take before it counts as a miss (or is dropped). Default 250 ms. */
@@ -49,7 +38,7 @@ export const make = (options: Options = {}) =>
         return Effect.succeed(undefined)
       }
       return timeout(Effect.tryPromise(() => client.get(keyOf(key)))).pipe(
-        Effect.map((text) => (text === null ? undefined : Option.getOrUndefined(decode(text)))),
+        Effect.map((text) => (text === null ? undefined : Option.getOrUndefined(fromStoredText(text)))),
         Effect.catchAll((error) => Effect.as(Effect.sync(() => connection.failed("answer cache", 1, error)), undefined)),
         Effect.tap((answer) =>
           Effect.sync(() => {
@@ -64,7 +53,7 @@ export const make = (options: Options = {}) =>
     const set = (key: string, answer: CachedAnswer, ttlMillis: number): Effect.Effect<void> => {
       if (ttlMillis <= 0) return Effect.void
       if (!connection.ready()) return Effect.sync(() => connection.failed("answer cache", 1, new Error("not connected")))
-      const json = encode({ content: answer.content, toolCalls: answer.toolCalls, tokensIn: answer.tokensIn, tokensOut: answer.tokensOut })
+      const json = storedText(answer)
       return timeout(Effect.tryPromise(() => client.set(keyOf(key), json, "PX", Math.max(1, Math.ceil(ttlMillis))))).pipe(
         Effect.zipRight(Effect.sync(() => void written++)),
         Effect.catchAll((error) => Effect.sync(() => connection.failed("answer cache", 1, error))),

@@ -16,20 +16,9 @@
  */
 import { createHash } from "node:crypto"
 import { SqlClient } from "@effect/sql"
-import { Effect, Option, Schema } from "effect"
-import { ToolCall } from "../../schemas/Llm.js"
+import { Effect, Option } from "effect"
 import { storable } from "../store/Chats.js"
-import { AnswerCache, type CachedAnswer, type MemoryCache } from "./AnswerCache.js"
-
-const Stored = Schema.Struct({
-  content: Schema.String,
-  toolCalls: Schema.Array(ToolCall),
-  tokensIn: Schema.Number,
-  tokensOut: Schema.Number
-})
-
-const decode = Schema.decodeUnknownOption(Schema.parseJson(Stored))
-const encode = Schema.encodeSync(Schema.parseJson(Stored))
+import { AnswerCache, type CachedAnswer, fromStoredText, type MemoryCache, storedText } from "./AnswerCache.js"
 
 export interface Options {
   /** How long a read or write may take before it counts as a miss (or is dropped). Default 1 s: a model's answer takes longer. */
@@ -99,7 +88,7 @@ export const make = (memory: MemoryCache, options: Options = {}) =>
         ).pipe(
           Effect.map((rows) => {
             const row = Option.getOrUndefined(rows)?.[0]
-            const answer = row === undefined ? undefined : Option.getOrUndefined(decode(row.answer))
+            const answer = row === undefined ? undefined : Option.getOrUndefined(fromStoredText(row.answer))
             if (answer === undefined || row === undefined) return undefined
             // A miss in front the table answered is a hit: counted on the memory cache itself, so that
             // its counts (the runtime's, /health's) are the whole cache's.
@@ -117,7 +106,7 @@ export const make = (memory: MemoryCache, options: Options = {}) =>
         if (ttlMillis <= 0) return Effect.void
         memory.set(key, answer, ttlMillis)
         const [model = "", promptHash = "", window = ""] = key.split("\u0000")
-        const json = encode({ content: answer.content, toolCalls: answer.toolCalls, tokensIn: answer.tokensIn, tokensOut: answer.tokensOut })
+        const json = storedText(answer)
         const expiresAt = now() + Math.max(1, Math.ceil(ttlMillis))
         const write = bounded(
           "write",
