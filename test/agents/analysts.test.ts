@@ -179,6 +179,30 @@ const arbitraryBars = (minLength: number, maxLength: number) =>
     })
   })
 
+/**
+ * The signal contract on random bars of `minLength` to `maxLength`, shorting allowed or not: a
+ * confidence in [0, 1], finite features, a rationale, no short when shorting is not allowed. How
+ * many signals the runs gave (0: none got past the warm-up).
+ */
+const signalContract = (model: AnyModel, config: ReturnType<typeof decode>, minLength: number, maxLength: number, numRuns: number): number => {
+  let signals = 0
+  FastCheck.assert(
+    FastCheck.property(arbitraryBars(minLength, maxLength), FastCheck.boolean(), (bars, allowShort) => {
+      for (const signal of runAll(model, config, bars, allowShort)) {
+        if (signal === undefined) continue
+        signals++
+        // One expect per bad signal, not per check: expect() is slow in a loop of 10⁵ signals.
+        const ok = Number.isFinite(signal.confidence) && signal.confidence >= 0 && signal.confidence <= 1 &&
+          Object.values(signal.features).every(Number.isFinite) && model.explain(signal, config, allowShort).length > 0 &&
+          (allowShort || signal.direction !== "short")
+        if (!ok) expect(signal).toBe("a signal with confidence in [0, 1], finite features, a rationale")
+      }
+    }),
+    { numRuns }
+  )
+  return signals
+}
+
 describe("analyst models", () => {
   for (const { bad, defaults, firstSignal, model, small } of cases) {
     describe(model.type, () => {
@@ -210,22 +234,7 @@ describe("analyst models", () => {
 
       for (const [label, params, minLength, maxLength] of [["a small config", small, 1, 80], ["the defaults", {}, 40, 150]] as const) {
         it(`keeps confidence within [0, 1] and every feature finite on random bars (${label})`, () => {
-          const config = decode(model, params)
-          let signals = 0
-          FastCheck.assert(
-            FastCheck.property(arbitraryBars(minLength, maxLength), FastCheck.boolean(), (bars, allowShort) => {
-              for (const signal of runAll(model, config, bars, allowShort)) {
-                if (signal === undefined) continue
-                signals++
-                // One expect per bad signal, not per check: expect() is slow in a loop of 10⁵ signals.
-                const ok = Number.isFinite(signal.confidence) && signal.confidence >= 0 && signal.confidence <= 1 &&
-                  Object.values(signal.features).every(Number.isFinite) && model.explain(signal, config, allowShort).length > 0 &&
-                  (allowShort || signal.direction !== "short")
-                if (!ok) expect(signal).toBe("a signal with confidence in [0, 1], finite features, a rationale")
-              }
-            }),
-            { numRuns: 150 }
-          )
+          const signals = signalContract(model, decode(model, params), minLength, maxLength, 150)
           expect(signals).toBeGreaterThan(0) // the runs got past the warm-up
         })
       }
@@ -341,20 +350,7 @@ describe("every registered model (agents/registry.ts), under its default config"
       const config = decode(model, {})
 
       it("keeps confidence within [0, 1], every feature finite, a rationale, and no short when shorting is not allowed", () => {
-        let signals = 0
-        FastCheck.assert(
-          FastCheck.property(arbitraryBars(1, 300), FastCheck.boolean(), (bars, allowShort) => {
-            for (const signal of runAll(model, config, bars, allowShort)) {
-              if (signal === undefined) continue
-              signals++
-              const ok = Number.isFinite(signal.confidence) && signal.confidence >= 0 && signal.confidence <= 1 &&
-                Object.values(signal.features).every(Number.isFinite) && model.explain(signal, config, allowShort).length > 0 &&
-                (allowShort || signal.direction !== "short")
-              if (!ok) expect(signal).toBe("a signal with confidence in [0, 1], finite features, a rationale")
-            }
-          }),
-          { numRuns: 60 }
-        )
+        const signals = signalContract(model, config, 1, 300, 60)
         if (speaks) expect(signals).toBeGreaterThan(0)
       })
 
