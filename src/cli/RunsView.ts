@@ -198,32 +198,8 @@ export interface Equity {
  * server's `runs.report` sends it. `faults` is not null when faults were injected into it.
  */
 export type ShownRun =
-  & Pick<
-    RunRecord,
-    | "id"
-    | "strategyId"
-    | "strategyName"
-    | "strategyVersion"
-    | "number"
-    | "owner"
-    | "mode"
-    | "status"
-    | "seed"
-    | "dataFingerprint"
-    | "failure"
-    | "checksum"
-    | "metrics"
-    | "counts"
-    | "tradingState"
-    | "from"
-    | "to"
-    | "startedAt"
-    | "finishedAt"
-    | "dataSource"
-    | "eventDetail"
-    | "replayOf"
-    | "chain"
-  >
+  & RunFields
+  & Pick<RunRecord, "dataFingerprint" | "dataSource" | "eventDetail" | "replayOf" | "chain">
   & { readonly faults: unknown }
 
 export interface Shown {
