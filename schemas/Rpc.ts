@@ -569,9 +569,12 @@ export class ChatRpcs extends RpcGroup.make(
     error: Schema.Union(RunNotFound, InvalidRequest, Unavailable, Unauthorized),
     stream: true
   }),
-  /** The run's chat: its latest `limit` messages (default 200), oldest first. */
+  /**
+   * The run's chat: its latest `limit` messages (default 200), oldest first; with `before`, the
+   * latest of those numbered below it (the page before one whose first message is `before`).
+   */
   Rpc.make("chat.history", {
-    payload: { run: Ref, limit: Schema.optional(Limit) },
+    payload: { run: Ref, limit: Schema.optional(Limit), before: Schema.optional(Schema.Int.pipe(Schema.positive())) },
     success: ChatHistory,
     error: Schema.Union(RunNotFound, Unavailable)
   }),

@@ -8,6 +8,7 @@ import { Args, Command } from "@effect/cli"
 import { Effect, Option, Stream } from "effect"
 import { ChatHistory, MAX_QUESTION_LENGTH, RuleSuggestions } from "../../schemas/Chat.js"
 import * as ChatView from "./ChatView.js"
+import * as CommandLine from "./CommandLine.js"
 import { RemoteFailed, UsageError } from "./CliError.js"
 import { count, json, toJson } from "./Flags.js"
 import type { Io } from "./Io.js"
@@ -117,7 +118,12 @@ export const history = (io: Io, wiring: Wiring) =>
   Command.make("history", {
     run: runArg,
     limit: count("limit", 1_000, "How many of the latest messages (default 200, at most 1000)."),
-    json: json("Print the chat as one JSON document (the messages whole, tool results too)."),
+    before: count(
+      "before",
+      Number.MAX_SAFE_INTEGER,
+      "The page before: only the messages numbered below this one (the text ends with the command for the earlier page)."
+    ),
+    json: json("Print the chat as one JSON document (the messages whole, tool results too; the earlier page: --before the first's seq)."),
     ...Remote.options
   }, (flags) =>
     Effect.gen(function*() {
@@ -125,13 +131,37 @@ export const history = (io: Io, wiring: Wiring) =>
       yield* Remote.withRemote(flags, wiring)((remote) =>
         Effect.gen(function*() {
           const limit = Option.getOrUndefined(flags.limit)
-          const answer = yield* remote.client.chat.history(limit === undefined ? { run } : { run, limit }).pipe(remote.call("run"))
-          io.stdout(flags.json ? toJson(ChatHistory, answer) : ChatView.historyText(answer))
+          const before = Option.getOrUndefined(flags.before)
+          const answer = yield* remote.client.chat.history({
+            run,
+            ...(limit === undefined ? {} : { limit }),
+            ...(before === undefined ? {} : { before })
+          }).pipe(remote.call("run"))
+          io.stdout(flags.json ? toJson(ChatHistory, answer) : ChatView.historyText(answer, earlierPage({ ...flags, run })))
         })
       )
     }).pipe(Effect.withSpan("swarm.chat.history"))).pipe(
-    Command.withDescription("Print a run's chat with the system agent, oldest first: questions, answers, the tools it ran.")
+    Command.withDescription(
+      "Print a run's chat with the system agent, oldest first: questions, answers, the tools it ran; --before pages back through a long one."
+    )
   )
+
+/**
+ * The command line of the page before the one whose first message is `first`: this one's run,
+ * limit and server, with `--before`. `--key` is never printed (a secret).
+ */
+const earlierPage = (flags: { readonly run: string; readonly limit: Option.Option<number>; readonly server: Option.Option<string> }) =>
+(first: number): string =>
+  CommandLine.line([
+    "swarm",
+    "chat",
+    "history",
+    flags.run,
+    ...Option.match(flags.limit, { onNone: () => [], onSome: (n) => ["--limit", String(n)] }),
+    ...Option.match(flags.server, { onNone: () => [], onSome: (server) => ["--server", server] }),
+    "--before",
+    String(first)
+  ])
 
 export const suggestions = (io: Io, wiring: Wiring) =>
   Command.make("suggestions", {

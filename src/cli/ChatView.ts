@@ -81,14 +81,19 @@ const messageText = (m: ChatMessage): string => {
 }
 
 /** `chat history`: the run's messages, oldest first, and how many earlier ones `--limit` left out. */
-export const historyText = (history: ChatHistory): string => {
-  if (history.session === null || history.messages.length === 0) {
+export const historyText = (history: ChatHistory, earlierPage?: (first: number) => string): string => {
+  if (history.session === null) {
     return `no chat with run ${history.run} yet: swarm chat ask ${history.run} "<question>" starts one\n`
   }
-  const earlier = history.messages[0]!.seq - 1
+  if (history.messages.length === 0) {
+    return `no messages in this page of the chat with run ${history.run} (${history.session})\n`
+  }
+  const first = history.messages[0]!.seq
+  const earlier = first - 1
+  const shows = earlierPage === undefined ? "--limit shows more" : earlierPage(first)
   return [
     `chat with run ${history.run} (${history.session}):`,
-    ...(earlier > 0 ? [`… ${count(earlier)} earlier message${earlier === 1 ? "" : "s"} (--limit shows more)`] : []),
+    ...(earlier > 0 ? [`… ${count(earlier)} earlier message${earlier === 1 ? "" : "s"}: ${shows}`] : []),
     ...history.messages.map((m) => visible(messageText(m))),
     ""
   ].join("\n")

@@ -64,13 +64,16 @@ export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
       ))
     },
 
-    "chat.history": ({ limit, run }) =>
+    "chat.history": ({ before, limit, run }) =>
       as((p) =>
         unavailable(Effect.gen(function*() {
           const summary = yield* Runs.getSummary(run, ownerFilter(p))
           const session = yield* Chats.find(summary.id)
           if (Option.isNone(session)) return { run: summary.id, session: null, messages: [] }
-          const messages = yield* Chats.history(session.value.id, limit === undefined ? {} : { limit })
+          const messages = yield* Chats.history(session.value.id, {
+            ...(limit === undefined ? {} : { limit }),
+            ...(before === undefined ? {} : { before })
+          })
           return { run: summary.id, session: session.value.id, messages }
         })).pipe(Effect.withSpan("Chat.history"))
       ),

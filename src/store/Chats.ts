@@ -140,14 +140,18 @@ const messageOf = (session: ChatSessionId) => (row: MessageRow) =>
     } satisfies ChatMessage
   })
 
-/** The session's latest `limit` messages (default 200), oldest first. */
-export const history = Effect.fn("Chats.history")(function*(session: ChatSessionId, options: { readonly limit?: number } = {}) {
+/** The session's latest `limit` messages (default 200), oldest first; with `before`, of those numbered below it. */
+export const history = Effect.fn("Chats.history")(function*(
+  session: ChatSessionId,
+  options: { readonly limit?: number; readonly before?: number } = {}
+) {
   const sql = yield* SqlClient.SqlClient
   const limit = Math.max(1, Math.min(10_000, Math.trunc(options.limit ?? 200)))
+  const below = options.before === undefined ? sql`` : sql`and seq < ${options.before}`
   const rows = yield* sql<MessageRow>`
     select * from (
       select seq, role, content, tool_calls, tool_name, backend, model, tokens_in, tokens_out, error, created_at
-      from chat_messages where session_id = ${session} order by seq desc limit ${limit}
+      from chat_messages where session_id = ${session} ${below} order by seq desc limit ${limit}
     ) latest order by seq`
   return yield* Effect.forEach(rows, messageOf(session))
 }, storeError("read a chat's messages"))

@@ -107,7 +107,19 @@ describe("swarm chat against a live server", () => {
       expect(shown.map((line) => /^#(\d+) /.exec(line)?.[1]).filter((n) => n !== undefined)).toEqual(["1", "2", "3", "4", "5", "6", "7", "8"])
 
       const latest = yield* cli(["chat", "history", run.id, "--limit", "2"])
-      expect(lines(latest.stdout).slice(1, 3)).toEqual(["… 6 earlier messages (--limit shows more)", expect.stringMatching(/^#7 .* tool analyse_trades answered: /)])
+      expect(lines(latest.stdout).slice(1, 3)).toEqual([
+        `… 6 earlier messages: swarm chat history ${run.id} --limit 2 --before 7`,
+        expect.stringMatching(/^#7 .* tool analyse_trades answered: /)
+      ])
+      // The command it gives pages back, and so on to the first message.
+      const earlier = yield* cli(["chat", "history", run.id, "--limit", "2", "--before", "7"])
+      expect([earlier.code, earlier.stderr]).toEqual([0, ""])
+      expect(lines(earlier.stdout).slice(1).map((line) => line.slice(0, 2))).toEqual(["… ", "#5", "#6"])
+      expect(lines(earlier.stdout)[1]).toBe(`… 4 earlier messages: swarm chat history ${run.id} --limit 2 --before 5`)
+      const first = yield* cli(["chat", "history", run.id, "--limit", "2", "--before", "3"])
+      expect(lines(first.stdout).slice(1).map((line) => line.slice(0, 2))).toEqual(["#1", "#2"])
+      const refused = yield* cli(["chat", "history", run.id, "--before", "0"])
+      expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining("--before")])
       expect(JSON.parse((yield* cli(["chat", "history", run.id, "--limit", "1", "--json"])).stdout).messages.map((m: { seq: number }) => m.seq)).toEqual([8])
     }), { timeout: 60_000 })
 

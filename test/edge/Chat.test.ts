@@ -163,6 +163,14 @@ for (const backend of backends) {
         expect(next[0]).toMatchObject({ _tag: "Asked", question: 5, content: "What is the Sharpe ratio?" })
         expect(next.at(-1)!._tag).toBe("Done")
         expect((yield* client("chat.history", { run: run.id, limit: 2 })).messages.map((m) => m.seq)).toEqual([7, 8])
+        // Paging back: the latest `limit` of those below `before`, oldest first; none below 1.
+        const seqs = (payload: { readonly limit?: number; readonly before?: number }) =>
+          client("chat.history", { run: run.id, ...payload }).pipe(Effect.map((h) => h.messages.map((m) => m.seq)))
+        expect(yield* seqs({ limit: 2, before: 7 })).toEqual([5, 6])
+        expect(yield* seqs({ before: 4 })).toEqual([1, 2, 3])
+        expect(yield* seqs({ limit: 2, before: 2 })).toEqual([1])
+        expect(yield* seqs({ before: 1 })).toEqual([])
+        expect(yield* seqs({ before: 1_000 })).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
       }), { timeout: 90_000 })
 
     it.scoped("a suggested rule applied over RPC makes a new, audited strategy version, which the next run uses", () =>

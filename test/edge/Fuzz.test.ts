@@ -353,7 +353,9 @@ for (const backend of backends) {
           fc.record({ strategy: ids, status: hostileString, limit: hostileNumber, before: ids }, { requiredKeys: [] }),
           fc.record({ name: hostileString, role: hostileString, user: ids, label: hostileString, rule: hostileValue }, { requiredKeys: [] }),
           fc.record({ strategy: ids, mode: hostileString, data: hostileValue, seed: hostileValue, speed: hostileNumber }, { requiredKeys: [] }),
-          fc.record({ run: ids, message: fc.oneof(hostileString, hostileValue), suggestion: ids, minTrades: hostileNumber }, { requiredKeys: [] })
+          fc.record({ run: ids, message: fc.oneof(hostileString, hostileValue), suggestion: ids, minTrades: hostileNumber, before: hostileNumber }, {
+            requiredKeys: []
+          })
         )
         const request = fc.oneof(
           { weight: 4, arbitrary: fc.tuple(fc.constantFrom(...READS), keys, payloads).map(([tag, key, payload]) => rpc(key, tag, payload)) },
@@ -592,6 +594,10 @@ for (const backend of backends) {
           ["runs.list", { status: "completed", before: null }, "before"],
           ["runs.list", { before: "r".repeat(201) }, "before"],
           ["runs.list", { before: "run_\u0000" }, "before"],
+          // A chat page's cursor is a message number: 1 and up.
+          ["chat.history", { run: "r", before: 0 }, "before"],
+          ["chat.history", { run: "r", before: 2.5 }, "before"],
+          ["chat.history", { run: "r", before: "7" }, "before"],
           ["admin.createUser", { name: "usr_0123456789ab", role: "user" }, "name"],
           // An invisible character in a user name: refused as any other, naming it (UserName).
           ["admin.createUser", { name: "ali\u200bce", role: "user" }, "name"],
