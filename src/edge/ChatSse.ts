@@ -21,12 +21,12 @@ import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Either, Schedule, Schema, Stream } from "effect"
 import { SystemAgent } from "../../agents/system/SystemAgent.js"
-import { type Principal, Unauthorized } from "../../schemas/Auth.js"
+import type { Principal } from "../../schemas/Auth.js"
 import { ChatChunk } from "../../schemas/Chat.js"
 import { InvalidRequest } from "../../schemas/Rpc.js"
 import * as Runs from "../store/Runs.js"
 import * as Auth from "./Auth.js"
-import { heartbeatFrame, keyOf, notFoundBody, refusedFrame } from "./Sse.js"
+import { heartbeatFrame, keyOf, refusals, refusedFrame } from "./Sse.js"
 
 export const path = "/v1/runs/:id/chat"
 
@@ -53,11 +53,6 @@ const EVENT: { readonly [K in ChatChunk["_tag"]]: string } = {
 /** A chunk's frame: JSON has no raw line breaks, so `data:` is one line. */
 export const chunkFrame = (chunk: ChatChunk): string =>
   `id: ${chunk.question}.${chunk.index}\nevent: ${EVENT[chunk._tag]}\ndata: ${JSON.stringify(encodeChunk(chunk))}\n\n`
-
-const refusal = (status: number, body: Record<string, unknown>, headers?: Record<string, string>) =>
-  HttpServerResponse.unsafeJson(body, { status, ...(headers === undefined ? {} : { headers }) })
-
-const unavailable = refusal(503, { error: "Unavailable", reason: "the database is unavailable; retry later" })
 
 /** `Last-Event-ID: <question>.<index>`: where a reconnecting client stopped (absent: nowhere). */
 const lastIdOf = (header: string | undefined): Either.Either<readonly [number, number] | undefined, InvalidRequest> => {
@@ -116,20 +111,7 @@ export const handler = (
       headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
     })
   }).pipe(
-    Effect.catchTags({
-      Unauthorized: (error: Unauthorized) => Effect.succeed(refusal(401, { error: "Unauthorized", reason: error.reason }, { "www-authenticate": "Bearer" })),
-      Unavailable: () => Effect.succeed(unavailable),
-      InvalidRequest: (error: InvalidRequest) => Effect.succeed(refusal(400, { error: "InvalidRequest", field: error.field, reason: error.reason })),
-      RunNotFound: () =>
-        Effect.map(HttpLayerRouter.params, (params) => refusal(404, notFoundBody(params.id ?? ""))),
-      StoreError: (error) =>
-        Effect.as(Effect.logError("SSE chat: the database failed").pipe(Effect.annotateLogs({ reason: error.reason })), unavailable),
-      CorruptRecord: (error) =>
-        Effect.as(
-          Effect.logError("SSE chat: a run record does not decode").pipe(Effect.annotateLogs({ error: error.message })),
-          refusal(500, { error: "CorruptRecord", reason: "the run's record cannot be read; the operator has been told" })
-        )
-    }),
+    Effect.catchTags(refusals("SSE chat")),
     Effect.withSpan("ChatSse.chat")
   )
 }

@@ -33,6 +33,7 @@ import type { RunId } from "../../schemas/Ids.js"
 import { InvalidRequest, type RunNotFound } from "../../schemas/Rpc.js"
 import { type BusEvent, EventBus } from "../bus/EventBus.js"
 import * as Runs from "../store/Runs.js"
+import type { CorruptRecord, StoreError } from "../store/StoreError.js"
 import * as Auth from "./Auth.js"
 import * as Follow from "./Follow.js"
 
@@ -82,6 +83,25 @@ export const notFoundBody = (run: string) => ({ error: "RunNotFound", run, reaso
 const notFound = (run: string) => refusal(404, notFoundBody(run))
 
 const unavailable = refusal(503, { error: "Unavailable", reason: "the database is unavailable; retry later" })
+
+/**
+ * The answer to a stream request refused before its stream began, by its error's tag; `what`
+ * names the route in the server's log (`SSE`, `SSE chat`). The database's failures are logged,
+ * never shown.
+ */
+export const refusals = (what: string) => ({
+  Unauthorized: (error: Unauthorized) => Effect.succeed(unauthorized(error)),
+  Unavailable: () => Effect.succeed(unavailable),
+  InvalidRequest: (error: InvalidRequest) => Effect.succeed(invalid(error)),
+  RunNotFound: () => Effect.map(HttpLayerRouter.params, (params) => notFound(params.id ?? "")),
+  StoreError: (error: StoreError) =>
+    Effect.as(Effect.logError(`${what}: the database failed`).pipe(Effect.annotateLogs({ reason: error.reason })), unavailable),
+  CorruptRecord: (error: CorruptRecord) =>
+    Effect.as(
+      Effect.logError(`${what}: a run record does not decode`).pipe(Effect.annotateLogs({ error: error.message })),
+      refusal(500, { error: "CorruptRecord", reason: "the run's record cannot be read; the operator has been told" })
+    )
+})
 
 // ---------------------------------------------------------------------------------------------
 // The request
@@ -390,19 +410,7 @@ export const handler = (
     const latest = since > last ? latestEvent(deps, run.id, last) : undefined
     return response(deps, resolved, run.id, since, latest, Auth.runRefusal(deps.auth, key, resolved.recheck, { ref: id, owner: run.owner }))
   }).pipe(
-    Effect.catchTags({
-      Unauthorized: (error) => Effect.succeed(unauthorized(error)),
-      Unavailable: () => Effect.succeed(unavailable),
-      InvalidRequest: (error) => Effect.succeed(invalid(error)),
-      RunNotFound: () => Effect.flatMap(HttpLayerRouter.params, (params) => Effect.succeed(notFound(params.id ?? ""))),
-      StoreError: (error) =>
-        Effect.as(Effect.logError("SSE: the database failed").pipe(Effect.annotateLogs({ reason: error.reason })), unavailable),
-      CorruptRecord: (error) =>
-        Effect.as(
-          Effect.logError("SSE: a run record does not decode").pipe(Effect.annotateLogs({ error: error.message })),
-          refusal(500, { error: "CorruptRecord", reason: "the run's record cannot be read; the operator has been told" })
-        )
-    }),
+    Effect.catchTags(refusals("SSE")),
     Effect.withSpan("Sse.events")
   )
 }
