@@ -104,6 +104,8 @@ export class Authenticated extends RpcMiddleware.Tag<Authenticated>()("Authentic
 
 const Ref = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))
 const Limit = Schema.Int.pipe(Schema.between(1, 1_000))
+/** How many ranks a page of a ranking skips. */
+const Offset = Schema.Int.pipe(Schema.between(0, 1_000_000))
 const Seq = Schema.Int.pipe(Schema.between(0, Number.MAX_SAFE_INTEGER))
 
 // ---------------------------------------------------------------------------------------------
@@ -459,8 +461,12 @@ export const LeaderboardEntry = Schema.Struct({
 export type LeaderboardEntry = typeof LeaderboardEntry.Type
 
 export class LeaderboardRpcs extends RpcGroup.make(
+  /**
+   * The strategies ranked by `metric`, best first: `limit` of them (default 20) from rank
+   * `offset + 1` (the next page: `offset` plus the page's length).
+   */
   Rpc.make("leaderboard", {
-    payload: { metric: LeaderboardMetric, limit: Schema.optional(Limit) },
+    payload: { metric: LeaderboardMetric, limit: Schema.optional(Limit), offset: Schema.optional(Offset) },
     success: Schema.Array(LeaderboardEntry),
     error: Unavailable
   })

@@ -36,11 +36,11 @@ export const choice = <const A extends string>(flag: string, words: readonly [A,
   )
 
 /** An optional count flag of 1 to `max` (`--limit n`): another number is `--limit: expected 1 to 1000, got 0`. */
-export const count = (flag: string, max: number, description: string) =>
+export const count = (flag: string, max: number, description: string, min = 1) =>
   Options.integer(flag).pipe(
     Options.withPseudoName("n"),
     Options.optional,
-    Options.mapEffect(checked(`--${flag}`, (n: number) => n >= 1 && n <= max ? Either.right(n) : Either.left(`expected 1 to ${max}, got ${n}`))),
+    Options.mapEffect(checked(`--${flag}`, (n: number) => n >= min && n <= max ? Either.right(n) : Either.left(`expected ${min} to ${max}, got ${n}`))),
     Options.withDescription(description)
   )
 

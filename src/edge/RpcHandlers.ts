@@ -358,10 +358,10 @@ export const LeaderboardHandlers = LeaderboardRpcs.toLayer(Effect.gen(function*(
   const context = yield* Effect.context<SqlClient.SqlClient>()
   return {
     // Each strategy's best completed run, ranked by the rules of schemas/Rpc.ts `LeaderboardEntry`.
-    leaderboard: ({ limit, metric }) =>
+    leaderboard: ({ limit, metric, offset }) =>
       Effect.flatMap(CurrentPrincipal, (p) => {
         const owner = ownerFilter(p)
-        return unavailable(Leaderboard.best({ metric, limit: limit ?? 20, ...(owner === undefined ? {} : { owner }) }))
+        return unavailable(Leaderboard.best({ metric, limit: limit ?? 20, ...(offset === undefined ? {} : { offset }), ...(owner === undefined ? {} : { owner }) }))
       }).pipe(Effect.provide(context))
   }
 }))

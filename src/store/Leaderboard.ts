@@ -51,10 +51,12 @@ export interface Options {
   /** Only this user's runs (not an admin). */
   readonly owner?: string
   readonly limit: number
+  /** How many ranks to skip: the page from rank `offset + 1` (default 0). */
+  readonly offset?: number
 }
 
-/** The board: at most `limit` strategies, each with its best run by `metric`, best first. */
-export const best = Effect.fn("Leaderboard.best")(function*({ limit, metric, owner }: Options) {
+/** The board: at most `limit` strategies from rank `offset + 1`, each with its best run by `metric`, best first. */
+export const best = Effect.fn("Leaderboard.best")(function*({ limit, metric, offset = 0, owner }: Options) {
   const sql = yield* SqlClient.SqlClient
   const figure = (key: string) => sql`(r.metrics ->> ${key})::float8`
   const ranking = rankingOf(sql, metric, figure)
@@ -76,8 +78,8 @@ export const best = Effect.fn("Leaderboard.best")(function*({ limit, metric, own
         ${ranking.tradedOnly ? sql`and ${traded}` : sql``}
       order by s.id, v.unbounded desc, v.value ${order} nulls last, v.tiebreak desc nulls last, r.number
     ) b
-    order by unbounded desc, value ${order} nulls last, tiebreak desc nulls last, strategy, owner
-    limit ${limit}`
+    order by unbounded desc, value ${order} nulls last, tiebreak desc nulls last, strategy, owner, run
+    limit ${limit} offset ${offset}`
   return rows.map((row): LeaderboardEntry => ({
     strategy: row.strategy,
     run: row.run,

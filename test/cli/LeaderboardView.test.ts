@@ -32,4 +32,12 @@ describe("swarm leaderboard's table", () => {
     expect(view("totalReturn", [entry("Mine", 0.1, "alice")])).not.toContain("owner")
     expect(view("sharpe", [])).toBe("no completed run to rank by sharpe\n")
   })
+
+  it("a later page ranks on from its offset and ends with the command for the next", () => {
+    const page = view("totalReturn", [entry("Third", 0.01), entry("Fourth", 0)], { offset: 2, next: "swarm leaderboard --limit 2 --offset 4" })
+    expect(page).toMatch(/│ 3 │ Third /)
+    expect(page).toMatch(/│ 4 │ Fourth /)
+    expect(page.endsWith("\nthe next page: swarm leaderboard --limit 2 --offset 4\n")).toBe(true)
+    expect(view("sharpe", [], { offset: 20 })).toBe("no strategy ranked below #20 by sharpe\n")
+  })
 })

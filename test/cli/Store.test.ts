@@ -210,6 +210,18 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(lines(table.stderr)).toHaveLength(1) // the database line
       expect(table.stdout).toMatch(/│ #\s+│ strategy\s+│ run\s+│ id\s+│ maxDrawdown │/)
       expect(table.stdout).toMatch(new RegExp(`│ Board B\\s+│ Board B#1\\s+│ ${other.document.run} │`))
+      // A page of the board ends with the command for the next, which ranks on from where it stopped.
+      const first = yield* swarm(["leaderboard", "--local", "--limit", "1"], { store: yield* store })
+      expect(first.code, first.stderr).toBe(0)
+      expect(lines(first.stdout).at(-1)).toBe("the next page: swarm leaderboard --limit 1 --local --offset 1")
+      const second = yield* swarm(["leaderboard", "--local", "--limit", "1", "--offset", "1", "--json"], { store: yield* store })
+      expect(JSON.parse(second.stdout)).toEqual([entries[1]])
+      const shown = yield* swarm(["leaderboard", "--local", "--limit", "1", "--offset", "1"], { store: yield* store })
+      expect(shown.stdout).toMatch(new RegExp(`│ 2 │ ${entries[1]!.strategy}`))
+      const past = yield* swarm(["leaderboard", "--local", "--offset", String(entries.length)], { store: yield* store })
+      expect(past.stdout).toBe(`no strategy ranked below #${entries.length} by totalReturn\n`)
+      const refused = yield* swarm(["leaderboard", "--local", "--offset", "-1"], { store: yield* store })
+      expect([refused.code, lines(refused.stderr)[0]]).toEqual([2, "swarm: --offset: expected 0 to 1000000, got -1"])
     }))
 
   it.effect("runs show: metrics, counts, checksum, chain head, first and last trades, equity; by id or <strategy>#<n>; --json", () =>

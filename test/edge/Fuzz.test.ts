@@ -349,7 +349,7 @@ for (const backend of backends) {
           hostileValue,
           fc.record({ run: ids, since: fc.oneof(hostileNumber, hostileString) }, { requiredKeys: [] }),
           fc.record({ strategy: ids, version: fc.oneof(hostileNumber, hostileString), body: hostileValue }, { requiredKeys: [] }),
-          fc.record({ a: ids, b: ids, limit: hostileNumber, metric: hostileString, status: hostileString }, { requiredKeys: [] }),
+          fc.record({ a: ids, b: ids, limit: hostileNumber, metric: hostileString, status: hostileString, offset: hostileNumber }, { requiredKeys: [] }),
           fc.record({ strategy: ids, status: hostileString, limit: hostileNumber, before: ids }, { requiredKeys: [] }),
           fc.record({ name: hostileString, role: hostileString, user: ids, label: hostileString, rule: hostileValue }, { requiredKeys: [] }),
           fc.record({ strategy: ids, mode: hostileString, data: hostileValue, seed: hostileValue, speed: hostileNumber }, { requiredKeys: [] }),
@@ -598,6 +598,8 @@ for (const backend of backends) {
           ["chat.history", { run: "r", before: 0 }, "before"],
           ["chat.history", { run: "r", before: 2.5 }, "before"],
           ["chat.history", { run: "r", before: "7" }, "before"],
+          ["leaderboard", { metric: "sharpe", offset: -1 }, "offset"],
+          ["leaderboard", { metric: "sharpe", offset: 1_000_001 }, "offset"],
           ["admin.createUser", { name: "usr_0123456789ab", role: "user" }, "name"],
           // An invisible character in a user name: refused as any other, naming it (UserName).
           ["admin.createUser", { name: "ali\u200bce", role: "user" }, "name"],

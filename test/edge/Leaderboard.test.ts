@@ -144,6 +144,16 @@ for (const backend of backends) {
           ["idle#1", 0],
           ["risky#1", -0.03]
         ])
+        // Pages of it: from rank offset + 1, none past the end.
+        const page = (offset: number) =>
+          Effect.flatMap(
+            Effect.provide(RpcTest.makeClient(LeaderboardRpcs, { flatten: true }), clientKey("key-dave")),
+            (client) => client("leaderboard", { metric: "totalReturn", limit: 2, offset })
+          )
+        expect(names(yield* page(0))).toEqual(["held#1", "careful#1"])
+        expect(names(yield* page(2))).toEqual(["idle#1", "risky#1"])
+        expect(names(yield* page(3))).toEqual(["risky#1"])
+        expect(yield* page(4)).toEqual([])
       }))
 
     it.scoped("sortino with no down day and calmar with no drawdown rank first; with flat equity or no CAGR they are not ranked", () =>
