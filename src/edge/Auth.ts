@@ -11,6 +11,24 @@ import { RunNotFound, type Unavailable } from "../../schemas/Rpc.js"
 export interface AuthService {
   /** The principal of a presented API key (as typed: `sk_…`), `Unauthorized`, or `Unavailable` when it cannot be checked. */
   readonly authenticate: (key: string) => Effect.Effect<Principal, Unauthorized | Unavailable>
+  /**
+   * As `authenticate`, but from the database whatever an implementation caches: for the requests
+   * that must not act on a key revoked or a user disabled a moment ago elsewhere (starting a run,
+   * answering an approval, administration — `RpcAuth.ts`).
+   */
+  readonly authenticateNow: (key: string) => Effect.Effect<Principal, Unauthorized | Unavailable>
+  /**
+   * Forget what is remembered of `userId`'s keys, here and in the other processes it can tell: after
+   * a change to the user (disabled, enabled, a new role) or to one of their keys (revoked) is
+   * committed, so that the next request with their keys is answered as the database now says.
+   */
+  readonly forgetUser: (userId: string) => Effect.Effect<void>
+  /**
+   * An effect that completes at the first forgetting (here, or told by another process) after this
+   * call — not after it is run: a stream asks for it before it checks its key, so that a forgetting
+   * during the check wakes it again.
+   */
+  readonly nextChange: () => Effect.Effect<void>
 }
 
 export class Authenticator extends Context.Tag("swarm/edge/Authenticator")<Authenticator, AuthService>() {}
@@ -18,10 +36,13 @@ export class Authenticator extends Context.Tag("swarm/edge/Authenticator")<Authe
 /**
  * How often a stream checks again the key it was opened with. A request is authenticated once,
  * but a stream of a run's events may last for hours: without a check, a revoked key or a disabled
- * user's would go on receiving, and an admin demoted would go on watching others' runs. Every 15 s
- * (an SSE heartbeat's period) costs little: the authenticator caches its answers for 30 s
- * (AuthLive.ts), so most checks are a cache hit, and a revocation or a demotion ends the stream
- * within 45 s (the 30 s the last answer is reused, then the next check).
+ * user's would go on receiving, and an admin demoted would go on watching others' runs. A stream
+ * also checks at once whenever the authenticator forgets a user (`AuthService.nextChange`): a
+ * revocation or a demotion made through this server, or one another server tells it of through
+ * Redis, ends the stream at once. Every 15 s (an SSE heartbeat's period) is for the rest — a change
+ * made through another server without Redis — and costs little: the authenticator caches its
+ * answers for 30 s (AuthLive.ts), so most checks are a cache hit, and such a change ends the
+ * stream within 45 s (the 30 s the last answer is reused, then the next check).
  */
 export const RECHECK = Duration.seconds(15)
 
@@ -31,7 +52,8 @@ export class Recheck extends Context.Reference<Recheck>()("swarm/edge/Auth/Reche
 }) {}
 
 /**
- * Fails with `Unauthorized` once `key` no longer authenticates, checked every `every`, or with what
+ * Fails with `Unauthorized` once `key` no longer authenticates, checked every `every` and whenever
+ * the authenticator forgets a user (`nextChange`), or with what
  * `access` fails with once the principal the key stands for now may no longer have what the stream
  * gives (its role changed); never succeeds (a stream stops with it by `Stream.interruptWhen`). A
  * database that cannot answer (`Unavailable`) is no refusal: the stream goes on, and the next
@@ -48,7 +70,14 @@ export const refusal = <E = never>(
     Effect.catchTag("Unavailable", () => Effect.succeed(undefined)),
     Effect.flatMap((principal) => (principal === undefined ? Effect.void : access(principal)))
   )
-  return Effect.forever(Effect.zipRight(Effect.sleep(every), check))
+  return Effect.suspend(() => {
+    let woken = auth.nextChange()
+    // The next wake-up is taken before the check: a user forgotten while the key is checked is checked again.
+    const renew = Effect.sync(() => {
+      woken = auth.nextChange()
+    })
+    return Effect.forever(Effect.race(Effect.sleep(every), Effect.suspend(() => woken)).pipe(Effect.zipRight(renew), Effect.zipRight(check)))
+  })
 }
 
 /** Whether `principal` may see what `owner` owns (a run, its events, its chat): its owner does, and an admin. */

@@ -3,19 +3,31 @@
  * cache from a key's hash to its answer, so that a burst of requests with one key — an SSE
  * reconnect storm, a dashboard's polling — costs one database lookup, not one per request.
  *
- * The price is staleness, bounded by the time to live (30 s): a key revoked, a user disabled or a
- * role changed is seen by this process within 30 s, not at once. Refusals are cached as long,
- * so re-enabling a user also takes up to 30 s. A database failure is never cached.
+ * A change to a key's or a user's standing made through this process (`admin.revokeKey`,
+ * `admin.setUser`: disabled, enabled, a new role) is seen at once: the admin handler calls
+ * `forgetUser`, which drops every cached answer of that user's keys, and every cached refusal (a
+ * refusal does not say whose key it was, and re-enabling a user must work at once too). With
+ * `REDIS_URL` set, the other servers are told through Redis (`AuthInvalidations.ts`) and forget as
+ * well, within the moment the message takes. Without Redis — or while Redis is away, or for a
+ * message it lost — another server still sees the change within the cache's 30 s (TTL), but for the
+ * procedures that matter (`RpcAuth.ts` `FROM_DATABASE`: starting or resuming a run, answering an
+ * approval, administration), which ask the database every time. A database failure is never cached.
+ *
+ * Forgetting is by generation, not by walking the cache: each answer remembers the generation its
+ * lookup began in, and one older than the last forgetting of its user (of refusals, for a refusal)
+ * is looked up again. So a lookup that read the database just before the change and answered just
+ * after it is not kept either.
  */
 import { SqlClient } from "@effect/sql"
-import { Cache, Cause, Context, Duration, Effect, Exit, Layer, Option } from "effect"
+import { Cache, Clock, Context, Deferred, Duration, Effect, FiberId, Layer } from "effect"
 import type { Principal, Unauthorized } from "../../schemas/Auth.js"
 import { Unavailable } from "../../schemas/Rpc.js"
+import { AuthInvalidations } from "../bus/AuthInvalidations.js"
 import * as ApiKeys from "../store/ApiKeys.js"
 import type { StoreError } from "../store/StoreError.js"
 import { Authenticator, type AuthService } from "./Auth.js"
 
-/** How long an answer is reused: the longest a revocation takes to be seen. */
+/** How long an answer is reused: the longest a change made through another process takes to be seen here without Redis. */
 export const TTL = Duration.seconds(30)
 
 /** `TTL` unless a test gives a shorter one (`AuthenticatorLive` reads it: a whole server's tests see a revocation at once). */
@@ -26,13 +38,26 @@ export class Ttl extends Context.Reference<Ttl>()("swarm/edge/AuthLive/Ttl", {
 /** Answers kept at most (the least recently used go first): bounds the memory a flood of distinct keys can take. */
 export const CAPACITY = 10_000
 
-/** A principal or a refusal — not a failure of the database. */
-const isAnswer = (exit: Exit.Exit<Principal, Unauthorized | StoreError>): boolean =>
-  Exit.isSuccess(exit) || Option.exists(Cause.failureOption(exit.cause), (error) => error._tag === "Unauthorized")
+/**
+ * A cached answer: the key's principal, or the refusal; and the generation its lookup began in
+ * (see `make`). A failure of the database is no answer, and is not cached.
+ */
+interface Answer {
+  readonly principal: Principal | undefined
+  readonly refusal: Unauthorized | undefined
+  readonly generation: number
+}
 
 export interface Options {
   readonly ttl?: Duration.DurationInput
   readonly capacity?: number
+  /** Told of each `forgetUser` here, to tell the other processes (the Redis bus); not of a `forgotten` told by them. */
+  readonly publish?: (userId: string) => void
+}
+
+/** The authenticator, and how to forget a user when another process says so (without telling anyone again). */
+export interface Made extends AuthService {
+  readonly forgotten: (userId: string) => Effect.Effect<void>
 }
 
 /**
@@ -42,15 +67,56 @@ export interface Options {
 export const make = <R>(
   lookup: (keyHash: string) => Effect.Effect<Principal, Unauthorized | StoreError, R>,
   options: Options = {}
-): Effect.Effect<AuthService, never, R> =>
+): Effect.Effect<Made, never, R> =>
   Effect.gen(function*() {
     const ttl = Duration.decode(options.ttl ?? TTL)
+    const context = yield* Effect.context<R>()
+    /**
+     * The generation: one more at each forgetting. `users`: the generation of each user's last
+     * forgetting, and when (kept while an answer from before it may still be cached: the TTL);
+     * `refusals`: of the last forgetting of anyone (every refusal goes then).
+     */
+    let generation = 0
+    let refusals = 0
+    const users = new Map<string, { readonly generation: number; readonly at: number }>()
+    /** Completed at the next forgetting, then replaced: what the streams re-checking their key wait on. */
+    let next = Deferred.unsafeMake<void>(FiberId.none)
+    const answer = (keyHash: string): Effect.Effect<Answer, StoreError> =>
+      Effect.suspend(() => {
+        // Read before the database is: a change committed and forgotten after this may not be in what it reads.
+        const began = generation
+        return lookup(keyHash).pipe(
+          Effect.map((principal): Answer => ({ principal, refusal: undefined, generation: began })),
+          Effect.catchTag("Unauthorized", (refusal) => Effect.succeed<Answer>({ principal: undefined, refusal, generation: began })),
+          Effect.provide(context)
+        )
+      })
+    const stale = (cached: Answer): boolean =>
+      cached.principal === undefined
+        ? cached.generation < refusals
+        : cached.generation < (users.get(cached.principal.userId)?.generation ?? 0)
     const cache = yield* Cache.makeWith({
       capacity: options.capacity ?? CAPACITY,
-      lookup,
+      lookup: answer,
       // Only answers are cached; a failing database is asked again by the next request.
-      timeToLive: (exit) => isAnswer(exit) ? ttl : Duration.zero
+      timeToLive: (exit) => exit._tag === "Success" ? ttl : Duration.zero
     })
+    /** The cached answer, unless a forgetting since its lookup began made it stale: then a new one. */
+    const current = (keyHash: string): Effect.Effect<Answer, StoreError> =>
+      Effect.flatMap(cache.get(keyHash), (cached) =>
+        stale(cached)
+          // Only this answer: a newer one another caller has put meanwhile stays.
+          ? Effect.zipRight(cache.invalidateWhen(keyHash, (value) => value === cached), current(keyHash))
+          : Effect.succeed(cached))
+    const unavailable = (keyHash: string | undefined) => (error: StoreError) =>
+      // Out of the cache at once (a zero time to live still lasts until the clock moves).
+      (keyHash === undefined ? Effect.void : cache.invalidate(keyHash)).pipe(
+        Effect.zipRight(Effect.logError("authentication: the database failed").pipe(Effect.annotateLogs({ reason: error.reason }))),
+        Effect.zipRight(Effect.fail(new Unavailable({ reason: "cannot check the API key now: the database is unavailable; retry later" })))
+      )
+    const settle = (found: Answer): Effect.Effect<Principal, Unauthorized> =>
+      found.principal === undefined ? Effect.fail(found.refusal ?? ApiKeys.refused()) : Effect.succeed(found.principal)
+
     const authenticate = Effect.fn("Authenticator.authenticate")(function*(key: string) {
       // A malformed key is refused before it is hashed or takes a place in the cache.
       if (!ApiKeys.wellFormed(key)) return yield* ApiKeys.refused()
@@ -60,25 +126,62 @@ export const make = <R>(
       // re-checks its key; a client going away mid-request): another caller, an SSE stream
       // re-checking the same key, would be interrupted too, and close without its notice. So the
       // lookup runs to its end in a fiber of its own, while its caller may still go at once.
-      return yield* cache.get(keyHash).pipe(
+      const found = yield* current(keyHash).pipe(
         Effect.uninterruptible,
         Effect.disconnect,
-        Effect.catchTag("StoreError", (error) =>
-          // Out of the cache at once (a zero time to live still lasts until the clock moves).
-          cache.invalidate(keyHash).pipe(
-            Effect.zipRight(Effect.logError("authentication: the database failed").pipe(Effect.annotateLogs({ reason: error.reason }))),
-            Effect.zipRight(Effect.fail(new Unavailable({ reason: "cannot check the API key now: the database is unavailable; retry later" })))
-          ))
+        Effect.catchTag("StoreError", unavailable(keyHash))
       )
+      return yield* settle(found)
     })
-    return { authenticate } satisfies AuthService
+
+    const authenticateNow = Effect.fn("Authenticator.authenticateNow")(function*(key: string) {
+      if (!ApiKeys.wellFormed(key)) return yield* ApiKeys.refused()
+      const keyHash = ApiKeys.hashKey(key)
+      // The database's answer, whatever is cached; the cache is given it (this process's other
+      // requests with the key see a change another process made, at once too). A failing database
+      // leaves the cache as it was: the caller is `Unavailable`, never let through on a cached answer.
+      const found = yield* answer(keyHash).pipe(Effect.catchTag("StoreError", unavailable(undefined)))
+      yield* cache.set(keyHash, found)
+      return yield* settle(found)
+    })
+
+    const forgotten = (userId: string) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          generation++
+          refusals = generation
+          users.set(userId, { generation, at: now })
+          // An answer older than the TTL is gone anyway: so is the need to remember what made it stale.
+          for (const [user, forgot] of users) if (forgot.at <= now - Duration.toMillis(ttl)) users.delete(user)
+          const woken = next
+          next = Deferred.unsafeMake<void>(FiberId.none)
+          return woken
+        })).pipe(Effect.flatMap((woken) => Deferred.succeed(woken, undefined)), Effect.asVoid)
+
+    const forgetUser = (userId: string) =>
+      Effect.zipRight(forgotten(userId), Effect.sync(() => options.publish?.(userId)))
+
+    return {
+      authenticate,
+      authenticateNow,
+      forgetUser,
+      nextChange: () => Deferred.await(next),
+      forgotten
+    } satisfies Made
   })
 
 /**
- * The authenticator the server uses. A database that cannot answer is `Unavailable` (503 over
- * HTTP), never `Unauthorized`, which would make a client throw away a good key.
+ * The authenticator the server uses, telling the other processes of what it forgets and hearing
+ * theirs (`AuthInvalidations`: Redis, or nobody). A database that cannot answer is `Unavailable`
+ * (503 over HTTP), never `Unauthorized`, which would make a client throw away a good key.
  */
-export const AuthenticatorLive: Layer.Layer<Authenticator, never, SqlClient.SqlClient> = Layer.effect(
+export const AuthenticatorLive: Layer.Layer<Authenticator, never, SqlClient.SqlClient | AuthInvalidations> = Layer.effect(
   Authenticator,
-  Effect.flatMap(Ttl, (ttl) => make(ApiKeys.authenticateHash, { ttl }))
+  Effect.gen(function*() {
+    const ttl = yield* Ttl
+    const invalidations = yield* AuthInvalidations
+    const made = yield* make(ApiKeys.authenticateHash, { ttl, publish: invalidations.publish })
+    invalidations.listen((userId) => Effect.runSync(made.forgotten(userId)))
+    return made
+  })
 )

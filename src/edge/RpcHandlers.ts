@@ -379,6 +379,7 @@ const userByRef = (ref: string) => Users.getByName(ref).pipe(Effect.orElse(() =>
 export const AdminHandlers = AdminRpcs.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<SqlClient.SqlClient>()
   const manager = yield* RunManager
+  const auth = yield* Auth.Authenticator
   /** Admin procedures: anyone else is `Forbidden`. */
   const admin = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
     Effect.flatMap(CurrentPrincipal, (p): Effect.Effect<A, E | Forbidden, R> =>
@@ -418,6 +419,8 @@ export const AdminHandlers = AdminRpcs.toLayer(Effect.gen(function*() {
     "admin.revokeKey": ({ key }) =>
       admin((principal) =>
         unavailable(ApiKeys.revoke(key, principal.userId)).pipe(
+          // Committed: the key is refused from the next request on, here and (through Redis) elsewhere.
+          Effect.tap((revoked) => auth.forgetUser(revoked.userId)),
           Effect.catchTags({
             ApiKeyNotFound: () => new InvalidRequest({ field: "key", reason: `no API key ${key} (admin.keys lists a user's keys by id)` }),
             LastAdmin: (e) => new Conflict({ reason: e.message })
@@ -427,6 +430,9 @@ export const AdminHandlers = AdminRpcs.toLayer(Effect.gen(function*() {
       admin((principal) =>
         unavailable(Effect.flatMap(userByRef(user), (found) => Users.change(found.id, { ...(role === undefined ? {} : { role }), ...(disabled === undefined ? {} : { disabled }) })))
           .pipe(
+            // Committed: their keys answer as the user now is from the next request on, here and
+            // (through Redis) elsewhere — refused, accepted again, with the new role.
+            Effect.tap((changed) => auth.forgetUser(changed.id)),
             // Their keys stop working, and so does their trading: an admin disabling a compromised
             // account expects both. Enabling them resumes nothing: the user does.
             Effect.flatMap((changed) =>

@@ -8,6 +8,7 @@ import { RpcServer } from "@effect/rpc"
 import { type ConfigError, Effect, Layer, Option } from "effect"
 import * as SystemAgent from "../../agents/system/SystemAgent.js"
 import { SwarmRpcs } from "../../schemas/Rpc.js"
+import * as AuthInvalidations from "../bus/AuthInvalidations.js"
 import * as ChatFanout from "../bus/ChatFanout.js"
 import * as IdempotencyKeys from "../bus/IdempotencyKeys.js"
 import * as InProcessBus from "../bus/InProcessBus.js"
@@ -67,7 +68,8 @@ export const rpcRoutes = Layer.mergeAll(
 /**
  * The services every route shares, over a database layer (the configured store, or a test's). With
  * `REDIS_URL` set, the event bus, the token buckets (webhook rate limits), the idempotency keys, the
- * latest-values cache, the chat's live chunks and the LLM answer cache are in Redis, shared by every
+ * latest-values cache, the chat's live chunks, the LLM answer cache and the forgetting of cached API
+ * keys (a key revoked, a user disabled) are in Redis, shared by every
  * server process on it; otherwise they are this process's own, but for the LLM answer cache, kept in
  * the database behind the process's memory (SqlAnswerCache.ts) so that a restart asks the model
  * nothing it already answered. `llm` unset: the configured model (its cache as above).
@@ -79,16 +81,30 @@ export const services = <E, R>(
 ) => {
   const shared = Layer.unwrapEffect(Effect.map(Redis.config, (redis) =>
     Option.isNone(redis)
-      ? Layer.mergeAll(InProcessBus.layer, IdempotencyKeys.layerMemory, LatestCache.layerMemory(), ChatFanout.layerMemory, LlmRuntime.layerStored(llm ?? LlmRuntime.layer)).pipe(
+      ? Layer.mergeAll(
+        InProcessBus.layer,
+        IdempotencyKeys.layerMemory,
+        LatestCache.layerMemory(),
+        ChatFanout.layerMemory,
+        AuthInvalidations.layerMemory,
+        LlmRuntime.layerStored(llm ?? LlmRuntime.layer)
+      ).pipe(
         // One set of buckets: the webhooks' limits and the models' rate limit (LLM_RATE_PER_SECOND).
         Layer.provideMerge(TokenBucket.layerMemory)
       )
-      : Layer.mergeAll(RedisBus.layer, IdempotencyKeys.layerRedis, LatestCache.layerRedis(), ChatFanout.layerRedis, llm ?? LlmRuntime.layerRedis).pipe(
+      : Layer.mergeAll(
+        RedisBus.layer,
+        IdempotencyKeys.layerRedis,
+        LatestCache.layerRedis(),
+        ChatFanout.layerRedis,
+        AuthInvalidations.layerRedis,
+        llm ?? LlmRuntime.layerRedis
+      ).pipe(
         Layer.provideMerge(TokenBucket.layerRedis),
         Layer.provideMerge(Redis.layerWith(redis.value))
       )))
   return Layer.mergeAll(RunManager.layerWith(runs), RunEvents.layer).pipe(
-    Layer.provideMerge(Layer.merge(AuthenticatorLive, shared)),
+    Layer.provideMerge(AuthenticatorLive.pipe(Layer.provideMerge(shared))),
     Layer.provideMerge(store)
   )
 }

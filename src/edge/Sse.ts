@@ -18,7 +18,8 @@
  * reconnecting — after an `end` and the close, it would reconnect every `retry:` for as long as
  * the page is open.
  *
- * The key is checked again while the stream lasts (every `recheck`): once it no longer
+ * The key is checked again while the stream lasts (every `recheck`, and at once when the server
+ * forgets a user's cached keys: `Auth.refusal`): once it no longer
  * authenticates — revoked, or its user disabled — the client is told so (`event: error`,
  * `Unauthorized`) and disconnected; its EventSource's reconnection then gets a 401 and stops. Once
  * its user may no longer see the run (an admin demoted, watching another's), the stream ends with

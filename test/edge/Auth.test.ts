@@ -1,7 +1,9 @@
 /**
  * Authentication at the edge: the cached `Authenticator` answers a burst of requests with one key
- * from one lookup, sees a revocation (a disabled user, a new role) within its 30 s and not before,
- * never caches a failing database, and refuses every bad key alike without writing; the first
+ * from one lookup; sees a revocation (a disabled user, a new role) it is told of (`forgetUser`) at
+ * the next request, and one it is not told of within its 30 s and not before, but for
+ * `authenticateNow`, which asks the database; never caches a failing database, and refuses every
+ * bad key alike without writing; the first
  * start on an empty database makes exactly one admin, however many processes start together.
  */
 import { SqlClient } from "@effect/sql"
@@ -15,6 +17,7 @@ import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
 import { StrategyHandlers } from "../../src/edge/RpcHandlers.js"
 import * as Fixtures from "./fixtures.js"
 import * as AuthLive from "../../src/edge/AuthLive.js"
+import * as AuthInvalidations from "../../src/bus/AuthInvalidations.js"
 import { bootstrap } from "../../src/edge/Bootstrap.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
 import * as Database from "../../src/store/Database.js"
@@ -26,6 +29,11 @@ import { failure } from "../store/fixtures/checks.js"
 import { authTables, hostileKeys, refusal } from "../store/fixtures/keys.js"
 
 const authenticate = (key: string) => Effect.flatMap(Authenticator, (auth) => auth.authenticate(key))
+const authenticateNow = (key: string) => Effect.flatMap(Authenticator, (auth) => auth.authenticateNow(key))
+const forgetUser = (userId: string) => Effect.flatMap(Authenticator, (auth) => auth.forgetUser(userId))
+
+/** The server's authenticator, alone in its process (no Redis to hear other servers from). */
+const authenticatorLive = AuthLive.AuthenticatorLive.pipe(Layer.provide(AuthInvalidations.layerMemory))
 
 /** The body on a `TestClock` (the database layers run on the live clock: `excludeTestServices`). */
 const onTestClock = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, TestContext.TestContext)
@@ -115,6 +123,95 @@ describe("the cache (a counted lookup, no database)", () => {
       expect(calls.length).toBe(1)
     }))
 
+  plain.effect("forgetting a user drops their answers and every refusal at once, not another user's; a stream waiting on the next change is woken", () =>
+    Effect.gen(function*() {
+      const bob = new Principal({ userId: "usr_b", name: "bob", role: "user" })
+      let alicesNow: Principal | undefined = alice
+      const { auth, calls } = yield* counted((keyHash) =>
+        keyHash === ApiKeys.hashKey(key)
+          ? alicesNow === undefined ? Effect.fail(refusal) : Effect.succeed(alicesNow)
+          : keyHash === ApiKeys.hashKey(other) ? Effect.succeed(bob) : Effect.fail(refusal)
+      )
+      const stranger = `sk_${"C".repeat(43)}`
+      expect(yield* auth.authenticate(key)).toBe(alice)
+      expect(yield* auth.authenticate(other)).toBe(bob)
+      yield* failure(auth.authenticate(stranger))
+      expect(calls.length).toBe(3)
+      const woken = auth.nextChange()
+      const waiting = yield* Effect.fork(woken)
+      // Alice disabled: forgotten, and refused at the next request — no clock moved.
+      alicesNow = undefined
+      yield* auth.forgetUser(alice.userId)
+      expect(yield* Fiber.join(waiting)).toBeUndefined()
+      expect(yield* failure(auth.authenticate(key))).toEqual(refusal)
+      // Bob's answer stays; the stranger's refusal is asked again (a refusal does not say whose key it was).
+      expect(yield* auth.authenticate(other)).toBe(bob)
+      yield* failure(auth.authenticate(stranger))
+      expect(calls).toEqual([key, other, stranger, key, stranger].map(ApiKeys.hashKey))
+      // Enabled again: her cached refusal goes as well.
+      alicesNow = alice
+      yield* auth.forgetUser(alice.userId)
+      expect(yield* auth.authenticate(key)).toBe(alice)
+      expect(calls.length).toBe(6)
+    }))
+
+  plain.effect("an answer whose lookup began before a forgetting is not kept, even if it came after", () =>
+    Effect.gen(function*() {
+      const read = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      let alicesNow: Principal | undefined = alice
+      let first = true
+      const { auth, calls } = yield* counted((keyHash) => {
+        if (keyHash !== ApiKeys.hashKey(key)) return Effect.fail(refusal)
+        // The first lookup reads the database before the change, and answers after it is forgotten.
+        const answer = alicesNow
+        if (!first) return answer === undefined ? Effect.fail(refusal) : Effect.succeed(answer)
+        first = false
+        return Effect.zipRight(Deferred.succeed(read, void 0), Deferred.await(release)).pipe(
+          Effect.zipRight(answer === undefined ? Effect.fail(refusal) : Effect.succeed(answer))
+        )
+      })
+      const asked = yield* Effect.fork(auth.authenticate(key))
+      yield* Deferred.await(read)
+      alicesNow = undefined
+      yield* auth.forgetUser(alice.userId)
+      yield* Deferred.succeed(release, void 0)
+      // The request in flight gets the answer as the database now has it, and so does the next.
+      expect(yield* Effect.flip(Fiber.join(asked))).toEqual(refusal)
+      expect(yield* failure(auth.authenticate(key))).toEqual(refusal)
+      expect(calls.length).toBe(2)
+    }))
+
+  plain.effect("authenticateNow asks the lookup every time, and gives the cache its answer", () =>
+    Effect.gen(function*() {
+      let alicesNow: Principal | undefined = alice
+      const { auth, calls } = yield* counted((keyHash) =>
+        keyHash === ApiKeys.hashKey(key) && alicesNow !== undefined ? Effect.succeed(alicesNow) : Effect.fail(refusal)
+      )
+      expect(yield* auth.authenticate(key)).toBe(alice)
+      // Disabled through another process, which could not tell this one.
+      alicesNow = undefined
+      expect(yield* auth.authenticate(key)).toBe(alice)
+      expect(yield* Effect.flip(auth.authenticateNow(key))).toEqual(refusal)
+      expect(yield* failure(auth.authenticate(key))).toEqual(refusal)
+      expect(calls.length).toBe(2)
+      expect(yield* Effect.flip(auth.authenticateNow(`${key} `))).toEqual(refusal)
+      expect(calls.length).toBe(2)
+    }))
+
+  plain.effect("authenticateNow with the database down is Unavailable, never the cached answer", () =>
+    Effect.gen(function*() {
+      let down = false
+      const { auth } = yield* counted((keyHash) =>
+        down ? Effect.fail(new StoreError({ operation: "authenticate an API key", reason: "connection refused" })) : keyHash === ApiKeys.hashKey(key) ? Effect.succeed(alice) : Effect.fail(refusal)
+      )
+      expect(yield* auth.authenticate(key)).toBe(alice)
+      down = true
+      expect((yield* Effect.flip(auth.authenticateNow(key)))._tag).toBe("Unavailable")
+      // The cache is left as it was for the requests that use it.
+      expect(yield* auth.authenticate(key)).toBe(alice)
+    }))
+
   plain.effect("the cache is bounded: past its capacity the least recently used answers go", () =>
     Effect.gen(function*() {
       const calls: Array<string> = []
@@ -129,7 +226,7 @@ describe("the cache (a counted lookup, no database)", () => {
 
 for (const backend of backends) {
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`AuthenticatorLive (${backend.name})`, (it) => {
-    it.effect("a key authenticates; revoked, it still does from the cache for up to 30 s, then not", () =>
+    it.effect("a key authenticates; revoked where this process is not told (another server without Redis), it still does from the cache for up to 30 s, then not", () =>
       onTestClock(Effect.gen(function*() {
         const ivy = yield* Users.create("ivy")
         const k = yield* ApiKeys.issue(ivy.id, "sse")
@@ -145,9 +242,9 @@ for (const backend of backends) {
         // A new key of the same user is not held back by the other's cached refusal.
         const fresh = yield* ApiKeys.issue(ivy.id)
         expect(yield* authenticate(fresh.key)).toEqual(principal)
-      }).pipe(Effect.provide(AuthLive.AuthenticatorLive))))
+      }).pipe(Effect.provide(authenticatorLive))))
 
-    it.effect("a disabled user and a changed role are seen within the TTL", () =>
+    it.effect("a disabled user and a changed role this process is not told of are seen within the TTL", () =>
       onTestClock(Effect.gen(function*() {
         const jack = yield* Users.create("jack")
         const k = yield* ApiKeys.issue(jack.id)
@@ -163,7 +260,44 @@ for (const backend of backends) {
         yield* Users.enable(jack.id)
         yield* TestClock.adjust("31 seconds")
         expect((yield* authenticate(k.key)).userId).toBe(jack.id)
-      }).pipe(Effect.provide(AuthLive.AuthenticatorLive))))
+      }).pipe(Effect.provide(authenticatorLive))))
+
+    it.effect("a key revoked, a user disabled, enabled or given a new role, and forgotten: seen at the next request, no clock moved", () =>
+      onTestClock(Effect.gen(function*() {
+        const max = yield* Users.create("max")
+        const k = yield* ApiKeys.issue(max.id)
+        const spare = yield* ApiKeys.issue(max.id)
+        expect((yield* authenticate(k.key)).role).toBe("user")
+        yield* Users.setRole(max.id, "admin")
+        yield* forgetUser(max.id)
+        expect((yield* authenticate(k.key)).role).toBe("admin")
+        yield* Users.disable(max.id)
+        yield* forgetUser(max.id)
+        expect(yield* failure(authenticate(k.key))).toEqual(refusal)
+        expect(yield* failure(authenticate(spare.key))).toEqual(refusal)
+        yield* Users.enable(max.id)
+        yield* forgetUser(max.id)
+        expect((yield* authenticate(k.key)).userId).toBe(max.id)
+        yield* ApiKeys.revoke(k.id, max.id)
+        yield* forgetUser(max.id)
+        expect(yield* failure(authenticate(k.key))).toEqual(refusal)
+        expect((yield* authenticate(spare.key)).userId).toBe(max.id)
+      }).pipe(Effect.provide(authenticatorLive))))
+
+    it.effect("not forgotten (changed through another server without Redis): authenticate keeps the cached answer, authenticateNow asks the database", () =>
+      onTestClock(Effect.gen(function*() {
+        const noa = yield* Users.create("noa")
+        const k = yield* ApiKeys.issue(noa.id)
+        expect((yield* authenticate(k.key)).userId).toBe(noa.id)
+        yield* Users.disable(noa.id)
+        expect((yield* authenticate(k.key)).userId).toBe(noa.id)
+        expect(yield* failure(authenticateNow(k.key))).toEqual(refusal)
+        // And this process's cache has the database's answer now.
+        expect(yield* failure(authenticate(k.key))).toEqual(refusal)
+        yield* Users.enable(noa.id)
+        expect((yield* authenticateNow(k.key)).userId).toBe(noa.id)
+        expect((yield* authenticate(k.key)).userId).toBe(noa.id)
+      }).pipe(Effect.provide(authenticatorLive))))
 
     it.effect("every hostile key is the same Unauthorized through the edge, and nothing is written", () =>
       Effect.gen(function*() {
@@ -180,7 +314,7 @@ for (const backend of backends) {
         }
         expect(yield* authTables).toEqual(before)
         expect((yield* authenticate(valid.key)).userId).toBe(kate.id)
-      }).pipe(Effect.provide(AuthLive.AuthenticatorLive)))
+      }).pipe(Effect.provide(authenticatorLive)))
   })
 
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`bootstrap (${backend.name})`, (it) => {

@@ -17,6 +17,7 @@ import { LeaderboardHandlers } from "../../src/edge/RpcHandlers.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { smaStrategy } from "../store/fixtures/workload.js"
+import { stubAuth } from "./fixtures.js"
 
 const USERS = ["carol", "dave", "erin", "frank"] as const
 
@@ -24,10 +25,8 @@ const principals: Record<string, Principal> = {
   ...Object.fromEntries(USERS.map((name) => [`key-${name}`, new Principal({ userId: name, name, role: "user" })])),
   "key-root": new Principal({ userId: "root", name: "root", role: "admin" })
 }
-const StubAuth = Layer.succeed(Authenticator, {
-  authenticate: (key) =>
-    principals[key] === undefined ? Effect.fail(new Unauthorized({ reason: "unknown key" })) : Effect.succeed(principals[key]!)
-})
+const StubAuth = Layer.succeed(Authenticator, stubAuth((key) =>
+  principals[key] === undefined ? Effect.fail(new Unauthorized({ reason: "unknown key" })) : Effect.succeed(principals[key]!)))
 
 const users = Layer.effectDiscard(Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

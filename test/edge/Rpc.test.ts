@@ -26,7 +26,7 @@ import * as Strategies from "../../src/store/Strategies.js"
 import * as Users from "../../src/store/Users.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { symbolsOf } from "../store/fixtures/workload.js"
-import { eventually, range, simulatedRun } from "./fixtures.js"
+import { eventually, range, simulatedRun, stubAuth } from "./fixtures.js"
 
 const Group = StrategyRpcs.merge(RuleRpcs, RunRpcs, LeaderboardRpcs, AdminRpcs)
 
@@ -41,12 +41,10 @@ const principals: Record<string, Principal> = {
 const revokedKeys = new Set<string>()
 /** Keys whose admin a test has demoted: they stand for a plain user. */
 const demotedKeys = new Set<string>()
-const StubAuth = Layer.succeed(Authenticator, {
-  authenticate: (key) =>
-    principals[key] === undefined || revokedKeys.has(key)
-      ? Effect.fail(new Unauthorized({ reason: "unknown key" }))
-      : Effect.succeed(demotedKeys.has(key) ? new Principal({ ...principals[key]!, role: "user" }) : principals[key]!)
-})
+const StubAuth = Layer.succeed(Authenticator, stubAuth((key) =>
+  principals[key] === undefined || revokedKeys.has(key)
+    ? Effect.fail(new Unauthorized({ reason: "unknown key" }))
+    : Effect.succeed(demotedKeys.has(key) ? new Principal({ ...principals[key]!, role: "user" }) : principals[key]!)))
 
 const strategyBody = (name: string, symbols = 2) =>
   Schema.decodeUnknownSync(Strategy)({

@@ -14,7 +14,7 @@ import { EventBus, type EventBusService } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as DataSource from "../../src/market/DataSource.js"
 import { SwarmRpcs } from "../../schemas/Rpc.js"
-import { Authenticator } from "../../src/edge/Auth.js"
+import { Authenticator, type AuthService } from "../../src/edge/Auth.js"
 import { clientKey } from "../../src/edge/RpcAuth.js"
 import * as Http from "../../src/edge/Http.js"
 import * as RunManager from "../../src/edge/RunManager.js"
@@ -46,12 +46,18 @@ export const principals = {
 } as const
 export type Key = keyof typeof principals
 
-export const stubAuthenticator = Layer.succeed(Authenticator, {
-  authenticate: (key) => {
-    const principal = (principals as Record<string, Principal>)[key]
-    return principal === undefined ? Effect.fail(new Unauthorized({ reason: "unknown or revoked API key" })) : Effect.succeed(principal)
-  }
+/** A stub authenticator over `authenticate`: no cache, so the database's answer is its answer, and nothing to forget. */
+export const stubAuth = (authenticate: AuthService["authenticate"]): AuthService => ({
+  authenticate,
+  authenticateNow: authenticate,
+  forgetUser: () => Effect.void,
+  nextChange: () => Effect.never
 })
+
+export const stubAuthenticator = Layer.succeed(Authenticator, stubAuth((key) => {
+  const principal = (principals as Record<string, Principal>)[key]
+  return principal === undefined ? Effect.fail(new Unauthorized({ reason: "unknown or revoked API key" })) : Effect.succeed(principal)
+}))
 
 /** The users behind the stub keys (runs reference their owner). */
 export const createUsers = Effect.gen(function*() {
