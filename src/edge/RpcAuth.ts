@@ -17,14 +17,24 @@ export const bearerKey = (header: string | undefined): string | undefined => {
   return match?.[1]
 }
 
+/**
+ * The procedures whose key is checked in the database on every request, not in the edge's cache:
+ * those that set money or power going — starting or resuming a run, answering an approval, a
+ * strategy's webhook secret, and administration. They are rare, and a key revoked or a user
+ * disabled through another server a moment ago (without Redis to tell this one: AuthLive.ts) must
+ * not do them. Every other procedure — the reads a dashboard polls, above all — keeps the cache.
+ */
+export const fromDatabase = (tag: string): boolean => tag.startsWith("admin.") || FROM_DATABASE.has(tag)
+
+const FROM_DATABASE: ReadonlySet<string> = new Set(["runs.start", "runs.resume", "approvals.approve", "approvals.reject", "webhooks.secret", "webhooks.rotate"])
+
 export const AuthenticatedLive = Layer.effect(
   Authenticated,
   Effect.map(Authenticator, (auth) =>
-    Authenticated.of(({ headers }) => {
+    Authenticated.of(({ headers, rpc }) => {
       const key = bearerKey(headers["authorization"])
-      return key === undefined
-        ? Effect.fail(new Unauthorized({ reason: "an API key is required: Authorization: Bearer <key>" }))
-        : auth.authenticate(key)
+      if (key === undefined) return Effect.fail(new Unauthorized({ reason: "an API key is required: Authorization: Bearer <key>" }))
+      return fromDatabase(rpc._tag) ? auth.authenticateNow(key) : auth.authenticate(key)
     }))
 )
 

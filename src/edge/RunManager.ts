@@ -740,6 +740,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       )
 
     const start: RunManagerService["start"] = (principal, request) =>
+      Effect.zipRight(enabled(principal), startEnabled(principal, request))
+
+    const startEnabled: RunManagerService["start"] = (principal, request) =>
       unavailable(Effect.scoped(Effect.gen(function*() {
         const found = yield* Strategies.find(principal.userId, request.strategy, request.version)
         // Before the data is opened: a refused start costs nothing.
@@ -1069,8 +1072,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         }))
 
     /**
-     * A disabled user's key still authenticates for up to the edge cache's 30 s (`AuthLive.ts`): not
-     * enough to set their runs going again (an admin disabled a compromised account to stop its
+     * Whether the principal's user is enabled, as the database says now, before a run is started or
+     * resumed: the edge asks the database for those requests' keys (`RpcAuth.ts`), and this holds
+     * whatever the principal came from (an admin disabled a compromised account to stop its
      * trading). A principal with no user row (tests' stubs) is let through.
      */
     const enabled = (principal: Principal) =>

@@ -4,8 +4,9 @@
  * `user <name> disabled` in the run's control log, and names them in its answer; their backtests
  * finish, other users' runs go on. While they are disabled nothing sets those runs going again: a
  * restart takes them back paused and says why (also a run whose row still said running), and the
- * user's key, still accepted for the edge cache's 30 s, cannot resume them. Enabled again, the user
- * resumes them. On every back-end.
+ * user's key, were it still accepted (a stub here; a server not told of the change caches a key's
+ * answer for 30 s), can neither resume them nor start another. Enabled again, the user resumes
+ * them. On every back-end.
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
@@ -95,6 +96,11 @@ for (const backend of backends) {
         // Their key, still accepted for a moment, cannot set it going again.
         const asAlice = yield* first.client("sk_alice")
         expect(yield* Effect.flip(asAlice("runs.resume", { run: paper.id }))).toMatchObject({
+          _tag: "Conflict",
+          reason: "user alice is disabled: an admin enables them first"
+        })
+        // Nor start another: the run manager asks the database whoever let the request in.
+        expect(yield* Effect.flip(asAlice("runs.start", { strategy: "disabled paper", mode: "paper", data: { _tag: "synthetic", bars: 600 } }))).toMatchObject({
           _tag: "Conflict",
           reason: "user alice is disabled: an admin enables them first"
         })
