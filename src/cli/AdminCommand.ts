@@ -124,10 +124,10 @@ const revokeKey = (io: Io, wiring: Wiring) =>
       yield* Remote.withRemote(flags, wiring)((remote) =>
         Effect.gen(function*() {
           const revoked = yield* remote.client.admin.revokeKey({ key }).pipe(remote.call("key"))
-          io.stdout(flags.json ? `${JSON.stringify(revoked, null, 2)}\n` : `revoked ${revoked.id} (${revoked.prefix}…): it stops working within 30 s\n`)
+          io.stdout(flags.json ? `${JSON.stringify(revoked, null, 2)}\n` : `revoked ${revoked.id} (${revoked.prefix}…): refused from now on (by a server sharing no Redis with this one, within 30 s for reads)\n`)
         })
       )
-    }).pipe(Effect.withSpan("swarm.admin.revoke-key"))).pipe(Command.withDescription("Revoke an API key: it stops working within 30 s. The last key of the last admin with one is kept."))
+    }).pipe(Effect.withSpan("swarm.admin.revoke-key"))).pipe(Command.withDescription("Revoke an API key: refused from its next request on (a server sharing no Redis with this one may serve it reads for 30 s more). The last key of the last admin with one is kept."))
 
 /** What `set-user` says of the user as changed, and of the paper runs disabling them paused (older servers say none). */
 export const describeChanged = (changed: typeof ChangedUser.Type): string =>
@@ -143,7 +143,7 @@ const setUser = (io: Io, wiring: Wiring) =>
     user: userArg,
     role: role.pipe(Options.withDescription("Make them an admin or a plain user.")),
     disable: Options.boolean("disable").pipe(
-      Options.withDescription("Disable them: their keys stop working within 30 s, their running paper runs are paused (and said); what they own stays.")
+      Options.withDescription("Disable them: their keys are refused from their next request on, their running paper runs are paused (and said); what they own stays.")
     ),
     enable: Options.boolean("enable").pipe(Options.withDescription("Enable them again (their paused runs stay paused until resumed).")),
     json: json("Print the user as changed as one JSON object on stdout."),

@@ -135,7 +135,7 @@ export const list = Effect.fn("ApiKeys.list")(function*(userId: string) {
  * Revoke a key, as `asker` (a user id): their own, or anyone's if they are an enabled admin (the
  * role as the database has it now, not as a cached principal had it). Someone else's key is
  * `ApiKeyNotFound`, exactly like a key that does not exist. Revoking a revoked key keeps its first
- * `revokedAt`. Takes effect at the edge within the cache's 30 s (`AuthLive.ts`).
+ * `revokedAt`. The edge's cache of keys is told by the caller (`admin.revokeKey`: `AuthLive.ts`).
  */
 export const revoke = Effect.fn("ApiKeys.revoke")(function*(keyId: string, asker: string) {
   const sql = yield* SqlClient.SqlClient

@@ -97,16 +97,16 @@ const update = (id: string, set: (sql: SqlClient.SqlClient) => Effect.Effect<Rea
   })
 
 /**
- * Make a user an admin or a plain user. Takes effect on their next request once the edge's cache
- * of principals has expired (`AuthLive.ts`: 30 s).
+ * Make a user an admin or a plain user. The edge's cache of principals is told by the caller
+ * (`admin.setUser`: `AuthLive.ts`).
  */
 export const setRole = Effect.fn("Users.setRole")(function*(id: string, role: Role) {
   return yield* update(id, (sql) => sql<Row>`update users set role = ${role} where id = ${id} returning ${sql.literal(COLUMNS)}`)
 }, storeError("set a user's role"))
 
 /**
- * Disable a user: their keys stop authenticating (within the edge cache's 30 s); what they own
- * stays. Disabling a disabled user keeps the first `disabledAt`.
+ * Disable a user: their keys stop authenticating (the edge's cache told by the caller,
+ * `admin.setUser`: `AuthLive.ts`); what they own stays. Disabling a disabled user keeps the first `disabledAt`.
  */
 export const disable = Effect.fn("Users.disable")(function*(id: string) {
   return yield* update(

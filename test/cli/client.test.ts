@@ -442,7 +442,7 @@ describe("swarm as a client of a live server", () => {
       const listed = JSON.parse((yield* cli(["admin", "keys", "erin", "--json"])).stdout) as Array<{ id: string; label: string; prefix: string; revokedAt: string | null }>
       expect(listed.map((k) => [k.label, k.prefix, k.revokedAt])).toEqual([["created by an admin", erinKey.slice(0, 10), null], ["ci", ciKey.slice(0, 10), null]])
       const revoked = yield* cli(["admin", "revoke-key", listed[1]!.id])
-      expect([revoked.code, revoked.stdout]).toEqual([0, `revoked ${listed[1]!.id} (${ciKey.slice(0, 10)}…): it stops working within 30 s\n`])
+      expect([revoked.code, revoked.stdout]).toEqual([0, `revoked ${listed[1]!.id} (${ciKey.slice(0, 10)}…): refused from now on (by a server sharing no Redis with this one, within 30 s for reads)\n`])
       expect((yield* cli(["strategies", "list"], { SWARM_SERVER: server.base, SWARM_API_KEY: ciKey })).code).toBe(2)
       const table = (yield* cli(["admin", "keys", "erin"])).stdout
       expect(table.split("\n").find((line) => line.includes(listed[1]!.id))).toMatch(/ ci .*\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s*│?\s*$/)
