@@ -30,7 +30,7 @@ import { Authenticator, type AuthService } from "./Auth.js"
 /** How long an answer is reused: the longest a change made through another process takes to be seen here without Redis. */
 export const TTL = Duration.seconds(30)
 
-/** `TTL` unless a test gives a shorter one (`AuthenticatorLive` reads it: a whole server's tests see a revocation at once). */
+/** `TTL` unless a test gives a shorter one (`AuthenticatorLive` reads it: a whole server's tests see at once a change it is not told of). */
 export class Ttl extends Context.Reference<Ttl>()("swarm/edge/AuthLive/Ttl", {
   defaultValue: (): Duration.Duration => TTL
 }) {}
@@ -151,8 +151,9 @@ export const make = <R>(
           generation++
           refusals = generation
           users.set(userId, { generation, at: now })
-          // An answer older than the TTL is gone anyway: so is the need to remember what made it stale.
-          for (const [user, forgot] of users) if (forgot.at <= now - Duration.toMillis(ttl)) users.delete(user)
+          // An answer from before a forgetting is gone a TTL after its lookup ended (a lookup under way
+          // then ends soon after it): twice the TTL on, so is the need to remember what made it stale.
+          for (const [user, forgot] of users) if (forgot.at <= now - 2 * Duration.toMillis(ttl)) users.delete(user)
           const woken = next
           next = Deferred.unsafeMake<void>(FiberId.none)
           return woken
