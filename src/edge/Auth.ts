@@ -76,7 +76,12 @@ export const refusal = <E = never>(
     const renew = Effect.sync(() => {
       woken = auth.nextChange()
     })
-    return Effect.forever(Effect.race(Effect.sleep(every), Effect.suspend(() => woken)).pipe(Effect.zipRight(renew), Effect.zipRight(check)))
+    // Checked once at the start too: a user forgotten between the request's check and this wait
+    // (the stream not yet pulled) would otherwise wait for the next change, or `every`.
+    return Effect.zipRight(
+      check,
+      Effect.forever(Effect.race(Effect.sleep(every), Effect.suspend(() => woken)).pipe(Effect.zipRight(renew), Effect.zipRight(check)))
+    )
   })
 }
 
