@@ -43,6 +43,7 @@ import { LatestCache } from "../bus/LatestCache.js"
 import * as DataSource from "../market/DataSource.js"
 import * as Synthetic from "../market/Synthetic.js"
 import type { Strategy } from "../../schemas/Strategy.js"
+import type { AnyModel } from "../../agents/analysts/Model.js"
 import * as ControlAudit from "../store/ControlAudit.js"
 import * as ControlRequests from "../store/ControlRequests.js"
 import { PgPool } from "../store/Pool.js"
@@ -219,6 +220,11 @@ export interface Options {
    * (or on the embedded database). `grace`: `DEFAULT_TAKEOVER_GRACE` when absent.
    */
   readonly takeover?: { readonly every: Duration.DurationInput; readonly grace?: Duration.DurationInput }
+  /**
+   * The agent types this server can make (agents/registry.ts's `analysts` when absent): a test's
+   * server of a build that lacks one.
+   */
+  readonly registry?: ReadonlyMap<string, AnyModel>
 }
 
 export interface RunManagerService {
@@ -774,6 +780,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
               Deferred.unsafeDone(created, Exit.succeed(c.id))
             },
             approver: (request) => approver!(request),
+            ...(options.registry === undefined ? {} : { registry: options.registry }),
             ...hooks
           }), { mode, speed, paused: false, owner: principal.userId, strategy: { id: found.id, symbols: found.strategy.symbols, readsAlerts: readsAlerts(found.strategy) } }, created)
         return yield* Runs.get(id).pipe(
@@ -812,7 +819,12 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const launched = yield* Effect.either(launch((hooks) =>
           Effect.zipRight(
             Deferred.succeed(created, record.id),
-            StoredRun.resume(record.id, { ...hooks, approver, onLeased: () => Deferred.unsafeDone(leased, Exit.void) })
+            StoredRun.resume(record.id, {
+              ...hooks,
+              approver,
+              onLeased: () => Deferred.unsafeDone(leased, Exit.void),
+              ...(options.registry === undefined ? {} : { registry: options.registry })
+            })
           ), {
             mode,
             speed: record.speed ?? 1,

@@ -109,11 +109,21 @@ export class NotReexecutable extends Schema.TaggedError<NotReexecutable>()("NotR
  * resume that failed at its swarm's start had marked the run failed, for good — one a later build
  * with the analyst type could have gone on with.
  */
-const reexecutable = (run: Runs.RunRecord, registry: ReadonlyMap<string, AnyModel> | undefined) =>
-  Effect.mapError(
-    rosterOf(run.strategy, registry ?? analysts),
-    (error: InvalidAgent) => new NotReexecutable({ run: run.id, ref: `${run.strategyName}#${run.number}`, field: error.field, reason: error.reason })
-  )
+const reexecutable = (run: Runs.RunRecord, registry: ReadonlyMap<string, AnyModel> | undefined) => {
+  const cannot = notReexecutable(run, registry)
+  return cannot === undefined ? Effect.void : Effect.fail(cannot)
+}
+
+/**
+ * Why this build cannot make the run's agents (`NotReexecutable`), or undefined when it can: a
+ * server's registry is fixed for its process's life, so a run it cannot make now it never can —
+ * until a build that has the type starts.
+ */
+export const notReexecutable = (run: Runs.RunRecord, registry?: ReadonlyMap<string, AnyModel>): NotReexecutable | undefined =>
+  Either.match(rosterOf(run.strategy, registry ?? analysts), {
+    onLeft: (error: InvalidAgent) => new NotReexecutable({ run: run.id, ref: `${run.strategyName}#${run.number}`, field: error.field, reason: error.reason }),
+    onRight: () => undefined
+  })
 
 export class NotResumable extends Schema.TaggedError<NotResumable>()("NotResumable", {
   run: Schema.String,
