@@ -795,6 +795,20 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const resuming = yield* Effect.makeSemaphore(1)
 
     /**
+     * The unfinished runs whose strategy this server cannot make (`StoredRun.notReexecutable`: an
+     * analyst type its build lacks, params it now refuses), and why: said once, when a start-up or
+     * a takeover look first meets one, and not tried again — the registry is this process's for
+     * its whole life, so a retry could only fail the same way. A build that has the type resumes
+     * it when it starts (or takes it over); `stop` ends it here (`stopUnresumable`).
+     */
+    const unbuildable = new Map<RunId, StoredRun.NotReexecutable>()
+
+    /** What a start-up or a takeover says of a run this server cannot make: why, and what ends it. */
+    const unbuildableReason = (cannot: StoredRun.NotReexecutable) =>
+      `${cannot.why}; not tried again by this server (a server whose build can make its agents resumes it, ` +
+      `or \`swarm runs stop ${cannot.run}\` ends it)`
+
+    /**
      * Resume one unfinished run here (not live here: the caller looked), at its pace and in the
      * state it was left in: what became of it, or nothing when it ended or went since it was listed.
      */
@@ -805,6 +819,14 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         if (found._tag === "None" || (found.value.status !== "running" && found.value.status !== "paused")) return undefined
         const record = found.value
         const ref = `${record.strategyName}#${record.number}`
+        // Not launched at all: nothing to lease, nothing to re-read, and its followers are not told
+        // it ended (it did not: a build that can make its agents goes on with it).
+        const cannot = StoredRun.notReexecutable(record, options.registry)
+        if (cannot !== undefined) {
+          unbuildable.set(record.id, cannot)
+          return { run: record.id, ref, outcome: "failed", reason: unbuildableReason(cannot) } satisfies Resumption
+        }
+        unbuildable.delete(record.id)
         const mode = record.mode === "paper" ? "paper" as const : "backtest" as const
         // A disabled user's paper run is taken back paused, whatever its row says (their disabling
         // could not reach it): nothing automatic sets it trading again.
@@ -907,12 +929,16 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         // taking it again), nor a run being started.
         const confirmed = [...free].filter((id) => seenFree.has(id))
         seenFree = free
+        // Ended or deleted since (stopped, say): forgotten.
+        const unfinished = new Set(states.map((state) => state.id))
+        for (const id of unbuildable.keys()) if (!unfinished.has(id)) unbuildable.delete(id)
         if (confirmed.length === 0) return []
         const now = yield* Clock.currentTimeMillis
         return yield* resuming.withPermits(1)(Effect.gen(function*() {
           const outcomes: Array<Resumption> = []
           for (const id of confirmed) {
-            if (suspending || live.has(id)) continue
+            // Said once already (start-up, or an earlier look): this process can never make it.
+            if (suspending || live.has(id) || unbuildable.has(id)) continue
             const failed = failedTakeovers.get(id)
             if (failed !== undefined && now - failed.at < TAKEOVER_RETRY_MILLIS) continue
             // Every lease connection of this process is lent: another server may take it.
