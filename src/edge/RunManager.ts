@@ -969,16 +969,25 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const entry = live.get(record.id)
         if (entry === undefined) {
           if (relay && relays && (record.status === "running" || record.status === "paused")) return { record, entry: undefined }
-          return yield* new Conflict({ reason: `run ${record.id} is ${record.status}${record.status === "running" ? " in no live process here" : ""}` })
+          const cannot = record.status === "running" || record.status === "paused" ? StoredRun.notReexecutable(record, options.registry) : undefined
+          return yield* new Conflict({
+            reason: `run ${record.id} is ${record.status}${record.status === "running" ? " in no live process here" : ""}` +
+              (cannot === undefined ? "" : `, and this server cannot resume it: ${cannot.why} (runs stop ends it)`)
+          })
         }
         return { record, entry }
       }))
 
-    /** Why nobody answered a relayed request: no live process holds the run. */
-    const noHolder = (what: string) =>
+    /**
+     * Why nobody answered a relayed request: no live process holds the run. `cannot`: this server
+     * cannot make the run's agents — waiting for a takeover here would be waiting for ever.
+     */
+    const noHolder = (what: string, cannot?: StoredRun.NotReexecutable) =>
       new Conflict({
         reason: `${what} is held by no live process: no server took the request within ${RELAY_TAKE_WAIT_MILLIS / 1000} s ` +
-          `(its process may have stopped: a server running with takeover on takes the run over within about twice SWARM_TAKEOVER_SECONDS, else the next start resumes it; try again then)`
+          (cannot === undefined
+            ? `(its process may have stopped: a server running with takeover on takes the run over within about twice SWARM_TAKEOVER_SECONDS, else the next start resumes it; try again then)`
+            : `(its process stopped, and this server cannot resume it: ${cannot.why}; a server whose build can make its agents resumes it, or runs stop ends it)`)
       })
 
     /**
@@ -987,7 +996,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * `RELAY_TAKE_WAIT`: a `Conflict` saying no live process holds the run, and nobody will carry it
      * out after (abandoned, as it is when the caller goes away while nobody has taken it).
      */
-    const relayed = (request: ControlRequests.NewRequest, what: string) =>
+    const relayed = (request: ControlRequests.NewRequest, what: string, cannot?: StoredRun.NotReexecutable) =>
       unavailable(Effect.gen(function*() {
         const id = yield* ControlRequests.ask(request)
         const abandon = Effect.ignore(ControlRequests.abandon(id))
@@ -999,7 +1008,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             if (now.answer !== undefined) return now.answer
             const waited = (yield* Clock.currentTimeMillis) - start
             if (!now.taken && waited >= RELAY_TAKE_WAIT_MILLIS) {
-              if (yield* ControlRequests.abandon(id)) return yield* noHolder(what)
+              if (yield* ControlRequests.abandon(id)) return yield* noHolder(what, cannot)
             } else if (waited >= RELAY_TAKE_WAIT_MILLIS + RELAY_ANSWER_WAIT_MILLIS) {
               return yield* new Unavailable({
                 reason: `the process executing run ${request.run} took the request (${request.action}) and has not answered within ` +
@@ -1062,7 +1071,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       Effect.flatMap(liveOf(principal, ref, relay), ({ entry, record }) =>
         entry === undefined
           // Live in another process: carried out there, as this principal.
-          ? Effect.flatMap(relayed({ run: record.id, action, principal, ...(reason === undefined ? {} : { reason }) }, `run ${record.id}`), (answer) =>
+          ? Effect.flatMap(relayed({ run: record.id, action, principal, ...(reason === undefined ? {} : { reason }) }, `run ${record.id}`, StoredRun.notReexecutable(record, options.registry)), (answer) =>
             answer.answer === "done"
               ? unavailable(Runs.get(record.id))
               : Effect.fail(relayedFailure(answer, ref) as Conflict | RunNotFound | Unavailable)).pipe(Effect.provide(context))
@@ -1122,7 +1131,56 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         Effect.provide(context)
       )
 
-    const stop: RunManagerService["stop"] = (principal, ref) => stopWith(principal, ref, true)
+    /**
+     * Stop an unfinished run that no live process holds and whose strategy this server cannot make
+     * (`unbuildable`): with no agents to interrupt, its row is ended here as a live run's stop ends
+     * it — `stopped`, its event chain's length and last hash taken from what it recorded (so
+     * `audit verify` holds it to them), its waiting approvals cancelled — and the control log says
+     * who stopped it and why it could not be resumed. Its events end where its process left them:
+     * no event records a stop (a live run's neither), and the `SignalNotApplied` of alerts waiting
+     * in its inbox are the driver's to give (at its last slice's time, which only its agents'
+     * re-execution knows), so those are said in the server's log and left delivered, not taken: a
+     * build that has its agents, resuming it by name (`swarm resume`), gives them to it. The run's
+     * lease is held meanwhile, and this process's resumes wait: nobody launches it while it is
+     * ended. None when another live process holds it (its lease): the stop is theirs to carry out.
+     */
+    const stopUnresumable = (principal: Principal, record: Runs.RunRecord, cannot: StoredRun.NotReexecutable) =>
+      unavailable(resuming.withPermits(1)(Effect.scoped(Effect.gen(function*() {
+        if (live.has(record.id)) return Option.none<Runs.RunRecord>()
+        const leased = yield* Effect.either(Runs.lease(record.id))
+        if (Either.isLeft(leased)) {
+          if (leased.left._tag === "RunLeased") return Option.none<Runs.RunRecord>()
+          return yield* leased.left
+        }
+        const reason = `held by no live process, and this server cannot resume it: ${cannot.why}`
+        const ended = yield* ControlAudit.record(record.id, "stop", principal, { reason }, Runs.markEnded(record.id, "stopped", `stopped by ${principal.name}: ${reason}`))
+        const now = yield* Runs.get(record.id)
+        // Ended or deleted meanwhile (`record` locks its row: nothing changes it after): as if before.
+        if (!ended) return yield* new Conflict({ reason: `run ${record.id} is ${now.status}` })
+        unbuildable.delete(record.id)
+        yield* Effect.logInfo(`stopped run ${record.id} (${cannot.ref}), which this server cannot resume, by ${principal.name}: ${cannot.why}`)
+        const left = now.mode === "paper" ? yield* WebhookStore.pendingOf(now) : []
+        if (left.length > 0) {
+          yield* Effect.logWarning(`${left.length} alert(s) delivered to the run were never applied: it was stopped before taking them`).pipe(
+            Effect.annotateLogs({ run: record.id, alerts: left.map((signal) => signal.alertId).join(", ") })
+          )
+        }
+        // Its followers (here, and through Redis on other servers) waited for it to go on: it ended.
+        bus.end(record.id)
+        return Option.some(now)
+      })))).pipe(Effect.provide(context))
+
+    const stop: RunManagerService["stop"] = (principal, ref) =>
+      Effect.flatMap(unavailable(Runs.get(ref, ownerOf(principal))).pipe(Effect.provide(context)), (record) => {
+        // Someone else's run is `RunNotFound` above, as a missing one. Live here, ended, or one this
+        // server can make (its process stopped: a takeover or the next start resumes it): as ever.
+        const cannot = live.has(record.id) || (record.status !== "running" && record.status !== "paused")
+          ? undefined
+          : StoredRun.notReexecutable(record, options.registry)
+        return cannot === undefined
+          ? stopWith(principal, ref, true)
+          : Effect.flatMap(stopUnresumable(principal, record, cannot), Option.match({ onNone: () => stopWith(principal, ref, true), onSome: Effect.succeed }))
+      })
     const pause: RunManagerService["pause"] = (principal, ref) => pauseWith(principal, ref, true)
     const resume: RunManagerService["resume"] = (principal, ref) => Effect.zipRight(enabled(principal), resumeWith(principal, ref, true))
 

@@ -1,17 +1,23 @@
 /**
  * A run no process can resume: its server stopped, and the server after it cannot make its agents
- * (an analyst type removed from the registry since, or params it now refuses). Each start-up and
- * takeover look tried it again, launching it to fail. Now the server says it once, with what ends
- * it, and tries it no more. On every back-end; what needs two servers on one database, on
- * Postgres only.
+ * (an analyst type removed from the registry since, or params it now refuses). Such a run stayed
+ * `running` for good: each start-up and takeover tried it again, and `runs stop` was refused
+ * ("held by no live process"). Now the server says it once, tries it no more, and an operator's
+ * stop ends it in its row — `stopped`, the control log naming who and why, `audit verify` passing
+ * — while a stop of someone else's run is `RunNotFound`, as a missing one is, and a run another
+ * live server holds is still stopped there (relayed). On every back-end; what needs two servers
+ * on one database, on Postgres only.
  */
+import { SqlClient } from "@effect/sql"
 import { describe, expect, layer } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, FiberRef, HashSet, Layer, Logger, Scope } from "effect"
 import { analysts } from "../../agents/registry.js"
+import type { RunId } from "../../schemas/Ids.js"
 import type { EventBusService } from "../../src/bus/EventBus.js"
 import { EventBus } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as RunManager from "../../src/edge/RunManager.js"
+import * as Audit from "../../src/store/Audit.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
@@ -19,6 +25,7 @@ import { smaStrategy } from "../store/fixtures/workload.js"
 import { createUsers, principals } from "./fixtures.js"
 
 const alice = principals["sk_alice"]
+const bob = principals["sk_bob"]
 
 /** This build without the analyst type of the runs below (`smaStrategy`'s). */
 const withoutSma = new Map([...analysts].filter(([type]) => type !== "sma_crossover"))
@@ -51,6 +58,13 @@ const paperRunUnderWay = (bus: InProcessBus.InProcessBusService, manager: RunMan
     return run
   })
 
+/** The run's control log as stored: each entry's kind and parsed text, in order. */
+const controlLog = (run: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ kind: string; entry: string }>`select kind, entry from audit_log where stream = ${`control:${run}`} order by position`).pipe(
+    Effect.map((rows) => rows.map((row): Record<string, unknown> => ({ kind: row.kind, ...JSON.parse(row.entry) as Record<string, unknown> })))
+  )
+
 const WHY = String.raw`its strategy's agents\[0\]\.type: unknown agent type "sma_crossover"; the registered ones are [^;]*; this build cannot re-execute it`
 
 for (const backend of backends) {
@@ -58,7 +72,7 @@ for (const backend of backends) {
     Layer.provideMerge(backend.store)
   )
   layer(environment, { timeout: startTimeout, excludeTestServices: true })(`a run no server can resume (${backend.name})`, (it) => {
-    it.scoped("a start-up says it once, with what ends it, and launches nothing: its followers are not told it ended", () =>
+    it.scoped("its stop ends it in its row, with the control log saying who and why; audit verify passes; no later start takes it", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
         const a = yield* serverOn(bus)
@@ -77,8 +91,54 @@ for (const backend of backends) {
         const follower = yield* bus.subscribe(run.id)
         expect((yield* follower.takeAllWithin(100)).filter((d) => d._tag !== "Event")).toEqual([])
 
-        // Ended by hand (it is no unfinished run for the tests after this one).
-        yield* Runs.markEnded(run.id, "stopped", "stopped by the test")
+        // Someone else's run is not found, as a missing one is; nothing is written.
+        const missing = yield* Effect.flip(b.manager.stop(bob, "run_0000000000000000000000000"))
+        const others = yield* Effect.flip(b.manager.stop(bob, run.id))
+        expect(missing).toMatchObject({ _tag: "RunNotFound" })
+        expect(others).toMatchObject({ _tag: "RunNotFound", run: run.id })
+        expect(Object.keys(others).sort()).toEqual(Object.keys(missing).sort())
+        expect((yield* Runs.get(run.id)).status).toBe("running")
+        expect(yield* controlLog(run.id)).toEqual([])
+
+        // A pause cannot be carried out by anyone: the refusal says why, and what ends it.
+        const pause = yield* Effect.flip(b.manager.pause(alice, run.id))
+        expect(pause).toMatchObject({ _tag: "Conflict" })
+        expect((pause as { reason: string }).reason).toMatch(new RegExp(`this server cannot resume it: ${WHY}.*runs stop ends it`))
+        expect((yield* Runs.get(run.id)).status).toBe("running")
+
+        // Before, a Conflict: "held by no live process" (Postgres) or "running in no live process here" (embedded).
+        const stopped = yield* b.manager.stop(alice, run.id)
+        expect(stopped.status).toBe("stopped")
+        expect(stopped.failure).toMatch(new RegExp(`^stopped by alice: held by no live process, and this server cannot resume it: ${WHY}$`))
+        expect(yield* controlLog(run.id)).toEqual([{
+          kind: "stop",
+          action: "stop",
+          run: run.id,
+          by: { id: "alice", name: "alice" },
+          at: expect.any(String),
+          reason: expect.stringMatching(new RegExp(`^held by no live process, and this server cannot resume it: ${WHY}$`))
+        }])
+        // Its followers are told it ended.
+        let ended = false
+        for (let i = 0; i < 20 && !ended; i++) ended = (yield* follower.takeAllWithin(100)).some((d) => d._tag === "Ended")
+        expect(ended).toBe(true)
+        // Its events end where its server left them, and its row holds it to them: the audit passes.
+        const events = yield* Runs.events(run.id as RunId)
+        expect(events.length).toBeGreaterThan(0)
+        expect((yield* Runs.get(run.id)).chain?.count).toBe(events.length)
+        expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
+        // Stopped once.
+        expect(yield* Effect.flip(b.manager.stop(alice, run.id))).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is stopped` })
+
+        // A later start, of either build, does not take it up.
+        yield* b.shutdown
+        const c = yield* serverOn(bus)
+        expect(yield* c.manager.resumeUnfinished()).toEqual([])
+        const d = yield* serverOn(bus, { registry: withoutSma })
+        expect(yield* d.manager.resumeUnfinished()).toEqual([])
+        expect(c.manager.live() + d.manager.live()).toBe(0)
+        expect((yield* Runs.get(run.id)).status).toBe("stopped")
+        expect(c.logged.concat(d.logged)).toEqual([])
       }), { timeout: 60_000 })
   })
 }
@@ -92,7 +152,7 @@ describe.skipIf(postgres === undefined)("a run no server can resume, among serve
     Layer.provideMerge(postgres.store)
   )
   layer(environment, { timeout: startTimeout, excludeTestServices: true })("servers", (it) => {
-    it.scoped("the takeover says it once and does not try it again", () =>
+    it.scoped("the takeover says it once and does not try it again; the stop then ends it", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
         const a = yield* serverOn(bus)
@@ -112,8 +172,26 @@ describe.skipIf(postgres === undefined)("a run no server can resume, among serve
         expect(c.logged).toEqual([])
         yield* c.shutdown
 
-        yield* Runs.markEnded(run.id, "stopped", "stopped by the test")
+        expect((yield* b.manager.stop(alice, run.id)).status).toBe("stopped")
+        expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
+        const lines = b.logged.length
+        yield* Effect.sleep("500 millis")
+        expect(b.logged.slice(lines).filter((line) => line.includes("take over"))).toEqual([])
       }), { timeout: 60_000 })
 
+    it.scoped("a run another live server holds is stopped there (relayed), by a server that cannot make its agents", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const a = yield* serverOn(bus)
+        const run = yield* paperRunUnderWay(bus, a.manager, "held, type elsewhere")
+        const b = yield* serverOn(bus, { registry: withoutSma })
+        const stopped = yield* b.manager.stop(alice, run.id)
+        expect(stopped.status).toBe("stopped")
+        // Stopped by its holder, as any stop: no word of resuming.
+        expect(stopped.failure).toBe("stopped by alice")
+        expect(a.manager.live()).toBe(0)
+        expect(yield* controlLog(run.id)).toEqual([{ kind: "stop", action: "stop", run: run.id, by: { id: "alice", name: "alice" }, at: expect.any(String) }])
+        expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
+      }), { timeout: 60_000 })
   })
 })
