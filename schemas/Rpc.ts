@@ -240,7 +240,9 @@ export const RunInfo = Schema.Struct({
   /** The name of the run's owner: an admin's list has every user's (older servers: absent). */
   owner: Schema.optional(Schema.String),
   /** `runs.get` only: its operators' actions, the latest ten (older servers: absent). */
-  control: Schema.optional(ControlHistory)
+  control: Schema.optional(ControlHistory),
+  /** `runs.get` only: as `RunReport`'s. */
+  notResumable: Schema.optional(Schema.String)
 })
 export type RunInfo = typeof RunInfo.Type
 
@@ -292,7 +294,13 @@ export const RunReport = Schema.Struct({
   trades: Schema.Struct({ count: Schema.Int, first: Schema.Array(Trade), last: Schema.Array(Trade) }),
   control: ControlHistory,
   /** Where it stands, as `runs.get`'s `latest`: its latest portfolio snapshot and quotes, when it has any. */
-  latest: Schema.optional(RunLatest)
+  latest: Schema.optional(RunLatest),
+  /**
+   * An unfinished run not live in the answering server whose strategy that server cannot make (an
+   * analyst type its build lacks, params it now refuses): why. It cannot resume it (another server
+   * whose build can may be running it); held by no live process, \`runs.stop\` ends it (older servers: absent).
+   */
+  notResumable: Schema.optional(Schema.String)
 })
 export type RunReport = typeof RunReport.Type
 

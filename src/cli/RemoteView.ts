@@ -12,7 +12,7 @@ import { PendingApproval, RunInfo, StrategySummary, StrategyVersion } from "../.
 import { Rule as RuleSchema } from "../../schemas/Rule.js"
 import { toJson } from "./Flags.js"
 import { visible } from "./Io.js"
-import { COMPARED, controlLines, latestLines, shorterLine, shownDifference, shownMetric, table, valueOf, wallTime } from "./RunsView.js"
+import { COMPARED, controlLines, latestLines, notResumableLines, shorterLine, shownDifference, shownMetric, table, valueOf, wallTime } from "./RunsView.js"
 import { count, metricRows, percent, price, quantity, ratio, time } from "./Summary.js"
 
 const DASH = "—"
@@ -71,6 +71,7 @@ export const runShow = (run: RunInfo): string => {
     `strategy  ${run.strategy} v${run.strategyVersion}`,
     `mode      ${run.mode}`,
     `status    ${run.status}${run.failure === null ? "" : `: ${run.failure}`}`,
+    ...notResumableLines(run.id, run.notResumable),
     `started   ${wallTime(run.startedAt)}`,
     `finished  ${run.finishedAt === null ? DASH : wallTime(run.finishedAt)}`,
     // A server counts a run's events once it has ended (an older one, only when it completes), and sums its checksum only when it completes.

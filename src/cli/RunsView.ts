@@ -211,6 +211,8 @@ export interface Shown {
   readonly control?: ControlHistory
   /** Where it stands: what only a server knows (its latest-values cache), from `runs.report`; the text says it, `--json` keeps to the record. */
   readonly latest?: RunLatest
+  /** An unfinished run the server cannot resume: why (`runs.report`'s `notResumable`); the text says it. */
+  readonly notResumable?: string
 }
 
 /** A server's report of a run (`runs.report`) as `runs show` shows it: the same report as of a run of the local database. */
@@ -244,7 +246,8 @@ export const shownOf = (report: RunReport): Shown => ({
   equity: Option.fromNullable(report.equity),
   trades: report.trades,
   control: report.control,
-  ...(report.latest === undefined ? {} : { latest: report.latest })
+  ...(report.latest === undefined ? {} : { latest: report.latest }),
+  ...(report.notResumable === undefined ? {} : { notResumable: report.notResumable })
 })
 
 const equityOf = (equity: Option.Option<Equity>): typeof EquityJson.Type | null =>
@@ -361,13 +364,24 @@ const duration = (from: Date, to: Date): string => {
   return s < 60 ? `${s.toFixed(1)} s` : s < 3600 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`
 }
 
-export const renderShow = ({ control, equity, latest, run, trades }: Shown): string => {
+/**
+ * Under a run's status, when the server says it cannot resume it (`notResumable`): why, and what
+ * ends it. (`runs show`, of `runs.report` and of an older server's `runs.get`.)
+ */
+export const notResumableLines = (run: string, notResumable: string | undefined): ReadonlyArray<string> =>
+  notResumable === undefined ? [] : [
+    `          not resumable by this server: ${notResumable}`,
+    `          (a server whose build can make its agents resumes it, or runs it already; if none does, \`swarm runs stop ${run}\` ends it)`
+  ]
+
+export const renderShow = ({ control, equity, latest, notResumable, run, trades }: Shown): string => {
   const lines: Array<string> = [
     `run       ${run.id} (${refOf(run)})`,
     `strategy  ${run.strategyName}, version ${run.strategyVersion} (${run.strategyId}), owner ${run.owner}`,
     `mode      ${run.mode}, seed ${run.seed}, event detail ${run.eventDetail}${run.faults === null ? "" : ", with injected faults"}`,
     `data      ${describeSource(run.dataSource)}`,
     `status    ${run.status}${run.failure === null ? "" : `: ${run.failure}`}`,
+    ...notResumableLines(run.id, notResumable),
     `period    ${period(run)}`,
     `started   ${wallTime(run.startedAt)}${
       run.finishedAt === null ? "" : `, ended ${wallTime(run.finishedAt)} (${duration(run.startedAt, run.finishedAt)})`

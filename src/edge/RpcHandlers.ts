@@ -270,7 +270,9 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           const latest = yield* latestOf(summary.id, summary.status)
           // Most runs no operator touched: their row says so, and the log is not read.
           const control = summary.controlCount === 0 ? { count: 0, last: [] } : yield* ControlAudit.history(summary.id)
-          return { ...runInfo(summary), ...(latest === undefined ? {} : { latest }), control }
+          // Stuck unfinished in no process here, for a reason that does not pass: said (`runs stop` ends it).
+          const notResumable = yield* manager.notResumable(summary.id, summary.status)
+          return { ...runInfo(summary), ...(latest === undefined ? {} : { latest }), control, ...(notResumable === undefined ? {} : { notResumable }) }
         }))),
     // Everything `swarm runs show` prints, bounded whatever the run's size: a few trades from each end.
     "runs.report": ({ run }) =>
@@ -281,7 +283,12 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           const trades = yield* Runs.tradeEnds(record.id, SHOWN_TRADES)
           const control = record.controlCount === 0 ? { count: 0, last: [] } : yield* ControlAudit.history(record.id)
           const latest = yield* latestOf(record.id, record.status)
-          return { ...runReport(record, Option.getOrUndefined(equity), trades, control), ...(latest === undefined ? {} : { latest }) }
+          const notResumable = yield* manager.notResumable(record.id, record.status)
+          return {
+            ...runReport(record, Option.getOrUndefined(equity), trades, control),
+            ...(latest === undefined ? {} : { latest }),
+            ...(notResumable === undefined ? {} : { notResumable })
+          }
         }))),
     "runs.list": ({ before, limit, status, strategy }) =>
       as((p) => {

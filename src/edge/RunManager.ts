@@ -286,6 +286,13 @@ export interface RunManagerService {
    * a delivery that is real only once a transaction commits.
    */
   readonly stage: (strategy: StrategyId, signal: ExternalSignal) => Effect.Effect<Staged, NoPaperRun | RateLimited>
+  /**
+   * Why this server cannot resume run `run` (`StoredRun.notReexecutable`: its strategy names an
+   * agent this build cannot make), when it is unfinished and not live here; undefined otherwise
+   * (its row is read only then). What `runs.get` and `runs.report` say of a run stuck `running`
+   * (`runs stop` ends it).
+   */
+  readonly notResumable: (run: RunId, status: string) => Effect.Effect<string | undefined, Unavailable>
   /** Runs executing in this process. */
   readonly live: () => number
   /** The runs the shutdown suspended (left `running` or `paused` for the next start), in the order they stopped; none before it. */
@@ -1463,6 +1470,15 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       paperRunsIgnoringAlerts,
       stage,
       deliver,
+      notResumable: (run, status) =>
+        (status !== "running" && status !== "paused") || live.has(run)
+          ? Effect.succeed(undefined)
+          : unavailable(Runs.get(run)).pipe(
+            Effect.map((record) => (record.status === "running" || record.status === "paused") ? StoredRun.notReexecutable(record, options.registry)?.why : undefined),
+            // Deleted meanwhile: nothing to say.
+            Effect.catchTag("RunNotFound", () => Effect.succeed(undefined)),
+            Effect.provide(context)
+          ),
       live: () => live.size,
       suspended: () => suspendedRuns.slice()
     } satisfies RunManagerService

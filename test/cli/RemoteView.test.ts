@@ -7,6 +7,8 @@ import type { RunInfo } from "../../schemas/Rpc.js"
 import { Rule } from "../../schemas/Rule.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as RemoteView from "../../src/cli/RemoteView.js"
+import * as RunsView from "../../src/cli/RunsView.js"
+import type { RunReport } from "../../schemas/Rpc.js"
 
 const position = (symbol: string, quantity: number) => ({
   symbol,
@@ -124,6 +126,52 @@ describe("runs show: a run that ended", () => {
     const text = RemoteView.runShow(run([], { status: "running", metrics: null, events: null, finishedAt: null, latest: latest("cache", 32, 101_000_000_000, 90_000_000_000) }))
     expect(text).toContain("now       equity 101,000.00, cash 90,000.00, 1 open position at 2023-11-27 (event 32, live)")
     expect(text).toContain("metrics: once the run has ended (swarm runs watch follows it)")
+  })
+})
+
+describe("runs show: a run the server cannot resume", () => {
+  const why = `its strategy's agents[0].type: unknown agent type "gone"; this build cannot re-execute it`
+  const said = [
+    `status    running\n          not resumable by this server: ${why}\n`,
+    "          (a server whose build can make its agents resumes it, or runs it already; if none does, `swarm runs stop bt-1` ends it)\n"
+  ].join("")
+
+  it("says why under its status, and what ends it, from runs.report and from an older server's runs.get", () => {
+    const report: RunReport = {
+      id: "bt-1",
+      ref: "SMA crossover#1",
+      strategy: "SMA crossover",
+      strategyId: "st-1",
+      strategyVersion: 1,
+      number: 1,
+      owner: "alice",
+      mode: "paper",
+      status: "running",
+      seed: "0",
+      eventDetail: "decisions",
+      dataSource: { kind: "synthetic", seed: 1, bars: 10, symbols: ["AAA"] },
+      dataFingerprint: "f",
+      replayOf: null,
+      faults: false,
+      failure: null,
+      metrics: null,
+      counts: null,
+      tradingState: null,
+      from: null,
+      to: null,
+      startedAt: new Date(0),
+      finishedAt: null,
+      checksum: null,
+      chain: null,
+      equity: null,
+      trades: { count: 0, first: [], last: [] },
+      control: { count: 0, last: [] },
+      notResumable: why
+    }
+    expect(RunsView.renderShow(RunsView.shownOf(report))).toContain(said)
+    expect(RunsView.renderShow(RunsView.shownOf({ ...report, notResumable: undefined }))).not.toContain("not resumable")
+    expect(RemoteView.runShow(run([], { status: "running", events: null, finishedAt: null, notResumable: why }))).toContain(said)
+    expect(RemoteView.runShow(run([], { status: "running", events: null, finishedAt: null }))).not.toContain("not resumable")
   })
 })
 

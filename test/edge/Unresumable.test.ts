@@ -9,6 +9,7 @@
  * on one database, on Postgres only.
  */
 import { SqlClient } from "@effect/sql"
+import { RpcTest } from "@effect/rpc"
 import { describe, expect, layer } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, FiberRef, HashSet, Layer, Logger, Scope } from "effect"
 import { analysts } from "../../agents/registry.js"
@@ -16,13 +17,17 @@ import type { RunId } from "../../schemas/Ids.js"
 import type { EventBusService } from "../../src/bus/EventBus.js"
 import { EventBus } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import { RunRpcs } from "../../schemas/Rpc.js"
+import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
+import { RunHandlers } from "../../src/edge/RpcHandlers.js"
+import * as RunEvents from "../../src/edge/RunEvents.js"
 import * as RunManager from "../../src/edge/RunManager.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { smaStrategy } from "../store/fixtures/workload.js"
-import { createUsers, principals } from "./fixtures.js"
+import { createUsers, principals, stubAuthenticator } from "./fixtures.js"
 
 const alice = principals["sk_alice"]
 const bob = principals["sk_bob"]
@@ -100,6 +105,11 @@ for (const backend of backends) {
         expect((yield* Runs.get(run.id)).status).toBe("running")
         expect(yield* controlLog(run.id)).toEqual([])
 
+        // What `runs.get` and `runs show` say of it: why this server cannot resume it.
+        expect(yield* b.manager.notResumable(run.id, "running")).toMatch(new RegExp(`^${WHY}$`))
+        // A server that can make its agents has nothing to say.
+        expect(yield* a.manager.notResumable(run.id, "running")).toBeUndefined()
+
         // A pause cannot be carried out by anyone: the refusal says why, and what ends it.
         const pause = yield* Effect.flip(b.manager.pause(alice, run.id))
         expect(pause).toMatchObject({ _tag: "Conflict" })
@@ -127,6 +137,7 @@ for (const backend of backends) {
         expect(events.length).toBeGreaterThan(0)
         expect((yield* Runs.get(run.id)).chain?.count).toBe(events.length)
         expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
+        expect(yield* b.manager.notResumable(run.id, "stopped")).toBeUndefined()
         // Stopped once.
         expect(yield* Effect.flip(b.manager.stop(alice, run.id))).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is stopped` })
 
@@ -139,6 +150,39 @@ for (const backend of backends) {
         expect(c.manager.live() + d.manager.live()).toBe(0)
         expect((yield* Runs.get(run.id)).status).toBe("stopped")
         expect(c.logged.concat(d.logged)).toEqual([])
+      }), { timeout: 60_000 })
+  })
+}
+
+for (const backend of backends) {
+  // The RPC procedures of a server whose build lacks the type, as a client calls them.
+  const served = Layer.mergeAll(RunHandlers, AuthenticatedLive).pipe(
+    Layer.provideMerge(Layer.mergeAll(RunManager.layerWith({ registry: withoutSma }), RunEvents.layer)),
+    Layer.provideMerge(Layer.mergeAll(InProcessBus.layerTest(), stubAuthenticator, Layer.effectDiscard(Effect.orDie(createUsers)))),
+    Layer.provideMerge(backend.store)
+  )
+  const clientFor = (key: string) => Effect.provide(RpcTest.makeClient(RunRpcs, { flatten: true }), clientKey(key))
+  layer(served, { timeout: startTimeout, excludeTestServices: true })(`a run no server can resume, over RPC (${backend.name})`, (it) => {
+    it.scoped("runs.get and runs.report say why it is stuck; runs.stop ends it, and not for someone else", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const a = yield* serverOn(bus)
+        const run = yield* paperRunUnderWay(bus, a.manager, "type gone, over RPC")
+        yield* a.shutdown
+        const alice = yield* clientFor("sk_alice")
+        const bob = yield* clientFor("sk_bob")
+        const got = yield* alice("runs.get", { run: run.id })
+        expect(got).toMatchObject({ status: "running", notResumable: expect.stringMatching(new RegExp(`^${WHY}$`)) })
+        expect((yield* alice("runs.report", { run: run.id })).notResumable).toEqual(got.notResumable)
+        expect(yield* Effect.flip(bob("runs.stop", { run: run.id }))).toMatchObject({ _tag: "RunNotFound", run: run.id })
+        expect(yield* Effect.flip(bob("runs.get", { run: run.id }))).toMatchObject({ _tag: "RunNotFound" })
+        const stopped = yield* alice("runs.stop", { run: run.id })
+        expect(stopped).toMatchObject({ status: "stopped", failure: expect.stringMatching(/^stopped by alice: held by no live process/) })
+        const after = yield* alice("runs.get", { run: run.id })
+        expect(after.status).toBe("stopped")
+        expect(after.notResumable).toBeUndefined()
+        expect(after.control).toMatchObject({ count: 1, last: [{ action: "stop", by: { name: "alice" }, reason: expect.stringContaining("this server cannot resume it") }] })
+        expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
       }), { timeout: 60_000 })
   })
 }
