@@ -17,6 +17,11 @@
  * a shared database, another manager still running takes them over sooner (`takeOver`, every
  * `Options.takeover.every`), as it does the runs of a process that died. An operator's `stop` ends a run for good.
  * Only a run that ended is ended on the bus: a suspended one's followers wait for it to go on.
+ *
+ * A run whose strategy this server cannot make (an analyst type its build lacks) is not launched:
+ * start-up or a takeover look says why once, and this process does not try it again (its registry
+ * cannot change under it). Held by no live process, it is ended by `stop` in its row
+ * (`stopUnresumable`), since no agents are there to interrupt; `notResumable` says why for `runs show`.
  */
 import { fileURLToPath } from "node:url"
 import type { SqlClient } from "@effect/sql"
