@@ -242,7 +242,21 @@ export const RunInfo = Schema.Struct({
   /** `runs.get` only: its operators' actions, the latest ten (older servers: absent). */
   control: Schema.optional(ControlHistory),
   /** `runs.get` only: as `RunReport`'s. */
-  notResumable: Schema.optional(Schema.String)
+  notResumable: Schema.optional(Schema.String),
+  /**
+   * The rest of the run's record that `swarm runs list --json` prints of a run of the local
+   * database, so that a server's runs print the same document (older servers: absent). `owner`
+   * is the owner's user id; `from` and `to` the time its bars spanned (epoch ms), once it has ended.
+   */
+  record: Schema.optional(Schema.Struct({
+    strategyId: Schema.String,
+    owner: Schema.String,
+    seed: Schema.String,
+    from: Schema.NullOr(Schema.Number),
+    to: Schema.NullOr(Schema.Number),
+    counts: Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.Number })),
+    tradingState: Schema.NullOr(Schema.String)
+  }))
 })
 export type RunInfo = typeof RunInfo.Type
 

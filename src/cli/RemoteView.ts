@@ -1,8 +1,9 @@
 /**
  * What the commands that talk to a server print: tables for people, in the style of RunsView's
- * (cli-table3, no colours), and JSON documents that are the RPC answers as the contract encodes
- * them (schemas/Rpc.ts: ISO 8601 times, money in micros) — so a script reads the same shapes a
- * dashboard does. Pure functions over what the server answered.
+ * (cli-table3, no colours), and JSON documents. A run is printed as the local database's document
+ * of it (RunsView.RunJson: money as decimals), so a script reads the same run whether it asked a
+ * server or not; the rest are the RPC answers as the contract encodes them (schemas/Rpc.ts: ISO
+ * 8601 times, money in micros). Pure functions over what the server answered.
  */
 import { Schema } from "effect"
 import { Document, isMap } from "yaml"
@@ -12,7 +13,20 @@ import { PendingApproval, RunInfo, StrategySummary, StrategyVersion } from "../.
 import { Rule as RuleSchema } from "../../schemas/Rule.js"
 import { toJson } from "./Flags.js"
 import { visible } from "./Io.js"
-import { COMPARED, controlLines, latestLines, notResumableLines, shorterLine, shownDifference, shownMetric, table, valueOf, wallTime } from "./RunsView.js"
+import {
+  COMPARED,
+  controlLines,
+  latestLines,
+  notResumableLines,
+  RunJson,
+  runJsonOfInfo,
+  shorterLine,
+  shownDifference,
+  shownMetric,
+  table,
+  valueOf,
+  wallTime
+} from "./RunsView.js"
 import { count, metricRows, percent, price, quantity, ratio, time } from "./Summary.js"
 
 const DASH = "—"
@@ -20,12 +34,29 @@ const DASH = "—"
 // ---------------------------------------------------------------------------------------------
 // Runs
 
-export const runJson = (run: RunInfo): string => toJson(RunInfo, run)
+/**
+ * A run as `--json` prints it (`runs start | stop | pause | resume`): the document `runs list
+ * --json` prints of it on the local database (RunsView.RunJson), money as decimals. A server older
+ * than `RunInfo.record` says too little for it: its answer as it encodes it, as before.
+ */
+export const runJson = (run: RunInfo): string => {
+  const local = runJsonOfInfo(run)
+  return local === undefined ? toJson(RunInfo, run) : toJson(RunJson, local)
+}
 
-/** The run on one line: the head of an ndjson stream (`runs start --watch --json`). */
-export const runLine = (run: RunInfo): string => `${JSON.stringify(Schema.encodeSync(RunInfo)(run))}\n`
+/** The run on one line, as `runJson`: the head of an ndjson stream (`runs start --watch --json`). */
+export const runLine = (run: RunInfo): string => {
+  const local = runJsonOfInfo(run)
+  return `${JSON.stringify(local === undefined ? Schema.encodeSync(RunInfo)(run) : Schema.encodeSync(RunJson)(local))}\n`
+}
 
-export const runsJson = (runs: ReadonlyArray<RunInfo>): string => toJson(Schema.Array(RunInfo), runs)
+/** `runs list --json`: the local database's document of the same runs (a server older than `RunInfo.record`: its answers). */
+export const runsJson = (runs: ReadonlyArray<RunInfo>): string => {
+  const local = runs.map(runJsonOfInfo)
+  return local.every((run) => run !== undefined)
+    ? toJson(Schema.Array(RunJson), local as Array<typeof RunJson.Type>)
+    : toJson(Schema.Array(RunInfo), runs)
+}
 
 /** `next`: the command line of the next page, when more runs follow than these. */
 export const runsTable = (runs: ReadonlyArray<RunInfo>, next: string | undefined): string => {

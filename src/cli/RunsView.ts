@@ -7,7 +7,7 @@ import Table from "cli-table3"
 import { Option, Schema } from "effect"
 import type { RunId, StrategyId, Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
-import { type ControlAction, ControlHistory, type RunLatest, type RunReport, SHOWN_TRADES as SHOWN_TRADES_OF_REPORT } from "../../schemas/Rpc.js"
+import { type ControlAction, ControlHistory, type RunInfo, type RunLatest, type RunReport, SHOWN_TRADES as SHOWN_TRADES_OF_REPORT } from "../../schemas/Rpc.js"
 import { type Money, MoneyFromDecimal } from "../../schemas/Money.js"
 import type { Decision, DecisionDifference } from "../store/Compare.js"
 import type { RunRecord, RunSummary, TradeEnds } from "../store/Runs.js"
@@ -124,7 +124,7 @@ type RunFields = Pick<
   | "finishedAt"
 >
 
-const runJson = (run: RunFields): typeof RunJson.Type => ({
+export const runJson = (run: RunFields): typeof RunJson.Type => ({
   id: run.id,
   ref: refOf(run),
   strategy: run.strategyName,
@@ -145,6 +145,31 @@ const runJson = (run: RunFields): typeof RunJson.Type => ({
   finishedAt: run.finishedAt
 })
 
+/**
+ * A server's run (`RunInfo`) as the local database's document of it (`RunJson`), when the server
+ * sends the rest of its record (`record`); none from a server older than that.
+ */
+export const runJsonOfInfo = (info: RunInfo): typeof RunJson.Type | undefined =>
+  info.record === undefined ? undefined : runJson({
+    id: info.id as RunId,
+    strategyName: info.strategy,
+    strategyId: info.record.strategyId as StrategyId,
+    strategyVersion: info.strategyVersion,
+    number: info.number,
+    owner: info.record.owner,
+    mode: info.mode as RunRecord["mode"],
+    status: info.status as RunRecord["status"],
+    seed: info.record.seed,
+    from: info.record.from,
+    to: info.record.to,
+    metrics: info.metrics,
+    counts: info.record.counts === null ? null : { ...info.record.counts },
+    tradingState: info.record.tradingState,
+    checksum: info.checksum,
+    failure: info.failure,
+    startedAt: info.startedAt,
+    finishedAt: info.finishedAt
+  })
 
 // ---------------------------------------------------------------------------------------------
 // runs list

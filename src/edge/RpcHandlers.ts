@@ -65,7 +65,16 @@ export const runInfo = (run: Runs.RunSummary): RunInfo => ({
   startedAt: run.startedAt,
   finishedAt: run.finishedAt,
   ...(run.initialCash === null ? {} : { initialCash: run.initialCash }),
-  ...(run.ownerName === undefined ? {} : { owner: run.ownerName })
+  ...(run.ownerName === undefined ? {} : { owner: run.ownerName }),
+  record: {
+    strategyId: run.strategyId,
+    owner: run.owner,
+    seed: run.seed,
+    from: run.from,
+    to: run.to,
+    counts: run.counts,
+    tradingState: run.tradingState
+  }
 })
 
 /** A run's report (`runs.report`): equity without a snapshot, or with one that does not read, is null, as `runs show` shows it locally. */

@@ -19,9 +19,9 @@ import { fileURLToPath } from "node:url"
 import { RpcClient } from "@effect/rpc"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Schema, Scope } from "effect"
-import { RunInfo, SwarmRpcs } from "../../schemas/Rpc.js"
+import { SwarmRpcs } from "../../schemas/Rpc.js"
 import * as Remote from "../../src/cli/Remote.js"
-import { RunShowJson } from "../../src/cli/RunsView.js"
+import { RunJson, RunShowJson } from "../../src/cli/RunsView.js"
 import * as Database from "../../src/store/Database.js"
 import { lines, swarm } from "../cli/harness.js"
 import { ProcessGroups, type Served } from "../cli/processes.js"
@@ -87,7 +87,7 @@ describe("runs show from a server", () => {
       expect((yield* swarm(["strategies", "create", sma], { environment: remote })).code).toBe(0)
       const started = yield* swarm(["runs", "start", "SMA crossover", "--data", "synthetic:1500:7", "--json"], { environment: remote })
       expect([started.code, started.stderr]).toEqual([0, ""])
-      const run = Schema.decodeUnknownSync(RunInfo)(JSON.parse(started.stdout))
+      const run = Schema.decodeUnknownSync(RunJson)(JSON.parse(started.stdout))
       expect((yield* swarm(["runs", "watch", run.id], { environment: remote })).code).toBe(0)
 
       const [text, json] = yield* Effect.all([bin(["runs", "show", run.ref], remote), bin(["runs", "show", run.id, "--json"], remote)], {

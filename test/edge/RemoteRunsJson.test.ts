@@ -1,0 +1,125 @@
+/**
+ * `swarm runs list | start | stop | pause | resume --json` against a live server print the
+ * document `runs list --json --local` prints of the same runs on the server's database: the same
+ * fields, money as decimal strings, byte for byte — not the RPC's `RunInfo` (money in micros,
+ * other names). The real `swarm serve` in a process of its own, the CLI as its client, then (the
+ * server stopped: the embedded database serves one process) the real binary on its database.
+ *
+ * On Postgres when `DATABASE_URL` is set (a fresh database of its own), else on an embedded
+ * PGlite under a temporary folder. Every process started here is killed when the file ends.
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Schema, Scope } from "effect"
+import { RunJson } from "../../src/cli/RunsView.js"
+import * as Database from "../../src/store/Database.js"
+import { swarm } from "../cli/harness.js"
+import { ProcessGroups, type Served } from "../cli/processes.js"
+import { serverUrl } from "../store/fresh.js"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+const sma = Path.join(root, "examples", "sma-crossover.json")
+const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-remote-runs-json-"))
+const processes = new ProcessGroups()
+
+let dbScope: Scope.CloseableScope | undefined
+let database: Record<string, string> = {}
+let served: Served | undefined
+let key = ""
+
+const cleanEnv = (env: Record<string, string>) => ({
+  ...Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !["SWARM_SERVER", "SWARM_API_KEY", "DATABASE_URL", "SWARM_DATA_DIR", "REDIS_URL"].includes(k))
+  ),
+  SWARM_CONFIG: Path.join(tmp, "no-config.json"),
+  ...env
+})
+
+const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
+
+beforeAll(async () => {
+  if (serverUrl !== undefined) {
+    dbScope = await Effect.runPromise(Scope.make())
+    database = { DATABASE_URL: await Effect.runPromise(Database.temporary(serverUrl).pipe(Scope.extend(dbScope))) }
+  } else {
+    database = { SWARM_DATA_DIR: Path.join(tmp, "data") }
+  }
+  served = await processes.serve({ cwd: tmp, env: cleanEnv(database), settle: 0 })
+  for (let i = 0; i < 200 && key === ""; i++) {
+    key = /sk_[A-Za-z0-9_-]{43}/.exec(served.stdout())?.[0] ?? ""
+    if (key === "") await sleep(50)
+  }
+  if (key === "") throw new Error(`swarm serve printed no admin key: ${served.stdout()} ${served.stderr()}`)
+}, 120_000)
+
+afterAll(async () => {
+  processes.killAll()
+  if (dbScope !== undefined) await Effect.runPromise(Scope.close(dbScope, Exit.void))
+  fs.rmSync(tmp, { recursive: true, force: true })
+})
+
+const bin = (args: ReadonlyArray<string>, env: Record<string, string>) => processes.run(args, { cwd: tmp, env: cleanEnv(env) })
+
+const decodeRun = Schema.decodeUnknownSync(RunJson)
+
+/** A run's document as `--json` prints it alone: indented, one document and a newline. */
+const printed = (run: unknown) => `${JSON.stringify(run, null, 2)}\n`
+
+describe("runs --json from a server", () => {
+  it.live("list, start, pause, resume and stop print the local database's document of the run, money as decimals", () =>
+    Effect.gen(function*() {
+      const remote = { SWARM_SERVER: served!.base, SWARM_API_KEY: key }
+      const cli = (args: ReadonlyArray<string>) => swarm(args, { environment: remote })
+      expect((yield* cli(["strategies", "create", sma])).code).toBe(0)
+
+      // A backtest to its end: metrics with money in them.
+      const started = yield* cli(["runs", "start", "SMA crossover", "--data", "synthetic:600:7", "--json"])
+      expect([started.code, started.stderr]).toEqual([0, ""])
+      const backtest = decodeRun(JSON.parse(started.stdout))
+      expect(Object.keys(JSON.parse(started.stdout))).toEqual(Object.keys(RunJson.fields))
+      expect((yield* cli(["runs", "watch", backtest.id])).code).toBe(0)
+
+      // A paper run, paused, resumed and stopped: each answer is the run's document.
+      const paperStarted = yield* cli(["runs", "start", "SMA crossover", "--mode", "paper", "--data", "synthetic:5000", "--speed", "86400", "--json"])
+      expect([paperStarted.code, paperStarted.stderr]).toEqual([0, ""])
+      const paper = decodeRun(JSON.parse(paperStarted.stdout))
+      expect([paper.mode, paper.status, paper.metrics]).toEqual(["paper", "running", null])
+      const paused = yield* cli(["runs", "pause", paper.id, "--json"])
+      expect([paused.code, paused.stderr, decodeRun(JSON.parse(paused.stdout)).status]).toEqual([0, "", "paused"])
+      const resumed = yield* cli(["runs", "resume", paper.id, "--json"])
+      expect([resumed.code, resumed.stderr, decodeRun(JSON.parse(resumed.stdout)).status]).toEqual([0, "", "running"])
+      const stopped = yield* cli(["runs", "stop", paper.id, "--json"])
+      expect([stopped.code, stopped.stderr]).toEqual([0, ""])
+      expect(decodeRun(JSON.parse(stopped.stdout)).status).toBe("stopped")
+
+      const listed = yield* cli(["runs", "list", "--json"])
+      expect([listed.code, listed.stderr]).toEqual([0, ""])
+      const remoteRuns = JSON.parse(listed.stdout) as Array<Record<string, unknown>>
+      // Money as the local document has it: decimal strings, not integer micros.
+      const done = remoteRuns.find((run) => run.id === backtest.id) as { metrics: { initialCash: unknown; finalEquity: unknown } }
+      expect(done.metrics.initialCash).toBe("100000")
+      expect(done.metrics.finalEquity).toMatch(/^-?\d+(\.\d+)?$/)
+
+      // The server stopped (the embedded database serves one process): the same runs, read locally.
+      process.kill(-served!.child.pid!, "SIGINT")
+      yield* Effect.promise(() => Promise.race([served!.exited, sleep(15_000)]))
+      const local = yield* bin(["runs", "list", "--json", "--local"], database)
+      expect(local.code).toBe(0)
+      expect(listed.stdout).toBe(local.stdout)
+
+      const localRuns = JSON.parse(local.stdout) as Array<Record<string, unknown>>
+      const localOf = (id: string) => localRuns.find((run) => run.id === id)!
+      // A stop answers the run as it ended: the local document byte for byte.
+      expect(stopped.stdout).toBe(printed(localOf(paper.id)))
+      // A start, a pause and a resume answer the run as it was then: the same fields, and those that do not change, the same values.
+      const lasting = ["id", "ref", "strategy", "strategyId", "strategyVersion", "number", "owner", "mode", "seed", "startedAt"]
+      for (const [answer, id] of [[started, backtest.id], [paperStarted, paper.id], [paused, paper.id], [resumed, paper.id]] as const) {
+        const document = JSON.parse(answer.stdout) as Record<string, unknown>
+        expect(Object.keys(document)).toEqual(Object.keys(localOf(id)))
+        for (const field of lasting) expect([field, document[field]]).toEqual([field, localOf(id)[field]])
+      }
+    }), { timeout: 180_000 })
+})
