@@ -26,6 +26,7 @@ import * as ApprovalsCommand from "./ApprovalsCommand.js"
 import * as ChatCommand from "./ChatCommand.js"
 import { type AuditFailed, type OutputError, type RemoteFailed, type ResumeFailed, type RunFailed, type ServeFailed, UsageError } from "./CliError.js"
 import { type Io, stripAnsi, withConsole } from "./Io.js"
+import * as KnownFlags from "./KnownFlags.js"
 import * as LeaderboardCommand from "./LeaderboardCommand.js"
 import * as LoginCommand from "./LoginCommand.js"
 import * as ReplayCommand from "./ReplayCommand.js"
@@ -440,7 +441,11 @@ export const run = (
   const argv = Either.match(leveled, { onLeft: () => line, onRight: (read) => read.argv })
   return Effect.gen(function*() {
     const { level } = yield* leveled
-    const cli = Command.run(command(io, wiring), { name: "swarm", version })
+    const swarm = command(io, wiring)
+    // A flag the command does not take is named, before @effect/cli's parse reports something else.
+    const unknown = KnownFlags.unknownFlag(swarm, spelled(argv))
+    if (Option.isSome(unknown)) return yield* unknown.value
+    const cli = Command.run(swarm, { name: "swarm", version })
     // @effect/cli's args start with the runtime and the script, as process.argv does.
     const ran = withConsole(io, cli(["node", "swarm", ...(argv.length === 0 ? ["--help"] : spelled(argv))]))
     const logged = argv[0] === "serve" ? ran : Effect.provide(ran, logsToStderr(io))

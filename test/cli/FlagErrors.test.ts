@@ -66,7 +66,34 @@ describe("flag errors", () => {
       const optional = yield* swarm(["runs", "start", "S", "--mode"])
       expect([optional.code, first(optional.stderr)]).toEqual([2, "swarm: --mode: no value given, or not a flag of this command"])
       const unknown = yield* swarm(["runs", "list", "--frob", "--json"])
-      expect([unknown.code, first(unknown.stderr)]).toEqual([2, "swarm: --frob: unknown argument"])
+      expect([unknown.code, first(unknown.stderr)]).toEqual([2, "swarm: --frob: unknown option for swarm runs list"])
+    }))
+
+  it.live("a flag the command does not take is named, whatever else the line lacks or holds", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+        // Its required flags missing: the unknown one is what is wrong, not "--strategy: is required".
+        [["backtest", "--local", "--data", data], "--local: unknown option for swarm backtest"],
+        [["backtest", "--data", data, "--strategy", sma, "--locl=1"], "--locl: unknown option for swarm backtest"],
+        [["runs", "start", "S", "--local"], "--local: unknown option for swarm runs start"],
+        [["runs", "show", "S#1", "--reason", "x"], "--reason: unknown option for swarm runs show"],
+        [["strategies", "show", "S", "--version", "2", "--yaml"], "--yaml: unknown option for swarm strategies show"],
+        [["admin", "users", "--json", "--all"], "--all: unknown option for swarm admin users"],
+        [["leaderboard", "--metric", "sharpe", "--top", "3"], "--top: unknown option for swarm leaderboard"],
+        [["replay", "--frob", "S#1"], "--frob: unknown option for swarm replay"]
+      ]
+      for (const [args, line] of cases) {
+        const r = yield* swarm(args)
+        expect([r.code, r.stdout, r.stderr], args.join(" ")).toEqual([2, "", `swarm: ${line}\n`])
+      }
+      // A value that starts with dashes, after a flag that takes one, is that flag's value, not a flag.
+      const reason = yield* swarm(["approvals", "reject", "S#1", "r1", "--reason", "--local"])
+      expect(reason.stderr).not.toMatch(/unknown option/)
+      expect(first(reason.stderr)).toMatch(/^swarm: --server: no server/)
+      // Asking for help too: the flag, not "--data: is required"; without the unknown flag, the help.
+      expect((yield* swarm(["backtest", "--local", "--help"])).stderr).toBe("swarm: --local: unknown option for swarm backtest\n")
+      const help = yield* swarm(["backtest", "--help"])
+      expect([help.code, help.stderr]).toEqual([0, ""])
     }))
 
   it.live("several missing flags: the first is named, alone", () =>
