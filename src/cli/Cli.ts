@@ -2,7 +2,8 @@
  * The `swarm` command line as a function: arguments in, exit code out, everything printed through
  * an `Io` — so tests run it in-process and `Main` only binds it to the process. Every expected
  * failure becomes one `swarm: <field>: <reason>` line on stderr (no stack trace) and an exit code:
- * 2 for bad input (flags, strategy files, data, a run that does not exist), 1 for a run that failed
+ * 2 for bad input (flags, strategy files, data, a run that does not exist or that this build
+ * cannot re-execute), 1 for a run that failed
  * or diverged, a broken audit chain, or a defect, 3 for a database or server that cannot be had now
  * (`EXIT_UNAVAILABLE`); 0 otherwise.
  */
@@ -288,7 +289,8 @@ export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report
     case "RunLeased":
       return { lines: [`run ${error.run}: cannot be resumed: it is running in another process`], code: EXIT_FAILED }
     case "NotReexecutable":
-      return { lines: [error.message], code: EXIT_FAILED }
+      // A refusal, before anything is executed: the run named cannot be re-executed by this build.
+      return { lines: [error.message], code: EXIT_USAGE }
     case "DataChanged":
       return { lines: lined("data: ", error.message), code: EXIT_FAILED }
   }

@@ -86,17 +86,21 @@ export class RecordingAltered extends Schema.TaggedError<RecordingAltered>()("Re
 /**
  * A stored run whose strategy names an agent this build cannot make (an analyst type removed or
  * renamed since it ran, params it now refuses): it cannot be replayed or resumed here. Not a bad
- * strategy file of the caller's: the run's own, named.
+ * strategy file of the caller's: the run's own, named, with the agent and why. A refusal of the
+ * input (the run named), exit 2, as an unknown run is: nothing was executed, nothing went wrong.
  */
 export class NotReexecutable extends Schema.TaggedError<NotReexecutable>()("NotReexecutable", {
   run: Schema.String,
   ref: Schema.String,
+  /** The agent's name in the run's roster. */
+  agent: Schema.String,
+  /** Where in the run's strategy: `agents[i].type`, `agents[i].params…`, or `agents` for the roster as a whole. */
   field: Schema.String,
   reason: Schema.String
 }) {
   /** Why, without the run's name (for a line that names it already). */
   get why(): string {
-    return `its strategy's ${this.field}: ${this.reason}; this build cannot re-execute it`
+    return `its strategy's agent ${this.agent}, ${this.field}: ${this.reason}; this build cannot re-execute it`
   }
 
   override get message(): string {
@@ -121,7 +125,7 @@ const reexecutable = (run: Runs.RunRecord, registry: ReadonlyMap<string, AnyMode
  */
 export const notReexecutable = (run: Runs.RunRecord, registry?: ReadonlyMap<string, AnyModel>): NotReexecutable | undefined =>
   Either.match(rosterOf(run.strategy, registry ?? analysts), {
-    onLeft: (error: InvalidAgent) => new NotReexecutable({ run: run.id, ref: `${run.strategyName}#${run.number}`, field: error.field, reason: error.reason }),
+    onLeft: (error: InvalidAgent) => new NotReexecutable({ run: run.id, ref: `${run.strategyName}#${run.number}`, agent: error.agent, field: error.field, reason: error.reason }),
     onRight: () => undefined
   })
 

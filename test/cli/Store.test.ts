@@ -16,7 +16,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Principal } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
-import { analysts } from "../../agents/registry.js"
+import { analysts, llmAnalysts } from "../../agents/registry.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { VerifyJson } from "../../src/cli/AuditCommand.js"
 import { ReplayJson } from "../../src/cli/ReplayCommand.js"
@@ -445,22 +445,28 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       yield* crashAfter(died.run, 50)
       // This build's registry without the run's analyst type (removed, or renamed, since it ran).
       const registry = new Map([...analysts].filter(([type]) => type !== "sma_crossover"))
+      // A refusal of what was asked (exit 2, as for an unknown run), naming the run, the agent, where in its strategy and why.
+      const types = [...registry.keys(), ...llmAnalysts.keys()].join(", ")
       const replayed = yield* swarm(["replay", "Type gone#1"], { store: yield* store, registry })
-      expect(replayed.code).toBe(1)
-      expect(lines(replayed.stderr).at(-1)).toMatch(
-        new RegExp(`^swarm: run ${document.run} \\(Type gone#1\\): its strategy's agents\\[0\\]\\.type: .*sma_crossover.*; this build cannot re-execute it$`)
-      )
+      expect([replayed.code, replayed.stdout, lines(replayed.stderr).at(-1)]).toEqual([
+        2,
+        "",
+        `swarm: run ${document.run} (Type gone#1): its strategy's agent sma_crossover, agents[0].type: unknown agent type "sma_crossover"; ` +
+        `the registered ones are ${types}; this build cannot re-execute it`
+      ])
+      const replayedJson = yield* swarm(["replay", "Type gone#1", "--json"], { store: yield* store, registry })
+      expect([replayedJson.code, replayedJson.stdout, lines(replayedJson.stderr).at(-1)]).toEqual([2, "", lines(replayed.stderr).at(-1)])
       const resumed = yield* swarm(["resume", "Type gone too#1"], { store: yield* store, registry })
-      expect(resumed.code).toBe(1)
+      expect(resumed.code).toBe(2)
       expect(lines(resumed.stderr).at(-1)).toMatch(
-        new RegExp(`^swarm: run ${died.run} \\(Type gone too#1\\): its strategy's agents\\[0\\]\\.type: .*sma_crossover.*; this build cannot re-execute it$`)
+        new RegExp(`^swarm: run ${died.run} \\(Type gone too#1\\): its strategy's agent sma_crossover, agents\\[0\\]\\.type: .*sma_crossover.*; this build cannot re-execute it$`)
       )
       // Left as it was, for a build that has the type: not marked failed.
       expect((yield* swarm(["runs", "show", died.run, "--json"], { store: yield* store })).stdout).toContain('"status": "running"')
       // Every unfinished run: its line names it once.
       const every = yield* swarm(["resume"], { store: yield* store, registry })
       expect(lines(every.stdout).filter((line) => line.includes(died.run))).toEqual([
-        expect.stringMatching(new RegExp(`^not resumed: run ${died.run} \\(Type gone too#1\\): its strategy's agents\\[0\\]\\.type: .*; this build cannot re-execute it$`))
+        expect.stringMatching(new RegExp(`^not resumed: run ${died.run} \\(Type gone too#1\\): its strategy's agent sma_crossover, agents\\[0\\]\\.type: .*; this build cannot re-execute it$`))
       ])
       // With the type, it goes on (and is no unfinished run for the tests after this one).
       const again = yield* swarm(["resume", "Type gone too#1"], { store: yield* store })
