@@ -199,18 +199,22 @@ export const analystOf = (
     if (typeof bytesPerSymbol === "string") {
       return Either.left(new InvalidAgent({ agent: name, field: `agents[${index}].params`, reason: bytesPerSymbol }))
     }
+    const horizon = horizonOf(model, config.right)
+    if (typeof horizon === "string") return Either.left(new InvalidAgent({ agent: name, field: `agents[${index}].params`, reason: horizon }))
     const actor = Analyst.make({ name, model, config: config.right, allowShort })
     return Either.right({
       name,
       llm: false,
       actor: () => actor,
-      horizon: model.horizon(config.right),
+      horizon,
       bytesPerSymbol
     })
   }
   const kind = thinker!
   const unsendable = unsendableAnswer(kind)
   if (unsendable !== undefined) return Either.left(new InvalidAgent({ agent: name, field: `agents[${index}].type`, reason: unsendable }))
+  const horizon = horizonOf(kind, config.right)
+  if (typeof horizon === "string") return Either.left(new InvalidAgent({ agent: name, field: `agents[${index}].params`, reason: horizon }))
   return Either.right({
     name,
     llm: true,
@@ -219,10 +223,25 @@ export const analystOf = (
       if (llm === undefined) throw new Error(`agent ${name} (${kind.type}) needs the run's language-model context`)
       return LlmAnalyst.make({ name, kind, config: config.right, allowShort, ...llm })
     },
-    horizon: kind.horizon(config.right),
+    horizon,
     // A brief's bars (at most 200) and its fixed indicators: small beside the 10,000-bar windows above.
     bytesPerSymbol: 0
   })
+}
+
+/**
+ * The horizon a type gives its opinions under `config`, or why it cannot say one. Its params
+ * decoded, but a type's `horizon` is its author's code: one that throws on them (a period its
+ * config does not bound, a division it did not guard) is the strategy's problem, refused as its
+ * agent's params — not an internal error of whoever validates the strategy.
+ */
+const horizonOf = (kind: { readonly type: string; readonly horizon: (config: never) => number }, config: unknown): number | string => {
+  try {
+    return kind.horizon(config as never)
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    return `${kind.type} cannot say its opinions' horizon with these params: ${clip(message)}`
+  }
 }
 
 /**

@@ -53,7 +53,10 @@ export interface Model<Config, State, F extends Features = Features> {
   readonly description: string
   /** The `params` of the strategy's agent entry, with defaults; errors name the field. */
   readonly config: Schema.Schema<Config, any, never>
-  /** How many bars ahead its opinions are meant for (adaptive weights score them then). */
+  /**
+   * How many bars ahead its opinions are meant for (adaptive weights score them then). Asked when
+   * a strategy naming the type is saved or run: a throw refuses the agent's params (InvalidAgent).
+   */
   readonly horizon: (config: Config) => number
   /** Fresh state for one symbol. */
   readonly init: (config: Config) => State

@@ -235,6 +235,38 @@ describe("the agent registry", () => {
     expect(Either.isRight(roster(10_000))).toBe(true)
   })
 
+  it("a model whose horizon throws on its params is a typed InvalidAgent naming agents[i].params and the thrown message", () => {
+    // A researcher's horizon that divides without a guard: a strategy's params, not an internal error.
+    const fragile: Model<{ readonly every: number }, { readonly seen: number }> = {
+      type: "fragile_horizon",
+      description: "test model",
+      config: Schema.Struct({ every: Schema.optionalWith(Schema.Int, { default: () => 5, exact: true }) }),
+      horizon: (config) => {
+        if (config.every === 0) throw new RangeError("every must not be 0: the horizon divides by it")
+        return Math.ceil(10 / config.every)
+      },
+      init: () => ({ seen: 0 }),
+      update: () => undefined,
+      explain: () => ""
+    }
+    const registry = new Map([...analysts, [fragile.type, fragile]])
+    const roster = (every: number) =>
+      rosterOf({ agents: [agent({ type: "rsi_reversion" }), agent({ type: fragile.type, name: "fragile", params: { every } })], allowShort: false, symbols: ["A"] }, registry)
+    const thrown = roster(0)
+    expect(Either.isLeft(thrown) && thrown.left).toMatchObject({
+      _tag: "InvalidAgent",
+      agent: "fragile",
+      field: "agents[1].params",
+      reason: "fragile_horizon cannot say its opinions' horizon with these params: every must not be 0: the horizon divides by it"
+    })
+    expect(invalidAgentOf({ agents: [agent({ type: fragile.type, params: { every: 0 } })], allowShort: false, symbols: ["A"] }, registry)).toMatchObject({
+      field: "agents[0].params",
+      reason: expect.stringContaining("every must not be 0")
+    })
+    // Its other params are a horizon like any other.
+    expect(Either.isRight(roster(2)) && roster(2).pipe(Either.getOrThrow)[1]!.horizon).toBe(5)
+  })
+
   it("a roster whose look-back windows over its symbols pass 256 MiB is refused, naming the largest; the state is measured", () => {
     // Measured from the model's fresh state: an SMA keeps a ring and a running tail per average.
     const sma = analystOf(agent({ type: "sma_crossover", params: { fast: 9_999, slow: 10_000 } }), 0, false)

@@ -246,6 +246,25 @@ describe("swarm backtest: bad input files", () => {
       ]])
     }))
 
+  it.live("a model whose horizon throws on its params is a field of the strategy file, exit 2, not an internal error", () =>
+    Effect.gen(function*() {
+      const base = analysts.get("sma_crossover")!
+      const fragile: AnyModel = {
+        ...base,
+        type: "fragile_horizon",
+        horizon: (config: { readonly fast: number }) => {
+          if (config.fast === 1) throw new RangeError("a fast average of 1 bar has no horizon")
+          return config.fast
+        }
+      }
+      const registry = new Map([...analysts, ["fragile_horizon", fragile]])
+      const file = strategy("fragile.json", { agents: [{ type: "sma_crossover" }, { type: "fragile_horizon", params: { fast: 1, slow: 5 } }] })
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", file], { registry })
+      expect([r.code, r.stdout, lines(r.stderr)]).toEqual([2, "", [
+        `swarm: ${file}: agents[1].params: fragile_horizon cannot say its opinions' horizon with these params: a fast average of 1 bar has no horizon`
+      ]])
+    }))
+
   it.live("a deeply nested or huge value: exit code 2, one short line, not an internal error", () =>
     Effect.gen(function*() {
       // Written as text: JSON.stringify itself overflows on such a value.
@@ -768,12 +787,12 @@ describe("swarm backtest: a run", () => {
   it.live("a defect is one short line, not a stack trace, and exit code 1", () =>
     Effect.gen(function*() {
       const base = analysts.get("sma_crossover")!
-      const broken: AnyModel = {
-        ...base,
-        horizon: () => {
+      // A bug of the registry's own (a horizon that throws is the strategy's problem: refused, exit 2).
+      const broken: AnyModel = Object.defineProperty({ ...base }, "config", {
+        get: () => {
           throw new Error("the crystal ball cracked")
         }
-      }
+      })
       const registry = new Map([...analysts, ["sma_crossover", broken]])
       const r = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json"], { registry })
       expect(r.code).toBe(1)
