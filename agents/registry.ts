@@ -2,7 +2,8 @@
  * The agent types a strategy can name. Adding an analyst is one model file in agents/analysts/ and,
  * here, an import and an entry in `analysts` below (agents/analysts/Model.ts says how to write one);
  * tests check that every registered type decodes its default config and answers its protocol
- * (test/agents/registry.test.ts), and every model's signal contract (test/agents/analysts.test.ts).
+ * (test/agents/registry.test.ts), every model's signal contract and every LLM type's offline
+ * determinism (test/agents/analysts.test.ts).
  */
 import { Either, Option, ParseResult, Schema } from "effect"
 import { InvalidAgent } from "../schemas/AnalystProtocol.js"

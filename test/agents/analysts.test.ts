@@ -1,5 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Either, FastCheck, ParseResult, Schema } from "effect"
+import { Effect, Either, FastCheck, ParseResult, Schema } from "effect"
+import type { RoundContext } from "../../schemas/AnalystProtocol.js"
+import { BriefTracker, INDICATOR_WARMUP } from "../../agents/analysts/MarketBrief.js"
 import * as BollingerBreakout from "../../agents/analysts/BollingerBreakout.js"
 import * as EmaCrossover from "../../agents/analysts/EmaCrossover.js"
 import * as MacdMomentum from "../../agents/analysts/MacdMomentum.js"
@@ -7,8 +9,16 @@ import { type AnyModel, copySignal, type Signal } from "../../agents/analysts/Mo
 import * as RsiReversion from "../../agents/analysts/RsiReversion.js"
 import * as SmaCrossover from "../../agents/analysts/SmaCrossover.js"
 import * as VolumeSurge from "../../agents/analysts/VolumeSurge.js"
-import { analysts } from "../../agents/registry.js"
-import type { Symbol, Timestamp } from "../../schemas/Ids.js"
+import { analysts, llmAnalysts } from "../../agents/registry.js"
+import type { AgentId, RoundId, RunId, Symbol, Timestamp } from "../../schemas/Ids.js"
+import { defaultLlmConfig } from "../../schemas/Llm.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import type { LanguageModel } from "../../src/llm/LanguageModel.js"
+import { LlmSession } from "../../src/llm/LlmSession.js"
+import * as Offline from "../../src/llm/Offline.js"
+import * as Feed from "../../src/market/Feed.js"
+import * as Synthetic from "../../src/market/Synthetic.js"
+import * as Backtest from "../../src/swarm/Backtest.js"
 import type { Bar } from "../../schemas/Market.js"
 import type { Direction } from "../../schemas/Opinion.js"
 
@@ -371,6 +381,110 @@ describe("every registered model (agents/registry.ts), under its default config"
         )
         if (speaks) expect(compared).toBeGreaterThan(0)
       })
+    })
+  }
+})
+
+// -- Every LLM analyst type the registry has: its offline fallback is deterministic
+
+/**
+ * One round of `kind`'s thinking about the brief of `bars` with the offline model, from a fresh
+ * session: everything it gave, as one string — its judgement, its reasoning, every call as
+ * recorded and every offline answer (each asked for twice, which must agree).
+ */
+const offlineThinking = (type: string, bars: ReadonlyArray<Bar>, allowShort: boolean, context: RoundContext | undefined) =>
+  Effect.gen(function*() {
+    const kind = llmAnalysts.get(type)!
+    const config = Schema.decodeUnknownSync(kind.config)({})
+    const tracker = new BriefTracker(config.bars)
+    for (const b of bars) tracker.update(b)
+    const brief = tracker.brief(context)
+    const offline = Offline.make()
+    const answers: Array<string> = []
+    const model: LanguageModel["Type"] = {
+      ...offline,
+      chat: (request) => {
+        const [once, again] = [JSON.stringify(request.offline()), JSON.stringify(request.offline())]
+        answers.push(once === again ? once : `not the same twice: ${once} then ${again}`)
+        return offline.chat(request)
+      }
+    }
+    const calls: Array<string> = []
+    const session = new LlmSession({ run: "run" as RunId, config: defaultLlmConfig, model, onCall: (call) => void calls.push(JSON.stringify(call)) })
+    const reasons: Array<string> = []
+    const agent = type as AgentId
+    const round = `T@${bars.at(-1)!.ts}` as RoundId
+    const judgement = yield* kind.think({
+      agent,
+      round,
+      brief,
+      config,
+      allowShort,
+      session: session.forRound(agent, round, new Set<object>(kind.answers)),
+      reason: (order, reasoning, role, text) => void reasons.push(JSON.stringify([order, reasoning, role, text]))
+    })
+    return JSON.stringify({ judgement: judgement ?? null, reasons, calls, answers })
+  })
+
+const arbitraryContext = FastCheck.option(
+  FastCheck.record({
+    target: FastCheck.constantFrom("long" as const, "short" as const, "flat" as const),
+    decisions: FastCheck.array(
+      FastCheck.record({
+        ts: FastCheck.integer({ min: 0, max: 2_000_000_000_000 }).map((n) => n as Timestamp),
+        action: FastCheck.constantFrom("long" as const, "short" as const, "flat" as const, "hold" as const),
+        confidence: FastCheck.double({ min: 0, max: 1, noNaN: true })
+      }),
+      { maxLength: 5 }
+    )
+  }),
+  { nil: undefined }
+)
+
+describe("every registered LLM analyst type (agents/registry.ts), offline, under its default config", () => {
+  for (const [type] of llmAnalysts) {
+    describe(type, () => {
+      const { bars } = Schema.decodeUnknownSync(llmAnalysts.get(type)!.config)({}) as { readonly bars: number }
+
+      it("answers the same brief byte for byte twice: its judgement, its reasoning, every call and every offline answer", async () => {
+        let judged = 0
+        await FastCheck.assert(
+          FastCheck.asyncProperty(arbitraryBars(Math.max(bars, INDICATOR_WARMUP), 260), FastCheck.boolean(), arbitraryContext, async (bars, allowShort, context) => {
+            const first = await Effect.runPromise(offlineThinking(type, bars, allowShort, context))
+            const second = await Effect.runPromise(offlineThinking(type, bars, allowShort, context))
+            expect(second).toBe(first)
+            expect(first).not.toContain("not the same twice")
+            if (!first.startsWith(`{"judgement":null`)) judged++
+          }),
+          { numRuns: 60 }
+        )
+        expect(judged).toBeGreaterThan(0)
+      })
+
+      it("gives two backtests the same checksum, with another run between them", async () => {
+        const strategy = (agents: ReadonlyArray<unknown>) =>
+          Schema.decodeUnknownSync(Strategy)({
+            name: `offline ${type}`,
+            symbols: ["AAA", "BBB"],
+            allowShort: true,
+            agents,
+            sizing: { mode: "percent_of_equity", value: 10 }
+          })
+        const feed = (seed: number) => Feed.synthetic({ ...Synthetic.defaults, seed, symbols: ["AAA", "BBB"] as never, bars: 90 })
+        const run = (agents: ReadonlyArray<unknown>, seed: number) => Effect.runPromise(Backtest.run({ strategy: strategy(agents), feed: feed(seed) }))
+        await FastCheck.assert(
+          FastCheck.asyncProperty(FastCheck.integer({ min: 1, max: 1_000_000 }), async (seed) => {
+            const agents = [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }, { type }]
+            const first = await run(agents, seed)
+            // Another run of the type in the same process between them: nothing carried over.
+            await run([{ type, name: "other", params: { horizon: 3 } }], seed + 1)
+            const second = await run(agents, seed)
+            expect(first.status).toBe("completed")
+            expect(second.checksum).toBe(first.checksum)
+          }),
+          { numRuns: 3 }
+        )
+      }, 120_000)
     })
   }
 })
