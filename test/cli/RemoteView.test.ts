@@ -322,3 +322,29 @@ describe("approvals list", () => {
     }
   })
 })
+
+describe("a server's run as --json prints it", () => {
+  const record = { strategyId: "str_1", owner: "usr_1", seed: "0", from: null, to: null, counts: null, tradingState: null }
+
+  it("with the rest of its record: the local database's document, and nothing of the RPC's own", () => {
+    const info = run([], { status: "running", events: null, finishedAt: null, record })
+    const document = JSON.parse(RemoteView.runJson(info))
+    expect(Object.keys(document)).toEqual([
+      "id", "ref", "strategy", "strategyId", "strategyVersion", "number", "owner", "mode", "status", "seed", "period",
+      "metrics", "counts", "tradingState", "checksum", "failure", "startedAt", "finishedAt"
+    ])
+    expect(document).toMatchObject({ owner: "usr_1", strategyId: "str_1", period: null, finishedAt: null })
+    expect(RemoteView.runLine(info)).toBe(`${JSON.stringify(document)}\n`)
+    expect(JSON.parse(RemoteView.runsJson([info, info]))).toEqual([document, document])
+  })
+
+  it("from a server older than the record: its summary as it came", () => {
+    const info = run([])
+    const document = JSON.parse(RemoteView.runJson(info))
+    expect(document).toMatchObject({ id: "bt-1", events: 10 })
+    expect(document).not.toHaveProperty("seed")
+    // One run without it is a list printed as the server sent it: one shape for the whole array.
+    const listed = JSON.parse(RemoteView.runsJson([{ ...info, record }, info])) as Array<Record<string, unknown>>
+    expect(listed.map((r) => "events" in r)).toEqual([true, true])
+  })
+})
