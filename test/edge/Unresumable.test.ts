@@ -70,7 +70,7 @@ const controlLog = (run: string) =>
     Effect.map((rows) => rows.map((row): Record<string, unknown> => ({ kind: row.kind, ...JSON.parse(row.entry) as Record<string, unknown> })))
   )
 
-const WHY = String.raw`its strategy's agents\[0\]\.type: unknown agent type "sma_crossover"; the registered ones are [^;]*; this build cannot re-execute it`
+const WHY = String.raw`its strategy's agent [^,]+, agents\[0\]\.type: unknown agent type "sma_crossover"; the registered ones are [^;]*; this build cannot re-execute it`
 
 for (const backend of backends) {
   const environment = Layer.mergeAll(InProcessBus.layerTest(), Layer.effectDiscard(Effect.orDie(createUsers))).pipe(
