@@ -260,6 +260,64 @@ export const RunInfo = Schema.Struct({
 })
 export type RunInfo = typeof RunInfo.Type
 
+/**
+ * An agent of a run that crashed: how often, how often its supervisor restarted it, and the first
+ * line of its last crash's cause — what `runs show` names instead of a bare count of restarts.
+ */
+export const AgentRestarts = Schema.Struct({
+  /** As the strategy names it: an analyst's name (`analyst-2`), or a spine agent's role (`risk`, `ledger`, `desk`, `coordinator`). */
+  agent: Schema.String,
+  /** Its actor (`/user/run/analysts/analyst-2`). */
+  actor: Schema.String,
+  /** An analyst's type (`rsi_reversion`); null for the spine's agents. */
+  type: Schema.NullOr(Schema.String),
+  restarts: Schema.Int,
+  crashes: Schema.Int,
+  /** The first line of its last crash's cause (at most 300 characters); null if it never crashed. */
+  lastCause: Schema.NullOr(Schema.String),
+  /** The event that recorded that crash. */
+  lastCrashSeq: Schema.NullOr(Schema.Int)
+})
+export type AgentRestarts = typeof AgentRestarts.Type
+
+/** Model calls as a run recorded them (its `LlmCalled` events), summed: all of a run's, or one agent's on one backend and model. */
+export const LlmCallTotals = Schema.Struct({
+  /** Every call asked: answered by the model, from the cache, or refused. */
+  calls: Schema.Int,
+  cacheHits: Schema.Int,
+  /** Not made: they could have taken the run past its budget. */
+  refused: Schema.Int,
+  /** Made and not answered usably (timeout, error, an answer that did not decode). */
+  failed: Schema.Int,
+  tokensIn: Schema.Int,
+  tokensOut: Schema.Int,
+  /** In the strategy's currency, when its budget prices tokens (0 when not). */
+  cost: Schema.Number
+})
+export type LlmCallTotals = typeof LlmCallTotals.Type
+
+/** What a run's LLM agents used and what its budget allowed: `runs show`'s `llm`, for a run with LLM agents. */
+export const LlmUsage = Schema.Struct({
+  /** The language model its `RunStarted` named: `ollama`, `offline` (a deterministic stand-in) or `recorded`. */
+  backend: Schema.String,
+  model: Schema.String,
+  description: Schema.String,
+  ...LlmCallTotals.fields,
+  budget: Schema.Struct({
+    /** Tokens in and out together, spent of its limit. */
+    tokens: Schema.Int,
+    maxTokens: Schema.Int,
+    cost: Schema.Number,
+    /** Absent from a strategy that does not limit cost. */
+    maxCost: Schema.NullOr(Schema.Number),
+    /** Whether a call was refused once the budget was spent: its LLM agents abstained from then on. */
+    exhausted: Schema.Boolean
+  }),
+  /** By agent, backend and model. */
+  agents: Schema.Array(Schema.Struct({ agent: Schema.String, backend: Schema.String, model: Schema.String, ...LlmCallTotals.fields }))
+})
+export type LlmUsage = typeof LlmUsage.Type
+
 /** How many closed trades `runs.report` sends from each end of a run's list (the rest are counted, never sent). */
 export const SHOWN_TRADES = 3
 
@@ -314,7 +372,11 @@ export const RunReport = Schema.Struct({
    * analyst type its build lacks, params it now refuses): why. It cannot resume it (another server
    * whose build can may be running it); held by no live process, \`runs.stop\` ends it (older servers: absent).
    */
-  notResumable: Schema.optional(Schema.String)
+  notResumable: Schema.optional(Schema.String),
+  /** Its agents that crashed, those restarted most first (older servers: absent). */
+  agentRestarts: Schema.optional(Schema.Array(AgentRestarts)),
+  /** What its LLM agents used; null for a run without any (older servers: absent). */
+  llm: Schema.optional(Schema.NullOr(LlmUsage))
 })
 export type RunReport = typeof RunReport.Type
 

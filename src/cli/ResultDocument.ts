@@ -6,6 +6,7 @@
  * trades as CSV (`trades.csv`).
  */
 import { ParseResult, Schema } from "effect"
+import { AgentRestarts } from "../../schemas/Rpc.js"
 import { RunId, Symbol, Timestamp } from "../../schemas/Ids.js"
 import { Metrics } from "../../schemas/Metrics.js"
 import { MoneyFromDecimal } from "../../schemas/Money.js"
@@ -102,6 +103,8 @@ export const ResultDocument = Schema.Struct({
   /** The final books, marked at the last prices. */
   positions: Schema.Array(PositionJson),
   counts: Counts,
+  /** Its agents that crashed: how often each was restarted, and the first line of its last crash's cause, those restarted most first. */
+  agentRestarts: Schema.Array(AgentRestarts),
   /**
    * A run with LLM agents: the language model that answered and, when the budget ran out, why
    * (from then on its LLM agents abstained).
@@ -161,6 +164,7 @@ export const make = (
     realizedPnl: p.realizedPnl
   })),
   counts: { ...result.counts },
+  agentRestarts: result.agentRestarts,
   ...(result.llm === undefined ? {} : { llm: { ...result.llm } }),
   checksum: result.checksum
 })

@@ -180,12 +180,14 @@ export const show = (io: Io, wiring: Wiring.Wiring) =>
         const equity = yield* Runs.equitySummary(run.id)
         const trades = yield* Runs.tradeEnds(run.id, RunsView.SHOWN_TRADES)
         const control = yield* ControlAudit.history(run.id)
-        const shown = { run, equity, trades, control }
+        const agentRestarts = yield* Runs.agentRestarts(run)
+        const llm = Option.getOrNull(yield* Runs.llmUsage(run))
+        const shown = { run, equity, trades, control, agentRestarts, llm }
         io.stdout(flags.json ? RunsView.showJson(shown) : RunsView.renderShow(shown))
       }))
     }).pipe(Effect.withSpan("swarm.runs.show"))).pipe(
     Command.withDescription(
-      "Show a run: its metrics, counts, checksum, audit chain head, equity, its first and last trades (and how many), and who paused, resumed, stopped or answered it — the same report from a server."
+      "Show a run: its metrics, counts, which agents crashed, what its LLM agents used, checksum, audit chain head, equity, its first and last trades (and how many), and who paused, resumed, stopped or answered it — the same report from a server."
     )
   )
 

@@ -7,13 +7,22 @@ import Table from "cli-table3"
 import { Option, Schema } from "effect"
 import type { RunId, StrategyId, Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
-import { type ControlAction, ControlHistory, type RunInfo, type RunLatest, type RunReport, SHOWN_TRADES as SHOWN_TRADES_OF_REPORT } from "../../schemas/Rpc.js"
+import {
+  AgentRestarts,
+  type ControlAction,
+  ControlHistory,
+  LlmUsage,
+  type RunInfo,
+  type RunLatest,
+  type RunReport,
+  SHOWN_TRADES as SHOWN_TRADES_OF_REPORT
+} from "../../schemas/Rpc.js"
 import { type Money, MoneyFromDecimal } from "../../schemas/Money.js"
 import type { Decision, DecisionDifference } from "../store/Compare.js"
 import type { RunRecord, RunSummary, TradeEnds } from "../store/Runs.js"
 import { toJson } from "./Flags.js"
 import { IsoTime, MetricsJson, TradeJson, tradeJson } from "./ResultDocument.js"
-import { count, metricRows, money, percent, price, ratio, time, tradesTable, unbounded } from "./Summary.js"
+import { count, metricRows, money, percent, price, ratio, restartLines, time, tradesTable, unbounded } from "./Summary.js"
 
 const DASH = "—"
 
@@ -73,7 +82,11 @@ export const RunShowJson = Schema.Struct({
   /** The first and the last few closed trades (not overlapping), and how many there are. */
   trades: Schema.Struct({ count: Schema.Int, first: Schema.Array(TradeJson), last: Schema.Array(TradeJson) }),
   /** Who paused, resumed, stopped, approved or rejected the run, and when: how many did, and the latest ten. */
-  control: Schema.optional(ControlHistory)
+  control: Schema.optional(ControlHistory),
+  /** Its agents that crashed — how often each was restarted, and the first line of its last crash's cause — those restarted most first (a server older than it: absent). */
+  agentRestarts: Schema.optional(Schema.Array(AgentRestarts)),
+  /** What its LLM agents used: backend, model calls, cache hits, tokens, cost, and its budget; null without LLM agents (a server older than it: absent). */
+  llm: Schema.optional(Schema.NullOr(LlmUsage))
 })
 
 const DecisionJson = Schema.Struct({ round: Schema.String, seq: Schema.Int, action: Schema.String, confidence: Schema.Number })
@@ -238,6 +251,10 @@ export interface Shown {
   readonly latest?: RunLatest
   /** An unfinished run the server cannot resume: why (`runs.report`'s `notResumable`); the text says it. */
   readonly notResumable?: string
+  /** Its agents that crashed (`Runs.agentRestarts`). */
+  readonly agentRestarts?: ReadonlyArray<AgentRestarts>
+  /** What its LLM agents used (`Runs.llmUsage`): null for a run without any. */
+  readonly llm?: LlmUsage | null
 }
 
 /** A server's report of a run (`runs.report`) as `runs show` shows it: the same report as of a run of the local database. */
@@ -272,7 +289,9 @@ export const shownOf = (report: RunReport): Shown => ({
   trades: report.trades,
   control: report.control,
   ...(report.latest === undefined ? {} : { latest: report.latest }),
-  ...(report.notResumable === undefined ? {} : { notResumable: report.notResumable })
+  ...(report.notResumable === undefined ? {} : { notResumable: report.notResumable }),
+  ...(report.agentRestarts === undefined ? {} : { agentRestarts: report.agentRestarts }),
+  ...(report.llm === undefined ? {} : { llm: report.llm })
 })
 
 const equityOf = (equity: Option.Option<Equity>): typeof EquityJson.Type | null =>
@@ -284,7 +303,7 @@ const equityOf = (equity: Option.Option<Equity>): typeof EquityJson.Type | null 
         : { points: e.points, first: e.first as Money, last: e.last as Money, low: e.low as Money, high: e.high as Money }
   })
 
-export const showJson = ({ control, equity, run, trades }: Shown): string =>
+export const showJson = ({ agentRestarts, control, equity, llm, run, trades }: Shown): string =>
   toJson(RunShowJson, {
     ...runJson(run),
     eventDetail: run.eventDetail,
@@ -294,7 +313,9 @@ export const showJson = ({ control, equity, run, trades }: Shown): string =>
     chain: run.chain === null ? null : { count: run.chain.count, head: run.chain.hash },
     equity: equityOf(equity),
     trades: { count: trades.count, first: trades.first.map(tradeJson), last: trades.last.map(tradeJson) },
-    ...(control === undefined ? {} : { control })
+    ...(control === undefined ? {} : { control }),
+    ...(agentRestarts === undefined ? {} : { agentRestarts }),
+    ...(llm === undefined ? {} : { llm })
   })
 
 const DONE: Record<ControlAction["action"], string> = { pause: "paused", resume: "resumed", stop: "stopped", approve: "approved", reject: "rejected" }
@@ -399,12 +420,40 @@ export const notResumableLines = (run: string, notResumable: string | undefined)
     `          (a server whose build can make its agents resumes it, or runs it already; if none does, \`swarm runs stop ${run}\` ends it)`
   ]
 
-export const renderShow = ({ control, equity, latest, notResumable, run, trades }: Shown): string => {
+/** An amount of the strategy's currency spent on models: to the cent, or to a millionth below one. */
+const cost = (x: number): string =>
+  x === 0 ? "0" : x >= 1 ? x.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 }) : x.toLocaleString("en-US", { maximumSignificantDigits: 3 })
+
+/**
+ * `runs show`'s lines on what a run's LLM agents used: the model, the calls (from the cache,
+ * refused by the budget, failed) and tokens, and the budget spent of its limit — exhausted or not.
+ */
+export const llmLines = (llm: LlmUsage): Array<string> => {
+  const calls = [
+    `${count(llm.cacheHits)} from the cache`,
+    ...(llm.refused === 0 ? [] : [`${count(llm.refused)} refused by the budget`]),
+    ...(llm.failed === 0 ? [] : [`${count(llm.failed)} failed`])
+  ]
+  const b = llm.budget
+  const priced = b.maxCost !== null || b.cost > 0
+  return [
+    `llm       ${llm.backend} ${llm.model}: ${llm.description}`,
+    `          ${count(llm.calls)} model call${llm.calls === 1 ? "" : "s"} (${calls.join(", ")}), tokens ${count(llm.tokensIn)} in, ${count(llm.tokensOut)} out${
+      priced ? `, cost ${cost(llm.cost)}` : ""
+    }`,
+    `          budget ${count(b.tokens)} of ${count(b.maxTokens)} tokens${b.maxCost === null ? "" : `, cost ${cost(b.cost)} of ${cost(b.maxCost)}`} spent${
+      b.exhausted ? ": exhausted, its LLM agents abstained from then on" : ""
+    }`
+  ]
+}
+
+export const renderShow = ({ agentRestarts, control, equity, latest, llm, notResumable, run, trades }: Shown): string => {
   const lines: Array<string> = [
     `run       ${run.id} (${refOf(run)})`,
     `strategy  ${run.strategyName}, version ${run.strategyVersion} (${run.strategyId}), owner ${run.owner}`,
     `mode      ${run.mode}, seed ${run.seed}, event detail ${run.eventDetail}${run.faults === null ? "" : ", with injected faults"}`,
     `data      ${describeSource(run.dataSource)}`,
+    ...(llm === undefined || llm === null ? [] : llmLines(llm)),
     `status    ${run.status}${run.failure === null ? "" : `: ${run.failure}`}`,
     ...notResumableLines(run.id, notResumable),
     `period    ${period(run)}`,
@@ -442,6 +491,7 @@ export const renderShow = ({ control, equity, latest, notResumable, run, trades 
   lines.push(
     `trading   ${run.tradingState ?? DASH}`,
     `counts    ${run.counts === null ? DASH : countsLine(run.counts)}`,
+    ...(agentRestarts === undefined ? [] : restartLines(agentRestarts)),
     `checksum  ${run.checksum ?? DASH}`,
     `chain     ${run.chain === null ? "not closed (the run has not ended)" : `${count(run.chain.count)} events, head ${run.chain.hash}`}`,
     ...(control === undefined ? [] : controlLines(control))

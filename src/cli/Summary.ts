@@ -6,6 +6,7 @@
 import Table from "cli-table3"
 import type { Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
+import type { AgentRestarts } from "../../schemas/Rpc.js"
 import type { Trade } from "../../schemas/Trade.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { format, type Money } from "../trading/Money.js"
@@ -112,6 +113,22 @@ export const metricRows = (m: Metrics): ReadonlyArray<readonly [string, string]>
   ]
 }
 
+/** An agent as an operator knows it: `analyst-2 (rsi_reversion)`, `risk`; an analyst named after its type by its name alone. */
+const agentName = (a: AgentRestarts): string => (a.type === null || a.type === a.agent ? a.agent : `${a.agent} (${a.type})`)
+
+/**
+ * Which agents crashed, one line each, those restarted most first: `restarts  analyst-2
+ * (rsi_reversion) ×8, last: Error: …` — how often its supervisor restarted it (and how often it
+ * crashed, when not as often: a crash at the run's end, or one it was not restarted after), and
+ * the first line of its last crash's cause. Nothing when none crashed.
+ */
+export const restartLines = (agents: ReadonlyArray<AgentRestarts>): Array<string> =>
+  agents.map((a, i) =>
+    `${i === 0 ? "restarts  " : "          "}${agentName(a)} ×${count(a.restarts)}${a.crashes === a.restarts ? "" : ` (${count(a.crashes)} crash${a.crashes === 1 ? "" : "es"})`}${
+      a.lastCause === null ? "" : `, last: ${a.lastCause}`
+    }`
+  )
+
 export interface Context {
   readonly strategy: string
   readonly strategyFile: string
@@ -188,6 +205,7 @@ export const render = (result: Backtest.Result, context: Context): string => {
     `counts    ${count(c.rounds)} rounds, ${count(c.decisions)} decisions, ${count(c.orders)} orders, ${count(c.fills)} fills, ${
       count(c.rejected)
     } rejected, ${count(c.restarts)} restarts, ${count(c.events)} events`,
+    ...restartLines(result.agentRestarts),
     `checksum  ${result.checksum}`
   )
   return `${lines.join("\n")}\n`

@@ -293,10 +293,14 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           const control = record.controlCount === 0 ? { count: 0, last: [] } : yield* ControlAudit.history(record.id)
           const latest = yield* latestOf(record.id, record.status)
           const notResumable = yield* manager.notResumable(record.id, record.status)
+          const agentRestarts = yield* Runs.agentRestarts(record)
+          const llm = Option.getOrNull(yield* Runs.llmUsage(record))
           return {
             ...runReport(record, Option.getOrUndefined(equity), trades, control),
             ...(latest === undefined ? {} : { latest }),
-            ...(notResumable === undefined ? {} : { notResumable })
+            ...(notResumable === undefined ? {} : { notResumable }),
+            agentRestarts,
+            llm
           }
         }))),
     "runs.list": ({ before, limit, status, strategy }) =>

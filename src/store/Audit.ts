@@ -7,7 +7,8 @@
  * What is read from a run's event rows besides their hashed text — the `tag` and `at` columns,
  * which the SSE stream and the reports serve — must say what the text says, and what the `runs`
  * row says of the run — its status, metrics, checksum and counts, which `runs show`, `runs
- * compare` and the leaderboard show — must be what its hashed events say.
+ * compare` and the leaderboard show — must be what its hashed events say, and so must the totals
+ * per agent (restarts, model calls) that `runs show` reads instead of the events.
  * Changes outside runs (strategy versions) are chained per stream in `audit_log`, verified the
  * same way; so is who controlled a run (its control log, `ControlAudit`), which `verifyRun` checks
  * after its events.
@@ -22,7 +23,7 @@ import { Metrics } from "../../schemas/Metrics.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { firstDifference } from "./Replay.js"
-import { GENESIS, linkHash, project, type ProjectedTable, TABLES, type Value } from "./RunRecorder.js"
+import { GENESIS, isSummed, linkHash, project, type ProjectedTable, SUMMED, SUMMED_TABLES, type SummedTable, Sums, TABLES, type Value } from "./RunRecorder.js"
 import * as ControlAudit from "./ControlAudit.js"
 import * as Runs from "./Runs.js"
 import { storeError } from "./StoreError.js"
@@ -252,6 +253,8 @@ const verifyProjections = (run: RunId, stream: string) =>
     /** Each round's row, and the first event that names it. */
     const rounds = new Map<string, readonly [string, number]>()
     const approvals = new Map<string, { requested?: ReadonlyArray<Value>; resolved?: ReadonlyArray<Value> }>()
+    /** The totals the events add up to (a row per agent): held to the stored rows once every event is read. */
+    const sums: Record<SummedTable, Sums> = { agent_restarts: new Sums("agent_restarts"), llm_usage: new Sums("llm_usage") }
     let after = 0
     for (;;) {
       const events = yield* sql<{ seq: number | string; body: string }>`
@@ -265,6 +268,8 @@ const verifyProjections = (run: RunId, stream: string) =>
         project(event, (table, values) => {
           if (table === "rounds") {
             if (!rounds.has(values[1] as string)) rounds.set(values[1] as string, [rowKey(table, values), event.seq])
+          } else if (isSummed(table)) {
+            sums[table].add(values, event.seq)
           } else if (table === "approvals") {
             const entry = approvals.get(values[1] as string) ?? {}
             approvals.set(values[1] as string, values[9] === null ? { ...entry, requested: values } : { ...entry, resolved: values })
@@ -302,7 +307,12 @@ const verifyProjections = (run: RunId, stream: string) =>
     // A row no event names is reported after the last event.
     for (const round of storedRounds.keys()) if (!rounds.has(round)) return fail(stream, after, `rounds has a row for round ${round}, which no event names: it was added`)
     const wrong = yield* verifyApprovals(run, approvals, after)
-    return wrong === undefined ? undefined : fail(stream, wrong.position, wrong.reason)
+    if (wrong !== undefined) return fail(stream, wrong.position, wrong.reason)
+    for (const table of SUMMED_TABLES) {
+      const totals = yield* verifySums(run, sums[table], after)
+      if (totals !== undefined) return fail(stream, totals.position, totals.reason)
+    }
+    return undefined
   }).pipe(storeError("verify the tables the run's events feed"))
 
 /** The first row of a page of `table` that is not what the events give, by event: the stored rows against the expected. */
@@ -328,6 +338,30 @@ const firstMismatch = (
   }
   return undefined
 }
+
+/**
+ * A table of totals (`RunRecorder.SUMMED`: a row per agent) against what the events add up to. A
+ * row that is not what they say is reported at the last event that added to it; one no event
+ * gives, after the last event.
+ */
+const verifySums = (run: RunId, expected: Sums, lastEvent: number) =>
+  Effect.gen(function*() {
+    const table = expected.table
+    const key = SUMMED[table].key
+    const stored = new Map((yield* storedRows(table, run)).map(({ row }) => [JSON.stringify((JSON.parse(row) as Array<Value>).slice(0, key)), keysSorted(row)]))
+    for (const [id, values] of expected.entries()) {
+      const want = rowKey(table, values)
+      const have = stored.get(id)
+      if (have !== want) {
+        const at = expected.lastSeq.get(id) ?? lastEvent
+        return { position: at, reason: `the ${table} row of ${id} is not what the run's events add up to${have === undefined ? ": it was deleted" : columnDifference(table, have, want)}` }
+      }
+    }
+    for (const id of stored.keys()) {
+      if (!expected.lastSeq.has(id)) return { position: lastEvent, reason: `${table} has a row of ${id}, which no event gives: it was added` }
+    }
+    return undefined
+  })
 
 /**
  * A run's approvals against its events: each as its request made it, and as its resolution

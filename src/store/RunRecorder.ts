@@ -4,7 +4,8 @@
  * The recorder is a `RunLog` sink: for each event it appends, synchronously and in memory, the
  * event's row (its canonical JSON line and its link of the run's hash chain) and the rows of the
  * tables the event feeds (rounds, opinions, decisions, verdicts, orders, fills, trades, equity
- * snapshots, positions, approvals). A writer fiber takes whatever has accumulated and writes it in
+ * snapshots, positions, approvals), and adds it to the run's totals per agent (`SUMMED`: restarts,
+ * model calls). A writer fiber takes whatever has accumulated and writes it in
  * one transaction (group commit) with `COPY … FROM STDIN` — or multi-row inserts where the server
  * cannot copy — waking when rows arrive and, while a batch is small, waiting a few milliseconds
  * for more. A backtest gives the event loop a turn every few hundred slices, which is when the
@@ -22,6 +23,8 @@ import { from as copyFrom } from "pg-copy-streams"
 import type { RunId } from "../../schemas/Ids.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { sha256Hex } from "../internal/sha256.js"
+import { spendsBudget } from "../llm/Budget.js"
+import { causeLine } from "../swarm/AgentTally.js"
 import { connectListening, PgPool } from "./Pool.js"
 import { StoreError } from "./StoreError.js"
 import * as Transient from "./Transient.js"
@@ -121,6 +124,21 @@ export const TABLES = {
   positions: ["run_id", "seq", "symbol", "quantity", "average_price", "realized_pnl", "mark_price", "market_value", "unrealized_pnl"],
   checkpoints: ["run_id", "seq", "ts", "state"],
   reasoning: ["run_id", "round_id", "agent", "seq", "kind", "content", "context"],
+  agent_restarts: ["run_id", "agent", "crashes", "restarts", "last_seq", "last_cause"],
+  llm_usage: [
+    "run_id",
+    "agent",
+    "backend",
+    "model",
+    "calls",
+    "cache_hits",
+    "refused",
+    "failed",
+    "budget_spent",
+    "tokens_in",
+    "tokens_out",
+    "cost_nanos"
+  ],
   approvals: [
     "run_id",
     "round_id",
@@ -141,6 +159,65 @@ const NAMES = Object.keys(TABLES) as ReadonlyArray<TableName>
 
 /** The tables an event's projection feeds (every table the recorder writes but `run_events` and `checkpoints`). */
 export type ProjectedTable = Exclude<TableName, "run_events" | "checkpoints">
+
+/**
+ * The tables of totals: a row per run and key (its first `key` columns), each event adding its row
+ * to it — its counts summed; its `latest` columns, when the event gives them (the first not null),
+ * replacing the row's. What `runs show` reads of a run of millions of events: a row per agent.
+ */
+export const SUMMED = {
+  agent_restarts: { key: 2, latest: ["last_seq", "last_cause"] },
+  llm_usage: { key: 4, latest: [] }
+} as const satisfies Partial<Record<ProjectedTable, { readonly key: number; readonly latest: ReadonlyArray<string> }>>
+export type SummedTable = keyof typeof SUMMED
+export const SUMMED_TABLES = Object.keys(SUMMED) as ReadonlyArray<SummedTable>
+export const isSummed = (table: TableName): table is SummedTable => table in SUMMED
+
+/** Rows of a table of totals, summed by key as events give them: the recorder's per batch, `Audit`'s per run. */
+export class Sums {
+  private readonly rows = new Map<string, Array<Value>>()
+  /** Each key's last event that added to it. */
+  readonly lastSeq = new Map<string, number>()
+
+  constructor(readonly table: SummedTable) {}
+
+  get size(): number {
+    return this.rows.size
+  }
+
+  /** Add an event's row; true when it is a key not seen before. */
+  add(values: ReadonlyArray<Value>, seq: number): boolean {
+    const { key, latest } = SUMMED[this.table]
+    const columns: ReadonlyArray<string> = TABLES[this.table]
+    const id = JSON.stringify(values.slice(0, key))
+    this.lastSeq.set(id, seq)
+    const row = this.rows.get(id)
+    if (row === undefined) {
+      this.rows.set(id, [...values])
+      return true
+    }
+    const replaces = latest.length > 0 && values[columns.indexOf(latest[0]!)] !== null
+    for (let i = key; i < columns.length; i++) {
+      if ((latest as ReadonlyArray<string>).includes(columns[i]!)) {
+        if (replaces) row[i] = values[i]!
+      } else row[i] = (row[i] as number) + (values[i] as number)
+    }
+    return false
+  }
+
+  entries(): ReadonlyArray<readonly [string, ReadonlyArray<Value>]> {
+    return [...this.rows]
+  }
+
+  values(): Array<ReadonlyArray<Value>> {
+    return [...this.rows.values()]
+  }
+}
+
+const emptySums = (): Record<SummedTable, Sums> => ({ agent_restarts: new Sums("agent_restarts"), llm_usage: new Sums("llm_usage") })
+
+/** A call's cost in billionths of the currency: summed exactly, in any order. */
+export const costNanos = (cost: number | undefined): number => Math.round((cost ?? 0) * 1e9)
 
 /**
  * The rows `event` gives the tables it feeds, each told to `row` (a round's once per event that
@@ -202,6 +279,31 @@ export const project = (event: RunEvent, row: (table: ProjectedTable, values: Re
       row("trades", [r, seq, t.symbol, t.side, t.entryTs, t.exitTs, t.pnl])
       break
     }
+    case "AgentLifecycle": {
+      const e = event.event
+      if (e._tag === "ActorCrashed") row("agent_restarts", [r, e.actor, 1, 0, seq, causeLine(e.cause)])
+      else if (e._tag === "ActorRestarted") row("agent_restarts", [r, e.actor, 0, 1, null, null])
+      break
+    }
+    case "LlmCalled": {
+      const c = event.call
+      const refused = c.outcome === "budget"
+      row("llm_usage", [
+        r,
+        c.agent,
+        c.backend,
+        c.model,
+        1,
+        c.cache === "hit" ? 1 : 0,
+        refused ? 1 : 0,
+        refused || c.outcome === "ok" ? 0 : 1,
+        refused && spendsBudget(c.error) ? 1 : 0,
+        c.tokensIn,
+        c.tokensOut,
+        costNanos(c.cost)
+      ])
+      break
+    }
     case "ReasoningRecorded":
       // The role (bull, bear, judge…) and the context the agent saw (the brief) go together.
       row("reasoning", [r, event.round, event.agent, seq, event.kind, event.text, JSON.stringify({ role: event.role, context: event.context ?? null })])
@@ -231,6 +333,8 @@ const emptyBatch = (): Batch => ({
   positions: [],
   checkpoints: [],
   reasoning: [],
+  agent_restarts: [],
+  llm_usage: [],
   approvals: []
 })
 
@@ -251,6 +355,8 @@ export const make = (
 
     const onCommitted = options.onCommitted
     let pending = emptyBatch()
+    /** The totals of `pending`'s events, by key (`SUMMED`): a row each in the batch. */
+    let pendingSums = emptySums()
     /** The events of `pending`, for `onCommitted` (kept only when there is one). */
     let pendingCommits: Array<readonly [RunEvent, string]> = []
     let pendingRows = 0
@@ -320,9 +426,11 @@ export const make = (
     }
 
     /** A projection's row: pending, and a round once (`round`). */
-    const projected = (table: ProjectedTable, row: ReadonlyArray<Value>) => {
+    const projected = (seq: number) => (table: ProjectedTable, row: ReadonlyArray<Value>) => {
       if (table === "rounds") round(row[0] as string, row[1] as string, row[2] as string, row[3] as number)
-      else push(table, row)
+      else if (isSummed(table)) {
+        if (pendingSums[table].add(row, seq)) pendingRows++
+      } else push(table, row)
     }
 
     const sink = (event: RunEvent, json: string): void => {
@@ -335,7 +443,7 @@ export const make = (
       pendingEvents++
       pendingChars += json.length
       if (onCommitted !== undefined) pendingCommits.push([event, json])
-      project(event, projected)
+      project(event, projected(seq))
       wake()
     }
 
@@ -367,6 +475,8 @@ export const make = (
         }
         if (pendingRows < batchRows) yield* Effect.sleep(Duration.millis(groupMillis))
         const batch = pending
+        for (const table of SUMMED_TABLES) batch[table] = pendingSums[table].values()
+        pendingSums = emptySums()
         const events = pendingEvents
         const committed = pendingCommits
         inFlightRows = pendingRows
@@ -463,6 +573,7 @@ const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch, again: boolean
       if (rows.length === 0) continue
       if (name === "approvals") await upsertApprovals(client, rows)
       else if (name === "checkpoints") await upsertCheckpoints(client, rows)
+      else if (isSummed(name)) await addSums(client, name, rows)
       else if (copy) await copyRows(client, name, rows)
       else await insertRows(client, name, rows)
     }
@@ -511,7 +622,13 @@ const copyRows = (client: Pg.PoolClient, name: TableName, rows: ReadonlyArray<Re
 /** Postgres takes at most 65,535 parameters a statement; stay well under. */
 const MAX_PARAMS = 30_000
 
-const insertRows = async (client: Pg.PoolClient, name: TableName, rows: ReadonlyArray<ReadonlyArray<Value>>, suffix = ""): Promise<void> => {
+const insertRows = async (
+  client: Pick<Pg.PoolClient, "query">,
+  name: TableName,
+  rows: ReadonlyArray<ReadonlyArray<Value>>,
+  suffix = "",
+  alias = ""
+): Promise<void> => {
   const columns = TABLES[name]
   const chunk = Math.floor(MAX_PARAMS / columns.length)
   for (let start = 0; start < rows.length; start += chunk) {
@@ -526,7 +643,7 @@ const insertRows = async (client: Pg.PoolClient, name: TableName, rows: Readonly
       }
       tuples.push(`(${marks.join(",")})`)
     }
-    await client.query(`insert into ${name} (${columns.join(", ")}) values ${tuples.join(",")}${suffix}`, params)
+    await client.query(`insert into ${name}${alias} (${columns.join(", ")}) values ${tuples.join(",")}${suffix}`, params)
   }
 }
 
@@ -541,6 +658,21 @@ const upsertCheckpoints = async (client: Pg.PoolClient, rows: ReadonlyArray<Read
   const bySeq = new Map<Value, ReadonlyArray<Value>>()
   for (const row of rows) bySeq.set(row[1]!, row)
   await insertRows(client, "checkpoints", [...bySeq.values()], " on conflict (run_id, seq) do update set ts = excluded.ts, state = excluded.state, created_at = now()")
+}
+
+/**
+ * Totals (`SUMMED`), one row per key in `rows`: added to the row a batch before made, or inserted.
+ * Few rows (an agent's, a model's): plain statements.
+ */
+export const addSums = async (client: Pick<Pg.PoolClient, "query">, name: SummedTable, rows: ReadonlyArray<ReadonlyArray<Value>>): Promise<void> => {
+  const { key, latest } = SUMMED[name]
+  const columns = TABLES[name]
+  const set = columns.slice(key).map((column) =>
+    !(latest as ReadonlyArray<string>).includes(column)
+      ? `${column} = t.${column} + excluded.${column}`
+      : `${column} = case when excluded.${latest[0]} is null then t.${column} else excluded.${column} end`
+  )
+  await insertRows(client, name, rows, ` on conflict (${columns.slice(0, key).join(", ")}) do update set ${set.join(", ")}`, " as t")
 }
 
 /**

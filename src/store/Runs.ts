@@ -12,9 +12,12 @@ import { MoneyAmount } from "../../schemas/Execution.js"
 import { Metrics } from "../../schemas/Metrics.js"
 import type { Money } from "../../schemas/Money.js"
 import type { RunMode } from "../../schemas/RunEvent.js"
-import { StrategyNotFound } from "../../schemas/Rpc.js"
+import { type AgentRestarts, type LlmCallTotals, StrategyNotFound, type LlmUsage } from "../../schemas/Rpc.js"
+import { defaultLlmConfig } from "../../schemas/Llm.js"
+import { RunStarted } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { Trade } from "../../schemas/Trade.js"
+import { restartsOf } from "../swarm/AgentTally.js"
 import { FaultPlan } from "../swarm/Run.js"
 import { type CheckpointState, GENESIS } from "./RunRecorder.js"
 import { connectListening, PgPool } from "./Pool.js"
@@ -214,6 +217,8 @@ const RUN_TABLES = [
   "approval_waits",
   "control_requests",
   "reasoning",
+  "agent_restarts",
+  "llm_usage",
   "orders",
   "fills",
   "trades",
@@ -815,6 +820,88 @@ export const tradeEnds = Effect.fn("Runs.tradeEnds")(function*(run: RunId, n: nu
     last: yield* Effect.forEach([...last].reverse(), (row) => decodeTrade(run)(row.body))
   } satisfies TradeEnds
 }, storeError("read trades"))
+
+/**
+ * The agents of a run that crashed, named as its strategy names them, those restarted most first:
+ * its `agent_restarts` rows (a row per agent, whatever the number of its events).
+ */
+export const agentRestarts = Effect.fn("Runs.agentRestarts")(function*(run: Pick<RunRecord, "id" | "strategy">) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ agent: string; crashes: number | string; restarts: number | string; lastSeq: number | string | null; lastCause: string | null }>`
+    select agent, crashes, restarts, last_seq, last_cause from agent_restarts where run_id = ${run.id} order by agent`
+  return restartsOf(
+    rows.map((row) => ({
+      actor: row.agent,
+      crashes: Number(row.crashes),
+      restarts: Number(row.restarts),
+      lastSeq: row.lastSeq === null ? null : Number(row.lastSeq),
+      lastCause: row.lastCause
+    })),
+    run.strategy
+  ) satisfies Array<AgentRestarts>
+}, storeError("read a run's restarts"))
+
+const decodeStarted = Schema.decodeUnknown(Schema.parseJson(RunStarted))
+
+/**
+ * What a run's LLM agents used — model calls, cache hits, refusals, tokens, cost, by agent — and
+ * its budget: its `llm_usage` rows and the language model its `RunStarted` named. None for a run
+ * without LLM agents (its `RunStarted` names no model), nor for one with no event yet.
+ */
+export const llmUsage = Effect.fn("Runs.llmUsage")(function*(run: Pick<RunRecord, "id" | "strategy">) {
+  const sql = yield* SqlClient.SqlClient
+  const [first] = yield* sql<{ body: string }>`select body from run_events where run_id = ${run.id} and seq = 1`
+  if (first === undefined) return Option.none<LlmUsage>()
+  const started = yield* decodeStarted(first.body).pipe(
+    Effect.mapError((error) =>
+      new CorruptRecord({ table: "run_events", key: `${run.id}#1`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+    )
+  )
+  if (started.llm === undefined) return Option.none<LlmUsage>()
+  const rows = yield* sql<{
+    agent: string
+    backend: string
+    model: string
+    calls: number | string
+    cacheHits: number | string
+    refused: number | string
+    failed: number | string
+    budgetSpent: number | string
+    tokensIn: number | string
+    tokensOut: number | string
+    costNanos: number | string
+  }>`select agent, backend, model, calls, cache_hits, refused, failed, budget_spent, tokens_in, tokens_out, cost_nanos
+    from llm_usage where run_id = ${run.id} order by agent, backend, model`
+  const totals = (of: ReadonlyArray<(typeof rows)[number]>): LlmCallTotals => {
+    const sum = (f: (row: (typeof rows)[number]) => number | string) => of.reduce((n, row) => n + Number(f(row)), 0)
+    return {
+      calls: sum((r) => r.calls),
+      cacheHits: sum((r) => r.cacheHits),
+      refused: sum((r) => r.refused),
+      failed: sum((r) => r.failed),
+      tokensIn: sum((r) => r.tokensIn),
+      tokensOut: sum((r) => r.tokensOut),
+      // Summed in billionths, exactly: the same figure however the rows were added up.
+      cost: sum((r) => r.costNanos) / 1e9
+    }
+  }
+  const all = totals(rows)
+  const budget = (run.strategy.llm ?? defaultLlmConfig).budget
+  return Option.some<LlmUsage>({
+    backend: started.llm.backend,
+    model: started.llm.model,
+    description: started.llm.description,
+    ...all,
+    budget: {
+      tokens: all.tokensIn + all.tokensOut,
+      maxTokens: budget.tokens,
+      cost: all.cost,
+      maxCost: budget.maxCost ?? null,
+      exhausted: rows.some((row) => Number(row.budgetSpent) > 0)
+    },
+    agents: rows.map((row) => ({ agent: row.agent, backend: row.backend, model: row.model, ...totals([row]) }))
+  })
+}, storeError("read a run's model calls"))
 
 /** The first and last equity snapshots and the extremes, for a summary. */
 export const equitySummary = Effect.fn("Runs.equitySummary")(function*(run: RunId) {

@@ -12,12 +12,14 @@ import type { OrderIntent } from "../../schemas/Order.js"
 import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
 import type { TradingState } from "../../schemas/Risk.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
+import type { AgentRestarts } from "../../schemas/Rpc.js"
 import { Strategy as StrategySchema, type Strategy } from "../../schemas/Strategy.js"
 import type { StrategyId } from "../../schemas/Ids.js"
 import type { Money } from "../../schemas/Money.js"
 import { CloseBooks, DataEnded, GetTradingStatus, marketUpdate, ResolveApproval } from "../../schemas/TradingProtocol.js"
 import * as ActorSystem from "../actor/ActorSystem.js"
 import * as MetricsOf from "../trading/Metrics.js"
+import * as AgentTally from "./AgentTally.js"
 import * as Run from "./Run.js"
 import { RunLog } from "./RunLog.js"
 import { World } from "./World.js"
@@ -182,6 +184,8 @@ export interface Result {
     readonly restarts: number
     readonly events: number
   }
+  /** Its agents that crashed: how often each was restarted, and its last crash's cause, those restarted most first. */
+  readonly agentRestarts: ReadonlyArray<AgentRestarts>
   readonly from: Timestamp
   readonly to: Timestamp
   /**
@@ -310,6 +314,13 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
     if (options.onEvent !== undefined) log.subscribe(options.onEvent)
 
     let restarts = 0
+    const restartCounter = new AgentTally.RestartCounter()
+    log.subscribe((event) => {
+      if (event._tag !== "AgentLifecycle") return
+      const e = event.event
+      if (e._tag === "ActorCrashed") restartCounter.crashed(e.actor, event.seq, e.cause)
+      else if (e._tag === "ActorRestarted") restartCounter.restarted(e.actor)
+    })
     let observing = true
     const scope = yield* Scope.make()
     const system = world.runOrThrow(
@@ -606,6 +617,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           restarts,
           events: log.size
         },
+        agentRestarts: AgentTally.restartsOf(restartCounter.tallies(), strategy),
         from,
         to,
         ...(llm === undefined ? {} : { llm: budgetSpent === undefined ? llm : { ...llm, budgetSpent } })

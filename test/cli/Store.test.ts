@@ -32,6 +32,8 @@ import { migrate } from "../../src/store/Migrations.js"
 import * as Store from "../../src/store/Store.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { freshDatabase } from "../store/fresh.js"
+import { rewindTotals } from "../store/fixtures/checks.js"
+import { crashingEvery } from "../swarm/crashing.js"
 import { stored } from "../store/fixtures/workload.js"
 import { lines, noDatabase, openAttempts, swarm } from "./harness.js"
 
@@ -78,6 +80,7 @@ const crashAfter = (run: string, n: number) =>
       yield* sql`delete from ${sql(table)} where run_id = ${run} and seq > ${n}`
     }
     yield* sql`delete from approvals where run_id = ${run} and requested_seq > ${n}`
+    yield* rewindTotals(run, n)
     yield* sql`delete from rounds r where r.run_id = ${run}
       and not exists (select 1 from decisions d where d.run_id = r.run_id and d.round_id = r.round_id)
       and not exists (select 1 from opinions o where o.run_id = r.run_id and o.round_id = r.round_id)`
@@ -266,6 +269,89 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(shown.trades.last).toEqual(document.trades.slice(-3))
       expect(shown.equity?.points).toBeGreaterThan(0)
       expect(shown.metrics).toEqual(document.metrics)
+    }))
+
+  it.effect("an analyst crashing every Nth message: the backtest's summary and runs show name it, its restarts and last cause; --json has them; audit verify holds them to the events", () =>
+    Effect.gen(function*() {
+      const registry = new Map([...analysts, ["crashy", crashingEvery(3 * 40)]])
+      const file = Path.join(tmp, "crashing.json")
+      fs.writeFileSync(file, JSON.stringify({
+        ...JSON.parse(fs.readFileSync(sma, "utf8")),
+        name: "Crashing",
+        agents: [{ type: "crashy", name: "analyst-2", params: { fast: 5, slow: 20 } }, { type: "sma_crossover", params: { fast: 10, slow: 50 } }]
+      }))
+      const ran = yield* swarm(["backtest", "--data", data, "--strategy", file], { store: yield* store, registry })
+      expect(ran.code, ran.stderr).toBe(0)
+      // 1,500 bars, a crash every 120th given to it: 12 crashes, each restarted.
+      const named = "restarts  analyst-2 (crashy) ×12, last: Error: crashy: bar 1440\n"
+      expect(ran.stdout).toContain(`, 12 restarts, `)
+      expect(ran.stdout).toContain(`\n${named}`)
+
+      const shown = yield* swarm(["runs", "show", "Crashing#1"], { store: yield* store })
+      expect(shown.code, shown.stderr).toBe(0)
+      expect(shown.stdout).toMatch(new RegExp(`\ncounts    [^\n]*, 12 restarts, [^\n]*\n${named.replace(/[()]/g, "\\$&")}checksum  `))
+      // No LLM agents: no llm line.
+      expect(shown.stdout).not.toMatch(/^llm /m)
+      const json = Schema.decodeUnknownSync(RunShowJson)(JSON.parse((yield* swarm(["runs", "show", "Crashing#1", "--json"], { store: yield* store })).stdout))
+      expect(json.agentRestarts).toEqual([{
+        agent: "analyst-2",
+        actor: "/user/run/analysts/analyst-2",
+        type: "crashy",
+        restarts: 12,
+        crashes: 12,
+        lastCause: "Error: crashy: bar 1440",
+        lastCrashSeq: expect.any(Number)
+      }])
+      expect(json.llm).toBeNull()
+
+      // The totals are held to the events: a count changed in the table FAILS at the agent's last event.
+      expect((yield* swarm(["audit", "verify", "Crashing#1"], { store: yield* store })).code).toBe(0)
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`update agent_restarts set restarts = 1 where run_id = ${json.id}`
+      const broken = yield* swarm(["audit", "verify", "Crashing#1"], { store: yield* store })
+      expect(broken.code).toBe(1)
+      expect(broken.stdout).toMatch(/^FAILED at entry \d+: the agent_restarts row of .*analyst-2.* is not what the run's events add up to: agent_restarts.restarts is 1, the event says 12/)
+      yield* sql`update agent_restarts set restarts = 12 where run_id = ${json.id}`
+    }))
+
+  it.effect("runs show of a run with LLM agents: the backend, model calls, cache hits, tokens, and the budget spent of its limit, exhausted; --json has them", () =>
+    Effect.gen(function*() {
+      // The offline analyst's answers, counted as a model would count their tokens: the budget runs out.
+      const offline = Offline.make("the offline test model")
+      const model: typeof offline = { ...offline, chat: (request) => Effect.map(offline.chat(request), (answer) => ({ ...answer, tokensIn: 300, tokensOut: 40 })) }
+      const llm = yield* Effect.provide(LlmRuntime.LlmRuntime, LlmRuntime.layerWith(model))
+      const file = Path.join(tmp, "llm-shown.json")
+      fs.writeFileSync(file, JSON.stringify({
+        name: "LLM shown",
+        symbols: ["ACME"],
+        agents: [{ type: "llm_debate", params: { bars: 10, rounds: 1 } }, { type: "sma_crossover", params: { fast: 10, slow: 50 } }],
+        llm: { budget: { tokens: 20000, pricePerMillionIn: 100, pricePerMillionOut: 200, maxCost: 50 } }
+      }))
+      const ran = yield* Effect.withClock(swarm(["backtest", "--data", data, "--strategy", file, "--json"], { store: yield* store, llm }), Clock.make())
+      expect(ran.code, ran.stderr).toBe(0)
+      const document = documentOf(ran.stdout)
+      expect(document.llm?.budgetSpent).toBeDefined()
+      const json = Schema.decodeUnknownSync(RunShowJson)(JSON.parse((yield* swarm(["runs", "show", "LLM shown#1", "--json"], { store: yield* store })).stdout))
+      const usage = json.llm!
+      expect(usage).toMatchObject({ backend: "offline", model: "llama3.2:3b", description: "the offline test model" })
+      expect(usage.calls).toBeGreaterThan(0)
+      expect(usage.refused).toBeGreaterThan(0)
+      expect(usage.tokensIn).toBeGreaterThan(0)
+      expect(usage.cost).toBeCloseTo((usage.tokensIn * 100 + usage.tokensOut * 200) / 1e6, 9)
+      expect(usage.budget).toEqual({ tokens: usage.tokensIn + usage.tokensOut, maxTokens: 20000, cost: usage.cost, maxCost: 50, exhausted: true })
+      expect(usage.budget.tokens).toBeLessThanOrEqual(20000)
+      expect(usage.agents.map((a) => a.agent)).toEqual(["llm_debate"])
+      expect(json.agentRestarts).toEqual([])
+
+      const shown = yield* swarm(["runs", "show", "LLM shown#1"], { store: yield* store })
+      expect(shown.code, shown.stderr).toBe(0)
+      const n = (x: number) => x.toLocaleString("en-US")
+      expect(shown.stdout).toContain(
+        `\nllm       offline llama3.2:3b: the offline test model\n` +
+          `          ${n(usage.calls)} model calls (${n(usage.cacheHits)} from the cache, ${n(usage.refused)} refused by the budget), tokens ${n(usage.tokensIn)} in, ${n(usage.tokensOut)} out, cost ${usage.cost.toFixed(2)}\n` +
+          `          budget ${n(usage.budget.tokens)} of 20,000 tokens, cost ${usage.cost.toFixed(2)} of 50.00 spent: exhausted, its LLM agents abstained from then on\n`
+      )
+      expect((yield* swarm(["audit", "verify", "LLM shown#1"], { store: yield* store })).code).toBe(0)
     }))
 
   it.effect("who controlled a run: runs show lists its control log, audit verify counts it, and a changed entry FAILS at that entry, exit 1", () =>

@@ -56,7 +56,8 @@ beforeAll(async () => {
   } else {
     database = { SWARM_DATA_DIR: Path.join(tmp, "data") }
   }
-  served = await processes.serve({ cwd: tmp, env: cleanEnv(database), settle: 0 })
+  // The offline model, whatever answers at Ollama's address: the LLM run's report is the same everywhere.
+  served = await processes.serve({ cwd: tmp, env: cleanEnv({ ...database, SWARM_LLM: "offline" }), settle: 0 })
   // The first start prints the admin's key on stdout, right after it says where it listens.
   for (let i = 0; i < 200 && key === ""; i++) {
     key = /sk_[A-Za-z0-9_-]{43}/.exec(served.stdout())?.[0] ?? ""
@@ -89,6 +90,14 @@ describe("runs show from a server", () => {
       expect([started.code, started.stderr]).toEqual([0, ""])
       const run = Schema.decodeUnknownSync(RunJson)(JSON.parse(started.stdout))
       expect((yield* swarm(["runs", "watch", run.id], { environment: remote })).code).toBe(0)
+      // And a run with an LLM agent: what it used is in the report too.
+      const llmFile = Path.join(tmp, "llm-remote.json")
+      fs.writeFileSync(llmFile, JSON.stringify({ name: "LLM remote", symbols: ["ACME"], agents: [{ type: "llm_analyst", params: { bars: 10 } }] }))
+      expect((yield* swarm(["strategies", "create", llmFile], { environment: remote })).code).toBe(0)
+      const llmStarted = yield* swarm(["runs", "start", "LLM remote", "--data", "synthetic:120:7", "--json"], { environment: remote })
+      expect([llmStarted.code, llmStarted.stderr]).toEqual([0, ""])
+      const llmRun = Schema.decodeUnknownSync(RunJson)(JSON.parse(llmStarted.stdout))
+      expect((yield* swarm(["runs", "watch", llmRun.id], { environment: remote })).code).toBe(0)
 
       const [text, json] = yield* Effect.all([bin(["runs", "show", run.ref], remote), bin(["runs", "show", run.id, "--json"], remote)], {
         concurrency: "unbounded"
@@ -105,6 +114,17 @@ describe("runs show from a server", () => {
       expect(text.stdout).toContain(`first 3 and last 3 of ${shown.trades.count.toLocaleString("en-US")} trades\n`)
       expect(text.stdout).toMatch(/\nequity {4}[\d,]+ snapshots, taken after fills: first [\d,.]+, last [\d,.]+, low [\d,.]+, high [\d,.]+\n/)
       expect(text.stdout).toContain(`\nchain     ${shown.chain!.count.toLocaleString("en-US")} events, head ${shown.chain!.head}\n`)
+      // No agent crashed, none is an LLM agent: nothing said of either, and the fields say so.
+      expect([shown.agentRestarts, shown.llm]).toEqual([[], null])
+      expect(text.stdout).not.toMatch(/\n(restarts|llm) {2}/)
+      const [llmText, llmJson] = yield* Effect.all([bin(["runs", "show", llmRun.ref], remote), bin(["runs", "show", llmRun.id, "--json"], remote)], {
+        concurrency: "unbounded"
+      })
+      expect([llmText.code, llmText.stderr, llmJson.code, llmJson.stderr]).toEqual([0, "", 0, ""])
+      const llmShown = Schema.decodeUnknownSync(RunShowJson)(JSON.parse(llmJson.stdout))
+      expect(llmShown.llm).toMatchObject({ backend: "offline", model: "llama3.2:3b", budget: { maxTokens: 200_000, exhausted: false } })
+      expect(llmShown.llm?.calls).toBeGreaterThan(0)
+      expect(llmText.stdout).toMatch(/\nllm {7}offline llama3\.2:3b: offline: forced by SWARM_LLM=offline.*\n {10}[\d,]+ model calls \([\d,]+ from the cache\), tokens 0 in, 0 out\n {10}budget 0 of 200,000 tokens spent\n/)
 
       // Another user: their run is answered as one that does not exist, through the binary too.
       const bob = yield* createUser(served!.base, key, "bob")
@@ -125,6 +145,10 @@ describe("runs show from a server", () => {
       })
       expect([localText.code, localJson.code]).toEqual([0, 0])
       expect(json.stdout).toBe(localJson.stdout)
+      const [llmLocalText, llmLocalJson] = yield* Effect.all([bin(["runs", "show", llmRun.ref, "--local"], database), bin(["runs", "show", llmRun.id, "--json", "--local"], database)], {
+        concurrency: serverUrl === undefined ? 1 : "unbounded"
+      })
+      expect(llmJson.stdout).toBe(llmLocalJson.stdout)
       // The same report, and where the run stands, which only the server knows (its latest values), after its equity.
       const stands = /^(now {7}|final {5}|last fill |last seen |quotes {3})/
       expect(text.stdout.split("\n").filter((line) => !stands.test(line)).join("\n")).toBe(localText.stdout)
@@ -132,6 +156,7 @@ describe("runs show from a server", () => {
         /\nequity {4}.*\nfinal {5}equity [\d,.]+ \(its metrics\), cash [\d,.]+, \d+ open positions? since its last fill at \d{4}-\d\d-\d\d \(event [\d,]+\)\nlast seen ACME [\d.,]+, GLOBEX [\d.,]+, INITECH [\d.,]+\n\n/
       )
       expect(localText.stdout).not.toMatch(stands)
+      expect(llmText.stdout.split("\n").filter((line) => !stands.test(line)).join("\n")).toBe(llmLocalText.stdout)
     }), { timeout: 180_000 })
 })
 

@@ -22,6 +22,8 @@ import * as Strategies from "../../src/store/Strategies.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import * as Users from "../../src/store/Users.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
+import { rewindTotals } from "./fixtures/checks.js"
+import { migrate } from "../../src/store/Migrations.js"
 import { stored, strategy } from "./fixtures/workload.js"
 
 class Undo extends Data.TaggedError("Undo")<{ readonly report: Audit.AuditReport }> {}
@@ -85,7 +87,8 @@ const lostAfter = (run: string, seq: number) =>
       sql`update approvals set status = 'pending', resolved_seq = null, resolved_by = null, reason = null where run_id = ${run} and resolved_seq > ${seq}`,
       sql`delete from rounds r where run_id = ${run}
         and not exists (select 1 from opinions o where o.run_id = r.run_id and o.round_id = r.round_id)
-        and not exists (select 1 from decisions d where d.run_id = r.run_id and d.round_id = r.round_id)`
+        and not exists (select 1 from decisions d where d.run_id = r.run_id and d.round_id = r.round_id)`,
+      rewindTotals(run, seq)
     ], { discard: true }))
 
 const failed = (report: Audit.AuditReport) => {
@@ -104,6 +107,46 @@ for (const backend of backends) {
         expect(recorded.chain).toEqual({ count: events, hash: last!.hash })
         expect(yield* Audit.verifyRun(run)).toEqual({ ok: true, stream: `run:${run}`, entries: events, head: last!.hash, control: 0 })
         expect(yield* Audit.verifyRun("untouched#1", "local")).toEqual(yield* Audit.verifyRun(run))
+      }))
+
+    it.effect("the agents' totals (restarts, model calls) are held to the events; a run recorded before the tables has them from its events after the migration", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const { run } = yield* StoredRun.backtest(stored(3, 150, { name: "totals", faults: { sma_crossover: { every: 60 } } }))
+        const rows = () => sql<{ agent: string; crashes: string | number; restarts: string | number; lastSeq: string | number; lastCause: string }>`
+          select agent, crashes, restarts, last_seq, last_cause from agent_restarts where run_id = ${run} order by agent`
+        const recorded = (yield* rows()).map((r) => ({ ...r, crashes: Number(r.crashes), restarts: Number(r.restarts), lastSeq: Number(r.lastSeq) }))
+        const [lastCrash] = yield* sql<{ seq: string | number }>`select seq from run_events where run_id = ${run} and tag = 'AgentLifecycle'
+          and body like '%"_tag":"ActorCrashed"%' order by seq desc limit 1`
+        expect(recorded).toEqual([{
+          agent: "/user/run/analysts/sma_crossover",
+          crashes: 2,
+          restarts: 2,
+          lastSeq: Number(lastCrash!.seq),
+          lastCause: "Error: injected fault: sma_crossover crashed on message 120"
+        }])
+        expect((yield* Audit.verifyRun(run)).ok).toBe(true)
+
+        // Changed, deleted, added: reported at the agent's last crash or restart, or after the last event.
+        const [lastRestart] = yield* sql<{ seq: string | number }>`select seq from run_events where run_id = ${run} and tag = 'AgentLifecycle'
+          and body like '%"_tag":"ActorRestarted"%' order by seq desc limit 1`
+        const at = Number(lastRestart!.seq)
+        expect(at).toBeGreaterThan(Number(lastCrash!.seq))
+        const changed = failed(yield* whileTampered(sql`update agent_restarts set last_cause = 'nothing' where run_id = ${run}`, Audit.verifyRun(run)))
+        expect(changed.position).toBe(at)
+        expect(changed.reason).toMatch(/^the agent_restarts row of .* is not what the run's events add up to: agent_restarts.last_cause is "nothing", the event says "Error: injected fault/)
+        const deleted = failed(yield* whileTampered(sql`delete from agent_restarts where run_id = ${run}`, Audit.verifyRun(run)))
+        expect(deleted.reason).toMatch(/: it was deleted$/)
+        const added = failed(yield* whileTampered(sql`insert into agent_restarts values (${run}, '/user/run/risk', 1, 1, 1, 'boom')`, Audit.verifyRun(run)))
+        expect(added.reason).toMatch(/^agent_restarts has a row of .*risk.*, which no event gives: it was added$/)
+
+        // A database from before the tables: the migration adds each run's totals up from its events.
+        yield* sql`drop table agent_restarts`
+        yield* sql`drop table llm_usage`
+        yield* sql`delete from swarm_migrations where migration_id = 12`
+        expect(yield* migrate).toEqual([[12, "agent_totals"]])
+        expect((yield* rows()).map((r) => ({ ...r, crashes: Number(r.crashes), restarts: Number(r.restarts), lastSeq: Number(r.lastSeq) }))).toEqual(recorded)
+        expect((yield* Audit.verifyRun(run)).ok).toBe(true)
       }))
 
     it.effect("a strategy whose agents' params list their keys in another order than the database keeps them verifies and replays", () =>

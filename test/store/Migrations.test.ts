@@ -18,6 +18,7 @@ const RECORDED = migrations.map(([migrationId, name]) => ({ migrationId, name })
 
 /** Every table of the schema (migrations/) and the migrations' own. */
 const TABLES = [
+  "agent_restarts",
   "api_keys",
   "approval_waits",
   "approvals",
@@ -31,6 +32,7 @@ const TABLES = [
   "equity_snapshots",
   "fills",
   "llm_answers",
+  "llm_usage",
   "opinions",
   "orders",
   "positions",

@@ -17,6 +17,7 @@ import { Strategy } from "../../schemas/Strategy.js"
 import * as Feed from "../../src/market/Feed.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
 import * as Backtest from "../../src/swarm/Backtest.js"
+import { crashingEvery } from "./crashing.js"
 
 const symbols = ["AAA", "BBB", "CCC"] as const
 const market = (bars: number, seed = 7) => Feed.synthetic({ ...Synthetic.defaults, seed, symbols: [...symbols] as never, bars })
@@ -55,20 +56,6 @@ const record = (options: Backtest.Options) =>
 
 const ofTag = <T extends RunEvent["_tag"]>(events: ReadonlyArray<RunEvent>, tag: T) =>
   events.filter((e): e is Extract<RunEvent, { _tag: T }> => e._tag === tag)
-
-/** An analyst type that behaves like SMA crossover but throws on every `n`-th bar it is given, counted across restarts. */
-const crashingEvery = (n: number): AnyModel => {
-  let bars = 0
-  const sma: Model<any, any, any> = SmaCrossover.model
-  return {
-    ...sma,
-    type: "crashy",
-    update: (state, bar, config, allowShort) => {
-      if (++bars % n === 0) throw new Error(`crashy: bar ${bars}`)
-      return sma.update(state, bar, config, allowShort)
-    }
-  }
-}
 
 describe("a backtest", () => {
   it.effect("runs the strategy's swarm over the feed: rounds, decisions, orders, fills and the books agree", () =>
@@ -198,6 +185,16 @@ describe("a backtest", () => {
       // The tenth crash is on the last bar: the run ends before its backoff does.
       expect(restarts.length).toBe(9)
       expect(result.counts.restarts).toBe(9)
+      // Which agent: named, with its type, its restarts and crashes, and its last crash's cause.
+      expect(result.agentRestarts).toEqual([{
+        agent: "crashy",
+        actor: "/user/run/analysts/crashy",
+        type: "crashy",
+        restarts: 9,
+        crashes: 10,
+        lastCause: "Error: crashy: bar 1200",
+        lastCrashSeq: events.find((e) => e._tag === "AgentLifecycle" && e.event === crashes.at(-1))!.seq
+      }])
       expect(crashes.at(-1)!.at).toBe(result.to)
       // Decisions kept coming after the crashes, and orders executed.
       const lastCrash = crashes.at(-2)!.at

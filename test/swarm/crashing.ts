@@ -1,0 +1,17 @@
+/** Analyst types that fail on purpose, for tests of supervision and of what a run says of it. */
+import type { AnyModel, Model } from "../../agents/analysts/Model.js"
+import * as SmaCrossover from "../../agents/analysts/SmaCrossover.js"
+
+/** An analyst type that behaves like SMA crossover but throws on every `n`-th bar it is given, counted across restarts. */
+export const crashingEvery = (n: number, type = "crashy"): AnyModel => {
+  let bars = 0
+  const sma: Model<any, any, any> = SmaCrossover.model
+  return {
+    ...sma,
+    type,
+    update: (state, bar, config, allowShort) => {
+      if (++bars % n === 0) throw new Error(`${type}: bar ${bars}`)
+      return sma.update(state, bar, config, allowShort)
+    }
+  }
+}
