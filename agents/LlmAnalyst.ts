@@ -71,6 +71,8 @@ export interface LlmAnalystType<Config extends { readonly bars: number }> {
   readonly answers: ReadonlyArray<Schema.Schema<any, any, never>>
   /** What it is about to do for a round, in a sentence: the round's `plan` entry. */
   readonly plan: (config: Config, brief: MarketBrief) => string
+  /** Who in it makes that plan (`judge` for a debate); absent: `analyst`. */
+  readonly planRole?: string
   readonly think: (thinking: Thinking<Config>) => Effect.Effect<Judgement | undefined>
   /**
    * Optional: the same thinking, with no effect at all, when every answer it needs is at hand
@@ -97,6 +99,8 @@ export interface LlmAnalystOptions {
    * model call does not take (the world waits for it): the call's own timeout bounds it instead.
    */
   readonly wallClock: boolean
+  /** Record a plan with its type's `planRole` (`LlmContext.ownPlanRole`), else as `analyst`. */
+  readonly ownPlanRole: boolean
 }
 
 /**
@@ -123,7 +127,8 @@ class SymbolState {
   constructor(readonly tracker: BriefTracker) {}
 }
 
-export const make = ({ allowShort, config, deadlineMillis, kind, log, name, session, wallClock }: LlmAnalystOptions) => {
+export const make = ({ allowShort, config, deadlineMillis, kind, log, name, ownPlanRole, session, wallClock }: LlmAnalystOptions) => {
+  const planRole = ownPlanRole ? kind.planRole ?? "analyst" : "analyst"
   const horizon = kind.horizon(config)
   const answers = new Set<object>(kind.answers)
   const warmup = Math.max(config.bars, INDICATOR_WARMUP)
@@ -190,7 +195,7 @@ export const make = ({ allowShort, config, deadlineMillis, kind, log, name, sess
               // The decision carries the brief it was made from, as its JSON was made when its bars came.
               reasoning === "decision" ? { key: "context", value: brief, json: briefJson(brief) } : undefined
             )
-          reason(0, "plan", "analyst", kind.plan(config, brief))
+          reason(0, "plan", planRole, kind.plan(config, brief))
           return { agent: name, round, brief, config, allowShort, session: session.forRound(name, round, answers), reason }
         }
         // Rounds whose answers are at hand are decided here and now (untraced rounds only: a traced

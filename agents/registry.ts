@@ -56,6 +56,11 @@ export interface LlmContext {
   readonly deadlineMillis: number
   /** The round deadline is wall-clock time (paper runs), not the run's virtual time. */
   readonly wallClock: boolean
+  /**
+   * A `plan` entry's role is its type's `planRole` (a run whose `RunStarted` says `reasoningRoles:
+   * "own"`), or `analyst` whatever the type (a re-execution of a run recorded before).
+   */
+  readonly ownPlanRole: boolean
 }
 
 export type AnalystActor = ActorSpec<RequestOpinions, any, never, "backpressure">

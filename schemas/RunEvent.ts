@@ -42,7 +42,17 @@ export const RunStarted = event("RunStarted", {
    * The language model the run's LLM agents use, when it has any: never silent about an offline
    * model standing in for Ollama.
    */
-  llm: Schema.optional(Schema.Struct({ backend: Backend, model: Schema.String, description: Schema.String }))
+  llm: Schema.optional(Schema.Struct({
+    backend: Backend,
+    model: Schema.String,
+    description: Schema.String,
+    /**
+     * `own`: each `plan` entry is recorded with the role that plans in its agent (a debate's
+     * `judge`). Absent — every run recorded before it — every `plan` is the `analyst`'s, as those
+     * runs recorded it: their replay and resume record it so again, and reproduce them byte for byte.
+     */
+    reasoningRoles: Schema.optional(Schema.Literal("own"))
+  }))
 })
 
 /**

@@ -123,6 +123,8 @@ export const analyst: LlmAnalystType<Config> = {
   config: Config,
   horizon: (config) => config.horizon,
   answers: [ArgumentAnswer, JudgementAnswer],
+  // The judge presides: it hears the bull and the bear, then decides.
+  planRole: "judge",
   plan: (config, brief) =>
     `Debate ${brief.symbol} over ${config.horizon} bars: ${config.rounds} round${config.rounds === 1 ? "" : "s"} of bull against bear on the ${brief.bars.length}-bar brief as of ${brief.asOf} (position ${brief.position}), then the judge decides.`,
   think: (thinking) =>

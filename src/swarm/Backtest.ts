@@ -157,7 +157,7 @@ export interface LlmOptions {
    * What the recording's `RunStarted` said of its language model (replay, resume): said again, so the
    * re-execution's first event is the recording's whatever backend answers it now.
    */
-  readonly started?: { readonly backend: LlmCall["backend"]; readonly model: string; readonly description: string }
+  readonly started?: { readonly backend: LlmCall["backend"]; readonly model: string; readonly description: string; readonly reasoningRoles?: "own" | undefined }
 }
 
 export interface Result {
@@ -394,7 +394,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
 
     const llm = session === undefined
       ? undefined
-      : llmOptions?.started ?? { backend: session.backend.kind, model: llmConfig.model, description: session.backend.description }
+      : llmOptions?.started ?? { backend: session.backend.kind, model: llmConfig.model, description: session.backend.description, reasoningRoles: "own" as const }
 
     /** Signals waiting for a bar of their symbol (data with gaps). */
     let held: Array<ExternalSignal> | undefined
@@ -437,7 +437,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           events: options.events ?? "decisions",
           ...(options.registry === undefined ? {} : { registry: options.registry }),
           ...(options.faults === undefined ? {} : { faults: options.faults }),
-          ...(session === undefined ? {} : { llm: { session, wallClock: options.mode === "paper" } }),
+          ...(session === undefined ? {} : { llm: { session, wallClock: options.mode === "paper", ownPlanRole: llm?.reasoningRoles === "own" } }),
           ...(sampler === undefined ? {} : { sampler }),
           // Watched live: equity and positions move with the market between fills (agents/Ledger.ts).
           ...(options.mode === "paper" ? { wholeBook: true } : {}),
@@ -620,7 +620,9 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         agentRestarts: AgentTally.restartsOf(restartCounter.tallies(), strategy),
         from,
         to,
-        ...(llm === undefined ? {} : { llm: budgetSpent === undefined ? llm : { ...llm, budgetSpent } })
+        ...(llm === undefined
+          ? {}
+          : { llm: { backend: llm.backend, model: llm.model, description: llm.description, ...(budgetSpent === undefined ? {} : { budgetSpent }) } })
       }
       return result
     }).pipe(

@@ -15,6 +15,7 @@ import { promptTokensUpperBound, spendsBudget } from "../../src/llm/Budget.js"
 import type { ChatAnswer, ChatRequest, LanguageModel } from "../../src/llm/LanguageModel.js"
 import * as Feed from "../../src/market/Feed.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
+import * as Offline from "../../src/llm/Offline.js"
 import * as Backtest from "../../src/swarm/Backtest.js"
 
 const symbols = ["AAA", "BBB"] as const
@@ -85,13 +86,37 @@ describe("LLM analysts", () => {
       // Per round: the plan, then bull and bear of each debate round, then the judge's decision.
       const firstRound = reasoning.filter((r) => r.round === reasoning[0]!.round && r.kind !== "reflection")
       expect(firstRound.map((r) => `${r.kind}:${r.role}`)).toEqual(
-        ["plan:analyst", "analysis:bull", "analysis:bear", "analysis:bull", "analysis:bear", "decision:judge"]
+        ["plan:judge", "analysis:bull", "analysis:bear", "analysis:bull", "analysis:bear", "decision:judge"]
       )
+      expect(started.llm?.reasoningRoles).toBe("own")
       // The judge's decision is saved with the brief it saw, and nothing in it is after its bar.
       const decision = reasoning.find((r) => r.kind === "decision")!
       const brief = decision.context as { asOf: string; bars: ReadonlyArray<{ t: string }> }
       expect(Date.parse(brief.asOf)).toBe(Number(decision.round.split("@")[1]))
       expect(brief.bars.every((b) => Date.parse(b.t) <= Date.parse(brief.asOf))).toBe(true)
+    }))
+
+  it.effect("a plan is its agent's own (a debate's judge's) in a new run; a re-execution of a run recorded before says analyst, as it was recorded", () =>
+    Effect.gen(function*() {
+      const s = strategy([{ type: "llm_debate", params: { rounds: 1 } }, { type: "llm_analyst", name: "single" }])
+      const plans = (events: ReadonlyArray<RunEvent>) =>
+        new Map(ofTag(events, "ReasoningRecorded").filter((r) => r.kind === "plan").map((r) => [r.agent, r.role]))
+      const fresh = yield* record({ strategy: s, feed: market(60) })
+      expect(plans(fresh.events)).toEqual(new Map([["llm_debate", "judge"], ["single", "analyst"]]))
+      // A recording from before (its RunStarted names no reasoningRoles), re-executed from its calls:
+      // every plan the analyst's, its RunStarted as it was — the events it recorded, byte for byte.
+      const { reasoningRoles: _, ...before } = ofTag(fresh.events, "RunStarted")[0]!.llm!
+      const calls = ofTag(fresh.events, "LlmCalled").map((e) => e.call)
+      const again = yield* record({ strategy: s, feed: market(60), llm: { model: Offline.make(), recorded: calls, started: before } })
+      expect(ofTag(again.events, "RunStarted")[0]!.llm).toEqual(before)
+      expect(plans(again.events)).toEqual(new Map([["llm_debate", "analyst"], ["single", "analyst"]]))
+      const strip = (events: ReadonlyArray<RunEvent>) =>
+        events.map((e) =>
+          e._tag === "RunStarted" ? { ...e, llm: before } : e._tag === "ReasoningRecorded" && e.kind === "plan" ? { ...e, role: "analyst" } : e
+        )
+      // All but the checksum, which covers them.
+      expect(again.events.slice(0, -1)).toEqual(strip(fresh.events).slice(0, -1))
+      expect({ ...again.events.at(-1)!, checksum: "" }).toEqual({ ...fresh.events.at(-1)!, checksum: "" })
     }))
 
   it.live("the LLM analysts of a round think in parallel, outside the backtest's virtual time", () =>

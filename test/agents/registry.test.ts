@@ -139,7 +139,7 @@ describe("the agent registry", () => {
             const session = new LlmSession({ run: "run" as RunId, config: defaultLlmConfig, model: Offline.make(), onCall: (call) => void calls.push(call) })
             const resolved = Either.getOrThrow(analystOf(agent({ type }), 0, true))
             expect(resolved.llm).toBe(true)
-            const ref = yield* Actor.spawn(resolved.actor({ session, log, deadlineMillis: 1_000, wallClock: false }), { name })
+            const ref = yield* Actor.spawn(resolved.actor({ session, log, deadlineMillis: 1_000, wallClock: false, ownPlanRole: true }), { name })
             const given: Array<unknown> = []
             for (const request of asked) {
               // Answered, not crashed: a crash is a NoReply here.
