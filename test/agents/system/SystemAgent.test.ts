@@ -594,9 +594,9 @@ for (const backend of backends) {
             select round_id from reasoning where run_id = ${debated.run} and kind = 'decision' order by seq limit 1`)
           const debate = yield* Effect.orDie(Tools.run({ tool: "explain_decision", args: { round: argued!.roundId as never } }, yield* Effect.orDie(Runs.get(debated.run))))
           const reasoning = (debate.result as DecisionExplanation.RoundFound).reasoning
-          expect(reasoning.map((r) => `${r.role} ${r.kind}`)).toEqual(["analyst plan", "bull analysis", "bear analysis", "judge decision"])
+          expect(reasoning.map((r) => `${r.role} ${r.kind}`)).toEqual(["judge plan", "bull analysis", "bear analysis", "judge decision"])
           expect(reasoning.every((r) => r.agent === "llm_debate" && r.text.length > 0 && r.text.length <= REASONING_TEXT)).toBe(true)
-          expect(debate.sentences).toContain("The LLM agents reasoned: llm_debate's analyst (plan): \"")
+          expect(debate.sentences).toContain("The LLM agents reasoned: llm_debate's judge (plan): \"")
 
           const missing = yield* collect(agent.ask(two.run, "explain round S0@1"))
           expect(textOf(missing)).toContain("No events are recorded for round")
