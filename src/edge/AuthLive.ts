@@ -9,9 +9,9 @@
  * refusal does not say whose key it was, and re-enabling a user must work at once too). With
  * `REDIS_URL` set, the other servers are told through Redis (`AuthInvalidations.ts`) and forget as
  * well, within the moment the message takes. Without Redis — or while Redis is away, or for a
- * message it lost — another server still sees the change within the cache's 30 s (TTL), but for the
- * procedures that matter (`RpcAuth.ts` `FROM_DATABASE`: starting or resuming a run, answering an
- * approval, administration), which ask the database every time. A database failure is never cached.
+ * message it lost — another server still sees the change within the cache's 30 s (TTL) for the
+ * reads; every procedure that changes something, and administration, asks the database every time
+ * (`RpcAuth.ts` `fromDatabase`). A database failure is never cached.
  *
  * Forgetting is by generation, not by walking the cache: each answer remembers the generation its
  * lookup began in, and one older than the last forgetting of its user (of refusals, for a refusal)

@@ -18,15 +18,31 @@ export const bearerKey = (header: string | undefined): string | undefined => {
 }
 
 /**
- * The procedures whose key is checked in the database on every request, not in the edge's cache:
- * those that set money or power going — starting or resuming a run, answering an approval, a
- * strategy's webhook secret, and administration. They are rare, and a key revoked or a user
- * disabled through another server a moment ago (without Redis to tell this one: AuthLive.ts) must
- * not do them. Every other procedure — the reads a dashboard polls, above all — keeps the cache.
+ * The procedures whose key may be answered from the edge's cache (30 s, AuthLive.ts): the reads —
+ * what a dashboard polls, above all. Every other procedure asks the database on each request:
+ * whatever changes something (a strategy, a rule, a run's state, an approval, a webhook secret, a
+ * chat that spends the run's model budget) and all of administration. They are rare, and a key
+ * revoked or a user disabled through another server a moment ago (without Redis to tell this one)
+ * must not do them. A procedure added later asks the database until it is listed here.
  */
-export const fromDatabase = (tag: string): boolean => tag.startsWith("admin.") || FROM_DATABASE.has(tag)
+const CACHED: ReadonlySet<string> = new Set([
+  "strategies.get",
+  "strategies.list",
+  "rules.list",
+  "runs.get",
+  "runs.report",
+  "runs.list",
+  "runs.compare",
+  "runs.verify",
+  "runs.events",
+  "approvals.pending",
+  "leaderboard",
+  "chat.history",
+  "chat.suggestions",
+  "traces.get"
+])
 
-const FROM_DATABASE: ReadonlySet<string> = new Set(["runs.start", "runs.resume", "approvals.approve", "approvals.reject", "webhooks.secret", "webhooks.rotate"])
+export const fromDatabase = (tag: string): boolean => tag.startsWith("admin.") || !CACHED.has(tag)
 
 export const AuthenticatedLive = Layer.effect(
   Authenticated,

@@ -158,6 +158,36 @@ for (const backend of backends) {
           expect(yield* outcome(onB("runs.start", backtest(alice.strategy)))).toBe("ok")
           yield* (yield* b.client(root.key))("runs.stop", { run: paused.id })
         }), { timeout: 60_000 })
+
+      it.scoped("two servers without Redis: every procedure that changes something asks the database, each with a key the second server has cached", () =>
+        Effect.gen(function*() {
+          const a = yield* serverUp(AuthInvalidations.layerMemory)
+          const b = yield* serverUp(AuthInvalidations.layerMemory)
+          const root = yield* userWithKey("root", "admin")
+          const alice = yield* userWithKey("alice")
+          const onB = yield* b.client(alice.key)
+          const paused = yield* onB("runs.start", paper(alice.strategy))
+          yield* onB("runs.pause", { run: paused.id })
+          const writes: ReadonlyArray<(client: Effect.Effect.Success<ReturnType<typeof b.client>>) => Effect.Effect<unknown, { readonly _tag: string }>> = [
+            (client) => client("strategies.create", { strategy: smaStrategy(`${alice.name}'s other`) }),
+            (client) => client("strategies.update", { strategy: alice.strategy, body: smaStrategy(alice.strategy) }),
+            (client) => client("strategies.delete", { strategy: alice.strategy }),
+            (client) => client("runs.stop", { run: paused.id }),
+            (client) => client("runs.pause", { run: paused.id })
+          ]
+          // A key of hers for each, each answered by the second server, so that its cache holds them all.
+          const clients = yield* Effect.forEach(writes, () =>
+            Effect.gen(function*() {
+              const { key } = yield* ApiKeys.issue(alice.id)
+              const client = yield* b.client(key)
+              expect(yield* outcome(client("strategies.list", undefined))).toBe("ok")
+              return client
+            }))
+
+          yield* (yield* a.client(root.key))("admin.setUser", { user: alice.name, disabled: true })
+          for (const [i, write] of writes.entries()) expect(yield* outcome(write(clients[i]!)), `write ${i}`).toBe("Unauthorized")
+          yield* (yield* b.client(root.key))("runs.stop", { run: paused.id })
+        }), { timeout: 60_000 })
     }
   )
 
