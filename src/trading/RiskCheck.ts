@@ -15,6 +15,10 @@
  *   daily loss moves `active` to `reducing`. The verdict carries that transition for the risk
  *   officer to apply (`TradingState.apply`) and is judged in the new state.
  * - When the state rejects the intent, no rule or order gate is evaluated (`rules: []`, two gates).
+ * - In `reducing`, a reversal (an order against the position held and past it: long to short, or
+ *   short to long) is reduced to closing the position, not rejected: its closing part is
+ *   risk-reducing. The breakers are recorded on that quantity, and the rules and gates judge it.
+ *   `halted` still passes nothing, a close included (nautilus_trader's `HALTED`).
  * - `money_range` (src/trading/Gates.ts) runs after the five order gates, on what they left, and is
  *   recorded only when it reduces or rejects the intent.
  *   Otherwise every rule and gate is evaluated even after a reject, on the quantity as it stood,
@@ -69,9 +73,8 @@ export const check = (
   const requested = intent.quantity
 
   // 1. The state, with the breakers that move it.
-  const drawdown = Gates.maxDrawdownHalt(f, requested, limits)
-  const dailyLoss = Gates.dailyLossBreaker(f, requested, limits)
-  const gates: Array<GateOutcome> = [Gates.recorded(drawdown), Gates.recorded(dailyLoss)]
+  let drawdown = Gates.maxDrawdownHalt(f, requested, limits)
+  let dailyLoss = Gates.dailyLossBreaker(f, requested, limits)
   let judgedIn = state
   let transition: StateTransition | null = null
   if (state !== "halted" && drawdown.result === "reject") {
@@ -81,7 +84,17 @@ export const check = (
     judgedIn = "reducing"
     transition = { from: state, to: "reducing", cause: "daily_loss_breaker", at: context.now, reason: dailyLoss.reason, actor: null }
   }
-  const riskReducing = Gates.reducesExposure(f, requested)
+  // In `reducing`, a reversal (against the position held, and past it) is cut to closing that
+  // position: its closing part is the risk-reducing order the state lets through. Refused whole, a
+  // long the signal turned short on was never sold, and rode on into the drawdown halt.
+  const reversal = judgedIn === "reducing" && f.dir * f.held < 0 && requested > Math.abs(f.held)
+  const judged = reversal ? Math.abs(f.held) : requested
+  if (reversal) {
+    drawdown = Gates.maxDrawdownHalt(f, judged, limits)
+    dailyLoss = Gates.dailyLossBreaker(f, judged, limits)
+  }
+  const gates: Array<GateOutcome> = [Gates.recorded(drawdown), Gates.recorded(dailyLoss)]
+  const riskReducing = Gates.reducesExposure(f, judged)
   if (judgedIn === "halted" || (judgedIn === "reducing" && !riskReducing)) {
     const reasons: Array<string> = [
       judgedIn === "halted"
@@ -103,9 +116,11 @@ export const check = (
   }
 
   // 2. The rules, in priority order; 3. the order gates, on what the rules left.
-  let quantity = requested
+  let quantity = judged
   let rejections: Array<string> | null = null
-  let reductions: Array<string> | null = null
+  let reductions: Array<string> | null = reversal
+    ? [`trading is reducing: a reversal is cut to closing the ${f.held > 0 ? "long" : "short"} of ${Math.abs(f.held)} held`]
+    : null
   const ruleOutcomes: Array<RuleOutcome> = []
   for (const prepared of rules.rules) {
     const o = Rules.evaluateRule(prepared, f, quantity)

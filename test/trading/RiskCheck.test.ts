@@ -158,8 +158,9 @@ describe("RiskCheck", () => {
     const ctx = context(books(50_000, [holding("AAPL", 500, 100)]))
     const buy = check(order("buy", 1), ctx, Rules.empty, "reducing")
     expect([buy.outcome, buy.reasons, buy.rules]).toEqual(["rejected", ["trading is reducing: only risk-reducing orders pass"], []])
-    // a "close" that sells more than held is not risk-reducing
-    expect(check(order("sell", 600, { reason: "close" }), ctx, Rules.empty, "reducing").outcome).toBe("rejected")
+    // a "close" that sells more than held is cut to the long held: the rest would open a short
+    const past = check(order("sell", 600, { reason: "close" }), ctx, Rules.empty, "reducing")
+    expect([past.outcome, past.quantity, past.reasons]).toEqual(["reduced", 500, ["trading is reducing: a reversal is cut to closing the long of 500 held"]])
     const sell = check(order("sell", 200, { reason: "reduce" }), ctx, rulebook([nyse]), "reducing")
     expect([sell.outcome, sell.quantity, sell.state]).toEqual(["approved", 200, "reducing"])
     const afterHours = context(ctx.portfolio, { now: at("2024-03-04T22:00:00Z") })
@@ -186,6 +187,30 @@ describe("RiskCheck", () => {
     expect([sell.outcome, sell.quantity, sell.state, sell.transition?.to]).toEqual(["approved", 500, "reducing", "reducing"])
     // already reducing: nothing to propose
     expect(check(order("buy", 1), ctx, Rules.empty, "reducing").transition).toBeNull()
+  })
+
+  it("when reducing, cuts a reversal to closing the position held, its breakers recorded on that, the rules and gates judging it", () => {
+    // Short 526 with shorting on, the day 13 % down: the signal turns long (buy 887 = cover 526 + open 361).
+    const short = context(books(150_000, [holding("AAPL", -526, 100)]), {
+      allowShort: true,
+      dayStartEquity: money(110_000),
+      peakEquity: money(110_000)
+    })
+    const v = check(order("buy", 887, { reason: "reverse" }), short)
+    expect([v.outcome, v.quantity, v.state, v.transition?.to]).toEqual(["reduced", 526, "reducing", "reducing"])
+    expect(v.reasons).toEqual(["trading is reducing: a reversal is cut to closing the short of 526 held"])
+    expect(v.gates.slice(0, 2).map((g) => [g.gate, g.result])).toEqual([["max_drawdown_halt", "pass"], ["daily_loss_breaker", "pass"]])
+    expect(v.gates.map((g) => g.gate)).toEqual(gateNames)
+    // A long the signal turns short on, in reducing already: sold, not left to ride.
+    const long = context(books(50_000, [holding("AAPL", 500, 100)]), { allowShort: true })
+    expect([check(order("sell", 900, { reason: "reverse" }), long, Rules.empty, "reducing").quantity]).toEqual([500])
+    // The rules still judge what is left: outside trading hours, rejected.
+    const afterHours = context(long.portfolio, { allowShort: true, now: at("2024-03-04T22:00:00Z") })
+    expect(check(order("sell", 900, { reason: "reverse" }), afterHours, rulebook([nyse]), "reducing").outcome).toBe("rejected")
+    // Halted: nothing, a reversal's close included.
+    expect(check(order("sell", 900, { reason: "reverse" }), long, Rules.empty, "halted").outcome).toBe("rejected")
+    // An order that does not reverse is as before: a buy onto a long is refused.
+    expect(check(order("buy", 10), long, Rules.empty, "reducing").outcome).toBe("rejected")
   })
 
   it("trips the drawdown halt from the context: proposes a halt and rejects even a close", () => {
