@@ -118,6 +118,8 @@ export class MetricsAccumulator {
   #mean = 0
   #m2 = 0
   #downside2 = 0
+  /** Days whose base was not positive (equity wiped out or below): their return is undefined. */
+  #undefinedReturns = 0
 
   // Drawdown: the running peak (the initial cash counts as one, at the first point).
   #peak = 0
@@ -197,7 +199,10 @@ export class MetricsAccumulator {
     const base = this.#base
     const close = this.#dayClose
     this.#base = close
-    if (base <= 0) return
+    if (base <= 0) {
+      this.#undefinedReturns++
+      return
+    }
     const r = close / base - 1
     const n = ++this.#n
     const delta = r - this.#mean
@@ -221,6 +226,7 @@ export class MetricsAccumulator {
     c.#mean = this.#mean
     c.#m2 = this.#m2
     c.#downside2 = this.#downside2
+    c.#undefinedReturns = this.#undefinedReturns
     c.#peak = this.#peak
     c.#peakTs = this.#peakTs
     c.#peakBar = this.#peakBar
@@ -265,9 +271,12 @@ export class MetricsAccumulator {
     const stdev = n >= 2 ? Math.sqrt(this.#m2 / (n - 1)) : 0
     const downsideDeviation = Math.sqrt(this.#downside2 / n)
     const excess = this.#mean - this.#riskFree
-    const annualVolatility = n >= 2 ? finiteOrNull(stdev * annualise) : null
-    const sharpe = n >= 2 && stdev > 0 ? finiteOrNull((excess / stdev) * annualise) : null
-    const sortino = n >= 2 && downsideDeviation > 0 ? finiteOrNull((excess / downsideDeviation) * annualise) : null
+    // A day whose return is undefined breaks the series: statistics of the days left would describe
+    // a run that never lost everything (a wiped-out run showed a Sharpe of +1.4), so there are none.
+    const whole = n >= 2 && this.#undefinedReturns === 0
+    const annualVolatility = whole ? finiteOrNull(stdev * annualise) : null
+    const sharpe = whole && stdev > 0 ? finiteOrNull((excess / stdev) * annualise) : null
+    const sortino = whole && downsideDeviation > 0 ? finiteOrNull((excess / downsideDeviation) * annualise) : null
 
     const maxDrawdown = this.#maxDrawdown
     const hasDrawdown = maxDrawdown > 0

@@ -341,16 +341,20 @@ describe("resampling an intraday curve to daily returns", () => {
     expect(m.annualVolatility).toBe(0) // daily returns 0, 0
   })
 
-  it("a day whose base is not positive has no return and leaves the statistics", () => {
+  it("a day whose base is not positive has no return, and the run no return statistics", () => {
     // closes 0, 50, 55 from 100: returns −1 (0/100 − 1), undefined (base 0), +0.1 (55/50 − 1)
     const curve = daily(0, 50, 55)
     expect(Metrics.dailyReturns(curve, u(100)).map((d) => d.ret)).toEqual([-1, null, expect.closeTo(0.1, 12)])
     const m = run(curve)
     expect(m.days).toBe(3)
-    // n = 2 returns, −1 and 0.1: mean −0.45, sd = √((0.55² × 2)/1) = 0.7778175; vol = 0.7778175 × 15.8745079 = 12.347469
-    expect(m.annualVolatility).toBeCloseTo(12.347469, 5)
-    // Sharpe = −0.45 / 0.7778175 × 15.8745079 = −0.5785419 × 15.8745079 = −9.184068
-    expect(m.sharpe).toBeCloseTo(-9.184068, 5)
+    // The two returns left (−1 and 0.1) would give a volatility and a Sharpe of a run that never lost everything.
+    expect([m.annualVolatility, m.sharpe, m.sortino]).toEqual([null, null, null])
+    expect([m.cagr, m.maxDrawdown]).toEqual([expect.any(Number), 1])
+    // Below zero and back: the recovery leaves the Sharpe as undefined as the day below did (a probe's run showed +1.42).
+    const below = run(daily(-20, 30, 40, 50))
+    expect([below.sharpe, below.sortino, below.annualVolatility]).toEqual([null, null, null])
+    // Never at or below zero: as before.
+    expect(run(daily(90, 99, 95)).sharpe).not.toBeNull()
   })
 })
 
