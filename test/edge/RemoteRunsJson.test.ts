@@ -8,60 +8,17 @@
  * On Postgres when `DATABASE_URL` is set (a fresh database of its own), else on an embedded
  * PGlite under a temporary folder. Every process started here is killed when the file ends.
  */
-import * as fs from "node:fs"
-import * as os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Schema, Scope } from "effect"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Schema } from "effect"
 import { RunJson } from "../../src/cli/RunsView.js"
-import * as Database from "../../src/store/Database.js"
 import { swarm } from "../cli/harness.js"
-import { ProcessGroups, type Served } from "../cli/processes.js"
-import { serverUrl } from "../store/fresh.js"
+import { liveServer } from "../cli/liveServer.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const sma = Path.join(root, "examples", "sma-crossover.json")
-const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-remote-runs-json-"))
-const processes = new ProcessGroups()
-
-let dbScope: Scope.CloseableScope | undefined
-let database: Record<string, string> = {}
-let served: Served | undefined
-let key = ""
-
-const cleanEnv = (env: Record<string, string>) => ({
-  ...Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !["SWARM_SERVER", "SWARM_API_KEY", "DATABASE_URL", "SWARM_DATA_DIR", "REDIS_URL"].includes(k))
-  ),
-  SWARM_CONFIG: Path.join(tmp, "no-config.json"),
-  ...env
-})
-
-const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
-
-beforeAll(async () => {
-  if (serverUrl !== undefined) {
-    dbScope = await Effect.runPromise(Scope.make())
-    database = { DATABASE_URL: await Effect.runPromise(Database.temporary(serverUrl).pipe(Scope.extend(dbScope))) }
-  } else {
-    database = { SWARM_DATA_DIR: Path.join(tmp, "data") }
-  }
-  served = await processes.serve({ cwd: tmp, env: cleanEnv(database), settle: 0 })
-  for (let i = 0; i < 200 && key === ""; i++) {
-    key = /sk_[A-Za-z0-9_-]{43}/.exec(served.stdout())?.[0] ?? ""
-    if (key === "") await sleep(50)
-  }
-  if (key === "") throw new Error(`swarm serve printed no admin key: ${served.stdout()} ${served.stderr()}`)
-}, 120_000)
-
-afterAll(async () => {
-  processes.killAll()
-  if (dbScope !== undefined) await Effect.runPromise(Scope.close(dbScope, Exit.void))
-  fs.rmSync(tmp, { recursive: true, force: true })
-})
-
-const bin = (args: ReadonlyArray<string>, env: Record<string, string>) => processes.run(args, { cwd: tmp, env: cleanEnv(env) })
+const live = liveServer("swarm-remote-runs-json")
 
 const decodeRun = Schema.decodeUnknownSync(RunJson)
 
@@ -71,7 +28,7 @@ const printed = (run: unknown) => `${JSON.stringify(run, null, 2)}\n`
 describe("runs --json from a server", () => {
   it.live("list, start, pause, resume and stop print the local database's document of the run, money as decimals", () =>
     Effect.gen(function*() {
-      const remote = { SWARM_SERVER: served!.base, SWARM_API_KEY: key }
+      const remote = live.remote()
       const cli = (args: ReadonlyArray<string>) => swarm(args, { environment: remote })
       expect((yield* cli(["strategies", "create", sma])).code).toBe(0)
 
@@ -104,9 +61,8 @@ describe("runs --json from a server", () => {
       expect(done.metrics.finalEquity).toMatch(/^-?\d+(\.\d+)?$/)
 
       // The server stopped (the embedded database serves one process): the same runs, read locally.
-      process.kill(-served!.child.pid!, "SIGINT")
-      yield* Effect.promise(() => Promise.race([served!.exited, sleep(15_000)]))
-      const local = yield* bin(["runs", "list", "--json", "--local"], database)
+      yield* live.stop
+      const local = yield* live.bin(["runs", "list", "--json", "--local"], live.database())
       expect(local.code).toBe(0)
       expect(listed.stdout).toBe(local.stdout)
 

@@ -12,78 +12,28 @@
  * PGlite under a temporary folder. Every process started here is killed when the file ends.
  */
 import * as fs from "node:fs"
-import * as http from "node:http"
-import * as os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { RpcClient } from "@effect/rpc"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Schema, Scope } from "effect"
-import { SwarmRpcs } from "../../schemas/Rpc.js"
-import * as Remote from "../../src/cli/Remote.js"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Schema } from "effect"
 import { RunJson, RunShowJson } from "../../src/cli/RunsView.js"
-import * as Database from "../../src/store/Database.js"
 import { lines, swarm } from "../cli/harness.js"
-import { ProcessGroups, type Served } from "../cli/processes.js"
+import { liveServer } from "../cli/liveServer.js"
 import { serverUrl } from "../store/fresh.js"
+import { createUser, oldServer } from "./fixtures.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const sma = Path.join(root, "examples", "sma-crossover.json")
-const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-remote-show-"))
-const processes = new ProcessGroups()
-
-let dbScope: Scope.CloseableScope | undefined
-/** Where the server keeps its data, as the environment names it: a fresh Postgres database, or an embedded one's folder. */
-let database: Record<string, string> = {}
-let served: Served | undefined
-let key = ""
-
-/** The test's environment without any server, key or database of the developer's. */
-const cleanEnv = (env: Record<string, string>) => ({
-  ...Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !["SWARM_SERVER", "SWARM_API_KEY", "DATABASE_URL", "SWARM_DATA_DIR", "REDIS_URL"].includes(k))
-  ),
-  SWARM_CONFIG: Path.join(tmp, "no-config.json"),
-  ...env
-})
-
-const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
-
-beforeAll(async () => {
-  if (serverUrl !== undefined) {
-    dbScope = await Effect.runPromise(Scope.make())
-    database = { DATABASE_URL: await Effect.runPromise(Database.temporary(serverUrl).pipe(Scope.extend(dbScope))) }
-  } else {
-    database = { SWARM_DATA_DIR: Path.join(tmp, "data") }
-  }
-  // The offline model, whatever answers at Ollama's address: the LLM run's report is the same everywhere.
-  served = await processes.serve({ cwd: tmp, env: cleanEnv({ ...database, SWARM_LLM: "offline" }), settle: 0 })
-  // The first start prints the admin's key on stdout, right after it says where it listens.
-  for (let i = 0; i < 200 && key === ""; i++) {
-    key = /sk_[A-Za-z0-9_-]{43}/.exec(served.stdout())?.[0] ?? ""
-    if (key === "") await sleep(50)
-  }
-  if (key === "") throw new Error(`swarm serve printed no admin key: ${served.stdout()} ${served.stderr()}`)
-}, 120_000)
-
-afterAll(async () => {
-  processes.killAll()
-  if (dbScope !== undefined) await Effect.runPromise(Scope.close(dbScope, Exit.void))
-  fs.rmSync(tmp, { recursive: true, force: true })
-})
-
-/** The real binary, in a process group of its own. */
-const bin = (args: ReadonlyArray<string>, env: Record<string, string>) => processes.run(args, { cwd: tmp, env: cleanEnv(env) })
-
-const createUser = (base: string, admin: string, name: string) =>
-  Effect.scoped(
-    Effect.flatMap(RpcClient.make(SwarmRpcs).pipe(Effect.provide(Remote.protocol(base, admin))), (client) => client.admin.createUser({ name, role: "user" }))
-  ).pipe(Effect.orDie)
+// The offline model, whatever answers at Ollama's address: the LLM run's report is the same everywhere.
+const live = liveServer("swarm-remote-show", { env: { SWARM_LLM: "offline" } })
+const bin = live.bin
+const tmp = live.tmp
 
 describe("runs show from a server", () => {
   it.live("the same report as the local database gives, text and --json: equity, the first and last trades, counts, chain; another's run is no run", () =>
     Effect.gen(function*() {
-      const remote = { SWARM_SERVER: served!.base, SWARM_API_KEY: key }
+      const remote = live.remote()
+      const served = live.served()
       // Set up in-process (each binary start costs seconds); shown through the binary.
       expect((yield* swarm(["strategies", "create", sma], { environment: remote })).code).toBe(0)
       const started = yield* swarm(["runs", "start", "SMA crossover", "--data", "synthetic:1500:7", "--json"], { environment: remote })
@@ -127,19 +77,19 @@ describe("runs show from a server", () => {
       expect(llmText.stdout).toMatch(/\nllm {7}offline llama3\.2:3b: offline: forced by SWARM_LLM=offline.*\n {10}[\d,]+ model calls \([\d,]+ from the cache\), tokens 0 in, 0 out\n {10}budget 0 of 200,000 tokens spent\n/)
 
       // Another user: their run is answered as one that does not exist, through the binary too.
-      const bob = yield* createUser(served!.base, key, "bob")
-      const asBob = { SWARM_SERVER: served!.base, SWARM_API_KEY: bob.key }
+      const bob = yield* createUser(served.base, live.key(), "bob")
+      const asBob = { SWARM_SERVER: served.base, SWARM_API_KEY: bob.key }
       const theirs = yield* bin(["runs", "show", run.id, "--json"], asBob)
       const none = yield* swarm(["runs", "show", "run_000000000000"], { environment: asBob })
-      expect([theirs.code, theirs.stdout, theirs.stderr]).toEqual([2, "", `swarm: run: no run "${run.id}" on ${served!.base} (swarm runs list shows yours)\n`])
+      expect([theirs.code, theirs.stdout, theirs.stderr]).toEqual([2, "", `swarm: run: no run "${run.id}" on ${served.base} (swarm runs list shows yours)\n`])
       expect([none.code, none.stderr.replace("run_000000000000", run.id)]).toEqual([2, theirs.stderr])
       expect((yield* swarm(["runs", "show", run.ref], { environment: asBob })).stderr).toBe(
-        `swarm: run: no run "${run.ref}" on ${served!.base} (swarm runs list shows yours)\n`
+        `swarm: run: no run "${run.ref}" on ${served.base} (swarm runs list shows yours)\n`
       )
 
       // The server stopped (the embedded database serves one process): the same run, read locally.
-      process.kill(-served!.child.pid!, "SIGINT")
-      yield* Effect.promise(() => Promise.race([served!.exited, sleep(15_000)]))
+      yield* live.stop
+      const database = live.database()
       const [localText, localJson] = yield* Effect.all([bin(["runs", "show", run.ref, "--local"], database), bin(["runs", "show", run.id, "--json", "--local"], database)], {
         concurrency: serverUrl === undefined ? 1 : "unbounded"
       })
@@ -163,45 +113,6 @@ describe("runs show from a server", () => {
 // ---------------------------------------------------------------------------------------------
 // A server from before runs.report
 
-/** What a server older than `runs.report` answers a request for it: a typed refusal on `tag`, or (older still) a defect. */
-type OldAnswer = "invalid tag" | "defect"
-
-/**
- * A server that speaks the protocol but knows only `runs.get` (answering `info`), as one from
- * before `runs.report` did: every other request is answered as a procedure it does not know.
- */
-const oldServer = (answer: OldAnswer, info: unknown) =>
-  Effect.acquireRelease(
-    Effect.async<{ readonly base: string; readonly server: http.Server; readonly asked: Array<string> }>((resume) => {
-      const asked: Array<string> = []
-      const server = http.createServer((request, response) => {
-        let body = ""
-        request.on("data", (chunk: Buffer) => (body += chunk.toString()))
-        request.on("end", () => {
-          response.writeHead(200, { "content-type": "application/ndjson" })
-          for (const line of body.split("\n").filter((l) => l.trim() !== "")) {
-            const message = JSON.parse(line) as { _tag: string; id: string; tag: string }
-            if (message._tag !== "Request") continue
-            asked.push(message.tag)
-            const exit = message.tag === "runs.get"
-              ? { _tag: "Success", value: info }
-              : answer === "invalid tag"
-              ? { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "InvalidRequest", field: "tag", reason: `no procedure is named "${message.tag}"` } } }
-              : undefined
-            response.write(
-              exit === undefined
-                ? `${JSON.stringify({ _tag: "Defect", defect: `Unknown request tag: ${message.tag}` })}\n`
-                : `${JSON.stringify({ _tag: "Exit", requestId: message.id, exit })}\n`
-            )
-          }
-          response.end()
-        })
-      })
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ base: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server, asked })))
-    }),
-    ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
-  )
-
 const info = {
   id: "run_0123456789ab",
   ref: "Old#1",
@@ -222,7 +133,7 @@ describe("runs show from a server older than runs.report", () => {
   for (const answer of ["invalid tag", "defect"] as const) {
     it.scoped(`it answers runs.report as unknown (${answer}): the command shows runs.get's answer, as before, text and --json`, () =>
       Effect.gen(function*() {
-        const old = yield* oldServer(answer, info)
+        const old = yield* oldServer(answer, { "runs.get": info })
         const environment = { SWARM_SERVER: old.base, SWARM_API_KEY: `sk_${"a".repeat(43)}` }
         const text = yield* swarm(["runs", "show", "Old#1"], { environment })
         expect([text.code, text.stderr]).toEqual([0, ""])

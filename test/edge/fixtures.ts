@@ -2,8 +2,10 @@
  * What the edge tests share: a stub `Authenticator` (a fixed map of keys to principals) and the
  * users behind it, a real server on a free port, a small hand-written SSE client over `fetch`, and
  * a simulated live run — events published to the bus as a run would, committed to the database
- * behind them as the recorder would (lagging), so a test decides exactly what each source holds.
+ * behind them as the recorder would (lagging), so a test decides exactly what each source holds;
+ * and a server older than a procedure, answering it as one it does not know.
  */
+import * as NodeHttp from "node:http"
 import { FetchHttpClient, type HttpLayerRouter } from "@effect/platform"
 import { RpcClient, RpcSerialization } from "@effect/rpc"
 import { SqlClient } from "@effect/sql"
@@ -236,6 +238,10 @@ export const rpcClient = (base: string, key: string) =>
     )
   )
 
+/** A user `name` made by the admin (key `admin`) of a real server at `base`, through its RPC: with their first key. */
+export const createUser = (base: string, admin: string, name: string) =>
+  Effect.scoped(Effect.flatMap(rpcClient(base, admin), (client) => client("admin.createUser", { name, role: "user" }))).pipe(Effect.orDie)
+
 /** Until `done()` holds, checking every few milliseconds (at most `attempts` times). */
 export const eventually = (done: () => boolean, attempts = 500) =>
   Effect.gen(function*() {
@@ -334,3 +340,46 @@ export const until = <A, E, R>(get: Effect.Effect<A, E, R>, done: (a: A) => bool
     }
     return yield* Effect.dieMessage(`timed out waiting for ${what}`)
   })
+
+// ---------------------------------------------------------------------------------------------
+// A server older than a procedure
+
+/** What a server older than a procedure answers a request for it: a typed refusal on `tag`, or (older still) a defect. */
+export type OldAnswer = "invalid tag" | "defect"
+
+/**
+ * A server that speaks the RPC protocol (HTTP, ndjson) but knows only the procedures of `known`,
+ * answering each with its value, as an older server: every other request is answered as a
+ * procedure it does not know, as `answer` says. `asked`: the procedures requested, in order.
+ */
+export const oldServer = (answer: OldAnswer, known: Readonly<Record<string, unknown>>) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly base: string; readonly server: NodeHttp.Server; readonly asked: Array<string> }>((resume) => {
+      const asked: Array<string> = []
+      const server = NodeHttp.createServer((request, response) => {
+        let body = ""
+        request.on("data", (chunk: Buffer) => (body += chunk.toString()))
+        request.on("end", () => {
+          response.writeHead(200, { "content-type": "application/ndjson" })
+          for (const line of body.split("\n").filter((l) => l.trim() !== "")) {
+            const message = JSON.parse(line) as { _tag: string; id: string; tag: string }
+            if (message._tag !== "Request") continue
+            asked.push(message.tag)
+            const exit = message.tag in known
+              ? { _tag: "Success", value: known[message.tag] }
+              : answer === "invalid tag"
+              ? { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "InvalidRequest", field: "tag", reason: `no procedure is named "${message.tag}"` } } }
+              : undefined
+            response.write(
+              exit === undefined
+                ? `${JSON.stringify({ _tag: "Defect", defect: `Unknown request tag: ${message.tag}` })}\n`
+                : `${JSON.stringify({ _tag: "Exit", requestId: message.id, exit })}\n`
+            )
+          }
+          response.end()
+        })
+      })
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ base: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server, asked })))
+    }),
+    ({ server }) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+  )
