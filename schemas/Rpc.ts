@@ -406,6 +406,44 @@ export const AuditReport = Schema.Union(
 )
 export type AuditReport = typeof AuditReport.Type
 
+/** A run's decision at a (time, symbol), as `runs.compare` sends it. */
+export const CompareDecision = Schema.Struct({
+  /** The round it closed. */
+  round: Schema.String,
+  /** Its `DecisionMade` event's sequence number in its run. */
+  seq: Schema.Int,
+  action: Schema.String,
+  confidence: Schema.Number
+})
+export type CompareDecision = typeof CompareDecision.Type
+
+/** What `runs.compare` answers. */
+export const CompareAnswer = Schema.Struct({
+  a: RunInfo,
+  b: RunInfo,
+  /**
+   * The first (time, symbol) the runs did not decide alike, or null. `ended` names the run that
+   * had not got there (it ended earlier, or is running and has not got there yet): no
+   * difference of decisions. `matched`: the decisions alike before it. `a` and `b`: what each
+   * decided there, null for a run that recorded no decision there. All optional: an older
+   * server sends none of them (and older clients pass over them).
+   */
+  firstDifference: Schema.NullOr(Schema.Struct({
+    ts: Schema.Number,
+    symbol: Schema.String,
+    matched: Schema.optional(Schema.Int),
+    ended: Schema.optional(Schema.Literal("a", "b")),
+    a: Schema.optional(Schema.NullOr(CompareDecision)),
+    b: Schema.optional(Schema.NullOr(CompareDecision))
+  })),
+  /**
+   * What each run recorded of its decisions (`decisions` or `rounds`, as `RunReport.eventDetail`):
+   * runs that recorded different details do not keep alike decision rows (older servers: absent).
+   */
+  eventDetail: Schema.optional(Schema.Struct({ a: Schema.String, b: Schema.String }))
+})
+export type CompareAnswer = typeof CompareAnswer.Type
+
 export class RunRpcs extends RpcGroup.make(
   // Conflict: the caller has the most live runs a user may have on the server (SWARM_MAX_LIVE_RUNS_PER_USER).
   Rpc.make("runs.start", { payload: StartRun, success: RunInfo, error: Schema.Union(StrategyNotFound, InvalidRequest, Conflict, Unavailable) }),
@@ -434,24 +472,14 @@ export class RunRpcs extends RpcGroup.make(
     success: Schema.Array(RunInfo),
     error: Schema.Union(RunNotFound, Unavailable)
   }),
+  /**
+   * Two runs of the caller's side by side (another's is `RunNotFound`, as one that does not exist),
+   * with what `swarm runs compare` prints of them on the local database: their records
+   * (`RunInfo.record`), the event detail each recorded and the decisions where they first differ.
+   */
   Rpc.make("runs.compare", {
     payload: { a: Ref, b: Ref },
-    success: Schema.Struct({
-      a: RunInfo,
-      b: RunInfo,
-      /**
-       * The first (time, symbol) the runs did not decide alike, or null. `ended` names the run that
-       * had not got there (it ended earlier, or is running and has not got there yet): no
-       * difference of decisions. `matched`: the decisions alike before it. Both optional: an
-       * older server sends neither (and older clients pass over them).
-       */
-      firstDifference: Schema.NullOr(Schema.Struct({
-        ts: Schema.Number,
-        symbol: Schema.String,
-        matched: Schema.optional(Schema.Int),
-        ended: Schema.optional(Schema.Literal("a", "b"))
-      }))
-    }),
+    success: CompareAnswer,
     error: Schema.Union(RunNotFound, Unavailable)
   }),
   /**

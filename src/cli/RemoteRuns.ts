@@ -90,10 +90,17 @@ export const show = (io: Io, remote: Remote.Remote, run: string, asJson: boolean
     io.stdout(asJson ? RemoteView.runJson(info) : RemoteView.runShow(info))
   })
 
+/**
+ * `runs compare`: the comparison the local database gives (RunsView) of the server's answer. A
+ * server that sends less than it is made of (older than `runs.compare`'s records, event detail and
+ * decisions) gets what it said, as before.
+ */
 export const compare = (io: Io, remote: Remote.Remote, a: string, b: string, asJson: boolean) =>
   Effect.gen(function*() {
-    const compared = yield* remote.client.runs.compare({ a, b }).pipe(remote.call("run"))
-    io.stdout(asJson ? RemoteView.compareJson(compared) : RemoteView.compareTable(compared))
+    const answer = yield* remote.client.runs.compare({ a, b }).pipe(remote.call("run"))
+    const compared = RunsView.comparedOf(answer)
+    if (compared !== undefined) return io.stdout(asJson ? RunsView.compareJson(compared) : RunsView.renderCompare(compared))
+    io.stdout(asJson ? RemoteView.compareJson(answer) : RemoteView.compareTable(answer))
   })
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import type { RunId, StrategyId, Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
 import {
   AgentRestarts,
+  type CompareAnswer,
   type ControlAction,
   ControlHistory,
   LlmUsage,
@@ -162,8 +163,14 @@ export const runJson = (run: RunFields): typeof RunJson.Type => ({
  * A server's run (`RunInfo`) as the local database's document of it (`RunJson`), when the server
  * sends the rest of its record (`record`); none from a server older than that.
  */
-export const runJsonOfInfo = (info: RunInfo): typeof RunJson.Type | undefined =>
-  info.record === undefined ? undefined : runJson({
+export const runJsonOfInfo = (info: RunInfo): typeof RunJson.Type | undefined => {
+  const fields = runFieldsOfInfo(info)
+  return fields === undefined ? undefined : runJson(fields)
+}
+
+/** A server's run (`RunInfo`) as the local database's record of it, when the server sends the rest of it (`record`). */
+const runFieldsOfInfo = (info: RunInfo): RunFields | undefined =>
+  info.record === undefined ? undefined : ({
     id: info.id as RunId,
     strategyName: info.strategy,
     strategyId: info.record.strategyId as StrategyId,
@@ -503,9 +510,34 @@ export const renderShow = ({ agentRestarts, control, equity, latest, llm, notRes
 // runs compare
 
 export interface Compared {
-  readonly a: RunSummary & { readonly eventDetail: string }
-  readonly b: RunSummary & { readonly eventDetail: string }
+  readonly a: RunFields & { readonly eventDetail: string }
+  readonly b: RunFields & { readonly eventDetail: string }
   readonly difference: Option.Option<DecisionDifference>
+}
+
+/**
+ * A server's `runs.compare` answer as the local database's comparison of the same runs, when the
+ * server sends all it is made of (the runs' records, their event detail, the differing decisions);
+ * none from a server older than that.
+ */
+export const comparedOf = (answer: CompareAnswer): Compared | undefined => {
+  const a = runFieldsOfInfo(answer.a)
+  const b = runFieldsOfInfo(answer.b)
+  const d = answer.firstDifference
+  if (a === undefined || b === undefined || answer.eventDetail === undefined) return undefined
+  if (d !== null && (d.a === undefined || d.b === undefined || d.matched === undefined)) return undefined
+  return {
+    a: { ...a, eventDetail: answer.eventDetail.a },
+    b: { ...b, eventDetail: answer.eventDetail.b },
+    difference: d === null ? Option.none() : Option.some({
+      ts: d.ts,
+      symbol: d.symbol,
+      a: d.a ?? null,
+      b: d.b ?? null,
+      matched: d.matched!,
+      ended: d.ended ?? null
+    })
+  }
 }
 
 export type Kind = "fraction" | "ratio" | "money" | "count"

@@ -320,16 +320,18 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
     "runs.compare": ({ a, b }) =>
       as((p) =>
         unavailable(Effect.gen(function*() {
-          const ra = yield* Runs.getSummary(a, ownerFilter(p))
-          const rb = yield* Runs.getSummary(b, ownerFilter(p))
+          // The records, not summaries: their event detail is part of the answer, as `runs compare` shows it locally.
+          const ra = yield* Runs.get(a, ownerFilter(p))
+          const rb = yield* Runs.get(b, ownerFilter(p))
           const first = yield* Compare.firstDecisionDifference(ra.id, rb.id)
           return {
             a: runInfo(ra),
             b: runInfo(rb),
             firstDifference: Option.match(first, {
               onNone: () => null,
-              onSome: (d) => ({ ts: d.ts, symbol: d.symbol, matched: d.matched, ...(d.ended === null ? {} : { ended: d.ended }) })
-            })
+              onSome: (d) => ({ ts: d.ts, symbol: d.symbol, matched: d.matched, ...(d.ended === null ? {} : { ended: d.ended }), a: d.a, b: d.b })
+            }),
+            eventDetail: { a: ra.eventDetail, b: rb.eventDetail }
           }
         }))),
     "runs.verify": ({ run }) =>

@@ -1,6 +1,6 @@
 /** What `swarm runs show` prints of a run a server reports: here, where it stands now. */
 import { describe, expect, it } from "@effect/vitest"
-import { Schema } from "effect"
+import { Option, Schema } from "effect"
 import { parse } from "yaml"
 import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
 import type { RunInfo } from "../../schemas/Rpc.js"
@@ -231,6 +231,25 @@ describe("runs compare", () => {
       matched: 3,
       ended: "a"
     })
+  })
+
+  it("a server's answer is the local comparison only when it sends all that is made of: records, event detail, decisions", () => {
+    const record = { strategyId: "str_1", owner: "usr_1", seed: "0", from: 0, to: 1, counts: null, tradingState: "active" }
+    const full = {
+      a: { ...a, record },
+      b: { ...paper, record },
+      firstDifference: { ...at, matched: 2, a: { round: "INITECH@1", seq: 7, action: "long", confidence: 1 }, b: null },
+      eventDetail: { a: "rounds", b: "decisions" }
+    }
+    const compared = RunsView.comparedOf(full)!
+    expect([compared.a.eventDetail, compared.b.eventDetail, compared.a.id, compared.b.seed]).toEqual(["rounds", "decisions", "run_a", "0"])
+    expect(compared.difference).toEqual(Option.some({ ...at, matched: 2, a: full.firstDifference.a, b: null, ended: null }))
+    expect(RunsView.comparedOf({ ...full, firstDifference: null })?.difference._tag).toBe("None")
+    // A server older than any of them: what it sent is printed, as before.
+    const { eventDetail: _, ...noDetail } = full
+    expect(RunsView.comparedOf(noDetail)).toBeUndefined()
+    expect(RunsView.comparedOf({ ...full, a }), "no record").toBeUndefined()
+    expect(RunsView.comparedOf({ ...full, firstDifference: { ...at, matched: 2 } }), "no decisions").toBeUndefined()
   })
 
   it("a difference of decisions, or an older server's answer (no ended), is the first differing decision", () => {

@@ -264,11 +264,11 @@ describe("swarm as a client of a live server", () => {
 
       const compared = yield* cli(["runs", "compare", made.backtest.ref, other.ref])
       expect(compared.stdout).toMatch(/│ total return +│ +[+-]?\d/)
-      expect(compared.stdout).toMatch(/first differing decision: \S+ [A-Z]+\n$/)
+      expect(compared.stdout).toMatch(/first differing decision: \S+ [A-Z]+, after [\d,]+ alike\n {2}a {2}.+\n {2}b {2}.+\n$/)
       expect(JSON.parse((yield* cli(["runs", "compare", made.backtest.id, other.id, "--json"])).stdout)).toMatchObject({
         a: { id: made.backtest.id },
         b: { id: other.id },
-        firstDifference: { symbol: expect.any(String) }
+        decisions: { sameEventDetail: true, firstDifference: { symbol: expect.any(String) } }
       })
 
       // The leaderboard: the strategy's better run of the two, by the metric asked for.
