@@ -424,7 +424,7 @@ const duration = (from: Date, to: Date): string => {
 export const notResumableLines = (run: string, notResumable: string | undefined): ReadonlyArray<string> =>
   notResumable === undefined ? [] : [
     `          not resumable by this server: ${notResumable}`,
-    `          (a server whose build can make its agents resumes it, or runs it already; if none does, \`swarm runs stop ${run}\` ends it)`
+    `          (a server that can resume it does, or runs it already; if none does, \`swarm runs stop ${run}\` ends it)`
   ]
 
 /** An amount of the strategy's currency spent on models: to the cent, or to a millionth below one. */

@@ -20,8 +20,10 @@
  *
  * A run whose strategy this server cannot make (an analyst type its build lacks) is not launched:
  * start-up or a takeover look says why once, and this process does not try it again (its registry
- * cannot change under it). Held by no live process, it is ended by `stop` in its row
- * (`stopUnresumable`), since no agents are there to interrupt; `notResumable` says why for `runs show`.
+ * cannot change under it). One whose resume failed for another lasting reason (its data file gone
+ * or changed, its record not decoding) is tried again by takeover looks every few minutes. Held by
+ * no live process, either is ended by `stop` in its row (`stopUnresumable`), since no agents are
+ * there to interrupt; `notResumable` says why for `runs show`.
  */
 import { fileURLToPath } from "node:url"
 import type { SqlClient } from "@effect/sql"
@@ -119,6 +121,32 @@ const alreadyResolved = (run: string, round: string, how?: Runs.ResolvedApproval
 
 /** How long a server waits before trying again to take over a run whose takeover failed here (its data gone, say). */
 const TAKEOVER_RETRY_MILLIS = 5 * 60_000
+
+/** Why this process could not resume an unfinished run, for a reason that does not go away by itself (`StoredRun.lastingFailure`). */
+interface Unresumable {
+  /** Why, without the run's name. */
+  readonly why: string
+  /** What would have the run resumed, besides a stop ending it. */
+  readonly remedy: string
+  /**
+   * Whether a takeover look tries it again (every `TAKEOVER_RETRY`): not a strategy this build
+   * cannot make (its registry is fixed for the process's life); data gone may come back.
+   */
+  readonly retried: boolean
+}
+
+const unbuildableOf = (cannot: StoredRun.NotReexecutable): Unresumable => ({
+  why: cannot.why,
+  remedy: "a server whose build can make its agents resumes it",
+  retried: false
+})
+
+const lastingOf = (failure: StoredRun.LastingFailure): Unresumable =>
+  failure._tag === "NotReexecutable"
+    ? unbuildableOf(failure)
+    : failure._tag === "DataChanged"
+    ? { why: failure.message, remedy: "once its data reads as the run read it, the next start or takeover look resumes it", retried: true }
+    : { why: `its record cannot be read: ${failure.message}`, remedy: "once its record reads again, the next start or takeover look resumes it", retried: true }
 
 /**
  * Control through any process (several servers on one Postgres): how long a process waits for the
@@ -293,9 +321,10 @@ export interface RunManagerService {
   readonly stage: (strategy: StrategyId, signal: ExternalSignal) => Effect.Effect<Staged, NoPaperRun | RateLimited>
   /**
    * Why this server cannot resume run `run` (`StoredRun.notReexecutable`: its strategy names an
-   * agent this build cannot make), when it is unfinished and not live here; undefined otherwise
-   * (its row is read only then). What `runs.get` and `runs.report` say of a run stuck `running`
-   * (`runs stop` ends it).
+   * agent this build cannot make; or what its last resume here met that does not pass by itself:
+   * its data gone or changed, its record not decoding — learnt then, nothing re-read now), when it
+   * is unfinished and not live here; undefined otherwise (its row is read only then). What
+   * `runs.get` and `runs.report` say of a run stuck `running` (`runs stop` ends it).
    */
   readonly notResumable: (run: RunId, status: string) => Effect.Effect<string | undefined, Unavailable>
   /** Runs executing in this process. */
@@ -632,6 +661,11 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         readonly strategy: { readonly id: StrategyId; readonly symbols: ReadonlyArray<Symbol>; readonly readsAlerts: boolean }
         /** Signals to put in a paper run's inbox first (a resumed run's, undelivered when its process stopped). */
         readonly pending?: ReadonlyArray<ExternalSignal>
+        /**
+         * A resume: whether it has not touched the run's row yet (it fails before its lease, reading
+         * the run's inputs): a failure then leaves the run unfinished, for a later attempt or a stop.
+         */
+        readonly untouched?: () => boolean
       },
       created: Deferred.Deferred<RunId>
     ) =>
@@ -718,7 +752,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           // Its followers (here, and through Redis on other servers) are told it ended only when it
           // did: a run suspended by the shutdown goes on at the next start, and one leased by another
           // process goes on there.
-          if (!goesOn(exit)) bus.end(id)
+          // A resume that failed before its lease (not interrupted: a stop then ends its row) did not end it either.
+          const untouched = Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause) && options.untouched?.() === true
+          if (!goesOn(exit) && !untouched) bus.end(id)
         })
         return id
       }))
@@ -807,18 +843,31 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const resuming = yield* Effect.makeSemaphore(1)
 
     /**
-     * The unfinished runs whose strategy this server cannot make (`StoredRun.notReexecutable`: an
-     * analyst type its build lacks, params it now refuses), and why: said once, when a start-up or
-     * a takeover look first meets one, and not tried again — the registry is this process's for
-     * its whole life, so a retry could only fail the same way. A build that has the type resumes
-     * it when it starts (or takes it over); `stop` ends it here (`stopUnresumable`).
+     * The unfinished runs this process could not resume for a reason that does not go away by
+     * itself (`StoredRun.lastingFailure`), and why, as its last attempt learnt it: its strategy
+     * this build cannot make (`retried: false` — the registry is this process's for its whole
+     * life, so a retry could only fail the same way: said once, not tried again), or its data
+     * gone or changed, its record not decoding (tried again by takeover looks every
+     * `TAKEOVER_RETRY`: a file may come back). Held by no live process, `stop` ends such a run
+     * here (`stopUnresumable`); `notResumable` says why. Forgotten when it is resumed, ends, or
+     * its next attempt fails for a passing reason.
      */
-    const unbuildable = new Map<RunId, StoredRun.NotReexecutable>()
+    const unresumable = new Map<RunId, Unresumable>()
 
-    /** What a start-up or a takeover says of a run this server cannot make: why, and what ends it. */
-    const unbuildableReason = (cannot: StoredRun.NotReexecutable) =>
-      `${cannot.why}; not tried again by this server (a server whose build can make its agents resumes it, ` +
-      `or \`swarm runs stop ${cannot.run}\` ends it)`
+    /**
+     * Why this server cannot resume `record` (unfinished, not live here), as far as it knows
+     * without reading anything: its registry's word on the strategy, else what its last attempt learnt.
+     */
+    const unresumableOf = (record: Runs.RunRecord): Unresumable | undefined => {
+      const cannot = StoredRun.notReexecutable(record, options.registry)
+      return cannot === undefined ? unresumable.get(record.id) : unbuildableOf(cannot)
+    }
+
+    /** What a start-up or a takeover says of a run it could not resume for a lasting reason: why, and what ends it. */
+    const unresumableReason = (run: RunId, cannot: Unresumable) =>
+      cannot.retried
+        ? `${cannot.why} (${cannot.remedy}, or \`swarm runs stop ${run}\` ends it)`
+        : `${cannot.why}; not tried again by this server (${cannot.remedy}, or \`swarm runs stop ${run}\` ends it)`
 
     /**
      * Resume one unfinished run here (not live here: the caller looked), at its pace and in the
@@ -833,12 +882,12 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const ref = `${record.strategyName}#${record.number}`
         // Not launched at all: nothing to lease, nothing to re-read, and its followers are not told
         // it ended (it did not: a build that can make its agents goes on with it).
-        const cannot = StoredRun.notReexecutable(record, options.registry)
-        if (cannot !== undefined) {
-          unbuildable.set(record.id, cannot)
-          return { run: record.id, ref, outcome: "failed", reason: unbuildableReason(cannot) } satisfies Resumption
+        const unbuildable = StoredRun.notReexecutable(record, options.registry)
+        if (unbuildable !== undefined) {
+          const cannot = unbuildableOf(unbuildable)
+          unresumable.set(record.id, cannot)
+          return { run: record.id, ref, outcome: "failed", reason: unresumableReason(record.id, cannot) } satisfies Resumption
         }
-        unbuildable.delete(record.id)
         const mode = record.mode === "paper" ? "paper" as const : "backtest" as const
         // A disabled user's paper run is taken back paused, whatever its row says (their disabling
         // could not reach it): nothing automatic sets it trading again.
@@ -850,45 +899,69 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const pending = mode === "paper" ? yield* WebhookStore.pendingOf(record) : []
         // The lease is taken before the run's first event: another live process's run fails fast here.
         const leased = yield* Deferred.make<void>()
+        // How the execution ended, whenever it does: what a failure says of the run is learnt then.
+        const ended = yield* Deferred.make<Exit.Exit<unknown, unknown>>()
+        let isLeased = false
         const launched = yield* Effect.either(launch((hooks) =>
           Effect.zipRight(
             Deferred.succeed(created, record.id),
             StoredRun.resume(record.id, {
               ...hooks,
               approver,
-              onLeased: () => Deferred.unsafeDone(leased, Exit.void),
+              onLeased: () => {
+                isLeased = true
+                Deferred.unsafeDone(leased, Exit.void)
+              },
               ...(options.registry === undefined ? {} : { registry: options.registry })
-            })
+            }).pipe(Effect.onExit((exit) => Effect.sync(() => {
+              // Not while it is being suspended or stopped: an interruption says nothing of it.
+              if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) {
+                unresumable.delete(record.id)
+              } else {
+                const lasting = StoredRun.lastingFailure(exit.cause)
+                if (lasting === undefined) unresumable.delete(record.id)
+                else unresumable.set(record.id, lastingOf(lasting))
+              }
+              Deferred.unsafeDone(ended, Exit.succeed(exit))
+            })))
           ), {
             mode,
             speed: record.speed ?? 1,
             paused: record.status === "paused" || ownerDisabled !== undefined,
             owner: record.owner,
             strategy: { id: record.strategyId, symbols: record.strategy.symbols, readsAlerts: readsAlerts(record.strategy) },
-            pending
+            pending,
+            // Failed before its lease (its data gone, the database failing): its row is as it was,
+            // and its followers are not told it ended — it did not.
+            untouched: () => !isLeased
           }, created))
         if (Either.isLeft(launched)) {
           refs.delete(record.id)
           const error = launched.left
           return { run: record.id, ref, outcome: "failed", reason: error._tag === "StrategyNotFound" ? `no strategy ${error.strategy}` : error.reason } satisfies Resumption
         }
-        // A resume that cannot go on (leased elsewhere, diverged) ends at once: say why. Whether
-        // another process holds it is known once the lease is taken or refused (reading the run's
-        // inputs first may take longer than a moment); a divergence, within a moment after.
-        const entry = live.get(record.id)
-        const early = entry === undefined ? undefined : yield* Effect.gen(function*() {
-          const ended = yield* Effect.raceFirst(Effect.asSome(Fiber.await(entry.fiber)), Effect.as(Deferred.await(leased), Option.none())).pipe(
-            Effect.timeoutTo({ duration: Duration.seconds(15), onSuccess: (outcome) => outcome, onTimeout: () => Option.none() })
-          )
-          return Option.isSome(ended) ? ended : yield* Fiber.await(entry.fiber).pipe(Effect.timeoutOption(Duration.millis(50)))
-        })
-        if (early !== undefined && early._tag === "Some" && Exit.isFailure(early.value)) {
+        // A resume that cannot go on (leased elsewhere, diverged, its data gone) ends at once: say
+        // why. Whether another process holds it is known once the lease is taken or refused
+        // (reading the run's inputs first may take longer than a moment); a divergence, within a
+        // moment after. Awaited on the execution itself, not its `live` entry: one that failed
+        // before `launch` returned has none.
+        const early = yield* Effect.raceFirst(Effect.asSome(Deferred.await(ended)), Effect.as(Deferred.await(leased), Option.none())).pipe(
+          Effect.timeoutTo({ duration: Duration.seconds(15), onSuccess: (outcome) => outcome, onTimeout: () => Option.none() }),
+          Effect.flatMap((outcome) => Option.isSome(outcome) ? Effect.succeed(outcome) : Deferred.await(ended).pipe(Effect.timeoutOption(Duration.millis(50))))
+        )
+        if (early._tag === "Some" && Exit.isFailure(early.value)) {
           const cause = early.value.cause
           // Taken by another process between the look and the lease: no failure, it runs there.
           if (Option.exists(Cause.failureOption(cause), (error) => Predicate.isTagged(error, "RunLeased"))) {
             return { run: record.id, ref, outcome: "left", reason: "another process runs it" } satisfies Resumption
           }
-          return { run: record.id, ref, outcome: "failed", reason: StoredRun.failureOf(cause) } satisfies Resumption
+          const lasting = StoredRun.lastingFailure(cause)
+          return {
+            run: record.id,
+            ref,
+            outcome: "failed",
+            reason: lasting === undefined ? StoredRun.failureOf(cause) : unresumableReason(record.id, lastingOf(lasting))
+          } satisfies Resumption
         }
         if (ownerDisabled === undefined) return { run: record.id, ref, outcome: "resumed" } satisfies Resumption
         // Held here now (its lease taken): its row says paused as the run is, and its control log why.
@@ -943,14 +1016,14 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         seenFree = free
         // Ended or deleted since (stopped, say): forgotten.
         const unfinished = new Set(states.map((state) => state.id))
-        for (const id of unbuildable.keys()) if (!unfinished.has(id)) unbuildable.delete(id)
+        for (const id of unresumable.keys()) if (!unfinished.has(id)) unresumable.delete(id)
         if (confirmed.length === 0) return []
         const now = yield* Clock.currentTimeMillis
         return yield* resuming.withPermits(1)(Effect.gen(function*() {
           const outcomes: Array<Resumption> = []
           for (const id of confirmed) {
             // Said once already (start-up, or an earlier look): this process can never make it.
-            if (suspending || live.has(id) || unbuildable.has(id)) continue
+            if (suspending || live.has(id) || unresumable.get(id)?.retried === false) continue
             const failed = failedTakeovers.get(id)
             if (failed !== undefined && now - failed.at < TAKEOVER_RETRY_MILLIS) continue
             // Every lease connection of this process is lent: another server may take it.
@@ -981,7 +1054,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const entry = live.get(record.id)
         if (entry === undefined) {
           if (relay && relays && (record.status === "running" || record.status === "paused")) return { record, entry: undefined }
-          const cannot = record.status === "running" || record.status === "paused" ? StoredRun.notReexecutable(record, options.registry) : undefined
+          const cannot = record.status === "running" || record.status === "paused" ? unresumableOf(record) : undefined
           return yield* new Conflict({
             reason: `run ${record.id} is ${record.status}${record.status === "running" ? " in no live process here" : ""}` +
               (cannot === undefined ? "" : `, and this server cannot resume it: ${cannot.why} (runs stop ends it)`)
@@ -992,14 +1065,14 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
 
     /**
      * Why nobody answered a relayed request: no live process holds the run. `cannot`: this server
-     * cannot make the run's agents — waiting for a takeover here would be waiting for ever.
+     * cannot resume it (`unresumable`) — waiting for a takeover here could be waiting for ever.
      */
-    const noHolder = (what: string, cannot?: StoredRun.NotReexecutable) =>
+    const noHolder = (what: string, cannot?: Unresumable) =>
       new Conflict({
         reason: `${what} is held by no live process: no server took the request within ${RELAY_TAKE_WAIT_MILLIS / 1000} s ` +
           (cannot === undefined
             ? `(its process may have stopped: a server running with takeover on takes the run over within about twice SWARM_TAKEOVER_SECONDS, else the next start resumes it; try again then)`
-            : `(its process stopped, and this server cannot resume it: ${cannot.why}; a server whose build can make its agents resumes it, or runs stop ends it)`)
+            : `(its process stopped, and this server cannot resume it: ${cannot.why}; ${cannot.remedy}, or runs stop ends it)`)
       })
 
     /**
@@ -1008,7 +1081,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * `RELAY_TAKE_WAIT`: a `Conflict` saying no live process holds the run, and nobody will carry it
      * out after (abandoned, as it is when the caller goes away while nobody has taken it).
      */
-    const relayed = (request: ControlRequests.NewRequest, what: string, cannot?: StoredRun.NotReexecutable) =>
+    const relayed = (request: ControlRequests.NewRequest, what: string, cannot?: Unresumable) =>
       unavailable(Effect.gen(function*() {
         const id = yield* ControlRequests.ask(request)
         const abandon = Effect.ignore(ControlRequests.abandon(id))
@@ -1083,7 +1156,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       Effect.flatMap(liveOf(principal, ref, relay), ({ entry, record }) =>
         entry === undefined
           // Live in another process: carried out there, as this principal.
-          ? Effect.flatMap(relayed({ run: record.id, action, principal, ...(reason === undefined ? {} : { reason }) }, `run ${record.id}`, StoredRun.notReexecutable(record, options.registry)), (answer) =>
+          ? Effect.flatMap(relayed({ run: record.id, action, principal, ...(reason === undefined ? {} : { reason }) }, `run ${record.id}`, unresumableOf(record)), (answer) =>
             answer.answer === "done"
               ? unavailable(Runs.get(record.id))
               : Effect.fail(relayedFailure(answer, ref) as Conflict | RunNotFound | Unavailable)).pipe(Effect.provide(context))
@@ -1144,8 +1217,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       )
 
     /**
-     * Stop an unfinished run that no live process holds and whose strategy this server cannot make
-     * (`unbuildable`): with no agents to interrupt, its row is ended here as a live run's stop ends
+     * Stop an unfinished run that no live process holds and that this server cannot resume for a
+     * lasting reason (`unresumable`: its strategy it cannot make, its data gone or changed, its
+     * record not decoding): with no agents to interrupt, its row is ended here as a live run's stop ends
      * it — `stopped`, its event chain's length and last hash taken from what it recorded (so
      * `audit verify` holds it to them), its waiting approvals cancelled — and the control log says
      * who stopped it and why it could not be resumed. Its events end where its process left them:
@@ -1156,7 +1230,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * lease is held meanwhile, and this process's resumes wait: nobody launches it while it is
      * ended. None when another live process holds it (its lease): the stop is theirs to carry out.
      */
-    const stopUnresumable = (principal: Principal, record: Runs.RunRecord, cannot: StoredRun.NotReexecutable) =>
+    const stopUnresumable = (principal: Principal, record: Runs.RunRecord, cannot: Unresumable) =>
       unavailable(resuming.withPermits(1)(Effect.scoped(Effect.gen(function*() {
         if (live.has(record.id)) return Option.none<Runs.RunRecord>()
         const leased = yield* Effect.either(Runs.lease(record.id))
@@ -1169,8 +1243,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const now = yield* Runs.get(record.id)
         // Ended or deleted meanwhile (`record` locks its row: nothing changes it after): as if before.
         if (!ended) return yield* new Conflict({ reason: `run ${record.id} is ${now.status}` })
-        unbuildable.delete(record.id)
-        yield* Effect.logInfo(`stopped run ${record.id} (${cannot.ref}), which this server cannot resume, by ${principal.name}: ${cannot.why}`)
+        unresumable.delete(record.id)
+        yield* Effect.logInfo(`stopped run ${record.id} (${record.strategyName}#${record.number}), which this server cannot resume, by ${principal.name}: ${cannot.why}`)
         const left = now.mode === "paper" ? yield* WebhookStore.pendingOf(now) : []
         if (left.length > 0) {
           yield* Effect.logWarning(`${left.length} alert(s) delivered to the run were never applied: it was stopped before taking them`).pipe(
@@ -1185,10 +1259,11 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const stop: RunManagerService["stop"] = (principal, ref) =>
       Effect.flatMap(unavailable(Runs.get(ref, ownerOf(principal))).pipe(Effect.provide(context)), (record) => {
         // Someone else's run is `RunNotFound` above, as a missing one. Live here, ended, or one this
-        // server can make (its process stopped: a takeover or the next start resumes it): as ever.
+        // server has no lasting reason not to resume (its process stopped: a takeover or the next
+        // start resumes it; its last attempt here met a database that failed): as ever.
         const cannot = live.has(record.id) || (record.status !== "running" && record.status !== "paused")
           ? undefined
-          : StoredRun.notReexecutable(record, options.registry)
+          : unresumableOf(record)
         return cannot === undefined
           ? stopWith(principal, ref, true)
           : Effect.flatMap(stopUnresumable(principal, record, cannot), Option.match({ onNone: () => stopWith(principal, ref, true), onSome: Effect.succeed }))
@@ -1479,7 +1554,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         (status !== "running" && status !== "paused") || live.has(run)
           ? Effect.succeed(undefined)
           : unavailable(Runs.get(run)).pipe(
-            Effect.map((record) => (record.status === "running" || record.status === "paused") ? StoredRun.notReexecutable(record, options.registry)?.why : undefined),
+            Effect.map((record) => (record.status === "running" || record.status === "paused") ? unresumableOf(record)?.why : undefined),
             // Deleted meanwhile: nothing to say.
             Effect.catchTag("RunNotFound", () => Effect.succeed(undefined)),
             Effect.provide(context)

@@ -129,6 +129,23 @@ export const notReexecutable = (run: Runs.RunRecord, registry?: ReadonlyMap<stri
     onRight: () => undefined
   })
 
+/** A resume's failure that does not go away by itself (`lastingFailure`). */
+export type LastingFailure = NotReexecutable | DataSource.DataChanged | CorruptRecord
+
+/**
+ * Why a resume failed, when the reason does not go away by itself — its strategy this build cannot
+ * make, its data gone, changed or unparsable, a row of its record that does not decode — so that
+ * retrying is waiting for someone to act (and `runs stop` may end it); undefined for a failure that
+ * may pass (the database failing, the lease held by another process) or that ended the run itself
+ * (a divergence marks it `failed`).
+ */
+export const lastingFailure = (cause: Cause.Cause<unknown>): LastingFailure | undefined =>
+  Option.match(Cause.failureOption(cause), {
+    onNone: () => undefined,
+    onSome: (error) =>
+      error instanceof NotReexecutable || error instanceof DataSource.DataChanged || error instanceof CorruptRecord ? error : undefined
+  })
+
 export class NotResumable extends Schema.TaggedError<NotResumable>()("NotResumable", {
   run: Schema.String,
   reason: Schema.String

@@ -133,7 +133,7 @@ describe("runs show: a run the server cannot resume", () => {
   const why = `its strategy's agents[0].type: unknown agent type "gone"; this build cannot re-execute it`
   const said = [
     `status    running\n          not resumable by this server: ${why}\n`,
-    "          (a server whose build can make its agents resumes it, or runs it already; if none does, `swarm runs stop bt-1` ends it)\n"
+    "          (a server that can resume it does, or runs it already; if none does, `swarm runs stop bt-1` ends it)\n"
   ].join("")
 
   it("says why under its status, and what ends it, from runs.report and from an older server's runs.get", () => {

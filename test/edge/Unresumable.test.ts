@@ -7,13 +7,22 @@
  * — while a stop of someone else's run is `RunNotFound`, as a missing one is, and a run another
  * live server holds is still stopped there (relayed). On every back-end; what needs two servers
  * on one database, on Postgres only.
+ *
+ * The same for a run whose resume failed for another reason that does not pass by itself: its
+ * data file deleted (or changed) since it ran. Tried again (a file may come back), said with why
+ * and what ends it, ended by its owner's stop.
  */
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
 import { SqlClient } from "@effect/sql"
 import { RpcTest } from "@effect/rpc"
-import { describe, expect, layer } from "@effect/vitest"
-import { Context, Duration, Effect, Exit, FiberRef, HashSet, Layer, Logger, Scope } from "effect"
+import { describe, expect, it as plain, layer } from "@effect/vitest"
+import { Cause, Context, Deferred, Duration, Effect, Exit, Fiber, FiberRef, HashSet, Layer, Logger, Schema, Scope } from "effect"
 import { analysts } from "../../agents/registry.js"
 import type { RunId } from "../../schemas/Ids.js"
+import { Strategy } from "../../schemas/Strategy.js"
 import type { EventBusService } from "../../src/bus/EventBus.js"
 import { EventBus } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
@@ -22,6 +31,9 @@ import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
 import { RunHandlers } from "../../src/edge/RpcHandlers.js"
 import * as RunEvents from "../../src/edge/RunEvents.js"
 import * as RunManager from "../../src/edge/RunManager.js"
+import * as DataSource from "../../src/market/DataSource.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import { CorruptRecord, StoreError } from "../../src/store/StoreError.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
@@ -69,6 +81,52 @@ const controlLog = (run: string) =>
     sql<{ kind: string; entry: string }>`select kind, entry from audit_log where stream = ${`control:${run}`} order by position`).pipe(
     Effect.map((rows) => rows.map((row): Record<string, unknown> => ({ kind: row.kind, ...JSON.parse(row.entry) as Record<string, unknown> })))
   )
+
+/** The sample data's directory (data/), and two of its symbols. */
+const SAMPLE = fileURLToPath(new URL("../../data", import.meta.url))
+const SAMPLE_SYMBOLS = ["ACME", "GLOBEX"]
+
+/**
+ * A paper run of alice's on CSV files in a temp dir (a copy of the sample data), recorded as a
+ * server records one, its process then stopped (suspended: left `running` for the next start)
+ * well under way: the run, its dir, and how to put its files back.
+ */
+const paperRunOnCsv = (name: string) =>
+  Effect.gen(function*() {
+    const dir = mkdtempSync(Path.join(tmpdir(), "swarm-unresumable-"))
+    yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+    const copy = () => {
+      mkdirSync(dir, { recursive: true })
+      for (const file of readdirSync(SAMPLE).filter((f) => f.endsWith(".csv"))) copyFileSync(Path.join(SAMPLE, file), Path.join(dir, file))
+    }
+    copy()
+    const source = DataSource.csv([dir], { symbols: SAMPLE_SYMBOLS })
+    const strategy = Schema.decodeUnknownSync(Strategy)({ ...Schema.encodeSync(Strategy)(smaStrategy(name)), symbols: SAMPLE_SYMBOLS })
+    const created = yield* Deferred.make<RunId>()
+    const underWay = yield* Deferred.make<void>()
+    let slices = 0
+    const fiber = yield* Effect.fork(StoredRun.backtest({
+      strategy,
+      feed: yield* Effect.orDie(DataSource.open(source)),
+      dataSource: source,
+      owner: alice.userId,
+      mode: "paper",
+      speed: 1,
+      onCreated: (c) => Deferred.unsafeDone(created, Exit.succeed(c.id)),
+      // Well under way (its windows warm, some rounds decided), then waiting for its next bar.
+      beforeSlice: () => (++slices < 80 ? Effect.void : Effect.zipRight(Deferred.succeed(underWay, undefined), Effect.never)),
+      suspended: () => true
+    }))
+    yield* Deferred.await(underWay)
+    yield* Fiber.interrupt(fiber)
+    const run = yield* Runs.get(yield* Deferred.await(created))
+    expect(run).toMatchObject({ status: "running", mode: "paper" })
+    expect((yield* Runs.events(run.id)).length).toBeGreaterThan(0)
+    return { run, dir, copy }
+  })
+
+/** Why a run whose CSV files are gone cannot be resumed. */
+const DATA_GONE = String.raw`the run's data cannot be read as it was: [^()]*no such file or directory[^()]*`
 
 const WHY = String.raw`its strategy's agent [^,]+, agents\[0\]\.type: unknown agent type "sma_crossover"; the registered ones are [^;]*; this build cannot re-execute it`
 
@@ -151,8 +209,101 @@ for (const backend of backends) {
         expect((yield* Runs.get(run.id)).status).toBe("stopped")
         expect(c.logged.concat(d.logged)).toEqual([])
       }), { timeout: 60_000 })
+
+    it.scoped("a paper run whose CSV was deleted: said with why and what ends it; its owner's stop ends it in its row", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const { dir, run } = yield* paperRunOnCsv("csv gone")
+        rmSync(dir, { recursive: true, force: true })
+
+        const follower = yield* bus.subscribe(run.id)
+        const b = yield* serverOn(bus)
+        const outcomes = yield* b.manager.resumeUnfinished()
+        expect(outcomes).toEqual([{
+          run: run.id,
+          ref: "csv gone#1",
+          outcome: "failed",
+          reason: expect.stringMatching(new RegExp(
+            String.raw`^${DATA_GONE} \(once its data reads as the run read it, the next start or takeover look resumes it, or \`swarm runs stop ${run.id}\` ends it\)$`
+          ))
+        }])
+        expect(b.manager.live()).toBe(0)
+        expect((yield* Runs.get(run.id)).status).toBe("running")
+        // Its followers are not told it ended: it did not (before, they were, and it went on `running`).
+        expect((yield* follower.takeAllWithin(200)).filter((d) => d._tag !== "Event")).toEqual([])
+        expect(yield* b.manager.notResumable(run.id, "running")).toMatch(new RegExp(`^${DATA_GONE}$`))
+
+        // Someone else's stop is not found, as a missing run's is; nothing is written.
+        const missing = yield* Effect.flip(b.manager.stop(bob, "run_0000000000000000000000000"))
+        const others = yield* Effect.flip(b.manager.stop(bob, run.id))
+        expect(others).toMatchObject({ _tag: "RunNotFound", run: run.id })
+        expect(Object.keys(others).sort()).toEqual(Object.keys(missing).sort())
+        expect(yield* controlLog(run.id)).toEqual([])
+        // A pause says why, and what ends it.
+        expect(((yield* Effect.flip(b.manager.pause(alice, run.id))) as { reason: string }).reason)
+          .toMatch(new RegExp(`this server cannot resume it: ${DATA_GONE}.*runs stop ends it`))
+
+        // Before, a Conflict ("held by no live process", "running in no live process here").
+        const stopped = yield* b.manager.stop(alice, run.id)
+        expect(stopped.status).toBe("stopped")
+        expect(stopped.failure).toMatch(new RegExp(`^stopped by alice: held by no live process, and this server cannot resume it: ${DATA_GONE}$`))
+        expect(yield* controlLog(run.id)).toEqual([{
+          kind: "stop",
+          action: "stop",
+          run: run.id,
+          by: { id: "alice", name: "alice" },
+          at: expect.any(String),
+          reason: expect.stringMatching(new RegExp(`^held by no live process, and this server cannot resume it: ${DATA_GONE}$`))
+        }])
+        let ended = false
+        for (let i = 0; i < 20 && !ended; i++) ended = (yield* follower.takeAllWithin(100)).some((d) => d._tag === "Ended")
+        expect(ended).toBe(true)
+        expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
+        expect(yield* b.manager.notResumable(run.id, "stopped")).toBeUndefined()
+        expect(yield* Effect.flip(b.manager.stop(alice, run.id))).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is stopped` })
+        yield* b.shutdown
+        const c = yield* serverOn(bus)
+        expect(yield* c.manager.resumeUnfinished()).toEqual([])
+      }), { timeout: 60_000 })
+
+    it.scoped("a run whose CSV comes back is resumed by the next attempt, and no longer said not resumable", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const { copy, dir, run } = yield* paperRunOnCsv("csv back")
+        rmSync(dir, { recursive: true, force: true })
+        const b = yield* serverOn(bus)
+        // (The other tests' runs are not this one's business.)
+        const ours = (outcomes: ReadonlyArray<RunManager.Resumption>) => outcomes.filter((o) => o.run === run.id)
+        expect(ours(yield* b.manager.resumeUnfinished())).toMatchObject([{ run: run.id, outcome: "failed" }])
+        expect(yield* b.manager.notResumable(run.id, "running")).toMatch(new RegExp(`^${DATA_GONE}$`))
+        // The file back (restored from a backup, the disk remounted): the next attempt resumes it.
+        copy()
+        expect(ours(yield* b.manager.resumeUnfinished())).toEqual([{ run: run.id, ref: "csv back#1", outcome: "resumed" }])
+        expect(b.manager.live()).toBe(1)
+        expect(yield* b.manager.notResumable(run.id, "running")).toBeUndefined()
+        // A stop is a live run's, as ever: no word of resuming.
+        const stopped = yield* b.manager.stop(alice, run.id)
+        expect(stopped).toMatchObject({ status: "stopped", failure: "stopped by alice" })
+        expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
+      }), { timeout: 60_000 })
   })
 }
+
+describe("StoredRun.lastingFailure: what a retry cannot mend", () => {
+  const fail = (error: unknown) => Cause.fail(error)
+  plain("a run's data gone or changed, a record that does not decode, a strategy this build cannot make", () => {
+    const data = new DataSource.DataChanged({ reason: "ENOENT" })
+    const corrupt = new CorruptRecord({ table: "run_events", key: "run_x#3", column: "body", reason: "bad" })
+    const unbuildable = new StoredRun.NotReexecutable({ run: "run_x", ref: "x#1", agent: "a", field: "agents[0].type", reason: "unknown" })
+    for (const error of [data, corrupt, unbuildable]) expect(StoredRun.lastingFailure(fail(error))).toBe(error)
+  })
+  plain("not the database failing, the lease held by another process, an interruption or a defect", () => {
+    expect(StoredRun.lastingFailure(fail(new StoreError({ operation: "read a run", reason: "connection lost" })))).toBeUndefined()
+    expect(StoredRun.lastingFailure(fail(new Runs.RunLeased({ run: "run_x" })))).toBeUndefined()
+    expect(StoredRun.lastingFailure(Cause.interrupt("fiber" as never))).toBeUndefined()
+    expect(StoredRun.lastingFailure(Cause.die(new Error("bug")))).toBeUndefined()
+  })
+})
 
 for (const backend of backends) {
   // The RPC procedures of a server whose build lacks the type, as a client calls them.
@@ -221,6 +372,28 @@ describe.skipIf(postgres === undefined)("a run no server can resume, among serve
         const lines = b.logged.length
         yield* Effect.sleep("500 millis")
         expect(b.logged.slice(lines).filter((line) => line.includes("take over"))).toEqual([])
+      }), { timeout: 60_000 })
+
+    it.scoped("a takeover of a run whose CSV was deleted says why and that runs stop ends it, once; the stop then ends it", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const { dir, run } = yield* paperRunOnCsv("csv gone, taken over")
+        rmSync(dir, { recursive: true, force: true })
+        const b = yield* serverOn(bus, { takeover: { every: Duration.millis(100), grace: Duration.zero } })
+        const said = () => b.logged.filter((line) => line.includes("take over") && line.includes(run.id))
+        for (let i = 0; i < 40 && said().length === 0; i++) yield* Effect.sleep("100 millis")
+        yield* Effect.sleep("1500 millis")
+        // Tried again only every 5 minutes (its file may come back), and said once per reason.
+        expect(said()).toEqual([expect.stringMatching(new RegExp(
+          String.raw`^WARN could not take over run ${run.id} \(csv gone, taken over#1\): ${DATA_GONE} ` +
+            String.raw`\(once its data reads as the run read it, the next start or takeover look resumes it, or \x60swarm runs stop ${run.id}\x60 ends it\)$`
+        ))])
+        expect(b.manager.live()).toBe(0)
+        expect(yield* b.manager.notResumable(run.id, "running")).toMatch(new RegExp(`^${DATA_GONE}$`))
+        const stopped = yield* b.manager.stop(alice, run.id)
+        expect(stopped.status).toBe("stopped")
+        expect(stopped.failure).toMatch(new RegExp(`^stopped by alice: held by no live process, and this server cannot resume it: ${DATA_GONE}$`))
+        expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
       }), { timeout: 60_000 })
 
     it.scoped("a run another live server holds is stopped there (relayed), by a server that cannot make its agents", () =>
