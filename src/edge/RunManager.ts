@@ -873,9 +873,15 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * Resume one unfinished run here (not live here: the caller looked), at its pace and in the
      * state it was left in: what became of it, or nothing when it ended or went since it was listed.
      */
-    const resumeOne = (id: RunId) =>
+    const resumeOne = (id: RunId, listedAs?: string) =>
       Effect.gen(function*() {
-        const found = yield* Effect.option(Runs.get(id).pipe(Effect.catchTag("RunNotFound", () => Effect.fail(undefined))))
+        const read = yield* Effect.either(Runs.get(id))
+        // Its row does not decode (edited by hand, written by another version): said, not skipped
+        // unsaid, and no reason for the other runs not to be resumed.
+        if (Either.isLeft(read) && read.left._tag === "CorruptRecord") {
+          return { run: id, ref: listedAs ?? id, outcome: "failed", reason: `its record cannot be read: ${read.left.message}` } satisfies Resumption
+        }
+        const found = Either.getRight(read)
         // Deleted since it was listed; or ended meanwhile (a stopped run must not be resumed here).
         if (found._tag === "None" || (found.value.status !== "running" && found.value.status !== "paused")) return undefined
         const record = found.value
@@ -896,7 +902,19 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         refs.set(record.id, ref)
         const approver = approverOf(record.id, ref, record.owner, approvalTimeoutMillis(record.strategy.risk.approval))
         // A paper run's inbox as its process left it: the alerts delivered to it and not yet taken.
-        const pending = mode === "paper" ? yield* WebhookStore.pendingOf(record) : []
+        // Its recorded alerts not decoding is this run's lasting failure, not every other run's.
+        const inbox = mode === "paper"
+          ? yield* WebhookStore.pendingOf(record).pipe(
+            Effect.map(Either.right),
+            Effect.catchTag("CorruptRecord", (error) => Effect.succeed(Either.left(error)))
+          )
+          : Either.right([])
+        if (Either.isLeft(inbox)) {
+          const cannot = lastingOf(inbox.left)
+          unresumable.set(record.id, cannot)
+          return { run: record.id, ref, outcome: "failed", reason: unresumableReason(record.id, cannot) } satisfies Resumption
+        }
+        const pending = inbox.right
         // The lease is taken before the run's first event: another live process's run fails fast here.
         const leased = yield* Deferred.make<void>()
         // How the execution ended, whenever it does: what a failure says of the run is learnt then.
@@ -991,7 +1009,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             outcomes.push({ run: summary.id, ref: `${summary.strategyName}#${summary.number}`, outcome: "left", reason: "another process runs it" })
             continue
           }
-          const outcome = yield* resumeOne(summary.id)
+          const outcome = yield* resumeOne(summary.id, `${summary.strategyName}#${summary.number}`)
           if (outcome !== undefined) outcomes.push(outcome)
         }
         return outcomes
@@ -1245,7 +1263,11 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         if (!ended) return yield* new Conflict({ reason: `run ${record.id} is ${now.status}` })
         unresumable.delete(record.id)
         yield* Effect.logInfo(`stopped run ${record.id} (${record.strategyName}#${record.number}), which this server cannot resume, by ${principal.name}: ${cannot.why}`)
-        const left = now.mode === "paper" ? yield* WebhookStore.pendingOf(now) : []
+        // The run's recorded alerts not decoding (why it could not be resumed, maybe): said, and the stop stands.
+        const left = now.mode === "paper"
+          ? yield* WebhookStore.pendingOf(now).pipe(Effect.catchTag("CorruptRecord", (error) =>
+            Effect.as(Effect.logWarning(`the alerts delivered to the run cannot be listed: ${error.message}`).pipe(Effect.annotateLogs("run", record.id)), [])))
+          : []
         if (left.length > 0) {
           yield* Effect.logWarning(`${left.length} alert(s) delivered to the run were never applied: it was stopped before taking them`).pipe(
             Effect.annotateLogs({ run: record.id, alerts: left.map((signal) => signal.alertId).join(", ") })

@@ -286,6 +286,48 @@ for (const backend of backends) {
         expect(stopped).toMatchObject({ status: "stopped", failure: "stopped by alice" })
         expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
       }), { timeout: 60_000 })
+
+    it.scoped("a run whose record does not decode is said, its stop ends it, and the other runs are resumed all the same", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const bus = yield* InProcessBus.InProcessBus
+        const altered = yield* paperRunOnCsv("alerts corrupt")
+        const unreadable = yield* paperRunOnCsv("strategy corrupt")
+        const healthy = yield* paperRunOnCsv("healthy")
+        // A recorded alert that does not decode (its row edited by hand), and a strategy column likewise.
+        const [last] = yield* sql<{ seq: number }>`select max(seq) as seq from run_events where run_id = ${altered.run.id}`
+        yield* sql`update run_events set tag = 'SignalReceived', body = ${'{"_tag":"SignalReceived"}'} where run_id = ${altered.run.id} and seq = ${last!.seq}`
+        const [strategy] = yield* sql<{ strategy: unknown }>`select strategy from runs where id = ${unreadable.run.id}`
+        yield* sql`update runs set strategy = ${'{"bogus":true}'} where id = ${unreadable.run.id}`
+
+        const b = yield* serverOn(bus)
+        const ours = (yield* b.manager.resumeUnfinished()).filter((o) => [altered.run.id, unreadable.run.id, healthy.run.id].includes(o.run))
+        // Before, the altered run's alerts failed the whole look ("cannot look for unfinished runs"):
+        // no run resumed at all; and the unreadable one was skipped unsaid.
+        expect(ours).toEqual([
+          {
+            run: altered.run.id,
+            ref: "alerts corrupt#1",
+            outcome: "failed",
+            reason: expect.stringMatching(new RegExp(
+              String.raw`^its record cannot be read: run_events ${altered.run.id}#${last!.seq}: body does not decode: .* ` +
+                String.raw`\(once its record reads again, the next start or takeover look resumes it, or \x60swarm runs stop ${altered.run.id}\x60 ends it\)$`,
+              "s"
+            ))
+          },
+          { run: unreadable.run.id, ref: "strategy corrupt#1", outcome: "failed", reason: expect.stringMatching(/^its record cannot be read: runs run_\w+: strategy does not decode/) },
+          { run: healthy.run.id, ref: "healthy#1", outcome: "resumed" }
+        ])
+        expect(yield* b.manager.notResumable(altered.run.id, "running")).toMatch(/^its record cannot be read: run_events /)
+        const stopped = yield* b.manager.stop(alice, altered.run.id)
+        expect(stopped.status).toBe("stopped")
+        expect(stopped.failure).toMatch(/^stopped by alice: held by no live process, and this server cannot resume it: its record cannot be read: run_events /)
+        expect(yield* controlLog(altered.run.id)).toMatchObject([{ action: "stop", reason: expect.stringContaining("its record cannot be read") }])
+        expect((yield* b.manager.stop(alice, healthy.run.id)).status).toBe("stopped")
+        // (Put back, and ended: the runs after this test's are not its business.)
+        yield* sql`update runs set strategy = ${JSON.stringify(strategy!.strategy)} where id = ${unreadable.run.id}`
+        yield* Runs.markEnded(unreadable.run.id, "stopped", "test over")
+      }), { timeout: 60_000 })
   })
 }
 
