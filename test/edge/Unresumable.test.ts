@@ -380,6 +380,39 @@ for (const backend of backends) {
   })
 }
 
+for (const backend of backends) {
+  // The RPC procedures of a server with every analyst type, as a client calls them.
+  const served = Layer.mergeAll(RunHandlers, AuthenticatedLive).pipe(
+    Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
+    Layer.provideMerge(Layer.mergeAll(InProcessBus.layerTest(), stubAuthenticator, Layer.effectDiscard(Effect.orDie(createUsers)))),
+    Layer.provideMerge(backend.store)
+  )
+  const clientFor = (key: string) => Effect.provide(RpcTest.makeClient(RunRpcs, { flatten: true }), clientKey(key))
+  layer(served, { timeout: startTimeout, excludeTestServices: true })(`a run whose data is gone, over RPC (${backend.name})`, (it) => {
+    it.scoped("runs.get and runs.report say why once the server tried it; runs.stop ends it, and not for someone else", () =>
+      Effect.gen(function*() {
+        const { dir, run } = yield* paperRunOnCsv("csv gone, over RPC")
+        rmSync(dir, { recursive: true, force: true })
+        const alice = yield* clientFor("sk_alice")
+        const bob = yield* clientFor("sk_bob")
+        // Nothing learnt yet (the data is not read for the asking): nothing said.
+        expect((yield* alice("runs.get", { run: run.id })).notResumable).toBeUndefined()
+        const manager = yield* RunManager.RunManager
+        expect((yield* manager.resumeUnfinished()).filter((o) => o.run === run.id)).toMatchObject([{ outcome: "failed" }])
+        const got = yield* alice("runs.get", { run: run.id })
+        expect(got).toMatchObject({ status: "running", notResumable: expect.stringMatching(new RegExp(`^${DATA_GONE}$`)) })
+        expect((yield* alice("runs.report", { run: run.id })).notResumable).toEqual(got.notResumable)
+        expect(yield* Effect.flip(bob("runs.stop", { run: run.id }))).toMatchObject({ _tag: "RunNotFound", run: run.id })
+        const stopped = yield* alice("runs.stop", { run: run.id })
+        expect(stopped).toMatchObject({ status: "stopped", failure: expect.stringMatching(/^stopped by alice: held by no live process, and this server cannot resume it: the run's data/) })
+        const after = yield* alice("runs.get", { run: run.id })
+        expect(after.notResumable).toBeUndefined()
+        expect(after.control).toMatchObject({ count: 1, last: [{ action: "stop", by: { name: "alice" }, reason: expect.stringContaining("the run's data cannot be read as it was") }] })
+        expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
+      }), { timeout: 60_000 })
+  })
+}
+
 const postgres = backends.find((backend) => backend.name === "postgres")
 
 describe.skipIf(postgres === undefined)("a run no server can resume, among servers on one Postgres", () => {
