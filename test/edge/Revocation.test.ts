@@ -84,6 +84,22 @@ const withinASecond = <A>(effect: Effect.Effect<A>, done: (a: A) => boolean) =>
     return last
   })
 
+/**
+ * Two servers on one database without Redis, an admin and alice, and a paper run of hers started
+ * and paused through the second (whose cache then holds her key).
+ */
+const twoServersWithPausedRun = Effect.gen(function*() {
+  const a = yield* serverUp(AuthInvalidations.layerMemory)
+  const b = yield* serverUp(AuthInvalidations.layerMemory)
+  const root = yield* userWithKey("root", "admin")
+  const alice = yield* userWithKey("alice")
+  const onB = yield* b.client(alice.key)
+  expect(yield* outcome(onB("strategies.list", undefined))).toBe("ok")
+  const paused = yield* onB("runs.start", paper(alice.strategy))
+  yield* onB("runs.pause", { run: paused.id })
+  return { a, b, root, alice, onB, paused }
+})
+
 for (const backend of backends) {
   layer(Layer.merge(InProcessBus.layerTest(), backend.store), { timeout: startTimeout, excludeTestServices: true })(
     `revocation at once (${backend.name})`,
@@ -136,14 +152,7 @@ for (const backend of backends) {
 
       it.scoped("two servers without Redis: disabled on the first, `runs.start` on the second is refused at once (a read may be served from its cache)", () =>
         Effect.gen(function*() {
-          const a = yield* serverUp(AuthInvalidations.layerMemory)
-          const b = yield* serverUp(AuthInvalidations.layerMemory)
-          const root = yield* userWithKey("root", "admin")
-          const alice = yield* userWithKey("alice")
-          const onB = yield* b.client(alice.key)
-          expect(yield* outcome(onB("strategies.list", undefined))).toBe("ok")
-          const paused = yield* onB("runs.start", paper(alice.strategy))
-          yield* onB("runs.pause", { run: paused.id })
+          const { a, alice, b, onB, paused, root } = yield* twoServersWithPausedRun
 
           yield* (yield* a.client(root.key))("admin.setUser", { user: alice.name, disabled: true })
           // The second server was not told: its cache still answers a read for the key, for up to 30 s.
@@ -161,13 +170,7 @@ for (const backend of backends) {
 
       it.scoped("two servers without Redis: every procedure that changes something asks the database, each with a key the second server has cached", () =>
         Effect.gen(function*() {
-          const a = yield* serverUp(AuthInvalidations.layerMemory)
-          const b = yield* serverUp(AuthInvalidations.layerMemory)
-          const root = yield* userWithKey("root", "admin")
-          const alice = yield* userWithKey("alice")
-          const onB = yield* b.client(alice.key)
-          const paused = yield* onB("runs.start", paper(alice.strategy))
-          yield* onB("runs.pause", { run: paused.id })
+          const { a, alice, b, paused, root } = yield* twoServersWithPausedRun
           const writes: ReadonlyArray<(client: Effect.Effect.Success<ReturnType<typeof b.client>>) => Effect.Effect<unknown, { readonly _tag: string }>> = [
             (client) => client("strategies.create", { strategy: smaStrategy(`${alice.name}'s other`) }),
             (client) => client("strategies.update", { strategy: alice.strategy, body: smaStrategy(alice.strategy) }),

@@ -83,6 +83,34 @@ const controlLog = (run: string) =>
   )
 
 /** The sample data's directory (data/), and two of its symbols. */
+/**
+ * Alice's stop of `run`, which no server can resume (`why`, a pattern): it ends in its row with the
+ * reason, the control log names her and why, and its followers are told it ended.
+ */
+const stoppedByAlice = (
+  manager: RunManager.RunManagerService,
+  run: string,
+  why: string,
+  follower: { readonly takeAllWithin: (millis: number) => Effect.Effect<ReadonlyArray<{ readonly _tag: string }>> }
+) =>
+  Effect.gen(function*() {
+    const stopped = yield* manager.stop(alice, run)
+    expect(stopped.status).toBe("stopped")
+    expect(stopped.failure).toMatch(new RegExp(`^stopped by alice: held by no live process, and this server cannot resume it: ${why}$`))
+    expect(yield* controlLog(run)).toEqual([{
+      kind: "stop",
+      action: "stop",
+      run,
+      by: { id: "alice", name: "alice" },
+      at: expect.any(String),
+      reason: expect.stringMatching(new RegExp(`^held by no live process, and this server cannot resume it: ${why}$`))
+    }])
+    let ended = false
+    for (let i = 0; i < 20 && !ended; i++) ended = (yield* follower.takeAllWithin(100)).some((d) => d._tag === "Ended")
+    expect(ended).toBe(true)
+    return stopped
+  })
+
 const SAMPLE = fileURLToPath(new URL("../../data", import.meta.url))
 const SAMPLE_SYMBOLS = ["ACME", "GLOBEX"]
 
@@ -175,21 +203,7 @@ for (const backend of backends) {
         expect((yield* Runs.get(run.id)).status).toBe("running")
 
         // Before, a Conflict: "held by no live process" (Postgres) or "running in no live process here" (embedded).
-        const stopped = yield* b.manager.stop(alice, run.id)
-        expect(stopped.status).toBe("stopped")
-        expect(stopped.failure).toMatch(new RegExp(`^stopped by alice: held by no live process, and this server cannot resume it: ${WHY}$`))
-        expect(yield* controlLog(run.id)).toEqual([{
-          kind: "stop",
-          action: "stop",
-          run: run.id,
-          by: { id: "alice", name: "alice" },
-          at: expect.any(String),
-          reason: expect.stringMatching(new RegExp(`^held by no live process, and this server cannot resume it: ${WHY}$`))
-        }])
-        // Its followers are told it ended.
-        let ended = false
-        for (let i = 0; i < 20 && !ended; i++) ended = (yield* follower.takeAllWithin(100)).some((d) => d._tag === "Ended")
-        expect(ended).toBe(true)
+        yield* stoppedByAlice(b.manager, run.id, WHY, follower)
         // Its events end where its server left them, and its row holds it to them: the audit passes.
         const events = yield* Runs.events(run.id as RunId)
         expect(events.length).toBeGreaterThan(0)
@@ -244,20 +258,7 @@ for (const backend of backends) {
           .toMatch(new RegExp(`this server cannot resume it: ${DATA_GONE}.*runs stop ends it`))
 
         // Before, a Conflict ("held by no live process", "running in no live process here").
-        const stopped = yield* b.manager.stop(alice, run.id)
-        expect(stopped.status).toBe("stopped")
-        expect(stopped.failure).toMatch(new RegExp(`^stopped by alice: held by no live process, and this server cannot resume it: ${DATA_GONE}$`))
-        expect(yield* controlLog(run.id)).toEqual([{
-          kind: "stop",
-          action: "stop",
-          run: run.id,
-          by: { id: "alice", name: "alice" },
-          at: expect.any(String),
-          reason: expect.stringMatching(new RegExp(`^held by no live process, and this server cannot resume it: ${DATA_GONE}$`))
-        }])
-        let ended = false
-        for (let i = 0; i < 20 && !ended; i++) ended = (yield* follower.takeAllWithin(100)).some((d) => d._tag === "Ended")
-        expect(ended).toBe(true)
+        yield* stoppedByAlice(b.manager, run.id, DATA_GONE, follower)
         expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
         expect(yield* b.manager.notResumable(run.id, "stopped")).toBeUndefined()
         expect(yield* Effect.flip(b.manager.stop(alice, run.id))).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is stopped` })
