@@ -6,7 +6,7 @@
  * trades as CSV (`trades.csv`).
  */
 import { ParseResult, Schema } from "effect"
-import { AgentRestarts } from "../../schemas/Rpc.js"
+import { AgentRestarts, LlmUsage } from "../../schemas/Rpc.js"
 import { RunId, Symbol, Timestamp } from "../../schemas/Ids.js"
 import { Metrics } from "../../schemas/Metrics.js"
 import { MoneyFromDecimal } from "../../schemas/Money.js"
@@ -106,15 +106,11 @@ export const ResultDocument = Schema.Struct({
   /** Its agents that crashed: how often each was restarted, and the first line of its last crash's cause, those restarted most first. */
   agentRestarts: Schema.Array(AgentRestarts),
   /**
-   * A run with LLM agents: the language model that answered and, when the budget ran out, why
-   * (from then on its LLM agents abstained).
+   * A run with LLM agents: the language model that answered, what its agents used (as `runs show`
+   * has it: calls, cache hits, refusals, tokens, cost, budget, by agent) and, when the budget ran
+   * out, why (from then on its LLM agents abstained).
    */
-  llm: Schema.optional(Schema.Struct({
-    backend: Schema.String,
-    model: Schema.String,
-    description: Schema.String,
-    budgetSpent: Schema.optional(Schema.String)
-  })),
+  llm: Schema.optional(Schema.Struct({ ...LlmUsage.fields, budgetSpent: Schema.optional(Schema.String) })),
   /** SHA-256 (hex) over the canonical JSON lines of the run's events. */
   checksum: Schema.String
 })

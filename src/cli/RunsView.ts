@@ -23,7 +23,7 @@ import type { Decision, DecisionDifference } from "../store/Compare.js"
 import type { RunRecord, RunSummary, TradeEnds } from "../store/Runs.js"
 import { toJson } from "./Flags.js"
 import { IsoTime, MetricsJson, TradeJson, tradeJson } from "./ResultDocument.js"
-import { count, metricRows, money, percent, price, ratio, restartLines, time, tradesTable, unbounded } from "./Summary.js"
+import { count, llmLines, metricRows, money, percent, price, ratio, restartLines, time, tradesTable, unbounded } from "./Summary.js"
 
 const DASH = "—"
 
@@ -426,33 +426,6 @@ export const notResumableLines = (run: string, notResumable: string | undefined)
     `          not resumable by this server: ${notResumable}`,
     `          (a server that can resume it does, or runs it already; if none does, \`swarm runs stop ${run}\` ends it)`
   ]
-
-/** An amount of the strategy's currency spent on models: to the cent, or to a millionth below one. */
-const cost = (x: number): string =>
-  x === 0 ? "0" : x >= 1 ? x.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 }) : x.toLocaleString("en-US", { maximumSignificantDigits: 3 })
-
-/**
- * `runs show`'s lines on what a run's LLM agents used: the model, the calls (from the cache,
- * refused by the budget, failed) and tokens, and the budget spent of its limit — exhausted or not.
- */
-export const llmLines = (llm: LlmUsage): Array<string> => {
-  const calls = [
-    `${count(llm.cacheHits)} from the cache`,
-    ...(llm.refused === 0 ? [] : [`${count(llm.refused)} refused by the budget`]),
-    ...(llm.failed === 0 ? [] : [`${count(llm.failed)} failed`])
-  ]
-  const b = llm.budget
-  const priced = b.maxCost !== null || b.cost > 0
-  return [
-    `llm       ${llm.backend} ${llm.model}: ${llm.description}`,
-    `          ${count(llm.calls)} model call${llm.calls === 1 ? "" : "s"} (${calls.join(", ")}), tokens ${count(llm.tokensIn)} in, ${count(llm.tokensOut)} out${
-      priced ? `, cost ${cost(llm.cost)}` : ""
-    }`,
-    `          budget ${count(b.tokens)} of ${count(b.maxTokens)} tokens${b.maxCost === null ? "" : `, cost ${cost(b.cost)} of ${cost(b.maxCost)}`} spent${
-      b.exhausted ? ": exhausted, its LLM agents abstained from then on" : ""
-    }`
-  ]
-}
 
 export const renderShow = ({ agentRestarts, control, equity, latest, llm, notResumable, run, trades }: Shown): string => {
   const lines: Array<string> = [

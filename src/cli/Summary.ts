@@ -6,7 +6,7 @@
 import Table from "cli-table3"
 import type { Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
-import type { AgentRestarts } from "../../schemas/Rpc.js"
+import type { AgentRestarts, LlmUsage } from "../../schemas/Rpc.js"
 import type { Trade } from "../../schemas/Trade.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { format, type Money } from "../trading/Money.js"
@@ -139,6 +139,34 @@ export interface Context {
   readonly ref?: string
 }
 
+/** An amount of the strategy's currency spent on models: to the cent, or to a millionth below one. */
+const cost = (x: number): string =>
+  x === 0 ? "0" : x >= 1 ? x.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 }) : x.toLocaleString("en-US", { maximumSignificantDigits: 3 })
+
+/**
+ * The lines on what a run's LLM agents used (`runs show`, and a backtest's summary): the model, the
+ * calls (from the cache, refused by the budget, failed) and tokens, and the budget spent of its
+ * limit — exhausted or not.
+ */
+export const llmLines = (llm: LlmUsage): Array<string> => {
+  const calls = [
+    `${count(llm.cacheHits)} from the cache`,
+    ...(llm.refused === 0 ? [] : [`${count(llm.refused)} refused by the budget`]),
+    ...(llm.failed === 0 ? [] : [`${count(llm.failed)} failed`])
+  ]
+  const b = llm.budget
+  const priced = b.maxCost !== null || b.cost > 0
+  return [
+    `llm       ${llm.backend} ${llm.model}: ${llm.description}`,
+    `          ${count(llm.calls)} model call${llm.calls === 1 ? "" : "s"} (${calls.join(", ")}), tokens ${count(llm.tokensIn)} in, ${count(llm.tokensOut)} out${
+      priced ? `, cost ${cost(llm.cost)}` : ""
+    }`,
+    `          budget ${count(b.tokens)} of ${count(b.maxTokens)} tokens${b.maxCost === null ? "" : `, cost ${cost(b.cost)} of ${cost(b.maxCost)}`} spent${
+      b.exhausted ? ": exhausted, its LLM agents abstained from then on" : ""
+    }`
+  ]
+}
+
 /** How many trades the summary lists (the last ones); `--json` and `trades.csv` have them all. */
 export const LAST_TRADES = 5
 
@@ -153,8 +181,8 @@ export const render = (result: Backtest.Result, context: Context): string => {
     // Not "times × symbols": symbols with gaps make fewer bars than that product.
     `bars      ${count(c.bars)} (${plural(context.symbols, "symbol")}, ${plural(c.slices, "bar time")})`,
     `status    ${result.status}${result.status === "failed" ? `: ${result.failure ?? "no reason given"}` : ""}`,
-    ...(result.llm === undefined ? [] : [`llm       ${result.llm.model}: ${result.llm.description}`]),
-    ...(result.llm?.budgetSpent === undefined ? [] : [`          budget spent, LLM agents abstained after: ${result.llm.budgetSpent}`]),
+    ...(result.llm === undefined ? [] : llmLines(result.llm)),
+    ...(result.llm?.budgetSpent === undefined ? [] : [`          the first call refused: ${result.llm.budgetSpent}`]),
     ""
   )
 

@@ -23,8 +23,7 @@ import { from as copyFrom } from "pg-copy-streams"
 import type { RunId } from "../../schemas/Ids.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { sha256Hex } from "../internal/sha256.js"
-import { spendsBudget } from "../llm/Budget.js"
-import { causeLine } from "../swarm/AgentTally.js"
+import { causeLine, llmTallyOf } from "../swarm/AgentTally.js"
 import { connectListening, PgPool } from "./Pool.js"
 import { StoreError } from "./StoreError.js"
 import * as Transient from "./Transient.js"
@@ -217,8 +216,6 @@ export class Sums {
 const emptySums = (): Record<SummedTable, Sums> => ({ agent_restarts: new Sums("agent_restarts"), llm_usage: new Sums("llm_usage") })
 
 /** A call's cost in billionths of the currency: summed exactly, in any order. */
-export const costNanos = (cost: number | undefined): number => Math.round((cost ?? 0) * 1e9)
-
 /**
  * The rows `event` gives the tables it feeds, each told to `row` (a round's once per event that
  * names it: the recorder keeps the first). One function for the recorder and for `Audit.verifyRun`,
@@ -286,22 +283,8 @@ export const project = (event: RunEvent, row: (table: ProjectedTable, values: Re
       break
     }
     case "LlmCalled": {
-      const c = event.call
-      const refused = c.outcome === "budget"
-      row("llm_usage", [
-        r,
-        c.agent,
-        c.backend,
-        c.model,
-        1,
-        c.cache === "hit" ? 1 : 0,
-        refused ? 1 : 0,
-        refused || c.outcome === "ok" ? 0 : 1,
-        refused && spendsBudget(c.error) ? 1 : 0,
-        c.tokensIn,
-        c.tokensOut,
-        costNanos(c.cost)
-      ])
+      const t = llmTallyOf(event.call)
+      row("llm_usage", [r, t.agent, t.backend, t.model, t.calls, t.cacheHits, t.refused, t.failed, t.budgetSpent, t.tokensIn, t.tokensOut, t.costNanos])
       break
     }
     case "ReasoningRecorded":

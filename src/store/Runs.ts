@@ -12,12 +12,12 @@ import { MoneyAmount } from "../../schemas/Execution.js"
 import { Metrics } from "../../schemas/Metrics.js"
 import type { Money } from "../../schemas/Money.js"
 import type { RunMode } from "../../schemas/RunEvent.js"
-import { type AgentRestarts, type LlmCallTotals, StrategyNotFound, type LlmUsage } from "../../schemas/Rpc.js"
+import { type AgentRestarts, StrategyNotFound, type LlmUsage } from "../../schemas/Rpc.js"
 import { defaultLlmConfig } from "../../schemas/Llm.js"
 import { RunStarted } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { Trade } from "../../schemas/Trade.js"
-import { restartsOf } from "../swarm/AgentTally.js"
+import { type LlmTally, llmUsageOf, restartsOf } from "../swarm/AgentTally.js"
 import { FaultPlan } from "../swarm/Run.js"
 import { type CheckpointState, GENESIS } from "./RunRecorder.js"
 import { connectListening, PgPool } from "./Pool.js"
@@ -872,35 +872,20 @@ export const llmUsage = Effect.fn("Runs.llmUsage")(function*(run: Pick<RunRecord
     costNanos: number | string
   }>`select agent, backend, model, calls, cache_hits, refused, failed, budget_spent, tokens_in, tokens_out, cost_nanos
     from llm_usage where run_id = ${run.id} order by agent, backend, model`
-  const totals = (of: ReadonlyArray<(typeof rows)[number]>): LlmCallTotals => {
-    const sum = (f: (row: (typeof rows)[number]) => number | string) => of.reduce((n, row) => n + Number(f(row)), 0)
-    return {
-      calls: sum((r) => r.calls),
-      cacheHits: sum((r) => r.cacheHits),
-      refused: sum((r) => r.refused),
-      failed: sum((r) => r.failed),
-      tokensIn: sum((r) => r.tokensIn),
-      tokensOut: sum((r) => r.tokensOut),
-      // Summed in billionths, exactly: the same figure however the rows were added up.
-      cost: sum((r) => r.costNanos) / 1e9
-    }
-  }
-  const all = totals(rows)
-  const budget = (run.strategy.llm ?? defaultLlmConfig).budget
-  return Option.some<LlmUsage>({
-    backend: started.llm.backend,
-    model: started.llm.model,
-    description: started.llm.description,
-    ...all,
-    budget: {
-      tokens: all.tokensIn + all.tokensOut,
-      maxTokens: budget.tokens,
-      cost: all.cost,
-      maxCost: budget.maxCost ?? null,
-      exhausted: rows.some((row) => Number(row.budgetSpent) > 0)
-    },
-    agents: rows.map((row) => ({ agent: row.agent, backend: row.backend, model: row.model, ...totals([row]) }))
-  })
+  const tallies = rows.map((row): LlmTally => ({
+    agent: row.agent,
+    backend: row.backend,
+    model: row.model,
+    calls: Number(row.calls),
+    cacheHits: Number(row.cacheHits),
+    refused: Number(row.refused),
+    failed: Number(row.failed),
+    budgetSpent: Number(row.budgetSpent),
+    tokensIn: Number(row.tokensIn),
+    tokensOut: Number(row.tokensOut),
+    costNanos: Number(row.costNanos)
+  }))
+  return Option.some(llmUsageOf(started.llm, tallies, (run.strategy.llm ?? defaultLlmConfig).budget))
 }, storeError("read a run's model calls"))
 
 /** The first and last equity snapshots and the extremes, for a summary. */

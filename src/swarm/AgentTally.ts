@@ -5,8 +5,10 @@
  * `agent_restarts` and `llm_usage` tables (src/store/RunRecorder.ts), so that `runs show` reads a
  * row per agent rather than every event of a run of millions.
  */
-import type { AgentRestarts } from "../../schemas/Rpc.js"
+import type { LlmCall, LlmConfig } from "../../schemas/Llm.js"
+import type { AgentRestarts, LlmCallTotals, LlmUsage } from "../../schemas/Rpc.js"
 import type { Strategy } from "../../schemas/Strategy.js"
+import { spendsBudget } from "../llm/Budget.js"
 
 /** The most characters (code points) of a crash's cause kept: its first line, which is what an operator reads. */
 export const CAUSE_CHARS = 300
@@ -79,5 +81,113 @@ export class RestartCounter {
     let t = this.byActor.get(actor)
     if (t === undefined) this.byActor.set(actor, (t = { crashes: 0, restarts: 0, lastSeq: null, lastCause: null }))
     return t
+  }
+}
+
+/** A model call's cost in billionths of the strategy's currency: summed exactly, in any order. */
+export const costNanos = (cost: number | undefined): number => Math.round((cost ?? 0) * 1e9)
+
+/** What an agent's model calls of one backend and model added up to: a `llm_usage` row. */
+export interface LlmTally {
+  readonly agent: string
+  readonly backend: string
+  readonly model: string
+  readonly calls: number
+  readonly cacheHits: number
+  readonly refused: number
+  readonly failed: number
+  /** Calls refused because the budget was spent (not for one prompt too large for what was left). */
+  readonly budgetSpent: number
+  readonly tokensIn: number
+  readonly tokensOut: number
+  readonly costNanos: number
+}
+
+/** One call's tally: what its `LlmCalled` adds to its agent's row. */
+export const llmTallyOf = (c: LlmCall): LlmTally => {
+  const refused = c.outcome === "budget"
+  return {
+    agent: c.agent,
+    backend: c.backend,
+    model: c.model,
+    calls: 1,
+    cacheHits: c.cache === "hit" ? 1 : 0,
+    refused: refused ? 1 : 0,
+    failed: refused || c.outcome === "ok" ? 0 : 1,
+    budgetSpent: refused && spendsBudget(c.error) ? 1 : 0,
+    tokensIn: c.tokensIn,
+    tokensOut: c.tokensOut,
+    costNanos: costNanos(c.cost)
+  }
+}
+
+const sumTallies = (of: ReadonlyArray<LlmTally>): LlmCallTotals => {
+  const sum = (f: (t: LlmTally) => number) => of.reduce((n, t) => n + f(t), 0)
+  return {
+    calls: sum((t) => t.calls),
+    cacheHits: sum((t) => t.cacheHits),
+    refused: sum((t) => t.refused),
+    failed: sum((t) => t.failed),
+    tokensIn: sum((t) => t.tokensIn),
+    tokensOut: sum((t) => t.tokensOut),
+    // Summed in billionths, exactly: the same figure however the rows were added up.
+    cost: sum((t) => t.costNanos) / 1e9
+  }
+}
+
+/**
+ * What a run's LLM agents used, as `runs show` and a backtest's summary report it: the language
+ * model its `RunStarted` named, the calls of every agent (rows sorted by agent, backend, model)
+ * and the budget spent of the strategy's limits.
+ */
+export const llmUsageOf = (
+  started: { readonly backend: string; readonly model: string; readonly description: string },
+  tallies: ReadonlyArray<LlmTally>,
+  budget: LlmConfig["budget"]
+): LlmUsage => {
+  const all = sumTallies(tallies)
+  return {
+    backend: started.backend,
+    model: started.model,
+    description: started.description,
+    ...all,
+    budget: {
+      tokens: all.tokensIn + all.tokensOut,
+      maxTokens: budget.tokens,
+      cost: all.cost,
+      maxCost: budget.maxCost ?? null,
+      exhausted: tallies.some((t) => t.budgetSpent > 0)
+    },
+    agents: tallies.map((t) => ({ agent: t.agent, backend: t.backend, model: t.model, ...sumTallies([t]) }))
+  }
+}
+
+const byKey = (a: LlmTally, b: LlmTally): number =>
+  a.agent !== b.agent ? (a.agent < b.agent ? -1 : 1) : a.backend !== b.backend ? (a.backend < b.backend ? -1 : 1) : a.model < b.model ? -1 : a.model > b.model ? 1 : 0
+
+/** Tallies model calls from `LlmCalled` events, as they come (a backtest's summary), one row per agent, backend and model. */
+export class LlmCounter {
+  private readonly rows = new Map<string, LlmTally>()
+
+  called(call: LlmCall): void {
+    const t = llmTallyOf(call)
+    const key = `${t.agent}\u0000${t.backend}\u0000${t.model}`
+    const row = this.rows.get(key)
+    this.rows.set(key, row === undefined ? t : {
+      ...row,
+      calls: row.calls + t.calls,
+      cacheHits: row.cacheHits + t.cacheHits,
+      refused: row.refused + t.refused,
+      failed: row.failed + t.failed,
+      budgetSpent: row.budgetSpent + t.budgetSpent,
+      tokensIn: row.tokensIn + t.tokensIn,
+      tokensOut: row.tokensOut + t.tokensOut,
+      costNanos: row.costNanos + t.costNanos
+    })
+  }
+
+  /** The rows, by agent, backend and model (as `llm_usage` is read). */
+  tallies(): Array<LlmTally> {
+    return [...this.rows.values()].sort(byKey)
   }
 }

@@ -12,7 +12,7 @@ import type { OrderIntent } from "../../schemas/Order.js"
 import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
 import type { TradingState } from "../../schemas/Risk.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
-import type { AgentRestarts } from "../../schemas/Rpc.js"
+import type { AgentRestarts, LlmUsage } from "../../schemas/Rpc.js"
 import { Strategy as StrategySchema, type Strategy } from "../../schemas/Strategy.js"
 import type { StrategyId } from "../../schemas/Ids.js"
 import type { Money } from "../../schemas/Money.js"
@@ -192,12 +192,7 @@ export interface Result {
    * A run with LLM agents: which language model answered (its `RunStarted` said so) and, when the
    * budget ran out, why (its `LlmBudgetSpent`) — from then on its LLM agents abstained.
    */
-  readonly llm?: {
-    readonly backend: LlmCall["backend"]
-    readonly model: string
-    readonly description: string
-    readonly budgetSpent?: string
-  }
+  readonly llm?: LlmUsage & { readonly budgetSpent?: string }
 }
 
 /** A run that cannot start or cannot go on: which field or input, and why. */
@@ -385,9 +380,11 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
     })
 
     let budgetSpent: string | undefined
+    const llmCounter = new AgentTally.LlmCounter()
     if (session !== undefined) {
       log.subscribe((event) => {
-        if (event._tag === "LlmBudgetSpent") budgetSpent ??= event.reason
+        if (event._tag === "LlmCalled") llmCounter.called(event.call)
+        else if (event._tag === "LlmBudgetSpent") budgetSpent ??= event.reason
       })
     }
     const withdrawBudget = session === undefined ? undefined : llmOptions?.budgets?.register(session.budget, llmOptions.chatSpent)
@@ -622,7 +619,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         to,
         ...(llm === undefined
           ? {}
-          : { llm: { backend: llm.backend, model: llm.model, description: llm.description, ...(budgetSpent === undefined ? {} : { budgetSpent }) } })
+          : { llm: { ...AgentTally.llmUsageOf(llm, llmCounter.tallies(), llmConfig.budget), ...(budgetSpent === undefined ? {} : { budgetSpent }) } })
       }
       return result
     }).pipe(

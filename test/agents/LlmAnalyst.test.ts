@@ -337,7 +337,15 @@ describe("LLM analysts", () => {
       expect(calls.slice(firstRefused).every((c) => c.outcome === "budget")).toBe(true)
       expect(spent[0]!.reason).toContain("budget is spent")
       // The result says so too (the summary's and the result document's source), with the model.
-      expect(result.llm).toEqual({ backend: "ollama", model: "llama3.2:3b", description: "scripted", budgetSpent: spent[0]!.reason })
+      expect(result.llm).toMatchObject({ backend: "ollama", model: "llama3.2:3b", description: "scripted", budgetSpent: spent[0]!.reason })
+      // What its agents used, tallied from the run's model calls as the recorder tallies them.
+      expect(result.llm).toMatchObject({
+        calls: calls.length,
+        refused: calls.length - firstRefused,
+        tokensIn: calls.reduce((sum, c) => sum + c.tokensIn, 0),
+        tokensOut: calls.reduce((sum, c) => sum + c.tokensOut, 0),
+        budget: { tokens: charged, maxTokens: 5_000, exhausted: true }
+      })
       // A replay spends the same budget at the same call, and says so at the same place.
       const replayed = yield* record({ strategy: s, feed: market(80), llm: { model, recorded: calls } })
       expect(replayed.result.checksum).toBe(result.checksum)

@@ -116,18 +116,31 @@ describe("the result document", () => {
     expect(Schema.decodeUnknownSync(ResultDocument.ResultDocument)(JSON.parse(ResultDocument.toJson(halted))).tradingState).toBe("halted")
   })
 
-  it("a run with LLM agents names its model, and says when its budget ran out", () => {
-    const llm = { backend: "ollama" as const, model: "llama3.2:3b", description: "ollama at http://127.0.0.1:11434 (1 model: llama3.2:3b)" }
+  it("a run with LLM agents names its model, what its agents used, and says when its budget ran out", () => {
+    const calls = { calls: 12, cacheHits: 3, refused: 2, failed: 0, tokensIn: 41_000, tokensOut: 18_700, cost: 0 }
+    const llm = {
+      backend: "ollama" as const,
+      model: "llama3.2:3b",
+      description: "ollama at http://127.0.0.1:11434 (1 model: llama3.2:3b)",
+      ...calls,
+      budget: { tokens: 59_700, maxTokens: 60_000, cost: 0, maxCost: null, exhausted: true },
+      agents: [{ agent: "llm_debate", backend: "ollama", model: "llama3.2:3b", ...calls }]
+    }
     const spent = "run bt-test's LLM tokens budget is spent (59500 of 60000; the call needed 2100)"
     const document = ResultDocument.make(result({ llm: { ...llm, budgetSpent: spent } }), { strategy: "S", seed: "0" })
     expect(JSON.parse(ResultDocument.toJson(document)).llm).toEqual({ ...llm, budgetSpent: spent })
     expect(Schema.decodeUnknownSync(ResultDocument.ResultDocument)(JSON.parse(ResultDocument.toJson(document))).llm?.budgetSpent).toBe(spent)
     const context = { strategy: "S", strategyFile: "s.yaml", seed: "0", symbols: 2 }
     const text = Summary.render(result({ llm: { ...llm, budgetSpent: spent } }), context)
-    expect(text).toContain(`llm       llama3.2:3b: ${llm.description}\n          budget spent, LLM agents abstained after: ${spent}\n`)
-    // Without LLM agents, or with budget to spare, nothing or just the model.
+    expect(text).toContain(
+      `llm       ollama llama3.2:3b: ${llm.description}\n` +
+        `          12 model calls (3 from the cache, 2 refused by the budget), tokens 41,000 in, 18,700 out\n` +
+        `          budget 59,700 of 60,000 tokens spent: exhausted, its LLM agents abstained from then on\n` +
+        `          the first call refused: ${spent}\n`
+    )
+    // Without LLM agents, or with budget to spare, nothing or no budget line.
     expect(Summary.render(result(), context)).not.toContain("llm ")
-    expect(Summary.render(result({ llm }), context)).not.toContain("budget spent")
+    expect(Summary.render(result({ llm }), context)).not.toContain("the first call refused")
     expect(ResultDocument.make(result(), { strategy: "S", seed: "0" }).llm).toBeUndefined()
   })
 

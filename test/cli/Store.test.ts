@@ -352,6 +352,17 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
           `          budget ${n(usage.budget.tokens)} of 20,000 tokens, cost ${usage.cost.toFixed(2)} of 50.00 spent: exhausted, its LLM agents abstained from then on\n`
       )
       expect((yield* swarm(["audit", "verify", "LLM shown#1"], { store: yield* store })).code).toBe(0)
+      // The backtest said the same when it ended: its JSON has runs show's usage, its summary the same lines.
+      const { budgetSpent, ...used } = document.llm!
+      expect(budgetSpent).toBeDefined()
+      expect(used).toEqual(usage)
+      // (A new runtime: the first run's answers are in its cache.)
+      const fresh = yield* Effect.provide(LlmRuntime.LlmRuntime, LlmRuntime.layerWith(model))
+      const summary = yield* Effect.withClock(swarm(["backtest", "--data", data, "--strategy", file, "--no-store"], { store: yield* store, llm: fresh }), Clock.make())
+      expect(summary.code, summary.stderr).toBe(0)
+      const llmBlock = shown.stdout.slice(shown.stdout.indexOf("\nllm       "), shown.stdout.indexOf(" spent: exhausted, its LLM agents abstained from then on\n"))
+      expect(llmBlock.length).toBeGreaterThan(100)
+      expect(summary.stdout).toContain(llmBlock)
     }))
 
   it.effect("who controlled a run: runs show lists its control log, audit verify counts it, and a changed entry FAILS at that entry, exit 1", () =>
