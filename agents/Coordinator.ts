@@ -29,7 +29,7 @@
  * Outside signals (a TradingView alert) come with the update of the slice they are delivered with;
  * each goes to its symbol's round, so the analysts see it with that bar (AnalystProtocol.ts).
  *
- * Events (the strategy's `events` detail): `decisions` records the rounds whose decision changed a
+ * Events (the run's event detail, `swarm backtest --events`): `decisions` records the rounds whose decision changed a
  * target — each opinion and the decision in full; `rounds` records every round.
  *
  * Tracing (src/telemetry/Sampling.ts): the coordinator decides, once per timestamp, whether its

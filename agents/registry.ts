@@ -41,8 +41,8 @@ export const analysts: ReadonlyMap<string, AnyModel> = new Map<string, AnyModel>
 ])
 
 /**
- * The analysts that think with a language model (agents/LlmAnalyst.ts): one file and one line here
- * each, like the models above.
+ * The analysts that think with a language model (agents/LlmAnalyst.ts): one file, and an import and an
+ * entry here each, like the models above.
  */
 export const llmAnalysts: ReadonlyMap<string, LlmAnalyst.AnyLlmAnalystType> = new Map<string, LlmAnalyst.AnyLlmAnalystType>([
   [LlmSingle.analyst.type, LlmSingle.analyst],

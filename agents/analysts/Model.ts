@@ -2,7 +2,7 @@
  * What an analyst type is, apart from being an actor: a pure, per-symbol model. It keeps its own
  * state per symbol (incremental indicators), folds one bar at a time, and gives a signal — or
  * nothing while it warms up. The analyst actor (agents/Analyst.ts) runs any model; adding an
- * analyst type is one model file and one registry line.
+ * analyst type is one model file, and an import and an entry in the registry.
  *
  * A model must read nothing but the bars it was given, in order (no look-ahead), must not read the
  * clock or Math.random, and must document its parameters and how it sets its confidence.

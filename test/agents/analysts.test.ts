@@ -477,7 +477,7 @@ describe("every registered LLM analyst type (agents/registry.ts), offline, under
             const agents = [{ type: "sma_crossover", params: { fast: 5, slow: 20 } }, { type }]
             const first = await run(agents, seed)
             // Another run of the type in the same process between them: nothing carried over.
-            await run([{ type, name: "other", params: { horizon: 3 } }], seed + 1)
+            await run([{ type, name: "other" }], seed + 1)
             const second = await run(agents, seed)
             expect(first.status).toBe("completed")
             expect(second.checksum).toBe(first.checksum)
