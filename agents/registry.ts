@@ -8,6 +8,7 @@
 import { Either, Option, ParseResult, Schema } from "effect"
 import { InvalidAgent } from "../schemas/AnalystProtocol.js"
 import type { AgentId } from "../schemas/Ids.js"
+import type { Bar } from "../schemas/Market.js"
 import { type AgentConfig, agentName } from "../schemas/Strategy.js"
 import { clip, clipAfter } from "../src/internal/clip.js"
 import { plainly } from "../src/internal/issues.js"
@@ -85,9 +86,11 @@ export interface AnalystOf {
 export const MAX_WINDOW_BYTES = 256 * 1024 * 1024
 
 /**
- * The bytes of the typed arrays (the indicators' rings: src/trading/Indicators.ts) reachable from
- * `state`, a model's fresh state for one symbol: measured, not declared, so a new model is counted
- * as it is. Plain numbers and small objects are not counted; they do not grow with a look-back.
+ * The bytes of the look-back windows reachable from `state`, a model's state for one symbol: the
+ * typed arrays (the indicators' rings: src/trading/Indicators.ts) by their length in bytes, and the
+ * plain arrays, maps and sets (a library's indicator keeps its window in one: trading-signals'
+ * `prices`) at 8 bytes an entry. Plain numbers and small objects are not counted; they do not grow
+ * with a look-back.
  */
 export const windowBytes = (state: unknown): number => {
   const seen = new Set<object>()
@@ -101,7 +104,79 @@ export const windowBytes = (state: unknown): number => {
       bytes += value.byteLength
       continue
     }
+    if (Array.isArray(value)) {
+      bytes += 8 * value.length
+      for (const item of value) if (typeof item === "object" && item !== null) stack.push(item)
+      continue
+    }
+    if (value instanceof Map) {
+      bytes += 16 * value.size
+      for (const [k, v] of value) stack.push(k, v)
+      continue
+    }
+    if (value instanceof Set) {
+      bytes += 8 * value.size
+      for (const v of value) stack.push(v)
+      continue
+    }
     for (const key of Object.keys(value)) stack.push((value as Record<string, unknown>)[key])
+  }
+  return bytes
+}
+
+/** The bar `i` of the made-up series a model's state is grown on to measure it (`grownBytes`): it rises, falls and churns. */
+const probeBar = (i: number): Bar => {
+  const close = 100 + 20 * Math.sin(i / 40) + 5 * Math.sin(i / 7) + (i % 11) * 0.1
+  return { symbol: "PROBE" as Bar["symbol"], ts: (i * 86_400_000) as Bar["ts"], open: close * 0.998, high: close * 1.01, low: close * 0.99, close, volume: 1_000 + (i % 13) * 250 }
+}
+
+/** The most bars a state is grown on: more than any look-back (`MAX_PERIOD`), and two of them together. */
+const PROBE_MAX_BARS = 65_536
+
+/**
+ * The bytes of a model's look-back windows for one symbol under `config`: its fresh state's (rings
+ * allocated at `init`), or — a window that fills as bars come, as a library's indicator keeps it —
+ * what it holds once grown on made-up bars: measured at 1,024 bars and at each doubling, until a
+ * doubling adds nothing (the windows are full) or at 65,536 bars. Measured, not declared, so a new
+ * model is counted as it is. A model that throws on the made-up bars is counted as it starts.
+ */
+const grownBytes = (model: AnyModel, config: unknown): number => {
+  const state = model.init(config)
+  const fresh = windowBytes(state)
+  let bytes = fresh
+  let fed = 0
+  try {
+    for (let bars = 1_024; bars <= PROBE_MAX_BARS; bars *= 2) {
+      while (fed < bars) model.update(state, probeBar(fed++), config, true)
+      const now = windowBytes(state)
+      if (fed > 1_024 && now === bytes) return Math.max(fresh, now)
+      bytes = now
+    }
+  } catch {
+    return fresh
+  }
+  return Math.max(fresh, bytes)
+}
+
+/** `grownBytes` by model and params: a strategy is resolved at every save and start, and the measure takes thousands of bars. */
+const measured = new WeakMap<AnyModel, Map<string, number>>()
+const MEASURED_PER_MODEL = 256
+
+const windowBytesOf = (model: AnyModel, config: unknown): number => {
+  let key: string | undefined
+  try {
+    key = JSON.stringify(config)
+  } catch {
+    key = undefined
+  }
+  let byConfig = measured.get(model)
+  const known = key === undefined ? undefined : byConfig?.get(key)
+  if (known !== undefined) return known
+  const bytes = grownBytes(model, config)
+  if (key !== undefined) {
+    if (byConfig === undefined) measured.set(model, (byConfig = new Map()))
+    if (byConfig.size >= MEASURED_PER_MODEL) byConfig.delete(byConfig.keys().next().value!)
+    byConfig.set(key, bytes)
   }
   return bytes
 }
@@ -126,8 +201,8 @@ export const oversizedRoster = (roster: ReadonlyArray<AnalystOf>, symbols: numbe
 }
 
 /**
- * The bytes of look-back windows a model's fresh state for one symbol takes under `config`, or why
- * there is no such state. Its params decoded, but a look-back a model does not bound through
+ * The bytes of look-back windows a model's state for one symbol takes under `config`
+ * (`windowBytesOf`), or why there is no such state. Its params decoded, but a look-back a model does not bound through
  * `period` (agents/analysts/internal/params.ts) can still be one no machine holds: `init` throws
  * (`Invalid typed array length`, `Array buffer allocation failed`), which is the strategy's
  * problem, not the server's — or it allocates more than a whole run may hold, for one symbol.
@@ -136,7 +211,7 @@ export const oversizedRoster = (roster: ReadonlyArray<AnalystOf>, symbols: numbe
 const stateBytes = (model: AnyModel, config: unknown): number | string => {
   let bytes: number
   try {
-    bytes = windowBytes(model.init(config))
+    bytes = windowBytesOf(model, config)
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
     return `${model.type} cannot set up a symbol's state with these params: ${clip(message)}` +

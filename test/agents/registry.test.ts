@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Schema, Stream, TestClock } from "effect"
+import { SMA } from "trading-signals"
 import { RequestOpinions } from "../../schemas/AnalystProtocol.js"
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { AgentId, RoundId } from "../../schemas/Ids.js"
@@ -273,7 +274,7 @@ describe("the agent registry", () => {
     expect(Either.isRight(sma) && sma.right.bytesPerSymbol).toBe(2 * 8 * (9_999 + 10_000))
     const rsi = analystOf(agent({ type: "rsi_reversion", params: { period: 10_000 } }), 0, false)
     expect(Either.isRight(rsi) && rsi.right.bytesPerSymbol).toBe(0)
-    expect(windowBytes({ a: new Float64Array(10), b: [new Uint8Array(3), { c: new Float64Array(1) }], n: 5 })).toBe(80 + 3 + 8)
+    expect(windowBytes({ a: new Float64Array(10), b: [new Uint8Array(3), { c: new Float64Array(1) }], n: 5 })).toBe(80 + 3 + 8 + 2 * 8)
 
     const symbols = (n: number) => Array.from({ length: n }, (_, i) => `S${i}`)
     const wide = [
@@ -295,6 +296,45 @@ describe("the agent registry", () => {
     const six = ["sma_crossover", "ema_crossover", "rsi_reversion", "bollinger_breakout", "macd_momentum", "volume_surge"].map((type) => agent({ type }))
     expect(Either.isRight(rosterOf({ agents: six, allowShort: false, symbols: symbols(1_000) }))).toBe(true)
     expect(MAX_WINDOW_BYTES).toBe(256 * 1024 * 1024)
+  })
+
+  it("a model whose windows fill as bars come (a library's indicator, in a plain array) is counted full, and refused at scale", () => {
+    // A researcher's model on trading-signals' SMA, which keeps its window in a plain array that
+    // is empty when the state is made: measured fresh, it took nothing, and 1,000 symbols of it
+    // with period 10,000 were let through to take gigabytes.
+    const Config = Schema.Struct({ period: Schema.Int.pipe(Schema.between(1, 10_000)) }).annotations({ parseOptions: { onExcessProperty: "error" } })
+    const library: Model<typeof Config.Type, { sma: SMA; signal: { direction: "long" | "flat"; confidence: number; features: { sma: number } } }, { sma: number }> = {
+      type: "library_sma",
+      description: "long above a trading-signals SMA",
+      config: Config,
+      horizon: () => 1,
+      init: (config) => ({ sma: new SMA(config.period), signal: { direction: "flat", confidence: 0, features: { sma: 0 } } }),
+      update: (state, bar) => {
+        const value = state.sma.add(bar.close)
+        if (value === null || value === undefined) return undefined
+        state.signal.direction = bar.close > Number(value) ? "long" : "flat"
+        state.signal.confidence = 0.5
+        state.signal.features.sma = Number(value)
+        return state.signal
+      },
+      explain: (signal) => `SMA ${signal.features.sma}`
+    }
+    const registry = new Map([...analysts, [library.type, library]])
+    const one = analystOf(agent({ type: library.type, params: { period: 10_000 } }), 0, false, registry)
+    // Its window holds the period's prices, at 8 bytes each (and a little more).
+    expect(Either.isRight(one) && one.right.bytesPerSymbol).toBeGreaterThanOrEqual(8 * 10_000)
+    expect(Either.isRight(one) && one.right.bytesPerSymbol).toBeLessThan(8 * 10_000 * 2)
+    const short = analystOf(agent({ type: library.type, params: { period: 20 } }), 0, false, registry)
+    expect(Either.isRight(short) && short.right.bytesPerSymbol).toBeLessThan(8 * 100)
+    const symbols = Array.from({ length: 1_000 }, (_, i) => `S${i}`)
+    const many = [1, 2, 3, 4].map((i) => agent({ type: library.type, name: `lib-${i}`, params: { period: 10_000 } }))
+    const refused = rosterOf({ agents: [...many, ...many.map((a, i) => ({ ...a, name: `more-${i}` }))], allowShort: false, symbols }, registry)
+    expect(Either.isLeft(refused) && refused.left).toMatchObject({ _tag: "InvalidAgent", field: "agents", reason: expect.stringContaining("more than the 256 MiB a run may hold") })
+    expect(windowBytes({ prices: [1, 2, 3], nested: [{ more: [4, 5] }], map: new Map([["a", 1]]) })).toBe(3 * 8 + 8 + 2 * 8 + 16)
+    // A model that throws on the made-up bars is counted as it starts, not refused.
+    const touchy = { ...library, type: "touchy", update: () => { throw new Error("not on these bars") } }
+    const counted = analystOf(agent({ type: touchy.type, params: { period: 10_000 } }), 0, false, new Map([...analysts, [touchy.type, touchy]]))
+    expect(Either.isRight(counted) && counted.right.bytesPerSymbol).toBe(0)
   })
 })
 
