@@ -19,6 +19,15 @@
  * (a position slot frees, a new day, a lifted halt). An operator's rejection (or expiry, or the
  * `reject` approval policy's) is an answer to the idea, and holds until the consensus changes.
  *
+ * An intent a rule or a gate reduced (a notional cap, the position cap) does set the target, and
+ * what was cut off is worked, as a desk works an order: the risk officer says which symbols have a
+ * target not reached (`working`), and while their consensus stands — the same action, or `hold` —
+ * each of their next bars sends it the remainder (`Remainder`), sized toward the target quantity
+ * decided and judged again by the rules and gates, so a notional cap sells in slices bar after bar.
+ * The work ends when the position reaches the target (less than one unit left, with whole units),
+ * when the consensus changes (a new decision replaces it), or on an operator's rejection. Runs
+ * recorded before it (`RunStarted.reducedIntents` absent) treat a reduced intent as done, as they did.
+ *
  * Adaptive weights (strategy `consensus.adaptiveWeights.enabled`): every vote (not an abstention:
  * an opinion below `minConfidence` is none) is scored `horizon`
  * bars of its symbol later (the analyst's own horizon) against the realised return — right when
@@ -47,7 +56,7 @@ import type { TradingState } from "../schemas/Risk.js"
 import type { ExternalSignal } from "../schemas/ExternalSignal.js"
 import type { AgentId, RoundId, Symbol, Timestamp } from "../schemas/Ids.js"
 import type { Opinion } from "../schemas/Opinion.js"
-import { type DeskProtocol, judge, marketOpen, MarketUpdate, type RiskProtocol } from "../schemas/TradingProtocol.js"
+import { type DeskProtocol, judge, marketOpen, MarketUpdate, type Remainder, type RiskProtocol } from "../schemas/TradingProtocol.js"
 import * as Actor from "../src/actor/Actor.js"
 import { type ActorRef, askAll } from "../src/actor/ActorRef.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
@@ -117,6 +126,11 @@ class Coordination {
   readonly tracks = new Map<string, SymbolTrack>()
   /** Per symbol, the latest decisions that changed its target, oldest first (with `context`). */
   readonly recent = new Map<string, Array<{ readonly ts: Timestamp; readonly action: Action; readonly confidence: number }>>()
+  /**
+   * Symbols whose decided target the risk officer is still working (it said so: a rule or a gate
+   * reduced the intent): their rounds that change nothing send it the remainder to judge again.
+   */
+  readonly working = new Set<string>()
   /** While the risk officer does not answer: the trading state the run had before it was halted for that. */
   downFrom: TradingState | undefined = undefined
 
@@ -268,6 +282,7 @@ export const make = (options: CoordinatorOptions) => {
       const weighted = members(state)
       const changed: Array<Decision> = []
       const closes: Array<number> = []
+      let remainders: Array<Remainder> | undefined
       for (let i = 0; i < rounds.length; i++) {
         const { bar, round } = rounds[i]!
         for (let a = 0; a < roster.length; a++) {
@@ -297,21 +312,28 @@ export const make = (options: CoordinatorOptions) => {
             closes.push(bar.close)
           }
         }
+        // A target still being worked whose consensus stands (the same action, or no quorum: hold).
+        if (!changes && state.working.size > 0 && state.working.has(bar.symbol)) {
+          ;(remainders ??= []).push({ round, symbol: bar.symbol, close: bar.close })
+        }
         if (adaptive.enabled) score(state, bar.symbol, bar.close)
       }
       stats.rounds += rounds.length
       trace?.attribute("swarm.decisions", changed.length)
-      if (changed.length === 0) return state
+      if (changed.length === 0 && remainders === undefined) return state
       stats.decisions += changed.length
       const judged = yield* Effect.either(
-        options.risk().ask(judge({ ts: ts as Timestamp, decisions: changed, closes }), { timeout: options.judgeTimeoutMillis })
+        options.risk().ask(
+          judge({ ts: ts as Timestamp, decisions: changed, closes, ...(remainders === undefined ? {} : { remainders }) }),
+          { timeout: options.judgeTimeoutMillis }
+        )
       )
       if (judged._tag === "Left") {
         const why = askFailure(judged.left)
         trace?.event("execution blocked", { reason: why })
         log.emit("ExecutionBlocked", {
           ts,
-          rounds: changed.map((d) => d.round),
+          rounds: remainders === undefined ? changed.map((d) => d.round) : [...remainders, ...changed].map((d) => d.round),
           reason: `the risk officer did not answer (${why}): nothing executes until it is back`
         })
         haltWhileDown(state, ts, why)
@@ -323,7 +345,16 @@ export const make = (options: CoordinatorOptions) => {
         trace.attribute("swarm.orders.rejected", judged.right.rejected)
         trace.attribute("swarm.approvals.pending", judged.right.pending)
       }
-      const { blocked: notJudged, refused } = judged.right
+      const { blocked: notJudged, refused, working } = judged.right
+      // The officer says which of the symbols judged have a target left to work (none, in runs recorded before).
+      if (working.length > 0 || state.working.size > 0) {
+        const still = new Set(working)
+        for (const remainder of remainders ?? []) if (!still.has(remainder.round)) state.working.delete(remainder.symbol)
+        for (const decision of changed) {
+          if (still.has(decision.round)) state.working.add(decision.symbol)
+          else state.working.delete(decision.symbol)
+        }
+      }
       // Rounds not judged or refused keep the old target: their decision is offered again.
       const retried = notJudged.length === 0 && refused.length === 0 ? undefined : new Set([...notJudged, ...refused])
       for (const decision of changed) {

@@ -8,6 +8,17 @@
  * will (`BooksView.open`: a symbol with no bar since has nothing to fill its order at yet; judged
  * without it, the next intents spent the same cash and took the same position slots again).
  *
+ * Reduced intents (`workRemainders`, `RunStarted.reducedIntents`): an intent a rule or a gate cut
+ * leaves its symbol's target — the quantity the decision was sized to — to be worked
+ * (`Officer.working`). On each next bar of the symbol whose consensus stands, the coordinator sends
+ * the remainder; it is sized against the books as they will stand (an order of the symbol still in
+ * flight is replaced by it, as a decision's would be, so nothing is ordered twice) and judged like
+ * any intent, its `remainderOf` naming the decision. Reached (nothing left, or less than one unit
+ * with whole units) or let through whole, the work is done; cut again, it goes on; rejected by a
+ * rule, a gate or the state, it is judged again on the next bar. While an intent of the symbol
+ * waits for an operator nothing more is ordered; the operator's rejection (or the `reject` policy's)
+ * ends the work. A new decision for the symbol replaces it.
+ *
  * Approval: an intent above the strategy's thresholds needs a human. With no human (a backtest)
  * the strategy's policy decides: `approve` and `reject` are applied at once (and recorded as
  * such), `pause` holds the intent until `ResolveApproval` arrives — the backtest driver stops
@@ -53,6 +64,7 @@ import { Projection } from "../src/trading/Projection.js"
 import * as RiskCheck from "../src/trading/RiskCheck.js"
 import type * as Rules from "../src/trading/Rules.js"
 import * as Sizing from "../src/trading/Sizing.js"
+import { MICROS_PER_UNIT } from "../src/trading/Money.js"
 import * as TradingState from "../src/trading/TradingState.js"
 
 const DAY_MS = 86_400_000
@@ -73,6 +85,11 @@ export interface RiskOptions {
   readonly viewTimeoutMillis: number
   readonly ledger: () => ActorRef<LedgerProtocol, "backpressure">
   readonly desk: () => ActorRef<DeskProtocol, "backpressure">
+  /**
+   * Work what a rule or a gate cut off an intent on the symbol's next bars (`RunStarted.reducedIntents`:
+   * new runs); off, a reduced intent is done once its cut order is placed (runs recorded before).
+   */
+  readonly workRemainders?: boolean
 }
 
 /** An order placed and not known filled: what the books will look like once it is (`Officer.placed`). */
@@ -87,9 +104,21 @@ interface Placed {
   readonly at: number
 }
 
+/** A decided target not reached yet: a rule or a gate cut the intent toward it (`Officer.working`). */
+interface Work {
+  /** The round whose decision set it. */
+  readonly from: RoundId
+  /** The target position in signed micro-units: what that decision's intent was sized to. */
+  readonly target: number
+}
+
 interface Held {
   readonly intent: OrderIntent
   readonly quantity: number
+  /** The round whose decision set the target the intent works toward (its own, for a decision's). */
+  readonly from: RoundId
+  /** Whether it leaves part of the target to work once approved (it was reduced). */
+  readonly rest: boolean
   /** In a traced round, the wait for the operator, ended with the answer. */
   readonly wait: Trace | undefined
 }
@@ -158,6 +187,16 @@ class Officer {
   }
   /** Intents waiting for a human under the `pause` policy, by round. */
   readonly held = new Map<RoundId, Held>()
+  /**
+   * By symbol, the decided targets a rule or a gate kept from being reached, worked bar by bar until
+   * reached, replaced by a new decision, or given up on an operator's rejection.
+   */
+  readonly working = new Map<string, Work>()
+  /** Whether an intent of `symbol` waits for an operator (the `pause` policy). */
+  holds(symbol: string): boolean {
+    for (const held of this.held.values()) if (held.intent.symbol === symbol) return true
+    return false
+  }
   /** The next-open orders placed, by symbol (the desk holds at most one a symbol), until the books show them gone. */
   readonly placed = new Map<string, Placed>()
 
@@ -183,6 +222,27 @@ class Officer {
   constructor(at: Timestamp) {
     this.status = TradingState.initial(at)
   }
+}
+
+/** What `judgeOne` sizes: a decision, or the remainder of an earlier one (`work`). */
+interface Target {
+  readonly round: RoundId
+  readonly symbol: Decision["symbol"]
+  readonly ts: Timestamp
+  readonly action: Decision["action"]
+  readonly work?: Work | undefined
+}
+
+/** The direction toward a target (signed micro-units): what a remainder's intent is sized for. */
+const actionOf = (target: number): Decision["action"] => target > 0 ? "long" : target < 0 ? "short" : "flat"
+
+/** The rounds of `request` whose symbol's target is still worked (`Judge`'s `working`). */
+const stillWorking = (officer: Officer, request: Judge): ReadonlyArray<RoundId> => {
+  if (officer.working.size === 0) return []
+  const rounds: Array<RoundId> = []
+  for (const remainder of request.remainders ?? []) if (officer.working.has(remainder.symbol)) rounds.push(remainder.round)
+  for (const decision of request.decisions) if (officer.working.has(decision.symbol)) rounds.push(decision.round)
+  return rounds
 }
 
 export const make = (options: RiskOptions) => {
@@ -237,28 +297,44 @@ export const make = (options: RiskOptions) => {
     const projected = new Projection(books.snapshot)
     const waiting = officer.waiting(books)
     for (const placed of waiting.values()) projected.apply(placed.symbol, placed.side, placed.quantity, placed.price)
-    for (let i = 0; i < request.decisions.length; i++) {
-      const decision: Decision = request.decisions[i]!
-      if (decision.action === "hold") continue
+    /** Size and judge one target, without the order of its symbol still waiting (the new one replaces it). */
+    const one = (target: Target, price: number) => {
       // An order of this symbol still waiting is replaced by the next one: sized and judged without it.
       // (A symbol decided on has a bar, at whose open it filled: this is for safety, not the rule.)
-      const earlier = waiting.get(decision.symbol)
+      const earlier = waiting.get(target.symbol)
       if (earlier !== undefined) projected.apply(earlier.symbol, earlier.side === "buy" ? "sell" : "buy", earlier.quantity, earlier.price)
-      const quantity = judgeOne(officer, decision, request.closes[i]!, books, projected, now, trace, orders, blocked, refused, reasons)
+      const quantity = judgeOne(officer, target, price, books, projected, now, trace, orders, blocked, refused, reasons)
       if (quantity < 0) rejected++
       else if (quantity === 0 && earlier !== undefined) projected.apply(earlier.symbol, earlier.side, earlier.quantity, earlier.price)
     }
+    // What earlier decisions left to do first: a desk finishes the orders it was given before new ones.
+    const remainders = request.remainders ?? []
+    for (const remainder of remainders) {
+      const work = officer.working.get(remainder.symbol)
+      // Nothing left (a new decision replaced it, an operator said no), or an intent of it waits for one.
+      if (work === undefined || officer.holds(remainder.symbol)) continue
+      one({ round: remainder.round, symbol: remainder.symbol, ts: request.ts, action: actionOf(work.target), work }, remainder.close)
+    }
+    for (let i = 0; i < request.decisions.length; i++) {
+      const decision: Decision = request.decisions[i]!
+      if (decision.action === "hold") continue
+      // A new consensus: what was worked toward the symbol's old target is not any more.
+      officer.working.delete(decision.symbol)
+      one(decision, request.closes[i]!)
+    }
     if (blocked.length > 0) log.emit("ExecutionBlocked", { ts: request.ts, rounds: blocked, reason: reasons.join("; ") })
-    return { orders, rejected, blocked, refused }
+    return { orders, rejected, blocked, refused, working: stillWorking(officer, request) }
   }
 
   /**
-   * Size and judge one decision against the projected books: the quantity ordered (the order
-   * pushed, the books projected, the order remembered), 0 for none, -1 for a rejection.
+   * Size and judge one decision (or remainder: `work`) against the projected books: the quantity
+   * ordered (the order pushed, the books projected, the order remembered), 0 for none, -1 for a
+   * rejection. With `workRemainders`, what the verdict leaves of the target is worked on the
+   * symbol's next bar (`Officer.working`), and a remainder reached or answered is done.
    */
   const judgeOne = (
     officer: Officer,
-    decision: Decision,
+    decision: Target,
     price: number,
     books: BooksView,
     projected: Projection,
@@ -272,7 +348,7 @@ export const make = (options: RiskOptions) => {
     if (decision.action === "hold") return 0
     const held = projected.quantityOf(decision.symbol)
     const snapshot = projected.books()
-    const sized = Sizing.intentFor({
+    const input = {
       round: decision.round,
       symbol: decision.symbol,
       ts: decision.ts,
@@ -280,15 +356,27 @@ export const make = (options: RiskOptions) => {
       currentQuantity: held,
       equity: snapshot.equity,
       referencePrice: price
-    }, options.sizing)
+    }
+    const work = decision.work
+    const sized = work === undefined ? Sizing.intentFor(input, options.sizing) : Sizing.remainderFor(input, work.target, options.sizing)
     if (Either.isLeft(sized)) {
       blocked.push(decision.round)
       reasons.push(`${decision.round}: ${sized.left.message}`)
       trace?.event("sizing failed", { "swarm.round": decision.round, reason: sized.left.message })
       return 0
     }
-    if (Option.isNone(sized.right)) return 0
-    const intent = sized.right.value
+    if (Option.isNone(sized.right)) {
+      // The target is reached (with whole units, less than one is left): nothing more to work.
+      if (work !== undefined) officer.working.delete(decision.symbol)
+      return 0
+    }
+    const intent: OrderIntent = work === undefined ? sized.right.value : { ...sized.right.value, remainderOf: work.from }
+    /** Whether part of the target is left once what is let through fills: worked on the next bar, or done. */
+    const leaves = (left: boolean) => {
+      if (options.workRemainders !== true) return
+      if (left) officer.working.set(intent.symbol, work ?? { from: intent.round, target: Math.round(intent.targetQuantity * MICROS_PER_UNIT) })
+      else officer.working.delete(intent.symbol)
+    }
     const verdict: Verdict = RiskCheck.check(intent, {
       portfolio: snapshot,
       dayStartEquity: books.dayStartEquity as never,
@@ -306,12 +394,17 @@ export const make = (options: RiskOptions) => {
     let refusedIt = false
     switch (verdict.outcome) {
       case "approved":
+        quantity = verdict.quantity
+        leaves(false)
+        break
       case "reduced":
         quantity = verdict.quantity
+        leaves(true)
         break
       case "rejected":
         refusedIt = true
-        refused.push(intent.round)
+        // A decision's intent is offered again while its consensus stays; a remainder is worked on.
+        if (work === undefined) refused.push(intent.round)
         countRejection(verdict)
         break
       case "needs_approval": {
@@ -324,7 +417,10 @@ export const make = (options: RiskOptions) => {
         })
         if (verdict.policy === "pause") {
           const wait = span?.child("Approval.wait", { "swarm.round": intent.round, "risk.quantity": verdict.quantity })
-          officer.held.set(intent.round, { intent, quantity: verdict.quantity, wait })
+          const rest = verdict.quantity < intent.quantity
+          officer.held.set(intent.round, { intent, quantity: verdict.quantity, wait, from: work?.from ?? intent.round, rest })
+          // Worked no further while it waits (`Officer.holds`); the answer settles it (ResolveApproval).
+          if (rest || work !== undefined) leaves(true)
           Metrics.approvalWaiting(1)
         } else {
           const approved = verdict.policy === "approve"
@@ -335,8 +431,12 @@ export const make = (options: RiskOptions) => {
             reason: `no operator in a backtest: the strategy's approval policy is ${verdict.policy}`
           })
           span?.event("approval resolved", { outcome: approved ? "approved" : "rejected", by: `policy:${verdict.policy}` })
-          if (approved) quantity = verdict.quantity
-          else {
+          if (approved) {
+            quantity = verdict.quantity
+            leaves(verdict.quantity < intent.quantity)
+          } else {
+            // An answer to the idea: it holds until the consensus changes.
+            leaves(false)
             refusedIt = true
             Metrics.rejected("approval", `policy:${verdict.policy}`)
           }
@@ -371,12 +471,19 @@ export const make = (options: RiskOptions) => {
             if (Either.isLeft(books)) {
               const rounds = message.decisions.map((d) => d.round)
               log.emit("ExecutionBlocked", { ts: message.ts, rounds, reason: unseenBooks(books.left, message.ts) })
-              yield* context.reply(message, { placed: 0, rejected: 0, pending: officer.held.size, blocked: rounds, refused: [] })
+              yield* context.reply(message, {
+              placed: 0,
+              rejected: 0,
+              pending: officer.held.size,
+              blocked: rounds,
+              refused: [],
+              working: stillWorking(officer, message)
+            })
               return officer
             }
-            const { blocked, orders, refused, rejected } = judge(officer, message, books.right, now, context.trace)
+            const { blocked, orders, refused, rejected, working } = judge(officer, message, books.right, now, context.trace)
             if (orders.length > 0) yield* options.desk().tell(placeOrders({ ts: message.ts, orders }))
-            yield* context.reply(message, { placed: orders.length, rejected, pending: officer.held.size, blocked, refused })
+            yield* context.reply(message, { placed: orders.length, rejected, pending: officer.held.size, blocked, refused, working })
             return officer
           }
           case "ResolveApproval": {
@@ -387,6 +494,9 @@ export const make = (options: RiskOptions) => {
             const outcome = message.approved ? "approved" : message.expired ? "expired" : "rejected"
             log.emit("ApprovalResolved", { round: message.round, outcome, by: message.by, reason: message.reason })
             if (!message.approved) Metrics.rejected("approval", outcome)
+            // Rejected, the target is given up (an answer to the idea); approved whole, it is reached once filled.
+            const work = officer.working.get(held.intent.symbol)
+            if (work !== undefined && work.from === held.from && (!message.approved || !held.rest)) officer.working.delete(held.intent.symbol)
             if (held.wait !== undefined) {
               held.wait.attribute("approval.outcome", outcome)
               held.wait.attribute("approval.by", message.by)

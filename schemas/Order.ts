@@ -37,7 +37,13 @@ export const OrderIntent = Schema.Struct({
   targetQuantity: SignedQuantity,
   /** The last price known when deciding (bar t's close), for notional checks. */
   referencePrice: Price,
-  reason: IntentReason
+  reason: IntentReason,
+  /**
+   * The remainder of an intent a rule or gate reduced, worked on a later bar of its symbol: the
+   * round whose decision set the target (`targetQuantity`) it works toward. Absent for a decision's
+   * own intent.
+   */
+  remainderOf: Schema.optional(RoundId)
 })
 export type OrderIntent = typeof OrderIntent.Type
 

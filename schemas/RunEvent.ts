@@ -39,6 +39,14 @@ export const RunStarted = event("RunStarted", {
   /** A fingerprint of the input data (files and their hashes, or the synthetic market's seed). */
   dataFingerprint: Schema.String,
   /**
+   * `worked`: what a rule or a gate cut off an intent (a reduced verdict) is ordered on the
+   * symbol's next bars, judged again each time, until the position reaches the decided target or
+   * the consensus changes (agents/RiskOfficer.ts). Absent — every run recorded before it — a reduced
+   * intent was done once its cut order was placed, as those runs recorded: their replay and resume
+   * do so again, and reproduce them byte for byte.
+   */
+  reducedIntents: Schema.optional(Schema.Literal("worked")),
+  /**
    * The language model the run's LLM agents use, when it has any: never silent about an offline
    * model standing in for Ollama.
    */

@@ -14,7 +14,7 @@
 import { Schema } from "effect"
 import { Decision } from "./Decision.js"
 import { ExternalSignal } from "./ExternalSignal.js"
-import { OrderId, RoundId, Timestamp } from "./Ids.js"
+import { OrderId, RoundId, Symbol, Timestamp } from "./Ids.js"
 import { Bar, Price } from "./Market.js"
 import { Metrics } from "./Metrics.js"
 import { Money } from "./Money.js"
@@ -120,11 +120,21 @@ export type LedgerProtocol = typeof LedgerProtocol.Type
 // --- risk officer ------------------------------------------------------------------------------
 
 /**
+ * A symbol whose decided target is still being worked (the risk officer said so: a rule or a gate
+ * reduced its intent) and whose consensus stands on this bar: its round, and the bar's close.
+ */
+export const Remainder = Schema.Struct({ round: RoundId, symbol: Symbol, close: Price })
+export type Remainder = typeof Remainder.Type
+
+/**
  * Decisions that change a symbol's target, for the risk officer to size, judge and pass on, with
- * each decision's bar close (the reference price). The answer counts what happened; `blocked`
- * rounds could not be judged, and `refused` rounds' intents were rejected by a rule, a gate or the
- * trading state: the coordinator offers both again on the symbol's next bar (a rejection holds
- * only while what made it holds: a position slot frees, a day starts, a halt is lifted).
+ * each decision's bar close (the reference price), and the remainders still worked toward earlier
+ * targets (judged first). The answer counts what happened; `blocked` rounds could not be judged,
+ * and `refused` rounds' intents were rejected by a rule, a gate or the trading state: the
+ * coordinator offers both again on the symbol's next bar (a rejection holds only while what made it
+ * holds: a position slot frees, a day starts, a halt is lifted). `working` rounds (decisions or
+ * remainders) leave their symbol's target not reached, to be worked on its next bar
+ * (`RunStarted.reducedIntents`); the others' symbols have nothing left to work.
  */
 export class Judge extends Schema.TaggedRequest<Judge>()("Judge", {
   failure: Schema.Never,
@@ -134,9 +144,15 @@ export class Judge extends Schema.TaggedRequest<Judge>()("Judge", {
     /** Intents held for a human (the `pause` policy). */
     pending: Schema.Int,
     blocked: Schema.Array(RoundId),
-    refused: Schema.Array(RoundId)
+    refused: Schema.Array(RoundId),
+    working: Schema.Array(RoundId)
   }),
-  payload: { ts: Timestamp, decisions: Schema.Array(Decision), closes: Schema.Array(Price) }
+  payload: {
+    ts: Timestamp,
+    decisions: Schema.Array(Decision),
+    closes: Schema.Array(Price),
+    remainders: Schema.optional(Schema.Array(Remainder))
+  }
 }) {}
 
 /** An operator's (or the run's approver's) answer to an intent held under the `pause` policy. */

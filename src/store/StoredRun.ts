@@ -33,6 +33,7 @@ import * as LlmRuntime from "../llm/LlmRuntime.js"
 import * as Chats from "./Chats.js"
 import * as RecordedLlmCalls from "./RecordedLlmCalls.js"
 import * as RecordedSignals from "./RecordedSignals.js"
+import * as RecordedStart from "./RecordedStart.js"
 import * as RunRecorder from "./RunRecorder.js"
 import * as Audit from "./Audit.js"
 import * as Runs from "./Runs.js"
@@ -235,6 +236,11 @@ export interface Options extends Common {
   readonly speed?: number
   /** Told the run's id and number once its row exists, before it executes. */
   readonly onCreated?: (created: Runs.Created) => void
+  /**
+   * Record the run as a Swarm before a change of how runs trade did (`{}`: before
+   * `RunStarted.reducedIntents`): for tests of how such recordings replay and resume.
+   */
+  readonly recordedStart?: Backtest.Options["recordedStart"]
 }
 
 export interface Stored {
@@ -272,6 +278,8 @@ interface Execution extends Common {
   readonly recordedNotApplied?: ReadonlyArray<ExternalSignal>
   /** Language models for LLM analysts (with the recording's calls, on a resume). */
   readonly llm: Backtest.LlmOptions
+  /** How the recording trades, as its `RunStarted` said (a resume of a run that recorded it). */
+  readonly recordedStart?: Backtest.Options["recordedStart"]
 }
 
 /**
@@ -406,6 +414,7 @@ const execute = (x: Execution) =>
         beforeSlice: (ts: Timestamp) => (catchingUp() ? Effect.void : x.beforeSlice!(ts))
       }),
       ...(x.mode === undefined ? {} : { mode: x.mode }),
+      ...(x.recordedStart === undefined ? {} : { recordedStart: x.recordedStart }),
       llm: x.llm,
       ...signalsOption(RecordedSignals.source(x.recordedSignals ?? new Map(), x.signals, x.compareUntil ?? 0, x.checkpoint?.cursor.ts)),
       ...leftoversOption(RecordedSignals.leftovers(x.recordedNotApplied ?? [], liveLeftovers, x.compareUntil ?? 0)),
@@ -689,6 +698,8 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
     const recordedSignals = yield* RecordedSignals.read(run.id)
     const recordedNotApplied = yield* RecordedSignals.readNotApplied(run.id)
     const recordedCalls = yield* RecordedLlmCalls.read(run.id)
+    // A run recorded before a change of how runs trade goes on trading as it did.
+    const recordedStart = yield* RecordedStart.read(run.id)
     // What its chat spent meanwhile is charged to its live budget from the start (docs/llm.md).
     const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started, chatSpent: yield* Chats.spentOnRun(run.id) })
     const llmSwitched = llmSwitch(recordedCalls.started, llm.model)
@@ -706,6 +717,7 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
       llm,
       ...options,
       ...outside,
+      ...(recordedStart === undefined ? {} : { recordedStart }),
       ...(approver === undefined ? {} : { approver }),
       run: run.id,
       strategy: run.strategy,
@@ -789,6 +801,8 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
     const recordedCalls = yield* RecordedLlmCalls.read(run.id)
     // Every model call answered from the recording; none made.
     const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started, replay: true })
+    // Traded as it was recorded (a run from before a change of how runs trade, the old way).
+    const recordedStart = yield* RecordedStart.read(run.id)
     const database = yield* Effect.context<SqlClient.SqlClient>()
     let diverged: Divergence | undefined
     /** The replay's own machinery failed (the recording could not be read): not the run's failure. */
@@ -801,6 +815,7 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
       events,
       mode: run.mode === "paper" ? "paper" : "backtest",
       strategyRef: { id: run.strategyId, version: run.strategyVersion },
+      ...(recordedStart === undefined ? {} : { recordedStart }),
       ...(run.faults === null ? {} : { faults: Run.faultsOf(run.faults) }),
       ...(options.registry === undefined ? {} : { registry: options.registry }),
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),

@@ -90,6 +90,12 @@ export interface Options {
   readonly registry?: ReadonlyMap<string, AnyModel>
   /** Crash agents on purpose (chaos tests, drills): see `Run.Faults`. */
   readonly faults?: Run.Faults
+  /**
+   * What the recording's `RunStarted` said of how the run trades (replay, resume): said again, and
+   * done so — `{}` for a run recorded before `reducedIntents` (a reduced intent is done once its cut
+   * order is placed). Absent: a new run, which trades as this version does and says so.
+   */
+  readonly recordedStart?: { readonly reducedIntents?: "worked" | undefined }
   /** The stored strategy and version the run records in `RunStarted`; default the strategy's name, version 1. */
   readonly strategyRef?: { readonly id: StrategyId; readonly version: number }
   /**
@@ -393,6 +399,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       ? undefined
       : llmOptions?.started ?? { backend: session.backend.kind, model: llmConfig.model, description: session.backend.description, reasoningRoles: "own" as const }
 
+    const reducedIntents = options.recordedStart === undefined ? "worked" as const : options.recordedStart.reducedIntents
+
     /** Signals waiting for a bar of their symbol (data with gaps). */
     let held: Array<ExternalSignal> | undefined
     /** The time of the slice in hand: the first bar's before the first slice, the last's after it. */
@@ -421,6 +429,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         seed,
         symbols: strategy.symbols,
         dataFingerprint: feed.fingerprint,
+        ...(reducedIntents === undefined ? {} : { reducedIntents }),
         ...(llm === undefined ? {} : { llm })
       })
       let equity: number = strategy.initialCash
@@ -432,6 +441,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           strategy,
           log,
           events: options.events ?? "decisions",
+          workRemainders: reducedIntents === "worked",
           ...(options.registry === undefined ? {} : { registry: options.registry }),
           ...(options.faults === undefined ? {} : { faults: options.faults }),
           ...(session === undefined ? {} : { llm: { session, wallClock: options.mode === "paper", ownPlanRole: llm?.reasoningRoles === "own" } }),

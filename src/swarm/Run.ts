@@ -58,6 +58,8 @@ export interface RunOptions {
   readonly faults?: Faults
   /** The run's language-model session, for the LLM analysts of its roster (required when it has any). */
   readonly llm?: Omit<LlmContext, "log" | "deadlineMillis">
+  /** Work the remainders of reduced intents (`RunStarted.reducedIntents`); off for runs recorded before it. */
+  readonly workRemainders?: boolean
   /** Which of the coordinator's cycles are traced (src/telemetry/Sampling.ts); none without one. */
   readonly sampler?: RoundSampler | undefined
 }
@@ -191,7 +193,8 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       approvalTimeoutMillis: approvalTimeoutMillis(strategy.risk.approval),
       viewTimeoutMillis: VIEW_TIMEOUT_MILLIS,
       ledger: () => wires.ledger!,
-      desk: () => wires.desk!
+      desk: () => wires.desk!,
+      workRemainders: options.workRemainders === true
     })
     const coordinator = Coordinator.make({
       log,

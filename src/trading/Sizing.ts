@@ -107,6 +107,33 @@ export const intentFor = (
   input: SizingInput,
   config: SizingConfig
 ): Either.Either<Option.Option<OrderIntent>, SizingRejected> => {
+  const refused = refusedInput(input)
+  if (refused !== undefined) return refused
+  const target = targetMicroQuantity(input, config)
+  if (Either.isLeft(target)) return Either.left(target.left)
+  return Either.right(toward(input, target.right))
+}
+
+/**
+ * The intent for what is left to reach a target sized earlier (`targetMicros`, signed micro-units:
+ * an earlier intent's `targetQuantity` × 10⁶) from `currentQuantity`: the remainder of a reduced
+ * intent, worked on the symbol's next bars (agents/RiskOfficer.ts). `None` when nothing is left —
+ * or, with whole units (`fractional` off), less than one unit. `direction` and `scale` are not read.
+ */
+export const remainderFor = (
+  input: SizingInput,
+  targetMicros: number,
+  config: SizingConfig
+): Either.Either<Option.Option<OrderIntent>, SizingRejected> => {
+  const refused = refusedInput(input)
+  if (refused !== undefined) return refused
+  if (!Number.isSafeInteger(targetMicros)) return refuse(input, "targetQuantity", targetMicros / MICROS_PER_UNIT, "a target is a finite number of units")
+  const intent = toward(input, targetMicros)
+  if (!config.fractional && Option.isSome(intent) && intent.value.quantity < 1) return Either.right(Option.none())
+  return Either.right(intent)
+}
+
+const refusedInput = (input: SizingInput): Either.Either<never, SizingRejected> | undefined => {
   const price = input.referencePrice
   if (typeof price !== "number" || !(price > 0) || price === Infinity) {
     return refuse(input, "referencePrice", price, "a reference price is a finite number greater than 0")
@@ -115,13 +142,15 @@ export const intentFor = (
   if (typeof current !== "number" || !Number.isFinite(current) || !(Math.abs(current) <= MAX_MICRO_QUANTITY / MICROS_PER_UNIT)) {
     return refuse(input, "currentQuantity", current, "the current quantity is a finite number of units")
   }
-  const target = targetMicroQuantity(input, config)
-  if (Either.isLeft(target)) return Either.left(target.left)
-  const targetMicros = target.right
-  const currentMicros = Math.round(current * MICROS_PER_UNIT) || 0 // no −0
+  return undefined
+}
+
+/** The intent from the current position to `targetMicros` (inputs checked). */
+const toward = (input: SizingInput, targetMicros: number): Option.Option<OrderIntent> => {
+  const currentMicros = Math.round(input.currentQuantity * MICROS_PER_UNIT) || 0 // no −0
   const difference = targetMicros - currentMicros
-  if (difference === 0) return Either.right(Option.none())
-  return Either.right(Option.some({
+  if (difference === 0) return Option.none()
+  return Option.some({
     round: input.round,
     symbol: input.symbol,
     ts: input.ts,
@@ -129,7 +158,7 @@ export const intentFor = (
     quantity: Math.abs(difference) / MICROS_PER_UNIT,
     currentQuantity: currentMicros / MICROS_PER_UNIT,
     targetQuantity: targetMicros / MICROS_PER_UNIT,
-    referencePrice: price,
+    referencePrice: input.referencePrice,
     reason: reasonFor(currentMicros, targetMicros)
-  }))
+  })
 }

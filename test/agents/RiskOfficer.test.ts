@@ -115,7 +115,7 @@ describe("the risk officer", () => {
     const { desk, judge, market } = spawnRisk(spine, { sizing: { value: 80, allowShort: true }, allowShort: false })
     market(t1, { [AAA]: 100, [BBB]: 50 })
     const answer = judge(t1, [[AAA, "long", 100], [BBB, "short", 50]])
-    expect(answer).toEqual({ placed: 1, rejected: 1, pending: 0, blocked: [], refused: [`${BBB}@${t1}`] })
+    expect(answer).toEqual({ placed: 1, rejected: 1, pending: 0, blocked: [], refused: [`${BBB}@${t1}`], working: [] })
 
     const verdicts = spine.ofTag("VerdictGiven").map((e) => e.verdict)
     expect(verdicts.map((v) => [v.intent.symbol, v.outcome, v.quantity])).toEqual([[AAA, "reduced", 500], [BBB, "rejected", 0]])

@@ -211,7 +211,7 @@ export const recordingRisk = (silent: (n: number) => boolean = () => false) => {
         if (message._tag !== "Judge") return Effect.void
         judged.push(message)
         if (silent(judged.length)) return Effect.sync(() => void ctx.replyLater(message))
-        return ctx.reply(message, { placed: message.decisions.length, rejected: 0, pending: 0, blocked: [], refused: [] })
+        return ctx.reply(message, { placed: message.decisions.length, rejected: 0, pending: 0, blocked: [], refused: [], working: [] })
       })
   })
   return { spec, judged }

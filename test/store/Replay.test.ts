@@ -105,6 +105,41 @@ for (const backend of backends) {
           expect(error.message).toContain(`diverges at event ${firstCrash!.seq}`)
         }), 60_000)
 
+      it.effect("a run recorded before reduced intents were worked replays and resumes as it was recorded; a new one works them", () =>
+        Effect.gen(function*() {
+          // Orders above 4,000 are cut (closes included): positions of 10 % of equity (about 10,000).
+          const options = stored(3, 300, { name: "reduced intents", checkpointEvery: 32 })
+          const encoded = Schema.encodeSync(Strategy)(options.strategy)
+          const capped = Schema.decodeUnknownSync(Strategy)({
+            ...encoded,
+            rules: [{ id: "cap", name: "4k orders", kind: "max_order_notional", params: { notional: "4000", exemptRiskReducing: false } }]
+          })
+          const old = yield* StoredRun.backtest({ ...options, strategy: capped, recordedStart: {} })
+          const now = yield* StoredRun.backtest({ ...options, strategy: capped })
+          const [oldStart] = yield* storedEvents(old.run, "RunStarted")
+          const [newStart] = yield* storedEvents(now.run, "RunStarted")
+          expect("reducedIntents" in oldStart!.event).toBe(false)
+          expect(newStart!.event.reducedIntents).toBe("worked")
+          // The case is met: the new run orders the remainders the old one left.
+          const remainders = (yield* storedEvents(now.run, "VerdictGiven")).filter(({ event }) => event.verdict.intent.remainderOf !== undefined)
+          expect(remainders.length).toBeGreaterThan(10)
+          expect((yield* storedEvents(old.run, "VerdictGiven")).some(({ event }) => event.verdict.intent.remainderOf !== undefined)).toBe(false)
+          expect(now.result.counts.orders).toBeGreaterThan(old.result.counts.orders)
+
+          for (const { result, run } of [old, now]) {
+            const replayed = yield* StoredRun.replay(run)
+            expect(replayed.checksum).toBe(result.checksum)
+            expect(replayed.result!.counts).toEqual(result.counts)
+          }
+          // Crashed at its second-to-last checkpoint, the old run resumes into the very run it was.
+          const checkpoints = yield* checkpointsOf(old.run)
+          expect(checkpoints.length).toBeGreaterThanOrEqual(4)
+          yield* crashAt(old.run, checkpoints.at(-2)!.seq)
+          const resumed = yield* StoredRun.resume(old.run)
+          expect(resumed.result.checksum).toBe(old.result.checksum)
+          expect((yield* Runs.get(old.run)).status).toBe("completed")
+        }), 60_000)
+
       it.effect("a stored decision changed after the run: RunDiverged at that event, with the field, the recorded and the re-executed value", () =>
         Effect.gen(function*() {
           const { result, run } = yield* StoredRun.backtest(stored(3, 200, { name: "tampered decision" }))

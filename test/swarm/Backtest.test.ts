@@ -815,3 +815,96 @@ describe("amounts near the end of the exact money range (about 9 billion)", () =
       expect(result.counts.fills).toBe(result.counts.orders - ofTag(events, "OrderCancelled").length)
     }))
 })
+
+describe("a reduced intent", () => {
+  /** The checksum this run had before reduced intents were worked (Swarm at d34879c). */
+  const BEFORE_WORKING = "ebcb73213fac124049ac724e6192c88983f89ffcbf7973ff52994d339d739a65"
+  /** On each bar of a symbol, what its script says for that bar (its last word after its end). */
+  const scripted = (script: Readonly<Record<string, ReadonlyArray<Direction>>>): Model<{}, { bars: number }, {}> => ({
+    type: "test_script",
+    description: "test: a script's direction, bar by bar",
+    config: Schema.Struct({}),
+    horizon: () => 1,
+    init: () => ({ bars: 0 }),
+    update: (state, bar) => {
+      const says = script[bar.symbol]!
+      return { direction: says[Math.min(state.bars++, says.length - 1)]!, confidence: 1, features: {} }
+    },
+    explain: ({ direction }) => direction
+  })
+  const registryOf = (script: Readonly<Record<string, ReadonlyArray<Direction>>>) =>
+    new Map<string, AnyModel>([...analysts, ["test_script", scripted(script) as AnyModel]])
+  /** Daily bars of AAA from 2024-01-01, each `[open, close]`. */
+  const feedOf = (prices: ReadonlyArray<readonly [number, number]>) =>
+    Feed.fromBars(new Map([["AAA", prices.map(([open, close], i) => ({
+      symbol: "AAA" as Bar["symbol"],
+      ts: (Date.UTC(2024, 0, 1) + i * 86_400_000) as Bar["ts"],
+      open,
+      high: Math.max(open, close),
+      low: Math.min(open, close),
+      close,
+      volume: 1_000
+    }))]]) as never, { fingerprint: "test:reduced" })
+  /** 100 bought at 100 (within the cap); sold at 300, where the cap is 40 a sell. */
+  const riseThenFlat = () =>
+    ({
+      strategy: strategy({
+        symbols: ["AAA"],
+        allowShort: false,
+        agents: [{ type: "test_script" }],
+        sizing: { mode: "fixed_quantity", value: 100 },
+        execution: { fillTiming: "next_open", slippageBps: 0, commission: { _tag: "none" } },
+        rules: [{ id: "cap", name: "12k orders", kind: "max_order_notional", params: { notional: "12000", exemptRiskReducing: false } }]
+      }),
+      feed: feedOf([[100, 100], [100, 100], [100, 300], [300, 300], [300, 300], [300, 300], [300, 300], [300, 300], [300, 300], [300, 300]]),
+      // Long on the first two bars, flat from the 4th on (the 3rd says nothing new: hold).
+      registry: registryOf({ AAA: ["long", "long", "long", "flat"] })
+    }) as const
+
+  it.effect("by a notional cap: a flat decision sells the whole position in slices, bar after bar, and the round trip is one trade", () =>
+    Effect.gen(function*() {
+      const { events, result } = yield* record(riseThenFlat())
+      expect(result.status).toBe("completed")
+      expect(ofTag(events, "RunStarted")[0]!.reducedIntents).toBe("worked")
+      const day = (d: number) => Date.UTC(2024, 0, d)
+      // Flat decided on the 4th: 40 (the cap at 300), then on each next bar what is left, judged again.
+      const orders = ofTag(events, "OrderPlaced").map((e) => [e.order.side, e.order.quantity, e.order.decidedAt])
+      expect(orders).toEqual([["buy", 100, day(1)], ["sell", 40, day(4)], ["sell", 40, day(5)], ["sell", 20, day(6)]])
+      const sells = ofTag(events, "VerdictGiven").map((e) => e.verdict).filter((v) => v.intent.side === "sell")
+      expect(sells.map((v) => [v.outcome, v.intent.quantity, v.quantity])).toEqual([["reduced", 100, 40], ["reduced", 60, 40], ["approved", 20, 20]])
+      // The remainders say whose target they work toward; the decision was made once.
+      expect(sells.map((v) => v.intent.remainderOf)).toEqual([undefined, `AAA@${day(4)}`, `AAA@${day(4)}`])
+      expect(sells.map((v) => v.intent.targetQuantity)).toEqual([0, 0, 0])
+      expect(ofTag(events, "DecisionMade").map((e) => e.decision.action)).toEqual(["long", "flat"])
+      // Flat, and no order once it is: one trade, from the buy to the last sell, its P&L all of it.
+      expect(result.portfolio.positions.find((p) => p.symbol === "AAA")!.quantity).toBe(0)
+      expect(ofTag(events, "VerdictGiven")).toHaveLength(4)
+      expect(result.metrics.tradeCount).toBe(1)
+      expect(result.trades).toMatchObject([{ side: "long", quantity: 100, entryTs: day(2), exitTs: day(7), entryPrice: 100, exitPrice: 300 }])
+      expect(result.trades[0]!.pnl).toBe(result.portfolio.realizedPnl)
+      expect(result.portfolio.realizedPnl).toBe(20_000 * 1_000_000)
+    }))
+
+  it.effect("by a notional cap on a buy: the target is bought in slices; a consensus that changes stops the work", () =>
+    Effect.gen(function*() {
+      const base = riseThenFlat()
+      // 100 at 300 is 30,000: 40 a bar. Flat on the 3rd bar of the long, with 80 bought.
+      const feed = feedOf(Array.from({ length: 8 }, () => [300, 300] as const))
+      const { events } = yield* record({ ...base, feed, registry: registryOf({ AAA: ["long", "long", "flat", "flat", "long"] }) })
+      const orders = ofTag(events, "OrderPlaced").map((e) => `${e.order.side} ${e.order.quantity}`)
+      // Long: 40, 40; flat: the 80 sold 40 and 40 — the 20 of the long never bought; long again: 40, 40, 20.
+      expect(orders).toEqual(["buy 40", "buy 40", "sell 40", "sell 40", "buy 40", "buy 40", "buy 20"])
+    }))
+
+  it.effect("recorded before reduced intents were worked (RunStarted says nothing of them): re-executed as it was recorded", () =>
+    Effect.gen(function*() {
+      const { events, result } = yield* record({ ...riseThenFlat(), recordedStart: {} })
+      expect(result.status).toBe("completed")
+      expect("reducedIntents" in ofTag(events, "RunStarted")[0]!).toBe(false)
+      // One sell, cut to 40; the 60 left are held to the end.
+      expect(ofTag(events, "OrderPlaced").map((e) => `${e.order.side} ${e.order.quantity}`)).toEqual(["buy 100", "sell 40"])
+      expect(result.portfolio.positions.find((p) => p.symbol === "AAA")!.quantity).toBe(60)
+      // The events of the code before the change, byte for byte.
+      expect(result.checksum).toBe(BEFORE_WORKING)
+    }))
+})
