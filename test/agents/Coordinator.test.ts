@@ -9,9 +9,9 @@ import { Effect, Schema } from "effect"
 import * as Coordinator from "../../agents/Coordinator.js"
 import { RequestOpinions } from "../../schemas/AnalystProtocol.js"
 import { ConsensusConfig } from "../../schemas/Decision.js"
-import type { Symbol } from "../../schemas/Ids.js"
+import type { RoundId, Symbol } from "../../schemas/Ids.js"
 import type { Direction, Opinion } from "../../schemas/Opinion.js"
-import { MarketUpdate } from "../../schemas/TradingProtocol.js"
+import { type Judge, MarketUpdate } from "../../schemas/TradingProtocol.js"
 import * as Actor from "../../src/actor/Actor.js"
 import { AAA, agent, at, bar, BBB, HOUR, inSpine, recordingDesk, recordingRisk, type Spine, wire } from "./spine.js"
 
@@ -72,9 +72,10 @@ const spawnCoordinator = (
     readonly consensus?: typeof ConsensusConfig.Encoded
     readonly events?: "decisions" | "rounds"
     readonly silentRisk?: (n: number) => boolean
+    readonly working?: (judged: Judge) => ReadonlyArray<RoundId>
   } = {}
 ) => {
-  const risk = recordingRisk(options.silentRisk)
+  const risk = recordingRisk(options.silentRisk, options.working)
   const desk = recordingDesk()
   const riskRef = spine.inSystem(Actor.spawn(risk.spec, { name: "risk" }))
   const deskRef = spine.inSystem(Actor.spawn(desk.spec, { name: "desk" }))
@@ -207,6 +208,45 @@ describe("the coordinator", () => {
     expect(judged.map((j) => j.decisions.map((d) => [d.round, d.action]))).toEqual([
       [[`AAA@${t1}`, "long"]],
       [[`AAA@${t2}`, "long"]]
+    ])
+  }))
+
+  it("sends the remainder of a target the risk officer still works on the symbol's next bars while the consensus stands, hold included", inSpine((spine) => {
+    const [t5, t6] = [at(0, 14), at(0, 15)]
+    // AAA: long, long, no quorum (hold), long, flat, flat. BBB: flat throughout.
+    const script: Script = (symbol, ts) => symbol === BBB ? ["flat", 0.9] : ts === t3 ? ["long", 0.1] : ts >= t5 ? ["flat", 0.9] : ["long", 0.9]
+    // The officer works AAA's long until t4, and its flat from t5 (answered at t5 only).
+    const still = new Set([`AAA@${t1}`, `AAA@${t2}`, `AAA@${t3}`, `AAA@${t5}`])
+    const { feed, finish, judged } = spawnCoordinator(spine, [{ name: "a", spec: scripted("a", script) }], {
+      consensus: { minDecisionConfidence: 0.5 },
+      working: (j) => [...(j.remainders ?? []), ...j.decisions].map((x) => x.round).filter((round) => still.has(round))
+    })
+    for (const [ts, close] of [[t1, 100], [t2, 101], [t3, 102], [t4, 103], [t5, 104], [t6, 105]] as const) feed(ts, { [AAA]: close, [BBB]: 50 })
+    finish()
+    expect(judged.map((j) => [j.ts, j.decisions.map((d) => `${d.symbol} ${d.action}`), (j.remainders ?? []).map((r) => `${r.round} ${r.close}`)])).toEqual([
+      [t1, ["AAA long"], []],
+      [t2, [], [`AAA@${t2} 101`]],
+      [t3, [], [`AAA@${t3} 102`]],
+      [t4, [], [`AAA@${t4} 103`]],
+      // The work on the long ended at t4; the flat is a new decision, then its own work.
+      [t5, ["AAA flat"], []],
+      [t6, [], [`AAA@${t6} 105`]]
+    ])
+    // The remainders are no decisions: none recorded, none counted.
+    expect(spine.ofTag("DecisionMade").map((e) => e.decision.round)).toEqual([`AAA@${t1}`, `AAA@${t5}`])
+  }))
+
+  it("a consensus that changes while a target is worked sends the new decision, not the old remainder", inSpine((spine) => {
+    const script: Script = (_symbol, ts) => ts >= t3 ? ["flat", 0.9] : ["long", 0.9]
+    const { feed, finish, judged } = spawnCoordinator(spine, [{ name: "a", spec: scripted("a", script) }], {
+      working: (j) => j.decisions.filter((d) => d.action === "long").map((d) => d.round).concat((j.remainders ?? []).map((r) => r.round))
+    })
+    for (const [ts, close] of [[t1, 100], [t2, 101], [t3, 102], [t4, 103]] as const) feed(ts, { [AAA]: close })
+    finish()
+    expect(judged.map((j) => [j.decisions.map((d) => d.action), (j.remainders ?? []).map((r) => r.round)])).toEqual([
+      [["long"], []],
+      [[], [`AAA@${t2}`]],
+      [["flat"], []]
     ])
   }))
 

@@ -40,6 +40,8 @@ interface Setup {
   readonly allowShort?: boolean
   /** A stub ledger showing these books instead of a real ledger agent. */
   readonly view?: () => BooksView
+  /** Work reduced intents' remainders (new runs); off by default here, as in runs recorded before. */
+  readonly work?: boolean
 }
 
 const spawnRisk = (spine: Spine, setup: Setup = {}) => {
@@ -64,7 +66,8 @@ const spawnRisk = (spine: Spine, setup: Setup = {}) => {
       approvalTimeoutMillis: 60_000,
       viewTimeoutMillis: 5_000,
       ledger: wire(ledger),
-      desk: wire(deskRef)
+      desk: wire(deskRef),
+      workRemainders: setup.work === true
     }),
     { name: "risk" }
   ))
@@ -74,13 +77,20 @@ const spawnRisk = (spine: Spine, setup: Setup = {}) => {
     const bars = Object.entries(closes).map(([symbol, close]) => bar(symbol as Symbol, ts, { close: close! }))
     spine.send(ledger.tell(new Book({ ts: ts as never, bars, fills: [], open: [] })))
   }
-  const judge = (ts: number, decisions: ReadonlyArray<readonly [Symbol, Action, number]>) => {
+  const judge = (
+    ts: number,
+    decisions: ReadonlyArray<readonly [Symbol, Action, number]>,
+    remainders: ReadonlyArray<readonly [Symbol, number]> = []
+  ) => {
     if (spine.world.now < ts) spine.world.advanceTo(ts)
     return spine.inSystem(risk.ask(
       new Judge({
         ts: ts as never,
         decisions: decisions.map(([symbol, action]) => decision(symbol, ts, action)),
-        closes: decisions.map(([, , close]) => close)
+        closes: decisions.map(([, , close]) => close),
+        ...(remainders.length === 0 ? {} : {
+          remainders: remainders.map(([symbol, close]) => ({ round: `${symbol}@${ts}` as RoundId, symbol, close: close as never }))
+        })
       }),
       { timeout: "1 minute" }
     ))
@@ -89,7 +99,16 @@ const spawnRisk = (spine: Spine, setup: Setup = {}) => {
   const operator = (to: "active" | "reducing" | "halted", reason: string) =>
     spine.inSystem(Effect.either(risk.ask(new SetTradingState({ to, actor: "alice", reason }))))
   const view = (asOf: number) => spine.inSystem(ledger.ask(new ViewBooks({ asOf: asOf as never })))
-  return { risk, ledger, desk, market, judge, status, operator, view }
+  let filled = 0
+  /** The bars of `ts` (opening at their close) reach the ledger with the fills of every order not filled yet, as the desk would bring them. */
+  const fillAt = (ts: number, closes: Partial<Record<Symbol, number>>) => {
+    spine.world.advanceTo(ts)
+    const bars = Object.entries(closes).map(([symbol, close]) => bar(symbol as Symbol, ts, { close: close! }))
+    const fills = desk.orders().slice(filled).map((o) => fillOf(o, bars.find((b) => b.symbol === o.symbol)!))
+    filled = desk.orders().length
+    spine.send(ledger.tell(new Book({ ts: ts as never, bars, fills, open: [] })))
+  }
+  return { risk, ledger, desk, market, judge, status, operator, view, fillAt }
 }
 
 const decision = (symbol: Symbol, ts: number, action: Action): Decision => ({
@@ -284,5 +303,141 @@ describe("the risk officer", () => {
     expect(marks.dayStartEquity).toBe(marks.snapshot.equity)
     expect(judge(t2, [[BBB, "long", 60]])).toMatchObject({ placed: 1 })
     expect(desk.orders()).toHaveLength(1)
+  }))
+})
+
+describe("a reduced intent's remainder (runs that work them)", () => {
+  const day = (d: number) => at(d, 15)
+  /** 12,000 an order, closes included; 100 units a target. */
+  const capped = (more: Setup = {}): Setup => ({
+    sizing: { mode: "fixed_quantity", value: 100 },
+    rules: [{ kind: "max_order_notional", id: "cap", name: "12k orders", params: { notional: "12000", exemptRiskReducing: false } }],
+    work: true,
+    ...more
+  })
+  const sent = (desk: ReturnType<typeof recordingDesk>) => desk.orders().map((o) => `${o.side} ${o.quantity}`)
+
+  it("is judged again on each next bar until the target is reached; then nothing is judged or ordered", inSpine((spine) => {
+    const { desk, fillAt, judge, market } = spawnRisk(spine, capped())
+    market(day(0), { [AAA]: 100 })
+    expect(judge(day(0), [[AAA, "long", 100]])).toMatchObject({ placed: 1, working: [] })
+    fillAt(day(1), { [AAA]: 300 })
+    // Flat at 300: 40 of the 100, and the rest to work.
+    expect(judge(day(1), [[AAA, "flat", 300]])).toMatchObject({ placed: 1, working: [`${AAA}@${day(1)}`] })
+    fillAt(day(2), { [AAA]: 300 })
+    expect(judge(day(2), [], [[AAA, 300]])).toMatchObject({ placed: 1, working: [`${AAA}@${day(2)}`] })
+    fillAt(day(3), { [AAA]: 300 })
+    expect(judge(day(3), [], [[AAA, 300]])).toMatchObject({ placed: 1, working: [] })
+    fillAt(day(4), { [AAA]: 300 })
+    // Reached: asked again, nothing is judged, nothing ordered.
+    expect(judge(day(4), [], [[AAA, 300]])).toMatchObject({ placed: 0, rejected: 0, working: [] })
+    expect(sent(desk)).toEqual(["buy 100", "sell 40", "sell 40", "sell 20"])
+    const verdicts = spine.ofTag("VerdictGiven").map((e) => e.verdict)
+    expect(verdicts.map((v) => [v.outcome, v.intent.round, v.intent.remainderOf, v.intent.reason])).toEqual([
+      ["approved", `${AAA}@${day(0)}`, undefined, "open"],
+      ["reduced", `${AAA}@${day(1)}`, undefined, "close"],
+      ["reduced", `${AAA}@${day(2)}`, `${AAA}@${day(1)}`, "close"],
+      ["approved", `${AAA}@${day(3)}`, `${AAA}@${day(1)}`, "close"]
+    ])
+  }))
+
+  it("works a short the same way, and a cover", inSpine((spine) => {
+    const { desk, fillAt, judge, market } = spawnRisk(spine, capped({ allowShort: true, sizing: { mode: "fixed_quantity", value: 100, allowShort: true } }))
+    market(day(0), { [AAA]: 300 })
+    expect(judge(day(0), [[AAA, "short", 300]])).toMatchObject({ working: [`${AAA}@${day(0)}`] })
+    for (const d of [1, 2]) {
+      fillAt(day(d), { [AAA]: 300 })
+      judge(day(d), [], [[AAA, 300]])
+    }
+    fillAt(day(3), { [AAA]: 300 })
+    expect(judge(day(3), [[AAA, "flat", 300]])).toMatchObject({ working: [`${AAA}@${day(3)}`] })
+    for (const d of [4, 5, 6]) {
+      fillAt(day(d), { [AAA]: 300 })
+      judge(day(d), [], [[AAA, 300]])
+    }
+    expect(sent(desk)).toEqual(["sell 40", "sell 40", "sell 20", "buy 40", "buy 40", "buy 20"])
+  }))
+
+  it("a new decision replaces the work: the old target's remainder is not ordered", inSpine((spine) => {
+    const { desk, fillAt, judge, market } = spawnRisk(spine, capped())
+    market(day(0), { [AAA]: 300 })
+    expect(judge(day(0), [[AAA, "long", 300]])).toMatchObject({ working: [`${AAA}@${day(0)}`] })
+    fillAt(day(1), { [AAA]: 300 })
+    // Flat now: the 40 held are sold; the 60 never bought are no more to buy.
+    expect(judge(day(1), [[AAA, "flat", 300]])).toMatchObject({ placed: 1, working: [] })
+    fillAt(day(2), { [AAA]: 300 })
+    expect(judge(day(2), [], [[AAA, 300]])).toMatchObject({ placed: 0, working: [] })
+    expect(sent(desk)).toEqual(["buy 40", "sell 40"])
+  }))
+
+  it("rejected by a rule, it is judged again on the next bar, and goes on once the rule lets it", inSpine((spine) => {
+    const oneADay = { kind: "max_orders_per_day", id: "one", name: "one a day", params: { count: 1, exemptRiskReducing: false } }
+    const { desk, fillAt, judge, market } = spawnRisk(spine, capped({ rules: [...capped().rules!, oneADay] }))
+    market(day(0), { [AAA]: 300 })
+    judge(day(0), [[AAA, "long", 300]])
+    // A second order the same day: refused, and the work goes on.
+    market(at(0, 18), { [AAA]: 300 })
+    expect(judge(at(0, 18), [], [[AAA, 300]])).toMatchObject({ placed: 0, rejected: 1, refused: [], working: [`${AAA}@${at(0, 18)}`] })
+    fillAt(day(1), { [AAA]: 300 })
+    expect(judge(day(1), [], [[AAA, 300]])).toMatchObject({ placed: 1, working: [`${AAA}@${day(1)}`] })
+    expect(sent(desk)).toEqual(["buy 40", "buy 40"])
+  }))
+
+  it("an order of it still in flight is replaced by the next, not ordered again on top", inSpine((spine) => {
+    // The desk still holds the sell of the first bar (no bar of AAA to fill it at since).
+    const held = { symbol: AAA, quantity: 100, averagePrice: 300, marketValue: units(30_000), unrealizedPnl: units(0) } as never
+    let shown: BooksView = { snapshot: { ...books(70_000, [held]), ts: day(0) as never }, open: [], dayStartEquity: units(CASH), peakEquity: units(CASH) }
+    const { desk, judge } = spawnRisk(spine, capped({ view: () => shown }))
+    expect(judge(day(0), [[AAA, "flat", 300]])).toMatchObject({ placed: 1, working: [`${AAA}@${day(0)}`] })
+    shown = { ...shown, snapshot: { ...shown.snapshot, ts: day(1) as never }, open: [`${AAA}@${day(0)}` as never] }
+    expect(judge(day(1), [], [[AAA, 300]])).toMatchObject({ placed: 1, working: [`${AAA}@${day(1)}`] })
+    // Sized as if the first were not there (it is replaced): 100 left, cut to 40 — 40 in flight, not 80.
+    const remainder = spine.ofTag("VerdictGiven")[1]!.verdict
+    expect([remainder.intent.quantity, remainder.quantity]).toEqual([100, 40])
+    expect(sent(desk)).toEqual(["sell 40", "sell 40"])
+  }))
+
+  describe("held for an operator", () => {
+    // 40 at 300 is 12 % of equity, above the 10 % threshold: every buy of it waits for an operator.
+    const paused = () => capped({ approval: { notionalPctAbove: 10, policy: "pause" } })
+
+    it("is not worked while it waits; approved, what is left is worked; rejected, the work ends", inSpine((spine) => {
+      const { desk, fillAt, judge, market, risk } = spawnRisk(spine, paused())
+      market(day(0), { [AAA]: 300 })
+      expect(judge(day(0), [[AAA, "long", 300]])).toMatchObject({ placed: 0, pending: 1, working: [`${AAA}@${day(0)}`] })
+      market(day(1), { [AAA]: 300 })
+      // Waiting: nothing judged, nothing asked twice.
+      expect(judge(day(1), [], [[AAA, 300]])).toMatchObject({ placed: 0, pending: 1, working: [`${AAA}@${day(1)}`] })
+      expect(spine.ofTag("VerdictGiven")).toHaveLength(1)
+      spine.send(risk.tell(new ResolveApproval({ round: `${AAA}@${day(0)}` as RoundId, approved: true, by: "alice", reason: "ok" })))
+      fillAt(day(2), { [AAA]: 300 })
+      // 60 left, cut to 40, held again; the operator says no this time.
+      expect(judge(day(2), [], [[AAA, 300]])).toMatchObject({ placed: 0, pending: 1, working: [`${AAA}@${day(2)}`] })
+      expect(spine.ofTag("ApprovalRequested").map((e) => [e.intent.quantity, e.quantity, e.intent.remainderOf])).toEqual([
+        [100, 40, undefined],
+        [60, 40, `${AAA}@${day(0)}`]
+      ])
+      spine.send(risk.tell(new ResolveApproval({ round: `${AAA}@${day(2)}` as RoundId, approved: false, by: "bob", reason: "enough" })))
+      market(day(3), { [AAA]: 300 })
+      expect(judge(day(3), [], [[AAA, 300]])).toMatchObject({ placed: 0, pending: 0, working: [] })
+      expect(spine.ofTag("VerdictGiven")).toHaveLength(2)
+      expect(sent(desk)).toEqual(["buy 40"])
+    }))
+
+    it("the `reject` policy's answer ends the work too", inSpine((spine) => {
+      const { desk, judge, market } = spawnRisk(spine, capped({ approval: { notionalPctAbove: 10, policy: "reject" } }))
+      market(day(0), { [AAA]: 300 })
+      expect(judge(day(0), [[AAA, "long", 300]])).toMatchObject({ placed: 0, rejected: 1, refused: [], working: [] })
+      expect(desk.placed).toEqual([])
+    }))
+  })
+
+  it("off (a run recorded before): a reduced intent is done, a remainder sent is not judged", inSpine((spine) => {
+    const { desk, fillAt, judge, market } = spawnRisk(spine, capped({ work: false }))
+    market(day(0), { [AAA]: 300 })
+    expect(judge(day(0), [[AAA, "long", 300]])).toMatchObject({ placed: 1, working: [] })
+    fillAt(day(1), { [AAA]: 300 })
+    expect(judge(day(1), [], [[AAA, 300]])).toMatchObject({ placed: 0, working: [] })
+    expect(sent(desk)).toEqual(["buy 40"])
   }))
 })

@@ -201,7 +201,11 @@ export const recordingDesk = () => {
  * A risk officer that records the Judge requests and answers each with everything placed — except
  * those `silent(n)` (n from 1) says to leave unanswered.
  */
-export const recordingRisk = (silent: (n: number) => boolean = () => false) => {
+export const recordingRisk = (
+  silent: (n: number) => boolean = () => false,
+  /** The rounds it says are still worked (a reduced intent's target not reached); default none. */
+  working: (judged: Judge) => ReadonlyArray<RoundId> = () => []
+) => {
   const judged: Array<Judge> = []
   const spec = Actor.make({
     protocol: RiskProtocol,
@@ -211,7 +215,7 @@ export const recordingRisk = (silent: (n: number) => boolean = () => false) => {
         if (message._tag !== "Judge") return Effect.void
         judged.push(message)
         if (silent(judged.length)) return Effect.sync(() => void ctx.replyLater(message))
-        return ctx.reply(message, { placed: message.decisions.length, rejected: 0, pending: 0, blocked: [], refused: [], working: [] })
+        return ctx.reply(message, { placed: message.decisions.length, rejected: 0, pending: 0, blocked: [], refused: [], working: working(message) })
       })
   })
   return { spec, judged }

@@ -191,3 +191,35 @@ describe("SizingConfig decoding", () => {
     expect(config({ mode: "fixed_quantity", value: 10.5, fractional: true }).value).toBe(10.5)
   })
 })
+
+describe("the remainder of a reduced intent: toward the target sized before", () => {
+  const remainder = (current: number, targetUnits: number, c: SizingConfig = fixed(100)) => {
+    const x = Option.getOrUndefined(Either.getOrThrowWith(Sizing.remainderFor(input({ currentQuantity: current }), Math.round(targetUnits * 1e6), c), (e) => e))
+    return x === undefined ? "none" : `${x.side} ${x.quantity} ${x.reason} → ${x.targetQuantity}`
+  }
+
+  it("is what is left of the target, whatever the sizing would say now (price, equity)", () => {
+    // 100 % of equity at 99.5 would size 1005; the target decided was 100.
+    expect(remainder(60, 100, config({ value: 100 }))).toBe("buy 40 increase → 100")
+    expect(remainder(60, 0)).toBe("sell 60 close → 0")
+    expect(remainder(-60, -100)).toBe("sell 40 increase → -100")
+    expect(remainder(-60, 0)).toBe("buy 60 close → 0")
+    expect(remainder(20, -100)).toBe("sell 120 reverse → -100")
+  })
+
+  it("reached, nothing; with whole units, less than one unit left is reached; fractional, it is ordered", () => {
+    expect(remainder(0, 0)).toBe("none")
+    expect(remainder(100, 100)).toBe("none")
+    expect(remainder(0.4, 0)).toBe("none")
+    expect(remainder(99.5, 100)).toBe("none")
+    expect(remainder(0.4, 0, fixed(100, { fractional: true }))).toBe("sell 0.4 close → 0")
+  })
+
+  it("refuses what intentFor refuses of the books, and a target that is not a whole number of micro-units", () => {
+    const left = (i: Sizing.SizingInput, target: number) => Either.getLeft(Sizing.remainderFor(i, target, fixed(100))).pipe(Option.getOrUndefined)
+    expect(left(input({ referencePrice: 0 }), 0)).toMatchObject({ field: "referencePrice" })
+    expect(left(input({ currentQuantity: Number.NaN }), 0)).toMatchObject({ field: "currentQuantity" })
+    expect(left(input(), 0.5)).toMatchObject({ field: "targetQuantity" })
+    expect(left(input(), Number.POSITIVE_INFINITY)).toMatchObject({ field: "targetQuantity" })
+  })
+})
