@@ -469,16 +469,12 @@ export const make = (options: RiskOptions) => {
               Effect.either
             )
             if (Either.isLeft(books)) {
-              const rounds = message.decisions.map((d) => d.round)
+              const decided = message.decisions.map((d) => d.round)
+              // Remainders (runs that work them) are blocked too: they are worked on the next bar.
+              const rounds = message.remainders === undefined ? decided : [...message.remainders.map((r) => r.round), ...decided]
               log.emit("ExecutionBlocked", { ts: message.ts, rounds, reason: unseenBooks(books.left, message.ts) })
-              yield* context.reply(message, {
-              placed: 0,
-              rejected: 0,
-              pending: officer.held.size,
-              blocked: rounds,
-              refused: [],
-              working: stillWorking(officer, message)
-            })
+              const working = stillWorking(officer, message)
+              yield* context.reply(message, { placed: 0, rejected: 0, pending: officer.held.size, blocked: rounds, refused: [], working })
               return officer
             }
             const { blocked, orders, refused, rejected, working } = judge(officer, message, books.right, now, context.trace)

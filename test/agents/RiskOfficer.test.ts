@@ -432,6 +432,16 @@ describe("a reduced intent's remainder (runs that work them)", () => {
     }))
   })
 
+  it("books it cannot see block the remainder too, said so, and it is worked on the next bar", inSpine((spine) => {
+    const { desk, judge, market } = spawnRisk(spine, capped())
+    market(day(0), { [AAA]: 300 })
+    judge(day(0), [[AAA, "long", 300]])
+    // The ledger has not booked day 1 (its desk is down, say): the books are not shown in time.
+    expect(judge(day(1), [], [[AAA, 300]])).toMatchObject({ placed: 0, blocked: [`${AAA}@${day(1)}`], working: [`${AAA}@${day(1)}`] })
+    expect(spine.ofTag("ExecutionBlocked")).toMatchObject([{ ts: day(1), rounds: [`${AAA}@${day(1)}`] }])
+    expect(sent(desk)).toEqual(["buy 40"])
+  }))
+
   it("off (a run recorded before): a reduced intent is done, a remainder sent is not judged", inSpine((spine) => {
     const { desk, fillAt, judge, market } = spawnRisk(spine, capped({ work: false }))
     market(day(0), { [AAA]: 300 })
