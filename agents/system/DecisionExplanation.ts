@@ -63,6 +63,8 @@ export interface VerdictView {
   readonly quantity: number
   readonly currentQuantity: number
   readonly targetQuantity: number
+  /** The round whose decision set the target, when the intent is what an earlier reduced one left (worked on a later bar). */
+  readonly remainderOf: RoundId | null
   readonly referencePrice: number
   readonly state: TradingState
   readonly reasons: ReadonlyArray<string>
@@ -249,6 +251,7 @@ export const explainRound = (events: ReadonlyArray<RunEvent>, round: string): Ro
             quantity: v.quantity,
             currentQuantity: v.intent.currentQuantity,
             targetQuantity: v.intent.targetQuantity,
+            remainderOf: v.intent.remainderOf ?? null,
             referencePrice: v.intent.referencePrice,
             state: v.state,
             reasons: v.reasons,
@@ -413,7 +416,9 @@ const decisionText = (d: DecisionView): string => {
 }
 
 const verdictText = (v: VerdictView): string => {
-  const what = `${verb[v.side]} of ${Format.decimal(v.requestedQuantity, 6)}`
+  const what = `${verb[v.side]} of ${Format.decimal(v.requestedQuantity, 6)}${
+    v.remainderOf === null ? "" : ` (what was left of the target decided in round ${v.remainderOf})`
+  }`
   const head = v.outcome === "approved"
     ? `The risk officer approved the ${what}`
     : v.outcome === "reduced"

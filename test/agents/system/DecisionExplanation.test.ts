@@ -425,6 +425,21 @@ describe("describeRound", () => {
     expect(text).toContain("It opened a long trade that closed 2024-03-05 14:00 UTC with P&L +348.00.")
   })
 
+  it("says a remainder's verdict works toward the target of the round that decided it", () => {
+    const worked = events.find((e) => e._tag === "VerdictGiven" && e.verdict.intent.round === R2)!
+    if (worked._tag !== "VerdictGiven") throw new Error("no verdict")
+    const R3 = `AAPL@${T2 + 86_400_000}`
+    const later = { ...worked, seq: events.length + 1, verdict: { ...worked.verdict, intent: { ...worked.verdict.intent, round: R3, remainderOf: R2 } } } as RunEvent
+    const r = DecisionExplanation.explainRound([...events, later], R3)
+    if (r._tag !== "RoundFound") throw new Error(r.reason)
+    expect(r.decision).toBeNull()
+    expect(r.verdict).toMatchObject({ outcome: "reduced", remainderOf: R2 })
+    expect(DecisionExplanation.explainRound(events, R2)).toMatchObject({ verdict: { remainderOf: null } })
+    expect(DecisionExplanation.describeRound(r)).toContain(
+      `The risk officer reduced the sell of 50 (what was left of the target decided in round ${R2}) to 40: rule Max order 4000`
+    )
+  })
+
   it("says the reduction and the trading state of the closing round", () => {
     const text = DecisionExplanation.describeRound(DecisionExplanation.explainRound(events, R2))
     expect(text).toContain("No opinion is recorded for it.")
