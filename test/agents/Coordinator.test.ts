@@ -236,6 +236,21 @@ describe("the coordinator", () => {
     expect(spine.ofTag("DecisionMade").map((e) => e.decision.round)).toEqual([`AAA@${t1}`, `AAA@${t5}`])
   }))
 
+  it("a remainder the risk officer does not answer is blocked, said so, and sent again on the next bar", inSpine((spine) => {
+    const { feed, finish, judged } = spawnCoordinator(spine, [{ name: "a", spec: scripted("a", always("long", 0.9)) }], {
+      silentRisk: (n) => n === 2,
+      working: (j) => [...(j.remainders ?? []), ...j.decisions].map((x) => x.round)
+    })
+    for (const [ts, close] of [[t1, 100], [t2, 101], [t3, 102]] as const) feed(ts, { [AAA]: close })
+    finish()
+    expect(spine.ofTag("ExecutionBlocked")).toMatchObject([{ ts: t2, rounds: [`AAA@${t2}`] }])
+    expect(judged.map((j) => [j.decisions.map((d) => d.round), (j.remainders ?? []).map((r) => r.round)])).toEqual([
+      [[`AAA@${t1}`], []],
+      [[], [`AAA@${t2}`]],
+      [[], [`AAA@${t3}`]]
+    ])
+  }))
+
   it("a consensus that changes while a target is worked sends the new decision, not the old remainder", inSpine((spine) => {
     const script: Script = (_symbol, ts) => ts >= t3 ? ["flat", 0.9] : ["long", 0.9]
     const { feed, finish, judged } = spawnCoordinator(spine, [{ name: "a", spec: scripted("a", script) }], {
