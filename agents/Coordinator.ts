@@ -32,8 +32,10 @@
  * an opinion below `minConfidence` is none) is scored `horizon`
  * bars of its symbol later (the analyst's own horizon) against the realised return — right when
  * long and the close rose by more than 0.1 %, short and it fell by more, flat and it moved less —
- * into an exponential average per analyst; the analyst's weight is its roster weight × 2·accuracy,
- * kept within the configured floor and ceiling.
+ * or, in a run that may not short, flat and it did not rise by more (there flat is also an
+ * analyst's call of a fall; runs recorded before `RunStarted.flatScoring` scored it as "moved
+ * less", and still do) — into an exponential average per analyst; the analyst's weight is its
+ * roster weight × 2·accuracy, kept within the configured floor and ceiling.
  *
  * Outside signals (a TradingView alert) come with the update of the slice they are delivered with;
  * each goes to its symbol's round, so the analysts see it with that bar (AnalystProtocol.ts).
@@ -102,6 +104,11 @@ export interface CoordinatorOptions {
   readonly stats: CoordinatorStats
   /** Which cycles are traced (src/telemetry/Sampling.ts); without one, none is. */
   readonly sampler?: RoundSampler | undefined
+  /**
+   * Score a flat vote as "not long" (`Consensus.isCorrect`): a run that may not short, recorded with
+   * `RunStarted.flatScoring` (runs recorded before it scored flat as "moved less", and still do).
+   */
+  readonly flatMeansNotLong?: boolean
 }
 
 /** The root span of a traced cycle, and the attributes that index it (src/telemetry/SpanStore.ts). */
@@ -171,6 +178,7 @@ export const make = (options: CoordinatorOptions) => {
 
   // The analysts' refs, resolved on the first bar (the run wires them once its tree is up).
   let refs: ReadonlyArray<ActorRef<RequestOpinionsType, "backpressure">> | undefined
+  const flatMeansNotLong = options.flatMeansNotLong === true
   const analysts = () => (refs ??= roster.map((m) => m.ref()))
 
   const members = (state: Coordination): ReadonlyArray<Consensus.Member> =>
@@ -187,7 +195,7 @@ export const make = (options: CoordinatorOptions) => {
       const queue = track.pending[a]!
       while (queue.length > 0 && queue[0]!.due <= index) {
         const due = queue.shift()!
-        const correct = Consensus.isCorrect(due.direction, close / due.close - 1, FLAT_BAND)
+        const correct = Consensus.isCorrect(due.direction, close / due.close - 1, FLAT_BAND, flatMeansNotLong)
         state.accuracy[a] = Consensus.updateAccuracy(state.accuracy[a]!, correct, adaptive.alpha)
       }
       const opinion = slots[a]

@@ -24,6 +24,7 @@ import { type LlmSession, recordingKey, type RoundSession } from "../src/llm/Llm
 import * as Outside from "../src/swarm/Outside.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
 import { traceOpinions } from "./Analyst.js"
+import * as Consensus from "../src/trading/Consensus.js"
 import { FLAT_BAND } from "./Coordinator.js"
 import { BriefTracker, briefJson, INDICATOR_WARMUP, type MarketBrief } from "./analysts/MarketBrief.js"
 
@@ -101,6 +102,8 @@ export interface LlmAnalystOptions {
   readonly wallClock: boolean
   /** Record a plan with its type's `planRole` (`LlmContext.ownPlanRole`), else as `analyst`. */
   readonly ownPlanRole: boolean
+  /** Reflect on a flat as "not long" (`LlmContext.flatMeansNotLong`, `Consensus.isCorrect`), else as "moved less". */
+  readonly flatMeansNotLong?: boolean
 }
 
 /**
@@ -127,7 +130,7 @@ class SymbolState {
   constructor(readonly tracker: BriefTracker) {}
 }
 
-export const make = ({ allowShort, config, deadlineMillis, kind, log, name, ownPlanRole, session, wallClock }: LlmAnalystOptions) => {
+export const make = ({ allowShort, config, deadlineMillis, flatMeansNotLong, kind, log, name, ownPlanRole, session, wallClock }: LlmAnalystOptions) => {
   const planRole = ownPlanRole ? kind.planRole ?? "analyst" : "analyst"
   const horizon = kind.horizon(config)
   const answers = new Set<object>(kind.answers)
@@ -141,8 +144,8 @@ export const make = ({ allowShort, config, deadlineMillis, kind, log, name, ownP
       const due = state.pending.shift()!
       const change = close / due.close - 1
       const moved = change > FLAT_BAND ? "rose" : change < -FLAT_BAND ? "fell" : "held"
-      const right = (due.direction === "long" && moved === "rose") || (due.direction === "short" && moved === "fell") ||
-        (due.direction === "flat" && moved === "held")
+      // As the coordinator scores the vote (its weight): Consensus.isCorrect.
+      const right = Consensus.isCorrect(due.direction, change, FLAT_BAND, flatMeansNotLong === true)
       log.defer(recordingKey(name, round, `~reflection ${due.round}`), "ReasoningRecorded", {
         agent: name,
         round,

@@ -62,6 +62,8 @@ export interface LlmContext {
    * "own"`), or `analyst` whatever the type (a re-execution of a run recorded before).
    */
   readonly ownPlanRole: boolean
+  /** A reflection scores a flat as "not long" (a run that may not short, recorded with `RunStarted.flatScoring`). */
+  readonly flatMeansNotLong?: boolean
 }
 
 export type AnalystActor = ActorSpec<RequestOpinions, any, never, "backpressure">

@@ -47,6 +47,14 @@ export const RunStarted = event("RunStarted", {
    */
   reducedIntents: Schema.optional(Schema.Literal("worked")),
   /**
+   * `not_long`: adaptive weights score a flat opinion of a run that may not short as "not long" —
+   * right unless the close rose by more than the flat band (src/trading/Consensus.ts `isCorrect`),
+   * and LLM analysts reflect on it so. Absent — runs recorded before it — a flat was right only when
+   * the close moved less than the band either way, as those runs recorded: their replay and resume
+   * score it so again.
+   */
+  flatScoring: Schema.optional(Schema.Literal("not_long")),
+  /**
    * The language model the run's LLM agents use, when it has any: never silent about an offline
    * model standing in for Ollama.
    */

@@ -26,5 +26,8 @@ export const read = Effect.fn("RecordedStart.read")(function*(run: RunId) {
       new CorruptRecord({ table: "run_events", key: `${run}#1`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
     )
   )
-  return (started.reducedIntents === undefined ? {} : { reducedIntents: started.reducedIntents }) satisfies NonNullable<Backtest.Options["recordedStart"]>
+  return {
+    ...(started.reducedIntents === undefined ? {} : { reducedIntents: started.reducedIntents }),
+    ...(started.flatScoring === undefined ? {} : { flatScoring: started.flatScoring })
+  } satisfies NonNullable<Backtest.Options["recordedStart"]>
 }, storeError("read how a run trades"))

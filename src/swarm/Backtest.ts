@@ -95,7 +95,7 @@ export interface Options {
    * done so — `{}` for a run recorded before `reducedIntents` (a reduced intent is done once its cut
    * order is placed). Absent: a new run, which trades as this version does and says so.
    */
-  readonly recordedStart?: { readonly reducedIntents?: "worked" | undefined }
+  readonly recordedStart?: { readonly reducedIntents?: "worked" | undefined; readonly flatScoring?: "not_long" | undefined }
   /** The stored strategy and version the run records in `RunStarted`; default the strategy's name, version 1. */
   readonly strategyRef?: { readonly id: StrategyId; readonly version: number }
   /**
@@ -400,6 +400,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       : llmOptions?.started ?? { backend: session.backend.kind, model: llmConfig.model, description: session.backend.description, reasoningRoles: "own" as const }
 
     const reducedIntents = options.recordedStart === undefined ? "worked" as const : options.recordedStart.reducedIntents
+    const flatScoring = options.recordedStart === undefined ? "not_long" as const : options.recordedStart.flatScoring
 
     /** Signals waiting for a bar of their symbol (data with gaps). */
     let held: Array<ExternalSignal> | undefined
@@ -430,6 +431,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         symbols: strategy.symbols,
         dataFingerprint: feed.fingerprint,
         ...(reducedIntents === undefined ? {} : { reducedIntents }),
+        ...(flatScoring === undefined ? {} : { flatScoring }),
         ...(llm === undefined ? {} : { llm })
       })
       let equity: number = strategy.initialCash
@@ -442,6 +444,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           log,
           events: options.events ?? "decisions",
           workRemainders: reducedIntents === "worked",
+          ...(flatScoring === undefined ? {} : { flatScoring }),
           ...(options.registry === undefined ? {} : { registry: options.registry }),
           ...(options.faults === undefined ? {} : { faults: options.faults }),
           ...(session === undefined ? {} : { llm: { session, wallClock: options.mode === "paper", ownPlanRole: llm?.reasoningRoles === "own" } }),

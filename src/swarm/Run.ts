@@ -60,6 +60,11 @@ export interface RunOptions {
   readonly llm?: Omit<LlmContext, "log" | "deadlineMillis">
   /** Work the remainders of reduced intents (`RunStarted.reducedIntents`); off for runs recorded before it. */
   readonly workRemainders?: boolean
+  /**
+   * Score a flat opinion as "not long" when the strategy may not short (`RunStarted.flatScoring`:
+   * `Consensus.isCorrect`); off for runs recorded before it, which scored it as "moved less".
+   */
+  readonly flatScoring?: "not_long" | undefined
   /** Which of the coordinator's cycles are traced (src/telemetry/Sampling.ts); none without one. */
   readonly sampler?: RoundSampler | undefined
 }
@@ -155,10 +160,11 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
   Effect.gen(function*() {
     const { faults, log, strategy } = options
     const roster = yield* resolveRoster(strategy, options.registry ?? defaultRegistry)
+    const flatMeansNotLong = options.flatScoring === "not_long" && !strategy.allowShort
     const thinking = roster.some((a) => a.llm)
     const llm: LlmContext | undefined = options.llm === undefined
       ? undefined
-      : { ...options.llm, log, deadlineMillis: strategy.consensus.deadlineMillis }
+      : { ...options.llm, log, deadlineMillis: strategy.consensus.deadlineMillis, flatMeansNotLong }
     if (thinking && llm === undefined) return yield* Effect.die(new Error("a roster with LLM analysts needs the run's language-model session"))
     // Filled once the tree is up: agents reach each other through these, never before the first message.
     const wires: {
@@ -206,7 +212,8 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       risk: () => wires.risk!,
       desk: () => wires.desk!,
       stats,
-      sampler: options.sampler
+      sampler: options.sampler,
+      flatMeansNotLong
     })
     const tree = yield* Supervisor.start({
       strategy: "one_for_one",

@@ -159,13 +159,19 @@ export const initialAccuracy: Accuracy = { score: 0.5, scored: 0 }
 
 /**
  * Was an opinion right, `horizon` bars later? Long is right when the price rose by more than
- * `flatBand` (a return, e.g. 0.001), short when it fell by more, flat when it moved less.
+ * `flatBand` (a return, e.g. 0.001), short when it fell by more, flat when it moved less — or,
+ * `flatMeansNotLong` (a run that may not short), when it did not rise by more: there flat is also
+ * what an analyst says of a fall (the short it may not give: agents/analysts/Model.ts), and is
+ * right unless a long would have been. Scored as "moved less", a right call of a fall was wrong,
+ * and an analyst that mostly says flat sank to the weight floor.
  */
-export const isCorrect = (direction: Direction, realizedReturn: number, flatBand: number): boolean =>
+export const isCorrect = (direction: Direction, realizedReturn: number, flatBand: number, flatMeansNotLong = false): boolean =>
   direction === "long"
     ? realizedReturn > flatBand
     : direction === "short"
     ? realizedReturn < -flatBand
+    : flatMeansNotLong
+    ? realizedReturn <= flatBand
     : Math.abs(realizedReturn) <= flatBand
 
 export const updateAccuracy = (accuracy: Accuracy, correct: boolean, alpha: number): Accuracy => ({

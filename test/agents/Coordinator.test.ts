@@ -73,6 +73,7 @@ const spawnCoordinator = (
     readonly events?: "decisions" | "rounds"
     readonly silentRisk?: (n: number) => boolean
     readonly working?: (judged: Judge) => ReadonlyArray<RoundId>
+    readonly flatMeansNotLong?: boolean
   } = {}
 ) => {
   const risk = recordingRisk(options.silentRisk, options.working)
@@ -90,7 +91,8 @@ const spawnCoordinator = (
       judgeTimeoutMillis: JUDGE_TIMEOUT,
       risk: wire(riskRef),
       desk: wire(deskRef),
-      stats
+      stats,
+      ...(options.flatMeansNotLong === undefined ? {} : { flatMeansNotLong: options.flatMeansNotLong })
     }),
     { name: "coordinator" }
   ))
@@ -353,4 +355,22 @@ describe("the coordinator", () => {
     // Never scored, its accuracy is where it started: weight 1 (its roster weight × 2 × 0.5).
     for (const vote of votes) expect(vote.weight).toBe(1)
   }))
+
+  for (const flatMeansNotLong of [true, false]) {
+    it(`adaptive weights, a run that may not short: a flat through a fall is ${flatMeansNotLong ? "right (not long)" : "wrong (moved; runs recorded before)"}`, inSpine((spine) => {
+      // The price falls every bar. With shorting off "bear" can only say flat; "bull" says long.
+      const { feed, finish } = spawnCoordinator(spine, [
+        { name: "bull", spec: scripted("bull", () => ["long", 0.6]) },
+        { name: "bear", spec: scripted("bear", () => ["flat", 0.6]) }
+      ], { events: "rounds", flatMeansNotLong, consensus: { adaptiveWeights: { enabled: true, alpha: 0.5, floor: 0.25, ceiling: 2 } } })
+      for (let i = 0; i < 8; i++) feed(at(0, 1 + i), { [AAA]: 100 - i })
+      finish()
+      const last = spine.ofTag("DecisionMade").at(-1)!.decision.votes
+      const bear = last.find((v) => v.agent === "bear")!
+      const bull = last.find((v) => v.agent === "bull")!
+      expect(bull.weight).toBeLessThan(1)
+      if (flatMeansNotLong) expect(bear.weight).toBeGreaterThan(1)
+      else expect(bear.weight).toBeLessThan(1)
+    }))
+  }
 })

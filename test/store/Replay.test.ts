@@ -105,6 +105,37 @@ for (const backend of backends) {
           expect(error.message).toContain(`diverges at event ${firstCrash!.seq}`)
         }), 60_000)
 
+      it.effect("a run recorded before flat votes were scored as not long replays as it was recorded; a new one scores them so", () =>
+        Effect.gen(function*() {
+          // No shorting and adaptive weights: the analysts' flats (their bearish calls) are scored.
+          const options = stored(3, 300, { name: "flat scoring" })
+          const encoded = Schema.encodeSync(Strategy)(options.strategy)
+          const longOnly = Schema.decodeUnknownSync(Strategy)({
+            ...encoded,
+            allowShort: false,
+            agents: [
+              { type: "sma_crossover", params: { fast: 5, slow: 20 } },
+              { type: "ema_crossover", params: { fast: 5, slow: 20 } },
+              { type: "rsi_reversion" }
+            ],
+            consensus: { quorum: 0.5, adaptiveWeights: { enabled: true, alpha: 0.2 } }
+          })
+          const old = yield* StoredRun.backtest({ ...options, strategy: longOnly, recordedStart: {}, events: "rounds" })
+          const now = yield* StoredRun.backtest({ ...options, strategy: longOnly, events: "rounds" })
+          const [oldStart] = yield* storedEvents(old.run, "RunStarted")
+          const [newStart] = yield* storedEvents(now.run, "RunStarted")
+          expect("flatScoring" in oldStart!.event).toBe(false)
+          expect(newStart!.event.flatScoring).toBe("not_long")
+          // The case is met: the weights differ, the flat-saying analysts weigh more in the new run.
+          const weightOf = (decisions: ReadonlyArray<{ readonly event: { readonly decision: { readonly votes: ReadonlyArray<{ readonly agent: string; readonly direction: string; readonly weight: number }> } } }>) =>
+            decisions.flatMap(({ event }) => event.decision.votes).filter((v) => v.direction === "flat").reduce((sum, v) => sum + v.weight, 0)
+          expect(weightOf(yield* storedEvents(now.run, "DecisionMade"))).toBeGreaterThan(weightOf(yield* storedEvents(old.run, "DecisionMade")))
+          for (const { result, run } of [old, now]) {
+            const replayed = yield* StoredRun.replay(run)
+            expect(replayed.checksum).toBe(result.checksum)
+          }
+        }), 60_000)
+
       it.effect("a run recorded before reduced intents were worked replays and resumes as it was recorded; a new one works them", () =>
         Effect.gen(function*() {
           // Orders above 4,000 are cut (closes included): positions of 10 % of equity (about 10,000).

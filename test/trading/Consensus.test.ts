@@ -171,6 +171,12 @@ describe("adaptive weights", () => {
     expect(isCorrect("short", -0.02, 0.001)).toBe(true)
     expect(isCorrect("flat", 0.0005, 0.001)).toBe(true)
     expect(isCorrect("flat", -0.01, 0.001)).toBe(false)
+    // A run that may not short: flat is "not long", right unless the price rose by more than the band.
+    expect(isCorrect("flat", -0.01, 0.001, true)).toBe(true)
+    expect(isCorrect("flat", 0.0005, 0.001, true)).toBe(true)
+    expect(isCorrect("flat", 0.01, 0.001, true)).toBe(false)
+    expect(isCorrect("long", 0.01, 0.001, true)).toBe(true)
+    expect(isCorrect("short", 0.01, 0.001, true)).toBe(false)
   })
 
   it("accurate analysts gain weight and inaccurate ones lose it, within the floor and ceiling", () => {
