@@ -89,6 +89,12 @@ export interface CoordinatorStats {
   rounds: number
   /** Decisions that changed a target (sent to the risk officer). */
   decisions: number
+  /**
+   * Whether a slice's rounds are open: asked, aggregated or judged, not done. The run's driver lets
+   * virtual time run on after the last slice while they are (src/swarm/Backtest.ts), so that they
+   * close at their deadline as every other slice's do when the next one comes.
+   */
+  open?: boolean
 }
 
 export interface CoordinatorOptions {
@@ -400,12 +406,17 @@ export const make = (options: CoordinatorOptions) => {
   }
 
   const sampler = options.sampler
+  const done = Effect.sync(() => {
+    stats.open = false
+  })
   return Actor.make({
     protocol: MarketUpdate,
     setup: () => Effect.sync(() => new Coordination(roster.length)),
     // Targets and accuracies outlive a crash: a restarted coordinator must not re-send every target.
     onRestart: (state) => Effect.succeed(state),
-    behavior: (state, update, context) =>
-      sampler !== undefined && sampler.sample() ? traced(state, update, context.id) : onUpdate(state, update, undefined)
+    behavior: (state, update, context) => {
+      stats.open = true
+      return Effect.ensuring(sampler !== undefined && sampler.sample() ? traced(state, update, context.id) : onUpdate(state, update, undefined), done)
+    }
   })
 }

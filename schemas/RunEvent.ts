@@ -55,6 +55,12 @@ export const RunStarted = event("RunStarted", {
    */
   flatScoring: Schema.optional(Schema.Literal("not_long")),
   /**
+   * `closed`: when the data ends while the last slice's rounds wait for an analyst, virtual time
+   * runs on to their deadline and they close, decided and judged, as every other slice's do.
+   * Absent — runs recorded before it — they were dropped unclosed, as those runs recorded.
+   */
+  lastRounds: Schema.optional(Schema.Literal("closed")),
+  /**
    * The language model the run's LLM agents use, when it has any: never silent about an offline
    * model standing in for Ollama.
    */

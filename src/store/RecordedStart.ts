@@ -28,6 +28,7 @@ export const read = Effect.fn("RecordedStart.read")(function*(run: RunId) {
   )
   return {
     ...(started.reducedIntents === undefined ? {} : { reducedIntents: started.reducedIntents }),
-    ...(started.flatScoring === undefined ? {} : { flatScoring: started.flatScoring })
+    ...(started.flatScoring === undefined ? {} : { flatScoring: started.flatScoring }),
+    ...(started.lastRounds === undefined ? {} : { lastRounds: started.lastRounds })
   } satisfies NonNullable<Backtest.Options["recordedStart"]>
 }, storeError("read how a run trades"))

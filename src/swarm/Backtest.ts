@@ -95,7 +95,11 @@ export interface Options {
    * done so — `{}` for a run recorded before `reducedIntents` (a reduced intent is done once its cut
    * order is placed). Absent: a new run, which trades as this version does and says so.
    */
-  readonly recordedStart?: { readonly reducedIntents?: "worked" | undefined; readonly flatScoring?: "not_long" | undefined }
+  readonly recordedStart?: {
+    readonly reducedIntents?: "worked" | undefined
+    readonly flatScoring?: "not_long" | undefined
+    readonly lastRounds?: "closed" | undefined
+  }
   /** The stored strategy and version the run records in `RunStarted`; default the strategy's name, version 1. */
   readonly strategyRef?: { readonly id: StrategyId; readonly version: number }
   /**
@@ -401,6 +405,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
 
     const reducedIntents = options.recordedStart === undefined ? "worked" as const : options.recordedStart.reducedIntents
     const flatScoring = options.recordedStart === undefined ? "not_long" as const : options.recordedStart.flatScoring
+    const lastRounds = options.recordedStart === undefined ? "closed" as const : options.recordedStart.lastRounds
 
     /** Signals waiting for a bar of their symbol (data with gaps). */
     let held: Array<ExternalSignal> | undefined
@@ -432,6 +437,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         dataFingerprint: feed.fingerprint,
         ...(reducedIntents === undefined ? {} : { reducedIntents }),
         ...(flatScoring === undefined ? {} : { flatScoring }),
+        ...(lastRounds === undefined ? {} : { lastRounds }),
         ...(llm === undefined ? {} : { llm })
       })
       let equity: number = strategy.initialCash
@@ -573,6 +579,11 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         slice = nextSlice()
       }
       world.settle()
+      // The last slice's rounds close at their deadline too — an analyst still thinking when the
+      // data ends — as every other slice's do when time moves on to the next (`lastRounds`).
+      if (lastRounds === "closed" && failure === undefined && log.stopped === undefined && swarm.stats.open === true) {
+        world.advanceWhile(() => swarm.stats.open === true, to + Run.roundsOpenAtMost(strategy))
+      }
       // Stopped by an agent, or given up on by the supervisor, while the last slice settled.
       if (failure === undefined && log.stopped !== undefined) failure = log.stopped
       if (failure === undefined) yield* gaveUp(to)

@@ -149,6 +149,12 @@ export const CONSECUTIVE_RESTARTS = 3
 const VIEW_TIMEOUT_MILLIS = 5_000
 const JUDGE_TIMEOUT_MILLIS = 10_000
 
+/**
+ * The longest a slice's rounds can stay open once delivered: the analysts' deadline, then the risk
+ * officer's answer, which waits for the books at most its own timeout.
+ */
+export const roundsOpenAtMost = (strategy: Strategy): number => strategy.consensus.deadlineMillis + JUDGE_TIMEOUT_MILLIS + VIEW_TIMEOUT_MILLIS
+
 /** Resolve the roster against the registry; the first bad entry is the error. */
 const resolveRoster = (
   strategy: Strategy,

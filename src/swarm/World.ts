@@ -157,6 +157,19 @@ export class World {
     this.settle()
   }
 
+  /**
+   * Move virtual time from one timer to the next, waking each at its deadline and settling after
+   * each, while `busy()` holds and the next timer is due by `until`.
+   */
+  advanceWhile(busy: () => boolean, until: number): void {
+    this.settle()
+    while (busy()) {
+      const next = this.clock.nextWakeup
+      if (next === undefined || next > until) return
+      this.advanceTo(next)
+    }
+  }
+
   /** Start `effect` in the world and settle; its exit, or undefined if it is still waiting (on virtual time). */
   start<A, E>(effect: Effect.Effect<A, E>): { readonly poll: () => Exit.Exit<A, E> | undefined } {
     const fiber = Runtime.runFork(this.runtime)(effect, { immediate: false })
