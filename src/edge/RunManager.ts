@@ -270,9 +270,15 @@ export interface RunManagerService {
     principal: Principal,
     request: typeof StartRun.Type
   ) => Effect.Effect<Runs.RunRecord, StrategyNotFound | InvalidRequest | Conflict | Unavailable>
-  readonly stop: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
-  readonly pause: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
-  readonly resume: (principal: Principal, ref: string) => Effect.Effect<Runs.RunRecord, RunNotFound | Conflict | Unavailable>
+  /**
+   * End a run of the principal's (an admin's: anyone's); someone else's is `RunNotFound`, as one
+   * that does not exist. One that no server can resume is ended in its row, whatever is wrong
+   * with it (`stopUnresumable`). The run as its row says it after (`Runs.locate`: read whatever
+   * its row holds); as `pause` and `resume`.
+   */
+  readonly stop: (principal: Principal, ref: string) => Effect.Effect<Runs.RunSummary, RunNotFound | Conflict | Unavailable>
+  readonly pause: (principal: Principal, ref: string) => Effect.Effect<Runs.RunSummary, RunNotFound | Conflict | Unavailable>
+  readonly resume: (principal: Principal, ref: string) => Effect.Effect<Runs.RunSummary, RunNotFound | Conflict | Unavailable>
   /**
    * Pause every paper run of user `owner` that is running, wherever it runs (here, relayed to the
    * process executing it, or, in no live process, in its row: the next start or takeover takes it
@@ -863,6 +869,17 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       return cannot === undefined ? unresumable.get(record.id) : unbuildableOf(cannot)
     }
 
+    /**
+     * Why this server cannot resume unfinished run `id` (not live here), reading its row now: as
+     * `unresumableOf`, and a row that does not decode (its strategy column edited by hand, say)
+     * is such a reason itself — every server's resume reads it first. Deleted: none.
+     */
+    const unresumableNow = (id: RunId) =>
+      Runs.get(id).pipe(
+        Effect.map(unresumableOf),
+        Effect.catchTags({ CorruptRecord: (error) => Effect.succeed(lastingOf(error)), RunNotFound: () => Effect.succeed(undefined) })
+      )
+
     /** What a start-up or a takeover says of a run it could not resume for a lasting reason: why, and what ends it. */
     const unresumableReason = (run: RunId, cannot: Unresumable) =>
       cannot.retried
@@ -1068,11 +1085,12 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      */
     const liveOf = (principal: Principal, ref: string, relay: boolean) =>
       unavailable(Effect.gen(function*() {
-        const record = yield* Runs.get(ref, ownerOf(principal))
+        // Whatever its row holds: a run whose strategy does not decode is still answered as it stands.
+        const record = yield* Runs.locate(ref, ownerOf(principal))
         const entry = live.get(record.id)
         if (entry === undefined) {
           if (relay && relays && (record.status === "running" || record.status === "paused")) return { record, entry: undefined }
-          const cannot = record.status === "running" || record.status === "paused" ? unresumableOf(record) : undefined
+          const cannot = record.status === "running" || record.status === "paused" ? yield* unresumableNow(record.id) : undefined
           return yield* new Conflict({
             reason: `run ${record.id} is ${record.status}${record.status === "running" ? " in no live process here" : ""}` +
               (cannot === undefined ? "" : `, and this server cannot resume it: ${cannot.why} (runs stop ends it)`)
@@ -1085,7 +1103,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * Why nobody answered a relayed request: no live process holds the run. `cannot`: this server
      * cannot resume it (`unresumable`) — waiting for a takeover here could be waiting for ever.
      */
-    const noHolder = (what: string, cannot?: Unresumable) =>
+    const noHolder = (what: string, cannot: Unresumable | undefined) =>
       new Conflict({
         reason: `${what} is held by no live process: no server took the request within ${RELAY_TAKE_WAIT_MILLIS / 1000} s ` +
           (cannot === undefined
@@ -1099,7 +1117,11 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * `RELAY_TAKE_WAIT`: a `Conflict` saying no live process holds the run, and nobody will carry it
      * out after (abandoned, as it is when the caller goes away while nobody has taken it).
      */
-    const relayed = (request: ControlRequests.NewRequest, what: string, cannot?: Unresumable) =>
+    const relayed = (
+      request: ControlRequests.NewRequest,
+      what: string,
+      cannot: Effect.Effect<Unresumable | undefined, StoreError, SqlClient.SqlClient> = Effect.succeed(undefined)
+    ) =>
       unavailable(Effect.gen(function*() {
         const id = yield* ControlRequests.ask(request)
         const abandon = Effect.ignore(ControlRequests.abandon(id))
@@ -1111,7 +1133,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             if (now.answer !== undefined) return now.answer
             const waited = (yield* Clock.currentTimeMillis) - start
             if (!now.taken && waited >= RELAY_TAKE_WAIT_MILLIS) {
-              if (yield* ControlRequests.abandon(id)) return yield* noHolder(what, cannot)
+              if (yield* ControlRequests.abandon(id)) return yield* noHolder(what, yield* cannot)
             } else if (waited >= RELAY_TAKE_WAIT_MILLIS + RELAY_ANSWER_WAIT_MILLIS) {
               return yield* new Unavailable({
                 reason: `the process executing run ${request.run} took the request (${request.action}) and has not answered within ` +
@@ -1168,23 +1190,23 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       ref: string,
       action: "stop" | "pause" | "resume",
       relay: boolean,
-      change: (entry: Live, record: Runs.RunRecord) => Effect.Effect<Runs.RunRecord, Conflict | RunNotFound | Unavailable, SqlClient.SqlClient>,
+      change: (entry: Live, record: Runs.RunSummary) => Effect.Effect<Runs.RunSummary, Conflict | RunNotFound | Unavailable, SqlClient.SqlClient>,
       reason?: string
-    ): Effect.Effect<Runs.RunRecord, Conflict | RunNotFound | Unavailable> =>
+    ): Effect.Effect<Runs.RunSummary, Conflict | RunNotFound | Unavailable> =>
       Effect.flatMap(liveOf(principal, ref, relay), ({ entry, record }) =>
         entry === undefined
           // Live in another process: carried out there, as this principal.
-          ? Effect.flatMap(relayed({ run: record.id, action, principal, ...(reason === undefined ? {} : { reason }) }, `run ${record.id}`, unresumableOf(record)), (answer) =>
+          ? Effect.flatMap(relayed({ run: record.id, action, principal, ...(reason === undefined ? {} : { reason }) }, `run ${record.id}`, unresumableNow(record.id)), (answer) =>
             answer.answer === "done"
-              ? unavailable(Runs.get(record.id))
+              ? unavailable(Runs.locate(record.id))
               : Effect.fail(relayedFailure(answer, ref) as Conflict | RunNotFound | Unavailable)).pipe(Effect.provide(context))
-          : entry.lock.withPermits(1)(Effect.suspend((): Effect.Effect<Runs.RunRecord, Conflict | RunNotFound | Unavailable, SqlClient.SqlClient> =>
+          : entry.lock.withPermits(1)(Effect.suspend((): Effect.Effect<Runs.RunSummary, Conflict | RunNotFound | Unavailable, SqlClient.SqlClient> =>
           live.get(record.id) === entry
             // Whole, whatever the caller does: a pause whose caller went away between closing the
             // gate and writing the row left a held run the row said was running, and that answered
             // a pause "paused already" and a resume "not paused".
             ? Effect.uninterruptible(change(entry, record))
-            : Effect.flatMap(unavailable(Runs.get(record.id)), (now) => Effect.fail(new Conflict({ reason: `run ${record.id} is ${now.status}` })))
+            : Effect.flatMap(unavailable(Runs.locate(record.id)), (now) => Effect.fail(new Conflict({ reason: `run ${record.id} is ${now.status}` })))
           ))).pipe(Effect.provide(context))
 
     const stopWith = (principal: Principal, ref: string, relay: boolean) =>
@@ -1197,7 +1219,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           yield* Fiber.interrupt(entry.fiber)
           // The run recorded its end as it stopped (`Runs.markEnded`): the stop is audited once its row says `stopped`.
           yield* audited(ControlAudit.record(record.id, "stop", principal))
-          return yield* unavailable(Runs.get(record.id))
+          return yield* unavailable(Runs.locate(record.id))
         }))
 
     /** `reason`: why, in the control log, when the pause is not the principal's own call (`pauseOwnedBy`). */
@@ -1208,7 +1230,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           entry.paused = true
           yield* entry.gate.close
           yield* unavailable(ControlAudit.record(record.id, "pause", principal, reason === undefined ? {} : { reason }, Runs.setStatus(record.id, "paused")))
-          return yield* unavailable(Runs.get(record.id))
+          return yield* unavailable(Runs.locate(record.id))
         }), reason)
 
     const resumeWith = (principal: Principal, ref: string, relay: boolean) =>
@@ -1218,7 +1240,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           entry.paused = false
           yield* unavailable(ControlAudit.record(record.id, "resume", principal, {}, Runs.setStatus(record.id, "running")))
           yield* entry.gate.open
-          return yield* unavailable(Runs.get(record.id))
+          return yield* unavailable(Runs.locate(record.id))
         }))
 
     /**
@@ -1248,17 +1270,17 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * lease is held meanwhile, and this process's resumes wait: nobody launches it while it is
      * ended. None when another live process holds it (its lease): the stop is theirs to carry out.
      */
-    const stopUnresumable = (principal: Principal, record: Runs.RunRecord, cannot: Unresumable) =>
+    const stopUnresumable = (principal: Principal, record: Runs.RunSummary, cannot: Unresumable) =>
       unavailable(resuming.withPermits(1)(Effect.scoped(Effect.gen(function*() {
-        if (live.has(record.id)) return Option.none<Runs.RunRecord>()
+        if (live.has(record.id)) return Option.none<Runs.RunSummary>()
         const leased = yield* Effect.either(Runs.lease(record.id))
         if (Either.isLeft(leased)) {
-          if (leased.left._tag === "RunLeased") return Option.none<Runs.RunRecord>()
+          if (leased.left._tag === "RunLeased") return Option.none<Runs.RunSummary>()
           return yield* leased.left
         }
         const reason = `held by no live process, and this server cannot resume it: ${cannot.why}`
         const ended = yield* ControlAudit.record(record.id, "stop", principal, { reason }, Runs.markEnded(record.id, "stopped", `stopped by ${principal.name}: ${reason}`))
-        const now = yield* Runs.get(record.id)
+        const now = yield* Runs.locate(record.id)
         // Ended or deleted meanwhile (`record` locks its row: nothing changes it after): as if before.
         if (!ended) return yield* new Conflict({ reason: `run ${record.id} is ${now.status}` })
         unresumable.delete(record.id)
@@ -1279,17 +1301,20 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       })))).pipe(Effect.provide(context))
 
     const stop: RunManagerService["stop"] = (principal, ref) =>
-      Effect.flatMap(unavailable(Runs.get(ref, ownerOf(principal))).pipe(Effect.provide(context)), (record) => {
-        // Someone else's run is `RunNotFound` above, as a missing one. Live here, ended, or one this
-        // server has no lasting reason not to resume (its process stopped: a takeover or the next
-        // start resumes it; its last attempt here met a database that failed): as ever.
+      Effect.gen(function*() {
+        // Found whatever its row holds (`Runs.locate`): a run whose strategy does not decode is
+        // the operator's to end too. Someone else's run is `RunNotFound` here, as a missing one.
+        const record = yield* unavailable(Runs.locate(ref, ownerOf(principal)))
+        // Live here, ended, or one this server has no lasting reason not to resume (its process
+        // stopped: a takeover or the next start resumes it; its last attempt here met a database
+        // that failed): as ever.
         const cannot = live.has(record.id) || (record.status !== "running" && record.status !== "paused")
           ? undefined
-          : unresumableOf(record)
-        return cannot === undefined
-          ? stopWith(principal, ref, true)
-          : Effect.flatMap(stopUnresumable(principal, record, cannot), Option.match({ onNone: () => stopWith(principal, ref, true), onSome: Effect.succeed }))
-      })
+          : yield* unavailable(unresumableNow(record.id))
+        if (cannot === undefined) return yield* stopWith(principal, ref, true)
+        const stopped = yield* stopUnresumable(principal, record, cannot)
+        return Option.isSome(stopped) ? stopped.value : yield* stopWith(principal, ref, true)
+      }).pipe(Effect.provide(context))
     const pause: RunManagerService["pause"] = (principal, ref) => pauseWith(principal, ref, true)
     const resume: RunManagerService["resume"] = (principal, ref) => Effect.zipRight(enabled(principal), resumeWith(principal, ref, true))
 
@@ -1575,12 +1600,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       notResumable: (run, status) =>
         (status !== "running" && status !== "paused") || live.has(run)
           ? Effect.succeed(undefined)
-          : unavailable(Runs.get(run)).pipe(
-            Effect.map((record) => (record.status === "running" || record.status === "paused") ? unresumableOf(record)?.why : undefined),
-            // Deleted meanwhile: nothing to say.
-            Effect.catchTag("RunNotFound", () => Effect.succeed(undefined)),
-            Effect.provide(context)
-          ),
+          // Deleted meanwhile: nothing to say. A row that does not decode: that is why.
+          : unavailable(unresumableNow(run)).pipe(Effect.map((cannot) => cannot?.why), Effect.provide(context)),
       live: () => live.size,
       suspended: () => suspendedRuns.slice()
     } satisfies RunManagerService

@@ -485,6 +485,26 @@ export const getSummary = Effect.fn("Runs.getSummary")(function*(ref: string, ow
   return yield* summaryOf(row)
 }, storeError("read a run"))
 
+/**
+ * A run as listed, under `getSummary`'s rules, whatever its row holds: nothing of it is decoded
+ * that could fail (its metrics, when they do not decode, are null). What acting on a run needs —
+ * who owns it, where it stands — when its row may be corrupt: an operator must be able to stop a
+ * run whose strategy column was edited by hand, which `get` cannot read.
+ */
+export const locate = Effect.fn("Runs.locate")(function*(ref: string, owner?: string) {
+  const sql = yield* SqlClient.SqlClient
+  const row = yield* lookUp(ref, owner, (where) =>
+    sql<Row & { readonly live: boolean }>`
+    select ${sql.literal(SUMMARY_COLUMNS)}, s.deleted_at is null as live
+    from runs r join strategies s on s.id = r.strategy_id
+    where ${where}
+    order by s.deleted_at is null desc, r.started_at desc limit ${CANDIDATES}`)
+  // Cannot fail: the metrics decode, or are null.
+  return yield* Effect.orDie(summaryOf({ ...row, metrics: Option.isSome(decodeMetrics(row.metrics)) ? row.metrics : null }))
+}, storeError("read a run"))
+
+const decodeMetrics = Schema.decodeUnknownOption(Metrics)
+
 export interface ListOptions {
   readonly owner?: string
   readonly strategy?: string

@@ -48,7 +48,7 @@ const outcome = (run: string) =>
     }
   })
 
-const stopped = (exit: Exit.Exit<Runs.RunRecord, { readonly _tag: string }>) =>
+const stopped = (exit: Exit.Exit<Runs.RunSummary, { readonly _tag: string }>) =>
   Exit.isSuccess(exit) ? exit.value.status : Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error._tag : "defect or interruption"
 
 for (const backend of backends) {

@@ -325,9 +325,38 @@ for (const backend of backends) {
         expect(stopped.failure).toMatch(/^stopped by alice: held by no live process, and this server cannot resume it: its record cannot be read: run_events /)
         expect(yield* controlLog(altered.run.id)).toMatchObject([{ action: "stop", reason: expect.stringContaining("its record cannot be read") }])
         expect((yield* b.manager.stop(alice, healthy.run.id)).status).toBe("stopped")
-        // (Put back, and ended: the runs after this test's are not its business.)
+
+        // Its strategy not decoding is why no server can resume it, and its owner's stop ends it all
+        // the same (before, the stop read its row whole: "strategy does not decode", and it stayed running).
+        const CORRUPT = String.raw`its record cannot be read: runs ${unreadable.run.id}: strategy does not decode: `
+        expect(yield* b.manager.notResumable(unreadable.run.id, "running")).toMatch(new RegExp(`^${CORRUPT}`))
+        const missing = yield* Effect.flip(b.manager.stop(bob, "run_0000000000000000000000000"))
+        const others = yield* Effect.flip(b.manager.stop(bob, unreadable.run.id))
+        expect(others).toMatchObject({ _tag: "RunNotFound", run: unreadable.run.id })
+        expect(Object.keys(others).sort()).toEqual(Object.keys(missing).sort())
+        expect(yield* controlLog(unreadable.run.id)).toEqual([])
+        // A pause says why, and what ends it.
+        expect(((yield* Effect.flip(b.manager.pause(alice, unreadable.run.id))) as { reason: string }).reason)
+          .toMatch(new RegExp(`this server cannot resume it: ${CORRUPT}.*runs stop ends it`, "s"))
+        const follower = yield* bus.subscribe(unreadable.run.id)
+        const ended = yield* b.manager.stop(alice, unreadable.run.id)
+        expect(ended).toMatchObject({ status: "stopped", failure: expect.stringMatching(new RegExp(`^stopped by alice: held by no live process, and this server cannot resume it: ${CORRUPT}`)) })
+        expect(yield* controlLog(unreadable.run.id)).toEqual([{
+          kind: "stop",
+          action: "stop",
+          run: unreadable.run.id,
+          by: { id: "alice", name: "alice" },
+          at: expect.any(String),
+          reason: expect.stringMatching(new RegExp(`^held by no live process, and this server cannot resume it: ${CORRUPT}`))
+        }])
+        let told = false
+        for (let i = 0; i < 20 && !told; i++) told = (yield* follower.takeAllWithin(100)).some((d) => d._tag === "Ended")
+        expect(told).toBe(true)
+        expect(yield* b.manager.notResumable(unreadable.run.id, "stopped")).toBeUndefined()
+        expect(yield* Effect.flip(b.manager.stop(alice, unreadable.run.id))).toMatchObject({ _tag: "Conflict", reason: `run ${unreadable.run.id} is stopped` })
+        // Its strategy put back (from a backup): its chains hold, the stop among them.
         yield* sql`update runs set strategy = ${JSON.stringify(strategy!.strategy)} where id = ${unreadable.run.id}`
-        yield* Runs.markEnded(unreadable.run.id, "stopped", "test over")
+        expect(yield* Audit.verifyRun(unreadable.run.id)).toMatchObject({ ok: true, control: 1 })
       }), { timeout: 60_000 })
   })
 }
@@ -410,6 +439,28 @@ for (const backend of backends) {
         expect(after.notResumable).toBeUndefined()
         expect(after.control).toMatchObject({ count: 1, last: [{ action: "stop", by: { name: "alice" }, reason: expect.stringContaining("the run's data cannot be read as it was") }] })
         expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
+      }), { timeout: 60_000 })
+
+    it.scoped("a run whose strategy does not decode: runs.get says so; runs.stop ends it, and not for someone else", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const { run } = yield* paperRunOnCsv("strategy corrupt, over RPC")
+        yield* sql`update runs set strategy = ${'{"bogus":true}'} where id = ${run.id}`
+        const alice = yield* clientFor("sk_alice")
+        const bob = yield* clientFor("sk_bob")
+        const CORRUPT = String.raw`^its record cannot be read: runs ${run.id}: strategy does not decode: `
+        // Before, runs.get failed whole (Unavailable: "strategy does not decode").
+        expect(yield* alice("runs.get", { run: run.id })).toMatchObject({ status: "running", notResumable: expect.stringMatching(new RegExp(CORRUPT)) })
+        const missing = yield* Effect.flip(bob("runs.stop", { run: "run_0000000000000000000000000" }))
+        const others = yield* Effect.flip(bob("runs.stop", { run: run.id }))
+        expect(others).toMatchObject({ _tag: "RunNotFound", run: run.id })
+        expect(Object.keys(others).sort()).toEqual(Object.keys(missing).sort())
+        // Before, Unavailable: the stop read its row whole.
+        const stopped = yield* alice("runs.stop", { run: run.id })
+        expect(stopped).toMatchObject({ status: "stopped", failure: expect.stringMatching(/^stopped by alice: held by no live process, and this server cannot resume it: its record cannot be read: /) })
+        const after = yield* alice("runs.get", { run: run.id })
+        expect(after.notResumable).toBeUndefined()
+        expect(after.control).toMatchObject({ count: 1, last: [{ action: "stop", by: { name: "alice" }, reason: expect.stringContaining("strategy does not decode") }] })
       }), { timeout: 60_000 })
   })
 }
