@@ -252,7 +252,12 @@ export interface Options {
    * Look for runs to take over (`takeOver`) every `every`, on a shared database; never when absent
    * (or on the embedded database). `grace`: `DEFAULT_TAKEOVER_GRACE` when absent.
    */
-  readonly takeover?: { readonly every: Duration.DurationInput; readonly grace?: Duration.DurationInput }
+  readonly takeover?: {
+    readonly every: Duration.DurationInput
+    readonly grace?: Duration.DurationInput
+    /** How long before a run whose takeover failed here is tried again: `TAKEOVER_RETRY` (5 minutes) when absent. */
+    readonly retry?: Duration.DurationInput
+  }
   /**
    * The agent types this server can make (agents/registry.ts's `analysts` when absent): a test's
    * server of a build that lacks one.
@@ -730,6 +735,15 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
                   // Not a failure: another process runs it (a second server's start-up finds it unfinished).
                   Option.exists(Cause.failureOption(cause), (error) => Predicate.isTagged(error, "RunLeased"))
                     ? Effect.logInfo("the run is running in another process: left to it").pipe(Effect.annotateLogs("run", run))
+                    // A resume that failed before its lease, for a reason (not a defect): its resumer
+                    // says why (start-up's line; a takeover's warning, once per reason). Said here
+                    // too, it was a stack trace at every attempt — every 5 minutes for a run whose data is gone.
+                    : options.untouched?.() === true && !Cause.isDie(cause)
+                    ? Effect.void
+                    // A reason that does not pass by itself (its data gone, its record not decoding):
+                    // what the run's row says, without the stack of an expected failure.
+                    : StoredRun.lastingFailure(cause) !== undefined
+                    ? Effect.logWarning(`a run failed: ${StoredRun.failureOf(cause)}`).pipe(Effect.annotateLogs("run", run))
                     : Effect.logWarning("a run failed", cause).pipe(Effect.annotateLogs("run", run)))
               }))))),
           runs
@@ -1033,6 +1047,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       }))).pipe(Effect.provide(context))
 
     const takeoverGrace = Duration.toMillis(Duration.decode(options.takeover?.grace ?? DEFAULT_TAKEOVER_GRACE))
+    const takeoverRetry = options.takeover?.retry === undefined ? TAKEOVER_RETRY_MILLIS : Duration.toMillis(Duration.decode(options.takeover.retry))
     /** The runs the last look saw free (no lease held, not live here, old enough): the next takes those it sees free again. */
     let seenFree = new Set<RunId>()
     /** The runs a takeover failed here, when and why: tried again only after `TAKEOVER_RETRY`, said again only if the reason changes. */
@@ -1060,7 +1075,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             // Said once already (start-up, or an earlier look): this process can never make it.
             if (suspending || live.has(id) || unresumable.get(id)?.retried === false) continue
             const failed = failedTakeovers.get(id)
-            if (failed !== undefined && now - failed.at < TAKEOVER_RETRY_MILLIS) continue
+            if (failed !== undefined && now - failed.at < takeoverRetry) continue
             // Every lease connection of this process is lent: another server may take it.
             if (leases.totalCount >= (leases.options.max ?? 10) && leases.idleCount === 0) break
             const outcome = yield* resumeOne(id)

@@ -12,7 +12,7 @@
  * data file deleted (or changed) since it ran. Tried again (a file may come back), said with why
  * and what ends it, ended by its owner's stop.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -521,6 +521,34 @@ describe.skipIf(postgres === undefined)("a run no server can resume, among serve
         expect(stopped.status).toBe("stopped")
         expect(stopped.failure).toMatch(new RegExp(`^stopped by alice: held by no live process, and this server cannot resume it: ${DATA_GONE}$`))
         expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
+      }), { timeout: 60_000 })
+
+    it.scoped("a run whose data is gone: its failed takeovers are said once, without a stack; a different failure is said again", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const { copy, dir, run } = yield* paperRunOnCsv("csv gone, tried again")
+        rmSync(dir, { recursive: true, force: true })
+        // Tried again every 300 ms rather than every 5 minutes: many attempts in a few seconds.
+        const b = yield* serverOn(bus, { takeover: { every: Duration.millis(100), grace: Duration.zero, retry: Duration.millis(300) } })
+        const ours = () => b.logged.filter((line) => line.includes(run.id) || line.includes("a run failed"))
+        for (let i = 0; i < 40 && ours().length === 0; i++) yield* Effect.sleep("100 millis")
+        yield* Effect.sleep("2500 millis")
+        // Before, every attempt also logged "a run failed" with the failure's stack trace.
+        expect(ours()).toEqual([expect.stringMatching(new RegExp(String.raw`^WARN could not take over run ${run.id} \(csv gone, tried again#1\): ${DATA_GONE} \(`))])
+        // (Not `live()`: an attempt, every 300 ms, holds its entry for the moment it takes to fail.)
+        expect((yield* Runs.get(run.id)).status).toBe("running")
+
+        // Its files back, but one of them changed: a different failure, said once too.
+        copy()
+        const file = Path.join(dir, readdirSync(dir).filter((f) => f.endsWith(".csv"))[0]!)
+        appendFileSync(file, readFileSync(file, "utf8").trimEnd().split("\n").at(-1)!.replace(/^\S+?,/, "2100-01-01,") + "\n")
+        for (let i = 0; i < 40 && ours().length === 1; i++) yield* Effect.sleep("100 millis")
+        yield* Effect.sleep("1500 millis")
+        const lines = ours()
+        expect(lines).toHaveLength(2)
+        expect(lines[1]).toMatch(new RegExp(`^WARN could not take over run ${run.id} .*: the run's data cannot be read as it was: `))
+        expect(lines[1]).not.toEqual(lines[0])
+        expect((yield* b.manager.stop(alice, run.id)).status).toBe("stopped")
       }), { timeout: 60_000 })
 
     it.scoped("a run another live server holds is stopped there (relayed), by a server that cannot make its agents", () =>
