@@ -1027,6 +1027,13 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       return new Set((yield* Runs.unfinishedLeases()).filter((state) => state.held && !live.has(state.id)).map((state) => state.id))
     })
 
+    /**
+     * The runs a resume failed here (start-up, a takeover), when and why: a takeover tries them
+     * again only after `TAKEOVER_RETRY`, and says it again only if the reason changes — start-up
+     * said it already.
+     */
+    const failedTakeovers = new Map<RunId, { readonly at: number; readonly reason: string }>()
+
     const resumeUnfinished: RunManagerService["resumeUnfinished"] = () =>
       unavailable(resuming.withPermits(1)(Effect.gen(function*() {
         const unfinished = yield* Runs.unfinished()
@@ -1041,7 +1048,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             continue
           }
           const outcome = yield* resumeOne(summary.id, `${summary.strategyName}#${summary.number}`)
-          if (outcome !== undefined) outcomes.push(outcome)
+          if (outcome === undefined) continue
+          if (outcome.outcome === "failed") failedTakeovers.set(outcome.run, { at: yield* Clock.currentTimeMillis, reason: outcome.reason ?? "" })
+          else failedTakeovers.delete(outcome.run)
+          outcomes.push(outcome)
         }
         return outcomes
       }))).pipe(Effect.provide(context))
@@ -1050,8 +1060,6 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const takeoverRetry = options.takeover?.retry === undefined ? TAKEOVER_RETRY_MILLIS : Duration.toMillis(Duration.decode(options.takeover.retry))
     /** The runs the last look saw free (no lease held, not live here, old enough): the next takes those it sees free again. */
     let seenFree = new Set<RunId>()
-    /** The runs a takeover failed here, when and why: tried again only after `TAKEOVER_RETRY`, said again only if the reason changes. */
-    const failedTakeovers = new Map<RunId, { readonly at: number; readonly reason: string }>()
 
     const takeOver: RunManagerService["takeOver"] = () =>
       unavailable(Effect.gen(function*() {

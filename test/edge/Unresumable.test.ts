@@ -551,6 +551,19 @@ describe.skipIf(postgres === undefined)("a run no server can resume, among serve
         expect((yield* b.manager.stop(alice, run.id)).status).toBe("stopped")
       }), { timeout: 60_000 })
 
+    it.scoped("a run whose data is gone, said by start-up: its takeover looks after do not say it again", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const { dir, run } = yield* paperRunOnCsv("csv gone, said at start-up")
+        rmSync(dir, { recursive: true, force: true })
+        const b = yield* serverOn(bus, { takeover: { every: Duration.millis(100), grace: Duration.zero, retry: Duration.millis(300) } })
+        expect((yield* b.manager.resumeUnfinished()).filter((o) => o.run === run.id)).toMatchObject([{ outcome: "failed" }])
+        yield* Effect.sleep("2500 millis")
+        // Before, the first look after start-up said it again.
+        expect(b.logged.filter((line) => line.includes(run.id) || line.includes("a run failed"))).toEqual([])
+        expect((yield* b.manager.stop(alice, run.id)).status).toBe("stopped")
+      }), { timeout: 60_000 })
+
     it.scoped("a run another live server holds is stopped there (relayed), by a server that cannot make its agents", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
