@@ -241,7 +241,7 @@ export const RunInfo = Schema.Struct({
   owner: Schema.optional(Schema.String),
   /** `runs.get` only: its operators' actions, the latest ten (older servers: absent). */
   control: Schema.optional(ControlHistory),
-  /** `runs.get` only: as `RunReport`'s. */
+  /** `runs.get` and `runs.list` (older servers: `runs.get` only): as `RunReport`'s. */
   notResumable: Schema.optional(Schema.String),
   /**
    * The rest of the run's record that `swarm runs list --json` prints of a run of the local

@@ -73,7 +73,7 @@ export const runsTable = (runs: ReadonlyArray<RunInfo>, next: string | undefined
       run.ref,
       ...(owners ? [run.owner ?? DASH] : []),
       run.id,
-      run.status,
+      run.notResumable === undefined ? run.status : `${run.status} ${NOT_RESUMABLE_MARK}`,
       run.mode,
       m === null ? DASH : percent(m.totalReturn, { sign: true }),
       m === null ? DASH : ratio(m.sharpe),
@@ -83,8 +83,19 @@ export const runsTable = (runs: ReadonlyArray<RunInfo>, next: string | undefined
       wallTime(run.startedAt)
     ])
   }
-  return `${t.toString()}\n${next === undefined ? "" : `more runs follow; the next page: ${next}\n`}`
+  const marked = runs.filter((run) => run.notResumable !== undefined)
+  // The run's id when one is marked: a command to paste.
+  const which = marked.length === 1 ? marked[0]!.id : "<run>"
+  return `${t.toString()}\n` +
+    (marked.length === 0
+      ? ""
+      : `${NOT_RESUMABLE_MARK} not resumable by this server, which does not run it: swarm runs show ${which} says why ` +
+        `(if no server runs it, swarm runs stop ${which} ends it)\n`) +
+    (next === undefined ? "" : `more runs follow; the next page: ${next}\n`)
 }
+
+/** Beside the status of a run in `runs list` that the server says it cannot resume (`notResumable`); the line under the table says what it means. */
+export const NOT_RESUMABLE_MARK = "(!)"
 
 const ENDED: ReadonlyArray<string> = ["completed", "failed", "stopped"]
 

@@ -182,7 +182,7 @@ export const show = (io: Io, wiring: Wiring.Wiring) =>
         const control = yield* ControlAudit.history(run.id)
         const agentRestarts = yield* Runs.agentRestarts(run)
         const llm = Option.getOrNull(yield* Runs.llmUsage(run))
-        const shown = { run, equity, trades, control, agentRestarts, llm }
+        const shown = { run, equity, trades, control, agentRestarts, llm, local: true }
         io.stdout(flags.json ? RunsView.showJson(shown) : RunsView.renderShow(shown))
       }))
     }).pipe(Effect.withSpan("swarm.runs.show"))).pipe(

@@ -59,7 +59,13 @@ export const RunJson = Schema.Struct({
   checksum: Schema.NullOr(Schema.String),
   failure: Schema.NullOr(Schema.String),
   startedAt: Schema.Date,
-  finishedAt: Schema.NullOr(Schema.Date)
+  finishedAt: Schema.NullOr(Schema.Date),
+  /**
+   * A server's list only (`runs.list`'s, as `runs.get` says it): why the answering server cannot
+   * resume the run, unfinished and in no process there. Absent otherwise, and always of the local
+   * database, which cannot know.
+   */
+  notResumable: Schema.optional(Schema.String)
 })
 
 export const EquityJson = Schema.Struct({
@@ -165,7 +171,7 @@ export const runJson = (run: RunFields): typeof RunJson.Type => ({
  */
 export const runJsonOfInfo = (info: RunInfo): typeof RunJson.Type | undefined => {
   const fields = runFieldsOfInfo(info)
-  return fields === undefined ? undefined : runJson(fields)
+  return fields === undefined ? undefined : { ...runJson(fields), ...(info.notResumable === undefined ? {} : { notResumable: info.notResumable }) }
 }
 
 /** A server's run (`RunInfo`) as the local database's record of it, when the server sends the rest of it (`record`). */
@@ -258,6 +264,11 @@ export interface Shown {
   readonly latest?: RunLatest
   /** An unfinished run the server cannot resume: why (`runs.report`'s `notResumable`); the text says it. */
   readonly notResumable?: string
+  /**
+   * Read from the local database, not a server: whether a process runs an unfinished run, or a
+   * server can resume it, is not known (the text says so rather than saying nothing).
+   */
+  readonly local?: boolean
   /** Its agents that crashed (`Runs.agentRestarts`). */
   readonly agentRestarts?: ReadonlyArray<AgentRestarts>
   /** What its LLM agents used (`Runs.llmUsage`): null for a run without any. */
@@ -427,7 +438,17 @@ export const notResumableLines = (run: string, notResumable: string | undefined)
     `          (a server that can resume it does, or runs it already; if none does, \`swarm runs stop ${run}\` ends it)`
   ]
 
-export const renderShow = ({ agentRestarts, control, equity, latest, llm, notResumable, run, trades }: Shown): string => {
+/**
+ * Under an unfinished run's status in `runs show --local` (or with no server configured): the
+ * database alone cannot tell whether a process runs it, or whether a server can resume it.
+ */
+export const localUnfinished = (run: Pick<RunFields, "id" | "mode">): string =>
+  run.mode === "paper"
+    ? "          (read from the database, which cannot tell whether a server runs it or can resume it: a server's swarm runs show says)"
+    // `swarm resume` leases the run first: one a process runs is left to it, said so.
+    : `          (read from the database, which cannot tell whether a process runs it: swarm resume ${run.id} goes on with it if none does)`
+
+export const renderShow = ({ agentRestarts, control, equity, latest, llm, local, notResumable, run, trades }: Shown): string => {
   const lines: Array<string> = [
     `run       ${run.id} (${refOf(run)})`,
     `strategy  ${run.strategyName}, version ${run.strategyVersion} (${run.strategyId}), owner ${run.owner}`,
@@ -436,6 +457,7 @@ export const renderShow = ({ agentRestarts, control, equity, latest, llm, notRes
     ...(llm === undefined || llm === null ? [] : llmLines(llm)),
     `status    ${run.status}${run.failure === null ? "" : `: ${run.failure}`}`,
     ...notResumableLines(run.id, notResumable),
+    ...(local === true && (run.status === "running" || run.status === "paused") ? [localUnfinished(run)] : []),
     `period    ${period(run)}`,
     `started   ${wallTime(run.startedAt)}${
       run.finishedAt === null ? "" : `, ended ${wallTime(run.finishedAt)} (${duration(run.startedAt, run.finishedAt)})`

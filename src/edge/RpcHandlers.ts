@@ -315,7 +315,14 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
             ...(before === undefined ? {} : { before })
           }),
           (rows) => rows.map(runInfo)
-        ))
+        )).pipe(
+          // As `runs.get` says it of each: an unfinished run this server cannot resume (its row read
+          // only for runs running or paused in no process here: few).
+          Effect.flatMap((runs) =>
+            Effect.forEach(runs, (run) =>
+              Effect.map(manager.notResumable(run.id as RunId, run.status), (notResumable) => notResumable === undefined ? run : { ...run, notResumable }))
+          )
+        )
       }),
     "runs.compare": ({ a, b }) =>
       as((p) =>

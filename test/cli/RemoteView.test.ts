@@ -173,6 +173,27 @@ describe("runs show: a run the server cannot resume", () => {
     expect(RemoteView.runShow(run([], { status: "running", events: null, finishedAt: null, notResumable: why }))).toContain(said)
     expect(RemoteView.runShow(run([], { status: "running", events: null, finishedAt: null }))).not.toContain("not resumable")
   })
+
+  it("read from the local database (no server), an unfinished run is said not to be known either way", () => {
+    const report = RunsView.shownOf({
+      id: "bt-1", ref: "SMA crossover#1", strategy: "SMA crossover", strategyId: "st-1", strategyVersion: 1, number: 1, owner: "alice",
+      mode: "paper", status: "running", seed: "0", eventDetail: "decisions", dataSource: { kind: "synthetic", seed: 1, bars: 10, symbols: ["AAA"] },
+      dataFingerprint: "f", replayOf: null, faults: false, failure: null, metrics: null, counts: null, tradingState: null, from: null, to: null,
+      startedAt: new Date(0), finishedAt: null, checksum: null, chain: null, equity: null, trades: { count: 0, first: [], last: [] }, control: { count: 0, last: [] }
+    })
+    const local = RunsView.renderShow({ ...report, local: true })
+    expect(local).toContain(
+      "status    running\n          (read from the database, which cannot tell whether a server runs it or can resume it: a server's swarm runs show says)\n"
+    )
+    expect(local).not.toContain("not resumable")
+    // A backtest: `swarm resume` goes on with it here.
+    expect(RunsView.renderShow({ ...report, local: true, run: { ...report.run, mode: "backtest" } }))
+      .toContain("status    running\n          (read from the database, which cannot tell whether a process runs it: swarm resume bt-1 goes on with it if none does)\n")
+    // From a server, which knows: not said.
+    expect(RunsView.renderShow(report)).not.toContain("read from the database")
+    // A run that ended: nothing to know.
+    expect(RunsView.renderShow({ ...report, local: true, run: { ...report.run, status: "completed", finishedAt: new Date(0) } })).not.toContain("read from the database")
+  })
 })
 
 describe("runs start, stop, pause, resume", () => {
@@ -291,6 +312,28 @@ describe("runs list", () => {
     const rows = RemoteView.runsTable([mine, theirs], undefined).split("\n").filter((line) => line.includes("S#1"))
     expect(rows.map((line) => line.split("│")[2]!.trim())).toEqual(["alice", "bob"])
     expect(header(RemoteView.runsTable([mine], undefined))).not.toContain("owner")
+  })
+
+  it("a run the server cannot resume is marked, the line under the table says what the mark means; --json has why", () => {
+    const why = `the run's data cannot be read as it was: ENOENT`
+    const stuck = run([], { id: "run_a", ref: "S#1", status: "running", events: null, finishedAt: null, notResumable: why })
+    const fine = run([], { id: "run_b", ref: "S#2" })
+    const text = RemoteView.runsTable([stuck, fine], "swarm runs list --before run_b")
+    const status = (ref: string) => text.split("\n").find((line) => line.includes(ref))!.split("│")[3]!.trim()
+    expect(status("S#1")).toBe(`running ${RemoteView.NOT_RESUMABLE_MARK}`)
+    expect(status("S#2")).toBe("completed")
+    expect(text).toMatch(
+      /┘\n\(!\) not resumable by this server, which does not run it: swarm runs show run_a says why \(if no server runs it, swarm runs stop run_a ends it\)\nmore runs follow/
+    )
+    expect(RemoteView.runsTable([fine], undefined)).not.toContain("(!)")
+    // Two marked: the line names no one run.
+    expect(RemoteView.runsTable([stuck, { ...stuck, id: "run_c", ref: "S#3" }], undefined)).toContain("swarm runs show <run> says why")
+    // The document, as the local database's of the same runs, with `notResumable` as runs.get has it.
+    const record = { strategyId: "st-1", owner: "alice", seed: "0", from: null, to: null, counts: null, tradingState: null }
+    const listed = JSON.parse(RemoteView.runsJson([{ ...stuck, record }, { ...fine, record }])) as Array<Record<string, unknown>>
+    expect(listed.map((r) => r["notResumable"])).toEqual([why, undefined])
+    // Older servers (no record): their answer as they sent it, which has it too.
+    expect((JSON.parse(RemoteView.runsJson([stuck])) as Array<Record<string, unknown>>)[0]!["notResumable"]).toBe(why)
   })
 
   it("a list cut short ends with the command line of the next page; a whole one with the table", () => {

@@ -397,6 +397,9 @@ for (const backend of backends) {
         const got = yield* alice("runs.get", { run: run.id })
         expect(got).toMatchObject({ status: "running", notResumable: expect.stringMatching(new RegExp(`^${WHY}$`)) })
         expect((yield* alice("runs.report", { run: run.id })).notResumable).toEqual(got.notResumable)
+        // runs.list says it of the run too, as runs.get does (before, nothing: `runs list` had no mark).
+        const listed = (yield* alice("runs.list", {})).find((r) => r.id === run.id)
+        expect(listed?.notResumable).toEqual(got.notResumable)
         expect(yield* Effect.flip(bob("runs.stop", { run: run.id }))).toMatchObject({ _tag: "RunNotFound", run: run.id })
         expect(yield* Effect.flip(bob("runs.get", { run: run.id }))).toMatchObject({ _tag: "RunNotFound" })
         const stopped = yield* alice("runs.stop", { run: run.id })
@@ -404,6 +407,7 @@ for (const backend of backends) {
         const after = yield* alice("runs.get", { run: run.id })
         expect(after.status).toBe("stopped")
         expect(after.notResumable).toBeUndefined()
+        expect((yield* alice("runs.list", {})).find((r) => r.id === run.id)).not.toHaveProperty("notResumable")
         expect(after.control).toMatchObject({ count: 1, last: [{ action: "stop", by: { name: "alice" }, reason: expect.stringContaining("this server cannot resume it") }] })
         expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
       }), { timeout: 60_000 })
