@@ -11,7 +11,7 @@ import type { InvalidRequest, RunData, RunInfo, RunNotFound, RunStatus, Streamed
 import { RunEvent } from "../../schemas/RunEvent.js"
 import { RemoteFailed, RunFailed, UsageError } from "./CliError.js"
 import { checked, choice, json } from "./Flags.js"
-import type { Io } from "./Io.js"
+import { type Io, visible } from "./Io.js"
 import * as Remote from "./Remote.js"
 import * as RemoteView from "./RemoteView.js"
 import * as RunRef from "./RunRef.js"
@@ -225,14 +225,16 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
     const status = (now: RunInfo) =>
       Effect.gen(function*() {
         const before = yield* Ref.get(model)
-        const after = Watch.withStatus(before, now.status === "paused" || now.status === "running" ? now.status : "")
+        const after = Watch.withStatus(before, now.status === "paused" || now.status === "running" ? now.status : "", undefined, now.control)
         if (after.status === before.status) return
         yield* Ref.set(model, after)
         if (lines) {
+          // Who and when, as the run's control log says (a server older than `control`: neither).
+          const resumedBy = Watch.lastBy(now.control, "resume")
           io.stdout(
             after.status === "paused"
-              ? `run ${info.id} paused after event #${after.seq} (swarm runs resume ${info.id} goes on)\n`
-              : `run ${info.id} resumed\n`
+              ? `run ${info.id} paused${after.pausedBy === undefined ? "" : ` by ${visible(after.pausedBy)}`} after event #${after.seq} (swarm runs resume ${info.id} goes on)\n`
+              : `run ${info.id} resumed${resumedBy === undefined ? "" : ` by ${visible(resumedBy)}`}\n`
           )
         }
         yield* touched
@@ -330,7 +332,7 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
     if (end.status === "failed") return yield* new RunFailed({ run: `${info.id} (${info.ref})`, reason: end.failure ?? "" })
     const now = yield* remote.client.runs.get({ run: info.id }).pipe(remote.call("run"))
     // The last frame says how the run ended, as the lines do.
-    yield* Ref.update(model, (m) => Watch.withStatus({ ...m, note: undefined }, now.status, now.failure))
+    yield* Ref.update(model, (m) => Watch.withStatus({ ...m, note: undefined }, now.status, now.failure, now.control))
     if (now.status === "stopped") {
       if (lines) io.stdout(`run ${now.id} (${now.ref}) was stopped after event #${end.seq}\n`)
       return

@@ -7,6 +7,7 @@
 import { Duration } from "effect"
 import type { Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
+import type { ControlHistory } from "../../schemas/Rpc.js"
 import type { Money } from "../../schemas/Money.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { count, money, percent, price, quantity, ratio, time } from "./Summary.js"
@@ -112,6 +113,8 @@ export interface Model {
   readonly cancelled: number
   /** What the view says above the account while it is true (the server lost, reconnecting). */
   readonly note: string | undefined
+  /** While paused: who paused it and when, as its control log says (`runs.get`'s `control`): `alice at 2026-12-06 03:12:04Z`. */
+  readonly pausedBy?: string | undefined
 }
 
 export const initial = (run: string, keep: number = KEEP, initialCash?: Money): Model => ({
@@ -248,6 +251,16 @@ export const withExpiries = (model: Model, expiries: ReadonlyMap<string, number>
     }
     : model
 
+/**
+ * Who last took `action` on the run, and when, from its control log's latest entries (`runs.get`'s
+ * `control`): `alice at 2026-12-06 03:12:04Z`, with the reason when it was not their own call
+ * (`swarm at … (user bob disabled)`); undefined when the entries do not say (an older server).
+ */
+export const lastBy = (control: ControlHistory | undefined, action: "pause" | "resume"): string | undefined => {
+  const entry = control?.last.findLast((e) => e.action === action)
+  return entry === undefined ? undefined : `${entry.by.name} at ${entry.at.toISOString().slice(0, 19).replace("T", " ")}Z${entry.reason === undefined ? "" : ` (${entry.reason})`}`
+}
+
 /** Whether the run has ended, as far as its events tell (a stopped run just stops sending). */
 export const ended = (model: Model): boolean => model.status === "completed" || model.status === "failed" || model.status === "stopped"
 
@@ -256,13 +269,13 @@ export const ended = (model: Model): boolean => model.status === "completed" || 
  * stopped (its pending approvals cancelled with it), or ended while the stream was away. A view
  * whose events said the run ended keeps what they said.
  */
-export const withStatus = (model: Model, status: string, failure?: string | null): Model => {
+export const withStatus = (model: Model, status: string, failure?: string | null, control?: ControlHistory): Model => {
   if (ended(model)) return model
   switch (status) {
     case "paused":
-      return { ...model, status: "paused" }
+      return { ...model, status: "paused", pausedBy: lastBy(control, "pause") }
     case "running":
-      return model.status === "paused" ? { ...model, status: "running" } : model
+      return model.status === "paused" ? { ...model, status: "running", pausedBy: undefined } : model
     case "stopped":
       return { ...model, status: "stopped", cancelled: model.pending.length, pending: [] }
     case "failed":
@@ -393,6 +406,8 @@ const headLines = (model: Model): Array<string> => {
   const out: Array<string> = []
   const status = model.status === "failed"
     ? `failed: ${model.failure ?? ""}`
+    : model.status === "paused" && model.pausedBy !== undefined
+    ? `paused by ${visible(model.pausedBy)}`
     : model.status
   out.push(`run ${model.run}${model.mode === undefined ? "" : ` (${model.mode})`}  ${status}  event #${model.seq}${model.at === undefined ? "" : `  ${time(model.at)}`}`)
   if (model.note !== undefined) out.push(model.note)

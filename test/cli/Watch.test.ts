@@ -265,6 +265,19 @@ describe("what no event says", () => {
     const paused = Watch.withStatus(running, "paused")
     expect(Watch.frame(paused)[0]).toMatch(/^run run_1  paused  event #2/)
     expect(Watch.withStatus(paused, "running").status).toBe("running")
+    // Who paused it and when, from the control log runs.get sends (an older server's: just paused).
+    const control = {
+      count: 3,
+      last: [
+        { action: "pause" as const, by: { id: "u1", name: "bob" }, at: new Date(Date.UTC(2026, 11, 6, 3, 0, 0)) },
+        { action: "resume" as const, by: { id: "u1", name: "bob" }, at: new Date(Date.UTC(2026, 11, 6, 3, 5, 0)) },
+        { action: "pause" as const, by: { id: "u2", name: "alice" }, at: new Date(Date.UTC(2026, 11, 6, 3, 12, 4)) }
+      ]
+    }
+    const pausedBy = Watch.withStatus(running, "paused", undefined, control)
+    expect(Watch.frame(pausedBy)[0]).toMatch(/^run run_1  paused by alice at 2026-12-06 03:12:04Z  event #2/)
+    expect(Watch.lastBy(control, "resume")).toBe("bob at 2026-12-06 03:05:00Z")
+    expect(Watch.withStatus(pausedBy, "running").pausedBy).toBeUndefined()
     const stopped = Watch.withStatus(paused, "stopped")
     expect(Watch.ended(stopped)).toBe(true)
     const text = Watch.frame(stopped).join("\n")

@@ -187,7 +187,8 @@ for (const backend of backends) {
         expect(last()).toContain(`  ${pending.round}  `)
 
         yield* remote.client.runs.pause({ run: run.id })
-        expect(yield* waitFor(() => /^run \S+ \(paper\) {2}paused {2}/.test(last()), 10)).toBe(true)
+        // Who paused it and when, from the run's control log.
+        expect(yield* waitFor(() => /^run \S+ \(paper\) {2}paused by \S+ at \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ {2}/.test(last()), 10)).toBe(true)
 
         yield* remote.client.runs.stop({ run: run.id })
         const exit = yield* Fiber.join(watching)
