@@ -94,9 +94,13 @@ export const MAX_WINDOW_BYTES = 256 * 1024 * 1024
  * `prices`) at 8 bytes an entry. Plain numbers and small objects are not counted; they do not grow
  * with a look-back.
  */
-export const windowBytes = (state: unknown): number => {
+export const windowBytes = (state: unknown): number => measure(state).bytes
+
+/** `windowBytes`, and whether `state` holds a plain array, map or set: a window that may fill as bars come. */
+const measure = (state: unknown): { readonly bytes: number; readonly growable: boolean } => {
   const seen = new Set<object>()
   let bytes = 0
+  let growable = false
   const stack: Array<unknown> = [state]
   while (stack.length > 0) {
     const value = stack.pop()
@@ -107,23 +111,26 @@ export const windowBytes = (state: unknown): number => {
       continue
     }
     if (Array.isArray(value)) {
+      growable = true
       bytes += 8 * value.length
       for (const item of value) if (typeof item === "object" && item !== null) stack.push(item)
       continue
     }
     if (value instanceof Map) {
+      growable = true
       bytes += 16 * value.size
       for (const [k, v] of value) stack.push(k, v)
       continue
     }
     if (value instanceof Set) {
+      growable = true
       bytes += 8 * value.size
       for (const v of value) stack.push(v)
       continue
     }
     for (const key of Object.keys(value)) stack.push((value as Record<string, unknown>)[key])
   }
-  return bytes
+  return { bytes, growable }
 }
 
 /** The bar `i` of the made-up series a model's state is grown on to measure it (`grownBytes`): it rises, falls and churns. */
@@ -140,24 +147,27 @@ const PROBE_MAX_BARS = 65_536
  * allocated at `init`), or — a window that fills as bars come, as a library's indicator keeps it —
  * what it holds once grown on made-up bars: measured at 1,024 bars and at each doubling, until a
  * doubling adds nothing (the windows are full) or at 65,536 bars. Measured, not declared, so a new
- * model is counted as it is. A model that throws on the made-up bars is counted as it starts.
+ * model is counted as it is. Only a state that holds a plain array, map or set is grown (the built-in
+ * models' rings are allocated at `init`); a model that throws on the made-up bars is counted as it starts.
  */
 const grownBytes = (model: AnyModel, config: unknown): number => {
   const state = model.init(config)
-  const fresh = windowBytes(state)
-  let bytes = fresh
+  const fresh = measure(state)
+  // Rings allocated at the start (src/trading/Indicators.ts) and plain numbers: nothing fills.
+  if (!fresh.growable) return fresh.bytes
+  let bytes = fresh.bytes
   let fed = 0
   try {
     for (let bars = 1_024; bars <= PROBE_MAX_BARS; bars *= 2) {
       while (fed < bars) model.update(state, probeBar(fed++), config, true)
       const now = windowBytes(state)
-      if (fed > 1_024 && now === bytes) return Math.max(fresh, now)
+      if (fed > 1_024 && now === bytes) return Math.max(fresh.bytes, now)
       bytes = now
     }
   } catch {
-    return fresh
+    return fresh.bytes
   }
-  return Math.max(fresh, bytes)
+  return Math.max(fresh.bytes, bytes)
 }
 
 /** `grownBytes` by model and params: a strategy is resolved at every save and start, and the measure takes thousands of bars. */
