@@ -338,16 +338,38 @@ const asMoneyRange = emitter("money_range")
 /** Percent the equity is below `base` (0 when above, or when there is no positive base). */
 const percentBelow = (equity: number, base: number): number => base > 0 && equity < base ? (base - equity) * 100 / base : 0
 
-export const drawdownTripped = (context: RiskContext, limits: RiskLimits): boolean => {
-  const peak = context.peakEquity
+/** Equity (micros) more than the drawdown limit below its peak: the drawdown halt's test, on plain numbers. */
+export const drawdownPast = (equity: number, peak: number, limits: RiskLimits): boolean => {
   const limit = Math.min(limits.maxDrawdownPct, HARD_LIMITS.maxDrawdownPct)
-  return peak > 0 && (peak - context.portfolio.equity) * 100 > limit * peak
+  return peak > 0 && (peak - equity) * 100 > limit * peak
 }
 
-export const dailyLossTripped = (context: RiskContext, limits: RiskLimits): boolean => {
-  const start = context.dayStartEquity
+/** Equity (micros) more than the daily loss limit below the day's start: the daily loss breaker's test, on plain numbers. */
+export const dailyLossPast = (equity: number, dayStart: number, limits: RiskLimits): boolean => {
   const limit = Math.min(limits.dailyLossPct, HARD_LIMITS.dailyLossPct)
-  return start > 0 && (start - context.portfolio.equity) * 100 > limit * start
+  return dayStart > 0 && (dayStart - equity) * 100 > limit * dayStart
+}
+
+export const drawdownTripped = (context: RiskContext, limits: RiskLimits): boolean =>
+  drawdownPast(context.portfolio.equity, context.peakEquity, limits)
+
+export const dailyLossTripped = (context: RiskContext, limits: RiskLimits): boolean =>
+  dailyLossPast(context.portfolio.equity, context.dayStartEquity, limits)
+
+/** Why the drawdown halt trips at these marks (the reason its gate and the transition it proposes give). */
+export const drawdownReason = (equity: number, peak: number, limits: RiskLimits): string => {
+  const limit = Math.min(limits.maxDrawdownPct, HARD_LIMITS.maxDrawdownPct)
+  const shown = formatPercents(percentBelow(equity, peak), limit)
+  return `equity ${formatMoney(equity)} is ${shown.actual}% below its peak of ${formatMoney(peak)} (limit ${shown.limit}%): trading halts`
+}
+
+/** Why the daily loss breaker trips at these marks, for an order that is not risk-reducing (or none). */
+export const dailyLossReason = (equity: number, dayStart: number, limits: RiskLimits): string => {
+  const limit = Math.min(limits.dailyLossPct, HARD_LIMITS.dailyLossPct)
+  const shown = formatPercents(percentBelow(equity, dayStart), limit)
+  return `equity ${formatMoney(equity)} is ${shown.actual}% below the day's start of ${
+    formatMoney(dayStart)
+  } (limit ${shown.limit}%): only risk-reducing orders pass`
 }
 
 /** Equity more than the limit below its peak: nothing passes, trading halts. */
@@ -358,12 +380,9 @@ export const maxDrawdownHalt = (f: OrderFacts, quantity: number, limits: RiskLim
   if (!drawdownTripped(ctx, limits)) {
     return asDrawdown("pass", "drawdown within the limit", limit, drawdown, "percent", quantity, quantity)
   }
-  const shown = formatPercents(drawdown, limit)
   return asDrawdown(
     "reject",
-    `equity ${formatMoney(ctx.portfolio.equity)} is ${shown.actual}% below its peak of ${
-      formatMoney(ctx.peakEquity)
-    } (limit ${shown.limit}%): trading halts`,
+    drawdownReason(ctx.portfolio.equity, ctx.peakEquity, limits),
     limit,
     drawdown,
     "percent",
@@ -394,9 +413,7 @@ export const dailyLossBreaker = (f: OrderFacts, quantity: number, limits: RiskLi
   }
   return asDailyLoss(
     "reject",
-    `equity ${formatMoney(ctx.portfolio.equity)} is ${shown.actual}% below the day's start of ${
-      formatMoney(ctx.dayStartEquity)
-    } (limit ${shown.limit}%): only risk-reducing orders pass`,
+    dailyLossReason(ctx.portfolio.equity, ctx.dayStartEquity, limits),
     limit,
     loss,
     "percent",

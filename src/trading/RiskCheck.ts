@@ -13,7 +13,9 @@
  * - The two breaker gates (`max_drawdown_halt`, `daily_loss_breaker`) run with the state check,
  *   since they decide the state: a tripped drawdown moves `active`/`reducing` to `halted`, a tripped
  *   daily loss moves `active` to `reducing`. The verdict carries that transition for the risk
- *   officer to apply (`TradingState.apply`) and is judged in the new state.
+ *   officer to apply (`TradingState.apply`) and is judged in the new state. `breakers` is the same
+ *   test with no intent, on the ledger's marks alone: how a run whose `RunStarted` says
+ *   `breakers: "marks"` moves the state on a bar nothing is judged on (agents/RiskOfficer.ts).
  * - When the state rejects the intent, no rule or order gate is evaluated (`rules: []`, two gates).
  * - In `reducing`, a reversal (an order against the position held and past it: long to short, or
  *   short to long) is reduced to closing the position, not rejected: its closing part is
@@ -30,6 +32,7 @@
  *   an order that leaves the position short and is not risk-reducing (opens, adds to, or reverses
  *   into a short).
  */
+import type { Timestamp } from "../../schemas/Ids.js"
 import type { OrderIntent } from "../../schemas/Order.js"
 import {
   type ApprovalConfig,
@@ -54,6 +57,38 @@ const gateReason = (o: GateCheck): string => `gate ${o.gate}: ${o.reason}`
 const approvalReason = (value: number, percent: number, threshold: number): string => {
   const shown = Gates.formatPercents(percent, threshold)
   return `order notional ${Gates.formatMoney(value)} is ${shown.actual}% of equity, above the approval threshold of ${shown.limit}%`
+}
+
+/** What the two breakers read: equity at the ledger's marks, its peak, and the day's start (micros). */
+export interface RiskMarks {
+  readonly equity: number
+  readonly peakEquity: number
+  readonly dayStartEquity: number
+}
+
+/**
+ * The transition the two breakers make of `state` at these marks, with no intent to judge (the books
+ * marked at a bar's close): a drawdown past its limit moves `active` or `reducing` to `halted`, else a
+ * daily loss past its limit moves `active` to `reducing`; null when neither trips, or the state is
+ * already where the breaker would put it (or past it). The transition and its reason are those `check`
+ * proposes for an intent that is not risk-reducing.
+ */
+export const breakers = (marks: RiskMarks, now: Timestamp, limits: RiskLimits, state: TradingState): StateTransition | null => {
+  const { dayStartEquity, equity, peakEquity } = marks
+  if (state !== "halted" && Gates.drawdownPast(equity, peakEquity, limits)) {
+    return { from: state, to: "halted", cause: "drawdown_halt", at: now, reason: Gates.drawdownReason(equity, peakEquity, limits), actor: null }
+  }
+  if (state === "active" && Gates.dailyLossPast(equity, dayStartEquity, limits)) {
+    return {
+      from: state,
+      to: "reducing",
+      cause: "daily_loss_breaker",
+      at: now,
+      reason: Gates.dailyLossReason(equity, dayStartEquity, limits),
+      actor: null
+    }
+  }
+  return null
 }
 
 /**

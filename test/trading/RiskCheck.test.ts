@@ -232,6 +232,34 @@ describe("RiskCheck", () => {
     expect(check(order("buy", 1), ctx, Rules.empty, "halted").transition).toBeNull()
   })
 
+  it("breakers: on the marks alone, the transition check proposes for an intent that is not risk-reducing", () => {
+    const states: ReadonlyArray<TradingState> = ["active", "reducing", "halted"]
+    FastCheck.assert(
+      FastCheck.property(
+        FastCheck.integer({ min: 1, max: 200_000 }),
+        FastCheck.integer({ min: 1, max: 200_000 }),
+        FastCheck.integer({ min: 0, max: 2 }),
+        (equity, peakOrStart, s) => {
+          const state = states[s]!
+          const peak = Math.max(equity, peakOrStart)
+          const ctx = context(books(equity), { peakEquity: money(peak), dayStartEquity: money(peakOrStart) })
+          const marks = { equity: ctx.portfolio.equity, peakEquity: ctx.peakEquity, dayStartEquity: ctx.dayStartEquity }
+          expect(RiskCheck.breakers(marks, ctx.now, hard, state)).toEqual(check(order("buy", 1), ctx, Rules.empty, state).transition)
+        }
+      )
+    )
+    const down = { equity: money(74_000), peakEquity: money(100_000), dayStartEquity: money(74_000) }
+    expect(RiskCheck.breakers(down, at("2024-03-04T15:00:00Z"), hard, "reducing")).toEqual({
+      from: "reducing",
+      to: "halted",
+      cause: "drawdown_halt",
+      at: at("2024-03-04T15:00:00Z"),
+      reason: "equity 74000 is 26% below its peak of 100000 (limit 25%): trading halts",
+      actor: null
+    })
+    expect(RiskCheck.breakers(down, at("2024-03-04T15:00:00Z"), hard, "halted")).toBeNull()
+  })
+
   // --- approval ----------------------------------------------------------------------------------
 
   it("asks for approval above the notional threshold, on the final quantity", () => {
