@@ -83,8 +83,10 @@ export class RunLog {
   rejected = 0
   /** Approval requests not resolved yet, in request order. */
   readonly pendingApprovals = new Map<RoundId, PendingApproval>()
-  /** The last trading-state change recorded (`TradingStateChanged`), if any: the run's trading state as its events say. */
-  lastTransition: StateTransition | undefined = undefined
+  /** The last trading-state change recorded (`TradingStateChanged`), if any: with those held (`holdTransition`), the run's trading state. */
+  private recordedTransition: StateTransition | undefined = undefined
+  /** Trading-state changes made and not recorded yet (`holdTransition`), in the order they were made. */
+  private heldTransitions: Array<StateTransition> = []
 
   /** Why an agent stopped the run (`stop`), if one did. */
   stopped: string | undefined
@@ -139,6 +141,32 @@ export class RunLog {
   }
 
   /**
+   * Hold a trading-state change made now, to be recorded (`TradingStateChanged`) at a point of the
+   * slice that does not depend on the order the world ran its agents in: before the next judgement of
+   * the slice (`releaseTransitions`, by the risk officer) or at the slice's end (`endSlice`, by the
+   * driver), whichever comes first. For a change made on the ledger's word (`BooksMarked`), whose
+   * handling may come before or after the coordinator's records of the slice. Another
+   * `TradingStateChanged` emitted meanwhile records the held ones first, and `tradingState` counts
+   * them already, so the recorded changes always chain (each `from` the `to` before it).
+   */
+  holdTransition(transition: StateTransition): void {
+    this.heldTransitions.push(transition)
+  }
+
+  /** Record the held trading-state changes now, in the order they were made. */
+  releaseTransitions(): void {
+    if (this.heldTransitions.length === 0) return
+    const held = this.heldTransitions
+    this.heldTransitions = []
+    for (const transition of held) this.emit("TradingStateChanged", { transition })
+  }
+
+  /** The slice in hand has settled (the driver): what is still held is recorded. */
+  endSlice(): void {
+    if (this.heldTransitions.length > 0) this.releaseTransitions()
+  }
+
+  /**
    * Stop the run, saying why: for an agent that cannot go on (the ledger's books past the exact
    * money range). The run ends failed with the first reason given, after the slice in hand.
    */
@@ -165,7 +193,15 @@ export class RunLog {
     return this.seq
   }
 
-  /** The run's trading state as its events say: `active` until a `TradingStateChanged`. */
+  /**
+   * The last trading-state change: the last one held (`holdTransition`), else the last recorded
+   * (`TradingStateChanged`), if any.
+   */
+  get lastTransition(): StateTransition | undefined {
+    return this.heldTransitions.length > 0 ? this.heldTransitions[this.heldTransitions.length - 1] : this.recordedTransition
+  }
+
+  /** The run's trading state as its events say (with the changes held to be recorded): `active` until a `TradingStateChanged`. */
   get tradingState(): TradingState {
     return this.lastTransition?.to ?? "active"
   }
@@ -176,6 +212,8 @@ export class RunLog {
 
   /** Append an event; `tail`, its last field with that field's JSON (see `Tail`). */
   emit<T extends RunEventTag>(tag: T, payload: Payload<T>, tail?: Tail): EventOf<T> {
+    // Changes held are recorded before any other: the chain of states stays whole.
+    if (tag === "TradingStateChanged" && this.heldTransitions.length > 0) this.releaseTransitions()
     if (this.sealed) return { _tag: tag, run: this.run, seq: this.seq, at: this.now(), ...payload } as unknown as EventOf<T>
     const event = { _tag: tag, run: this.run, seq: ++this.seq, at: this.now(), ...payload } as unknown as EventOf<T>
     let json = serialize(event)
@@ -200,7 +238,7 @@ export class RunLog {
     } else if (tag === "VerdictGiven" && (event as EventOf<"VerdictGiven">).verdict.outcome === "rejected") {
       this.rejected++
     } else if (tag === "TradingStateChanged") {
-      this.lastTransition = (event as EventOf<"TradingStateChanged">).transition
+      this.recordedTransition = (event as EventOf<"TradingStateChanged">).transition
     }
     for (let i = 0; i < this.sinks.length; i++) this.sinks[i]!(event, json)
     return event
