@@ -3,7 +3,11 @@
  * execution desk sends (each exactly once, by fill id: src/trading/Ledger.ts), marks the books at
  * every timestamp's closes, folds the equity curve into the run's metrics, and tells the risk
  * officer what the books look like — only once every fill up to the time asked about is booked, so
- * a risk check never runs against a stale position (DESIGN.md: a single sequenced writer).
+ * a risk check never runs against a stale position (DESIGN.md: a single sequenced writer). With
+ * `breakers` (runs that check their breakers at every mark) it also tells the risk officer when the
+ * marks of a timestamp cross the daily loss or the drawdown limit (`BooksMarked`), and at the first
+ * mark of a day after a day whose loss crossed its limit: crossings only, so a timestamp that
+ * crosses nothing costs two comparisons.
  *
  * Events: `TradeClosed` for each round trip a fill closes, `PortfolioUpdated` after the fills of a
  * timestamp — cash, equity, exposures and P&L of the whole book, and the positions those fills
@@ -23,10 +27,20 @@ import type { Money } from "../schemas/Money.js"
 import { MoneyOutOfRange } from "../schemas/Execution.js"
 import type { Fill } from "../schemas/Order.js"
 import type { PortfolioSnapshot } from "../schemas/Portfolio.js"
-import { type BooksView, type FinalBooks, LedgerProtocol, type ViewBooks } from "../schemas/TradingProtocol.js"
+import type { RiskLimits } from "../schemas/Risk.js"
+import {
+  type BooksView,
+  booksMarked,
+  type FinalBooks,
+  LedgerProtocol,
+  type RiskProtocol,
+  type ViewBooks
+} from "../schemas/TradingProtocol.js"
 import type { Replier } from "../src/actor/Behavior.js"
 import * as Actor from "../src/actor/Actor.js"
+import type { ActorRef } from "../src/actor/ActorRef.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
+import * as Gates from "../src/trading/Gates.js"
 import * as Ledger from "../src/trading/Ledger.js"
 import * as M from "../src/trading/Money.js"
 import { MetricsAccumulator } from "../src/trading/Metrics.js"
@@ -49,6 +63,15 @@ export interface LedgerOptions {
    * ledger itself leaves as it was before the message that crashed it. Read once the run is over.
    */
   readonly onBooks?: (close: () => FinalBooks) => void
+  /**
+   * Runs that check their breakers at every mark (`RunStarted.breakers`): the limits, and the risk
+   * officer to tell (`BooksMarked`) when the marks of a bar cross one of them — or at the first mark
+   * of a day after a day whose loss crossed its limit. Absent (runs recorded before), it is told nothing.
+   */
+  readonly breakers?: {
+    readonly limits: RiskLimits
+    readonly risk: () => ActorRef<RiskProtocol, "backpressure">
+  }
 }
 
 interface Waiting {
@@ -80,6 +103,12 @@ class Books {
   readonly saved: Float64Array
   /** Why the books stopped: they left Money's exact range. Nothing is booked after. */
   outOfRange: string | undefined
+  /** Whether the last marks had equity past the drawdown limit (`breakers`): the officer is told when it goes past. */
+  pastDrawdown = false
+  /** Whether the last marks of the day had its loss past the daily limit (`breakers`). */
+  pastDailyLoss = false
+  /** Whether the daily loss went past its limit on the day of the last marks: the next day's first mark tells the officer. */
+  dailyLossCrossed = false
   /** The marks by symbol, read through the slots (no map built per snapshot). */
   readonly prices: Ledger.Prices = {
     get: (symbol) => {
@@ -164,6 +193,29 @@ const close = (books: Books): FinalBooks => {
   return { metrics: books.metrics.result(trades), trades, snapshot: books.snapshot(ts) }
 }
 
+/**
+ * At the marks of `ts` (`breakers`): the tell of `BooksMarked` to the risk officer when a breaker's
+ * limit is crossed there — equity past it now and not at the last marks (the day's last, for the daily
+ * loss) — or when a day starts after a day whose loss crossed its limit; undefined, on almost every
+ * bar, when neither. Crossings only: a book that stays under water is not told of it on every bar.
+ */
+const crossed = (
+  books: Books,
+  ts: Timestamp,
+  newDayAfterLoss: boolean,
+  breakers: NonNullable<LedgerOptions["breakers"]>
+): Effect.Effect<void> | undefined => {
+  const { equity, dayStart, peak } = books
+  const drawdown = Gates.drawdownPast(equity, peak, breakers.limits)
+  const dailyLoss = Gates.dailyLossPast(equity, dayStart, breakers.limits)
+  const tell = newDayAfterLoss || (drawdown && !books.pastDrawdown) || (dailyLoss && !books.pastDailyLoss)
+  books.pastDrawdown = drawdown
+  books.pastDailyLoss = dailyLoss
+  if (dailyLoss) books.dailyLossCrossed = true
+  if (!tell) return undefined
+  return breakers.risk().tell(booksMarked({ ts, equity, peakEquity: peak, dayStartEquity: dayStart }))
+}
+
 export const make = (options: LedgerOptions) =>
   Actor.make({
     protocol: LedgerProtocol,
@@ -177,6 +229,7 @@ export const make = (options: LedgerOptions) =>
     onRestart: (books) => Effect.succeed(books),
     behavior: (books, message, context) =>
       Effect.suspend(() => {
+        const breakers = options.breakers
         switch (message._tag) {
           case "Book": {
             if (books.outOfRange !== undefined) return Effect.succeed(books)
@@ -239,12 +292,17 @@ export const make = (options: LedgerOptions) =>
               books.exposed = Ledger.openPositions(state) > 0
               for (const trade of Ledger.trades(state, before)) log.emit("TradeClosed", { trade })
             }
+            /** A new day after a day whose loss crossed its limit (`breakers`). */
+            let newDayAfterLoss = false
             if (marked) {
               const day = Math.floor(ts / DAY_MS)
               // The day starts from the equity at the previous mark (yesterday's close).
               if (day !== books.day) {
                 books.day = day
                 books.dayStart = books.equity
+                newDayAfterLoss = books.dailyLossCrossed
+                books.dailyLossCrossed = false
+                books.pastDailyLoss = false
               }
               if (books.point !== undefined) books.metrics.add(books.point.ts, books.point.equity, books.point.exposed)
               books.point = { ts, equity, exposed: books.exposed }
@@ -260,12 +318,15 @@ export const make = (options: LedgerOptions) =>
             if (snapshot !== undefined) log.emit("PortfolioUpdated", { snapshot })
             options.onMark?.(ts, equity)
             if (stop !== undefined) return stopBooks(books, stop)
+            // Told before the views waiting for these books are answered: the officer's mailbox has it first.
+            const told = marked && breakers !== undefined ? crossed(books, ts, newDayAfterLoss, breakers) : undefined
             if (books.waiting.length > 0) {
               const ready = books.waiting.filter((w) => w.asOf <= books.markedTs)
               books.waiting = books.waiting.filter((w) => w.asOf > books.markedTs)
-              return Effect.as(Effect.forEach(ready, (w) => w.replier.succeed(books.view(ts)), { discard: true }), books)
+              const answered = Effect.as(Effect.forEach(ready, (w) => w.replier.succeed(books.view(ts)), { discard: true }), books)
+              return told === undefined ? answered : Effect.zipRight(told, answered)
             }
-            return Effect.succeed(books)
+            return told === undefined ? Effect.succeed(books) : Effect.as(told, books)
           }
           case "ViewBooks": {
             if (message.asOf <= books.markedTs) {
@@ -285,6 +346,9 @@ export const make = (options: LedgerOptions) =>
           case "RebaseRiskMarks": {
             books.peak = books.equity
             books.dayStart = books.equity
+            // Neither breaker's limit is crossed at the rebased marks: the next crossing is told again.
+            books.pastDrawdown = false
+            books.pastDailyLoss = false
             return Effect.succeed(books)
           }
           case "CloseBooks":

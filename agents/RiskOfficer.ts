@@ -24,6 +24,14 @@
  * such), `pause` holds the intent until `ResolveApproval` arrives — the backtest driver stops
  * feeding bars until then.
  *
+ * The breakers trip on the bar whose marks cross their limit (runs whose `RunStarted` says
+ * `breakers: "marks"`; `breakersOnMarks`): the ledger tells the officer of a crossing
+ * (`BooksMarked`), the state moves then, and the change is held for the log to record before the
+ * timestamp's first `Judge` or at its end — a fixed place, whenever the message was handled
+ * (docs/backtest-engine.md). A `Judge` checks the breakers on its books first, before any intent, so
+ * one handled before the ledger's word records the same change at the same place. Runs recorded
+ * before check them only with each intent, as they did.
+ *
  * Operators move the trading state with `SetTradingState` (halt, reduce only, resume): a halt is
  * lifted only that way, and lifting one rebases the ledger's risk marks (peak, day start) so the
  * breaker does not trip again on the loss that was acknowledged.
@@ -90,6 +98,12 @@ export interface RiskOptions {
    * new runs); off, a reduced intent is done once its cut order is placed (runs recorded before).
    */
   readonly workRemainders?: boolean
+  /**
+   * The breakers are checked at every mark (`RunStarted.breakers`: `marks`): on the ledger's word
+   * (`BooksMarked`), and on the books before a batch's first intent. Off — runs recorded before it —
+   * they are checked only with each intent, as those runs recorded it.
+   */
+  readonly breakersOnMarks?: boolean
 }
 
 /** An order placed and not known filled: what the books will look like once it is (`Officer.placed`). */
@@ -268,7 +282,11 @@ export const make = (options: RiskOptions) => {
     }
   }
 
-  const newDay = (officer: Officer, now: number): void => {
+  /**
+   * A new UTC day: the day's order counts start again, and a `reducing` the daily loss breaker set is
+   * lifted. `held`: its change is held for the log to record at a fixed point of the slice (`BooksMarked`).
+   */
+  const newDay = (officer: Officer, now: number, held = false): void => {
     const day = Math.floor(now / DAY_MS)
     if (day === officer.day) return
     officer.day = day
@@ -277,8 +295,23 @@ export const make = (options: RiskOptions) => {
     const started = TradingState.startTradingDay(officer.status, now as Timestamp)
     if (started.transition !== null) {
       officer.status = started.status
-      log.emit("TradingStateChanged", { transition: started.transition })
+      if (held) log.holdTransition(started.transition)
+      else log.emit("TradingStateChanged", { transition: started.transition })
     }
+  }
+
+  /**
+   * The breakers at the ledger's marks, with no intent (`breakersOnMarks`): the trading state moves
+   * if one trips. `held` as for `newDay`.
+   */
+  const checkBreakers = (officer: Officer, marks: RiskCheck.RiskMarks, now: number, held: boolean): void => {
+    const tripped = RiskCheck.breakers(marks, now as Timestamp, options.limits, officer.status.state)
+    if (tripped === null) return
+    const moved = TradingState.apply(officer.status, tripped)
+    if (Either.isLeft(moved)) return
+    officer.status = moved.right.status
+    if (held) log.holdTransition(moved.right.transition)
+    else log.emit("TradingStateChanged", { transition: moved.right.transition })
   }
 
   /** Judge one batch; returns the orders to place and the tallies. */
@@ -464,6 +497,8 @@ export const make = (options: RiskOptions) => {
         const now = yield* Clock.currentTimeMillis
         switch (message._tag) {
           case "Judge": {
+            // What the ledger's marks of this slice moved is recorded before it is judged on.
+            log.releaseTransitions()
             newDay(officer, now)
             const books = yield* options.ledger().ask(viewBooks({ asOf: message.ts }), { timeout: options.viewTimeoutMillis }).pipe(
               Effect.either
@@ -476,6 +511,12 @@ export const make = (options: RiskOptions) => {
               const working = stillWorking(officer, message)
               yield* context.reply(message, { placed: 0, rejected: 0, pending: officer.held.size, blocked: rounds, refused: [], working })
               return officer
+            }
+            // The books' breakers before any intent, as their marks would have had them (whichever
+            // of the ledger's word and this batch came first, the same change at the same place).
+            if (options.breakersOnMarks === true) {
+              const view = books.right
+              checkBreakers(officer, { equity: view.snapshot.equity, peakEquity: view.peakEquity, dayStartEquity: view.dayStartEquity }, now, false)
             }
             const { blocked, orders, refused, rejected, working } = judge(officer, message, books.right, now, context.trace)
             if (orders.length > 0) yield* options.desk().tell(placeOrders({ ts: message.ts, orders }))
@@ -506,6 +547,14 @@ export const make = (options: RiskOptions) => {
               // Its execution belongs to the traced round that asked for it.
               yield* (held.wait === undefined ? place : Effect.withParentSpan(place, held.wait.span))
             }
+            return officer
+          }
+          case "BooksMarked": {
+            // The ledger's marks crossed a breaker's limit (or a day starts after a day's loss did):
+            // the state moves now, on this bar; the change is recorded before the slice's next
+            // judgement or at its end, which do not depend on when this message was handled.
+            newDay(officer, now, true)
+            checkBreakers(officer, message, now, true)
             return officer
           }
           case "GetTradingStatus":

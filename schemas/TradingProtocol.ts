@@ -6,6 +6,7 @@
  *                       Coordinator ─RequestOpinions→ Analysts (AnalystProtocol.ts)
  *                       Coordinator ─Judge→ RiskOfficer ─ViewBooks→ Ledger
  *                                           RiskOfficer ─PlaceOrders→ ExecutionDesk
+ *                                           Ledger ─BooksMarked→ RiskOfficer (a breaker's limit crossed at the marks)
  *
  * Messages built on the per-bar path are built unchecked (`marketUpdate(fields)`…, Unchecked.ts):
  * no validation and none of the class constructor's work; their fields come from decoded bars and
@@ -185,7 +186,24 @@ export class SetTradingState extends Schema.TaggedRequest<SetTradingState>()("Se
   }
 }) {}
 
-export const RiskProtocol = Schema.Union(Judge, ResolveApproval, GetTradingStatus, SetTradingState)
+/**
+ * The ledger has marked the books of `ts` at its closes, and a breaker's limit is crossed there — the
+ * equity went past the daily loss or the drawdown limit since the last marks — or it is the first
+ * mark of a day after a day whose loss went past its limit (the day's `reducing` may be lifted).
+ * Sent only in runs that check their breakers at every mark (`RunStarted.breakers`), and only then:
+ * the risk officer moves the trading state on this bar, whether or not an intent is judged on it.
+ */
+export class BooksMarked extends Schema.TaggedClass<BooksMarked>()("BooksMarked", {
+  ts: Timestamp,
+  /** Mark-to-market equity at `ts`. */
+  equity: Money,
+  /** The highest equity so far (as `BooksView.peakEquity`). */
+  peakEquity: Money,
+  /** Equity at the start of the trading day of `ts` (as `BooksView.dayStartEquity`). */
+  dayStartEquity: Money
+}) {}
+
+export const RiskProtocol = Schema.Union(Judge, ResolveApproval, GetTradingStatus, SetTradingState, BooksMarked)
 export type RiskProtocol = typeof RiskProtocol.Type
 
 // --- built on every bar (Unchecked.ts) ------------------------------------------------------------
@@ -196,3 +214,4 @@ export const placeOrders = unchecked(PlaceOrders)
 export const book = unchecked(Book)
 export const viewBooks = unchecked(ViewBooks)
 export const judge = unchecked(Judge)
+export const booksMarked = unchecked(BooksMarked)

@@ -727,6 +727,7 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
       events,
       mode: run.mode === "paper" ? "paper" : "backtest",
       faults: run.faults ?? undefined,
+      recordedStart,
       recordedSignals,
       recordedNotApplied,
       compareUntil: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }),

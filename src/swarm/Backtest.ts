@@ -11,7 +11,7 @@ import type { Metrics } from "../../schemas/Metrics.js"
 import type { OrderIntent } from "../../schemas/Order.js"
 import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
 import type { TradingState } from "../../schemas/Risk.js"
-import type { RunEvent } from "../../schemas/RunEvent.js"
+import type { BreakerChecks, RunEvent } from "../../schemas/RunEvent.js"
 import type { AgentRestarts, LlmUsage } from "../../schemas/Rpc.js"
 import { Strategy as StrategySchema, type Strategy } from "../../schemas/Strategy.js"
 import type { StrategyId } from "../../schemas/Ids.js"
@@ -91,14 +91,17 @@ export interface Options {
   /** Crash agents on purpose (chaos tests, drills): see `Run.Faults`. */
   readonly faults?: Run.Faults
   /**
-   * What the recording's `RunStarted` said of how the run trades (replay, resume): said again, and
-   * done so — `{}` for a run recorded before `reducedIntents` (a reduced intent is done once its cut
-   * order is placed). Absent: a new run, which trades as this version does and says so.
+   * A re-execution (replay, resume): what the recording's `RunStarted` said of how the run behaves,
+   * said again and done so — each behaviour a run recorded before it does not name is re-executed
+   * the old way: `{}` for a run recorded before all four (a reduced intent done once its cut order is
+   * placed; a flat scored as "moved less"; the last slice's open rounds dropped; the breakers
+   * checked only as intents are judged). Absent: a new run, which behaves as runs do now and says so.
    */
   readonly recordedStart?: {
     readonly reducedIntents?: "worked" | undefined
     readonly flatScoring?: "not_long" | undefined
     readonly lastRounds?: "closed" | undefined
+    readonly breakers?: BreakerChecks
   }
   /** The stored strategy and version the run records in `RunStarted`; default the strategy's name, version 1. */
   readonly strategyRef?: { readonly id: StrategyId; readonly version: number }
@@ -406,6 +409,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
     const reducedIntents = options.recordedStart === undefined ? "worked" as const : options.recordedStart.reducedIntents
     const flatScoring = options.recordedStart === undefined ? "not_long" as const : options.recordedStart.flatScoring
     const lastRounds = options.recordedStart === undefined ? "closed" as const : options.recordedStart.lastRounds
+    // New runs check their breakers at every mark; a re-execution does as its recording did.
+    const breakers: BreakerChecks = options.recordedStart === undefined ? "marks" : options.recordedStart.breakers
 
     /** Signals waiting for a bar of their symbol (data with gaps). */
     let held: Array<ExternalSignal> | undefined
@@ -438,6 +443,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         ...(reducedIntents === undefined ? {} : { reducedIntents }),
         ...(flatScoring === undefined ? {} : { flatScoring }),
         ...(lastRounds === undefined ? {} : { lastRounds }),
+        ...(breakers === undefined ? {} : { breakers }),
         ...(llm === undefined ? {} : { llm })
       })
       let equity: number = strategy.initialCash
@@ -455,6 +461,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           ...(options.faults === undefined ? {} : { faults: options.faults }),
           ...(session === undefined ? {} : { llm: { session, wallClock: options.mode === "paper", ownPlanRole: llm?.reasoningRoles === "own" } }),
           ...(sampler === undefined ? {} : { sampler }),
+          ...(breakers === undefined ? {} : { breakers }),
           // Watched live: equity and positions move with the market between fills (agents/Ledger.ts).
           ...(options.mode === "paper" ? { wholeBook: true } : {}),
           onMark: (_, e) => {
@@ -527,6 +534,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         ))
         // LLM analysts' model calls run outside the world, in wall-clock time: the slice waits for them.
         if (world.waitingOutside) yield* world.awaitOutside
+        // The slice has settled: trading-state changes held for its end are recorded (RunLog.holdTransition).
+        log.endSlice()
         while (log.pendingApprovals.size > 0) {
           // A replay whose recording ends here (a run stopped, or not finished, while its intents
           // waited for an operator): nobody answered them, and the replay ends where it does.
@@ -554,6 +563,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
               }, true)))
           }
         }
+        log.endSlice()
         slices++
         bars += slice.bars.length
         to = slice.ts
@@ -584,6 +594,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       if (lastRounds === "closed" && failure === undefined && log.stopped === undefined && swarm.stats.open === true) {
         world.advanceWhile(() => swarm.stats.open === true, to + Run.roundsOpenAtMost(strategy))
       }
+      log.endSlice()
       // Stopped by an agent, or given up on by the supervisor, while the last slice settled.
       if (failure === undefined && log.stopped !== undefined) failure = log.stopped
       if (failure === undefined) yield* gaveUp(to)

@@ -33,6 +33,7 @@ import * as LedgerAgent from "../../agents/Ledger.js"
 import * as RiskOfficer from "../../agents/RiskOfficer.js"
 import type { InvalidAgent, RequestOpinions } from "../../schemas/AnalystProtocol.js"
 import type { RunId, Timestamp } from "../../schemas/Ids.js"
+import type { BreakerChecks } from "../../schemas/RunEvent.js"
 import type { Money } from "../../schemas/Money.js"
 import type { Strategy } from "../../schemas/Strategy.js"
 import { approvalTimeoutMillis } from "../../schemas/Risk.js"
@@ -67,6 +68,12 @@ export interface RunOptions {
   readonly flatScoring?: "not_long" | undefined
   /** Which of the coordinator's cycles are traced (src/telemetry/Sampling.ts); none without one. */
   readonly sampler?: RoundSampler | undefined
+  /**
+   * How the breakers are checked (`RunStarted.breakers`): `marks`, at every mark of the books (the
+   * ledger tells the risk officer of a crossing); undefined, only as intents are judged (runs
+   * recorded before, re-executed as they were).
+   */
+  readonly breakers?: BreakerChecks
 }
 
 /**
@@ -190,7 +197,8 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       symbols: strategy.symbols,
       metrics: strategy.metrics,
       ...(options.onMark === undefined ? {} : { onMark: options.onMark }),
-      ...(options.wholeBook === true ? { wholeBook: true } : {})
+      ...(options.wholeBook === true ? { wholeBook: true } : {}),
+      ...(options.breakers === "marks" ? { breakers: { limits: strategy.risk.limits, risk: () => wires.risk! } } : {})
     })
     const desk = ExecutionDesk.make({ log, execution: strategy.execution, ledger: () => wires.ledger!, initialCash: strategy.initialCash })
     const risk = RiskOfficer.make({
@@ -206,7 +214,8 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       viewTimeoutMillis: VIEW_TIMEOUT_MILLIS,
       ledger: () => wires.ledger!,
       desk: () => wires.desk!,
-      workRemainders: options.workRemainders === true
+      workRemainders: options.workRemainders === true,
+      breakersOnMarks: options.breakers === "marks"
     })
     const coordinator = Coordinator.make({
       log,

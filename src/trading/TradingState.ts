@@ -12,8 +12,8 @@
  *   halted   → active:   operator   (a halt is lifted only explicitly)
  *   halted   → reducing: operator   (lift a halt but only let positions be reduced)
  * A transition to the current state is illegal: callers that fire automatically use
- * `startTradingDay`, which is a no-op when it does not apply, and breakers come proposed by a
- * verdict only when they change the state.
+ * `startTradingDay`, which is a no-op when it does not apply, and breakers come proposed (by a
+ * verdict, or by `RiskCheck.breakers` at the ledger's marks) only when they change the state.
  *
  * Decisions: the daily loss breaker's `reducing` is lifted at the next trading day (the day's loss
  * starts again from zero then); an operator's `reducing` is not, only an operator lifts it. On a

@@ -1,15 +1,24 @@
 /**
  * The ledger agent in a world: exactly-once booking, marks at closes, ViewBooks held until the
  * books of its time exist, the day's start and the peak across a UTC day change, the final books,
- * and books that outlive a crash.
+ * books that outlive a crash, and the risk officer told when the marks cross a breaker's limit.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Schema } from "effect"
+import { Effect, Schema } from "effect"
 import * as LedgerAgent from "../../agents/Ledger.js"
 import { MetricsConfig } from "../../schemas/Metrics.js"
 import type { Money } from "../../schemas/Money.js"
 import type { Fill } from "../../schemas/Order.js"
-import { Book, type BooksView, CloseBooks, ViewBooks } from "../../schemas/TradingProtocol.js"
+import { RiskLimits } from "../../schemas/Risk.js"
+import {
+  Book,
+  type BooksMarked,
+  type BooksView,
+  CloseBooks,
+  RebaseRiskMarks,
+  RiskProtocol,
+  ViewBooks
+} from "../../schemas/TradingProtocol.js"
 import * as Actor from "../../src/actor/Actor.js"
 import type { ActorRef } from "../../src/actor/ActorRef.js"
 import type { LedgerProtocol } from "../../schemas/TradingProtocol.js"
@@ -213,5 +222,50 @@ describe("the ledger agent", () => {
     expect(position(later, AAA)).toBe(0)
     expect(later.snapshot.cash).toBe(units(CASH + 200))
     expect(spine.ofTag("TradeClosed")).toHaveLength(1)
+  }))
+
+  it("with the breakers checked at every mark, tells the risk officer when its marks cross a limit: crossings only, and the next day after a day's loss", inSpine((spine) => {
+    const told: Array<BooksMarked> = []
+    const risk = spine.inSystem(Actor.spawn(
+      Actor.make({
+        protocol: RiskProtocol,
+        initial: undefined as void,
+        behavior: (_s, message) => Effect.sync(() => void (message._tag === "BooksMarked" && told.push(message)))
+      }),
+      { name: "risk" }
+    ))
+    const ledger = spine.inSystem(Actor.spawn(
+      LedgerAgent.make({
+        log: spine.log,
+        initialCash: units(CASH),
+        symbols: [AAA, BBB],
+        metrics: Schema.decodeUnknownSync(MetricsConfig)({}),
+        breakers: { limits: Schema.decodeUnknownSync(RiskLimits)({}), risk: () => risk }
+      }),
+      { name: "ledger" }
+    ))
+    const mark = (ts: number, close: number, fills: ReadonlyArray<Fill> = []) => {
+      spine.world.advanceTo(ts)
+      book(spine, ledger, ts, [bar(AAA, ts, { open: 100, close })], fills)
+    }
+    const d0 = (h: number) => at(0, h)
+    const d1 = (h: number) => at(1, h)
+    // All in: 1,000 AAA at 100.
+    mark(d0(10), 100, [fillOf(order({ symbol: AAA, side: "buy", quantity: 1_000, decidedAt: d0(9) }), bar(AAA, d0(10), { open: 100, close: 100 }))])
+    mark(d0(11), 94) // 6 % below the day's start (the daily limit is 5 %): told
+    mark(d0(12), 93) // still past it: not told again
+    mark(d1(10), 93) // a new day after a day's loss: told (its reducing may be lifted)
+    mark(d1(11), 74) // 26 % below the peak (and 20 % below the day's start): told
+    mark(d1(12), 70) // still past both: not told
+    spine.send(ledger.tell(new RebaseRiskMarks({}))) // an operator lifted the halt: peak and day start 70,000
+    mark(d1(13), 60) // 14 % below: past the daily limit only, told
+    mark(d1(14), 52) // 25.7 % below the rebased peak: told
+    expect(told.map((m) => [m.ts, m.equity, m.peakEquity, m.dayStartEquity])).toEqual([
+      [d0(11), units(94_000), units(CASH), units(CASH)],
+      [d1(10), units(93_000), units(CASH), units(93_000)],
+      [d1(11), units(74_000), units(CASH), units(93_000)],
+      [d1(13), units(60_000), units(70_000), units(70_000)],
+      [d1(14), units(52_000), units(70_000), units(70_000)]
+    ])
   }))
 })

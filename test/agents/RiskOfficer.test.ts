@@ -1,7 +1,8 @@
 /**
  * The risk officer between a real ledger agent (or a stub showing chosen books) and a recording
  * desk: verdicts and the orders they let through, the approval policies, a batch judged on the
- * books its earlier intents leave, a trading state that outlives a crash, and the daily order count.
+ * books its earlier intents leave, a trading state that outlives a crash, the daily order count, and
+ * the breakers on the ledger's word (`BooksMarked`): recorded at the same place whenever it comes.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Schema } from "effect"
@@ -16,6 +17,7 @@ import { Rule } from "../../schemas/Rule.js"
 import { GateName } from "../../schemas/Verdict.js"
 import {
   Book,
+  BooksMarked,
   type BooksView,
   GetTradingStatus,
   Judge,
@@ -42,6 +44,8 @@ interface Setup {
   readonly view?: () => BooksView
   /** Work reduced intents' remainders (new runs); off by default here, as in runs recorded before. */
   readonly work?: boolean
+  /** Check the breakers at every mark (`RunStarted.breakers`: `marks`). */
+  readonly breakersOnMarks?: boolean
 }
 
 const spawnRisk = (spine: Spine, setup: Setup = {}) => {
@@ -67,7 +71,8 @@ const spawnRisk = (spine: Spine, setup: Setup = {}) => {
       viewTimeoutMillis: 5_000,
       ledger: wire(ledger),
       desk: wire(deskRef),
-      workRemainders: setup.work === true
+      workRemainders: setup.work === true,
+      ...(setup.breakersOnMarks === true ? { breakersOnMarks: true } : {})
     }),
     { name: "risk" }
   ))
@@ -304,6 +309,60 @@ describe("the risk officer", () => {
     expect(judge(t2, [[BBB, "long", 60]])).toMatchObject({ placed: 1 })
     expect(desk.orders()).toHaveLength(1)
   }))
+
+  describe("with the breakers checked at every mark", () => {
+    // The ledger's marks: equity 30 % below its peak (the hard limit is 25 %).
+    const down: BooksView = { snapshot: books(70_000), open: [], dayStartEquity: units(70_000), peakEquity: units(CASH) }
+    const marked = (ts: number) =>
+      new BooksMarked({ ts: ts as never, equity: down.snapshot.equity, peakEquity: down.peakEquity, dayStartEquity: down.dayStartEquity })
+    /** The events of the log without their sequence numbers (two spines' logs compared). */
+    const lines = (spine: Spine) => spine.events.map((e) => JSON.stringify({ ...e, seq: 0 }))
+
+    it("the ledger's word moves the state at once, and the change is recorded at the slice's end when nothing is judged", inSpine((spine) => {
+      const { risk, status } = spawnRisk(spine, { view: () => down, breakersOnMarks: true })
+      spine.world.advanceTo(t1)
+      spine.send(risk.tell(marked(t1)))
+      expect(status()).toMatchObject({ state: "halted", cause: "drawdown_halt" })
+      // Held: not recorded where the officer happened to handle it, but the log counts it already.
+      expect(spine.ofTag("TradingStateChanged")).toEqual([])
+      expect(spine.log.tradingState).toBe("halted")
+      spine.log.endSlice()
+      expect(spine.ofTag("TradingStateChanged")).toMatchObject([{
+        at: t1,
+        transition: { from: "active", to: "halted", cause: "drawdown_halt", at: t1, reason: "equity 70000 is 30% below its peak of 100000 (limit 25%): trading halts" }
+      }])
+      // Told again (the same marks), nothing more moves.
+      spine.send(risk.tell(marked(t1)))
+      spine.log.endSlice()
+      expect(spine.ofTag("TradingStateChanged")).toHaveLength(1)
+    }))
+
+    it("the ledger's word before the slice's judgement or after it: the same events, the change before the verdicts", () => {
+      const run = (wordFirst: boolean) => {
+        let out: Array<string> = []
+        inSpine((spine) => {
+          const { judge, risk } = spawnRisk(spine, { view: () => down, breakersOnMarks: true })
+          spine.world.advanceTo(t1)
+          if (wordFirst) spine.send(risk.tell(marked(t1)))
+          expect(judge(t1, [[AAA, "long", 100]])).toMatchObject({ placed: 0, rejected: 1 })
+          if (!wordFirst) spine.send(risk.tell(marked(t1)))
+          spine.log.endSlice()
+          expect(spine.events.map((e) => e._tag)).toEqual(["TradingStateChanged", "VerdictGiven"])
+          expect(spine.ofTag("VerdictGiven")[0]!.verdict).toMatchObject({ outcome: "rejected", state: "halted", transition: null })
+          out = lines(spine)
+        })()
+        return out
+      }
+      expect(run(false)).toEqual(run(true))
+    })
+
+    it("checked only with each intent (runs recorded before): the verdict carries the transition, and the ledger's word is not looked for", inSpine((spine) => {
+      const { judge } = spawnRisk(spine, { view: () => down })
+      judge(t1, [[AAA, "long", 100]])
+      expect(spine.events.map((e) => e._tag)).toEqual(["TradingStateChanged", "VerdictGiven"])
+      expect(spine.ofTag("VerdictGiven")[0]!.verdict).toMatchObject({ state: "halted", transition: { from: "active", to: "halted" } })
+    }))
+  })
 })
 
 describe("a reduced intent's remainder (runs that work them)", () => {

@@ -1,0 +1,179 @@
+/**
+ * Recorded runs and the breakers checked at every mark (`RunStarted.breakers`): a run recorded
+ * before that — its `RunStarted` without the flag, its drawdown halt recorded only when the next
+ * intent was judged — replays and resumes byte for byte, checking its breakers as it did; a new run
+ * records the flag, halts on the bar its marks cross the limit, and replays so. On every back-end.
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { SqlClient } from "@effect/sql"
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import { analysts } from "../../agents/registry.js"
+import type { AnyModel, Model } from "../../agents/analysts/Model.js"
+import type { Bar } from "../../schemas/Market.js"
+import type { Direction } from "../../schemas/Opinion.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import * as Csv from "../../src/market/Csv.js"
+import * as DataSource from "../../src/market/DataSource.js"
+import * as Feed from "../../src/market/Feed.js"
+import * as RunRecorder from "../../src/store/RunRecorder.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as Strategies from "../../src/store/Strategies.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import * as Users from "../../src/store/Users.js"
+import * as Backtest from "../../src/swarm/Backtest.js"
+import { backends, startTimeout } from "./fixtures/backends.js"
+import { crashAt } from "./fixtures/checks.js"
+
+const DAY = 86_400_000
+const START = Date.UTC(2024, 0, 1)
+
+/** Long on every bar of AAA until bar 18, then flat. */
+const script: Model<{}, { bars: number }, {}> = {
+  type: "test_script",
+  description: "test: long until bar 18, then flat",
+  config: Schema.Struct({}),
+  horizon: () => 1,
+  init: () => ({ bars: 0 }),
+  update: (state) => ({ direction: state.bars++ < 18 ? "long" as Direction : "flat", confidence: 1, features: {} }),
+  explain: ({ direction }) => direction
+}
+const registry = new Map<string, AnyModel>([...analysts, [script.type, script as AnyModel]])
+
+/** Half the equity in AAA at 100, then down 4 a bar: 26 % below the peak at 48 on bar 14, where nothing is decided. */
+const CLOSES = [100, 100, 96, 92, 88, 84, 80, 76, 72, 68, 64, 60, 56, 52, 48, 48, 48, 47, 47, 47, 47]
+const bars: Array<Bar> = CLOSES.map((close, i) => {
+  const open = i === 0 ? close : CLOSES[i - 1]!
+  return { symbol: "AAA" as Bar["symbol"], ts: (START + i * DAY) as Bar["ts"], open, high: Math.max(open, close), low: Math.min(open, close), close, volume: 1_000 }
+})
+
+const strategy = (name: string) =>
+  Schema.decodeUnknownSync(Strategy)({
+    name,
+    symbols: ["AAA"],
+    initialCash: "100000",
+    agents: [{ type: "test_script" }],
+    sizing: { mode: "percent_of_equity", value: 50 },
+    execution: { fillTiming: "next_open", slippageBps: 0, commission: { _tag: "none" } }
+  })
+
+/** The bars, as a CSV file in a directory of its own for the test's scope. */
+const csvData = Effect.gen(function*() {
+  const dir = yield* Effect.acquireRelease(
+    Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "swarm-breakers-"))),
+    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+  )
+  fs.writeFileSync(path.join(dir, "AAA.csv"), Csv.format(bars))
+  return { source: DataSource.csv([dir]), feed: yield* Feed.load([dir]) }
+})
+
+/**
+ * A run recorded as a server before this change recorded it: its breakers checked only as intents
+ * are judged, its `RunStarted` without `breakers` — the row, its events in the store and its end,
+ * as `StoredRun.backtest` writes them.
+ */
+const recordedBefore = (name: string) =>
+  Effect.gen(function*() {
+    const { feed, source } = yield* csvData
+    const s = strategy(name)
+    const owner = yield* Users.ensureLocal()
+    const saved = yield* Strategies.saveVersion(owner, s)
+    const created = yield* Runs.create({
+      owner,
+      strategyId: saved.strategyId,
+      strategyVersion: saved.version,
+      strategy: s,
+      mode: "backtest",
+      seed: "0",
+      dataSource: DataSource.encode(source),
+      dataFingerprint: feed.fingerprint,
+      eventDetail: "decisions"
+    })
+    const recorder = yield* RunRecorder.make(created.id)
+    const events: Array<RunEvent> = []
+    const result = yield* Backtest.run({
+      strategy: s,
+      feed,
+      seed: "0",
+      runId: created.id,
+      strategyRef: { id: saved.strategyId, version: saved.version },
+      registry,
+      recordedStart: {},
+      onEvent: (event, json) => {
+        events.push(event)
+        recorder.sink(event, json)
+      }
+    })
+    yield* recorder.flush
+    yield* Runs.finish(created.id, {
+      status: result.status,
+      checksum: result.checksum,
+      metrics: result.metrics,
+      counts: result.counts,
+      tradingState: result.tradingState,
+      from: result.from,
+      to: result.to,
+      chain: recorder.head()
+    })
+    return { run: created.id, result, events, source, feed }
+  })
+
+const halts = (events: ReadonlyArray<RunEvent>) =>
+  events.flatMap((e) => (e._tag === "TradingStateChanged" ? [[Math.round((e.at - START) / DAY), e.transition.to, e.transition.cause]] : []))
+
+for (const backend of backends) {
+  layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`breakers and recorded runs (${backend.name})`, (it) => {
+    describe("a run recorded before its breakers were checked at every mark", () => {
+      it.effect("replays byte for byte: halted when its next intent was judged, as recorded", () =>
+        Effect.gen(function*() {
+          const { events, result, run } = yield* recordedBefore("recorded before")
+          expect(events[0]).toMatchObject({ _tag: "RunStarted" })
+          expect(events[0]).not.toHaveProperty("breakers")
+          expect(halts(events)).toEqual([[18, "halted", "drawdown_halt"]])
+          const again = yield* StoredRun.replay(run, { registry })
+          expect(again.checksum).toBe(result.checksum)
+          expect(again.events).toBe(result.counts.events)
+          expect(again.result!.tradingState).toBe("halted")
+        }).pipe(Effect.scoped))
+
+      it.effect("resumes as it was recorded after a crash past its crossing bar, and goes on so", () =>
+        Effect.gen(function*() {
+          const { events, result, run } = yield* recordedBefore("resumed before")
+          // Crashed after the crossing bar (14), before the intent that recorded the halt (18).
+          const cut = events.findLast((e) => e.at <= START + 16 * DAY)!.seq
+          yield* crashAt(run, cut)
+          const resumed = yield* StoredRun.resume(run, { registry })
+          expect(resumed.recorded).toBe(cut)
+          expect(resumed.result.checksum).toBe(result.checksum)
+          const sql = yield* SqlClient.SqlClient
+          const rows = yield* sql<{ body: string }>`select body from run_events where run_id = ${run} and tag = 'TradingStateChanged'`
+          expect(rows.map((row) => JSON.parse(row.body).at)).toEqual([START + 18 * DAY])
+        }).pipe(Effect.scoped))
+    })
+
+    describe("a new run", () => {
+      it.effect("records that it checks its breakers at every mark, halts on the crossing bar, and replays so", () =>
+        Effect.gen(function*() {
+          const { feed, source } = yield* csvData
+          const events: Array<RunEvent> = []
+          const { result, run } = yield* StoredRun.backtest({
+            strategy: strategy("new run"),
+            feed,
+            dataSource: source,
+            registry,
+            onEvent: (event) => void events.push(event)
+          })
+          expect(events[0]).toMatchObject({ _tag: "RunStarted", breakers: "marks" })
+          expect(halts(events)).toEqual([[14, "halted", "drawdown_halt"]])
+          const again = yield* StoredRun.replay(run, { registry })
+          expect(again.checksum).toBe(result.checksum)
+          // Resumed after a crash between the crossing bar and the end: the same run.
+          yield* crashAt(run, events.findLast((e) => e.at <= START + 16 * DAY)!.seq)
+          expect((yield* StoredRun.resume(run, { registry })).result.checksum).toBe(result.checksum)
+        }).pipe(Effect.scoped))
+    })
+  })
+}
