@@ -95,6 +95,22 @@ export interface CoordinatorStats {
    * close at their deadline as every other slice's do when the next one comes.
    */
   open?: boolean
+  /**
+   * By roster member (its index), the rounds it gave no vote in, by why: no opinion for the round
+   * (warming up, or none to give), past the deadline, its answer a failure (a crash, a refusal),
+   * below the minimum confidence. Counted when present (a backtest's summary).
+   */
+  abstained?: ReadonlyArray<Abstained>
+}
+
+/** One analyst's abstentions over a run, by why (`CoordinatorStats.abstained`). */
+export interface Abstained {
+  silent: number
+  late: number
+  failed: number
+  belowMinConfidence: number
+  /** Of `silent`, the rounds it gave up on itself at its deadline (an LLM analyst: agents/LlmAnalyst.ts). */
+  gaveUp: number
 }
 
 export interface CoordinatorOptions {
@@ -184,6 +200,7 @@ export const make = (options: CoordinatorOptions) => {
 
   // The analysts' refs, resolved on the first bar (the run wires them once its tree is up).
   let refs: ReadonlyArray<ActorRef<RequestOpinionsType, "backpressure">> | undefined
+  const abstained = stats.abstained as Array<Abstained> | undefined
   const flatMeansNotLong = options.flatMeansNotLong === true
   const analysts = () => (refs ??= roster.map((m) => m.ref()))
 
@@ -302,12 +319,19 @@ export const make = (options: CoordinatorOptions) => {
         for (let a = 0; a < roster.length; a++) {
           slots[a] = undefined
           const answer = answers[a]!
-          if (Exit.isFailure(answer)) continue
+          if (Exit.isFailure(answer)) {
+            if (abstained !== undefined) {
+              if (failed.has(roster[a]!.agent)) abstained[a]!.failed++
+              else abstained[a]!.late++
+            }
+            continue
+          }
           const opinion = answer.value[cursor[a]!]
           if (opinion !== undefined && opinion.round === round) {
             slots[a] = opinion
             cursor[a]!++
-          }
+            if (abstained !== undefined && opinion.confidence < consensus.minConfidence) abstained[a]!.belowMinConfidence++
+          } else if (abstained !== undefined) abstained[a]!.silent++
         }
         input.round = round
         input.symbol = bar.symbol

@@ -104,16 +104,32 @@ export interface LlmAnalystOptions {
   readonly ownPlanRole: boolean
   /** Reflect on a flat as "not long" (`LlmContext.flatMeansNotLong`, `Consensus.isCorrect`), else as "moved less". */
   readonly flatMeansNotLong?: boolean
+  /** Told of each round it gave up on at its deadline (an abstention: a backtest's summary counts them). */
+  readonly onDeadline?: () => void
 }
 
 /**
  * Abstain once `millis` have passed: on the run's clock, or on the wall clock (a sleep outside the
  * world, so a paper run's virtual-clocked world still gives up in real time).
  */
-const withDeadline = (millis: number, wallClock: boolean) => <A>(thinking: Effect.Effect<A | undefined>): Effect.Effect<A | undefined> =>
+const withDeadline = (millis: number, wallClock: boolean, onDeadline: (() => void) | undefined) =>
+<A>(thinking: Effect.Effect<A | undefined>): Effect.Effect<A | undefined> =>
   wallClock
-    ? Effect.raceFirst(thinking, Outside.run(Effect.sleep(millis)).pipe(Effect.as(undefined)))
-    : Effect.timeoutTo(thinking, { duration: millis, onTimeout: () => undefined, onSuccess: (a) => a })
+    ? Effect.raceFirst(
+      thinking,
+      Outside.run(Effect.sleep(millis)).pipe(Effect.map(() => {
+        onDeadline?.()
+        return undefined
+      }))
+    )
+    : Effect.timeoutTo(thinking, {
+      duration: millis,
+      onTimeout: () => {
+        onDeadline?.()
+        return undefined
+      },
+      onSuccess: (a) => a
+    })
 
 /** The share of the coordinator's deadline an analyst spends thinking before it abstains. */
 const DEADLINE_SHARE = 0.9
@@ -130,7 +146,9 @@ class SymbolState {
   constructor(readonly tracker: BriefTracker) {}
 }
 
-export const make = ({ allowShort, config, deadlineMillis, flatMeansNotLong, kind, log, name, ownPlanRole, session, wallClock }: LlmAnalystOptions) => {
+export const make = (
+  { allowShort, config, deadlineMillis, flatMeansNotLong, kind, log, name, onDeadline, ownPlanRole, session, wallClock }: LlmAnalystOptions
+) => {
   const planRole = ownPlanRole ? kind.planRole ?? "analyst" : "analyst"
   const horizon = kind.horizon(config)
   const answers = new Set<object>(kind.answers)
@@ -217,7 +235,7 @@ export const make = ({ allowShort, config, deadlineMillis, flatMeansNotLong, kin
           }
         }
         if (asked.length > 0) {
-          const thought = yield* Effect.forEach(asking, (thinking) => kind.think(thinking).pipe(withDeadline(deadline, wallClock)), {
+          const thought = yield* Effect.forEach(asking, (thinking) => kind.think(thinking).pipe(withDeadline(deadline, wallClock, onDeadline)), {
             concurrency: "unbounded"
           })
           for (let j = 0; j < asked.length; j++) results[asked[j]!] = opinionOf(ready[asked[j]!]!, thought[j])

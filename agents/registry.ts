@@ -64,6 +64,8 @@ export interface LlmContext {
   readonly ownPlanRole: boolean
   /** A reflection scores a flat as "not long" (a run that may not short, recorded with `RunStarted.flatScoring`). */
   readonly flatMeansNotLong?: boolean
+  /** Told of each round the analyst gave up on at its deadline (`CoordinatorStats.abstained`: `gaveUp`). */
+  readonly onDeadline?: () => void
 }
 
 export type AnalystActor = ActorSpec<RequestOpinions, any, never, "backpressure">

@@ -61,6 +61,14 @@ export const RunStarted = event("RunStarted", {
    */
   lastRounds: Schema.optional(Schema.Literal("closed")),
   /**
+   * `marks`: the daily loss breaker and the drawdown halt are checked whenever the ledger marks the
+   * books at a bar's closes, so the trading state moves on the bar whose marks cross a limit, an
+   * intent judged there or not (docs/backtest-engine.md). Absent — every run recorded before it —
+   * they are checked only as intents are judged, as those runs recorded it: their replay and resume
+   * check them so again, and reproduce them byte for byte.
+   */
+  breakers: Schema.optional(Schema.Literal("marks")),
+  /**
    * The language model the run's LLM agents use, when it has any: never silent about an offline
    * model standing in for Ollama.
    */
@@ -74,15 +82,7 @@ export const RunStarted = event("RunStarted", {
      * runs recorded it: their replay and resume record it so again, and reproduce them byte for byte.
      */
     reasoningRoles: Schema.optional(Schema.Literal("own"))
-  })),
-  /**
-   * `marks`: the daily loss breaker and the drawdown halt are checked whenever the ledger marks the
-   * books at a bar's closes, so the trading state moves on the bar whose marks cross a limit, an
-   * intent judged there or not (docs/backtest-engine.md). Absent — every run recorded before it —
-   * they are checked only as intents are judged, as those runs recorded it: their replay and resume
-   * check them so again, and reproduce them byte for byte.
-   */
-  breakers: Schema.optional(Schema.Literal("marks"))
+  }))
 })
 
 /** How a run checks its breakers (`RunStarted.breakers`); undefined: only as intents are judged (runs recorded before). */

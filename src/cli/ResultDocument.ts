@@ -106,6 +106,20 @@ export const ResultDocument = Schema.Struct({
   /** Its agents that crashed: how often each was restarted, and the first line of its last crash's cause, those restarted most first. */
   agentRestarts: Schema.Array(AgentRestarts),
   /**
+   * Its analysts that gave no vote in some rounds, in roster order, with why (counted whatever the
+   * event detail): `silent` no opinion for the round (warming up, or none to give), `late` no answer
+   * by the deadline, `failed` a crash or a refusal, `belowMinConfidence`.
+   */
+  abstentions: Schema.Array(Schema.Struct({
+    agent: Schema.String,
+    type: Schema.String,
+    rounds: Schema.Int,
+    silent: Schema.Int,
+    late: Schema.Int,
+    failed: Schema.Int,
+    belowMinConfidence: Schema.Int
+  })),
+  /**
    * A run with LLM agents: the language model that answered, what its agents used (as `runs show`
    * has it: calls, cache hits, refusals, tokens, cost, budget, by agent) and, when the budget ran
    * out, why (from then on its LLM agents abstained).
@@ -161,6 +175,7 @@ export const make = (
   })),
   counts: { ...result.counts },
   agentRestarts: result.agentRestarts,
+  abstentions: result.abstentions,
   ...(result.llm === undefined ? {} : { llm: { ...result.llm } }),
   checksum: result.checksum
 })

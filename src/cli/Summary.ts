@@ -129,6 +129,28 @@ export const restartLines = (agents: ReadonlyArray<AgentRestarts>): Array<string
     }`
   )
 
+/**
+ * The analysts that gave no vote in a share of the rounds worth a look — past the deadline or
+ * failing at all, or silent or below the minimum confidence in more than half — one line each:
+ * `abstained slow_thinker: 1,497 of 1,500 rounds (1,460 past the deadline, 37 no opinion)`. An
+ * analyst warming up on a short history, or one cut off by its deadline, reads as what it is.
+ */
+export const abstentionLines = (agents: ReadonlyArray<Backtest.Abstentions>): Array<string> =>
+  agents
+    .filter((a) => a.late > 0 || a.failed > 0 || (a.silent + a.belowMinConfidence) * 2 > a.rounds)
+    .map((a, i) => {
+      const total = a.silent + a.late + a.failed + a.belowMinConfidence
+      const why = [
+        ...(a.late === 0 ? [] : [`${count(a.late)} past the deadline`]),
+        ...(a.failed === 0 ? [] : [`${count(a.failed)} failed`]),
+        ...(a.silent === 0 ? [] : [`${count(a.silent)} no opinion (warming up, or none to give)`]),
+        ...(a.belowMinConfidence === 0 ? [] : [`${count(a.belowMinConfidence)} below the minimum confidence`])
+      ]
+      return `${i === 0 ? "abstained " : "          "}${a.agent === a.type ? a.agent : `${a.agent} (${a.type})`}: ${count(total)} of ${
+        count(a.rounds)
+      } rounds (${why.join(", ")})`
+    })
+
 export interface Context {
   readonly strategy: string
   readonly strategyFile: string
@@ -234,6 +256,7 @@ export const render = (result: Backtest.Result, context: Context): string => {
       count(c.rejected)
     } rejected, ${count(c.restarts)} restarts, ${count(c.events)} events`,
     ...restartLines(result.agentRestarts),
+    ...abstentionLines(result.abstentions),
     `checksum  ${result.checksum}`
   )
   return `${lines.join("\n")}\n`

@@ -13,7 +13,7 @@ import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
 import type { TradingState } from "../../schemas/Risk.js"
 import type { BreakerChecks, RunEvent } from "../../schemas/RunEvent.js"
 import type { AgentRestarts, LlmUsage } from "../../schemas/Rpc.js"
-import { Strategy as StrategySchema, type Strategy } from "../../schemas/Strategy.js"
+import { agentName, Strategy as StrategySchema, type Strategy } from "../../schemas/Strategy.js"
 import type { StrategyId } from "../../schemas/Ids.js"
 import type { Money } from "../../schemas/Money.js"
 import { CloseBooks, DataEnded, GetTradingStatus, marketUpdate, ResolveApproval } from "../../schemas/TradingProtocol.js"
@@ -199,6 +199,12 @@ export interface Result {
   }
   /** Its agents that crashed: how often each was restarted, and its last crash's cause, those restarted most first. */
   readonly agentRestarts: ReadonlyArray<AgentRestarts>
+  /**
+   * Its analysts that gave no vote in some rounds, in roster order, with why: no opinion for the
+   * round (warming up, or none to give), past the deadline, a failed answer (a crash), below the
+   * minimum confidence. Counted, not recorded: the same whatever the event detail.
+   */
+  readonly abstentions: ReadonlyArray<Abstentions>
   readonly from: Timestamp
   readonly to: Timestamp
   /**
@@ -290,6 +296,38 @@ const yieldToEventLoop = Effect.promise(() => new Promise<void>((resolve) => set
  * supervision tree gives up, an intent needs approval and no operator is attached — ends with
  * status `failed`, its log with `RunFailed`.
  */
+/** An analyst's rounds without a vote over a run, by why (`Result.abstentions`). */
+export interface Abstentions {
+  /** Its name in the run (`agents[i].name`, or its type). */
+  readonly agent: string
+  readonly type: string
+  /** The rounds it was asked in: every round of the run. */
+  readonly rounds: number
+  /** No opinion for the round: warming up, or none to give. */
+  readonly silent: number
+  /** No answer by the round's deadline. */
+  readonly late: number
+  /** Its answer a failure: a crash, a refusal. */
+  readonly failed: number
+  readonly belowMinConfidence: number
+}
+
+const abstentionsOf = (strategy: Strategy, stats: Run.RunningSwarm["stats"]): ReadonlyArray<Abstentions> =>
+  (stats.abstained ?? []).flatMap((a, i) => {
+    const agent = strategy.agents[i]!
+    // A round an analyst gave up on at its own deadline came back without an opinion: past the deadline, not silent.
+    const gaveUp = Math.min(a.gaveUp, a.silent)
+    return a.silent + a.late + a.failed + a.belowMinConfidence === 0 ? [] : [{
+      agent: agentName(agent),
+      type: agent.type,
+      rounds: stats.rounds,
+      silent: a.silent - gaveUp,
+      late: a.late + gaveUp,
+      failed: a.failed,
+      belowMinConfidence: a.belowMinConfidence
+    }]
+  })
+
 export const run = (options: Options): Effect.Effect<Result, BacktestError | InvalidAgent> =>
   Effect.gen(function*() {
     const { feed, strategy } = options
@@ -650,6 +688,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           events: log.size
         },
         agentRestarts: AgentTally.restartsOf(restartCounter.tallies(), strategy),
+        abstentions: abstentionsOf(strategy, swarm.stats),
         from,
         to,
         ...(llm === undefined

@@ -186,7 +186,11 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       risk?: ActorRef<RiskProtocol, "backpressure">
       analysts?: Map<string, ActorRef<RequestOpinions, "backpressure">>
     } = {}
-    const stats: Coordinator.CoordinatorStats = { rounds: 0, decisions: 0 }
+    const stats: Coordinator.CoordinatorStats = {
+      rounds: 0,
+      decisions: 0,
+      abstained: roster.map(() => ({ silent: 0, late: 0, failed: 0, belowMinConfidence: 0, gaveUp: 0 }))
+    }
     let closeBooks: (() => FinalBooks) | undefined
     const ledger = LedgerAgent.make({
       onBooks: (close) => {
@@ -241,7 +245,12 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
           intensity: 50,
           period: "1 minute",
           maxConsecutiveRestarts: CONSECUTIVE_RESTARTS,
-          children: roster.map((a) => Supervisor.worker(a.name, withFault(a.name, a.actor(llm), faults)))
+          children: roster.map((a, i) =>
+            Supervisor.worker(
+              a.name,
+              withFault(a.name, a.actor(llm === undefined ? undefined : { ...llm, onDeadline: () => void stats.abstained![i]!.gaveUp++ }), faults)
+            )
+          )
         }),
         Supervisor.worker("ledger", withFault("ledger", ledger, faults)),
         Supervisor.worker("desk", withFault("desk", desk, faults)),

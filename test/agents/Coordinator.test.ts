@@ -190,7 +190,7 @@ describe("the coordinator", () => {
       [t4, [[AAA, "flat"]], [103]]
     ])
     expect(spine.ofTag("DecisionMade").map((e) => e.decision.round)).toEqual([`AAA@${t1}`, `BBB@${t3}`, `AAA@${t4}`])
-    expect(stats).toEqual({ rounds: 8, decisions: 3 })
+    expect(stats).toMatchObject({ rounds: 8, decisions: 3 })
     // Every bar reached the desk first, with its bars.
     expect(desk.opens.map((o) => [o.ts, o.bars.length])).toEqual([[t1, 2], [t2, 2], [t3, 2], [t4, 2]])
   }))

@@ -66,6 +66,7 @@ const result = (over: Partial<Result> = {}): Result => {
     checksum: "ab".repeat(32),
     counts: { bars: 3, slices: 3, rounds: 3, decisions: 2, orders: 4, fills: 4, rejected: 0, restarts: 0, events: 20 },
     agentRestarts: [],
+    abstentions: [],
     from: day(2),
     to: day(8),
     ...over

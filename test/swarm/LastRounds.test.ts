@@ -12,6 +12,8 @@ import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Feed from "../../src/market/Feed.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
+import * as Summary from "../../src/cli/Summary.js"
+import * as ResultDocument from "../../src/cli/ResultDocument.js"
 import * as Backtest from "../../src/swarm/Backtest.js"
 
 const Config = Schema.Struct({ bars: Schema.optionalWith(Schema.Int, { default: () => 10 }) })
@@ -72,5 +74,31 @@ describe("the last slice's rounds", () => {
       const again = yield* run({ strategy: strategy("same_close"), recordedStart: {} })
       expect(again.result.checksum).toBe(before.result.checksum)
       expect((yield* run({ strategy: strategy("same_close") })).result.checksum).toBe(now.result.checksum)
+    }))
+
+  it.effect("the summary and --json tell an analyst cut off by its deadline from one warming up, and count every analyst's abstentions", () =>
+    Effect.gen(function*() {
+      const { events, result } = yield* run({ strategy: strategy("next_open") })
+      const slowOne = result.abstentions.find((a) => a.agent === slow.type)!
+      // Asked every round; silent while its brief warms up, then past its deadline every round after.
+      expect(slowOne.rounds).toBe(result.counts.rounds)
+      expect(slowOne.late).toBeGreaterThan(0)
+      expect(slowOne.silent).toBeGreaterThan(0)
+      expect(slowOne.silent + slowOne.late).toBe(result.counts.rounds)
+      // What the recorded rounds say: it abstained in each of them.
+      const recorded = events.flatMap((e) => (e._tag === "DecisionMade" ? [e.decision] : []))
+      expect(recorded.length).toBe(result.counts.rounds)
+      for (const d of recorded) expect(d.abstentions.map((a) => a.agent)).toContain(slow.type)
+      // The SMA analyst: silent only while warming up (8 bars a symbol), never late.
+      const sma = result.abstentions.find((a) => a.agent === "sma_crossover")
+      expect(sma === undefined || (sma.late === 0 && sma.failed === 0)).toBe(true)
+      const text = Summary.render(result, { strategy: "last rounds", strategyFile: "s.yaml", seed: "0", symbols: 2 })
+      const n = (x: number) => x.toLocaleString("en-US")
+      expect(text).toContain(
+        `\nabstained slow_thinker: ${n(result.counts.rounds)} of ${n(result.counts.rounds)} rounds (${n(slowOne.late)} past the deadline, ${n(slowOne.silent)} no opinion (warming up, or none to give))\n`
+      )
+      expect(text).not.toContain("abstained sma_crossover")
+      const document = ResultDocument.make(result, { strategy: "last rounds", seed: "0" })
+      expect(JSON.parse(ResultDocument.toJson(document)).abstentions).toContainEqual({ ...slowOne })
     }))
 })
