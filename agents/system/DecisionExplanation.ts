@@ -400,7 +400,7 @@ const opinionText = (o: OpinionView): string =>
 const reasoningText = (r: ReasoningView): string => `${r.agent}'s ${r.role} (${r.kind}): ${Format.quote(r.text)}`
 
 const abstentionText = (a: Abstention): string =>
-  `${a.agent} (${a.reason === "no_answer" ? "no answer in time" : a.reason === "failed" ? "failed" : "below the minimum confidence"})`
+  `${a.agent} (${a.reason === "no_answer" ? "no opinion: none given, or none in time" : a.reason === "failed" ? "failed" : "below the minimum confidence"})`
 
 const decisionText = (d: DecisionView): string => {
   const parts = [

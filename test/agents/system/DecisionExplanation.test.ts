@@ -415,7 +415,7 @@ describe("describeRound", () => {
       "2 analysts gave an opinion: sma said long at 0.8 (\"fast average crossed above the slow one\"); rsi said short at 0.6 (\"RSI at 74: overbought\")."
     )
     expect(text).toContain(
-      "The coordinator decided long with confidence 0.57 (quorum met, participation 66.7%); rsi dissented (disagreement 42.9%); macd (no answer in time) abstained."
+      "The coordinator decided long with confidence 0.57 (quorum met, participation 66.7%); rsi dissented (disagreement 42.9%); macd (no opinion: none given, or none in time) abstained."
     )
     expect(text).toContain(
       "The risk officer asked a human to approve the buy of 100 (50 if approved; without one the policy is pause): rule Max 10% position (max-pos) reduced it: position would be 20% of equity (limit 10%); 7 other checks passed, 1 rule did not apply."
