@@ -324,7 +324,8 @@ const eventText = (event: RunEvent, context: LineContext): string | undefined =>
     }
     case "VerdictGiven": {
       const v = event.verdict
-      const what = `${v.intent.symbol} ${v.intent.side} ${quantity(v.intent.quantity)}`
+      // A reduced intent's remainder, worked on a later bar: no decision of its own precedes it.
+      const what = `${v.intent.symbol} ${v.intent.side} ${quantity(v.intent.quantity)}${v.intent.remainderOf === undefined ? "" : " (the rest of a reduced intent)"}`
       switch (v.outcome) {
         case "approved":
           return `verdict ${what}: approved`

@@ -154,6 +154,10 @@ describe("the lines of a watch without a terminal", () => {
       "#8 2024-01-10 verdict AAA buy 100: rejected: rule \"cap\": over the limit"
     )
     expect(Watch.line(verdict(9, "AAA", "reduced", 60, ["cash reserve"]))).toBe("#9 2024-01-11 verdict AAA buy 100: reduced to 60: cash reserve")
+    // The rest of a reduced intent, worked on a later bar, says so: no decision line comes before it.
+    const rest = verdict(11, "AAA", "approved", 100) as Extract<RunEvent, { _tag: "VerdictGiven" }>
+    const worked = { ...rest, verdict: { ...rest.verdict, intent: { ...rest.verdict.intent, remainderOf: "AAA@9" } } } as RunEvent
+    expect(Watch.line(worked)).toBe("#11 2024-01-13 verdict AAA buy 100 (the rest of a reduced intent): approved")
     // A rule stored before names were checked: what a terminal would act on is shown as its escape, in a line and in the frame.
     const hostile = verdict(10, "AAA", "rejected", 0, ["rule \"N\u001b[31mRED\u009b2J\u202e\": over the limit"])
     expect(Watch.line(hostile)).toBe("#10 2024-01-12 verdict AAA buy 100: rejected: rule \"N\\u001b[31mRED\\u009b2J\\u202e\": over the limit")
