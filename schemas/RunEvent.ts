@@ -135,9 +135,10 @@ export const OrderCancelled = event("OrderCancelled", {
 })
 
 /**
- * Decisions that changed a target but did not reach the execution desk because nothing could judge
- * them — the risk officer did not answer (crashed, restarting, stopped) or could not size them.
- * Fail closed: nothing executes; the coordinator offers the same targets again on the next bar.
+ * Decisions that changed a target (or remainders of reduced intents being worked, `remainderOf`)
+ * but did not reach the execution desk because nothing could judge them — the risk officer did not
+ * answer (crashed, restarting, stopped), could not see the books, or could not size them. Fail
+ * closed: nothing executes; the coordinator offers the same targets again on the next bar.
  */
 export const ExecutionBlocked = event("ExecutionBlocked", {
   ts: Timestamp,
