@@ -120,7 +120,11 @@ export const Approved = Schema.Struct({
   ...common
 })
 
-/** The intent passes with a smaller quantity; `reasons` says what reduced it. */
+/**
+ * The intent passes with a smaller quantity; `reasons` says what reduced it. What was cut off is
+ * worked on the symbol's next bars, judged again each time, in runs that say so
+ * (`RunStarted.reducedIntents`): the later intents name this one's round (`remainderOf`).
+ */
 export const Reduced = Schema.Struct({
   outcome: Schema.Literal("reduced"),
   quantity: Qty,
