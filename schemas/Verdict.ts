@@ -123,7 +123,7 @@ export const Approved = Schema.Struct({
 /**
  * The intent passes with a smaller quantity; `reasons` says what reduced it. What was cut off is
  * worked on the symbol's next bars, judged again each time, in runs that say so
- * (`RunStarted.reducedIntents`): the later intents name this one's round (`remainderOf`).
+ * (`RunStarted.reducedIntents`): the later intents name the round of the decision (`remainderOf`).
  */
 export const Reduced = Schema.Struct({
   outcome: Schema.Literal("reduced"),
