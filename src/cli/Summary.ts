@@ -132,7 +132,8 @@ export const restartLines = (agents: ReadonlyArray<AgentRestarts>): Array<string
 /**
  * The analysts that gave no vote in a share of the rounds worth a look — past the deadline or
  * failing at all, or silent or below the minimum confidence in more than half — one line each:
- * `abstained slow_thinker: 1,497 of 1,500 rounds (1,460 past the deadline, 37 no opinion)`. An
+ * `abstained slow_thinker: 1,497 of 1,500 rounds (1,460 past the deadline, 37 without an opinion)`
+ * — warming up, or none to give. An
  * analyst warming up on a short history, or one cut off by its deadline, reads as what it is.
  */
 export const abstentionLines = (agents: ReadonlyArray<Backtest.Abstentions>): Array<string> =>
@@ -143,7 +144,7 @@ export const abstentionLines = (agents: ReadonlyArray<Backtest.Abstentions>): Ar
       const why = [
         ...(a.late === 0 ? [] : [`${count(a.late)} past the deadline`]),
         ...(a.failed === 0 ? [] : [`${count(a.failed)} failed`]),
-        ...(a.silent === 0 ? [] : [`${count(a.silent)} no opinion (warming up, or none to give)`]),
+        ...(a.silent === 0 ? [] : [`${count(a.silent)} without an opinion`]),
         ...(a.belowMinConfidence === 0 ? [] : [`${count(a.belowMinConfidence)} below the minimum confidence`])
       ]
       return `${i === 0 ? "abstained " : "          "}${a.agent === a.type ? a.agent : `${a.agent} (${a.type})`}: ${count(total)} of ${

@@ -95,7 +95,7 @@ describe("the last slice's rounds", () => {
       const text = Summary.render(result, { strategy: "last rounds", strategyFile: "s.yaml", seed: "0", symbols: 2 })
       const n = (x: number) => x.toLocaleString("en-US")
       expect(text).toContain(
-        `\nabstained slow_thinker: ${n(result.counts.rounds)} of ${n(result.counts.rounds)} rounds (${n(slowOne.late)} past the deadline, ${n(slowOne.silent)} no opinion (warming up, or none to give))\n`
+        `\nabstained slow_thinker: ${n(result.counts.rounds)} of ${n(result.counts.rounds)} rounds (${n(slowOne.late)} past the deadline, ${n(slowOne.silent)} without an opinion)\n`
       )
       expect(text).not.toContain("abstained sma_crossover")
       const document = ResultDocument.make(result, { strategy: "last rounds", seed: "0" })
