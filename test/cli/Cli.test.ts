@@ -325,7 +325,7 @@ describe("swarm backtest: a run", () => {
       expect(r.stderr).toBe("")
       expect(r.code).toBe(0)
       const json = JSON.parse(r.stdout) as Record<string, any>
-      expect(Object.keys(json)).toEqual(["run", "strategy", "seed", "status", "tradingState", "period", "metrics", "trades", "positions", "counts", "agentRestarts", "checksum"])
+      expect(Object.keys(json)).toEqual(["run", "strategy", "seed", "status", "tradingState", "period", "metrics", "trades", "positions", "counts", "agentRestarts", "abstentions", "checksum"])
       expect(json).toMatchObject({
         strategy: "SMA crossover",
         seed: "0",
