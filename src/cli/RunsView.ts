@@ -593,8 +593,17 @@ export const shownDifference = (a: number | null, b: number | null, kind: Kind):
     : `${sign}${count(abs)}`
 }
 
-const decisionText = (d: Decision | null): string =>
-  d === null ? "no decision" : `${d.action} (confidence ${d.confidence.toFixed(2)}, round ${d.round}, event ${d.seq})`
+/**
+ * A run's side of the first differing decision. No row is not "no decision": at the default event
+ * detail (`decisions`) only the decisions that changed a target are recorded, so a round that held
+ * leaves none; with `rounds` every decision is, so there was none.
+ */
+export const decisionText = (d: Decision | null, eventDetail: string): string =>
+  d !== null
+    ? `${d.action} (confidence ${d.confidence.toFixed(2)}, round ${d.round}, event ${d.seq})`
+    : eventDetail === "rounds"
+    ? "no decision recorded (at event detail rounds every decision is: none was made here)"
+    : `no decision recorded: a hold, or a round not recorded at this event detail (${eventDetail}: only decisions that changed a target are kept)`
 
 export const compareJson = ({ a, b, difference }: Compared): string => {
   const diff: Record<string, number | string | null> = {}
@@ -662,8 +671,8 @@ export const renderCompare = ({ a, b, difference }: Compared): string => {
         }
         return [
           `first differing decision: ${time(d.ts)} ${d.symbol}, after ${count(d.matched)} alike`,
-          `  a  ${decisionText(d.a)}`,
-          `  b  ${decisionText(d.b)}`
+          `  a  ${decisionText(d.a, a.eventDetail)}`,
+          `  b  ${decisionText(d.b, b.eventDetail)}`
         ].join("\n")
       }
     })

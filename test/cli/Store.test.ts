@@ -649,11 +649,12 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(resumed.code).toBe(0)
 
       // Out of decisions but not short: a run that got to the other's last decision and decided
-      // nothing there (only target changes are kept) differs there; it did not end earlier.
+      // nothing there (only target changes are kept) differs there; it did not end earlier. Its
+      // side says what is known: no decision recorded — a hold, or a round that detail does not keep.
       const last = yield* Effect.orDie(sql<{ roundId: string }>`select round_id from decisions where run_id = ${going.document.run} order by seq desc limit 1`)
       yield* Effect.orDie(sql`delete from decisions where run_id = ${going.document.run} and round_id = ${last[0]!.roundId}`)
       const differs = yield* swarm(["runs", "compare", full.document.ref!, going.document.ref!], { store: yield* store })
-      expect(differs.stdout).toMatch(/\nfirst differing decision: \d{4}-\d\d-\d\d [A-Z]+, after [\d,]+ alike\n  a  \S+.*\n  b  no decision\n$/)
+      expect(differs.stdout).toMatch(/\nfirst differing decision: \d{4}-\d\d-\d\d [A-Z]+, after [\d,]+ alike\n  a  \S+.*\n  b  no decision recorded: a hold, or a round not recorded at this event detail \(decisions: only decisions that changed a target are kept\)\n$/)
       const differsJson = yield* swarm(["runs", "compare", full.document.ref!, going.document.ref!, "--json"], { store: yield* store })
       expect(Schema.decodeUnknownSync(CompareJson)(JSON.parse(differsJson.stdout)).decisions.firstDifference).toMatchObject({ b: null, ended: null })
     }))
