@@ -47,7 +47,10 @@ export const RunJson = Schema.Struct({
   strategyId: Schema.String,
   strategyVersion: Schema.Int,
   number: Schema.Int,
+  /** The owner's user id. */
   owner: Schema.String,
+  /** The owner's user name (`local` for the command line's runs); absent when no user has the id, or from a server older than it. */
+  ownerName: Schema.optional(Schema.String),
   mode: Schema.String,
   status: Schema.String,
   seed: Schema.String,
@@ -130,6 +133,7 @@ type RunFields = Pick<
   | "strategyVersion"
   | "number"
   | "owner"
+  | "ownerName"
   | "mode"
   | "status"
   | "seed"
@@ -152,6 +156,7 @@ export const runJson = (run: RunFields): typeof RunJson.Type => ({
   strategyVersion: run.strategyVersion,
   number: run.number,
   owner: run.owner,
+  ...(run.ownerName === undefined ? {} : { ownerName: run.ownerName }),
   mode: run.mode,
   status: run.status,
   seed: run.seed,
@@ -183,6 +188,7 @@ const runFieldsOfInfo = (info: RunInfo): RunFields | undefined =>
     strategyVersion: info.strategyVersion,
     number: info.number,
     owner: info.record.owner,
+    ...(info.owner === undefined ? {} : { ownerName: info.owner }),
     mode: info.mode as RunRecord["mode"],
     status: info.status as RunRecord["status"],
     seed: info.record.seed,
@@ -205,17 +211,26 @@ export const listJson = (runs: ReadonlyArray<RunSummary>): string => toJson(Sche
 const period = (run: Pick<RunSummary, "from" | "to">): string =>
   run.from === null || run.to === null ? DASH : `${time(run.from)} → ${time(run.to)}`
 
-/** `next`: the command line of the next page, when more runs follow than these. */
+/** Who owns a run, as people know them: their user name (`local` for the command line's), the id only when no user has it. */
+export const ownerOf = (run: { readonly owner: string; readonly ownerName?: string | null | undefined }): string => run.ownerName ?? run.owner
+
+/**
+ * `next`: the command line of the next page, when more runs follow than these. A list of several
+ * users' runs (a database a server keeps) has an owner column, as a server's list does
+ * (RemoteView.runsTable): two users' runs may have the same `<strategy>#<number>`.
+ */
 export const renderList = (runs: ReadonlyArray<RunSummary>, next: string | undefined): string => {
   if (runs.length === 0) return "no runs\n"
+  const owners = new Set(runs.map((run) => run.owner)).size > 1
   const t = table(
-    ["run", "id", "status", "mode", "period", "return", "Sharpe", "max DD", "trades", "started"],
-    ["left", "left", "left", "left", "left", "right", "right", "right", "right", "left"]
+    ["run", ...(owners ? ["owner"] : []), "id", "status", "mode", "period", "return", "Sharpe", "max DD", "trades", "started"],
+    ["left", ...(owners ? ["left" as const] : []), "left", "left", "left", "left", "right", "right", "right", "right", "left"]
   )
   for (const run of runs) {
     const m = run.metrics
     t.push([
       refOf(run),
+      ...(owners ? [ownerOf(run)] : []),
       run.id,
       run.status,
       run.mode,
@@ -284,6 +299,7 @@ export const shownOf = (report: RunReport): Shown => ({
     strategyVersion: report.strategyVersion,
     number: report.number,
     owner: report.owner,
+    ...(report.ownerName === undefined ? {} : { ownerName: report.ownerName }),
     mode: report.mode as RunRecord["mode"],
     status: report.status as RunRecord["status"],
     seed: report.seed,
