@@ -9,7 +9,7 @@ import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
 import { Context, Schema } from "effect"
 import { ApiKey, Forbidden, Principal, Unauthorized, UserName } from "./Auth.js"
 import { ChatChunk, ChatHistory, RuleSuggestions, SuggestionNotFound } from "./Chat.js"
-import { Metrics } from "./Metrics.js"
+import { Metrics, MetricsConfig } from "./Metrics.js"
 import { Money } from "./Money.js"
 import { LatestValues } from "./Portfolio.js"
 import { Rule, RuleId } from "./Rule.js"
@@ -568,7 +568,13 @@ export const LeaderboardEntry = Schema.Struct({
   /** `<strategy>#<number>`, as `swarm runs show` takes it (servers before it: absent). */
   ref: Schema.optional(Schema.String),
   /** The name of the strategy's owner: in an admin's board, two users' strategies may share a name (servers before it: absent). */
-  owner: Schema.optional(Schema.String)
+  owner: Schema.optional(Schema.String),
+  /**
+   * The settings the run's figures were computed with (its strategy's `metrics`: risk-free rate,
+   * periods a year): runs ranked by Sharpe or Sortino with different ones are not on the same
+   * basis (servers before it: absent).
+   */
+  metricsConfig: Schema.optional(MetricsConfig)
 })
 export type LeaderboardEntry = typeof LeaderboardEntry.Type
 

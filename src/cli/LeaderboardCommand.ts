@@ -13,6 +13,7 @@ import * as CommandLine from "./CommandLine.js"
 import { choice, count, json, toJson } from "./Flags.js"
 import type { Io } from "./Io.js"
 import * as Leaderboard from "../store/Leaderboard.js"
+import * as MetricSettings from "./MetricSettings.js"
 import * as Remote from "./Remote.js"
 import { local, onServer, serverFor } from "./RunsCommand.js"
 import { table } from "./RunsView.js"
@@ -56,8 +57,17 @@ export const view = (metric: Metric, entries: ReadonlyArray<LeaderboardEntry>, p
   entries.forEach((e, i) =>
     t.push([String(offset + i + 1), e.strategy, ...(owners ? [e.owner ?? "—"] : []), e.ref ?? "—", e.run, shownValue(metric, e.value)])
   )
-  return `${t.toString()}\n${page.next === undefined ? "" : `the next page: ${page.next}\n`}`
+  const basis = settingsNote(metric, entries)
+  return `${t.toString()}\n${basis === undefined ? "" : `${basis}\n`}${page.next === undefined ? "" : `the next page: ${page.next}\n`}`
 }
+
+/**
+ * When the ranked runs' figures of `metric` were computed with different settings (risk-free rate,
+ * periods a year: Sharpe and Sortino depend on them), a note saying so; each entry's are in
+ * `--json` (`metricsConfig`). A server older than the field sends none: nothing to say.
+ */
+export const settingsNote = (metric: Metric, entries: ReadonlyArray<LeaderboardEntry>): string | undefined =>
+  MetricSettings.boardNote(metric, entries.flatMap((e) => (e.metricsConfig === undefined ? [] : [e.metricsConfig])))
 
 /** The command line of the page after this one: its metric, limit and where it asked, from `offset`. `--key` is never printed. */
 const nextPage = (flags: {
@@ -102,6 +112,9 @@ export const command = (io: Io, wiring: Wiring.Wiring) =>
       })
       const entries = answer.slice(0, limit)
       const more = answer.length > limit || (asked === limit && answer.length === limit)
+      const basis = settingsNote(metric, entries)
+      // The array stays the document; the note goes beside it, as the database line does.
+      if (flags.json && basis !== undefined) io.stderr(`${basis}\n`)
       io.stdout(
         flags.json
           ? toJson(Schema.Array(EntrySchema), entries)

@@ -13,18 +13,16 @@ import { PendingApproval, RunInfo, StrategySummary, StrategyVersion } from "../.
 import { Rule as RuleSchema } from "../../schemas/Rule.js"
 import { toJson } from "./Flags.js"
 import { visible } from "./Io.js"
+import * as MetricSettings from "./MetricSettings.js"
 import {
-  COMPARED,
   controlLines,
   latestLines,
+  metricRowsCompared,
   notResumableLines,
   RunJson,
   runJsonOfInfo,
   shorterLine,
-  shownDifference,
-  shownMetric,
   table,
-  valueOf,
   wallTime
 } from "./RunsView.js"
 import { count, metricRows, percent, price, quantity, ratio, time } from "./Summary.js"
@@ -178,11 +176,7 @@ export const compareTable = ({ a, b, firstDifference }: Compared): string => {
   t.push(["run", a.id, b.id, ""])
   t.push(["status", a.status, b.status, a.status === b.status ? "=" : "differ"])
   t.push(["mode", a.mode, b.mode, a.mode === b.mode ? "=" : "differ"])
-  for (const [key, label, kind] of COMPARED) {
-    const x = valueOf(a.metrics, key)
-    const y = valueOf(b.metrics, key)
-    t.push([label, shownMetric(a.metrics, key, kind), shownMetric(b.metrics, key, kind), shownDifference(x, y, kind)])
-  }
+  metricRowsCompared(t, a.metrics, b.metrics)
   const short = (c: string | null) => (c === null ? DASH : `${c.slice(0, 12)}…`)
   t.push(["checksum", short(a.checksum), short(b.checksum), a.checksum !== null && a.checksum === b.checksum ? "=" : "differ"])
   const label = (side: "a" | "b") => `${side} (${side === "a" ? a.ref : b.ref})`
@@ -195,7 +189,8 @@ export const compareTable = ({ a, b, firstDifference }: Compared): string => {
       firstDifference
     )
     : `first differing decision: ${time(firstDifference.ts)} ${firstDifference.symbol}`
-  return `${t.toString()}\n\n${decisions}\n`
+  const basis = MetricSettings.compareNoteOf(a.metrics, b.metrics)
+  return `${t.toString()}\n\n${basis === undefined ? "" : `${basis}\n`}${decisions}\n`
 }
 
 // ---------------------------------------------------------------------------------------------

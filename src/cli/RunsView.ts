@@ -6,7 +6,7 @@
 import Table from "cli-table3"
 import { Option, Schema } from "effect"
 import type { RunId, StrategyId, Timestamp } from "../../schemas/Ids.js"
-import type { Metrics } from "../../schemas/Metrics.js"
+import type { Metrics, MetricsConfig } from "../../schemas/Metrics.js"
 import {
   AgentRestarts,
   type CompareAnswer,
@@ -22,6 +22,7 @@ import { type Money, MoneyFromDecimal } from "../../schemas/Money.js"
 import type { Decision, DecisionDifference } from "../store/Compare.js"
 import type { RunRecord, RunSummary, TradeEnds } from "../store/Runs.js"
 import { toJson } from "./Flags.js"
+import * as MetricSettings from "./MetricSettings.js"
 import { IsoTime, MetricsJson, TradeJson, tradeJson } from "./ResultDocument.js"
 import { count, llmLines, metricRows, money, percent, price, ratio, restartLines, time, tradesTable, unbounded } from "./Summary.js"
 
@@ -106,6 +107,12 @@ export const CompareJson = Schema.Struct({
   b: RunJson,
   /** b − a for each numeric metric: fractions and ratios as numbers, money as decimals; null when either is missing. */
   difference: Schema.Record({ key: Schema.String, value: Schema.NullOr(Schema.Union(Schema.Number, Schema.String)) }),
+  /**
+   * Whether both runs' figures were computed with the same settings (`metrics.config`: risk-free
+   * rate, periods a year): otherwise their Sharpe, Sortino (and, for the periods, volatility) are
+   * not on the same basis. Null when either has no metrics.
+   */
+  sameMetricSettings: Schema.NullOr(Schema.Boolean),
   decisions: Schema.Struct({
     /** Whether both runs recorded the same detail (`decisions` or `rounds`): otherwise their decision rows are not alike. */
     sameEventDetail: Schema.Boolean,
@@ -610,6 +617,26 @@ export const shownDifference = (a: number | null, b: number | null, kind: Kind):
 }
 
 /**
+ * The compared metrics' rows (`runs compare`, of the local database's runs or a server's): the
+ * settings the figures were computed with first, then each figure and b − a — a figure the
+ * settings' difference changes is marked, its difference not the runs' alone.
+ */
+export const metricRowsCompared = (t: ReturnType<typeof table>, a: Metrics | null, b: Metrics | null): void => {
+  // A document that says no settings (hand-made; every run's metrics carry theirs) is a dash.
+  const ca = a?.config
+  const cb = b?.config
+  const settings = (c: MetricsConfig | undefined) => (c === undefined ? DASH : MetricSettings.text(c))
+  const alike = ca === undefined || cb === undefined ? DASH : MetricSettings.same(ca, cb) ? "=" : "not the same basis"
+  t.push(["metric settings", settings(ca), settings(cb), alike])
+  for (const [key, label, kind] of COMPARED) {
+    const x = valueOf(a, key)
+    const y = valueOf(b, key)
+    const differs = ca !== undefined && cb !== undefined && MetricSettings.changes(key, ca, cb)
+    t.push([differs ? `${label} *` : label, shownMetric(a, key, kind), shownMetric(b, key, kind), shownDifference(x, y, kind)])
+  }
+}
+
+/**
  * A run's side of the first differing decision. No row is not "no decision": at the default event
  * detail (`decisions`) only the decisions that changed a target are recorded, so a round that held
  * leaves none; with `rounds` every decision is, so there was none.
@@ -632,6 +659,9 @@ export const compareJson = ({ a, b, difference }: Compared): string => {
     a: runJson(a),
     b: runJson(b),
     difference: diff,
+    sameMetricSettings: a.metrics?.config === undefined || b.metrics?.config === undefined
+      ? null
+      : MetricSettings.same(a.metrics.config, b.metrics.config),
     decisions: {
       sameEventDetail: a.eventDetail === b.eventDetail,
       firstDifference: Option.match(difference, {
@@ -664,14 +694,12 @@ export const renderCompare = ({ a, b, difference }: Compared): string => {
   t.push(["status", a.status, b.status, a.status === b.status ? "=" : "differ"])
   t.push(["period", period(a), period(b), a.from === b.from && a.to === b.to ? "=" : "differ"])
   t.push(["seed", a.seed, b.seed, a.seed === b.seed ? "=" : "differ"])
-  for (const [key, label, kind] of COMPARED) {
-    const x = valueOf(a.metrics, key)
-    const y = valueOf(b.metrics, key)
-    t.push([label, shownMetric(a.metrics, key, kind), shownMetric(b.metrics, key, kind), shownDifference(x, y, kind)])
-  }
+  metricRowsCompared(t, a.metrics, b.metrics)
   const short = (c: string | null) => (c === null ? DASH : `${c.slice(0, 12)}…`)
   t.push(["checksum", short(a.checksum), short(b.checksum), a.checksum !== null && a.checksum === b.checksum ? "=" : "differ"])
   const lines = [t.toString(), ""]
+  const basis = MetricSettings.compareNoteOf(a.metrics, b.metrics)
+  if (basis !== undefined) lines.push(basis)
   if (a.eventDetail !== b.eventDetail) {
     lines.push(
       `note: a recorded ${a.eventDetail}, b ${b.eventDetail}: with "decisions" only the decisions that changed a target are kept, so the runs' decisions are not alike`

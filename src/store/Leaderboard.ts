@@ -6,7 +6,8 @@
  * apart here, in one query that picks each strategy's best run and ranks the strategies.
  */
 import { SqlClient, type Statement } from "@effect/sql"
-import { Effect } from "effect"
+import { Effect, Option, Schema } from "effect"
+import { MetricsConfig } from "../../schemas/Metrics.js"
 import type { LeaderboardEntry, LeaderboardMetric } from "../../schemas/Rpc.js"
 import { storeError } from "./StoreError.js"
 
@@ -65,9 +66,10 @@ export const best = Effect.fn("Leaderboard.best")(function*({ limit, metric, off
   // A closed trade, or a position held at a mark.
   const traded = sql`(${figure("tradeCount")} > 0 or coalesce(${figure("exposure")}, 0) > 0)`
   const order = ranking.lowerIsBetter ? sql`asc` : sql`desc`
-  const rows = yield* sql<{ strategy: string; owner: string; run: string; number: number; value: number | null }>`
-    select strategy, owner, run, number, value from (
-      select distinct on (s.id) s.name as strategy, u.name as owner, r.id as run, r.number, v.value, v.unbounded, v.tiebreak
+  const rows = yield* sql<{ strategy: string; owner: string; run: string; number: number; value: number | null; config: unknown }>`
+    select strategy, owner, run, number, value, config from (
+      select distinct on (s.id) s.name as strategy, u.name as owner, r.id as run, r.number, v.value, v.unbounded, v.tiebreak,
+        r.metrics -> 'config' as config
       from runs r
         join strategies s on s.id = r.strategy_id
         join users u on u.id = s.owner_id
@@ -85,6 +87,13 @@ export const best = Effect.fn("Leaderboard.best")(function*({ limit, metric, off
     run: row.run,
     value: row.value,
     ref: `${row.strategy}#${row.number}`,
-    owner: row.owner
+    owner: row.owner,
+    // Stored with the metrics they were computed with; one that does not read is left out rather than the board failing.
+    ...Option.match(decodeConfig(row.config), {
+      onNone: () => ({}),
+      onSome: (metricsConfig) => ({ metricsConfig })
+    })
   }))
 }, storeError("read the leaderboard"))
+
+const decodeConfig = Schema.decodeUnknownOption(MetricsConfig)

@@ -5,7 +5,10 @@
  * computed with (`runs compare`, `leaderboard`), and a run's stored events (`runs events`).
  */
 import { expect, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schema } from "effect"
+import { Strategy } from "../../schemas/Strategy.js"
+import { LeaderboardEntry } from "../../schemas/Rpc.js"
+import { CompareJson } from "../../src/cli/RunsView.js"
 import type * as Database from "../../src/store/Database.js"
 import { migrate } from "../../src/store/Migrations.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
@@ -22,6 +25,12 @@ const store = Effect.map(Effect.context<Database.Database>(), (context) => Layer
 /** A small stored backtest of a synthetic market: its id and `<strategy>#<number>`. */
 const run = (name: string, extra: Partial<StoredRun.Options> = {}) =>
   Effect.map(Effect.orDie(StoredRun.backtest({ ...stored(2, 200, { name }), ...extra })), (r) => ({ id: r.run, ref: `${name}#${r.number}` }))
+
+/** A stored backtest's options with its strategy's metric settings changed. */
+const withSettings = (name: string, metrics: Record<string, number>) => {
+  const options = stored(2, 200, { name })
+  return { ...options, strategy: Schema.decodeUnknownSync(Strategy)({ ...Schema.encodeSync(Strategy)(options.strategy), metrics }) }
+}
 
 layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm reading stored runs", (it) => {
   it.effect("runs list --local: two users' runs of the same <strategy>#<number> are told apart by an owner column, by name", () =>
@@ -45,5 +54,58 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
       >
       expect(json.find((r) => r.id === bobs.id)).toMatchObject({ owner: bob.id, ownerName: "bob" })
       expect(json.find((r) => r.id === mine.id)).toMatchObject({ owner: "local", ownerName: "local" })
+    }))
+
+  it.effect("runs compare: the metric settings are a row, and runs computed with different ones are said not to be on the same basis", () =>
+    Effect.gen(function*() {
+      const plain = yield* run("Basis zero")
+      const rf = Effect.map(Effect.orDie(StoredRun.backtest(withSettings("Basis two", { riskFreeRate: 0.02 }))), (r) => ({ id: r.run, ref: `Basis two#${r.number}` }))
+      const two = yield* rf
+      const r = yield* swarm(["runs", "compare", plain.ref, two.ref], { store: yield* store })
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stdout).toMatch(/│ metric settings +│ +risk-free 0% a year, 252 periods a year │ +risk-free 2% a year, 252 periods a year │ +not the same basis │/)
+      // The figures the risk-free rate changes are marked; volatility (the periods only) is not.
+      expect(r.stdout).toMatch(/│ Sharpe \* +│/)
+      expect(r.stdout).toMatch(/│ Sortino \* +│/)
+      expect(r.stdout).toMatch(/│ volatility +│/)
+      expect(r.stdout).toContain(
+        "note: Sharpe and Sortino (marked *) are not on the same basis: a's are computed with risk-free 0% a year, 252 periods a year, " +
+          "b's with risk-free 2% a year, 252 periods a year"
+      )
+      const json = Schema.decodeUnknownSync(CompareJson)(JSON.parse((yield* swarm(["runs", "compare", plain.ref, two.ref, "--json"], { store: yield* store })).stdout))
+      expect(json.sameMetricSettings).toBe(false)
+
+      // Alike settings: the row says so, and no note.
+      const again = yield* run("Basis zero")
+      const alike = yield* swarm(["runs", "compare", plain.ref, again.ref], { store: yield* store })
+      expect(alike.stdout).toMatch(/│ metric settings +│ +risk-free 0% a year, 252 periods a year │ +risk-free 0% a year, 252 periods a year │ += │/)
+      expect(alike.stdout).not.toContain("not on the same basis")
+      expect(alike.stdout).toMatch(/│ Sharpe +│/)
+      expect(Schema.decodeUnknownSync(CompareJson)(JSON.parse((yield* swarm(["runs", "compare", plain.ref, again.ref, "--json"], { store: yield* store })).stdout)).sameMetricSettings).toBe(true)
+    }))
+
+  it.effect("leaderboard --metric sharpe | sortino: a note when the ranked runs' settings differ, each entry's settings in --json; none for a metric that does not depend on them", () =>
+    Effect.gen(function*() {
+      yield* Effect.orDie(StoredRun.backtest(withSettings("Board rf", { riskFreeRate: 0.02 })))
+      yield* Effect.orDie(StoredRun.backtest(withSettings("Board 365", { periodsPerYear: 365 })))
+      const note = (text: string) => {
+        expect(text).toMatch(/^note: these sharpe figures are not on the same basis: .+ \(the "metricsConfig" of each entry in --json\)$/m)
+        expect(text).toMatch(/[:;] \d+ with risk-free 2% a year, 252 periods a year[;( ]/)
+        expect(text).toMatch(/[:;] \d+ with risk-free 0% a year, 365 periods a year[;( ]/)
+      }
+      const board = yield* swarm(["leaderboard", "--local", "--metric", "sharpe", "--limit", "1000"], { store: yield* store })
+      expect(board.code, board.stderr).toBe(0)
+      note(board.stdout)
+      const sortino = yield* swarm(["leaderboard", "--local", "--metric", "sortino", "--limit", "1000"], { store: yield* store })
+      expect(sortino.stdout).toContain("note: these sortino figures are not on the same basis")
+      const json = yield* swarm(["leaderboard", "--local", "--metric", "sharpe", "--limit", "1000", "--json"], { store: yield* store })
+      const entries = Schema.decodeUnknownSync(Schema.Array(LeaderboardEntry))(JSON.parse(json.stdout))
+      expect(entries.find((e) => e.strategy === "Board rf")?.metricsConfig).toEqual({ periodsPerYear: 252, riskFreeRate: 0.02 })
+      expect(entries.find((e) => e.strategy === "Board 365")?.metricsConfig).toEqual({ periodsPerYear: 365, riskFreeRate: 0 })
+      // The array stays the document; the note is on stderr beside it.
+      note(json.stderr)
+      // Total return does not depend on the settings: nothing to say.
+      const returns = yield* swarm(["leaderboard", "--local", "--limit", "1000"], { store: yield* store })
+      expect(returns.stdout).not.toContain("not on the same basis")
     }))
 })

@@ -285,7 +285,7 @@ describe("swarm as a client of a live server", () => {
       )
       const drawdowns = JSON.parse((yield* cli(["leaderboard", "--metric", "maxDrawdown", "--limit", "1", "--json"])).stdout)
       const calmest = best((r) => r.metrics.maxDrawdown, true)
-      expect(drawdowns).toEqual([{ strategy: "SMA crossover", run: calmest.id, ref: calmest.ref, value: calmest.metrics.maxDrawdown, owner: "admin" }])
+      expect(drawdowns).toEqual([{ strategy: "SMA crossover", run: calmest.id, ref: calmest.ref, value: calmest.metrics.maxDrawdown, owner: "admin", metricsConfig: { periodsPerYear: 252, riskFreeRate: 0 } }])
       const badMetric = yield* cli(["leaderboard", "--metric", "alpha"])
       expect([badMetric.code, lines(badMetric.stderr)[0]]).toEqual([
         2,
