@@ -19,6 +19,7 @@ import type { Io } from "./Io.js"
 import * as Remote from "./Remote.js"
 import type * as RemoteConfig from "./RemoteConfig.js"
 import * as RemoteRuns from "./RemoteRuns.js"
+import * as RunEventsCommand from "./RunEventsCommand.js"
 import * as RunRef from "./RunRef.js"
 import * as RunsView from "./RunsView.js"
 import * as Wiring from "./Wiring.js"
@@ -231,6 +232,7 @@ export const command = (io: Io, wiring: Wiring.Wiring) =>
       RemoteRuns.stop(io, wiring),
       RemoteRuns.pause(io, wiring),
       RemoteRuns.resume(io, wiring),
-      RemoteRuns.watchCommand(io, wiring)
+      RemoteRuns.watchCommand(io, wiring),
+      RunEventsCommand.command(io, wiring)
     ])
   )

@@ -4,11 +4,13 @@
  * column), what a run that was stopped or failed did, the metric settings Sharpe and Sortino were
  * computed with (`runs compare`, `leaderboard`), and a run's stored events (`runs events`).
  */
-import { expect, layer } from "@effect/vitest"
+import { describe, expect, it as test, layer } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
 import { LeaderboardEntry } from "../../schemas/Rpc.js"
 import { CompareJson } from "../../src/cli/RunsView.js"
+import { eventLine } from "../../src/cli/RunEventsCommand.js"
+import * as Runs from "../../src/store/Runs.js"
 import type * as Database from "../../src/store/Database.js"
 import { migrate } from "../../src/store/Migrations.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
@@ -108,4 +110,62 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
       const returns = yield* swarm(["leaderboard", "--local", "--limit", "1000"], { store: yield* store })
       expect(returns.stdout).not.toContain("not on the same basis")
     }))
+
+  it.effect("runs events: a stored run's events without a server, one line each or ndjson; --type, --since; bad input is one line, exit 2", () =>
+    Effect.gen(function*() {
+      const { id, ref } = yield* run("Events read")
+      const stored = yield* Effect.orDie(Runs.events(id, 0, 1_000_000))
+      const decisions = stored.filter((e) => e.tag === "DecisionMade")
+      expect(decisions.length).toBeGreaterThan(0)
+
+      // --json: the stored lines, byte for byte, of the types asked for.
+      const json = yield* swarm(["runs", "events", ref, "--type", "DecisionMade", "--type", "OrderFilled", "--json", "--local"], { store: yield* store })
+      expect(json.code, json.stderr).toBe(0)
+      expect(json.stdout).toBe(stored.filter((e) => e.tag === "DecisionMade" || e.tag === "OrderFilled").map((e) => `${e.body}\n`).join(""))
+
+      // A readable line each: every event, from the first, by id as by reference.
+      const all = yield* swarm(["runs", "events", id], { store: yield* store })
+      expect(all.code, all.stderr).toBe(0)
+      const rows = lines(all.stdout)
+      expect(rows).toHaveLength(stored.length)
+      expect(rows[0]).toMatch(/^#1 \d{4}-\d\d-\d\d started: backtest run of /)
+      expect(rows.filter((l) => / decision S\d (buy|sell|hold|close|long|short|flat)/.test(l)).length).toBeGreaterThan(0)
+      expect(rows.some((l) => / portfolio equity /.test(l))).toBe(true)
+
+      // --since n: only the events after n.
+      const since = Number(decisions[0]!.seq)
+      const after = yield* swarm(["runs", "events", ref, "--since", String(since), "--json"], { store: yield* store })
+      expect(lines(after.stdout).map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual(stored.filter((e) => Number(e.seq) > since).map((e) => Number(e.seq)))
+
+      // Bad input: one line naming the flag (and where help is), exit 2.
+      const unknown = yield* swarm(["runs", "events", ref, "--type", "Decision"], { store: yield* store })
+      expect(unknown.code).toBe(2)
+      expect(lines(unknown.stderr)).toEqual([
+        expect.stringMatching(/^swarm: --type: expected an event type \(RunStarted, .*ReasoningRecorded.*\), got "Decision"$/),
+        "swarm: try 'swarm runs events --help'"
+      ])
+      const negative = yield* swarm(["runs", "events", ref, "--since", "-1"], { store: yield* store })
+      expect([negative.code, lines(negative.stderr)]).toEqual([2, ["swarm: --since: expected an event number, 0 or more, got -1", "swarm: try 'swarm runs events --help'"]])
+      const none = yield* swarm(["runs", "events", "Nothing#1"], { store: yield* store })
+      expect(none.code).toBe(2)
+    }))
+})
+
+describe("runs events' line of an event", () => {
+  test("reasoning on one line, with its agent, role, kind and round", () => {
+    const body = JSON.stringify({
+      _tag: "ReasoningRecorded",
+      run: "run_000000000001",
+      seq: 7,
+      at: Date.UTC(2024, 0, 3),
+      agent: "debate",
+      round: "r-12",
+      kind: "analysis",
+      role: "bull",
+      text: "Momentum is up.\n\nVolume confirms it."
+    })
+    expect(eventLine(7, "ReasoningRecorded", body)).toBe("#7 2024-01-03 reasoning debate (bull) analysis, round r-12: Momentum is up. Volume confirms it.")
+    // An event this build does not read is still a line: its number and type.
+    expect(eventLine(8, "SomethingNew", JSON.stringify({ _tag: "SomethingNew" }))).toBe("#8 SomethingNew (an event this swarm does not read: --json prints it)")
+  })
 })

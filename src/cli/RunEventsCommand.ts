@@ -1,0 +1,146 @@
+/**
+ * `swarm runs events <run> [--since n] [--type T]... [--json] [--local]`: a run's events as it
+ * recorded them — its reasoning, opinions, decisions, verdicts, fills — read from the local
+ * database, or from a server when one is configured (`runs.events`, as `runs watch --json` reads
+ * them). `--json` prints each event's stored JSON line (ndjson), byte for byte; otherwise one
+ * readable line each. A stored run's events end where it did; a run still going is followed until
+ * it ends, as `runs watch` does.
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Effect, Either, Option, Schema, Stream } from "effect"
+import type { Timestamp } from "../../schemas/Ids.js"
+import { RunEvent, type RunEventTag } from "../../schemas/RunEvent.js"
+import * as Runs from "../store/Runs.js"
+import { checked, invalid, json } from "./Flags.js"
+import { type Io, visible } from "./Io.js"
+import * as Remote from "./Remote.js"
+import * as RunRef from "./RunRef.js"
+import { local, onServer, serverFor } from "./RunsCommand.js"
+import { money, time } from "./Summary.js"
+import * as Watch from "./Watch.js"
+import * as Wiring from "./Wiring.js"
+
+/** Every event type a run records (schemas/RunEvent.ts): what `--type` takes. */
+export const TYPES: ReadonlyArray<string> = Object.keys(
+  // Every tag of the union, and no other: the compiler holds this to schemas/RunEvent.ts.
+  {
+  RunStarted: true,
+  SignalReceived: true,
+  SignalNotApplied: true,
+  OpinionGiven: true,
+  DecisionMade: true,
+  VerdictGiven: true,
+  ApprovalRequested: true,
+  ApprovalResolved: true,
+  OrderPlaced: true,
+  OrderCancelled: true,
+  ExecutionBlocked: true,
+  OrderFilled: true,
+  TradeClosed: true,
+  PortfolioUpdated: true,
+  TradingStateChanged: true,
+  AgentLifecycle: true,
+  DeadLetterRecorded: true,
+  LlmCalled: true,
+  ReasoningRecorded: true,
+  LlmBudgetSpent: true,
+  RunCompleted: true,
+  RunFailed: true,
+} satisfies Record<RunEventTag, true>
+)
+
+/** Events read from the database at a time. */
+const PAGE = 5_000
+
+const decodeEvent = Schema.decodeUnknownOption(RunEvent)
+
+/** Whitespace (a model's paragraphs) folded to single spaces: one line an event. */
+const oneLine = (text: string): string => text.replace(/\s+/g, " ").trim()
+
+/** The line of an event `runs watch` says nothing of (it only feeds its view), or one this build does not know. */
+const quietText = (event: RunEvent): string => {
+  switch (event._tag) {
+    case "OpinionGiven": {
+      const o = event.opinion
+      return `opinion ${o.agent} ${o.symbol} ${o.direction} (confidence ${o.confidence.toFixed(2)}), round ${o.round}: ${oneLine(o.rationale)}`
+    }
+    case "ReasoningRecorded":
+      return `reasoning ${event.agent} (${event.role}) ${event.kind}, round ${event.round}: ${oneLine(event.text)}`
+    case "PortfolioUpdated":
+      return `portfolio equity ${money(event.snapshot.equity)}, cash ${money(event.snapshot.cash)}`
+    case "LlmBudgetSpent":
+      return `LLM budget spent: ${event.agent}${event.round === undefined ? "" : `, round ${event.round}`}: ${event.reason}`
+    default:
+      return event._tag
+  }
+}
+
+/** One readable line of a stored event: `#seq time what`, as `runs watch` prints them piped. */
+export const eventLine = (seq: number, tag: string, body: string): string => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(body)
+  } catch {
+    return visible(`#${seq} ${tag}`)
+  }
+  const event = decodeEvent(parsed)
+  if (Option.isNone(event)) return visible(`#${seq} ${tag} (an event this swarm does not read: --json prints it)`)
+  return Watch.line(event.value) ?? visible(`#${seq} ${time(event.value.at as Timestamp)} ${quietText(event.value)}`)
+}
+
+const runArg = Args.text({ name: "run" }).pipe(Args.withDescription("The run: its id (run_…) or <strategy>#<number>, as `swarm runs list` shows it."))
+
+const options = {
+  since: Options.integer("since").pipe(
+    Options.withPseudoName("n"),
+    Options.optional,
+    Options.mapEffect(checked("--since", (n: number) =>
+      Number.isSafeInteger(n) && n >= 0 ? Either.right(n) : Either.left(`expected an event number, 0 or more, got ${n}`))),
+    Options.withDescription("Only the events after this event number (default 0: from the first).")
+  ),
+  types: Options.text("type").pipe(
+    Options.withPseudoName("T"),
+    Options.repeated,
+    Options.mapEffect((types) => {
+      const unknown = types.find((type) => !TYPES.includes(type))
+      return unknown === undefined
+        ? Effect.succeed(types)
+        : Effect.fail(invalid("--type", `expected an event type (${TYPES.join(", ")}), got ${RunRef.shown(unknown)}`))
+    }),
+    Options.withDescription("Only events of this type (ReasoningRecorded, DecisionMade…); give it again for more.")
+  ),
+  json: json("Print each event as the JSON line the run recorded, one per line (ndjson), instead of a readable line.")
+}
+
+export const command = (io: Io, wiring: Wiring.Wiring) =>
+  Command.make("events", { run: runArg, ...options, ...Remote.options, local }, (flags) =>
+    Effect.gen(function*() {
+      const ref = yield* RunRef.check("<run>", flags.run)
+      const since = Option.getOrElse(flags.since, () => 0)
+      const wanted = flags.types.length === 0 ? undefined : new Set(flags.types)
+      const print = (seq: number, tag: string, body: string) => {
+        if (wanted === undefined || wanted.has(tag)) io.stdout(flags.json ? `${body}\n` : `${eventLine(seq, tag, body)}\n`)
+      }
+      const server = yield* serverFor(flags, wiring)
+      if (Option.isSome(server)) {
+        return yield* onServer(server.value, (remote) =>
+          remote.client.runs.events({ run: ref, since }).pipe(
+            remote.follow("run"),
+            Stream.runForEach((e) => Effect.sync(() => print(e.seq, e.tag, e.json)))
+          ))
+      }
+      yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
+        const run = yield* Runs.getSummary(ref)
+        let after = since
+        for (;;) {
+          const page = yield* Runs.events(run.id, after, PAGE, flags.types.length === 0 ? undefined : flags.types)
+          for (const e of page) print(Number(e.seq), e.tag, e.body)
+          if (page.length < PAGE) break
+          after = Number(page[page.length - 1]!.seq)
+        }
+      }))
+    }).pipe(Effect.withSpan("swarm.runs.events"))).pipe(
+    Command.withDescription(
+      "Print a run's recorded events — reasoning, opinions, decisions, verdicts, fills — one readable line each, or as ndjson (--json); from the server when one is configured, else the local database."
+    )
+  )
