@@ -10,6 +10,7 @@ import { Effect, Either, Option } from "effect"
 import { RunStatus } from "../../schemas/Rpc.js"
 import * as Compare from "../store/Compare.js"
 import * as ControlAudit from "../store/ControlAudit.js"
+import * as Tools from "../../agents/system/Tools.js"
 import * as Runs from "../store/Runs.js"
 import type { RunNotFound } from "../store/StoreError.js"
 import { UsageError } from "./CliError.js"
@@ -163,6 +164,22 @@ export const list = (io: Io, wiring: Wiring.Wiring) =>
 // ---------------------------------------------------------------------------------------------
 // runs show
 
+/**
+ * A run stopped or failed before it completed has no metrics of its own (only a completed run is
+ * measured at its end). What it did is still recorded: its figures up to where it stopped are
+ * rebuilt from its data and fills, as the system agent's `metrics` tool makes them — or, when they
+ * cannot be (its data files changed or went), why not.
+ */
+const partialMetrics = (run: Runs.RunRecord) =>
+  run.metrics !== null || (run.status !== "stopped" && run.status !== "failed")
+    ? Effect.succeed(undefined)
+    : Effect.map(Tools.metrics(run), (result): RunsView.PartialMetrics | undefined =>
+      result.basis === "bars"
+        ? { _tag: "upTo", through: result.incomplete?.through ?? null, metrics: result.metrics }
+        : result.basis === "trades"
+        ? { _tag: "none", reason: result.unavailable, trades: result.trades.tradeCount }
+        : undefined)
+
 const runArg = (name: string, description: string) => Args.text({ name }).pipe(Args.withDescription(description))
 
 export const show = (io: Io, wiring: Wiring.Wiring) =>
@@ -183,7 +200,8 @@ export const show = (io: Io, wiring: Wiring.Wiring) =>
         const control = yield* ControlAudit.history(run.id)
         const agentRestarts = yield* Runs.agentRestarts(run)
         const llm = Option.getOrNull(yield* Runs.llmUsage(run))
-        const shown = { run, equity, trades, control, agentRestarts, llm, local: true }
+        const partial = yield* partialMetrics(run)
+        const shown = { run, equity, trades, control, agentRestarts, llm, local: true, ...(partial === undefined ? {} : { partial }) }
         io.stdout(flags.json ? RunsView.showJson(shown) : RunsView.renderShow(shown))
       }))
     }).pipe(Effect.withSpan("swarm.runs.show"))).pipe(

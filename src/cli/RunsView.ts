@@ -97,7 +97,16 @@ export const RunShowJson = Schema.Struct({
   /** Its agents that crashed — how often each was restarted, and the first line of its last crash's cause — those restarted most first (a server older than it: absent). */
   agentRestarts: Schema.optional(Schema.Array(AgentRestarts)),
   /** What its LLM agents used: backend, model calls, cache hits, tokens, cost, and its budget; null without LLM agents (a server older than it: absent). */
-  llm: Schema.optional(Schema.NullOr(LlmUsage))
+  llm: Schema.optional(Schema.NullOr(LlmUsage)),
+  /**
+   * A run stopped or failed before it completed (its `metrics` null): its figures up to where it
+   * stopped (`through`: the last bar marked), rebuilt from its data and fills; or why they cannot be.
+   * Absent for any other run, and from a server.
+   */
+  upToStop: Schema.optional(Schema.Union(
+    Schema.Struct({ through: Schema.NullOr(IsoTime), metrics: MetricsJson }),
+    Schema.Struct({ unavailable: Schema.String, trades: Schema.Int })
+  ))
 })
 
 const DecisionJson = Schema.Struct({ round: Schema.String, seq: Schema.Int, action: Schema.String, confidence: Schema.Number })
@@ -295,7 +304,17 @@ export interface Shown {
   readonly agentRestarts?: ReadonlyArray<AgentRestarts>
   /** What its LLM agents used (`Runs.llmUsage`): null for a run without any. */
   readonly llm?: LlmUsage | null
+  /**
+   * A run stopped or failed before it completed (no metrics of its own): its figures up to where
+   * it stopped, rebuilt from its data and fills (`Tools.metrics`), or why they cannot be.
+   */
+  readonly partial?: PartialMetrics
 }
+
+/** The figures of a run that ended before it completed, as far as it got; or why there are none. */
+export type PartialMetrics =
+  | { readonly _tag: "upTo"; readonly through: number | null; readonly metrics: Metrics }
+  | { readonly _tag: "none"; readonly reason: string; readonly trades: number }
 
 /** A server's report of a run (`runs.report`) as `runs show` shows it: the same report as of a run of the local database. */
 export const shownOf = (report: RunReport): Shown => ({
@@ -344,7 +363,7 @@ const equityOf = (equity: Option.Option<Equity>): typeof EquityJson.Type | null 
         : { points: e.points, first: e.first as Money, last: e.last as Money, low: e.low as Money, high: e.high as Money }
   })
 
-export const showJson = ({ agentRestarts, control, equity, llm, run, trades }: Shown): string =>
+export const showJson = ({ agentRestarts, control, equity, llm, partial, run, trades }: Shown): string =>
   toJson(RunShowJson, {
     ...runJson(run),
     eventDetail: run.eventDetail,
@@ -356,7 +375,12 @@ export const showJson = ({ agentRestarts, control, equity, llm, run, trades }: S
     trades: { count: trades.count, first: trades.first.map(tradeJson), last: trades.last.map(tradeJson) },
     ...(control === undefined ? {} : { control }),
     ...(agentRestarts === undefined ? {} : { agentRestarts }),
-    ...(llm === undefined ? {} : { llm })
+    ...(llm === undefined ? {} : { llm }),
+    ...(partial === undefined ? {} : {
+      upToStop: partial._tag === "upTo"
+        ? { through: partial.through as Timestamp | null, metrics: partial.metrics }
+        : { unavailable: partial.reason, trades: partial.trades }
+    })
   })
 
 const DONE: Record<ControlAction["action"], string> = { pause: "paused", resume: "resumed", stop: "stopped", approve: "approved", reject: "rejected" }
@@ -471,10 +495,18 @@ export const localUnfinished = (run: Pick<RunFields, "id" | "mode">): string =>
     // `swarm resume` leases the run first: one a process runs is left to it, said so.
     : `          (read from the database, which cannot tell whether a process runs it: swarm resume ${run.id} goes on with it if none does)`
 
-export const renderShow = ({ agentRestarts, control, equity, latest, llm, local, notResumable, run, trades }: Shown): string => {
+/** Why a run has no metrics of its own: only a completed run is measured at its end. */
+const noMetricsLine = (status: string): string =>
+  status === "stopped"
+    ? "metrics: none: the run was stopped before it completed"
+    : status === "failed"
+    ? "metrics: none: the run failed before it completed"
+    : "metrics: none yet (the run has not completed)"
+
+export const renderShow = ({ agentRestarts, control, equity, latest, llm, local, notResumable, partial, run, trades }: Shown): string => {
   const lines: Array<string> = [
     `run       ${run.id} (${refOf(run)})`,
-    `strategy  ${run.strategyName}, version ${run.strategyVersion} (${run.strategyId}), owner ${run.owner}`,
+    `strategy  ${run.strategyName}, version ${run.strategyVersion} (${run.strategyId}), owner ${ownerOf(run)}`,
     `mode      ${run.mode}, seed ${run.seed}, event detail ${run.eventDetail}${run.faults === null ? "" : ", with injected faults"}`,
     `data      ${describeSource(run.dataSource)}`,
     ...(llm === undefined || llm === null ? [] : llmLines(llm)),
@@ -487,8 +519,24 @@ export const renderShow = ({ agentRestarts, control, equity, latest, llm, local,
     }`,
     ""
   ]
-  if (run.metrics === null) lines.push("metrics: none yet (the run has not completed)", "")
-  else {
+  const how = run.status === "failed" ? "failed" : "was stopped"
+  if (run.metrics === null && partial?._tag === "upTo") {
+    lines.push(
+      `metrics: up to where it stopped — the run ${how} before it completed; ${
+        partial.through === null ? "it had marked no bar" : `its bars are marked up to ${time(partial.through)}`
+      } (its equity at every bar's close rebuilt from its data and fills)`
+    )
+    const metrics = table(["metric", "value"], ["left", "left"])
+    for (const row of metricRows(partial.metrics)) metrics.push([...row])
+    lines.push(metrics.toString(), "")
+  } else if (run.metrics === null) {
+    lines.push(
+      partial?._tag === "none"
+        ? `${noMetricsLine(run.status)} (its figures up to there cannot be made: ${partial.reason}; ${count(partial.trades)} trades closed)`
+        : noMetricsLine(run.status),
+      ""
+    )
+  } else {
     const metrics = table(["metric", "value"], ["left", "left"])
     for (const row of metricRows(run.metrics)) metrics.push([...row])
     lines.push(metrics.toString(), "")

@@ -4,11 +4,13 @@
  * column), what a run that was stopped or failed did, the metric settings Sharpe and Sortino were
  * computed with (`runs compare`, `leaderboard`), and a run's stored events (`runs events`).
  */
+import { SqlClient } from "@effect/sql"
 import { describe, expect, it as test, layer } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
+import type { RunId } from "../../schemas/Ids.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { LeaderboardEntry } from "../../schemas/Rpc.js"
-import { CompareJson } from "../../src/cli/RunsView.js"
+import { CompareJson, RunShowJson } from "../../src/cli/RunsView.js"
 import { eventLine } from "../../src/cli/RunEventsCommand.js"
 import * as Runs from "../../src/store/Runs.js"
 import type * as Database from "../../src/store/Database.js"
@@ -16,6 +18,7 @@ import { migrate } from "../../src/store/Migrations.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import * as Users from "../../src/store/Users.js"
 import { freshDatabase } from "../store/fresh.js"
+import { rewindTotals } from "../store/fixtures/checks.js"
 import { stored } from "../store/fixtures/workload.js"
 import { lines, swarm } from "./harness.js"
 
@@ -27,6 +30,22 @@ const store = Effect.map(Effect.context<Database.Database>(), (context) => Layer
 /** A small stored backtest of a synthetic market: its id and `<strategy>#<number>`. */
 const run = (name: string, extra: Partial<StoredRun.Options> = {}) =>
   Effect.map(Effect.orDie(StoredRun.backtest({ ...stored(2, 200, { name }), ...extra })), (r) => ({ id: r.run, ref: `${name}#${r.number}` }))
+
+/** What a stop after event `n` leaves of a completed run: its first `n` events and their rows, then `stopped` (Runs.markEnded). */
+const stoppedAfter = (run: string, n: number, reason: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`update runs set status = 'running', failure = null, checksum = null, metrics = null, counts = null,
+      trading_state = null, period_from = null, period_to = null, chain_count = null, chain_head = null, finished_at = null
+      where id = ${run}`
+    for (
+      const table of ["run_events", "opinions", "decisions", "verdicts", "orders", "fills", "trades", "equity_snapshots", "positions", "checkpoints", "reasoning"]
+    ) {
+      yield* sql`delete from ${sql(table)} where run_id = ${run} and seq > ${n}`
+    }
+    yield* rewindTotals(run, n)
+    yield* Runs.markEnded(run as RunId, "stopped", reason)
+  }).pipe(Effect.orDie)
 
 /** A stored backtest's options with its strategy's metric settings changed. */
 const withSettings = (name: string, metrics: Record<string, number>) => {
@@ -148,6 +167,38 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
       expect([negative.code, lines(negative.stderr)]).toEqual([2, ["swarm: --since: expected an event number, 0 or more, got -1", "swarm: try 'swarm runs events --help'"]])
       const none = yield* swarm(["runs", "events", "Nothing#1"], { store: yield* store })
       expect(none.code).toBe(2)
+    }))
+
+  it.effect("runs show of a stopped run: its metrics up to where it stopped, labelled so, not \"none yet\"; its owner by name", () =>
+    Effect.gen(function*() {
+      const carol = yield* Effect.orDie(Users.create("carol"))
+      const { id, ref } = yield* run("Stopped paper", { owner: carol.id })
+      const sql = yield* SqlClient.SqlClient
+      const trades = yield* Effect.orDie(sql<{ seq: number }>`select seq from trades where run_id = ${id} order by seq`)
+      expect(trades.length).toBeGreaterThan(2)
+      yield* stoppedAfter(id, Number(trades[1]!.seq), "stopped by carol")
+      const shown = yield* swarm(["runs", "show", ref, "--local"], { store: yield* store })
+      expect(shown.code, shown.stderr).toBe(0)
+      expect(shown.stdout).toContain(`owner carol\n`)
+      expect(shown.stdout).not.toContain("none yet")
+      expect(shown.stdout).toMatch(
+        /\nmetrics: up to where it stopped — the run was stopped before it completed; its bars are marked up to \d{4}-\d\d-\d\d.* \(its equity at every bar's close rebuilt from its data and fills\)\n/
+      )
+      // The figures stop at the last bar marked for certain: a trade closed after it is not among them.
+      expect(shown.stdout).toMatch(/│ total return +│ [+-]\d+\.\d\d% \(100,000\.00 → [\d,.]+\) +│/)
+      expect(shown.stdout).toMatch(/│ trades +│ [12] +│/)
+
+      const json = Schema.decodeUnknownSync(RunShowJson)(JSON.parse((yield* swarm(["runs", "show", ref, "--json"], { store: yield* store })).stdout))
+      expect(json.metrics).toBeNull()
+      expect(json.owner).toBe(carol.id)
+      expect(json.ownerName).toBe("carol")
+      expect(json.upToStop).toMatchObject({ through: expect.any(Number), metrics: { initialCash: expect.anything() } })
+
+      // Its data gone: no figure of another curve, and no "none yet" either.
+      yield* Effect.orDie(sql`update runs set data_fingerprint = 'changed' where id = ${id}`)
+      const gone = yield* swarm(["runs", "show", ref, "--local"], { store: yield* store })
+      expect(gone.code, gone.stderr).toBe(0)
+      expect(gone.stdout).toMatch(/\nmetrics: none: the run was stopped before it completed \(its figures up to there cannot be made: .+; 2 trades closed\)\n/)
     }))
 })
 
