@@ -235,15 +235,26 @@ export const ownerOf = (run: { readonly owner: string; readonly ownerName?: stri
  * users' runs (a database a server keeps) has an owner column, as a server's list does
  * (RemoteView.runsTable): two users' runs may have the same `<strategy>#<number>`.
  */
-export const renderList = (runs: ReadonlyArray<RunSummary>, next: string | undefined): string => {
+export const renderList = (
+  runs: ReadonlyArray<RunSummary>,
+  next: string | undefined,
+  /** Of the runs stopped or failed before they completed: their figures up to where they stopped, or why none. */
+  partials: ReadonlyMap<string, PartialMetrics> = new Map()
+): string => {
   if (runs.length === 0) return "no runs\n"
+  let marked = false
   const owners = new Set(runs.map((run) => run.owner)).size > 1
   const t = table(
     ["run", ...(owners ? ["owner"] : []), "id", "status", "mode", "period", "return", "Sharpe", "max DD", "trades", "started"],
     ["left", ...(owners ? ["left" as const] : []), "left", "left", "left", "left", "right", "right", "right", "right", "left"]
   )
   for (const run of runs) {
-    const m = run.metrics
+    const partial = run.metrics === null ? partials.get(run.id) : undefined
+    const upTo = partial?._tag === "upTo"
+    const m = run.metrics ?? (partial?._tag === "upTo" ? partial.metrics : null)
+    // Figures up to where a run stopped are marked, and said so under the table.
+    const mark = (text: string) => (upTo ? `${text}*` : text)
+    if (upTo) marked = true
     t.push([
       refOf(run),
       ...(owners ? [ownerOf(run)] : []),
@@ -251,14 +262,15 @@ export const renderList = (runs: ReadonlyArray<RunSummary>, next: string | undef
       run.status,
       run.mode,
       period(run),
-      m === null ? DASH : percent(m.totalReturn, { sign: true }),
-      m === null ? DASH : ratio(m.sharpe),
-      m === null ? DASH : percent(m.maxDrawdown),
-      m === null ? DASH : count(m.tradeCount),
+      m === null ? DASH : mark(percent(m.totalReturn, { sign: true })),
+      m === null ? DASH : mark(ratio(m.sharpe)),
+      m === null ? DASH : mark(percent(m.maxDrawdown)),
+      m === null ? (partial?._tag === "none" ? count(partial.trades) : DASH) : mark(count(m.tradeCount)),
       wallTime(run.startedAt)
     ])
   }
-  return `${t.toString()}\n${next === undefined ? "" : `more runs follow; the next page: ${next}\n`}`
+  const note = marked ? "* up to where the run stopped or failed: rebuilt from its data and fills (swarm runs show has them all)\n" : ""
+  return `${t.toString()}\n${note}${next === undefined ? "" : `more runs follow; the next page: ${next}\n`}`
 }
 
 // ---------------------------------------------------------------------------------------------

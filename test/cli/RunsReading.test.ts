@@ -169,7 +169,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
       expect(none.code).toBe(2)
     }))
 
-  it.effect("runs show of a stopped run: its metrics up to where it stopped, labelled so, not \"none yet\"; its owner by name", () =>
+  it.effect("runs show and list of a stopped run: its metrics up to where it stopped, labelled so, not \"none yet\"; its owner by name", () =>
     Effect.gen(function*() {
       const carol = yield* Effect.orDie(Users.create("carol"))
       const { id, ref } = yield* run("Stopped paper", { owner: carol.id })
@@ -194,11 +194,20 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
       expect(json.ownerName).toBe("carol")
       expect(json.upToStop).toMatchObject({ through: expect.any(Number), metrics: { initialCash: expect.anything() } })
 
+      // runs list: the figures up to where it stopped, marked and said so.
+      const listed = yield* swarm(["runs", "list", "--local", "--strategy", "Stopped paper"], { store: yield* store })
+      expect(listed.code, listed.stderr).toBe(0)
+      expect(listed.stdout).toMatch(new RegExp(`│ Stopped paper#1 │ ${id} │ stopped │ backtest │ — +│ +[+-]\\d+\\.\\d\\d%\\* │ +-?\\d+\\.\\d\\d\\* │ +\\d+\\.\\d\\d%\\* │ +[12]\\* │`))
+      expect(listed.stdout).toContain("* up to where the run stopped or failed: rebuilt from its data and fills (swarm runs show has them all)\n")
+
       // Its data gone: no figure of another curve, and no "none yet" either.
       yield* Effect.orDie(sql`update runs set data_fingerprint = 'changed' where id = ${id}`)
       const gone = yield* swarm(["runs", "show", ref, "--local"], { store: yield* store })
       expect(gone.code, gone.stderr).toBe(0)
       expect(gone.stdout).toMatch(/\nmetrics: none: the run was stopped before it completed \(its figures up to there cannot be made: .+; 2 trades closed\)\n/)
+      // runs list: its closed trades, counted; no other figure.
+      const listedGone = yield* swarm(["runs", "list", "--local", "--strategy", "Stopped paper"], { store: yield* store })
+      expect(listedGone.stdout).toMatch(new RegExp(`│ Stopped paper#1 │ ${id} │ stopped │ backtest │ — +│ +— │ +— │ +— │ +2 │`))
     }))
 })
 
