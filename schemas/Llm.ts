@@ -96,10 +96,22 @@ export const CallOutcome = Schema.Literal("ok", "invalid", "timeout", "error", "
 export type CallOutcome = typeof CallOutcome.Type
 
 /**
+ * A piece of a recorded prompt — one message's JSON, or the answer format's — kept once in a run:
+ * its `text` the first time its `hash` (SHA-256, hex, of the text) comes in the run's events, only
+ * the hash after (src/llm/RunPrompts.ts reads it back).
+ */
+export const PromptPart = Schema.Struct({
+  hash: Schema.String,
+  text: Schema.optional(Schema.String)
+})
+export type PromptPart = typeof PromptPart.Type
+
+/**
  * One call to a model, as recorded: enough to audit it (who asked what, what it cost) and to answer
  * it again without the model (replay). Keyed in a run by agent, round and step. The prompt is kept
  * on a miss; a cache hit keeps its hash (the prompt is rebuilt from the same inputs on replay, and
- * its hash checked).
+ * its hash checked). A run whose `RunStarted` says `llm.prompts: "parts"` keeps a miss's prompt as
+ * `promptParts`, each part once in the run; runs recorded before keep it whole as `prompt`.
  */
 export const LlmCall = Schema.Struct({
   agent: AgentId,
@@ -111,7 +123,14 @@ export const LlmCall = Schema.Struct({
   backend: Backend,
   /** SHA-256 (hex) of the canonical JSON of the messages (and format) sent. */
   promptHash: Schema.String,
+  /** The prompt whole (runs recorded before `promptParts`). */
   prompt: Schema.optional(Schema.String),
+  /**
+   * The prompt in parts: its messages' JSON, in order, then its format's JSON — the prompt is
+   * `{"model":<model>,"messages":[<messages, comma-separated>],"format":<format>}`. Each part's text
+   * is recorded the first time its hash comes in the run, only its hash after.
+   */
+  promptParts: Schema.optional(Schema.Array(PromptPart)),
   /** The model's last answer, as it gave it (absent when there was none). */
   answer: Schema.optional(Schema.String),
   tokensIn: Schema.Int.pipe(Schema.nonNegative()),

@@ -81,7 +81,14 @@ export const RunStarted = event("RunStarted", {
      * `judge`). Absent — every run recorded before it — every `plan` is the `analyst`'s, as those
      * runs recorded it: their replay and resume record it so again, and reproduce them byte for byte.
      */
-    reasoningRoles: Schema.optional(Schema.Literal("own"))
+    reasoningRoles: Schema.optional(Schema.Literal("own")),
+    /**
+     * `parts`: a call's prompt is recorded as `promptParts`, each message and format once in the run
+     * (the text the first time its hash comes, the hash alone after). Absent — every run recorded
+     * before it — each miss keeps its whole prompt inline (`prompt`): their replay and resume record
+     * it so again, and reproduce them byte for byte.
+     */
+    prompts: Schema.optional(Schema.Literal("parts"))
   }))
 })
 

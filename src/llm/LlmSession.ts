@@ -39,6 +39,7 @@ import { type AnswerCache, type CachedAnswer, keyOf } from "./AnswerCache.js"
 import type { Bucket, TokenBucketService } from "../bus/TokenBucket.js"
 import { Budget, promptTokensUpperBound, type Reservation, spendsBudget } from "./Budget.js"
 import type { ChatAnswer, ChatRequest, LanguageModel } from "./LanguageModel.js"
+import { partsOf } from "./RunPrompts.js"
 
 /** First retry's wait; each next one doubles it. */
 const BACKOFF_MILLIS = 200
@@ -70,6 +71,12 @@ export interface SessionOptions {
   readonly rate?: RateLimit | undefined
   /** Calls recorded by an earlier execution of this run, by `recordingKey`: answered from here, no model call. */
   readonly recording?: ReadonlyMap<string, LlmCall> | undefined
+  /**
+   * Record a call's prompt as its parts (`LlmCall.promptParts`, every text given: the run's
+   * `PromptLedger` keeps each once) instead of whole (`prompt`): runs whose `RunStarted` says
+   * `llm.prompts: "parts"`.
+   */
+  readonly promptParts?: boolean | undefined
   /** Seeds the model's sampling, so a temperature above 0 repeats itself where the backend allows. */
   readonly seed?: number | undefined
   /** Every call, as it ends. */
@@ -403,6 +410,11 @@ export class LlmSession {
       }
       const cacheKey = keyOf(`${backend}:${model}`, promptHash, ask.window)
       const cache = config.cacheTtlSeconds > 0 ? this.options.cache : undefined
+      // The prompt as a call that was not a hit records it: whole, or in parts (made only then).
+      const recordedPrompt = (): Pick<LlmCall, "prompt" | "promptParts"> =>
+        this.options.promptParts === true
+          ? { promptParts: partsOf(ask.messages.map((message) => JSON.stringify(message)), format.json) }
+          : { prompt }
 
       // What an interruption (the round's deadline) must settle and record: the reservation in flight,
       // or the refusal that made the call wait for room (and, for the retry, why it was asked again);
@@ -526,7 +538,7 @@ export class LlmSession {
         const call: LlmCall = {
           ...base,
           backend,
-          prompt,
+          ...recordedPrompt(),
           ...(kept !== undefined ? { answer: kept } : last === undefined ? {} : { answer: clip(last.content, STORED_ANSWER) }),
           tokensIn,
           tokensOut,
@@ -556,7 +568,7 @@ export class LlmSession {
               call: {
                 ...base,
                 backend,
-                prompt,
+                ...recordedPrompt(),
                 tokensIn: before.tokensIn + charged.tokens,
                 tokensOut: before.tokensOut,
                 ...(this.budget.priced ? { cost: before.cost + charged.cost } : {}),

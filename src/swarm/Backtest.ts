@@ -33,6 +33,7 @@ import type { LiveBudgets } from "../llm/Budget.js"
 import type { LanguageModel } from "../llm/LanguageModel.js"
 import { LlmSession, type RateLimit, recordingKey } from "../llm/LlmSession.js"
 import * as Offline from "../llm/Offline.js"
+import { PromptLedger } from "../llm/RunPrompts.js"
 import * as Sampling from "../telemetry/Sampling.js"
 
 /** How much of each round the event log records (see docs/backtest-engine.md). */
@@ -170,7 +171,13 @@ export interface LlmOptions {
    * What the recording's `RunStarted` said of its language model (replay, resume): said again, so the
    * re-execution's first event is the recording's whatever backend answers it now.
    */
-  readonly started?: { readonly backend: LlmCall["backend"]; readonly model: string; readonly description: string; readonly reasoningRoles?: "own" | undefined }
+  readonly started?: {
+    readonly backend: LlmCall["backend"]
+    readonly model: string
+    readonly description: string
+    readonly reasoningRoles?: "own" | undefined
+    readonly prompts?: "parts" | undefined
+  }
 }
 
 export interface Result {
@@ -404,6 +411,17 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
 
     const llmOptions = usesLlm(strategy.agents) ? options.llm ?? { model: Offline.make() } : undefined
     const llmConfig = strategy.llm ?? defaultLlmConfig
+    // What `RunStarted` says of the language model: the recording's (replay, resume), else this run's,
+    // with every recording option a new run takes.
+    const llm = llmOptions === undefined ? undefined : llmOptions.started ?? {
+      backend: llmOptions.model.backend.kind,
+      model: llmConfig.model,
+      description: llmOptions.model.backend.description,
+      reasoningRoles: "own" as const,
+      prompts: "parts" as const
+    }
+    // Each prompt's parts once in the run (`llm.prompts: "parts"`), decided in the log's order.
+    const prompts = new PromptLedger()
     const session = llmOptions === undefined ? undefined : new LlmSession({
       run: runId,
       config: llmConfig,
@@ -415,7 +433,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         ? undefined
         : new Map(llmOptions.recorded.map((call) => [recordingKey(call.agent, call.round, call.step), call])),
       seed: seedNumber(seed),
-      onCall: (call) => log.defer(recordingKey(call.agent, call.round, call.step), "LlmCalled", { call }),
+      promptParts: llm?.prompts === "parts",
+      onCall: (call) => log.defer(recordingKey(call.agent, call.round, call.step), "LlmCalled", () => ({ call: prompts.record(call) })),
       onBudgetSpent: (call) => {
         // A refused call answered from the recording (a resume re-executing its recorded part) is
         // the run's refusal too: from here its budget refuses every call, as it did when the call
@@ -440,9 +459,6 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
     }
     const withdrawBudget = session === undefined ? undefined : llmOptions?.budgets?.register(session.budget, llmOptions.chatSpent)
 
-    const llm = session === undefined
-      ? undefined
-      : llmOptions?.started ?? { backend: session.backend.kind, model: llmConfig.model, description: session.backend.description, reasoningRoles: "own" as const }
 
     const reducedIntents = options.recordedStart === undefined ? "worked" as const : options.recordedStart.reducedIntents
     const flatScoring = options.recordedStart === undefined ? "not_long" as const : options.recordedStart.flatScoring

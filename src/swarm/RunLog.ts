@@ -108,8 +108,9 @@ export class RunLog {
    * work that runs in parallel (the calls of LLM analysts), whose completion order is the wall
    * clock's: held and sorted, they come out in the same order on every run and every replay.
    */
-  defer<T extends RunEventTag>(key: string, tag: T, payload: Payload<T>, tail?: Tail): void {
-    this.deferred.push({ key, emit: () => this.emit(tag, payload, tail) })
+  defer<T extends RunEventTag>(key: string, tag: T, payload: Payload<T> | (() => Payload<T>), tail?: Tail): void {
+    // A payload made as it is emitted (a function) may depend on the events before it in the log's order.
+    this.deferred.push({ key, emit: () => this.emit(tag, typeof payload === "function" ? payload() : payload, tail) })
   }
 
   /**

@@ -17,6 +17,8 @@ import * as Feed from "../../src/market/Feed.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
 import * as Offline from "../../src/llm/Offline.js"
 import * as Backtest from "../../src/swarm/Backtest.js"
+import { PromptReader } from "../../src/llm/RunPrompts.js"
+import { sha256Hex } from "../../src/internal/sha256.js"
 
 const symbols = ["AAA", "BBB"] as const
 const market = (bars: number, seed = 11) => Feed.synthetic({ ...Synthetic.defaults, seed, symbols: [...symbols] as never, bars })
@@ -439,8 +441,14 @@ describe("LLM analysts", () => {
   it.effect("look-ahead: the prompt at a bar does not change when the data after it does", () =>
     Effect.gen(function*() {
       const s = strategy([{ type: "llm_analyst" }])
-      const prompts = (events: ReadonlyArray<RunEvent>) =>
-        new Map(ofTag(events, "LlmCalled").map((e): [string, LlmCall] => [e.call.round!, e.call]))
+      // Each call's prompt whole, read back from the run's calls (each part's text is in the first call that had it).
+      const prompts = (events: ReadonlyArray<RunEvent>) => {
+        const reader = new PromptReader()
+        return new Map(ofTag(events, "LlmCalled").map((e): [string, LlmCall & { readonly whole: string | undefined }] => [
+          e.call.round!,
+          { ...e.call, whole: reader.read(e.call) }
+        ]))
+      }
       const full = market(80)
       const bars = [...full]
       const cut = bars[59]!.ts
@@ -461,12 +469,86 @@ describe("LLM analysts", () => {
       for (const [round, call] of a) {
         const ts = Number(round.split("@")[1])
         if (ts <= cut) {
-          expect(b.get(round)?.prompt).toBe(call.prompt)
+          expect(call.whole).toBeDefined()
+          expect(b.get(round)?.whole).toBe(call.whole)
           compared++
         } else {
           expect(b.get(round)?.promptHash).not.toBe(call.promptHash)
         }
       }
       expect(compared).toBe(2 * (60 - 33))
+    }))
+
+  it.effect("a prompt's parts are recorded once in a run: each message and format's text the first time, its hash after; every prompt reads back whole", () =>
+    Effect.gen(function*() {
+      const s = strategy([{ type: "llm_debate", params: { rounds: 1 } }])
+      const { events } = yield* record({ strategy: s, feed: market(60) })
+      const started = ofTag(events, "RunStarted")[0]!.llm!
+      expect(started.prompts).toBe("parts")
+      const calls = ofTag(events, "LlmCalled").map((e) => e.call)
+      expect(calls.length).toBe(2 * (60 - 33) * 3)
+      expect(calls.every((c) => c.prompt === undefined && c.promptParts !== undefined)).toBe(true)
+      // Each part's text once in the run, in the first call (in the log's order) that has it.
+      const texts = new Map<string, number>()
+      const seen = new Set<string>()
+      for (const call of calls) {
+        for (const part of call.promptParts!) {
+          if (part.text !== undefined) {
+            texts.set(part.hash, (texts.get(part.hash) ?? 0) + 1)
+            expect(sha256Hex(part.text)).toBe(part.hash)
+          } else {
+            expect(seen.has(part.hash)).toBe(true)
+          }
+          seen.add(part.hash)
+        }
+      }
+      expect([...texts.values()].every((n) => n === 1)).toBe(true)
+      // The bull and the bear read the same brief, the judge too: the brief's message is there once a round.
+      const round = calls[0]!.round
+      const ofRound = calls.filter((c) => c.round === round)
+      expect(ofRound.map((c) => c.step)).toEqual(["bear-1", "bull-1", "judge"])
+      expect(ofRound[0]!.promptParts![1]!.text).toContain("Market brief for")
+      expect(ofRound[1]!.promptParts![1]).toEqual({ hash: ofRound[0]!.promptParts![1]!.hash })
+      expect(ofRound[2]!.promptParts![1]).toEqual({ hash: ofRound[0]!.promptParts![1]!.hash })
+      // A step's system message and format: their text in its first call only.
+      const bears = calls.filter((c) => c.step === "bear-1" && c.round!.startsWith("AAA"))
+      expect(bears[0]!.promptParts![0]!.text).toContain("bear researcher")
+      expect(bears.slice(1).every((c) => c.promptParts![0]!.text === undefined && c.promptParts!.at(-1)!.text === undefined)).toBe(true)
+      // Every prompt reads back whole from the calls before it: the text its hash is of.
+      const reader = new PromptReader()
+      for (const call of calls) {
+        const prompt = reader.read(call)
+        expect(prompt).toBeDefined()
+        expect(sha256Hex(prompt!)).toBe(call.promptHash)
+      }
+      // The same calls recorded whole (a run from before parts) are more than twice the bytes.
+      const whole = yield* record({ strategy: s, feed: market(60), llm: { model: Offline.make(), started: { ...started, prompts: undefined } } })
+      const size = (events: ReadonlyArray<RunEvent>) => ofTag(events, "LlmCalled").reduce((n, e) => n + JSON.stringify(e).length, 0)
+      expect(size(events) * 2).toBeLessThan(size(whole.events))
+    }))
+
+  it.effect("replay from the recording, with no model call, byte for byte: a run with prompts in parts, and one recorded before them (whole prompts)", () =>
+    Effect.gen(function*() {
+      const s = strategy([{ type: "llm_debate", params: { rounds: 1 } }, { type: "llm_analyst", name: "single" }])
+      const live = scripted(echoOffline)
+      const fresh = yield* record({ strategy: s, feed: market(50), llm: { model: live.model } })
+      expect(live.stats.calls).toBe(2 * (50 - 33) * 4)
+      const started = ofTag(fresh.events, "RunStarted")[0]!.llm!
+      const { prompts: _, ...before } = started
+      // A recording from before parts: its RunStarted says nothing of prompts, each miss keeps its prompt whole.
+      const old = yield* record({ strategy: s, feed: market(50), llm: { model: live.model, started: before } })
+      expect(ofTag(old.events, "RunStarted")[0]!.llm).toEqual(before)
+      const oldCalls = ofTag(old.events, "LlmCalled").map((e) => e.call)
+      expect(oldCalls.every((c) => c.prompt !== undefined && c.promptParts === undefined && sha256Hex(c.prompt) === c.promptHash)).toBe(true)
+      const reader = new PromptReader()
+      expect(oldCalls.every((c) => reader.read(c) === c.prompt)).toBe(true)
+      for (const [recording, startedAs] of [[fresh, started], [old, before]] as const) {
+        const silent = scripted(() => Effect.fail(new LlmUnavailable({ model: "none", reason: "a replay must not call a model" })))
+        const calls = ofTag(recording.events, "LlmCalled").map((e) => e.call)
+        const again = yield* record({ strategy: s, feed: market(50), llm: { model: silent.model, recorded: calls, started: startedAs } })
+        expect(silent.stats.calls).toBe(0)
+        expect(again.result.checksum).toBe(recording.result.checksum)
+        expect(again.events.map((e) => JSON.stringify(e))).toEqual(recording.events.map((e) => JSON.stringify(e)))
+      }
     }))
 })

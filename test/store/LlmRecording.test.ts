@@ -17,6 +17,9 @@ import * as DataSource from "../../src/market/DataSource.js"
 import * as Feed from "../../src/market/Feed.js"
 import * as Chats from "../../src/store/Chats.js"
 import * as Runs from "../../src/store/Runs.js"
+import * as RecordedLlmCalls from "../../src/store/RecordedLlmCalls.js"
+import { PromptReader } from "../../src/llm/RunPrompts.js"
+import { sha256Hex } from "../../src/internal/sha256.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
 import { crashAt } from "./fixtures/checks.js"
@@ -116,6 +119,17 @@ for (const backend of backends) {
             expect(live.stats.calls - before).toBe(calls.length - kept.length)
             const replayed = yield* StoredRun.replay(original.run)
             expect(replayed.checksum).toBe(resumed.result.checksum)
+            // As stored: each prompt part's text once in the whole run, the calls made after the resume
+            // naming the parts recorded before the crash by their hash; every prompt reads back whole.
+            const stored = yield* RecordedLlmCalls.read(original.run)
+            expect(stored.started?.prompts).toBe("parts")
+            const texts = stored.calls.flatMap((c) => (c.promptParts ?? []).flatMap((p) => (p.text === undefined ? [] : [p.hash])))
+            expect(new Set(texts).size).toBe(texts.length)
+            const after = stored.calls.filter((c) => !kept.some((k) => k.round === c.round && k.step === c.step))
+            expect(after.length).toBe(calls.length - kept.length)
+            expect(after.some((c) => c.promptParts!.some((p) => p.text === undefined && kept.some((k) => k.promptParts!.some((q) => q.hash === p.hash && q.text !== undefined))))).toBe(true)
+            const reader = new PromptReader()
+            for (const call of stored.calls) expect(sha256Hex(reader.read(call) ?? "")).toBe(call.promptHash)
           }), 60_000)
 
         it.effect("a resumed run's budget is charged what its chat spent meanwhile: the two together stay within it", () =>
