@@ -19,7 +19,7 @@
 import { Effect, Schema } from "effect"
 import type { Message } from "../../schemas/Llm.js"
 import type { LlmAnalystType, Thinking } from "../LlmAnalyst.js"
-import { ArgumentAnswer, briefMessage, configFields, directionRule, JudgementAnswer, OFFLINE } from "./internal/llm.js"
+import { ArgumentAnswer, briefUserMessage, configFields, directionRule, JudgementAnswer, OFFLINE } from "./internal/llm.js"
 import { offlineJudgement } from "./LlmSingle.js"
 import { type MarketBrief, offlineScore, windowOf } from "./MarketBrief.js"
 
@@ -58,7 +58,7 @@ const speech = ({ agent, brief, config, round }: Thinking<Config>, transcript: R
   const other = transcript.filter((t) => t.side !== side).at(-1)
   const messages: Array<Message> = [
     { role: "system", content: researcher(side, brief.symbol, config.horizon) },
-    { role: "user", content: briefMessage(brief) }
+    briefUserMessage(brief)
   ]
   if (other !== undefined) messages.push({ role: "user", content: `The ${other.side}'s argument: ${other.argument}` })
   return {
@@ -102,7 +102,7 @@ const judgement = ({ agent, allowShort, brief, config, round }: Thinking<Config>
         `and decide where it goes over the next ${config.horizon} bars. Answer only a JSON object {"direction", "confidence", "rationale"}: ` +
         `${directionRule(allowShort)} "confidence" is from 0 to 1. The rationale says which arguments won, in at most three sentences.`
     },
-    { role: "user" as const, content: briefMessage(brief) },
+    briefUserMessage(brief),
     {
       role: "user" as const,
       content: transcript.map((t, i) => `Round ${Math.floor(i / 2) + 1}, ${t.side} (conviction ${t.conviction}): ${t.argument}`).join("\n")

@@ -15,7 +15,7 @@
  */
 import { Effect, Schema } from "effect"
 import type { Judgement, LlmAnalystType, Thinking } from "../LlmAnalyst.js"
-import { briefMessage, configFields, directionRule, JudgementAnswer, OFFLINE } from "./internal/llm.js"
+import { briefUserMessage, configFields, directionRule, JudgementAnswer, OFFLINE } from "./internal/llm.js"
 import { offlineScore, windowOf } from "./MarketBrief.js"
 
 export const Config = Schema.Struct({
@@ -48,7 +48,7 @@ const askOf = ({ agent, allowShort, brief, config, round }: Thinking<Config>) =>
         `Answer only a JSON object {"direction", "confidence", "rationale"}: ${directionRule(allowShort)} "confidence" is from 0 to 1. ` +
         `The rationale cites the numbers you used, in at most three sentences.${config.persona === undefined ? "" : ` ${config.persona}`}`
     },
-    { role: "user" as const, content: briefMessage(brief) }
+    briefUserMessage(brief)
   ]
 })
 

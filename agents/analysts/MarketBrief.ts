@@ -9,6 +9,7 @@
  */
 import type { RoundContext } from "../../schemas/AnalystProtocol.js"
 import type { Bar } from "../../schemas/Market.js"
+import { escaped } from "../../src/llm/PreparedMessage.js"
 import { Bollinger, Ema, Macd, Rsi, Sma } from "../../src/trading/Indicators.js"
 
 export interface BriefBar {
@@ -54,16 +55,51 @@ const iso = (ts: number): string => {
 /** Bars an indicator set needs before every value is there: MACD(12, 26, 9). */
 export const INDICATOR_WARMUP = 34
 
-/** A brief's JSON, made with the brief from the pieces each bar's JSON was cut into when it came. */
-const jsonOfBrief = new WeakMap<MarketBrief, string>()
+/**
+ * A brief a tracker made, with its JSON made with it from the pieces each bar's JSON was cut into
+ * when it came — and that JSON as it stands inside a JSON string (a prompt's message), from the
+ * bars' pieces escaped then too. Private fields: plain data to everything else (`JSON.stringify`
+ * and equality see the brief's fields only).
+ */
+class TrackedBrief implements MarketBrief {
+  readonly #json: string
+  readonly #escaped: string
+
+  constructor(
+    readonly symbol: string,
+    readonly asOf: string,
+    readonly close: number,
+    readonly bars: ReadonlyArray<BriefBar>,
+    readonly indicators: Readonly<Record<string, number>>,
+    readonly position: RoundContext["target"],
+    readonly decisions: ReadonlyArray<{ readonly t: string; readonly action: string; readonly confidence: number }>,
+    json: string,
+    escaped: string
+  ) {
+    this.#json = json
+    this.#escaped = escaped
+  }
+
+  static json(brief: MarketBrief): string | undefined {
+    return brief instanceof TrackedBrief ? brief.#json : undefined
+  }
+
+  static escaped(brief: MarketBrief): string | undefined {
+    return brief instanceof TrackedBrief ? brief.#escaped : undefined
+  }
+}
 
 /** The brief as compact JSON (`JSON.stringify(brief)`, without serialising its bars again). */
-export const briefJson = (brief: MarketBrief): string => jsonOfBrief.get(brief) ?? JSON.stringify(brief)
+export const briefJson = (brief: MarketBrief): string => TrackedBrief.json(brief) ?? JSON.stringify(brief)
+
+/** `briefJson` as it stands inside a JSON string (`JSON.stringify(briefJson(brief)).slice(1, -1)`), its bars escaped once. */
+export const briefJsonEscaped = (brief: MarketBrief): string => TrackedBrief.escaped(brief) ?? escaped(briefJson(brief))
 
 export class BriefTracker {
   /** The last `size` bars as the brief shows them, and each one's JSON, made once when the bar came. */
   private readonly ring: Array<BriefBar>
   private readonly ringJson: Array<string>
+  private readonly ringEscaped: Array<string>
   private next = 0
   count = 0
   private symbol = ""
@@ -80,13 +116,16 @@ export class BriefTracker {
   constructor(readonly size: number) {
     this.ring = new Array(size)
     this.ringJson = new Array(size)
+    this.ringEscaped = new Array(size)
   }
 
   /** Fold the symbol's next bar. */
   update(bar: Bar): void {
     const shown: BriefBar = { t: iso(bar.ts), o: round(bar.open), h: round(bar.high), l: round(bar.low), c: round(bar.close), v: round(bar.volume) }
     this.ring[this.next] = shown
-    this.ringJson[this.next] = JSON.stringify(shown)
+    const json = JSON.stringify(shown)
+    this.ringJson[this.next] = json
+    this.ringEscaped[this.next] = escaped(json)
     this.next = (this.next + 1) % this.size
     this.count++
     this.symbol = bar.symbol
@@ -125,29 +164,27 @@ export class BriefTracker {
     const n = Math.min(this.count, this.size)
     const bars: Array<BriefBar> = new Array(n)
     let barsJson = ""
+    let barsEscaped = ""
     for (let i = 0; i < n; i++) {
       const slot = (this.next - n + i + this.size) % this.size
       bars[i] = this.ring[slot]!
       barsJson += i === 0 ? this.ringJson[slot]! : "," + this.ringJson[slot]!
+      barsEscaped += i === 0 ? this.ringEscaped[slot]! : "," + this.ringEscaped[slot]!
     }
     const last = bars[n - 1]!
-    const brief: MarketBrief = {
-      symbol: this.symbol,
-      asOf: last.t,
-      close: last.c,
-      bars,
-      indicators: this.values,
-      position: context?.target ?? "flat",
-      decisions: (context?.decisions ?? []).map((d) => ({ t: iso(d.ts), action: d.action, confidence: round(d.confidence) }))
-    }
-    // Exactly `JSON.stringify(brief)`: the same fields in the same order, the bars' JSON reused.
-    jsonOfBrief.set(
-      brief,
-      `{"symbol":${JSON.stringify(brief.symbol)},"asOf":"${brief.asOf}","close":${brief.close},"bars":[${barsJson}],"indicators":${
-        JSON.stringify(brief.indicators)
-      },"position":"${brief.position}","decisions":${JSON.stringify(brief.decisions)}}`
-    )
-    return brief
+    const position = context?.target ?? "flat"
+    const decisions = (context?.decisions ?? []).map((d) => ({ t: iso(d.ts), action: d.action, confidence: round(d.confidence) }))
+    const symbol = JSON.stringify(this.symbol)
+    const indicators = JSON.stringify(this.values)
+    const decisionsJson = JSON.stringify(decisions)
+    // Exactly `JSON.stringify(brief)`: the same fields in the same order, the bars' JSON reused; and
+    // the same escaped, piece by piece (escaping is character by character: the pieces' escapes
+    // joined are the whole's).
+    const json = `{"symbol":${symbol},"asOf":"${last.t}","close":${last.c},"bars":[${barsJson}],"indicators":${indicators},"position":"${position}","decisions":${decisionsJson}}`
+    const escapedJson = `{\\"symbol\\":${escaped(symbol)},\\"asOf\\":\\"${last.t}\\",\\"close\\":${last.c},\\"bars\\":[${barsEscaped}],\\"indicators\\":${
+      escaped(indicators)
+    },\\"position\\":\\"${position}\\",\\"decisions\\":${escaped(decisionsJson)}}`
+    return new TrackedBrief(this.symbol, last.t, last.c, bars, this.values, position, decisions, json, escapedJson)
   }
 }
 

@@ -39,6 +39,7 @@ import { type AnswerCache, type CachedAnswer, keyOf } from "./AnswerCache.js"
 import type { Bucket, TokenBucketService } from "../bus/TokenBucket.js"
 import { Budget, promptTokensUpperBound, type Reservation, spendsBudget } from "./Budget.js"
 import type { ChatAnswer, ChatRequest, LanguageModel } from "./LanguageModel.js"
+import { PreparedMessage } from "./PreparedMessage.js"
 import { partsOf } from "./RunPrompts.js"
 
 /** First retry's wait; each next one doubles it. */
@@ -128,7 +129,7 @@ export interface Peeked<A> {
   readonly commit: (trace?: Trace.Trace) => Answered<A>
 }
 
-/** The record of a call answered from the cache: no tokens, no time, no attempt. */
+/** The record of a call answered from the cache: no tokens, no time, no attempt. In `LlmCall`'s field order. */
 const hitCall = (ask: Ask<any, any>, model: string, promptHash: string, backend: LlmCall["backend"], answer: string): LlmCall => ({
   agent: ask.agent,
   ...(ask.round === undefined ? {} : { round: ask.round }),
@@ -164,9 +165,13 @@ export const recordingKey = (agent: string, round: string | undefined, step: str
   `${agent}\u0000${round ?? ""}\u0000${step}`
 
 /** The prompt as it is hashed and recorded: canonical JSON of what the model is sent. */
-const promptOf = (model: string, messages: ReadonlyArray<Message>, format: Format | undefined): string =>
-  // `JSON.stringify({ model, messages, format })`, the format's JSON made once per schema.
-  `{"model":${JSON.stringify(model)},"messages":${JSON.stringify(messages)}${format === undefined ? "" : `,"format":${format.json}`}}`
+const promptOf = (model: string, messages: ReadonlyArray<Message>, format: Format | undefined): string => {
+  // `JSON.stringify({ model, messages, format })`, the format's JSON made once per schema and a
+  // prepared message's (a brief's) made already.
+  let json = `{"model":${JSON.stringify(model)},"messages":[`
+  for (let i = 0; i < messages.length; i++) json += i === 0 ? PreparedMessage.json(messages[i]!) : `,${PreparedMessage.json(messages[i]!)}`
+  return `${json}]${format === undefined ? "" : `,"format":${format.json}`}}`
+}
 
 /** An answer schema's JSON Schema (Ollama's `format`), and its JSON. */
 interface Format {
@@ -377,7 +382,7 @@ export class LlmSession {
       value,
       commit: (trace) => {
         memory.get(cacheKey)
-        return this.done({ value, call: hitCall(ask, model, promptHash, backend, entry.content) }, trace)
+        return this.done({ value, call: hitCall(ask, model, promptHash, backend, entry.content) }, trace, false, true)
       }
     }
   }
@@ -413,7 +418,7 @@ export class LlmSession {
       // The prompt as a call that was not a hit records it: whole, or in parts (made only then).
       const recordedPrompt = (): Pick<LlmCall, "prompt" | "promptParts"> =>
         this.options.promptParts === true
-          ? { promptParts: partsOf(ask.messages.map((message) => JSON.stringify(message)), format.json) }
+          ? { promptParts: partsOf(ask.messages.map(PreparedMessage.json), format.json) }
           : { prompt }
 
       // What an interruption (the round's deadline) must settle and record: the reservation in flight,
@@ -446,7 +451,7 @@ export class LlmSession {
           if (hit !== undefined) {
             const value = decodeEntry(ask.schema, hit)
             if (Either.isRight(value)) {
-              return this.done({ value: value.right, call: hitCall(ask, model, promptHash, backend, hit.content) }, trace)
+              return this.done({ value: value.right, call: hitCall(ask, model, promptHash, backend, hit.content) }, trace, false, true)
             }
           }
         }
@@ -588,8 +593,9 @@ export class LlmSession {
     })
   }
 
-  private done<A>(answered: Answered<A>, trace: Trace.Trace | undefined, recorded = false): Answered<A> {
-    answered = { value: answered.value, call: inSchemaOrder(answered.call) }
+  /** `ordered`: the call is built in `LlmCall`'s field order already (`hitCall`). */
+  private done<A>(answered: Answered<A>, trace: Trace.Trace | undefined, recorded = false, ordered = false): Answered<A> {
+    if (!ordered) answered = { value: answered.value, call: inSchemaOrder(answered.call) }
     const call = answered.call
     Metrics.llmCall(call, recorded)
     if (trace !== undefined) {

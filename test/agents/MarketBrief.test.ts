@@ -1,6 +1,8 @@
 /** The market brief: its compact JSON is exactly the brief's, and it holds only the bars folded so far. */
 import { describe, expect, it } from "@effect/vitest"
-import { BriefTracker, briefJson } from "../../agents/analysts/MarketBrief.js"
+import { briefMessage, briefUserMessage } from "../../agents/analysts/internal/llm.js"
+import { BriefTracker, briefJson, briefJsonEscaped } from "../../agents/analysts/MarketBrief.js"
+import { PreparedMessage } from "../../src/llm/PreparedMessage.js"
 import type { Timestamp } from "../../schemas/Ids.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
 
@@ -21,6 +23,22 @@ describe("the market brief", () => {
       expect(brief.bars).toHaveLength(Math.min(i + 1, 20))
       expect(brief.asOf).toBe(new Date(bars[i]!.ts).toISOString())
       expect(brief.bars.every((b) => Date.parse(b.t) <= bars[i]!.ts)).toBe(true)
+    }
+  })
+
+  it("the brief's user message: its prepared JSON, from the bars' escaped pieces, is JSON.stringify of the message, whatever the symbol's characters", () => {
+    for (const name of ["ACME", `Q"UOTE\\BACK`, "ÉCU€😀", "tab\tline\nend"]) {
+      const tracker = new BriefTracker(20)
+      for (let i = 0; i < 40; i++) {
+        tracker.update({ ...bars[i]!, symbol: name as never })
+        const context = i % 2 === 0 ? undefined : { target: "long" as const, decisions: [{ ts: bars[0]!.ts as Timestamp, action: "long" as const, confidence: 0.5 }] }
+        const brief = tracker.brief(context)
+        const message = briefUserMessage(brief)
+        expect(message.content).toBe(briefMessage(brief))
+        expect(PreparedMessage.json(message)).toBe(JSON.stringify({ role: "user", content: briefMessage(brief) }))
+        expect(JSON.stringify(message)).toBe(JSON.stringify({ role: "user", content: briefMessage(brief) }))
+        expect(briefJsonEscaped(brief)).toBe(JSON.stringify(briefJson(brief)).slice(1, -1))
+      }
     }
   })
 

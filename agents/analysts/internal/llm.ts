@@ -5,7 +5,9 @@
 import { Schema } from "effect"
 import { ModelName } from "../../../schemas/Llm.js"
 import { Confidence, Direction } from "../../../schemas/Opinion.js"
-import { briefJson, type MarketBrief } from "../MarketBrief.js"
+import type { Message } from "../../../schemas/Llm.js"
+import { escaped, PreparedMessage } from "../../../src/llm/PreparedMessage.js"
+import { briefJson, briefJsonEscaped, type MarketBrief } from "../MarketBrief.js"
 
 export const configFields = {
   /** The Ollama model (default: the strategy's `llm.model`). */
@@ -47,9 +49,17 @@ export const ArgumentAnswer = Schema.Struct({
 })
 export type ArgumentAnswer = typeof ArgumentAnswer.Type
 
+const briefHeading = (brief: MarketBrief): string =>
+  `Market brief for ${brief.symbol} as of ${brief.asOf} (bars oldest first: t, o, h, l, c, v; changes in percent):\n`
+
 /** The brief as the user message shows it: compact JSON, nothing else. */
-export const briefMessage = (brief: MarketBrief): string =>
-  `Market brief for ${brief.symbol} as of ${brief.asOf} (bars oldest first: t, o, h, l, c, v; changes in percent):\n${briefJson(brief)}`
+export const briefMessage = (brief: MarketBrief): string => `${briefHeading(brief)}${briefJson(brief)}`
+
+/** The user message that shows the brief (`briefMessage`), its JSON made from the brief's escaped pieces. */
+export const briefUserMessage = (brief: MarketBrief): Message => {
+  const heading = briefHeading(brief)
+  return new PreparedMessage("user", `${heading}${briefJson(brief)}`, `{"role":"user","content":"${escaped(heading)}${briefJsonEscaped(brief)}"}`)
+}
 
 export const directionRule = (allowShort: boolean): string =>
   allowShort
