@@ -97,11 +97,15 @@ export type CallOutcome = typeof CallOutcome.Type
 
 /**
  * A piece of a recorded prompt — one message's JSON, or the answer format's — kept once in a run:
- * its `text` the first time its `hash` (SHA-256, hex, of the text) comes in the run's events, only
- * the hash after (src/llm/RunPrompts.ts reads it back).
+ * its body the first time its `hash` (SHA-256, hex, of the piece's JSON) comes in the run's events,
+ * only the hash after (src/llm/RunPrompts.ts reads it back). The body of a message that is a role
+ * and a content is those two (its JSON is `JSON.stringify({ role, content })`: the content escaped
+ * once in the event, not twice as JSON text in a string); of any other piece, its JSON as `text`.
  */
 export const PromptPart = Schema.Struct({
   hash: Schema.String,
+  role: Schema.optional(Role),
+  content: Schema.optional(Schema.String),
   text: Schema.optional(Schema.String)
 })
 export type PromptPart = typeof PromptPart.Type

@@ -418,7 +418,7 @@ export class LlmSession {
       // The prompt as a call that was not a hit records it: whole, or in parts (made only then).
       const recordedPrompt = (): Pick<LlmCall, "prompt" | "promptParts"> =>
         this.options.promptParts === true
-          ? { promptParts: partsOf(ask.messages.map(PreparedMessage.json), format.json) }
+          ? { promptParts: partsOf(ask.messages.map((message) => ({ message, json: PreparedMessage.json(message) })), format.json) }
           : { prompt }
 
       // What an interruption (the round's deadline) must settle and record: the reservation in flight,

@@ -1,27 +1,39 @@
 /**
  * A run's prompts, each piece kept once (runs whose `RunStarted` says `llm.prompts: "parts"`): a
- * call's prompt is recorded as its parts — each message's JSON, then the answer format's JSON —
- * and a part's text only the first time its hash comes in the run's events; after that, the hash
- * alone. The system message and the format of an agent's step are the same in every round, and a
+ * call's prompt is recorded as its parts — each message, then the answer format's JSON — and a
+ * part's body only the first time its hash comes in the run's events; after that, the hash alone. The system message and the format of an agent's step are the same in every round, and a
  * debate's bull, bear and judge all read the same brief: kept whole on every call, they were most
  * of an LLM run's bytes.
  *
- * Which call carries a part's text is decided in the log's order (`PromptLedger.record`, as its
+ * Which call carries a part's body is decided in the log's order (`PromptLedger.record`, as its
  * `LlmCalled` event is written), which is the same on every run and on its replay — not in the
  * order the calls of a slice finished. A reader folds the run's calls in sequence order
  * (`PromptReader.read`) and gets each one's whole prompt back, the same text whose SHA-256 is the
  * call's `promptHash`.
  */
-import type { LlmCall, PromptPart } from "../../schemas/Llm.js"
+import type { LlmCall, Message, PromptPart } from "../../schemas/Llm.js"
 import { sha256Hex } from "../internal/sha256.js"
 
-/** A prompt's parts, every text given: its messages' JSON (`JSON.stringify` of each), then its format's. */
-export const partsOf = (messagesJson: ReadonlyArray<string>, formatJson: string): Array<PromptPart> => {
+/**
+ * A prompt's parts, every body given: its messages (each with its JSON, `JSON.stringify(message)`),
+ * then its format's JSON. A message that is a role and a content, whose JSON is theirs, is kept as
+ * them; any other as its JSON text.
+ */
+export const partsOf = (messages: ReadonlyArray<{ readonly message: Message; readonly json: string }>, formatJson: string): Array<PromptPart> => {
   const parts: Array<PromptPart> = []
-  for (const text of messagesJson) parts.push({ hash: sha256Hex(text), text })
+  for (const { json, message } of messages) {
+    const hash = sha256Hex(json)
+    const plain = message.toolCalls === undefined && message.toolName === undefined &&
+      json === JSON.stringify({ role: message.role, content: message.content })
+    parts.push(plain ? { hash, role: message.role, content: message.content } : { hash, text: json })
+  }
   parts.push({ hash: sha256Hex(formatJson), text: formatJson })
   return parts
 }
+
+/** A part's JSON when it carries its body; undefined for a part recorded by its hash alone. */
+const bodyOf = (part: PromptPart): string | undefined =>
+  part.text ?? (part.content === undefined || part.role === undefined ? undefined : JSON.stringify({ role: part.role, content: part.content }))
 
 /**
  * The prompt that `texts` (the messages' JSON, then the format's) make for `model`: the text
@@ -38,7 +50,7 @@ export class PromptLedger {
   private readonly seen = new Set<string>()
 
   /**
-   * The call as the run records it: each part's text the first time its hash comes, the hash alone
+   * The call as the run records it: each part's body the first time its hash comes, the hash alone
    * after. A call recorded so already (a replay's, from its recording) comes out as it was.
    */
   record(call: LlmCall): LlmCall {
@@ -47,12 +59,13 @@ export class PromptLedger {
     let kept: Array<PromptPart> | undefined
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i]!
+      const body = part.text !== undefined || part.content !== undefined
       if (this.seen.has(part.hash)) {
-        if (part.text !== undefined) (kept ??= parts.slice(0, i))[i] = { hash: part.hash }
+        if (body) (kept ??= parts.slice(0, i))[i] = { hash: part.hash }
         else kept?.push(part)
         continue
       }
-      if (part.text !== undefined) this.seen.add(part.hash)
+      if (body) this.seen.add(part.hash)
       kept?.push(part)
     }
     return kept === undefined ? call : { ...call, promptParts: kept }
@@ -73,8 +86,9 @@ export class PromptReader {
     if (parts === undefined) return undefined
     const texts: Array<string> = []
     for (const part of parts) {
-      if (part.text !== undefined) this.texts.set(part.hash, part.text)
-      const text = part.text ?? this.texts.get(part.hash)
+      const body = bodyOf(part)
+      if (body !== undefined) this.texts.set(part.hash, body)
+      const text = body ?? this.texts.get(part.hash)
       if (text === undefined) return undefined
       texts.push(text)
     }

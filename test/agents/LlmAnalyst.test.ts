@@ -488,14 +488,17 @@ describe("LLM analysts", () => {
       const calls = ofTag(events, "LlmCalled").map((e) => e.call)
       expect(calls.length).toBe(2 * (60 - 33) * 3)
       expect(calls.every((c) => c.prompt === undefined && c.promptParts !== undefined)).toBe(true)
-      // Each part's text once in the run, in the first call (in the log's order) that has it.
+      // Each part's body once in the run, in the first call (in the log's order) that has it: a
+      // message as its role and content (its content escaped once in the event), the format as its JSON.
       const texts = new Map<string, number>()
       const seen = new Set<string>()
       for (const call of calls) {
-        for (const part of call.promptParts!) {
-          if (part.text !== undefined) {
+        for (const [i, part] of call.promptParts!.entries()) {
+          const last = i === call.promptParts!.length - 1
+          if (part.text !== undefined || part.content !== undefined) {
             texts.set(part.hash, (texts.get(part.hash) ?? 0) + 1)
-            expect(sha256Hex(part.text)).toBe(part.hash)
+            expect(last ? part.role === undefined && part.content === undefined : part.text === undefined).toBe(true)
+            expect(sha256Hex(part.text ?? JSON.stringify({ role: part.role, content: part.content }))).toBe(part.hash)
           } else {
             expect(seen.has(part.hash)).toBe(true)
           }
@@ -507,13 +510,13 @@ describe("LLM analysts", () => {
       const round = calls[0]!.round
       const ofRound = calls.filter((c) => c.round === round)
       expect(ofRound.map((c) => c.step)).toEqual(["bear-1", "bull-1", "judge"])
-      expect(ofRound[0]!.promptParts![1]!.text).toContain("Market brief for")
+      expect(ofRound[0]!.promptParts![1]).toMatchObject({ role: "user", content: expect.stringContaining("Market brief for") })
       expect(ofRound[1]!.promptParts![1]).toEqual({ hash: ofRound[0]!.promptParts![1]!.hash })
       expect(ofRound[2]!.promptParts![1]).toEqual({ hash: ofRound[0]!.promptParts![1]!.hash })
       // A step's system message and format: their text in its first call only.
       const bears = calls.filter((c) => c.step === "bear-1" && c.round!.startsWith("AAA"))
-      expect(bears[0]!.promptParts![0]!.text).toContain("bear researcher")
-      expect(bears.slice(1).every((c) => c.promptParts![0]!.text === undefined && c.promptParts!.at(-1)!.text === undefined)).toBe(true)
+      expect(bears[0]!.promptParts![0]).toMatchObject({ role: "system", content: expect.stringContaining("bear researcher") })
+      expect(bears.slice(1).every((c) => Object.keys(c.promptParts![0]!).join() === "hash" && Object.keys(c.promptParts!.at(-1)!).join() === "hash")).toBe(true)
       // Every prompt reads back whole from the calls before it: the text its hash is of.
       const reader = new PromptReader()
       for (const call of calls) {

@@ -123,11 +123,12 @@ for (const backend of backends) {
             // naming the parts recorded before the crash by their hash; every prompt reads back whole.
             const stored = yield* RecordedLlmCalls.read(original.run)
             expect(stored.started?.prompts).toBe("parts")
-            const texts = stored.calls.flatMap((c) => (c.promptParts ?? []).flatMap((p) => (p.text === undefined ? [] : [p.hash])))
+            const bodied = (p: { readonly text?: string; readonly content?: string }) => p.text !== undefined || p.content !== undefined
+            const texts = stored.calls.flatMap((c) => (c.promptParts ?? []).flatMap((p) => (bodied(p) ? [p.hash] : [])))
             expect(new Set(texts).size).toBe(texts.length)
             const after = stored.calls.filter((c) => !kept.some((k) => k.round === c.round && k.step === c.step))
             expect(after.length).toBe(calls.length - kept.length)
-            expect(after.some((c) => c.promptParts!.some((p) => p.text === undefined && kept.some((k) => k.promptParts!.some((q) => q.hash === p.hash && q.text !== undefined))))).toBe(true)
+            expect(after.some((c) => c.promptParts!.some((p) => !bodied(p) && kept.some((k) => k.promptParts!.some((q) => q.hash === p.hash && bodied(q)))))).toBe(true)
             const reader = new PromptReader()
             for (const call of stored.calls) expect(sha256Hex(reader.read(call) ?? "")).toBe(call.promptHash)
           }), 60_000)
