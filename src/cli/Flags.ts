@@ -20,6 +20,16 @@ export const checked = <I, A>(flag: string, check: (value: I) => Either.Either<A
       })
   })
 
+/** `--since <n>`: an event number of a run, 0 or more, after which its events are read (`runs watch`, `runs events`). */
+export const since = (pseudoName: string, description: string) =>
+  Options.integer("since").pipe(
+    Options.withPseudoName(pseudoName),
+    Options.optional,
+    Options.mapEffect(checked("--since", (n: number) =>
+      Number.isSafeInteger(n) && n >= 0 ? Either.right(n) : Either.left(`expected an event number, 0 or more, got ${n}`))),
+    Options.withDescription(description)
+  )
+
 /**
  * An optional flag taking one of a few words (`--mode backtest|paper`): a word not among them is
  * `--mode: expected backtest or paper, got "live"`, naming the flag (`Options.choice` said only

@@ -10,7 +10,7 @@ import { Clock, Duration, Effect, Either, Option, Ref, Schedule, Schema, Stream 
 import type { InvalidRequest, RunData, RunInfo, RunNotFound, RunStatus, StreamedEvent } from "../../schemas/Rpc.js"
 import { RunEvent } from "../../schemas/RunEvent.js"
 import { RemoteFailed, RunFailed, UsageError } from "./CliError.js"
-import { checked, choice, json } from "./Flags.js"
+import { checked, choice, json, since } from "./Flags.js"
 import { type Io, visible } from "./Io.js"
 import * as Remote from "./Remote.js"
 import * as RemoteView from "./RemoteView.js"
@@ -347,13 +347,7 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
   }))
 
 const watchOptions = {
-  since: Options.integer("since").pipe(
-    Options.withPseudoName("seq"),
-    Options.optional,
-    Options.mapEffect(checked("--since", (n: number) =>
-      Number.isSafeInteger(n) && n >= 0 ? Either.right(n) : Either.left(`expected an event number, 0 or more, got ${n}`))),
-    Options.withDescription("Start after this event number (default 0: from the run's first event).")
-  ),
+  since: since("seq", "Start after this event number (default 0: from the run's first event)."),
   last: Options.integer("last").pipe(
     Options.withPseudoName("n"),
     Options.optional,

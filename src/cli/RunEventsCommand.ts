@@ -7,11 +7,11 @@
  * it ends, as `runs watch` does.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Either, Option, Schema, Stream } from "effect"
+import { Effect, Option, Schema, Stream } from "effect"
 import type { Timestamp } from "../../schemas/Ids.js"
 import { RunEvent, type RunEventTag } from "../../schemas/RunEvent.js"
 import * as Runs from "../store/Runs.js"
-import { checked, invalid, json } from "./Flags.js"
+import { invalid, json, since } from "./Flags.js"
 import { type Io, visible } from "./Io.js"
 import * as Remote from "./Remote.js"
 import * as RunRef from "./RunRef.js"
@@ -91,13 +91,7 @@ export const eventLine = (seq: number, tag: string, body: string): string => {
 const runArg = Args.text({ name: "run" }).pipe(Args.withDescription("The run: its id (run_…) or <strategy>#<number>, as `swarm runs list` shows it."))
 
 const options = {
-  since: Options.integer("since").pipe(
-    Options.withPseudoName("n"),
-    Options.optional,
-    Options.mapEffect(checked("--since", (n: number) =>
-      Number.isSafeInteger(n) && n >= 0 ? Either.right(n) : Either.left(`expected an event number, 0 or more, got ${n}`))),
-    Options.withDescription("Only the events after this event number (default 0: from the first).")
-  ),
+  since: since("n", "Only the events after this event number (default 0: from the first)."),
   types: Options.text("type").pipe(
     Options.withPseudoName("T"),
     Options.repeated,

@@ -475,15 +475,18 @@ export const get = Effect.fn("Runs.get")(function*(ref: string, owner?: string) 
  * send cost more than the query.
  */
 export const getSummary = Effect.fn("Runs.getSummary")(function*(ref: string, owner?: string) {
-  const sql = yield* SqlClient.SqlClient
-  const row = yield* lookUp(ref, owner, (where) =>
-    sql<Row & { readonly live: boolean }>`
+  return yield* summaryOf(yield* summaryRow(ref, owner))
+}, storeError("read a run"))
+
+/** The listed columns of the run `ref` names, under `get`'s rules. */
+const summaryRow = (ref: string, owner: string | undefined) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    lookUp(ref, owner, (where) =>
+      sql<Row & { readonly live: boolean }>`
     select ${sql.literal(SUMMARY_COLUMNS)}, s.deleted_at is null as live
     from runs r join strategies s on s.id = r.strategy_id
     where ${where}
-    order by s.deleted_at is null desc, r.started_at desc limit ${CANDIDATES}`)
-  return yield* summaryOf(row)
-}, storeError("read a run"))
+    order by s.deleted_at is null desc, r.started_at desc limit ${CANDIDATES}`))
 
 /**
  * A run as listed, under `getSummary`'s rules, whatever its row holds: nothing of it is decoded
@@ -492,13 +495,7 @@ export const getSummary = Effect.fn("Runs.getSummary")(function*(ref: string, ow
  * run whose strategy column was edited by hand, which `get` cannot read.
  */
 export const locate = Effect.fn("Runs.locate")(function*(ref: string, owner?: string) {
-  const sql = yield* SqlClient.SqlClient
-  const row = yield* lookUp(ref, owner, (where) =>
-    sql<Row & { readonly live: boolean }>`
-    select ${sql.literal(SUMMARY_COLUMNS)}, s.deleted_at is null as live
-    from runs r join strategies s on s.id = r.strategy_id
-    where ${where}
-    order by s.deleted_at is null desc, r.started_at desc limit ${CANDIDATES}`)
+  const row = yield* summaryRow(ref, owner)
   // Cannot fail: the metrics decode, or are null.
   return yield* Effect.orDie(summaryOf({ ...row, metrics: Option.isSome(decodeMetrics(row.metrics)) ? row.metrics : null }))
 }, storeError("read a run"))
