@@ -167,27 +167,31 @@ const byKey = (a: LlmTally, b: LlmTally): number =>
 
 /** Tallies model calls from `LlmCalled` events, as they come (a backtest's summary), one row per agent, backend and model. */
 export class LlmCounter {
-  private readonly rows = new Map<string, LlmTally>()
+  private readonly rows = new Map<string, Map<string, Map<string, { -readonly [K in keyof LlmTally]: LlmTally[K] }>>>()
 
   called(call: LlmCall): void {
+    let byBackend = this.rows.get(call.agent)
+    if (byBackend === undefined) this.rows.set(call.agent, (byBackend = new Map()))
+    let byModel = byBackend.get(call.backend)
+    if (byModel === undefined) byBackend.set(call.backend, (byModel = new Map()))
+    const row = byModel.get(call.model)
     const t = llmTallyOf(call)
-    const key = `${t.agent}\u0000${t.backend}\u0000${t.model}`
-    const row = this.rows.get(key)
-    this.rows.set(key, row === undefined ? t : {
-      ...row,
-      calls: row.calls + t.calls,
-      cacheHits: row.cacheHits + t.cacheHits,
-      refused: row.refused + t.refused,
-      failed: row.failed + t.failed,
-      budgetSpent: row.budgetSpent + t.budgetSpent,
-      tokensIn: row.tokensIn + t.tokensIn,
-      tokensOut: row.tokensOut + t.tokensOut,
-      costNanos: row.costNanos + t.costNanos
-    })
+    if (row === undefined) {
+      byModel.set(call.model, { ...t })
+      return
+    }
+    row.calls += t.calls
+    row.cacheHits += t.cacheHits
+    row.refused += t.refused
+    row.failed += t.failed
+    row.budgetSpent += t.budgetSpent
+    row.tokensIn += t.tokensIn
+    row.tokensOut += t.tokensOut
+    row.costNanos += t.costNanos
   }
 
   /** The rows, by agent, backend and model (as `llm_usage` is read). */
   tallies(): Array<LlmTally> {
-    return [...this.rows.values()].sort(byKey)
+    return [...this.rows.values()].flatMap((byBackend) => [...byBackend.values()].flatMap((byModel) => [...byModel.values()])).sort(byKey)
   }
 }
