@@ -10,13 +10,13 @@ import { analysts } from "../../agents/registry.js"
 import type { AnyModel, Model } from "../../agents/analysts/Model.js"
 import * as SmaCrossover from "../../agents/analysts/SmaCrossover.js"
 import type { Bar } from "../../schemas/Market.js"
-import type { Direction } from "../../schemas/Opinion.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { RunEvent as RunEventSchema } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Feed from "../../src/market/Feed.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
 import * as Backtest from "../../src/swarm/Backtest.js"
+import { ofTag, record, registryOf } from "./recorded.js"
 import { crashingEvery } from "./crashing.js"
 
 const symbols = ["AAA", "BBB", "CCC"] as const
@@ -34,28 +34,6 @@ const strategy = (overrides: Record<string, unknown> = {}) =>
     ...overrides
   })
 
-interface Recorded {
-  readonly result: Backtest.Result
-  readonly events: Array<RunEvent>
-  readonly lines: Array<string>
-}
-
-const record = (options: Backtest.Options) =>
-  Effect.gen(function*() {
-    const events: Array<RunEvent> = []
-    const lines: Array<string> = []
-    const result = yield* Backtest.run({
-      ...options,
-      onEvent: (event, json) => {
-        events.push(event)
-        lines.push(json)
-      }
-    })
-    return { result, events, lines } satisfies Recorded
-  })
-
-const ofTag = <T extends RunEvent["_tag"]>(events: ReadonlyArray<RunEvent>, tag: T) =>
-  events.filter((e): e is Extract<RunEvent, { _tag: T }> => e._tag === tag)
 
 describe("a backtest", () => {
   it.effect("runs the strategy's swarm over the feed: rounds, decisions, orders, fills and the books agree", () =>
@@ -667,21 +645,6 @@ describe("orders still waiting for their symbol's bar", () => {
 })
 
 describe("amounts near the end of the exact money range (about 9 billion)", () => {
-  /** On each bar of a symbol, what its script says for that bar (its last word after its end). */
-  const scripted = (script: Readonly<Record<string, ReadonlyArray<Direction>>>): Model<{}, { bars: number }, {}> => ({
-    type: "test_script",
-    description: "test: a script's direction, bar by bar",
-    config: Schema.Struct({}),
-    horizon: () => 1,
-    init: () => ({ bars: 0 }),
-    update: (state, bar) => {
-      const says = script[bar.symbol]!
-      return { direction: says[Math.min(state.bars++, says.length - 1)]!, confidence: 1, features: {} }
-    },
-    explain: ({ direction }) => direction
-  })
-  const registryOf = (script: Readonly<Record<string, ReadonlyArray<Direction>>>) =>
-    new Map<string, AnyModel>([...analysts, ["test_script", scripted(script) as AnyModel]])
 
   /** Daily bars of one symbol from 2024-01-01, each `[open, close]` (high and low the two of them). */
   const series = (symbol: string, prices: ReadonlyArray<readonly [number, number]>): Array<Bar> =>
@@ -819,21 +782,6 @@ describe("amounts near the end of the exact money range (about 9 billion)", () =
 describe("a reduced intent", () => {
   /** The checksum this run had before reduced intents were worked (Swarm at d34879c). */
   const BEFORE_WORKING = "ebcb73213fac124049ac724e6192c88983f89ffcbf7973ff52994d339d739a65"
-  /** On each bar of a symbol, what its script says for that bar (its last word after its end). */
-  const scripted = (script: Readonly<Record<string, ReadonlyArray<Direction>>>): Model<{}, { bars: number }, {}> => ({
-    type: "test_script",
-    description: "test: a script's direction, bar by bar",
-    config: Schema.Struct({}),
-    horizon: () => 1,
-    init: () => ({ bars: 0 }),
-    update: (state, bar) => {
-      const says = script[bar.symbol]!
-      return { direction: says[Math.min(state.bars++, says.length - 1)]!, confidence: 1, features: {} }
-    },
-    explain: ({ direction }) => direction
-  })
-  const registryOf = (script: Readonly<Record<string, ReadonlyArray<Direction>>>) =>
-    new Map<string, AnyModel>([...analysts, ["test_script", scripted(script) as AnyModel]])
   /** Daily bars of AAA from 2024-01-01, each `[open, close]`. */
   const feedOf = (prices: ReadonlyArray<readonly [number, number]>) =>
     Feed.fromBars(new Map([["AAA", prices.map(([open, close], i) => ({

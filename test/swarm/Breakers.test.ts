@@ -7,34 +7,18 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
-import { analysts } from "../../agents/registry.js"
-import type { AnyModel, Model } from "../../agents/analysts/Model.js"
 import type { Bar } from "../../schemas/Market.js"
 import type { Direction } from "../../schemas/Opinion.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Feed from "../../src/market/Feed.js"
 import * as Backtest from "../../src/swarm/Backtest.js"
+import { ofTag, record, registryOf } from "./recorded.js"
 
 const DAY = 86_400_000
 const START = Date.UTC(2024, 0, 1)
 const dayOf = (ts: number) => Math.round((ts - START) / DAY)
 
-/** On each bar of a symbol, what its script says for that bar (its last word after its end). */
-const scripted = (script: Readonly<Record<string, ReadonlyArray<Direction>>>): Model<{}, { bars: number }, {}> => ({
-  type: "test_script",
-  description: "test: a script's direction, bar by bar",
-  config: Schema.Struct({}),
-  horizon: () => 1,
-  init: () => ({ bars: 0 }),
-  update: (state, bar) => {
-    const says = script[bar.symbol]!
-    return { direction: says[Math.min(state.bars++, says.length - 1)]!, confidence: 1, features: {} }
-  },
-  explain: ({ direction }) => direction
-})
-const registryOf = (script: Readonly<Record<string, ReadonlyArray<Direction>>>) =>
-  new Map<string, AnyModel>([...analysts, ["test_script", scripted(script) as AnyModel]])
 
 /** `n` times `direction`, then `then`. */
 const say = (n: number, direction: Direction, then: Direction): Array<Direction> => [...Array.from({ length: n }, () => direction), then]
@@ -81,28 +65,6 @@ const FLAT_AT = 18
 const DROP = [100, 100, 88, 88, 88, 88, 88, 88, 88]
 const DROPPED = 2
 
-interface Recorded {
-  readonly result: Backtest.Result
-  readonly events: Array<RunEvent>
-  readonly lines: Array<string>
-}
-
-const record = (options: Backtest.Options) =>
-  Effect.gen(function*() {
-    const events: Array<RunEvent> = []
-    const lines: Array<string> = []
-    const result = yield* Backtest.run({
-      ...options,
-      onEvent: (event, json) => {
-        events.push(event)
-        lines.push(json)
-      }
-    })
-    return { result, events, lines } satisfies Recorded
-  })
-
-const ofTag = <T extends RunEvent["_tag"]>(events: ReadonlyArray<RunEvent>, tag: T) =>
-  events.filter((e): e is Extract<RunEvent, { _tag: T }> => e._tag === tag)
 
 /** Each trading-state change as [bar, from, to, cause], the bar its event was recorded on. */
 const moves = (events: ReadonlyArray<RunEvent>) =>
