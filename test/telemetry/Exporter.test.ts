@@ -294,12 +294,17 @@ describe("exports that fail", () => {
         })
         yield* Effect.acquireRelease(
           Effect.async<void>((resume) => void collector.listen(Number(new URL(endpoint).port), "127.0.0.1", () => resume(Effect.void))),
-          () => Effect.async<void>((resume) => void collector.close(() => resume(Effect.void)))
+          // Closed once the telemetry has shut down (its last export flushed to it): closing its
+          // connections before that failed the flush on a loaded machine, a second failure said.
+          () =>
+            Effect.async<void>((resume) => {
+              collector.closeAllConnections()
+              collector.close(() => resume(Effect.void))
+            })
         )
         yield* eventually(() => telemetry.info.failingSince === undefined, 15_000)
         expect(telemetry.info.failingSince).toBeUndefined()
         expect(telemetry.info.error).toBeUndefined()
-        collector.closeAllConnections()
       }).pipe(
         Effect.provide(Telemetry.make({ endpoint, exportIntervalMillis: 200 })),
         Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(String(message)))))
