@@ -7,7 +7,10 @@
  * `breakers` (runs that check their breakers at every mark) it also tells the risk officer when the
  * marks of a timestamp cross the daily loss or the drawdown limit (`BooksMarked`), and at the first
  * mark of a day after a day whose loss crossed its limit: crossings only, so a timestamp that
- * crosses nothing costs two comparisons.
+ * crosses nothing costs two comparisons. With `afterFills` (`RunStarted.breakers`: `fills`) it
+ * checks again once it books fills at the closes it has just marked (`same_close`): a loss those
+ * fills make (their slippage, their commission) is seen on their bar — without it, the next bar's
+ * marks saw it a bar late, and a next day, starting from the equity after it, never did.
  *
  * Events: `TradeClosed` for each round trip a fill closes, `PortfolioUpdated` after the fills of a
  * timestamp — cash, equity, exposures and P&L of the whole book, and the positions those fills
@@ -71,6 +74,11 @@ export interface LedgerOptions {
   readonly breakers?: {
     readonly limits: RiskLimits
     readonly risk: () => ActorRef<RiskProtocol, "backpressure">
+    /**
+     * Check them again after fills booked at the closes just marked (`same_close`), as at a mark
+     * (`RunStarted.breakers`: `fills`). Off (`marks`, runs recorded before it): at the marks only.
+     */
+    readonly afterFills?: boolean
   }
 }
 
@@ -194,7 +202,8 @@ const close = (books: Books): FinalBooks => {
 }
 
 /**
- * At the marks of `ts` (`breakers`): the tell of `BooksMarked` to the risk officer when a breaker's
+ * At the marks of `ts`, or after fills booked at them (`afterFills`) (`breakers`): the tell of
+ * `BooksMarked` to the risk officer when a breaker's
  * limit is crossed there — equity past it now and not at the last marks (the day's last, for the daily
  * loss) — or when a day starts after a day whose loss crossed its limit; undefined, on almost every
  * bar, when neither. Crossings only: a book that stays under water is not told of it on every bar.
@@ -319,7 +328,15 @@ export const make = (options: LedgerOptions) =>
             options.onMark?.(ts, equity)
             if (stop !== undefined) return stopBooks(books, stop)
             // Told before the views waiting for these books are answered: the officer's mailbox has it first.
-            const told = marked && breakers !== undefined ? crossed(books, ts, newDayAfterLoss, breakers) : undefined
+            // At the marks, and (`afterFills`) after fills at the closes marked (`same_close`): the books
+            // after them are the bar's, and their loss is the bar's.
+            const told = breakers === undefined
+              ? undefined
+              : marked
+              ? crossed(books, ts, newDayAfterLoss, breakers)
+              : fills.length > 0 && breakers.afterFills === true
+              ? crossed(books, ts, false, breakers)
+              : undefined
             if (books.waiting.length > 0) {
               const ready = books.waiting.filter((w) => w.asOf <= books.markedTs)
               books.waiting = books.waiting.filter((w) => w.asOf > books.markedTs)

@@ -25,7 +25,8 @@
  * feeding bars until then.
  *
  * The breakers trip on the bar whose marks cross their limit (runs whose `RunStarted` says
- * `breakers: "marks"`; `breakersOnMarks`): the ledger tells the officer of a crossing
+ * `breakers: "marks"` or `"fills"`; `breakersOnMarks`), or, with `fills`, whose same-close fills
+ * take equity past it: the ledger tells the officer of a crossing
  * (`BooksMarked`), the state moves then, and the change is held for the log to record before the
  * timestamp's first `Judge` or at its end — a fixed place, whenever the message was handled
  * (docs/backtest-engine.md). A `Judge` checks the breakers on its books first, before any intent, so
@@ -99,7 +100,7 @@ export interface RiskOptions {
    */
   readonly workRemainders?: boolean
   /**
-   * The breakers are checked at every mark (`RunStarted.breakers`: `marks`): on the ledger's word
+   * The breakers are checked at every mark (`RunStarted.breakers`: `marks`, `fills`): on the ledger's word
    * (`BooksMarked`), and on the books before a batch's first intent. Off — runs recorded before it —
    * they are checked only with each intent, as those runs recorded it.
    */

@@ -61,13 +61,17 @@ export const RunStarted = event("RunStarted", {
    */
   lastRounds: Schema.optional(Schema.Literal("closed")),
   /**
-   * `marks`: the daily loss breaker and the drawdown halt are checked whenever the ledger marks the
-   * books at a bar's closes, so the trading state moves on the bar whose marks cross a limit, an
-   * intent judged there or not (docs/backtest-engine.md). Absent — every run recorded before it —
-   * they are checked only as intents are judged, as those runs recorded it: their replay and resume
-   * check them so again, and reproduce them byte for byte.
+   * `fills`: the daily loss breaker and the drawdown halt are checked whenever the ledger marks the
+   * books at a bar's closes and again when it books fills at the closes it marked (`same_close`), so
+   * the trading state moves on the bar whose marks — or whose own fills' slippage and commission —
+   * take equity past a limit, an intent judged there or not (docs/backtest-engine.md).
+   * `marks` — runs recorded before `fills` — at the marks only: a loss made by a bar's same-close
+   * fills was seen at the next bar's marks (a bar late), or, on daily data, never by the daily loss
+   * breaker (the next day started from the equity after them). Absent — every run recorded before
+   * both — they are checked only as intents are judged. A recording is re-executed as it says (its
+   * replay and resume check them so again, and reproduce it byte for byte).
    */
-  breakers: Schema.optional(Schema.Literal("marks")),
+  breakers: Schema.optional(Schema.Literal("marks", "fills")),
   /**
    * The language model the run's LLM agents use, when it has any: never silent about an offline
    * model standing in for Ollama.
@@ -92,7 +96,10 @@ export const RunStarted = event("RunStarted", {
   }))
 })
 
-/** How a run checks its breakers (`RunStarted.breakers`); undefined: only as intents are judged (runs recorded before). */
+/**
+ * How a run checks its breakers (`RunStarted.breakers`): `fills` (new runs), at every mark and after
+ * same-close fills; `marks`, at every mark only; undefined, only as intents are judged (runs recorded before).
+ */
 export type BreakerChecks = (typeof RunStarted.Type)["breakers"]
 
 /**

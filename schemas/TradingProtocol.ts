@@ -6,7 +6,7 @@
  *                       Coordinator ─RequestOpinions→ Analysts (AnalystProtocol.ts)
  *                       Coordinator ─Judge→ RiskOfficer ─ViewBooks→ Ledger
  *                                           RiskOfficer ─PlaceOrders→ ExecutionDesk
- *                                           Ledger ─BooksMarked→ RiskOfficer (a breaker's limit crossed at the marks)
+ *                                           Ledger ─BooksMarked→ RiskOfficer (a breaker's limit crossed at the marks, or by same-close fills)
  *
  * Messages built on the per-bar path are built unchecked (`marketUpdate(fields)`…, Unchecked.ts):
  * no validation and none of the class constructor's work; their fields come from decoded bars and
@@ -187,11 +187,13 @@ export class SetTradingState extends Schema.TaggedRequest<SetTradingState>()("Se
 }) {}
 
 /**
- * The ledger has marked the books of `ts` at its closes, and a breaker's limit is crossed there — the
- * equity went past the daily loss or the drawdown limit since the last marks — or it is the first
- * mark of a day after a day whose loss went past its limit (the day's `reducing` may be lifted).
- * Sent only in runs that check their breakers at every mark (`RunStarted.breakers`), and only then:
- * the risk officer moves the trading state on this bar, whether or not an intent is judged on it.
+ * The ledger has marked the books of `ts` at its closes, or booked fills at those closes
+ * (`same_close`, in runs whose `RunStarted.breakers` is `fills`), and a breaker's limit is crossed
+ * there — the equity went past the daily loss or the drawdown limit since the ledger last looked —
+ * or it is the first mark of a day after a day whose loss went past its limit (the day's `reducing`
+ * may be lifted). Sent only in runs that check their breakers at every mark (`RunStarted.breakers`),
+ * and only then: the risk officer moves the trading state on this bar, whether or not an intent is
+ * judged on it.
  */
 export class BooksMarked extends Schema.TaggedClass<BooksMarked>()("BooksMarked", {
   ts: Timestamp,

@@ -96,7 +96,9 @@ export interface Options {
    * said again and done so — each behaviour a run recorded before it does not name is re-executed
    * the old way: `{}` for a run recorded before all four (a reduced intent done once its cut order is
    * placed; a flat scored as "moved less"; the last slice's open rounds dropped; the breakers
-   * checked only as intents are judged). Absent: a new run, which behaves as runs do now and says so.
+   * checked only as intents are judged); `breakers: "marks"` for one recorded before same-close
+   * fills were checked (the breakers at the marks only). Absent: a new run, which behaves as runs do
+   * now and says so.
    */
   readonly recordedStart?: {
     readonly reducedIntents?: "worked" | undefined
@@ -463,8 +465,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
     const reducedIntents = options.recordedStart === undefined ? "worked" as const : options.recordedStart.reducedIntents
     const flatScoring = options.recordedStart === undefined ? "not_long" as const : options.recordedStart.flatScoring
     const lastRounds = options.recordedStart === undefined ? "closed" as const : options.recordedStart.lastRounds
-    // New runs check their breakers at every mark; a re-execution does as its recording did.
-    const breakers: BreakerChecks = options.recordedStart === undefined ? "marks" : options.recordedStart.breakers
+    // New runs check their breakers at every mark and after same-close fills; a re-execution does as its recording did.
+    const breakers: BreakerChecks = options.recordedStart === undefined ? "fills" : options.recordedStart.breakers
 
     /** Signals waiting for a bar of their symbol (data with gaps). */
     let held: Array<ExternalSignal> | undefined

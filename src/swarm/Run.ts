@@ -69,9 +69,10 @@ export interface RunOptions {
   /** Which of the coordinator's cycles are traced (src/telemetry/Sampling.ts); none without one. */
   readonly sampler?: RoundSampler | undefined
   /**
-   * How the breakers are checked (`RunStarted.breakers`): `marks`, at every mark of the books (the
-   * ledger tells the risk officer of a crossing); undefined, only as intents are judged (runs
-   * recorded before, re-executed as they were).
+   * How the breakers are checked (`RunStarted.breakers`): `fills`, at every mark of the books and
+   * after the fills booked at the closes just marked (the ledger tells the risk officer of a
+   * crossing); `marks`, at every mark only; undefined, only as intents are judged (runs recorded
+   * before, re-executed as they were).
    */
   readonly breakers?: BreakerChecks
 }
@@ -202,7 +203,9 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       metrics: strategy.metrics,
       ...(options.onMark === undefined ? {} : { onMark: options.onMark }),
       ...(options.wholeBook === true ? { wholeBook: true } : {}),
-      ...(options.breakers === "marks" ? { breakers: { limits: strategy.risk.limits, risk: () => wires.risk! } } : {})
+      ...(options.breakers === undefined
+        ? {}
+        : { breakers: { limits: strategy.risk.limits, risk: () => wires.risk!, afterFills: options.breakers === "fills" } })
     })
     const desk = ExecutionDesk.make({ log, execution: strategy.execution, ledger: () => wires.ledger!, initialCash: strategy.initialCash })
     const risk = RiskOfficer.make({
@@ -219,7 +222,7 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       ledger: () => wires.ledger!,
       desk: () => wires.desk!,
       workRemainders: options.workRemainders === true,
-      breakersOnMarks: options.breakers === "marks"
+      breakersOnMarks: options.breakers !== undefined
     })
     const coordinator = Coordinator.make({
       log,

@@ -15,7 +15,7 @@
  *   daily loss moves `active` to `reducing`. The verdict carries that transition for the risk
  *   officer to apply (`TradingState.apply`) and is judged in the new state. `breakers` is the same
  *   test with no intent, on the ledger's marks alone: how a run whose `RunStarted` says
- *   `breakers: "marks"` moves the state on a bar nothing is judged on (agents/RiskOfficer.ts).
+ *   `breakers: "marks"` (and `"fills"`) moves the state on a bar nothing is judged on (agents/RiskOfficer.ts).
  * - When the state rejects the intent, no rule or order gate is evaluated (`rules: []`, two gates).
  * - In `reducing`, a reversal (an order against the position held and past it: long to short, or
  *   short to long) is reduced to closing the position, not rejected: its closing part is

@@ -1,7 +1,8 @@
 /**
  * The ledger agent in a world: exactly-once booking, marks at closes, ViewBooks held until the
  * books of its time exist, the day's start and the peak across a UTC day change, the final books,
- * books that outlive a crash, and the risk officer told when the marks cross a breaker's limit.
+ * books that outlive a crash, and the risk officer told when the marks cross a breaker's limit —
+ * or (`afterFills`) when the fills booked at the closes just marked do.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
@@ -267,5 +268,53 @@ describe("the ledger agent", () => {
       [d1(13), units(60_000), units(70_000), units(70_000)],
       [d1(14), units(52_000), units(70_000), units(70_000)]
     ])
+  }))
+  it("with afterFills, tells the risk officer when fills at the closes just marked take equity past a limit, on their bar; without, at the next marks", inSpine((spine) => {
+    const told: Array<BooksMarked> = []
+    const risk = spine.inSystem(Actor.spawn(
+      Actor.make({
+        protocol: RiskProtocol,
+        initial: undefined as void,
+        behavior: (_s, message) => Effect.sync(() => void (message._tag === "BooksMarked" && told.push(message)))
+      }),
+      { name: "risk" }
+    ))
+    const spawn = (name: string, afterFills: boolean) =>
+      spine.inSystem(Actor.spawn(
+        LedgerAgent.make({
+          log: spine.log,
+          initialCash: units(CASH),
+          symbols: [AAA, BBB],
+          metrics: Schema.decodeUnknownSync(MetricsConfig)({}),
+          breakers: { limits: Schema.decodeUnknownSync(RiskLimits)({}), risk: () => risk, afterFills }
+        }),
+        { name }
+      ))
+    const d0 = (h: number) => at(0, h)
+    const d1 = (h: number) => at(1, h)
+    const flat = (ts: number, close: number) => bar(AAA, ts, { open: close, close })
+    const buy = fillOf(order({ symbol: AAA, side: "buy", quantity: 1_000, decidedAt: d0(9) }), flat(d0(10), 100))
+    // Sold at 96 at the close of d0(11), with 1,500 of commission: 5.5 % below the day's start.
+    const sale: Fill = {
+      ...fillOf(order({ symbol: AAA, side: "sell", quantity: 1_000, decidedAt: d0(10) }), flat(d0(11), 96)),
+      commission: units(1_500)
+    }
+    const told1 = (afterFills: boolean) => {
+      told.length = 0
+      const ledger = spawn(afterFills ? "ledger-fills" : "ledger-marks", afterFills)
+      const mark = (ts: number, close: number, fills: ReadonlyArray<Fill> = []) => {
+        spine.world.advanceTo(ts)
+        book(spine, ledger, ts, [flat(ts, close)], fills)
+      }
+      mark(d0(10), 100, [buy])
+      mark(d0(11), 96) // 4 % below the day's start (the daily limit is 5 %): not told
+      book(spine, ledger, d0(11), [], [sale]) // the close's fills: 94,500
+      mark(d0(12), 96) // flat since
+      mark(d1(10), 96) // a new day after a day's loss: told
+      return told.map((m) => [m.ts, m.equity, m.dayStartEquity])
+    }
+    expect(told1(true)).toEqual([[d0(11), units(94_500), units(CASH)], [d1(10), units(94_500), units(94_500)]])
+    // Without (`marks`): seen only at the next marks, a bar late.
+    expect(told1(false)).toEqual([[d0(12), units(94_500), units(CASH)], [d1(10), units(94_500), units(94_500)]])
   }))
 })

@@ -2,7 +2,9 @@
  * Recorded runs and the breakers checked at every mark (`RunStarted.breakers`): a run recorded
  * before that — its `RunStarted` without the flag, its drawdown halt recorded only when the next
  * intent was judged — replays and resumes byte for byte, checking its breakers as it did; a new run
- * records the flag, halts on the bar its marks cross the limit, and replays so. On every back-end.
+ * records the flag, halts on the bar its marks cross the limit, and replays so. A run recorded with
+ * `marks` (before `fills`: same-close fills not checked until the next marks) replays and resumes as
+ * it was too. On every back-end.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -45,28 +47,40 @@ const registry = new Map<string, AnyModel>([...analysts, [script.type, script as
 
 /** Half the equity in AAA at 100, then down 4 a bar: 26 % below the peak at 48 on bar 14, where nothing is decided. */
 const CLOSES = [100, 100, 96, 92, 88, 84, 80, 76, 72, 68, 64, 60, 56, 52, 48, 48, 48, 47, 47, 47, 47]
-const bars: Array<Bar> = CLOSES.map((close, i) => {
-  const open = i === 0 ? close : CLOSES[i - 1]!
-  return { symbol: "AAA" as Bar["symbol"], ts: (START + i * DAY) as Bar["ts"], open, high: Math.max(open, close), low: Math.min(open, close), close, volume: 1_000 }
-})
+const barsOf = (closes: ReadonlyArray<number>): Array<Bar> =>
+  closes.map((close, i) => {
+    const open = i === 0 ? close : closes[i - 1]!
+    return { symbol: "AAA" as Bar["symbol"], ts: (START + i * DAY) as Bar["ts"], open, high: Math.max(open, close), low: Math.min(open, close), close, volume: 1_000 }
+  })
+const bars = barsOf(CLOSES)
 
-const strategy = (name: string) =>
+/**
+ * Half the equity in AAA (500 at 100), filled at the deciding bar's close with 4 a share of
+ * commission (equity 98,000), then down 2.75 a bar to 56 on bar 17, and 56 on bar 18, where the
+ * script sells: its marks are 24 % below the peak of 100,000, the sale's commission takes equity to
+ * 26 % (the limit is 25 %).
+ */
+const SLIDE = barsOf([100, ...Array.from({ length: 17 }, (_, i) => 100 - 2.75 * i), 56, 56, 56])
+
+const strategy = (name: string, execution: object = { fillTiming: "next_open", slippageBps: 0, commission: { _tag: "none" } }) =>
   Schema.decodeUnknownSync(Strategy)({
     name,
     symbols: ["AAA"],
     initialCash: "100000",
     agents: [{ type: "test_script" }],
     sizing: { mode: "percent_of_equity", value: 50 },
-    execution: { fillTiming: "next_open", slippageBps: 0, commission: { _tag: "none" } }
+    execution
   })
+const sameClose = (name: string) =>
+  strategy(name, { fillTiming: "same_close", slippageBps: 0, commission: { _tag: "per_share", perShare: "4" } })
 
 /** The bars, as a CSV file in a directory of its own for the test's scope. */
-const csvData = Effect.gen(function*() {
+const csvData = (data: ReadonlyArray<Bar> = bars) => Effect.gen(function*() {
   const dir = yield* Effect.acquireRelease(
     Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "swarm-breakers-"))),
     (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
   )
-  fs.writeFileSync(path.join(dir, "AAA.csv"), Csv.format(bars))
+  fs.writeFileSync(path.join(dir, "AAA.csv"), Csv.format(data))
   return { source: DataSource.csv([dir]), feed: yield* Feed.load([dir]) }
 })
 
@@ -75,10 +89,13 @@ const csvData = Effect.gen(function*() {
  * are judged, its `RunStarted` without `breakers` — the row, its events in the store and its end,
  * as `StoredRun.backtest` writes them.
  */
-const recordedBefore = (name: string) =>
+const recordedBefore = (
+  name: string,
+  how: { strategy?: Strategy; data?: ReadonlyArray<Bar>; recordedStart?: Backtest.Options["recordedStart"] } = {}
+) =>
   Effect.gen(function*() {
-    const { feed, source } = yield* csvData
-    const s = strategy(name)
+    const { feed, source } = yield* csvData(how.data)
+    const s = how.strategy ?? strategy(name)
     const owner = yield* Users.ensureLocal()
     const saved = yield* Strategies.saveVersion(owner, s)
     const created = yield* Runs.create({
@@ -101,7 +118,7 @@ const recordedBefore = (name: string) =>
       runId: created.id,
       strategyRef: { id: saved.strategyId, version: saved.version },
       registry,
-      recordedStart: {},
+      recordedStart: how.recordedStart ?? {},
       onEvent: (event, json) => {
         events.push(event)
         recorder.sink(event, json)
@@ -154,10 +171,48 @@ for (const backend of backends) {
         }).pipe(Effect.scoped))
     })
 
+    describe("a run recorded with its breakers checked at the marks only (before same-close fills were)", () => {
+      const marks = (name: string) =>
+        recordedBefore(name, {
+          strategy: sameClose(name),
+          data: SLIDE,
+          recordedStart: { reducedIntents: "worked", flatScoring: "not_long", lastRounds: "closed", breakers: "marks" }
+        })
+
+      it.effect("replays and resumes byte for byte: halted a bar after the sale whose commission crossed the limit, as recorded", () =>
+        Effect.gen(function*() {
+          const { events, result, run } = yield* marks("recorded with marks")
+          expect(events[0]).toMatchObject({ _tag: "RunStarted", breakers: "marks" })
+          expect(halts(events)).toEqual([[19, "halted", "drawdown_halt"]])
+          const again = yield* StoredRun.replay(run, { registry })
+          expect(again.checksum).toBe(result.checksum)
+          expect(again.events).toBe(result.counts.events)
+          // Crashed on the sale's bar, before the halt it recorded.
+          yield* crashAt(run, events.findLast((e) => e.at <= START + 18 * DAY)!.seq)
+          expect((yield* StoredRun.resume(run, { registry })).result.checksum).toBe(result.checksum)
+        }).pipe(Effect.scoped))
+
+      it.effect("the same run new halts on the sale's bar, records fills, and replays so", () =>
+        Effect.gen(function*() {
+          const { feed, source } = yield* csvData(SLIDE)
+          const events: Array<RunEvent> = []
+          const { result, run } = yield* StoredRun.backtest({
+            strategy: sameClose("new same close"),
+            feed,
+            dataSource: source,
+            registry,
+            onEvent: (event) => void events.push(event)
+          })
+          expect(events[0]).toMatchObject({ _tag: "RunStarted", breakers: "fills" })
+          expect(halts(events)).toEqual([[18, "halted", "drawdown_halt"]])
+          expect((yield* StoredRun.replay(run, { registry })).checksum).toBe(result.checksum)
+        }).pipe(Effect.scoped))
+    })
+
     describe("a new run", () => {
       it.effect("records that it checks its breakers at every mark, halts on the crossing bar, and replays so", () =>
         Effect.gen(function*() {
-          const { feed, source } = yield* csvData
+          const { feed, source } = yield* csvData()
           const events: Array<RunEvent> = []
           const { result, run } = yield* StoredRun.backtest({
             strategy: strategy("new run"),
@@ -166,7 +221,7 @@ for (const backend of backends) {
             registry,
             onEvent: (event) => void events.push(event)
           })
-          expect(events[0]).toMatchObject({ _tag: "RunStarted", breakers: "marks" })
+          expect(events[0]).toMatchObject({ _tag: "RunStarted", breakers: "fills" })
           expect(halts(events)).toEqual([[14, "halted", "drawdown_halt"]])
           const again = yield* StoredRun.replay(run, { registry })
           expect(again.checksum).toBe(result.checksum)

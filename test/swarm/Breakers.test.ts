@@ -77,7 +77,7 @@ describe("the drawdown halt", () => {
   it.effect("trips on the bar whose marks cross it, with no intent judged there: TradingStateChanged lands on that bar", () =>
     Effect.gen(function*() {
       const { events, result } = yield* falling()
-      expect(ofTag(events, "RunStarted")[0]!.breakers).toBe("marks")
+      expect(ofTag(events, "RunStarted")[0]!.breakers).toBe("fills")
       // One order (the buy); nothing decided between it and bar 18 (whose refused sale is offered again on every bar after).
       expect(ofTag(events, "DecisionMade").map((e) => dayOf(e.decision.ts))).toEqual([0, FLAT_AT, FLAT_AT + 1, FLAT_AT + 2])
       expect(moves(events)).toEqual([[CROSSED, "active", "halted", "drawdown_halt"]])
@@ -206,4 +206,123 @@ describe("the daily loss breaker", () => {
       expect(result.tradingState).toBe("halted")
       expect(ofTag(events, "VerdictGiven").at(-1)!.verdict).toMatchObject({ outcome: "rejected", state: "halted" })
     }))
+})
+
+/**
+ * Fills at the deciding bar's close (`same_close`) come after that bar's marks: a loss they make —
+ * their commission here — is the bar's, and the breakers see it on that bar (`RunStarted.breakers`:
+ * `fills`). Recorded with `marks`, they saw it only at the next bar's marks: a bar late, and on daily
+ * bars never for the daily loss breaker (the next day starts from the equity after those fills).
+ */
+describe("breakers and same-close fills", () => {
+  const HOUR = 3_600_000
+  /** Daily bars, or (`intraday`) bars at 09:00 and 15:00 of each day from 2024-01-01. */
+  const timed = (closes: ReadonlyArray<number>, intraday: boolean): Array<Bar> =>
+    series("AAA", closes).map((bar, i) => ({
+      ...bar,
+      ts: (intraday ? START + Math.floor(i / 2) * DAY + (i % 2 === 0 ? 9 : 15) * HOUR : bar.ts) as Bar["ts"]
+    }))
+  /** Half the equity in AAA (500 at 100), filled at the deciding bar's close, `perShare` a share each way. */
+  const sameClose = (perShare: string) =>
+    Schema.decodeUnknownSync(Strategy)({
+      ...Schema.encodeSync(Strategy)(strategyOf(["AAA"])),
+      execution: { fillTiming: "same_close", slippageBps: 0, commission: { _tag: "per_share", perShare } }
+    })
+  const run = (closes: ReadonlyArray<number>, intraday: boolean, perShare: string, flatAt: number, options: Partial<Backtest.Options> = {}) =>
+    record({
+      strategy: sameClose(perShare),
+      feed: feedOf(timed(closes, intraday)),
+      registry: registryOf({ AAA: say(flatAt, "long", "flat") }),
+      ...options
+    })
+  /** A recording that checked its breakers at the marks only (before `fills`). */
+  const marksOnly: Partial<Backtest.Options> = {
+    recordedStart: { reducedIntents: "worked", flatScoring: "not_long", lastRounds: "closed", breakers: "marks" }
+  }
+  /** Each trading-state change as [bar index, from, to, cause], by the bar its event was recorded on. */
+  const movesAt = (recorded: { events: ReadonlyArray<RunEvent> }, bars: ReadonlyArray<Bar>) =>
+    ofTag(recorded.events, "TradingStateChanged").map((e) =>
+      [bars.findIndex((b) => b.ts === e.at), e.transition.from, e.transition.to, e.transition.cause] as const
+    )
+  const saleAt = (recorded: { events: ReadonlyArray<RunEvent> }) => ofTag(recorded.events, "OrderFilled").map((e) => e.fill.ts)
+
+  // Bought at 100 on bar 0 (500, commission 750: equity 99,250), sold at 91 on bar 2: its marks are
+  // 4.5 % below the day's start of 99,250 (the limit is 5 %), the sale's commission takes it to 5.3 %.
+  const DAILY_DROP = [100, 100, 91, 91, 91, 91]
+  it.effect("the daily loss breaker trips on the bar whose same-close fills take the day's loss past it (daily bars)", () =>
+    Effect.gen(function*() {
+      const bars = timed(DAILY_DROP, false)
+      const now = yield* run(DAILY_DROP, false, "1.5", 2)
+      expect(ofTag(now.events, "RunStarted")[0]!.breakers).toBe("fills")
+      expect(saleAt(now)).toEqual([bars[0]!.ts, bars[2]!.ts])
+      expect(ofTag(now.events, "PortfolioUpdated").at(-1)!.snapshot.equity).toBe(94_000_000_000)
+      expect(movesAt(now, bars)).toEqual([
+        [2, "active", "reducing", "daily_loss_breaker"],
+        [3, "reducing", "active", "new_trading_day"]
+      ])
+      expect(ofTag(now.events, "TradingStateChanged")[0]!.transition.reason).toBe(
+        "equity 94000 is 5.29% below the day's start of 99250 (limit 5%): only risk-reducing orders pass"
+      )
+      // Recorded after the bar's fills and their books: at the bar's end.
+      const at = now.events.findIndex((e) => e._tag === "TradingStateChanged")
+      expect(now.events[at - 1]).toMatchObject({ _tag: "PortfolioUpdated", snapshot: { ts: bars[2]!.ts } })
+      expect((yield* run(DAILY_DROP, false, "1.5", 2)).lines).toEqual(now.lines)
+      // Recorded with `marks`: never (the next day starts at 94,000), and re-executed so, byte for byte.
+      const before = yield* run(DAILY_DROP, false, "1.5", 2, marksOnly)
+      expect(ofTag(before.events, "RunStarted")[0]!.breakers).toBe("marks")
+      expect(movesAt(before, bars)).toEqual([])
+      expect((yield* run(DAILY_DROP, false, "1.5", 2, marksOnly)).lines).toEqual(before.lines)
+      // The two differ by the flag and the two changes alone.
+      const strip = (lines: ReadonlyArray<string>) =>
+        lines.filter((line) => !line.includes(`"_tag":"TradingStateChanged"`))
+          .map((line) => line.replace(`"breakers":"fills"`, `"breakers":"marks"`).replace(/"seq":\d+,/, ""))
+      expect(strip(now.lines.slice(0, -1))).toEqual(strip(before.lines.slice(0, -1)))
+    }))
+
+  // Bought at 100 on the day's first bar (500, commission 500: equity 99,500), sold at 91.2 on the
+  // third: its marks are 4.9 % below the day's start of 100,000, the sale's commission takes it to 5.4 %.
+  const INTRADAY_DROP = [100, 100, 91.2, 91.2, 91.2, 91.2]
+  it.effect("the daily loss breaker trips on the bar whose same-close fills take the day's loss past it (intraday bars)", () =>
+    Effect.gen(function*() {
+      // Hourly, all in one day: the day starts before the buy.
+      const bars = series("AAA", INTRADAY_DROP).map((bar, i) => ({ ...bar, ts: (START + 9 * HOUR + i * HOUR) as Bar["ts"] }))
+      const feed = feedOf(bars)
+      const go = (options: Partial<Backtest.Options> = {}) =>
+        record({ strategy: sameClose("1"), feed, registry: registryOf({ AAA: say(2, "long", "flat") }), ...options })
+      const now = yield* go()
+      expect(saleAt(now)).toEqual([bars[0]!.ts, bars[2]!.ts])
+      expect(movesAt(now, bars)).toEqual([[2, "active", "reducing", "daily_loss_breaker"]])
+      expect(ofTag(now.events, "TradingStateChanged")[0]!.transition.reason).toBe(
+        "equity 94600 is 5.4% below the day's start of 100000 (limit 5%): only risk-reducing orders pass"
+      )
+      expect((yield* go()).lines).toEqual(now.lines)
+      // Recorded with `marks`: a bar late.
+      const before = yield* go(marksOnly)
+      expect(movesAt(before, bars)).toEqual([[3, "active", "reducing", "daily_loss_breaker"]])
+      expect((yield* go(marksOnly)).lines).toEqual(before.lines)
+    }))
+
+  // Bought at 100 (500, commission 2,000: equity 98,000), down 2 a bar (1 % or so: no daily loss
+  // breaker), sold at 56 on bar 24: its marks are 24 % below the peak of 100,000 (the limit is 25 %),
+  // the sale's commission takes it to 26 %.
+  const SLIDE = [100, 100, ...Array.from({ length: 23 }, (_, i) => 100 - 2 * i), 56, 56]
+  const SOLD = 24
+  for (const intraday of [false, true]) {
+    it.effect(`the drawdown halt trips on the bar whose same-close fills' commission takes equity past it (${intraday ? "intraday" : "daily"} bars)`, () =>
+      Effect.gen(function*() {
+        const bars = timed(SLIDE, intraday)
+        expect(bars[SOLD]!.close).toBe(56)
+        const now = yield* run(SLIDE, intraday, "4", SOLD)
+        expect(saleAt(now)).toEqual([bars[0]!.ts, bars[SOLD]!.ts])
+        expect(movesAt(now, bars)).toEqual([[SOLD, "active", "halted", "drawdown_halt"]])
+        expect(ofTag(now.events, "TradingStateChanged")[0]!.transition.reason).toBe(
+          "equity 74000 is 26% below its peak of 100000 (limit 25%): trading halts"
+        )
+        expect((yield* run(SLIDE, intraday, "4", SOLD)).lines).toEqual(now.lines)
+        // Recorded with `marks`: a bar late (the next bar's marks, the books flat since).
+        const before = yield* run(SLIDE, intraday, "4", SOLD, marksOnly)
+        expect(movesAt(before, bars)).toEqual([[SOLD + 1, "active", "halted", "drawdown_halt"]])
+        expect((yield* run(SLIDE, intraday, "4", SOLD, marksOnly)).lines).toEqual(before.lines)
+      }))
+  }
 })
