@@ -42,8 +42,8 @@ const date = (end: Period.End) =>
     Options.mapEffect(checked(`--${end}`, (text: string) => Period.parse(text, end))),
     Options.withDescription(
       end === "from"
-        ? "Replay bars from this time on: an ISO date or date-time, UTC unless it has an offset (2024-01-02, 2024-01-02T09:30)."
-        : "Replay bars up to this time: an ISO date (through the end of that day) or date-time, UTC unless it has an offset."
+        ? "Replay bars from this time on, a bar at this time included: an ISO date (from the start of that day) or date-time, UTC unless it has an offset (2024-01-02, 2024-01-02T09:30)."
+        : "Replay bars up to and including this time: a date alone means through the end of that day (--to 2024-03-01 keeps the bars of March 1st), a date-time that instant; UTC unless it has an offset. Both ends of the window are inclusive."
     )
   )
 
