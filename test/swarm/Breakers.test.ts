@@ -319,6 +319,10 @@ describe("breakers and same-close fills", () => {
           "equity 74000 is 26% below its peak of 100000 (limit 25%): trading halts"
         )
         expect((yield* run(SLIDE, intraday, "4", SOLD)).lines).toEqual(now.lines)
+        // A paper run (watched live, on the same agents) trips on the same bar, twice the same.
+        const paper = yield* run(SLIDE, intraday, "4", SOLD, { mode: "paper" })
+        expect(movesAt(paper, bars)).toEqual([[SOLD, "active", "halted", "drawdown_halt"]])
+        expect((yield* run(SLIDE, intraday, "4", SOLD, { mode: "paper" })).lines).toEqual(paper.lines)
         // Recorded with `marks`: a bar late (the next bar's marks, the books flat since).
         const before = yield* run(SLIDE, intraday, "4", SOLD, marksOnly)
         expect(movesAt(before, bars)).toEqual([[SOLD + 1, "active", "halted", "drawdown_halt"]])
