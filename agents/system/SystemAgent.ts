@@ -64,6 +64,7 @@ import * as ActorSystem from "../../src/actor/ActorSystem.js"
 import { ChatFanout, type ChatFanoutService } from "../../src/bus/ChatFanout.js"
 import { sha256Hex } from "../../src/internal/sha256.js"
 import { Budget, promptTokensUpperBound, type Reservation } from "../../src/llm/Budget.js"
+import { chatPromptOfParts, chatRestJson, partsOf } from "../../src/llm/RunPrompts.js"
 import type { BackendInfo, ChatRequest, LanguageModel } from "../../src/llm/LanguageModel.js"
 import { LlmRuntime } from "../../src/llm/LlmRuntime.js"
 import * as Offline from "../../src/llm/Offline.js"
@@ -270,8 +271,17 @@ class Turn {
   /** The run's LLM budget with what the run and its chat have spent charged (none for the offline backend). */
   budget: Budget | undefined = undefined
 
-  /** `backend`: the model's, until the budget is spent (then `offline`). */
-  constructor(readonly run: RunId, readonly reply: ChunkSink, readonly feed: Feed, public backend: Backend) {}
+  /**
+   * `backend`: the model's, until the budget is spent (then `offline`); `prompts`: the prompt parts
+   * its session's calls have stored (its session actor's, kept from one question to the next).
+   */
+  constructor(
+    readonly run: RunId,
+    readonly reply: ChunkSink,
+    readonly feed: Feed,
+    public backend: Backend,
+    readonly prompts: Chats.SessionPrompts = new Chats.SessionPrompts()
+  ) {}
 
   emit(body: Body<ChatChunk>): Effect.Effect<void> {
     return Effect.suspend(() => {
@@ -286,13 +296,16 @@ const isTransient = (error: BackendError): boolean => error._tag !== "LlmRequest
 
 const cut = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text)
 
-/** What was sent to the model, as recorded and hashed (the tools by name: their specs are constant). */
-const promptOf = (request: ChatRequest): string =>
-  JSON.stringify({
-    model: request.model,
-    messages: request.messages,
-    ...(request.tools === undefined ? {} : { tools: request.tools.map((t) => t.name) })
-  })
+/**
+ * What was sent to the model, as hashed (`JSON.stringify({ model, messages, tools })`, the tools by
+ * name: their specs are constant) and as recorded: in parts, each once in the chat (Chats.recordCall).
+ */
+const promptOf = (request: ChatRequest): Pick<LlmCall, "promptHash" | "promptParts"> => {
+  const messages = request.messages.map((message) => ({ message, json: JSON.stringify(message) }))
+  const rest = chatRestJson(request.tools?.map((t) => t.name))
+  const prompt = chatPromptOfParts(request.model, [...messages.map((m) => m.json), rest])
+  return { promptHash: sha256Hex(prompt), promptParts: partsOf(messages, rest) }
+}
 
 /** A model's tool arguments as they may be shown and stored: storable, and cut when long or deep. */
 const shownArguments = (raw: unknown): Record<string, unknown> => {
@@ -533,7 +546,6 @@ const callModel = (
     }
     turn.tokensIn += tokensIn
     turn.tokensOut += tokensOut
-    const prompt = promptOf(request)
     // Its tool calls as stored (arguments cut when long, refused when deep): the record is bounded,
     // and rendering it cannot throw, so the call (and what it spent) is always recorded.
     const answer = toolCalls.length > 0
@@ -544,8 +556,7 @@ const callModel = (
       step: `q${turn.question}-${n}`,
       model: request.model,
       backend: model.backend.kind,
-      promptHash: sha256Hex(prompt),
-      prompt,
+      ...promptOf(request),
       ...(answer === "" ? {} : { answer }),
       tokensIn,
       tokensOut,
@@ -560,7 +571,7 @@ const callModel = (
         ? { error: `the answer was cut at ${bound} characters (maxTokensOut ${maxTokensOut})` }
         : {})
     }
-    yield* Chats.recordCall(turn.session!.id, turn.question, call).pipe(
+    yield* Chats.recordCall(turn.session!.id, turn.question, call, turn.prompts).pipe(
       Effect.tapError(() =>
         Effect.sync(() => {
           // Not recorded, yet spent: a live budget has it already; a budget read from the records
@@ -605,14 +616,12 @@ interface Question {
 const budgetSpent = (q: Question, request: ChatRequest, refusal: LlmBudgetExhausted) =>
   Effect.gen(function*() {
     const { deps, turn } = q
-    const prompt = promptOf(request)
     yield* Chats.recordCall(turn.session!.id, turn.question, {
       agent: AGENT,
       step: `q${turn.question}-${++turn.calls}`,
       model: request.model,
       backend: deps.llm.model.backend.kind,
-      promptHash: sha256Hex(prompt),
-      prompt,
+      ...promptOf(request),
       tokensIn: 0,
       tokensOut: 0,
       latencyMillis: 0,
@@ -774,8 +783,8 @@ const brokenOff = (deps: Deps, turn: Turn, cause: Cause.Cause<unknown>) =>
   })
 
 /** Answers one question, start to end. Never fails: its failures are chunks (or the asker's failure). */
-const answer = (deps: Deps, message: AnswerQuestion): Effect.Effect<void> => {
-  const turn = new Turn(message.run, message.reply, deps.feed, deps.llm.model.backend.kind)
+const answer = (deps: Deps, message: AnswerQuestion, prompts?: Chats.SessionPrompts): Effect.Effect<void> => {
+  const turn = new Turn(message.run, message.reply, deps.feed, deps.llm.model.backend.kind, prompts)
   const work = Effect.gen(function*() {
     const record = yield* Runs.get(message.run)
     const config = record.strategy.llm ?? defaultLlmConfig
@@ -825,15 +834,20 @@ const answer = (deps: Deps, message: AnswerQuestion): Effect.Effect<void> => {
 // ---------------------------------------------------------------------------------------------
 // The actors
 
-/** A session's actor: its questions, one at a time, in order; a bounded mailbox that refuses past `queue` waiting. */
-const sessionActor = (deps: Deps) =>
-  Actor.make({
+/**
+ * A session's actor: its questions, one at a time, in order; a bounded mailbox that refuses past
+ * `queue` waiting. It keeps which prompt parts its session's calls have stored, for its life.
+ */
+const sessionActor = (deps: Deps) => {
+  const prompts = new Chats.SessionPrompts()
+  return Actor.make({
     protocol: ChatSessionProtocol,
     mailbox: { capacity: deps.queue, overflow: "fail" },
     initial: undefined as void,
     behavior: (state, message, context) =>
-      message._tag === "RetireSession" ? Effect.as(context.stop, state) : Effect.as(answer(deps, message), state)
+      message._tag === "RetireSession" ? Effect.as(context.stop, state) : Effect.as(answer(deps, message, prompts), state)
   })
+}
 
 interface Routed {
   readonly ref: ActorRef<ChatSessionProtocol, "fail">

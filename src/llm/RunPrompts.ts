@@ -3,7 +3,9 @@
  * call's prompt is recorded as its parts — each message, then the answer format's JSON — and a
  * part's body only the first time its hash comes in the run's events; after that, the hash alone. The system message and the format of an agent's step are the same in every round, and a
  * debate's bull, bear and judge all read the same brief: kept whole on every call, they were most
- * of an LLM run's bytes.
+ * of an LLM run's bytes. A chat's calls (the system agent's, src/store/Chats.ts) are kept the same
+ * way in their session: each call's prompt holds the whole conversation so far, so whole prompts
+ * grew with its square.
  *
  * Which call carries a part's body is decided in the log's order (`PromptLedger.record`, as its
  * `LlmCalled` event is written), which is the same on every run and on its replay — not in the
@@ -43,11 +45,35 @@ export const promptOfParts = (model: string, texts: ReadonlyArray<string>): stri
   `{"model":${JSON.stringify(model)},"messages":[${texts.slice(0, -1).join(",")}],"format":${texts[texts.length - 1]}}`
 
 /**
- * The writer's side: the parts a run has recorded so far (their hashes only: its memory does not
- * grow with the prompts' text).
+ * A chat call's last part: the prompt's members after its messages, as an object's JSON — `{}`, or
+ * the names of the tools it offered (their specs are constant).
+ */
+export const chatRestJson = (tools: ReadonlyArray<string> | undefined): string => JSON.stringify(tools === undefined ? {} : { tools })
+
+/**
+ * The prompt that `texts` (the messages' JSON, then the rest's, `chatRestJson`) make for a chat
+ * call to `model`: `JSON.stringify({ model, messages, ...rest })`, the text the system agent hashes.
+ */
+export const chatPromptOfParts = (model: string, texts: ReadonlyArray<string>): string => {
+  const rest = texts[texts.length - 1]!
+  return `{"model":${JSON.stringify(model)},"messages":[${texts.slice(0, -1).join(",")}]${rest === "{}" ? "" : `,${rest.slice(1, -1)}`}}`
+}
+
+/**
+ * The writer's side: the parts a run (or a chat) has recorded so far (their hashes only: its
+ * memory does not grow with the prompts' text).
  */
 export class PromptLedger {
-  private readonly seen = new Set<string>()
+  private readonly seen: Set<string>
+
+  constructor(seen: Iterable<string> = []) {
+    this.seen = new Set(seen)
+  }
+
+  /** A ledger that goes on from this one's parts, this one left as it is (a write that may not commit). */
+  copy(): PromptLedger {
+    return new PromptLedger(this.seen)
+  }
 
   /**
    * The call as the run records it: each part's body the first time its hash comes, the hash alone
@@ -56,6 +82,12 @@ export class PromptLedger {
   record(call: LlmCall): LlmCall {
     const parts = call.promptParts
     if (parts === undefined) return call
+    const kept = this.recordParts(parts)
+    return kept === parts ? call : { ...call, promptParts: kept }
+  }
+
+  /** `record`'s parts: the same array when every part is kept as it came. */
+  recordParts(parts: ReadonlyArray<PromptPart>): ReadonlyArray<PromptPart> {
     let kept: Array<PromptPart> | undefined
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i]!
@@ -68,7 +100,7 @@ export class PromptLedger {
       if (body) this.seen.add(part.hash)
       kept?.push(part)
     }
-    return kept === undefined ? call : { ...call, promptParts: kept }
+    return kept ?? parts
   }
 }
 
@@ -79,6 +111,9 @@ export class PromptLedger {
  */
 export class PromptReader {
   private readonly texts = new Map<string, string>()
+
+  /** `shape` makes the prompt of a call's model and its parts' texts: a run's (`promptOfParts`) or a chat's (`chatPromptOfParts`). */
+  constructor(private readonly shape: (model: string, texts: ReadonlyArray<string>) => string = promptOfParts) {}
 
   read(call: LlmCall): string | undefined {
     if (call.prompt !== undefined) return call.prompt
@@ -92,6 +127,6 @@ export class PromptReader {
       if (text === undefined) return undefined
       texts.push(text)
     }
-    return promptOfParts(call.model, texts)
+    return this.shape(call.model, texts)
   }
 }

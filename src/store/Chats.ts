@@ -2,14 +2,16 @@
  * The system agent's chats: one session per run (made on its first question), its messages in
  * order, and the model calls its answers took. Text from a model is stored as it came, except for
  * what Postgres cannot hold (a NUL, a lone surrogate), which becomes U+FFFD: a hostile or broken
- * answer is recorded, never a failed write.
+ * answer is recorded, never a failed write. A call's prompt is stored in parts, each part's body
+ * once in the session (src/llm/RunPrompts.ts), and read back whole.
  */
 import { randomBytes } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import { Effect, Option, ParseResult, Schema } from "effect"
 import type { ChatMessage, ChatRole, ChatSession, ChatSessionId } from "../../schemas/Chat.js"
 import type { RunId } from "../../schemas/Ids.js"
-import { Backend, LlmCall, ToolCall } from "../../schemas/Llm.js"
+import { Backend, LlmCall, PromptPart, ToolCall } from "../../schemas/Llm.js"
+import { chatPromptOfParts, PromptLedger, PromptReader } from "../llm/RunPrompts.js"
 import { CorruptRecord, storeError } from "./StoreError.js"
 import { transaction } from "./Transaction.js"
 import * as Transient from "./Transient.js"
@@ -162,19 +164,68 @@ export const history = Effect.fn("Chats.history")(function*(
 const encodeCall = Schema.encodeSync(LlmCall)
 const decodeCall = Schema.decodeUnknown(LlmCall)
 
-/** Record a model call an answer made (to `question`, a message number); returns its number in the session. */
-export const recordCall = Effect.fn("Chats.recordCall")(function*(session: ChatSessionId, question: number, call: LlmCall) {
+/**
+ * The parts a session's stored calls have given, as of its call `seq`: what its writer keeps so as
+ * not to read them back on every call. Checked against the session's last call under its lock, so
+ * another writer's calls (another process) or a write that did not commit only cost a re-read.
+ */
+export class SessionPrompts {
+  seq = 0
+  ledger = new PromptLedger()
+}
+
+const decodeParts = Schema.decodeUnknown(Schema.Array(PromptPart))
+
+/** The parts whose bodies the session's calls (in `chat_llm_calls`) have given. */
+const ledgerOf = (sql: SqlClient.SqlClient, session: ChatSessionId) =>
+  Effect.gen(function*() {
+    const rows = yield* sql<{ seq: number; parts: unknown }>`
+      select seq, body->'promptParts' as parts from chat_llm_calls
+      where session_id = ${session} and body ? 'promptParts' order by seq`
+    const ledger = new PromptLedger()
+    for (const row of rows) {
+      const parts = yield* decodeParts(row.parts).pipe(Effect.mapError((error) =>
+        new CorruptRecord({ table: "chat_llm_calls", key: `${session}#${row.seq}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+      ))
+      ledger.recordParts(parts)
+    }
+    return ledger
+  })
+
+/**
+ * Record a model call an answer made (to `question`, a message number); returns its number in the
+ * session. A call given in parts (`promptParts`, every body given) is stored with each part's body
+ * only the first time the session's calls give it; `prompts`, when given, is the writer's memory of
+ * them (`SessionPrompts`).
+ */
+export const recordCall = Effect.fn("Chats.recordCall")(function*(
+  session: ChatSessionId,
+  question: number,
+  call: LlmCall,
+  prompts?: SessionPrompts
+) {
   const sql = yield* SqlClient.SqlClient
   // The call was made and paid for: a database blip must not lose what it spent (Transient.ts).
-  return yield* Transient.retry(transaction(sql, Effect.gen(function*() {
+  const written = yield* Transient.retry(transaction(sql, Effect.gen(function*() {
     yield* sql`select id from chat_sessions where id = ${session} for update`
-    const [row] = yield* sql<{ seq: number }>`
-      insert into chat_llm_calls (session_id, seq, question, body)
-      select ${session}, coalesce(max(seq), 0) + 1, ${question}, ${JSON.stringify(storableJson(encodeCall(call)))}::jsonb
-      from chat_llm_calls where session_id = ${session}
-      returning seq`
-    return row!.seq
+    const [last] = yield* sql<{ seq: number }>`select coalesce(max(seq), 0) as seq from chat_llm_calls where session_id = ${session}`
+    const seq = last!.seq + 1
+    // A copy: this attempt may not commit, and the memory must hold only what did.
+    const ledger = call.promptParts === undefined
+      ? undefined
+      : prompts !== undefined && prompts.seq === last!.seq
+      ? prompts.ledger.copy()
+      : yield* ledgerOf(sql, session)
+    const stored = ledger === undefined ? call : ledger.record(call)
+    yield* sql`insert into chat_llm_calls (session_id, seq, question, body)
+      values (${session}, ${seq}, ${question}, ${JSON.stringify(storableJson(encodeCall(stored)))}::jsonb)`
+    return { seq, ledger }
   })))
+  if (prompts !== undefined && written.ledger !== undefined) {
+    prompts.seq = written.seq
+    prompts.ledger = written.ledger
+  }
+  return written.seq
 }, storeError("record a chat's model call"))
 
 /** What a session's model calls spent (tokens in and out together, and cost), as recorded. */
@@ -203,19 +254,27 @@ export const spentOnRun = Effect.fn("Chats.spentOnRun")(function*(run: RunId) {
 export interface RecordedCall {
   readonly seq: number
   readonly question: number | null
+  /** The call, its prompt whole (`prompt`) however it was stored. */
   readonly call: LlmCall
 }
 
-/** The model calls of a session, in order. */
+/** The model calls of a session, in order, each with its prompt whole (rebuilt from its parts). */
 export const calls = Effect.fn("Chats.calls")(function*(session: ChatSessionId) {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<{ seq: number; question: number | null; body: unknown }>`
     select seq, question, body from chat_llm_calls where session_id = ${session} order by seq`
-  return yield* Effect.forEach(rows, (row) =>
-    decodeCall(row.body).pipe(
-      Effect.map((call): RecordedCall => ({ seq: row.seq, question: row.question, call })),
-      Effect.mapError((error) =>
-        new CorruptRecord({ table: "chat_llm_calls", key: `${session}#${row.seq}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
-      )
-    ))
+  const reader = new PromptReader(chatPromptOfParts)
+  return yield* Effect.forEach(rows, (row) => {
+    const corrupt = (reason: string) => new CorruptRecord({ table: "chat_llm_calls", key: `${session}#${row.seq}`, column: "body", reason })
+    return decodeCall(row.body).pipe(
+      Effect.mapError((error) => corrupt(ParseResult.TreeFormatter.formatErrorSync(error))),
+      Effect.flatMap(({ promptParts, ...call }): Effect.Effect<RecordedCall, CorruptRecord> => {
+        if (promptParts === undefined) return Effect.succeed({ seq: row.seq, question: row.question, call })
+        const prompt = reader.read({ ...call, promptParts })
+        return prompt === undefined
+          ? Effect.fail(corrupt("its prompt names a part that no call before it in the session gave"))
+          : Effect.succeed({ seq: row.seq, question: row.question, call: { ...call, prompt } })
+      })
+    )
+  })
 }, storeError("read a chat's model calls"))

@@ -9,7 +9,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Either, Exit, Fiber, Layer, Schema, Scope, Stream } from "effect"
+import { Chunk, Effect, Either, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
 import type { ReceivedChat } from "../../llm/FakeOllama.js"
 import * as FakeOllama from "../../llm/FakeOllama.js"
 import type * as DecisionExplanation from "../../../agents/system/DecisionExplanation.js"
@@ -19,15 +19,17 @@ import * as Tools from "../../../agents/system/Tools.js"
 import * as TradeAnalysis from "../../../agents/system/TradeAnalysis.js"
 import { toolNames } from "../../../agents/system/ToolSpecs.js"
 import type { ChatChunk } from "../../../schemas/Chat.js"
-import type { RunId } from "../../../schemas/Ids.js"
-import { defaultLlmConfig, LlmUnavailable } from "../../../schemas/Llm.js"
+import type { AgentId, RunId } from "../../../schemas/Ids.js"
+import { defaultLlmConfig, type LlmCall, LlmUnavailable, type Message } from "../../../schemas/Llm.js"
 import { Strategy } from "../../../schemas/Strategy.js"
 import type { Trade } from "../../../schemas/Trade.js"
-import type { LanguageModel } from "../../../src/llm/LanguageModel.js"
+import { sha256Hex } from "../../../src/internal/sha256.js"
+import type { ChatRequest, LanguageModel } from "../../../src/llm/LanguageModel.js"
 import { Budget } from "../../../src/llm/Budget.js"
 import * as LlmRuntime from "../../../src/llm/LlmRuntime.js"
 import * as Offline from "../../../src/llm/Offline.js"
 import * as Ollama from "../../../src/llm/Ollama.js"
+import { chatPromptOfParts, chatRestJson, partsOf } from "../../../src/llm/RunPrompts.js"
 import * as Chats from "../../../src/store/Chats.js"
 import * as Runs from "../../../src/store/Runs.js"
 import * as StoredRun from "../../../src/store/StoredRun.js"
@@ -393,6 +395,93 @@ for (const backend of backends) {
           expect(yield* Chats.spent(session.value.id).pipe(Effect.orDie)).toEqual({ tokens: 830, cost: (800 * 1 + 30 * 2) / 1_000_000 })
           expect((yield* historyOf(fresh.id)).calls.map((c) => c.call.cost)).toEqual([(800 * 1 + 30 * 2) / 1_000_000])
         }), { timeout: 60_000 })
+
+      it.scoped("a chat's calls store their prompts in parts: its bytes grow with the conversation, not its square, and every prompt reads back whole", () =>
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          // Each question: a tool call, then a long answer, which the next questions carry as history.
+          const fake = yield* FakeOllama.start((request) =>
+            hasToolResult(request)
+              ? { content: `Answer to ${request.messages!.at(-3)!.content}: ${"the trades say so. ".repeat(50)}` }
+              : { content: "", toolCalls: [{ name: "analyse_trades", arguments: { symbol: "msft" } }] }
+          )
+          const ollama = Ollama.make({ host: fake.url })
+          const sent: Array<ChatRequest> = []
+          const model: LanguageModel["Type"] = { ...ollama, chatStream: (request) => (sent.push(request), ollama.chatStream(request)) }
+          const agent = yield* agentWith(model)
+          const chatOf = (questions: number) =>
+            Effect.gen(function*() {
+              sent.length = 0
+              const run = yield* seedRun("alice")
+              for (let i = 1; i <= questions; i++) yield* collect(agent.ask(run.id, `Question ${i}: which trades lost money?`))
+              const session = (yield* Chats.find(run.id).pipe(Effect.orDie)).pipe(Option.getOrThrow)
+              const [row] = yield* sql<{ bytes: number }>`
+                select sum(octet_length(body::text))::int as bytes from chat_llm_calls where session_id = ${session.id}`
+              const calls = yield* Chats.calls(session.id).pipe(Effect.orDie)
+              // Each call's prompt as it was sent (what whole prompts were: the same text, hashed).
+              expect(calls).toHaveLength(2 * questions)
+              expect(calls.map((c) => c.call.prompt)).toEqual(sent.map((request) =>
+                JSON.stringify({
+                  model: request.model,
+                  messages: request.messages,
+                  ...(request.tools === undefined ? {} : { tools: request.tools.map((t) => t.name) })
+                })
+              ))
+              expect(calls.every((c) => sha256Hex(c.call.prompt!) === c.call.promptHash && c.call.promptParts === undefined)).toBe(true)
+              return row!.bytes
+            })
+          const once = yield* chatOf(4)
+          const twice = yield* chatOf(8)
+          // In parts, 21 then 41 KB. Whole prompts: 50 then 135 KB (each call kept all the chat before it).
+          expect(twice / once).toBeLessThan(2.2)
+        }), { timeout: 60_000 })
+
+      it.scoped("a chat's calls stored before parts (whole prompts) still read; a writer that missed the others' calls reads their parts first", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice")
+          const session = yield* Chats.session(run.id, "alice").pipe(Effect.orDie)
+          const system: Message = { role: "system", content: "You are the system agent." }
+          const callOf = (step: string, messages: ReadonlyArray<Message>, whole: boolean): LlmCall => {
+            const jsons = messages.map((message) => ({ message, json: JSON.stringify(message) }))
+            const rest = chatRestJson(["analyse_trades"])
+            const prompt = chatPromptOfParts("m", [...jsons.map((m) => m.json), rest])
+            return {
+              agent: "system" as AgentId,
+              step,
+              model: "m",
+              backend: "ollama",
+              promptHash: sha256Hex(prompt),
+              ...(whole ? { prompt } : { promptParts: partsOf(jsons, rest) }),
+              tokensIn: 1,
+              tokensOut: 1,
+              latencyMillis: 0,
+              cache: "off",
+              attempts: 1,
+              outcome: "ok"
+            }
+          }
+          const conversation = [system, { role: "user", content: "one" }, { role: "tool", content: "{}", toolName: "analyse_trades" }] as const
+          const made = [
+            callOf("q1-1", conversation.slice(0, 2), true),
+            callOf("q1-2", conversation, false),
+            callOf("q1-3", [...conversation, { role: "user", content: "two" }], false),
+            callOf("q1-4", [...conversation, { role: "user", content: "three" }], false)
+          ]
+          const mine = new Chats.SessionPrompts()
+          yield* Chats.recordCall(session.id, 1, made[0]!, mine).pipe(Effect.orDie)
+          yield* Chats.recordCall(session.id, 1, made[1]!, mine).pipe(Effect.orDie)
+          // Another process's writer, which has not seen them: it stores only what they did not.
+          yield* Chats.recordCall(session.id, 1, made[2]!, new Chats.SessionPrompts()).pipe(Effect.orDie)
+          // And this one, whose memory is behind the session's calls now: it reads them again.
+          yield* Chats.recordCall(session.id, 1, made[3]!, mine).pipe(Effect.orDie)
+          const sql = yield* SqlClient.SqlClient
+          const stored = yield* sql<{ body: LlmCall }>`select body from chat_llm_calls where session_id = ${session.id} order by seq`
+          const bodies = (i: number) => stored[i]!.body.promptParts!.filter((p) => p.content !== undefined || p.text !== undefined).length
+          expect(stored[0]!.body.prompt).toBe(made[0]!.prompt)
+          expect([1, 2, 3].map(bodies)).toEqual([4, 1, 1])
+          const read = yield* Chats.calls(session.id).pipe(Effect.orDie)
+          expect(read.map((c) => sha256Hex(c.call.prompt!))).toEqual(made.map((c) => c.promptHash))
+        }))
 
       it.scoped("a model call the database would not record is still charged: the next question cannot spend it again", () =>
         Effect.gen(function*() {
