@@ -4,7 +4,9 @@
  * rounds came (each round's outside signals first, to a model that `observe`s them), and answers
  * with the opinions. A model that throws crashes the actor — the ask gets
  * `NoReply(crashed)`, the coordinator counts an abstention, the supervisor restarts the analyst with
- * fresh states (its indicators warm up again) — and the run goes on.
+ * fresh states (its indicators warm up again) — and the run goes on, unless it keeps failing: its
+ * warm-up bars are not progress (`progress` below), so one that fails on every bar once warmed up
+ * is given up on and the run ends failed (src/swarm/Run.ts).
  *
  * An opinion's rationale is written only when someone reads it (see `LazyOpinion`): a backtest
  * asks for millions of opinions and logs the words of a few.
@@ -56,6 +58,12 @@ export const make = ({ allowShort, config, model, name }: AnalystOptions) => {
     protocol: RequestOpinions,
     // State per symbol, made fresh at every (re)start: a restarted analyst warms up again.
     setup: () => Effect.sync(() => new Map<string, Track>()),
+    // At work once it has given an opinion: the bars of its warm-up, answered with none, are not
+    // progress, so one that fails on every bar once warmed up is given up on (src/swarm/Run.ts).
+    progress: (tracks) => {
+      for (const track of tracks.values()) if (track.opinion !== undefined) return true
+      return false
+    },
     behavior: (tracks, request, context) =>
       Effect.suspend(() => {
         const rounds = request.rounds

@@ -180,6 +180,11 @@ export const make = (
     protocol: RequestOpinions,
     // Briefs are rebuilt from the bars on a restart (they warm up again), like any analyst's state.
     setup: () => Effect.sync(() => new Map<string, SymbolState>()),
+    // At work once a symbol's brief is warm and a round of it was thought about (as agents/Analyst.ts).
+    progress: (symbols) => {
+      for (const state of symbols.values()) if (state.tracker.count >= warmup) return true
+      return false
+    },
     behavior: (symbols, request, context) =>
       Effect.gen(function*() {
         const ready: Array<{ readonly round: RoundId; readonly brief: MarketBrief; readonly state: SymbolState; readonly symbol: Opinion["symbol"] }> = []

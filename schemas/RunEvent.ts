@@ -73,6 +73,15 @@ export const RunStarted = event("RunStarted", {
    */
   breakers: Schema.optional(Schema.Literal("marks", "fills")),
   /**
+   * `past_warm_up`: an analyst's supervisor counts its failures in a row until it gives an opinion,
+   * not until it handles a bar: one that fails on every bar once warmed up (after every restart it
+   * warms up again) is given up on, and the run ends failed naming it, as one failing on every bar
+   * does (src/swarm/Run.ts). Absent — every run recorded before it — the bars of its warm-up started
+   * the count again: it was restarted for ever and the run completed, as those runs recorded: their
+   * replay and resume count so again, and reproduce them byte for byte.
+   */
+  analystProgress: Schema.optional(Schema.Literal("past_warm_up")),
+  /**
    * The language model the run's LLM agents use, when it has any: never silent about an offline
    * model standing in for Ollama.
    */
@@ -101,6 +110,9 @@ export const RunStarted = event("RunStarted", {
  * same-close fills; `marks`, at every mark only; undefined, only as intents are judged (runs recorded before).
  */
 export type BreakerChecks = (typeof RunStarted.Type)["breakers"]
+
+/** What an analyst's progress is (`RunStarted.analystProgress`); undefined: any bar handled (runs recorded before). */
+export type AnalystProgress = (typeof RunStarted.Type)["analystProgress"]
 
 /**
  * An outside signal (a TradingView alert) delivered to the run with the slice of time `ts`, before

@@ -47,8 +47,10 @@ export interface Spec<C extends Children> {
   readonly period?: Duration.DurationInput
   /**
    * Restarts of one child in a row, with no message handled by it in between, before escalating
-   * (default: no such limit). A nested supervisor handles no messages itself: each of its
-   * escalations counts, until it is restarted afresh with its parent.
+   * (default: no such limit). A message handled is progress unless the child's actor says what
+   * progress is (`ActorSpec.progress`: an analyst, a bar past its warm-up). A nested supervisor
+   * handles no messages itself: each of its escalations counts, until it is restarted afresh with
+   * its parent.
    */
   readonly maxConsecutiveRestarts?: number
   /** Default: exponential from 10 ms, doubling, capped at 5 s. */

@@ -97,6 +97,15 @@ interface ActorSpecBase<M, S, R, P extends OverflowPolicy> {
   /** The state of a restarted incarnation; without it a restart begins from the initial state. */
   readonly onRestart?: (lastState: S, cause: Cause.Cause<unknown>, context: ActorContext<M>) => Effect.Effect<S, never, R>
   readonly mailbox?: MailboxOptions<P>
+  /**
+   * Whether the incarnation has made progress, asked with its state after each message it handled
+   * until it says so; without it every message handled is progress. A supervisor's
+   * `maxConsecutiveRestarts` counts restarts in a row without progress: an actor that handles some
+   * messages after every (re)start before it can fail — an analyst warming up its indicators — says
+   * here what real work is, so that failing on every message once it gets there still counts as
+   * failing on every message.
+   */
+  readonly progress?: (state: S) => boolean
 }
 
 /** An actor type: `initial` state, or `setup` run at every (re)start (spawn children, watch, start timers). */

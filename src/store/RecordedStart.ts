@@ -1,8 +1,8 @@
 /**
  * What a recorded run's first event (`RunStarted`) says of how the run behaves, read back for a
  * re-execution (replay, resume): a run recorded before a behaviour changed is re-executed the way
- * it was recorded (`RunStarted.reducedIntents`, `flatScoring`, `lastRounds`, `breakers`), so that it
- * reproduces byte for byte.
+ * it was recorded (`RunStarted.reducedIntents`, `flatScoring`, `lastRounds`, `breakers`,
+ * `analystProgress`), so that it reproduces byte for byte.
  */
 import { SqlClient } from "@effect/sql"
 import { Effect, ParseResult, Schema } from "effect"
@@ -33,6 +33,7 @@ export const read = Effect.fn("RecordedStart.read")(function*(run: RunId) {
     ...(started.reducedIntents === undefined ? {} : { reducedIntents: started.reducedIntents }),
     ...(started.flatScoring === undefined ? {} : { flatScoring: started.flatScoring }),
     ...(started.lastRounds === undefined ? {} : { lastRounds: started.lastRounds }),
-    ...(started.breakers === undefined ? {} : { breakers: started.breakers })
+    ...(started.breakers === undefined ? {} : { breakers: started.breakers }),
+    ...(started.analystProgress === undefined ? {} : { analystProgress: started.analystProgress })
   } satisfies RecordedStart as RecordedStart
 }, storeError("read how a run started"))

@@ -11,7 +11,7 @@ import type { Metrics } from "../../schemas/Metrics.js"
 import type { OrderIntent } from "../../schemas/Order.js"
 import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
 import type { TradingState } from "../../schemas/Risk.js"
-import type { BreakerChecks, RunEvent } from "../../schemas/RunEvent.js"
+import type { AnalystProgress, BreakerChecks, RunEvent } from "../../schemas/RunEvent.js"
 import type { AgentRestarts, LlmUsage } from "../../schemas/Rpc.js"
 import { agentName, Strategy as StrategySchema, type Strategy } from "../../schemas/Strategy.js"
 import type { StrategyId } from "../../schemas/Ids.js"
@@ -94,17 +94,18 @@ export interface Options {
   /**
    * A re-execution (replay, resume): what the recording's `RunStarted` said of how the run behaves,
    * said again and done so — each behaviour a run recorded before it does not name is re-executed
-   * the old way: `{}` for a run recorded before all four (a reduced intent done once its cut order is
+   * the old way: `{}` for a run recorded before all five (a reduced intent done once its cut order is
    * placed; a flat scored as "moved less"; the last slice's open rounds dropped; the breakers
-   * checked only as intents are judged); `breakers: "marks"` for one recorded before same-close
-   * fills were checked (the breakers at the marks only). Absent: a new run, which behaves as runs do
-   * now and says so.
+   * checked only as intents are judged; an analyst's warm-up bars counted as progress);
+   * `breakers: "marks"` for one recorded before same-close fills were checked (the breakers at the
+   * marks only). Absent: a new run, which behaves as runs do now and says so.
    */
   readonly recordedStart?: {
     readonly reducedIntents?: "worked" | undefined
     readonly flatScoring?: "not_long" | undefined
     readonly lastRounds?: "closed" | undefined
     readonly breakers?: BreakerChecks
+    readonly analystProgress?: AnalystProgress
   }
   /** The stored strategy and version the run records in `RunStarted`; default the strategy's name, version 1. */
   readonly strategyRef?: { readonly id: StrategyId; readonly version: number }
@@ -467,6 +468,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
     const lastRounds = options.recordedStart === undefined ? "closed" as const : options.recordedStart.lastRounds
     // New runs check their breakers at every mark and after same-close fills; a re-execution does as its recording did.
     const breakers: BreakerChecks = options.recordedStart === undefined ? "fills" : options.recordedStart.breakers
+    // New runs give up on an analyst that fails on every bar once warmed up; a re-execution does as its recording did.
+    const analystProgress: AnalystProgress = options.recordedStart === undefined ? "past_warm_up" : options.recordedStart.analystProgress
 
     /** Signals waiting for a bar of their symbol (data with gaps). */
     let held: Array<ExternalSignal> | undefined
@@ -500,6 +503,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         ...(flatScoring === undefined ? {} : { flatScoring }),
         ...(lastRounds === undefined ? {} : { lastRounds }),
         ...(breakers === undefined ? {} : { breakers }),
+        ...(analystProgress === undefined ? {} : { analystProgress }),
         ...(llm === undefined ? {} : { llm })
       })
       let equity: number = strategy.initialCash
@@ -518,6 +522,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           ...(session === undefined ? {} : { llm: { session, wallClock: options.mode === "paper", ownPlanRole: llm?.reasoningRoles === "own" } }),
           ...(sampler === undefined ? {} : { sampler }),
           ...(breakers === undefined ? {} : { breakers }),
+          ...(analystProgress === undefined ? {} : { analystProgress }),
           // Watched live: equity and positions move with the market between fills (agents/Ledger.ts).
           ...(options.mode === "paper" ? { wholeBook: true } : {}),
           onMark: (_, e) => {

@@ -13,8 +13,11 @@
  * bar. Both supervisors give up on a child that fails on every message: restarted
  * `CONSECUTIVE_RESTARTS` times in a row without handling one, its next failure escalates — on any
  * clock (a backtest's is bar time, where the restart intensity per minute, kept for bursts on the
- * wall clock of a paper run, never trips on daily bars). An analyst that fails now and then handles
- * messages in between and is restarted every time.
+ * wall clock of a paper run, never trips on daily bars). An analyst's handling is an opinion given,
+ * not a bar folded: restarted, it warms up again, answering with none, and those bars are no sign it
+ * works — one that fails on every bar once warmed up is failing on every message
+ * (`RunStarted.analystProgress`; runs recorded before counted its warm-up, and restarted it for
+ * ever). An analyst that fails now and then gives opinions in between and is restarted every time.
  *
  * What escalation means for the run: the run supervisor giving up ends the run `failed`, its reason
  * naming the agent that kept failing and its error (`gaveUp`). A spine agent (ledger, desk, risk,
@@ -33,7 +36,7 @@ import * as LedgerAgent from "../../agents/Ledger.js"
 import * as RiskOfficer from "../../agents/RiskOfficer.js"
 import type { InvalidAgent, RequestOpinions } from "../../schemas/AnalystProtocol.js"
 import type { RunId, Timestamp } from "../../schemas/Ids.js"
-import type { BreakerChecks } from "../../schemas/RunEvent.js"
+import type { AnalystProgress, BreakerChecks } from "../../schemas/RunEvent.js"
 import type { Money } from "../../schemas/Money.js"
 import type { Strategy } from "../../schemas/Strategy.js"
 import { approvalTimeoutMillis } from "../../schemas/Risk.js"
@@ -75,6 +78,13 @@ export interface RunOptions {
    * before, re-executed as they were).
    */
   readonly breakers?: BreakerChecks
+  /**
+   * What an analyst's progress is to its supervisor (`RunStarted.analystProgress`): `past_warm_up`,
+   * an opinion given (the analyst's `progress`: agents/Analyst.ts), so that one failing on every bar
+   * once warmed up is given up on; undefined, any bar handled, its warm-up's included (runs
+   * recorded before, re-executed as they were).
+   */
+  readonly analystProgress?: AnalystProgress
 }
 
 /**
@@ -144,6 +154,8 @@ export interface RunningSwarm {
    * ledger never started.
    */
   readonly lastBooks: () => FinalBooks | undefined
+  /** What its analysts' progress is (`RunOptions.analystProgress`): what `gaveUp` says they went without. */
+  readonly analystProgress: AnalystProgress
 }
 
 /**
@@ -237,6 +249,9 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       sampler: options.sampler,
       flatMeansNotLong
     })
+    // A run recorded before analysts said what their progress is counted every bar they handled.
+    const progressOf = <S>(spec: ActorSpec<RequestOpinions, S, never, "backpressure">) =>
+      options.analystProgress === "past_warm_up" ? spec : { ...spec, progress: undefined }
     const tree = yield* Supervisor.start({
       strategy: "one_for_one",
       intensity: 10,
@@ -251,7 +266,7 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
           children: roster.map((a, i) =>
             Supervisor.worker(
               a.name,
-              withFault(a.name, a.actor(llm === undefined ? undefined : { ...llm, onDeadline: () => void stats.abstained![i]!.gaveUp++ }), faults)
+              withFault(a.name, progressOf(a.actor(llm === undefined ? undefined : { ...llm, onDeadline: () => void stats.abstained![i]!.gaveUp++ })), faults)
             )
           )
         }),
@@ -273,7 +288,8 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       desk: wires.desk,
       stats,
       supervisor: tree,
-      lastBooks: () => closeBooks?.()
+      lastBooks: () => closeBooks?.(),
+      analystProgress: options.analystProgress
     }
   })
 
@@ -287,8 +303,10 @@ export const gaveUp = (swarm: RunningSwarm, at: Timestamp): Effect.Effect<string
     if (Option.isNone(escalation)) return `the run's supervisor gave up at ${when}`
     const e = escalation.value
     const failures = e.origin === undefined ? "failures" : "escalations"
+    // An analyst's progress is an opinion given, in the runs that say so; an agent's, a message handled.
+    const analyst = swarm.analystProgress === "past_warm_up" && (e.origin ?? e.child).startsWith(`${swarm.supervisor.id}/analysts/`)
     const how = e.limit === "no_progress"
-      ? `${e.restarts} ${failures} of ${e.child} in a row without a message handled`
+      ? `${e.restarts} ${failures} of ${e.child} in a row without ${analyst ? "an opinion given" : "a message handled"}`
       : `${e.restarts} ${failures} of ${e.child} within ${e.periodMillis / 1000} s`
     return `the run's supervisor gave up at ${when}: ${e.origin ?? e.child} kept failing (${how}): ${e.cause}`
   })

@@ -327,6 +327,63 @@ describe("restart intensity and escalation", () => {
       expect(Option.isNone(yield* sup.escalation)).toBe(true)
     })))
 
+  it.effect("a child whose spec says what progress is: messages it handles before that (a warm-up) do not start its count again", () =>
+    run(Effect.gen(function*() {
+      const { events } = yield* collect
+      // A counter at work only once it has counted to 2; each incarnation counts to 1, then fails.
+      const warming = { ...Counter, progress: (n: number) => n >= 2 }
+      const sup = yield* Supervisor.start({
+        strategy: "one_for_one",
+        intensity: 1_000,
+        period: "1 minute",
+        maxConsecutiveRestarts: 3,
+        backoff: { _tag: "none" },
+        children: [Supervisor.worker("w", warming), Supervisor.worker("plain", Counter)]
+      }, { name: "warming" })
+      // Without a `progress`, the same failures are restarted every time: each came after a message handled.
+      const plain = sup.ref("plain")
+      for (let i = 1; i <= 6; i++) {
+        yield* plain.tell(new Add({ n: 1 }))
+        yield* plain.tell(new Boom({ why: `plain ${i}` }))
+        expect(yield* plain.ask(new Incarnation())).toBe(i + 1)
+      }
+      const w = sup.ref("w")
+      for (let i = 1; i <= 3; i++) {
+        yield* w.tell(new Add({ n: 1 }))
+        yield* w.tell(new Boom({ why: `crash ${i}` }))
+        expect(yield* w.ask(new Incarnation())).toBe(i + 1)
+      }
+      expect(ofTag(events, "SupervisorEscalated")).toEqual([])
+      yield* w.tell(new Add({ n: 1 }))
+      yield* w.tell(new Boom({ why: "crash 4" }))
+      expect(yield* sup.awaitTermination).toBe("escalated")
+      expect(ofTag(events, "SupervisorEscalated")).toMatchObject([
+        { supervisor: "/user/warming", child: "/user/warming/w", restarts: 4, limit: "no_progress", cause: "RuntimeException: crash 4" }
+      ])
+    })))
+
+  it.effect("a child whose spec says what progress is, once there, is restarted every time", () =>
+    run(Effect.gen(function*() {
+      const { events } = yield* collect
+      const warming = { ...Counter, progress: (n: number) => n >= 2 }
+      const sup = yield* Supervisor.start({
+        strategy: "one_for_one",
+        intensity: 1_000,
+        period: "1 minute",
+        maxConsecutiveRestarts: 1,
+        backoff: { _tag: "none" },
+        children: [Supervisor.worker("w", warming)]
+      })
+      const w = sup.ref("w")
+      for (let i = 1; i <= 6; i++) {
+        yield* w.tell(new Add({ n: 1 }))
+        yield* w.tell(new Add({ n: 1 }))
+        yield* w.tell(new Boom({ why: `crash ${i}` }))
+        expect(yield* w.ask(new Incarnation())).toBe(i + 1)
+      }
+      expect(ofTag(events, "SupervisorEscalated")).toEqual([])
+    })))
+
   /** `name`, a supervisor giving up at a child's second failure in a row, over `inner`, which does the same over a counter `w`. */
   const nested = (name: string) => {
     const spec = { strategy: "one_for_one", intensity: 50, maxConsecutiveRestarts: 1, backoff: { _tag: "none" } } as const

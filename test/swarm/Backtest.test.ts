@@ -387,7 +387,7 @@ describe("a backtest", () => {
         expect(result.status).toBe("failed")
         expect(result.failure).toMatch(/^the run's supervisor gave up at \d{4}-.*Z: /)
         expect(result.failure).toContain(
-          "/user/run/analysts/sma_crossover kept failing (4 escalations of /user/run/analysts in a row without a message handled): Error: injected fault: sma_crossover crashed on message 16"
+          "/user/run/analysts/sma_crossover kept failing (4 escalations of /user/run/analysts in a row without an opinion given): Error: injected fault: sma_crossover crashed on message 16"
         )
         const lifecycle = ofTag(events, "AgentLifecycle").map((e) => e.event)
         // 4 failures in a row escalate the analysts; their 4th escalation in a row ends the run.
@@ -404,6 +404,81 @@ describe("a backtest", () => {
         expect(result.tradingState).toBe("halted")
         expect(events.at(-1)!._tag).toBe("RunFailed")
       }
+    }))
+
+  it.effect("an analyst that fails on every bar once warmed up is given up on: its warm-up after each restart is not progress, and the run fails naming it", () =>
+    Effect.gen(function*() {
+      // SMA crossover that throws wherever it would give an opinion: after every restart it folds
+      // the 19 bars of its warm-up, answering with none, then fails on the 20th.
+      const sma: Model<any, any, any> = SmaCrossover.model
+      const sulky: AnyModel = {
+        ...sma,
+        type: "sulky",
+        update: (state, bar, config, allowShort) => {
+          const signal = sma.update(state, bar, config, allowShort)
+          if (signal !== undefined) throw new Error(`sulky: warmed up on ${bar.symbol}, and failing`)
+          return signal
+        }
+      }
+      const registry = new Map([...analysts, ["sulky", sulky]])
+      const sulking = strategy({ agents: [{ type: "sulky", params: { fast: 5, slow: 20 } }, { type: "ema_crossover", params: { fast: 5, slow: 20 } }] })
+      const { events, result } = yield* record({ strategy: sulking, feed: market(500), registry })
+      expect(ofTag(events, "RunStarted")[0]!.analystProgress).toBe("past_warm_up")
+      expect(result.status).toBe("failed")
+      expect(result.failure).toContain(
+        "/user/run/analysts/sulky kept failing (4 escalations of /user/run/analysts in a row without an opinion given): Error: sulky: warmed up on AAA, and failing"
+      )
+      const lifecycle = ofTag(events, "AgentLifecycle").map((e) => e.event)
+      // As for an analyst failing on every message: 4 failures in a row escalate the analysts, their 4th escalation ends the run.
+      expect(lifecycle.filter((e) => e._tag === "ActorCrashed" && e.actor === "/user/run/analysts/sulky")).toHaveLength(16)
+      expect(lifecycle.filter((e) => e._tag === "SupervisorEscalated").map((e) => [e.supervisor, e.limit, e.origin])).toEqual([
+        ...Array.from({ length: 4 }, () => ["/user/run/analysts", "no_progress", undefined]),
+        ["/user/run", "no_progress", "/user/run/analysts/sulky"]
+      ])
+      expect(result.counts.slices).toBeLessThan(500)
+      expect(result.tradingState).toBe("halted")
+      expect(events.at(-1)!._tag).toBe("RunFailed")
+
+      // Recorded before (no analystProgress in its RunStarted): its warm-up was progress, it was
+      // restarted for ever and the run completed; re-executed so, byte for byte.
+      const before = yield* record({ strategy: sulking, feed: market(500), registry, recordedStart: {} })
+      expect(ofTag(before.events, "RunStarted")[0]!).not.toHaveProperty("analystProgress")
+      expect(before.result.status).toBe("completed")
+      expect(before.result.counts.slices).toBe(500)
+      expect(before.result.agentRestarts[0]!.crashes).toBeGreaterThan(16)
+      const again = yield* record({ strategy: sulking, feed: market(500), registry, recordedStart: {} })
+      expect(again.lines).toEqual(before.lines)
+    }))
+
+  it.effect("an analyst that fails now and then, giving opinions in between, is restarted every time and the run completes", () =>
+    Effect.gen(function*() {
+      // Fails on the 30th bar after each start: opinions on the 20th to the 29th, between failures.
+      const sma: Model<any, any, any> = SmaCrossover.model
+      let given = 0
+      const moody: AnyModel = {
+        ...sma,
+        type: "moody",
+        init: (config) => ({ sma: sma.init(config), bars: 0 }),
+        update: (state, bar, config, allowShort) => {
+          if (++state.bars === 30) throw new Error("moody: now and then")
+          const signal = sma.update(state.sma, bar, config, allowShort)
+          if (signal !== undefined) given++
+          return signal
+        }
+      }
+      const registry = new Map([...analysts, ["moody", moody]])
+      const { events, result } = yield* record({
+        strategy: strategy({ agents: [{ type: "moody", params: { fast: 5, slow: 20 } }, { type: "ema_crossover", params: { fast: 5, slow: 20 } }] }),
+        feed: market(500),
+        registry
+      })
+      expect(ofTag(events, "RunStarted")[0]!.analystProgress).toBe("past_warm_up")
+      expect(result.status).toBe("completed")
+      expect(given).toBeGreaterThan(0)
+      const crashes = ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "ActorCrashed" && e.event.actor.endsWith("/moody"))
+      // As many failures as end the run of one failing on every bar once warmed up: none of them in a row.
+      expect(crashes.length).toBeGreaterThanOrEqual(16)
+      expect(ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "SupervisorEscalated")).toEqual([])
     }))
 
   it.effect("a spine agent that fails on every message ends the run failed on daily bars, not completed with no rounds", () =>

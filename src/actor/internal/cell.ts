@@ -246,7 +246,8 @@ export class ActorCell<M, S> extends Supervised implements Node {
           cell.state = yield* cell.traced(envelope, context)
         }
         cell.current = undefined
-        cell.progressed = true
+        // Once it has made progress, the incarnation has: the spec's `progress` is not asked again.
+        if (!cell.progressed) cell.progressed = spec.progress === undefined || spec.progress(cell.state)
         if (envelope.reply !== undefined && !envelope.answered) {
           cell.answer(envelope, Exit.fail(cell.noReply(envelope, "unanswered")))
         }

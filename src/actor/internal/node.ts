@@ -24,7 +24,8 @@ export abstract class Supervised {
   /** Restart times within the period, when the supervisor counts intensity per child. */
   restarts: Array<number> = []
   /**
-   * Whether the current incarnation has handled a message (its behavior returned). An actor cell
+   * Whether the current incarnation has handled a message (its behavior returned) — one its spec's
+   * `progress` calls progress, when it has one (an analyst: past its warm-up). An actor cell
    * sets it; a nested supervisor, which handles none, when it gives up: whether a child of its own
    * that failed had handled one first (`SupervisorCore.progressed`).
    */
