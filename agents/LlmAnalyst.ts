@@ -30,6 +30,9 @@ import { BriefTracker, briefJson, INDICATOR_WARMUP, type MarketBrief } from "./a
 
 type ReasoningKind = Extract<RunEvent, { readonly _tag: "ReasoningRecorded" }>["kind"]
 
+/** The bars of a symbol before an LLM analyst's first round about it: a full brief, warm indicators. */
+export const warmUpOf = (config: { readonly bars: number }): number => Math.max(config.bars, INDICATOR_WARMUP)
+
 /** What an LLM analyst type decided for a round. */
 export interface Judgement {
   readonly direction: Direction
@@ -152,7 +155,7 @@ export const make = (
   const planRole = ownPlanRole ? kind.planRole ?? "analyst" : "analyst"
   const horizon = kind.horizon(config)
   const answers = new Set<object>(kind.answers)
-  const warmup = Math.max(config.bars, INDICATOR_WARMUP)
+  const warmup = warmUpOf(config)
   const deadline = Math.max(1, Math.floor(deadlineMillis * DEADLINE_SHARE))
 
   /** Score the opinions that came due on this bar: a reflection each, in the round that saw it. */

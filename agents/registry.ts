@@ -79,6 +79,12 @@ export interface AnalystOf {
   readonly horizon: number
   /** The bytes of look-back windows its state takes per symbol (`windowBytes`). */
   readonly bytesPerSymbol: number
+  /**
+   * The bars of a symbol it folds before its first opinion on that symbol (`warmUpOf`), or
+   * undefined when bars alone never bring one (an analyst of outside signals). Measured when first
+   * asked, not as the roster is resolved: a run never asks, only what warns before one.
+   */
+  readonly warmUp: () => number | undefined
 }
 
 /**
@@ -195,6 +201,46 @@ const windowBytesOf = (model: AnyModel, config: unknown): number => {
   return bytes
 }
 
+/**
+ * The bars of made-up data (`probeBar`) a fresh state of `model` folds under `config` before it
+ * gives its first signal — its warm-up, the look-back it needs before it can say anything: 20 for
+ * an SMA crossover of slow period 20 — or undefined when none comes in `PROBE_MAX_BARS` bars (more
+ * than any two look-backs together: a model whose opinions come from outside signals) or the model
+ * throws on them. Measured, not declared, like the windows' bytes: a new model is measured as it is.
+ */
+const measureWarmUp = (model: AnyModel, config: unknown): number | undefined => {
+  try {
+    const state = model.init(config)
+    for (let i = 0; i < PROBE_MAX_BARS; i++) {
+      if (model.update(state, probeBar(i), config, true) !== undefined) return i + 1
+    }
+  } catch {
+    return undefined
+  }
+  return undefined
+}
+
+/** `measureWarmUp` by model and params, cached as `windowBytesOf` is. */
+const warmedUp = new WeakMap<AnyModel, Map<string, number | undefined>>()
+
+export const warmUpOf = (model: AnyModel, config: unknown): number | undefined => {
+  let key: string | undefined
+  try {
+    key = JSON.stringify(config)
+  } catch {
+    key = undefined
+  }
+  let byConfig = warmedUp.get(model)
+  if (key !== undefined && byConfig?.has(key) === true) return byConfig.get(key)
+  const bars = measureWarmUp(model, config)
+  if (key !== undefined) {
+    if (byConfig === undefined) warmedUp.set(model, (byConfig = new Map()))
+    if (byConfig.size >= MEASURED_PER_MODEL) byConfig.delete(byConfig.keys().next().value!)
+    byConfig.set(key, bars)
+  }
+  return bars
+}
+
 const mib = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0)} MiB`
 
 /**
@@ -302,7 +348,8 @@ export const analystOf = (
       llm: false,
       actor: () => actor,
       horizon,
-      bytesPerSymbol
+      bytesPerSymbol,
+      warmUp: () => warmUpOf(model, config.right)
     })
   }
   const kind = thinker!
@@ -320,7 +367,9 @@ export const analystOf = (
     },
     horizon,
     // A brief's bars (at most 200) and its fixed indicators: small beside the 10,000-bar windows above.
-    bytesPerSymbol: 0
+    bytesPerSymbol: 0,
+    // No opinion before its brief is full and its indicators warm (agents/LlmAnalyst.ts).
+    warmUp: () => LlmAnalyst.warmUpOf(config.right)
   })
 }
 

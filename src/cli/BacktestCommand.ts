@@ -195,6 +195,9 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
     if (untraded.length > 0) {
       io.stderr(`data: not traded by the strategy (its symbols: ${Csv.listed(strategy.symbols)}): ${Csv.listed(untraded)}\n`)
     }
+    // An analyst whose look-back is longer than the data would run silently, abstaining throughout:
+    // said as the run starts (not for a run refused before it does).
+    const warnings = Backtest.unwarmed(roster.right, feed)
 
     const out = Option.getOrUndefined(flags.out)
     // Written aside and put in place only when the run completed: a run that stops early leaves nothing.
@@ -223,6 +226,7 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
             }]
           })
         }
+        for (const warning of warnings) io.stderr(`warning: ${warning}\n`)
         const log = staging === undefined ? undefined : yield* Effect.mapError(EventLog.open(Path.join(staging.dir, "events.ndjson")), staging.named)
         const progress = io.terminal !== undefined && !flags.json ? yield* Progress.start(io.terminal, feed.bars) : undefined
         const prompter = strategy.risk.approval.policy === "pause" && io.prompter !== undefined ? yield* io.prompter : undefined
@@ -270,7 +274,7 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
               `the first: ${clip(verdicts.first ?? "no reason given", 300)}\n`
           )
         }
-        const document = ResultDocument.make(result, { strategy: strategy.name, seed, ...(ref === undefined ? {} : { ref }) })
+        const document = ResultDocument.make(result, { strategy: strategy.name, seed, ...(ref === undefined ? {} : { ref }), warnings })
         const json = ResultDocument.toJson(document)
         // Written before the report is printed, which says so; a write that fails does not hide the report.
         const written = log === undefined || staging === undefined ? undefined : yield* Effect.either(

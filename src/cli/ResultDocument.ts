@@ -126,7 +126,13 @@ export const ResultDocument = Schema.Struct({
    */
   llm: Schema.optional(Schema.Struct({ ...LlmUsage.fields, budgetSpent: Schema.optional(Schema.String) })),
   /** SHA-256 (hex) over the canonical JSON lines of the run's events. */
-  checksum: Schema.String
+  checksum: Schema.String,
+  /**
+   * What the command warned of before the run started, as stderr said it (`warning: ` left off):
+   * an analyst whose warm-up is longer than the data of some symbols (`Backtest.unwarmed`).
+   * Absent when there was nothing to warn of.
+   */
+  warnings: Schema.optional(Schema.Array(Schema.String))
 })
 export type ResultDocument = typeof ResultDocument.Type
 export type ResultDocumentJson = typeof ResultDocument.Encoded
@@ -152,7 +158,7 @@ export const tradeJson = (t: Trade): typeof TradeJson.Type => ({
 
 export const make = (
   result: Backtest.Result,
-  run: { readonly strategy: string; readonly seed: string; readonly ref?: string }
+  run: { readonly strategy: string; readonly seed: string; readonly ref?: string; readonly warnings?: ReadonlyArray<string> }
 ): ResultDocument => ({
   run: result.runId,
   ...(run.ref === undefined ? {} : { ref: run.ref }),
@@ -177,7 +183,8 @@ export const make = (
   agentRestarts: result.agentRestarts,
   abstentions: result.abstentions,
   ...(result.llm === undefined ? {} : { llm: { ...result.llm } }),
-  checksum: result.checksum
+  checksum: result.checksum,
+  ...(run.warnings === undefined || run.warnings.length === 0 ? {} : { warnings: run.warnings })
 })
 
 /** The document as JSON text (two-space indented, newline-terminated): what stdout and result.json get. */

@@ -36,6 +36,11 @@ export interface Feed extends Iterable<Slice> {
   readonly bars?: number
   /** The number of slices it delivers, when known in advance. */
   readonly slices?: number
+  /**
+   * The number of bars it delivers of each symbol, when known in advance: whether an analyst's
+   * warm-up fits in the data (`Backtest.unwarmed`).
+   */
+  readonly barsBySymbol?: ReadonlyMap<Symbol, number>
   /** CSV rows the loader skipped, by file (every price and volume `null`: `Csv.Skipped`), for the caller to say so. */
   readonly skipped?: ReadonlyArray<Csv.Skipped>
   /** Sub-directories of the CSV directories given, not read (`Csv.Loaded.unread`), for the caller to say so. */
@@ -68,6 +73,7 @@ export const fromColumns = (columns: Csv.ColumnsBySymbol, options: Window & { re
   const from = options.from ?? -Infinity
   const to = options.to ?? Infinity
   const selected: Array<Csv.Columns> = []
+  const barsBySymbol = new Map<Symbol, number>()
   let count = 0
   for (const symbol of [...columns.keys()].sort(byCodeUnit)) {
     if (keep !== undefined && !keep.has(symbol)) continue
@@ -76,6 +82,7 @@ export const fromColumns = (columns: Csv.ColumnsBySymbol, options: Window & { re
     const hi = firstAfter(series.ts, to)
     if (lo >= hi) continue
     selected.push(lo === 0 && hi === series.ts.length ? series : window(series, lo, hi))
+    barsBySymbol.set(series.symbol, hi - lo)
     count += hi - lo
   }
   const symbols = selected.map((c) => c.symbol)
@@ -88,11 +95,12 @@ export const fromColumns = (columns: Csv.ColumnsBySymbol, options: Window & { re
       fingerprint,
       bars: count,
       slices: selected[0]?.ts.length ?? 0,
+      barsBySymbol,
       [globalThis.Symbol.iterator]: () => new AlignedSlices(selected)
     }
   }
   // Unaligned: merged from bar objects, made once here.
-  return merged(symbols, available, fingerprint, count, new Map(selected.map((c) => [c.symbol, Csv.barsOf(c)])))
+  return { ...merged(symbols, available, fingerprint, count, new Map(selected.map((c) => [c.symbol, Csv.barsOf(c)]))), barsBySymbol }
 }
 
 /**
@@ -280,6 +288,7 @@ export const synthetic = (config: Synthetic.Config): Feed => {
     fingerprint,
     bars: symbols.length * config.bars,
     slices: config.bars,
+    barsBySymbol: new Map(symbols.map((symbol) => [symbol, config.bars])),
     [globalThis.Symbol.iterator]: function*(): Generator<Slice> {
       for (const step of Synthetic.steps(config)) {
         yield { ts: step.ts, bars: identity ? step.bars : order.map((i) => step.bars[i]!) }

@@ -26,7 +26,7 @@ import { World } from "./World.js"
 import type { Trade } from "../../schemas/Trade.js"
 import { canonicalSignal, type ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { Feed, Slice } from "../market/Feed.js"
-import { usesLlm } from "../../agents/registry.js"
+import { type AnalystOf, usesLlm } from "../../agents/registry.js"
 import { defaultLlmConfig, type LlmCall } from "../../schemas/Llm.js"
 import type { AnswerCache } from "../llm/AnswerCache.js"
 import type { LiveBudgets } from "../llm/Budget.js"
@@ -270,6 +270,38 @@ export const checkSymbols = (strategy: Pick<Strategy, "symbols">, feed: Pick<Fee
 export const untraded = (strategy: Pick<Strategy, "symbols">, feed: Pick<Feed, "symbols" | "available">): ReadonlyArray<string> => {
   const traded = new Set<string>(strategy.symbols)
   return (feed.available ?? feed.symbols).filter((symbol) => !traded.has(symbol))
+}
+
+/**
+ * The analysts that cannot warm up on some of the data, in roster order, each in a sentence: those
+ * whose warm-up (`AnalystOf.warmUp`: the bars of a symbol before its first opinion) is longer than
+ * the bars the feed has of a symbol, when the feed says how many (`Feed.barsBySymbol`). Not an
+ * error — the run is what it is — but an analyst that will never give an opinion there runs
+ * silently otherwise (an SMA crossover of slow period 10,000 on 500 bars), so the caller says so
+ * before it starts. Measures each analyst's warm-up (agents/registry.ts `warmUpOf`), once.
+ */
+export const unwarmed = (
+  roster: ReadonlyArray<Pick<AnalystOf, "name" | "warmUp">>,
+  feed: Pick<Feed, "barsBySymbol">
+): ReadonlyArray<string> => {
+  const counts = feed.barsBySymbol
+  if (counts === undefined || counts.size === 0) return []
+  const warnings: Array<string> = []
+  for (const analyst of roster) {
+    const warmUp = analyst.warmUp()
+    if (warmUp === undefined) continue
+    const short = [...counts].filter(([, bars]) => bars < warmUp)
+    if (short.length === 0) continue
+    const most = Math.max(...short.map(([, bars]) => bars))
+    const same = short.every(([, bars]) => bars === most)
+    const which = short.length === counts.size ? `any of its ${counts.size === 1 ? "symbol" : "symbols"}` : "them"
+    warnings.push(
+      `${analyst.name} needs ${warmUp.toLocaleString("en-US")} bars of a symbol before its first opinion, and the data has ` +
+        `${same ? "" : "at most "}${most.toLocaleString("en-US")} of ${listed(short.map(([symbol]) => symbol))}: ` +
+        `it will give no opinion on ${which} in this run`
+    )
+  }
+  return warnings
 }
 
 /**

@@ -20,6 +20,7 @@ import { RunLog } from "../../src/swarm/RunLog.js"
 import * as Actor from "../../src/actor/Actor.js"
 import * as ActorSystem from "../../src/actor/ActorSystem.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
+import * as Backtest from "../../src/swarm/Backtest.js"
 import { run, settle } from "../support.js"
 
 const market = Synthetic.generate(Synthetic.sampleConfig)
@@ -181,6 +182,41 @@ describe("the agent registry", () => {
     expect(Either.isLeft(rounds) && rounds.left.field).toBe("agents[2].params.rounds")
     const model = analystSpec(agent({ type: "llm_analyst", params: { model: "bad model name!" } }), 0, false)
     expect(Either.isLeft(model) && model.left.field).toBe("agents[0].params.model")
+  })
+
+  it("each analyst's warm-up is measured as its header documents it; one of outside signals has none; the data too short for it is a warning", () => {
+    const warmUps: ReadonlyArray<readonly [type: string, params: object, bars: number | undefined]> = [
+      ["sma_crossover", { fast: 5, slow: 20 }, 20], // the slow-th bar
+      ["ema_crossover", { fast: 5, slow: 20 }, 20],
+      ["macd_momentum", { fast: 12, slow: 26, signal: 9 }, 34], // slow + signal - 1
+      ["rsi_reversion", { period: 14 }, 15], // period + 1
+      ["bollinger_breakout", { period: 20 }, 20],
+      ["volume_surge", { period: 20 }, 21], // period + 1
+      ["sma_crossover", { fast: 10, slow: 10_000 }, 10_000],
+      ["tradingview", {}, undefined], // no opinion before an alert, whatever the bars
+      ["llm_analyst", { bars: 60 }, 60],
+      ["llm_debate", {}, 34] // its indicators' warm-up
+    ]
+    for (const [type, params, bars] of warmUps) {
+      const resolved = analystOf(agent({ type, params }), 0, true)
+      expect(Either.isRight(resolved) && resolved.right.warmUp(), `${type} ${JSON.stringify(params)}`).toBe(bars)
+    }
+    const roster = Either.getOrThrow(rosterOf({
+      symbols: ["AAA", "BBB", "CCC"],
+      allowShort: true,
+      agents: [agent({ type: "sma_crossover", params: { fast: 5, slow: 300 } }), agent({ type: "rsi_reversion", params: { period: 14 } }), agent({ type: "tradingview" })]
+    }))
+    const barsBySymbol = (counts: Record<string, number>) => new Map(Object.entries(counts)) as never
+    expect(Backtest.unwarmed(roster, { barsBySymbol: barsBySymbol({ AAA: 500, BBB: 250, CCC: 120 }) })).toEqual([
+      "sma_crossover needs 300 bars of a symbol before its first opinion, and the data has at most 250 of BBB, CCC: it will give no opinion on them in this run"
+    ])
+    expect(Backtest.unwarmed(roster, { barsBySymbol: barsBySymbol({ AAA: 10, BBB: 10, CCC: 10 }) })).toEqual([
+      "sma_crossover needs 300 bars of a symbol before its first opinion, and the data has 10 of AAA, BBB, CCC: it will give no opinion on any of its symbols in this run",
+      "rsi_reversion needs 15 bars of a symbol before its first opinion, and the data has 10 of AAA, BBB, CCC: it will give no opinion on any of its symbols in this run"
+    ])
+    expect(Backtest.unwarmed(roster, { barsBySymbol: barsBySymbol({ AAA: 300, BBB: 300, CCC: 300 }) })).toEqual([])
+    // A feed that cannot say how long it is: nothing to warn of.
+    expect(Backtest.unwarmed(roster, {})).toEqual([])
   })
 
   it("a look-back longer than 10000 bars is refused with the strategy, not a crash on every bar", () => {

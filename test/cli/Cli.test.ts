@@ -400,6 +400,35 @@ describe("swarm backtest: a run", () => {
       expect([m.code, lines(m.stderr)]).toEqual([0, ["data: not traded by the strategy (its symbols: ACME): S00, S01, S02, S03, S04, S05, S06, S07, S08, S09 and 2 more"]])
     }))
 
+  it.live("an analyst whose look-back is longer than the data is warned of before the run, on stderr and in the document; the run goes on", () =>
+    Effect.gen(function*() {
+      // 500 bars a symbol; SMA(10,000) never gives an opinion on them.
+      const long = strategy("long-look-back.json", {
+        agents: [{ type: "sma_crossover", params: { fast: 10, slow: 10_000 } }, { type: "ema_crossover", params: { fast: 10, slow: 50 } }]
+      })
+      const warning = "sma_crossover needs 10,000 bars of a symbol before its first opinion, and the data has 500 of ACME, GLOBEX, INITECH: " +
+        "it will give no opinion on any of its symbols in this run"
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", long, "--json", "--no-store"])
+      expect(r.code).toBe(0)
+      expect(lines(r.stderr)).toEqual([`warning: ${warning}`])
+      const document = documentOf(r.stdout)
+      expect(document.status).toBe("completed")
+      expect(document.warnings).toEqual([warning])
+      expect(document.abstentions.find((a) => a.agent === "sma_crossover")).toMatchObject({ silent: 1_500, rounds: 1_500 })
+      // Some symbols short: those are named, with the most bars any of them has.
+      const from = yield* swarm(["backtest", "--data", data, "--strategy", strategy("look-back-60.json", {
+        agents: [{ type: "sma_crossover", params: { fast: 10, slow: 60 } }]
+      }), "--from", "2023-11-01", "--no-store"])
+      expect(from.code).toBe(0)
+      expect(lines(from.stderr)).toEqual([
+        expect.stringMatching(/^warning: sma_crossover needs 60 bars of a symbol before its first opinion, and the data has \d+ of ACME, GLOBEX, INITECH: it will give no opinion on any of its symbols in this run$/)
+      ])
+      // A look-back the data holds: no warning, and no `warnings` in the document.
+      const plain = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json", "--no-store"])
+      expect(lines(plain.stderr)).toEqual([])
+      expect(JSON.parse(plain.stdout)).not.toHaveProperty("warnings")
+    }))
+
   it.live("sub-directories of a --data directory are not read, and stderr names them once; a directory of only sub-directories says so", () =>
     Effect.gen(function*() {
       const dir = Path.join(tmp, "nested-data")
