@@ -25,6 +25,7 @@ import * as Actor from "../src/actor/Actor.js"
 import type { Trace } from "../src/telemetry/Trace.js"
 import type { AnyModel, Signal } from "./analysts/Model.js"
 import { copySignal } from "./analysts/Model.js"
+import { seededDraws } from "./analysts/internal/draws.js"
 
 export interface AnalystOptions {
   readonly name: AgentId
@@ -32,6 +33,8 @@ export interface AnalystOptions {
   /** The model's decoded config. */
   readonly config: unknown
   readonly allowShort: boolean
+  /** The run's seed: the model's randomness per symbol is seeded from it (`Model.init`'s `random`). Default "0". */
+  readonly seed?: string
 }
 
 /**
@@ -51,7 +54,7 @@ export const copyOpinion = (opinion: Opinion): Opinion => ({
   features: { ...opinion.features }
 })
 
-export const make = ({ allowShort, config, model, name }: AnalystOptions) => {
+export const make = ({ allowShort, config, model, name, seed = "0" }: AnalystOptions) => {
   const source: Source = { agent: name, horizon: model.horizon(config), explain: (signal) => model.explain(signal, config, allowShort) }
   const observe = model.observe
   return Actor.make({
@@ -74,7 +77,7 @@ export const make = ({ allowShort, config, model, name }: AnalystOptions) => {
           const round = rounds[i]!
           const bar = round.bar
           let track = tracks.get(bar.symbol)
-          if (track === undefined) tracks.set(bar.symbol, (track = new Track(model.init(config))))
+          if (track === undefined) tracks.set(bar.symbol, (track = new Track(model.init(config, seededDraws(seed, name, bar.symbol)))))
           // A second round of the symbol in one request (the coordinator sends one a symbol): the
           // first one's opinion keeps a copy of its signal, which this update overwrites.
           if (track.answered === request) track.opinion!.pin()

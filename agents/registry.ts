@@ -18,6 +18,7 @@ import { jsonSchemaOf, type LlmSession } from "../src/llm/LlmSession.js"
 import type { ActorSpec } from "../src/actor/Behavior.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
 import * as Analyst from "./Analyst.js"
+import { seededDraws } from "./analysts/internal/draws.js"
 import * as LlmAnalyst from "./LlmAnalyst.js"
 import * as LlmDebate from "./analysts/LlmDebate.js"
 import * as LlmSingle from "./analysts/LlmSingle.js"
@@ -75,7 +76,8 @@ export interface AnalystOf {
   readonly name: AgentId
   /** Whether it thinks with a language model (and needs the run's `LlmContext`). */
   readonly llm: boolean
-  readonly actor: (llm: LlmContext | undefined) => AnalystActor
+  /** Its actor in a run of seed `seed` (default "0"), which seeds its model's randomness (`Model.init`). */
+  readonly actor: (llm: LlmContext | undefined, seed?: string) => AnalystActor
   readonly horizon: number
   /** The bytes of look-back windows its state takes per symbol (`windowBytes`). */
   readonly bytesPerSymbol: number
@@ -147,6 +149,9 @@ const probeBar = (i: number): Bar => {
   return { symbol: "PROBE" as Bar["symbol"], ts: (i * 86_400_000) as Bar["ts"], open: close * 0.998, high: close * 1.01, low: close * 0.99, close, volume: 1_000 + (i % 13) * 250 }
 }
 
+/** The randomness of a state grown on made-up bars: seeded as a run of seed "probe" would. */
+const probeDraws = (model: AnyModel) => seededDraws("probe", model.type, "PROBE")
+
 /** The most bars a state is grown on: more than any look-back (`MAX_PERIOD`), and two of them together. */
 const PROBE_MAX_BARS = 65_536
 
@@ -159,7 +164,7 @@ const PROBE_MAX_BARS = 65_536
  * models' rings are allocated at `init`); a model that throws on the made-up bars is counted as it starts.
  */
 const grownBytes = (model: AnyModel, config: unknown): number => {
-  const state = model.init(config)
+  const state = model.init(config, probeDraws(model))
   const fresh = measure(state)
   // Rings allocated at the start (src/trading/Indicators.ts) and plain numbers: nothing fills.
   if (!fresh.growable) return fresh.bytes
@@ -210,7 +215,7 @@ const windowBytesOf = (model: AnyModel, config: unknown): number => {
  */
 const measureWarmUp = (model: AnyModel, config: unknown): number | undefined => {
   try {
-    const state = model.init(config)
+    const state = model.init(config, probeDraws(model))
     for (let i = 0; i < PROBE_MAX_BARS; i++) {
       if (model.update(state, probeBar(i), config, true) !== undefined) return i + 1
     }
@@ -342,11 +347,10 @@ export const analystOf = (
     }
     const horizon = horizonOf(model, config.right)
     if (typeof horizon === "string") return Either.left(new InvalidAgent({ agent: name, field: `agents[${index}].params`, reason: horizon }))
-    const actor = Analyst.make({ name, model, config: config.right, allowShort })
     return Either.right({
       name,
       llm: false,
-      actor: () => actor,
+      actor: (_, seed) => Analyst.make({ name, model, config: config.right, allowShort, ...(seed === undefined ? {} : { seed }) }),
       horizon,
       bytesPerSymbol,
       warmUp: () => warmUpOf(model, config.right)

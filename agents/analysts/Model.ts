@@ -5,7 +5,14 @@
  * analyst type is one model file, and an import and an entry in the registry.
  *
  * A model must read nothing but the bars it was given, in order (no look-ahead), must not read the
- * clock or Math.random, and must document its parameters and how it sets its confidence.
+ * clock or Math.random, and must document its parameters and how it sets its confidence. A model
+ * that needs randomness (exploration, noise, sampling) draws from the `Draws` its `init` is given:
+ * seeded from the run's seed, the analyst's name and the symbol, so the same seed gives the same
+ * run and another seed another (`swarm backtest --seed`). Nothing else outside the bars reaches a
+ * model: an outside input a run depends on is a signal (`observe`: recorded, replayed), and a
+ * model that calls out for it — a file, a service, the network — would make a run its replay
+ * cannot reproduce. An analyst that needs effects (a model's call, a deadline) is an LLM analyst
+ * type (agents/LlmAnalyst.ts), whose calls the run records.
  *
  * Adding one: a file here exporting `model`, then in agents/registry.ts an import
  * (`import * as MyModel from "./analysts/MyModel.js"`) and an entry in `analysts`
@@ -58,8 +65,11 @@ export interface Model<Config, State, F extends Features = Features> {
    * a strategy naming the type is saved or run: a throw refuses the agent's params (InvalidAgent).
    */
   readonly horizon: (config: Config) => number
-  /** Fresh state for one symbol. */
-  readonly init: (config: Config) => State
+  /**
+   * Fresh state for one symbol, at the analyst's (re)start: keep `random` in it to draw from on
+   * later bars (a restarted analyst is given its generator afresh, as its indicators start afresh).
+   */
+  readonly init: (config: Config, random: Draws) => State
   /**
    * Fold one bar of the symbol and give a signal, or undefined while warming up. `allowShort`
    * false turns what would be a short into flat. May mutate `state` (it is the model's own).
@@ -86,6 +96,17 @@ export interface Model<Config, State, F extends Features = Features> {
    * (agents/Analyst.ts), in every event detail alike.
    */
   readonly explain: (signal: Signal<F>, config: Config, allowShort: boolean) => string
+}
+
+/**
+ * A model's randomness, deterministic under the run's seed (agents/analysts/internal/draws.ts):
+ * the run's own, never `Math.random`.
+ */
+export interface Draws {
+  /** A double in [0, 1), with 53 random bits. */
+  readonly number: () => number
+  /** An integer in [0, max), `max` at most 2³². */
+  readonly integer: (max: number) => number
 }
 
 /** Erase the type parameters, for the registry. */

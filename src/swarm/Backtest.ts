@@ -545,6 +545,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         Run.start({
           run: runId,
           strategy,
+          seed,
           log,
           events: options.events ?? "decisions",
           workRemainders: reducedIntents === "worked",

@@ -53,6 +53,8 @@ import type { RunLog } from "./RunLog.js"
 export interface RunOptions {
   readonly run: RunId
   readonly strategy: Strategy
+  /** The run's seed: each analyst's model draws its randomness from it (agents/analysts/Model.ts `Draws`). Default "0". */
+  readonly seed?: string
   readonly log: RunLog
   readonly events: "decisions" | "rounds"
   readonly registry?: ReadonlyMap<string, AnyModel>
@@ -266,7 +268,7 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
           children: roster.map((a, i) =>
             Supervisor.worker(
               a.name,
-              withFault(a.name, progressOf(a.actor(llm === undefined ? undefined : { ...llm, onDeadline: () => void stats.abstained![i]!.gaveUp++ })), faults)
+              withFault(a.name, progressOf(a.actor(llm === undefined ? undefined : { ...llm, onDeadline: () => void stats.abstained![i]!.gaveUp++ }, options.seed)), faults)
             )
           )
         }),

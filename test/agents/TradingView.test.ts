@@ -15,6 +15,7 @@ import type { AgentId, RoundId, Symbol, Timestamp } from "../../schemas/Ids.js"
 import type { Bar } from "../../schemas/Market.js"
 import * as Actor from "../../src/actor/Actor.js"
 import { run } from "../support.js"
+import { seededDraws } from "../../agents/analysts/internal/draws.js"
 
 const model = TradingView.model
 const config = (params: unknown = {}) => Schema.decodeUnknownSync(model.config)(params)
@@ -43,7 +44,7 @@ const alert = (action: SignalAction, extra: Partial<ExternalSignal> = {}): Exter
 /** Fold bars 0..n-1 into one state, observing `alerts[i]` right before bar i; every bar's signal, kept. */
 const fold = (n: number, alerts: Record<number, ExternalSignal>, params: unknown = {}, allowShort = true) => {
   const c = config(params)
-  const state = model.init(c)
+  const state = model.init(c, seededDraws("0", "test", "X"))
   return Array.from({ length: n }, (_, i) => {
     if (alerts[i] !== undefined) model.observe!(state, alerts[i]!, c)
     const signal = model.update(state, bar(i), c, allowShort)

@@ -21,6 +21,7 @@ import * as Synthetic from "../../src/market/Synthetic.js"
 import * as Backtest from "../../src/swarm/Backtest.js"
 import type { Bar } from "../../schemas/Market.js"
 import type { Direction } from "../../schemas/Opinion.js"
+import { seededDraws } from "../../agents/analysts/internal/draws.js"
 
 // -- Bars
 
@@ -60,7 +61,7 @@ const keep = (signal: Signal | undefined) => (signal === undefined ? undefined :
 
 /** Every bar's signal from one fresh state. */
 const runAll = (model: AnyModel, config: unknown, bars: ReadonlyArray<Bar>, allowShort = true): Array<Signal | undefined> => {
-  const state = model.init(config)
+  const state = model.init(config, seededDraws("0", "test", "X"))
   return bars.map((b) => keep(model.update(state, b, config, allowShort)))
 }
 
@@ -305,8 +306,8 @@ describe("analyst models", () => {
         const config = decode(model, small)
         const bars = fromCloses(series(40, (i) => 100 + 10 * Math.sin(i / 3) + i / 5))
         const alone = runAll(model, config, bars)
-        const mine = model.init(config)
-        const other = model.init(config)
+        const mine = model.init(config, seededDraws("0", "test", "X"))
+        const other = model.init(config, seededDraws("0", "test", "X"))
         const interleaved = bars.map((b, i) => {
           model.update(other, { ...b, close: 50 + i, open: 50 }, config, true)
           return keep(model.update(mine, b, config, true))
@@ -318,8 +319,8 @@ describe("analyst models", () => {
         const config = decode(model, small)
         const bars = fromCloses(series(60, (i) => 100 + 10 * Math.sin(i / 3) + i / 5), 1_000)
         const expected = runAll(model, config, bars)
-        const state = model.init(config)
-        const other = model.init(config)
+        const state = model.init(config, seededDraws("0", "test", "X"))
+        const other = model.init(config, seededDraws("0", "test", "X"))
         let given: Signal | undefined
         const kept: Array<readonly [number, Signal]> = []
         bars.forEach((b, i) => {
@@ -754,7 +755,7 @@ describe("crossover ties", () => {
     const bar = (close: number, i: number) => ({ symbol: "X", ts: i, open: close, high: close, low: close, close, volume: 1 }) as never
     const run = (params: object) => {
       const config = Schema.decodeUnknownSync(model.config)(params)
-      const state = model.init(config)
+      const state = model.init(config, seededDraws("0", "test", "X"))
       return Array.from({ length: 6 }, (_, i) => {
         const signal = model.update(state, bar(10, i), config, true)
         return signal === undefined ? undefined : copySignal(signal)

@@ -22,6 +22,7 @@ import * as ActorSystem from "../../src/actor/ActorSystem.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
 import * as Backtest from "../../src/swarm/Backtest.js"
 import { run, settle } from "../support.js"
+import { seededDraws } from "../../agents/analysts/internal/draws.js"
 
 const market = Synthetic.generate(Synthetic.sampleConfig)
 const symbols = [...market.bars.keys()].slice(0, 2)
@@ -488,7 +489,7 @@ describe("an analyst's opinions", () => {
         yield* ref.ask(new RequestOpinions({ ts: bars[t]!.ts, rounds: [{ round: `A@${t}` as RoundId, bar: bars[t]! }] }))
       }
       // The same state folds both bars in turn: what a lone state says on bars 60 and 61.
-      const state = model.init(config)
+      const state = model.init(config, seededDraws("0", "test", "X"))
       const expected = bars.slice(0, 62).map((bar) => {
         const signal = model.update(state, bar, config, false)
         return signal === undefined ? undefined : copySignal(signal)

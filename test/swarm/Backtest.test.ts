@@ -458,7 +458,7 @@ describe("a backtest", () => {
       const moody: AnyModel = {
         ...sma,
         type: "moody",
-        init: (config) => ({ sma: sma.init(config), bars: 0 }),
+        init: (config, random) => ({ sma: sma.init(config, random), bars: 0 }),
         update: (state, bar, config, allowShort) => {
           if (++state.bars === 30) throw new Error("moody: now and then")
           const signal = sma.update(state.sma, bar, config, allowShort)
