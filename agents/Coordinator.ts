@@ -13,7 +13,9 @@
  * moves the run's trading state to `halted` (`TradingStateChanged`, cause `system`, saying the risk
  * officer is down); the first answer after it moves it back to the state the officer holds — the
  * one it had, unless the officer moved it meanwhile — recorded right after that answer's verdicts.
- * The officer owns the trading state; this halt is the coordinator's, over it, while it cannot ask. An intent a rule, a gate or
+ * The officer owns the trading state; this halt is the coordinator's, over it, while it cannot ask:
+ * what the officer moves under it is recorded when it lifts, after it (`chainedHalts`), so the
+ * recorded changes chain. An intent a rule, a gate or
  * the trading state rejected does not become the target either: while the consensus stays, it is
  * judged again on the symbol's next bar, and goes through once what rejected it no longer does
  * (a position slot frees, a new day, a lifted halt). An operator's rejection (or expiry, or the
@@ -131,6 +133,13 @@ export interface CoordinatorOptions {
    * `RunStarted.flatScoring` (runs recorded before it scored flat as "moved less", and still do).
    */
   readonly flatMeansNotLong?: boolean
+  /**
+   * While its halt for a risk officer that is down sits over the officer's state, the officer's own
+   * moves are recorded when it lifts, right after it (`RunLog.haltOver`), so that the recorded
+   * changes chain (`RunStarted.downHalts`: `chained`); off for runs recorded before, which recorded
+   * them as they came, each `from` the officer's own state rather than the halt's.
+   */
+  readonly chainedHalts?: boolean
 }
 
 /** The root span of a traced cycle, and the attributes that index it (src/telemetry/SpanStore.ts). */
@@ -237,9 +246,9 @@ export const make = (options: CoordinatorOptions) => {
     // Already halted (a breaker, an operator): nothing more to say, and nothing to restore.
     if (from === "halted") return
     state.downFrom = from
-    log.emit("TradingStateChanged", {
-      transition: { from, to: "halted", cause: "system", at: ts, reason: `the risk officer is down (${why}): nothing executes until it answers again`, actor: null }
-    })
+    const transition = { from, to: "halted", cause: "system", at: ts, reason: `the risk officer is down (${why}): nothing executes until it answers again`, actor: null } as const
+    if (options.chainedHalts === true) log.haltOver(transition)
+    else log.emit("TradingStateChanged", { transition })
   }
 
   /** The risk officer answered again: trading goes back to its state (the one it had, or where the officer has moved it since). */
@@ -247,6 +256,10 @@ export const make = (options: CoordinatorOptions) => {
     const had = state.downFrom
     if (had === undefined) return
     state.downFrom = undefined
+    if (options.chainedHalts === true) {
+      // Back to the state it had, then the officer's moves under the halt, in the order it made them.
+      return log.liftHalt({ from: "halted", to: had, cause: "system", at: ts, reason: "the risk officer answers again: trading goes back to its state", actor: null })
+    }
     const last = log.lastTransition
     // `system` transitions are this halt's own; anything else is the officer's, which wins.
     const to = last === undefined || last.cause === "system" ? had : last.to

@@ -82,6 +82,14 @@ export const RunStarted = event("RunStarted", {
    */
   analystProgress: Schema.optional(Schema.Literal("past_warm_up")),
   /**
+   * `chained`: while the coordinator's halt for a risk officer that is down sits over the officer's
+   * state, the officer's own moves (a breaker on the marks, a new day) are recorded when the halt
+   * lifts, right after it, so every `TradingStateChanged` starts where the one before ended. Absent
+   * — every run recorded before it — they were recorded as they came, each `from` the officer's own
+   * state, not the halt's: their replay and resume record them so again, byte for byte.
+   */
+  downHalts: Schema.optional(Schema.Literal("chained")),
+  /**
    * The language model the run's LLM agents use, when it has any: never silent about an offline
    * model standing in for Ollama.
    */

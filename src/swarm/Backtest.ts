@@ -94,11 +94,12 @@ export interface Options {
   /**
    * A re-execution (replay, resume): what the recording's `RunStarted` said of how the run behaves,
    * said again and done so — each behaviour a run recorded before it does not name is re-executed
-   * the old way: `{}` for a run recorded before all five (a reduced intent done once its cut order is
+   * the old way: `{}` for a run recorded before all six (a reduced intent done once its cut order is
    * placed; a flat scored as "moved less"; the last slice's open rounds dropped; the breakers
-   * checked only as intents are judged; an analyst's warm-up bars counted as progress);
-   * `breakers: "marks"` for one recorded before same-close fills were checked (the breakers at the
-   * marks only). Absent: a new run, which behaves as runs do now and says so.
+   * checked only as intents are judged; an analyst's warm-up bars counted as progress; the risk
+   * officer's moves under the coordinator's halt recorded as they came); `breakers: "marks"` for one
+   * recorded before same-close fills were checked (the breakers at the marks only). Absent: a new
+   * run, which behaves as runs do now and says so.
    */
   readonly recordedStart?: {
     readonly reducedIntents?: "worked" | undefined
@@ -106,6 +107,7 @@ export interface Options {
     readonly lastRounds?: "closed" | undefined
     readonly breakers?: BreakerChecks
     readonly analystProgress?: AnalystProgress
+    readonly downHalts?: "chained" | undefined
   }
   /** The stored strategy and version the run records in `RunStarted`; default the strategy's name, version 1. */
   readonly strategyRef?: { readonly id: StrategyId; readonly version: number }
@@ -502,6 +504,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
     const breakers: BreakerChecks = options.recordedStart === undefined ? "fills" : options.recordedStart.breakers
     // New runs give up on an analyst that fails on every bar once warmed up; a re-execution does as its recording did.
     const analystProgress: AnalystProgress = options.recordedStart === undefined ? "past_warm_up" : options.recordedStart.analystProgress
+    // New runs record the officer's moves under the coordinator's halt after it lifts; a re-execution as its recording did.
+    const downHalts = options.recordedStart === undefined ? "chained" as const : options.recordedStart.downHalts
 
     /** Signals waiting for a bar of their symbol (data with gaps). */
     let held: Array<ExternalSignal> | undefined
@@ -536,6 +540,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         ...(lastRounds === undefined ? {} : { lastRounds }),
         ...(breakers === undefined ? {} : { breakers }),
         ...(analystProgress === undefined ? {} : { analystProgress }),
+        ...(downHalts === undefined ? {} : { downHalts }),
         ...(llm === undefined ? {} : { llm })
       })
       let equity: number = strategy.initialCash
@@ -556,6 +561,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           ...(sampler === undefined ? {} : { sampler }),
           ...(breakers === undefined ? {} : { breakers }),
           ...(analystProgress === undefined ? {} : { analystProgress }),
+          ...(downHalts === undefined ? {} : { chainedHalts: true }),
           // Watched live: equity and positions move with the market between fills (agents/Ledger.ts).
           ...(options.mode === "paper" ? { wholeBook: true } : {}),
           onMark: (_, e) => {

@@ -87,6 +87,8 @@ export interface RunOptions {
    * recorded before, re-executed as they were).
    */
   readonly analystProgress?: AnalystProgress
+  /** Record the risk officer's moves under the coordinator's halt after it lifts (`RunStarted.downHalts`; agents/Coordinator.ts `chainedHalts`). */
+  readonly chainedHalts?: boolean
 }
 
 /**
@@ -249,7 +251,8 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       desk: () => wires.desk!,
       stats,
       sampler: options.sampler,
-      flatMeansNotLong
+      flatMeansNotLong,
+      chainedHalts: options.chainedHalts === true
     })
     // A run recorded before analysts said what their progress is counted every bar they handled.
     const progressOf = <S>(spec: ActorSpec<RequestOpinions, S, never, "backpressure">) =>

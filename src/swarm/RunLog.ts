@@ -87,6 +87,8 @@ export class RunLog {
   private recordedTransition: StateTransition | undefined = undefined
   /** Trading-state changes made and not recorded yet (`holdTransition`), in the order they were made. */
   private heldTransitions: Array<StateTransition> = []
+  /** While a halt sits over the trading state (`haltOver`): the changes made under it, recorded when it lifts. */
+  private underHalt: Array<StateTransition> | undefined = undefined
 
   /** Why an agent stopped the run (`stop`), if one did. */
   stopped: string | undefined
@@ -162,6 +164,28 @@ export class RunLog {
     for (const transition of held) this.emit("TradingStateChanged", { transition })
   }
 
+  /**
+   * Record a halt that sits over the trading state without being its owner's (the coordinator's,
+   * while the risk officer is down): until `liftHalt`, the changes the owner makes under it are
+   * kept, not recorded — the run's state is the halt — and `liftHalt` records them after its own
+   * change back, so each recorded `from` is the `to` before it. A run that ends under the halt ends
+   * halted, the changes under it unrecorded.
+   */
+  haltOver(transition: StateTransition): void {
+    this.emit("TradingStateChanged", { transition })
+    this.underHalt = []
+  }
+
+  /** The halt `haltOver` recorded lifts with `transition` (halted → the state it sat over); then the changes made under it. */
+  liftHalt(transition: StateTransition): void {
+    // Changes made under the halt and held for the slice (`holdTransition`) come after the lift too.
+    if (this.heldTransitions.length > 0) this.releaseTransitions()
+    const under = this.underHalt ?? []
+    this.underHalt = undefined
+    this.emit("TradingStateChanged", { transition })
+    for (const moved of under) this.emit("TradingStateChanged", { transition: moved })
+  }
+
   /** The slice in hand has settled (the driver): what is still held is recorded. */
   endSlice(): void {
     if (this.heldTransitions.length > 0) this.releaseTransitions()
@@ -199,6 +223,8 @@ export class RunLog {
    * (`TradingStateChanged`), if any.
    */
   get lastTransition(): StateTransition | undefined {
+    // Under a halt (`haltOver`) the run's state is the halt's, whatever is made under it.
+    if (this.underHalt !== undefined) return this.recordedTransition
     return this.heldTransitions.length > 0 ? this.heldTransitions[this.heldTransitions.length - 1] : this.recordedTransition
   }
 
@@ -215,6 +241,11 @@ export class RunLog {
   emit<T extends RunEventTag>(tag: T, payload: Payload<T>, tail?: Tail): EventOf<T> {
     // Changes held are recorded before any other: the chain of states stays whole.
     if (tag === "TradingStateChanged" && this.heldTransitions.length > 0) this.releaseTransitions()
+    // Under a halt (`haltOver`), a change is kept for when it lifts.
+    if (tag === "TradingStateChanged" && this.underHalt !== undefined) {
+      this.underHalt.push((payload as unknown as Payload<"TradingStateChanged">).transition)
+      return { _tag: tag, run: this.run, seq: this.seq, at: this.now(), ...payload } as unknown as EventOf<T>
+    }
     if (this.sealed) return { _tag: tag, run: this.run, seq: this.seq, at: this.now(), ...payload } as unknown as EventOf<T>
     const event = { _tag: tag, run: this.run, seq: ++this.seq, at: this.now(), ...payload } as unknown as EventOf<T>
     let json = serialize(event)

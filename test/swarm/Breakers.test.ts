@@ -112,7 +112,7 @@ describe("the drawdown halt", () => {
       expect(now.result.checksum).not.toBe(before.result.checksum)
       // (The flags of the other behaviours new runs name, which the run before names none of, taken out too.)
       const strip = (lines: ReadonlyArray<string>) =>
-        lines.map((line) => line.replace(/,"(breakers|reducedIntents|flatScoring|lastRounds|analystProgress)":"[a-z_]+"/g, ""))
+        lines.map((line) => line.replace(/,"(breakers|reducedIntents|flatScoring|lastRounds|analystProgress|downHalts)":"[a-z_]+"/g, ""))
       const firstChange = now.events.findIndex((e) => e._tag === "TradingStateChanged")
       expect(strip(now.lines.slice(0, firstChange))).toEqual(before.lines.slice(0, firstChange))
     }))
@@ -237,7 +237,7 @@ describe("breakers and same-close fills", () => {
     })
   /** A recording that checked its breakers at the marks only (before `fills`). */
   const marksOnly: Partial<Backtest.Options> = {
-    recordedStart: { reducedIntents: "worked", flatScoring: "not_long", lastRounds: "closed", breakers: "marks" }
+    recordedStart: { reducedIntents: "worked", flatScoring: "not_long", lastRounds: "closed", breakers: "marks", analystProgress: "past_warm_up", downHalts: "chained" }
   }
   /** Each trading-state change as [bar index, from, to, cause], by the bar its event was recorded on. */
   const movesAt = (recorded: { events: ReadonlyArray<RunEvent> }, bars: ReadonlyArray<Bar>) =>
@@ -329,4 +329,56 @@ describe("breakers and same-close fills", () => {
         expect((yield* run(SLIDE, intraday, "4", SOLD, marksOnly)).lines).toEqual(before.lines)
       }))
   }
+})
+
+describe("the risk officer down while its breakers move", () => {
+  /**
+   * AAA bought on bar 0 and down 12 % on bar 2 (the daily loss breaker); BBB wanted on bar 1, and
+   * the risk officer crashing on every judgement of bars 1 and 2: the coordinator halts trading on
+   * bar 1, over the officer's state, and lifts it when the officer answers on bar 3 — while under
+   * it the officer trips its daily breaker on bar 2's marks and lifts it with bar 3's new day.
+   */
+  const down = (options: Partial<Backtest.Options> = {}) =>
+    record({
+      strategy: strategyOf(["AAA", "BBB"]),
+      feed: feedOf(series("AAA", DROP), series("BBB", DROP.map(() => 10))),
+      registry: registryOf({ AAA: ["long"], BBB: ["flat", "long"] }),
+      faults: { risk: (message) => (message as { _tag: string })._tag === "Judge" && [1, 2].includes(dayOf((message as { ts: number }).ts)) },
+      ...options
+    })
+  const chained = (events: ReadonlyArray<RunEvent>) =>
+    ofTag(events, "TradingStateChanged").every((e, i, all) => e.transition.from === (i === 0 ? "active" : all[i - 1]!.transition.to))
+
+  it.effect("the changes it made under the coordinator's halt are recorded after the halt lifts: the recorded chain stays whole", () =>
+    Effect.gen(function*() {
+      const { events, result } = yield* down()
+      expect(ofTag(events, "RunStarted")[0]!.downHalts).toBe("chained")
+      // Recorded on bar 3, as the halt lifts; each says when it was made.
+      expect(moves(events)).toEqual([
+        [1, "active", "halted", "system"],
+        [3, "halted", "active", "system"],
+        [3, "active", "reducing", "daily_loss_breaker"],
+        [3, "reducing", "active", "new_trading_day"]
+      ])
+      expect(ofTag(events, "TradingStateChanged").map((e) => dayOf(e.transition.at))).toEqual([1, 3, 2, 3])
+      expect(chained(events)).toBe(true)
+      expect(result.tradingState).toBe("active")
+      // Deterministic.
+      expect((yield* down()).lines).toEqual((yield* down()).lines)
+    }))
+
+  it.effect("a run recorded before (no downHalts in its RunStarted) is re-executed as it was: the officer's changes as they came", () =>
+    Effect.gen(function*() {
+      const recordedStart = { reducedIntents: "worked", flatScoring: "not_long", lastRounds: "closed", breakers: "marks", analystProgress: "past_warm_up" } as const
+      const before = yield* down({ recordedStart })
+      expect(ofTag(before.events, "RunStarted")[0]!).not.toHaveProperty("downHalts")
+      expect(moves(before.events)).toEqual([
+        [1, "active", "halted", "system"],
+        [2, "active", "reducing", "daily_loss_breaker"],
+        [3, "reducing", "active", "new_trading_day"],
+        [3, "halted", "active", "system"]
+      ])
+      expect(chained(before.events)).toBe(false)
+      expect((yield* down({ recordedStart })).lines).toEqual(before.lines)
+    }))
 })

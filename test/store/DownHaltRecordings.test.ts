@@ -1,0 +1,70 @@
+/**
+ * Recorded runs and the risk officer's moves under the coordinator's halt (`RunStarted.downHalts`):
+ * a new run records the flag and its moves after the halt lifts, and replays so, byte for byte —
+ * the replay reading the flag back (src/store/RecordedStart.ts). On every back-end.
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import type { Bar } from "../../schemas/Market.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import * as Csv from "../../src/market/Csv.js"
+import * as DataSource from "../../src/market/DataSource.js"
+import * as Feed from "../../src/market/Feed.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import { registryOf } from "../swarm/recorded.js"
+import { backends, startTimeout } from "./fixtures/backends.js"
+
+const DAY = 86_400_000
+const START = Date.UTC(2024, 0, 1)
+
+const series = (symbol: string, closes: ReadonlyArray<number>): Array<Bar> =>
+  closes.map((close, i) => {
+    const open = i === 0 ? close : closes[i - 1]!
+    return { symbol: symbol as Bar["symbol"], ts: (START + i * DAY) as Bar["ts"], open, high: Math.max(open, close), low: Math.min(open, close), close, volume: 1_000 }
+  })
+
+/** AAA bought on bar 0, down 12 % on bar 2 (the daily loss breaker); BBB wanted on bar 1. */
+const DROP = [100, 100, 88, 88, 88, 88, 88, 88, 88]
+const registry = registryOf({ AAA: ["long"], BBB: ["flat", "long"] })
+const strategy = Schema.decodeUnknownSync(Strategy)({
+  name: "down halts",
+  symbols: ["AAA", "BBB"],
+  initialCash: "100000",
+  allowShort: false,
+  agents: [{ type: "test_script" }],
+  sizing: { mode: "percent_of_equity", value: 50 },
+  execution: { fillTiming: "next_open", slippageBps: 0, commission: { _tag: "none" } }
+})
+
+const csvData = Effect.gen(function*() {
+  const dir = yield* Effect.acquireRelease(
+    Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "swarm-down-halts-"))),
+    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+  )
+  fs.writeFileSync(path.join(dir, "AAA.csv"), Csv.format(series("AAA", DROP)))
+  fs.writeFileSync(path.join(dir, "BBB.csv"), Csv.format(series("BBB", DROP.map(() => 10))))
+  return { source: DataSource.csv([dir]), feed: yield* Feed.load([dir]) }
+})
+
+for (const backend of backends) {
+  layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`the coordinator's halt and recorded runs (${backend.name})`, (it) => {
+    describe("a new run whose risk officer moves its state under the coordinator's halt", () => {
+      it.effect("records the flag and a whole chain of changes, and replays byte for byte", () =>
+        Effect.gen(function*() {
+          const { feed, source } = yield* csvData
+          const events: Array<RunEvent> = []
+          // The risk officer crashes on its 2nd and 4th messages: the judgements of bars 1 and 2.
+          const { result, run } = yield* StoredRun.backtest({ strategy, feed, dataSource: source, registry, faults: { risk: { at: [2, 4] } }, onEvent: (event) => void events.push(event) })
+          expect(events[0]).toMatchObject({ _tag: "RunStarted", downHalts: "chained" })
+          const changes = events.flatMap((e) => (e._tag === "TradingStateChanged" ? [[e.transition.from, e.transition.to, e.transition.cause]] : []))
+          expect(changes).toEqual([["active", "halted", "system"], ["halted", "active", "system"], ["active", "reducing", "daily_loss_breaker"], ["reducing", "active", "new_trading_day"]])
+          const again = yield* StoredRun.replay(run, { registry })
+          expect(again.checksum).toBe(result.checksum)
+        }).pipe(Effect.scoped))
+    })
+  })
+}
