@@ -296,7 +296,7 @@ export const unwarmed = (
     if (short.length === 0) continue
     const most = Math.max(...short.map(([, bars]) => bars))
     const same = short.every(([, bars]) => bars === most)
-    const which = short.length === counts.size ? `any of its ${counts.size === 1 ? "symbol" : "symbols"}` : "them"
+    const which = short.length < counts.size ? "them" : counts.size === 1 ? short[0]![0] : "any of its symbols"
     warnings.push(
       `${analyst.name} needs ${warmUp.toLocaleString("en-US")} bars of a symbol before its first opinion, and the data has ` +
         `${same ? "" : "at most "}${most.toLocaleString("en-US")} of ${listed(short.map(([symbol]) => symbol))}: ` +

@@ -216,6 +216,10 @@ describe("the agent registry", () => {
       "rsi_reversion needs 15 bars of a symbol before its first opinion, and the data has 10 of AAA, BBB, CCC: it will give no opinion on any of its symbols in this run"
     ])
     expect(Backtest.unwarmed(roster, { barsBySymbol: barsBySymbol({ AAA: 300, BBB: 300, CCC: 300 }) })).toEqual([])
+    // One symbol: named.
+    expect(Backtest.unwarmed(roster.slice(0, 1), { barsBySymbol: barsBySymbol({ AAA: 10 }) })).toEqual([
+      "sma_crossover needs 300 bars of a symbol before its first opinion, and the data has 10 of AAA: it will give no opinion on AAA in this run"
+    ])
     // A feed that cannot say how long it is: nothing to warn of.
     expect(Backtest.unwarmed(roster, {})).toEqual([])
   })
