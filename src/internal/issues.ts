@@ -9,6 +9,7 @@
  * and so is a bare `Expected <name>` this does not know: the name is then the schema's identifier.
  */
 import { ParseResult } from "effect"
+import { clip, clipAfter, QUOTED } from "./clip.js"
 
 /** Effect's wording for a value of the wrong type: `Expected <what>, actual <value>`. */
 export const BARE = /^Expected (.+), actual (.*)$/s
@@ -60,3 +61,18 @@ export interface Issue {
 /** The issues of a decoding error, as `ParseResult.ArrayFormatter` lists them, each message `plainly`. */
 export const issuesOf = (error: ParseResult.ParseError): Array<Issue> =>
   ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({ path: issue.path, message: plainly(issue.message) }))
+
+/**
+ * A decoding error in one line — its first issue's field (a dotted path) and what is wrong there,
+ * and how many more issues there are — for a message that names a stored value that does not
+ * decode: Effect's tree runs to dozens of indented lines, which a run's `failure`, a log line or an
+ * RPC answer carried whole.
+ */
+export const oneLineOf = (error: ParseResult.ParseError): string => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  const first = issues[0]
+  if (first === undefined) return clip(ParseResult.TreeFormatter.formatErrorSync(error).replace(/\s+/g, " ").trim(), 4 * QUOTED)
+  const field = first.path.length === 0 ? "" : `${clip(first.path.map(String).join("."))}: `
+  const more = issues.length === 1 ? "" : ` (and ${issues.length - 1} more issue${issues.length === 2 ? "" : "s"})`
+  return `${field}${plainly(clipAfter(first.message, ", actual ")).replace(/\s+/g, " ").trim()}${more}`
+}

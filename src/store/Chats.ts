@@ -13,6 +13,7 @@ import type { RunId } from "../../schemas/Ids.js"
 import { Backend, LlmCall, PromptPart, ToolCall } from "../../schemas/Llm.js"
 import { chatPromptOfParts, PromptLedger, PromptReader } from "../llm/RunPrompts.js"
 import { CorruptRecord, storeError } from "./StoreError.js"
+import { oneLineOf } from "../internal/issues.js"
 import { transaction } from "./Transaction.js"
 import * as Transient from "./Transient.js"
 
@@ -124,7 +125,7 @@ const decodeBackend = Schema.decodeUnknown(Schema.NullOr(Backend))
 const messageOf = (session: ChatSessionId) => (row: MessageRow) =>
   Effect.gen(function*() {
     const corrupt = (column: string) => (error: ParseResult.ParseError) =>
-      new CorruptRecord({ table: "chat_messages", key: `${session}#${row.seq}`, column, reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+      new CorruptRecord({ table: "chat_messages", key: `${session}#${row.seq}`, column, reason: oneLineOf(error) })
     const toolCalls = yield* decodeCalls(row.toolCalls).pipe(Effect.mapError(corrupt("tool_calls")))
     const backend = yield* decodeBackend(row.backend).pipe(Effect.mapError(corrupt("backend")))
     return {
@@ -185,7 +186,7 @@ const ledgerOf = (sql: SqlClient.SqlClient, session: ChatSessionId) =>
     const ledger = new PromptLedger()
     for (const row of rows) {
       const parts = yield* decodeParts(row.parts).pipe(Effect.mapError((error) =>
-        new CorruptRecord({ table: "chat_llm_calls", key: `${session}#${row.seq}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+        new CorruptRecord({ table: "chat_llm_calls", key: `${session}#${row.seq}`, column: "body", reason: oneLineOf(error) })
       ))
       ledger.recordParts(parts)
     }
@@ -267,7 +268,7 @@ export const calls = Effect.fn("Chats.calls")(function*(session: ChatSessionId) 
   return yield* Effect.forEach(rows, (row) => {
     const corrupt = (reason: string) => new CorruptRecord({ table: "chat_llm_calls", key: `${session}#${row.seq}`, column: "body", reason })
     return decodeCall(row.body).pipe(
-      Effect.mapError((error) => corrupt(ParseResult.TreeFormatter.formatErrorSync(error))),
+      Effect.mapError((error) => corrupt(oneLineOf(error))),
       Effect.flatMap(({ promptParts, ...call }): Effect.Effect<RecordedCall, CorruptRecord> => {
         if (promptParts === undefined) return Effect.succeed({ seq: row.seq, question: row.question, call })
         const prompt = reader.read({ ...call, promptParts })

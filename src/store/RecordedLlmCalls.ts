@@ -9,6 +9,7 @@ import type { RunId } from "../../schemas/Ids.js"
 import type { LlmCall } from "../../schemas/Llm.js"
 import { LlmCalled, RunStarted } from "../../schemas/RunEvent.js"
 import { CorruptRecord, storeError } from "./StoreError.js"
+import { oneLineOf } from "../internal/issues.js"
 
 type StartedLlm = (typeof RunStarted.Type)["llm"]
 
@@ -28,7 +29,7 @@ export const read = Effect.fn("RecordedLlmCalls.read")(function*(run: RunId) {
     select seq, tag, body from run_events where run_id = ${run} and (tag = 'LlmCalled' or seq = 1)
     order by seq`
   const corrupt = (seq: number) => (error: ParseResult.ParseError) =>
-    new CorruptRecord({ table: "run_events", key: `${run}#${seq}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+    new CorruptRecord({ table: "run_events", key: `${run}#${seq}`, column: "body", reason: oneLineOf(error) })
   const calls: Array<LlmCall> = []
   let started: StartedLlm
   for (const row of rows) {

@@ -4,12 +4,13 @@
  * or a resume of a paper run that took TradingView alerts reproduces it byte for byte.
  */
 import { SqlClient } from "@effect/sql"
-import { Effect, ParseResult, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import { SignalNotApplied, SignalReceived } from "../../schemas/RunEvent.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { CorruptRecord, storeError } from "./StoreError.js"
+import { oneLineOf } from "../internal/issues.js"
 
 /** Slice time → the signals delivered with that slice. */
 export type BySlice = ReadonlyMap<number, ReadonlyArray<ExternalSignal>>
@@ -27,7 +28,7 @@ export const read = Effect.fn("RecordedSignals.read")(function*(run: RunId, unti
   for (const row of rows) {
     const event = yield* decode(row.body).pipe(
       Effect.mapError((error) =>
-        new CorruptRecord({ table: "run_events", key: `${run}#${row.seq}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+        new CorruptRecord({ table: "run_events", key: `${run}#${row.seq}`, column: "body", reason: oneLineOf(error) })
       )
     )
     const list = bySlice.get(event.ts)
@@ -53,7 +54,7 @@ export const readNotApplied = Effect.fn("RecordedSignals.readNotApplied")(functi
   for (const row of rows) {
     const event = yield* decodeNotApplied(row.body).pipe(
       Effect.mapError((error) =>
-        new CorruptRecord({ table: "run_events", key: `${run}#${row.seq}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+        new CorruptRecord({ table: "run_events", key: `${run}#${row.seq}`, column: "body", reason: oneLineOf(error) })
       )
     )
     out.push(event.signal)

@@ -5,11 +5,12 @@
  * `analystProgress`, `downHalts`), so that it reproduces byte for byte.
  */
 import { SqlClient } from "@effect/sql"
-import { Effect, ParseResult, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
 import { RunStarted } from "../../schemas/RunEvent.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { CorruptRecord, storeError } from "./StoreError.js"
+import { oneLineOf } from "../internal/issues.js"
 
 /** How the recording behaves, as its `RunStarted` says (`Backtest.Options.recordedStart`). */
 export type RecordedStart = NonNullable<Backtest.Options["recordedStart"]>
@@ -26,7 +27,7 @@ export const read = Effect.fn("RecordedStart.read")(function*(run: RunId) {
   if (first === undefined || first.tag !== "RunStarted") return undefined
   const started = yield* decodeStarted(first.body).pipe(
     Effect.mapError((error) =>
-      new CorruptRecord({ table: "run_events", key: `${run}#1`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+      new CorruptRecord({ table: "run_events", key: `${run}#1`, column: "body", reason: oneLineOf(error) })
     )
   )
   return {

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto"
 import { SqlClient, type Statement } from "@effect/sql"
-import { Duration, Effect, Option, ParseResult, Runtime, Schema } from "effect"
+import { Duration, Effect, Option, Runtime, Schema } from "effect"
 import type * as Pg from "pg"
 import type { RunId, StrategyId } from "../../schemas/Ids.js"
 import { MoneyAmount } from "../../schemas/Execution.js"
@@ -22,6 +22,7 @@ import { FaultPlan } from "../swarm/Run.js"
 import { type CheckpointState, GENESIS } from "./RunRecorder.js"
 import { connectListening, PgPool } from "./Pool.js"
 import { CorruptRecord, RunNotFound, StoreError, storeError } from "./StoreError.js"
+import { oneLineOf } from "../internal/issues.js"
 import { transaction } from "./Transaction.js"
 import * as Transient from "./Transient.js"
 
@@ -59,7 +60,7 @@ const encodeMetrics = Schema.encodeSync(Metrics)
 /** A column that does not decode is a `CorruptRecord` naming the run and the column, never a defect. */
 const decodeColumn = <A, I>(schema: Schema.Schema<A, I>, run: string, column: string) => (value: unknown) =>
   Schema.decodeUnknown(schema)(value).pipe(
-    Effect.mapError((error) => new CorruptRecord({ table: "runs", key: run, column, reason: ParseResult.TreeFormatter.formatErrorSync(error) }))
+    Effect.mapError((error) => new CorruptRecord({ table: "runs", key: run, column, reason: oneLineOf(error) }))
   )
 
 /** A run's recorded inputs, by the name a report gives them, and their column. */
@@ -810,7 +811,7 @@ const decodeTrade = (run: RunId) => (body: string) =>
     Effect.flatMap((trade) =>
       Schema.decodeUnknown(Trade)(trade).pipe(
         Effect.mapError((error) =>
-          new CorruptRecord({ table: "run_events", key: run, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+          new CorruptRecord({ table: "run_events", key: run, column: "body", reason: oneLineOf(error) })
         )
       )
     )
@@ -873,7 +874,7 @@ export const llmUsage = Effect.fn("Runs.llmUsage")(function*(run: Pick<RunRecord
   if (first === undefined) return Option.none<LlmUsage>()
   const started = yield* decodeStarted(first.body).pipe(
     Effect.mapError((error) =>
-      new CorruptRecord({ table: "run_events", key: `${run.id}#1`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+      new CorruptRecord({ table: "run_events", key: `${run.id}#1`, column: "body", reason: oneLineOf(error) })
     )
   )
   if (started.llm === undefined) return Option.none<LlmUsage>()

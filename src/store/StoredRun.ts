@@ -17,7 +17,7 @@
  */
 import { createHash } from "node:crypto"
 import type { SqlClient } from "@effect/sql"
-import { Cause, Deferred, Effect, Either, Exit, Option, ParseResult, Schema } from "effect"
+import { Cause, Deferred, Effect, Either, Exit, Option, Schema } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import { analysts, rosterOf } from "../../agents/registry.js"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
@@ -38,6 +38,7 @@ import * as RunRecorder from "./RunRecorder.js"
 import * as Audit from "./Audit.js"
 import * as Runs from "./Runs.js"
 import { CorruptRecord, type StoreError } from "./StoreError.js"
+import { oneLineOf } from "../internal/issues.js"
 import * as Strategies from "./Strategies.js"
 import * as Users from "./Users.js"
 import * as WebhookStore from "./Webhooks.js"
@@ -624,7 +625,7 @@ export const backtest = (options: Options) =>
 const sourceOf = (run: Runs.RunRecord) =>
   DataSource.decode(run.dataSource).pipe(
     Effect.mapError((error) =>
-      new CorruptRecord({ table: "runs", key: run.id, column: "data_source", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+      new CorruptRecord({ table: "runs", key: run.id, column: "data_source", reason: oneLineOf(error) })
     )
   )
 

@@ -6,12 +6,13 @@
  */
 import { createHash, randomBytes } from "node:crypto"
 import { SqlClient, type SqlError } from "@effect/sql"
-import { Effect, ParseResult, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import type { StrategyId } from "../../schemas/Ids.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { GENESIS, linkHash } from "./RunRecorder.js"
 import { Conflict, StrategyNotFound } from "../../schemas/Rpc.js"
 import { CorruptRecord, storeError } from "./StoreError.js"
+import { oneLineOf } from "../internal/issues.js"
 import { transaction } from "./Transaction.js"
 
 const encode = Schema.encodeSync(Strategy)
@@ -137,7 +138,7 @@ const read = (owner: string, ref: string, version: number | undefined, lock: boo
     }
     const strategy = yield* decodeStrategy(row.body).pipe(
       Effect.mapError((error) =>
-        new CorruptRecord({ table: "strategy_versions", key: `${row.id}@${row.version}`, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+        new CorruptRecord({ table: "strategy_versions", key: `${row.id}@${row.version}`, column: "body", reason: oneLineOf(error) })
       )
     )
     return { id: row.id, name: row.name, version: row.version, strategy } satisfies Found

@@ -462,6 +462,11 @@ for (const backend of backends) {
         // Before, Unavailable: the stop read its row whole.
         const stopped = yield* alice("runs.stop", { run: run.id })
         expect(stopped).toMatchObject({ status: "stopped", failure: expect.stringMatching(/^stopped by alice: held by no live process, and this server cannot resume it: its record cannot be read: /) })
+        // One line naming the field and why (before, Effect's parse tree, a dozen indented lines).
+        expect(stopped.failure).toBe(
+          `stopped by alice: held by no live process, and this server cannot resume it: its record cannot be read: runs ${run.id}: strategy does not decode: ` +
+            "bogus: is not a known field here (known: name, description, symbols, initialCash, allowShort, agents, consensus, sizing, execution, risk, rules, metrics, llm)"
+        )
         const after = yield* alice("runs.get", { run: run.id })
         expect(after.notResumable).toBeUndefined()
         expect(after.control).toMatchObject({ count: 1, last: [{ action: "stop", by: { name: "alice" }, reason: expect.stringContaining("strategy does not decode") }] })
