@@ -86,6 +86,17 @@ export class ApprovalNotFound extends Schema.TaggedError<ApprovalNotFound>()("Ap
   round: Schema.String
 }) {}
 
+/**
+ * The run's stored record cannot be read (its row edited by hand, written by another version):
+ * `reason` names the column, the field in it and what is wrong, in one line. Not a passing failure
+ * — asking again gets the same answer until the record reads — and nothing a server could resume:
+ * `runs.stop` ends such a run. (`approvals.*`; servers before it answered `Unavailable`.)
+ */
+export class RunUnreadable extends Schema.TaggedError<RunUnreadable>()("RunUnreadable", {
+  run: Schema.String,
+  reason: Schema.String
+}) {}
+
 /** The server could not do it for a reason of its own (the database is down): retry later. */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
   reason: Schema.String
@@ -530,11 +541,15 @@ export type PendingApproval = typeof PendingApproval.Type
 export class ApprovalRpcs extends RpcGroup.make(
   // `RunNotFound` for a run that is none of the caller's (or does not exist), and for a
   // `<strategy>#<n>` naming several runs (`ambiguous`); approving one is `ApprovalNotFound`.
-  Rpc.make("approvals.pending", { payload: { run: Schema.optional(Ref) }, success: Schema.Array(PendingApproval), error: Schema.Union(RunNotFound, Unavailable) }),
-  Rpc.make("approvals.approve", { payload: { run: Ref, round: Ref }, error: Schema.Union(ApprovalNotFound, RunNotFound, Conflict, Unavailable) }),
+  Rpc.make("approvals.pending", {
+    payload: { run: Schema.optional(Ref) },
+    success: Schema.Array(PendingApproval),
+    error: Schema.Union(RunNotFound, RunUnreadable, Unavailable)
+  }),
+  Rpc.make("approvals.approve", { payload: { run: Ref, round: Ref }, error: Schema.Union(ApprovalNotFound, RunNotFound, RunUnreadable, Conflict, Unavailable) }),
   Rpc.make("approvals.reject", {
     payload: { run: Ref, round: Ref, reason: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(500)) },
-    error: Schema.Union(ApprovalNotFound, RunNotFound, Conflict, Unavailable)
+    error: Schema.Union(ApprovalNotFound, RunNotFound, RunUnreadable, Conflict, Unavailable)
   })
 ).middleware(Authenticated) {}
 

@@ -17,6 +17,7 @@ import {
   type Conflict,
   type InvalidRequest,
   type RunNotFound,
+  type RunUnreadable,
   type StrategyNotFound,
   SwarmRpcs,
   type Unavailable
@@ -82,6 +83,7 @@ export const requireTarget = (flags: Flags, wiring: Wiring): Effect.Effect<Remot
 export type ServerError =
   | StrategyNotFound
   | RunNotFound
+  | RunUnreadable
   | ApprovalNotFound
   | SuggestionNotFound
   | InvalidRequest
@@ -194,6 +196,9 @@ export const translate = (target: RemoteConfig.Target, subject: string) => (erro
           ? `no run ${shown(error.run)} on ${on} (swarm runs list shows yours)`
           : `${shown(error.run)} names ${error.ambiguous.length} runs on ${on} (${error.ambiguous.join(", ")}): give the run's id`
       })
+    case "RunUnreadable":
+      // Asking again does not help (exit 1, not 3): its record reads again, or `runs stop` ends it.
+      return new RemoteFailed({ field: "run", reason: `run ${shown(error.run)} on ${on}: ${error.reason} (swarm runs stop ${error.run} ends it)` })
     case "ApprovalNotFound":
       return new UsageError({
         field: "approval",

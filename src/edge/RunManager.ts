@@ -41,6 +41,7 @@ import {
   type PendingApproval,
   type RunData,
   RunNotFound,
+  RunUnreadable,
   type StartRun,
   StrategyNotFound,
   Unavailable
@@ -294,9 +295,18 @@ export interface RunManagerService {
    */
   readonly pauseOwnedBy: (principal: Principal, owner: string, reason: string) => Effect.Effect<ReadonlyArray<PausedRun>, Unavailable>
   /** Intents waiting for an operator, of the principal's runs (an admin's: every run's), oldest first. */
-  readonly pending: (principal: Principal, ref?: string) => Effect.Effect<ReadonlyArray<PendingApproval>, RunNotFound | Unavailable>
-  readonly approve: (principal: Principal, ref: string, round: string) => Effect.Effect<void, ApprovalNotFound | RunNotFound | Conflict | Unavailable>
-  readonly reject: (principal: Principal, ref: string, round: string, reason: string) => Effect.Effect<void, ApprovalNotFound | RunNotFound | Conflict | Unavailable>
+  readonly pending: (principal: Principal, ref?: string) => Effect.Effect<ReadonlyArray<PendingApproval>, RunNotFound | RunUnreadable | Unavailable>
+  readonly approve: (
+    principal: Principal,
+    ref: string,
+    round: string
+  ) => Effect.Effect<void, ApprovalNotFound | RunNotFound | RunUnreadable | Conflict | Unavailable>
+  readonly reject: (
+    principal: Principal,
+    ref: string,
+    round: string,
+    reason: string
+  ) => Effect.Effect<void, ApprovalNotFound | RunNotFound | RunUnreadable | Conflict | Unavailable>
   /**
    * Take over the unfinished runs no live process holds (this server's last shutdown, or a crash),
    * each at the pace it was started with and in the state (running, paused) it was left in: what
@@ -1405,12 +1415,32 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         })
       })
 
+    /**
+     * The run `ref` names, for its approvals: as its row says it, whatever the row holds (a run live
+     * here answers its approvals from memory). One not live here whose record does not decode is
+     * `RunUnreadable`, saying why — no server can resume it, so nothing of it can wait for an answer
+     * — not `Unavailable`, which says to ask again.
+     */
+    const findForApprovals = (principal: Principal, ref: string) =>
+      Effect.gen(function*() {
+        const run = yield* unavailable(Runs.locate(ref, ownerOf(principal)))
+        if (live.has(run.id)) return run
+        yield* unavailable(Runs.get(run.id).pipe(
+          Effect.catchTags({
+            CorruptRecord: (error) => Effect.fail(new RunUnreadable({ run: run.id, reason: `its record cannot be read: ${error.message}` })),
+            // Deleted since: as it was found (what follows finds nothing of it).
+            RunNotFound: () => Effect.void
+          })
+        ))
+        return run
+      })
+
     const pending: RunManagerService["pending"] = (principal, ref) =>
       Effect.gen(function*() {
         // Someone else's run is `RunNotFound`, as one that does not exist: a mistyped run is said
         // so, not answered "nothing pending" (an operator would wait on it). So is a name that
         // names several runs.
-        const only = ref === undefined ? undefined : (yield* unavailable(Runs.get(ref, ownerOf(principal)))).id as string
+        const only = ref === undefined ? undefined : (yield* findForApprovals(principal, ref)).id as string
         const here = [...waiting.values()].filter((item) => visible(principal, item) && (only === undefined || item.info.run === only))
         // Held in other processes (a shared database): as the approvals table and their holders say them.
         const elsewhere = relays && (only === undefined || !live.has(only as RunId)) ? yield* approvalsHeldElsewhere(principal, only as RunId | undefined) : []
@@ -1431,7 +1461,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const decide = (principal: Principal, ref: string, round: string, answer: Backtest.ApprovalAnswer, relay: boolean) =>
       Effect.gen(function*() {
         const notFound = new ApprovalNotFound({ run: ref, round })
-        const record = yield* unavailable(Runs.get(ref, ownerOf(principal))).pipe(Effect.catchTag("RunNotFound", (error) => Effect.fail(error.ambiguous === undefined ? notFound : error)))
+        const record = yield* findForApprovals(principal, ref).pipe(Effect.catchTag("RunNotFound", (error) => Effect.fail(error.ambiguous === undefined ? notFound : error)))
         const key = keyOf(record.id, round)
         const item = waiting.get(key)
         const done = item !== undefined && visible(principal, item) && (yield* Deferred.succeed(item.answer, answer))

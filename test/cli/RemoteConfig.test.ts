@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { InvalidRequest, StrategyNotFound } from "../../schemas/Rpc.js"
+import { InvalidRequest, RunUnreadable, StrategyNotFound } from "../../schemas/Rpc.js"
 import * as Cli from "../../src/cli/Cli.js"
 import { RemoteFailed, UsageError } from "../../src/cli/CliError.js"
 import { translate, transportReason } from "../../src/cli/Remote.js"
@@ -164,6 +164,20 @@ describe("what a transport failure or a refusal says", () => {
       reason: `strategy "Appr" on http://h has no version 99: its versions are 1 to 3`
     })
     expect(translate(target, "strategy")(new StrategyNotFound({ strategy: "Appr" }))).toMatchObject({ field: "strategy", reason: expect.stringMatching(/^no strategy "Appr" on http:\/\/h/) })
+  })
+
+  it("a run whose record cannot be read is said so, with what ends it: exit 1, not the 3 of a server to ask again", () => {
+    const target: RemoteConfig.Target = { server: "http://h", serverFrom: "--server", key: "k", keyFrom: "--key" }
+    const unreadable = translate(target, "approval")(
+      new RunUnreadable({ run: "run_0123456789ab", reason: "its record cannot be read: runs run_0123456789ab: strategy does not decode: name: is missing" })
+    )
+    expect(unreadable).toBeInstanceOf(RemoteFailed)
+    expect(unreadable).toMatchObject({
+      field: "run",
+      reason: `run "run_0123456789ab" on http://h: its record cannot be read: runs run_0123456789ab: strategy does not decode: name: is missing ` +
+        "(swarm runs stop run_0123456789ab ends it)"
+    })
+    expect(Cli.report(unreadable as RemoteFailed).code).toBe(1)
   })
 
   it("a run's deleted strategy is named as it was called, saying no suggestion can be applied to it (chat apply)", () => {

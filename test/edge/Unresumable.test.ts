@@ -26,9 +26,9 @@ import { Strategy } from "../../schemas/Strategy.js"
 import type { EventBusService } from "../../src/bus/EventBus.js"
 import { EventBus } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
-import { RunRpcs } from "../../schemas/Rpc.js"
+import { ApprovalRpcs, RunRpcs } from "../../schemas/Rpc.js"
 import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
-import { RunHandlers } from "../../src/edge/RpcHandlers.js"
+import { ApprovalHandlers, RunHandlers } from "../../src/edge/RpcHandlers.js"
 import * as RunEvents from "../../src/edge/RunEvents.js"
 import * as RunManager from "../../src/edge/RunManager.js"
 import * as DataSource from "../../src/market/DataSource.js"
@@ -416,12 +416,13 @@ for (const backend of backends) {
 
 for (const backend of backends) {
   // The RPC procedures of a server with every analyst type, as a client calls them.
-  const served = Layer.mergeAll(RunHandlers, AuthenticatedLive).pipe(
+  const served = Layer.mergeAll(RunHandlers, ApprovalHandlers, AuthenticatedLive).pipe(
     Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
     Layer.provideMerge(Layer.mergeAll(InProcessBus.layerTest(), stubAuthenticator, Layer.effectDiscard(Effect.orDie(createUsers)))),
     Layer.provideMerge(backend.store)
   )
   const clientFor = (key: string) => Effect.provide(RpcTest.makeClient(RunRpcs, { flatten: true }), clientKey(key))
+  const approvalsFor = (key: string) => Effect.provide(RpcTest.makeClient(ApprovalRpcs, { flatten: true }), clientKey(key))
   layer(served, { timeout: startTimeout, excludeTestServices: true })(`a run whose data is gone, over RPC (${backend.name})`, (it) => {
     it.scoped("runs.get and runs.report say why once the server tried it; runs.stop ends it, and not for someone else", () =>
       Effect.gen(function*() {
@@ -459,6 +460,18 @@ for (const backend of backends) {
         const others = yield* Effect.flip(bob("runs.stop", { run: run.id }))
         expect(others).toMatchObject({ _tag: "RunNotFound", run: run.id })
         expect(Object.keys(others).sort()).toEqual(Object.keys(missing).sort())
+        // Its approvals: why nothing of it can be answered, typed and in one line (before, Unavailable
+        // with the parse tree: "cannot do it now", as if asking again could help); someone else's is no run.
+        const approvals = yield* approvalsFor("sk_alice")
+        const unreadable = { _tag: "RunUnreadable", run: run.id, reason: expect.stringMatching(new RegExp(`${CORRUPT}bogus: is not a known field here \\(known: name, `)) }
+        const asked = [
+          yield* Effect.flip(approvals("approvals.pending", { run: run.id })),
+          yield* Effect.flip(approvals("approvals.approve", { run: run.id, round: "r-1" })),
+          yield* Effect.flip(approvals("approvals.reject", { run: run.id, round: "r-1", reason: "no" }))
+        ]
+        expect(asked).toEqual([unreadable, unreadable, unreadable].map((e) => expect.objectContaining(e)))
+        for (const error of asked) expect((error as { reason: string }).reason).not.toContain("\n")
+        expect(yield* Effect.flip((yield* approvalsFor("sk_bob"))("approvals.pending", { run: run.id }))).toMatchObject({ _tag: "RunNotFound", run: run.id })
         // Before, Unavailable: the stop read its row whole.
         const stopped = yield* alice("runs.stop", { run: run.id })
         expect(stopped).toMatchObject({ status: "stopped", failure: expect.stringMatching(/^stopped by alice: held by no live process, and this server cannot resume it: its record cannot be read: /) })
