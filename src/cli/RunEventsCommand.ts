@@ -9,6 +9,8 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Option, Schema, Stream } from "effect"
 import type { Timestamp } from "../../schemas/Ids.js"
+import type { LifecycleEvent } from "../../schemas/Lifecycle.js"
+import type { LlmCall } from "../../schemas/Llm.js"
 import { RunEvent, type RunEventTag } from "../../schemas/RunEvent.js"
 import * as Runs from "../store/Runs.js"
 import { invalid, json, since } from "./Flags.js"
@@ -16,7 +18,7 @@ import { type Io, visible } from "./Io.js"
 import * as Remote from "./Remote.js"
 import * as RunRef from "./RunRef.js"
 import { local, onServer, serverFor } from "./RunsCommand.js"
-import { money, time } from "./Summary.js"
+import { count, money, quantity, time } from "./Summary.js"
 import * as Watch from "./Watch.js"
 import * as Wiring from "./Wiring.js"
 
@@ -70,9 +72,35 @@ const quietText = (event: RunEvent): string => {
       return `portfolio equity ${money(event.snapshot.equity)}, cash ${money(event.snapshot.cash)}`
     case "LlmBudgetSpent":
       return `LLM budget spent: ${event.agent}${event.round === undefined ? "" : `, round ${event.round}`}: ${event.reason}`
+    case "OrderPlaced": {
+      const o = event.order
+      return `order placed ${o.symbol} ${o.side} ${quantity(o.quantity)} (${o.type}, fills at the ${o.fillTiming === "next_open" ? "next open" : "same close"}), round ${o.round}`
+    }
+    case "LlmCalled":
+      return llmCallText(event.call)
+    case "AgentLifecycle":
+      return lifecycleText(event.event)
     default:
+      // Any other event has a line of `runs watch`'s (Watch.line); one it leaves out is named.
       return event._tag
   }
+}
+
+/** A starting or stopping agent (the lines of crashes, restarts and escalations are `runs watch`'s). */
+const lifecycleText = (event: LifecycleEvent): string =>
+  event._tag === "ActorStarted"
+    ? `agent ${event.actor} started`
+    : event._tag === "ActorStopped"
+    ? `agent ${event.actor} stopped${event.reason === "stopped" ? "" : ` (${event.reason})`}`
+    : event._tag
+
+/** One model call: who asked, which model answered how, from the cache or not, its tokens and time. */
+const llmCallText = (call: LlmCall): string => {
+  const how = call.outcome === "ok" ? "answered" : call.outcome === "budget" ? "refused (budget spent)" : `${call.outcome}`
+  const cache = call.cache === "hit" ? ", from the cache" : ""
+  const cost = call.cost === undefined || call.cost === 0 ? "" : `, cost ${call.cost}`
+  return `LLM call ${call.agent} ${call.step}${call.round === undefined ? "" : `, round ${call.round}`}: ${call.backend} ${call.model} ${how}${cache}, ` +
+    `tokens ${count(call.tokensIn)} in, ${count(call.tokensOut)} out${cost}, ${count(call.latencyMillis)} ms${call.error === undefined ? "" : `: ${oneLine(call.error)}`}`
 }
 
 /** One readable line of a stored event: `#seq time what`, as `runs watch` prints them piped. */

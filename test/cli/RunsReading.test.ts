@@ -150,6 +150,10 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
       expect(rows[0]).toMatch(/^#1 \d{4}-\d\d-\d\d started: backtest run of /)
       expect(rows.filter((l) => / decision S\d (buy|sell|hold|close|long|short|flat)/.test(l)).length).toBeGreaterThan(0)
       expect(rows.some((l) => / portfolio equity /.test(l))).toBe(true)
+      // Every event a line of its own words: none a bare type name (before: OrderPlaced, AgentLifecycle).
+      expect(rows.filter((l) => /^#\d+ \d{4}-\d\d-\d\d \w+$/.test(l))).toEqual([])
+      expect(rows.some((l) => /^#\d+ \S+ order placed S\d (buy|sell) [\d.,]+ \(market, fills at the (next open|same close)\), round \S+$/.test(l))).toBe(true)
+      expect(rows.some((l) => /^#\d+ \S+ agent \/user\/\S+ started$/.test(l))).toBe(true)
 
       // --since n: only the events after n.
       const since = Number(decisions[0]!.seq)
@@ -225,6 +229,30 @@ describe("runs events' line of an event", () => {
       text: "Momentum is up.\n\nVolume confirms it."
     })
     expect(eventLine(7, "ReasoningRecorded", body)).toBe("#7 2024-01-03 reasoning debate (bull) analysis, round r-12: Momentum is up. Volume confirms it.")
+    const at = Date.UTC(2024, 0, 3)
+    const base = { run: "run_000000000001", at }
+    const call = {
+      agent: "llm-1",
+      round: "r-12",
+      step: "analysis",
+      model: "llama3.2:3b",
+      backend: "ollama",
+      promptHash: "a".repeat(64),
+      tokensIn: 1200,
+      tokensOut: 80,
+      latencyMillis: 950,
+      cache: "miss",
+      attempts: 2,
+      outcome: "timeout",
+      error: "no answer\nwithin 30 s"
+    }
+    expect(eventLine(9, "LlmCalled", JSON.stringify({ _tag: "LlmCalled", ...base, seq: 9, call }))).toBe(
+      "#9 2024-01-03 LLM call llm-1 analysis, round r-12: ollama llama3.2:3b timeout, tokens 1,200 in, 80 out, 950 ms: no answer within 30 s"
+    )
+    expect(eventLine(10, "LlmCalled", JSON.stringify({ _tag: "LlmCalled", ...base, seq: 10, call: { ...call, cache: "hit", outcome: "ok", error: undefined } })))
+      .toBe("#10 2024-01-03 LLM call llm-1 analysis, round r-12: ollama llama3.2:3b answered, from the cache, tokens 1,200 in, 80 out, 950 ms")
+    const stopped = { _tag: "AgentLifecycle", ...base, seq: 11, event: { _tag: "ActorStopped", actor: "/user/run/analysts/llm-1", reason: "escalated", at } }
+    expect(eventLine(11, "AgentLifecycle", JSON.stringify(stopped))).toBe("#11 2024-01-03 agent /user/run/analysts/llm-1 stopped (escalated)")
     // An event this build does not read is still a line: its number and type.
     expect(eventLine(8, "SomethingNew", JSON.stringify({ _tag: "SomethingNew" }))).toBe("#8 SomethingNew (an event this swarm does not read: --json prints it)")
   })
