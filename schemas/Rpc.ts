@@ -329,6 +329,18 @@ export const LlmUsage = Schema.Struct({
 })
 export type LlmUsage = typeof LlmUsage.Type
 
+/**
+ * A run stopped or failed before it completed has no metrics of its own (only a completed run is
+ * measured at its end): its figures up to where it stopped (`upTo`: `through` is the last bar it
+ * marked, epoch ms, null when it marked none), rebuilt from its data and fills — or, when they
+ * cannot be (its data files changed or went), why not and how many trades it closed (`none`).
+ */
+export const UpToStop = Schema.Union(
+  Schema.TaggedStruct("upTo", { through: Schema.NullOr(Schema.Number), metrics: Metrics }),
+  Schema.TaggedStruct("none", { reason: Schema.String, trades: Schema.Int })
+)
+export type UpToStop = typeof UpToStop.Type
+
 /** How many closed trades `runs.report` sends from each end of a run's list (the rest are counted, never sent). */
 export const SHOWN_TRADES = 3
 
@@ -387,7 +399,9 @@ export const RunReport = Schema.Struct({
   /** Its agents that crashed, those restarted most first (older servers: absent). */
   agentRestarts: Schema.optional(Schema.Array(AgentRestarts)),
   /** What its LLM agents used; null for a run without any (older servers: absent). */
-  llm: Schema.optional(Schema.NullOr(LlmUsage))
+  llm: Schema.optional(Schema.NullOr(LlmUsage)),
+  /** A run stopped or failed before it completed: its figures up to where it stopped, or why none (absent for other runs, and from older servers). */
+  upToStop: Schema.optional(UpToStop)
 })
 export type RunReport = typeof RunReport.Type
 

@@ -10,6 +10,7 @@ import { createHash } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import { Effect, Either, Option, ParseResult, Schema } from "effect"
 import type { RuleSuggestion } from "../../schemas/Chat.js"
+import type { UpToStop } from "../../schemas/Rpc.js"
 import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
 import type { Fill } from "../../schemas/Order.js"
@@ -399,6 +400,21 @@ export const metrics = Effect.fn("Tools.metrics")(function*(run: Runs.RunRecord,
     metrics: curve.right.metrics(closed)
   } satisfies MetricsResult
 }, storeError("compute a run's metrics"))
+
+/**
+ * A run stopped or failed before it completed (no metrics of its own): its figures up to where it
+ * stopped, as `metrics` rebuilds them, or why they cannot be. Undefined for any other run. What
+ * `swarm runs show` and `runs list` say of such a run, locally and from a server (`runs.report`).
+ */
+export const upToStop = (run: Runs.RunRecord) =>
+  run.metrics !== null || (run.status !== "stopped" && run.status !== "failed")
+    ? Effect.succeed(undefined)
+    : Effect.map(metrics(run), (result): UpToStop | undefined =>
+      result.basis === "bars"
+        ? { _tag: "upTo", through: result.incomplete?.through ?? null, metrics: result.metrics }
+        : result.basis === "trades"
+        ? { _tag: "none", reason: result.unavailable, trades: result.trades.tradeCount }
+        : undefined)
 
 const figure = (x: number | null, f: (x: number) => string): string => (x === null ? "n/a" : f(x))
 

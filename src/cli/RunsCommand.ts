@@ -157,7 +157,7 @@ export const list = (io: Io, wiring: Wiring.Wiring) =>
           for (const run of shown) {
             if (run.metrics !== null || (run.status !== "stopped" && run.status !== "failed")) continue
             // One run whose figures cannot be made (its record does not read) leaves its row as it was, not the list unread.
-            const partial = yield* Runs.get(run.id).pipe(Effect.flatMap(partialMetrics), Effect.orElseSucceed(() => undefined))
+            const partial = yield* Runs.get(run.id).pipe(Effect.flatMap(Tools.upToStop), Effect.orElseSucceed(() => undefined))
             if (partial !== undefined) partials.set(run.id, partial)
           }
         }
@@ -175,22 +175,6 @@ export const list = (io: Io, wiring: Wiring.Wiring) =>
 
 // ---------------------------------------------------------------------------------------------
 // runs show
-
-/**
- * A run stopped or failed before it completed has no metrics of its own (only a completed run is
- * measured at its end). What it did is still recorded: its figures up to where it stopped are
- * rebuilt from its data and fills, as the system agent's `metrics` tool makes them — or, when they
- * cannot be (its data files changed or went), why not.
- */
-const partialMetrics = (run: Runs.RunRecord) =>
-  run.metrics !== null || (run.status !== "stopped" && run.status !== "failed")
-    ? Effect.succeed(undefined)
-    : Effect.map(Tools.metrics(run), (result): RunsView.PartialMetrics | undefined =>
-      result.basis === "bars"
-        ? { _tag: "upTo", through: result.incomplete?.through ?? null, metrics: result.metrics }
-        : result.basis === "trades"
-        ? { _tag: "none", reason: result.unavailable, trades: result.trades.tradeCount }
-        : undefined)
 
 const runArg = (name: string, description: string) => Args.text({ name }).pipe(Args.withDescription(description))
 
@@ -212,7 +196,7 @@ export const show = (io: Io, wiring: Wiring.Wiring) =>
         const control = yield* ControlAudit.history(run.id)
         const agentRestarts = yield* Runs.agentRestarts(run)
         const llm = Option.getOrNull(yield* Runs.llmUsage(run))
-        const partial = yield* partialMetrics(run)
+        const partial = yield* Tools.upToStop(run)
         const shown = { run, equity, trades, control, agentRestarts, llm, local: true, ...(partial === undefined ? {} : { partial }) }
         io.stdout(flags.json ? RunsView.showJson(shown) : RunsView.renderShow(shown))
       }))

@@ -16,7 +16,8 @@ import {
   type RunInfo,
   type RunLatest,
   type RunReport,
-  SHOWN_TRADES as SHOWN_TRADES_OF_REPORT
+  SHOWN_TRADES as SHOWN_TRADES_OF_REPORT,
+  type UpToStop
 } from "../../schemas/Rpc.js"
 import { type Money, MoneyFromDecimal } from "../../schemas/Money.js"
 import type { Decision, DecisionDifference } from "../store/Compare.js"
@@ -81,6 +82,15 @@ export const EquityJson = Schema.Struct({
   high: MoneyFromDecimal
 })
 
+/**
+ * A run stopped or failed before it completed (its `metrics` null): its figures up to where it
+ * stopped (`through`: the last bar marked), rebuilt from its data and fills; or why they cannot be.
+ */
+export const UpToStopJson = Schema.Union(
+  Schema.Struct({ through: Schema.NullOr(IsoTime), metrics: MetricsJson }),
+  Schema.Struct({ unavailable: Schema.String, trades: Schema.Int })
+)
+
 export const RunShowJson = Schema.Struct({
   ...RunJson.fields,
   eventDetail: Schema.String,
@@ -101,12 +111,9 @@ export const RunShowJson = Schema.Struct({
   /**
    * A run stopped or failed before it completed (its `metrics` null): its figures up to where it
    * stopped (`through`: the last bar marked), rebuilt from its data and fills; or why they cannot be.
-   * Absent for any other run, and from a server.
+   * Absent for any other run, and from a server older than `runs.report`'s `upToStop`.
    */
-  upToStop: Schema.optional(Schema.Union(
-    Schema.Struct({ through: Schema.NullOr(IsoTime), metrics: MetricsJson }),
-    Schema.Struct({ unavailable: Schema.String, trades: Schema.Int })
-  ))
+  upToStop: Schema.optional(UpToStopJson)
 })
 
 const DecisionJson = Schema.Struct({ round: Schema.String, seq: Schema.Int, action: Schema.String, confidence: Schema.Number })
@@ -224,6 +231,12 @@ const runFieldsOfInfo = (info: RunInfo): RunFields | undefined =>
 
 export const listJson = (runs: ReadonlyArray<RunSummary>): string => toJson(Schema.Array(RunJson), runs.map(runJson))
 
+/** Figures up to where a run stopped, or why none, as the JSON documents have them. */
+const upToStopJson = (partial: PartialMetrics): typeof UpToStopJson.Type =>
+  partial._tag === "upTo"
+    ? { through: partial.through as Timestamp | null, metrics: partial.metrics }
+    : { unavailable: partial.reason, trades: partial.trades }
+
 const period = (run: Pick<RunSummary, "from" | "to">): string =>
   run.from === null || run.to === null ? DASH : `${time(run.from)} → ${time(run.to)}`
 
@@ -323,10 +336,8 @@ export interface Shown {
   readonly partial?: PartialMetrics
 }
 
-/** The figures of a run that ended before it completed, as far as it got; or why there are none. */
-export type PartialMetrics =
-  | { readonly _tag: "upTo"; readonly through: number | null; readonly metrics: Metrics }
-  | { readonly _tag: "none"; readonly reason: string; readonly trades: number }
+/** The figures of a run that ended before it completed, as far as it got; or why there are none (`runs.report`'s `upToStop`). */
+export type PartialMetrics = UpToStop
 
 /** A server's report of a run (`runs.report`) as `runs show` shows it: the same report as of a run of the local database. */
 export const shownOf = (report: RunReport): Shown => ({
@@ -363,7 +374,8 @@ export const shownOf = (report: RunReport): Shown => ({
   ...(report.latest === undefined ? {} : { latest: report.latest }),
   ...(report.notResumable === undefined ? {} : { notResumable: report.notResumable }),
   ...(report.agentRestarts === undefined ? {} : { agentRestarts: report.agentRestarts }),
-  ...(report.llm === undefined ? {} : { llm: report.llm })
+  ...(report.llm === undefined ? {} : { llm: report.llm }),
+  ...(report.upToStop === undefined ? {} : { partial: report.upToStop })
 })
 
 const equityOf = (equity: Option.Option<Equity>): typeof EquityJson.Type | null =>
@@ -388,11 +400,7 @@ export const showJson = ({ agentRestarts, control, equity, llm, partial, run, tr
     ...(control === undefined ? {} : { control }),
     ...(agentRestarts === undefined ? {} : { agentRestarts }),
     ...(llm === undefined ? {} : { llm }),
-    ...(partial === undefined ? {} : {
-      upToStop: partial._tag === "upTo"
-        ? { through: partial.through as Timestamp | null, metrics: partial.metrics }
-        : { unavailable: partial.reason, trades: partial.trades }
-    })
+    ...(partial === undefined ? {} : { upToStop: upToStopJson(partial) })
   })
 
 const DONE: Record<ControlAction["action"], string> = { pause: "paused", resume: "resumed", stop: "stopped", approve: "approved", reject: "rejected" }

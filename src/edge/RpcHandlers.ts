@@ -31,6 +31,7 @@ import {
 import { givenRuleProblem, Rule } from "../../schemas/Rule.js"
 import { givenProblem, Strategy } from "../../schemas/Strategy.js"
 import { invalidAgentOf } from "../../agents/registry.js"
+import * as Tools from "../../agents/system/Tools.js"
 import * as LatestCache from "../bus/LatestCache.js"
 import * as ApiKeys from "../store/ApiKeys.js"
 import * as Audit from "../store/Audit.js"
@@ -295,12 +296,15 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           const notResumable = yield* manager.notResumable(record.id, record.status)
           const agentRestarts = yield* Runs.agentRestarts(record)
           const llm = Option.getOrNull(yield* Runs.llmUsage(record))
+          // Stopped or failed before it completed: its figures up to there, as `runs show` makes them locally.
+          const upToStop = yield* Tools.upToStop(record)
           return {
             ...runReport(record, Option.getOrUndefined(equity), trades, control),
             ...(latest === undefined ? {} : { latest }),
             ...(notResumable === undefined ? {} : { notResumable }),
             agentRestarts,
-            llm
+            llm,
+            ...(upToStop === undefined ? {} : { upToStop })
           }
         }))),
     "runs.list": ({ before, limit, status, strategy }) =>

@@ -49,6 +49,24 @@ describe("runs show from a server", () => {
       const llmRun = Schema.decodeUnknownSync(RunJson)(JSON.parse(llmStarted.stdout))
       expect((yield* swarm(["runs", "watch", llmRun.id], { environment: remote })).code).toBe(0)
 
+      // And a paper run stopped part way: its figures up to where it stopped, as the local database gives them.
+      const paperStarted = yield* swarm(["runs", "start", "SMA crossover", "--mode", "paper", "--data", "synthetic:100000:7", "--speed", "8640000", "--json"], {
+        environment: remote
+      })
+      expect([paperStarted.code, paperStarted.stderr]).toEqual([0, ""])
+      const paperRun = Schema.decodeUnknownSync(RunJson)(JSON.parse(paperStarted.stdout))
+      yield* Effect.sleep("3 seconds")
+      const stopped = yield* swarm(["runs", "stop", paperRun.id], { environment: remote })
+      expect([stopped.code, stopped.stderr]).toEqual([0, ""])
+      const [stoppedText, stoppedJson] = yield* Effect.all([bin(["runs", "show", paperRun.ref], remote), bin(["runs", "show", paperRun.id, "--json"], remote)], {
+        concurrency: "unbounded"
+      })
+      expect([stoppedText.code, stoppedText.stderr, stoppedJson.code, stoppedJson.stderr]).toEqual([0, "", 0, ""])
+      // Before, the server sent none: "metrics: none: the run was stopped before it completed", and no upToStop.
+      const stoppedShown = Schema.decodeUnknownSync(RunShowJson)(JSON.parse(stoppedJson.stdout))
+      expect(stoppedShown).toMatchObject({ status: "stopped", metrics: null, upToStop: { through: expect.any(Number), metrics: { initialCash: 100_000_000_000 } } })
+      expect(stoppedText.stdout).toMatch(/\nmetrics: up to where it stopped — the run was stopped before it completed; its bars are marked up to \d{4}-\d\d-\d\d/)
+
       const [text, json] = yield* Effect.all([bin(["runs", "show", run.ref], remote), bin(["runs", "show", run.id, "--json"], remote)], {
         concurrency: "unbounded"
       })
@@ -99,6 +117,11 @@ describe("runs show from a server", () => {
         concurrency: serverUrl === undefined ? 1 : "unbounded"
       })
       expect(llmJson.stdout).toBe(llmLocalJson.stdout)
+      const [stoppedLocalText, stoppedLocalJson] = yield* Effect.all([
+        bin(["runs", "show", paperRun.ref, "--local"], database),
+        bin(["runs", "show", paperRun.id, "--json", "--local"], database)
+      ], { concurrency: serverUrl === undefined ? 1 : "unbounded" })
+      expect(stoppedJson.stdout).toBe(stoppedLocalJson.stdout)
       // The same report, and where the run stands, which only the server knows (its latest values), after its equity.
       const stands = /^(now {7}|final {5}|last fill |last seen |quotes {3})/
       expect(text.stdout.split("\n").filter((line) => !stands.test(line)).join("\n")).toBe(localText.stdout)
@@ -107,7 +130,8 @@ describe("runs show from a server", () => {
       )
       expect(localText.stdout).not.toMatch(stands)
       expect(llmText.stdout.split("\n").filter((line) => !stands.test(line)).join("\n")).toBe(llmLocalText.stdout)
-    }), { timeout: 180_000 })
+      expect(stoppedText.stdout.split("\n").filter((line) => !stands.test(line)).join("\n")).toBe(stoppedLocalText.stdout)
+    }), { timeout: 300_000 })
 })
 
 // ---------------------------------------------------------------------------------------------
