@@ -1,0 +1,91 @@
+/**
+ * `swarm runs events` against a live server (`runs.events`): the real `swarm serve` in a process of
+ * its own and the real binary as its client print a run's events as the local database gives them —
+ * a readable line each, or the stored lines byte for byte with `--json`, `--type` and `--since`
+ * applied — then (the server stopped: the embedded database serves one process) the same binary on
+ * the server's database with `--local` prints the same. A run still going is followed until it
+ * ends (stopped here). Another user's run is no run, said in one line, exit 2.
+ *
+ * On Postgres when `DATABASE_URL` is set (a fresh database of its own), else on an embedded
+ * PGlite under a temporary folder. Every process started here is killed when the file ends.
+ */
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import { RunJson } from "../../src/cli/RunsView.js"
+import { lines, swarm } from "../cli/harness.js"
+import { liveServer } from "../cli/liveServer.js"
+import { serverUrl } from "../store/fresh.js"
+import { createUser } from "./fixtures.js"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+const sma = Path.join(root, "examples", "sma-crossover.json")
+const live = liveServer("swarm-remote-events")
+const bin = live.bin
+
+describe("runs events from a server", () => {
+  it.live("the run's events as the local database gives them: lines, --json byte for byte, --type, --since; a live run followed to its end", () =>
+    Effect.gen(function*() {
+      const remote = live.remote()
+      const served = live.served()
+      // Set up in-process (each binary start costs seconds); read through the binary.
+      expect((yield* swarm(["strategies", "create", sma], { environment: remote })).code).toBe(0)
+      const started = yield* swarm(["runs", "start", "SMA crossover", "--data", "synthetic:300:7", "--json"], { environment: remote })
+      expect([started.code, started.stderr]).toEqual([0, ""])
+      const run = Schema.decodeUnknownSync(RunJson)(JSON.parse(started.stdout))
+      expect((yield* swarm(["runs", "watch", run.id], { environment: remote })).code).toBe(0)
+
+      const [text, json, typed] = yield* Effect.all([
+        bin(["runs", "events", run.ref], remote),
+        bin(["runs", "events", run.id, "--json"], remote),
+        bin(["runs", "events", run.ref, "--type", "DecisionMade", "--type", "OrderFilled", "--json"], remote)
+      ], { concurrency: "unbounded" })
+      for (const r of [text, json, typed]) expect([r.code, r.stderr]).toEqual([0, ""])
+      const events = lines(json.stdout).map((l) => JSON.parse(l) as { seq: number; _tag: string })
+      // Every event of the run, in order, from the first.
+      expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1))
+      expect(events.length).toBeGreaterThan(10)
+      const rows = lines(text.stdout)
+      expect(rows).toHaveLength(events.length)
+      expect(rows[0]).toMatch(/^#1 \d{4}-\d\d-\d\d started: backtest run of str_\w+ v1, seed \d+, ACME GLOBEX INITECH$/)
+      expect(rows.filter((l) => /^#\d+ \d{4}-\d\d-\d\d \w+$/.test(l))).toEqual([])
+      expect(rows[rows.length - 1]).toMatch(/ completed: return [+-]?\d/)
+      // --type: only those, as stored.
+      expect(lines(typed.stdout).map((l) => (JSON.parse(l) as { _tag: string })._tag).every((tag) => tag === "DecisionMade" || tag === "OrderFilled")).toBe(true)
+      expect(typed.stdout).toBe(lines(json.stdout).filter((l) => /^\{"_tag":"(DecisionMade|OrderFilled)"/.test(l)).map((l) => `${l}\n`).join(""))
+      // --since n: the events after n.
+      const since = Math.floor(events.length / 2)
+      const after = yield* bin(["runs", "events", run.id, "--since", String(since), "--json"], remote)
+      expect(after.code).toBe(0)
+      expect(after.stdout).toBe(lines(json.stdout).slice(since).map((l) => `${l}\n`).join(""))
+
+      // A paper run still going: followed until it ends — here, stopped while the command follows it.
+      const paperStarted = yield* swarm(["runs", "start", "SMA crossover", "--mode", "paper", "--data", "synthetic:100000:7", "--speed", "864000", "--json"], {
+        environment: remote
+      })
+      expect([paperStarted.code, paperStarted.stderr]).toEqual([0, ""])
+      const paper = Schema.decodeUnknownSync(RunJson)(JSON.parse(paperStarted.stdout))
+      const [followed] = yield* Effect.all([
+        bin(["runs", "events", paper.id, "--type", "RunStarted", "--type", "OrderPlaced"], remote),
+        Effect.delay(swarm(["runs", "stop", paper.id], { environment: remote }), "4 seconds")
+      ], { concurrency: "unbounded" })
+      expect([followed.code, followed.stderr]).toEqual([0, ""])
+      expect(lines(followed.stdout)[0]).toMatch(/^#1 \S+ started: paper run of str_\w+ v1/)
+
+      // Another user: their run is answered as one that does not exist, in one line, exit 2.
+      const bob = yield* createUser(served.base, live.key(), "bob")
+      const theirs = yield* bin(["runs", "events", run.id], { SWARM_SERVER: served.base, SWARM_API_KEY: bob.key })
+      expect([theirs.code, theirs.stdout, theirs.stderr]).toEqual([2, "", `swarm: run: no run "${run.id}" on ${served.base} (swarm runs list shows yours)\n`])
+
+      // The server stopped (the embedded database serves one process): the same events, read locally.
+      yield* live.stop
+      const database = live.database()
+      const [localText, localJson] = yield* Effect.all([bin(["runs", "events", run.ref, "--local"], database), bin(["runs", "events", run.id, "--json", "--local"], database)], {
+        concurrency: serverUrl === undefined ? 1 : "unbounded"
+      })
+      expect([localText.code, localJson.code]).toEqual([0, 0])
+      expect(json.stdout).toBe(localJson.stdout)
+      expect(text.stdout).toBe(localText.stdout)
+    }), { timeout: 300_000 })
+})
