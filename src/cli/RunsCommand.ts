@@ -151,19 +151,17 @@ export const list = (io: Io, wiring: Wiring.Wiring) =>
         }).pipe(Effect.catchTag("RunNotFound", (error) => Effect.fail(error.field === "before" ? cursorRefused(error) : error)))
         const shown = runs.slice(0, limit)
         const last = shown[shown.length - 1]
-        // The runs that ended before they completed: their figures up to where they stopped, for the table.
+        // The runs that ended before they completed: their figures up to where they stopped, for the table and --json.
         const partials = new Map<string, RunsView.PartialMetrics>()
-        if (!flags.json) {
-          for (const run of shown) {
-            if (run.metrics !== null || (run.status !== "stopped" && run.status !== "failed")) continue
-            // One run whose figures cannot be made (its record does not read) leaves its row as it was, not the list unread.
-            const partial = yield* Runs.get(run.id).pipe(Effect.flatMap(Tools.upToStop), Effect.orElseSucceed(() => undefined))
-            if (partial !== undefined) partials.set(run.id, partial)
-          }
+        for (const run of shown) {
+          if (run.metrics !== null || (run.status !== "stopped" && run.status !== "failed")) continue
+          // One run whose figures cannot be made (its record does not read) leaves its row as it was, not the list unread.
+          const partial = yield* Runs.get(run.id).pipe(Effect.flatMap(Tools.upToStop), Effect.orElseSucceed(() => undefined))
+          if (partial !== undefined) partials.set(run.id, partial)
         }
         io.stdout(
           flags.json
-            ? RunsView.listJson(shown)
+            ? RunsView.listJson(shown, partials)
             : RunsView.renderList(shown, runs.length > limit && last !== undefined ? next(last.id) : undefined, partials)
         )
       }))

@@ -229,7 +229,25 @@ const runFieldsOfInfo = (info: RunInfo): RunFields | undefined =>
 // ---------------------------------------------------------------------------------------------
 // runs list
 
-export const listJson = (runs: ReadonlyArray<RunSummary>): string => toJson(Schema.Array(RunJson), runs.map(runJson))
+/**
+ * A run as `runs list --json` prints it: its record, and of a run stopped or failed before it
+ * completed (`metrics` null), its figures up to where it stopped as `runs show --json` has them
+ * (`upToStop`), which the table marks `*`.
+ */
+export const RunListJson = Schema.Struct({
+  ...RunJson.fields,
+  /** As `RunShowJson`'s: absent for any other run (and from a server's list, which does not make them). */
+  upToStop: Schema.optional(UpToStopJson)
+})
+
+export const listJson = (runs: ReadonlyArray<RunSummary>, partials: ReadonlyMap<string, PartialMetrics> = new Map()): string =>
+  toJson(
+    Schema.Array(RunListJson),
+    runs.map((run) => {
+      const partial = run.metrics === null ? partials.get(run.id) : undefined
+      return { ...runJson(run), ...(partial === undefined ? {} : { upToStop: upToStopJson(partial) }) }
+    })
+  )
 
 /** Figures up to where a run stopped, or why none, as the JSON documents have them. */
 const upToStopJson = (partial: PartialMetrics): typeof UpToStopJson.Type =>

@@ -10,7 +10,7 @@ import { Effect, Layer, Schema } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { LeaderboardEntry } from "../../schemas/Rpc.js"
-import { CompareJson, RunShowJson } from "../../src/cli/RunsView.js"
+import { CompareJson, RunListJson, RunShowJson } from "../../src/cli/RunsView.js"
 import { eventLine } from "../../src/cli/RunEventsCommand.js"
 import * as Runs from "../../src/store/Runs.js"
 import type * as Database from "../../src/store/Database.js"
@@ -203,6 +203,13 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
       expect(listed.code, listed.stderr).toBe(0)
       expect(listed.stdout).toMatch(new RegExp(`│ Stopped paper#1 │ ${id} │ stopped │ backtest │ — +│ +[+-]\\d+\\.\\d\\d%\\* │ +-?\\d+\\.\\d\\d\\* │ +\\d+\\.\\d\\d%\\* │ +[12]\\* │`))
       expect(listed.stdout).toContain("* up to where the run stopped or failed: rebuilt from its data and fills (swarm runs show has them all)\n")
+      // --json: the same figures, marked as up to where it stopped (`upToStop`, as runs show --json has them), its own metrics still null.
+      const listedJson = Schema.decodeUnknownSync(Schema.Array(RunListJson))(
+        JSON.parse((yield* swarm(["runs", "list", "--local", "--strategy", "Stopped paper", "--json"], { store: yield* store })).stdout)
+      )
+      expect(listedJson).toHaveLength(1)
+      expect(listedJson[0]!.metrics).toBeNull()
+      expect(listedJson[0]!.upToStop).toEqual(json.upToStop)
 
       // Its data gone: no figure of another curve, and no "none yet" either.
       yield* Effect.orDie(sql`update runs set data_fingerprint = 'changed' where id = ${id}`)
@@ -212,6 +219,14 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
       // runs list: its closed trades, counted; no other figure.
       const listedGone = yield* swarm(["runs", "list", "--local", "--strategy", "Stopped paper"], { store: yield* store })
       expect(listedGone.stdout).toMatch(new RegExp(`│ Stopped paper#1 │ ${id} │ stopped │ backtest │ — +│ +— │ +— │ +— │ +2 │`))
+      const goneJson = JSON.parse((yield* swarm(["runs", "list", "--local", "--strategy", "Stopped paper", "--json"], { store: yield* store })).stdout) as Array<
+        { upToStop?: unknown }
+      >
+      expect(goneJson[0]!.upToStop).toEqual({ unavailable: expect.any(String), trades: 2 })
+      // A completed run has none.
+      expect(JSON.parse((yield* swarm(["runs", "list", "--local", "--limit", "1000", "--json"], { store: yield* store })).stdout).filter((r: { status: string; upToStop?: unknown }) =>
+        r.status === "completed" && r.upToStop !== undefined
+      )).toEqual([])
     }))
 })
 
