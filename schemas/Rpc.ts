@@ -229,6 +229,18 @@ export type ControlAction = typeof ControlAction.Type
 export const ControlHistory = Schema.Struct({ count: Schema.Int, last: Schema.Array(ControlAction) })
 export type ControlHistory = typeof ControlHistory.Type
 
+/**
+ * A run stopped or failed before it completed has no metrics of its own (only a completed run is
+ * measured at its end): its figures up to where it stopped (`upTo`: `through` is the last bar it
+ * marked, epoch ms, null when it marked none), rebuilt from its data and fills — or, when they
+ * cannot be (its data files changed or went), why not and how many trades it closed (`none`).
+ */
+export const UpToStop = Schema.Union(
+  Schema.TaggedStruct("upTo", { through: Schema.NullOr(Schema.Number), metrics: Metrics }),
+  Schema.TaggedStruct("none", { reason: Schema.String, trades: Schema.Int })
+)
+export type UpToStop = typeof UpToStop.Type
+
 export const RunInfo = Schema.Struct({
   id: Schema.String,
   ref: Schema.String,
@@ -267,7 +279,9 @@ export const RunInfo = Schema.Struct({
     to: Schema.NullOr(Schema.Number),
     counts: Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.Number })),
     tradingState: Schema.NullOr(Schema.String)
-  }))
+  })),
+  /** `runs.list` only, of a run stopped or failed before it completed: as `RunReport`'s (older servers: absent). */
+  upToStop: Schema.optional(UpToStop)
 })
 export type RunInfo = typeof RunInfo.Type
 
@@ -328,18 +342,6 @@ export const LlmUsage = Schema.Struct({
   agents: Schema.Array(Schema.Struct({ agent: Schema.String, backend: Schema.String, model: Schema.String, ...LlmCallTotals.fields }))
 })
 export type LlmUsage = typeof LlmUsage.Type
-
-/**
- * A run stopped or failed before it completed has no metrics of its own (only a completed run is
- * measured at its end): its figures up to where it stopped (`upTo`: `through` is the last bar it
- * marked, epoch ms, null when it marked none), rebuilt from its data and fills — or, when they
- * cannot be (its data files changed or went), why not and how many trades it closed (`none`).
- */
-export const UpToStop = Schema.Union(
-  Schema.TaggedStruct("upTo", { through: Schema.NullOr(Schema.Number), metrics: Metrics }),
-  Schema.TaggedStruct("none", { reason: Schema.String, trades: Schema.Int })
-)
-export type UpToStop = typeof UpToStop.Type
 
 /** How many closed trades `runs.report` sends from each end of a run's list (the rest are counted, never sent). */
 export const SHOWN_TRADES = 3

@@ -416,6 +416,16 @@ export const upToStop = (run: Runs.RunRecord) =>
         ? { _tag: "none", reason: result.unavailable, trades: result.trades.tradeCount }
         : undefined)
 
+/**
+ * `upToStop` of a listed run (`runs list`, locally and from a server's `runs.list`), reading its
+ * record only when it has some: one whose figures cannot be made (its record does not read, the
+ * database fails) has none, and its row stays as it was rather than the list unread.
+ */
+export const listedUpToStop = (run: Pick<Runs.RunSummary, "id" | "metrics" | "status">) =>
+  run.metrics !== null || (run.status !== "stopped" && run.status !== "failed")
+    ? Effect.succeed(undefined)
+    : Runs.get(run.id).pipe(Effect.flatMap(upToStop), Effect.orElseSucceed(() => undefined))
+
 const figure = (x: number | null, f: (x: number) => string): string => (x === null ? "n/a" : f(x))
 
 const describeTrades = (m: TradeFigures): string =>

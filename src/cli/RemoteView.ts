@@ -21,8 +21,10 @@ import {
   notResumableLines,
   RunJson,
   runJsonOfInfo,
+  RunListJson,
   shorterLine,
   table,
+  upToStopJson,
   wallTime
 } from "./RunsView.js"
 import { count, metricRows, percent, price, quantity, ratio, time } from "./Summary.js"
@@ -50,9 +52,12 @@ export const runLine = (run: RunInfo): string => {
 
 /** `runs list --json`: the local database's document of the same runs (a server older than `RunInfo.record`: its answers). */
 export const runsJson = (runs: ReadonlyArray<RunInfo>): string => {
-  const local = runs.map(runJsonOfInfo)
+  const local = runs.map((run) => {
+    const document = runJsonOfInfo(run)
+    return document === undefined || run.upToStop === undefined ? document : { ...document, upToStop: upToStopJson(run.upToStop) }
+  })
   return local.every((run) => run !== undefined)
-    ? toJson(Schema.Array(RunJson), local as Array<typeof RunJson.Type>)
+    ? toJson(Schema.Array(RunListJson), local as Array<typeof RunListJson.Type>)
     : toJson(Schema.Array(RunInfo), runs)
 }
 

@@ -154,9 +154,7 @@ export const list = (io: Io, wiring: Wiring.Wiring) =>
         // The runs that ended before they completed: their figures up to where they stopped, for the table and --json.
         const partials = new Map<string, RunsView.PartialMetrics>()
         for (const run of shown) {
-          if (run.metrics !== null || (run.status !== "stopped" && run.status !== "failed")) continue
-          // One run whose figures cannot be made (its record does not read) leaves its row as it was, not the list unread.
-          const partial = yield* Runs.get(run.id).pipe(Effect.flatMap(Tools.upToStop), Effect.orElseSucceed(() => undefined))
+          const partial = yield* Tools.listedUpToStop(run)
           if (partial !== undefined) partials.set(run.id, partial)
         }
         io.stdout(

@@ -236,7 +236,7 @@ const runFieldsOfInfo = (info: RunInfo): RunFields | undefined =>
  */
 export const RunListJson = Schema.Struct({
   ...RunJson.fields,
-  /** As `RunShowJson`'s: absent for any other run (and from a server's list, which does not make them). */
+  /** As `RunShowJson`'s: absent for any other run (and from a server older than `runs.list`'s `upToStop`). */
   upToStop: Schema.optional(UpToStopJson)
 })
 
@@ -250,7 +250,7 @@ export const listJson = (runs: ReadonlyArray<RunSummary>, partials: ReadonlyMap<
   )
 
 /** Figures up to where a run stopped, or why none, as the JSON documents have them. */
-const upToStopJson = (partial: PartialMetrics): typeof UpToStopJson.Type =>
+export const upToStopJson = (partial: PartialMetrics): typeof UpToStopJson.Type =>
   partial._tag === "upTo"
     ? { through: partial.through as Timestamp | null, metrics: partial.metrics }
     : { unavailable: partial.reason, trades: partial.trades }

@@ -325,6 +325,14 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           Effect.flatMap((runs) =>
             Effect.forEach(runs, (run) =>
               Effect.map(manager.notResumable(run.id as RunId, run.status), (notResumable) => notResumable === undefined ? run : { ...run, notResumable }))
+          ),
+          // A run stopped or failed before it completed: its figures up to there, as `runs list` makes them locally.
+          Effect.flatMap((runs) =>
+            Effect.forEach(runs, (run) =>
+              Effect.map(
+                Tools.listedUpToStop({ id: run.id as RunId, metrics: run.metrics, status: run.status as Runs.RunStatus }),
+                (upToStop) => upToStop === undefined ? run : { ...run, upToStop }
+              )).pipe(Effect.provide(context))
           )
         )
       }),

@@ -60,6 +60,8 @@ describe("runs --json from a server", () => {
       const done = remoteRuns.find((run) => run.id === backtest.id) as { metrics: { initialCash: unknown; finalEquity: unknown } }
       expect(done.metrics.initialCash).toBe("100000")
       expect(done.metrics.finalEquity).toMatch(/^-?\d+(\.\d+)?$/)
+      // The paper run stopped before it completed: its figures up to where it stopped, as the local list has them.
+      expect(remoteRuns.find((run) => run.id === paper.id)).toMatchObject({ metrics: null, upToStop: expect.anything() })
 
       // The server stopped (the embedded database serves one process): the same runs, read locally.
       yield* live.stop
@@ -68,7 +70,11 @@ describe("runs --json from a server", () => {
       expect(listed.stdout).toBe(local.stdout)
 
       const localRuns = JSON.parse(local.stdout) as Array<Record<string, unknown>>
-      const localOf = (id: string) => localRuns.find((run) => run.id === id)!
+      // The run's record (a list's element adds upToStop, of a run stopped before it completed: no answer of a stop has it).
+      const localOf = (id: string) => {
+        const { upToStop: _, ...record } = localRuns.find((run) => run.id === id)!
+        return record
+      }
       // A stop answers the run as it ended: the local document byte for byte.
       expect(stopped.stdout).toBe(printed(localOf(paper.id)))
       // A start, a pause and a resume answer the run as it was then: the same fields, and those that do not change, the same values.
