@@ -4,9 +4,6 @@
  * ever and the run completed — replays byte for byte, counting its warm-up as progress again; a new
  * run records the flag, gives up on that analyst, fails, and replays so. On every back-end.
  */
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { analysts } from "../../agents/registry.js"
@@ -15,16 +12,9 @@ import * as SmaCrossover from "../../agents/analysts/SmaCrossover.js"
 import type { Bar } from "../../schemas/Market.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
-import * as Csv from "../../src/market/Csv.js"
-import * as DataSource from "../../src/market/DataSource.js"
-import * as Feed from "../../src/market/Feed.js"
-import * as RunRecorder from "../../src/store/RunRecorder.js"
-import * as Runs from "../../src/store/Runs.js"
-import * as Strategies from "../../src/store/Strategies.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
-import * as Users from "../../src/store/Users.js"
-import * as Backtest from "../../src/swarm/Backtest.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
+import * as Recordings from "./fixtures/recordings.js"
 
 const DAY = 86_400_000
 const START = Date.UTC(2024, 0, 1)
@@ -56,61 +46,17 @@ const strategy = (name: string) =>
     sizing: { mode: "percent_of_equity", value: 50 }
   })
 
-const csvData = Effect.gen(function*() {
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "swarm-progress-"))),
-    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  fs.writeFileSync(path.join(dir, "AAA.csv"), Csv.format(bars))
-  return { source: DataSource.csv([dir]), feed: yield* Feed.load([dir]) }
-})
+const csvData = Recordings.csvData("progress", [bars])
 
 /** A run recorded as a server before this change recorded it: `RunStarted` without `analystProgress`. */
 const recordedBefore = (name: string) =>
-  Effect.gen(function*() {
-    const { feed, source } = yield* csvData
-    const s = strategy(name)
-    const owner = yield* Users.ensureLocal()
-    const saved = yield* Strategies.saveVersion(owner, s)
-    const created = yield* Runs.create({
-      owner,
-      strategyId: saved.strategyId,
-      strategyVersion: saved.version,
-      strategy: s,
-      mode: "backtest",
-      seed: "0",
-      dataSource: DataSource.encode(source),
-      dataFingerprint: feed.fingerprint,
-      eventDetail: "decisions"
-    })
-    const recorder = yield* RunRecorder.make(created.id)
-    const events: Array<RunEvent> = []
-    const result = yield* Backtest.run({
-      strategy: s,
-      feed,
-      seed: "0",
-      runId: created.id,
-      strategyRef: { id: saved.strategyId, version: saved.version },
+  Effect.flatMap(csvData, (data) =>
+    Recordings.recordedBefore({
+      strategy: strategy(name),
+      data,
       registry,
-      recordedStart: { reducedIntents: "worked", flatScoring: "not_long", lastRounds: "closed", breakers: "marks" },
-      onEvent: (event, json) => {
-        events.push(event)
-        recorder.sink(event, json)
-      }
-    })
-    yield* recorder.flush
-    yield* Runs.finish(created.id, {
-      status: result.status,
-      checksum: result.checksum,
-      metrics: result.metrics,
-      counts: result.counts,
-      tradingState: result.tradingState,
-      from: result.from,
-      to: result.to,
-      chain: recorder.head()
-    })
-    return { run: created.id, result, events }
-  })
+      recordedStart: { reducedIntents: "worked", flatScoring: "not_long", lastRounds: "closed", breakers: "marks" }
+    }))
 
 for (const backend of backends) {
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`analyst progress and recorded runs (${backend.name})`, (it) => {

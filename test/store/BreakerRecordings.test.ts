@@ -6,9 +6,6 @@
  * `marks` (before `fills`: same-close fills not checked until the next marks) replays and resumes as
  * it was too. On every back-end.
  */
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import { SqlClient } from "@effect/sql"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
@@ -18,16 +15,10 @@ import type { Bar } from "../../schemas/Market.js"
 import type { Direction } from "../../schemas/Opinion.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
-import * as Csv from "../../src/market/Csv.js"
-import * as DataSource from "../../src/market/DataSource.js"
-import * as Feed from "../../src/market/Feed.js"
-import * as RunRecorder from "../../src/store/RunRecorder.js"
-import * as Runs from "../../src/store/Runs.js"
-import * as Strategies from "../../src/store/Strategies.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
-import * as Users from "../../src/store/Users.js"
 import * as Backtest from "../../src/swarm/Backtest.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
+import * as Recordings from "./fixtures/recordings.js"
 import { crashAt } from "./fixtures/checks.js"
 
 const DAY = 86_400_000
@@ -75,14 +66,7 @@ const sameClose = (name: string) =>
   strategy(name, { fillTiming: "same_close", slippageBps: 0, commission: { _tag: "per_share", perShare: "4" } })
 
 /** The bars, as a CSV file in a directory of its own for the test's scope. */
-const csvData = (data: ReadonlyArray<Bar> = bars) => Effect.gen(function*() {
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "swarm-breakers-"))),
-    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  fs.writeFileSync(path.join(dir, "AAA.csv"), Csv.format(data))
-  return { source: DataSource.csv([dir]), feed: yield* Feed.load([dir]) }
-})
+const csvData = (data: ReadonlyArray<Bar> = bars) => Recordings.csvData("breakers", [data])
 
 /**
  * A run recorded as a server before this change recorded it: its breakers checked only as intents
@@ -93,50 +77,8 @@ const recordedBefore = (
   name: string,
   how: { strategy?: Strategy; data?: ReadonlyArray<Bar>; recordedStart?: Backtest.Options["recordedStart"] } = {}
 ) =>
-  Effect.gen(function*() {
-    const { feed, source } = yield* csvData(how.data)
-    const s = how.strategy ?? strategy(name)
-    const owner = yield* Users.ensureLocal()
-    const saved = yield* Strategies.saveVersion(owner, s)
-    const created = yield* Runs.create({
-      owner,
-      strategyId: saved.strategyId,
-      strategyVersion: saved.version,
-      strategy: s,
-      mode: "backtest",
-      seed: "0",
-      dataSource: DataSource.encode(source),
-      dataFingerprint: feed.fingerprint,
-      eventDetail: "decisions"
-    })
-    const recorder = yield* RunRecorder.make(created.id)
-    const events: Array<RunEvent> = []
-    const result = yield* Backtest.run({
-      strategy: s,
-      feed,
-      seed: "0",
-      runId: created.id,
-      strategyRef: { id: saved.strategyId, version: saved.version },
-      registry,
-      recordedStart: how.recordedStart ?? {},
-      onEvent: (event, json) => {
-        events.push(event)
-        recorder.sink(event, json)
-      }
-    })
-    yield* recorder.flush
-    yield* Runs.finish(created.id, {
-      status: result.status,
-      checksum: result.checksum,
-      metrics: result.metrics,
-      counts: result.counts,
-      tradingState: result.tradingState,
-      from: result.from,
-      to: result.to,
-      chain: recorder.head()
-    })
-    return { run: created.id, result, events, source, feed }
-  })
+  Effect.flatMap(csvData(how.data), (data) =>
+    Recordings.recordedBefore({ strategy: how.strategy ?? strategy(name), data, registry, recordedStart: how.recordedStart ?? {} }))
 
 const halts = (events: ReadonlyArray<RunEvent>) =>
   events.flatMap((e) => (e._tag === "TradingStateChanged" ? [[Math.round((e.at - START) / DAY), e.transition.to, e.transition.cause]] : []))

@@ -3,20 +3,15 @@
  * a new run records the flag and its moves after the halt lifts, and replays so, byte for byte —
  * the replay reading the flag back (src/store/RecordedStart.ts). On every back-end.
  */
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import type { Bar } from "../../schemas/Market.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
-import * as Csv from "../../src/market/Csv.js"
-import * as DataSource from "../../src/market/DataSource.js"
-import * as Feed from "../../src/market/Feed.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { registryOf } from "../swarm/recorded.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
+import * as Recordings from "./fixtures/recordings.js"
 
 const DAY = 86_400_000
 const START = Date.UTC(2024, 0, 1)
@@ -40,15 +35,7 @@ const strategy = Schema.decodeUnknownSync(Strategy)({
   execution: { fillTiming: "next_open", slippageBps: 0, commission: { _tag: "none" } }
 })
 
-const csvData = Effect.gen(function*() {
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "swarm-down-halts-"))),
-    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  fs.writeFileSync(path.join(dir, "AAA.csv"), Csv.format(series("AAA", DROP)))
-  fs.writeFileSync(path.join(dir, "BBB.csv"), Csv.format(series("BBB", DROP.map(() => 10))))
-  return { source: DataSource.csv([dir]), feed: yield* Feed.load([dir]) }
-})
+const csvData = Recordings.csvData("down-halts", [series("AAA", DROP), series("BBB", DROP.map(() => 10))])
 
 for (const backend of backends) {
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`the coordinator's halt and recorded runs (${backend.name})`, (it) => {
