@@ -7,29 +7,18 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { analysts } from "../../agents/registry.js"
-import type { AnyModel, Model } from "../../agents/analysts/Model.js"
-import * as SmaCrossover from "../../agents/analysts/SmaCrossover.js"
+import type { AnyModel } from "../../agents/analysts/Model.js"
 import type { Bar } from "../../schemas/Market.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
+import { sulky } from "../swarm/crashing.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
 import * as Recordings from "./fixtures/recordings.js"
 
 const DAY = 86_400_000
 const START = Date.UTC(2024, 0, 1)
 
-/** SMA crossover that throws wherever it would give an opinion: every bar once warmed up. */
-const sma: Model<any, any, any> = SmaCrossover.model
-const sulky: AnyModel = {
-  ...sma,
-  type: "sulky",
-  update: (state, bar, config, allowShort) => {
-    const signal = sma.update(state, bar, config, allowShort)
-    if (signal !== undefined) throw new Error("sulky: warmed up, and failing")
-    return signal
-  }
-}
 const registry = new Map<string, AnyModel>([...analysts, [sulky.type, sulky]])
 
 const bars: Array<Bar> = Array.from({ length: 150 }, (_, i) => {

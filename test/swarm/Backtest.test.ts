@@ -17,7 +17,7 @@ import * as Feed from "../../src/market/Feed.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
 import * as Backtest from "../../src/swarm/Backtest.js"
 import { ofTag, record, registryOf } from "./recorded.js"
-import { crashingEvery } from "./crashing.js"
+import { crashingEvery, sulky } from "./crashing.js"
 
 const symbols = ["AAA", "BBB", "CCC"] as const
 const market = (bars: number, seed = 7) => Feed.synthetic({ ...Synthetic.defaults, seed, symbols: [...symbols] as never, bars })
@@ -408,18 +408,8 @@ describe("a backtest", () => {
 
   it.effect("an analyst that fails on every bar once warmed up is given up on: its warm-up after each restart is not progress, and the run fails naming it", () =>
     Effect.gen(function*() {
-      // SMA crossover that throws wherever it would give an opinion: after every restart it folds
-      // the 19 bars of its warm-up, answering with none, then fails on the 20th.
-      const sma: Model<any, any, any> = SmaCrossover.model
-      const sulky: AnyModel = {
-        ...sma,
-        type: "sulky",
-        update: (state, bar, config, allowShort) => {
-          const signal = sma.update(state, bar, config, allowShort)
-          if (signal !== undefined) throw new Error(`sulky: warmed up on ${bar.symbol}, and failing`)
-          return signal
-        }
-      }
+      // Sulky (./crashing.ts): after every restart it folds the 19 bars of its warm-up, answering
+      // with none, then fails on the 20th.
       const registry = new Map([...analysts, ["sulky", sulky]])
       const sulking = strategy({ agents: [{ type: "sulky", params: { fast: 5, slow: 20 } }, { type: "ema_crossover", params: { fast: 5, slow: 20 } }] })
       const { events, result } = yield* record({ strategy: sulking, feed: market(500), registry })

@@ -15,3 +15,17 @@ export const crashingEvery = (n: number, type = "crashy"): AnyModel => {
     }
   }
 }
+
+/**
+ * SMA crossover that throws wherever it would give an opinion: every bar once warmed up. After each
+ * restart it folds the bars of its warm-up again, answering with none, then fails on the next.
+ */
+export const sulky: AnyModel = ((sma: Model<any, any, any>): AnyModel => ({
+  ...sma,
+  type: "sulky",
+  update: (state, bar, config, allowShort) => {
+    const signal = sma.update(state, bar, config, allowShort)
+    if (signal !== undefined) throw new Error(`sulky: warmed up on ${bar.symbol}, and failing`)
+    return signal
+  }
+}))(SmaCrossover.model)
