@@ -9,6 +9,7 @@ import { Effect, Either, Option, Schema, Tracer } from "effect"
 import { analysts } from "../../agents/registry.js"
 import type { AnyModel, Model } from "../../agents/analysts/Model.js"
 import * as SmaCrossover from "../../agents/analysts/SmaCrossover.js"
+import * as LlmAnalyst from "../../agents/LlmAnalyst.js"
 import type { Bar } from "../../schemas/Market.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { RunEvent as RunEventSchema } from "../../schemas/RunEvent.js"
@@ -16,6 +17,7 @@ import { Strategy } from "../../schemas/Strategy.js"
 import * as Feed from "../../src/market/Feed.js"
 import * as Synthetic from "../../src/market/Synthetic.js"
 import * as Backtest from "../../src/swarm/Backtest.js"
+import type * as Run from "../../src/swarm/Run.js"
 import { ofTag, record, registryOf } from "./recorded.js"
 import { crashingEvery, sulky } from "./crashing.js"
 
@@ -470,6 +472,68 @@ describe("a backtest", () => {
       expect(crashes.length).toBeGreaterThanOrEqual(16)
       expect(ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "SupervisorEscalated")).toEqual([])
     }))
+
+  describe("an LLM analyst (its progress: a warm brief, a round thought about)", () => {
+    // One symbol, so each message it handles is one round: its brief is warm from its 34th (warmUpOf).
+    const oneSymbol = (bars: number) => Feed.synthetic({ ...Synthetic.defaults, seed: 7, symbols: ["AAA"] as never, bars })
+    const thinking = strategy({ symbols: ["AAA"], agents: [{ type: "llm_analyst" }, { type: "ema_crossover", params: { fast: 5, slow: 20 } }] })
+    const WARM = LlmAnalyst.warmUpOf({ bars: 20 })
+    /**
+     * Faults for `llm_analyst`: crash on the `nth` message after each (re)start — its state, the
+     * briefs, starts again with it, so the `WARM`th is the first round it would think about.
+     */
+    const failingOn = (nth: number): Run.Faults => {
+      let handled = 0
+      return {
+        llm_analyst: () => {
+          if (++handled < nth) return false
+          handled = 0
+          return true
+        }
+      }
+    }
+    const crashesOf = (events: ReadonlyArray<RunEvent>) =>
+      ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "ActorCrashed" && e.event.actor === "/user/run/analysts/llm_analyst")
+
+    it.effect("failing on every round once its brief is warm, it is given up on: the rounds of its warm-up are not progress, and the run fails naming it", () =>
+      Effect.gen(function*() {
+        expect(WARM).toBe(34)
+        const { events, result } = yield* record({ strategy: thinking, feed: oneSymbol(WARM * 20), faults: failingOn(WARM) })
+        expect(ofTag(events, "RunStarted")[0]!.analystProgress).toBe("past_warm_up")
+        expect(result.status).toBe("failed")
+        expect(result.failure).toContain("/user/run/analysts/llm_analyst kept failing (4 escalations of /user/run/analysts in a row without an opinion given)")
+        // 4 failures in a row escalate the analysts, their 4th escalation ends the run.
+        expect(crashesOf(events)).toHaveLength(16)
+        expect(ofTag(events, "OpinionGiven").filter((e) => e.opinion.agent === "llm_analyst")).toEqual([])
+        const lifecycle = ofTag(events, "AgentLifecycle").map((e) => e.event)
+        expect(lifecycle.filter((e) => e._tag === "SupervisorEscalated").map((e) => [e.supervisor, e.limit])).toEqual([
+          ...Array.from({ length: 4 }, () => ["/user/run/analysts", "no_progress"]),
+          ["/user/run", "no_progress"]
+        ])
+        expect(result.counts.slices).toBeLessThan(WARM * 20)
+        expect(events.at(-1)!._tag).toBe("RunFailed")
+
+        // Recorded before (no analystProgress): every message handled was progress, it was
+        // restarted for ever and the run completed; re-executed so.
+        const before = yield* record({ strategy: thinking, feed: oneSymbol(WARM * 20), faults: failingOn(WARM), recordedStart: {} })
+        expect(before.result.status).toBe("completed")
+        expect(crashesOf(before.events).length).toBeGreaterThan(16)
+      }))
+
+    it.effect("failing now and then, with rounds thought about in between, it is restarted every time and the run completes", () =>
+      Effect.gen(function*() {
+        // Fails on the 38th message after each start: rounds 34 to 37 thought about, between failures
+        // (the last a few bars before the end, so that it is restarted too).
+        const { events, result } = yield* record({ strategy: thinking, feed: oneSymbol((WARM + 4) * 18 + 10), faults: failingOn(WARM + 4) })
+        expect(result.status).toBe("completed")
+        expect(ofTag(events, "OpinionGiven").filter((e) => e.opinion.agent === "llm_analyst").length).toBeGreaterThan(0)
+        // As many failures as end the run of one failing on every round once warm: none of them in a row.
+        expect(crashesOf(events).length).toBeGreaterThanOrEqual(16)
+        expect(ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "ActorRestarted" && e.event.actor === "/user/run/analysts/llm_analyst"))
+          .toHaveLength(crashesOf(events).length)
+        expect(ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "SupervisorEscalated")).toEqual([])
+      }))
+  })
 
   it.effect("a spine agent that fails on every message ends the run failed on daily bars, not completed with no rounds", () =>
     Effect.gen(function*() {
