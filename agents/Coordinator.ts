@@ -137,7 +137,8 @@ export interface CoordinatorOptions {
    * While its halt for a risk officer that is down sits over the officer's state, the officer's own
    * moves are recorded when it lifts, right after it (`RunLog.haltOver`), so that the recorded
    * changes chain (`RunStarted.downHalts`: `chained`); off for runs recorded before, which recorded
-   * them as they came, each `from` the officer's own state rather than the halt's.
+   * them as they came, each `from` the officer's own state rather than the halt's. A run that ends
+   * under the halt settles it at its end (`downHalts`: `settled`; src/swarm/Backtest.ts).
    */
   readonly chainedHalts?: boolean
 }

@@ -87,8 +87,11 @@ export const RunStarted = event("RunStarted", {
    * lifts, right after it, so every `TradingStateChanged` starts where the one before ended. Absent
    * — every run recorded before it — they were recorded as they came, each `from` the officer's own
    * state, not the halt's: their replay and resume record them so again, byte for byte.
+   * `settled`: chained, and a run that ends under the halt records, at its end, the halt lifting and
+   * the officer's moves under it, so that the run ends in the officer's state. `chained` alone —
+   * runs recorded before that — ended under the halt `halted`, those moves unrecorded, and still do.
    */
-  downHalts: Schema.optional(Schema.Literal("chained")),
+  downHalts: Schema.optional(Schema.Literal("chained", "settled")),
   /**
    * The language model the run's LLM agents use, when it has any: never silent about an offline
    * model standing in for Ollama.

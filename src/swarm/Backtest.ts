@@ -98,8 +98,10 @@ export interface Options {
    * placed; a flat scored as "moved less"; the last slice's open rounds dropped; the breakers
    * checked only as intents are judged; an analyst's warm-up bars counted as progress; the risk
    * officer's moves under the coordinator's halt recorded as they came); `breakers: "marks"` for one
-   * recorded before same-close fills were checked (the breakers at the marks only). Absent: a new
-   * run, which behaves as runs do now and says so.
+   * recorded before same-close fills were checked (the breakers at the marks only); `downHalts:
+   * "chained"` for one recorded before a run ending under the coordinator's halt settled it (ended
+   * halted, the officer's moves under it unrecorded). Absent: a new run, which behaves as runs do
+   * now and says so.
    */
   readonly recordedStart?: {
     readonly reducedIntents?: "worked" | undefined
@@ -107,7 +109,7 @@ export interface Options {
     readonly lastRounds?: "closed" | undefined
     readonly breakers?: BreakerChecks
     readonly analystProgress?: AnalystProgress
-    readonly downHalts?: "chained" | undefined
+    readonly downHalts?: "chained" | "settled" | undefined
   }
   /** The stored strategy and version the run records in `RunStarted`; default the strategy's name, version 1. */
   readonly strategyRef?: { readonly id: StrategyId; readonly version: number }
@@ -504,8 +506,18 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
     const breakers: BreakerChecks = options.recordedStart === undefined ? "fills" : options.recordedStart.breakers
     // New runs give up on an analyst that fails on every bar once warmed up; a re-execution does as its recording did.
     const analystProgress: AnalystProgress = options.recordedStart === undefined ? "past_warm_up" : options.recordedStart.analystProgress
-    // New runs record the officer's moves under the coordinator's halt after it lifts; a re-execution as its recording did.
-    const downHalts = options.recordedStart === undefined ? "chained" as const : options.recordedStart.downHalts
+    // New runs record the officer's moves under the coordinator's halt after it lifts, or at their
+    // end if it never does (`settled`); a re-execution as its recording did.
+    const downHalts = options.recordedStart === undefined ? "settled" as const : options.recordedStart.downHalts
+    /**
+     * A run ending under the coordinator's halt (`downHalts: "settled"`): the halt ends with it, and
+     * the officer's moves under it are recorded, so that the run ends in the officer's state (RunLog.settleHalt).
+     */
+    const settleHalt = (ts: Timestamp) => {
+      if (downHalts === "settled") {
+        log.settleHalt(ts, "the run ends under the halt for a risk officer that was down: the halt ends with it, and trading ends in the officer's state")
+      }
+    }
 
     /** Signals waiting for a bar of their symbol (data with gaps). */
     let held: Array<ExternalSignal> | undefined
@@ -594,6 +606,9 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           if (Exit.isSuccess(exit) && exit.value === "escalated") {
             escalated = true
             failure = yield* Run.gaveUp(swarm, ts)
+            // What the officer moved under the coordinator's halt is owed before the run's own halt
+            // (with nothing owed, the coordinator's halt stands for it: the officer is given up on).
+            if (log.owedUnderHalt > 0) settleHalt(ts)
             const from = log.tradingState
             if (from !== "halted") {
               log.emit("TradingStateChanged", { transition: { from, to: "halted", cause: "system", at: ts, reason: failure, actor: null } })
@@ -718,6 +733,9 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           snapshot: emptySnapshot(strategy, to)
         }
       if (failure === undefined && (final === undefined || Exit.isFailure(final))) failure = "the ledger did not close its books"
+      // A replay whose recording ends here (a run stopped) records nothing the run did not; a run
+      // its supervisor gave up on ends halted for that (`gaveUp` settled what was owed).
+      if (!escalated && (options.endAfter === undefined || log.size < options.endAfter)) settleHalt(to)
       recordLeftovers(to)
       let checksum: string
       if (failure === undefined) {

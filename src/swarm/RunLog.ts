@@ -89,6 +89,8 @@ export class RunLog {
   private heldTransitions: Array<StateTransition> = []
   /** While a halt sits over the trading state (`haltOver`): the changes made under it, recorded when it lifts. */
   private underHalt: Array<StateTransition> | undefined = undefined
+  /** While a halt sits over the trading state (`haltOver`): the state it sat over. */
+  private haltFrom: TradingState | undefined = undefined
 
   /** Why an agent stopped the run (`stop`), if one did. */
   stopped: string | undefined
@@ -169,11 +171,28 @@ export class RunLog {
    * while the risk officer is down): until `liftHalt`, the changes the owner makes under it are
    * kept, not recorded — the run's state is the halt — and `liftHalt` records them after its own
    * change back, so each recorded `from` is the `to` before it. A run that ends under the halt ends
-   * halted, the changes under it unrecorded.
+   * halted, the changes under it unrecorded — unless its end settles it (`settleHalt`).
    */
   haltOver(transition: StateTransition): void {
     this.emit("TradingStateChanged", { transition })
     this.underHalt = []
+    this.haltFrom = transition.from
+  }
+
+  /** Under a halt `haltOver` recorded: how many changes made under it wait for it to lift (0 when none is on). */
+  get owedUnderHalt(): number {
+    return this.underHalt === undefined ? 0 : this.underHalt.length + this.heldTransitions.length
+  }
+
+  /**
+   * The run ends under a halt `haltOver` recorded: nothing will lift it, and what was made under it
+   * is owed. It lifts at `at`, saying `reason`, back to the state it sat over, and the changes made
+   * under it follow in the order they were made (`liftHalt`): the recorded chain ends in the owner's
+   * state. Nothing when no such halt is on.
+   */
+  settleHalt(at: number, reason: string): void {
+    if (this.underHalt === undefined || this.haltFrom === undefined) return
+    this.liftHalt({ from: "halted", to: this.haltFrom, cause: "system", at: at as StateTransition["at"], reason, actor: null })
   }
 
   /** The halt `haltOver` recorded lifts with `transition` (halted → the state it sat over); then the changes made under it. */
@@ -182,6 +201,7 @@ export class RunLog {
     if (this.heldTransitions.length > 0) this.releaseTransitions()
     const under = this.underHalt ?? []
     this.underHalt = undefined
+    this.haltFrom = undefined
     this.emit("TradingStateChanged", { transition })
     for (const moved of under) this.emit("TradingStateChanged", { transition: moved })
   }

@@ -248,16 +248,25 @@ describe("a backtest", () => {
       expect(once.result.tradingState).toBe("active")
       expect(once.result.status).toBe("completed")
 
-      // Down at the end of the data (its last judgements): the run completes halted, and says so.
+      // Down at the end of the data (its last judgements): the run completes, the halt ending with it
+      // (downHalts: settled) — back to the officer's state, which nothing moved meanwhile.
       const judges = new Set(ofTag(baseline.events, "DecisionMade").map((e) => e.decision.ts)).size
-      const late = yield* record({
+      const downLate = { risk: (message: unknown, received: number) => (message as { _tag: string })._tag === "Judge" && received >= judges }
+      const late = yield* record({ strategy: strategy(), feed: market(300), faults: downLate })
+      expect(late.result.status).toBe("completed")
+      const settled = ofTag(late.events, "TradingStateChanged")
+      expect(settled.map((e) => [e.transition.from, e.transition.to, e.transition.cause])).toEqual([["active", "halted", "system"], ["halted", "active", "system"]])
+      expect(settled[1]!.transition.at).toBe(late.result.to)
+      expect(late.result.tradingState).toBe("active")
+      // Recorded before (downHalts: chained): the run completed halted, and re-executes so.
+      const chained = yield* record({
         strategy: strategy(),
         feed: market(300),
-        faults: { risk: (message, received) => (message as { _tag: string })._tag === "Judge" && received >= judges }
+        faults: downLate,
+        recordedStart: { reducedIntents: "worked", flatScoring: "not_long", lastRounds: "closed", breakers: "fills", analystProgress: "past_warm_up", downHalts: "chained" }
       })
-      expect(late.result.status).toBe("completed")
-      expect(ofTag(late.events, "TradingStateChanged").map((e) => e.transition.to)).toEqual(["halted"])
-      expect(late.result.tradingState).toBe("halted")
+      expect(ofTag(chained.events, "TradingStateChanged").map((e) => e.transition.to)).toEqual(["halted"])
+      expect(chained.result.tradingState).toBe("halted")
     }))
 
   it.effect("approval policies: approve executes, reject drops, pause waits for the operator (or fails without one)", () =>

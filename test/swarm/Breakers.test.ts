@@ -237,7 +237,7 @@ describe("breakers and same-close fills", () => {
     })
   /** A recording that checked its breakers at the marks only (before `fills`). */
   const marksOnly: Partial<Backtest.Options> = {
-    recordedStart: { reducedIntents: "worked", flatScoring: "not_long", lastRounds: "closed", breakers: "marks", analystProgress: "past_warm_up", downHalts: "chained" }
+    recordedStart: { reducedIntents: "worked", flatScoring: "not_long", lastRounds: "closed", breakers: "marks", analystProgress: "past_warm_up", downHalts: "settled" }
   }
   /** Each trading-state change as [bar index, from, to, cause], by the bar its event was recorded on. */
   const movesAt = (recorded: { events: ReadonlyArray<RunEvent> }, bars: ReadonlyArray<Bar>) =>
@@ -352,7 +352,7 @@ describe("the risk officer down while its breakers move", () => {
   it.effect("the changes it made under the coordinator's halt are recorded after the halt lifts: the recorded chain stays whole", () =>
     Effect.gen(function*() {
       const { events, result } = yield* down()
-      expect(ofTag(events, "RunStarted")[0]!.downHalts).toBe("chained")
+      expect(ofTag(events, "RunStarted")[0]!.downHalts).toBe("settled")
       // Recorded on bar 3, as the halt lifts; each says when it was made.
       expect(moves(events)).toEqual([
         [1, "active", "halted", "system"],
@@ -380,5 +380,67 @@ describe("the risk officer down while its breakers move", () => {
       ])
       expect(chained(before.events)).toBe(false)
       expect((yield* down({ recordedStart })).lines).toEqual(before.lines)
+    }))
+
+  /**
+   * As above, but the run ends on bar 3 with the officer still failing every judgement: the halt
+   * never lifts while the run goes on, and under it the officer tripped its daily breaker on bar 2
+   * and lifted it with bar 3's new day.
+   */
+  const endsDown = (options: Partial<Backtest.Options> = {}) =>
+    down({
+      feed: feedOf(series("AAA", DROP.slice(0, 4)), series("BBB", DROP.slice(0, 4).map(() => 10))),
+      faults: { risk: (message) => (message as { _tag: string })._tag === "Judge" && [1, 2, 3].includes(dayOf((message as { ts: number }).ts)) },
+      ...options
+    })
+
+  it.effect("a run that ends under the coordinator's halt records, at its end, the halt ending and the officer's moves under it: it ends in the officer's state", () =>
+    Effect.gen(function*() {
+      const { events, result } = yield* endsDown()
+      expect(result.status).toBe("completed")
+      expect(ofTag(events, "RunStarted")[0]!.downHalts).toBe("settled")
+      expect(moves(events)).toEqual([
+        [1, "active", "halted", "system"],
+        [3, "halted", "active", "system"],
+        [3, "active", "reducing", "daily_loss_breaker"],
+        [3, "reducing", "active", "new_trading_day"]
+      ])
+      expect(ofTag(events, "TradingStateChanged").map((e) => dayOf(e.transition.at))).toEqual([1, 3, 2, 3])
+      expect(ofTag(events, "TradingStateChanged")[1]!.transition.reason).toContain("the run ends under the halt")
+      expect(chained(events)).toBe(true)
+      // Recorded before the run's end: its last events are the settlement, then RunCompleted.
+      expect(events.slice(-4).map((e) => e._tag)).toEqual(["TradingStateChanged", "TradingStateChanged", "TradingStateChanged", "RunCompleted"])
+      expect(result.tradingState).toBe("active")
+      expect((yield* endsDown()).lines).toEqual((yield* endsDown()).lines)
+    }))
+
+  it.effect("a run its supervisor gives up on under the halt records the officer's moves under it, then its own halt", () =>
+    Effect.gen(function*() {
+      // The officer fails every judgement from bar 1 on: the ledger's word on bars 2 and 3 (handled,
+      // the breaker tripped and lifted) keeps it going until the judgements of bars 4 to 7 fail in a row.
+      const { events, result } = yield* down({ faults: { risk: (message) => (message as { _tag: string })._tag === "Judge" && dayOf((message as { ts: number }).ts) >= 1 } })
+      expect(result.status).toBe("failed")
+      expect(result.failure).toContain("/user/run/risk kept failing")
+      const given = dayOf(ofTag(events, "TradingStateChanged").at(-1)!.at)
+      expect(moves(events)).toEqual([
+        [1, "active", "halted", "system"],
+        [given, "halted", "active", "system"],
+        [given, "active", "reducing", "daily_loss_breaker"],
+        [given, "reducing", "active", "new_trading_day"],
+        [given, "active", "halted", "system"]
+      ])
+      expect(ofTag(events, "TradingStateChanged").at(-1)!.transition.reason).toBe(result.failure)
+      expect(chained(events)).toBe(true)
+      expect(result.tradingState).toBe("halted")
+    }))
+
+  it.effect("a run recorded before (downHalts: chained) is re-executed as it was: it ends halted, the officer's moves under the halt unrecorded", () =>
+    Effect.gen(function*() {
+      const recordedStart = { reducedIntents: "worked", flatScoring: "not_long", lastRounds: "closed", breakers: "fills", analystProgress: "past_warm_up", downHalts: "chained" } as const
+      const before = yield* endsDown({ recordedStart })
+      expect(ofTag(before.events, "RunStarted")[0]!.downHalts).toBe("chained")
+      expect(moves(before.events)).toEqual([[1, "active", "halted", "system"]])
+      expect(before.result.tradingState).toBe("halted")
+      expect((yield* endsDown({ recordedStart })).lines).toEqual(before.lines)
     }))
 })
