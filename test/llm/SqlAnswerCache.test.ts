@@ -128,7 +128,7 @@ for (const backend of backends) {
         expect(ran.code, ran.stderr).toBe(0)
         expect(fake.calls()).toBe(2 * made)
         expect(yield* rowCount).toBe(made)
-      }))
+      }), { timeout: 120_000 }) // four backtests of 500 bars: 10 s alone, 30 s and more on a loaded machine
 
     it.scoped("the server without Redis keeps answers in the database: after a restart, a run asks the model nothing it answered", () =>
       Effect.gen(function*() {
