@@ -17,6 +17,7 @@ import * as MetricSettings from "./MetricSettings.js"
 import {
   controlLines,
   latestLines,
+  listedFigures,
   metricRowsCompared,
   notResumableLines,
   RunJson,
@@ -24,10 +25,11 @@ import {
   RunListJson,
   shorterLine,
   table,
+  UP_TO_STOP_NOTE,
   upToStopJson,
   wallTime
 } from "./RunsView.js"
-import { count, metricRows, percent, price, quantity, ratio, time } from "./Summary.js"
+import { count, metricRows, price, quantity, time } from "./Summary.js"
 
 const DASH = "—"
 
@@ -70,18 +72,18 @@ export const runsTable = (runs: ReadonlyArray<RunInfo>, next: string | undefined
     ["run", ...(owners ? ["owner"] : []), "id", "status", "mode", "return", "Sharpe", "max DD", "trades", "events", "started"],
     ["left", ...(owners ? ["left" as const] : []), "left", "left", "left", "right", "right", "right", "right", "right", "left"]
   )
+  let upTo = false
   for (const run of runs) {
-    const m = run.metrics
+    // A run stopped or failed before it completed: its figures up to there (`upToStop`), marked as the local list marks them.
+    const figures = listedFigures(run.metrics, run.upToStop)
+    if (figures.marked) upTo = true
     t.push([
       run.ref,
       ...(owners ? [run.owner ?? DASH] : []),
       run.id,
       run.notResumable === undefined ? run.status : `${run.status} ${NOT_RESUMABLE_MARK}`,
       run.mode,
-      m === null ? DASH : percent(m.totalReturn, { sign: true }),
-      m === null ? DASH : ratio(m.sharpe),
-      m === null ? DASH : percent(m.maxDrawdown),
-      m === null ? DASH : count(m.tradeCount),
+      ...figures.cells,
       run.events === null ? DASH : count(run.events),
       wallTime(run.startedAt)
     ])
@@ -90,6 +92,7 @@ export const runsTable = (runs: ReadonlyArray<RunInfo>, next: string | undefined
   // The run's id when one is marked: a command to paste.
   const which = marked.length === 1 ? marked[0]!.id : "<run>"
   return `${t.toString()}\n` +
+    (upTo ? UP_TO_STOP_NOTE : "") +
     (marked.length === 0
       ? ""
       : `${NOT_RESUMABLE_MARK} not resumable by this server, which does not run it: swarm runs show ${which} says why ` +

@@ -280,12 +280,8 @@ export const renderList = (
     ["left", ...(owners ? ["left" as const] : []), "left", "left", "left", "left", "right", "right", "right", "right", "left"]
   )
   for (const run of runs) {
-    const partial = run.metrics === null ? partials.get(run.id) : undefined
-    const upTo = partial?._tag === "upTo"
-    const m = run.metrics ?? (partial?._tag === "upTo" ? partial.metrics : null)
-    // Figures up to where a run stopped are marked, and said so under the table.
-    const mark = (text: string) => (upTo ? `${text}*` : text)
-    if (upTo) marked = true
+    const figures = listedFigures(run.metrics, partials.get(run.id))
+    if (figures.marked) marked = true
     t.push([
       refOf(run),
       ...(owners ? [ownerOf(run)] : []),
@@ -293,16 +289,39 @@ export const renderList = (
       run.status,
       run.mode,
       period(run),
-      m === null ? DASH : mark(percent(m.totalReturn, { sign: true })),
-      m === null ? DASH : mark(ratio(m.sharpe)),
-      m === null ? DASH : mark(percent(m.maxDrawdown)),
-      m === null ? (partial?._tag === "none" ? count(partial.trades) : DASH) : mark(count(m.tradeCount)),
+      ...figures.cells,
       wallTime(run.startedAt)
     ])
   }
-  const note = marked ? "* up to where the run stopped or failed: rebuilt from its data and fills (swarm runs show has them all)\n" : ""
-  return `${t.toString()}\n${note}${next === undefined ? "" : `more runs follow; the next page: ${next}\n`}`
+  return `${t.toString()}\n${marked ? UP_TO_STOP_NOTE : ""}${next === undefined ? "" : `more runs follow; the next page: ${next}\n`}`
 }
+
+/**
+ * The figure cells of a `runs list` row — return, Sharpe, max DD, trades — on the local database
+ * and from a server (RemoteView.runsTable) alike: a completed run's metrics; a run stopped or
+ * failed before it completed, its figures up to where it stopped, each marked `*` (`marked`: the
+ * table then ends with `UP_TO_STOP_NOTE`), or when they cannot be made, the trades it closed.
+ */
+export const listedFigures = (
+  metrics: Metrics | null,
+  partial: PartialMetrics | undefined
+): { readonly cells: ReadonlyArray<string>; readonly marked: boolean } => {
+  const upTo = metrics === null && partial?._tag === "upTo"
+  const m = metrics ?? (partial?._tag === "upTo" ? partial.metrics : null)
+  const mark = (text: string) => (upTo ? `${text}*` : text)
+  return {
+    cells: [
+      m === null ? DASH : mark(percent(m.totalReturn, { sign: true })),
+      m === null ? DASH : mark(ratio(m.sharpe)),
+      m === null ? DASH : mark(percent(m.maxDrawdown)),
+      m === null ? (partial?._tag === "none" ? count(partial.trades) : DASH) : mark(count(m.tradeCount))
+    ],
+    marked: upTo
+  }
+}
+
+/** Under a `runs list` table with figures marked `*` (`listedFigures`): what the mark means. */
+export const UP_TO_STOP_NOTE = "* up to where the run stopped or failed: rebuilt from its data and fills (swarm runs show has them all)\n"
 
 // ---------------------------------------------------------------------------------------------
 // runs show

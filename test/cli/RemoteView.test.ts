@@ -336,6 +336,24 @@ describe("runs list", () => {
     expect((JSON.parse(RemoteView.runsJson([stuck])) as Array<Record<string, unknown>>)[0]!["notResumable"]).toBe(why)
   })
 
+  it("a run stopped or failed before it completed: its figures up to where it stopped (upToStop), marked * and said so, as the local list", () => {
+    const partial = { ...metrics!, totalReturn: -0.0123, sharpe: 0.5, maxDrawdown: 0.02, tradeCount: 2 }
+    const stopped = run([], { id: "run_a", ref: "S#1", status: "stopped", upToStop: { _tag: "upTo", through: Date.UTC(2024, 0, 2), metrics: partial } })
+    const unavailable = run([], { id: "run_b", ref: "S#2", status: "failed", upToStop: { _tag: "none", reason: "its data changed", trades: 3 } })
+    const completed = run([], { id: "run_c", ref: "S#3", metrics })
+    const text = RemoteView.runsTable([stopped, unavailable, completed], undefined)
+    // return, Sharpe, max DD, trades
+    const figures = (ref: string) => text.split("\n").find((line) => line.includes(ref))!.split("│").slice(5, 9).map((cell) => cell.trim())
+    expect(figures("S#1")).toEqual(["-1.23%*", "0.50*", "2.00%*", "2*"])
+    expect(figures("S#2")).toEqual(["—", "—", "—", "3"])
+    expect(figures("S#3")).toEqual(["+26.09%", "1.00", "0.00%", "0"])
+    expect(text).toMatch(/┘\n\* up to where the run stopped or failed: rebuilt from its data and fills \(swarm runs show has them all\)\n$/)
+    // The same cells as the local database's list makes of them.
+    expect(figures("S#1")).toEqual(RunsView.listedFigures(null, stopped.upToStop).cells)
+    // None marked: no line under the table.
+    expect(RemoteView.runsTable([unavailable, completed], undefined)).toMatch(/┘\n$/)
+  })
+
   it("a list cut short ends with the command line of the next page; a whole one with the table", () => {
     const shown = run([], { id: "run_a", ref: "S#1" })
     expect(RemoteView.runsTable([shown], "swarm runs list --before run_a")).toMatch(/┘\nmore runs follow; the next page: swarm runs list --before run_a\n$/)

@@ -62,6 +62,11 @@ describe("runs --json from a server", () => {
       expect(done.metrics.finalEquity).toMatch(/^-?\d+(\.\d+)?$/)
       // The paper run stopped before it completed: its figures up to where it stopped, as the local list has them.
       expect(remoteRuns.find((run) => run.id === paper.id)).toMatchObject({ metrics: null, upToStop: expect.anything() })
+      // The table marks them, as the local list's does, and says what the mark means.
+      const table = yield* cli(["runs", "list"])
+      expect([table.code, table.stderr]).toEqual([0, ""])
+      expect(table.stdout.split("\n").find((line) => line.includes(paper.id))).toMatch(/│ stopped +│ paper +│ +[+-]?\d+\.\d\d%\* │ +\S+\* │ +\d+\.\d\d%\* │ +\d+\* │/)
+      expect(table.stdout).toContain("* up to where the run stopped or failed: rebuilt from its data and fills (swarm runs show has them all)\n")
 
       // The server stopped (the embedded database serves one process): the same runs, read locally.
       yield* live.stop
