@@ -279,7 +279,7 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
         if (found !== undefined) yield* Ref.update(model, (m) => Watch.withExpiries(m, found))
         if (lines) {
           const wall = requested === undefined ? undefined : found?.get(requested)
-          const text = Watch.line(event.value, { mode: info.mode, expiry: wall === undefined ? undefined : { clock: "wall", at: wall } })
+          const text = Watch.line(event.value, { mode: info.mode, strategy: info.strategy, expiry: wall === undefined ? undefined : { clock: "wall", at: wall } })
           if (text !== undefined) io.stdout(`${text}\n`)
         }
         yield* touched

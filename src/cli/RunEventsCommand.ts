@@ -103,8 +103,11 @@ const llmCallText = (call: LlmCall): string => {
     `tokens ${count(call.tokensIn)} in, ${count(call.tokensOut)} out${cost}, ${count(call.latencyMillis)} ms${call.error === undefined ? "" : `: ${oneLine(call.error)}`}`
 }
 
-/** One readable line of a stored event: `#seq time what`, as `runs watch` prints them piped. */
-export const eventLine = (seq: number, tag: string, body: string): string => {
+/**
+ * One readable line of a stored event: `#seq time what`, as `runs watch` prints them piped.
+ * `strategy`: the name of the run's strategy, which its RunStarted line names (without it: its id).
+ */
+export const eventLine = (seq: number, tag: string, body: string, strategy?: string): string => {
   let parsed: unknown
   try {
     parsed = JSON.parse(body)
@@ -113,7 +116,7 @@ export const eventLine = (seq: number, tag: string, body: string): string => {
   }
   const event = decodeEvent(parsed)
   if (Option.isNone(event)) return visible(`#${seq} ${tag} (an event this swarm does not read: --json prints it)`)
-  return Watch.line(event.value) ?? visible(`#${seq} ${time(event.value.at as Timestamp)} ${quietText(event.value)}`)
+  return Watch.line(event.value, { strategy }) ?? visible(`#${seq} ${time(event.value.at as Timestamp)} ${quietText(event.value)}`)
 }
 
 const runArg = Args.text({ name: "run" }).pipe(Args.withDescription("The run: its id (run_…) or <strategy>#<number>, as `swarm runs list` shows it."))
@@ -140,23 +143,34 @@ export const command = (io: Io, wiring: Wiring.Wiring) =>
       const ref = yield* RunRef.check("<run>", flags.run)
       const since = Option.getOrElse(flags.since, () => 0)
       const wanted = flags.types.length === 0 ? undefined : new Set(flags.types)
-      const print = (seq: number, tag: string, body: string) => {
-        if (wanted === undefined || wanted.has(tag)) io.stdout(flags.json ? `${body}\n` : `${eventLine(seq, tag, body)}\n`)
+      const print = (seq: number, tag: string, body: string, strategy: string | undefined) => {
+        if (wanted === undefined || wanted.has(tag)) io.stdout(flags.json ? `${body}\n` : `${eventLine(seq, tag, body, strategy)}\n`)
       }
       const server = yield* serverFor(flags, wiring)
       if (Option.isSome(server)) {
         return yield* onServer(server.value, (remote) =>
-          remote.client.runs.events({ run: ref, since }).pipe(
-            remote.follow("run"),
-            Stream.runForEach((e) => Effect.sync(() => print(e.seq, e.tag, e.json)))
-          ))
+          Effect.gen(function*() {
+            // The strategy's name, for the RunStarted line: asked once, when that line is printed (a run's
+            // first event); a server that does not say it leaves the line naming the strategy's id.
+            const strategy = yield* Effect.cached(
+              remote.client.runs.get({ run: ref }).pipe(remote.call("run"), Effect.map((info) => info.strategy), Effect.orElseSucceed(() => undefined))
+            )
+            yield* remote.client.runs.events({ run: ref, since }).pipe(
+              remote.follow("run"),
+              Stream.runForEach((e) =>
+                Effect.map(
+                  e.tag === "RunStarted" && !flags.json && (wanted === undefined || wanted.has(e.tag)) ? strategy : Effect.succeed(undefined),
+                  (name) => print(e.seq, e.tag, e.json, name)
+                ))
+            )
+          }))
       }
       yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
         const run = yield* Runs.getSummary(ref)
         let after = since
         for (;;) {
           const page = yield* Runs.events(run.id, after, PAGE, flags.types.length === 0 ? undefined : flags.types)
-          for (const e of page) print(Number(e.seq), e.tag, e.body)
+          for (const e of page) print(Number(e.seq), e.tag, e.body, run.strategyName)
           if (page.length < PAGE) break
           after = Number(page[page.length - 1]!.seq)
         }

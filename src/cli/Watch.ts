@@ -311,7 +311,8 @@ const lifecycleLine = (event: Extract<RunEvent, { _tag: "AgentLifecycle" }>["eve
 const eventText = (event: RunEvent, context: LineContext): string | undefined => {
   switch (event._tag) {
     case "RunStarted":
-      return `started: ${event.mode} run of ${event.strategy} v${event.strategyVersion}, seed ${event.seed}, ${event.symbols.join(" ")}`
+      // The strategy by its name, as runs list and runs show name it (the event has only its id: without the name, that).
+      return `started: ${event.mode} run of ${context.strategy ?? event.strategy} v${event.strategyVersion}, seed ${event.seed}, ${event.symbols.join(" ")}`
     case "SignalReceived": {
       const s = event.signal
       return `signal ${s.source} ${s.symbol} ${s.action} @ ${price(s.price)} (alert ${s.alertId.slice(0, 16)})`
@@ -381,9 +382,11 @@ const eventText = (event: RunEvent, context: LineContext): string | undefined =>
   }
 }
 
-/** What a line needs besides its event: the run's mode, and an approval's expiry when the server gave it. */
+/** What a line needs besides its event: the run's mode, its strategy's name, and an approval's expiry when the server gave it. */
 export interface LineContext {
   readonly mode?: string | undefined
+  /** The name of the run's strategy (its record's), which RunStarted names; without it, the strategy's id the event has. */
+  readonly strategy?: string | undefined
   readonly expiry?: Expiry | undefined
 }
 

@@ -147,7 +147,8 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
       expect(all.code, all.stderr).toBe(0)
       const rows = lines(all.stdout)
       expect(rows).toHaveLength(stored.length)
-      expect(rows[0]).toMatch(/^#1 \d{4}-\d\d-\d\d started: backtest run of /)
+      // The strategy by its name, as runs list and runs show name it, not by its id.
+      expect(rows[0]).toMatch(/^#1 \d{4}-\d\d-\d\d started: backtest run of Events read v1, seed \d+, /)
       expect(rows.filter((l) => / decision S\d (buy|sell|hold|close|long|short|flat)/.test(l)).length).toBeGreaterThan(0)
       expect(rows.some((l) => / portfolio equity /.test(l))).toBe(true)
       // Every event a line of its own words: none a bare type name (before: OrderPlaced, AgentLifecycle).
@@ -270,5 +271,15 @@ describe("runs events' line of an event", () => {
     expect(eventLine(11, "AgentLifecycle", JSON.stringify(stopped))).toBe("#11 2024-01-03 agent /user/run/analysts/llm-1 stopped (escalated)")
     // An event this build does not read is still a line: its number and type.
     expect(eventLine(8, "SomethingNew", JSON.stringify({ _tag: "SomethingNew" }))).toBe("#8 SomethingNew (an event this swarm does not read: --json prints it)")
+  })
+
+  test("the run's start names its strategy by name, as runs list and show do (its escapes made visible, as every line's); without the name, by its id", () => {
+    const base = { run: "run_000000000001", at: Date.UTC(2024, 0, 3) }
+    const started = JSON.stringify({
+      _tag: "RunStarted", ...base, seq: 1, strategy: "str_000000000001", strategyVersion: 2, mode: "paper", seed: "7", symbols: ["AAA", "BBB"], dataFingerprint: "f"
+    })
+    expect(eventLine(1, "RunStarted", started, "SMA crossover")).toBe("#1 2024-01-03 started: paper run of SMA crossover v2, seed 7, AAA BBB")
+    expect(eventLine(1, "RunStarted", started, "Evil\u001b[2J\u202e")).toBe("#1 2024-01-03 started: paper run of Evil\\u001b[2J\\u202e v2, seed 7, AAA BBB")
+    expect(eventLine(1, "RunStarted", started)).toBe("#1 2024-01-03 started: paper run of str_000000000001 v2, seed 7, AAA BBB")
   })
 })

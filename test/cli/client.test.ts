@@ -231,7 +231,7 @@ describe("swarm as a client of a live server", () => {
       expect(head).not.toBeNull()
       made.backtest = { id: head![1]!, ref: head![2]! }
       const events = lines(started.stdout).filter((line) => line.startsWith("#"))
-      expect(events[0]).toMatch(/^#1 2020-01-06 started: backtest run of str_[0-9a-f]+ v5, seed 0, ACME GLOBEX INITECH$/)
+      expect(events[0]).toMatch(/^#1 2020-01-06 started: backtest run of SMA crossover v5, seed 0, ACME GLOBEX INITECH$/)
       expect(events.some((line) => / verdict .*: approved$/.test(line))).toBe(true)
       expect(events.some((line) => / fill [A-Z]+ (buy|sell) /.test(line))).toBe(true)
       expect(events.at(-1)).toMatch(/^#\d+ \S+ completed: return [+-]?\d+\.\d+%, Sharpe .*, checksum [0-9a-f]{12}…$/)

@@ -48,7 +48,7 @@ describe("runs events from a server", () => {
       expect(events.length).toBeGreaterThan(10)
       const rows = lines(text.stdout)
       expect(rows).toHaveLength(events.length)
-      expect(rows[0]).toMatch(/^#1 \d{4}-\d\d-\d\d started: backtest run of str_\w+ v1, seed \d+, ACME GLOBEX INITECH$/)
+      expect(rows[0]).toMatch(/^#1 \d{4}-\d\d-\d\d started: backtest run of SMA crossover v1, seed \d+, ACME GLOBEX INITECH$/)
       expect(rows.filter((l) => /^#\d+ \d{4}-\d\d-\d\d \w+$/.test(l))).toEqual([])
       expect(rows[rows.length - 1]).toMatch(/ completed: return [+-]?\d/)
       // --type: only those, as stored.
@@ -71,7 +71,7 @@ describe("runs events from a server", () => {
         Effect.delay(swarm(["runs", "stop", paper.id], { environment: remote }), "4 seconds")
       ], { concurrency: "unbounded" })
       expect([followed.code, followed.stderr]).toEqual([0, ""])
-      expect(lines(followed.stdout)[0]).toMatch(/^#1 \S+ started: paper run of str_\w+ v1/)
+      expect(lines(followed.stdout)[0]).toMatch(/^#1 \S+ started: paper run of SMA crossover v1, /)
 
       // Another user: their run is answered as one that does not exist, in one line, exit 2.
       const bob = yield* createUser(served.base, live.key(), "bob")
