@@ -74,7 +74,9 @@ const quietText = (event: RunEvent): string => {
       return `LLM budget spent: ${event.agent}${event.round === undefined ? "" : `, round ${event.round}`}: ${event.reason}`
     case "OrderPlaced": {
       const o = event.order
-      return `order placed ${o.symbol} ${o.side} ${quantity(o.quantity)} (${o.type}, fills at the ${o.fillTiming === "next_open" ? "next open" : "same close"}), round ${o.round}`
+      return `order placed ${o.symbol} ${o.side} ${quantity(o.quantity)} (${o.type}, fills at the ${o.fillTiming === "next_open" ? "next open" : "same close"}), round ${
+        roundText(o.round)
+      }`
     }
     case "LlmCalled":
       return llmCallText(event.call)
@@ -84,6 +86,20 @@ const quietText = (event: RunEvent): string => {
       // Any other event has a line of `runs watch`'s (Watch.line); one it leaves out is named.
       return event._tag
   }
+}
+
+/** The latest instant a `Date` holds (±8.64e15 ms): a bar time past it has no calendar time to print. */
+const MAX_DATE_MS = 8.64e15
+
+/**
+ * A round as people read it: `<symbol>@<bar time ms>`, as the coordinator names rounds, becomes its
+ * symbol and its bar's time as every line prints times (`GLOBEX 2022-02-25`); one not of that form
+ * (an id from elsewhere, a time no calendar has) is printed as it is.
+ */
+const roundText = (round: string): string => {
+  const at = round.lastIndexOf("@")
+  const ms = at > 0 && /^-?\d{1,16}$/.test(round.slice(at + 1)) ? Number(round.slice(at + 1)) : Number.NaN
+  return Number.isSafeInteger(ms) && Math.abs(ms) <= MAX_DATE_MS ? `${round.slice(0, at)} ${time(ms as Timestamp)}` : round
 }
 
 /** A starting or stopping agent (the lines of crashes, restarts and escalations are `runs watch`'s). */
