@@ -6,8 +6,9 @@
 import { randomBytes } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Data, Effect, ParseResult, Schema } from "effect"
+import { Data, Effect, Schema } from "effect"
 import { InvalidUserName, type Role, User, UserExists, UserName, UserNotFound } from "../../schemas/Auth.js"
+import { oneLineOf } from "../internal/issues.js"
 import { storeError } from "./StoreError.js"
 import { transaction } from "./Transaction.js"
 
@@ -50,7 +51,8 @@ const decodeName = Schema.decodeUnknown(UserName)
 export const create = Effect.fn("Users.create")(function*(name: string, role: Role = "user") {
   const sql = yield* SqlClient.SqlClient
   const valid = yield* decodeName(name).pipe(
-    Effect.mapError((error) => new InvalidUserName({ reason: ParseResult.TreeFormatter.formatErrorSync(error) }))
+    // One line in the schema's own words (its field, were it one), not Effect's tree of type names and indented lines.
+    Effect.mapError((error) => new InvalidUserName({ reason: oneLineOf(error) }))
   )
   if (valid === LOCAL) return yield* new UserExists({ name: valid })
   // `on conflict do nothing` rather than catching the unique violation: inside a caller's

@@ -44,6 +44,23 @@ for (const backend of backends) {
           expect({ bad: bad.slice(0, 20), tag: error._tag }).toEqual({ bad: bad.slice(0, 20), tag: "InvalidUserName" })
           expect(error.message).toContain("1 to 64 letters, digits or . _ -")
         }
+        // The reason in one line, in the schema's own words, never Effect's parse tree (indented lines of
+        // its type names), nor the name itself: hostile names, and a caller's value that is no string at all.
+        const hostile: ReadonlyArray<readonly [unknown, string]> = [
+          ["", "a user name is 1 to 64 letters, digits or . _ -"],
+          ["x".repeat(100_000), "a user name is 1 to 64 letters, digits or . _ -"],
+          ["alice\nbob", "a user name is 1 to 64 letters, digits or . _ -, not U+000A at position 6"],
+          ["\r\n\u001b[2J\u0007", "a user name is 1 to 64 letters, digits or . _ -, not U+000D at position 1"],
+          ["a\u0000b", "a user name is 1 to 64 letters, digits or . _ -, not U+0000 at position 2"],
+          ["usr_0123456789ab", "a user name must not look like a user id (usr_ and 12 hex digits)"],
+          [5, "expected a string, got 5"],
+          [null, "expected a string, got null"]
+        ]
+        for (const [bad, reason] of hostile) {
+          const error = yield* failure(Users.create(bad as string))
+          expect(error).toMatchObject({ _tag: "InvalidUserName", reason })
+          expect(error.message).toBe(`invalid user name: ${reason}`)
+        }
         // Which character, and where: an invisible one (U+200B) showed nothing of what was wrong.
         expect((yield* failure(Users.create("ali\u200bce"))).message).toContain("a user name is 1 to 64 letters, digits or . _ -, not U+200B at position 4")
         expect((yield* failure(Users.create("Cafe\u0301"))).message).toContain("not U+0301 at position 5")
