@@ -12,7 +12,7 @@ import { afterAll, beforeAll } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import * as Database from "../../src/store/Database.js"
 import { serverUrl } from "../store/fresh.js"
-import { ProcessGroups, type Ran, type Served } from "./processes.js"
+import { ProcessGroups, type Ran, type Running, type Served } from "./processes.js"
 
 export interface LiveServer {
   /** The test file's temporary folder: the processes' working directory. */
@@ -29,6 +29,8 @@ export interface LiveServer {
   readonly cleanEnv: (env: Record<string, string>) => NodeJS.ProcessEnv
   /** The real binary, in a process group of its own, with `env` (over `cleanEnv`'s). */
   readonly bin: (args: ReadonlyArray<string>, env: Record<string, string>) => Effect.Effect<Ran>
+  /** `bin` started now: what it has printed so far, while it runs, and its end. */
+  readonly binStarted: (args: ReadonlyArray<string>, env: Record<string, string>) => Running
   /** Start the server (done in `beforeAll` unless `manual`), and read the admin key it prints. */
   readonly start: () => Promise<void>
   /** Stop the server (SIGINT) and wait for it to exit, at most 15 s. */
@@ -99,6 +101,7 @@ export const liveServer = (
     remote: (as = key) => ({ SWARM_SERVER: running().base, SWARM_API_KEY: as }),
     cleanEnv,
     bin: (args, env) => processes.run(args, { cwd: tmp, env: cleanEnv(env) }),
+    binStarted: (args, env) => processes.start(args, { cwd: tmp, env: cleanEnv(env) }),
     start,
     stop: Effect.suspend(() => {
       const server = running()

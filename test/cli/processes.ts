@@ -26,25 +26,48 @@ export interface Ran {
   readonly stderr: string
 }
 
+/** A `swarm` command started and still going, maybe: what it has printed so far, and its end. */
+export interface Running {
+  readonly stdout: () => string
+  /** Its end; if this is interrupted, the group is killed. */
+  readonly ran: Effect.Effect<Ran>
+}
+
 export class ProcessGroups {
   private readonly groups: Array<number> = []
 
   /** `swarm <args>` to its end (`input` on its stdin); the group is killed if the effect is interrupted. */
   run(args: ReadonlyArray<string>, options: { readonly cwd: string; readonly env: NodeJS.ProcessEnv; readonly input?: string }): Effect.Effect<Ran> {
-    return Effect.async<Ran>((resume) => {
-      const child = this.spawn(args, { cwd: options.cwd, env: options.env })
-      // The child may stop reading (a question too long) and exit before taking it all.
-      child.stdin!.on("error", () => {})
-      if (options.input !== undefined) child.stdin!.end(options.input)
-      let stdout = ""
-      let stderr = ""
-      child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
-      child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
-      child.on("close", (code, signal) => resume(Effect.succeed({ code: code ?? (signal === null ? -1 : 128), stdout, stderr })))
-      return Effect.sync(() => {
-        if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
-      })
-    })
+    return Effect.suspend(() => this.start(args, options).ran)
+  }
+
+  /** `swarm <args>` started now, for a test that acts on what it prints while it runs (a follower's first line). */
+  start(args: ReadonlyArray<string>, options: { readonly cwd: string; readonly env: NodeJS.ProcessEnv; readonly input?: string }): Running {
+    const child = this.spawn(args, { cwd: options.cwd, env: options.env })
+    // The child may stop reading (a question too long) and exit before taking it all.
+    child.stdin!.on("error", () => {})
+    if (options.input !== undefined) child.stdin!.end(options.input)
+    let stdout = ""
+    let stderr = ""
+    child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
+    const closed = new Promise<Ran>((resolve) =>
+      child.on("close", (code, signal) => resolve({ code: code ?? (signal === null ? -1 : 128), stdout, stderr }))
+    )
+    return {
+      stdout: () => stdout,
+      ran: Effect.promise(() => closed).pipe(
+        Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            try {
+              if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL")
+            } catch {
+              // gone already
+            }
+          })
+        )
+      )
+    }
   }
 
   /** `swarm <args>` in a new process group, tracked. */
@@ -89,3 +112,18 @@ export class ProcessGroups {
     }
   }
 }
+
+/**
+ * Until `running` has printed something `pattern` matches (checked every 50 ms, at most `seconds`):
+ * a test waits for what it needs to see rather than for a fixed time, which is too short on a loaded
+ * machine (a binary takes seconds to start there) and longer than needed elsewhere. Dies, saying
+ * what it waited for and what was printed, if that never comes.
+ */
+export const untilPrinted = (running: Running, pattern: RegExp, what: string, seconds = 60): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + seconds * 1000
+    while (!pattern.test(running.stdout())) {
+      if (Date.now() > deadline) return yield* Effect.dieMessage(`${what}: not printed within ${seconds} s; printed: ${JSON.stringify(running.stdout().slice(0, 500))}`)
+      yield* Effect.sleep("50 millis")
+    }
+  })

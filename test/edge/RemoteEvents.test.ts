@@ -16,6 +16,7 @@ import { Effect, Schema } from "effect"
 import { RunJson } from "../../src/cli/RunsView.js"
 import { lines, swarm } from "../cli/harness.js"
 import { liveServer } from "../cli/liveServer.js"
+import { untilPrinted } from "../cli/processes.js"
 import { serverUrl } from "../store/fresh.js"
 import { createUser } from "./fixtures.js"
 
@@ -66,10 +67,12 @@ describe("runs events from a server", () => {
       })
       expect([paperStarted.code, paperStarted.stderr]).toEqual([0, ""])
       const paper = Schema.decodeUnknownSync(RunJson)(JSON.parse(paperStarted.stdout))
-      const [followed] = yield* Effect.all([
-        bin(["runs", "events", paper.id, "--type", "RunStarted", "--type", "OrderPlaced"], remote),
-        Effect.delay(swarm(["runs", "stop", paper.id], { environment: remote }), "4 seconds")
-      ], { concurrency: "unbounded" })
+      const following = live.binStarted(["runs", "events", paper.id, "--type", "RunStarted", "--type", "OrderPlaced"], remote)
+      // Stopped once the command follows it (it has printed the run's first event), not after a fixed wait.
+      yield* untilPrinted(following, /^#1 /, "the run's first event, by the command following it")
+      const stopping = yield* swarm(["runs", "stop", paper.id], { environment: remote })
+      expect([stopping.code, stopping.stderr]).toEqual([0, ""])
+      const followed = yield* following.ran
       expect([followed.code, followed.stderr]).toEqual([0, ""])
       expect(lines(followed.stdout)[0]).toMatch(/^#1 \S+ started: paper run of SMA crossover v1, /)
 

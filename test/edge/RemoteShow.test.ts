@@ -20,7 +20,7 @@ import { RunJson, RunShowJson } from "../../src/cli/RunsView.js"
 import { lines, swarm } from "../cli/harness.js"
 import { liveServer } from "../cli/liveServer.js"
 import { serverUrl } from "../store/fresh.js"
-import { createUser, oldServer } from "./fixtures.js"
+import { createUser, oldServer, rpcClient, until } from "./fixtures.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const sma = Path.join(root, "examples", "sma-crossover.json")
@@ -55,7 +55,9 @@ describe("runs show from a server", () => {
       })
       expect([paperStarted.code, paperStarted.stderr]).toEqual([0, ""])
       const paperRun = Schema.decodeUnknownSync(RunJson)(JSON.parse(paperStarted.stdout))
-      yield* Effect.sleep("3 seconds")
+      // Stopped once it has filled an order (a bar marked after its first), not after a fixed wait.
+      yield* Effect.scoped(Effect.flatMap(rpcClient(served.base, live.key()), (client) =>
+        until(Effect.orDie(client("runs.get", { run: paperRun.id })), (info) => info.latest?.portfolio !== undefined, "the paper run's first fill", 3_000)))
       const stopped = yield* swarm(["runs", "stop", paperRun.id], { environment: remote })
       expect([stopped.code, stopped.stderr]).toEqual([0, ""])
       const [stoppedText, stoppedJson] = yield* Effect.all([bin(["runs", "show", paperRun.ref], remote), bin(["runs", "show", paperRun.id, "--json"], remote)], {

@@ -330,10 +330,10 @@ export const guarded = (name: string, timeoutSeconds: number) =>
     risk: { approval: { notionalPctAbove: 5, policy: "pause", timeoutSeconds } }
   })
 
-/** Poll until `get` gives something `done` accepts (a run goes on in the background), at most 600 looks. */
-export const until = <A, E, R>(get: Effect.Effect<A, E, R>, done: (a: A) => boolean, what: string) =>
+/** Poll until `get` gives something `done` accepts (a run goes on in the background), at most `looks` looks (20 ms apart). */
+export const until = <A, E, R>(get: Effect.Effect<A, E, R>, done: (a: A) => boolean, what: string, looks = 600) =>
   Effect.gen(function*() {
-    for (let i = 0; i < 600; i++) {
+    for (let i = 0; i < looks; i++) {
       const value = yield* get
       if (done(value)) return value
       yield* Effect.sleep("20 millis")
