@@ -163,6 +163,14 @@ const RELAY_SERVE_EVERY_MILLIS = 250
 const RELAY_KEPT_SECONDS = 3_600
 const RELAY_CLEANUP_EVERY = 240
 
+/**
+ * A background look that finds nothing most of the time (the relayed requests four times a second,
+ * the leases every takeover look), not traced: as root traces of their own they made some 350,000
+ * traces a day per server, and pushed the decisions' traces out of the in-process store `swarm
+ * trace` reads. What a look finds to do (a request carried out, a run taken over) is traced.
+ */
+const untraced = <A, E, R>(look: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => Effect.withTracerEnabled(look, false)
+
 /** A strategy snapshot's approval timeout, from its `risk.approval` as stored (the default when it says none). */
 const timeoutOf = (approval: unknown): number =>
   Predicate.hasProperty(approval, "timeoutSeconds") && typeof approval.timeoutSeconds === "number"
@@ -1076,7 +1084,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const { leases, shared } = yield* PgPool
         if (!shared || suspending) return []
         // One query for every unfinished run's lease: a run another live process holds costs nothing more.
-        const states = yield* Runs.unfinishedLeases()
+        const states = yield* untraced(Runs.unfinishedLeases())
         const free = new Set(states.filter((state) => !state.held && !live.has(state.id) && state.ageMillis >= takeoverGrace).map((state) => state.id))
         // Free twice in a row, a look apart: not a holder between two leases (its connection lost,
         // taking it again), nor a run being started.
@@ -1536,9 +1544,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       while (true) {
         yield* Effect.sleep(Duration.millis(RELAY_SERVE_EVERY_MILLIS))
         yield* Effect.gen(function*() {
-          if (++rounds % RELAY_CLEANUP_EVERY === 0) yield* ControlRequests.cleanUp(RELAY_KEPT_SECONDS)
+          if (++rounds % RELAY_CLEANUP_EVERY === 0) yield* untraced(ControlRequests.cleanUp(RELAY_KEPT_SECONDS))
           if (live.size === 0) return
-          for (const request of yield* ControlRequests.openFor([...live.keys()])) {
+          for (const request of yield* untraced(ControlRequests.openFor([...live.keys()]))) {
             if (!live.has(request.run) || !(yield* ControlRequests.take(request.id))) continue
             yield* Effect.fork(Effect.flatMap(Effect.exit(carryOut(request)), (exit) =>
               Effect.catchAllCause(ControlRequests.answer(request.id, answerOfExit(exit)), (cause) =>

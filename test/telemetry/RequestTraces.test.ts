@@ -16,6 +16,8 @@ import { eventually, rpcClient } from "../edge/fixtures.js"
 import { backends } from "../store/fixtures/backends.js"
 
 const backend = backends[0]!
+/** Postgres, when DATABASE_URL names one: a shared database, where a server looks for relayed control requests. */
+const shared = backends.filter((b) => b.name === "postgres")
 
 const byTrace = (spans: ReadonlyArray<ReadableSpan>) => {
   const traces = new Map<string, Array<ReadableSpan>>()
@@ -71,4 +73,37 @@ describe("request traces", () => {
       const sizes = [...byTrace(spans).values()].map((t) => [t.length, t[0]!.name] as const).sort((a, b) => b[0] - a[0])
       expect(sizes[0]![0]).toBeLessThan(100)
     }), { timeout: 120_000 })
+
+  for (const pg of shared) {
+    it.scopedLive("a server's background looks on a shared database make no traces: a live run's relayed-request look, four times a second, is untraced", () =>
+      Effect.gen(function*() {
+        const exporter = new InMemorySpanExporter()
+        const server = Server.layer(pg.store, { port: 0, logRequests: false }).pipe(
+          Layer.provideMerge(Telemetry.make({ spanProcessors: [new SimpleSpanProcessor(exporter)] }))
+        )
+        const context = yield* Layer.build(server)
+        yield* Effect.gen(function*() {
+          const made = yield* bootstrap()
+          if (!made.created) return expect.unreachable("a fresh database")
+          const admin = yield* rpcClient(yield* Http.baseUrl, made.key)
+          yield* admin("strategies.create", {
+            strategy: Schema.decodeUnknownSync(Strategy)({
+              name: "quiet looks",
+              symbols: ["AAA"],
+              agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
+              sizing: { mode: "percent_of_equity", value: 10 }
+            })
+          })
+          // A live run at a bar a second: the server looks for requests relayed for it every 250 ms.
+          const run = yield* admin("runs.start", { strategy: "quiet looks", mode: "paper", data: { _tag: "synthetic", bars: 5_000 }, speed: 86_400 })
+          yield* eventually(() => exporter.getFinishedSpans().filter((s) => s.name === "Coordinator.round").length >= 2)
+          yield* Effect.sleep("1500 millis")
+          yield* admin("runs.stop", { run: run.id })
+        }).pipe(Effect.provide(context))
+
+        const names = exporter.getFinishedSpans().map((s) => s.name)
+        expect(names).toContain("Coordinator.round")
+        expect(names.filter((name) => name.startsWith("ControlRequests."))).toEqual([])
+      }), { timeout: 120_000 })
+  }
 })
