@@ -20,6 +20,7 @@ import { hostname } from "node:os"
 import { createRequire } from "node:module"
 import type { MetricReader } from "@opentelemetry/sdk-metrics"
 import type { SpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { HttpClient } from "@effect/platform"
 import { Config, ConfigError, Context, Effect, Either, Layer, Option } from "effect"
 import { shownUrl } from "../internal/credentials.js"
 import type { Destination, ExportState } from "./internal/sdk.js"
@@ -283,5 +284,8 @@ export const layerIfExporting = (warn: (line: string) => void): Layer.Layer<Samp
       }
     }
     const rates = Layer.succeed(Sampling.TraceSampling, options.rates!)
-    return exporting ? Layer.merge(rates, Layer.discard(make(options))) : rates
+    // A command that exports no traces sends no trace headers (`traceparent`, `b3`) with its requests:
+    // the server's spans would name as their parent a span that exists nowhere.
+    const headers = to.traces === undefined ? Layer.locallyScoped(HttpClient.currentTracerPropagation, false) : Layer.empty
+    return Layer.mergeAll(rates, headers, exporting ? Layer.discard(make(options)) : Layer.empty)
   }))

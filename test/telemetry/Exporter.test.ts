@@ -12,6 +12,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { createServer } from "node:http"
+import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { ConfigError, ConfigProvider, Effect, Layer, Logger, Schema } from "effect"
 import { TraceSampling } from "../../src/telemetry/Sampling.js"
 import { HealthReport } from "../../src/edge/Health.js"
@@ -225,6 +226,41 @@ describe("the signal-specific endpoints, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and 
       expect(yield* exporting({ OTEL_EXPORTER_OTLP_ENDPOINT: "notaurl", OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: "http://127.0.0.1:1/m" })).toEqual([
         `OTEL_EXPORTER_OTLP_ENDPOINT: not an http(s) URL: "notaurl" (e.g. http://127.0.0.1:4318) (not exporting traces)`
       ])
+    }), { timeout: 30_000 })
+})
+
+describe("trace headers", () => {
+  // A command that exports no traces sent `traceparent` and `b3` all the same: the server's spans
+  // then named as their parent a span no collector ever saw (orphans in Jaeger).
+  it.scopedLive("a command's requests carry trace headers only when it exports its traces", () =>
+    Effect.gen(function*() {
+      const heard: Array<Record<string, string | string[] | undefined>> = []
+      const server = createServer((req, res) => {
+        heard.push(req.headers)
+        req.resume()
+        req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end("{}"))
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+      )
+      const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`
+      const headersWith = (env: Record<string, string>) =>
+        Effect.gen(function*() {
+          heard.length = 0
+          const client = yield* HttpClient.HttpClient
+          yield* Effect.scoped(client.get(`${url}/rpc`)).pipe(Effect.withSpan("command"))
+          const h = heard[0]!
+          return { traceparent: h.traceparent !== undefined, b3: h.b3 !== undefined }
+        }).pipe(
+          Effect.provide(Telemetry.layerIfExporting(() => {}).pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))))),
+          Effect.provide(FetchHttpClient.layer),
+          // Each as a command is, a program of its own (a layer's fiber settings outlive its scope).
+          (program) => Effect.promise(() => Effect.runPromise(program))
+        )
+      expect(yield* headersWith({})).toEqual({ traceparent: false, b3: false })
+      expect(yield* headersWith({ OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `${url}/v1/metrics` })).toEqual({ traceparent: false, b3: false })
+      expect(yield* headersWith({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${url}/v1/traces` })).toEqual({ traceparent: true, b3: true })
     }), { timeout: 30_000 })
 })
 
