@@ -420,7 +420,9 @@ export const AuditReport = Schema.Union(
     /** What could not be checked (a run recorded before runs sealed their inputs), when something could not. */
     unchecked: Schema.optional(Schema.String),
     /** The entries of the run's control log (who paused, resumed, stopped, approved or rejected it, and when) verified with it (older servers: absent). */
-    control: Schema.optional(Schema.Int)
+    control: Schema.optional(Schema.Int),
+    /** The run had not ended (its status then): the chain is verified up to the `entries` it had when the verification began. */
+    unfinished: Schema.optional(Schema.Literal("running", "paused"))
   }),
   Schema.Struct({
     ok: Schema.Literal(false),

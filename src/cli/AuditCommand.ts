@@ -4,7 +4,8 @@
  * and, for a completed run, re-hashing to its checksum — and whether its recorded inputs (strategy
  * snapshot, seed, faults…) are the ones it ran with; what it could not check (a run recorded before
  * inputs were sealed) is said under `OK`, as is how many entries of the run's control log (who
- * paused, resumed, stopped, approved or rejected it) verified. The verdict goes to stdout; a broken chain
+ * paused, resumed, stopped, approved or rejected it) verified; a run still running (or paused) is
+ * verified up to the events it had when the verification began, which is said too. The verdict goes to stdout; a broken chain
  * also exits 1 with one `swarm:` line. With a server configured (--server, SWARM_SERVER or
  * `swarm login`) the server verifies the chain in its database (`runs.verify`); `--local` reads the
  * local database (DATABASE_URL or the embedded one) instead. `--json` prints the verdict as one
@@ -55,6 +56,7 @@ export const verify = (io: Io, wiring: Wiring.Wiring) =>
           readonly unchecked?: string | undefined
           readonly control?: number | undefined
           readonly log?: "control" | undefined
+          readonly unfinished?: "running" | "paused" | undefined
         }
       ) => {
         if (report.ok) {
@@ -66,9 +68,13 @@ export const verify = (io: Io, wiring: Wiring.Wiring) =>
                 entries: report.entries!,
                 head: report.head!,
                 ...(report.unchecked === undefined ? {} : { unchecked: report.unchecked }),
-                ...(report.control === undefined ? {} : { control: report.control })
+                ...(report.control === undefined ? {} : { control: report.control }),
+                ...(report.unfinished === undefined ? {} : { unfinished: report.unfinished })
               })
               : `OK: run ${report.run}: ${report.entries} events, chain head ${report.head!.slice(0, 12)}…\n` +
+                (report.unfinished === undefined
+                  ? ""
+                  : `  verified up to entry ${report.entries}: the run has not ended (${report.unfinished}); what it records later is not checked\n`) +
                 controlLine(report.control) +
                 (report.unchecked === undefined ? "" : `  not checked: ${report.unchecked}\n`)
           )

@@ -363,7 +363,8 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
               entries: report.entries,
               head: report.head,
               ...(report.unchecked === undefined ? {} : { unchecked: report.unchecked }),
-              control: report.control ?? 0
+              control: report.control ?? 0,
+              ...(report.unfinished === undefined ? {} : { unfinished: report.unfinished })
             }
             : {
               ok: false as const,

@@ -14,10 +14,16 @@
  * after its events.
  *
  * Verification reads a page at a time: a run of millions of events verifies in bounded memory.
+ * A run's reads share one read-only snapshot of the database (REPEATABLE READ): a run still
+ * running keeps committing events and their rows while it is verified, and a page of events read
+ * before a commit and the rows read after it would not say the same thing — the rows past the
+ * events read would look added. In the snapshot a live run verifies up to the events it had when
+ * the verification began, and says so (`unfinished`). On the embedded PGlite (one connection) the
+ * snapshot holds the connection: the run's recorder waits for the verification to end.
  */
 import { createHash } from "node:crypto"
 import { SqlClient } from "@effect/sql"
-import { Effect, Either, Schema } from "effect"
+import { Effect, Either, Option, Schema } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
 import { Metrics } from "../../schemas/Metrics.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
@@ -27,6 +33,7 @@ import { GENESIS, isSummed, linkHash, project, type ProjectedTable, SUMMED, SUMM
 import * as ControlAudit from "./ControlAudit.js"
 import * as Runs from "./Runs.js"
 import { storeError } from "./StoreError.js"
+import { transaction } from "./Transaction.js"
 import { canonical } from "./Strategies.js"
 
 const PAGE = 5_000
@@ -42,6 +49,11 @@ export type AuditReport =
     readonly unchecked?: string
     /** A run's: the entries of its control log (`ControlAudit`) verified with it. */
     readonly control?: number
+    /**
+     * A run's that had not ended (running or paused) when it was verified: its status then. The
+     * chain is verified up to the `entries` it had then; the events it records later are not.
+     */
+    readonly unfinished?: "running" | "paused"
   }
   | {
     readonly ok: false
@@ -164,18 +176,40 @@ export const verifyStrategy = Effect.fn("Audit.verifyStrategy")(function*(strate
  * against the head it recorded when it ended, and a completed run's events against its checksum.
  * An unfinished run's chain is verified as far as it goes.
  */
-export const verifyRun = Effect.fn("Audit.verifyRun")(function*(ref: string, owner?: string) {
-  const run = yield* Runs.get(ref, owner)
-  const events = yield* verifyEvents(run)
-  if (!events.ok) return events
-  // Then who controlled it: reported at the control log's entry, under its stream.
-  const control = yield* verifyControl(run.id as RunId)
-  if (!control.ok) return { ...control, reason: `the run's control log (who paused, resumed, stopped, approved or rejected it): ${control.reason}` }
-  return { ...events, control: control.entries } satisfies AuditReport
+export const verifyRun = Effect.fn("Audit.verifyRun")(function*(ref: string, owner?: string, hooks?: Hooks) {
+  return yield* inSnapshot(Effect.gen(function*() {
+    const run = yield* Runs.get(ref, owner)
+    const events = yield* verifyEvents(run, hooks)
+    if (!events.ok) return events
+    // Then who controlled it: reported at the control log's entry, under its stream.
+    const control = yield* verifyControl(run.id as RunId)
+    if (!control.ok) return { ...control, reason: `the run's control log (who paused, resumed, stopped, approved or rejected it): ${control.reason}` }
+    const unfinished = run.status === "running" || run.status === "paused" ? { unfinished: run.status } : {}
+    return { ...events, control: control.entries, ...unfinished } satisfies AuditReport
+  }))
 })
 
+/** For tests: what happens between a verification's reads (a live run's recorder committing there). */
+export interface Hooks {
+  /** After the pages of events the tables are held to, before the rows past them are looked for. */
+  readonly afterEventPages?: Effect.Effect<void>
+}
+
+/**
+ * `effect` in one read-only REPEATABLE READ transaction: every query of it sees the database as
+ * its first one did, whatever commits meanwhile. Inside a transaction already (a caller's), in
+ * that one: its isolation was set by its first query.
+ */
+const inSnapshot = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const outer = yield* Effect.serviceOption(SqlClient.TransactionConnection)
+    if (Option.isSome(outer)) return yield* effect
+    return yield* transaction(sql, Effect.zipRight(sql`set transaction isolation level repeatable read, read only`, effect))
+  }).pipe(storeError("read the run in one snapshot"))
+
 /** A run's events, the tables they feed, its inputs and (completed) its end. */
-const verifyEvents = (run: Runs.RunRecord) =>
+const verifyEvents = (run: Runs.RunRecord, hooks: Hooks | undefined) =>
   Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const stream = `run:${run.id}`
@@ -204,7 +238,7 @@ const verifyEvents = (run: Runs.RunRecord) =>
     }
   ).pipe(storeError("verify the run's events"))
   if (!report.ok) return report
-  const projected = yield* verifyProjections(run.id as RunId, stream)
+  const projected = yield* verifyProjections(run.id as RunId, stream, hooks)
   if (projected !== undefined) return projected
   const inputs = yield* verifyInputs(run)
   if (!inputs.ok) return inputs
@@ -247,7 +281,7 @@ const columnDifference = (table: ProjectedTable, stored: string, expected: strin
  * not its event's, missing or added is reported at that event. Checkpoints are not events' rows:
  * a resume checks each against the books it rebuilds.
  */
-const verifyProjections = (run: RunId, stream: string) =>
+const verifyProjections = (run: RunId, stream: string, hooks: Hooks | undefined) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     /** Each round's row, and the first event that names it. */
@@ -289,7 +323,8 @@ const verifyProjections = (run: RunId, stream: string) =>
       after = last
       if (events.length < PAGE) break
     }
-    // Rows past the last event: added.
+    if (hooks?.afterEventPages !== undefined) yield* hooks.afterEventPages
+    // Rows past the last event: added (a live run's later rows are past the snapshot).
     for (const table of BY_SEQ) {
       const [extra] = yield* storedRows(table, run, "and seq > $2 order by seq limit 1", [after])
       if (extra !== undefined) {

@@ -10,7 +10,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Data, Effect, Schema } from "effect"
+import { Context, Data, Effect, Fiber, Schema } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
 import { Principal } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
@@ -417,6 +417,48 @@ for (const backend of backends) {
         ))
         expect(changed.position).toBe(2)
         expect(events).toBeGreaterThan(middle)
+      }))
+
+    it.effect("a live run verifies up to its events when the verification began: what its recorder commits meanwhile is not taken for added rows", () =>
+      Effect.gen(function*() {
+        const { events, run } = yield* record("live")
+        const sql = yield* SqlClient.SqlClient
+        const next = events + 1
+        yield* sql`update runs set status = 'running', checksum = null, chain_count = null, chain_head = null where id = ${run}`
+        // The recorder's next commit: an event and its opinion, on a connection of its own (outside
+        // the verification's transaction). On the embedded PGlite (one connection) it cannot commit
+        // while the verification holds the connection: the hook waits a while for it, then goes on.
+        const commit = Effect.all([
+          sql`insert into run_events (run_id, seq, tag, at, hash, body)
+            select run_id, ${next}, tag, at, hash, body from run_events where run_id = ${run} and seq = ${events}`,
+          sql`insert into opinions (run_id, round_id, agent, seq, direction, confidence)
+            select run_id, round_id || '+', agent, ${next}, direction, confidence from opinions where run_id = ${run} order by seq desc limit 1`
+        ], { discard: true }).pipe(
+          (effect) => sql.withTransaction(effect),
+          Effect.mapInputContext((context: Context.Context<never>) => Context.omit(SqlClient.TransactionConnection)(context))
+        )
+        let committing: Fiber.RuntimeFiber<void, unknown> | undefined
+        const afterEventPages = Effect.gen(function*() {
+          committing = yield* Effect.fork(commit)
+          yield* Effect.ignore(Effect.timeout(Fiber.join(committing), "2 seconds"))
+        })
+        const report = yield* Audit.verifyRun(run, undefined, { afterEventPages })
+        yield* Fiber.join(committing!)
+        expect(report).toMatchObject({ ok: true, entries: events, unfinished: "running" })
+        // The commit happened: the next verification sees it (here, the copied event does not chain).
+        const [added] = yield* sql<{ n: number | string }>`select count(*) as n from opinions where run_id = ${run} and seq = ${next}`
+        expect(Number(added!.n)).toBe(1)
+        expect((yield* Audit.verifyRun(run)).ok).toBe(false)
+        yield* sql`delete from opinions where run_id = ${run} and seq = ${next}`
+        yield* sql`delete from run_events where run_id = ${run} and seq = ${next}`
+        // A row past the events in the same snapshot is still an addition.
+        const past = failed(yield* whileTampered(
+          sql`insert into opinions (run_id, round_id, agent, seq, direction, confidence)
+            select run_id, round_id || '+', agent, ${next}, direction, confidence from opinions where run_id = ${run} order by seq desc limit 1`,
+          Audit.verifyRun(run)
+        ))
+        expect(past).toMatchObject({ position: next, reason: `opinions has a row for event ${next}, past the run's last event: it was added` })
+        expect(yield* Audit.verifyRun(run)).toMatchObject({ ok: true, entries: events, unfinished: "running" })
       }))
 
     it.effect("a run's recorded inputs changed after it ran are reported, and its replay says the recording was altered", () =>
