@@ -58,7 +58,7 @@ export const EXIT_USAGE = 2
  * run (1) and from bad input (2). (A request that went unanswered may still have been done.)
  */
 export const EXIT_UNAVAILABLE = 3
-/** Interrupted (Ctrl-C), as shells report a SIGINT. */
+/** Interrupted (Ctrl-C), as shells report a SIGINT. Not `swarm serve`: a signal is its requested stop (0). */
 export const EXIT_INTERRUPTED = 130
 
 const version: string = createRequire(import.meta.url)("../../package.json").version
@@ -467,6 +467,7 @@ export const run = (
         return EXIT_FAILED
       })
     ),
-    Effect.onInterrupt(() => Effect.sync(() => print(io, ["interrupted"])))
+    // The server's interruption is its requested stop, said by the process (Main.ts), not a command cut short.
+    Effect.onInterrupt(() => Effect.sync(() => argv[0] === "serve" ? undefined : print(io, ["interrupted"])))
   )
 }

@@ -1,8 +1,10 @@
 /**
  * The command line bound to the process: its arguments, stdout, stderr and terminal, NodeContext
  * for @effect/cli, and NodeRuntime for Ctrl-C (the first interrupts the run, whose finalizers take
- * the progress bar down and close the event log; exit code 130). `bin/swarm.js` and `npm start`
- * call `runMain`.
+ * the progress bar down and close the event log; exit code 130). `swarm serve` runs until it is
+ * asked to stop: SIGTERM or Ctrl-C (SIGINT) is its graceful stop, not a failure — it suspends its
+ * live runs, says `swarm: server stopped (SIGTERM)` and exits 0, which systemd and Docker read as
+ * a clean stop. `bin/swarm.js` and `npm start` call `runMain`.
  */
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, ConfigError, Effect, Either, Exit, Layer, Option } from "effect"
@@ -52,12 +54,35 @@ export const runMain = (argv: ReadonlyArray<string>): void => {
   })
   // `swarm --log-level debug serve` is the server: its telemetry is its own.
   const command = Either.match(Cli.logLevelOf(argv), { onLeft: () => argv, onRight: (read) => read.argv })
+  // The signal that asked the process to stop (the runtime interrupts the command on the first).
+  // A SIGTERM sent to the process group (systemd's default, `kill -TERM -<pgid>`) arrives twice:
+  // directly, and passed on by bin/swarm.js; the runtime's handler is gone by the second, which
+  // would kill the process in the middle of its graceful stop. So the same request within a
+  // second is one; asked again later, the process stops at once, as it would without handlers.
+  let signal: NodeJS.Signals | undefined
+  let signalledAt = 0
+  const onSignal = (name: NodeJS.Signals) => {
+    if (signal === undefined) {
+      signal = name
+      signalledAt = Date.now()
+    } else if (Date.now() - signalledAt >= 1_000) {
+      process.removeListener("SIGINT", onSignal)
+      process.removeListener("SIGTERM", onSignal)
+      process.kill(process.pid, name)
+    }
+  }
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
   NodeRuntime.runMain(Cli.run(argv, Io.node()).pipe(Effect.provide(Layer.merge(NodeContext.layer, telemetry(command)))), {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
       // Cli.run never fails and succeeds with the exit code: anything else is an interruption.
+      const stopped = Exit.isInterrupted(exit) && command[0] === "serve"
+      if (stopped) process.stderr.write(`swarm: server stopped${signal === undefined ? "" : ` (${signal})`}\n`)
       let code = Exit.isSuccess(exit) && typeof exit.value === "number"
         ? exit.value
+        : stopped
+        ? Cli.EXIT_OK
         : Exit.isInterrupted(exit)
         ? Cli.EXIT_INTERRUPTED
         : Cli.EXIT_FAILED

@@ -4,7 +4,8 @@
  * uses and where it listens, and takes over the runs a previous server left unfinished. Ctrl-C or
  * SIGTERM shuts it down gracefully: the live runs are suspended — everything they recorded
  * committed, their status left `running` or `paused` — and the next start resumes them; it says
- * which (`swarm: stopping: 2 runs suspended (…); the next start resumes them`). On a
+ * which (`swarm: stopping: 2 runs suspended (…); the next start resumes them`), then that it
+ * stopped (`swarm: server stopped (SIGTERM)`), exiting 0: a stop asked for is no failure. On a
  * database with no users yet it makes the first admin, prints its API key once, saves the example
  * strategy and starts a paper run of it on the sample data, and prints the commands to watch it.
  * `SWARM_MAX_LIVE_RUNS_PER_USER` (default 8) caps each user's live runs; start-up says it. On a

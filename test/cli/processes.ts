@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
-/** A `swarm serve` started by `ProcessGroups.serve`: its base URL, its output so far, its exit code (130: SIGINT). */
+/** A `swarm serve` started by `ProcessGroups.serve`: its base URL, its output so far, its exit code (0 for a stop it was asked for: SIGINT, SIGTERM). */
 export interface Served {
   readonly child: ChildProcess
   readonly base: string

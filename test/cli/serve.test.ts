@@ -1,8 +1,8 @@
 /**
  * `swarm serve` end to end, through the real binary in a process of its own on a fresh embedded
  * database: the first start prints the admin's key and a paper run to watch; that run's events
- * arrive over SSE with the key; /health names the database; Ctrl-C stops the server (exit 130) and
- * frees the database, suspending the paper run; the next start makes no second admin and resumes
+ * arrive over SSE with the key; /health names the database; Ctrl-C stops the server (its requested
+ * stop: exit 0, and so does SIGTERM, as systemd and Docker send it) and frees the database, suspending the paper run; the next start makes no second admin and resumes
  * the run, which goes on recording after the last event it had — no gap, no duplicate.
  */
 import { spawnSync } from "node:child_process"
@@ -73,7 +73,7 @@ const readEvents = async (url: string, headers: Record<string, string>, enough: 
 const client = rpcClient
 
 describe("swarm serve", () => {
-  it.live("first start: an admin key and a paper run to watch over SSE; Ctrl-C stops it; the next start makes no new admin", () =>
+  it.live("first start: an admin key and a paper run to watch over SSE; Ctrl-C stops it (exit 0); the next start makes no new admin; SIGTERM stops it (exit 0)", () =>
     Effect.gen(function*() {
       const dataDir = Path.join(tmp, "data")
       const first = yield* start(dataDir)
@@ -112,12 +112,28 @@ describe("swarm serve", () => {
         rpc("runs.start", { strategy: "Six analysts", mode: "paper", data: { _tag: "sample" }, speed: 10 * 86_400 })))
       yield* Effect.promise(() => readEvents(`${first.base}/v1/runs/${paper.id}/events?token=${key}`, {}, (ids) => ids.length >= 20, 30_000))
 
+      // A command cut short by Ctrl-C is interrupted (130, `swarm: interrupted`), as documented: only the server's stop is clean.
+      const watcher = processes.spawn(["runs", "watch", paper.id, "--server", first.base, "--key", key!], {
+        cwd: tmp,
+        env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "DATABASE_URL"))
+      })
+      let watched = ""
+      let watchErr = ""
+      watcher.stdout!.on("data", (chunk: Buffer) => (watched += chunk.toString()))
+      watcher.stderr!.on("data", (chunk: Buffer) => (watchErr += chunk.toString()))
+      const watcherExit = new Promise<number | null>((done) => watcher.on("exit", (code) => done(code)))
+      for (let i = 0; i < 300 && watched.length === 0; i++) yield* Effect.sleep("100 millis")
+      process.kill(-watcher.pid!, "SIGINT")
+      expect(yield* Effect.promise(() => watcherExit)).toBe(130)
+      expect(watchErr).toContain("swarm: interrupted\n")
+
       process.kill(-first.child.pid!, "SIGINT")
-      expect(yield* Effect.promise(() => first.exited)).toBe(130)
-      // It says which runs it suspended, before it says it was interrupted.
+      expect(yield* Effect.promise(() => first.exited)).toBe(0)
+      // It says which runs it suspended, then that it stopped, as asked: not a command interrupted.
       expect(first.stderr()).toMatch(
-        /swarm: stopping: 2 runs suspended \((Six analysts#1, Six analysts#2|Six analysts#2, Six analysts#1)\); the next start resumes them\nswarm: interrupted\n/
+        /swarm: stopping: 2 runs suspended \((Six analysts#1, Six analysts#2|Six analysts#2, Six analysts#1)\); the next start resumes them\nswarm: server stopped \(SIGINT\)\n$/
       )
+      expect(first.stderr()).not.toContain("interrupted")
       expect(fs.existsSync(Path.join(dataDir, "pglite", "swarm.lock"))).toBe(false)
       // Suspended, not stopped: every event it recorded is committed and chained.
       const verified = swarm(dataDir, ["audit", "verify", paper.id])
@@ -138,7 +154,9 @@ describe("swarm serve", () => {
       )
       expect(after.ids[0]).toBe(last + 1)
       expect(after.ids).toEqual(after.ids.map((_, i) => last + 1 + i))
-      process.kill(-second.child.pid!, "SIGINT")
-      expect(yield* Effect.promise(() => second.exited)).toBe(130)
+      // SIGTERM (systemd, Docker) is as graceful: exit 0, which they read as a clean stop.
+      process.kill(-second.child.pid!, "SIGTERM")
+      expect(yield* Effect.promise(() => second.exited)).toBe(0)
+      expect(second.stderr()).toMatch(/swarm: stopping: 2 runs suspended \(.*\); the next start resumes them\nswarm: server stopped \(SIGTERM\)\n$/)
     }), { timeout: 120_000 })
 })

@@ -295,7 +295,7 @@ describe("a collector that is down or never answers", () => {
       const stopping = Date.now()
       process.kill(-served.child.pid!, "SIGINT")
       const code = yield* Effect.promise(() => served.exited)
-      expect(code).toBe(130)
+      expect(code).toBe(0)
       expect(Date.now() - stopping).toBeLessThan(7_000)
     }).pipe(Effect.scoped), { timeout: 120_000 })
 })
