@@ -128,12 +128,12 @@ export const command = (io: Io, wiring: Wiring) =>
         // Added before the server is built, so run after it has shut down (finalizers run last
         // added first): by then the run manager has suspended its live runs, and says which.
         let manager: RunManager.RunManagerService | undefined
-        // Whether other servers on this database take over what this one suspends (a shared database, takeover on).
-        let takenOver = false
+        // Whether other servers may share this database (Postgres), and so take over what this one suspends.
+        let shared = false
         yield* Effect.addFinalizer(() =>
           Effect.sync(() => {
             if (manager !== undefined) {
-              io.stderr(`swarm: ${RunManager.describeSuspended(manager.suspended(), takenOver ? takeoverSeconds : undefined)}\n`)
+              io.stderr(`swarm: ${RunManager.describeSuspended(manager.suspended(), shared)}\n`)
             }
           })
         )
@@ -148,8 +148,7 @@ export const command = (io: Io, wiring: Wiring) =>
             ))
         )
         manager = Context.get(context, RunManager.RunManager)
-        const shared = Context.get(context, PgPool).shared
-        takenOver = shared && takeoverSeconds > 0
+        shared = Context.get(context, PgPool).shared
         yield* Effect.gen(function*() {
           io.stderr(`${(yield* DatabaseInfo).description}\n`)
           io.stderr(`language model: ${(yield* LlmRuntime.LlmRuntime).info.description}\n`)

@@ -371,17 +371,18 @@ export interface Suspended {
 }
 
 /**
- * What a server stopping says of the runs it suspended (`swarm: stopping: …`). `takeoverSeconds`:
- * how often servers look for runs to take over, when they do (a shared database, takeover on) —
- * another server still running then takes them over, within two looks (`takeOver`).
+ * What a server stopping says of the runs it suspended (`swarm: stopping: …`). `shared`: on a
+ * database other servers may share (Postgres). Whether one is running, and with takeover on, is not
+ * known here (its setting is its own; a server of `SWARM_TAKEOVER_SECONDS=0` takes nothing over),
+ * so a takeover is said as the possibility it is, with its pace: within two of that server's looks.
  */
-export const describeSuspended = (runs: ReadonlyArray<Suspended>, takeoverSeconds?: number): string => {
+export const describeSuspended = (runs: ReadonlyArray<Suspended>, shared = false): string => {
   if (runs.length === 0) return "stopping: no run was live"
   const refs = runs.map((r) => (r.paused ? `${r.ref} (paused)` : r.ref)).join(", ")
   const them = runs.length === 1 ? "it" : "them"
-  const next = takeoverSeconds === undefined || takeoverSeconds <= 0
-    ? `the next start resumes ${them}`
-    : `another server running on this database takes ${them} over within about ${2 * takeoverSeconds} s, else the next start resumes ${them}`
+  const next = shared
+    ? `the next start resumes ${them}, or a server running on this database with takeover on takes ${them} over (within about twice its SWARM_TAKEOVER_SECONDS)`
+    : `the next start resumes ${them}`
   return `stopping: ${runs.length} run${runs.length === 1 ? "" : "s"} suspended (${refs}); ${next}` +
     (runs.some((r) => r.paused) ? " (a paused run stays paused)" : "")
 }
