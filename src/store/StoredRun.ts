@@ -416,6 +416,8 @@ const execute = (x: Execution) =>
       }),
       ...(x.mode === undefined ? {} : { mode: x.mode }),
       ...(x.recordedStart === undefined ? {} : { recordedStart: x.recordedStart }),
+      // What the recording holds was traced as it happened: the catch-up is not traced again.
+      untracedWhile: catchingUp,
       llm: x.llm,
       ...signalsOption(RecordedSignals.source(x.recordedSignals ?? new Map(), x.signals, x.compareUntil ?? 0, x.checkpoint?.cursor.ts)),
       ...leftoversOption(RecordedSignals.leftovers(x.recordedNotApplied ?? [], liveLeftovers, x.compareUntil ?? 0)),

@@ -156,6 +156,12 @@ export interface Options {
    * default the process's `TraceSampling` rate for the mode (every round of a paper run, none of a backtest).
    */
   readonly traceRounds?: number
+  /**
+   * While it says true, no cycle is traced: a resume re-executing what its recording holds, whose
+   * rounds were traced when they happened (traced again, they were duplicates stamped with the
+   * wall-clock time of the catch-up, thousands of them, pushing the live rounds out of the span store).
+   */
+  readonly untracedWhile?: () => boolean
 }
 
 export interface LlmOptions {
@@ -557,7 +563,11 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       })
       let equity: number = strategy.initialCash
       const rates = yield* Sampling.TraceSampling
-      const sampler = Sampling.sampler(options.traceRounds ?? (options.mode === "paper" ? rates.paper : rates.backtest))
+      const sampled = Sampling.sampler(options.traceRounds ?? (options.mode === "paper" ? rates.paper : rates.backtest))
+      const untracedWhile = options.untracedWhile
+      const sampler: Sampling.RoundSampler | undefined = sampled === undefined || untracedWhile === undefined
+        ? sampled
+        : { sample: () => !untracedWhile() && sampled.sample() }
       const started = world.run(
         Run.start({
           run: runId,

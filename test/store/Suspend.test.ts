@@ -7,6 +7,7 @@
  * waits for the bars it had passed again nor takes a new alert with one of them. On every back-end.
  */
 import { SqlClient } from "@effect/sql"
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { expect, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option, Schema } from "effect"
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
@@ -15,6 +16,8 @@ import { Strategy } from "../../schemas/Strategy.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
+import * as Telemetry from "../../src/telemetry/Telemetry.js"
+import { ROUND_SPAN } from "../../agents/Coordinator.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
 import { stored, symbolsOf } from "./fixtures/workload.js"
 
@@ -127,6 +130,22 @@ for (const backend of backends) {
         expect(received.map((row) => JSON.parse(row.body).ts)).toEqual([times[120]])
         expect((yield* StoredRun.replay(run)).checksum).toBe(resumed.result.checksum)
         expect((yield* Audit.verifyRun(run)).ok).toBe(true)
+      }), { timeout: 120_000 })
+
+    it.effect("a resumed paper run traces only the rounds after its recording: the catch-up's were traced when they happened", () =>
+      Effect.gen(function*() {
+        const options = stored(2, 300, { name: "traced resume", mode: "paper", events: "rounds" })
+        const times = [...options.feed].map((slice) => slice.ts)
+        const run = yield* suspendedAt120(options)
+        const exporter = new InMemorySpanExporter()
+        // The spans read before the telemetry layer closes (its shutdown empties the exporter).
+        const [resumed, spans] = yield* Effect.map(StoredRun.resume(run), (r) => [r, [...exporter.getFinishedSpans()]] as const).pipe(
+          Effect.provide(Telemetry.make({ spanProcessors: [new SimpleSpanProcessor(exporter)] }))
+        )
+        expect(resumed.result.status).toBe("completed")
+        const traced = spans.filter((span) => span.name === ROUND_SPAN).map((span) => span.attributes["swarm.ts"])
+        // Every paper round is traced (the default rate): those of the 180 slices after the 120th, once each.
+        expect(traced).toEqual(times.slice(120))
       }), { timeout: 120_000 })
 
     it.effect("a re-execution with an event the recording's checkpoint says did not happen stops the resume, recording nothing of it", () =>
