@@ -16,7 +16,9 @@ import type { CsvError } from "../../schemas/CsvError.js"
 import type { DataChanged } from "../market/DataSource.js"
 import type { StrategyNotFound } from "../../schemas/Rpc.js"
 import type { CorruptRecord, DatabaseLocked, DatabaseUnavailable, RunNotFound, StoreError } from "../store/StoreError.js"
+import type { LeaseNotHeld } from "../store/Lease.js"
 import type { RunLeased } from "../store/Runs.js"
+import type { EndNotRecorded } from "../store/StoredRun.js"
 import type { NotReexecutable, NotResumable, RecordingAltered, RunDiverged } from "../store/StoredRun.js"
 import type { BacktestError } from "../swarm/Backtest.js"
 import type { StrategyFileError } from "../swarm/StrategyFile.js"
@@ -177,6 +179,8 @@ export type Failure =
   | NotResumable
   | NotReexecutable
   | RunLeased
+  | LeaseNotHeld
+  | EndNotRecorded
   | DataChanged
   | ServeFailed
   | RemoteFailed
@@ -288,6 +292,9 @@ export const report = (error: Failure, argv: ReadonlyArray<string> = []): Report
       return { lines: [`run ${error.run}: cannot be resumed: ${error.reason}`], code: EXIT_USAGE }
     case "RunLeased":
       return { lines: [`run ${error.run}: cannot be resumed: it is running in another process`], code: EXIT_FAILED }
+    case "LeaseNotHeld":
+    case "EndNotRecorded":
+      return { lines: [error.message], code: EXIT_FAILED }
     case "NotReexecutable":
       // A refusal, before anything is executed: the run named cannot be re-executed by this build.
       return { lines: [error.message], code: EXIT_USAGE }

@@ -754,6 +754,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
                   // Not a failure: another process runs it (a second server's start-up finds it unfinished).
                   Option.exists(Cause.failureOption(cause), (error) => Predicate.isTagged(error, "RunLeased"))
                     ? Effect.logInfo("the run is running in another process: left to it").pipe(Effect.annotateLogs("run", run))
+                    // Stopped here, its end not recorded (the database away, or its lease lost): not "a run
+                    // failed" — its row says it runs, and it goes on elsewhere or at the next start.
+                    : Option.exists(Cause.failureOption(cause), (error) => Predicate.isTagged(error, "EndNotRecorded"))
+                    ? Effect.logWarning(StoredRun.failureOf(cause)).pipe(Effect.annotateLogs("run", run))
                     // A resume that failed before its lease, for a reason (not a defect): its resumer
                     // says why (start-up's line; a takeover's warning, once per reason). Said here
                     // too, it was a stack trace at every attempt — every 5 minutes for a run whose data is gone.

@@ -27,6 +27,7 @@ import { causeLine, llmTallyOf } from "../swarm/AgentTally.js"
 import { connectListening, PgPool } from "./Pool.js"
 import { StoreError } from "./StoreError.js"
 import * as Transient from "./Transient.js"
+import { checkLeaseOn, type Lease, LeaseNotHeld } from "./Lease.js"
 
 /** The hash before a chain's first link. */
 export const GENESIS = "0".repeat(64)
@@ -53,6 +54,12 @@ export interface Options {
    * it gives again may differ.
    */
   readonly onCommitted?: (event: RunEvent, json: string) => void
+  /**
+   * The run's lease (`Runs.lease`), checked by every batch in its transaction: a process that no
+   * longer holds it commits nothing more (another process may be running the run), and a batch
+   * waits, as for a database blip, while the lease is being taken again.
+   */
+  readonly lease?: Lease
 }
 
 export interface Recorder {
@@ -432,11 +439,11 @@ export const make = (
 
     const writeBatch = (batch: Batch) => {
       let tries = 0
-      return Effect.tryPromise({ try: () => commit(pool, copy, batch, tries++ > 0), catch: (error) => error }).pipe(
+      return Effect.tryPromise({ try: () => commit(pool, copy, batch, tries++ > 0, options.lease), catch: (error) => error }).pipe(
         // A dropped connection, or a database restarting, is worth more tries for half a minute (the
         // transaction rolled back, all or nothing; the run meanwhile waits at its backlog's bound).
-        // A batch the database refuses for what it holds is not.
-        Transient.retry,
+        // A batch the database refuses for what it holds is not, nor one whose lease is lost.
+        Effect.retry({ schedule: Transient.schedule, while: (error) => (error instanceof LeaseNotHeld ? error.retaking : Transient.transient(error)) }),
         Effect.mapError((error) => new StoreError({ operation: `record run ${run}`, reason: error instanceof Error ? error.message : String(error) }))
       )
     }
@@ -532,7 +539,7 @@ export const make = (
  * its way), and writing the batch twice would meet its own rows' keys and fail the run. A batch is
  * whole or absent, so its first event says which; a batch of no events holds only upserts.
  */
-const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch, again: boolean): Promise<void> => {
+const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch, again: boolean, lease: Lease | undefined): Promise<void> => {
   // The connection is closed only if it cannot be trusted: when the rollback failed too (a dropped
   // connection). A statement the server refused (a row it cannot store) leaves it sound once rolled
   // back — and the embedded database has one connection, whose reopening failed the next query.
@@ -545,6 +552,9 @@ const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch, again: boolean
     broken ??= error
   })
   try {
+    // Not the run's any more (lost, or not provable): nothing is written, nor taken for this
+    // process's own (a retried batch's first event may be the other process's by now).
+    await checkLeaseOn(client, lease)
     const first = batch.run_events[0]
     if (again && first !== undefined) {
       const landed = await client.query("select 1 from run_events where run_id = $1 and seq = $2", [first[0], first[1]])

@@ -5,7 +5,8 @@
  */
 import { randomBytes } from "node:crypto"
 import { SqlClient, type Statement } from "@effect/sql"
-import { Duration, Effect, Option, Runtime, Schema } from "effect"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Clock, Duration, Effect, Option, Runtime, Schema, type Scope } from "effect"
 import type * as Pg from "pg"
 import type { RunId, StrategyId } from "../../schemas/Ids.js"
 import { MoneyAmount } from "../../schemas/Execution.js"
@@ -20,6 +21,7 @@ import { Trade } from "../../schemas/Trade.js"
 import { type LlmTally, llmUsageOf, restartsOf } from "../swarm/AgentTally.js"
 import { FaultPlan } from "../swarm/Run.js"
 import { type CheckpointState, GENESIS } from "./RunRecorder.js"
+import { HOLDS, type Lease, LEASE_PREFIX, LeaseNotHeld, notHeld } from "./Lease.js"
 import { connectListening, PgPool } from "./Pool.js"
 import { CorruptRecord, RunNotFound, StoreError, storeError } from "./StoreError.js"
 import { oneLineOf } from "../internal/issues.js"
@@ -140,10 +142,11 @@ export interface Finish {
   readonly chain: { readonly count: number; readonly hash: string }
 }
 
-export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Finish) {
+export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Finish, lease?: Lease) {
   const sql = yield* SqlClient.SqlClient
   // The run has ended: a database blip must not leave its row saying `running` (Transient.ts).
-  yield* Transient.retry(transaction(sql, Effect.zipRight(sql`update runs set
+  // Only under its lease: a process that lost it writes nothing (another may be running the run).
+  yield* retryLeased(transaction(sql, Effect.zipRight(checkLease(lease), Effect.zipRight(sql`update runs set
       status = ${result.status},
       failure = ${result.failure ?? null},
       checksum = ${result.checksum},
@@ -155,7 +158,7 @@ export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Fini
       chain_count = ${result.chain.count},
       chain_head = ${result.chain.hash},
       finished_at = now()
-    where id = ${id}`, cancelWaiting(id))))
+    where id = ${id}`, cancelWaiting(id)))))
 }, storeError("finish a run"))
 
 /**
@@ -167,14 +170,27 @@ export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Fini
 export const markEnded = Effect.fn("Runs.markEnded")(function*(id: RunId, status: "failed" | "stopped", reason: string) {
   const sql = yield* SqlClient.SqlClient
   // The run has ended: a database blip must not leave its row saying `running` in no process.
-  yield* Transient.retry(transaction(sql, Effect.zipRight(
+  yield* Transient.retry(transaction(sql, ending(sql, id, status, reason)))
+}, storeError("mark a run ended"))
+
+/**
+ * `markEnded` by the process executing the run, under its lease (none: the embedded database's
+ * one process): `LeaseNotHeld`, and nothing written, when it no longer holds it — the run goes on
+ * in the process that took it over, and its row is that one's.
+ */
+export const markEndedLeased = Effect.fn("Runs.markEndedLeased")(function*(lease: Lease | undefined, id: RunId, status: "failed" | "stopped", reason: string) {
+  const sql = yield* SqlClient.SqlClient
+  yield* retryLeased(transaction(sql, Effect.zipRight(checkLease(lease), ending(sql, id, status, reason))))
+}, storeError("mark a run ended"))
+
+const ending = (sql: SqlClient.SqlClient, id: RunId, status: "failed" | "stopped", reason: string) =>
+  Effect.zipRight(
     sql`update runs set status = ${status}, failure = ${reason}, finished_at = now(),
       chain_count = (select count(*) from run_events where run_id = ${id}),
       chain_head = coalesce((select hash from run_events where run_id = ${id} order by seq desc limit 1), ${GENESIS})
     where id = ${id} and status in ('running', 'paused')`,
     cancelWaiting(id)
-  )))
-}, storeError("mark a run ended"))
+  )
 
 /** Who cancelled an approval whose run ended, by how the run ended, and why. */
 const CANCELLED: Record<string, { readonly by: string; readonly reason: string }> = {
@@ -601,8 +617,6 @@ export const unfinishedLeases = Effect.fn("Runs.unfinishedLeases")(function*() {
     where r.status in ('running', 'paused') order by r.started_at`
 }, storeError("read the leases of unfinished runs"))
 
-/** What a run's lease key is made of, before its id (`lease`, `unfinishedLeases`). */
-const LEASE_PREFIX = "swarm-run:"
 
 export interface StoredEvent {
   readonly seq: number
@@ -927,24 +941,42 @@ export class RunLeased extends Schema.TaggedError<RunLeased>()("RunLeased", { ru
   }
 }
 
+/** Fails with `LeaseNotHeld` unless the run's lease is held by this process now (none: nothing to check). */
+export const checkLease = (lease: Lease | undefined): Effect.Effect<void, LeaseNotHeld | SqlError, SqlClient.SqlClient> =>
+  lease === undefined ? Effect.void : Effect.gen(function*() {
+    const backend = lease.backend()
+    if (backend === undefined || lease.lost() !== undefined) return yield* notHeld(lease, false)!
+    const sql = yield* SqlClient.SqlClient
+    const [row] = yield* sql.unsafe<{ held: boolean }>(HOLDS, [`${LEASE_PREFIX}${lease.run}`, backend])
+    const error = notHeld(lease, row?.held)
+    if (error !== undefined) return yield* error
+  })
+
+/** A write that checks the lease is tried again while the lease is taken again, as for a transient failure. */
+export const retryLeased = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.retry(effect, { schedule: Transient.schedule, while: (error) => (error instanceof LeaseNotHeld ? error.retaking : Transient.transient(error)) })
+
 /**
  * The run's lease, for as long as the scope lasts: on a shared database (Postgres), a session
  * advisory lock on a connection of its own, which the server releases if the process dies — so a
  * process resuming unfinished runs takes only the ones nobody is running. On the embedded
- * database (one process) there is nobody to exclude.
+ * database (one process) there is nobody to exclude: no lease (undefined).
  *
  * The connection may go while the run goes on (Postgres restarted, an administrator or an idle
  * killer ended the session): its lock goes with it. Its `error` then reached no listener and
  * took the whole process down, every run and stream of the server with it. Now the lease is taken
- * again on a new connection, at once and then every `RELEASE_RETRY` while the database is away;
- * should another process have taken it meanwhile (a server taking over a run it saw free), that is
- * logged as an error naming the run, and `onLost` is called: the run must stop here at once,
- * writing nothing more — the other process goes on with it from what was committed.
+ * again on a new connection, at once and then every `RELEASE_RETRY` while the database is away,
+ * for `LEASE_GRACE` at most. Should another process have taken it meanwhile (a server taking over
+ * a run it saw free), or should it not be had again in time (another server may take the run over
+ * from then on), the lease is lost: that is logged as an error naming the run, and `onLost` is
+ * called — the run must stop here at once (fail closed), writing nothing more; the other process
+ * goes on with it from what was committed. Meanwhile the run's writes check the lease
+ * (`checkLease`): none lands while it is not held, so two processes never both write one run.
  */
-export const lease = (run: RunId, onLost?: () => void) =>
+export const lease = (run: RunId, onLost?: () => void): Effect.Effect<Lease | undefined, StoreError | RunLeased, PgPool | Scope.Scope> =>
   Effect.gen(function*() {
     const { leases: pool, shared } = yield* PgPool
-    if (!shared) return
+    if (!shared) return undefined
     const key = `${LEASE_PREFIX}${run}`
     const failure = (error: unknown) =>
       new StoreError({
@@ -956,9 +988,15 @@ export const lease = (run: RunId, onLost?: () => void) =>
       })
     let held: Pg.PoolClient | undefined
     let released = false
+    /** Why the lease is lost for good, once it is. */
+    let lostBecause: string | undefined
+    /** When its connection closed (the clock's millis), while it is being taken again. */
+    let closedAt = 0
     // The pool lends the same connections again: a listener left on one would pile up with every
     // run (each holding its run's runtime) and answer errors of connections it no longer holds.
     const listeners = new Map<Pg.PoolClient, (error: Error) => void>()
+    /** The database session of each connection holding the lock (what the run's writes check). */
+    const pids = new WeakMap<Pg.PoolClient, number>()
     const giveBack = (client: Pg.PoolClient, error?: Error | boolean) => {
       const onError = listeners.get(client)
       if (onError !== undefined) client.removeListener("error", onError)
@@ -971,16 +1009,25 @@ export const lease = (run: RunId, onLost?: () => void) =>
       const { client, listener } = yield* Effect.tryPromise({ try: () => connectListening(pool, (client) => lost(client)), catch: failure })
       listeners.set(client, listener)
       const locked = yield* Effect.tryPromise({
-        try: () => client.query<{ locked: boolean }>("select pg_try_advisory_lock(hashtextextended($1, 0)) as locked", [key]),
+        try: () => client.query<{ locked: boolean; pid: number }>("select pg_try_advisory_lock(hashtextextended($1, 0)) as locked, pg_backend_pid() as pid", [key]),
         catch: failure
       }).pipe(Effect.tapError(() => Effect.sync(() => giveBack(client, true))))
       if (locked.rows[0]?.locked !== true) {
         giveBack(client)
         return yield* new RunLeased({ run })
       }
+      pids.set(client, Number(locked.rows[0].pid))
       return client
     })
     const runtime = yield* Effect.runtime<never>()
+    const giveUp = (why: string) =>
+      Effect.zipRight(
+        Effect.logError(`run ${run} lost its lease (its database connection closed) and ${why}: it stops here, writing nothing more`),
+        Effect.sync(() => {
+          lostBecause = why
+          onLost?.()
+        })
+      )
     const retake: Effect.Effect<void> = take.pipe(
       Effect.flatMap((client) =>
         Effect.sync(() => {
@@ -989,20 +1036,24 @@ export const lease = (run: RunId, onLost?: () => void) =>
         })),
       Effect.catchAll((error) =>
         error._tag === "RunLeased"
-          ? Effect.zipRight(
-            Effect.logError(
-              `run ${run} lost its lease (its database connection closed) and another process has taken it since: it stops here, writing nothing more`
-            ),
-            Effect.sync(() => onLost?.())
-          )
-          : Effect.delay(retake, RELEASE_RETRY)
+          ? giveUp("another process has taken it since")
+          : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            now - closedAt >= Duration.toMillis(LEASE_GRACE)
+              ? giveUp(`it could not be taken again within ${Duration.format(LEASE_GRACE)} (${error.reason}), so another process may take the run over`)
+              : Effect.delay(retake, RELEASE_RETRY))
       )
     )
     const lost = (client: Pg.PoolClient) => {
       if (held !== client) return
       held = undefined
       giveBack(client, true)
-      if (!released) Runtime.runFork(runtime)(Effect.zipRight(Effect.logWarning(`run ${run}: the database closed its lease's connection; taking it again`), retake))
+      if (!released) {
+        Runtime.runFork(runtime)(Effect.gen(function*() {
+          closedAt = yield* Clock.currentTimeMillis
+          yield* Effect.logWarning(`run ${run}: the database closed its lease's connection; taking it again`)
+          yield* retake
+        }))
+      }
     }
     yield* Effect.acquireRelease(
       Effect.map(take, (client) => {
@@ -1020,7 +1071,19 @@ export const lease = (run: RunId, onLost?: () => void) =>
             ))
         })
     )
+    return {
+      run,
+      backend: () => (lostBecause === undefined && held !== undefined ? pids.get(held) : undefined),
+      lost: () => lostBecause
+    } satisfies Lease
   })
 
 /** How often a lost lease is asked for again while the database is away. */
 const RELEASE_RETRY = Duration.seconds(1)
+
+/**
+ * How long a run whose lease's connection closed goes on while the lease is taken again: past it,
+ * the run stops (fails closed). Less than the soonest another server takes a run over by default
+ * (two looks `SWARM_TAKEOVER_SECONDS` apart: 10 s), so that one run is not executed twice at once.
+ */
+export const LEASE_GRACE = Duration.seconds(5)

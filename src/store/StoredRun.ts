@@ -36,6 +36,7 @@ import * as RecordedSignals from "./RecordedSignals.js"
 import * as RecordedStart from "./RecordedStart.js"
 import * as RunRecorder from "./RunRecorder.js"
 import * as Audit from "./Audit.js"
+import type { Lease, LeaseNotHeld } from "./Lease.js"
 import * as Runs from "./Runs.js"
 import { CorruptRecord, type StoreError } from "./StoreError.js"
 import { oneLineOf } from "../internal/issues.js"
@@ -267,6 +268,8 @@ interface Execution extends Common {
   readonly leased?: boolean
   /** Done when a lease held already (`leased`) was lost to another process (`Runs.lease`'s `onLost`). */
   readonly leaseLost?: Deferred.Deferred<void>
+  /** The lease held already (`leased`), which the run's writes check (none on the embedded database). */
+  readonly lease?: Lease
   /** A resume: the run's status and last event when its inputs were read, before its lease. */
   readonly readAt?: { readonly status: Runs.RunStatus; readonly seq: number }
   /** The chain so far, when recording goes on from a committed prefix. */
@@ -303,7 +306,7 @@ const execute = (x: Execution) =>
     // Lost to another process (it took the run over while this one could not take its lease
     // again): the run stops here at once, writing nothing more, and its row is the other's.
     const leaseLost = x.leaseLost ?? (yield* Deferred.make<void>())
-    if (!x.leased) yield* Runs.lease(x.run, () => Deferred.unsafeDone(leaseLost, Exit.void))
+    const lease = x.leased ? x.lease : yield* Runs.lease(x.run, () => Deferred.unsafeDone(leaseLost, Exit.void))
     // What a resume read before its lease is stale if another process ran the run meanwhile and
     // has let it go since (suspended, stopped, finished): it is left as another process's, and
     // the next look at unfinished runs reads it again.
@@ -314,6 +317,7 @@ const execute = (x: Execution) =>
     x.onLeased?.()
     const recorder = yield* RunRecorder.make(x.run, {
       ...x.recorder,
+      ...(lease === undefined ? {} : { lease }),
       ...(x.from === undefined ? {} : { from: x.from }),
       ...(x.onCommitted === undefined ? {} : { onCommitted: (event: RunEvent, json: string) => tell(event, json) })
     })
@@ -369,7 +373,7 @@ const execute = (x: Execution) =>
      */
     const catchingUp = () => (comparator !== undefined && lastSeq < x.compareUntil!) || !checkpointChecked
     /** How the run's end is recorded when it stops with an error or is interrupted (the lease lost aside). */
-    const ended = (cause: Cause.Cause<unknown>): Effect.Effect<void, never, SqlClient.SqlClient> => {
+    const ended = (cause: Cause.Cause<unknown>): Effect.Effect<LeaseNotHeld | StoreError | undefined, never, SqlClient.SqlClient> => {
       const interrupted = Cause.isInterruptedOnly(cause)
       if (interrupted && x.suspended?.() === true) {
         // Suspended between slices (a paper run waits there): nothing happened since the last
@@ -385,17 +389,24 @@ const execute = (x: Execution) =>
         if (at !== undefined && recordedOn && checkpointChecked && at.events === lastSeq && (at.events > checkpointSeq || at.slices > standsAt)) {
           recorder.checkpoint(at)
         }
-        return Effect.ignore(recorder.flush)
+        return Effect.as(Effect.ignore(recorder.flush), undefined)
       }
       // The row says the run ended even when the rest of its events cannot be written: a run
       // whose recording failed is failed, for that reason (not left `running` in no process).
+      // Under its lease only: a process that lost it (or cannot prove it holds it) writes nothing.
       return Effect.flatMap(Effect.exit(recorder.flush), (flushed) =>
-        Effect.ignore(
-          Exit.isFailure(flushed)
-            ? Runs.markEnded(x.run, "failed", failureOf(interrupted ? flushed.cause : cause))
-            : Runs.markEnded(x.run, interrupted ? "stopped" : "failed", interrupted ? stopReasonOf(x) : failureOf(cause))
-        ))
+        (Exit.isFailure(flushed)
+          ? Runs.markEndedLeased(lease, x.run, "failed", failureOf(interrupted ? flushed.cause : cause))
+          : Runs.markEndedLeased(lease, x.run, interrupted ? "stopped" : "failed", interrupted ? stopReasonOf(x) : failureOf(cause))
+        ).pipe(Effect.as(undefined), Effect.catchAll(Effect.succeed)))
     }
+    const unrecordedEnd = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | EndNotRecorded, R | SqlClient.SqlClient> =>
+      Effect.catchAllCause(effect, (cause): Effect.Effect<A, E | EndNotRecorded, SqlClient.SqlClient> =>
+        Effect.flatMap(Deferred.isDone(leaseLost), (lost) =>
+          lost ? Effect.failCause(cause) : Effect.flatMap(ended(cause), (unrecorded): Effect.Effect<never, E | EndNotRecorded> =>
+            unrecorded === undefined || Cause.isInterruptedOnly(cause)
+              ? Effect.failCause(cause)
+              : Effect.fail(new EndNotRecorded({ run: x.run, failure: failureOf(cause), why: unrecorded.message })))))
     const running = Backtest.run({
       strategy: x.strategy,
       feed: x.feed,
@@ -487,7 +498,10 @@ const execute = (x: Execution) =>
       // What was recorded stays (it is true as far as it goes); the run says why it stopped.
       // Another process runs it now, from what was committed: nothing more is written here, not
       // the events in hand, nor an end in its row.
-      Effect.onError((cause) => Effect.flatMap(Deferred.isDone(leaseLost), (lost) => lost ? Effect.void : ended(cause)))
+      // A failure whose end its row could not take (the database away, or the lease lost meanwhile)
+      // is said as such: the row still says the run goes on, and it does — taken over elsewhere,
+      // or resumed at the next start — so "a run failed" would be the wrong news.
+      unrecordedEnd
     )
     // Once the run has ended by itself (its last event is recorded), a stop or a shutdown that
     // comes is too late, and waits for its row to be finished — from the moment the driver returns,
@@ -508,20 +522,20 @@ const execute = (x: Execution) =>
         })
         // As on any failure: what was recorded stays, and the run says why it stopped.
         yield* Effect.ignore(recorder.flush)
-        yield* Runs.markEnded(x.run, "failed", error.message)
+        yield* Runs.markEndedLeased(lease, x.run, "failed", error.message)
         return yield* error
       }
       if (comparator !== undefined) {
         const divergence = yield* comparator.finish
         if (divergence !== undefined) {
           const error = divergedError(x.run, divergence)
-          yield* Runs.markEnded(x.run, "failed", error.message)
+          yield* Runs.markEndedLeased(lease, x.run, "failed", error.message)
           return yield* error
         }
         tellMatched()
       }
       // The last events failed to write: the run is not whole, and its row says so.
-      yield* recorder.flush.pipe(Effect.tapErrorCause((cause) => Effect.ignore(Runs.markEnded(x.run, "failed", failureOf(cause)))))
+      yield* recorder.flush.pipe(Effect.tapErrorCause((cause) => Effect.ignore(Runs.markEndedLeased(lease, x.run, "failed", failureOf(cause)))))
       yield* Runs.finish(x.run, {
         status: result.status,
         ...(result.failure === undefined ? {} : { failure: result.failure }),
@@ -532,10 +546,26 @@ const execute = (x: Execution) =>
         from: result.from,
         to: result.to,
         chain: recorder.head()
-      })
+      }, lease)
       return result
     })))
   }).pipe(Effect.scoped)
+
+/**
+ * A run that stopped here for a failure whose end its row could not take: the database was away,
+ * or this process no longer held the run's lease (`Runs.LeaseNotHeld`). Its row still says it
+ * runs, and it goes on — in the process holding its lease, or resumed by a takeover or the next
+ * start, from what was committed.
+ */
+export class EndNotRecorded extends Schema.TaggedError<EndNotRecorded>()("EndNotRecorded", {
+  run: Schema.String,
+  failure: Schema.String,
+  why: Schema.String
+}) {
+  override get message(): string {
+    return `run ${this.run} stopped here (${this.failure}), and its end was not recorded (${this.why}): its row still says it runs, for a takeover or the next start to go on with`
+  }
+}
 
 /** The driver's `signals` option, left out when there is no source (no per-slice call at all). */
 const signalsOption = (signals: Backtest.Options["signals"] | undefined) => (signals === undefined ? {} : { signals })
@@ -592,7 +622,7 @@ export const backtest = (options: Options) =>
     // Leased after, it was answered as started, then ended `failed` some ten seconds later.
     const id = Runs.newRunId()
     const leaseLost = yield* Deferred.make<void>()
-    yield* Runs.lease(id, () => Deferred.unsafeDone(leaseLost, Exit.void))
+    const lease = yield* Runs.lease(id, () => Deferred.unsafeDone(leaseLost, Exit.void))
     const created = yield* Runs.create({
       id,
       owner,
@@ -615,6 +645,7 @@ export const backtest = (options: Options) =>
         run: created.id,
         leased: true,
         leaseLost,
+        ...(lease === undefined ? {} : { lease }),
         strategyRef: { id: saved.strategyId, version: saved.version },
         seed,
         events,

@@ -248,6 +248,58 @@ for (const backend of backends) {
         expect(yield* holders).toEqual([])
       }))
 
+    it.scoped("a lease lost to another process while its connection was closed: the run's end and its batches are refused, nothing written", () =>
+      Effect.gen(function*() {
+        // The embedded database has no lease (one process): nothing to lose.
+        if (backend.name !== "postgres") return
+        const created = yield* unexecutedRun("split brain")
+        const { pool } = yield* PgPool
+        const sql = yield* SqlClient.SqlClient
+        const lease = (yield* Runs.lease(created.id))!
+        const first = lease.backend()
+        expect(first).toBeDefined()
+        // Another process waits for the run's lease (a server taking it over), and has it the moment
+        // this process's connection to the database is gone — before this one can take it again.
+        const other = yield* Effect.acquireRelease(Effect.promise(() => pool.connect()), (client) => Effect.sync(() => client.release(true)))
+        const taken = other.query("select pg_advisory_lock(hashtextextended($1, 0))", [`swarm-run:${created.id}`])
+        yield* Effect.sleep("200 millis")
+        yield* sql`select pg_terminate_backend(${first!})`
+        yield* Effect.promise(() => taken)
+        for (let i = 0; i < 500 && lease.lost() === undefined; i++) yield* Effect.sleep("10 millis")
+        expect(lease.lost()).toBe("another process has taken it since")
+        expect(lease.backend()).toBeUndefined()
+        // Before, the end of its run was written all the same (`failed`: "cannot record run …"),
+        // while the other process went on with it, and its chain past the count that row recorded.
+        const ended = yield* failure(Runs.markEndedLeased(lease, created.id, "failed", "the database went away"))
+        expect(ended).toMatchObject({ _tag: "LeaseNotHeld", run: created.id, retaking: false })
+        expect((yield* Runs.get(created.id)).status).toBe("running")
+        // Nor does its recorder commit anything more.
+        const recorder = yield* RunRecorder.make(created.id, { lease })
+        const event = { _tag: "ReasoningRecorded", run: created.id, seq: 1, at: 0, agent: "a", round: "r", kind: "plan", role: "analyst", text: "late" }
+        recorder.sink(event as never, JSON.stringify(event))
+        const refused = yield* Effect.flip(recorder.flush.pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "the flush never ended" })))
+        expect(refused).toMatchObject({ _tag: "StoreError", reason: `this process no longer holds run ${created.id}'s lease (another process has taken it since): it writes nothing more to it` })
+        expect(yield* sql<{ n: number }>`select count(*)::int as n from run_events where run_id = ${created.id}`).toEqual([{ n: 0 }])
+      }), { timeout: 60_000 })
+
+    it.scoped("a lease whose session no longer holds its lock (killed unseen): the run's end is refused, nothing written", () =>
+      Effect.gen(function*() {
+        if (backend.name !== "postgres") return
+        const created = yield* unexecutedRun("unseen loss")
+        const sql = yield* SqlClient.SqlClient
+        // A session that holds no lock of the run: as a lease whose connection the database ended
+        // while this process has not heard yet (a half-open connection).
+        const pid = (yield* sql<{ pid: number }>`select pg_backend_pid() as pid`)[0]!.pid
+        const lease = { run: created.id, backend: () => pid + 1_000_000, lost: () => undefined }
+        const ended = yield* failure(Runs.markEndedLeased(lease, created.id, "stopped", "a stop"))
+        expect(ended).toMatchObject({ _tag: "LeaseNotHeld", reason: "its database session no longer holds it", retaking: false })
+        expect((yield* Runs.get(created.id)).status).toBe("running")
+        // Its own lease, held: the end is written.
+        const held = (yield* Runs.lease(created.id))!
+        yield* Runs.markEndedLeased(held, created.id, "stopped", "a stop")
+        expect((yield* Runs.get(created.id)).status).toBe("stopped")
+      }))
+
     it.scoped("more live runs than the pool has connections: their leases take none of them, and queries go on", () =>
       Effect.gen(function*() {
         if (backend.name !== "postgres") return

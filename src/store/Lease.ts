@@ -1,0 +1,69 @@
+/**
+ * A run's lease as the process executing it holds it (`Runs.lease`: a session advisory lock on a
+ * shared database), and the check every write of the run makes before it writes (`Runs.finish`,
+ * `Runs.markEndedLeased`, RunRecorder's batches): a process that lost the lease, or cannot prove
+ * it holds it, writes nothing to the run's row or events.
+ */
+import type * as Pg from "pg"
+import { Schema } from "effect"
+import type { RunId } from "../../schemas/Ids.js"
+
+/** What a run's lease key is made of, before its id (`Runs.lease`, `Runs.unfinishedLeases`, `HOLDS`). */
+export const LEASE_PREFIX = "swarm-run:"
+
+/**
+ * This process no longer holds the run's lease, or cannot prove it does: it writes nothing more to
+ * the run's row or events (another process may be running it from what was committed). `retaking`:
+ * the lease's connection closed and it is being taken again — a write may wait for that.
+ */
+export class LeaseNotHeld extends Schema.TaggedError<LeaseNotHeld>()("LeaseNotHeld", {
+  run: Schema.String,
+  reason: Schema.String,
+  retaking: Schema.Boolean
+}) {
+  override get message(): string {
+    return `this process no longer holds run ${this.run}'s lease (${this.reason}): it writes nothing more to it`
+  }
+}
+
+/**
+ * A run's lease as this process holds it (`lease`, on a shared database): what the run's writes
+ * check, in their transaction, before they write (`finish`, `markEnded`, RunRecorder's batches).
+ */
+export interface Lease {
+  readonly run: RunId
+  /** The database session (backend pid) whose lock is the lease; undefined while it is taken again, or once it is lost. */
+  readonly backend: () => number | undefined
+  /** Why it is lost for good (another process has it, or it could not be taken again in time); undefined while it is not. */
+  readonly lost: () => string | undefined
+}
+
+/**
+ * Whether the session `$2` holds the advisory lock of the lease key `$1` (as `unfinishedLeases`
+ * reads `pg_locks`; the session, unique in the server, says the database). Asked by the run's writes on their own connection, inside their transaction.
+ */
+export const HOLDS = `select exists (
+    select 1 from pg_locks l
+    where l.locktype = 'advisory' and l.granted and l.objsubid = 1 and l.pid = $2
+      and l.classid::bigint = (hashtextextended($1, 0) >> 32) & 4294967295
+      and l.objid::bigint = hashtextextended($1, 0) & 4294967295
+  ) as held`
+
+/** Why `lease` is not held now, or undefined when the database says its session holds it. */
+export const notHeld = (lease: Lease, held: boolean | undefined) =>
+  held === true ? undefined : new LeaseNotHeld({
+    run: lease.run,
+    reason: lease.lost() ?? (lease.backend() === undefined ? "its database connection closed; taking it again" : "its database session no longer holds it"),
+    retaking: lease.lost() === undefined && lease.backend() === undefined
+  })
+
+/** `checkLease` for a raw connection (RunRecorder's batches): throws `LeaseNotHeld`. */
+export const checkLeaseOn = async (client: Pick<Pg.PoolClient, "query">, lease: Lease | undefined): Promise<void> => {
+  if (lease === undefined) return
+  const backend = lease.backend()
+  if (backend === undefined || lease.lost() !== undefined) throw notHeld(lease, false)
+  const { rows } = await client.query<{ held: boolean }>(HOLDS, [`${LEASE_PREFIX}${lease.run}`, backend])
+  const error = notHeld(lease, rows[0]?.held)
+  if (error !== undefined) throw error
+}
+
