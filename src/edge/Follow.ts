@@ -15,6 +15,10 @@
  * to pull the rest in: so the end is followed by one last read of the database (committed by then:
  * a run is ended on the bus after its recorder has flushed) and of the ring, before the stream ends.
  *
+ * A run ended on the bus whose row does not say it ended (its process stopped it without recording
+ * an end: the database away, its lease lost — another process takes it over) is not over: it is
+ * tailed from the database as one running elsewhere, to the end its row records.
+ *
  * A run that is neither live in this process nor finished (about to start, or running in another
  * process) is tailed from the database every `poll` until it finishes, while its subscription
  * waits for it to go live here. A live run is asked about every `poll` too: one the bus no longer
@@ -262,7 +266,14 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
           if (rows.length < pageSize) {
             const recent = bus.recent(run, lastSent)
             if (recent !== undefined) sendBus(out, recent)
-            phase = "done"
+            // Ended on the bus, yet its row says it goes on (`running` is no end): its process
+            // stopped it without recording an end (the database away, its lease lost), and another
+            // process takes it over, or the next start resumes it. Followed on from the database.
+            if (FINISHED.has((yield* withSql(Runs.getSummary(run))).status)) phase = "done"
+            else {
+              mode = "tailing"
+              phase = "follow"
+            }
           }
           return out
         }

@@ -134,6 +134,30 @@ for (const backend of backends) {
         for (const e of events) expect(e.json).toBe(run.body(e.seq))
       }))
 
+    it.scoped("a run ended on the bus whose row still says it runs (stopped without its end, taken over elsewhere): the follower follows on, to the end its row records", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.make()
+        const run = yield* simulatedRun(bus, "alice")
+        run.publish(1, 5)
+        yield* run.commit(5)
+        const sql = yield* SqlClient.SqlClient
+        const got: Array<number> = []
+        const follower = yield* Effect.fork(
+          Follow.follow({ bus, sql }, run.id, 0, { poll: "50 millis" }).pipe(Stream.runForEach((burst) => Effect.sync(() => got.push(...burst.map((e) => e.seq)))))
+        )
+        for (let i = 0; i < 500 && got.length < 5; i++) yield* Effect.sleep("10 millis")
+        // Its process lost the database, stopped it and ended it on the bus; its row stayed `running`.
+        bus.end(run.id)
+        yield* Effect.sleep("300 millis")
+        // Before, the follower ended here (`end`, status "running").
+        expect(yield* Fiber.poll(follower)).toEqual(Option.none())
+        // Another process took it over: what it commits comes, then its end.
+        run.publish(6, 9)
+        yield* run.finish
+        yield* Fiber.join(follower).pipe(Effect.timeout("10 seconds"))
+        expect(got).toEqual(range(1, 9))
+      }))
+
     it.scoped("a live run the bus stops vouching for (another server's, with Redis away): the follower reads the database, follows the bus again when it can, and ends when the run's row does", () =>
       Effect.gen(function*() {
         // The run's process, and this one: its bus says the run is live while `vouched`, and gets
