@@ -6,7 +6,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Effect, Fiber, Layer } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Layer, Option } from "effect"
 import Pg from "pg"
 import type { RunId } from "../../schemas/Ids.js"
 import * as DataSource from "../../src/market/DataSource.js"
@@ -189,6 +189,33 @@ for (const backend of backends) {
         const row = yield* Runs.get(run!)
         expect([row.status, row.failure]).toEqual(["completed", null])
         expect((yield* Audit.verifyRun(run!)).ok).toBe(true)
+      }), { timeout: 120_000 })
+
+    it.scoped("a run whose lease cannot be taken again within the grace (the database refusing connections) stops there, writing nothing more", () =>
+      Effect.gen(function*() {
+        if (backend.name !== "postgres") return
+        const sql = yield* SqlClient.SqlClient
+        const database = (yield* sql<{ database: string }>`select current_database() as database`)[0]!.database
+        const admin = new Pg.Client({ connectionString: serverUrl })
+        yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.end()))
+        const kill = Effect.promise(() =>
+          admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()`, [database])
+        )
+        const allow = (on: boolean) => Effect.promise(() => admin.query(`alter database "${database}" allow_connections ${on}`))
+        let run: string | undefined
+        const running = yield* Effect.fork(StoredRun.backtest(stored(2, 200_000, { name: "lease not renewed", onCreated: (c) => (run = c.id) })))
+        yield* Effect.sleep("300 millis")
+        // Away for longer than the grace: from then on another server may take the run over, so this
+        // one stops executing it. Before, it went on (and wrote its row) once the database came back.
+        const exit = yield* allow(false).pipe(
+          Effect.zipRight(kill),
+          Effect.zipRight(Effect.timeout(Fiber.await(running), Duration.sum(Runs.LEASE_GRACE, Duration.seconds(5)))),
+          Effect.ensuring(allow(true))
+        )
+        expect(Exit.isExit(exit) && Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toEqual(Option.some(new Runs.RunLeased({ run: run! })))
+        // Its row is left for whoever takes it over: still running, no end written.
+        const row = yield* Runs.get(run!)
+        expect([row.status, row.failure]).toEqual(["running", null])
       }), { timeout: 120_000 })
 
     it.effect("a run leased by a live process is left alone by resume; once the lease goes, it resumes", () =>
