@@ -400,13 +400,13 @@ const execute = (x: Execution) =>
           : Runs.markEndedLeased(lease, x.run, interrupted ? "stopped" : "failed", interrupted ? stopReasonOf(x) : failureOf(cause))
         ).pipe(Effect.as(undefined), Effect.catchAll(Effect.succeed)))
     }
-    const unrecordedEnd = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | EndNotRecorded, R | SqlClient.SqlClient> =>
-      Effect.catchAllCause(effect, (cause): Effect.Effect<A, E | EndNotRecorded, SqlClient.SqlClient> =>
-        Effect.flatMap(Deferred.isDone(leaseLost), (lost) =>
-          lost ? Effect.failCause(cause) : Effect.flatMap(ended(cause), (unrecorded): Effect.Effect<never, E | EndNotRecorded> =>
-            unrecorded === undefined || Cause.isInterruptedOnly(cause)
-              ? Effect.failCause(cause)
-              : Effect.fail(new EndNotRecorded({ run: x.run, failure: failureOf(cause), why: unrecorded.message })))))
+    /** Why the end of a run that failed could not be written to its row (`ended`), once it could not. */
+    let unrecorded: LeaseNotHeld | StoreError | undefined
+    const unrecordedEnd = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | EndNotRecorded, R> =>
+      Effect.mapErrorCause(effect, (cause): Cause.Cause<E | EndNotRecorded> =>
+        unrecorded === undefined || Cause.isInterruptedOnly(cause)
+          ? cause
+          : Cause.fail(new EndNotRecorded({ run: x.run, failure: failureOf(cause), why: unrecorded.message })))
     const running = Backtest.run({
       strategy: x.strategy,
       feed: x.feed,
@@ -498,6 +498,11 @@ const execute = (x: Execution) =>
       // What was recorded stays (it is true as far as it goes); the run says why it stopped.
       // Another process runs it now, from what was committed: nothing more is written here, not
       // the events in hand, nor an end in its row.
+      Effect.onError((cause) =>
+        Effect.flatMap(Deferred.isDone(leaseLost), (lost) =>
+          lost ? Effect.void : Effect.map(ended(cause), (why) => {
+            unrecorded = why
+          }))),
       // A failure whose end its row could not take (the database away, or the lease lost meanwhile)
       // is said as such: the row still says the run goes on, and it does — taken over elsewhere,
       // or resumed at the next start — so "a run failed" would be the wrong news.
