@@ -64,14 +64,14 @@ const quietText = (event: RunEvent): string => {
   switch (event._tag) {
     case "OpinionGiven": {
       const o = event.opinion
-      return `opinion ${o.agent} ${o.symbol} ${o.direction} (confidence ${o.confidence.toFixed(2)}), round ${o.round}: ${oneLine(o.rationale)}`
+      return `opinion ${o.agent} ${o.symbol} ${o.direction} (confidence ${o.confidence.toFixed(2)}), round ${roundText(o.round)}: ${oneLine(o.rationale)}`
     }
     case "ReasoningRecorded":
-      return `reasoning ${event.agent} (${event.role}) ${event.kind}, round ${event.round}: ${oneLine(event.text)}`
+      return `reasoning ${event.agent} (${event.role}) ${event.kind}, round ${roundText(event.round)}: ${oneLine(event.text)}`
     case "PortfolioUpdated":
       return `portfolio equity ${money(event.snapshot.equity)}, cash ${money(event.snapshot.cash)}`
     case "LlmBudgetSpent":
-      return `LLM budget spent: ${event.agent}${event.round === undefined ? "" : `, round ${event.round}`}: ${event.reason}`
+      return `LLM budget spent: ${event.agent}${event.round === undefined ? "" : `, round ${roundText(event.round)}`}: ${event.reason}`
     case "OrderPlaced": {
       const o = event.order
       return `order placed ${o.symbol} ${o.side} ${quantity(o.quantity)} (${o.type}, fills at the ${o.fillTiming === "next_open" ? "next open" : "same close"}), round ${
@@ -93,13 +93,14 @@ const MAX_DATE_MS = 8.64e15
 
 /**
  * A round as people read it: `<symbol>@<bar time ms>`, as the coordinator names rounds, becomes its
- * symbol and its bar's time as every line prints times (`GLOBEX 2022-02-25`); one not of that form
- * (an id from elsewhere, a time no calendar has) is printed as it is.
+ * symbol and its bar's time as every line prints times (`GLOBEX@2022-02-25`), which `swarm chat ask
+ * <run> "explain GLOBEX@2022-02-25"` and `swarm trace` take as they take the id; one not of that
+ * form (an id from elsewhere, a time no calendar has) is printed as it is.
  */
 const roundText = (round: string): string => {
   const at = round.lastIndexOf("@")
   const ms = at > 0 && /^-?\d{1,16}$/.test(round.slice(at + 1)) ? Number(round.slice(at + 1)) : Number.NaN
-  return Number.isSafeInteger(ms) && Math.abs(ms) <= MAX_DATE_MS ? `${round.slice(0, at)} ${time(ms as Timestamp)}` : round
+  return Number.isSafeInteger(ms) && Math.abs(ms) <= MAX_DATE_MS ? `${round.slice(0, at)}@${time(ms as Timestamp)}` : round
 }
 
 /** A starting or stopping agent (the lines of crashes, restarts and escalations are `runs watch`'s). */
@@ -115,7 +116,7 @@ const llmCallText = (call: LlmCall): string => {
   const how = call.outcome === "ok" ? "answered" : call.outcome === "budget" ? "refused (budget spent)" : `${call.outcome}`
   const cache = call.cache === "hit" ? ", from the cache" : ""
   const cost = call.cost === undefined || call.cost === 0 ? "" : `, cost ${call.cost}`
-  return `LLM call ${call.agent} ${call.step}${call.round === undefined ? "" : `, round ${call.round}`}: ${call.backend} ${call.model} ${how}${cache}, ` +
+  return `LLM call ${call.agent} ${call.step}${call.round === undefined ? "" : `, round ${roundText(call.round)}`}: ${call.backend} ${call.model} ${how}${cache}, ` +
     `tokens ${count(call.tokensIn)} in, ${count(call.tokensOut)} out${cost}, ${count(call.latencyMillis)} ms${call.error === undefined ? "" : `: ${oneLine(call.error)}`}`
 }
 

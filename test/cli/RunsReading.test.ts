@@ -153,7 +153,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
       expect(rows.some((l) => / portfolio equity /.test(l))).toBe(true)
       // Every event a line of its own words: none a bare type name (before: OrderPlaced, AgentLifecycle).
       expect(rows.filter((l) => /^#\d+ \d{4}-\d\d-\d\d \w+$/.test(l))).toEqual([])
-      expect(rows.some((l) => /^#\d+ \S+ order placed S\d (buy|sell) [\d.,]+ \(market, fills at the (next open|same close)\), round S\d \d{4}-\d\d-\d\d( \S+Z)?$/.test(l))).toBe(true)
+      expect(rows.some((l) => /^#\d+ \S+ order placed S\d (buy|sell) [\d.,]+ \(market, fills at the (next open|same close)\), round S\d@\d{4}-\d\d-\d\d( \S+Z)?$/.test(l))).toBe(true)
       expect(rows.some((l) => /^#\d+ \S+ agent \/user\/\S+ started$/.test(l))).toBe(true)
 
       // --since n: only the events after n.
@@ -245,6 +245,9 @@ describe("runs events' line of an event", () => {
       text: "Momentum is up.\n\nVolume confirms it."
     })
     expect(eventLine(7, "ReasoningRecorded", body)).toBe("#7 2024-01-03 reasoning debate (bull) analysis, round r-12: Momentum is up. Volume confirms it.")
+    // A round named as the coordinator names them: by symbol and bar time, as chat's explain takes it.
+    expect(eventLine(7, "ReasoningRecorded", body.replace('"r-12"', `"AAA@${Date.UTC(2024, 0, 3)}"`)))
+      .toBe("#7 2024-01-03 reasoning debate (bull) analysis, round AAA@2024-01-03: Momentum is up. Volume confirms it.")
     const at = Date.UTC(2024, 0, 3)
     const base = { run: "run_000000000001", at }
     const call = {
@@ -283,16 +286,16 @@ describe("runs events' line of an event", () => {
     expect(eventLine(1, "RunStarted", started)).toBe("#1 2024-01-03 started: paper run of str_000000000001 v2, seed 7, AAA BBB")
   })
 
-  test("an order placed names its round by symbol and bar time, as lines print times, not as the raw id (epoch ms)", () => {
+  test("an order placed names its round by symbol and bar time, as lines print times and chat's explain takes them, not as the raw id (epoch ms)", () => {
     const base = { run: "run_000000000001", at: Date.UTC(2022, 1, 25) }
     const placed = (round: string) =>
       eventLine(5, "OrderPlaced", JSON.stringify({
         _tag: "OrderPlaced", ...base, seq: 5,
         order: { id: "o-1", idempotencyKey: "k-1", round, symbol: "GLOBEX", side: "buy", quantity: 10, type: "market", decidedAt: base.at, fillTiming: "next_open" }
       }))
-    expect(placed("GLOBEX@1645747200000")).toBe("#5 2022-02-25 order placed GLOBEX buy 10 (market, fills at the next open), round GLOBEX 2022-02-25")
+    expect(placed("GLOBEX@1645747200000")).toBe("#5 2022-02-25 order placed GLOBEX buy 10 (market, fills at the next open), round GLOBEX@2022-02-25")
     // An intraday bar: its time of day too.
-    expect(placed(`GLOBEX@${Date.UTC(2022, 1, 25, 14, 30)}`)).toBe("#5 2022-02-25 order placed GLOBEX buy 10 (market, fills at the next open), round GLOBEX 2022-02-25 14:30:00Z")
+    expect(placed(`GLOBEX@${Date.UTC(2022, 1, 25, 14, 30)}`)).toBe("#5 2022-02-25 order placed GLOBEX buy 10 (market, fills at the next open), round GLOBEX@2022-02-25 14:30:00Z")
     // A round not of that form, or at a time no calendar has, is printed as it is (never a crash).
     expect(placed("r-12")).toMatch(/, round r-12$/)
     expect(placed("GLOBEX@9999999999999999")).toMatch(/, round GLOBEX@9999999999999999$/)
