@@ -5,8 +5,9 @@
  * it holds it, writes nothing to the run's row or events.
  */
 import type * as Pg from "pg"
-import { Schema } from "effect"
+import { Effect, Schema } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
+import * as Transient from "./Transient.js"
 
 /** What a run's lease key is made of, before its id (`Runs.lease`, `Runs.unfinishedLeases`, `HOLDS`). */
 export const LEASE_PREFIX = "swarm-run:"
@@ -67,3 +68,9 @@ export const checkLeaseOn = async (client: Pick<Pg.PoolClient, "query">, lease: 
   if (error !== undefined) throw error
 }
 
+/**
+ * A write that checks the lease (`Runs.finish`, `Runs.markEndedLeased`, RunRecorder's batches),
+ * tried again while the lease is being taken again, as for a transient failure of the database.
+ */
+export const retryLeased = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.retry(effect, { schedule: Transient.schedule, while: (error) => (error instanceof LeaseNotHeld ? error.retaking : Transient.transient(error)) })

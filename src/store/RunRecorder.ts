@@ -26,8 +26,7 @@ import { sha256Hex } from "../internal/sha256.js"
 import { causeLine, llmTallyOf } from "../swarm/AgentTally.js"
 import { connectListening, PgPool } from "./Pool.js"
 import { StoreError } from "./StoreError.js"
-import * as Transient from "./Transient.js"
-import { checkLeaseOn, type Lease, LeaseNotHeld } from "./Lease.js"
+import { checkLeaseOn, type Lease, retryLeased } from "./Lease.js"
 
 /** The hash before a chain's first link. */
 export const GENESIS = "0".repeat(64)
@@ -443,7 +442,7 @@ export const make = (
         // A dropped connection, or a database restarting, is worth more tries for half a minute (the
         // transaction rolled back, all or nothing; the run meanwhile waits at its backlog's bound).
         // A batch the database refuses for what it holds is not, nor one whose lease is lost.
-        Effect.retry({ schedule: Transient.schedule, while: (error) => (error instanceof LeaseNotHeld ? error.retaking : Transient.transient(error)) }),
+        retryLeased,
         Effect.mapError((error) => new StoreError({ operation: `record run ${run}`, reason: error instanceof Error ? error.message : String(error) }))
       )
     }

@@ -21,7 +21,7 @@ import { Trade } from "../../schemas/Trade.js"
 import { type LlmTally, llmUsageOf, restartsOf } from "../swarm/AgentTally.js"
 import { FaultPlan } from "../swarm/Run.js"
 import { type CheckpointState, GENESIS } from "./RunRecorder.js"
-import { HOLDS, type Lease, LEASE_PREFIX, LeaseNotHeld, notHeld } from "./Lease.js"
+import { HOLDS, type Lease, LEASE_PREFIX, type LeaseNotHeld, notHeld, retryLeased } from "./Lease.js"
 import { connectListening, PgPool } from "./Pool.js"
 import { CorruptRecord, RunNotFound, StoreError, storeError } from "./StoreError.js"
 import { oneLineOf } from "../internal/issues.js"
@@ -952,9 +952,6 @@ export const checkLease = (lease: Lease | undefined): Effect.Effect<void, LeaseN
     if (error !== undefined) return yield* error
   })
 
-/** A write that checks the lease is tried again while the lease is taken again, as for a transient failure. */
-export const retryLeased = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.retry(effect, { schedule: Transient.schedule, while: (error) => (error instanceof LeaseNotHeld ? error.retaking : Transient.transient(error)) })
 
 /**
  * The run's lease, for as long as the scope lasts: on a shared database (Postgres), a session
