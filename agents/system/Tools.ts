@@ -18,6 +18,7 @@ import { Rule } from "../../schemas/Rule.js"
 import { OrderFilled, RunEvent, TradeClosed, VerdictGiven } from "../../schemas/RunEvent.js"
 import type { Strategy } from "../../schemas/Strategy.js"
 import type { Trade } from "../../schemas/Trade.js"
+import { oneLineOf } from "../../src/internal/issues.js"
 import * as DataSource from "../../src/market/DataSource.js"
 import type { Feed, Slice } from "../../src/market/Feed.js"
 import * as Compare from "../../src/store/Compare.js"
@@ -61,7 +62,7 @@ export const encodedArguments = (request: ToolSpecs.ToolRequest): Record<string,
 // Reading
 
 const corrupt = (table: string, key: string) => (error: ParseResult.ParseError) =>
-  new CorruptRecord({ table, key, column: "body", reason: ParseResult.TreeFormatter.formatErrorSync(error) })
+  new CorruptRecord({ table, key, column: "body", reason: oneLineOf(error) })
 
 const decodeTrade = Schema.decodeUnknown(Schema.parseJson(TradeClosed))
 const decodeEvent = Schema.decodeUnknown(Schema.parseJson(RunEvent))

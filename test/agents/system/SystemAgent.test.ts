@@ -83,6 +83,18 @@ for (const backend of backends) {
   layer(Layer.merge(backend.store, users.pipe(Layer.provide(backend.store))), { timeout: startTimeout, excludeTestServices: true })(
     `system agent (${backend.name})`,
     (it) => {
+      it.effect("a stored trade that does not decode is a CorruptRecord whose reason is one line naming the field", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice")
+          const sql = yield* SqlClient.SqlClient
+          const body = JSON.stringify({ _tag: "TradeClosed", run: run.id, seq: 2, at: TRADES[1]!.exitTs, trade: { ...TRADES[1]!, quantity: "many" } })
+          yield* sql`update run_events set body = ${body} where run_id = ${run.id} and seq = 2`
+          const error = yield* Effect.flip(Tools.trades(run.id))
+          expect(error).toMatchObject({ _tag: "CorruptRecord", table: "run_events", key: `${run.id}#2`, column: "body" })
+          expect(error._tag === "CorruptRecord" && error.reason).toMatch(/^trade\.quantity: /)
+          expect(error._tag === "CorruptRecord" && error.reason).not.toContain("\n")
+        }))
+
       it.scoped("a tool call runs the tool with the model's arguments and its result goes back; the answer streams and is recorded", () =>
         Effect.gen(function*() {
           const run = yield* seedRun("alice")
