@@ -4,7 +4,7 @@
  * named.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Either, Layer, Logger } from "effect"
+import { ConfigProvider, Effect, Either, Layer, Logger, LogLevel } from "effect"
 import * as LogFormat from "../../src/telemetry/LogFormat.js"
 
 const read = (env: Record<string, string>) =>
@@ -56,5 +56,32 @@ describe("SWARM_LOG_FORMAT", () => {
       expect(logfmt[0]).toMatch(/level=INFO .*message="Redis is back" redis=redis:\/\/h:6379/)
     }
     expect(written("pretty", Logger.pretty)[0]).toMatch(/INFO .*Redis is back/)
+  })
+
+  it("what the server says outside its logger: pretty, its line on stderr as always; json and logfmt, a record with fields on stdout", () => {
+    const said = (format: LogFormat.LogFormat) => {
+      const out = { stdout: "", stderr: "" }
+      const say = LogFormat.sayer(format, { stdout: (text) => void (out.stdout += text), stderr: (text) => void (out.stderr += text) })
+      say("stopping: 1 run suspended (A#1); the next start resumes it", { runs: ["run_1"], reason: undefined }, { pretty: "swarm: stopping: 1 run suspended (A#1); the next start resumes it" })
+      say("cannot look for unfinished runs: down", { reason: "down" }, { level: LogLevel.Warning })
+      return out
+    }
+    expect(said("pretty")).toEqual({
+      stdout: "",
+      stderr: "swarm: stopping: 1 run suspended (A#1); the next start resumes it\ncannot look for unfinished runs: down\n"
+    })
+    const json = said("json")
+    expect(json.stderr).toBe("")
+    const records = json.stdout.trimEnd().split("\n").map((line) => JSON.parse(line))
+    expect(records).toEqual([
+      expect.objectContaining({ message: "stopping: 1 run suspended (A#1); the next start resumes it", logLevel: "INFO", annotations: { runs: ["run_1"] } }),
+      expect.objectContaining({ message: "cannot look for unfinished runs: down", logLevel: "WARN", annotations: { reason: "down" } })
+    ])
+    const logfmt = said("logfmt")
+    expect(logfmt.stderr).toBe("")
+    expect(logfmt.stdout.trimEnd().split("\n")).toEqual([
+      expect.stringMatching(/^timestamp=\S+ level=INFO fiber= message="stopping: 1 run suspended \(A#1\); the next start resumes it" runs="\[\\"run_1\\"\]"$/),
+      expect.stringMatching(/^timestamp=\S+ level=WARN fiber= message="cannot look for unfinished runs: down" reason=down$/)
+    ])
   })
 })
