@@ -29,6 +29,12 @@ export interface AuthService {
    * during the check wakes it again.
    */
   readonly nextChange: () => Effect.Effect<void>
+  /**
+   * Whose key `key` is, as far as known without asking the database (a request that presented it
+   * was just authenticated: its answer is cached), or undefined — for the request's log line, which
+   * names its user (Http.ts). Absent: nobody is named.
+   */
+  readonly holder?: (key: string) => Effect.Effect<Principal | undefined>
 }
 
 export class Authenticator extends Context.Tag("swarm/edge/Authenticator")<Authenticator, AuthService>() {}

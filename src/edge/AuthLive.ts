@@ -162,9 +162,16 @@ export const make = <R>(
     const forgetUser = (userId: string) =>
       Effect.zipRight(forgotten(userId), Effect.sync(() => options.publish?.(userId)))
 
+    const holder = (key: string): Effect.Effect<Principal | undefined> =>
+      !ApiKeys.wellFormed(key)
+        ? Effect.succeed(undefined)
+        : Effect.map(cache.getOptionComplete(ApiKeys.hashKey(key)), (cached) =>
+          cached._tag === "None" || stale(cached.value) ? undefined : cached.value.principal)
+
     return {
       authenticate,
       authenticateNow,
+      holder,
       forgetUser,
       nextChange: () => Deferred.await(next),
       forgotten

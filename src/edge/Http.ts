@@ -19,7 +19,9 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Config, ConfigError, Duration, Effect, Either, Layer, Option } from "effect"
+import { Cause, Clock, Config, ConfigError, Duration, Effect, Either, FiberRef, Layer, Option } from "effect"
+import * as LogFormat from "../telemetry/LogFormat.js"
+import { Authenticator } from "./Auth.js"
 import * as Health from "./Health.js"
 import * as Sse from "./Sse.js"
 
@@ -28,7 +30,7 @@ export interface Options {
   readonly port?: number
   /** Default: every interface. */
   readonly host?: string
-  /** Log each request (method, path without its query — `?token=` is a key —, status). Default true. */
+  /** Log each request (method, path without its query — `?token=` is a key —, status, duration, user: `logRequest`). Default true. */
   readonly logRequests?: boolean
   /** On shutdown, how long requests in flight may take before their connections are closed. Default 2 s. */
   readonly shutdownGrace?: Duration.DurationInput
@@ -194,6 +196,55 @@ const reasonOf = (error: unknown): string => {
 }
 
 /**
+ * A request's log line: `POST /rpc 200 runs.get 12.3 ms, user admin` — the duration until its answer
+ * (a stream's: until the stream starts), and its user's name when the key it presented is known (`AuthService.holder`: never the key, and
+ * never the query, where `?token=` is one). In json or logfmt, the line is the record's message and
+ * each part a field of it — `method`, `path`, `status`, `procedures`, `durationMs`, `traceId` (the
+ * request's trace, when it is traced: `swarm trace` and a collector find it by that id), `userId`,
+ * `user`; pretty keeps to one line a request, without the trace id.
+ */
+const logRequest = (request: HttpServerRequest.HttpServerRequest, response: HttpServerResponse.HttpServerResponse, started: bigint) =>
+  Effect.gen(function*() {
+    const path = pathOf(request)
+    const procedures = rpcProcedures.get(request)
+    const durationMs = Math.round(Number((yield* Clock.currentTimeNanos) - started) / 1e5) / 10
+    const span = Option.filter(yield* Effect.option(Effect.currentSpan), (span) => span.sampled)
+    const auth = yield* Effect.serviceOption(Authenticator)
+    const inBody = rpcAuthorizations.get(request)
+    const headers = inBody === undefined ? request.headers : { ...request.headers, authorization: inBody }
+    const key = Either.getOrUndefined(Sse.keyOf(headers, searchOf(request)))
+    const user = auth._tag === "Some" && auth.value.holder !== undefined && key !== undefined ? yield* auth.value.holder(key) : undefined
+    const line = `${request.method} ${path} ${response.status}${procedures === undefined ? "" : ` ${procedures.join(",")}`} ${durationMs} ms` +
+      (user === undefined ? "" : `, user ${user.name}`)
+    const structured = (yield* FiberRef.get(LogFormat.current)) !== "pretty"
+    // A healthcheck every 10 s (Docker's) would be 8,640 lines a day at INFO: /health is DEBUG.
+    const log = path === Health.path ? Effect.logDebug(line) : Effect.logInfo(line)
+    yield* structured
+      ? Effect.annotateLogs(log, {
+        method: request.method,
+        path,
+        status: response.status,
+        ...(procedures === undefined ? {} : { procedures: procedures.join(",") }),
+        durationMs,
+        ...(Option.isSome(span) ? { traceId: span.value.traceId } : {}),
+        ...(user === undefined ? {} : { userId: user.userId, user: user.name })
+      })
+      : log
+  })
+
+/** A request's query as the SSE routes read it (`Sse.keyOf`): each name's value, or its values when repeated. */
+const searchOf = (request: HttpServerRequest.HttpServerRequest): Record<string, string | ReadonlyArray<string>> => {
+  const q = request.url.indexOf("?")
+  const search: Record<string, string | Array<string>> = {}
+  if (q < 0) return search
+  for (const [name, value] of new URLSearchParams(request.url.slice(q + 1))) {
+    const before = search[name]
+    search[name] = before === undefined ? value : [...(typeof before === "string" ? [before] : before), value]
+  }
+  return search
+}
+
+/**
  * Every route's last line of defence (a global middleware, so unknown routes pass through it too),
  * around the CORS answers and the RPC envelope's check. An interruption (the client went away) is
  * left to the server.
@@ -205,6 +256,7 @@ const answerEverything = (logRequests: boolean, origins: CorsOrigins) =>
       // preflight is logged; the RPC envelope's check inside CORS, so its refusals get the headers too.
       const apps = cors(origins)(rpcEnvelope(handler))
       return Effect.gen(function*() {
+        const started = yield* Clock.currentTimeNanos
         const request = yield* HttpServerRequest.HttpServerRequest
         const app = (request.headers["origin"] === undefined ? apps.withoutOrigin : apps.withOrigin) as typeof handler
         const logFailure = (cause: Cause.Cause<unknown>) =>
@@ -231,12 +283,7 @@ const answerEverything = (logRequests: boolean, origins: CorsOrigins) =>
             return Effect.as(logFailure(cause), internalError)
           })
         )
-        if (logRequests) {
-          const procedures = rpcProcedures.get(request)
-          const line = `${request.method} ${pathOf(request)} ${response.status}${procedures === undefined ? "" : ` ${procedures.join(",")}`}`
-          // A healthcheck every 10 s (Docker's) would be 8,640 lines a day at INFO: /health is DEBUG.
-          yield* pathOf(request) === Health.path ? Effect.logDebug(line) : Effect.logInfo(line)
-        }
+        if (logRequests) yield* logRequest(request, response, started)
         return response
       })
     },
@@ -291,7 +338,7 @@ const isRequestId = (id: unknown): boolean => {
  * Why an ndjson RPC body's envelope is bad, or undefined: a line that is not JSON, or the part
  * @effect/rpc takes on trust. Blank lines are skipped (RpcPayloads.ndjsonBody drops them too).
  */
-const badEnvelope = (body: string, procedures?: Array<string>): { readonly field: string; readonly reason: string } | undefined => {
+const badEnvelope = (body: string, read?: Read): { readonly field: string; readonly reason: string } | undefined => {
   if (body.trim() === "") return { field: "body", reason: "is empty: send one JSON request per line" }
   const lines = body.split("\n")
   for (let i = 0; i < lines.length; i++) {
@@ -315,13 +362,29 @@ const badEnvelope = (body: string, procedures?: Array<string>): { readonly field
       headers.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === "string" && typeof h[1] === "string")
     if (!pairs) return { field: "headers", reason: `line ${i + 1}: a request's headers must be an array of [name, value] string pairs` }
     const tag = (message as { tag?: unknown }).tag
-    if (procedures !== undefined && typeof tag === "string" && procedures.length < 10) procedures.push(tag.slice(0, 100))
+    if (read !== undefined && typeof tag === "string" && read.procedures.length < 10) read.procedures.push(tag.slice(0, 100))
+    if (read !== undefined && read.authorization === undefined) {
+      read.authorization = (headers as ReadonlyArray<readonly [string, string]>).find(([name]) => name.toLowerCase() === "authorization")?.[1]
+    }
   }
   return undefined
 }
 
+/**
+ * What `badEnvelope` reads of a body's requests for its log line: the procedures they call, and the
+ * first `authorization` header among them (an RPC client sends its key in each request, not as an
+ * HTTP header), whose holder the line names — never the key itself.
+ */
+interface Read {
+  readonly procedures: Array<string>
+  authorization?: string | undefined
+}
+
 /** The procedures an RPC request over HTTP calls, read by `rpcEnvelope`, for its log line (`POST /rpc 200 runs.get`). */
 const rpcProcedures = new WeakMap<object, ReadonlyArray<string>>()
+
+/** The `authorization` header an RPC request over HTTP carries in its body (`Read`), for its log line's user. */
+const rpcAuthorizations = new WeakMap<object, string>()
 
 /**
  * @effect/rpc (0.76) reads a request's `headers` without decoding them: anything but an array of
@@ -344,9 +407,10 @@ const rpcEnvelope = (app: Effect.Effect<HttpServerResponse.HttpServerResponse, H
     const read = yield* Effect.either(HttpIncomingMessage.withMaxBodySize(request.text, Option.some(MAX_RPC_BODY_BYTES)))
     if (Either.isLeft(read) && exceeded(read.left)) return bodyTooLarge()
     const body = Either.getRight(read)
-    const procedures: Array<string> = []
-    const bad = body._tag === "Some" ? badEnvelope(body.value, procedures) : undefined
-    if (procedures.length > 0) rpcProcedures.set(request, procedures)
+    const seen: Read = { procedures: [] }
+    const bad = body._tag === "Some" ? badEnvelope(body.value, seen) : undefined
+    if (seen.procedures.length > 0) rpcProcedures.set(request, seen.procedures)
+    if (seen.authorization !== undefined) rpcAuthorizations.set(request, seen.authorization)
     if (bad !== undefined) return json(400, { error: "InvalidRequest", field: bad.field, reason: bad.reason })
     return yield* app
   })

@@ -73,6 +73,21 @@ describe("the cache (a counted lookup, no database)", () => {
       expect(calls.length).toBe(2)
     }))
 
+  plain.effect("holder (a request log's user): a key's principal once it authenticated, from the cache alone; none once forgotten, refused or unknown", () =>
+    Effect.gen(function*() {
+      const { auth, calls } = yield* counted()
+      expect(yield* auth.holder!(key)).toBeUndefined()
+      yield* auth.authenticate(key)
+      expect(yield* auth.holder!(key)).toEqual(alice)
+      yield* failure(auth.authenticate(other))
+      expect(yield* auth.holder!(other)).toBeUndefined()
+      expect(yield* auth.holder!("sk_short")).toBeUndefined()
+      yield* auth.forgetUser(alice.userId)
+      expect(yield* auth.holder!(key)).toBeUndefined()
+      // It never asks the database.
+      expect(calls.length).toBe(2)
+    }))
+
   plain.effect("a refusal is cached as long; a malformed key never reaches the lookup", () =>
     Effect.gen(function*() {
       const { auth, calls } = yield* counted()

@@ -16,6 +16,9 @@ import * as Telemetry from "../../src/telemetry/Telemetry.js"
 import { DatabaseInfo } from "../../src/store/Database.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { server, stubAuthenticator } from "./fixtures.js"
+import { Principal } from "../../schemas/Auth.js"
+import { Authenticator, type AuthService } from "../../src/edge/Auth.js"
+import * as LogFormat from "../../src/telemetry/LogFormat.js"
 
 const get = (url: string, init?: RequestInit) =>
   Effect.promise(async () => {
@@ -88,7 +91,7 @@ for (const backend of backends) {
         expect([ok.status, (ok.json() as { status: string }).status, "reasons" in (ok.json() as object)]).toEqual([200, "ok", false])
       }))
 
-    it.scoped("request log lines: /health at DEBUG (a healthcheck every 10 s is no INFO line), an RPC call with its procedures", () =>
+    it.scoped("request log lines: /health at DEBUG (a healthcheck every 10 s is no INFO line), an RPC call with its procedures, each with its duration", () =>
       Effect.gen(function*() {
         const logged: Array<{ level: string; message: string }> = []
         const recorder = Logger.make(({ logLevel, message }) => {
@@ -107,9 +110,56 @@ for (const backend of backends) {
         yield* get(`${url}/rpc`, { method: "POST", body: `${call("runs.get", "1")}\n${call("runs.list", "2")}\n` })
         const lines = logged.filter((l) => /^(GET|POST) \//.test(l.message))
         expect(lines).toEqual([
-          { level: "DEBUG", message: "GET /health 200" },
-          { level: "INFO", message: "POST /rpc 200 runs.get,runs.list" }
+          { level: "DEBUG", message: expect.stringMatching(/^GET \/health 200 \d+(\.\d)? ms$/) },
+          { level: "INFO", message: expect.stringMatching(/^POST \/rpc 200 runs\.get,runs\.list \d+(\.\d)? ms$/) }
         ])
+      }))
+
+    it.scoped("json or logfmt: a request's line has its fields — method, path, status, duration, trace id, user — and never its key or query", () =>
+      Effect.gen(function*() {
+        const logged: Array<{ message: string; annotations: Record<string, unknown> }> = []
+        const recorder = Logger.make(({ annotations, message }) => {
+          logged.push({ message: (Array.isArray(message) ? message : [message]).map(String).join(" "), annotations: Object.fromEntries(annotations) })
+        })
+        const key = "sk_" + "k".repeat(43)
+        const principal = new Principal({ userId: "u_1", name: "alice", role: "user" })
+        const auth: AuthService = {
+          authenticate: () => Effect.succeed(principal),
+          authenticateNow: () => Effect.succeed(principal),
+          forgetUser: () => Effect.void,
+          nextChange: () => Effect.never,
+          holder: (presented) => Effect.succeed(presented === key ? principal : undefined)
+        }
+        const context = yield* Layer.build(
+          Http.serve(HttpLayerRouter.add("GET", "/test/ok", HttpServerResponse.text("fine")), { logRequests: true }).pipe(
+            Layer.provideMerge(Http.listen({ port: 0, host: "127.0.0.1", shutdownGrace: 0 }))
+          )
+        ).pipe(
+          Effect.provide(Logger.replace(Logger.defaultLogger, recorder)),
+          Effect.provide(Layer.locallyScoped(LogFormat.current, "json")),
+          Effect.provideService(Authenticator, auth)
+        )
+        const url = yield* Effect.provide(Http.baseUrl, context)
+        yield* get(`${url}/test/ok?token=${key}&x=1`)
+        yield* get(`${url}/test/ok`, { headers: { authorization: `Bearer ${key}` } })
+        yield* get(`${url}/nope?token=sk_unknown`)
+        const lines = logged.filter((l) => /^GET \//.test(l.message))
+        expect(lines).toHaveLength(3)
+        for (const line of lines.slice(0, 2)) {
+          expect(line.message).toMatch(/^GET \/test\/ok 200 \d+(\.\d)? ms, user alice$/)
+          expect(line.annotations).toEqual({
+            method: "GET",
+            path: "/test/ok",
+            status: 200,
+            durationMs: expect.any(Number),
+            traceId: expect.stringMatching(/^[0-9a-f]{32}$/),
+            userId: "u_1",
+            user: "alice"
+          })
+        }
+        expect(lines[2]!.annotations).toMatchObject({ path: "/nope", status: 404 })
+        expect(lines[2]!.annotations).not.toHaveProperty("user")
+        expect(JSON.stringify(logged)).not.toMatch(/sk_|token/)
       }))
 
     it.scoped("an unknown route or method is a JSON 404 naming the path, never echoing its query", () =>
