@@ -21,6 +21,7 @@ import type { RunLeased } from "../store/Runs.js"
 import type { EndNotRecorded } from "../store/StoredRun.js"
 import type { NotReexecutable, NotResumable, RecordingAltered, RunDiverged } from "../store/StoredRun.js"
 import type { BacktestError } from "../swarm/Backtest.js"
+import * as LogFormat from "../telemetry/LogFormat.js"
 import type { StrategyFileError } from "../swarm/StrategyFile.js"
 import * as AuditCommand from "./AuditCommand.js"
 import * as BacktestCommand from "./BacktestCommand.js"
@@ -314,6 +315,22 @@ const print = (io: Io, lines: ReadonlyArray<string>) => {
 }
 
 /**
+ * A failure's lines, as `print` writes them; but the server's (`serve`: a bad setting, its port
+ * taken) in its log format when that is json or logfmt — one ERROR record on stdout, with its
+ * other records, for the log shipper that parses every line (LogFormat.sayer).
+ */
+const printFailure = (io: Io, argv: ReadonlyArray<string>, wiring: Wiring, lines: ReadonlyArray<string>) => {
+  const format = argv[0] !== "serve"
+    ? "pretty"
+    : Either.getOrElse(
+      Effect.runSync(Effect.either(wiring.environment === undefined ? LogFormat.config : Effect.withConfigProvider(LogFormat.config, wiring.environment))),
+      (): LogFormat.LogFormat => "pretty"
+    )
+  if (format === "pretty") return print(io, lines)
+  LogFormat.sayer(format, io)(lines.join("\n"), {}, { level: LogLevel.Error })
+}
+
+/**
  * A command's log lines (`--log-level debug`, a store's warning), as logfmt on stderr: its stdout
  * is its answer, a `--json` document that a script parses (the default loggers wrote there, ahead
  * of the document). `serve` logs on stdout, as a service does (src/telemetry/LogFormat.ts).
@@ -464,13 +481,13 @@ export const run = (
     Effect.catchAll((error) =>
       Effect.sync(() => {
         const { code, lines } = report(error, argv)
-        print(io, spokenAs(argv, lines.map(commandsNamed)))
+        printFailure(io, argv, wiring, spokenAs(argv, lines.map(commandsNamed)))
         return code
       })
     ),
     Effect.catchAllDefect((defect) =>
       Effect.sync(() => {
-        print(io, [defectLine(defect)])
+        printFailure(io, argv, wiring, [defectLine(defect)])
         return EXIT_FAILED
       })
     ),

@@ -8,6 +8,7 @@
  */
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, ConfigError, Effect, Either, Exit, Layer, Option } from "effect"
+import * as LogFormat from "../telemetry/LogFormat.js"
 import * as Telemetry from "../telemetry/Telemetry.js"
 import * as Cli from "./Cli.js"
 import * as Io from "./Io.js"
@@ -78,7 +79,17 @@ export const runMain = (argv: ReadonlyArray<string>): void => {
     teardown: (exit, onExit) => {
       // Cli.run never fails and succeeds with the exit code: anything else is an interruption.
       const stopped = Exit.isInterrupted(exit) && command[0] === "serve"
-      if (stopped) process.stderr.write(`swarm: server stopped${signal === undefined ? "" : ` (${signal})`}\n`)
+      if (stopped) {
+        // In the server's log format (SWARM_LOG_FORMAT: a record on stdout in json or logfmt); it
+        // started, so the setting is good.
+        const format = Either.getOrElse(Effect.runSync(Effect.either(LogFormat.config)), (): LogFormat.LogFormat => "pretty")
+        const line = `server stopped${signal === undefined ? "" : ` (${signal})`}`
+        LogFormat.sayer(format, { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) })(
+          line,
+          { signal },
+          { pretty: `swarm: ${line}` }
+        )
+      }
       let code = Exit.isSuccess(exit) && typeof exit.value === "number"
         ? exit.value
         : stopped

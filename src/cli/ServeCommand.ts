@@ -15,7 +15,7 @@
 import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { Command, Options } from "@effect/cli"
-import { ConfigError, Context, Duration, Effect, Layer, Option } from "effect"
+import { ConfigError, Context, Duration, Effect, Layer, LogLevel, Option } from "effect"
 import { Principal } from "../../schemas/Auth.js"
 import * as Redis from "../bus/Redis.js"
 import { bootstrap } from "../edge/Bootstrap.js"
@@ -49,23 +49,47 @@ const shown = (path: string) => {
  */
 const DEMO_SPEED = 4 * 86_400
 
-/** First start: the admin's key once, and a paper run to watch. */
-const firstStart = (io: Io, base: string) =>
+/**
+ * First start: the admin's key once, and a paper run to watch. In json or logfmt mode they are two
+ * records on stdout with the logs (the key in `apiKey`, once: a person reads it from the logs as
+ * from a terminal), said whatever the log level; the commands to watch the run are the README's.
+ */
+const firstStart = (io: Io, base: string, format: LogFormat.LogFormat, say: Say) =>
   Effect.gen(function*() {
     const made = yield* bootstrap()
     if (!made.created) return
-    io.stdout(
-      `first start: created the admin user "${made.name}". Its API key, shown this once:\n\n  ${made.key}\n\n` +
-        "Keep it: the server stores only its hash.\n"
-    )
+    if (format === "pretty") {
+      io.stdout(
+        `first start: created the admin user "${made.name}". Its API key, shown this once:\n\n  ${made.key}\n\n` +
+          "Keep it: the server stores only its hash.\n"
+      )
+    } else {
+      say(
+        `first start: created the admin user "${made.name}"; its API key (apiKey) is shown this once: keep it, the server stores only its hash`,
+        { user: made.name, userId: made.userId, apiKey: made.key },
+        { level: LogLevel.Warning }
+      )
+    }
     const admin = new Principal({ userId: made.userId, name: made.name, role: "admin" })
     const strategy = yield* StrategyFile.load(EXAMPLE)
     yield* Strategies.create(made.userId, strategy)
     const manager = yield* RunManager.RunManager
     const run = yield* manager.start(admin, { strategy: strategy.name, mode: "paper", data: { _tag: "sample" }, speed: DEMO_SPEED })
+    const started = `started a paper run of "${strategy.name}" on the sample data (${shown(EXAMPLE)}), ` +
+      `four bars a second: run ${run.id} (${strategy.name}#${run.number})`
+    if (format !== "pretty") {
+      say(`first start: ${started}`, {
+        run: run.id,
+        ref: `${strategy.name}#${run.number}`,
+        strategy: strategy.name,
+        mode: "paper",
+        watch: `npx swarm runs watch ${run.id}`,
+        events: `${base}/v1/runs/${run.id}/events`
+      })
+      return
+    }
     io.stdout(
-      `started a paper run of "${strategy.name}" on the sample data (${shown(EXAMPLE)}), ` +
-        `four bars a second: run ${run.id} (${strategy.name}#${run.number}).\nWatch it:\n\n` +
+      `${started}.\nWatch it:\n\n` +
         `  npx swarm login --server ${base} --key ${made.key}\n` +
         `  npx swarm runs watch ${run.id}\n\n` +
         `or, without the CLI:\n\n` +
@@ -76,14 +100,25 @@ const firstStart = (io: Io, base: string) =>
     )
   })
 
+/** How serve says what it does outside its logger: a line, or a record of the log format (LogFormat.sayer). */
+type Say = ReturnType<typeof LogFormat.sayer>
+
 /** The runs the last server left unfinished (shut down, or killed), taken over and named. */
-const resumeUnfinished = (io: Io) =>
+const resumeUnfinished = (say: Say) =>
   Effect.gen(function*() {
     const manager = yield* RunManager.RunManager
     const outcomes = yield* manager.resumeUnfinished().pipe(
-      Effect.catchTag("Unavailable", (e) => Effect.as(Effect.sync(() => io.stderr(`cannot look for unfinished runs: ${e.reason}\n`)), []))
+      Effect.catchTag("Unavailable", (e) =>
+        Effect.as(
+          Effect.sync(() => say(`cannot look for unfinished runs: ${e.reason}`, { reason: e.reason }, { level: LogLevel.Warning })),
+          []
+        ))
     )
-    for (const o of outcomes) io.stderr(`${RunManager.describeResumption(o)}\n`)
+    for (const o of outcomes) {
+      say(RunManager.describeResumption(o), { run: o.run, ref: o.ref, outcome: o.outcome, reason: o.reason, ownerDisabled: o.ownerDisabled }, {
+        level: o.outcome === "failed" ? LogLevel.Warning : LogLevel.Info
+      })
+    }
   })
 
 /** A configuration error's own reason (`InvalidData`'s message), else the whole error on one line. */
@@ -114,6 +149,7 @@ export const command = (io: Io, wiring: Wiring) =>
       const logFormat = yield* (wiring.environment === undefined ? LogFormat.config : Effect.withConfigProvider(LogFormat.config, wiring.environment)).pipe(
         Effect.mapError(fromConfigError)
       )
+      const say = LogFormat.sayer(logFormat, io)
       const port = Option.getOrElse(flags.port, () => configured.port)
       const store = wiring.store ?? Store.layer
       // Telemetry first: the tracer it installs must be in place before the server starts what it traces.
@@ -133,7 +169,14 @@ export const command = (io: Io, wiring: Wiring) =>
         yield* Effect.addFinalizer(() =>
           Effect.sync(() => {
             if (manager !== undefined) {
-              io.stderr(`swarm: ${RunManager.describeSuspended(manager.suspended(), shared)}\n`)
+              const suspended = manager.suspended()
+              const line = RunManager.describeSuspended(suspended, shared)
+              say(line, {
+                suspended: suspended.length,
+                runs: suspended.map((r) => r.run),
+                refs: suspended.map((r) => r.ref),
+                paused: suspended.filter((r) => r.paused).map((r) => r.ref)
+              }, { pretty: `swarm: ${line}` })
             }
           })
         )
@@ -150,18 +193,22 @@ export const command = (io: Io, wiring: Wiring) =>
         manager = Context.get(context, RunManager.RunManager)
         shared = Context.get(context, PgPool).shared
         yield* Effect.gen(function*() {
-          io.stderr(`${(yield* DatabaseInfo).description}\n`)
-          io.stderr(`language model: ${(yield* LlmRuntime.LlmRuntime).info.description}\n`)
-          io.stderr(`${(yield* Telemetry.Telemetry).info.description}\n`)
-          io.stderr(`${Redis.describe(yield* Effect.serviceOption(Redis.Redis))}\n`)
-          io.stderr(`${Http.describeCors(configured.corsOrigins)}\n`)
-          io.stderr(`${RunManager.describeMaxLiveRuns(maxLiveRunsPerUser)}\n`)
-          io.stderr(`${RunManager.describeTakeover(takeoverSeconds, shared)}\n`)
-          io.stderr(`${Http.describeHost(configured.host)}\n`)
+          const database = yield* DatabaseInfo
+          say(database.description, { database: database.backend.kind })
+          const model = (yield* LlmRuntime.LlmRuntime).info
+          say(`language model: ${model.description}`, { model: model.kind })
+          const telemetry = (yield* Telemetry.Telemetry).info
+          say(telemetry.description, { telemetry: telemetry.kind, traces: telemetry.traces, metrics: telemetry.metrics })
+          const redis = yield* Effect.serviceOption(Redis.Redis)
+          say(Redis.describe(redis), { bus: Option.isSome(redis) ? "redis" : "in-process" })
+          say(Http.describeCors(configured.corsOrigins), { corsOrigins: configured.corsOrigins })
+          say(RunManager.describeMaxLiveRuns(maxLiveRunsPerUser), { maxLiveRunsPerUser })
+          say(RunManager.describeTakeover(takeoverSeconds, shared), { takeoverSeconds: shared ? takeoverSeconds : 0, sharedDatabase: shared })
+          say(Http.describeHost(configured.host), { host: configured.host })
           const base = yield* Http.baseUrl
-          io.stderr(`swarm server listening on ${base} (RPC ${base}/rpc, SSE ${base}/v1/runs/<run>/events, ${base}/health)\n`)
-          yield* resumeUnfinished(io)
-          yield* firstStart(io, base).pipe(
+          say(`swarm server listening on ${base} (RPC ${base}/rpc, SSE ${base}/v1/runs/<run>/events, ${base}/health)`, { url: base })
+          yield* resumeUnfinished(say)
+          yield* firstStart(io, base, logFormat, say).pipe(
             Effect.catchTags({
               InvalidRequest: (e) => new ServeFailed({ reason: `first start: ${e.field}: ${e.reason}` }),
               Conflict: (e) => new ServeFailed({ reason: `first start: ${e.reason}` }),

@@ -88,14 +88,21 @@ export class ProcessGroups {
       let err = ""
       let listening = false
       const exited = new Promise<number | null>((done) => child.on("exit", (code, signal) => done(signal === "SIGINT" ? 130 : code)))
-      child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()))
-      child.stderr!.on("data", (chunk: Buffer) => {
-        err += chunk.toString()
-        const match = /listening on (http:\/\/\S+)/.exec(err)
+      // On stderr, a line; on stdout, a record (SWARM_LOG_FORMAT=json or logfmt).
+      const heard = () => {
+        const match = /listening on (http:\/\/[^\s"]+)/.exec(`${err}\n${out}`)
         if (match !== null && !listening) {
           listening = true
           setTimeout(() => resolve({ child, base: match[1]!, stdout: () => out, stderr: () => err, exited }), options.settle)
         }
+      }
+      child.stdout!.on("data", (chunk: Buffer) => {
+        out += chunk.toString()
+        heard()
+      })
+      child.stderr!.on("data", (chunk: Buffer) => {
+        err += chunk.toString()
+        heard()
       })
       exited.then((code) => reject(new Error(`swarm serve exited ${code} before listening: ${err}`)))
     })
