@@ -10,7 +10,9 @@
  * strategy and starts a paper run of it on the sample data, and prints the commands to watch it.
  * `SWARM_MAX_LIVE_RUNS_PER_USER` (default 8) caps each user's live runs; start-up says it. On a
  * shared database (Postgres) it looks every `SWARM_TAKEOVER_SECONDS` (default 10; 0: never) for
- * the runs of a server that stopped and takes them over; start-up says that too.
+ * the runs of a server that stopped and takes them over; start-up says that too. These lines are
+ * on stderr (the key and the demo's commands on stdout); with `SWARM_LOG_FORMAT=json` or `logfmt`
+ * each is a record of that format on stdout instead, with the logs (LogFormat.sayer).
  */
 import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
