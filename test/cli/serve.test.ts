@@ -77,6 +77,8 @@ describe("swarm serve", () => {
     Effect.gen(function*() {
       const dataDir = Path.join(tmp, "data")
       const first = yield* start(dataDir)
+      // The first-start lines come after the listening line; on a loaded machine, more than a second after.
+      for (let i = 0; i < 300 && !/#server=\S+&key=\S+&run=\S+\n/.test(first.stdout()); i++) yield* Effect.sleep("100 millis")
       const key = /sk_[A-Za-z0-9_-]{43}/.exec(first.stdout())?.[0]
       const run = /run (run_[0-9a-f]+)/.exec(first.stdout())?.[1]
       expect(key).toBeDefined()
