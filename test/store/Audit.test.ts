@@ -332,14 +332,27 @@ for (const backend of backends) {
           ["round", sql`update rounds set ts = ts + 1 where run_id = ${run} and round_id = ${round!.roundId}`, -1,
             new RegExp(`^the rounds row of round ${round!.roundId.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is not what its events say: rounds\\.ts is \\d+, the event says \\d+$`)]
         ]
-        for (const [what, tamper, position, reason] of cases) {
-          const report = failed(yield* whileTampered(tamper, Audit.verifyRun(run)))
-          if (position >= 0) expect([what, report.position]).toEqual([what, position])
-          if (typeof reason === "string") expect([what, report.reason]).toEqual([what, reason])
-          else expect([what, report.reason]).toEqual([what, expect.stringMatching(reason)])
+        // A run's rows are read a page at a time beside its events: with pages of 10 too, each
+        // table's rows cross many pages, and a tamper is found in whichever page it is.
+        const { events } = yield* Runs.get(run).pipe(Effect.map((r) => ({ events: r.recordedEvents! })))
+        expect(events).toBeGreaterThan(100)
+        const last = yield* sql<{ seq: number }>`select seq from opinions where run_id = ${run} order by seq desc limit 1`
+        cases.push(
+          ["last opinion", sql`update opinions set confidence = confidence / 2 where run_id = ${run} and seq = ${last[0]!.seq}`, last[0]!.seq,
+            new RegExp(`^the opinions row of event ${last[0]!.seq} is not what the event says: opinions\\.confidence is `)],
+          ["opinion past the end", sql`insert into opinions (run_id, round_id, agent, seq, direction, confidence) values (${run}, 'x', 'y', ${events + 7}, 'long', 0.5)`,
+            events + 7, `opinions has a row for event ${events + 7}, past the run's last event: it was added`]
+        )
+        for (const pageSize of [undefined, 10]) {
+          for (const [what, tamper, position, reason] of cases) {
+            const report = failed(yield* whileTampered(tamper, Audit.verifyRun(run, undefined, pageSize === undefined ? undefined : { pageSize })))
+            if (position >= 0) expect([what, pageSize, report.position]).toEqual([what, pageSize, position])
+            if (typeof reason === "string") expect([what, pageSize, report.reason]).toEqual([what, pageSize, reason])
+            else expect([what, pageSize, report.reason]).toEqual([what, pageSize, expect.stringMatching(reason)])
+          }
+          // Untouched again, it verifies.
+          expect((yield* Audit.verifyRun(run, undefined, pageSize === undefined ? undefined : { pageSize })).ok).toBe(true)
         }
-        // Untouched again, it verifies.
-        expect((yield* Audit.verifyRun(run)).ok).toBe(true)
       }))
 
     it.effect("an event row's tag or time changed outside its text is reported (SSE and reports read them)", () =>
