@@ -112,7 +112,15 @@ export const RunStarted = event("RunStarted", {
      * before it — each miss keeps its whole prompt inline (`prompt`): their replay and resume record
      * it so again, and reproduce them byte for byte.
      */
-    prompts: Schema.optional(Schema.Literal("parts"))
+    prompts: Schema.optional(Schema.Literal("parts")),
+    /**
+     * `uncharged`: a call the model never answered (the backend failed, timed out, or the round's
+     * deadline came first) is recorded with no tokens and charged none: its reservation is
+     * released. Absent — every run recorded before it — such a call was charged (and recorded)
+     * at all it reserved, which moved the budget's refusals: their replay and resume charge so
+     * again, and reproduce them byte for byte.
+     */
+    failedCalls: Schema.optional(Schema.Literal("uncharged"))
   }))
 })
 

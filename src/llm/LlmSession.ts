@@ -80,6 +80,13 @@ export interface SessionOptions {
   readonly promptParts?: boolean | undefined
   /** Seeds the model's sampling, so a temperature above 0 repeats itself where the backend allows. */
   readonly seed?: number | undefined
+  /**
+   * `uncharged`: a call the model never answered (it failed, timed out, or the round's deadline came
+   * first) used no tokens: its reservation is released, and it is recorded with none — runs whose
+   * `RunStarted` says `llm.failedCalls: "uncharged"`. Otherwise (runs recorded before) it is charged
+   * and recorded at all it reserved, as those runs were.
+   */
+  readonly failedCalls?: "uncharged" | undefined
   /** Every call, as it ends. */
   readonly onCall?: ((call: LlmCall) => void) | undefined
   /**
@@ -500,8 +507,9 @@ export class LlmSession {
           inFlight.reservation = undefined
           attempts += exit._tag === "Right" ? exit.right.attempts : exit.left.attempts
           if (Either.isLeft(exit)) {
-            // A failed attempt may have used tokens the backend never reported: charge the reservation.
-            const charged = this.budget.settle(reservation.right, reservation.right.tokens, 0)
+            // No answer, so nothing the backend counted: the reservation is released (runs recorded
+            // before `failedCalls: "uncharged"` charged it whole, as if the model had used it all).
+            const charged = this.budget.settle(reservation.right, this.failedUse(reservation.right), 0)
             tokensIn += charged.tokens
             cost += charged.cost
             inFlight.charged = { tokensIn, tokensOut, cost }
@@ -565,7 +573,7 @@ export class LlmSession {
             // answers before included, so that a resume charges what the run did.
             const waiting = inFlight.waiting
             const reservation = waiting === undefined ? inFlight.reservation : undefined
-            const charged = reservation === undefined ? { tokens: 0, cost: 0 } : this.budget.settle(reservation, reservation.tokens, 0)
+            const charged = reservation === undefined ? { tokens: 0, cost: 0 } : this.budget.settle(reservation, this.failedUse(reservation), 0)
             const before = inFlight.charged
             const retrying = waiting?.retrying
             this.done({
@@ -591,6 +599,11 @@ export class LlmSession {
         )
       )
     })
+  }
+
+  /** What a call the model never answered is charged of its reservation (see `failedCalls`). */
+  private failedUse(reservation: Reservation): number {
+    return this.options.failedCalls === "uncharged" ? 0 : reservation.tokens
   }
 
   /** `ordered`: the call is built in `LlmCall`'s field order already (`hitCall`). */

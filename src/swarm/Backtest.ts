@@ -190,6 +190,7 @@ export interface LlmOptions {
     readonly description: string
     readonly reasoningRoles?: "own" | undefined
     readonly prompts?: "parts" | undefined
+    readonly failedCalls?: "uncharged" | undefined
   }
 }
 
@@ -463,7 +464,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
       model: llmConfig.model,
       description: llmOptions.model.backend.description,
       reasoningRoles: "own" as const,
-      prompts: "parts" as const
+      prompts: "parts" as const,
+      failedCalls: "uncharged" as const
     }
     // Each prompt's parts once in the run (`llm.prompts: "parts"`), decided in the log's order.
     const prompts = new PromptLedger()
@@ -479,6 +481,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         : new Map(llmOptions.recorded.map((call) => [recordingKey(call.agent, call.round, call.step), call])),
       seed: seedNumber(seed),
       promptParts: llm?.prompts === "parts",
+      ...(llm?.failedCalls === undefined ? {} : { failedCalls: llm.failedCalls }),
       onCall: (call) => log.defer(recordingKey(call.agent, call.round, call.step), "LlmCalled", () => ({ call: prompts.record(call) })),
       onBudgetSpent: (call) => {
         // A refused call answered from the recording (a resume re-executing its recorded part) is

@@ -136,6 +136,34 @@ describe("LLM analysts against Ollama's HTTP API", () => {
       expect(events.filter((e) => e._tag === "LlmBudgetSpent")).toHaveLength(1)
     }))
 
+  it.scoped("a server that answers 500: each failed call is recorded with no tokens and charged none, counted as failed; the budget outlasts them", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeOllama.start(() => ({ status: 500, error: "llama runner process has terminated" }))
+      const model = Ollama.make({ host: fake.url })
+      // Room for about four calls' reservations: charged them, the run's LLM agents would abstain from the fifth on.
+      const s = strategy({ budget: { tokens: 8_000 }, maxTokensOut: 64 })
+      const { calls, events, result } = yield* backtest({ strategy: s, llm: { model } })
+      expect(result.status).toBe("completed")
+      const started = events[0]
+      expect(started?._tag === "RunStarted" && started.llm?.failedCalls).toBe("uncharged")
+      expect(calls).toHaveLength(ROUNDS)
+      expect(calls.every((c) => c.outcome === "error" && c.tokensIn === 0 && c.tokensOut === 0 && c.attempts === 1)).toBe(true)
+      expect(fake.calls()).toBe(ROUNDS)
+      expect(events.filter((e) => e._tag === "LlmBudgetSpent")).toHaveLength(0)
+      expect(result.llm).toMatchObject({ calls: ROUNDS, failed: ROUNDS, tokensIn: 0, tokensOut: 0, budget: { tokens: 0, exhausted: false } })
+
+      // A run recorded before (its RunStarted says nothing of failed calls), resumed: charged as it was,
+      // each failed call at its reservation, until its budget refuses them.
+      const old = { backend: "ollama" as const, model: "qwen2.5:7b", description: "old", reasoningRoles: "own" as const, prompts: "parts" as const }
+      const before = yield* backtest({ strategy: s, llm: { model, started: old } })
+      expect(before.events[0]?._tag === "RunStarted" && before.events[0].llm).toEqual(old)
+      const failed = before.calls.filter((c) => c.outcome === "error")
+      expect(failed.length).toBeGreaterThan(0)
+      expect(failed.every((c) => c.tokensIn > 64)).toBe(true)
+      expect(before.calls.some((c) => c.outcome === "budget")).toBe(true)
+      expect(before.result.llm?.budgetSpent).toBeDefined()
+    }))
+
   it.scoped("a call only the calls in flight leave no room for waits for them to settle: every call is made, the budget is not spent", () =>
     Effect.gen(function*() {
       // What a call reserves: its prompt's upper bound and maxTokensOut. A first run, unlimited, to read them.

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Schema, Stream, TestClock } from "effect"
 import type { AgentId, RoundId, RunId } from "../../schemas/Ids.js"
-import { defaultLlmConfig, type LlmCall } from "../../schemas/Llm.js"
+import { defaultLlmConfig, type LlmCall, LlmRequestFailed } from "../../schemas/Llm.js"
 import { refusalOf, spendsBudget } from "../../src/llm/Budget.js"
 import type { LanguageModel } from "../../src/llm/LanguageModel.js"
 import { type Ask, LlmSession } from "../../src/llm/LlmSession.js"
@@ -158,4 +158,69 @@ describe("LlmSession and the budget's room", () => {
       expect(call!.tokensIn).toBeGreaterThan(100)
       expect(call!.tokensIn + call!.tokensOut).toBe(session.budget.tokens)
     }))
+
+  describe("a call the model never answered", () => {
+    /** A session whose model fails every call with an HTTP 500, as an Ollama whose runner died does. */
+    const failing = (failedCalls: "uncharged" | undefined, timeoutMillis = 20_000) => {
+      const calls: Array<LlmCall> = []
+      const session = new LlmSession({
+        run: "run_session" as RunId,
+        config: { ...defaultLlmConfig, cacheTtlSeconds: 0, retries: 0, maxTokensOut: 64, timeoutMillis, budget: { tokens: 2_100, pricePerMillionIn: 1, pricePerMillionOut: 1 } },
+        model: {
+          backend: { kind: "ollama", description: "scripted" },
+          chat: (request) => Effect.fail(new LlmRequestFailed({ model: request.model, status: 500, reason: "llama runner process has terminated" })),
+          chatStream: () => Stream.die("not used")
+        },
+        ...(failedCalls === undefined ? {} : { failedCalls }),
+        onCall: (call) => void calls.push(call)
+      })
+      return { session, calls }
+    }
+
+    it.effect("used no tokens: recorded with none, the budget charged none, and the next call is made (failedCalls: uncharged)", () =>
+      Effect.gen(function*() {
+        const { calls, session } = failing("uncharged")
+        // Each call reserves about 500 of 2,100: charged so, the fifth would be refused.
+        for (let i = 0; i < 8; i++) expect((yield* session.generate({ ...ask("analyst"), step: `s${i}` })).value).toBeUndefined()
+        expect(calls.map((c) => c.outcome)).toEqual(Array(8).fill("error"))
+        expect(calls.every((c) => c.tokensIn === 0 && c.tokensOut === 0 && c.cost === 0 && c.attempts === 1)).toBe(true)
+        expect(session.budget.tokens).toBe(0)
+        expect(session.budget.cost).toBe(0)
+        expect(session.budget.remaining).toBe(2_100)
+        expect(session.budget.exhausted).toBe(false)
+      }))
+
+    it.effect("interrupted by the round's deadline, it used none either, and holds no reservation (failedCalls: uncharged)", () =>
+      Effect.gen(function*() {
+        const never = yield* Deferred.make<void>()
+        const calls: Array<LlmCall> = []
+        const session = new LlmSession({
+          run: "run_session" as RunId,
+          config: { ...defaultLlmConfig, cacheTtlSeconds: 0, maxTokensOut: 64, budget: { tokens: 2_000, pricePerMillionIn: 0, pricePerMillionOut: 0 } },
+          model: {
+            backend: { kind: "ollama", description: "scripted" },
+            chat: () => Effect.zipRight(Deferred.await(never), Effect.die("unreachable")),
+            chatStream: () => Stream.die("not used")
+          },
+          failedCalls: "uncharged",
+          onCall: (call) => void calls.push(call)
+        })
+        const thinking = yield* Effect.fork(withDeadline(session.generate(ask("analyst"))))
+        yield* TestClock.adjust("1 second")
+        expect(yield* Fiber.join(thinking)).toBeUndefined()
+        expect(calls[0]).toMatchObject({ outcome: "timeout", tokensIn: 0, tokensOut: 0, attempts: 1 })
+        expect(session.budget.tokens).toBe(0)
+        expect(session.budget.remaining).toBe(2_000)
+      }))
+
+    it.effect("a run recorded before failedCalls charges it all it reserved, as it did, and its budget runs out so again", () =>
+      Effect.gen(function*() {
+        const { calls, session } = failing(undefined)
+        for (let i = 0; i < 5; i++) yield* session.generate({ ...ask("analyst"), step: `s${i}` })
+        expect(calls.slice(0, 4).every((c) => c.outcome === "error" && c.tokensIn > 400)).toBe(true)
+        expect(session.budget.tokens).toBe(calls.slice(0, 4).reduce((sum, c) => sum + c.tokensIn, 0))
+        expect(calls[4]).toMatchObject({ outcome: "budget", tokensIn: 0 })
+        expect(session.budget.exhausted).toBe(true)
+      }))
+  })
 })
