@@ -14,7 +14,9 @@
  *
  * In a traced round each call is a `chat <model>` span with the GenAI semantic-convention
  * attributes (gen_ai.system, gen_ai.request.model, gen_ai.usage.input_tokens / output_tokens), the
- * backend's own spans beneath it; an untraced round's calls make no span. Every call is counted
+ * backend's own spans beneath it; a call that gave no answer is an error span whose `error.type` is
+ * its failure's tag (`LlmRequestFailed`, `LlmTimeout`, `LlmInvalidAnswer`, ...). An untraced
+ * round's calls make no span. Every call is counted
  * (src/telemetry/Metrics.ts: calls, tokens, latency).
  */
 import { Duration, Effect, Either, JSONSchema, ParseResult, Schedule, Schema } from "effect"
@@ -473,6 +475,8 @@ export class LlmSession {
         let kept: string | undefined
         let outcome: CallOutcome = "ok"
         let error: string | undefined
+        // The typed failure behind `error`, as the call's span names it.
+        let failure: { readonly _tag: string } | undefined
         let value: A | undefined
         // The first answer, then at most one more that is shown why the first did not decode.
         for (let tries = 0; tries < 2; tries++) {
@@ -499,6 +503,7 @@ export class LlmSession {
           if (Either.isLeft(reservation)) {
             outcome = tries === 0 ? "budget" : "invalid"
             error = tries === 0 ? reservation.left.message : `${error}; no budget left to ask again`
+            if (tries === 0) failure = reservation.left
             break
           }
           inFlight.reservation = reservation.right
@@ -515,6 +520,7 @@ export class LlmSession {
             inFlight.charged = { tokensIn, tokensOut, cost }
             outcome = exit.left.error._tag === "LlmTimeout" ? "timeout" : "error"
             error = exit.left.error.message
+            failure = exit.left.error
             break
           }
           last = exit.right.answer
@@ -530,10 +536,12 @@ export class LlmSession {
             value = answer.value
             outcome = "ok"
             error = undefined
+            failure = undefined
             break
           }
           outcome = "invalid"
-          error = new LlmInvalidAnswer({ model, reason: decoded.left }).message
+          failure = new LlmInvalidAnswer({ model, reason: decoded.left })
+          error = (failure as LlmInvalidAnswer).message
           messages = [
             ...ask.messages,
             { role: "assistant", content: clip(last.content, QUOTED_ANSWER) },
@@ -563,7 +571,7 @@ export class LlmSession {
           outcome,
           ...(error === undefined ? {} : { error })
         }
-        return this.done({ value, call }, trace)
+        return this.done({ value, call }, trace, false, false, failure)
       }).pipe(
         Effect.onInterrupt(() =>
           Effect.sync(() => {
@@ -606,8 +614,17 @@ export class LlmSession {
     return this.options.failedCalls === "uncharged" ? 0 : reservation.tokens
   }
 
-  /** `ordered`: the call is built in `LlmCall`'s field order already (`hitCall`). */
-  private done<A>(answered: Answered<A>, trace: Trace.Trace | undefined, recorded = false, ordered = false): Answered<A> {
+  /**
+   * `ordered`: the call is built in `LlmCall`'s field order already (`hitCall`). `failure`: the
+   * typed failure behind the call's `error`, when at hand (else read from the record, `failureOf`).
+   */
+  private done<A>(
+    answered: Answered<A>,
+    trace: Trace.Trace | undefined,
+    recorded = false,
+    ordered = false,
+    failure?: { readonly _tag: string }
+  ): Answered<A> {
     if (!ordered) answered = { value: answered.value, call: inSchemaOrder(answered.call) }
     const call = answered.call
     Metrics.llmCall(call, recorded)
@@ -619,9 +636,13 @@ export class LlmSession {
       trace.attribute("swarm.llm.attempts", call.attempts)
       trace.attribute("swarm.llm.latency_ms", call.latencyMillis)
       trace.attribute("swarm.llm.prompt_hash", call.promptHash)
-      if (call.error !== undefined) {
-        trace.attribute("error.type", call.outcome)
-        trace.attribute("swarm.llm.error", call.error)
+      if (call.outcome !== "ok") {
+        // A call that gave no answer failed, whatever the agent makes of it (it abstains): its span
+        // is an error, of the failure's type (`LlmRequestFailed`, `LlmTimeout`, ...).
+        const failed = failureOf(call, failure)
+        trace.attribute("error.type", failed._tag)
+        if (call.error !== undefined) trace.attribute("swarm.llm.error", call.error)
+        trace.fail(failed)
       }
     }
     this.options.onCall?.(answered.call)
@@ -676,6 +697,24 @@ export class LlmSession {
     }
     return format
   }
+}
+
+/**
+ * The failure a call that gave no answer ended with, for its span: the typed one when at hand, else
+ * (a recorded call, the round's deadline) one of its type with the recorded reason as its message.
+ */
+const failureOf = (call: LlmCall, failure: { readonly _tag: string } | undefined): { readonly _tag: string } => {
+  if (failure !== undefined) return failure
+  const tag = call.outcome === "budget"
+    ? "LlmBudgetExhausted"
+    : call.outcome === "invalid"
+    ? "LlmInvalidAnswer"
+    : call.outcome === "timeout"
+    ? "LlmTimeout"
+    : / unavailable: /.test(call.error ?? "") && !/ refused the request \(\d+\): /.test(call.error ?? "")
+    ? "LlmUnavailable"
+    : "LlmRequestFailed"
+  return Object.assign(new Error(call.error), { name: tag, _tag: tag })
 }
 
 /**

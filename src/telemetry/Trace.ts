@@ -16,7 +16,24 @@ const epochOrigin = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint()
 export const nowNanos = (): bigint => epochOrigin + process.hrtime.bigint()
 
 export class Trace {
+  /** What the span ends as, whatever its effect's exit (`fail`). */
+  private failure: { readonly error: unknown } | undefined = undefined
+
   constructor(readonly tracer: Tracer.Tracer, readonly span: Tracer.Span) {}
+
+  /**
+   * End the span as failed with `error` (status ERROR, an `exception` event), whatever the exit it
+   * is ended with: for work that never fails, whose failure is a value (a model call that gave no
+   * answer is an abstention, recorded), and would otherwise end its span OK.
+   */
+  fail(error: unknown): void {
+    this.failure = { error }
+  }
+
+  /** `exit`, unless the span was told it failed (`fail`). */
+  exitOf(exit: Exit.Exit<unknown, unknown>): Exit.Exit<unknown, unknown> {
+    return this.failure === undefined ? exit : Exit.fail(this.failure.error)
+  }
 
   /** A child span started now, linked to `links` (spans of other traces it relates to); the caller ends it (`end`). */
   child(
@@ -40,7 +57,7 @@ export class Trace {
   }
 
   end(exit: Exit.Exit<unknown, unknown> = Exit.void): void {
-    this.span.end(nowNanos(), exit)
+    this.span.end(nowNanos(), this.exitOf(exit))
   }
 }
 
@@ -75,9 +92,10 @@ export const within = <A, E, R>(
     const span = tracer.span(name, parent, Context.empty(), [], nowNanos(), options.kind ?? "internal")
     const attributes = options.attributes
     if (attributes !== undefined) for (const key in attributes) span.attribute(key, attributes[key])
+    const trace = new Trace(tracer, span)
     return Effect.onExit(
-      Effect.withParentSpan(f(new Trace(tracer, span)), span),
-      (exit) => Effect.sync(() => span.end(nowNanos(), exit))
+      Effect.withParentSpan(f(trace), span),
+      (exit) => Effect.sync(() => trace.end(exit))
     )
   })
 

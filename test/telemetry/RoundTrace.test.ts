@@ -8,7 +8,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { SpanStatusCode } from "@opentelemetry/api"
 import { Effect, Schema } from "effect"
+import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Ollama from "../../src/llm/Ollama.js"
 import * as Feed from "../../src/market/Feed.js"
@@ -152,6 +154,49 @@ describe("round traces", () => {
         new Set(["coordinator", "sma_crossover", "ema_crossover", "llm_analyst", "risk", "ledger", "desk"])
       )
       expect(trace.every((span) => span === root || byId.has(parentOf(span)!))).toBe(true)
+    }))
+
+  it.scopedLive("a model call that failed is an error span, of the failure's type (its HTTP span beneath too)", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeOllama.start(() => ({ status: 500, error: "llama runner process has terminated" }))
+      const s = strategy({
+        agents: [
+          { type: "sma_crossover", params: { fast: 3, slow: 8 } },
+          { type: "llm_analyst", params: { model: "qwen2.5:7b" } }
+        ],
+        llm: { cacheTtlSeconds: 0, retries: 0 }
+      })
+      const model = Ollama.make({ host: fake.url })
+      const events: Array<RunEvent> = []
+      const { spans, value: result } = yield* traced(
+        Backtest.run({ strategy: s, feed: market(["AAA"]), traceRounds: 1, llm: { model }, onEvent: (event) => void events.push(event) })
+      )
+      expect(result.status).toBe("completed")
+      const chats = spans.filter((span) => span.name === "chat qwen2.5:7b")
+      expect(chats.length).toBeGreaterThan(5)
+      for (const chat of chats) {
+        expect(chat.status.code).toBe(SpanStatusCode.ERROR)
+        expect(chat.status.message).toMatch(/refused the request \(500\): llama runner process has terminated/)
+        expect(chat.attributes).toMatchObject({ "error.type": "LlmRequestFailed", "swarm.llm.outcome": "error", "gen_ai.usage.input_tokens": 0 })
+        expect(chat.events.find((e) => e.name === "exception")?.attributes?.["exception.message"]).toMatch(/\(500\)/)
+        const http = spans.filter((span) => span.name === "Ollama.chat" && parentOf(span) === chat.spanContext().spanId)
+        expect(http.map((span) => span.status.code)).toEqual([SpanStatusCode.ERROR])
+      }
+      const calls = events.flatMap((event) => event._tag === "LlmCalled" ? [event.call] : [])
+      expect(calls.length).toBe(chats.length)
+
+      // Its replay, answered from the recording (no model call): the same error spans, the type read from the record.
+      const started = events[0]?._tag === "RunStarted" ? events[0].llm : undefined
+      const replayed = yield* traced(
+        Backtest.run({ strategy: s, feed: market(["AAA"]), traceRounds: 1, llm: { model, recorded: calls, started: started! } })
+      )
+      const again = replayed.spans.filter((span) => span.name === "chat qwen2.5:7b")
+      expect(again).toHaveLength(chats.length)
+      expect(fake.calls()).toBe(calls.length)
+      for (const chat of again) {
+        expect(chat.status.code).toBe(SpanStatusCode.ERROR)
+        expect(chat.attributes).toMatchObject({ "error.type": "LlmRequestFailed", "swarm.llm.cache": "recorded" })
+      }
     }))
 
   it.effect("tracing changes nothing the run records; an untraced backtest makes no span at all", () =>
