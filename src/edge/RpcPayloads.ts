@@ -20,7 +20,7 @@
  * by its id, so the second would replace the first's: the first's answer came out encoded by the
  * other's schema (a defect) and the second's not at all. Once an id's answer is sent it is free again.
  */
-import { type Rpc, type RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
+import { type Rpc, type RpcGroup, type RpcMessage, RpcSerialization, RpcServer } from "@effect/rpc"
 import { Effect, Either, Layer, Mailbox, ParseResult, Schema } from "effect"
 import { CheckedPayload, InvalidRequest } from "../../schemas/Rpc.js"
 import { clip, clipAfter, QUOTED } from "../internal/clip.js"
@@ -28,6 +28,7 @@ import { findUnstorable } from "../internal/storableText.js"
 import { plainly } from "../internal/issues.js"
 import { problemsOf } from "../swarm/StrategyFile.js"
 import { bearerKey } from "./RpcAuth.js"
+import * as RpcSpans from "./RpcSpans.js"
 
 /**
  * `InvalidRequest` for a payload's decoding error: its first issue's path, and what is wrong there
@@ -127,14 +128,25 @@ export const checked = <Rpcs extends Rpc.Any, E, R>(group: RpcGroup.RpcGroup<Rpc
         Effect.ensuring(disconnects.end),
         Effect.forkScoped
       )
-      const refuse = (clientId: number, id: string, invalid: InvalidRequest) =>
-        inner.send(clientId, { _tag: "Exit", requestId: id, exit: { _tag: "Failure", cause: { _tag: "Fail", error: encodeInvalid(invalid) } } })
+      // In the span @effect/rpc would have made for the call, had it seen it (RpcSpans.ts).
+      const refuse = (clientId: number, id: string, message: Partial<RpcMessage.RequestEncoded>, invalid: InvalidRequest) =>
+        RpcSpans.refused(
+          message,
+          id,
+          typeof message.tag === "string" && rpcs.has(message.tag),
+          inner.supportsSpanPropagation,
+          invalid,
+          inner.send(clientId, { _tag: "Exit", requestId: id, exit: { _tag: "Failure", cause: { _tag: "Fail", error: encodeInvalid(invalid) } } })
+        )
       return {
         ...inner,
         disconnects,
         send: (clientId, response, transferables) => {
           if (response._tag === "Exit") settle(clientId, response.requestId)
-          return inner.send(clientId, response, transferables)
+          // An answer is sent in its call's span: a failure is said there (RpcSpans.ts).
+          return response._tag === "Exit" || response._tag === "Defect"
+            ? Effect.zipRight(RpcSpans.noteAnswer(response), inner.send(clientId, response, transferables))
+            : inner.send(clientId, response, transferables)
         },
         end: (clientId) => {
           inFlight.delete(clientId)
@@ -157,17 +169,18 @@ export const checked = <Rpcs extends Rpc.Any, E, R>(group: RpcGroup.RpcGroup<Rpc
               return inner.send(clientId, { _tag: "Defect", defect: `Invalid request id: ${String(message.id).slice(0, QUOTED)}` })
             }
             const badHeaders = checkHeaders(message.headers)
-            if (badHeaders !== undefined) return refuse(clientId, key, badHeaders)
+            if (badHeaders !== undefined) return refuse(clientId, key, message, badHeaders)
             const ids = inFlight.get(clientId)
             if (ids?.has(key)) {
               return refuse(
                 clientId,
                 key,
+                message,
                 new InvalidRequest({ field: "id", reason: `request ${key.slice(0, QUOTED)} is still in flight on this connection; an id is free again once answered` })
               )
             }
             const invalid = check(rpcs, message)
-            if (invalid !== undefined) return refuse(clientId, key, invalid)
+            if (invalid !== undefined) return refuse(clientId, key, message, invalid)
             if (ids === undefined) inFlight.set(clientId, new Set([key]))
             else ids.add(key)
             return f(clientId, message)

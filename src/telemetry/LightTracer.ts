@@ -19,7 +19,7 @@ import type { Resource } from "@opentelemetry/resources"
 import type { ReadableSpan, SpanProcessor, TimedEvent } from "@opentelemetry/sdk-trace-base"
 import { Cause, type Context, type Exit, Inspectable, type Option, Tracer } from "effect"
 import type { SpanStore, Stored } from "./SpanStore.js"
-import { nowNanos, redact } from "./Trace.js"
+import { exitOf, nowNanos, redact } from "./Trace.js"
 
 const KIND = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 } as const
 const STATUS_OK = 1
@@ -121,8 +121,11 @@ class LightSpan implements Tracer.Span {
     this.links.push(...links)
   }
 
-  end(_endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
+  end(_endTime: bigint, ended: Exit.Exit<unknown, unknown>): void {
     if (this.status._tag === "Ended") return
+    // A span told it failed (`Trace.failSpan`: a refused RPC call, a model call that gave no answer)
+    // ends so whatever its effect's exit.
+    const exit = exitOf(this, ended)
     const endNanos = nowNanos()
     this.status = { _tag: "Ended", startTime: this.startNanos, endTime: endNanos, exit }
     if (!this.sampled) return

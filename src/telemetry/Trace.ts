@@ -15,24 +15,31 @@ const epochOrigin = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint()
 /** Wall-clock epoch nanoseconds. */
 export const nowNanos = (): bigint => epochOrigin + process.hrtime.bigint()
 
-export class Trace {
-  /** What the span ends as, whatever its effect's exit (`fail`). */
-  private failure: { readonly error: unknown } | undefined = undefined
+/** Spans told they failed (`failSpan`), with their failure. */
+const failures = new WeakMap<Tracer.Span, { readonly error: unknown }>()
 
+/**
+ * End `span` as failed with `error` (status ERROR, an `exception` event), whatever the exit it is
+ * ended with: for work that never fails, whose failure is a value (a model call that gave no answer
+ * is an abstention; a refused RPC call an answer sent), and would otherwise end its span OK. The
+ * span's tracer asks `exitOf` as it ends the span (LightTracer.ts).
+ */
+export const failSpan = (span: Tracer.Span, error: unknown): void => {
+  if (span.status._tag === "Started") failures.set(span, { error })
+}
+
+/** `exit`, unless `span` was told it failed (`failSpan`). */
+export const exitOf = (span: Tracer.Span, exit: Exit.Exit<unknown, unknown>): Exit.Exit<unknown, unknown> => {
+  const failure = failures.get(span)
+  return failure === undefined ? exit : Exit.fail(failure.error)
+}
+
+export class Trace {
   constructor(readonly tracer: Tracer.Tracer, readonly span: Tracer.Span) {}
 
-  /**
-   * End the span as failed with `error` (status ERROR, an `exception` event), whatever the exit it
-   * is ended with: for work that never fails, whose failure is a value (a model call that gave no
-   * answer is an abstention, recorded), and would otherwise end its span OK.
-   */
+  /** End the span as failed with `error`, whatever the exit it is ended with (`failSpan`). */
   fail(error: unknown): void {
-    this.failure = { error }
-  }
-
-  /** `exit`, unless the span was told it failed (`fail`). */
-  exitOf(exit: Exit.Exit<unknown, unknown>): Exit.Exit<unknown, unknown> {
-    return this.failure === undefined ? exit : Exit.fail(this.failure.error)
+    failSpan(this.span, error)
   }
 
   /** A child span started now, linked to `links` (spans of other traces it relates to); the caller ends it (`end`). */
@@ -57,7 +64,7 @@ export class Trace {
   }
 
   end(exit: Exit.Exit<unknown, unknown> = Exit.void): void {
-    this.span.end(nowNanos(), this.exitOf(exit))
+    this.span.end(nowNanos(), exitOf(this.span, exit))
   }
 }
 
@@ -92,10 +99,9 @@ export const within = <A, E, R>(
     const span = tracer.span(name, parent, Context.empty(), [], nowNanos(), options.kind ?? "internal")
     const attributes = options.attributes
     if (attributes !== undefined) for (const key in attributes) span.attribute(key, attributes[key])
-    const trace = new Trace(tracer, span)
     return Effect.onExit(
-      Effect.withParentSpan(f(trace), span),
-      (exit) => Effect.sync(() => trace.end(exit))
+      Effect.withParentSpan(f(new Trace(tracer, span)), span),
+      (exit) => Effect.sync(() => span.end(nowNanos(), exitOf(span, exit)))
     )
   })
 

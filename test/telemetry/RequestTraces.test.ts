@@ -4,7 +4,9 @@
  * was one ever-growing trace; serve builds it outside any span now, as this test does), and a run
  * started by a request does not make that request's trace last as long as the run.
  */
+import { SpanStatusCode } from "@opentelemetry/api"
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
@@ -72,6 +74,63 @@ describe("request traces", () => {
       // No trace outgrows a request or a round: the run's recording is not the runs.start request's.
       const sizes = [...byTrace(spans).values()].map((t) => [t.length, t[0]!.name] as const).sort((a, b) => b[0] - a[0])
       expect(sizes[0]![0]).toBeLessThan(100)
+    }), { timeout: 120_000 })
+
+  it.scopedLive("a refused RPC call's span names its error's type; only a failure of the server's own is an error; a payload that does not decode has its span too", () =>
+    Effect.gen(function*() {
+      const exporter = new InMemorySpanExporter()
+      const server = Server.layer(backend.store, { port: 0, logRequests: false }).pipe(
+        Layer.provideMerge(Telemetry.make({ spanProcessors: [new SimpleSpanProcessor(exporter)] }))
+      )
+      const context = yield* Layer.build(server)
+      yield* Effect.gen(function*() {
+        const made = yield* bootstrap()
+        if (!made.created) return expect.unreachable("a fresh database")
+        const base = yield* Http.baseUrl
+        const admin = yield* rpcClient(base, made.key)
+        expect((yield* Effect.flip(admin("runs.get", { run: "run_0123456789ab" })))._tag).toBe("RunNotFound")
+        const stranger = yield* rpcClient(base, "sk_not-a-key")
+        expect((yield* Effect.flip(stranger("runs.list", {})))._tag).toBe("Unauthorized")
+        // A payload no client of the schema would send: refused before @effect/rpc decodes it.
+        const line = JSON.stringify({ _tag: "Request", id: "7", tag: "strategies.create", payload: { strategy: { name: 3 } }, headers: [] })
+        const answer = yield* Effect.promise(() =>
+          fetch(`${base}/rpc`, { method: "POST", body: line + "\n", headers: { "content-type": "application/ndjson", authorization: `Bearer ${made.key}` } }).then((r) => r.text())
+        )
+        expect(answer).toContain("InvalidRequest")
+        // The database refuses a write: Unavailable, the server's own failure.
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`create or replace function refuse_users() returns trigger language plpgsql as $$
+          begin raise exception 'refused by the test'; end $$`
+        yield* sql`create trigger refuse_users before insert on users for each row execute function refuse_users()`
+        const refused = yield* Effect.flip(admin("admin.createUser", { name: "keyless", role: "user" })).pipe(
+          Effect.ensuring(Effect.ignore(sql`drop trigger refuse_users on users`))
+        )
+        expect(refused._tag).toBe("Unavailable")
+        expect(yield* admin("runs.list", {})).toEqual([])
+      }).pipe(Effect.provide(context))
+
+      const spans = exporter.getFinishedSpans()
+      const one = (name: string) => {
+        const found = spans.filter((s) => s.name === name)
+        expect(found.map((s) => s.name)).toEqual([name])
+        return found[0]!
+      }
+      const notFound = one("RpcServer.runs.get")
+      expect(notFound.attributes["error.type"]).toBe("RunNotFound")
+      expect(notFound.status.code).not.toBe(SpanStatusCode.ERROR)
+      const lists = spans.filter((s) => s.name === "RpcServer.runs.list")
+      expect(lists.map((s) => s.attributes["error.type"])).toEqual(["Unauthorized", undefined])
+      expect(lists.every((s) => s.status.code !== SpanStatusCode.ERROR)).toBe(true)
+      const invalid = one("RpcServer.strategies.create")
+      expect(invalid.attributes).toMatchObject({ "error.type": "InvalidRequest", "swarm.rpc.invalid.field": "strategy.name", requestId: "7" })
+      expect(invalid.status.code).not.toBe(SpanStatusCode.ERROR)
+      // In its HTTP request's trace, as @effect/rpc's own spans are.
+      const http = spans.find((s) => s.spanContext().spanId === invalid.parentSpanContext?.spanId)
+      expect(http?.name).toBe("http.server POST")
+      const unavailable = one("RpcServer.admin.createUser")
+      expect(unavailable.attributes["error.type"]).toBe("Unavailable")
+      expect(unavailable.status).toMatchObject({ code: SpanStatusCode.ERROR, message: expect.stringContaining("refused by the test") })
+      expect(unavailable.events.find((e) => e.name === "exception")?.attributes?.["exception.type"]).toBe("Unavailable")
     }), { timeout: 120_000 })
 
   for (const pg of shared) {
