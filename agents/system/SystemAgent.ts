@@ -454,6 +454,8 @@ const callModel = (
     const started = performance.now()
     let attempts = 0
     let emitted = false
+    // Anything of an answer came (text, tool calls, the tally): the model worked on the call.
+    let heard = false
     let content = ""
     let toolCalls: Array<ToolCall> = []
     let tokensIn = 0
@@ -471,6 +473,7 @@ const callModel = (
       ignoredCalls = 0
       return model.chatStream(request).pipe(
         Stream.runForEachWhile((chunk) => {
+          heard = true
           switch (chunk._tag) {
             case "Text": {
               if (chunk.text === "") return Effect.succeed(true)
@@ -522,13 +525,15 @@ const callModel = (
           : Effect.sync(() => void turn.budget!.settle(reservation, reservation.tokens, 0))
       )
     )
-    // A call that failed may have used tokens the backend never reported: it is charged (and
-    // recorded) at its reservation, as the run's calls are (src/llm/LlmSession.ts). So is a call
-    // cut short: the backend never got to count it, and it gave at least its longest answer.
+    // A call that failed once its answer had begun may have used tokens the backend never reported:
+    // it is charged (and recorded) at its reservation. One the model never answered at all (an
+    // error status, no connection, no first token in time) used none, as the run's calls
+    // (src/llm/LlmSession.ts): its reservation is released. A call cut short is charged its
+    // reservation too: the backend never got to count it, and it gave at least its longest answer.
     let charged: { readonly tokens: number; readonly cost: number } | undefined
     if (reservation !== undefined && turn.budget !== undefined) {
       const [usedIn, usedOut] = Either.isLeft(outcome)
-        ? [reservation.tokens, 0]
+        ? [heard ? reservation.tokens : 0, 0]
         : cut
         ? [reservation.tokens - maxTokensOut, maxTokensOut]
         : [tokensIn, tokensOut]

@@ -630,6 +630,20 @@ for (const backend of backends) {
           expect(yield* Chats.spent(session.value.id).pipe(Effect.orDie)).toEqual({ tokens: reserved, cost: 0 })
         }), { timeout: 60_000 })
 
+      it.scoped("a chat call the model never answered (an error status) is charged nothing and recorded with no tokens", () =>
+        Effect.gen(function*() {
+          const fake = yield* FakeOllama.start(() => ({ status: 500, error: "llama runner process has terminated" }))
+          const agent = yield* ollamaAgent(fake)
+          const run = yield* seedRun("alice", TRADES, { budget: { tokens: 50_000 }, retries: 0 })
+          const chunks = yield* collect(agent.ask(run.id, "Which trades lost money?"))
+          expect(chunks.at(-1)).toMatchObject({ _tag: "Failed", error: "LlmRequestFailed" })
+          const { calls } = yield* historyOf(run.id)
+          expect(calls.map((c) => [c.call.outcome, c.call.tokensIn, c.call.tokensOut])).toEqual([["error", 0, 0]])
+          const session = yield* Chats.find(run.id).pipe(Effect.orDie)
+          if (session._tag !== "Some") return expect.fail("no chat session")
+          expect(yield* Chats.spent(session.value.id).pipe(Effect.orDie)).toEqual({ tokens: 0, cost: 0 })
+        }), { timeout: 60_000 })
+
       it.scoped("a model's bogus token counts are recorded as charged, within the reservation: the chat's budget survives them", () =>
         Effect.gen(function*() {
           const fake = yield* FakeOllama.start(() => ({ content: "From the model.", tokensIn: 9e15, tokensOut: 9e15 }))
