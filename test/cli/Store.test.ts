@@ -986,11 +986,15 @@ describe("swarm: the database", () => {
       expect(r.stderr).not.toContain("secret")
     }))
 
+  // One embedded data directory for the --log-level tests: every open of it runs the migrations,
+  // which log at debug level (`Migrations complete`, even with nothing to run), so a database that
+  // is new is not needed for a debug line; a new one costs an initdb (10–15 s under load) each.
+  const logged = Path.join(tmp, "logged")
+
   it.live("--log-level debug: the log lines go to stderr, and stdout holds the JSON document alone", () =>
     Effect.gen(function*() {
-      const dir = Path.join(tmp, "logged")
       // A new database: opening it migrates, which logs at debug level.
-      const r = yield* swarm(["--log-level", "debug", "runs", "list", "--json", "--local"], { store: Store.layerWith({ embedded: { dataDir: dir } }) })
+      const r = yield* swarm(["--log-level", "debug", "runs", "list", "--json", "--local"], { store: Store.layerWith({ embedded: { dataDir: logged } }) })
       expect(r.code, r.stderr).toBe(0)
       expect(JSON.parse(r.stdout), r.stdout).toEqual([])
       expect(r.stderr).toMatch(/level=DEBUG/)
@@ -998,22 +1002,20 @@ describe("swarm: the database", () => {
 
   it.live("--log-level is read wherever it stands on the line, trace included; a level that is none is refused, naming it", () =>
     Effect.gen(function*() {
+      // The data directory of the test above (made here if that test did not run): no runs in it yet.
+      const store = Store.layerWith({ embedded: { dataDir: logged } })
+      // Before the command: `trace` is a level there, not the `trace` command.
+      const traced = yield* swarm(["--log-level", "trace", "runs", "list", "--json", "--local"], { store })
+      expect(traced.code, traced.stderr).toBe(0)
+      expect(JSON.parse(traced.stdout)).toEqual([])
+      expect(traced.stderr).toMatch(/level=DEBUG/)
       // After a backtest's --data (@effect/cli called it an unknown argument there), and as `--log-level=`.
-      for (const [name, flag] of [["after-data", ["--log-level", "debug"]], ["equals", ["--log-level=debug"]]] as const) {
-        const r = yield* swarm(["backtest", "--data", data, "--strategy", sma, ...flag, "--json"], {
-          store: Store.layerWith({ embedded: { dataDir: Path.join(tmp, `level-${name}`) } })
-        })
+      for (const flag of [["--log-level", "debug"], ["--log-level=debug"]] as const) {
+        const r = yield* swarm(["backtest", "--data", data, "--strategy", sma, ...flag, "--json"], { store })
         expect(r.code, r.stderr).toBe(0)
         expect(JSON.parse(r.stdout).status).toBe("completed")
         expect(r.stderr).toMatch(/level=DEBUG/)
       }
-      // Before the command: `trace` is a level there, not the `trace` command.
-      const traced = yield* swarm(["--log-level", "trace", "runs", "list", "--json", "--local"], {
-        store: Store.layerWith({ embedded: { dataDir: Path.join(tmp, "level-trace") } })
-      })
-      expect(traced.code, traced.stderr).toBe(0)
-      expect(JSON.parse(traced.stdout)).toEqual([])
-      expect(traced.stderr).toMatch(/level=DEBUG/)
       const loud = yield* swarm(["runs", "list", "--log-level", "loud"], { store: noDatabase })
       expect([loud.code, lines(loud.stderr)]).toEqual([2, [
         "swarm: --log-level: \"loud\" is not a level; use one of all, trace, debug, info, warning, error, fatal, none"
