@@ -45,6 +45,15 @@ const six = Path.join(root, "examples", "six-analysts.yaml")
 const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-cli-store-"))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
+/**
+ * ACME's first 250 bars alone, for the LLM runs: every one of their bars is a model call (over 200
+ * of them, more than the 100 the tests need), and half of data/'s 500 halves what a run, its resumes
+ * and their calls take.
+ */
+const llmData = Path.join(tmp, "llm-data")
+fs.mkdirSync(llmData)
+fs.writeFileSync(Path.join(llmData, "ACME.csv"), fs.readFileSync(Path.join(data, "ACME.csv"), "utf8").split("\n").slice(0, 251).join("\n") + "\n")
+
 /** A copy of the SMA example under another name: a strategy of its own, numbered from 1. */
 const smaNamed = (name: string) => {
   const file = Path.join(tmp, `${name.replace(/\W/g, "-")}.json`)
@@ -791,7 +800,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       fs.writeFileSync(file, JSON.stringify({ name: "LLM resumed", symbols: ["ACME"], agents: [{ type: "llm_analyst", params: { bars: 10 } }] }))
       // The model's calls are timed: on the real clock, not the test's (which never moves on its own).
       const live = Clock.make()
-      const ran = yield* Effect.withClock(swarm(["backtest", "--data", data, "--strategy", file, "--json"], { store: yield* store, llm }), live)
+      const ran = yield* Effect.withClock(swarm(["backtest", "--data", llmData, "--strategy", file, "--json"], { store: yield* store, llm }), live)
       expect(ran.code, ran.stderr).toBe(0)
       expect(ran.stderr).toContain("language model: the counting test model")
       const document = documentOf(ran.stdout)
@@ -820,7 +829,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       const file = Path.join(tmp, "llm-switched.json")
       fs.writeFileSync(file, JSON.stringify({ name: "LLM switched", symbols: ["ACME"], agents: [{ type: "llm_analyst", params: { bars: 10 } }] }))
       const live = Clock.make()
-      const ran = yield* Effect.withClock(swarm(["backtest", "--data", data, "--strategy", file, "--json"], { store: yield* store, llm: started }), live)
+      const ran = yield* Effect.withClock(swarm(["backtest", "--data", llmData, "--strategy", file, "--json"], { store: yield* store, llm: started }), live)
       expect(ran.code, ran.stderr).toBe(0)
       const document = documentOf(ran.stdout)
       yield* crashAfter(document.run, 200)
