@@ -6,7 +6,7 @@
  * expire when the server says, in wall-clock time. And a server that dies mid-answer is said to
  * have broken the connection, not to be something other than a Swarm server.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Layer, Schema, Scope, Stream } from "effect"
 import * as http from "node:http"
 import { createRequire } from "node:module"
@@ -20,7 +20,8 @@ import * as Http from "../../src/edge/Http.js"
 import * as RpcKeepAlive from "../../src/edge/RpcKeepAlive.js"
 import { RunManager } from "../../src/edge/RunManager.js"
 import * as Server from "../../src/edge/Server.js"
-import { backends } from "../store/fixtures/backends.js"
+import type * as Database from "../../src/store/Database.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { symbolsOf } from "../store/fixtures/workload.js"
 
 /** `ws` ships no types here; only this much of it is used. */
@@ -51,11 +52,26 @@ const fakeScreen = (columns: number, rows: number) => {
 }
 
 for (const backend of backends) {
-  describe(`runs watch against a server (${backend.name})`, () => {
-    it.scopedLive("follows a run through the server stopping and starting again, and gives up when it stays away", () =>
+  // One database for this back-end's tests (an embedded one takes 10–30 s to start): each test
+  // starts servers of its own over it, and a strategy and a run of its own in it, under the admin
+  // the first test to run bootstraps. (Server.layer resumes and takes over nothing by itself: the
+  // run the first test leaves unfinished stays as it is.)
+  layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`runs watch against a server (${backend.name})`, (it) => {
+    /** The database, as a layer that does not own it: each server over it leaves it open. */
+    const shared = Effect.map(Effect.context<Database.Database>(), (context) => Layer.succeedContext(context))
+    let adminKey: string | undefined
+    /** The admin's key: bootstrapped once, on the empty database, by the first test that runs. */
+    const admin = Effect.gen(function*() {
+      if (adminKey !== undefined) return adminKey
+      const made = yield* bootstrap()
+      if (!made.created) return yield* Effect.dieMessage("the first start made no admin")
+      return (adminKey = made.key)
+    })
+
+    it.scoped("follows a run through the server stopping and starting again, and gives up when it stays away", () =>
       Effect.gen(function*() {
         // The database outlives each server over it, as a real one does a restart.
-        const store = Layer.succeedContext(yield* Layer.build(backend.store))
+        const store = yield* shared
         const up = (port: number) =>
           Effect.gen(function*() {
             const scope = yield* Scope.make()
@@ -63,11 +79,10 @@ for (const backend of backends) {
             return { scope, context, base: yield* Effect.provide(Http.baseUrl, context) }
           })
         const first = yield* up(0)
-        const made = yield* Effect.provide(bootstrap(), first.context)
-        if (!made.created) return expect.fail("the first start made no admin")
+        const key = yield* admin
         const port = Number(new URL(first.base).port)
 
-        const remote = yield* Remote.connect(target(first.base, made.key))
+        const remote = yield* Remote.connect(target(first.base, key))
         yield* remote.client.strategies.create({
           strategy: Schema.decodeUnknownSync(Strategy)({
             name: "restarted",
@@ -110,19 +125,18 @@ for (const backend of backends) {
         expect(seqs()).toEqual(Array.from({ length: last }, (_, i) => i + 1))
       }), { timeout: 180_000 })
 
-    it.scopedLive("a paused run's quiet stream is kept alive: no 'lost' while the server is up, however long the run says nothing", () =>
+    it.scoped("a paused run's quiet stream is kept alive: no 'lost' while the server is up, however long the run says nothing", () =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
         yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
         // A keep-alive every 100 ms, and a client that takes 600 ms of silence for a lost server:
         // the 15 s and 60 s of a real one, shrunk.
         const context = yield* Layer.buildWithScope(
-          Server.layer(backend.store, { port: 0, logRequests: false }).pipe(Layer.provide(Layer.succeed(RpcKeepAlive.Interval, Duration.millis(100)))),
+          Server.layer(yield* shared, { port: 0, logRequests: false }).pipe(Layer.provide(Layer.succeed(RpcKeepAlive.Interval, Duration.millis(100)))),
           scope
         )
-        const made = yield* Effect.provide(bootstrap(), context)
-        if (!made.created) return expect.fail("the first start made no admin")
-        const remote = yield* Remote.connect(target(yield* Effect.provide(Http.baseUrl, context), made.key), { silenceLimit: Duration.millis(600) })
+        const key = yield* admin
+        const remote = yield* Remote.connect(target(yield* Effect.provide(Http.baseUrl, context), key), { silenceLimit: Duration.millis(600) })
         yield* remote.client.strategies.create({
           strategy: Schema.decodeUnknownSync(Strategy)({ name: "quiet", symbols: symbolsOf(1), agents: [{ type: "sma_crossover", params: { fast: 2, slow: 4 } }] })
         })
@@ -136,7 +150,7 @@ for (const backend of backends) {
         // idle connections after 30 or 60 s cut it.
         const heard: Array<string> = []
         const socket = new WebSocket(`${(yield* Effect.provide(Http.baseUrl, context)).replace(/^http/, "ws")}${Http.RPC_WS_PATH}`, {
-          headers: { authorization: `Bearer ${made.key}` }
+          headers: { authorization: `Bearer ${key}` }
         })
         yield* Effect.addFinalizer(() => Effect.sync(() => socket.terminate()))
         socket.on("message", (data) => heard.push(String(data)))
@@ -150,14 +164,13 @@ for (const backend of backends) {
         expect(captured.stderr()).not.toContain("lost")
       }), { timeout: 180_000 })
 
-    it.scopedLive("its frame says a paper run's approvals expire when the server says, that the run is paused, and how it was stopped", () =>
+    it.scoped("its frame says a paper run's approvals expire when the server says, that the run is paused, and how it was stopped", () =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
         yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-        const context = yield* Layer.buildWithScope(Server.layer(backend.store, { port: 0, logRequests: false }), scope)
-        const made = yield* Effect.provide(bootstrap(), context)
-        if (!made.created) return expect.fail("the first start made no admin")
-        const remote = yield* Remote.connect(target(yield* Effect.provide(Http.baseUrl, context), made.key))
+        const context = yield* Layer.buildWithScope(Server.layer(yield* shared, { port: 0, logRequests: false }), scope)
+        const key = yield* admin
+        const remote = yield* Remote.connect(target(yield* Effect.provide(Http.baseUrl, context), key))
         // Every order that opens a position is above 5% of equity: each waits for an operator, for an hour.
         yield* remote.client.strategies.create({
           strategy: Schema.decodeUnknownSync(Strategy)({
