@@ -47,8 +47,8 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
 /**
  * ACME's first 250 bars alone, for the LLM runs: every one of their bars is a model call (over 200
- * of them, more than the 100 the tests need), and half of data/'s 500 halves what a run, its resumes
- * and their calls take.
+ * of them, more than the 100 the tests need; a budget of 20,000 tokens is spent within the first
+ * 60), and half of data/'s 500 halves what a run, its resumes and their calls take.
  */
 const llmData = Path.join(tmp, "llm-data")
 fs.mkdirSync(llmData)
@@ -336,7 +336,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
         agents: [{ type: "llm_debate", params: { bars: 10, rounds: 1 } }, { type: "sma_crossover", params: { fast: 10, slow: 50 } }],
         llm: { budget: { tokens: 20000, pricePerMillionIn: 100, pricePerMillionOut: 200, maxCost: 50 } }
       }))
-      const ran = yield* Effect.withClock(swarm(["backtest", "--data", data, "--strategy", file, "--json"], { store: yield* store, llm }), Clock.make())
+      const ran = yield* Effect.withClock(swarm(["backtest", "--data", llmData, "--strategy", file, "--json"], { store: yield* store, llm }), Clock.make())
       expect(ran.code, ran.stderr).toBe(0)
       const document = documentOf(ran.stdout)
       expect(document.llm?.budgetSpent).toBeDefined()
@@ -367,7 +367,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(used).toEqual(usage)
       // (A new runtime: the first run's answers are in its cache.)
       const fresh = yield* Effect.provide(LlmRuntime.LlmRuntime, LlmRuntime.layerWith(model))
-      const summary = yield* Effect.withClock(swarm(["backtest", "--data", data, "--strategy", file, "--no-store"], { store: yield* store, llm: fresh }), Clock.make())
+      const summary = yield* Effect.withClock(swarm(["backtest", "--data", llmData, "--strategy", file, "--no-store"], { store: yield* store, llm: fresh }), Clock.make())
       expect(summary.code, summary.stderr).toBe(0)
       const llmBlock = shown.stdout.slice(shown.stdout.indexOf("\nllm       "), shown.stdout.indexOf(" spent: exhausted, its LLM agents abstained from then on\n"))
       expect(llmBlock.length).toBeGreaterThan(100)
