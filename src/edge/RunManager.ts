@@ -54,6 +54,7 @@ import type { Strategy } from "../../schemas/Strategy.js"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import * as ControlAudit from "../store/ControlAudit.js"
 import * as ControlRequests from "../store/ControlRequests.js"
+import { type Lease, LeaseNotHeld, retryLeased } from "../store/Lease.js"
 import { PgPool } from "../store/Pool.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
@@ -460,6 +461,22 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const relays = (yield* PgPool).shared
     const waiting = new Map<string, Waiting>()
     /**
+     * The lease each live run holds here (`StoredRun`'s `onLeased`; none on the embedded database,
+     * nor before a resume has taken it): what its owner's writes of its row check — a pause, a
+     * resume, a held intent's bookkeeping — so that a server that lost the run to another writes
+     * nothing more to it.
+     */
+    const leases = new Map<RunId, Lease>()
+    /**
+     * A write of a live run's row by its owner, under its lease: waits while the lease is being
+     * taken again (`retryLeased`); lost for good, the caller is told so (`Unavailable`) and nothing
+     * is written — the run stops here, and goes on in the process that took it over.
+     */
+    const leaseChecked = <A, E, R>(write: Effect.Effect<A, E | LeaseNotHeld, R>): Effect.Effect<A, Exclude<E, LeaseNotHeld> | Unavailable, R> =>
+      retryLeased(write).pipe(
+        Effect.catchIf((error): error is LeaseNotHeld => error instanceof LeaseNotHeld, (error) => Effect.fail(new Unavailable({ reason: error.message })))
+      ) as Effect.Effect<A, Exclude<E, LeaseNotHeld> | Unavailable, R>
+    /**
      * How the intents answered here lately were resolved, the oldest dropped past `DECIDED_KEPT`:
      * a second answer is told what became of the first while the run's recorder may not have
      * written it yet (after that, the approvals table says).
@@ -496,7 +513,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
 
     /** Say how long a held intent has waited (`Runs.saveApprovalWaited`); a database that cannot say it is logged, not the run's failure. */
     const saveWaited = (run: RunId, round: string, waited: number) =>
-      Runs.saveApprovalWaited(run, round, waited).pipe(
+      Runs.saveApprovalWaited(run, round, waited, leases.get(run)).pipe(
         Effect.timeoutFail({ duration: Duration.seconds(2), onTimeout: () => "timed out after 2 s" }),
         Effect.catchAllCause((cause) =>
           Effect.logWarning("could not save how long an approval waited: a restart would give it that much longer", cause).pipe(
@@ -548,7 +565,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
                 // Resumed: the expiry other processes list moved on by the time paused.
                 wasPaused = false
                 const item = waiting.get(key)
-                if (item !== undefined) yield* bookkeeping(Runs.saveApprovalExpiry(run, round, item.info.expiresAt), run, round)
+                if (item !== undefined) yield* bookkeeping(Runs.saveApprovalExpiry(run, round, item.info.expiresAt, leases.get(run)), run, round)
               }
               waited += elapsed
               if (waited - saved >= WAITED_SAVED_EVERY_MILLIS && waited < timeoutMillis) yield* save()
@@ -602,7 +619,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         // Said in the store, for other processes' lists (`heldElsewhere`): within the wait, so that
         // an interruption (a stop) while it is written still takes the intent out of `waiting`.
         const held = waiting.get(key)!.info
-        const hold = bookkeeping(Runs.holdApproval(run, request.round, { waitedMillis: waitedBefore, requestedAt: held.requestedAt, expiresAt: held.expiresAt }), run, request.round)
+        const hold = bookkeeping(Runs.holdApproval(run, request.round, { waitedMillis: waitedBefore, requestedAt: held.requestedAt, expiresAt: held.expiresAt }, leases.get(run)), run, request.round)
         const expired: Backtest.ApprovalAnswer = {
           approved: false,
           expired: true,
@@ -681,6 +698,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         readonly checkpointEvery?: number
         readonly signals?: Backtest.Options["signals"]
         readonly leftoverSignals?: Backtest.Options["leftoverSignals"]
+        readonly onLeased: (lease: Lease | undefined) => void
       }) => Effect.Effect<unknown, E, SqlClient.SqlClient | PgPool>,
       options: {
         readonly mode: "backtest" | "paper"
@@ -709,9 +727,14 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         for (const signal of options.pending ?? []) inbox?.offer(signal)
         let previous: number | undefined
         let stoppedBy: string | undefined
+        let lease: Lease | undefined
         const execution = start({
           gate,
           pace: () => gate.await,
+          onLeased: (held) => {
+            lease = held
+            if (held !== undefined) leases.set(held.run, held)
+          },
           // Published once committed, not as the run gives them: a follower must never see under
           // a sequence number an event the database could still lose (a process killed before the
           // recorder's commit re-executes that part on resume, and what it gives again may differ
@@ -788,6 +811,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         fiber.addObserver((exit) => {
           const entry = live.get(id)
           live.delete(id)
+          if (lease !== undefined && leases.get(id) === lease) leases.delete(id)
           if (suspending && Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
             suspendedRuns.push({ run: id, ref: refs.get(id) ?? id, paused: entry?.paused ?? false })
           }
@@ -980,7 +1004,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             StoredRun.resume(record.id, {
               ...hooks,
               approver,
-              onLeased: () => {
+              onLeased: (lease) => {
+                hooks.onLeased(lease)
                 isLeased = true
                 Deferred.unsafeDone(leased, Exit.void)
               },
@@ -1038,7 +1063,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         if (ownerDisabled === undefined) return { run: record.id, ref, outcome: "resumed" } satisfies Resumption
         // Held here now (its lease taken): its row says paused as the run is, and its control log why.
         if (record.status === "running") {
-          yield* audited(ControlAudit.record(record.id, "pause", SERVER, { reason: `user ${ownerDisabled} disabled` }, Runs.setStatus(record.id, "paused")))
+          yield* audited(leaseChecked(ControlAudit.record(record.id, "pause", SERVER, { reason: `user ${ownerDisabled} disabled` }, Runs.setStatus(record.id, "paused", leases.get(record.id)))))
         }
         return { run: record.id, ref, outcome: "resumed", ownerDisabled } satisfies Resumption
       })
@@ -1219,7 +1244,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * fails the entry is said in the server's log — the caller is not told the action failed, since
      * it did not (and tried again, it would be refused as done already).
      */
-    const audited = (entry: Effect.Effect<boolean, StoreError, SqlClient.SqlClient>) =>
+    const audited = (entry: Effect.Effect<boolean, StoreError | Unavailable, SqlClient.SqlClient>) =>
       entry.pipe(
         Effect.catchAllCause((cause) => Effect.logError("an operator's action took effect but could not be written to the run's control log", cause)),
         Effect.asVoid
@@ -1275,7 +1300,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           if (entry.paused) return yield* new Conflict({ reason: `run ${record.id} is paused already` })
           entry.paused = true
           yield* entry.gate.close
-          yield* unavailable(ControlAudit.record(record.id, "pause", principal, reason === undefined ? {} : { reason }, Runs.setStatus(record.id, "paused")))
+          yield* unavailable(leaseChecked(ControlAudit.record(record.id, "pause", principal, reason === undefined ? {} : { reason }, Runs.setStatus(record.id, "paused", leases.get(record.id)))))
           return yield* unavailable(Runs.locate(record.id))
         }), reason)
 
@@ -1284,7 +1309,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         Effect.gen(function*() {
           if (!entry.paused) return yield* new Conflict({ reason: `run ${record.id} is not paused` })
           entry.paused = false
-          yield* unavailable(ControlAudit.record(record.id, "resume", principal, {}, Runs.setStatus(record.id, "running")))
+          yield* unavailable(leaseChecked(ControlAudit.record(record.id, "resume", principal, {}, Runs.setStatus(record.id, "running", leases.get(record.id)))))
           yield* entry.gate.open
           return yield* unavailable(Runs.locate(record.id))
         }))
@@ -1325,10 +1350,18 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           return yield* leased.left
         }
         const reason = `held by no live process, and this server cannot resume it: ${cannot.why}`
-        const ended = yield* ControlAudit.record(record.id, "stop", principal, { reason }, Runs.markEnded(record.id, "stopped", `stopped by ${principal.name}: ${reason}`))
+        // Under the lease taken here: should its connection go meanwhile and another server take
+        // the run over, the stop writes nothing (`LeaseNotHeld`), and is carried out there instead.
+        const ended = yield* ControlAudit.record(record.id, "stop", principal, { reason }, Runs.markEndedLeased(leased.right, record.id, "stopped", `stopped by ${principal.name}: ${reason}`)).pipe(
+          Effect.either
+        )
+        if (Either.isLeft(ended)) {
+          if (ended.left._tag === "LeaseNotHeld") return Option.none<Runs.RunSummary>()
+          return yield* ended.left
+        }
         const now = yield* Runs.locate(record.id)
         // Ended or deleted meanwhile (`record` locks its row: nothing changes it after): as if before.
-        if (!ended) return yield* new Conflict({ reason: `run ${record.id} is ${now.status}` })
+        if (!ended.right) return yield* new Conflict({ reason: `run ${record.id} is ${now.status}` })
         unresumable.delete(record.id)
         yield* Effect.logInfo(`stopped run ${record.id} (${record.strategyName}#${record.number}), which this server cannot resume, by ${principal.name}: ${cannot.why}`)
         // The run's recorded alerts not decoding (why it could not be resumed, maybe): said, and the stop stands.
@@ -1369,11 +1402,20 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       (live.has(id) || elsewhere
         ? Effect.as(pauseWith(principal, id, elsewhere, reason), true)
         // In no live process: in its row, holding this process's resumes (`resuming`), so that none
-        // launches it meanwhile from the row it read before.
+        // launches it meanwhile from the row it read before, and the run's lease, so that no other
+        // server takes it over meanwhile (its row said `paused` while it ran there). Taken by
+        // another server since the look: the pause is relayed to it.
         : resuming.withPermits(1)(Effect.suspend(() =>
           live.has(id)
             ? Effect.as(pauseWith(principal, id, false, reason), true)
-            : unavailable(ControlAudit.record(id, "pause", principal, { reason }, Runs.setStatus(id, "paused"))).pipe(Effect.provide(context))
+            : unavailable(Effect.scoped(Effect.flatMap(Effect.either(Runs.lease(id)), (lease) =>
+              Either.isLeft(lease)
+                ? lease.left._tag === "RunLeased" ? Effect.succeed(false) : Effect.fail(lease.left)
+                : Effect.as(leaseChecked(ControlAudit.record(id, "pause", principal, { reason }, Runs.setStatus(id, "paused", lease.right))), true)
+            ))).pipe(
+              Effect.provide(context),
+              Effect.flatMap((done) => done ? Effect.succeed(true) : Effect.as(pauseWith(principal, id, true, reason), true))
+            )
         ))).pipe(
           // Paused, ended or deleted meanwhile; or its process stopped between the look and the relay
           // (its next resume finds its owner disabled and takes it back paused: `resumeOne`).

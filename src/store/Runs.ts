@@ -244,10 +244,22 @@ const RUN_TABLES = [
   "checkpoints"
 ] as const
 
-/** An operator paused or resumed a live run. */
-export const setStatus = Effect.fn("Runs.setStatus")(function*(id: RunId, status: "running" | "paused") {
+/**
+ * `write` under `lease` (none: the embedded database's one process): in one transaction with the
+ * check that this process holds it, so a process that lost it writes nothing (`LeaseNotHeld`).
+ * Not tried again here: a caller that may wait for a lease being taken again says so (`retryLeased`).
+ */
+const underLease = <A, E, R>(lease: Lease | undefined, write: Effect.Effect<A, E, R>) =>
+  lease === undefined ? write : Effect.flatMap(SqlClient.SqlClient, (sql) => transaction(sql, Effect.zipRight(checkLease(lease), write)))
+
+/**
+ * An operator paused or resumed a live run: under its lease (`lease`, held by the process executing
+ * it, or taken for the write by one changing a run nobody executes), so that a process that lost
+ * the run to another writes nothing to its row.
+ */
+export const setStatus = Effect.fn("Runs.setStatus")(function*(id: RunId, status: "running" | "paused", lease?: Lease) {
   const sql = yield* SqlClient.SqlClient
-  yield* sql`update runs set status = ${status} where id = ${id} and status in ('running', 'paused')`
+  yield* underLease(lease, sql`update runs set status = ${status} where id = ${id} and status in ('running', 'paused')`)
 }, storeError("set a run's status"))
 
 /** Delete a run and everything it recorded, in one transaction. */
@@ -698,36 +710,36 @@ export const approvalWaited = Effect.fn("Runs.approvalWaited")(function*(run: Ru
   return rows[0]?.waited ?? 0
 }, storeError("read how long an approval waited"))
 
-/** Say how long a held intent of a run has waited (`approvalWaited`); it never goes back. */
-export const saveApprovalWaited = Effect.fn("Runs.saveApprovalWaited")(function*(run: RunId, round: string, waitedMillis: number) {
+/** Say how long a held intent of a run has waited (`approvalWaited`); it never goes back. Under the run's lease (`setStatus`). */
+export const saveApprovalWaited = Effect.fn("Runs.saveApprovalWaited")(function*(run: RunId, round: string, waitedMillis: number, lease?: Lease) {
   const sql = yield* SqlClient.SqlClient
   const waited = Math.max(0, Math.round(waitedMillis))
-  yield* sql`insert into approval_waits (run_id, round_id, waited_ms) values (${run}, ${round}, ${waited})
-    on conflict (run_id, round_id) do update set waited_ms = greatest(approval_waits.waited_ms, excluded.waited_ms)`
+  yield* underLease(lease, sql`insert into approval_waits (run_id, round_id, waited_ms) values (${run}, ${round}, ${waited})
+    on conflict (run_id, round_id) do update set waited_ms = greatest(approval_waits.waited_ms, excluded.waited_ms)`)
 }, storeError("save how long an approval waited"))
 
 /**
  * Say that a held intent of a run waits in this process, with its wall-clock times as this process
  * sees them (`pendingElsewhere` lists it so on other processes): when it was asked, and when it
- * expires. What it waited never goes back.
+ * expires. What it waited never goes back. Under the run's lease (`setStatus`).
  */
 export const holdApproval = Effect.fn("Runs.holdApproval")(function*(run: RunId, round: string, hold: {
   readonly waitedMillis: number
   readonly requestedAt: number
   readonly expiresAt: number
-}) {
+}, lease?: Lease) {
   const sql = yield* SqlClient.SqlClient
   const waited = Math.max(0, Math.round(hold.waitedMillis))
-  yield* sql`insert into approval_waits (run_id, round_id, waited_ms, requested_at_ms, expires_at_ms)
+  yield* underLease(lease, sql`insert into approval_waits (run_id, round_id, waited_ms, requested_at_ms, expires_at_ms)
     values (${run}, ${round}, ${waited}, ${Math.round(hold.requestedAt)}, ${Math.round(hold.expiresAt)})
     on conflict (run_id, round_id) do update set waited_ms = greatest(approval_waits.waited_ms, excluded.waited_ms),
-      requested_at_ms = excluded.requested_at_ms, expires_at_ms = excluded.expires_at_ms`
+      requested_at_ms = excluded.requested_at_ms, expires_at_ms = excluded.expires_at_ms`)
 }, storeError("save a held approval"))
 
-/** A held intent's expiry moved on (its run was paused meanwhile), in wall-clock milliseconds. */
-export const saveApprovalExpiry = Effect.fn("Runs.saveApprovalExpiry")(function*(run: RunId, round: string, expiresAt: number) {
+/** A held intent's expiry moved on (its run was paused meanwhile), in wall-clock milliseconds. Under the run's lease (`setStatus`). */
+export const saveApprovalExpiry = Effect.fn("Runs.saveApprovalExpiry")(function*(run: RunId, round: string, expiresAt: number, lease?: Lease) {
   const sql = yield* SqlClient.SqlClient
-  yield* sql`update approval_waits set expires_at_ms = ${Math.round(expiresAt)} where run_id = ${run} and round_id = ${round}`
+  yield* underLease(lease, sql`update approval_waits set expires_at_ms = ${Math.round(expiresAt)} where run_id = ${run} and round_id = ${round}`)
 }, storeError("save a held approval's expiry"))
 
 /** An approval pending in a live run, as the approvals table and its holder's bookkeeping say it. */

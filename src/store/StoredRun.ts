@@ -211,8 +211,12 @@ interface Common {
   readonly suspended?: () => boolean
   /** Asked when the run is interrupted and not suspended: why it was stopped (`stopped by alice`); unset, "interrupted". */
   readonly stopReason?: () => string | undefined
-  /** Told once the run holds its lease: from then on it runs in this process (a resume: not elsewhere). */
-  readonly onLeased?: () => void
+  /**
+   * Told once the run holds its lease: from then on it runs in this process (a resume: not
+   * elsewhere). With the lease (none on the embedded database), which every write of the run's
+   * row checks — its owner's too (a pause, a held approval's bookkeeping: `Runs.setStatus`).
+   */
+  readonly onLeased?: (lease: Lease | undefined) => void
 }
 
 export interface Options extends Common {
@@ -314,7 +318,7 @@ const execute = (x: Execution) =>
       const now = yield* Runs.stateOf(x.run)
       if (now === undefined || now.status !== x.readAt.status || now.seq !== Number(x.readAt.seq)) return yield* new Runs.RunLeased({ run: x.run })
     }
-    x.onLeased?.()
+    x.onLeased?.(lease)
     const recorder = yield* RunRecorder.make(x.run, {
       ...x.recorder,
       ...(lease === undefined ? {} : { lease }),

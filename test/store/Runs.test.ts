@@ -327,6 +327,39 @@ for (const backend of backends) {
         expect((yield* Runs.get(created.id)).status).toBe("stopped")
       }))
 
+    it.scoped("a pause, a resume and a held approval's bookkeeping under a lease this process no longer holds are refused, nothing written", () =>
+      Effect.gen(function*() {
+        if (backend.name !== "postgres") return
+        const created = yield* unexecutedRun("unseen loss, owner's writes")
+        const sql = yield* SqlClient.SqlClient
+        // As in the test above: a session that holds no lock of the run (its connection half-open).
+        const pid = (yield* sql<{ pid: number }>`select pg_backend_pid() as pid`)[0]!.pid
+        const lost = { run: created.id, backend: () => pid + 1_000_000, lost: () => undefined }
+        const refused = { _tag: "LeaseNotHeld", run: created.id, reason: "its database session no longer holds it", retaking: false }
+        const waits = sql<{ waited: number; expires: number | null }>`
+          select waited_ms::float8 as waited, expires_at_ms::float8 as expires from approval_waits where run_id = ${created.id}`
+        // Before, each was written all the same, by a server the run had been taken from.
+        expect(yield* failure(Runs.setStatus(created.id, "paused", lost))).toMatchObject(refused)
+        expect((yield* Runs.get(created.id)).status).toBe("running")
+        expect(yield* failure(Runs.holdApproval(created.id, "r1", { waitedMillis: 10, requestedAt: 1_000, expiresAt: 61_000 }, lost))).toMatchObject(refused)
+        expect(yield* failure(Runs.saveApprovalWaited(created.id, "r1", 20, lost))).toMatchObject(refused)
+        expect(yield* waits).toEqual([])
+        // Its own lease, held: each is written.
+        const held = (yield* Runs.lease(created.id))!
+        yield* Runs.setStatus(created.id, "paused", held)
+        expect((yield* Runs.get(created.id)).status).toBe("paused")
+        yield* Runs.holdApproval(created.id, "r1", { waitedMillis: 10, requestedAt: 1_000, expiresAt: 61_000 }, held)
+        yield* Runs.saveApprovalWaited(created.id, "r1", 20, held)
+        yield* Runs.saveApprovalExpiry(created.id, "r1", 62_000, held)
+        expect(yield* waits).toEqual([{ waited: 20, expires: 62_000 }])
+        // And refused again under the lost one, whatever was written before.
+        expect(yield* failure(Runs.setStatus(created.id, "running", lost))).toMatchObject(refused)
+        expect(yield* failure(Runs.saveApprovalExpiry(created.id, "r1", 90_000, lost))).toMatchObject(refused)
+        expect(yield* failure(Runs.saveApprovalWaited(created.id, "r1", 30, lost))).toMatchObject(refused)
+        expect((yield* Runs.get(created.id)).status).toBe("paused")
+        expect(yield* waits).toEqual([{ waited: 20, expires: 62_000 }])
+      }))
+
     it.scoped("more live runs than the pool has connections: their leases take none of them, and queries go on", () =>
       Effect.gen(function*() {
         if (backend.name !== "postgres") return
