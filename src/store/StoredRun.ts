@@ -295,9 +295,19 @@ interface Execution extends Common {
  * its lease or makes its recorder) is `stopped` all the same, unless it is being suspended (a
  * server shutting down: it goes on at the next start). `markEnded` leaves a row that already ended
  * as it is, so a run `execute` marked already is not marked twice.
+ *
+ * Under the run's lease, as every write of its row: `held`, the one this process holds already (a
+ * new run's), else taken for the write (a resume's, interrupted before it took it or after it let
+ * it go). A run another process holds (it took the run over meanwhile) or that this one lost is
+ * theirs: nothing is written — before, its row said `stopped` while it ran there.
  */
-const stoppedIfInterrupted = (run: RunId, options: Pick<Options, "suspended" | "stopReason">) =>
-  Effect.onInterrupt(() => (options.suspended?.() === true ? Effect.void : Effect.ignore(Runs.markEnded(run, "stopped", stopReasonOf(options)))))
+const stoppedIfInterrupted = (run: RunId, options: Pick<Options, "suspended" | "stopReason">, held?: { readonly lease: Lease | undefined }) =>
+  Effect.onInterrupt(() =>
+    options.suspended?.() === true ? Effect.void : Effect.ignore(
+      held === undefined
+        ? Effect.scoped(Effect.flatMap(Runs.lease(run), (lease) => Runs.markEndedLeased(lease, run, "stopped", stopReasonOf(options))))
+        : Runs.markEndedLeased(held.lease, run, "stopped", stopReasonOf(options))
+    ))
 
 /** Why an interrupted run is `stopped`, for its row (and the SSE `end` frame, `runs show`). */
 const stopReasonOf = (options: Pick<Options, "stopReason">): string => options.stopReason?.() ?? "interrupted"
@@ -659,7 +669,7 @@ export const backtest = (options: Options) =>
         seed,
         events,
         faults: options.faults
-      })).pipe(stoppedIfInterrupted(created.id, options))
+      })).pipe(stoppedIfInterrupted(created.id, options, { lease }))
     return { result, run: created.id, number: created.number, strategyId: saved.strategyId, strategyVersion: saved.version } satisfies Stored
   }).pipe(Effect.scoped, Effect.withSpan("StoredRun.backtest"))
 

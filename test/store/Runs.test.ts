@@ -360,6 +360,41 @@ for (const backend of backends) {
         expect(yield* waits).toEqual([{ waited: 20, expires: 62_000 }])
       }))
 
+    it.scoped("a resume stopped before it holds the run's lease, which another process has taken meanwhile, writes nothing to the run's row", () =>
+      Effect.gen(function*() {
+        if (backend.name !== "postgres") return
+        const owner = yield* Users.ensureLocal()
+        const s = strategy(2, "stopped before its lease")
+        const saved = yield* Strategies.saveVersion(owner, s)
+        const config = marketConfig(2, 60)
+        const created = yield* newRun(owner, saved, s, config, (yield* DataSource.open(DataSource.synthetic(config))).fingerprint)
+        const { pool } = yield* PgPool
+        // Another server: it holds the run's lease (it took the run over), and holds the resume here
+        // while it reads the run's inputs (a lock of the approvals table, which the resume's
+        // reopening of cancelled approvals waits for) — before the resume takes the lease.
+        const other = yield* Effect.acquireRelease(Effect.promise(() => pool.connect()), (client) => Effect.sync(() => client.release(true)))
+        yield* Effect.promise(() => other.query("select pg_advisory_lock(hashtextextended($1, 0))", [`swarm-run:${created.id}`]))
+        yield* Effect.promise(() => other.query("begin"))
+        yield* Effect.promise(() => other.query("lock table approvals in exclusive mode"))
+        const resuming = yield* Effect.fork(StoredRun.resume(created.id, { stopReason: () => "stopped by alice" }))
+        const sql = yield* SqlClient.SqlClient
+        let waiting = false
+        for (let i = 0; i < 500 && !waiting; i++) {
+          waiting = (yield* sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock' and query like '%approvals%'`)[0]!.n > 0
+          if (!waiting) yield* Effect.sleep("10 millis")
+        }
+        expect(waiting).toBe(true)
+        // An operator's stop interrupts it there; the other server lets the approvals go.
+        const stopping = yield* Effect.fork(Fiber.interrupt(resuming))
+        yield* Effect.sleep("200 millis")
+        yield* Effect.promise(() => other.query("commit"))
+        yield* Fiber.join(stopping)
+        // Before, its row was marked `stopped` while the other server ran it.
+        const row = yield* Runs.get(created.id)
+        expect([row.status, row.failure]).toEqual(["running", null])
+      }), { timeout: 60_000 })
+
     it.scoped("more live runs than the pool has connections: their leases take none of them, and queries go on", () =>
       Effect.gen(function*() {
         if (backend.name !== "postgres") return
