@@ -12,7 +12,7 @@
  * `/health` reads `stats`.
  */
 import { Redis as IORedis, type RedisOptions } from "ioredis"
-import { Config, ConfigError, Context, Effect, Either, Layer, Metric, Option, Runtime, type Scope } from "effect"
+import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Metric, Option, Runtime, type Scope } from "effect"
 import * as Credentials from "../internal/credentials.js"
 
 export type RedisState = "connecting" | "ready" | "reconnecting" | "closed"
@@ -52,6 +52,15 @@ export interface RedisService {
    */
   readonly failed: (what: string, count: number, error: unknown) => void
   readonly stats: () => RedisStats
+  /**
+   * Why Redis did not answer a PING within `pingTimeoutMillis` (`no answer within 500 ms`), or
+   * undefined when it did or when the connection is not up (`stats().state` says that). A frozen
+   * Redis (stopped, or across a partition) keeps its TCP connection up and answers nothing: a
+   * server that only follows runs publishes nothing and never saw it. `/health` asks this; the
+   * answer is kept for `PING_FRESH` (a healthcheck every second pings once), and a PING that fails
+   * is an outage of commands (`failed`), said once and ended by a write that goes through.
+   */
+  readonly ping: Effect.Effect<string | undefined>
 }
 
 export class Redis extends Context.Tag("swarm/bus/Redis")<Redis, RedisService>() {}
@@ -64,13 +73,19 @@ export interface Options {
   readonly connectTimeoutMillis?: number
   /** A command's reply must come within this. Default 2 s. */
   readonly commandTimeoutMillis?: number
+  /** How long `ping` waits for PONG before saying Redis does not answer (bounds `/health`). Default 500 ms. */
+  readonly pingTimeoutMillis?: number
 }
 
 export const defaults = {
   prefix: "swarm:",
   connectTimeoutMillis: 3_000,
-  commandTimeoutMillis: 2_000
+  commandTimeoutMillis: 2_000,
+  pingTimeoutMillis: 500
 } as const
+
+/** How long the answer of `ping` is kept: a healthcheck polled often sends one PING a second at most. */
+export const PING_FRESH = Duration.seconds(1)
 
 export const publishFailures = Metric.counter("redis_publish_failures", {
   description: "run events that could not be written to Redis (followers elsewhere read them from the database)"
@@ -311,6 +326,26 @@ export const make = (options: Options): Effect.Effect<RedisService, ConfigError.
       })
     )
 
+    const pingTimeout = options.pingTimeoutMillis ?? defaults.pingTimeoutMillis
+    const ping = yield* Effect.cachedWithTTL(
+      Effect.suspend((): Effect.Effect<string | undefined> => {
+        if (client.status !== "ready" || closing) return Effect.succeed(undefined)
+        return Effect.tryPromise({ try: () => client.ping(), catch: (error) => (error instanceof Error ? error : new Error(String(error))) }).pipe(
+          Effect.timeoutFail({ duration: Duration.millis(pingTimeout), onTimeout: () => new Error(`no answer to PING within ${pingTimeout} ms`) }),
+          Effect.match({
+            onSuccess: () => undefined,
+            onFailure: (error) => {
+              // The connection went meanwhile: its own state says so.
+              if (client.status !== "ready") return undefined
+              failed("ping", 1, error)
+              return error.message
+            }
+          })
+        )
+      }),
+      PING_FRESH
+    )
+
     const connection = (name: string, extra: RedisOptions = {}) =>
       Effect.acquireRelease(
         Effect.sync(() => {
@@ -333,6 +368,7 @@ export const make = (options: Options): Effect.Effect<RedisService, ConfigError.
       connection,
       ready: () => client.status === "ready",
       failed,
+      ping,
       stats: () => ({
         url,
         state,

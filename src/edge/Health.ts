@@ -8,7 +8,8 @@
  *   ok           200  everything answers
  *   degraded     200  the server serves, but Redis or the telemetry collector is failing: runs go
  *                     on, what Redis shares falls back to this process, exports are retried
- *                     (`reasons` says which)
+ *                     (`reasons` says which). Redis is asked a PING (bounded, its answer kept a
+ *                     second): a frozen Redis keeps its connection up and answers nothing.
  *   unavailable  503  the database does not answer: nothing can be started, recorded or read
  */
 import { hostname } from "node:os"
@@ -134,12 +135,21 @@ export const route = (components: Components = defaultComponents) =>
         "GET",
         path,
         Effect.gen(function*() {
-          const error = yield* ping
+          // Side by side: each bounded (the database's 2 s, Redis's PING its own), Redis's answer
+          // kept a moment (`Redis.PING_FRESH`).
+          const [error, unanswered] = yield* Effect.all([
+            ping,
+            Option.match(redisBus, { onNone: () => Effect.succeed(undefined), onSome: (r) => r.redis.ping })
+          ], { concurrency: 2 })
           const redis = Option.map(redisBus, (r) => r.redis.stats())
           const exported = Option.map(telemetry, (t) => t.info)
           const reasons = [
             ...(error === undefined ? [] : [`database: ${error}`]),
-            ...(Option.isSome(redis) && (redis.value.failingSince !== undefined || redis.value.state !== "ready")
+            // Frozen (its connection up, nothing answering): what a server that only follows runs,
+            // publishing nothing, learns only from the PING.
+            ...(unanswered !== undefined
+              ? [`bus: Redis does not answer (${unanswered}): falling back to this process`]
+              : Option.isSome(redis) && (redis.value.failingSince !== undefined || redis.value.state !== "ready")
               ? [`bus: Redis ${redis.value.state === "ready" ? "refuses commands" : redis.value.state}: falling back to this process`]
               : []),
             ...(Option.isSome(exported) && exported.value.failingSince !== undefined

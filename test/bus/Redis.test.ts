@@ -8,7 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Redis as IORedis } from "ioredis"
 import { ConfigProvider, Effect, Either, Logger, Option } from "effect"
 import * as Redis from "../../src/bus/Redis.js"
-import { downUrl, eventually, hasRedisServer, privateRedis, redisUrl, runRedis } from "./redis.js"
+import { downUrl, eventually, freezingRedis, hasRedisServer, privateRedis, redisUrl, runRedis } from "./redis.js"
 
 const read = (env: Record<string, string>) =>
   Effect.withConfigProvider(Effect.either(Redis.config), ConfigProvider.fromMap(new Map(Object.entries(env))))
@@ -84,6 +84,36 @@ describe("Redis configuration", () => {
       expect(error.message).toContain("DB index is out of range")
       yield* Effect.sleep("300 millis")
       expect(lines.join("\n")).not.toMatch(/Redis is back|falling back/)
+    }))
+
+  it.scopedLive.skipIf(!runRedis)("a frozen Redis (its connection up, nothing answering) fails the PING within its timeout, said once; answering again ends it", () =>
+    Effect.gen(function*() {
+      const frozen = yield* freezingRedis
+      const lines: Array<string> = []
+      const capture = Logger.make(({ message }) => {
+        lines.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+      })
+      const redis = yield* Redis.make({ url: frozen.url, prefix: "frozen-test:", connectTimeoutMillis: 2_000, pingTimeoutMillis: 300 }).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, capture))
+      )
+      expect(yield* redis.ping).toBeUndefined()
+      yield* frozen.freeze
+      // Nothing published, nothing failed: the connection says ready, and only the PING finds out.
+      yield* Effect.sleep(Redis.PING_FRESH)
+      expect(redis.stats()).toMatchObject({ state: "ready", commandFailures: 0 })
+      expect(redis.stats().failingSince).toBeUndefined()
+      const started = Date.now()
+      expect(yield* redis.ping).toBe("no answer to PING within 300 ms")
+      // Bounded by its timeout, and kept a moment: asked again at once, it is not waited for again.
+      expect(yield* redis.ping).toBe("no answer to PING within 300 ms")
+      expect(Date.now() - started).toBeLessThan(1_000)
+      expect(redis.stats()).toMatchObject({ state: "ready", commandFailures: 1, failingSince: expect.any(Number) })
+      expect(lines.filter((l) => l.startsWith("Redis ping failed (no answer to PING within 300 ms)"))).toHaveLength(1)
+      yield* frozen.thaw
+      expect(yield* eventually(() => lines.some((l) => l.startsWith("Redis takes commands again after")), 10_000)).toBe(true)
+      yield* Effect.sleep(Redis.PING_FRESH)
+      expect(yield* redis.ping).toBeUndefined()
+      expect(redis.stats().failingSince).toBeUndefined()
     }))
 
   it.scopedLive.skipIf(!hasRedisServer)("an outage of refused commands is said to end when a write goes through; a later one is said too", () =>

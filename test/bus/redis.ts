@@ -134,3 +134,60 @@ export const privateRedis = Effect.gen(function*() {
   yield* Effect.acquireRelease(start, () => kill)
   return { url, kill, start, freeze: signal("SIGSTOP"), thaw: signal("SIGCONT") } satisfies PrivateRedis
 })
+
+// ---------------------------------------------------------------------------------------------
+// A Redis that freezes, without stopping anyone's Redis
+
+export interface FreezingRedis {
+  /** The shared Redis (`redisUrl`, its database), through a proxy of the test's own. */
+  readonly url: string
+  /** From now on nothing is passed either way: the TCP connections stay up and nothing answers (a SIGSTOP, a partition). */
+  readonly freeze: Effect.Effect<void>
+  /** Passed on again, what came meanwhile first (as a Redis given SIGCONT answers what waited). */
+  readonly thaw: Effect.Effect<void>
+}
+
+/**
+ * `redisUrl` through a TCP proxy on 127.0.0.1 (an ephemeral port) that can be frozen: a Redis that
+ * keeps its connections and answers nothing — as one stopped with SIGSTOP, which a shared Redis must
+ * never be. Closed with the scope.
+ */
+export const freezingRedis = Effect.gen(function*() {
+  const target = new URL(redisUrl)
+  let frozen = false
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 6379), target.hostname)
+    sockets.add(client)
+    sockets.add(upstream)
+    const close = () => {
+      client.destroy()
+      upstream.destroy()
+      sockets.delete(client)
+      sockets.delete(upstream)
+    }
+    client.pipe(upstream)
+    upstream.pipe(client)
+    if (frozen) client.pause()
+    client.on("error", close).on("close", close)
+    upstream.on("error", close).on("close", close)
+  })
+  const port = yield* Effect.acquireRelease(
+    Effect.async<number>((resume) => {
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as net.AddressInfo).port)))
+    }),
+    () =>
+      Effect.async<void>((resume) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resume(Effect.void))
+      })
+  )
+  const url = `redis://127.0.0.1:${port}${target.pathname}`
+  // Held, not dropped: a read paused leaves the bytes in the kernel's buffers until it resumes.
+  const hold = (on: boolean) =>
+    Effect.sync(() => {
+      frozen = on
+      for (const socket of sockets) on ? socket.pause() : socket.resume()
+    })
+  return { url, freeze: hold(true), thaw: hold(false) } satisfies FreezingRedis
+})

@@ -8,6 +8,8 @@ import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/
 import { expect, layer } from "@effect/vitest"
 import { Cause, Effect, Layer, Logger, LogLevel, Schema } from "effect"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import * as Redis from "../../src/bus/Redis.js"
+import * as RedisBus from "../../src/bus/RedisBus.js"
 import * as Http from "../../src/edge/Http.js"
 import * as os from "node:os"
 import * as Health from "../../src/edge/Health.js"
@@ -19,6 +21,7 @@ import { server, stubAuthenticator } from "./fixtures.js"
 import { Principal } from "../../schemas/Auth.js"
 import { Authenticator, type AuthService } from "../../src/edge/Auth.js"
 import * as LogFormat from "../../src/telemetry/LogFormat.js"
+import { cleanUp, freezingRedis, runRedis, uniquePrefix } from "../bus/redis.js"
 
 const get = (url: string, init?: RequestInit) =>
   Effect.promise(async () => {
@@ -90,6 +93,46 @@ for (const backend of backends) {
         const ok = yield* get(`${srv.url}/health`)
         expect([ok.status, (ok.json() as { status: string }).status, "reasons" in (ok.json() as object)]).toEqual([200, "ok", false])
       }))
+
+    it.scoped.skipIf(!runRedis)("GET /health: degraded while Redis is frozen (its connection up, nothing answering) on a server that publishes nothing; quick all the same; ok once it answers", () =>
+      Effect.gen(function*() {
+        // The bus is no matter of the database's: once is enough.
+        if (backend.name !== "embedded") return
+        const frozen = yield* freezingRedis
+        const prefix = uniquePrefix("health-frozen")
+        yield* Effect.addFinalizer(() => Effect.promise(() => cleanUp(prefix)))
+        const context = yield* Layer.build(
+          Http.serve(Http.routes({ sse: { heartbeat: "1 hour" } }), { logRequests: false }).pipe(
+            Layer.provideMerge(Http.listen({ port: 0, host: "127.0.0.1", shutdownGrace: 0 })),
+            Layer.provide(RedisBus.layer),
+            Layer.provide(Redis.layerWith({ url: frozen.url, prefix, pingTimeoutMillis: 300 }))
+          )
+        )
+        const url = yield* Effect.provide(Http.baseUrl, context)
+        const health = get(`${url}/health`).pipe(Effect.map((answer) => ({ status: answer.status, report: answer.json() as Health.HealthReport })))
+        expect((yield* health).report).toMatchObject({ status: "ok", bus: { kind: "redis", redis: { state: "ready" } } })
+        yield* frozen.freeze
+        // A follower publishes nothing: before, nothing failed, and /health said ok for as long as Redis was frozen.
+        yield* Effect.sleep("1 second")
+        const started = Date.now()
+        const degraded = yield* health
+        expect(degraded.status).toBe(200)
+        expect(degraded.report).toMatchObject({
+          status: "degraded",
+          reasons: ["bus: Redis does not answer (no answer to PING within 300 ms): falling back to this process"],
+          bus: { kind: "redis", redis: { state: "ready", failingSince: expect.any(Number) } }
+        })
+        // Asked again at once: the PING's answer is kept, not waited for again.
+        expect((yield* health).report.status).toBe("degraded")
+        expect(Date.now() - started).toBeLessThan(1_500)
+        yield* frozen.thaw
+        let report = (yield* health).report
+        for (let i = 0; i < 100 && report.status !== "ok"; i++) {
+          yield* Effect.sleep("100 millis")
+          report = (yield* health).report
+        }
+        expect(report.status).toBe("ok")
+      }), { timeout: 30_000 })
 
     it.scoped("request log lines: /health at DEBUG (a healthcheck every 10 s is no INFO line), an RPC call with its procedures, each with its duration", () =>
       Effect.gen(function*() {
