@@ -653,6 +653,60 @@ for (const backend of backends) {
         expect(published).toEqual(committed)
       }), { timeout: 60_000 })
 
+    it.scoped("a run that failed and whose end its row cannot take is said so in the server's log, as EndNotRecorded — not as a run that failed", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const sql = yield* SqlClient.SqlClient
+        const name = "end not recorded"
+        yield* Strategies.create(alice.userId, strategyBody(name))
+        // Its recording fails past its 40th event, and its row refuses to say it failed (as a
+        // database gone, or a lease lost, would): the run stops here, its row still saying it runs.
+        const ofTheTest = `(select r.id from runs r join strategies s on s.id = r.strategy_id where s.name = '${name}')`
+        for (const [fn, refused] of [["refuse_late_event", `new.seq > 40 and new.run_id in ${ofTheTest}`], ["refuse_end_of_run", `new.status = 'failed' and new.id in ${ofTheTest}`]]) {
+          yield* sql.unsafe(`create function ${fn}() returns trigger language plpgsql as $$
+            begin
+              if ${refused} then
+                raise exception 'refused for the test';
+              end if;
+              return new;
+            end $$`)
+        }
+        yield* sql`create trigger refuse_late_event before insert on run_events for each row execute function refuse_late_event()`
+        yield* sql`create trigger refuse_end_of_run before update on runs for each row execute function refuse_end_of_run()`
+        let id: string | undefined
+        yield* Effect.addFinalizer(() =>
+          Effect.orDie(Effect.gen(function*() {
+            yield* sql`drop trigger refuse_late_event on run_events`
+            yield* sql`drop trigger refuse_end_of_run on runs`
+            yield* sql`drop function refuse_late_event()`
+            yield* sql`drop function refuse_end_of_run()`
+            // Not left for the next test's resume to find.
+            if (id !== undefined) yield* sql`update runs set status = 'failed', failure = 'the test ended it' where id = ${id}`
+          })))
+        const logged: Array<{ readonly level: string; readonly message: string; readonly annotations: Record<string, unknown> }> = []
+        const capture = Logger.make(({ annotations, logLevel, message }) =>
+          void logged.push({ level: logLevel.label, message: Array.isArray(message) ? message.join(" ") : String(message), annotations: Object.fromEntries(annotations) }))
+        const { manager, shutdown } = yield* managerOn(bus)
+        // The run's fiber logs with the loggers of the fiber that started it.
+        const run = yield* manager.start(alice, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 86_400_000 }).pipe(
+          Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(capture))
+        )
+        id = run.id
+        for (let i = 0; i < 300 && manager.live() > 0; i++) yield* Effect.sleep("50 millis")
+        expect(manager.live()).toBe(0)
+        yield* shutdown
+        const said = logged.filter((line) => line.annotations["run"] === run.id && line.message.includes("its end was not recorded"))
+        expect(said).toEqual([{
+          level: "WARN",
+          message: expect.stringMatching(new RegExp(`^run ${run.id} stopped here \\(.*refused for the test.*\\), and its end was not recorded \\(.*refused for the test.*\\): its row still says it runs, for a takeover or the next start to go on with$`)),
+          annotations: expect.objectContaining({ run: run.id })
+        }])
+        // Not the line of a run that failed (with its stack): it did not, as far as its row says.
+        expect(logged.filter((line) => line.message === "a run failed" || line.message.startsWith("a run failed:"))).toEqual([])
+        const row = yield* Runs.get(run.id)
+        expect([row.status, row.failure]).toEqual(["running", null])
+      }), { timeout: 60_000 })
+
     it.scoped("a run that finishes ends its follower", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
