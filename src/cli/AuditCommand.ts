@@ -90,7 +90,7 @@ export const verify = (io: Io, wiring: Wiring.Wiring) =>
       const server = flags.local ? Option.none() : yield* Remote.target(flags, wiring)
       if (Option.isSome(server)) {
         return yield* Effect.scoped(Effect.flatMap(Remote.connect(server.value), (remote) =>
-          Effect.flatMap(remote.client.runs.verify({ run: ref }).pipe(remote.call("run")), tell)))
+          Effect.flatMap(remote.client.runs.verify({ run: ref }).pipe(remote.call("run", "verify the run's audit chain")), tell)))
       }
       yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
         const report = yield* Audit.verifyRun(ref)

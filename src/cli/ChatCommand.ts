@@ -175,7 +175,7 @@ export const suggestions = (io: Io, wiring: Wiring) =>
       yield* Remote.withRemote(flags, wiring)((remote) =>
         Effect.gen(function*() {
           const minTrades = Option.getOrUndefined(flags.minTrades)
-          const answer = yield* remote.client.chat.suggestions(minTrades === undefined ? { run } : { run, minTrades }).pipe(remote.call("run"))
+          const answer = yield* remote.client.chat.suggestions(minTrades === undefined ? { run } : { run, minTrades }).pipe(remote.call("run", "find the run's losing patterns"))
           io.stdout(flags.json ? toJson(RuleSuggestions, answer) : ChatView.suggestionsText(answer))
         })
       )
@@ -195,7 +195,7 @@ export const apply = (io: Io, wiring: Wiring) =>
       const suggestion = yield* suggestionRef(flags.suggestion)
       yield* Remote.withRemote(flags, wiring)((remote) =>
         Effect.gen(function*() {
-          const saved = yield* remote.client.chat.applyRule({ run, suggestion }).pipe(remote.call("suggestion"))
+          const saved = yield* remote.client.chat.applyRule({ run, suggestion }).pipe(remote.call("suggestion", "find the run's losing patterns again"))
           io.stdout(flags.json ? RemoteView.strategyJson(saved) : RemoteView.strategySaved(`added rule ${ChatView.ruleOf(suggestion)} to`, saved))
         })
       )

@@ -33,6 +33,15 @@ import type { Wiring } from "./Wiring.js"
 /** How long a request (not a stream) may go unanswered: a server that hangs is reported, not waited on forever. */
 export const REQUEST_TIMEOUT = Duration.seconds(60)
 
+/**
+ * How long a request that reads a whole run may go unanswered (`runs.verify` hashes each of its
+ * events, `runs.compare` reads both runs' decisions, `runs.report` and `chat.suggestions` its equity
+ * and trades): minutes on a run of years of bars — an audit of 385,319 events took 268 s on Postgres,
+ * where `REQUEST_TIMEOUT` gave up on a server that was working. A server that froze meanwhile is
+ * still found out within `Silence.LIMIT`: it keeps a request in flight alive (src/edge/RpcKeepAlive.ts).
+ */
+export const LONG_REQUEST_TIMEOUT = Duration.minutes(30)
+
 // ---------------------------------------------------------------------------------------------
 // Flags
 
@@ -304,8 +313,12 @@ export const ifServed = <A, E, R>(request: Effect.Effect<A, E, R>): Effect.Effec
 export interface Remote {
   readonly target: RemoteConfig.Target
   readonly client: RpcClient.FromGroup<typeof SwarmRpcs, RpcClientError>
-  /** A request's failures as lines; no answer within `REQUEST_TIMEOUT` is one too. */
-  readonly call: (subject: string) => <A, E extends ServerError, R>(request: Effect.Effect<A, E, R>) => Effect.Effect<A, UsageError | RemoteFailed, R>
+  /**
+   * A request's failures as lines; no answer within `REQUEST_TIMEOUT` is one too — within
+   * `LONG_REQUEST_TIMEOUT` for a request that reads a whole run, `long` saying what it waits
+   * for the server to do ("verify the run's audit chain"), for the line to say so.
+   */
+  readonly call: (subject: string, long?: string) => <A, E extends ServerError, R>(request: Effect.Effect<A, E, R>) => Effect.Effect<A, UsageError | RemoteFailed, R>
   /** A stream's failures as lines; it may last as long as the run it follows. */
   readonly follow: (subject: string) => <A, E extends ServerError, R>(stream: Stream.Stream<A, E, R>) => Stream.Stream<A, UsageError | RemoteFailed, R>
 }
@@ -341,6 +354,10 @@ const lazyStreams = <C extends object>(client: C): C => {
 export interface ConnectOptions {
   /** How long an answer (a stream's above all) may bring nothing before the server counts as lost. Default `Silence.LIMIT`. */
   readonly silenceLimit?: Duration.Duration
+  /** How long a request may go unanswered. Default `REQUEST_TIMEOUT`. */
+  readonly requestTimeout?: Duration.Duration
+  /** How long a request that reads a whole run may go unanswered. Default `LONG_REQUEST_TIMEOUT`. */
+  readonly longRequestTimeout?: Duration.Duration
 }
 
 /**
@@ -375,16 +392,22 @@ export const connect = (target: RemoteConfig.Target, options: ConnectOptions = {
       })
     }
     const client = lazyStreams(yield* RpcClient.make(SwarmRpcs).pipe(Effect.provide(protocol(target.server, key, options))))
-    const call: Remote["call"] = (subject) => (request) =>
-      request.pipe(
+    const call: Remote["call"] = (subject, long) => (request) => {
+      const limit = long === undefined ? options.requestTimeout ?? REQUEST_TIMEOUT : options.longRequestTimeout ?? LONG_REQUEST_TIMEOUT
+      return request.pipe(
         Effect.timeoutFail({
-          duration: REQUEST_TIMEOUT,
+          duration: limit,
           onTimeout: () =>
-            new RemoteFailed({ field: "server", reason: `no answer from ${target.server} within ${Duration.format(REQUEST_TIMEOUT)}`, unavailable: true })
+            new RemoteFailed({
+              field: "server",
+              reason: `no answer from ${target.server} within ${Duration.format(limit)}${long === undefined ? "" : `, waiting for it to ${long}`}`,
+              unavailable: true
+            })
         }),
         Effect.mapError((error) => (error._tag === "RemoteFailed" ? error : translate(target, subject)(error as ServerError))),
         Effect.catchAllDefect((defect) => Effect.fail(defectLine(target, defect)))
       )
+    }
     const follow: Remote["follow"] = (subject) => (stream) =>
       stream.pipe(
         Stream.catchAllCause((cause) =>

@@ -81,7 +81,7 @@ const cursorRefused = (server: string, error: RunNotFound | InvalidRequest): Usa
  */
 export const show = (io: Io, remote: Remote.Remote, run: string, asJson: boolean) =>
   Effect.gen(function*() {
-    const report = yield* remote.client.runs.report({ run }).pipe(Remote.ifServed, remote.call("run"))
+    const report = yield* remote.client.runs.report({ run }).pipe(Remote.ifServed, remote.call("run", "report on the whole run"))
     if (Option.isSome(report)) {
       const shown = RunsView.shownOf(report.value)
       return io.stdout(asJson ? RunsView.showJson(shown) : RunsView.renderShow(shown))
@@ -97,7 +97,7 @@ export const show = (io: Io, remote: Remote.Remote, run: string, asJson: boolean
  */
 export const compare = (io: Io, remote: Remote.Remote, a: string, b: string, asJson: boolean) =>
   Effect.gen(function*() {
-    const answer = yield* remote.client.runs.compare({ a, b }).pipe(remote.call("run"))
+    const answer = yield* remote.client.runs.compare({ a, b }).pipe(remote.call("run", "compare the two runs' decisions"))
     const compared = RunsView.comparedOf(answer)
     if (compared !== undefined) return io.stdout(asJson ? RunsView.compareJson(compared) : RunsView.renderCompare(compared))
     io.stdout(asJson ? RemoteView.compareJson(answer) : RemoteView.compareTable(answer))
