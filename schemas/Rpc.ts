@@ -6,11 +6,12 @@
  * "not yours" is the same `…NotFound` as "does not exist"; admin procedures need the admin role.
  */
 import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
-import { Context, Schema } from "effect"
+import { Context, Schema, SchemaAST } from "effect"
 import { ApiKey, Forbidden, Principal, Unauthorized, UserName } from "./Auth.js"
 import { ChatChunk, ChatHistory, RuleSuggestions, SuggestionNotFound } from "./Chat.js"
 import { Metrics, MetricsConfig } from "./Metrics.js"
 import { Money } from "./Money.js"
+import { RunEvent, type RunEventTag } from "./RunEvent.js"
 import { LatestValues } from "./Portfolio.js"
 import { Rule, RuleId } from "./Rule.js"
 import { Strategy } from "./Strategy.js"
@@ -118,6 +119,18 @@ const Limit = Schema.Int.pipe(Schema.between(1, 1_000))
 /** How many ranks a page of a ranking skips. */
 const Offset = Schema.Int.pipe(Schema.between(0, 1_000_000))
 const Seq = Schema.Int.pipe(Schema.between(0, Number.MAX_SAFE_INTEGER))
+
+/** Every event type a run records (schemas/RunEvent.ts), in its order. */
+export const EVENT_TYPES: ReadonlyArray<RunEventTag> = RunEvent.members.map((member) =>
+  (SchemaAST.getPropertySignatures(member.ast).find((field) => field.name === "_tag")!.type as SchemaAST.Literal).literal as RunEventTag
+)
+
+/** One of `EVENT_TYPES`: what `runs.events` may be narrowed to, refused as `swarm runs events --type` refuses it. */
+export const EventType = Schema.String.pipe(
+  Schema.filter((type) => (EVENT_TYPES as ReadonlyArray<string>).includes(type), {
+    message: (issue) => `expected an event type (${EVENT_TYPES.join(", ")}), got ${JSON.stringify(String(issue.actual).slice(0, 64))}`
+  })
+)
 
 // ---------------------------------------------------------------------------------------------
 // Strategies and rules
@@ -523,7 +536,12 @@ export class RunRpcs extends RpcGroup.make(
    * an admin demoted, watching another's.
    */
   Rpc.make("runs.events", {
-    payload: { run: Ref, since: Schema.optional(Seq) },
+    payload: {
+      run: Ref,
+      since: Schema.optional(Seq),
+      /** Only events of these types, picked on the server (none, or empty: every event). */
+      types: Schema.optional(Schema.Array(EventType))
+    },
     success: StreamedEvent,
     error: Schema.Union(RunNotFound, Unavailable, Unauthorized),
     stream: true

@@ -172,7 +172,13 @@ export const command = (io: Io, wiring: Wiring.Wiring) =>
             const strategy = yield* Effect.cached(
               remote.client.runs.get({ run: ref }).pipe(remote.call("run"), Effect.map((info) => info.strategy), Effect.orElseSucceed(() => undefined))
             )
-            yield* remote.client.runs.events({ run: ref, since }).pipe(
+            // The types picked on the server: the rest of the run never goes over the wire. A server
+            // from before `types` refuses the field: it sends the whole run, picked here (`print`).
+            const all = remote.client.runs.events({ run: ref, since })
+            const events = flags.types.length === 0 ? all : remote.client.runs.events({ run: ref, since, types: flags.types }).pipe(
+              Stream.catchSome((error) => error._tag === "InvalidRequest" && error.field === "types" ? Option.some(all) : Option.none())
+            )
+            yield* events.pipe(
               remote.follow("run"),
               Stream.runForEach((e) =>
                 Effect.map(

@@ -45,6 +45,12 @@ export interface Options {
   readonly poll?: Duration.DurationInput
   /** With this, an empty burst after this long without events (a heartbeat's cue). Default: none. */
   readonly idle?: Duration.DurationInput
+  /**
+   * Only events of these types (tags), picked in the database: a client that asks for the decisions
+   * of a run of years of bars gets them without the run going over the wire (or through the server)
+   * whole. Default: every event.
+   */
+  readonly tags?: ReadonlyArray<string>
 }
 
 export const defaults = {
@@ -88,6 +94,8 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
   const pollMillis = Duration.toMillis(options.poll ?? defaults.poll)
   const idleMillis = options.idle === undefined ? Infinity : Duration.toMillis(options.idle)
   const { bus } = deps
+  const tags = options.tags === undefined || options.tags.length === 0 ? undefined : options.tags
+  const wanted = tags === undefined ? undefined : new Set(tags)
   const withSql = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) => Effect.provideService(effect, SqlClient.SqlClient, deps.sql)
 
   return Stream.unwrapScoped(Effect.gen(function*() {
@@ -120,9 +128,10 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
 
     const stopped = (reason: FollowStopped["reason"], detail: string) => new FollowStopped({ reason, lastEventId: lastSent, detail })
 
+    // `lastSent` is the last event accounted for: sent, or passed over as of a type not asked for.
     const send = (out: Array<BusEvent>, event: BusEvent) => {
       if (event.seq <= lastSent) return
-      out.push(event)
+      if (wanted === undefined || wanted.has(event.tag)) out.push(event)
       lastSent = event.seq
     }
     const sendRows = (out: Array<BusEvent>, rows: ReadonlyArray<Runs.StoredEvent>) => {
@@ -131,7 +140,29 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
     const sendBus = (out: Array<BusEvent>, events: ReadonlyArray<BusEvent>, before = Infinity) => {
       for (const e of events) if (e.seq > lastSent && e.seq < before) send(out, e)
     }
-    const page = Effect.suspend(() => withSql(Runs.events(run, lastSent, pageSize)))
+    /**
+     * The next page of the database, sent; whether it was a whole one (more may follow). With `tags`,
+     * only those rows are read, up to the last event committed when it was read: every event up to
+     * there is accounted for (`lastSent`), as an unfiltered page's last row does.
+     */
+    const page = (out: Array<BusEvent>) =>
+      Effect.suspend(() =>
+        tags === undefined
+          ? Effect.map(withSql(Runs.events(run, lastSent, pageSize)), (rows) => {
+            sendRows(out, rows)
+            return rows.length === pageSize
+          })
+          : Effect.gen(function*() {
+            const last = yield* withSql(Runs.lastEvent(run))
+            if (Option.isNone(last) || Number(last.value.seq) <= lastSent) return false
+            const through = Number(last.value.seq)
+            const rows = yield* withSql(Runs.events(run, lastSent, pageSize, tags, through))
+            sendRows(out, rows)
+            const whole = rows.length === pageSize
+            if (!whole) lastSent = Math.max(lastSent, through)
+            return whole
+          })
+      )
 
     /**
      * The events between the last sent and `seq`, the next delivered: from the database (committed
@@ -155,10 +186,8 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
     /** While catching up and nothing was delivered: the database again, then the ring. */
     const catchUp = (out: Array<BusEvent>) =>
       Effect.gen(function*() {
-        for (;;) {
-          const rows = yield* page
-          sendRows(out, rows)
-          if (rows.length < pageSize) break
+        while (yield* page(out)) {
+          // A whole page: the next.
         }
         const recent = bus.recent(run, lastSent)
         if (recent !== undefined) {
@@ -207,9 +236,7 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
       const out: Array<BusEvent> = []
       switch (phase) {
         case "backlog": {
-          const rows = yield* page
-          sendRows(out, rows)
-          if (rows.length < pageSize) phase = mode === "finished" ? "done" : "ring"
+          if (!(yield* page(out))) phase = mode === "finished" ? "done" : "ring"
           return out
         }
         case "ring": {
@@ -254,16 +281,12 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
         }
         case "tail": {
           // Status first, then the pages: a run seen finished has committed all it will write.
-          const rows = yield* page
-          sendRows(out, rows)
-          if (rows.length < pageSize) phase = tailFinished ? "done" : "follow"
+          if (!(yield* page(out))) phase = tailFinished ? "done" : "follow"
           return out
         }
         case "final": {
           // Ended: what a catch-up had yet to read comes from the database (a page a step) and the ring.
-          const rows = yield* page
-          sendRows(out, rows)
-          if (rows.length < pageSize) {
+          if (!(yield* page(out))) {
             const recent = bus.recent(run, lastSent)
             if (recent !== undefined) sendBus(out, recent)
             // Ended on the bus, yet its row says it goes on (`running` is no end): its process

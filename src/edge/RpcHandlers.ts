@@ -373,13 +373,13 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
               reason: report.reason,
               ...(report.stream.startsWith("control:") ? { log: "control" as const } : {})
             }))),
-    "runs.events": ({ run, since }, { headers }) => {
+    "runs.events": ({ run, since, types }, { headers }) => {
       // The middleware let the request in with this key; a stream may outlast the key (revoked, its
       // user disabled) or the key's right to the run (an admin demoted): `RunNotFound`, as `runs.get` answers then.
       const key = bearerKey(headers["authorization"])
       return Stream.unwrapScoped(as((p) =>
         unavailable(Effect.map(Runs.getSummary(run, ownerFilter(p)), (record) => {
-          const stream = events.after(record.id as RunId, since ?? 0)
+          const stream = events.after(record.id as RunId, since ?? 0, types)
           return key === undefined ? stream : Stream.interruptWhen(stream, Auth.runRefusal(auth, key, recheck, { ref: run, owner: record.owner }))
         }))
       ))

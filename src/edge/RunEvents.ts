@@ -19,8 +19,11 @@ export interface StreamedEvent {
 }
 
 export interface RunEventsService {
-  /** The events of `run` after `since`, then live until it ends. The run's ownership is the caller's to check. */
-  readonly after: (run: RunId, since: number) => Stream.Stream<StreamedEvent, Unavailable>
+  /**
+   * The events of `run` after `since` (only those of `types`, if any), then live until it ends. The
+   * run's ownership is the caller's to check.
+   */
+  readonly after: (run: RunId, since: number, types?: ReadonlyArray<string>) => Stream.Stream<StreamedEvent, Unavailable>
 }
 
 export class RunEvents extends Context.Tag("swarm/edge/RunEvents")<RunEvents, RunEventsService>() {}
@@ -40,8 +43,8 @@ export const layer = Layer.effect(
   RunEvents,
   Effect.gen(function*() {
     const deps = { bus: yield* EventBus, sql: yield* SqlClient.SqlClient }
-    const after = (run: RunId, since: number): Stream.Stream<StreamedEvent, Unavailable> =>
-      Follow.follow(deps, run, since).pipe(
+    const after = (run: RunId, since: number, types?: ReadonlyArray<string>): Stream.Stream<StreamedEvent, Unavailable> =>
+      Follow.follow(deps, run, since, types === undefined ? {} : { tags: types }).pipe(
         Stream.mapConcat((burst) => burst),
         Stream.mapError((stopped) => new Unavailable({ reason: reasonOf(stopped) }))
       )

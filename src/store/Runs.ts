@@ -641,10 +641,11 @@ export interface StoredEvent {
  * A run's events from `since` (exclusive), in order, a page at a time: `body` comes back as the
  * stored text (cast, so the driver does not parse it). `tags`, when given: only events of those types.
  */
-export const events = Effect.fn("Runs.events")(function*(run: RunId, since = 0, limit = 10_000, tags?: ReadonlyArray<string>) {
+export const events = Effect.fn("Runs.events")(function*(run: RunId, since = 0, limit = 10_000, tags?: ReadonlyArray<string>, through?: number) {
   const sql = yield* SqlClient.SqlClient
   return yield* sql<StoredEvent>`
     select seq, tag, body from run_events where run_id = ${run} and seq > ${since}
+      ${through === undefined ? sql`` : sql`and seq <= ${through}`}
       ${tags === undefined ? sql`` : sql`and tag in ${sql.in(tags)}`}
     order by seq limit ${limit}`
 }, storeError("read run events"))

@@ -12,12 +12,15 @@
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { Chunk, Effect, Schema, Stream } from "effect"
+import { Strategy } from "../../schemas/Strategy.js"
+import * as Remote from "../../src/cli/Remote.js"
 import { RunJson } from "../../src/cli/RunsView.js"
 import { lines, swarm } from "../cli/harness.js"
 import { liveServer } from "../cli/liveServer.js"
 import { untilPrinted } from "../cli/processes.js"
 import { serverUrl } from "../store/fresh.js"
+import { symbolsOf } from "../store/fixtures/workload.js"
 import { createUser } from "./fixtures.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
@@ -26,6 +29,43 @@ const live = liveServer("swarm-remote-events")
 const bin = live.bin
 
 describe("runs events from a server", () => {
+  it.live("--type is picked on the server: only those events come over the wire; a type no run records is refused, naming the field", () =>
+    Effect.gen(function*() {
+      const served = live.served()
+      const client = yield* Remote.connect({ server: served.base, serverFrom: "--server", key: live.key(), keyFrom: "--key" })
+      yield* client.client.strategies.create({
+        strategy: Schema.decodeUnknownSync(Strategy)({ name: "picked", symbols: symbolsOf(2), agents: [{ type: "sma_crossover", params: { fast: 2, slow: 4 } }] })
+      })
+      const run = yield* client.client.runs.start({ strategy: "picked", mode: "backtest", data: { _tag: "synthetic", bars: 300 } })
+      expect((yield* swarm(["runs", "watch", run.id], { environment: live.remote() })).code).toBe(0)
+
+      const all = Chunk.toReadonlyArray(yield* Stream.runCollect(client.client.runs.events({ run: run.id })))
+      const picked = Chunk.toReadonlyArray(yield* Stream.runCollect(client.client.runs.events({ run: run.id, types: ["DecisionMade", "OrderFilled"] })))
+      // What the server sent: those events, as stored, and none other.
+      expect(picked.length).toBeGreaterThan(0)
+      expect(picked).toEqual(all.filter((e) => e.tag === "DecisionMade" || e.tag === "OrderFilled"))
+      // From `since` on, the same.
+      const since = all[Math.floor(all.length / 2)]!.seq
+      const later = Chunk.toReadonlyArray(yield* Stream.runCollect(client.client.runs.events({ run: run.id, since, types: ["OrderFilled"] })))
+      expect(later).toEqual(all.filter((e) => e.seq > since && e.tag === "OrderFilled"))
+
+      // A type no run records, sent as any client may: refused by the server, the field named.
+      const response = yield* Effect.promise(() =>
+        fetch(`${served.base}/rpc`, {
+          method: "POST",
+          headers: { "content-type": "application/ndjson", authorization: `Bearer ${live.key()}` },
+          body: `${JSON.stringify({ _tag: "Request", id: "1", tag: "runs.events", payload: { run: run.id, types: ["DecisionMade", "Decision"] }, headers: [] })}\n`
+        }).then((r) => r.text())
+      )
+      const exit = lines(response).map((l) => JSON.parse(l) as { _tag: string; exit?: { cause?: { error?: { _tag: string; field: string; reason: string } } } })
+        .find((m) => m._tag === "Exit")
+      expect(exit?.exit?.cause?.error).toEqual({
+        _tag: "InvalidRequest",
+        field: "types.1",
+        reason: expect.stringMatching(/^expected an event type \(RunStarted, .*ReasoningRecorded.*\), got "Decision"$/)
+      })
+    }).pipe(Effect.scoped), { timeout: 120_000 })
+
   it.live("the run's events as the local database gives them: lines, --json byte for byte, --type, --since; a live run followed to its end", () =>
     Effect.gen(function*() {
       const remote = live.remote()
@@ -84,11 +124,14 @@ describe("runs events from a server", () => {
       // The server stopped (the embedded database serves one process): the same events, read locally.
       yield* live.stop
       const database = live.database()
-      const [localText, localJson] = yield* Effect.all([bin(["runs", "events", run.ref, "--local"], database), bin(["runs", "events", run.id, "--json", "--local"], database)], {
-        concurrency: serverUrl === undefined ? 1 : "unbounded"
-      })
-      expect([localText.code, localJson.code]).toEqual([0, 0])
+      const [localText, localJson, localTyped] = yield* Effect.all([
+        bin(["runs", "events", run.ref, "--local"], database),
+        bin(["runs", "events", run.id, "--json", "--local"], database),
+        bin(["runs", "events", run.ref, "--type", "DecisionMade", "--type", "OrderFilled", "--json", "--local"], database)
+      ], { concurrency: serverUrl === undefined ? 1 : "unbounded" })
+      expect([localText.code, localJson.code, localTyped.code]).toEqual([0, 0, 0])
       expect(json.stdout).toBe(localJson.stdout)
       expect(text.stdout).toBe(localText.stdout)
+      expect(typed.stdout).toBe(localTyped.stdout)
     }), { timeout: 300_000 })
 })
