@@ -205,11 +205,16 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
       if (info.status === "failed") return yield* new RunFailed({ run: `${info.id} (${info.ref})`, reason: info.failure ?? "" })
       return
     }
-    const model = yield* Ref.make<Watch.Model>({
-      ...Watch.initial(info.id, options.keep, yield* initialCashOf(remote, info)),
-      mode: info.mode,
-      seq: options.since
-    })
+    // Its status as the server says it, from the first frame: a run that ended (or is paused) says
+    // so while its events replay from the first — minutes of them, for a run of years of bars.
+    const model = yield* Ref.make<Watch.Model>(Watch.withStatus(
+      { ...Watch.initial(info.id, options.keep, yield* initialCashOf(remote, info)), mode: info.mode, seq: options.since },
+      info.status,
+      info.failure,
+      info.control
+    ))
+    /** Whether the run's end was among its events: a stream lost after it needs no reconnection. */
+    let endSeen = false
     const screen = options.json ? undefined : io.screen
     const lines = screen === undefined && !options.json
     if (lines) io.stdout(`watching run ${info.id} (${info.ref}, ${info.mode}): ${info.status}\n`)
@@ -274,6 +279,7 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
         const event = eventOf(streamed.json)
         if (Option.isNone(event)) return yield* Ref.update(model, (m) => ({ ...m, seq: Math.max(m.seq, streamed.seq) }))
         yield* Ref.update(model, (m) => Watch.step(m, event.value))
+        if (event.value._tag === "RunCompleted" || event.value._tag === "RunFailed") endSeen = true
         const requested = event.value._tag === "ApprovalRequested" && info.mode === "paper" ? event.value.round : undefined
         const found = requested === undefined ? undefined : yield* expiries
         if (found !== undefined) yield* Ref.update(model, (m) => Watch.withExpiries(m, found))
@@ -305,7 +311,7 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
       const lost = yield* follow(from)
       if (lost === undefined) break
       const seen = yield* Ref.get(model)
-      if (Watch.ended(seen)) break
+      if (endSeen) break
       const now = yield* Clock.currentTimeMillis
       if (seen.seq > from || now - opened >= Duration.toMillis(CONNECTED)) {
         outage = undefined

@@ -270,7 +270,8 @@ export const ended = (model: Model): boolean => model.status === "completed" || 
  * whose events said the run ended keeps what they said.
  */
 export const withStatus = (model: Model, status: string, failure?: string | null, control?: ControlHistory): Model => {
-  if (ended(model)) return model
+  // An ended run stays so; said again (a run known ended from the start, replayed), its end is applied again.
+  if (ended(model) && model.status !== status) return model
   switch (status) {
     case "paused":
       return { ...model, status: "paused", pausedBy: lastBy(control, "pause") }

@@ -48,7 +48,9 @@ const fakeScreen = (columns: number, rows: number) => {
   const screen = { columns, rows, write: (text: string) => ((written += text), true) } as unknown as NodeJS.WriteStream
   /** The last frame drawn: what follows the last "clear below". */
   const last = () => (written.split("\u001b[J").at(-1) ?? "").replace("\u001b[?25h", "")
-  return { screen, last }
+  /** Every frame drawn, in order. */
+  const frames = () => written.split("\u001b[J").slice(1).map((frame) => frame.replace("\u001b[?25h", ""))
+  return { screen, last, frames }
 }
 
 for (const backend of backends) {
@@ -162,6 +164,33 @@ for (const backend of backends) {
         yield* remote.client.runs.stop({ run: run.id })
         expect(Exit.isSuccess(yield* Fiber.join(watching))).toBe(true)
         expect(captured.stderr()).not.toContain("lost")
+      }), { timeout: 180_000 })
+
+    it.scoped("a run that ended says so from its first frame, while its events replay from the first", () =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+        const context = yield* Layer.buildWithScope(Server.layer(yield* shared, { port: 0, logRequests: false }), scope)
+        const key = yield* admin
+        const remote = yield* Remote.connect(target(yield* Effect.provide(Http.baseUrl, context), key))
+        yield* remote.client.strategies.create({
+          strategy: Schema.decodeUnknownSync(Strategy)({ name: "ended", symbols: symbolsOf(2), agents: [{ type: "sma_crossover", params: { fast: 2, slow: 4 } }] })
+        })
+        const completed = yield* remote.client.runs.start({ strategy: "ended", mode: "backtest", data: { _tag: "synthetic", bars: 300 } })
+        const stopped = yield* remote.client.runs.start({ strategy: "ended", mode: "paper", data: { _tag: "synthetic", bars: 5_000 }, speed: 864_000 })
+        for (let i = 0; i < 1_500 && ((yield* remote.client.runs.get({ run: stopped.id })).events ?? 0) < 20; i++) yield* Effect.sleep("20 millis")
+        yield* remote.client.runs.stop({ run: stopped.id })
+        for (let i = 0; i < 1_500 && (yield* remote.client.runs.get({ run: completed.id })).status !== "completed"; i++) yield* Effect.sleep("20 millis")
+
+        for (const [run, mode, status] of [[completed.id, "backtest", "completed"], [stopped.id, "paper", "stopped"]] as const) {
+          const { screen, frames } = fakeScreen(100, 40)
+          const exit = yield* RemoteRuns.watch({ ...Io.capture().io, screen }, remote, run, { since: 0, keep: 5, json: false }).pipe(Effect.exit)
+          expect(Exit.isSuccess(exit)).toBe(true)
+          // Every frame, the first (drawn before any event came) too: never "starting" or "running".
+          const heads = frames().map((frame) => frame.split("\n")[0])
+          expect(heads.length).toBeGreaterThan(1)
+          for (const head of heads) expect(head).toMatch(new RegExp(`^run ${run} \\(${mode}\\) {2}${status} {2}event #\\d+`))
+        }
       }), { timeout: 180_000 })
 
     it.scoped("its frame says a paper run's approvals expire when the server says, that the run is paused, and how it was stopped", () =>
