@@ -18,7 +18,7 @@ import { type Io, visible } from "./Io.js"
 import * as Remote from "./Remote.js"
 import * as RunRef from "./RunRef.js"
 import { local, onServer, serverFor } from "./RunsCommand.js"
-import { count, money, quantity, time } from "./Summary.js"
+import { count, money, quantity, roundText, time } from "./Summary.js"
 import * as Watch from "./Watch.js"
 import * as Wiring from "./Wiring.js"
 
@@ -86,21 +86,6 @@ const quietText = (event: RunEvent): string => {
       // Any other event has a line of `runs watch`'s (Watch.line); one it leaves out is named.
       return event._tag
   }
-}
-
-/** The latest instant a `Date` holds (±8.64e15 ms): a bar time past it has no calendar time to print. */
-const MAX_DATE_MS = 8.64e15
-
-/**
- * A round as people read it: `<symbol>@<bar time ms>`, as the coordinator names rounds, becomes its
- * symbol and its bar's time as every line prints times (`GLOBEX@2022-02-25`), which `swarm chat ask
- * <run> "explain GLOBEX@2022-02-25"` and `swarm trace` take as they take the id; one not of that
- * form (an id from elsewhere, a time no calendar has) is printed as it is.
- */
-const roundText = (round: string): string => {
-  const at = round.lastIndexOf("@")
-  const ms = at > 0 && /^-?\d{1,16}$/.test(round.slice(at + 1)) ? Number(round.slice(at + 1)) : Number.NaN
-  return Number.isSafeInteger(ms) && Math.abs(ms) <= MAX_DATE_MS ? `${round.slice(0, at)}@${time(ms as Timestamp)}` : round
 }
 
 /** A starting or stopping agent (the lines of crashes, restarts and escalations are `runs watch`'s). */

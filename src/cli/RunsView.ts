@@ -25,7 +25,7 @@ import type { RunRecord, RunSummary, TradeEnds } from "../store/Runs.js"
 import { toJson } from "./Flags.js"
 import * as MetricSettings from "./MetricSettings.js"
 import { IsoTime, MetricsJson, TradeJson, tradeJson } from "./ResultDocument.js"
-import { count, llmLines, metricRows, money, percent, price, ratio, restartLines, time, tradesTable, unbounded } from "./Summary.js"
+import { count, llmLines, metricRows, money, percent, price, ratio, restartLines, roundText, time, tradesTable, unbounded } from "./Summary.js"
 
 const DASH = "—"
 
@@ -748,7 +748,7 @@ export const metricRowsCompared = (t: ReturnType<typeof table>, a: Metrics | nul
  */
 export const decisionText = (d: Decision | null, eventDetail: string): string =>
   d !== null
-    ? `${d.action} (confidence ${d.confidence.toFixed(2)}, round ${d.round}, event ${d.seq})`
+    ? `${d.action} (confidence ${d.confidence.toFixed(2)}, round ${roundText(d.round)}, event ${d.seq})`
     : eventDetail === "rounds"
     ? "no decision recorded (at event detail rounds every decision is: none was made here)"
     : `no decision recorded: a hold, or a round not recorded at this event detail (${eventDetail}: only decisions that changed a target are kept)`

@@ -21,7 +21,23 @@ export const time = (ts: Timestamp | number): string => {
   return `${iso.slice(0, 10)} ${iso.endsWith(".000Z") ? iso.slice(11, 19) : iso.slice(11, 23)}Z`
 }
 
+/** The latest instant a `Date` holds (±8.64e15 ms): a bar time past it has no calendar time to print. */
+const MAX_DATE_MS = 8.64e15
+
+/**
+ * A round as people read it: `<symbol>@<bar time ms>`, as the coordinator names rounds, becomes its
+ * symbol and its bar's time as every line prints times (`GLOBEX@2022-02-25`), which `swarm chat ask
+ * <run> "explain GLOBEX@2022-02-25"` and `swarm trace` take as they take the id; one not of that
+ * form (an id from elsewhere, a time no calendar has) is printed as it is.
+ */
+export const roundText = (round: string): string => {
+  const at = round.lastIndexOf("@")
+  const ms = at > 0 && /^-?\d{1,16}$/.test(round.slice(at + 1)) ? Number(round.slice(at + 1)) : Number.NaN
+  return Number.isSafeInteger(ms) && Math.abs(ms) <= MAX_DATE_MS ? `${round.slice(0, at)}@${time(ms)}` : round
+}
+
 export const money = (amount: Money): string => format(amount)
+
 
 const signed = (text: string, x: number) => (x > 0 ? `+${text}` : text)
 

@@ -428,3 +428,12 @@ describe("a server's run as --json prints it", () => {
     expect(listed.map((r) => "events" in r)).toEqual([true, true])
   })
 })
+
+describe("runs compare: the first differing decision", () => {
+  it("names its round as runs events does, <symbol>@<bar time>, which chat's explain and swarm trace take", () => {
+    const text = RunsView.decisionText({ round: "S04@1108598400000", seq: 1_234, action: "buy", confidence: 0.5 }, "decisions")
+    expect(text).toBe("buy (confidence 0.50, round S04@2005-02-17, event 1234)")
+    // A round not of that form is printed as it is.
+    expect(RunsView.decisionText({ round: "manual-1", seq: 7, action: "sell", confidence: 1 }, "decisions")).toBe("sell (confidence 1.00, round manual-1, event 7)")
+  })
+})

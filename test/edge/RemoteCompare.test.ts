@@ -69,7 +69,7 @@ describe("runs compare from a server", () => {
       expect(first.a!.round).toBe(first.b!.round)
       expect(first.matched).toBeGreaterThan(0)
       expect(answers[1]!.text).toMatch(
-        /\nfirst differing decision: \d{4}-\d\d-\d\d [A-Z]+, after [\d,]+ alike\n {2}a {2}\w+ \(confidence \d\.\d\d, round \S+, event [\d,]+\)\n {2}b {2}\w+ \(confidence \d\.\d\d, round \S+, event [\d,]+\)\n$/
+        /\nfirst differing decision: \d{4}-\d\d-\d\d [A-Z]+, after [\d,]+ alike\n {2}a {2}\w+ \(confidence \d\.\d\d, round [A-Z]+@\d{4}-\d\d-\d\d, event [\d,]+\)\n {2}b {2}\w+ \(confidence \d\.\d\d, round [A-Z]+@\d{4}-\d\d-\d\d, event [\d,]+\)\n$/
       )
 
       // Another user: the runs are answered as ones that do not exist.
