@@ -67,6 +67,32 @@ for (const backend of backends) {
         for (const e of events) expect(e.json).toBe(run.body(e.seq))
       }))
 
+    it.scoped("with types, only those events come, from the database and the bus alike, once, in order, to the run's end", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.make({ ring: 5 })
+        const run = yield* simulatedRun(bus, "alice")
+        // As above: the database has 1..5, the ring 16..20, 6..15 in neither yet; then 21..30 live.
+        run.publish(1, 20)
+        yield* run.commit(5)
+        const open = yield* Deferred.make<void>()
+        const waiting = yield* Deferred.make<void>()
+        const sql = yield* SqlClient.SqlClient
+        const follower = yield* Effect.fork(
+          Follow.follow({ bus: heldBus(bus, open, waiting), sql }, run.id, 0, { tags: ["PortfolioUpdated"], pageSize: 2 }).pipe(
+            Stream.runCollect,
+            Effect.map((bursts) => Chunk.toReadonlyArray(bursts).flat())
+          )
+        )
+        yield* Deferred.await(waiting)
+        yield* run.commit(20)
+        run.publish(21, 30)
+        yield* run.finish
+        yield* Deferred.succeed(open, undefined)
+        const events = yield* Fiber.join(follower)
+        expect(events.map((e) => e.seq)).toEqual(range(1, 30).filter((seq) => seq % 3 === 0))
+        for (const e of events) expect([e.tag, e.json]).toEqual(["PortfolioUpdated", run.body(e.seq)])
+      }))
+
     it.scoped("a follower that falls too far behind stops with overflow and where to resume, while the run publishes on", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.make()
