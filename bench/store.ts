@@ -13,11 +13,15 @@
  *   the store, and their ratio.
  * - `replay_bars_per_sec`: `swarm replay` of the stored W1 run: re-executed and compared with the
  *   recording event by event.
+ * - `audit_verify_events_per_sec`: `swarm audit verify` (Audit.verifyRun) of a stored run of W3's
+ *   workload (an order on every bar: opinions, decisions, verdicts, orders, fills and snapshots on
+ *   every bar): its hash chain, and every row of the tables its events feed held to its event.
  */
 import { Effect, Layer } from "effect"
 import type { RunEvent } from "../schemas/RunEvent.js"
 import * as DataSource from "../src/market/DataSource.js"
 import * as Backtest from "../src/swarm/Backtest.js"
+import * as Audit from "../src/store/Audit.js"
 import * as Database from "../src/store/Database.js"
 import { migrate } from "../src/store/Migrations.js"
 import * as RunRecorder from "../src/store/RunRecorder.js"
@@ -31,6 +35,8 @@ import { emit, forceGc, machine, median, progress, spread } from "./internal/rep
 const ROUNDS = 3
 const DURABLE_SYMBOLS = 20
 const DURABLE_BARS = 5_000
+const AUDITED_BARS = Number(process.env.STORE_AUDITED_BARS ?? 2_500)
+const AUDIT_ROUNDS = Number(process.env.STORE_AUDIT_ROUNDS ?? ROUNDS)
 
 const MACHINE = machine()
 const figure = (metric: string, value: number, unit: string, workload: string) =>
@@ -161,13 +167,47 @@ const w1Figures = Effect.gen(function*() {
   )
 })
 
+// --- audit verify ----------------------------------------------------------------------------------
+
+const auditFigure = Effect.gen(function*() {
+  const options = w3(DURABLE_SYMBOLS, AUDITED_BARS)
+  const stored = yield* StoredRun.backtest({
+    strategy: options.strategy,
+    feed: options.feed,
+    registry: options.registry!,
+    dataSource: DataSource.synthetic(syntheticConfig(DURABLE_SYMBOLS, AUDITED_BARS, W3_SEED))
+  })
+  const events = stored.result.counts.events
+  const rates: Array<number> = []
+  for (let round = 0; round < AUDIT_ROUNDS; round++) {
+    forceGc()
+    const t0 = performance.now()
+    const report = yield* Audit.verifyRun(stored.run)
+    const seconds = (performance.now() - t0) / 1000
+    if (!report.ok) return yield* Effect.dieMessage(`the stored run does not verify: ${report.reason}`)
+    rates.push(events / seconds)
+    progress(`audit round ${round}: ${events} events verified in ${seconds.toFixed(2)} s, ${integer(events / seconds)} events/s`)
+  }
+  figure(
+    "audit_verify_events_per_sec",
+    Math.round(median(rates)),
+    "events/s",
+    `Audit.verifyRun (swarm audit verify) of a stored run of W3's workload (${DURABLE_SYMBOLS} x ${AUDITED_BARS} bars, an order on ` +
+      `every bar: ${events} events): the hash chain, checksum and inputs, and every row of the tables the events feed held to its ` +
+      `event, in one snapshot; median of ${AUDIT_ROUNDS}, ${spread(rates, integer)} events/s`
+  )
+})
+
 const main = Effect.gen(function*() {
   const url = yield* Database.temporary(serverUrl, "swarm_bench")
   progress(`store bench on ${Database.maskUrl(url)}`)
   const store = Layer.effectDiscard(migrate).pipe(Layer.provideMerge(Database.layerWith({ url })))
   yield* Effect.gen(function*() {
-    yield* durableFigure
-    yield* w1Figures
+    if (process.env.STORE_ONLY !== "audit") {
+      yield* durableFigure
+      yield* w1Figures
+    }
+    yield* auditFigure
   }).pipe(Effect.provide(store))
 })
 
