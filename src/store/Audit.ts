@@ -82,7 +82,9 @@ const walk = <E, R>(
   page: (after: number) => Effect.Effect<ReadonlyArray<Link>, E, R>,
   head: { readonly count: number; readonly hash: string } | undefined,
   /** Checks of a verified link beyond its hash: why it does not verify, or undefined. */
-  onLink?: (link: Link) => string | undefined
+  onLink?: (link: Link) => string | undefined,
+  /** The links `page` gives at most: fewer, and the chain has ended. */
+  pageSize = PAGE
 ) =>
   Effect.gen(function*() {
     let expected = 1
@@ -108,7 +110,7 @@ const walk = <E, R>(
         prev = link.hash
         expected++
       }
-      if (links.length < PAGE) break
+      if (links.length < pageSize) break
     }
     const entries = expected - 1
     if (head !== undefined) {
@@ -220,11 +222,16 @@ const verifyEvents = (run: Runs.RunRecord, hooks: Hooks | undefined) =>
   let completed: { readonly position: number; readonly entry: string } | undefined
   const counted = { orders: 0, fills: 0 }
   const runJson = JSON.stringify(run.id)
+  const page = hooks?.pageSize ?? PAGE
+  const projection = yield* projectionCheck(run.id as RunId, stream, page)
   const report = yield* walk(
     stream,
     (after) =>
-      sql<Link>`select seq as position, tag as kind, at, body as entry, hash from run_events
-        where run_id = ${run.id as RunId} and seq > ${after} order by seq limit ${PAGE}`,
+      Effect.zipRight(
+        projection.endPage(after),
+        sql<Link>`select seq as position, tag as kind, at, body as entry, hash from run_events
+          where run_id = ${run.id as RunId} and seq > ${after} order by seq limit ${page}`
+      ),
     run.chain ?? undefined,
     (link) => {
       // Canonical JSON begins with these four fields (src/swarm/RunLog.ts).
@@ -236,18 +243,20 @@ const verifyEvents = (run: Runs.RunRecord, hooks: Hooks | undefined) =>
       else if (completed === undefined) checksum.update(link.entry).update("\n")
       if (link.kind === "OrderPlaced") counted.orders++
       else if (link.kind === "OrderFilled") counted.fills++
+      projection.event(link.entry)
       return undefined
-    }
+    },
+    page
   ).pipe(storeError("verify the run's events"))
   if (!report.ok) return report
-  const projected = yield* verifyProjections(run.id as RunId, stream, hooks)
+  const projected = yield* projection.finish(report.entries, hooks)
   if (projected !== undefined) return projected
   const inputs = yield* verifyInputs(run)
   if (!inputs.ok) return inputs
   if (run.status !== "completed") return inputs.unchecked === undefined ? report : { ...report, unchecked: inputs.unchecked }
   const checked = yield* verifyCompleted(run, report, stream, completed, checksum, counted)
   return checked.ok && inputs.unchecked !== undefined ? { ...checked, unchecked: inputs.unchecked } : checked
-  })
+  }).pipe(Effect.scoped)
 
 // --- the tables the events feed -------------------------------------------------------------------
 
@@ -323,74 +332,92 @@ const columnDifference = (table: ProjectedTable, stored: string, expected: strin
  * the event it came from, as the recorder made it (`RunRecorder.project`): those tables are what
  * `runs show`, `runs compare`, the leaderboard and the chat agent read, and a row changed there
  * (an equity ten times over, an order's quantity) changed what they say with the event chain
- * intact. The events were verified first: they are the truth the rows are held to. A row that is
- * not its event's, missing or added is reported at that event. Checkpoints are not events' rows:
- * a resume checks each against the books it rebuilds.
+ * intact. A row that is not its event's, missing or added is reported at that event. Checkpoints
+ * are not events' rows: a resume checks each against the books it rebuilds.
+ *
+ * Fed the events as the chain's walk reads them (`event`, then `endPage` before the next page), so
+ * that their bodies are read once: a page of 5,000 bodies takes Postgres 0.3–1.2 s, and a second
+ * pass over them was half of a verification. The events are the truth the rows are held to, so a
+ * broken chain is what is reported when there is one; the first row that is not what its verified
+ * event says is kept until the walk has ended (`finish`).
  */
-const verifyProjections = (run: RunId, stream: string, hooks: Hooks | undefined) =>
+const projectionCheck = (run: RunId, stream: string, page: number) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
     /** Each round's row, and the first event that names it. */
     const rounds = new Map<string, readonly [string, number]>()
     const approvals = new Map<string, { requested?: ReadonlyArray<Value>; resolved?: ReadonlyArray<Value> }>()
     /** The totals the events add up to (a row per agent): held to the stored rows once every event is read. */
     const sums: Record<SummedTable, Sums> = { agent_restarts: new Sums("agent_restarts"), llm_usage: new Sums("llm_usage") }
-    const page = hooks?.pageSize ?? PAGE
     const cursors = yield* rowCursors(run, page)
-    let after = 0
-    for (;;) {
-      const events = yield* sql<{ seq: number | string; body: string }>`
-        select seq, body from run_events where run_id = ${run} and seq > ${after} order by seq limit ${page}`
-      if (events.length === 0) break
-      const last = Number(events.at(-1)!.seq)
-      const expected = new Map<ProjectedTable, Array<readonly [number, string]>>()
-      for (const { body } of events) {
-        const event = JSON.parse(body) as RunEvent
-        project(event, (table, values) => {
-          if (table === "rounds") {
-            if (!rounds.has(values[1] as string)) rounds.set(values[1] as string, [rowKey(table, values), event.seq])
-          } else if (isSummed(table)) {
-            sums[table].add(values, event.seq)
-          } else if (table === "approvals") {
-            const entry = approvals.get(values[1] as string) ?? {}
-            approvals.set(values[1] as string, values[9] === null ? { ...entry, requested: values } : { ...entry, resolved: values })
-          } else {
-            const rows = expected.get(table) ?? []
-            rows.push([event.seq, rowKey(table, values)])
-            expected.set(table, rows)
+    /** The page's rows the events give, by table. */
+    let expected = new Map<ProjectedTable, Array<readonly [number, string]>>()
+    /** The first row found not to be what its event says: nothing more is compared after it. */
+    let wrong: AuditReport | undefined
+    /** The events whose rows were compared (the last page's last event). */
+    let checked = 0
+    /** A verified event of the chain, in order. */
+    const event = (body: string): void => {
+      if (wrong !== undefined) return
+      const event = JSON.parse(body) as RunEvent
+      project(event, (table, values) => {
+        if (table === "rounds") {
+          if (!rounds.has(values[1] as string)) rounds.set(values[1] as string, [rowKey(table, values), event.seq])
+        } else if (isSummed(table)) {
+          sums[table].add(values, event.seq)
+        } else if (table === "approvals") {
+          const entry = approvals.get(values[1] as string) ?? {}
+          approvals.set(values[1] as string, values[9] === null ? { ...entry, requested: values } : { ...entry, resolved: values })
+        } else {
+          const rows = expected.get(table) ?? []
+          rows.push([event.seq, rowKey(table, values)])
+          expected.set(table, rows)
+        }
+      })
+    }
+    /** The rows of the events up to `last` (every one given by then) against the stored rows up to it. */
+    const endPage = (last: number) =>
+      Effect.gen(function*() {
+        if (wrong !== undefined || last <= checked) return
+        for (const table of BY_SEQ) {
+          const mismatch = firstMismatch(table, expected.get(table) ?? [], yield* cursors.through(table, last))
+          if (mismatch !== undefined) {
+            wrong = fail(stream, mismatch.position, mismatch.reason)
+            return
           }
-        })
-      }
-      for (const table of BY_SEQ) {
-        const wrong = firstMismatch(table, expected.get(table) ?? [], yield* cursors.through(table, last))
-        if (wrong !== undefined) return fail(stream, wrong.position, wrong.reason)
-      }
-      after = last
-      if (events.length < page) break
-    }
-    if (hooks?.afterEventPages !== undefined) yield* hooks.afterEventPages
-    // Rows past the last event: added (a live run's later rows are past the snapshot).
-    for (const table of BY_SEQ) {
-      const [extra] = yield* cursors.through(table)
-      if (extra !== undefined) return fail(stream, extra[0], `${table} has a row for event ${extra[0]}, past the run's last event: it was added`)
-    }
-    const storedRounds = new Map((yield* storedRows("rounds", run)).map(({ row }) => [(JSON.parse(row) as Array<string>)[1]!, keysSorted(row)]))
-    for (const [round, [key, seq]] of rounds) {
-      const stored = storedRounds.get(round)
-      if (stored !== key) {
-        return fail(stream, seq, `the rounds row of round ${round} is not what its events say${stored === undefined ? ": it was deleted" : columnDifference("rounds", stored, key)}`)
-      }
-    }
-    // A row no event names is reported after the last event.
-    for (const round of storedRounds.keys()) if (!rounds.has(round)) return fail(stream, after, `rounds has a row for round ${round}, which no event names: it was added`)
-    const wrong = yield* verifyApprovals(run, approvals, after)
-    if (wrong !== undefined) return fail(stream, wrong.position, wrong.reason)
-    for (const table of SUMMED_TABLES) {
-      const totals = yield* verifySums(run, sums[table], after)
-      if (totals !== undefined) return fail(stream, totals.position, totals.reason)
-    }
-    return undefined
-  }).pipe(Effect.scoped, storeError("verify the tables the run's events feed"))
+        }
+        expected = new Map()
+        checked = last
+      })
+    /** Once the chain verified to its end `after`: the first row found wrong, or the rest of the tables held to the events. */
+    const finish = (after: number, hooks: Hooks | undefined) =>
+      Effect.gen(function*() {
+        yield* endPage(after)
+        if (wrong !== undefined) return wrong
+        if (hooks?.afterEventPages !== undefined) yield* hooks.afterEventPages
+        // Rows past the last event: added (a live run's later rows are past the snapshot).
+        for (const table of BY_SEQ) {
+          const [extra] = yield* cursors.through(table)
+          if (extra !== undefined) return fail(stream, extra[0], `${table} has a row for event ${extra[0]}, past the run's last event: it was added`)
+        }
+        const storedRounds = new Map((yield* storedRows("rounds", run)).map(({ row }) => [(JSON.parse(row) as Array<string>)[1]!, keysSorted(row)]))
+        for (const [round, [key, seq]] of rounds) {
+          const stored = storedRounds.get(round)
+          if (stored !== key) {
+            return fail(stream, seq, `the rounds row of round ${round} is not what its events say${stored === undefined ? ": it was deleted" : columnDifference("rounds", stored, key)}`)
+          }
+        }
+        // A row no event names is reported after the last event.
+        for (const round of storedRounds.keys()) if (!rounds.has(round)) return fail(stream, after, `rounds has a row for round ${round}, which no event names: it was added`)
+        const approval = yield* verifyApprovals(run, approvals, after)
+        if (approval !== undefined) return fail(stream, approval.position, approval.reason)
+        for (const table of SUMMED_TABLES) {
+          const totals = yield* verifySums(run, sums[table], after)
+          if (totals !== undefined) return fail(stream, totals.position, totals.reason)
+        }
+        return undefined
+      }).pipe(storeError("verify the tables the run's events feed"))
+    return { event, endPage: (last: number) => endPage(last).pipe(storeError("verify the tables the run's events feed")), finish }
+  })
 
 /** The first row of a page of `table` that is not what the events give, by event: the stored rows against the expected. */
 const firstMismatch = (

@@ -355,6 +355,24 @@ for (const backend of backends) {
         }
       }))
 
+    it.effect("the events come first: a broken chain is what is reported, though a row an earlier event feeds was changed too; in pages of any size", () =>
+      Effect.gen(function*() {
+        const { later, run } = yield* record("chain first")
+        const sql = yield* SqlClient.SqlClient
+        const [decision] = yield* sql<{ seq: number }>`select seq from decisions where run_id = ${run} and seq < ${later} order by seq limit 1`
+        const both = Effect.all([
+          sql`update decisions set confidence = confidence / 2 where run_id = ${run} and seq = ${decision!.seq}`,
+          sql`update run_events set body = body || ' ' where run_id = ${run} and seq = ${later}`
+        ])
+        for (const pageSize of [undefined, 10]) {
+          const report = failed(yield* whileTampered(both, Audit.verifyRun(run, undefined, pageSize === undefined ? undefined : { pageSize })))
+          expect([pageSize, report.position, report.reason]).toEqual([pageSize, later, expect.stringContaining(`entry ${later} (OrderFilled) does not verify`)])
+        }
+        // The row alone: reported at its event.
+        const row = failed(yield* whileTampered(both.pipe(Effect.zipLeft(sql`update run_events set body = rtrim(body) where run_id = ${run} and seq = ${later}`)), Audit.verifyRun(run, undefined, { pageSize: 10 })))
+        expect(row.position).toBe(decision!.seq)
+      }))
+
     it.effect("an event row's tag or time changed outside its text is reported (SSE and reports read them)", () =>
       Effect.gen(function*() {
         const { middle, run } = yield* record("columns")
