@@ -511,9 +511,16 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         Effect.provide(context)
       )
 
-    /** Say how long a held intent has waited (`Runs.saveApprovalWaited`); a database that cannot say it is logged, not the run's failure. */
-    const saveWaited = (run: RunId, round: string, waited: number) =>
-      Runs.saveApprovalWaited(run, round, waited, leases.get(run)).pipe(
+    /**
+     * Say how long a held intent has waited (`Runs.saveApprovalWaited`); a database that cannot say it
+     * is logged, not the run's failure. Under the run's lease, but for the last save of a wait the
+     * run's end interrupted (`unleased`): the run's scope lets its lease go as the wait's fiber is
+     * interrupted, so that save would race the release and be refused — and a server stopping
+     * gracefully must leave what was waited for its next start. It only ever raises the figure
+     * (`greatest`), to what this process saw waited.
+     */
+    const saveWaited = (run: RunId, round: string, waited: number, unleased = false) =>
+      Runs.saveApprovalWaited(run, round, waited, unleased ? undefined : leases.get(run)).pipe(
         Effect.timeoutFail({ duration: Duration.seconds(2), onTimeout: () => "timed out after 2 s" }),
         Effect.catchAllCause((cause) =>
           Effect.logWarning("could not save how long an approval waited: a restart would give it that much longer", cause).pipe(
@@ -543,10 +550,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         let last: number | undefined
         let wasPaused = false
         const paused = () => live.get(run)?.paused === true
-        const save = () => {
+        const save = (unleased = false) => {
           if (waited <= saved) return Effect.void
           saved = waited
-          return saveWaited(run, round, waited)
+          return saveWaited(run, round, waited, unleased)
         }
         return Effect.gen(function*() {
           last = yield* Clock.currentTimeMillis
@@ -575,7 +582,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           Effect.gen(function*() {
             if (yield* Deferred.isDone(answer)) return
             if (last !== undefined && !paused()) waited = Math.min(timeoutMillis, waited + (yield* Clock.currentTimeMillis) - last)
-            yield* save()
+            yield* save(true)
           })
         ))
       })
