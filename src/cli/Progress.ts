@@ -1,14 +1,15 @@
 /**
- * The progress bar a backtest draws on a terminal's stderr: bars replayed (of the feed's total when
- * known), the virtual date reached and the equity. A backtest is CPU work that yields to the event
- * loop only every few hundred slices, so the bar is drawn from the run's own progress calls, not
+ * The progress bars drawn on a terminal's stderr: a backtest's (bars replayed, of the feed's total
+ * when known, the virtual date reached and the equity) and a replay's (events compared, of the
+ * recording's total, the bars and date reached, and the rate). A run is CPU work that yields to the
+ * event loop only every few hundred slices, so a bar is drawn from the run's own progress calls, not
  * left to cli-progress's timer (which could fire too rarely to show anything).
  */
 import cliProgress from "cli-progress"
 import { Effect, type Scope } from "effect"
 import type * as Backtest from "../swarm/Backtest.js"
 import type { Money } from "../trading/Money.js"
-import { money, time } from "./Summary.js"
+import { count, money, time } from "./Summary.js"
 
 export interface Bar {
   readonly update: (progress: Backtest.Progress) => void
@@ -21,15 +22,21 @@ export interface Bar {
 /** At most this many redraws a second: more only costs the run time. */
 const FPS = 10
 
-export const start = (stream: NodeJS.WriteStream, total: number | undefined): Effect.Effect<Bar, never, Scope.Scope> =>
+type Payload = Record<string, string>
+
+/** A bar at `value` of `total` (none when unknown: only the count is drawn), with its payload. */
+const draw = (
+  stream: NodeJS.WriteStream,
+  total: number | undefined,
+  formats: { readonly known: string; readonly unknown: string },
+  initial: Payload
+): Effect.Effect<{ readonly set: (value: number, payload: Payload) => void } & Omit<Bar, "update">, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
       const known = total !== undefined && total > 0
       const bar = new cliProgress.SingleBar({
         stream,
-        format: known
-          ? "{bar} {percentage}% | {value}/{total} bars | {date} | equity {equity}"
-          : "{value} bars | {date} | equity {equity}",
+        format: known ? formats.known : formats.unknown,
         barCompleteChar: "█",
         barIncompleteChar: "░",
         fps: FPS,
@@ -37,12 +44,12 @@ export const start = (stream: NodeJS.WriteStream, total: number | undefined): Ef
         clearOnComplete: true
       })
       let value = 0
-      let payload = { date: "…", equity: "…" }
+      let payload = initial
       let lastDraw = 0
       bar.start(known ? total : 0, 0, payload)
-      const update = (progress: Backtest.Progress) => {
-        value = progress.bars
-        payload = { date: time(progress.ts), equity: money(progress.equity as Money) }
+      const set = (next: number, nextPayload: Payload) => {
+        value = next
+        payload = nextPayload
         bar.update(value, payload)
         const now = Date.now()
         if (now - lastDraw >= 1_000 / FPS) {
@@ -56,7 +63,70 @@ export const start = (stream: NodeJS.WriteStream, total: number | undefined): Ef
           () => effect,
           () => Effect.sync(() => bar.start(known ? total : 0, value, payload))
         )
-      return { bar, value: { update, aside, done: Effect.sync(() => bar.stop()) } satisfies Bar }
+      return { bar, value: { set, aside, done: Effect.sync(() => bar.stop()) } }
     }),
     ({ bar }) => Effect.sync(() => bar.stop())
   ).pipe(Effect.map(({ value }) => value))
+
+/** A backtest's bar: bars replayed of the feed's `total`, the date reached, the equity. */
+export const start = (stream: NodeJS.WriteStream, total: number | undefined): Effect.Effect<Bar, never, Scope.Scope> =>
+  Effect.map(
+    draw(stream, total, {
+      known: "{bar} {percentage}% | {value}/{total} bars | {date} | equity {equity}",
+      unknown: "{value} bars | {date} | equity {equity}"
+    }, { date: "…", equity: "…" }),
+    ({ aside, done, set }) => ({
+      update: (progress: Backtest.Progress) => set(progress.bars, { date: time(progress.ts), equity: money(progress.equity as Money) }),
+      aside,
+      done
+    })
+  )
+
+/** How many of a replay's progress calls its rate is measured over: recent enough to follow a run that slows down. */
+const RATE_SAMPLES = 10
+
+/**
+ * A replay's bar: events re-executed (and compared) of the recording's `events`, the bars replayed
+ * (of `bars`, when the run's counts know them), the date reached, and events a second. The
+ * percentage is the events', which every replay knows (a run that never finished has no bar count).
+ */
+export const replay = (
+  stream: NodeJS.WriteStream,
+  totals: { readonly events: number | undefined; readonly bars: number | undefined }
+): Effect.Effect<Bar, never, Scope.Scope> =>
+  Effect.map(
+    draw(stream, totals.events, {
+      known: "{bar} {percentage}% | {events} events | {bars} bars | {date} | {rate}",
+      unknown: "{events} events | {bars} bars | {date} | {rate}"
+    }, {
+      events: of(0, totals.events),
+      bars: of(0, totals.bars),
+      date: "…",
+      rate: "… events/s"
+    }),
+    ({ aside, done, set }) => {
+      // (wall-clock ms, events) of the last calls, the bar's start first: the rate is over them.
+      const samples: Array<readonly [number, number]> = [[Date.now(), 0]]
+      return {
+        update: (progress: Backtest.Progress) => {
+          const now = Date.now()
+          samples.push([now, progress.events])
+          if (samples.length > RATE_SAMPLES) samples.shift()
+          const [since, from] = samples[0]!
+          const seconds = (now - since) / 1_000
+          set(progress.events, {
+            events: of(progress.events, totals.events),
+            bars: of(progress.bars, totals.bars),
+            date: time(progress.ts),
+            rate: seconds > 0 ? `${count(Math.round((progress.events - from) / seconds))} events/s` : "… events/s"
+          })
+        },
+        aside,
+        done
+      }
+    }
+  )
+
+/** `1,234/5,678`, or `1,234` when the total is not known. */
+const of = (value: number, total: number | undefined): string =>
+  total !== undefined && total > 0 ? `${count(value)}/${count(total)}` : count(value)

@@ -7,9 +7,11 @@
  * whose recorded inputs do not verify (its strategy snapshot changed in the database, say) is not
  * re-executed: `ALTERED` says what changed, exit 1.
  * `--json` prints either as one JSON document (`ReplayJson`) instead, for scripts.
+ * On a terminal, as a backtest does, a bar on stderr shows how far the re-execution has got: events
+ * compared of the recording's, bars and date reached, events a second (none with `--json`).
  */
 import { Args, Command } from "@effect/cli"
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import * as Runs from "../store/Runs.js"
 import * as StoredRun from "../store/StoredRun.js"
 import { json, toJson } from "./Flags.js"
@@ -116,8 +118,12 @@ export const command = (io: Io, wiring: Wiring.Wiring) =>
       const ref = yield* RunRef.check("<run>", flags.run)
       yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
         const run = yield* Runs.get(ref)
-        const bars = run.counts?.["bars"]
-        const progress = io.terminal === undefined ? undefined : yield* Progress.start(io.terminal, bars)
+        // Drawn where a backtest draws its bar: on a terminal, and not for --json (stderr is left as
+        // scripts know it). Its total is the recording's events, every one of which is compared.
+        const progress = io.terminal === undefined || flags.json ? undefined : yield* Progress.replay(io.terminal, {
+          events: Option.match(yield* Runs.lastEvent(run.id), { onNone: () => undefined, onSome: (last) => last.seq }),
+          bars: run.counts?.["bars"]
+        })
         const replayed = yield* StoredRun.replay(run.id, {
           ...(wiring.registry === undefined ? {} : { registry: wiring.registry }),
           ...(progress === undefined ? {} : { onProgress: progress.update })

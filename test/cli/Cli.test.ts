@@ -17,7 +17,7 @@ import { CorruptRecord, DatabaseLocked, DatabaseUnavailable, RunNotFound, StoreE
 import { NotResumable, RunDiverged } from "../../src/store/StoredRun.js"
 import { BacktestError } from "../../src/swarm/Backtest.js"
 import { StrategyFileError } from "../../src/swarm/StrategyFile.js"
-import { lines, openAttempts, swarm } from "./harness.js"
+import { fakeTerminal, lines, openAttempts, swarm } from "./harness.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const data = Path.join(root, "data")
@@ -37,22 +37,6 @@ const file = (name: string, text: string) => {
 
 const smaJson = JSON.parse(fs.readFileSync(sma, "utf8")) as Record<string, unknown>
 const strategy = (name: string, changes: Record<string, unknown>) => file(name, JSON.stringify({ ...smaJson, ...changes }))
-
-/** A terminal on stderr, as far as cli-progress can tell: what was drawn on it is kept. */
-const fakeTerminal = () => {
-  const drawn: Array<string> = []
-  const stream = {
-    isTTY: true,
-    columns: 120,
-    rows: 40,
-    write: (chunk: unknown, callback?: unknown) => {
-      drawn.push(String(chunk))
-      if (typeof callback === "function") callback()
-      return true
-    }
-  }
-  return { stream: stream as unknown as NodeJS.WriteStream, drawn: () => drawn.join("") }
-}
 
 const documentOf = (stdout: string) => Schema.decodeUnknownSync(ResultDocument)(JSON.parse(stdout))
 

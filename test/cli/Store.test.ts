@@ -35,7 +35,7 @@ import { freshDatabase } from "../store/fresh.js"
 import { rewindTotals } from "../store/fixtures/checks.js"
 import { crashingEvery } from "../swarm/crashing.js"
 import { stored } from "../store/fixtures/workload.js"
-import { lines, noDatabase, openAttempts, swarm } from "./harness.js"
+import { fakeTerminal, lines, noDatabase, openAttempts, swarm } from "./harness.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const data = Path.join(root, "data")
@@ -508,6 +508,29 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
         }
       })
       expect(lines(divergedJson.stderr).slice(1)).toEqual(lines(diverged.stderr).slice(1))
+    }))
+
+  it.effect("replay on a terminal: a bar on stderr (events of the recording's, bars, date, rate), taken down before the report; none with --json or piped", () =>
+    Effect.gen(function*() {
+      const { document } = yield* backtest(smaNamed("Replayed on a terminal"))
+      const piped = yield* swarm(["replay", "Replayed on a terminal#1"], { store: yield* store })
+      const terminal = fakeTerminal()
+      const drawn = yield* swarm(["replay", "Replayed on a terminal#1"], { store: yield* store, terminal: terminal.stream })
+      expect(drawn.code, drawn.stderr).toBe(0)
+      // What it prints is the same: the bar is on the terminal alone.
+      expect([drawn.stdout, drawn.stderr]).toEqual([piped.stdout, piped.stderr])
+      // Its last progress comes with the last bar, before the run's last event (RunCompleted).
+      const events = document.counts.events.toLocaleString("en-US")
+      expect(terminal.drawn()).toMatch(
+        new RegExp(`\\| [\\d,]+/${events} events \\| 1,500/1,500 bars \\| 2023-12-01 \\| [\\d,]+ events/s`)
+      )
+      expect(terminal.drawn()).toContain("\u001b[?25h") // the cursor is shown again
+
+      const quiet = fakeTerminal()
+      const json = yield* swarm(["replay", "Replayed on a terminal#1", "--json"], { store: yield* store, terminal: quiet.stream })
+      expect(json.code, json.stderr).toBe(0)
+      expect(quiet.drawn()).toBe("")
+      expect(Schema.decodeUnknownSync(ReplayJson)(JSON.parse(json.stdout))).toMatchObject({ ok: true, checksum: document.checksum })
     }))
 
   it.effect("replay of a failed run: OK, including its failure, while it reproduces; a changed event: DIVERGED, exit 1", () =>

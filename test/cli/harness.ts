@@ -72,3 +72,19 @@ export const swarm = (argv: ReadonlyArray<string>, options: Options = {}): Effec
   }).pipe(Effect.provide(NodeContext.layer))
 
 export const lines = (text: string) => text.split("\n").filter((line) => line !== "")
+
+/** A terminal on stderr, as far as cli-progress can tell: what was drawn on it is kept. */
+export const fakeTerminal = () => {
+  const drawn: Array<string> = []
+  const stream = {
+    isTTY: true,
+    columns: 120,
+    rows: 40,
+    write: (chunk: unknown, callback?: unknown) => {
+      drawn.push(String(chunk))
+      if (typeof callback === "function") callback()
+      return true
+    }
+  }
+  return { stream: stream as unknown as NodeJS.WriteStream, drawn: () => drawn.join("") }
+}
