@@ -1,8 +1,9 @@
 /**
  * `swarm trace <run> [round]`: a run's traced rounds as span trees with wall-clock timings, read
  * from the server's in-process span store (`traces.get`). Without a round: the run's traced rounds,
- * one line each, then the latest one's tree. A round is named by its id (`ACME@1704153600000`), its
- * time (epoch ms or ISO-8601) or its trace id. Only rounds the server traced and still keeps are
+ * one line each, then the latest one's tree. A round is named by its id (`ACME@1704153600000`), as
+ * it is printed (`ACME@2024-01-02`, as every command prints rounds), its time (epoch ms or ISO-8601)
+ * or its trace id. Only rounds the server traced and still keeps are
  * there: every round of a paper run, backtests' only as `SWARM_TRACE_SAMPLE` says; with a
  * collector (`OTEL_EXPORTER_OTLP_ENDPOINT`) the same traces are in its UI (Jaeger) too.
  */
@@ -13,13 +14,14 @@ import * as TraceTree from "../telemetry/TraceTree.js"
 import { UsageError } from "./CliError.js"
 import { json } from "./Flags.js"
 import type { Io } from "./Io.js"
+import { roundText, time } from "./Summary.js"
 import * as Remote from "./Remote.js"
 import * as RunRef from "./RunRef.js"
 import type { Wiring } from "./Wiring.js"
 
 const runArg = Args.text({ name: "run" }).pipe(Args.withDescription("The run: its id (run_…) or <strategy>#<number>."))
 const roundArg = Args.text({ name: "round" }).pipe(
-  Args.withDescription("The round: its id (<symbol>@<ts>), its time (epoch ms or ISO-8601) or its trace id. Default: the latest traced round."),
+  Args.withDescription("The round: as it is printed (<symbol>@<date>), its id (<symbol>@<ts>), its time (epoch ms or ISO-8601) or its trace id. Default: the latest traced round."),
   Args.optional
 )
 
@@ -28,15 +30,21 @@ const LISTED = 20
 
 const encode = Schema.encodeSync(RunTraces)
 
+/**
+ * Rounds and times as the rest of the command line prints them (`GLOBEX@2022-02-25`, which this
+ * command takes back as a round); `--json` keeps the server's ids.
+ */
+const names = { round: roundText, time }
+
 /** The text `swarm trace` prints for what the server answered. */
 export const view = (answer: RunTraces, round: string | undefined, events: "checks" | "all"): string => {
   const head = `run ${answer.run}: ${answer.rounds.length} traced round${answer.rounds.length === 1 ? "" : "s"} kept in the server's span store ` +
     `(${answer.store.spans.toLocaleString("en-US")} of ${answer.store.capacity.toLocaleString("en-US")} spans held)\n`
   if (answer.trace === null) return `${head}${answer.store.description}\n`
   const listing = round === undefined && answer.rounds.length > 1
-    ? `${answer.rounds.length > LISTED ? `… ${answer.rounds.length - LISTED} earlier\n` : ""}${TraceTree.renderRounds(answer.rounds.slice(-LISTED))}\n`
+    ? `${answer.rounds.length > LISTED ? `… ${answer.rounds.length - LISTED} earlier\n` : ""}${TraceTree.renderRounds(answer.rounds.slice(-LISTED), names)}\n`
     : ""
-  return `${head}${listing}${TraceTree.render(answer.trace, { events })}`
+  return `${head}${listing}${TraceTree.render(answer.trace, { events, ...names })}`
 }
 
 export const command = (io: Io, wiring: Wiring) =>

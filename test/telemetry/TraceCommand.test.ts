@@ -13,6 +13,7 @@ import { Strategy } from "../../schemas/Strategy.js"
 import { bootstrap } from "../../src/edge/Bootstrap.js"
 import * as Http from "../../src/edge/Http.js"
 import * as Server from "../../src/edge/Server.js"
+import { roundText } from "../../src/cli/Summary.js"
 import * as Telemetry from "../../src/telemetry/Telemetry.js"
 import { lines, swarm } from "../cli/harness.js"
 import { eventually, rpcClient } from "../edge/fixtures.js"
@@ -82,20 +83,29 @@ layer(server, { timeout: startTimeout, excludeTestServices: true })("swarm trace
       expect(latest.code).toBe(0)
       const out = lines(latest.stdout)
       expect(out[0]).toMatch(new RegExp(`^run ${run.id}: 40 traced rounds kept in the server's span store \\(\\d[\\d,]* of 50,000 spans held\\)$`))
-      // The listing (the latest 20 of 40), then the latest round's tree.
-      expect(out.filter((line) => /^\d{4}-\d\d-\d\dT.*AAA@\d+ {2}\d+ spans {2}\d+\.\d\d ms {2}trace [0-9a-f]{32}$/.test(line))).toHaveLength(20)
+      // The listing (the latest 20 of 40), then the latest round's tree: rounds and times as the
+      // command line prints them (a date alone for a daily bar), not the server's ids.
+      const when = "\\d{4}-\\d\\d-\\d\\d(?: [\\d:.]+Z)?"
+      expect(out.filter((line) => new RegExp(`^${when} {2}AAA@${when} {2}\\d+ spans {2}\\d+\\.\\d\\d ms {2}trace [0-9a-f]{32}$`).test(line))).toHaveLength(20)
       const tree = out.slice(out.findIndex((line) => line.startsWith("Coordinator.round")))
-      expect(tree[0]).toMatch(new RegExp(`^Coordinator\\.round {2}${run.id} .*AAA@\\d+.* {2}\\+0\\.00 ms {2}\\d+\\.\\d\\d ms$`))
+      expect(tree[0]).toMatch(new RegExp(`^Coordinator\\.round {2}${run.id} {2}${when} {2}AAA@${when} {2}.*\\+0\\.00 ms {2}\\d+\\.\\d\\d ms$`))
+      // (An order's id, which is made from its round's, is an id: printed as it is.)
+      expect(latest.stdout).not.toMatch(/(?<!order\.id=)AAA@\d{10}/)
       expect(tree).toContainEqual(expect.stringMatching(/^├─ Actor\.receive RequestOpinions {2}sma_crossover {2}1 opinion +\+\d+\.\d\d ms {2}\d+\.\d\d ms$/))
       expect(tree).toContainEqual(expect.stringMatching(/^│ {2}└─ Actor\.receive Book {2}ledger +\+\d+\.\d\d ms/))
 
       const one = yield* swarm(["trace", run.id, third.rounds[0]!], { environment })
       expect(one.code).toBe(0)
-      expect(lines(one.stdout)[1]).toContain(third.rounds[0]!)
+      const printed = roundText(third.rounds[0]!)
+      expect(lines(one.stdout)[1]).toContain(printed)
       const tail = (text: string) => lines(text).slice(1)
       expect(tail((yield* swarm(["trace", run.id, new Date(third.ts).toISOString()], { environment })).stdout)).toEqual(tail(one.stdout))
+      // The round as it was printed names it too.
+      expect(tail((yield* swarm(["trace", run.id, printed], { environment })).stdout)).toEqual(tail(one.stdout))
+      // --json is the server's answer, its ids as they are.
       const json = yield* swarm(["trace", run.id, "--json"], { environment })
       expect(JSON.parse(json.stdout)).toMatchObject({ run: run.id, trace: { traceId: answer.trace!.traceId } })
+      expect(JSON.parse(json.stdout).rounds.at(-1).rounds).toEqual(answer.rounds.at(-1)!.rounds)
 
       const missing = yield* swarm(["trace", run.id, "AAA@1"], { environment })
       expect(missing.code).toBe(2)

@@ -77,3 +77,54 @@ describe("TraceTree.render, a stack trace", () => {
     expect(printed).toContain(`\n${alone.slice(1, 4).join("\n")}\n`)
   })
 })
+
+describe("swarm trace's view: rounds as the command line prints them", () => {
+  const at = Date.UTC(2022, 1, 25) // GLOBEX@1645747200000, a daily bar
+  const intraday = Date.UTC(2022, 1, 25, 14, 30)
+  const root: SpanRecord = {
+    ...span("root", "Coordinator.round", {
+      "swarm.run": "run_1",
+      "swarm.time": new Date(at).toISOString(),
+      "swarm.rounds": [`ACME@${at}`, `GLOBEX@${at}`]
+    }),
+    end: 3_000
+  }
+  const opinions: SpanRecord = {
+    ...span("op", "Actor.receive RequestOpinions", { "actor.name": "sma_crossover", "swarm.opinions": 1 }, "root"),
+    events: [{ name: "opinion", at: 1_500, attributes: { "swarm.round": `GLOBEX@${at}`, "opinion.direction": "long", "opinion.confidence": 0.8 } }]
+  }
+  const fill: SpanRecord = {
+    ...span("fill", "ExecutionDesk.fill", { "actor.name": "desk", "swarm.round": `GLOBEX@${at}`, "swarm.ts": at }, "root"),
+    events: [{ name: "order filled", at: 1_800, attributes: { "swarm.round": `GLOBEX@${at}`, "fill.price": "101.5" } }]
+  }
+  const answer = {
+    run: "run_1",
+    store: { description: "in-process", capacity: 50_000, spans: 3 },
+    rounds: [
+      { traceId: "t0", ts: intraday, rounds: [`ACME@${intraday}`], start: 500, durationMicros: 1_000, spans: 2 },
+      { traceId: "t1", ts: at, rounds: [`ACME@${at}`, `GLOBEX@${at}`], start: 1_000, durationMicros: 2_000, spans: 3 }
+    ],
+    trace: { traceId: "t1", spans: [root, opinions, fill] }
+  }
+
+  it("in the listing, the tree's lines, its spans' and events' round attributes; the ids nowhere", () => {
+    const printed = TraceCommand.view(answer, undefined, "all")
+    const out = printed.split("\n")
+    expect(out.slice(1, 3)).toEqual([
+      "2022-02-25 14:30:00Z  ACME@2022-02-25 14:30:00Z  2 spans  1.00 ms  trace t0",
+      "2022-02-25  ACME@2022-02-25 GLOBEX@2022-02-25  3 spans  2.00 ms  trace t1"
+    ])
+    expect(out[3]).toBe("")
+    expect(out[4]).toMatch(/^Coordinator\.round {2}run_1 {2}2022-02-25 {2}ACME@2022-02-25 GLOBEX@2022-02-25 +\+0\.00 ms {2}2\.00 ms$/)
+    expect(out).toContainEqual(expect.stringMatching(/^├─ Actor\.receive RequestOpinions {2}sma_crossover {2}1 opinion +\+/))
+    expect(out).toContainEqual("│     · opinion GLOBEX@2022-02-25: long 0.80")
+    expect(out).toContainEqual(expect.stringMatching(/^└─ ExecutionDesk\.fill {2}desk {2}GLOBEX@2022-02-25 +\+/))
+    expect(out).toContainEqual("      · order filled: swarm.round=GLOBEX@2022-02-25 fill.price=101.5")
+    expect(printed).not.toMatch(/@\d{13}/)
+  })
+
+  it("a round that is no id of a bar's time is printed as it is", () => {
+    const odd = { ...answer, rounds: [{ ...answer.rounds[0]!, rounds: ["manual"] }, answer.rounds[1]!] }
+    expect(TraceCommand.view(odd, undefined, "checks").split("\n")[1]).toBe("2022-02-25 14:30:00Z  manual  2 spans  1.00 ms  trace t0")
+  })
+})
