@@ -105,8 +105,9 @@ export const replay = (
       rate: "… events/s"
     }),
     ({ aside, done, set }) => {
-      // (wall-clock ms, events) of the last calls, the bar's start first: the rate is over them.
-      const samples: Array<readonly [number, number]> = [[Date.now(), 0]]
+      // (wall-clock ms, events) of the last calls: the rate is over them. Not from the bar's start,
+      // which the replay spends reading and checking the recording before it executes a bar.
+      const samples: Array<readonly [number, number]> = []
       return {
         update: (progress: Backtest.Progress) => {
           const now = Date.now()
