@@ -44,7 +44,11 @@ export const layer = Layer.effect(
   Effect.gen(function*() {
     const deps = { bus: yield* EventBus, sql: yield* SqlClient.SqlClient }
     const after = (run: RunId, since: number, types?: ReadonlyArray<string>): Stream.Stream<StreamedEvent, Unavailable> =>
-      Follow.follow(deps, run, since, types === undefined ? {} : { tags: types }).pipe(
+      Follow.follow(deps, run, since, {
+        coalesce: Follow.liveCoalesce,
+        budget: Follow.fanOut,
+        ...(types === undefined ? {} : { tags: types })
+      }).pipe(
         Stream.mapConcat((burst) => burst),
         Stream.mapError((stopped) => new Unavailable({ reason: reasonOf(stopped) }))
       )

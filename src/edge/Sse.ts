@@ -8,7 +8,9 @@
  * A slow client cannot slow the run: its subscription is bounded and, once it overflows, the
  * client is told so (`event: overflow`) and disconnected, to come back with `Last-Event-ID` and
  * read the rest from the database. A live event's frame is encoded once, whatever the number of
- * clients it goes to, and each client gets what is ready as one write.
+ * clients it goes to, and each client gets what is ready as one write, at most every `coalesce`;
+ * the clients of every run share a bounded part of each event-loop turn (`Follow.fanOut`), so
+ * however many there are, they cannot slow the runs they watch.
  *
  * A finished run ends its stream after its last event with `event: end`: `{ run, lastEventId,
  * status, failure? }`, the run's last event and how the run ended as its row says (left out if it
@@ -53,6 +55,11 @@ export interface Options {
   readonly retry?: Duration.DurationInput
   /** How often the client's key is checked again while the stream lasts. Default: the route's `Auth.Recheck` (15 s). */
   readonly recheck?: Duration.DurationInput
+  /**
+   * A live run's events go to a client at most this often, all that came meanwhile in one write;
+   * the first after a quiet spell at once (Follow's `coalesce`). Default `Follow.liveCoalesce` (50 ms).
+   */
+  readonly coalesce?: Duration.DurationInput
 }
 
 export const defaults = {
@@ -61,7 +68,8 @@ export const defaults = {
   buffer: Follow.defaults.buffer,
   poll: Follow.defaults.poll,
   retry: Duration.seconds(1),
-  recheck: Auth.RECHECK
+  recheck: Auth.RECHECK,
+  coalesce: Follow.liveCoalesce
 } as const
 
 /** The largest sequence number a client may resume after. */
@@ -220,6 +228,7 @@ interface Resolved {
   readonly poll: Duration.Duration
   readonly retry: Duration.Duration
   readonly recheck: Duration.Duration
+  readonly coalesce: Duration.Duration
 }
 
 const encoder = new TextEncoder()
@@ -265,7 +274,9 @@ const events = (
     pageSize: options.pageSize,
     buffer: options.buffer,
     poll: options.poll,
-    idle: options.heartbeat
+    idle: options.heartbeat,
+    coalesce: options.coalesce,
+    budget: Follow.fanOut
   }).pipe(
     Stream.map((burst) => {
       if (burst.length === 0) return heartbeatBytes
@@ -389,7 +400,8 @@ export const handler = (
     buffer: Math.max(1, Math.trunc(options.buffer ?? defaults.buffer)),
     poll: Duration.decode(options.poll ?? defaults.poll),
     retry: Duration.decode(options.retry ?? defaults.retry),
-    recheck: Duration.decode(options.recheck ?? defaults.recheck)
+    recheck: Duration.decode(options.recheck ?? defaults.recheck),
+    coalesce: Duration.decode(options.coalesce ?? defaults.coalesce)
   }
   return Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest

@@ -160,6 +160,41 @@ for (const backend of backends) {
         for (const e of events) expect(e.json).toBe(run.body(e.seq))
       }))
 
+    it.scoped("coalesce: a live run's events come in bursts at least that far apart, the first after a quiet spell at once; every one once, in order", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.make()
+        const run = yield* simulatedRun(bus, "alice")
+        run.publish(1, 1)
+        yield* run.commit(1)
+        const sql = yield* SqlClient.SqlClient
+        const bursts: Array<{ readonly at: number; readonly seqs: ReadonlyArray<number> }> = []
+        const follower = yield* Effect.fork(
+          Follow.follow({ bus, sql }, run.id, 0, { coalesce: "500 millis" }).pipe(
+            Stream.runForEach((burst) => Effect.sync(() => bursts.push({ at: performance.now(), seqs: burst.map((e) => e.seq) })))
+          )
+        )
+        expect(yield* eventually(() => bursts.length === 1)).toBe(true)
+        // A quiet spell, then one event: it goes out at once, not a coalescing interval later.
+        yield* Effect.sleep("600 millis")
+        const sent = performance.now()
+        run.publish(2, 2)
+        expect(yield* eventually(() => bursts.length === 2)).toBe(true)
+        expect(bursts[1]!.seqs).toEqual([2])
+        expect(bursts[1]!.at - sent).toBeLessThan(400)
+        // Then one every 10 ms: they come together, in bursts 500 ms apart.
+        for (let seq = 3; seq <= 40; seq++) {
+          run.publish(seq, seq)
+          yield* Effect.sleep("10 millis")
+        }
+        yield* run.commit(40)
+        yield* run.finish
+        yield* Fiber.join(follower).pipe(Effect.timeout("10 seconds"))
+        expect(bursts.flatMap((b) => b.seqs)).toEqual(range(1, 40))
+        const live = bursts.slice(1)
+        expect(live.length).toBeLessThan(10)
+        for (let i = 1; i < live.length; i++) expect(live[i]!.at - live[i - 1]!.at).toBeGreaterThanOrEqual(495)
+      }))
+
     it.scoped("a run ended on the bus whose row still says it runs (stopped without its end, taken over elsewhere): the follower follows on, to the end its row records", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.make()
