@@ -83,6 +83,18 @@ interface TraceSpans {
 
 const sizeOf = (spans: TraceSpans | undefined): number => spans === undefined ? 0 : spans.items.length - spans.head
 
+/**
+ * A time as `traces.get` takes one: epoch milliseconds, or an ISO-8601 date or date-time (a date
+ * alone is its midnight UTC). Nothing else: `Date.parse` alone reads much more (`FOO@2022-02-25`
+ * as that day), which let any name before a date find the day's round.
+ */
+const timeOf = (text: string): number | undefined => {
+  if (/^\d{1,16}$/.test(text)) return Number(text)
+  if (!/^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-]\d{2}:\d{2})?)?$/.test(text)) return undefined
+  const ms = Date.parse(text)
+  return Number.isNaN(ms) ? undefined : ms
+}
+
 export class SpanStore implements SpanProcessor {
   private readonly ring: Array<Stored | undefined>
   private head = 0
@@ -218,9 +230,14 @@ export class SpanStore implements SpanProcessor {
     let chosen: TracedRound | undefined
     if (round === undefined) chosen = rounds[rounds.length - 1]
     else {
-      const iso = Date.parse(round)
-      const ts = /^\d+$/.test(round) ? Number(round) : Number.isNaN(iso) ? undefined : iso
-      chosen = rounds.find((r) => r.traceId === round || r.rounds.includes(round) || (ts !== undefined && r.ts === ts))
+      const ts = timeOf(round)
+      // `<symbol>@<time>`: that symbol's round at that time (`GLOBEX@2022-02-25`, as the CLI prints rounds).
+      const at = round.lastIndexOf("@")
+      const named = at > 0 ? timeOf(round.slice(at + 1)) : undefined
+      const id = named === undefined ? undefined : `${round.slice(0, at)}@${named}`
+      chosen = rounds.find((r) =>
+        r.traceId === round || r.rounds.includes(round) || (id !== undefined && r.rounds.includes(id)) || (ts !== undefined && r.ts === ts)
+      )
     }
     const trace = chosen === undefined ? undefined : this.trace(chosen.traceId)
     return {

@@ -298,6 +298,11 @@ describe("round traces", () => {
       expect(store.query(result.runId, last.rounds[0], "test").trace!.traceId).toBe(last.traceId)
       expect(store.query(result.runId, new Date(last.ts).toISOString(), "test").trace!.traceId).toBe(last.traceId)
       expect(store.query(result.runId, `AAA@${answer.rounds[0]!.ts - 86_400_000 * 30}`, "test").trace).toBeNull()
+      // A round by its symbol and date, as the CLI prints it: that symbol's only, not any name before a date.
+      const day = new Date(last.ts).toISOString().slice(0, 10)
+      expect(store.query(result.runId, `AAA@${day}`, "test").trace!.traceId).toBe(last.traceId)
+      expect(store.query(result.runId, `ZZZ@${day}`, "test").trace).toBeNull()
+      expect(store.query(result.runId, `AAA@${last.ts}x`, "test").trace).toBeNull()
       expect(store.query("no such run", undefined, "test")).toMatchObject({ rounds: [], trace: null })
       // The tree as `swarm trace` prints it.
       const text = TraceTree.render(answer.trace!)
