@@ -59,11 +59,11 @@ export interface Options {
    */
   readonly coalesce?: Duration.DurationInput
   /**
-   * While following a live run: each burst of its events claims a share of an event-loop turn here
-   * first (TurnBudget.ts), so that the followers of a run cannot take the core from the run. The
-   * servers' streams share `fanOut`. Default: none.
+   * Each burst of events (the database's pages, the ring, the live run's) claims a share of an
+   * event-loop turn here before it is given (TurnBudget.ts), so that followers cannot take the core
+   * from the runs. The servers' streams share `fanOut`. Default: none.
    */
-  readonly budget?: TurnBudget
+  readonly budget?: Pick<TurnBudget, "claim">
 }
 
 export const defaults = {
@@ -299,7 +299,6 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
           const wait = waitMillis()
           const ready = wait === Infinity ? yield* subscription.takeAll : yield* subscription.takeAllWithin(wait)
           if (ready.length > 0) {
-            if (options.budget !== undefined) yield* options.budget.claim
             lastLive = performance.now()
             if (yield* deliver(out, ready)) phase = "final"
             return out
@@ -352,7 +351,11 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
         // An empty burst is given only as the idle cue; any other step that found nothing gives nothing.
         if (burst.length === 0 && !(idleMillis !== Infinity && performance.now() - lastBurst >= idleMillis)) return Effect.succeed(Chunk.empty())
         lastBurst = performance.now()
-        return Effect.succeed(Chunk.of(burst))
+        // Every burst with events claims its share of the turn: a reconnecting client's pages from
+        // the database as much as the live ones (a dashboard that overflowed comes back for them).
+        return burst.length > 0 && options.budget !== undefined
+          ? Effect.as(options.budget.claim, Chunk.of(burst))
+          : Effect.succeed(Chunk.of(burst))
       }
     )
     return Stream.repeatEffectChunkOption(next)

@@ -195,6 +195,31 @@ for (const backend of backends) {
         for (let i = 1; i < live.length; i++) expect(live[i]!.at - live[i - 1]!.at).toBeGreaterThanOrEqual(495)
       }))
 
+    it.scoped("every burst with events claims its share of the loop's turn first: the database's pages as much as the live run's", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.make()
+        const run = yield* simulatedRun(bus, "alice")
+        run.publish(1, 25)
+        yield* run.commit(25)
+        const sql = yield* SqlClient.SqlClient
+        let claims = 0
+        let given = 0
+        const budget = { claim: Effect.sync(() => void claims++) }
+        const follower = yield* Effect.fork(
+          Follow.follow({ bus, sql }, run.id, 0, { pageSize: 10, budget }).pipe(
+            Stream.runForEach((burst) => Effect.sync(() => void (given += burst.length > 0 ? 1 : 0)))
+          )
+        )
+        expect(yield* eventually(() => given >= 3)).toBe(true)
+        run.publish(26, 30)
+        yield* run.commit(30)
+        yield* run.finish
+        yield* Fiber.join(follower).pipe(Effect.timeout("10 seconds"))
+        // Pages of 10, 10 and 5, then the live burst(s): each claimed, nothing else.
+        expect(given).toBeGreaterThanOrEqual(4)
+        expect(claims).toBe(given)
+      }))
+
     it.scoped("a run ended on the bus whose row still says it runs (stopped without its end, taken over elsewhere): the follower follows on, to the end its row records", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.make()
