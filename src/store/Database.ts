@@ -315,6 +315,28 @@ const postgres = (
 
 const serverScript = fileURLToPath(new URL("./pglite-server.mjs", import.meta.url))
 
+/**
+ * Where the server keeps the template a new database starts from instead of running initdb
+ * (pglite-server.mjs): in the cache folder of the node_modules that holds PGlite, one file per PGlite
+ * version, since each version's initdb makes its own. Not under HOME, which tests and services often
+ * point at a fresh folder. `undefined` (no template: initdb every time) if PGlite's package cannot
+ * be found.
+ */
+export const embeddedTemplateFile: string | undefined = (() => {
+  try {
+    const entry = createRequire(import.meta.url).resolve("@electric-sql/pglite")
+    const marker = `${path.sep}node_modules${path.sep}`
+    const at = entry.lastIndexOf(marker)
+    if (at < 0) return undefined
+    const nodeModules = entry.slice(0, at + marker.length - 1)
+    const { version } = JSON.parse(fs.readFileSync(path.join(nodeModules, "@electric-sql", "pglite", "package.json"), "utf8")) as { version?: unknown }
+    if (typeof version !== "string" || !/^[\w.+-]+$/.test(version)) return undefined
+    return path.join(nodeModules, ".cache", "swarm", `pglite-${version}-initdb.tar`)
+  } catch {
+    return undefined
+  }
+})()
+
 /** Paths under the working directory are shown relative to it (`.swarm/pglite`), others absolute. */
 const shownPath = (absolute: string): string => {
   const relative = path.relative(process.cwd(), absolute)

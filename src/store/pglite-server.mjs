@@ -3,28 +3,134 @@
  * loopback port, so the parent talks to it with the same @effect/sql-pg code as to a real server.
  * It runs in its own process because PGlite's WASM blocks the event loop it runs on.
  *
- *   node src/store/pglite-server.mjs <data dir | memory://>      (spawned by Database.ts with an IPC channel)
+ *   node src/store/pglite-server.mjs <data dir | memory://> [<template file>]   (spawned by Database.ts with an IPC channel)
  *
- * Protocol with the parent, over IPC: `{ type: "listening", port }` once it accepts connections;
- * a failure to start is a line on stderr and exit code 1. It lives exactly as long as the parent's IPC
- * channel: when the parent disconnects or dies (even by SIGKILL) it stops the server, closes the
- * database (flushing a file-backed one) and exits.
+ * Protocol with the parent, over IPC: `{ type: "listening", port, start }` once it accepts
+ * connections, `start` saying how the database came to be (see `open`); a failure to start is a
+ * line on stderr and exit code 1. It lives exactly as long as the parent's IPC channel: when the
+ * parent disconnects or dies (even by SIGKILL) it stops the server, closes the database (flushing
+ * a file-backed one) and exits.
  *
  * Plain JavaScript on purpose: it is started with plain `node`, without the TypeScript loader.
  */
 import { PGlite } from "@electric-sql/pglite"
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
+import { createHash, randomBytes } from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
 
 const dataDir = process.argv[2]
+const templateFile = process.argv[3]
 
 if (!dataDir || typeof process.send !== "function") {
-  process.stderr.write("usage: spawned by src/store/Database.ts with an IPC channel: pglite-server.mjs <data dir | memory://>\n")
+  process.stderr.write("usage: spawned by src/store/Database.ts with an IPC channel: pglite-server.mjs <data dir | memory://> [<template file>]\n")
   process.exit(2)
+}
+
+const inMemory = dataDir.startsWith("memory://")
+
+// --- the template: a new database starts from a copy of initdb's result instead of running initdb
+//
+// initdb is most of a new database's start (4–10 s of 5–12). The template is a tar of a database
+// just after initdb, in PGlite's own dump format (`dumpDataDir`, what its `clone()` loads; taken after
+// a CHECKPOINT, before any client has connected): a new database loads it in about a second. It is
+// made by a start in memory that had to run initdb — a file data directory may hold other files (our
+// lock), which must not travel to other databases — and read by any start of a database that does not
+// exist yet, in memory or in a data directory. Its file begins with the SHA-256 of the tar: a
+// template that is partial or damaged is ignored (and replaced), never loaded; one that is whole but
+// fails to load is a start by initdb as before. Several processes may write it at once: each writes
+// a file of its own and renames it into place, so a reader sees one whole template or none.
+
+const digestLength = 32
+
+/** The template's tar if there is a sound one, else undefined. */
+const readTemplate = () => {
+  if (!templateFile) return undefined
+  let bytes
+  try {
+    bytes = fs.readFileSync(templateFile)
+  } catch {
+    return undefined // none yet (or unreadable): initdb, as without one
+  }
+  const tar = bytes.subarray(digestLength)
+  // A tar, too: PGlite takes anything else for a gzip and crashes the process on it (an unawaited
+  // rejection inside its decompression) instead of failing the start.
+  const sound = bytes.length > digestLength + 512 && tar.subarray(257, 262).toString("latin1") === "ustar" &&
+    createHash("sha256").update(tar).digest().equals(bytes.subarray(0, digestLength))
+  if (sound) return tar
+  process.stderr.write(`pglite-server: the template ${templateFile} is damaged: running initdb, and replacing it\n`)
+  return undefined
+}
+
+/** Writes the template from a database initdb has just made (in memory: nothing else in it). Never fails the start. */
+const writeTemplate = async (db) => {
+  const temporary = `${templateFile}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`
+  try {
+    // On disk what the buffers hold, so a database loaded from the copy has next to no WAL to replay.
+    await db.exec("checkpoint")
+    const tar = new Uint8Array(await (await db.dumpDataDir("none")).arrayBuffer())
+    fs.mkdirSync(path.dirname(templateFile), { recursive: true })
+    removeAbandoned()
+    fs.writeFileSync(temporary, Buffer.concat([createHash("sha256").update(tar).digest(), tar]), { flag: "wx" })
+    fs.renameSync(temporary, templateFile)
+  } catch (error) {
+    fs.rmSync(temporary, { force: true })
+    process.stderr.write(`pglite-server: could not write the template ${templateFile}: ${error instanceof Error ? error.message : String(error)}\n`)
+  }
+}
+
+/** Removes the temporary files of writes that a killed process left (40 MB each), an hour on. */
+const removeAbandoned = () => {
+  const folder = path.dirname(templateFile)
+  const prefix = `${path.basename(templateFile)}.`
+  for (const name of fs.readdirSync(folder)) {
+    if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue
+    const file = path.join(folder, name)
+    try {
+      if (Date.now() - fs.statSync(file).mtimeMs > 3_600_000) fs.rmSync(file, { force: true })
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/** The names in a data directory, or none if it does not exist yet. */
+const entriesOf = (dir) => {
+  try {
+    return new Set(fs.readdirSync(dir))
+  } catch {
+    return new Set()
+  }
+}
+
+/**
+ * Opens the database: `existing` (a data directory that holds one), `template` (a new one, loaded
+ * from the template) or `initdb` (a new one, made by initdb).
+ */
+const open = async () => {
+  const exists = !inMemory && fs.existsSync(path.join(dataDir, "PG_VERSION"))
+  if (exists) return { db: await PGlite.create(dataDir), start: "existing" }
+  const tar = readTemplate()
+  if (tar !== undefined) {
+    const before = inMemory ? undefined : entriesOf(dataDir)
+    try {
+      return { db: await PGlite.create({ dataDir, loadDataDir: new Blob([tar]) }), start: "template" }
+    } catch (error) {
+      process.stderr.write(`pglite-server: could not start from the template ${templateFile} (${error instanceof Error ? error.message : String(error)}): running initdb\n`)
+      // What the load wrote goes, so that initdb finds the directory as it was.
+      for (const name of before === undefined ? [] : entriesOf(dataDir)) {
+        if (!before.has(name)) fs.rmSync(path.join(dataDir, name), { recursive: true, force: true })
+      }
+    }
+  }
+  const db = await PGlite.create(dataDir)
+  if (inMemory && templateFile) await writeTemplate(db)
+  return { db, start: "initdb" }
 }
 
 // initdb of a fresh directory takes seconds; a shutdown requested meanwhile waits for it rather
 // than leave a half-initialised data directory behind.
-const opening = PGlite.create(dataDir)
+const opening = open()
 /** @type {PGLiteSocketServer | undefined} */
 let server
 let stopping = false
@@ -39,7 +145,7 @@ const shutdown = async (code) => {
   }, 30_000).unref()
   try {
     await server?.stop()
-    const db = await opening.catch(() => undefined)
+    const db = await opening.then(({ db }) => db, () => undefined)
     await db?.close()
   } catch (error) {
     process.stderr.write(`pglite-server: error while stopping: ${error?.stack ?? error}\n`)
@@ -62,7 +168,7 @@ process.on("SIGTERM", () => {
 process.on("disconnect", () => void shutdown(0))
 
 try {
-  const db = await opening
+  const { db, start } = await opening
   if (!stopping) {
     // Strict single-connection mode: pglite-socket multiplexes connections onto PGlite's single
     // session one protocol message at a time, so a second connection's Parse/Bind/Execute could
@@ -75,7 +181,7 @@ try {
     })
     await server.start()
     if (!(port > 0)) throw new Error(`could not learn the port the server listens on (${server.getServerConn()})`)
-    if (!stopping) process.send({ type: "listening", port })
+    if (!stopping) process.send({ type: "listening", port, start })
   }
 } catch (error) {
   // The parent shows our stderr in its DatabaseUnavailable error: the message, not a stack.
