@@ -526,7 +526,7 @@ interface Spawned {
 const outputLimit = 4000
 
 const spawnServer = (dataDir: string): Spawned => {
-  const child = spawn(process.execPath, [serverScript, dataDir], {
+  const child = spawn(process.execPath, [serverScript, dataDir, ...(embeddedTemplateFile === undefined ? [] : [embeddedTemplateFile])], {
     stdio: ["ignore", "pipe", "pipe", "ipc"],
     // Plain node: the child is JavaScript and must not pick up loaders or an inspector meant for the parent.
     env: { ...process.env, NODE_OPTIONS: "" }
@@ -567,9 +567,12 @@ const within = <A>(promise: Promise<A>, millis: number): Promise<Option.Option<A
     })
   })
 
-/** Waits for `{ type: "listening", port }`; a child that exits first is a failure with its output. */
+/** How the server's database came to be: opened, loaded from the template, or made by initdb (pglite-server.mjs). */
+type Start = "existing" | "template" | "initdb"
+
+/** Waits for `{ type: "listening", port, start }`; a child that exits first is a failure with its output. */
 const awaitListening = (spawned: Spawned, backend: Backend) =>
-  Effect.async<number, DatabaseUnavailable>((resume) => {
+  Effect.async<{ readonly port: number; readonly start: Start | undefined }, DatabaseUnavailable>((resume) => {
     let done = false
     const cleanup = () => {
       done = true
@@ -577,14 +580,17 @@ const awaitListening = (spawned: Spawned, backend: Backend) =>
       spawned.child.off("message", onMessage)
       spawned.child.off("error", onError)
     }
-    const finish = (effect: Effect.Effect<number, DatabaseUnavailable>) => {
+    const finish = (effect: Effect.Effect<{ readonly port: number; readonly start: Start | undefined }, DatabaseUnavailable>) => {
       if (done) return
       cleanup()
       resume(effect)
     }
     const onMessage = (message: unknown) => {
-      const m = message as { type?: unknown; port?: unknown }
-      if (m.type === "listening" && typeof m.port === "number") finish(Effect.succeed(m.port))
+      const m = message as { type?: unknown; port?: unknown; start?: unknown }
+      if (m.type === "listening" && typeof m.port === "number") {
+        const start = m.start === "existing" || m.start === "template" || m.start === "initdb" ? m.start : undefined
+        finish(Effect.succeed({ port: m.port, start }))
+      }
     }
     const onError = (error: Error) =>
       finish(Effect.fail(unavailable(backend, `cannot start the PGlite server process: ${error.message}`)))
@@ -627,7 +633,10 @@ const startServer = (dataDir: string, backend: Backend) =>
       }),
       stopServer
     )
-    const port = yield* awaitListening(spawned, backend)
+    const { port, start } = yield* awaitListening(spawned, backend)
+    yield* Effect.logDebug("the embedded PGlite server is listening").pipe(
+      Effect.annotateLogs({ port: String(port), start: start ?? "unknown" })
+    )
     // After start-up, a dying server would only show as failing queries: say why, once.
     yield* Effect.promise(() => spawned.closed).pipe(
       Effect.flatMap(({ code, signal }) =>

@@ -15,7 +15,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
-import { ConfigError, ConfigProvider, Effect, Fiber, Layer } from "effect"
+import { ConfigError, ConfigProvider, Effect, Fiber, HashMap, Layer, Logger, LogLevel, Option } from "effect"
 import * as Database from "../../src/store/Database.js"
 import { backend, freshDatabase, serverUrl } from "./fresh.js"
 
@@ -233,6 +233,30 @@ describe.runIf(serverUrl !== undefined)("on the Postgres server of DATABASE_URL"
 })
 
 // -------------------------------------------------------------------------------------------------
+
+describe("the embedded PGlite's start", () => {
+  it.live("a new database loads the template of initdb's result an earlier start left in node_modules/.cache, rather than run initdb", () =>
+    Effect.gen(function*() {
+      const { version } = JSON.parse(fs.readFileSync(path.join(repoRoot, "node_modules/@electric-sql/pglite/package.json"), "utf8"))
+      expect(Database.embeddedTemplateFile).toBe(path.join(repoRoot, "node_modules", ".cache", "swarm", `pglite-${version}-initdb.tar`))
+      const starts: Array<unknown> = []
+      const capture = Logger.make(({ annotations, message }) => {
+        if ((Array.isArray(message) ? message : [message]).join(" ").includes("PGlite server is listening")) {
+          starts.push(Option.getOrUndefined(HashMap.get(annotations, "start")))
+        }
+      })
+      const open = using(Database.layerWith({ embedded: "memory" }), Effect.flatMap(SqlClient.SqlClient, (sql) => sql`select 1 as one`)).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, capture)),
+        Logger.withMinimumLogLevel(LogLevel.Debug)
+      )
+      // The first made the template if no start had (another test file's may have, at any time).
+      expect(yield* open).toEqual([{ one: 1 }])
+      expect(yield* open).toEqual([{ one: 1 }])
+      expect(starts).toHaveLength(2)
+      expect(["initdb", "template"]).toContain(starts[0])
+      expect(starts[1]).toBe("template")
+    }), slow)
+})
 
 describe("the embedded PGlite on a data directory", () => {
   // One directory for the whole file: initdb runs once, later opens take about a second.
