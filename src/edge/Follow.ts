@@ -73,7 +73,7 @@ export const defaults = {
 } as const
 
 /**
- * The live bursts of every stream a server sends (SSE and RPC): at most 2 ms of an event-loop turn
+ * The bursts of every stream of run events a server sends (SSE and RPC): at most 2 ms of an event-loop turn
  * between them, the rest in later turns. A paper run paced at 1,000 slices a second with 500 SSE
  * clients, each woken for every slice, was slowed to 25 slices a second — its clients keeping up
  * with it because it had slowed down. Bounded, the followers get what the runs leave, and one that
