@@ -141,6 +141,13 @@ export interface CoordinatorOptions {
    * under the halt settles it at its end (`downHalts`: `settled`; src/swarm/Backtest.ts).
    */
   readonly chainedHalts?: boolean
+  /**
+   * A decision the trading state alone rejected while `halted` (the officer says so: `standing`) is
+   * not sent again while its consensus stands and no `TradingStateChanged` is recorded since: it
+   * could only be rejected again (`RunStarted.stateRejections`). Off for runs recorded before, which
+   * sent it on every bar.
+   */
+  readonly standingRejections?: boolean
 }
 
 /** The root span of a traced cycle, and the attributes that index it (src/telemetry/SpanStore.ts). */
@@ -170,6 +177,13 @@ class Coordination {
    * reduced the intent): their rounds that change nothing send it the remainder to judge again.
    */
   readonly working = new Set<string>()
+  /**
+   * By symbol, its decision (`action`) or remainder (`action` undefined) the halted state alone
+   * rejected (`standingRejections`), and how many `TradingStateChanged` the log had recorded then.
+   * While the state has not changed since and the consensus stands, its rounds only repeat it, and
+   * are not sent again.
+   */
+  readonly standing = new Map<string, { readonly action: Action | undefined; readonly changes: number }>()
   /** While the risk officer does not answer: the trading state the run had before it was halted for that. */
   downFrom: TradingState | undefined = undefined
 
@@ -353,7 +367,23 @@ export const make = (options: CoordinatorOptions) => {
         input.roster = weighted
         // The action alone first: most rounds change nothing and need no record.
         const action = Consensus.actionOf(input, consensus)
-        const changes = action !== "hold" && action !== (state.targets.get(bar.symbol) ?? "flat")
+        let changes = action !== "hold" && action !== (state.targets.get(bar.symbol) ?? "flat")
+        // Whether a remainder the halted state rejected stands (its consensus stands too: not sent).
+        let remainderStands = false
+        const standing = state.standing.size > 0 ? state.standing.get(bar.symbol) : undefined
+        if (standing !== undefined) {
+          // The halted state's answer stands while no change of state is recorded since, for the
+          // same decision (or remainder, while the consensus stands): a round that only repeats it
+          // changes nothing. Else it is judged again, or a new consensus replaces it.
+          const stands = standing.changes === log.count("TradingStateChanged")
+          if (standing.action === undefined) {
+            if (stands && !changes) remainderStands = true
+            else state.standing.delete(bar.symbol)
+          } else if (action !== "hold") {
+            if (stands && changes && standing.action === action) changes = false
+            else state.standing.delete(bar.symbol)
+          }
+        }
         // A traced round needs the whole aggregation for its span: made once, for the span and the record.
         const decision = trace !== undefined || changes || everyRound ? Consensus.aggregate(input, consensus) : undefined
         if (trace !== undefined) traceAggregation(trace, input, decision!, action, changes)
@@ -365,7 +395,7 @@ export const make = (options: CoordinatorOptions) => {
           }
         }
         // A target still being worked whose consensus stands (the same action, or no quorum: hold).
-        if (!changes && state.working.size > 0 && state.working.has(bar.symbol)) {
+        if (!changes && !remainderStands && state.working.size > 0 && state.working.has(bar.symbol)) {
           ;(remainders ??= []).push({ round, symbol: bar.symbol, close: bar.close })
         }
         if (adaptive.enabled) score(state, bar.symbol, bar.close)
@@ -397,7 +427,20 @@ export const make = (options: CoordinatorOptions) => {
         trace.attribute("swarm.orders.rejected", judged.right.rejected)
         trace.attribute("swarm.approvals.pending", judged.right.pending)
       }
-      const { blocked: notJudged, refused, working } = judged.right
+      const { blocked: notJudged, refused, standing, working } = judged.right
+      if (options.standingRejections === true && (standing !== undefined || state.standing.size > 0)) {
+        // Counted now: what the officer's verdicts moved is recorded by the time it answers.
+        const stands = new Set(standing ?? [])
+        const changes = log.count("TradingStateChanged")
+        for (const remainder of remainders ?? []) {
+          if (stands.has(remainder.round)) state.standing.set(remainder.symbol, { action: undefined, changes })
+          else state.standing.delete(remainder.symbol)
+        }
+        for (const decision of changed) {
+          if (stands.has(decision.round)) state.standing.set(decision.symbol, { action: decision.action, changes })
+          else state.standing.delete(decision.symbol)
+        }
+      }
       // The officer says which of the symbols judged have a target left to work (none, in runs recorded before).
       if (working.length > 0 || state.working.size > 0) {
         const still = new Set(working)

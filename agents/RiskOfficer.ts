@@ -326,6 +326,7 @@ export const make = (options: RiskOptions) => {
     const orders: Array<Order> = []
     const blocked: Array<RoundId> = []
     const refused: Array<RoundId> = []
+    const standing: Array<RoundId> = []
     const reasons: Array<string> = []
     let rejected = 0
     const projected = new Projection(books.snapshot)
@@ -337,7 +338,7 @@ export const make = (options: RiskOptions) => {
       // (A symbol decided on has a bar, at whose open it filled: this is for safety, not the rule.)
       const earlier = waiting.get(target.symbol)
       if (earlier !== undefined) projected.apply(earlier.symbol, earlier.side === "buy" ? "sell" : "buy", earlier.quantity, earlier.price)
-      const quantity = judgeOne(officer, target, price, books, projected, now, trace, orders, blocked, refused, reasons)
+      const quantity = judgeOne(officer, target, price, books, projected, now, trace, orders, blocked, refused, standing, reasons)
       if (quantity < 0) rejected++
       else if (quantity === 0 && earlier !== undefined) projected.apply(earlier.symbol, earlier.side, earlier.quantity, earlier.price)
     }
@@ -357,7 +358,7 @@ export const make = (options: RiskOptions) => {
       one(decision, request.closes[i]!)
     }
     if (blocked.length > 0) log.emit("ExecutionBlocked", { ts: request.ts, rounds: blocked, reason: reasons.join("; ") })
-    return { orders, rejected, blocked, refused, working: stillWorking(officer, request) }
+    return { orders, rejected, blocked, refused, standing, working: stillWorking(officer, request) }
   }
 
   /**
@@ -377,6 +378,7 @@ export const make = (options: RiskOptions) => {
     orders: Array<Order>,
     blocked: Array<RoundId>,
     refused: Array<RoundId>,
+    standing: Array<RoundId>,
     reasons: Array<string>
   ): number => {
     if (decision.action === "hold") return 0
@@ -439,6 +441,8 @@ export const make = (options: RiskOptions) => {
         refusedIt = true
         // A decision's intent is offered again while its consensus stays; a remainder is worked on.
         if (work === undefined) refused.push(intent.round)
+        // Halted, nothing passes whatever the books: the same answer until the state changes.
+        if (verdict.state === "halted") standing.push(intent.round)
         countRejection(verdict)
         break
       case "needs_approval": {
@@ -519,9 +523,17 @@ export const make = (options: RiskOptions) => {
               const view = books.right
               checkBreakers(officer, { equity: view.snapshot.equity, peakEquity: view.peakEquity, dayStartEquity: view.dayStartEquity }, now, false)
             }
-            const { blocked, orders, refused, rejected, working } = judge(officer, message, books.right, now, context.trace)
+            const { blocked, orders, refused, rejected, standing, working } = judge(officer, message, books.right, now, context.trace)
             if (orders.length > 0) yield* options.desk().tell(placeOrders({ ts: message.ts, orders }))
-            yield* context.reply(message, { placed: orders.length, rejected, pending: officer.held.size, blocked, refused, working })
+            yield* context.reply(message, {
+              placed: orders.length,
+              rejected,
+              pending: officer.held.size,
+              blocked,
+              refused,
+              working,
+              ...(standing.length === 0 ? {} : { standing })
+            })
             return officer
           }
           case "ResolveApproval": {

@@ -93,6 +93,14 @@ export const RunStarted = event("RunStarted", {
    */
   downHalts: Schema.optional(Schema.Literal("chained", "settled")),
   /**
+   * `standing`: a decision the trading state alone rejected while `halted` is not judged again while
+   * the run stays halted (no `TradingStateChanged` since) and its consensus stands: its rounds record
+   * no new decision and no new verdict, and it is judged again on the symbol's next bar once the state
+   * changes (an operator lifts the halt). Absent — every run recorded before it — it was judged, and
+   * rejected, again on every bar, as those runs recorded: their replay and resume do so again.
+   */
+  stateRejections: Schema.optional(Schema.Literal("standing")),
+  /**
    * The language model the run's LLM agents use, when it has any: never silent about an offline
    * model standing in for Ollama.
    */

@@ -146,7 +146,12 @@ export class Judge extends Schema.TaggedRequest<Judge>()("Judge", {
     pending: Schema.Int,
     blocked: Schema.Array(RoundId),
     refused: Schema.Array(RoundId),
-    working: Schema.Array(RoundId)
+    working: Schema.Array(RoundId),
+    /**
+     * The decisions (of `refused`) and remainders the trading state alone rejected while `halted`:
+     * the same answer until the state changes (`RunStarted.stateRejections`). Absent: none.
+     */
+    standing: Schema.optional(Schema.Array(RoundId))
   }),
   payload: {
     ts: Timestamp,

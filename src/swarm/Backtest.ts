@@ -100,7 +100,8 @@ export interface Options {
    * officer's moves under the coordinator's halt recorded as they came); `breakers: "marks"` for one
    * recorded before same-close fills were checked (the breakers at the marks only); `downHalts:
    * "chained"` for one recorded before a run ending under the coordinator's halt settled it (ended
-   * halted, the officer's moves under it unrecorded). Absent: a new run, which behaves as runs do
+   * halted, the officer's moves under it unrecorded); no `stateRejections` for one recorded before a
+   * decision the halted state rejected stood (judged again on every bar). Absent: a new run, which behaves as runs do
    * now and says so.
    */
   readonly recordedStart?: {
@@ -110,6 +111,7 @@ export interface Options {
     readonly breakers?: BreakerChecks
     readonly analystProgress?: AnalystProgress
     readonly downHalts?: "chained" | "settled" | undefined
+    readonly stateRejections?: "standing" | undefined
   }
   /** The stored strategy and version the run records in `RunStarted`; default the strategy's name, version 1. */
   readonly strategyRef?: { readonly id: StrategyId; readonly version: number }
@@ -518,6 +520,8 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
     // New runs record the officer's moves under the coordinator's halt after it lifts, or at their
     // end if it never does (`settled`); a re-execution as its recording did.
     const downHalts = options.recordedStart === undefined ? "settled" as const : options.recordedStart.downHalts
+    // New runs send a decision the halted state rejected once, until the state or the consensus changes.
+    const stateRejections = options.recordedStart === undefined ? "standing" as const : options.recordedStart.stateRejections
     /**
      * A run ending under the coordinator's halt (`downHalts: "settled"`): the halt ends with it, and
      * the officer's moves under it are recorded, so that the run ends in the officer's state (RunLog.settleHalt).
@@ -562,6 +566,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         ...(breakers === undefined ? {} : { breakers }),
         ...(analystProgress === undefined ? {} : { analystProgress }),
         ...(downHalts === undefined ? {} : { downHalts }),
+        ...(stateRejections === undefined ? {} : { stateRejections }),
         ...(llm === undefined ? {} : { llm })
       })
       let equity: number = strategy.initialCash
@@ -587,6 +592,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           ...(breakers === undefined ? {} : { breakers }),
           ...(analystProgress === undefined ? {} : { analystProgress }),
           ...(downHalts === undefined ? {} : { chainedHalts: true }),
+          ...(stateRejections === undefined ? {} : { standingRejections: true }),
           // Watched live: equity and positions move with the market between fills (agents/Ledger.ts).
           ...(options.mode === "paper" ? { wholeBook: true } : {}),
           onMark: (_, e) => {

@@ -89,6 +89,11 @@ export interface RunOptions {
   readonly analystProgress?: AnalystProgress
   /** Record the risk officer's moves under the coordinator's halt after it lifts (`RunStarted.downHalts`; agents/Coordinator.ts `chainedHalts`). */
   readonly chainedHalts?: boolean
+  /**
+   * A decision the halted state alone rejected is not sent again until the state changes or the
+   * consensus does (`RunStarted.stateRejections`; agents/Coordinator.ts `standingRejections`).
+   */
+  readonly standingRejections?: boolean
 }
 
 /**
@@ -252,7 +257,8 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       stats,
       sampler: options.sampler,
       flatMeansNotLong,
-      chainedHalts: options.chainedHalts === true
+      chainedHalts: options.chainedHalts === true,
+      standingRejections: options.standingRejections === true
     })
     // A run recorded before analysts said what their progress is counted every bar they handled.
     const progressOf = <S>(spec: ActorSpec<RequestOpinions, S, never, "backpressure">) =>

@@ -73,10 +73,12 @@ const spawnCoordinator = (
     readonly events?: "decisions" | "rounds"
     readonly silentRisk?: (n: number) => boolean
     readonly working?: (judged: Judge) => ReadonlyArray<RoundId>
+    readonly refusing?: (judged: Judge) => { readonly refused: ReadonlyArray<RoundId>; readonly standing: ReadonlyArray<RoundId> }
     readonly flatMeansNotLong?: boolean
+    readonly standingRejections?: boolean
   } = {}
 ) => {
-  const risk = recordingRisk(options.silentRisk, options.working)
+  const risk = recordingRisk(options.silentRisk, options.working, options.refusing)
   const desk = recordingDesk()
   const riskRef = spine.inSystem(Actor.spawn(risk.spec, { name: "risk" }))
   const deskRef = spine.inSystem(Actor.spawn(desk.spec, { name: "desk" }))
@@ -92,7 +94,8 @@ const spawnCoordinator = (
       risk: wire(riskRef),
       desk: wire(deskRef),
       stats,
-      ...(options.flatMeansNotLong === undefined ? {} : { flatMeansNotLong: options.flatMeansNotLong })
+      ...(options.flatMeansNotLong === undefined ? {} : { flatMeansNotLong: options.flatMeansNotLong }),
+      ...(options.standingRejections === undefined ? {} : { standingRejections: options.standingRejections })
     }),
     { name: "coordinator" }
   ))
@@ -266,6 +269,76 @@ describe("the coordinator", () => {
       [["flat"], []]
     ])
   }))
+
+  describe("a decision the halted state alone rejected (standing)", () => {
+    const times = Array.from({ length: 9 }, (_, i) => at(0, 10 + i))
+    /** AAA: long, long, no quorum (hold), long, flat (its target), long, long, then long after a lift. */
+    const script: Script = (_symbol, ts) => {
+      const i = times.indexOf(ts as never)
+      return i === 2 ? ["long", 0.1] : i === 4 ? ["flat", 0.9] : ["long", 0.9]
+    }
+    const lift = (spine: Spine, ts: number) =>
+      spine.log.emit("TradingStateChanged", {
+        transition: { from: "halted", to: "active", cause: "operator", at: ts as never, reason: "the loss is acknowledged", actor: "alice" }
+      })
+    /** Halted until the lift before the 8th bar: every intent refused, for the state alone. */
+    const run = (spine: Spine, standingRejections: boolean) => {
+      const refusedBefore = times[7]!
+      const coordinator = spawnCoordinator(spine, [{ name: "a", spec: scripted("a", script) }], {
+        consensus: { minDecisionConfidence: 0.5 },
+        standingRejections,
+        refusing: (j) => {
+          const rounds = j.ts < refusedBefore ? j.decisions.map((d) => d.round) : []
+          return { refused: rounds, standing: rounds }
+        }
+      })
+      times.forEach((ts, i) => {
+        if (i === 7) lift(spine, ts - 1)
+        coordinator.feed(ts, { [AAA]: 100 + i })
+      })
+      coordinator.finish()
+      return coordinator
+    }
+
+    it("is not sent again while the state stands and the consensus does; a new consensus, or a lifted halt, sends it on the next bar", inSpine((spine) => {
+      const { judged, stats } = run(spine, true)
+      const sent = judged.map((j) => times.indexOf(j.ts))
+      // Bar 0 refused: bars 1 to 3 repeat it (a hold between keeps it); bar 4's flat is the target, so
+      // bar 5's long is a new consensus (refused again); bar 6 repeats it; the halt lifts before bar 7.
+      expect(sent).toEqual([0, 5, 7])
+      // The rounds that repeat it record nothing, and are no decisions.
+      expect(spine.ofTag("DecisionMade").map((e) => times.indexOf(e.decision.ts))).toEqual([0, 5, 7])
+      expect(stats.decisions).toBe(3)
+    }))
+
+    it("is sent on every bar that repeats it in a run recorded before (no standingRejections)", inSpine((spine) => {
+      const { judged } = run(spine, false)
+      expect(judged.map((j) => times.indexOf(j.ts))).toEqual([0, 1, 3, 5, 6, 7])
+    }))
+
+    it("a remainder the halted state rejected is not sent again until the state changes", inSpine((spine) => {
+      const { feed, finish, judged } = spawnCoordinator(spine, [{ name: "a", spec: scripted("a", always("long", 0.9)) }], {
+        standingRejections: true,
+        // The long is reduced (worked on); its remainders are refused for the state until the lift.
+        working: (j) => [...(j.remainders ?? []), ...j.decisions].map((x) => x.round),
+        refusing: (j) => {
+          const rounds = j.ts < times[4]! ? (j.remainders ?? []).map((r) => r.round) : []
+          return { refused: [], standing: rounds }
+        }
+      })
+      times.slice(0, 6).forEach((ts, i) => {
+        if (i === 4) lift(spine, ts - 1)
+        feed(ts, { [AAA]: 100 + i })
+      })
+      finish()
+      expect(judged.map((j) => [times.indexOf(j.ts), j.decisions.length, (j.remainders ?? []).length])).toEqual([
+        [0, 1, 0],
+        [1, 0, 1],
+        [4, 0, 1],
+        [5, 0, 1]
+      ])
+    }))
+  })
 
   it("with one analyst, decides that analyst's opinion: its action and its confidence", inSpine((spine) => {
     const script: Script = (_symbol, ts) => ts === t1 ? ["short", 0.7] : ts === t2 ? ["long", 0.55] : ["flat", 0.3]

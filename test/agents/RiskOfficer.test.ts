@@ -310,6 +310,28 @@ describe("the risk officer", () => {
     expect(desk.orders()).toHaveLength(1)
   }))
 
+  it("says which refusals the halted state alone made (standing): not a gate's, nor reducing's, whose answer moves with the books", inSpine((spine) => {
+    const { judge, market, operator } = spawnRisk(spine, { sizing: { value: 20, allowShort: true }, allowShort: false })
+    market(t1, { [AAA]: 100, [BBB]: 50 })
+    // A gate's refusal (no shorts): judged again as now.
+    expect(judge(t1, [[BBB, "short", 50]])).toEqual({ placed: 0, rejected: 1, pending: 0, blocked: [], refused: [`${BBB}@${t1}`], working: [] })
+    // Reducing: opening a position is refused, but whether an order reduces depends on the position held.
+    operator("reducing", "cautious")
+    market(t2, { [AAA]: 100, [BBB]: 50 })
+    const reducing = judge(t2, [[AAA, "long", 100]])
+    expect(reducing).toMatchObject({ rejected: 1, refused: [`${AAA}@${t2}`] })
+    expect(reducing).not.toHaveProperty("standing")
+    // Halted: nothing passes whatever the books, until the state changes.
+    operator("halted", "news pending")
+    const t3 = at(0, 17)
+    market(t3, { [AAA]: 100, [BBB]: 50 })
+    expect(judge(t3, [[AAA, "long", 100], [BBB, "short", 50]])).toMatchObject({
+      rejected: 2,
+      refused: [`${AAA}@${t3}`, `${BBB}@${t3}`],
+      standing: [`${AAA}@${t3}`, `${BBB}@${t3}`]
+    })
+  }))
+
   describe("with the breakers checked at every mark", () => {
     // The ledger's marks: equity 30 % below its peak (the hard limit is 25 %).
     const down: BooksView = { snapshot: books(70_000), open: [], dayStartEquity: units(70_000), peakEquity: units(CASH) }

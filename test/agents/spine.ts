@@ -204,7 +204,9 @@ export const recordingDesk = () => {
 export const recordingRisk = (
   silent: (n: number) => boolean = () => false,
   /** The rounds it says are still worked (a reduced intent's target not reached); default none. */
-  working: (judged: Judge) => ReadonlyArray<RoundId> = () => []
+  working: (judged: Judge) => ReadonlyArray<RoundId> = () => [],
+  /** The rounds it says it refused, and of them those the halted state alone refused (`standing`); default none. */
+  refusing: (judged: Judge) => { readonly refused: ReadonlyArray<RoundId>; readonly standing: ReadonlyArray<RoundId> } = () => ({ refused: [], standing: [] })
 ) => {
   const judged: Array<Judge> = []
   const spec = Actor.make({
@@ -215,7 +217,16 @@ export const recordingRisk = (
         if (message._tag !== "Judge") return Effect.void
         judged.push(message)
         if (silent(judged.length)) return Effect.sync(() => void ctx.replyLater(message))
-        return ctx.reply(message, { placed: message.decisions.length, rejected: 0, pending: 0, blocked: [], refused: [], working: working(message) })
+        const { refused, standing } = refusing(message)
+        return ctx.reply(message, {
+          placed: message.decisions.length - refused.length,
+          rejected: refused.length,
+          pending: 0,
+          blocked: [],
+          refused,
+          working: working(message),
+          ...(standing.length === 0 ? {} : { standing })
+        })
       })
   })
   return { spec, judged }

@@ -78,8 +78,9 @@ describe("the drawdown halt", () => {
     Effect.gen(function*() {
       const { events, result } = yield* falling()
       expect(ofTag(events, "RunStarted")[0]!.breakers).toBe("fills")
-      // One order (the buy); nothing decided between it and bar 18 (whose refused sale is offered again on every bar after).
-      expect(ofTag(events, "DecisionMade").map((e) => dayOf(e.decision.ts))).toEqual([0, FLAT_AT, FLAT_AT + 1, FLAT_AT + 2])
+      // One order (the buy); nothing decided between it and bar 18, whose sale the halt refuses: it
+      // stands while the run stays halted, and is not decided and judged again on the bars after.
+      expect(ofTag(events, "DecisionMade").map((e) => dayOf(e.decision.ts))).toEqual([0, FLAT_AT])
       expect(moves(events)).toEqual([[CROSSED, "active", "halted", "drawdown_halt"]])
       const changed = ofTag(events, "TradingStateChanged")[0]!
       expect(changed.transition).toEqual({
@@ -112,7 +113,7 @@ describe("the drawdown halt", () => {
       expect(now.result.checksum).not.toBe(before.result.checksum)
       // (The flags of the other behaviours new runs name, which the run before names none of, taken out too.)
       const strip = (lines: ReadonlyArray<string>) =>
-        lines.map((line) => line.replace(/,"(breakers|reducedIntents|flatScoring|lastRounds|analystProgress|downHalts)":"[a-z_]+"/g, ""))
+        lines.map((line) => line.replace(/,"(breakers|reducedIntents|flatScoring|lastRounds|analystProgress|downHalts|stateRejections)":"[a-z_]+"/g, ""))
       const firstChange = now.events.findIndex((e) => e._tag === "TradingStateChanged")
       expect(strip(now.lines.slice(0, firstChange))).toEqual(before.lines.slice(0, firstChange))
     }))
@@ -154,6 +155,60 @@ describe("the drawdown halt", () => {
         transition: null
       })
       expect((yield* run()).lines).toEqual(lines)
+    }))
+})
+
+describe("a decision the halt refused (RunStarted.stateRejections)", () => {
+  /**
+   * AAA falls as above (halted on bar 14) and stays at 47 to bar 199; BBB stays at 50. From bar 18
+   * AAA's script says flat for 40 bars, then long (its target, held) for 20, and so on (flat again
+   * from bars 78, 138 and 198); BBB's says
+   * flat to bar 19 (its target), long from bar 20 on.
+   */
+  const BARS = 200
+  const aaaSays = Array.from({ length: BARS }, (_, i): Direction => (i < FLAT_AT || (i - FLAT_AT) % 60 >= 40 ? "long" : "flat"))
+  const bbbSays = Array.from({ length: BARS }, (_, i): Direction => (i < 20 ? "flat" : "long"))
+  const halting = (options: Partial<Backtest.Options> = {}) =>
+    record({
+      strategy: strategyOf(["AAA", "BBB"]),
+      feed: feedOf(series("AAA", Array.from({ length: BARS }, (_, i) => FALLING[i] ?? 47)), series("BBB", Array.from({ length: BARS }, () => 50))),
+      registry: registryOf({ AAA: aaaSays, BBB: bbbSays }),
+      ...options
+    })
+  /** A recording made before it: every flag of its time but this one. */
+  const before: Partial<Backtest.Options> = {
+    recordedStart: { reducedIntents: "worked", flatScoring: "not_long", lastRounds: "closed", breakers: "fills", analystProgress: "past_warm_up", downHalts: "settled" }
+  }
+  const rejectedAt = (events: ReadonlyArray<RunEvent>) =>
+    ofTag(events, "VerdictGiven").filter((e) => e.verdict.outcome === "rejected").map((e) => `${e.verdict.intent.symbol}@${dayOf(e.verdict.intent.ts)}`)
+
+  it.effect("records one rejected verdict per symbol per consensus change while halted, not one per bar", () =>
+    Effect.gen(function*() {
+      const now = yield* halting()
+      expect(ofTag(now.events, "RunStarted")[0]!.stateRejections).toBe("standing")
+      expect(moves(now.events)).toEqual([[CROSSED, "active", "halted", "drawdown_halt"]])
+      // AAA's four turns to flat, BBB's one to long: each judged once, on the bar it came.
+      expect(rejectedAt(now.events)).toEqual(["AAA@18", "BBB@20", "AAA@78", "AAA@138", "AAA@198"])
+      expect(ofTag(now.events, "DecisionMade").map((e) => `${e.decision.symbol}@${dayOf(e.decision.ts)}`)).toEqual(["AAA@0", "AAA@18", "BBB@20", "AAA@78", "AAA@138", "AAA@198"])
+      expect(now.result.counts).toMatchObject({ decisions: 6, rejected: 5, orders: 1 })
+      expect(now.result.tradingState).toBe("halted")
+      // Deterministic, in a backtest and in a paper run.
+      expect((yield* halting()).lines).toEqual(now.lines)
+      const paper = yield* halting({ mode: "paper" })
+      expect((yield* halting({ mode: "paper" })).lines).toEqual(paper.lines)
+      expect(rejectedAt(paper.events)).toEqual(rejectedAt(now.events))
+
+      // Recorded before: every bar judged again, and rejected again — re-executed so, byte for byte.
+      const old = yield* halting(before)
+      expect(ofTag(old.events, "RunStarted")[0]!).not.toHaveProperty("stateRejections")
+      expect(rejectedAt(old.events)).toHaveLength(3 * 40 + 2 + (BARS - 20))
+      expect((yield* halting(before)).lines).toEqual(old.lines)
+      expect(now.result.counts.events * 4).toBeLessThan(old.result.counts.events)
+      // The same run to the first refusal, and the same books at the end.
+      const strip = (line: string) => line.replace(`,"stateRejections":"standing"`, "")
+      const refusal = now.events.findIndex((e) => e._tag === "VerdictGiven" && e.verdict.outcome === "rejected")
+      expect(now.lines.slice(0, refusal + 1).map(strip)).toEqual(old.lines.slice(0, refusal + 1))
+      expect(now.result.metrics).toEqual(old.result.metrics)
     }))
 })
 
@@ -275,7 +330,7 @@ describe("breakers and same-close fills", () => {
       // The two differ by the flag and the two changes alone.
       const strip = (lines: ReadonlyArray<string>) =>
         lines.filter((line) => !line.includes(`"_tag":"TradingStateChanged"`))
-          .map((line) => line.replace(`"breakers":"fills"`, `"breakers":"marks"`).replace(/"seq":\d+,/, ""))
+          .map((line) => line.replace(`"breakers":"fills"`, `"breakers":"marks"`).replace(`,"stateRejections":"standing"`, "").replace(/"seq":\d+,/, ""))
       expect(strip(now.lines.slice(0, -1))).toEqual(strip(before.lines.slice(0, -1)))
     }))
 
