@@ -20,6 +20,14 @@
  * judged again on the symbol's next bar, and goes through once what rejected it no longer does
  * (a position slot frees, a new day, a lifted halt). An operator's rejection (or expiry, or the
  * `reject` approval policy's) is an answer to the idea, and holds until the consensus changes.
+ * One the halted state alone rejected (the officer says so: `standing`) could only be rejected
+ * again while the run stays halted: it is not sent again while no `TradingStateChanged` is
+ * recorded since and the consensus stands (the same action, or hold) — those rounds record no
+ * decision and no verdict — and is judged on the symbol's next bar once the state changes (an
+ * operator lifts the halt) or the consensus does (back to the target, then the refused action
+ * again, is judged again). A remainder the halt rejected waits so too. `reducing` is not covered:
+ * whether an order reduces depends on the position held, which an answered approval or an order in
+ * flight moves. Runs recorded before it (`RunStarted.stateRejections` absent) judge it on every bar.
  *
  * An intent a rule or a gate reduced (a notional cap, the position cap) does set the target, and
  * what was cut off is worked, as a desk works an order: the risk officer says which symbols have a

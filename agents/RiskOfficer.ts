@@ -19,6 +19,10 @@
  * waits for an operator nothing more is ordered; the operator's rejection (or the `reject` policy's)
  * ends the work. A new decision for the symbol replaces it.
  *
+ * A rejection in the `halted` state is the state's alone (no rule or gate is evaluated) and the same
+ * whatever the books, until the state changes: the answer names those rounds (`standing`), and the
+ * coordinator does not send them again until then (`RunStarted.stateRejections`).
+ *
  * Approval: an intent above the strategy's thresholds needs a human. With no human (a backtest)
  * the strategy's policy decides: `approve` and `reject` are applied at once (and recorded as
  * such), `pause` holds the intent until `ResolveApproval` arrives — the backtest driver stops
