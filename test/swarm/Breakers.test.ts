@@ -11,8 +11,11 @@ import type { Bar } from "../../schemas/Market.js"
 import type { Direction } from "../../schemas/Opinion.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
+import { MarketUpdate, SetTradingState } from "../../schemas/TradingProtocol.js"
 import * as Feed from "../../src/market/Feed.js"
 import * as Backtest from "../../src/swarm/Backtest.js"
+import * as Run from "../../src/swarm/Run.js"
+import { inSpine } from "../agents/spine.js"
 import { ofTag, record, registryOf } from "./recorded.js"
 
 const DAY = 86_400_000
@@ -210,6 +213,42 @@ describe("a decision the halt refused (RunStarted.stateRejections)", () => {
       expect(now.lines.slice(0, refusal + 1).map(strip)).toEqual(old.lines.slice(0, refusal + 1))
       expect(now.result.metrics).toEqual(old.result.metrics)
     }))
+})
+
+describe("a decision the halt refused, and an operator who lifts the halt", () => {
+  // Runs have no operator's command for the trading state yet: the whole swarm (Run.start) on the
+  // agents' test world, fed bar by bar, the operator's SetTradingState sent to its risk officer.
+  it("is judged again on the symbol's next bar once the halt is lifted, and goes through", inSpine((spine) => {
+    const bars = series("AAA", [100, 100, 100, 100, 100, 100])
+    const swarm = spine.inSystem(Run.start({
+      run: spine.log.run,
+      strategy: strategyOf(["AAA"]),
+      log: spine.log,
+      events: "decisions",
+      registry: registryOf({ AAA: ["long"] }),
+      breakers: "fills",
+      standingRejections: true
+    }))
+    const feed = (i: number) => {
+      spine.world.advanceTo(bars[i]!.ts)
+      spine.send(swarm.coordinator.tell(new MarketUpdate({ ts: bars[i]!.ts, bars: [bars[i]!] })))
+      spine.world.advanceTo(bars[i]!.ts + DAY / 2)
+      spine.log.endSlice()
+    }
+    const operator = (to: "active" | "halted", reason: string) =>
+      spine.inSystem(swarm.risk.ask(new SetTradingState({ to, actor: "alice", reason })))
+    spine.world.advanceTo(START)
+    operator("halted", "news pending")
+    for (const i of [0, 1, 2]) feed(i)
+    const verdicts = () => spine.ofTag("VerdictGiven").map((e) => [dayOf(e.verdict.intent.ts), e.verdict.outcome])
+    // Refused on bar 0; bars 1 and 2 repeat it while the halt stands.
+    expect(verdicts()).toEqual([[0, "rejected"]])
+    operator("active", "news out")
+    for (const i of [3, 4]) feed(i)
+    // Judged again on the next bar after the lift, approved; then it is the target.
+    expect(verdicts()).toEqual([[0, "rejected"], [3, "approved"]])
+    expect(spine.ofTag("DecisionMade").map((e) => dayOf(e.decision.ts))).toEqual([0, 3])
+  }, START))
 })
 
 describe("the daily loss breaker", () => {
