@@ -51,6 +51,11 @@ const TICK_SLICES = Number(process.env.EDGE_SLICES ?? 20_000)
 const WARMUP_SLICES = 3_000
 const SSE_SUBSCRIBERS = Number(process.env.EDGE_SUBSCRIBERS ?? 500)
 const PROBE = process.env.EDGE_PROBE === "1"
+/**
+ * `EDGE_SSE_RECONNECT=1`: a subscriber disconnected with `overflow` comes back as an EventSource
+ * does (after 1 s, with Last-Event-ID), so that the subscribers stay attached for the whole run.
+ */
+const SSE_RECONNECT = process.env.EDGE_SSE_RECONNECT === "1"
 
 const MACHINE = machine()
 const figure = (metric: string, value: number, unit: string, workload: string) =>
@@ -218,7 +223,7 @@ const paperRun = (base: string, owner: { id: string; key: string }, slices: numb
 
     const attach = Effect.gen(function*() {
       if (subscribers === 0) return
-      const c = yield* Scope.extend(clientsScoped(["sse", base, owner.key, runId!, String(subscribers)]), scope)
+      const c = yield* Scope.extend(clientsScoped(["sse", base, owner.key, runId!, String(subscribers), ...(SSE_RECONNECT ? ["reconnect"] : [])]), scope)
       clients = c
       const ready = yield* Effect.promise(() => c.next())
       progress(`  ${subscribers} subscribers attached: ${JSON.stringify(ready)}`)
@@ -310,7 +315,9 @@ const tickFigures = (base: string, owner: { id: string; key: string }) =>
     figure("tick_to_order_p99_us", p(0.99, none), "us", `${workload}; no subscribers; ${describeTicks(none)} (target <= 250)`)
     figure("tick_to_order_p999_us", p(0.999, none), "us", `${workload}; no subscribers; ${describeTicks(none)}`)
     const sseWorkload = `${workload}; ${SSE_SUBSCRIBERS} SSE subscribers of the run (GET /v1/runs/:id/events, each its own ` +
-      `connection, in another process, reading every byte) attached before the first slice; ${describeTicks(sse)}; ` +
+      `connection, in another process, reading every byte) attached before the first slice` +
+      (SSE_RECONNECT ? `, each coming back after an overflow as an EventSource does (1 s, Last-Event-ID)` : `, not coming back after an overflow`) +
+      `; ${describeTicks(sse)}; ` +
       `the subscribers: ${JSON.stringify(sse.sse)}`
     figure("tick_to_order_p50_us_sse", p(0.5, sse), "us", sseWorkload)
     figure("tick_to_order_p99_us_sse", p(0.99, sse), "us", sseWorkload)

@@ -4,8 +4,10 @@
  * `node:http`, no Effect, so that the client side costs as little as it can.
  *
  *   rpc <base> <seconds> <json requests>   every client loops over its requests; prints one JSON summary
- *   sse <base> <key> <run> <subscribers>   opens the subscribers, prints {"ready":…} once each has
- *                                          event 1, then {"done":…} when every stream has ended
+ *   sse <base> <key> <run> <subscribers> [reconnect]
+ *                                          opens the subscribers, prints {"ready":…} once each has
+ *                                          event 1, then {"done":…} when every stream has ended;
+ *                                          with `reconnect`, one told `overflow` comes back (EventSource)
  *
  * Requests for `rpc`: `{ clients: [{ key, calls: [{ tag, payload }] }], pauseMs }`.
  */
@@ -102,68 +104,93 @@ const ID = Buffer.from("\nid: ")
 const END = Buffer.from("event: end\n")
 const OVERFLOW = Buffer.from("event: overflow\n")
 
-const sse = async (base: string, key: string, run: string, subscribers: number) => {
+/**
+ * With `reconnect`, a subscriber told `overflow` comes back as an EventSource does: after the
+ * stream's `retry:` (1 s), with `Last-Event-ID`, reading its gap from the database, until `end`.
+ */
+const sse = async (base: string, key: string, run: string, subscribers: number, reconnect: boolean) => {
   const url = new URL(`/v1/runs/${encodeURIComponent(run)}/events`, base)
   let ready = 0
   let done = 0
   let overflows = 0
+  let reconnects = 0
   let events = 0
   let bytes = 0
   const lastIds: Array<number> = []
   const finished = new Promise<void>((resolveAll) => {
     for (let s = 0; s < subscribers; s++) {
       let seenFirst = false
-      let tail = Buffer.alloc(0)
       let last = 0
-      const request = Http.get(url, { agent: false, headers: { authorization: `Bearer ${key}` } }, (response) => {
-        if (response.statusCode !== 200) {
-          process.stderr.write(`subscriber ${s}: status ${response.statusCode}\n`)
+      const connect = () => {
+        let tail = Buffer.alloc(0)
+        let overflowed = false
+        const headers: Record<string, string> = { authorization: `Bearer ${key}` }
+        if (last > 0) headers["last-event-id"] = String(last)
+        const request = Http.get(url, { agent: false, headers }, (response) => {
+          if (response.statusCode === 204) {
+            response.resume()
+            lastIds[s] = last
+            if (++done === subscribers) resolveAll()
+            return
+          }
+          if (response.statusCode !== 200) {
+            process.stderr.write(`subscriber ${s}: status ${response.statusCode}\n`)
+            process.exit(1)
+          }
+          response.on("data", (chunk: Buffer) => {
+            bytes += chunk.length
+            // Only the frames' ids are looked at (a byte search, no decoding): what a reader needs to resume.
+            const buffer = tail.length === 0 ? chunk : Buffer.concat([tail, chunk])
+            let at = 0
+            let lastFrame = -1
+            for (;;) {
+              const i = buffer.indexOf(ID, at)
+              if (i < 0) break
+              const nl = buffer.indexOf(10, i + ID.length)
+              if (nl < 0) break
+              last = Number(buffer.toString("latin1", i + ID.length, nl))
+              events++
+              lastFrame = nl
+              at = nl
+            }
+            if (buffer.indexOf(OVERFLOW) >= 0) {
+              overflows++
+              overflowed = true
+            }
+            if (buffer.indexOf(END) >= 0 || buffer.indexOf(OVERFLOW) >= 0) lastIds[s] = last
+            tail = Buffer.from(buffer.subarray(lastFrame < 0 ? Math.max(0, buffer.length - 64) : lastFrame))
+            if (!seenFirst && last >= 1) {
+              seenFirst = true
+              if (++ready === subscribers) out({ ready })
+            }
+          })
+          response.on("end", () => {
+            if (overflowed && reconnect) {
+              reconnects++
+              setTimeout(connect, 1_000)
+              return
+            }
+            lastIds[s] ??= last
+            if (++done === subscribers) resolveAll()
+          })
+        })
+        request.on("error", (error) => {
+          process.stderr.write(`subscriber ${s}: ${error.message}\n`)
           process.exit(1)
-        }
-        response.on("data", (chunk: Buffer) => {
-          bytes += chunk.length
-          // Only the frames' ids are looked at (a byte search, no decoding): what a reader needs to resume.
-          const buffer = tail.length === 0 ? chunk : Buffer.concat([tail, chunk])
-          let at = 0
-          let lastFrame = -1
-          for (;;) {
-            const i = buffer.indexOf(ID, at)
-            if (i < 0) break
-            const nl = buffer.indexOf(10, i + ID.length)
-            if (nl < 0) break
-            last = Number(buffer.toString("latin1", i + ID.length, nl))
-            events++
-            lastFrame = nl
-            at = nl
-          }
-          if (buffer.indexOf(OVERFLOW) >= 0) overflows++
-          if (buffer.indexOf(END) >= 0 || buffer.indexOf(OVERFLOW) >= 0) lastIds[s] = last
-          tail = Buffer.from(buffer.subarray(lastFrame < 0 ? Math.max(0, buffer.length - 64) : lastFrame))
-          if (!seenFirst && last >= 1) {
-            seenFirst = true
-            if (++ready === subscribers) out({ ready })
-          }
         })
-        response.on("end", () => {
-          lastIds[s] ??= last
-          if (++done === subscribers) resolveAll()
-        })
-      })
-      request.on("error", (error) => {
-        process.stderr.write(`subscriber ${s}: ${error.message}\n`)
-        process.exit(1)
-      })
+      }
+      connect()
     }
   })
   await finished
   const sorted = Float64Array.from(lastIds).sort()
-  out({ done, events, bytes, overflows, lastIdMin: sorted[0], lastIdMax: sorted.at(-1) })
+  out({ done, events, bytes, overflows, reconnects, lastIdMin: sorted[0], lastIdMax: sorted.at(-1) })
 }
 
 if (mode === "rpc") {
   await rpc(args[0]!, Number(args[1]), JSON.parse(args[2]!) as RpcPlan)
 } else if (mode === "sse") {
-  await sse(args[0]!, args[1]!, args[2]!, Number(args[3]))
+  await sse(args[0]!, args[1]!, args[2]!, Number(args[3]), args[4] === "reconnect")
 } else {
   process.stderr.write(`usage: edgeClients.ts rpc|sse …\n`)
   process.exit(2)
