@@ -1,6 +1,6 @@
 /**
  * The progress bars drawn on a terminal's stderr: a backtest's (bars replayed, of the feed's total
- * when known, the virtual date reached and the equity) and a replay's (events compared, of the
+ * when known, the virtual date reached, the equity and the rate) and a replay's (events compared, of the
  * recording's total, the bars and date reached, and the rate). A run is CPU work that yields to the
  * event loop only every few hundred slices, so a bar is drawn from the run's own progress calls, not
  * left to cli-progress's timer (which could fire too rarely to show anything).
@@ -68,22 +68,48 @@ const draw = (
     ({ bar }) => Effect.sync(() => bar.stop())
   ).pipe(Effect.map(({ value }) => value))
 
-/** A backtest's bar: bars replayed of the feed's `total`, the date reached, the equity. */
+/** A backtest's bar: bars replayed of the feed's `total`, the date reached, the equity, bars a second. */
 export const start = (stream: NodeJS.WriteStream, total: number | undefined): Effect.Effect<Bar, never, Scope.Scope> =>
   Effect.map(
     draw(stream, total, {
-      known: "{bar} {percentage}% | {value}/{total} bars | {date} | equity {equity}",
-      unknown: "{value} bars | {date} | equity {equity}"
-    }, { date: "…", equity: "…" }),
-    ({ aside, done, set }) => ({
-      update: (progress: Backtest.Progress) => set(progress.bars, { date: time(progress.ts), equity: money(progress.equity as Money) }),
-      aside,
-      done
-    })
+      known: "{bar} {percentage}% | {bars} bars | {date} | equity {equity} | {rate}",
+      unknown: "{bars} bars | {date} | equity {equity} | {rate}"
+    }, { bars: of(0, total), date: "…", equity: "…", rate: "… bars/s" }),
+    ({ aside, done, set }) => {
+      const rate = recentRate("bars/s")
+      return {
+        update: (progress: Backtest.Progress) =>
+          set(progress.bars, {
+            bars: of(progress.bars, total),
+            date: time(progress.ts),
+            equity: money(progress.equity as Money),
+            rate: rate(progress.bars)
+          }),
+        aside,
+        done
+      }
+    }
   )
 
-/** How many of a replay's progress calls its rate is measured over: recent enough to follow a run that slows down. */
+/** How many progress calls a rate is measured over: recent enough to follow a run that slows down. */
 const RATE_SAMPLES = 10
+
+/**
+ * The rate of a count over its last `RATE_SAMPLES` progress calls (wall-clock), as `1,234 <unit>`.
+ * Not from the bar's start, which a replay spends reading and checking the recording before it
+ * executes a bar.
+ */
+const recentRate = (unit: string): (value: number) => string => {
+  const samples: Array<readonly [number, number]> = []
+  return (value) => {
+    const now = Date.now()
+    samples.push([now, value])
+    if (samples.length > RATE_SAMPLES) samples.shift()
+    const [since, from] = samples[0]!
+    const seconds = (now - since) / 1_000
+    return seconds > 0 ? `${count(Math.round((value - from) / seconds))} ${unit}` : `… ${unit}`
+  }
+}
 
 /**
  * A replay's bar: events re-executed (and compared) of the recording's `events`, the bars replayed
@@ -105,23 +131,15 @@ export const replay = (
       rate: "… events/s"
     }),
     ({ aside, done, set }) => {
-      // (wall-clock ms, events) of the last calls: the rate is over them. Not from the bar's start,
-      // which the replay spends reading and checking the recording before it executes a bar.
-      const samples: Array<readonly [number, number]> = []
+      const rate = recentRate("events/s")
       return {
-        update: (progress: Backtest.Progress) => {
-          const now = Date.now()
-          samples.push([now, progress.events])
-          if (samples.length > RATE_SAMPLES) samples.shift()
-          const [since, from] = samples[0]!
-          const seconds = (now - since) / 1_000
+        update: (progress: Backtest.Progress) =>
           set(progress.events, {
             events: of(progress.events, totals.events),
             bars: of(progress.bars, totals.bars),
             date: time(progress.ts),
-            rate: seconds > 0 ? `${count(Math.round((progress.events - from) / seconds))} events/s` : "… events/s"
-          })
-        },
+            rate: rate(progress.events)
+          }),
         aside,
         done
       }

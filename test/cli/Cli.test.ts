@@ -765,12 +765,13 @@ describe("swarm backtest: a run", () => {
       expect(r.stdout).toContain("250,000.00 → ") // money formatted from micros
     }))
 
-  it.live("on a terminal, a progress bar on stderr (bars, date, equity), taken down before the report; none with --json", () =>
+  it.live("on a terminal, a progress bar on stderr (bars, date, equity, rate), taken down before the report; none with --json", () =>
     Effect.gen(function*() {
       const terminal = fakeTerminal()
       const r = yield* swarm(["backtest", "--data", data, "--strategy", sma], { terminal: terminal.stream })
       expect(r.code).toBe(0)
-      expect(terminal.drawn()).toContain("1500/1500 bars | 2023-12-01 | equity ")
+      expect(terminal.drawn()).toContain("1,500/1,500 bars | 2023-12-01 | equity ")
+      expect(terminal.drawn()).toMatch(/\| equity [^|]+ \| [\d,]+ bars\/s/)
       expect(terminal.drawn()).toContain("\u001b[?25h") // the cursor is shown again
       const quiet = fakeTerminal()
       const json = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json"], { terminal: quiet.stream })
