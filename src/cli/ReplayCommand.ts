@@ -18,6 +18,7 @@ import { json, toJson } from "./Flags.js"
 import type { Io } from "./Io.js"
 import * as Progress from "./Progress.js"
 import * as RunRef from "./RunRef.js"
+import { count } from "./Summary.js"
 import * as Wiring from "./Wiring.js"
 
 /** A divergence as a few lines, values in full (the error line cuts them short). */
@@ -39,10 +40,10 @@ export const describeDivergence = (error: StoredRun.RunDiverged): string =>
  * What a replay that reproduced says: how far the run was recorded, and how it ended, if it did. An
  * unfinished paper run is a server's to go on with (`swarm resume` leaves it), a backtest the command's.
  */
-const okLine = (replayed: StoredRun.Replayed, mode: string): string => {
-  const counted = `${replayed.events} events, checksum ${replayed.checksum}`
+export const okLine = (replayed: StoredRun.Replayed, mode: string): string => {
+  const counted = `${count(replayed.events)} events, checksum ${replayed.checksum}`
   if (replayed.failure !== undefined) return `OK: run ${replayed.run} reproduced, including its failure (${replayed.failure}): ${counted}\n`
-  const recorded = `OK: run ${replayed.run} reproduced the ${replayed.events} events recorded, checksum ${replayed.checksum}`
+  const recorded = `OK: run ${replayed.run} reproduced the ${count(replayed.events)} events recorded, checksum ${replayed.checksum}`
   switch (replayed.status) {
     case "stopped":
       return `${recorded}: it was stopped there\n`

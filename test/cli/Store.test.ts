@@ -451,7 +451,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       const { document } = yield* backtest(smaNamed("Replayed"))
       const ok = yield* swarm(["replay", "Replayed#1"], { store: yield* store })
       expect(ok.code, ok.stderr).toBe(0)
-      expect(ok.stdout).toBe(`OK: run ${document.run} reproduced: ${document.counts.events} events, checksum ${document.checksum}\n`)
+      expect(ok.stdout).toBe(`OK: run ${document.run} reproduced: ${document.counts.events.toLocaleString("en-US")} events, checksum ${document.checksum}\n`)
       const okJson = yield* swarm(["replay", "Replayed#1", "--json"], { store: yield* store })
       expect(okJson.code, okJson.stderr).toBe(0)
       expect(Schema.decodeUnknownSync(ReplayJson)(JSON.parse(okJson.stdout))).toEqual({
@@ -551,7 +551,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
 
       const ok = yield* swarm(["replay", "Held#1"], { store: yield* store })
       expect(ok.code, ok.stderr).toBe(0)
-      expect(ok.stdout).toMatch(new RegExp(`^OK: run ${run!.id} reproduced, including its failure \\(risk\\.approval\\.policy: .*\\): ${events} events, checksum [0-9a-f]{64}\n$`))
+      expect(ok.stdout).toMatch(new RegExp(`^OK: run ${run!.id} reproduced, including its failure \\(risk\\.approval\\.policy: .*\\): ${events.toLocaleString("en-US")} events, checksum [0-9a-f]{64}\n$`))
       expect(ok.stdout).toContain(run!.failure)
       const okJson = yield* swarm(["replay", "Held#1", "--json"], { store: yield* store })
       expect(Schema.decodeUnknownSync(ReplayJson)(JSON.parse(okJson.stdout))).toMatchObject({ ok: true, run: run!.id, events, failure: run!.failure })
