@@ -185,15 +185,6 @@ interface PoolOptions {
   readonly maxConnections: number
   /** Keep idle connections open (the embedded single connection). */
   readonly keepIdle?: boolean
-  /**
-   * Whether an interrupted query is cancelled on the server (@effect/sql-pg asks
-   * `pg_cancel_backend` over another connection of the pool). Not on the embedded database: its
-   * one connection is the interrupted query's, so the cancel waited for it — inside a transaction,
-   * until the cancel's own 5 s timeout, with every other caller of the database waiting too (a
-   * client going away mid-write stalled the server). Without it, the query runs to its end and the
-   * transaction's rollback follows it on the connection.
-   */
-  readonly cancelQueries?: boolean
 }
 
 /**
@@ -241,8 +232,17 @@ const client = (options: PoolOptions, backend: Backend, info: Info): Layer.Layer
       })
       // An idle client's error (the server went away) is reported to the query that next uses it.
       pool.on("error", () => undefined)
-      // @effect/sql-pg cancels a query only on a client with a backend process id (PgClient's `makeCancel`).
-      if (options.cancelQueries === false) pool.on("connect", (connected) => void ((connected as { processID?: number }).processID = undefined))
+      // An interrupted query (its caller gone, a timeout, a race lost) is not cancelled on the
+      // server: it runs to its end, and a transaction's rollback follows it on the connection.
+      // @effect/sql-pg cancels with `pg_cancel_backend(pid)` over another connection of the pool,
+      // and does so only on a client with a backend process id (PgClient's `makeCancel`), hence
+      // the id's removal. That cancel hits whatever the backend runs when it lands: the
+      // interrupted query may have ended meanwhile and its connection gone to the next caller —
+      // a run's recorder, whose batch then failed ("canceling statement due to user request") and
+      // the run with it, because a client had gone away from a `runs.start`. On the embedded
+      // database, its one connection being the interrupted query's, the cancel also waited for it
+      // — inside a transaction until the cancel's own 5 s timeout, every other caller waiting too.
+      pool.on("connect", (connected) => void ((connected as { processID?: number }).processID = undefined))
       return pool
     }),
     (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(Duration.seconds(5)))
@@ -370,8 +370,7 @@ const embedded = (dataDir: string | "memory"): Layer.Layer<Database, DatabaseUna
         maxConnections: 1,
         // Keep the single connection open: every reconnect is a new startup handshake against the
         // same PGlite session, for nothing.
-        keepIdle: true,
-        cancelQueries: false
+        keepIdle: true
       },
       backend,
       info

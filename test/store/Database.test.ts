@@ -15,8 +15,10 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
-import { ConfigError, ConfigProvider, Effect, Fiber, HashMap, Layer, Logger, LogLevel, Option } from "effect"
+import { ConfigError, ConfigProvider, Context, Effect, Either, Fiber, HashMap, Layer, Logger, LogLevel, Option } from "effect"
+import Pg from "pg"
 import * as Database from "../../src/store/Database.js"
+import { PgPool } from "../../src/store/Pool.js"
 import { backend, freshDatabase, serverUrl } from "./fresh.js"
 
 /** Tests that start a PGlite (initdb of a fresh directory takes 5–12 s). */
@@ -230,6 +232,51 @@ describe.runIf(serverUrl !== undefined)("on the Postgres server of DATABASE_URL"
         expect(info.description).toBe(`database: Postgres at ${Database.maskUrl(serverUrl!)} (DATABASE_URL)`)
       })
     ))
+
+  it.live("a query whose caller goes away as it ends cancels no other caller's statement on its connection", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // Two connections: one held by `holder`, one by `gone` and then by `next`. Who waits on what
+      // is seen in the server (`pg_locks`) and in the pool: no timing.
+      const url = yield* Database.temporary(serverUrl!)
+      const context = yield* Layer.build(Database.layerWith({ url, maxConnections: 2 }))
+      const sql = Context.get(context, SqlClient.SqlClient)
+      const { pool } = Context.get(context, PgPool)
+      // Advisory locks another session of the database holds: a statement waiting on one runs until it is let go.
+      const admin = new Pg.Client({ connectionString: url })
+      yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.end()))
+      const [holderLock, goneLock, nextLock] = [7001, 7002, 7003]
+      yield* Effect.promise(() => admin.query(`select pg_advisory_lock(${holderLock}), pg_advisory_lock(${goneLock}), pg_advisory_lock(${nextLock})`))
+      const letGo = (key: number) => Effect.promise(() => admin.query(`select pg_advisory_unlock(${key})`))
+      const waitingOn = (key: number) =>
+        Effect.promise(() => admin.query(`select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = ${key} and not granted
+          and database = (select oid from pg_database where datname = current_database())`))
+          .pipe(Effect.map((result) => result.rows[0].n as number))
+      const until = (condition: Effect.Effect<boolean>) =>
+        Effect.gen(function*() {
+          while (!(yield* condition)) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
+        })
+      const waitFor = (key: number) => sql`select 1 as n from (select pg_advisory_xact_lock(${key}::bigint)) as waited`
+      const holder = yield* Effect.fork(waitFor(holderLock))
+      const gone = yield* Effect.fork(waitFor(goneLock))
+      yield* until(Effect.map(Effect.zip(waitingOn(holderLock), waitingOn(goneLock)), ([a, b]) => a === 1 && b === 1))
+      // The next caller waits for a connection: it gets `gone`'s once that one's query has ended.
+      const next = yield* Effect.fork(waitFor(nextLock))
+      yield* until(Effect.sync(() => pool.waitingCount === 1))
+      // `gone`'s caller goes away (a client aborting its request); its statement ends just after,
+      // and `next` runs on that connection.
+      const interrupting = yield* Effect.fork(Fiber.interrupt(gone))
+      yield* letGo(goneLock)
+      yield* until(Effect.map(waitingOn(nextLock), (n) => n === 1))
+      // A connection comes free: a cancel of `gone`'s statement, waiting for one, went out now.
+      yield* letGo(holderLock)
+      yield* Fiber.join(holder)
+      yield* Fiber.join(interrupting)
+      yield* letGo(nextLock)
+      // Before, the cancel ended `next`'s statement ("canceling statement due to user request"):
+      // whatever used the connection next — a run's recording — failed for another caller's going.
+      const answered = yield* Effect.either(Fiber.join(next))
+      expect(Either.isRight(answered) ? answered.right : String(answered.left.cause)).toEqual([{ n: 1 }])
+    })), { timeout: 60_000 })
 })
 
 // -------------------------------------------------------------------------------------------------
