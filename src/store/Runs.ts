@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto"
 import { SqlClient, type Statement } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Duration, Effect, Option, Runtime, Schema, type Scope } from "effect"
+import { Duration, Effect, Option, Runtime, Schema, type Scope } from "effect"
 import type * as Pg from "pg"
 import type { RunId, StrategyId } from "../../schemas/Ids.js"
 import { MoneyAmount } from "../../schemas/Execution.js"
@@ -976,9 +976,11 @@ export const checkLease = (lease: Lease | undefined): Effect.Effect<void, LeaseN
  * killer ended the session): its lock goes with it. Its `error` then reached no listener and
  * took the whole process down, every run and stream of the server with it. Now the lease is taken
  * again on a new connection, at once and then every `RELEASE_RETRY` while the database is away,
- * for `LEASE_GRACE` at most. Should another process have taken it meanwhile (a server taking over
- * a run it saw free), or should it not be had again in time (another server may take the run over
- * from then on), the lease is lost: that is logged as an error naming the run, and `onLost` is
+ * for `LEASE_GRACE` at most — kept by the clock: at its end the lease is given up whatever an
+ * attempt is doing (one may hang for the connect timeout). Should another process have taken it
+ * meanwhile (a server taking over a run it saw free), or should it not be had again in time
+ * (another server may take the run over from then on), the lease is lost: that is logged as an
+ * error naming the run, and `onLost` is
  * called — the run must stop here at once (fail closed), writing nothing more; the other process
  * goes on with it from what was committed. Meanwhile the run's writes check the lease
  * (`checkLease`): none lands while it is not held, so two processes never both write one run.
@@ -1000,8 +1002,10 @@ export const lease = (run: RunId, onLost?: () => void): Effect.Effect<Lease | un
     let released = false
     /** Why the lease is lost for good, once it is. */
     let lostBecause: string | undefined
-    /** When its connection closed (the clock's millis), while it is being taken again. */
-    let closedAt = 0
+    /** How many times its connection closed: each time's deadline is its own. */
+    let outages = 0
+    /** Why the last attempt to take it again failed, in the time since its connection closed. */
+    let lastFailure: string | undefined
     // The pool lends the same connections again: a listener left on one would pile up with every
     // run (each holding its run's runtime) and answer errors of connections it no longer holds.
     const listeners = new Map<Pg.PoolClient, (error: Error) => void>()
@@ -1030,40 +1034,58 @@ export const lease = (run: RunId, onLost?: () => void): Effect.Effect<Lease | un
       return client
     })
     const runtime = yield* Effect.runtime<never>()
+    /** Once: the lease is lost for good, and the run is told (`onLost`). Not for a lease released meanwhile. */
     const giveUp = (why: string) =>
-      Effect.zipRight(
-        Effect.logError(`run ${run} lost its lease (its database connection closed) and ${why}: it stops here, writing nothing more`),
-        Effect.sync(() => {
-          lostBecause = why
-          onLost?.()
+      Effect.suspend(() => {
+        if (lostBecause !== undefined || released) return Effect.void
+        lostBecause = why
+        return Effect.zipRight(
+          Effect.logError(`run ${run} lost its lease (its database connection closed) and ${why}: it stops here, writing nothing more`),
+          Effect.sync(() => onLost?.())
+        )
+      })
+    /** Attempts to take the lease again, every `RELEASE_RETRY`, until one has it or the lease is given up (or released). */
+    const retake: Effect.Effect<void> = Effect.suspend(() =>
+      released || lostBecause !== undefined ? Effect.void : take.pipe(
+        Effect.flatMap((client) =>
+          Effect.sync(() => {
+            // Given up while this attempt was on its way (or released): the lock it took is nobody's,
+            // and closing its connection lets it go — not the pool's to lend on, lock and all.
+            if (released || lostBecause !== undefined) giveBack(client, true)
+            else held = client
+          })),
+        Effect.catchAll((error) => {
+          if (error._tag === "RunLeased") return giveUp("another process has taken it since")
+          lastFailure = error.reason
+          return Effect.delay(retake, RELEASE_RETRY)
         })
-      )
-    const retake: Effect.Effect<void> = take.pipe(
-      Effect.flatMap((client) =>
-        Effect.sync(() => {
-          if (released) giveBack(client)
-          else held = client
-        })),
-      Effect.catchAll((error) =>
-        error._tag === "RunLeased"
-          ? giveUp("another process has taken it since")
-          : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-            now - closedAt >= Duration.toMillis(LEASE_GRACE)
-              ? giveUp(`it could not be taken again within ${Duration.format(LEASE_GRACE)} (${error.reason}), so another process may take the run over`)
-              : Effect.delay(retake, RELEASE_RETRY))
       )
     )
     const lost = (client: Pg.PoolClient) => {
       if (held !== client) return
       held = undefined
       giveBack(client, true)
-      if (!released) {
-        Runtime.runFork(runtime)(Effect.gen(function*() {
-          closedAt = yield* Clock.currentTimeMillis
-          yield* Effect.logWarning(`run ${run}: the database closed its lease's connection; taking it again`)
-          yield* retake
-        }))
-      }
+      if (released || lostBecause !== undefined) return
+      const outage = ++outages
+      lastFailure = undefined
+      // The grace is kept by the clock, not by the attempts: given up at its end whatever an
+      // attempt is doing. Decided after an attempt failed, as before, an attempt that took long (a
+      // server too busy to answer, a network cut: a connection waits for its connect timeout, 10 s)
+      // put the give-up off past the grace — and past the moment another server may take the run over.
+      const deadline = Effect.delay(
+        Effect.suspend(() =>
+          outage === outages && held === undefined
+            ? giveUp(
+              `it could not be taken again within ${Duration.format(LEASE_GRACE)} (${lastFailure ?? "the database did not answer"}), so another process may take the run over`
+            )
+            : Effect.void
+        ),
+        LEASE_GRACE
+      )
+      Runtime.runFork(runtime)(Effect.zipRight(
+        Effect.logWarning(`run ${run}: the database closed its lease's connection; taking it again`),
+        Effect.all([deadline, retake], { concurrency: "unbounded", discard: true })
+      ))
     }
     yield* Effect.acquireRelease(
       Effect.map(take, (client) => {
