@@ -6,7 +6,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Cause, Duration, Effect, Exit, Fiber, Layer, Option } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Layer, Option } from "effect"
 import Pg from "pg"
 import type { RunId } from "../../schemas/Ids.js"
 import * as DataSource from "../../src/market/DataSource.js"
@@ -176,8 +176,15 @@ for (const backend of backends) {
         process.on("uncaughtException", hear)
         yield* Effect.addFinalizer(() => Effect.sync(() => process.off("uncaughtException", hear)))
         let run: string | undefined
-        const running = yield* Effect.fork(StoredRun.backtest(stored(2, 20_000, { name: "connections killed", onCreated: (c) => (run = c.id) })))
-        yield* Effect.sleep("300 millis")
+        // Recording (its lease and row made, a batch committed) before the connections go: 300 ms
+        // were not always enough on a loaded machine, and a row not yet made is no run to complete.
+        const recording = yield* Deferred.make<void>()
+        const running = yield* Effect.fork(StoredRun.backtest(stored(2, 20_000, {
+          name: "connections killed",
+          onCreated: (c) => (run = c.id),
+          onCommitted: () => Deferred.unsafeDone(recording, Exit.void)
+        })))
+        yield* Deferred.await(recording)
         for (let i = 0; i < 4; i++) {
           yield* kill
           yield* Effect.sleep("150 millis")
@@ -203,8 +210,15 @@ for (const backend of backends) {
         )
         const allow = (on: boolean) => Effect.promise(() => admin.query(`alter database "${database}" allow_connections ${on}`))
         let run: string | undefined
-        const running = yield* Effect.fork(StoredRun.backtest(stored(2, 200_000, { name: "lease not renewed", onCreated: (c) => (run = c.id) })))
-        yield* Effect.sleep("300 millis")
+        // Recording before the database goes away: 300 ms were not always enough on a loaded
+        // machine — the outage came while its row was being written, and it failed there instead.
+        const recording = yield* Deferred.make<void>()
+        const running = yield* Effect.fork(StoredRun.backtest(stored(2, 200_000, {
+          name: "lease not renewed",
+          onCreated: (c) => (run = c.id),
+          onCommitted: () => Deferred.unsafeDone(recording, Exit.void)
+        })))
+        yield* Deferred.await(recording)
         // Away for longer than the grace: from then on another server may take the run over, so this
         // one stops executing it. Before, it went on (and wrote its row) once the database came back.
         const exit = yield* allow(false).pipe(
