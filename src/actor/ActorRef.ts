@@ -31,6 +31,14 @@ export class ActorRef<M, P extends OverflowPolicy = OverflowPolicy> {
     return this.cell.spec.protocol
   }
 
+  /**
+   * Whether an incarnation of the actor is up to handle a message now: not crashed and waiting for
+   * its restart, nor stopped. (A message sent to an actor that is not waits for its restart.)
+   */
+  get running(): boolean {
+    return this.cell.status === "running"
+  }
+
   /** Fire and forget. Fails only when the mailbox's policy is `fail` and it is full. */
   tell(message: M): Effect.Effect<void, TellError<P>> {
     const cell = this.cell

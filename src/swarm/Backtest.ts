@@ -10,13 +10,13 @@ import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
 import type { OrderIntent } from "../../schemas/Order.js"
 import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
-import type { TradingState } from "../../schemas/Risk.js"
+import type { IllegalTransition, StateTransition, TradingState, TradingStatus } from "../../schemas/Risk.js"
 import type { AnalystProgress, BreakerChecks, RunEvent } from "../../schemas/RunEvent.js"
 import type { AgentRestarts, LlmUsage } from "../../schemas/Rpc.js"
 import { agentName, Strategy as StrategySchema, type Strategy } from "../../schemas/Strategy.js"
 import type { StrategyId } from "../../schemas/Ids.js"
 import type { Money } from "../../schemas/Money.js"
-import { CloseBooks, DataEnded, GetTradingStatus, marketUpdate, ResolveApproval } from "../../schemas/TradingProtocol.js"
+import { CloseBooks, DataEnded, GetTradingStatus, marketUpdate, ResolveApproval, SetTradingState } from "../../schemas/TradingProtocol.js"
 import * as ActorSystem from "../actor/ActorSystem.js"
 import * as MetricsOf from "../trading/Metrics.js"
 import * as AgentTally from "./AgentTally.js"
@@ -71,6 +71,30 @@ export interface ApprovalAnswer {
   readonly by: string
   readonly reason: string
 }
+
+/**
+ * An operator's command to move the run's trading state (`runs.trading`): taken right before a
+ * slice is delivered, sent to the risk officer (`SetTradingState`) at that slice's time, so its
+ * `TradingStateChanged` — cause `operator`, the actor and the reason — lands before the slice's own
+ * events, where a re-execution gives the recorded command back (`RecordedTrading`).
+ */
+export interface TradingCommand {
+  readonly to: TradingState
+  readonly actor: string
+  readonly reason: string
+  /** Told how it went, once (a live operator waits for it); the commands a re-execution gives back have none. */
+  readonly answer?: (outcome: TradingOutcome) => void
+}
+
+/**
+ * What became of a `TradingCommand`: the state moved; refused by the state machine (resuming a run
+ * that is active); or not sent, fail closed, because the risk officer is down — crashed and not yet
+ * restarted, or the run halted over it until it answers again — and the state stays as it is.
+ */
+export type TradingOutcome =
+  | { readonly _tag: "Moved"; readonly status: TradingStatus; readonly transition: StateTransition }
+  | { readonly _tag: "Refused"; readonly error: IllegalTransition }
+  | { readonly _tag: "Down"; readonly reason: string }
 
 export interface Options {
   readonly strategy: Strategy
@@ -146,6 +170,12 @@ export interface Options {
    * it) and a suspended one goes on; the caller closes its source itself.
    */
   readonly leftoverSignals?: (events: number) => ReadonlyArray<ExternalSignal>
+  /**
+   * Operators' trading-state commands (`TradingCommand`): asked right before each slice is
+   * delivered, with its time and the number of events logged so far; each is carried out then, in
+   * order. Return the same empty array when there is none (it is asked on every slice).
+   */
+  readonly trading?: (ts: Timestamp, events: number) => ReadonlyArray<TradingCommand>
   /** Language models for the strategy's LLM analysts; default the offline model, no cache. */
   readonly llm?: LlmOptions
   /**
@@ -656,10 +686,45 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         for (const signal of out) log.emit("SignalReceived", { ts: slice.ts, signal })
         return out.length === 0 ? undefined : out
       }
+      /** Carry out an operator's command at the slice in hand (`TradingCommand`). */
+      const operate = (command: TradingCommand): TradingOutcome => {
+        // The coordinator's halt over a risk officer that did not answer: it lifts once the officer
+        // answers a judgement again, not on an operator's word.
+        const last = log.lastTransition
+        if (last !== undefined && last.cause === "system" && last.to === "halted") {
+          return { _tag: "Down", reason: `the run is halted while its risk officer is down (${last.reason}): the trading state stays halted until the officer answers again` }
+        }
+        if (!swarm.risk.running) {
+          return { _tag: "Down", reason: "the run's risk officer is down (restarting): nothing moves the trading state until it is back" }
+        }
+        const from = log.tradingState
+        const exit = world.run(swarm.risk.ask(new SetTradingState({ to: command.to, actor: command.actor, reason: command.reason })))
+        if (Exit.isSuccess(exit)) {
+          const status = exit.value
+          return {
+            _tag: "Moved",
+            status,
+            transition: { from, to: status.state, cause: "operator", at: status.since, reason: status.reason, actor: status.actor }
+          }
+        }
+        const failure = Cause.failureOption(exit.cause)
+        if (failure._tag === "None") return { _tag: "Down", reason: `the run's risk officer did not answer: ${Cause.pretty(exit.cause).split("\n")[0]}` }
+        const error = failure.value
+        return error._tag === "IllegalTransition"
+          ? { _tag: "Refused", error }
+          : { _tag: "Down", reason: `the run's risk officer did not answer (${error._tag}): the trading state was not moved` }
+      }
       while (slice !== undefined) {
         if (options.beforeSlice !== undefined) yield* options.beforeSlice(slice.ts)
         world.advanceTo(slice.ts)
         at = slice.ts
+        if (options.trading !== undefined) {
+          const commands = options.trading(slice.ts, log.size)
+          for (const command of commands) {
+            const outcome = operate(command)
+            command.answer?.(outcome)
+          }
+        }
         const signals = options.signals === undefined ? undefined : delivered(slice)
         world.start(swarm.coordinator.tell(
           signals === undefined
