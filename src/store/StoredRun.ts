@@ -33,6 +33,7 @@ import * as LlmRuntime from "../llm/LlmRuntime.js"
 import * as Chats from "./Chats.js"
 import * as RecordedLlmCalls from "./RecordedLlmCalls.js"
 import * as RecordedSignals from "./RecordedSignals.js"
+import * as RecordedTrading from "./RecordedTrading.js"
 import * as RecordedStart from "./RecordedStart.js"
 import * as RunRecorder from "./RunRecorder.js"
 import * as Audit from "./Audit.js"
@@ -203,6 +204,8 @@ interface Common {
   readonly signals?: Backtest.Options["signals"]
   /** The outside signals left when the run ends (a live paper run's inbox, closed): recorded as not applied. */
   readonly leftoverSignals?: Backtest.Options["leftoverSignals"]
+  /** Operators' trading-state commands as they come (a live run's); a resume adds them after the recorded ones. */
+  readonly trading?: Backtest.Options["trading"]
   /**
    * Asked when the run is interrupted: true leaves it `running` (or `paused`) for the next start
    * to resume — a server shutting down — rather than `stopped` by an operator. What it recorded is
@@ -284,6 +287,8 @@ interface Execution extends Common {
   readonly recordedSignals?: RecordedSignals.BySlice
   /** The signals the recording did not apply (it reached its end), given back at the end. */
   readonly recordedNotApplied?: ReadonlyArray<ExternalSignal>
+  /** The operators' trading-state commands the recording took, given again at their slices. */
+  readonly recordedTrading?: RecordedTrading.BySlice
   /** Language models for LLM analysts (with the recording's calls, on a resume). */
   readonly llm: Backtest.LlmOptions
   /** How the recording trades, as its `RunStarted` said (a resume of a run that recorded it). */
@@ -446,6 +451,7 @@ const execute = (x: Execution) =>
       llm: x.llm,
       ...signalsOption(RecordedSignals.source(x.recordedSignals ?? new Map(), x.signals, x.compareUntil ?? 0, x.checkpoint?.cursor.ts)),
       ...leftoversOption(RecordedSignals.leftovers(x.recordedNotApplied ?? [], liveLeftovers, x.compareUntil ?? 0)),
+      ...tradingOption(RecordedTrading.source(x.recordedTrading ?? new Map(), x.trading, x.compareUntil ?? 0, x.checkpoint?.cursor.ts)),
       onEvent: (event, json) => {
         lastSeq = event.seq
         if (comparator !== undefined && comparator.covers(event.seq)) {
@@ -591,6 +597,9 @@ const signalsOption = (signals: Backtest.Options["signals"] | undefined) => (sig
 
 const leftoversOption = (leftoverSignals: Backtest.Options["leftoverSignals"] | undefined) =>
   leftoverSignals === undefined ? {} : { leftoverSignals }
+
+/** The driver's `trading` option, left out when there is no source. */
+const tradingOption = (trading: Backtest.Options["trading"] | undefined) => (trading === undefined ? {} : { trading })
 
 /** Why an execution failed, in one line: what a run's row and the server's start-up report say. */
 export const failureOf = (cause: Cause.Cause<unknown>): string => {
@@ -750,6 +759,7 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
     const checkpoint = yield* Runs.lastCheckpoint(run.id)
     const recordedSignals = yield* RecordedSignals.read(run.id)
     const recordedNotApplied = yield* RecordedSignals.readNotApplied(run.id)
+    const recordedTrading = yield* RecordedTrading.read(run.id)
     const recordedCalls = yield* RecordedLlmCalls.read(run.id)
     // A run recorded before a change of how runs trade goes on trading as it did.
     const recordedStart = yield* RecordedStart.read(run.id)
@@ -783,6 +793,7 @@ const resumed = (run: Runs.RunRecord, options: Common) =>
       recordedStart,
       recordedSignals,
       recordedNotApplied,
+      recordedTrading,
       compareUntil: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }),
       readAt: { status: run.status, seq: Option.match(head, { onNone: () => 0, onSome: (h) => h.seq }) },
       ...Option.match(head, { onNone: () => ({}), onSome: (h) => ({ from: { count: h.seq, hash: h.hash } }) }),
@@ -852,6 +863,7 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
     const approver = yield* recordedApprover(run.id, undefined)
     const signals = RecordedSignals.source(yield* RecordedSignals.read(run.id), undefined)
     const leftovers = RecordedSignals.leftovers(yield* RecordedSignals.readNotApplied(run.id), undefined)
+    const trading = RecordedTrading.source(yield* RecordedTrading.read(run.id), undefined)
     const recordedCalls = yield* RecordedLlmCalls.read(run.id)
     // Every model call answered from the recording; none made.
     const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started, replay: true })
@@ -876,6 +888,7 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
       ...(approver === undefined ? {} : { approver }),
       ...signalsOption(signals),
       ...leftoversOption(leftovers),
+      ...tradingOption(trading),
       llm,
       ...(end === undefined ? {} : { endAfter: end }),
       onEvent: prefix === undefined ? comparator.sink : (event, json) => {

@@ -36,6 +36,7 @@ const strategy = Schema.decodeUnknownSync(Strategy)({
 const FALLING = [100, 100, 96, 92, 88, 84, 80, 76, 72, 68, 64, 60, 56, 52, 48, 48, 48, 47, 47, 47, 47]
 const CROSSED = 14
 const FLAT_AT = 18
+const bars = series("AAA", FALLING)
 const script = [...Array.from({ length: FLAT_AT }, () => "long" as const), "flat" as const]
 
 /** Commands by bar: each given to the run once, right before that bar's slice; their outcomes kept. */
@@ -51,7 +52,7 @@ const operated = (byBar: Readonly<Record<number, ReadonlyArray<Omit<Backtest.Tra
   return Effect.map(
     record({
       strategy,
-      feed: Feed.fromBars(new Map([["AAA", series("AAA", FALLING)]]), { fingerprint: "test:operator" }),
+      feed: Feed.fromBars(new Map([[bars[0]!.symbol, bars]]), { fingerprint: "test:operator" }),
       registry: registryOf({ AAA: script }),
       trading,
       ...options

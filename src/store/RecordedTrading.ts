@@ -1,0 +1,64 @@
+/**
+ * The operators' trading-state commands a run took (its `TradingStateChanged` events of cause
+ * `operator`), read back as the input a re-execution gives again: by the time of the slice they were
+ * taken at (the transition's `at`), in the order they were taken. As an approval's answer is read
+ * back from its `ApprovalResolved`: with them a replay or a resume of a run whose halt an operator
+ * lifted reproduces it byte for byte. A command the state machine refused, or that found the risk
+ * officer down, moved nothing and recorded nothing: a re-execution has nothing to give back for it.
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect, Schema } from "effect"
+import type { RunId, Timestamp } from "../../schemas/Ids.js"
+import { TradingStateChanged } from "../../schemas/RunEvent.js"
+import type * as Backtest from "../swarm/Backtest.js"
+import { CorruptRecord, storeError } from "./StoreError.js"
+import { oneLineOf } from "../internal/issues.js"
+
+/** Slice time → the commands taken right before that slice. */
+export type BySlice = ReadonlyMap<number, ReadonlyArray<Backtest.TradingCommand>>
+
+const decode = Schema.decodeUnknown(Schema.parseJson(TradingStateChanged))
+
+/** The operators' commands `run` recorded. */
+export const read = Effect.fn("RecordedTrading.read")(function*(run: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ seq: number; body: string }>`
+    select seq, body from run_events where run_id = ${run} and tag = 'TradingStateChanged' order by seq`
+  const bySlice = new Map<number, Array<Backtest.TradingCommand>>()
+  for (const row of rows) {
+    const event = yield* decode(row.body).pipe(
+      Effect.mapError((error) =>
+        new CorruptRecord({ table: "run_events", key: `${run}#${row.seq}`, column: "body", reason: oneLineOf(error) })
+      )
+    )
+    const { transition } = event
+    if (transition.cause !== "operator" || transition.actor === null) continue
+    const command: Backtest.TradingCommand = { to: transition.to, actor: transition.actor, reason: transition.reason }
+    const list = bySlice.get(transition.at)
+    if (list === undefined) bySlice.set(transition.at, [command])
+    else list.push(command)
+  }
+  return bySlice as BySlice
+}, storeError("read a run's trading-state commands"))
+
+const NONE: ReadonlyArray<Backtest.TradingCommand> = []
+
+/**
+ * The `trading` of a re-execution: the recorded commands at their slices, then — once the run has
+ * logged `after` events and is past slice `through` (as `RecordedSignals.source`) — the `live`
+ * source (a resumed run's operators). Undefined when there is neither.
+ */
+export const source = (
+  recorded: BySlice,
+  live: Backtest.Options["trading"] | undefined,
+  after = 0,
+  through = Number.NEGATIVE_INFINITY
+): Backtest.Options["trading"] | undefined => {
+  if (recorded.size === 0 && (live === undefined || after === 0)) return live
+  return (ts: Timestamp, events: number) => {
+    const replayed = recorded.get(ts) ?? NONE
+    if (live === undefined || events < after || ts <= through) return replayed
+    const fresh = live(ts, events)
+    return fresh.length === 0 ? replayed : replayed.length === 0 ? fresh : replayed.concat(fresh)
+  }
+}

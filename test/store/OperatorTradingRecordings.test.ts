@@ -1,0 +1,83 @@
+/**
+ * Recorded runs and an operator's trading-state command (`runs.trading`): the command is an input of
+ * the run, recorded where it was taken (its `TradingStateChanged`, cause `operator`), and a replay
+ * gives it back at the same slice (src/store/RecordedTrading.ts): the run that an operator lifted
+ * out of a halt replays byte for byte. On every back-end.
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import type { Bar } from "../../schemas/Market.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import type * as Backtest from "../../src/swarm/Backtest.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import { registryOf } from "../swarm/recorded.js"
+import { backends, startTimeout } from "./fixtures/backends.js"
+import * as Recordings from "./fixtures/recordings.js"
+
+const DAY = 86_400_000
+const START = Date.UTC(2024, 0, 1)
+
+const series = (symbol: string, closes: ReadonlyArray<number>): Array<Bar> =>
+  closes.map((close, i) => {
+    const open = i === 0 ? close : closes[i - 1]!
+    return { symbol: symbol as Bar["symbol"], ts: (START + i * DAY) as Bar["ts"], open, high: Math.max(open, close), low: Math.min(open, close), close, volume: 1_000 }
+  })
+
+/** AAA bought on bar 0 (half the equity), down 60 % by bar 2: the drawdown halt; the script says flat from bar 4 on. */
+const CLOSES = [100, 100, 40, 40, 40, 40, 40, 40, 40, 40]
+const LIFTED = 3
+const registry = registryOf({ AAA: ["long", "long", "long", "long", "flat"] })
+const strategy = Schema.decodeUnknownSync(Strategy)({
+  name: "operated",
+  symbols: ["AAA"],
+  initialCash: "100000",
+  allowShort: false,
+  agents: [{ type: "test_script" }],
+  sizing: { mode: "percent_of_equity", value: 50 },
+  execution: { fillTiming: "next_open", slippageBps: 0, commission: { _tag: "none" } }
+})
+
+const csvData = Recordings.csvData("operator-trading", [series("AAA", CLOSES)])
+
+/** The operator lifts the halt right before bar `LIFTED`, once. */
+const liftOnce = (): Backtest.Options["trading"] => {
+  let given = false
+  return (ts) => {
+    if (given || ts !== START + LIFTED * DAY) return []
+    given = true
+    return [{ to: "active", actor: "alice", reason: "loss reviewed" }]
+  }
+}
+
+const moves = (events: ReadonlyArray<RunEvent>) =>
+  events.flatMap((e) => (e._tag === "TradingStateChanged" ? [[Math.round((e.transition.at - START) / DAY), e.transition.to, e.transition.cause] as const] : []))
+
+for (const backend of backends) {
+  layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`an operator's trading-state command and recorded runs (${backend.name})`, (it) => {
+    describe("a run whose halt an operator lifted", () => {
+      it.effect("replays byte for byte: the command given back at the slice it was taken at", () =>
+        Effect.gen(function*() {
+          const { feed, source } = yield* csvData
+          const events: Array<RunEvent> = []
+          const { result, run } = yield* StoredRun.backtest({
+            strategy,
+            feed,
+            dataSource: source,
+            registry,
+            mode: "paper",
+            trading: liftOnce(),
+            onEvent: (event) => void events.push(event)
+          })
+          expect(moves(events)).toEqual([[2, "halted", "drawdown_halt"], [LIFTED, "active", "operator"]])
+          // The sale the halt refused goes through once it is lifted.
+          expect(result.tradingState).toBe("active")
+          expect(result.counts.orders).toBe(2)
+          const again = yield* StoredRun.replay(run, { registry })
+          expect(again.status).toBe("completed")
+          expect(again.checksum).toBe(result.checksum)
+          expect(again.events).toBe(result.counts.events)
+        }).pipe(Effect.scoped))
+    })
+  })
+}
