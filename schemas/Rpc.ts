@@ -11,6 +11,7 @@ import { ApiKey, Forbidden, Principal, Unauthorized, UserName } from "./Auth.js"
 import { ChatChunk, ChatHistory, RuleSuggestions, SuggestionNotFound } from "./Chat.js"
 import { Metrics, MetricsConfig } from "./Metrics.js"
 import { Money } from "./Money.js"
+import { IllegalTransition, StateTransition, TradingState, TradingStatus } from "./Risk.js"
 import { RunEvent, type RunEventTag } from "./RunEvent.js"
 import { LatestValues } from "./Portfolio.js"
 import { Rule, RuleId } from "./Rule.js"
@@ -228,13 +229,15 @@ export type RunLatest = typeof RunLatest.Type
 
 /** An operator's action on a run, as its control log (`control:<run>` in the audit log) records it. */
 export const ControlAction = Schema.Struct({
-  action: Schema.Literal("pause", "resume", "stop", "approve", "reject"),
+  action: Schema.Literal("pause", "resume", "stop", "approve", "reject", "trading"),
   by: Schema.Struct({ id: Schema.String, name: Schema.String }),
   at: Schema.DateFromString,
   /** Approvals: the round answered. */
   round: Schema.optional(Schema.String),
-  /** A rejection's reason; a pause's when it was not its own call (`user <name> disabled`). */
-  reason: Schema.optional(Schema.String)
+  /** A rejection's reason; a pause's when it was not its own call (`user <name> disabled`); a trading-state command's. */
+  reason: Schema.optional(Schema.String),
+  /** A trading-state command (`runs.trading`): the state it moved the run to (servers before it: no such action). */
+  state: Schema.optional(TradingState)
 })
 export type ControlAction = typeof ControlAction.Type
 
@@ -486,6 +489,30 @@ export const CompareAnswer = Schema.Struct({
 })
 export type CompareAnswer = typeof CompareAnswer.Type
 
+/**
+ * What an operator's trading-state command (`runs.trading`) did: the run's trading state as its
+ * risk officer holds it now, and the change it made (cause `operator`, the caller as its actor).
+ */
+export const TradingChange = Schema.Struct({
+  run: Schema.String,
+  status: TradingStatus,
+  transition: StateTransition
+})
+export type TradingChange = typeof TradingChange.Type
+
+/**
+ * The run's risk officer is down — crashed and not restarted yet, or the run halted over it until it
+ * answers again — so nothing moved its trading state (fail closed): `reason` says which. Try again
+ * once it is back (the run's events say when: `ActorRestarted`, then a `TradingStateChanged` of cause `system`).
+ */
+export class RiskOfficerDown extends Schema.TaggedError<RiskOfficerDown>()("RiskOfficerDown", {
+  run: Schema.String,
+  reason: Schema.String
+}) {}
+
+/** Why an operator moves a run's trading state: kept in its events and its control log. */
+export const TradingReason = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(500))
+
 export class RunRpcs extends RpcGroup.make(
   // Conflict: the caller has the most live runs a user may have on the server (SWARM_MAX_LIVE_RUNS_PER_USER).
   Rpc.make("runs.start", { payload: StartRun, success: RunInfo, error: Schema.Union(StrategyNotFound, InvalidRequest, Conflict, Unavailable) }),
@@ -493,6 +520,21 @@ export class RunRpcs extends RpcGroup.make(
   Rpc.make("runs.pause", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
   Rpc.make("runs.resume", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
   Rpc.make("runs.get", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Unavailable) }),
+  /**
+   * Move a live run's trading state, as its risk officer does (nautilus_trader's `active` →
+   * `reducing` → `halted`): `halted` stops every order, `reducing` lets only risk-reducing ones
+   * through, `active` lifts either — the only way a halt is lifted. Taken right before the run's
+   * next bar and recorded there (its `TradingStateChanged`, cause `operator`), so a replay gives it
+   * back at the same place; answered once taken. `reason` (default: `<state> by <caller>`) goes
+   * into the event and the run's control log. `IllegalTransition`: the state machine refuses it
+   * (`active` on an active run). `Conflict`: the run is not live here (finished, paused — resume it
+   * first —, or executing in another server process). `RiskOfficerDown`: nothing moved, fail closed.
+   */
+  Rpc.make("runs.trading", {
+    payload: { run: Ref, state: TradingState, reason: Schema.optional(TradingReason) },
+    success: TradingChange,
+    error: Schema.Union(RunNotFound, Conflict, InvalidRequest, IllegalTransition, RiskOfficerDown, Unavailable)
+  }),
   /**
    * What `swarm runs show` prints of a run (`RunReport`): `runs.get`'s and its record, equity,
    * closed trades (a few from each end) and control log. Servers before it answer

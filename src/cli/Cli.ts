@@ -387,6 +387,7 @@ const COMMAND_OF: Record<string, string> = {
   "runs.stop": "swarm runs stop <run>",
   "runs.pause": "swarm runs pause <run>",
   "runs.resume": "swarm runs resume <run>",
+  "runs.trading": "swarm runs trading <run> halt|reduce|resume",
   "runs.get": "swarm runs show <run>",
   "runs.list": "swarm runs list",
   "runs.compare": "swarm runs compare <run> <run>",

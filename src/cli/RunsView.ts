@@ -440,11 +440,21 @@ export const showJson = ({ agentRestarts, control, equity, llm, partial, run, tr
     ...(partial === undefined ? {} : { upToStop: upToStopJson(partial) })
   })
 
-const DONE: Record<ControlAction["action"], string> = { pause: "paused", resume: "resumed", stop: "stopped", approve: "approved", reject: "rejected" }
+const DONE: Record<ControlAction["action"], string> = {
+  pause: "paused",
+  resume: "resumed",
+  stop: "stopped",
+  approve: "approved",
+  reject: "rejected",
+  trading: "trading moved"
+}
 
-/** One operator action: `paused by alice at 2026-12-05 20:40:01Z`, an answer with its round (and reason). */
+/**
+ * One operator action: `paused by alice at 2026-12-05 20:40:01Z`, an answer with its round (and
+ * reason), a trading-state command with the state (`trading moved to halted by alice …: news`).
+ */
 const controlText = (action: ControlAction): string =>
-  `${DONE[action.action]}${action.round === undefined ? "" : ` round ${action.round}`} by ${action.by.name} at ${wallTime(action.at)}` +
+  `${DONE[action.action]}${action.round === undefined ? "" : ` round ${action.round}`}${action.state === undefined ? "" : ` to ${action.state}`} by ${action.by.name} at ${wallTime(action.at)}` +
   (action.reason === undefined ? "" : `: ${action.reason}`)
 
 /** `runs show`'s lines on who controlled the run (its control log), the latest first shown last. */

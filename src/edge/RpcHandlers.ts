@@ -272,6 +272,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
     "runs.stop": ({ run }) => as((p) => Effect.map(manager.stop(p, run), runInfo)),
     "runs.pause": ({ run }) => as((p) => Effect.map(manager.pause(p, run), runInfo)),
     "runs.resume": ({ run }) => as((p) => Effect.map(manager.resume(p, run), runInfo)),
+    "runs.trading": ({ reason, run, state }) => as((p) => manager.trading(p, run, state, reason)),
     // A summary is all `RunInfo` shows (the strategy body is neither read nor decoded), with where the run stands.
     "runs.get": ({ run }) =>
       as((p) =>

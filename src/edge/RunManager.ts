@@ -34,6 +34,7 @@ import type { RunId, StrategyId, Symbol } from "../../schemas/Ids.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { NoPaperRun, RateLimited } from "../../schemas/Webhook.js"
 import { CAPACITY as SignalInboxCapacity, SignalInbox } from "./SignalInbox.js"
+import { CAPACITY as TradingInboxCapacity, type Queued, TradingInbox } from "./TradingInbox.js"
 import {
   ApprovalNotFound,
   Conflict,
@@ -41,8 +42,10 @@ import {
   type PendingApproval,
   type RunData,
   RunNotFound,
+  RiskOfficerDown,
   RunUnreadable,
   type StartRun,
+  type TradingChange,
   StrategyNotFound,
   Unavailable
 } from "../../schemas/Rpc.js"
@@ -63,7 +66,7 @@ import { StoreError } from "../store/StoreError.js"
 import * as Users from "../store/Users.js"
 import * as WebhookStore from "../store/Webhooks.js"
 import type * as Backtest from "../swarm/Backtest.js"
-import { approvalTimeoutMillis, DEFAULT_APPROVAL_TIMEOUT_SECONDS } from "../../schemas/Risk.js"
+import { approvalTimeoutMillis, DEFAULT_APPROVAL_TIMEOUT_SECONDS, type IllegalTransition, type TradingState } from "../../schemas/Risk.js"
 import { unavailable } from "./Unavailable.js"
 
 /** The sample data shipped with Swarm (data/), for runs started on `{ _tag: "sample" }`. */
@@ -83,6 +86,8 @@ interface Live {
   readonly inbox: SignalInbox | undefined
   /** Whether its strategy has a `tradingview` analyst: the only agent that reads those signals. */
   readonly readsAlerts: boolean
+  /** Operators' trading-state commands waiting for its next slice (`runs.trading`). */
+  readonly trading: TradingInbox
   /** Say why it is being stopped (`stopped by alice`), before interrupting it: its row keeps the reason. */
   readonly stoppedBy: (reason: string) => void
 }
@@ -157,6 +162,12 @@ const lastingOf = (failure: StoredRun.LastingFailure): Unresumable =>
  * the run to record its end); how often the requester looks for the answer; how often a process
  * with live runs looks for requests for them; how long requests are kept.
  */
+/**
+ * How long `runs.trading` waits for the run to take its command at its next slice: a paper run's
+ * bars come at their pace. Not taken by then, it is taken back and the caller told so.
+ */
+const TRADING_WAIT_MILLIS = 30_000
+
 const RELAY_TAKE_WAIT_MILLIS = 3_000
 const RELAY_ANSWER_WAIT_MILLIS = 30_000
 const RELAY_POLL_MILLIS = 100
@@ -316,6 +327,18 @@ export interface RunManagerService {
     round: string,
     reason: string
   ) => Effect.Effect<void, ApprovalNotFound | RunNotFound | RunUnreadable | Conflict | Unavailable>
+  /**
+   * Move the trading state of a live run of the principal's (an admin's: anyone's) — `runs.trading`:
+   * the command is taken right before the run's next slice and carried out there by its risk
+   * officer (recorded there, replayed there), and answered then; audited in the run's control log
+   * once it took effect. Someone else's run is `RunNotFound`, as one that does not exist.
+   */
+  readonly trading: (
+    principal: Principal,
+    ref: string,
+    state: TradingState,
+    reason?: string
+  ) => Effect.Effect<TradingChange, RunNotFound | Conflict | InvalidRequest | IllegalTransition | RiskOfficerDown | Unavailable>
   /**
    * Take over the unfinished runs no live process holds (this server's last shutdown, or a crash),
    * each at the pace it was started with and in the state (running, paused) it was left in: what
@@ -705,6 +728,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         readonly checkpointEvery?: number
         readonly signals?: Backtest.Options["signals"]
         readonly leftoverSignals?: Backtest.Options["leftoverSignals"]
+        readonly trading: Backtest.Options["trading"]
         readonly onLeased: (lease: Lease | undefined) => void
       }) => Effect.Effect<unknown, E, SqlClient.SqlClient | PgPool>,
       options: {
@@ -732,12 +756,14 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const gate = yield* Effect.makeLatch(!options.paused)
         const inbox = options.mode === "paper" ? new SignalInbox(options.strategy.id, options.strategy.symbols) : undefined
         for (const signal of options.pending ?? []) inbox?.offer(signal)
+        const trading = new TradingInbox()
         let previous: number | undefined
         let stoppedBy: string | undefined
         let lease: Lease | undefined
         const execution = start({
           gate,
           pace: () => gate.await,
+          trading: trading.drain,
           onLeased: (held) => {
             lease = held
             if (held !== undefined) leases.set(held.run, held)
@@ -775,7 +801,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const fiber = yield* Effect.forkIn(
           // Its row says why it failed; the server's log says it too, with the whole cause. (Before
           // its row, the failure is the caller's answer: `startFailure`.) Interruptible: `stop`.
-          Effect.interruptible(Effect.tapErrorCause(Effect.onExit(execution, (exit) => Effect.provide(closeInbox(inbox, exit, created), context)), (cause) =>
+          Effect.interruptible(Effect.tapErrorCause(Effect.onExit(execution, (exit) => Effect.zipRight(Effect.sync(() => endTrading(trading)), Effect.provide(closeInbox(inbox, exit, created), context))), (cause) =>
             Cause.isInterruptedOnly(cause)
               ? Effect.void
               : Deferred.poll(created).pipe(Effect.flatMap(Option.match({
@@ -812,7 +838,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
               ? startFailure(exit.cause)
               : Deferred.await(created)))
         )))
-        live.set(id, { run: id, owner: options.owner, mode: options.mode, fiber, gate, lock: yield* Effect.makeSemaphore(1), paused: options.paused, inbox, readsAlerts: options.strategy.readsAlerts, stoppedBy: (reason) => {
+        live.set(id, { run: id, owner: options.owner, mode: options.mode, fiber, gate, lock: yield* Effect.makeSemaphore(1), paused: options.paused, inbox, readsAlerts: options.strategy.readsAlerts, trading, stoppedBy: (reason) => {
           stoppedBy = reason
         } })
         fiber.addObserver((exit) => {
@@ -1562,6 +1588,70 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         return yield* notFound
       }).pipe(Effect.provide(context))
 
+    /** A run's execution ended: the commands it never took are answered so (`trading`). */
+    const endTrading = (inbox: TradingInbox) => {
+      for (const command of inbox.close()) command.ended()
+    }
+
+    const trading: RunManagerService["trading"] = (principal, ref, state, reason) =>
+      Effect.gen(function*() {
+        const text = (reason ?? `${state} by ${principal.name}`).trim()
+        if (text === "") return yield* new InvalidRequest({ field: "reason", reason: "must say why, not be blank" })
+        const { entry, record } = yield* liveOf(principal, ref, true)
+        if (entry === undefined) {
+          return yield* new Conflict({
+            reason: `run ${record.id} is ${record.status} in another server process: its trading state is moved by the server executing it (ask that one)`
+          })
+        }
+        if (entry.paused) {
+          return yield* new Conflict({
+            reason: `run ${record.id} is paused: its trading state moves at its next bar, which a paused run does not take (resume it first; a halt set before a pause holds through it)`
+          })
+        }
+        const answered = yield* Deferred.make<Backtest.TradingOutcome | { readonly _tag: "Ended" }>()
+        const command: Queued = {
+          to: state,
+          actor: principal.name,
+          reason: text,
+          answer: (outcome) => Deferred.unsafeDone(answered, Exit.succeed(outcome)),
+          ended: () => Deferred.unsafeDone(answered, Exit.succeed({ _tag: "Ended" }))
+        }
+        if (!entry.trading.offer(command)) {
+          return yield* new Conflict({ reason: `run ${record.id} is ending, or has ${TradingInboxCapacity} trading-state commands waiting for its next bar` })
+        }
+        /** Audited once it took effect, whatever the caller does meanwhile. */
+        const audit = (outcome: Backtest.TradingOutcome | { readonly _tag: "Ended" }) =>
+          outcome._tag === "Moved"
+            ? audited(ControlAudit.record(record.id, "trading", principal, { state: outcome.transition.to, reason: text }))
+            : Effect.void
+        const outcome = yield* Deferred.await(answered).pipe(
+          Effect.timeoutOption(Duration.millis(TRADING_WAIT_MILLIS)),
+          Effect.onInterrupt(() =>
+            // Gone before the run took it: taken back. Taken already: it moved the state, and is audited.
+            entry.trading.withdraw(command) ? Effect.void : Effect.forkDaemon(Effect.flatMap(Deferred.await(answered), audit).pipe(Effect.provide(context)))
+          )
+        )
+        if (Option.isNone(outcome)) {
+          if (entry.trading.withdraw(command)) {
+            return yield* new Conflict({
+              reason: `run ${record.id} took no bar within ${TRADING_WAIT_MILLIS / 1000} s (a paper run takes its bars at their pace): nothing moved; try again`
+            })
+          }
+        }
+        const done = Option.isSome(outcome) ? outcome.value : yield* Deferred.await(answered)
+        yield* audit(done)
+        switch (done._tag) {
+          case "Moved":
+            return { run: record.id, status: done.status, transition: done.transition } satisfies TradingChange
+          case "Refused":
+            return yield* done.error
+          case "Down":
+            return yield* new RiskOfficerDown({ run: record.id, reason: done.reason })
+          case "Ended":
+            return yield* new Conflict({ reason: `run ${record.id} ended before its next bar: its trading state was not moved` })
+        }
+      }).pipe(Effect.provide(context))
+
     const approve: RunManagerService["approve"] = (principal, ref, round) =>
       decide(principal, ref, round, { approved: true, by: principal.name, reason: "approved by an operator" }, true)
 
@@ -1703,6 +1793,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       pause,
       resume,
       pauseOwnedBy,
+      trading,
       pending,
       approve,
       reject,

@@ -1,6 +1,6 @@
 /**
- * Who controlled a run, and when. Every operator's pause, resume, stop, approval and rejection of a
- * run that took effect is an entry of the run's control stream (`control:<run>`) in the chained
+ * Who controlled a run, and when. Every operator's pause, resume, stop, approval, rejection and
+ * trading-state command (`trading`: halt, reduce only, lift) of a run that took effect is an entry of the run's control stream (`control:<run>`) in the chained
  * `audit_log` — who (user id and name), what, at what wall-clock time, and the round and reason
  * where there is one. Not a run event: a run's event log replays byte for byte, and who pressed
  * pause at what time is no input of the run. Its length and last hash are kept on the run's row
@@ -11,6 +11,7 @@ import { SqlClient } from "@effect/sql"
 import { Clock, Effect, Option, Schema } from "effect"
 import type { Principal } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
+import type { TradingState } from "../../schemas/Risk.js"
 import { ControlAction, type ControlHistory } from "../../schemas/Rpc.js"
 import { GENESIS } from "./RunRecorder.js"
 import { appendAudit } from "./Strategies.js"
@@ -19,7 +20,7 @@ import { transaction } from "./Transaction.js"
 
 export type Action = ControlAction["action"]
 
-export const ACTIONS: ReadonlyArray<Action> = ["pause", "resume", "stop", "approve", "reject"]
+export const ACTIONS: ReadonlyArray<Action> = ["pause", "resume", "stop", "approve", "reject", "trading"]
 
 /** One operator action, as its entry's canonical JSON says it (keys in this order). */
 export interface Entry {
@@ -30,8 +31,10 @@ export interface Entry {
   readonly at: string
   /** Approvals: the round answered. */
   readonly round?: string
-  /** A rejection's reason; a pause's when it was not its operator's own call (`user <name> disabled`: `admin.setUser`). */
+  /** A rejection's reason; a pause's when it was not its operator's own call (`user <name> disabled`: `admin.setUser`); a trading-state command's. */
   readonly reason?: string
+  /** A trading-state command: the state it moved the run to. */
+  readonly state?: TradingState
 }
 
 /** The `audit_log` stream of a run's operator actions. */
@@ -48,7 +51,8 @@ export const canonicalEntry = (entry: Entry): string =>
     by: { id: entry.by.id, name: entry.by.name },
     at: entry.at,
     ...(entry.round === undefined ? {} : { round: entry.round }),
-    ...(entry.reason === undefined ? {} : { reason: entry.reason })
+    ...(entry.reason === undefined ? {} : { reason: entry.reason }),
+    ...(entry.state === undefined ? {} : { state: entry.state })
   })
 
 /**
@@ -61,7 +65,7 @@ export const record = <E = never, R = never>(
   run: RunId,
   action: Action,
   principal: Principal,
-  details: { readonly round?: string; readonly reason?: string } = {},
+  details: { readonly round?: string; readonly reason?: string; readonly state?: TradingState } = {},
   change: Effect.Effect<unknown, E, R> = Effect.void as Effect.Effect<unknown, E, R>
 ) =>
   Effect.gen(function*() {

@@ -291,6 +291,7 @@ const WRITES = [
   "runs.stop",
   "runs.pause",
   "runs.resume",
+  "runs.trading",
   "admin.createUser",
   "admin.issueKey",
   "admin.revokeKey",

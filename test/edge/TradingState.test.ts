@@ -1,0 +1,129 @@
+/**
+ * `runs.trading` on the whole server over HTTP, as the CLI calls it: an operator halts a live paper
+ * run and lifts the halt; the command is taken at the run's next bar, recorded there (its
+ * `TradingStateChanged`, cause `operator`), audited in the run's control log, and the run replays
+ * byte for byte with it. Another user's run is "not found", as one that does not exist; a bad state
+ * or reason is `InvalidRequest` naming the field; a finished run is a `Conflict`. On every back-end.
+ */
+import { expect, layer } from "@effect/vitest"
+import { Chunk, Effect, Schema, Stream } from "effect"
+import type { RunEvent } from "../../schemas/RunEvent.js"
+import { Strategy } from "../../schemas/Strategy.js"
+import { bootstrap } from "../../src/edge/Bootstrap.js"
+import * as Http from "../../src/edge/Http.js"
+import * as Server from "../../src/edge/Server.js"
+import * as ControlAudit from "../../src/store/ControlAudit.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import type { RunId } from "../../schemas/Ids.js"
+import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { symbolsOf } from "../store/fixtures/workload.js"
+import { createUser, rpcClient } from "./fixtures.js"
+
+const strategy = (name: string) =>
+  Schema.decodeUnknownSync(Strategy)({
+    name,
+    symbols: symbolsOf(2),
+    agents: [{ type: "sma_crossover", params: { fast: 3, slow: 8 } }],
+    sizing: { mode: "percent_of_equity", value: 10 }
+  })
+
+/** One raw RPC request over HTTP (ndjson), as a client that does not check its payload sends it: the answer's exit. */
+const raw = (base: string, key: string, tag: string, payload: unknown) =>
+  Effect.promise(async () => {
+    const line = JSON.stringify({ _tag: "Request", id: "1", tag, payload, headers: [["authorization", `Bearer ${key}`]] })
+    const response = await fetch(`${base}/rpc`, { method: "POST", body: line, headers: { "content-type": "application/ndjson" } })
+    const text = await response.text()
+    const exit = text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as { _tag: string; exit?: { _tag: string; cause?: { error?: unknown } } })
+      .find((m) => m._tag === "Exit")!.exit!
+    return exit._tag === "Failure" ? exit.cause!.error as Record<string, unknown> : "success"
+  })
+
+for (const backend of backends) {
+  /** The first admin's key: made by whichever test comes first (the server and its database are the suite's). */
+  let adminKey: string | undefined
+  const admin = Effect.gen(function*() {
+    if (adminKey !== undefined) return adminKey
+    const made = yield* bootstrap()
+    if (!made.created) return yield* Effect.dieMessage("the database was not empty")
+    adminKey = made.key
+    return made.key
+  })
+  layer(Server.layer(backend.store, { port: 0, logRequests: false }), { timeout: startTimeout, excludeTestServices: true })(
+    `runs.trading (${backend.name})`,
+    (it) => {
+      it.scoped("halts a live paper run and lifts the halt: recorded at a bar, audited, trading goes on, and the run replays byte for byte", () =>
+        Effect.gen(function*() {
+          const base = yield* Http.baseUrl
+          const alice = yield* rpcClient(base, (yield* createUser(base, yield* admin, "alice")).key)
+          const bob = yield* rpcClient(base, (yield* createUser(base, yield* admin, "bob")).key)
+          yield* alice("strategies.create", { strategy: strategy("operated") })
+          // 600 daily bars at 8,640,000x: a bar every 10 ms of wall time.
+          const run = yield* alice("runs.start", { strategy: "operated", mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 8_640_000 })
+
+          const halted = yield* alice("runs.trading", { run: run.id, state: "halted", reason: "news pending" })
+          expect(halted.status.state).toBe("halted")
+          expect(halted.transition).toMatchObject({ from: "active", to: "halted", cause: "operator", actor: "alice", reason: "news pending" })
+          // The state machine's word: halted already.
+          expect(yield* Effect.flip(alice("runs.trading", { run: run.id, state: "halted" }))).toMatchObject({ _tag: "IllegalTransition", from: "halted", to: "halted" })
+          // Not bob's: the same answer as a run that does not exist.
+          const notBobs = yield* Effect.flip(bob("runs.trading", { run: run.id, state: "active" }))
+          const none = yield* Effect.flip(bob("runs.trading", { run: "run_000000000000", state: "active" }))
+          expect(notBobs).toMatchObject({ _tag: "RunNotFound", run: run.id })
+          expect(none).toMatchObject({ _tag: "RunNotFound", run: "run_000000000000" })
+          yield* Effect.sleep("500 millis")
+
+          const lifted = yield* alice("runs.trading", { run: run.id, state: "active", reason: "news out" })
+          expect(lifted.transition).toMatchObject({ from: "halted", to: "active", cause: "operator", actor: "alice", reason: "news out" })
+          expect(lifted.transition.at).toBeGreaterThan(halted.transition.at)
+
+          const events = yield* alice("runs.events", { run: run.id }).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+          expect(events.at(-1)!.tag).toBe("RunCompleted")
+          const decoded = events.map((e) => JSON.parse(e.json) as RunEvent)
+          const operated = decoded.filter((e): e is Extract<RunEvent, { _tag: "TradingStateChanged" }> =>
+            e._tag === "TradingStateChanged" && e.transition.cause === "operator"
+          )
+          expect(operated.map((e) => e.transition)).toEqual([halted.transition, lifted.transition])
+          // While halted, nothing was placed; once lifted, trading goes on.
+          const placedAt = decoded.filter((e) => e._tag === "OrderPlaced").map((e) => e.seq)
+          const [haltSeq, liftSeq] = operated.map((e) => e.seq)
+          expect(placedAt.filter((seq) => seq > haltSeq! && seq < liftSeq!)).toEqual([])
+          expect(placedAt.filter((seq) => seq > liftSeq!).length).toBeGreaterThan(0)
+
+          // Audited as approvals are: who, what, and why, in the run's control log.
+          const control = yield* ControlAudit.history(run.id as RunId)
+          expect(control.last.map((a) => [a.action, a.state, a.by.name, a.reason])).toEqual([
+            ["trading", "halted", "alice", "news pending"],
+            ["trading", "active", "alice", "news out"]
+          ])
+          const shown = yield* alice("runs.report", { run: run.id })
+          expect(shown.control?.count).toBe(2)
+
+          // The operator's commands are inputs of the run: replayed, it reproduces, event for event.
+          const replayed = yield* StoredRun.replay(run.id)
+          expect(replayed.events).toBe(events.length)
+          expect(replayed.checksum).toBe((yield* alice("runs.get", { run: run.id })).checksum)
+
+          // Finished: nothing to move.
+          expect(yield* Effect.flip(alice("runs.trading", { run: run.id, state: "halted" }))).toMatchObject({ _tag: "Conflict" })
+        }), { timeout: 120_000 })
+
+      it.scoped("bad input is a typed refusal naming the field: an unknown state, an oversized or blank reason; an unknown run is not found", () =>
+        Effect.gen(function*() {
+          const base = yield* Http.baseUrl
+          const key = (yield* createUser(base, yield* admin, "carol")).key
+          const carol = yield* rpcClient(base, key)
+          yield* carol("strategies.create", { strategy: strategy("carol's") })
+          const run = yield* carol("runs.start", { strategy: "carol's", mode: "paper", data: { _tag: "synthetic", bars: 100_000 }, speed: 1 })
+          expect(yield* raw(base, key, "runs.trading", { run: run.id, state: "paused" })).toMatchObject({ _tag: "InvalidRequest", field: "state" })
+          expect(yield* raw(base, key, "runs.trading", { run: run.id, state: "halted", reason: "x".repeat(501) })).toMatchObject({ _tag: "InvalidRequest", field: "reason" })
+          expect(yield* raw(base, key, "runs.trading", { run: run.id, state: "halted", reason: "" })).toMatchObject({ _tag: "InvalidRequest", field: "reason" })
+          expect(yield* raw(base, key, "runs.trading", { run: run.id, state: "halted", reason: "   " })).toMatchObject({ _tag: "InvalidRequest", field: "reason" })
+          expect(yield* raw(base, key, "runs.trading", { run: "nope#1", state: "halted" })).toMatchObject({ _tag: "RunNotFound", run: "nope#1" })
+          // A paused run takes no bar: refused at once, not left waiting.
+          yield* carol("runs.pause", { run: run.id })
+          expect(yield* Effect.flip(carol("runs.trading", { run: run.id, state: "halted" }))).toMatchObject({ _tag: "Conflict" })
+          yield* carol("runs.stop", { run: run.id })
+        }), { timeout: 120_000 })
+    }
+  )
+}
