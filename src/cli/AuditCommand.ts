@@ -29,7 +29,7 @@ const runOf = (stream: string) => stream.replace(/^(run|control):/, "")
 const controlLine = (entries: number | undefined): string =>
   entries === undefined
     ? ""
-    : `  control log: ${entries === 0 ? "no operator actions" : `${entries} operator action${entries === 1 ? "" : "s"}`} (pause, resume, stop, approve, reject), intact\n`
+    : `  control log: ${entries === 0 ? "no operator actions" : `${entries} operator action${entries === 1 ? "" : "s"}`} (pause, resume, stop, approve, reject, trading), intact\n`
 
 /** `audit verify --json`: an intact chain's size and head (and what could not be checked), or where and why it breaks — `runs.verify`'s answer. */
 export const VerifyJson = AuditReport

@@ -93,7 +93,7 @@ export const command = (io: Io, wiring: Wiring = {}) =>
 
 /** The commands with subcommands, for the help line of a parse error. */
 const GROUPS: Record<string, ReadonlyArray<string>> = {
-  runs: ["list", "show", "compare", "start", "stop", "pause", "resume", "watch", "events"],
+  runs: ["list", "show", "compare", "start", "stop", "pause", "resume", "trading", "watch", "events"],
   audit: ["verify"],
   strategies: ["list", "show", "create", "update", "delete"],
   rules: ["list", "put", "delete"],

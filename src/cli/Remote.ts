@@ -12,10 +12,12 @@ import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import { Cause, Duration, Effect, Layer, Option, ParseResult, type Scope, SchemaAST as AST, Stream } from "effect"
 import type { Forbidden, Unauthorized } from "../../schemas/Auth.js"
 import type { SuggestionNotFound } from "../../schemas/Chat.js"
+import type { IllegalTransition } from "../../schemas/Risk.js"
 import {
   type ApprovalNotFound,
   type Conflict,
   type InvalidRequest,
+  type RiskOfficerDown,
   type RunNotFound,
   type RunUnreadable,
   type StrategyNotFound,
@@ -97,6 +99,8 @@ export type ServerError =
   | SuggestionNotFound
   | InvalidRequest
   | Conflict
+  | IllegalTransition
+  | RiskOfficerDown
   | Unavailable
   | Unauthorized
   | Forbidden
@@ -226,6 +230,12 @@ export const translate = (target: RemoteConfig.Target, subject: string) => (erro
         : new UsageError({ field: error.field, reason: error.reason })
     case "Conflict":
       return new UsageError({ field: subject, reason: error.reason })
+    case "IllegalTransition":
+      // The trading state machine's word (`runs trading`): nothing to retry.
+      return new UsageError({ field: subject, reason: error.message })
+    case "RiskOfficerDown":
+      // Fail closed: nothing moved; once the officer is back it can.
+      return new RemoteFailed({ field: subject, reason: `run ${shown(error.run)} on ${on}: ${error.reason}`, unavailable: true })
     case "Unauthorized":
       return new UsageError({ field: keyField(target), reason: `${on} refused the API key: ${error.reason}` })
     case "Forbidden":

@@ -7,10 +7,10 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Clock, Duration, Effect, Either, Option, Ref, Schedule, Schema, Stream } from "effect"
-import type { InvalidRequest, RunData, RunInfo, RunNotFound, RunStatus, StreamedEvent } from "../../schemas/Rpc.js"
+import { type InvalidRequest, type RunData, type RunInfo, type RunNotFound, type RunStatus, type StreamedEvent, TradingChange } from "../../schemas/Rpc.js"
 import { RunEvent } from "../../schemas/RunEvent.js"
 import { RemoteFailed, RunFailed, UsageError } from "./CliError.js"
-import { checked, choice, json, since } from "./Flags.js"
+import { checked, choice, json, since, toJson } from "./Flags.js"
 import { type Io, visible } from "./Io.js"
 import * as Remote from "./Remote.js"
 import * as RemoteView from "./RemoteView.js"
@@ -479,3 +479,59 @@ const change = (verb: Change, description: string) => (io: Io, wiring: Wiring) =
 export const stop = change("stop", "Stop a live run on the server: it ends `stopped`, keeping what it recorded.")
 export const pause = change("pause", "Pause a live run on the server: it holds before its next bar until resumed.")
 export const resume = change("resume", "Resume a paused run on the server.")
+
+// ---------------------------------------------------------------------------------------------
+// trading: halt, reduce, resume
+
+/** What each word of `runs trading` asks the run's risk officer for. */
+const TRADING = { halt: "halted", reduce: "reducing", resume: "active" } as const
+type TradingWord = keyof typeof TRADING
+
+/** A trading-state change as `runs trading` prints it: `run … (bar time): trading halted → active by alice: news out`. */
+export const tradingChanged = (change: TradingChange): string => {
+  const t = change.transition
+  return `run ${change.run}: trading ${t.from} → ${t.to} by ${visible(t.actor ?? "")} at the bar of ${new Date(t.at).toISOString()}: ${visible(t.reason)}\n`
+}
+
+export const trading = (io: Io, wiring: Wiring) =>
+  Command.make("trading", {
+    run: runArg,
+    to: Args.text({ name: "halt|reduce|resume" }).pipe(
+      Args.withDescription("halt: no order passes; reduce: only risk-reducing orders pass; resume: lift a halt or a reduce (the only way a halt is lifted).")
+    ),
+    reason: Options.text("reason").pipe(
+      Options.withPseudoName("text"),
+      Options.optional,
+      Options.withDescription("Why, for the run's events and its control log (1 to 500 characters; default: the new state and your name).")
+    ),
+    json: json("Print the change as one JSON document on stdout: the run, its trading status now, and the transition."),
+    ...Remote.options
+  }, (flags) =>
+    Effect.gen(function*() {
+      const ref = yield* RunRef.check("<run>", flags.run)
+      if (!Object.hasOwn(TRADING, flags.to)) {
+        return yield* new UsageError({ field: "<halt|reduce|resume>", reason: `expected halt, reduce or resume, got ${RunRef.shown(flags.to)}` })
+      }
+      const state = TRADING[flags.to as TradingWord]
+      const reason = Option.map(flags.reason, (text) => text.trim())
+      if (Option.isSome(reason) && (reason.value === "" || reason.value.length > 500)) {
+        return yield* new UsageError({
+          field: "--reason",
+          reason: reason.value === "" ? "is empty: say why, or leave --reason out" : `is ${reason.value.length} characters long: at most 500`
+        })
+      }
+      yield* Remote.withRemote(flags, wiring)((remote) =>
+        Effect.gen(function*() {
+          const change = yield* remote.client.runs.trading({
+            run: ref,
+            state,
+            ...Option.match(reason, { onNone: () => ({}), onSome: (text) => ({ reason: text }) })
+          }).pipe(remote.call("run", "take the command at the run's next bar"))
+          io.stdout(flags.json ? toJson(TradingChange, change) : tradingChanged(change))
+        })
+      )
+    }).pipe(Effect.withSpan("swarm.runs.trading"))).pipe(
+    Command.withDescription(
+      "Move a live run's trading state on the server: halt, reduce (only risk-reducing orders), or resume (lift a halt or a reduce). Taken at the run's next bar and recorded there."
+    )
+  )

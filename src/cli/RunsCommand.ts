@@ -1,7 +1,7 @@
 /**
  * `swarm runs …`: `list | show | compare` read the runs the local database keeps — or, when a
  * server is configured (`--server`, SWARM_SERVER or `swarm login`), ask that server for the key's
- * runs instead (`--local` keeps to the database); `start | stop | pause | resume | watch` need a
+ * runs instead (`--local` keeps to the database); `start | stop | pause | resume | trading | watch` need a
  * server (RemoteRuns.ts). A run is named by its id or by `<strategy>#<number>`; each command
  * prints a table for people, or one JSON document with `--json`.
  */
@@ -232,7 +232,7 @@ export const compare = (io: Io, wiring: Wiring.Wiring) =>
 export const command = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("runs").pipe(
     Command.withDescription(
-      "Runs: list, show, compare (on the server when one is configured, else the local database); start, stop, pause, resume, watch (on a server)."
+      "Runs: list, show, compare (on the server when one is configured, else the local database); start, stop, pause, resume, trading, watch (on a server)."
     ),
     Command.withSubcommands([
       list(io, wiring),
@@ -242,6 +242,7 @@ export const command = (io: Io, wiring: Wiring.Wiring) =>
       RemoteRuns.stop(io, wiring),
       RemoteRuns.pause(io, wiring),
       RemoteRuns.resume(io, wiring),
+      RemoteRuns.trading(io, wiring),
       RemoteRuns.watchCommand(io, wiring),
       RunEventsCommand.command(io, wiring)
     ])

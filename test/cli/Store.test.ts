@@ -394,7 +394,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       expect(json.control?.last.at(-1)).toEqual({ action: "reject", by: { id: "usr_root", name: "root" }, at: expect.any(Date), round: "r11", reason: "too big" })
 
       const ok = yield* swarm(["audit", "verify", "Controlled#1"], { store: yield* store })
-      expect([ok.code, lines(ok.stdout)[1]]).toEqual([0, "  control log: 11 operator actions (pause, resume, stop, approve, reject), intact"])
+      expect([ok.code, lines(ok.stdout)[1]]).toEqual([0, "  control log: 11 operator actions (pause, resume, stop, approve, reject, trading), intact"])
       expect(Schema.decodeUnknownSync(VerifyJson)(JSON.parse((yield* swarm(["audit", "verify", "Controlled#1", "--json"], { store: yield* store })).stdout)))
         .toMatchObject({ ok: true, control: 11 })
 
@@ -415,7 +415,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       const shown = Schema.decodeUnknownSync(RunShowJson)(JSON.parse((yield* swarm(["runs", "show", "Audited#1", "--json"], { store: yield* store })).stdout))
       expect(ok.stdout).toBe(
         `OK: run ${document.run}: ${document.counts.events} events, chain head ${shown.chain!.head.slice(0, 12)}…\n` +
-          "  control log: no operator actions (pause, resume, stop, approve, reject), intact\n"
+          "  control log: no operator actions (pause, resume, stop, approve, reject, trading), intact\n"
       )
       const okJson = yield* swarm(["audit", "verify", "Audited#1", "--json"], { store: yield* store })
       expect(okJson.code).toBe(0)

@@ -356,7 +356,45 @@ describe("swarm as a client of a live server", () => {
       const at = "at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ"
       expect(shown.stdout).toMatch(new RegExp(`\ncontrol   3 operator actions:\n {10}paused by (\\S+) ${at}\n {10}resumed by \\1 ${at}\n {10}stopped by \\1 ${at}\n`))
       const verified = yield* cli(["audit", "verify", run.id])
-      expect([verified.code, lines(verified.stdout)[1]]).toEqual([0, "  control log: 3 operator actions (pause, resume, stop, approve, reject), intact"])
+      expect([verified.code, lines(verified.stdout)[1]]).toEqual([0, "  control log: 3 operator actions (pause, resume, stop, approve, reject, trading), intact"])
+    }), { timeout: 90_000 })
+
+  it.live("runs trading: a paper run halted through the real binary, the halt lifted, each printed; refusals are one line; audited", () =>
+    Effect.gen(function*() {
+      const started = JSON.parse((yield* cli(["runs", "start", "SMA crossover", "--mode", "paper", "--data", "synthetic:5000", "--speed", "864000", "--json"])).stdout)
+      const at = "at the bar of \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z"
+      const halted = yield* bin(["runs", "trading", started.ref, "halt", "--reason", "news pending"])
+      expect([halted.code, halted.stderr]).toEqual([0, ""])
+      expect(halted.stdout).toMatch(new RegExp(`^run ${started.id}: trading active → halted by admin ${at}: news pending\n$`))
+      const twice = yield* cli(["runs", "trading", started.id, "halt"])
+      expect([twice.code, twice.stdout, twice.stderr]).toEqual([2, "", "swarm: run: trading is already halted\n"])
+      const word = yield* cli(["runs", "trading", started.id, "pause"])
+      expect([word.code, word.stderr]).toEqual([2, `swarm: <halt|reduce|resume>: expected halt, reduce or resume, got "pause"\n`])
+      const blank = yield* cli(["runs", "trading", started.id, "resume", "--reason", "  "])
+      expect([blank.code, blank.stderr]).toEqual([2, "swarm: --reason: is empty: say why, or leave --reason out\n"])
+      const theirs = yield* cli(["runs", "trading", started.id, "resume"], {
+        SWARM_SERVER: server.base,
+        SWARM_API_KEY: (yield* adminCreateUser(server.base, server.key, "carol")).key
+      })
+      expect([theirs.code, theirs.stderr]).toEqual([2, `swarm: run: no run "${started.id}" on ${server.base} (swarm runs list shows yours)\n`])
+
+      const resumed = yield* cli(["runs", "trading", started.id, "resume", "--json"])
+      expect(resumed.code).toBe(0)
+      expect(JSON.parse(resumed.stdout)).toMatchObject({
+        run: started.id,
+        status: { state: "active", cause: "operator", actor: "admin", reason: "active by admin" },
+        transition: { from: "halted", to: "active", cause: "operator", actor: "admin", reason: "active by admin" }
+      })
+      expect((yield* cli(["runs", "stop", started.id])).code).toBe(0)
+      // Each in the run's control log, with the state it moved to (the refused ones are not in it).
+      const shown = yield* cli(["runs", "show", started.id])
+      const wall = "at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ"
+      expect(shown.stdout).toMatch(new RegExp(
+        `\ncontrol   3 operator actions:\n {10}trading moved to halted by admin ${wall}: news pending\n {10}trading moved to active by admin ${wall}: active by admin\n {10}stopped by admin ${wall}\n`
+      ))
+      // And in its events, where a replay gives them back.
+      const watched = yield* cli(["runs", "watch", started.id])
+      expect(watched.stdout).toContain("trading active → halted")
     }), { timeout: 90_000 })
 
   it.live("another user sees none of it: someone else's run is answered as one that does not exist", () =>
