@@ -14,7 +14,7 @@ import { Metrics } from "./Metrics.js"
 import { Opinion } from "./Opinion.js"
 import { Fill, Order, OrderIntent } from "./Order.js"
 import { PortfolioSnapshot } from "./Portfolio.js"
-import { StateTransition } from "./Risk.js"
+import { StateTransition, TradingState } from "./Risk.js"
 import { Trade } from "./Trade.js"
 import { Verdict } from "./Verdict.js"
 
@@ -157,6 +157,20 @@ export const SignalReceived = event("SignalReceived", { ts: Timestamp, signal: E
  */
 export const SignalNotApplied = event("SignalNotApplied", { ts: Timestamp, signal: ExternalSignal, reason: Schema.String })
 
+/**
+ * An operator's command to move the trading state (`runs.trading`), taken right before the slice
+ * of time `ts` and carried out there by the risk officer: an input of the run, recorded so that a
+ * replay or a resume gives it again at the same slice. What it did follows it: a
+ * `TradingStateChanged` of cause `operator` when the state moved; nothing when the state machine
+ * refused it, or the risk officer was down (fail closed).
+ */
+export const TradingStateRequested = event("TradingStateRequested", {
+  ts: Timestamp,
+  to: TradingState,
+  actor: Schema.String.pipe(Schema.minLength(1)),
+  reason: Schema.String.pipe(Schema.minLength(1))
+})
+
 export const OpinionGiven = event("OpinionGiven", { opinion: Opinion })
 export const DecisionMade = event("DecisionMade", { decision: Decision })
 export const VerdictGiven = event("VerdictGiven", { verdict: Verdict })
@@ -258,6 +272,7 @@ export const RunEvent = Schema.Union(
   RunStarted,
   SignalReceived,
   SignalNotApplied,
+  TradingStateRequested,
   OpinionGiven,
   DecisionMade,
   VerdictGiven,

@@ -29,6 +29,7 @@ export const TYPES: ReadonlyArray<string> = Object.keys(
   RunStarted: true,
   SignalReceived: true,
   SignalNotApplied: true,
+  TradingStateRequested: true,
   OpinionGiven: true,
   DecisionMade: true,
   VerdictGiven: true,

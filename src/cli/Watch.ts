@@ -320,6 +320,8 @@ const eventText = (event: RunEvent, context: LineContext): string | undefined =>
     }
     case "SignalNotApplied":
       return `signal ${event.signal.source} ${event.signal.symbol} ${event.signal.action} not applied (alert ${event.signal.alertId.slice(0, 16)}): ${event.reason}`
+    case "TradingStateRequested":
+      return `trading ${event.to} asked by ${event.actor}: ${event.reason}`
     case "DecisionMade": {
       const d = event.decision
       return `decision ${d.symbol} ${d.action} (confidence ${confidence(d.confidence)})`

@@ -1,15 +1,15 @@
 /**
- * The operators' trading-state commands a run took (its `TradingStateChanged` events of cause
- * `operator`), read back as the input a re-execution gives again: by the time of the slice they were
- * taken at (the transition's `at`), in the order they were taken. As an approval's answer is read
- * back from its `ApprovalResolved`: with them a replay or a resume of a run whose halt an operator
- * lifted reproduces it byte for byte. A command the state machine refused, or that found the risk
- * officer down, moved nothing and recorded nothing: a re-execution has nothing to give back for it.
+ * The operators' trading-state commands a run took (its `TradingStateRequested` events), read back
+ * as the input a re-execution gives again: by the time of the slice they were taken at, in the
+ * order they were taken — as its outside signals are (RecordedSignals.ts). With them a replay or a
+ * resume of a run whose halt an operator lifted reproduces it byte for byte, and so does one whose
+ * command the state machine refused or found the risk officer down: the re-execution meets the
+ * same answer at the same place.
  */
 import { SqlClient } from "@effect/sql"
 import { Effect, Schema } from "effect"
 import type { RunId, Timestamp } from "../../schemas/Ids.js"
-import { TradingStateChanged } from "../../schemas/RunEvent.js"
+import { TradingStateRequested } from "../../schemas/RunEvent.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { CorruptRecord, storeError } from "./StoreError.js"
 import { oneLineOf } from "../internal/issues.js"
@@ -17,13 +17,13 @@ import { oneLineOf } from "../internal/issues.js"
 /** Slice time → the commands taken right before that slice. */
 export type BySlice = ReadonlyMap<number, ReadonlyArray<Backtest.TradingCommand>>
 
-const decode = Schema.decodeUnknown(Schema.parseJson(TradingStateChanged))
+const decode = Schema.decodeUnknown(Schema.parseJson(TradingStateRequested))
 
 /** The operators' commands `run` recorded. */
 export const read = Effect.fn("RecordedTrading.read")(function*(run: RunId) {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<{ seq: number; body: string }>`
-    select seq, body from run_events where run_id = ${run} and tag = 'TradingStateChanged' order by seq`
+    select seq, body from run_events where run_id = ${run} and tag = 'TradingStateRequested' order by seq`
   const bySlice = new Map<number, Array<Backtest.TradingCommand>>()
   for (const row of rows) {
     const event = yield* decode(row.body).pipe(
@@ -31,11 +31,9 @@ export const read = Effect.fn("RecordedTrading.read")(function*(run: RunId) {
         new CorruptRecord({ table: "run_events", key: `${run}#${row.seq}`, column: "body", reason: oneLineOf(error) })
       )
     )
-    const { transition } = event
-    if (transition.cause !== "operator" || transition.actor === null) continue
-    const command: Backtest.TradingCommand = { to: transition.to, actor: transition.actor, reason: transition.reason }
-    const list = bySlice.get(transition.at)
-    if (list === undefined) bySlice.set(transition.at, [command])
+    const command: Backtest.TradingCommand = { to: event.to, actor: event.actor, reason: event.reason }
+    const list = bySlice.get(event.ts)
+    if (list === undefined) bySlice.set(event.ts, [command])
     else list.push(command)
   }
   return bySlice as BySlice

@@ -74,9 +74,10 @@ export interface ApprovalAnswer {
 
 /**
  * An operator's command to move the run's trading state (`runs.trading`): taken right before a
- * slice is delivered, sent to the risk officer (`SetTradingState`) at that slice's time, so its
- * `TradingStateChanged` — cause `operator`, the actor and the reason — lands before the slice's own
- * events, where a re-execution gives the recorded command back (`RecordedTrading`).
+ * slice is delivered, recorded (`TradingStateRequested`: an input of the run, which a re-execution
+ * gives back at the same slice, `RecordedTrading`) and sent to the risk officer (`SetTradingState`)
+ * at that slice's time, so that its `TradingStateChanged` — cause `operator`, the actor and the
+ * reason — lands before the slice's own events.
  */
 export interface TradingCommand {
   readonly to: TradingState
@@ -721,6 +722,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         if (options.trading !== undefined) {
           const commands = options.trading(slice.ts, log.size)
           for (const command of commands) {
+            log.emit("TradingStateRequested", { ts: slice.ts, to: command.to, actor: command.actor, reason: command.reason })
             const outcome = operate(command)
             command.answer?.(outcome)
           }

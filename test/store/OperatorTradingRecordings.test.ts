@@ -40,13 +40,16 @@ const strategy = Schema.decodeUnknownSync(Strategy)({
 
 const csvData = Recordings.csvData("operator-trading", [series("AAA", CLOSES)])
 
-/** The operator lifts the halt right before bar `LIFTED`, once. */
+/**
+ * Right before bar `LIFTED`, once: an operator halts the run (refused: the drawdown halted it
+ * already), then another lifts the halt.
+ */
 const liftOnce = (): Backtest.Options["trading"] => {
   let given = false
   return (ts) => {
     if (given || ts !== START + LIFTED * DAY) return []
     given = true
-    return [{ to: "active", actor: "alice", reason: "loss reviewed" }]
+    return [{ to: "halted", actor: "bob", reason: "to be sure" }, { to: "active", actor: "alice", reason: "loss reviewed" }]
   }
 }
 
@@ -56,7 +59,7 @@ const moves = (events: ReadonlyArray<RunEvent>) =>
 for (const backend of backends) {
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`an operator's trading-state command and recorded runs (${backend.name})`, (it) => {
     describe("a run whose halt an operator lifted", () => {
-      it.effect("replays byte for byte: the command given back at the slice it was taken at", () =>
+      it.effect("replays byte for byte: each command, the refused one too, given back at the slice it was taken at", () =>
         Effect.gen(function*() {
           const { feed, source } = yield* csvData
           const events: Array<RunEvent> = []
@@ -70,6 +73,10 @@ for (const backend of backends) {
             onEvent: (event) => void events.push(event)
           })
           expect(moves(events)).toEqual([[2, "halted", "drawdown_halt"], [LIFTED, "active", "operator"]])
+          expect(events.filter((e) => e._tag === "TradingStateRequested").map((e) => e._tag === "TradingStateRequested" && [e.to, e.actor])).toEqual([
+            ["halted", "bob"],
+            ["active", "alice"]
+          ])
           // The sale the halt refused goes through once it is lifted.
           expect(result.tradingState).toBe("active")
           expect(result.counts.orders).toBe(2)

@@ -75,6 +75,10 @@ describe("an operator's trading-state command in a run", () => {
       expect(moves(lifted.events)).toEqual([[CROSSED, "active", "halted", "drawdown_halt"], [16, "halted", "active", "operator"]])
       const change = ofTag(lifted.events, "TradingStateChanged")[1]!
       expect(change.transition).toEqual({ from: "halted", to: "active", cause: "operator", at: START + 16 * DAY, reason: "loss reviewed", actor: "alice" })
+      // The command first, as an input of the run; then what it did.
+      const asked = ofTag(lifted.events, "TradingStateRequested")
+      expect(asked).toMatchObject([{ ts: START + 16 * DAY, to: "active", actor: "alice", reason: "loss reviewed" }])
+      expect(asked[0]!.seq).toBe(change.seq - 1)
       // Recorded before the slice's own events.
       const index = lifted.events.indexOf(change)
       expect(lifted.events.slice(index + 1).every((e) => !("ts" in e) || (e as { ts: number }).ts >= START + 16 * DAY)).toBe(true)
@@ -86,13 +90,16 @@ describe("an operator's trading-state command in a run", () => {
       expect(lifted.result.tradingState).toBe("active")
     }))
 
-  it.effect("the state machine's refusal is answered and changes nothing: the run is the one without the command", () =>
+  it.effect("the state machine's refusal is answered and changes nothing: the run is the one without the command, the command recorded", () =>
     Effect.gen(function*() {
       const plain = yield* operated({})
       const refused = yield* operated({ 3: [{ to: "active", actor: "alice", reason: "nothing to lift" }] })
       expect(refused.outcomes).toHaveLength(1)
       expect(refused.outcomes[0]![1]).toMatchObject({ _tag: "Refused", error: { _tag: "IllegalTransition", from: "active", to: "active" } })
-      expect(refused.lines).toEqual(plain.lines)
+      // Recorded, as every command is (an input of the run), and nothing else differs.
+      expect(ofTag(refused.events, "TradingStateRequested")).toMatchObject([{ ts: START + 3 * DAY, to: "active", actor: "alice", reason: "nothing to lift" }])
+      expect(refused.events.filter((e) => e._tag !== "TradingStateRequested").map((e) => e._tag)).toEqual(plain.events.map((e) => e._tag))
+      expect(refused.result.metrics).toEqual(plain.result.metrics)
     }))
 
   it.effect("halts and reduces on an operator's word, in order, in a paper run too", () =>
@@ -102,5 +109,36 @@ describe("an operator's trading-state command in a run", () => {
       }, { mode: "paper" })
       expect(moves(run.events).slice(0, 2)).toEqual([[2, "active", "reducing", "operator"], [2, "reducing", "halted", "operator"]])
       expect(run.outcomes.map(([bar, o]) => [bar, o._tag])).toEqual([[2, "Moved"], [2, "Moved"]])
+    }))
+
+  it.effect("a risk officer that crashes on the command answers nothing: the command fails closed, nothing moves, and the run goes on", () =>
+    Effect.gen(function*() {
+      // The officer crashes on the operator's message itself (its supervisor restarts it).
+      const faults = { risk: (message: unknown) => (message as { _tag?: string })._tag === "SetTradingState" }
+      const lift = { 16: [{ to: "active" as const, actor: "alice", reason: "loss reviewed" }] }
+      const down = yield* operated(lift, { faults })
+      expect(down.outcomes).toHaveLength(1)
+      expect(down.outcomes[0]![1]).toMatchObject({ _tag: "Down", reason: expect.stringContaining("did not answer") })
+      // Still halted: the sale on bar 18 is refused, as in a run with no command.
+      expect(moves(down.events)).toEqual([[CROSSED, "active", "halted", "drawdown_halt"]])
+      expect(down.result.tradingState).toBe("halted")
+      expect(down.result.counts.orders).toBe(1)
+      // The crash is in the run's events, after the recorded command: given the command back, a
+      // re-execution reproduces it.
+      const crashed = down.events.findIndex((e) => e._tag === "DeadLetterRecorded" && e.message === "SetTradingState")
+      expect(down.events[crashed - 1]!._tag).toBe("TradingStateRequested")
+      expect((yield* operated(lift, { faults })).lines).toEqual(down.lines)
+    }))
+
+  it.effect("is not taken while the coordinator's halt stands over a risk officer that did not answer: fail closed, said so", () =>
+    Effect.gen(function*() {
+      // The officer crashes on its first judgement (bar 0's buy): the coordinator halts the run
+      // over it until the officer answers a judgement again — here, never (no decision after).
+      const faults = { risk: (message: unknown) => (message as { _tag?: string })._tag === "Judge" }
+      const run = yield* operated({ 3: [{ to: "reducing", actor: "alice", reason: "careful" }] }, { faults })
+      expect(moves(run.events)[0]).toEqual([0, "active", "halted", "system"])
+      expect(run.outcomes.map(([bar, o]) => [bar, o._tag])).toEqual([[3, "Down"]])
+      expect(run.outcomes[0]![1]).toMatchObject({ reason: expect.stringContaining("halted while its risk officer is down") })
+      expect(moves(run.events).filter(([, , , cause]) => cause === "operator")).toEqual([])
     }))
 })
