@@ -988,7 +988,7 @@ describe("swarm: bad run references are refused before any database is opened", 
       const missing = yield* swarm(["runs", "show"])
       expect(lines(missing.stderr)).toEqual(["swarm: <run>: is required", "swarm: try 'swarm runs show --help'"])
       const unknown = yield* swarm(["runs", "frob"])
-      expect([unknown.code, lines(unknown.stderr)[0]]).toEqual([2, "swarm: frob: unknown command, use one of 'list', 'show', 'compare', 'start', 'stop', 'pause', 'resume', 'watch', 'events'"])
+      expect([unknown.code, lines(unknown.stderr)[0]]).toEqual([2, "swarm: frob: unknown command, use one of 'list', 'show', 'compare', 'start', 'stop', 'pause', 'resume', 'trading', 'watch', 'events'"])
     }))
 })
 

@@ -4,12 +4,14 @@
  * gives it back at the same slice (src/store/RecordedTrading.ts): the run that an operator lifted
  * out of a halt replays byte for byte. On every back-end.
  */
+import { SqlClient } from "@effect/sql"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import type { Bar } from "../../schemas/Market.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import type * as Backtest from "../../src/swarm/Backtest.js"
+import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { registryOf } from "../swarm/recorded.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
@@ -84,6 +86,55 @@ for (const backend of backends) {
           expect(again.status).toBe("completed")
           expect(again.checksum).toBe(result.checksum)
           expect(again.events).toBe(result.counts.events)
+        }).pipe(Effect.scoped))
+
+      it.effect("resumes after a crash into the run it was: the recorded commands given back, a live one taken only past the recorded part", () =>
+        Effect.gen(function*() {
+          const { feed, source } = yield* csvData
+          const events: Array<RunEvent> = []
+          const original = yield* StoredRun.backtest({
+            strategy,
+            feed,
+            dataSource: source,
+            registry,
+            mode: "paper",
+            trading: liftOnce(),
+            onEvent: (event) => void events.push(event)
+          })
+          // Crash after the slice of the lift, mid-run.
+          const lift = events.find((e) => e._tag === "TradingStateChanged" && e.transition.cause === "operator")!
+          const cut = Math.max(...events.filter((e) => e.at <= lift.at).map((e) => e.seq))
+          expect(cut).toBeLessThan(events.length - 5)
+          const sql = yield* SqlClient.SqlClient
+          for (const table of ["run_events", "opinions", "decisions", "verdicts", "orders", "fills", "trades", "equity_snapshots", "positions", "reasoning", "checkpoints"]) {
+            yield* sql`delete from ${sql(table)} where run_id = ${original.run} and seq > ${cut}`
+          }
+          yield* sql`delete from rounds r where run_id = ${original.run}
+            and not exists (select 1 from opinions o where o.run_id = r.run_id and o.round_id = r.round_id)
+            and not exists (select 1 from decisions d where d.run_id = r.run_id and d.round_id = r.round_id)`
+          yield* sql`update runs set status = 'running', checksum = null, chain_count = null, chain_head = null, finished_at = null where id = ${original.run}`
+
+          // An operator's halt is waiting from the start: it must not land inside the recorded part.
+          const asked: Array<number> = []
+          let given = false
+          const live: Backtest.Options["trading"] = (_ts, logged) => {
+            asked.push(logged)
+            if (given) return []
+            given = true
+            return [{ to: "halted", actor: "carol", reason: "after the restart" }]
+          }
+          const resumed = yield* StoredRun.resume(original.run, { registry, trading: live })
+          expect(resumed.recorded).toBe(cut)
+          expect(resumed.result.status).toBe("completed")
+          expect(asked[0]!).toBeGreaterThanOrEqual(cut)
+          const requested = (yield* Runs.events(original.run, 0, 10_000, ["TradingStateRequested"])).map((row) => {
+            const e = JSON.parse(row.body) as { actor: string; to: string }
+            return [e.actor, e.to, Number(row.seq) > cut]
+          })
+          expect(requested).toEqual([["bob", "halted", false], ["alice", "active", false], ["carol", "halted", true]])
+          expect(resumed.result.tradingState).toBe("halted")
+          // And the resumed run, the live command included, replays byte for byte.
+          expect((yield* StoredRun.replay(original.run, { registry })).checksum).toBe(resumed.result.checksum)
         }).pipe(Effect.scoped))
     })
   })
