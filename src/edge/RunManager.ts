@@ -1598,6 +1598,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const text = (reason ?? `${state} by ${principal.name}`).trim()
         if (text === "") return yield* new InvalidRequest({ field: "reason", reason: "must say why, not be blank" })
         const { entry, record } = yield* liveOf(principal, ref, true)
+        // Halting is always allowed (it only takes risk away); loosening is not for a disabled
+        // user, as resuming a run is not.
+        if (state !== "halted") yield* enabled(principal)
         if (entry === undefined) {
           return yield* new Conflict({
             reason: `run ${record.id} is ${record.status} in another server process: its trading state is moved by the server executing it (ask that one)`
