@@ -99,6 +99,15 @@ for (const backend of backends) {
           _tag: "Conflict",
           reason: "user alice is disabled: an admin enables them first"
         })
+        // Nor loosen its trading state; halting it is another matter (it is paused: nothing to take it at).
+        expect(yield* Effect.flip(asAlice("runs.trading", { run: paper.id, state: "active" }))).toMatchObject({
+          _tag: "Conflict",
+          reason: "user alice is disabled: an admin enables them first"
+        })
+        expect(yield* Effect.flip(asAlice("runs.trading", { run: paper.id, state: "halted" }))).toMatchObject({
+          _tag: "Conflict",
+          reason: expect.stringContaining("is paused")
+        })
         // Nor start another: the run manager asks the database whoever let the request in.
         expect(yield* Effect.flip(asAlice("runs.start", { strategy: "disabled paper", mode: "paper", data: { _tag: "synthetic", bars: 600 } }))).toMatchObject({
           _tag: "Conflict",
