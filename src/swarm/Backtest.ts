@@ -699,7 +699,9 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           return { _tag: "Down", reason: "the run's risk officer is down (restarting): nothing moves the trading state until it is back" }
         }
         const from = log.tradingState
-        const exit = world.run(swarm.risk.ask(new SetTradingState({ to: command.to, actor: command.actor, reason: command.reason })))
+        // Unchecked: the edge checked the command, and the state machine refuses an empty actor or
+        // reason as an `IllegalTransition` — a command must never throw inside the run's loop.
+        const exit = world.run(swarm.risk.ask(new SetTradingState({ to: command.to, actor: command.actor, reason: command.reason }, true)))
         if (Exit.isSuccess(exit)) {
           const status = exit.value
           return {

@@ -100,6 +100,10 @@ describe("an operator's trading-state command in a run", () => {
       expect(ofTag(refused.events, "TradingStateRequested")).toMatchObject([{ ts: START + 3 * DAY, to: "active", actor: "alice", reason: "nothing to lift" }])
       expect(refused.events.filter((e) => e._tag !== "TradingStateRequested").map((e) => e._tag)).toEqual(plain.events.map((e) => e._tag))
       expect(refused.result.metrics).toEqual(plain.result.metrics)
+      // A command no edge checked (a blank reason) is refused the same way; it never fails the run.
+      const blank = yield* operated({ 3: [{ to: "halted", actor: "alice", reason: "  " }] })
+      expect(blank.outcomes[0]![1]).toMatchObject({ _tag: "Refused", error: { message: "a transition records why: the reason is empty" } })
+      expect(blank.result.status).toBe("completed")
     }))
 
   it.effect("halts and reduces on an operator's word, in order, in a paper run too", () =>
