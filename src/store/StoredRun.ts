@@ -17,7 +17,7 @@
  */
 import { createHash } from "node:crypto"
 import type { SqlClient } from "@effect/sql"
-import { Cause, Deferred, Effect, Either, Exit, Option, Schema } from "effect"
+import { Cause, Deferred, Effect, Either, Exit, Fiber, Option, Schema } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import { analysts, rosterOf } from "../../agents/registry.js"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
@@ -37,7 +37,7 @@ import * as RecordedTrading from "./RecordedTrading.js"
 import * as RecordedStart from "./RecordedStart.js"
 import * as RunRecorder from "./RunRecorder.js"
 import * as Audit from "./Audit.js"
-import type { Lease, LeaseNotHeld } from "./Lease.js"
+import { type Lease, type LeaseNotHeld, notHeld } from "./Lease.js"
 import * as Runs from "./Runs.js"
 import { CorruptRecord, type StoreError } from "./StoreError.js"
 import { oneLineOf } from "../internal/issues.js"
@@ -391,6 +391,35 @@ const execute = (x: Execution) =>
      * an operator, and an answer to that was refused ("its run is ending").
      */
     const catchingUp = () => (comparator !== undefined && lastSeq < x.compareUntil!) || !checkpointChecked
+    /** Whether the lease is given up (`onLost` may be told a moment after its writes are refused). */
+    const leaseGivenUp = Effect.map(Deferred.isDone(leaseLost), (done) => done || lease?.lost() !== undefined)
+    /** Refused a moment before the run was told (`LeaseNotHeld`, the lease given up): lost all the same. */
+    const lostAllTheSame = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | Runs.RunLeased, R> =>
+      Effect.catchAll(effect, (error) => Effect.flatMap(leaseGivenUp, (lost) => Effect.fail(lost ? new Runs.RunLeased({ run: x.run }) : error)))
+    /** The run's main loop until the lease is given up, then `RunLeased`: it stops there, whatever it is doing. */
+    const whileLeased = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | Runs.RunLeased, R> =>
+      lostAllTheSame(Effect.raceFirst(effect, Effect.zipRight(Deferred.await(leaseLost), Effect.fail(new Runs.RunLeased({ run: x.run })))))
+    /**
+     * The run's end (`effect`: its last batch, the write of its row) until the lease is given up,
+     * then `RunLeased`, as in its main loop: each write is tried again for half a minute on a
+     * database that refuses, past the give-up, from which another server may take the run over.
+     * A stop does not cut the end short (the caller is not interruptible there), so the end and
+     * the watch run in fibers of their own: an interrupted fiber signals its children, even where
+     * it cannot be interrupted itself — raced as children, a stop at the end cut its last batch.
+     */
+    const endWhileLeased = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | Runs.RunLeased, R> =>
+      lostAllTheSame(Effect.gen(function*() {
+        const outcome = yield* Deferred.make<A, E | Runs.RunLeased>()
+        const ending = yield* Effect.forkDaemon(Effect.interruptible(Effect.flatMap(Effect.exit(effect), (exit) => Deferred.done(outcome, exit))))
+        const watching = yield* Effect.forkDaemon(
+          Effect.interruptible(Effect.zipRight(Deferred.await(leaseLost), Deferred.fail(outcome, new Runs.RunLeased({ run: x.run }))))
+        )
+        const exit = yield* Effect.exit(Deferred.await(outcome))
+        yield* Fiber.interrupt(watching)
+        // Done, or stopped where it stood once the lease was given up (nothing it does lands then).
+        yield* Fiber.interrupt(ending)
+        return yield* exit
+      }))
     /** How the run's end is recorded when it stops with an error or is interrupted (the lease lost aside). */
     const ended = (cause: Cause.Cause<unknown>): Effect.Effect<LeaseNotHeld | StoreError | undefined, never, SqlClient.SqlClient> => {
       const interrupted = Cause.isInterruptedOnly(cause)
@@ -514,15 +543,19 @@ const execute = (x: Execution) =>
       Effect.catchTag("BacktestError", (error): Effect.Effect<never, Backtest.BacktestError | RunDiverged> =>
         diverged === undefined ? Effect.fail(error) : Effect.fail(divergedError(x.run, diverged))),
       // The lease lost to another process stops the run here, whatever it is doing.
-      Effect.raceFirst(Effect.zipRight(Deferred.await(leaseLost), Effect.fail(new Runs.RunLeased({ run: x.run })))),
+      whileLeased,
       // What was recorded stays (it is true as far as it goes); the run says why it stopped.
       // Another process runs it now, from what was committed: nothing more is written here, not
-      // the events in hand, nor an end in its row.
+      // the events in hand, nor an end in its row — nor tried once the lease is given up while
+      // they are being written.
       Effect.onError((cause) =>
-        Effect.flatMap(Deferred.isDone(leaseLost), (lost) =>
-          lost ? Effect.void : Effect.map(ended(cause), (why) => {
-            unrecorded = why
-          }))),
+        Effect.flatMap(leaseGivenUp, (lost) =>
+          lost ? Effect.void : endWhileLeased(ended(cause)).pipe(
+            Effect.orElseSucceed(() => (lease === undefined ? undefined : notHeld(lease, false))),
+            Effect.map((why) => {
+              unrecorded = why
+            })
+          ))),
       // A failure whose end its row could not take (the database away, or the lease lost meanwhile)
       // is said as such: the row still says the run goes on, and it does — taken over elsewhere,
       // or resumed at the next start — so "a run failed" would be the wrong news.
@@ -533,7 +566,9 @@ const execute = (x: Execution) =>
     // with no step between. Interrupted there, the recorder's last batch was cut off mid-commit (its
     // followers never told) while the row was marked `stopped`, its chain count taken short of the
     // events the batch then committed: a false tamper report.
-    return yield* Effect.uninterruptibleMask((restore) => Effect.flatMap(restore(running), (result) => Effect.gen(function*() {
+    // Its end is raced against the lease all the same (`endWhileLeased`): given up meanwhile, the
+    // run stops there, as in its main loop, writing nothing more.
+    return yield* Effect.uninterruptibleMask((restore) => Effect.flatMap(restore(running), (result) => endWhileLeased(Effect.gen(function*() {
       if (!checkpointChecked) {
         const error = divergedError(x.run, {
           seq: result.counts.events,
@@ -573,7 +608,7 @@ const execute = (x: Execution) =>
         chain: recorder.head()
       }, lease)
       return result
-    })))
+    }))))
   }).pipe(Effect.scoped)
 
 /**

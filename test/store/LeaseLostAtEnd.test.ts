@@ -1,0 +1,118 @@
+/**
+ * A run whose lease is given up while it ends — its last batch in flight, or the write of its end:
+ * it stops at the give-up, as in its main loop (`RunLeased`), writing nothing more. Before, only
+ * its main loop was raced against the lease: its end was tried again on a database refusing
+ * connections for half a minute, then its failure for another, the run live in its process all
+ * that time. Postgres only: the embedded database has no lease.
+ */
+import * as Net from "node:net"
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Chunk, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
+import Pg from "pg"
+import * as Database from "../../src/store/Database.js"
+import { migrate } from "../../src/store/Migrations.js"
+import * as Runs from "../../src/store/Runs.js"
+import * as StoredRun from "../../src/store/StoredRun.js"
+import { serverUrl } from "./fresh.js"
+import { stored } from "./fixtures/workload.js"
+
+/** A port of this suite's own. */
+const PROXY_PORT = 7341
+
+/** One turn of the event loop: what a connection refused by the proxy needs to be seen. */
+const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+describe.runIf(serverUrl !== undefined)("a run whose lease is lost while it ends, on Postgres", () => {
+  it.scoped.each([
+    ["its last batch is being written", "sunk"],
+    ["the end of its row is being written", "committed"]
+  ] as const)("stops at the give-up when %s, writing nothing more", ([, at]) =>
+    Effect.gen(function*() {
+      const direct = yield* Database.temporary(serverUrl!)
+      // Between this process and the database: passes connections through until `cut`, which
+      // closes them all (the lease's too) and from then on closes every new one at once — a
+      // database refusing connections, which a write tries again for half a minute by the clock.
+      const cut = { on: false }
+      const open = new Set<Net.Socket>()
+      const proxy = Net.createServer((socket) => {
+        if (cut.on) return void socket.destroy()
+        const upstream = Net.connect(Number(new URL(direct).port || 5432), new URL(direct).hostname)
+        for (const end of [socket, upstream]) {
+          open.add(end)
+          end.on("close", () => open.delete(end))
+        }
+        socket.pipe(upstream).pipe(socket)
+        socket.on("error", () => upstream.destroy())
+        upstream.on("error", () => socket.destroy())
+      })
+      const proxied = new URL(direct)
+      proxied.port = String(PROXY_PORT)
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void proxy.listen(PROXY_PORT, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.async<void>((resume) => void proxy.close(() => resume(Effect.void)))
+      )
+      const context = yield* Layer.build(Database.layerWith({ url: proxied.href }))
+      yield* migrate.pipe(Effect.provide(context))
+      const cutDone = yield* Deferred.make<void>()
+      const cutNow = () => {
+        if (cut.on) return
+        cut.on = true
+        for (const socket of open) socket.destroy()
+        Deferred.unsafeDone(cutDone, Exit.void)
+      }
+      let run: string | undefined
+      /** The last event the database holds, as the run was told. */
+      let committed = 0
+      let last = 0
+      let endedAt: number | undefined
+      const running = yield* Effect.fork(
+        StoredRun.backtest(stored(2, 60, {
+          name: `lease lost at its end (${at})`,
+          // No pause between batches: nothing of the run waits on the test's clock before the cut.
+          recorder: { groupMillis: 0 },
+          onCreated: (created) => (run = created.id),
+          // Its last event: the main loop is done, and the run goes on to its end.
+          onEvent: (event) => {
+            if (event._tag !== "RunCompleted") return
+            last = event.seq
+            if (at === "sunk") cutNow()
+          },
+          onCommitted: (event) => {
+            committed = event.seq
+            if (at === "committed" && event._tag === "RunCompleted") cutNow()
+          }
+        })).pipe(
+          Effect.onExit(() => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => (endedAt = now)))),
+          Effect.provide(context)
+        )
+      )
+      yield* Deferred.await(cutDone)
+      const cutAt = yield* Clock.currentTimeMillis
+      // The lease's connection closed: its grace runs from now, on the clock.
+      const graceEnd = cutAt + Duration.toMillis(Runs.LEASE_GRACE)
+      while (!Chunk.some(yield* TestClock.sleeps(), (wake) => wake === graceEnd)) yield* turn
+      // Ending: its last batch, or its row's end, tried again on a database refusing connections.
+      for (let i = 0; i < 50; i++) yield* turn
+      expect(Option.isNone(yield* Fiber.poll(running))).toBe(true)
+      yield* TestClock.adjust(Runs.LEASE_GRACE)
+      // The clock goes on, a quarter of a second at a time once what is under way has been seen:
+      // before, the run ended only once its end had been tried for half a minute, then its failure.
+      for (let step = 0; step < 400 && endedAt === undefined; step++) {
+        for (let i = 0; i < 20 && endedAt === undefined; i++) yield* turn
+        if (endedAt === undefined) yield* TestClock.adjust("250 millis")
+      }
+      const exit = yield* Fiber.await(running)
+      expect(endedAt! - cutAt).toBeLessThanOrEqual(Duration.toMillis(Runs.LEASE_GRACE) + 1_000)
+      expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toEqual(Option.some(new Runs.RunLeased({ run: run! })))
+      // Nothing written since the cut: its row says it runs (for a takeover), and holds the events
+      // committed before it — the last one not, when it was cut while its last batch was on its way.
+      const admin = new Pg.Client({ connectionString: direct })
+      yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.end()))
+      const row = (yield* Effect.promise(() => admin.query("select status, failure from runs where id = $1", [run]))).rows[0]
+      expect(row).toEqual({ status: "running", failure: null })
+      const events = (yield* Effect.promise(() => admin.query("select count(*)::int as n from run_events where run_id = $1", [run]))).rows[0].n
+      expect(events).toBe(committed)
+      if (at === "sunk") expect(committed).toBeLessThan(last)
+      else expect(committed).toBe(last)
+    }), { timeout: 60_000 })
+})
