@@ -70,7 +70,13 @@ export const checkLeaseOn = async (client: Pick<Pg.PoolClient, "query">, lease: 
 
 /**
  * A write that checks the lease (`Runs.finish`, `Runs.markEndedLeased`, RunRecorder's batches),
- * tried again while the lease is being taken again, as for a transient failure of the database.
+ * tried again while the lease is being taken again, as for a transient failure of the database —
+ * not past the lease's give-up (`lease`): an attempt then is refused (`LeaseNotHeld`) before it
+ * asks for a connection. Before, the check was the attempt's first statement, so a database that
+ * refused connections had the write tried for half a minute after the lease was lost for good.
  */
-export const retryLeased = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.retry(effect, { schedule: Transient.schedule, while: (error) => (error instanceof LeaseNotHeld ? error.retaking : Transient.transient(error)) })
+export const retryLeased = <A, E, R>(effect: Effect.Effect<A, E, R>, lease?: Lease): Effect.Effect<A, E | LeaseNotHeld, R> =>
+  Effect.retry(
+    Effect.suspend((): Effect.Effect<A, E | LeaseNotHeld, R> => (lease?.lost() === undefined ? effect : Effect.fail(notHeld(lease, false)!))),
+    { schedule: Transient.schedule, while: (error) => (error instanceof LeaseNotHeld ? error.retaking : Transient.transient(error)) }
+  )

@@ -442,7 +442,7 @@ export const make = (
         // A dropped connection, or a database restarting, is worth more tries for half a minute (the
         // transaction rolled back, all or nothing; the run meanwhile waits at its backlog's bound).
         // A batch the database refuses for what it holds is not, nor one whose lease is lost.
-        retryLeased,
+        (attempts) => retryLeased(attempts, options.lease),
         Effect.mapError((error) => new StoreError({ operation: `record run ${run}`, reason: error instanceof Error ? error.message : String(error) }))
       )
     }

@@ -158,7 +158,7 @@ export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Fini
       chain_count = ${result.chain.count},
       chain_head = ${result.chain.hash},
       finished_at = now()
-    where id = ${id}`, cancelWaiting(id)))))
+    where id = ${id}`, cancelWaiting(id)))), lease)
 }, storeError("finish a run"))
 
 /**
@@ -180,7 +180,7 @@ export const markEnded = Effect.fn("Runs.markEnded")(function*(id: RunId, status
  */
 export const markEndedLeased = Effect.fn("Runs.markEndedLeased")(function*(lease: Lease | undefined, id: RunId, status: "failed" | "stopped", reason: string) {
   const sql = yield* SqlClient.SqlClient
-  yield* retryLeased(transaction(sql, Effect.zipRight(checkLease(lease), ending(sql, id, status, reason))))
+  yield* retryLeased(transaction(sql, Effect.zipRight(checkLease(lease), ending(sql, id, status, reason))), lease)
 }, storeError("mark a run ended"))
 
 const ending = (sql: SqlClient.SqlClient, id: RunId, status: "failed" | "stopped", reason: string) =>

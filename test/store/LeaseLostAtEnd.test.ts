@@ -22,44 +22,51 @@ const PROXY_PORT = 7341
 /** One turn of the event loop: what a connection refused by the proxy needs to be seen. */
 const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
+/**
+ * A new database, migrated, reached through a proxy that passes connections through until
+ * `cutNow`, which closes them all (a lease's too) and from then on closes every new one at once: a
+ * database refusing connections, which a write tries again for half a minute by the clock.
+ */
+const cutOff = Effect.gen(function*() {
+  const direct = yield* Database.temporary(serverUrl!)
+  const cut = { on: false }
+  const open = new Set<Net.Socket>()
+  const proxy = Net.createServer((socket) => {
+    if (cut.on) return void socket.destroy()
+    const upstream = Net.connect(Number(new URL(direct).port || 5432), new URL(direct).hostname)
+    for (const end of [socket, upstream]) {
+      open.add(end)
+      end.on("close", () => open.delete(end))
+    }
+    socket.pipe(upstream).pipe(socket)
+    socket.on("error", () => upstream.destroy())
+    upstream.on("error", () => socket.destroy())
+  })
+  const proxied = new URL(direct)
+  proxied.port = String(PROXY_PORT)
+  yield* Effect.acquireRelease(
+    Effect.async<void>((resume) => void proxy.listen(PROXY_PORT, "127.0.0.1", () => resume(Effect.void))),
+    () => Effect.async<void>((resume) => void proxy.close(() => resume(Effect.void)))
+  )
+  const context = yield* Layer.build(Database.layerWith({ url: proxied.href }))
+  yield* migrate.pipe(Effect.provide(context))
+  const cutDone = yield* Deferred.make<void>()
+  const cutNow = () => {
+    if (cut.on) return
+    cut.on = true
+    for (const socket of open) socket.destroy()
+    Deferred.unsafeDone(cutDone, Exit.void)
+  }
+  return { context, cutDone, cutNow, direct }
+})
+
 describe.runIf(serverUrl !== undefined)("a run whose lease is lost while it ends, on Postgres", () => {
   it.scoped.each([
     ["its last batch is being written", "sunk"],
     ["the end of its row is being written", "committed"]
   ] as const)("stops at the give-up when %s, writing nothing more", ([, at]) =>
     Effect.gen(function*() {
-      const direct = yield* Database.temporary(serverUrl!)
-      // Between this process and the database: passes connections through until `cut`, which
-      // closes them all (the lease's too) and from then on closes every new one at once — a
-      // database refusing connections, which a write tries again for half a minute by the clock.
-      const cut = { on: false }
-      const open = new Set<Net.Socket>()
-      const proxy = Net.createServer((socket) => {
-        if (cut.on) return void socket.destroy()
-        const upstream = Net.connect(Number(new URL(direct).port || 5432), new URL(direct).hostname)
-        for (const end of [socket, upstream]) {
-          open.add(end)
-          end.on("close", () => open.delete(end))
-        }
-        socket.pipe(upstream).pipe(socket)
-        socket.on("error", () => upstream.destroy())
-        upstream.on("error", () => socket.destroy())
-      })
-      const proxied = new URL(direct)
-      proxied.port = String(PROXY_PORT)
-      yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => void proxy.listen(PROXY_PORT, "127.0.0.1", () => resume(Effect.void))),
-        () => Effect.async<void>((resume) => void proxy.close(() => resume(Effect.void)))
-      )
-      const context = yield* Layer.build(Database.layerWith({ url: proxied.href }))
-      yield* migrate.pipe(Effect.provide(context))
-      const cutDone = yield* Deferred.make<void>()
-      const cutNow = () => {
-        if (cut.on) return
-        cut.on = true
-        for (const socket of open) socket.destroy()
-        Deferred.unsafeDone(cutDone, Exit.void)
-      }
+      const { context, cutDone, cutNow, direct } = yield* cutOff
       let run: string | undefined
       /** The last event the database holds, as the run was told. */
       let committed = 0
@@ -114,5 +121,29 @@ describe.runIf(serverUrl !== undefined)("a run whose lease is lost while it ends
       expect(events).toBe(committed)
       if (at === "sunk") expect(committed).toBeLessThan(last)
       else expect(committed).toBe(last)
+    }), { timeout: 60_000 })
+
+  it.scoped("the end of a run's row under a lease given up is refused at once on a database refusing connections, not tried again", () =>
+    Effect.gen(function*() {
+      const { context, cutNow, direct } = yield* cutOff
+      const admin = new Pg.Client({ connectionString: direct })
+      yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.end()))
+      const run = Runs.newRunId()
+      // Given up (`Runs.lease` past its grace): a stop recorded after the run's own end (a
+      // backtest's `stoppedIfInterrupted`) writes under it.
+      const lease = { run, backend: () => undefined, lost: () => "it could not be taken again within 5s" }
+      cutNow()
+      const ending = yield* Effect.fork(Runs.markEndedLeased(lease, run, "stopped", "stopped by alice").pipe(Effect.provide(context)))
+      // No time passes: before, the write asked for a connection first, and was tried again for
+      // half a minute (by the clock) on the connections refused, the lease long given up.
+      for (let i = 0; i < 50 && Option.isNone(yield* Fiber.poll(ending)); i++) yield* turn
+      const exit = Option.getOrUndefined(yield* Fiber.poll(ending))
+      expect(exit !== undefined && Exit.isFailure(exit) && Option.getOrUndefined(Cause.failureOption(exit.cause))).toMatchObject({
+        _tag: "LeaseNotHeld",
+        run,
+        reason: "it could not be taken again within 5s",
+        retaking: false
+      })
+      yield* Fiber.interrupt(ending)
     }), { timeout: 60_000 })
 })
