@@ -64,6 +64,14 @@ export interface Options {
    * from the runs. The servers' streams share `fanOut`. Default: none.
    */
   readonly budget?: Pick<TurnBudget, "claim">
+  /**
+   * The followers' reads of the database's events: as many at once as its permits, each holding its
+   * permit until its rows have claimed their share of the turn (`budget`). Without it, 500 clients
+   * coming back after an overflow read their gaps all at once: their queries queue for the pool
+   * ahead of the runs' own writes, and each holds a parsed page while it waits for its turn —
+   * hundreds of megabytes for the collector. The servers' streams share `reads`. Default: none.
+   */
+  readonly reads?: Pick<Effect.Semaphore, "withPermits">
 }
 
 export const defaults = {
@@ -80,6 +88,9 @@ export const defaults = {
  * cannot keep up falls behind its buffer and is stopped (`overflow`), as a slow client is.
  */
 export const fanOut = new TurnBudget(2)
+
+/** The database reads of every stream of run events a server sends (`reads`): few, so that the runs' writes find the pool free. */
+export const catchUpReads = Effect.unsafeMakeSemaphore(2)
 
 /** How far apart a server's streams send a live run's bursts (`coalesce`): a dashboard redraws no faster. */
 export const liveCoalesce = Duration.millis(50)
@@ -168,6 +179,23 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
     const sendBus = (out: Array<BusEvent>, events: ReadonlyArray<BusEvent>, before = Infinity) => {
       for (const e of events) if (e.seq > lastSent && e.seq < before) send(out, e)
     }
+    /** This step's events have claimed their share of the turn already, with the rows read (`readRows`). */
+    let claimed = false
+    /**
+     * A read of the database's events, under a permit of `reads`: its rows claim their share of the
+     * turn (`budget`) before the permit is let go, and are sent right after, in that turn — the
+     * followers hold at most as many pages as there are permits, however many wait for a turn.
+     */
+    const readRows = <E>(query: Effect.Effect<ReadonlyArray<Runs.StoredEvent>, E, SqlClient.SqlClient>) => {
+      const read = Effect.tap(withSql(query), (rows) => {
+        if (rows.length === 0 || options.budget === undefined) return Effect.void
+        claimed = true
+        return options.budget.claim
+      })
+      return options.reads === undefined ? read : options.reads.withPermits(1)(read)
+    }
+    const readOne = <A, E>(query: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+      options.reads === undefined ? withSql(query) : options.reads.withPermits(1)(withSql(query))
     /**
      * The next page of the database, sent; whether it was a whole one (more may follow). With `tags`,
      * only those rows are read, up to the last event committed when it was read: every event up to
@@ -176,15 +204,15 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
     const page = (out: Array<BusEvent>) =>
       Effect.suspend(() =>
         tags === undefined
-          ? Effect.map(withSql(Runs.events(run, lastSent, pageSize)), (rows) => {
+          ? Effect.map(readRows(Runs.events(run, lastSent, pageSize)), (rows) => {
             sendRows(out, rows)
             return rows.length === pageSize
           })
           : Effect.gen(function*() {
-            const last = yield* withSql(Runs.lastEvent(run))
+            const last = yield* readOne(Runs.lastEvent(run))
             if (Option.isNone(last) || Number(last.value.seq) <= lastSent) return false
             const through = Number(last.value.seq)
-            const rows = yield* withSql(Runs.events(run, lastSent, pageSize, tags, through))
+            const rows = yield* readRows(Runs.events(run, lastSent, pageSize, tags, through))
             sendRows(out, rows)
             const whole = rows.length === pageSize
             if (!whole) lastSent = Math.max(lastSent, through)
@@ -200,7 +228,7 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
       Effect.gen(function*() {
         for (let attempt = 0;; attempt++) {
           while (lastSent + 1 < seq) {
-            const rows = yield* withSql(Runs.events(run, lastSent, Math.min(pageSize, seq - lastSent - 1)))
+            const rows = yield* readRows(Runs.events(run, lastSent, Math.min(pageSize, seq - lastSent - 1)))
             if (rows.length === 0) break
             sendRows(out, rows)
           }
@@ -340,7 +368,7 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
     }) as Effect.Effect<ReadonlyArray<BusEvent> | undefined, FollowStopped | { readonly _tag: string; readonly message: string }>
 
     const next: Effect.Effect<Chunk.Chunk<ReadonlyArray<BusEvent>>, Option.Option<FollowStopped>> = Effect.flatMap(
-      Effect.mapError(step, (error): Option.Option<FollowStopped> =>
+      Effect.mapError(Effect.zipRight(Effect.sync(() => (claimed = false)), step), (error): Option.Option<FollowStopped> =>
         Option.some(
           error instanceof FollowStopped
             ? error
@@ -353,7 +381,7 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
         lastBurst = performance.now()
         // Every burst with events claims its share of the turn: a reconnecting client's pages from
         // the database as much as the live ones (a dashboard that overflowed comes back for them).
-        return burst.length > 0 && options.budget !== undefined
+        return burst.length > 0 && options.budget !== undefined && !claimed
           ? Effect.as(options.budget.claim, Chunk.of(burst))
           : Effect.succeed(Chunk.of(burst))
       }

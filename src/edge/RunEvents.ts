@@ -47,6 +47,7 @@ export const layer = Layer.effect(
       Follow.follow(deps, run, since, {
         coalesce: Follow.liveCoalesce,
         budget: Follow.fanOut,
+        reads: Follow.catchUpReads,
         ...(types === undefined ? {} : { tags: types })
       }).pipe(
         Stream.mapConcat((burst) => burst),

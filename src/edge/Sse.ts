@@ -9,8 +9,9 @@
  * client is told so (`event: overflow`) and disconnected, to come back with `Last-Event-ID` and
  * read the rest from the database. A live event's frame is encoded once, whatever the number of
  * clients it goes to, and each client gets what is ready as one write, at most every `coalesce`;
- * the clients of every run share a bounded part of each event-loop turn (`Follow.fanOut`), so
- * however many there are, they cannot slow the runs they watch.
+ * the clients of every run share a bounded part of each event-loop turn (`Follow.fanOut`) and a
+ * few reads of the database at a time (`Follow.catchUpReads`: clients back from an overflow read
+ * their gaps there), so however many there are, they cannot slow the runs they watch.
  *
  * A finished run ends its stream after its last event with `event: end`: `{ run, lastEventId,
  * status, failure? }`, the run's last event and how the run ended as its row says (left out if it
@@ -276,7 +277,8 @@ const events = (
     poll: options.poll,
     idle: options.heartbeat,
     coalesce: options.coalesce,
-    budget: Follow.fanOut
+    budget: Follow.fanOut,
+    reads: Follow.catchUpReads
   }).pipe(
     Stream.map((burst) => {
       if (burst.length === 0) return heartbeatBytes

@@ -220,6 +220,45 @@ for (const backend of backends) {
         expect(claims).toBe(given)
       }))
 
+    it.scoped("the followers' reads of the database are bounded: each holds its permit until its page has claimed its share of the turn", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.make()
+        const run = yield* simulatedRun(bus, "alice")
+        run.publish(1, 30)
+        yield* run.commit(30)
+        yield* run.finish
+        const sql = yield* SqlClient.SqlClient
+        // One permit, counted: followers that asked for it, and those holding it.
+        const semaphore = yield* Effect.makeSemaphore(1)
+        let asked = 0
+        let holding = 0
+        const reads: Follow.Options["reads"] = {
+          withPermits: (n) => (effect) =>
+            Effect.zipRight(
+              Effect.sync(() => void asked++),
+              semaphore.withPermits(n)(Effect.ensuring(Effect.zipRight(Effect.sync(() => void holding++), effect), Effect.sync(() => void holding--)))
+            )
+        }
+        // The turn is full: claims wait until the test lets them through.
+        const open = yield* Deferred.make<void>()
+        let claims = 0
+        const budget = { claim: Effect.zipRight(Effect.sync(() => void claims++), Deferred.await(open)) }
+        const followers = yield* Effect.forEach([0, 0, 0], (since) =>
+          Effect.fork(
+            Follow.follow({ bus, sql }, run.id, since, { pageSize: 10, budget, reads }).pipe(
+              Stream.runCollect,
+              Effect.map((bursts) => Chunk.toReadonlyArray(bursts).flat().map((e) => e.seq))
+            )
+          ))
+        // All three want to read; one reads, and waits for its turn with its permit: its page is
+        // the only one held meanwhile.
+        expect(yield* eventually(() => asked >= 3 && claims >= 1)).toBe(true)
+        expect(holding).toBe(1)
+        expect(claims).toBe(1)
+        yield* Deferred.succeed(open, undefined)
+        for (const follower of followers) expect(yield* Fiber.join(follower)).toEqual(range(1, 30))
+      }))
+
     it.scoped("a run ended on the bus whose row still says it runs (stopped without its end, taken over elsewhere): the follower follows on, to the end its row records", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.make()
