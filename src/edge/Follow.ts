@@ -6,7 +6,8 @@
  * No gap, no duplicate: the follower subscribes to the bus BEFORE it reads anything, so every event
  * published from then on reaches its subscription; everything published before is either committed
  * (the database pages) or still in the bus's ring (`recent`), which is read after the pages and
- * after the subscription. The follower remembers the last sequence number it gave and gives only
+ * after the subscription. (A ring that reaches back to where the follower starts is read first, in
+ * place of the pages it covers: a client back from an overflow costs no database read.) The follower remembers the last sequence number it gave and gives only
  * the events after it, so what the three sources have in common goes out once. If the ring no
  * longer reaches back to the last page (the database lags the run by more than the ring holds),
  * the missing events are committed soon: the follower reads the database again every few
@@ -292,6 +293,17 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
       const out: Array<BusEvent> = []
       switch (phase) {
         case "backlog": {
+          // The ring first, while it reaches back to where the follower is: a client back from an
+          // overflow is seldom further behind. Its events are the very objects the live followers
+          // were given — the frame a server encoded for them serves this one too (Sse.ts) — and
+          // no database is read: 500 clients back at once would each parse the same pages. Then
+          // the database, from where the ring ended (it holds what the ring does, and more if
+          // the run went on in another process).
+          const recent = bus.recent(run, lastSent)
+          if (recent !== undefined && recent.length > 0) {
+            sendBus(out, recent.length > pageSize ? recent.slice(0, pageSize) : recent)
+            return out
+          }
           if (!(yield* page(out))) phase = mode === "finished" ? "done" : "ring"
           return out
         }

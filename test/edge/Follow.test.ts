@@ -11,7 +11,7 @@
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { Cause, Chunk, Deferred, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
-import type { EventBusService, Subscription } from "../../src/bus/EventBus.js"
+import type { BusEvent, EventBusService, Subscription } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as Follow from "../../src/edge/Follow.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
@@ -222,7 +222,8 @@ for (const backend of backends) {
 
     it.scoped("the followers' reads of the database are bounded: each holds its permit until its page has claimed its share of the turn", () =>
       Effect.gen(function*() {
-        const bus = yield* InProcessBus.make()
+        // The ring no longer reaches back to the start: the database is read.
+        const bus = yield* InProcessBus.make({ ring: 5 })
         const run = yield* simulatedRun(bus, "alice")
         run.publish(1, 30)
         yield* run.commit(30)
@@ -257,6 +258,25 @@ for (const backend of backends) {
         expect(claims).toBe(1)
         yield* Deferred.succeed(open, undefined)
         for (const follower of followers) expect(yield* Fiber.join(follower)).toEqual(range(1, 30))
+      }))
+
+    it.scoped("a client back within the ring's reach is given the ring's events, the very ones the live clients were (their frames encoded once), not the database's", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.make({ ring: 100 })
+        const run = yield* simulatedRun(bus, "alice")
+        run.publish(1, 30)
+        yield* run.commit(30)
+        const sql = yield* SqlClient.SqlClient
+        const ring = bus.recent(run.id, 5)!
+        const got: Array<BusEvent> = []
+        const follower = yield* Effect.fork(
+          Follow.follow({ bus, sql }, run.id, 5, { pageSize: 10 }).pipe(Stream.runForEach((burst) => Effect.sync(() => got.push(...burst))))
+        )
+        expect(yield* eventually(() => got.length >= 25)).toBe(true)
+        yield* run.finish
+        yield* Fiber.join(follower).pipe(Effect.timeout("10 seconds"))
+        expect(got.map((e) => e.seq)).toEqual(range(6, 30))
+        got.forEach((e, i) => expect(e).toBe(ring[i]))
       }))
 
     it.scoped("a run ended on the bus whose row still says it runs (stopped without its end, taken over elsewhere): the follower follows on, to the end its row records", () =>
