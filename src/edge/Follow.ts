@@ -36,6 +36,7 @@ import { Chunk, Data, Duration, Effect, Option, Scope, Stream } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
 import { type BusEvent, type Delivery, EventBus } from "../bus/EventBus.js"
 import * as Runs from "../store/Runs.js"
+import { EventPages } from "./EventPages.js"
 import { TurnBudget } from "./TurnBudget.js"
 
 export interface Options {
@@ -73,6 +74,12 @@ export interface Options {
    * hundreds of megabytes for the collector. The servers' streams share `reads`. Default: none.
    */
   readonly reads?: Pick<Effect.Semaphore, "withPermits">
+  /**
+   * The database's whole pages, shared with the other followers that read them (EventPages.ts):
+   * read once, their events the same objects for all. The servers' streams share `sharedPages`.
+   * Default: none (each follower reads its own pages).
+   */
+  readonly pages?: EventPages
 }
 
 export const defaults = {
@@ -92,6 +99,9 @@ export const fanOut = new TurnBudget(2)
 
 /** The database reads of every stream of run events a server sends (`reads`): few, so that the runs' writes find the pool free. */
 export const catchUpReads = Effect.unsafeMakeSemaphore(2)
+
+/** The pages of every stream of run events a server sends (`pages`): about 16 MB with their frames. */
+export const sharedPages = new EventPages(16)
 
 /** How far apart a server's streams send a live run's bursts (`coalesce`): a dashboard redraws no faster. */
 export const liveCoalesce = Duration.millis(50)
@@ -198,13 +208,27 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
     const readOne = <A, E>(query: Effect.Effect<A, E, SqlClient.SqlClient>) =>
       options.reads === undefined ? withSql(query) : options.reads.withPermits(1)(withSql(query))
     /**
+     * The page of the database (aligned on `pageSize`, shared) that holds the next event, sent;
+     * whether the page went to its end (more may follow).
+     */
+    const sharedPage = (out: Array<BusEvent>, pages: EventPages) => {
+      const index = Math.floor(lastSent / pageSize)
+      const end = (index + 1) * pageSize
+      return Effect.map(pages.read(run, index, pageSize, readRows(Runs.events(run, index * pageSize, pageSize, undefined, end))), (events) => {
+        sendBus(out, events)
+        return events.length > 0 && events[events.length - 1]!.seq >= end
+      })
+    }
+    /**
      * The next page of the database, sent; whether it was a whole one (more may follow). With `tags`,
      * only those rows are read, up to the last event committed when it was read: every event up to
      * there is accounted for (`lastSent`), as an unfiltered page's last row does.
      */
     const page = (out: Array<BusEvent>) =>
       Effect.suspend(() =>
-        tags === undefined
+        tags === undefined && options.pages !== undefined
+          ? sharedPage(out, options.pages)
+          : tags === undefined
           ? Effect.map(readRows(Runs.events(run, lastSent, pageSize)), (rows) => {
             sendRows(out, rows)
             return rows.length === pageSize

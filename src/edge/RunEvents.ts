@@ -48,6 +48,7 @@ export const layer = Layer.effect(
         coalesce: Follow.liveCoalesce,
         budget: Follow.fanOut,
         reads: Follow.catchUpReads,
+        pages: Follow.sharedPages,
         ...(types === undefined ? {} : { tags: types })
       }).pipe(
         Stream.mapConcat((burst) => burst),

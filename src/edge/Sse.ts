@@ -236,7 +236,8 @@ const encoder = new TextEncoder()
 
 /**
  * The frames of live events, by event: a bus event is one object shared by every subscriber, so
- * with 500 clients of a run its frame is encoded once, not 500 times. Weak: an event the bus and
+ * with 500 clients of a run its frame is encoded once, not 500 times — as are the events of the
+ * bus's ring and of the database's shared pages (Follow.sharedPages) that clients resume from. Weak: an event the bus and
  * the clients have let go takes its frame with it.
  */
 const frames = new WeakMap<BusEvent, Uint8Array>()
@@ -278,7 +279,8 @@ const events = (
     idle: options.heartbeat,
     coalesce: options.coalesce,
     budget: Follow.fanOut,
-    reads: Follow.catchUpReads
+    reads: Follow.catchUpReads,
+    pages: Follow.sharedPages
   }).pipe(
     Stream.map((burst) => {
       if (burst.length === 0) return heartbeatBytes

@@ -13,6 +13,7 @@ import { expect, layer } from "@effect/vitest"
 import { Cause, Chunk, Deferred, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
 import type { BusEvent, EventBusService, Subscription } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import { EventPages } from "../../src/edge/EventPages.js"
 import * as Follow from "../../src/edge/Follow.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { createUsers, eventually, range, simulatedRun } from "./fixtures.js"
@@ -277,6 +278,36 @@ for (const backend of backends) {
         yield* Fiber.join(follower).pipe(Effect.timeout("10 seconds"))
         expect(got.map((e) => e.seq)).toEqual(range(6, 30))
         got.forEach((e, i) => expect(e).toBe(ring[i]))
+      }))
+
+    it.scoped("followers reading the same stretch of the database share its whole pages: read once, the same events (and frames) for all", () =>
+      Effect.gen(function*() {
+        // The ring no longer reaches back to the start: the database is read.
+        const bus = yield* InProcessBus.make({ ring: 5 })
+        const run = yield* simulatedRun(bus, "alice")
+        run.publish(1, 30)
+        yield* run.commit(30)
+        yield* run.finish
+        const sql = yield* SqlClient.SqlClient
+        let reads = 0
+        const counted: Follow.Options["reads"] = { withPermits: () => (effect) => Effect.zipRight(Effect.sync(() => void reads++), effect) }
+        const pages = new EventPages(8)
+        const followers = yield* Effect.forEach([0, 0, 0], (since) =>
+          Effect.fork(
+            Follow.follow({ bus, sql }, run.id, since, { pageSize: 10, reads: counted, pages }).pipe(
+              Stream.runCollect,
+              Effect.map((bursts) => Chunk.toReadonlyArray(bursts).flat())
+            )
+          ))
+        const [a, b, c] = yield* Effect.forEach(followers, Fiber.join)
+        expect(a!.map((e) => e.seq)).toEqual(range(1, 30))
+        a!.forEach((e, i) => {
+          expect(b![i]).toBe(e)
+          expect(c![i]).toBe(e)
+        })
+        // Pages 1..10, 11..20 and 21..30 once; the one after, not whole, by each (once or twice).
+        expect(reads).toBeGreaterThanOrEqual(6)
+        expect(reads).toBeLessThanOrEqual(9)
       }))
 
     it.scoped("a run ended on the bus whose row still says it runs (stopped without its end, taken over elsewhere): the follower follows on, to the end its row records", () =>
