@@ -403,8 +403,14 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
       }
     }) as Effect.Effect<ReadonlyArray<BusEvent> | undefined, FollowStopped | { readonly _tag: string; readonly message: string }>
 
+    // A stop claims its share of the turn too: its last frame, the response's end and the socket's
+    // close are work, and they come in herds — the bus drops every subscriber a run outran in the
+    // turn it published, 500 clients of a run told `overflow` and disconnected at once.
+    const claimedStep = options.budget === undefined
+      ? step
+      : Effect.catchIf(step, (error): error is FollowStopped => error instanceof FollowStopped, (stop) => Effect.zipRight(options.budget!.claim, Effect.fail(stop)))
     const next: Effect.Effect<Chunk.Chunk<ReadonlyArray<BusEvent>>, Option.Option<FollowStopped>> = Effect.flatMap(
-      Effect.mapError(Effect.zipRight(Effect.sync(() => (claimed = false)), step), (error): Option.Option<FollowStopped> =>
+      Effect.mapError(Effect.zipRight(Effect.sync(() => (claimed = false)), claimedStep), (error): Option.Option<FollowStopped> =>
         Option.some(
           error instanceof FollowStopped
             ? error

@@ -310,6 +310,33 @@ for (const backend of backends) {
         expect(reads).toBeLessThanOrEqual(9)
       }))
 
+    it.scoped("a follower stopped (overflow) claims its share of the turn before it stops: the herd the bus drops at once is disconnected a few a turn", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.make()
+        const run = yield* simulatedRun(bus, "alice")
+        run.publish(1, 1)
+        yield* run.commit(1)
+        const open = yield* Deferred.make<void>()
+        const waiting = yield* Deferred.make<void>()
+        const sql = yield* SqlClient.SqlClient
+        const log: Array<string> = []
+        const budget = { claim: Effect.sync(() => void log.push("claim")) }
+        const follower = yield* Effect.fork(
+          Follow.follow({ bus: heldBus(bus, open, waiting), sql }, run.id, 0, { buffer: 2, budget }).pipe(
+            Stream.runForEach(() => Effect.sync(() => void log.push("burst"))),
+            Effect.either
+          )
+        )
+        // It has given 1 and waits on its subscription, which the run overruns.
+        yield* Deferred.await(waiting)
+        run.publish(2, 20)
+        yield* nextTurn
+        yield* Deferred.succeed(open, undefined)
+        const stopped = yield* Fiber.join(follower)
+        expect(stopped._tag === "Left" && stopped.left.reason).toBe("overflow")
+        expect(log).toEqual(["claim", "burst", "claim"])
+      }))
+
     it.scoped("a run ended on the bus whose row still says it runs (stopped without its end, taken over elsewhere): the follower follows on, to the end its row records", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.make()
