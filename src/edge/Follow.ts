@@ -175,6 +175,9 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
     let catchingUp = false
     /** In a tail: whether the run was seen finished before the pages were read. */
     let tailFinished = false
+    /** The ring's events the backlog starts with (`backlog`), read once, and how far it has sent them. */
+    let ringBacklog: ReadonlyArray<BusEvent> | undefined
+    let ringBacklogAt = 0
 
     const stopped = (reason: FollowStopped["reason"], detail: string) => new FollowStopped({ reason, lastEventId: lastSent, detail })
 
@@ -322,10 +325,17 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
           // were given — the frame a server encoded for them serves this one too (Sse.ts) — and
           // no database is read: 500 clients back at once would each parse the same pages. Then
           // the database, from where the ring ended (it holds what the ring does, and more if
-          // the run went on in another process).
-          const recent = bus.recent(run, lastSent)
-          if (recent !== undefined && recent.length > 0) {
-            sendBus(out, recent.length > pageSize ? recent.slice(0, pageSize) : recent)
+          // the run went on in another process). The ring as it was at the start, a page a step:
+          // read again and again, it would let a follower too slow for the run chase it for ever
+          // as one reading its backlog, never told it is behind.
+          if (ringBacklog === undefined) {
+            const recent = bus.recent(run, lastSent)
+            ringBacklog = recent === undefined ? [] : recent
+          }
+          if (ringBacklogAt < ringBacklog.length) {
+            sendBus(out, ringBacklog.slice(ringBacklogAt, ringBacklogAt + pageSize))
+            ringBacklogAt += pageSize
+            if (ringBacklogAt >= ringBacklog.length) ringBacklog = []
             return out
           }
           if (!(yield* page(out))) phase = mode === "finished" ? "done" : "ring"

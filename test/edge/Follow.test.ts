@@ -280,6 +280,31 @@ for (const backend of backends) {
         got.forEach((e, i) => expect(e).toBe(ring[i]))
       }))
 
+    it.scoped("a follower starting within the ring but slower than the run does not chase the ring as its backlog: it is told it fell behind", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.make({ ring: 1_000 })
+        const run = yield* simulatedRun(bus, "alice")
+        run.publish(1, 20)
+        yield* run.commit(20)
+        const sql = yield* SqlClient.SqlClient
+        // The run publishes 5 events for every burst the follower gets (a page of 5): too fast for it.
+        let published = 20
+        const budget = {
+          claim: Effect.sync(() => {
+            if (published >= 200) return
+            run.publish(published + 1, published + 5)
+            published += 5
+          })
+        }
+        const follower = yield* Effect.fork(
+          Follow.follow({ bus, sql }, run.id, 0, { buffer: 3, pageSize: 5, budget }).pipe(Stream.runDrain, Effect.either)
+        )
+        expect(yield* eventually(() => published >= 200 || follower.unsafePoll() !== null)).toBe(true)
+        yield* run.finish
+        const stopped = yield* Fiber.join(follower)
+        expect(stopped._tag === "Left" && stopped.left.reason).toBe("overflow")
+      }))
+
     it.scoped("followers reading the same stretch of the database share its whole pages: read once, the same events (and frames) for all", () =>
       Effect.gen(function*() {
         // The ring no longer reaches back to the start: the database is read.
