@@ -15,6 +15,9 @@
  */
 import { Effect } from "effect"
 
+/** The longest rest after a turn (`share`): a turn the collector made long does not starve the followers for long. */
+const MAX_REST_MILLIS = 50
+
 export class TurnBudget {
   /** When this turn's first claim was granted (`performance.now()`), or -1 before it. */
   private turnStart = -1
@@ -23,8 +26,17 @@ export class TurnBudget {
   private millisPerClaim = 0
   private waiters: Array<() => void> = []
   private resetScheduled = false
+  private restScheduled = false
+  /** Before this (`performance.now()`), no claim is granted: the rest after a turn with claims (`share`). */
+  restUntil = -Infinity
 
-  constructor(readonly budgetMillis: number) {}
+  /**
+   * `share`: at most this part of the time for the claims — a turn that granted some is followed by
+   * a rest (1 / share − 1 times as long as it took, at most `MAX_REST_MILLIS`) in which none is. A
+   * bound per turn alone is no bound on the time when turns are short: a paper run's loop turns
+   * every millisecond, and 2 ms of fan-out a turn is two thirds of the core. Default 1: no rest.
+   */
+  constructor(readonly budgetMillis: number, readonly share = 1) {}
 
   /** How many claims a turn grants now (at least one). */
   get allowance(): number {
@@ -33,7 +45,7 @@ export class TurnBudget {
 
   /** Completes at once while the turn has room, else in a later turn. Interruptible: an interrupted claim leaves the queue. */
   readonly claim: Effect.Effect<void> = Effect.suspend(() => {
-    if (this.waiters.length === 0 && this.fits()) {
+    if (this.waiters.length === 0 && this.fits() && (this.turnStart >= 0 || performance.now() >= this.restUntil)) {
       this.grant()
       return Effect.void
     }
@@ -66,20 +78,38 @@ export class TurnBudget {
     setImmediate(() => {
       this.resetScheduled = false
       if (this.turnStart >= 0 && this.granted > 0) {
-        const sample = (performance.now() - this.turnStart) / this.granted
+        const now = performance.now()
+        const took = now - this.turnStart
+        const sample = took / this.granted
         this.millisPerClaim = this.millisPerClaim === 0 ? sample : 0.8 * this.millisPerClaim + 0.2 * sample
+        if (this.share < 1) this.restUntil = now + Math.min(MAX_REST_MILLIS, took * (1 / this.share - 1))
       }
       this.turnStart = -1
       this.granted = 0
-      // The new turn's claims: those that waited, in the order they came, as far as it has room.
-      let n = 0
-      while (n < this.waiters.length && this.fits()) {
-        this.grant()
-        n++
-      }
-      const now = this.waiters.splice(0, n)
-      for (const w of now) w()
-      if (this.waiters.length > 0) this.scheduleReset()
+      this.serve()
     })
+  }
+
+  /** The waiting claims a new turn has room for, in the order they came — after the rest, if any. */
+  private serve(): void {
+    if (this.waiters.length === 0) return
+    const rest = this.restUntil - performance.now()
+    if (rest > 0) {
+      if (this.restScheduled) return
+      this.restScheduled = true
+      setTimeout(() => {
+        this.restScheduled = false
+        this.serve()
+      }, Math.ceil(rest))
+      return
+    }
+    let n = 0
+    while (n < this.waiters.length && this.fits()) {
+      this.grant()
+      n++
+    }
+    const now = this.waiters.splice(0, n)
+    for (const w of now) w()
+    if (this.waiters.length > 0) this.scheduleReset()
   }
 }

@@ -81,4 +81,33 @@ describe("TurnBudget", () => {
       for (const turn of late) perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1)
       expect(Math.max(...perTurn.values())).toBeLessThanOrEqual(2)
     }))
+
+  it.live("with a share, a turn with claims is followed by a rest (1 / share − 1 times as long as it took): no claim is granted before it ends", () =>
+    Effect.gen(function*() {
+      const budget = new TurnBudget(1_000, 1 / 4)
+      // A turn whose claims take at least 4 ms.
+      yield* budget.claim
+      busyFor(4)
+      const turnEnd = performance.now()
+      // The loop comes round: the turn is measured, the rest begins.
+      yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      const restUntil = budget.restUntil
+      expect(restUntil).toBeGreaterThanOrEqual(turnEnd + 3 * 4)
+      // Claims now wait for the rest to end.
+      const grantedAt: Array<number> = []
+      yield* Effect.forEach([0, 1, 2], () => Effect.zipRight(budget.claim, Effect.sync(() => void grantedAt.push(performance.now()))), {
+        concurrency: "unbounded"
+      })
+      expect(grantedAt.length).toBe(3)
+      for (const at of grantedAt) expect(at).toBeGreaterThanOrEqual(restUntil)
+    }))
+
+  it.live("without a share (1), no rest: the next turn grants at once", () =>
+    Effect.gen(function*() {
+      const budget = new TurnBudget(1_000)
+      yield* budget.claim
+      busyFor(4)
+      yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      expect(budget.restUntil).toBe(-Infinity)
+    }))
 })
