@@ -5,6 +5,8 @@
  *
  * - `rpc_read_p50_ms` / `rpc_read_p99_ms`: 100 concurrent clients, each on its own keep-alive
  *   connection, reading (runs.get, runs.list, strategies.get) over `POST /rpc` (ndjson).
+ *   `rpc_read_server_cpu_ms_per_call`: the server process's CPU time over those calls, per call —
+ *   the figure to compare on a shared machine, where the latencies say more about the neighbours.
  * - `tick_to_order_p50_us` / `_p99_us` / `_p999_us`: a paper run (StoredRun.backtest in mode
  *   "paper", recorded in the database and published on the server's bus, as RunManager runs it)
  *   paced at 1,000 slices a second of wall-clock time, with an order on every slice; for each
@@ -12,11 +14,18 @@
  *   `onEvent`. `tick_to_order_p99_us_sse`: the same with 500 SSE subscribers of the run connected
  *   over HTTP and reading everything; `tick_to_order_sse_ratio` the ratio of the two p99s.
  *
+ * `EDGE_ONLY=rpc|tick` runs one part; `EDGE_RPC_SECONDS`, `EDGE_RPC_CLIENTS`, `EDGE_RPC_PAUSE_MS` tune
+ * the reads; `EDGE_RPC_PROFILE=<file>` writes a CPU profile of the server over the measured reads
+ * (the profiler's own cost is in that round's CPU figure);
+ * `EDGE_PORT` sets the server's port (default: any free one).
+ *
  * `EDGE_PROBE=1` also counts the slices whose order came only after an event-loop turn (a
  * `setImmediate` queued at delivery ran first): 0 means delivery-to-order is one synchronous
  * stretch, so its tail is GC and the OS taking the core, not other work of the server.
  */
 import { spawn } from "node:child_process"
+import { writeFileSync } from "node:fs"
+import * as Inspector from "node:inspector"
 import { createInterface } from "node:readline"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -45,6 +54,13 @@ const RPC_USERS = 10
 const RPC_RUNS_PER_USER = 3
 /** A client's think time between calls: an operator's dashboard polls, it does not spin. */
 const RPC_PAUSE_MS = Number(process.env.EDGE_RPC_PAUSE_MS ?? 0)
+/**
+ * `EDGE_RPC_PROFILE=<file>`: a CPU profile of the server (this process) over the measured round
+ * only, written to `<file>` (.cpuprofile: Chrome's DevTools and `node --cpu-prof`'s format).
+ */
+const RPC_PROFILE = process.env.EDGE_RPC_PROFILE === undefined || process.env.EDGE_RPC_PROFILE === "" ? undefined : process.env.EDGE_RPC_PROFILE
+/** The server's port (default 0: any free one), for a machine whose users each keep to their own ports. */
+const PORT = Number(process.env.EDGE_PORT ?? 0)
 
 const TICKS_PER_SECOND = 1_000
 const TICK_SLICES = Number(process.env.EDGE_SLICES ?? 20_000)
@@ -138,6 +154,22 @@ const fixtures = Effect.gen(function*() {
   return users
 })
 
+/** Start V8's CPU profiler on this process; the function returned stops it and writes the profile to a file. */
+const startProfile = async (): Promise<(file: string) => Promise<void>> => {
+  const session = new Inspector.Session()
+  session.connect()
+  const post = (method: string, params?: object) =>
+    new Promise<{ readonly profile?: object }>((resolve, reject) => session.post(method, params, (error, result) => (error === null ? resolve(result ?? {}) : reject(error))))
+  await post("Profiler.enable")
+  await post("Profiler.start")
+  return async (file) => {
+    const { profile } = await post("Profiler.stop")
+    session.disconnect()
+    writeFileSync(file, JSON.stringify(profile))
+    progress(`server profile of the measured round: ${file}`)
+  }
+}
+
 // --- rpc_read ------------------------------------------------------------------------------------
 
 const RpcSummary = Schema.Struct({
@@ -168,9 +200,15 @@ const rpcFigures = (base: string, users: ReadonlyArray<{ key: string; strategy: 
     const plan = JSON.stringify({ clients, pauseMs: RPC_PAUSE_MS })
     // A short warm-up (JIT, the key cache, the pool's connections), then the measured round.
     for (const [seconds, measured] of [[2, false], [RPC_SECONDS, true]] as const) {
+      const profiling = measured && RPC_PROFILE !== undefined ? yield* Effect.promise(() => startProfile()) : undefined
+      const cpu0 = process.cpuUsage()
       const summary = yield* Effect.scoped(Effect.flatMap(clientsScoped(["rpc", base, String(seconds), plan]), (c) =>
         Effect.flatMap(Effect.promise(() => c.next()), Schema.decodeUnknown(RpcSummary))))
-      progress(`rpc ${measured ? "measured" : "warm-up"}: ${JSON.stringify(summary)}`)
+      // The server's CPU (user + system, this process: the clients are another), whatever else shares the machine.
+      const cpu = process.cpuUsage(cpu0)
+      const cpuPerCall = (cpu.user + cpu.system) / 1_000 / summary.count
+      progress(`rpc ${measured ? "measured" : "warm-up"}: ${JSON.stringify(summary)}; server CPU ${cpuPerCall.toFixed(3)} ms per call`)
+      if (profiling !== undefined) yield* Effect.promise(() => profiling(RPC_PROFILE!))
       if (summary.failures > 0) return yield* Effect.dieMessage(`rpc reads failed: ${summary.firstFailure}`)
       if (!measured) continue
       const workload = `${RPC_CLIENTS} concurrent clients in another process (node:http), each on its own keep-alive connection ` +
@@ -184,6 +222,7 @@ const rpcFigures = (base: string, users: ReadonlyArray<{ key: string; strategy: 
       figure("rpc_read_p50_ms", fixed(summary.p50, 2), "ms", workload)
       figure("rpc_read_p99_ms", fixed(summary.p99, 2), "ms", `${workload} (target <= 5)`)
       figure("rpc_read_calls_per_sec", Math.round(summary.perSecond), "calls/s", workload)
+      figure("rpc_read_server_cpu_ms_per_call", fixed(cpuPerCall, 3), "ms", `${workload}; the server process's CPU time (user + system, process.cpuUsage) over the measured round, divided by its calls`)
     }
   })
 
@@ -342,7 +381,7 @@ const main = Effect.gen(function*() {
   // As `swarm serve` builds it (src/cli/ServeCommand.ts): its telemetry first, so the paper run's
   // rounds are traced by the tracer a server uses (every round by default: SWARM_TRACE_SAMPLE_PAPER),
   // into the in-process span store, and RPC procedures and HTTP requests make their spans.
-  const server = Server.layer(Store.layerWith({ url }), { port: 0, host: "127.0.0.1", logRequests: false }).pipe(
+  const server = Server.layer(Store.layerWith({ url }), { port: PORT, host: "127.0.0.1", logRequests: false }).pipe(
     Layer.provideMerge(Telemetry.layer)
   )
   yield* Effect.gen(function*() {
