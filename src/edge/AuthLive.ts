@@ -117,10 +117,24 @@ export const make = <R>(
     const settle = (found: Answer): Effect.Effect<Principal, Unauthorized> =>
       found.principal === undefined ? Effect.fail(found.refusal ?? ApiKeys.refused()) : Effect.succeed(found.principal)
 
+    /**
+     * The answer the cache holds for `keyHash`, complete and fresh (neither expired nor stale), or
+     * undefined: a lookup under way, a failure of the database, or nothing.
+     */
+    const cachedAnswer = (keyHash: string): Effect.Effect<Answer | undefined> =>
+      Effect.match(cache.getOptionComplete(keyHash), {
+        onFailure: () => undefined,
+        onSuccess: (cached) => (cached._tag === "None" || stale(cached.value) ? undefined : cached.value)
+      })
+
     const authenticate = Effect.fn("Authenticator.authenticate")(function*(key: string) {
       // A malformed key is refused before it is hashed or takes a place in the cache.
       if (!ApiKeys.wellFormed(key)) return yield* ApiKeys.refused()
       const keyHash = ApiKeys.hashKey(key)
+      // Most requests: an answer the cache holds. There is no lookup to protect then, so no fiber
+      // of its own (below) — a fiber per request was most of what authenticating one cost.
+      const cached = yield* cachedAnswer(keyHash)
+      if (cached !== undefined) return yield* settle(cached)
       // Concurrent callers with one key wait on the first caller's lookup, and the cache ends that
       // lookup for all of them when its caller is interrupted (an RPC stream ending while it
       // re-checks its key; a client going away mid-request): another caller, an SSE stream
