@@ -16,6 +16,7 @@ import * as Remote from "./Remote.js"
 import * as RemoteView from "./RemoteView.js"
 import * as RunRef from "./RunRef.js"
 import * as RunsView from "./RunsView.js"
+import { time } from "./Summary.js"
 import { strategyArg, strategyRef, versionOption } from "./StrategiesCommand.js"
 import * as Watch from "./Watch.js"
 import type { Wiring } from "./Wiring.js"
@@ -490,7 +491,7 @@ type TradingWord = keyof typeof TRADING
 /** A trading-state change as `runs trading` prints it: `run … (bar time): trading halted → active by alice: news out`. */
 export const tradingChanged = (change: TradingChange): string => {
   const t = change.transition
-  return `run ${change.run}: trading ${t.from} → ${t.to} by ${visible(t.actor ?? "")} at the bar of ${new Date(t.at).toISOString()}: ${visible(t.reason)}\n`
+  return `run ${change.run}: trading ${t.from} → ${t.to} by ${visible(t.actor ?? "")} at the bar of ${time(t.at)}: ${visible(t.reason)}\n`
 }
 
 export const trading = (io: Io, wiring: Wiring) =>
