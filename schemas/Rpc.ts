@@ -129,7 +129,8 @@ export const EVENT_TYPES: ReadonlyArray<RunEventTag> = RunEvent.members.map((mem
 /** One of `EVENT_TYPES`: what `runs.events` may be narrowed to, refused as `swarm runs events --type` refuses it. */
 export const EventType = Schema.String.pipe(
   Schema.filter((type) => (EVENT_TYPES as ReadonlyArray<string>).includes(type), {
-    message: (issue) => `expected an event type (${EVENT_TYPES.join(", ")}), got ${JSON.stringify(String(issue.actual).slice(0, 64))}`
+    // What was sent comes first: the list grows with the event types, and a long reason is clipped.
+    message: (issue) => `${JSON.stringify(String(issue.actual).slice(0, 64))} is not an event type (expected one of ${EVENT_TYPES.join(", ")})`
   })
 )
 
