@@ -38,8 +38,6 @@ export const read = Effect.fn("RecordedSignals.read")(function*(run: RunId, unti
   return bySlice as BySlice
 }, storeError("read a run's signals"))
 
-const NONE: ReadonlyArray<ExternalSignal> = []
-
 const decodeNotApplied = Schema.decodeUnknown(Schema.parseJson(SignalNotApplied))
 
 /**
@@ -81,17 +79,19 @@ export const leftovers = (
  * logged `after` events, every recorded one reproduced, and is past slice `through` (the last one
  * the recording vouches for: its checkpoint's, which may have added no event) — the `live` source
  * (a resumed paper run's webhooks). Earlier, a live signal would land inside the recorded part and
- * make it diverge. Undefined when there is neither (the driver then asks nothing per slice).
+ * make it diverge. Undefined when there is neither (the driver then asks nothing per slice). Also
+ * the shape of every recorded input given back by slice (RecordedTrading.ts: operators' commands).
  */
-export const source = (
-  recorded: BySlice,
-  live: Backtest.Options["signals"] | undefined,
+export const source = <A>(
+  recorded: ReadonlyMap<number, ReadonlyArray<A>>,
+  live: ((ts: Timestamp, events: number) => ReadonlyArray<A>) | undefined,
   after = 0,
   through = Number.NEGATIVE_INFINITY
-): Backtest.Options["signals"] | undefined => {
+): ((ts: Timestamp, events: number) => ReadonlyArray<A>) | undefined => {
   if (recorded.size === 0 && (live === undefined || after === 0)) return live
+  const none: ReadonlyArray<A> = []
   return (ts: Timestamp, events: number) => {
-    const replayed = recorded.get(ts) ?? NONE
+    const replayed = recorded.get(ts) ?? none
     if (live === undefined || events < after || ts <= through) return replayed
     const fresh = live(ts, events)
     return fresh.length === 0 ? replayed : replayed.length === 0 ? fresh : replayed.concat(fresh)

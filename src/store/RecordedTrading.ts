@@ -8,9 +8,10 @@
  */
 import { SqlClient } from "@effect/sql"
 import { Effect, Schema } from "effect"
-import type { RunId, Timestamp } from "../../schemas/Ids.js"
+import type { RunId } from "../../schemas/Ids.js"
 import { TradingStateRequested } from "../../schemas/RunEvent.js"
 import type * as Backtest from "../swarm/Backtest.js"
+import * as RecordedSignals from "./RecordedSignals.js"
 import { CorruptRecord, storeError } from "./StoreError.js"
 import { oneLineOf } from "../internal/issues.js"
 
@@ -39,24 +40,14 @@ export const read = Effect.fn("RecordedTrading.read")(function*(run: RunId) {
   return bySlice as BySlice
 }, storeError("read a run's trading-state commands"))
 
-const NONE: ReadonlyArray<Backtest.TradingCommand> = []
-
 /**
  * The `trading` of a re-execution: the recorded commands at their slices, then — once the run has
- * logged `after` events and is past slice `through` (as `RecordedSignals.source`) — the `live`
- * source (a resumed run's operators). Undefined when there is neither.
+ * logged `after` events and is past slice `through` — the `live` source (a resumed run's
+ * operators). Undefined when there is neither. As a run's recorded signals are given back.
  */
 export const source = (
   recorded: BySlice,
   live: Backtest.Options["trading"] | undefined,
   after = 0,
   through = Number.NEGATIVE_INFINITY
-): Backtest.Options["trading"] | undefined => {
-  if (recorded.size === 0 && (live === undefined || after === 0)) return live
-  return (ts: Timestamp, events: number) => {
-    const replayed = recorded.get(ts) ?? NONE
-    if (live === undefined || events < after || ts <= through) return replayed
-    const fresh = live(ts, events)
-    return fresh.length === 0 ? replayed : replayed.length === 0 ? fresh : replayed.concat(fresh)
-  }
-}
+): Backtest.Options["trading"] | undefined => RecordedSignals.source(recorded, live, after, through)
