@@ -242,6 +242,21 @@ export const ControlAction = Schema.Struct({
 })
 export type ControlAction = typeof ControlAction.Type
 
+/**
+ * A run's status as its followers are told it while it goes on (SSE `event: status`: no run event —
+ * a pause is an operator's wall-clock action the run does not see at a bar, and its event log
+ * replays byte for byte): running or paused, and the action of its control log that left it so —
+ * who (`by`), why (`reason`: a pause that was not its operator's own call, `user <name> disabled`),
+ * since when (`at`, ISO 8601, wall clock). A run never paused nor resumed says its status alone.
+ */
+export const RunStatusNote = Schema.Struct({
+  status: Schema.Literal("running", "paused", "completed", "failed", "stopped"),
+  by: Schema.optional(Schema.Struct({ id: Schema.String, name: Schema.String })),
+  reason: Schema.optional(Schema.String),
+  at: Schema.optional(Schema.String)
+})
+export type RunStatusNote = typeof RunStatusNote.Type
+
 /** Who paused, resumed, stopped, approved or rejected a run: how many did, and the latest few (oldest first). */
 export const ControlHistory = Schema.Struct({ count: Schema.Int, last: Schema.Array(ControlAction) })
 export type ControlHistory = typeof ControlHistory.Type

@@ -51,6 +51,7 @@ import {
 } from "../../schemas/Rpc.js"
 import { EventBus } from "../bus/EventBus.js"
 import { LatestCache } from "../bus/LatestCache.js"
+import { RunStatusFeed } from "./RunStatusFeed.js"
 import * as DataSource from "../market/DataSource.js"
 import * as Synthetic from "../market/Synthetic.js"
 import type { Strategy } from "../../schemas/Strategy.js"
@@ -477,6 +478,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const bus = yield* EventBus
     // The latest portfolio and quotes of each run, for fast reads (in Redis when configured); optional.
     const latest = Option.getOrUndefined(yield* Effect.serviceOption(LatestCache))
+    // The followers' news of a run paused or resumed (SSE `event: status`): told at once; optional.
+    const statuses = Option.getOrUndefined(yield* Effect.serviceOption(RunStatusFeed))
+    const statusChanged = (run: string) => statuses?.changed(run)
     const context = yield* Effect.context<SqlClient.SqlClient | PgPool>()
     const live = new Map<RunId, Live>()
     // Other processes may execute runs on this database (a Postgres server): control and approvals
@@ -1097,6 +1101,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         // Held here now (its lease taken): its row says paused as the run is, and its control log why.
         if (record.status === "running") {
           yield* audited(leaseChecked(ControlAudit.record(record.id, "pause", SERVER, { reason: `user ${ownerDisabled} disabled` }, Runs.setStatus(record.id, "paused", leases.get(record.id)))))
+          statusChanged(record.id)
         }
         return { run: record.id, ref, outcome: "resumed", ownerDisabled } satisfies Resumption
       })
@@ -1298,7 +1303,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       reason?: string
     ): Effect.Effect<Runs.RunSummary, Conflict | RunNotFound | Unavailable> =>
       Effect.flatMap(liveOf(principal, ref, relay), ({ entry, record }) =>
-        entry === undefined
+        (entry === undefined
           // Live in another process: carried out there, as this principal.
           ? Effect.flatMap(relayed({ run: record.id, action, principal, ...(reason === undefined ? {} : { reason }) }, `run ${record.id}`, unresumableNow(record.id)), (answer) =>
             answer.answer === "done"
@@ -1311,7 +1316,11 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             // a pause "paused already" and a resume "not paused".
             ? Effect.uninterruptible(change(entry, record))
             : Effect.flatMap(unavailable(Runs.locate(record.id)), (now) => Effect.fail(new Conflict({ reason: `run ${record.id} is ${now.status}` })))
-          ))).pipe(Effect.provide(context))
+          ))).pipe(
+            // Done, here or by the process executing it (relayed): its followers here are told at
+            // once, and (Redis) everywhere — not `poll` later.
+            Effect.tap(() => statusChanged(record.id))
+          )).pipe(Effect.provide(context))
 
     const stopWith = (principal: Principal, ref: string, relay: boolean) =>
       changing(principal, ref, "stop", relay, (entry, record) =>
@@ -1452,7 +1461,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         ))).pipe(
           // Paused, ended or deleted meanwhile; or its process stopped between the look and the relay
           // (its next resume finds its owner disabled and takes it back paused: `resumeOne`).
-          Effect.catchTags({ Conflict: () => Effect.succeed(false), RunNotFound: () => Effect.succeed(false) })
+          Effect.catchTags({ Conflict: () => Effect.succeed(false), RunNotFound: () => Effect.succeed(false) }),
+          // Paused in its row alone (in no live process): its followers are told too.
+          Effect.tap((paused) => paused && statusChanged(id))
         )
 
     const pauseOwnedBy: RunManagerService["pauseOwnedBy"] = (principal, owner, reason) =>

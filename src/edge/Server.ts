@@ -27,6 +27,7 @@ import { AuthenticatedLive } from "./RpcAuth.js"
 import { AdminHandlers, ApprovalHandlers, LeaderboardHandlers, RuleHandlers, RunHandlers, StrategyHandlers } from "./RpcHandlers.js"
 import * as RunEvents from "./RunEvents.js"
 import * as RunManager from "./RunManager.js"
+import * as RunStatusFeed from "./RunStatusFeed.js"
 import { TraceHandlers } from "./TraceHandlers.js"
 import { WebhookHandlers } from "./WebhookHandlers.js"
 import * as RpcKeepAlive from "./RpcKeepAlive.js"
@@ -68,8 +69,8 @@ export const rpcRoutes = Layer.mergeAll(
 /**
  * The services every route shares, over a database layer (the configured store, or a test's). With
  * `REDIS_URL` set, the event bus, the token buckets (webhook rate limits), the idempotency keys, the
- * latest-values cache, the chat's live chunks, the LLM answer cache and the forgetting of cached API
- * keys (a key revoked, a user disabled) are in Redis, shared by every
+ * latest-values cache, the chat's live chunks, the LLM answer cache, the forgetting of cached API
+ * keys (a key revoked, a user disabled) and the news of a run paused or resumed (RunStatusFeed.ts) are in Redis, shared by every
  * server process on it; otherwise they are this process's own, but for the LLM answer cache, kept in
  * the database behind the process's memory (SqlAnswerCache.ts) so that a restart asks the model
  * nothing it already answered. `llm` unset: the configured model (its cache as above).
@@ -87,6 +88,7 @@ export const services = <E, R>(
         LatestCache.layerMemory(),
         ChatFanout.layerMemory,
         AuthInvalidations.layerMemory,
+        RunStatusFeed.layer,
         LlmRuntime.layerStored(llm ?? LlmRuntime.layer)
       ).pipe(
         // One set of buckets: the webhooks' limits and the models' rate limit (LLM_RATE_PER_SECOND).
@@ -98,6 +100,7 @@ export const services = <E, R>(
         LatestCache.layerRedis(),
         ChatFanout.layerRedis,
         AuthInvalidations.layerRedis,
+        RunStatusFeed.layerRedis,
         llm ?? LlmRuntime.layerRedis
       ).pipe(
         Layer.provideMerge(TokenBucket.layerRedis),

@@ -21,6 +21,14 @@
  * reconnecting — after an `end` and the close, it would reconnect every `retry:` for as long as
  * the page is open.
  *
+ * A run that goes on is also told its status, which is no run event (a pause is an operator's
+ * wall-clock action the run does not see at a bar; its event log replays byte for byte): `event:
+ * status`, with no `id:` (an EventSource's Last-Event-ID stays the last event's), `data: { status,
+ * by?, reason?, at? }` — `running` or `paused`, and who left it so, why, since when, as its control
+ * log says (RunStatusFeed.ts). Sent first, before any event, and again each time it changes — a
+ * pause, a resume, by an operator, by an admin disabling its user, through this server or another —
+ * until the stream ends; how the run ended is the `end`'s to say.
+ *
  * The key is checked again while the stream lasts (every `recheck`, and at once when the server
  * forgets a user's cached keys: `Auth.refusal`): once it no longer
  * authenticates — revoked, or its user disabled — the client is told so (`event: error`,
@@ -34,12 +42,13 @@ import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Either, Option, Stream } from "effect"
 import { type Principal, Unauthorized } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
-import { InvalidRequest, type RunNotFound } from "../../schemas/Rpc.js"
+import { InvalidRequest, type RunNotFound, type RunStatusNote } from "../../schemas/Rpc.js"
 import { type BusEvent, EventBus } from "../bus/EventBus.js"
 import * as Runs from "../store/Runs.js"
 import type { CorruptRecord, StoreError } from "../store/StoreError.js"
 import * as Auth from "./Auth.js"
 import * as Follow from "./Follow.js"
+import * as RunStatusFeed from "./RunStatusFeed.js"
 
 export const path = "/v1/runs/:id/events"
 
@@ -183,6 +192,9 @@ const controlFrame = (event: string, data: unknown): string => `${lines("event",
 
 export const heartbeatFrame = ": heartbeat\n\n"
 
+/** A run's status (`event: status`): no `id:`, so an EventSource's Last-Event-ID stays the last event's. */
+export const statusFrame = (note: RunStatusNote): string => controlFrame("status", note)
+
 /**
  * The last frame of a stream the re-check refused (`Auth.runRefusal`), for the run's events and its
  * chat alike, logged. The key no longer authenticates: `event: error`, `{ error: "Unauthorized",
@@ -220,6 +232,8 @@ export const refusedFrame = (
 interface Dependencies {
   readonly bus: EventBus["Type"]
   readonly sql: SqlClient.SqlClient
+  /** The statuses of the runs followed (`event: status`). */
+  readonly statuses: RunStatusFeed.RunStatusFeedService
 }
 
 interface Resolved {
@@ -376,18 +390,42 @@ const latestEvent = (deps: Dependencies, run: RunId, committed: number): number 
   return ring.length === 0 ? committed : Math.max(committed, ring[ring.length - 1]!.seq)
 }
 
+/**
+ * The status frames of a run that goes on: `now` (read on connect) first, then each change the
+ * feed sees, until `events` ends — merged with it, frame by frame.
+ */
+const withStatuses = (
+  deps: Dependencies,
+  run: RunId,
+  now: RunStatusNote | undefined,
+  events: Stream.Stream<Uint8Array>
+): Stream.Stream<Uint8Array> => {
+  if (now === undefined) return events
+  let told: RunStatusNote = now
+  const changes = deps.statuses.changes(run).pipe(
+    // How a run ended is the `end`'s to say, after its last event.
+    Stream.filter((note) => !Follow.FINISHED.has(note.status) && !RunStatusFeed.same(note, told)),
+    Stream.map((note) => {
+      told = note
+      return encoder.encode(statusFrame(note))
+    })
+  )
+  return Stream.concat(Stream.make(encoder.encode(statusFrame(now))), Stream.merge(events, changes, { haltStrategy: "left" }))
+}
+
 const response = (
   deps: Dependencies,
   options: Resolved,
   run: RunId,
   since: number,
   latest: number | undefined,
+  status: RunStatusNote | undefined,
   refused: Effect.Effect<never, Unauthorized | RunNotFound>
 ): HttpServerResponse.HttpServerResponse => {
   // The first bytes go out at once (headers too): `retry:` advises EventSource how soon to reconnect.
   const retry = encoder.encode(`retry: ${Math.max(0, Math.round(Duration.toMillis(options.retry)))}\n\n`)
   const ahead = latest !== undefined && since > latest ? [encoder.encode(aheadFrame(since, latest))] : []
-  return HttpServerResponse.stream(Stream.concat(Stream.make(retry, ...ahead), events(deps, options, run, since, refused)), {
+  return HttpServerResponse.stream(Stream.concat(Stream.make(retry, ...ahead), withStatuses(deps, run, status, events(deps, options, run, since, refused))), {
     contentType: "text/event-stream",
     headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
   })
@@ -425,7 +463,12 @@ export const handler = (
     if (Follow.FINISHED.has(run.status) && since >= last) return nothingMore
     // Only a resume point past the committed events can be past the run's latest.
     const latest = since > last ? latestEvent(deps, run.id, last) : undefined
-    return response(deps, resolved, run.id, since, latest, Auth.runRefusal(deps.auth, key, resolved.recheck, { ref: id, owner: run.owner }))
+    // A run that goes on: its status, told first. Read after its events' end (a run finishing
+    // meanwhile says so in its `end`); a database that cannot say now leaves it to the changes.
+    const status = Follow.FINISHED.has(run.status)
+      ? undefined
+      : Option.getOrUndefined(yield* deps.statuses.now(run.id).pipe(Effect.orElseSucceed(() => Option.none<RunStatusNote>())))
+    return response(deps, resolved, run.id, since, latest, status !== undefined && Follow.FINISHED.has(status.status) ? undefined : status, Auth.runRefusal(deps.auth, key, resolved.recheck, { ref: id, owner: run.owner }))
   }).pipe(
     Effect.catchTags(refusals("SSE")),
     Effect.withSpan("Sse.events")
@@ -438,8 +481,11 @@ export const route = (options: Options = {}) =>
     Effect.gen(function*() {
       const auth = yield* Auth.Authenticator
       const bus = yield* EventBus
+      const found = yield* Effect.serviceOption(RunStatusFeed.RunStatusFeed)
       const sql = yield* SqlClient.SqlClient
       const recheck = yield* Auth.Recheck
-      yield* router.add("GET", path, handler({ auth, bus, sql }, { ...options, recheck: options.recheck ?? recheck }))
+      // The server's feed (Server.ts); without one (a server of routes alone), this route's own.
+      const statuses = Option.isSome(found) ? found.value : yield* RunStatusFeed.makeInProcess().pipe(Effect.provideService(SqlClient.SqlClient, sql))
+      yield* router.add("GET", path, handler({ auth, bus, sql, statuses }, { ...options, recheck: options.recheck ?? recheck }))
     })
   )

@@ -12,7 +12,7 @@ import { Clock, Effect, Option, Schema } from "effect"
 import type { Principal } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
 import type { TradingState } from "../../schemas/Risk.js"
-import { ControlAction, type ControlHistory } from "../../schemas/Rpc.js"
+import { ControlAction, type ControlHistory, type RunStatusNote } from "../../schemas/Rpc.js"
 import { GENESIS } from "./RunRecorder.js"
 import { appendAudit } from "./Strategies.js"
 import { storeError } from "./StoreError.js"
@@ -111,3 +111,38 @@ export const history = Effect.fn("ControlAudit.history")(function*(run: RunId, l
   const last = [...rows].reverse().flatMap(({ entry }) => Option.toArray(decodeAction(entry)))
   return { count: Number(counted?.n ?? 0), last } satisfies ControlHistory
 }, storeError("read a run's control log"))
+
+/** What `statusOf` read: the run's status now, and what says whether it changed since (`stamp`). */
+export interface StatusRead {
+  /** The row's status and the length of the run's control log: unchanged, so is the note. */
+  readonly stamp: string
+  readonly note: RunStatusNote
+}
+
+/**
+ * Run `run`'s status as its followers are told it (`RunStatusNote`): its row's status, with the
+ * latest pause or resume of its control log when that is what left it so. `known`: what was read
+ * before — with the same stamp (status and control log's length), it is the answer, without reading
+ * the log. None: no such run.
+ */
+export const statusOf = Effect.fn("ControlAudit.statusOf")(function*(run: RunId, known?: StatusRead) {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ status: RunStatusNote["status"]; controlCount: number | string }>`
+    select status, control_count from runs where id = ${run}`
+  if (row === undefined) return Option.none<StatusRead>()
+  const stamp = `${row.status}/${row.controlCount}`
+  if (known !== undefined && known.stamp === stamp) return Option.some(known)
+  const [last] = yield* sql<{ entry: string }>`
+    select entry from audit_log where stream = ${streamOf(run)} and kind in ('pause', 'resume') order by position desc limit 1`
+  const action = last === undefined ? Option.none() : decodeAction(last.entry)
+  // Only the action that left the run as it is says who and since when: a resume names no one of a paused run.
+  const note: RunStatusNote = Option.isSome(action) && LEAVES[action.value.action] === row.status
+    ? {
+      status: row.status,
+      by: { id: action.value.by.id, name: action.value.by.name },
+      ...(action.value.reason === undefined ? {} : { reason: action.value.reason }),
+      at: action.value.at.toISOString()
+    }
+    : { status: row.status }
+  return Option.some({ stamp, note })
+}, storeError("read a run's status"))

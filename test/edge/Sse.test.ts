@@ -203,8 +203,10 @@ for (const backend of backends) {
         expectExactly(rest, run, range(15, 20))
         expect(JSON.parse(rest.at(-1)!.data)).toMatchObject({ run: run.id, lastEventId: 20, status: "completed" })
         const never = yield* Effect.promise(() => beyond.reader.events())
-        expect(never.map((e) => e.event)).toEqual(["end"])
-        expect(JSON.parse(never[0]!.data)).toMatchObject({ lastEventId: 20, status: "completed" })
+        // The run's status on connect (no event: no id), then its end.
+        expect(never.map((e) => e.id ?? e.event)).toEqual(["status", "end"])
+        expect(JSON.parse(never[0]!.data)).toEqual({ status: "running" })
+        expect(JSON.parse(never[1]!.data)).toMatchObject({ lastEventId: 20, status: "completed" })
         const items: Array<unknown> = []
         for (let item = yield* Effect.promise(() => behind.reader.next()); item !== undefined; item = yield* Effect.promise(() => behind.reader.next())) items.push(item)
         expect(items.filter((i: any) => i.type === "comment")).toEqual([])
@@ -360,7 +362,8 @@ for (const backend of backends) {
         while (items.filter((i) => i.type === "comment").length < 3) {
           items.push((yield* Effect.promise(() => client.reader.next()))!)
         }
-        expect(items.filter((i) => i.type === "event").map((e) => "id" in e && e.id)).toEqual(["1"])
+        // The run's status first (no event: no id), then its one event.
+        expect(items.filter((i) => i.type === "event").map((e) => "id" in e && (e.id ?? e.event))).toEqual(["status", "1"])
         expect(items.filter((i) => i.type === "comment")).toEqual([
           { type: "comment", text: "heartbeat" },
           { type: "comment", text: "heartbeat" },

@@ -20,6 +20,7 @@ import { Authenticator, type AuthService } from "../../src/edge/Auth.js"
 import { clientKey } from "../../src/edge/RpcAuth.js"
 import * as Http from "../../src/edge/Http.js"
 import * as RunManager from "../../src/edge/RunManager.js"
+import { RunStatusFeed, type RunStatusFeedService } from "../../src/edge/RunStatusFeed.js"
 import type * as Sse from "../../src/edge/Sse.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
@@ -29,11 +30,17 @@ import { marketConfig, strategy, symbolsOf } from "../store/fixtures/workload.js
 // ---------------------------------------------------------------------------------------------
 // A run manager
 
-/** A run manager over `bus` in a scope of its own, shut down with the test: a failed test leaves no run live for the next. */
-export const managerOn = (bus: EventBusService) =>
+/**
+ * A run manager over `bus` in a scope of its own, shut down with the test: a failed test leaves no
+ * run live for the next. `statuses`: the feed it tells of the pauses and resumes it makes.
+ */
+export const managerOn = (bus: EventBusService, statuses?: RunStatusFeedService) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(RunManager.layer.pipe(Layer.provide(Layer.succeed(EventBus, bus))), scope)
+    const services = statuses === undefined
+      ? Layer.succeed(EventBus, bus)
+      : Layer.merge(Layer.succeed(EventBus, bus), Layer.succeed(RunStatusFeed, statuses))
+    const context = yield* Layer.buildWithScope(RunManager.layer.pipe(Layer.provide(services)), scope)
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
     return Context.get(context, RunManager.RunManager)
   })
@@ -89,9 +96,13 @@ export const server = (options: {
   readonly corsOrigins?: Http.CorsOrigins
   /** More routes (a test's own; their handlers may fail with anything). */
   readonly extra?: Layer.Layer<never, never, HttpLayerRouter.HttpRouter | HttpLayerRouter.Request<"Error", unknown>>
+  /** The runs' statuses its SSE streams tell (default: the route's own feed). */
+  readonly statuses?: RunStatusFeedService
+  /** Its bus (default: one of its own, made with `bus`'s options). */
+  readonly sharedBus?: InProcessBus.InProcessBusService
 } = {}) =>
   Effect.gen(function*() {
-    const bus = yield* InProcessBus.make(options.bus)
+    const bus = options.sharedBus ?? (yield* InProcessBus.make(options.bus))
     const routes = Http.routes({ sse: { heartbeat: "1 hour", ...options.sse } })
     const context = yield* Layer.build(
       Http.serve(options.extra === undefined ? routes : Layer.merge(routes, options.extra), {
@@ -99,7 +110,8 @@ export const server = (options: {
         ...(options.corsOrigins === undefined ? {} : { corsOrigins: options.corsOrigins })
       }).pipe(
         Layer.provideMerge(Http.listen({ port: 0, host: "127.0.0.1", shutdownGrace: 0 })),
-        Layer.provide(Layer.succeed(EventBus, bus))
+        Layer.provide(Layer.succeed(EventBus, bus)),
+        Layer.provide(options.statuses === undefined ? Layer.empty : Layer.succeed(RunStatusFeed, options.statuses))
       )
     )
     const url = yield* Effect.provide(Http.baseUrl, context)
