@@ -16,7 +16,8 @@
  *   records both, and a second answer is the server's conflict; one still waiting when the run is
  *   stopped is shown cancelled, with no buttons;
  * - a paper run is paused, resumed and stopped with the page's buttons, its status shown as the
- *   server has it; no event comes while it is paused;
+ *   server has it; no event comes while it is paused; paused and resumed elsewhere, the page says
+ *   so from its stream at once, by whom and since when, and a page opened on it paused says so first;
  * - a question typed in the page's chat box is answered there, streamed, and live in another page
  *   following the run (the chat's SSE stream); a page opened later reads it from the history;
  * - the same page from an origin not allowed can read neither the runs nor a stream.
@@ -410,6 +411,40 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
     const again = await tab.evaluate((r) =>
       (globalThis as unknown as { swarm: Dashboard }).swarm.rpc("runs.pause", { run: r }).then(() => "paused", (error: Error) => error.message), started.id)
     expect(again).not.toBe("paused")
+    await tab.close()
+  }, 90_000)
+
+  it("a paper run paused and resumed elsewhere: a page following it shows it at once, by whom and since when; a page opened on the paused run shows it paused", async () => {
+    const tab = await open(page.origin)
+    const started = await rpc(tab, "runs.start", { strategy: "Six analysts", mode: "paper", data: { _tag: "sample" }, speed: 10 * 86_400 })
+    const follow = (t: Page) =>
+      t.evaluate(([r, ref]) => (globalThis as unknown as { swarm: { follow: (r: string, ref: string) => void } }).swarm.follow(r!, ref!), [started.id, started.ref])
+    await follow(tab)
+    const status = (t: Page) => t.locator("#runstatus")
+    const why = (t: Page) => t.locator("#runwhy")
+    await status(tab).filter({ hasText: /^running$/ }).waitFor({ timeout: 10_000 })
+    await until(tab, (s) => s.events.length >= 3, 30_000, "3 events")
+    // Not the page's button: another client's pause (the CLI's, another page's), which the page learns from its stream.
+    await rpc(tab, "runs.pause", { run: started.id })
+    await status(tab).filter({ hasText: /^paused$/ }).waitFor({ timeout: 2_500 })
+    await why(tab).filter({ hasText: /^\(by \S+ since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)$/ }).waitFor({ timeout: 2_500 })
+    // Opened on the paused run: paused, before any poll could say so.
+    const late = await open(page.origin)
+    await follow(late)
+    await status(late).filter({ hasText: /^paused$/ }).waitFor({ timeout: 2_500 })
+    expect(await why(late).textContent()).toBe(await why(tab).textContent())
+    expect(await late.locator('#controls button[data-control="resume"]').isEnabled()).toBe(true)
+
+    await rpc(tab, "runs.resume", { run: started.id })
+    for (const t of [tab, late]) {
+      await status(t).filter({ hasText: /^running$/ }).waitFor({ timeout: 2_500 })
+      await why(t).filter({ hasText: /^\(resumed by \S+ at .+ UTC\)$/ }).waitFor({ timeout: 2_500 })
+    }
+    await rpc(tab, "runs.stop", { run: started.id })
+    await until(tab, (s) => s.end !== undefined, 30_000, "the end of the stopped run")
+    expect(await status(tab).textContent()).toBe("stopped")
+    expect(await why(tab).textContent()).toBe("")
+    await late.close()
     await tab.close()
   }, 90_000)
 
