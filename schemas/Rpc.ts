@@ -603,6 +603,18 @@ export class RunRpcs extends RpcGroup.make(
     success: StreamedEvent,
     error: Schema.Union(RunNotFound, Unavailable, Unauthorized),
     stream: true
+  }),
+  /**
+   * The run's status (`RunStatusNote`: running or paused, by whom, why, since when — no run event),
+   * now, then each time it changes, as the SSE stream's `event: status` says it; the last is how it
+   * ended (`completed`, `failed`, `stopped`), and the stream ends with it. The key is checked again
+   * while it streams, as for `runs.events`. Servers before it: no such procedure.
+   */
+  Rpc.make("runs.status", {
+    payload: { run: Ref },
+    success: RunStatusNote,
+    error: Schema.Union(RunNotFound, Unavailable, Unauthorized),
+    stream: true
   })
 ).middleware(Authenticated) {}
 

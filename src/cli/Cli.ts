@@ -393,6 +393,7 @@ const COMMAND_OF: Record<string, string> = {
   "runs.compare": "swarm runs compare <run> <run>",
   "runs.verify": "swarm audit verify <run>",
   "runs.events": "swarm runs watch <run>",
+  "runs.status": "swarm runs watch <run>",
   "approvals.pending": "swarm approvals list --run <run>",
   "approvals.approve": "swarm approvals approve <run> <round>",
   "approvals.reject": "swarm approvals reject <run> <round> --reason <why>",

@@ -7,7 +7,17 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Clock, Duration, Effect, Either, Option, Ref, Schedule, Schema, Stream } from "effect"
-import { type InvalidRequest, type RunData, type RunInfo, type RunNotFound, type RunStatus, type StreamedEvent, TradingChange } from "../../schemas/Rpc.js"
+import {
+  type ControlHistory,
+  type InvalidRequest,
+  type RunData,
+  type RunInfo,
+  type RunNotFound,
+  type RunStatus,
+  type RunStatusNote,
+  type StreamedEvent,
+  TradingChange
+} from "../../schemas/Rpc.js"
 import { RunEvent } from "../../schemas/RunEvent.js"
 import { RemoteFailed, RunFailed, UsageError } from "./CliError.js"
 import { checked, choice, json, since, toJson } from "./Flags.js"
@@ -177,8 +187,21 @@ export const reconnectDelay = (attempt: number): Duration.Duration => Duration.m
 /** A stream that stayed open this long was connected: failing after it starts a new outage. */
 const CONNECTED = Duration.seconds(10)
 
-/** How often the run's status is read again while following it: pausing and resuming record no event. */
+/**
+ * How often the run's status is read again while following it (pausing and resuming record no
+ * event), when the server does not tell it as it changes (`runs.status`: servers before it), or
+ * that stream is lost.
+ */
 const STATUS_EVERY = "3 seconds"
+
+/** A status note as a control log of one entry, the action that left the run so (`Watch.lastBy` reads it). */
+const controlOf = (note: RunStatusNote): ControlHistory | undefined =>
+  note.by === undefined || note.at === undefined || (note.status !== "paused" && note.status !== "running")
+    ? undefined
+    : {
+      count: 1,
+      last: [{ action: note.status === "paused" ? "pause" : "resume", by: note.by, at: new Date(note.at), ...(note.reason === undefined ? {} : { reason: note.reason }) }]
+    }
 
 /** What a failure of the event stream says when it is one to reconnect after: the server stopped, or the connection went. */
 const lostReason = (server: string, error: Remote.ServerError): string | undefined =>
@@ -227,8 +250,9 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
         : Effect.zipRight(Ref.update(model, (m) => ({ ...m, note })), touched)
     let reconnecting = false
 
-    // What no event says — paused, resumed — read from the server every few seconds; a failed read is the stream's to report.
-    const status = (now: RunInfo) =>
+    // What no event says — paused, resumed — as the server tells it when it changes (`runs.status`),
+    // else read from it every few seconds; a failed read is the stream's to report.
+    const status = (now: { readonly status: string; readonly control?: ControlHistory | undefined }) =>
       Effect.gen(function*() {
         const before = yield* Ref.get(model)
         const after = Watch.withStatus(before, now.status === "paused" || now.status === "running" ? now.status : "", undefined, now.control)
@@ -259,10 +283,20 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
       yield* Ref.update(model, (m) => Watch.withExpiries(m, found))
       yield* touched
     })
+    /** While the server tells the status as it changes: the poll leaves it to that stream. */
+    let told = false
+    yield* Effect.forkScoped(
+      remote.client.runs.status({ run: info.id }).pipe(
+        Stream.runForEach((note) => Effect.zipRight(Effect.sync(() => (told = true)), status({ status: note.status, control: controlOf(note) }))),
+        // A server before it (no such procedure), or the stream lost: the poll says it, as before.
+        Effect.catchAllCause(() => Effect.void),
+        Effect.ensuring(Effect.sync(() => (told = false)))
+      )
+    )
     yield* Effect.forkScoped(
       remote.client.runs.get({ run: info.id }).pipe(
         remote.call("run"),
-        Effect.flatMap(status),
+        Effect.flatMap((now) => (told ? Effect.void : status(now))),
         Effect.zipRight(wallExpiries),
         Effect.ignore,
         Effect.repeat(Schedule.spaced(STATUS_EVERY)),

@@ -35,6 +35,7 @@ const CACHED: ReadonlySet<string> = new Set([
   "runs.compare",
   "runs.verify",
   "runs.events",
+  "runs.status",
   "approvals.pending",
   "leaderboard",
   "chat.history",

@@ -23,6 +23,7 @@ import {
   type RunLatest,
   type RunReport,
   RunRpcs,
+  type RunStatusNote,
   SHOWN_TRADES,
   LeaderboardRpcs,
   StrategyRpcs,
@@ -47,6 +48,7 @@ import { bearerKey } from "./RpcAuth.js"
 import { invalidPayload } from "./RpcPayloads.js"
 import { RunEvents } from "./RunEvents.js"
 import { RunManager } from "./RunManager.js"
+import * as RunStatusFeed from "./RunStatusFeed.js"
 import { unavailable } from "./Unavailable.js"
 
 const ownerFilter = (principal: Principal) => (principal.role === "admin" ? undefined : principal.userId)
@@ -241,6 +243,9 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<SqlClient.SqlClient>()
   const manager = yield* RunManager
   const events = yield* RunEvents
+  // The server's feed (Server.ts); without one (handlers built alone, in tests), their own.
+  const found = yield* Effect.serviceOption(RunStatusFeed.RunStatusFeed)
+  const statuses = Option.isSome(found) ? found.value : yield* RunStatusFeed.makeInProcess()
   const auth = yield* Auth.Authenticator
   const recheck = yield* Auth.Recheck
   // The latest values of runs, kept by whichever process executes them (in Redis when configured).
@@ -381,6 +386,24 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
       return Stream.unwrapScoped(as((p) =>
         unavailable(Effect.map(Runs.getSummary(run, ownerFilter(p)), (record) => {
           const stream = events.after(record.id as RunId, since ?? 0, types)
+          return key === undefined ? stream : Stream.interruptWhen(stream, Auth.runRefusal(auth, key, recheck, { ref: run, owner: record.owner }))
+        }))
+      ))
+    },
+    "runs.status": ({ run }, { headers }) => {
+      const key = bearerKey(headers["authorization"])
+      return Stream.unwrapScoped(as((p) =>
+        unavailable(Effect.gen(function*() {
+          const record = yield* Runs.getSummary(run, ownerFilter(p))
+          const id = record.id as RunId
+          const now = yield* statuses.now(id)
+          let told: RunStatusNote | undefined
+          // Now, then each change (the feed's first is what it read last: said once), up to how it ended.
+          const stream = Stream.concat(Stream.fromIterable(Option.toArray(now)), statuses.changes(id)).pipe(
+            Stream.filter((note) => !RunStatusFeed.same(note, told)),
+            Stream.tap((note) => Effect.sync(() => (told = note))),
+            Stream.takeUntil((note) => note.status === "completed" || note.status === "failed" || note.status === "stopped")
+          )
           return key === undefined ? stream : Stream.interruptWhen(stream, Auth.runRefusal(auth, key, recheck, { ref: run, owner: record.owner }))
         }))
       ))

@@ -7,7 +7,7 @@
  * have broken the connection, not to be something other than a Swarm server.
  */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Layer, Schema, Scope, Stream } from "effect"
+import { Chunk, Duration, Effect, Exit, Fiber, Layer, Schema, Scope, Stream } from "effect"
 import * as http from "node:http"
 import { createRequire } from "node:module"
 import type * as net from "node:net"
@@ -240,6 +240,46 @@ for (const backend of backends) {
         expect(final).toContain("approvals: none pending (1 cancelled: the run was stopped before anyone answered)")
         expect(final).not.toContain(pending.round)
       }), { timeout: 180_000 })
+
+    it.scoped("piped, it says a pause and a resume made elsewhere as they happen (the server tells them), by whom and when", () =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+        const context = yield* Layer.buildWithScope(Server.layer(yield* shared, { port: 0, logRequests: false }), scope)
+        const key = yield* admin
+        const remote = yield* Remote.connect(target(yield* Effect.provide(Http.baseUrl, context), key))
+        yield* remote.client.strategies.create({
+          strategy: Schema.decodeUnknownSync(Strategy)({
+            name: "watched pauses",
+            symbols: symbolsOf(1),
+            agents: [{ type: "sma_crossover", params: { fast: 2, slow: 4 } }],
+            sizing: { mode: "percent_of_equity", value: 10 }
+          })
+        })
+        const run = yield* remote.client.runs.start({ strategy: "watched pauses", mode: "paper", data: { _tag: "synthetic", bars: 100_000 }, speed: 86_400 })
+        const captured = Io.capture()
+        const watching = yield* RemoteRuns.watch(captured.io, remote, run.id, { since: 0, keep: 5, json: false }).pipe(Effect.exit, Effect.fork)
+        const lines = () => captured.stdout().split("\n")
+        expect(yield* waitFor(() => lines().some((l) => l.startsWith(`watching run ${run.id}`)), 10)).toBe(true)
+        yield* Effect.sleep("300 millis")
+        // Not read every few seconds: told by the server as it happens (the status poll is 3 s apart).
+        yield* remote.client.runs.pause({ run: run.id })
+        const paused = new RegExp(`^run ${run.id} paused by \\S+ at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ after event #\\d+`)
+        expect(yield* waitFor(() => lines().some((l) => paused.test(l)), 1.5), captured.stdout()).toBe(true)
+        yield* remote.client.runs.resume({ run: run.id })
+        const resumed = new RegExp(`^run ${run.id} resumed by \\S+ at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ$`)
+        expect(yield* waitFor(() => lines().some((l) => resumed.test(l)), 1.5), captured.stdout()).toBe(true)
+        // The server's stream of it (runs.status): now, then each change, ending with how the run ended.
+        const statuses = yield* remote.client.runs.status({ run: run.id }).pipe(Stream.runCollect, Effect.fork)
+        yield* Effect.sleep("300 millis")
+        yield* remote.client.runs.stop({ run: run.id })
+        expect(Exit.isSuccess(yield* Fiber.join(watching))).toBe(true)
+        const told = Chunk.toReadonlyArray(yield* Fiber.join(statuses).pipe(Effect.timeout("10 seconds")))
+        expect(told.map((n) => n.status)).toEqual(["running", "stopped"])
+        expect(told[0]).toMatchObject({ by: { name: "admin" } })
+        // Each said once.
+        expect(lines().filter((l) => paused.test(l) || resumed.test(l))).toHaveLength(2)
+      }), { timeout: 60_000 })
   })
 }
 

@@ -274,6 +274,7 @@ const READS = [
   "traces.get",
   "runs.compare",
   "runs.events",
+  "runs.status",
   "leaderboard",
   "admin.users",
   "admin.stats",
