@@ -329,6 +329,9 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
     // When it expires: the server's wall-clock time (the default 15 minutes from now), not the run's clock (2022).
     await waiting.first().locator(".expires").filter({ hasText: "UTC" }).waitFor({ timeout: 10_000 })
     const expires = Date.parse(`${(await waiting.first().locator(".expires").textContent())!.replace(" UTC", "").replace(" ", "T")}Z`)
+    // The run's status says what it waits for (it is running, not paused: its intent waits, the run with it).
+    expect(await tab.locator("#runstatus").textContent()).toBe("running")
+    expect(await tab.locator("#runwhy").textContent()).toBe("(waiting for an approval)")
     expect(expires - Date.now()).toBeGreaterThan(13 * 60_000)
     expect(expires - Date.now()).toBeLessThanOrEqual(15 * 60_000)
     // Its buttons are in the panel's visible box, on a 1400- and a 1000-pixel-wide window: no scrolling sideways to answer.
