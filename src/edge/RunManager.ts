@@ -2,7 +2,9 @@
  * The runs a server process executes: started from the RPC edge, each in a fiber of the manager's
  * scope, recorded by the store as it goes and published on the event bus (SSE and RPC streams
  * follow it there) as the store commits it. Operators stop, pause and resume them; a paper run is the same execution paced
- * in wall-clock time — each slice waits for its moment, at the requested speed.
+ * in wall-clock time — each slice waits for its moment, at the requested speed. A pause or resume
+ * is no run event: its followers learn it from the run's row and control log (RunStatusFeed.ts),
+ * told at once by the manager that made it.
  *
  * Approvals: under the strategy's approval policy `pause`, a run that needs a human waits at the
  * intent; the manager lists it (`pending`), takes the operator's answer (`approve`, `reject`) or,
