@@ -18,5 +18,6 @@ export const migrations: ReadonlyArray<ResolvedMigration> = [
   [9, "control_requests", Effect.promise(() => import("./0009_control_requests.js"))],
   [10, "control_audit", Effect.promise(() => import("./0010_control_audit.js"))],
   [11, "llm_answers", Effect.promise(() => import("./0011_llm_answers.js"))],
-  [12, "agent_totals", Effect.promise(() => import("./0012_agent_totals.js"))]
+  [12, "agent_totals", Effect.promise(() => import("./0012_agent_totals.js"))],
+  [13, "control_trading", Effect.promise(() => import("./0013_control_trading.js"))]
 ]

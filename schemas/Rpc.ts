@@ -526,6 +526,10 @@ export class RiskOfficerDown extends Schema.TaggedError<RiskOfficerDown>()("Risk
   reason: Schema.String
 }) {}
 
+/** What `runs.trading` may answer instead of a `TradingChange` (also relayed between server processes, whole). */
+export const TradingError = Schema.Union(RunNotFound, Conflict, InvalidRequest, IllegalTransition, RiskOfficerDown, Unavailable)
+export type TradingError = typeof TradingError.Type
+
 /** Why an operator moves a run's trading state: kept in its events and its control log. */
 export const TradingReason = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(500))
 
@@ -543,13 +547,15 @@ export class RunRpcs extends RpcGroup.make(
    * next bar and recorded there (its `TradingStateChanged`, cause `operator`), so a replay gives it
    * back at the same place; answered once taken. `reason` (default: `<state> by <caller>`) goes
    * into the event and the run's control log. `IllegalTransition`: the state machine refuses it
-   * (`active` on an active run). `Conflict`: the run is not live here (finished, paused — resume it
-   * first —, or executing in another server process). `RiskOfficerDown`: nothing moved, fail closed.
+   * (`active` on an active run). `Conflict`: the run is not live (finished, paused — resume it
+   * first —, or held by no live server process). `RiskOfficerDown`: nothing moved, fail closed.
+   * A run executing in another server process sharing the database is moved there (relayed), and
+   * its answer is the caller's, whole.
    */
   Rpc.make("runs.trading", {
     payload: { run: Ref, state: TradingState, reason: Schema.optional(TradingReason) },
     success: TradingChange,
-    error: Schema.Union(RunNotFound, Conflict, InvalidRequest, IllegalTransition, RiskOfficerDown, Unavailable)
+    error: TradingError
   }),
   /**
    * What `swarm runs show` prints of a run (`RunReport`): `runs.get`'s and its record, equity,

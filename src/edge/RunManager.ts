@@ -29,7 +29,7 @@
  */
 import { fileURLToPath } from "node:url"
 import type { SqlClient } from "@effect/sql"
-import { Cause, Clock, Config, ConfigError, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Option, Predicate, Scope } from "effect"
+import { Cause, Clock, Config, ConfigError, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Option, Predicate, Schema, Scope } from "effect"
 import { Principal } from "../../schemas/Auth.js"
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId, Symbol } from "../../schemas/Ids.js"
@@ -47,7 +47,8 @@ import {
   RiskOfficerDown,
   RunUnreadable,
   type StartRun,
-  type TradingChange,
+  TradingChange,
+  TradingError,
   StrategyNotFound,
   Unavailable
 } from "../../schemas/Rpc.js"
@@ -170,6 +171,14 @@ const lastingOf = (failure: StoredRun.LastingFailure): Unresumable =>
  * bars come at their pace. Not taken by then, it is taken back and the caller told so.
  */
 const TRADING_WAIT_MILLIS = 30_000
+
+/** How much longer than `TRADING_WAIT` a relayed `runs.trading` waits for its holder's answer: the holder's own wait ends first. */
+const TRADING_RELAY_MARGIN_MILLIS = 10_000
+
+const decodeTradingChange = Schema.decodeUnknownEither(Schema.parseJson(TradingChange))
+const decodeTradingError = Schema.decodeUnknownEither(Schema.parseJson(TradingError))
+const encodeTradingChange = Schema.encodeSync(TradingChange)
+const encodeTradingError = Schema.encodeSync(TradingError)
 
 const RELAY_TAKE_WAIT_MILLIS = 3_000
 const RELAY_ANSWER_WAIT_MILLIS = 30_000
@@ -334,7 +343,9 @@ export interface RunManagerService {
    * Move the trading state of a live run of the principal's (an admin's: anyone's) — `runs.trading`:
    * the command is taken right before the run's next slice and carried out there by its risk
    * officer (recorded there, replayed there), and answered then; audited in the run's control log
-   * once it took effect. Someone else's run is `RunNotFound`, as one that does not exist.
+   * once it took effect. Someone else's run is `RunNotFound`, as one that does not exist. One
+   * executing in another process (a shared database) is moved there, relayed as `stop` is: its
+   * answer there, whole (the change, or the typed error with its fields), is the caller's.
    */
   readonly trading: (
     principal: Principal,
@@ -1231,7 +1242,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const relayed = (
       request: ControlRequests.NewRequest,
       what: string,
-      cannot: Effect.Effect<Unresumable | undefined, StoreError, SqlClient.SqlClient> = Effect.succeed(undefined)
+      cannot: Effect.Effect<Unresumable | undefined, StoreError, SqlClient.SqlClient> = Effect.succeed(undefined),
+      answerWaitMillis = RELAY_ANSWER_WAIT_MILLIS
     ) =>
       unavailable(Effect.gen(function*() {
         const id = yield* ControlRequests.ask(request)
@@ -1245,10 +1257,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             const waited = (yield* Clock.currentTimeMillis) - start
             if (!now.taken && waited >= RELAY_TAKE_WAIT_MILLIS) {
               if (yield* ControlRequests.abandon(id)) return yield* noHolder(what, yield* cannot)
-            } else if (waited >= RELAY_TAKE_WAIT_MILLIS + RELAY_ANSWER_WAIT_MILLIS) {
+            } else if (waited >= RELAY_TAKE_WAIT_MILLIS + answerWaitMillis) {
               return yield* new Unavailable({
                 reason: `the process executing run ${request.run} took the request (${request.action}) and has not answered within ` +
-                  `${(RELAY_TAKE_WAIT_MILLIS + RELAY_ANSWER_WAIT_MILLIS) / 1000} s: look at the run before trying again`
+                  `${(RELAY_TAKE_WAIT_MILLIS + answerWaitMillis) / 1000} s: look at the run before trying again`
               })
             }
           }
@@ -1266,6 +1278,41 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           return new ApprovalNotFound({ run: ref, round: round ?? "" })
         default:
           return new Unavailable({ reason: answer.reason ?? `the process executing the run answered ${answer.answer}` })
+      }
+    }
+
+    /**
+     * A relayed `runs.trading`'s answer, as its holder wrote it in full (`tradingAnswerOf`): the
+     * change, or the typed error with its fields; one without its result (it could not be read back)
+     * as the other relayed requests' are.
+     */
+    const relayedTrading = (answer: ControlRequests.Answer, ref: string): Effect.Effect<TradingChange, TradingError> => {
+      if (answer.result !== undefined && answer.result !== null) {
+        if (answer.answer === "done") {
+          const change = decodeTradingChange(answer.result)
+          if (Either.isRight(change)) return Effect.succeed(change.right)
+        } else {
+          const error = decodeTradingError(answer.result)
+          // Not found there (deleted meanwhile, say): named as the caller named it, as here.
+          if (Either.isRight(error)) return Effect.fail(error.right._tag === "RunNotFound" ? new RunNotFound({ run: ref }) : error.right)
+        }
+      }
+      if (answer.answer === "done") {
+        return Effect.fail(new Unavailable({ reason: "the process executing the run moved its trading state, and its answer cannot be read here: look at the run's events" }))
+      }
+      return Effect.fail(relayedFailure(answer, ref) as TradingError)
+    }
+
+    /** What a relayed `runs.trading` answers, from how it was carried out here: with the whole answer in `result`. */
+    const tradingAnswerOf = (exit: Exit.Exit<TradingChange, TradingError>): ControlRequests.Answer => {
+      if (Exit.isSuccess(exit)) return { answer: "done", reason: null, result: JSON.stringify(encodeTradingChange(exit.value)) }
+      const failure = Cause.failureOption(exit.cause)
+      if (Option.isNone(failure)) return answerOfExit(exit)
+      const error = failure.value
+      return {
+        answer: error._tag,
+        reason: "reason" in error ? error.reason : error.message,
+        result: JSON.stringify(encodeTradingError(error))
       }
     }
 
@@ -1606,18 +1653,28 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       for (const command of inbox.close()) command.ended()
     }
 
-    const trading: RunManagerService["trading"] = (principal, ref, state, reason) =>
+    const trading: RunManagerService["trading"] = (principal, ref, state, reason) => tradingWith(principal, ref, state, reason, true)
+
+    /** `relay`: a run executing in another process is moved there (`relayed`), as this principal; false: carrying out a relayed request. */
+    const tradingWith = (principal: Principal, ref: string, state: TradingState, reason: string | undefined, relay: boolean) =>
       Effect.gen(function*() {
         const text = (reason ?? `${state} by ${principal.name}`).trim()
         if (text === "") return yield* new InvalidRequest({ field: "reason", reason: "must say why, not be blank" })
-        const { entry, record } = yield* liveOf(principal, ref, true)
+        const { entry, record } = yield* liveOf(principal, ref, relay)
         // Halting is always allowed (it only takes risk away); loosening is not for a disabled
         // user, as resuming a run is not.
         if (state !== "halted") yield* enabled(principal)
         if (entry === undefined) {
-          return yield* new Conflict({
-            reason: `run ${record.id} is ${record.status} in another server process: its trading state is moved by the server executing it (ask that one)`
-          })
+          // Executing in another process: carried out there, as this principal, and answered with
+          // what it answered there — the change made, or the typed error with its fields. Waited
+          // for a little longer than that process waits for the run's next bar.
+          const answer = yield* relayed(
+            { run: record.id, action: "trading", state, reason: text, principal },
+            `run ${record.id}`,
+            unresumableNow(record.id),
+            TRADING_WAIT_MILLIS + TRADING_RELAY_MARGIN_MILLIS
+          )
+          return yield* relayedTrading(answer, ref)
         }
         if (entry.paused) {
           return yield* new Conflict({
@@ -1674,20 +1731,33 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const reject: RunManagerService["reject"] = (principal, ref, round, reason) =>
       decide(principal, ref, round, { approved: false, by: principal.name, reason }, true)
 
-    /** Carry out here a request relayed by another process for a run live here, as its principal. */
-    const carryOut = (request: ControlRequests.Request): Effect.Effect<unknown, unknown> => {
+    /** Carry out here a request relayed by another process for a run live here, as its principal: its answer. */
+    const carryOut = (request: ControlRequests.Request): Effect.Effect<ControlRequests.Answer> => {
       const { principal, run } = request
+      const answered = (effect: Effect.Effect<unknown, unknown>) => Effect.map(Effect.exit(effect), answerOfExit)
       switch (request.action) {
         case "stop":
-          return stopWith(principal, run, false)
+          return answered(stopWith(principal, run, false))
         case "pause":
-          return pauseWith(principal, run, false, request.reason)
+          return answered(pauseWith(principal, run, false, request.reason))
         case "resume":
-          return resumeWith(principal, run, false)
+          return answered(resumeWith(principal, run, false))
         case "approve":
-          return decide(principal, run, request.round ?? "", { approved: true, by: principal.name, reason: "approved by an operator" }, false)
+          return answered(decide(principal, run, request.round ?? "", { approved: true, by: principal.name, reason: "approved by an operator" }, false))
         case "reject":
-          return decide(principal, run, request.round ?? "", { approved: false, by: principal.name, reason: request.reason ?? "rejected by an operator" }, false)
+          return answered(decide(principal, run, request.round ?? "", { approved: false, by: principal.name, reason: request.reason ?? "rejected by an operator" }, false))
+        case "trading":
+          return Effect.map(
+            Effect.exit(
+              request.state === undefined
+                ? Effect.fail(new InvalidRequest({ field: "state", reason: "a relayed trading-state command names no state" }))
+                : tradingWith(principal, run, request.state, request.reason, false)
+            ),
+            tradingAnswerOf
+          )
+        default:
+          // Written by a newer server this one does not know the action of: said so, not left untaken.
+          return Effect.succeed({ answer: "Unavailable", reason: `the process executing the run does not know the action ${String(request.action)} (an older version)` })
       }
     }
 
@@ -1708,8 +1778,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           if (live.size === 0) return
           for (const request of yield* untraced(ControlRequests.openFor([...live.keys()]))) {
             if (!live.has(request.run) || !(yield* ControlRequests.take(request.id))) continue
-            yield* Effect.fork(Effect.flatMap(Effect.exit(carryOut(request)), (exit) =>
-              Effect.catchAllCause(ControlRequests.answer(request.id, answerOfExit(exit)), (cause) =>
+            yield* Effect.fork(Effect.flatMap(carryOut(request), (answer) =>
+              Effect.catchAllCause(ControlRequests.answer(request.id, answer), (cause) =>
                 Effect.logWarning("could not answer a relayed control request", cause).pipe(Effect.annotateLogs({ run: request.run, action: request.action })))))
           }
           if (failing) yield* Effect.logInfo("the control requests relayed by other processes can be read again")

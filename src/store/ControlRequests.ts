@@ -1,6 +1,7 @@
 /**
- * Control requests relayed between server processes sharing a database (migrations/0009): a process
- * asked to stop, pause or resume a run, or to answer one of its approvals, that executes elsewhere
+ * Control requests relayed between server processes sharing a database (migrations/0009, 0013): a
+ * process asked to stop, pause or resume a run, to answer one of its approvals, or to move its
+ * trading state (`runs.trading`), that executes elsewhere
  * writes the request here and waits for its answer; the process executing the run takes it, carries
  * it out as the requesting principal, and writes the answer. Answered once: a request is either
  * taken by its holder or abandoned by its requester, never both (conditional updates).
@@ -9,16 +10,19 @@ import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { Principal } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
+import type { TradingState } from "../../schemas/Risk.js"
 import { storeError } from "./StoreError.js"
 
-export type Action = "stop" | "pause" | "resume" | "approve" | "reject"
+export type Action = "stop" | "pause" | "resume" | "approve" | "reject" | "trading"
 
 export interface NewRequest {
   readonly run: RunId
   readonly action: Action
-  /** Approvals: the round answered, and a rejection's reason. */
+  /** Approvals: the round answered, and a rejection's reason; a trading-state command's reason. */
   readonly round?: string
   readonly reason?: string
+  /** A trading-state command (`trading`): the state it asks for. */
+  readonly state?: TradingState
   readonly principal: Principal
 }
 
@@ -26,10 +30,15 @@ export interface Request extends NewRequest {
   readonly id: string
 }
 
-/** `done`, or the tag of the typed error the holder answered with (`Conflict`, `ApprovalNotFound`…) and its reason. */
+/**
+ * `done`, or the tag of the typed error the holder answered with (`Conflict`, `ApprovalNotFound`…)
+ * and its reason; `result`, when the holder wrote one (a trading-state command's: the JSON of its
+ * success answer, or of its typed error with every field), for the requester to answer with.
+ */
 export interface Answer {
   readonly answer: string
   readonly reason: string | null
+  readonly result?: string | null
 }
 
 /** The requester's answer to a request nobody took in time: the caller was told so, and nobody may carry it out after. */
@@ -39,8 +48,8 @@ export const ABANDONED = "abandoned"
 export const ask = Effect.fn("ControlRequests.ask")(function*(request: NewRequest) {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<{ id: string }>`insert into control_requests
-    (run_id, action, round_id, reason, principal_id, principal_name, principal_role)
-    values (${request.run}, ${request.action}, ${request.round ?? null}, ${request.reason ?? null},
+    (run_id, action, round_id, reason, state, principal_id, principal_name, principal_role)
+    values (${request.run}, ${request.action}, ${request.round ?? null}, ${request.reason ?? null}, ${request.state ?? null},
       ${request.principal.userId}, ${request.principal.name}, ${request.principal.role})
     returning id::text as id`
   return rows[0]!.id
@@ -49,12 +58,14 @@ export const ask = Effect.fn("ControlRequests.ask")(function*(request: NewReques
 /** A request's answer, once written; whether its holder took it. */
 export const answerOf = Effect.fn("ControlRequests.answerOf")(function*(id: string) {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql<{ answer: string | null; answerReason: string | null; taken: boolean }>`
-    select answer, answer_reason, taken_at is not null as taken from control_requests where id = ${id}`
+  const rows = yield* sql<{ answer: string | null; answerReason: string | null; result: string | null; taken: boolean }>`
+    select answer, answer_reason, result, taken_at is not null as taken from control_requests where id = ${id}`
   const row = rows[0]
   return {
     taken: row?.taken ?? false,
-    answer: row === undefined || row.answer === null ? undefined : { answer: row.answer, reason: row.answerReason } satisfies Answer
+    answer: row === undefined || row.answer === null
+      ? undefined
+      : { answer: row.answer, reason: row.answerReason, ...(row.result === null ? {} : { result: row.result }) } satisfies Answer
   }
 }, storeError("read a control request's answer"))
 
@@ -76,10 +87,11 @@ export const openFor = Effect.fn("ControlRequests.openFor")(function*(runs: Read
     action: Action
     roundId: string | null
     reason: string | null
+    state: TradingState | null
     principalId: string
     principalName: string
     principalRole: "admin" | "user"
-  }>`select id::text as id, run_id, action, round_id, reason, principal_id, principal_name, principal_role
+  }>`select id::text as id, run_id, action, round_id, reason, state, principal_id, principal_name, principal_role
     from control_requests where answered_at is null and taken_at is null and run_id in ${sql.in(runs)} order by id`
   return rows.map((row): Request => ({
     id: row.id,
@@ -87,6 +99,7 @@ export const openFor = Effect.fn("ControlRequests.openFor")(function*(runs: Read
     action: row.action,
     ...(row.roundId === null ? {} : { round: row.roundId }),
     ...(row.reason === null ? {} : { reason: row.reason }),
+    ...(row.state === null ? {} : { state: row.state }),
     principal: new Principal({ userId: row.principalId, name: row.principalName, role: row.principalRole })
   }))
 }, storeError("read control requests"))
@@ -102,7 +115,7 @@ export const take = Effect.fn("ControlRequests.take")(function*(id: string) {
 /** Write a taken request's answer (once). */
 export const answer = Effect.fn("ControlRequests.answer")(function*(id: string, answer: Answer) {
   const sql = yield* SqlClient.SqlClient
-  yield* sql`update control_requests set answer = ${answer.answer}, answer_reason = ${answer.reason}, answered_at = now()
+  yield* sql`update control_requests set answer = ${answer.answer}, answer_reason = ${answer.reason}, result = ${answer.result ?? null}, answered_at = now()
     where id = ${id} and answered_at is null`
 }, storeError("answer a control request"))
 

@@ -10,6 +10,8 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
+import { RunNotFound } from "../../schemas/Rpc.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
 import { EventBus, type EventBusService } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as RunManager from "../../src/edge/RunManager.js"
@@ -94,6 +96,59 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
           ["resume", "root"],
           ["stop", "alice"]
         ])
+        yield* b.shutdown
+        yield* a.shutdown
+      }), { timeout: 60_000 })
+
+    it.scoped("a run live in one process: its trading state halted and lifted through the other, answered, recorded and audited as there", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        yield* Strategies.create(alice.userId, smaStrategy("relayed trading"))
+        const a = yield* managerOn(bus)
+        const b = yield* managerOn(bus)
+        const run = yield* slowPaperRun(a.manager, "relayed trading")
+
+        // Carried out by the process executing the run, answered with the change it made.
+        const halted = yield* b.manager.trading(alice, `relayed trading#${run.number}`, "halted", "news pending")
+        expect(halted.run).toBe(run.id)
+        expect(halted.status).toMatchObject({ state: "halted", cause: "operator", actor: "alice", reason: "news pending" })
+        expect(halted.transition).toMatchObject({ from: "active", to: "halted", cause: "operator", actor: "alice", reason: "news pending" })
+        expect(halted.transition.at).toBe(halted.status.since)
+        // The state machine's refusal, relayed whole: the typed error with its fields, as the holder gives it.
+        const local = yield* Effect.flip(a.manager.trading(alice, run.id, "halted", "again"))
+        const remote = yield* Effect.flip(b.manager.trading(alice, run.id, "halted", "again"))
+        expect(local._tag).toBe("IllegalTransition")
+        expect(remote).toEqual(local)
+        expect(remote).toMatchObject({ from: "halted", to: "halted", cause: "operator" })
+        // Someone else's run: not found, on this process as on one (never relayed).
+        expect(yield* Effect.flip(b.manager.trading(bob, run.id, "active"))).toEqual(new RunNotFound({ run: run.id }))
+        // Nor carried out when a request reaches its holder in bob's name.
+        const forged = yield* ControlRequests.ask({ run: run.id, action: "trading", state: "active", reason: "forged", principal: bob })
+        const answered = yield* until(ControlRequests.answerOf(forged), (now) => now.answer !== undefined, "the forged request's answer")
+        expect(answered.answer).toMatchObject({ answer: "RunNotFound" })
+
+        // The default reason names the caller, as on the holder.
+        const lifted = yield* b.manager.trading(alice, run.id, "active")
+        expect(lifted.transition).toMatchObject({ from: "halted", to: "active", cause: "operator", actor: "alice", reason: "active by alice" })
+        expect(lifted.transition.at).toBeGreaterThan(halted.transition.at)
+        // An admin moves anyone's run from anywhere.
+        const reduced = yield* b.manager.trading(root, run.id, "reducing", "desk review")
+        expect(reduced.transition).toMatchObject({ from: "active", to: "reducing", actor: "root" })
+
+        // In the run's events, as the holder recorded them at its bars; and in its control log, in the requesters' names.
+        // (Committed by the holder's recorder within moments of its answer.)
+        const operatedOf = Effect.map(Runs.events(run.id, 0, 10_000, ["TradingStateChanged"]), (events) =>
+          events.map((e) => JSON.parse(e.body) as RunEvent).flatMap((e) => (e._tag === "TradingStateChanged" && e.transition.cause === "operator" ? [e.transition] : [])))
+        const operated = yield* until(operatedOf, (transitions) => transitions.length >= 3, "the operator's transitions committed")
+        expect(operated).toEqual([halted.transition, lifted.transition, reduced.transition])
+        expect((yield* ControlAudit.history(run.id as RunId)).last.map((e) => [e.action, e.by.id, e.state, e.reason])).toEqual([
+          ["trading", "alice", "halted", "news pending"],
+          ["trading", "alice", "active", "active by alice"],
+          ["trading", "root", "reducing", "desk review"]
+        ])
+        yield* b.manager.stop(alice, run.id)
+        // Ended: nothing to move, said at once.
+        expect(yield* Effect.flip(b.manager.trading(alice, run.id, "halted"))).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is stopped` })
         yield* b.shutdown
         yield* a.shutdown
       }), { timeout: 60_000 })
