@@ -547,8 +547,9 @@ export class RunRpcs extends RpcGroup.make(
    * next bar and recorded there (its `TradingStateChanged`, cause `operator`), so a replay gives it
    * back at the same place; answered once taken. `reason` (default: `<state> by <caller>`) goes
    * into the event and the run's control log. `IllegalTransition`: the state machine refuses it
-   * (`active` on an active run). `Conflict`: the run is not live (finished, paused — resume it
-   * first —, or held by no live server process). `RiskOfficerDown`: nothing moved, fail closed.
+   * (`active` on an active run). `Conflict`: the run is not live (finished, or held by no live
+   * server process). `RiskOfficerDown`: nothing moved, fail closed. A paused run holds at the bar
+   * it takes next and takes the command there at once (it stays paused).
    * A run executing in another server process sharing the database is moved there (relayed), and
    * its answer is the caller's, whole.
    */

@@ -512,7 +512,7 @@ const change = (verb: Change, description: string) => (io: Io, wiring: Wiring) =
     }).pipe(Effect.withSpan(`swarm.runs.${verb}`))).pipe(Command.withDescription(description))
 
 export const stop = change("stop", "Stop a live run on the server: it ends `stopped`, keeping what it recorded.")
-export const pause = change("pause", "Pause a live run on the server: it holds before its next bar until resumed.")
+export const pause = change("pause", "Pause a live run on the server: it holds before its next bar until resumed (`runs trading` still moves its trading state meanwhile).")
 export const resume = change("resume", "Resume a paused run on the server.")
 
 // ---------------------------------------------------------------------------------------------
@@ -567,6 +567,6 @@ export const trading = (io: Io, wiring: Wiring) =>
       )
     }).pipe(Effect.withSpan("swarm.runs.trading"))).pipe(
     Command.withDescription(
-      "Move a live run's trading state on the server: halt, reduce (only risk-reducing orders), or resume (lift a halt or a reduce). Taken at the run's next bar and recorded there."
+      "Move a live run's trading state on the server (any server sharing the run's database): halt, reduce (only risk-reducing orders), or resume (lift a halt or a reduce). Taken at the run's next bar and recorded there; a paused run takes it at once, at the bar it takes next, and stays paused (halt it, then resume it halted)."
     )
   )

@@ -83,6 +83,8 @@ interface Live {
   readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
   /** Open while the run may go on; closed while an operator has it paused. */
   readonly gate: Effect.Latch
+  /** The gate's opposite: open while an operator has it paused (what a paper run's wait for a bar's moment breaks off at). */
+  readonly held: Effect.Latch
   /** Held by stop, pause and resume: one change of the run's state at a time. */
   readonly lock: Effect.Semaphore
   paused: boolean
@@ -343,7 +345,8 @@ export interface RunManagerService {
    * Move the trading state of a live run of the principal's (an admin's: anyone's) — `runs.trading`:
    * the command is taken right before the run's next slice and carried out there by its risk
    * officer (recorded there, replayed there), and answered then; audited in the run's control log
-   * once it took effect. Someone else's run is `RunNotFound`, as one that does not exist. One
+   * once it took effect. Someone else's run is `RunNotFound`, as one that does not exist. A paused
+   * run holds at the bar it takes next and takes it there at once (`launch`'s `hold`). One
    * executing in another process (a shared database) is moved there, relayed as `stop` is: its
    * answer there, whole (the change, or the typed error with its fields), is the caller's.
    */
@@ -737,7 +740,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const launch = <E>(
       start: (hooks: {
         readonly gate: Effect.Latch
-        readonly pace: () => Effect.Effect<void>
+        readonly hold: Backtest.Options["hold"]
         readonly beforeSlice?: Backtest.Options["beforeSlice"]
         readonly onCommitted: (event: RunEvent, json: string) => void
         readonly suspended: () => boolean
@@ -771,6 +774,15 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       // bounded: the run's row is made, or its execution ends (a server stopping interrupts it).
       Effect.uninterruptible(Effect.gen(function*() {
         const gate = yield* Effect.makeLatch(!options.paused)
+        const held = yield* Effect.makeLatch(options.paused)
+        /** The run's entry in `live`, once it has one: what a pause and a resume change. */
+        let entry: Live | undefined
+        const paused = () => entry?.paused ?? options.paused
+        /**
+         * What was left of a paper run's wait for its next bar's moment when a pause broke it off:
+         * waited once it is resumed (its market stands still while it is paused).
+         */
+        let rest: number | undefined
         const inbox = options.mode === "paper" ? new SignalInbox(options.strategy.id, options.strategy.symbols) : undefined
         for (const signal of options.pending ?? []) inbox?.offer(signal)
         const trading = new TradingInbox()
@@ -779,7 +791,21 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         let lease: Lease | undefined
         const execution = start({
           gate,
-          pace: () => gate.await,
+          // An operator's pause holds the run here, at its next slice, right after its trading-state
+          // commands: it takes those as they come (a halt before resuming, say), at that slice, and
+          // nothing else — no market data, no alert — until it is resumed.
+          hold: () => {
+            if (paused()) return Effect.map(Effect.raceFirst(gate.await, trading.arrival), trading.drain)
+            if (rest === undefined) return undefined
+            const left = rest
+            return Effect.gen(function*() {
+              const start = yield* Clock.currentTimeMillis
+              const slept = yield* Effect.raceFirst(Effect.as(Effect.sleep(Duration.millis(left)), true), Effect.as(Effect.raceFirst(trading.arrival, held.await), false))
+              const waited = (yield* Clock.currentTimeMillis) - start
+              rest = slept || waited >= left ? undefined : left - waited
+              return trading.drain()
+            })
+          },
           trading: trading.drain,
           onLeased: (held) => {
             lease = held
@@ -803,14 +829,19 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
               // inbox takes nothing more (`deliver` then finds no run): an alert answered 202 is
               // either applied or said not to be, in the run's events.
               leftoverSignals: inbox!.close,
-              // Paused while it waited for the slice's moment, the slice waits for the resume too:
-              // once a pause is answered the run takes no slice (nor the alerts that would go
-              // with it) until it is resumed.
+              // Paused while it waited for the slice's moment, the wait breaks off: the run goes to
+              // its hold at the slice (`hold`), taking no market data nor alert until it is resumed,
+              // and then waits what was left of the moment.
               beforeSlice: (ts: number) =>
                 Effect.suspend(() => {
                   const wait = previous === undefined ? 0 : Math.max(0, (ts - previous) / options.speed)
                   previous = ts
-                  return wait > 0 ? Effect.zipRight(Effect.zipRight(gate.await, Effect.sleep(Duration.millis(wait))), gate.await) : gate.await
+                  if (wait <= 0) return Effect.void
+                  return Effect.gen(function*() {
+                    const start = yield* Clock.currentTimeMillis
+                    const slept = yield* Effect.raceFirst(Effect.as(Effect.sleep(Duration.millis(wait)), true), Effect.as(held.await, false))
+                    if (!slept) rest = Math.max(0, wait - ((yield* Clock.currentTimeMillis) - start))
+                  })
                 })
             }
             : {})
@@ -855,9 +886,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
               ? startFailure(exit.cause)
               : Deferred.await(created)))
         )))
-        live.set(id, { run: id, owner: options.owner, mode: options.mode, fiber, gate, lock: yield* Effect.makeSemaphore(1), paused: options.paused, inbox, readsAlerts: options.strategy.readsAlerts, trading, stoppedBy: (reason) => {
+        entry = { run: id, owner: options.owner, mode: options.mode, fiber, gate, held, lock: yield* Effect.makeSemaphore(1), paused: options.paused, inbox, readsAlerts: options.strategy.readsAlerts, trading, stoppedBy: (reason) => {
           stoppedBy = reason
-        } })
+        } }
+        live.set(id, entry)
         fiber.addObserver((exit) => {
           const entry = live.get(id)
           live.delete(id)
@@ -1391,6 +1423,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           if (entry.paused) return yield* new Conflict({ reason: `run ${record.id} is paused already` })
           entry.paused = true
           yield* entry.gate.close
+          yield* entry.held.open
           yield* unavailable(leaseChecked(ControlAudit.record(record.id, "pause", principal, reason === undefined ? {} : { reason }, Runs.setStatus(record.id, "paused", leases.get(record.id)))))
           return yield* unavailable(Runs.locate(record.id))
         }), reason)
@@ -1399,8 +1432,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       changing(principal, ref, "resume", relay, (entry, record) =>
         Effect.gen(function*() {
           if (!entry.paused) return yield* new Conflict({ reason: `run ${record.id} is not paused` })
-          entry.paused = false
           yield* unavailable(leaseChecked(ControlAudit.record(record.id, "resume", principal, {}, Runs.setStatus(record.id, "running", leases.get(record.id)))))
+          // Once its row says so: a resume the database refused leaves the run held (its hold looks at this).
+          entry.paused = false
+          yield* entry.held.close
           yield* entry.gate.open
           return yield* unavailable(Runs.locate(record.id))
         }))
@@ -1676,11 +1711,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           )
           return yield* relayedTrading(answer, ref)
         }
-        if (entry.paused) {
-          return yield* new Conflict({
-            reason: `run ${record.id} is paused: its trading state moves at its next bar, which a paused run does not take (resume it first; a halt set before a pause holds through it)`
-          })
-        }
+        // A paused run holds at its next bar and takes the command there at once (`launch`'s
+        // `hold`): the same answer, at that bar's time, and it stays paused.
         const answered = yield* Deferred.make<Backtest.TradingOutcome | { readonly _tag: "Ended" }>()
         const command: Queued = {
           to: state,
@@ -1707,7 +1739,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         if (Option.isNone(outcome)) {
           if (entry.trading.withdraw(command)) {
             return yield* new Conflict({
-              reason: `run ${record.id} took no bar within ${TRADING_WAIT_MILLIS / 1000} s (a paper run takes its bars at their pace): nothing moved; try again`
+              reason: `run ${record.id} took no bar within ${TRADING_WAIT_MILLIS / 1000} s (a paper run takes its bars at their pace; ` +
+                `a run waiting for an operator's approval takes none until it is answered): nothing moved; try again`
             })
           }
         }

@@ -207,6 +207,12 @@ interface Common {
   /** Operators' trading-state commands as they come (a live run's); a resume adds them after the recorded ones. */
   readonly trading?: Backtest.Options["trading"]
   /**
+   * Where an operator's pause holds the run, taking its trading-state commands meanwhile
+   * (`Backtest.Options.hold`): not while a resume re-executes what its recording holds — a run
+   * resumed paused catches up first, then holds where it stood.
+   */
+  readonly hold?: Backtest.Options["hold"]
+  /**
    * Asked when the run is interrupted: true leaves it `running` (or `paused`) for the next start
    * to resume — a server shutting down — rather than `stopped` by an operator. What it recorded is
    * committed either way.
@@ -481,6 +487,7 @@ const execute = (x: Execution) =>
       ...signalsOption(RecordedSignals.source(x.recordedSignals ?? new Map(), x.signals, x.compareUntil ?? 0, x.checkpoint?.cursor.ts)),
       ...leftoversOption(RecordedSignals.leftovers(x.recordedNotApplied ?? [], liveLeftovers, x.compareUntil ?? 0)),
       ...tradingOption(RecordedTrading.source(x.recordedTrading ?? new Map(), x.trading, x.compareUntil ?? 0, x.checkpoint?.cursor.ts)),
+      ...(x.hold === undefined ? {} : { hold: (ts: Timestamp) => (catchingUp() ? undefined : x.hold!(ts)) }),
       onEvent: (event, json) => {
         lastSeq = event.seq
         if (comparator !== undefined && comparator.covers(event.seq)) {

@@ -177,6 +177,17 @@ export interface Options {
    * order. Return the same empty array when there is none (it is asked on every slice).
    */
   readonly trading?: (ts: Timestamp, events: number) => ReadonlyArray<TradingCommand>
+  /**
+   * Where a run an operator paused stands (a live run's): asked at each slice right after its
+   * trading-state commands, before its market data and signals. Undefined (almost always: it is
+   * asked at every slice) lets the slice go on; else an Effect that waits until the run goes on
+   * (with no command) or operators' commands come (with them), which are carried out there, at
+   * this slice, as those taken before it were — a paused run's commands are taken at once, at the
+   * bar it takes next, and recorded exactly as they would be once it goes on (a re-execution gives
+   * them back at that slice, with the others: nothing else happens in between). Asked again until
+   * it says undefined.
+   */
+  readonly hold?: (ts: Timestamp) => Effect.Effect<ReadonlyArray<TradingCommand>> | undefined
   /** Language models for the strategy's LLM analysts; default the offline model, no cache. */
   readonly llm?: LlmOptions
   /**
@@ -717,17 +728,21 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           ? { _tag: "Refused", error }
           : { _tag: "Down", reason: `the run's risk officer did not answer (${error._tag}): the trading state was not moved` }
       }
+      /** Record and carry out operators' commands at the slice of time `ts`, in order, each answered as it is. */
+      const take = (ts: Timestamp, commands: ReadonlyArray<TradingCommand>) => {
+        for (const command of commands) {
+          log.emit("TradingStateRequested", { ts, to: command.to, actor: command.actor, reason: command.reason })
+          const outcome = operate(command)
+          command.answer?.(outcome)
+        }
+      }
       while (slice !== undefined) {
         if (options.beforeSlice !== undefined) yield* options.beforeSlice(slice.ts)
         world.advanceTo(slice.ts)
         at = slice.ts
-        if (options.trading !== undefined) {
-          const commands = options.trading(slice.ts, log.size)
-          for (const command of commands) {
-            log.emit("TradingStateRequested", { ts: slice.ts, to: command.to, actor: command.actor, reason: command.reason })
-            const outcome = operate(command)
-            command.answer?.(outcome)
-          }
+        if (options.trading !== undefined) take(slice.ts, options.trading(slice.ts, log.size))
+        if (options.hold !== undefined) {
+          for (let held = options.hold(slice.ts); held !== undefined; held = options.hold(slice.ts)) take(slice.ts, yield* held)
         }
         const signals = options.signals === undefined ? undefined : delivered(slice)
         world.start(swarm.coordinator.tell(

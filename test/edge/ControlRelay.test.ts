@@ -146,6 +146,11 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
           ["trading", "alice", "active", "active by alice"],
           ["trading", "root", "reducing", "desk review"]
         ])
+        // Paused where it runs: held at its next bar, it takes a command relayed to it at once, and stays paused.
+        yield* b.manager.pause(alice, run.id)
+        const held = yield* b.manager.trading(alice, run.id, "halted", "paused, then halted")
+        expect(held.transition).toMatchObject({ from: "reducing", to: "halted", actor: "alice", reason: "paused, then halted" })
+        expect((yield* Runs.get(run.id)).status).toBe("paused")
         yield* b.manager.stop(alice, run.id)
         // Ended: nothing to move, said at once.
         expect(yield* Effect.flip(b.manager.trading(alice, run.id, "halted"))).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is stopped` })

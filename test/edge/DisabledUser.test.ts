@@ -99,15 +99,13 @@ for (const backend of backends) {
           _tag: "Conflict",
           reason: "user alice is disabled: an admin enables them first"
         })
-        // Nor loosen its trading state; halting it is another matter (it is paused: nothing to take it at).
+        // Nor loosen its trading state; halting it only takes risk away, and a paused run takes it at once (it stays paused).
         expect(yield* Effect.flip(asAlice("runs.trading", { run: paper.id, state: "active" }))).toMatchObject({
           _tag: "Conflict",
           reason: "user alice is disabled: an admin enables them first"
         })
-        expect(yield* Effect.flip(asAlice("runs.trading", { run: paper.id, state: "halted" }))).toMatchObject({
-          _tag: "Conflict",
-          reason: expect.stringContaining("is paused")
-        })
+        expect((yield* asAlice("runs.trading", { run: paper.id, state: "halted" })).transition).toMatchObject({ from: "active", to: "halted", actor: "alice" })
+        expect((yield* Runs.get(paper.id)).status).toBe("paused")
         // Nor start another: the run manager asks the database whoever let the request in.
         expect(yield* Effect.flip(asAlice("runs.start", { strategy: "disabled paper", mode: "paper", data: { _tag: "synthetic", bars: 600 } }))).toMatchObject({
           _tag: "Conflict",
@@ -137,6 +135,7 @@ for (const backend of backends) {
         expect((yield* alice2("runs.resume", { run: paper.id })).status).toBe("running")
         expect((yield* ControlAudit.history(paper.id as RunId)).last.map((a) => [a.action, a.by.name, a.reason])).toEqual([
           ["pause", "root", "user alice disabled"],
+          ["trading", "alice", "halted by alice"],
           ["resume", "alice", undefined]
         ])
         yield* second.manager.stop(alice, paper.id)

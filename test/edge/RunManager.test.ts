@@ -425,6 +425,55 @@ for (const backend of backends) {
         yield* manager.stop(alice, run.id)
       }), { timeout: 60_000 })
 
+    it.scoped("a paused run's trading state moves at once, at the bar it takes next: it stays paused, takes nothing else, and holds there across a restart", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const name = "halted while paused"
+        yield* Strategies.create(alice.userId, strategyBody(name))
+        const first = yield* managerOn(bus)
+        // A bar every ten seconds: a command waiting for the run's next bar would wait that long.
+        const run = yield* first.manager.start(alice, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 8_640 })
+        for (let i = 0; i < 100 && (yield* Runs.events(run.id)).length === 0; i++) yield* Effect.sleep("20 millis")
+        yield* first.manager.pause(alice, run.id)
+        yield* Effect.sleep("200 millis")
+        const before = yield* Runs.events(run.id)
+        // The bar it took last: its events' time.
+        const lastBar = Math.max(...before.map((e) => (JSON.parse(e.body) as { at: number }).at))
+
+        const asked = Date.now()
+        const halted = yield* first.manager.trading(alice, run.id, "halted", "something is wrong")
+        expect(Date.now() - asked).toBeLessThan(5_000)
+        expect(halted.transition).toMatchObject({ from: "active", to: "halted", cause: "operator", actor: "alice", reason: "something is wrong" })
+        // At the bar the run takes next: a day of bars after the last it took.
+        expect(halted.transition.at).toBe(lastBar + 86_400_000)
+        // The state machine's word, while paused too.
+        expect(yield* Effect.flip(first.manager.trading(alice, run.id, "halted"))).toMatchObject({ _tag: "IllegalTransition", from: "halted", to: "halted" })
+        expect((yield* Runs.get(run.id)).status).toBe("paused")
+        // Recorded, and nothing else: no bar, no round.
+        const recorded = () => Effect.map(Runs.events(run.id), (events) => events.slice(before.length).map((e) => e.tag))
+        const taken = ["TradingStateRequested", "TradingStateChanged", "TradingStateRequested"]
+        for (let i = 0; i < 100 && (yield* recorded()).length < taken.length; i++) yield* Effect.sleep("20 millis")
+        yield* Effect.sleep("500 millis")
+        expect(yield* recorded()).toEqual(taken)
+
+        // Suspended paused, resumed paused: it re-executes what it recorded, the commands too, and holds at the same bar, halted.
+        yield* first.shutdown
+        const next = yield* managerOn(bus)
+        yield* Effect.addFinalizer(() => next.shutdown)
+        expect(yield* next.manager.resumeUnfinished()).toContainEqual(expect.objectContaining({ run: run.id, outcome: "resumed" }))
+        expect((yield* Runs.get(run.id)).status).toBe("paused")
+        const lifted = yield* next.manager.trading(alice, run.id, "active", "all clear")
+        expect(lifted.transition).toMatchObject({ from: "halted", to: "active", actor: "alice", reason: "all clear", at: halted.transition.at })
+        yield* Effect.sleep("300 millis")
+        expect(yield* recorded()).toEqual([...taken, "TradingStateRequested", "TradingStateChanged"])
+        expect((yield* Runs.get(run.id)).status).toBe("paused")
+        // Stopped where it held: its recording ends mid-bar, and replays up to there.
+        yield* next.manager.stop(alice, run.id)
+        const events = yield* Runs.events(run.id)
+        const replayed = yield* StoredRun.replay(run.id)
+        expect(replayed.events).toBe(events.length)
+      }), { timeout: 60_000 })
+
     it.scoped("alerts waiting in a paused run keep their arrival order across a restart, and a resume with no server (swarm resume) takes them", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus

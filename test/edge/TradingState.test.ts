@@ -13,6 +13,7 @@ import { bootstrap } from "../../src/edge/Bootstrap.js"
 import * as Http from "../../src/edge/Http.js"
 import * as Server from "../../src/edge/Server.js"
 import * as ControlAudit from "../../src/store/ControlAudit.js"
+import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import type { RunId } from "../../schemas/Ids.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
@@ -107,6 +108,38 @@ for (const backend of backends) {
           expect(yield* Effect.flip(alice("runs.trading", { run: run.id, state: "halted" }))).toMatchObject({ _tag: "Conflict" })
         }), { timeout: 120_000 })
 
+      it.scoped("a paused run is halted before it is resumed: taken at once at the bar it takes next, it stays paused, trades nothing once resumed, and replays byte for byte", () =>
+        Effect.gen(function*() {
+          const base = yield* Http.baseUrl
+          const dave = yield* rpcClient(base, (yield* createUser(base, yield* admin, "dave")).key)
+          yield* dave("strategies.create", { strategy: strategy("paused then halted") })
+          const run = yield* dave("runs.start", { strategy: "paused then halted", mode: "paper", data: { _tag: "synthetic", bars: 400 }, speed: 8_640_000 })
+          // Once it has traded: halted, it trades no more.
+          for (let i = 0; i < 200 && (yield* Runs.events(run.id as RunId, 0, 1, ["OrderPlaced"])).length === 0; i++) yield* Effect.sleep("20 millis")
+          yield* dave("runs.pause", { run: run.id })
+          const halted = yield* dave("runs.trading", { run: run.id, state: "halted", reason: "something is wrong" })
+          expect(halted.transition).toMatchObject({ from: "active", to: "halted", cause: "operator", actor: "dave", reason: "something is wrong" })
+          expect((yield* dave("runs.get", { run: run.id })).status).toBe("paused")
+          yield* dave("runs.resume", { run: run.id })
+
+          const events = yield* dave("runs.events", { run: run.id }).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+          expect(events.at(-1)!.tag).toBe("RunCompleted")
+          const decoded = events.map((e) => JSON.parse(e.json) as RunEvent)
+          const changed = decoded.find((e) => e._tag === "TradingStateChanged" && e.transition.cause === "operator")!
+          expect(changed).toMatchObject({ transition: halted.transition })
+          // Halted from the bar it took first after the resume: nothing placed after the halt.
+          expect(decoded.filter((e) => e._tag === "OrderPlaced" && e.seq > changed.seq)).toEqual([])
+          expect(decoded.filter((e) => e._tag === "OrderPlaced").length).toBeGreaterThan(0)
+          expect((yield* ControlAudit.history(run.id as RunId)).last.map((a) => [a.action, a.state ?? null])).toEqual([
+            ["pause", null],
+            ["trading", "halted"],
+            ["resume", null]
+          ])
+          const replayed = yield* StoredRun.replay(run.id)
+          expect(replayed.events).toBe(events.length)
+          expect(replayed.checksum).toBe((yield* dave("runs.get", { run: run.id })).checksum)
+        }), { timeout: 120_000 })
+
       it.scoped("bad input is a typed refusal naming the field: an unknown state, an oversized or blank reason; an unknown run is not found", () =>
         Effect.gen(function*() {
           const base = yield* Http.baseUrl
@@ -119,9 +152,11 @@ for (const backend of backends) {
           expect(yield* raw(base, key, "runs.trading", { run: run.id, state: "halted", reason: "" })).toMatchObject({ _tag: "InvalidRequest", field: "reason" })
           expect(yield* raw(base, key, "runs.trading", { run: run.id, state: "halted", reason: "   " })).toMatchObject({ _tag: "InvalidRequest", field: "reason" })
           expect(yield* raw(base, key, "runs.trading", { run: "nope#1", state: "halted" })).toMatchObject({ _tag: "RunNotFound", run: "nope#1" })
-          // A paused run takes no bar: refused at once, not left waiting.
+          // A paused run holds at its next bar and takes the command there at once: not left waiting for a bar a day away.
           yield* carol("runs.pause", { run: run.id })
-          expect(yield* Effect.flip(carol("runs.trading", { run: run.id, state: "halted" }))).toMatchObject({ _tag: "Conflict" })
+          const halted = yield* carol("runs.trading", { run: run.id, state: "halted" })
+          expect(halted.transition).toMatchObject({ from: "active", to: "halted", actor: "carol", reason: "halted by carol" })
+          expect((yield* carol("runs.get", { run: run.id })).status).toBe("paused")
           yield* carol("runs.stop", { run: run.id })
         }), { timeout: 120_000 })
     }

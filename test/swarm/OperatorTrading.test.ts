@@ -115,6 +115,29 @@ describe("an operator's trading-state command in a run", () => {
       expect(run.outcomes.map(([bar, o]) => [bar, o._tag])).toEqual([[2, "Moved"], [2, "Moved"]])
     }))
 
+  it.effect("a run held at a slice (paused) takes commands there as they come: the run is the one that took them at that slice, line for line", () =>
+    Effect.gen(function*() {
+      const commands = [{ to: "reducing", actor: "bob", reason: "looking" }, { to: "halted", actor: "bob", reason: "something is wrong" }] as const
+      const taken = yield* operated({ 5: commands }, { mode: "paper" })
+      // Held at bar 5 (after its commands, none here) until the commands come, one at a time, then let go.
+      const waits = [[commands[0]], [commands[1]], []]
+      const heldAt: Array<number> = []
+      const outcomes: Array<Backtest.TradingOutcome> = []
+      const held = yield* operated({}, {
+        mode: "paper",
+        hold: (ts) => {
+          if (dayOf(ts) !== 5 || waits.length === 0) return undefined
+          heldAt.push(dayOf(ts))
+          return Effect.succeed(waits.shift()!.map((command) => ({ ...command, answer: (outcome: Backtest.TradingOutcome) => void outcomes.push(outcome) })))
+        }
+      })
+      expect(heldAt).toEqual([5, 5, 5])
+      expect(outcomes.map((o) => o._tag)).toEqual(["Moved", "Moved"])
+      expect(outcomes).toEqual(taken.outcomes.map(([, o]) => o))
+      expect(held.lines).toEqual(taken.lines)
+      expect(held.result.checksum).toBe(taken.result.checksum)
+    }))
+
   it.effect("a risk officer that crashes on the command answers nothing: the command fails closed, nothing moves, and the run goes on", () =>
     Effect.gen(function*() {
       // The officer crashes on the operator's message itself (its supervisor restarts it).
