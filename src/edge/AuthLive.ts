@@ -8,9 +8,10 @@
  * `forgetUser`, which drops every cached answer of that user's keys, and every cached refusal (a
  * refusal does not say whose key it was, and re-enabling a user must work at once too). With
  * `REDIS_URL` set, the other servers are told through Redis (`AuthInvalidations.ts`) and forget as
- * well, within the moment the message takes. Without Redis — or while Redis is away, or for a
- * message it lost — another server still sees the change within the cache's 30 s (TTL) for the
- * reads; every procedure that changes something, and administration, asks the database every time
+ * well, within the moment the message takes. A server that may have missed such a message (its
+ * subscriber reconnected, a number skipped: AuthInvalidations.ts) forgets every cached answer. Without
+ * Redis — or while Redis is away from the server that made the change — another server still sees
+ * the change within the cache's 30 s (TTL) for the reads; every procedure that changes something, and administration, asks the database every time
  * (`RpcAuth.ts` `fromDatabase`). A database failure is never cached.
  *
  * Forgetting is by generation, not by walking the cache: each answer remembers the generation its
@@ -58,6 +59,11 @@ export interface Options {
 /** The authenticator, and how to forget a user when another process says so (without telling anyone again). */
 export interface Made extends AuthService {
   readonly forgotten: (userId: string) => Effect.Effect<void>
+  /**
+   * Another process may have changed anyone's standing and its word was lost (AuthInvalidations.ts):
+   * every cached answer is looked up again at its next use.
+   */
+  readonly forgottenEveryone: Effect.Effect<void>
 }
 
 /**
@@ -78,6 +84,8 @@ export const make = <R>(
      */
     let generation = 0
     let refusals = 0
+    /** The generation of the last forgetting of everyone (another process may have changed anyone). */
+    let everyone = 0
     const users = new Map<string, { readonly generation: number; readonly at: number }>()
     /** Completed at the next forgetting, then replaced: what the streams re-checking their key wait on. */
     let next = Deferred.unsafeMake<void>(FiberId.none)
@@ -94,7 +102,7 @@ export const make = <R>(
     const stale = (cached: Answer): boolean =>
       cached.principal === undefined
         ? cached.generation < refusals
-        : cached.generation < (users.get(cached.principal.userId)?.generation ?? 0)
+        : cached.generation < Math.max(everyone, users.get(cached.principal.userId)?.generation ?? 0)
     const cache = yield* Cache.makeWith({
       capacity: options.capacity ?? CAPACITY,
       lookup: answer,
@@ -159,12 +167,14 @@ export const make = <R>(
       return yield* settle(found)
     })
 
-    const forgotten = (userId: string) =>
+    /** A forgetting: one more generation; `user`'s answers (every one's: undefined) and every refusal are stale. */
+    const forget = (userId: string | undefined) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.sync(() => {
           generation++
           refusals = generation
-          users.set(userId, { generation, at: now })
+          if (userId === undefined) everyone = generation
+          else users.set(userId, { generation, at: now })
           // An answer from before a forgetting is gone a TTL after its lookup ended (a lookup under way
           // then ends soon after it): twice the TTL on, so is the need to remember what made it stale.
           for (const [user, forgot] of users) if (forgot.at <= now - 2 * Duration.toMillis(ttl)) users.delete(user)
@@ -172,6 +182,8 @@ export const make = <R>(
           next = Deferred.unsafeMake<void>(FiberId.none)
           return woken
         })).pipe(Effect.flatMap((woken) => Deferred.succeed(woken, undefined)), Effect.asVoid)
+
+    const forgotten = (userId: string) => forget(userId)
 
     const forgetUser = (userId: string) =>
       Effect.zipRight(forgotten(userId), Effect.sync(() => options.publish?.(userId)))
@@ -188,7 +200,8 @@ export const make = <R>(
       holder,
       forgetUser,
       nextChange: () => Deferred.await(next),
-      forgotten
+      forgotten,
+      forgottenEveryone: forget(undefined)
     } satisfies Made
   })
 
@@ -203,7 +216,7 @@ export const AuthenticatorLive: Layer.Layer<Authenticator, never, SqlClient.SqlC
     const ttl = yield* Ttl
     const invalidations = yield* AuthInvalidations
     const made = yield* make(ApiKeys.authenticateHash, { ttl, publish: invalidations.publish })
-    invalidations.listen((userId) => Effect.runSync(made.forgotten(userId)))
+    invalidations.listen((forget) => Effect.runSync(forget._tag === "User" ? made.forgotten(forget.userId) : made.forgottenEveryone))
     return made
   })
 )

@@ -145,6 +145,11 @@ export interface FreezingRedis {
   readonly freeze: Effect.Effect<void>
   /** Passed on again, what came meanwhile first (as a Redis given SIGCONT answers what waited). */
   readonly thaw: Effect.Effect<void>
+  /**
+   * Every connection through the proxy closed at once, what was held unsent dropped (as `CLIENT KILL`
+   * or a network blip does); new ones go through (or are held, while frozen).
+   */
+  readonly cut: Effect.Effect<void>
 }
 
 /**
@@ -189,5 +194,9 @@ export const freezingRedis = Effect.gen(function*() {
       frozen = on
       for (const socket of sockets) on ? socket.pause() : socket.resume()
     })
-  return { url, freeze: hold(true), thaw: hold(false) } satisfies FreezingRedis
+  const cut = Effect.sync(() => {
+    for (const socket of [...sockets]) socket.destroy()
+    sockets.clear()
+  })
+  return { url, freeze: hold(true), thaw: hold(false), cut } satisfies FreezingRedis
 })

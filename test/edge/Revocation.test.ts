@@ -5,7 +5,8 @@
  * (`Unauthorized`) — no clock moved, streams re-checking only every hour here. On another server
  * sharing the database: with Redis, told through it, within a second; without, `runs.start` (which
  * asks the database) is refused at once, while a read may still be served from its cache for the
- * 30 s. On every back-end (and Redis when it answers).
+ * 30 s; with Redis, a message lost to the second server (its subscriber cut off) is made up for once
+ * it is back: it forgets every cached answer. On every back-end (and Redis when it answers).
  */
 import { RpcTest } from "@effect/rpc"
 import { expect, layer } from "@effect/vitest"
@@ -23,7 +24,7 @@ import * as RunEvents from "../../src/edge/RunEvents.js"
 import * as RunManager from "../../src/edge/RunManager.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
 import * as Strategies from "../../src/store/Strategies.js"
-import { cleanUp, redisUrl, runRedis, uniquePrefix } from "../bus/redis.js"
+import { cleanUp, freezingRedis, redisUrl, runRedis, uniquePrefix } from "../bus/redis.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { smaStrategy } from "../store/fixtures/workload.js"
 
@@ -223,6 +224,39 @@ for (const backend of backends) {
             expect(yield* withinASecond(outcome(onB("strategies.list", undefined)), (o) => o === "Unauthorized")).toBe("Unauthorized")
             expect(yield* Fiber.join(stream).pipe(Effect.timeout("1 second"))).toBe("Unauthorized")
             yield* (yield* b.client(root.key))("runs.stop", { run: run.id })
+          }), { timeout: 60_000 })
+
+        it.scoped("revoked on the first server while the second's subscriber is cut off (the message lost to it): refused on the second once it is back, not 30 s later", () =>
+          Effect.gen(function*() {
+            yield* Effect.addFinalizer(() => Effect.promise(() => cleanUp(prefix)))
+            const proxy = yield* freezingRedis
+            const a = yield* serverUp(AuthInvalidations.layerRedis.pipe(Layer.provide(redis)))
+            const b = yield* serverUp(AuthInvalidations.layerRedis.pipe(Layer.provide(Redis.layerWith({ url: proxy.url, prefix }))))
+            const probe = new IORedis(redisUrl)
+            yield* Effect.addFinalizer(() => Effect.sync(() => probe.disconnect()))
+            const subscribers = Effect.promise(() => probe.pubsub("NUMSUB", AuthInvalidations.channelOf(prefix)).then((r) => Number(r[1])))
+            expect(yield* withinASecond(subscribers, (n) => n >= 2)).toBe(2)
+            yield* Effect.sleep("100 millis")
+
+            const root = yield* userWithKey("root", "admin")
+            const alice = yield* userWithKey("alice")
+            const onB = yield* b.client(alice.key)
+            // Cached on the second server.
+            expect(yield* outcome(onB("strategies.list", undefined))).toBe("ok")
+            // The second's connections hear nothing, then are cut (CLIENT KILL, a blip): the message is lost to it.
+            yield* proxy.freeze
+            yield* (yield* a.client(root.key))("admin.revokeKey", { key: alice.keyId })
+            yield* Effect.sleep("100 millis")
+            yield* proxy.cut
+            yield* proxy.thaw
+            // Before, its cached answer let the key in for the rest of the cache's 30 s.
+            const until = Date.now() + 5_000
+            let last = yield* outcome(onB("strategies.list", undefined))
+            while (last !== "Unauthorized" && Date.now() < until) {
+              yield* Effect.sleep("50 millis")
+              last = yield* outcome(onB("strategies.list", undefined))
+            }
+            expect(last).toBe("Unauthorized")
           }), { timeout: 60_000 })
       }
     )
