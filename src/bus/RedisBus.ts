@@ -17,7 +17,10 @@
  * subscribers at once and into an outbox that is written as one pipeline after the publisher's turn.
  * Redis away or too slow (more than `maxPending` events unacknowledged): the events are dropped
  * from Redis only — counted (`redis_publish_failures`), logged once per outage — and the run goes on.
- * Nothing persisted is lost: the database is the source of truth, and a follower on another process
+ * Once Redis answers again, a run's lost tail (the events and the end mark no later entry followed)
+ * is written again from this process's ring: a run that went quiet meanwhile (an approval awaited,
+ * a paced bar) would otherwise leave its followers elsewhere without events committed long before,
+ * until its next one. Nothing persisted is lost: the database is the source of truth, and a follower on another process
  * closes any gap from it (Follow.ts reads the database for the events between the last it gave and
  * the next the bus delivers, and whenever `recent` cannot vouch for a range, which it cannot across a
  * hole in the stream: the ring of a followed run is contiguous or reset).
@@ -260,6 +263,22 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
     const flushed = new Map<string, number>()
     /** Runs whose live key is set with the next flush. */
     const announce = new Set<string>()
+    /** The last sequence number a flush has taken (sent or dropped), per run not ended. */
+    const attempted = new Map<string, number>()
+    /**
+     * Runs whose stream lacks its latest events (from `from` on: written to no avail, or dropped
+     * while Redis was away) or its end mark (`end`), nothing newer written since: sent again from
+     * this process's ring once Redis answers (`resend`). A follower elsewhere closes a hole from the
+     * database as soon as a later entry shows it — but a run that goes quiet (an approval awaited, a
+     * paced bar, a webhook that does not come) writes no later entry, and without this its followers
+     * would wait that long for events committed long before.
+     */
+    const lost = new Map<string, { from: number | undefined; end: number | undefined }>()
+    const markLost = (run: string, from: number | undefined, end: number | undefined) => {
+      const before = lost.get(run)
+      const first = before?.from === undefined ? from : from === undefined ? before.from : Math.min(before.from, from)
+      lost.set(run, { from: first, end: end ?? before?.end })
+    }
 
     const schedule = () => {
       if (flushScheduled || closed) return
@@ -267,7 +286,10 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
       setImmediate(flush)
     }
 
-    type Sent = { readonly kind: "events"; readonly run: string; readonly count: number } | { readonly kind: "other"; readonly run: string }
+    type Sent =
+      | { readonly kind: "events"; readonly run: string; readonly count: number; readonly first: number }
+      | { readonly kind: "end"; readonly run: string; readonly last: number }
+      | { readonly kind: "other"; readonly run: string }
 
     const flush = (): Promise<void> => {
       flushScheduled = false
@@ -277,8 +299,20 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
       outbox = new Map()
       queued = 0
       if (!redis.ready() || pending + count > maxPending) {
-        // Dropped from Redis only: this process's subscribers had them, the database has them.
-        for (const [run, items] of ops) if (items.some((item) => "end" in item)) flushed.delete(run)
+        // Dropped from Redis only: this process's subscribers had them, the database has them (and
+        // they are sent again once Redis answers, unless newer ones get there first).
+        for (const [run, items] of ops) {
+          for (const item of items) {
+            if ("end" in item) {
+              flushed.delete(run)
+              attempted.delete(run)
+              if (item.end > 0) markLost(run, undefined, item.end)
+            } else {
+              markLost(run, item.seq, undefined)
+              attempted.set(run, item.seq)
+            }
+          }
+        }
         redis.failed("publish", count, new Error(redis.ready() ? `more than ${maxPending} events waiting for Redis` : "not connected"))
         return Promise.resolve()
       }
@@ -298,7 +332,7 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
           const args: Array<string | number> = ["MINID", "~", Math.max(0, last - ringSize), `${last}-0`, "s", entry[0]!.seq]
           for (const e of entry) args.push(e.tag, e.json)
           pipeline.xadd(key, ...args)
-          sent.push({ kind: "events", run, count: entry.length })
+          sent.push({ kind: "events", run, count: entry.length, first: entry[0]!.seq })
           entry = []
         }
         for (const item of items) {
@@ -306,12 +340,13 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
             write()
             if (item.end > 0) {
               pipeline.xadd(key, `${item.end}-1`, "e", item.end)
-              sent.push({ kind: "events", run, count: 1 })
+              sent.push({ kind: "end", run, last: item.end })
             }
             pipeline.del(liveKey)
             pipeline.pexpire(key, endedTtl)
             sent.push({ kind: "other", run }, { kind: "other", run })
             flushed.delete(run)
+            attempted.delete(run)
             continue
           }
           const previous = flushed.get(run)
@@ -326,6 +361,7 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
           }
           entry.push(item)
           flushed.set(run, item.seq)
+          attempted.set(run, item.seq)
         }
         write()
       }
@@ -337,20 +373,80 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
           let firstError: unknown = undefined
           ;(results ?? []).forEach(([error], i) => {
             const what = sent[i]
-            if (error === null || what === undefined) return
-            if (what.kind === "events") {
-              failed += what.count
-              firstError ??= error
-              // The stream has a newer life than ours (left by a process that ran the run before):
-              // reset it with the next entry.
-              if (/equal or smaller/i.test(error.message)) flushed.delete(what.run)
+            if (what === undefined || what.kind === "other") return
+            if (error === null) {
+              // In the stream, newer than anything lost before it: a follower sees the hole there, and
+              // closes it from the database (nor could the older ids be written after it).
+              lost.delete(what.run)
+              return
             }
+            failed += what.kind === "events" ? what.count : 1
+            firstError ??= error
+            // The stream has a newer life than ours (left by a process that ran the run before):
+            // reset it with the next entry.
+            if (/equal or smaller/i.test(error.message)) flushed.delete(what.run)
+            else if (what.kind === "events") markLost(what.run, what.first, undefined)
+            else markLost(what.run, undefined, what.last)
           })
           if (failed > 0) redis.failed("publish", failed, firstError)
         },
         (error) => {
           pending -= count
           redis.failed("publish", count, error)
+          for (const what of sent) {
+            if (what.kind === "events") markLost(what.run, what.first, undefined)
+            else if (what.kind === "end") markLost(what.run, undefined, what.last)
+          }
+        }
+      )
+    }
+
+    /**
+     * The runs' lost tails (`lost`) written again, from this process's ring, once Redis answers and
+     * nothing is in flight: only events a flush has taken already (newer ones follow with higher
+     * ids), then the end mark if it was lost (its live key removed, as the end does). An id the
+     * stream has passed meanwhile is refused, and that is fine: a newer entry shows the hole.
+     */
+    let resending = false
+    const resend = () => {
+      if (lost.size === 0 || resending || pending > 0 || closed || !redis.ready()) return
+      const pipeline = client.pipeline()
+      const runs: Array<readonly [string, { from: number | undefined; end: number | undefined }, number]> = []
+      for (const [run, hole] of lost) {
+        const key = streamKey(run)
+        const before = pipeline.length
+        const upto = hole.end ?? attempted.get(run)
+        const events = hole.from === undefined || upto === undefined ? [] : (local.recent(run, hole.from - 1) ?? []).filter((e) => e.seq <= upto)
+        for (let i = 0; i < events.length; i += batch) {
+          const entry = events.slice(i, i + batch)
+          const last = entry[entry.length - 1]!.seq
+          const args: Array<string | number> = ["MINID", "~", Math.max(0, last - ringSize), `${last}-0`, "s", entry[0]!.seq]
+          for (const e of entry) args.push(e.tag, e.json)
+          pipeline.xadd(key, ...args)
+        }
+        if (hole.end !== undefined) {
+          pipeline.xadd(key, `${hole.end}-1`, "e", hole.end)
+          pipeline.del(liveKeyOf(run))
+          pipeline.pexpire(key, endedTtl)
+        }
+        if (pipeline.length === before) lost.delete(run)
+        else runs.push([run, hole, pipeline.length])
+      }
+      if (runs.length === 0) return
+      resending = true
+      pipeline.exec().then(
+        (results) => {
+          resending = false
+          let at = 0
+          for (const [run, hole, upto] of runs) {
+            const failures = (results ?? []).slice(at, upto).filter(([error]) => error !== null && !/equal or smaller/i.test(error.message))
+            at = upto
+            // Sent (or passed by a newer entry): done with, unless it was lost again meanwhile.
+            if (failures.length === 0 && lost.get(run) === hole) lost.delete(run)
+          }
+        },
+        () => {
+          resending = false
         }
       )
     }
@@ -558,6 +654,7 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
 
     const tick = () => {
       if (closed || !redis.ready()) return
+      resend()
       const pipeline = client.pipeline()
       for (const run of published.keys()) {
         pipeline.set(liveKeyOf(run), pid, "PX", liveTtl)

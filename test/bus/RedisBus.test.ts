@@ -136,9 +136,30 @@ describe.skipIf(!runRedis)("RedisBus", () => {
       expect(entries).toBeLessThanOrEqual(Math.ceil(5_000 / RedisBus.defaults.batch) + 1)
     }))
 
-  it.scopedLive("Redis away from the publisher: its events are counted and dropped from Redis only; the follower sees the hole, recent does not vouch across it", () =>
+  it.scopedLive("Redis away from the publisher: its events are counted and written again from its ring once Redis is back, before what follows: the follower gets every one, in order", () =>
     Effect.gen(function*() {
       const a = yield* bus()
+      const b = yield* bus()
+      const run = runId()
+      const remote = yield* b.subscribe(run)
+      for (let seq = 1; seq <= 5; seq++) a.publish(run, ev(seq))
+      expect(seqs(yield* takeEvents(remote, 5))).toEqual(range(1, 5))
+      yield* blip(a)
+      for (let seq = 6; seq <= 8; seq++) a.publish(run, ev(seq))
+      yield* backUp(a)
+      for (let seq = 9; seq <= 10; seq++) a.publish(run, ev(seq))
+      // Before, the stream lacked 6..8 for good: the follower saw a hole (to close from the database).
+      expect(seqs(yield* takeEvents(remote, 5))).toEqual(range(6, 10))
+      expect(a.redis.stats().publishFailures).toBe(3)
+      expect(b.recent(run, 4)?.map((e) => e.seq)).toEqual(range(5, 10))
+      a.end(run)
+      expect(seqs(yield* drain(remote))).toEqual(["Ended"])
+    }))
+
+  it.scopedLive("Redis away from the publisher for longer than its ring: its events are dropped from Redis only; the follower sees the hole, recent does not vouch across it", () =>
+    Effect.gen(function*() {
+      // A ring of two: of 6..8, lost from Redis, it no longer has 6 to write again.
+      const a = yield* bus({ ring: 2 })
       const b = yield* bus()
       const run = runId()
       const remote = yield* b.subscribe(run)
@@ -160,7 +181,24 @@ describe.skipIf(!runRedis)("RedisBus", () => {
       expect(seqs(yield* drain(remote))).toEqual(["Ended"])
     }))
 
-  it.scopedLive("events lost just before the end: the follower is told Ended all the same, not Overflow (it did not fall behind; the database has the rest)", () =>
+  it.scopedLive("events lost just before the end, past the publisher's ring: the follower is told Ended all the same, not Overflow (it did not fall behind; the database has the rest)", () =>
+    Effect.gen(function*() {
+      // A ring of one: of 6 and 7, lost from Redis, it no longer has 6 to write again.
+      const a = yield* bus({ ring: 1 })
+      const b = yield* bus()
+      const run = runId()
+      const remote = yield* b.subscribe(run)
+      for (let seq = 1; seq <= 5; seq++) a.publish(run, ev(seq))
+      expect(seqs(yield* takeEvents(remote, 5))).toEqual(range(1, 5))
+      yield* blip(a)
+      a.publish(run, ev(6))
+      a.publish(run, ev(7))
+      yield* backUp(a)
+      a.end(run)
+      expect(seqs(yield* drain(remote))).toEqual(["Ended"])
+    }))
+
+  it.scopedLive("the end lost with the events before it: both written again once Redis is back, the follower told Ended after them", () =>
     Effect.gen(function*() {
       const a = yield* bus()
       const b = yield* bus()
@@ -170,9 +208,11 @@ describe.skipIf(!runRedis)("RedisBus", () => {
       expect(seqs(yield* takeEvents(remote, 5))).toEqual(range(1, 5))
       yield* blip(a)
       a.publish(run, ev(6))
-      yield* backUp(a)
       a.end(run)
-      expect(seqs(yield* drain(remote))).toEqual(["Ended"])
+      yield* backUp(a)
+      // Before, nothing more came: the follower waited for the live key to expire (10 s) to read the database.
+      expect(seqs(yield* drain(remote))).toEqual([6, "Ended"])
+      expect(a.redis.stats().publishFailures).toBe(2)
     }))
 
   it.scopedLive("the publishing process gone without ending the run: no longer live once its key expires, its followers not told Overflow; resumed elsewhere, it reaches them to its end", () =>
@@ -375,6 +415,33 @@ for (const backend of backends) {
           yield* ended(follower.fiber)
           expect(follower.seqs()).toEqual(range(1, 6))
           expect(a.redis.stats().publishFailures).toBe(1)
+        }), { timeout: 60_000 })
+
+      it.scoped("events lost from Redis, then a quiet run (live, publishing nothing for a while): the follower gets them within the live key's refresh, not at the run's next event", () =>
+        Effect.gen(function*() {
+          const a = yield* bus({ liveTtl: "1 second" })
+          const b = yield* bus({ liveTtl: "1 second" })
+          const run = yield* simulatedRun(publisher(a), "alice")
+          run.publish(1, 5)
+          yield* run.commit(5)
+          const follower = yield* following(b, run.id)
+          expect(yield* eventually(() => follower.got.length === 5)).toBe(true)
+          yield* blip(a)
+          run.publish(6, 8)
+          yield* backUp(a)
+          yield* run.commit(8)
+          // Waiting for an approval, or for a paced bar: nothing more comes. Before, the follower
+          // waited for the run's next event (minutes, an hour) to see the three it missed.
+          expect(yield* eventually(() => follower.got.length === 8, 3_000)).toBe(true)
+          expect(b.isLive(run.id)).toBe(true)
+          expect(a.redis.stats().publishFailures).toBe(3)
+          // Sent again through Redis, once (the first five were read with the run's recent events).
+          expect(b.received()).toBe(3)
+          run.publish(9, 10)
+          yield* run.finish
+          yield* ended(follower.fiber)
+          expect(follower.seqs()).toEqual(range(1, 10))
+          for (const e of follower.got) expect(e.json).toBe(run.body(e.seq))
         }), { timeout: 60_000 })
 
       it.scoped(
