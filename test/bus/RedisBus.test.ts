@@ -22,7 +22,7 @@ import * as Follow from "../../src/edge/Follow.js"
 import { SqlClient } from "@effect/sql"
 import { createUsers, simulatedRun } from "../edge/fixtures.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { cleanUp, connection, downUrl, eventually, hasRedisServer, privateRedis, redisUrl, runRedis, uniquePrefix } from "./redis.js"
+import { cleanUp, connection, downUrl, eventually, freezingRedis, hasRedisServer, privateRedis, redisUrl, runRedis, uniquePrefix } from "./redis.js"
 
 const prefix = uniquePrefix("bus")
 afterAll(() => cleanUp(prefix))
@@ -415,6 +415,36 @@ for (const backend of backends) {
           yield* ended(follower.fiber)
           expect(follower.seqs()).toEqual(range(1, 6))
           expect(a.redis.stats().publishFailures).toBe(1)
+        }), { timeout: 60_000 })
+
+      it.scoped("the follower's connections to Redis cut mid-run (CLIENT KILL, a blip; what was in flight dropped): every event once, in order, to the end, through Redis", () =>
+        Effect.gen(function*() {
+          const proxy = yield* freezingRedis
+          const a = yield* bus()
+          const b = yield* bus({}, proxy.url)
+          const run = yield* simulatedRun(publisher(a), "alice")
+          run.publish(1, 5)
+          yield* run.commit(5)
+          const follower = yield* following(b, run.id)
+          expect(yield* eventually(() => follower.got.length === 5)).toBe(true)
+          // The follower's process hears nothing while the run goes on, then its connections are cut.
+          yield* proxy.freeze
+          run.publish(6, 40)
+          yield* run.commit(40)
+          yield* Effect.sleep("100 millis")
+          yield* proxy.cut
+          run.publish(41, 45)
+          yield* proxy.thaw
+          run.publish(46, 50)
+          yield* run.commit(50)
+          expect(yield* eventually(() => follower.got.length === 50)).toBe(true)
+          yield* run.finish
+          yield* ended(follower.fiber)
+          expect(follower.seqs()).toEqual(range(1, 50))
+          for (const e of follower.got) expect(e.json).toBe(run.body(e.seq))
+          // The stream resumed from where it was: every event after the first five (read with the
+          // run's recent events when it was first followed) came through Redis, none from the database.
+          expect(b.received()).toBe(45)
         }), { timeout: 60_000 })
 
       it.scoped("events lost from Redis, then a quiet run (live, publishing nothing for a while): the follower gets them within the live key's refresh, not at the run's next event", () =>

@@ -13,6 +13,8 @@
  * - Redis killed and started again mid-run loses nothing: the run completes, the publisher counts
  *   what it could not write to Redis, and the subscriber (resuming with Last-Event-ID when told to,
  *   as EventSource does) gets every event exactly once, the missing ones from the database;
+ * - the Redis readers and subscribers of the servers killed mid-run (`CLIENT KILL`): an SSE follower
+ *   and a `runs.events` stream on the second server get every event once, in order, and the end;
  * - Redis killed and left down until the run has finished: the subscriber on the second server
  *   reads the rest from the database in the same stream and gets the run's `end`, as does a new one;
  * - the second server leaves the first's live run to it at start-up (no "could not resume"), and
@@ -403,6 +405,47 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
     } finally {
       await killed
       await redis!.start()
+    }
+  }, 120_000)
+
+  it.skipIf(!hasRedisServer)("the Redis readers and subscribers killed mid-run (CLIENT KILL): an SSE follower and a runs.events stream on the second server get every event once, in order, and the end, in one stream each", async () => {
+    const paper = await startPaperRun(a!.base, 160)
+    const admin = new IORedis(redis!.url)
+    try {
+      let killed: Promise<void> | undefined
+      let receivedAtKill = 0
+      let readersKilled = 0
+      const kill = async () => {
+        receivedAtKill = (await health(b!.base)).bus.redis.received
+        // The bus's readers (XREAD on the runs' streams) and every pub/sub subscriber: this Redis is the test's own.
+        const list = String(await admin.client("LIST"))
+        for (const line of list.split("\n")) {
+          const id = /\bid=(\d+)/.exec(line)?.[1]
+          if (id !== undefined && /\bname=swarm-bus-reader\b/.test(line)) readersKilled += Number(await admin.client("KILL", "ID", id) === "OK")
+        }
+        await admin.client("KILL", "TYPE", "pubsub")
+      }
+      const streamed: Array<number> = []
+      const rpc = Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(b!.base, key), (client) =>
+        client("runs.events", { run: paper.id }).pipe(Stream.runForEach((e) => Effect.sync(() => void streamed.push(e.seq)))))))
+      const result = await follow(b!.base, paper.id, 0, {
+        onEvent: (count) => {
+          if (count === 20 && killed === undefined) killed = kill()
+        }
+      })
+      await killed
+      await rpc
+      expect(readersKilled).toBeGreaterThan(0)
+      expect(result.resumed).toBe(0)
+      expectContiguous(result.events.map((e) => e.id), 1)
+      expect(result.events.at(-1)!.event).toBe("RunCompleted")
+      expect(result.end).toEqual({ run: paper.id, lastEventId: result.events.at(-1)!.id, status: "completed" })
+      expect(result.events).toEqual(await stored(a!.base, paper.id))
+      expect(streamed).toEqual(result.events.map((e) => e.id))
+      // After the kill too, through Redis: the readers resumed from where they were.
+      expect((await health(b!.base)).bus.redis.received).toBeGreaterThan(receivedAtKill)
+    } finally {
+      admin.disconnect()
     }
   }, 120_000)
 
