@@ -2,8 +2,10 @@
  * The chat across processes (src/bus/ChatFanout.ts): two system agents, each with its own Redis
  * connection as two server processes have, over one database. A question asked of one streams to a
  * chat watcher of the other, every chunk in order; the asking process's own watcher sees each chunk
- * once (its echo from Redis is skipped). With Redis away the chat goes on in its own process, and
- * the failed publishes are counted.
+ * once (its echo from Redis is skipped). A process cut off from Redis mid-answer (its reader, or the
+ * asker's connection) loses no chunk: the reader goes on from where it was, the asker sends what
+ * waited once Redis is back. With Redis away the chat goes on in its own process, and the chunks
+ * that had to wait are counted.
  */
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, layer } from "@effect/vitest"
@@ -16,7 +18,7 @@ import * as LlmRuntime from "../../src/llm/LlmRuntime.js"
 import * as Offline from "../../src/llm/Offline.js"
 import { seedRun } from "../agents/system/fixtures.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { cleanUp, connection, downUrl, eventually, runRedis, uniquePrefix } from "./redis.js"
+import { cleanUp, connection, downUrl, eventually, freezingRedis, runRedis, uniquePrefix } from "./redis.js"
 
 const prefix = uniquePrefix("chat")
 afterAll(() => cleanUp(prefix))
@@ -63,6 +65,46 @@ describe.skipIf(!runRedis)("chat fan-out (Redis)", () => {
           expect(seenElsewhere).toEqual(asked)
           expect(seenHere).toEqual(asked)
           expect(a.redis.stats().publishFailures + a.redis.stats().commandFailures).toBe(0)
+        }))
+
+      it.scoped("the watcher's process cut off from Redis while an answer streams (CLIENT KILL, a blip): its watcher still gets every chunk, in order, to the end", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice", { label: "fan-out cut" })
+          const proxy = yield* freezingRedis
+          const a = yield* processAgent()
+          const b = yield* processAgent(proxy.url)
+          yield* Effect.sleep("200 millis")
+          const elsewhere = yield* Effect.fork(Effect.scoped(Effect.flatMap(b.agent.watch(run.id), oneAnswer)))
+          yield* Effect.sleep("50 millis")
+          // B hears nothing while the answer streams, then its connections are cut: what was held is dropped.
+          yield* proxy.freeze
+          const asked = yield* collect(a.agent.ask(run.id, "Which trades lost money?"))
+          expect(asked.at(-1)?._tag).toBe("Done")
+          yield* Effect.sleep("100 millis")
+          yield* proxy.cut
+          yield* proxy.thaw
+          // Before (pub/sub), those chunks were lost to B: its watcher never saw the answer end.
+          expect(yield* Fiber.join(elsewhere).pipe(Effect.timeout("10 seconds"))).toEqual(asked)
+        }))
+
+      it.scoped("the asker's process cut off from Redis while it answers: its chunks wait, and reach the other's watcher in order once Redis is back", () =>
+        Effect.gen(function*() {
+          const run = yield* seedRun("alice", { label: "fan-out publisher cut" })
+          const proxy = yield* freezingRedis
+          const a = yield* processAgent(proxy.url)
+          const b = yield* processAgent()
+          yield* Effect.sleep("200 millis")
+          const elsewhere = yield* Effect.fork(Effect.scoped(Effect.flatMap(b.agent.watch(run.id), oneAnswer)))
+          yield* Effect.sleep("50 millis")
+          // Redis away from the asker: every send fails at once (no offline queue).
+          yield* proxy.down
+          expect(yield* eventually(() => !a.redis.ready())).toBe(true)
+          const asked = yield* collect(a.agent.ask(run.id, "What is the Sharpe ratio?"))
+          expect(asked.at(-1)?._tag).toBe("Done")
+          expect(a.redis.stats().commandFailures).toBeGreaterThan(0)
+          yield* proxy.up
+          // Before, they were counted and dropped.
+          expect(yield* Fiber.join(elsewhere).pipe(Effect.timeout("10 seconds"))).toEqual(asked)
         }))
 
       it.scoped("Redis away: the chat goes on in its own process, and the publishes that failed are counted", () =>

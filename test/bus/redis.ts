@@ -150,6 +150,9 @@ export interface FreezingRedis {
    * or a network blip does); new ones go through (or are held, while frozen).
    */
   readonly cut: Effect.Effect<void>
+  /** Cut, and every new connection closed at once until `up`: Redis away (a send fails at once). */
+  readonly down: Effect.Effect<void>
+  readonly up: Effect.Effect<void>
 }
 
 /**
@@ -160,8 +163,13 @@ export interface FreezingRedis {
 export const freezingRedis = Effect.gen(function*() {
   const target = new URL(redisUrl)
   let frozen = false
+  let refusing = false
   const sockets = new Set<net.Socket>()
   const server = net.createServer((client) => {
+    if (refusing) {
+      client.destroy()
+      return
+    }
     const upstream = net.connect(Number(target.port || 6379), target.hostname)
     sockets.add(client)
     sockets.add(upstream)
@@ -198,5 +206,7 @@ export const freezingRedis = Effect.gen(function*() {
     for (const socket of [...sockets]) socket.destroy()
     sockets.clear()
   })
-  return { url, freeze: hold(true), thaw: hold(false), cut } satisfies FreezingRedis
+  const down = Effect.zipRight(Effect.sync(() => (refusing = true)), cut)
+  const up = Effect.sync(() => (refusing = false))
+  return { url, freeze: hold(true), thaw: hold(false), cut, down, up } satisfies FreezingRedis
 })
