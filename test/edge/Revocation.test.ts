@@ -226,7 +226,7 @@ for (const backend of backends) {
             yield* (yield* b.client(root.key))("runs.stop", { run: run.id })
           }), { timeout: 60_000 })
 
-        it.scoped("revoked on the first server while the second's subscriber is cut off (the message lost to it): refused on the second once it is back, not 30 s later", () =>
+        it.scoped("revoked on the first server while the second's subscriber is cut off (the message lost to it): refused on the second once it is back, not 30 s later, and its open stream there ends", () =>
           Effect.gen(function*() {
             yield* Effect.addFinalizer(() => Effect.promise(() => cleanUp(prefix)))
             const proxy = yield* freezingRedis
@@ -241,8 +241,10 @@ for (const backend of backends) {
             const root = yield* userWithKey("root", "admin")
             const alice = yield* userWithKey("alice")
             const onB = yield* b.client(alice.key)
-            // Cached on the second server.
+            // Cached on the second server, and a stream open there with the key.
             expect(yield* outcome(onB("strategies.list", undefined))).toBe("ok")
+            const run = yield* onB("runs.start", paper(alice.strategy))
+            const stream = yield* following(onB("runs.events", { run: run.id }))
             // The second's connections hear nothing, then are cut (CLIENT KILL, a blip): the message is lost to it.
             yield* proxy.freeze
             yield* (yield* a.client(root.key))("admin.revokeKey", { key: alice.keyId })
@@ -257,6 +259,9 @@ for (const backend of backends) {
               last = yield* outcome(onB("strategies.list", undefined))
             }
             expect(last).toBe("Unauthorized")
+            // Its open stream ends too (it re-checks its key every hour here: woken by the forgetting).
+            expect(yield* Fiber.join(stream).pipe(Effect.timeout("2 seconds"))).toBe("Unauthorized")
+            yield* (yield* b.client(root.key))("runs.stop", { run: run.id })
           }), { timeout: 60_000 })
       }
     )
