@@ -18,7 +18,8 @@
  * Redis away or too slow (more than `maxPending` events unacknowledged): the events are dropped
  * from Redis only — counted (`redis_publish_failures`), logged once per outage — and the run goes on.
  * Once Redis answers again, a run's lost tail (the events and the end mark no later entry followed)
- * is written again from this process's ring: a run that went quiet meanwhile (an approval awaited,
+ * is written again from this process's ring (its last event alone if the ring no longer reaches
+ * back: the followers see the hole then, and close it from the database): a run that went quiet meanwhile (an approval awaited,
  * a paced bar) would otherwise leave its followers elsewhere without events committed long before,
  * until its next one. Nothing persisted is lost: the database is the source of truth, and a follower on another process
  * closes any gap from it (Follow.ts reads the database for the events between the last it gave and
@@ -416,7 +417,11 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
         const key = streamKey(run)
         const before = pipeline.length
         const upto = hole.end ?? attempted.get(run)
-        const events = hole.from === undefined || upto === undefined ? [] : (local.recent(run, hole.from - 1) ?? []).filter((e) => e.seq <= upto)
+        // The ring no longer reaching back to the hole: its last event at least, which shows the
+        // followers the hole (they close it from the database) instead of leaving them waiting.
+        const events = hole.from === undefined || upto === undefined
+          ? []
+          : (local.recent(run, hole.from - 1) ?? local.recent(run, upto - 1) ?? []).filter((e) => e.seq <= upto)
         for (let i = 0; i < events.length; i += batch) {
           const entry = events.slice(i, i + batch)
           const last = entry[entry.length - 1]!.seq
