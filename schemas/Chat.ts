@@ -206,10 +206,17 @@ export class SystemAgentUnavailable extends Schema.TaggedError<SystemAgentUnavai
 /** A watcher of a run's chat fell more than its buffer behind and was dropped. */
 export class ChatWatchOverflow extends Schema.TaggedError<ChatWatchOverflow>()("ChatWatchOverflow", {
   run: Schema.String,
-  buffer: Schema.Int
+  buffer: Schema.Int,
+  /**
+   * Set when the watcher did not fall behind but chunks of an answer given by another server never
+   * reached this one (`question`: the answer they were of): what it showed of that answer is not all of it.
+   */
+  lostFrom: Schema.optional(Schema.Struct({ question: Schema.Int, index: Schema.Int }))
 }) {
   override get message(): string {
-    return `fell more than ${this.buffer} chunks behind the chat of run ${this.run}`
+    return this.lostFrom === undefined
+      ? `fell more than ${this.buffer} chunks behind the chat of run ${this.run}`
+      : `chunks of the answer to question ${this.lostFrom.question} from ${this.lostFrom.index} on did not reach this server from the one answering it (run ${this.run})`
   }
 }
 

@@ -168,13 +168,56 @@ export class Feed {
   private readonly current = new Map<string, Array<ChatChunk>>()
   /** When each answer in progress last had a chunk. */
   private readonly lastChunk = new Map<string, number>()
+  /**
+   * Of the answers other processes are giving, the index of the last chunk heard, by run and
+   * question: a chunk that does not follow it says some were lost on the way (ChatFanout.ts).
+   */
+  private readonly heard = new Map<string, Map<number, number>>()
 
   constructor(
     private readonly buffer: number,
     private readonly fanout?: ChatFanoutService,
     private readonly now: () => number = Date.now
   ) {
-    fanout?.listen((run, chunk) => this.deliver(run, chunk))
+    fanout?.listen((run, chunk) => this.deliverRemote(run, chunk))
+  }
+
+  /**
+   * A chunk of another process's answer. One that does not follow the last heard of its answer
+   * (the first of an answer must be its question, index 0) says chunks were lost on the way (a
+   * reader away longer than the stream keeps, a sender's queue overflowing while Redis was away):
+   * the run's watchers are told so and let go (`ChatWatchOverflow` with `lostFrom`: what they showed
+   * of the answer is not all of it, `chat.history` has it once it is done), and the answer is not
+   * handed to later watchers as if whole. Its next chunks go on to the watchers that come back.
+   */
+  private deliverRemote(run: string, chunk: ChatChunk): void {
+    let questions = this.heard.get(run)
+    if (questions === undefined) {
+      this.heard.set(run, (questions = new Map()))
+      if (this.heard.size > MAX_CURRENT) this.heard.delete(this.heard.keys().next().value!)
+    }
+    const last = questions.get(chunk.question)
+    const expected = last === undefined ? 0 : last + 1
+    if (chunk._tag === "Done" || chunk._tag === "Failed") questions.delete(chunk.question)
+    else questions.set(chunk.question, Math.max(chunk.index, last ?? -1))
+    if (questions.size === 0) this.heard.delete(run)
+    else if (questions.size > 16) questions.delete(questions.keys().next().value!)
+    if (chunk.index > expected) {
+      if (this.current.get(run)?.[0]?.question === chunk.question || chunk._tag === "Asked") {
+        this.current.delete(run)
+        this.lastChunk.delete(run)
+      }
+      const watchers = this.watchers.get(run)
+      if (watchers !== undefined) {
+        const lost = new ChatWatchOverflow({ run, buffer: this.buffer, lostFrom: { question: chunk.question, index: expected } })
+        for (const box of watchers) box.unsafeDone(Exit.fail(lost))
+        this.watchers.delete(run)
+      }
+      if (chunk._tag !== "Asked") return
+    }
+    // A repeat (never, from a stream read by cursor): not shown twice.
+    if (chunk.index < expected) return
+    this.deliver(run, chunk)
   }
 
   publish(run: string, chunk: ChatChunk): void {

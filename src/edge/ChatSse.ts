@@ -10,7 +10,9 @@
  * one 404 for a run that does not exist or is not the caller's. A client connecting mid-answer gets
  * that answer from its start; one reconnecting with `Last-Event-ID` gets what it had not. Answers
  * finished while it was away are in `chat.history`. A client more than its buffer behind is told so
- * (`event: overflow`) and disconnected. Heartbeats keep proxies open.
+ * (`event: overflow`) and disconnected, as is one watching an answer given on another server of which
+ * this server missed chunks (never shown an answer with words missing: SystemAgent.ts `Feed`).
+ * Heartbeats keep proxies open.
  *
  * The key is checked again while the stream lasts, as the run's events' is (`Auth.runRefusal`): once
  * it no longer authenticates — revoked, or its user disabled — the client is told so with the same
