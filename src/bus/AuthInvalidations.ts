@@ -122,21 +122,24 @@ export const layerRedisWith = (options: Options = {}): Layer.Layer<AuthInvalidat
         const decoded = decode(message)
         // Another version's, or not ours: nothing to forget.
         if (Either.isLeft(decoded)) return
-        const { origin: from_, seq, user } = decoded.right
+        const { origin: sender, seq, user } = decoded.right
         if (seq !== undefined) {
           if (heard !== undefined && seq > heard + 1) tell({ _tag: "Everyone", reason: `messages ${heard + 1} to ${seq - 1} were lost` })
           heard = Math.max(heard ?? seq, seq)
         }
-        if (from_ !== origin) tell({ _tag: "User", userId: user })
+        if (sender !== origin) tell({ _tag: "User", userId: user })
       })
 
       // The counter, every `check`: a number counted at the last check and still not heard was lost.
       const check = setInterval(() => {
-        if (closed || subscriber.status !== "ready" || !redis.ready() || heard === undefined) return
+        if (closed || subscriber.status !== "ready" || !redis.ready()) return
         redis.client.get(counter).then((value) => {
           const at = value === null ? 0 : Number(value)
-          if (!Number.isSafeInteger(at) || heard === undefined) return
-          if (counted !== undefined && heard < counted) {
+          if (!Number.isSafeInteger(at)) return
+          if (heard === undefined) {
+            // The read after subscribing failed: subscribed since, whatever comes from here on is heard.
+            heard = at
+          } else if (counted !== undefined && heard < counted) {
             tell({ _tag: "Everyone", reason: `messages ${heard + 1} to ${counted} were counted and never heard` })
             heard = counted
           } else if (at < heard) {
