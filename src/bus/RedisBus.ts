@@ -19,12 +19,13 @@
  * from Redis only — counted (`redis_publish_failures`), logged once per outage — and the run goes on.
  * Once Redis answers again, a run's lost tail (the events and the end mark no later entry followed)
  * is written again from this process's ring (its last event alone if the ring no longer reaches
- * back: the followers see the hole then, and close it from the database): a run that went quiet meanwhile (an approval awaited,
- * a paced bar) would otherwise leave its followers elsewhere without events committed long before,
- * until its next one. Nothing persisted is lost: the database is the source of truth, and a follower on another process
- * closes any gap from it (Follow.ts reads the database for the events between the last it gave and
- * the next the bus delivers, and whenever `recent` cannot vouch for a range, which it cannot across a
- * hole in the stream: the ring of a followed run is contiguous or reset).
+ * back: the followers see the hole then, and close it from the database): a run that went quiet
+ * meanwhile (an approval awaited, a paced bar) would otherwise leave its followers elsewhere
+ * without events committed long before, until its next one. Nothing persisted is lost: the
+ * database is the source of truth, and a follower on another process closes any gap from it
+ * (Follow.ts reads the database for the events between the last it gave and the next the bus
+ * delivers, and whenever `recent` cannot vouch for a range, which it cannot across a hole in the
+ * stream: the ring of a followed run is contiguous or reset).
  *
  * Liveness across processes: the publishing process keeps `<prefix>run:<id>:live` (a key with a
  * TTL, refreshed every `liveTtl / 4`); a follower sees the run live while Redis answers and the key
@@ -429,7 +430,8 @@ export const make = (options: Options = {}): Effect.Effect<RedisBusService, neve
           for (const e of entry) args.push(e.tag, e.json)
           pipeline.xadd(key, ...args)
         }
-        if (hole.end !== undefined) {
+        // (Not if the run is live here again, resumed: its new life's live key stays.)
+        if (hole.end !== undefined && !published.has(run)) {
           pipeline.xadd(key, `${hole.end}-1`, "e", hole.end)
           pipeline.del(liveKeyOf(run))
           pipeline.pexpire(key, endedTtl)
