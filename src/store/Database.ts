@@ -22,6 +22,7 @@ import * as Pg from "pg"
 import * as Credentials from "../internal/credentials.js"
 import { PgPool } from "./Pool.js"
 import { type Backend, DatabaseLocked, DatabaseUnavailable } from "./StoreError.js"
+import { transaction } from "./Transaction.js"
 
 export { Backend, DatabaseLocked, DatabaseUnavailable } from "./StoreError.js"
 
@@ -38,6 +39,43 @@ export class DatabaseInfo extends Context.Tag("swarm/store/DatabaseInfo")<Databa
 
 /** What the database layers provide. */
 export type Database = PgClient.PgClient | SqlClient.SqlClient | DatabaseInfo | PgPool
+
+/**
+ * `effect` given up on after `duration`, failing with `onTimeout()` (as `Effect.timeoutFail`), and on
+ * Postgres ended there by the database too. A query given up on is not cancelled from this process
+ * (`client` below: such a cancel could end another caller's statement): it would run on to its end
+ * behind a slow table or a lock, holding its connection, and a write given up on would still land.
+ * So `effect` runs in a transaction of its own with `set local statement_timeout` of `duration`: the
+ * server ends a statement that has run that long, and the transaction is rolled back. The caller is
+ * answered at its deadline whatever the transaction is doing meanwhile (the start of a transaction
+ * waits for a connection of a full pool uninterruptibly, up to the pool's connect timeout; its
+ * rollback waits for the statement under way): what is given up on ends by itself, committing
+ * nothing, the statement under way within `duration` of its start.
+ *
+ * Each statement has the whole `duration`: keep to a statement or two. Within a transaction already,
+ * a savepoint of it, the deadline lasting to its end (the setting is put back after). Not on the
+ * embedded database (just the timeout): its one connection is taken uninterruptibly by a transaction,
+ * and there a query given up on holds no connection others could use.
+ */
+export const withDeadline = <E2>(options: { readonly duration: Duration.DurationInput; readonly onTimeout: () => E2 }) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | E2 | SqlError.SqlError, R | SqlClient.SqlClient> =>
+  Effect.flatMap(Effect.serviceOption(PgPool), (pool) => {
+    if (!Option.exists(pool, (p) => p.shared)) return Effect.timeoutFail(effect, options)
+    const millis = Math.max(1, Math.ceil(Duration.toMillis(options.duration)))
+    return Effect.flatMap(Effect.zip(SqlClient.SqlClient, Effect.serviceOption(SqlClient.TransactionConnection)), ([sql, outer]) =>
+      Option.isNone(outer)
+        ? transaction(sql, Effect.zipRight(sql.unsafe(`set local statement_timeout = ${millis}`), effect)).pipe(
+          Effect.disconnect,
+          Effect.timeoutFail(options)
+        )
+        : transaction(
+          sql,
+          Effect.flatMap(
+            sql<{ before: string }>`select current_setting('statement_timeout') as before, set_config('statement_timeout', ${String(millis)}, true)`,
+            ([row]) => Effect.tap(effect, () => sql`select set_config('statement_timeout', ${row!.before}, true)`)
+          )
+        ).pipe(Effect.timeoutFail(options)))
+  })
 
 /**
  * An explicit choice of back-end, for tests and tools: a Postgres URL, or the embedded PGlite on

@@ -277,6 +277,113 @@ describe.runIf(serverUrl !== undefined)("on the Postgres server of DATABASE_URL"
       const answered = yield* Effect.either(Fiber.join(next))
       expect(Either.isRight(answered) ? answered.right : String(answered.left.cause)).toEqual([{ n: 1 }])
     })), { timeout: 60_000 })
+
+  describe("a statement given up on at its deadline (withDeadline)", () => {
+    /** A database of its own with a pool of `connections`, and a session of the test's own beside it. */
+    const opened = (connections: number) =>
+      Effect.gen(function*() {
+        const url = yield* Database.temporary(serverUrl!)
+        const context = yield* Layer.build(Database.layerWith({ url, maxConnections: connections }))
+        const session = Effect.acquireRelease(
+          Effect.promise(async () => {
+            const client = new Pg.Client({ connectionString: url })
+            await client.connect()
+            return client
+          }),
+          (client) => Effect.promise(() => client.end())
+        )
+        const [admin, watcher] = [yield* session, yield* session]
+        const query = (text: string) => Effect.promise(() => admin.query(text))
+        /**
+         * The pool's statements the server still runs (or waits on a lock for), their text starting
+         * with `prefix`. From a session of its own: within a transaction (the lock's), the server
+         * keeps the first look at pg_stat_activity for the rest of it.
+         */
+        const running = (prefix: string) =>
+          Effect.map(
+            Effect.promise(() => watcher.query(`select count(*)::int as n from pg_stat_activity where datname = current_database()
+              and pid <> pg_backend_pid() and state = 'active' and query like '${prefix}%'`)),
+            (result) => result.rows[0].n as number
+          )
+        const run = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) => Effect.provide(effect, context)
+        return { sql: Context.get(context, SqlClient.SqlClient), query, running, run }
+      })
+    const now = Effect.sync(() => Date.now())
+    const pause = (millis: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, millis)))
+    /** Looks every 20 ms until `n` says none, for `millis` at most: whether it came to none. */
+    const noneWithin = (n: Effect.Effect<number>, millis: number) =>
+      Effect.gen(function*() {
+        const start = Date.now()
+        while (Date.now() - start <= millis) {
+          if ((yield* n) === 0) return true
+          yield* pause(20)
+        }
+        return false
+      })
+    const deadline = Database.withDeadline({ duration: "500 millis", onTimeout: () => "no answer within 500 ms" })
+
+    it.live("a write waiting on another session's lock is ended by the database at the deadline, and does not land once the lock is let go", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { query, run, running, sql } = yield* opened(2)
+        yield* query("create table counters (id int primary key, n int not null); insert into counters values (1, 0)")
+        yield* query("begin; lock table counters in exclusive mode")
+        const start = yield* now
+        const answer = yield* run(Effect.either(deadline(sql.withTransaction(Effect.zipRight(sql`select ${1}::int as x`, sql`update counters set n = n + ${1} where id = ${1}`)))))
+        expect(answer).toEqual(Either.left("no answer within 500 ms"))
+        expect((yield* now) - start).toBeLessThan(1_500)
+        // Before, the statement waited on for the lock, holding its connection, as long as the lock was held.
+        for (let i = 0; i < 8; i++) {
+          console.log(Date.now() - start, JSON.stringify((yield* query(`select pid, state, wait_event, left(query, 50) as q, query_start::text as qs from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`)).rows))
+          yield* pause(150)
+        }
+        expect(yield* noneWithin(running("update counters"), 1_000)).toBe(true)
+        yield* query("commit")
+        yield* pause(300)
+        // Before, it landed once the lock was let go: a write its caller was told had failed.
+        expect((yield* query("select n from counters where id = 1")).rows).toEqual([{ n: 0 }])
+      })), { timeout: 60_000 })
+
+    it.live("a slow statement holds the pool's connection no longer than the deadline past its caller's giving up", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { run, running, sql } = yield* opened(1)
+        const answer = yield* run(Effect.either(deadline(sql`select pg_sleep(30)`)))
+        expect(answer).toEqual(Either.left("no answer within 500 ms"))
+        expect(yield* noneWithin(running("select pg_sleep"), 1_000)).toBe(true)
+        // The pool's only connection is free again: before, the next caller waited the 30 s out.
+        const start = yield* now
+        expect(yield* run(sql`select 1 as one`)).toEqual([{ one: 1 }])
+        expect((yield* now) - start).toBeLessThan(1_500)
+      })), { timeout: 60_000 })
+
+    it.live("its caller is answered at the deadline while every connection of the pool is lent", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { run, sql } = yield* opened(1)
+        const busy = yield* Effect.fork(run(sql`select pg_sleep(2)`))
+        yield* pause(200)
+        // A transaction's start waits for its connection uninterruptibly: the caller does not.
+        const start = yield* now
+        expect(yield* run(Effect.either(deadline(sql`select 1 as one`)))).toEqual(Either.left("no answer within 500 ms"))
+        expect((yield* now) - start).toBeLessThan(1_200)
+        yield* Fiber.join(busy)
+      })), { timeout: 60_000 })
+
+    it.live("within a transaction, its deadline ends with it: the transaction's own setting is back after, answered or not", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { run, sql } = yield* opened(2)
+        const setting = Effect.map(sql<{ statementTimeout: string }>`show statement_timeout`, (rows) => rows[0]!.statementTimeout)
+        const seen = yield* run(sql.withTransaction(Effect.gen(function*() {
+          yield* sql`set local statement_timeout = 60000`
+          const answered = yield* deadline(sql`select 1 as one`)
+          const afterAnswer = yield* setting
+          const start = yield* now
+          const slow = yield* Effect.either(deadline(sql`select pg_sleep(30)`))
+          // The transaction's connection is free again: before, its next statement waited the 30 s out.
+          const afterSlow = yield* setting
+          return { answered, afterAnswer, slow, afterSlow, took: (yield* now) - start < 1_500 }
+        })))
+        expect(seen).toEqual({ answered: [{ one: 1 }], afterAnswer: "1min", slow: Either.left("no answer within 500 ms"), afterSlow: "1min", took: true })
+      })), { timeout: 60_000 })
+  })
 })
 
 // -------------------------------------------------------------------------------------------------
