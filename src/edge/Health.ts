@@ -19,7 +19,7 @@ import { Duration, Effect, Option, Schema } from "effect"
 import { EventBus } from "../bus/EventBus.js"
 import { RedisBus } from "../bus/RedisBus.js"
 import { LlmRuntime } from "../llm/LlmRuntime.js"
-import { DatabaseInfo } from "../store/Database.js"
+import { DatabaseInfo, makeWithDeadline } from "../store/Database.js"
 import { Telemetry, version } from "../telemetry/Telemetry.js"
 import { RunManager } from "./RunManager.js"
 
@@ -126,8 +126,11 @@ export const route = (components: Components = defaultComponents) =>
       // The bus the routes actually use: the Redis one when it is the context's `EventBus`.
       const bus = yield* Effect.serviceOption(EventBus)
       const redisBus = Option.filter(yield* Effect.serviceOption(RedisBus), (r) => Option.contains(bus, r))
+      // Given up on after PING_TIMEOUT, and ended there by the database too (`withDeadline`): a ping
+      // given up on would otherwise run on in a server too busy to answer, holding a connection.
+      const deadline = yield* makeWithDeadline
       const ping = sql`select 1`.pipe(
-        Effect.timeoutFail({ duration: PING_TIMEOUT, onTimeout: () => `no answer within ${Duration.format(PING_TIMEOUT)}` }),
+        deadline({ duration: PING_TIMEOUT, onTimeout: () => `no answer within ${Duration.format(PING_TIMEOUT)}` }),
         Effect.as(undefined),
         Effect.catchAll((error) => Effect.succeed(typeof error === "string" ? error : error.message))
       )

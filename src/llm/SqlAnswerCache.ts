@@ -18,7 +18,7 @@ import { createHash } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import { Effect, Option } from "effect"
 import { storable } from "../store/Chats.js"
-import { DatabaseInfo } from "../store/Database.js"
+import { makeWithDeadline } from "../store/Database.js"
 import { AnswerCache, type CachedAnswer, fromStoredText, type MemoryCache, storedText } from "./AnswerCache.js"
 
 export interface Options {
@@ -51,20 +51,13 @@ export const make = (memory: MemoryCache, options: Options = {}) =>
     let writes = 0
     let failing = false
 
-    // The database ends a statement it has worked on for `wait` itself: a query the timeout below
-    // gives up on is not cancelled from here (src/store/Database.ts: such a cancel could end another
-    // caller's statement), so without this it would run on behind a stalled table, holding its
-    // connection, and a write given up on would still land later.
-    // Postgres only: the embedded database has one connection, which a transaction's start waits
-    // for uninterruptibly; and there an interrupted query holds no connection others could use.
-    const info = yield* Effect.serviceOption(DatabaseInfo)
-    const onPostgres = Option.isSome(info) && info.value.backend.kind === "postgres"
-    const serverBounded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      onPostgres ? sql.withTransaction(Effect.zipRight(sql.unsafe(`set local statement_timeout = ${wait}`), effect)) : effect
+    // Given up on after `wait`, and ended there by the database too (`Database.withDeadline`): a
+    // query given up on is not cancelled from here, so it would run on behind a stalled table,
+    // holding its connection, and a write given up on would still land later.
+    const deadline = (yield* makeWithDeadline)({ duration: wait, onTimeout: () => new Error(`no answer within ${wait} ms`) })
 
-    const bounded = <A, E, R>(what: string, effect: Effect.Effect<A, E, R>): Effect.Effect<Option.Option<A>, never, R> =>
-      serverBounded(effect).pipe(
-        Effect.timeoutFail({ duration: wait, onTimeout: () => new Error(`no answer within ${wait} ms`) }),
+    const bounded = <A, E>(what: string, effect: Effect.Effect<A, E>): Effect.Effect<Option.Option<A>> =>
+      deadline(effect).pipe(
         Effect.tap(() => Effect.sync(() => void (failing = false))),
         Effect.asSome,
         Effect.catchAllCause((cause) =>

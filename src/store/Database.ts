@@ -78,6 +78,21 @@ export const withDeadline = <E2>(options: { readonly duration: Duration.Duration
   })
 
 /**
+ * `withDeadline` on the database of the context it is made in, for queries run later outside it (a
+ * route's handler, a cache made once and called from anywhere).
+ */
+export const makeWithDeadline = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const database = Option.match(yield* Effect.serviceOption(PgPool), {
+    onNone: () => Context.make(SqlClient.SqlClient, sql),
+    onSome: (pool) => Context.make(SqlClient.SqlClient, sql).pipe(Context.add(PgPool, pool))
+  })
+  return <E2>(options: { readonly duration: Duration.DurationInput; readonly onTimeout: () => E2 }) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | E2 | SqlError.SqlError, Exclude<R, SqlClient.SqlClient>> =>
+    Effect.provide(withDeadline(options)(effect), database)
+})
+
+/**
  * An explicit choice of back-end, for tests and tools: a Postgres URL, or the embedded PGlite on
  * a data directory (locked for this process) or in memory (`"memory"` or a `dataDir` of
  * `memory://`: gone when the layer closes, no lock).
