@@ -61,6 +61,7 @@ import type { Strategy } from "../../schemas/Strategy.js"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import * as ControlAudit from "../store/ControlAudit.js"
 import * as ControlRequests from "../store/ControlRequests.js"
+import * as Database from "../store/Database.js"
 import { type Lease, LeaseNotHeld, retryLeased } from "../store/Lease.js"
 import { PgPool } from "../store/Pool.js"
 import * as Runs from "../store/Runs.js"
@@ -543,10 +544,17 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const ownerOf = (principal: Principal) => (principal.role === "admin" ? undefined : principal.userId)
     const keyOf = (run: string, round: string) => `${run}\u0000${round}`
 
+    /**
+     * How long a held intent's bookkeeping may take; the database ends it there too
+     * (`Database.withDeadline`): given up on, a write behind a lock would otherwise run on, holding a
+     * connection, and land later, over a newer one.
+     */
+    const bookkeepingDeadline = Database.withDeadline({ duration: Duration.seconds(2), onTimeout: () => "timed out after 2 s" })
+
     /** A held intent's bookkeeping in the store: a database that cannot take it is logged, not the run's failure. */
     const bookkeeping = <A, E>(write: Effect.Effect<A, E, SqlClient.SqlClient>, run: RunId, round: string) =>
       write.pipe(
-        Effect.timeoutFail({ duration: Duration.seconds(2), onTimeout: () => "timed out after 2 s" }),
+        bookkeepingDeadline,
         Effect.catchAllCause((cause) =>
           Effect.logWarning("could not save a held approval's times: other servers list it with times of their own", cause).pipe(
             Effect.annotateLogs({ run, round })
@@ -564,7 +572,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      */
     const saveWaited = (run: RunId, round: string, waited: number, unleased = false) =>
       Runs.saveApprovalWaited(run, round, waited, unleased ? undefined : leases.get(run)).pipe(
-        Effect.timeoutFail({ duration: Duration.seconds(2), onTimeout: () => "timed out after 2 s" }),
+        bookkeepingDeadline,
         Effect.catchAllCause((cause) =>
           Effect.logWarning("could not save how long an approval waited: a restart would give it that much longer", cause).pipe(
             Effect.annotateLogs({ run, round })
