@@ -476,6 +476,34 @@ const SERVER = new Principal({ userId: "swarm", name: "swarm", role: "admin" })
 
 export class RunManager extends Context.Tag("swarm/edge/RunManager")<RunManager, RunManagerService>() {}
 
+/**
+ * A write of a live run's row by the process executing it (an operator's pause or resume), under the
+ * run's `lease` held here, as the run's own writes are (`retryLeased`): it waits while the lease is
+ * being taken again, and is refused before it asks for a connection once the lease is given up —
+ * before, it was tried again for half a minute on a database refusing connections, the lease long
+ * given up and the run stopped. Lost (given up, or not held by the database's word): a `Conflict`
+ * saying why, nothing written — the run stops here, and goes on in the server that takes it over.
+ * Still being taken again when the write's tries run out: `Unavailable`.
+ */
+export const leaseChecked = <A, E, R>(
+  run: RunId,
+  lease: Lease | undefined,
+  write: Effect.Effect<A, E | LeaseNotHeld, R>
+): Effect.Effect<A, Exclude<E, LeaseNotHeld> | Conflict | Unavailable, R> =>
+  retryLeased(write, lease).pipe(
+    Effect.catchIf(
+      (error): error is LeaseNotHeld => error instanceof LeaseNotHeld,
+      (error) => Effect.fail(error.retaking ? new Unavailable({ reason: error.message }) : leaseLost(run, error.reason))
+    )
+  ) as Effect.Effect<A, Exclude<E, LeaseNotHeld> | Conflict | Unavailable, R>
+
+/** What an operator is told of a run whose lease this server no longer holds (`why`): nothing was changed. */
+const leaseLost = (run: RunId, why: string) =>
+  new Conflict({
+    reason: `run ${run} is no longer this server's to change: it does not hold the run's lease (${why}). Nothing was changed; ` +
+      `the run stops here and goes on in the server that takes it over (ask again to reach that one)`
+  })
+
 /** The data source of a run request, for the strategy's symbols. */
 const dataSourceOf = (data: RunData, strategy: Strategy, seed: number): DataSource.DataSource =>
   data._tag === "sample"
@@ -511,15 +539,6 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * nothing more to it.
      */
     const leases = new Map<RunId, Lease>()
-    /**
-     * A write of a live run's row by its owner, under its lease: waits while the lease is being
-     * taken again (`retryLeased`); lost for good, the caller is told so (`Unavailable`) and nothing
-     * is written — the run stops here, and goes on in the process that took it over.
-     */
-    const leaseChecked = <A, E, R>(write: Effect.Effect<A, E | LeaseNotHeld, R>): Effect.Effect<A, Exclude<E, LeaseNotHeld> | Unavailable, R> =>
-      retryLeased(write).pipe(
-        Effect.catchIf((error): error is LeaseNotHeld => error instanceof LeaseNotHeld, (error) => Effect.fail(new Unavailable({ reason: error.message })))
-      ) as Effect.Effect<A, Exclude<E, LeaseNotHeld> | Unavailable, R>
     /**
      * How the intents answered here lately were resolved, the oldest dropped past `DECIDED_KEPT`:
      * a second answer is told what became of the first while the run's recorder may not have
@@ -1153,7 +1172,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         if (ownerDisabled === undefined) return { run: record.id, ref, outcome: "resumed" } satisfies Resumption
         // Held here now (its lease taken): its row says paused as the run is, and its control log why.
         if (record.status === "running") {
-          yield* audited(leaseChecked(ControlAudit.record(record.id, "pause", SERVER, { reason: `user ${ownerDisabled} disabled` }, Runs.setStatus(record.id, "paused", leases.get(record.id)))))
+          const lease = leases.get(record.id)
+          yield* audited(leaseChecked(record.id, lease, ControlAudit.record(record.id, "pause", SERVER, { reason: `user ${ownerDisabled} disabled` }, Runs.setStatus(record.id, "paused", lease))))
           statusChanged(record.id)
         }
         return { run: record.id, ref, outcome: "resumed", ownerDisabled } satisfies Resumption
@@ -1371,7 +1391,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * fails the entry is said in the server's log — the caller is not told the action failed, since
      * it did not (and tried again, it would be refused as done already).
      */
-    const audited = (entry: Effect.Effect<boolean, StoreError | Unavailable, SqlClient.SqlClient>) =>
+    const audited = (entry: Effect.Effect<boolean, StoreError | Unavailable | Conflict, SqlClient.SqlClient>) =>
       entry.pipe(
         Effect.catchAllCause((cause) => Effect.logError("an operator's action took effect but could not be written to the run's control log", cause)),
         Effect.asVoid
@@ -1432,7 +1452,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           entry.paused = true
           yield* entry.gate.close
           yield* entry.held.open
-          yield* unavailable(leaseChecked(ControlAudit.record(record.id, "pause", principal, reason === undefined ? {} : { reason }, Runs.setStatus(record.id, "paused", leases.get(record.id)))))
+          const lease = leases.get(record.id)
+          yield* unavailable(leaseChecked(record.id, lease, ControlAudit.record(record.id, "pause", principal, reason === undefined ? {} : { reason }, Runs.setStatus(record.id, "paused", lease))))
           return yield* unavailable(Runs.locate(record.id))
         }), reason)
 
@@ -1440,7 +1461,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       changing(principal, ref, "resume", relay, (entry, record) =>
         Effect.gen(function*() {
           if (!entry.paused) return yield* new Conflict({ reason: `run ${record.id} is not paused` })
-          yield* unavailable(leaseChecked(ControlAudit.record(record.id, "resume", principal, {}, Runs.setStatus(record.id, "running", leases.get(record.id)))))
+          const lease = leases.get(record.id)
+          yield* unavailable(leaseChecked(record.id, lease, ControlAudit.record(record.id, "resume", principal, {}, Runs.setStatus(record.id, "running", lease))))
           // Once its row says so: a resume the database refused leaves the run held (its hold looks at this).
           entry.paused = false
           yield* entry.held.close
@@ -1545,7 +1567,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             : unavailable(Effect.scoped(Effect.flatMap(Effect.either(Runs.lease(id)), (lease) =>
               Either.isLeft(lease)
                 ? lease.left._tag === "RunLeased" ? Effect.succeed(false) : Effect.fail(lease.left)
-                : Effect.as(leaseChecked(ControlAudit.record(id, "pause", principal, { reason }, Runs.setStatus(id, "paused", lease.right))), true)
+                : Effect.as(leaseChecked(id, lease.right, ControlAudit.record(id, "pause", principal, { reason }, Runs.setStatus(id, "paused", lease.right))), true)
             ))).pipe(
               Effect.provide(context),
               Effect.flatMap((done) => done ? Effect.succeed(true) : Effect.as(pauseWith(principal, id, true, reason), true))
