@@ -162,6 +162,20 @@ export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Fini
 }, storeError("finish a run"))
 
 /**
+ * Whether run `id`'s row says it ended as `end` does (its status, checksum and event chain's
+ * length): that end was committed. Asked by a run that gave up its lease while the write of its end
+ * was under way — the commit's answer lost with its connection, the lease's with it — so that the
+ * run says how it ended as its row does.
+ */
+export const endedAs = Effect.fn("Runs.endedAs")(function*(id: RunId, end: Pick<Finish, "status" | "checksum" | "chain">) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ status: string; checksum: string | null; chainCount: number | null }>`
+    select status, checksum, chain_count from runs where id = ${id}`
+  const row = rows[0]
+  return row !== undefined && row.status === end.status && row.checksum === end.checksum && row.chainCount === end.chain.count
+}, storeError("read how a run ended"))
+
+/**
  * A run that ended before its end: `failed` (it could not go on) or `stopped` (interrupted on
  * purpose). What was recorded stays, and its chain's length and last hash are recorded as it ends
  * (as `finish` does), so rows deleted from its end later are seen by `Audit.verifyRun`. An already

@@ -17,7 +17,7 @@
  */
 import { createHash } from "node:crypto"
 import type { SqlClient } from "@effect/sql"
-import { Cause, Deferred, Effect, Either, Exit, Fiber, Option, Schema } from "effect"
+import { Cause, Deferred, Duration, Effect, Either, Exit, Fiber, Option, Schema } from "effect"
 import type { AnyModel } from "../../agents/analysts/Model.js"
 import { analysts, rosterOf } from "../../agents/registry.js"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
@@ -37,6 +37,7 @@ import * as RecordedTrading from "./RecordedTrading.js"
 import * as RecordedStart from "./RecordedStart.js"
 import * as RunRecorder from "./RunRecorder.js"
 import * as Audit from "./Audit.js"
+import * as Database from "./Database.js"
 import { type Lease, type LeaseNotHeld, notHeld } from "./Lease.js"
 import * as Runs from "./Runs.js"
 import { CorruptRecord, type StoreError } from "./StoreError.js"
@@ -575,6 +576,20 @@ const execute = (x: Execution) =>
     // events the batch then committed: a false tamper report.
     // Its end is raced against the lease all the same (`endWhileLeased`): given up meanwhile, the
     // run stops there, as in its main loop, writing nothing more.
+    //
+    // Given up once its row's end was committed — the commit's answer lost with its connection, and
+    // the lease's connection with it (a database restarting): tried again, refused, given up — the
+    // run said `RunLeased` (going on elsewhere) for a run whose row says it completed, and nobody
+    // takes over a run that completed. So the row is asked (bounded: the database may be away): if
+    // it holds this end, the run ended so here too.
+    let finishing: Runs.Finish | undefined
+    const asRecorded = <A>(result: A) => (leased: Runs.RunLeased) =>
+      finishing === undefined ? Effect.fail(leased) : Runs.endedAs(x.run, finishing).pipe(
+        Database.withDeadline({ duration: END_READ_WAIT, onTimeout: () => "no answer" }),
+        Effect.provide(database),
+        Effect.orElseSucceed(() => false),
+        Effect.flatMap((recorded) => (recorded ? Effect.succeed(result) : Effect.fail(leased)))
+      )
     return yield* Effect.uninterruptibleMask((restore) => Effect.flatMap(restore(running), (result) => endWhileLeased(Effect.gen(function*() {
       if (!checkpointChecked) {
         const error = divergedError(x.run, {
@@ -603,7 +618,7 @@ const execute = (x: Execution) =>
       }
       // The last events failed to write: the run is not whole, and its row says so.
       yield* recorder.flush.pipe(Effect.tapErrorCause((cause) => Effect.ignore(Runs.markEndedLeased(lease, x.run, "failed", failureOf(cause)))))
-      yield* Runs.finish(x.run, {
+      finishing = {
         status: result.status,
         ...(result.failure === undefined ? {} : { failure: result.failure }),
         checksum: result.checksum,
@@ -613,10 +628,14 @@ const execute = (x: Execution) =>
         from: result.from,
         to: result.to,
         chain: recorder.head()
-      }, lease)
+      }
+      yield* Runs.finish(x.run, finishing, lease)
       return result
-    }))))
+    })).pipe(Effect.catchTag("RunLeased", asRecorded(result)))))
   }).pipe(Effect.scoped)
+
+/** How long a run whose lease was given up as it ended waits for its row to say how it ended. */
+const END_READ_WAIT = Duration.seconds(2)
 
 /**
  * A run that stopped here for a failure whose end its row could not take: the database was away,

@@ -147,3 +147,98 @@ describe.runIf(serverUrl !== undefined)("a run whose lease is lost while it ends
       yield* Fiber.interrupt(ending)
     }), { timeout: 60_000 })
 })
+
+/** A port of this suite's own, for the proxy that loses the answer to a run's end. */
+const END_PROXY_PORT = 7432
+
+/**
+ * A new database, migrated, reached through a proxy that lets the commit of a run's end (the
+ * transaction `Runs.finish` writes) reach the database and, once it has answered, closes every
+ * connection before that answer is passed on — a database restarting as the run ended: committed,
+ * and nobody told. New connections are refused until `reopen`.
+ */
+const endAnswerLost = Effect.gen(function*() {
+  const direct = yield* Database.temporary(serverUrl!)
+  const state = { cut: false, armed: false }
+  const open = new Set<Net.Socket>()
+  const cutDone = yield* Deferred.make<void>()
+  const cutNow = () => {
+    state.cut = true
+    for (const socket of open) socket.destroy()
+    Deferred.unsafeDone(cutDone, Exit.void)
+  }
+  const proxy = Net.createServer((socket) => {
+    if (state.cut) return void socket.destroy()
+    const upstream = Net.connect(Number(new URL(direct).port || 5432), new URL(direct).hostname)
+    for (const end of [socket, upstream]) {
+      open.add(end)
+      end.on("close", () => open.delete(end))
+    }
+    /** This connection writes a run's end, and its commit is on its way. */
+    let finishing = false
+    let committing = false
+    socket.on("data", (chunk: Buffer) => {
+      const text = chunk.toString("latin1")
+      if (state.armed && text.includes("update runs set\n      status =")) finishing = true
+      if (finishing && text.includes("COMMIT\0")) committing = true
+      upstream.write(chunk)
+    })
+    upstream.on("data", (chunk: Buffer) => {
+      // The database answered the commit: the answer is lost, with every connection.
+      if (committing) return cutNow()
+      socket.write(chunk)
+    })
+    socket.on("error", () => upstream.destroy())
+    upstream.on("error", () => socket.destroy())
+    socket.on("close", () => upstream.destroy())
+    upstream.on("close", () => socket.destroy())
+  })
+  const proxied = new URL(direct)
+  proxied.port = String(END_PROXY_PORT)
+  yield* Effect.acquireRelease(
+    Effect.async<void>((resume) => void proxy.listen(END_PROXY_PORT, "127.0.0.1", () => resume(Effect.void))),
+    () => Effect.async<void>((resume) => void proxy.close(() => resume(Effect.void)))
+  )
+  const context = yield* Layer.build(Database.layerWith({ url: proxied.href }))
+  yield* migrate.pipe(Effect.provide(context))
+  return { context, cutDone, direct, arm: () => void (state.armed = true), reopen: () => void (state.cut = false) }
+})
+
+describe.runIf(serverUrl !== undefined)("a run whose lease is lost once its end is committed, on Postgres", () => {
+  it.scoped("ends as its row says it did (completed), not as a run going on elsewhere (RunLeased)", () =>
+    Effect.gen(function*() {
+      const { arm, context, cutDone, direct, reopen } = yield* endAnswerLost
+      let run: string | undefined
+      let endedAt: number | undefined
+      const running = yield* Effect.fork(
+        StoredRun.backtest(stored(2, 60, {
+          name: "lease lost once its end is committed",
+          recorder: { groupMillis: 0 },
+          onCreated: (created) => (run = created.id),
+          onEvent: (event) => {
+            if (event._tag === "RunCompleted") arm()
+          }
+        })).pipe(
+          Effect.onExit(() => Effect.sync(() => (endedAt = Date.now()))),
+          Effect.provide(context)
+        )
+      )
+      yield* Deferred.await(cutDone)
+      const admin = new Pg.Client({ connectionString: direct })
+      yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.end()))
+      // Committed: the row says it completed, though the run was not told.
+      expect((yield* Effect.promise(() => admin.query("select status from runs where id = $1", [run]))).rows).toEqual([{ status: "completed" }])
+      // Another process holds its lease by the time the database is back (it looked before the
+      // end was committed): taking it again is refused, and the lease given up at once.
+      yield* Effect.promise(() => admin.query("select pg_advisory_lock(hashtextextended($1, 0))", [`swarm-run:${run}`]))
+      reopen()
+      for (let step = 0; step < 200 && endedAt === undefined; step++) {
+        for (let i = 0; i < 20 && endedAt === undefined; i++) yield* turn
+        if (endedAt === undefined) yield* TestClock.adjust("250 millis")
+      }
+      const exit = yield* Fiber.await(running)
+      // Before, `RunLeased`: its server took it for a run going on elsewhere, which nobody takes over.
+      expect(Exit.isSuccess(exit) ? exit.value.result.status : Cause.pretty(exit.cause)).toBe("completed")
+      expect((yield* Effect.promise(() => admin.query("select status from runs where id = $1", [run]))).rows).toEqual([{ status: "completed" }])
+    }), { timeout: 60_000 })
+})
