@@ -62,7 +62,7 @@ import type { AnyModel } from "../../agents/analysts/Model.js"
 import * as ControlAudit from "../store/ControlAudit.js"
 import * as ControlRequests from "../store/ControlRequests.js"
 import * as Database from "../store/Database.js"
-import { type Lease, LeaseNotHeld, retryLeased } from "../store/Lease.js"
+import { type Lease, LeaseNotHeld, notHeld, retryLeased } from "../store/Lease.js"
 import { PgPool } from "../store/Pool.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
@@ -496,6 +496,14 @@ export const leaseChecked = <A, E, R>(
       (error) => Effect.fail(error.retaking ? new Unavailable({ reason: error.message }) : leaseLost(run, error.reason))
     )
   ) as Effect.Effect<A, Exclude<E, LeaseNotHeld> | Conflict | Unavailable, R>
+
+/**
+ * Whether `lease` is held now by this process's word (its session has it: not being taken again,
+ * nor given up), without asking the database — for an answer the run writes under it a moment later
+ * (`decide`). `LeaseNotHeld` otherwise, `retaking` while it is taken again.
+ */
+const leaseHeldNow = (lease: Lease): Effect.Effect<void, LeaseNotHeld> =>
+  Effect.suspend(() => lease.backend() !== undefined && lease.lost() === undefined ? Effect.void : Effect.fail(notHeld(lease, false)!))
 
 /** What an operator is told of a run whose lease this server no longer holds (`why`): nothing was changed. */
 const leaseLost = (run: RunId, why: string) =>
@@ -1676,6 +1684,13 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const notFound = new ApprovalNotFound({ run: ref, round })
         const record = yield* findForApprovals(principal, ref).pipe(Effect.catchTag("RunNotFound", (error) => Effect.fail(error.ambiguous === undefined ? notFound : error)))
         const key = keyOf(record.id, round)
+        // Only while the run's lease is held here: the run records the answer (`ApprovalResolved`)
+        // under it. Given up already — the run held at the intent not yet told, or told while it
+        // waits, either way it writes nothing more — the answer was taken, the operator told it was,
+        // and the run stopped without it. Being taken again: waited for, as a pause is
+        // (`leaseChecked`); given up meanwhile, the operator is told so (`Conflict`), nothing taken.
+        const lease = leases.get(record.id)
+        if (lease !== undefined && waiting.has(key)) yield* leaseChecked(record.id, lease, leaseHeldNow(lease))
         const item = waiting.get(key)
         const done = item !== undefined && visible(principal, item) && (yield* Deferred.succeed(item.answer, answer))
         if (done) {

@@ -1,0 +1,142 @@
+/**
+ * An operator's answer to a held intent is taken only while this server holds the run's lease: the
+ * run records it (`ApprovalResolved`) under the lease. Its lease's connection closed and being taken
+ * again, the answer waits; given up meanwhile, the operator is told so (`Conflict`, saying why),
+ * nothing taken, and the run's events claim no answer. Before, the answer was taken at once and the
+ * operator told it was applied, while the run stopped at the give-up without recording it.
+ * Postgres only: the embedded database has no lease. The seam is a proxy that cuts only the lease
+ * connections (their `application_name`), so the rest of the server goes on meanwhile.
+ */
+import * as Net from "node:net"
+import { RpcTest } from "@effect/rpc"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, Layer, Option } from "effect"
+import Pg from "pg"
+import type { RunId } from "../../schemas/Ids.js"
+import { ApprovalRpcs, RunRpcs, StrategyRpcs } from "../../schemas/Rpc.js"
+import * as InProcessBus from "../../src/bus/InProcessBus.js"
+import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
+import { ApprovalHandlers, RunHandlers, StrategyHandlers } from "../../src/edge/RpcHandlers.js"
+import * as RunEvents from "../../src/edge/RunEvents.js"
+import * as RunManager from "../../src/edge/RunManager.js"
+import * as Database from "../../src/store/Database.js"
+import { LEASE_PREFIX } from "../../src/store/Lease.js"
+import { migrate } from "../../src/store/Migrations.js"
+import * as Runs from "../../src/store/Runs.js"
+import { freshPostgresUrl, serverUrl } from "../store/fixtures/backends.js"
+import { createUsers, guarded, stubAuthenticator, until } from "./fixtures.js"
+
+const Group = StrategyRpcs.merge(RunRpcs, ApprovalRpcs)
+
+/** A port of this suite's own. */
+const PROXY_PORT = 7450
+
+const pause = (millis: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, millis)))
+
+/**
+ * `direct` reached through a proxy that, once `cutLeases`, closes the connections of the runs'
+ * leases (the pool named `swarm leases`, said in each connection's startup message) and refuses new
+ * ones: the leases are being taken again, and given up at their grace, while every other query goes on.
+ */
+const leasesCuttable = (direct: string) =>
+  Effect.gen(function*() {
+    const cut = { on: false }
+    const leaseSockets = new Set<Net.Socket>()
+    const proxy = Net.createServer((socket) => {
+      const upstream = Net.connect(Number(new URL(direct).port || 5432), new URL(direct).hostname)
+      socket.once("data", (startup) => {
+        if (startup.includes("swarm leases")) {
+          if (cut.on) return void socket.destroy()
+          leaseSockets.add(socket)
+          socket.on("close", () => leaseSockets.delete(socket))
+        }
+        upstream.write(startup)
+        socket.pipe(upstream)
+      })
+      upstream.pipe(socket)
+      socket.on("close", () => upstream.destroy())
+      upstream.on("close", () => socket.destroy())
+      socket.on("error", () => upstream.destroy())
+      upstream.on("error", () => socket.destroy())
+    })
+    yield* Effect.acquireRelease(
+      Effect.async<void>((resume) => void proxy.listen(PROXY_PORT, "127.0.0.1", () => resume(Effect.void))),
+      () => Effect.async<void>((resume) => void proxy.close(() => resume(Effect.void)))
+    )
+    const proxied = new URL(direct)
+    proxied.port = String(PROXY_PORT)
+    const cutLeases = () => {
+      cut.on = true
+      for (const socket of leaseSockets) socket.destroy()
+    }
+    return { url: proxied.href, cutLeases }
+  })
+
+describe.runIf(serverUrl !== undefined)("an answer to a held intent under the run's lease, on Postgres", () => {
+  it.live("its lease being taken again, the answer waits; given up, it is refused (Conflict), and the run's events claim none", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const direct = yield* freshPostgresUrl
+      const { cutLeases, url } = yield* leasesCuttable(direct)
+      const store = Layer.effectDiscard(Effect.orDie(migrate)).pipe(Layer.provideMerge(Database.layerWith({ url })))
+      const server = Layer.mergeAll(StrategyHandlers, RunHandlers, ApprovalHandlers, AuthenticatedLive).pipe(
+        Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
+        Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, stubAuthenticator, Layer.effectDiscard(Effect.orDie(createUsers)))),
+        Layer.provideMerge(store)
+      )
+      const context = yield* Layer.build(server)
+      const alice = yield* Effect.provide(RpcTest.makeClient(Group, { flatten: true }), clientKey("sk_alice")).pipe(Effect.provide(context))
+      const admin = yield* Effect.acquireRelease(
+        Effect.promise(async () => {
+          const client = new Pg.Client({ connectionString: direct })
+          await client.connect()
+          return client
+        }),
+        (client) => Effect.promise(() => client.end())
+      )
+      /** How many sessions hold `run`'s lease (its advisory lock: `Lease.HOLDS`'s key). */
+      const leasesHeld = (run: string) =>
+        Effect.map(
+          Effect.promise(() =>
+            admin.query<{ n: number }>(
+              `select count(*)::int as n from pg_locks l where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+                and l.classid::bigint = (hashtextextended($1, 0) >> 32) & 4294967295 and l.objid::bigint = hashtextextended($1, 0) & 4294967295`,
+              [`${LEASE_PREFIX}${run}`]
+            )
+          ),
+          (result) => result.rows[0]!.n
+        )
+
+      yield* alice("strategies.create", { strategy: guarded("guarded", 600) })
+      const run = yield* alice("runs.start", { strategy: "guarded", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
+      const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "the first approval")
+      expect(yield* leasesHeld(run.id)).toBe(1)
+
+      // The lease's connection closes (the database's session with it, and the lock): taken again,
+      // refused by the proxy, until it is given up at its grace (5 s).
+      cutLeases()
+      yield* until(leasesHeld(run.id), (n) => n === 0, "the lease's session to end")
+      yield* pause(200)
+
+      const answering = yield* Effect.fork(Effect.either(alice("approvals.approve", { run: run.id, round: held!.round })))
+      // Before, taken at once: the operator told it was applied, the run about to stop without it.
+      yield* pause(1_000)
+      expect(Option.getOrUndefined(yield* Fiber.poll(answering))?._tag).toBeUndefined()
+      const answer = yield* Fiber.join(answering)
+      expect(answer._tag).toBe("Left")
+      const error = answer._tag === "Left" ? answer.left : undefined
+      expect(error?._tag).toBe("Conflict")
+      expect(error?._tag === "Conflict" && error.reason).toMatch(
+        new RegExp(`run ${run.id} is no longer this server's to change: it does not hold the run's lease \\(it could not be taken again within 5s .*\\)\\. Nothing was changed`)
+      )
+
+      // The run stopped at the give-up, its events claiming no answer; its row says it runs, for
+      // the server that takes it over, where the intent is asked again.
+      yield* pause(500)
+      const resolved = yield* Runs.events(run.id as RunId).pipe(
+        Effect.map((rows) => rows.filter((row) => row.tag === "ApprovalResolved")),
+        Effect.provide(context)
+      )
+      expect(resolved).toEqual([])
+      expect((yield* alice("runs.get", { run: run.id })).status).toBe("running")
+    })), { timeout: 60_000 })
+})
