@@ -140,11 +140,18 @@ for (const backend of backends) {
         const added = failed(yield* whileTampered(sql`insert into agent_restarts values (${run}, '/user/run/risk', 1, 1, 1, 'boom')`, Audit.verifyRun(run)))
         expect(added.reason).toMatch(/^agent_restarts has a row of .*risk.*, which no event gives: it was added$/)
 
-        // A database from before the tables: the migration adds each run's totals up from its events.
+        // A database from before the tables (at migration 11, the later ones undone: migrations run
+        // past the latest applied): the migration adds each run's totals up from its events.
         yield* sql`drop table agent_restarts`
         yield* sql`drop table llm_usage`
-        yield* sql`delete from swarm_migrations where migration_id = 12`
-        expect(yield* migrate).toEqual([[12, "agent_totals"]])
+        yield* sql`alter table control_requests drop constraint control_requests_trading_state`
+        yield* sql`alter table control_requests drop column state`
+        yield* sql`alter table control_requests drop column result`
+        yield* sql`alter table control_requests drop constraint control_requests_action_check`
+        yield* sql`alter table control_requests add constraint control_requests_action_check
+          check (action in ('stop', 'pause', 'resume', 'approve', 'reject'))`
+        yield* sql`delete from swarm_migrations where migration_id >= 12`
+        expect(yield* migrate).toEqual([[12, "agent_totals"], [13, "control_trading"]])
         expect((yield* rows()).map((r) => ({ ...r, crashes: Number(r.crashes), restarts: Number(r.restarts), lastSeq: Number(r.lastSeq) }))).toEqual(recorded)
         expect((yield* Audit.verifyRun(run)).ok).toBe(true)
       }))
