@@ -7,7 +7,7 @@
  * Postgres only: the embedded database has no lease. The seam is a proxy that cuts only the lease
  * connections (their `application_name`), so the rest of the server goes on meanwhile.
  */
-import * as Net from "node:net"
+import type * as Net from "node:net"
 import { RpcTest } from "@effect/rpc"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option } from "effect"
@@ -24,12 +24,10 @@ import { LEASE_PREFIX } from "../../src/store/Lease.js"
 import { migrate } from "../../src/store/Migrations.js"
 import * as Runs from "../../src/store/Runs.js"
 import { freshPostgresUrl, serverUrl } from "../store/fixtures/backends.js"
+import { pgProxy } from "../store/fixtures/pgProxy.js"
 import { createUsers, guarded, stubAuthenticator, until } from "./fixtures.js"
 
 const Group = StrategyRpcs.merge(RunRpcs, ApprovalRpcs)
-
-/** A port of this suite's own. */
-const PROXY_PORT = 7450
 
 const pause = (millis: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, millis)))
 
@@ -42,8 +40,8 @@ const leasesCuttable = (direct: string) =>
   Effect.gen(function*() {
     const cut = { on: false }
     const leaseSockets = new Set<Net.Socket>()
-    const proxy = Net.createServer((socket) => {
-      const upstream = Net.connect(Number(new URL(direct).port || 5432), new URL(direct).hostname)
+    const url = yield* pgProxy(direct, (socket, connectUpstream) => {
+      const upstream = connectUpstream()
       socket.once("data", (startup) => {
         if (startup.includes("swarm leases")) {
           if (cut.on) return void socket.destroy()
@@ -59,17 +57,11 @@ const leasesCuttable = (direct: string) =>
       socket.on("error", () => upstream.destroy())
       upstream.on("error", () => socket.destroy())
     })
-    yield* Effect.acquireRelease(
-      Effect.async<void>((resume) => void proxy.listen(PROXY_PORT, "127.0.0.1", () => resume(Effect.void))),
-      () => Effect.async<void>((resume) => void proxy.close(() => resume(Effect.void)))
-    )
-    const proxied = new URL(direct)
-    proxied.port = String(PROXY_PORT)
     const cutLeases = () => {
       cut.on = true
       for (const socket of leaseSockets) socket.destroy()
     }
-    return { url: proxied.href, cutLeases }
+    return { url, cutLeases }
   })
 
 describe.runIf(serverUrl !== undefined)("an answer to a held intent under the run's lease, on Postgres", () => {

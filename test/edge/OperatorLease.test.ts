@@ -6,7 +6,6 @@
  * connections, the lease long given up, and the operator told `Unavailable` only then. Postgres
  * only: the embedded database has no lease.
  */
-import * as Net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
 import { Principal } from "../../schemas/Auth.js"
@@ -17,9 +16,7 @@ import type { Lease } from "../../src/store/Lease.js"
 import { migrate } from "../../src/store/Migrations.js"
 import * as Runs from "../../src/store/Runs.js"
 import { serverUrl } from "../store/fresh.js"
-
-/** A port of this suite's own. */
-const PROXY_PORT = 7431
+import { cuttable } from "../store/fixtures/pgProxy.js"
 
 /** One turn of the event loop: what a connection refused by the proxy needs to be seen. */
 const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
@@ -27,31 +24,9 @@ const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(re
 /** A migrated database reached through a proxy that, once `cutNow`, closes every connection and refuses new ones. */
 const cutOff = Effect.gen(function*() {
   const direct = yield* Database.temporary(serverUrl!)
-  const cut = { on: false }
-  const open = new Set<Net.Socket>()
-  const proxy = Net.createServer((socket) => {
-    if (cut.on) return void socket.destroy()
-    const upstream = Net.connect(Number(new URL(direct).port || 5432), new URL(direct).hostname)
-    for (const end of [socket, upstream]) {
-      open.add(end)
-      end.on("close", () => open.delete(end))
-    }
-    socket.pipe(upstream).pipe(socket)
-    socket.on("error", () => upstream.destroy())
-    upstream.on("error", () => socket.destroy())
-  })
-  const proxied = new URL(direct)
-  proxied.port = String(PROXY_PORT)
-  yield* Effect.acquireRelease(
-    Effect.async<void>((resume) => void proxy.listen(PROXY_PORT, "127.0.0.1", () => resume(Effect.void))),
-    () => Effect.async<void>((resume) => void proxy.close(() => resume(Effect.void)))
-  )
-  const context = yield* Layer.build(Database.layerWith({ url: proxied.href }))
+  const { cutNow, url } = yield* cuttable(direct)
+  const context = yield* Layer.build(Database.layerWith({ url }))
   yield* migrate.pipe(Effect.provide(context))
-  const cutNow = () => {
-    cut.on = true
-    for (const socket of open) socket.destroy()
-  }
   return { context, cutNow }
 })
 

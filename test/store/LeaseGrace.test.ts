@@ -3,7 +3,7 @@
  * and given up at the end of the grace (`Runs.LEASE_GRACE`) — by the clock, whatever an attempt to
  * take it again is doing. Postgres only: the embedded database has no lease.
  */
-import * as Net from "node:net"
+import type * as Net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Layer, TestClock } from "effect"
 import Pg from "pg"
@@ -11,9 +11,7 @@ import * as Database from "../../src/store/Database.js"
 import { PgPool } from "../../src/store/Pool.js"
 import * as Runs from "../../src/store/Runs.js"
 import { serverUrl } from "./fresh.js"
-
-/** A port of this suite's own (the range its helpers' servers may take). */
-const PROXY_PORT = 7321
+import { join, pgProxy } from "./fixtures/pgProxy.js"
 
 describe.runIf(serverUrl !== undefined)("a lease whose connection closed, on Postgres", () => {
   it.scoped("is given up at the end of the grace, by the clock, while an attempt to take it again still hangs", () =>
@@ -25,25 +23,16 @@ describe.runIf(serverUrl !== undefined)("a lease whose connection closed, on Pos
       const cut = { on: false }
       const hanging = new Set<Net.Socket>()
       const hung = yield* Deferred.make<void>()
-      const proxy = Net.createServer((socket) => {
+      const url = yield* pgProxy(direct, (socket, connectUpstream) => {
         if (cut.on) {
           hanging.add(socket)
           socket.on("close", () => hanging.delete(socket))
           Deferred.unsafeDone(hung, Exit.void)
           return
         }
-        const upstream = Net.connect(Number(new URL(direct).port || 5432), new URL(direct).hostname)
-        socket.pipe(upstream).pipe(socket)
-        socket.on("error", () => upstream.destroy())
-        upstream.on("error", () => socket.destroy())
+        join(socket, connectUpstream())
       })
-      const proxied = new URL(direct)
-      proxied.port = String(PROXY_PORT)
-      yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => void proxy.listen(PROXY_PORT, "127.0.0.1", () => resume(Effect.void))),
-        () => Effect.async<void>((resume) => void proxy.close(() => resume(Effect.void)))
-      )
-      const context = yield* Layer.build(Database.layerWith({ url: proxied.href }))
+      const context = yield* Layer.build(Database.layerWith({ url }))
       // Before the database's pools close (finalizers run last added first): no attempt is left hanging.
       yield* Effect.addFinalizer(() => Effect.sync(() => {
         for (const socket of hanging) socket.destroy()

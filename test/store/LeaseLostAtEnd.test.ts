@@ -5,7 +5,7 @@
  * connections for half a minute, then its failure for another, the run live in its process all
  * that time. Postgres only: the embedded database has no lease.
  */
-import * as Net from "node:net"
+import type * as Net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
 import Pg from "pg"
@@ -14,10 +14,8 @@ import { migrate } from "../../src/store/Migrations.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { serverUrl } from "./fresh.js"
+import { cuttable, pgProxy } from "./fixtures/pgProxy.js"
 import { stored } from "./fixtures/workload.js"
-
-/** A port of this suite's own. */
-const PROXY_PORT = 7341
 
 /** One turn of the event loop: what a connection refused by the proxy needs to be seen. */
 const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
@@ -29,34 +27,9 @@ const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(re
  */
 const cutOff = Effect.gen(function*() {
   const direct = yield* Database.temporary(serverUrl!)
-  const cut = { on: false }
-  const open = new Set<Net.Socket>()
-  const proxy = Net.createServer((socket) => {
-    if (cut.on) return void socket.destroy()
-    const upstream = Net.connect(Number(new URL(direct).port || 5432), new URL(direct).hostname)
-    for (const end of [socket, upstream]) {
-      open.add(end)
-      end.on("close", () => open.delete(end))
-    }
-    socket.pipe(upstream).pipe(socket)
-    socket.on("error", () => upstream.destroy())
-    upstream.on("error", () => socket.destroy())
-  })
-  const proxied = new URL(direct)
-  proxied.port = String(PROXY_PORT)
-  yield* Effect.acquireRelease(
-    Effect.async<void>((resume) => void proxy.listen(PROXY_PORT, "127.0.0.1", () => resume(Effect.void))),
-    () => Effect.async<void>((resume) => void proxy.close(() => resume(Effect.void)))
-  )
-  const context = yield* Layer.build(Database.layerWith({ url: proxied.href }))
+  const { cutDone, cutNow, url } = yield* cuttable(direct)
+  const context = yield* Layer.build(Database.layerWith({ url }))
   yield* migrate.pipe(Effect.provide(context))
-  const cutDone = yield* Deferred.make<void>()
-  const cutNow = () => {
-    if (cut.on) return
-    cut.on = true
-    for (const socket of open) socket.destroy()
-    Deferred.unsafeDone(cutDone, Exit.void)
-  }
   return { context, cutDone, cutNow, direct }
 })
 
@@ -148,9 +121,6 @@ describe.runIf(serverUrl !== undefined)("a run whose lease is lost while it ends
     }), { timeout: 60_000 })
 })
 
-/** A port of this suite's own, for the proxy that loses the answer to a run's end. */
-const END_PROXY_PORT = 7432
-
 /**
  * A new database, migrated, reached through a proxy that lets the commit of a run's end (the
  * transaction `Runs.finish` writes) reach the database and, once it has answered, closes every
@@ -167,9 +137,9 @@ const endAnswerLost = Effect.gen(function*() {
     for (const socket of open) socket.destroy()
     Deferred.unsafeDone(cutDone, Exit.void)
   }
-  const proxy = Net.createServer((socket) => {
+  const url = yield* pgProxy(direct, (socket, connectUpstream) => {
     if (state.cut) return void socket.destroy()
-    const upstream = Net.connect(Number(new URL(direct).port || 5432), new URL(direct).hostname)
+    const upstream = connectUpstream()
     for (const end of [socket, upstream]) {
       open.add(end)
       end.on("close", () => open.delete(end))
@@ -193,13 +163,7 @@ const endAnswerLost = Effect.gen(function*() {
     socket.on("close", () => upstream.destroy())
     upstream.on("close", () => socket.destroy())
   })
-  const proxied = new URL(direct)
-  proxied.port = String(END_PROXY_PORT)
-  yield* Effect.acquireRelease(
-    Effect.async<void>((resume) => void proxy.listen(END_PROXY_PORT, "127.0.0.1", () => resume(Effect.void))),
-    () => Effect.async<void>((resume) => void proxy.close(() => resume(Effect.void)))
-  )
-  const context = yield* Layer.build(Database.layerWith({ url: proxied.href }))
+  const context = yield* Layer.build(Database.layerWith({ url }))
   yield* migrate.pipe(Effect.provide(context))
   return { context, cutDone, direct, arm: () => void (state.armed = true), reopen: () => void (state.cut = false) }
 })
