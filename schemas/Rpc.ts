@@ -533,12 +533,18 @@ export type TradingError = typeof TradingError.Type
 /** Why an operator moves a run's trading state: kept in its events and its control log. */
 export const TradingReason = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(500))
 
+/** Why an operator stops, pauses or resumes a run: kept in its control log. */
+export const OperatorReason = TradingReason.pipe(Schema.filter((text) => text.trim() !== "" || "must say why, not be blank"))
+
 export class RunRpcs extends RpcGroup.make(
   // Conflict: the caller has the most live runs a user may have on the server (SWARM_MAX_LIVE_RUNS_PER_USER).
   Rpc.make("runs.start", { payload: StartRun, success: RunInfo, error: Schema.Union(StrategyNotFound, InvalidRequest, Conflict, Unavailable) }),
-  Rpc.make("runs.stop", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
-  Rpc.make("runs.pause", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
-  Rpc.make("runs.resume", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
+  // `reason`: why, kept in the run's control log (`runs show`, `runs watch`, the SSE stream's
+  // `event: status`); a stop's also ends the run's row (`stopped by <caller>: <reason>`).
+  // Servers before it refuse the field (a payload field the procedure does not take).
+  Rpc.make("runs.stop", { payload: { run: Ref, reason: Schema.optional(OperatorReason) }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
+  Rpc.make("runs.pause", { payload: { run: Ref, reason: Schema.optional(OperatorReason) }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
+  Rpc.make("runs.resume", { payload: { run: Ref, reason: Schema.optional(OperatorReason) }, success: RunInfo, error: Schema.Union(RunNotFound, Conflict, Unavailable) }),
   Rpc.make("runs.get", { payload: { run: Ref }, success: RunInfo, error: Schema.Union(RunNotFound, Unavailable) }),
   /**
    * Move a live run's trading state, as its risk officer does (nautilus_trader's `active` →

@@ -494,13 +494,32 @@ type Change = "stop" | "pause" | "resume"
 
 const DONE: Record<Change, string> = { stop: "stopped", pause: "paused", resume: "resumed" }
 
+/** `--reason <text>`, as `runs stop|pause|resume|trading` take it. */
+const reasonOption = (description: string) => Options.text("reason").pipe(Options.withPseudoName("text"), Options.optional, Options.withDescription(description))
+
+/** A `--reason` as the server takes it (1 to 500 characters, trimmed): none given, nothing sent, so a server older than the option is asked as before. */
+const reasonOf = (given: Option.Option<string>) =>
+  Option.match(Option.map(given, (text) => text.trim()), {
+    onNone: () => Effect.succeed({}),
+    onSome: (text) =>
+      text === "" || text.length > 500
+        ? Effect.fail(new UsageError({ field: "--reason", reason: text === "" ? "is empty: say why, or leave --reason out" : `is ${text.length} characters long: at most 500` }))
+        : Effect.succeed({ reason: text })
+  })
+
 const change = (verb: Change, description: string) => (io: Io, wiring: Wiring) =>
-  Command.make(verb, { run: runArg, json: json("Print the run as one JSON document on stdout."), ...Remote.options }, (flags) =>
+  Command.make(verb, {
+    run: runArg,
+    reason: reasonOption(`Why, for the run's control log (\`runs show\`, \`runs watch\`, the dashboard's status)${verb === "stop" ? " and its end (`stopped by <you>: <reason>`)" : ""}: 1 to 500 characters.`),
+    json: json("Print the run as one JSON document on stdout."),
+    ...Remote.options
+  }, (flags) =>
     Effect.gen(function*() {
       const ref = yield* RunRef.check("<run>", flags.run)
+      const reason = yield* reasonOf(flags.reason)
       yield* Remote.withRemote(flags, wiring)((remote) =>
         Effect.gen(function*() {
-          const request = { run: ref }
+          const request = { run: ref, ...reason }
           const info: RunInfo = yield* (verb === "stop"
             ? remote.client.runs.stop(request)
             : verb === "pause"
@@ -534,11 +553,7 @@ export const trading = (io: Io, wiring: Wiring) =>
     to: Args.text({ name: "halt|reduce|resume" }).pipe(
       Args.withDescription("halt: no order passes; reduce: only risk-reducing orders pass; resume: lift a halt or a reduce (the only way a halt is lifted).")
     ),
-    reason: Options.text("reason").pipe(
-      Options.withPseudoName("text"),
-      Options.optional,
-      Options.withDescription("Why, for the run's events and its control log (1 to 500 characters; default: the new state and your name).")
-    ),
+    reason: reasonOption("Why, for the run's events and its control log (1 to 500 characters; default: the new state and your name)."),
     json: json("Print the change as one JSON document on stdout: the run, its trading status now, and the transition."),
     ...Remote.options
   }, (flags) =>
@@ -548,20 +563,10 @@ export const trading = (io: Io, wiring: Wiring) =>
         return yield* new UsageError({ field: "<halt|reduce|resume>", reason: `expected halt, reduce or resume, got ${RunRef.shown(flags.to)}` })
       }
       const state = TRADING[flags.to as TradingWord]
-      const reason = Option.map(flags.reason, (text) => text.trim())
-      if (Option.isSome(reason) && (reason.value === "" || reason.value.length > 500)) {
-        return yield* new UsageError({
-          field: "--reason",
-          reason: reason.value === "" ? "is empty: say why, or leave --reason out" : `is ${reason.value.length} characters long: at most 500`
-        })
-      }
+      const reason = yield* reasonOf(flags.reason)
       yield* Remote.withRemote(flags, wiring)((remote) =>
         Effect.gen(function*() {
-          const change = yield* remote.client.runs.trading({
-            run: ref,
-            state,
-            ...Option.match(reason, { onNone: () => ({}), onSome: (text) => ({ reason: text }) })
-          }).pipe(remote.call("run", "take the command at the run's next bar"))
+          const change = yield* remote.client.runs.trading({ run: ref, state, ...reason }).pipe(remote.call("run", "take the command at the run's next bar"))
           io.stdout(flags.json ? toJson(TradingChange, change) : tradingChanged(change))
         })
       )

@@ -23,6 +23,7 @@ import { type Money, MoneyFromDecimal } from "../../schemas/Money.js"
 import type { Decision, DecisionDifference } from "../store/Compare.js"
 import type { RunRecord, RunSummary, TradeEnds } from "../store/Runs.js"
 import { toJson } from "./Flags.js"
+import { visible } from "./Io.js"
 import * as MetricSettings from "./MetricSettings.js"
 import { IsoTime, MetricsJson, TradeJson, tradeJson } from "./ResultDocument.js"
 import { count, llmLines, metricRows, money, percent, price, ratio, restartLines, roundText, time, tradesTable, unbounded } from "./Summary.js"
@@ -455,7 +456,7 @@ const DONE: Record<ControlAction["action"], string> = {
  */
 const controlText = (action: ControlAction): string =>
   `${DONE[action.action]}${action.round === undefined ? "" : ` round ${action.round}`}${action.state === undefined ? "" : ` to ${action.state}`} by ${action.by.name} at ${wallTime(action.at)}` +
-  (action.reason === undefined ? "" : `: ${action.reason}`)
+  (action.reason === undefined ? "" : `: ${visible(action.reason)}`)
 
 /** `runs show`'s lines on who controlled the run (its control log), the latest first shown last. */
 export const controlLines = (control: ControlHistory): Array<string> => {

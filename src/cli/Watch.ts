@@ -253,12 +253,13 @@ export const withExpiries = (model: Model, expiries: ReadonlyMap<string, number>
 
 /**
  * Who last took `action` on the run, and when, from its control log's latest entries (`runs.get`'s
- * `control`): `alice at 2026-12-06 03:12:04Z`, with the reason when it was not their own call
- * (`swarm at … (user bob disabled)`); undefined when the entries do not say (an older server).
+ * `control`): `alice at 2026-12-06 03:12:04Z`, with the reason when one was given (`--reason`), or
+ * when it was not their own call (`swarm at … (user bob disabled)`); undefined when the entries do
+ * not say (an older server).
  */
 export const lastBy = (control: ControlHistory | undefined, action: "pause" | "resume"): string | undefined => {
   const entry = control?.last.findLast((e) => e.action === action)
-  return entry === undefined ? undefined : `${entry.by.name} at ${entry.at.toISOString().slice(0, 19).replace("T", " ")}Z${entry.reason === undefined ? "" : ` (${entry.reason})`}`
+  return entry === undefined ? undefined : `${entry.by.name} at ${entry.at.toISOString().slice(0, 19).replace("T", " ")}Z${entry.reason === undefined ? "" : ` (${visible(entry.reason)})`}`
 }
 
 /** Whether the run has ended, as far as its events tell (a stopped run just stops sending). */

@@ -274,9 +274,9 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
     })
   return {
     "runs.start": (request) => as((p) => Effect.map(manager.start(p, request), runInfo)),
-    "runs.stop": ({ run }) => as((p) => Effect.map(manager.stop(p, run), runInfo)),
-    "runs.pause": ({ run }) => as((p) => Effect.map(manager.pause(p, run), runInfo)),
-    "runs.resume": ({ run }) => as((p) => Effect.map(manager.resume(p, run), runInfo)),
+    "runs.stop": ({ reason, run }) => as((p) => Effect.map(manager.stop(p, run, reason), runInfo)),
+    "runs.pause": ({ reason, run }) => as((p) => Effect.map(manager.pause(p, run, reason), runInfo)),
+    "runs.resume": ({ reason, run }) => as((p) => Effect.map(manager.resume(p, run, reason), runInfo)),
     "runs.trading": ({ reason, run, state }) => as((p) => manager.trading(p, run, state, reason)),
     // A summary is all `RunInfo` shows (the strategy body is neither read nor decoded), with where the run stands.
     "runs.get": ({ run }) =>

@@ -317,9 +317,10 @@ export interface RunManagerService {
    * with it (`stopUnresumable`). The run as its row says it after (`Runs.locate`: read whatever
    * its row holds); as `pause` and `resume`.
    */
-  readonly stop: (principal: Principal, ref: string) => Effect.Effect<Runs.RunSummary, RunNotFound | Conflict | Unavailable>
-  readonly pause: (principal: Principal, ref: string) => Effect.Effect<Runs.RunSummary, RunNotFound | Conflict | Unavailable>
-  readonly resume: (principal: Principal, ref: string) => Effect.Effect<Runs.RunSummary, RunNotFound | Conflict | Unavailable>
+  /** `reason`: the operator's why, in the run's control log (a stop's also in its row: `stopped by <name>: <reason>`). */
+  readonly stop: (principal: Principal, ref: string, reason?: string) => Effect.Effect<Runs.RunSummary, RunNotFound | Conflict | Unavailable>
+  readonly pause: (principal: Principal, ref: string, reason?: string) => Effect.Effect<Runs.RunSummary, RunNotFound | Conflict | Unavailable>
+  readonly resume: (principal: Principal, ref: string, reason?: string) => Effect.Effect<Runs.RunSummary, RunNotFound | Conflict | Unavailable>
   /**
    * Pause every paper run of user `owner` that is running, wherever it runs (here, relayed to the
    * process executing it, or, in no live process, in its row: the next start or takeover takes it
@@ -1439,20 +1440,20 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             Effect.tap(() => statusChanged(record.id))
           )).pipe(Effect.provide(context))
 
-    const stopWith = (principal: Principal, ref: string, relay: boolean) =>
+    const stopWith = (principal: Principal, ref: string, relay: boolean, reason?: string) =>
       changing(principal, ref, "stop", relay, (entry, record) =>
         Effect.gen(function*() {
           // From the stop on, no alert is taken: while the run records its end, one answered 202
           // would be lost.
           entry.inbox?.shut()
-          entry.stoppedBy(`stopped by ${principal.name}`)
+          entry.stoppedBy(`stopped by ${principal.name}${reason === undefined ? "" : `: ${reason}`}`)
           yield* Fiber.interrupt(entry.fiber)
           // The run recorded its end as it stopped (`Runs.markEnded`): the stop is audited once its row says `stopped`.
-          yield* audited(ControlAudit.record(record.id, "stop", principal))
+          yield* audited(ControlAudit.record(record.id, "stop", principal, reason === undefined ? {} : { reason }))
           return yield* unavailable(Runs.locate(record.id))
-        }))
+        }), reason)
 
-    /** `reason`: why, in the control log, when the pause is not the principal's own call (`pauseOwnedBy`). */
+    /** `reason`: why, in the control log: the operator's, or the server's when the pause is not the principal's own call (`pauseOwnedBy`). */
     const pauseWith = (principal: Principal, ref: string, relay: boolean, reason?: string) =>
       changing(principal, ref, "pause", relay, (entry, record) =>
         Effect.gen(function*() {
@@ -1465,18 +1466,18 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           return yield* unavailable(Runs.locate(record.id))
         }), reason)
 
-    const resumeWith = (principal: Principal, ref: string, relay: boolean) =>
+    const resumeWith = (principal: Principal, ref: string, relay: boolean, reason?: string) =>
       changing(principal, ref, "resume", relay, (entry, record) =>
         Effect.gen(function*() {
           if (!entry.paused) return yield* new Conflict({ reason: `run ${record.id} is not paused` })
           const lease = leases.get(record.id)
-          yield* unavailable(leaseChecked(record.id, lease, ControlAudit.record(record.id, "resume", principal, {}, Runs.setStatus(record.id, "running", lease))))
+          yield* unavailable(leaseChecked(record.id, lease, ControlAudit.record(record.id, "resume", principal, reason === undefined ? {} : { reason }, Runs.setStatus(record.id, "running", lease))))
           // Once its row says so: a resume the database refused leaves the run held (its hold looks at this).
           entry.paused = false
           yield* entry.held.close
           yield* entry.gate.open
           return yield* unavailable(Runs.locate(record.id))
-        }))
+        }), reason)
 
     /**
      * Whether the principal's user is enabled, as the database says now, before a run is started or
@@ -1543,7 +1544,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         return Option.some(now)
       })))).pipe(Effect.provide(context))
 
-    const stop: RunManagerService["stop"] = (principal, ref) =>
+    const stop: RunManagerService["stop"] = (principal, ref, reason) =>
       Effect.gen(function*() {
         // Found whatever its row holds (`Runs.locate`): a run whose strategy does not decode is
         // the operator's to end too. Someone else's run is `RunNotFound` here, as a missing one.
@@ -1554,12 +1555,12 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const cannot = live.has(record.id) || (record.status !== "running" && record.status !== "paused")
           ? undefined
           : yield* unavailable(unresumableNow(record.id))
-        if (cannot === undefined) return yield* stopWith(principal, ref, true)
+        if (cannot === undefined) return yield* stopWith(principal, ref, true, reason)
         const stopped = yield* stopUnresumable(principal, record, cannot)
-        return Option.isSome(stopped) ? stopped.value : yield* stopWith(principal, ref, true)
+        return Option.isSome(stopped) ? stopped.value : yield* stopWith(principal, ref, true, reason)
       }).pipe(Effect.provide(context))
-    const pause: RunManagerService["pause"] = (principal, ref) => pauseWith(principal, ref, true)
-    const resume: RunManagerService["resume"] = (principal, ref) => Effect.zipRight(enabled(principal), resumeWith(principal, ref, true))
+    const pause: RunManagerService["pause"] = (principal, ref, reason) => pauseWith(principal, ref, true, reason)
+    const resume: RunManagerService["resume"] = (principal, ref, reason) => Effect.zipRight(enabled(principal), resumeWith(principal, ref, true, reason))
 
     /** Pause run `id` for `pauseOwnedBy`: whether it was paused by this call. */
     const pauseOne = (principal: Principal, id: RunId, elsewhere: boolean, reason: string): Effect.Effect<boolean, Unavailable> =>
@@ -1815,11 +1816,11 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       const answered = (effect: Effect.Effect<unknown, unknown>) => Effect.map(Effect.exit(effect), answerOfExit)
       switch (request.action) {
         case "stop":
-          return answered(stopWith(principal, run, false))
+          return answered(stopWith(principal, run, false, request.reason))
         case "pause":
           return answered(pauseWith(principal, run, false, request.reason))
         case "resume":
-          return answered(resumeWith(principal, run, false))
+          return answered(resumeWith(principal, run, false, request.reason))
         case "approve":
           return answered(decide(principal, run, request.round ?? "", { approved: true, by: principal.name, reason: "approved by an operator" }, false))
         case "reject":

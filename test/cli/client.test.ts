@@ -329,12 +329,14 @@ describe("swarm as a client of a live server", () => {
       expect([run.mode, run.status]).toEqual(["paper", "running"])
       made.paper = { id: run.id, ref: run.ref }
 
-      const paused = yield* cli(["runs", "pause", run.ref])
+      const paused = yield* cli(["runs", "pause", run.ref, "--reason", "  news pending\u001b[2J  "])
       expect(paused.stdout).toBe(`paused run ${run.id} (${run.ref}, paper): paused\nfollow it: swarm runs watch ${run.id}\n`)
+      const long = yield* cli(["runs", "resume", run.id, "--reason", "x".repeat(501)])
+      expect([long.code, long.stderr]).toEqual([2, "swarm: --reason: is 501 characters long: at most 500\n"])
       const twice = yield* cli(["runs", "pause", run.id])
       expect([twice.code, twice.stderr]).toEqual([2, `swarm: run: run ${run.id} is paused already\n`])
       expect(JSON.parse((yield* cli(["runs", "show", run.id, "--json"])).stdout).status).toBe("paused")
-      const resumed = yield* cli(["runs", "resume", run.id])
+      const resumed = yield* cli(["runs", "resume", run.id, "--reason", "news out"])
       expect(resumed.stdout).toMatch(/^resumed run .*: running\n/)
       // Its strategy cannot be deleted under it: the run named, and how to stop it.
       const refused = yield* cli(["strategies", "delete", "SMA crossover"])
@@ -343,7 +345,7 @@ describe("swarm as a client of a live server", () => {
         `swarm: strategy: strategy SMA crossover has an unfinished run, ${run.ref} (${run.id}): stop it first (swarm runs stop <run>)\n`
       ])
 
-      const stopped = yield* bin(["runs", "stop", run.id])
+      const stopped = yield* bin(["runs", "stop", run.id, "--reason", "done for the day"])
       expect([stopped.code, stopped.stderr]).toEqual([0, ""])
       expect(stopped.stdout).toMatch(new RegExp(`^stopped run ${run.id} \\(.*, paper\\): stopped`))
       const watched = yield* cli(["runs", "watch", run.id])
@@ -354,7 +356,12 @@ describe("swarm as a client of a live server", () => {
       // Who did it, and when: the run's control log, as the server has it (the refused pause and stop are not in it).
       const shown = yield* cli(["runs", "show", run.id])
       const at = "at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ"
-      expect(shown.stdout).toMatch(new RegExp(`\ncontrol   3 operator actions:\n {10}paused by (\\S+) ${at}\n {10}resumed by \\1 ${at}\n {10}stopped by \\1 ${at}\n`))
+      // With the reasons given, trimmed, a terminal's escape shown as its code.
+      expect(shown.stdout).toMatch(new RegExp(
+        `\ncontrol   3 operator actions:\n {10}paused by (\\S+) ${at}: news pending\\\\u001b\\[2J\n {10}resumed by \\1 ${at}: news out\n {10}stopped by \\1 ${at}: done for the day\n`
+      ))
+      // A stop's reason ends the run's row too.
+      expect(JSON.parse((yield* cli(["runs", "show", run.id, "--json"])).stdout).failure).toMatch(/^stopped by \S+: done for the day$/)
       const verified = yield* cli(["audit", "verify", run.id])
       expect([verified.code, lines(verified.stdout)[1]]).toEqual([0, "  control log: 3 operator actions (pause, resume, stop, approve, reject, trading), intact"])
     }), { timeout: 90_000 })

@@ -77,24 +77,24 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
 
         expect((yield* b.manager.resume(alice, run.id)).status).toBe("running")
         expect(yield* Effect.flip(b.manager.resume(alice, run.id))).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is not paused` })
-        // An admin controls anyone's run from anywhere.
-        expect((yield* b.manager.pause(root, run.id)).status).toBe("paused")
-        expect((yield* b.manager.resume(root, run.id)).status).toBe("running")
+        // An admin controls anyone's run from anywhere; an operator's reasons go with the requests.
+        expect((yield* b.manager.pause(root, run.id, "news pending")).status).toBe("paused")
+        expect((yield* b.manager.resume(root, run.id, "news out")).status).toBe("running")
 
-        const stopped = yield* b.manager.stop(alice, run.id)
+        const stopped = yield* b.manager.stop(alice, run.id, "end of the test")
         expect(stopped.status).toBe("stopped")
-        // Stopped by its holder, in the caller's name.
-        expect(stopped.failure).toBe("stopped by alice")
+        // Stopped by its holder, in the caller's name, with their reason.
+        expect(stopped.failure).toBe("stopped by alice: end of the test")
         expect(a.manager.live()).toBe(0)
         // Ended: each process says so at once.
         expect(yield* Effect.flip(b.manager.stop(alice, run.id))).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is stopped` })
         // Each relayed action that took effect is in the run's control log once, in its requester's name; none refused is.
-        expect((yield* ControlAudit.history(run.id as RunId)).last.map((a) => [a.action, a.by.id])).toEqual([
-          ["pause", "alice"],
-          ["resume", "alice"],
-          ["pause", "root"],
-          ["resume", "root"],
-          ["stop", "alice"]
+        expect((yield* ControlAudit.history(run.id as RunId)).last.map((a) => [a.action, a.by.id, a.reason ?? null])).toEqual([
+          ["pause", "alice", null],
+          ["resume", "alice", null],
+          ["pause", "root", "news pending"],
+          ["resume", "root", "news out"],
+          ["stop", "alice", "end of the test"]
         ])
         yield* b.shutdown
         yield* a.shutdown

@@ -140,7 +140,7 @@ for (const backend of backends) {
           expect(replayed.checksum).toBe((yield* dave("runs.get", { run: run.id })).checksum)
         }), { timeout: 120_000 })
 
-      it.scoped("bad input is a typed refusal naming the field: an unknown state, an oversized or blank reason; an unknown run is not found", () =>
+      it.scoped("bad input is a typed refusal naming the field: an unknown state, an oversized or blank reason (a pause's, resume's and stop's too); an unknown run is not found", () =>
         Effect.gen(function*() {
           const base = yield* Http.baseUrl
           const key = (yield* createUser(base, yield* admin, "carol")).key
@@ -152,8 +152,16 @@ for (const backend of backends) {
           expect(yield* raw(base, key, "runs.trading", { run: run.id, state: "halted", reason: "" })).toMatchObject({ _tag: "InvalidRequest", field: "reason" })
           expect(yield* raw(base, key, "runs.trading", { run: run.id, state: "halted", reason: "   " })).toMatchObject({ _tag: "InvalidRequest", field: "reason" })
           expect(yield* raw(base, key, "runs.trading", { run: "nope#1", state: "halted" })).toMatchObject({ _tag: "RunNotFound", run: "nope#1" })
+          // A pause's, resume's or stop's reason likewise.
+          for (const tag of ["runs.pause", "runs.resume", "runs.stop"]) {
+            for (const reason of ["", "   ", "x".repeat(501), 7]) {
+              expect(yield* raw(base, key, tag, { run: run.id, reason })).toMatchObject({ _tag: "InvalidRequest", field: "reason" })
+            }
+          }
+          expect((yield* carol("runs.get", { run: run.id })).status).toBe("running")
           // A paused run holds at its next bar and takes the command there at once: not left waiting for a bar a day away.
-          yield* carol("runs.pause", { run: run.id })
+          yield* carol("runs.pause", { run: run.id, reason: "news pending" })
+          expect((yield* carol("runs.get", { run: run.id })).control?.last.at(-1)).toMatchObject({ action: "pause", reason: "news pending" })
           const halted = yield* carol("runs.trading", { run: run.id, state: "halted" })
           expect(halted.transition).toMatchObject({ from: "active", to: "halted", actor: "carol", reason: "halted by carol" })
           expect((yield* carol("runs.get", { run: run.id })).status).toBe("paused")
