@@ -72,7 +72,10 @@ const CommissionRate = Schema.Number.pipe(
  * - `none`: nothing (the default).
  * - `per_share`: `max(minimum, perShare × quantity)` — e.g. `{ perShare: "0.005", minimum: "1" }`.
  * - `percent`: `max(minimum, rate × notional)`; `rate` is a fraction (`0.001` = 0.1 %).
- * The minimum applies per order (one market order is one fill here).
+ * The minimum applies per order: one market order is one fill, unless a volume limit
+ * (`maxVolumePercent`) splits it, and then its fills together pay
+ * `max(minimum, Σ rate parts)` — the first fill the minimum, later ones only what takes the
+ * total past it (src/trading/FillModel.ts `commissionOfPart`), as a broker's per-order minimum does.
  */
 export const Commission = Schema.Union(
   Schema.TaggedStruct("none", {}),
@@ -94,11 +97,28 @@ export const Commission = Schema.Union(
 })
 export type Commission = typeof Commission.Type
 
+/**
+ * The most of a bar's traded volume one order may fill on that bar, in percent (0 < p ≤ 100):
+ * `10` fills at most 10 % of the bar's volume, the rest working on the symbol's next bars
+ * (src/trading/FillModel.ts, "Volume limit"). A fraction of a percent is fine (`0.5`); 0 would
+ * never fill, and more than 100 % is more than the bar traded.
+ */
+export const MaxVolumePercent = Schema.Number.pipe(
+  Schema.finite({ message: () => "maxVolumePercent must be a finite number of percent" }),
+  Schema.greaterThan(0, { message: () => "maxVolumePercent is greater than 0 (an order limited to 0 % of volume never fills)" }),
+  Schema.lessThanOrEqualTo(100, { message: () => "maxVolumePercent is at most 100 (% of the bar's volume)" })
+)
+
 export const ExecutionConfig = Schema.Struct({
   /** `next_open` (default): an order decided on bar t fills at bar t+1's open. `same_close` fills at bar t's close — it assumes the decision was made before the close printed. */
   fillTiming: Schema.optionalWith(FillTiming, { default: () => "next_open" as const, exact: true }),
   slippageBps: Schema.optionalWith(SlippageBps, { default: () => 0, exact: true }),
-  commission: Schema.optionalWith(Commission, { default: () => ({ _tag: "none" as const }), exact: true })
+  commission: Schema.optionalWith(Commission, { default: () => ({ _tag: "none" as const }), exact: true }),
+  /**
+   * Off when absent (the default: an order fills whole on its bar, whatever the bar traded). No
+   * default value is written in: a strategy without it decodes, encodes and runs as it did.
+   */
+  maxVolumePercent: Schema.optionalWith(MaxVolumePercent, { exact: true })
 }).annotations({ identifier: "ExecutionConfig", parseOptions: { onExcessProperty: "error" } })
 export type ExecutionConfig = typeof ExecutionConfig.Type
 

@@ -84,6 +84,15 @@ export const Fill = Schema.Struct({
    * Set when the fill is for less than its order: why (a buy whose price gapped past the cash at
    * hand is cut to what the cash pays for, src/trading/FillModel.ts `withinCash`).
    */
-  reduced: Schema.optional(Schema.String)
+  reduced: Schema.optional(Schema.String),
+  /**
+   * With a volume limit (`ExecutionConfig.maxVolumePercent`; absent without one): how much of its
+   * order is filled once this fill is booked, this fill included, and how much is left — still
+   * working on the symbol's next bars while `orderLeft` is above 0 (the order is partially
+   * filled), the order filled when it is 0. A remainder that never fills is cancelled, saying so
+   * (`OrderCancelled.unfilled`).
+   */
+  orderFilled: Schema.optional(Quantity),
+  orderLeft: Schema.optional(Schema.Number.pipe(Schema.nonNegative(), Schema.finite()))
 })
 export type Fill = typeof Fill.Type

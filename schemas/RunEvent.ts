@@ -194,11 +194,19 @@ export const ApprovalResolved = event("ApprovalResolved", {
 
 export const OrderPlaced = event("OrderPlaced", { order: Order })
 
-/** An order that will not fill: replaced by a newer order for its symbol, or refused by the fill model. */
+/**
+ * An order that will not fill (any more): replaced by a newer order for its symbol, superseded by a
+ * new decision, refused by the fill model, or left when the data ended. With a volume limit
+ * (`ExecutionConfig.maxVolumePercent`; absent without one) it says how much of the order had filled
+ * (`filled`, 0 when none had: above 0, the order was partially filled) and how much is cancelled
+ * (`unfilled`).
+ */
 export const OrderCancelled = event("OrderCancelled", {
   order: OrderId,
   symbol: Symbol,
-  reason: Schema.String
+  reason: Schema.String,
+  filled: Schema.optional(Schema.Number.pipe(Schema.nonNegative(), Schema.finite())),
+  unfilled: Schema.optional(Schema.Number.pipe(Schema.nonNegative(), Schema.finite()))
 })
 
 /**

@@ -180,3 +180,137 @@ describe("ExecutionConfig decoding", () => {
     expect(errorPaths({ slipageBps: 3 })).toEqual(["slipageBps"]) // a typo is an error, not a silent default
   })
 })
+
+describe("volume limit (maxVolumePercent)", () => {
+  const limited = (percent: number, rest: object = {}) => config({ maxVolumePercent: percent, ...rest })
+  const at = (ts: number, volume: number, open = 100): Bar => ({ symbol: AAA, ts: ts as Timestamp, open, high: open, low: open, close: open, volume })
+  /** Work `o` over `bars` as the desk does (no cash limit): each bar's part, the progress after all. */
+  const work = (o: Order, bars: ReadonlyArray<Bar>, c: ExecutionConfig) => {
+    let progress = FillModel.notStarted
+    const parts: Array<Fill> = []
+    for (const bar of bars) {
+      if (FillModel.leftOf(o, progress) <= 0) break
+      const part = Either.getOrThrowWith(FillModel.fillPart(o, bar, c, progress), (e) => e)
+      if (part === undefined) continue
+      parts.push(part)
+      progress = FillModel.advance(progress, part, c.commission)
+    }
+    return { parts, progress }
+  }
+
+  it("decodes a percent in (0, 100], absent by default; errors name the field", () => {
+    expect(config()).not.toHaveProperty("maxVolumePercent")
+    expect(Schema.encodeSync(ExecutionConfig)(config())).not.toHaveProperty("maxVolumePercent")
+    expect(limited(2.5).maxVolumePercent).toBe(2.5)
+    expect(limited(100).maxVolumePercent).toBe(100)
+    for (const bad of [0, -1, 100.5, Infinity, NaN, "10"]) {
+      const result = Schema.decodeUnknownEither(ExecutionConfig)({ maxVolumePercent: bad })
+      if (Either.isRight(result)) throw new Error(`expected ${String(bad)} refused`)
+      expect(ParseResult.ArrayFormatter.formatErrorSync(result.left).map((i) => i.path.join("."))).toEqual(["maxVolumePercent"])
+    }
+  })
+
+  it("fills at most the percent of each bar's volume, the rest on the next bars, each part its own id", () => {
+    const { parts, progress } = work(order({ quantity: 1_000 }), [at(2000, 5_000), at(3000, 2_000), at(4000, 0), at(5000, 100_000)], limited(10))
+    expect(parts.map((f) => [f.id, f.quantity, f.orderFilled, f.orderLeft, f.ts])).toEqual([
+      ["run-1/AAA@1000:fill", 500, 500, 500, 2000],
+      ["run-1/AAA@1000:fill:2", 200, 700, 300, 3000],
+      // the zero-volume bar filled nothing
+      ["run-1/AAA@1000:fill:3", 300, 1_000, 0, 5000]
+    ])
+    expect(progress).toMatchObject({ filled: 1_000, fills: 3 })
+  })
+
+  it("a 1,000,000-share order on a bar that traded 5,000 fills 5 % of it, not all of it", () => {
+    const part = Either.getOrThrow(FillModel.fillPart(order({ quantity: 1_000_000 }), at(2000, 5_000), limited(5), FillModel.notStarted))
+    expect(part).toMatchObject({ quantity: 250, orderFilled: 250, orderLeft: 999_750 })
+  })
+
+  it("whole units for a whole-unit order, micro-units for a fractional one; float noise is not a unit short", () => {
+    expect(FillModel.volumeCap({ volume: 30 }, 10, true)).toBe(3) // 30 × 10 / 100 is 3, not 2.9999999999999996
+    expect(FillModel.volumeCap({ volume: 39 }, 10, true)).toBe(3)
+    expect(FillModel.volumeCap({ volume: 39 }, 10, false)).toBe(3.9)
+    expect(FillModel.volumeCap({ volume: 9 }, 10, true)).toBe(0)
+    expect(FillModel.volumeCap({ volume: 0 }, 100, false)).toBe(0)
+    const part = Either.getOrThrow(FillModel.fillPart(order({ quantity: 2.5 }), at(2000, 12.345), limited(10), FillModel.notStarted))
+    expect(part).toMatchObject({ quantity: 1.2345, orderLeft: 1.2655 })
+    // A bar too thin for one unit fills nothing: the order works on.
+    expect(Either.getOrThrow(FillModel.fillPart(order({ quantity: 5 }), at(2000, 9), limited(10), FillModel.notStarted))).toBeUndefined()
+  })
+
+  it("a same_close order takes its share at its own bar's close, the rest at later opens", () => {
+    const o = order({ quantity: 300, fillTiming: "same_close" })
+    const c = limited(10)
+    const first = Either.getOrThrow(FillModel.fillPart(o, { ...barT, volume: 1_000 }, c, FillModel.notStarted))!
+    expect([first.quantity, first.marketPrice]).toEqual([100, barT.close])
+    const progress = FillModel.advance(FillModel.notStarted, first, c.commission)
+    const second = Either.getOrThrow(FillModel.fillPart(o, { ...barNext, volume: 1_000 }, c, progress))!
+    expect([second.quantity, second.marketPrice, second.id]).toEqual([100, barNext.open, "run-1/AAA@1000:fill:2"])
+    // No look-ahead for the rest either: not at or before the deciding bar.
+    expect(Either.getLeft(FillModel.fillPart(o, barT, c, progress)).pipe((e) => e._tag === "Some" && e.value.field)).toBe("ts")
+  })
+
+  it("slippage per part at its own price; the commission minimum per order, not per part", () => {
+    const c = limited(10, { slippageBps: 10, commission: { _tag: "per_share", perShare: "0.005", minimum: "1" } })
+    const { parts } = work(order({ quantity: 500 }), [at(2000, 1_000, 100), at(3000, 1_000, 110), at(4000, 1_000, 120), at(5000, 1_000, 90), at(6000, 1_000, 80)], c)
+    const prices = [100.1, 110.11, 120.12, 90.09, 80.08]
+    parts.forEach((f, i) => expect(f.price).toBeCloseTo(prices[i]!, 9))
+    // 100 shares rate 0.50 each: the first part pays the 1.00 minimum, the second nothing (1.00 rated
+    // in all), then 0.50 each — 2.50 in all, what the whole order filled at once pays.
+    expect(parts.map((f) => f.commission)).toEqual([1_000_000, 0, 500_000, 500_000, 500_000])
+    expect(FillModel.commissionOf(c.commission, 500, Money.fromUnits(50_000))).toBe(2_500_000)
+    // A large first part already past the minimum: every part pays its own rate.
+    const big = work(order({ quantity: 1_000 }), [at(2000, 5_000), at(3000, 5_000)], c)
+    expect(big.parts.map((f) => f.commission)).toEqual([2_500_000, 2_500_000])
+  })
+
+  it("a part's cash cut keeps its order's counts right", () => {
+    const c = limited(50)
+    const part = Either.getOrThrow(FillModel.fillPart(order({ quantity: 1_000 }), at(2000, 1_000, 100), c, FillModel.notStarted))!
+    // 500 at 100 is 50,000; the cash at hand is 30,000: 300 of them.
+    const cut = Either.getOrThrow(FillModel.withinCash(part, Money.fromUnits(30_000), c, FillModel.notStarted))
+    expect([part.quantity, cut.quantity]).toEqual([500, 300])
+    expect([cut.orderFilled, cut.orderLeft]).toEqual([cut.quantity, 1_000 - cut.quantity])
+  })
+
+  it("properties, over seeded random orders and bars: no part exceeds the limit, the parts never exceed the order, and no buy's part leaves cash below zero", () => {
+    // mulberry32: a seeded generator, so a failure reproduces (fast-check is not a dependency).
+    let seed = 0x5eed
+    const random = () => {
+      seed = (seed + 0x6d2b79f5) | 0
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+      return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
+    }
+    for (let run = 0; run < 300; run++) {
+      const fractional = random() < 0.3
+      const quantity = fractional ? (Math.round(random() * 5_000_000_000) + 1) / 1_000_000 : 1 + Math.floor(random() * 50_000)
+      const percent = [0.5, 1, 2.5, 10, 33.3, 100][Math.floor(random() * 6)]!
+      const c = limited(percent, random() < 0.5 ? { commission: { _tag: "percent", rate: 0.001, minimum: "2" } } : {})
+      const o = order({ quantity, side: random() < 0.7 ? "buy" : "sell" })
+      let cash = Math.floor(random() * 1e12) // micros
+      let progress = FillModel.notStarted
+      for (let i = 0; i < 40 && FillModel.leftOf(o, progress) > 0; i++) {
+        const bar = at(2000 + i * 1000, random() < 0.15 ? 0 : Math.floor(random() * 20_000), 1 + random() * 200)
+        const made = Either.getOrThrowWith(FillModel.fillPart(o, bar, c, progress), (e) => e)
+        if (made === undefined) {
+          expect(FillModel.volumeCap(bar, percent, !fractional || Number.isInteger(quantity))).toBeLessThan(Number.isInteger(quantity) ? 1 : 0.000001)
+          continue
+        }
+        const part = o.side === "buy" ? FillModel.withinCash(made, cash, c, progress) : Either.right(made)
+        if (Either.isLeft(part)) break
+        const f = part.right
+        expect(f.quantity).toBeLessThanOrEqual(((bar.volume * percent) / 100) * (1 + 1e-12))
+        progress = FillModel.advance(progress, f, c.commission)
+        expect(progress.filled).toBeLessThanOrEqual(quantity)
+        expect(f.orderFilled).toBe(progress.filled)
+        expect(f.orderLeft).toBe(FillModel.leftOf(o, progress))
+        cash += (f.side === "buy" ? -f.notional : f.notional) - f.commission
+        if (f.side === "buy") expect(cash).toBeGreaterThanOrEqual(0)
+        if (f.reduced !== undefined) break
+      }
+      // The parts' commission is the order's: at least its minimum once anything filled.
+      if (progress.fills > 0 && c.commission._tag === "percent") expect(progress.paid).toBeGreaterThanOrEqual(2_000_000)
+    }
+  })
+})
