@@ -30,9 +30,9 @@
 import { Effect, Either, type Tracer } from "effect"
 import type { OrderId, Timestamp } from "../schemas/Ids.js"
 import type { Bar } from "../schemas/Market.js"
-import type { ExecutionConfig } from "../schemas/Execution.js"
+import type { ExecutionConfig, OrderNotFillable } from "../schemas/Execution.js"
 import type { Fill, Order } from "../schemas/Order.js"
-import { book, DeskProtocol, type LedgerProtocol } from "../schemas/TradingProtocol.js"
+import { book, DeskProtocol, type LedgerProtocol, type OpenOrder } from "../schemas/TradingProtocol.js"
 import * as Actor from "../src/actor/Actor.js"
 import type { ActorRef } from "../src/actor/ActorRef.js"
 import type { RunLog } from "../src/swarm/RunLog.js"
@@ -52,8 +52,13 @@ export interface DeskOptions {
 }
 
 interface Desk {
-  /** Unfilled orders, at most one per symbol. */
+  /**
+   * Unfilled orders, at most one per symbol. With a volume limit, an order partly filled stays here
+   * for what is left (a `same_close` one as `next_open`: its remainder fills at later opens).
+   */
   readonly pending: Map<string, Order>
+  /** With a volume limit: what each pending order has filled so far, by symbol (absent: nothing). */
+  readonly progress: Map<string, FillModel.Progress>
   /**
    * Per symbol, the last order placed: its key and decision time. Rounds of a symbol come in time
    * order, so this is the whole idempotency record — bounded by the symbols, not the orders.
@@ -85,6 +90,15 @@ const fillAttributes = (fill: Fill) => ({
 const noFills: ReadonlyArray<Fill> = []
 const noOrders: ReadonlyArray<OrderId> = []
 
+/** With a volume limit: what is left of each order the desk holds, for the ledger's books (`Book.left`). */
+const leftOrders = (desk: Desk): ReadonlyArray<OpenOrder> => {
+  const left: Array<OpenOrder> = []
+  for (const [symbol, order] of desk.pending) {
+    left.push({ order: order.id, left: FillModel.leftOf(order, desk.progress.get(symbol) ?? FillModel.notStarted) })
+  }
+  return left
+}
+
 /** The ids of the orders the desk holds unfilled, for the ledger's books (`Book.open`). */
 const openOrders = (desk: Desk): ReadonlyArray<OrderId> => {
   if (desk.pending.size === 0) return noOrders
@@ -95,18 +109,73 @@ const openOrders = (desk: Desk): ReadonlyArray<OrderId> => {
 
 export const make = (options: DeskOptions) => {
   const { execution, log } = options
+  /** The volume limit (percent of a bar's volume an order may fill on it), or undefined: fills are whole, as ever. */
+  const limit = execution.maxVolumePercent
+  /** What a `Book` says of the open orders besides their ids: what is left of each, with a volume limit. */
+  const withLeft = (desk: Desk) => (limit === undefined ? {} : { left: leftOrders(desk) })
+  /**
+   * Cancel `order` (no longer pending), saying why — and, with a volume limit, how much of it had
+   * filled and how much is cancelled.
+   */
+  const cancel = (desk: Desk, order: Order, reason: string, pending = true): void => {
+    if (limit === undefined) {
+      log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason })
+      return
+    }
+    // A pending order's progress is its symbol's; an order never held (stale, no bar) has none.
+    const progress = (pending ? desk.progress.get(order.symbol) : undefined) ?? FillModel.notStarted
+    if (pending) desk.progress.delete(order.symbol)
+    log.emit("OrderCancelled", {
+      order: order.id,
+      symbol: order.symbol,
+      reason,
+      filled: progress.filled,
+      unfilled: FillModel.leftOf(order, progress)
+    })
+  }
+  /**
+   * With a volume limit, after `fill` of `order` (taken off `pending`): keep what is left working on
+   * the symbol's next bars — as a next-open order, whatever its timing — or, when a cash cut
+   * (`reduced`) ended it early, cancel the rest; forget its progress once it is done.
+   */
+  const worked = (desk: Desk, order: Order, fill: Fill, reason: string | undefined): boolean => {
+    const progress = FillModel.advance(desk.progress.get(order.symbol) ?? FillModel.notStarted, fill, execution.commission)
+    desk.progress.set(order.symbol, progress)
+    if (FillModel.leftOf(order, progress) > 0) {
+      if (reason !== undefined) {
+        cancel(desk, order, reason)
+        return false
+      }
+      desk.pending.set(order.symbol, order.fillTiming === "same_close" ? { ...order, fillTiming: "next_open" } : order)
+      return true
+    }
+    desk.progress.delete(order.symbol)
+    return false
+  }
   /** Fill a same-close `order` on `bar` now, within the cash at hand. */
   const fillOn = (desk: Desk, order: Order, bar: Bar, fills: Array<Fill>): void => {
+    if (limit !== undefined) {
+      const part = FillModel.fillPart(order, bar, execution, FillModel.notStarted)
+      if (Either.isRight(part) && part.right === undefined) {
+        // The deciding bar traded too little for a unit: all of it works on the next bars.
+        desk.pending.set(order.symbol, { ...order, fillTiming: "next_open" })
+        return
+      }
+    }
     const filled = Either.flatMap(
-      Either.mapLeft(FillModel.fill(order, bar, execution), (error) => error.message),
-      (fill) => FillModel.withinCash(fill, desk.cash, execution)
+      Either.mapLeft(
+        limit === undefined ? FillModel.fill(order, bar, execution) : FillModel.fillPart(order, bar, execution, FillModel.notStarted),
+        (error) => error.message
+      ),
+      (fill) => FillModel.withinCash(fill!, desk.cash, execution, limit === undefined ? undefined : FillModel.notStarted)
     )
     if (Either.isRight(filled)) {
       fills.push(filled.right)
       desk.cash += cashMove(filled.right)
       log.emit("OrderFilled", { fill: filled.right })
+      if (limit !== undefined) worked(desk, order, filled.right, filled.right.reduced)
     } else {
-      log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: filled.left })
+      cancel(desk, order, filled.left, false)
     }
   }
   /**
@@ -122,10 +191,12 @@ export const make = (options: DeskOptions) => {
     dueBars: ReadonlyArray<Bar>,
     trace: Trace | undefined
   ) => {
-    const made = due.map((order, i) => FillModel.fill(order, dueBars[i]!, execution))
+    const made: ReadonlyArray<Either.Either<Fill | undefined, OrderNotFillable>> = limit === undefined
+      ? due.map((order, i) => FillModel.fill(order, dueBars[i]!, execution))
+      : due.map((order, i) => FillModel.fillPart(order, dueBars[i]!, execution, desk.progress.get(order.symbol) ?? FillModel.notStarted))
     let available = desk.cash
     for (const filled of made) {
-      if (Either.isRight(filled) && filled.right.side === "sell") available += cashMove(filled.right)
+      if (Either.isRight(filled) && filled.right !== undefined && filled.right.side === "sell") available += cashMove(filled.right)
     }
     const fills: Array<Fill> = []
     /** The span the booking goes under when it books an order of a traced round (and this one is not). */
@@ -133,18 +204,26 @@ export const make = (options: DeskOptions) => {
     for (let i = 0; i < due.length; i++) {
       const order = due[i]!
       const filled = made[i]!
+      if (Either.isRight(filled) && filled.right === undefined) {
+        // The bar traded too little for a unit of it (volume limit): it works on, untouched.
+        desk.pending.set(order.symbol, order)
+        continue
+      }
       const fill: Either.Either<Fill, string> = Either.isLeft(filled)
         ? Either.left(filled.left.message)
-        : filled.right.side === "sell"
-        ? Either.right(filled.right)
-        : FillModel.withinCash(filled.right, available, execution)
+        : filled.right!.side === "sell"
+        ? Either.right(filled.right!)
+        : FillModel.withinCash(filled.right!, available, execution, limit === undefined ? undefined : desk.progress.get(order.symbol) ?? FillModel.notStarted)
+      /** Whether some of the order is left working (volume limit). */
+      let working = false
       if (Either.isRight(fill)) {
         fills.push(fill.right)
         desk.cash += cashMove(fill.right)
         if (fill.right.side === "buy") available += cashMove(fill.right)
         log.emit("OrderFilled", { fill: fill.right })
+        if (limit !== undefined) working = worked(desk, order, fill.right, fill.right.reduced)
       } else {
-        log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: fill.left })
+        cancel(desk, order, fill.left)
       }
       if (trace !== undefined) {
         trace.event(Either.isLeft(fill) ? "order cancelled" : "order filled", {
@@ -155,7 +234,8 @@ export const make = (options: DeskOptions) => {
       if (desk.traced.size > 0) {
         const round = desk.traced.get(order.symbol)
         if (round !== undefined) {
-          desk.traced.delete(order.symbol)
+          // A part of an order still working keeps its round's trace for the parts to come.
+          if (!working) desk.traced.delete(order.symbol)
           const span = round.child(
             "ExecutionDesk.fill",
             {
@@ -171,7 +251,7 @@ export const make = (options: DeskOptions) => {
         }
       }
     }
-    const booking = options.ledger().tell(book({ ts, bars, fills: fills.length === 0 ? noFills : fills, open: openOrders(desk) }))
+    const booking = options.ledger().tell(book({ ts, bars, fills: fills.length === 0 ? noFills : fills, open: openOrders(desk), ...withLeft(desk) }))
     return Effect.as(bookUnder === undefined || trace !== undefined ? booking : Effect.withParentSpan(booking, bookUnder), desk)
   }
 
@@ -180,6 +260,7 @@ export const make = (options: DeskOptions) => {
     setup: () =>
       Effect.sync((): Desk => ({
         pending: new Map(),
+        progress: new Map(),
         placed: new Map(),
         lastTs: Number.NEGATIVE_INFINITY,
         lastBars: [],
@@ -193,7 +274,9 @@ export const make = (options: DeskOptions) => {
           const { bars, ts } = message
           desk.lastTs = ts
           desk.lastBars = bars
-          if (desk.pending.size === 0) return Effect.as(options.ledger().tell(book({ ts, bars, fills: noFills, open: noOrders })), desk)
+          if (desk.pending.size === 0) {
+            return Effect.as(options.ledger().tell(book({ ts, bars, fills: noFills, open: noOrders, ...(limit === undefined ? {} : { left: [] }) })), desk)
+          }
           const due: Array<Order> = []
           const dueBars: Array<Bar> = []
           for (const bar of bars) {
@@ -209,19 +292,31 @@ export const make = (options: DeskOptions) => {
           const when = new Date(message.ts).toISOString()
           for (const symbol of [...desk.pending.keys()].sort()) {
             const order = desk.pending.get(symbol)!
-            log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: `the data ended (${when}) before a bar of ${symbol} to fill it at` })
+            const started = desk.progress.has(symbol)
+            cancel(desk, order, started
+              ? `the data ended (${when}) before the rest of it filled (volume limit)`
+              : `the data ended (${when}) before a bar of ${symbol} to fill it at`)
           }
           desk.pending.clear()
+          desk.progress.clear()
           desk.traced.clear()
           return Effect.succeed(desk)
         }
         const trace = context.trace
         const fills: Array<Fill> = []
+        // A newer decision with no order of its own ends what its symbol's older one left working.
+        for (const { round, symbol } of message.superseded ?? []) {
+          const working = desk.pending.get(symbol)
+          if (working === undefined) continue
+          desk.pending.delete(symbol)
+          desk.traced.delete(symbol)
+          cancel(desk, working, `superseded by the decision of round ${round}, which orders nothing to replace it`)
+        }
         for (const order of message.orders) {
           const last = desk.placed.get(order.symbol)
           if (last !== undefined && last.key === order.idempotencyKey) continue
           if (last !== undefined && order.decidedAt <= last.decidedAt) {
-            log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: `stale: an order decided at ${last.decidedAt} was placed already` })
+            cancel(desk, order, `stale: an order decided at ${last.decidedAt} was placed already`, false)
             continue
           }
           desk.placed.set(order.symbol, { key: order.idempotencyKey, decidedAt: order.decidedAt })
@@ -229,7 +324,7 @@ export const make = (options: DeskOptions) => {
           if (replaced !== undefined) {
             desk.pending.delete(order.symbol)
             desk.traced.delete(order.symbol)
-            log.emit("OrderCancelled", { order: replaced.id, symbol: replaced.symbol, reason: `replaced by order ${order.id}` })
+            cancel(desk, replaced, `replaced by order ${order.id}`)
           }
           log.emit("OrderPlaced", { order })
           Metrics.ordersPlaced[order.side].pending++
@@ -237,7 +332,7 @@ export const make = (options: DeskOptions) => {
           if (order.fillTiming === "same_close") {
             const bar = desk.lastTs === order.decidedAt ? desk.lastBars.find((b) => b.symbol === order.symbol) : undefined
             if (bar === undefined) {
-              log.emit("OrderCancelled", { order: order.id, symbol: order.symbol, reason: `no bar of ${order.symbol} at ${order.decidedAt} to fill at its close` })
+              cancel(desk, order, `no bar of ${order.symbol} at ${order.decidedAt} to fill at its close`, false)
             } else {
               fillOn(desk, order, bar, fills)
               const fill = fills[fills.length - 1]
@@ -249,7 +344,7 @@ export const make = (options: DeskOptions) => {
           }
         }
         if (fills.length === 0) return Effect.succeed(desk)
-        return Effect.as(options.ledger().tell(book({ ts: message.ts as Timestamp, bars: [], fills, open: openOrders(desk) })), desk)
+        return Effect.as(options.ledger().tell(book({ ts: message.ts as Timestamp, bars: [], fills, open: openOrders(desk), ...withLeft(desk) })), desk)
       })
   })
 }

@@ -36,6 +36,7 @@ import {
   booksMarked,
   type FinalBooks,
   LedgerProtocol,
+  type OpenOrder,
   type RiskProtocol,
   type ViewBooks
 } from "../schemas/TradingProtocol.js"
@@ -100,6 +101,8 @@ class Books {
   exposed = false
   /** The orders the desk held unfilled at its last `Book` (`BooksView.open`). */
   open: ReadonlyArray<OrderId> = []
+  /** What is left of each of them, with a volume limit (`BooksView.left`). */
+  left: ReadonlyArray<OpenOrder> | undefined = undefined
   /**
    * The equity curve's point of the last marked timestamp, added to the metrics only once a later
    * one is marked (or the books close): fills at that timestamp's close (`same_close`) come after
@@ -140,7 +143,13 @@ class Books {
   }
 
   view(ts: Timestamp): BooksView {
-    return { snapshot: this.snapshot(ts), open: this.open, dayStartEquity: this.dayStart, peakEquity: this.peak }
+    return {
+      snapshot: this.snapshot(ts),
+      open: this.open,
+      ...(this.left === undefined ? {} : { left: this.left }),
+      dayStartEquity: this.dayStart,
+      peakEquity: this.peak
+    }
   }
 }
 
@@ -323,6 +332,7 @@ export const make = (options: LedgerOptions) =>
             }
             books.equity = equity
             books.open = open
+            books.left = message.left
             if (equity > books.peak) books.peak = equity
             if (snapshot !== undefined) log.emit("PortfolioUpdated", { snapshot })
             options.onMark?.(ts, equity)

@@ -219,9 +219,12 @@ class Officer {
   /** The next-open orders placed, by symbol (the desk holds at most one a symbol), until the books show them gone. */
   readonly placed = new Map<string, Placed>()
 
-  /** Remember an order placed (it replaces its symbol's earlier one at the desk). */
-  place(order: Order, price: number, at: number): void {
-    if (order.fillTiming !== "next_open") return
+  /**
+   * Remember an order placed (it replaces its symbol's earlier one at the desk). A same-close order
+   * fills at once — whole, unless a volume limit (`limited`) leaves part of it working.
+   */
+  place(order: Order, price: number, at: number, limited: boolean): void {
+    if (order.fillTiming !== "next_open" && !limited) return
     this.placed.set(order.symbol, { id: order.id, symbol: order.symbol, side: order.side, quantity: order.quantity, price, at })
   }
 
@@ -234,6 +237,14 @@ class Officer {
     const asOf = books.snapshot.ts
     for (const [symbol, placed] of this.placed) {
       if (placed.at < asOf && !books.open.includes(placed.id)) this.placed.delete(symbol)
+    }
+    // With a volume limit, an order partly filled is in the books for what filled: only the rest is to come.
+    if (books.left !== undefined) {
+      for (const { left, order } of books.left) {
+        for (const [symbol, placed] of this.placed) {
+          if (placed.id === order && left < placed.quantity) this.placed.set(symbol, { ...placed, quantity: left })
+        }
+      }
     }
     return this.placed
   }
@@ -266,6 +277,8 @@ const stillWorking = (officer: Officer, request: Judge): ReadonlyArray<RoundId> 
 
 export const make = (options: RiskOptions) => {
   const { log } = options
+  /** A volume limit (`ExecutionConfig.maxVolumePercent`): orders may work for bars, partly filled. */
+  const limited = options.execution.maxVolumePercent !== undefined
 
   const order = (intent: OrderIntent, quantity: number): Order => ({
     id: `${intent.round}` as OrderId,
@@ -328,6 +341,8 @@ export const make = (options: RiskOptions) => {
     trace: Trace | undefined
   ) => {
     const orders: Array<Order> = []
+    /** With a volume limit: symbols whose working order a judged target ends without an order of its own. */
+    const superseded: Array<{ readonly symbol: OrderIntent["symbol"]; readonly round: RoundId }> = []
     const blocked: Array<RoundId> = []
     const refused: Array<RoundId> = []
     const standing: Array<RoundId> = []
@@ -344,7 +359,17 @@ export const make = (options: RiskOptions) => {
       if (earlier !== undefined) projected.apply(earlier.symbol, earlier.side === "buy" ? "sell" : "buy", earlier.quantity, earlier.price)
       const quantity = judgeOne(officer, target, price, books, projected, now, trace, orders, blocked, refused, standing, reasons)
       if (quantity < 0) rejected++
-      else if (quantity === 0 && earlier !== undefined) projected.apply(earlier.symbol, earlier.side, earlier.quantity, earlier.price)
+      if (quantity <= 0 && earlier !== undefined) {
+        if (limited && !blocked.includes(target.round)) {
+          // With a volume limit an order works for bars: a target judged since — reached, rejected,
+          // held for an operator — supersedes what is left of it, rather than let it trade on toward
+          // the old one. (Blocked — not judged — it stands, as every order does when nothing can judge.)
+          superseded.push({ symbol: target.symbol, round: target.round })
+          officer.placed.delete(target.symbol)
+        } else {
+          projected.apply(earlier.symbol, earlier.side, earlier.quantity, earlier.price)
+        }
+      }
     }
     // What earlier decisions left to do first: a desk finishes the orders it was given before new ones.
     const remainders = request.remainders ?? []
@@ -362,7 +387,7 @@ export const make = (options: RiskOptions) => {
       one(decision, request.closes[i]!)
     }
     if (blocked.length > 0) log.emit("ExecutionBlocked", { ts: request.ts, rounds: blocked, reason: reasons.join("; ") })
-    return { orders, rejected, blocked, refused, standing, working: stillWorking(officer, request) }
+    return { orders, superseded, rejected, blocked, refused, standing, working: stillWorking(officer, request) }
   }
 
   /**
@@ -490,7 +515,7 @@ export const make = (options: RiskOptions) => {
       const placed = order(intent, quantity)
       orders.push(placed)
       officer.counted(placed.symbol)
-      officer.place(placed, intent.referencePrice, decision.ts)
+      officer.place(placed, intent.referencePrice, decision.ts, limited)
       projected.apply(intent.symbol, intent.side, quantity, intent.referencePrice)
     }
     return refusedIt ? -1 : quantity
@@ -527,8 +552,10 @@ export const make = (options: RiskOptions) => {
               const view = books.right
               checkBreakers(officer, { equity: view.snapshot.equity, peakEquity: view.peakEquity, dayStartEquity: view.dayStartEquity }, now, false)
             }
-            const { blocked, orders, refused, rejected, standing, working } = judge(officer, message, books.right, now, context.trace)
-            if (orders.length > 0) yield* options.desk().tell(placeOrders({ ts: message.ts, orders }))
+            const { blocked, orders, refused, rejected, standing, superseded, working } = judge(officer, message, books.right, now, context.trace)
+            if (orders.length > 0 || superseded.length > 0) {
+              yield* options.desk().tell(placeOrders({ ts: message.ts, orders, ...(superseded.length === 0 ? {} : { superseded }) }))
+            }
             yield* context.reply(message, {
               placed: orders.length,
               rejected,
@@ -559,7 +586,7 @@ export const make = (options: RiskOptions) => {
             if (message.approved) {
               const approved = order(held.intent, held.quantity)
               officer.counted(approved.symbol)
-              officer.place(approved, held.intent.referencePrice, now)
+              officer.place(approved, held.intent.referencePrice, now, limited)
               const place = options.desk().tell(placeOrders({ ts: now as Timestamp, orders: [approved] }))
               // Its execution belongs to the traced round that asked for it.
               yield* (held.wait === undefined ? place : Effect.withParentSpan(place, held.wait.span))

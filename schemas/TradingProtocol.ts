@@ -19,7 +19,7 @@ import { OrderId, RoundId, Symbol, Timestamp } from "./Ids.js"
 import { Bar, Price } from "./Market.js"
 import { Metrics } from "./Metrics.js"
 import { Money } from "./Money.js"
-import { Fill, Order } from "./Order.js"
+import { Fill, Order, Quantity } from "./Order.js"
 import { PortfolioSnapshot } from "./Portfolio.js"
 import { IllegalTransition, TradingState, TradingStatus } from "./Risk.js"
 import { Trade } from "./Trade.js"
@@ -46,7 +46,13 @@ export class MarketOpen extends Schema.TaggedClass<MarketOpen>()("MarketOpen", {
 /** Orders the risk officer passed (only it sends these): the desk places each once, by idempotency key. */
 export class PlaceOrders extends Schema.TaggedClass<PlaceOrders>()("PlaceOrders", {
   ts: Timestamp,
-  orders: Schema.Array(Order)
+  orders: Schema.Array(Order),
+  /**
+   * With a volume limit only: symbols whose order still working (partly filled, or not yet) a newer
+   * decision supersedes without an order of its own to replace it (it asked for no change, or was
+   * rejected, or waits for an operator): the desk cancels it, naming the decision's round. Absent: none.
+   */
+  superseded: Schema.optional(Schema.Array(Schema.Struct({ symbol: Symbol, round: RoundId })))
 }) {}
 
 /**
@@ -60,6 +66,10 @@ export type DeskProtocol = typeof DeskProtocol.Type
 
 // --- ledger ------------------------------------------------------------------------------------
 
+/** An order the desk still works, and the quantity of it left to fill (less than ordered once partly filled). */
+export const OpenOrder = Schema.Struct({ order: OrderId, left: Quantity })
+export type OpenOrder = typeof OpenOrder.Type
+
 /**
  * The fills of a timestamp and its bars (to mark the books at their closes). Bars may be empty (a
  * same-close fill). `open`: the orders the desk still holds unfilled after these fills (their
@@ -69,7 +79,9 @@ export class Book extends Schema.TaggedClass<Book>()("Book", {
   ts: Timestamp,
   bars: Bars,
   fills: Schema.Array(Fill),
-  open: Schema.Array(OrderId)
+  open: Schema.Array(OrderId),
+  /** With a volume limit only: what is left to fill of each order of `open` (`BooksView.left`). */
+  left: Schema.optional(Schema.Array(OpenOrder))
 }) {}
 
 /** What the risk officer judges against: the books once every fill up to `asOf` is booked. */
@@ -80,6 +92,11 @@ export const BooksView = Schema.Struct({
    * cash and take positions, and the next intent must be judged as if they had.
    */
   open: Schema.Array(OrderId),
+  /**
+   * With a volume limit only: what is left of each order of `open` — an order partly filled has
+   * its fills in the snapshot already, and only what is left still to come.
+   */
+  left: Schema.optional(Schema.Array(OpenOrder)),
   /** Equity at the start of the trading day (UTC) of `snapshot.ts`. */
   dayStartEquity: Money,
   /** The highest mark-to-market equity so far (the initial cash counts). */

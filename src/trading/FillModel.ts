@@ -302,12 +302,14 @@ export const withinCash = (filled: Fill, cash: number, config: ExecutionConfig, 
       orderFilled: onMicroGrid(filled.orderFilled - filled.quantity + quantity),
       orderLeft: onMicroGrid(filled.orderLeft + filled.quantity - quantity)
     }
+  // Fields in the schema's order (the run log's serialiser writes them so): `reduced` before the order's counts.
+  const { orderFilled: _filled, orderLeft: _left, ...plain } = filled
   return Either.right({
-    ...filled,
+    ...plain,
     quantity,
     notional,
     commission: commission(quantity, notional) as Money,
-    ...cut,
-    reduced: `cut from ${filled.quantity} to ${quantity}: ${needs} needed at ${filled.price}, ${has} at hand (no fill leaves cash below zero)`
+    reduced: `cut from ${filled.quantity} to ${quantity}: ${needs} needed at ${filled.price}, ${has} at hand (no fill leaves cash below zero)`,
+    ...cut
   })
 }
