@@ -19,5 +19,6 @@ export const migrations: ReadonlyArray<ResolvedMigration> = [
   [10, "control_audit", Effect.promise(() => import("./0010_control_audit.js"))],
   [11, "llm_answers", Effect.promise(() => import("./0011_llm_answers.js"))],
   [12, "agent_totals", Effect.promise(() => import("./0012_agent_totals.js"))],
-  [13, "control_trading", Effect.promise(() => import("./0013_control_trading.js"))]
+  [13, "control_trading", Effect.promise(() => import("./0013_control_trading.js"))],
+  [14, "partial_fills", Effect.promise(() => import("./0014_partial_fills.js"))]
 ]
