@@ -237,6 +237,8 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
         // Verdicts, and how many rejected: a rule that refuses every intent (trading hours that
         // daily bars never fall in) made a run with no trade and no word why.
         const verdicts = { given: 0, rejected: 0, first: undefined as string | undefined }
+        // With a volume limit an order may fill in parts, or only in part: the document lists each order's end.
+        const orders = strategy.execution.maxVolumePercent === undefined ? undefined : new ResultDocument.OrderStates()
 
         const { ref, result } = yield* execute({
           ...common,
@@ -251,6 +253,7 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
                 verdicts.first ??= event.verdict.reasons.join("; ")
               }
             }
+            orders?.add(event)
             log?.write(json)
           },
           ...(progress === undefined ? {} : { onProgress: progress.update }),
@@ -274,7 +277,13 @@ export const handler = (io: Io, wiring: Wiring = {}) => (flags: Flags) =>
               `the first: ${clip(verdicts.first ?? "no reason given", 300)}\n`
           )
         }
-        const document = ResultDocument.make(result, { strategy: strategy.name, seed, ...(ref === undefined ? {} : { ref }), warnings })
+        const document = ResultDocument.make(result, {
+          strategy: strategy.name,
+          seed,
+          ...(ref === undefined ? {} : { ref }),
+          warnings,
+          ...(orders === undefined ? {} : { orders: orders.all })
+        })
         const json = ResultDocument.toJson(document)
         // Written before the report is printed, which says so; a write that fails does not hide the report.
         const written = log === undefined || staging === undefined ? undefined : yield* Effect.either(

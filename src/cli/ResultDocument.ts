@@ -12,6 +12,7 @@ import { Metrics } from "../../schemas/Metrics.js"
 import { MoneyFromDecimal } from "../../schemas/Money.js"
 import { Quantity, SignedQuantity } from "../../schemas/Order.js"
 import { TradingState } from "../../schemas/Risk.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Trade } from "../../schemas/Trade.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { toDecimal } from "../trading/Money.js"
@@ -72,6 +73,68 @@ export const PositionJson = Schema.Struct({
   realizedPnl: MoneyFromDecimal
 })
 
+/**
+ * An order of a run with a volume limit (`execution.maxVolumePercent`), as its events left it:
+ * `filled` whole (in one fill or several), `partially_filled` (some fills, the rest still working:
+ * only in a run that ended early), `working` (no fill yet, ditto), or `cancelled` — replaced,
+ * superseded, refused, or left when the data ended — with how much had filled before
+ * (`filled` above 0: it was partially filled) and how much was cancelled (`unfilled`).
+ */
+export const OrderJson = Schema.Struct({
+  id: Schema.String,
+  symbol: Symbol,
+  side: Schema.Literal("buy", "sell"),
+  quantity: Quantity,
+  placed: IsoTime,
+  state: Schema.Literal("filled", "partially_filled", "working", "cancelled"),
+  filled: Schema.Number,
+  unfilled: Schema.Number,
+  fills: Schema.Int,
+  /** Why it was cancelled. */
+  reason: Schema.optional(Schema.String)
+})
+export type OrderJson = typeof OrderJson.Type
+
+/** The orders of a run as its events go by (`OrderPlaced`, `OrderFilled`, `OrderCancelled`), for `ResultDocument.orders`. */
+export class OrderStates {
+  private readonly byId = new Map<string, { -readonly [K in keyof OrderJson]: OrderJson[K] }>()
+
+  add(event: RunEvent): void {
+    switch (event._tag) {
+      case "OrderPlaced": {
+        const o = event.order
+        this.byId.set(o.id, { id: o.id, symbol: o.symbol, side: o.side, quantity: o.quantity, placed: o.decidedAt, state: "working", filled: 0, unfilled: o.quantity, fills: 0 })
+        return
+      }
+      case "OrderFilled": {
+        const f = event.fill
+        const order = this.byId.get(f.orderId)
+        if (order === undefined) return
+        order.fills++
+        order.filled = f.orderFilled ?? onMicroGrid(order.filled + f.quantity)
+        order.unfilled = f.orderLeft ?? 0
+        order.state = order.unfilled > 0 ? "partially_filled" : "filled"
+        return
+      }
+      case "OrderCancelled": {
+        const order = this.byId.get(event.order)
+        if (order === undefined) return
+        order.state = "cancelled"
+        order.unfilled = event.unfilled ?? onMicroGrid(order.quantity - order.filled)
+        order.reason = event.reason
+        return
+      }
+    }
+  }
+
+  /** Every order, in the order placed. */
+  get all(): ReadonlyArray<OrderJson> {
+    return [...this.byId.values()]
+  }
+}
+
+const onMicroGrid = (units: number): number => Math.round(units * 1_000_000) / 1_000_000
+
 export const Counts = Schema.Struct({
   bars: Schema.Int,
   slices: Schema.Int,
@@ -100,6 +163,11 @@ export const ResultDocument = Schema.Struct({
   metrics: MetricsJson,
   /** Closed round trips, in closing order. */
   trades: Schema.Array(TradeJson),
+  /**
+   * With a volume limit only (absent otherwise, as before it): every order and what became of it —
+   * filled in how many parts, or cancelled with how much unfilled.
+   */
+  orders: Schema.optional(Schema.Array(OrderJson)),
   /** The final books, marked at the last prices. */
   positions: Schema.Array(PositionJson),
   counts: Counts,
@@ -158,7 +226,14 @@ export const tradeJson = (t: Trade): typeof TradeJson.Type => ({
 
 export const make = (
   result: Backtest.Result,
-  run: { readonly strategy: string; readonly seed: string; readonly ref?: string; readonly warnings?: ReadonlyArray<string> }
+  run: {
+    readonly strategy: string
+    readonly seed: string
+    readonly ref?: string
+    readonly warnings?: ReadonlyArray<string>
+    /** The run's orders (`OrderStates`), for a run with a volume limit. */
+    readonly orders?: ReadonlyArray<OrderJson>
+  }
 ): ResultDocument => ({
   run: result.runId,
   ...(run.ref === undefined ? {} : { ref: run.ref }),
@@ -170,6 +245,7 @@ export const make = (
   period: { from: result.from, to: result.to },
   metrics: result.metrics,
   trades: result.trades.map(tradeJson),
+  ...(run.orders === undefined ? {} : { orders: run.orders }),
   positions: result.portfolio.positions.map((p) => ({
     symbol: p.symbol,
     quantity: p.quantity,

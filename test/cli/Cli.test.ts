@@ -899,6 +899,37 @@ describe("swarm backtest: a run", () => {
   })
 })
 
+describe("swarm backtest: a volume limit", () => {
+  it.live("--json lists each order and what became of it: filled in parts, or cancelled with what was left; without the option, no such list", () =>
+    Effect.gen(function*() {
+      // 20 % of equity in ACME is about 570 shares; 0.002 % of a bar's 0.8–1.7 M shares is 16–34: orders take weeks.
+      const limited = strategy("volume-limit.json", { execution: { ...(smaJson.execution as object), maxVolumePercent: 0.002 } })
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", limited, "--json"])
+      expect(r.code).toBe(0)
+      const orders = documentOf(r.stdout).orders!
+      expect(orders.length).toBeGreaterThan(0)
+      const parted = orders.filter((o) => o.fills > 1)
+      expect(parted.length).toBeGreaterThan(0)
+      for (const o of orders) {
+        expect(["filled", "cancelled"]).toContain(o.state)
+        expect(o.filled + o.unfilled).toBeCloseTo(o.quantity, 6)
+        if (o.state === "filled") expect(o.unfilled).toBe(0)
+      }
+      // Replaced while partly filled, or left at the end: cancelled, with what had filled.
+      expect(orders.some((o) => o.state === "cancelled" && o.filled > 0 && o.unfilled > 0)).toBe(true)
+      const plain = yield* swarm(["backtest", "--data", data, "--strategy", sma, "--json"])
+      expect(JSON.parse(plain.stdout)).not.toHaveProperty("orders")
+    }))
+
+  it.live("a bad maxVolumePercent is refused, naming the field", () =>
+    Effect.gen(function*() {
+      const bad = strategy("volume-limit-bad.json", { execution: { ...(smaJson.execution as object), maxVolumePercent: 150 } })
+      const r = yield* swarm(["backtest", "--data", data, "--strategy", bad, "--json"])
+      expect([r.code, r.stdout]).toEqual([2, ""])
+      expect(lines(r.stderr)[0]).toBe(`swarm: ${bad}: execution.maxVolumePercent: maxVolumePercent is at most 100 (% of the bar's volume)`)
+    }))
+})
+
 describe("swarm: no database unless asked", () => {
   it("the tests above ran with --no-store and opened no database", () => {
     expect(openAttempts()).toBe(0)
