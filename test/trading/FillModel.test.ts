@@ -264,6 +264,18 @@ describe("volume limit (maxVolumePercent)", () => {
     expect(big.parts.map((f) => f.commission)).toEqual([2_500_000, 2_500_000])
   })
 
+  it("the ledger books each part once, by its id: the parts add up to the order, a part delivered twice is booked once", () => {
+    const c = limited(10, { commission: { _tag: "per_share", perShare: "0.005", minimum: "1" } })
+    const { parts } = work(order({ quantity: 300 }), [at(2000, 1_000), at(3000, 1_000), at(4000, 1_000)], c)
+    const start = Ledger.make({ cash: Money.fromUnits(100_000) })
+    const once = Either.getOrThrow(Ledger.applyFills(start, parts))
+    const twice = Either.getOrThrow(Ledger.applyFills(once, [parts[1]!, parts[2]!]))
+    expect(twice).toBe(once)
+    expect(Ledger.quantityOf(once, AAA)).toBe(300)
+    // 30,000 and the order's commission (max(1, 300 × 0.005) = 1.50), as one fill of 300 pays.
+    expect(once.cash).toBe(Money.fromUnits(100_000) - Money.fromUnits(30_000) - 1_500_000)
+  })
+
   it("a part's cash cut keeps its order's counts right", () => {
     const c = limited(50)
     const part = Either.getOrThrow(FillModel.fillPart(order({ quantity: 1_000 }), at(2000, 1_000, 100), c, FillModel.notStarted))!
