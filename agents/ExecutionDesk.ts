@@ -19,6 +19,14 @@
  * cuts a buy to what the cash pays for (`FillModel.withinCash`), the sales of the same open counted
  * first; a buy that cannot pay one unit is cancelled, saying so.
  *
+ * With a volume limit (`ExecutionConfig.maxVolumePercent`) an order fills at most its share of each
+ * bar (`FillModel.fillPart`) and the rest stays pending, worked at the symbol's next opens until it
+ * is filled, replaced by a new order, superseded by a decision that orders nothing
+ * (`PlaceOrders.superseded`), cut for cash (the rest cancelled: a cut is final), or cancelled when
+ * the data ends; each cancellation says how much had filled and how much is cancelled. The ledger's
+ * books learn what is left of each open order (`Book.left`), for the risk officer. Without the
+ * limit every path is as it was, message for message and event for event.
+ *
  * Orders placed are counted by side (`swarm.orders`). An order placed in a traced round keeps its
  * round's trace to its fill: filled at a later open, the fill is an `ExecutionDesk.fill` span of
  * that round's trace (ending after the round's spans: it happens later). The ledger books the fills

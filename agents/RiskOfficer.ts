@@ -19,6 +19,13 @@
  * waits for an operator nothing more is ordered; the operator's rejection (or the `reject` policy's)
  * ends the work. A new decision for the symbol replaces it.
  *
+ * With a volume limit (`ExecutionConfig.maxVolumePercent`) an order may work at the desk for bars,
+ * partly filled: it is projected for what is left of it (`BooksView.left`; its fills are in the
+ * books), and a target judged while it works supersedes it — replaced by the new order, or, when
+ * the judgement orders nothing (reached, rejected, held for an operator), cancelled at the desk
+ * (`PlaceOrders.superseded`). Its later parts are not judged again: the verdict was for the whole
+ * order, the parts add up to at most it, and the desk keeps every part within the cash at hand.
+ *
  * A rejection in the `halted` state is the state's alone (no rule or gate is evaluated) and the same
  * whatever the books, until the state changes: the answer names those rounds (`standing`), and the
  * coordinator does not send them again until then (`RunStarted.stateRejections`).
