@@ -15,7 +15,10 @@
  *                      procedure answering a constant: what @effect/platform and @effect/rpc cost alone
  *   http.notFound      our server, an unknown route: the router and our middlewares
  *   rpc.unauthorized   our server, `runs.get` without a key: the RPC endpoint up to the refusal
- *   rpc.runsGet        our server, `runs.get` with a key (its answer cached from the first call)
+ *   rpc.runsGetWebSocket  `runs.get` with a key over the WebSocket endpoint, one socket for every call:
+ *                      the same procedure, middleware and answer without an HTTP request and an
+ *                      @effect/rpc client made for each call
+ *   rpc.runsGet        our server, `runs.get` with a key over `POST /rpc`, as the CLI and bench/edge.ts call it
  *
  * Each figure is CPU time (user + system, `process.cpuUsage`, this process: client and server) per
  * call, the median of `RPC_COST_ROUNDS` rounds of `RPC_COST_CALLS` calls, the parts interleaved
@@ -24,6 +27,7 @@
  * `EDGE_PORT` (default: any free one; the two bare servers take the next two) sets the ports.
  */
 import * as NodeHttp from "node:http"
+import { createRequire } from "node:module"
 import type { AddressInfo } from "node:net"
 import { PerformanceObserver } from "node:perf_hooks"
 import { HttpLayerRouter } from "@effect/platform"
@@ -81,6 +85,45 @@ const requester = (base: string) => {
 let requestId = 0
 const rpcLine = (tag: string, payload: unknown, key?: string) =>
   JSON.stringify({ _tag: "Request", id: String(++requestId), tag, payload, headers: key === undefined ? [] : [["authorization", `Bearer ${key}`]] }) + "\n"
+
+/** The `ws` package (the platform's WebSocket), as test/edge/Fuzz.test.ts reaches it: not a dependency of ours. */
+interface WebSocketLike {
+  once(event: "open", listener: () => void): void
+  on(event: "message", listener: (data: unknown) => void): void
+  send(data: string): void
+  close(): void
+}
+const WebSocket = createRequire(import.meta.url)("ws") as new(url: string) => WebSocketLike
+
+/**
+ * One WebSocket to the RPC endpoint (`/rpc/ws`, ndjson), kept open for the scope: a function that
+ * sends a request line and resolves with its `Exit` line, answering the server's pings meanwhile.
+ */
+const webSocketCaller = (url: string) =>
+  Effect.acquireRelease(
+    Effect.async<WebSocketLike>((resume) => {
+      const socket = new WebSocket(url)
+      socket.once("open", () => resume(Effect.succeed(socket)))
+    }),
+    (socket) => Effect.sync(() => socket.close())
+  ).pipe(Effect.map((socket) => {
+    const waiting = new Map<string, (line: string) => void>()
+    socket.on("message", (data) => {
+      for (const line of String(data).split("\n")) {
+        if (line.trim() === "") continue
+        const message = JSON.parse(line) as { readonly _tag: string; readonly requestId?: string }
+        if (message._tag === "Ping") socket.send(`{"_tag":"Pong"}\n`)
+        if (message._tag !== "Exit" || message.requestId === undefined) continue
+        waiting.get(message.requestId)?.(line)
+        waiting.delete(message.requestId)
+      }
+    })
+    return (line: string) =>
+      new Promise<string>((resolve) => {
+        waiting.set((JSON.parse(line) as { readonly id: string }).id, resolve)
+        socket.send(line)
+      })
+  }))
 
 /** A bare @effect/rpc server over HTTP: one procedure answering a constant. */
 class Bare extends RpcGroup.make(
@@ -171,6 +214,8 @@ const main = Effect.gen(function*() {
     const encodeRunInfo = Schema.encode(RunInfo)
     const rawMetrics = (yield* sql<{ metrics: unknown }>`select metrics from runs where id = ${run}`)[0]!.metrics
     const decodeMetrics = Schema.decodeUnknown(Metrics)
+    const wsCall = yield* webSocketCaller(`${base.replace(/^http/, "ws")}${Http.RPC_WS_PATH}`)
+    const viaWebSocket = (payload: { readonly run: string }) => wsCall(rpcLine("runs.get", payload, key))
     const parts: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
       ["effect.noop", () => runPromise(Effect.void)],
       ["sql.pool", () => pool.query("select 1")],
@@ -182,6 +227,7 @@ const main = Effect.gen(function*() {
       ["rpc.minimal", () => bareRequest("POST", "/rpc", rpcLine("get", { run }))],
       ["http.notFound", () => ours("GET", "/nope")],
       ["rpc.unauthorized", () => ours("POST", "/rpc", rpcLine("runs.get", { run }))],
+      ["rpc.runsGetWebSocket", () => viaWebSocket({ run })],
       ["rpc.runsGet", () => ours("POST", "/rpc", rpcLine("runs.get", { run }, key))]
     ]
 
