@@ -46,7 +46,10 @@
  *
  * Operators move the trading state with `SetTradingState` (halt, reduce only, resume): a halt is
  * lifted only that way, and lifting one rebases the ledger's risk marks (peak, day start) so the
- * breaker does not trip again on the loss that was acknowledged.
+ * breaker does not trip again on the loss that was acknowledged. A halt or a reduce refuses the
+ * intents held for an operator at once (a run waiting for an answer takes commands: nothing held
+ * could pass either state, as in nautilus_trader's risk engine a halted or reducing state denies
+ * what is submitted, not what is already out).
  *
  * Its state — the trading state above all — survives a crash: a restarted risk officer that forgot
  * a halt would be a risk officer that lifts halts. While it is down nothing executes: the
@@ -528,6 +531,25 @@ export const make = (options: RiskOptions) => {
     return refusedIt ? -1 : quantity
   }
 
+  /**
+   * Answer held intent `round`: out of the held, its `ApprovalResolved` recorded; rejected (or
+   * expired), its target is given up (an answer to the idea); approved whole, it is reached once
+   * filled. The caller places an approved one.
+   */
+  const settle = (officer: Officer, round: RoundId, held: Held, outcome: "approved" | "rejected" | "expired", by: string, reason: string) => {
+    officer.held.delete(round)
+    Metrics.approvalWaiting(-1)
+    log.emit("ApprovalResolved", { round, outcome, by, reason })
+    if (outcome !== "approved") Metrics.rejected("approval", outcome)
+    const work = officer.working.get(held.intent.symbol)
+    if (work !== undefined && work.from === held.from && (outcome !== "approved" || !held.rest)) officer.working.delete(held.intent.symbol)
+    if (held.wait !== undefined) {
+      held.wait.attribute("approval.outcome", outcome)
+      held.wait.attribute("approval.by", by)
+      held.wait.end()
+    }
+  }
+
   return Actor.make({
     protocol: RiskProtocol,
     setup: () => Effect.map(Clock.currentTimeMillis, (now) => new Officer(now as Timestamp)),
@@ -577,19 +599,8 @@ export const make = (options: RiskOptions) => {
           case "ResolveApproval": {
             const held = officer.held.get(message.round)
             if (held === undefined) return officer
-            officer.held.delete(message.round)
-            Metrics.approvalWaiting(-1)
             const outcome = message.approved ? "approved" : message.expired ? "expired" : "rejected"
-            log.emit("ApprovalResolved", { round: message.round, outcome, by: message.by, reason: message.reason })
-            if (!message.approved) Metrics.rejected("approval", outcome)
-            // Rejected, the target is given up (an answer to the idea); approved whole, it is reached once filled.
-            const work = officer.working.get(held.intent.symbol)
-            if (work !== undefined && work.from === held.from && (!message.approved || !held.rest)) officer.working.delete(held.intent.symbol)
-            if (held.wait !== undefined) {
-              held.wait.attribute("approval.outcome", outcome)
-              held.wait.attribute("approval.by", message.by)
-              held.wait.end()
-            }
+            settle(officer, message.round, held, outcome, message.by, message.reason)
             if (message.approved) {
               const approved = order(held.intent, held.quantity)
               officer.counted(approved.symbol)
@@ -626,6 +637,17 @@ export const make = (options: RiskOptions) => {
             const lifted = moved.right.transition.from !== "active" && moved.right.transition.to !== "halted"
             officer.status = moved.right.status
             log.emit("TradingStateChanged", { transition: moved.right.transition })
+            // Tightened (halt, reduce): every intent held for an operator is refused, right after the
+            // change. A held intent is never risk-reducing (those need no approval), so neither state
+            // would let it through; left held, an approval would place an order the state forbids.
+            // Only a command taken while the run waits for an answer finds one held
+            // (`TradingStateRequested.waiting`): runs recorded before took none, and replay as they ran.
+            if (message.to !== "active") {
+              const word = message.to === "halted" ? "halted" : "reduce-only"
+              for (const [round, held] of [...officer.held]) {
+                settle(officer, round, held, "rejected", message.actor, `refused as the run went ${word} (${message.reason}): a held intent is not risk-reducing, and the state lets none through`)
+              }
+            }
             // A lifted breaker starts from the equity it was lifted at (see RebaseRiskMarks).
             if (lifted) yield* options.ledger().tell(new RebaseRiskMarks({}, true))
             yield* context.reply(message, officer.status)

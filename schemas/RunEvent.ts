@@ -160,7 +160,8 @@ export const SignalNotApplied = event("SignalNotApplied", { ts: Timestamp, signa
 /**
  * An operator's command to move the trading state (`runs.trading`), taken right before the slice
  * of time `ts` and carried out there by the risk officer: an input of the run, recorded so that a
- * replay or a resume gives it again at the same slice. What it did follows it: a
+ * replay or a resume gives it again at the same slice (a run waiting for an operator's answer takes
+ * it at once: `waiting`). What it did follows it: a
  * `TradingStateChanged` of cause `operator` when the state moved; nothing when the state machine
  * refused it, or the risk officer was down (fail closed).
  */
@@ -168,7 +169,15 @@ export const TradingStateRequested = event("TradingStateRequested", {
   ts: Timestamp,
   to: TradingState,
   actor: Schema.String.pipe(Schema.minLength(1)),
-  reason: Schema.String.pipe(Schema.minLength(1))
+  reason: Schema.String.pipe(Schema.minLength(1)),
+  /**
+   * Taken while the run waited for an operator's answer to a held intent at slice `ts` (after the
+   * slice's bars, not before them): a re-execution gives it back there, at the same event. Absent:
+   * taken right before the slice. A command that tightens the state there (halt, reduce) refuses
+   * the held intents (agents/RiskOfficer.ts). Runs recorded before it never took one: their replay
+   * and resume, given none, do as they did.
+   */
+  waiting: Schema.optional(Schema.Literal(true))
 })
 
 export const OpinionGiven = event("OpinionGiven", { opinion: Opinion })

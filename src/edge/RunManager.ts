@@ -785,6 +785,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         readonly signals?: Backtest.Options["signals"]
         readonly leftoverSignals?: Backtest.Options["leftoverSignals"]
         readonly trading: Backtest.Options["trading"]
+        readonly waiting: Backtest.Options["waiting"]
         readonly onLeased: (lease: Lease | undefined) => void
       }) => Effect.Effect<unknown, E, SqlClient.SqlClient | PgPool>,
       options: {
@@ -843,6 +844,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             })
           },
           trading: trading.drain,
+          // Waiting for an operator's answer to a held intent, the run takes its commands at once
+          // (a halt refuses the intent): an operator halting such a run is not left waiting for the answer.
+          waiting: { take: trading.drain, arrival: trading.arrival },
           onLeased: (held) => {
             lease = held
             if (held !== undefined) leases.set(held.run, held)
@@ -1785,8 +1789,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         if (Option.isNone(outcome)) {
           if (entry.trading.withdraw(command)) {
             return yield* new Conflict({
-              reason: `run ${record.id} took no bar within ${TRADING_WAIT_MILLIS / 1000} s (a paper run takes its bars at their pace; ` +
-                `a run waiting for an operator's approval takes none until it is answered): nothing moved; try again`
+              reason: `run ${record.id} took no bar within ${TRADING_WAIT_MILLIS / 1000} s (a paper run takes its bars at their pace): nothing moved; try again`
             })
           }
         }

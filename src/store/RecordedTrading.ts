@@ -18,6 +18,15 @@ import { oneLineOf } from "../internal/issues.js"
 /** Slice time → the commands taken right before that slice. */
 export type BySlice = ReadonlyMap<number, ReadonlyArray<Backtest.TradingCommand>>
 
+/** Event sequence number → the command recorded there, taken while the run waited for an operator's answer (`waiting`). */
+export type BySeq = ReadonlyMap<number, Backtest.TradingCommand>
+
+/** A run's recorded commands: those taken before a slice, and those taken while it waited for an operator. */
+export interface Recorded {
+  readonly slices: BySlice
+  readonly waiting: BySeq
+}
+
 const decode = Schema.decodeUnknown(Schema.parseJson(TradingStateRequested))
 
 /** The operators' commands `run` recorded. */
@@ -26,6 +35,7 @@ export const read = Effect.fn("RecordedTrading.read")(function*(run: RunId) {
   const rows = yield* sql<{ seq: number; body: string }>`
     select seq, body from run_events where run_id = ${run} and tag = 'TradingStateRequested' order by seq`
   const bySlice = new Map<number, Array<Backtest.TradingCommand>>()
+  const waiting = new Map<number, Backtest.TradingCommand>()
   for (const row of rows) {
     const event = yield* decode(row.body).pipe(
       Effect.mapError((error) =>
@@ -33,11 +43,15 @@ export const read = Effect.fn("RecordedTrading.read")(function*(run: RunId) {
       )
     )
     const command: Backtest.TradingCommand = { to: event.to, actor: event.actor, reason: event.reason }
+    if (event.waiting === true) {
+      waiting.set(row.seq, command)
+      continue
+    }
     const list = bySlice.get(event.ts)
     if (list === undefined) bySlice.set(event.ts, [command])
     else list.push(command)
   }
-  return bySlice as BySlice
+  return { slices: bySlice, waiting } satisfies Recorded as Recorded
 }, storeError("read a run's trading-state commands"))
 
 /**
@@ -51,3 +65,28 @@ export const source = (
   after = 0,
   through = Number.NEGATIVE_INFINITY
 ): Backtest.Options["trading"] | undefined => RecordedSignals.source(recorded, live, after, through)
+
+/** No command. */
+const NONE: ReadonlyArray<Backtest.TradingCommand> = []
+
+/**
+ * The `waiting` of a re-execution (`Backtest.Options.waiting`): each recorded command taken while
+ * the run waited for an operator's answer, given back when the run has logged the events before
+ * it; then — once the run has logged `after` events — the `live` source (a resumed run's operators).
+ * Undefined when there is neither.
+ */
+export const waitingSource = (
+  recorded: BySeq,
+  live: Backtest.Options["waiting"] | undefined,
+  after = 0
+): Backtest.Options["waiting"] | undefined => {
+  if (recorded.size === 0 && (live === undefined || after === 0)) return live
+  return {
+    take: (ts, events) => {
+      const replayed = recorded.get(events + 1)
+      if (replayed !== undefined) return [replayed]
+      return live === undefined || events < after ? NONE : live.take(ts, events)
+    },
+    arrival: live === undefined ? Effect.never : live.arrival
+  }
+}

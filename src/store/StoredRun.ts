@@ -214,6 +214,11 @@ interface Common {
    */
   readonly hold?: Backtest.Options["hold"]
   /**
+   * Operators' trading-state commands for the run while it waits for an operator's answer
+   * (`Backtest.Options.waiting`): a resume gives the recorded ones back first.
+   */
+  readonly waiting?: Backtest.Options["waiting"]
+  /**
    * Asked when the run is interrupted: true leaves it `running` (or `paused`) for the next start
    * to resume — a server shutting down — rather than `stopped` by an operator. What it recorded is
    * committed either way.
@@ -294,8 +299,8 @@ interface Execution extends Common {
   readonly recordedSignals?: RecordedSignals.BySlice
   /** The signals the recording did not apply (it reached its end), given back at the end. */
   readonly recordedNotApplied?: ReadonlyArray<ExternalSignal>
-  /** The operators' trading-state commands the recording took, given again at their slices. */
-  readonly recordedTrading?: RecordedTrading.BySlice
+  /** The operators' trading-state commands the recording took, given again at their slices (and events). */
+  readonly recordedTrading?: RecordedTrading.Recorded
   /** Language models for LLM analysts (with the recording's calls, on a resume). */
   readonly llm: Backtest.LlmOptions
   /** How the recording trades, as its `RunStarted` said (a resume of a run that recorded it). */
@@ -487,8 +492,14 @@ const execute = (x: Execution) =>
       llm: x.llm,
       ...signalsOption(RecordedSignals.source(x.recordedSignals ?? new Map(), x.signals, x.compareUntil ?? 0, x.checkpoint?.cursor.ts)),
       ...leftoversOption(RecordedSignals.leftovers(x.recordedNotApplied ?? [], liveLeftovers, x.compareUntil ?? 0)),
-      ...tradingOption(RecordedTrading.source(x.recordedTrading ?? new Map(), x.trading, x.compareUntil ?? 0, x.checkpoint?.cursor.ts)),
+      ...tradingOption(RecordedTrading.source(x.recordedTrading?.slices ?? new Map(), x.trading, x.compareUntil ?? 0, x.checkpoint?.cursor.ts)),
       ...(x.hold === undefined ? {} : { hold: (ts: Timestamp) => (catchingUp() ? undefined : x.hold!(ts)) }),
+      ...waitingOption(RecordedTrading.waitingSource(
+        x.recordedTrading?.waiting ?? new Map(),
+        // Not listened for while the recording is re-executed: what it took there is given back at its event.
+        x.waiting === undefined ? undefined : { take: x.waiting.take, arrival: Effect.suspend(() => (catchingUp() ? Effect.never : x.waiting!.arrival)) },
+        x.compareUntil ?? 0
+      )),
       onEvent: (event, json) => {
         lastSeq = event.seq
         if (comparator !== undefined && comparator.covers(event.seq)) {
@@ -661,6 +672,9 @@ const leftoversOption = (leftoverSignals: Backtest.Options["leftoverSignals"] | 
 
 /** The driver's `trading` option, left out when there is no source. */
 const tradingOption = (trading: Backtest.Options["trading"] | undefined) => (trading === undefined ? {} : { trading })
+
+/** The driver's `waiting` option, left out when there is no source. */
+const waitingOption = (waiting: Backtest.Options["waiting"] | undefined) => (waiting === undefined ? {} : { waiting })
 
 /** Why an execution failed, in one line: what a run's row and the server's start-up report say. */
 export const failureOf = (cause: Cause.Cause<unknown>): string => {
@@ -924,7 +938,9 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
     const approver = yield* recordedApprover(run.id, undefined)
     const signals = RecordedSignals.source(yield* RecordedSignals.read(run.id), undefined)
     const leftovers = RecordedSignals.leftovers(yield* RecordedSignals.readNotApplied(run.id), undefined)
-    const trading = RecordedTrading.source(yield* RecordedTrading.read(run.id), undefined)
+    const recordedTrading = yield* RecordedTrading.read(run.id)
+    const trading = RecordedTrading.source(recordedTrading.slices, undefined)
+    const waiting = RecordedTrading.waitingSource(recordedTrading.waiting, undefined)
     const recordedCalls = yield* RecordedLlmCalls.read(run.id)
     // Every model call answered from the recording; none made.
     const llm = yield* LlmRuntime.runOptions({ recorded: recordedCalls.calls, started: recordedCalls.started, replay: true })
@@ -950,6 +966,7 @@ export const replay = (ref: string, options: Pick<Common, "registry" | "onProgre
       ...signalsOption(signals),
       ...leftoversOption(leftovers),
       ...tradingOption(trading),
+      ...waitingOption(waiting),
       llm,
       ...(end === undefined ? {} : { endAfter: end }),
       onEvent: prefix === undefined ? comparator.sink : (event, json) => {

@@ -3,10 +3,10 @@
  * allows. The same agents as a paper run (agents/), scheduled on the run's `World`.
  */
 import { createHash } from "node:crypto"
-import { Cause, Effect, Either, Exit, Fiber, Schema, Scope } from "effect"
+import { Cause, Effect, Either, Exit, Fiber, Option, Schema, Scope } from "effect"
 import type { InvalidAgent } from "../../schemas/AnalystProtocol.js"
 import type { AnyModel } from "../../agents/analysts/Model.js"
-import type { RunId, Timestamp } from "../../schemas/Ids.js"
+import type { RoundId, RunId, Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
 import type { OrderIntent } from "../../schemas/Order.js"
 import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
@@ -188,6 +188,21 @@ export interface Options {
    * it says undefined.
    */
   readonly hold?: (ts: Timestamp) => Effect.Effect<ReadonlyArray<TradingCommand>> | undefined
+  /**
+   * Operators' trading-state commands for a run waiting for an operator's answer to a held intent:
+   * `take` is asked, with the slice's time and the number of events
+   * logged so far, before each answer is awaited and whenever `arrival` is done (a command came);
+   * each command it gives is carried out at once, at that slice, recorded `waiting` — a halt or a
+   * reduce refuses the held intents there (agents/RiskOfficer.ts). A re-execution gives each
+   * recorded one back at its event (`RecordedTrading.waitingSource`). Without it, a waiting run
+   * takes no command until its next slice. No flag in `RunStarted` gates it: it is an input, and a
+   * run recorded before it has none to give back (its held intents are refused only by such a command).
+   */
+  readonly waiting?: {
+    readonly take: (ts: Timestamp, events: number) => ReadonlyArray<TradingCommand>
+    /** Done once a command may be there to take (never, for a re-execution's recorded ones alone). */
+    readonly arrival: Effect.Effect<void>
+  }
   /** Language models for the strategy's LLM analysts; default the offline model, no cache. */
   readonly llm?: LlmOptions
   /**
@@ -729,13 +744,49 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           : { _tag: "Down", reason: `the run's risk officer did not answer (${error._tag}): the trading state was not moved` }
       }
       /** Record and carry out operators' commands at the slice of time `ts`, in order, each answered as it is. */
-      const take = (ts: Timestamp, commands: ReadonlyArray<TradingCommand>) => {
+      const take = (ts: Timestamp, commands: ReadonlyArray<TradingCommand>, waiting = false) => {
         for (const command of commands) {
-          log.emit("TradingStateRequested", { ts, to: command.to, actor: command.actor, reason: command.reason })
+          log.emit("TradingStateRequested", { ts, to: command.to, actor: command.actor, reason: command.reason, ...(waiting ? { waiting: true as const } : {}) })
           const outcome = operate(command)
           command.answer?.(outcome)
         }
       }
+      const waiting = options.waiting
+      /** Take the commands that came for a run waiting for an operator's answer (`Options.waiting`): whether there were any. */
+      const takeWaiting = (ts: Timestamp): boolean => {
+        if (waiting === undefined) return false
+        let any = false
+        for (let commands = waiting.take(ts, log.size); commands.length > 0; commands = waiting.take(ts, log.size)) {
+          take(ts, commands, true)
+          any = true
+        }
+        return any
+      }
+      /**
+       * The operator's answer to held intent `round` (its approver's fiber), taking the commands
+       * that come meanwhile at once, at slice `ts`: none when one of them refused the intent (a halt
+       * or a reduce, agents/RiskOfficer.ts), and its approver is no longer waited for.
+       */
+      const answerOf = (ts: Timestamp, round: RoundId, asked: Fiber.RuntimeFiber<ApprovalAnswer, BacktestError>) =>
+        Effect.gen(function*() {
+          // Listened for while a command that comes may be taken (a re-execution's recorded part takes none).
+          let listening = waiting !== undefined
+          let arrived = false
+          while (true) {
+            const took = takeWaiting(ts)
+            // Told something came and nothing was there to take: not listened for again (no busy loop).
+            if (arrived && !took) listening = false
+            arrived = false
+            if (!log.pendingApprovals.has(round)) {
+              yield* Fiber.interrupt(asked)
+              return Option.none<ApprovalAnswer>()
+            }
+            if (!listening) return Option.some(yield* Fiber.join(asked))
+            const next = yield* Effect.raceFirst(Effect.asSome(Fiber.join(asked)), Effect.as(waiting!.arrival, Option.none<ApprovalAnswer>()))
+            if (Option.isSome(next)) return next
+            arrived = true
+          }
+        })
       while (slice !== undefined) {
         if (options.beforeSlice !== undefined) yield* options.beforeSlice(slice.ts)
         world.advanceTo(slice.ts)
@@ -768,10 +819,15 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           // Every intent the slice holds is put to the operator at once (each with its own timeout),
           // not one after the other; each is resolved once it and every one requested before it are
           // answered, so the run is the same whichever answer came first.
+          // Commands that came as the slice held its intents first: a halt refuses them before anyone is asked.
+          takeWaiting(slice.ts)
+          if (log.pendingApprovals.size === 0) break
           const requests = [...log.pendingApprovals.values()]
           const asked = yield* Effect.forEach(requests, (request) => Effect.fork(options.approver!(request)))
           for (const [i, request] of requests.entries()) {
-            const answer = yield* Fiber.join(asked[i]!)
+            const answered = yield* answerOf(slice.ts, request.round, asked[i]!)
+            if (Option.isNone(answered)) continue
+            const answer = answered.value
             world.start(swarm.risk.tell(new ResolveApproval({
                 round: request.round,
                 approved: answer.approved,

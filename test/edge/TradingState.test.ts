@@ -18,7 +18,7 @@ import * as StoredRun from "../../src/store/StoredRun.js"
 import type { RunId } from "../../schemas/Ids.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { symbolsOf } from "../store/fixtures/workload.js"
-import { createUser, rpcClient } from "./fixtures.js"
+import { createUser, guarded, rpcClient, until } from "./fixtures.js"
 
 const strategy = (name: string) =>
   Schema.decodeUnknownSync(Strategy)({
@@ -138,6 +138,85 @@ for (const backend of backends) {
           const replayed = yield* StoredRun.replay(run.id)
           expect(replayed.events).toBe(events.length)
           expect(replayed.checksum).toBe((yield* dave("runs.get", { run: run.id })).checksum)
+        }), { timeout: 120_000 })
+
+      it.scoped("a run waiting at an approval is halted at once: the halt refuses the held intent, the run goes on halted, and replays byte for byte", () =>
+        Effect.gen(function*() {
+          const base = yield* Http.baseUrl
+          const erin = yield* rpcClient(base, (yield* createUser(base, yield* admin, "erin")).key)
+          yield* erin("strategies.create", { strategy: guarded("held then halted", 60) })
+          const run = yield* erin("runs.start", { strategy: "held then halted", mode: "backtest", data: { _tag: "synthetic", bars: 120 } })
+          const [held] = yield* until(erin("approvals.pending", { run: run.id }), (p) => p.length > 0, "an approval")
+          const started = Date.now()
+          const halted = yield* erin("runs.trading", { run: run.id, state: "halted", reason: "not this one" })
+          // At once, not at a next bar the run never takes while it waits.
+          expect(Date.now() - started).toBeLessThan(10_000)
+          expect(halted.transition).toMatchObject({ from: "active", to: "halted", cause: "operator", actor: "erin", reason: "not this one" })
+          // The held intent is refused by the halt: an answer to it now says so.
+          const late = yield* until(Effect.flip(erin("approvals.approve", { run: run.id, round: held!.round })), (e) => e._tag === "Conflict" && /rejected already/.test(e.reason), "the refusal")
+          expect(late).toMatchObject({ _tag: "Conflict", reason: `round ${held!.round} of run ${run.id} was rejected already, by erin` })
+
+          const events = yield* erin("runs.events", { run: run.id }).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+          expect(events.at(-1)!.tag).toBe("RunCompleted")
+          const decoded = events.map((e) => JSON.parse(e.json) as RunEvent)
+          const requested = decoded.find((e) => e._tag === "TradingStateRequested")!
+          expect(requested).toMatchObject({ to: "halted", actor: "erin", reason: "not this one", waiting: true })
+          const resolved = decoded.find((e): e is Extract<RunEvent, { _tag: "ApprovalResolved" }> => e._tag === "ApprovalResolved" && e.round === held!.round)!
+          expect(resolved).toMatchObject({ outcome: "rejected", by: "erin" })
+          expect(resolved.reason).toMatch(/halt/)
+          // Right after the command and its change, before anything else.
+          expect(resolved.seq).toBe(requested.seq + 2)
+          expect(decoded.filter((e) => e._tag === "OrderPlaced" && e.seq > requested.seq)).toEqual([])
+          expect(decoded.filter((e) => e._tag === "ApprovalRequested" && e.seq > requested.seq)).toEqual([])
+          expect((yield* ControlAudit.history(run.id as RunId)).last.map((a) => [a.action, a.state ?? null])).toEqual([["trading", "halted"]])
+          const replayed = yield* StoredRun.replay(run.id)
+          expect(replayed.events).toBe(events.length)
+          expect(replayed.checksum).toBe((yield* erin("runs.get", { run: run.id })).checksum)
+        }), { timeout: 120_000 })
+
+      it.scoped("a run waiting at an approval is paused, halted, resumed and stopped at once, each as a run taking bars would be", () =>
+        Effect.gen(function*() {
+          const base = yield* Http.baseUrl
+          const fay = yield* rpcClient(base, (yield* createUser(base, yield* admin, "fay")).key)
+          yield* fay("strategies.create", { strategy: guarded("held and operated", 60) })
+          const run = yield* fay("runs.start", { strategy: "held and operated", mode: "paper", data: { _tag: "synthetic", bars: 400 }, speed: 8_640_000 })
+          const [held] = yield* until(fay("approvals.pending", { run: run.id }), (p) => p.length > 0, "an approval")
+          const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+            Effect.gen(function*() {
+              const started = Date.now()
+              const value = yield* effect
+              expect(Date.now() - started).toBeLessThan(10_000)
+              return value
+            })
+          expect((yield* timed(fay("runs.pause", { run: run.id }))).status).toBe("paused")
+          // Paused and waiting: halted at once, it stays paused, and the held intent is refused.
+          const halted = yield* timed(fay("runs.trading", { run: run.id, state: "halted", reason: "stand still" }))
+          expect(halted.transition).toMatchObject({ from: "active", to: "halted", actor: "fay" })
+          expect((yield* fay("runs.get", { run: run.id })).status).toBe("paused")
+          yield* until(fay("approvals.pending", { run: run.id }), (p) => p.length === 0, "the refusal")
+          expect(yield* Effect.flip(fay("approvals.approve", { run: run.id, round: held!.round }))).toMatchObject({ _tag: "Conflict" })
+          expect((yield* timed(fay("runs.resume", { run: run.id }))).status).toBe("running")
+          // Halted, it takes bars again: a command now is taken at its next bar.
+          const reduced = yield* timed(fay("runs.trading", { run: run.id, state: "reducing", reason: "closing out" }))
+          expect(reduced.transition).toMatchObject({ from: "halted", to: "reducing" })
+          expect((yield* timed(fay("runs.stop", { run: run.id }))).status).toBe("stopped")
+          expect((yield* ControlAudit.history(run.id as RunId)).last.map((a) => [a.action, a.state ?? null])).toEqual([
+            ["pause", null],
+            ["trading", "halted"],
+            ["resume", null],
+            ["trading", "reducing"],
+            ["stop", null]
+          ])
+          // Reproduced as far as it was recorded (a divergence fails the replay).
+          const replayed = yield* StoredRun.replay(run.id)
+          expect(replayed.status).toBe("stopped")
+          expect(replayed.events).toBe((yield* Runs.events(run.id as RunId, 0, 100_000)).length)
+
+          // Another waiting at an approval, stopped there: at once, its held intent cancelled.
+          const other = yield* fay("runs.start", { strategy: "held and operated", mode: "paper", data: { _tag: "synthetic", bars: 400 }, speed: 8_640_000 })
+          const [waits] = yield* until(fay("approvals.pending", { run: other.id }), (p) => p.length > 0, "another approval")
+          expect((yield* timed(fay("runs.stop", { run: other.id }))).status).toBe("stopped")
+          expect(yield* Effect.flip(fay("approvals.approve", { run: other.id, round: waits!.round }))).toMatchObject({ _tag: "Conflict", reason: expect.stringContaining("cancelled") })
         }), { timeout: 120_000 })
 
       it.scoped("bad input is a typed refusal naming the field: an unknown state, an oversized or blank reason (a pause's, resume's and stop's too); an unknown run is not found", () =>

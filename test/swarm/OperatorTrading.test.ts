@@ -9,6 +9,7 @@ import type { Bar } from "../../schemas/Market.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Feed from "../../src/market/Feed.js"
+import * as RecordedTrading from "../../src/store/RecordedTrading.js"
 import type * as Backtest from "../../src/swarm/Backtest.js"
 import { ofTag, record, registryOf } from "./recorded.js"
 
@@ -167,5 +168,61 @@ describe("an operator's trading-state command in a run", () => {
       expect(run.outcomes.map(([bar, o]) => [bar, o._tag])).toEqual([[3, "Down"]])
       expect(run.outcomes[0]![1]).toMatchObject({ reason: expect.stringContaining("halted while its risk officer is down") })
       expect(moves(run.events).filter(([, , , cause]) => cause === "operator")).toEqual([])
+    }))
+
+  it.effect("a run waiting for an operator's answer takes a command at once: a halt or a reduce refuses the held intent there, and a re-execution given the command back reproduces it", () =>
+    Effect.gen(function*() {
+      // Every buy is above 5% of equity: bar 0's waits for an operator, who never answers.
+      const guarded = Schema.decodeUnknownSync(Strategy)({
+        ...Schema.encodeSync(Strategy)(strategy),
+        risk: { approval: { notionalPctAbove: 5, policy: "pause", timeoutSeconds: 60 } }
+      })
+      const run = (to: "halted" | "reducing", waiting: (outcomes: Array<Backtest.TradingOutcome>) => Backtest.Options["waiting"]) => {
+        const outcomes: Array<Backtest.TradingOutcome> = []
+        return Effect.map(
+          record({
+            strategy: guarded,
+            feed: Feed.fromBars(new Map([[bars[0]!.symbol, bars]]), { fingerprint: "test:operator" }),
+            registry: registryOf({ AAA: script }),
+            approver: () => Effect.never,
+            waiting: waiting(outcomes)
+          }),
+          (recorded) => ({ ...recorded, outcomes, to })
+        )
+      }
+      /** The command comes once the run waits (its arrival told), not before. */
+      const live = (to: "halted" | "reducing") => (outcomes: Array<Backtest.TradingOutcome>): Backtest.Options["waiting"] => {
+        let came = false
+        let given = false
+        return {
+          take: () => {
+            if (!came || given) return []
+            given = true
+            return [{ to, actor: "alice", reason: "not now", answer: (outcome) => void outcomes.push(outcome) }]
+          },
+          arrival: Effect.sync(() => {
+            came = true
+          })
+        }
+      }
+      for (const to of ["halted", "reducing"] as const) {
+        const taken = yield* run(to, live(to))
+        expect(taken.outcomes.map((o) => o._tag)).toEqual(["Moved"])
+        const [asked] = ofTag(taken.events, "ApprovalRequested")
+        const [requested] = ofTag(taken.events, "TradingStateRequested")
+        expect(requested).toMatchObject({ ts: START, to, actor: "alice", reason: "not now", waiting: true })
+        expect(requested!.seq).toBeGreaterThan(asked!.seq)
+        expect(taken.events[requested!.seq]).toMatchObject({ _tag: "TradingStateChanged", transition: { from: "active", to, cause: "operator" } })
+        // Refused right after the change, by the operator who moved the state, saying why.
+        expect(taken.events[requested!.seq + 1]).toMatchObject({ _tag: "ApprovalResolved", round: asked!.round, outcome: "rejected", by: "alice" })
+        expect((taken.events[requested!.seq + 1] as { reason: string }).reason).toMatch(to === "halted" ? /went halted/ : /went reduce-only/)
+        // The run went on (the operator never answered), and nothing was bought.
+        expect(taken.result.status).toBe("completed")
+        expect(taken.result.counts.orders).toBe(0)
+        // The command is an input: given back at its event, with nobody there, the run is the same, line for line.
+        const recorded = new Map([[requested!.seq, { to, actor: "alice", reason: "not now" }]])
+        const again = yield* run(to, () => RecordedTrading.waitingSource(recorded, undefined))
+        expect(again.lines).toEqual(taken.lines)
+      }
     }))
 })
