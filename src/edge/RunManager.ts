@@ -1319,6 +1319,14 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       answerWaitMillis = RELAY_ANSWER_WAIT_MILLIS
     ) =>
       unavailable(Effect.gen(function*() {
+        // A server of a build before the action took it and never answered (a `trading` waited 43 s
+        // for `Unavailable`): refused at once, saying why and what to do. A run held by no session
+        // (its process gone, or retaking its lease) is asked as ever, for its next holder.
+        const needs = ControlRequests.PROTOCOL_OF[request.action]
+        if (needs > 1) {
+          const holder = yield* ControlRequests.holderOf(request.run)
+          if (holder !== undefined && holder.protocol < needs) return yield* olderHolder(request)
+        }
         const id = yield* ControlRequests.ask(request)
         const abandon = Effect.ignore(ControlRequests.abandon(id))
         return yield* Effect.gen(function*() {
@@ -1339,6 +1347,17 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           }
         }).pipe(Effect.onInterrupt(() => abandon))
       })).pipe(Effect.provide(context))
+
+    /** What a caller is told when the server executing the run is of a build that cannot take `request` relayed: nothing was done. */
+    const olderHolder = (request: ControlRequests.NewRequest) =>
+      new Conflict({
+        reason: request.action === "trading"
+          ? `run ${request.run} executes in a server of an older version, which cannot take a trading-state command from another ` +
+            `server (it would never answer): nothing was moved. Send runs.trading to that server itself, or pause the run (any ` +
+            `server relays a pause, and a paused run trades nothing) until that server runs this version`
+          : `run ${request.run} executes in a server of an older version, which cannot take ${request.action} from another server: ` +
+            `nothing was done. Send it to that server itself, or try again once it runs this version`
+      })
 
     /** The typed error a relayed request was answered with, as the process executing the run gave it. */
     const relayedFailure = (answer: ControlRequests.Answer, ref: string, round?: string) => {

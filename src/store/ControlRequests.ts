@@ -11,6 +11,7 @@ import { Effect } from "effect"
 import { Principal } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
 import type { TradingState } from "../../schemas/Risk.js"
+import { LEASE_PREFIX } from "./Lease.js"
 import { storeError } from "./StoreError.js"
 
 export type Action = "stop" | "pause" | "resume" | "approve" | "reject" | "trading"
@@ -40,6 +41,49 @@ export interface Answer {
   readonly reason: string | null
   readonly result?: string | null
 }
+
+/**
+ * The relay protocol this build's servers speak: 1, the actions of migration 0009 (stop, pause,
+ * resume, approve, reject); 2, `trading` too (migration 0013). A server says it in the
+ * `application_name` of the database sessions that hold its runs' leases (`LEASE_APPLICATION`), so
+ * that a requester learns, from the run's lease itself, whether the server executing the run can
+ * carry out what it asks (`holderOf`): a server of a build before this said nothing there, and
+ * took a relayed `trading` without ever answering it. Said by the session, it is never stale: a
+ * run taken over by another server is said by that server's session. Raised with each action added.
+ */
+export const RELAY_PROTOCOL = 2
+
+/** The `application_name` of a server's lease sessions: its relay protocol after `relay/`. */
+export const LEASE_APPLICATION = `swarm leases relay/${RELAY_PROTOCOL}`
+
+/** The relay protocol each action needs of the server executing the run. */
+export const PROTOCOL_OF: Readonly<Record<Action, number>> = { stop: 1, pause: 1, resume: 1, approve: 1, reject: 1, trading: 2 }
+
+/** The relay protocol a lease session's `application_name` says: 1 when it says none (a server of a build before it). */
+export const protocolOf = (applicationName: string | null): number => {
+  const said = /\brelay\/(\d{1,6})\b/.exec(applicationName ?? "")
+  return said === null ? 1 : Number(said[1])
+}
+
+/**
+ * The server process holding `run`'s lease (executing it), as its lease session says it: its relay
+ * protocol; undefined when no session holds the lease (no live process runs it, or its lease is
+ * being taken again). One query over `pg_locks` and `pg_stat_activity` (whose `application_name`
+ * every role may read), as `Runs.unfinishedLeases` reads the leases.
+ */
+export const holderOf = Effect.fn("ControlRequests.holderOf")(function*(run: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  const key = `${LEASE_PREFIX}${run}`
+  const rows = yield* sql<{ applicationName: string | null }>`
+    select a.application_name from pg_locks l join pg_stat_activity a on a.pid = l.pid
+    cross join lateral (select hashtextextended(${key}, 0) as key) k
+    where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+      and l.database = (select oid from pg_database where datname = current_database())
+      and l.classid::bigint = (k.key >> 32) & 4294967295 and l.objid::bigint = k.key & 4294967295
+    limit 1`
+  const row = rows[0]
+  return row === undefined ? undefined : { protocol: protocolOf(row.applicationName) }
+}, storeError("read which server holds a run"))
 
 /** The requester's answer to a request nobody took in time: the caller was told so, and nobody may carry it out after. */
 export const ABANDONED = "abandoned"

@@ -20,6 +20,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Cause, Config, ConfigError, Context, Duration, Effect, Either, Layer, Option, Redacted, String as Str } from "effect"
 import * as Pg from "pg"
 import * as Credentials from "../internal/credentials.js"
+import { LEASE_APPLICATION } from "./ControlRequests.js"
 import { PgPool } from "./Pool.js"
 import { type Backend, DatabaseLocked, DatabaseUnavailable } from "./StoreError.js"
 import { transaction } from "./Transaction.js"
@@ -264,7 +265,8 @@ const client = (options: PoolOptions, backend: Backend, info: Info): Layer.Layer
           max: maxLeases,
           idleTimeoutMillis: 10_000,
           connectionTimeoutMillis: connectTimeoutMillis,
-          application_name: `${conventions.applicationName} leases`
+          // What a server holding a run's lease can take relayed (ControlRequests.holderOf): its session says it.
+          application_name: LEASE_APPLICATION
         })
         pool.on("error", () => undefined)
         return pool

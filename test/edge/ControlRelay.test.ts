@@ -8,7 +8,8 @@
  * relays nothing); skipped, saying so, without it.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
+import Pg from "pg"
 import type { RunId } from "../../schemas/Ids.js"
 import { RunNotFound } from "../../schemas/Rpc.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
@@ -17,6 +18,7 @@ import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as RunManager from "../../src/edge/RunManager.js"
 import * as ControlAudit from "../../src/store/ControlAudit.js"
 import * as ControlRequests from "../../src/store/ControlRequests.js"
+import { PgPool } from "../../src/store/Pool.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
@@ -280,6 +282,46 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
         ])
         yield* b.shutdown
         yield* a.shutdown
+      }), { timeout: 60_000 })
+
+    it.scoped("a run held by a server of an older version, which takes a relayed trading command and never answers: refused at once, saying so", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        yield* Strategies.create(alice.userId, smaStrategy("held by an old server"))
+        const a = yield* managerOn(bus)
+        const run = yield* slowPaperRun(a.manager, "held by an old server")
+        yield* a.shutdown
+        // A server of a build before relayed trading commands takes the run: its lease session says
+        // no relay protocol, and it takes every request for its runs — a trading one it never answers.
+        const old = new Pg.Client({ connectionString: (yield* PgPool).pool.options.connectionString!, application_name: "swarm leases" })
+        yield* Effect.promise(() => old.connect())
+        yield* Effect.promise(() => old.query("select pg_advisory_lock(hashtextextended($1, 0))", [`swarm-run:${run.id}`]))
+        const takes = yield* Effect.fork(Effect.repeat(
+          Effect.promise(() => old.query("update control_requests set taken_at = now() where run_id = $1 and taken_at is null and answered_at is null", [run.id])),
+          Schedule.spaced("100 millis")
+        ))
+        expect(yield* ControlRequests.holderOf(run.id)).toEqual({ protocol: 1 })
+
+        const b = yield* managerOn(bus)
+        const started = Date.now()
+        const refused = yield* Effect.flip(b.manager.trading(alice, run.id, "halted", "news pending"))
+        expect(refused).toMatchObject({ _tag: "Conflict", reason: expect.stringContaining(`run ${run.id} executes in a server of an older version`) })
+        expect(refused).toMatchObject({ reason: expect.stringContaining("pause the run") })
+        expect(Date.now() - started).toBeLessThan(3_000)
+        // Nothing asked of it: nothing it could take and leave unanswered.
+        expect(yield* ControlRequests.openFor([run.id])).toEqual([])
+
+        // Upgraded: the run goes on in a server of this version, whose lease session says so, and the command is relayed there.
+        yield* Fiber.interrupt(takes)
+        yield* Effect.promise(() => old.end())
+        const upgraded = yield* managerOn(bus)
+        expect((yield* upgraded.manager.resumeUnfinished()).map((r) => r.outcome)).toEqual(["resumed"])
+        expect(yield* ControlRequests.holderOf(run.id)).toEqual({ protocol: ControlRequests.RELAY_PROTOCOL })
+        const halted = yield* b.manager.trading(alice, run.id, "halted", "news pending")
+        expect(halted.transition).toMatchObject({ from: "active", to: "halted", actor: "alice" })
+        yield* upgraded.manager.stop(alice, run.id)
+        yield* upgraded.shutdown
+        yield* b.shutdown
       }), { timeout: 60_000 })
   })
 })
