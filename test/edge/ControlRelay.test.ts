@@ -7,6 +7,7 @@
  * within the relay's wait. Needs `DATABASE_URL` (the embedded database serves one process and
  * relays nothing); skipped, saying so, without it.
  */
+import { SqlClient } from "@effect/sql"
 import { describe, expect, layer } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
 import Pg from "pg"
@@ -321,6 +322,39 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
         expect(halted.transition).toMatchObject({ from: "active", to: "halted", actor: "alice" })
         yield* upgraded.manager.stop(alice, run.id)
         yield* upgraded.shutdown
+        yield* b.shutdown
+      }), { timeout: 60_000 })
+
+    it.scoped("a run whose risk officer is down where it executes: runs.trading through the other process answers RiskOfficerDown with its fields, and nothing moves", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        yield* Strategies.create(alice.userId, smaStrategy("officer down elsewhere"))
+        const a = yield* managerOn(bus)
+        // A bar a day of wall-clock time: it takes its first (which decides nothing: its analyst warms up) and waits a day.
+        const run = yield* a.manager.start(alice, { strategy: "officer down elsewhere", mode: "paper", data: { _tag: "synthetic", bars: 60 }, speed: 1 })
+        yield* a.shutdown
+        // Taken back with its risk officer crashing on the first message it gets: the operator's command.
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`update runs set faults = ${JSON.stringify({ risk: { at: [1] } })} where id = ${run.id}`
+        const holder = yield* managerOn(bus)
+        expect((yield* holder.manager.resumeUnfinished()).map((r) => r.outcome)).toEqual(["resumed"])
+        const b = yield* managerOn(bus)
+        // Paused, it takes the command at once at the bar it takes next.
+        expect((yield* b.manager.pause(alice, run.id)).status).toBe("paused")
+        const down = yield* Effect.flip(b.manager.trading(alice, run.id, "halted", "news pending"))
+        // The holder's typed error, whole: its tag and its fields.
+        expect(down).toMatchObject({ _tag: "RiskOfficerDown", run: run.id, reason: expect.stringContaining("did not answer") })
+        // Fail closed: the command is recorded, nothing moved, and nothing is audited as done.
+        const events = yield* until(Runs.events(run.id, 0, 10_000, ["TradingStateRequested", "TradingStateChanged"]), (e) => e.length > 0, "the recorded command")
+        expect(events.map((e) => e.tag)).toEqual(["TradingStateRequested"])
+        expect((yield* ControlAudit.history(run.id as RunId)).last.map((a) => a.action)).toEqual(["pause"])
+        // Still down (its restart waits for the run's clock, which a paused run's does not move): said so, as there.
+        const restarting = yield* Effect.flip(b.manager.trading(alice, run.id, "halted", "news pending"))
+        expect(restarting).toMatchObject({ _tag: "RiskOfficerDown", run: run.id, reason: expect.stringContaining("restarting") })
+        expect(yield* Effect.flip(holder.manager.trading(alice, run.id, "halted", "news pending"))).toEqual(restarting)
+        expect((yield* Runs.get(run.id)).status).toBe("paused")
+        yield* holder.manager.stop(alice, run.id)
+        yield* holder.shutdown
         yield* b.shutdown
       }), { timeout: 60_000 })
   })
