@@ -368,7 +368,8 @@ export interface RunManagerService {
    * One look, on a shared database, for unfinished runs whose process has stopped (died, or shut
    * down) while this one goes on: each run no process holds the lease of, seen so by this look and
    * the one before and older than the grace (`Options.takeover`), is resumed here as
-   * `resumeUnfinished` does. What became of each one tried (none on the embedded database). The
+   * `resumeUnfinished` does — but for one whose owner has the most live runs a user may have here
+   * (`Options.maxLiveRunsPerUser`), left to a server with room and tried again here after the retry. What became of each one tried (none on the embedded database). The
    * manager does it every `Options.takeover.every`, logging each.
    */
   readonly takeOver: () => Effect.Effect<ReadonlyArray<Resumption>, Unavailable>
@@ -1073,7 +1074,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * Resume one unfinished run here (not live here: the caller looked), at its pace and in the
      * state it was left in: what became of it, or nothing when it ended or went since it was listed.
      */
-    const resumeOne = (id: RunId, listedAs?: string) =>
+    const resumeOne = (id: RunId, listedAs?: string, capped = false) =>
       Effect.gen(function*() {
         const read = yield* Effect.either(Runs.get(id))
         // Its row does not decode (edited by hand, written by another version): said, not skipped
@@ -1115,6 +1116,34 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           return { run: record.id, ref, outcome: "failed", reason: unresumableReason(record.id, cannot) } satisfies Resumption
         }
         const pending = inbox.right
+        // A takeover respects the cap of live runs a user may have here, as a start does: a server
+        // that died left its runs to whichever server has room, not all to the first to look. The
+        // check and the slot's reservation are one synchronous step (`slot`), the slot the run's once `live` has it.
+        if (capped) {
+          const full = yield* Effect.sync(() => {
+            const n = liveOwnedBy(record.owner)
+            if (n >= maxLivePerUser) return n
+            starting.set(record.owner, (starting.get(record.owner) ?? 0) + 1)
+            return undefined
+          })
+          if (full !== undefined) {
+            refs.delete(record.id)
+            return {
+              run: record.id,
+              ref,
+              outcome: "failed",
+              reason: `its owner has ${full} live run${full === 1 ? "" : "s"} on this server, the most a user may have here ` +
+                `(SWARM_MAX_LIVE_RUNS_PER_USER=${maxLivePerUser}): left to a server with room (this one looks again in a few minutes)`
+            } satisfies Resumption
+          }
+        }
+        const unreserve = capped
+          ? Effect.sync(() => {
+            const n = (starting.get(record.owner) ?? 1) - 1
+            if (n === 0) starting.delete(record.owner)
+            else starting.set(record.owner, n)
+          })
+          : Effect.void
         // The lease is taken before the run's first event: another live process's run fails fast here.
         const leased = yield* Deferred.make<void>()
         // How the execution ended, whenever it does: what a failure says of the run is learnt then.
@@ -1153,7 +1182,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             // Failed before its lease (its data gone, the database failing): its row is as it was,
             // and its followers are not told it ended — it did not.
             untouched: () => !isLeased
-          }, created))
+          }, created)).pipe(Effect.ensuring(unreserve))
         if (Either.isLeft(launched)) {
           refs.delete(record.id)
           const error = launched.left
@@ -1258,7 +1287,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             if (failed !== undefined && now - failed.at < takeoverRetry) continue
             // Every lease connection of this process is lent: another server may take it.
             if (leases.totalCount >= (leases.options.max ?? 10) && leases.idleCount === 0) break
-            const outcome = yield* resumeOne(id)
+            const outcome = yield* resumeOne(id, undefined, true)
             if (outcome === undefined) continue
             if (outcome.outcome === "failed") {
               const said = failed?.reason === outcome.reason

@@ -281,5 +281,34 @@ describe.skipIf(postgres === undefined)("takeover between servers on one Postgre
         expect(b.logged).toEqual([])
         yield* a.manager.stop(alice, run.id)
       }), { timeout: 60_000 })
+
+    it.scoped("a server taking over the runs of one that stopped keeps to its cap of live runs a user may have: the rest are left to a server with room, said once", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const a = yield* serverOn(bus)
+        // At most two of a user's runs live here; its looks are the test's own.
+        const b = yield* serverOn(bus, { maxLiveRunsPerUser: 2, takeover: { every: Duration.hours(1), grace: Duration.zero } })
+        yield* Effect.addFinalizer(() => b.shutdown)
+        const here = yield* paperRun(b.manager, "capped here", 600, 20)
+        const first = yield* paperRun(a.manager, "capped first", 600, 20)
+        const second = yield* paperRun(a.manager, "capped second", 600, 20)
+        yield* a.shutdown
+        // Free twice in a row, a look apart: taken over at the second look.
+        expect(yield* b.manager.takeOver()).toEqual([])
+        const outcomes = yield* b.manager.takeOver()
+        expect(outcomes.map((o) => [o.run, o.outcome])).toEqual([[first.id, "resumed"], [second.id, "failed"]])
+        expect(outcomes[1]!.reason).toBe(
+          "its owner has 2 live runs on this server, the most a user may have here (SWARM_MAX_LIVE_RUNS_PER_USER=2): left to a server with room (this one looks again in a few minutes)"
+        )
+        // Before, it took both: three of alice's runs live where she may have two.
+        expect(b.manager.live()).toBe(2)
+        expect((yield* Runs.get(second.id)).status).toBe("running")
+        // Not said again at the next look, nor tried before its retry.
+        expect(yield* b.manager.takeOver()).toEqual([])
+        // Nor does a start pass the cap meanwhile.
+        expect(yield* Effect.flip(paperRun(b.manager, "capped third", 600, 20))).toMatchObject({ _tag: "Conflict" })
+        for (const run of [here, first]) yield* b.manager.stop(alice, run.id)
+        yield* Runs.markEnded(second.id, "stopped", "stopped by the test")
+      }), { timeout: 60_000 })
   })
 })
