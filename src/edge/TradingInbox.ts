@@ -2,7 +2,8 @@
  * A live run's inbox of operators' trading-state commands (`runs.trading`): filled by the edge,
  * drained by the run's driver right before each slice (`Backtest.Options.trading`), so every
  * command enters the run at a slice boundary and is recorded there, as an outside signal is
- * (SignalInbox.ts). Each command carries its answer: the driver tells it synchronously as it takes
+ * (SignalInbox.ts) — or at once, where it stands, while the run waits for an operator's answer to a
+ * held intent (`Backtest.Options.waiting`). Each command carries its answer: the driver tells it synchronously as it takes
  * it, so a command is either still here (withdrawable) or answered — never in between. A run an
  * operator paused stands at its next slice and takes its commands as they come (`arrival`).
  */
