@@ -11,7 +11,11 @@
  * clients it goes to, and each client gets what is ready as one write, at most every `coalesce`;
  * the clients of every run share a bounded part of each event-loop turn (`Follow.fanOut`) and a
  * few reads of the database at a time (`Follow.catchUpReads`: clients back from an overflow read
- * their gaps there), so however many there are, they cannot slow the runs they watch.
+ * their gaps there), so however many there are, they cannot slow the runs they watch. A client
+ * that stops reading but keeps its connection open (its socket full, a write waiting for it to
+ * drain) is disconnected once a write has waited `WRITE_STALL` (30 s): told so first
+ * (`event: overflow`) if it takes that within `STALL_GRACE`, then its connection destroyed — it
+ * holds no subscription, no fiber and no buffers for long, whatever it does.
  *
  * A finished run ends its stream after its last event with `event: end`: `{ run, lastEventId,
  * status, failure? }`, the run's last event and how the run ended as its row says (left out if it
@@ -38,8 +42,10 @@
  * reconnection gets the 404.
  */
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServerRequest } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
-import { Duration, Effect, Either, Option, Stream } from "effect"
+import { Deferred, Duration, Effect, Either, Option, Schedule, Stream } from "effect"
+import type * as NodeHttp from "node:http"
 import { type Principal, Unauthorized } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
 import { InvalidRequest, type RunNotFound, type RunStatusNote } from "../../schemas/Rpc.js"
@@ -70,7 +76,25 @@ export interface Options {
    * the first after a quiet spell at once (Follow's `coalesce`). Default `Follow.liveCoalesce` (50 ms).
    */
   readonly coalesce?: Duration.DurationInput
+  /** How long a write may wait for the client's socket to drain before the client is disconnected. Default `WRITE_STALL` (30 s). */
+  readonly stall?: Duration.DurationInput
 }
+
+/**
+ * How long a write to a client may wait for its socket to drain: a client that stopped reading but
+ * keeps its connection open (a frozen tab, a peer gone without a word) is disconnected then. Its
+ * subscription overflowed long before (the run never waits for it), but the write would wait for
+ * ever, holding the connection, the stream and what it buffered. Long enough for a slow link to
+ * take a burst (a page of 1,000 events, about a megabyte, at 40 kB/s), short beside a dashboard's life.
+ */
+export const WRITE_STALL = Duration.seconds(30)
+
+/**
+ * A client disconnected for a stalled write: how long its connection is left to take the notice
+ * (`event: overflow`, queued behind what it has not read) before it is destroyed. One that reads
+ * again in time gets it and a clean end; the others lose only what they never read.
+ */
+export const STALL_GRACE = Duration.seconds(1)
 
 export const defaults = {
   heartbeat: Duration.seconds(15),
@@ -79,7 +103,8 @@ export const defaults = {
   poll: Follow.defaults.poll,
   retry: Duration.seconds(1),
   recheck: Auth.RECHECK,
-  coalesce: Follow.liveCoalesce
+  coalesce: Follow.liveCoalesce,
+  stall: WRITE_STALL
 } as const
 
 /** The largest sequence number a client may resume after. */
@@ -244,7 +269,16 @@ interface Resolved {
   readonly retry: Duration.Duration
   readonly recheck: Duration.Duration
   readonly coalesce: Duration.Duration
+  readonly stall: Duration.Duration
 }
+
+/** What goes to the client: bytes, and the last run event among them (`through`), if any. */
+interface Piece {
+  readonly bytes: Uint8Array
+  readonly through?: number
+}
+
+const piece = (bytes: Uint8Array): Piece => ({ bytes })
 
 const encoder = new TextEncoder()
 
@@ -271,7 +305,7 @@ const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   return Buffer.concat(parts as Array<Uint8Array>)
 }
 
-const heartbeatBytes = encoder.encode(heartbeatFrame)
+const heartbeatPiece = piece(encoder.encode(heartbeatFrame))
 
 /**
  * The frames of a run's events after `since`, one write per burst, ending with `end`, `overflow` or
@@ -284,7 +318,7 @@ const events = (
   run: RunId,
   since: number,
   refused: Effect.Effect<never, Unauthorized | RunNotFound>
-): Stream.Stream<Uint8Array> => {
+): Stream.Stream<Piece> => {
   let lastSent = since
   const followed = Follow.follow(deps, run, since, {
     pageSize: options.pageSize,
@@ -297,9 +331,9 @@ const events = (
     pages: Follow.sharedPages
   }).pipe(
     Stream.map((burst) => {
-      if (burst.length === 0) return heartbeatBytes
+      if (burst.length === 0) return heartbeatPiece
       lastSent = burst[burst.length - 1]!.seq
-      return concat(burst.map(frameOf))
+      return { bytes: concat(burst.map(frameOf)), through: lastSent }
     }),
     Stream.interruptWhen(refused)
   )
@@ -322,7 +356,7 @@ const events = (
       )
     ]).pipe(
       Effect.provideService(SqlClient.SqlClient, deps.sql),
-      Effect.map(([ended, lastEventId]) => Stream.make(encoder.encode(controlFrame("end", { run, lastEventId, ...ended }))))
+      Effect.map(([ended, lastEventId]) => Stream.make(piece(encoder.encode(controlFrame("end", { run, lastEventId, ...ended })))))
     )
   )
   return Stream.concat(followed, end).pipe(
@@ -354,7 +388,7 @@ const events = (
               lastEventId: stopped.lastEventId
             })
         }
-      }).pipe(Effect.map((frame) => Stream.make(encoder.encode(frame))), Stream.unwrap)
+      }).pipe(Effect.map((frame) => Stream.make(piece(encoder.encode(frame)))), Stream.unwrap)
     )
   )
 }
@@ -398,8 +432,8 @@ const withStatuses = (
   deps: Dependencies,
   run: RunId,
   now: RunStatusNote | undefined,
-  events: Stream.Stream<Uint8Array>
-): Stream.Stream<Uint8Array> => {
+  events: Stream.Stream<Piece>
+): Stream.Stream<Piece> => {
   if (now === undefined) return events
   let told: RunStatusNote = now
   const changes = deps.statuses.changes(run).pipe(
@@ -407,14 +441,76 @@ const withStatuses = (
     Stream.filter((note) => !Follow.FINISHED.has(note.status) && !RunStatusFeed.same(note, told)),
     Stream.map((note) => {
       told = note
-      return encoder.encode(statusFrame(note))
+      return piece(encoder.encode(statusFrame(note)))
     })
   )
-  return Stream.concat(Stream.make(encoder.encode(statusFrame(now))), Stream.merge(events, changes, { haltStrategy: "left" }))
+  return Stream.concat(Stream.make(piece(encoder.encode(statusFrame(now)))), Stream.merge(events, changes, { haltStrategy: "left" }))
+}
+
+/** The notice of a client disconnected because a write to it stalled (`WRITE_STALL`). */
+export const stalledFrame = (stall: Duration.Duration, lastEventId: number): string =>
+  controlFrame("overflow", {
+    reason: `this client read nothing for ${Duration.format(stall)} while its connection was full and is disconnected: ` +
+      `reconnect with Last-Event-ID: ${lastEventId} to read on from there`,
+    lastEventId
+  })
+
+/**
+ * `pieces` written to `res` with a bound on how long a write may wait for the socket to drain.
+ * The platform writes each piece as it comes and, when the socket is full, pulls the next only on
+ * `drain`: a client that stops reading stops the stream there, and would hold it for ever. A write
+ * waiting longer than `stall` disconnects the client: the stream is ended, the notice queued
+ * behind what the client has yet to read, and the connection destroyed `STALL_GRACE` later unless
+ * the client read it all meanwhile (then the stream ends cleanly). Destroyed, the response's fiber
+ * is interrupted (the platform does so for a connection that closes before the response ended),
+ * and the follower's subscription goes with it.
+ */
+const bounded = (
+  res: NodeHttp.ServerResponse | undefined,
+  stall: Duration.Duration,
+  run: RunId,
+  since: number,
+  pieces: Stream.Stream<Piece>
+): Stream.Stream<Uint8Array> => {
+  const stallMillis = Duration.toMillis(stall)
+  if (res === undefined || !Number.isFinite(stallMillis)) return Stream.map(pieces, (p) => p.bytes)
+  return Stream.unwrapScoped(Effect.gen(function*() {
+    /** When the last piece went to the platform, which writes it at once: a stall starts there. */
+    let lastWrite = performance.now()
+    /** The last run event written: a client that reads the notice has every event up to it. */
+    let written = since
+    let cut = false
+    const cutSignal = yield* Deferred.make<void>()
+    const check = Effect.suspend(() => {
+      if (cut || !res.writableNeedDrain || performance.now() - lastWrite < stallMillis) return Effect.void
+      cut = true
+      res.write(encoder.encode(stalledFrame(stall, written)))
+      const destroy = setTimeout(() => res.destroy(), Duration.toMillis(STALL_GRACE))
+      res.once("close", () => clearTimeout(destroy))
+      return Effect.zipRight(
+        Effect.logInfo("SSE: a write to the client waited too long for its socket to drain; the client is disconnected").pipe(
+          Effect.annotateLogs({ run, after: written, stalledMillis: Math.round(performance.now() - lastWrite) })
+        ),
+        Deferred.succeed(cutSignal, undefined)
+      )
+    })
+    yield* Effect.forkScoped(Effect.repeat(check, Schedule.spaced(Duration.millis(Math.max(1, stallMillis / 4)))))
+    return pieces.pipe(
+      Stream.interruptWhenDeferred(cutSignal),
+      // A piece ready when the cut came is not written: the notice said where the client is.
+      Stream.takeWhile(() => !cut),
+      Stream.map((p) => {
+        lastWrite = performance.now()
+        if (p.through !== undefined) written = p.through
+        return p.bytes
+      })
+    )
+  }))
 }
 
 const response = (
   deps: Dependencies,
+  res: NodeHttp.ServerResponse | undefined,
   options: Resolved,
   run: RunId,
   since: number,
@@ -423,12 +519,23 @@ const response = (
   refused: Effect.Effect<never, Unauthorized | RunNotFound>
 ): HttpServerResponse.HttpServerResponse => {
   // The first bytes go out at once (headers too): `retry:` advises EventSource how soon to reconnect.
-  const retry = encoder.encode(`retry: ${Math.max(0, Math.round(Duration.toMillis(options.retry)))}\n\n`)
-  const ahead = latest !== undefined && since > latest ? [encoder.encode(aheadFrame(since, latest))] : []
-  return HttpServerResponse.stream(Stream.concat(Stream.make(retry, ...ahead), withStatuses(deps, run, status, events(deps, options, run, since, refused))), {
+  const retry = piece(encoder.encode(`retry: ${Math.max(0, Math.round(Duration.toMillis(options.retry)))}\n\n`))
+  const ahead = latest !== undefined && since > latest ? [piece(encoder.encode(aheadFrame(since, latest)))] : []
+  const pieces = Stream.concat(Stream.make(retry, ...ahead), withStatuses(deps, run, status, events(deps, options, run, since, refused)))
+  return HttpServerResponse.stream(bounded(res, options.stall, run, since, pieces), {
     contentType: "text/event-stream",
     headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
   })
+}
+
+/** The Node response under `request`, when the server is Node's (Http.listen): its socket is what a write waits for. */
+const nodeResponse = (request: HttpServerRequest.HttpServerRequest): NodeHttp.ServerResponse | undefined => {
+  try {
+    const res = NodeHttpServerRequest.toServerResponse(request) as NodeHttp.ServerResponse | undefined
+    return res !== undefined && typeof res.write === "function" && "writableNeedDrain" in res ? res : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** The handler, with its services given. */
@@ -443,7 +550,8 @@ export const handler = (
     poll: Duration.decode(options.poll ?? defaults.poll),
     retry: Duration.decode(options.retry ?? defaults.retry),
     recheck: Duration.decode(options.recheck ?? defaults.recheck),
-    coalesce: Duration.decode(options.coalesce ?? defaults.coalesce)
+    coalesce: Duration.decode(options.coalesce ?? defaults.coalesce),
+    stall: Duration.decode(options.stall ?? defaults.stall)
   }
   return Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
@@ -468,7 +576,7 @@ export const handler = (
     const status = Follow.FINISHED.has(run.status)
       ? undefined
       : Option.getOrUndefined(yield* deps.statuses.now(run.id).pipe(Effect.orElseSucceed(() => Option.none<RunStatusNote>())))
-    return response(deps, resolved, run.id, since, latest, status !== undefined && Follow.FINISHED.has(status.status) ? undefined : status, Auth.runRefusal(deps.auth, key, resolved.recheck, { ref: id, owner: run.owner }))
+    return response(deps, nodeResponse(request), resolved, run.id, since, latest, status !== undefined && Follow.FINISHED.has(status.status) ? undefined : status, Auth.runRefusal(deps.auth, key, resolved.recheck, { ref: id, owner: run.owner }))
   }).pipe(
     Effect.catchTags(refusals("SSE")),
     Effect.withSpan("Sse.events")

@@ -9,11 +9,12 @@
  * for it gets then; and a client that leaves takes its subscription with it.
  */
 import { expect, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Schema } from "effect"
+import { Deferred, Duration, Effect, Fiber, Layer, Schema } from "effect"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { Authenticator } from "../../src/edge/Auth.js"
 import * as AuthLive from "../../src/edge/AuthLive.js"
+import * as Sse from "../../src/edge/Sse.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Users from "../../src/store/Users.js"
@@ -28,6 +29,7 @@ import {
   eventually,
   open,
   range,
+  rawClient,
   server,
   type SimulatedRun,
   simulatedRun,
@@ -467,6 +469,46 @@ for (const backend of backends) {
         run.publish(5, 5)
         expect(runSeqs(yield* Effect.promise(() => owning.reader.events((e) => e.id === "5")))).toEqual([5])
         expect(yield* eventually(() => srv.bus.subscribers(run.id) === 1)).toBe(true)
+      }))
+
+    it.scoped("a client that stops reading but keeps its connection open is disconnected once a write has waited the stall bound; the run and another client go on", () =>
+      Effect.gen(function*() {
+        // A subscription far larger than what is published: only the stalled write can drop it.
+        const stall = 1_500
+        const srv = yield* server({ sse: { buffer: 100_000, stall: `${stall} millis` } })
+        const run = yield* simulatedRun(srv.bus, "alice", { pad: 4_000 })
+        run.publish(1, 1)
+        yield* run.commit(1)
+        const reading = yield* connect(eventsUrl(srv, run.id), bearer("sk_alice"))
+        expect(runSeqs(yield* Effect.promise(() => reading.reader.events((e) => e.id === "1")))).toEqual([1])
+        // A raw socket: it reads up to the first event, then stops reading and keeps the connection open.
+        const stalled = yield* rawClient(eventsUrl(srv, run.id), bearer("sk_alice"), "id: 1\n")
+        expect(yield* eventually(() => srv.bus.subscribers(run.id) === 2)).toBe(true)
+
+        // The run publishes far more than the socket's buffers hold (about 40 MB), while the other client reads.
+        const total = 10_000
+        const read = yield* Effect.fork(Effect.promise(() => reading.reader.events((e) => e.id === String(total))))
+        for (let published = 1; published < total; published += 250) {
+          run.publish(published + 1, Math.min(total, published + 250))
+          yield* Effect.sleep("2 millis")
+        }
+        const published = performance.now()
+        expectExactly(yield* Fiber.join(read), run, range(2, total))
+
+        // Cut off: its subscription goes within the bound (and the notice's grace), and its socket is closed.
+        expect(yield* eventually(() => srv.bus.subscribers(run.id) === 1, 500)).toBe(true)
+        const cutAfter = performance.now() - published
+        expect(cutAfter).toBeLessThan(stall * 1.25 + Duration.toMillis(Sse.STALL_GRACE) + 1_000)
+        // It reads again: what the kernel held, then the end of the connection (destroyed, not ended).
+        const rest = yield* Effect.promise(() => stalled.drain())
+        expect(rest.closed).toBe(true)
+        expect(rest.bytes).toBeGreaterThan(0)
+
+        // The other client goes on.
+        run.publish(total + 1, total + 3)
+        expect(runSeqs(yield* Effect.promise(() => reading.reader.events((e) => e.id === String(total + 3))))).toEqual(
+          range(total + 1, total + 3)
+        )
       }))
 
     it.scoped("a client that stops reading is told it overflowed and disconnected; the run goes on; it resumes from there", () =>

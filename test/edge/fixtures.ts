@@ -6,6 +6,7 @@
  * and a server older than a procedure, answering it as one it does not know.
  */
 import * as NodeHttp from "node:http"
+import * as Net from "node:net"
 import { FetchHttpClient, type HttpLayerRouter } from "@effect/platform"
 import { RpcClient, RpcSerialization } from "@effect/rpc"
 import { SqlClient } from "@effect/sql"
@@ -232,6 +233,54 @@ export const connect = (url: string, headers: Record<string, string> = {}) =>
       "reader" in opened ? Effect.succeed(opened) : Effect.dieMessage(`expected 200, got ${opened.status}: ${JSON.stringify(opened.body)}`)),
     (opened) => Effect.sync(() => opened.reader.close())
   )
+
+/** A client on a raw socket that stopped reading (`rawClient`). */
+export interface StalledClient {
+  /** Read again, to the end of the connection: how many bytes came in all, and whether the server closed it. */
+  readonly drain: () => Promise<{ readonly bytes: number; readonly closed: boolean; readonly text: string }>
+}
+
+/**
+ * A GET of `url` on a raw socket that reads until `until` has come, then stops reading and keeps
+ * the connection open: its receive buffer fills, then the server's send buffer, and the server's
+ * writes wait for a drain that does not come. Destroyed with the scope.
+ */
+export const rawClient = (url: string, headers: Record<string, string>, until: string) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly socket: Net.Socket; readonly client: StalledClient }>((resume) => {
+      const target = new URL(url)
+      const socket = Net.connect({ host: target.hostname, port: Number(target.port) })
+      const chunks: Array<Buffer> = []
+      let bytes = 0
+      let closed = false
+      let waiting: (() => void) | undefined
+      const onData = (chunk: Buffer) => {
+        chunks.push(chunk)
+        bytes += chunk.length
+        if (waiting === undefined && Buffer.concat(chunks).toString("latin1").includes(until)) {
+          // Stop reading: nothing more is taken from the kernel until `drain`.
+          socket.pause()
+          waiting = () => {}
+          resume(Effect.succeed({ socket, client }))
+        }
+      }
+      const client: StalledClient = {
+        drain: () =>
+          new Promise((done) => {
+            const finish = () => done({ bytes, closed, text: Buffer.concat(chunks).toString("utf8") })
+            if (closed) return finish()
+            socket.once("close", finish)
+            socket.resume()
+          })
+      }
+      socket.on("data", onData)
+      socket.on("error", () => {})
+      socket.on("close", () => (closed = true))
+      const lines = [`GET ${target.pathname}${target.search} HTTP/1.1`, `Host: ${target.host}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)]
+      socket.write(`${lines.join("\r\n")}\r\n\r\n`)
+    }),
+    ({ socket }) => Effect.sync(() => socket.destroy())
+  ).pipe(Effect.map(({ client }) => client))
 
 export const eventsUrl = (server: Server, run: string, query = "") =>
   `${server.url}/v1/runs/${encodeURIComponent(run)}/events${query === "" ? "" : `?${query}`}`
