@@ -283,17 +283,67 @@ const piece = (bytes: Uint8Array): Piece => ({ bytes })
 const encoder = new TextEncoder()
 
 /**
- * The frames of live events, by event: a bus event is one object shared by every subscriber, so
- * with 500 clients of a run its frame is encoded once, not 500 times — as are the events of the
- * bus's ring and of the database's shared pages (Follow.sharedPages) that clients resume from. Weak: an event the bus and
- * the clients have let go takes its frame with it.
+ * The frames of run events, encoded once per event per process, whatever the number of clients
+ * and wherever each read it. By event first: a bus event is one object shared by every
+ * subscriber, so with 500 clients of a run its frame is encoded once, not 500 times — as are the
+ * events of the bus's ring and of the database's shared pages (Follow.sharedPages) that clients
+ * resume from. Weak: an event the bus and the clients have let go takes its frame with it.
  */
 const frames = new WeakMap<BusEvent, Uint8Array>()
 
-const frameOf = (event: BusEvent): Uint8Array => {
+/**
+ * Then by run and sequence number (`SharedFrames`): the same event read as another object — a
+ * client resuming from the database (its latest page, not whole, is read by each for itself) or
+ * tailing a run of another process, after the live clients had the bus's — gets the frame already
+ * encoded, if its tag and line are the very same (a run re-executed on resume publishes its
+ * numbers again: a frame is shared only byte for byte).
+ */
+class SharedFrames {
+  /** By `run seq`, oldest first (the first is evicted first). */
+  private readonly entries = new Map<string, { readonly tag: string; readonly json: string; readonly frame: Uint8Array }>()
+  private bytes = 0
+
+  constructor(readonly capacityBytes: number) {}
+
+  get(run: string, event: BusEvent): Uint8Array | undefined {
+    const entry = this.entries.get(`${run} ${event.seq}`)
+    return entry !== undefined && entry.json === event.json && entry.tag === event.tag ? entry.frame : undefined
+  }
+
+  set(run: string, event: BusEvent, frame: Uint8Array): void {
+    const key = `${run} ${event.seq}`
+    const old = this.entries.get(key)
+    if (old !== undefined) {
+      this.entries.delete(key)
+      this.bytes -= old.frame.length + old.json.length
+    }
+    this.entries.set(key, { tag: event.tag, json: event.json, frame })
+    this.bytes += frame.length + event.json.length
+    for (const [oldest, entry] of this.entries) {
+      if (this.bytes <= this.capacityBytes) break
+      this.entries.delete(oldest)
+      this.bytes -= entry.frame.length + entry.json.length
+    }
+  }
+}
+
+/** The frames shared by run and sequence: the last 32 MB or so (frames and their lines), a few seconds of a fast run. */
+const sharedFrames = new SharedFrames(32 * 1024 * 1024)
+
+let encoded = 0
+
+/** How many event frames this process has encoded: one per event, however many clients read it (for tests and benchmarks). */
+export const framesEncoded = (): number => encoded
+
+const frameOf = (run: string, event: BusEvent): Uint8Array => {
   let frame = frames.get(event)
   if (frame === undefined) {
-    frame = encoder.encode(eventFrame(event.seq, event.tag, event.json))
+    frame = sharedFrames.get(run, event)
+    if (frame === undefined) {
+      encoded++
+      frame = encoder.encode(eventFrame(event.seq, event.tag, event.json))
+      sharedFrames.set(run, event, frame)
+    }
     frames.set(event, frame)
   }
   return frame
@@ -333,7 +383,7 @@ const events = (
     Stream.map((burst) => {
       if (burst.length === 0) return heartbeatPiece
       lastSent = burst[burst.length - 1]!.seq
-      return { bytes: concat(burst.map(frameOf)), through: lastSent }
+      return { bytes: concat(burst.map((event) => frameOf(run, event))), through: lastSent }
     }),
     Stream.interruptWhen(refused)
   )

@@ -185,6 +185,34 @@ for (const backend of backends) {
         expect([...runSeqs(a), ...runSeqs(b)]).toEqual(range(1, 75))
       }))
 
+    it.scoped("clients reconnecting from the database share the frames the live clients' events were encoded as: one encoding per event, the same bytes", () =>
+      Effect.gen(function*() {
+        // A ring that no longer reaches back: clients resuming read the database's pages, the last not whole.
+        const srv = yield* server({ bus: { ring: 5 }, sse: { pageSize: 10 } })
+        const run = yield* simulatedRun(srv.bus, "alice")
+        const before = Sse.framesEncoded()
+        const live = yield* connect(eventsUrl(srv, run.id), bearer("sk_alice"))
+        run.publish(1, 35)
+        yield* run.commit(35)
+        expectExactly(yield* Effect.promise(() => live.reader.events((e) => e.id === "35")), run, range(1, 35))
+        expect(Sse.framesEncoded() - before).toBe(35)
+
+        // Five reconnect: from the database's whole pages, its latest page (31..35, not whole), the ring.
+        for (const since of [0, 3, 12, 28, 31]) {
+          const back = yield* connect(eventsUrl(srv, run.id), { ...bearer("sk_alice"), "last-event-id": String(since) })
+          expectExactly(yield* Effect.promise(() => back.reader.events((e) => e.id === "35")), run, range(since + 1, 35))
+        }
+        expect(Sse.framesEncoded() - before).toBe(35)
+
+        // And on: each new event once, every client given it, byte for byte.
+        const again = yield* connect(eventsUrl(srv, run.id), { ...bearer("sk_alice"), "last-event-id": "20" })
+        run.publish(36, 40)
+        yield* run.commit(40)
+        expectExactly(yield* Effect.promise(() => again.reader.events((e) => e.id === "40")), run, range(21, 40))
+        expectExactly(yield* Effect.promise(() => live.reader.events((e) => e.id === "40")), run, range(36, 40))
+        expect(Sse.framesEncoded() - before).toBe(40)
+      }))
+
     it.scoped("a resume point past a live run's latest event: told so once, then the events after it; its end names the run's last event", () =>
       Effect.gen(function*() {
         const srv = yield* server({ bus: { ring: 5 } })
