@@ -5,6 +5,8 @@
  * - an SSE subscriber on the second server sees every event of a paper run executing on the first,
  *   in order, after resuming from a sequence number — through Redis (the second server's `/health`
  *   counts the events it read from Redis), not only by tailing the database;
+ * - a pause and a resume of a run on the first server reach an SSE client of the second as
+ *   `event: status` frames (no `id:`), after the one it was sent first;
  * - a webhook alert delivered by the first server is a repeat on the second, which answers it from
  *   Redis (the idempotency keys) with the runs the first delivery reached; and `runs.get` on the
  *   second gives the live portfolio the first writes to Redis (the latest-values cache);
@@ -262,6 +264,49 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
     expect(report.bus.redis.received).toBeGreaterThan(0)
     expect((await health(a!.base)).bus.redis.publishFailures).toBe(0)
   }, 120_000)
+
+  it("a pause and a resume on the first server reach an SSE client of the second as status frames, after its first", async () => {
+    const paper = await startPaperRun(a!.base, 3_000)
+    const rpc = (procedure: "pause" | "resume" | "stop") =>
+      Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(a!.base, key), (client) =>
+        procedure === "pause"
+          ? client("runs.pause", { run: paper.id })
+          : procedure === "resume"
+          ? client("runs.resume", { run: paper.id })
+          : client("runs.stop", { run: paper.id }))))
+    const opened = await Effect.runPromise(open(`${b!.base}/v1/runs/${paper.id}/events`, { authorization: `Bearer ${key}` }))
+    if (!("reader" in opened)) throw new Error(`SSE answered ${opened.status}: ${JSON.stringify(opened.body)}`)
+    /** The next `status` frame (the events between: run events, with ids), within 15 s. */
+    const nextStatus = () => Promise.race([statusFrame(), sleep(15_000).then(() => Promise.reject(new Error("no status frame within 15 s")))])
+    const statusFrame = async () => {
+      for (;;) {
+        const item = await opened.reader.next()
+        if (item === undefined) throw new Error("the stream ended before a status frame")
+        if (item.type !== "event") continue
+        if (item.event === "status") {
+          expect(item.id).toBeUndefined()
+          return JSON.parse(item.data) as Record<string, any>
+        }
+        expect(item.id).toBeDefined()
+      }
+    }
+    try {
+      // First, before any event: the run goes on, never paused.
+      expect(await nextStatus()).toEqual({ status: "running" })
+      const paused = await rpc("pause")
+      expect(paused.status).toBe("paused")
+      const pausedNote = await nextStatus()
+      expect(pausedNote).toMatchObject({ status: "paused", by: { name: "admin" } })
+      expect(Date.parse(pausedNote.at)).toBeGreaterThan(0)
+      await rpc("resume")
+      const resumedNote = await nextStatus()
+      expect(resumedNote).toMatchObject({ status: "running", by: { name: "admin" } })
+      expect(Date.parse(resumedNote.at)).toBeGreaterThanOrEqual(Date.parse(pausedNote.at))
+    } finally {
+      opened.reader.close()
+      await rpc("stop").catch(() => undefined)
+    }
+  }, 60_000)
 
   it("a webhook alert delivered by the first server is a repeat on the second, answered there from Redis with the same runs; runs.get there gives the run's live values", async () => {
     const { path, secret } = await webhookOf()
