@@ -1,6 +1,7 @@
 /**
  * `GET /health`: whether the server can do its work, and which back-ends it is using — the
- * database (and whether it answers), the event bus, the language model and telemetry — so that an
+ * database (and whether it answers), the event bus, the run status feed, the language model and
+ * telemetry — so that an
  * operator sees at a glance what a fresh `npm start` chose, and which process answered (host, pid,
  * version, uptime, live runs). No key needed; it says nothing a start-up line does not (every URL
  * comes with its password masked).
@@ -22,6 +23,7 @@ import { LlmRuntime } from "../llm/LlmRuntime.js"
 import { DatabaseInfo, makeWithDeadline } from "../store/Database.js"
 import { Telemetry, version } from "../telemetry/Telemetry.js"
 import { RunManager } from "./RunManager.js"
+import { RunStatusFeed } from "./RunStatusFeed.js"
 
 export const path = "/health"
 
@@ -70,6 +72,18 @@ export const HealthReport = Schema.Struct({
       received: Schema.Number
     }))
   }),
+  /**
+   * Where the SSE streams learn that a run was paused or resumed (`event: status`, RunStatusFeed.ts):
+   * `in-process` (another server's pauses within its poll), or `redis` (every server's at once).
+   */
+  statusFeed: Schema.Struct({
+    kind: Schema.Literal("in-process", "redis"),
+    description: Schema.String,
+    /** The runs whose status this process follows now (one read for all of a run's clients). */
+    followed: Schema.Number,
+    /** With Redis: the hints of other servers' pauses and resumes this process has read. */
+    received: Schema.optional(Schema.Number)
+  }),
   model: Schema.Struct({
     kind: Schema.String,
     description: Schema.String,
@@ -109,6 +123,9 @@ export const defaultComponents: Components = {
   }
 }
 
+/** The status feed of a server without one of its own: each SSE stream's route makes one, in this process. */
+const IN_PROCESS_FEED = "in this process: each SSE route reads its runs' rows for their pauses and resumes"
+
 /** How long the database has to answer `select 1`. */
 const PING_TIMEOUT = Duration.seconds(2)
 
@@ -123,6 +140,8 @@ export const route = (components: Components = defaultComponents) =>
       const llm = yield* Effect.serviceOption(LlmRuntime)
       const telemetry = yield* Effect.serviceOption(Telemetry)
       const manager = yield* Effect.serviceOption(RunManager)
+      // The server's feed; without one, the SSE route makes its own, in this process (Sse.route).
+      const statuses = yield* Effect.serviceOption(RunStatusFeed)
       // The bus the routes actually use: the Redis one when it is the context's `EventBus`.
       const bus = yield* Effect.serviceOption(EventBus)
       const redisBus = Option.filter(yield* Effect.serviceOption(RedisBus), (r) => Option.contains(bus, r))
@@ -181,6 +200,13 @@ export const route = (components: Components = defaultComponents) =>
               : Option.isSome(bus)
               ? { bus: { kind: "in-process" as const } }
               : {}),
+            statusFeed: Option.match(statuses, {
+              onNone: () => ({ kind: "in-process" as const, description: IN_PROCESS_FEED, followed: 0 }),
+              onSome: (feed) => {
+                const { followed, received } = feed.stats()
+                return { kind: feed.kind, description: feed.description, followed, ...(feed.kind === "redis" ? { received } : {}) }
+              }
+            }),
             ...(telemetry._tag === "None" ? {} : { telemetry: telemetry.value.info }),
             ...(llm._tag === "None"
               ? {}

@@ -23,6 +23,7 @@ import { Cause, Clock, Config, ConfigError, Duration, Effect, Either, FiberRef, 
 import * as LogFormat from "../telemetry/LogFormat.js"
 import { Authenticator } from "./Auth.js"
 import * as Health from "./Health.js"
+import * as RunStatusFeed from "./RunStatusFeed.js"
 import * as Sse from "./Sse.js"
 
 export interface Options {
@@ -415,8 +416,18 @@ const rpcEnvelope = (app: Effect.Effect<HttpServerResponse.HttpServerResponse, H
     return yield* app
   })
 
-/** The routes the edge has so far: `/health` and the SSE events of a run. */
-export const routes = (options: Pick<Options, "sse" | "health"> = {}) => Layer.mergeAll(Health.route(options.health), Sse.route(options.sse))
+/**
+ * The routes the edge has so far: `/health` and the SSE events of a run — over the context's run
+ * status feed, or one of their own in this process, the same for both: `/health` says which the
+ * streams use.
+ */
+export const routes = (options: Pick<Options, "sse" | "health"> = {}) =>
+  Layer.mergeAll(Health.route(options.health), Sse.route(options.sse)).pipe(
+    Layer.provide(Layer.unwrapEffect(Effect.map(
+      Effect.serviceOption(RunStatusFeed.RunStatusFeed),
+      Option.match({ onNone: () => RunStatusFeed.layer, onSome: (feed) => Layer.succeed(RunStatusFeed.RunStatusFeed, feed) })
+    )))
+  )
 
 /** Serve `routes` (layers that add routes to `HttpLayerRouter.HttpRouter`) on the `HttpServer` provided. */
 export const serve = <E, R>(routes: Layer.Layer<never, E, R>, options: Pick<Options, "logRequests" | "corsOrigins"> = {}) =>

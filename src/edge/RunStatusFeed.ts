@@ -38,6 +38,10 @@ export interface RunStatusFeedService {
    */
   readonly changes: (run: RunId) => Stream.Stream<RunStatusNote>
   readonly kind: "in-process" | "redis"
+  /** How it learns another process's changes, in a line (start-up and `/health` say it). */
+  readonly description: string
+  /** The runs whose status this process follows now, and the hints it has read from other processes (Redis). */
+  readonly stats: () => { readonly followed: number; readonly received: number }
 }
 
 export class RunStatusFeed extends Context.Tag("swarm/edge/RunStatusFeed")<RunStatusFeed, RunStatusFeedService>() {}
@@ -68,6 +72,7 @@ interface Watched {
 const make = (
   options: Options,
   kind: RunStatusFeedService["kind"],
+  describe: (poll: Duration.Duration) => string,
   publish: (run: string) => void
 ) =>
   Effect.gen(function*() {
@@ -75,6 +80,7 @@ const make = (
     const scope = yield* Effect.scope
     const pollMillis = Duration.toMillis(options.poll ?? defaults.poll)
     const watched = new Map<string, Watched>()
+    let received = 0
     const read = (run: RunId, known?: ControlAudit.StatusRead) =>
       Effect.provideService(ControlAudit.statusOf(run, known), SqlClient.SqlClient, sql)
 
@@ -136,14 +142,25 @@ const make = (
       changes: (run: RunId) =>
         Stream.asyncScoped<RunStatusNote>((emit) => follow(run, (note) => void emit.single(note)), { bufferSize: 16, strategy: "sliding" }),
       kind,
+      description: describe(Duration.millis(pollMillis)),
+      stats: () => ({ followed: watched.size, received }),
       /** Another process's hint (not the service's: kept out of it by the layers). */
-      wake
+      wake: (run: string) => {
+        received++
+        wake(run)
+      }
     }
   })
 
 /** This process's changes at once, the others' within `poll`: for the scope. */
 export const makeInProcess = (options: Options = {}): Effect.Effect<RunStatusFeedService, never, SqlClient.SqlClient | Scope.Scope> =>
-  Effect.map(make(options, "in-process", () => {}), ({ wake: _, ...service }) => service)
+  Effect.map(
+    make(options, "in-process", (poll) =>
+      `in this process: a run's pauses and resumes made through this server are told to its SSE clients at once, another server's within ${
+        Duration.format(poll)
+      } (the run's row is read that often)`, () => {}),
+    ({ wake: _, ...service }) => service
+  )
 
 /** This process's changes at once, the others' within `poll`. */
 export const layerWith = (options: Options = {}): Layer.Layer<RunStatusFeed, never, SqlClient.SqlClient> =>
@@ -167,7 +184,10 @@ export const layerRedisWith = (options: Options = {}): Layer.Layer<RunStatusFeed
       const channel = channelOf(redis.prefix)
       // This process's hints come back to it from Redis: recognised by their origin, and skipped.
       const origin = randomUUID()
-      const feed = yield* make(options, "redis", (run) => {
+      const feed = yield* make(options, "redis", (poll) =>
+        `Redis (${channel}): a run's pauses and resumes, through whichever server, are told to its SSE clients at once (the run's row is read every ${
+          Duration.format(poll)
+        } besides)`, (run) => {
         redis.client.publish(channel, encode({ origin, run })).catch((error: unknown) => redis.failed("runs:status publish", 1, error))
       })
       const subscriber = yield* redis.connection("runs-status")

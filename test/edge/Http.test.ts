@@ -13,15 +13,17 @@ import * as RedisBus from "../../src/bus/RedisBus.js"
 import * as Http from "../../src/edge/Http.js"
 import * as os from "node:os"
 import * as Health from "../../src/edge/Health.js"
+import * as RunStatusFeed from "../../src/edge/RunStatusFeed.js"
 import { SpanStore } from "../../src/telemetry/SpanStore.js"
 import * as Telemetry from "../../src/telemetry/Telemetry.js"
 import { DatabaseInfo } from "../../src/store/Database.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { server, stubAuthenticator } from "./fixtures.js"
+import { bearer, connect, createUsers, eventsUrl, server, simulatedRun, stubAuthenticator } from "./fixtures.js"
 import { Principal } from "../../schemas/Auth.js"
 import { Authenticator, type AuthService } from "../../src/edge/Auth.js"
 import * as LogFormat from "../../src/telemetry/LogFormat.js"
-import { cleanUp, freezingRedis, runRedis, uniquePrefix } from "../bus/redis.js"
+import { Redis as IORedis } from "ioredis"
+import { cleanUp, freezingRedis, redisUrl, runRedis, uniquePrefix } from "../bus/redis.js"
 
 const get = (url: string, init?: RequestInit) =>
   Effect.promise(async () => {
@@ -47,7 +49,7 @@ const broken = Layer.mergeAll(
 
 for (const backend of backends) {
   layer(Layer.merge(backend.store, stubAuthenticator), { timeout: startTimeout, excludeTestServices: true })(`HTTP (${backend.name})`, (it) => {
-    it.scoped("GET /health: ok, and which database, bus, model and telemetry are in use", () =>
+    it.scoped("GET /health: ok, and which database, bus, run status feed, model and telemetry are in use", () =>
       Effect.gen(function*() {
         const srv = yield* server()
         expect(srv.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
@@ -62,6 +64,7 @@ for (const backend of backends) {
           instance: { host: os.hostname(), pid: process.pid, version: Telemetry.version, uptimeSeconds: expect.any(Number), liveRuns: 0 },
           database: { kind: backend.name, description: info.description },
           bus: { kind: "in-process" },
+          statusFeed: { kind: "in-process", description: expect.stringContaining("in this process"), followed: 0 },
           model: { kind: "offline", description: expect.any(String) },
           telemetry: { kind: "in-process", description: expect.any(String) }
         })
@@ -69,6 +72,52 @@ for (const backend of backends) {
         expect(report.telemetry.description).toContain("no exporter configured yet")
         // A password is never shown.
         expect(answer.text).not.toMatch(/:[^:@/]+@/)
+      }))
+
+    it.scoped("GET /health: the status feed the SSE streams use, and how many runs they follow through it", () =>
+      Effect.gen(function*() {
+        yield* Effect.orDie(createUsers)
+        const feed = yield* RunStatusFeed.makeInProcess({ poll: "1 hour" })
+        const srv = yield* server({ statuses: feed })
+        const statusFeed = () => Effect.map(get(`${srv.url}/health`), (answer) => (answer.json() as Health.HealthReport).statusFeed)
+        expect(yield* statusFeed()).toEqual({ kind: "in-process", description: feed.description, followed: 0 })
+        expect(feed.description).toContain("within 1h")
+        const run = yield* simulatedRun(srv.bus, "alice")
+        run.publish(1, 1)
+        const watching = yield* connect(eventsUrl(srv, run.id), bearer("sk_alice"))
+        expect((yield* Effect.promise(() => watching.reader.events((e) => e.event === "status")))[0]!.data).toBe(`{"status":"running"}`)
+        expect((yield* statusFeed()).followed).toBe(1)
+      }))
+
+    it.scoped.skipIf(!runRedis)("GET /health: a server whose status feed is Redis says so, with the hints it read from other servers", () =>
+      Effect.gen(function*() {
+        // The feed is no matter of the database's: once is enough.
+        if (backend.name !== "embedded") return
+        const prefix = uniquePrefix("health-feed")
+        yield* Effect.addFinalizer(() => Effect.promise(() => cleanUp(prefix)))
+        const redis = Redis.layerWith({ url: redisUrl, prefix })
+        const context = yield* Layer.build(
+          Http.serve(Http.routes({ sse: { heartbeat: "1 hour" } }), { logRequests: false }).pipe(
+            Layer.provideMerge(Http.listen({ port: 0, host: "127.0.0.1", shutdownGrace: 0 })),
+            Layer.provide(Layer.merge(RedisBus.layer, RunStatusFeed.layerRedis)),
+            Layer.provide(redis)
+          )
+        )
+        const url = yield* Effect.provide(Http.baseUrl, context)
+        const report = (yield* get(`${url}/health`)).json() as Health.HealthReport
+        expect(report.statusFeed).toEqual({ kind: "redis", description: expect.stringContaining(`Redis (${prefix}runs:status)`), followed: 0, received: 0 })
+        // Another server's hint.
+        const other = yield* Effect.acquireRelease(
+          Effect.sync(() => new IORedis(redisUrl)),
+          (client) => Effect.sync(() => client.disconnect())
+        )
+        yield* Effect.promise(() => other.publish(RunStatusFeed.channelOf(prefix), JSON.stringify({ origin: "another", run: "run_x" })))
+        let received = 0
+        for (let i = 0; i < 100 && received === 0; i++) {
+          yield* Effect.sleep("20 millis")
+          received = ((yield* get(`${url}/health`)).json() as Health.HealthReport).statusFeed.received ?? 0
+        }
+        expect(received).toBe(1)
       }))
 
     it.scoped("GET /health: degraded, still 200, while the telemetry collector fails — saying why; ok again once it answers", () =>

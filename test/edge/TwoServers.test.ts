@@ -236,7 +236,12 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
     for (const server of [a!, b!]) {
       expect(server.stderr()).toContain("event bus: Redis at")
       const report = await health(server.base)
-      expect(report).toMatchObject({ status: "ok", database: { kind: "postgres" }, bus: { kind: "redis", redis: { state: "ready" } } })
+      expect(report).toMatchObject({
+        status: "ok",
+        database: { kind: "postgres" },
+        bus: { kind: "redis", redis: { state: "ready" } },
+        statusFeed: { kind: "redis", description: expect.stringContaining(`Redis (${prefix}runs:status)`) }
+      })
       expect(server.stderr()).toContain("takeover: every 1 s, this server looks for runs whose server stopped and takes them over (SWARM_TAKEOVER_SECONDS)")
     }
     // The first server's paper run (its first start's) is running there: the second leaves it to
@@ -293,6 +298,7 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
     try {
       // First, before any event: the run goes on, never paused.
       expect(await nextStatus()).toEqual({ status: "running" })
+      const hintsBefore = (await health(b!.base)).statusFeed.received
       const paused = await rpc("pause")
       expect(paused.status).toBe("paused")
       const pausedNote = await nextStatus()
@@ -302,6 +308,10 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
       const resumedNote = await nextStatus()
       expect(resumedNote).toMatchObject({ status: "running", by: { name: "admin" } })
       expect(Date.parse(resumedNote.at)).toBeGreaterThanOrEqual(Date.parse(pausedNote.at))
+      // Through Redis, at once (not only the row read every second): the second server read the first's hints.
+      const feed = (await health(b!.base)).statusFeed
+      expect(feed).toMatchObject({ kind: "redis", followed: 1 })
+      expect(feed.received).toBeGreaterThanOrEqual(hintsBefore + 2)
     } finally {
       opened.reader.close()
       await rpc("stop").catch(() => undefined)
