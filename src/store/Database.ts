@@ -17,7 +17,8 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { SqlClient, SqlError } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Cause, Config, ConfigError, Context, Duration, Effect, Either, Layer, Option, Redacted, String as Str } from "effect"
+import type { Connection } from "@effect/sql/SqlConnection"
+import { Cause, Clock, Config, ConfigError, Context, Duration, Effect, Either, Layer, Option, Redacted, Stream, String as Str } from "effect"
 import * as Pg from "pg"
 import * as Credentials from "../internal/credentials.js"
 import { LEASE_APPLICATION } from "./ControlRequests.js"
@@ -46,36 +47,83 @@ export type Database = PgClient.PgClient | SqlClient.SqlClient | DatabaseInfo | 
  * Postgres ended there by the database too. A query given up on is not cancelled from this process
  * (`client` below: such a cancel could end another caller's statement): it would run on to its end
  * behind a slow table or a lock, holding its connection, and a write given up on would still land.
- * So `effect` runs in a transaction of its own with `set local statement_timeout` of `duration`: the
- * server ends a statement that has run that long, and the transaction is rolled back. The caller is
- * answered at its deadline whatever the transaction is doing meanwhile (the start of a transaction
- * waits for a connection of a full pool uninterruptibly, up to the pool's connect timeout; its
- * rollback waits for the statement under way): what is given up on ends by itself, committing
- * nothing, the statement under way within `duration` of its start.
+ * So `effect` runs in a transaction of its own with a `statement_timeout`: the server ends a
+ * statement that runs past the deadline, and the transaction is rolled back. The caller is answered
+ * at its deadline whatever the transaction is doing meanwhile (the start of a transaction waits for
+ * a connection of a full pool uninterruptibly, up to the pool's connect timeout; its rollback waits
+ * for the statement under way): what is given up on ends by itself, committing nothing.
  *
- * Each statement has the whole `duration`: keep to a statement or two. Within a transaction already,
- * a savepoint of it, the deadline lasting to its end (the setting is put back after). Not on the
- * embedded database (just the timeout): its one connection is taken uninterruptibly by a transaction,
- * and there a query given up on holds no connection others could use.
+ * The deadline is one budget, from the call: each statement gets what is left of it (`budgeted`),
+ * and none starts once it is spent — a statement begun just before the caller's deadline ends there
+ * too, not a whole `duration` later. Within a transaction already, a savepoint of it, the deadline
+ * lasting to its end (the setting is put back after). Not on the embedded database (just the
+ * timeout): its one connection is taken uninterruptibly by a transaction, and there a query given up
+ * on holds no connection others could use.
  */
 export const withDeadline = <E2>(options: { readonly duration: Duration.DurationInput; readonly onTimeout: () => E2 }) =>
 <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | E2 | SqlError.SqlError, R | SqlClient.SqlClient> =>
   Effect.flatMap(Effect.serviceOption(PgPool), (pool) => {
     if (!Option.exists(pool, (p) => p.shared)) return Effect.timeoutFail(effect, options)
-    const millis = Math.max(1, Math.ceil(Duration.toMillis(options.duration)))
-    return Effect.flatMap(Effect.zip(SqlClient.SqlClient, Effect.serviceOption(SqlClient.TransactionConnection)), ([sql, outer]) =>
-      Option.isNone(outer)
-        ? transaction(sql, Effect.zipRight(sql.unsafe(`set local statement_timeout = ${millis}`), effect)).pipe(
-          Effect.disconnect,
-          Effect.timeoutFail(options)
-        )
-        : transaction(
-          sql,
-          Effect.flatMap(
-            sql<{ before: string }>`select current_setting('statement_timeout') as before, set_config('statement_timeout', ${String(millis)}, true)`,
-            ([row]) => Effect.tap(effect, () => sql`select set_config('statement_timeout', ${row!.before}, true)`)
-          )
-        ).pipe(Effect.timeoutFail(options)))
+    return Effect.flatMap(
+      Effect.all([Clock.currentTimeMillis, SqlClient.SqlClient, Effect.serviceOption(SqlClient.TransactionConnection)]),
+      ([start, sql, outer]) => {
+        const end = start + Math.max(1, Math.ceil(Duration.toMillis(options.duration)))
+                const onSpent = <X, Y, Z>(self: Effect.Effect<X, Y, Z>) =>
+          Effect.mapError(self, (error): Y | E2 => (error instanceof SqlError.SqlError && error.cause === deadlineSpent ? options.onTimeout() : error))
+        return Option.isNone(outer)
+          ? transaction(sql, budgeted(end, effect)).pipe(onSpent, Effect.disconnect, Effect.timeoutFail(options))
+          : transaction(
+            sql,
+            Effect.flatMap(
+              sql<{ before: string }>`select current_setting('statement_timeout') as before`,
+              ([row]) => Effect.tap(budgeted(end, effect), () => sql`select set_config('statement_timeout', ${row!.before}, true)`)
+            )
+          ).pipe(onSpent, Effect.timeoutFail(options))
+      }
+    )
+  })
+
+/** The cause of the `SqlError` of a statement not started, its deadline spent (`withDeadline`). */
+const deadlineSpent = Symbol("swarm/store/Database/deadlineSpent")
+
+/**
+ * A statement may start with a setting up to this much older than itself, and so overrun the
+ * deadline by as much: the first statement, just after the setting made at the start, costs no round
+ * trip of its own.
+ */
+const BUDGET_SLACK_MILLIS = 1
+
+/**
+ * `effect` inside a transaction, each of its statements preceded (on the transaction's connection) by
+ * a `statement_timeout` of what is left until `end`, and refused once nothing is (an `SqlError` whose
+ * cause is `deadlineSpent`). Statements go through the transaction's connection
+ * (`TransactionConnection`): the one given to `effect` sets the budget before each statement.
+ */
+const budgeted = <A, E, R>(end: number, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError.SqlError, R> =>
+  Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (inTransaction) => {
+    if (Option.isNone(inTransaction)) return effect
+    const [connection, depth] = inTransaction.value
+    /** When the setting in force was worked out; it was what was left then. */
+    let setAt = Number.NEGATIVE_INFINITY
+    const setting = (now: number) =>
+      Effect.map(connection.executeRaw("select set_config('statement_timeout', $1, true)", [String(end - now)]), () => {
+        setAt = now
+      })
+    const before = Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<void, SqlError.SqlError> =>
+      now >= end
+        ? Effect.fail(new SqlError.SqlError({ cause: deadlineSpent, message: "its deadline was spent: not started" }))
+        : now - setAt <= BUDGET_SLACK_MILLIS
+        ? Effect.void
+        : setting(now))
+    const bounded: Connection = {
+      execute: (text, params, transformRows) => Effect.zipRight(before, connection.execute(text, params, transformRows)),
+      executeRaw: (text, params) => Effect.zipRight(before, connection.executeRaw(text, params)),
+      executeValues: (text, params) => Effect.zipRight(before, connection.executeValues(text, params)),
+      executeUnprepared: (text, params, transformRows) => Effect.zipRight(before, connection.executeUnprepared(text, params, transformRows)),
+      executeStream: (text, params, transformRows) => Stream.unwrap(Effect.as(before, connection.executeStream(text, params, transformRows)))
+    }
+    // The first setting, at the start: `effect`'s first statement, just after it, needs none of its own.
+    return Effect.zipRight(before, Effect.provideService(effect, SqlClient.TransactionConnection, [bounded, depth]) as Effect.Effect<A, E, R>)
   })
 
 /**

@@ -355,6 +355,20 @@ describe.runIf(serverUrl !== undefined)("on the Postgres server of DATABASE_URL"
         expect((yield* now) - start).toBeLessThan(1_500)
       })), { timeout: 60_000 })
 
+    it.live("the deadline is one budget: a statement begun just before it ends there, not a whole deadline later", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { run, running, sql } = yield* opened(1)
+        const twoSeconds = Database.withDeadline({ duration: "2 seconds", onTimeout: () => "no answer within 2 s" })
+        const answer = yield* run(Effect.either(twoSeconds(Effect.zipRight(sql`select pg_sleep(1.5)`, sql`select pg_sleep(30)`))))
+        expect(answer).toEqual(Either.left("no answer within 2 s"))
+        // The second statement had the half second left: before, it had 2 s of its own, and held
+        // the pool's only connection until 1.5 s past its caller's answer.
+        expect(yield* noneWithin(running("select pg_sleep(30)"), 700)).toBe(true)
+        const start = yield* now
+        expect(yield* run(sql`select 1 as one`)).toEqual([{ one: 1 }])
+        expect((yield* now) - start).toBeLessThan(700)
+      })), { timeout: 60_000 })
+
     it.live("its caller is answered at the deadline while every connection of the pool is lent", () =>
       Effect.scoped(Effect.gen(function*() {
         const { run, sql } = yield* opened(1)
