@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto"
 import { SqlClient, type Statement } from "@effect/sql"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import { Duration, Effect, Option, Runtime, Schema, type Scope } from "effect"
 import type * as Pg from "pg"
 import type { RunId, StrategyId } from "../../schemas/Ids.js"
@@ -22,6 +22,7 @@ import { type LlmTally, llmUsageOf, restartsOf } from "../swarm/AgentTally.js"
 import { FaultPlan } from "../swarm/Run.js"
 import { type CheckpointState, GENESIS } from "./RunRecorder.js"
 import { HOLDS, type Lease, LEASE_PREFIX, type LeaseNotHeld, notHeld, retryLeased } from "./Lease.js"
+import * as Database from "./Database.js"
 import { connectListening, PgPool } from "./Pool.js"
 import { CorruptRecord, RunNotFound, StoreError, storeError } from "./StoreError.js"
 import { oneLineOf } from "../internal/issues.js"
@@ -146,7 +147,7 @@ export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Fini
   const sql = yield* SqlClient.SqlClient
   // The run has ended: a database blip must not leave its row saying `running` (Transient.ts).
   // Only under its lease: a process that lost it writes nothing (another may be running the run).
-  yield* retryLeased(transaction(sql, Effect.zipRight(checkLease(lease), Effect.zipRight(sql`update runs set
+  yield* retryLeased(endAttempt(lease, transaction(sql, Effect.zipRight(checkLease(lease), Effect.zipRight(sql`update runs set
       status = ${result.status},
       failure = ${result.failure ?? null},
       checksum = ${result.checksum},
@@ -158,8 +159,25 @@ export const finish = Effect.fn("Runs.finish")(function*(id: RunId, result: Fini
       chain_count = ${result.chain.count},
       chain_head = ${result.chain.hash},
       finished_at = now()
-    where id = ${id}`, cancelWaiting(id)))), lease)
+    where id = ${id}`, cancelWaiting(id))))), lease)
 }, storeError("finish a run"))
+
+/**
+ * How long one attempt at the write of a run's end by the process executing it (`finish`,
+ * `markEndedLeased`) may take, ended there by the database too (`Database.withDeadline`). Unbounded,
+ * an attempt behind a lock (another session holding the run's row) held its connection as long as
+ * the lock was held — and, the lease given up meanwhile, the run's shutdown with it, which waits for
+ * the attempt's rollback. Past it, the attempt fails (not tried again): the run's row still says it
+ * runs, and it is resumed or taken over from what was committed.
+ */
+export const RUN_END_WAIT = Duration.seconds(5)
+
+/** Under a lease (a shared database: none on the embedded one, whose one connection a lock cannot hold from another session). */
+const endAttempt = <A, E, R>(lease: Lease | undefined, attempt: Effect.Effect<A, E, R>) =>
+  lease === undefined ? attempt : Database.withDeadline({
+    duration: RUN_END_WAIT,
+    onTimeout: () => new SqlError({ message: `no answer within ${Duration.format(RUN_END_WAIT)}` })
+  })(attempt)
 
 /**
  * Whether run `id`'s row says it ended as `end` does (its status, checksum and event chain's
@@ -194,7 +212,7 @@ export const markEnded = Effect.fn("Runs.markEnded")(function*(id: RunId, status
  */
 export const markEndedLeased = Effect.fn("Runs.markEndedLeased")(function*(lease: Lease | undefined, id: RunId, status: "failed" | "stopped", reason: string) {
   const sql = yield* SqlClient.SqlClient
-  yield* retryLeased(transaction(sql, Effect.zipRight(checkLease(lease), ending(sql, id, status, reason))), lease)
+  yield* retryLeased(endAttempt(lease, transaction(sql, Effect.zipRight(checkLease(lease), ending(sql, id, status, reason)))), lease)
 }, storeError("mark a run ended"))
 
 const ending = (sql: SqlClient.SqlClient, id: RunId, status: "failed" | "stopped", reason: string) =>

@@ -13,6 +13,7 @@ import * as Database from "../../src/store/Database.js"
 import { migrate } from "../../src/store/Migrations.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
+import type { Lease } from "../../src/store/Lease.js"
 import { serverUrl } from "./fresh.js"
 import { cuttable, pgProxy } from "./fixtures/pgProxy.js"
 import { stored } from "./fixtures/workload.js"
@@ -205,4 +206,76 @@ describe.runIf(serverUrl !== undefined)("a run whose lease is lost once its end 
       expect(Exit.isSuccess(exit) ? exit.value.result.status : Cause.pretty(exit.cause)).toBe("completed")
       expect((yield* Effect.promise(() => admin.query("select status from runs where id = $1", [run]))).rows).toEqual([{ status: "completed" }])
     }), { timeout: 60_000 })
+})
+
+describe.runIf(serverUrl !== undefined)("a run whose end waits behind another session's lock as its lease is lost, on Postgres", () => {
+  it.live("stops at the give-up, and the write behind the lock ends within RUN_END_WAIT, not when the lock is let go", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const direct = yield* Database.temporary(serverUrl!)
+      const context = yield* Layer.build(Database.layerWith({ url: direct }))
+      yield* migrate.pipe(Effect.provide(context))
+      const session = Effect.acquireRelease(
+        Effect.promise(async () => {
+          const client = new Pg.Client({ connectionString: direct })
+          await client.connect()
+          return client
+        }),
+        (client) => Effect.promise(() => client.end())
+      )
+      const [holder, taker, watcher] = [yield* session, yield* session, yield* session]
+      const pause = (millis: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, millis)))
+      /** The run's statements the server runs (or waits on a lock for), their text starting with `prefix`. */
+      const running = (prefix: string) =>
+        Effect.map(
+          Effect.promise(() => watcher.query(`select count(*)::int as n from pg_stat_activity where datname = current_database()
+            and state = 'active' and query like '${prefix}%' and pid <> pg_backend_pid()`)),
+          (result) => result.rows[0].n as number
+        )
+      const until = (condition: Effect.Effect<boolean>, millis: number) =>
+        Effect.gen(function*() {
+          const start = Date.now()
+          while (!(yield* condition)) {
+            if (Date.now() - start > millis) return false
+            yield* pause(20)
+          }
+          return true
+        })
+      let run: string | undefined
+      let lease: Lease | undefined
+      let endedAt: number | undefined
+      const locked = yield* Deferred.make<void>()
+      const runningRun = yield* Effect.fork(
+        StoredRun.backtest(stored(2, 60, {
+          name: "end behind a lock",
+          onCreated: (created) => (run = created.id),
+          onLeased: (held) => (lease = held),
+          // The run goes on once another session holds its row: the write of its end waits for it.
+          pace: () => Deferred.await(locked)
+        })).pipe(
+          Effect.onExit(() => Effect.sync(() => (endedAt = Date.now()))),
+          Effect.provide(context)
+        )
+      )
+      expect(yield* until(Effect.sync(() => run !== undefined && lease !== undefined), 10_000)).toBe(true)
+      yield* Effect.promise(() => holder.query("begin"))
+      yield* Effect.promise(() => holder.query("select 1 from runs where id = $1 for update", [run]))
+      yield* Deferred.succeed(locked, undefined)
+      expect(yield* until(Effect.map(running("update runs"), (n) => n === 1), 10_000)).toBe(true)
+      // Another process takes the lease as its connection closes: taking it again is refused, and given up.
+      const key = `swarm-run:${run}`
+      const taking = taker.query("select pg_advisory_lock(hashtextextended($1, 0))", [key])
+      yield* pause(100)
+      yield* Effect.promise(() => watcher.query("select pg_terminate_backend($1)", [lease!.backend()]))
+      yield* Effect.promise(() => taking)
+      const lostAt = Date.now()
+      // Before, the run's shutdown waited for the rollback of its end, behind the lock for as long as it was held.
+      expect(yield* until(Effect.sync(() => endedAt !== undefined), 3_000)).toBe(true)
+      const exit = yield* Fiber.await(runningRun)
+      expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toEqual(Option.some(new Runs.RunLeased({ run: run! })))
+      // The write given up on ends by the database's deadline, its connection free again.
+      expect(yield* until(Effect.map(running("update runs"), (n) => n === 0), Duration.toMillis(Runs.RUN_END_WAIT) + 1_000)).toBe(true)
+      expect(Date.now() - lostAt).toBeLessThan(Duration.toMillis(Runs.RUN_END_WAIT) + 1_000)
+      yield* Effect.promise(() => holder.query("rollback"))
+      expect((yield* Effect.promise(() => watcher.query("select status from runs where id = $1", [run]))).rows).toEqual([{ status: "running" }])
+    })), { timeout: 60_000 })
 })
