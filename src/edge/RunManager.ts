@@ -118,6 +118,14 @@ const EXPIRY_TICK_MILLIS = 200
 /** How much of a held intent's waiting a crash may lose: how long it waited is saved this often (`countdown`). */
 const WAITED_SAVED_EVERY_MILLIS = 1_000
 
+/**
+ * How long an operator's answer to a held intent waits for its run to record it (`ApprovalResolved`
+ * committed) before the operator is told it was applied (`decide`). Longer than the lease's grace
+ * (`Runs.LEASE_GRACE`): a recording waiting for the lease to be taken again ends within it, recorded
+ * or refused. The run commits every few milliseconds: past this the database is slow or away.
+ */
+const APPROVAL_RECORD_WAIT_MILLIS = 10_000
+
 /** How many answered intents a server remembers how they were resolved (`decided`): the rest are read from the store. */
 const DECIDED_KEPT = 10_000
 
@@ -555,6 +563,11 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * written it yet (after that, the approvals table says).
      */
     const decided = new Map<string, Runs.ResolvedApproval>()
+    /**
+     * Operators' answers handed to their runs and not yet recorded by them: each done once its run
+     * has committed the intent's `ApprovalResolved` (`onCommitted`), for `decide` to answer then.
+     */
+    const recording = new Map<string, Deferred.Deferred<void>>()
     // Runs live in a scope of their own, closed after `suspending` is set (finalizers run last
     // added first): a shutdown interrupts them as suspended, not stopped.
     const runs = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
@@ -859,6 +872,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           onCommitted: (event, json) => {
             bus.publish(event.run, { seq: event.seq, tag: event._tag, json })
             latest?.observe(event)
+            if (event._tag === "ApprovalResolved") {
+              const recorded = recording.get(keyOf(event.run, event.round))
+              if (recorded !== undefined) Deferred.unsafeDone(recorded, Exit.void)
+            }
           },
           suspended: () => suspending,
           stopReason: () => stoppedBy,
@@ -1732,6 +1749,33 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         })
       }).pipe(Effect.provide(context))
 
+    /**
+     * An answer handed to its run is applied once the run has recorded it (`ApprovalResolved`
+     * committed, under its lease): the operator is told so only then. Its lease given up before —
+     * after the check in `decide`, before the recorder's next batch — the run stops without it: a
+     * `Conflict` saying nothing was applied, to ask again (the server that takes the run over asks
+     * the intent again). Before, the operator was told it was applied, and it was not. The run ended
+     * otherwise meanwhile: a `Conflict` too; not recorded within `APPROVAL_RECORD_WAIT`: `Unavailable`.
+     */
+    const awaitRecorded = (run: RunId, round: string, recorded: Deferred.Deferred<void>, execution: Fiber.RuntimeFiber<unknown, unknown>, lease: Lease | undefined) =>
+      Effect.raceFirst(Deferred.await(recorded), Effect.asVoid(Fiber.await(execution))).pipe(
+        Effect.timeoutOption(Duration.millis(APPROVAL_RECORD_WAIT_MILLIS)),
+        Effect.flatMap((ended) => Effect.flatMap(Deferred.isDone(recorded), (done): Effect.Effect<void, Conflict | Unavailable> => {
+          if (done) return Effect.void
+          if (Option.isNone(ended)) {
+            return Effect.fail(new Unavailable({
+              reason: `run ${run} took the answer to round ${round} and has not recorded it within ${APPROVAL_RECORD_WAIT_MILLIS / 1000} s ` +
+                `(its database is slow or away): look at the run's approvals before answering again`
+            }))
+          }
+          const lost = lease?.lost()
+          return Effect.fail(lost !== undefined ? leaseLost(run, lost) : new Conflict({
+            reason: `round ${round} of run ${run} was not answered: its run ended before it recorded the answer. Nothing was applied; ` +
+              `ask again if the intent is still waiting (approvals.pending)`
+          }))
+        }))
+      )
+
     const decide = (principal: Principal, ref: string, round: string, answer: Backtest.ApprovalAnswer, relay: boolean) =>
       Effect.gen(function*() {
         const notFound = new ApprovalNotFound({ run: ref, round })
@@ -1745,11 +1789,23 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const lease = leases.get(record.id)
         if (lease !== undefined && waiting.has(key)) yield* leaseChecked(record.id, lease, leaseHeldNow(lease))
         const item = waiting.get(key)
-        const done = item !== undefined && visible(principal, item) && (yield* Deferred.succeed(item.answer, answer))
-        if (done) {
-          // Audited where it took effect: here, also when another process relayed it (`carryOut`).
-          yield* audited(ControlAudit.record(record.id, answer.approved ? "approve" : "reject", principal, answer.approved ? { round } : { round, reason: answer.reason }))
-          return
+        if (item !== undefined && visible(principal, item)) {
+          const execution = live.get(record.id)?.fiber
+          const recorded = yield* Deferred.make<void>()
+          // Before the run is handed the answer: it may record it before this fiber goes on.
+          const own = !recording.has(key)
+          if (own) recording.set(key, recorded)
+          const taken = yield* Deferred.succeed(item.answer, answer).pipe(
+            Effect.tap((taken) => (taken && own && execution !== undefined ? awaitRecorded(record.id, round, recorded, execution, lease) : Effect.void)),
+            Effect.ensuring(Effect.sync(() => {
+              if (recording.get(key) === recorded) recording.delete(key)
+            }))
+          )
+          if (taken) {
+            // Audited where it took effect: here, also when another process relayed it (`carryOut`).
+            yield* audited(ControlAudit.record(record.id, answer.approved ? "approve" : "reject", principal, answer.approved ? { round } : { round, reason: answer.reason }))
+            return
+          }
         }
         // Answered before (expired, or decided by someone else, a moment or long ago): say how. The
         // table first: an answer the run ended before recording was cancelled there, whatever this

@@ -38,8 +38,10 @@ const pause = (millis: number) => Effect.promise(() => new Promise((resolve) => 
  */
 const leasesCuttable = (direct: string) =>
   Effect.gen(function*() {
-    const cut = { on: false }
+    const cut = { on: false, stalling: false }
     const leaseSockets = new Set<Net.Socket>()
+    /** Sends on of the connections whose lease checks are held back (`stallChecks`). */
+    const stalled = new Set<() => void>()
     const url = yield* pgProxy(direct, (socket, connectUpstream) => {
       const upstream = connectUpstream()
       socket.once("data", (startup) => {
@@ -47,9 +49,23 @@ const leasesCuttable = (direct: string) =>
           if (cut.on) return void socket.destroy()
           leaseSockets.add(socket)
           socket.on("close", () => leaseSockets.delete(socket))
+          upstream.write(startup)
+          return void socket.pipe(upstream)
         }
         upstream.write(startup)
-        socket.pipe(upstream)
+        // A query connection: once `stallChecks`, a lease check (`Lease.HOLDS`, which reads
+        // pg_locks) and all that follows it on the connection wait until `releaseChecks`.
+        let held: Array<Buffer> | undefined
+        socket.on("data", (chunk: Buffer) => {
+          if (held !== undefined) return void held.push(chunk)
+          if (!cut.stalling || !chunk.includes("pg_locks")) return void upstream.write(chunk)
+          held = [chunk]
+          stalled.add(function release() {
+            stalled.delete(release)
+            for (const piece of held!) upstream.write(piece)
+            held = undefined
+          })
+        })
       })
       upstream.pipe(socket)
       socket.on("close", () => upstream.destroy())
@@ -61,7 +77,46 @@ const leasesCuttable = (direct: string) =>
       cut.on = true
       for (const socket of leaseSockets) socket.destroy()
     }
-    return { url, cutLeases }
+    const stallChecks = () => void (cut.stalling = true)
+    const releaseChecks = () => {
+      cut.stalling = false
+      for (const release of [...stalled]) release()
+    }
+    return { url, cutLeases, stallChecks, releaseChecks }
+  })
+
+/** A server on `url` (through the proxy), alice's client of it, and a session of the test's own on `direct`. */
+const serverOn = (url: string, direct: string) =>
+  Effect.gen(function*() {
+    const store = Layer.effectDiscard(Effect.orDie(migrate)).pipe(Layer.provideMerge(Database.layerWith({ url })))
+    const server = Layer.mergeAll(StrategyHandlers, RunHandlers, ApprovalHandlers, AuthenticatedLive).pipe(
+      Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
+      Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, stubAuthenticator, Layer.effectDiscard(Effect.orDie(createUsers)))),
+      Layer.provideMerge(store)
+    )
+    const context = yield* Layer.build(server)
+    const alice = yield* Effect.provide(RpcTest.makeClient(Group, { flatten: true }), clientKey("sk_alice")).pipe(Effect.provide(context))
+    const admin = yield* Effect.acquireRelease(
+      Effect.promise(async () => {
+        const client = new Pg.Client({ connectionString: direct })
+        await client.connect()
+        return client
+      }),
+      (client) => Effect.promise(() => client.end())
+    )
+    /** How many sessions hold `run`'s lease (its advisory lock: `Lease.HOLDS`'s key). */
+    const leasesHeld = (run: string) =>
+      Effect.map(
+        Effect.promise(() =>
+          admin.query<{ n: number }>(
+            `select count(*)::int as n from pg_locks l where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+              and l.classid::bigint = (hashtextextended($1, 0) >> 32) & 4294967295 and l.objid::bigint = hashtextextended($1, 0) & 4294967295`,
+            [`${LEASE_PREFIX}${run}`]
+          )
+        ),
+        (result) => result.rows[0]!.n
+      )
+    return { alice, context, leasesHeld }
   })
 
 describe.runIf(serverUrl !== undefined)("an answer to a held intent under the run's lease, on Postgres", () => {
@@ -69,34 +124,7 @@ describe.runIf(serverUrl !== undefined)("an answer to a held intent under the ru
     Effect.scoped(Effect.gen(function*() {
       const direct = yield* freshPostgresUrl
       const { cutLeases, url } = yield* leasesCuttable(direct)
-      const store = Layer.effectDiscard(Effect.orDie(migrate)).pipe(Layer.provideMerge(Database.layerWith({ url })))
-      const server = Layer.mergeAll(StrategyHandlers, RunHandlers, ApprovalHandlers, AuthenticatedLive).pipe(
-        Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
-        Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, stubAuthenticator, Layer.effectDiscard(Effect.orDie(createUsers)))),
-        Layer.provideMerge(store)
-      )
-      const context = yield* Layer.build(server)
-      const alice = yield* Effect.provide(RpcTest.makeClient(Group, { flatten: true }), clientKey("sk_alice")).pipe(Effect.provide(context))
-      const admin = yield* Effect.acquireRelease(
-        Effect.promise(async () => {
-          const client = new Pg.Client({ connectionString: direct })
-          await client.connect()
-          return client
-        }),
-        (client) => Effect.promise(() => client.end())
-      )
-      /** How many sessions hold `run`'s lease (its advisory lock: `Lease.HOLDS`'s key). */
-      const leasesHeld = (run: string) =>
-        Effect.map(
-          Effect.promise(() =>
-            admin.query<{ n: number }>(
-              `select count(*)::int as n from pg_locks l where l.locktype = 'advisory' and l.granted and l.objsubid = 1
-                and l.classid::bigint = (hashtextextended($1, 0) >> 32) & 4294967295 and l.objid::bigint = hashtextextended($1, 0) & 4294967295`,
-              [`${LEASE_PREFIX}${run}`]
-            )
-          ),
-          (result) => result.rows[0]!.n
-        )
+      const { alice, context, leasesHeld } = yield* serverOn(url, direct)
 
       yield* alice("strategies.create", { strategy: guarded("guarded", 600) })
       const run = yield* alice("runs.start", { strategy: "guarded", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
@@ -130,5 +158,57 @@ describe.runIf(serverUrl !== undefined)("an answer to a held intent under the ru
       )
       expect(resolved).toEqual([])
       expect((yield* alice("runs.get", { run: run.id })).status).toBe("running")
+    })), { timeout: 60_000 })
+
+  it.live("its lease given up after the answer was handed to the run and before the run recorded it: refused (Conflict), not told applied", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const direct = yield* freshPostgresUrl
+      const { cutLeases, releaseChecks, stallChecks, url } = yield* leasesCuttable(direct)
+      const { alice, context, leasesHeld } = yield* serverOn(url, direct)
+      yield* alice("strategies.create", { strategy: guarded("guarded", 600) })
+      const run = yield* alice("runs.start", { strategy: "guarded", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
+      const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "the first approval")
+      expect(yield* leasesHeld(run.id)).toBe(1)
+
+      // The lease is held when the answer comes; the recorder's batch with its resolution waits at
+      // its lease check, and meanwhile the lease's connection closes and cannot be had again.
+      stallChecks()
+      const answering = yield* Effect.fork(Effect.either(alice("approvals.approve", { run: run.id, round: held!.round })))
+      yield* until(alice("approvals.pending", {}), (p) => p.length === 0, "the run to take the answer")
+      cutLeases()
+      yield* until(leasesHeld(run.id), (n) => n === 0, "the lease's session to end")
+      releaseChecks()
+
+      // Before, told at once that it was applied; the run then stopped at the give-up without recording it.
+      const answer = yield* Fiber.join(answering)
+      expect(answer._tag).toBe("Left")
+      const error = answer._tag === "Left" ? answer.left : undefined
+      expect(error?._tag).toBe("Conflict")
+      expect(error?._tag === "Conflict" && error.reason).toMatch(
+        new RegExp(`run ${run.id} is no longer this server's to change: it does not hold the run's lease \\(.*\\)\\. Nothing was changed; .*ask again`)
+      )
+      yield* pause(500)
+      const resolved = yield* Runs.events(run.id as RunId).pipe(
+        Effect.map((rows) => rows.filter((row) => row.tag === "ApprovalResolved")),
+        Effect.provide(context)
+      )
+      expect(resolved).toEqual([])
+      expect((yield* alice("runs.get", { run: run.id })).status).toBe("running")
+    })), { timeout: 60_000 })
+
+  it.live("its lease held throughout: answered once the run has recorded it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const direct = yield* freshPostgresUrl
+      const { url } = yield* leasesCuttable(direct)
+      const { alice, context } = yield* serverOn(url, direct)
+      yield* alice("strategies.create", { strategy: guarded("guarded", 600) })
+      const run = yield* alice("runs.start", { strategy: "guarded", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
+      const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "the first approval")
+      yield* alice("approvals.approve", { run: run.id, round: held!.round })
+      const resolved = yield* Runs.events(run.id as RunId).pipe(
+        Effect.map((rows) => rows.filter((row) => row.tag === "ApprovalResolved" && row.body.includes(held!.round))),
+        Effect.provide(context)
+      )
+      expect(resolved.length).toBe(1)
     })), { timeout: 60_000 })
 })
