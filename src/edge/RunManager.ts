@@ -67,7 +67,7 @@ import { PgPool } from "../store/Pool.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
 import * as StoredRun from "../store/StoredRun.js"
-import { StoreError } from "../store/StoreError.js"
+import { StoreError, storeError } from "../store/StoreError.js"
 import * as Users from "../store/Users.js"
 import * as WebhookStore from "../store/Webhooks.js"
 import type * as Backtest from "../swarm/Backtest.js"
@@ -197,6 +197,21 @@ const RELAY_POLL_MILLIS = 100
 const RELAY_SERVE_EVERY_MILLIS = 250
 const RELAY_KEPT_SECONDS = 3_600
 const RELAY_CLEANUP_EVERY = 240
+/**
+ * How long one of the relay's polling queries may take (the requests open for this process's runs,
+ * one taken, the old ones deleted; an answer looked for, a request abandoned), ended there by the
+ * database too (`Database.withDeadline`): each is one indexed statement. Behind a lock (the table's,
+ * or a request's row), one held its pool connection for as long as the lock was held, the loop
+ * looking for requests stuck meanwhile, and a requester's wait with it past its own bound.
+ */
+const RELAY_QUERY_WAIT = Duration.seconds(2)
+
+/** A relay's polling query, bounded by `RELAY_QUERY_WAIT`: past it, a `StoreError` saying so. */
+const relayQuery = (operation: string) => <A, E, R>(query: Effect.Effect<A, E, R>) =>
+  storeError(operation)(Database.withDeadline({
+    duration: RELAY_QUERY_WAIT,
+    onTimeout: () => new StoreError({ operation, reason: `no answer within ${Duration.format(RELAY_QUERY_WAIT)}` })
+  })(query))
 
 /**
  * A background look that finds nothing most of the time (the relayed requests four times a second,
@@ -1374,16 +1389,20 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           if (holder !== undefined && holder.protocol < needs) return yield* olderHolder(request)
         }
         const id = yield* ControlRequests.ask(request)
-        const abandon = Effect.ignore(ControlRequests.abandon(id))
+        const abandon = Effect.ignore(relayQuery("abandon a control request")(ControlRequests.abandon(id)))
         return yield* Effect.gen(function*() {
           const start = yield* Clock.currentTimeMillis
           while (true) {
             yield* Effect.sleep(Duration.millis(RELAY_POLL_MILLIS))
-            const now = yield* ControlRequests.answerOf(id)
+            // A look that timed out is a look that found nothing yet: the wait is bounded as a whole.
+            const now = yield* storeError("read a control request's answer")(
+              Database.withDeadline({ duration: RELAY_QUERY_WAIT, onTimeout: () => undefined })(ControlRequests.answerOf(id))
+            ).pipe(Effect.catchIf((error) => error === undefined, () => Effect.succeed(undefined)))
+            if (now === undefined) continue
             if (now.answer !== undefined) return now.answer
             const waited = (yield* Clock.currentTimeMillis) - start
             if (!now.taken && waited >= RELAY_TAKE_WAIT_MILLIS) {
-              if (yield* ControlRequests.abandon(id)) return yield* noHolder(what, yield* cannot)
+              if (yield* relayQuery("abandon a control request")(ControlRequests.abandon(id))) return yield* noHolder(what, yield* cannot)
             } else if (waited >= RELAY_TAKE_WAIT_MILLIS + answerWaitMillis) {
               return yield* new Unavailable({
                 reason: `the process executing run ${request.run} took the request (${request.action}) and has not answered within ` +
@@ -1960,10 +1979,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       while (true) {
         yield* Effect.sleep(Duration.millis(RELAY_SERVE_EVERY_MILLIS))
         yield* Effect.gen(function*() {
-          if (++rounds % RELAY_CLEANUP_EVERY === 0) yield* untraced(ControlRequests.cleanUp(RELAY_KEPT_SECONDS))
+          if (++rounds % RELAY_CLEANUP_EVERY === 0) yield* untraced(relayQuery("delete old control requests")(ControlRequests.cleanUp(RELAY_KEPT_SECONDS)))
           if (live.size === 0) return
-          for (const request of yield* untraced(ControlRequests.openFor([...live.keys()]))) {
-            if (!live.has(request.run) || !(yield* ControlRequests.take(request.id))) continue
+          for (const request of yield* untraced(relayQuery("read the control requests")(ControlRequests.openFor([...live.keys()])))) {
+            if (!live.has(request.run) || !(yield* relayQuery("take a control request")(ControlRequests.take(request.id)))) continue
             yield* Effect.fork(Effect.flatMap(carryOut(request), (answer) =>
               Effect.catchAllCause(ControlRequests.answer(request.id, answer), (cause) =>
                 Effect.logWarning("could not answer a relayed control request", cause).pipe(Effect.annotateLogs({ run: request.run, action: request.action })))))

@@ -212,3 +212,27 @@ describe.runIf(serverUrl !== undefined)("an answer to a held intent under the ru
       expect(resolved.length).toBe(1)
     })), { timeout: 60_000 })
 })
+
+describe.runIf(serverUrl !== undefined)("the relay's polling queries behind another session's lock, on Postgres", () => {
+  it.live("each ends at its deadline (RELAY_QUERY_WAIT, 2 s), its connection free again, not when the lock is let go", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const direct = yield* freshPostgresUrl
+      const { alice } = yield* serverOn(direct, direct)
+      // A live run here: the server looks for requests relayed to it four times a second.
+      yield* alice("strategies.create", { strategy: guarded("guarded", 600) })
+      yield* alice("runs.start", { strategy: "guarded", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
+      yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "the first approval")
+      const locker = new Pg.Client({ connectionString: direct })
+      const watcher = new Pg.Client({ connectionString: direct })
+      yield* Effect.acquireRelease(Effect.promise(() => Promise.all([locker.connect(), watcher.connect()])), () =>
+        Effect.promise(() => Promise.all([locker.end(), watcher.end()])))
+      yield* Effect.promise(() => locker.query("begin; lock table control_requests in access exclusive mode"))
+      yield* pause(3_500)
+      // Before, the look under way when the lock was taken waited on it, holding its connection, as long as it was held.
+      const stuck = yield* Effect.promise(() =>
+        watcher.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and state = 'active'
+          and query like '%control_requests%' and now() - query_start > interval '2500 milliseconds' and pid <> pg_backend_pid()`))
+      yield* Effect.promise(() => locker.query("rollback"))
+      expect(stuck.rows[0].n).toBe(0)
+    })), { timeout: 60_000 })
+})
