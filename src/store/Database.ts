@@ -83,6 +83,9 @@ export const withDeadline = <E2>(options: { readonly duration: Duration.Duration
     )
   })
 
+/** A rollback (to a savepoint, within `withDeadline`'s transaction): run as it is, whatever is left of the deadline. */
+const rollback = /^\s*rollback\b/i
+
 /** The cause of the `SqlError` of a statement not started, its deadline spent (`withDeadline`). */
 const deadlineSpent = Symbol("swarm/store/Database/deadlineSpent")
 
@@ -119,7 +122,12 @@ const budgeted = <A, E, R>(end: number, effect: Effect.Effect<A, E, R>): Effect.
       execute: (text, params, transformRows) => Effect.zipRight(before, connection.execute(text, params, transformRows)),
       executeRaw: (text, params) => Effect.zipRight(before, connection.executeRaw(text, params)),
       executeValues: (text, params) => Effect.zipRight(before, connection.executeValues(text, params)),
-      executeUnprepared: (text, params, transformRows) => Effect.zipRight(before, connection.executeUnprepared(text, params, transformRows)),
+      // Not before a rollback to a savepoint: in a transaction a failed statement aborted, the setting
+      // would fail too ("current transaction is aborted"), and the rollback with it.
+      executeUnprepared: (text, params, transformRows) =>
+        rollback.test(text)
+          ? connection.executeUnprepared(text, params, transformRows)
+          : Effect.zipRight(before, connection.executeUnprepared(text, params, transformRows)),
       executeStream: (text, params, transformRows) => Stream.unwrap(Effect.as(before, connection.executeStream(text, params, transformRows)))
     }
     // The first setting, at the start: `effect`'s first statement, just after it, needs none of its own.

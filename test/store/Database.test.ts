@@ -369,6 +369,17 @@ describe.runIf(serverUrl !== undefined)("on the Postgres server of DATABASE_URL"
         expect((yield* now) - start).toBeLessThan(700)
       })), { timeout: 60_000 })
 
+    it.live("a savepoint within it that fails is rolled back to, and the rest of its work goes on", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { run, sql } = yield* opened(1)
+        // Before, the budget's setting went first, in the aborted transaction, and the rollback failed with it.
+        const seen = yield* run(deadline(Effect.gen(function*() {
+          const failed = yield* Effect.either(sql.withTransaction(sql`select 1 / 0 as never`))
+          return { failed: failed._tag, after: yield* sql`select 1 as one` }
+        })))
+        expect(seen).toEqual({ failed: "Left", after: [{ one: 1 }] })
+      })), { timeout: 60_000 })
+
     it.live("its caller is answered at the deadline while every connection of the pool is lent", () =>
       Effect.scoped(Effect.gen(function*() {
         const { run, sql } = yield* opened(1)
