@@ -11,7 +11,6 @@ import type * as Net from "node:net"
 import { RpcTest } from "@effect/rpc"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option } from "effect"
-import Pg from "pg"
 import type { RunId } from "../../schemas/Ids.js"
 import { ApprovalRpcs, RunRpcs, StrategyRpcs } from "../../schemas/Rpc.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
@@ -26,6 +25,7 @@ import * as Runs from "../../src/store/Runs.js"
 import { freshPostgresUrl, serverUrl } from "../store/fixtures/backends.js"
 import { pgProxy } from "../store/fixtures/pgProxy.js"
 import { createUsers, guarded, stubAuthenticator, until } from "./fixtures.js"
+import { pgSession } from "../store/fixtures/pgSession.js"
 
 const Group = StrategyRpcs.merge(RunRpcs, ApprovalRpcs)
 
@@ -96,14 +96,7 @@ const serverOn = (url: string, direct: string) =>
     )
     const context = yield* Layer.build(server)
     const alice = yield* Effect.provide(RpcTest.makeClient(Group, { flatten: true }), clientKey("sk_alice")).pipe(Effect.provide(context))
-    const admin = yield* Effect.acquireRelease(
-      Effect.promise(async () => {
-        const client = new Pg.Client({ connectionString: direct })
-        await client.connect()
-        return client
-      }),
-      (client) => Effect.promise(() => client.end())
-    )
+    const admin = yield* pgSession(direct)
     /** How many sessions hold `run`'s lease (its advisory lock: `Lease.HOLDS`'s key). */
     const leasesHeld = (run: string) =>
       Effect.map(
@@ -222,10 +215,7 @@ describe.runIf(serverUrl !== undefined)("the relay's polling queries behind anot
       yield* alice("strategies.create", { strategy: guarded("guarded", 600) })
       yield* alice("runs.start", { strategy: "guarded", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
       yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "the first approval")
-      const locker = new Pg.Client({ connectionString: direct })
-      const watcher = new Pg.Client({ connectionString: direct })
-      yield* Effect.acquireRelease(Effect.promise(() => Promise.all([locker.connect(), watcher.connect()])), () =>
-        Effect.promise(() => Promise.all([locker.end(), watcher.end()])))
+      const [locker, watcher] = [yield* pgSession(direct), yield* pgSession(direct)]
       yield* Effect.promise(() => locker.query("begin; lock table control_requests in access exclusive mode"))
       yield* pause(3_500)
       // Before, the look under way when the lock was taken waited on it, holding its connection, as long as it was held.

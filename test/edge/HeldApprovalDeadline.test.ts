@@ -8,7 +8,6 @@
 import { RpcTest } from "@effect/rpc"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import Pg from "pg"
 import { ApprovalRpcs, RunRpcs, StrategyRpcs } from "../../schemas/Rpc.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
@@ -19,6 +18,7 @@ import * as Database from "../../src/store/Database.js"
 import { migrate } from "../../src/store/Migrations.js"
 import { freshPostgresUrl, serverUrl } from "../store/fixtures/backends.js"
 import { createUsers, guarded, stubAuthenticator, until } from "./fixtures.js"
+import { pgSession } from "../store/fixtures/pgSession.js"
 
 const Group = StrategyRpcs.merge(RunRpcs, ApprovalRpcs)
 
@@ -36,14 +36,7 @@ describe.runIf(serverUrl !== undefined)("a held intent's bookkeeping, on Postgre
       )
       const context = yield* Layer.build(server)
       const alice = yield* Effect.provide(RpcTest.makeClient(Group, { flatten: true }), clientKey("sk_alice")).pipe(Effect.provide(context))
-      const session = Effect.acquireRelease(
-        Effect.promise(async () => {
-          const client = new Pg.Client({ connectionString: url })
-          await client.connect()
-          return client
-        }),
-        (client) => Effect.promise(() => client.end())
-      )
+      const session = pgSession(url)
       const [admin, watcher] = [yield* session, yield* session]
       const query = (text: string) => Effect.promise(() => admin.query(text))
       /**

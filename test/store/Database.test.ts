@@ -16,10 +16,10 @@ import { fileURLToPath } from "node:url"
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
 import { ConfigError, ConfigProvider, Context, Effect, Either, Fiber, HashMap, Layer, Logger, LogLevel, Option } from "effect"
-import Pg from "pg"
 import * as Database from "../../src/store/Database.js"
 import { PgPool } from "../../src/store/Pool.js"
 import { backend, freshDatabase, serverUrl } from "./fresh.js"
+import { pgSession } from "./fixtures/pgSession.js"
 
 /** Tests that start a PGlite (initdb of a fresh directory takes 5–12 s). */
 const slow = 60_000
@@ -242,8 +242,7 @@ describe.runIf(serverUrl !== undefined)("on the Postgres server of DATABASE_URL"
       const sql = Context.get(context, SqlClient.SqlClient)
       const { pool } = Context.get(context, PgPool)
       // Advisory locks another session of the database holds: a statement waiting on one runs until it is let go.
-      const admin = new Pg.Client({ connectionString: url })
-      yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.end()))
+      const admin = yield* pgSession(url)
       const [holderLock, goneLock, nextLock] = [7001, 7002, 7003]
       yield* Effect.promise(() => admin.query(`select pg_advisory_lock(${holderLock}), pg_advisory_lock(${goneLock}), pg_advisory_lock(${nextLock})`))
       const letGo = (key: number) => Effect.promise(() => admin.query(`select pg_advisory_unlock(${key})`))
@@ -284,14 +283,7 @@ describe.runIf(serverUrl !== undefined)("on the Postgres server of DATABASE_URL"
       Effect.gen(function*() {
         const url = yield* Database.temporary(serverUrl!)
         const context = yield* Layer.build(Database.layerWith({ url, maxConnections: connections }))
-        const session = Effect.acquireRelease(
-          Effect.promise(async () => {
-            const client = new Pg.Client({ connectionString: url })
-            await client.connect()
-            return client
-          }),
-          (client) => Effect.promise(() => client.end())
-        )
+        const session = pgSession(url)
         const [admin, watcher] = [yield* session, yield* session]
         const query = (text: string) => Effect.promise(() => admin.query(text))
         /**

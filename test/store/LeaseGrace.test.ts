@@ -6,12 +6,12 @@
 import type * as Net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Layer, TestClock } from "effect"
-import Pg from "pg"
 import * as Database from "../../src/store/Database.js"
 import { PgPool } from "../../src/store/Pool.js"
 import * as Runs from "../../src/store/Runs.js"
 import { serverUrl } from "./fresh.js"
 import { join, pgProxy } from "./fixtures/pgProxy.js"
+import { pgSession } from "./fixtures/pgSession.js"
 
 describe.runIf(serverUrl !== undefined)("a lease whose connection closed, on Postgres", () => {
   it.scoped("is given up at the end of the grace, by the clock, while an attempt to take it again still hangs", () =>
@@ -39,8 +39,7 @@ describe.runIf(serverUrl !== undefined)("a lease whose connection closed, on Pos
       }))
       const lostAt = yield* Deferred.make<void>()
       const lease = (yield* Runs.lease(Runs.newRunId(), () => Deferred.unsafeDone(lostAt, Exit.void)).pipe(Effect.provide(context)))!
-      const admin = new Pg.Client({ connectionString: direct })
-      yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.end()))
+      const admin = yield* pgSession(direct)
       cut.on = true
       yield* Effect.promise(() => admin.query("select pg_terminate_backend($1)", [lease.backend()]))
       // Its connection closed; the attempt to take it again hangs, and the grace is on the clock.

@@ -8,7 +8,6 @@
 import type * as Net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
-import Pg from "pg"
 import * as Database from "../../src/store/Database.js"
 import { migrate } from "../../src/store/Migrations.js"
 import * as Runs from "../../src/store/Runs.js"
@@ -17,6 +16,7 @@ import type { Lease } from "../../src/store/Lease.js"
 import { serverUrl } from "./fresh.js"
 import { cuttable, pgProxy } from "./fixtures/pgProxy.js"
 import { stored } from "./fixtures/workload.js"
+import { pgSession } from "./fixtures/pgSession.js"
 
 /** One turn of the event loop: what a connection refused by the proxy needs to be seen. */
 const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
@@ -87,8 +87,7 @@ describe.runIf(serverUrl !== undefined)("a run whose lease is lost while it ends
       expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toEqual(Option.some(new Runs.RunLeased({ run: run! })))
       // Nothing written since the cut: its row says it runs (for a takeover), and holds the events
       // committed before it — the last one not, when it was cut while its last batch was on its way.
-      const admin = new Pg.Client({ connectionString: direct })
-      yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.end()))
+      const admin = yield* pgSession(direct)
       const row = (yield* Effect.promise(() => admin.query("select status, failure from runs where id = $1", [run]))).rows[0]
       expect(row).toEqual({ status: "running", failure: null })
       const events = (yield* Effect.promise(() => admin.query("select count(*)::int as n from run_events where run_id = $1", [run]))).rows[0].n
@@ -99,9 +98,7 @@ describe.runIf(serverUrl !== undefined)("a run whose lease is lost while it ends
 
   it.scoped("the end of a run's row under a lease given up is refused at once on a database refusing connections, not tried again", () =>
     Effect.gen(function*() {
-      const { context, cutNow, direct } = yield* cutOff
-      const admin = new Pg.Client({ connectionString: direct })
-      yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.end()))
+      const { context, cutNow } = yield* cutOff
       const run = Runs.newRunId()
       // Given up (`Runs.lease` past its grace): a stop recorded after the run's own end (a
       // backtest's `stoppedIfInterrupted`) writes under it.
@@ -189,8 +186,7 @@ describe.runIf(serverUrl !== undefined)("a run whose lease is lost once its end 
         )
       )
       yield* Deferred.await(cutDone)
-      const admin = new Pg.Client({ connectionString: direct })
-      yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.end()))
+      const admin = yield* pgSession(direct)
       // Committed: the row says it completed, though the run was not told.
       expect((yield* Effect.promise(() => admin.query("select status from runs where id = $1", [run]))).rows).toEqual([{ status: "completed" }])
       // Another process holds its lease by the time the database is back (it looked before the
@@ -214,14 +210,7 @@ describe.runIf(serverUrl !== undefined)("a run whose end waits behind another se
       const direct = yield* Database.temporary(serverUrl!)
       const context = yield* Layer.build(Database.layerWith({ url: direct }))
       yield* migrate.pipe(Effect.provide(context))
-      const session = Effect.acquireRelease(
-        Effect.promise(async () => {
-          const client = new Pg.Client({ connectionString: direct })
-          await client.connect()
-          return client
-        }),
-        (client) => Effect.promise(() => client.end())
-      )
+      const session = pgSession(direct)
       const [holder, taker, watcher] = [yield* session, yield* session, yield* session]
       const pause = (millis: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, millis)))
       /** The run's statements the server runs (or waits on a lock for), their text starting with `prefix`. */
