@@ -324,10 +324,6 @@ describe.runIf(serverUrl !== undefined)("on the Postgres server of DATABASE_URL"
         expect(answer).toEqual(Either.left("no answer within 500 ms"))
         expect((yield* now) - start).toBeLessThan(1_500)
         // Before, the statement waited on for the lock, holding its connection, as long as the lock was held.
-        for (let i = 0; i < 8; i++) {
-          console.log(Date.now() - start, JSON.stringify((yield* query(`select pid, state, wait_event, left(query, 50) as q, query_start::text as qs from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`)).rows))
-          yield* pause(150)
-        }
         expect(yield* noneWithin(running("update counters"), 1_000)).toBe(true)
         yield* query("commit")
         yield* pause(300)
