@@ -8,26 +8,15 @@
  * connections (their `application_name`), so the rest of the server goes on meanwhile.
  */
 import type * as Net from "node:net"
-import { RpcTest } from "@effect/rpc"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Option } from "effect"
+import { Effect, Fiber, Option } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
-import { ApprovalRpcs, RunRpcs, StrategyRpcs } from "../../schemas/Rpc.js"
-import * as InProcessBus from "../../src/bus/InProcessBus.js"
-import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
-import { ApprovalHandlers, RunHandlers, StrategyHandlers } from "../../src/edge/RpcHandlers.js"
-import * as RunEvents from "../../src/edge/RunEvents.js"
-import * as RunManager from "../../src/edge/RunManager.js"
-import * as Database from "../../src/store/Database.js"
 import { LEASE_PREFIX } from "../../src/store/Lease.js"
-import { migrate } from "../../src/store/Migrations.js"
 import * as Runs from "../../src/store/Runs.js"
 import { freshPostgresUrl, serverUrl } from "../store/fixtures/backends.js"
 import { pgProxy } from "../store/fixtures/pgProxy.js"
-import { createUsers, guarded, stubAuthenticator, until } from "./fixtures.js"
+import { approvalServerOn, guarded, until } from "./fixtures.js"
 import { pgSession } from "../store/fixtures/pgSession.js"
-
-const Group = StrategyRpcs.merge(RunRpcs, ApprovalRpcs)
 
 const pause = (millis: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, millis)))
 
@@ -88,14 +77,7 @@ const leasesCuttable = (direct: string) =>
 /** A server on `url` (through the proxy), alice's client of it, and a session of the test's own on `direct`. */
 const serverOn = (url: string, direct: string) =>
   Effect.gen(function*() {
-    const store = Layer.effectDiscard(Effect.orDie(migrate)).pipe(Layer.provideMerge(Database.layerWith({ url })))
-    const server = Layer.mergeAll(StrategyHandlers, RunHandlers, ApprovalHandlers, AuthenticatedLive).pipe(
-      Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
-      Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, stubAuthenticator, Layer.effectDiscard(Effect.orDie(createUsers)))),
-      Layer.provideMerge(store)
-    )
-    const context = yield* Layer.build(server)
-    const alice = yield* Effect.provide(RpcTest.makeClient(Group, { flatten: true }), clientKey("sk_alice")).pipe(Effect.provide(context))
+    const { alice, context } = yield* approvalServerOn(url)
     const admin = yield* pgSession(direct)
     /** How many sessions hold `run`'s lease (its advisory lock: `Lease.HOLDS`'s key). */
     const leasesHeld = (run: string) =>
@@ -109,7 +91,21 @@ const serverOn = (url: string, direct: string) =>
         ),
         (result) => result.rows[0]!.n
       )
-    return { alice, context, leasesHeld }
+    /**
+     * `run`'s events claim no answer, and its row says it runs (for the server that takes it over,
+     * where the intent is asked again) — looked at once what was under way has had its time.
+     */
+    const claimsNoAnswer = (run: string) =>
+      Effect.gen(function*() {
+        yield* pause(500)
+        const resolved = yield* Runs.events(run as RunId).pipe(
+          Effect.map((rows) => rows.filter((row) => row.tag === "ApprovalResolved")),
+          Effect.provide(context)
+        )
+        expect(resolved).toEqual([])
+        expect((yield* alice("runs.get", { run })).status).toBe("running")
+      })
+    return { alice, claimsNoAnswer, context, leasesHeld }
   })
 
 describe.runIf(serverUrl !== undefined)("an answer to a held intent under the run's lease, on Postgres", () => {
@@ -117,7 +113,7 @@ describe.runIf(serverUrl !== undefined)("an answer to a held intent under the ru
     Effect.scoped(Effect.gen(function*() {
       const direct = yield* freshPostgresUrl
       const { cutLeases, url } = yield* leasesCuttable(direct)
-      const { alice, context, leasesHeld } = yield* serverOn(url, direct)
+      const { alice, claimsNoAnswer, leasesHeld } = yield* serverOn(url, direct)
 
       yield* alice("strategies.create", { strategy: guarded("guarded", 600) })
       const run = yield* alice("runs.start", { strategy: "guarded", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
@@ -144,20 +140,14 @@ describe.runIf(serverUrl !== undefined)("an answer to a held intent under the ru
 
       // The run stopped at the give-up, its events claiming no answer; its row says it runs, for
       // the server that takes it over, where the intent is asked again.
-      yield* pause(500)
-      const resolved = yield* Runs.events(run.id as RunId).pipe(
-        Effect.map((rows) => rows.filter((row) => row.tag === "ApprovalResolved")),
-        Effect.provide(context)
-      )
-      expect(resolved).toEqual([])
-      expect((yield* alice("runs.get", { run: run.id })).status).toBe("running")
+      yield* claimsNoAnswer(run.id)
     })), { timeout: 60_000 })
 
   it.live("its lease given up after the answer was handed to the run and before the run recorded it: refused (Conflict), not told applied", () =>
     Effect.scoped(Effect.gen(function*() {
       const direct = yield* freshPostgresUrl
       const { cutLeases, releaseChecks, stallChecks, url } = yield* leasesCuttable(direct)
-      const { alice, context, leasesHeld } = yield* serverOn(url, direct)
+      const { alice, claimsNoAnswer, leasesHeld } = yield* serverOn(url, direct)
       yield* alice("strategies.create", { strategy: guarded("guarded", 600) })
       const run = yield* alice("runs.start", { strategy: "guarded", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
       const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "the first approval")
@@ -182,13 +172,7 @@ describe.runIf(serverUrl !== undefined)("an answer to a held intent under the ru
       expect(error?._tag === "Conflict" && error.reason).toMatch(
         new RegExp(`run ${run.id} is no longer this server's to change: it does not hold the run's lease \\(.*\\)\\. Nothing was changed; .*ask again`)
       )
-      yield* pause(500)
-      const resolved = yield* Runs.events(run.id as RunId).pipe(
-        Effect.map((rows) => rows.filter((row) => row.tag === "ApprovalResolved")),
-        Effect.provide(context)
-      )
-      expect(resolved).toEqual([])
-      expect((yield* alice("runs.get", { run: run.id })).status).toBe("running")
+      yield* claimsNoAnswer(run.id)
     })), { timeout: 60_000 })
 
   it.live("its lease held throughout: answered once the run has recorded it", () =>

@@ -7,45 +7,27 @@
  * cancelled in the approvals table, and answering it then says so. On every back-end.
  */
 import { expect, layer } from "@effect/vitest"
-import { RpcTest } from "@effect/rpc"
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer, Schema } from "effect"
-import { ApprovalRpcs, RunRpcs, StrategyRpcs } from "../../schemas/Rpc.js"
+import { Effect, Schema } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
-import * as InProcessBus from "../../src/bus/InProcessBus.js"
-import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
-import { ApprovalHandlers, RunHandlers, StrategyHandlers } from "../../src/edge/RpcHandlers.js"
-import * as RunEvents from "../../src/edge/RunEvents.js"
-import * as RunManager from "../../src/edge/RunManager.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { createUsers, guarded, stubAuthenticator, until } from "./fixtures.js"
+import { approvalClient, approvalHandlers, guarded, until } from "./fixtures.js"
 
-const Group = StrategyRpcs.merge(RunRpcs, ApprovalRpcs)
-
-/** The stub keys' users exist in the store (runs reference their owner). */
-const users = Layer.effectDiscard(Effect.orDie(createUsers))
-
-const clientFor = (key: string) => Effect.provide(RpcTest.makeClient(Group, { flatten: true }), clientKey(key))
 
 const resolutions = (run: string) =>
   Effect.map(Runs.events(run as never), (rows) =>
     rows.filter((row) => row.tag === "ApprovalResolved").map((row) => JSON.parse(row.body) as { round: string; outcome: string; by: string; reason: string }))
 
 for (const backend of backends) {
-  const server = Layer.mergeAll(StrategyHandlers, RunHandlers, ApprovalHandlers, AuthenticatedLive).pipe(
-    Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
-    Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, stubAuthenticator, users)),
-    Layer.provideMerge(backend.store)
-  )
-  layer(server, { timeout: startTimeout, excludeTestServices: true })(`approvals (${backend.name})`, (it) => {
+  layer(approvalHandlers(backend.store), { timeout: startTimeout, excludeTestServices: true })(`approvals (${backend.name})`, (it) => {
     it.scoped("the owner approves and rejects held intents; others neither see nor answer them; the replay answers the same", () =>
       Effect.gen(function*() {
-        const alice = yield* clientFor("sk_alice")
-        const bob = yield* clientFor("sk_bob")
-        const root = yield* clientFor("sk_root")
+        const alice = yield* approvalClient("sk_alice")
+        const bob = yield* approvalClient("sk_bob")
+        const root = yield* approvalClient("sk_root")
         yield* alice("strategies.create", { strategy: guarded("guarded", 30) })
         const run = yield* alice("runs.start", { strategy: "guarded", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
 
@@ -106,9 +88,9 @@ for (const backend of backends) {
 
     it.scoped("an admin naming a run by a <strategy>#<n> two owners have is told so, not that nothing is pending", () =>
       Effect.gen(function*() {
-        const alice = yield* clientFor("sk_alice")
-        const bob = yield* clientFor("sk_bob")
-        const root = yield* clientFor("sk_root")
+        const alice = yield* approvalClient("sk_alice")
+        const bob = yield* approvalClient("sk_bob")
+        const root = yield* approvalClient("sk_root")
         const runs = []
         for (const owner of [alice, bob]) {
           yield* owner("strategies.create", { strategy: guarded("twin", 30) })
@@ -139,7 +121,7 @@ for (const backend of backends) {
 
     it.scoped("an intent nobody answers expires after the strategy's timeout and is rejected", () =>
       Effect.gen(function*() {
-        const alice = yield* clientFor("sk_alice")
+        const alice = yield* approvalClient("sk_alice")
         yield* alice("strategies.create", { strategy: guarded("slow to answer", 0.3) })
         const run = yield* alice("runs.start", { strategy: "slow to answer", mode: "paper", data: { _tag: "synthetic", bars: 60 }, speed: 86_400_000 })
         const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "an approval")
@@ -157,7 +139,7 @@ for (const backend of backends) {
 
     it.scoped("a paused run's held intent does not expire while it is paused: its countdown stands still, its expiry moves on; resumed, it expires", () =>
       Effect.gen(function*() {
-        const alice = yield* clientFor("sk_alice")
+        const alice = yield* approvalClient("sk_alice")
         yield* alice("strategies.create", { strategy: guarded("paused to think", 1) })
         const run = yield* alice("runs.start", { strategy: "paused to think", mode: "paper", data: { _tag: "synthetic", bars: 60 }, speed: 86_400_000 })
         const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "an approval")
@@ -180,7 +162,7 @@ for (const backend of backends) {
 
     it.scoped("an expiry the run failed to record: answering it says the table's word (cancelled by the failure), not the server's memory", () =>
       Effect.gen(function*() {
-        const alice = yield* clientFor("sk_alice")
+        const alice = yield* approvalClient("sk_alice")
         const sql = yield* SqlClient.SqlClient
         // The database refuses the expiry's event: the run fails with the intent unanswered on record.
         yield* sql`create or replace function refuse_resolutions() returns trigger language plpgsql as $$
@@ -207,7 +189,7 @@ for (const backend of backends) {
 
     it.scoped("an intent recorded as waiting that waits nowhere here (a stop's cancellation not yet written) is a Conflict, not 'not found'", () =>
       Effect.gen(function*() {
-        const alice = yield* clientFor("sk_alice")
+        const alice = yield* approvalClient("sk_alice")
         yield* alice("strategies.create", { strategy: guarded("waits nowhere", 600) })
         const run = yield* alice("runs.start", { strategy: "waits nowhere", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
         const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "an approval")
@@ -222,13 +204,13 @@ for (const backend of backends) {
         )
         // A round never held is still not found; so is the intent, for anyone else.
         expect((yield* Effect.flip(alice("approvals.approve", { run: run.id, round: "S0@1" })))._tag).toBe("ApprovalNotFound")
-        const bob = yield* clientFor("sk_bob")
+        const bob = yield* approvalClient("sk_bob")
         expect((yield* Effect.flip(bob("approvals.approve", { run: run.id, round: held!.round })))._tag).toBe("ApprovalNotFound")
       }), { timeout: 120_000 })
 
     it.scoped("an intent still waiting when its run is stopped is cancelled in the table, saying so; a resume asks it again", () =>
       Effect.gen(function*() {
-        const alice = yield* clientFor("sk_alice")
+        const alice = yield* approvalClient("sk_alice")
         yield* alice("strategies.create", { strategy: guarded("stopped while held", 600) })
         const run = yield* alice("runs.start", { strategy: "stopped while held", mode: "backtest", data: { _tag: "synthetic", bars: 60 } })
         const [held] = yield* until(alice("approvals.pending", {}), (p) => p.length > 0, "an approval")

@@ -5,22 +5,11 @@
  * of the pool, for as long as the lock was held, and landed after. Postgres only: the embedded
  * database ends nothing and has one connection.
  */
-import { RpcTest } from "@effect/rpc"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
-import { ApprovalRpcs, RunRpcs, StrategyRpcs } from "../../schemas/Rpc.js"
-import * as InProcessBus from "../../src/bus/InProcessBus.js"
-import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
-import { ApprovalHandlers, RunHandlers, StrategyHandlers } from "../../src/edge/RpcHandlers.js"
-import * as RunEvents from "../../src/edge/RunEvents.js"
-import * as RunManager from "../../src/edge/RunManager.js"
-import * as Database from "../../src/store/Database.js"
-import { migrate } from "../../src/store/Migrations.js"
+import { Effect } from "effect"
 import { freshPostgresUrl, serverUrl } from "../store/fixtures/backends.js"
-import { createUsers, guarded, stubAuthenticator, until } from "./fixtures.js"
+import { approvalServerOn, guarded, until } from "./fixtures.js"
 import { pgSession } from "../store/fixtures/pgSession.js"
-
-const Group = StrategyRpcs.merge(RunRpcs, ApprovalRpcs)
 
 const pause = (millis: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, millis)))
 
@@ -28,14 +17,7 @@ describe.runIf(serverUrl !== undefined)("a held intent's bookkeeping, on Postgre
   it.live("given up on behind another session's lock, it is ended by the database at its deadline, and the run goes on", () =>
     Effect.scoped(Effect.gen(function*() {
       const url = yield* freshPostgresUrl
-      const store = Layer.effectDiscard(Effect.orDie(migrate)).pipe(Layer.provideMerge(Database.layerWith({ url })))
-      const server = Layer.mergeAll(StrategyHandlers, RunHandlers, ApprovalHandlers, AuthenticatedLive).pipe(
-        Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
-        Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, stubAuthenticator, Layer.effectDiscard(Effect.orDie(createUsers)))),
-        Layer.provideMerge(store)
-      )
-      const context = yield* Layer.build(server)
-      const alice = yield* Effect.provide(RpcTest.makeClient(Group, { flatten: true }), clientKey("sk_alice")).pipe(Effect.provide(context))
+      const { alice } = yield* approvalServerOn(url)
       const session = pgSession(url)
       const [admin, watcher] = [yield* session, yield* session]
       const query = (text: string) => Effect.promise(() => admin.query(text))

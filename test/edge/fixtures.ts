@@ -8,7 +8,7 @@
 import * as NodeHttp from "node:http"
 import * as Net from "node:net"
 import { FetchHttpClient, type HttpLayerRouter } from "@effect/platform"
-import { RpcClient, RpcSerialization } from "@effect/rpc"
+import { RpcClient, RpcSerialization, RpcTest } from "@effect/rpc"
 import { SqlClient } from "@effect/sql"
 import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { Principal, Unauthorized } from "../../schemas/Auth.js"
@@ -16,13 +16,17 @@ import type { RunId } from "../../schemas/Ids.js"
 import { EventBus, type EventBusService } from "../../src/bus/EventBus.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as DataSource from "../../src/market/DataSource.js"
-import { SwarmRpcs } from "../../schemas/Rpc.js"
+import { ApprovalRpcs, RunRpcs, StrategyRpcs, SwarmRpcs } from "../../schemas/Rpc.js"
 import { Authenticator, type AuthService } from "../../src/edge/Auth.js"
-import { clientKey } from "../../src/edge/RpcAuth.js"
+import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
+import { ApprovalHandlers, RunHandlers, StrategyHandlers } from "../../src/edge/RpcHandlers.js"
+import * as RunEvents from "../../src/edge/RunEvents.js"
 import * as Http from "../../src/edge/Http.js"
 import * as RunManager from "../../src/edge/RunManager.js"
 import { RunStatusFeed, type RunStatusFeedService } from "../../src/edge/RunStatusFeed.js"
 import type * as Sse from "../../src/edge/Sse.js"
+import * as Database from "../../src/store/Database.js"
+import { migrate } from "../../src/store/Migrations.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { Strategy } from "../../schemas/Strategy.js"
@@ -76,6 +80,32 @@ export const createUsers = Effect.gen(function*() {
     yield* sql`insert into users (id, name, role) values (${p.userId}, ${p.name}, ${p.role}) on conflict (id) do nothing`
   }
 })
+
+// ---------------------------------------------------------------------------------------------
+// The approvals' procedures in-process
+
+/** The strategy, run and approval procedures. */
+export const ApprovalGroup = StrategyRpcs.merge(RunRpcs, ApprovalRpcs)
+
+/** Their handlers over a run manager, an in-process bus and the stub users (created in `store`), on `store`. */
+export const approvalHandlers = <A, E, R>(store: Layer.Layer<A, E, R>) =>
+  Layer.mergeAll(StrategyHandlers, RunHandlers, ApprovalHandlers, AuthenticatedLive).pipe(
+    Layer.provideMerge(Layer.mergeAll(RunManager.layer, RunEvents.layer)),
+    Layer.provideMerge(Layer.mergeAll(InProcessBus.layer, stubAuthenticator, Layer.effectDiscard(Effect.orDie(createUsers)))),
+    Layer.provideMerge(store)
+  )
+
+/** `key`'s in-process client of the approvals' procedures, for a context holding their handlers. */
+export const approvalClient = (key: Key) => Effect.provide(RpcTest.makeClient(ApprovalGroup, { flatten: true }), clientKey(key))
+
+/** The handlers on the Postgres database at `url`, migrated, for the scope: their context and alice's client. */
+export const approvalServerOn = (url: string) =>
+  Effect.gen(function*() {
+    const store = Layer.effectDiscard(Effect.orDie(migrate)).pipe(Layer.provideMerge(Database.layerWith({ url })))
+    const context = yield* Layer.build(approvalHandlers(store))
+    const alice = yield* approvalClient("sk_alice").pipe(Effect.provide(context))
+    return { alice, context }
+  })
 
 // ---------------------------------------------------------------------------------------------
 // The server
