@@ -25,6 +25,12 @@
  * the judgement orders nothing (reached, rejected, held for an operator), cancelled at the desk
  * (`PlaceOrders.superseded`). Its later parts are not judged again: the verdict was for the whole
  * order, the parts add up to at most it, and the desk keeps every part within the cash at hand.
+ * So too the order placed toward a worked target (`keepWorkingOrders`, `RunStarted.workingOrders`):
+ * while the desk holds it, the target's remainder is not sized again — placed again, it would be a
+ * new order for the same target on every bar, each with its own commission minimum and one more
+ * toward `max_orders_per_day` (and past that rule's count, rejected, it would cancel the order
+ * working) — and once it is done (filled, or cut for cash) what is left of the target is worked as
+ * before. Runs recorded before it placed the remainder again on every bar, and replay so.
  *
  * A rejection in the `halted` state is the state's alone (no rule or gate is evaluated) and the same
  * whatever the books, until the state changes: the answer names those rounds (`standing`), and the
@@ -119,6 +125,12 @@ export interface RiskOptions {
    * they are checked only with each intent, as those runs recorded it.
    */
   readonly breakersOnMarks?: boolean
+  /**
+   * With a volume limit, the order placed toward a worked target works on until it is done, its
+   * remainder not sized and placed again while it does (`RunStarted.workingOrders`: new runs). Off —
+   * runs recorded before it — the remainder is placed again on every bar, replacing it, as they recorded.
+   */
+  readonly keepWorkingOrders?: boolean
 }
 
 /** An order placed and not known filled: what the books will look like once it is (`Officer.placed`). */
@@ -131,6 +143,8 @@ interface Placed {
   readonly price: number
   /** When it was placed: the books of a later timestamp say whether the desk still holds it. */
   readonly at: number
+  /** The worked target it was placed toward (its `Work.from`), when it was one (`keepWorkingOrders`). */
+  readonly work?: RoundId | undefined
 }
 
 /** A decided target not reached yet: a rule or a gate cut the intent toward it (`Officer.working`). */
@@ -230,12 +244,14 @@ class Officer {
   readonly placed = new Map<string, Placed>()
 
   /**
-   * Remember an order placed (it replaces its symbol's earlier one at the desk). A same-close order
-   * fills at once — whole, unless a volume limit (`limited`) leaves part of it working.
+   * Remember an order placed (it replaces its symbol's earlier one at the desk), and the worked
+   * target it goes toward (`work`), if any. A same-close order fills at once — whole, unless a
+   * volume limit (`limited`) leaves part of it working.
    */
-  place(order: Order, price: number, at: number, limited: boolean): void {
+  place(order: Order, price: number, at: number, limited: boolean, work: RoundId | undefined): void {
     if (order.fillTiming !== "next_open" && !limited) return
-    this.placed.set(order.symbol, { id: order.id, symbol: order.symbol, side: order.side, quantity: order.quantity, price, at })
+    const placed: Placed = { id: order.id, symbol: order.symbol, side: order.side, quantity: order.quantity, price, at }
+    this.placed.set(order.symbol, work === undefined ? placed : { ...placed, work })
   }
 
   /**
@@ -289,6 +305,8 @@ export const make = (options: RiskOptions) => {
   const { log } = options
   /** A volume limit (`ExecutionConfig.maxVolumePercent`): orders may work for bars, partly filled. */
   const limited = options.execution.maxVolumePercent !== undefined
+  /** The order toward a worked target works on until it is done (`RiskOptions.keepWorkingOrders`). */
+  const keepsWork = limited && options.keepWorkingOrders === true
 
   const order = (intent: OrderIntent, quantity: number): Order => ({
     id: `${intent.round}` as OrderId,
@@ -387,6 +405,10 @@ export const make = (options: RiskOptions) => {
       const work = officer.working.get(remainder.symbol)
       // Nothing left (a new decision replaced it, an operator said no), or an intent of it waits for one.
       if (work === undefined || officer.holds(remainder.symbol)) continue
+      // The order placed toward it still works at the desk (a volume limit): it goes on, as it is —
+      // sized and placed again, it would be a new order for the same target, with a commission
+      // minimum of its own and one more toward the day's orders. What it leaves is worked once it is done.
+      if (keepsWork && waiting.get(remainder.symbol)?.work === work.from) continue
       one({ round: remainder.round, symbol: remainder.symbol, ts: request.ts, action: actionOf(work.target), work }, remainder.close)
     }
     for (let i = 0; i < request.decisions.length; i++) {
@@ -525,7 +547,8 @@ export const make = (options: RiskOptions) => {
       const placed = order(intent, quantity)
       orders.push(placed)
       officer.counted(placed.symbol)
-      officer.place(placed, intent.referencePrice, decision.ts, limited)
+      // Placed toward a target still worked (reduced): it is that target's order (`keepWorkingOrders`).
+      officer.place(placed, intent.referencePrice, decision.ts, limited, keepsWork ? officer.working.get(placed.symbol)?.from : undefined)
       projected.apply(intent.symbol, intent.side, quantity, intent.referencePrice)
     }
     return refusedIt ? -1 : quantity
@@ -604,7 +627,8 @@ export const make = (options: RiskOptions) => {
             if (message.approved) {
               const approved = order(held.intent, held.quantity)
               officer.counted(approved.symbol)
-              officer.place(approved, held.intent.referencePrice, now, limited)
+              const work = officer.working.get(approved.symbol)
+              officer.place(approved, held.intent.referencePrice, now, limited, keepsWork && work?.from === held.from ? work.from : undefined)
               const place = options.desk().tell(placeOrders({ ts: now as Timestamp, orders: [approved] }))
               // Its execution belongs to the traced round that asked for it.
               yield* (held.wait === undefined ? place : Effect.withParentSpan(place, held.wait.span))

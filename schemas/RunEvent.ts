@@ -101,6 +101,18 @@ export const RunStarted = event("RunStarted", {
    */
   stateRejections: Schema.optional(Schema.Literal("standing")),
   /**
+   * `kept`: with a volume limit (`execution.maxVolumePercent`), the order placed toward a target a
+   * rule or a gate cut works on at the desk until it is done (filled, cut for cash, cancelled), not
+   * sized and placed again as a new order on every bar it works: one order, one commission
+   * minimum, one count toward the day's orders; and an order the end of the data cancels says
+   * whether bars of its symbol came that traded too little to fill any of it. Recorded only by
+   * runs whose strategy sets the limit (without it no order works for bars: the others behave the
+   * same either way, and record as they did). Absent — those runs recorded before it — the
+   * remainder was placed again on every bar, replacing the working order, as those runs recorded:
+   * their replay and resume do so again, and reproduce them byte for byte.
+   */
+  workingOrders: Schema.optional(Schema.Literal("kept")),
+  /**
    * The language model the run's LLM agents use, when it has any: never silent about an offline
    * model standing in for Ollama.
    */

@@ -126,8 +126,9 @@ export interface Options {
    * recorded before same-close fills were checked (the breakers at the marks only); `downHalts:
    * "chained"` for one recorded before a run ending under the coordinator's halt settled it (ended
    * halted, the officer's moves under it unrecorded); no `stateRejections` for one recorded before a
-   * decision the halted state rejected stood (judged again on every bar). Absent: a new run, which behaves as runs do
-   * now and says so.
+   * decision the halted state rejected stood (judged again on every bar); no `workingOrders` for one
+   * recorded before the order toward a reduced target was kept working under a volume limit (placed
+   * again on every bar). Absent: a new run, which behaves as runs do now and says so.
    */
   readonly recordedStart?: {
     readonly reducedIntents?: "worked" | undefined
@@ -137,6 +138,7 @@ export interface Options {
     readonly analystProgress?: AnalystProgress
     readonly downHalts?: "chained" | "settled" | undefined
     readonly stateRejections?: "standing" | undefined
+    readonly workingOrders?: "kept" | undefined
   }
   /** The stored strategy and version the run records in `RunStarted`; default the strategy's name, version 1. */
   readonly strategyRef?: { readonly id: StrategyId; readonly version: number }
@@ -579,6 +581,11 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
     const downHalts = options.recordedStart === undefined ? "settled" as const : options.recordedStart.downHalts
     // New runs send a decision the halted state rejected once, until the state or the consensus changes.
     const stateRejections = options.recordedStart === undefined ? "standing" as const : options.recordedStart.stateRejections
+    // New runs with a volume limit keep the order toward a reduced target working (runs without one
+    // have no order working for bars, and record nothing new); a re-execution does as its recording did.
+    const workingOrders = options.recordedStart === undefined
+      ? strategy.execution.maxVolumePercent === undefined ? undefined : "kept" as const
+      : options.recordedStart.workingOrders
     /**
      * A run ending under the coordinator's halt (`downHalts: "settled"`): the halt ends with it, and
      * the officer's moves under it are recorded, so that the run ends in the officer's state (RunLog.settleHalt).
@@ -624,6 +631,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         ...(analystProgress === undefined ? {} : { analystProgress }),
         ...(downHalts === undefined ? {} : { downHalts }),
         ...(stateRejections === undefined ? {} : { stateRejections }),
+        ...(workingOrders === undefined ? {} : { workingOrders }),
         ...(llm === undefined ? {} : { llm })
       })
       let equity: number = strategy.initialCash
@@ -650,6 +658,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           ...(analystProgress === undefined ? {} : { analystProgress }),
           ...(downHalts === undefined ? {} : { chainedHalts: true }),
           ...(stateRejections === undefined ? {} : { standingRejections: true }),
+          ...(workingOrders === undefined ? {} : { keepWorkingOrders: true }),
           // Watched live: equity and positions move with the market between fills (agents/Ledger.ts).
           ...(options.mode === "paper" ? { wholeBook: true } : {}),
           onMark: (_, e) => {

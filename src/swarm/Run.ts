@@ -94,6 +94,12 @@ export interface RunOptions {
    * consensus does (`RunStarted.stateRejections`; agents/Coordinator.ts `standingRejections`).
    */
   readonly standingRejections?: boolean
+  /**
+   * With a volume limit, the order toward a reduced target works on until it is done, not placed
+   * again on every bar (`RunStarted.workingOrders`; agents/RiskOfficer.ts and agents/ExecutionDesk.ts
+   * `keepWorkingOrders`). Off for runs recorded before it.
+   */
+  readonly keepWorkingOrders?: boolean
 }
 
 /**
@@ -243,7 +249,8 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       ledger: () => wires.ledger!,
       desk: () => wires.desk!,
       workRemainders: options.workRemainders === true,
-      breakersOnMarks: options.breakers !== undefined
+      breakersOnMarks: options.breakers !== undefined,
+      keepWorkingOrders: options.keepWorkingOrders === true
     })
     const coordinator = Coordinator.make({
       log,

@@ -2,21 +2,54 @@
  * Runs with a volume limit (`execution.maxVolumePercent`) in the store: an order filled in parts
  * has one fills row per part (migration 14 lifted the one-fill-per-order constraint), the rows are
  * what the events say (the audit), the run replays and resumes byte for byte, and a run without
- * the option records as before.
+ * the option records as before. The order toward a reduced target (`RunStarted.workingOrders`): a
+ * new run records the flag and keeps the order working, and replays so; a run recorded before it
+ * placed the remainder again on every bar, and replays so, byte for byte.
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
+import type { Bar } from "../../schemas/Market.js"
+import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
+import { registryOf } from "../swarm/recorded.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
 import { crashAt, fillsOf } from "./fixtures/checks.js"
 import { stored } from "./fixtures/workload.js"
+import * as Recordings from "./fixtures/recordings.js"
 import { SqlClient } from "@effect/sql"
 
 const checkpointsOf = (run: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ seq: number }>`select seq from checkpoints where run_id = ${run} order by seq`)
+
+const DAY = 86_400_000
+const START = Date.UTC(2024, 0, 1)
+
+/** AAA at 100, trading 1,000 a day: 10 % of it is 100 a day. */
+const thin: Array<Bar> = Array.from({ length: 6 }, (_, i) => ({
+  symbol: "AAA" as Bar["symbol"],
+  ts: (START + i * DAY) as Bar["ts"],
+  open: 100,
+  high: 100,
+  low: 100,
+  close: 100,
+  volume: 1_000
+}))
+/** Half the equity asked (500), the position capped at 30 % (300): a reduced target, its order filled 100 a day. */
+const reduced = Schema.decodeUnknownSync(Strategy)({
+  name: "reduced and volume limited",
+  symbols: ["AAA"],
+  initialCash: "100000",
+  agents: [{ type: "test_script" }],
+  sizing: { mode: "percent_of_equity", value: 50 },
+  risk: { limits: { maxPositionPct: 30 } },
+  execution: { fillTiming: "next_open", slippageBps: 0, commission: { _tag: "per_share", perShare: "0.01", minimum: "5" }, maxVolumePercent: 10 }
+})
+const registry = registryOf({ AAA: ["long"] })
+const csvData = Recordings.csvData("working-orders", [thin])
+const placed = (events: ReadonlyArray<RunEvent>) => events.filter((e) => e._tag === "OrderPlaced").length
 
 for (const backend of backends) {
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`partial fills in the store (${backend.name})`, (it) => {
@@ -46,6 +79,43 @@ for (const backend of backends) {
           expect(resumed.result.checksum).toBe(result.checksum)
           expect((yield* Runs.get(run)).status).toBe("completed")
         }), 120_000)
+    })
+
+    describe("the order toward a reduced target", () => {
+      it.effect("a new run records workingOrders, places the order once, and replays byte for byte", () =>
+        Effect.gen(function*() {
+          const { feed, source } = yield* csvData
+          const events: Array<RunEvent> = []
+          const { result, run } = yield* StoredRun.backtest({ strategy: reduced, feed, dataSource: source, registry, onEvent: (event) => void events.push(event) })
+          expect(events[0]).toMatchObject({ _tag: "RunStarted", workingOrders: "kept" })
+          expect(placed(events)).toBe(1)
+          const again = yield* StoredRun.replay(run, { registry })
+          expect(again.checksum).toBe(result.checksum)
+          expect(again.events).toBe(result.counts.events)
+        }).pipe(Effect.scoped))
+
+      it.effect("a run recorded before it (no workingOrders) placed the remainder again on every bar, and replays so", () =>
+        Effect.gen(function*() {
+          const { events, result, run } = yield* Recordings.recordedBefore({
+            strategy: reduced,
+            data: yield* csvData,
+            registry,
+            recordedStart: {
+              reducedIntents: "worked",
+              flatScoring: "not_long",
+              lastRounds: "closed",
+              breakers: "fills",
+              analystProgress: "past_warm_up",
+              downHalts: "settled",
+              stateRejections: "standing"
+            }
+          })
+          expect(events[0]!).not.toHaveProperty("workingOrders")
+          expect(placed(events)).toBe(3)
+          const again = yield* StoredRun.replay(run, { registry })
+          expect(again.checksum).toBe(result.checksum)
+          expect(again.events).toBe(result.counts.events)
+        }).pipe(Effect.scoped))
     })
   })
 }

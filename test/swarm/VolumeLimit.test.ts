@@ -49,6 +49,7 @@ describe("the volume limit in a backtest", () => {
   it.effect("a low-volume market fills the order in parts across bars, each at most the limit, until it is filled", () =>
     Effect.gen(function*() {
       const { events, result } = yield* run({ maxVolumePercent: 10 }, thin, ["long"])
+      expect(events[0]).toMatchObject({ _tag: "RunStarted", workingOrders: "kept" })
       const fills = ofTag(events, "OrderFilled").map((e) => e.fill)
       expect(fills.map((f) => [f.id, f.quantity, f.orderFilled, f.orderLeft])).toEqual([
         ["AAA@1704067200000:fill", 100, 100, 400],
@@ -73,6 +74,8 @@ describe("the volume limit in a backtest", () => {
       expect(fills[0]).not.toHaveProperty("orderLeft")
       expect(fills[0]!.id.endsWith(":fill")).toBe(true)
       expect(result.portfolio.positions.map((p) => p.quantity)).toEqual([500])
+      // Nothing works for bars without the option: its RunStarted says nothing of working orders.
+      expect(events[0]).not.toHaveProperty("workingOrders")
     }))
 
   it.effect("a bar that traded nothing fills nothing; what is left at the end of the data is cancelled, saying how much", () =>
@@ -168,5 +171,65 @@ describe("the risk officer with orders working in parts", () => {
       expect(verdicts.slice(0, 2)).toEqual([["AAA", "approved", 500], ["BBB", "reduced", 400]])
       // And no fill left cash below zero, nor was any unit ordered twice: the position is what filled.
       for (const e of ofTag(events, "PortfolioUpdated")) expect(e.snapshot.cash).toBeGreaterThanOrEqual(0)
+    }))
+})
+
+describe("a reduced target worked under a volume limit", () => {
+  const HOUR = 3_600_000
+  /** Hourly bars of AAA at 100 trading 1,000 each: one UTC day, so the day's orders add up. */
+  const hourly = bars(Array.from({ length: 8 }, () => [100, 1_000] as const)).map((b, i) => ({ ...b, ts: (START + i * HOUR) as Bar["ts"] }))
+  /** Half the equity (500) asked, the position capped at 30 % (300), 10 % of each bar (100) a bar. */
+  const reducedStrategy = (rules: ReadonlyArray<object>) =>
+    Schema.decodeUnknownSync(Strategy)({
+      name: "volume limit",
+      symbols: ["AAA"],
+      initialCash: "100000",
+      agents: [{ type: "test_script" }],
+      sizing: { mode: "percent_of_equity", value: 50 },
+      risk: { limits: { maxPositionPct: 30 } },
+      rules,
+      execution: {
+        fillTiming: "next_open",
+        slippageBps: 0,
+        commission: { _tag: "per_share", perShare: "0.01", minimum: "5" },
+        maxVolumePercent: 10
+      }
+    })
+  const reducedRun = (rules: ReadonlyArray<object>) =>
+    record({ strategy: reducedStrategy(rules), feed: feedOf(hourly), registry: registryOf({ AAA: ["long"] }) }).pipe(
+      Effect.tap(({ events }) => expect(ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "ActorCrashed")).toEqual([]))
+    )
+
+  it.effect("the order toward it works on, not placed again each bar: one order, its parts, one commission minimum", () =>
+    Effect.gen(function*() {
+      const { events, result } = yield* reducedRun([])
+      expect(ofTag(events, "VerdictGiven")[0]!.verdict).toMatchObject({ outcome: "reduced", quantity: 300 })
+      const placed = ofTag(events, "OrderPlaced").map((e) => [e.order.side, e.order.quantity])
+      expect(placed).toEqual([["buy", 300]])
+      const fills = ofTag(events, "OrderFilled").map((e) => e.fill)
+      expect(new Set(fills.map((f) => f.orderId)).size).toBe(1)
+      expect(fills.map((f) => [f.quantity, f.orderFilled, f.orderLeft, f.commission])).toEqual([
+        [100, 100, 200, 5_000_000],
+        [100, 200, 100, 0],
+        [100, 300, 0, 0]
+      ])
+      expect(ofTag(events, "OrderCancelled")).toEqual([])
+      expect(result.portfolio.positions.map((p) => p.quantity)).toEqual([300])
+    }))
+
+  it.effect("the order counts once toward max_orders_per_day: a limit of one a day lets it fill whole", () =>
+    Effect.gen(function*() {
+      const { events, result } = yield* reducedRun([{ kind: "max_orders_per_day", id: "one", name: "one a day", params: { count: 1 } }])
+      expect(ofTag(events, "OrderPlaced")).toHaveLength(1)
+      expect(ofTag(events, "OrderFilled").map((e) => e.fill.quantity)).toEqual([100, 100, 100])
+      expect(ofTag(events, "OrderCancelled")).toEqual([])
+      // Once it has filled, what the cap still keeps from the target is judged again — the day's one order is spent.
+      const later = ofTag(events, "VerdictGiven").slice(1).map((e) => e.verdict)
+      expect(later.length).toBeGreaterThan(0)
+      for (const verdict of later) {
+        expect(verdict.outcome).toBe("rejected")
+        expect(verdict.reasons.join("; ")).toContain("would be order 2 today")
+      }
+      expect(result.portfolio.positions.map((p) => p.quantity)).toEqual([300])
     }))
 })
