@@ -23,7 +23,9 @@
  * bar (`FillModel.fillPart`) and the rest stays pending, worked at the symbol's next opens until it
  * is filled, replaced by a new order, superseded by a decision that orders nothing
  * (`PlaceOrders.superseded`), cut for cash (the rest cancelled: a cut is final), or cancelled when
- * the data ends; each cancellation says how much had filled and how much is cancelled. The ledger's
+ * the data ends; each cancellation says how much had filled and how much is cancelled (and, at the
+ * end of the data, of an order none of which filled, whether bars of its symbol came that traded
+ * too little for a unit of it: `countsThinBars`). The ledger's
  * books learn what is left of each open order (`Book.left`), for the risk officer. Without the
  * limit every path is as it was, message for message and event for event.
  *
@@ -57,6 +59,12 @@ export interface DeskOptions {
    * keeps the same account — the same arithmetic, exactly — to fill no buy past it.
    */
   readonly initialCash: number
+  /**
+   * With a volume limit, an order the end of the data cancels before any of it filled says how many
+   * bars of its symbol came and traded too little for a unit of it, rather than that no bar came
+   * (`RunStarted.workingOrders`: new runs). Off — runs recorded before it — it says no bar came, as they recorded.
+   */
+  readonly countsThinBars?: boolean
 }
 
 interface Desk {
@@ -67,6 +75,11 @@ interface Desk {
   readonly pending: Map<string, Order>
   /** With a volume limit: what each pending order has filled so far, by symbol (absent: nothing). */
   readonly progress: Map<string, FillModel.Progress>
+  /**
+   * With a volume limit (`DeskOptions.countsThinBars`): by symbol, how many of its bars traded too
+   * little for a unit of the order named, which has filled none of it yet — a newer order starts again.
+   */
+  readonly thin: Map<string, { readonly order: OrderId; readonly bars: number }>
   /**
    * Per symbol, the last order placed: its key and decision time. Rounds of a symbol come in time
    * order, so this is the whole idempotency record — bounded by the symbols, not the orders.
@@ -121,6 +134,19 @@ export const make = (options: DeskOptions) => {
   const limit = execution.maxVolumePercent
   /** What a `Book` says of the open orders besides their ids: what is left of each, with a volume limit. */
   const withLeft = (desk: Desk) => (limit === undefined ? {} : { left: leftOrders(desk) })
+  /** A bar of `order`'s symbol came and traded too little for a unit of it (`DeskOptions.countsThinBars`). */
+  const tooThin = (desk: Desk, order: Order): void => {
+    if (options.countsThinBars !== true) return
+    const before = desk.thin.get(order.symbol)
+    desk.thin.set(order.symbol, { order: order.id, bars: before?.order === order.id ? before.bars + 1 : 1 })
+  }
+  /** Why the end of the data (`when`) cancels `order`, of `symbol`, before any of it filled. */
+  const unfilledAtEnd = (desk: Desk, order: Order, symbol: string, when: string): string => {
+    const thin = desk.thin.get(symbol)
+    if (thin === undefined || thin.order !== order.id) return `the data ended (${when}) before a bar of ${symbol} to fill it at`
+    const bars = thin.bars === 1 ? `the one bar of ${symbol} that came` : `the ${thin.bars} bars of ${symbol} that came`
+    return `the data ended (${when}) before any of it filled: ${bars} traded too little for a unit of it (volume limit)`
+  }
   /**
    * Cancel `order` (no longer pending), saying why — and, with a volume limit, how much of it had
    * filled and how much is cancelled.
@@ -167,6 +193,7 @@ export const make = (options: DeskOptions) => {
       if (Either.isRight(part) && part.right === undefined) {
         // The deciding bar traded too little for a unit: all of it works on the next bars.
         desk.pending.set(order.symbol, { ...order, fillTiming: "next_open" })
+        tooThin(desk, order)
         return
       }
     }
@@ -215,6 +242,7 @@ export const make = (options: DeskOptions) => {
       if (Either.isRight(filled) && filled.right === undefined) {
         // The bar traded too little for a unit of it (volume limit): it works on, untouched.
         desk.pending.set(order.symbol, order)
+        if (!desk.progress.has(order.symbol)) tooThin(desk, order)
         continue
       }
       const fill: Either.Either<Fill, string> = Either.isLeft(filled)
@@ -269,6 +297,7 @@ export const make = (options: DeskOptions) => {
       Effect.sync((): Desk => ({
         pending: new Map(),
         progress: new Map(),
+        thin: new Map(),
         placed: new Map(),
         lastTs: Number.NEGATIVE_INFINITY,
         lastBars: [],
@@ -303,10 +332,11 @@ export const make = (options: DeskOptions) => {
             const started = desk.progress.has(symbol)
             cancel(desk, order, started
               ? `the data ended (${when}) before the rest of it filled (volume limit)`
-              : `the data ended (${when}) before a bar of ${symbol} to fill it at`)
+              : unfilledAtEnd(desk, order, symbol, when))
           }
           desk.pending.clear()
           desk.progress.clear()
+          desk.thin.clear()
           desk.traced.clear()
           return Effect.succeed(desk)
         }

@@ -234,7 +234,13 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
         ? {}
         : { breakers: { limits: strategy.risk.limits, risk: () => wires.risk!, afterFills: options.breakers === "fills" } })
     })
-    const desk = ExecutionDesk.make({ log, execution: strategy.execution, ledger: () => wires.ledger!, initialCash: strategy.initialCash })
+    const desk = ExecutionDesk.make({
+      log,
+      execution: strategy.execution,
+      ledger: () => wires.ledger!,
+      initialCash: strategy.initialCash,
+      countsThinBars: options.keepWorkingOrders === true
+    })
     const risk = RiskOfficer.make({
       log,
       run: options.run,

@@ -42,6 +42,17 @@ const run = (execution: object, series: Array<Bar>, script: ReadonlyArray<Direct
     Effect.tap(({ events }) => expect(ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "ActorCrashed")).toEqual([]))
   )
 
+/** How a run recorded before `RunStarted.workingOrders` started: every behaviour before it, as new runs have them. */
+const recordedBefore = {
+  reducedIntents: "worked",
+  flatScoring: "not_long",
+  lastRounds: "closed",
+  breakers: "fills",
+  analystProgress: "past_warm_up",
+  downHalts: "settled",
+  stateRejections: "standing"
+} as const
+
 /** Bought on bar 0: 500 at 100 (half the equity); the bars trade 1,000 each. */
 const thin = bars([[100, 1_000], [100, 1_000], [100, 1_000], [100, 1_000], [100, 1_000], [100, 1_000], [100, 1_000]])
 
@@ -88,6 +99,37 @@ describe("the volume limit in a backtest", () => {
       expect(cancelled.map((e) => [e.filled, e.unfilled])).toEqual([[200, 300]])
       expect(cancelled[0]!.reason).toContain("the data ended")
       expect(result.portfolio.positions.map((p) => p.quantity)).toEqual([200])
+    }))
+
+  it.effect("an order the end of the data cancels says whether bars came that traded too little, or none came", () =>
+    Effect.gen(function*() {
+      // Bought on bar 0; bars 1 and 2 trade nothing: bars came, and none could fill a unit.
+      const starved = bars([[100, 1_000], [100, 0], [100, 0]])
+      const { events } = yield* run({ maxVolumePercent: 10 }, starved, ["long"])
+      const cancelled = ofTag(events, "OrderCancelled")
+      expect(cancelled.map((e) => [e.filled, e.unfilled])).toEqual([[0, 500]])
+      expect(cancelled[0]!.reason).toBe(
+        `the data ended (${new Date(starved[2]!.ts).toISOString()}) before any of it filled: the 2 bars of AAA that came traded too little for a unit of it (volume limit)`
+      )
+      // One such bar is said so; and an order decided on the last bar had no bar at all to fill at.
+      const once = yield* run({ maxVolumePercent: 10 }, bars([[100, 1_000], [100, 0]]), ["long"])
+      expect(ofTag(once.events, "OrderCancelled")[0]!.reason).toContain("before any of it filled: the one bar of AAA that came traded too little")
+      const last = bars([[100, 1_000], [100, 1_000]])
+      const none = yield* run({ maxVolumePercent: 10 }, last, ["flat", "long"])
+      expect(ofTag(none.events, "OrderCancelled").map((e) => e.reason)).toEqual([
+        `the data ended (${new Date(last[1]!.ts).toISOString()}) before a bar of AAA to fill it at`
+      ])
+      // A run recorded before it (no RunStarted.workingOrders) is re-executed saying what it said.
+      const before = yield* record({
+        strategy: strategyOf({ maxVolumePercent: 10 }),
+        feed: feedOf(starved),
+        registry: registryOf({ AAA: ["long"] }),
+        recordedStart: { ...recordedBefore }
+      })
+      expect(before.events[0]).not.toHaveProperty("workingOrders")
+      expect(ofTag(before.events, "OrderCancelled")[0]!.reason).toBe(
+        `the data ended (${new Date(starved[2]!.ts).toISOString()}) before a bar of AAA to fill it at`
+      )
     }))
 
   it.effect("a changed decision supersedes the remainder: it is replaced by the order toward the new target, sized from the position", () =>
