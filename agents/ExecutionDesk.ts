@@ -17,7 +17,8 @@
  * next-open buy pays the next open, which may gap past the reserve the gates kept. The desk keeps
  * the cash as its fills leave it (the ledger's, by the same arithmetic: nothing else moves it) and
  * cuts a buy to what the cash pays for (`FillModel.withinCash`), the sales of the same open counted
- * first; a buy that cannot pay one unit is cancelled, saying so.
+ * first; a buy that cannot pay one unit is cancelled, saying so. A fractional strategy's buy is cut
+ * on micro-units, whatever its quantity (`DeskOptions.fractional`).
  *
  * With a volume limit (`ExecutionConfig.maxVolumePercent`) an order fills at most its share of each
  * bar (`FillModel.fillPart`) and the rest stays pending, worked at the symbol's next opens until it
@@ -65,6 +66,13 @@ export interface DeskOptions {
    * (`RunStarted.workingOrders`: new runs). Off — runs recorded before it — it says no bar came, as they recorded.
    */
   readonly countsThinBars?: boolean
+  /**
+   * The strategy trades fractional units: a buy cut for cash, and a part under a volume limit, are on
+   * micro-units whatever the order's quantity (`FillModel.wholeUnits`; `RunStarted.fractionalCuts`:
+   * new runs of such strategies). Off — whole units, or a run recorded before it — the grid is told
+   * from the quantity: an order of a whole number of units is cut in whole units, as those runs recorded.
+   */
+  readonly fractional?: boolean
 }
 
 interface Desk {
@@ -130,6 +138,7 @@ const openOrders = (desk: Desk): ReadonlyArray<OrderId> => {
 
 export const make = (options: DeskOptions) => {
   const { execution, log } = options
+  const fractional = options.fractional === true
   /** The volume limit (percent of a bar's volume an order may fill on it), or undefined: fills are whole, as ever. */
   const limit = execution.maxVolumePercent
   /** What a `Book` says of the open orders besides their ids: what is left of each, with a volume limit. */
@@ -189,7 +198,7 @@ export const make = (options: DeskOptions) => {
   /** Fill a same-close `order` on `bar` now, within the cash at hand. */
   const fillOn = (desk: Desk, order: Order, bar: Bar, fills: Array<Fill>): void => {
     if (limit !== undefined) {
-      const part = FillModel.fillPart(order, bar, execution, FillModel.notStarted)
+      const part = FillModel.fillPart(order, bar, execution, FillModel.notStarted, fractional)
       if (Either.isRight(part) && part.right === undefined) {
         // The deciding bar traded too little for a unit: all of it works on the next bars.
         desk.pending.set(order.symbol, { ...order, fillTiming: "next_open" })
@@ -199,10 +208,10 @@ export const make = (options: DeskOptions) => {
     }
     const filled = Either.flatMap(
       Either.mapLeft(
-        limit === undefined ? FillModel.fill(order, bar, execution) : FillModel.fillPart(order, bar, execution, FillModel.notStarted),
+        limit === undefined ? FillModel.fill(order, bar, execution) : FillModel.fillPart(order, bar, execution, FillModel.notStarted, fractional),
         (error) => error.message
       ),
-      (fill) => FillModel.withinCash(fill!, desk.cash, execution, limit === undefined ? undefined : FillModel.notStarted)
+      (fill) => FillModel.withinCash(fill!, desk.cash, execution, limit === undefined ? undefined : FillModel.notStarted, fractional)
     )
     if (Either.isRight(filled)) {
       fills.push(filled.right)
@@ -228,7 +237,7 @@ export const make = (options: DeskOptions) => {
   ) => {
     const made: ReadonlyArray<Either.Either<Fill | undefined, OrderNotFillable>> = limit === undefined
       ? due.map((order, i) => FillModel.fill(order, dueBars[i]!, execution))
-      : due.map((order, i) => FillModel.fillPart(order, dueBars[i]!, execution, desk.progress.get(order.symbol) ?? FillModel.notStarted))
+      : due.map((order, i) => FillModel.fillPart(order, dueBars[i]!, execution, desk.progress.get(order.symbol) ?? FillModel.notStarted, fractional))
     let available = desk.cash
     for (const filled of made) {
       if (Either.isRight(filled) && filled.right !== undefined && filled.right.side === "sell") available += cashMove(filled.right)
@@ -249,7 +258,13 @@ export const make = (options: DeskOptions) => {
         ? Either.left(filled.left.message)
         : filled.right!.side === "sell"
         ? Either.right(filled.right!)
-        : FillModel.withinCash(filled.right!, available, execution, limit === undefined ? undefined : desk.progress.get(order.symbol) ?? FillModel.notStarted)
+        : FillModel.withinCash(
+          filled.right!,
+          available,
+          execution,
+          limit === undefined ? undefined : desk.progress.get(order.symbol) ?? FillModel.notStarted,
+          fractional
+        )
       /** Whether some of the order is left working (volume limit). */
       let working = false
       if (Either.isRight(fill)) {

@@ -113,6 +113,16 @@ export const RunStarted = event("RunStarted", {
    */
   workingOrders: Schema.optional(Schema.Literal("kept")),
   /**
+   * `micro`: a fractional strategy's buy cut to the cash at hand, and its part of a bar under a
+   * volume limit, are on micro-units whatever the order's quantity — an order that comes to a whole
+   * number of units is not cut, nor capped, in whole units (src/trading/FillModel.ts `wholeUnits`).
+   * Recorded only by runs whose strategy sizes fractional units (a strategy of whole units orders
+   * whole units, cut in whole units either way: it records as it did). Absent — those runs recorded
+   * before it — such an order was cut in whole units, as those runs recorded: their replay and
+   * resume do so again, and reproduce them byte for byte.
+   */
+  fractionalCuts: Schema.optional(Schema.Literal("micro")),
+  /**
    * The language model the run's LLM agents use, when it has any: never silent about an offline
    * model standing in for Ollama.
    */

@@ -2,7 +2,8 @@
  * What a recorded run's first event (`RunStarted`) says of how the run behaves, read back for a
  * re-execution (replay, resume): a run recorded before a behaviour changed is re-executed the way
  * it was recorded (`RunStarted.reducedIntents`, `flatScoring`, `lastRounds`, `breakers`,
- * `analystProgress`, `downHalts`, `stateRejections`, `workingOrders`), so that it reproduces byte for byte.
+ * `analystProgress`, `downHalts`, `stateRejections`, `workingOrders`,
+ * `fractionalCuts`), so that it reproduces byte for byte.
  */
 import { SqlClient } from "@effect/sql"
 import { Effect, Schema } from "effect"
@@ -38,6 +39,7 @@ export const read = Effect.fn("RecordedStart.read")(function*(run: RunId) {
     ...(started.analystProgress === undefined ? {} : { analystProgress: started.analystProgress }),
     ...(started.downHalts === undefined ? {} : { downHalts: started.downHalts }),
     ...(started.stateRejections === undefined ? {} : { stateRejections: started.stateRejections }),
-    ...(started.workingOrders === undefined ? {} : { workingOrders: started.workingOrders })
+    ...(started.workingOrders === undefined ? {} : { workingOrders: started.workingOrders }),
+    ...(started.fractionalCuts === undefined ? {} : { fractionalCuts: started.fractionalCuts })
   } satisfies RecordedStart as RecordedStart
 }, storeError("read how a run started"))

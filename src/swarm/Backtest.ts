@@ -128,7 +128,9 @@ export interface Options {
    * halted, the officer's moves under it unrecorded); no `stateRejections` for one recorded before a
    * decision the halted state rejected stood (judged again on every bar); no `workingOrders` for one
    * recorded before the order toward a reduced target was kept working under a volume limit (placed
-   * again on every bar). Absent: a new run, which behaves as runs do now and says so.
+   * again on every bar); no `fractionalCuts` for one recorded before a fractional strategy's order of
+   * a whole number of units was cut on micro-units (cut in whole units). Absent: a new run, which
+   * behaves as runs do now and says so.
    */
   readonly recordedStart?: {
     readonly reducedIntents?: "worked" | undefined
@@ -139,6 +141,7 @@ export interface Options {
     readonly downHalts?: "chained" | "settled" | undefined
     readonly stateRejections?: "standing" | undefined
     readonly workingOrders?: "kept" | undefined
+    readonly fractionalCuts?: "micro" | undefined
   }
   /** The stored strategy and version the run records in `RunStarted`; default the strategy's name, version 1. */
   readonly strategyRef?: { readonly id: StrategyId; readonly version: number }
@@ -586,6 +589,11 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
     const workingOrders = options.recordedStart === undefined
       ? strategy.execution.maxVolumePercent === undefined ? undefined : "kept" as const
       : options.recordedStart.workingOrders
+    // New runs of a fractional strategy cut its orders on micro-units whatever their quantity (a
+    // strategy of whole units cuts whole units either way, and records nothing new); a re-execution as recorded.
+    const fractionalCuts = options.recordedStart === undefined
+      ? strategy.sizing.fractional ? "micro" as const : undefined
+      : options.recordedStart.fractionalCuts
     /**
      * A run ending under the coordinator's halt (`downHalts: "settled"`): the halt ends with it, and
      * the officer's moves under it are recorded, so that the run ends in the officer's state (RunLog.settleHalt).
@@ -632,6 +640,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
         ...(downHalts === undefined ? {} : { downHalts }),
         ...(stateRejections === undefined ? {} : { stateRejections }),
         ...(workingOrders === undefined ? {} : { workingOrders }),
+        ...(fractionalCuts === undefined ? {} : { fractionalCuts }),
         ...(llm === undefined ? {} : { llm })
       })
       let equity: number = strategy.initialCash
@@ -659,6 +668,7 @@ export const run = (options: Options): Effect.Effect<Result, BacktestError | Inv
           ...(downHalts === undefined ? {} : { chainedHalts: true }),
           ...(stateRejections === undefined ? {} : { standingRejections: true }),
           ...(workingOrders === undefined ? {} : { keepWorkingOrders: true }),
+          ...(fractionalCuts === undefined ? {} : { fractionalCuts: true }),
           // Watched live: equity and positions move with the market between fills (agents/Ledger.ts).
           ...(options.mode === "paper" ? { wholeBook: true } : {}),
           onMark: (_, e) => {

@@ -100,6 +100,12 @@ export interface RunOptions {
    * `keepWorkingOrders`). Off for runs recorded before it.
    */
   readonly keepWorkingOrders?: boolean
+  /**
+   * A fractional strategy's buys are cut for cash, and capped by a volume limit, on micro-units
+   * whatever the order's quantity (`RunStarted.fractionalCuts`; agents/ExecutionDesk.ts
+   * `fractional`). Off for runs recorded before it, which cut a whole number of units in whole units.
+   */
+  readonly fractionalCuts?: boolean
 }
 
 /**
@@ -239,7 +245,8 @@ export const start = (options: RunOptions): Effect.Effect<RunningSwarm, InvalidA
       execution: strategy.execution,
       ledger: () => wires.ledger!,
       initialCash: strategy.initialCash,
-      countsThinBars: options.keepWorkingOrders === true
+      countsThinBars: options.keepWorkingOrders === true,
+      fractional: options.fractionalCuts === true && strategy.sizing.fractional
     })
     const risk = RiskOfficer.make({
       log,

@@ -23,13 +23,20 @@
  * Cash at the fill (`withinCash`): the gates judged a buy at its reference price (the deciding
  * bar's close), but a next-open buy pays the next open, which may gap up past the 10 % reserve the
  * gates kept. A buy whose cost (notional and commission) is more than the cash at hand is cut to
- * the most the cash pays for — whole units for a whole-unit order, micro-units otherwise — and
- * says so in its fill's `reduced`; one that cannot buy a unit is not filled. No fill leaves cash
- * below zero.
+ * the most the cash pays for — on its order's grid (`wholeUnits`): whole units for a whole-unit
+ * order, micro-units otherwise — and says so in its fill's `reduced`; one that cannot buy a unit is
+ * not filled. No fill leaves cash below zero.
+ *
+ * The grid: a strategy that trades whole units orders whole numbers of them; a fractional one
+ * (`SizingConfig.fractional`) orders micro-units, and an order of it that comes to a whole number
+ * (a fixed quantity of 10, a target that lands on one) is on micro-units all the same — cut to
+ * 9.5 units where the cash pays for 9.5, not to 9, and capped at 0.9 of a bar whose share is 0.9,
+ * not left unfilled. The callers say so (`fractional`); without it the grid is told from the
+ * quantity (a whole number is whole units), as runs recorded before it had it.
  *
  * Volume limit (`ExecutionConfig.maxVolumePercent`, off by default): an order fills at most that
  * percent of its fill bar's volume (`volumeCap`: rounded down onto the order's grid — whole units
- * for a whole-unit order, micro-units otherwise; a bar that traded nothing fills nothing), and what
+ * for a whole-unit order, micro-units otherwise, as above; a bar that traded nothing fills nothing), and what
  * is left works on the symbol's next bars under the same limit (`fillPart`, one call per bar, with
  * the order's `Progress`). A remainder fills at a later bar's open, whatever the order's timing: a
  * `same_close` order takes its share of its own bar at the close, and the rest as the market
@@ -153,8 +160,12 @@ export const volumeCap = (bar: Pick<Bar, "volume">, percent: number, whole: bool
   return Number.isFinite(units) ? floorOnGrid(units, whole) : 0
 }
 
-/** Whether an order of `quantity` trades whole units (the grid its parts are cut on, as `withinCash` cuts a buy). */
-const wholeUnits = (quantity: number): boolean => Number.isInteger(quantity)
+/**
+ * Whether an order of `quantity` trades whole units (the grid its parts are cut on, and `withinCash`
+ * cuts a buy on): never a fractional strategy's (`fractional`: see the module comment); else when
+ * it is a whole number of them.
+ */
+export const wholeUnits = (quantity: number, fractional = false): boolean => !fractional && Number.isInteger(quantity)
 
 /** What is left of `order` once `progress` has filled (exact on the micro grid). */
 export const leftOf = (order: Pick<Order, "quantity">, progress: Progress): number =>
@@ -192,18 +203,20 @@ export const fill = (order: Order, bar: Bar, config: ExecutionConfig): Either.Ei
  * which must be set), the order having filled `progress` before: what is left of it, at most
  * `volumeCap` of the bar. `undefined` when the bar fills none of it (it traded too little: the
  * order goes on working); refused as `fill` refuses. The first part (`progress` not started) is
- * priced by the order's timing; a later one at its bar's open (see the module comment).
+ * priced by the order's timing; a later one at its bar's open (see the module comment). The cap
+ * is on micro-units for a fractional strategy's order (`fractional`), whatever its quantity.
  */
 export const fillPart = (
   order: Order,
   bar: Bar,
   config: ExecutionConfig,
-  progress: Progress
-): Either.Either<Fill | undefined, OrderNotFillable> => build(order, bar, config, progress)
+  progress: Progress,
+  fractional = false
+): Either.Either<Fill | undefined, OrderNotFillable> => build(order, bar, config, progress, fractional)
 
 function build(order: Order, bar: Bar, config: ExecutionConfig, progress: undefined): Either.Either<Fill, OrderNotFillable>
-function build(order: Order, bar: Bar, config: ExecutionConfig, progress: Progress): Either.Either<Fill | undefined, OrderNotFillable>
-function build(order: Order, bar: Bar, config: ExecutionConfig, progress: Progress | undefined): Either.Either<Fill | undefined, OrderNotFillable> {
+function build(order: Order, bar: Bar, config: ExecutionConfig, progress: Progress, fractional: boolean): Either.Either<Fill | undefined, OrderNotFillable>
+function build(order: Order, bar: Bar, config: ExecutionConfig, progress: Progress | undefined, fractional = false): Either.Either<Fill | undefined, OrderNotFillable> {
   if (order.symbol !== bar.symbol) {
     return refuse(order, "symbol", bar.symbol, `the bar is for ${describeValue(bar.symbol)}, the order for ${describeValue(order.symbol)}`)
   }
@@ -236,7 +249,7 @@ function build(order: Order, bar: Bar, config: ExecutionConfig, progress: Progre
     }
     const left = leftOf(order, progress)
     if (!(left > 0)) return refuse(order, "quantity", left, "nothing is left of the order to fill")
-    quantity = Math.min(left, volumeCap(bar, percent, wholeUnits(ordered)))
+    quantity = Math.min(left, volumeCap(bar, percent, wholeUnits(ordered, fractional)))
     if (!(quantity > 0)) return Either.right(undefined)
   }
   if (typeof marketPrice !== "number" || !(marketPrice > 0) || marketPrice === Infinity) {
@@ -278,16 +291,23 @@ function build(order: Order, bar: Bar, config: ExecutionConfig, progress: Progre
 /**
  * `filled` (a buy) as the cash at hand pays for it: as it is when its cost (notional and
  * commission — a part's, with `progress`, as `commissionOfPart` has it) is at most `cash` (micros), else cut to the largest quantity on the order's grid
- * that is, with `reduced` saying why; a reason when not even one unit of the grid is.
+ * that is, with `reduced` saying why; a reason when not even one unit of the grid is. The grid is
+ * micro-units for a fractional strategy's fill (`fractional`), else told from the fill's quantity.
  */
-export const withinCash = (filled: Fill, cash: number, config: ExecutionConfig, progress?: Progress): Either.Either<Fill, string> => {
+export const withinCash = (
+  filled: Fill,
+  cash: number,
+  config: ExecutionConfig,
+  progress?: Progress,
+  fractional = false
+): Either.Either<Fill, string> => {
   const commission = (quantity: number, notional: number) =>
     progress === undefined
       ? rawCommission(config.commission, quantity, notional as Money)
       : commissionOfPart(config.commission, progress, quantity, notional as Money)
   const cost = (quantity: number, notional: number) => notional + commission(quantity, notional)
   if (filled.side !== "buy" || cost(filled.quantity, filled.notional) <= cash) return Either.right(filled)
-  const step = Number.isInteger(filled.quantity) ? 1 : 1 / M.MICROS_PER_UNIT
+  const step = wholeUnits(filled.quantity, fractional) ? 1 : 1 / M.MICROS_PER_UNIT
   const onGrid = (q: number) => (step === 1 ? Math.floor(q) : Math.floor(q * M.MICROS_PER_UNIT) / M.MICROS_PER_UNIT)
   let quantity = onGrid(Math.min(filled.quantity, Math.max(0, cash) / M.MICROS_PER_UNIT / filled.price))
   // The commission (a minimum, a per-share part) can take what the notional left: step down until it fits.

@@ -181,6 +181,18 @@ describe("ExecutionConfig decoding", () => {
   })
 })
 
+describe("the cash cut of a fractional strategy's buy", () => {
+  it("is on micro-units whatever the quantity: 10 units at 300 with 2,000 at hand buy 6.666666, not 6", () => {
+    const f = filled(order({ quantity: 10 }), { ...barNext, open: 300 })
+    const cut = Either.getOrThrow(FillModel.withinCash(f, Money.fromUnits(2_000), config(), undefined, true))
+    expect(cut.quantity).toBe(6.666666)
+    expect(cut.notional).toBeLessThanOrEqual(Money.fromUnits(2_000))
+    expect(cut.reduced).toMatch(/^cut from 10 to 6\.666666: /)
+    // A strategy of whole units (or a run recorded before it): whole units, as ever.
+    expect(Either.getOrThrow(FillModel.withinCash(f, Money.fromUnits(2_000), config())).quantity).toBe(6)
+  })
+})
+
 describe("volume limit (maxVolumePercent)", () => {
   const limited = (percent: number, rest: object = {}) => config({ maxVolumePercent: percent, ...rest })
   const at = (ts: number, volume: number, open = 100): Bar => ({ symbol: AAA, ts: ts as Timestamp, open, high: open, low: open, close: open, volume })
@@ -236,6 +248,28 @@ describe("volume limit (maxVolumePercent)", () => {
     expect(part).toMatchObject({ quantity: 1.2345, orderLeft: 1.2655 })
     // A bar too thin for one unit fills nothing: the order works on.
     expect(Either.getOrThrow(FillModel.fillPart(order({ quantity: 5 }), at(2000, 9), limited(10), FillModel.notStarted))).toBeUndefined()
+  })
+
+  it("a fractional strategy's order is on micro-units even when it comes to a whole number of units", () => {
+    // 5 units of a bar that traded 9: a tenth of it is 0.9 — nothing for whole units, 0.9 for a fractional strategy.
+    const thin = at(2000, 9)
+    expect(Either.getOrThrow(FillModel.fillPart(order({ quantity: 5 }), thin, limited(10), FillModel.notStarted))).toBeUndefined()
+    expect(Either.getOrThrow(FillModel.fillPart(order({ quantity: 5 }), thin, limited(10), FillModel.notStarted, true))).toMatchObject({
+      quantity: 0.9,
+      orderFilled: 0.9,
+      orderLeft: 4.1
+    })
+    // A part of a fractional order that happens to be whole (3 of 10.5) is cut for cash on micro-units too.
+    const c = limited(10)
+    const part = Either.getOrThrow(FillModel.fillPart(order({ quantity: 10.5 }), at(2000, 30, 100), c, FillModel.notStarted, true))!
+    expect(part.quantity).toBe(3)
+    const cut = Either.getOrThrow(FillModel.withinCash(part, Money.fromUnits(250), c, FillModel.notStarted, true))
+    expect([cut.quantity, cut.orderFilled, cut.orderLeft]).toEqual([2.5, 2.5, 8])
+    // Told from the quantity (whole-unit strategies, runs recorded before): whole units.
+    expect(Either.getOrThrow(FillModel.withinCash(part, Money.fromUnits(250), c, FillModel.notStarted)).quantity).toBe(2)
+    expect(FillModel.wholeUnits(3)).toBe(true)
+    expect(FillModel.wholeUnits(3, true)).toBe(false)
+    expect(FillModel.wholeUnits(2.5)).toBe(false)
   })
 
   it("a same_close order takes its share at its own bar's close, the rest at later opens", () => {
