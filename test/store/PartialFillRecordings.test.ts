@@ -4,7 +4,8 @@
  * what the events say (the audit), the run replays and resumes byte for byte, and a run without
  * the option records as before. The order toward a reduced target (`RunStarted.workingOrders`): a
  * new run records the flag and keeps the order working, and replays so; a run recorded before it
- * placed the remainder again on every bar, and replays so, byte for byte.
+ * placed the remainder again on every bar, and replays so, byte for byte. A fractional strategy's
+ * whole-number order cut on micro-units (`RunStarted.fractionalCuts`) replays so, the flag read back.
  */
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
@@ -49,6 +50,16 @@ const reduced = Schema.decodeUnknownSync(Strategy)({
 })
 const registry = registryOf({ AAA: ["long"] })
 const csvData = Recordings.csvData("working-orders", [thin])
+/** 10 units (fractional) bought at 50, the next open 300 with 2,000 at hand: cut to 6.666666. */
+const fractional = Schema.decodeUnknownSync(Strategy)({
+  name: "fractional cuts",
+  symbols: ["AAA"],
+  initialCash: "2000",
+  agents: [{ type: "test_script" }],
+  sizing: { mode: "fixed_quantity", value: 10, fractional: true },
+  execution: { fillTiming: "next_open", slippageBps: 0, commission: { _tag: "none" } }
+})
+const gapData = Recordings.csvData("fractional-cuts", [thin.map((b, i) => (i === 0 ? { ...b, open: 50, high: 50, low: 50, close: 50 } : { ...b, open: 300, high: 300, low: 300, close: 300 }))])
 const placed = (events: ReadonlyArray<RunEvent>) => events.filter((e) => e._tag === "OrderPlaced").length
 
 for (const backend of backends) {
@@ -112,6 +123,20 @@ for (const backend of backends) {
           })
           expect(events[0]!).not.toHaveProperty("workingOrders")
           expect(placed(events)).toBe(3)
+          const again = yield* StoredRun.replay(run, { registry })
+          expect(again.checksum).toBe(result.checksum)
+          expect(again.events).toBe(result.counts.events)
+        }).pipe(Effect.scoped))
+    })
+
+    describe("a fractional strategy's whole-number order", () => {
+      it.effect("a new run records fractionalCuts, cuts on micro-units, and replays byte for byte", () =>
+        Effect.gen(function*() {
+          const { feed, source } = yield* gapData
+          const events: Array<RunEvent> = []
+          const { result, run } = yield* StoredRun.backtest({ strategy: fractional, feed, dataSource: source, registry, onEvent: (event) => void events.push(event) })
+          expect(events[0]).toMatchObject({ _tag: "RunStarted", fractionalCuts: "micro" })
+          expect(events.flatMap((e) => (e._tag === "OrderFilled" ? [e.fill.quantity] : []))).toEqual([6.666666])
           const again = yield* StoredRun.replay(run, { registry })
           expect(again.checksum).toBe(result.checksum)
           expect(again.events).toBe(result.counts.events)
