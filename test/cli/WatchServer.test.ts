@@ -178,7 +178,10 @@ for (const backend of backends) {
         })
         const completed = yield* remote.client.runs.start({ strategy: "ended", mode: "backtest", data: { _tag: "synthetic", bars: 300 } })
         const stopped = yield* remote.client.runs.start({ strategy: "ended", mode: "paper", data: { _tag: "synthetic", bars: 5_000 }, speed: 864_000 })
-        for (let i = 0; i < 1_500 && ((yield* remote.client.runs.get({ run: stopped.id })).events ?? 0) < 20; i++) yield* Effect.sleep("20 millis")
+        // Twenty of its events, read as they come (runs.get counts a run's events only once it has
+        // ended, so polling it for them waited out the whole loop, a minute and more, every time).
+        const first = yield* remote.client.runs.events({ run: stopped.id }).pipe(Stream.take(20), Stream.runCollect, Effect.timeout("30 seconds"))
+        expect(Chunk.size(first)).toBe(20)
         yield* remote.client.runs.stop({ run: stopped.id })
         for (let i = 0; i < 1_500 && (yield* remote.client.runs.get({ run: completed.id })).status !== "completed"; i++) yield* Effect.sleep("20 millis")
 
