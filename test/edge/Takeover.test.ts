@@ -109,8 +109,10 @@ describe.skipIf(postgres === undefined)("takeover between servers on one Postgre
         const a = yield* serverOn(bus)
         const b = yield* serverOn(bus, { takeover: { every: Duration.millis(200), grace: Duration.zero } })
         yield* Effect.addFinalizer(() => b.shutdown)
-        // Thirty bars a second for ten seconds: well under way when its server stops.
-        const run = yield* paperRun(a.manager, "taken over", 300, 30)
+        // A hundred bars a second for three seconds: well under way when its server stops (after its
+        // first twenty events, a few bars in), with most of its bars left for the other to take over.
+        // (Thirty a second made the test wait ten seconds for a run whose pace it does not check.)
+        const run = yield* paperRun(a.manager, "taken over", 300, 100)
         const follower = yield* bus.subscribe(run.id)
         const seqs: Array<number> = []
         for (let i = 0; i < 100 && seqs.length < 20; i++) {
