@@ -58,6 +58,14 @@ export const notHeld = (lease: Lease, held: boolean | undefined) =>
     retaking: lease.lost() === undefined && lease.backend() === undefined
   })
 
+/**
+ * Locks run `$1`'s row until the transaction ends — what a process taking the run's lease waits for
+ * (`Runs.lease`, `BARRIER`) — so that a check of the lease made after it stays true until the
+ * transaction has committed. Checked first and then locked, a lease could go to another process in
+ * between, which read the run before the write it was not told of committed.
+ */
+export const LOCK_RUN = "select 1 from runs where id = $1 for no key update"
+
 /** `checkLease` for a raw connection (RunRecorder's batches): throws `LeaseNotHeld`. */
 export const checkLeaseOn = async (client: Pick<Pg.PoolClient, "query">, lease: Lease | undefined): Promise<void> => {
   if (lease === undefined) return
@@ -69,14 +77,31 @@ export const checkLeaseOn = async (client: Pick<Pg.PoolClient, "query">, lease: 
 }
 
 /**
+ * The lease checked as a write commits (RunRecorder's batches), inside its transaction, as its last
+ * statement before `commit`: the run's row locked (`LOCK_RUN`), then the lease asked. Checked at the
+ * start only, a batch held up behind a lock went on to commit after the lease had gone to another
+ * process, which was writing the run's events by then.
+ */
+export const fenceOn = async (client: Pick<Pg.PoolClient, "query">, lease: Lease | undefined): Promise<void> => {
+  if (lease === undefined) return
+  await client.query(LOCK_RUN, [lease.run])
+  await checkLeaseOn(client, lease)
+}
+
+/**
  * A write that checks the lease (`Runs.finish`, `Runs.markEndedLeased`, RunRecorder's batches),
  * tried again while the lease is being taken again, as for a transient failure of the database —
  * not past the lease's give-up (`lease`): an attempt then is refused (`LeaseNotHeld`) before it
  * asks for a connection. Before, the check was the attempt's first statement, so a database that
  * refused connections had the write tried for half a minute after the lease was lost for good.
  */
-export const retryLeased = <A, E, R>(effect: Effect.Effect<A, E, R>, lease?: Lease): Effect.Effect<A, E | LeaseNotHeld, R> =>
+export const retryLeased = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  lease?: Lease,
+  /** The failures (the lease's aside) worth another try: default `Transient.transient`. */
+  worthRetrying: (error: unknown) => boolean = Transient.transient
+): Effect.Effect<A, E | LeaseNotHeld, R> =>
   Effect.retry(
     Effect.suspend((): Effect.Effect<A, E | LeaseNotHeld, R> => (lease?.lost() === undefined ? effect : Effect.fail(notHeld(lease, false)!))),
-    { schedule: Transient.schedule, while: (error) => (error instanceof LeaseNotHeld ? error.retaking : Transient.transient(error)) }
+    { schedule: Transient.schedule, while: (error) => (error instanceof LeaseNotHeld ? error.retaking : worthRetrying(error)) }
   )

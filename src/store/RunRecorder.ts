@@ -24,9 +24,10 @@ import type { RunId } from "../../schemas/Ids.js"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { sha256Hex } from "../internal/sha256.js"
 import { causeLine, llmTallyOf } from "../swarm/AgentTally.js"
-import { connectListening, PgPool } from "./Pool.js"
+import { checkLeaseOn, fenceOn, type Lease, retryLeased } from "./Lease.js"
+import { connectListening, PgPool, type PoolService } from "./Pool.js"
 import { StoreError } from "./StoreError.js"
-import { checkLeaseOn, type Lease, retryLeased } from "./Lease.js"
+import * as Transient from "./Transient.js"
 
 /** The hash before a chain's first link. */
 export const GENESIS = "0".repeat(64)
@@ -336,7 +337,7 @@ export const make = (
   options: Options & { readonly from?: { readonly count: number; readonly hash: string } } = {}
 ): Effect.Effect<Recorder, never, PgPool | Scope.Scope> =>
   Effect.gen(function*() {
-    const { copy, pool } = yield* PgPool
+    const service = yield* PgPool
     const batchRows = options.batchRows ?? 20_000
     const groupMillis = options.groupMillis ?? 5
     const highWater = options.highWater ?? 300_000
@@ -438,11 +439,11 @@ export const make = (
 
     const writeBatch = (batch: Batch) => {
       let tries = 0
-      return Effect.tryPromise({ try: () => commit(pool, copy, batch, tries++ > 0, options.lease), catch: (error) => error }).pipe(
+      return Effect.tryPromise({ try: (signal) => commit(service, batch, tries++ > 0, options.lease, signal), catch: (error) => error }).pipe(
         // A dropped connection, or a database restarting, is worth more tries for half a minute (the
         // transaction rolled back, all or nothing; the run meanwhile waits at its backlog's bound).
         // A batch the database refuses for what it holds is not, nor one whose lease is lost.
-        (attempts) => retryLeased(attempts, options.lease),
+        (attempts) => retryLeased(attempts, options.lease, (error) => Transient.transient(error) || limited(error)),
         Effect.mapError((error) => new StoreError({ operation: `record run ${run}`, reason: error instanceof Error ? error.message : String(error) }))
       )
     }
@@ -533,12 +534,49 @@ export const make = (
 // Writing a batch
 
 /**
+ * Limits of a batch's transaction on Postgres, in milliseconds (`set local`): a statement held up
+ * behind a lock, one that runs on and on, or the transaction left open between statements (its
+ * process stalled while it holds the run's row, `fenceOn`) is ended by the server, and the batch
+ * is tried again as after a blip. Unbounded, a batch waited as long as the lock was held — its
+ * lease lost meanwhile, and taken over.
+ */
+const LIMITS = { statement: 30_000, lock: 5_000, idle: 30_000 } as const
+const SET_LIMITS = `select set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true),
+  set_config('idle_in_transaction_session_timeout', $3, true)`
+
+/** Whether `error` is a statement of a batch ended by its limits (`LIMITS`): worth another try. */
+const limited = (error: unknown): boolean => {
+  const code = typeof error === "object" && error !== null ? (error as { readonly code?: unknown }).code : undefined
+  return code === "57014" || code === "55P03"
+}
+
+/** A batch's writer was interrupted: the batch stops where it stands, and is not committed. */
+const interrupted = (signal: AbortSignal): void => {
+  if (signal.aborted) throw new Error("the batch was interrupted: not committed")
+}
+
+/**
  * One transaction: every table's rows, all or nothing. `again` is a retry: the try before may have
  * failed after Postgres committed (the connection lost while the acknowledgement of `commit` was on
  * its way), and writing the batch twice would meet its own rows' keys and fail the run. A batch is
  * whole or absent, so its first event says which; a batch of no events holds only upserts.
+ *
+ * Under `lease`, the lease is checked at the start (nothing is sent for a run no longer this
+ * process's) and again as the batch commits (`fenceOn`): a batch held up meanwhile (behind a lock,
+ * a server too busy) while the lease went to another process commits nothing. Interrupted
+ * (`signal`: its run stopped, or gone on elsewhere), a batch is not committed either: its promise
+ * is not awaited any more, and went on to commit what nobody was told of — on Postgres its
+ * connection is closed at once, the statement under way with it, and the server rolls it back;
+ * the embedded database's one connection is kept (its reopening failed the next query), and the
+ * batch rolled back once its statement under way has ended.
  */
-const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch, again: boolean, lease: Lease | undefined): Promise<void> => {
+const commit = async (
+  { copy, pool, shared }: Pick<PoolService, "copy" | "pool" | "shared">,
+  batch: Batch,
+  again: boolean,
+  lease: Lease | undefined,
+  signal: AbortSignal
+): Promise<void> => {
   // The connection is closed only if it cannot be trusted: when the rollback failed too (a dropped
   // connection). A statement the server refused (a row it cannot store) leaves it sound once rolled
   // back — and the embedded database has one connection, whose reopening failed the next query.
@@ -550,25 +588,38 @@ const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch, again: boolean
   const { client, listener } = await connectListening(pool, (_, error) => {
     broken ??= error
   })
+  const onAbort = () => {
+    broken ??= new Error("the batch was interrupted: its connection closed")
+    void client.end()
+  }
+  if (shared) signal.addEventListener("abort", onAbort, { once: true })
   try {
+    interrupted(signal)
+    await client.query("begin")
+    if (shared) await client.query(SET_LIMITS, [String(LIMITS.statement), String(LIMITS.lock), String(LIMITS.idle)])
     // Not the run's any more (lost, or not provable): nothing is written, nor taken for this
     // process's own (a retried batch's first event may be the other process's by now).
     await checkLeaseOn(client, lease)
     const first = batch.run_events[0]
     if (again && first !== undefined) {
       const landed = await client.query("select 1 from run_events where run_id = $1 and seq = $2", [first[0], first[1]])
-      if (landed.rows.length > 0) return
+      if (landed.rows.length > 0) {
+        await client.query("rollback")
+        return
+      }
     }
-    await client.query("begin")
     for (const name of NAMES) {
       const rows = batch[name]
       if (rows.length === 0) continue
+      interrupted(signal)
       if (name === "approvals") await upsertApprovals(client, rows)
       else if (name === "checkpoints") await upsertCheckpoints(client, rows)
       else if (isSummed(name)) await addSums(client, name, rows)
       else if (copy) await copyRows(client, name, rows)
       else await insertRows(client, name, rows)
     }
+    await fenceOn(client, lease)
+    interrupted(signal)
     await client.query("commit")
   } catch (error) {
     const failure = error instanceof Error ? error : new Error(String(error))
@@ -577,6 +628,7 @@ const commit = async (pool: Pg.Pool, copy: boolean, batch: Batch, again: boolean
     })
     throw failure
   } finally {
+    signal.removeEventListener("abort", onAbort)
     client.off("error", listener)
     client.release(broken)
   }
