@@ -66,6 +66,13 @@ export const notHeld = (lease: Lease, held: boolean | undefined) =>
  */
 export const LOCK_RUN = "select 1 from runs where id = $1 for no key update"
 
+/**
+ * What a process that has just taken run `$1`'s lease waits for, before it reads the run: every
+ * write committing under the lease before (holding the run's row, `LOCK_RUN`) has committed or
+ * rolled back. One that had not reached its lock by then finds the lease not its own.
+ */
+export const BARRIER = "select 1 from runs where id = $1 for share"
+
 /** `checkLease` for a raw connection (RunRecorder's batches): throws `LeaseNotHeld`. */
 export const checkLeaseOn = async (client: Pick<Pg.PoolClient, "query">, lease: Lease | undefined): Promise<void> => {
   if (lease === undefined) return

@@ -21,7 +21,7 @@ import { Trade } from "../../schemas/Trade.js"
 import { type LlmTally, llmUsageOf, restartsOf } from "../swarm/AgentTally.js"
 import { FaultPlan } from "../swarm/Run.js"
 import { type CheckpointState, GENESIS } from "./RunRecorder.js"
-import { HOLDS, type Lease, LEASE_PREFIX, type LeaseNotHeld, notHeld, retryLeased } from "./Lease.js"
+import { BARRIER, HOLDS, type Lease, LEASE_PREFIX, type LeaseNotHeld, LOCK_RUN, notHeld, retryLeased } from "./Lease.js"
 import * as Database from "./Database.js"
 import { connectListening, PgPool } from "./Pool.js"
 import { CorruptRecord, RunNotFound, StoreError, storeError } from "./StoreError.js"
@@ -986,12 +986,17 @@ export class RunLeased extends Schema.TaggedError<RunLeased>()("RunLeased", { ru
   }
 }
 
-/** Fails with `LeaseNotHeld` unless the run's lease is held by this process now (none: nothing to check). */
+/**
+ * Fails with `LeaseNotHeld` unless the run's lease is held by this process now (none: nothing to
+ * check). In a transaction, the run's row is locked first (`LOCK_RUN`) and the check holds until it
+ * commits: a process taking the lease meanwhile waits for that (`lease`) before it reads the run.
+ */
 export const checkLease = (lease: Lease | undefined): Effect.Effect<void, LeaseNotHeld | SqlError, SqlClient.SqlClient> =>
   lease === undefined ? Effect.void : Effect.gen(function*() {
     const backend = lease.backend()
     if (backend === undefined || lease.lost() !== undefined) return yield* notHeld(lease, false)!
     const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe(LOCK_RUN, [lease.run])
     const [row] = yield* sql.unsafe<{ held: boolean }>(HOLDS, [`${LEASE_PREFIX}${lease.run}`, backend])
     const error = notHeld(lease, row?.held)
     if (error !== undefined) return yield* error
@@ -1055,12 +1060,27 @@ export const lease = (run: RunId, onLost?: () => void): Effect.Effect<Lease | un
       const { client, listener } = yield* Effect.tryPromise({ try: () => connectListening(pool, (client) => lost(client)), catch: failure })
       listeners.set(client, listener)
       const locked = yield* Effect.tryPromise({
-        try: () => client.query<{ locked: boolean; pid: number }>("select pg_try_advisory_lock(hashtextextended($1, 0)) as locked, pg_backend_pid() as pid", [key]),
+        try: () => client.query<{ locked: boolean; pid: number; runs: boolean }>(`select pg_try_advisory_lock(hashtextextended($1, 0)) as locked, pg_backend_pid() as pid,
+            to_regclass('runs') is not null as runs, set_config('lock_timeout', $2, false)`,
+          [key, String(Duration.toMillis(BARRIER_WAIT))]
+        ),
         catch: failure
       }).pipe(Effect.tapError(() => Effect.sync(() => giveBack(client, true))))
       if (locked.rows[0]?.locked !== true) {
         giveBack(client)
         return yield* new RunLeased({ run })
+      }
+      // Before the run is read: a batch of the process that held the lease before, committing under
+      // it (its lease checked, the run's row locked: `LOCK_RUN`), has committed — or it finds the
+      // lease not its own, and commits nothing. Without it, a batch whose check came just before
+      // the lease changed hands committed after the run was read here. Waited for `BARRIER_WAIT` at
+      // most (`lock_timeout`, a setting of this connection, which only ever waits here). A database
+      // with no runs yet (a lease's own tests) has none to wait for.
+      if (locked.rows[0].runs) {
+        yield* Effect.tryPromise({
+          try: () => client.query(BARRIER, [run]),
+          catch: failure
+        }).pipe(Effect.tapError(() => Effect.sync(() => giveBack(client, true))))
       }
       pids.set(client, Number(locked.rows[0].pid))
       return client
@@ -1141,6 +1161,13 @@ export const lease = (run: RunId, onLost?: () => void): Effect.Effect<Lease | un
       lost: () => lostBecause
     } satisfies Lease
   })
+
+/**
+ * How long a process taking a run's lease waits for a write committing under the lease before it
+ * (`BARRIER`): a batch's last statement and its commit, a few milliseconds. Past it, the lease is
+ * not taken (tried again later, as for a blip).
+ */
+const BARRIER_WAIT = Duration.seconds(5)
 
 /** How often a lost lease is asked for again while the database is away. */
 const RELEASE_RETRY = Duration.seconds(1)

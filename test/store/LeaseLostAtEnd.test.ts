@@ -12,7 +12,7 @@ import * as Database from "../../src/store/Database.js"
 import { migrate } from "../../src/store/Migrations.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
-import type { Lease } from "../../src/store/Lease.js"
+import { type Lease, LOCK_RUN } from "../../src/store/Lease.js"
 import { serverUrl } from "./fresh.js"
 import { cuttable, pgProxy } from "./fixtures/pgProxy.js"
 import { stored } from "./fixtures/workload.js"
@@ -249,7 +249,8 @@ describe.runIf(serverUrl !== undefined)("a run whose end waits behind another se
       yield* Effect.promise(() => holder.query("begin"))
       yield* Effect.promise(() => holder.query("select 1 from runs where id = $1 for update", [run]))
       yield* Deferred.succeed(locked, undefined)
-      expect(yield* until(Effect.map(running("update runs"), (n) => n === 1), 10_000)).toBe(true)
+      // Its lease checked under the run's row (`LOCK_RUN`), which the end's transaction locks first.
+      expect(yield* until(Effect.map(running(LOCK_RUN), (n) => n === 1), 10_000)).toBe(true)
       // Another process takes the lease as its connection closes: taking it again is refused, and given up.
       const key = `swarm-run:${run}`
       const taking = taker.query("select pg_advisory_lock(hashtextextended($1, 0))", [key])
@@ -262,7 +263,7 @@ describe.runIf(serverUrl !== undefined)("a run whose end waits behind another se
       const exit = yield* Fiber.await(runningRun)
       expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toEqual(Option.some(new Runs.RunLeased({ run: run! })))
       // The write given up on ends by the database's deadline, its connection free again.
-      expect(yield* until(Effect.map(running("update runs"), (n) => n === 0), Duration.toMillis(Runs.RUN_END_WAIT) + 1_000)).toBe(true)
+      expect(yield* until(Effect.map(running(LOCK_RUN), (n) => n === 0), Duration.toMillis(Runs.RUN_END_WAIT) + 1_000)).toBe(true)
       expect(Date.now() - lostAt).toBeLessThan(Duration.toMillis(Runs.RUN_END_WAIT) + 1_000)
       yield* Effect.promise(() => holder.query("rollback"))
       expect((yield* Effect.promise(() => watcher.query("select status from runs where id = $1", [run]))).rows).toEqual([{ status: "running" }])

@@ -3,13 +3,13 @@
  * (behind a lock) while the lease went to another process, it commits nothing once it goes on —
  * before, its lease was checked at its start only, and it committed events into a log the new
  * holder was writing (a split brain in a hash chain). A batch whose writer was interrupted commits
- * nothing either.
+ * nothing either, and a process taking a lease waits for a batch committing under the one before.
  * Postgres only: the embedded database has no lease, and one connection (no lock can hold a batch
  * up, and whatever an interrupted batch does is done before anyone reads).
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber, Option } from "effect"
 import type Pg from "pg"
 import * as DataSource from "../../src/market/DataSource.js"
 import { PgPool } from "../../src/store/Pool.js"
@@ -138,6 +138,21 @@ describe.runIf(serverUrl !== undefined)("the recorder's batches under a run's le
         yield* allIdle(sql)
         expect(lease.lost()).toBeUndefined()
         expect(yield* eventsOf(sql, created.id)).toBe(0)
+      }), { timeout: 60_000 })
+
+    it.scoped("a process taking a run's lease waits for a batch committing under the lease before, and reads after it", () =>
+      Effect.gen(function*() {
+        const created = yield* unexecutedRun("lease taken at a commit")
+        const sql = yield* SqlClient.SqlClient
+        // A batch of the process before at its end: its lease checked, the run's row locked until it commits.
+        const batch = yield* session
+        yield* query(batch, "begin")
+        yield* query(batch, "select 1 from runs where id = $1 for no key update", [created.id])
+        const taking = yield* Effect.fork(Effect.scoped(Effect.as(Runs.lease(created.id), "taken")))
+        yield* waitingOn(sql, "%for share%")
+        expect(Option.isNone(yield* Fiber.poll(taking))).toBe(true)
+        yield* query(batch, "commit")
+        expect(yield* Fiber.join(taking)).toBe("taken")
       }), { timeout: 60_000 })
   })
 })
