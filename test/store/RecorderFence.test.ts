@@ -154,5 +154,31 @@ describe.runIf(serverUrl !== undefined)("the recorder's batches under a run's le
         yield* query(batch, "commit")
         expect(yield* Fiber.join(taking)).toBe("taken")
       }), { timeout: 60_000 })
+
+    it.scoped("a write under the lease, held up after its check, holds the run's row: a process taking the lease meanwhile waits for its commit", () =>
+      Effect.gen(function*() {
+        const created = yield* unexecutedRun("write held up after its check")
+        const sql = yield* SqlClient.SqlClient
+        // The lease of the process before, as its session holds it.
+        const before = yield* session
+        const pid = (yield* query(before, "select pg_backend_pid() as pid, pg_advisory_lock(hashtextextended($1, 0))", [`swarm-run:${created.id}`])).rows[0].pid as number
+        const lease = { run: created.id, backend: () => pid, lost: () => undefined }
+        const blocker = yield* session
+        yield* query(blocker, "begin")
+        yield* query(blocker, "lock table approval_waits in share row exclusive mode")
+        // An operator's bookkeeping of the run (`underLease`): its lease checked, it waits for the table.
+        const writing = yield* Effect.fork(Runs.saveApprovalWaited(created.id, "r1", 1_000, lease))
+        yield* waitingOn(sql, "%approval_waits%")
+        // That lease's session goes, and this process takes the lease: it waits for the write, which
+        // was under the lease when it checked — before, it read the run at once, and the write
+        // committed after.
+        yield* sql`select pg_terminate_backend(${pid})`
+        const taking = yield* Effect.fork(Effect.scoped(Effect.as(Runs.lease(created.id), "taken")))
+        yield* waitingOn(sql, "%for share%")
+        expect(Option.isNone(yield* Fiber.poll(taking))).toBe(true)
+        yield* query(blocker, "rollback")
+        yield* Fiber.join(writing)
+        expect(yield* Fiber.join(taking)).toBe("taken")
+      }), { timeout: 60_000 })
   })
 })
