@@ -39,6 +39,7 @@ import * as RunRecorder from "./RunRecorder.js"
 import * as Audit from "./Audit.js"
 import * as Database from "./Database.js"
 import { type Lease, type LeaseNotHeld, notHeld } from "./Lease.js"
+import type { PgPool } from "./Pool.js"
 import * as Runs from "./Runs.js"
 import { CorruptRecord, type StoreError } from "./StoreError.js"
 import { oneLineOf } from "../internal/issues.js"
@@ -352,8 +353,10 @@ const execute = (x: Execution) =>
       ...(x.from === undefined ? {} : { from: x.from }),
       ...(x.onCommitted === undefined ? {} : { onCommitted: (event: RunEvent, json: string) => tell(event, json) })
     })
-    // The run calls `pace` from its own loop: it gets the database from here.
-    const database = yield* Effect.context<SqlClient.SqlClient>()
+    // The run calls `pace` from its own loop: it gets the database from here — the pool's too, so
+    // that a `Database.withDeadline` there (`asRecorded`) is ended by the server as well, not only
+    // given up on here (it takes the server's statement timeout on a shared database only).
+    const database = yield* Effect.context<SqlClient.SqlClient | PgPool>()
     const comparator = x.compareUntil === undefined || x.compareUntil === 0 ? undefined : new Comparator(x.run, x.compareUntil)
     const every = x.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY
     let checkpointSlices = 0
