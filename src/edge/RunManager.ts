@@ -337,7 +337,7 @@ export interface RunManagerService {
   /**
    * End a run of the principal's (an admin's: anyone's); someone else's is `RunNotFound`, as one
    * that does not exist. One that no server can resume is ended in its row, whatever is wrong
-   * with it (`stopUnresumable`). The run as its row says it after (`Runs.locate`: read whatever
+   * with it (`stopUnresumable`), the operator's `reason` kept there as a live run's stop keeps it. The run as its row says it after (`Runs.locate`: read whatever
    * its row holds); as `pause` and `resume`.
    */
   /** `reason`: the operator's why, in the run's control log (a stop's also in its row: `stopped by <name>: <reason>`). */
@@ -1593,8 +1593,11 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * build that has its agents, resuming it by name (`swarm resume`), gives them to it. The run's
      * lease is held meanwhile, and this process's resumes wait: nobody launches it while it is
      * ended. None when another live process holds it (its lease): the stop is theirs to carry out.
+     * `operatorReason` (`runs stop --reason`): said first, as a live run's stop says it, then why no
+     * agents were there to stop — in its row (`stopped by <name>: <reason>; held by no live process…`)
+     * and its control log alike.
      */
-    const stopUnresumable = (principal: Principal, record: Runs.RunSummary, cannot: Unresumable) =>
+    const stopUnresumable = (principal: Principal, record: Runs.RunSummary, cannot: Unresumable, operatorReason?: string) =>
       unavailable(resuming.withPermits(1)(Effect.scoped(Effect.gen(function*() {
         if (live.has(record.id)) return Option.none<Runs.RunSummary>()
         const leased = yield* Effect.either(Runs.lease(record.id))
@@ -1602,7 +1605,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           if (leased.left._tag === "RunLeased") return Option.none<Runs.RunSummary>()
           return yield* leased.left
         }
-        const reason = `held by no live process, and this server cannot resume it: ${cannot.why}`
+        const reason = `${operatorReason === undefined ? "" : `${operatorReason}; `}held by no live process, and this server cannot resume it: ${cannot.why}`
         // Under the lease taken here: should its connection go meanwhile and another server take
         // the run over, the stop writes nothing (`LeaseNotHeld`), and is carried out there instead.
         const ended = yield* ControlAudit.record(record.id, "stop", principal, { reason }, Runs.markEndedLeased(leased.right, record.id, "stopped", `stopped by ${principal.name}: ${reason}`)).pipe(
@@ -1616,7 +1619,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         // Ended or deleted meanwhile (`record` locks its row: nothing changes it after): as if before.
         if (!ended.right) return yield* new Conflict({ reason: `run ${record.id} is ${now.status}` })
         unresumable.delete(record.id)
-        yield* Effect.logInfo(`stopped run ${record.id} (${record.strategyName}#${record.number}), which this server cannot resume, by ${principal.name}: ${cannot.why}`)
+        yield* Effect.logInfo(
+          `stopped run ${record.id} (${record.strategyName}#${record.number}), which this server cannot resume, by ${principal.name}` +
+            `${operatorReason === undefined ? "" : ` (${operatorReason})`}: ${cannot.why}`
+        )
         // The run's recorded alerts not decoding (why it could not be resumed, maybe): said, and the stop stands.
         const left = now.mode === "paper"
           ? yield* WebhookStore.pendingOf(now).pipe(Effect.catchTag("CorruptRecord", (error) =>
@@ -1644,7 +1650,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           ? undefined
           : yield* unavailable(unresumableNow(record.id))
         if (cannot === undefined) return yield* stopWith(principal, ref, true, reason)
-        const stopped = yield* stopUnresumable(principal, record, cannot)
+        const stopped = yield* stopUnresumable(principal, record, cannot, reason)
         return Option.isSome(stopped) ? stopped.value : yield* stopWith(principal, ref, true, reason)
       }).pipe(Effect.provide(context))
     const pause: RunManagerService["pause"] = (principal, ref, reason) => pauseWith(principal, ref, true, reason)

@@ -411,6 +411,33 @@ for (const backend of backends) {
         expect(after.control).toMatchObject({ count: 1, last: [{ action: "stop", by: { name: "alice" }, reason: expect.stringContaining("this server cannot resume it") }] })
         expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
       }), { timeout: 60_000 })
+
+    it.scoped("runs.stop with a reason: the operator's reason is recorded and shown beside the server's, in the row and the control log", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const a = yield* serverOn(bus)
+        const run = yield* paperRunUnderWay(bus, a.manager, "type gone, stopped with a reason")
+        yield* a.shutdown
+        const alice = yield* clientFor("sk_alice")
+        const stopped = yield* alice("runs.stop", { run: run.id, reason: "retiring the sma analyst" })
+        // As a live run's stop says it (`stopped by alice: <reason>`), then why no agents were there to stop.
+        // Before, the server's reason alone: the operator's was dropped.
+        const both = `retiring the sma analyst; held by no live process, and this server cannot resume it: ${WHY}`
+        expect(stopped).toMatchObject({ status: "stopped", failure: expect.stringMatching(new RegExp(`^stopped by alice: ${both}$`)) })
+        const after = yield* alice("runs.get", { run: run.id })
+        expect(after.failure).toEqual(stopped.failure)
+        expect(after.control).toMatchObject({ count: 1, last: [{ action: "stop", by: { name: "alice" }, reason: expect.stringMatching(new RegExp(`^${both}$`)) }] })
+        expect((yield* alice("runs.report", { run: run.id })).failure).toEqual(stopped.failure)
+        expect(yield* controlLog(run.id)).toEqual([{
+          kind: "stop",
+          action: "stop",
+          run: run.id,
+          by: { id: "alice", name: "alice" },
+          at: expect.any(String),
+          reason: expect.stringMatching(new RegExp(`^${both}$`))
+        }])
+        expect(yield* Audit.verifyRun(run.id)).toMatchObject({ ok: true, control: 1 })
+      }), { timeout: 60_000 })
   })
 }
 
