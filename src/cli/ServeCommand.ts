@@ -118,7 +118,8 @@ const resumeUnfinished = (say: Say) =>
     )
     for (const o of outcomes) {
       say(RunManager.describeResumption(o), { run: o.run, ref: o.ref, outcome: o.outcome, reason: o.reason, ownerDisabled: o.ownerDisabled }, {
-        level: o.outcome === "failed" ? LogLevel.Warning : LogLevel.Info
+        // Waiting for a slot is no failure, and no run going on either: the operator is told as of a failure.
+        level: o.outcome === "failed" || o.outcome === "waiting" ? LogLevel.Warning : LogLevel.Info
       })
     }
   })

@@ -15,7 +15,9 @@
  *
  * Shutting down (the manager's scope closing) suspends the live runs: what they recorded is
  * committed, their status stays `running` or `paused`, and `resumeUnfinished` — the next start —
- * goes on with them, at their pace, under this manager; `suspended` then says which they were. On
+ * goes on with them, at their pace, under this manager; `suspended` then says which they were. A
+ * user's runs past the cap of live runs a user may have here (`Options.maxLiveRunsPerUser`) wait,
+ * unfinished, and go on here as soon as one of that user's runs ends (`waiting` says why). On
  * a shared database, another manager still running takes them over sooner (`takeOver`, every
  * `Options.takeover.every`), as it does the runs of a process that died. An operator's `stop` ends a run for good.
  * Only a run that ended is ended on the bus: a suspended one's followers wait for it to go on.
@@ -24,12 +26,12 @@
  * start-up or a takeover look says why once, and this process does not try it again (its registry
  * cannot change under it). One whose resume failed for another lasting reason (its data file gone
  * or changed, its record not decoding) is tried again by takeover looks every few minutes. Held by
- * no live process, either is ended by `stop` in its row (`stopUnresumable`), since no agents are
+ * no live process, either is ended by `stop` in its row (`stopInRow`), since no agents are
  * there to interrupt; `notResumable` says why for `runs show`.
  */
 import { fileURLToPath } from "node:url"
 import type { SqlClient } from "@effect/sql"
-import { Cause, Clock, Config, ConfigError, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Option, Predicate, Schema, Scope } from "effect"
+import { Cause, Clock, Config, ConfigError, Context, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Layer, Option, Predicate, Queue, Schema, Scope } from "effect"
 import { Principal } from "../../schemas/Auth.js"
 import type { ExternalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, StrategyId, Symbol } from "../../schemas/Ids.js"
@@ -337,7 +339,7 @@ export interface RunManagerService {
   /**
    * End a run of the principal's (an admin's: anyone's); someone else's is `RunNotFound`, as one
    * that does not exist. One that no server can resume is ended in its row, whatever is wrong
-   * with it (`stopUnresumable`), the operator's `reason` kept there as a live run's stop keeps it. The run as its row says it after (`Runs.locate`: read whatever
+   * with it (`stopInRow`), the operator's `reason` kept there as a live run's stop keeps it. The run as its row says it after (`Runs.locate`: read whatever
    * its row holds); as `pause` and `resume`.
    */
   /** `reason`: the operator's why, in the run's control log (a stop's also in its row: `stopped by <name>: <reason>`). */
@@ -384,7 +386,10 @@ export interface RunManagerService {
   /**
    * Take over the unfinished runs no live process holds (this server's last shutdown, or a crash),
    * each at the pace it was started with and in the state (running, paused) it was left in: what
-   * became of each.
+   * became of each. Oldest first, up to the cap of live runs a user may have here
+   * (`Options.maxLiveRunsPerUser`), as a start keeps to it: a user's runs past it are `waiting` —
+   * unfinished, their rows untouched — and each goes on here as soon as one of that user's runs ends
+   * here (a stop, a run completing), oldest first; else at the next start. A stop ends one waiting.
    */
   readonly resumeUnfinished: () => Effect.Effect<ReadonlyArray<Resumption>, Unavailable>
   /**
@@ -423,6 +428,13 @@ export interface RunManagerService {
    * `runs.get` and `runs.report` say of a run stuck `running` (`runs stop` ends it).
    */
   readonly notResumable: (run: RunId, status: string) => Effect.Effect<string | undefined, Unavailable>
+  /**
+   * Why run `run` waits for a slot here (its owner's live runs at the cap when `resumeUnfinished`
+   * came to it), when it is unfinished and waits so; undefined otherwise (nothing read but, on a
+   * shared database, whether another server took it over meanwhile). What `runs.get` and
+   * `runs.report` say of it (`waiting`).
+   */
+  readonly waiting: (run: RunId, status: string) => Effect.Effect<string | undefined, Unavailable>
   /** Runs executing in this process. */
   readonly live: () => number
   /** The runs the shutdown suspended (left `running` or `paused` for the next start), in the order they stopped; none before it. */
@@ -463,12 +475,14 @@ export interface Staged {
 
 /**
  * A run `resumeUnfinished` (or `takeOver`) took over, or why it could not: `left` when another
- * live process runs it (it holds the run's lease), which is no failure.
+ * live process runs it (it holds the run's lease), which is no failure; `waiting` (start-up only)
+ * when its owner has the most live runs a user may have here — no failure either: it stays
+ * unfinished, and goes on here when a run of theirs ends (`reason` says so).
  */
 export interface Resumption {
   readonly run: RunId
   readonly ref: string
-  readonly outcome: "resumed" | "failed" | "left"
+  readonly outcome: "resumed" | "failed" | "left" | "waiting"
   readonly reason?: string
   /**
    * Resumed paused because its owner is disabled (their name): it stays paused until they are
@@ -485,6 +499,8 @@ export const describeResumption = (o: Resumption): string =>
     // Another server sharing the database runs it: no failure, the normal case of several servers.
     : o.outcome === "left"
     ? `left run ${o.run} (${o.ref}) to the process running it`
+    : o.outcome === "waiting"
+    ? `run ${o.run} (${o.ref}) waits for a slot: ${o.reason}`
     : `could not resume run ${o.run} (${o.ref}): ${o.reason}`
 
 /** A run `pauseOwnedBy` paused. */
@@ -561,6 +577,15 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const statusChanged = (run: string) => statuses?.changed(run)
     const context = yield* Effect.context<SqlClient.SqlClient | PgPool>()
     const live = new Map<RunId, Live>()
+    /**
+     * The unfinished runs start-up left waiting for a slot here (`resumeUnfinished`: their owner at
+     * the cap), oldest first, and why: each goes on as soon as a run of its owner's ends here
+     * (`freed`, `resumeWaiting`). Forgotten once it is resumed, ends, goes to another server, or its
+     * resume fails (the next start or takeover look tries it then, as any other).
+     */
+    const awaitingSlot = new Map<RunId, { readonly owner: string; readonly ref: string; readonly reason: string }>()
+    /** Owners a live run of whose ended here while a run of theirs waits for a slot (`awaitingSlot`). */
+    const freed = yield* Queue.unbounded<string>()
     // Other processes may execute runs on this database (a Postgres server): control and approvals
     // of their runs are relayed to them (`ControlRequests`). The embedded one serves one process.
     const relays = (yield* PgPool).shared
@@ -966,6 +991,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         fiber.addObserver((exit) => {
           const entry = live.get(id)
           live.delete(id)
+          // A slot of its owner's freed: a run of theirs waiting for one goes on (not while shutting down).
+          if (!suspending && [...awaitingSlot.values()].some((waiting) => waiting.owner === options.owner)) Queue.unsafeOffer(freed, options.owner)
           if (lease !== undefined && leases.get(id) === lease) leases.delete(id)
           if (suspending && Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
             suspendedRuns.push({ run: id, ref: refs.get(id) ?? id, paused: entry?.paused ?? false })
@@ -1071,7 +1098,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * life, so a retry could only fail the same way: said once, not tried again), or its data
      * gone or changed, its record not decoding (tried again by takeover looks every
      * `TAKEOVER_RETRY`: a file may come back). Held by no live process, `stop` ends such a run
-     * here (`stopUnresumable`); `notResumable` says why. Forgotten when it is resumed, ends, or
+     * here (`stopInRow`); `notResumable` says why. Forgotten when it is resumed, ends, or
      * its next attempt fails for a passing reason.
      */
     const unresumable = new Map<RunId, Unresumable>()
@@ -1105,8 +1132,23 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     /**
      * Resume one unfinished run here (not live here: the caller looked), at its pace and in the
      * state it was left in: what became of it, or nothing when it ended or went since it was listed.
+     * `cap`: whether its owner's cap of live runs here holds it back — a takeover's run is left to a
+     * server with room (`failed`, tried again after the retry), start-up's waits here for a slot
+     * (`waiting`, in `awaitingSlot`); a run no longer waiting is forgotten there.
      */
-    const resumeOne = (id: RunId, listedAs?: string, capped = false) =>
+    const resumeOne = (id: RunId, listedAs?: string, cap?: "takeover" | "startup") =>
+      Effect.tap(resumeOneCapped(id, listedAs, cap), (outcome) =>
+        Effect.sync(() => {
+          if (outcome?.outcome !== "waiting") awaitingSlot.delete(id)
+        }))
+
+    /** Why a run start-up came to waits for a slot here (`resumeOne`'s `waiting`). */
+    const waitingReason = (run: RunId, live: number) =>
+      `its owner has ${live} live run${live === 1 ? "" : "s"} on this server, the most a user may have here ` +
+      `(SWARM_MAX_LIVE_RUNS_PER_USER=${maxLivePerUser}): it waits, unfinished, and is resumed here as soon as one of their runs ends, ` +
+      `else at the next start${relays ? ", or sooner by a server on this database with takeover on and room for it" : ""} (\`swarm runs stop ${run}\` ends it)`
+
+    const resumeOneCapped = (id: RunId, listedAs: string | undefined, cap: "takeover" | "startup" | undefined) =>
       Effect.gen(function*() {
         const read = yield* Effect.either(Runs.get(id))
         // Its row does not decode (edited by hand, written by another version): said, not skipped
@@ -1151,7 +1193,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         // A takeover respects the cap of live runs a user may have here, as a start does: a server
         // that died left its runs to whichever server has room, not all to the first to look. The
         // check and the slot's reservation are one synchronous step (`slot`), the slot the run's once `live` has it.
-        if (capped) {
+        if (cap !== undefined) {
           const full = yield* Effect.sync(() => {
             const n = liveOwnedBy(record.owner)
             if (n >= maxLivePerUser) return n
@@ -1160,6 +1202,11 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           })
           if (full !== undefined) {
             refs.delete(record.id)
+            if (cap === "startup") {
+              const reason = waitingReason(record.id, full)
+              awaitingSlot.set(record.id, { owner: record.owner, ref, reason })
+              return { run: record.id, ref, outcome: "waiting", reason } satisfies Resumption
+            }
             return {
               run: record.id,
               ref,
@@ -1169,7 +1216,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             } satisfies Resumption
           }
         }
-        const unreserve = capped
+        const unreserve = cap !== undefined
           ? Effect.sync(() => {
             const n = (starting.get(record.owner) ?? 1) - 1
             if (n === 0) starting.delete(record.owner)
@@ -1253,6 +1300,59 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         return { run: record.id, ref, outcome: "resumed", ownerDisabled } satisfies Resumption
       })
 
+    /**
+     * Whether run `id` waits for a slot here, and why: as `awaitingSlot` says, but for a run whose
+     * lease a session holds meanwhile on a shared database — another server took it over (or this
+     * one's resume of it has begun, which says what became of it) — forgotten.
+     */
+    const waitingHere = (id: RunId) =>
+      Effect.gen(function*() {
+        const waiting = awaitingSlot.get(id)
+        if (waiting === undefined || live.has(id)) return undefined
+        if (relays && (yield* ControlRequests.holderOf(id)) !== undefined) {
+          if (awaitingSlot.get(id) === waiting) awaitingSlot.delete(id)
+          return undefined
+        }
+        return waiting
+      })
+
+    /**
+     * The runs waiting for a slot here (`awaitingSlot`) go on, oldest first, as soon as a run of their
+     * owner's ends here (`freed`), while the owner has room — said in the server's log. One whose
+     * resume fails is said and forgotten: the next start or a takeover look tries it, as any other's.
+     * A look the database fails leaves them waiting, for the next run of theirs that ends.
+     */
+    const resumeWaiting = Effect.forever(Effect.gen(function*() {
+      const owner = yield* Queue.take(freed)
+      yield* resuming.withPermits(1)(Effect.gen(function*() {
+        for (const [id, waiting] of [...awaitingSlot]) {
+          if (suspending || liveOwnedBy(owner) >= maxLivePerUser) return
+          if (waiting.owner !== owner || awaitingSlot.get(id) !== waiting || live.has(id)) continue
+          const outcome = yield* resumeOne(id, waiting.ref, "startup")
+          if (outcome === undefined) continue
+          const named = `run ${outcome.run} (${outcome.ref}), which waited for a slot`
+          if (outcome.outcome === "resumed") {
+            failedTakeovers.delete(outcome.run)
+            yield* Effect.logInfo(
+              `resumed ${named}: one of its owner's runs ended` +
+                (outcome.ownerDisabled === undefined ? "" : `, paused: its owner ${outcome.ownerDisabled} is disabled`)
+            )
+          } else if (outcome.outcome === "failed") {
+            failedTakeovers.set(outcome.run, { at: yield* Clock.currentTimeMillis, reason: outcome.reason ?? "" })
+            yield* Effect.logWarning(`could not resume ${named}: ${outcome.reason}`)
+          } else if (outcome.outcome === "left") {
+            yield* Effect.logInfo(`left ${named} to the process running it`)
+          }
+        }
+      })).pipe(
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.failCause(cause)
+            : Effect.logWarning("could not resume the runs waiting for a slot: they wait for the next run of their owner's to end, or the next start", cause)
+        )
+      )
+    })).pipe(Effect.provide(context))
+
     /** Which unfinished runs another process holds (their lease), on a shared database; none on the embedded one. */
     const heldElsewhere = Effect.gen(function*() {
       const { shared } = yield* PgPool
@@ -1280,7 +1380,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             outcomes.push({ run: summary.id, ref: `${summary.strategyName}#${summary.number}`, outcome: "left", reason: "another process runs it" })
             continue
           }
-          const outcome = yield* resumeOne(summary.id, `${summary.strategyName}#${summary.number}`)
+          // Oldest first, up to its owner's cap (as a start keeps to it): the rest wait for a slot here.
+          const outcome = yield* resumeOne(summary.id, `${summary.strategyName}#${summary.number}`, "startup")
           if (outcome === undefined) continue
           if (outcome.outcome === "failed") failedTakeovers.set(outcome.run, { at: yield* Clock.currentTimeMillis, reason: outcome.reason ?? "" })
           else failedTakeovers.delete(outcome.run)
@@ -1308,18 +1409,22 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         // Ended or deleted since (stopped, say): forgotten.
         const unfinished = new Set(states.map((state) => state.id))
         for (const id of unresumable.keys()) if (!unfinished.has(id)) unresumable.delete(id)
+        // Waiting for a slot here, and ended since or taken over by another server: no longer waiting.
+        const heldThere = new Set(states.filter((state) => state.held && !live.has(state.id)).map((state) => state.id))
+        for (const id of awaitingSlot.keys()) if (!unfinished.has(id) || heldThere.has(id)) awaitingSlot.delete(id)
         if (confirmed.length === 0) return []
         const now = yield* Clock.currentTimeMillis
         return yield* resuming.withPermits(1)(Effect.gen(function*() {
           const outcomes: Array<Resumption> = []
           for (const id of confirmed) {
             // Said once already (start-up, or an earlier look): this process can never make it.
-            if (suspending || live.has(id) || unresumable.get(id)?.retried === false) continue
+            // Waiting for a slot here: it goes on here as soon as one frees (`resumeWaiting`), said once by start-up.
+            if (suspending || live.has(id) || awaitingSlot.has(id) || unresumable.get(id)?.retried === false) continue
             const failed = failedTakeovers.get(id)
             if (failed !== undefined && now - failed.at < takeoverRetry) continue
             // Every lease connection of this process is lent: another server may take it.
             if (leases.totalCount >= (leases.options.max ?? 10) && leases.idleCount === 0) break
-            const outcome = yield* resumeOne(id, undefined, true)
+            const outcome = yield* resumeOne(id, undefined, "takeover")
             if (outcome === undefined) continue
             if (outcome.outcome === "failed") {
               const said = failed?.reason === outcome.reason
@@ -1345,6 +1450,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         const record = yield* Runs.locate(ref, ownerOf(principal))
         const entry = live.get(record.id)
         if (entry === undefined) {
+          // Waiting for a slot here: no process executes it to carry anything out (`runs stop` ends it).
+          const waiting = record.status === "running" || record.status === "paused" ? yield* waitingHere(record.id) : undefined
+          if (waiting !== undefined) return yield* new Conflict({ reason: `run ${record.id} is waiting for a slot here, not executing: ${waiting.reason}` })
           if (relay && relays && (record.status === "running" || record.status === "paused")) return { record, entry: undefined }
           const cannot = record.status === "running" || record.status === "paused" ? yield* unresumableNow(record.id) : undefined
           return yield* new Conflict({
@@ -1583,10 +1691,11 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     /**
      * Stop an unfinished run that no live process holds and that this server cannot resume for a
      * lasting reason (`unresumable`: its strategy it cannot make, its data gone or changed, its
-     * record not decoding): with no agents to interrupt, its row is ended here as a live run's stop ends
-     * it — `stopped`, its event chain's length and last hash taken from what it recorded (so
+     * record not decoding), or that waits for a slot here (`awaitingSlot`) — `held` says which, for
+     * its row and control log (`why`) and the server's log (`said`): with no agents to interrupt,
+     * its row is ended here as a live run's stop ends it — `stopped`, its event chain's length and last hash taken from what it recorded (so
      * `audit verify` holds it to them), its waiting approvals cancelled — and the control log says
-     * who stopped it and why it could not be resumed. Its events end where its process left them:
+     * who stopped it and why no agents were there. Its events end where its process left them:
      * no event records a stop (a live run's neither), and the `SignalNotApplied` of alerts waiting
      * in its inbox are the driver's to give (at its last slice's time, which only its agents'
      * re-execution knows), so those are said in the server's log and left delivered, not taken: a
@@ -1597,7 +1706,12 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * agents were there to stop — in its row (`stopped by <name>: <reason>; held by no live process…`)
      * and its control log alike.
      */
-    const stopUnresumable = (principal: Principal, record: Runs.RunSummary, cannot: Unresumable, operatorReason?: string) =>
+    const stopInRow = (
+      principal: Principal,
+      record: Runs.RunSummary,
+      held: { readonly why: string; readonly said: string },
+      operatorReason?: string
+    ) =>
       unavailable(resuming.withPermits(1)(Effect.scoped(Effect.gen(function*() {
         if (live.has(record.id)) return Option.none<Runs.RunSummary>()
         const leased = yield* Effect.either(Runs.lease(record.id))
@@ -1605,7 +1719,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           if (leased.left._tag === "RunLeased") return Option.none<Runs.RunSummary>()
           return yield* leased.left
         }
-        const reason = `${operatorReason === undefined ? "" : `${operatorReason}; `}held by no live process, and this server cannot resume it: ${cannot.why}`
+        const reason = `${operatorReason === undefined ? "" : `${operatorReason}; `}${held.why}`
         // Under the lease taken here: should its connection go meanwhile and another server take
         // the run over, the stop writes nothing (`LeaseNotHeld`), and is carried out there instead.
         const ended = yield* ControlAudit.record(record.id, "stop", principal, { reason }, Runs.markEndedLeased(leased.right, record.id, "stopped", `stopped by ${principal.name}: ${reason}`)).pipe(
@@ -1619,9 +1733,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         // Ended or deleted meanwhile (`record` locks its row: nothing changes it after): as if before.
         if (!ended.right) return yield* new Conflict({ reason: `run ${record.id} is ${now.status}` })
         unresumable.delete(record.id)
+        awaitingSlot.delete(record.id)
         yield* Effect.logInfo(
-          `stopped run ${record.id} (${record.strategyName}#${record.number}), which this server cannot resume, by ${principal.name}` +
-            `${operatorReason === undefined ? "" : ` (${operatorReason})`}: ${cannot.why}`
+          `stopped run ${record.id} (${record.strategyName}#${record.number}), ${held.said}, by ${principal.name}` +
+            `${operatorReason === undefined ? "" : ` (${operatorReason})`}`
         )
         // The run's recorded alerts not decoding (why it could not be resumed, maybe): said, and the stop stands.
         const left = now.mode === "paper"
@@ -1646,11 +1761,20 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         // Live here, ended, or one this server has no lasting reason not to resume (its process
         // stopped: a takeover or the next start resumes it; its last attempt here met a database
         // that failed): as ever.
-        const cannot = live.has(record.id) || (record.status !== "running" && record.status !== "paused")
-          ? undefined
-          : yield* unavailable(unresumableNow(record.id))
-        if (cannot === undefined) return yield* stopWith(principal, ref, true, reason)
-        const stopped = yield* stopUnresumable(principal, record, cannot, reason)
+        const unheld = !live.has(record.id) && (record.status === "running" || record.status === "paused")
+        const cannot = unheld ? yield* unavailable(unresumableNow(record.id)) : undefined
+        // Waiting for a slot here: no agents of it to interrupt either.
+        const waiting = unheld && cannot === undefined ? yield* unavailable(waitingHere(record.id)) : undefined
+        const held = cannot !== undefined
+          ? { why: `held by no live process, and this server cannot resume it: ${cannot.why}`, said: `which this server cannot resume (${cannot.why})` }
+          : waiting !== undefined
+          ? {
+            why: `held by no live process: it was waiting here for a slot among its owner's live runs (SWARM_MAX_LIVE_RUNS_PER_USER=${maxLivePerUser})`,
+            said: "which waited for a slot"
+          }
+          : undefined
+        if (held === undefined) return yield* stopWith(principal, ref, true, reason)
+        const stopped = yield* stopInRow(principal, record, held, reason)
         return Option.isSome(stopped) ? stopped.value : yield* stopWith(principal, ref, true, reason)
       }).pipe(Effect.provide(context))
     const pause: RunManagerService["pause"] = (principal, ref, reason) => pauseWith(principal, ref, true, reason)
@@ -2006,6 +2130,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     // Interruptible whatever builds the manager (an `acquireRelease` builds it uninterruptibly): the
     // shutdown interrupts it.
     if (relays) yield* Effect.forkScoped(Effect.interruptible(serveRequests))
+    // Interrupted before the live runs are suspended (its finalizer runs first): no resume starts meanwhile.
+    yield* Effect.forkScoped(Effect.interruptible(resumeWaiting))
 
     const paperRuns = (strategy: StrategyId) =>
       [...live.values()].filter((entry) => entry.inbox?.strategy === strategy && !entry.inbox.closed)
@@ -2105,6 +2231,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           ? Effect.succeed(undefined)
           // Deleted meanwhile: nothing to say. A row that does not decode: that is why.
           : unavailable(unresumableNow(run)).pipe(Effect.map((cannot) => cannot?.why), Effect.provide(context)),
+      waiting: (run, status) =>
+        status !== "running" && status !== "paused"
+          ? Effect.succeed(undefined)
+          : unavailable(waitingHere(run)).pipe(Effect.map((waiting) => waiting?.reason), Effect.provide(context)),
       live: () => live.size,
       suspended: () => suspendedRuns.slice()
     } satisfies RunManagerService

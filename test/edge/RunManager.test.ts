@@ -10,7 +10,7 @@ import { afterAll, describe, expect, layer } from "@effect/vitest"
 import Pg from "pg"
 import { Context, Deferred, Effect, Exit, Fiber, FiberRef, HashSet, Layer, Logger, Option, Schema, Scope } from "effect"
 import { canonicalSignal } from "../../schemas/ExternalSignal.js"
-import type { Timestamp } from "../../schemas/Ids.js"
+import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import type { Delivery, EventBusService, Subscription } from "../../src/bus/EventBus.js"
 import { EventBus } from "../../src/bus/EventBus.js"
@@ -31,16 +31,17 @@ import { smaStrategy, symbolsOf } from "../store/fixtures/workload.js"
 import { createUsers, principals } from "./fixtures.js"
 
 const alice = principals["sk_alice"]
+const bob = principals["sk_bob"]
 const prefix = uniquePrefix("manager")
 afterAll(() => cleanUp(prefix))
 
 const strategyBody = (name: string) => smaStrategy(name)
 
 /** A run manager publishing on `bus`, in a scope of its own: closing it is the server shutting down. */
-const managerOn = (bus: EventBusService) =>
+const managerOn = (bus: EventBusService, options: RunManager.Options = {}) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(RunManager.layer.pipe(Layer.provide(Layer.succeed(EventBus, bus))), scope)
+    const context = yield* Layer.buildWithScope(RunManager.layerWith(options).pipe(Layer.provide(Layer.succeed(EventBus, bus))), scope)
     return { manager: Context.get(context, RunManager.RunManager), shutdown: Scope.close(scope, Exit.void) }
   })
 
@@ -390,6 +391,73 @@ for (const backend of backends) {
         expect(manager.live()).toBe(0)
         const after = yield* slowPaperRun(manager, "capped")
         yield* manager.stop(alice, after.id)
+      }), { timeout: 60_000 })
+
+    it.scoped("a restart keeps a user to their cap: the runs past it wait unfinished, saying why, and go on as soon as a run of theirs ends; a stop ends one waiting", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const name = "capped at restart"
+        yield* Strategies.create(bob.userId, strategyBody(name))
+        const first = yield* managerOn(bus)
+        const started: Array<Runs.RunRecord> = []
+        for (let i = 0; i < 4; i++) {
+          started.push(yield* first.manager.start(bob, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 }))
+        }
+        const [r1, r2, r3, r4] = started.map((r) => r.id) as [RunId, RunId, RunId, RunId]
+        yield* first.shutdown
+        // The next start may keep two of a user's runs live (SWARM_MAX_LIVE_RUNS_PER_USER lowered, say).
+        const logged: Array<string> = []
+        const capture = Logger.make(({ logLevel, message }) =>
+          void logged.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+        )
+        const { manager } = yield* Effect.acquireRelease(
+          managerOn(bus, { maxLiveRunsPerUser: 2 }).pipe(Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(capture))),
+          (m) => m.shutdown
+        )
+        const outcomes = (yield* manager.resumeUnfinished()).filter((o) => started.some((r) => r.id === o.run))
+        // Before, all four were resumed: two past the cap every start and takeover keeps to.
+        expect(outcomes.map((o) => [o.run, o.outcome])).toEqual([[r1, "resumed"], [r2, "resumed"], [r3, "waiting"], [r4, "waiting"]])
+        expect(manager.live()).toBe(2)
+        const why = "its owner has 2 live runs on this server, the most a user may have here (SWARM_MAX_LIVE_RUNS_PER_USER=2): " +
+          "it waits, unfinished, and is resumed here as soon as one of their runs ends, else at the next start"
+        expect(outcomes[2]!.reason).toMatch(new RegExp(`^${why.replace(/[()]/g, "\\$&")}`))
+        expect(outcomes[2]!.reason).toContain(`swarm runs stop ${r3}`)
+        expect(RunManager.describeResumption(outcomes[2]!)).toBe(`run ${r3} (${name}#3) waits for a slot: ${outcomes[2]!.reason}`)
+        // Not failed, not lost: unfinished in its row, and what runs get says of it is why it waits.
+        for (const run of [r3, r4]) {
+          expect((yield* Runs.get(run)).status).toBe("running")
+          expect(yield* manager.waiting(run, "running")).toBe(outcomes[2]!.reason!.replace(r3, run))
+          expect(yield* manager.notResumable(run, "running")).toBeUndefined()
+        }
+        expect(yield* manager.waiting(r1, "running")).toBeUndefined()
+        // Paused it cannot be, nor resumed by hand: said at once, with why.
+        const paused = yield* Effect.flip(manager.pause(bob, r3))
+        expect(paused).toMatchObject({ _tag: "Conflict", reason: expect.stringContaining(`run ${r3} is waiting for a slot here, not executing: ${why}`) })
+        // A stop ends one waiting in its row, with its operator's reason; nothing frees, nothing more goes.
+        const stopped = yield* manager.stop(bob, r4, "not needed")
+        expect(stopped).toMatchObject({
+          status: "stopped",
+          failure: "stopped by bob: not needed; held by no live process: it was waiting here for a slot among its owner's live runs (SWARM_MAX_LIVE_RUNS_PER_USER=2)"
+        })
+        expect(yield* manager.waiting(r4, "stopped")).toBeUndefined()
+        expect(manager.live()).toBe(2)
+        // A run of bob's ends: the oldest waiting goes on at once (before, only at the next restart).
+        const recorded = Option.getOrThrow(yield* Runs.lastEvent(r3)).seq
+        yield* manager.stop(bob, r1)
+        let newest = recorded
+        for (let i = 0; i < 200 && newest <= recorded; i++) {
+          yield* Effect.sleep("50 millis")
+          newest = Option.getOrThrow(yield* Runs.lastEvent(r3)).seq
+        }
+        expect(newest).toBeGreaterThan(recorded)
+        expect(manager.live()).toBe(2)
+        expect(yield* manager.waiting(r3, "running")).toBeUndefined()
+        expect(logged).toContain(`INFO resumed run ${r3} (${name}#3), which waited for a slot: one of its owner's runs ended`)
+        // At the cap again: a start is refused as ever.
+        expect(yield* Effect.flip(manager.start(bob, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })))
+          .toMatchObject({ _tag: "Conflict" })
+        for (const run of [r2, r3]) yield* manager.stop(bob, run)
+        expect(manager.live()).toBe(0)
       }), { timeout: 60_000 })
 
     it.scoped("a paused paper run takes no slice once the pause is answered, not even the one it was waiting for, nor its alerts", () =>

@@ -312,5 +312,35 @@ describe.skipIf(postgres === undefined)("takeover between servers on one Postgre
         for (const run of [here, first]) yield* b.manager.stop(alice, run.id)
         yield* Runs.markEnded(second.id, "stopped", "stopped by the test")
       }), { timeout: 60_000 })
+
+    it.scoped("a start-up keeps to the cap too: the runs past it wait for a slot there, its takeover looks leave them be, and one taken over elsewhere is no longer said to wait", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const a = yield* serverOn(bus)
+        const first = yield* paperRun(a.manager, "start-up capped first", 600, 20)
+        const second = yield* paperRun(a.manager, "start-up capped second", 600, 20)
+        yield* a.shutdown
+        // The server restarted with at most one of a user's runs live; its looks are the test's own.
+        const b = yield* serverOn(bus, { maxLiveRunsPerUser: 1, takeover: { every: Duration.hours(1), grace: Duration.zero } })
+        yield* Effect.addFinalizer(() => b.shutdown)
+        const outcomes = (yield* b.manager.resumeUnfinished()).filter((o) => o.run === first.id || o.run === second.id)
+        expect(outcomes.map((o) => [o.run, o.outcome])).toEqual([[first.id, "resumed"], [second.id, "waiting"]])
+        expect(outcomes[1]!.reason).toContain("or sooner by a server on this database with takeover on and room for it")
+        // Free, and waiting here: the looks do not take it as a run of a server that stopped, nor say it failed.
+        expect(yield* b.manager.takeOver()).toEqual([])
+        expect(yield* b.manager.takeOver()).toEqual([])
+        expect(b.logged.filter((line) => line.startsWith("WARN"))).toEqual([])
+        expect(b.manager.live()).toBe(1)
+        expect(yield* b.manager.waiting(second.id, "running")).toBe(outcomes[1]!.reason)
+        // Taken over by a server with room meanwhile: no longer said to wait here.
+        const c = yield* serverOn(bus)
+        yield* Effect.addFinalizer(() => c.shutdown)
+        expect((yield* c.manager.resumeUnfinished()).filter((o) => o.run === second.id).map((o) => o.outcome)).toEqual(["resumed"])
+        expect(yield* b.manager.waiting(second.id, "running")).toBeUndefined()
+        // Stopped there, relayed: as ever.
+        yield* b.manager.stop(alice, second.id)
+        expect(yield* statusOf(second.id, ["stopped"], 10_000)).toBe("stopped")
+        yield* b.manager.stop(alice, first.id)
+      }), { timeout: 60_000 })
   })
 })
