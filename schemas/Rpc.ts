@@ -298,6 +298,8 @@ export const RunInfo = Schema.Struct({
   control: Schema.optional(ControlHistory),
   /** `runs.get` and `runs.list` (older servers: `runs.get` only): as `RunReport`'s. */
   notResumable: Schema.optional(Schema.String),
+  /** `runs.get` only: as `RunReport`'s. */
+  waiting: Schema.optional(Schema.String),
   /**
    * The rest of the run's record that `swarm runs list --json` prints of a run of the local
    * database, so that a server's runs print the same document (older servers: absent). `owner`
@@ -430,6 +432,12 @@ export const RunReport = Schema.Struct({
    * whose build can may be running it); held by no live process, \`runs.stop\` ends it (older servers: absent).
    */
   notResumable: Schema.optional(Schema.String),
+  /**
+   * An unfinished run the answering server's start-up left waiting for a slot (its owner had the
+   * most live runs a user may have there): why, and when it goes on. Not failed: it is resumed there
+   * as soon as one of its owner's runs ends, else at the next start (older servers: absent).
+   */
+  waiting: Schema.optional(Schema.String),
   /** Its agents that crashed, those restarted most first (older servers: absent). */
   agentRestarts: Schema.optional(Schema.Array(AgentRestarts)),
   /** What its LLM agents used; null for a run without any (older servers: absent). */

@@ -27,6 +27,7 @@ import {
   table,
   UP_TO_STOP_NOTE,
   upToStopJson,
+  waitingLines,
   wallTime
 } from "./RunsView.js"
 import { count, metricRows, price, quantity, time } from "./Summary.js"
@@ -120,6 +121,7 @@ export const runShow = (run: RunInfo): string => {
     `mode      ${run.mode}`,
     `status    ${run.status}${run.failure === null ? "" : `: ${run.failure}`}`,
     ...notResumableLines(run.id, run.notResumable),
+    ...waitingLines(run.waiting),
     `started   ${wallTime(run.startedAt)}`,
     `finished  ${run.finishedAt === null ? DASH : wallTime(run.finishedAt)}`,
     // A server counts a run's events once it has ended (an older one, only when it completes), and sums its checksum only when it completes.

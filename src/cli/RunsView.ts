@@ -358,6 +358,8 @@ export interface Shown {
   readonly latest?: RunLatest
   /** An unfinished run the server cannot resume: why (`runs.report`'s `notResumable`); the text says it. */
   readonly notResumable?: string
+  /** An unfinished run the server's start-up left waiting for a slot (its owner at the cap): why (`runs.report`'s `waiting`); the text says it. */
+  readonly waiting?: string
   /**
    * Read from the local database, not a server: whether a process runs an unfinished run, or a
    * server can resume it, is not known (the text says so rather than saying nothing).
@@ -411,6 +413,7 @@ export const shownOf = (report: RunReport): Shown => ({
   control: report.control,
   ...(report.latest === undefined ? {} : { latest: report.latest }),
   ...(report.notResumable === undefined ? {} : { notResumable: report.notResumable }),
+  ...(report.waiting === undefined ? {} : { waiting: report.waiting }),
   ...(report.agentRestarts === undefined ? {} : { agentRestarts: report.agentRestarts }),
   ...(report.llm === undefined ? {} : { llm: report.llm }),
   ...(report.upToStop === undefined ? {} : { partial: report.upToStop })
@@ -554,6 +557,13 @@ export const notResumableLines = (run: string, notResumable: string | undefined)
   ]
 
 /**
+ * Under a run's status, when the server's start-up left it waiting for a slot (`waiting`): why, and
+ * when it goes on (the server's reason says both). (`runs show`, of `runs.report` and `runs.get`.)
+ */
+export const waitingLines = (waiting: string | undefined): ReadonlyArray<string> =>
+  waiting === undefined ? [] : [`          waiting for a slot on the server, not failed: ${waiting}`]
+
+/**
  * Under an unfinished run's status in `runs show --local` (or with no server configured): the
  * database alone cannot tell whether a process runs it, or whether a server can resume it.
  */
@@ -571,7 +581,7 @@ const noMetricsLine = (status: string): string =>
     ? "metrics: none: the run failed before it completed"
     : "metrics: none yet (the run has not completed)"
 
-export const renderShow = ({ agentRestarts, control, equity, latest, llm, local, notResumable, partial, run, trades }: Shown): string => {
+export const renderShow = ({ agentRestarts, control, equity, latest, llm, local, notResumable, partial, run, trades, waiting }: Shown): string => {
   const lines: Array<string> = [
     `run       ${run.id} (${refOf(run)})`,
     `strategy  ${run.strategyName}, version ${run.strategyVersion} (${run.strategyId}), owner ${ownerOf(run)}`,
@@ -580,6 +590,7 @@ export const renderShow = ({ agentRestarts, control, equity, latest, llm, local,
     ...(llm === undefined || llm === null ? [] : llmLines(llm)),
     `status    ${run.status}${run.failure === null ? "" : `: ${run.failure}`}`,
     ...notResumableLines(run.id, notResumable),
+    ...waitingLines(waiting),
     ...(local === true && (run.status === "running" || run.status === "paused") ? [localUnfinished(run)] : []),
     `period    ${period(run)}`,
     `started   ${wallTime(run.startedAt)}${

@@ -288,7 +288,15 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           const control = summary.controlCount === 0 ? { count: 0, last: [] } : yield* ControlAudit.history(summary.id)
           // Stuck unfinished in no process here, for a reason that does not pass: said (`runs stop` ends it).
           const notResumable = yield* manager.notResumable(summary.id, summary.status)
-          return { ...runInfo(summary), ...(latest === undefined ? {} : { latest }), control, ...(notResumable === undefined ? {} : { notResumable }) }
+          // Left waiting for a slot by this server's start-up (its owner at the cap): why, and when it goes on.
+          const waiting = yield* manager.waiting(summary.id, summary.status)
+          return {
+            ...runInfo(summary),
+            ...(latest === undefined ? {} : { latest }),
+            control,
+            ...(notResumable === undefined ? {} : { notResumable }),
+            ...(waiting === undefined ? {} : { waiting })
+          }
         }))),
     // Everything `swarm runs show` prints, bounded whatever the run's size: a few trades from each end.
     "runs.report": ({ run }) =>
@@ -300,6 +308,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           const control = record.controlCount === 0 ? { count: 0, last: [] } : yield* ControlAudit.history(record.id)
           const latest = yield* latestOf(record.id, record.status)
           const notResumable = yield* manager.notResumable(record.id, record.status)
+          const waiting = yield* manager.waiting(record.id, record.status)
           const agentRestarts = yield* Runs.agentRestarts(record)
           const llm = Option.getOrNull(yield* Runs.llmUsage(record))
           // Stopped or failed before it completed: its figures up to there, as `runs show` makes them locally.
@@ -308,6 +317,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
             ...runReport(record, Option.getOrUndefined(equity), trades, control),
             ...(latest === undefined ? {} : { latest }),
             ...(notResumable === undefined ? {} : { notResumable }),
+            ...(waiting === undefined ? {} : { waiting }),
             agentRestarts,
             llm,
             ...(upToStop === undefined ? {} : { upToStop })

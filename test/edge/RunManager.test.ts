@@ -6,6 +6,7 @@
  * back-end; the Redis case when a Redis answers.
  */
 import { SqlClient } from "@effect/sql"
+import { RpcTest } from "@effect/rpc"
 import { afterAll, describe, expect, layer } from "@effect/vitest"
 import Pg from "pg"
 import { Context, Deferred, Effect, Exit, Fiber, FiberRef, HashSet, Layer, Logger, Option, Schema, Scope } from "effect"
@@ -18,6 +19,12 @@ import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import * as Redis from "../../src/bus/Redis.js"
 import * as RedisBus from "../../src/bus/RedisBus.js"
 import * as RunManager from "../../src/edge/RunManager.js"
+import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
+import { RunHandlers } from "../../src/edge/RpcHandlers.js"
+import * as RunEvents from "../../src/edge/RunEvents.js"
+import * as RemoteView from "../../src/cli/RemoteView.js"
+import * as RunsView from "../../src/cli/RunsView.js"
+import { RunRpcs } from "../../schemas/Rpc.js"
 import * as RecordedSignals from "../../src/store/RecordedSignals.js"
 import { PgPool } from "../../src/store/Pool.js"
 import * as Runs from "../../src/store/Runs.js"
@@ -28,7 +35,7 @@ import { cleanUp, connection, runRedis, uniquePrefix } from "../bus/redis.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { serverUrl } from "../store/fresh.js"
 import { smaStrategy, symbolsOf } from "../store/fixtures/workload.js"
-import { createUsers, principals } from "./fixtures.js"
+import { createUsers, principals, stubAuthenticator } from "./fixtures.js"
 
 const alice = principals["sk_alice"]
 const bob = principals["sk_bob"]
@@ -876,6 +883,53 @@ for (const backend of backends) {
         expect(manager.live()).toBe(0)
         expect((yield* Runs.get(run.id)).status).toBe("running")
         yield* shutdown
+      }), { timeout: 60_000 })
+  })
+}
+
+for (const backend of backends) {
+  // The RPC procedures of a server whose start-up keeps a user to one live run, as a client calls them.
+  const served = Layer.mergeAll(RunHandlers, AuthenticatedLive).pipe(
+    Layer.provideMerge(Layer.mergeAll(RunManager.layerWith({ maxLiveRunsPerUser: 1 }), RunEvents.layer)),
+    Layer.provideMerge(Layer.mergeAll(InProcessBus.layerTest(), stubAuthenticator, usersLayer)),
+    Layer.provideMerge(backend.store)
+  )
+  const clientFor = (key: string) => Effect.provide(RpcTest.makeClient(RunRpcs, { flatten: true }), clientKey(key))
+  layer(served, { timeout: startTimeout, excludeTestServices: true })(`a run waiting for a slot, over RPC (${backend.name})`, (it) => {
+    it.scoped("runs.get and runs.report say it waits and why, and runs show prints it", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const name = "waits over RPC"
+        yield* Strategies.create(bob.userId, strategyBody(name))
+        const first = yield* managerOn(bus)
+        const one = yield* first.manager.start(bob, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
+        const two = yield* first.manager.start(bob, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
+        yield* first.shutdown
+        const manager = yield* RunManager.RunManager
+        const outcomes = yield* manager.resumeUnfinished()
+        expect(outcomes.map((o) => [o.run, o.outcome])).toEqual([[one.id, "resumed"], [two.id, "waiting"]])
+        const client = yield* clientFor("sk_bob")
+        // Before, nothing said why a run left `running` did not go on.
+        const got = yield* client("runs.get", { run: two.id })
+        expect(got).toMatchObject({ status: "running", waiting: outcomes[1]!.reason })
+        expect(got).not.toHaveProperty("notResumable")
+        const report = yield* client("runs.report", { run: two.id })
+        expect(report.waiting).toBe(outcomes[1]!.reason)
+        const line = `waiting for a slot on the server, not failed: ${outcomes[1]!.reason}`
+        expect(RemoteView.runShow(got)).toContain(line)
+        expect(RunsView.renderShow(RunsView.shownOf(report))).toContain(line)
+        // A run going on says nothing of it.
+        expect(yield* client("runs.get", { run: one.id })).not.toHaveProperty("waiting")
+        yield* client("runs.stop", { run: one.id })
+        // Its slot went to the one waiting.
+        let waiting: string | undefined = got.waiting
+        for (let i = 0; i < 200 && waiting !== undefined; i++) {
+          yield* Effect.sleep("50 millis")
+          waiting = (yield* client("runs.get", { run: two.id })).waiting
+        }
+        expect(waiting).toBeUndefined()
+        expect(manager.live()).toBe(1)
+        yield* client("runs.stop", { run: two.id })
       }), { timeout: 60_000 })
   })
 }
