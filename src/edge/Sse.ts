@@ -42,9 +42,8 @@
  * reconnection gets the 404.
  */
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
-import { Deferred, Duration, Effect, Either, Option, Schedule, Stream } from "effect"
+import { Duration, Effect, Either, Option, Stream } from "effect"
 import type * as NodeHttp from "node:http"
 import { type Principal, Unauthorized } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
@@ -55,6 +54,7 @@ import type { CorruptRecord, StoreError } from "../store/StoreError.js"
 import * as Auth from "./Auth.js"
 import * as Follow from "./Follow.js"
 import * as RunStatusFeed from "./RunStatusFeed.js"
+import * as WriteStall from "./WriteStall.js"
 
 export const path = "/v1/runs/:id/events"
 
@@ -80,21 +80,11 @@ export interface Options {
   readonly stall?: Duration.DurationInput
 }
 
-/**
- * How long a write to a client may wait for its socket to drain: a client that stopped reading but
- * keeps its connection open (a frozen tab, a peer gone without a word) is disconnected then. Its
- * subscription overflowed long before (the run never waits for it), but the write would wait for
- * ever, holding the connection, the stream and what it buffered. Long enough for a slow link to
- * take a burst (a page of 1,000 events, about a megabyte, at 40 kB/s), short beside a dashboard's life.
- */
-export const WRITE_STALL = Duration.seconds(30)
+/** How long a write may wait for the client's socket to drain (WriteStall.ts). */
+export const WRITE_STALL = WriteStall.WRITE_STALL
 
-/**
- * A client disconnected for a stalled write: how long its connection is left to take the notice
- * (`event: overflow`, queued behind what it has not read) before it is destroyed. One that reads
- * again in time gets it and a clean end; the others lose only what they never read.
- */
-export const STALL_GRACE = Duration.seconds(1)
+/** A client disconnected for a stalled write: how long it is left to take the notice (WriteStall.ts). */
+export const STALL_GRACE = WriteStall.STALL_GRACE
 
 export const defaults = {
   heartbeat: Duration.seconds(15),
@@ -506,14 +496,9 @@ export const stalledFrame = (stall: Duration.Duration, lastEventId: number): str
   })
 
 /**
- * `pieces` written to `res` with a bound on how long a write may wait for the socket to drain.
- * The platform writes each piece as it comes and, when the socket is full, pulls the next only on
- * `drain`: a client that stops reading stops the stream there, and would hold it for ever. A write
- * waiting longer than `stall` disconnects the client: the stream is ended, the notice queued
- * behind what the client has yet to read, and the connection destroyed `STALL_GRACE` later unless
- * the client read it all meanwhile (then the stream ends cleanly). Destroyed, the response's fiber
- * is interrupted (the platform does so for a connection that closes before the response ended),
- * and the follower's subscription goes with it.
+ * `pieces` written to `res` with a bound on how long a write may wait for the socket to drain
+ * (WriteStall.ts): a client that stops reading is told where it is (`event: overflow`) and
+ * disconnected; the follower's subscription goes with the response's fiber.
  */
 const bounded = (
   res: NodeHttp.ServerResponse | undefined,
@@ -522,40 +507,21 @@ const bounded = (
   since: number,
   pieces: Stream.Stream<Piece>
 ): Stream.Stream<Uint8Array> => {
-  const stallMillis = Duration.toMillis(stall)
-  if (res === undefined || !Number.isFinite(stallMillis)) return Stream.map(pieces, (p) => p.bytes)
-  return Stream.unwrapScoped(Effect.gen(function*() {
-    /** When the last piece went to the platform, which writes it at once: a stall starts there. */
-    let lastWrite = performance.now()
-    /** The last run event written: a client that reads the notice has every event up to it. */
-    let written = since
-    let cut = false
-    const cutSignal = yield* Deferred.make<void>()
-    const check = Effect.suspend(() => {
-      if (cut || !res.writableNeedDrain || performance.now() - lastWrite < stallMillis) return Effect.void
-      cut = true
-      res.write(encoder.encode(stalledFrame(stall, written)))
-      const destroy = setTimeout(() => res.destroy(), Duration.toMillis(STALL_GRACE))
-      res.once("close", () => clearTimeout(destroy))
-      return Effect.zipRight(
+  /** The last run event written: a client that reads the notice has every event up to it. */
+  let written = since
+  return WriteStall.bounded(res, stall, pieces, {
+    bytes: (p) => p.bytes,
+    written: (p) => {
+      if (p.through !== undefined) written = p.through
+    },
+    stalled: (stalledMillis) =>
+      Effect.as(
         Effect.logInfo("SSE: a write to the client waited too long for its socket to drain; the client is disconnected").pipe(
-          Effect.annotateLogs({ run, after: written, stalledMillis: Math.round(performance.now() - lastWrite) })
+          Effect.annotateLogs({ run, after: written, stalledMillis })
         ),
-        Deferred.succeed(cutSignal, undefined)
+        encoder.encode(stalledFrame(stall, written))
       )
-    })
-    yield* Effect.forkScoped(Effect.repeat(check, Schedule.spaced(Duration.millis(Math.max(1, stallMillis / 4)))))
-    return pieces.pipe(
-      Stream.interruptWhenDeferred(cutSignal),
-      // A piece ready when the cut came is not written: the notice said where the client is.
-      Stream.takeWhile(() => !cut),
-      Stream.map((p) => {
-        lastWrite = performance.now()
-        if (p.through !== undefined) written = p.through
-        return p.bytes
-      })
-    )
-  }))
+  })
 }
 
 const response = (
@@ -576,16 +542,6 @@ const response = (
     contentType: "text/event-stream",
     headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
   })
-}
-
-/** The Node response under `request`, when the server is Node's (Http.listen): its socket is what a write waits for. */
-const nodeResponse = (request: HttpServerRequest.HttpServerRequest): NodeHttp.ServerResponse | undefined => {
-  try {
-    const res = NodeHttpServerRequest.toServerResponse(request) as NodeHttp.ServerResponse | undefined
-    return res !== undefined && typeof res.write === "function" && "writableNeedDrain" in res ? res : undefined
-  } catch {
-    return undefined
-  }
 }
 
 /** The handler, with its services given. */
@@ -626,7 +582,7 @@ export const handler = (
     const status = Follow.FINISHED.has(run.status)
       ? undefined
       : Option.getOrUndefined(yield* deps.statuses.now(run.id).pipe(Effect.orElseSucceed(() => Option.none<RunStatusNote>())))
-    return response(deps, nodeResponse(request), resolved, run.id, since, latest, status !== undefined && Follow.FINISHED.has(status.status) ? undefined : status, Auth.runRefusal(deps.auth, key, resolved.recheck, { ref: id, owner: run.owner }))
+    return response(deps, WriteStall.nodeResponse(request), resolved, run.id, since, latest, status !== undefined && Follow.FINISHED.has(status.status) ? undefined : status, Auth.runRefusal(deps.auth, key, resolved.recheck, { ref: id, owner: run.owner }))
   }).pipe(
     Effect.catchTags(refusals("SSE")),
     Effect.withSpan("Sse.events")
