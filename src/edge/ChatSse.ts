@@ -12,7 +12,10 @@
  * finished while it was away are in `chat.history`. A client more than its buffer behind is told so
  * (`event: overflow`) and disconnected, as is one watching an answer given on another server of which
  * this server missed chunks (never shown an answer with words missing: SystemAgent.ts `Feed`).
- * Heartbeats keep proxies open.
+ * Heartbeats keep proxies open. A client that stops reading but keeps its connection open is
+ * disconnected once a write has waited `WRITE_STALL` (30 s), as the run's events' is (WriteStall.ts):
+ * told so first (`event: overflow`, with the last chunk it was sent) if it takes that within
+ * `STALL_GRACE`, then its connection destroyed — it holds no watcher, fiber or buffer for long.
  *
  * The key is checked again while the stream lasts, as the run's events' is (`Auth.runRefusal`): once
  * it no longer authenticates — revoked, or its user disabled — the client is told so with the same
@@ -29,6 +32,7 @@ import { InvalidRequest } from "../../schemas/Rpc.js"
 import * as Runs from "../store/Runs.js"
 import * as Auth from "./Auth.js"
 import { heartbeatFrame, keyOf, refusals, refusedFrame } from "./Sse.js"
+import * as WriteStall from "./WriteStall.js"
 
 export const path = "/v1/runs/:id/chat"
 
@@ -39,6 +43,8 @@ export interface Options {
   readonly retry?: Duration.DurationInput
   /** How often the client's key is checked again while the stream lasts. Default: the route's `Auth.Recheck` (15 s). */
   readonly recheck?: Duration.DurationInput
+  /** How long a write may wait for the client's socket to drain before the client is disconnected. Default `WRITE_STALL` (30 s). */
+  readonly stall?: Duration.DurationInput
 }
 
 const encoder = new TextEncoder()
@@ -55,6 +61,22 @@ const EVENT: { readonly [K in ChatChunk["_tag"]]: string } = {
 /** A chunk's frame: JSON has no raw line breaks, so `data:` is one line. */
 export const chunkFrame = (chunk: ChatChunk): string =>
   `id: ${chunk.question}.${chunk.index}\nevent: ${EVENT[chunk._tag]}\ndata: ${JSON.stringify(encodeChunk(chunk))}\n\n`
+
+/** The notice of a client disconnected because a write to it stalled: where it was (`null`: no chunk sent, nor resumed after). */
+export const stalledFrame = (stall: Duration.Duration, lastEventId: string | null): string =>
+  `event: overflow\ndata: ${
+    JSON.stringify({
+      reason: `this client read nothing for ${Duration.format(stall)} while its connection was full and is disconnected: ` +
+        `reconnect${lastEventId === null ? "" : ` with Last-Event-ID: ${lastEventId}`}, and read what was missed with chat.history`,
+      lastEventId
+    })
+  }\n\n`
+
+/** A frame, and the chunk it carries, if any (`<question>.<index>`). */
+interface Piece {
+  readonly text: string
+  readonly id?: string
+}
 
 /** `Last-Event-ID: <question>.<index>`: where a reconnecting client stopped (absent: nowhere). */
 const lastIdOf = (header: string | undefined): Either.Either<readonly [number, number] | undefined, InvalidRequest> => {
@@ -73,6 +95,7 @@ export const handler = (
   const heartbeat = Duration.decode(options.heartbeat ?? "15 seconds")
   const retry = Math.max(0, Math.round(Duration.toMillis(Duration.decode(options.retry ?? "1 second"))))
   const recheck = Duration.decode(options.recheck ?? Auth.RECHECK)
+  const stall = Duration.decode(options.stall ?? WriteStall.WRITE_STALL)
   return Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const search = yield* HttpServerRequest.ParsedSearchParams
@@ -91,24 +114,39 @@ export const handler = (
     const body = Stream.unwrapScoped(Effect.map(deps.agent.watch(run.id), (chunks) => {
       const frames = chunks.pipe(
         Stream.filter(after),
-        Stream.map((chunk) => {
+        Stream.map((chunk): Piece => {
           lastSent = `${chunk.question}.${chunk.index}`
-          return chunkFrame(chunk)
+          return { text: chunkFrame(chunk), id: lastSent }
         }),
         Stream.catchAll((overflow) =>
-          Stream.make(
-            `event: overflow\ndata: ${JSON.stringify({ reason: `${overflow.message}: reconnect, and read what was missed with chat.history` })}\n\n`
-          )
+          Stream.make<[Piece]>({
+            text: `event: overflow\ndata: ${JSON.stringify({ reason: `${overflow.message}: reconnect, and read what was missed with chat.history` })}\n\n`
+          })
         )
       )
-      const beats = Stream.fromSchedule(Schedule.spaced(heartbeat)).pipe(Stream.as(heartbeatFrame))
+      const beats = Stream.fromSchedule(Schedule.spaced(heartbeat)).pipe(Stream.as<Piece>({ text: heartbeatFrame }))
       const live = Stream.merge(frames, beats, { haltStrategy: "left" }).pipe(
         Stream.interruptWhen(Auth.runRefusal(deps.auth, key, recheck, { ref: id, owner: run.owner })),
-        Stream.catchAll((stopped) => Stream.unwrap(Effect.map(refusedFrame("SSE chat", stopped, run.id, lastSent), Stream.make)))
+        Stream.catchAll((stopped) => Stream.unwrap(Effect.map(refusedFrame("SSE chat", stopped, run.id, lastSent), (text) => Stream.make<[Piece]>({ text }))))
       )
-      return Stream.concat(Stream.make(`retry: ${retry}\n\n`), live)
+      return Stream.concat(Stream.make<[Piece]>({ text: `retry: ${retry}\n\n` }), live)
     }))
-    return HttpServerResponse.stream(Stream.map(body, (text) => encoder.encode(text)), {
+    /** The last chunk written to the client: what the stall's notice says it has. */
+    let written: string | null = last === undefined ? null : `${last[0]}.${last[1]}`
+    const bytes = WriteStall.bounded(WriteStall.nodeResponse(request), stall, body, {
+      bytes: (piece) => encoder.encode(piece.text),
+      written: (piece) => {
+        if (piece.id !== undefined) written = piece.id
+      },
+      stalled: (stalledMillis) =>
+        Effect.as(
+          Effect.logInfo("SSE chat: a write to the client waited too long for its socket to drain; the client is disconnected").pipe(
+            Effect.annotateLogs({ run: run.id, after: written, stalledMillis })
+          ),
+          encoder.encode(stalledFrame(stall, written))
+        )
+    })
+    return HttpServerResponse.stream(bytes, {
       contentType: "text/event-stream",
       headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
     })
