@@ -24,6 +24,7 @@ import { ChatHandlers } from "./ChatHandlers.js"
 import * as ChatSse from "./ChatSse.js"
 import * as Http from "./Http.js"
 import { AuthenticatedLive } from "./RpcAuth.js"
+import * as RpcBackpressure from "./RpcBackpressure.js"
 import { AdminHandlers, ApprovalHandlers, LeaderboardHandlers, RuleHandlers, RunHandlers, StrategyHandlers } from "./RpcHandlers.js"
 import * as RunEvents from "./RunEvents.js"
 import * as RunManager from "./RunManager.js"
@@ -53,7 +54,8 @@ const handlers = Layer.mergeAll(
  * The RPC endpoint, over HTTP (ndjson, streams delivered as they come) and WebSocket; on both, a
  * payload that does not decode is a typed `InvalidRequest` (RpcPayloads.ts), and a call the server's
  * stopping cuts off is `Unavailable` (RpcStopping.ts). On both, an answer still going is kept alive
- * while it is quiet (RpcKeepAlive.ts).
+ * while it is quiet (RpcKeepAlive.ts). Over WebSocket, a client that stops reading holds a stream
+ * for a bounded time (RpcBackpressure.ts).
  */
 export const rpcRoutes = Layer.mergeAll(
   RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(
@@ -62,7 +64,7 @@ export const rpcRoutes = Layer.mergeAll(
   ))),
   RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(
     SwarmRpcs,
-    RpcStopping.answered(RpcKeepAlive.keptAlive(RpcServer.layerProtocolWebsocketRouter({ path: Http.RPC_WS_PATH }).pipe(Layer.provide(RpcPayloads.layerNdjsonObjects))))
+    RpcStopping.answered(RpcKeepAlive.keptAlive(RpcBackpressure.acked(RpcServer.layerProtocolWebsocketRouter({ path: Http.RPC_WS_PATH }).pipe(Layer.provide(RpcPayloads.layerNdjsonObjects)))))
   )))
 ).pipe(Layer.provide(handlers), Layer.provide(RpcPayloads.CheckedPayloadLive))
 
