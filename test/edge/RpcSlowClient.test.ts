@@ -6,7 +6,7 @@
  */
 import { createRequire } from "node:module"
 import { expect, layer } from "@effect/vitest"
-import { Context, Duration, Effect, Layer } from "effect"
+import { ConfigProvider, Context, Duration, Effect, Layer } from "effect"
 import { EventBus } from "../../src/bus/EventBus.js"
 import type { InProcessBusService } from "../../src/bus/InProcessBus.js"
 import * as Http from "../../src/edge/Http.js"
@@ -27,13 +27,15 @@ interface WebSocketLike {
 }
 const WebSocket = createRequire(import.meta.url)("ws") as new(url: string, options: { readonly headers: Record<string, string> }) => WebSocketLike
 
-/** The whole server on a free port over the test's database, its stall bound `stall`: its URL and its in-process bus. */
+/** The whole server on a free port over the test's database, with the in-process bus, its stall bound `stall`: its URL and its in-process bus. */
 const serve = (stall: Duration.DurationInput) =>
   Effect.gen(function*() {
     const database = yield* Effect.context<Database.Database>()
     const built = yield* Layer.build(
       Server.layer(Layer.succeedContext(database), { port: 0, host: "127.0.0.1", logRequests: false, shutdownGrace: 0 }).pipe(
-        Layer.provide(Layer.succeed(RpcBackpressure.Stall, Duration.decode(stall)))
+        Layer.provide(Layer.succeed(RpcBackpressure.Stall, Duration.decode(stall))),
+        // The in-process bus (no REDIS_URL), whose subscribers the test counts; the database is the test's.
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map())))
       )
     )
     const bus = Context.get(built, EventBus) as InProcessBusService
