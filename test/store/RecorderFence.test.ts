@@ -40,9 +40,16 @@ const unexecutedRun = (name: string) =>
     })
   })
 
-/** A session of the test's own from the pool under test, closed with the scope (not lent again). */
+/**
+ * A session of the test's own from the pool under test, closed with the scope (not lent again). The
+ * tests end some of theirs (`pg_terminate_backend`, a lease's session going): its error is expected,
+ * and unheard it would be an uncaught exception of the test process.
+ */
 const session = Effect.flatMap(PgPool, ({ pool }) =>
-  Effect.acquireRelease(Effect.promise(() => pool.connect()), (client) => Effect.sync(() => client.release(true))))
+  Effect.acquireRelease(
+    Effect.promise(() => pool.connect()).pipe(Effect.tap((client) => void client.on("error", () => {}))),
+    (client) => Effect.sync(() => client.release(true))
+  ))
 
 const query = (client: Pg.PoolClient, text: string, params: ReadonlyArray<unknown> = []) =>
   Effect.promise(() => client.query(text, [...params]))
