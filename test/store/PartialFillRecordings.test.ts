@@ -15,7 +15,7 @@ import { Strategy } from "../../schemas/Strategy.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
-import { registryOf } from "../swarm/recorded.js"
+import { recordedBefore, registryOf } from "../swarm/recorded.js"
 import { backends, startTimeout } from "./fixtures/backends.js"
 import { crashAt, fillsOf } from "./fixtures/checks.js"
 import { stored } from "./fixtures/workload.js"
@@ -111,15 +111,7 @@ for (const backend of backends) {
             strategy: reduced,
             data: yield* csvData,
             registry,
-            recordedStart: {
-              reducedIntents: "worked",
-              flatScoring: "not_long",
-              lastRounds: "closed",
-              breakers: "fills",
-              analystProgress: "past_warm_up",
-              downHalts: "settled",
-              stateRejections: "standing"
-            }
+            recordedStart: recordedBefore
           })
           expect(events[0]!).not.toHaveProperty("workingOrders")
           expect(placed(events)).toBe(3)

@@ -10,7 +10,7 @@ import { Effect, Schema } from "effect"
 import type { Bar } from "../../schemas/Market.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Feed from "../../src/market/Feed.js"
-import { ofTag, record, registryOf } from "./recorded.js"
+import { ofTag, record, recordedBefore, registryOf } from "./recorded.js"
 
 const DAY = 86_400_000
 const START = Date.UTC(2024, 0, 1)
@@ -40,16 +40,6 @@ const strategyOf = (fractional: boolean, execution: object = {}) =>
 const registry = registryOf({ AAA: ["long"] })
 /** Bought on bar 0 at a close of 50 (500 of 2,000: within every gate); bar 1 opens at 300: 3,000 asked, 2,000 at hand. */
 const gap = bars([[50, 50, 1_000], [300, 300, 1_000], [300, 300, 1_000]])
-/** Every behaviour before `fractionalCuts`, as new runs have them. */
-const recordedBefore = {
-  reducedIntents: "worked",
-  flatScoring: "not_long",
-  lastRounds: "closed",
-  breakers: "fills",
-  analystProgress: "past_warm_up",
-  downHalts: "settled",
-  stateRejections: "standing"
-} as const
 
 const filled = (events: Parameters<typeof ofTag>[0]) => ofTag(events, "OrderFilled").map((e) => e.fill.quantity)
 

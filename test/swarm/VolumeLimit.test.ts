@@ -10,7 +10,7 @@ import type { Bar } from "../../schemas/Market.js"
 import type { Direction } from "../../schemas/Opinion.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Feed from "../../src/market/Feed.js"
-import { ofTag, record, registryOf } from "./recorded.js"
+import { ofTag, record, recordedBefore, registryOf } from "./recorded.js"
 
 const DAY = 86_400_000
 const START = Date.UTC(2024, 0, 1)
@@ -42,16 +42,6 @@ const run = (execution: object, series: Array<Bar>, script: ReadonlyArray<Direct
     Effect.tap(({ events }) => expect(ofTag(events, "AgentLifecycle").filter((e) => e.event._tag === "ActorCrashed")).toEqual([]))
   )
 
-/** How a run recorded before `RunStarted.workingOrders` started: every behaviour before it, as new runs have them. */
-const recordedBefore = {
-  reducedIntents: "worked",
-  flatScoring: "not_long",
-  lastRounds: "closed",
-  breakers: "fills",
-  analystProgress: "past_warm_up",
-  downHalts: "settled",
-  stateRejections: "standing"
-} as const
 
 /** Bought on bar 0: 500 at 100 (half the equity); the bars trade 1,000 each. */
 const thin = bars([[100, 1_000], [100, 1_000], [100, 1_000], [100, 1_000], [100, 1_000], [100, 1_000], [100, 1_000]])

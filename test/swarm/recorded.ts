@@ -47,3 +47,17 @@ export const scripted = (script: Readonly<Record<string, ReadonlyArray<Direction
 /** The registry with `test_script` following `script`. */
 export const registryOf = (script: Readonly<Record<string, ReadonlyArray<Direction>>>) =>
   new Map<string, AnyModel>([...analysts, ["test_script", scripted(script) as AnyModel]])
+
+/**
+ * How a run recorded before `RunStarted.workingOrders` and `fractionalCuts` started: every behaviour
+ * before them, as new runs have them (`Backtest.Options.recordedStart`).
+ */
+export const recordedBefore = {
+  reducedIntents: "worked",
+  flatScoring: "not_long",
+  lastRounds: "closed",
+  breakers: "fills",
+  analystProgress: "past_warm_up",
+  downHalts: "settled",
+  stateRejections: "standing"
+} as const
