@@ -68,20 +68,31 @@ export const withDeadline = <E2>(options: { readonly duration: Duration.Duration
       Effect.all([Clock.currentTimeMillis, SqlClient.SqlClient, Effect.serviceOption(SqlClient.TransactionConnection)]),
       ([start, sql, outer]) => {
         const end = start + Math.max(1, Math.ceil(Duration.toMillis(options.duration)))
-                const onSpent = <X, Y, Z>(self: Effect.Effect<X, Y, Z>) =>
-          Effect.mapError(self, (error): Y | E2 => (error instanceof SqlError.SqlError && error.cause === deadlineSpent ? options.onTimeout() : error))
+        // Spent before a statement started, or a statement the server ended at the deadline — which may
+        // reach the caller before its own timer fires: either way the caller's answer is the deadline's.
+        const onSpent = <X, Y, Z>(self: Effect.Effect<X, Y, Z>) =>
+          Effect.mapError(self, (error): Y | E2 => (error instanceof SqlError.SqlError && (error.cause === deadlineSpent || endedByServer(error.cause)) ? options.onTimeout() : error))
         return Option.isNone(outer)
-          ? transaction(sql, budgeted(end, effect)).pipe(onSpent, Effect.disconnect, Effect.timeoutFail(options))
+          ? transaction(sql, onSpent(budgeted(end, effect))).pipe(Effect.disconnect, Effect.timeoutFail(options))
           : transaction(
             sql,
             Effect.flatMap(
               sql<{ before: string }>`select current_setting('statement_timeout') as before`,
-              ([row]) => Effect.tap(budgeted(end, effect), () => sql`select set_config('statement_timeout', ${row!.before}, true)`)
+              ([row]) => Effect.tap(onSpent(budgeted(end, effect)), () => sql`select set_config('statement_timeout', ${row!.before}, true)`)
             )
-          ).pipe(onSpent, Effect.timeoutFail(options))
+          ).pipe(Effect.timeoutFail(options))
       }
     )
   })
+
+/**
+ * Whether a statement's error is the server ending it at its `statement_timeout` (SQLSTATE 57014,
+ * "canceling statement due to statement timeout", not a cancel's "due to user request"). Within
+ * `budgeted` that setting is the deadline's own.
+ */
+const endedByServer = (cause: unknown): boolean =>
+  typeof cause === "object" && cause !== null && (cause as { code?: unknown }).code === "57014" &&
+  String((cause as { message?: unknown }).message).includes("statement timeout")
 
 /** A rollback (to a savepoint, within `withDeadline`'s transaction): run as it is, whatever is left of the deadline. */
 const rollback = /^\s*rollback\b/i

@@ -396,6 +396,17 @@ describe.runIf(serverUrl !== undefined)("on the Postgres server of DATABASE_URL"
         })))
         expect(seen).toEqual({ answered: [{ one: 1 }], afterAnswer: "1min", slow: Either.left("no answer within 500 ms"), afterSlow: "1min", took: true })
       })), { timeout: 60_000 })
+
+    // On the test clock the caller's own timer never fires: the server's end of the statement, at the
+    // deadline, is all there is — as when it reaches the caller before its timer does (a loaded machine).
+    it.effect("the server's end of a statement at the deadline is the deadline's answer, not an SqlError, on its own or within a transaction", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { run, sql } = yield* opened(2)
+        const alone = yield* run(Effect.either(deadline(sql`select pg_sleep(30)`)))
+        const within = yield* run(sql.withTransaction(Effect.either(deadline(sql`select pg_sleep(30)`))))
+        // Before, each was the server's "canceling statement due to statement timeout" as an SqlError.
+        expect({ alone, within }).toEqual({ alone: Either.left("no answer within 500 ms"), within: Either.left("no answer within 500 ms") })
+      })), { timeout: 60_000 })
   })
 })
 
