@@ -10,17 +10,27 @@
  * lines at most (the notice, keep-alives). A client that reads again asks again: `swarm runs
  * watch` follows the run again from the last event it saw (RemoteRuns.ts).
  *
- * Over HTTP (ndjson) the same client is not bounded yet: @effect/rpc's HTTP protocol queues a
- * connection's answers in a `Mailbox` with no capacity and no acknowledgements, so a streamed
- * answer is pulled as fast as it is produced whatever the client reads.
+ * Over HTTP (ndjson) there are no acknowledgements, and @effect/rpc's HTTP protocol queues a
+ * connection's answers in a `Mailbox` with no capacity: a streamed answer was pulled as fast as it
+ * was produced whatever the client read, the server buffering the rest of the run for it.
+ * `layerProtocolHttpRouter` bounds it at the socket instead: an answer for a client whose socket
+ * is full waits for it to drain, so what the server holds for it is what the socket holds and the
+ * handler's own bound (a run's follower overflows: `Unavailable`, where it stopped, and its
+ * subscription goes); and a write that waits `Stall` ends the response as SSE's are ended
+ * (WriteStall.ts), its notice `Unavailable` for each request the client was not sent the end of.
  */
-import { RpcServer } from "@effect/rpc"
+import { HttpBody, HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { RpcSerialization, RpcServer } from "@effect/rpc"
 import type { FromClientEncoded, FromServerEncoded } from "@effect/rpc/RpcMessage"
-import { Context, Duration, Effect, Layer, Schedule, Schema } from "effect"
+import { Context, Duration, Effect, identity, Layer, Mailbox, Option, Schedule, Schema } from "effect"
+import type * as NodeHttp from "node:http"
 import { Unavailable } from "../../schemas/Rpc.js"
 import * as WriteStall from "./WriteStall.js"
 
-/** How long a streamed chunk's acknowledgement may wait for the client: `WriteStall.WRITE_STALL` unless a test gives another. */
+/**
+ * How long a stream may wait for its client — a chunk for its acknowledgement (WebSocket), a write
+ * for the socket to drain (HTTP): `WriteStall.WRITE_STALL` unless a test gives another.
+ */
 export class Stall extends Context.Reference<Stall>()("swarm/edge/RpcBackpressure/Stall", {
   defaultValue: (): Duration.Duration => WriteStall.WRITE_STALL
 }) {}
@@ -121,3 +131,149 @@ export const acked = <E, R>(protocol: Layer.Layer<RpcServer.Protocol, E, R>) =>
       })
     })
   ).pipe(Layer.provide(protocol))
+
+// ---------------------------------------------------------------------------------------------
+// HTTP (ndjson)
+
+/** One HTTP request to the endpoint, which @effect/rpc makes a client (a connection) of its own. */
+interface Connection {
+  /** Node's response, whose socket its answers wait for (none on another platform: they do not wait). */
+  readonly res: NodeHttp.ServerResponse | undefined
+  /** @effect/rpc's id for it, known from its first message. */
+  clientId: number | undefined
+  /** Its requests whose end (`Exit`) it has not been sent: the ones a notice ends. */
+  readonly open: Set<string>
+  /** Cut off for a stalled write: what the server still says is not sent. */
+  cut: boolean
+  /** Opened when its socket drains (or closes). */
+  readonly drained: Effect.Latch
+}
+
+/** The request being read, for the protocol's `run`, which the endpoint calls in the request's own fiber. */
+class CurrentConnection extends Context.Tag("swarm/edge/RpcBackpressure/CurrentConnection")<CurrentConnection, Connection>() {}
+
+/**
+ * Until `connection`'s socket has room (drained, or closed). One listener per connection, not one
+ * per waiting answer: the requests of one body all wait on the same socket.
+ */
+const room = (connection: Connection): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const res = connection.res
+    if (res === undefined || !res.writableNeedDrain || res.destroyed) return Effect.void
+    connection.drained.unsafeClose()
+    return connection.drained.await
+  })
+
+/**
+ * The RPC endpoint over HTTP at `path` (`RpcServer.layerProtocolHttpRouter`'s protocol and route),
+ * a client that stops reading bounded as the module's comment says. A request's chunks and end
+ * wait for its socket to drain before they are handed to @effect/rpc's queue, so the queue holds
+ * at most one message per request in flight (and the keep-alive's `Pong`s, which wait for nothing:
+ * one beat serves every connection). The response is `WriteStall.bounded` by `Stall`: once a write
+ * has waited that long, each request of the connection not yet sent its end is told `Unavailable`
+ * (queued behind what the client has not read) and interrupted as the client would, its stream and
+ * subscription with it, and the connection destroyed `WriteStall.STALL_GRACE` later.
+ */
+export const layerProtocolHttpRouter = (options: { readonly path: HttpLayerRouter.PathInput }) =>
+  Layer.scoped(
+    RpcServer.Protocol,
+    Effect.gen(function*() {
+      const router = yield* HttpLayerRouter.HttpRouter
+      const stall = yield* Stall
+      const parser = (yield* RpcSerialization.RpcSerialization).unsafeMake()
+      const { httpApp, protocol: inner } = yield* RpcServer.makeProtocolWithHttpApp
+      const connections = new Map<number, Connection>()
+      // The endpoint's disconnections, and the connections cut off here.
+      const disconnects = yield* Mailbox.make<number>()
+      yield* inner.disconnects.take.pipe(
+        Effect.flatMap((clientId) => disconnects.offer(clientId)),
+        Effect.forever,
+        Effect.ignore,
+        Effect.ensuring(disconnects.end),
+        Effect.forkScoped
+      )
+      const encoder = new TextEncoder()
+      const encode = (message: FromServerEncoded): Uint8Array => {
+        const encoded = parser.encode(message)
+        return typeof encoded === "string" ? encoder.encode(encoded) : encoded ?? new Uint8Array(0)
+      }
+
+      /** A write of `connection` waited `Stall`: its notice, its requests interrupted. */
+      const stalled = (connection: Connection, stalledMillis: number) =>
+        Effect.gen(function*() {
+          connection.cut = true
+          const requests = [...connection.open]
+          connection.open.clear()
+          yield* Effect.logInfo("RPC over HTTP: a write waited too long for the client to read; the connection is ended").pipe(
+            Effect.annotateLogs({ clientId: connection.clientId, requests: requests.length, stalledMillis })
+          )
+          if (requests.length === 0) return undefined
+          // Its requests interrupted as for a client gone: @effect/rpc takes no `Interrupt` from an
+          // HTTP client once its body is read (its `Eof`), only its disconnection.
+          if (connection.clientId !== undefined) yield* disconnects.offer(connection.clientId)
+          const reason = stalledReason(stall, "connection")
+          const lines = requests.map((requestId) => encode(unavailableExit(requestId, reason)))
+          const notice = new Uint8Array(lines.reduce((n, line) => n + line.length, 0))
+          lines.reduce((offset, line) => (notice.set(line, offset), offset + line.length), 0)
+          return notice
+        })
+
+      const app = Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const res = WriteStall.nodeResponse(request)
+        const drained = Effect.unsafeMakeLatch(true)
+        const connection: Connection = { res, clientId: undefined, open: new Set(), cut: false, drained }
+        if (res !== undefined) {
+          res.on("drain", () => drained.unsafeOpen())
+          res.once("close", () => drained.unsafeOpen())
+        }
+        yield* Effect.addFinalizer(() => Effect.sync(() => connection.clientId !== undefined && connections.delete(connection.clientId)))
+        const response = yield* Effect.provideService(httpApp, CurrentConnection, connection)
+        if (response.body._tag !== "Stream") return response
+        return HttpServerResponse.setBody(
+          response,
+          HttpBody.stream(
+            WriteStall.bounded(res, stall, response.body.stream, { bytes: identity, stalled: (millis) => stalled(connection, millis) }),
+            response.body.contentType
+          )
+        )
+      })
+      yield* router.add("POST", options.path, app)
+
+      return RpcServer.Protocol.of({
+        ...inner,
+        disconnects,
+        run: (f) =>
+          inner.run((clientId, message) =>
+            Effect.flatMap(Effect.serviceOption(CurrentConnection), (found) => {
+              if (Option.isSome(found)) {
+                const connection = found.value
+                if (connection.clientId === undefined) {
+                  connection.clientId = clientId
+                  connections.set(clientId, connection)
+                }
+                if (message._tag === "Request") connection.open.add(String(message.id))
+              }
+              return f(clientId, message)
+            })
+          ),
+        send: (clientId, response, transferables) =>
+          Effect.suspend(() => {
+            const connection = connections.get(clientId)
+            if (connection === undefined || (response._tag !== "Chunk" && response._tag !== "Exit")) {
+              return inner.send(clientId, response, transferables)
+            }
+            // Cut off: the notice ended its requests, and what is not written is not (WriteStall.bounded).
+            if (connection.cut) return Effect.void
+            return Effect.zipRight(
+              room(connection),
+              Effect.suspend(() => {
+                if (connection.cut) return Effect.void
+                if (response._tag === "Exit") connection.open.delete(response.requestId)
+                return inner.send(clientId, response, transferables)
+              })
+            )
+          })
+      })
+    })
+  )

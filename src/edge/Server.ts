@@ -54,13 +54,13 @@ const handlers = Layer.mergeAll(
  * The RPC endpoint, over HTTP (ndjson, streams delivered as they come) and WebSocket; on both, a
  * payload that does not decode is a typed `InvalidRequest` (RpcPayloads.ts), and a call the server's
  * stopping cuts off is `Unavailable` (RpcStopping.ts). On both, an answer still going is kept alive
- * while it is quiet (RpcKeepAlive.ts). Over WebSocket, a client that stops reading holds a stream
- * for a bounded time (RpcBackpressure.ts).
+ * while it is quiet (RpcKeepAlive.ts). On both, a client that stops reading holds a stream for a
+ * bounded time, and over HTTP what the server buffers for it is bounded too (RpcBackpressure.ts).
  */
 export const rpcRoutes = Layer.mergeAll(
   RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(
     SwarmRpcs,
-    RpcStopping.answered(RpcKeepAlive.keptAlive(RpcServer.layerProtocolHttpRouter({ path: "/rpc" }).pipe(Layer.provide(RpcPayloads.layerNdjsonBody))))
+    RpcStopping.answered(RpcKeepAlive.keptAlive(RpcBackpressure.layerProtocolHttpRouter({ path: "/rpc" }).pipe(Layer.provide(RpcPayloads.layerNdjsonBody))))
   ))),
   RpcServer.layer(SwarmRpcs).pipe(Layer.provide(RpcPayloads.checked(
     SwarmRpcs,

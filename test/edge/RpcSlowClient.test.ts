@@ -1,12 +1,16 @@
 /**
- * A client of the RPC endpoint over WebSocket that stops reading a streamed answer (`runs.events`
- * of a live run) while the run goes on, over the whole server on a real port and on every
- * back-end: the stream whose chunk waits the stall bound for its acknowledgement ends
- * `Unavailable`, its subscription goes, and the connection goes on.
+ * A client of the RPC endpoint that stops reading a streamed answer (`runs.events` of a live run)
+ * while the run goes on, over the whole server on a real port and on every back-end. Over
+ * WebSocket: the stream whose chunk waits the stall bound for its acknowledgement ends
+ * `Unavailable`, its subscription goes, and the connection goes on. Over HTTP (ndjson): the server
+ * holds a bounded amount for it (its subscription overflows rather than the server queueing the
+ * run), the run and another reader go on, and once a write has waited the stall bound it is told
+ * `Unavailable` and disconnected.
  */
 import { createRequire } from "node:module"
+import * as Net from "node:net"
 import { expect, layer } from "@effect/vitest"
-import { ConfigProvider, Context, Duration, Effect, Layer } from "effect"
+import { ConfigProvider, Context, Duration, Effect, Fiber, Layer, Stream } from "effect"
 import { EventBus } from "../../src/bus/EventBus.js"
 import type { InProcessBusService } from "../../src/bus/InProcessBus.js"
 import * as Http from "../../src/edge/Http.js"
@@ -15,8 +19,9 @@ import * as Server from "../../src/edge/Server.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
 import type * as Database from "../../src/store/Database.js"
 import * as Users from "../../src/store/Users.js"
+import * as WriteStall from "../../src/edge/WriteStall.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { eventually, simulatedRun } from "./fixtures.js"
+import { eventually, rpcClient, simulatedRun } from "./fixtures.js"
 
 /** `ws` ships no types here; only this much of it is used. */
 interface WebSocketLike {
@@ -56,6 +61,43 @@ const user = Effect.gen(function*() {
 const eventsRequest = (id: string, run: string) =>
   `${JSON.stringify({ _tag: "Request", id, tag: "runs.events", payload: { run, since: 0 }, headers: [] })}\n`
 
+/** An HTTP client of `POST /rpc` on a raw socket that reads until its first chunk, then stops reading (it keeps the connection open). */
+const stalledPost = (base: string, key: string, body: string) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly socket: Net.Socket; readonly drain: () => Promise<{ readonly closed: boolean; readonly lines: ReadonlyArray<Record<string, unknown>> }> }>((resume) => {
+      const target = new URL(`${base}/rpc`)
+      const socket = Net.connect({ host: target.hostname, port: Number(target.port) })
+      const chunks: Array<Buffer> = []
+      let closed = false
+      let paused = false
+      // The response is chunked: each piece the server writes is a chunk of its own, whole ndjson lines.
+      const lines = () =>
+        Buffer.concat(chunks).toString("utf8").split(/\r?\n/).filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as Record<string, unknown>)
+      const drain = () =>
+        new Promise<{ readonly closed: boolean; readonly lines: ReadonlyArray<Record<string, unknown>> }>((done) => {
+          const finish = () => done({ closed, lines: lines() })
+          if (closed) return finish()
+          socket.once("close", finish)
+          socket.resume()
+        })
+      socket.on("data", (chunk: Buffer) => {
+        chunks.push(chunk)
+        if (!paused && Buffer.concat(chunks).toString("latin1").includes(`"_tag":"Chunk"`)) {
+          paused = true
+          socket.pause()
+          resume(Effect.succeed({ socket, drain }))
+        }
+      })
+      socket.on("error", () => {})
+      socket.on("close", () => (closed = true))
+      socket.write(
+        `POST ${target.pathname} HTTP/1.1\r\nHost: ${target.host}\r\nAuthorization: Bearer ${key}\r\n` +
+          `Content-Type: application/ndjson\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+      )
+    }),
+    ({ socket }) => Effect.sync(() => socket.destroy())
+  )
+
 for (const backend of backends) {
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`an RPC client that stops reading (${backend.name})`, (it) => {
     it.scoped("over WebSocket, a stream whose chunk waits the stall bound for its acknowledgement ends Unavailable; the connection goes on", () =>
@@ -91,6 +133,92 @@ for (const backend of backends) {
         // The connection goes on: another request on it is answered.
         socket.send(eventsRequest("2", run.id))
         expect(yield* eventually(() => lines.some((l) => l._tag === "Chunk" && l.requestId === "2"))).toBe(true)
+      }), { timeout: 180_000 })
+
+    it.scoped("over HTTP, the server holds a bounded amount for a client that stops reading while the run goes on", () =>
+      Effect.gen(function*() {
+        // Longer than the test: only the socket's backpressure can bound what the server holds.
+        const { base, bus } = yield* serve("10 minutes")
+        const owner = yield* user
+        const run = yield* simulatedRun(bus, owner.id, { pad: 1_000 })
+        run.publish(1, 1)
+        yield* run.commit(1)
+        const stalled = yield* stalledPost(base, owner.key, eventsRequest("1", run.id))
+        expect(yield* eventually(() => bus.subscribers(run.id) === 1)).toBe(true)
+
+        // About 45 MB of events in bursts of 1,000, as a busy run publishes them.
+        const total = 40_000
+        const before = process.memoryUsage().arrayBuffers
+        let most = 0
+        for (let seq = 2; seq <= total; seq += 1_000) {
+          run.publish(seq, Math.min(total, seq + 999))
+          yield* Effect.sleep("10 millis")
+          most = Math.max(most, process.memoryUsage().arrayBuffers - before)
+        }
+        // Its subscription overflowed (it fell more than its buffer behind the run) and went: the
+        // server did not pull the run into a queue of its own for it.
+        expect(yield* eventually(() => bus.subscribers(run.id) === 0)).toBe(true)
+        // What it encoded for it meanwhile (its answers, as bytes) is a fraction of the run.
+        expect(most).toBeLessThan(20_000_000)
+        // Reading again, it gets what was on its way, then why its stream ended and where to resume.
+        const rest = yield* Effect.promise(() => stalled.drain())
+        expect(rest.closed).toBe(true)
+        expect(rest.lines.filter((line) => line._tag === "Exit")).toMatchObject([{
+          requestId: "1",
+          exit: { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "Unavailable", reason: expect.stringContaining("fell behind the run") } } }
+        }])
+      }), { timeout: 180_000 })
+
+    it.scoped("over HTTP, a client that keeps up gets every event of a run and its end, under a short stall bound", () =>
+      Effect.gen(function*() {
+        const { base, bus } = yield* serve("3 seconds")
+        const owner = yield* user
+        const run = yield* simulatedRun(bus, owner.id, { pad: 200 })
+        run.publish(1, 1)
+        yield* run.commit(1)
+        // Fewer events than a subscription holds: only a stall could end its stream early.
+        const total = 3_000
+        const reader = yield* rpcClient(base, owner.key)
+        const read = yield* Effect.fork(Stream.runCollect(reader("runs.events", { run: run.id, since: 0 })))
+        expect(yield* eventually(() => bus.subscribers(run.id) === 1)).toBe(true)
+        for (let seq = 2; seq <= total; seq += 100) {
+          run.publish(seq, Math.min(total, seq + 99))
+          yield* Effect.sleep("50 millis")
+        }
+        yield* run.finish
+        const events = [...yield* Fiber.join(read)]
+        expect(events.map((event) => event.seq)).toEqual(Array.from({ length: total }, (_, i) => i + 1))
+      }), { timeout: 180_000 })
+
+    it.scoped("over HTTP, a client whose write waits the stall bound is told Unavailable and disconnected, its subscription gone", () =>
+      Effect.gen(function*() {
+        const stall = 1_500
+        const { base, bus } = yield* serve(`${stall} millis`)
+        const owner = yield* user
+        // Large events, and fewer than a subscription holds: only the stalled write can end the stream.
+        const run = yield* simulatedRun(bus, owner.id, { pad: 16_000 })
+        run.publish(1, 1)
+        yield* run.commit(1)
+        const stalled = yield* stalledPost(base, owner.key, eventsRequest("1", run.id))
+        expect(yield* eventually(() => bus.subscribers(run.id) === 1)).toBe(true)
+        // About 6 MB: more than the socket's buffers take.
+        run.publish(2, 400)
+        const published = performance.now()
+
+        // Cut off within the bound: its stream and subscription go.
+        expect(yield* eventually(() => bus.subscribers(run.id) === 0, 1_000)).toBe(true)
+        expect(performance.now() - published).toBeLessThan(stall * 1.25 + 1_000)
+        // Reading again within the notice's grace, it gets what was on its way, then the notice, and the connection ends.
+        const rest = yield* Effect.promise(() => stalled.drain())
+        expect(rest.closed).toBe(true)
+        const exits = rest.lines.filter((line) => line._tag === "Exit")
+        expect(exits).toMatchObject([{
+          requestId: "1",
+          exit: { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "Unavailable", reason: expect.stringContaining("disconnected") } } }
+        }])
+        expect(rest.lines.at(-1)).toBe(exits[0])
+        expect(rest.lines.some((line) => line._tag === "Chunk")).toBe(true)
+        expect(Duration.toMillis(WriteStall.STALL_GRACE)).toBeGreaterThan(0)
       }), { timeout: 180_000 })
   })
 }
