@@ -99,9 +99,15 @@ export class RunUnreadable extends Schema.TaggedError<RunUnreadable>()("RunUnrea
   reason: Schema.String
 }) {}
 
-/** The server could not do it for a reason of its own (the database is down): retry later. */
+/**
+ * The server could not do it for a reason of its own (the database is down): retry later. A stream
+ * ended because its client fell too far behind it (read too slowly: its subscription overflowed,
+ * or a write to it waited too long) says `behind`: the server is up, and asking again from the
+ * last item got goes on at once (older servers: absent).
+ */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
-  reason: Schema.String
+  reason: Schema.String,
+  behind: Schema.optional(Schema.Literal(true))
 }) {}
 
 /**

@@ -203,14 +203,34 @@ const controlOf = (note: RunStatusNote): ControlHistory | undefined =>
       last: [{ action: note.status === "paused" ? "pause" : "resume", by: note.by, at: new Date(note.at), ...(note.reason === undefined ? {} : { reason: note.reason }) }]
     }
 
-/** What a failure of the event stream says when it is one to reconnect after: the server stopped, or the connection went. */
-const lostReason = (server: string, error: Remote.ServerError): string | undefined =>
-  error._tag === "Unavailable" ? error.reason : error._tag === "RpcClientError" ? Remote.transportReason(server, error.cause ?? error) : undefined
+/**
+ * A failure of the event stream to follow the run again after: the server stopped or the
+ * connection went (`lost`), or the server ended the stream because this client fell too far behind
+ * it (`behind`: the server is up; this machine or its link read the run slower than it goes).
+ */
+interface Lost {
+  readonly reason: string
+  readonly behind: boolean
+}
+
+const lostOf = (server: string, error: Remote.ServerError): Lost | undefined =>
+  error._tag === "Unavailable"
+    ? { reason: error.reason, behind: error.behind === true }
+    : error._tag === "RpcClientError"
+    ? { reason: Remote.transportReason(server, error.cause ?? error), behind: false }
+    : undefined
+
+/** The line `watch` says when its stream of run `run` is lost at event `seq`, and it follows the run again from there. */
+const lostLine = (server: string, run: string, lost: Lost, seq: number): string =>
+  lost.behind
+    ? `fell behind run ${run} on ${server} (${lost.reason}); following it again from event #${seq}…`
+    : `lost ${server} (${lost.reason}); reconnecting from event #${seq}…`
 
 /**
  * Follow `run` until it ends: completed is exit 0; failed is `RunFailed` (exit 1); a stream that
  * ends without either asks the server what became of the run (stopped: exit 0). A server that
- * stops (`Unavailable`) or a connection that breaks does not end it: it says so in one line (in
+ * stops (`Unavailable`), a connection that breaks, or a stream the server ended because this client
+ * fell behind the run (`Unavailable { behind }`) does not end it: it says which in one line (in
  * the frame on a terminal, on stderr otherwise, so `--json`'s stdout stays ndjson), and follows the
  * run again from the last event it saw — no gap, no duplicate — retrying after `reconnectDelay`,
  * until `RECONNECT_FOR` of failing, when it gives up saying how to go on.
@@ -248,7 +268,8 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
       screen === undefined
         ? Effect.sync(() => note !== undefined && io.stderr(`${note}\n`))
         : Effect.zipRight(Ref.update(model, (m) => ({ ...m, note })), touched)
-    let reconnecting = false
+    /** How the last stream was lost, until the next one brings an event. */
+    let reconnecting: Lost | undefined
 
     // What no event says — paused, resumed — as the server tells it when it changes (`runs.status`),
     // else read from it every few seconds; a failed read is the stream's to report.
@@ -306,9 +327,16 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
 
     const handle = (streamed: typeof StreamedEvent.Type) =>
       Effect.gen(function*() {
-        if (reconnecting) {
-          reconnecting = false
-          yield* say(screen === undefined ? `back on ${server}: following run ${info.id} again from event #${streamed.seq}` : undefined)
+        if (reconnecting !== undefined) {
+          const behind = reconnecting.behind
+          reconnecting = undefined
+          yield* say(
+            screen !== undefined
+              ? undefined
+              : behind
+              ? `following run ${info.id} on ${server} again from event #${streamed.seq}`
+              : `back on ${server}: following run ${info.id} again from event #${streamed.seq}`
+          )
         }
         if (options.json) io.stdout(`${streamed.json}\n`)
         const event = eventOf(streamed.json)
@@ -331,11 +359,11 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
       remote.client.runs.events({ run: info.id, since }).pipe(
         Stream.map(Either.right),
         Stream.catchAll((error) => {
-          const reason = lostReason(server, error)
-          return reason === undefined ? Stream.fail(error) : Stream.succeed(Either.left(reason))
+          const lost = lostOf(server, error)
+          return lost === undefined ? Stream.fail(error) : Stream.succeed(Either.left(lost))
         }),
         remote.follow("run"),
-        Stream.runFoldEffect(undefined as string | undefined, (_, item) => Either.isLeft(item) ? Effect.succeed(item.left) : Effect.as(handle(item.right), undefined))
+        Stream.runFoldEffect(undefined as Lost | undefined, (_, item) => Either.isLeft(item) ? Effect.succeed(item.left) : Effect.as(handle(item.right), undefined))
       )
 
     let outage: number | undefined
@@ -354,17 +382,17 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
       }
       if (outage === undefined) {
         outage = now
-        yield* say(`lost ${server} (${lost}); reconnecting from event #${seen.seq}…`)
+        yield* say(lostLine(server, info.id, lost, seen.seq))
       } else if (now - outage >= Duration.toMillis(options.giveUpAfter ?? RECONNECT_FOR)) {
         yield* say(undefined)
         return yield* new RemoteFailed({
           field: "server",
-          reason: `lost ${server} for ${Duration.format(Duration.millis(now - outage))} (${lost}): ` +
+          reason: `${lost.behind ? `fell behind run ${info.id} on ${server}` : `lost ${server}`} for ${Duration.format(Duration.millis(now - outage))} (${lost.reason}): ` +
             `swarm runs watch ${info.id} --since ${seen.seq} goes on from event #${seen.seq} once it is back`,
           unavailable: true
         })
       }
-      reconnecting = true
+      reconnecting = lost
       yield* Effect.sleep(reconnectDelay(attempt++))
     }
 

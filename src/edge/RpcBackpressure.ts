@@ -45,11 +45,11 @@ export const stalledReason = (stall: Duration.Duration, how: "connection" | "ack
 
 const encodeUnavailable = Schema.encodeSync(Unavailable)
 
-/** The answer that ends request `requestId` with `Unavailable { reason }`. */
+/** The answer that ends request `requestId`, whose client fell behind, with `Unavailable { reason, behind }`. */
 export const unavailableExit = (requestId: string, reason: string): FromServerEncoded => ({
   _tag: "Exit",
   requestId,
-  exit: { _tag: "Failure", cause: { _tag: "Fail", error: encodeUnavailable(new Unavailable({ reason })) } }
+  exit: { _tag: "Failure", cause: { _tag: "Fail", error: encodeUnavailable(new Unavailable({ reason, behind: true })) } }
 })
 
 // ---------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ export const layer = Layer.effect(
         ...(types === undefined ? {} : { tags: types })
       }).pipe(
         Stream.mapConcat((burst) => burst),
-        Stream.mapError((stopped) => new Unavailable({ reason: reasonOf(stopped) }))
+        Stream.mapError((stopped) => new Unavailable({ reason: reasonOf(stopped), ...(stopped.reason === "overflow" ? { behind: true } : {}) }))
       )
     return { after } satisfies RunEventsService
   })

@@ -126,7 +126,7 @@ for (const backend of backends) {
         expect(performance.now() - asked).toBeLessThan(stall * 1.25 + 1_000)
         expect(lines.filter((l) => l._tag === "Exit")).toMatchObject([{
           requestId: "1",
-          exit: { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "Unavailable" } } }
+          exit: { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "Unavailable", behind: true } } }
         }])
         expect(yield* eventually(() => bus.subscribers(run.id) === 0)).toBe(true)
 
@@ -165,7 +165,7 @@ for (const backend of backends) {
         expect(rest.closed).toBe(true)
         expect(rest.lines.filter((line) => line._tag === "Exit")).toMatchObject([{
           requestId: "1",
-          exit: { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "Unavailable", reason: expect.stringContaining("fell behind the run") } } }
+          exit: { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "Unavailable", behind: true, reason: expect.stringContaining("fell behind the run") } } }
         }])
       }), { timeout: 180_000 })
 
@@ -214,7 +214,7 @@ for (const backend of backends) {
         const exits = rest.lines.filter((line) => line._tag === "Exit")
         expect(exits).toMatchObject([{
           requestId: "1",
-          exit: { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "Unavailable", reason: expect.stringContaining("disconnected") } } }
+          exit: { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "Unavailable", behind: true, reason: expect.stringContaining("disconnected") } } }
         }])
         expect(rest.lines.at(-1)).toBe(exits[0])
         expect(rest.lines.some((line) => line._tag === "Chunk")).toBe(true)
