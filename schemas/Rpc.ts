@@ -289,7 +289,10 @@ export const RunInfo = Schema.Struct({
   status: Schema.String,
   failure: Schema.NullOr(Schema.String),
   metrics: Schema.NullOr(Metrics),
-  /** The events it recorded, once it has ended (completed, failed or stopped); null while it goes on. */
+  /**
+   * The events it recorded, once it has ended (completed, failed or stopped); while it goes on
+   * (running or paused), those committed so far (older servers: null while it goes on).
+   */
   events: Schema.NullOr(Schema.Int),
   checksum: Schema.NullOr(Schema.String),
   startedAt: Schema.DateFromString,

@@ -124,8 +124,15 @@ export const runShow = (run: RunInfo): string => {
     ...waitingLines(run.waiting),
     `started   ${wallTime(run.startedAt)}`,
     `finished  ${run.finishedAt === null ? DASH : wallTime(run.finishedAt)}`,
-    // A server counts a run's events once it has ended (an older one, only when it completes), and sums its checksum only when it completes.
-    `events    ${run.events !== null ? count(run.events) : ended ? `${DASH} (counted only when a run completes)` : `${DASH} (still running)`}`,
+    // A server counts a run's events once it has ended (an older one, only when it completes), and
+    // while it goes on says those recorded so far (an older one, none); it sums its checksum only when it completes.
+    `events    ${
+      run.events !== null
+        ? `${count(run.events)}${ended ? "" : " so far"}`
+        : ended
+        ? `${DASH} (counted only when a run completes)`
+        : `${DASH} (still running)`
+    }`,
     `checksum  ${run.checksum ?? (ended ? `${DASH} (made only when a run completes)` : DASH)}`,
     ...latestLines(run),
     ...(run.control === undefined ? [] : controlLines(run.control)),

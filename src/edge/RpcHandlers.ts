@@ -63,7 +63,8 @@ export const runInfo = (run: Runs.RunSummary): RunInfo => ({
   status: run.status,
   failure: run.failure,
   metrics: run.metrics,
-  events: run.counts?.events ?? run.recordedEvents,
+  // A live run: its events so far (its row counts them only at its end).
+  events: run.counts?.events ?? run.recordedEvents ?? run.liveEvents,
   checksum: run.checksum,
   startedAt: run.startedAt,
   finishedAt: run.finishedAt,

@@ -323,6 +323,12 @@ export interface RunSummary {
   readonly counts: Record<string, number> | null
   /** The events recorded, once the run has ended any way (completed, failed, stopped); null before. */
   readonly recordedEvents: number | null
+  /**
+   * The events committed so far, while the run is unfinished (running or paused): its last
+   * event's sequence number (the chain numbers them from 1, without gaps), read from the events'
+   * primary key — not counted. Null once it has ended (`recordedEvents` says it then).
+   */
+  readonly liveEvents: number | null
   readonly tradingState: string | null
   readonly from: number | null
   readonly to: number | null
@@ -365,6 +371,7 @@ interface Row {
   readonly metrics: unknown
   readonly counts: Record<string, number> | null
   readonly chainCount: number | null
+  readonly liveEvents: number | string | null
   readonly tradingState: string | null
   readonly periodFrom: number | null
   readonly periodTo: number | null
@@ -406,6 +413,7 @@ const summaryOf = (row: Row) =>
   metrics,
   counts: row.counts,
   recordedEvents: row.chainCount,
+  liveEvents: row.liveEvents === null ? null : Number(row.liveEvents),
   tradingState: row.tradingState,
   from: row.periodFrom,
   to: row.periodTo,
@@ -423,7 +431,8 @@ const decodeInitialCash = Schema.decodeUnknownOption(MoneyAmount)
 const SUMMARY_COLUMNS = `r.id, r.strategy_id, s.name as strategy_name, r.strategy_version, r.number, r.owner_id, r.mode,
   r.status, r.seed, r.data_fingerprint, r.failure, r.checksum, r.metrics, r.counts, r.chain_count, r.trading_state, r.period_from,
   r.period_to, r.started_at, r.finished_at, r.strategy->'initialCash' as initial_cash, r.control_count,
-  (select u.name from users u where u.id = r.owner_id) as owner_name`
+  (select u.name from users u where u.id = r.owner_id) as owner_name,
+  case when r.status in ('running', 'paused') then coalesce((select max(e.seq) from run_events e where e.run_id = r.id), 0) end as live_events`
 
 /** `runs.number` is an `integer`. */
 const MAX_RUN_NUMBER = 2_147_483_647

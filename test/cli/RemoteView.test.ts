@@ -126,6 +126,13 @@ describe("runs show: a run that ended", () => {
     const text = RemoteView.runShow(run([], { status: "running", metrics: null, events: null, finishedAt: null, latest: latest("cache", 32, 101_000_000_000, 90_000_000_000) }))
     expect(text).toContain("now       equity 101,000.00, cash 90,000.00, 1 open position at 2023-11-27 (event 32, live)")
     expect(text).toContain("metrics: once the run has ended (swarm runs watch follows it)")
+    expect(text).toContain("events    — (still running)")
+  })
+
+  it("a running run's events are those recorded so far, said so; an ended run's are its count", () => {
+    expect(RemoteView.runShow(run([], { status: "running", metrics: null, events: 1_234, finishedAt: null }))).toContain("events    1,234 so far\n")
+    expect(RemoteView.runShow(run([], { status: "paused", metrics: null, events: 12, finishedAt: null }))).toContain("events    12 so far\n")
+    expect(ended("stopped", { metrics: null, events: 12, failure: "stopped by ops" })).toContain("events    12\n")
   })
 })
 

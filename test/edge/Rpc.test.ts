@@ -139,6 +139,19 @@ for (const backend of backends) {
         yield* Effect.sleep("600 millis")
         expect(yield* lastSeq).toBe(before)
         expect((yield* alice("runs.get", { run: run.id })).status).toBe("paused")
+        // Unfinished, it says the events it has recorded so far, in `runs.get` and `runs.list` alike
+        // (before, null until it ended): read between two counts that agree (a batch may still land).
+        const sql = yield* SqlClient.SqlClient
+        const committed = Effect.map(sql<{ n: number }>`select count(*)::int as n from run_events where run_id = ${run.id}`, (rows) => rows[0]!.n)
+        let soFar: { readonly n: number; readonly got: number | null; readonly listed: number | null } | undefined
+        for (let i = 0; i < 50 && soFar === undefined; i++) {
+          const n = yield* committed
+          const got = (yield* alice("runs.get", { run: run.id })).events
+          const listed = (yield* alice("runs.list", { strategy: "rpc paper" })).find((r) => r.id === run.id)!.events
+          if ((yield* committed) === n) soFar = { n, got, listed }
+        }
+        expect(soFar!.n).toBeGreaterThan(0)
+        expect(soFar).toEqual({ n: soFar!.n, got: soFar!.n, listed: soFar!.n })
         const resumed = yield* alice("runs.resume", { run: run.id })
         expect(resumed.status).toBe("running")
         const events = yield* alice("runs.events", { run: run.id }).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
@@ -155,7 +168,6 @@ for (const backend of backends) {
         expect(stopped.status).toBe("stopped")
         // Its row says who stopped it (runs show, the SSE end frame), not "interrupted", and how many events it recorded.
         expect(stopped.failure).toBe("stopped by alice")
-        const sql = yield* SqlClient.SqlClient
         const [recorded] = yield* sql<{ n: number }>`select count(*)::int as n from run_events where run_id = ${slow.id}`
         expect(recorded!.n).toBeGreaterThan(0)
         expect(stopped.events).toBe(recorded!.n)
