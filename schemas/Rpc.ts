@@ -307,7 +307,7 @@ export const RunInfo = Schema.Struct({
   control: Schema.optional(ControlHistory),
   /** `runs.get` and `runs.list` (older servers: `runs.get` only): as `RunReport`'s. */
   notResumable: Schema.optional(Schema.String),
-  /** `runs.get` only: as `RunReport`'s. */
+  /** `runs.get` and `runs.list` (older servers: `runs.get` only): as `RunReport`'s. */
   waiting: Schema.optional(Schema.String),
   /**
    * The rest of the run's record that `swarm runs list --json` prints of a run of the local

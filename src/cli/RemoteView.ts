@@ -82,7 +82,7 @@ export const runsTable = (runs: ReadonlyArray<RunInfo>, next: string | undefined
       run.ref,
       ...(owners ? [run.owner ?? DASH] : []),
       run.id,
-      run.notResumable === undefined ? run.status : `${run.status} ${NOT_RESUMABLE_MARK}`,
+      [run.status, ...(run.notResumable === undefined ? [] : [NOT_RESUMABLE_MARK]), ...(run.waiting === undefined ? [] : [WAITING_MARK])].join(" "),
       run.mode,
       ...figures.cells,
       run.events === null ? DASH : count(run.events),
@@ -92,17 +92,26 @@ export const runsTable = (runs: ReadonlyArray<RunInfo>, next: string | undefined
   const marked = runs.filter((run) => run.notResumable !== undefined)
   // The run's id when one is marked: a command to paste.
   const which = marked.length === 1 ? marked[0]!.id : "<run>"
+  const waiting = runs.filter((run) => run.waiting !== undefined)
+  const waits = waiting.length === 1 ? waiting[0]!.id : "<run>"
   return `${t.toString()}\n` +
     (upTo ? UP_TO_STOP_NOTE : "") +
     (marked.length === 0
       ? ""
       : `${NOT_RESUMABLE_MARK} not resumable by this server, which does not run it: swarm runs show ${which} says why ` +
         `(if no server runs it, swarm runs stop ${which} ends it)\n`) +
+    (waiting.length === 0
+      ? ""
+      : `${WAITING_MARK} waits for a slot among its owner's live runs on the server, not failed: it goes on when one of them ends ` +
+        `(swarm runs show ${waits} says more; swarm runs stop ${waits} ends it)\n`) +
     (next === undefined ? "" : `more runs follow; the next page: ${next}\n`)
 }
 
 /** Beside the status of a run in `runs list` that the server says it cannot resume (`notResumable`); the line under the table says what it means. */
 export const NOT_RESUMABLE_MARK = "(!)"
+
+/** Beside the status of a run in `runs list` that waits for a slot on the server (`waiting`); the line under the table says what it means. */
+export const WAITING_MARK = "(waiting)"
 
 const ENDED: ReadonlyArray<string> = ["completed", "failed", "stopped"]
 

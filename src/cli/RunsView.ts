@@ -71,7 +71,13 @@ export const RunJson = Schema.Struct({
    * resume the run, unfinished and in no process there. Absent otherwise, and always of the local
    * database, which cannot know.
    */
-  notResumable: Schema.optional(Schema.String)
+  notResumable: Schema.optional(Schema.String),
+  /**
+   * A server's list only (`runs.list`'s, as `runs.get` says it): why the run waits, unfinished, for
+   * a slot among its owner's live runs on the answering server, and when it goes on. Absent
+   * otherwise, and always of the local database, which cannot know.
+   */
+  waiting: Schema.optional(Schema.String)
 })
 
 export const EquityJson = Schema.Struct({
@@ -200,7 +206,11 @@ export const runJson = (run: RunFields): typeof RunJson.Type => ({
  */
 export const runJsonOfInfo = (info: RunInfo): typeof RunJson.Type | undefined => {
   const fields = runFieldsOfInfo(info)
-  return fields === undefined ? undefined : { ...runJson(fields), ...(info.notResumable === undefined ? {} : { notResumable: info.notResumable }) }
+  return fields === undefined ? undefined : {
+    ...runJson(fields),
+    ...(info.notResumable === undefined ? {} : { notResumable: info.notResumable }),
+    ...(info.waiting === undefined ? {} : { waiting: info.waiting })
+  }
 }
 
 /** A server's run (`RunInfo`) as the local database's record of it, when the server sends the rest of it (`record`). */

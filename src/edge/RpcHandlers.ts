@@ -338,10 +338,20 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           (rows) => rows.map(runInfo)
         )).pipe(
           // As `runs.get` says it of each: an unfinished run this server cannot resume (its row read
-          // only for runs running or paused in no process here: few).
+          // only for runs running or paused in no process here: few), or one its start-up left
+          // waiting for a slot (this process's memory; on a shared database, for those alone, whether
+          // another server took it over since).
           Effect.flatMap((runs) =>
             Effect.forEach(runs, (run) =>
-              Effect.map(manager.notResumable(run.id as RunId, run.status), (notResumable) => notResumable === undefined ? run : { ...run, notResumable }))
+              Effect.gen(function*() {
+                const notResumable = yield* manager.notResumable(run.id as RunId, run.status)
+                const waiting = yield* manager.waiting(run.id as RunId, run.status)
+                return {
+                  ...run,
+                  ...(notResumable === undefined ? {} : { notResumable }),
+                  ...(waiting === undefined ? {} : { waiting })
+                }
+              }))
           ),
           // A run stopped or failed before it completed: its figures up to there, as `runs list` makes them locally.
           Effect.flatMap((runs) =>

@@ -343,6 +343,27 @@ describe("runs list", () => {
     expect((JSON.parse(RemoteView.runsJson([stuck])) as Array<Record<string, unknown>>)[0]!["notResumable"]).toBe(why)
   })
 
+  it("a run waiting for a slot on the server is marked, the line under the table says what the mark means; --json has why", () => {
+    const why = "its owner has 1 live run on this server, the most a user may have here (SWARM_MAX_LIVE_RUNS_PER_USER=1): it waits"
+    const waits = run([], { id: "run_a", ref: "S#1", status: "running", events: 7, finishedAt: null, waiting: why })
+    const going = run([], { id: "run_b", ref: "S#2", status: "running", events: 9, finishedAt: null })
+    const text = RemoteView.runsTable([waits, going], undefined)
+    const status = (ref: string) => text.split("\n").find((line) => line.includes(ref))!.split("│")[3]!.trim()
+    expect(status("S#1")).toBe(`running ${RemoteView.WAITING_MARK}`)
+    expect(status("S#2")).toBe("running")
+    expect(text).toMatch(
+      /┘\n\(waiting\) waits for a slot among its owner's live runs on the server, not failed: it goes on when one of them ends \(swarm runs show run_a says more; swarm runs stop run_a ends it\)\n$/
+    )
+    expect(RemoteView.runsTable([going], undefined)).not.toContain(RemoteView.WAITING_MARK)
+    // Both marks, when the server says both.
+    const both = RemoteView.runsTable([{ ...waits, notResumable: "its data changed" }], undefined)
+    expect(both.split("\n").find((line) => line.includes("S#1"))!.split("│")[3]!.trim()).toBe(`running ${RemoteView.NOT_RESUMABLE_MARK} ${RemoteView.WAITING_MARK}`)
+    // The document, as the local database's of the same runs, with `waiting` as runs.get has it.
+    const record = { strategyId: "st-1", owner: "alice", seed: "0", from: null, to: null, counts: null, tradingState: null }
+    const listed = JSON.parse(RemoteView.runsJson([{ ...waits, record }, { ...going, record }])) as Array<Record<string, unknown>>
+    expect(listed.map((r) => r["waiting"])).toEqual([why, undefined])
+  })
+
   it("a run stopped or failed before it completed: its figures up to where it stopped (upToStop), marked * and said so, as the local list", () => {
     const partial = { ...metrics!, totalReturn: -0.0123, sharpe: 0.5, maxDrawdown: 0.02, tradeCount: 2 }
     const stopped = run([], { id: "run_a", ref: "S#1", status: "stopped", upToStop: { _tag: "upTo", through: Date.UTC(2024, 0, 2), metrics: partial } })

@@ -908,7 +908,7 @@ for (const backend of backends) {
   )
   const clientFor = (key: string) => Effect.provide(RpcTest.makeClient(RunRpcs, { flatten: true }), clientKey(key))
   layer(served, { timeout: startTimeout, excludeTestServices: true })(`a run waiting for a slot, over RPC (${backend.name})`, (it) => {
-    it.scoped("runs.get and runs.report say it waits and why, and runs show prints it", () =>
+    it.scoped("runs.get, runs.report and runs.list say it waits and why; runs show prints it, runs list marks it", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
         const name = "waits over RPC"
@@ -932,6 +932,11 @@ for (const backend of backends) {
         expect(RunsView.renderShow(RunsView.shownOf(report))).toContain(line)
         // A run going on says nothing of it.
         expect(yield* client("runs.get", { run: one.id })).not.toHaveProperty("waiting")
+        // Nor did runs.list say it (before, the waiting run looked as the one going on), which
+        // `runs list` marks.
+        const listed = yield* client("runs.list", { strategy: name })
+        expect(listed.map((run) => [run.id, run.waiting])).toEqual([[two.id, outcomes[1]!.reason], [one.id, undefined]])
+        expect(RemoteView.runsTable(listed, undefined)).toMatch(new RegExp(`${two.id} +│ running \\(waiting\\) `))
         yield* client("runs.stop", { run: one.id })
         // Its slot went to the one waiting.
         let waiting: string | undefined = got.waiting
@@ -940,6 +945,7 @@ for (const backend of backends) {
           waiting = (yield* client("runs.get", { run: two.id })).waiting
         }
         expect(waiting).toBeUndefined()
+        expect((yield* client("runs.list", { strategy: name })).find((run) => run.id === two.id)).not.toHaveProperty("waiting")
         yield* client("runs.stop", { run: two.id })
       }), { timeout: 60_000 })
   })
