@@ -28,27 +28,52 @@ export class LeaseNotHeld extends Schema.TaggedError<LeaseNotHeld>()("LeaseNotHe
 }
 
 /**
+ * A database session, as the server tells its sessions apart over time: its backend pid, and when
+ * the session started (`backend_start`, to the microsecond, UTC ISO 8601). A pid alone is not one
+ * session: the server gives a pid again once its session has ended, so a later session — another
+ * process's, taking the lock the ended one held — could pass for it.
+ */
+export interface Session {
+  readonly pid: number
+  readonly started: string
+}
+
+/**
+ * The columns `pid` and `started` of the session that runs the query (`Session`). Read from the
+ * server's activity of that one pid (`pg_stat_get_activity`), not the whole `pg_stat_activity`.
+ */
+export const SESSION = `pg_backend_pid() as pid,
+  (select to_char(a.backend_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') from pg_stat_get_activity(pg_backend_pid()) a) as started`
+
+/**
  * A run's lease as this process holds it (`lease`, on a shared database): what the run's writes
  * check, in their transaction, before they write (`finish`, `markEnded`, RunRecorder's batches).
  */
 export interface Lease {
   readonly run: RunId
-  /** The database session (backend pid) whose lock is the lease; undefined while it is taken again, or once it is lost. */
-  readonly backend: () => number | undefined
+  /** The database session whose lock is the lease; undefined while it is taken again, or once it is lost. */
+  readonly backend: () => Session | undefined
   /** Why it is lost for good (another process has it, or it could not be taken again in time); undefined while it is not. */
   readonly lost: () => string | undefined
 }
 
 /**
- * Whether the session `$2` holds the advisory lock of the lease key `$1` (as `unfinishedLeases`
- * reads `pg_locks`; the session, unique in the server, says the database). Asked by the run's writes on their own connection, inside their transaction.
+ * Whether the session of pid `$2` that started at `$3` (`Session`) holds the advisory lock of the
+ * lease key `$1` (as `unfinishedLeases` reads `pg_locks`; the session, unique in the server, says
+ * the database). Asked by the run's writes on their own connection, inside their transaction.
+ * Before, the pid alone was asked: a session of another process, given the pid of the lease's
+ * ended session and holding the lock, passed for it.
  */
 export const HOLDS = `select exists (
     select 1 from pg_locks l
     where l.locktype = 'advisory' and l.granted and l.objsubid = 1 and l.pid = $2
       and l.classid::bigint = (hashtextextended($1, 0) >> 32) & 4294967295
       and l.objid::bigint = hashtextextended($1, 0) & 4294967295
+      and exists (select 1 from pg_stat_get_activity($2) a where a.backend_start = $3::timestamptz)
   ) as held`
+
+/** `HOLDS`'s parameters for `lease`, held by `session`. */
+export const holdsParameters = (lease: Lease, session: Session) => [`${LEASE_PREFIX}${lease.run}`, session.pid, session.started]
 
 /** Why `lease` is not held now, or undefined when the database says its session holds it. */
 export const notHeld = (lease: Lease, held: boolean | undefined) =>
@@ -78,7 +103,7 @@ export const checkLeaseOn = async (client: Pick<Pg.PoolClient, "query">, lease: 
   if (lease === undefined) return
   const backend = lease.backend()
   if (backend === undefined || lease.lost() !== undefined) throw notHeld(lease, false)
-  const { rows } = await client.query<{ held: boolean }>(HOLDS, [`${LEASE_PREFIX}${lease.run}`, backend])
+  const { rows } = await client.query<{ held: boolean }>(HOLDS, holdsParameters(lease, backend))
   const error = notHeld(lease, rows[0]?.held)
   if (error !== undefined) throw error
 }

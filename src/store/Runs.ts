@@ -21,7 +21,7 @@ import { Trade } from "../../schemas/Trade.js"
 import { type LlmTally, llmUsageOf, restartsOf } from "../swarm/AgentTally.js"
 import { FaultPlan } from "../swarm/Run.js"
 import { type CheckpointState, GENESIS } from "./RunRecorder.js"
-import { BARRIER, HOLDS, type Lease, LEASE_PREFIX, type LeaseNotHeld, LOCK_RUN, notHeld, retryLeased } from "./Lease.js"
+import { BARRIER, HOLDS, holdsParameters, type Lease, LEASE_PREFIX, type LeaseNotHeld, LOCK_RUN, notHeld, retryLeased, SESSION, type Session } from "./Lease.js"
 import * as Database from "./Database.js"
 import { connectListening, PgPool } from "./Pool.js"
 import { CorruptRecord, RunNotFound, StoreError, storeError } from "./StoreError.js"
@@ -1006,7 +1006,7 @@ export const checkLease = (lease: Lease | undefined): Effect.Effect<void, LeaseN
     if (backend === undefined || lease.lost() !== undefined) return yield* notHeld(lease, false)!
     const sql = yield* SqlClient.SqlClient
     yield* sql.unsafe(LOCK_RUN, [lease.run])
-    const [row] = yield* sql.unsafe<{ held: boolean }>(HOLDS, [`${LEASE_PREFIX}${lease.run}`, backend])
+    const [row] = yield* sql.unsafe<{ held: boolean }>(HOLDS, holdsParameters(lease, backend))
     const error = notHeld(lease, row?.held)
     if (error !== undefined) return yield* error
   })
@@ -1056,7 +1056,7 @@ export const lease = (run: RunId, onLost?: () => void): Effect.Effect<Lease | un
     // run (each holding its run's runtime) and answer errors of connections it no longer holds.
     const listeners = new Map<Pg.PoolClient, (error: Error) => void>()
     /** The database session of each connection holding the lock (what the run's writes check). */
-    const pids = new WeakMap<Pg.PoolClient, number>()
+    const sessions = new WeakMap<Pg.PoolClient, Session>()
     const giveBack = (client: Pg.PoolClient, error?: Error | boolean) => {
       const onError = listeners.get(client)
       if (onError !== undefined) client.removeListener("error", onError)
@@ -1069,7 +1069,7 @@ export const lease = (run: RunId, onLost?: () => void): Effect.Effect<Lease | un
       const { client, listener } = yield* Effect.tryPromise({ try: () => connectListening(pool, (client) => lost(client)), catch: failure })
       listeners.set(client, listener)
       const locked = yield* Effect.tryPromise({
-        try: () => client.query<{ locked: boolean; pid: number; runs: boolean }>(`select pg_try_advisory_lock(hashtextextended($1, 0)) as locked, pg_backend_pid() as pid,
+        try: () => client.query<{ locked: boolean; pid: number; started: string; runs: boolean }>(`select pg_try_advisory_lock(hashtextextended($1, 0)) as locked, ${SESSION},
             to_regclass('runs') is not null as runs, set_config('lock_timeout', $2, false)`,
           [key, String(Duration.toMillis(BARRIER_WAIT))]
         ),
@@ -1091,7 +1091,7 @@ export const lease = (run: RunId, onLost?: () => void): Effect.Effect<Lease | un
           catch: failure
         }).pipe(Effect.tapError(() => Effect.sync(() => giveBack(client, true))))
       }
-      pids.set(client, Number(locked.rows[0].pid))
+      sessions.set(client, { pid: Number(locked.rows[0].pid), started: locked.rows[0].started })
       return client
     })
     const runtime = yield* Effect.runtime<never>()
@@ -1166,7 +1166,7 @@ export const lease = (run: RunId, onLost?: () => void): Effect.Effect<Lease | un
     )
     return {
       run,
-      backend: () => (lostBecause === undefined && held !== undefined ? pids.get(held) : undefined),
+      backend: () => (lostBecause === undefined && held !== undefined ? sessions.get(held) : undefined),
       lost: () => lostBecause
     } satisfies Lease
   })

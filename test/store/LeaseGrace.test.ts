@@ -41,7 +41,7 @@ describe.runIf(serverUrl !== undefined)("a lease whose connection closed, on Pos
       const lease = (yield* Runs.lease(Runs.newRunId(), () => Deferred.unsafeDone(lostAt, Exit.void)).pipe(Effect.provide(context)))!
       const admin = yield* pgSession(direct)
       cut.on = true
-      yield* Effect.promise(() => admin.query("select pg_terminate_backend($1)", [lease.backend()]))
+      yield* Effect.promise(() => admin.query("select pg_terminate_backend($1)", [lease.backend()!.pid]))
       // Its connection closed; the attempt to take it again hangs, and the grace is on the clock.
       yield* Deferred.await(hung)
       while ((yield* TestClock.sleeps()).length === 0) yield* Effect.yieldNow()

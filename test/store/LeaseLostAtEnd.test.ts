@@ -255,7 +255,7 @@ describe.runIf(serverUrl !== undefined)("a run whose end waits behind another se
       const key = `swarm-run:${run}`
       const taking = taker.query("select pg_advisory_lock(hashtextextended($1, 0))", [key])
       yield* pause(100)
-      yield* Effect.promise(() => watcher.query("select pg_terminate_backend($1)", [lease!.backend()]))
+      yield* Effect.promise(() => watcher.query("select pg_terminate_backend($1)", [lease!.backend()!.pid]))
       yield* Effect.promise(() => taking)
       const lostAt = Date.now()
       // Before, the run's shutdown waited for the rollback of its end, behind the lock for as long as it was held.

@@ -12,6 +12,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option } from "effect"
 import type Pg from "pg"
 import * as DataSource from "../../src/market/DataSource.js"
+import { type Session, SESSION } from "../../src/store/Lease.js"
 import { PgPool } from "../../src/store/Pool.js"
 import * as RunRecorder from "../../src/store/RunRecorder.js"
 import * as Runs from "../../src/store/Runs.js"
@@ -97,7 +98,7 @@ describe.runIf(serverUrl !== undefined)("the recorder's batches under a run's le
         const created = yield* unexecutedRun("held up, lease taken over")
         const sql = yield* SqlClient.SqlClient
         const lease = (yield* Runs.lease(created.id))!
-        const first = lease.backend()!
+        const first = lease.backend()!.pid
         // Another session holds what the batch's first statement needs (a long transaction, a migration).
         const blocker = yield* session
         yield* query(blocker, "begin")
@@ -169,8 +170,8 @@ describe.runIf(serverUrl !== undefined)("the recorder's batches under a run's le
         const sql = yield* SqlClient.SqlClient
         // The lease of the process before, as its session holds it.
         const before = yield* session
-        const pid = (yield* query(before, "select pg_backend_pid() as pid, pg_advisory_lock(hashtextextended($1, 0))", [`swarm-run:${created.id}`])).rows[0].pid as number
-        const lease = { run: created.id, backend: () => pid, lost: () => undefined }
+        const held = (yield* query(before, `select ${SESSION}, pg_advisory_lock(hashtextextended($1, 0))`, [`swarm-run:${created.id}`])).rows[0] as Session
+        const lease = { run: created.id, backend: () => ({ pid: held.pid, started: held.started }), lost: () => undefined }
         const blocker = yield* session
         yield* query(blocker, "begin")
         yield* query(blocker, "lock table approval_waits in share row exclusive mode")
@@ -180,7 +181,7 @@ describe.runIf(serverUrl !== undefined)("the recorder's batches under a run's le
         // That lease's session goes, and this process takes the lease: it waits for the write, which
         // was under the lease when it checked — before, it read the run at once, and the write
         // committed after.
-        yield* sql`select pg_terminate_backend(${pid})`
+        yield* sql`select pg_terminate_backend(${held.pid})`
         const taking = yield* Effect.fork(Effect.scoped(Effect.as(Runs.lease(created.id), "taken")))
         yield* waitingOn(sql, "%for share%")
         expect(Option.isNone(yield* Fiber.poll(taking))).toBe(true)

@@ -16,7 +16,7 @@ import { migrate } from "../../src/store/Migrations.js"
 import * as RunRecorder from "../../src/store/RunRecorder.js"
 import { PgPool } from "../../src/store/Pool.js"
 import * as Runs from "../../src/store/Runs.js"
-import { LEASE_PREFIX } from "../../src/store/Lease.js"
+import { LEASE_PREFIX, type Session, SESSION } from "../../src/store/Lease.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import { RunNotFound } from "../../src/store/StoreError.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
@@ -324,7 +324,7 @@ for (const backend of backends) {
         const other = yield* Effect.acquireRelease(Effect.promise(() => pool.connect()), (client) => Effect.sync(() => client.release(true)))
         const taken = other.query("select pg_advisory_lock(hashtextextended($1, 0))", [`swarm-run:${created.id}`])
         yield* Effect.sleep("200 millis")
-        yield* sql`select pg_terminate_backend(${first!})`
+        yield* sql`select pg_terminate_backend(${first!.pid})`
         yield* Effect.promise(() => taken)
         for (let i = 0; i < 500 && lease.lost() === undefined; i++) yield* Effect.sleep("10 millis")
         expect(lease.lost()).toBe("another process has taken it since")
@@ -351,7 +351,7 @@ for (const backend of backends) {
         // A session that holds no lock of the run: as a lease whose connection the database ended
         // while this process has not heard yet (a half-open connection).
         const pid = (yield* sql<{ pid: number }>`select pg_backend_pid() as pid`)[0]!.pid
-        const lease = { run: created.id, backend: () => pid + 1_000_000, lost: () => undefined }
+        const lease = { run: created.id, backend: () => ({ pid: pid + 1_000_000, started: "2026-01-01T00:00:00.000000Z" }), lost: () => undefined }
         const ended = yield* failure(Runs.markEndedLeased(lease, created.id, "stopped", "a stop"))
         expect(ended).toMatchObject({ _tag: "LeaseNotHeld", reason: "its database session no longer holds it", retaking: false })
         expect((yield* Runs.get(created.id)).status).toBe("running")
@@ -361,6 +361,39 @@ for (const backend of backends) {
         expect((yield* Runs.get(created.id)).status).toBe("stopped")
       }))
 
+    it.scoped("a lease whose session ended, its pid now another session's that holds the lock (the pid reused): its writes are refused, nothing written", () =>
+      Effect.gen(function*() {
+        if (backend.name !== "postgres") return
+        const created = yield* unexecutedRun("pid reused")
+        const { pool } = yield* PgPool
+        const sql = yield* SqlClient.SqlClient
+        // Another process's session holds the run's lock (a server that took the run over), and has
+        // the pid this process's lease session had: the server gives a pid again once its session
+        // has ended. The lease this process remembers: that pid, with its own session's start.
+        const other = yield* Effect.acquireRelease(Effect.promise(() => pool.connect()), (client) => Effect.sync(() => client.release(true)))
+        const holder = (yield* Effect.promise(() =>
+          other.query<Session>(`select ${SESSION}, pg_advisory_lock(hashtextextended($1, 0))`, [`${LEASE_PREFIX}${created.id}`])
+        )).rows[0]!
+        const earlier = new Date(Date.parse(holder.started) - 60_000).toISOString().replace(/Z$/, "000Z")
+        const reused = { run: created.id, backend: () => ({ pid: holder.pid, started: earlier }), lost: () => undefined }
+        const refused = { _tag: "LeaseNotHeld", run: created.id, reason: "its database session no longer holds it", retaking: false }
+        // Before, the pid alone was asked, and each was written: by a process the run had been taken from.
+        expect(yield* failure(Runs.markEndedLeased(reused, created.id, "stopped", "a stop"))).toMatchObject(refused)
+        expect(yield* failure(Runs.setStatus(created.id, "paused", reused))).toMatchObject(refused)
+        expect((yield* Runs.get(created.id)).status).toBe("running")
+        // Nor does its recorder commit anything (its batches ask on a connection of their own).
+        const recorder = yield* RunRecorder.make(created.id, { lease: reused })
+        const event = { _tag: "ReasoningRecorded", run: created.id, seq: 1, at: 0, agent: "a", round: "r", kind: "plan", role: "analyst", text: "late" }
+        recorder.sink(event as never, JSON.stringify(event))
+        const flushed = yield* Effect.flip(recorder.flush.pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "the flush never ended" })))
+        expect(flushed).toMatchObject({ _tag: "StoreError", reason: `this process no longer holds run ${created.id}'s lease (its database session no longer holds it): it writes nothing more to it` })
+        expect(yield* sql<{ n: number }>`select count(*)::int as n from run_events where run_id = ${created.id}`).toEqual([{ n: 0 }])
+        // The session that holds it, as it is: its writes go.
+        const holding = { run: created.id, backend: () => holder, lost: () => undefined }
+        yield* Runs.setStatus(created.id, "paused", holding)
+        expect((yield* Runs.get(created.id)).status).toBe("paused")
+      }), { timeout: 60_000 })
+
     it.scoped("a pause, a resume and a held approval's bookkeeping under a lease this process no longer holds are refused, nothing written", () =>
       Effect.gen(function*() {
         if (backend.name !== "postgres") return
@@ -368,7 +401,7 @@ for (const backend of backends) {
         const sql = yield* SqlClient.SqlClient
         // As in the test above: a session that holds no lock of the run (its connection half-open).
         const pid = (yield* sql<{ pid: number }>`select pg_backend_pid() as pid`)[0]!.pid
-        const lost = { run: created.id, backend: () => pid + 1_000_000, lost: () => undefined }
+        const lost = { run: created.id, backend: () => ({ pid: pid + 1_000_000, started: "2026-01-01T00:00:00.000000Z" }), lost: () => undefined }
         const refused = { _tag: "LeaseNotHeld", run: created.id, reason: "its database session no longer holds it", retaking: false }
         const waits = sql<{ waited: number; expires: number | null }>`
           select waited_ms::float8 as waited, expires_at_ms::float8 as expires from approval_waits where run_id = ${created.id}`
