@@ -239,9 +239,10 @@ export const watch = (io: Io, remote: Remote.Remote, run: string, options: Watch
   Effect.scoped(Effect.gen(function*() {
     const server = remote.target.server
     const info = yield* remote.client.runs.get({ run }).pipe(remote.call("run"))
-    if (info.events !== null && options.since >= info.events) {
+    if (info.events !== null && RemoteView.ENDED.includes(info.status) && options.since >= info.events) {
       // An ended run with nothing after `--since`: said, rather than a header and silence. It
-      // exits as a watch of the run would have: 0, or 1 for a failed run.
+      // exits as a watch of the run would have: 0, or 1 for a failed run. A run going on (whose
+      // events the server says so far) is followed: what comes after `--since` is yet to come.
       io.stderr(
         `no events after #${options.since}: run ${info.id} (${info.ref}) ${info.status === "stopped" ? "was stopped" : info.status} ` +
           `with ${info.events.toLocaleString("en-US")} events (--since 0 shows them from the first)\n`

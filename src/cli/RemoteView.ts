@@ -113,7 +113,8 @@ export const NOT_RESUMABLE_MARK = "(!)"
 /** Beside the status of a run in `runs list` that waits for a slot on the server (`waiting`); the line under the table says what it means. */
 export const WAITING_MARK = "(waiting)"
 
-const ENDED: ReadonlyArray<string> = ["completed", "failed", "stopped"]
+/** The statuses of a run that ended: its figures (events, checksum, metrics) are final. */
+export const ENDED: ReadonlyArray<string> = ["completed", "failed", "stopped"]
 
 /** Why a run that ended has no metrics: only a run that completed is measured. */
 const NO_METRICS: Record<string, string> = {

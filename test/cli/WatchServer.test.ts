@@ -7,7 +7,7 @@
  * have broken the connection, not to be something other than a Swarm server.
  */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Chunk, Duration, Effect, Exit, Fiber, Layer, Schema, Scope, Stream } from "effect"
+import { Chunk, Duration, Effect, Exit, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
 import * as http from "node:http"
 import { createRequire } from "node:module"
 import type * as net from "node:net"
@@ -164,6 +164,43 @@ for (const backend of backends) {
         yield* remote.client.runs.stop({ run: run.id })
         expect(Exit.isSuccess(yield* Fiber.join(watching))).toBe(true)
         expect(captured.stderr()).not.toContain("lost")
+      }), { timeout: 180_000 })
+
+    it.scoped("a paused run watched from its last event so far is followed, not said to have nothing after it", () =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+        const context = yield* Layer.buildWithScope(Server.layer(yield* shared, { port: 0, logRequests: false }), scope)
+        const remote = yield* Remote.connect(target(yield* Effect.provide(Http.baseUrl, context), yield* admin))
+        yield* remote.client.strategies.create({
+          strategy: Schema.decodeUnknownSync(Strategy)({ name: "watched so far", symbols: symbolsOf(1), agents: [{ type: "sma_crossover", params: { fast: 2, slow: 4 } }] })
+        })
+        const run = yield* remote.client.runs.start({ strategy: "watched so far", mode: "paper", data: { _tag: "synthetic", bars: 5_000 }, speed: 864_000 })
+        let soFar = 0
+        for (let i = 0; i < 500 && soFar === 0; i++) {
+          soFar = (yield* remote.client.runs.get({ run: run.id })).events ?? 0
+          if (soFar === 0) yield* Effect.sleep("20 millis")
+        }
+        yield* remote.client.runs.pause({ run: run.id })
+        // Paused: its events so far stand still (a batch under way may land first).
+        let since = -1
+        while (since !== soFar) {
+          since = soFar
+          yield* Effect.sleep("300 millis")
+          soFar = (yield* remote.client.runs.get({ run: run.id })).events!
+        }
+        const captured = Io.capture()
+        const seqs = () => captured.stdout().split("\n").filter((l) => l !== "").map((l) => (JSON.parse(l) as { seq: number }).seq)
+        const watching = yield* RemoteRuns.watch(captured.io, remote, run.id, { since, keep: 5, json: true }).pipe(Effect.exit, Effect.fork)
+        // Before, the count so far was taken for the run's last event: "no events after #…", and the watch ended.
+        yield* Effect.sleep("500 millis")
+        expect(captured.stderr()).not.toContain("no events after")
+        expect(Option.isNone(yield* Fiber.poll(watching))).toBe(true)
+        yield* remote.client.runs.resume({ run: run.id })
+        expect(yield* waitFor(() => seqs().length >= 3)).toBe(true)
+        expect(seqs().slice(0, 3)).toEqual([since + 1, since + 2, since + 3])
+        yield* remote.client.runs.stop({ run: run.id })
+        expect(Exit.isSuccess(yield* Fiber.join(watching))).toBe(true)
       }), { timeout: 180_000 })
 
     it.scoped("a run that ended says so from its first frame, while its events replay from the first", () =>
