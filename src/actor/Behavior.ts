@@ -106,6 +106,15 @@ interface ActorSpecBase<M, S, R, P extends OverflowPolicy> {
    * failing on every message.
    */
   readonly progress?: (state: S) => boolean
+  /**
+   * An actor that gets a message on nearly every step of its work (a run's trading spine: a
+   * message a bar). Its activation stays parked when the mailbox empties, and the next message
+   * resumes it, instead of ending and forking a fiber for the next one: about 1 µs a wake-up
+   * against 4 for a fiber here, several times a bar in a backtest. An idle one holds that
+   * suspended fiber; without `busy` an idle actor holds none (a few hundred bytes, spawned by the
+   * thousand). Messages are handled in the same order, on the same scheduler turns, either way.
+   */
+  readonly busy?: boolean
 }
 
 /** An actor type: `initial` state, or `setup` run at every (re)start (spawn children, watch, start timers). */

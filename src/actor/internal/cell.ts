@@ -34,6 +34,10 @@ const enum Outcome {
 
 const DEFAULT_CAPACITY = 1024
 
+/** What a parked activation is resumed with (`ActorCell.parked`): go on draining, or end. */
+const GO_ON: Exit.Exit<boolean> = Exit.succeed(true)
+const RETIRE: Exit.Exit<boolean> = Exit.succeed(false)
+
 export class ActorCell<M, S> extends Supervised implements Node {
   /** This actor's outgoing message counter (the `seq` of envelopes it sends). */
   outSeq = 0
@@ -49,6 +53,11 @@ export class ActorCell<M, S> extends Supervised implements Node {
   restartsSinceFlush = 0
   /** The running activation, if any; `activations` numbers them so a late exit is recognised. */
   private activation: Fiber.RuntimeFiber<Outcome, unknown> | undefined = undefined
+  /**
+   * A `busy` actor's activation parked on an empty mailbox: resumed with `true` to drain it again,
+   * `false` to end (the incarnation is over; the cell no longer counts it as its activation).
+   */
+  private parked: ((exit: Exit.Exit<boolean>) => void) | undefined = undefined
   private activations = 0
   /** Set when the incarnation ended (crash, stop) until the supervisor starts the next one. */
   private suspended = true
@@ -91,7 +100,7 @@ export class ActorCell<M, S> extends Supervised implements Node {
   deliver(envelope: Envelope): Effect.Effect<void, MailboxFull> {
     switch (this.mailbox.offer(envelope)) {
       case Offer.Accepted:
-        if (this.activation === undefined) this.activate(undefined)
+        this.wake()
         return Effect.void
       case Offer.Closed:
         this.system.deadLetter(this.id, envelope, "stopped")
@@ -113,7 +122,7 @@ export class ActorCell<M, S> extends Supervised implements Node {
   deliverAsk(envelope: Envelope): (() => void) | undefined {
     switch (this.mailbox.offer(envelope)) {
       case Offer.Accepted:
-        if (this.activation === undefined) this.activate(undefined)
+        this.wake()
         return undefined
       case Offer.Closed:
         this.system.deadLetter(this.id, envelope, "stopped")
@@ -134,9 +143,26 @@ export class ActorCell<M, S> extends Supervised implements Node {
 
   /** `Terminated` and other system messages bypass the capacity (never the closed state). */
   deliverSystem(message: unknown, sender: ActorId): void {
-    if (this.mailbox.offerSystem(new Envelope(message, sender, 0, undefined, undefined)) && this.activation === undefined) {
-      this.activate(undefined)
+    if (this.mailbox.offerSystem(new Envelope(message, sender, 0, undefined, undefined))) this.wake()
+  }
+
+  /** There is work: start an activation if none runs, or resume the parked one. */
+  private wake(): void {
+    if (this.activation === undefined) this.activate(undefined)
+    else if (this.parked !== undefined && !this.suspended && !this.stopFlag) {
+      const resume = this.parked
+      this.parked = undefined
+      resume(GO_ON)
     }
+  }
+
+  /** End a parked activation: the cell forgets it now, and it ends on its next turn without touching the cell. */
+  private retireParked(): void {
+    const resume = this.parked
+    if (resume === undefined) return
+    this.parked = undefined
+    this.activation = undefined
+    resume(RETIRE)
   }
 
   answer(envelope: Envelope, exit: Exit.Exit<unknown, unknown>): void {
@@ -230,6 +256,13 @@ export class ActorCell<M, S> extends Supervised implements Node {
           }
           if (envelope === undefined) {
             if (cell.escalation !== undefined || cell.stopFlag) continue
+            if (spec.busy === true) {
+              // Parked until the next message (`wake`), or retired (`retireParked`).
+              if (yield* Effect.async<boolean>((resume) => {
+                cell.parked = resume
+              })) continue
+              return Outcome.Idle
+            }
             cell.activation = undefined
             return Outcome.Idle
           }
@@ -326,6 +359,8 @@ export class ActorCell<M, S> extends Supervised implements Node {
       this.halting = true
       this.stopFlag = true
       this.suspended = true
+      // A parked activation is an idle one: nothing to wait for.
+      this.retireParked()
       const fiber = this.activation
       if (fiber === undefined) return this.releaseIncarnation()
       const deadlines = this.system.deadlines
@@ -361,6 +396,7 @@ export class ActorCell<M, S> extends Supervised implements Node {
       if (this.terminationReason !== undefined) return
       this.status = "stopped"
       this.terminationReason = reason
+      this.retireParked()
       for (const envelope of this.mailbox.close()) {
         this.system.deadLetter(this.id, envelope, "stopped")
         if (envelope.reply !== undefined) this.answer(envelope, Exit.fail(this.noReply(envelope, "stopped")))
@@ -389,10 +425,8 @@ export class ActorCell<M, S> extends Supervised implements Node {
   /** A child's supervisor gave up: crash this actor before its next message. */
   escalate(cause: Cause.Cause<unknown>): void {
     this.escalation = cause
-    if (this.activation === undefined) {
-      // An idle actor is woken to fail with the cause, like one that was busy.
-      this.activate(undefined)
-    }
+    // An idle actor is woken to fail with the cause, like one that was busy.
+    this.wake()
   }
 
   // --- the behavior's context ----------------------------------------------------------------------
