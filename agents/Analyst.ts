@@ -59,6 +59,8 @@ export const make = ({ allowShort, config, model, name, seed = "0" }: AnalystOpt
   const observe = model.observe
   return Actor.make({
     protocol: RequestOpinions,
+    // A message on every bar of a run (src/actor/Behavior.ts).
+    busy: true,
     // State per symbol, made fresh at every (re)start: a restarted analyst warms up again.
     setup: () => Effect.sync(() => new Map<string, Track>()),
     // At work once it has given an opinion: the bars of its warm-up, answered with none, are not

@@ -500,6 +500,8 @@ export const make = (options: CoordinatorOptions) => {
   })
   return Actor.make({
     protocol: MarketUpdate,
+    // A message on every bar of a run (src/actor/Behavior.ts).
+    busy: true,
     setup: () => Effect.sync(() => new Coordination(roster.length)),
     // Targets and accuracies outlive a crash: a restarted coordinator must not re-send every target.
     onRestart: (state) => Effect.succeed(state),

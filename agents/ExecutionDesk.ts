@@ -308,6 +308,8 @@ export const make = (options: DeskOptions) => {
 
   return Actor.make({
     protocol: DeskProtocol,
+    // A message on every bar of a run (src/actor/Behavior.ts).
+    busy: true,
     setup: () =>
       Effect.sync((): Desk => ({
         pending: new Map(),

@@ -237,6 +237,8 @@ const crossed = (
 export const make = (options: LedgerOptions) =>
   Actor.make({
     protocol: LedgerProtocol,
+    // A message on every bar of a run (src/actor/Behavior.ts).
+    busy: true,
     setup: () =>
       Effect.sync(() => {
         const books = new Books(options)

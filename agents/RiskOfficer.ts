@@ -575,6 +575,8 @@ export const make = (options: RiskOptions) => {
 
   return Actor.make({
     protocol: RiskProtocol,
+    // A message on every bar of a run (src/actor/Behavior.ts).
+    busy: true,
     setup: () => Effect.map(Clock.currentTimeMillis, (now) => new Officer(now as Timestamp)),
     // The trading state outlives a crash (see the module comment).
     onRestart: (officer) => Effect.succeed(officer),
