@@ -62,11 +62,11 @@ export const make = ({ allowShort, config, model, name, seed = "0" }: AnalystOpt
     // A message on every bar of a run (src/actor/Behavior.ts).
     busy: true,
     // State per symbol, made fresh at every (re)start: a restarted analyst warms up again.
-    setup: () => Effect.sync(() => new Map<string, Track>()),
+    setup: () => Effect.sync(() => new Tracks()),
     // At work once it has given an opinion: the bars of its warm-up, answered with none, are not
     // progress, so one that fails on every bar once warmed up is given up on (src/swarm/Run.ts).
     progress: (tracks) => {
-      for (const track of tracks.values()) if (track.opinion !== undefined) return true
+      for (const track of tracks.bySymbol.values()) if (track.opinion !== undefined) return true
       return false
     },
     behavior: (tracks, request, context) =>
@@ -78,8 +78,8 @@ export const make = ({ allowShort, config, model, name, seed = "0" }: AnalystOpt
         for (let i = 0; i < rounds.length; i++) {
           const round = rounds[i]!
           const bar = round.bar
-          let track = tracks.get(bar.symbol)
-          if (track === undefined) tracks.set(bar.symbol, (track = new Track(model.init(config, seededDraws(seed, name, bar.symbol)))))
+          let track = tracks.at(i, bar.symbol)
+          if (track === undefined) tracks.add(i, bar.symbol, (track = new Track(model.init(config, seededDraws(seed, name, bar.symbol)))))
           // A second round of the symbol in one request (the coordinator sends one a symbol): the
           // first one's opinion keeps a copy of its signal, which this update overwrites.
           if (track.answered === request) track.opinion!.pin()
@@ -141,6 +141,41 @@ export const traceOpinions = (trace: Trace, agent: AgentId, opinions: ReadonlyAr
       "opinion.horizon": opinion.horizon,
       "opinion.rationale": rationale.length > 300 ? `${rationale.slice(0, 300)}…` : rationale
     })
+  }
+}
+
+/**
+ * The symbols' tracks, by symbol, and by the position of the symbol's round in the last request
+ * that had it there: the coordinator asks for the same symbols in the same order on every
+ * timestamp, so the round at position `i` is almost always the symbol it was last time, found by
+ * comparing one string (the same string object, bar after bar) instead of hashing it into the map.
+ */
+class Tracks {
+  readonly bySymbol = new Map<string, Track>()
+  private readonly symbols: Array<string | undefined> = []
+  private readonly tracks: Array<Track | undefined> = []
+
+  /** The track of `symbol`, whose round is at position `i` of the request; undefined before its first bar. */
+  at(i: number, symbol: string): Track | undefined {
+    if (this.symbols[i] === symbol) return this.tracks[i]
+    const track = this.bySymbol.get(symbol)
+    if (track !== undefined) this.remember(i, symbol, track)
+    return track
+  }
+
+  add(i: number, symbol: string, track: Track): void {
+    this.bySymbol.set(symbol, track)
+    this.remember(i, symbol, track)
+  }
+
+  private remember(i: number, symbol: string, track: Track): void {
+    // Positions fill in order (a request's rounds are 0…n-1): no holes in the arrays.
+    while (this.symbols.length < i) {
+      this.symbols.push(undefined)
+      this.tracks.push(undefined)
+    }
+    this.symbols[i] = symbol
+    this.tracks[i] = track
   }
 }
 
