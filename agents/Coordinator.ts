@@ -321,18 +321,20 @@ export const make = (options: CoordinatorOptions) => {
       const { bars, ts } = update
       yield* options.desk().tell(marketOpen({ ts, bars }))
       const rounds: Array<RoundRequest> = new Array(bars.length)
+      // A round's id is `<symbol>@<ts>`: the time written once for all of the timestamp's rounds.
+      const at = `@${ts}`
       if (options.context === true) {
         for (let i = 0; i < bars.length; i++) {
           const bar = bars[i]!
           const target = state.targets.get(bar.symbol) ?? "flat"
           rounds[i] = {
-            round: `${bar.symbol}@${ts}` as RoundId,
+            round: (bar.symbol + at) as RoundId,
             bar,
             context: { target: target === "hold" ? "flat" : target, decisions: state.recent.get(bar.symbol) ?? [] }
           }
         }
       } else {
-        for (let i = 0; i < bars.length; i++) rounds[i] = { round: `${bars[i]!.symbol}@${ts}` as RoundId, bar: bars[i]! }
+        for (let i = 0; i < bars.length; i++) rounds[i] = { round: (bars[i]!.symbol + at) as RoundId, bar: bars[i]! }
       }
       if (update.signals !== undefined && update.signals.length > 0) withSignals(rounds, update.signals)
       const request = requestOpinions({ ts, rounds })
