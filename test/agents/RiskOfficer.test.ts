@@ -278,6 +278,21 @@ describe("the risk officer", () => {
     expect(desk.orders().map((o) => [o.symbol, o.decidedAt])).toEqual([[AAA, t1], [BBB, nextMorning]])
   }))
 
+  it("counts a symbol named like an Object.prototype member as any other: a rule scoped to it limits it", inSpine((spine) => {
+    // `valueOf` is a valid symbol; counted in a plain `{}`, its count began from the inherited
+    // function: the verdict's `actual` was "0function valueOf() { [native code] }11".
+    const valueOf = "valueOf" as Symbol
+    const { desk, judge } = spawnRisk(spine, {
+      sizing: { value: 10 },
+      view: () => ({ snapshot: { ...books(CASH), ts: t1 as never }, open: [], dayStartEquity: units(CASH), peakEquity: units(CASH) }),
+      rules: [{ kind: "max_orders_per_day", id: "one-a-day", name: "one order a day", params: { count: 1 }, allowSymbols: [valueOf] }]
+    })
+    expect(judge(t1, [[valueOf, "long", 100]])).toMatchObject({ placed: 1 })
+    expect(judge(t1 + 1, [[valueOf, "long", 100]])).toMatchObject({ placed: 0, rejected: 1 })
+    expect(spine.ofTag("VerdictGiven")[1]!.verdict.rules).toMatchObject([{ rule: "one-a-day", result: "reject", actual: 2 }])
+    expect(desk.orders().map((o) => o.symbol)).toEqual([valueOf])
+  }))
+
   it("an operator halts and resumes trading; only an operator lifts a halt, and lifting it rebases the risk marks", inSpine((spine) => {
     const { desk, judge, ledger, market, operator, status, view } = spawnRisk(spine)
     // Hold 400 AAA bought at 100, then the price falls to 60 while trading is halted.
