@@ -2,7 +2,8 @@
  * An actor cell: the identity, mailbox and state of one actor. An actor holds a fiber only while it
  * has work: a delivery to an idle actor starts an activation (a fiber, from the runtime the actor
  * was spawned in) that drains the mailbox and ends when it stays empty — as Akka's dispatcher runs
- * actors — so an idle actor costs a few hundred bytes and spawning one forks nothing.
+ * actors — so an idle actor costs a few hundred bytes and spawning one forks nothing. A `busy`
+ * actor's activation parks on the empty mailbox instead of ending, and the next delivery resumes it.
  * The supervisor restarts the cell (fresh or recovered state, same mailbox and ref) or terminates
  * it (mailbox into dead letters, watchers told).
  */
