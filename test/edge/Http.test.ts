@@ -163,7 +163,6 @@ for (const backend of backends) {
         yield* frozen.freeze
         // A follower publishes nothing: before, nothing failed, and /health said ok for as long as Redis was frozen.
         yield* Effect.sleep("1 second")
-        const started = Date.now()
         const degraded = yield* health
         expect(degraded.status).toBe(200)
         expect(degraded.report).toMatchObject({
@@ -171,9 +170,16 @@ for (const backend of backends) {
           reasons: ["bus: Redis does not answer (no answer to PING within 300 ms): falling back to this process"],
           bus: { kind: "redis", redis: { state: "ready", failingSince: expect.any(Number) } }
         })
-        // Asked again at once: the PING's answer is kept, not waited for again.
-        expect((yield* health).report.status).toBe("degraded")
-        expect(Date.now() - started).toBeLessThan(1_500)
+        // Asked again at once: the PING's answer is kept, not waited for again. An ask that waited
+        // for a PING takes its 300 ms at least; the quickest of three asks shows none did, with room
+        // for a loaded machine's slow request.
+        const asks: Array<number> = []
+        for (let i = 0; i < 3; i++) {
+          const started = Date.now()
+          expect((yield* health).report.status).toBe("degraded")
+          asks.push(Date.now() - started)
+        }
+        expect(Math.min(...asks)).toBeLessThan(300)
         yield* frozen.thaw
         let report = (yield* health).report
         for (let i = 0; i < 100 && report.status !== "ok"; i++) {
