@@ -241,7 +241,14 @@ export const translate = (target: RemoteConfig.Target, subject: string) => (erro
     case "Forbidden":
       return new UsageError({ field: keyField(target), reason: `not allowed on ${on}: ${error.reason}` })
     case "Unavailable":
-      return new RemoteFailed({ field: "server", reason: `${on} cannot do it now: ${error.reason}`, unavailable: true })
+      // A stream the server cut off because this client read it too slowly: the server is up.
+      return new RemoteFailed({
+        field: "server",
+        reason: error.behind === true
+          ? `${on} cut off this ${subject}'s stream: this client read it more slowly than it came (${error.reason})`
+          : `${on} cannot do it now: ${error.reason}`,
+        unavailable: true
+      })
     case "RpcClientError":
       // Unreachable, or the connection broke: maybe not so later. Another server's answer (not
       // Swarm's /rpc) is no outage.

@@ -4,15 +4,18 @@
  * database, or from a server when one is configured (`runs.events`, as `runs watch --json` reads
  * them). `--json` prints each event's stored JSON line (ndjson), byte for byte; otherwise one
  * readable line each. A stored run's events end where it did; a run still going is followed until
- * it ends, as `runs watch` does.
+ * it ends, as `runs watch` does — and, as it does, a stream the server cut off because this client
+ * read it too slowly goes on from the last event printed.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Option, Schema, Stream } from "effect"
+import { Effect, Either, Option, Schema, Stream } from "effect"
 import type { Timestamp } from "../../schemas/Ids.js"
 import type { LifecycleEvent } from "../../schemas/Lifecycle.js"
 import type { LlmCall } from "../../schemas/Llm.js"
+import type { Unavailable } from "../../schemas/Rpc.js"
 import { RunEvent, type RunEventTag } from "../../schemas/RunEvent.js"
 import * as Runs from "../store/Runs.js"
+import { RemoteFailed } from "./CliError.js"
 import { invalid, json, since } from "./Flags.js"
 import { type Io, visible } from "./Io.js"
 import * as Remote from "./Remote.js"
@@ -21,6 +24,9 @@ import { local, onServer, serverFor } from "./RunsCommand.js"
 import { count, money, quantity, roundText, time } from "./Summary.js"
 import * as Watch from "./Watch.js"
 import * as Wiring from "./Wiring.js"
+
+/** How many times in a row a stream cut off for falling behind may bring no event before `runs events` gives up. */
+const BEHIND_TRIES = 3
 
 /** Every event type a run records (schemas/RunEvent.ts): what `--type` takes. */
 export const TYPES: ReadonlyArray<string> = Object.keys(
@@ -140,40 +146,93 @@ const options = {
   json: json("Print each event as the JSON line the run recorded, one per line (ndjson), instead of a readable line.")
 }
 
+/** What `runs events` prints: the events after `since`, of `types` (none: all), readable or `json`. */
+interface EventsOptions {
+  readonly since: number
+  readonly types: ReadonlyArray<string>
+  readonly json: boolean
+}
+
+/** Prints an event as `options` say, if it is of their types: its stored line (`json`), or a readable one. */
+const printer = (io: Io, options: EventsOptions) => {
+  const wanted = options.types.length === 0 ? undefined : new Set(options.types)
+  return (seq: number, tag: string, body: string, strategy: string | undefined) => {
+    if (wanted === undefined || wanted.has(tag)) io.stdout(options.json ? `${body}\n` : `${eventLine(seq, tag, body, strategy)}\n`)
+  }
+}
+
+/**
+ * `runs events` on a server: the run's events after `options.since` (of `options.types`, picked on
+ * the server), each given to `print` with the strategy's name for a readable RunStarted line; a run
+ * still going followed until it ends.
+ */
+export const remoteEvents = (io: Io, remote: Remote.Remote, ref: string, options: EventsOptions) =>
+  Effect.gen(function*() {
+    const print = printer(io, options)
+    const wanted = options.types.length === 0 ? undefined : new Set(options.types)
+    // The strategy's name, for the RunStarted line: asked once, when that line is printed (a run's
+    // first event); a server that does not say it leaves the line naming the strategy's id.
+    const strategy = yield* Effect.cached(
+      remote.client.runs.get({ run: ref }).pipe(remote.call("run"), Effect.map((info) => info.strategy), Effect.orElseSucceed(() => undefined))
+    )
+    // The types picked on the server: the rest of the run never goes over the wire. A server
+    // from before `types` refuses the field: it sends the whole run, picked here (`print`).
+    const eventsAfter = (after: number) => {
+      const all = remote.client.runs.events({ run: ref, since: after })
+      return options.types.length === 0 ? all : remote.client.runs.events({ run: ref, since: after, types: options.types }).pipe(
+        Stream.catchSome((error) => error._tag === "InvalidRequest" && error.field === "types" ? Option.some(all) : Option.none())
+      )
+    }
+    /** The last event printed (or passed over), where a stream cut off goes on from. */
+    let last = options.since
+    /** One stream of the run's events after `after`: the server's `Unavailable { behind }` if it cut this client off. */
+    const printAfter = (after: number) =>
+      eventsAfter(after).pipe(
+        Stream.map(Either.right),
+        Stream.catchAll((error) => error._tag === "Unavailable" && error.behind === true ? Stream.succeed(Either.left(error)) : Stream.fail(error)),
+        remote.follow("run"),
+        Stream.runFoldEffect(undefined as Unavailable | undefined, (_, item) =>
+          Either.isLeft(item)
+            ? Effect.succeed(item.left)
+            : Effect.map(
+              item.right.tag === "RunStarted" && !options.json && (wanted === undefined || wanted.has(item.right.tag)) ? strategy : Effect.succeed(undefined),
+              (name) => {
+                print(item.right.seq, item.right.tag, item.right.json, name)
+                last = item.right.seq
+                return undefined
+              }
+            ))
+      )
+    // A reader slower than the run (a slow pipe, a slow link) is cut off by the server, which is
+    // up: the events go on from the last one printed, no gap and no duplicate, as `runs watch`
+    // does. Cut off again and again with nothing printed in between, it gives up saying how to go on.
+    for (let fruitless = 0;;) {
+      const from = last
+      const behind = yield* printAfter(from)
+      if (behind === undefined) return
+      fruitless = last > from ? 0 : fruitless + 1
+      const server = remote.target.server
+      if (fruitless >= BEHIND_TRIES) {
+        return yield* new RemoteFailed({
+          field: "server",
+          reason: `fell behind run ${ref} on ${server} ${BEHIND_TRIES} times with no event read in between (${behind.reason}): ` +
+            `swarm runs events ${ref} --since ${last} goes on from event #${last}`,
+          unavailable: true
+        })
+      }
+      io.stderr(`fell behind run ${ref} on ${server} (${behind.reason}); going on from event #${last}…\n`)
+    }
+  })
+
 export const command = (io: Io, wiring: Wiring.Wiring) =>
   Command.make("events", { run: runArg, ...options, ...Remote.options, local }, (flags) =>
     Effect.gen(function*() {
       const ref = yield* RunRef.check("<run>", flags.run)
       const since = Option.getOrElse(flags.since, () => 0)
-      const wanted = flags.types.length === 0 ? undefined : new Set(flags.types)
-      const print = (seq: number, tag: string, body: string, strategy: string | undefined) => {
-        if (wanted === undefined || wanted.has(tag)) io.stdout(flags.json ? `${body}\n` : `${eventLine(seq, tag, body, strategy)}\n`)
-      }
+      const chosen: EventsOptions = { since, types: flags.types, json: flags.json }
       const server = yield* serverFor(flags, wiring)
-      if (Option.isSome(server)) {
-        return yield* onServer(server.value, (remote) =>
-          Effect.gen(function*() {
-            // The strategy's name, for the RunStarted line: asked once, when that line is printed (a run's
-            // first event); a server that does not say it leaves the line naming the strategy's id.
-            const strategy = yield* Effect.cached(
-              remote.client.runs.get({ run: ref }).pipe(remote.call("run"), Effect.map((info) => info.strategy), Effect.orElseSucceed(() => undefined))
-            )
-            // The types picked on the server: the rest of the run never goes over the wire. A server
-            // from before `types` refuses the field: it sends the whole run, picked here (`print`).
-            const all = remote.client.runs.events({ run: ref, since })
-            const events = flags.types.length === 0 ? all : remote.client.runs.events({ run: ref, since, types: flags.types }).pipe(
-              Stream.catchSome((error) => error._tag === "InvalidRequest" && error.field === "types" ? Option.some(all) : Option.none())
-            )
-            yield* events.pipe(
-              remote.follow("run"),
-              Stream.runForEach((e) =>
-                Effect.map(
-                  e.tag === "RunStarted" && !flags.json && (wanted === undefined || wanted.has(e.tag)) ? strategy : Effect.succeed(undefined),
-                  (name) => print(e.seq, e.tag, e.json, name)
-                ))
-            )
-          }))
-      }
+      if (Option.isSome(server)) return yield* onServer(server.value, (remote) => remoteEvents(io, remote, ref, chosen))
+      const print = printer(io, chosen)
       yield* Wiring.withStore(io, wiring)(Effect.gen(function*() {
         const run = yield* Runs.getSummary(ref)
         let after = since
