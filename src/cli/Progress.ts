@@ -1,12 +1,14 @@
 /**
  * The progress bars drawn on a terminal's stderr: a backtest's (bars replayed, of the feed's total
  * when known, the virtual date reached, the equity and the rate) and a replay's (events compared, of the
- * recording's total, the bars and date reached, and the rate). A run is CPU work that yields to the
+ * recording's total, the bars and date reached, and the rate; before its first bar, what it does:
+ * checking the recording, then reading it). A run is CPU work that yields to the
  * event loop only every few hundred slices, so a bar is drawn from the run's own progress calls, not
  * left to cli-progress's timer (which could fire too rarely to show anything).
  */
 import cliProgress from "cli-progress"
 import { Effect, type Scope } from "effect"
+import type * as StoredRun from "../store/StoredRun.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import type { Money } from "../trading/Money.js"
 import { count, money, time } from "./Summary.js"
@@ -30,7 +32,7 @@ const draw = (
   total: number | undefined,
   formats: { readonly known: string; readonly unknown: string },
   initial: Payload
-): Effect.Effect<{ readonly set: (value: number, payload: Payload) => void } & Omit<Bar, "update">, never, Scope.Scope> =>
+): Effect.Effect<{ readonly set: (value: number, payload: Payload, now?: boolean) => void } & Omit<Bar, "update">, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
       const known = total !== undefined && total > 0
@@ -47,12 +49,13 @@ const draw = (
       let payload = initial
       let lastDraw = 0
       bar.start(known ? total : 0, 0, payload)
-      const set = (next: number, nextPayload: Payload) => {
+      /** Draws at most `FPS` times a second, or at once (`now`): a change of what the bar says, drawn however soon after the last. */
+      const set = (next: number, nextPayload: Payload, drawNow = false) => {
         value = next
         payload = nextPayload
         bar.update(value, payload)
         const now = Date.now()
-        if (now - lastDraw >= 1_000 / FPS) {
+        if (drawNow || now - lastDraw >= 1_000 / FPS) {
           lastDraw = now
           bar.render()
         }
@@ -119,7 +122,7 @@ const recentRate = (unit: string): (value: number) => string => {
 export const replay = (
   stream: NodeJS.WriteStream,
   totals: { readonly events: number | undefined; readonly bars: number | undefined }
-): Effect.Effect<Bar, never, Scope.Scope> =>
+): Effect.Effect<Bar & { readonly phase: (phase: StoredRun.ReplayPhase) => void }, never, Scope.Scope> =>
   Effect.map(
     draw(stream, totals.events, {
       known: "{bar} {percentage}% | {events} events | {bars} bars | {date} | {rate}",
@@ -140,6 +143,14 @@ export const replay = (
             date: time(progress.ts),
             rate: rate(progress.events)
           }),
+        // Where the date will be: a big recording's checks and reading take a while before the first bar.
+        phase: (phase: StoredRun.ReplayPhase) =>
+          set(0, {
+            events: of(0, totals.events),
+            bars: of(0, totals.bars),
+            date: phase === "checking" ? "checking the recording…" : "reading the recording…",
+            rate: "… events/s"
+          }, true),
         aside,
         done
       }

@@ -127,7 +127,7 @@ export const command = (io: Io, wiring: Wiring.Wiring) =>
         })
         const replayed = yield* StoredRun.replay(run.id, {
           ...(wiring.registry === undefined ? {} : { registry: wiring.registry }),
-          ...(progress === undefined ? {} : { onProgress: progress.update })
+          ...(progress === undefined ? {} : { onProgress: progress.update, onPhase: progress.phase })
         }).pipe(
           // The bar leaves the screen before the divergence is printed.
           Effect.tapErrorTag("RunDiverged", (error) =>

@@ -917,15 +917,27 @@ export interface Replayed {
  * with no operator, its data refused) is compared as far as it went: its replay must give every
  * recorded event, then fail with the same error — a failed recording is checked like any other.
  */
-export const replay = (ref: string, options: Pick<Common, "registry" | "onProgress"> & { readonly owner?: string } = {}) =>
+/**
+ * What a replay is doing before its first bar, which for a big recording takes a while: checking
+ * that the recording's inputs are as the run had them (`checking`), then reading the recording, its
+ * data and what came from outside (`reading`). Its bars are told by `onProgress`.
+ */
+export type ReplayPhase = "checking" | "reading"
+
+export const replay = (
+  ref: string,
+  options: Pick<Common, "registry" | "onProgress"> & { readonly owner?: string; readonly onPhase?: (phase: ReplayPhase) => void } = {}
+) =>
   Effect.gen(function*() {
     const run = yield* Runs.get(ref, options.owner)
     yield* reexecutable(run, options.registry)
     // Inputs changed after the run would make it "not reproduce": the recording is what changed.
     // (Columns that do not decode at all are said to first, naming the column.)
     yield* sourceOf(run)
+    options.onPhase?.("checking")
     const inputs = yield* Audit.verifyInputs(run)
     if (!inputs.ok) return yield* new RecordingAltered({ run: run.id, position: inputs.position, reason: inputs.reason })
+    options.onPhase?.("reading")
     const { events, feed } = yield* inputsOf(run)
     // A stopped run's recording ends where it was stopped (mid-slice, perhaps), and an unfinished
     // one's (`running`: its process died, or it is still going; `paused`) where it has got to: it

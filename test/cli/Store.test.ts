@@ -525,6 +525,13 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
         new RegExp(`\\| [\\d,]+/${events} events \\| 1,500/1,500 bars \\| 2023-12-01 \\| [\\d,]+ events/s`)
       )
       expect(terminal.drawn()).toContain("\u001b[?25h") // the cursor is shown again
+      // Before its first bar, it says what it does: before, it sat at 0 events and "…" while a big
+      // recording was checked and read.
+      const checking = terminal.drawn().indexOf("| checking the recording…")
+      const reading = terminal.drawn().indexOf("| reading the recording…")
+      expect(checking).toBeGreaterThan(-1)
+      expect(reading).toBeGreaterThan(checking)
+      expect(terminal.drawn().indexOf("| 1,500/1,500 bars | 2023-12-01 |")).toBeGreaterThan(reading)
 
       const quiet = fakeTerminal()
       const json = yield* swarm(["replay", "Replayed on a terminal#1", "--json"], { store: yield* store, terminal: quiet.stream })
