@@ -389,7 +389,8 @@ export interface RunManagerService {
    * became of each. Oldest first, up to the cap of live runs a user may have here
    * (`Options.maxLiveRunsPerUser`), as a start keeps to it: a user's runs past it are `waiting` —
    * unfinished, their rows untouched — and each goes on here as soon as one of that user's runs ends
-   * here (a stop, a run completing), oldest first; else at the next start. A stop ends one waiting.
+   * here (a stop, a run completing), oldest first, the freed slot kept for it meanwhile (a start of
+   * theirs is refused until it has gone on); else at the next start. A stop ends one waiting.
    */
   readonly resumeUnfinished: () => Effect.Effect<ReadonlyArray<Resumption>, Unavailable>
   /**
@@ -564,6 +565,12 @@ const dataSourceOf = (data: RunData, strategy: Strategy, seed: number): DataSour
       bars: data.bars
     })
 
+/** A slot freed for `owner`'s runs waiting here, while `resumeWaiting`'s turn holds it (`kept`) and before a resumed run takes it. */
+interface KeptSlot {
+  readonly owner: string
+  kept: boolean
+}
+
 /** The run manager, with at most `options.maxLiveRunsPerUser` live runs a user. */
 export const layerWith = (options: Options = {}) => Layer.scoped(
   RunManager,
@@ -586,6 +593,17 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     const awaitingSlot = new Map<RunId, { readonly owner: string; readonly ref: string; readonly reason: string }>()
     /** Owners a live run of whose ended here while a run of theirs waits for a slot (`awaitingSlot`). */
     const freed = yield* Queue.unbounded<string>()
+    /**
+     * Each owner's slots freed while runs of theirs wait for one (one per `freed` entry), kept for
+     * those runs until `resumeWaiting` has been through them: counted as live (`liveOwnedBy`), so
+     * that a start meanwhile cannot take the slot the oldest waiting run is owed.
+     */
+    const reserved = new Map<string, number>()
+    const reserve = (owner: string, delta: 1 | -1) => {
+      const n = (reserved.get(owner) ?? 0) + delta
+      if (n <= 0) reserved.delete(owner)
+      else reserved.set(owner, n)
+    }
     // Other processes may execute runs on this database (a Postgres server): control and approvals
     // of their runs are relayed to them (`ControlRequests`). The embedded one serves one process.
     const relays = (yield* PgPool).shared
@@ -991,8 +1009,12 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         fiber.addObserver((exit) => {
           const entry = live.get(id)
           live.delete(id)
-          // A slot of its owner's freed: a run of theirs waiting for one goes on (not while shutting down).
-          if (!suspending && [...awaitingSlot.values()].some((waiting) => waiting.owner === options.owner)) Queue.unsafeOffer(freed, options.owner)
+          // A slot of its owner's freed: a run of theirs waiting for one goes on (not while shutting
+          // down), the slot kept for it meanwhile.
+          if (!suspending && [...awaitingSlot.values()].some((waiting) => waiting.owner === options.owner)) {
+            reserve(options.owner, 1)
+            Queue.unsafeOffer(freed, options.owner)
+          }
           if (lease !== undefined && leases.get(id) === lease) leases.delete(id)
           if (suspending && Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
             suspendedRuns.push({ run: id, ref: refs.get(id) ?? id, paused: entry?.paused ?? false })
@@ -1014,8 +1036,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * are one synchronous step; the slot is the run's once `live` has it).
      */
     const starting = new Map<string, number>()
+    /** The owner's live runs here, with the starts past their check and the slots kept for their waiting runs (`reserved`). */
     const liveOwnedBy = (owner: string) => {
-      let n = starting.get(owner) ?? 0
+      let n = (starting.get(owner) ?? 0) + (reserved.get(owner) ?? 0)
       for (const entry of live.values()) if (entry.owner === owner) n++
       return n
     }
@@ -1024,10 +1047,13 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         Effect.suspend(() => {
           const n = liveOwnedBy(owner)
           if (n >= maxLivePerUser) {
+            const kept = reserved.get(owner) ?? 0
+            const held = n - kept
             return Effect.fail(
               new Conflict({
-                reason: `you have ${n} live run${n === 1 ? "" : "s"} (running or paused), the most a user may have on this server ` +
-                  `(SWARM_MAX_LIVE_RUNS_PER_USER=${maxLivePerUser}): stop one first (runs.list, then runs.stop)`
+                reason: `you have ${held} live run${held === 1 ? "" : "s"} (running or paused)` +
+                  (kept === 0 ? "" : ` and ${kept} slot${kept === 1 ? "" : "s"} freed for your runs waiting here to be resumed, which go first`) +
+                  `, the most a user may have on this server (SWARM_MAX_LIVE_RUNS_PER_USER=${maxLivePerUser}): stop one first (runs.list, then runs.stop)`
               })
             )
           }
@@ -1136,8 +1162,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * server with room (`failed`, tried again after the retry), start-up's waits here for a slot
      * (`waiting`, in `awaitingSlot`); a run no longer waiting is forgotten there.
      */
-    const resumeOne = (id: RunId, listedAs?: string, cap?: "takeover" | "startup") =>
-      Effect.tap(resumeOneCapped(id, listedAs, cap), (outcome) =>
+    const resumeOne = (id: RunId, listedAs?: string, cap?: "takeover" | "startup", turn?: KeptSlot) =>
+      Effect.tap(resumeOneCapped(id, listedAs, cap, turn), (outcome) =>
         Effect.sync(() => {
           if (outcome?.outcome !== "waiting") awaitingSlot.delete(id)
         }))
@@ -1148,7 +1174,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       `(SWARM_MAX_LIVE_RUNS_PER_USER=${maxLivePerUser}): it waits, unfinished, and is resumed here as soon as one of their runs ends, ` +
       `else at the next start${relays ? ", or sooner by a server on this database with takeover on and room for it" : ""} (\`swarm runs stop ${run}\` ends it)`
 
-    const resumeOneCapped = (id: RunId, listedAs: string | undefined, cap: "takeover" | "startup" | undefined) =>
+    const resumeOneCapped = (id: RunId, listedAs: string | undefined, cap: "takeover" | "startup" | undefined, turn: KeptSlot | undefined) =>
       Effect.gen(function*() {
         const read = yield* Effect.either(Runs.get(id))
         // Its row does not decode (edited by hand, written by another version): said, not skipped
@@ -1193,10 +1219,16 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         // A takeover respects the cap of live runs a user may have here, as a start does: a server
         // that died left its runs to whichever server has room, not all to the first to look. The
         // check and the slot's reservation are one synchronous step (`slot`), the slot the run's once `live` has it.
+        // A waiting run's turn (`resumeWaiting`) brings the slot kept for it (`reserved`), which becomes its own.
         if (cap !== undefined) {
           const full = yield* Effect.sync(() => {
-            const n = liveOwnedBy(record.owner)
+            const kept = turn?.kept === true && turn.owner === record.owner
+            const n = liveOwnedBy(record.owner) - (kept ? 1 : 0)
             if (n >= maxLivePerUser) return n
+            if (kept) {
+              turn.kept = false
+              reserve(record.owner, -1)
+            }
             starting.set(record.owner, (starting.get(record.owner) ?? 0) + 1)
             return undefined
           })
@@ -1324,11 +1356,13 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      */
     const resumeWaiting = Effect.forever(Effect.gen(function*() {
       const owner = yield* Queue.take(freed)
+      // The slot kept for this turn (`reserved`, counted in `liveOwnedBy`): the first run resumed takes it.
+      const turn: KeptSlot = { owner, kept: true }
       yield* resuming.withPermits(1)(Effect.gen(function*() {
         for (const [id, waiting] of [...awaitingSlot]) {
-          if (suspending || liveOwnedBy(owner) >= maxLivePerUser) return
+          if (suspending || liveOwnedBy(owner) - (turn.kept ? 1 : 0) >= maxLivePerUser) return
           if (waiting.owner !== owner || awaitingSlot.get(id) !== waiting || live.has(id)) continue
-          const outcome = yield* resumeOne(id, waiting.ref, "startup")
+          const outcome = yield* resumeOne(id, waiting.ref, "startup", turn)
           if (outcome === undefined) continue
           const named = `run ${outcome.run} (${outcome.ref}), which waited for a slot`
           if (outcome.outcome === "resumed") {
@@ -1345,6 +1379,10 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           }
         }
       })).pipe(
+        // No run took this turn's kept slot (none resumed, or none waits any more): it is anyone's again.
+        Effect.ensuring(Effect.sync(() => {
+          if (turn.kept) reserve(owner, -1)
+        })),
         Effect.catchAllCause((cause) =>
           Cause.isInterruptedOnly(cause)
             ? Effect.failCause(cause)

@@ -9,7 +9,7 @@ import { SqlClient } from "@effect/sql"
 import { RpcTest } from "@effect/rpc"
 import { afterAll, describe, expect, layer } from "@effect/vitest"
 import Pg from "pg"
-import { Context, Deferred, Effect, Exit, Fiber, FiberRef, HashSet, Layer, Logger, Option, Schema, Scope } from "effect"
+import { Context, Deferred, Effect, Either, Exit, Fiber, FiberRef, HashSet, Layer, Logger, Option, Schema, Scope } from "effect"
 import { canonicalSignal } from "../../schemas/ExternalSignal.js"
 import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import { Strategy } from "../../schemas/Strategy.js"
@@ -412,7 +412,7 @@ for (const backend of backends) {
         yield* manager.stop(alice, after.id)
       }), { timeout: 60_000 })
 
-    it.scoped("a restart keeps a user to their cap: the runs past it wait unfinished, saying why, and go on as soon as a run of theirs ends; a stop ends one waiting", () =>
+    it.scoped("a restart keeps a user to their cap: the runs past it wait unfinished, saying why, and go on as soon as a run of theirs ends, before any new start; a stop ends one waiting", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
         const name = "capped at restart"
@@ -464,6 +464,11 @@ for (const backend of backends) {
         // A run of bob's ends: the oldest waiting goes on at once (before, only at the next restart).
         const recorded = Option.getOrThrow(yield* Runs.lastEvent(r3)).seq
         yield* manager.stop(bob, r1)
+        // The slot it freed is kept for the oldest waiting run: a start meanwhile is refused (before,
+        // it took the slot while r3's resume read its recording, and r3 waited on).
+        const meanwhile = yield* Effect.either(manager.start(bob, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 }))
+        if (Either.isRight(meanwhile)) yield* manager.stop(bob, meanwhile.right.id)
+        expect(Either.isLeft(meanwhile) && meanwhile.left._tag).toBe("Conflict")
         let newest = recorded
         for (let i = 0; i < 200 && newest <= recorded; i++) {
           yield* Effect.sleep("50 millis")
