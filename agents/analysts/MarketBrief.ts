@@ -95,6 +95,19 @@ export const briefJson = (brief: MarketBrief): string => TrackedBrief.json(brief
 /** `briefJson` as it stands inside a JSON string (`JSON.stringify(briefJson(brief)).slice(1, -1)`), its bars escaped once. */
 export const briefJsonEscaped = (brief: MarketBrief): string => TrackedBrief.escaped(brief) ?? escaped(briefJson(brief))
 
+type BriefDecision = MarketBrief["decisions"][number]
+
+interface ShownDecisions {
+  /** The context's decisions they were made from (copied: compared by value). */
+  readonly from: RoundContext["decisions"]
+  /** Shared by the briefs that show them: plain data nobody changes, as a brief is. */
+  readonly shown: ReadonlyArray<BriefDecision>
+  readonly json: string
+  readonly escaped: string
+}
+
+const NO_DECISIONS: ShownDecisions = { from: [], shown: [], json: "[]", escaped: "[]" }
+
 export class BriefTracker {
   /** The last `size` bars as the brief shows them, and each one's JSON, made once when the bar came. */
   private readonly ring: Array<BriefBar>
@@ -103,6 +116,15 @@ export class BriefTracker {
   private next = 0
   count = 0
   private symbol = ""
+  /** The symbol's JSON, and that escaped: made when the symbol is set, not for every brief. */
+  private symbolJson = '""'
+  private symbolEscaped = '\\"\\"'
+  /**
+   * The last rounds' recent decisions as the brief shows them, their JSON and its escape: they
+   * change only when a decision does, so a brief reuses them while the context's decisions are
+   * the same values (compared by value: the context is plain data its sender may rebuild).
+   */
+  private decisions: ShownDecisions = NO_DECISIONS
   private readonly sma10 = new Sma(10)
   private readonly sma30 = new Sma(30)
   private readonly ema12 = new Ema(12)
@@ -123,12 +145,18 @@ export class BriefTracker {
   update(bar: Bar): void {
     const shown: BriefBar = { t: iso(bar.ts), o: round(bar.open), h: round(bar.high), l: round(bar.low), c: round(bar.close), v: round(bar.volume) }
     this.ring[this.next] = shown
+    // Flat strings, as JSON.stringify makes them: written out as templates they were ropes of a
+    // dozen pieces each, and every brief's JSON a rope of hundreds, slower to hash than to build.
     const json = JSON.stringify(shown)
     this.ringJson[this.next] = json
     this.ringEscaped[this.next] = escaped(json)
     this.next = (this.next + 1) % this.size
     this.count++
-    this.symbol = bar.symbol
+    if (bar.symbol !== this.symbol) {
+      this.symbol = bar.symbol
+      this.symbolJson = JSON.stringify(bar.symbol)
+      this.symbolEscaped = escaped(this.symbolJson)
+    }
     const close = bar.close
     this.closes.push(close)
     if (this.closes.length > 21) this.closes.shift()
@@ -173,18 +201,39 @@ export class BriefTracker {
     }
     const last = bars[n - 1]!
     const position = context?.target ?? "flat"
-    const decisions = (context?.decisions ?? []).map((d) => ({ t: iso(d.ts), action: d.action, confidence: round(d.confidence) }))
-    const symbol = JSON.stringify(this.symbol)
+    const decisions = this.shownDecisions(context?.decisions ?? [])
     const indicators = JSON.stringify(this.values)
-    const decisionsJson = JSON.stringify(decisions)
     // Exactly `JSON.stringify(brief)`: the same fields in the same order, the bars' JSON reused; and
     // the same escaped, piece by piece (escaping is character by character: the pieces' escapes
     // joined are the whole's).
-    const json = `{"symbol":${symbol},"asOf":"${last.t}","close":${last.c},"bars":[${barsJson}],"indicators":${indicators},"position":"${position}","decisions":${decisionsJson}}`
-    const escapedJson = `{\\"symbol\\":${escaped(symbol)},\\"asOf\\":\\"${last.t}\\",\\"close\\":${last.c},\\"bars\\":[${barsEscaped}],\\"indicators\\":${
+    const json = `{"symbol":${this.symbolJson},"asOf":"${last.t}","close":${last.c},"bars":[${barsJson}],"indicators":${indicators},"position":"${position}","decisions":${decisions.json}}`
+    const escapedJson = `{\\"symbol\\":${this.symbolEscaped},\\"asOf\\":\\"${last.t}\\",\\"close\\":${last.c},\\"bars\\":[${barsEscaped}],\\"indicators\\":${
       escaped(indicators)
-    },\\"position\\":\\"${position}\\",\\"decisions\\":${escaped(decisionsJson)}}`
-    return new TrackedBrief(this.symbol, last.t, last.c, bars, this.values, position, decisions, json, escapedJson)
+    },\\"position\\":\\"${position}\\",\\"decisions\\":${decisions.escaped}}`
+    return new TrackedBrief(this.symbol, last.t, last.c, bars, this.values, position, decisions.shown, json, escapedJson)
+  }
+
+  /** The context's decisions as shown: the last ones again when they hold the same values. */
+  private shownDecisions(from: RoundContext["decisions"]): ShownDecisions {
+    const known = this.decisions
+    if (from.length === known.from.length) {
+      let same = true
+      for (let i = 0; i < from.length && same; i++) {
+        const d = from[i]!
+        const k = known.from[i]!
+        same = d.ts === k.ts && d.action === k.action && Object.is(d.confidence, k.confidence)
+      }
+      if (same) return known
+    }
+    const shown = from.map((d) => ({ t: iso(d.ts), action: d.action, confidence: round(d.confidence) }))
+    const json = JSON.stringify(shown)
+    this.decisions = {
+      from: from.map((d) => ({ ts: d.ts, action: d.action, confidence: d.confidence })),
+      shown,
+      json,
+      escaped: escaped(json)
+    }
+    return this.decisions
   }
 }
 

@@ -26,6 +26,43 @@ describe("the market brief", () => {
     }
   })
 
+  it("its decisions follow the context's, whether the sender rebuilds, keeps or changes them in place", () => {
+    const tracker = new BriefTracker(20)
+    const at = (i: number) => bars[i]!.ts as Timestamp
+    const kept = [{ ts: at(1), action: "long" as const, confidence: 0.5 }]
+    const changedInPlace: Array<{ ts: Timestamp; action: "long" | "short" | "flat"; confidence: number }> = [{ ts: at(2), action: "long", confidence: 0.25 }]
+    const contexts = [
+      undefined,
+      { target: "long" as const, decisions: kept },
+      { target: "long" as const, decisions: kept },
+      // The same values in a new array, then other values.
+      { target: "long" as const, decisions: [{ ts: at(1), action: "long" as const, confidence: 0.5 }] },
+      { target: "long" as const, decisions: [{ ts: at(1), action: "long" as const, confidence: 0.75 }] },
+      { target: "short" as const, decisions: [{ ts: at(1), action: "long" as const, confidence: 0.75 }, { ts: at(3), action: "short" as const, confidence: 0.6 }] },
+      { target: "flat" as const, decisions: [] },
+      { target: "long" as const, decisions: changedInPlace },
+      "change in place" as const,
+      { target: "long" as const, decisions: changedInPlace },
+      undefined
+    ]
+    const seen = new Set<string>()
+    for (let i = 0; i < contexts.length; i++) {
+      tracker.update(bars[i]!)
+      const context = contexts[i]
+      if (context === "change in place") {
+        changedInPlace[0] = { ts: at(4), action: "flat", confidence: 0.125 }
+        continue
+      }
+      const brief = tracker.brief(context)
+      const expected = (context?.decisions ?? []).map((d) => ({ t: new Date(d.ts).toISOString(), action: d.action, confidence: d.confidence }))
+      expect(brief.decisions).toEqual(expected)
+      expect(briefJson(brief)).toBe(JSON.stringify(brief))
+      expect(briefJsonEscaped(brief)).toBe(JSON.stringify(briefJson(brief)).slice(1, -1))
+      seen.add(JSON.stringify(brief.decisions))
+    }
+    expect(seen.size).toBe(6)
+  })
+
   it("the brief's user message: its prepared JSON, from the bars' escaped pieces, is JSON.stringify of the message, whatever the symbol's characters", () => {
     for (const name of ["ACME", `Q"UOTE\\BACK`, "ÉCU€😀", "tab\tline\nend"]) {
       const tracker = new BriefTracker(20)
