@@ -15,7 +15,7 @@
  */
 import { Effect, Schema } from "effect"
 import type { Judgement, LlmAnalystType, Thinking } from "../LlmAnalyst.js"
-import { briefUserMessage, configFields, directionRule, JudgementAnswer, OFFLINE } from "./internal/llm.js"
+import { briefUserMessage, configFields, directionRule, JudgementAnswer, OFFLINE, systemMessages } from "./internal/llm.js"
 import { offlineScore, windowOf } from "./MarketBrief.js"
 
 export const Config = Schema.Struct({
@@ -32,6 +32,15 @@ export const offlineJudgement = (brief: Parameters<typeof offlineScore>[0], allo
   return { direction, confidence, rationale: `${OFFLINE}: ${reasons.join("; ")}; score ${score} → ${direction}.` }
 }
 
+const instructions = (config: Config, symbol: string, allowShort: boolean): string =>
+  `You are a trading analyst in a swarm of agents. Read the market brief and say where ${symbol} goes over the next ${config.horizon} bars. ` +
+  `Answer only a JSON object {"direction", "confidence", "rationale"}: ${directionRule(allowShort)} "confidence" is from 0 to 1. ` +
+  `The rationale cites the numbers you used, in at most three sentences.${config.persona === undefined ? "" : ` ${config.persona}`}`
+
+/** The instructions for a config and symbol, made once for each (with shorting, and without). */
+const longOnlySystem = systemMessages<Config>()
+const shortingSystem = systemMessages<Config>()
+
 /** The one call of a round. */
 const askOf = ({ agent, allowShort, brief, config, round }: Thinking<Config>) => ({
   agent,
@@ -42,12 +51,7 @@ const askOf = ({ agent, allowShort, brief, config, round }: Thinking<Config>) =>
   window: windowOf(brief),
   offline: () => offlineJudgement(brief, allowShort),
   messages: [
-    {
-      role: "system" as const,
-      content: `You are a trading analyst in a swarm of agents. Read the market brief and say where ${brief.symbol} goes over the next ${config.horizon} bars. ` +
-        `Answer only a JSON object {"direction", "confidence", "rationale"}: ${directionRule(allowShort)} "confidence" is from 0 to 1. ` +
-        `The rationale cites the numbers you used, in at most three sentences.${config.persona === undefined ? "" : ` ${config.persona}`}`
-    },
+    (allowShort ? shortingSystem : longOnlySystem)(config, brief.symbol, () => instructions(config, brief.symbol, allowShort)),
     briefUserMessage(brief)
   ]
 })

@@ -49,16 +49,59 @@ export const ArgumentAnswer = Schema.Struct({
 })
 export type ArgumentAnswer = typeof ArgumentAnswer.Type
 
-const briefHeading = (brief: MarketBrief): string =>
-  `Market brief for ${brief.symbol} as of ${brief.asOf} (bars oldest first: t, o, h, l, c, v; changes in percent):\n`
+const HEADING_REST = " (bars oldest first: t, o, h, l, c, v; changes in percent):\n"
+const HEADING_REST_ESCAPED = escaped(HEADING_REST)
+
+const briefHeading = (brief: MarketBrief): string => `Market brief for ${brief.symbol} as of ${brief.asOf}${HEADING_REST}`
 
 /** The brief as the user message shows it: compact JSON, nothing else. */
 export const briefMessage = (brief: MarketBrief): string => `${briefHeading(brief)}${briefJson(brief)}`
 
-/** The user message that shows the brief (`briefMessage`), its JSON made from the brief's escaped pieces. */
-export const briefUserMessage = (brief: MarketBrief): Message => {
-  const heading = briefHeading(brief)
-  return new PreparedMessage("user", `${heading}${briefJson(brief)}`, `{"role":"user","content":"${escaped(heading)}${briefJsonEscaped(brief)}"}`)
+/**
+ * The heading's start for a symbol, escaped: kept, as every round of the symbol shows it. Bounded:
+ * emptied when full.
+ */
+const headingStarts = new Map<string, string>()
+const escapedHeadingStart = (symbol: string): string => {
+  let start = headingStarts.get(symbol)
+  if (start === undefined) {
+    if (headingStarts.size >= 4_096) headingStarts.clear()
+    start = escaped(`Market brief for ${symbol} as of `)
+    headingStarts.set(symbol, start)
+  }
+  return start
+}
+
+/**
+ * The user message that shows the brief (`briefMessage`), its JSON made from the brief's escaped
+ * pieces — the heading's too: its symbol's part kept, its time an ISO string, nothing to escape.
+ */
+export const briefUserMessage = (brief: MarketBrief): Message =>
+  new PreparedMessage(
+    "user",
+    `${briefHeading(brief)}${briefJson(brief)}`,
+    `{"role":"user","content":"${escapedHeadingStart(brief.symbol)}${brief.asOf}${HEADING_REST_ESCAPED}${briefJsonEscaped(brief)}"}`
+  )
+
+/**
+ * System messages made once per owner (an analyst's config) and key (the symbol, and whatever else
+ * their words depend on): an analyst's instructions are the same on every bar of a symbol, and
+ * writing them and their escaped JSON again was a good part of a cached round's cost. The content
+ * must be a function of the owner and the key alone.
+ */
+export const systemMessages = <Owner extends object>() => {
+  const made = new WeakMap<Owner, Map<string, PreparedMessage>>()
+  return (owner: Owner, key: string, content: () => string): PreparedMessage => {
+    let byKey = made.get(owner)
+    if (byKey === undefined) made.set(owner, (byKey = new Map()))
+    let message = byKey.get(key)
+    if (message === undefined) {
+      const text = content()
+      message = new PreparedMessage("system", text, JSON.stringify({ role: "system", content: text }))
+      byKey.set(key, message)
+    }
+    return message
+  }
 }
 
 export const directionRule = (allowShort: boolean): string =>
