@@ -35,6 +35,8 @@ export interface Info {
   readonly description: string
   /** The embedded server's process id; `undefined` on Postgres. */
   readonly serverPid: number | undefined
+  /** How the embedded database came to be (`pglite-server.mjs`); `undefined` on Postgres. */
+  readonly start?: Start | undefined
 }
 
 export class DatabaseInfo extends Context.Tag("swarm/store/DatabaseInfo")<DatabaseInfo, Info>() {}
@@ -163,11 +165,27 @@ export const makeWithDeadline = Effect.gen(function*() {
 /**
  * An explicit choice of back-end, for tests and tools: a Postgres URL, or the embedded PGlite on
  * a data directory (locked for this process) or in memory (`"memory"` or a `dataDir` of
- * `memory://`: gone when the layer closes, no lock).
+ * `memory://`: gone when the layer closes, no lock) — in memory, optionally made ready by
+ * `template` (see `Template`).
  */
 export type Options =
   | { readonly url: string | Redacted.Redacted<string>; readonly maxConnections?: number | undefined }
   | { readonly embedded: { readonly dataDir: string } | "memory" }
+  | { readonly embedded: "memory"; readonly template: Template }
+
+/**
+ * A database in memory made ready by `prepare` (Swarm's tests: migrated), which starts as a copy of
+ * the one an earlier start prepared, kept in `file`, when there is a sound one there. `prepare` runs
+ * either way, so it must be idempotent (migrating a database already migrated applies nothing):
+ * the file saves its work, it is never trusted instead of it. `file`'s name must change whenever
+ * what `prepare` makes does (Migrations.templateFile: the migrations' digest). A file that is
+ * missing, damaged or fails to load is a start as without it, and is then written (aside and
+ * renamed: processes writing it at once leave one whole file) once `prepare` has run.
+ */
+export interface Template {
+  readonly file: string
+  readonly prepare: Effect.Effect<void, never, Database>
+}
 
 /** Pool size on a Postgres server. */
 export const defaultMaxConnections = 8
@@ -231,7 +249,10 @@ export const layerWith = (options: Options): Layer.Layer<Database, DatabaseUnava
       typeof options.url === "string" ? Redacted.make(options.url) : options.url,
       options.maxConnections ?? defaultMaxConnections
     )
-    : embedded(options.embedded === "memory" || options.embedded.dataDir === memoryDir ? "memory" : options.embedded.dataDir)
+    : embedded(
+      options.embedded === "memory" || options.embedded.dataDir === memoryDir ? "memory" : options.embedded.dataDir,
+      "template" in options ? options.template : undefined
+    )
 
 // ---------------------------------------------------------------------------------------------
 // The client, the same on both back-ends
@@ -438,13 +459,17 @@ const postgres = (
 const serverScript = fileURLToPath(new URL("./pglite-server.mjs", import.meta.url))
 
 /**
- * Where the server keeps the template a new database starts from instead of running initdb
- * (pglite-server.mjs): in the cache folder of the node_modules that holds PGlite, one file per PGlite
- * version, since each version's initdb makes its own. Not under HOME, which tests and services often
- * point at a fresh folder. `undefined` (no template: initdb every time) if PGlite's package cannot
- * be found.
+ * A file of the cache folder of the node_modules that holds PGlite, named after PGlite's version
+ * and `kind`: `pglite-<version>-<kind>.tar`, for templates of its databases, which each version
+ * makes its own. Not under HOME, which tests and services often point at a fresh folder.
+ * `undefined` if PGlite's package cannot be found.
  */
-export const embeddedTemplateFile: string | undefined = (() => {
+export const embeddedCacheFile = (kind: string): string | undefined => {
+  const folder = pgliteCache
+  return folder === undefined ? undefined : path.join(folder.dir, `pglite-${folder.version}-${kind}.tar`)
+}
+
+const pgliteCache: { readonly dir: string; readonly version: string } | undefined = (() => {
   try {
     const entry = createRequire(import.meta.url).resolve("@electric-sql/pglite")
     const marker = `${path.sep}node_modules${path.sep}`
@@ -453,11 +478,18 @@ export const embeddedTemplateFile: string | undefined = (() => {
     const nodeModules = entry.slice(0, at + marker.length - 1)
     const { version } = JSON.parse(fs.readFileSync(path.join(nodeModules, "@electric-sql", "pglite", "package.json"), "utf8")) as { version?: unknown }
     if (typeof version !== "string" || !/^[\w.+-]+$/.test(version)) return undefined
-    return path.join(nodeModules, ".cache", "swarm", `pglite-${version}-initdb.tar`)
+    return { dir: path.join(nodeModules, ".cache", "swarm"), version }
   } catch {
     return undefined
   }
 })()
+
+/**
+ * Where the server keeps the template a new database starts from instead of running initdb
+ * (pglite-server.mjs): one file per PGlite version, since each version's initdb makes its own.
+ * `undefined` (no template: initdb every time) if PGlite's package cannot be found.
+ */
+export const embeddedTemplateFile: string | undefined = embeddedCacheFile("initdb")
 
 /** Paths under the working directory are shown relative to it (`.swarm/pglite`), others absolute. */
 const shownPath = (absolute: string): string => {
@@ -465,7 +497,7 @@ const shownPath = (absolute: string): string => {
   return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : absolute
 }
 
-const embedded = (dataDir: string | "memory"): Layer.Layer<Database, DatabaseUnavailable | DatabaseLocked> =>
+const embedded = (dataDir: string | "memory", template?: Template): Layer.Layer<Database, DatabaseUnavailable | DatabaseLocked> =>
   Layer.unwrapScoped(Effect.gen(function*() {
     const absolute = dataDir === "memory" ? undefined : path.resolve(dataDir)
     const backend: Backend = { kind: "embedded", dataDir: absolute === undefined ? memoryDir : shownPath(absolute) }
@@ -476,14 +508,14 @@ const embedded = (dataDir: string | "memory"): Layer.Layer<Database, DatabaseUna
       })
       yield* lock(path.join(absolute, lockFileName), backend, backend.dataDir)
     }
-    const server = yield* startServer(absolute ?? memoryDir, backend)
+    const server = yield* startServer(absolute ?? memoryDir, backend, absolute === undefined ? template?.file : undefined)
     if (absolute !== undefined) {
       // Record the server too: after a SIGKILL of this process it may still be closing the
       // database for a moment, and the directory is not free until it has.
       yield* Effect.sync(() => recordServer(path.join(absolute, lockFileName), server.pid))
     }
-    const info: Info = { backend, description: describe(backend), serverPid: server.pid }
-    return client(
+    const info: Info = { backend, description: describe(backend), serverPid: server.pid, start: server.start }
+    const database = client(
       {
         host: "127.0.0.1",
         port: server.port,
@@ -496,6 +528,11 @@ const embedded = (dataDir: string | "memory"): Layer.Layer<Database, DatabaseUna
       },
       backend,
       info
+    )
+    if (template === undefined || absolute !== undefined) return database
+    // Prepared either way; saved for the next start unless this one was loaded from the file.
+    return Layer.effectDiscard(Effect.zipRight(template.prepare, server.start === "prepared" ? Effect.void : server.save)).pipe(
+      Layer.provideMerge(database)
     )
   }).pipe(Effect.withSpan("Database.embedded", { attributes: { dataDir: String(dataDir) } })))
 
@@ -634,6 +671,9 @@ const recordServer = (file: string, serverPid: number) => {
 interface Server {
   readonly pid: number
   readonly port: number
+  readonly start: Start | undefined
+  /** Asks the server to write its database as the prepared file, and waits for it to have (never fails: a file not written is a slow next start, said in a warning). */
+  readonly save: Effect.Effect<void>
 }
 
 interface Spawned {
@@ -646,8 +686,10 @@ interface Spawned {
 
 const outputLimit = 4000
 
-const spawnServer = (dataDir: string): Spawned => {
-  const child = spawn(process.execPath, [serverScript, dataDir, ...(embeddedTemplateFile === undefined ? [] : [embeddedTemplateFile])], {
+const spawnServer = (dataDir: string, preparedFile: string | undefined): Spawned => {
+  // An empty argument is no file.
+  const files = [embeddedTemplateFile ?? "", ...(preparedFile === undefined ? [] : [preparedFile])]
+  const child = spawn(process.execPath, [serverScript, dataDir, ...files], {
     stdio: ["ignore", "pipe", "pipe", "ipc"],
     // Plain node: the child is JavaScript and must not pick up loaders or an inspector meant for the parent.
     env: { ...process.env, NODE_OPTIONS: "" }
@@ -688,8 +730,8 @@ const within = <A>(promise: Promise<A>, millis: number): Promise<Option.Option<A
     })
   })
 
-/** How the server's database came to be: opened, loaded from the template, or made by initdb (pglite-server.mjs). */
-type Start = "existing" | "template" | "initdb"
+/** How the server's database came to be: opened, loaded from the prepared file or the template, or made by initdb (pglite-server.mjs). */
+export type Start = "existing" | "prepared" | "template" | "initdb"
 
 /** Waits for `{ type: "listening", port, start }`; a child that exits first is a failure with its output. */
 const awaitListening = (spawned: Spawned, backend: Backend) =>
@@ -709,7 +751,7 @@ const awaitListening = (spawned: Spawned, backend: Backend) =>
     const onMessage = (message: unknown) => {
       const m = message as { type?: unknown; port?: unknown; start?: unknown }
       if (m.type === "listening" && typeof m.port === "number") {
-        const start = m.start === "existing" || m.start === "template" || m.start === "initdb" ? m.start : undefined
+        const start = m.start === "existing" || m.start === "prepared" || m.start === "template" || m.start === "initdb" ? m.start : undefined
         finish(Effect.succeed({ port: m.port, start }))
       }
     }
@@ -745,11 +787,11 @@ const stopServer = (spawned: Spawned) =>
     await within(spawned.closed, 5_000)
   })
 
-const startServer = (dataDir: string, backend: Backend) =>
+const startServer = (dataDir: string, backend: Backend, preparedFile: string | undefined) =>
   Effect.gen(function*() {
     const spawned = yield* Effect.acquireRelease(
       Effect.try({
-        try: () => spawnServer(dataDir),
+        try: () => spawnServer(dataDir, preparedFile),
         catch: (cause) => unavailable(backend, `cannot start the PGlite server process: ${reasonOf(cause)}`)
       }),
       stopServer
@@ -767,8 +809,30 @@ const startServer = (dataDir: string, backend: Backend) =>
       ),
       Effect.forkScoped
     )
-    return { pid: spawned.child.pid!, port } satisfies Server
+    return { pid: spawned.child.pid!, port, start, save: saveServer(spawned, preparedFile) } satisfies Server
   })
+
+/** How long writing the prepared file may take (a dump of some 40 MB). */
+const SAVE_TIMEOUT_MILLIS = 60_000
+
+const saveServer = (spawned: Spawned, preparedFile: string | undefined): Effect.Effect<void> =>
+  Effect.promise(() => {
+    const saved = new Promise<boolean>((resolve) => {
+      const onMessage = (message: unknown) => {
+        if ((message as { type?: unknown }).type !== "saved") return
+        spawned.child.off("message", onMessage)
+        resolve((message as { ok?: unknown }).ok === true)
+      }
+      spawned.child.on("message", onMessage)
+      void spawned.closed.then(() => resolve(false))
+      spawned.child.send({ type: "save" }, (error) => error === null ? undefined : resolve(false))
+    })
+    return within(saved, SAVE_TIMEOUT_MILLIS)
+  }).pipe(Effect.flatMap((ok) =>
+    Option.contains(ok, true) ? Effect.void : Effect.logWarning("the prepared database was not saved: the next start prepares it again").pipe(
+      Effect.annotateLogs({ file: String(preparedFile), output: spawned.output() })
+    )
+  ))
 
 // ---------------------------------------------------------------------------------------------
 // Throw-away databases (tests, benchmarks)

@@ -3,13 +3,14 @@
  * loopback port, so the parent talks to it with the same @effect/sql-pg code as to a real server.
  * It runs in its own process because PGlite's WASM blocks the event loop it runs on.
  *
- *   node src/store/pglite-server.mjs <data dir | memory://> [<template file>]   (spawned by Database.ts with an IPC channel)
+ *   node src/store/pglite-server.mjs <data dir | memory://> [<template file> [<prepared file>]]   (spawned by Database.ts with an IPC channel)
  *
  * Protocol with the parent, over IPC: `{ type: "listening", port, start }` once it accepts
  * connections, `start` saying how the database came to be (see `open`); a failure to start is a
- * line on stderr and exit code 1. It lives exactly as long as the parent's IPC channel: when the
- * parent disconnects or dies (even by SIGKILL) it stops the server, closes the database (flushing
- * a file-backed one) and exits.
+ * line on stderr and exit code 1. With a prepared file (in memory only, see below), the parent may
+ * then send `{ type: "save" }` and is answered `{ type: "saved", ok }`. It lives exactly as long as
+ * the parent's IPC channel: when the parent disconnects or dies (even by SIGKILL) it stops the
+ * server, closes the database (flushing a file-backed one) and exits.
  *
  * Plain JavaScript on purpose: it is started with plain `node`, without the TypeScript loader.
  */
@@ -20,14 +21,15 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 
 const dataDir = process.argv[2]
-const templateFile = process.argv[3]
+const templateFile = process.argv[3] || undefined
+const preparedFile = process.argv[4] || undefined
 
-if (!dataDir || typeof process.send !== "function") {
-  process.stderr.write("usage: spawned by src/store/Database.ts with an IPC channel: pglite-server.mjs <data dir | memory://> [<template file>]\n")
+const inMemory = dataDir?.startsWith("memory://") === true
+
+if (!dataDir || typeof process.send !== "function" || (preparedFile !== undefined && !inMemory)) {
+  process.stderr.write("usage: spawned by src/store/Database.ts with an IPC channel: pglite-server.mjs <data dir | memory://> [<template file> [<prepared file>]] (a prepared file in memory only)\n")
   process.exit(2)
 }
-
-const inMemory = dataDir.startsWith("memory://")
 
 // --- the template: a new database starts from a copy of initdb's result instead of running initdb
 //
@@ -40,15 +42,23 @@ const inMemory = dataDir.startsWith("memory://")
 // template that is partial or damaged is ignored (and replaced), never loaded; one that is whole but
 // fails to load is a start by initdb as before. Several processes may write it at once: each writes
 // a file of its own and renames it into place, so a reader sees one whole template or none.
+//
+// The prepared file is a second template, in the same format, of a database its parent has made
+// ready (Swarm's tests: migrated, keyed by the migrations' digest in its name — Migrations.ts
+// `templateFile`). A database in memory given one starts from it when it is sound (`prepared`),
+// else as above; the parent then prepares it and asks for it to be saved (`save`, once ready, no
+// query under way). The parent prepares it either way (migrating one that is already is a no-op):
+// the file only saves the work. Other files of its family (its name up to its last `-`) that are
+// over an hour old are removed when it is written: a changed migration leaves the old one behind.
 
 const digestLength = 32
 
-/** The template's tar if there is a sound one, else undefined. */
-const readTemplate = () => {
-  if (!templateFile) return undefined
+/** The tar of the template `file` if there is a sound one, else undefined. */
+const readTemplate = (file) => {
+  if (!file) return undefined
   let bytes
   try {
-    bytes = fs.readFileSync(templateFile)
+    bytes = fs.readFileSync(file)
   } catch {
     return undefined // none yet (or unreadable): initdb, as without one
   }
@@ -58,36 +68,49 @@ const readTemplate = () => {
   const sound = bytes.length > digestLength + 512 && tar.subarray(257, 262).toString("latin1") === "ustar" &&
     createHash("sha256").update(tar).digest().equals(bytes.subarray(0, digestLength))
   if (sound) return tar
-  process.stderr.write(`pglite-server: the template ${templateFile} is damaged: running initdb, and replacing it\n`)
+  process.stderr.write(`pglite-server: the template ${file} is damaged: ${file === preparedFile ? "not using it" : "running initdb"}, and replacing it\n`)
   return undefined
 }
 
-/** Writes the template from a database initdb has just made (in memory: nothing else in it). Never fails the start. */
-const writeTemplate = async (db) => {
-  const temporary = `${templateFile}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`
+/**
+ * Writes the template `file` from a database in memory (nothing else in it) with nothing under way.
+ * Never fails the start; says whether it wrote it.
+ */
+const writeTemplate = async (db, file) => {
+  const temporary = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`
   try {
     // On disk what the buffers hold, so a database loaded from the copy has next to no WAL to replay.
     await db.exec("checkpoint")
     const tar = new Uint8Array(await (await db.dumpDataDir("none")).arrayBuffer())
-    fs.mkdirSync(path.dirname(templateFile), { recursive: true })
-    removeAbandoned()
+    fs.mkdirSync(path.dirname(file), { recursive: true })
+    removeStale(file)
     fs.writeFileSync(temporary, Buffer.concat([createHash("sha256").update(tar).digest(), tar]), { flag: "wx" })
-    fs.renameSync(temporary, templateFile)
+    fs.renameSync(temporary, file)
+    return true
   } catch (error) {
     fs.rmSync(temporary, { force: true })
-    process.stderr.write(`pglite-server: could not write the template ${templateFile}: ${error instanceof Error ? error.message : String(error)}\n`)
+    process.stderr.write(`pglite-server: could not write the template ${file}: ${error instanceof Error ? error.message : String(error)}\n`)
+    return false
   }
 }
 
-/** Removes the temporary files of writes that a killed process left (40 MB each), an hour on. */
-const removeAbandoned = () => {
-  const folder = path.dirname(templateFile)
-  const prefix = `${path.basename(templateFile)}.`
+const HOUR_MILLIS = 3_600_000
+
+/**
+ * Removes, an hour on, the temporary files of writes that a killed process left (40 MB each) and,
+ * for a prepared file, the others of its family (made by migrations since changed).
+ */
+const removeStale = (file) => {
+  const folder = path.dirname(file)
+  const own = path.basename(file)
+  const family = file === preparedFile ? own.slice(0, own.lastIndexOf("-") + 1) : undefined
   for (const name of fs.readdirSync(folder)) {
-    if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue
-    const file = path.join(folder, name)
+    const abandoned = name.startsWith(`${own}.`) && name.endsWith(".tmp")
+    const superseded = family !== undefined && name !== own && name.startsWith(family) && name.endsWith(".tar")
+    if (!abandoned && !superseded) continue
+    const stale = path.join(folder, name)
     try {
-      if (Date.now() - fs.statSync(file).mtimeMs > 3_600_000) fs.rmSync(file, { force: true })
+      if (Date.now() - fs.statSync(stale).mtimeMs > HOUR_MILLIS) fs.rmSync(stale, { force: true })
     } catch {
       // gone already
     }
@@ -104,13 +127,23 @@ const entriesOf = (dir) => {
 }
 
 /**
- * Opens the database: `existing` (a data directory that holds one), `template` (a new one, loaded
- * from the template) or `initdb` (a new one, made by initdb).
+ * Opens the database: `existing` (a data directory that holds one), `prepared` (a new one in memory,
+ * loaded from the prepared file), `template` (a new one, loaded from the template) or `initdb` (a
+ * new one, made by initdb).
  */
 const open = async () => {
   const exists = !inMemory && fs.existsSync(path.join(dataDir, "PG_VERSION"))
   if (exists) return { db: await PGlite.create(dataDir), start: "existing" }
-  const tar = readTemplate()
+  const prepared = readTemplate(preparedFile)
+  if (prepared !== undefined) {
+    try {
+      return { db: await PGlite.create({ dataDir, loadDataDir: new Blob([prepared]) }), start: "prepared" }
+    } catch (error) {
+      // In memory: nothing of the failed load is left to clear.
+      process.stderr.write(`pglite-server: could not start from the prepared file ${preparedFile} (${error instanceof Error ? error.message : String(error)}): starting as without it\n`)
+    }
+  }
+  const tar = readTemplate(templateFile)
   if (tar !== undefined) {
     const before = inMemory ? undefined : entriesOf(dataDir)
     try {
@@ -124,7 +157,7 @@ const open = async () => {
     }
   }
   const db = await PGlite.create(dataDir)
-  if (inMemory && templateFile) await writeTemplate(db)
+  if (inMemory && templateFile) await writeTemplate(db, templateFile)
   return { db, start: "initdb" }
 }
 
@@ -134,6 +167,23 @@ const opening = open()
 /** @type {PGLiteSocketServer | undefined} */
 let server
 let stopping = false
+
+/**
+ * The parent's `save`: its database, now prepared, written as the prepared file (once; not when it
+ * was loaded from it). A shutdown meanwhile waits for it, so that the dump is never of a database
+ * being closed.
+ */
+let saving = Promise.resolve(false)
+process.on("message", (message) => {
+  if (message?.type !== "save") return
+  saving = saving.then(async (done) => {
+    const { db, start } = await opening
+    return done || stopping || preparedFile === undefined || start === "prepared" ? false : await writeTemplate(db, preparedFile)
+  }).catch(() => false)
+  void saving.then((ok) => {
+    if (process.connected) process.send({ type: "saved", ok })
+  })
+})
 
 const shutdown = async (code) => {
   if (stopping) return
@@ -145,6 +195,7 @@ const shutdown = async (code) => {
   }, 30_000).unref()
   try {
     await server?.stop()
+    await saving
     const db = await opening.then(({ db }) => db, () => undefined)
     await db?.close()
   } catch (error) {
