@@ -6,8 +6,13 @@
  * table first, unlocked: two processes on an empty database could both try.)
  */
 import { Migrator, SqlClient } from "@effect/sql"
+import { createHash } from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { Effect, Option, Schema } from "effect"
 import { migrations } from "../../migrations/index.js"
+import { embeddedCacheFile } from "./Database.js"
 import { transaction } from "./Transaction.js"
 
 /** The table that records which migrations ran. */
@@ -85,3 +90,43 @@ export const migrate = Effect.gen(function*() {
 
 /** The latest migration a complete schema has. */
 export const latest: number = migrations.reduce((max, [id]) => Math.max(max, id), 0)
+
+/**
+ * A digest of the sources that decide what migrating an empty database makes: every file of
+ * `folder` (migrations/: the migrations and their list), by name and content, and `also` (this
+ * module: the migrations' own table). A migration changed, added or renamed gives another. (0012
+ * imports the recorder's projection, but only to fill its tables from a database's events: an
+ * empty database has none, so the projection is not part of what it makes.) `undefined` if a
+ * source cannot be read (a bundle, without them beside it).
+ */
+export const digestOf = (folder: string, also: ReadonlyArray<string>): string | undefined => {
+  try {
+    const hash = createHash("sha256")
+    const files = [...fs.readdirSync(folder, { withFileTypes: true })].filter((entry) => entry.isFile()).map((entry) => entry.name).sort()
+    for (const [name, file] of [...files.map((name) => [name, path.join(folder, name)] as const), ...also.map((file) => [`../${path.basename(file)}`, file] as const)]) {
+      const content = fs.readFileSync(file)
+      hash.update(`${name}\0${content.length}\0`).update(content)
+    }
+    return hash.digest("hex").slice(0, 16)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The file a database in memory, migrated, is kept in for the next to start from (Database.Template;
+ * the tests' migrated databases, test/store/fixtures/backends.ts): in PGlite's cache folder, named
+ * after PGlite's version and the migrations' digest (`digestOf`), so that a changed migration is
+ * never served a database the old one made. `undefined` (migrate every time) if the digest or the
+ * folder cannot be had. Read once, when first asked: the application never asks (its start
+ * migrates its own database, as always).
+ */
+export const templateFile = (): string | undefined => {
+  if (cachedTemplateFile === null) {
+    const digest = digestOf(fileURLToPath(new URL("../../migrations/", import.meta.url)), [fileURLToPath(import.meta.url)])
+    cachedTemplateFile = digest === undefined ? undefined : embeddedCacheFile(`migrated-${digest}`)
+  }
+  return cachedTemplateFile
+}
+
+let cachedTemplateFile: string | undefined | null = null
