@@ -4,7 +4,7 @@
  * reachable Redis the Redis suites are skipped, saying so — except under CI, where Redis must be
  * there and its absence fails them.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -79,8 +79,26 @@ export const eventually = (done: () => boolean, millis = 5_000) =>
 // ---------------------------------------------------------------------------------------------
 // A Redis of the test's own, to take away and bring back
 
-/** Whether this machine can start a `redis-server` (a test that takes Redis away needs one of its own). */
-export const hasRedisServer = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).status === 0
+/** Whether `command` is an executable file in a folder of PATH, as `spawn` looks for it. */
+const onPath = (command: string): boolean =>
+  (process.env.PATH ?? "").split(Path.delimiter).some((dir) => {
+    if (dir === "") return false
+    try {
+      const file = Path.join(dir, command)
+      fs.accessSync(file, fs.constants.X_OK)
+      return fs.statSync(file).isFile()
+    } catch {
+      return false
+    }
+  })
+
+/**
+ * Whether this machine can start a `redis-server` (a test that takes Redis away needs one of its
+ * own). Looked up on PATH here rather than by `sh -c "command -v …"`: a shell started from a test
+ * process of some hundreds of MB, at the import of each of the 15 files that import this module,
+ * used or not.
+ */
+export const hasRedisServer = onPath("redis-server")
 
 /** A TCP port nothing listens on now, of 127.0.0.1. */
 export const freePort = () =>
