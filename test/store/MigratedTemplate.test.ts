@@ -126,7 +126,7 @@ describe("a database in memory started from the migrated template", () => {
       fs.copyFileSync(yield* initdbTemplate(dir), file)
 
       expect(yield* open(file)).toEqual({ start: "prepared", applied: ALL, tables: migrations.length, users: ["one"] })
-    }).pipe(Effect.scoped), 120_000)
+    }).pipe(Effect.scoped), 180_000)
 
   it.effect("a damaged template is a start as without it, migrated, and replaced by a whole one", () =>
     Effect.gen(function*() {
@@ -140,7 +140,7 @@ describe("a database in memory started from the migrated template", () => {
       const opened = yield* open(file)
       expect(opened).toEqual({ start: "template", applied: ALL, tables: migrations.length, users: ["one"] })
       expect(isSound(file)).toBe(true)
-    }).pipe(Effect.scoped), 120_000)
+    }).pipe(Effect.scoped), 180_000)
 })
 
 /** initdb's template, made first if there is none yet (by a start in `dir`). */
