@@ -453,6 +453,8 @@ describe("the embedded PGlite on a data directory", () => {
           expect(info.backend).toEqual({ kind: "embedded", dataDir })
           expect(info.description).toBe(`database: embedded PGlite at ${dataDir} (set DATABASE_URL to use Postgres)`)
           expect(fs.readFileSync(lockFile, "utf8")).toBe(`${process.pid}\n${info.serverPid}\n`)
+          // The application's database keeps V8's optimizing compiler (one in memory runs without: Database.memoryServerFlags).
+          expect(fs.readFileSync(`/proc/${info.serverPid}/cmdline`, "utf8").split("\0")).not.toContain("--liftoff-only")
           const sql = yield* SqlClient.SqlClient
           yield* sql`CREATE TABLE notes (note_id int PRIMARY KEY, body text NOT NULL)`
           yield* sql`INSERT INTO notes ${sql.insert({ noteId: 1, body: "kept" })}`

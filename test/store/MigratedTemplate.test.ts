@@ -35,7 +35,11 @@ interface Opened {
   readonly applied: ReadonlyArray<readonly [number, string]>
   readonly tables: number
   readonly users: ReadonlyArray<string>
+  /** The V8 flags its server process runs with (Linux: from /proc). */
+  readonly flags: ReadonlyArray<string>
 }
+
+const flagsOf = (pid: number) => fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((arg) => arg.startsWith("--"))
 
 /** A database in memory prepared by migrating, kept in `file`: how it started, what migrating applied, and a write read back. */
 const open = (file: string) =>
@@ -48,7 +52,7 @@ const open = (file: string) =>
       yield* sql`insert into users (id, name, role) values ('u-1', 'one', 'user')`
       const users = (yield* sql<{ name: string }>`select name from users`).map((row) => row.name)
       const [row] = yield* sql<{ n: number }>`select count(*)::int as n from swarm_migrations`
-      return { start: info.start, applied, tables: row!.n, users } satisfies Opened
+      return { start: info.start, applied, tables: row!.n, users, flags: flagsOf(info.serverPid!) } satisfies Opened
     }).pipe(Effect.provide(Database.layerWith({ embedded: "memory", template: { file, prepare } })))
   }).pipe(Effect.scoped)
 
@@ -114,7 +118,8 @@ describe("a database in memory started from the migrated template", () => {
       expect(fs.readdirSync(path.dirname(file))).toEqual([path.basename(file)])
 
       // What a start wrote once its database was saved (its user) does not travel to the next.
-      expect(yield* open(file)).toEqual({ start: "prepared", applied: [], tables: migrations.length, users: ["one"] })
+      const next = yield* open(file)
+      expect(next).toEqual({ start: "prepared", applied: [], tables: migrations.length, users: ["one"], flags: ["--liftoff-only"] })
     }).pipe(Effect.scoped), 180_000)
 
   it.effect("is never trusted instead of migrating: a whole template of a database not migrated is migrated on loading", () =>
@@ -125,7 +130,7 @@ describe("a database in memory started from the migrated template", () => {
       // initdb's template: sound, loads, and holds no table of ours (as if keyed wrongly).
       fs.copyFileSync(yield* initdbTemplate(dir), file)
 
-      expect(yield* open(file)).toEqual({ start: "prepared", applied: ALL, tables: migrations.length, users: ["one"] })
+      expect(yield* open(file)).toMatchObject({ start: "prepared", applied: ALL, tables: migrations.length, users: ["one"] })
     }).pipe(Effect.scoped), 180_000)
 
   it.effect("a damaged template is a start as without it, migrated, and replaced by a whole one", () =>
@@ -138,7 +143,7 @@ describe("a database in memory started from the migrated template", () => {
       fs.writeFileSync(file, fs.readFileSync(yield* initdbTemplate(dir)).subarray(0, 100_000))
 
       const opened = yield* open(file)
-      expect(opened).toEqual({ start: "template", applied: ALL, tables: migrations.length, users: ["one"] })
+      expect(opened).toMatchObject({ start: "template", applied: ALL, tables: migrations.length, users: ["one"] })
       expect(isSound(file)).toBe(true)
     }).pipe(Effect.scoped), 180_000)
 })
