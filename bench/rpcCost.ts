@@ -24,7 +24,8 @@
  * call, the median of `RPC_COST_ROUNDS` rounds of `RPC_COST_CALLS` calls, the parts interleaved
  * round by round so that a neighbour's load falls on all of them alike; with the time V8's GC
  * paused the process per call (`gc` performance entries) in the workload text.
- * `EDGE_PORT` (default: any free one; the two bare servers take the next two) sets the ports.
+ * `EDGE_PORT` (default: any free one; the two bare servers take the next two) sets the ports;
+ * `RPC_COST_PARTS` (names, comma-separated) measures only those parts.
  */
 import * as NodeHttp from "node:http"
 import { createRequire } from "node:module"
@@ -57,6 +58,8 @@ const CALLS = Number(process.env.RPC_COST_CALLS ?? 200)
 const ROUNDS = Number(process.env.RPC_COST_ROUNDS ?? 7)
 const WARMUP_CALLS = 300
 const PORT = Number(process.env.EDGE_PORT ?? 0)
+/** `RPC_COST_PARTS=rpc.runsGet,rpc.minimal`: only those parts (default: every one), for a quicker A/B of one change. */
+const ONLY = (process.env.RPC_COST_PARTS ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "")
 
 const serverUrl = process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL.trim() !== ""
   ? process.env.DATABASE_URL
@@ -216,7 +219,7 @@ const main = Effect.gen(function*() {
     const decodeMetrics = Schema.decodeUnknown(Metrics)
     const wsCall = yield* webSocketCaller(`${base.replace(/^http/, "ws")}${Http.RPC_WS_PATH}`)
     const viaWebSocket = (payload: { readonly run: string }) => wsCall(rpcLine("runs.get", payload, key))
-    const parts: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
+    const every: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
       ["effect.noop", () => runPromise(Effect.void)],
       ["sql.pool", () => pool.query("select 1")],
       ["sql.effect", () => runPromise(sql`select 1`)],
@@ -230,6 +233,7 @@ const main = Effect.gen(function*() {
       ["rpc.runsGetWebSocket", () => viaWebSocket({ run })],
       ["rpc.runsGet", () => ours("POST", "/rpc", rpcLine("runs.get", { run }, key))]
     ]
+    const parts = ONLY.length === 0 ? every : every.filter(([name]) => ONLY.includes(name))
 
     const cpu = new Map<string, Array<number>>(parts.map(([name]) => [name, []]))
     const gc = new Map<string, number>(parts.map(([name]) => [name, 0]))
