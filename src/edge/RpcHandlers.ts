@@ -139,9 +139,7 @@ const withoutRun = ({ run: _, ...values }: LatestCache.Latest) => values
 const runOfStream = (stream: string) => stream.replace(/^(run|control):/, "")
 
 export const StrategyHandlers = StrategyRpcs.toLayer(Effect.gen(function*() {
-  const context = yield* Effect.context<SqlClient.SqlClient>()
-  const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
-    Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
+  const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) => Effect.flatMap(CurrentPrincipal, f)
   const version = (found: Strategies.Found) => ({
     id: found.id,
     name: found.name,
@@ -176,9 +174,7 @@ export const StrategyHandlers = StrategyRpcs.toLayer(Effect.gen(function*() {
 }))
 
 export const RuleHandlers = RuleRpcs.toLayer(Effect.gen(function*() {
-  const context = yield* Effect.context<SqlClient.SqlClient>()
-  const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
-    Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
+  const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) => Effect.flatMap(CurrentPrincipal, f)
   /**
    * A new version with the rules changed; the whole strategy is decoded again, so its own checks
    * apply, and `check` then refuses what a rule given now may not be (`rules.put`'s rule scoped to a
@@ -241,7 +237,6 @@ export const RuleHandlers = RuleRpcs.toLayer(Effect.gen(function*() {
 const FINISHED_KEPT = 1_024
 
 export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
-  const context = yield* Effect.context<SqlClient.SqlClient>()
   const manager = yield* RunManager
   const events = yield* RunEvents
   // The server's feed (Server.ts); without one (handlers built alone, in tests), their own.
@@ -251,8 +246,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
   const recheck = yield* Auth.Recheck
   // The latest values of runs, kept by whichever process executes them (in Redis when configured).
   const cache = Option.getOrUndefined(yield* Effect.serviceOption(LatestCache.LatestCache))
-  const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) =>
-    Effect.flatMap(CurrentPrincipal, f).pipe(Effect.provide(context))
+  const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) => Effect.flatMap(CurrentPrincipal, f)
   /**
    * What the database says a finished run ended with, by run: it never changes (a run leaves
    * `completed`, `failed` or `stopped` for nothing), so it is read once. Bounded: the oldest goes.
@@ -359,7 +353,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
               Effect.map(
                 Tools.listedUpToStop({ id: run.id as RunId, metrics: run.metrics, status: run.status as Runs.RunStatus }),
                 (upToStop) => upToStop === undefined ? run : { ...run, upToStop }
-              )).pipe(Effect.provide(context))
+              ))
           )
         )
       }),
