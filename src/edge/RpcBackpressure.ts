@@ -202,6 +202,9 @@ export const layerProtocolHttpRouter = (options: { readonly path: HttpLayerRoute
       const stalled = (connection: Connection, stalledMillis: number) =>
         Effect.gen(function*() {
           connection.cut = true
+          // Its answers end here, whatever its requests do now (what was queued is not written: the
+          // notice says where the client is), and with them the response once the client reads.
+          if (connection.clientId !== undefined) yield* inner.end(connection.clientId)
           const requests = [...connection.open]
           connection.open.clear()
           yield* Effect.logInfo("RPC over HTTP: a write waited too long for the client to read; the connection is ended").pipe(
@@ -233,7 +236,12 @@ export const layerProtocolHttpRouter = (options: { readonly path: HttpLayerRoute
         return HttpServerResponse.setBody(
           response,
           HttpBody.stream(
-            WriteStall.bounded(res, stall, response.body.stream, { bytes: identity, stalled: (millis) => stalled(connection, millis) }),
+            // Every message of the body was read by now, so the connection has its id: `stalled` can end its answers.
+            WriteStall.bounded(res, stall, response.body.stream, {
+              bytes: identity,
+              stalled: (millis) => stalled(connection, millis),
+              endsItems: connection.clientId !== undefined
+            }),
             response.body.contentType
           )
         )

@@ -53,6 +53,12 @@ export interface Bound<A> {
    * (logging why is the caller's). Items not yet written are not: the notice says where the client is.
    */
   readonly stalled: (stalledMillis: number) => Effect.Effect<Uint8Array | undefined>
+  /**
+   * Whether `stalled` also ends `items` (the RPC endpoint's: it ends the connection's queue of
+   * answers), so that `items` need not be raced against the cut: that race, set up for each stream,
+   * cost more than all the rest of the bound — and every RPC answer over HTTP is such a stream.
+   */
+  readonly endsItems?: boolean
 }
 
 /**
@@ -84,8 +90,7 @@ export const bounded = <A, E, R>(
       })
     })
     yield* Effect.forkScoped(Effect.repeat(check, Schedule.spaced(Duration.millis(Math.max(1, stallMillis / 4)))))
-    return items.pipe(
-      Stream.interruptWhenDeferred(cutSignal),
+    return (bound.endsItems === true ? items : Stream.interruptWhenDeferred(items, cutSignal)).pipe(
       // An item ready when the cut came is not written: the notice said where the client is.
       Stream.takeWhile(() => !cut),
       Stream.map((item) => {

@@ -57,14 +57,24 @@ const user = Effect.gen(function*() {
   return { id: made.id, key }
 }).pipe(Effect.orDie)
 
+interface Drained {
+  readonly closed: boolean
+  readonly lines: ReadonlyArray<Record<string, unknown>>
+  readonly ended: boolean
+}
+
 /** The `runs.events` request `id` for `run`, as an ndjson line. */
 const eventsRequest = (id: string, run: string) =>
   `${JSON.stringify({ _tag: "Request", id, tag: "runs.events", payload: { run, since: 0 }, headers: [] })}\n`
 
-/** An HTTP client of `POST /rpc` on a raw socket that reads until its first chunk, then stops reading (it keeps the connection open). */
+/**
+ * An HTTP client of `POST /rpc` on a raw socket that reads until its first chunk, then stops reading
+ * (it keeps the connection open); `drain` reads again, to the connection's close: the lines it got,
+ * and whether the response ended (its last chunk, the empty one, came) rather than being cut off.
+ */
 const stalledPost = (base: string, key: string, body: string) =>
   Effect.acquireRelease(
-    Effect.async<{ readonly socket: Net.Socket; readonly drain: () => Promise<{ readonly closed: boolean; readonly lines: ReadonlyArray<Record<string, unknown>> }> }>((resume) => {
+    Effect.async<{ readonly socket: Net.Socket; readonly drain: () => Promise<Drained> }>((resume) => {
       const target = new URL(`${base}/rpc`)
       const socket = Net.connect({ host: target.hostname, port: Number(target.port) })
       const chunks: Array<Buffer> = []
@@ -74,8 +84,8 @@ const stalledPost = (base: string, key: string, body: string) =>
       const lines = () =>
         Buffer.concat(chunks).toString("utf8").split(/\r?\n/).filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as Record<string, unknown>)
       const drain = () =>
-        new Promise<{ readonly closed: boolean; readonly lines: ReadonlyArray<Record<string, unknown>> }>((done) => {
-          const finish = () => done({ closed, lines: lines() })
+        new Promise<Drained>((done) => {
+          const finish = () => done({ closed, lines: lines(), ended: Buffer.concat(chunks).toString("latin1").endsWith("\r\n0\r\n\r\n") })
           if (closed) return finish()
           socket.once("close", finish)
           socket.resume()
@@ -218,6 +228,8 @@ for (const backend of backends) {
         }])
         expect(rest.lines.at(-1)).toBe(exits[0])
         expect(rest.lines.some((line) => line._tag === "Chunk")).toBe(true)
+        // Its answers ended with the notice: the response ended whole (its last, empty chunk), not destroyed after the grace.
+        expect(rest.ended).toBe(true)
         expect(Duration.toMillis(WriteStall.STALL_GRACE)).toBeGreaterThan(0)
       }), { timeout: 180_000 })
   })
