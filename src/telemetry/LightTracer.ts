@@ -19,30 +19,49 @@ import type { Resource } from "@opentelemetry/resources"
 import type { ReadableSpan, SpanProcessor, TimedEvent } from "@opentelemetry/sdk-trace-base"
 import { Cause, type Context, type Exit, Inspectable, type Option, Tracer } from "effect"
 import type { SpanStore, Stored } from "./SpanStore.js"
-import { exitOf, nowNanos, redact } from "./Trace.js"
+import { exitOf, redact } from "./Trace.js"
 
 const KIND = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 } as const
 const STATUS_OK = 1
 const STATUS_ERROR = 2
 const SAMPLED = 1
 
-/** Random ids from a pool refilled 4 KiB at a time: one `randomFillSync` per 256 spans, not per id. */
-const pool = Buffer.alloc(4096)
-let offset = pool.length
+/**
+ * Random ids cut from a pool of random hex refilled 4 KiB of randomness at a time: one
+ * `randomFillSync` and one hex conversion per 128 span ids, and each id a slice of that text, not
+ * a conversion of its own (which was a native call per id on the path from a tick to its order).
+ */
+const POOL_BYTES = 4096
+const pool = Buffer.alloc(POOL_BYTES)
+let hexPool = ""
+let offset = POOL_BYTES * 2
+const ZEROS = "0".repeat(32)
 const randomHex = (bytes: number): string => {
+  const chars = bytes * 2
   for (;;) {
-    if (offset + bytes > pool.length) {
+    if (offset + chars > hexPool.length) {
       randomFillSync(pool)
+      hexPool = pool.toString("hex")
       offset = 0
     }
-    const hex = pool.toString("hex", offset, offset + bytes)
-    offset += bytes
+    const hex = hexPool.slice(offset, offset + chars)
+    offset += chars
     // All zeros is no id (W3C Trace Context).
-    if (hex !== "0".repeat(bytes * 2)) return hex
+    if (hex !== ZEROS.slice(0, chars)) return hex
   }
 }
 
-const hrTime = (nanos: bigint): HrTime => [Number(nanos / 1_000_000_000n), Number(nanos % 1_000_000_000n)]
+/**
+ * Wall-clock epoch microseconds, as a double (exact to the microsecond for the next few centuries):
+ * the clock of `Trace.nowNanos`, without a BigInt made and added for every span's start, end and event.
+ */
+const origin = performance.timeOrigin
+const nowMicros = (): number => Math.floor((origin + performance.now()) * 1_000)
+
+const hrTime = (micros: number): HrTime => {
+  const seconds = Math.floor(micros / 1_000_000)
+  return [seconds, (micros - seconds * 1_000_000) * 1_000]
+}
 
 /** An attribute as OpenTelemetry takes it (@effect/opentelemetry's rule: text for what is not a scalar). */
 const scalar = (value: unknown): AttributeValue =>
@@ -90,8 +109,10 @@ class LightSpan implements Tracer.Span {
   readonly sampled: boolean
   readonly attributes = new Map<string, unknown>()
   readonly events: Array<TimedEvent> = []
-  status: Tracer.SpanStatus
-  private readonly startNanos: bigint
+  private readonly startMicros: number
+  private endMicros = 0
+  /** Set once the span has ended. */
+  private exit: Exit.Exit<unknown, unknown> | undefined = undefined
 
   constructor(
     private readonly sink: Sink,
@@ -105,8 +126,15 @@ class LightSpan implements Tracer.Span {
     const from = parent._tag === "Some" ? parent.value : undefined
     this.traceId = from === undefined ? randomHex(16) : from.traceId
     this.sampled = from === undefined ? true : from.sampled
-    this.startNanos = nowNanos()
-    this.status = { _tag: "Started", startTime: this.startNanos }
+    this.startMicros = nowMicros()
+  }
+
+  /** Made when asked (Effect's span interface has it in nanoseconds): nothing reads it on the hot path. */
+  get status(): Tracer.SpanStatus {
+    const startTime = BigInt(this.startMicros) * 1_000n
+    return this.exit === undefined
+      ? { _tag: "Started", startTime }
+      : { _tag: "Ended", startTime, endTime: BigInt(this.endMicros) * 1_000n, exit: this.exit }
   }
 
   attribute(key: string, value: unknown): void {
@@ -114,7 +142,7 @@ class LightSpan implements Tracer.Span {
   }
 
   event(name: string, _startTime: bigint, attributes?: Record<string, unknown>): void {
-    this.events.push({ name, time: hrTime(nowNanos()), attributes: attributes === undefined ? {} : eventAttributes(attributes), droppedAttributesCount: 0 })
+    this.events.push({ name, time: hrTime(nowMicros()), attributes: attributes === undefined ? {} : eventAttributes(attributes), droppedAttributesCount: 0 })
   }
 
   addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {
@@ -122,16 +150,17 @@ class LightSpan implements Tracer.Span {
   }
 
   end(_endTime: bigint, ended: Exit.Exit<unknown, unknown>): void {
-    if (this.status._tag === "Ended") return
+    if (this.exit !== undefined) return
     // A span told it failed (`Trace.failSpan`: a refused RPC call, a model call that gave no answer)
     // ends so whatever its effect's exit.
     const exit = exitOf(this, ended)
-    const endNanos = nowNanos()
-    this.status = { _tag: "Ended", startTime: this.startNanos, endTime: endNanos, exit }
+    const endMicros = nowMicros()
+    this.endMicros = endMicros
+    this.exit = exit
     if (!this.sampled) return
     const attributes: Attributes = {}
     for (const [key, value] of this.attributes) attributes[key] = spanAttribute(value)
-    const status = this.outcome(exit, attributes, endNanos)
+    const status = this.outcome(exit, attributes, endMicros)
     const parent = this.parent._tag === "Some" ? this.parent.value : undefined
     this.sink.store.add({
       traceId: this.traceId,
@@ -139,15 +168,15 @@ class LightSpan implements Tracer.Span {
       parent: parent?.spanId,
       name: this.name,
       kind: KIND[this.kind],
-      start: Number(this.startNanos / 1_000n),
-      end: Number(endNanos / 1_000n),
+      start: this.startMicros,
+      end: endMicros,
       status: status.code,
       error: status.code === STATUS_ERROR ? status.message : undefined,
       attributes,
       events: this.events
     } satisfies Stored)
     if (this.sink.processors.length === 0) return
-    const readable = this.readable(endNanos, attributes, status, parent)
+    const readable = this.readable(endMicros, attributes, status, parent)
     for (const processor of this.sink.processors) processor.onEnd(readable)
   }
 
@@ -155,7 +184,7 @@ class LightSpan implements Tracer.Span {
    * The status an exit gives the span, as @effect/opentelemetry's `OtelSpan.end` sets it: OK, or
    * OK with the interruption said in `attributes`, or ERROR with an `exception` event.
    */
-  private outcome(exit: Exit.Exit<unknown, unknown>, attributes: Attributes, endNanos: bigint): { readonly code: number; readonly message?: string } {
+  private outcome(exit: Exit.Exit<unknown, unknown>, attributes: Attributes, endMicros: number): { readonly code: number; readonly message?: string } {
     if (exit._tag === "Success") return { code: STATUS_OK }
     if (Cause.isInterruptedOnly(exit.cause)) {
       attributes["span.label"] = "⚠︎ Interrupted"
@@ -172,15 +201,15 @@ class LightSpan implements Tracer.Span {
     if (error.message) exception["exception.message"] = error.message
     if (error.stack) exception["exception.stacktrace"] = error.stack
     if (exception["exception.type"] !== undefined || exception["exception.message"] !== undefined) {
-      this.events.push({ name: "exception", time: hrTime(endNanos), attributes: exception, droppedAttributesCount: 0 })
+      this.events.push({ name: "exception", time: hrTime(endMicros), attributes: exception, droppedAttributesCount: 0 })
     }
     return { code: STATUS_ERROR, message: error.message }
   }
 
   /** The span as the OpenTelemetry SDK would have ended it, for span processors. */
-  private readable(endNanos: bigint, attributes: Attributes, status: { readonly code: number; readonly message?: string }, parent: Tracer.AnySpan | undefined): ReadableSpan {
+  private readable(endMicros: number, attributes: Attributes, status: { readonly code: number; readonly message?: string }, parent: Tracer.AnySpan | undefined): ReadableSpan {
     const context: SpanContext = { traceId: this.traceId, spanId: this.spanId, traceFlags: SAMPLED }
-    const elapsed = endNanos > this.startNanos ? endNanos - this.startNanos : 0n
+    const elapsed = endMicros > this.startMicros ? endMicros - this.startMicros : 0
     const links: Array<Link> = this.links.map((link) => ({
       context: { traceId: link.span.traceId, spanId: link.span.spanId, traceFlags: link.span.sampled ? SAMPLED : 0 },
       attributes: eventAttributes(link.attributes),
@@ -191,8 +220,8 @@ class LightSpan implements Tracer.Span {
       kind: KIND[this.kind],
       spanContext: () => context,
       ...(parent === undefined ? {} : { parentSpanContext: { traceId: parent.traceId, spanId: parent.spanId, traceFlags: parent.sampled ? SAMPLED : 0, isRemote: parent._tag === "ExternalSpan" } }),
-      startTime: hrTime(this.startNanos),
-      endTime: hrTime(endNanos),
+      startTime: hrTime(this.startMicros),
+      endTime: hrTime(endMicros),
       status,
       attributes,
       links,
