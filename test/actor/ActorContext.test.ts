@@ -196,6 +196,48 @@ describe("the actor context", () => {
       expect(new Set([round, relayReceive, work, lastReceive].map((s) => s.traceId)).size).toBe(1)
     }))
 
+  it.effect("a traced message's span is the handler's only while it runs, and ends with its failure", () =>
+    Effect.gen(function*() {
+      const ended: Array<{ name: string; spanId: string; exit: string }> = []
+      const tracer = yield* Effect.tracer
+      const recording = {
+        ...tracer,
+        span: (...args: Parameters<typeof tracer.span>) => {
+          const span = tracer.span(...args)
+          const end = span.end.bind(span)
+          span.end = (time, exit) => {
+            ended.push({ name: span.name, spanId: span.spanId, exit: exit._tag })
+            end(time, exit)
+          }
+          return span
+        }
+      }
+      class Note extends Schema.TaggedClass<Note>()("Note", { fail: Schema.Boolean }) {}
+      class Seen extends Schema.TaggedRequest<Seen>()("Seen", { failure: Schema.Never, success: Schema.Array(Schema.String), payload: {} }) {}
+      const seen: Array<string> = []
+      yield* Effect.gen(function*() {
+        const Noter = Actor.make({
+          protocol: Schema.Union(Note, Seen),
+          initial: undefined as void,
+          behavior: (state, message, ctx) =>
+            message._tag === "Seen"
+              ? ctx.reply(message, seen)
+              : Effect.flatMap(Effect.option(Effect.currentSpan), (span) => {
+                seen.push(span._tag === "Some" ? span.value.name : "none")
+                return message.fail ? Effect.dieMessage("refused") : Effect.as(Effect.void, state)
+              })
+        })
+        const ref = yield* Actor.spawn(Noter, { name: "noter" })
+        // Traced, then untraced in the same activation: the second handler must not run in the first's span.
+        yield* ref.tell(new Note({ fail: false })).pipe(Effect.withSpan("round"))
+        yield* ref.tell(new Note({ fail: false }))
+        yield* ref.tell(new Note({ fail: true })).pipe(Effect.withSpan("failing round"))
+        yield* settle(() => ended.filter((s) => s.name === "Actor.receive Note").length === 2)
+      }).pipe(Effect.scoped, Effect.provide(ActorSystem.layer()), Effect.withTracer(recording))
+      expect(seen).toEqual(["Actor.receive Note", "none", "Actor.receive Note"])
+      expect(ended.filter((s) => s.name === "Actor.receive Note").map((s) => s.exit)).toEqual(["Success", "Failure"])
+    }))
+
   it.effect("an idle actor holds no fiber; the next message starts one and its state is intact", () =>
     Effect.gen(function*() {
       const tracker = yield* FiberSupervisor.track

@@ -293,6 +293,13 @@ export class ActorCell<M, S> extends Supervised implements Node {
    * The handler runs in a span whose parent is the sender's span: one trace across actors. Made
    * before the behavior is called, so that the behavior can read it (`context.trace`) to annotate
    * what it decides; only messages that came with a trace context (a traced round's) get one.
+   *
+   * The span is the fiber's parent span while the behavior runs (what it sends, and the spans it
+   * makes, are its children): set in the activation fiber's context and put back after, around
+   * `Effect.exit`, rather than with `Effect.withParentSpan` and `Effect.onExit`, whose regions (an
+   * acquire-use-release of the fiber's context, an uninterruptible mask) cost every message of a
+   * paper run's traced rounds more steps than its handler. An activation interrupted meanwhile
+   * ends the span as it ends (`onActivationExit`).
    */
   private traced(envelope: Envelope, context: ActorContext<M>): Effect.Effect<S, unknown, unknown> {
     const cell = this
@@ -308,16 +315,26 @@ export class ActorCell<M, S> extends Supervised implements Node {
       span.attribute("message.seq", envelope.seq)
       span.attribute("message.sender", envelope.sender ?? "external")
       cell.trace = new Trace(tracer, span)
-      return Effect.onExit(Effect.withParentSpan(behave(), span), (exit) =>
-        Effect.sync(() => {
+      const outer = fiber.getFiberRef(FiberRef.currentContext)
+      return FiberRef.set(FiberRef.currentContext, Context.add(outer, Tracer.ParentSpan, span)).pipe(
+        Effect.zipRight(Effect.exit(behave())),
+        Effect.flatMap((exit) => {
           cell.trace = undefined
           span.end(nowNanos(), exit)
-        }))
+          return Effect.zipRight(FiberRef.set(FiberRef.currentContext, outer), exit)
+        })
+      )
     })
   }
 
   private onActivationExit(exit: Exit.Exit<Outcome, unknown>, activation: number, incarnation: number): void {
     {
+      // A traced message whose handling was interrupted (`traced`): its span ends with the activation.
+      const trace = this.trace
+      if (trace !== undefined) {
+        this.trace = undefined
+        trace.span.end(nowNanos(), exit)
+      }
       if (activation === this.activations) this.activation = undefined
       if (Exit.isSuccess(exit)) {
         if (exit.value === Outcome.Stopped && !this.halting && incarnation === this.incarnation) {
