@@ -26,6 +26,7 @@ import * as RunManager from "../edge/RunManager.js"
 import * as Server from "../edge/Server.js"
 import * as LlmRuntime from "../llm/LlmRuntime.js"
 import { DatabaseInfo } from "../store/Database.js"
+import { describe as describeSchema, MigratedSchema } from "../store/Migrations.js"
 import { PgPool } from "../store/Pool.js"
 import * as Store from "../store/Store.js"
 import * as Strategies from "../store/Strategies.js"
@@ -198,6 +199,8 @@ export const command = (io: Io, wiring: Wiring) =>
         yield* Effect.gen(function*() {
           const database = yield* DatabaseInfo
           say(database.description, { database: database.backend.kind })
+          const schema = yield* Effect.serviceOption(MigratedSchema)
+          if (Option.isSome(schema)) say(describeSchema(schema.value), { schema: schema.value.at, migrationsApplied: schema.value.ran.length })
           const model = (yield* LlmRuntime.LlmRuntime).info
           say(`language model: ${model.description}`, { model: model.kind })
           const telemetry = (yield* Telemetry.Telemetry).info

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Effect, Option, Schema } from "effect"
+import { Context, Effect, Option, Schema } from "effect"
 import { migrations } from "../../migrations/index.js"
 import { embeddedCacheFile } from "./Database.js"
 import { transaction } from "./Transaction.js"
@@ -90,6 +90,43 @@ export const migrate = Effect.gen(function*() {
 
 /** The latest migration a complete schema has. */
 export const latest: number = migrations.reduce((max, [id]) => Math.max(max, id), 0)
+
+/**
+ * What a start's migrating did (`Store.layer`): the migrations it ran (`[id, name]`, none when the
+ * database was up to date) and the latest one the database has recorded after — above `latest`
+ * when a newer build migrated it.
+ */
+export interface Migrated {
+  readonly ran: ReadonlyArray<readonly [id: number, name: string]>
+  readonly at: number
+}
+
+/** The store's migrating at start-up, as `describe` says it (`swarm serve`'s start-up lines). */
+export class MigratedSchema extends Context.Tag("swarm/store/MigratedSchema")<MigratedSchema, Migrated>() {}
+
+/** The latest migration the database has recorded (0 for none). */
+export const recordedLatest = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.map(sql<{ at: number | null }>`select max(migration_id)::int as at from ${sql(TABLE)}`, (rows) => rows[0]?.at ?? 0))
+
+/** `0014_partial_fills`: a migration as its file is named. */
+const fileName = ([id, name]: readonly [number, string]) => `${String(id).padStart(4, "0")}_${name}`
+
+/**
+ * The start-up line: `database schema: migration 14, up to date`; `…: migrated to 14 now, 2
+ * migrations applied (0013_control_trading, 0014_partial_fills)`; or, on a database a newer build
+ * migrated, that this build does not know its latest migrations — an older server in a rolling
+ * upgrade, or a build rolled back: what it writes the newer schema may not expect.
+ */
+export const describe = (migrated: Migrated): string => {
+  if (migrated.at > latest) {
+    return `database schema: migration ${migrated.at}, newer than this build knows (its latest is ${latest}): ` +
+      `a newer Swarm migrated this database; run that build against it, or this one against a database of its own`
+  }
+  if (migrated.ran.length === 0) return `database schema: migration ${migrated.at}, up to date`
+  const ran = [...migrated.ran].sort(([a], [b]) => a - b)
+  const names = ran.length <= 3 ? ran.map(fileName).join(", ") : `${fileName(ran[0]!)} to ${fileName(ran[ran.length - 1]!)}`
+  return `database schema: migrated to ${migrated.at} now, ${ran.length} migration${ran.length === 1 ? "" : "s"} applied (${names})`
+}
 
 /**
  * A digest of the sources that decide what migrating an empty database makes: every file of

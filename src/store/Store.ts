@@ -4,16 +4,16 @@
  */
 import { Effect, Layer } from "effect"
 import * as Database from "./Database.js"
-import { migrate } from "./Migrations.js"
-import { StoreError } from "./StoreError.js"
+import { migrate, MigratedSchema, recordedLatest } from "./Migrations.js"
+import { StoreError, storeError } from "./StoreError.js"
 
 /**
  * What a failed migration says: the database's answer and, when the database holds another
  * application's tables, which database (its password masked) and what to do.
  */
-const migrated = Layer.effectDiscard(Effect.gen(function*() {
+const migrated = Layer.effect(MigratedSchema, Effect.gen(function*() {
   const info = yield* Database.DatabaseInfo
-  yield* migrate.pipe(Effect.mapError((error) => {
+  const ran = yield* migrate.pipe(Effect.mapError((error) => {
     if (error._tag !== "MigrationFailed" || !error.foreignTables) {
       return new StoreError({ operation: "migrate the database", reason: error.message })
     }
@@ -28,9 +28,14 @@ const migrated = Layer.effectDiscard(Effect.gen(function*() {
       reason: `${where} holds tables Swarm did not create (${error.message}): ${todo}`
     })
   }))
+  const at = yield* recordedLatest.pipe(storeError("read which migrations the database has"))
+  return { ran, at }
 }))
 
-/** What the store's layers provide. */
+/**
+ * What the store's layers provide (and `MigratedSchema`, what migrating did, which `swarm serve`
+ * says when its store gives it: tests' own stores need not).
+ */
 export type Services = Database.Database
 
 /** The configured database (`DATABASE_URL`, or the embedded default), migrated. */

@@ -12,6 +12,8 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { migrations } from "../../migrations/index.js"
+import * as Migrations from "../../src/store/Migrations.js"
 import { rpcClient } from "../edge/fixtures.js"
 import { ProcessGroups } from "./processes.js"
 
@@ -92,6 +94,11 @@ describe("swarm serve", () => {
       expect(first.stderr()).toContain("cross-origin requests (CORS): web pages of any origin may call the server with a key")
       expect(first.stderr()).toContain("live runs: at most 8 per user, running or paused, in this server process (SWARM_MAX_LIVE_RUNS_PER_USER)")
       expect(first.stderr()).toContain("takeover: none, the embedded database serves this one process (SWARM_TAKEOVER_SECONDS is for servers sharing a Postgres)")
+      // Right after the database line: its schema, made now on the empty database.
+      const schemaLine = `database schema: migrated to ${Migrations.latest} now, ${migrations.length} migrations applied (0001_initial to ${
+        String(Migrations.latest).padStart(4, "0")
+      }_${migrations.at(-1)![1]})`
+      expect(first.stderr()).toContain(`(set DATABASE_URL to use Postgres)\n${schemaLine}\n`)
 
       const health = yield* Effect.promise(() => fetch(`${first.base}/health`).then((r) => r.json()))
       expect(health).toMatchObject({ status: "ok", database: { kind: "embedded" } })
@@ -145,6 +152,7 @@ describe("swarm serve", () => {
 
       const second = yield* start(dataDir)
       expect(second.stdout()).not.toContain("sk_")
+      expect(second.stderr()).toContain(`database schema: migration ${Migrations.latest}, up to date\n`)
       // Said once both are resumed, after the listening line: within moments, longer on a loaded machine.
       const resumedBoth = () => second.stderr().includes(`resumed run ${run}`) && second.stderr().includes(`resumed run ${paper.id}`)
       for (let i = 0; i < 300 && !resumedBoth(); i++) yield* Effect.sleep("100 millis")

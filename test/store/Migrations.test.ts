@@ -102,6 +102,30 @@ for (const backend of backends) {
         yield* emptied
       }))
 
+    it.effect("what start-up says of the schema: migrated now and which, then up to date; a newer build's, that this one does not know it", () =>
+      Effect.gen(function*() {
+        yield* emptied
+        const said = Effect.map(Effect.all([Migrations.migrate, Migrations.recordedLatest]), ([ran, at]) => Migrations.describe({ ran, at }))
+        const file = ([id, name]: ReadonlyArray<unknown>) => `${String(id).padStart(4, "0")}_${String(name)}`
+        expect(yield* said).toBe(
+          `database schema: migrated to ${Migrations.latest} now, ${ALL.length} migrations applied (${file(ALL[0]!)} to ${file(ALL.at(-1)!)})`
+        )
+        expect(yield* said).toBe(`database schema: migration ${Migrations.latest}, up to date`)
+        // Up to three applied now are each named (an upgrade by a migration or two).
+        const last = ALL.at(-1)!
+        expect(Migrations.describe({ ran: [[Migrations.latest, String(last[1])]], at: Migrations.latest })).toBe(
+          `database schema: migrated to ${Migrations.latest} now, 1 migration applied (${file(last)})`
+        )
+        // A newer build migrated the database: this one runs nothing and says so.
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`insert into swarm_migrations (migration_id, name) values (${Migrations.latest + 1}, 'from_a_newer_build')`
+        expect(yield* said).toBe(
+          `database schema: migration ${Migrations.latest + 1}, newer than this build knows (its latest is ${Migrations.latest}): ` +
+            `a newer Swarm migrated this database; run that build against it, or this one against a database of its own`
+        )
+        yield* emptied
+      }))
+
     // Postgres: two connections of the pool race; embedded: the single connection queues them.
     it.effect("two concurrent runs through one client: both succeed, one applies the schema, the other nothing", () =>
       Effect.gen(function*() {
