@@ -1482,14 +1482,16 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      * The caller's run as this process holds it; one running or paused in another process (a
      * shared database only) is `elsewhere`.
      */
-    const liveOf = (principal: Principal, ref: string, relay: boolean) =>
+    const liveOf = (principal: Principal, ref: string, relay: boolean, waitingToo = false) =>
       unavailable(Effect.gen(function*() {
         // Whatever its row holds: a run whose strategy does not decode is still answered as it stands.
         const record = yield* Runs.locate(ref, ownerOf(principal))
         const entry = live.get(record.id)
         if (entry === undefined) {
-          // Waiting for a slot here: no process executes it to carry anything out (`runs stop` ends it).
+          // Waiting for a slot here: no process executes it to carry anything out (`runs stop` ends
+          // it; a pause or resume, `waitingToo`, is written in its row: `changeWaiting`).
           const waiting = record.status === "running" || record.status === "paused" ? yield* waitingHere(record.id) : undefined
+          if (waiting !== undefined && waitingToo) return { record, entry: undefined, waiting: true }
           if (waiting !== undefined) return yield* new Conflict({ reason: `run ${record.id} is waiting for a slot here, not executing: ${waiting.reason}` })
           if (relay && relays && (record.status === "running" || record.status === "paused")) return { record, entry: undefined }
           const cannot = record.status === "running" || record.status === "paused" ? yield* unresumableNow(record.id) : undefined
@@ -1654,8 +1656,14 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       change: (entry: Live, record: Runs.RunSummary) => Effect.Effect<Runs.RunSummary, Conflict | RunNotFound | Unavailable, SqlClient.SqlClient>,
       reason?: string
     ): Effect.Effect<Runs.RunSummary, Conflict | RunNotFound | Unavailable> =>
-      Effect.flatMap(liveOf(principal, ref, relay), ({ entry, record }) =>
-        (entry === undefined
+      Effect.flatMap(liveOf(principal, ref, relay, action !== "stop"), ({ entry, record, ...found }) =>
+        ("waiting" in found && action !== "stop"
+          ? Effect.flatMap(changeWaiting(principal, record, action, reason), Option.match({
+            // Resumed meanwhile (its turn came): changed as any live run.
+            onNone: () => changing(principal, ref, action, relay, change, reason),
+            onSome: Effect.succeed
+          }))
+          : entry === undefined
           // Live in another process: carried out there, as this principal.
           ? Effect.flatMap(relayed({ run: record.id, action, principal, ...(reason === undefined ? {} : { reason }) }, `run ${record.id}`, unresumableNow(record.id)), (answer) =>
             answer.answer === "done"
@@ -1673,6 +1681,35 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             // once, and (Redis) everywhere — not `poll` later.
             Effect.tap(() => statusChanged(record.id))
           )).pipe(Effect.provide(context))
+
+    /**
+     * A pause or resume of a run waiting for a slot here (`awaitingSlot`): no agents to tell, so its
+     * row says it, under its lease, audited as a live run's change is, and it keeps its place among
+     * the waiting runs. Its turn resumes it as its row then says: paused, it takes its slot (paused
+     * runs count toward the cap, as live ones do) and trades nothing until resumed. None when it no
+     * longer waits here (its turn came, a takeover elsewhere): the caller changes it as a live run.
+     */
+    const changeWaiting = (principal: Principal, record: Runs.RunSummary, action: "pause" | "resume", reason: string | undefined) =>
+      unavailable(resuming.withPermits(1)(Effect.scoped(Effect.gen(function*() {
+        if (live.has(record.id) || !awaitingSlot.has(record.id)) return Option.none<Runs.RunSummary>()
+        const leased = yield* Effect.either(Runs.lease(record.id))
+        if (Either.isLeft(leased)) {
+          if (leased.left._tag === "RunLeased") return Option.none<Runs.RunSummary>()
+          return yield* leased.left
+        }
+        // As its row says now, under the lease: a second pause is refused as a live run's is.
+        const now = yield* Runs.locate(record.id)
+        if (now.status !== "running" && now.status !== "paused") return yield* new Conflict({ reason: `run ${record.id} is ${now.status}` })
+        if (action === "pause" && now.status === "paused") return yield* new Conflict({ reason: `run ${record.id} is paused already` })
+        if (action === "resume" && now.status === "running") return yield* new Conflict({ reason: `run ${record.id} is not paused` })
+        yield* leaseChecked(
+          record.id,
+          leased.right,
+          ControlAudit.record(record.id, action, principal, reason === undefined ? {} : { reason }, Runs.setStatus(record.id, action === "pause" ? "paused" : "running", leased.right))
+        )
+        yield* Effect.logInfo(`${action === "pause" ? "paused" : "resumed"} run ${record.id} (${record.strategyName}#${record.number}), waiting for a slot, by ${principal.name}`)
+        return Option.some(yield* Runs.locate(record.id))
+      })))).pipe(Effect.provide(context))
 
     const stopWith = (principal: Principal, ref: string, relay: boolean, reason?: string) =>
       changing(principal, ref, "stop", relay, (entry, record) =>

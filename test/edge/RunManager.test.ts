@@ -25,6 +25,7 @@ import * as RunEvents from "../../src/edge/RunEvents.js"
 import * as RemoteView from "../../src/cli/RemoteView.js"
 import * as RunsView from "../../src/cli/RunsView.js"
 import { RunRpcs } from "../../schemas/Rpc.js"
+import * as ControlAudit from "../../src/store/ControlAudit.js"
 import * as RecordedSignals from "../../src/store/RecordedSignals.js"
 import { PgPool } from "../../src/store/Pool.js"
 import * as Runs from "../../src/store/Runs.js"
@@ -448,9 +449,17 @@ for (const backend of backends) {
           expect(yield* manager.notResumable(run, "running")).toBeUndefined()
         }
         expect(yield* manager.waiting(r1, "running")).toBeUndefined()
-        // Paused it cannot be, nor resumed by hand: said at once, with why.
-        const paused = yield* Effect.flip(manager.pause(bob, r3))
-        expect(paused).toMatchObject({ _tag: "Conflict", reason: expect.stringContaining(`run ${r3} is waiting for a slot here, not executing: ${why}`) })
+        // Paused and resumed in its row, audited as a live run's (before, a Conflict saying it waits):
+        // it keeps waiting, in its place.
+        expect(yield* manager.pause(bob, r3, "hold it")).toMatchObject({ id: r3, status: "paused" })
+        expect(yield* manager.waiting(r3, "paused")).toBe(outcomes[2]!.reason)
+        expect(yield* Effect.flip(manager.pause(bob, r3))).toMatchObject({ _tag: "Conflict", reason: `run ${r3} is paused already` })
+        expect(yield* manager.resume(bob, r3)).toMatchObject({ id: r3, status: "running" })
+        expect(yield* Effect.flip(manager.resume(bob, r3))).toMatchObject({ _tag: "Conflict", reason: `run ${r3} is not paused` })
+        expect((yield* ControlAudit.history(r3)).last.map((a) => [a.action, a.by.name, a.reason ?? null])).toEqual([["pause", "bob", "hold it"], ["resume", "bob", null]])
+        expect(yield* manager.waiting(r3, "running")).toBe(outcomes[2]!.reason)
+        // Someone else's is not found, as ever.
+        expect(yield* Effect.flip(manager.pause(alice, r3))).toMatchObject({ _tag: "RunNotFound" })
         // A stop ends one waiting in its row, with its operator's reason; nothing frees, nothing more goes.
         const stopped = yield* manager.stop(bob, r4, "not needed")
         expect(stopped).toMatchObject({
@@ -482,6 +491,44 @@ for (const backend of backends) {
           .toMatchObject({ _tag: "Conflict" })
         for (const run of [r2, r3]) yield* manager.stop(bob, run)
         for (const run of [r1, r2, r3, r4]) expect((yield* Runs.get(run)).status).toBe("stopped")
+      }), { timeout: 60_000 })
+
+    it.scoped("a run paused while it waits for a slot goes on paused when its turn comes: it takes the slot and trades nothing until resumed", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const name = "paused while waiting"
+        yield* Strategies.create(bob.userId, strategyBody(name))
+        const first = yield* managerOn(bus)
+        const started: Array<Runs.RunRecord> = []
+        for (let i = 0; i < 3; i++) {
+          started.push(yield* first.manager.start(bob, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 }))
+        }
+        const [r1, r2, r3] = started.map((r) => r.id) as [RunId, RunId, RunId]
+        yield* first.shutdown
+        const { manager } = yield* Effect.acquireRelease(managerOn(bus, { maxLiveRunsPerUser: 2 }), (m) => m.shutdown)
+        const outcomes = (yield* manager.resumeUnfinished()).filter((o) => started.some((r) => r.id === o.run))
+        expect(outcomes.map((o) => [o.run, o.outcome])).toEqual([[r1, "resumed"], [r2, "resumed"], [r3, "waiting"]])
+        expect(yield* manager.pause(bob, r3)).toMatchObject({ status: "paused" })
+        const recorded = Option.getOrThrow(yield* Runs.lastEvent(r3)).seq
+        // A run of bob's ends: the paused one's turn comes, and it is resumed as its row says, paused.
+        yield* manager.stop(bob, r1)
+        for (let i = 0; i < 200 && (yield* manager.waiting(r3, "paused")) !== undefined; i++) yield* Effect.sleep("50 millis")
+        expect(yield* manager.waiting(r3, "paused")).toBeUndefined()
+        // It holds the slot (paused runs count toward the cap, as live ones do): a start is refused.
+        expect(yield* Effect.flip(manager.start(bob, { strategy: name, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })))
+          .toMatchObject({ _tag: "Conflict" })
+        yield* Effect.sleep("500 millis")
+        expect((yield* Runs.get(r3)).status).toBe("paused")
+        expect(Option.getOrThrow(yield* Runs.lastEvent(r3)).seq).toBe(recorded)
+        // Resumed as any live run: it trades on.
+        expect(yield* manager.resume(bob, r3)).toMatchObject({ status: "running" })
+        let newest = recorded
+        for (let i = 0; i < 200 && newest <= recorded; i++) {
+          yield* Effect.sleep("50 millis")
+          newest = Option.getOrThrow(yield* Runs.lastEvent(r3)).seq
+        }
+        expect(newest).toBeGreaterThan(recorded)
+        for (const run of [r2, r3]) yield* manager.stop(bob, run)
       }), { timeout: 60_000 })
 
     it.scoped("a paused paper run takes no slice once the pause is answered, not even the one it was waiting for, nor its alerts", () =>
