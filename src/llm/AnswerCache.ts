@@ -54,8 +54,16 @@ export class MemoryCache {
 
   constructor(private readonly maxEntries = 50_000, private readonly now: () => number = Date.now) {}
 
+  /**
+   * The entry `peek` found last, and its key: a cached round peeks at its answer, then records it
+   * (`get`) at once — the second look is this one, not the map's. Forgotten by any change.
+   */
+  private peekedKey: string | undefined = undefined
+  private peekedEntry: Entry | undefined = undefined
+
   get(key: string): CachedAnswer | undefined {
-    const entry = this.entries.get(key)
+    const entry = key === this.peekedKey ? this.peekedEntry : this.entries.get(key)
+    this.peekedKey = this.peekedEntry = undefined
     if (entry === undefined || entry.expiresAt <= this.now()) {
       if (entry !== undefined) this.entries.delete(key)
       this.misses++
@@ -71,10 +79,13 @@ export class MemoryCache {
   /** The live entry for `key`, if any, without counting it or touching its recency (`get` does both). */
   peek(key: string): CachedAnswer | undefined {
     const entry = this.entries.get(key)
+    this.peekedKey = key
+    this.peekedEntry = entry
     return entry === undefined || entry.expiresAt <= this.now() ? undefined : entry.answer
   }
 
   set(key: string, answer: CachedAnswer, ttlMillis: number): void {
+    this.peekedKey = this.peekedEntry = undefined
     if (ttlMillis <= 0) return
     this.entries.delete(key)
     this.entries.set(key, { answer, expiresAt: this.now() + ttlMillis })
