@@ -4,6 +4,9 @@
  * (W3), and the peak memory of W1 at two lengths (it must not grow with the bar count: feeds are
  * lazy and a run keeps no per-bar history). W1 and W3 run here, each the median of measured rounds
  * after a warm-up run; W2 and the memory figures run in fresh processes (internal/backtestChild.ts).
+ *
+ * `BACKTEST_PARTS=w3` (or any of w1, w3, rss, w2, comma-separated) runs only those parts: W3 alone
+ * takes a minute where the whole benchmark takes several.
  */
 import { spawn } from "node:child_process"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
@@ -33,6 +36,9 @@ const W3_WARMUP_BARS = 2_000
 const W3_ROUNDS = 3
 const W2_ROUNDS = 2
 const RSS_BARS = [W1_BARS, 2 * W1_BARS] as const
+
+/** `BACKTEST_PARTS=w1,w3,rss,w2`: only those parts (default all). */
+const PARTS = new Set((process.env.BACKTEST_PARTS ?? "w1,w3,rss,w2").split(",").map((part) => part.trim()))
 
 const MACHINE = machine()
 const figure = (metric: string, value: number, unit: string, workload: string) =>
@@ -194,10 +200,12 @@ const w2Figures = Effect.scoped(Effect.gen(function*() {
 }))
 
 const main = Effect.gen(function*() {
-  yield* w1Figure
-  yield* w3Figure
-  yield* rssFigures
-  yield* w2Figures
+  const unknown = [...PARTS].filter((part) => !["w1", "w3", "rss", "w2"].includes(part))
+  if (unknown.length > 0) return yield* Effect.fail(new Error(`BACKTEST_PARTS: unknown part ${unknown.join(", ")} (the parts are w1, w3, rss, w2)`))
+  if (PARTS.has("w1")) yield* w1Figure
+  if (PARTS.has("w3")) yield* w3Figure
+  if (PARTS.has("rss")) yield* rssFigures
+  if (PARTS.has("w2")) yield* w2Figures
 })
 
 Effect.runPromise(main).catch((error: unknown) => {
