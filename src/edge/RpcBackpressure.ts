@@ -174,12 +174,21 @@ const room = (connection: Connection): Effect.Effect<void> =>
  * (queued behind what the client has not read) and interrupted as the client would, its stream and
  * subscription with it, and the connection destroyed `WriteStall.STALL_GRACE` later.
  */
-export const layerProtocolHttpRouter = (options: { readonly path: HttpLayerRouter.PathInput }) =>
+export const layerProtocolHttpRouter = <R = never>(options: {
+  readonly path: HttpLayerRouter.PathInput
+  /** A way to answer a request whole before the protocol sees it (RpcFastPath.ts), or none: undefined from it, the regular way. */
+  readonly single?: Effect.Effect<
+    (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<HttpServerResponse.HttpServerResponse | undefined>,
+    never,
+    R
+  >
+}) =>
   Layer.scoped(
     RpcServer.Protocol,
     Effect.gen(function*() {
       const router = yield* HttpLayerRouter.HttpRouter
       const stall = yield* Stall
+      const single = options.single === undefined ? undefined : yield* options.single
       const parser = (yield* RpcSerialization.RpcSerialization).unsafeMake()
       const { httpApp, protocol: inner } = yield* RpcServer.makeProtocolWithHttpApp
       const connections = new Map<number, Connection>()
@@ -223,6 +232,10 @@ export const layerProtocolHttpRouter = (options: { readonly path: HttpLayerRoute
 
       const app = Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
+        if (single !== undefined) {
+          const whole = yield* single(request)
+          if (whole !== undefined) return whole
+        }
         const res = WriteStall.nodeResponse(request)
         const drained = Effect.unsafeMakeLatch(true)
         const connection: Connection = { res, clientId: undefined, open: new Set(), cut: false, drained }

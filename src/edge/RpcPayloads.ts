@@ -47,8 +47,16 @@ export const invalidPayload = (error: ParseResult.ParseError): InvalidRequest =>
 
 const encodeInvalid = Schema.encodeSync(InvalidRequest)
 
-/** Why a request names no procedure, or its payload does not decode; undefined when it does (or is not ours to judge). */
-const check = (rpcs: ReadonlyMap<string, Rpc.AnyWithProps>, message: { readonly tag?: unknown; readonly payload?: unknown }): InvalidRequest | undefined => {
+/**
+ * A request's payload checked by its procedure: why it is refused (an `InvalidRequest`), or what it
+ * decodes to (`{ payload }`) — what @effect/rpc's own decoding gives the handler, since a payload
+ * that decodes with no field to spare decodes to the same without the check —, or undefined when
+ * the check is not ours to make (a schema that needs an effect to decode: @effect/rpc decodes it).
+ */
+export const checkRequest = (
+  rpcs: ReadonlyMap<string, Rpc.AnyWithProps>,
+  message: { readonly tag?: unknown; readonly payload?: unknown }
+): InvalidRequest | { readonly payload: unknown } | undefined => {
   if (typeof message.tag !== "string") return new InvalidRequest({ field: "tag", reason: "must be a string naming a procedure" })
   const rpc = rpcs.get(message.tag)
   if (rpc === undefined) {
@@ -65,12 +73,18 @@ const check = (rpcs: ReadonlyMap<string, Rpc.AnyWithProps>, message: { readonly 
   if (Either.isLeft(decoded)) return invalidPayload(decoded.left)
   const unstorable = findUnstorable(message.payload)
   return unstorable === undefined
-    ? undefined
+    ? { payload: decoded.right }
     : new InvalidRequest({ field: unstorable.path.length === 0 ? "payload" : clip(unstorable.path.join("."), QUOTED), reason: unstorable.reason })
 }
 
+/** Why a request names no procedure, or its payload does not decode; undefined when it does (or is not ours to judge). */
+const check = (rpcs: ReadonlyMap<string, Rpc.AnyWithProps>, message: { readonly tag?: unknown; readonly payload?: unknown }): InvalidRequest | undefined => {
+  const checked = checkRequest(rpcs, message)
+  return checked instanceof InvalidRequest ? checked : undefined
+}
+
 /** `id` as @effect/rpc reads a request id (a bigint, or one as a string), in its canonical text; undefined when it is none. */
-const requestKey = (id: unknown): string | undefined => {
+export const requestKey = (id: unknown): string | undefined => {
   if (typeof id === "bigint") return id.toString()
   if (typeof id !== "string") return undefined
   try {
@@ -87,7 +101,7 @@ const requestKey = (id: unknown): string | undefined => {
  * - two different keys — the connection's `Authorization` header and one in the line — would be
  *   decided by which came last, the line's: a key a proxy never saw. Refused rather than guessed.
  */
-const checkHeaders = (headers: unknown): InvalidRequest | undefined => {
+export const checkHeaders = (headers: unknown): InvalidRequest | undefined => {
   const pairs = Array.isArray(headers) && headers.every((h) =>
     Array.isArray(h) && h.length === 2 && typeof h[0] === "string" &&
     (typeof h[1] === "string" || (Array.isArray(h[1]) && h[1].every((v) => typeof v === "string"))))
@@ -339,14 +353,17 @@ export const ndjsonBody = RpcSerialization.RpcSerialization.of({
     const writer = RpcSerialization.ndjson.unsafeMake()
     const decoder = new TextDecoder()
     return {
-      decode: (bytes) => {
-        const items: Array<unknown> = []
-        for (const line of (typeof bytes === "string" ? bytes : decoder.decode(bytes)).split("\n")) decodeLine(line, items)
-        return items
-      },
+      decode: (bytes) => bodyMessages(typeof bytes === "string" ? bytes : decoder.decode(bytes)),
       encode: (response) => writer.encode(response)
     }
   }
 })
+
+/** The messages of an HTTP body as `ndjsonBody` reads them (a line that is not JSON as `NotJson`, which `checked` answers). */
+export const bodyMessages = (body: string): Array<unknown> => {
+  const items: Array<unknown> = []
+  for (const line of body.split("\n")) decodeLine(line, items)
+  return items
+}
 
 export const layerNdjsonBody = Layer.succeed(RpcSerialization.RpcSerialization, ndjsonBody)
