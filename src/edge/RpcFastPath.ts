@@ -5,13 +5,15 @@
  * poll, `bench/edge.ts`); for it @effect/rpc (0.76) made a client with a mailbox, decoded the
  * payload a second time, forked the call in a runtime of its own, encoded the answer through four
  * protocol layers (RpcPayloads, RpcStopping, RpcKeepAlive, RpcBackpressure) and took it back out
- * of the mailbox — about a third of a read's server CPU. Here the same call is run and answered as
+ * of the mailbox — a fifth to a quarter of a `runs.get`'s server CPU (bench/rpcCost.ts, bench/edge.ts).
+ * Here the same call is run and answered as
  * @effect/rpc and those layers would answer it, byte for byte:
  *
  * - the handler is called with the payload @effect/rpc would decode and the headers it would join
  *   (the HTTP request's, then the line's own), under the procedure's middlewares (`Authenticated`),
  *   in a span `RpcServer.<procedure>` with the `requestId` attribute, a child of the HTTP request's;
- * - its success or failure is sent as an `Exit` encoded by the procedure's exit schema, a defect as
+ * - its success or failure is sent as an `Exit` encoded as the procedure's exit schema encodes it (a
+ *   success by its success schema alone, which writes the same without checking the value twice), a defect as
  *   a `Defect` message (fatal defects, @effect/rpc's default), an answer the schema cannot encode
  *   as the `Die` exit @effect/rpc sends then; a failure is said on the span (RpcSpans.ts), and an
  *   interruption by the server stopping is `Unavailable` (RpcStopping.ts);
