@@ -175,13 +175,14 @@ class TestRpcs extends RpcGroup.make(
 ) {}
 
 let hung = 0
+let cutOff = 0
 const testHandlers = TestRpcs.toLayer({
   ok: ({ n }) => Effect.succeed({ n }),
   fails: () => Effect.fail(new Refused({ reason: "no" })),
   dies: () => Effect.die(new Error("boom")),
   badAnswer: () => Effect.succeed("not a number" as unknown as number),
   slow: ({ millis }) => Effect.as(Effect.sleep(Duration.millis(millis)), "done"),
-  hangs: () => Effect.zipRight(Effect.sync(() => hung++), Effect.never),
+  hangs: () => Effect.zipRight(Effect.sync(() => hung++), Effect.never).pipe(Effect.onInterrupt(() => Effect.sync(() => cutOff++))),
   ticks: () => Stream.make(1, 2, 3)
 })
 
@@ -278,6 +279,25 @@ describe("POST /rpc, one call, fast and regular alike (test procedures)", () => 
       // A quick one is whole, with no Pong.
       const quick = yield* bothWays(toggle, base, request("slow", { millis: 1 }))
       expect(quick.fast).toEqual(quick.regular)
+    }))
+
+  it.scopedLive("a call whose client goes away is interrupted", () =>
+    Effect.gen(function*() {
+      const toggle = { on: true, taken: 0 }
+      const { tracer } = yield* keeping
+      const context = yield* Layer.build(testServer(toggle, tracer, RpcKeepAlive.INTERVAL))
+      const base = yield* Effect.provide(Http.baseUrl, context)
+      for (const on of [false, true]) {
+        toggle.on = on
+        const [before, cutBefore, takenBefore] = [hung, cutOff, toggle.taken]
+        const abort = new AbortController()
+        const sent = fetch(`${base}/rpc`, { method: "POST", body: request("hangs", null), signal: abort.signal }).catch(() => undefined)
+        while (hung === before) yield* Effect.sleep("5 millis")
+        abort.abort()
+        yield* Effect.promise(() => sent)
+        expect(yield* eventually(() => cutOff > cutBefore), `fast path ${on}`).toBe(true)
+        expect(toggle.taken - takenBefore, `fast path ${on}`).toBe(on ? 1 : 0)
+      }
     }))
 
   it.scopedLive("a call in flight when the server stops is answered Unavailable", () =>
