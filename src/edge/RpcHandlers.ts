@@ -248,22 +248,26 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
   const cache = Option.getOrUndefined(yield* Effect.serviceOption(LatestCache.LatestCache))
   const as = <A, E, R>(f: (principal: Principal) => Effect.Effect<A, E, R>) => Effect.flatMap(CurrentPrincipal, f)
   /**
-   * What the database says a finished run ended with, by run: it never changes (a run leaves
-   * `completed`, `failed` or `stopped` for nothing), so it is read once. Bounded: the oldest goes.
+   * What the database says a finished run ended with, by run and end (`finishedAt`): read once per
+   * end. A run ends once, but for a `stopped` one resumed by name (`swarm resume`), which ends again
+   * later with other values: kept by run alone, its first end's were given after its second.
+   * Bounded: the oldest goes.
    */
-  const finished = new Map<RunId, RunLatest | undefined>()
+  const finished = new Map<RunId, { readonly at: number; readonly latest: RunLatest | undefined }>()
   /** Where `run` stands now: the cache's values (live, even from another server), else the database's. */
-  const latestOf = (run: RunId, status: Runs.RunStatus) =>
+  const latestOf = (run: RunId, status: Runs.RunStatus, finishedAt: Date | null) =>
     Effect.gen(function*() {
       const cached = cache === undefined ? undefined : yield* cache.get(run)
       if (cached !== undefined) return { ...withoutRun(cached), source: "cache" } satisfies RunLatest
-      const ended = status === "completed" || status === "failed" || status === "stopped"
-      if (ended && finished.has(run)) return finished.get(run)
+      const endedAt = (status === "completed" || status === "failed" || status === "stopped") && finishedAt !== null ? finishedAt.getTime() : undefined
+      const kept = finished.get(run)
+      if (endedAt !== undefined && kept?.at === endedAt) return kept.latest
       const recorded = yield* latestRecorded(run)
       const latest = recorded === undefined ? undefined : { ...withoutRun(recorded), source: "database" } satisfies RunLatest
-      if (ended) {
+      if (endedAt !== undefined) {
+        finished.delete(run)
         if (finished.size >= FINISHED_KEPT) finished.delete(finished.keys().next().value!)
-        finished.set(run, latest)
+        finished.set(run, { at: endedAt, latest })
       }
       return latest
     })
@@ -278,7 +282,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
       as((p) =>
         unavailable(Effect.gen(function*() {
           const summary = yield* Runs.getSummary(run, ownerFilter(p))
-          const latest = yield* latestOf(summary.id, summary.status)
+          const latest = yield* latestOf(summary.id, summary.status, summary.finishedAt)
           // Most runs no operator touched: their row says so, and the log is not read.
           const control = summary.controlCount === 0 ? { count: 0, last: [] } : yield* ControlAudit.history(summary.id)
           // Stuck unfinished in no process here, for a reason that does not pass: said (`runs stop` ends it).
@@ -301,7 +305,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           const equity = yield* Runs.equitySummary(record.id)
           const trades = yield* Runs.tradeEnds(record.id, SHOWN_TRADES)
           const control = record.controlCount === 0 ? { count: 0, last: [] } : yield* ControlAudit.history(record.id)
-          const latest = yield* latestOf(record.id, record.status)
+          const latest = yield* latestOf(record.id, record.status, record.finishedAt)
           const notResumable = yield* manager.notResumable(record.id, record.status)
           const waiting = yield* manager.waiting(record.id, record.status)
           const agentRestarts = yield* Runs.agentRestarts(record)

@@ -8,7 +8,7 @@
 import { RpcTest } from "@effect/rpc"
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Layer, Stream } from "effect"
+import { Chunk, Deferred, Effect, Fiber, Layer, Stream } from "effect"
 import type { PortfolioSnapshot } from "../../schemas/Portfolio.js"
 import { RunRpcs } from "../../schemas/Rpc.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
@@ -153,6 +153,35 @@ for (const backend of backends) {
           // Another user's run is still not theirs.
           const bobs = yield* Effect.provide(RpcTest.makeClient(RunRpcs, { flatten: true }), clientKey("sk_bob"))
           expect((yield* Effect.flip(bobs("runs.get", { run: done.run })))._tag).toBe("RunNotFound")
+        }), { timeout: 120_000 })
+
+      it.scoped("a stopped run resumed by name (swarm resume) and ended again: its values now, not those kept from its first end", () =>
+        Effect.gen(function*() {
+          const rpc = yield* client
+          // Stopped part of the way (interrupted, as `runs stop` does): its row says `stopped`.
+          const reached = yield* Deferred.make<void>()
+          let paced = 0
+          const first = yield* Effect.fork(StoredRun.backtest(stored(3, 400, {
+            name: "latest resumed",
+            owner: "alice",
+            pace: () => (++paced >= 4 ? Effect.zipRight(Deferred.succeed(reached, undefined), Effect.never) : Effect.void)
+          })))
+          yield* Deferred.await(reached)
+          yield* Fiber.interrupt(first)
+          const sql = yield* SqlClient.SqlClient
+          const [row] = yield* sql<{ id: string }>`
+            select r.id from runs r join strategies s on s.id = r.strategy_id where s.name = 'latest resumed'`.pipe(Effect.orDie)
+          const stopped = yield* rpc("runs.get", { run: row!.id })
+          expect(stopped.status).toBe("stopped")
+          expect(stopped.latest?.source).toBe("database")
+          // Resumed by name and finished: what it ended with is its new end's, not the first's.
+          const resumed = yield* StoredRun.resume(row!.id)
+          const ended = yield* rpc("runs.get", { run: row!.id })
+          expect(ended.status).toBe("completed")
+          const last = yield* lastRecordedPortfolio(row!.id)
+          expect(last.seq).toBeGreaterThan(stopped.latest!.seq)
+          expect(ended.latest!.seq).toBeGreaterThanOrEqual(last.seq)
+          expect(bookOf(ended.latest!.portfolio!.positions)).toEqual(bookOf(resumed.result.portfolio.positions))
         }), { timeout: 120_000 })
     }
   )
