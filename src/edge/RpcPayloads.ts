@@ -359,11 +359,18 @@ export const ndjsonBody = RpcSerialization.RpcSerialization.of({
   }
 })
 
-/** The messages of an HTTP body as `ndjsonBody` reads them (a line that is not JSON as `NotJson`, which `checked` answers). */
+/**
+ * The messages of an HTTP body as `ndjsonBody` reads them (a line that is not JSON as `NotJson`,
+ * which `checked` answers). An `Eof` line is left out: the body's end is its `Eof` (@effect/rpc's
+ * HTTP protocol writes one after the body's messages), and a second ended the client's calls
+ * before they answered — a bare 503, logged nowhere.
+ */
 export const bodyMessages = (body: string): Array<unknown> => {
   const items: Array<unknown> = []
   for (const line of body.split("\n")) decodeLine(line, items)
-  return items
+  return items.some(isEof) ? items.filter((item) => !isEof(item)) : items
 }
+
+const isEof = (item: unknown): boolean => (item as { readonly _tag?: unknown })._tag === "Eof"
 
 export const layerNdjsonBody = Layer.succeed(RpcSerialization.RpcSerialization, ndjsonBody)
