@@ -47,14 +47,17 @@ export class InProcessBus extends Context.Tag("swarm/bus/InProcessBus")<InProces
 
 const ENDED: Delivery = { _tag: "Ended" }
 
+type EventDelivery = { readonly _tag: "Event"; readonly event: BusEvent }
+
 /**
  * The events of a run that its subscribers have yet to take, shared by all of them: `publish`
  * appends once, whatever the number of subscribers, and each subscriber keeps its own position.
  * Positions are absolute (`offset` is the position of `events[0]`); what every subscriber has
- * taken is let go.
+ * taken is let go. Each is kept as the delivery every subscriber is given: made once, not once a
+ * subscriber (500 dashboards of a paper run took 10 million of them in 4 s).
  */
 class Backlog {
-  events: Array<BusEvent> = []
+  events: Array<EventDelivery> = []
   offset = 0
 
   get end(): number {
@@ -134,9 +137,9 @@ class Subscriber implements Subscription {
   private poll(): Delivery | undefined {
     if (this.lagging) this.overflow()
     if (this.position < this.backlog.end) {
-      const event = this.backlog.events[this.position++ - this.backlog.offset]!
-      this.lastTaken = event.seq
-      return { _tag: "Event", event }
+      const delivery = this.backlog.events[this.position++ - this.backlog.offset]!
+      this.lastTaken = delivery.event.seq
+      return delivery
     }
     return this.terminal
   }
@@ -144,10 +147,9 @@ class Subscriber implements Subscription {
   private drain(): ReadonlyArray<Delivery> | undefined {
     if (this.lagging) this.overflow()
     const { end, events, offset } = this.backlog
-    const out: Array<Delivery> = []
-    for (let i = this.position - offset; i < end - offset; i++) out.push({ _tag: "Event", event: events[i]! })
+    const out: Array<Delivery> = this.position < end ? events.slice(this.position - offset, end - offset) : []
     this.position = end
-    if (out.length > 0) this.lastTaken = (out[out.length - 1] as { readonly event: BusEvent }).event.seq
+    if (out.length > 0) this.lastTaken = (out[out.length - 1] as EventDelivery).event.seq
     if (this.terminal !== undefined) out.push(this.terminal)
     return out.length === 0 ? undefined : out
   }
@@ -319,7 +321,7 @@ const makeWith = (options: Options, clock: Clock.Clock): InProcessBusService => 
       entry.backlog.offset++
       return
     }
-    entry.backlog.events.push(event)
+    entry.backlog.events.push({ _tag: "Event", event })
     if (!entry.waking) {
       entry.waking = true
       const woken = entry
