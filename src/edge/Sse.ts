@@ -43,7 +43,7 @@
  */
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
-import { Duration, Effect, Either, Option, Stream } from "effect"
+import { Cause, Chunk, Deferred, Duration, Effect, Either, Exit, Fiber, FiberId, Option, Queue, Stream } from "effect"
 import type * as NodeHttp from "node:http"
 import { type Principal, Unauthorized } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
@@ -412,7 +412,9 @@ const events = (
   options: Resolved,
   run: RunId,
   since: number,
-  refused: Effect.Effect<never, Unauthorized | RunNotFound>
+  refused: Effect.Effect<never, Unauthorized | RunNotFound>,
+  statuses: Stream.Stream<Piece>,
+  cut: Deferred.Deferred<void>
 ): Stream.Stream<Piece> => {
   let lastSent = since
   const followed = Follow.follow(deps, run, since, {
@@ -434,7 +436,7 @@ const events = (
       pieces[pieces.length - 1] = { bytes: views[views.length - 1]!, through: lastSent }
       return pieces
     }),
-    Stream.interruptWhen(refused)
+    (pieces) => live(pieces, statuses, refused, cut)
   )
   // With how the run ended, as its row says by then: a dashboard learns a failure's reason (a run
   // that fails with an error ends with no `RunFailed` event) without another request. Its last
@@ -524,18 +526,12 @@ const latestEvent = (deps: Dependencies, run: RunId, committed: number): number 
 }
 
 /**
- * The status frames of a run that goes on: `now` (read on connect) first, then each change the
- * feed sees, until `events` ends — merged with it, frame by frame.
+ * The status frames of a run that goes on after `now` (read on connect, sent first): each change
+ * the feed sees, until the stream of its events ends (`live`).
  */
-const withStatuses = (
-  deps: Dependencies,
-  run: RunId,
-  now: RunStatusNote | undefined,
-  events: Stream.Stream<Piece>
-): Stream.Stream<Piece> => {
-  if (now === undefined) return events
+const statusChanges = (deps: Dependencies, run: RunId, now: RunStatusNote): Stream.Stream<Piece> => {
   let told: RunStatusNote = now
-  const changes = deps.statuses.changes(run).pipe(
+  return deps.statuses.changes(run).pipe(
     // How a run ended is the `end`'s to say, after its last event.
     Stream.filter((note) => !Follow.FINISHED.has(note.status) && !RunStatusFeed.same(note, told)),
     Stream.map((note) => {
@@ -543,8 +539,47 @@ const withStatuses = (
       return piece(encoder.encode(statusFrame(note)))
     })
   )
-  return Stream.concat(Stream.make(piece(encoder.encode(statusFrame(now)))), Stream.merge(events, changes, { haltStrategy: "left" }))
 }
+
+/**
+ * The pieces of `main` (a run's events), with those of `side` (its status changes) between them as
+ * they come, until `main` ends; failed with `stop`'s error once it fails (the key refused), and
+ * ended once `cut` is done (a write stalled: WriteStall.ts) — `main` interrupted then. One fiber
+ * a source, for the stream's life, and one hand-over a piece through a queue: `Stream.merge` and
+ * `Stream.interruptWhen` fork and race fresh fibers for every piece, and a client's stream had
+ * three of them — 500 clients of a paper run are 10,000 bursts a second, and that racing was most
+ * of what they cost the server (and its collector).
+ */
+const live = <E1, E2>(
+  main: Stream.Stream<Piece, E1>,
+  side: Stream.Stream<Piece>,
+  stop: Effect.Effect<never, E2>,
+  cut: Deferred.Deferred<void>
+): Stream.Stream<Piece, E1 | E2> =>
+  Stream.unwrapScoped(Effect.gen(function*() {
+    // One piece ahead at most: a client that does not read holds up the run's events here, as it
+    // held them up before, and its subscription overflows (the run never waits for it).
+    const queue = yield* Queue.bounded<Exit.Exit<Chunk.Chunk<Piece>, Option.Option<E1 | E2>>>(1)
+    const offer = (chunk: Chunk.Chunk<Piece>) => Queue.offer(queue, Exit.succeed(chunk))
+    const mainFiber = yield* Stream.runForEachChunk(main, offer).pipe(
+      Effect.matchCauseEffect({
+        onSuccess: () => Queue.offer(queue, Exit.fail(Option.none())),
+        onFailure: (cause) => Queue.offer(queue, Exit.failCause(Cause.map(cause, Option.some)))
+      }),
+      Effect.forkScoped
+    )
+    yield* Effect.forkScoped(Stream.runForEachChunk(side, offer))
+    yield* stop.pipe(
+      Effect.catchAll((error) => Effect.zipRight(Fiber.interrupt(mainFiber), Queue.offer(queue, Exit.fail(Option.some(error))))),
+      Effect.forkScoped
+    )
+    yield* Deferred.await(cut).pipe(
+      Effect.zipRight(Fiber.interrupt(mainFiber)),
+      Effect.zipRight(Queue.offer(queue, Exit.fail(Option.none()))),
+      Effect.forkScoped
+    )
+    return Stream.repeatEffectChunkOption(Effect.flatten(Queue.take(queue)))
+  }))
 
 /** The notice of a client disconnected because a write to it stalled (`WRITE_STALL`). */
 export const stalledFrame = (stall: Duration.Duration, lastEventId: number): string =>
@@ -564,11 +599,14 @@ const bounded = (
   stall: Duration.Duration,
   run: RunId,
   since: number,
-  pieces: Stream.Stream<Piece>
+  pieces: Stream.Stream<Piece>,
+  cut: Deferred.Deferred<void>
 ): Stream.Stream<Uint8Array> => {
   /** The last run event written: a client that reads the notice has every event up to it. */
   let written = since
   return WriteStall.bounded(res, stall, pieces, {
+    // The cut ends the events (`live`): no race of every piece against it.
+    endsItems: true,
     bytes: (p) => p.bytes,
     written: (p) => {
       if (p.through !== undefined) written = p.through
@@ -576,7 +614,8 @@ const bounded = (
     stalled: (stalledMillis) =>
       Effect.as(
         Effect.logInfo("SSE: a write to the client waited too long for its socket to drain; the client is disconnected").pipe(
-          Effect.annotateLogs({ run, after: written, stalledMillis })
+          Effect.annotateLogs({ run, after: written, stalledMillis }),
+          Effect.zipRight(Deferred.done(cut, Exit.void))
         ),
         encoder.encode(stalledFrame(stall, written))
       )
@@ -596,8 +635,12 @@ const response = (
   // The first bytes go out at once (headers too): `retry:` advises EventSource how soon to reconnect.
   const retry = piece(encoder.encode(`retry: ${Math.max(0, Math.round(Duration.toMillis(options.retry)))}\n\n`))
   const ahead = latest !== undefined && since > latest ? [piece(encoder.encode(aheadFrame(since, latest)))] : []
-  const pieces = Stream.concat(Stream.make(retry, ...ahead), withStatuses(deps, run, status, events(deps, options, run, since, refused)))
-  return HttpServerResponse.stream(bounded(res, options.stall, run, since, pieces), {
+  // A run that goes on: its status first, then each change, between its events.
+  const first = status === undefined ? [] : [piece(encoder.encode(statusFrame(status)))]
+  const statuses = status === undefined ? Stream.empty : statusChanges(deps, run, status)
+  const cut = Deferred.unsafeMake<void>(FiberId.none)
+  const pieces = Stream.concat(Stream.make(retry, ...ahead, ...first), events(deps, options, run, since, refused, statuses, cut))
+  return HttpServerResponse.stream(bounded(res, options.stall, run, since, pieces, cut), {
     contentType: "text/event-stream",
     headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
   })
