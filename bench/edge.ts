@@ -17,7 +17,8 @@
  * `EDGE_ONLY=rpc|tick` runs one part; `EDGE_RPC_SECONDS`, `EDGE_RPC_CLIENTS`, `EDGE_RPC_PAUSE_MS` tune
  * the reads; `EDGE_RPC_PROFILE=<file>` writes a CPU profile of the server over the measured reads
  * (the profiler's own cost is in that round's CPU figure);
- * `EDGE_PORT` sets the server's port (default: any free one).
+ * `EDGE_TICK_PROFILE=<file>` writes a CPU profile of the server over the paper run with SSE subscribers
+ * (from the first slice to the run's end; `<file>.none` that of the run without subscribers); `EDGE_PORT` sets the server's port (default: any free one).
  *
  * `EDGE_PROBE=1` also counts the slices whose order came only after an event-loop turn (a
  * `setImmediate` queued at delivery ran first): 0 means delivery-to-order is one synchronous
@@ -59,6 +60,8 @@ const RPC_PAUSE_MS = Number(process.env.EDGE_RPC_PAUSE_MS ?? 0)
  * only, written to `<file>` (.cpuprofile: Chrome's DevTools and `node --cpu-prof`'s format).
  */
 const RPC_PROFILE = process.env.EDGE_RPC_PROFILE === undefined || process.env.EDGE_RPC_PROFILE === "" ? undefined : process.env.EDGE_RPC_PROFILE
+/** `EDGE_TICK_PROFILE=<file>`: a CPU profile of the server (this process) over the paper runs (`<file>.none`: without subscribers), sampled every 200 us. */
+const TICK_PROFILE = process.env.EDGE_TICK_PROFILE === undefined || process.env.EDGE_TICK_PROFILE === "" ? undefined : process.env.EDGE_TICK_PROFILE
 /** The server's port (default 0: any free one), for a machine whose users each keep to their own ports. */
 const PORT = Number(process.env.EDGE_PORT ?? 0)
 
@@ -155,12 +158,13 @@ const fixtures = Effect.gen(function*() {
 })
 
 /** Start V8's CPU profiler on this process; the function returned stops it and writes the profile to a file. */
-const startProfile = async (): Promise<(file: string) => Promise<void>> => {
+const startProfile = async (intervalMicros?: number): Promise<(file: string) => Promise<void>> => {
   const session = new Inspector.Session()
   session.connect()
   const post = (method: string, params?: object) =>
     new Promise<{ readonly profile?: object }>((resolve, reject) => session.post(method, params, (error, result) => (error === null ? resolve(result ?? {}) : reject(error))))
   await post("Profiler.enable")
+  if (intervalMicros !== undefined) await post("Profiler.setSamplingInterval", { interval: intervalMicros })
   await post("Profiler.start")
   return async (file) => {
     const { profile } = await post("Profiler.stop")
@@ -258,6 +262,8 @@ const paperRun = (base: string, owner: { id: string; key: string }, slices: numb
     let hops = 0
     let runId: string | undefined
     let clients: Clients | undefined
+    let profiling: ((file: string) => Promise<void>) | undefined
+    let cpu0 = process.cpuUsage()
     const interval = 1_000 / TICKS_PER_SECOND
 
     const attach = Effect.gen(function*() {
@@ -271,8 +277,10 @@ const paperRun = (base: string, owner: { id: string; key: string }, slices: numb
     const beforeSlice = () =>
       Effect.suspend(() => {
         if (index === 0) {
-          return Effect.zipRight(attach, Effect.sync(() => {
+          return Effect.zipRight(attach, Effect.promise(async () => {
+            if (TICK_PROFILE !== undefined) profiling = await startProfile(200)
             forceGc()
+            cpu0 = process.cpuUsage()
             t0 = performance.now()
             delivered = t0
             pending = true
@@ -314,8 +322,13 @@ const paperRun = (base: string, owner: { id: string; key: string }, slices: numb
       beforeSlice
     }).pipe(Effect.ensuring(Effect.sync(() => runId !== undefined && bus.end(runId))))
     const seconds = (performance.now() - t0) / 1_000
+    if (profiling !== undefined) yield* Effect.promise(() => profiling!(subscribers > 0 ? TICK_PROFILE! : `${TICK_PROFILE!}.none`))
     if (PROBE) progress(`  slices whose order came after an event-loop turn: ${hops}`)
     const sse = clients === undefined ? undefined : yield* Effect.promise(() => clients!.next())
+    const cpu = process.cpuUsage(cpu0)
+    // The server's CPU from the first slice until its clients have read everything (user + system, this process).
+    progress(`  server CPU from the first slice until the clients had read it all: ${((cpu.user + cpu.system) / 1_000).toFixed(0)} ms` +
+      (sse === undefined ? "" : ` (${(((cpu.user + cpu.system) * 1_000) / Math.max(1, (sse as { events?: number }).events ?? 1)).toFixed(0)} ns per event per subscriber, the run's own included)`))
     return {
       latencies: latencies.slice(0, measured).sort(),
       slices: stored.result.counts.slices,
