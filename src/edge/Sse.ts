@@ -326,27 +326,37 @@ let encoded = 0
 export const framesEncoded = (): number => encoded
 
 /**
- * Event frames are encoded one after another into shared slabs of this size, each frame a view of
- * its slab: the frames of a live run's consecutive events, encoded in the order they were
- * published, lie side by side, and a client's burst of them is one view of the slab — written as
- * it is, not copied into a burst of its own for each client. (500 clients of a paper run at 1,000
- * slices a second were copied 1.2 GB a second, every byte allocated outside the heap, whose growth
- * drives the collector.) A larger frame gets a buffer of its own.
+ * A run's event frames are encoded one after another into slabs of its own, each frame a view of
+ * its slab: the frames of a live run's consecutive events lie side by side, and a client's burst
+ * of them is one view of the slab — written as it is, not copied into a burst of its own for each
+ * client (500 clients of a paper run at 1,000 slices a second were copied 1.2 GB a second, every
+ * byte allocated outside the heap, whose growth drives the collector). A run's own: a frame keeps
+ * its whole slab alive (the bus's ring keeps a run's recent events, and they their frames), so a
+ * slab holds only frames of one run, which go out of use together — a quiet run's frames do not
+ * pin slabs a busy one filled. A run's slabs grow from `SLAB_MIN` to `SLAB_MAX` as it writes; a
+ * frame larger than an eighth of `SLAB_MAX` gets a buffer of its own.
  */
-const SLAB_BYTES = 1024 * 1024
-let slab = Buffer.allocUnsafeSlow(SLAB_BYTES)
-let slabUsed = 0
+const SLAB_MIN = 16 * 1024
+const SLAB_MAX = 1024 * 1024
 
-const encodeFrame = (text: string): Uint8Array => {
+/** The slab each run's frames go into now, the runs most recently encoded for last: at most `SLABS_KEPT`. */
+const slabs = new Map<string, { readonly buffer: Buffer; used: number }>()
+const SLABS_KEPT = 256
+
+const encodeFrame = (run: string, text: string): Uint8Array => {
   const length = Buffer.byteLength(text, "utf8")
-  if (length > SLAB_BYTES / 8) return Buffer.from(text, "utf8")
-  if (slabUsed + length > SLAB_BYTES) {
-    slab = Buffer.allocUnsafeSlow(SLAB_BYTES)
-    slabUsed = 0
+  if (length > SLAB_MAX / 8) return Buffer.from(text, "utf8")
+  let slab = slabs.get(run)
+  if (slab !== undefined) slabs.delete(run)
+  if (slab === undefined || slab.used + length > slab.buffer.length) {
+    const size = slab === undefined ? SLAB_MIN : Math.min(SLAB_MAX, slab.buffer.length * 2)
+    slab = { buffer: Buffer.allocUnsafeSlow(Math.max(size, length)), used: 0 }
   }
-  const start = slabUsed
-  slabUsed += slab.write(text, start, length, "utf8")
-  return slab.subarray(start, slabUsed)
+  slabs.set(run, slab)
+  if (slabs.size > SLABS_KEPT) slabs.delete(slabs.keys().next().value!)
+  const start = slab.used
+  slab.used += slab.buffer.write(text, start, length, "utf8")
+  return slab.buffer.subarray(start, slab.used)
 }
 
 const frameOf = (run: string, event: BusEvent): Uint8Array => {
@@ -355,7 +365,7 @@ const frameOf = (run: string, event: BusEvent): Uint8Array => {
     frame = sharedFrames.get(run, event)
     if (frame === undefined) {
       encoded++
-      frame = encodeFrame(eventFrame(event.seq, event.tag, event.json))
+      frame = encodeFrame(run, eventFrame(event.seq, event.tag, event.json))
       sharedFrames.set(run, event, frame)
     }
     frames.set(event, frame)
