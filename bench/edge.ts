@@ -27,6 +27,7 @@
 import { spawn } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import * as Inspector from "node:inspector"
+import { PerformanceObserver } from "node:perf_hooks"
 import { createInterface } from "node:readline"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -264,6 +265,13 @@ const paperRun = (base: string, owner: { id: string; key: string }, slices: numb
     let clients: Clients | undefined
     let profiling: ((file: string) => Promise<void>) | undefined
     let cpu0 = process.cpuUsage()
+    /** The collector's pauses while the run goes (from its first slice): what a synchronous delivery-to-order stretch can meet. */
+    const pauses: Array<number> = []
+    let observing = false
+    const gc = new PerformanceObserver((list) => {
+      if (observing) for (const entry of list.getEntries()) pauses.push(entry.duration)
+    })
+    gc.observe({ entryTypes: ["gc"] })
     const interval = 1_000 / TICKS_PER_SECOND
 
     const attach = Effect.gen(function*() {
@@ -281,6 +289,7 @@ const paperRun = (base: string, owner: { id: string; key: string }, slices: numb
             if (TICK_PROFILE !== undefined) profiling = await startProfile(200)
             forceGc()
             cpu0 = process.cpuUsage()
+            observing = true
             t0 = performance.now()
             delivered = t0
             pending = true
@@ -322,6 +331,11 @@ const paperRun = (base: string, owner: { id: string; key: string }, slices: numb
       beforeSlice
     }).pipe(Effect.ensuring(Effect.sync(() => runId !== undefined && bus.end(runId))))
     const seconds = (performance.now() - t0) / 1_000
+    observing = false
+    gc.disconnect()
+    pauses.sort((a, b) => a - b)
+    progress(`  the collector while the run went: ${pauses.length} pauses, ${pauses.reduce((a, b) => a + b, 0).toFixed(0)} ms in all, ` +
+      `p99 ${(pauses.length === 0 ? 0 : pauses[Math.min(pauses.length - 1, Math.floor(pauses.length * 0.99))]!).toFixed(2)} ms, max ${(pauses.at(-1) ?? 0).toFixed(2)} ms`)
     if (profiling !== undefined) yield* Effect.promise(() => profiling!(subscribers > 0 ? TICK_PROFILE! : `${TICK_PROFILE!}.none`))
     if (PROBE) progress(`  slices whose order came after an event-loop turn: ${hops}`)
     const sse = clients === undefined ? undefined : yield* Effect.promise(() => clients!.next())
