@@ -55,7 +55,7 @@ export interface Bound<A> {
   readonly stalled: (stalledMillis: number) => Effect.Effect<Uint8Array | undefined>
   /**
    * Whether `stalled` also ends `items` (the RPC endpoint's: it ends the connection's queue of
-   * answers), so that `items` need not be raced against the cut: that race, set up for each stream,
+   * answers; a run's SSE stream's: it ends the run's events, Sse.ts), so that `items` need not be raced against the cut: that race, set up for each stream,
    * cost more than all the rest of the bound — and every RPC answer over HTTP is such a stream.
    */
   readonly endsItems?: boolean
