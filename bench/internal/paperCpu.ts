@@ -10,6 +10,10 @@
  * stored (StoredRun, mode backtest) | plain (Backtest.run, no store, mode paper) | plainBacktest;
  * PAPER_SLICES (3000), PAPER_WARM (3000), PAPER_ROUNDS (1), PAPER_PROFILE=<file> (the last round),
  * PAPER_INTERVAL_US (50), EDGE_PORT.
+ *
+ * PAPER_TRACE=alternate: the rounds traced and untraced by turns, the first traced (every round, or
+ * none, whatever SWARM_TRACE_SAMPLE_PAPER says), each line saying which (`traced`) — tracing's
+ * share of a slice measured in one process, under the same load, rather than across processes.
  */
 import { writeFileSync } from "node:fs"
 import * as Inspector from "node:inspector"
@@ -23,6 +27,7 @@ import * as Database from "../../src/store/Database.js"
 import * as Store from "../../src/store/Store.js"
 import * as StoredRun from "../../src/store/StoredRun.js"
 import * as Users from "../../src/store/Users.js"
+import * as Sampling from "../../src/telemetry/Sampling.js"
 import * as Telemetry from "../../src/telemetry/Telemetry.js"
 import { syntheticConfig, W3_SEED, w3 } from "./backtestWorkloads.js"
 import { forceGc, percentile, progress } from "./report.js"
@@ -34,6 +39,7 @@ const ROUNDS = Number(process.env.PAPER_ROUNDS ?? 1)
 const PROFILE = process.env.PAPER_PROFILE
 const INTERVAL_US = Number(process.env.PAPER_INTERVAL_US ?? 50)
 const PORT = Number(process.env.EDGE_PORT ?? 0)
+const ALTERNATE = process.env.PAPER_TRACE === "alternate"
 const serverUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
 
 const startProfile = async (): Promise<(file: string) => Promise<void>> => {
@@ -146,7 +152,11 @@ const main = Effect.gen(function*() {
     const owner = yield* Users.create("paper-cpu", "user")
     if (WARM > 0) yield* oneRun(owner.id, WARM, false)
     for (let r = 0; r < ROUNDS; r++) {
-      const out = yield* oneRun(owner.id, SLICES, PROFILE !== undefined && r === ROUNDS - 1)
+      const run = oneRun(owner.id, SLICES, PROFILE !== undefined && r === ROUNDS - 1)
+      const traced = r % 2 === 0
+      const out = ALTERNATE
+        ? { traced, ...yield* Effect.provideService(run, Sampling.TraceSampling, { paper: traced ? 1 : 0, backtest: traced ? 1 : 0 }) }
+        : yield* run
       process.stdout.write(JSON.stringify(out) + "\n")
     }
   }).pipe(Effect.provide(server))
