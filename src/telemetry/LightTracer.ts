@@ -17,8 +17,9 @@ import { randomFillSync } from "node:crypto"
 import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from "@opentelemetry/api"
 import type { Resource } from "@opentelemetry/resources"
 import type { ReadableSpan, SpanProcessor, TimedEvent } from "@opentelemetry/sdk-trace-base"
-import { Cause, type Context, type Exit, Inspectable, type Option, Tracer } from "effect"
-import type { SpanStore, Stored } from "./SpanStore.js"
+import { Cause, type Context, Exit, Inspectable, type Option, Tracer } from "effect"
+import type { SpanRecord } from "../../schemas/Trace.js"
+import { attributesOf, kindName, type SpanStore, statusName, type Stored } from "./SpanStore.js"
 import { exitOf, redact } from "./Trace.js"
 
 const KIND = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 } as const
@@ -83,14 +84,27 @@ const homogeneous = (values: ReadonlyArray<unknown>): boolean => {
   return true
 }
 
-/** A span attribute: arrays of scalars of one type stay arrays (OpenTelemetry takes them), the rest as `scalar`. */
+/** A span attribute: arrays of scalars of one type stay arrays (a copy: OpenTelemetry takes them), the rest as `scalar`. */
 const spanAttribute = (value: unknown): AttributeValue =>
-  Array.isArray(value) && homogeneous(value) ? ([...value] as AttributeValue) : scalar(value)
+  typeof value === "string" || typeof value === "number" || typeof value === "boolean"
+    ? value
+    : Array.isArray(value) && homogeneous(value)
+    ? ([...value] as AttributeValue)
+    : scalar(value)
 
-const eventAttributes = (attributes: Record<string, unknown>): Attributes => {
+const eventAttributes = (attributes: Readonly<Record<string, unknown>>): Attributes => {
   const out: Attributes = {}
   for (const key in attributes) out[key] = scalar(attributes[key])
   return out
+}
+
+/** Whether every attribute is a scalar already (nothing to convert, nothing that could change later). */
+const scalars = (attributes: Readonly<Record<string, unknown>>): boolean => {
+  for (const key in attributes) {
+    const t = typeof attributes[key]
+    if (t !== "string" && t !== "number" && t !== "boolean") return false
+  }
+  return true
 }
 
 /** Where ended spans go: the span store, and any processors. */
@@ -102,30 +116,63 @@ export interface Sink {
   readonly processors: ReadonlyArray<SpanProcessor>
 }
 
-class LightSpan implements Tracer.Span {
+/**
+ * An event as a span keeps it: its time (epoch microseconds) and its attributes, scalars as given
+ * or converted when given (`eventAttributes`).
+ */
+interface Kept {
+  readonly name: string
+  readonly at: number
+  readonly attributes: Readonly<Record<string, unknown>>
+}
+
+const EMPTY: Readonly<Record<string, unknown>> = Object.freeze({})
+const NO_LINKS: ReadonlyArray<Tracer.SpanLink> = Object.freeze([])
+
+const timed = (event: Kept): TimedEvent => ({
+  name: event.name,
+  time: hrTime(event.at),
+  attributes: eventAttributes(event.attributes),
+  droppedAttributesCount: 0
+})
+
+/**
+ * A span, which is also what the span store keeps of it once ended (`Stored`): its attributes
+ * converted as they are set (so ending one converts nothing), its record for `traces.get` and its
+ * `ReadableSpan` for processors made from it when asked.
+ */
+class LightSpan implements Tracer.Span, Stored {
   readonly _tag = "Span"
   readonly spanId: string
   readonly traceId: string
   readonly sampled: boolean
-  readonly attributes = new Map<string, unknown>()
-  readonly events: Array<TimedEvent> = []
-  private readonly startMicros: number
-  private endMicros = 0
-  /** Set once the span has ended. */
+  readonly parentSpanId: string | undefined
+  readonly startMicros: number
+  endMicros = 0
+  links: Array<Tracer.SpanLink>
+  /** As OpenTelemetry takes them (`spanAttribute`), URL secrets redacted (`Trace.redact`). */
+  private readonly attrs: Attributes = {}
+  private readonly kept: Array<Kept> = []
+  private ended = false
+  /** Once ended: the exit of a failure; a success is `Exit.void` (nothing reads its value, and the ring would keep it alive). */
   private exit: Exit.Exit<unknown, unknown> | undefined = undefined
+  private code = STATUS_OK
+  private error: string | undefined = undefined
 
   constructor(
     private readonly sink: Sink,
     readonly name: string,
     readonly parent: Option.Option<Tracer.AnySpan>,
     readonly context: Context.Context<never>,
-    readonly links: Array<Tracer.SpanLink>,
+    links: ReadonlyArray<Tracer.SpanLink>,
     readonly kind: Tracer.SpanKind
   ) {
     this.spanId = randomHex(8)
     const from = parent._tag === "Some" ? parent.value : undefined
     this.traceId = from === undefined ? randomHex(16) : from.traceId
     this.sampled = from === undefined ? true : from.sampled
+    this.parentSpanId = from?.spanId
+    this.links = links.length === 0 ? NO_LINKS as Array<Tracer.SpanLink> : links.slice()
     this.startMicros = nowMicros()
   }
 
@@ -137,63 +184,58 @@ class LightSpan implements Tracer.Span {
       : { _tag: "Ended", startTime, endTime: BigInt(this.endMicros) * 1_000n, exit: this.exit }
   }
 
+  /** Made when asked (Effect's span interface has a map): Swarm's code sets attributes, it does not read them. */
+  get attributes(): ReadonlyMap<string, unknown> {
+    return new Map(Object.entries(this.attrs))
+  }
+
+  /** An ended span takes no more (as OpenTelemetry's SDK): what was recorded of it stays what it was. */
   attribute(key: string, value: unknown): void {
-    this.attributes.set(key, redact(key, value))
+    if (!this.ended) this.attrs[key] = spanAttribute(redact(key, value))
   }
 
   event(name: string, _startTime: bigint, attributes?: Record<string, unknown>): void {
-    this.events.push({ name, time: hrTime(nowMicros()), attributes: attributes === undefined ? {} : eventAttributes(attributes), droppedAttributesCount: 0 })
+    if (this.ended) return
+    this.kept.push({ name, at: nowMicros(), attributes: attributes === undefined ? EMPTY : scalars(attributes) ? attributes : eventAttributes(attributes) })
   }
 
   addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {
-    this.links.push(...links)
+    this.links = [...this.links, ...links]
   }
 
   end(_endTime: bigint, ended: Exit.Exit<unknown, unknown>): void {
-    if (this.exit !== undefined) return
+    if (this.ended) return
     // A span told it failed (`Trace.failSpan`: a refused RPC call, a model call that gave no answer)
     // ends so whatever its effect's exit.
     const exit = exitOf(this, ended)
-    const endMicros = nowMicros()
-    this.endMicros = endMicros
-    this.exit = exit
+    this.endMicros = nowMicros()
+    this.ended = true
+    if (exit._tag === "Success") this.exit = Exit.void
+    else {
+      this.exit = exit
+      this.outcome(exit.cause)
+    }
     if (!this.sampled) return
-    const attributes: Attributes = {}
-    for (const [key, value] of this.attributes) attributes[key] = spanAttribute(value)
-    const status = this.outcome(exit, attributes, endMicros)
-    const parent = this.parent._tag === "Some" ? this.parent.value : undefined
-    this.sink.store.add({
-      traceId: this.traceId,
-      spanId: this.spanId,
-      parent: parent?.spanId,
-      name: this.name,
-      kind: KIND[this.kind],
-      start: this.startMicros,
-      end: endMicros,
-      status: status.code,
-      error: status.code === STATUS_ERROR ? status.message : undefined,
-      attributes,
-      events: this.events
-    } satisfies Stored)
+    this.sink.store.add(this)
     if (this.sink.processors.length === 0) return
-    const readable = this.readable(endMicros, attributes, status, parent)
+    const readable = this.readable()
     for (const processor of this.sink.processors) processor.onEnd(readable)
   }
 
   /**
-   * The status an exit gives the span, as @effect/opentelemetry's `OtelSpan.end` sets it: OK, or
-   * OK with the interruption said in `attributes`, or ERROR with an `exception` event.
+   * The status a failure gives the span, as @effect/opentelemetry's `OtelSpan.end` sets it: OK with
+   * the interruption said in its attributes, or ERROR with an `exception` event.
    */
-  private outcome(exit: Exit.Exit<unknown, unknown>, attributes: Attributes, endMicros: number): { readonly code: number; readonly message?: string } {
-    if (exit._tag === "Success") return { code: STATUS_OK }
-    if (Cause.isInterruptedOnly(exit.cause)) {
-      attributes["span.label"] = "⚠︎ Interrupted"
-      attributes["status.interrupted"] = true
-      return { code: STATUS_OK, message: Cause.pretty(exit.cause) }
+  private outcome(cause: Cause.Cause<unknown>): void {
+    if (Cause.isInterruptedOnly(cause)) {
+      this.attrs["span.label"] = "⚠︎ Interrupted"
+      this.attrs["status.interrupted"] = true
+      this.error = Cause.pretty(cause)
+      return
     }
-    const error = Cause.prettyErrors(exit.cause)[0]
-    if (error === undefined) return { code: STATUS_OK }
-    error.stack = Cause.pretty(exit.cause, { renderErrorCause: true })
+    const error = Cause.prettyErrors(cause)[0]
+    if (error === undefined) return
+    error.stack = Cause.pretty(cause, { renderErrorCause: true })
     const exception: Attributes = {}
     const code = (error as { code?: unknown }).code
     if (code !== undefined && code !== null && code !== "") exception["exception.type"] = String(code)
@@ -201,31 +243,58 @@ class LightSpan implements Tracer.Span {
     if (error.message) exception["exception.message"] = error.message
     if (error.stack) exception["exception.stacktrace"] = error.stack
     if (exception["exception.type"] !== undefined || exception["exception.message"] !== undefined) {
-      this.events.push({ name: "exception", time: hrTime(endMicros), attributes: exception, droppedAttributesCount: 0 })
+      this.kept.push({ name: "exception", at: this.endMicros, attributes: exception })
     }
-    return { code: STATUS_ERROR, message: error.message }
+    this.code = STATUS_ERROR
+    this.error = error.message
+  }
+
+  // --- Stored: what the span store reads ----------------------------------------------------------
+
+  attributeOf(key: string): unknown {
+    return this.attrs[key]
+  }
+
+  record(): SpanRecord {
+    return {
+      traceId: this.traceId,
+      spanId: this.spanId,
+      ...(this.parentSpanId === undefined ? {} : { parentSpanId: this.parentSpanId }),
+      name: this.name,
+      kind: kindName(KIND[this.kind]),
+      start: this.startMicros,
+      end: this.endMicros,
+      status: statusName(this.code),
+      ...(this.code === STATUS_ERROR && this.error !== undefined ? { error: this.error } : {}),
+      attributes: attributesOf(this.attrs),
+      events: this.kept.map((event) => {
+        const { attributes, name, time } = timed(event)
+        return { name, at: micros(time), attributes: attributesOf(attributes) }
+      })
+    }
   }
 
   /** The span as the OpenTelemetry SDK would have ended it, for span processors. */
-  private readable(endMicros: number, attributes: Attributes, status: { readonly code: number; readonly message?: string }, parent: Tracer.AnySpan | undefined): ReadableSpan {
+  private readable(): ReadableSpan {
     const context: SpanContext = { traceId: this.traceId, spanId: this.spanId, traceFlags: SAMPLED }
-    const elapsed = endMicros > this.startMicros ? endMicros - this.startMicros : 0
+    const elapsed = this.endMicros > this.startMicros ? this.endMicros - this.startMicros : 0
     const links: Array<Link> = this.links.map((link) => ({
       context: { traceId: link.span.traceId, spanId: link.span.spanId, traceFlags: link.span.sampled ? SAMPLED : 0 },
       attributes: eventAttributes(link.attributes),
       droppedAttributesCount: 0
     }))
+    const parent = this.parent._tag === "Some" ? this.parent.value : undefined
     return {
       name: this.name,
       kind: KIND[this.kind],
       spanContext: () => context,
       ...(parent === undefined ? {} : { parentSpanContext: { traceId: parent.traceId, spanId: parent.spanId, traceFlags: parent.sampled ? SAMPLED : 0, isRemote: parent._tag === "ExternalSpan" } }),
       startTime: hrTime(this.startMicros),
-      endTime: hrTime(endMicros),
-      status,
-      attributes,
+      endTime: hrTime(this.endMicros),
+      status: this.code === STATUS_ERROR ? { code: STATUS_ERROR, message: this.error } : this.error === undefined ? { code: STATUS_OK } : { code: STATUS_OK, message: this.error },
+      attributes: this.attrs,
       links,
-      events: this.events,
+      events: this.kept.map(timed),
       duration: hrTime(elapsed),
       ended: true,
       resource: this.sink.resource,
@@ -237,9 +306,11 @@ class LightSpan implements Tracer.Span {
   }
 }
 
+const micros = (time: HrTime): number => time[0] * 1e6 + time[1] / 1e3
+
 /** The tracer of `sink`. It does not carry spans into OpenTelemetry's context: nothing in the process reads it. */
 export const make = (sink: Sink): Tracer.Tracer =>
   Tracer.make({
-    span: (name, parent, context, links, _startTime, kind) => new LightSpan(sink, name, parent, context, links.slice(), kind),
+    span: (name, parent, context, links, _startTime, kind) => new LightSpan(sink, name, parent, context, links, kind),
     context: (f) => f()
   })

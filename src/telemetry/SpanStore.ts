@@ -1,11 +1,15 @@
 /**
  * The in-process span store: the last `capacity` finished spans of this process (a ring — the
- * oldest go first), grouped by trace, with the traced rounds of each run indexed by the round's
- * root span (the coordinator's, which names its run, timestamp and rounds). It is an OpenTelemetry
- * `SpanProcessor`, so it sees what an exporter sees; `swarm trace` reads it through `traces.get`.
+ * oldest go first). It is an OpenTelemetry `SpanProcessor`, so it sees what an exporter sees;
+ * `swarm trace` reads it through `traces.get`: a trace's spans, and the traced rounds of each run,
+ * found by the round's root span (the coordinator's, which names its run, timestamp and rounds).
  *
- * A finished span is kept as a few fields (its attributes and events by reference): a span of a
- * traced round costs a few hundred bytes here, and only traced rounds make them.
+ * Keeping a span is one write into the ring: the span itself (Swarm's tracer gives its spans as
+ * they are, LightTracer.ts), not a copy, and no index. A traced paper run ends a dozen spans a
+ * round on the path from a tick to its order, and a span's attributes converted, a record made and
+ * an index by trace and by run kept up (and taken down as the ring moved on) cost more than the
+ * rest of the span; the reads (`swarm trace`, the trace RPCs) are rare, so they scan the ring and
+ * make the records then — a few milliseconds for a full store.
  */
 import type { Context as OtelContext, HrTime } from "@opentelemetry/api"
 import type { ReadableSpan, Span as OtelSpan, SpanProcessor, TimedEvent } from "@opentelemetry/sdk-trace-base"
@@ -21,32 +25,28 @@ export const ROUND_ATTRIBUTES = {
   rounds: "swarm.rounds"
 } as const
 
-/** A finished span as the store keeps it. */
+/** A finished span as the store keeps it: what the ring's scans read, and its record, made when read. */
 export interface Stored {
   readonly traceId: string
-  readonly spanId: string
-  readonly parent: string | undefined
-  readonly name: string
-  readonly kind: number
+  /** Undefined for a trace's root. */
+  readonly parentSpanId: string | undefined
   /** Epoch microseconds. */
-  readonly start: number
-  readonly end: number
-  readonly status: number
-  readonly error: string | undefined
-  readonly attributes: Readonly<Record<string, unknown>>
-  readonly events: ReadonlyArray<TimedEvent>
-}
-
-interface Root {
-  readonly span: Stored
-  readonly ts: number
-  readonly rounds: ReadonlyArray<string>
+  readonly startMicros: number
+  readonly endMicros: number
+  /** One attribute, as `record` would give it (a root's run, timestamp and rounds). */
+  attributeOf(key: string): unknown
+  /** The span as `traces.get` answers it. */
+  record(): SpanRecord
 }
 
 const micros = (time: HrTime): number => time[0] * 1e6 + time[1] / 1e3
 
 const KINDS = ["internal", "server", "client", "producer", "consumer"] as const
 const STATUSES = ["unset", "ok", "error"] as const
+
+/** A kind or a status code as `traces.get` names it. */
+export const kindName = (kind: number): SpanRecord["kind"] => KINDS[kind] ?? "internal"
+export const statusName = (code: number): SpanRecord["status"] => STATUSES[code] ?? "unset"
 
 const value = (v: unknown): AttributeValue =>
   typeof v === "string" || typeof v === "number" || typeof v === "boolean"
@@ -55,33 +55,45 @@ const value = (v: unknown): AttributeValue =>
     ? v.map((x) => (typeof x === "string" || typeof x === "number" || typeof x === "boolean" ? x : null))
     : String(v)
 
-const attributesOf = (attributes: Readonly<Record<string, unknown>> | undefined): Attributes => {
+/** Attributes as `traces.get` answers them: undefined ones left out, arrays of scalars, the rest as text. */
+export const attributesOf = (attributes: Readonly<Record<string, unknown>> | undefined): Attributes => {
   const out: Record<string, AttributeValue> = {}
   if (attributes !== undefined) for (const key in attributes) if (attributes[key] !== undefined) out[key] = value(attributes[key])
   return out
 }
 
-const recordOf = (s: Stored): SpanRecord => ({
-  traceId: s.traceId,
-  spanId: s.spanId,
-  ...(s.parent === undefined ? {} : { parentSpanId: s.parent }),
-  name: s.name,
-  kind: KINDS[s.kind] ?? "internal",
-  start: s.start,
-  end: s.end,
-  status: STATUSES[s.status] ?? "unset",
-  ...(s.error === undefined ? {} : { error: s.error }),
-  attributes: attributesOf(s.attributes),
-  events: s.events.map((e) => ({ name: e.name, at: micros(e.time), attributes: attributesOf(e.attributes) }))
-})
-
-/** A trace's spans in the ring, in the order they ended, from `head` on (those before it are gone). */
-interface TraceSpans {
-  items: Array<Stored>
-  head: number
+/** A span of the OpenTelemetry SDK (or any `ReadableSpan`) as the store keeps it. */
+class FromReadable implements Stored {
+  readonly traceId: string
+  readonly parentSpanId: string | undefined
+  readonly startMicros: number
+  readonly endMicros: number
+  constructor(private readonly span: ReadableSpan) {
+    this.traceId = span.spanContext().traceId
+    this.parentSpanId = span.parentSpanContext?.spanId
+    this.startMicros = micros(span.startTime)
+    this.endMicros = micros(span.endTime)
+  }
+  attributeOf(key: string): unknown {
+    return this.span.attributes[key]
+  }
+  record(): SpanRecord {
+    const s = this.span
+    return {
+      traceId: this.traceId,
+      spanId: s.spanContext().spanId,
+      ...(this.parentSpanId === undefined ? {} : { parentSpanId: this.parentSpanId }),
+      name: s.name,
+      kind: kindName(s.kind),
+      start: this.startMicros,
+      end: this.endMicros,
+      status: statusName(s.status.code),
+      ...(s.status.code === 2 && s.status.message !== undefined ? { error: s.status.message } : {}),
+      attributes: attributesOf(s.attributes),
+      events: s.events.map((e: TimedEvent) => ({ name: e.name, at: micros(e.time), attributes: attributesOf(e.attributes) }))
+    }
+  }
 }
-
-const sizeOf = (spans: TraceSpans | undefined): number => spans === undefined ? 0 : spans.items.length - spans.head
 
 /**
  * A time as `traces.get` takes one: epoch milliseconds, or an ISO-8601 date or date-time (a date
@@ -97,12 +109,9 @@ const timeOf = (text: string): number | undefined => {
 
 export class SpanStore implements SpanProcessor {
   private readonly ring: Array<Stored | undefined>
-  private head = 0
+  /** Where the next span goes: once the ring is full, the oldest span's place. */
+  private next = 0
   private count = 0
-  /** Each trace's spans still in the ring, in the order they ended. */
-  private readonly traces = new Map<string, TraceSpans>()
-  /** Per run, its traced rounds by trace id, in the order their roots ended. */
-  private readonly runs = new Map<string, Map<string, Root>>()
 
   constructor(readonly capacity: number = DEFAULT_CAPACITY) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`span store capacity must be a positive integer, got ${capacity}`)
@@ -119,41 +128,14 @@ export class SpanStore implements SpanProcessor {
   onStart(_span: OtelSpan, _context: OtelContext): void {}
 
   onEnd(span: ReadableSpan): void {
-    const context = span.spanContext()
-    this.add({
-      traceId: context.traceId,
-      spanId: context.spanId,
-      parent: span.parentSpanContext?.spanId,
-      name: span.name,
-      kind: span.kind,
-      start: micros(span.startTime),
-      end: micros(span.endTime),
-      status: span.status.code,
-      error: span.status.code === 2 ? span.status.message : undefined,
-      attributes: span.attributes,
-      events: span.events
-    })
+    this.add(new FromReadable(span))
   }
 
-  /** Keep a finished span (what `onEnd` keeps of an OpenTelemetry span; what Swarm's own tracer gives). */
+  /** Keep a finished span (what `onEnd` keeps of an OpenTelemetry span; Swarm's own tracer's spans as they are). */
   add(stored: Stored): void {
-    if (this.count === this.capacity) this.evict()
-    this.ring[(this.head + this.count) % this.capacity] = stored
-    this.count++
-    let spans = this.traces.get(stored.traceId)
-    if (spans === undefined) this.traces.set(stored.traceId, (spans = { items: [], head: 0 }))
-    spans.items.push(stored)
-    const run = stored.parent === undefined ? stored.attributes[ROUND_ATTRIBUTES.run] : undefined
-    if (typeof run === "string") {
-      const rounds = stored.attributes[ROUND_ATTRIBUTES.rounds]
-      let ofRun = this.runs.get(run)
-      if (ofRun === undefined) this.runs.set(run, (ofRun = new Map()))
-      ofRun.set(stored.traceId, {
-        span: stored,
-        ts: Number(stored.attributes[ROUND_ATTRIBUTES.ts] ?? 0),
-        rounds: Array.isArray(rounds) ? rounds.map(String) : []
-      })
-    }
+    this.ring[this.next] = stored
+    this.next = this.next + 1 === this.capacity ? 0 : this.next + 1
+    if (this.count < this.capacity) this.count++
   }
 
   forceFlush(): Promise<void> {
@@ -166,60 +148,52 @@ export class SpanStore implements SpanProcessor {
 
   // --- reading ------------------------------------------------------------------------------------
 
-  /** Drop the oldest span; a trace that loses its root is no longer listed under its run. */
-  private evict(): void {
-    const oldest = this.ring[this.head]!
-    this.ring[this.head] = undefined
-    this.head = (this.head + 1) % this.capacity
-    this.count--
-    const spans = this.traces.get(oldest.traceId)
-    if (spans !== undefined) {
-      // Both are in end order, so the ring's oldest is its trace's first: dropped by moving the
-      // trace's head, not searched for and spliced out — which cost a long trace's length (a
-      // shift too, past V8's in-place trimming) on every span ended.
-      if (spans.items[spans.head] === oldest) {
-        spans.items[spans.head++] = undefined as never
-        if (spans.head >= 1_024 && spans.head * 2 >= spans.items.length) {
-          spans.items = spans.items.slice(spans.head)
-          spans.head = 0
-        }
-      } else {
-        const i = spans.items.indexOf(oldest, spans.head)
-        if (i >= 0) spans.items.splice(i, 1)
-      }
-      if (spans.items.length === spans.head) this.traces.delete(oldest.traceId)
-    }
-    if (oldest.parent === undefined) {
-      const run = oldest.attributes[ROUND_ATTRIBUTES.run]
-      if (typeof run === "string") {
-        const ofRun = this.runs.get(run)
-        ofRun?.delete(oldest.traceId)
-        if (ofRun !== undefined && ofRun.size === 0) this.runs.delete(run)
-      }
+  /** Each span held, oldest (first ended) first. */
+  private each(f: (stored: Stored) => void): void {
+    const first = this.count < this.capacity ? 0 : this.next
+    for (let i = 0; i < this.count; i++) {
+      const at = first + i
+      f(this.ring[at < this.capacity ? at : at - this.capacity]!)
     }
   }
 
   /** A trace's spans still held, in start order. */
   trace(traceId: string): TraceRecord | undefined {
-    const spans = this.traces.get(traceId)
-    if (spans === undefined) return undefined
-    return { traceId, spans: spans.items.slice(spans.head).sort((a, b) => a.start - b.start).map(recordOf) }
+    const spans: Array<Stored> = []
+    this.each((stored) => {
+      if (stored.traceId === traceId) spans.push(stored)
+    })
+    if (spans.length === 0) return undefined
+    // Stable: spans that started together stay in the order they ended.
+    return { traceId, spans: spans.sort((a, b) => a.startMicros - b.startMicros).map((s) => s.record()) }
   }
 
-  /** The traced rounds of `run` still held, oldest first. */
+  /**
+   * The traced rounds of `run` still held, oldest first (in the order their roots ended): a trace
+   * whose root the ring has let go is no longer listed.
+   */
   rounds(run: string): Array<TracedRound> {
-    const ofRun = this.runs.get(run)
-    if (ofRun === undefined) return []
-    return [...ofRun.values()].map((root) => ({
-      traceId: root.span.traceId,
-      ts: root.ts,
-      rounds: root.rounds,
-      start: root.span.start,
-      durationMicros: root.span.end - root.span.start,
-      spans: sizeOf(this.traces.get(root.span.traceId))
-    }))
+    const roots = new Map<string, Stored>()
+    this.each((stored) => {
+      if (stored.parentSpanId === undefined && stored.attributeOf(ROUND_ATTRIBUTES.run) === run) roots.set(stored.traceId, stored)
+    })
+    if (roots.size === 0) return []
+    const spans = new Map<string, number>()
+    this.each((stored) => {
+      if (roots.has(stored.traceId)) spans.set(stored.traceId, (spans.get(stored.traceId) ?? 0) + 1)
+    })
+    return [...roots.values()].map((root) => {
+      const rounds = root.attributeOf(ROUND_ATTRIBUTES.rounds)
+      return {
+        traceId: root.traceId,
+        ts: Number(root.attributeOf(ROUND_ATTRIBUTES.ts) ?? 0),
+        rounds: Array.isArray(rounds) ? rounds.map(String) : [],
+        start: root.startMicros,
+        durationMicros: root.endMicros - root.startMicros,
+        spans: spans.get(root.traceId) ?? 0
+      }
+    })
   }
-
   /**
    * What `traces.get` answers for `run`: its traced rounds, and the trace of `round` — a round id
    * (`AAPL@1704067200000`), a timestamp (epoch ms or ISO-8601) or a trace id — or, without one,
