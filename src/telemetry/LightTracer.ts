@@ -20,7 +20,7 @@ import type { ReadableSpan, SpanProcessor, TimedEvent } from "@opentelemetry/sdk
 import { Cause, type Context, Exit, Inspectable, type Option, Tracer } from "effect"
 import type { SpanRecord } from "../../schemas/Trace.js"
 import { attributesOf, kindName, type SpanStore, statusName, type Stored } from "./SpanStore.js"
-import { exitOf, redact } from "./Trace.js"
+import { deferEvent, exitOf, redact } from "./Trace.js"
 
 const KIND = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 } as const
 const STATUS_OK = 1
@@ -117,13 +117,13 @@ export interface Sink {
 }
 
 /**
- * An event as a span keeps it: its time (epoch microseconds) and its attributes, scalars as given
- * or converted when given (`eventAttributes`).
+ * An event as a span keeps it: its time (epoch microseconds) and its attributes — scalars as given,
+ * or converted when given (`eventAttributes`), or made only when the span is read (`Trace.deferEvent`).
  */
 interface Kept {
   readonly name: string
   readonly at: number
-  readonly attributes: Readonly<Record<string, unknown>>
+  readonly attributes: Readonly<Record<string, unknown>> | (() => Readonly<Record<string, unknown>>)
 }
 
 const EMPTY: Readonly<Record<string, unknown>> = Object.freeze({})
@@ -132,7 +132,7 @@ const NO_LINKS: ReadonlyArray<Tracer.SpanLink> = Object.freeze([])
 const timed = (event: Kept): TimedEvent => ({
   name: event.name,
   time: hrTime(event.at),
-  attributes: eventAttributes(event.attributes),
+  attributes: eventAttributes(typeof event.attributes === "function" ? event.attributes() : event.attributes),
   droppedAttributesCount: 0
 })
 
@@ -197,6 +197,11 @@ class LightSpan implements Tracer.Span, Stored {
   event(name: string, _startTime: bigint, attributes?: Record<string, unknown>): void {
     if (this.ended) return
     this.kept.push({ name, at: nowMicros(), attributes: attributes === undefined ? EMPTY : scalars(attributes) ? attributes : eventAttributes(attributes) })
+  }
+
+  /** An event whose attributes are made only if the span is read (`Trace.deferEvent`). */
+  [deferEvent](name: string, attributes: () => Readonly<Record<string, unknown>>): void {
+    if (!this.ended) this.kept.push({ name, at: nowMicros(), attributes })
   }
 
   addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {

@@ -34,6 +34,17 @@ export const exitOf = (span: Tracer.Span, exit: Exit.Exit<unknown, unknown>): Ex
   return failure === undefined ? exit : Exit.fail(failure.error)
 }
 
+/**
+ * Where a span may keep an event whose attributes are made only if the span is read (Swarm's
+ * tracer: LightTracer.ts). `Trace.event` with a function uses it, and calls the function at once
+ * for any other span.
+ */
+export const deferEvent: unique symbol = Symbol.for("swarm/telemetry/Trace/deferEvent")
+
+interface Deferring {
+  readonly [deferEvent]?: (name: string, attributes: () => Readonly<Record<string, unknown>>) => void
+}
+
 export class Trace {
   constructor(readonly tracer: Tracer.Tracer, readonly span: Tracer.Span) {}
 
@@ -58,9 +69,16 @@ export class Trace {
     this.span.attribute(key, value)
   }
 
-  /** Something that happened now, as a span event (a rule the risk officer evaluated, say). */
-  event(name: string, attributes?: Record<string, unknown>): void {
-    this.span.event(name, nowNanos(), attributes)
+  /**
+   * Something that happened now, as a span event (a rule the risk officer evaluated, say). Its
+   * attributes may be a function of values that do not change: made only if the trace is read
+   * (`swarm trace`, an exporter), not on the path of the round.
+   */
+  event(name: string, attributes?: Record<string, unknown> | (() => Record<string, unknown>)): void {
+    if (typeof attributes !== "function") return this.span.event(name, nowNanos(), attributes)
+    const defer = (this.span as Deferring)[deferEvent]
+    if (defer !== undefined) defer.call(this.span, name, attributes)
+    else this.span.event(name, nowNanos(), attributes())
   }
 
   end(exit: Exit.Exit<unknown, unknown> = Exit.void): void {

@@ -67,7 +67,7 @@ describe("round traces", () => {
         ],
         llm: { cacheTtlSeconds: 0, retries: 0 }
       })
-      const { spans, value: result } = yield* traced(
+      const { spans, telemetry, value: result } = yield* traced(
         Backtest.run({ strategy: s, feed: market(["AAA"]), traceRounds: 1, llm: { model: Ollama.make({ host: fake.url }) } })
       )
       expect(result.status).toBe("completed")
@@ -135,6 +135,9 @@ describe("round traces", () => {
         "gate no_negative_cash"
       ]))
       expect(verdict.events.every((e) => ["pass", "reduce", "reject", "skipped"].includes(String(e.attributes?.result)))).toBe(true)
+      // `swarm trace` reads the same events from the span store (their attributes made as it reads them).
+      const stored = telemetry.store.trace(traceId!)!.spans.find((span) => span.spanId === verdict.spanContext().spanId)!
+      expect(stored.events.map((e) => ({ name: e.name, attributes: e.attributes }))).toEqual(verdict.events.map((e) => ({ name: e.name, attributes: e.attributes })))
 
       // The ledger shows its books to the risk officer; the desk takes the order.
       const view = one((span) => span.name === "Actor.receive ViewBooks")
