@@ -13,7 +13,7 @@ import { InvalidActorName, MailboxFull, NoReply } from "../../../schemas/ActorEr
 import { ActorCrashed, ActorRestarted, ActorStarted, ActorStopped } from "../../../schemas/Lifecycle.js"
 import type { RestartType } from "../../../schemas/Supervision.js"
 import * as Metrics from "../../telemetry/Metrics.js"
-import { nowNanos, Trace } from "../../telemetry/Trace.js"
+import { nowNanos, Trace, withParent } from "../../telemetry/Trace.js"
 import { type Owner, SupervisorCore } from "../../../supervisors/internal/SupervisorCore.js"
 import { ActorRef } from "../ActorRef.js"
 import type { ActorContext, ActorSpec, SpawnOptions, Timer } from "../Behavior.js"
@@ -49,6 +49,11 @@ export class ActorCell<M, S> extends Supervised implements Node {
   current: Envelope | undefined = undefined
   /** The span the current message is handled in: only for a message that came with a trace context. */
   trace: Trace | undefined = undefined
+  /**
+   * The activation's own context, while the fiber's holds the span of the last traced message
+   * (`traced`): put back before a message that came without a trace context.
+   */
+  private untraced: Context.Context<never> | undefined = undefined
   /** Messages handled and restarts since telemetry last read them (src/telemetry/Metrics.ts). */
   handledSinceFlush = 0
   restartsSinceFlush = 0
@@ -233,6 +238,7 @@ export class ActorCell<M, S> extends Supervised implements Node {
     const spec = this.spec
     const context = this.contextFor()
     return Effect.gen(function*() {
+      cell.untraced = undefined
       if (init === "restart") cell.state = yield* spec.onRestart!(cell.state, cell.lastCause ?? Cause.empty, context)
       else if (init === "setup") cell.state = yield* spec.setup!(context)
       const mailbox = cell.mailbox
@@ -272,6 +278,10 @@ export class ActorCell<M, S> extends Supervised implements Node {
         cell.current = envelope
         cell.handledSinceFlush++
         if (envelope.span === undefined) {
+          if (cell.untraced !== undefined) {
+            yield* FiberRef.set(FiberRef.currentContext, cell.untraced)
+            cell.untraced = undefined
+          }
           const next = spec.behavior(cell.state, envelope.message as M, context)
           // A behavior that answers with an already-completed effect (`Effect.succeed`) skips a fiber step.
           if (Exit.isExit(next) && Exit.isSuccess(next)) cell.state = next.value as S
@@ -295,11 +305,14 @@ export class ActorCell<M, S> extends Supervised implements Node {
    * what it decides; only messages that came with a trace context (a traced round's) get one.
    *
    * The span is the fiber's parent span while the behavior runs (what it sends, and the spans it
-   * makes, are its children): set in the activation fiber's context and put back after, around
-   * `Effect.exit`, rather than with `Effect.withParentSpan` and `Effect.onExit`, whose regions (an
-   * acquire-use-release of the fiber's context, an uninterruptible mask) cost every message of a
-   * paper run's traced rounds more steps than its handler. An activation interrupted meanwhile
-   * ends the span as it ends (`onActivationExit`).
+   * makes, are its children): set in the activation fiber's context, around `Effect.exit`, rather
+   * than with `Effect.withParentSpan` and `Effect.onExit`, whose regions (an acquire-use-release of
+   * the fiber's context, an uninterruptible mask) cost every message of a paper run's traced rounds
+   * more steps than its handler. The context is not put back after the handler: the next traced
+   * message replaces the span, and only one that came without a trace context needs the
+   * activation's own context back (`untraced`, in `drain`) — one context made and set per traced
+   * message instead of two. An activation interrupted meanwhile ends the span as it ends
+   * (`onActivationExit`).
    */
   private traced(envelope: Envelope, context: ActorContext<M>): Effect.Effect<S, unknown, unknown> {
     const cell = this
@@ -315,13 +328,13 @@ export class ActorCell<M, S> extends Supervised implements Node {
       span.attribute("message.seq", envelope.seq)
       span.attribute("message.sender", envelope.sender ?? "external")
       cell.trace = new Trace(tracer, span)
-      const outer = fiber.getFiberRef(FiberRef.currentContext)
-      return FiberRef.set(FiberRef.currentContext, Context.add(outer, Tracer.ParentSpan, span)).pipe(
+      const untraced = cell.untraced ??= fiber.getFiberRef(FiberRef.currentContext)
+      return FiberRef.set(FiberRef.currentContext, withParent(untraced, span)).pipe(
         Effect.zipRight(Effect.exit(behave())),
         Effect.flatMap((exit) => {
           cell.trace = undefined
           span.end(nowNanos(), exit)
-          return Effect.zipRight(FiberRef.set(FiberRef.currentContext, outer), exit)
+          return exit
         })
       )
     })
