@@ -150,8 +150,13 @@ class LightSpan implements Tracer.Span, Stored {
   readonly startMicros: number
   endMicros = 0
   links: Array<Tracer.SpanLink>
-  /** As OpenTelemetry takes them (`spanAttribute`), URL secrets redacted (`Trace.redact`). */
-  private readonly attrs: Attributes = {}
+  /**
+   * Its attributes in the order set, key then value, values as OpenTelemetry takes them
+   * (`spanAttribute`), URL secrets redacted (`Trace.redact`): two pushes, where a property added
+   * to an object of one of many shapes took V8's slow path, and a Map more memory kept in the ring.
+   * A key set again is there twice; the object made of them (`attributeObject`) keeps the last value.
+   */
+  private readonly attrs: Array<string | AttributeValue> = []
   private readonly kept: Array<Kept> = []
   private ended = false
   /** Once ended: the exit of a failure; a success is `Exit.void` (nothing reads its value, and the ring would keep it alive). */
@@ -186,12 +191,19 @@ class LightSpan implements Tracer.Span, Stored {
 
   /** Made when asked (Effect's span interface has a map): Swarm's code sets attributes, it does not read them. */
   get attributes(): ReadonlyMap<string, unknown> {
-    return new Map(Object.entries(this.attrs))
+    return new Map(Object.entries(this.attributeObject()))
+  }
+
+  private attributeObject(): Attributes {
+    const out: Attributes = {}
+    const attrs = this.attrs
+    for (let i = 0; i < attrs.length; i += 2) out[attrs[i] as string] = attrs[i + 1]
+    return out
   }
 
   /** An ended span takes no more (as OpenTelemetry's SDK): what was recorded of it stays what it was. */
   attribute(key: string, value: unknown): void {
-    if (!this.ended) this.attrs[key] = spanAttribute(redact(key, value))
+    if (!this.ended) this.attrs.push(key, spanAttribute(redact(key, value)))
   }
 
   event(name: string, _startTime: bigint, attributes?: Record<string, unknown>): void {
@@ -233,8 +245,7 @@ class LightSpan implements Tracer.Span, Stored {
    */
   private outcome(cause: Cause.Cause<unknown>): void {
     if (Cause.isInterruptedOnly(cause)) {
-      this.attrs["span.label"] = "⚠︎ Interrupted"
-      this.attrs["status.interrupted"] = true
+      this.attrs.push("span.label", "⚠︎ Interrupted", "status.interrupted", true)
       this.error = Cause.pretty(cause)
       return
     }
@@ -257,7 +268,9 @@ class LightSpan implements Tracer.Span, Stored {
   // --- Stored: what the span store reads ----------------------------------------------------------
 
   attributeOf(key: string): unknown {
-    return this.attrs[key]
+    const attrs = this.attrs
+    for (let i = attrs.length - 2; i >= 0; i -= 2) if (attrs[i] === key) return attrs[i + 1]
+    return undefined
   }
 
   record(): SpanRecord {
@@ -271,7 +284,7 @@ class LightSpan implements Tracer.Span, Stored {
       end: this.endMicros,
       status: statusName(this.code),
       ...(this.code === STATUS_ERROR && this.error !== undefined ? { error: this.error } : {}),
-      attributes: attributesOf(this.attrs),
+      attributes: attributesOf(this.attributeObject()),
       events: this.kept.map((event) => {
         const { attributes, name, time } = timed(event)
         return { name, at: micros(time), attributes: attributesOf(attributes) }
@@ -297,7 +310,7 @@ class LightSpan implements Tracer.Span, Stored {
       startTime: hrTime(this.startMicros),
       endTime: hrTime(this.endMicros),
       status: this.code === STATUS_ERROR ? { code: STATUS_ERROR, message: this.error } : this.error === undefined ? { code: STATUS_OK } : { code: STATUS_OK, message: this.error },
-      attributes: this.attrs,
+      attributes: this.attributeObject(),
       links,
       events: this.kept.map(timed),
       duration: hrTime(elapsed),
