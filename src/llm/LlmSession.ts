@@ -138,42 +138,22 @@ export interface Peeked<A> {
   readonly commit: (trace?: Trace.Trace) => Answered<A>
 }
 
-/**
- * The record of a call answered from the cache: no tokens, no time, no attempt. In `LlmCall`'s field
- * order. Two literals, with the round and without, rather than spreading one in: a cached backtest
- * makes one of these per decision, and the spread of a conditional object was most of its cost.
- */
-const hitCall = (ask: Ask<any, any>, model: string, promptHash: string, backend: LlmCall["backend"], answer: string): LlmCall =>
-  ask.round === undefined
-    ? {
-      agent: ask.agent,
-      step: ask.step,
-      model,
-      backend,
-      promptHash,
-      answer,
-      tokensIn: 0,
-      tokensOut: 0,
-      latencyMillis: 0,
-      cache: "hit",
-      attempts: 0,
-      outcome: "ok"
-    }
-    : {
-      agent: ask.agent,
-      round: ask.round,
-      step: ask.step,
-      model,
-      backend,
-      promptHash,
-      answer,
-      tokensIn: 0,
-      tokensOut: 0,
-      latencyMillis: 0,
-      cache: "hit",
-      attempts: 0,
-      outcome: "ok"
-    }
+/** The record of a call answered from the cache: no tokens, no time, no attempt. In `LlmCall`'s field order. */
+const hitCall = (ask: Ask<any, any>, model: string, promptHash: string, backend: LlmCall["backend"], answer: string): LlmCall => ({
+  agent: ask.agent,
+  ...(ask.round === undefined ? {} : { round: ask.round }),
+  step: ask.step,
+  model,
+  backend,
+  promptHash,
+  answer,
+  tokensIn: 0,
+  tokensOut: 0,
+  latencyMillis: 0,
+  cache: "hit",
+  attempts: 0,
+  outcome: "ok"
+})
 
 /**
  * The session as one agent's round sees it (`LlmSession.forRound`): the same calls, each checked to
