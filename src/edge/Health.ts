@@ -10,7 +10,8 @@
  *   degraded     200  the server serves, but Redis or the telemetry collector is failing: runs go
  *                     on, what Redis shares falls back to this process, exports are retried
  *                     (`reasons` says which). Redis is asked a PING (bounded, its answer kept a
- *                     second): a frozen Redis keeps its connection up and answers nothing.
+ *                     second): a frozen Redis keeps its connection up and answers nothing. Or a
+ *                     newer build migrated the database past what this one knows (`database.schema`).
  *   unavailable  503  the database does not answer: nothing can be started, recorded or read
  */
 import { hostname } from "node:os"
@@ -21,6 +22,7 @@ import { EventBus } from "../bus/EventBus.js"
 import { RedisBus } from "../bus/RedisBus.js"
 import { LlmRuntime } from "../llm/LlmRuntime.js"
 import { DatabaseInfo, makeWithDeadline } from "../store/Database.js"
+import * as Migrations from "../store/Migrations.js"
 import { Telemetry, version } from "../telemetry/Telemetry.js"
 import { RunManager } from "./RunManager.js"
 import { RunStatusFeed } from "./RunStatusFeed.js"
@@ -50,7 +52,13 @@ export const HealthReport = Schema.Struct({
     kind: Schema.Literal("postgres", "embedded"),
     description: Schema.String,
     /** Why the database did not answer; absent when it did. */
-    error: Schema.optional(Schema.String)
+    error: Schema.optional(Schema.String),
+    /**
+     * The latest migration the database has recorded (`migration`) and the latest this build knows
+     * (`buildLatest`): a database migrated past it by a newer build (an older server of a rolling
+     * upgrade, a rollback) is said in `reasons`, `degraded`. Absent when it could not be read.
+     */
+    schema: Schema.optional(Schema.Struct({ migration: Schema.Number, buildLatest: Schema.Number }))
   }),
   bus: Schema.Struct({
     kind: Schema.Literal("in-process", "redis"),
@@ -153,20 +161,32 @@ export const route = (components: Components = defaultComponents) =>
         Effect.as(undefined),
         Effect.catchAll((error) => Effect.succeed(typeof error === "string" ? error : error.message))
       )
+      // Once it answers: the migration it is at (a read that fails or is slow leaves it unsaid).
+      type Answered = { readonly error: string | undefined; readonly at: { readonly migration: number; readonly buildLatest: number } | undefined }
+      const answered = Effect.flatMap(ping, (error): Effect.Effect<Answered> =>
+        error !== undefined
+          ? Effect.succeed({ error, at: undefined })
+          : deadline({ duration: PING_TIMEOUT, onTimeout: () => "late" })(Migrations.recordedLatest).pipe(
+            Effect.map((migration) => ({ error, at: { migration, buildLatest: Migrations.latest } })),
+            Effect.orElseSucceed(() => ({ error, at: undefined }))
+          ))
       yield* router.add(
         "GET",
         path,
         Effect.gen(function*() {
           // Side by side: each bounded (the database's 2 s, Redis's PING its own), Redis's answer
           // kept a moment (`Redis.PING_FRESH`).
-          const [error, unanswered] = yield* Effect.all([
-            ping,
+          const [{ at, error }, unanswered] = yield* Effect.all([
+            answered,
             Option.match(redisBus, { onNone: () => Effect.succeed(undefined), onSome: (r) => r.redis.ping })
           ], { concurrency: 2 })
           const redis = Option.map(redisBus, (r) => r.redis.stats())
           const exported = Option.map(telemetry, (t) => t.info)
           const reasons = [
             ...(error === undefined ? [] : [`database: ${error}`]),
+            ...(at !== undefined && at.migration > at.buildLatest
+              ? [`database: its schema is at migration ${at.migration}, newer than this build knows (${at.buildLatest}): a newer Swarm migrated it`]
+              : []),
             // Frozen (its connection up, nothing answering): what a server that only follows runs,
             // publishing nothing, learns only from the PING.
             ...(unanswered !== undefined
@@ -188,7 +208,12 @@ export const route = (components: Components = defaultComponents) =>
               uptimeSeconds: Math.round(process.uptime()),
               liveRuns: Option.match(manager, { onNone: () => 0, onSome: (m) => m.live() })
             },
-            database: { kind: info.backend.kind, description: info.description, ...(error === undefined ? {} : { error }) },
+            database: {
+              kind: info.backend.kind,
+              description: info.description,
+              ...(error === undefined ? {} : { error }),
+              ...(at === undefined ? {} : { schema: at })
+            },
             ...components,
             ...(Option.isSome(redisBus)
               ? {

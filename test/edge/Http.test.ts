@@ -17,6 +17,7 @@ import * as RunStatusFeed from "../../src/edge/RunStatusFeed.js"
 import { SpanStore } from "../../src/telemetry/SpanStore.js"
 import * as Telemetry from "../../src/telemetry/Telemetry.js"
 import { DatabaseInfo } from "../../src/store/Database.js"
+import * as Migrations from "../../src/store/Migrations.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { bearer, connect, createUsers, eventsUrl, server, simulatedRun, stubAuthenticator } from "./fixtures.js"
 import { Principal } from "../../schemas/Auth.js"
@@ -62,7 +63,7 @@ for (const backend of backends) {
         expect(report).toEqual({
           status: "ok",
           instance: { host: os.hostname(), pid: process.pid, version: Telemetry.version, uptimeSeconds: expect.any(Number), liveRuns: 0 },
-          database: { kind: backend.name, description: info.description },
+          database: { kind: backend.name, description: info.description, schema: { migration: Migrations.latest, buildLatest: Migrations.latest } },
           bus: { kind: "in-process" },
           statusFeed: { kind: "in-process", description: expect.stringContaining("in this process"), followed: 0 },
           model: { kind: "offline", description: expect.any(String) },

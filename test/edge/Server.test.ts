@@ -3,12 +3,14 @@
  * HTTP with its key creating a strategy and starting a run, the run's events over RPC and over SSE
  * (the same lines), /health, and requests without a key refused. On every back-end.
  */
+import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { Chunk, Effect, Schema, Stream } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
 import { bootstrap } from "../../src/edge/Bootstrap.js"
 import * as Http from "../../src/edge/Http.js"
 import * as Server from "../../src/edge/Server.js"
+import * as Migrations from "../../src/store/Migrations.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { symbolsOf } from "../store/fixtures/workload.js"
 import { rpcClient } from "./fixtures.js"
@@ -33,7 +35,7 @@ for (const backend of backends) {
           const base = yield* Http.baseUrl
 
           const health = yield* Effect.promise(() => fetch(`${base}/health`).then((r) => r.json()))
-          expect(health).toMatchObject({ status: "ok", database: { kind: backend.name } })
+          expect(health).toMatchObject({ status: "ok", database: { kind: backend.name, schema: { migration: Migrations.latest, buildLatest: Migrations.latest } } })
 
           const admin = yield* client(base, made.key)
           yield* admin("strategies.create", {
@@ -52,6 +54,21 @@ for (const backend of backends) {
           )
           expect(sse.status).toBe(200)
           expect(sseData(sse.body)).toEqual(overRpc.map((e) => e.json))
+
+          // A newer build migrated the database (a rolling upgrade): this older server says so, degraded.
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`insert into swarm_migrations (migration_id, name) values (${Migrations.latest + 1}, 'from_a_newer_build')`
+          const behind = yield* Effect.promise(() => fetch(`${base}/health`).then(async (r) => ({ status: r.status, body: await r.json() })))
+          expect(behind).toMatchObject({
+            status: 200,
+            body: {
+              status: "degraded",
+              reasons: [`database: its schema is at migration ${Migrations.latest + 1}, newer than this build knows (${Migrations.latest}): a newer Swarm migrated it`],
+              database: { schema: { migration: Migrations.latest + 1, buildLatest: Migrations.latest } }
+            }
+          })
+          yield* sql`delete from swarm_migrations where migration_id = ${Migrations.latest + 1}`
+          expect(yield* Effect.promise(() => fetch(`${base}/health`).then((r) => r.json()))).toMatchObject({ status: "ok" })
 
           const stranger = yield* client(base, "sk_" + "x".repeat(43))
           expect((yield* Effect.flip(stranger("runs.list", {})))._tag).toBe("Unauthorized")
