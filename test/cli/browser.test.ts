@@ -435,7 +435,11 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
     const late = await open(page.origin)
     await follow(late)
     await status(late).filter({ hasText: /^paused$/ }).waitFor({ timeout: 2_500 })
-    expect(await why(late).textContent()).toBe(await why(tab).textContent())
+    // The status may come first from the page's one `runs.get` (it says no who); the who and the
+    // since come only with the stream's status frame, which must follow within the same bound.
+    const pausedWhy = (await why(tab).textContent())!
+    await why(late).filter({ hasText: pausedWhy }).waitFor({ timeout: 2_500 })
+    expect(await why(late).textContent()).toBe(pausedWhy)
     expect(await late.locator('#controls button[data-control="resume"]').isEnabled()).toBe(true)
 
     await rpc(tab, "runs.resume", { run: started.id })
