@@ -1828,7 +1828,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         return Option.some(now)
       })))).pipe(Effect.provide(context))
 
-    const stop: RunManagerService["stop"] = (principal, ref, reason) =>
+    const stop: RunManagerService["stop"] = (principal, ref, reason) => stopAny(principal, ref, true, reason)
+    /** `relay`: a run live in another process is stopped there (false: a request relayed here, carried out here or refused). */
+    const stopAny = (principal: Principal, ref: string, relay: boolean, reason?: string) =>
       Effect.gen(function*() {
         // Found whatever its row holds (`Runs.locate`): a run whose strategy does not decode is
         // the operator's to end too. Someone else's run is `RunNotFound` here, as a missing one.
@@ -1848,9 +1850,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             said: "which waited for a slot"
           }
           : undefined
-        if (held === undefined) return yield* stopWith(principal, ref, true, reason)
+        if (held === undefined) return yield* stopWith(principal, ref, relay, reason)
         const stopped = yield* stopInRow(principal, record, held, reason)
-        return Option.isSome(stopped) ? stopped.value : yield* stopWith(principal, ref, true, reason)
+        return Option.isSome(stopped) ? stopped.value : yield* stopWith(principal, ref, relay, reason)
       }).pipe(Effect.provide(context))
     const pause: RunManagerService["pause"] = (principal, ref, reason) => pauseWith(principal, ref, true, reason)
     const resume: RunManagerService["resume"] = (principal, ref, reason) => Effect.zipRight(enabled(principal), resumeWith(principal, ref, true, reason))
@@ -2147,7 +2149,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       const answered = (effect: Effect.Effect<unknown, unknown>) => Effect.map(Effect.exit(effect), answerOfExit)
       switch (request.action) {
         case "stop":
-          return answered(stopWith(principal, run, false, request.reason))
+          // A run waiting here for a slot is stopped in its row, as a caller here would stop it.
+          return answered(stopAny(principal, run, false, request.reason))
         case "pause":
           return answered(pauseWith(principal, run, false, request.reason))
         case "resume":
@@ -2172,10 +2175,12 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     }
 
     /**
-     * Every `RELAY_SERVE_EVERY`, while runs are live here: the requests other processes relayed for
-     * them (one indexed query), each taken, carried out and answered (in a fiber of its own: a stop
-     * waits for its run to record its end). A request whose run is no longer live here is left to
-     * its new holder, or to its requester's wait. Requests older than `RELAY_KEPT` are deleted.
+     * Every `RELAY_SERVE_EVERY`, while runs are live here or wait here for a slot (`awaitingSlot`):
+     * the requests other processes relayed for them (one indexed query), each taken, carried out and
+     * answered (in a fiber of its own: a stop waits for its run to record its end) — a waiting run's
+     * pause, resume and stop as a caller here has them, in its row. A request whose run is neither
+     * any more is left to its new holder, or to its requester's wait. Requests older than
+     * `RELAY_KEPT` are deleted.
      */
     const serveRequests = Effect.gen(function*() {
       let rounds = 0
@@ -2185,9 +2190,11 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         yield* Effect.sleep(Duration.millis(RELAY_SERVE_EVERY_MILLIS))
         yield* Effect.gen(function*() {
           if (++rounds % RELAY_CLEANUP_EVERY === 0) yield* untraced(relayQuery("delete old control requests")(ControlRequests.cleanUp(RELAY_KEPT_SECONDS)))
-          if (live.size === 0) return
-          for (const request of yield* untraced(relayQuery("read the control requests")(ControlRequests.openFor([...live.keys()])))) {
-            if (!live.has(request.run) || !(yield* relayQuery("take a control request")(ControlRequests.take(request.id)))) continue
+          if (live.size === 0 && awaitingSlot.size === 0) return
+          const served = [...live.keys(), ...awaitingSlot.keys()]
+          for (const request of yield* untraced(relayQuery("read the control requests")(ControlRequests.openFor(served)))) {
+            const here = live.has(request.run) || awaitingSlot.has(request.run)
+            if (!here || !(yield* relayQuery("take a control request")(ControlRequests.take(request.id)))) continue
             yield* Effect.fork(Effect.flatMap(carryOut(request), (answer) =>
               Effect.catchAllCause(ControlRequests.answer(request.id, answer), (cause) =>
                 Effect.logWarning("could not answer a relayed control request", cause).pipe(Effect.annotateLogs({ run: request.run, action: request.action })))))

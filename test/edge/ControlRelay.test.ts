@@ -34,10 +34,10 @@ const root = principals["sk_root"]
 if (serverUrl === undefined) console.warn("ControlRelay skipped: DATABASE_URL is not set (two processes need a Postgres server)")
 
 /** A run manager (one server process's) in a scope of its own: closing it is the process shutting down. */
-const managerOn = (bus: EventBusService) =>
+const managerOn = (bus: EventBusService, options: RunManager.Options = {}) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(RunManager.layer.pipe(Layer.provide(Layer.succeed(EventBus, bus))), scope)
+    const context = yield* Layer.buildWithScope(RunManager.layerWith(options).pipe(Layer.provide(Layer.succeed(EventBus, bus))), scope)
     // Shut down with the test, whatever it did: a failed test leaves no run live for the next one.
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
     return { manager: Context.get(context, RunManager.RunManager), shutdown: Scope.close(scope, Exit.void) }
@@ -175,6 +175,45 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
         expect(yield* Effect.flip(a.manager.pause(root, run.id))).toMatchObject({ _tag: "Conflict", reason: `run ${run.id} is paused already` })
         expect((yield* ControlAudit.history(run.id as RunId)).last.map((e) => [e.action, e.by.id, e.reason])).toEqual([["pause", "root", "user alice disabled"]])
         yield* a.manager.stop(root, run.id)
+        yield* b.shutdown
+        yield* a.shutdown
+      }), { timeout: 60_000 })
+
+    it.scoped("a run waiting for a slot in one process is paused, resumed and stopped through the other, as there", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const name = "waiting elsewhere"
+        yield* Strategies.create(alice.userId, smaStrategy(name))
+        const first = yield* managerOn(bus)
+        const started = [yield* slowPaperRun(first.manager, name), yield* slowPaperRun(first.manager, name)]
+        yield* first.shutdown
+        // Restarted with a cap of one live run a user: the second waits there for a slot.
+        const a = yield* managerOn(bus, { maxLiveRunsPerUser: 1 })
+        const outcomes = (yield* a.manager.resumeUnfinished()).filter((o) => started.some((r) => r.id === o.run))
+        expect(outcomes.map((o) => o.outcome)).toEqual(["resumed", "waiting"])
+        const waiting = outcomes[1]!.run as RunId
+        const b = yield* managerOn(bus)
+        // Before, each was relayed to a process that took only its live runs' requests: a Conflict
+        // after the relay's wait, saying no live process held the run.
+        expect((yield* b.manager.pause(alice, waiting, "not yet")).status).toBe("paused")
+        expect(yield* Effect.flip(b.manager.pause(alice, waiting))).toMatchObject({ _tag: "Conflict", reason: `run ${waiting} is paused already` })
+        expect((yield* b.manager.resume(alice, waiting)).status).toBe("running")
+        // Still waiting there, not launched: a trading-state command is refused as there, saying why.
+        expect(yield* Effect.flip(b.manager.trading(alice, waiting, "halted", "test"))).toMatchObject({
+          _tag: "Conflict",
+          reason: expect.stringContaining(`run ${waiting} is waiting for a slot here, not executing`)
+        })
+        const stopped = yield* b.manager.stop(alice, waiting, "not needed")
+        expect(stopped.status).toBe("stopped")
+        expect(stopped.failure).toMatch(/^stopped by alice: not needed; held by no live process: it was waiting here for a slot/)
+        expect((yield* ControlAudit.history(waiting)).last.map((entry) => [entry.action, entry.by.id, entry.reason ?? null])).toEqual([
+          ["pause", "alice", "not yet"],
+          ["resume", "alice", null],
+          ["stop", "alice", expect.stringMatching(/^not needed; held by no live process/)]
+        ])
+        // Its slot was never taken: the live run goes on there alone.
+        expect(a.manager.live()).toBe(1)
+        yield* a.manager.stop(alice, outcomes[0]!.run)
         yield* b.shutdown
         yield* a.shutdown
       }), { timeout: 60_000 })
