@@ -881,7 +881,7 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm on
       const same = yield* Effect.withClock(swarm(["resume", "LLM switched#1"], { store: yield* store, llm: started }), live)
       expect(same.code, same.stderr).toBe(0)
       expect(same.stderr).not.toContain("warning:")
-    }))
+    }), { timeout: 60_000 })
 
   it.effect("resume of a run whose intents wait for an operator: asked at the terminal; without one, refused before anything changes", () =>
     Effect.gen(function*() {
