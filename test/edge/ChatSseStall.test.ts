@@ -50,7 +50,9 @@ for (const backend of backends) {
   layer(environment, { timeout: startTimeout, excludeTestServices: true })(`SSE chat, a client that stops reading (${backend.name})`, (it) => {
     it.scoped("keeps its connection open: it is disconnected once a write has waited the stall bound, its watcher let go; the answer and another watcher go on", () =>
       Effect.gen(function*() {
-        const stall = 1_500
+        // Long enough that a reading client on a loaded machine is not taken for a stalled one (at
+        // load 17, 1.5 s cut the reading watcher off too, at 4,001 of 10,000 chunks).
+        const stall = 3_000
         // A buffer far larger than the answer: only the stalled write can let the watcher go.
         const feed = new Feed(1_000_000)
         const watching = { count: 0 }
