@@ -199,7 +199,7 @@ export const make = <Rpcs extends Rpc.Any>(group: RpcGroup.RpcGroup<Rpcs>) =>
         // (`{ _tag: "Success", value }`), without its check of the whole value as a type first
         // (half the encoding's CPU). Anything else, or a value that does not encode, by the exit schema.
         if (Exit.isSuccess(exit)) {
-          const value = encodeNow(schemas.success, exit.value)
+          const value = encodeSuccess(schemas, exit.value)
           if (value !== undefined) return send({ _tag: "Exit", requestId, exit: { _tag: "Success", value: value.encoded } as any })
         }
         const encoded = encodeWith(schemas.exit, exit, entry.context)
@@ -269,11 +269,25 @@ export const make = <Rpcs extends Rpc.Any>(group: RpcGroup.RpcGroup<Rpcs>) =>
     return single
   })
 
-/** A procedure's answer's encoders: its exit's and its defect's. */
+/**
+ * Answers their handler keeps and gives again, never changed (`unchanging`): a `strategies.get`'s
+ * strategy version, whose encoding cost ten times the rest of the call. Each is encoded once per
+ * procedure and that encoding reused; the regular way encodes it every time, to the same bytes.
+ */
+const unchangingAnswers = new WeakSet<object>()
+
+/** `answer`, marked as never to change: the fast path encodes it once. The caller must not change it, nor anything it holds. */
+export const unchanging = <A extends object>(answer: A): A => {
+  unchangingAnswers.add(answer)
+  return answer
+}
+
+/** A procedure's answer's encoders: its success's, its exit's and its defect's; and its `unchanging` answers' encodings. */
 interface Encoders {
   readonly success: Encoder
   readonly exit: Encoder
   readonly defect: Encoder
+  readonly encoded: WeakMap<object, { readonly encoded: unknown }>
 }
 interface Encoder {
   readonly now: (value: unknown) => Either.Either<unknown, ParseResult.ParseError>
@@ -290,7 +304,8 @@ const schemasOf = (rpc: Rpc.AnyWithProps): Encoders => {
     found = {
       success: encoder_(rpc.successSchema as any),
       exit: encoder_(Rpc.exitSchema(rpc as any) as any),
-      defect: encoder_(rpc.defectSchema as any)
+      defect: encoder_(rpc.defectSchema as any),
+      encoded: new WeakMap()
     }
     encoders.set(rpc, found)
   }
@@ -305,6 +320,16 @@ const encodeNow = (encoder: Encoder, value: unknown): { readonly encoded: unknow
   } catch {
     return undefined
   }
+}
+
+/** A success encoded by the procedure's success schema, at once, or undefined (`encodeNow`); an `unchanging` one once. */
+const encodeSuccess = (schemas: Encoders, value: unknown): { readonly encoded: unknown } | undefined => {
+  if (typeof value !== "object" || value === null || !unchangingAnswers.has(value)) return encodeNow(schemas.success, value)
+  const known = schemas.encoded.get(value)
+  if (known !== undefined) return known
+  const encoded = encodeNow(schemas.success, value)
+  if (encoded !== undefined) schemas.encoded.set(value, encoded)
+  return encoded
 }
 
 /** `value` encoded: at once when the schema needs no effect, else as @effect/rpc encodes it (in the handler's context). */

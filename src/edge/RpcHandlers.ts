@@ -45,6 +45,7 @@ import * as Strategies from "../store/Strategies.js"
 import * as Users from "../store/Users.js"
 import * as Auth from "./Auth.js"
 import { bearerKey } from "./RpcAuth.js"
+import * as RpcFastPath from "./RpcFastPath.js"
 import { invalidPayload } from "./RpcPayloads.js"
 import { RunEvents } from "./RunEvents.js"
 import { RunManager } from "./RunManager.js"
@@ -161,12 +162,27 @@ export const StrategyHandlers = StrategyRpcs.toLayer(Effect.gen(function*() {
     const refused = givenProblem(strategy)
     return refused === undefined ? Effect.void : Effect.fail(new InvalidRequest({ field: [field, ...refused.path].join("."), reason: refused.reason }))
   }
+  /**
+   * A strategy's version as answered before, when the strategy read is the one it was made of (the
+   * store keeps each body's decoding: Strategies.ts) and nothing else of it changed: one answer the
+   * fast path encodes once (`RpcFastPath.unchanging`), not once per read.
+   */
+  const answers = new WeakMap<Strategy, ReturnType<typeof version>>()
+  const kept = (found: Strategies.Found) => {
+    const known = answers.get(found.strategy)
+    if (known !== undefined && known.id === found.id && known.name === found.name && known.version === found.version && known.unchanged === found.unchanged) {
+      return known
+    }
+    const answer = RpcFastPath.unchanging(version(found))
+    answers.set(found.strategy, answer)
+    return answer
+  }
   return {
     "strategies.create": ({ strategy }) =>
       as((p) => Effect.zipRight(runnable("strategy", strategy), unavailable(Effect.map(Strategies.create(p.userId, strategy), version)))),
     "strategies.update": ({ body, ifVersion, strategy }) =>
       as((p) => Effect.zipRight(runnable("body", body), unavailable(Effect.map(Strategies.update(p.userId, strategy, body, ifVersion), version)))),
-    "strategies.get": ({ strategy, version: v }) => as((p) => unavailable(Effect.map(Strategies.find(p.userId, strategy, v), version))),
+    "strategies.get": ({ strategy, version: v }) => as((p) => unavailable(Effect.map(Strategies.find(p.userId, strategy, v), kept))),
     "strategies.list": () =>
       as((p) => unavailable(Effect.map(Strategies.list(p.userId), (rows) => rows.map((r) => ({ ...r, id: r.id as string }))))),
     "strategies.delete": ({ strategy }) => as((p) => unavailable(Strategies.remove(p.userId, strategy)))

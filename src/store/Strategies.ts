@@ -102,6 +102,26 @@ export const saveVersion = Effect.fn("Strategies.saveVersion")(function*(owner: 
 
 const decodeStrategy = Schema.decodeUnknown(Strategy)
 
+/**
+ * Strategy bodies decoded, by their stored text (`body::text`): decoding one costs ten times
+ * reading it (a `strategies.get` spent most of its CPU there), and the same text always decodes to
+ * the same strategy, whoever wrote it and whenever — so a body changed by another server, or by
+ * hand, is a new text and decoded anew. Bounded: the oldest goes.
+ */
+const decoded = new Map<string, Strategy>()
+const DECODED_KEPT = 512
+
+const decodeBody = (text: string) => {
+  const known = decoded.get(text)
+  if (known !== undefined) return Effect.succeed(known)
+  // Postgres writes jsonb as JSON: the text parses.
+  return Effect.tap(Effect.suspend(() => decodeStrategy(JSON.parse(text))), (strategy) =>
+    Effect.sync(() => {
+      if (decoded.size >= DECODED_KEPT) decoded.delete(decoded.keys().next().value!)
+      decoded.set(text, strategy)
+    }))
+}
+
 export interface Found {
   readonly id: StrategyId
   readonly name: string
@@ -125,8 +145,8 @@ const read = (owner: string, ref: string, version: number | undefined, lock: boo
       if (locked === undefined) return yield* new StrategyNotFound({ strategy: ref })
       which = sql`s.id = ${locked.id}`
     }
-    const [row] = yield* sql<{ id: StrategyId; name: string; version: number; body: unknown }>`
-      select s.id, s.name, v.version, v.body from strategies s
+    const [row] = yield* sql<{ id: StrategyId; name: string; version: number; body: string }>`
+      select s.id, s.name, v.version, v.body::text as body from strategies s
       join strategy_versions v on v.strategy_id = s.id and v.version = ${version ?? sql`s.latest_version`}
       where ${which} and s.owner_id = ${owner} and s.deleted_at is null
       limit 1`
@@ -136,7 +156,7 @@ const read = (owner: string, ref: string, version: number | undefined, lock: boo
         select s.latest_version from strategies s where ${which} and s.owner_id = ${owner} and s.deleted_at is null limit 1`
       return yield* new StrategyNotFound({ strategy: ref, ...(latest === undefined ? {} : { version: version!, latestVersion: latest.latestVersion }) })
     }
-    const strategy = yield* decodeStrategy(row.body).pipe(
+    const strategy = yield* decodeBody(row.body).pipe(
       Effect.mapError((error) =>
         new CorruptRecord({ table: "strategy_versions", key: `${row.id}@${row.version}`, column: "body", reason: oneLineOf(error) })
       )

@@ -9,6 +9,7 @@
  * and a call cut off by the server stopping.
  */
 import { FetchHttpClient } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
 import { Rpc, RpcClient, RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Layer, Logger, Option, Schema, Scope, Stream, Tracer } from "effect"
@@ -83,9 +84,8 @@ for (const backend of backends) {
             clientKey(key)
           ))
         )
-        yield* client("strategies.create", {
-          strategy: Schema.decodeUnknownSync(Strategy)({ name: "fast", symbols: symbolsOf(1), agents: [{ type: "sma_crossover", params: { fast: 2, slow: 4 } }] })
-        })
+        const fastStrategy = Schema.decodeUnknownSync(Strategy)({ name: "fast", symbols: symbolsOf(1), agents: [{ type: "sma_crossover", params: { fast: 2, slow: 4 } }] })
+        const saved = yield* client("strategies.create", { strategy: fastStrategy })
         const run = yield* client("runs.start", { strategy: "fast", mode: "backtest", data: { _tag: "synthetic", bars: 200 } })
         for (let i = 0; i < 500 && (yield* client("runs.get", { run: run.id })).status !== "completed"; i++) yield* Effect.sleep("20 millis")
         const bearer: ReadonlyArray<readonly [string, string]> = [["authorization", `Bearer ${key}`]]
@@ -96,6 +96,8 @@ for (const backend of backends) {
           { what: "runs.get, blank lines about it", body: `\n${request("runs.get", { run: run.id }, bearer)}\n\n`, fast: true },
           { what: "runs.get, an id as the client may write it", body: request("runs.get", { run: run.id }, bearer, "007"), fast: true },
           { what: "strategies.list", body: request("strategies.list", {}, bearer), fast: true },
+          { what: "strategies.get", body: request("strategies.get", { strategy: "fast" }, bearer), fast: true },
+          { what: "strategies.get again: its answer kept, encoded once", body: request("strategies.get", { strategy: "fast", version: 1 }, bearer), fast: true },
           { what: "runs.report", body: request("runs.report", { run: run.id }, bearer), fast: true },
           { what: "a typed failure: an unknown run", body: request("runs.get", { run: "no-such-run" }, bearer), fast: true },
           { what: "no key", body: request("runs.get", { run: run.id }), fast: true },
@@ -160,6 +162,15 @@ for (const backend of backends) {
 
         // The client the CLI uses reads the fast path's answers.
         expect((yield* client("runs.get", { run: run.id })).id).toBe(run.id)
+
+        // A kept answer goes when what it says changes: a new version, a new name.
+        const fastGet = () => Effect.promise(() => post(base, request("strategies.get", { strategy: saved.id }, bearer)))
+        expect(JSON.parse((yield* fastGet()).body).exit.value).toMatchObject({ name: "fast", version: 1 })
+        yield* client("strategies.update", { strategy: "fast", body: { ...fastStrategy, symbols: symbolsOf(2) } })
+        expect(JSON.parse((yield* fastGet()).body).exit.value).toMatchObject({ name: "fast", version: 2, strategy: { symbols: symbolsOf(2) } })
+        const sql = yield* Effect.provide(SqlClient.SqlClient, context)
+        yield* sql`update strategies set name = 'renamed' where id = ${saved.id}`
+        expect(JSON.parse((yield* fastGet()).body).exit.value).toMatchObject({ name: "renamed", version: 2 })
       }), { timeout: 120_000 })
   })
 }

@@ -75,6 +75,27 @@ for (const backend of backends) {
         expect(yield* count("strategy_versions")).toBe(versions)
       }))
 
+    it.effect("a strategy's stored body changed by another writer is read as it is now: its new content, or CorruptRecord", () =>
+      Effect.gen(function*() {
+        const owner = yield* Users.ensureLocal()
+        const saved = yield* Strategies.saveVersion(owner, strategy(1, "edited elsewhere"))
+        const sql = yield* SqlClient.SqlClient
+        // Read twice, as a server's reads keep it; then its body changed by another process.
+        expect((yield* Strategies.find(owner, "edited elsewhere")).strategy.name).toBe("edited elsewhere")
+        expect((yield* Strategies.find(owner, "edited elsewhere")).strategy.name).toBe("edited elsewhere")
+        yield* sql`update strategy_versions set body = jsonb_set(body, '{name}', '"renamed by hand"')
+          where strategy_id = ${saved.strategyId} and version = ${saved.version}`
+        expect((yield* Strategies.find(owner, "edited elsewhere")).strategy.name).toBe("renamed by hand")
+        yield* sql`update strategy_versions set body = jsonb_set(body, '{symbols}', '5')
+          where strategy_id = ${saved.strategyId} and version = ${saved.version}`
+        expect(yield* failure(Strategies.find(owner, "edited elsewhere"))).toMatchObject({
+          _tag: "CorruptRecord",
+          table: "strategy_versions",
+          key: `${saved.strategyId}@${saved.version}`,
+          column: "body"
+        })
+      }))
+
     it.effect("a strategy with unfinished runs is not deleted: the refusal names a few of them by <strategy>#<n> and id, and counts the rest", () =>
       Effect.gen(function*() {
         const owner = yield* Users.ensureLocal()
