@@ -857,6 +857,17 @@ for (const backend of backends) {
         expectCorrupt(yield* failure(Runs.get(badMetrics)), badMetrics, "metrics")
         expectCorrupt(yield* failure(Runs.list({ strategy: "corrupt metrics" })), badMetrics, "metrics")
 
+        // Metrics read (and kept decoded) before another writer changes them are read as they are now.
+        const { run: readFirst } = yield* StoredRun.backtest(stored(2, 40, { name: "metrics read, then edited" }))
+        expect((yield* Runs.getSummary(readFirst)).metrics).not.toBeNull()
+        yield* sql`update runs set metrics = jsonb_set(metrics, '{tradeCount}', '12345') where id = ${readFirst}`
+        expect((yield* Runs.getSummary(readFirst)).metrics?.tradeCount).toBe(12345)
+        expect((yield* Runs.list({ strategy: "metrics read, then edited" }))[0]!.metrics?.tradeCount).toBe(12345)
+        yield* sql`update runs set metrics = ${`{"sharpe":"high"}`}::jsonb where id = ${readFirst}`
+        expectCorrupt(yield* failure(Runs.getSummary(readFirst)), readFirst, "metrics")
+        // Acting on a run does not need them: they are null there.
+        expect((yield* Runs.locate(readFirst)).metrics).toBeNull()
+
         const badFaults = yield* corrupt("faults", `{"sma_crossover":{"every":0}}`)
         expectCorrupt(yield* failure(Runs.get(badFaults)), badFaults, "faults")
 
