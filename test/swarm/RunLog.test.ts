@@ -3,6 +3,7 @@
  * slice the holder or the driver chooses, counted by `tradingState` at once, and recorded before any
  * other trading-state change so that the chain of states stays whole.
  */
+import { createHash } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import type { StateTransition } from "../../schemas/Risk.js"
@@ -59,5 +60,33 @@ describe("a run log's held trading-state changes", () => {
     log.seal()
     log.endSlice()
     expect(events).toEqual([])
+  })
+})
+
+describe("a run log's checksum", () => {
+  // Lines are hashed a chunk at a time (RunLog.flush): however they are gathered, the checksum is
+  // SHA-256 over the lines, each followed by `\n`, as the module says and `--out` files are checked by.
+  it("is SHA-256 of its lines, each followed by a newline: tails, characters past Latin-1, long lines, many chunks", () => {
+    const { log } = logged()
+    const lines: Array<string> = []
+    log.subscribe((_, json) => lines.push(json))
+    const brief = { symbol: "S000", note: "x".repeat(300) }
+    for (let i = 0; i < 400; i++) {
+      const text = i % 7 === 0 ? "score 0.5 → long, ✓ 😀" : i % 50 === 0 ? "é".repeat(40_000) : `plan ${i}`
+      if (i % 3 === 0) {
+        log.emit("ReasoningRecorded", { agent: "a" as never, round: `S000@${i}` as never, kind: "decision", role: "analyst", text }, {
+          key: "context",
+          value: brief,
+          json: JSON.stringify(brief)
+        })
+      } else {
+        log.emit("ReasoningRecorded", { agent: "a" as never, round: `S000@${i}` as never, kind: "plan", role: "analyst", text })
+      }
+      if (i === 123) expect(log.checksum()).toBe(createHash("sha256").update(lines.map((line) => `${line}\n`).join("")).digest("hex"))
+    }
+    // Lines longer than a chunk, as UTF-8 (64 KB): a faster way of hashing must not split or skip them.
+    expect(lines.some((line) => Buffer.byteLength(line) > 65_536)).toBe(true)
+    expect(log.checksum()).toBe(createHash("sha256").update(lines.map((line) => `${line}\n`).join("")).digest("hex"))
+    expect(JSON.parse(lines[0]!).context).toEqual(brief)
   })
 })
