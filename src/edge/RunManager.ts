@@ -2193,7 +2193,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
           if (live.size === 0 && awaitingSlot.size === 0) return
           const served = [...live.keys(), ...awaitingSlot.keys()]
           for (const request of yield* untraced(relayQuery("read the control requests")(ControlRequests.openFor(served)))) {
-            const here = live.has(request.run) || awaitingSlot.has(request.run)
+            // Waiting here, as its lease says (`waitingHere`): one another server took over since is
+            // that server's to answer — taken here, it would be refused as in no live process.
+            const here = live.has(request.run) || (awaitingSlot.has(request.run) && (yield* relayQuery("look up a waiting run's holder")(waitingHere(request.run))) !== undefined)
             if (!here || !(yield* relayQuery("take a control request")(ControlRequests.take(request.id)))) continue
             yield* Effect.fork(Effect.flatMap(carryOut(request), (answer) =>
               Effect.catchAllCause(ControlRequests.answer(request.id, answer), (cause) =>

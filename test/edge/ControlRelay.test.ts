@@ -9,7 +9,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, layer } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
 import Pg from "pg"
 import type { RunId } from "../../schemas/Ids.js"
 import { RunNotFound } from "../../schemas/Rpc.js"
@@ -215,6 +215,37 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
         expect(a.manager.live()).toBe(1)
         yield* a.manager.stop(alice, outcomes[0]!.run)
         yield* b.shutdown
+        yield* a.shutdown
+      }), { timeout: 60_000 })
+
+    it.scoped("a run that waited for a slot in one process and was taken over by another: relayed requests are the new holder's", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const name = "waiting then taken over"
+        yield* Strategies.create(alice.userId, smaStrategy(name))
+        const first = yield* managerOn(bus)
+        const started = [yield* slowPaperRun(first.manager, name), yield* slowPaperRun(first.manager, name)]
+        yield* first.shutdown
+        const a = yield* managerOn(bus, { maxLiveRunsPerUser: 1 })
+        const outcomes = (yield* a.manager.resumeUnfinished()).filter((o) => started.some((r) => r.id === o.run))
+        expect(outcomes.map((o) => o.outcome)).toEqual(["resumed", "waiting"])
+        const waiting = outcomes[1]!.run as RunId
+        // Another server, with room, takes it over (free at two looks in a row): a still lists it as waiting there.
+        const c = yield* managerOn(bus, { takeover: { every: Duration.hours(1), grace: Duration.zero } })
+        expect(yield* c.manager.takeOver()).toEqual([])
+        expect((yield* c.manager.takeOver()).map((o) => [o.run, o.outcome])).toEqual([[waiting, "resumed"]])
+        const b = yield* managerOn(bus)
+        // Both a and c look for its requests; taken by a, each was refused as in no live process
+        // there (one in two, as they raced). Five in a row: every one answered by c.
+        for (let i = 0; i < 5; i++) {
+          const action = i % 2 === 0 ? "pause" : "resume"
+          const changed = yield* (action === "pause" ? b.manager.pause(alice, waiting) : b.manager.resume(alice, waiting))
+          expect(changed.status).toBe(action === "pause" ? "paused" : "running")
+        }
+        yield* b.manager.stop(alice, waiting)
+        yield* a.manager.stop(alice, outcomes[0]!.run)
+        yield* b.shutdown
+        yield* c.shutdown
         yield* a.shutdown
       }), { timeout: 60_000 })
 
