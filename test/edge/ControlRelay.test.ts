@@ -47,6 +47,23 @@ const managerOn = (bus: EventBusService, options: RunManager.Options = {}) =>
 const slowPaperRun = (manager: RunManager.RunManagerService, strategy: string) =>
   manager.start(alice, { strategy, mode: "paper", data: { _tag: "synthetic", bars: 600 }, speed: 20 * 86_400 })
 
+/**
+ * Two paper runs of a new strategy of alice's, left by a process that stopped, resumed by `a`, a
+ * process with a cap of one live run a user: the first goes on there (`live`), the second waits
+ * there for a slot (`waiting`).
+ */
+const waitingIn = (bus: EventBusService, name: string) =>
+  Effect.gen(function*() {
+    yield* Strategies.create(alice.userId, smaStrategy(name))
+    const first = yield* managerOn(bus)
+    const started = [yield* slowPaperRun(first.manager, name), yield* slowPaperRun(first.manager, name)]
+    yield* first.shutdown
+    const a = yield* managerOn(bus, { maxLiveRunsPerUser: 1 })
+    const outcomes = (yield* a.manager.resumeUnfinished()).filter((o) => started.some((r) => r.id === o.run))
+    expect(outcomes.map((o) => o.outcome)).toEqual(["resumed", "waiting"])
+    return { a, live: outcomes[0]!.run as RunId, waiting: outcomes[1]!.run as RunId }
+  })
+
 const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
 const postgres = backends.find((backend) => backend.name === "postgres")
 
@@ -182,16 +199,7 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
     it.scoped("a run waiting for a slot in one process is paused, resumed and stopped through the other, as there", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
-        const name = "waiting elsewhere"
-        yield* Strategies.create(alice.userId, smaStrategy(name))
-        const first = yield* managerOn(bus)
-        const started = [yield* slowPaperRun(first.manager, name), yield* slowPaperRun(first.manager, name)]
-        yield* first.shutdown
-        // Restarted with a cap of one live run a user: the second waits there for a slot.
-        const a = yield* managerOn(bus, { maxLiveRunsPerUser: 1 })
-        const outcomes = (yield* a.manager.resumeUnfinished()).filter((o) => started.some((r) => r.id === o.run))
-        expect(outcomes.map((o) => o.outcome)).toEqual(["resumed", "waiting"])
-        const waiting = outcomes[1]!.run as RunId
+        const { a, live, waiting } = yield* waitingIn(bus, "waiting elsewhere")
         const b = yield* managerOn(bus)
         // Before, each was relayed to a process that took only its live runs' requests: a Conflict
         // after the relay's wait, saying no live process held the run.
@@ -213,7 +221,7 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
         ])
         // Its slot was never taken: the live run goes on there alone.
         expect(a.manager.live()).toBe(1)
-        yield* a.manager.stop(alice, outcomes[0]!.run)
+        yield* a.manager.stop(alice, live)
         yield* b.shutdown
         yield* a.shutdown
       }), { timeout: 60_000 })
@@ -221,15 +229,7 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
     it.scoped("a run that waited for a slot in one process and was taken over by another: relayed requests are the new holder's", () =>
       Effect.gen(function*() {
         const bus = yield* InProcessBus.InProcessBus
-        const name = "waiting then taken over"
-        yield* Strategies.create(alice.userId, smaStrategy(name))
-        const first = yield* managerOn(bus)
-        const started = [yield* slowPaperRun(first.manager, name), yield* slowPaperRun(first.manager, name)]
-        yield* first.shutdown
-        const a = yield* managerOn(bus, { maxLiveRunsPerUser: 1 })
-        const outcomes = (yield* a.manager.resumeUnfinished()).filter((o) => started.some((r) => r.id === o.run))
-        expect(outcomes.map((o) => o.outcome)).toEqual(["resumed", "waiting"])
-        const waiting = outcomes[1]!.run as RunId
+        const { a, live, waiting } = yield* waitingIn(bus, "waiting then taken over")
         // Another server, with room, takes it over (free at two looks in a row): a still lists it as waiting there.
         const c = yield* managerOn(bus, { takeover: { every: Duration.hours(1), grace: Duration.zero } })
         expect(yield* c.manager.takeOver()).toEqual([])
@@ -243,7 +243,7 @@ describe.skipIf(postgres === undefined)("control through another process", () =>
           expect(changed.status).toBe(action === "pause" ? "paused" : "running")
         }
         yield* b.manager.stop(alice, waiting)
-        yield* a.manager.stop(alice, outcomes[0]!.run)
+        yield* a.manager.stop(alice, live)
         yield* b.shutdown
         yield* c.shutdown
         yield* a.shutdown
