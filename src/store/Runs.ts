@@ -23,6 +23,7 @@ import { FaultPlan } from "../swarm/Run.js"
 import { type CheckpointState, GENESIS } from "./RunRecorder.js"
 import { BARRIER, HOLDS, holdsParameters, type Lease, LEASE_PREFIX, type LeaseNotHeld, LOCK_RUN, notHeld, retryLeased, SESSION, type Session } from "./Lease.js"
 import * as Database from "./Database.js"
+import { decodedByText } from "./DecodedText.js"
 import { connectListening, PgPool } from "./Pool.js"
 import { CorruptRecord, RunNotFound, StoreError, storeError } from "./StoreError.js"
 import { oneLineOf } from "../internal/issues.js"
@@ -394,28 +395,15 @@ interface FullRow extends Row {
   readonly ownerDisabled: boolean | null
 }
 
-/**
- * Runs' metrics decoded, by their stored text (`metrics::text`): every read of a run — `runs.get`,
- * each run of a `runs.list`, polled by dashboards — decoded them again, a third of what reading its
- * row cost. The same text always decodes to the same metrics, whoever wrote it (a run's end written
- * by another server is a new text, decoded anew). Bounded: the oldest goes.
- */
-const decodedMetrics = new Map<string, Metrics>()
-const METRICS_KEPT = 1_024
+/** Runs' metrics by their stored text (`metrics::text`): decoding them was a third of what reading a run's row cost. */
+const decodeMetrics = decodedByText(Metrics, 1_024)
 
 /** A row's metrics: null, or decoded (`CorruptRecord` when they do not). */
-const metricsOf = (row: Row): Effect.Effect<Metrics | null, CorruptRecord> => {
-  const text = row.metrics
-  if (text === null) return Effect.succeed(null)
-  const known = decodedMetrics.get(text)
-  if (known !== undefined) return Effect.succeed(known)
-  // Postgres writes jsonb as JSON: the text parses.
-  return Effect.tap(Effect.suspend(() => decodeColumn(Metrics, row.id, "metrics")(JSON.parse(text))), (metrics) =>
-    Effect.sync(() => {
-      if (decodedMetrics.size >= METRICS_KEPT) decodedMetrics.delete(decodedMetrics.keys().next().value!)
-      decodedMetrics.set(text, metrics)
-    }))
-}
+const metricsOf = (row: Row): Effect.Effect<Metrics | null, CorruptRecord> =>
+  row.metrics === null ? Effect.succeed(null) : Effect.mapError(
+    decodeMetrics(row.metrics),
+    (error) => new CorruptRecord({ table: "runs", key: row.id, column: "metrics", reason: oneLineOf(error) })
+  )
 
 const summaryOf = (row: Row) =>
   Effect.map(

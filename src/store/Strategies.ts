@@ -14,6 +14,7 @@ import { Conflict, StrategyNotFound } from "../../schemas/Rpc.js"
 import { CorruptRecord, storeError } from "./StoreError.js"
 import { oneLineOf } from "../internal/issues.js"
 import { transaction } from "./Transaction.js"
+import { decodedByText } from "./DecodedText.js"
 
 const encode = Schema.encodeSync(Strategy)
 
@@ -100,27 +101,8 @@ export const saveVersion = Effect.fn("Strategies.saveVersion")(function*(owner: 
   }))
 }, storeError("save strategy"))
 
-const decodeStrategy = Schema.decodeUnknown(Strategy)
-
-/**
- * Strategy bodies decoded, by their stored text (`body::text`): decoding one costs ten times
- * reading it (a `strategies.get` spent most of its CPU there), and the same text always decodes to
- * the same strategy, whoever wrote it and whenever — so a body changed by another server, or by
- * hand, is a new text and decoded anew. Bounded: the oldest goes.
- */
-const decoded = new Map<string, Strategy>()
-const DECODED_KEPT = 512
-
-const decodeBody = (text: string) => {
-  const known = decoded.get(text)
-  if (known !== undefined) return Effect.succeed(known)
-  // Postgres writes jsonb as JSON: the text parses.
-  return Effect.tap(Effect.suspend(() => decodeStrategy(JSON.parse(text))), (strategy) =>
-    Effect.sync(() => {
-      if (decoded.size >= DECODED_KEPT) decoded.delete(decoded.keys().next().value!)
-      decoded.set(text, strategy)
-    }))
-}
+/** Strategy bodies by their stored text (`body::text`): decoding one cost ten times reading it. */
+const decodeBody = decodedByText(Strategy, 512)
 
 export interface Found {
   readonly id: StrategyId
