@@ -450,7 +450,8 @@ const events = (
   )
   // With how the run ended, as its row says by then: a dashboard learns a failure's reason (a run
   // that fails with an error ends with no `RunFailed` event) without another request. Its last
-  // event is the run's, not the client's resume point when that was past it.
+  // event is the run's, not the client's resume point when that was past it. Under a permit of the
+  // followers' reads, as a connection's are: a run's end ends all its clients' streams at once.
   const end = Stream.unwrap(
     Effect.all([
       Runs.getSummary(run).pipe(
@@ -466,6 +467,7 @@ const events = (
         Effect.orElseSucceed(() => lastSent)
       )
     ]).pipe(
+      Follow.catchUpReads.withPermits(1),
       Effect.provideService(SqlClient.SqlClient, deps.sql),
       Effect.map(([ended, lastEventId]) => Stream.make(piece(encoder.encode(controlFrame("end", { run, lastEventId, ...ended })))))
     )
@@ -656,6 +658,26 @@ const response = (
   })
 }
 
+/**
+ * What a client's connection reads before its stream starts: the run (the caller's, or a 404), its
+ * last committed event and, for a run that goes on, its status. Under a permit of the followers'
+ * reads (`Follow.catchUpReads`), as their pages are: 500 dashboards reconnecting at once (a server
+ * restarted, a proxy's blip) queued some 1,500 queries for the pool ahead of the runs' own writes,
+ * which waited behind them; gated, they take their turns, and the pool stays free for the runs.
+ */
+const connectReads = (deps: Dependencies, id: string, principal: Principal) =>
+  Follow.catchUpReads.withPermits(1)(Effect.gen(function*() {
+    const run = yield* Runs.getSummary(id, principal.role === "admin" ? undefined : principal.userId)
+    // Read after the status: a finished run has committed every event it will ever write.
+    const last = Option.match(yield* Runs.lastEvent(run.id), { onNone: () => 0, onSome: (event) => event.seq })
+    // A run that goes on: its status, told first. Read after its events' end (a run finishing
+    // meanwhile says so in its `end`); a database that cannot say now leaves it to the changes.
+    const status = Follow.FINISHED.has(run.status)
+      ? undefined
+      : Option.getOrUndefined(yield* deps.statuses.now(run.id).pipe(Effect.orElseSucceed(() => Option.none<RunStatusNote>())))
+    return { run, last, status }
+  })).pipe(Effect.provideService(SqlClient.SqlClient, deps.sql))
+
 /** The handler, with its services given. */
 export const handler = (
   deps: Dependencies & { readonly auth: Auth.Authenticator["Type"] },
@@ -678,22 +700,10 @@ export const handler = (
     const key = yield* keyOf(request.headers, search)
     const principal: Principal = yield* deps.auth.authenticate(key)
     const since = yield* sinceOf(request.headers, search)
-    const run = yield* Runs.getSummary(id, principal.role === "admin" ? undefined : principal.userId).pipe(
-      Effect.provideService(SqlClient.SqlClient, deps.sql)
-    )
-    // Read after the status: a finished run has committed every event it will ever write.
-    const last = Option.match(yield* Runs.lastEvent(run.id).pipe(Effect.provideService(SqlClient.SqlClient, deps.sql)), {
-      onNone: () => 0,
-      onSome: (event) => event.seq
-    })
+    const { last, run, status } = yield* connectReads(deps, id, principal)
     if (Follow.FINISHED.has(run.status) && since >= last) return nothingMore
     // Only a resume point past the committed events can be past the run's latest.
     const latest = since > last ? latestEvent(deps, run.id, last) : undefined
-    // A run that goes on: its status, told first. Read after its events' end (a run finishing
-    // meanwhile says so in its `end`); a database that cannot say now leaves it to the changes.
-    const status = Follow.FINISHED.has(run.status)
-      ? undefined
-      : Option.getOrUndefined(yield* deps.statuses.now(run.id).pipe(Effect.orElseSucceed(() => Option.none<RunStatusNote>())))
     return response(deps, WriteStall.nodeResponse(request), resolved, run.id, since, latest, status !== undefined && Follow.FINISHED.has(status.status) ? undefined : status, Auth.runRefusal(deps.auth, key, resolved.recheck, { ref: id, owner: run.owner }))
   }).pipe(
     Effect.catchTags(refusals("SSE")),

@@ -9,11 +9,12 @@
  * for it gets then; and a client that leaves takes its subscription with it.
  */
 import { expect, layer } from "@effect/vitest"
-import { Deferred, Duration, Effect, Fiber, Layer, Schema } from "effect"
+import { Deferred, Duration, Effect, Fiber, Layer, Option, Schema } from "effect"
 import type { RunEvent } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { Authenticator } from "../../src/edge/Auth.js"
 import * as AuthLive from "../../src/edge/AuthLive.js"
+import * as Follow from "../../src/edge/Follow.js"
 import * as Sse from "../../src/edge/Sse.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
 import * as Runs from "../../src/store/Runs.js"
@@ -379,6 +380,27 @@ for (const backend of backends) {
         }
         const twice = yield* open(eventsUrl(srv, run, "since=1&since=2"), bearer("sk_alice"))
         expect("body" in twice && twice.body).toMatchObject({ error: "InvalidRequest", field: "since" })
+      }))
+
+    it.scoped("a connection's reads take their turn with the followers' page reads: clients reconnecting at once leave the pool to the runs", () =>
+      Effect.gen(function*() {
+        const run = yield* recordedRun
+        const expected = yield* storedEvents(run)
+        const srv = yield* server()
+        // Both permits of the followers' reads taken, as by two followers reading pages meanwhile.
+        let held = true
+        yield* Effect.acquireRelease(Follow.catchUpReads.take(2), () => (held ? Follow.catchUpReads.release(2) : Effect.void))
+        const opening = yield* Effect.fork(open(eventsUrl(srv, run), bearer("sk_alice")))
+        yield* Effect.sleep(Duration.millis(400))
+        // Its run, last event and status are not read yet: no answer, not even its headers.
+        expect(Option.isNone(yield* Fiber.poll(opening))).toBe(true)
+        held = false
+        yield* Follow.catchUpReads.release(2)
+        const answer = yield* Fiber.join(opening)
+        expect(answer.status).toBe(200)
+        const items = "reader" in answer ? yield* Effect.promise(() => answer.reader.events()) : []
+        expect(runSeqs(items)).toEqual(range(1, expected.length))
+        expect(items.at(-1)).toMatchObject({ event: "end" })
       }))
 
     it.scoped("heartbeats every interval while a live run is quiet", () =>
