@@ -10,7 +10,7 @@ import { createHash } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import { Effect, Either, Option, ParseResult, Schema } from "effect"
 import type { RuleSuggestion } from "../../schemas/Chat.js"
-import type { UpToStop } from "../../schemas/Rpc.js"
+import { UpToStop } from "../../schemas/Rpc.js"
 import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
 import type { Fill } from "../../schemas/Order.js"
@@ -23,7 +23,8 @@ import * as DataSource from "../../src/market/DataSource.js"
 import type { Feed, Slice } from "../../src/market/Feed.js"
 import * as Compare from "../../src/store/Compare.js"
 import * as Runs from "../../src/store/Runs.js"
-import { CorruptRecord, storeError } from "../../src/store/StoreError.js"
+import { decodedByText } from "../../src/store/DecodedText.js"
+import { CorruptRecord, type StoreError, storeError } from "../../src/store/StoreError.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import * as MetricsCore from "../../src/trading/Metrics.js"
 import * as DecisionExplanation from "./DecisionExplanation.js"
@@ -402,30 +403,58 @@ export const metrics = Effect.fn("Tools.metrics")(function*(run: Runs.RunRecord,
   } satisfies MetricsResult
 }, storeError("compute a run's metrics"))
 
+/** A run stopped or failed before it completed: no metrics of its own, and it never changes again. */
+const endedShort = (run: Pick<Runs.RunSummary, "metrics" | "status">) => run.metrics === null && (run.status === "stopped" || run.status === "failed")
+
+const encodeUpToStop = Schema.encodeSync(UpToStop)
+/** Kept figures by their text, as run metrics are (a list is polled). */
+const decodeKept = decodedByText(UpToStop, 256)
+
+/**
+ * The figures up to its stop that a reader kept for the run (`Runs.keptUpToStop`), if any: a kept
+ * text that does not decode (edited by hand) is as none kept, and they are rebuilt.
+ */
+const keptFor = (run: RunId) =>
+  Effect.flatMap(Runs.keptUpToStop(run), (text) =>
+    text === undefined ? Effect.succeed(undefined) : decodeKept(text).pipe(Effect.orElseSucceed(() => undefined)))
+
+/**
+ * The figures rebuilt (`metrics`), kept in the run's row when they are figures: such a run never
+ * changes again, and rebuilding them reads its whole feed. Why there are none (`none`: its data
+ * changed or went) is not kept: that may pass, and finding it reads no feed.
+ */
+const rebuilt = (run: Runs.RunRecord) =>
+  Effect.flatMap(metrics(run), (result): Effect.Effect<UpToStop | undefined, StoreError, SqlClient.SqlClient> => {
+    if (result.basis === "trades") return Effect.succeed({ _tag: "none", reason: result.unavailable, trades: result.trades.tradeCount })
+    if (result.basis !== "bars") return Effect.succeed(undefined)
+    const figures: UpToStop = { _tag: "upTo", through: result.incomplete?.through ?? null, metrics: result.metrics }
+    // Kept if the database will: a reader that cannot keep them still has them.
+    return Effect.as(Effect.ignore(Runs.keepUpToStop(run.id as RunId, JSON.stringify(encodeUpToStop(figures)))), figures)
+  })
+
 /**
  * A run stopped or failed before it completed (no metrics of its own): its figures up to where it
- * stopped, as `metrics` rebuilds them, or why they cannot be. Undefined for any other run. What
- * `swarm runs show` and `runs list` say of such a run, locally and from a server (`runs.report`).
+ * stopped, as `metrics` rebuilds them — once: the first reader keeps them in the run's row, and
+ * every later one (any server, any restart) reads them there — or why they cannot be. Undefined for
+ * any other run. What `swarm runs show` and `runs list` say of such a run, locally and from a
+ * server (`runs.report`, `runs.list`).
  */
 export const upToStop = (run: Runs.RunRecord) =>
-  run.metrics !== null || (run.status !== "stopped" && run.status !== "failed")
+  !endedShort(run)
     ? Effect.succeed(undefined)
-    : Effect.map(metrics(run), (result): UpToStop | undefined =>
-      result.basis === "bars"
-        ? { _tag: "upTo", through: result.incomplete?.through ?? null, metrics: result.metrics }
-        : result.basis === "trades"
-        ? { _tag: "none", reason: result.unavailable, trades: result.trades.tradeCount }
-        : undefined)
+    : Effect.flatMap(keptFor(run.id as RunId), (kept) => kept !== undefined ? Effect.succeed(kept) : rebuilt(run))
 
 /**
  * `upToStop` of a listed run (`runs list`, locally and from a server's `runs.list`), reading its
- * record only when it has some: one whose figures cannot be made (its record does not read, the
- * database fails) has none, and its row stays as it was rather than the list unread.
+ * record only when its figures are not kept yet: one whose figures cannot be made (its record does
+ * not read, the database fails) has none, and its row stays as it was rather than the list unread.
  */
 export const listedUpToStop = (run: Pick<Runs.RunSummary, "id" | "metrics" | "status">) =>
-  run.metrics !== null || (run.status !== "stopped" && run.status !== "failed")
+  !endedShort(run)
     ? Effect.succeed(undefined)
-    : Runs.get(run.id).pipe(Effect.flatMap(upToStop), Effect.orElseSucceed(() => undefined))
+    : Effect.flatMap(keptFor(run.id as RunId), (kept) => kept !== undefined ? Effect.succeed(kept) : Effect.flatMap(Runs.get(run.id), rebuilt)).pipe(
+      Effect.orElseSucceed(() => undefined)
+    )
 
 const figure = (x: number | null, f: (x: number) => string): string => (x === null ? "n/a" : f(x))
 

@@ -701,6 +701,27 @@ export const events = Effect.fn("Runs.events")(function*(run: RunId, since = 0, 
     order by seq limit ${limit}`
 }, storeError("read run events"))
 
+/**
+ * The figures a stopped or failed run was given up to where it ended (`Tools.upToStop`), as the
+ * first reader that rebuilt them kept them (`keepUpToStop`): their JSON, or undefined when none are
+ * kept (or no such run).
+ */
+export const keptUpToStop = Effect.fn("Runs.keptUpToStop")(function*(run: RunId) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ kept: string | null }>`select up_to_stop::text as kept from runs where id = ${run}`
+  return rows[0]?.kept ?? undefined
+}, storeError("read a run's figures up to its stop"))
+
+/**
+ * Keep a stopped or failed run's figures up to where it ended (`json`, an encoded `UpToStop`): only
+ * for a run that is so (no metrics, stopped or failed: it never changes again) and keeps none yet.
+ */
+export const keepUpToStop = Effect.fn("Runs.keepUpToStop")(function*(run: RunId, json: string) {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`update runs set up_to_stop = ${json}::jsonb
+    where id = ${run} and up_to_stop is null and metrics is null and status in ('stopped', 'failed')`
+}, storeError("keep a run's figures up to its stop"))
+
 /** The last committed event: its sequence number and chain hash. */
 export const lastEvent = Effect.fn("Runs.lastEvent")(function*(run: RunId) {
   const sql = yield* SqlClient.SqlClient

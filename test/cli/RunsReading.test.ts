@@ -212,8 +212,21 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
       expect(listedJson[0]!.metrics).toBeNull()
       expect(listedJson[0]!.upToStop).toEqual(json.upToStop)
 
-      // Its data gone: no figure of another curve, and no "none yet" either.
+      // Made once, by the first reader, and kept in the run's row: a stopped run never changes again,
+      // and rebuilding them reads its whole feed (a list polled by a dashboard did it every time).
+      const keptText = () => Effect.map(Effect.orDie(sql<{ kept: string | null }>`select up_to_stop::text as kept from runs where id = ${id}`), (rows) => rows[0]!.kept)
+      expect(yield* keptText()).not.toBeNull()
+      // Its data changed since: the figures kept are read, not rebuilt from the data as it is now.
       yield* Effect.orDie(sql`update runs set data_fingerprint = 'changed' where id = ${id}`)
+      const listedAgain = Schema.decodeUnknownSync(Schema.Array(RunListJson))(
+        JSON.parse((yield* swarm(["runs", "list", "--local", "--strategy", "Stopped paper", "--json"], { store: yield* store })).stdout)
+      )
+      expect(listedAgain[0]!.upToStop).toEqual(json.upToStop)
+      const shownAgain = Schema.decodeUnknownSync(RunShowJson)(JSON.parse((yield* swarm(["runs", "show", ref, "--json"], { store: yield* store })).stdout))
+      expect(shownAgain.upToStop).toEqual(json.upToStop)
+
+      // Its data gone before any reader made them: no figure of another curve, and no "none yet" either.
+      yield* Effect.orDie(sql`update runs set up_to_stop = null where id = ${id}`)
       const gone = yield* swarm(["runs", "show", ref, "--local"], { store: yield* store })
       expect(gone.code, gone.stderr).toBe(0)
       expect(gone.stdout).toMatch(/\nmetrics: none: the run was stopped before it completed \(its figures up to there cannot be made: .+; 2 trades closed\)\n/)
@@ -224,6 +237,8 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
         { upToStop?: unknown }
       >
       expect(goneJson[0]!.upToStop).toEqual({ unavailable: expect.any(String), trades: 2 })
+      // Why there are none is not kept: it may pass (the data put back).
+      expect(yield* keptText()).toBeNull()
       // A completed run has none.
       expect(JSON.parse((yield* swarm(["runs", "list", "--local", "--limit", "1000", "--json"], { store: yield* store })).stdout).filter((r: { status: string; upToStop?: unknown }) =>
         r.status === "completed" && r.upToStop !== undefined
