@@ -126,6 +126,43 @@ export const ChatChunk = Schema.Union(ChatAsked, ChatToken, ChatToolUsed, ChatDo
 export type ChatChunk = typeof ChatChunk.Type
 
 // ---------------------------------------------------------------------------------------------
+// Following a run's chat (resuming a stream cut off)
+
+/**
+ * Where a follower of a run's chat stands: the chunk it had last, `<question>.<index>` (a chunk's
+ * `question` and `index`, as the SSE stream's ids are). Checked where it is read (src/edge/ChatFollow.ts),
+ * so that a bad one is `InvalidRequest` naming its field.
+ */
+export interface ChatPosition {
+  readonly question: number
+  readonly index: number
+}
+
+/** A chunk's position, as a follower gives it back: `<question>.<index>`. */
+export const positionOf = (chunk: { readonly question: number; readonly index: number }): string => `${chunk.question}.${chunk.index}`
+
+/**
+ * The server that a follower resumed on no longer holds what came after its position (an answer is
+ * kept a while after it ends; longer away, or a server restarted or another one answering, it is
+ * gone): chunks after `after` may have been missed. Every answer is in `chat.history`; the follow
+ * goes on with what comes next (the answer in progress from its start).
+ */
+export const ChatMissed = Schema.TaggedStruct("Missed", {
+  /** The position resumed after. */
+  after: Schema.String,
+  reason: Schema.String
+})
+export type ChatMissed = typeof ChatMissed.Type
+
+/**
+ * What following a run's chat streams (`chat.follow`): its answers' chunks, each saying its
+ * position, and `Missed` where the server could not give all that came after the position resumed
+ * from. `chat.send` streams `ChatChunk` alone, as it always did.
+ */
+export const ChatFollowed = Schema.Union(ChatAsked, ChatToken, ChatToolUsed, ChatDone, ChatFailed, ChatMissed)
+export type ChatFollowed = typeof ChatFollowed.Type
+
+// ---------------------------------------------------------------------------------------------
 // Rule suggestions
 
 /** What a suggestion is about (agents/system/RuleSuggestions.ts `Pattern`). */

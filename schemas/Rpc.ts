@@ -8,7 +8,7 @@
 import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
 import { Context, Schema, SchemaAST } from "effect"
 import { ApiKey, Forbidden, Principal, Unauthorized, UserName } from "./Auth.js"
-import { ChatChunk, ChatHistory, RuleSuggestions, SuggestionNotFound } from "./Chat.js"
+import { ChatChunk, ChatFollowed, ChatHistory, RuleSuggestions, SuggestionNotFound } from "./Chat.js"
 import { Metrics, MetricsConfig } from "./Metrics.js"
 import { Money } from "./Money.js"
 import { IllegalTransition, StateTransition, TradingState, TradingStatus } from "./Risk.js"
@@ -836,11 +836,29 @@ export class ChatRpcs extends RpcGroup.make(
    * `Failed` (the model failed mid-answer: recorded as such). One session per run; questions to a
    * run are answered in order. The key is checked again while it streams: `Unauthorized` cuts it
    * short once the key is revoked or its user disabled, `RunNotFound` once its user may no longer
-   * see the run (an admin demoted); the answer is still recorded.
+   * see the run (an admin demoted); the answer is still recorded. Cut off, it is read on with
+   * `chat.follow` after the last chunk had (each chunk says its `question` and `index`).
    */
   Rpc.make("chat.send", {
     payload: { run: Ref, message: Schema.String },
     success: ChatChunk,
+    error: Schema.Union(RunNotFound, InvalidRequest, Unavailable, Unauthorized),
+    stream: true
+  }),
+  /**
+   * Follow the run's chat: every answer's chunks as they come, whoever asked, until the client goes
+   * away — as `GET /v1/runs/:id/chat` streams them (one answer for a run that does not exist or is
+   * not the caller's, the key checked again while it streams, as `chat.send`). A stream cut off
+   * (the connection dropped, or `Unavailable { behind }`: the client read it too slowly) resumes
+   * with `after`, the position of the last chunk it had (`<question>.<index>`, each chunk's
+   * `question` and `index`): the rest of that answer and every answer since, none missed and none
+   * twice, as long as the server holds them (10 minutes after an answer ends), then live; `Missed`
+   * first where it no longer does (`chat.history` has every answer). Without `after`: the answer in
+   * progress from its start, then live. A malformed `after` is `InvalidRequest` naming it.
+   */
+  Rpc.make("chat.follow", {
+    payload: { run: Ref, after: Schema.optional(Schema.String) },
+    success: ChatFollowed,
     error: Schema.Union(RunNotFound, InvalidRequest, Unavailable, Unauthorized),
     stream: true
   }),

@@ -34,12 +34,14 @@ import { Cause, Clock, Context, Duration, Effect, Either, Exit, Layer, Mailbox, 
 import {
   AnswerQuestion,
   type ChatChunk,
+  type ChatPosition,
   type ChatMessage,
   ChatSessionProtocol,
   type ChatSession,
   type ChatSessionId,
   ChatWatchOverflow,
   type ChunkSink,
+  positionOf,
   RetireSession,
   SweepSessions,
   SystemAgentProtocol,
@@ -140,6 +142,13 @@ export interface Service {
    * Subscribed when the scope opens: nothing produced after that is missed.
    */
   readonly watch: (run: RunId) => Effect.Effect<Stream.Stream<ChatChunk, ChatWatchOverflow>, never, Scope.Scope>
+  /**
+   * As `watch`, resuming after the chunk at `after` (none: as `watch`): the rest of the answer it is
+   * in and every answer since, then live — no chunk missed, none twice — as far as this process
+   * holds them (`Feed.follow`); where it does not, `missed`, and what it holds. The caller filters
+   * the live chunks at or before `after` (a follower that read another server ahead of this one).
+   */
+  readonly follow: (run: RunId, after: ChatPosition | undefined) => Effect.Effect<Followed, never, Scope.Scope>
 }
 
 export class SystemAgent extends Context.Tag("swarm/agents/SystemAgent")<SystemAgent, Service>() {}
@@ -149,6 +158,16 @@ export class SystemAgent extends Context.Tag("swarm/agents/SystemAgent")<SystemA
 
 /** Answers in progress kept for late watchers, at most: the oldest goes (one whose process died mid-answer). */
 const MAX_CURRENT = 1_000
+
+/**
+ * How long an answer is kept after it ends, for a follower that resumes after one of its chunks
+ * (its stream cut off: it read too slowly, or its connection dropped): it gets the rest, no chunk
+ * missed and none twice, rather than being sent to `chat.history`.
+ */
+export const KEEP_ENDED_MILLIS = 10 * 60_000
+/** Ended answers kept, at most (every run's), and their chunks: the oldest go first. */
+const MAX_ENDED = 1_000
+const MAX_ENDED_CHUNKS = 250_000
 
 /**
  * The longest an answer can go without a chunk: a model call's longest timeout (schemas/Llm.ts,
@@ -173,6 +192,11 @@ export class Feed {
    * question: a chunk that does not follow it says some were lost on the way (ChatFanout.ts).
    */
   private readonly heard = new Map<string, Map<number, number>>()
+  /** Answers ended within `KEEP_ENDED_MILLIS`, whole, oldest first: every one after a run's oldest is kept too. */
+  private readonly ended: Array<{ readonly run: string; readonly chunks: ReadonlyArray<ChatChunk>; readonly at: number }> = []
+  private endedChunks = 0
+  /** By run, the position of the last chunk of its last answer to end: a follower there has missed nothing. */
+  private readonly lastEnd = new Map<string, string>()
 
   constructor(
     private readonly buffer: number,
@@ -235,6 +259,12 @@ export class Feed {
         this.lastChunk.delete(oldest)
       }
     } else if (chunk._tag === "Done" || chunk._tag === "Failed") {
+      const answer = this.current.get(run)
+      // Kept only whole: an answer whose start this process did not see (or whose chunks were lost) is not.
+      if (answer?.[0]?.question === chunk.question) this.keep(run, [...answer, chunk])
+      this.lastEnd.delete(run)
+      this.lastEnd.set(run, positionOf(chunk))
+      if (this.lastEnd.size > MAX_CURRENT) this.lastEnd.delete(this.lastEnd.keys().next().value!)
       this.current.delete(run)
       this.lastChunk.delete(run)
     } else {
@@ -250,22 +280,42 @@ export class Feed {
     }
   }
 
-  subscribe(run: string): Effect.Effect<Mailbox.ReadonlyMailbox<ChatChunk, ChatWatchOverflow>, never, Scope.Scope> {
+  /** An ended answer kept; the oldest go past the bounds. */
+  private keep(run: string, chunks: ReadonlyArray<ChatChunk>): void {
+    this.ended.push({ run, chunks, at: this.now() })
+    this.endedChunks += chunks.length
+    this.prune()
+  }
+
+  private prune(): void {
+    const since = this.now() - KEEP_ENDED_MILLIS
+    while (
+      this.ended.length > 0 && (this.ended.length > MAX_ENDED || this.endedChunks > MAX_ENDED_CHUNKS || this.ended[0]!.at < since)
+    ) {
+      this.endedChunks -= this.ended.shift()!.chunks.length
+    }
+  }
+
+  /** The answer in progress in `run`'s chat, from its start, unless it is stale. */
+  private currentOf(run: string): ReadonlyArray<ChatChunk> {
+    // An answer silent for longer than any answer can be has ended where this process did not
+    // see it (its end lost with a fan-out connection, its process gone): not shown as going on.
+    if ((this.lastChunk.get(run) ?? Infinity) < this.now() - STALE_ANSWER_MILLIS) {
+      this.current.delete(run)
+      this.lastChunk.delete(run)
+    }
+    return this.current.get(run) ?? []
+  }
+
+  private register(run: string, box: Mailbox.Mailbox<ChatChunk, ChatWatchOverflow>) {
+    let watchers = this.watchers.get(run)
+    if (watchers === undefined) this.watchers.set(run, (watchers = new Set()))
+    watchers.add(box)
+  }
+
+  private mailbox(run: string) {
     return Effect.acquireRelease(
-      Effect.map(Mailbox.make<ChatChunk, ChatWatchOverflow>({ capacity: this.buffer }), (box) => {
-        // An answer silent for longer than any answer can be has ended where this process did not
-        // see it (its end lost with a fan-out connection, its process gone): not shown as going on.
-        if ((this.lastChunk.get(run) ?? Infinity) < this.now() - STALE_ANSWER_MILLIS) {
-          this.current.delete(run)
-          this.lastChunk.delete(run)
-        }
-        // An answer is far shorter than a buffer: its start always fits.
-        box.unsafeOfferAll(this.current.get(run) ?? [])
-        let watchers = this.watchers.get(run)
-        if (watchers === undefined) this.watchers.set(run, (watchers = new Set()))
-        watchers.add(box)
-        return box
-      }),
+      Mailbox.make<ChatChunk, ChatWatchOverflow>({ capacity: this.buffer }),
       (box) =>
         Effect.suspend(() => {
           const watchers = this.watchers.get(run)
@@ -275,6 +325,45 @@ export class Feed {
         })
     )
   }
+
+  subscribe(run: string): Effect.Effect<Mailbox.ReadonlyMailbox<ChatChunk, ChatWatchOverflow>, never, Scope.Scope> {
+    return Effect.map(this.mailbox(run), (box) => {
+      // An answer is far shorter than a buffer: its start always fits.
+      box.unsafeOfferAll(this.currentOf(run))
+      this.register(run, box)
+      return box
+    })
+  }
+
+  /**
+   * The chunks of `run`'s chat after `after` (none: the answer in progress from its start) that this
+   * process holds — the rest of the answer `after` is in and every answer since, ended within
+   * `KEEP_ENDED_MILLIS` or in progress — taken in the same step as the watcher is subscribed, so
+   * that with what comes to `box` they miss nothing and repeat nothing. `missed`: what came after
+   * `after` is not all here (its answer ended too long ago, or where this process did not see it).
+   */
+  follow(run: string, after: ChatPosition | undefined): Effect.Effect<Followed, never, Scope.Scope> {
+    return Effect.map(this.mailbox(run), (box) => {
+      const current = this.currentOf(run)
+      this.register(run, box)
+      if (after === undefined) return { held: current.slice(), missed: false, box }
+      this.prune()
+      const answers = this.ended.filter((answer) => answer.run === run && answer.chunks[0]!.question >= after.question).map((answer) => answer.chunks)
+      if (current.length > 0 && current[0]!.question >= after.question) answers.push(current.slice())
+      answers.sort((a, b) => a[0]!.question - b[0]!.question)
+      const held = answers.flat().filter((chunk) => chunk.question > after.question || (chunk.question === after.question && chunk.index > after.index))
+      // Nothing missed when the answer resumed in is held (and so is every one since), or it was the last to end.
+      const missed = answers[0]?.[0]?.question !== after.question && this.lastEnd.get(run) !== positionOf(after)
+      return { held, missed, box }
+    })
+  }
+}
+
+/** What a follower of a run's chat is given (`Feed.follow`). */
+export interface Followed {
+  readonly held: ReadonlyArray<ChatChunk>
+  readonly missed: boolean
+  readonly box: Mailbox.ReadonlyMailbox<ChatChunk, ChatWatchOverflow>
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1000,7 +1089,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, LlmRu
           yield* agent.tell(new AnswerQuestion({ run, question, reply }, true))
           return Mailbox.toStream(reply)
         })),
-      watch: (run) => Effect.map(deps.feed.subscribe(run), (box) => Mailbox.toStream(box))
+      watch: (run) => Effect.map(deps.feed.subscribe(run), (box) => Mailbox.toStream(box)),
+      follow: (run, after) => deps.feed.follow(run, after)
     } satisfies Service
   }).pipe(Effect.withSpan("SystemAgent.make"))
 

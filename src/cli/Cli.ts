@@ -405,6 +405,7 @@ const COMMAND_OF: Record<string, string> = {
   "admin.setUser": "swarm admin set-user <user>",
   "admin.stats": "swarm admin stats",
   "chat.send": "swarm chat ask <run> <question>",
+  "chat.follow": "swarm chat follow <run>",
   "chat.history": "swarm chat history <run>",
   "chat.suggestions": "swarm chat suggestions <run>",
   "chat.applyRule": "swarm chat apply <run> <suggestion>",

@@ -1,6 +1,7 @@
 /**
  * The server side of the chat procedures (schemas/Rpc.ts `ChatRpcs`): a question to the system
- * agent, streamed back; the run's chat history; the rule suggestions for the run, and applying one
+ * agent, streamed back; the run's chat followed from a position (ChatFollow.ts, as its SSE route
+ * resumes); the run's chat history; the rule suggestions for the run, and applying one
  * (a new version of the run's strategy). Every procedure acts only on a run the principal may see —
  * another's run is `RunNotFound`, like one that does not exist; an admin sees every run — and bad
  * input is a typed `InvalidRequest` naming the field. An answer streaming back is cut short with
@@ -12,7 +13,7 @@ import { Effect, Option, ParseResult, Schema, Stream } from "effect"
 import { SystemAgent } from "../../agents/system/SystemAgent.js"
 import * as Tools from "../../agents/system/Tools.js"
 import type { Principal } from "../../schemas/Auth.js"
-import { ChatQuestion, SuggestionNotFound } from "../../schemas/Chat.js"
+import { ChatQuestion, positionOf, SuggestionNotFound } from "../../schemas/Chat.js"
 import { ChatRpcs, Conflict, CurrentPrincipal, InvalidRequest, StrategyNotFound, Unavailable } from "../../schemas/Rpc.js"
 import { Rule } from "../../schemas/Rule.js"
 import { Strategy } from "../../schemas/Strategy.js"
@@ -20,6 +21,7 @@ import * as Chats from "../store/Chats.js"
 import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
 import * as Auth from "./Auth.js"
+import * as ChatFollow from "./ChatFollow.js"
 import { bearerKey } from "./RpcAuth.js"
 import { unavailable } from "./Unavailable.js"
 
@@ -61,6 +63,32 @@ export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
           )
           return key === undefined ? answer : Stream.interruptWhen(answer, Auth.runRefusal(auth, key, recheck, { ref: run, owner: summary.owner }))
         }).pipe(Effect.withSpan("Chat.send"))
+      ))
+    },
+
+    "chat.follow": ({ after, run }, { headers }) => {
+      const key = bearerKey(headers["authorization"])
+      return Stream.unwrapScoped(as((p) =>
+        Effect.gen(function*() {
+          const from = yield* ChatFollow.position(after, "after")
+          const summary = yield* unavailable(Runs.getSummary(run, ownerFilter(p)))
+          // Where a follower cut off here would resume: the last chunk it was sent, else where it resumed after.
+          let last = from === undefined ? undefined : positionOf(from)
+          const chunks = (yield* ChatFollow.follow(agent, summary.id, from)).pipe(
+            Stream.tap((chunk) => Effect.sync(() => chunk._tag !== "Missed" && (last = positionOf(chunk)))),
+            // Fallen behind, it resumes from where it was (`behind`, as a client that reads too slowly);
+            // chunks lost between servers are not to be had again here: `chat.history` has them.
+            Stream.mapError((overflow) =>
+              new Unavailable({
+                reason: `${overflow.message}: ${last === undefined ? "follow again" : `follow again after ${last}`}${
+                  overflow.lostFrom === undefined ? "" : ", and read the answer whole with chat.history"
+                }`,
+                ...(overflow.lostFrom === undefined ? { behind: true } : {})
+              })
+            )
+          )
+          return key === undefined ? chunks : Stream.interruptWhen(chunks, Auth.runRefusal(auth, key, recheck, { ref: run, owner: summary.owner }))
+        }).pipe(Effect.withSpan("Chat.follow"))
       ))
     },
 

@@ -8,8 +8,10 @@
  *
  * Auth and answers as the run's events (Sse.ts): `Authorization: Bearer <key>` or `?token=`, and
  * one 404 for a run that does not exist or is not the caller's. A client connecting mid-answer gets
- * that answer from its start; one reconnecting with `Last-Event-ID` gets what it had not. Answers
- * finished while it was away are in `chat.history`. A client more than its buffer behind is told so
+ * that answer from its start; one reconnecting with `Last-Event-ID` gets what it had not — the rest
+ * of that answer and every answer since, ended within the last 10 minutes or in progress — as
+ * `chat.follow` does over RPC (ChatFollow.ts); where the server no longer holds all of it, an
+ * `event: missed` (no id; `{ after, reason }`) says so first, and `chat.history` has every answer. A client more than its buffer behind is told so
  * (`event: overflow`) and disconnected, as is one watching an answer given on another server of which
  * this server missed chunks (never shown an answer with words missing: SystemAgent.ts `Feed`).
  * Heartbeats keep proxies open. A client that stops reading but keeps its connection open is
@@ -24,13 +26,13 @@
  */
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
-import { Duration, Effect, Either, Schedule, Schema, Stream } from "effect"
+import { Duration, Effect, Schedule, Schema, Stream } from "effect"
 import { SystemAgent } from "../../agents/system/SystemAgent.js"
 import type { Principal } from "../../schemas/Auth.js"
-import { ChatChunk } from "../../schemas/Chat.js"
-import { InvalidRequest } from "../../schemas/Rpc.js"
+import { ChatChunk, type ChatMissed, positionOf } from "../../schemas/Chat.js"
 import * as Runs from "../store/Runs.js"
 import * as Auth from "./Auth.js"
+import * as ChatFollow from "./ChatFollow.js"
 import { heartbeatFrame, keyOf, refusals, refusedFrame } from "./Sse.js"
 import * as WriteStall from "./WriteStall.js"
 
@@ -62,6 +64,9 @@ const EVENT: { readonly [K in ChatChunk["_tag"]]: string } = {
 export const chunkFrame = (chunk: ChatChunk): string =>
   `id: ${chunk.question}.${chunk.index}\nevent: ${EVENT[chunk._tag]}\ndata: ${JSON.stringify(encodeChunk(chunk))}\n\n`
 
+/** The notice that what came after the client's `Last-Event-ID` is not all here: no id (the client's stays where it was). */
+const missedFrame = (missed: ChatMissed): string => `event: missed\ndata: ${JSON.stringify({ after: missed.after, reason: missed.reason })}\n\n`
+
 /** The notice of a client disconnected because a write to it stalled: where it was (`null`: no chunk sent, nor resumed after). */
 export const stalledFrame = (stall: Duration.Duration, lastEventId: string | null): string =>
   `event: overflow\ndata: ${
@@ -76,15 +81,6 @@ export const stalledFrame = (stall: Duration.Duration, lastEventId: string | nul
 interface Piece {
   readonly text: string
   readonly id?: string
-}
-
-/** `Last-Event-ID: <question>.<index>`: where a reconnecting client stopped (absent: nowhere). */
-const lastIdOf = (header: string | undefined): Either.Either<readonly [number, number] | undefined, InvalidRequest> => {
-  if (header === undefined || header.trim() === "") return Either.right(undefined)
-  const match = /^(\d{1,10})\.(\d{1,10})$/.exec(header.trim())
-  return match === null
-    ? Either.left(new InvalidRequest({ field: "Last-Event-ID", reason: `must be <question>.<index> as this stream's ids are, not ${JSON.stringify(header.slice(0, 40))}` }))
-    : Either.right([Number(match[1]), Number(match[2])] as const)
 }
 
 /** The handler, with its services given. */
@@ -102,20 +98,19 @@ export const handler = (
     const id = (yield* HttpLayerRouter.params).id ?? ""
     const key = yield* keyOf(request.headers, search)
     const principal: Principal = yield* deps.auth.authenticate(key)
-    const last = yield* lastIdOf(request.headers["last-event-id"])
+    // `Last-Event-ID: <question>.<index>`: where a reconnecting client stopped (absent: nowhere).
+    const last = yield* ChatFollow.position(request.headers["last-event-id"], "Last-Event-ID")
     const run = yield* Runs.getSummary(id, principal.role === "admin" ? undefined : principal.userId).pipe(
       Effect.provideService(SqlClient.SqlClient, deps.sql)
     )
-    const after = (chunk: ChatChunk) =>
-      last === undefined || chunk.question > last[0] || (chunk.question === last[0] && chunk.index > last[1])
     // Where a client reconnecting with a valid key would resume: the last chunk sent, else where it resumed after.
-    let lastSent: string | null = last === undefined ? null : `${last[0]}.${last[1]}`
+    let lastSent: string | null = last === undefined ? null : positionOf(last)
     // Subscribed before the first byte goes out: a client that has read `retry:` misses nothing.
-    const body = Stream.unwrapScoped(Effect.map(deps.agent.watch(run.id), (chunks) => {
+    const body = Stream.unwrapScoped(Effect.map(ChatFollow.follow(deps.agent, run.id, last), (chunks) => {
       const frames = chunks.pipe(
-        Stream.filter(after),
         Stream.map((chunk): Piece => {
-          lastSent = `${chunk.question}.${chunk.index}`
+          if (chunk._tag === "Missed") return { text: missedFrame(chunk) }
+          lastSent = positionOf(chunk)
           return { text: chunkFrame(chunk), id: lastSent }
         }),
         Stream.catchAll((overflow) =>
@@ -132,7 +127,7 @@ export const handler = (
       return Stream.concat(Stream.make<[Piece]>({ text: `retry: ${retry}\n\n` }), live)
     }))
     /** The last chunk written to the client: what the stall's notice says it has. */
-    let written: string | null = last === undefined ? null : `${last[0]}.${last[1]}`
+    let written: string | null = last === undefined ? null : positionOf(last)
     const bytes = WriteStall.bounded(WriteStall.nodeResponse(request), stall, body, {
       bytes: (piece) => encoder.encode(piece.text),
       written: (piece) => {

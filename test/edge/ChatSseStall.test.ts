@@ -7,9 +7,9 @@
 import { HttpLayerRouter } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Mailbox } from "effect"
+import { Duration, Effect, Fiber, Layer } from "effect"
 import { Feed, SystemAgent } from "../../agents/system/SystemAgent.js"
-import type { ChatChunk } from "../../schemas/Chat.js"
+import type { ChatChunk, ChatPosition } from "../../schemas/Chat.js"
 import type { RunId } from "../../schemas/Ids.js"
 import { Authenticator } from "../../src/edge/Auth.js"
 import * as ChatSse from "../../src/edge/ChatSse.js"
@@ -27,12 +27,9 @@ const chatRoute = (
   HttpLayerRouter.use((router) =>
     Effect.gen(function*() {
       const agent = {
-        watch: (run: RunId) =>
-          Effect.map(
-            Effect.acquireRelease(Effect.sync(() => watching.count++), () => Effect.sync(() => watching.count--)).pipe(
-              Effect.zipRight(feed.subscribe(run))
-            ),
-            (box) => Mailbox.toStream(box)
+        follow: (run: RunId, after: ChatPosition | undefined) =>
+          Effect.acquireRelease(Effect.sync(() => watching.count++), () => Effect.sync(() => watching.count--)).pipe(
+            Effect.zipRight(feed.follow(run, after))
           )
       } as unknown as SystemAgent["Type"]
       yield* router.add("GET", ChatSse.path, ChatSse.handler({ ...deps, agent }, { heartbeat: "1 hour", stall }))

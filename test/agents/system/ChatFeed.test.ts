@@ -1,12 +1,13 @@
 /**
  * The watchers' feed of a run's chat: a watcher arriving mid-answer gets it from its start, but an
  * answer whose end this process never saw (lost with a fan-out connection, its process gone) is not
- * shown as going on once it has been silent longer than any answer can be.
+ * shown as going on once it has been silent longer than any answer can be. A follower resuming after
+ * a chunk gets what came after it while the answers are kept, and is told when they are not.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Option } from "effect"
 import type { ChatChunk } from "../../../schemas/Chat.js"
-import { Feed, STALE_ANSWER_MILLIS } from "../../../agents/system/SystemAgent.js"
+import { Feed, KEEP_ENDED_MILLIS, STALE_ANSWER_MILLIS } from "../../../agents/system/SystemAgent.js"
 
 const asked: ChatChunk = { _tag: "Asked", question: 17, index: 0, run: "run_1", content: "why?" }
 const token: ChatChunk = { _tag: "Token", question: 17, index: 1, text: "because" }
@@ -70,5 +71,37 @@ describe("the chat feed", () => {
       remote("run_1", token)
       const exit = yield* Effect.exit(watcher.await)
       expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined).toMatchObject({ lostFrom: { question: 17, index: 0 } })
+    }))
+
+  it.scoped("a follower resuming after a chunk: the rest of an answer ended within KEEP_ENDED_MILLIS and every answer since; past that, missed", () =>
+    Effect.gen(function*() {
+      let now = 1_000_000
+      const feed = new Feed(16, undefined, () => now)
+      const answer = (question: number, tokens: number): ReadonlyArray<ChatChunk> => [
+        { ...asked, question },
+        ...Array.from({ length: tokens }, (_, i): ChatChunk => ({ _tag: "Token", question, index: i + 1, text: `${i}` })),
+        { _tag: "Done", question, index: tokens + 1, message: question + 1, backend: "offline", model: "offline", tokensIn: 0, tokensOut: 0 }
+      ]
+      for (const chunk of [...answer(1, 3), ...answer(3, 2), ...answer(5, 1).slice(0, 2)]) feed.publish("run_1", chunk)
+      const resumed = (after?: { question: number; index: number }) =>
+        Effect.map(feed.follow("run_1", after), ({ held, missed }) => ({ held: held.map((c) => `${c.question}.${c.index}`), missed }))
+      // In the first answer (ended): its rest, the second whole, the third so far.
+      expect(yield* resumed({ question: 1, index: 2 })).toEqual({ held: ["1.3", "1.4", "3.0", "3.1", "3.2", "3.3", "5.0", "5.1"], missed: false })
+      // At the second's end: the third so far. In the third: its rest so far.
+      expect(yield* resumed({ question: 3, index: 3 })).toEqual({ held: ["5.0", "5.1"], missed: false })
+      expect(yield* resumed({ question: 5, index: 0 })).toEqual({ held: ["5.1"], missed: false })
+      // No position: the answer in progress from its start, as a watcher gets it.
+      expect(yield* resumed()).toEqual({ held: ["5.0", "5.1"], missed: false })
+      // A position in no answer held: missed, and what is held after it.
+      expect(yield* resumed({ question: 2, index: 0 })).toEqual({ held: ["3.0", "3.1", "3.2", "3.3", "5.0", "5.1"], missed: true })
+      // Long after they ended, the ended answers are gone: missed, unless at the last one's end.
+      feed.publish("run_1", answer(5, 1)[2]!)
+      now += KEEP_ENDED_MILLIS + 1
+      expect(yield* resumed({ question: 3, index: 1 })).toEqual({ held: [], missed: true })
+      expect(yield* resumed({ question: 5, index: 2 })).toEqual({ held: [], missed: false })
+      // What comes after is live.
+      const { box } = yield* feed.follow("run_1", { question: 5, index: 2 })
+      feed.publish("run_1", { ...asked, question: 7 })
+      expect(Chunk.toArray((yield* box.takeAll)[0]).map((c) => `${c.question}.${c.index}`)).toEqual(["7.0"])
     }))
 })
