@@ -5,7 +5,7 @@
  * contract's own encoding instead.
  */
 import { Schema } from "effect"
-import { ChatChunk, type ChatHistory, type ChatMessage, type RuleSuggestions } from "../../schemas/Chat.js"
+import { ChatChunk, ChatFollowed, type ChatHistory, type ChatMessage, type RuleSuggestions } from "../../schemas/Chat.js"
 import { table, wallTime } from "./RunsView.js"
 import { visible } from "./Io.js"
 import { count, money } from "./Summary.js"
@@ -14,6 +14,11 @@ const encodeChunk = Schema.encodeSync(ChatChunk)
 
 /** A chunk as `chat ask --json` prints it: the contract's encoding, one line. */
 export const chunkLine = (chunk: ChatChunk): string => `${JSON.stringify(encodeChunk(chunk))}\n`
+
+const encodeFollowed = Schema.encodeSync(ChatFollowed)
+
+/** An item of a followed chat as `chat follow --json` prints it: the contract's encoding, one line. */
+export const followedLine = (item: ChatFollowed): string => `${JSON.stringify(encodeFollowed(item))}\n`
 
 /** A tool call's arguments, short: `symbol=MSFT, hours=[9,10]`. */
 const argumentsText = (args: Readonly<Record<string, unknown>>): string =>
@@ -25,8 +30,8 @@ export const toolLine = (chunk: Extract<ChatChunk, { _tag: "ToolUsed" }>): strin
   visible(`tool ${chunk.tool}(${argumentsText(chunk.arguments)}): ${chunk.ok || /^(refused|failed):/.test(chunk.summary) ? "" : "refused: "}${chunk.summary}`) + "\n"
 
 /**
- * The printer of one streamed answer. The text goes to `out` as it comes; a tool line goes to
- * `err`, starting a line of its own when the text is mid-line (both share a terminal); `end`
+ * The printer of one streamed answer. The text goes to `out` as it comes; a tool line (or a note)
+ * goes to `err`, starting a line of its own when the text is mid-line (both share a terminal); `end`
  * closes the text's last line, so the answer always ends with a newline.
  */
 export const answerPrinter = (out: (text: string) => void, err: (text: string) => void) => {
@@ -40,6 +45,11 @@ export const answerPrinter = (out: (text: string) => void, err: (text: string) =
     },
     tool: (chunk: Extract<ChatChunk, { _tag: "ToolUsed" }>) => {
       err(`${screenOpen ? "\n" : ""}${toolLine(chunk)}`)
+      screenOpen = false
+    },
+    /** A line on `err` about the stream (cut off, reading on), starting a line of its own as a tool's does. */
+    note: (line: string) => {
+      err(`${screenOpen ? "\n" : ""}${line}`)
       screenOpen = false
     },
     end: () => {

@@ -185,7 +185,8 @@ describe("swarm chat against a live server", () => {
         [["chat", "ask", run.id, "a\u0007b"], "swarm: <question>: contains control characters (tabs and line breaks are fine)"],
         [["chat", "ask", "", "hello"], "swarm: <run>: is empty: give a run id (run_…) or <strategy>#<number>, as swarm runs list shows them"],
         [["chat", "apply", run.id, " "], "swarm: <suggestion>: is empty: give the id swarm chat suggestions shows"],
-        [["chat", "frob"], "swarm: frob: unknown command, use one of 'ask', 'history', 'suggestions', 'apply'"]
+        [["chat", "follow", run.id, "--after", "yesterday"], `swarm: --after: expected a chunk's position, <question>.<index> (as chat follow --json and chat ask --json show them: 5.12), got "yesterday"`],
+        [["chat", "frob"], "swarm: frob: unknown command, use one of 'ask', 'follow', 'history', 'suggestions', 'apply'"]
       ]
       for (const [argv, line] of cases) {
         const r = yield* cli(argv)

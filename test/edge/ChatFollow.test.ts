@@ -12,7 +12,10 @@ import { expect, layer } from "@effect/vitest"
 import { Chunk, ConfigProvider, Duration, Effect, Either, Fiber, Layer, Stream } from "effect"
 import { Unauthorized } from "../../schemas/Auth.js"
 import { type ChatChunk, type ChatFollowed, positionOf } from "../../schemas/Chat.js"
-import { RunNotFound } from "../../schemas/Rpc.js"
+import { RunNotFound, Unavailable } from "../../schemas/Rpc.js"
+import * as ChatCommand from "../../src/cli/ChatCommand.js"
+import * as Io from "../../src/cli/Io.js"
+import * as Remote from "../../src/cli/Remote.js"
 import * as Auth from "../../src/edge/Auth.js"
 import * as AuthLive from "../../src/edge/AuthLive.js"
 import * as Http from "../../src/edge/Http.js"
@@ -105,6 +108,31 @@ for (const backend of backends) {
         expect(later).toEqual(whole.slice(41))
         // From its question: the whole answer.
         expect(yield* untilEnd(client("chat.follow", { run: run.id, after: `${question}.0` }), question)).toEqual(whole.slice(1))
+      }), { timeout: 90_000 })
+
+    it.scoped("swarm chat ask whose answer's stream is cut off mid-answer reads on over chat.follow: the answer printed whole, every token once", () =>
+      Effect.gen(function*() {
+        const fake = yield* FakeOllama.start(() => ({ chunks: pieces, chunkDelayMillis: 20 }))
+        const base = yield* serve({ OLLAMA_HOST: fake.url })
+        const alice = yield* user
+        const run = yield* seedRun(alice.id)
+        const remote = yield* Remote.connect({ server: base, serverFrom: "test", key: alice.key, keyFrom: undefined })
+        // The server cuts the asker off after 12 chunks (as it does a client that reads too slowly).
+        const cutting = {
+          ...remote,
+          client: {
+            ...remote.client,
+            chat: {
+              ...remote.client.chat,
+              send: (payload: Parameters<typeof remote.client.chat.send>[0]) =>
+                Stream.concat(Stream.take(remote.client.chat.send(payload), 12), Stream.fail(new Unavailable({ reason: "a write to it waited 30 s", behind: true })))
+            }
+          }
+        } as Remote.Remote
+        const captured = Io.capture()
+        yield* ChatCommand.askRemote(captured.io, cutting, run.ref, "Why did MSFT lose?", false)
+        expect(captured.stdout()).toBe(`${pieces.join("").trimEnd()} \n`)
+        expect(captured.stderr()).toMatch(/this client read it more slowly than it came \(a write to it waited 30 s\); reading on after chunk \d+\.11…\n$/)
       }), { timeout: 90_000 })
 
     it.scoped("a follower past an answer's end gets what comes next, once; a position a restarted server does not hold is Missed, pointing to chat.history", () =>
