@@ -72,7 +72,7 @@ export const stalledFrame = (stall: Duration.Duration, lastEventId: string | nul
   `event: overflow\ndata: ${
     JSON.stringify({
       reason: `this client read nothing for ${Duration.format(stall)} while its connection was full and is disconnected: ` +
-        `reconnect${lastEventId === null ? "" : ` with Last-Event-ID: ${lastEventId}`}, and read what was missed with chat.history`,
+        `reconnect${lastEventId === null ? "" : ` with Last-Event-ID: ${lastEventId}`} to read on (chat.history has every answer)`,
       lastEventId
     })
   }\n\n`
@@ -115,7 +115,13 @@ export const handler = (
         }),
         Stream.catchAll((overflow) =>
           Stream.make<[Piece]>({
-            text: `event: overflow\ndata: ${JSON.stringify({ reason: `${overflow.message}: reconnect, and read what was missed with chat.history` })}\n\n`
+            text: `event: overflow\ndata: ${
+              JSON.stringify({
+                reason: overflow.lostFrom === undefined
+                  ? `${overflow.message}: reconnect with the last id had to read on (chat.history has every answer)`
+                  : `${overflow.message}: reconnect, and read what was missed with chat.history`
+              })
+            }\n\n`
           })
         )
       )

@@ -38,6 +38,7 @@ const CACHED: ReadonlySet<string> = new Set([
   "runs.status",
   "approvals.pending",
   "leaderboard",
+  "chat.follow",
   "chat.history",
   "chat.suggestions",
   "traces.get"

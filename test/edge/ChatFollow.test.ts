@@ -65,9 +65,12 @@ const seedRun = (owner: string) =>
 
 const collect = <A, E, R>(stream: Stream.Stream<A, E, R>) => Effect.map(Stream.runCollect(stream), Chunk.toReadonlyArray)
 
+/** Bounded: a stream that does not end fails the test here, not at its timeout. */
+const within = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.timeoutFail(effect, { duration: "15 seconds", onTimeout: () => "the stream did not end" as const })
+
 /** A stream's items until the end (`Done` or `Failed`) of the answer to `question`. */
 const untilEnd = <E, R>(stream: Stream.Stream<ChatFollowed, E, R>, question: number) =>
-  collect(stream.pipe(Stream.takeUntil((c) => (c._tag === "Done" || c._tag === "Failed") && c.question === question)))
+  within(collect(stream.pipe(Stream.takeUntil((c) => (c._tag === "Done" || c._tag === "Failed") && c.question === question))))
 
 const chatUrl = (base: string, run: string) => `${base}/v1/runs/${encodeURIComponent(run)}/chat`
 
@@ -178,13 +181,13 @@ for (const backend of backends) {
           const answer = yield* collect((yield* rpcClient(base, alice.key))("chat.send", { run: run.id, message: "Which trades lost money?" }))
           // The watcher dropped after chunk 2, the answer ended since: it reconnects with its last id.
           const back = yield* connect(chatUrl(base, run.id), { ...bearer(alice.key), "last-event-id": positionOf(answer[2]!) })
-          const seen = yield* Effect.promise(() => back.reader.events((e) => e.event === "done"))
+          const seen = yield* within(Effect.promise(() => back.reader.events((e) => e.event === "done")))
           expect(seen.map((e) => e.id)).toEqual(answer.slice(3).map(positionOf))
           return answer
         }))
         const base = yield* serve(offline)
         const back = yield* connect(chatUrl(base, run.id), { ...bearer(alice.key), "last-event-id": positionOf(answer[2]!) })
-        const [missed] = yield* Effect.promise(() => back.reader.events((e) => e.event === "missed"))
+        const [missed] = yield* within(Effect.promise(() => back.reader.events((e) => e.event === "missed")))
         expect(missed).toMatchObject({ event: "missed", id: undefined })
         expect(JSON.parse(missed!.data)).toEqual({ after: positionOf(answer[2]!), reason: expect.stringContaining("chat.history has every answer") })
       }), { timeout: 90_000 })
