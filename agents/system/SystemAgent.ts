@@ -178,7 +178,9 @@ export const STALE_ANSWER_MILLIS = 600_000 + GRACE_MILLIS + 60_000
 /**
  * Every run's chat watchers (SSE), in this process. `publish` is synchronous and never waits: a
  * watcher that falls more than its buffer behind is dropped with `ChatWatchOverflow`. The answer in
- * progress is kept, so that a watcher arriving mid-answer gets it from its start. With a fan-out
+ * progress is kept, so that a watcher arriving mid-answer gets it from its start, and so is every
+ * answer for `KEEP_ENDED_MILLIS` after it ends, so that a follower cut off reads on where it stopped
+ * (`follow`), none missed and none twice, even once the answer has ended. With a fan-out
  * (src/bus/ChatFanout.ts, Redis) the chunks published here go to the other processes too, and
  * theirs come to this one's watchers.
  */

@@ -205,7 +205,7 @@ export const askRemote = (io: Io, remote: Remote.Remote, run: string, question: 
       },
       done: () => ended !== undefined || missed !== undefined,
       note: (line) => (json ? io.stderr(line) : printer.note(line)),
-      goOn: (after) => `${CommandLine.line(["swarm", "chat", "follow", run, "--after", after])} reads on from there (swarm chat history ${run} has it once answered)`
+      goOn: (after) => `${CommandLine.line(["swarm", "chat", "follow", run, "--after", after])} reads on from there, until Ctrl-C (swarm chat history ${run} has the answer once it is done)`
     }).pipe(
       // The answer's last line is closed however it ends: done, failed, cut off, or Ctrl-C.
       Effect.ensuring(Effect.sync(() => printer.end()))

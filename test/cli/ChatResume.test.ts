@@ -96,7 +96,7 @@ it.live("cut off again and again with nothing read in between, chat ask gives up
       field: "server",
       unavailable: true,
       reason: `${server} cut off this stream: this client read it more slowly than it came (a write to it waited 30 s), 3 times with nothing read in between: ` +
-        `swarm chat follow ${run} --after 5.4 reads on from there (swarm chat history ${run} has it once answered)`
+        `swarm chat follow ${run} --after 5.4 reads on from there, until Ctrl-C (swarm chat history ${run} has the answer once it is done)`
     })
     // Every token had, once, and the line closed.
     expect(captured.stdout()).toBe("t1 t2 t3 t4 \n")
