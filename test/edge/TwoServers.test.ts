@@ -35,7 +35,7 @@ import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Redis as IORedis } from "ioredis"
 import Pg from "pg"
-import { Chunk, Effect, Exit, Schema, Scope, Stream } from "effect"
+import { Chunk, Effect, Exit, Schedule, Schema, Scope, Stream } from "effect"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as Database from "../../src/store/Database.js"
 import { ProcessGroups, type Served } from "../cli/processes.js"
@@ -405,6 +405,34 @@ describe.skipIf(!run)("two server processes sharing Redis", () => {
     } finally {
       opened.reader.close()
     }
+  }, 60_000)
+
+  it("an asker cut off on the first server reads on with chat.follow on the second, after its last chunk: every chunk once", async () => {
+    const paper = await startPaperRun(a!.base, 40)
+    const [first, whole] = await Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(a!.base, key), (rpc) =>
+      Effect.all([
+        // The asker's stream drops after 3 chunks.
+        rpc("chat.send", { run: paper.id, message: "Which trades lost money?" }).pipe(Stream.take(3), Stream.runCollect, Effect.map(Chunk.toReadonlyArray)),
+        // The answer as recorded, once it is.
+        rpc("chat.history", { run: paper.id }).pipe(
+          Effect.filterOrFail((history) => history.messages.at(-1)?.role === "assistant" && history.messages.at(-1)?.toolCalls === null),
+          Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 300 })
+        )
+      ], { concurrency: 1 }))))
+    const last = first.at(-1)!
+    // The second server heard the answer through Redis and holds it: the rest, to its end.
+    const rest = await Effect.runPromise(Effect.scoped(Effect.flatMap(rpcClient(b!.base, key), (rpc) =>
+      rpc("chat.follow", { run: paper.id, after: `${last.question}.${last.index}` }).pipe(
+        Stream.takeUntil((c) => c._tag === "Done" || c._tag === "Failed" || c._tag === "Missed"),
+        Stream.runCollect,
+        Effect.map(Chunk.toReadonlyArray),
+        Effect.timeout("15 seconds")
+      ))))
+    const all = [...first, ...rest]
+    expect(all.map((c) => (c._tag === "Missed" ? "missed" : `${c.question}.${c.index}`))).toEqual(all.map((_, i) => `${last.question}.${i}`))
+    expect(all.at(-1)?._tag).toBe("Done")
+    const text = all.flatMap((c) => (c._tag === "Token" ? [c.text] : [])).join("")
+    expect(text).toBe(whole.messages.at(-1)!.content)
   }, 60_000)
 
   it.skipIf(!hasRedisServer)("Redis killed and started again mid-run loses nothing: every event reaches the subscriber on the other server", async () => {
