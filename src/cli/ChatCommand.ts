@@ -7,7 +7,7 @@
  * version of the run's strategy).
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Either, Option, Stream } from "effect"
+import { Duration, Effect, Either, Option, Stream } from "effect"
 import { type ChatChunk, type ChatFollowed, ChatHistory, MAX_QUESTION_LENGTH, positionOf, RuleSuggestions } from "../../schemas/Chat.js"
 import * as ChatView from "./ChatView.js"
 import * as CommandLine from "./CommandLine.js"
@@ -81,6 +81,9 @@ const questionOf = (io: Io, argument: string): Effect.Effect<string, UsageError>
  */
 const CUT_TRIES = 3
 
+/** A first stream that stayed open this long was connected: failing after it, it is cut off, as `runs watch` takes it (RemoteRuns.ts). */
+const CONNECTED = Duration.seconds(10)
+
 /** A stream cut off: why, and whether the server cut it because this client read too slowly (the server is up: no wait). */
 interface Cut {
   readonly reason: string
@@ -117,11 +120,14 @@ const readOn = (
   options: {
     readonly first: Stream.Stream<ChatFollowed, Remote.ServerError>
     readonly after: string | undefined
-    readonly again: (after: string) => Stream.Stream<ChatFollowed, Remote.ServerError>
+    /** The stream that reads on after a chunk (none yet: from now on, when `fromNow`). */
+    readonly again: (after: string | undefined) => Stream.Stream<ChatFollowed, Remote.ServerError>
+    /** Cut off before any chunk, whether to follow again from now (`chat follow`), or fail as the stream did (`chat ask`). */
+    readonly fromNow: boolean
     readonly each: (item: ChatFollowed) => void
     readonly done: () => boolean
     readonly note: (line: string) => void
-    readonly goOn: (after: string) => string
+    readonly goOn: (after: string | undefined) => string
   }
 ) =>
   Effect.gen(function*() {
@@ -143,13 +149,15 @@ const readOn = (
         })
       )
     let stream = options.first
-    for (let fruitless = 0;;) {
+    for (let fruitless = 0, tries = 0;; tries++) {
       const from = after
-      const ended = yield* once(stream)
+      const [took, ended] = yield* Effect.timed(once(stream))
       if (options.done()) return
       const cut = ended ?? { reason: "it ended before the answer did", behind: false, error: undefined }
-      // Before the first chunk nothing says where to read on from: failed as the stream did.
-      if (after === undefined) {
+      // The first stream failing at once with nothing read is no cut-off (the server cannot be
+      // reached, or refused); before the first chunk of an answer asked, nothing says where to read on from.
+      const refused = tries === 0 && after === options.after && Duration.lessThan(took, CONNECTED)
+      if (refused || (after === undefined && !options.fromNow)) {
         return yield* (cut.error === undefined
           ? new RemoteFailed({ field: "server", reason: `${server} ended the stream: ${cut.reason}`, unavailable: true })
           : Remote.translate(remote.target, "run")(cut.error))
@@ -163,7 +171,7 @@ const readOn = (
           unavailable: true
         })
       }
-      options.note(`${line}; reading on after chunk ${after}…\n`)
+      options.note(`${line}; ${after === undefined ? "following it again" : `reading on after chunk ${after}`}…\n`)
       // A server that went away is given a moment to come back; one that cut a slow reader off is up.
       if (!cut.behind) yield* Effect.sleep(RemoteRuns.reconnectDelay(fruitless))
       stream = options.again(after)
@@ -188,9 +196,10 @@ export const askRemote = (io: Io, remote: Remote.Remote, run: string, question: 
       first: remote.client.chat.send({ run, message: question }),
       after: undefined,
       again: (after) =>
-        remote.client.chat.follow({ run, after }).pipe(
+        remote.client.chat.follow(after === undefined ? { run } : { run, after }).pipe(
           Stream.takeUntil((item) => item._tag === "Missed" || ((item._tag === "Done" || item._tag === "Failed") && item.question === asked))
         ),
+      fromNow: false,
       each: (item) => {
         if (item._tag === "Missed") {
           missed = item.reason
@@ -205,7 +214,8 @@ export const askRemote = (io: Io, remote: Remote.Remote, run: string, question: 
       },
       done: () => ended !== undefined || missed !== undefined,
       note: (line) => (json ? io.stderr(line) : printer.note(line)),
-      goOn: (after) => `${CommandLine.line(["swarm", "chat", "follow", run, "--after", after])} reads on from there, until Ctrl-C (swarm chat history ${run} has the answer once it is done)`
+      goOn: (after) =>
+        `${CommandLine.line(["swarm", "chat", "follow", run, "--after", after ?? ""])} reads on from there, until Ctrl-C (swarm chat history ${run} has the answer once it is done)`
     }).pipe(
       // The answer's last line is closed however it ends: done, failed, cut off, or Ctrl-C.
       Effect.ensuring(Effect.sync(() => printer.end()))
@@ -263,7 +273,9 @@ export const followRemote = (io: Io, remote: Remote.Remote, run: string, options
     yield* readOn(remote, {
       first: remote.client.chat.follow(options.after === undefined ? { run } : { run, after: options.after }),
       after: options.after,
-      again: (after) => remote.client.chat.follow({ run, after }),
+      // Cut off before any chunk, it follows again from now: it had nothing to read on after.
+      again: (after) => remote.client.chat.follow(after === undefined ? { run } : { run, after }),
+      fromNow: true,
       each: (item) => {
         if (options.json) return io.stdout(ChatView.followedLine(item))
         switch (item._tag) {
@@ -286,7 +298,7 @@ export const followRemote = (io: Io, remote: Remote.Remote, run: string, options
       // It follows until Ctrl-C: a stream that ends was cut off.
       done: () => false,
       note: (line) => (options.json ? io.stderr(line) : printer.note(line)),
-      goOn: (after) => `${CommandLine.line(["swarm", "chat", "follow", run, "--after", after])} reads on from there`
+      goOn: (after) => `${CommandLine.line(["swarm", "chat", "follow", run, ...(after === undefined ? [] : ["--after", after])])} ${after === undefined ? "follows it again" : "reads on from there"}`
     }).pipe(Effect.ensuring(Effect.sync(() => printer.end())))
   })
 

@@ -11,7 +11,8 @@
  * that answer from its start; one reconnecting with `Last-Event-ID` gets what it had not — the rest
  * of that answer and every answer since, ended within the last 10 minutes or in progress — as
  * `chat.follow` does over RPC (ChatFollow.ts); where the server no longer holds all of it, an
- * `event: missed` (no id; `{ after, reason }`) says so first, and `chat.history` has every answer. A client more than its buffer behind is told so
+ * `event: missed` (no id; `{ after, reason }`) says so first, and `chat.history` has every answer.
+ * A client more than its buffer behind is told so
  * (`event: overflow`) and disconnected, as is one watching an answer given on another server of which
  * this server missed chunks (never shown an answer with words missing: SystemAgent.ts `Feed`).
  * Heartbeats keep proxies open. A client that stops reading but keeps its connection open is

@@ -8,7 +8,7 @@
  */
 import { RpcClientError } from "@effect/rpc/RpcClientError"
 import { expect, it } from "@effect/vitest"
-import { Effect, Stream } from "effect"
+import { Effect, Fiber, Stream, TestClock } from "effect"
 import type { ChatChunk, ChatFollowed } from "../../schemas/Chat.js"
 import { Unavailable } from "../../schemas/Rpc.js"
 import * as ChatCommand from "../../src/cli/ChatCommand.js"
@@ -129,4 +129,30 @@ it.live("chat follow reads on after a cut-off from the last chunk printed, the n
     expect(asked).toEqual([undefined, "5.2", "11.0", "11.0", "11.0"])
     expect(captured.stdout()).toBe(`#5 asked: why?\n${text}\n#11 asked: and?\n`)
     expect(failed).toMatchObject({ _tag: "RemoteFailed", reason: expect.stringContaining(`swarm chat follow ${run} --after 11.0 reads on from there`) })
+  }))
+
+it.effect("chat follow that cannot connect fails at once; one that stayed connected, quiet, and was cut off follows again from now", () =>
+  Effect.gen(function*() {
+    const refused = new RpcClientError({ reason: "Protocol", message: "fetch failed", cause: Object.assign(new Error("socket"), { code: "ECONNREFUSED" }) })
+    const down = remoteOf(Stream.empty, () => Stream.fail(refused))
+    const failed = yield* Effect.flip(ChatCommand.followRemote(Io.capture().io, down.remote, run, { after: undefined, json: false }))
+    expect(down.asked).toEqual([undefined])
+    expect(failed).toMatchObject({ _tag: "RemoteFailed", reason: `cannot reach ${server}: connection refused` })
+
+    // Quiet for a minute, then the connection breaks: followed again (after a moment), and read.
+    const quiet = remoteOf(Stream.empty, (n, after) =>
+      n === 1
+        ? Stream.concat(Stream.fromEffect(Effect.sleep("1 minute")).pipe(Stream.drain), Stream.fail(refused))
+        : n === 2
+        ? Stream.concat(Stream.fromIterable(answer), Stream.fail(behind))
+        : after === undefined ? Stream.empty : Stream.fail(behind))
+    const captured = Io.capture()
+    const following = yield* Effect.fork(Effect.flip(ChatCommand.followRemote(captured.io, quiet.remote, run, { after: undefined, json: false })))
+    yield* TestClock.adjust("1 minute")
+    yield* TestClock.adjust("1 second")
+    const gaveUp = yield* Fiber.join(following)
+    expect(quiet.asked).toEqual([undefined, undefined, "5.9", "5.9", "5.9"])
+    expect(captured.stdout()).toBe(`#5 asked: why?\n${text}\n`)
+    expect(captured.stderr().split("\n")[0]).toBe(`the stream from ${server} was cut off (cannot reach ${server}: connection refused); following it again…`)
+    expect(gaveUp).toMatchObject({ reason: expect.stringContaining(`swarm chat follow ${run} --after 5.9 reads on from there`) })
   }))
