@@ -190,7 +190,7 @@ class Compiler {
   private value(node: AST.AST, x: string): string {
     switch (kindOf(node)) {
       case "string":
-        return `str(${x})`
+        return this.string(x)
       case "number":
         return `num(${x})`
       case "boolean":
@@ -336,9 +336,26 @@ class Compiler {
     ].join("\n")
   }
 
+  /** The declarations of the one-entry caches of `string`. */
+  private readonly lastStrings: Array<string> = []
+
+  /**
+   * `str(x)`, with a one-entry cache of its own at this place of the schema: a string field often
+   * holds the string it held in the event before (the run's id in every event, the analyst's name
+   * in every opinion), whose text is then the one already made — no scan for characters to
+   * escape, no new quoted copy for the line to flatten again. Only a string is kept (`===`
+   * compares strings by their characters); any other value is written afresh.
+   */
+  private string(x: string): string {
+    const k = this.lastStrings.length
+    this.lastStrings.push(`let lastString${k}, lastText${k} = ""`)
+    return `(${x} === lastString${k} ? lastText${k} : ` +
+      `(lastText${k} = str(${x}), lastString${k} = typeof ${x} === "string" ? ${x} : undefined, lastText${k}))`
+  }
+
   /** The module's source: its functions, and `root` serialising a value of the schema. */
   source(root: string): string {
-    return `"use strict"\n${this.functions.join("\n")}\nreturn (v) => ${root}`
+    return `"use strict"\n${this.lastStrings.join("\n")}\n${this.functions.join("\n")}\nreturn (v) => ${root}`
   }
 }
 

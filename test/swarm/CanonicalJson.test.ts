@@ -53,6 +53,22 @@ describe("the compiled canonical JSON", () => {
       { id: "x", price: 1, side: "buy", tags: [], limit: 5e-324, extra: { b: 1, 2: 2, a: 3, 1: 4 } }
     ]
     for (const value of hostile) expect(serializeFill(value as never)).toBe(JSON.stringify(value))
+    // Each field keeps the text of the last string it wrote: a value after the same string, after an
+    // equal string made another way, after a value of another kind, is still written as JSON.stringify does.
+    const same = { id: "a\"b", price: 1, side: "buy", tags: ["t"], limit: null, extra: {} }
+    const sequence: Array<Record<string, unknown>> = [
+      same,
+      same,
+      { ...same, id: ["a", "\"b"].join("") },
+      { ...same, id: 7 },
+      { ...same, id: "7" },
+      { ...same, id: { toJSON: () => "first" } },
+      { ...same, id: { toJSON: () => "second" } },
+      { ...same, id: "7" },
+      ...hostile,
+      ...hostile
+    ]
+    for (const value of sequence) expect(serializeFill(value as never)).toBe(JSON.stringify(value))
     // A struct where an array or null is: JSON.stringify's text.
     expect(serializeFill(null as never)).toBe("null")
     expect(serializeFill([1, "a"] as never)).toBe(JSON.stringify([1, "a"]))
