@@ -68,9 +68,72 @@ interface Trip {
   readonly commission: Money
 }
 
-/** The append-only record behind exactly-once, shared by successive states (see the module comment). */
+/**
+ * The append-only record behind exactly-once, shared by successive states (see the module comment):
+ * where in the log each fill id was recorded. The execution desk's ids are `<order id>:fill` with
+ * order ids `<symbol>@<decision time>`, and one symbol's come in the order of their decision times:
+ * those are kept by their prefix (the text before the `@`) as ascending numbers (`Series`). An id
+ * past its prefix's last — every new fill of a run — is then known new from a short series, not
+ * from a probe of a table with an entry per fill of the run (on a long run, misses in memory on
+ * every fill, and an id string per fill kept alive). Every other id — another shape, or not past
+ * its prefix's last — is in `index`. An id of that shape goes there only when its series exists
+ * and ends at or past it, and a series only grows: so an id past the last of its prefix's series
+ * was never recorded, in either. Any id keeps the guarantee; the desk's are answered cheaply.
+ */
 interface FillLog {
+  /** The ids not in a series. */
   readonly index: Map<string, number>
+  /** By prefix, the ids `<prefix>@<n>:fill` recorded in ascending `n`, each with where it was recorded. */
+  readonly series: Map<string, Series>
+  /** How many ids were recorded, in both: a state whose fill count is less extends a copy. */
+  size: number
+}
+
+interface Series {
+  readonly numbers: Array<number>
+  /** Where each of `numbers` was recorded: ascending too (a series is appended to in log order). */
+  readonly at: Array<number>
+}
+
+const SERIES_SUFFIX = ":fill"
+
+/**
+ * Where the `@` of an id `<prefix>@<n>:fill` is — `n` in canonical decimal (no sign, no leading
+ * zero), at most 15 digits, so that the id and its prefix and number say the same —, or -1 when the
+ * id is not of that shape.
+ */
+const seriesAt = (id: string): number => {
+  const end = id.length - SERIES_SUFFIX.length
+  if (end < 2 || !id.endsWith(SERIES_SUFFIX)) return -1
+  const at = id.lastIndexOf("@", end - 1)
+  const digits = end - at - 1
+  if (at < 0 || digits < 1 || digits > 15 || (digits > 1 && id.charCodeAt(at + 1) === 48)) return -1
+  for (let i = at + 1; i < end; i++) {
+    const c = id.charCodeAt(i)
+    if (c < 48 || c > 57) return -1
+  }
+  return at
+}
+
+/** The `n` of an id `seriesAt` found the `@` of. */
+const seriesNumber = (id: string, at: number): number => {
+  let n = 0
+  for (let i = at + 1, end = id.length - SERIES_SUFFIX.length; i < end; i++) n = n * 10 + id.charCodeAt(i) - 48
+  return n
+}
+
+/** The position of `n` in the ascending `numbers`, or -1. */
+const search = (numbers: ReadonlyArray<number>, n: number): number => {
+  let lo = 0
+  let hi = numbers.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const x = numbers[mid]!
+    if (x === n) return mid
+    if (x < n) lo = mid + 1
+    else hi = mid - 1
+  }
+  return -1
 }
 
 interface TradeLog {
@@ -116,7 +179,7 @@ export const make = (options: LedgerOptions): LedgerState => {
     books: new Array<Book | undefined>(slots.size).fill(undefined),
     slots,
     closedUniverse: options.symbols !== undefined,
-    fillLog: { index: new Map() },
+    fillLog: { index: new Map(), series: new Map(), size: 0 },
     tradeLog: { items: [] }
   }
 }
@@ -126,7 +189,24 @@ export const make = (options: LedgerOptions): LedgerState => {
 
 /** Whether the fill id was booked in this state. */
 export const isApplied = (state: LedgerState, fillId: string): boolean => {
-  const at = state.fillLog.index.get(fillId)
+  const sep = seriesAt(fillId)
+  return sep < 0 ? appliedIn(state, fillId, undefined, 0) : appliedIn(state, fillId, fillId.slice(0, sep), seriesNumber(fillId, sep))
+}
+
+/** `isApplied`, given the id's series prefix and number (`seriesAt`), when it has them. */
+const appliedIn = (state: LedgerState, fillId: string, prefix: string | undefined, n: number): boolean => {
+  const log = state.fillLog
+  if (prefix !== undefined) {
+    const series = log.series.get(prefix)
+    if (series !== undefined) {
+      const numbers = series.numbers
+      // Past the series' last: never recorded, in the series or in `index` (see FillLog).
+      if (n > numbers[numbers.length - 1]!) return false
+      const i = search(numbers, n)
+      if (i >= 0) return series.at[i]! < state.fillCount
+    }
+  }
+  const at = log.index.get(fillId)
   return at !== undefined && at < state.fillCount
 }
 
@@ -317,7 +397,11 @@ export const applyFill = (state: LedgerState, fill: Fill): Either.Either<LedgerS
   if (fill === null || typeof fill !== "object") return reject(fill, "fill", fill, "a fill is an object")
   const id = fill.id
   if (typeof id !== "string" || id.length === 0) return reject(fill, "id", id, "a fill id is a non-empty string")
-  if (isApplied(state, id)) return Either.right(state)
+  // The id's series, if it has one (FillLog): looked up once, for the check and the record.
+  const sep = seriesAt(id)
+  const prefix = sep < 0 ? undefined : id.slice(0, sep)
+  const n = sep < 0 ? 0 : seriesNumber(id, sep)
+  if (appliedIn(state, id, prefix, n)) return Either.right(state)
 
   const side = fill.side
   if (side !== "buy" && side !== "sell") return reject(fill, "side", side, "the side is \"buy\" or \"sell\"")
@@ -471,21 +555,40 @@ export const applyFill = (state: LedgerState, fill: Fill): Either.Either<LedgerS
     books,
     slots,
     closedUniverse: state.closedUniverse,
-    fillLog: recordFill(state.fillLog, state.fillCount, id),
+    fillLog: recordFill(state.fillLog, state.fillCount, id, prefix, n),
     tradeLog: closed === undefined ? state.tradeLog : recordTrade(state.tradeLog, state.tradeCount, closed)
   })
 }
 
 /** Append in place when `count` is the log's end (the newest state); otherwise copy the prefix first. */
-const recordFill = (log: FillLog, count: number, id: string): FillLog => {
-  let target = log
-  if (log.index.size !== count) {
-    const index = new Map<string, number>()
-    for (const [key, at] of log.index) if (at < count) index.set(key, at)
-    target = { index }
+const recordFill = (log: FillLog, count: number, id: string, prefix: string | undefined, n: number): FillLog => {
+  const target = log.size === count ? log : prefixOf(log, count)
+  target.size++
+  if (prefix !== undefined) {
+    let series = target.series.get(prefix)
+    if (series === undefined) target.series.set(prefix, series = { numbers: [], at: [] })
+    const numbers = series.numbers
+    if (numbers.length === 0 || n > numbers[numbers.length - 1]!) {
+      numbers.push(n)
+      series.at.push(count)
+      return target
+    }
   }
   target.index.set(id, count)
   return target
+}
+
+/** The ids recorded before `count`, in a log of their own. */
+const prefixOf = (log: FillLog, count: number): FillLog => {
+  const index = new Map<string, number>()
+  for (const [key, at] of log.index) if (at < count) index.set(key, at)
+  const series = new Map<string, Series>()
+  for (const [prefix, { at, numbers }] of log.series) {
+    let end = at.length
+    while (end > 0 && at[end - 1]! >= count) end--
+    if (end > 0) series.set(prefix, { numbers: numbers.slice(0, end), at: at.slice(0, end) })
+  }
+  return { index, series, size: count }
 }
 
 const recordTrade = (log: TradeLog, count: number, trade: Trade): TradeLog => {

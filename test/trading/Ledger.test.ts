@@ -253,6 +253,37 @@ describe("Ledger: exactly once", () => {
     expect(Ledger.quantityOf(s1, AAA)).toBe(1)
   })
 
+  // Ids shaped as the desk makes them (`<symbol>@<time>:fill`) and ids that only look alike: the
+  // same time written with a leading zero, a sign, a later part, another prefix, no `@`.
+  const idArb = fc.oneof(
+    fc.tuple(fc.constantFrom("AAA", "BBB", "A@B", ""), fc.constantFrom(0, 5, 6, 7, 50, 505440000000, 505526400000, 999999999999999)).map(
+      ([prefix, n]) => `${prefix}@${n}:fill`
+    ),
+    fc.constantFrom("AAA@05:fill", "AAA@-5:fill", "AAA@5:fill:2", "BBB@5:fil", "AAA@1000000000000000:fill", "AAA@:fill", "@:fill", "AAA5:fill", "f1")
+  )
+
+  it.prop(
+    "any id, in any order, on any branch of states: applied exactly when it was booked on the way to that state",
+    { ops: fc.array(fc.record({ id: idArb, from: fc.nat() }), { minLength: 1, maxLength: 40 }) },
+    ({ ops }) => {
+      // Every state made, with the ids booked on the way to it.
+      const states: Array<{ readonly state: Ledger.LedgerState; readonly ids: ReadonlySet<string> }> = [{ state: start(), ids: new Set() }]
+      ops.forEach(({ from, id }, i) => {
+        // Mostly the newest state (the log appended in place), sometimes an older one (a branch).
+        const base = states[from % 3 === 0 ? from % states.length : states.length - 1]!
+        const next = apply(base.state, { id, side: i % 2 === 0 ? "buy" : "sell", quantity: 1, price: 10, ts: i })
+        if (base.ids.has(id)) expect(next).toBe(base.state)
+        else states.push({ state: next, ids: new Set([...base.ids, id]) })
+      })
+      const every = new Set(ops.map((op) => op.id))
+      for (const { ids, state } of states) {
+        for (const id of every) expect([id, Ledger.isApplied(state, id)]).toEqual([id, ids.has(id)])
+        expect(state.fillCount).toBe(ids.size)
+      }
+    },
+    { fastCheck: { numRuns: 500 } }
+  )
+
   it("a rejected fill is not marked applied: the same id can be booked once corrected", () => {
     const s = start()
     const bad = { ...fillOf({ id: "f1", side: "buy", quantity: 1, price: 10 }), price: Number.NaN }
