@@ -47,6 +47,19 @@ export const invalidPayload = (error: ParseResult.ParseError): InvalidRequest =>
 
 const encodeInvalid = Schema.encodeSync(InvalidRequest)
 
+/** Each procedure's payload decoder, made at its first request rather than at every one. */
+const payloadDecoders = new WeakMap<Rpc.AnyWithProps, (payload: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+
+const payloadDecoder = (rpc: Rpc.AnyWithProps) => {
+  let decoder = payloadDecoders.get(rpc)
+  if (decoder === undefined) {
+    // A field the procedure does not take is refused and named (`limt`), not dropped unseen.
+    decoder = Schema.decodeUnknownEither(rpc.payloadSchema as Schema.Schema<unknown, unknown, never>, { onExcessProperty: "error" })
+    payloadDecoders.set(rpc, decoder)
+  }
+  return decoder
+}
+
 /**
  * A request's payload checked by its procedure: why it is refused (an `InvalidRequest`), or what it
  * decodes to (`{ payload }`) — what @effect/rpc's own decoding gives the handler, since a payload
@@ -64,8 +77,7 @@ export const checkRequest = (
   }
   let decoded: Either.Either<unknown, ParseResult.ParseError>
   try {
-    // A field the procedure does not take is refused and named (`limt`), not dropped unseen.
-    decoded = Schema.decodeUnknownEither(rpc.payloadSchema as Schema.Schema<unknown, unknown, never>, { onExcessProperty: "error" })(message.payload)
+    decoded = payloadDecoder(rpc)(message.payload)
   } catch {
     // A schema that needs an effect to decode: @effect/rpc decodes it itself.
     return undefined
