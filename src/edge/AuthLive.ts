@@ -135,7 +135,8 @@ export const make = <R>(
         onSuccess: (cached) => (cached._tag === "None" || stale(cached.value) ? undefined : cached.value)
       })
 
-    const authenticate = Effect.fn("Authenticator.authenticate")(function*(key: string) {
+    // Every request's: Effect.fnUntraced and its span, since Effect.fn makes an Error per call (its span's stack).
+    const authenticate = Effect.fnUntraced(function*(key: string) {
       // A malformed key is refused before it is hashed or takes a place in the cache.
       if (!ApiKeys.wellFormed(key)) return yield* ApiKeys.refused()
       const keyHash = ApiKeys.hashKey(key)
@@ -154,7 +155,7 @@ export const make = <R>(
         Effect.catchTag("StoreError", unavailable(keyHash))
       )
       return yield* settle(found)
-    })
+    }, Effect.withSpan("Authenticator.authenticate"))
 
     const authenticateNow = Effect.fn("Authenticator.authenticateNow")(function*(key: string) {
       if (!ApiKeys.wellFormed(key)) return yield* ApiKeys.refused()

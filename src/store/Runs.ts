@@ -556,9 +556,9 @@ export const get = Effect.fn("Runs.get")(function*(ref: string, owner?: string) 
  * summary needs: `runs.get` over RPC is polled by dashboards, and decoding the strategy it does not
  * send cost more than the query.
  */
-export const getSummary = Effect.fn("Runs.getSummary")(function*(ref: string, owner?: string) {
+export const getSummary = Effect.fnUntraced(function*(ref: string, owner?: string) {
   return yield* summaryOf(yield* summaryRow(ref, owner))
-}, storeError("read a run"))
+}, storeError("read a run"), Effect.withSpan("Runs.getSummary")) // fnUntraced: Effect.fn makes an Error per call, for its span's stack
 
 /** The listed columns of the run `ref` names, under `get`'s rules. */
 const summaryRow = (ref: string, owner: string | undefined) =>
@@ -601,7 +601,7 @@ export interface ListOptions {
  * after a run (`before`) is exact even among runs started in one instant (runs created in one
  * transaction share its `now()`): no run twice, none skipped.
  */
-export const list = Effect.fn("Runs.list")(function*(options: ListOptions = {}) {
+export const list = Effect.fnUntraced(function*(options: ListOptions = {}) {
   const sql = yield* SqlClient.SqlClient
   const before = options.before === undefined ? undefined : yield* cursorOf(options.before, options.owner)
   const rows = yield* sql<Row>`
@@ -616,7 +616,7 @@ export const list = Effect.fn("Runs.list")(function*(options: ListOptions = {}) 
     order by r.started_at desc, r.number desc, r.id desc
     limit ${Math.max(1, Math.min(10_000, Math.trunc(options.limit ?? 50)))}`
   return yield* Effect.forEach(rows, summaryOf)
-}, storeError("list runs"))
+}, storeError("list runs"), Effect.withSpan("Runs.list")) // fnUntraced: as `getSummary`
 
 /** The id of the run a `before` cursor names, under `get`'s rules; `RunNotFound` naming the field otherwise. */
 const cursorOf = (ref: string, owner: string | undefined) =>

@@ -150,9 +150,9 @@ const read = (owner: string, ref: string, version: number | undefined, lock: boo
  * A strategy of `owner` by id or name, at `version` (default its latest): `StrategyNotFound` for
  * one that does not exist, is deleted, or is someone else's — the same answer.
  */
-export const find = Effect.fn("Strategies.find")(function*(owner: string, ref: string, version?: number) {
+export const find = Effect.fnUntraced(function*(owner: string, ref: string, version?: number) {
   return yield* read(owner, ref, version, false)
-}, storeError("read a strategy"))
+}, storeError("read a strategy"), Effect.withSpan("Strategies.find")) // fnUntraced: Effect.fn makes an Error per call, for its span's stack
 
 /** Postgres's unique_violation: a concurrent save took the name first. */
 const nameTaken = (name: string) => (error: SqlError.SqlError): Effect.Effect<never, Conflict | SqlError.SqlError> =>
