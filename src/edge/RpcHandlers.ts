@@ -270,14 +270,20 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
    * Bounded: the oldest goes.
    */
   const finished = new Map<RunId, { readonly at: number; readonly latest: RunLatest | undefined }>()
-  /** Where `run` stands now: the cache's values (live, even from another server), else the database's. */
+  /**
+   * Where `run` stands now: the cache's values (live, even from another server), else the database's.
+   * What the database said of a finished run at this end (`finished`) is answered before the cache is
+   * asked: kept only when the cache had nothing for the ended run, it is final (the run recorded its
+   * events before its end), and the cache, in Redis, is a round trip at every read of such a run —
+   * one older than the cache's day, one run without the run manager (`swarm backtest --store`).
+   */
   const latestOf = (run: RunId, status: Runs.RunStatus, finishedAt: Date | null) =>
     Effect.gen(function*() {
-      const cached = cache === undefined ? undefined : yield* cache.get(run)
-      if (cached !== undefined) return { ...withoutRun(cached), source: "cache" } satisfies RunLatest
       const endedAt = (status === "completed" || status === "failed" || status === "stopped") && finishedAt !== null ? finishedAt.getTime() : undefined
       const kept = finished.get(run)
       if (endedAt !== undefined && kept?.at === endedAt) return kept.latest
+      const cached = cache === undefined ? undefined : yield* cache.get(run)
+      if (cached !== undefined) return { ...withoutRun(cached), source: "cache" } satisfies RunLatest
       const recorded = yield* latestRecorded(run)
       const latest = recorded === undefined ? undefined : { ...withoutRun(recorded), source: "database" } satisfies RunLatest
       if (endedAt !== undefined) {

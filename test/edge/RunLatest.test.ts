@@ -82,6 +82,21 @@ const liveValues = (run: string, seq: number): LatestCache.Latest => ({
 
 const usersLayer = Layer.effectDiscard(Effect.orDie(createUsers))
 
+/** How often the cache was asked for each run's values (`countedMemory`). */
+const cacheReads = new Map<string, number>()
+
+/** The in-process cache, counting its reads (`cacheReads`). */
+const countedMemory = Layer.sync(LatestCache.LatestCache, () => {
+  const inner = LatestCache.memory()
+  return {
+    ...inner,
+    get: (run: string) => Effect.suspend(() => {
+      cacheReads.set(run, (cacheReads.get(run) ?? 0) + 1)
+      return inner.get(run)
+    })
+  }
+})
+
 /** The RPC handlers of runs over `cache`, the test's database and an in-process bus. */
 const handlersWith = <E, R>(cache: Layer.Layer<LatestCache.LatestCache, E, R>, store: (typeof backends)[number]["store"]) =>
   Layer.mergeAll(RunHandlers, AuthenticatedLive).pipe(
@@ -91,7 +106,7 @@ const handlersWith = <E, R>(cache: Layer.Layer<LatestCache.LatestCache, E, R>, s
   )
 
 for (const backend of backends) {
-  layer(handlersWith(LatestCache.layerMemory(), backend.store), { timeout: startTimeout, excludeTestServices: true })(
+  layer(handlersWith(countedMemory, backend.store), { timeout: startTimeout, excludeTestServices: true })(
     `runs.get: where a run stands (${backend.name})`,
     (it) => {
       it.scoped("a run this process executed: the cache's values, its last snapshot's totals and the whole book; the cache's values win over the database's", () =>
@@ -137,10 +152,12 @@ for (const backend of backends) {
           expect(got.latest!.seq).toBeGreaterThanOrEqual(last.seq)
           const marked = last.snapshot.positions.filter((p) => p.markPrice > 0)
           for (const position of marked) expect(got.latest?.quotes[position.symbol]).toMatchObject({ price: position.markPrice })
-          // A finished run's values never change: read from the database once, then kept.
+          // A finished run's values never change: read from the database once, then kept — and the
+          // cache, which had none for it, not asked again (in Redis, a round trip at every read).
           const sql = yield* SqlClient.SqlClient
           yield* sql`delete from run_events where run_id = ${done.run} and tag in ('PortfolioUpdated', 'OrderFilled')`.pipe(Effect.orDie)
           expect((yield* rpc("runs.get", { run: done.run })).latest).toEqual(got.latest)
+          expect(cacheReads.get(done.run)).toBe(1)
 
           // Nothing recorded that says where it stands (its lines do not decode as such events): no `latest`, no error.
           const bus = yield* InProcessBus.make()
