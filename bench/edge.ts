@@ -16,9 +16,10 @@
  *
  * `EDGE_ONLY=rpc|tick` runs one part; `EDGE_RPC_SECONDS`, `EDGE_RPC_CLIENTS`, `EDGE_RPC_PAUSE_MS` tune
  * the reads; `EDGE_RPC_PROFILE=<file>` writes a CPU profile of the server over the measured reads
- * (the profiler's own cost is in that round's CPU figure);
+ * (its sampling's cost is in that round's CPU figure; its start and stop are not);
  * `EDGE_TICK_PROFILE=<file>` writes a CPU profile of the server over the paper run with SSE subscribers
- * (from the first slice to the run's end; `<file>.none` that of the run without subscribers); `EDGE_PORT` sets the server's port (default: any free one).
+ * (from the first slice to the run's end; `<file>.none` that of the run without subscribers; the
+ * server CPU printed for the run leaves out the profile's stop and writing); `EDGE_PORT` sets the server's port (default: any free one).
  *
  * `EDGE_PROBE=1` also counts the slices whose order came only after an event-loop turn (a
  * `setImmediate` queued at delivery ran first): 0 means delivery-to-order is one synchronous
@@ -336,13 +337,23 @@ const paperRun = (base: string, owner: { id: string; key: string }, slices: numb
     pauses.sort((a, b) => a - b)
     progress(`  the collector while the run went: ${pauses.length} pauses, ${pauses.reduce((a, b) => a + b, 0).toFixed(0)} ms in all, ` +
       `p99 ${(pauses.length === 0 ? 0 : pauses[Math.min(pauses.length - 1, Math.floor(pauses.length * 0.99))]!).toFixed(2)} ms, max ${(pauses.at(-1) ?? 0).toFixed(2)} ms`)
-    if (profiling !== undefined) yield* Effect.promise(() => profiling!(subscribers > 0 ? TICK_PROFILE! : `${TICK_PROFILE!}.none`))
+    // Stopping the profiler and writing its profile is no work of the server's: its CPU is left out
+    // of the figure below (it runs in one go, the event loop serving nothing meanwhile).
+    let profilerMicros = 0
+    if (profiling !== undefined) {
+      const before = process.cpuUsage()
+      yield* Effect.promise(() => profiling!(subscribers > 0 ? TICK_PROFILE! : `${TICK_PROFILE!}.none`))
+      const stop = process.cpuUsage(before)
+      profilerMicros = stop.user + stop.system
+    }
     if (PROBE) progress(`  slices whose order came after an event-loop turn: ${hops}`)
     const sse = clients === undefined ? undefined : yield* Effect.promise(() => clients!.next())
     const cpu = process.cpuUsage(cpu0)
     // The server's CPU from the first slice until its clients have read everything (user + system, this process).
-    progress(`  server CPU from the first slice until the clients had read it all: ${((cpu.user + cpu.system) / 1_000).toFixed(0)} ms` +
-      (sse === undefined ? "" : ` (${(((cpu.user + cpu.system) * 1_000) / Math.max(1, (sse as { events?: number }).events ?? 1)).toFixed(0)} ns per event per subscriber, the run's own included)`))
+    const serverMicros = cpu.user + cpu.system - profilerMicros
+    progress(`  server CPU from the first slice until the clients had read it all: ${(serverMicros / 1_000).toFixed(0)} ms` +
+      (sse === undefined ? "" : ` (${((serverMicros * 1_000) / Math.max(1, (sse as { events?: number }).events ?? 1)).toFixed(0)} ns per event per subscriber, the run's own included)`) +
+      (profiling === undefined ? "" : `; the profiler's sampling included, its stop (${(profilerMicros / 1_000).toFixed(0)} ms) not`))
     return {
       latencies: latencies.slice(0, measured).sort(),
       slices: stored.result.counts.slices,
