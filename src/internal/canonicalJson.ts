@@ -344,13 +344,14 @@ class Compiler {
    * holds the string it held in the event before (the run's id in every event, the analyst's name
    * in every opinion), whose text is then the one already made — no scan for characters to
    * escape, no new quoted copy for the line to flatten again. Only a string is kept (`===`
-   * compares strings by their characters); any other value is written afresh.
+   * compares strings by their characters); any other value is written afresh. Nothing kept is
+   * NaN, which nothing equals: not `undefined`, which a value may be.
    */
   private string(x: string): string {
     const k = this.lastStrings.length
-    this.lastStrings.push(`let lastString${k}, lastText${k} = ""`)
+    this.lastStrings.push(`let lastString${k} = NaN, lastText${k} = ""`)
     return `(${x} === lastString${k} ? lastText${k} : ` +
-      `(lastText${k} = str(${x}), lastString${k} = typeof ${x} === "string" ? ${x} : undefined, lastText${k}))`
+      `(lastText${k} = str(${x}), lastString${k} = typeof ${x} === "string" ? ${x} : NaN, lastText${k}))`
   }
 
   /** The module's source: its functions, and `root` serialising a value of the schema. */

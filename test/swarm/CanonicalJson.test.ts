@@ -69,6 +69,12 @@ describe("the compiled canonical JSON", () => {
       ...hostile
     ]
     for (const value of sequence) expect(serializeFill(value as never)).toBe(JSON.stringify(value))
+    // With nothing kept yet, or after a value of another kind, `undefined` at a string's place is
+    // not taken for what was kept: written as before the keeping (JSON.stringify's value in an array).
+    const lone = compile(Schema.String)
+    expect(lone(undefined as never)).toBe("null")
+    expect(lone(7 as never)).toBe("7")
+    expect(lone(undefined as never)).toBe("null")
     // A struct where an array or null is: JSON.stringify's text.
     expect(serializeFill(null as never)).toBe("null")
     expect(serializeFill([1, "a"] as never)).toBe(JSON.stringify([1, "a"]))
