@@ -13,9 +13,8 @@ import type { ChatChunk, ChatFollowed } from "../../schemas/Chat.js"
 import { Unavailable } from "../../schemas/Rpc.js"
 import * as ChatCommand from "../../src/cli/ChatCommand.js"
 import * as Io from "../../src/cli/Io.js"
-import * as Remote from "../../src/cli/Remote.js"
+import { server, standIn } from "./standIn.js"
 
-const server = "http://swarm.test:7430"
 const run = "run_cut"
 
 const asked: ChatChunk = { _tag: "Asked", question: 5, index: 0, run, content: "why?" }
@@ -39,13 +38,7 @@ const remoteOf = (send: Stream.Stream<ChatChunk, Failure>, follows: (n: number, 
       }
     }
   }
-  const target = { server, serverFrom: "test", key: undefined, keyFrom: undefined }
-  const remote = {
-    target,
-    client,
-    call: () => (request: Effect.Effect<unknown>) => request,
-    follow: (subject: string) => (stream: Stream.Stream<unknown, Remote.ServerError>) => Stream.mapError(stream, Remote.translate(target, subject))
-  } as unknown as Remote.Remote
+  const remote = standIn(client)
   return { remote, asked }
 }
 

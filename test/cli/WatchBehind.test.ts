@@ -13,10 +13,10 @@ import type { RunInfo } from "../../schemas/Rpc.js"
 import { Unavailable } from "../../schemas/Rpc.js"
 import * as Io from "../../src/cli/Io.js"
 import * as Remote from "../../src/cli/Remote.js"
+import { server, standIn } from "./standIn.js"
 import * as RemoteRuns from "../../src/cli/RemoteRuns.js"
 import * as RunEventsCommand from "../../src/cli/RunEventsCommand.js"
 
-const server = "http://swarm.test:7430"
 
 const info = (status: string): RunInfo => ({
   id: "run_behind",
@@ -50,13 +50,7 @@ const remoteStreaming = (streams: (n: number, since: number) => Stream.Stream<Re
       }
     }
   }
-  const target = { server, serverFrom: "test", key: undefined, keyFrom: undefined }
-  const remote = {
-    target,
-    client,
-    call: () => (request: Effect.Effect<unknown>) => request,
-    follow: (subject: string) => (stream: Stream.Stream<unknown, Remote.ServerError>) => Stream.mapError(stream, Remote.translate(target, subject))
-  } as unknown as Remote.Remote
+  const remote = standIn(client)
   return { remote, asked }
 }
 

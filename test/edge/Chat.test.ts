@@ -11,7 +11,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, ConfigProvider, Duration, Effect, Either, Fiber, Layer, Schema, Stream } from "effect"
+import { Chunk, Effect, Either, Fiber, Schema, Stream } from "effect"
 import * as Tools from "../../agents/system/Tools.js"
 import * as TradeAnalysis from "../../agents/system/TradeAnalysis.js"
 import type { ChatChunk } from "../../schemas/Chat.js"
@@ -19,43 +19,18 @@ import { ChatChunk as ChatChunkSchema } from "../../schemas/Chat.js"
 import { Unauthorized } from "../../schemas/Auth.js"
 import { RunNotFound } from "../../schemas/Rpc.js"
 import * as ChatView from "../../src/cli/ChatView.js"
-import * as Auth from "../../src/edge/Auth.js"
-import * as AuthLive from "../../src/edge/AuthLive.js"
-import * as Http from "../../src/edge/Http.js"
-import * as Server from "../../src/edge/Server.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as Runs from "../../src/store/Runs.js"
-import type * as Database from "../../src/store/Database.js"
 import * as Users from "../../src/store/Users.js"
 import { seedRun as seedRunOf, TRADES } from "../agents/system/fixtures.js"
 import * as FakeOllama from "../llm/FakeOllama.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { offline, quickRecheck, serve } from "./chatServer.js"
 import { bearer, connect, eventually, open, rpcClient, type SseItem } from "./fixtures.js"
 
 // ---------------------------------------------------------------------------------------------
 // The server, its users, a run
-
-/**
- * Streams check their key again every 20 ms, and the authenticator reuses an answer for 20 ms (not
- * 15 s and 30 s): a revoked key's stream ends at once.
- */
-const quickRecheck = Layer.mergeAll(Layer.succeed(Auth.Recheck, Duration.millis(20)), Layer.succeed(AuthLive.Ttl, Duration.millis(20)))
-
-/** The whole server on a free port, over the test's database, its model as `config` says; for the scope. */
-const serve = (config: Record<string, string>, services: Layer.Layer<never> = Layer.empty) =>
-  Effect.gen(function*() {
-    const database = yield* Effect.context<Database.Database>()
-    const built = yield* Layer.build(
-      Server.layer(Layer.succeedContext(database), { port: 0, host: "127.0.0.1", logRequests: false, shutdownGrace: 0 }).pipe(
-        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config))))),
-        Layer.provide(services)
-      )
-    )
-    return yield* Effect.provide(Http.baseUrl, built)
-  }).pipe(Effect.orDie)
-
-const offline = { SWARM_LLM: "offline" }
 
 let users = 0
 

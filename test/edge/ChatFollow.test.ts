@@ -9,42 +9,20 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, ConfigProvider, Duration, Effect, Either, Fiber, Layer, Stream } from "effect"
+import { Chunk, Effect, Either, Fiber, Stream } from "effect"
 import { Unauthorized } from "../../schemas/Auth.js"
 import { type ChatChunk, type ChatFollowed, positionOf } from "../../schemas/Chat.js"
 import { RunNotFound, Unavailable } from "../../schemas/Rpc.js"
 import * as ChatCommand from "../../src/cli/ChatCommand.js"
 import * as Io from "../../src/cli/Io.js"
 import * as Remote from "../../src/cli/Remote.js"
-import * as Auth from "../../src/edge/Auth.js"
-import * as AuthLive from "../../src/edge/AuthLive.js"
-import * as Http from "../../src/edge/Http.js"
-import * as Server from "../../src/edge/Server.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
-import type * as Database from "../../src/store/Database.js"
 import * as Users from "../../src/store/Users.js"
 import { seedRun as seedRunOf } from "../agents/system/fixtures.js"
 import * as FakeOllama from "../llm/FakeOllama.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
+import { offline, quickRecheck, serve } from "./chatServer.js"
 import { bearer, connect, eventually, rpcClient } from "./fixtures.js"
-
-/** Streams check their key again every 20 ms, and the authenticator reuses an answer for 20 ms. */
-const quickRecheck = Layer.mergeAll(Layer.succeed(Auth.Recheck, Duration.millis(20)), Layer.succeed(AuthLive.Ttl, Duration.millis(20)))
-
-/** The whole server on a free port, over the test's database, its model as `config` says; for the scope. */
-const serve = (config: Record<string, string>, services: Layer.Layer<never> = Layer.empty) =>
-  Effect.gen(function*() {
-    const database = yield* Effect.context<Database.Database>()
-    const built = yield* Layer.build(
-      Server.layer(Layer.succeedContext(database), { port: 0, host: "127.0.0.1", logRequests: false, shutdownGrace: 0 }).pipe(
-        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(config))))),
-        Layer.provide(services)
-      )
-    )
-    return yield* Effect.provide(Http.baseUrl, built)
-  }).pipe(Effect.orDie)
-
-const offline = { SWARM_LLM: "offline" }
 
 let users = 0
 
