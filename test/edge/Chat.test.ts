@@ -23,34 +23,19 @@ import * as ApiKeys from "../../src/store/ApiKeys.js"
 import * as Audit from "../../src/store/Audit.js"
 import * as Runs from "../../src/store/Runs.js"
 import * as Users from "../../src/store/Users.js"
-import { seedRun as seedRunOf, TRADES } from "../agents/system/fixtures.js"
+import { TRADES } from "../agents/system/fixtures.js"
 import * as FakeOllama from "../llm/FakeOllama.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { offline, quickRecheck, serve } from "./chatServer.js"
+import { finishedRun, newUser, offline, quickRecheck, serve } from "./chatServer.js"
 import { bearer, connect, eventually, open, rpcClient, type SseItem } from "./fixtures.js"
 
 // ---------------------------------------------------------------------------------------------
 // The server, its users, a run
 
-let users = 0
-
-/** A new user and an API key of theirs. */
-const user = (role: "user" | "admin" = "user") =>
-  Effect.gen(function*() {
-    const made = yield* Users.create(`chatter-${++users}`, role)
-    const { id: keyId, key } = yield* ApiKeys.issue(made.id)
-    return { id: made.id, key, keyId }
-  }).pipe(Effect.orDie)
+const user = (role: "user" | "admin" = "user") => newUser("chatter", role)
 
 /** A finished run of `owner` whose closed trades are `TRADES` (fixtures.ts `seedRun`), and its reference. */
-const seedRun = (owner: string) =>
-  Effect.gen(function*() {
-    const run = yield* seedRunOf(owner, { label: "edge chat" })
-    // Finished, so that the runs started later by the test are numbered after it.
-    const sql = yield* SqlClient.SqlClient
-    yield* sql`update runs set status = 'completed', finished_at = now() where id = ${run.id}`
-    return { ...run, ref: `${run.name}#${run.number}` }
-  }).pipe(Effect.orDie)
+const seedRun = (owner: string) => finishedRun(owner, "edge chat")
 
 // ---------------------------------------------------------------------------------------------
 // Reading answers

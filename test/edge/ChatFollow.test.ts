@@ -7,7 +7,6 @@
  * `after` is `InvalidRequest` naming it; another user's run is answered as a missing one; a revoked
  * key ends the stream. On every back-end.
  */
-import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { Chunk, Effect, Either, Fiber, Stream } from "effect"
 import { Unauthorized } from "../../schemas/Auth.js"
@@ -17,29 +16,15 @@ import * as ChatCommand from "../../src/cli/ChatCommand.js"
 import * as Io from "../../src/cli/Io.js"
 import * as Remote from "../../src/cli/Remote.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
-import * as Users from "../../src/store/Users.js"
-import { seedRun as seedRunOf } from "../agents/system/fixtures.js"
 import * as FakeOllama from "../llm/FakeOllama.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
-import { offline, quickRecheck, serve } from "./chatServer.js"
+import { finishedRun, newUser, offline, quickRecheck, serve } from "./chatServer.js"
 import { bearer, connect, eventually, rpcClient } from "./fixtures.js"
 
-let users = 0
-
-const user = Effect.gen(function*() {
-  const made = yield* Users.create(`follower-${++users}`, "user")
-  const { id: keyId, key } = yield* ApiKeys.issue(made.id)
-  return { id: made.id, key, keyId }
-}).pipe(Effect.orDie)
+const user = newUser("follower")
 
 /** A finished run of `owner`, and its reference. */
-const seedRun = (owner: string) =>
-  Effect.gen(function*() {
-    const run = yield* seedRunOf(owner, { label: "chat follow" })
-    const sql = yield* SqlClient.SqlClient
-    yield* sql`update runs set status = 'completed', finished_at = now() where id = ${run.id}`
-    return { ...run, ref: `${run.name}#${run.number}` }
-  }).pipe(Effect.orDie)
+const seedRun = (owner: string) => finishedRun(owner, "chat follow")
 
 const collect = <A, E, R>(stream: Stream.Stream<A, E, R>) => Effect.map(Stream.runCollect(stream), Chunk.toReadonlyArray)
 
