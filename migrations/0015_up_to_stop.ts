@@ -2,9 +2,10 @@
  * A run stopped or failed before it completed has no metrics of its own; its figures up to where
  * it ended are rebuilt from its data and fills (agents/system/Tools.ts `upToStop`) — its whole
  * feed read again and its equity marked bar by bar, seconds for a large run. `runs list` did that
- * for every such run it listed, each time it was asked (dashboards poll it). Such a run never
- * changes again, so the first reader that rebuilds them keeps them here, as JSON
- * (schemas/Rpc.ts `UpToStop`); null until then. Idempotent (`if not exists`).
+ * for every such run it listed, each time it was asked (dashboards poll it). Such a run records
+ * nothing more unless resumed by name, so the first reader that rebuilds them keeps them here, as
+ * JSON, with the run's last event they were made at (agents/system/Tools.ts `KeptUpToStop`): they
+ * are its figures while that is its last event. Null until then. Idempotent (`if not exists`).
  */
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"

@@ -403,46 +403,55 @@ export const metrics = Effect.fn("Tools.metrics")(function*(run: Runs.RunRecord,
   } satisfies MetricsResult
 }, storeError("compute a run's metrics"))
 
-/** A run stopped or failed before it completed: no metrics of its own, and it never changes again. */
+/** A run stopped or failed before it completed: no metrics of its own. */
 const endedShort = (run: Pick<Runs.RunSummary, "metrics" | "status">) => run.metrics === null && (run.status === "stopped" || run.status === "failed")
 
-const encodeUpToStop = Schema.encodeSync(UpToStop)
+/** Kept figures, with the run's last event when they were made (`events`): its figures while it has no other. */
+const KeptUpToStop = Schema.Struct({ events: Schema.Int, figures: UpToStop })
+const encodeKept = Schema.encodeSync(KeptUpToStop)
 /** Kept figures by their text, as run metrics are (a list is polled). */
-const decodeKept = decodedByText(UpToStop, 256)
+const decodeKept = decodedByText(KeptUpToStop, 256)
 
 /**
- * The figures up to its stop that a reader kept for the run (`Runs.keptUpToStop`), if any: a kept
+ * The figures a reader kept for the run (`Runs.keptUpToStop`), if they are still its figures — made
+ * at its last event: a stopped run resumed by name records on —, and its last event now. A kept
  * text that does not decode (edited by hand) is as none kept, and they are rebuilt.
  */
 const keptFor = (run: RunId) =>
-  Effect.flatMap(Runs.keptUpToStop(run), (text) =>
-    text === undefined ? Effect.succeed(undefined) : decodeKept(text).pipe(Effect.orElseSucceed(() => undefined)))
+  Effect.flatMap(Runs.keptUpToStop(run), ({ kept, lastSeq }) =>
+    kept === undefined
+      ? Effect.succeed({ figures: undefined, lastSeq })
+      : decodeKept(kept).pipe(
+        Effect.map((k) => ({ figures: k.events === lastSeq ? k.figures : undefined, lastSeq })),
+        Effect.orElseSucceed(() => ({ figures: undefined, lastSeq }))
+      ))
 
 /**
- * The figures rebuilt (`metrics`), kept in the run's row when they are figures: such a run never
- * changes again, and rebuilding them reads its whole feed. Why there are none (`none`: its data
- * changed or went) is not kept: that may pass, and finding it reads no feed.
+ * The figures rebuilt (`metrics`), kept in the run's row when they are figures, with the last event
+ * there was before they were read (`lastSeq`): rebuilding them reads the run's whole feed. Why there
+ * are none (`none`: its data changed or went) is not kept: that may pass, and finding it reads no feed.
  */
-const rebuilt = (run: Runs.RunRecord) =>
+const rebuilt = (run: Runs.RunRecord, lastSeq: number) =>
   Effect.flatMap(metrics(run), (result): Effect.Effect<UpToStop | undefined, StoreError, SqlClient.SqlClient> => {
     if (result.basis === "trades") return Effect.succeed({ _tag: "none", reason: result.unavailable, trades: result.trades.tradeCount })
     if (result.basis !== "bars") return Effect.succeed(undefined)
     const figures: UpToStop = { _tag: "upTo", through: result.incomplete?.through ?? null, metrics: result.metrics }
     // Kept if the database will: a reader that cannot keep them still has them.
-    return Effect.as(Effect.ignore(Runs.keepUpToStop(run.id as RunId, JSON.stringify(encodeUpToStop(figures)))), figures)
+    return Effect.as(Effect.ignore(Runs.keepUpToStop(run.id as RunId, JSON.stringify(encodeKept({ events: lastSeq, figures })))), figures)
   })
 
 /**
  * A run stopped or failed before it completed (no metrics of its own): its figures up to where it
  * stopped, as `metrics` rebuilds them — once: the first reader keeps them in the run's row, and
- * every later one (any server, any restart) reads them there — or why they cannot be. Undefined for
+ * every later one (any server, any restart) reads them there while the run has recorded nothing
+ * since (a stopped run resumed by name records on: they are made again) — or why they cannot be. Undefined for
  * any other run. What `swarm runs show` and `runs list` say of such a run, locally and from a
  * server (`runs.report`, `runs.list`).
  */
 export const upToStop = (run: Runs.RunRecord) =>
   !endedShort(run)
     ? Effect.succeed(undefined)
-    : Effect.flatMap(keptFor(run.id as RunId), (kept) => kept !== undefined ? Effect.succeed(kept) : rebuilt(run))
+    : Effect.flatMap(keptFor(run.id as RunId), (kept) => kept.figures !== undefined ? Effect.succeed(kept.figures) : rebuilt(run, kept.lastSeq))
 
 /**
  * `upToStop` of a listed run (`runs list`, locally and from a server's `runs.list`), reading its
@@ -452,7 +461,8 @@ export const upToStop = (run: Runs.RunRecord) =>
 export const listedUpToStop = (run: Pick<Runs.RunSummary, "id" | "metrics" | "status">) =>
   !endedShort(run)
     ? Effect.succeed(undefined)
-    : Effect.flatMap(keptFor(run.id as RunId), (kept) => kept !== undefined ? Effect.succeed(kept) : Effect.flatMap(Runs.get(run.id), rebuilt)).pipe(
+    : Effect.flatMap(keptFor(run.id as RunId), (kept) =>
+      kept.figures !== undefined ? Effect.succeed(kept.figures) : Effect.flatMap(Runs.get(run.id), (record) => rebuilt(record, kept.lastSeq))).pipe(
       Effect.orElseSucceed(() => undefined)
     )
 

@@ -702,24 +702,26 @@ export const events = Effect.fn("Runs.events")(function*(run: RunId, since = 0, 
 }, storeError("read run events"))
 
 /**
- * The figures a stopped or failed run was given up to where it ended (`Tools.upToStop`), as the
- * first reader that rebuilt them kept them (`keepUpToStop`): their JSON, or undefined when none are
- * kept (or no such run).
+ * What a reader kept of a stopped or failed run's figures up to where it ended (`keepUpToStop`):
+ * their JSON, undefined when none are kept; and the run's last event now (0: none), which the kept
+ * figures must have been made at to be its figures still (a stopped run resumed by name goes on
+ * recording, still `stopped`).
  */
 export const keptUpToStop = Effect.fn("Runs.keptUpToStop")(function*(run: RunId) {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql<{ kept: string | null }>`select up_to_stop::text as kept from runs where id = ${run}`
-  return rows[0]?.kept ?? undefined
+  const rows = yield* sql<{ kept: string | null; lastSeq: number | string }>`
+    select up_to_stop::text as kept, coalesce((select max(seq) from run_events where run_id = ${run}), 0) as last_seq
+    from runs where id = ${run}`
+  return { kept: rows[0]?.kept ?? undefined, lastSeq: Number(rows[0]?.lastSeq ?? 0) }
 }, storeError("read a run's figures up to its stop"))
 
 /**
- * Keep a stopped or failed run's figures up to where it ended (`json`, an encoded `UpToStop`): only
- * for a run that is so (no metrics, stopped or failed: it never changes again) and keeps none yet.
+ * Keep a stopped or failed run's figures up to where it ended (`json`: what `keptUpToStop` gives
+ * back), replacing any kept before: only for a run that is so (no metrics, stopped or failed).
  */
 export const keepUpToStop = Effect.fn("Runs.keepUpToStop")(function*(run: RunId, json: string) {
   const sql = yield* SqlClient.SqlClient
-  yield* sql`update runs set up_to_stop = ${json}::jsonb
-    where id = ${run} and up_to_stop is null and metrics is null and status in ('stopped', 'failed')`
+  yield* sql`update runs set up_to_stop = ${json}::jsonb where id = ${run} and metrics is null and status in ('stopped', 'failed')`
 }, storeError("keep a run's figures up to its stop"))
 
 /** The last committed event: its sequence number and chain hash. */

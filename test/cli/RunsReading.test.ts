@@ -225,6 +225,14 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
       const shownAgain = Schema.decodeUnknownSync(RunShowJson)(JSON.parse((yield* swarm(["runs", "show", ref, "--json"], { store: yield* store })).stdout))
       expect(shownAgain.upToStop).toEqual(json.upToStop)
 
+      // Kept at another last event than the run's now (a stopped run resumed by name records on,
+      // still stopped): not its figures any more, made again — here from its data as it is now.
+      yield* Effect.orDie(sql`update runs set up_to_stop = jsonb_set(up_to_stop, '{events}', '1') where id = ${id}`)
+      const resumedSince = JSON.parse((yield* swarm(["runs", "list", "--local", "--strategy", "Stopped paper", "--json"], { store: yield* store })).stdout) as Array<
+        { upToStop?: unknown }
+      >
+      expect(resumedSince[0]!.upToStop).toEqual({ unavailable: expect.any(String), trades: 2 })
+
       // Its data gone before any reader made them: no figure of another curve, and no "none yet" either.
       yield* Effect.orDie(sql`update runs set up_to_stop = null where id = ${id}`)
       const gone = yield* swarm(["runs", "show", ref, "--local"], { store: yield* store })
