@@ -156,8 +156,17 @@ export interface OrderNotFound {
   readonly reason: string
 }
 
+/** The most recent decision or order was asked for (`last`), and the run has none (of that symbol, side) yet. */
+export interface NoneYet {
+  readonly _tag: "NoneYet"
+  readonly last: "decision" | "order"
+  readonly symbol: string | null
+  readonly side: Side | null
+  readonly reason: string
+}
+
 export type RoundExplanation = RoundFound | RoundNotFound
-export type OrderExplanation = RoundFound | RoundNotFound | OrderNotFound
+export type OrderExplanation = RoundFound | RoundNotFound | OrderNotFound | NoneYet
 
 // ---------------------------------------------------------------------------------------------
 // Explaining
@@ -374,6 +383,20 @@ export const explainRound = (events: ReadonlyArray<RunEvent>, round: string): Ro
     orders: Array.from(orders.values()),
     blocked,
     trades
+  }
+}
+
+/** What `last` found nothing for: no decision recorded, or no order placed, of `symbol` and `side` when given. */
+export const noneYet = (last: "decision" | "order", symbol?: string, side?: Side): NoneYet => {
+  const of = symbol === undefined ? "" : ` for ${shown(symbol)}`
+  return {
+    _tag: "NoneYet",
+    last,
+    symbol: symbol ?? null,
+    side: side ?? null,
+    reason: last === "order"
+      ? `The run has placed no ${side === undefined ? "" : `${side} `}order${of} yet.`
+      : `The run has recorded no decision${of} yet. ${UNRECORDED}`
   }
 }
 

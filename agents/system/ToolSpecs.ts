@@ -141,17 +141,33 @@ export const CalculateMetricsArgs = Schema.Struct({
 }).pipe(Schema.filter(period))
 export type CalculateMetricsArgs = typeof CalculateMetricsArgs.Type
 
+const LastArg = Schema.Literal("decision", "order").annotations({ message: () => ({ message: "must be \"decision\" or \"order\"", override: true }) })
+const SideArg = Schema.Literal("buy", "sell").annotations({ message: () => ({ message: "must be \"buy\" or \"sell\"", override: true }) })
+
+/**
+ * Which round to explain: one named (`round`), the one that placed an order (`order`), or the
+ * run's most recent (`last`) — an operator asks "why did we sell?" or "explain the last decision"
+ * without knowing any id — narrowed by `symbol` and, for an order, `side`.
+ */
 export const ExplainDecisionArgs = Schema.Struct({
   round: optional(RoundArg, "The round to explain: <symbol>@<bar time>, e.g. AAPL@1709301600000 or AAPL@2024-03-01T14:30:00Z."),
-  order: optional(OrderArg, "The order whose round to explain, e.g. AAPL@1709301600000.")
+  order: optional(OrderArg, "The order whose round to explain, e.g. AAPL@1709301600000."),
+  last: optional(LastArg, "Instead of round or order: explain the run's most recent \"decision\" (the last round it recorded a decision in) or \"order\" (the round of the last order placed)."),
+  symbol: optional(SymbolArg, "With last: only this symbol's decisions or orders, e.g. AAPL."),
+  side: optional(SideArg, "With last \"order\": only buy orders or only sell orders.")
 }).pipe(
-  Schema.filter((args) =>
-    args.round !== undefined && args.order !== undefined
-      ? { path: ["order"], message: "give either round or order, not both" }
-      : args.round === undefined && args.order === undefined
-      ? { path: ["round"], message: "is missing: give round (or order) to say which decision to explain" }
+  Schema.filter((args) => {
+    const given = [args.round, args.order, args.last].filter((a) => a !== undefined).length
+    return given > 1
+      ? { path: [args.last !== undefined ? "last" : "order"], message: "give one of round, order or last, not more" }
+      : given === 0
+      ? { path: ["round"], message: "is missing: give round, order or last to say which decision to explain" }
+      : args.symbol !== undefined && args.last === undefined
+      ? { path: ["symbol"], message: "goes with last only (a round or order names its symbol already)" }
+      : args.side !== undefined && args.last !== "order"
+      ? { path: ["side"], message: "goes with last \"order\" only" }
       : true
-  )
+  })
 )
 export type ExplainDecisionArgs = typeof ExplainDecisionArgs.Type
 
@@ -186,7 +202,8 @@ const tools = {
   explain_decision: {
     args: ExplainDecisionArgs,
     description: "Explain one round of the run: each analyst's opinion, what its LLM agents argued (bull, bear, judge), the consensus decision with its votes and dissent, " +
-      "the risk verdict with every rule and gate, any approval, and the order and its fills. Give exactly one of round or order."
+      "the risk verdict with every rule and gate, any approval, and the order and its fills. Give exactly one of round, order or " +
+      "last (the most recent decision or order, optionally of one symbol and, for orders, one side)."
   },
   suggest_rules: {
     args: SuggestRulesArgs,
@@ -464,14 +481,29 @@ const runIn = (question: string, context: RouteContext): string | undefined => {
 
 const has = (question: string, pattern: RegExp) => pattern.test(question)
 
+/** Words of a question about many trades ("why did we buy so many losers?"): trade analysis, not one order. */
+const MANY = /\b(?:trades|losers|winners|so many|so often|always|usually)\b/
+
+/**
+ * The side of an order a question asks the reason for: "why did we buy", "why did the swarm go
+ * short", "why was AAPL sold" — a buy covers a short and a sell may open one.
+ */
+const sideAsked = (lower: string): "buy" | "sell" | undefined => {
+  const active = /\b(?:did|do|does|would|has|have)\s+(?:you|we|it|i|the (?:run|swarm|coordinator|agents?))\s+(buy|cover|go long|sell|short|go short)\b/.exec(lower)
+  const passive = /\b(?:was|were)\s+(?:\S+\s+){1,3}?(bought|covered|sold|shorted)\b/.exec(lower)
+  const verb = active?.[1] ?? passive?.[1]
+  return verb === undefined ? undefined : /^(?:buy|cover|go long|bought|covered)$/.test(verb) ? "buy" : "sell"
+}
+
 const route = (tool: ToolName, args: { readonly [key: string]: unknown }): ToolRequest | undefined =>
   Either.getOrUndefined(decodeToolCall({ name: tool, arguments: args }))
 
 /**
  * The tool an operator's plain question asks for, with the arguments it names (a round id, an
  * order, a symbol, dates, a run), or `undefined` when no tool fits or a needed argument is absent
- * (the caller asks again). Keyword rules, first match wins: compare, explain, suggest, metrics,
- * trades. Dates and times in a question are read as UTC.
+ * (the caller asks again). Keyword rules, first match wins: compare, explain (a round or order
+ * named, a symbol at a date, else the most recent order or decision asked about), suggest,
+ * metrics, trades. Dates and times in a question are read as UTC.
  */
 export const routeQuestion = (question: string, context: RouteContext = {}): ToolRequest | undefined => {
   const q = question.slice(0, MAX_QUESTION)
@@ -492,6 +524,17 @@ export const routeQuestion = (question: string, context: RouteContext = {}): Too
   // One point in time ("at", "on") names a round; a period ("since", "between") is about trades.
   if (has(lower, /\b(why|explain|what happened|how come)\b/) && symbol !== undefined && from !== undefined && from === to) {
     return route("explain_decision", { round: `${symbol}@${from}` })
+  }
+  // No id and no date: the most recent order or decision ("why did we sell AAPL?", "explain the last decision").
+  if (has(lower, /\b(why|explain|what happened|how come)\b/) && from === undefined && to === undefined && !has(lower, MANY)) {
+    const side = sideAsked(lower)
+    const bySymbol = symbol === undefined ? {} : { symbol }
+    if (side !== undefined || has(lower, /\b(?:last|latest|most recent|previous)\s+(?:order|trade|fill)\b/)) {
+      return route("explain_decision", { last: "order", ...bySymbol, ...(side === undefined ? {} : { side }) })
+    }
+    if (has(lower, /\b(?:last|latest|most recent|previous)\s+(?:decision|round|call|signal)\b/)) {
+      return route("explain_decision", { last: "decision", ...bySymbol })
+    }
   }
 
   if (has(lower, /\b(suggest\w*|recommend\w*|rules?|improve|what should (?:we|i) change)\b/)) {

@@ -645,22 +645,47 @@ export const run = Effect.fn("Tools.run")(function*(request: ToolSpecs.ToolReque
       return done(result, metricsResultLine(result), describeMetrics(result))
     }
     case "explain_decision": {
-      const { order, round } = request.args
+      const { last, order, round, side, symbol } = request.args
       let explanation: DecisionExplanation.OrderExplanation
+      /** For `last`: which order or round it found, said before the round's explanation. */
+      let lead = ""
       if (round !== undefined) {
         explanation = DecisionExplanation.explainRound(yield* roundEvents(record.id, round), round)
-      } else {
+      } else if (order !== undefined) {
         const sql = yield* SqlClient.SqlClient
         const [placed] = yield* sql<{ roundId: string }>`
-          select round_id from orders where run_id = ${record.id} and order_id = ${order!} limit 1`
-        explanation = DecisionExplanation.explainOrder(placed === undefined ? [] : yield* roundEvents(record.id, placed.roundId), order!)
+          select round_id from orders where run_id = ${record.id} and order_id = ${order} limit 1`
+        explanation = DecisionExplanation.explainOrder(placed === undefined ? [] : yield* roundEvents(record.id, placed.roundId), order)
+      } else {
+        // The newest by the run's sequence: what it recorded last (a run still going: what is committed so far).
+        const sql = yield* SqlClient.SqlClient
+        const bySymbol = symbol === undefined ? sql`` : sql`and upper(symbol) = ${symbol.toUpperCase()}`
+        const of = `${side === undefined ? "" : `${side} `}${last}${symbol === undefined ? "" : ` for ${symbol}`}`
+        if (last === "order") {
+          const [placed] = yield* sql<{ roundId: string; orderId: string }>`
+            select round_id, order_id from orders where run_id = ${record.id} ${bySymbol}
+              ${side === undefined ? sql`` : sql`and side = ${side}`}
+            order by seq desc limit 1`
+          explanation = placed === undefined
+            ? DecisionExplanation.noneYet("order", symbol, side)
+            : DecisionExplanation.explainOrder(yield* roundEvents(record.id, placed.roundId), placed.orderId)
+          if (placed !== undefined) lead = `The last ${of} is ${placed.orderId}.`
+        } else {
+          const [decided] = yield* sql<{ roundId: string }>`
+            select round_id from decisions where run_id = ${record.id} ${bySymbol} order by seq desc limit 1`
+          explanation = decided === undefined
+            ? DecisionExplanation.noneYet("decision", symbol)
+            : DecisionExplanation.explainRound(yield* roundEvents(record.id, decided.roundId), decided.roundId)
+          if (decided !== undefined) lead = `The last ${of} recorded is round ${decided.roundId}.`
+        }
       }
       const summary = explanation._tag === "RoundFound"
         ? `round ${explanation.round}: ${explanation.decision?.action ?? "no decision"}${
           explanation.verdict === null ? "" : `, ${explanation.verdict.outcome}`
         }, ${Format.count(explanation.orders.length, "order")}`
         : explanation.reason
-      return done(explanation, summary, DecisionExplanation.describeRound(explanation))
+      const sentences = DecisionExplanation.describeRound(explanation)
+      return done(explanation, summary, lead === "" ? sentences : `${lead} ${sentences}`)
     }
     case "suggest_rules": {
       const suggested = yield* suggestions(record, request.args.minTrades)

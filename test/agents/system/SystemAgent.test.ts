@@ -716,6 +716,28 @@ for (const backend of backends) {
           const missing = yield* collect(agent.ask(two.run, "explain round S0@1"))
           expect(textOf(missing)).toContain("No events are recorded for round")
 
+          // No round named: the run's most recent decision, its last sell order of a symbol.
+          const [lastDecided] = yield* Effect.orDie(sql<{ roundId: string }>`
+            select round_id from decisions where run_id = ${two.run} order by seq desc limit 1`)
+          const latest = yield* collect(agent.ask(two.run, "Explain the last decision"))
+          expect(ofTag(latest, "ToolUsed")[0]).toMatchObject({ tool: "explain_decision", ok: true, arguments: { last: "decision" } })
+          expect(textOf(latest).startsWith(`The last decision recorded is round ${lastDecided!.roundId}. Round ${lastDecided!.roundId} (`)).toBe(true)
+          const [firstSell] = yield* Effect.orDie(sql<{ symbol: string }>`
+            select symbol from orders where run_id = ${two.run} and side = 'sell' order by seq limit 1`)
+          const [lastSell] = yield* Effect.orDie(sql<{ orderId: string }>`
+            select order_id from orders where run_id = ${two.run} and side = 'sell' and symbol = ${firstSell!.symbol} order by seq desc limit 1`)
+          const sold = yield* collect(agent.ask(two.run, `Why did we sell ${firstSell!.symbol.toLowerCase()}?`))
+          expect(ofTag(sold, "ToolUsed")[0]).toMatchObject({
+            tool: "explain_decision",
+            ok: true,
+            arguments: { last: "order", symbol: firstSell!.symbol, side: "sell" }
+          })
+          expect(textOf(sold).startsWith(`The last sell order for ${firstSell!.symbol} is ${lastSell!.orderId}. Round `)).toBe(true)
+          expect(textOf(sold)).toContain(`Order ${lastSell!.orderId} to sell`)
+          const none = yield* Effect.orDie(Tools.run({ tool: "explain_decision", args: { last: "order", symbol: "NOPE" as never, side: "buy" } }, record))
+          expect(none.result).toMatchObject({ _tag: "NoneYet", last: "order", symbol: "NOPE", side: "buy" })
+          expect(none.sentences).toBe("The run has placed no buy order for \"NOPE\" yet.")
+
           const metrics = yield* collect(agent.ask(two.run, "What is the Sharpe ratio?"))
           expect(ofTag(metrics, "ToolUsed")[0]).toMatchObject({ tool: "calculate_metrics", ok: true })
           expect(textOf(metrics)).toContain("Over the whole run")

@@ -59,7 +59,8 @@ describe("toolSpecs", () => {
       }
     })
     expect(Object.keys((params.calculate_metrics as { properties: object }).properties)).toEqual(["from", "to"])
-    expect(Object.keys((params.explain_decision as { properties: object }).properties)).toEqual(["round", "order"])
+    expect(Object.keys((params.explain_decision as { properties: object }).properties)).toEqual(["round", "order", "last", "symbol", "side"])
+    expect(params.explain_decision).toMatchObject({ properties: { last: { enum: ["decision", "order"] }, side: { enum: ["buy", "sell"] } } })
     expect(params.suggest_rules).toMatchObject({ properties: { minTrades: { type: "integer", minimum: 1, maximum: 1000 } } })
     expect(params.compare_runs).toMatchObject({ required: ["other"], properties: { other: { type: "string" } } })
   })
@@ -97,6 +98,8 @@ describe("decodeToolCall: good calls", () => {
     expect(ok("explain_decision", { round: "AAPL@2024-03-01T14:00:00Z" }).args).toEqual({ round: "AAPL@1709301600000" })
     expect(ok("explain_decision", { round: "AAPL@2024-03-01" }).args).toEqual({ round: `AAPL@${Date.UTC(2024, 2, 1)}` })
     expect(ok("explain_decision", { order: "AAPL@1709301600000" }).args).toEqual({ order: "AAPL@1709301600000" })
+    expect(ok("explain_decision", { last: "decision" }).args).toEqual({ last: "decision" })
+    expect(ok("explain_decision", { last: "order", symbol: "AAPL", side: "sell" }).args).toEqual({ last: "order", symbol: "AAPL", side: "sell" })
   })
 
   it("takes a run as an id, a number or <strategy>#<number>", () => {
@@ -212,17 +215,37 @@ describe("decodeToolCall: hostile and malformed calls are rejected with the fiel
     expect(rejected({ name: "suggest_rules", arguments: "[]" })[1]).toBe("arguments")
   })
 
-  it("needs exactly one of round and order, and a run to compare with", () => {
+  it("needs exactly one of round, order and last, and a run to compare with", () => {
     expect(rejected({ name: "explain_decision", arguments: {} })).toEqual([
       "explain_decision",
       "round",
-      "is missing: give round (or order) to say which decision to explain"
+      "is missing: give round, order or last to say which decision to explain"
     ])
     expect(rejected({ name: "explain_decision", arguments: { round: "AAPL@1", order: "AAPL@1" } })).toEqual([
       "explain_decision",
       "order",
-      "give either round or order, not both"
+      "give one of round, order or last, not more"
     ])
+    expect(rejected({ name: "explain_decision", arguments: { round: "AAPL@1", last: "order" } })).toEqual([
+      "explain_decision",
+      "last",
+      "give one of round, order or last, not more"
+    ])
+    expect(rejected({ name: "explain_decision", arguments: { last: "trade" } })).toEqual(["explain_decision", "last", "must be \"decision\" or \"order\""])
+    expect(rejected({ name: "explain_decision", arguments: { round: "AAPL@1", symbol: "AAPL" } })).toEqual([
+      "explain_decision",
+      "symbol",
+      "goes with last only (a round or order names its symbol already)"
+    ])
+    expect(rejected({ name: "explain_decision", arguments: { last: "decision", side: "buy" } })).toEqual([
+      "explain_decision",
+      "side",
+      "goes with last \"order\" only"
+    ])
+    expect(rejected({ name: "explain_decision", arguments: { last: "order", side: "long" } })).toEqual(["explain_decision", "side", "must be \"buy\" or \"sell\""])
+    expect(rejected({ name: "explain_decision", arguments: { last: "order", symbol: "A A P L" } })[1]).toBe("symbol")
+    // A model's argument can be megabytes long: the message does not echo it.
+    expect(rejected({ name: "explain_decision", arguments: { last: "x".repeat(100_000) } })[2]).toBe("must be \"decision\" or \"order\"")
     expect(rejected({ name: "explain_decision", arguments: { round: "AAPL" } })[1]).toBe("round")
     expect(rejected({ name: "explain_decision", arguments: { round: "@123" } })[1]).toBe("round")
     expect(rejected({ name: "explain_decision", arguments: { order: "a\u0000b" } })[1]).toBe("order")
@@ -267,6 +290,27 @@ describe("routeQuestion", () => {
       args: { round: `AAPL@${Date.UTC(2024, 2, 4)}` }
     })
     expect(route("what happened to order 42-b7?")).toEqual({ tool: "explain_decision", args: { order: "42-b7" } })
+  })
+
+  it("routes why and explain questions naming no round or date to the most recent order or decision", () => {
+    expect(route("why did you buy ACME?", ["ACME", "GLOBEX"])).toEqual({ tool: "explain_decision", args: { last: "order", symbol: "ACME", side: "buy" } })
+    expect(route("Why did we go short on globex", ["ACME", "GLOBEX"])).toEqual({
+      tool: "explain_decision",
+      args: { last: "order", symbol: "GLOBEX", side: "sell" }
+    })
+    expect(route("why was ACME sold?", ["ACME"])).toEqual({ tool: "explain_decision", args: { last: "order", symbol: "ACME", side: "sell" } })
+    expect(route("why did the swarm sell")).toEqual({ tool: "explain_decision", args: { last: "order", side: "sell" } })
+    expect(route("explain the last order")).toEqual({ tool: "explain_decision", args: { last: "order" } })
+    expect(route("explain the last decision")).toEqual({ tool: "explain_decision", args: { last: "decision" } })
+    expect(route("What happened in the latest round for ACME?", ["ACME"])).toEqual({
+      tool: "explain_decision",
+      args: { last: "decision", symbol: "ACME" }
+    })
+    // About many trades, or a period: trade analysis, as before.
+    expect(route("why did we buy so many losers?")).toEqual({ tool: "analyse_trades", args: {} })
+    expect(route("why did we sell ACME since 2024-01-01?", ["ACME"])).toEqual({ tool: "analyse_trades", args: { symbol: "ACME", from: Date.UTC(2024, 0, 1) } })
+    // Buying without a why is no question about a decision.
+    expect(route("did we buy ACME?", ["ACME"])).toEqual({ tool: "analyse_trades", args: { symbol: "ACME" } })
   })
 
   it("routes trade questions to analyse_trades, with symbol, period and top", () => {
@@ -330,7 +374,7 @@ describe("routeQuestion", () => {
   it("routes nothing when no tool fits or a needed argument is missing", () => {
     expect(route("what's the weather like?")).toBeUndefined()
     expect(route("compare them")).toBeUndefined()
-    expect(route("why did we sell?")).toBeUndefined()
+    expect(route("why?")).toBeUndefined()
     expect(route("")).toBeUndefined()
     expect(() => route("why ".repeat(100_000))).not.toThrow()
   })
