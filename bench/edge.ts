@@ -14,6 +14,10 @@
  *   `onEvent`. `tick_to_order_p99_us_sse`: the same with 500 SSE subscribers of the run connected
  *   over HTTP and reading everything; `tick_to_order_sse_ratio` the ratio of the two p99s.
  *
+ * - `rpc_read_floor_p50_ms` / `_p99_ms` / `_calls_per_sec`: the same clients against a bare
+ *   `node:http` handler in the server's process (a canned answer: no auth, no database, no Effect) —
+ *   the floor the machine and the clients allow any Node server (`EDGE_RPC_FLOOR=0`: left out).
+ *
  * `EDGE_ONLY=rpc|tick` runs one part; `EDGE_RPC_SECONDS`, `EDGE_RPC_CLIENTS`, `EDGE_RPC_PAUSE_MS` tune
  * the reads; `EDGE_RPC_PROFILE=<file>` writes a CPU profile of the server over the measured reads
  * (its sampling's cost is in that round's CPU figure; its start and stop are not);
@@ -27,6 +31,8 @@
  */
 import { spawn } from "node:child_process"
 import { writeFileSync } from "node:fs"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
 import * as Inspector from "node:inspector"
 import { PerformanceObserver } from "node:perf_hooks"
 import { createInterface } from "node:readline"
@@ -55,6 +61,8 @@ const RPC_CLIENTS = Number(process.env.EDGE_RPC_CLIENTS ?? 100)
 const RPC_SECONDS = Number(process.env.EDGE_RPC_SECONDS ?? 10)
 const RPC_USERS = 10
 const RPC_RUNS_PER_USER = 3
+/** `EDGE_RPC_FLOOR=0` leaves out the harness's floor (`rpc_read_floor_*`: the same clients against a bare node:http handler). */
+const RPC_FLOOR = process.env.EDGE_RPC_FLOOR !== "0"
 /** A client's think time between calls: an operator's dashboard polls, it does not spin. */
 const RPC_PAUSE_MS = Number(process.env.EDGE_RPC_PAUSE_MS ?? 0)
 /**
@@ -230,7 +238,58 @@ const rpcFigures = (base: string, users: ReadonlyArray<{ key: string; strategy: 
       figure("rpc_read_calls_per_sec", Math.round(summary.perSecond), "calls/s", workload)
       figure("rpc_read_server_cpu_ms_per_call", fixed(cpuPerCall, 3), "ms", `${workload}; the server process's CPU time (user + system, process.cpuUsage) over the measured round, divided by its calls`)
     }
+    if (!RPC_FLOOR) return
+    const floor = yield* rpcFloor(plan)
+    const floorWorkload = `the clients and plan of rpc_read_p99_ms (${RPC_CLIENTS} clients, keep-alive, closed loop, ${RPC_SECONDS} s after a 2 s ` +
+      `warm-up) against a bare node:http handler in the server's process that reads the body, parses it and answers a canned ` +
+      `success Exit (no auth, no database, no Effect): the floor this machine and these clients allow any Node server; ` +
+      `${floor.count} calls, ${Math.round(floor.perSecond)} calls/s`
+    figure("rpc_read_floor_p50_ms", fixed(floor.p50, 2), "ms", floorWorkload)
+    figure("rpc_read_floor_p99_ms", fixed(floor.p99, 2), "ms", floorWorkload)
+    figure("rpc_read_floor_calls_per_sec", Math.round(floor.perSecond), "calls/s", floorWorkload)
   })
+
+/**
+ * The harness's floor: the same clients, with the same plan, against a bare `node:http` handler in
+ * this process (where the server runs) that reads each body, parses its JSON line and answers a
+ * canned success `Exit` for its id — no auth, no database, no Effect. What this machine and these
+ * clients allow any Node server, to read `rpc_read_*` against.
+ */
+const rpcFloor = (plan: string) =>
+  Effect.gen(function*() {
+    const answer = (id: unknown) =>
+      JSON.stringify({ _tag: "Exit", requestId: id, exit: { _tag: "Success", value: { id: "run_floor", status: "completed" } } }) + "\n"
+    const bare = createServer((request, response) => {
+      let body = ""
+      request.setEncoding("utf8")
+      request.on("data", (chunk: string) => (body += chunk))
+      request.on("end", () => {
+        const line = answer((JSON.parse(body) as { id: unknown }).id)
+        response.writeHead(200, { "content-type": "application/ndjson", "content-length": Buffer.byteLength(line) })
+        response.end(line)
+      })
+    })
+    const port = yield* Effect.acquireRelease(
+      Effect.async<number>((resume) => {
+        bare.listen(0, "127.0.0.1", () => resume(Effect.succeed((bare.address() as AddressInfo).port)))
+      }),
+      () => Effect.async<void>((resume) => {
+        bare.closeAllConnections()
+        bare.close(() => resume(Effect.void))
+      })
+    )
+    const base = `http://127.0.0.1:${port}`
+    let floor: typeof RpcSummary.Type | undefined
+    for (const [seconds, measured] of [[2, false], [RPC_SECONDS, true]] as const) {
+      const cpu0 = process.cpuUsage()
+      const summary = yield* Effect.scoped(Effect.flatMap(clientsScoped(["rpc", base, String(seconds), plan]), (c) =>
+        Effect.flatMap(Effect.promise(() => c.next()), Schema.decodeUnknown(RpcSummary))))
+      const cpu = process.cpuUsage(cpu0)
+      progress(`rpc floor ${measured ? "measured" : "warm-up"}: ${JSON.stringify(summary)}; handler CPU ${((cpu.user + cpu.system) / 1_000 / summary.count).toFixed(3)} ms per call`)
+      if (measured) floor = summary
+    }
+    return floor!
+  }).pipe(Effect.scoped)
 
 // --- tick_to_order -------------------------------------------------------------------------------
 
