@@ -420,6 +420,11 @@ export const RunReport = Schema.Struct({
   metrics: Schema.NullOr(Metrics),
   /** What it counted (bars, rounds, orders, fills, events…), once it has ended. */
   counts: Schema.NullOr(Schema.Record({ key: Schema.String, value: Schema.Number })),
+  /**
+   * Its trading state (`active`, `reducing`, `halted`) as of its last event committed, while it
+   * runs too; null for a run that recorded nothing yet (or, still going, began under a server
+   * older than this: it says it once the state changes).
+   */
   tradingState: Schema.NullOr(Schema.String),
   /** The time its bars spanned (epoch ms), once it has ended. */
   from: Schema.NullOr(Schema.Number),

@@ -13,6 +13,10 @@
  * flow control: it waits only while the backlog is past a high-water mark, so a database slower
  * than the run bounds the memory instead of growing it.
  *
+ * The run's row says its trading state as of its last event committed (`trading_state`, set in the
+ * batch's transaction by its first batch and by each that changes it), so that `runs show` of a
+ * live run says it is halted, wherever it runs; its end sets it once more (`Runs.finish`).
+ *
  * The hash chain: every event's `hash` is SHA-256 of the previous event's hash, `"\n"` and the
  * event's canonical JSON line (64 zeros before the first), so the event log is the run's audit
  * log: changing, deleting or reordering any of its rows breaks the chain (`Audit.ts` verifies it).
@@ -390,6 +394,8 @@ export const make = (
 
     // What a checkpoint records, kept up to date from the events.
     let tradingState = "active"
+    /** The trading state the run's row says, as this recorder last committed it (`undefined`: not yet). */
+    let rowState: string | undefined
     let books: CheckpointState["books"] = null
     const positions = new Map<string, { readonly symbol: string; readonly quantity: number; readonly averagePrice: number }>()
     const pendingApprovals = new Set<string>()
@@ -437,9 +443,9 @@ export const make = (
       wake()
     }
 
-    const writeBatch = (batch: Batch) => {
+    const writeBatch = (batch: Batch, state: string | undefined) => {
       let tries = 0
-      return Effect.tryPromise({ try: (signal) => commit(service, batch, tries++ > 0, options.lease, signal), catch: (error) => error }).pipe(
+      return Effect.tryPromise({ try: (signal) => commit(service, batch, state === undefined ? undefined : { run, state }, tries++ > 0, options.lease, signal), catch: (error) => error }).pipe(
         // A dropped connection, or a database restarting, is worth more tries for half a minute (the
         // transaction rolled back, all or nothing; the run meanwhile waits at its backlog's bound).
         // A batch the database refuses for what it holds is not, nor one whose lease is lost.
@@ -469,6 +475,8 @@ export const make = (
         pendingSums = emptySums()
         const events = pendingEvents
         const committed = pendingCommits
+        // The state as of the batch's last event (every event so far is in it): the row's, when it changed.
+        const state = tradingState === rowState ? undefined : tradingState
         inFlightRows = pendingRows
         inFlightChars = pendingChars
         pending = emptyBatch()
@@ -478,7 +486,7 @@ export const make = (
         pendingRows = 0
         pendingEvents = 0
         pendingChars = 0
-        const exit = yield* Effect.exit(writeBatch(batch))
+        const exit = yield* Effect.exit(writeBatch(batch, state))
         inFlightRows = 0
         inFlightChars = 0
         if (Exit.isFailure(exit)) {
@@ -486,6 +494,7 @@ export const make = (
           yield* announce
           return
         }
+        if (state !== undefined) rowState = state
         written += events
         // Before `announce`: once `flush` returns, every event so far has been told.
         if (onCommitted !== undefined) for (const [event, json] of committed) onCommitted(event, json)
@@ -573,6 +582,7 @@ const interrupted = (signal: AbortSignal): void => {
 const commit = async (
   { copy, pool, shared }: Pick<PoolService, "copy" | "pool" | "shared">,
   batch: Batch,
+  row: { readonly run: RunId; readonly state: string } | undefined,
   again: boolean,
   lease: Lease | undefined,
   signal: AbortSignal
@@ -619,6 +629,9 @@ const commit = async (
       else await insertRows(client, name, rows)
     }
     await fenceOn(client, lease)
+    // The run's trading state as of the batch's last event, when it changed (`runs show` of a live
+    // run): after the fence, whose lock on the run's row it then holds already.
+    if (row !== undefined) await client.query("update runs set trading_state = $1 where id = $2", [row.state, row.run])
     interrupted(signal)
     await client.query("commit")
   } catch (error) {
