@@ -22,6 +22,7 @@ import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
 import * as Auth from "./Auth.js"
 import * as ChatFollow from "./ChatFollow.js"
+import * as Follow from "./Follow.js"
 import { bearerKey } from "./RpcAuth.js"
 import { unavailable } from "./Unavailable.js"
 
@@ -36,6 +37,16 @@ const reasonOf = (error: ParseResult.ParseError): string => {
   const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
   return issue === undefined ? "is not valid" : `${issue.path.length === 0 ? "" : `${issue.path.join(".")}: `}${issue.message}`
 }
+
+/**
+ * What a chat stream reads when its client connects (the run), and the history a client reads with
+ * it, under a permit of the followers' reads (`Follow.catchUpReads`), as the run events' streams
+ * take one: after a restart every dashboard reconnects at once, and with the chat's stream reads
+ * its run and the chat's history again (its `Missed`); gated, their reads take their turns and the
+ * pool stays free for the runs' writes. Let go before the stream starts: nothing here waits for a
+ * permit while it holds one.
+ */
+const connectRead = Follow.catchUpReads.withPermits(1)
 
 export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<SqlClient.SqlClient>()
@@ -56,7 +67,7 @@ export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
           const question = yield* decodeQuestion(message).pipe(
             Effect.mapError((error) => new InvalidRequest({ field: "message", reason: reasonOf(error) }))
           )
-          const summary = yield* unavailable(Runs.getSummary(run, ownerFilter(p)))
+          const summary = yield* unavailable(connectRead(Runs.getSummary(run, ownerFilter(p))))
           // Cut short, the answer still finishes and is recorded (an asker that goes away, to the agent).
           const answer = agent.ask(summary.id, question).pipe(
             Stream.mapError((error) => new Unavailable({ reason: error.reason }))
@@ -71,7 +82,7 @@ export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
       return Stream.unwrapScoped(as((p) =>
         Effect.gen(function*() {
           const from = yield* ChatFollow.position(after, "after")
-          const summary = yield* unavailable(Runs.getSummary(run, ownerFilter(p)))
+          const summary = yield* unavailable(connectRead(Runs.getSummary(run, ownerFilter(p))))
           // Where a follower cut off here would resume: the last chunk it was sent, else where it resumed after.
           let last = from === undefined ? undefined : positionOf(from)
           const chunks = (yield* ChatFollow.follow(agent, summary.id, from)).pipe(
@@ -92,9 +103,10 @@ export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
       ))
     },
 
+    // Under a permit too: a dashboard that reconnects reads the history again when it missed part of an answer (`Missed`).
     "chat.history": ({ before, limit, run }) =>
       as((p) =>
-        unavailable(Effect.gen(function*() {
+        unavailable(connectRead(Effect.gen(function*() {
           const summary = yield* Runs.getSummary(run, ownerFilter(p))
           const session = yield* Chats.find(summary.id)
           if (Option.isNone(session)) return { run: summary.id, session: null, messages: [] }
@@ -103,7 +115,7 @@ export const ChatHandlers = ChatRpcs.toLayer(Effect.gen(function*() {
             ...(before === undefined ? {} : { before })
           })
           return { run: summary.id, session: session.value.id, messages }
-        })).pipe(Effect.withSpan("Chat.history"))
+        }))).pipe(Effect.withSpan("Chat.history"))
       ),
 
     "chat.suggestions": ({ minTrades, run }) =>

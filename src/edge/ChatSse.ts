@@ -34,6 +34,7 @@ import { ChatChunk, type ChatMissed, positionOf } from "../../schemas/Chat.js"
 import * as Runs from "../store/Runs.js"
 import * as Auth from "./Auth.js"
 import * as ChatFollow from "./ChatFollow.js"
+import * as Follow from "./Follow.js"
 import { heartbeatFrame, keyOf, refusals, refusedFrame } from "./Sse.js"
 import * as WriteStall from "./WriteStall.js"
 
@@ -101,7 +102,10 @@ export const handler = (
     const principal: Principal = yield* deps.auth.authenticate(key)
     // `Last-Event-ID: <question>.<index>`: where a reconnecting client stopped (absent: nowhere).
     const last = yield* ChatFollow.position(request.headers["last-event-id"], "Last-Event-ID")
+    // Under a permit of the followers' reads, as the run events' connections take one (Sse.ts
+    // `connectReads`): every dashboard reconnects at once after a restart.
     const run = yield* Runs.getSummary(id, principal.role === "admin" ? undefined : principal.userId).pipe(
+      Follow.catchUpReads.withPermits(1),
       Effect.provideService(SqlClient.SqlClient, deps.sql)
     )
     // Where a client reconnecting with a valid key would resume: the last chunk sent, else where it resumed after.

@@ -101,7 +101,12 @@ export const defaults = {
  */
 export const fanOut = new TurnBudget(2, 1 / 4)
 
-/** The database reads of every stream of run events a server sends (`reads`): few, so that the runs' writes find the pool free. */
+/**
+ * The database reads of every stream of run events a server sends (`reads`): few, so that the runs'
+ * writes find the pool free. The reads of a stream's connection take one too, one at a time and
+ * let go before the stream starts: the run events' (Sse.ts, RpcHandlers.ts) and the chat's
+ * (ChatSse.ts, ChatHandlers.ts).
+ */
 export const catchUpReads = Effect.unsafeMakeSemaphore(2)
 
 /** The pages of every stream of run events a server sends (`pages`): about 16 MB with their frames. */

@@ -44,6 +44,7 @@ import * as Runs from "../store/Runs.js"
 import * as Strategies from "../store/Strategies.js"
 import * as Users from "../store/Users.js"
 import * as Auth from "./Auth.js"
+import * as Follow from "./Follow.js"
 import { bearerKey } from "./RpcAuth.js"
 import * as RpcFastPath from "./RpcFastPath.js"
 import { invalidPayload } from "./RpcPayloads.js"
@@ -249,6 +250,16 @@ export const RuleHandlers = RuleRpcs.toLayer(Effect.gen(function*() {
   }
 }))
 
+/**
+ * What a stream reads when its client connects (`runs.events`, `runs.status`: the run, and its
+ * status), under a permit of the followers' reads (`Follow.catchUpReads`), as the SSE route's
+ * connections take one (Sse.ts `connectReads`): 500 clients reconnecting at once (a server
+ * restarted, a proxy's blip) queued their reads for the pool ahead of the runs' own writes; gated,
+ * they take their turns. The permit is let go before the stream starts: a follower's page reads
+ * take their own, and none waits for a permit while it holds one.
+ */
+const connectRead = Follow.catchUpReads.withPermits(1)
+
 /** Finished runs whose last recorded values `runs.get` keeps (a few KB each). */
 const FINISHED_KEPT = 1_024
 
@@ -425,7 +436,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
       // user disabled) or the key's right to the run (an admin demoted): `RunNotFound`, as `runs.get` answers then.
       const key = bearerKey(headers["authorization"])
       return Stream.unwrapScoped(as((p) =>
-        unavailable(Effect.map(Runs.getSummary(run, ownerFilter(p)), (record) => {
+        unavailable(Effect.map(connectRead(Runs.getSummary(run, ownerFilter(p))), (record) => {
           const stream = events.after(record.id as RunId, since ?? 0, types)
           return key === undefined ? stream : Stream.interruptWhen(stream, Auth.runRefusal(auth, key, recheck, { ref: run, owner: record.owner }))
         }))
@@ -435,9 +446,11 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
       const key = bearerKey(headers["authorization"])
       return Stream.unwrapScoped(as((p) =>
         unavailable(Effect.gen(function*() {
-          const record = yield* Runs.getSummary(run, ownerFilter(p))
+          const { now, record } = yield* connectRead(Effect.gen(function*() {
+            const record = yield* Runs.getSummary(run, ownerFilter(p))
+            return { record, now: yield* statuses.now(record.id as RunId) }
+          }))
           const id = record.id as RunId
-          const now = yield* statuses.now(id)
           let told: RunStatusNote | undefined
           // Now, then each change (the feed's first is what it read last: said once), up to how it ended.
           const stream = Stream.concat(Stream.fromIterable(Option.toArray(now)), statuses.changes(id)).pipe(

@@ -8,18 +8,19 @@
  * key ends the stream. On every back-end.
  */
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Either, Fiber, Stream } from "effect"
+import { Chunk, Effect, Either, Fiber, Option, Stream } from "effect"
 import { Unauthorized } from "../../schemas/Auth.js"
 import { type ChatChunk, type ChatFollowed, positionOf } from "../../schemas/Chat.js"
 import { RunNotFound, Unavailable } from "../../schemas/Rpc.js"
 import * as ChatCommand from "../../src/cli/ChatCommand.js"
 import * as Io from "../../src/cli/Io.js"
 import * as Remote from "../../src/cli/Remote.js"
+import * as Follow from "../../src/edge/Follow.js"
 import * as ApiKeys from "../../src/store/ApiKeys.js"
 import * as FakeOllama from "../llm/FakeOllama.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { finishedRun, newUser, offline, quickRecheck, serve } from "./chatServer.js"
-import { bearer, connect, eventually, rpcClient } from "./fixtures.js"
+import { bearer, connect, eventually, open, rpcClient } from "./fixtures.js"
 
 const user = newUser("follower")
 
@@ -153,6 +154,42 @@ for (const backend of backends) {
         const [missed] = yield* within(Effect.promise(() => back.reader.events((e) => e.event === "missed")))
         expect(missed).toMatchObject({ event: "missed", id: undefined })
         expect(JSON.parse(missed!.data)).toEqual({ after: positionOf(answer[2]!), reason: expect.stringContaining("chat.history has every answer") })
+      }), { timeout: 90_000 })
+
+    it.scoped("a chat stream's connection reads take their turn with the followers' page reads: chat.follow, chat.send, chat.history and SSE wait for a permit, their errors unchanged", () =>
+      Effect.gen(function*() {
+        const base = yield* serve(offline)
+        const alice = yield* user
+        const bob = yield* user
+        const run = yield* seedRun(alice.id)
+        const client = yield* rpcClient(base, alice.key)
+        const other = yield* rpcClient(base, bob.key)
+        // Both permits of the followers' reads taken, as by two followers reading pages meanwhile.
+        let held = true
+        yield* Effect.acquireRelease(Follow.catchUpReads.take(2), () => (held ? Follow.catchUpReads.release(2) : Effect.void))
+        // A position this server does not hold: said at once (`Missed`) once the run is read.
+        const following = yield* Effect.fork(collect(Stream.take(client("chat.follow", { run: run.id, after: "1.0" }), 1)))
+        const asking = yield* Effect.fork(collect(Stream.take(client("chat.send", { run: run.id, message: "Which trades lost money?" }), 1)))
+        const history = yield* Effect.fork(client("chat.history", { run: run.id }))
+        const refused = yield* Effect.fork(Effect.either(collect(other("chat.follow", { run: run.id }))))
+        const watching = yield* Effect.fork(open(chatUrl(base, run.id), { ...bearer(alice.key), "last-event-id": "1.0" }))
+        yield* Effect.sleep("400 millis")
+        // The run is not read yet: nothing, not even the refusal of another's run or the SSE's headers.
+        for (const fiber of [following, asking, history, refused, watching] as ReadonlyArray<Fiber.Fiber<unknown, unknown>>) expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+        held = false
+        yield* Follow.catchUpReads.release(2)
+        expect(yield* within(Fiber.join(following))).toEqual([{ _tag: "Missed", after: "1.0", reason: expect.stringContaining("chat.history has every answer") }])
+        expect(yield* within(Fiber.join(asking))).toMatchObject([{ _tag: "Asked", content: "Which trades lost money?" }])
+        expect((yield* within(Fiber.join(history))).run).toBe(run.id)
+        // The typed error as before: another's run is one that does not exist.
+        expect(yield* within(Fiber.join(refused))).toEqual(Either.left(new RunNotFound({ run: run.id })))
+        const watched = yield* within(Fiber.join(watching))
+        expect(watched.status).toBe(200)
+        if ("reader" in watched) {
+          yield* Effect.addFinalizer(() => Effect.sync(() => watched.reader.close()))
+          const [missed] = yield* within(Effect.promise(() => watched.reader.events((e) => e.event === "missed")))
+          expect(missed).toMatchObject({ event: "missed", id: undefined })
+        }
       }), { timeout: 90_000 })
 
     it.scoped("a bad after is InvalidRequest naming it; another user's run is answered as a missing one", () =>

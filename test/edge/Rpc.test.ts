@@ -10,13 +10,14 @@
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { Rpc, RpcTest } from "@effect/rpc"
-import { Chunk, Duration, Effect, Either, Exit, Fiber, Layer, Schema, Stream } from "effect"
+import { Chunk, Duration, Effect, Either, Exit, Fiber, Layer, Option, Schema, Stream } from "effect"
 import { Principal, Unauthorized } from "../../schemas/Auth.js"
 import { AdminRpcs, Conflict, LeaderboardRpcs, RuleRpcs, RunNotFound, RunRpcs, StrategyNotFound, StrategyRpcs } from "../../schemas/Rpc.js"
 import { Rule } from "../../schemas/Rule.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import { Authenticator, Recheck } from "../../src/edge/Auth.js"
+import * as Follow from "../../src/edge/Follow.js"
 import { AuthenticatedLive, clientKey } from "../../src/edge/RpcAuth.js"
 import { AdminHandlers, LeaderboardHandlers, RuleHandlers, RunHandlers, StrategyHandlers } from "../../src/edge/RpcHandlers.js"
 import * as RunEvents from "../../src/edge/RunEvents.js"
@@ -694,6 +695,38 @@ for (const backend of backends) {
         expect((yield* root("admin.users", undefined)).find((u) => u.name === "root")).toMatchObject({ role: "admin", disabled: false })
         for (const { id } of others) yield* root("admin.setUser", { user: id, role: "admin" })
       }), { timeout: 60_000 })
+
+    it.scoped("a stream's connection reads take their turn with the followers' page reads: runs.events and runs.status wait for a permit, their errors unchanged", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.InProcessBus
+        const run = yield* simulatedRun(bus, "alice")
+        // Live, its events in the bus's ring: a follower gives them with no read of its own.
+        run.publish(1, 3)
+        yield* run.commit(3)
+        // Both permits of the followers' reads taken, as by two followers reading pages meanwhile.
+        let held = true
+        yield* Effect.acquireRelease(Follow.catchUpReads.take(2), () => (held ? Follow.catchUpReads.release(2) : Effect.void))
+        const alice = yield* clientFor("key-alice")
+        const bob = yield* clientFor("key-bob")
+        const events = yield* follow("key-alice", run.id)
+        const status = yield* Effect.fork(Stream.runHead(alice("runs.status", { run: run.id })))
+        const notYours = yield* Effect.fork(Effect.either(Stream.runDrain(bob("runs.events", { run: run.id }))))
+        const notYourStatus = yield* Effect.fork(Effect.either(Stream.runDrain(bob("runs.status", { run: run.id }))))
+        yield* Effect.sleep(Duration.millis(400))
+        // The run is not read yet: no event, no status, not even the refusal of another's run.
+        expect(events.got).toEqual([])
+        for (const fiber of [events.fiber, status, notYours, notYourStatus] as ReadonlyArray<Fiber.Fiber<unknown, unknown>>) expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+        held = false
+        yield* Follow.catchUpReads.release(2)
+        expect(yield* eventually(() => events.got.length === 3)).toBe(true)
+        expect(events.got).toEqual(range(1, 3))
+        expect(yield* Fiber.join(status)).toMatchObject({ _tag: "Some", value: { status: "running" } })
+        // The typed errors as before: another's run is one that does not exist.
+        expect(yield* Fiber.join(notYours)).toEqual(Either.left(new RunNotFound({ run: run.id })))
+        expect(yield* Fiber.join(notYourStatus)).toEqual(Either.left(new RunNotFound({ run: run.id })))
+        yield* run.finish
+        expect(yield* Fiber.join(events.fiber)).toMatchObject({ _tag: "Right" })
+      }))
 
     it.scoped("an event stream whose key is revoked ends with Unauthorized; the same user's other key streams on", () =>
       Effect.gen(function*() {
