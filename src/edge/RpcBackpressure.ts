@@ -7,8 +7,9 @@
  * has waited `Stall` (`WriteStall.WRITE_STALL`, 30 s) for its acknowledgement: the client is told
  * `Unavailable` and the request interrupted as the client would, its stream and subscription with
  * it. The connection stays (its other requests go on); what is queued on it meanwhile is a few
- * lines at most (the notice, keep-alives). A client that reads again asks again: `swarm runs
- * watch` follows the run again from the last event it saw (RemoteRuns.ts).
+ * lines at most (the notice, keep-alives). A client that reads again asks again, as the notice
+ * says for its stream (`resumeHint`): `swarm runs watch` follows the run again from the last event
+ * it saw (RemoteRuns.ts), `swarm chat ask` reads on with `chat.follow` after the last chunk it had.
  *
  * Over HTTP (ndjson) there are no acknowledgements, and @effect/rpc's HTTP protocol queues a
  * connection's answers in a `Mailbox` with no capacity: a streamed answer was pulled as fast as it
@@ -35,13 +36,29 @@ export class Stall extends Context.Reference<Stall>()("swarm/edge/RpcBackpressur
   defaultValue: (): Duration.Duration => WriteStall.WRITE_STALL
 }) {}
 
-/** What a request cut off for a client that stopped reading is told. */
-export const stalledReason = (stall: Duration.Duration, how: "connection" | "acknowledgement"): string =>
+/**
+ * How a client whose request of `procedure` was cut off gets back what it had not read: each stream
+ * resumes its own way — a run's events from the last event it got (`since`), a chat's answer with
+ * `chat.follow` after the last chunk it got (`after`: `chat.send` too, whose answer goes on and is
+ * recorded; docs/rpc.md "Chat, followed and resumed") — and anything else is asked again.
+ */
+export const resumeHint = (procedure: string | undefined): string => {
+  switch (procedure) {
+    case "runs.events":
+      return "ask again from the last event it got (runs.events with since)"
+    case "chat.send":
+    case "chat.follow":
+      return "read on with chat.follow after the last chunk it got (after: its <question>.<index>); chat.history has every answer"
+    default:
+      return "ask again"
+  }
+}
+
+/** What a request of `procedure` (its tag: `runs.events`, `chat.follow`, …) cut off for a client that stopped reading is told. */
+export const stalledReason = (stall: Duration.Duration, how: "connection" | "acknowledgement", procedure?: string): string =>
   how === "connection"
-    ? `this client read nothing for ${Duration.format(stall)} while its connection was full, and is disconnected: ` +
-      "ask again (a run's events: from the last event it got)"
-    : `this client acknowledged nothing of this stream for ${Duration.format(stall)}, and the stream is ended: ` +
-      "ask again (a run's events: from the last event it got)"
+    ? `this client read nothing for ${Duration.format(stall)} while its connection was full, and is disconnected: ${resumeHint(procedure)}`
+    : `this client acknowledged nothing of this stream for ${Duration.format(stall)}, and the stream is ended: ${resumeHint(procedure)}`
 
 const encodeUnavailable = Schema.encodeSync(Unavailable)
 
@@ -71,6 +88,8 @@ export const acked = <E, R>(protocol: Layer.Layer<RpcServer.Protocol, E, R>) =>
       const waiting = new Map<number, Map<string, number>>()
       /** By connection: requests cut off, whose answers are no longer sent. */
       const cut = new Map<number, Set<string>>()
+      /** By connection, by request not yet answered whole: its procedure, whose way back its notice says. */
+      const procedures = new Map<number, Map<string, string>>()
       let deliver: ((clientId: number, message: FromClientEncoded) => Effect.Effect<void>) | undefined
 
       const sweep = Effect.gen(function*() {
@@ -91,13 +110,15 @@ export const acked = <E, R>(protocol: Layer.Layer<RpcServer.Protocol, E, R>) =>
             yield* Effect.logInfo("RPC: a stream's chunk waited too long for the client's acknowledgement; the stream is ended").pipe(
               Effect.annotateLogs({ clientId, requestId, stalledMillis: Math.round(now - since) })
             )
-            yield* inner.send(clientId, unavailableExit(requestId, stalledReason(stall, "acknowledgement")))
+            yield* inner.send(clientId, unavailableExit(requestId, stalledReason(stall, "acknowledgement", procedures.get(clientId)?.get(requestId))))
+            procedures.get(clientId)?.delete(requestId)
             // Interrupted as the client would: its stream and subscription go; its own answer is not sent.
             if (deliver !== undefined) yield* deliver(clientId, { _tag: "Interrupt", requestId })
           }
           if (requests.size === 0) waiting.delete(clientId)
         }
         for (const clientId of cut.keys()) if (!live.has(clientId)) cut.delete(clientId)
+        for (const clientId of procedures.keys()) if (!live.has(clientId)) procedures.delete(clientId)
       })
       yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(Duration.millis(Math.max(1, stallMillis / 4)))))
 
@@ -107,6 +128,11 @@ export const acked = <E, R>(protocol: Layer.Layer<RpcServer.Protocol, E, R>) =>
           deliver = f
           return inner.run((clientId, message) => {
             if (message._tag === "Ack") waiting.get(clientId)?.delete(message.requestId)
+            else if (message._tag === "Request") {
+              let requests = procedures.get(clientId)
+              if (requests === undefined) procedures.set(clientId, (requests = new Map()))
+              requests.set(String(message.id), message.tag)
+            }
             return f(clientId, message)
           })
         },
@@ -120,6 +146,7 @@ export const acked = <E, R>(protocol: Layer.Layer<RpcServer.Protocol, E, R>) =>
               }
               if (response._tag === "Exit") {
                 waiting.get(clientId)?.delete(response.requestId)
+                procedures.get(clientId)?.delete(response.requestId)
               } else {
                 let requests = waiting.get(clientId)
                 if (requests === undefined) waiting.set(clientId, (requests = new Map()))
@@ -141,8 +168,8 @@ interface Connection {
   readonly res: NodeHttp.ServerResponse | undefined
   /** @effect/rpc's id for it, known from its first message. */
   clientId: number | undefined
-  /** Its requests whose end (`Exit`) it has not been sent: the ones a notice ends. */
-  readonly open: Set<string>
+  /** Its requests whose end (`Exit`) it has not been sent, the ones a notice ends, with their procedures (what the notice says, `resumeHint`). */
+  readonly open: Map<string, string>
   /** Cut off for a stalled write: what the server still says is not sent. */
   cut: boolean
   /** Opened when its socket drains (or closes). */
@@ -223,8 +250,7 @@ export const layerProtocolHttpRouter = <R = never>(options: {
           // Its requests interrupted as for a client gone: @effect/rpc takes no `Interrupt` from an
           // HTTP client once its body is read (its `Eof`), only its disconnection.
           if (connection.clientId !== undefined) yield* disconnects.offer(connection.clientId)
-          const reason = stalledReason(stall, "connection")
-          const lines = requests.map((requestId) => encode(unavailableExit(requestId, reason)))
+          const lines = requests.map(([requestId, procedure]) => encode(unavailableExit(requestId, stalledReason(stall, "connection", procedure))))
           const notice = new Uint8Array(lines.reduce((n, line) => n + line.length, 0))
           lines.reduce((offset, line) => (notice.set(line, offset), offset + line.length), 0)
           return notice
@@ -238,7 +264,7 @@ export const layerProtocolHttpRouter = <R = never>(options: {
         }
         const res = WriteStall.nodeResponse(request)
         const drained = Effect.unsafeMakeLatch(true)
-        const connection: Connection = { res, clientId: undefined, open: new Set(), cut: false, drained }
+        const connection: Connection = { res, clientId: undefined, open: new Map(), cut: false, drained }
         if (res !== undefined) {
           res.on("drain", () => drained.unsafeOpen())
           res.once("close", () => drained.unsafeOpen())
@@ -273,7 +299,7 @@ export const layerProtocolHttpRouter = <R = never>(options: {
                   connection.clientId = clientId
                   connections.set(clientId, connection)
                 }
-                if (message._tag === "Request") connection.open.add(String(message.id))
+                if (message._tag === "Request") connection.open.set(String(message.id), message.tag)
               }
               return f(clientId, message)
             })

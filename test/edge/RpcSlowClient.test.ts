@@ -9,7 +9,7 @@
  */
 import { createRequire } from "node:module"
 import * as Net from "node:net"
-import { expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { ConfigProvider, Context, Duration, Effect, Fiber, Layer, Stream } from "effect"
 import { EventBus } from "../../src/bus/EventBus.js"
 import type { InProcessBusService } from "../../src/bus/InProcessBus.js"
@@ -67,6 +67,14 @@ interface Drained {
 const eventsRequest = (id: string, run: string) =>
   `${JSON.stringify({ _tag: "Request", id, tag: "runs.events", payload: { run, since: 0 }, headers: [] })}\n`
 
+/** The `chat.follow` request `id` for `run` after `after`, as an ndjson line. */
+const chatFollowRequest = (id: string, run: string, after: string) =>
+  `${JSON.stringify({ _tag: "Request", id, tag: "chat.follow", payload: { run, after }, headers: [] })}\n`
+
+/** What a stream of a run's events, and a chat's, cut off for a slow client says of the way back. */
+const eventsWayBack = /ask again from the last event it got \(runs\.events with since\)$/
+const chatWayBack = /read on with chat\.follow after the last chunk it got \(after: its <question>\.<index>\); chat\.history has every answer$/
+
 /**
  * An HTTP client of `POST /rpc` on a raw socket that reads until its first chunk, then stops reading
  * (it keeps the connection open); `drain` reads again, to the connection's close: the lines it got,
@@ -108,6 +116,25 @@ const stalledPost = (base: string, key: string, body: string) =>
     ({ socket }) => Effect.sync(() => socket.destroy())
   )
 
+describe("what a stream cut off for a slow client is told", () => {
+  it("each stream's own way back: a run's events from their last event, a chat's answer with chat.follow, anything else asked again", () => {
+    const stall = Duration.seconds(30)
+    for (const how of ["connection", "acknowledgement"] as const) {
+      expect(RpcBackpressure.stalledReason(stall, how, "runs.events")).toMatch(eventsWayBack)
+      for (const chat of ["chat.follow", "chat.send"]) {
+        const reason = RpcBackpressure.stalledReason(stall, how, chat)
+        expect(reason).toMatch(chatWayBack)
+        expect(reason).not.toContain("event")
+      }
+      for (const other of ["runs.status", "runs.get", undefined]) expect(RpcBackpressure.stalledReason(stall, how, other)).toMatch(/30s.*: ask again$/)
+    }
+    expect(RpcBackpressure.stalledReason(stall, "connection", "chat.follow")).toBe(
+      "this client read nothing for 30s while its connection was full, and is disconnected: " +
+        "read on with chat.follow after the last chunk it got (after: its <question>.<index>); chat.history has every answer"
+    )
+  })
+})
+
 for (const backend of backends) {
   layer(backend.store, { timeout: startTimeout, excludeTestServices: true })(`an RPC client that stops reading (${backend.name})`, (it) => {
     it.scoped("over WebSocket, a stream whose chunk waits the stall bound for its acknowledgement ends Unavailable; the connection goes on", () =>
@@ -136,13 +163,38 @@ for (const backend of backends) {
         expect(performance.now() - asked).toBeLessThan(stall * 1.25 + 1_000)
         expect(lines.filter((l) => l._tag === "Exit")).toMatchObject([{
           requestId: "1",
-          exit: { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "Unavailable", behind: true } } }
+          exit: { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "Unavailable", behind: true, reason: expect.stringMatching(eventsWayBack) } } }
         }])
         expect(yield* eventually(() => bus.subscribers(run.id) === 0)).toBe(true)
 
         // The connection goes on: another request on it is answered.
         socket.send(eventsRequest("2", run.id))
         expect(yield* eventually(() => lines.some((l) => l._tag === "Chunk" && l.requestId === "2"))).toBe(true)
+      }), { timeout: 180_000 })
+
+    it.scoped("over WebSocket, a chat stream cut off so is told to read on with chat.follow after its last chunk, not from a run's event", () =>
+      Effect.gen(function*() {
+        const stall = 1_500
+        const { base, bus } = yield* serve(`${stall} millis`)
+        const owner = yield* user
+        const run = yield* simulatedRun(bus, owner.id)
+        const lines: Array<Record<string, unknown>> = []
+        const socket = new WebSocket(`${base.replace(/^http/, "ws")}${Http.RPC_WS_PATH}`, { headers: { authorization: `Bearer ${owner.key}` } })
+        yield* Effect.addFinalizer(() => Effect.sync(() => socket.terminate()))
+        socket.on("message", (data) => {
+          for (const line of String(data).split("\n")) if (line !== "") lines.push(JSON.parse(line) as Record<string, unknown>)
+        })
+        yield* Effect.async<void>((resume) => socket.on("open", () => resume(Effect.void)))
+        // A position this server does not hold: its first chunk (`Missed`) at once, never acknowledged.
+        socket.send(chatFollowRequest("1", run.id, "1.0"))
+        expect(yield* eventually(() => lines.some((l) => l._tag === "Chunk"))).toBe(true)
+        expect(yield* eventually(() => lines.some((l) => l._tag === "Exit"), 1_000)).toBe(true)
+        const [exit] = lines.filter((l) => l._tag === "Exit")
+        expect(exit).toMatchObject({
+          requestId: "1",
+          exit: { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "Unavailable", behind: true, reason: expect.stringMatching(chatWayBack) } } }
+        })
+        expect(JSON.stringify(exit)).not.toContain("event")
       }), { timeout: 180_000 })
 
     it.scoped("over HTTP, the server holds a bounded amount for a client that stops reading while the run goes on", () =>
@@ -209,7 +261,8 @@ for (const backend of backends) {
         const run = yield* simulatedRun(bus, owner.id, { pad: 16_000 })
         run.publish(1, 1)
         yield* run.commit(1)
-        const stalled = yield* stalledPost(base, owner.key, eventsRequest("1", run.id))
+        // With a chat stream in the same body, which the notice ends too, saying its own way back.
+        const stalled = yield* stalledPost(base, owner.key, eventsRequest("1", run.id) + chatFollowRequest("2", run.id, "1.0"))
         expect(yield* eventually(() => bus.subscribers(run.id) === 1)).toBe(true)
         // About 6 MB: more than the socket's buffers take.
         run.publish(2, 400)
@@ -222,11 +275,15 @@ for (const backend of backends) {
         const rest = yield* Effect.promise(() => stalled.drain())
         expect(rest.closed).toBe(true)
         const exits = rest.lines.filter((line) => line._tag === "Exit")
-        expect(exits).toMatchObject([{
-          requestId: "1",
-          exit: { _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "Unavailable", behind: true, reason: expect.stringContaining("disconnected") } } }
-        }])
-        expect(rest.lines.at(-1)).toBe(exits[0])
+        const unavailable = (wayBack: RegExp) => ({
+          _tag: "Failure",
+          cause: { _tag: "Fail", error: { _tag: "Unavailable", behind: true, reason: expect.stringMatching(wayBack) } }
+        })
+        expect([...exits].sort((a, b) => String(a.requestId).localeCompare(String(b.requestId)))).toMatchObject([
+          { requestId: "1", exit: unavailable(new RegExp(`disconnected: ${eventsWayBack.source}`)) },
+          { requestId: "2", exit: unavailable(new RegExp(`disconnected: ${chatWayBack.source}`)) }
+        ])
+        expect(rest.lines.slice(-2)).toEqual(exits)
         expect(rest.lines.some((line) => line._tag === "Chunk")).toBe(true)
         // Its answers ended with the notice: the response ended whole (its last, empty chunk), not destroyed after the grace.
         expect(rest.ended).toBe(true)
