@@ -20,6 +20,9 @@
  *   so from its stream at once, by whom and since when, and a page opened on it paused says so first;
  * - a question typed in the page's chat box is answered there, streamed, and live in another page
  *   following the run (the chat's SSE stream); a page opened later reads it from the history;
+ * - a page away while an answer was given, back on a restarted server (which holds no answer from
+ *   before: its chat stream says `event: missed`), says part of an answer was missed and shows the
+ *   answer it did not see, read again from the history (last: the server is restarted);
  * - the same page from an origin not allowed can read neither the runs nor a stream.
  *
  * Chromium is Debian's (`/usr/bin/chromium`, or `SWARM_CHROMIUM`). Without it the file is
@@ -58,12 +61,17 @@ const pageServer = async (html: string) => {
 
 /**
  * A TCP proxy in front of the server: `cut()` drops every connection through it, as a network
- * failure would; `heads` holds the start of each request that came through (method, path, headers).
+ * failure would; `refuse(true)` drops each new one at once (a server away) until `refuse(false)`;
+ * `retarget(port)` sends the next ones to another port (a server restarted there); `heads` holds
+ * the start of each request that came through (method, path, headers).
  */
-const proxy = async (target: number) => {
+const proxy = async (initial: number) => {
   const sockets = new Set<net.Socket>()
   const heads: Array<string> = []
+  let target = initial
+  let refusing = false
   const server = net.createServer((client) => {
+    if (refusing) return void client.destroy()
     const upstream = net.connect(target, "127.0.0.1")
     // Every request of the connection (keep-alive: an EventSource may reuse a fetch's), by its head.
     let text = ""
@@ -95,6 +103,12 @@ const proxy = async (target: number) => {
     heads,
     cut: () => {
       for (const socket of sockets) socket.destroy()
+    },
+    refuse: (on: boolean) => {
+      refusing = on
+    },
+    retarget: (port: number) => {
+      target = port
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve()))
   }
@@ -201,13 +215,15 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
   let page: Awaited<ReturnType<typeof pageServer>>
   let foreign: Awaited<ReturnType<typeof pageServer>>
   let front: Awaited<ReturnType<typeof proxy>>
+  /** The server's environment, for a restart. */
+  let env: NodeJS.ProcessEnv
 
   beforeAll(async () => {
     if (!available) throw new Error(`SWARM_REQUIRE_BROWSER=1 but there is no Chromium at ${CHROMIUM} (apt-get install chromium)`)
     // A page server on each of two origins: the allowed one, and another.
     page = await pageServer(DASHBOARD)
     foreign = await pageServer(DASHBOARD)
-    const env = Object.fromEntries(
+    env = Object.fromEntries(
       Object.entries({ ...process.env, SWARM_DATA_DIR: Path.join(tmp, "data"), SWARM_CORS_ORIGINS: page.origin })
         .filter(([k]) => k !== "DATABASE_URL" && k !== "REDIS_URL")
     )
@@ -235,6 +251,18 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
     processes.killAll()
     fs.rmSync(tmp, { recursive: true, force: true })
   })
+
+  /** `chat.send` of `message` about `run`, asked of the server itself (not through the proxy), read to the answer's end: its chunks. */
+  const askServer = async (run: string, message: string): Promise<Array<Record<string, any>>> => {
+    const response = await fetch(`${served.base}/rpc`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/ndjson" },
+      body: `${JSON.stringify({ _tag: "Request", id: "1", tag: "chat.send", payload: { run, message }, headers: [] })}\n`
+    })
+    const lines = (await response.text()).split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as Record<string, any>)
+    expect(lines.find((line) => line._tag === "Exit")?.exit).toMatchObject({ _tag: "Success" })
+    return lines.filter((line) => line._tag === "Chunk").flatMap((line) => line.values as Array<Record<string, any>>)
+  }
 
   /** The dashboard on `origin`, given the server (through the proxy) and `key` in its fragment: it lists the runs. */
   const open = async (origin: string, k = key) => {
@@ -503,6 +531,46 @@ describe.skipIf(!available && !required)("a dashboard in a browser (headless Chr
     expect(refused.opens).toBe(0)
     await tab.close()
   }, 60_000)
+
+  // Last: it restarts the server.
+  it("a page away while an answer was given, back on a restarted server, says part of an answer was missed and reads it from the history", async () => {
+    const tab = await open(page.origin)
+    const started = await rpc(tab, "runs.start", { strategy: "Six analysts", mode: "backtest", data: { _tag: "sample" } })
+    await tab.evaluate(([r, ref]) => (globalThis as unknown as { swarm: { follow: (r: string, ref: string) => void } }).swarm.follow(r!, ref!), [started.id, started.ref])
+    await until(tab, (s) => s.end !== undefined, 60_000, "the end of the run")
+    await tab.waitForFunction(() => (globalThis as unknown as { swarm: { chat: { loaded: boolean } } }).swarm.chat.loaded, undefined, { timeout: 10_000 })
+    // A question answered on the page: its chat stream's last id is the answer's last chunk.
+    await tab.locator("#question").fill("Which trades lost money?")
+    await tab.locator("#ask button").click()
+    const answers = tab.locator(`#chat div[data-done="true"]`)
+    await answers.first().waitFor({ timeout: 30_000 })
+    expect(await tab.locator("#chatmissed").isHidden()).toBe(true)
+
+    // The page loses the server; meanwhile another question is answered, then the server restarts:
+    // the new one holds no answer from before, and the page's stream, back, cannot be resumed there.
+    front.refuse(true)
+    front.cut()
+    const other = await askServer(started.id, "What is the Sharpe ratio?")
+    expect(other.at(-1)).toMatchObject({ _tag: "Done" })
+    process.kill(-served.child.pid!, "SIGINT")
+    expect(await Promise.race([served.exited, new Promise((resolve) => setTimeout(() => resolve("still running"), 30_000))])).toBe(0)
+    served = await processes.serve({ cwd: tmp, env, settle: 0 })
+    front.retarget(Number(new URL(served.base).port))
+    front.refuse(false)
+
+    // Told, and the chat read again: both answers, the one it did not see whole, each once.
+    await tab.locator("#chatmissed").filter({ hasText: /missed/ }).waitFor({ timeout: 30_000 })
+    await answers.nth(1).waitFor({ timeout: 30_000 })
+    const missed = await tab.evaluate(() => (globalThis as unknown as { swarm: { chat: { missed: Array<string> } } }).swarm.chat.missed)
+    expect(missed).toHaveLength(1)
+    expect(await tab.locator("#chatmissed").textContent()).toContain(`the server no longer holds the chat after ${missed[0]}`)
+    expect(await tab.locator("#chat > div").count()).toBe(2)
+    expect(await answers.nth(1).locator(".q").textContent()).toBe("What is the Sharpe ratio?")
+    const text = other.filter((c) => c._tag === "Token").map((c) => c.text).join("")
+    expect(await answers.nth(1).locator(".a").textContent()).toBe(text)
+    expect(await tab.locator("#error").textContent()).not.toContain("cannot read the chat")
+    await tab.close()
+  }, 180_000)
 })
 
 describe("examples/dashboard.html", () => {
