@@ -277,6 +277,17 @@ export const ownerOf = (run: { readonly owner: string; readonly ownerName?: stri
  * users' runs (a database a server keeps) has an owner column, as a server's list does
  * (RemoteView.runsTable): two users' runs may have the same `<strategy>#<number>`.
  */
+/**
+ * A run's status in `runs list`, local and from a server alike: a live run that is not trading
+ * freely says so (`running, halted`, `paused, reducing`) — its row says its trading state as of its
+ * last event committed — so that an operator scanning the list sees which runs a breaker or an
+ * operator stopped trading. A run that ended says its status alone (`runs show` has its state).
+ */
+export const statusCell = (status: string, tradingState: string | null | undefined): string =>
+  (status === "running" || status === "paused") && (tradingState === "halted" || tradingState === "reducing")
+    ? `${status}, ${tradingState}`
+    : status
+
 export const renderList = (
   runs: ReadonlyArray<RunSummary>,
   next: string | undefined,
@@ -297,7 +308,7 @@ export const renderList = (
       refOf(run),
       ...(owners ? [ownerOf(run)] : []),
       run.id,
-      run.status,
+      statusCell(run.status, run.tradingState),
       run.mode,
       period(run),
       ...figures.cells,

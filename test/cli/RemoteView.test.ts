@@ -343,6 +343,20 @@ describe("runs list", () => {
     expect((JSON.parse(RemoteView.runsJson([stuck])) as Array<Record<string, unknown>>)[0]!["notResumable"]).toBe(why)
   })
 
+  it("a live run that is not trading freely says so beside its status; an ended one, and a server older than it, its status alone", () => {
+    const record = (tradingState: string | null) => ({ strategyId: "st-1", owner: "alice", seed: "0", from: null, to: null, counts: null, tradingState })
+    const runs = [
+      run([], { id: "run_a", ref: "S#1", status: "running", events: 7, finishedAt: null, record: record("halted") }),
+      run([], { id: "run_b", ref: "S#2", status: "paused", events: 7, finishedAt: null, record: record("reducing") }),
+      run([], { id: "run_c", ref: "S#3", status: "running", events: 7, finishedAt: null, record: record("active") }),
+      run([], { id: "run_d", ref: "S#4", status: "completed", events: 7, record: record("halted") }),
+      run([], { id: "run_e", ref: "S#5", status: "running", events: 7, finishedAt: null })
+    ]
+    const text = RemoteView.runsTable(runs, undefined)
+    const status = (ref: string) => text.split("\n").find((line) => line.includes(ref))!.split("│")[3]!.trim()
+    expect(["S#1", "S#2", "S#3", "S#4", "S#5"].map(status)).toEqual(["running, halted", "paused, reducing", "running", "completed", "running"])
+  })
+
   it("a run waiting for a slot on the server is marked, the line under the table says what the mark means; --json has why", () => {
     const why = "its owner has 1 live run on this server, the most a user may have here (SWARM_MAX_LIVE_RUNS_PER_USER=1): it waits"
     const waits = run([], { id: "run_a", ref: "S#1", status: "running", events: 7, finishedAt: null, waiting: why })

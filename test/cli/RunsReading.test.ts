@@ -77,6 +77,19 @@ layer(migrated, { timeout: "120 seconds", excludeTestServices: true })("swarm re
       expect(json.find((r) => r.id === mine.id)).toMatchObject({ owner: "local", ownerName: "local" })
     }))
 
+  it.effect("runs list --local and runs show --local: a live run a breaker or an operator halted says so beside its status", () =>
+    Effect.gen(function*() {
+      const live = yield* run("Halted live")
+      // As a live run's row is while it goes on, its recorder having committed a halt (RunRecorder).
+      const sql = yield* SqlClient.SqlClient
+      yield* Effect.orDie(sql`update runs set status = 'running', finished_at = null, trading_state = 'halted' where id = ${live.id}`)
+      const listed = yield* swarm(["runs", "list", "--local", "--strategy", "Halted live"], { store: yield* store })
+      expect(listed.code, listed.stderr).toBe(0)
+      expect(listed.stdout).toMatch(new RegExp(`│ ${live.id} │ running, halted +│`))
+      const shown = yield* swarm(["runs", "show", live.id, "--local"], { store: yield* store })
+      expect(shown.stdout).toMatch(/\ntrading +halted\n/)
+    }))
+
   it.effect("runs compare: the metric settings are a row, and runs computed with different ones are said not to be on the same basis", () =>
     Effect.gen(function*() {
       const plain = yield* run("Basis zero")
