@@ -21,5 +21,6 @@ export const migrations: ReadonlyArray<ResolvedMigration> = [
   [12, "agent_totals", Effect.promise(() => import("./0012_agent_totals.js"))],
   [13, "control_trading", Effect.promise(() => import("./0013_control_trading.js"))],
   [14, "partial_fills", Effect.promise(() => import("./0014_partial_fills.js"))],
-  [15, "up_to_stop", Effect.promise(() => import("./0015_up_to_stop.js"))]
+  [15, "up_to_stop", Effect.promise(() => import("./0015_up_to_stop.js"))],
+  [16, "waiting_runs", Effect.promise(() => import("./0016_waiting_runs.js"))]
 ]

@@ -266,6 +266,7 @@ const RUN_TABLES = [
   "approvals",
   "approval_waits",
   "control_requests",
+  "waiting_runs",
   "reasoning",
   "agent_restarts",
   "llm_usage",

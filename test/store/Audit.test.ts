@@ -151,7 +151,7 @@ for (const backend of backends) {
         yield* sql`alter table control_requests add constraint control_requests_action_check
           check (action in ('stop', 'pause', 'resume', 'approve', 'reject'))`
         yield* sql`delete from swarm_migrations where migration_id >= 12`
-        expect(yield* migrate).toEqual([[12, "agent_totals"], [13, "control_trading"], [14, "partial_fills"], [15, "up_to_stop"]])
+        expect(yield* migrate).toEqual([[12, "agent_totals"], [13, "control_trading"], [14, "partial_fills"], [15, "up_to_stop"], [16, "waiting_runs"]])
         expect((yield* rows()).map((r) => ({ ...r, crashes: Number(r.crashes), restarts: Number(r.restarts), lastSeq: Number(r.lastSeq) }))).toEqual(recorded)
         expect((yield* Audit.verifyRun(run)).ok).toBe(true)
       }))

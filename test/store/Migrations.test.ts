@@ -48,6 +48,7 @@ const TABLES = [
   "trading_profiles",
   "users",
   "verdicts",
+  "waiting_runs",
   "webhook_alerts",
   "webhook_secrets"
 ]
