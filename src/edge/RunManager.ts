@@ -19,7 +19,9 @@
  * user's runs past the cap of live runs a user may have here (`Options.maxLiveRunsPerUser`) wait,
  * unfinished, and go on here as soon as one of that user's runs ends (`waiting` says why). On
  * a shared database, another manager still running takes them over sooner (`takeOver`, every
- * `Options.takeover.every`), as it does the runs of a process that died. An operator's `stop` ends a run for good.
+ * `Options.takeover.every`), as it does the runs of a process that died; and every server says they
+ * wait, and why, as this one does (`WaitingRuns`: said again every few seconds, believed a while
+ * after the last word). An operator's `stop` ends a run for good.
  * Only a run that ended is ended on the bus: a suspended one's followers wait for it to go on.
  *
  * A run whose strategy this server cannot make (an analyst type its build lacks) is not launched:
@@ -71,6 +73,7 @@ import * as Strategies from "../store/Strategies.js"
 import * as StoredRun from "../store/StoredRun.js"
 import { StoreError, storeError } from "../store/StoreError.js"
 import * as Users from "../store/Users.js"
+import * as WaitingRuns from "../store/WaitingRuns.js"
 import * as WebhookStore from "../store/Webhooks.js"
 import type * as Backtest from "../swarm/Backtest.js"
 import { approvalTimeoutMillis, DEFAULT_APPROVAL_TIMEOUT_SECONDS, type IllegalTransition, type TradingState } from "../../schemas/Risk.js"
@@ -145,6 +148,25 @@ const alreadyResolved = (run: string, round: string, how?: Runs.ResolvedApproval
 
 /** How long a server waits before trying again to take over a run whose takeover failed here (its data gone, say). */
 const TAKEOVER_RETRY_MILLIS = 5 * 60_000
+
+/**
+ * On a shared database, how often a server says again which runs wait for a slot there
+ * (`WaitingRuns.say`: one statement for them all, only while some do), so that every server says
+ * they wait (`waiting`).
+ */
+const WAITING_SAID_EVERY = Duration.seconds(5)
+
+/**
+ * How long after a server last said a run waits for a slot there the other servers believe it
+ * (`WaitingRuns.reasonOf`): what bounds a word a server that died left behind. A server that stops
+ * takes its word back as it shuts down, and one that resumes the run (the waiting server, or another
+ * taking it over) as it does; a word over a run some process holds the lease of is never believed.
+ * A server that dies cannot take its word back: its runs are said to wait for this long at most
+ * after its last word (none at all once a server with takeover on has taken them over). Six of its
+ * words long (`WAITING_SAID_EVERY`): a database slow for a while does not have the run said running,
+ * then waiting again.
+ */
+export const WAITING_BELIEVED = Duration.seconds(30)
 
 /** Why this process could not resume an unfinished run, for a reason that does not go away by itself (`StoredRun.lastingFailure`). */
 interface Unresumable {
@@ -430,10 +452,13 @@ export interface RunManagerService {
    */
   readonly notResumable: (run: RunId, status: string) => Effect.Effect<string | undefined, Unavailable>
   /**
-   * Why run `run` waits for a slot here (its owner's live runs at the cap when `resumeUnfinished`
-   * came to it), when it is unfinished and waits so; undefined otherwise (nothing read but, on a
-   * shared database, whether another server took it over meanwhile). What `runs.get` and
-   * `runs.report` say of it (`waiting`).
+   * Why run `run` waits for a slot (its owner's live runs at the cap when a start-up's
+   * `resumeUnfinished` came to it), when it is unfinished and waits so; undefined otherwise. Waiting
+   * here: as this server's memory says (on a shared database, unless another server took it over
+   * meanwhile). On a shared database, waiting on another server: as that server last said it
+   * (`WaitingRuns`), believed for `WAITING_BELIEVED` after and never while a process holds the run's
+   * lease — so that every server says the same of it, whichever one a load balancer asks. What
+   * `runs.get`, `runs.report` and `runs.list` say of it (`waiting`).
    */
   readonly waiting: (run: RunId, status: string) => Effect.Effect<string | undefined, Unavailable>
   /** Runs executing in this process. */
@@ -607,6 +632,26 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     // Other processes may execute runs on this database (a Postgres server): control and approvals
     // of their runs are relayed to them (`ControlRequests`). The embedded one serves one process.
     const relays = (yield* PgPool).shared
+    /**
+     * Say on every server (a shared database: `WaitingRuns`) that runs wait for a slot here, or no
+     * longer do; nothing on the embedded database, whose one process's memory says it. Bounded as a
+     * relay's look is (`RELAY_QUERY_WAIT`).
+     */
+    const waitingWord = (write: Effect.Effect<void, StoreError, SqlClient.SqlClient>, operation: string) =>
+      relays ? relayQuery(operation)(write).pipe(Effect.provide(context)) : Effect.void
+    /**
+     * As `waitingWord`, a database that cannot take it logged, not the caller's failure (a resume, a
+     * stop): the next of `sayingWaiting`'s words says it again, and a word not taken back is
+     * believed no longer than `WAITING_BELIEVED`.
+     */
+    const waitingWordLogged = (write: Effect.Effect<void, StoreError, SqlClient.SqlClient>, operation: string) =>
+      waitingWord(write, operation).pipe(Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause)
+          ? Effect.interrupt
+          : Effect.logWarning(`could not ${operation}: the other servers may say otherwise of them for a while`, cause)
+      ))
+    const sayWaiting = (runs: ReadonlyArray<WaitingRuns.Waiting>) => waitingWordLogged(WaitingRuns.say(runs), "say which runs wait for a slot here")
+    const unsayWaiting = (runs: ReadonlyArray<RunId>) => waitingWordLogged(WaitingRuns.forget(runs), "say which runs no longer wait for a slot here")
     const waiting = new Map<string, Waiting>()
     /**
      * The lease each live run holds here (`StoredRun`'s `onLeased`; none on the embedded database,
@@ -1164,15 +1209,25 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
      */
     const resumeOne = (id: RunId, listedAs?: string, cap?: "takeover" | "startup", turn?: KeptSlot) =>
       Effect.tap(resumeOneCapped(id, listedAs, cap, turn), (outcome) =>
-        Effect.sync(() => {
-          if (outcome?.outcome !== "waiting") awaitingSlot.delete(id)
+        Effect.suspend(() => {
+          if (outcome?.outcome === "waiting") return Effect.void
+          const waited = awaitingSlot.delete(id)
+          // No longer waiting here, or going on here (it may have waited on another server): said
+          // so on every server (`waiting`) — a resume's lease already has them not believe it.
+          return waited || outcome?.outcome === "resumed" ? unsayWaiting([id]) : Effect.void
         }))
 
-    /** Why a run start-up came to waits for a slot here (`resumeOne`'s `waiting`). */
-    const waitingReason = (run: RunId, live: number) =>
-      `its owner has ${live} live run${live === 1 ? "" : "s"} on this server, the most a user may have here ` +
-      `(SWARM_MAX_LIVE_RUNS_PER_USER=${maxLivePerUser}): it waits, unfinished, and is resumed here as soon as one of their runs ends, ` +
-      `else at the next start${relays ? ", or sooner by a server on this database with takeover on and room for it" : ""} (\`swarm runs stop ${run}\` ends it)`
+    /**
+     * Why a run start-up came to waits for a slot here (`resumeOne`'s `waiting`). On a shared
+     * database every server says it as this one does (`waiting`), so it names no server "this" one
+     * but says "the server where it waits".
+     */
+    const waitingReason = (run: RunId, live: number) => {
+      const [on, there] = relays ? ["the server where it waits", "there"] : ["this server", "here"]
+      return `its owner has ${live} live run${live === 1 ? "" : "s"} on ${on}, the most a user may have ${there} ` +
+        `(SWARM_MAX_LIVE_RUNS_PER_USER=${maxLivePerUser}): it waits, unfinished, and is resumed ${there} as soon as one of their runs ends, ` +
+        `else at the next start${relays ? ", or sooner by a server on this database with takeover on and room for it" : ""} (\`swarm runs stop ${run}\` ends it)`
+    }
 
     const resumeOneCapped = (id: RunId, listedAs: string | undefined, cap: "takeover" | "startup" | undefined, turn: KeptSlot | undefined) =>
       Effect.gen(function*() {
@@ -1237,6 +1292,8 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
             if (cap === "startup") {
               const reason = waitingReason(record.id, full)
               awaitingSlot.set(record.id, { owner: record.owner, ref, reason })
+              // Said at once on every server (`waiting`), not only at the next of `sayingWaiting`'s words.
+              yield* sayWaiting([{ run: record.id, reason }])
               return { run: record.id, ref, outcome: "waiting", reason } satisfies Resumption
             }
             return {
@@ -1390,6 +1447,31 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         )
       )
     })).pipe(Effect.provide(context))
+
+    /**
+     * On a shared database, every `WAITING_SAID_EVERY` while runs wait for a slot here, say again
+     * that they do (`WaitingRuns.say`), so that the other servers go on believing it
+     * (`WAITING_BELIEVED`): a word that stops coming — this server died — stops being believed. A
+     * database that cannot take it is said once, until it can again.
+     */
+    const sayingWaiting = Effect.gen(function*() {
+      let failing = false
+      while (true) {
+        yield* Effect.sleep(WAITING_SAID_EVERY)
+        if (suspending || awaitingSlot.size === 0) continue
+        const said = yield* Effect.exit(untraced(waitingWord(WaitingRuns.say([...awaitingSlot].map(([run, waiting]) => ({ run, reason: waiting.reason }))), "say which runs wait for a slot here")))
+        if (Exit.isSuccess(said)) {
+          if (failing) yield* Effect.logInfo("which runs wait for a slot here can be said to the other servers again")
+          failing = false
+        } else if (!failing && !Cause.isInterruptedOnly(said.cause)) {
+          failing = true
+          yield* Effect.logWarning(
+            `could not say which runs wait for a slot here (said once until it can be said again): the other servers stop saying they wait ${Duration.format(WAITING_BELIEVED)} after the last word`,
+            said.cause
+          )
+        }
+      }
+    })
 
     /** Which unfinished runs another process holds (their lease), on a shared database; none on the embedded one. */
     const heldElsewhere = Effect.gen(function*() {
@@ -1808,7 +1890,7 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         // Ended or deleted meanwhile (`record` locks its row: nothing changes it after): as if before.
         if (!ended.right) return yield* new Conflict({ reason: `run ${record.id} is ${now.status}` })
         unresumable.delete(record.id)
-        awaitingSlot.delete(record.id)
+        if (awaitingSlot.delete(record.id)) yield* unsayWaiting([record.id])
         yield* Effect.logInfo(
           `stopped run ${record.id} (${record.strategyName}#${record.number}), ${held.said}, by ${principal.name}` +
             `${operatorReason === undefined ? "" : ` (${operatorReason})`}`
@@ -2214,6 +2296,14 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
     // Interruptible whatever builds the manager (an `acquireRelease` builds it uninterruptibly): the
     // shutdown interrupts it.
     if (relays) yield* Effect.forkScoped(Effect.interruptible(serveRequests))
+    if (relays) {
+      // The shutdown takes back what this server said of the runs waiting here (`sayingWaiting`,
+      // interrupted first: its finalizer runs before this one): they wait for the next start or a
+      // takeover now, as the runs it suspends, and every server says so at once, not only once
+      // the word is past `WAITING_BELIEVED`.
+      yield* Effect.addFinalizer(() => Effect.suspend(() => unsayWaiting([...awaitingSlot.keys()])))
+      yield* Effect.forkScoped(Effect.interruptible(sayingWaiting))
+    }
     // Interrupted before the live runs are suspended (its finalizer runs first): no resume starts meanwhile.
     yield* Effect.forkScoped(Effect.interruptible(resumeWaiting))
 
@@ -2318,7 +2408,12 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
       waiting: (run, status) =>
         status !== "running" && status !== "paused"
           ? Effect.succeed(undefined)
-          : unavailable(waitingHere(run)).pipe(Effect.map((waiting) => waiting?.reason), Effect.provide(context)),
+          : unavailable(Effect.gen(function*() {
+            const here = yield* waitingHere(run)
+            if (here !== undefined || !relays || live.has(run)) return here?.reason
+            // Waiting on another server, as it last said it (not believed while a process holds the run).
+            return yield* WaitingRuns.reasonOf(run, WAITING_BELIEVED)
+          })).pipe(Effect.provide(context)),
       live: () => live.size,
       suspended: () => suspendedRuns.slice()
     } satisfies RunManagerService

@@ -437,8 +437,12 @@ for (const backend of backends) {
         const outcomes = (yield* manager.resumeUnfinished()).filter((o) => started.some((r) => r.id === o.run))
         // Before, all four were resumed: two past the cap every start and takeover keeps to.
         expect(outcomes.map((o) => [o.run, o.outcome])).toEqual([[r1, "resumed"], [r2, "resumed"], [r3, "waiting"], [r4, "waiting"]])
-        const why = "its owner has 2 live runs on this server, the most a user may have here (SWARM_MAX_LIVE_RUNS_PER_USER=2): " +
-          "it waits, unfinished, and is resumed here as soon as one of their runs ends, else at the next start"
+        // On a shared database, in words true on whichever server reads them (WaitingAnywhere.test.ts).
+        const why = backend.name === "embedded"
+          ? "its owner has 2 live runs on this server, the most a user may have here (SWARM_MAX_LIVE_RUNS_PER_USER=2): " +
+            "it waits, unfinished, and is resumed here as soon as one of their runs ends, else at the next start"
+          : "its owner has 2 live runs on the server where it waits, the most a user may have there (SWARM_MAX_LIVE_RUNS_PER_USER=2): " +
+            "it waits, unfinished, and is resumed there as soon as one of their runs ends, else at the next start"
         expect(outcomes[2]!.reason).toMatch(new RegExp(`^${why.replace(/[()]/g, "\\$&")}`))
         expect(outcomes[2]!.reason).toContain(`swarm runs stop ${r3}`)
         expect(RunManager.describeResumption(outcomes[2]!)).toBe(`run ${r3} (${name}#3) waits for a slot: ${outcomes[2]!.reason}`)
