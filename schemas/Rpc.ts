@@ -447,9 +447,11 @@ export const RunReport = Schema.Struct({
    */
   notResumable: Schema.optional(Schema.String),
   /**
-   * An unfinished run the answering server's start-up left waiting for a slot (its owner had the
-   * most live runs a user may have there): why, and when it goes on. Not failed: it is resumed there
-   * as soon as one of its owner's runs ends, else at the next start (older servers: absent).
+   * An unfinished run a server's start-up left waiting for a slot (its owner had the most live runs
+   * a user may have there): why, and when it goes on, as that server says it — whether the answering
+   * server is that one or, on a shared database, any other (a server of an older build says it only of
+   * runs waiting there). Not failed: it is resumed there as soon as one of its owner's runs ends, else
+   * at the next start (older servers: absent).
    */
   waiting: Schema.optional(Schema.String),
   /** Its agents that crashed, those restarted most first (older servers: absent). */

@@ -320,7 +320,8 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           const control = summary.controlCount === 0 ? { count: 0, last: [] } : yield* ControlAudit.history(summary.id)
           // Stuck unfinished in no process here, for a reason that does not pass: said (`runs stop` ends it).
           const notResumable = yield* manager.notResumable(summary.id, summary.status)
-          // Left waiting for a slot by this server's start-up (its owner at the cap): why, and when it goes on.
+          // Left waiting for a slot by a server's start-up (its owner at the cap; on a shared database,
+          // any server's): why, and when it goes on.
           const waiting = yield* manager.waiting(summary.id, summary.status)
           return {
             ...runInfo(summary),
@@ -369,9 +370,9 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           (rows) => rows.map(runInfo)
         )).pipe(
           // As `runs.get` says it of each: an unfinished run this server cannot resume (its row read
-          // only for runs running or paused in no process here: few), or one its start-up left
-          // waiting for a slot (this process's memory; on a shared database, for those alone, whether
-          // another server took it over since).
+          // only for runs running or paused in no process here: few), or one a start-up left waiting
+          // for a slot (this process's memory; on a shared database, for those alone, whether another
+          // server took it over since, and for the others, whether another server said it waits there).
           Effect.flatMap((runs) =>
             Effect.forEach(runs, (run) =>
               Effect.gen(function*() {
