@@ -1890,7 +1890,9 @@ export const layerWith = (options: Options = {}) => Layer.scoped(
         // Ended or deleted meanwhile (`record` locks its row: nothing changes it after): as if before.
         if (!ended.right) return yield* new Conflict({ reason: `run ${record.id} is ${now.status}` })
         unresumable.delete(record.id)
-        if (awaitingSlot.delete(record.id)) yield* unsayWaiting([record.id])
+        awaitingSlot.delete(record.id)
+        // Ended: no server's word that it waits is kept for it (one a server that died left, say).
+        yield* unsayWaiting([record.id])
         yield* Effect.logInfo(
           `stopped run ${record.id} (${record.strategyName}#${record.number}), ${held.said}, by ${principal.name}` +
             `${operatorReason === undefined ? "" : ` (${operatorReason})`}`
