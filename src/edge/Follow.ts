@@ -105,7 +105,8 @@ export const fanOut = new TurnBudget(2, 1 / 4)
  * The database reads of every stream of run events a server sends (`reads`): few, so that the runs'
  * writes find the pool free. The reads of a stream's connection take one too, one at a time and
  * let go before the stream starts: the run events' (Sse.ts, RpcHandlers.ts) and the chat's
- * (ChatSse.ts, ChatHandlers.ts).
+ * (ChatSse.ts, ChatHandlers.ts); and so do a follower's reads of the run's row (a run not live
+ * here: its status, when it starts and when it tails).
  */
 export const catchUpReads = Effect.unsafeMakeSemaphore(2)
 
@@ -165,9 +166,11 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
     // committed, the backlog is all of it; tailing: not live here (yet), or no longer vouched for by
     // the bus — read the database every `poll` until it finishes or is live again.
     let mode: "live" | "finished" | "tailing" = "live"
+    /** The run's row, under a permit of `reads` as the pages are: a run not live here is one more read per follower. */
+    const summary = options.reads === undefined ? withSql(Runs.getSummary(run)) : options.reads.withPermits(1)(withSql(Runs.getSummary(run)))
     if (!bus.isLive(run)) {
       // Read after subscribing: a run that finishes from now on is `Ended` on the subscription.
-      const status = (yield* withSql(Runs.getSummary(run))).status
+      const status = (yield* summary).status
       mode = FINISHED.has(status) ? "finished" : "tailing"
     }
 
@@ -391,7 +394,7 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
           else {
             // Not live here (yet), or no longer vouched for by the bus: the database says.
             mode = "tailing"
-            tailFinished = FINISHED.has((yield* withSql(Runs.getSummary(run))).status)
+            tailFinished = FINISHED.has((yield* summary).status)
             phase = "tail"
           }
           return out
@@ -409,7 +412,7 @@ export const follow = (deps: Dependencies, run: RunId, since: number, options: O
             // Ended on the bus, yet its row says it goes on (`running` is no end): its process
             // stopped it without recording an end (the database away, its lease lost), and another
             // process takes it over, or the next start resumes it. Followed on from the database.
-            if (FINISHED.has((yield* withSql(Runs.getSummary(run))).status)) phase = "done"
+            if (FINISHED.has((yield* summary).status)) phase = "done"
             else {
               mode = "tailing"
               phase = "follow"

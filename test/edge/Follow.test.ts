@@ -15,6 +15,7 @@ import type { BusEvent, EventBusService, Subscription } from "../../src/bus/Even
 import * as InProcessBus from "../../src/bus/InProcessBus.js"
 import { EventPages } from "../../src/edge/EventPages.js"
 import * as Follow from "../../src/edge/Follow.js"
+import type * as Runs from "../../src/store/Runs.js"
 import { backends, startTimeout } from "../store/fixtures/backends.js"
 import { createUsers, eventually, range, simulatedRun } from "./fixtures.js"
 
@@ -335,6 +336,26 @@ for (const backend of backends) {
         // Pages 1..10, 11..20 and 21..30 once; the one after, not whole, by each (once or twice).
         expect(reads).toBeGreaterThanOrEqual(6)
         expect(reads).toBeLessThanOrEqual(9)
+      }))
+
+    it.scoped("a follower of a run not live here reads the run's row under a permit of the reads, as its pages", () =>
+      Effect.gen(function*() {
+        const bus = yield* InProcessBus.make({ ring: 5 })
+        const run = yield* simulatedRun(bus, "alice")
+        run.publish(1, 12)
+        yield* run.commit(12)
+        yield* run.finish
+        const sql = yield* SqlClient.SqlClient
+        // What each read under a permit gave: the pages' rows (arrays), or the run's row.
+        const read: Array<unknown> = []
+        const recorded: Follow.Options["reads"] = { withPermits: () => (effect) => Effect.tap(effect, (value) => void read.push(value)) }
+        const events = yield* Follow.follow({ bus, sql }, run.id, 0, { pageSize: 10, reads: recorded }).pipe(
+          Stream.runCollect,
+          Effect.map((bursts) => Chunk.toReadonlyArray(bursts).flat())
+        )
+        expect(events.map((e) => e.seq)).toEqual(range(1, 12))
+        expect(read.filter((value) => !Array.isArray(value)).map((value) => (value as Runs.RunSummary).status)).toEqual(["completed"])
+        expect(read.filter((value) => Array.isArray(value)).length).toBeGreaterThanOrEqual(2)
       }))
 
     it.scoped("a follower stopped (overflow) claims its share of the turn before it stops: the herd the bus drops at once is disconnected a few a turn", () =>
