@@ -179,6 +179,11 @@ export const SuggestRulesArgs = Schema.Struct({
 })
 export type SuggestRulesArgs = typeof SuggestRulesArgs.Type
 
+export const RunStatusArgs = Schema.Struct({
+  symbol: optional(SymbolArg, "Only this symbol's position, e.g. AAPL.")
+})
+export type RunStatusArgs = typeof RunStatusArgs.Type
+
 export const CompareRunsArgs = Schema.Struct({
   other: Schema.propertySignature(RunReference).annotations({
     description: "The run to compare this one with: a run id (run_…), a run number of the same strategy (3) or <strategy>#<number>.",
@@ -213,6 +218,13 @@ const tools = {
   compare_runs: {
     args: CompareRunsArgs,
     description: "Compare this run with another: metrics side by side and the first decision where the two runs differ."
+  },
+  run_status: {
+    args: RunStatusArgs,
+    description: "Where the run stands now: its status (running, paused, completed…), its trading state (active, reducing, halted) " +
+      "with the last change of it (who or what made it, and why), and its book as of its last recorded event: cash, equity, " +
+      "exposure, realized and unrealized P&L, and each open position with its quantity, average price, mark and unrealized P&L. " +
+      "Use it for questions about positions, cash, equity, how the run is doing now, or why it is halted."
   }
 } as const
 
@@ -481,6 +493,24 @@ const runIn = (question: string, context: RouteContext): string | undefined => {
 
 const has = (question: string, pattern: RegExp) => pattern.test(question)
 
+/**
+ * Words of a question about where the run stands now (`run_status`): its book (cash, equity, what
+ * it holds), its trading state (halted, a breaker), how it is going. Not "holding period" nor
+ * "position size" (trade analysis), nor "how did it do" (its metrics).
+ */
+const NOW = new RegExp(
+  [
+    String.raw`\b(?:cash|equity|balance|buying power|net worth|portfolio|holdings)\b`,
+    String.raw`\b(?:current|open|our|my)\s+positions?\b`,
+    String.raw`\bpositions?\s+(?:in|on|of|for)\b`,
+    String.raw`\bwhat\s+(?:do|are)\s+(?:we|you|i)\s+(?:hold|holding|own)\b`,
+    String.raw`\b(?:halted|halt|reducing|trading state|breakers?)\b`,
+    String.raw`\bhow\s+(?:are|is)\s+(?:we|it|things|the run|the swarm)(?:\s+(?:doing|going))?\b`,
+    String.raw`\b(?:making|losing)\s+money\b`,
+    String.raw`\b(?:status|summary|summari[sz]e|where\s+(?:do|does)\s+(?:we|it|the run)\s+stand)\b`
+  ].join("|")
+)
+
 /** Words of a question about many trades ("why did we buy so many losers?"): trade analysis, not one order. */
 const MANY = /\b(?:trades|losers|winners|so many|so often|always|usually)\b/
 
@@ -502,8 +532,8 @@ const route = (tool: ToolName, args: { readonly [key: string]: unknown }): ToolR
  * The tool an operator's plain question asks for, with the arguments it names (a round id, an
  * order, a symbol, dates, a run), or `undefined` when no tool fits or a needed argument is absent
  * (the caller asks again). Keyword rules, first match wins: compare, explain (a round or order
- * named, a symbol at a date, else the most recent order or decision asked about), suggest,
- * metrics, trades. Dates and times in a question are read as UTC.
+ * named, a symbol at a date, else the most recent order or decision asked about), suggest, where
+ * the run stands now (no date named), metrics, trades. Dates and times in a question are read as UTC.
  */
 export const routeQuestion = (question: string, context: RouteContext = {}): ToolRequest | undefined => {
   const q = question.slice(0, MAX_QUESTION)
@@ -532,7 +562,9 @@ export const routeQuestion = (question: string, context: RouteContext = {}): Too
     if (side !== undefined || has(lower, /\b(?:last|latest|most recent|previous)\s+(?:order|trade|fill)\b/)) {
       return route("explain_decision", { last: "order", ...bySymbol, ...(side === undefined ? {} : { side }) })
     }
-    if (has(lower, /\b(?:last|latest|most recent|previous)\s+(?:decision|round|call|signal)\b/)) {
+    // "Why didn't we buy AAPL?": no order to explain, the decision that placed none.
+    const declined = /\b(?:didn't|did not|don't|do not|haven't|have not|wasn't|was not)\b[^?.!]*\b(?:buy|sell|short|cover|trade|bought|sold)\b/
+    if (has(lower, /\b(?:last|latest|most recent|previous)\s+(?:decision|round|call|signal)\b/) || (symbol !== undefined && has(lower, declined))) {
       return route("explain_decision", { last: "decision", ...bySymbol })
     }
   }
@@ -541,6 +573,9 @@ export const routeQuestion = (question: string, context: RouteContext = {}): Too
     const min = /\b(?:at least|min(?:imum)?(?: of)?)\s+(\d{1,4})\s+trades?\b/.exec(lower)
     return route("suggest_rules", min === null ? {} : { minTrades: Number(min[1]) })
   }
+
+  // Now rather than over a period: the book, the trading state, how it is going.
+  if (from === undefined && to === undefined && has(lower, NOW)) return route("run_status", symbol === undefined ? {} : { symbol })
 
   const dates = { ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) }
   if (has(lower, /\b(sharpe|sortino|calmar|drawdowns?|metrics?|cagr|volatility|exposure|returns?|performance|how did (?:we|it|the run) do)\b/)) {

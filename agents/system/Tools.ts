@@ -15,13 +15,14 @@ import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
 import type { Fill } from "../../schemas/Order.js"
 import { Rule } from "../../schemas/Rule.js"
-import { OrderFilled, RunEvent, TradeClosed, VerdictGiven } from "../../schemas/RunEvent.js"
+import { OrderFilled, RunEvent, TradeClosed, TradingStateChanged, VerdictGiven } from "../../schemas/RunEvent.js"
 import type { Strategy } from "../../schemas/Strategy.js"
 import type { Trade } from "../../schemas/Trade.js"
 import { oneLineOf } from "../../src/internal/issues.js"
 import * as DataSource from "../../src/market/DataSource.js"
 import type { Feed, Slice } from "../../src/market/Feed.js"
 import * as Compare from "../../src/store/Compare.js"
+import * as RecordedLatest from "../../src/store/RecordedLatest.js"
 import * as Runs from "../../src/store/Runs.js"
 import { decodedByText } from "../../src/store/DecodedText.js"
 import { CorruptRecord, type StoreError, storeError } from "../../src/store/StoreError.js"
@@ -31,6 +32,7 @@ import * as DecisionExplanation from "./DecisionExplanation.js"
 import * as Format from "./internal/Format.js"
 import * as PeriodMetrics from "./PeriodMetrics.js"
 import * as RuleSuggestions from "./RuleSuggestions.js"
+import * as RunStatus from "./RunStatus.js"
 import * as ToolSpecs from "./ToolSpecs.js"
 import * as TradeAnalysis from "./TradeAnalysis.js"
 
@@ -52,7 +54,8 @@ const ARGS = {
   calculate_metrics: ToolSpecs.CalculateMetricsArgs,
   explain_decision: ToolSpecs.ExplainDecisionArgs,
   suggest_rules: ToolSpecs.SuggestRulesArgs,
-  compare_runs: ToolSpecs.CompareRunsArgs
+  compare_runs: ToolSpecs.CompareRunsArgs,
+  run_status: ToolSpecs.RunStatusArgs
 } as const
 
 /** A decoded request's arguments as JSON, the way a model writes them. */
@@ -596,6 +599,41 @@ export const suggestions = Effect.fn("Tools.suggestions")(function*(run: Runs.Ru
 })
 
 // ---------------------------------------------------------------------------------------------
+// Where a run stands
+
+const decodeTransition = Schema.decodeUnknown(Schema.parseJson(TradingStateChanged))
+
+/**
+ * The run's last change of trading state, read only when its row says it is not `active` (a run
+ * that never changed it records none, and looking for one would walk its whole log): the newest
+ * `TradingStateChanged` by its sequence.
+ */
+const lastChange = (run: Runs.RunRecord) =>
+  Effect.gen(function*() {
+    if (run.tradingState === null || run.tradingState === "active") return null
+    const sql = yield* SqlClient.SqlClient
+    const [row] = yield* sql<{ seq: number; body: string }>`
+      select seq, body from run_events where run_id = ${run.id} and tag = 'TradingStateChanged' order by seq desc limit 1`
+    if (row === undefined) return null
+    return (yield* decodeTransition(row.body).pipe(Effect.mapError(corrupt("run_events", `${run.id}#${row.seq}`)))).transition
+  })
+
+/** Where `run` stands now (`symbol`: only its position), from its row and its recorded events. */
+export const runStatus = Effect.fn("Tools.runStatus")(function*(run: Runs.RunRecord, symbol?: string) {
+  const latest = yield* RecordedLatest.latest(run.id)
+  return RunStatus.runStatusView({
+    status: run.status,
+    mode: run.mode,
+    failure: run.failure,
+    tradingState: run.tradingState,
+    lastChange: yield* lastChange(run),
+    initialCash: run.initialCash,
+    latest,
+    ...(symbol === undefined ? {} : { symbol })
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
 // Comparing
 
 const briefOf = (run: Runs.RunSummary) => ({
@@ -734,6 +772,12 @@ export const run = Effect.fn("Tools.run")(function*(request: ToolSpecs.ToolReque
       })
       const sentences = `${side(a.ref, a.metrics)}. ${side(result.b.ref, b.metrics)}. ${first}`
       return done(result, `${a.ref} vs ${result.b.ref}: ${Option.isNone(difference) ? "same decisions" : "decisions differ"}`, sentences)
+    }
+    case "run_status": {
+      const view = yield* runStatus(record, request.args.symbol)
+      const summary = `${view.status}${view.tradingState === null ? "" : `, trading ${view.tradingState}`}` +
+        (view.book === null ? ", no fill yet" : `, equity ${Format.money(view.book.equity)}, ${Format.count(view.positions.length, "open position")}`)
+      return done(view, summary, RunStatus.describeRunStatus(view))
     }
   }
 })

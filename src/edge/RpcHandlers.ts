@@ -10,7 +10,6 @@ import type { Principal } from "../../schemas/Auth.js"
 import type { RunId } from "../../schemas/Ids.js"
 import type { Money } from "../../schemas/Money.js"
 import { Forbidden } from "../../schemas/Auth.js"
-import { OrderFilled, PortfolioUpdated } from "../../schemas/RunEvent.js"
 import {
   AdminRpcs,
   ApprovalRpcs,
@@ -125,15 +124,6 @@ export const runReport = (
 
 const decodeStrategy = Schema.decodeUnknown(Strategy)
 
-/** The events the latest values are made of; a stored line that does not decode is passed over. */
-const decodeValuesEvent = Schema.decodeUnknownOption(Schema.parseJson(Schema.Union(PortfolioUpdated, OrderFilled)))
-
-/**
- * A run's latest values as its recorded events give them: the snapshots that last reported each
- * symbol's position (the book, with the last snapshot's totals) and the fills after the last.
- */
-const latestRecorded = (run: RunId) =>
-  Effect.map(RecordedLatest.valueEvents(run), (rows) => LatestCache.fold(rows.flatMap((row) => Option.toArray(decodeValuesEvent(row.body)))))
 
 const withoutRun = ({ run: _, ...values }: LatestCache.Latest) => values
 
@@ -295,7 +285,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
       if (endedAt !== undefined && kept?.at === endedAt) return kept.latest
       const cached = cache === undefined ? undefined : yield* cache.get(run)
       if (cached !== undefined) return { ...withoutRun(cached), source: "cache" } satisfies RunLatest
-      const recorded = yield* latestRecorded(run)
+      const recorded = yield* RecordedLatest.latest(run)
       const latest = recorded === undefined ? undefined : { ...withoutRun(recorded), source: "database" } satisfies RunLatest
       if (endedAt !== undefined) {
         finished.delete(run)

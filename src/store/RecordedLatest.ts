@@ -5,8 +5,10 @@
  * one alone is not the book: the book is each symbol's last reported position.
  */
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Effect, Option, Schema } from "effect"
 import type { RunId } from "../../schemas/Ids.js"
+import { OrderFilled, PortfolioUpdated } from "../../schemas/RunEvent.js"
+import { fold } from "../bus/LatestCache.js"
 import { storeError } from "./StoreError.js"
 
 /** How many fills after its last portfolio snapshot `valueEvents` reads, at most. */
@@ -46,3 +48,14 @@ export const valueEvents = Effect.fn("RecordedLatest.valueEvents")(function*(run
     ) e
     order by seq`
 }, storeError("read the latest values"))
+
+/** The events the latest values are made of; a stored line that does not decode is passed over. */
+const decodeValuesEvent = Schema.decodeUnknownOption(Schema.parseJson(Schema.Union(PortfolioUpdated, OrderFilled)))
+
+/**
+ * A run's latest values as its recorded events give them (`valueEvents`, folded as the cache folds
+ * a live run's: `LatestCache.fold`): the snapshots that last reported each symbol's position (the
+ * book, with the last snapshot's totals) and the fills after the last. Undefined before any.
+ */
+export const latest = (run: RunId) =>
+  Effect.map(valueEvents(run), (rows) => fold(rows.flatMap((row) => Option.toArray(decodeValuesEvent(row.body)))))

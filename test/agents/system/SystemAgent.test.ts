@@ -14,6 +14,7 @@ import type { ReceivedChat } from "../../llm/FakeOllama.js"
 import * as FakeOllama from "../../llm/FakeOllama.js"
 import type * as DecisionExplanation from "../../../agents/system/DecisionExplanation.js"
 import { REASONING_TEXT } from "../../../agents/system/DecisionExplanation.js"
+import type { RunStatusView } from "../../../agents/system/RunStatus.js"
 import * as SystemAgent from "../../../agents/system/SystemAgent.js"
 import * as Tools from "../../../agents/system/Tools.js"
 import * as TradeAnalysis from "../../../agents/system/TradeAnalysis.js"
@@ -734,6 +735,17 @@ for (const backend of backends) {
           })
           expect(textOf(sold).startsWith(`The last sell order for ${firstSell!.symbol} is ${lastSell!.orderId}. Round `)).toBe(true)
           expect(textOf(sold)).toContain(`Order ${lastSell!.orderId} to sell`)
+          // Where it stands: its row and its book as its last events say.
+          const status = yield* collect(agent.ask(two.run, "How are we doing?"))
+          expect(ofTag(status, "ToolUsed")[0]).toMatchObject({ tool: "run_status", ok: true, arguments: {} })
+          expect(textOf(status)).toMatch(/^The run is completed \(backtest\), trading active\. At its end, as of the bar of .*: equity [\d,.]+/)
+          const [held] = yield* Effect.orDie(sql<{ symbol: string; quantity: number }>`
+            select symbol, quantity from positions p where run_id = ${two.run}
+              and seq = (select max(seq) from positions where run_id = p.run_id and symbol = p.symbol) and quantity <> 0
+            order by symbol limit 1`)
+          const oneSymbol = yield* Effect.orDie(Tools.run({ tool: "run_status", args: { symbol: held!.symbol as never } }, record))
+          expect((oneSymbol.result as RunStatusView).positions).toMatchObject([{ symbol: held!.symbol, quantity: Math.abs(held!.quantity) }])
+          expect(oneSymbol.summary).toMatch(/^completed, trading active, equity [\d,.]+, 1 open position$/)
           const none = yield* Effect.orDie(Tools.run({ tool: "explain_decision", args: { last: "order", symbol: "NOPE" as never, side: "buy" } }, record))
           expect(none.result).toMatchObject({ _tag: "NoneYet", last: "order", symbol: "NOPE", side: "buy" })
           expect(none.sentences).toBe("The run has placed no buy order for \"NOPE\" yet.")

@@ -22,13 +22,14 @@ const rejected = (call: unknown): readonly [string, string, string] => {
 }
 
 describe("toolSpecs", () => {
-  it("offers the five tools, each a ToolSpec with a plain JSON Schema object Ollama takes", () => {
+  it("offers the six tools, each a ToolSpec with a plain JSON Schema object Ollama takes", () => {
     expect(ToolSpecs.toolSpecs.map((t) => t.name)).toEqual([
       "analyse_trades",
       "calculate_metrics",
       "explain_decision",
       "suggest_rules",
-      "compare_runs"
+      "compare_runs",
+      "run_status"
     ])
     for (const spec of ToolSpecs.toolSpecs) {
       expect(Schema.decodeUnknownSync(ToolSpec)(spec)).toEqual(spec)
@@ -63,6 +64,7 @@ describe("toolSpecs", () => {
     expect(params.explain_decision).toMatchObject({ properties: { last: { enum: ["decision", "order"] }, side: { enum: ["buy", "sell"] } } })
     expect(params.suggest_rules).toMatchObject({ properties: { minTrades: { type: "integer", minimum: 1, maximum: 1000 } } })
     expect(params.compare_runs).toMatchObject({ required: ["other"], properties: { other: { type: "string" } } })
+    expect(params.run_status).toMatchObject({ required: [], properties: { symbol: { type: "string" } } })
   })
 })
 
@@ -115,7 +117,7 @@ describe("decodeToolCall: hostile and malformed calls are rejected with the fiel
     expect(rejected({ name: "rm_rf", arguments: {} })).toEqual([
       "rm_rf",
       "name",
-      "is not a tool (the tools are analyse_trades, calculate_metrics, explain_decision, suggest_rules, compare_runs)"
+      "is not a tool (the tools are analyse_trades, calculate_metrics, explain_decision, suggest_rules, compare_runs, run_status)"
     ])
     for (const name of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
       expect(rejected({ name, arguments: {} })[1]).toBe("name")
@@ -311,6 +313,22 @@ describe("routeQuestion", () => {
     expect(route("why did we sell ACME since 2024-01-01?", ["ACME"])).toEqual({ tool: "analyse_trades", args: { symbol: "ACME", from: Date.UTC(2024, 0, 1) } })
     // Buying without a why is no question about a decision.
     expect(route("did we buy ACME?", ["ACME"])).toEqual({ tool: "analyse_trades", args: { symbol: "ACME" } })
+    // Not buying: no order to explain, the symbol's last decision.
+    expect(route("Why didn't we buy GLOBEX?", ["ACME", "GLOBEX"])).toEqual({ tool: "explain_decision", args: { last: "decision", symbol: "GLOBEX" } })
+  })
+
+  it("routes questions about now (the book, the trading state, how it is going) to run_status", () => {
+    const symbols = ["ACME", "GLOBEX"]
+    for (const q of ["How much cash do we have?", "what's the equity now", "How are we doing?", "how is the run going", "are we making money?", "Why are we halted?", "is a breaker on?", "summarize the run", "what do we hold?", "show the portfolio"]) {
+      expect(route(q, symbols), q).toEqual({ tool: "run_status", args: {} })
+    }
+    expect(route("what is our current position in acme?", symbols)).toEqual({ tool: "run_status", args: { symbol: "ACME" } })
+    expect(route("position in GLOBEX", symbols)).toEqual({ tool: "run_status", args: { symbol: "GLOBEX" } })
+    // Over a period, or looking back: metrics and trades, as before.
+    expect(route("exposure since 2024-01-01")).toEqual({ tool: "calculate_metrics", args: { from: Date.UTC(2024, 0, 1) } })
+    expect(route("what was our exposure?")).toEqual({ tool: "calculate_metrics", args: {} })
+    expect(route("how did the run do?")).toEqual({ tool: "calculate_metrics", args: {} })
+    expect(route("trades by holding period")).toEqual({ tool: "analyse_trades", args: {} })
   })
 
   it("routes trade questions to analyse_trades, with symbol, period and top", () => {

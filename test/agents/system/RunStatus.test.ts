@@ -1,0 +1,111 @@
+/**
+ * The `run_status` tool's pure core (agents/system/RunStatus.ts): the view of a run's row and
+ * latest values, and the sentences an operator reads without a model.
+ */
+import { describe, expect, it } from "vitest"
+import type { LatestValues, Position } from "../../../schemas/Portfolio.js"
+import type { StateTransition } from "../../../schemas/Risk.js"
+import { describeRunStatus, runStatusView } from "../../../agents/system/RunStatus.js"
+
+const M = 1_000_000
+const DAY = Date.UTC(2024, 2, 1)
+
+const position = (symbol: string, quantity: number, averagePrice: number, markPrice: number): Position => ({
+  symbol: symbol as Position["symbol"],
+  quantity: quantity as Position["quantity"],
+  averagePrice,
+  realizedPnl: 0 as Position["realizedPnl"],
+  markPrice,
+  marketValue: Math.round(quantity * markPrice * M) as Position["marketValue"],
+  unrealizedPnl: Math.round(quantity * (markPrice - averagePrice) * M) as Position["unrealizedPnl"]
+})
+
+const latest = (positions: ReadonlyArray<Position>, cash = 90_000 * M): LatestValues => {
+  const value = positions.reduce((sum, p) => sum + p.marketValue, 0)
+  return {
+    seq: 1234,
+    at: DAY,
+    portfolio: {
+      ts: DAY as never,
+      cash: cash as never,
+      equity: (cash + value) as never,
+      grossExposure: positions.reduce((sum, p) => sum + Math.abs(p.marketValue), 0) as never,
+      netExposure: value as never,
+      realizedPnl: (150 * M) as never,
+      unrealizedPnl: positions.reduce((sum, p) => sum + p.unrealizedPnl, 0) as never,
+      positions: [...positions, position("FLAT", 0, 0, 10)]
+    },
+    quotes: {}
+  }
+}
+
+const halt: StateTransition = {
+  from: "active",
+  to: "halted",
+  cause: "operator",
+  at: (DAY - 3_600_000) as StateTransition["at"],
+  reason: "news pending",
+  actor: "alice"
+}
+
+describe("run_status", () => {
+  it("a live run halted by an operator: who, when and why; its book and open positions, largest first", () => {
+    const view = runStatusView({
+      status: "running",
+      mode: "paper",
+      failure: null,
+      tradingState: "halted",
+      lastChange: halt,
+      initialCash: 100_000 * M,
+      latest: latest([position("ACME", 10, 40, 42), position("GLOBEX", -100, 20, 19.5)])
+    })
+    expect(view.positions.map((p) => [p.symbol, p.side, p.quantity])).toEqual([["GLOBEX", "short", 100], ["ACME", "long", 10]])
+    expect(view.asOf).toEqual({ ts: DAY, seq: 1234 })
+    expect(describeRunStatus(view)).toBe(
+      "The run is running (paper), trading halted. " +
+        "Its trading is halted: operator alice moved it from active to halted at 2024-02-29 23:00 UTC (\"news pending\"). " +
+        "As of the bar of 2024-03-01 00:00 UTC: equity 88,470.00, -11,530.00 (-11.5%) since its start; cash 90,000.00; " +
+        "realized P&L +150.00, unrealized +70.00; gross exposure 2,370.00. " +
+        "2 open positions: GLOBEX short 100 at 20 (mark 19.5, value -1,950.00, unrealized +50.00); " +
+        "ACME long 10 at 40 (mark 42, value 420.00, unrealized +20.00)."
+    )
+  })
+
+  it("one symbol's position, asked for in any case; a symbol held by none says so", () => {
+    const input = {
+      status: "running",
+      mode: "paper",
+      failure: null,
+      tradingState: "active",
+      lastChange: halt,
+      initialCash: 100_000 * M,
+      latest: latest([position("ACME", 10, 40, 42), position("GLOBEX", -100, 20, 19.5)])
+    }
+    const acme = runStatusView({ ...input, symbol: "acme" })
+    expect(acme.positions.map((p) => p.symbol)).toEqual(["ACME"])
+    // Active: no change is said (the one given is not what put it there).
+    expect(acme.lastChange).toBeNull()
+    expect(describeRunStatus(acme)).toMatch(/^The run is running \(paper\), trading active\. As of/)
+    expect(describeRunStatus(runStatusView({ ...input, symbol: "INITECH" }))).toMatch(/ No open position in INITECH\.$/)
+  })
+
+  it("no fill yet: its book is its starting cash; a run that ended says so, a failed one why", () => {
+    const none = runStatusView({ status: "running", mode: "paper", failure: null, tradingState: "active", lastChange: null, initialCash: 250_000 * M, latest: undefined })
+    expect(none.book).toBeNull()
+    expect(describeRunStatus(none)).toBe("The run is running (paper), trading active. It has no fill yet: its book is its starting cash (250,000.00).")
+    const failed = runStatusView({ status: "failed", mode: "backtest", failure: "its data file changed", tradingState: null, lastChange: null, initialCash: null, latest: undefined })
+    expect(describeRunStatus(failed)).toBe("The run is failed (backtest): its data file changed. It has no fill yet in its whole run: its book is its starting cash.")
+    const ended = runStatusView({
+      status: "completed",
+      mode: "backtest",
+      failure: null,
+      tradingState: "halted",
+      lastChange: { ...halt, cause: "drawdown_halt", actor: null, reason: "drawdown 26% past 25%" },
+      initialCash: 100_000 * M,
+      latest: latest([])
+    })
+    expect(describeRunStatus(ended)).toContain("Its trading is halted: the maximum drawdown halt moved it from active to halted")
+    expect(describeRunStatus(ended)).toContain("At its end, as of the bar of 2024-03-01 00:00 UTC: equity 90,000.00")
+    expect(describeRunStatus(ended)).toMatch(/ No open position\.$/)
+  })
+})
