@@ -8,6 +8,7 @@
  */
 import type { LatestValues } from "../../schemas/Portfolio.js"
 import type { StateTransition } from "../../schemas/Risk.js"
+import type { AgentRestarts } from "../../schemas/Rpc.js"
 import * as Format from "./internal/Format.js"
 
 export interface PositionView {
@@ -49,6 +50,8 @@ export interface RunStatusView {
   readonly positions: ReadonlyArray<PositionView>
   /** The symbol asked about, if one was. */
   readonly symbol: string | null
+  /** Its agents that crashed (an analyst, the risk officer…), those restarted most first: is anything broken. */
+  readonly crashed: ReadonlyArray<{ readonly agent: string; readonly crashes: number; readonly restarts: number; readonly lastCause: string | null }>
 }
 
 /** The view of a run's record and latest values (`symbol`: only its position). */
@@ -60,6 +63,7 @@ export const runStatusView = (input: {
   readonly lastChange: StateTransition | null
   readonly initialCash: number | null
   readonly latest: LatestValues | undefined
+  readonly agentRestarts?: ReadonlyArray<AgentRestarts>
   readonly symbol?: string
 }): RunStatusView => {
   const portfolio = input.latest?.portfolio
@@ -96,7 +100,13 @@ export const runStatusView = (input: {
         unrealizedPnl: portfolio.unrealizedPnl
       },
     positions,
-    symbol: input.symbol ?? null
+    symbol: input.symbol ?? null,
+    crashed: (input.agentRestarts ?? []).filter((a) => a.crashes > 0).map((a) => ({
+      agent: a.type === null ? a.agent : `${a.agent} (${a.type})`,
+      crashes: a.crashes,
+      restarts: a.restarts,
+      lastCause: a.lastCause
+    }))
   }
 }
 
@@ -127,6 +137,11 @@ export const describeRunStatus = (view: RunStatusView): string => {
   const state = view.tradingState === null ? "" : `, trading ${view.tradingState}`
   sentences.push(`The run is ${view.status} (${view.mode})${view.failure === null ? "" : `: ${view.failure}`}${state}.`)
   if (view.lastChange !== null) sentences.push(`Its trading is ${view.lastChange.to}: ${changeText(view.lastChange)}.`)
+  if (view.crashed.length > 0) {
+    const crash = (a: RunStatusView["crashed"][number]) =>
+      `${a.agent} ${Format.count(a.crashes, "time")}, restarted ${Format.count(a.restarts, "time")}${a.lastCause === null ? "" : `, last ${Format.quote(a.lastCause, 120)}`}`
+    sentences.push(`Agents that crashed: ${view.crashed.map(crash).join("; ")}.`)
+  }
   if (view.book === null || view.asOf === null) {
     sentences.push(
       `It has no fill yet${live ? "" : " in its whole run"}: its book is its starting cash` +

@@ -224,7 +224,8 @@ const tools = {
     description: "Where the run stands now: its status (running, paused, completed…), its trading state (active, reducing, halted) " +
       "with the last change of it (who or what made it, and why), and its book as of its last recorded event: cash, equity, " +
       "exposure, realized and unrealized P&L, and each open position with its quantity, average price, mark and unrealized P&L. " +
-      "Use it for questions about positions, cash, equity, how the run is doing now, or why it is halted."
+      "It names its agents that crashed. Use it for questions about positions, cash, equity, how the run is doing now, why it " +
+      "is halted, or whether an agent is down."
   }
 } as const
 
@@ -507,7 +508,8 @@ const NOW = new RegExp(
     String.raw`\b(?:halted|halt|reducing|trading state|breakers?)\b`,
     String.raw`\bhow\s+(?:are|is)\s+(?:we|it|things|the run|the swarm)(?:\s+(?:doing|going))?\b`,
     String.raw`\b(?:making|losing)\s+money\b`,
-    String.raw`\b(?:status|summary|summari[sz]e|where\s+(?:do|does)\s+(?:we|it|the run)\s+stand)\b`
+    String.raw`\b(?:status|summary|summari[sz]e|where\s+(?:do|does)\s+(?:we|it|the run)\s+stand)\b`,
+    String.raw`\b(?:crash(?:ed|es)?|restart(?:ed|s)?|risk officer|(?:agents?|analysts?|officer|desk|ledger)\s+(?:is\s+|are\s+)?down)\b`
   ].join("|")
 )
 

@@ -629,6 +629,7 @@ export const runStatus = Effect.fn("Tools.runStatus")(function*(run: Runs.RunRec
     lastChange: yield* lastChange(run),
     initialCash: run.initialCash,
     latest,
+    agentRestarts: yield* Runs.agentRestarts(run),
     ...(symbol === undefined ? {} : { symbol })
   })
 })

@@ -89,6 +89,30 @@ describe("run_status", () => {
     expect(describeRunStatus(runStatusView({ ...input, symbol: "INITECH" }))).toMatch(/ No open position in INITECH\.$/)
   })
 
+  it("names the agents that crashed, those restarted most first, with their last cause: is anything down", () => {
+    const view = runStatusView({
+      status: "running",
+      mode: "paper",
+      failure: null,
+      tradingState: "halted",
+      lastChange: { ...halt, cause: "system", actor: null, reason: "the risk officer is down: nothing executes until it is back" },
+      initialCash: null,
+      latest: undefined,
+      agentRestarts: [
+        { agent: "risk", actor: "/user/run/risk", type: null, restarts: 3, crashes: 4, lastCause: "Error: boom", lastCrashSeq: 90 },
+        { agent: "analyst-2", actor: "/user/run/analysts/analyst-2", type: "rsi_reversion", restarts: 1, crashes: 1, lastCause: null, lastCrashSeq: 12 },
+        { agent: "ledger", actor: "/user/run/ledger", type: null, restarts: 0, crashes: 0, lastCause: null, lastCrashSeq: null }
+      ]
+    })
+    expect(view.crashed.map((a) => a.agent)).toEqual(["risk", "analyst-2 (rsi_reversion)"])
+    expect(describeRunStatus(view)).toBe(
+      "The run is running (paper), trading halted. " +
+        "Its trading is halted: the system moved it from active to halted at 2024-02-29 23:00 UTC (\"the risk officer is down: nothing executes until it is back\"). " +
+        "Agents that crashed: risk 4 times, restarted 3 times, last \"Error: boom\"; analyst-2 (rsi_reversion) 1 time, restarted 1 time. " +
+        "It has no fill yet: its book is its starting cash."
+    )
+  })
+
   it("no fill yet: its book is its starting cash; a run that ended says so, a failed one why", () => {
     const none = runStatusView({ status: "running", mode: "paper", failure: null, tradingState: "active", lastChange: null, initialCash: 250_000 * M, latest: undefined })
     expect(none.book).toBeNull()

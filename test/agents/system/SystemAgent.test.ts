@@ -671,7 +671,7 @@ for (const backend of backends) {
           expect(second.at(-1)).toMatchObject({ _tag: "Done", backend: "ollama", tokensIn: 700, tokensOut: 3 })
         }), { timeout: 60_000 })
 
-      it.scoped("offline, on recorded backtests: a round explained, the metrics, a comparison with another run", () =>
+      it.scoped("offline, on recorded backtests: a round explained (or the latest), where the run stands, the metrics, a comparison with another run", () =>
         Effect.gen(function*() {
           const options = stored(2, 300, { owner: "bob", name: "chat backtest" })
           const one = yield* StoredRun.backtest(options).pipe(Effect.provide(LlmRuntime.layerOffline), Effect.orDie)
@@ -746,6 +746,14 @@ for (const backend of backends) {
           const oneSymbol = yield* Effect.orDie(Tools.run({ tool: "run_status", args: { symbol: held!.symbol as never } }, record))
           expect((oneSymbol.result as RunStatusView).positions).toMatchObject([{ symbol: held!.symbol, quantity: Math.abs(held!.quantity) }])
           expect(oneSymbol.summary).toMatch(/^completed, trading active, equity [\d,.]+, 1 open position$/)
+          // A run whose analyst crashed: said, with its restarts (the run's agent_restarts totals).
+          const crashing = yield* StoredRun.backtest(stored(2, 150, { owner: "bob", name: "chat crashes", faults: { sma_crossover: { every: 60 } } })).pipe(
+            Effect.provide(LlmRuntime.layerOffline),
+            Effect.orDie
+          )
+          const crashed = yield* collect(agent.ask(crashing.run, "Did an analyst crash?"))
+          expect(ofTag(crashed, "ToolUsed")[0]).toMatchObject({ tool: "run_status", ok: true })
+          expect(textOf(crashed)).toMatch(/ Agents that crashed: \S+ \(sma_crossover\) \d+ times?, restarted \d+ times?/)
           const none = yield* Effect.orDie(Tools.run({ tool: "explain_decision", args: { last: "order", symbol: "NOPE" as never, side: "buy" } }, record))
           expect(none.result).toMatchObject({ _tag: "NoneYet", last: "order", symbol: "NOPE", side: "buy" })
           expect(none.sentences).toBe("The run has placed no buy order for \"NOPE\" yet.")

@@ -319,7 +319,7 @@ describe("routeQuestion", () => {
 
   it("routes questions about now (the book, the trading state, how it is going) to run_status", () => {
     const symbols = ["ACME", "GLOBEX"]
-    for (const q of ["How much cash do we have?", "what's the equity now", "How are we doing?", "how is the run going", "are we making money?", "Why are we halted?", "is a breaker on?", "summarize the run", "what do we hold?", "show the portfolio"]) {
+    for (const q of ["How much cash do we have?", "what's the equity now", "How are we doing?", "how is the run going", "are we making money?", "Why are we halted?", "is a breaker on?", "summarize the run", "what do we hold?", "show the portfolio", "is the risk officer down?", "did an analyst crash?"]) {
       expect(route(q, symbols), q).toEqual({ tool: "run_status", args: {} })
     }
     expect(route("what is our current position in acme?", symbols)).toEqual({ tool: "run_status", args: { symbol: "ACME" } })
