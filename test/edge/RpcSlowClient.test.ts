@@ -64,6 +64,19 @@ interface Drained {
 }
 
 /** The `runs.events` request `id` for `run`, as an ndjson line. */
+/** A WebSocket connection to the RPC endpoint with `key`, open, and every message line it gets, parsed, in order; closed with the scope. */
+const openSocket = (base: string, key: string) =>
+  Effect.gen(function*() {
+    const lines: Array<Record<string, unknown>> = []
+    const socket = new WebSocket(`${base.replace(/^http/, "ws")}${Http.RPC_WS_PATH}`, { headers: { authorization: `Bearer ${key}` } })
+    yield* Effect.addFinalizer(() => Effect.sync(() => socket.terminate()))
+    socket.on("message", (data) => {
+      for (const line of String(data).split("\n")) if (line !== "") lines.push(JSON.parse(line) as Record<string, unknown>)
+    })
+    yield* Effect.async<void>((resume) => socket.on("open", () => resume(Effect.void)))
+    return { lines, socket }
+  })
+
 const eventsRequest = (id: string, run: string) =>
   `${JSON.stringify({ _tag: "Request", id, tag: "runs.events", payload: { run, since: 0 }, headers: [] })}\n`
 
@@ -145,13 +158,7 @@ for (const backend of backends) {
         const run = yield* simulatedRun(bus, owner.id)
         run.publish(1, 1)
         yield* run.commit(1)
-        const lines: Array<Record<string, unknown>> = []
-        const socket = new WebSocket(`${base.replace(/^http/, "ws")}${Http.RPC_WS_PATH}`, { headers: { authorization: `Bearer ${owner.key}` } })
-        yield* Effect.addFinalizer(() => Effect.sync(() => socket.terminate()))
-        socket.on("message", (data) => {
-          for (const line of String(data).split("\n")) if (line !== "") lines.push(JSON.parse(line) as Record<string, unknown>)
-        })
-        yield* Effect.async<void>((resume) => socket.on("open", () => resume(Effect.void)))
+        const { lines, socket } = yield* openSocket(base, owner.key)
         // Asks, reads its first chunk and never acknowledges it (as a client that stopped reading never does).
         socket.send(eventsRequest("1", run.id))
         expect(yield* eventually(() => lines.some((l) => l._tag === "Chunk"))).toBe(true)
@@ -178,13 +185,7 @@ for (const backend of backends) {
         const { base, bus } = yield* serve(`${stall} millis`)
         const owner = yield* user
         const run = yield* simulatedRun(bus, owner.id)
-        const lines: Array<Record<string, unknown>> = []
-        const socket = new WebSocket(`${base.replace(/^http/, "ws")}${Http.RPC_WS_PATH}`, { headers: { authorization: `Bearer ${owner.key}` } })
-        yield* Effect.addFinalizer(() => Effect.sync(() => socket.terminate()))
-        socket.on("message", (data) => {
-          for (const line of String(data).split("\n")) if (line !== "") lines.push(JSON.parse(line) as Record<string, unknown>)
-        })
-        yield* Effect.async<void>((resume) => socket.on("open", () => resume(Effect.void)))
+        const { lines, socket } = yield* openSocket(base, owner.key)
         // A position this server does not hold: its first chunk (`Missed`) at once, never acknowledged.
         socket.send(chatFollowRequest("1", run.id, "1.0"))
         expect(yield* eventually(() => lines.some((l) => l._tag === "Chunk"))).toBe(true)
