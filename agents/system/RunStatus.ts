@@ -55,17 +55,13 @@ export interface RunStatusView {
 }
 
 /** The view of a run's record and latest values (`symbol`: only its position). */
-export const runStatusView = (input: {
-  readonly status: string
-  readonly mode: string
-  readonly failure: string | null
-  readonly tradingState: string | null
-  readonly lastChange: StateTransition | null
-  readonly initialCash: number | null
-  readonly latest: LatestValues | undefined
-  readonly agentRestarts?: ReadonlyArray<AgentRestarts>
-  readonly symbol?: string
-}): RunStatusView => {
+export const runStatusView = (
+  input: Pick<RunStatusView, "status" | "mode" | "failure" | "tradingState" | "lastChange" | "initialCash"> & {
+    readonly latest: LatestValues | undefined
+    readonly agentRestarts?: ReadonlyArray<AgentRestarts>
+    readonly symbol?: string
+  }
+): RunStatusView => {
   const portfolio = input.latest?.portfolio
   const wanted = input.symbol?.toUpperCase()
   const positions = (portfolio?.positions ?? [])
