@@ -456,6 +456,8 @@ export const RunReport = Schema.Struct({
   waiting: Schema.optional(Schema.String),
   /** Its agents that crashed, those restarted most first (older servers: absent). */
   agentRestarts: Schema.optional(Schema.Array(AgentRestarts)),
+  /** The change that put it in its trading state — who or what, when, why — when that is not `active` (older servers: absent). */
+  tradingChange: Schema.optional(StateTransition),
   /** What its LLM agents used; null for a run without any (older servers: absent). */
   llm: Schema.optional(Schema.NullOr(LlmUsage)),
   /** A run stopped or failed before it completed: its figures up to where it stopped, or why none (absent for other runs, and from older servers). */

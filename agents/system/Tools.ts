@@ -15,7 +15,7 @@ import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
 import type { Fill } from "../../schemas/Order.js"
 import { Rule } from "../../schemas/Rule.js"
-import { OrderFilled, RunEvent, TradeClosed, TradingStateChanged, VerdictGiven } from "../../schemas/RunEvent.js"
+import { OrderFilled, RunEvent, TradeClosed, VerdictGiven } from "../../schemas/RunEvent.js"
 import type { Strategy } from "../../schemas/Strategy.js"
 import type { Trade } from "../../schemas/Trade.js"
 import { oneLineOf } from "../../src/internal/issues.js"
@@ -601,23 +601,6 @@ export const suggestions = Effect.fn("Tools.suggestions")(function*(run: Runs.Ru
 // ---------------------------------------------------------------------------------------------
 // Where a run stands
 
-const decodeTransition = Schema.decodeUnknown(Schema.parseJson(TradingStateChanged))
-
-/**
- * The run's last change of trading state, read only when its row says it is not `active` (a run
- * that never changed it records none, and looking for one would walk its whole log): the newest
- * `TradingStateChanged` by its sequence.
- */
-const lastChange = (run: Runs.RunRecord) =>
-  Effect.gen(function*() {
-    if (run.tradingState === null || run.tradingState === "active") return null
-    const sql = yield* SqlClient.SqlClient
-    const [row] = yield* sql<{ seq: number; body: string }>`
-      select seq, body from run_events where run_id = ${run.id} and tag = 'TradingStateChanged' order by seq desc limit 1`
-    if (row === undefined) return null
-    return (yield* decodeTransition(row.body).pipe(Effect.mapError(corrupt("run_events", `${run.id}#${row.seq}`)))).transition
-  })
-
 /** Where `run` stands now (`symbol`: only its position), from its row and its recorded events. */
 export const runStatus = Effect.fn("Tools.runStatus")(function*(run: Runs.RunRecord, symbol?: string) {
   const latest = yield* RecordedLatest.latest(run.id)
@@ -626,7 +609,7 @@ export const runStatus = Effect.fn("Tools.runStatus")(function*(run: Runs.RunRec
     mode: run.mode,
     failure: run.failure,
     tradingState: run.tradingState,
-    lastChange: yield* lastChange(run),
+    lastChange: yield* Runs.tradingChange(run),
     initialCash: run.initialCash,
     latest,
     agentRestarts: yield* Runs.agentRestarts(run),

@@ -191,9 +191,20 @@ export const show = (io: Io, wiring: Wiring.Wiring) =>
         const trades = yield* Runs.tradeEnds(run.id, RunsView.SHOWN_TRADES)
         const control = yield* ControlAudit.history(run.id)
         const agentRestarts = yield* Runs.agentRestarts(run)
+        const tradingChange = yield* Runs.tradingChange(run)
         const llm = Option.getOrNull(yield* Runs.llmUsage(run))
         const partial = yield* Tools.upToStop(run)
-        const shown = { run, equity, trades, control, agentRestarts, llm, local: true, ...(partial === undefined ? {} : { partial }) }
+        const shown = {
+          run,
+          equity,
+          trades,
+          control,
+          agentRestarts,
+          llm,
+          local: true,
+          ...(tradingChange === null ? {} : { tradingChange }),
+          ...(partial === undefined ? {} : { partial })
+        }
         io.stdout(flags.json ? RunsView.showJson(shown) : RunsView.renderShow(shown))
       }))
     }).pipe(Effect.withSpan("swarm.runs.show"))).pipe(

@@ -20,6 +20,7 @@ import {
   type UpToStop
 } from "../../schemas/Rpc.js"
 import { type Money, MoneyFromDecimal } from "../../schemas/Money.js"
+import { StateTransition } from "../../schemas/Risk.js"
 import type { Decision, DecisionDifference } from "../store/Compare.js"
 import type { RunRecord, RunSummary, TradeEnds } from "../store/Runs.js"
 import { toJson } from "./Flags.js"
@@ -113,6 +114,8 @@ export const RunShowJson = Schema.Struct({
   control: Schema.optional(ControlHistory),
   /** Its agents that crashed — how often each was restarted, and the first line of its last crash's cause — those restarted most first (a server older than it: absent). */
   agentRestarts: Schema.optional(Schema.Array(AgentRestarts)),
+  /** The change that put it in its trading state — who or what, when (the bar's time), why — when that is not `active` (a server older than it: absent). */
+  tradingChange: Schema.optional(Schema.Struct({ ...StateTransition.fields, at: IsoTime })),
   /** What its LLM agents used: backend, model calls, cache hits, tokens, cost, and its budget; null without LLM agents (a server older than it: absent). */
   llm: Schema.optional(Schema.NullOr(LlmUsage)),
   /**
@@ -388,6 +391,8 @@ export interface Shown {
   readonly local?: boolean
   /** Its agents that crashed (`Runs.agentRestarts`). */
   readonly agentRestarts?: ReadonlyArray<AgentRestarts>
+  /** The change that put it in its trading state, when that is not `active` (`Runs.tradingChange`). */
+  readonly tradingChange?: StateTransition
   /** What its LLM agents used (`Runs.llmUsage`): null for a run without any. */
   readonly llm?: LlmUsage | null
   /**
@@ -436,6 +441,7 @@ export const shownOf = (report: RunReport): Shown => ({
   ...(report.notResumable === undefined ? {} : { notResumable: report.notResumable }),
   ...(report.waiting === undefined ? {} : { waiting: report.waiting }),
   ...(report.agentRestarts === undefined ? {} : { agentRestarts: report.agentRestarts }),
+  ...(report.tradingChange === undefined ? {} : { tradingChange: report.tradingChange }),
   ...(report.llm === undefined ? {} : { llm: report.llm }),
   ...(report.upToStop === undefined ? {} : { partial: report.upToStop })
 })
@@ -449,7 +455,7 @@ const equityOf = (equity: Option.Option<Equity>): typeof EquityJson.Type | null 
         : { points: e.points, first: e.first as Money, last: e.last as Money, low: e.low as Money, high: e.high as Money }
   })
 
-export const showJson = ({ agentRestarts, control, equity, llm, partial, run, trades }: Shown): string =>
+export const showJson = ({ agentRestarts, control, equity, llm, partial, run, tradingChange, trades }: Shown): string =>
   toJson(RunShowJson, {
     ...runJson(run),
     eventDetail: run.eventDetail,
@@ -461,6 +467,7 @@ export const showJson = ({ agentRestarts, control, equity, llm, partial, run, tr
     trades: { count: trades.count, first: trades.first.map(tradeJson), last: trades.last.map(tradeJson) },
     ...(control === undefined ? {} : { control }),
     ...(agentRestarts === undefined ? {} : { agentRestarts }),
+    ...(tradingChange === undefined ? {} : { tradingChange }),
     ...(llm === undefined ? {} : { llm }),
     ...(partial === undefined ? {} : { upToStop: upToStopJson(partial) })
   })
@@ -602,7 +609,11 @@ const noMetricsLine = (status: string): string =>
     ? "metrics: none: the run failed before it completed"
     : "metrics: none yet (the run has not completed)"
 
-export const renderShow = ({ agentRestarts, control, equity, latest, llm, local, notResumable, partial, run, trades, waiting }: Shown): string => {
+/** The trading line's change: `halted since the bar of 2022-05-06 by operator alice: news pending`. */
+const tradingChangeText = (change: StateTransition): string =>
+  ` since the bar of ${time(change.at)}, by ${change.cause === "operator" && change.actor !== null ? `operator ${change.actor}` : change.cause.replaceAll("_", " ")}: ${change.reason}`
+
+export const renderShow = ({ agentRestarts, control, equity, latest, llm, local, notResumable, partial, run, tradingChange, trades, waiting }: Shown): string => {
   const lines: Array<string> = [
     `run       ${run.id} (${refOf(run)})`,
     `strategy  ${run.strategyName}, version ${run.strategyVersion} (${run.strategyId}), owner ${ownerOf(run)}`,
@@ -662,7 +673,7 @@ export const renderShow = ({ agentRestarts, control, equity, latest, llm, local,
     )
   }
   lines.push(
-    `trading   ${run.tradingState ?? DASH}`,
+    `trading   ${run.tradingState ?? DASH}${tradingChange === undefined ? "" : tradingChangeText(tradingChange)}`,
     `counts    ${run.counts === null ? DASH : countsLine(run.counts)}`,
     ...(agentRestarts === undefined ? [] : restartLines(agentRestarts)),
     `checksum  ${run.checksum ?? DASH}`,

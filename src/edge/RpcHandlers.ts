@@ -333,6 +333,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
           const notResumable = yield* manager.notResumable(record.id, record.status)
           const waiting = yield* manager.waiting(record.id, record.status)
           const agentRestarts = yield* Runs.agentRestarts(record)
+          const tradingChange = yield* Runs.tradingChange(record)
           const llm = Option.getOrNull(yield* Runs.llmUsage(record))
           // Stopped or failed before it completed: its figures up to there, as `runs show` makes them locally.
           const upToStop = yield* Tools.upToStop(record)
@@ -342,6 +343,7 @@ export const RunHandlers = RunRpcs.toLayer(Effect.gen(function*() {
             ...(notResumable === undefined ? {} : { notResumable }),
             ...(waiting === undefined ? {} : { waiting }),
             agentRestarts,
+            ...(tradingChange === null ? {} : { tradingChange }),
             llm,
             ...(upToStop === undefined ? {} : { upToStop })
           }

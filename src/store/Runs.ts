@@ -12,10 +12,11 @@ import type { RunId, StrategyId } from "../../schemas/Ids.js"
 import { MoneyAmount } from "../../schemas/Execution.js"
 import { Metrics } from "../../schemas/Metrics.js"
 import type { Money } from "../../schemas/Money.js"
+import type { StateTransition } from "../../schemas/Risk.js"
 import type { RunMode } from "../../schemas/RunEvent.js"
 import { type AgentRestarts, StrategyNotFound, type LlmUsage } from "../../schemas/Rpc.js"
 import { defaultLlmConfig } from "../../schemas/Llm.js"
-import { RunStarted } from "../../schemas/RunEvent.js"
+import { RunStarted, TradingStateChanged } from "../../schemas/RunEvent.js"
 import { Strategy } from "../../schemas/Strategy.js"
 import { Trade } from "../../schemas/Trade.js"
 import { type LlmTally, llmUsageOf, restartsOf } from "../swarm/AgentTally.js"
@@ -962,6 +963,25 @@ export const agentRestarts = Effect.fn("Runs.agentRestarts")(function*(run: Pick
     run.strategy
   ) satisfies Array<AgentRestarts>
 }, storeError("read a run's restarts"))
+
+const decodeTradingChange = Schema.decodeUnknown(Schema.parseJson(TradingStateChanged))
+
+/**
+ * The change that put a run in its trading state (who or what, when, why), when its row says it is
+ * not `active`: the newest `TradingStateChanged` by its sequence. Not read for an active run (one
+ * that never changed it records none, and looking for one would walk its whole log); null then.
+ */
+export const tradingChange = Effect.fn("Runs.tradingChange")(function*(run: Pick<RunRecord, "id" | "tradingState">) {
+  if (run.tradingState === null || run.tradingState === "active") return null
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ seq: number | string; body: string }>`
+    select seq, body from run_events where run_id = ${run.id} and tag = 'TradingStateChanged' order by seq desc limit 1`
+  if (row === undefined) return null
+  const decoded = yield* decodeTradingChange(row.body).pipe(
+    Effect.mapError((error) => new CorruptRecord({ table: "run_events", key: `${run.id}#${row.seq}`, column: "body", reason: oneLineOf(error) }))
+  )
+  return decoded.transition satisfies StateTransition
+}, storeError("read a run's trading state change"))
 
 const decodeStarted = Schema.decodeUnknown(Schema.parseJson(RunStarted))
 

@@ -201,6 +201,24 @@ describe("runs show: a run the server cannot resume", () => {
     // A run that ended: nothing to know.
     expect(RunsView.renderShow({ ...report, local: true, run: { ...report.run, status: "completed", finishedAt: new Date(0) } })).not.toContain("read from the database")
   })
+
+  it("a run halted says since when, by whom or what, and why, on its trading line and in --json", () => {
+    const base = {
+      id: "bt-1", ref: "SMA crossover#1", strategy: "SMA crossover", strategyId: "st-1", strategyVersion: 1, number: 1, owner: "alice",
+      mode: "paper", status: "running", seed: "0", eventDetail: "decisions", dataSource: { kind: "synthetic", seed: 1, bars: 10, symbols: ["AAA"] },
+      dataFingerprint: "f", replayOf: null, faults: false, failure: null, metrics: null, counts: null, tradingState: "halted", from: null, to: null,
+      startedAt: new Date(0), finishedAt: null, checksum: null, chain: null, equity: null, trades: { count: 0, first: [], last: [] }, control: { count: 0, last: [] }
+    }
+    const change = { from: "active", to: "halted", cause: "operator", at: Date.UTC(2022, 4, 6), reason: "news pending", actor: "alice" } as const
+    const byOperator = RunsView.shownOf({ ...base, tradingChange: change as never })
+    expect(RunsView.renderShow(byOperator)).toContain("\ntrading   halted since the bar of 2022-05-06, by operator alice: news pending\n")
+    expect(JSON.parse(RunsView.showJson(byOperator)).tradingChange).toEqual({ ...change, at: "2022-05-06T00:00:00.000Z" })
+    const byBreaker = RunsView.shownOf({ ...base, tradingChange: { ...change, cause: "drawdown_halt", actor: null, reason: "drawdown 26% past 25%" } as never })
+    expect(RunsView.renderShow(byBreaker)).toContain("\ntrading   halted since the bar of 2022-05-06, by drawdown halt: drawdown 26% past 25%\n")
+    // A server older than it: the state alone.
+    expect(RunsView.renderShow(RunsView.shownOf(base))).toContain("\ntrading   halted\n")
+    expect(JSON.parse(RunsView.showJson(RunsView.shownOf(base))).tradingChange).toBeUndefined()
+  })
 })
 
 describe("runs start, stop, pause, resume", () => {

@@ -73,13 +73,17 @@ for (const backend of backends) {
           expect(none).toMatchObject({ _tag: "RunNotFound", run: "run_000000000000" })
           // While it runs, its report says it is halted (its row, as of the events committed).
           yield* until(alice("runs.report", { run: run.id }), (r) => r.tradingState === "halted", "the report to say halted")
-          expect((yield* alice("runs.report", { run: run.id })).status).toBe("running")
+          const report = yield* alice("runs.report", { run: run.id })
+          expect(report.status).toBe("running")
+          // With the change that put it there: who, when, why.
+          expect(report.tradingChange).toEqual(halted.transition)
           yield* Effect.sleep("500 millis")
 
           const lifted = yield* alice("runs.trading", { run: run.id, state: "active", reason: "news out" })
           expect(lifted.transition).toMatchObject({ from: "halted", to: "active", cause: "operator", actor: "alice", reason: "news out" })
           expect(lifted.transition.at).toBeGreaterThan(halted.transition.at)
-          yield* until(alice("runs.report", { run: run.id }), (r) => r.tradingState === "active", "the report to say active again")
+          const active = yield* until(alice("runs.report", { run: run.id }), (r) => r.tradingState === "active", "the report to say active again")
+          expect(active.tradingChange).toBeUndefined()
 
           const events = yield* alice("runs.events", { run: run.id }).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
           expect(events.at(-1)!.tag).toBe("RunCompleted")
