@@ -33,6 +33,15 @@ const data = Path.join(root, "data")
 const tmp = fs.mkdtempSync(Path.join(os.tmpdir(), "swarm-sql-cache-"))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
+/**
+ * ACME's first 250 bars alone, for the stored backtests of an LLM analyst: every bar past its first
+ * ten may be a model call (217 of them, more than the 100 the test asks for), and half of data/'s 500
+ * halves what the test's four backtests and their thousands of calls take (as in cli/Store.test.ts).
+ */
+const llmData = Path.join(tmp, "llm-data")
+fs.mkdirSync(llmData)
+fs.writeFileSync(Path.join(llmData, "ACME.csv"), fs.readFileSync(Path.join(data, "ACME.csv"), "utf8").split("\n").slice(0, 251).join("\n") + "\n")
+
 const judgement = (direction: string) => JSON.stringify({ direction, confidence: 0.8, rationale: `the brief says ${direction}` })
 
 /** The test's database as a store layer the command opens without owning it. */
@@ -91,7 +100,7 @@ for (const backend of backends) {
         const live = Clock.make()
         const run = (llm: LlmRuntime.LlmRuntime["Type"], ...extra: Array<string>) =>
           Effect.gen(function*() {
-            const ran = yield* Effect.withClock(swarm(["backtest", "--data", data, "--strategy", file, "--json", ...extra], { store: yield* store, llm }), live)
+            const ran = yield* Effect.withClock(swarm(["backtest", "--data", llmData, "--strategy", file, "--json", ...extra], { store: yield* store, llm }), live)
             expect(ran.code, ran.stderr).toBe(0)
             return JSON.parse(ran.stdout) as { run: string; checksum: string; counts: { orders: number } }
           })
@@ -124,11 +133,11 @@ for (const backend of backends) {
 
         // --no-store opens no database: the new process's memory alone, every call made again.
         const noStore = yield* runtimeOf(fake)
-        const ran = yield* Effect.withClock(swarm(["backtest", "--no-store", "--data", data, "--strategy", file, "--json"], { llm: noStore }), live)
+        const ran = yield* Effect.withClock(swarm(["backtest", "--no-store", "--data", llmData, "--strategy", file, "--json"], { llm: noStore }), live)
         expect(ran.code, ran.stderr).toBe(0)
         expect(fake.calls()).toBe(2 * made)
         expect(yield* rowCount).toBe(made)
-      }), { timeout: 120_000 }) // four backtests of 500 bars: 10 s alone, 30 s and more on a loaded machine
+      }), { timeout: 120_000 }) // four backtests of 250 bars: 5 s alone, 15 s and more on a loaded machine
 
     it.scoped("the server without Redis keeps answers in the database: after a restart, a run asks the model nothing it answered", () =>
       Effect.gen(function*() {
