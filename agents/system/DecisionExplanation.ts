@@ -159,7 +159,7 @@ export interface OrderNotFound {
 /** The most recent decision or order was asked for (`last`), and the run has none (of that symbol, side) yet. */
 export interface NoneYet {
   readonly _tag: "NoneYet"
-  readonly last: "decision" | "order"
+  readonly last: "decision" | "order" | "rejection"
   readonly symbol: string | null
   readonly side: Side | null
   readonly reason: string
@@ -386,8 +386,8 @@ export const explainRound = (events: ReadonlyArray<RunEvent>, round: string): Ro
   }
 }
 
-/** What `last` found nothing for: no decision recorded, or no order placed, of `symbol` and `side` when given. */
-export const noneYet = (last: "decision" | "order", symbol?: string, side?: Side): NoneYet => {
+/** What `last` found nothing for: no decision recorded, no order placed, no intent rejected, of `symbol` and `side` when given. */
+export const noneYet = (last: NoneYet["last"], symbol?: string, side?: Side): NoneYet => {
   const of = symbol === undefined ? "" : ` for ${shown(symbol)}`
   return {
     _tag: "NoneYet",
@@ -396,6 +396,8 @@ export const noneYet = (last: "decision" | "order", symbol?: string, side?: Side
     side: side ?? null,
     reason: last === "order"
       ? `The run has placed no ${side === undefined ? "" : `${side} `}order${of} yet.`
+      : last === "rejection"
+      ? `The risk officer has rejected no intent${of} in this run yet.`
       : `The run has recorded no decision${of} yet. ${UNRECORDED}`
   }
 }

@@ -471,7 +471,7 @@ export const CAPABILITIES = "I am the system agent, answering without a language
   "tools can: where the run stands now (\"how are we doing?\", \"why are we halted?\", \"what is our position in AAPL?\"), " +
   "which trades won or lost (by symbol, side, hour, weekday or holding period, e.g. \"which trades lost money?\"), " +
   "the run's metrics, for a period too (\"what is the Sharpe ratio?\", \"max drawdown since 2024-03-01\"), why a round or an " +
-  "order was decided (\"explain AAPL@2024-03-01T14:30Z\", \"why did we sell AAPL?\"), rules that would have avoided the losing patterns (\"suggest rules\"), " +
+  "order was decided (\"explain AAPL@2024-03-01T14:30Z\", \"why did we sell AAPL?\", \"why was the order rejected?\"), rules that would have avoided the losing patterns (\"suggest rules\"), " +
   "and a comparison with another run (\"compare with run 2\")."
 
 /** The system prompt: who the agent is, and the run. */

@@ -141,7 +141,9 @@ export const CalculateMetricsArgs = Schema.Struct({
 }).pipe(Schema.filter(period))
 export type CalculateMetricsArgs = typeof CalculateMetricsArgs.Type
 
-const LastArg = Schema.Literal("decision", "order").annotations({ message: () => ({ message: "must be \"decision\" or \"order\"", override: true }) })
+const LastArg = Schema.Literal("decision", "order", "rejection").annotations({
+  message: () => ({ message: "must be \"decision\", \"order\" or \"rejection\"", override: true })
+})
 const SideArg = Schema.Literal("buy", "sell").annotations({ message: () => ({ message: "must be \"buy\" or \"sell\"", override: true }) })
 
 /**
@@ -152,8 +154,12 @@ const SideArg = Schema.Literal("buy", "sell").annotations({ message: () => ({ me
 export const ExplainDecisionArgs = Schema.Struct({
   round: optional(RoundArg, "The round to explain: <symbol>@<bar time>, e.g. AAPL@1709301600000 or AAPL@2024-03-01T14:30:00Z."),
   order: optional(OrderArg, "The order whose round to explain, e.g. AAPL@1709301600000."),
-  last: optional(LastArg, "Instead of round or order: explain the run's most recent \"decision\" (the last round it recorded a decision in) or \"order\" (the round of the last order placed)."),
-  symbol: optional(SymbolArg, "With last: only this symbol's decisions or orders, e.g. AAPL."),
+  last: optional(
+    LastArg,
+    "Instead of round or order: explain the run's most recent \"decision\" (the last round it recorded a decision in), " +
+      "\"order\" (the round of the last order placed) or \"rejection\" (the round of the last intent the risk officer rejected)."
+  ),
+  symbol: optional(SymbolArg, "With last: only this symbol's decisions, orders or rejections, e.g. AAPL."),
   side: optional(SideArg, "With last \"order\": only buy orders or only sell orders.")
 }).pipe(
   Schema.filter((args) => {
@@ -208,7 +214,7 @@ const tools = {
     args: ExplainDecisionArgs,
     description: "Explain one round of the run: each analyst's opinion, what its LLM agents argued (bull, bear, judge), the consensus decision with its votes and dissent, " +
       "the risk verdict with every rule and gate, any approval, and the order and its fills. Give exactly one of round, order or " +
-      "last (the most recent decision or order, optionally of one symbol and, for orders, one side)."
+      "last (the most recent decision, order or rejection, optionally of one symbol and, for orders, one side)."
   },
   suggest_rules: {
     args: SuggestRulesArgs,
@@ -563,6 +569,10 @@ export const routeQuestion = (question: string, context: RouteContext = {}): Too
     const bySymbol = symbol === undefined ? {} : { symbol }
     if (side !== undefined || has(lower, /\b(?:last|latest|most recent|previous)\s+(?:order|trade|fill)\b/)) {
       return route("explain_decision", { last: "order", ...bySymbol, ...(side === undefined ? {} : { side }) })
+    }
+    // "Why was the order rejected?": the last intent the risk officer rejected (of the symbol named).
+    if (has(lower, /\b(?:reject(?:ed|ion|s)?|refus(?:e|ed|es|al)|den(?:y|ied|ies)|blocked by (?:risk|a rule|a gate))\b/)) {
+      return route("explain_decision", { last: "rejection", ...bySymbol })
     }
     // "Why didn't we buy AAPL?": no order to explain, the decision that placed none.
     const declined = /\b(?:didn't|did not|don't|do not|haven't|have not|wasn't|was not)\b[^?.!]*\b(?:buy|sell|short|cover|trade|bought|sold)\b/

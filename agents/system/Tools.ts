@@ -692,6 +692,14 @@ export const run = Effect.fn("Tools.run")(function*(request: ToolSpecs.ToolReque
             ? DecisionExplanation.noneYet("order", symbol, side)
             : DecisionExplanation.explainOrder(yield* roundEvents(record.id, placed.roundId), placed.orderId)
           if (placed !== undefined) lead = `The last ${of} is ${placed.orderId}.`
+        } else if (last === "rejection") {
+          // A verdict that rejected its intent (a rule, a gate, the trading state): the round it judged.
+          const [rejected] = yield* sql<{ roundId: string }>`
+            select round_id from verdicts where run_id = ${record.id} and outcome = 'rejected' ${bySymbol} order by seq desc limit 1`
+          explanation = rejected === undefined
+            ? DecisionExplanation.noneYet("rejection", symbol)
+            : DecisionExplanation.explainRound(yield* roundEvents(record.id, rejected.roundId), rejected.roundId)
+          if (rejected !== undefined) lead = `The last intent rejected${symbol === undefined ? "" : ` for ${symbol}`} was judged in round ${rejected.roundId}.`
         } else {
           const [decided] = yield* sql<{ roundId: string }>`
             select round_id from decisions where run_id = ${record.id} ${bySymbol} order by seq desc limit 1`

@@ -746,6 +746,25 @@ for (const backend of backends) {
           const oneSymbol = yield* Effect.orDie(Tools.run({ tool: "run_status", args: { symbol: held!.symbol as never } }, record))
           expect((oneSymbol.result as RunStatusView).positions).toMatchObject([{ symbol: held!.symbol, quantity: Math.abs(held!.quantity) }])
           expect(oneSymbol.summary).toMatch(/^completed, trading active, equity [\d,.]+, 1 open position$/)
+          // The last intent the risk officer rejected: a run with room for one open position of its three symbols.
+          const capped = stored(3, 200, { owner: "bob", name: "chat rejections" })
+          const rejecting = yield* StoredRun.backtest({
+            ...capped,
+            strategy: Schema.decodeUnknownSync(Strategy)({
+              ...Schema.encodeSync(Strategy)(capped.strategy),
+              rules: [{ id: "one", name: "One position", kind: "max_open_positions", priority: 1, params: { count: 1 } }]
+            })
+          }).pipe(Effect.provide(LlmRuntime.layerOffline), Effect.orDie)
+          const [lastRejected] = yield* Effect.orDie(sql<{ roundId: string }>`
+            select round_id from verdicts where run_id = ${rejecting.run} and outcome = 'rejected' order by seq desc limit 1`)
+          expect(lastRejected).toBeDefined()
+          const refused = yield* collect(agent.ask(rejecting.run, "Why was the order rejected?"))
+          expect(ofTag(refused, "ToolUsed")[0]).toMatchObject({ tool: "explain_decision", ok: true, arguments: { last: "rejection" } })
+          expect(textOf(refused)).toContain(`The last intent rejected was judged in round ${lastRejected!.roundId}. Round ${lastRejected!.roundId} (`)
+          expect(textOf(refused)).toContain("rejected")
+          const noneRefused = yield* Effect.orDie(Tools.run({ tool: "explain_decision", args: { last: "rejection" } }, record))
+          expect(noneRefused.sentences).toBe("The risk officer has rejected no intent in this run yet.")
+
           // A run whose analyst crashed: said, with its restarts (the run's agent_restarts totals).
           const crashing = yield* StoredRun.backtest(stored(2, 150, { owner: "bob", name: "chat crashes", faults: { sma_crossover: { every: 60 } } })).pipe(
             Effect.provide(LlmRuntime.layerOffline),

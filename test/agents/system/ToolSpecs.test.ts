@@ -61,7 +61,7 @@ describe("toolSpecs", () => {
     })
     expect(Object.keys((params.calculate_metrics as { properties: object }).properties)).toEqual(["from", "to"])
     expect(Object.keys((params.explain_decision as { properties: object }).properties)).toEqual(["round", "order", "last", "symbol", "side"])
-    expect(params.explain_decision).toMatchObject({ properties: { last: { enum: ["decision", "order"] }, side: { enum: ["buy", "sell"] } } })
+    expect(params.explain_decision).toMatchObject({ properties: { last: { enum: ["decision", "order", "rejection"] }, side: { enum: ["buy", "sell"] } } })
     expect(params.suggest_rules).toMatchObject({ properties: { minTrades: { type: "integer", minimum: 1, maximum: 1000 } } })
     expect(params.compare_runs).toMatchObject({ required: ["other"], properties: { other: { type: "string" } } })
     expect(params.run_status).toMatchObject({ required: [], properties: { symbol: { type: "string" } } })
@@ -233,7 +233,7 @@ describe("decodeToolCall: hostile and malformed calls are rejected with the fiel
       "last",
       "give one of round, order or last, not more"
     ])
-    expect(rejected({ name: "explain_decision", arguments: { last: "trade" } })).toEqual(["explain_decision", "last", "must be \"decision\" or \"order\""])
+    expect(rejected({ name: "explain_decision", arguments: { last: "trade" } })).toEqual(["explain_decision", "last", "must be \"decision\", \"order\" or \"rejection\""])
     expect(rejected({ name: "explain_decision", arguments: { round: "AAPL@1", symbol: "AAPL" } })).toEqual([
       "explain_decision",
       "symbol",
@@ -247,7 +247,7 @@ describe("decodeToolCall: hostile and malformed calls are rejected with the fiel
     expect(rejected({ name: "explain_decision", arguments: { last: "order", side: "long" } })).toEqual(["explain_decision", "side", "must be \"buy\" or \"sell\""])
     expect(rejected({ name: "explain_decision", arguments: { last: "order", symbol: "A A P L" } })[1]).toBe("symbol")
     // A model's argument can be megabytes long: the message does not echo it.
-    expect(rejected({ name: "explain_decision", arguments: { last: "x".repeat(100_000) } })[2]).toBe("must be \"decision\" or \"order\"")
+    expect(rejected({ name: "explain_decision", arguments: { last: "x".repeat(100_000) } })[2]).toBe("must be \"decision\", \"order\" or \"rejection\"")
     expect(rejected({ name: "explain_decision", arguments: { round: "AAPL" } })[1]).toBe("round")
     expect(rejected({ name: "explain_decision", arguments: { round: "@123" } })[1]).toBe("round")
     expect(rejected({ name: "explain_decision", arguments: { order: "a\u0000b" } })[1]).toBe("order")
@@ -313,6 +313,9 @@ describe("routeQuestion", () => {
     expect(route("why did we sell ACME since 2024-01-01?", ["ACME"])).toEqual({ tool: "analyse_trades", args: { symbol: "ACME", from: Date.UTC(2024, 0, 1) } })
     // Buying without a why is no question about a decision.
     expect(route("did we buy ACME?", ["ACME"])).toEqual({ tool: "analyse_trades", args: { symbol: "ACME" } })
+    // Rejected: the last intent the risk officer rejected.
+    expect(route("why was the order rejected?")).toEqual({ tool: "explain_decision", args: { last: "rejection" } })
+    expect(route("Why did risk refuse GLOBEX?", ["GLOBEX"])).toEqual({ tool: "explain_decision", args: { last: "rejection", symbol: "GLOBEX" } })
     // Not buying: no order to explain, the symbol's last decision.
     expect(route("Why didn't we buy GLOBEX?", ["ACME", "GLOBEX"])).toEqual({ tool: "explain_decision", args: { last: "decision", symbol: "GLOBEX" } })
   })
