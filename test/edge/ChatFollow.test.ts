@@ -27,6 +27,15 @@ const user = newUser("follower")
 /** A finished run of `owner`, and its reference. */
 const seedRun = (owner: string) => finishedRun(owner, "chat follow")
 
+/** An offline server, alice with a finished run of hers and a client of hers, and bob with a client of his. */
+const aliceAndBob = Effect.gen(function*() {
+  const base = yield* serve(offline)
+  const alice = yield* user
+  const bob = yield* user
+  const run = yield* seedRun(alice.id)
+  return { base, alice, run, client: yield* rpcClient(base, alice.key), other: yield* rpcClient(base, bob.key) }
+})
+
 const collect = <A, E, R>(stream: Stream.Stream<A, E, R>) => Effect.map(Stream.runCollect(stream), Chunk.toReadonlyArray)
 
 /** Bounded: a stream that does not end fails the test here, not at its timeout. */
@@ -158,12 +167,7 @@ for (const backend of backends) {
 
     it.scoped("a chat stream's connection reads take their turn with the followers' page reads: chat.follow, chat.send, chat.history and SSE wait for a permit, their errors unchanged", () =>
       Effect.gen(function*() {
-        const base = yield* serve(offline)
-        const alice = yield* user
-        const bob = yield* user
-        const run = yield* seedRun(alice.id)
-        const client = yield* rpcClient(base, alice.key)
-        const other = yield* rpcClient(base, bob.key)
+        const { alice, base, client, other, run } = yield* aliceAndBob
         // Both permits of the followers' reads taken, as by two followers reading pages meanwhile.
         let held = true
         yield* Effect.acquireRelease(Follow.catchUpReads.take(2), () => (held ? Follow.catchUpReads.release(2) : Effect.void))
@@ -194,17 +198,12 @@ for (const backend of backends) {
 
     it.scoped("a bad after is InvalidRequest naming it; another user's run is answered as a missing one", () =>
       Effect.gen(function*() {
-        const base = yield* serve(offline)
-        const alice = yield* user
-        const bob = yield* user
-        const run = yield* seedRun(alice.id)
-        const client = yield* rpcClient(base, alice.key)
+        const { client, other, run } = yield* aliceAndBob
         for (const after of ["yesterday", "3", "0.0", "1.x", "-1.2", "1.2.3", "99999999999.0"]) {
           const refused = yield* Effect.flip(collect(client("chat.follow", { run: run.id, after })))
           expect(refused, after).toMatchObject({ _tag: "InvalidRequest", field: "after" })
           expect(refused._tag === "InvalidRequest" && refused.reason, after).toContain("must be <question>.<index>")
         }
-        const other = yield* rpcClient(base, bob.key)
         for (const ref of [run.id, run.ref, "run_doesnotexist"]) {
           for (const payload of [{ run: ref }, { run: ref, after: "1.0" }]) {
             expect(yield* Effect.flip(collect(other("chat.follow", payload)))).toEqual(new RunNotFound({ run: ref }))
