@@ -86,7 +86,7 @@ export const periodCurve = (input: PeriodInput): Either.Either<PeriodCurve, Curv
     if (recorded !== undefined) {
       matched++
       if (recorded !== equity && mismatch === undefined) {
-        mismatch = `at ${Format.time(ts)} the rebuilt equity is ${Format.money(equity)}, the run recorded ${Format.money(recorded)}`
+        mismatch = `at ${Format.time(ts)} the rebuilt equity is ${Format.exactMoney(equity)}, the run recorded ${Format.exactMoney(recorded)}`
       }
     }
     whole?.add(ts, equity, exposed)

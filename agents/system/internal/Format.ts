@@ -3,9 +3,20 @@
  * (no model) are read by operators, so every `describe…` function formats the same way. Display
  * only: nothing here is arithmetic on money.
  */
+import type { Money } from "../../../schemas/Money.js"
+import { format } from "../../../src/trading/Money.js"
 
-/** Micros as units with thousands separators and 2 to 6 decimals: `-1,234.50`, `0.000125`. */
-export const money = (micros: number): string => {
+/**
+ * Micros as an amount of the account currency, to the cent, as `swarm runs show` prints money
+ * (`Money.format`: half to even): `-1,234.50`, `252,220.69`. The tools' results keep the exact micros.
+ */
+export const money = (micros: number): string => format(Math.round(micros) as Money)
+
+/**
+ * Micros to the micro, with 2 to 6 decimals: `-1,234.50`, `0.000125`. Only where a difference below
+ * a cent is the point (two equities that should be the same and are not).
+ */
+export const exactMoney = (micros: number): string => {
   const m = Math.round(micros)
   const abs = Math.abs(m)
   const units = Math.floor(abs / 1_000_000)
@@ -14,8 +25,11 @@ export const money = (micros: number): string => {
   return `${m < 0 ? "-" : ""}${grouped}.${fraction}`
 }
 
-/** Money with an explicit sign, for P&L: `+1,234.50`, `-12.00`, `0.00`. */
-export const pnl = (micros: number): string => (micros > 0 ? `+${money(micros)}` : money(micros))
+/** Money with an explicit sign, for P&L: `+1,234.50`, `-12.00`, `0.00` (and `0.00` for less than half a cent). */
+export const pnl = (micros: number): string => {
+  const text = money(micros)
+  return micros > 0 && text !== "0.00" ? `+${text}` : text
+}
 
 /** A fraction as a percent with at most one decimal: 0.4 → `40%`, 1/3 → `33.3%`. */
 export const percent = (fraction: number): string => `${trim((fraction * 100).toFixed(1))}%`

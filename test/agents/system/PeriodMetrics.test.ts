@@ -265,7 +265,7 @@ for (const backend of backends) {
             s`select ts, equity from equity_snapshots where run_id = ${sample.run.id} order by seq`)).map((r) => [r.ts, r.equity]))
           const [ts, equity] = [...recorded][3]!
           expect(yield* reasonOf({ recordedEquity: new Map([...recorded, [ts, equity + 1]]) })).toBe(
-            `at ${Format.time(ts)} the rebuilt equity is ${Format.money(equity)}, the run recorded ${Format.money(equity + 1)}`
+            `at ${Format.time(ts)} the rebuilt equity is ${Format.exactMoney(equity)}, the run recorded ${Format.exactMoney(equity + 1)}`
           )
           // A bar left out of the data: the run's own figures are not given back.
           const slices = sample.slices.filter((slice) => slice.ts !== Date.UTC(2022, 3, 1))
@@ -343,7 +343,7 @@ for (const backend of backends) {
           const [snapshot] = yield* sql<{ seq: number; equity: number }>((s) =>
             s`select seq, equity from equity_snapshots where run_id = ${run.id} order by seq limit 1 offset 5`)
           yield* sql((s) => s`update equity_snapshots set equity = ${snapshot!.equity + 1} where run_id = ${run.id} and seq = ${snapshot!.seq}`)
-          yield* unavailable(`the run recorded ${Format.money(snapshot!.equity + 1)}`)
+          yield* unavailable(`the run recorded ${Format.exactMoney(snapshot!.equity + 1)}`)
           yield* sql((s) => s`update equity_snapshots set equity = ${snapshot!.equity} where run_id = ${run.id} and seq = ${snapshot!.seq}`)
           expect((yield* Effect.orDie(Tools.metrics(run, from))).basis).toBe("bars")
 

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest"
 import type { LatestValues, Position } from "../../../schemas/Portfolio.js"
 import type { StateTransition } from "../../../schemas/Risk.js"
 import { describeRunStatus, runStatusView } from "../../../agents/system/RunStatus.js"
+import * as Format from "../../../agents/system/internal/Format.js"
 
 const M = 1_000_000
 const DAY = Date.UTC(2024, 2, 1)
@@ -69,6 +70,25 @@ describe("run_status", () => {
         "2 open positions: GLOBEX short 100 at 20 (mark 19.5, value -1,950.00, unrealized +50.00); " +
         "ACME long 10 at 40 (mark 42, value 420.00, unrealized +20.00)."
     )
+  })
+
+  it("money reads to the cent, as `runs show` prints it: equity, cash and P&L of an account in micros", () => {
+    const view = runStatusView({
+      status: "running",
+      mode: "paper",
+      failure: null,
+      tradingState: "active",
+      lastChange: null,
+      initialCash: 250_000 * M,
+      latest: latest([position("ACME", 604, 41.10054, 41.234567)], 224_441_142_066)
+    })
+    const text = describeRunStatus(view)
+    expect(text).toContain("equity 249,346.82, -653.18 (-0.3%) since its start; cash 224,441.14; realized P&L +150.00, unrealized +80.95")
+    expect(text).toContain("ACME long 604 at 41.10054 (mark 41.234567, value 24,905.68, unrealized +80.95)")
+    // Half to even, as Money.format; less than half a cent of profit carries no sign.
+    expect([Format.money(12_412_363), Format.money(5_000), Format.money(15_000), Format.money(-4_999)]).toEqual(["12.41", "0.00", "0.02", "0.00"])
+    expect([Format.pnl(4_999), Format.pnl(5_001), Format.pnl(-1_234_567_890)]).toEqual(["0.00", "+0.01", "-1,234.57"])
+    expect(Format.exactMoney(252_220_690_084)).toBe("252,220.690084")
   })
 
   it("one symbol's position, asked for in any case; a symbol held by none says so", () => {

@@ -408,7 +408,7 @@ describe("describeTradeAnalysis", () => {
     expect(text).toContain(
       "7 trades, 3 won and 3 lost (win rate 42.9%), total P&L -49.50; 1 broke even, between 2024-03-04 09:30 UTC and 2024-03-13 15:00 UTC."
     )
-    expect(text).toContain("Average P&L per trade -7.071429, average win +33.50, average loss -50.00; profit factor 0.67.")
+    expect(text).toContain("Average P&L per trade -7.07, average win +33.50, average loss -50.00; profit factor 0.67.")
     expect(text).toContain("By symbol, the worst was MSFT (2 trades, -60.00) and the best TSLA (2 trades, +10.50).")
     expect(text).toContain("By hour of entry (UTC), the worst was 15:00–16:00 (1 trade, -100.00) and the best 09:00–10:00 (3 trades, +100.50).")
     expect(text).toContain("Largest losses: MSFT long closed 2024-03-13 15:00 UTC (-100.00); AAPL long closed 2024-03-05 10:00 UTC (-30.00)")
