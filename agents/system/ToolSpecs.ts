@@ -190,6 +190,17 @@ export const RunStatusArgs = Schema.Struct({
 })
 export type RunStatusArgs = typeof RunStatusArgs.Type
 
+const AGENT = /^[A-Za-z0-9_][A-Za-z0-9_.\-:]{0,63}$/
+const AgentArg = text(64, "an analyst's name such as sma_crossover").pipe(
+  Schema.filter((s) => AGENT.test(s) || "must be an analyst's name such as sma_crossover: 1 to 64 letters, digits or _ . - :")
+)
+
+export const AnalystScoresArgs = Schema.Struct({
+  agent: optional(AgentArg, "Only this analyst, by its name in the strategy, e.g. sma_crossover."),
+  symbol: optional(SymbolArg, "Only the rounds of this symbol, e.g. AAPL.")
+})
+export type AnalystScoresArgs = typeof AnalystScoresArgs.Type
+
 export const CompareRunsArgs = Schema.Struct({
   other: Schema.propertySignature(RunReference).annotations({
     description: "The run to compare this one with: a run id (run_…), a run number of the same strategy (3) or <strategy>#<number>.",
@@ -232,6 +243,13 @@ const tools = {
       "exposure, realized and unrealized P&L, and each open position with its quantity, average price, mark and unrealized P&L. " +
       "It names its agents that crashed. Use it for questions about positions, cash, equity, how the run is doing now, why it " +
       "is halted, or whether an agent is down."
+  },
+  analyst_scores: {
+    args: AnalystScoresArgs,
+    description: "How each analyst did over the rounds the run recorded a decision in: what it said (long, short, flat, " +
+      "its confidence), its votes and abstentions, how often it sided with the decision or dissented, and how often its " +
+      "votes were right (scored against the close its horizon later, as adaptive weights score them), with the most and " +
+      "least accurate named. Use it for questions about which analyst is most accurate, useful or wrong, and who dissents."
   }
 } as const
 
@@ -402,6 +420,8 @@ export interface RouteContext {
    * the longest of them written right before `#<n>`, spaces and all (`Six analysts#2`).
    */
   readonly strategies?: ReadonlyArray<string>
+  /** The names of the run's analysts: one named in a question is the analyst asked about. */
+  readonly agents?: ReadonlyArray<string>
 }
 
 /** Only the start of a question is read. */
@@ -519,6 +539,19 @@ const NOW = new RegExp(
   ].join("|")
 )
 
+/**
+ * Words of a question about the analysts themselves (`analyst_scores`): their accuracy, their
+ * votes, who dissents. An analyst "down" or "crashed" is where the run stands (`run_status`).
+ */
+const ANALYSTS = new RegExp(
+  [
+    String.raw`\b(?:analysts?|agents?|signals?)\b[^?.!]*\b(?:accura(?:te|cy)|right|wrong|hit rate|scores?|score(?:d|card)|reliable|useful|trust(?:worthy)?|helps?|helped|pull(?:s|ing)? (?:its|their) weight|best|worst|perform(?:s|ed|ing|ance)?|dissent(?:s|ed|ing)?|disagree(?:s|d)?|agree(?:s|d)?|abstain(?:s|ed)?|vot(?:e|es|ed|ing))\b`,
+    String.raw`\b(?:accura(?:te|cy)|hit rate|scorecard|dissent(?:s|ed|ing)?|abstain(?:s|ed)?)\b[^?.!]*\b(?:analysts?|agents?|signals?)\b`,
+    String.raw`\b(?:which|what)\s+(?:analyst|agent)\b`,
+    String.raw`\bwho\s+(?:dissent(?:s|ed)?|disagree(?:s|d)?|abstain(?:s|ed)?)\b`
+  ].join("|")
+)
+
 /** Words of a question about many trades ("why did we buy so many losers?"): trade analysis, not one order. */
 const MANY = /\b(?:trades|losers|winners|so many|so often|always|usually)\b/
 
@@ -588,6 +621,12 @@ export const routeQuestion = (question: string, context: RouteContext = {}): Too
 
   // Now rather than over a period: the book, the trading state, how it is going.
   if (from === undefined && to === undefined && has(lower, NOW)) return route("run_status", symbol === undefined ? {} : { symbol })
+
+  // The analysts themselves: which is right most often, who dissents (one of them, when named).
+  const agent = context.agents?.find((name) => new RegExp(`(?:^|[^A-Za-z0-9_])${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![A-Za-z0-9_])`, "i").test(q))
+  if (has(lower, ANALYSTS) || (agent !== undefined && !has(lower, /\b(?:why|explain)\b/))) {
+    return route("analyst_scores", { ...(agent === undefined ? {} : { agent }), ...(symbol === undefined ? {} : { symbol }) })
+  }
 
   const dates = { ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) }
   if (has(lower, /\b(sharpe|sortino|calmar|drawdowns?|metrics?|cagr|volatility|exposure|returns?|performance|how did (?:we|it|the run) do)\b/)) {

@@ -15,7 +15,7 @@ import type { RunId, Timestamp } from "../../schemas/Ids.js"
 import type { Metrics } from "../../schemas/Metrics.js"
 import type { Fill } from "../../schemas/Order.js"
 import { Rule } from "../../schemas/Rule.js"
-import { OrderFilled, RunEvent, TradeClosed, VerdictGiven } from "../../schemas/RunEvent.js"
+import { DecisionMade, OpinionGiven, OrderFilled, RunEvent, TradeClosed, VerdictGiven } from "../../schemas/RunEvent.js"
 import type { Strategy } from "../../schemas/Strategy.js"
 import type { Trade } from "../../schemas/Trade.js"
 import { oneLineOf } from "../../src/internal/issues.js"
@@ -28,6 +28,8 @@ import { decodedByText } from "../../src/store/DecodedText.js"
 import { CorruptRecord, type StoreError, storeError } from "../../src/store/StoreError.js"
 import * as Strategies from "../../src/store/Strategies.js"
 import * as MetricsCore from "../../src/trading/Metrics.js"
+import { agentName } from "../../schemas/Strategy.js"
+import * as AnalystScores from "./AnalystScores.js"
 import * as DecisionExplanation from "./DecisionExplanation.js"
 import * as Format from "./internal/Format.js"
 import * as PeriodMetrics from "./PeriodMetrics.js"
@@ -55,7 +57,8 @@ const ARGS = {
   explain_decision: ToolSpecs.ExplainDecisionArgs,
   suggest_rules: ToolSpecs.SuggestRulesArgs,
   compare_runs: ToolSpecs.CompareRunsArgs,
-  run_status: ToolSpecs.RunStatusArgs
+  run_status: ToolSpecs.RunStatusArgs,
+  analyst_scores: ToolSpecs.AnalystScoresArgs
 } as const
 
 /** A decoded request's arguments as JSON, the way a model writes them. */
@@ -618,6 +621,110 @@ export const runStatus = Effect.fn("Tools.runStatus")(function*(run: Runs.RunRec
 })
 
 // ---------------------------------------------------------------------------------------------
+// How the analysts did
+
+/** The latest rounds with a decision `analyst_scores` reads; a longer run's answer says it read only these. */
+export const MAX_SCORED_ROUNDS = 5_000
+const ROUND_CHUNK = 1_000
+
+const decodeDecision = Schema.decodeUnknown(Schema.parseJson(DecisionMade))
+const decodeOpinion = Schema.decodeUnknown(Schema.parseJson(OpinionGiven))
+
+/**
+ * Each bar's close by symbol, as the run was given its bars and as far as it marked them: the
+ * return over `horizon` bars after a bar (undefined past the last bar marked, or for a bar not there).
+ */
+const returnsOf = (slices: Iterable<Slice>, symbols: ReadonlySet<string>) => {
+  const series = new Map<string, { ts: Array<number>; close: Array<number> }>()
+  for (const slice of slices) {
+    for (const bar of slice.bars) {
+      if (!symbols.has(bar.symbol)) continue
+      let s = series.get(bar.symbol)
+      if (s === undefined) series.set(bar.symbol, (s = { ts: [], close: [] }))
+      s.ts.push(slice.ts)
+      s.close.push(bar.close)
+    }
+  }
+  return (symbol: string, ts: number, horizon: number): number | undefined => {
+    const s = series.get(symbol)
+    if (s === undefined) return undefined
+    let lo = 0
+    let hi = s.ts.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if (s.ts[mid]! < ts) lo = mid + 1
+      else if (s.ts[mid]! > ts) hi = mid - 1
+      else return mid + horizon < s.ts.length ? s.close[mid + horizon]! / s.close[mid]! - 1 : undefined
+    }
+    return undefined
+  }
+}
+
+/**
+ * How `run`'s analysts did over its latest `maxRounds` rounds with a recorded decision (of
+ * `symbol`, when given; `agent`: that analyst only): the decisions' votes, abstentions and dissent,
+ * the opinions behind them, and each vote scored against the run's own bars, read again.
+ */
+export const analystScores = Effect.fn("Tools.analystScores")(function*(
+  run: Runs.RunRecord,
+  agent?: string,
+  symbol?: string,
+  maxRounds: number = MAX_SCORED_ROUNDS
+) {
+  const sql = yield* SqlClient.SqlClient
+  const bySymbol = symbol === undefined ? sql`` : sql`and upper(d.symbol) = ${symbol.toUpperCase()}`
+  const [counted] = yield* sql<{ total: number }>`select count(*)::int as total from decisions d where d.run_id = ${run.id} ${bySymbol}`
+  const total = Number(counted?.total ?? 0)
+  const rows = yield* sql<{ seq: number; body: string }>`
+    select e.seq, e.body from decisions d join run_events e on e.run_id = d.run_id and e.seq = d.seq
+    where d.run_id = ${run.id} ${bySymbol}
+    order by d.seq desc limit ${maxRounds}`
+  const decisions = []
+  for (const row of [...rows].reverse()) {
+    decisions.push((yield* decodeDecision(row.body).pipe(Effect.mapError(corrupt("run_events", `${run.id}#${row.seq}`)))).decision)
+  }
+  const opinions: Array<AnalystScores.OpinionRow> = []
+  const rounds = decisions.map((d) => d.round)
+  for (let i = 0; i < rounds.length; i += ROUND_CHUNK) {
+    const part = yield* sql<{ roundId: string; agent: string; direction: string; confidence: number }>`
+      select round_id, agent, direction, confidence from opinions
+      where run_id = ${run.id} and round_id in ${sql.in(rounds.slice(i, i + ROUND_CHUNK))}`
+    for (const o of part) {
+      if (o.direction !== "long" && o.direction !== "short" && o.direction !== "flat") continue
+      opinions.push({ round: o.roundId, agent: o.agent, direction: o.direction, confidence: Number(o.confidence) })
+    }
+  }
+  // Each analyst's horizon, as its newest opinion gives it (a type's horizon follows from its params).
+  const roster = run.strategy.agents.map(agentName)
+  const horizons = new Map<string, number>()
+  const newest = yield* sql<{ agent: string; seq: number }>`
+    select agent, max(seq) as seq from opinions where run_id = ${run.id} group by agent`
+  for (const row of newest) {
+    const [event] = yield* sql<{ body: string }>`select body from run_events where run_id = ${run.id} and seq = ${row.seq}`
+    if (event === undefined) continue
+    const given = yield* decodeOpinion(event.body).pipe(Effect.mapError(corrupt("run_events", `${run.id}#${row.seq}`)))
+    horizons.set(row.agent, given.opinion.horizon)
+  }
+  const input = {
+    roster,
+    opinions,
+    decisions,
+    horizons,
+    flatMeansNotLong: !run.strategy.allowShort,
+    eventDetail: run.eventDetail,
+    roundsInRun: total > decisions.length ? total : undefined,
+    symbol,
+    agent
+  }
+  if (decisions.length === 0) return AnalystScores.analystScores({ ...input, returnAfter: null })
+  const feed = yield* Effect.either(openFeed(run))
+  if (Either.isLeft(feed)) return AnalystScores.analystScores({ ...input, returnAfter: null, unscored: feed.left })
+  const marked = yield* markedOf(run)
+  const symbols = new Set(decisions.map((d) => d.symbol))
+  return AnalystScores.analystScores({ ...input, returnAfter: returnsOf(runSlices(feed.right, run.strategy.symbols, marked), symbols) })
+}, storeError("score a run's analysts"))
+
+// ---------------------------------------------------------------------------------------------
 // Comparing
 
 const briefOf = (run: Runs.RunSummary) => ({
@@ -764,6 +871,15 @@ export const run = Effect.fn("Tools.run")(function*(request: ToolSpecs.ToolReque
       })
       const sentences = `${side(a.ref, a.metrics)}. ${side(result.b.ref, b.metrics)}. ${first}`
       return done(result, `${a.ref} vs ${result.b.ref}: ${Option.isNone(difference) ? "same decisions" : "decisions differ"}`, sentences)
+    }
+    case "analyst_scores": {
+      const view = yield* analystScores(record, request.args.agent, request.args.symbol)
+      const best = view.mostAccurate === null ? undefined : view.analysts.find((a) => a.agent === view.mostAccurate)
+      const summary = view.rounds === 0
+        ? "no decision recorded yet"
+        : `${Format.count(view.analysts.length, "analyst")} over ${Format.count(view.rounds, "round")}` +
+          (best === undefined ? "" : `; most accurate ${best.agent} (${Format.percent(best.hitRate!)})`)
+      return done(view, summary, AnalystScores.describeAnalystScores(view))
     }
     case "run_status": {
       const view = yield* runStatus(record, request.args.symbol)

@@ -14,6 +14,9 @@ import type { ReceivedChat } from "../../llm/FakeOllama.js"
 import * as FakeOllama from "../../llm/FakeOllama.js"
 import type * as DecisionExplanation from "../../../agents/system/DecisionExplanation.js"
 import { REASONING_TEXT } from "../../../agents/system/DecisionExplanation.js"
+import * as AnalystScores from "../../../agents/system/AnalystScores.js"
+import type { AnalystScoresView } from "../../../agents/system/AnalystScores.js"
+import { FLAT_BAND } from "../../../agents/Coordinator.js"
 import type { RunStatusView } from "../../../agents/system/RunStatus.js"
 import * as SystemAgent from "../../../agents/system/SystemAgent.js"
 import * as Tools from "../../../agents/system/Tools.js"
@@ -22,7 +25,9 @@ import { toolNames } from "../../../agents/system/ToolSpecs.js"
 import type { ChatChunk } from "../../../schemas/Chat.js"
 import type { AgentId, RunId } from "../../../schemas/Ids.js"
 import { defaultLlmConfig, type LlmCall, LlmUnavailable, type Message } from "../../../schemas/Llm.js"
-import { Strategy } from "../../../schemas/Strategy.js"
+import type { Decision } from "../../../schemas/Decision.js"
+import { agentName, Strategy } from "../../../schemas/Strategy.js"
+import { isCorrect } from "../../../src/trading/Consensus.js"
 import type { Trade } from "../../../schemas/Trade.js"
 import { sha256Hex } from "../../../src/internal/sha256.js"
 import type { ChatRequest, LanguageModel } from "../../../src/llm/LanguageModel.js"
@@ -669,6 +674,86 @@ for (const backend of backends) {
           const second = yield* collect(agent.ask(run.id, "Anything else?"))
           expect(textOf(second)).toBe("Still here.")
           expect(second.at(-1)).toMatchObject({ _tag: "Done", backend: "ollama", tokensIn: 700, tokensOut: 3 })
+        }), { timeout: 60_000 })
+
+      it.scoped("offline, on a recorded backtest: each analyst's votes, dissent and hit rate, as the run's own events and bars give them", () =>
+        Effect.gen(function*() {
+          const options = stored(2, 300, { owner: "bob", name: "chat analysts" })
+          const strategy = Schema.decodeUnknownSync(Strategy)({
+            ...Schema.encodeSync(Strategy)(options.strategy),
+            agents: [
+              { type: "sma_crossover", params: { fast: 5, slow: 20 } },
+              { type: "rsi_reversion" },
+              { type: "macd_momentum" }
+            ]
+          })
+          const done = yield* StoredRun.backtest({ ...options, strategy }).pipe(Effect.provide(LlmRuntime.layerOffline), Effect.orDie)
+          const sql = yield* SqlClient.SqlClient
+          // The oracle: every recorded decision and opinion, scored against the bars of the run's feed read afresh.
+          const bodies = (tag: string) =>
+            Effect.orDie(sql<{ body: string }>`select body from run_events where run_id = ${done.run} and tag = ${tag} order by seq`)
+          const decisions = (yield* bodies("DecisionMade")).map((r) => (JSON.parse(r.body) as { decision: Decision }).decision)
+          const horizons = new Map<string, number>()
+          for (const r of yield* bodies("OpinionGiven")) {
+            const o = (JSON.parse(r.body) as { opinion: { agent: string; horizon: number } }).opinion
+            horizons.set(o.agent, o.horizon)
+          }
+          const closes = new Map<string, Array<number>>()
+          const at = new Map<string, number>()
+          for (const slice of options.feed) {
+            for (const bar of slice.bars) {
+              const series = closes.get(bar.symbol) ?? []
+              at.set(`${bar.symbol}@${slice.ts}`, series.length)
+              series.push(bar.close)
+              closes.set(bar.symbol, series)
+            }
+          }
+          const expected = strategy.agents.map(agentName).map((agent) => {
+            let votes = 0, dissented = 0, scored = 0, correct = 0, abstained = 0
+            for (const d of decisions) {
+              abstained += d.abstentions.filter((a) => a.agent === agent).length
+              const vote = d.votes.find((v) => v.agent === agent)
+              if (vote === undefined) continue
+              votes++
+              if (d.dissent.includes(vote.agent)) dissented++
+              const i = at.get(`${d.symbol}@${d.ts}`)!
+              const series = closes.get(d.symbol)!
+              const later = series[i + horizons.get(agent)!]
+              if (later === undefined) continue
+              scored++
+              if (isCorrect(vote.direction, later / series[i]! - 1, FLAT_BAND, !strategy.allowShort)) correct++
+            }
+            return { agent, votes, dissented, scored, correct, abstained }
+          })
+          expect(decisions.length).toBeGreaterThan(20)
+          expect(expected.every((e) => e.scored > 0)).toBe(true)
+          expect(expected.some((e) => e.dissented > 0)).toBe(true)
+
+          const agent = yield* agentWith(Offline.make())
+          const answer = yield* collect(agent.ask(done.run, "Which analyst is the most accurate?"))
+          expect(ofTag(answer, "ToolUsed")[0]).toMatchObject({ tool: "analyst_scores", ok: true, arguments: {} })
+          expect(textOf(answer)).toMatch(new RegExp(`^Over ${decisions.length} rounds with a recorded decision; the run records the rounds that changed a target`))
+          const record = yield* Effect.orDie(Runs.get(done.run))
+          const whole = yield* Effect.orDie(Tools.run({ tool: "analyst_scores", args: {} }, record))
+          const view = whole.result as AnalystScoresView
+          expect(view.rounds).toBe(decisions.length)
+          expect(view.analysts.map((a) => ({
+            agent: a.agent,
+            votes: a.votes,
+            dissented: a.dissented,
+            scored: a.scored,
+            correct: a.correct,
+            abstained: a.abstentions.belowMinConfidence + a.abstentions.noAnswer + a.abstentions.failed
+          }))).toEqual(expected)
+          // One analyst of one symbol, named in the question; the latest rounds only, saying how many there are.
+          const symbol = decisions[0]!.symbol
+          const one = yield* collect(agent.ask(done.run, `How accurate is rsi_reversion on ${symbol}?`))
+          expect(ofTag(one, "ToolUsed")[0]).toMatchObject({ tool: "analyst_scores", ok: true, arguments: { agent: "rsi_reversion", symbol } })
+          expect(textOf(one)).toContain("By analyst: rsi_reversion: ")
+          const latest = yield* Effect.orDie(Tools.analystScores(record, undefined, undefined, 10))
+          expect([latest.rounds, latest.roundsInRun]).toEqual([10, decisions.length])
+          expect(latest.analysts[0]!.votes).toBe(decisions.slice(-10).filter((d) => d.votes.some((v) => v.agent === "sma_crossover")).length)
+          expect(AnalystScores.describeAnalystScores(latest)).toContain(`Over 10 rounds with a recorded decision (the latest of its ${decisions.length});`)
         }), { timeout: 60_000 })
 
       it.scoped("offline, on recorded backtests: a round explained (or the latest), where the run stands, the metrics, a comparison with another run", () =>

@@ -22,14 +22,15 @@ const rejected = (call: unknown): readonly [string, string, string] => {
 }
 
 describe("toolSpecs", () => {
-  it("offers the six tools, each a ToolSpec with a plain JSON Schema object Ollama takes", () => {
+  it("offers the seven tools, each a ToolSpec with a plain JSON Schema object Ollama takes", () => {
     expect(ToolSpecs.toolSpecs.map((t) => t.name)).toEqual([
       "analyse_trades",
       "calculate_metrics",
       "explain_decision",
       "suggest_rules",
       "compare_runs",
-      "run_status"
+      "run_status",
+      "analyst_scores"
     ])
     for (const spec of ToolSpecs.toolSpecs) {
       expect(Schema.decodeUnknownSync(ToolSpec)(spec)).toEqual(spec)
@@ -65,6 +66,7 @@ describe("toolSpecs", () => {
     expect(params.suggest_rules).toMatchObject({ properties: { minTrades: { type: "integer", minimum: 1, maximum: 1000 } } })
     expect(params.compare_runs).toMatchObject({ required: ["other"], properties: { other: { type: "string" } } })
     expect(params.run_status).toMatchObject({ required: [], properties: { symbol: { type: "string" } } })
+    expect(params.analyst_scores).toMatchObject({ required: [], properties: { agent: { type: "string" }, symbol: { type: "string" } } })
   })
 })
 
@@ -117,7 +119,7 @@ describe("decodeToolCall: hostile and malformed calls are rejected with the fiel
     expect(rejected({ name: "rm_rf", arguments: {} })).toEqual([
       "rm_rf",
       "name",
-      "is not a tool (the tools are analyse_trades, calculate_metrics, explain_decision, suggest_rules, compare_runs, run_status)"
+      "is not a tool (the tools are analyse_trades, calculate_metrics, explain_decision, suggest_rules, compare_runs, run_status, analyst_scores)"
     ])
     for (const name of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
       expect(rejected({ name, arguments: {} })[1]).toBe("name")
@@ -332,6 +334,44 @@ describe("routeQuestion", () => {
     expect(route("what was our exposure?")).toEqual({ tool: "calculate_metrics", args: {} })
     expect(route("how did the run do?")).toEqual({ tool: "calculate_metrics", args: {} })
     expect(route("trades by holding period")).toEqual({ tool: "analyse_trades", args: {} })
+  })
+
+  it("routes questions about the analysts (accuracy, votes, dissent) to analyst_scores, with the analyst or symbol named", () => {
+    const context = { symbols: ["ACME", "GLOBEX"], agents: ["sma_crossover", "rsi_reversion", "llm.debate-2"] }
+    const ask = (q: string) => ToolSpecs.routeQuestion(q, context)
+    for (
+      const q of [
+        "Which analyst is the most accurate?",
+        "how accurate are the analysts?",
+        "which agent is wrong most often?",
+        "who dissents most?",
+        "what is each analyst's hit rate?",
+        "did the analysts agree?",
+        "Which analyst should I trust?",
+        "how did the agents perform?",
+        "show the analysts' scorecard",
+        "accuracy of the agents"
+      ]
+    ) {
+      expect(ask(q), q).toEqual({ tool: "analyst_scores", args: {} })
+    }
+    expect(ask("How accurate is sma_crossover?")).toEqual({ tool: "analyst_scores", args: { agent: "sma_crossover" } })
+    expect(ask("how did RSI_REVERSION do on acme")).toEqual({ tool: "analyst_scores", args: { agent: "rsi_reversion", symbol: "ACME" } })
+    expect(ask("is llm.debate-2 any good?")).toEqual({ tool: "analyst_scores", args: { agent: "llm.debate-2" } })
+    expect(ask("which analyst was best on GLOBEX?")).toEqual({ tool: "analyst_scores", args: { symbol: "GLOBEX" } })
+    // An analyst down is where the run stands; an analyst's round is explained; a name inside another word is none.
+    expect(ask("is an analyst down?")).toEqual({ tool: "run_status", args: {} })
+    expect(ask("did an agent crash?")).toEqual({ tool: "run_status", args: {} })
+    expect(ask("why did sma_crossover say long on ACME at 2024-03-01?")).toEqual({ tool: "explain_decision", args: { round: `ACME@${Date.UTC(2024, 2, 1)}` } })
+    expect(ask("how did my_sma_crossover_v2 do?")).toBeUndefined()
+    expect(ask("which trades lost money?")).toEqual({ tool: "analyse_trades", args: {} })
+    expect(ask("what is the win rate?")).toEqual({ tool: "analyse_trades", args: {} })
+    // A model's call: a name of letters, digits and _ . - : only.
+    expect(rejected({ name: "analyst_scores", arguments: { agent: "a b" } })).toEqual([
+      "analyst_scores",
+      "agent",
+      "must be an analyst's name such as sma_crossover: 1 to 64 letters, digits or _ . - :"
+    ])
   })
 
   it("routes trade questions to analyse_trades, with symbol, period and top", () => {
