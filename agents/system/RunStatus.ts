@@ -24,6 +24,20 @@ export interface PositionView {
   readonly realizedPnl: number
 }
 
+/** What the run has done so far (of one symbol, when one was asked about), from its recorded rows. */
+export interface Activity {
+  /** Rounds with a recorded decision (the run's event detail says which: those that changed a target, or all). */
+  readonly decisions: number
+  /** The risk officer's verdicts, by outcome. */
+  readonly approved: number
+  readonly reduced: number
+  readonly rejected: number
+  readonly orders: number
+  readonly fills: number
+  /** Intents waiting for an operator's approval now. */
+  readonly pendingApprovals: number
+}
+
 export interface RunStatusView {
   readonly status: string
   readonly mode: string
@@ -52,6 +66,8 @@ export interface RunStatusView {
   readonly symbol: string | null
   /** Its agents that crashed (an analyst, the risk officer…), those restarted most first: is anything broken. */
   readonly crashed: ReadonlyArray<{ readonly agent: string; readonly crashes: number; readonly restarts: number; readonly lastCause: string | null }>
+  /** What it has done so far; null when not read. */
+  readonly activity: Activity | null
 }
 
 /** The view of a run's record and latest values (`symbol`: only its position). */
@@ -59,6 +75,7 @@ export const runStatusView = (
   input: Pick<RunStatusView, "status" | "mode" | "failure" | "tradingState" | "lastChange" | "initialCash"> & {
     readonly latest: LatestValues | undefined
     readonly agentRestarts?: ReadonlyArray<AgentRestarts>
+    readonly activity?: Activity
     readonly symbol?: string
   }
 ): RunStatusView => {
@@ -102,7 +119,8 @@ export const runStatusView = (
       crashes: a.crashes,
       restarts: a.restarts,
       lastCause: a.lastCause
-    }))
+    })),
+    activity: input.activity ?? null
   }
 }
 
@@ -139,6 +157,7 @@ export const describeRunStatus = (view: RunStatusView): string => {
     sentences.push(`Agents that crashed: ${view.crashed.map(crash).join("; ")}.`)
   }
   if (view.book === null || view.asOf === null) {
+    if (view.activity !== null && view.activity.decisions > 0) sentences.push(activityText(view.activity, view.symbol, live))
     sentences.push(
       `It has no fill yet${live ? "" : " in its whole run"}: its book is its starting cash` +
         `${view.initialCash === null ? "" : ` (${Format.money(view.initialCash)})`}.`
@@ -151,6 +170,7 @@ export const describeRunStatus = (view: RunStatusView): string => {
     `${live ? "As of" : "At its end, as of"} the bar of ${Format.time(view.asOf.ts)}: equity ${Format.money(b.equity)}${growth}; cash ${Format.money(b.cash)}; ` +
       `realized P&L ${Format.pnl(b.realizedPnl)}, unrealized ${Format.pnl(b.unrealizedPnl)}; gross exposure ${Format.money(b.grossExposure)}.`
   )
+  if (view.activity !== null) sentences.push(activityText(view.activity, view.symbol, live))
   const shown = view.positions.slice(0, POSITIONS_SHOWN)
   if (view.symbol !== null && view.positions.length === 0) sentences.push(`No open position in ${view.symbol}.`)
   else if (view.positions.length === 0) sentences.push("No open position.")
@@ -161,6 +181,17 @@ export const describeRunStatus = (view: RunStatusView): string => {
     )
   }
   return sentences.join(" ")
+}
+
+/** "So far: 144 decisions; the risk officer approved 120 intents, reduced 3 and rejected 21; 123 orders placed, 120 filled; 1 approval pending." */
+const activityText = (a: Activity, symbol: string | null, live: boolean): string => {
+  const judged = a.approved + a.reduced + a.rejected
+  const verdicts = judged === 0
+    ? "no intent went to the risk officer"
+    : `the risk officer approved ${Format.count(a.approved, "intent")}, reduced ${a.reduced} and rejected ${a.rejected}`
+  const pending = a.pendingApprovals === 0 ? "" : `; ${Format.count(a.pendingApprovals, "approval")} pending (swarm approvals list)`
+  return `${live ? "So far" : "In all"}${symbol === null ? "" : ` on ${symbol}`}: ${Format.count(a.decisions, "decision")}; ${verdicts}; ` +
+    `${Format.count(a.orders, "order")} placed, ${a.fills === 1 ? "1 fill" : `${a.fills} fills`}${pending}.`
 }
 
 const signedPercent = (fraction: number): string => (fraction > 0 ? `+${Format.percent(fraction)}` : Format.percent(fraction))

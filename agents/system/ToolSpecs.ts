@@ -241,8 +241,9 @@ const tools = {
     description: "Where the run stands now: its status (running, paused, completed…), its trading state (active, reducing, halted) " +
       "with the last change of it (who or what made it, and why), and its book as of its last recorded event: cash, equity, " +
       "exposure, realized and unrealized P&L, and each open position with its quantity, average price, mark and unrealized P&L. " +
-      "It names its agents that crashed. Use it for questions about positions, cash, equity, how the run is doing now, why it " +
-      "is halted, or whether an agent is down."
+      "It names its agents that crashed, and counts what the run has done so far: decisions, the risk officer's verdicts " +
+      "(approved, reduced, rejected), orders, fills and approvals pending. Use it for questions about positions, cash, equity, " +
+      "how the run is doing now, why it is halted, whether an agent is down, or how many orders or rejections there were."
   },
   analyst_scores: {
     args: AnalystScoresArgs,
@@ -522,7 +523,8 @@ const has = (question: string, pattern: RegExp) => pattern.test(question)
 
 /**
  * Words of a question about where the run stands now (`run_status`): its book (cash, equity, what
- * it holds), its trading state (halted, a breaker), how it is going. Not "holding period" nor
+ * it holds), its trading state (halted, a breaker), how it is going, how many orders, fills,
+ * decisions and rejections it has so far, approvals pending. Not "holding period" nor
  * "position size" (trade analysis), nor "how did it do" (its metrics).
  */
 const NOW = new RegExp(
@@ -535,7 +537,9 @@ const NOW = new RegExp(
     String.raw`\bhow\s+(?:are|is)\s+(?:we|it|things|the run|the swarm)(?:\s+(?:doing|going))?\b`,
     String.raw`\b(?:making|losing)\s+money\b`,
     String.raw`\b(?:status|summary|summari[sz]e|where\s+(?:do|does)\s+(?:we|it|the run)\s+stand)\b`,
-    String.raw`\b(?:crash(?:ed|es)?|restart(?:ed|s)?|risk officer|(?:agents?|analysts?|officer|desk|ledger)\s+(?:is\s+|are\s+)?down)\b`
+    String.raw`\b(?:crash(?:ed|es)?|restart(?:ed|s)?|risk officer|(?:agents?|analysts?|officer|desk|ledger)\s+(?:is\s+|are\s+)?down)\b`,
+    String.raw`\bhow many\b[^?.!]*\b(?:orders?|fills?|filled|decisions?|rejections?|rejected|reduced|approved|intents?|approvals?|verdicts?)\b`,
+    String.raw`\b(?:pending approvals?|approvals? (?:pending|waiting))\b`
   ].join("|")
 )
 

@@ -616,9 +616,35 @@ export const runStatus = Effect.fn("Tools.runStatus")(function*(run: Runs.RunRec
     initialCash: run.initialCash,
     latest,
     agentRestarts: yield* Runs.agentRestarts(run),
+    activity: yield* activityOf(run.id, symbol),
     ...(symbol === undefined ? {} : { symbol })
   })
 })
+
+/** What `run` has done so far (of `symbol`, when given): counts of its recorded rows. */
+const activityOf = (run: RunId, symbol: string | undefined) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const of = symbol === undefined ? sql`` : sql`and upper(symbol) = ${symbol.toUpperCase()}`
+    const [row] = yield* sql<{ decisions: number; approved: number; reduced: number; rejected: number; orders: number; fills: number; pending: number }>`
+      select
+        (select count(*) from decisions where run_id = ${run} ${of})::int as decisions,
+        (select count(*) from verdicts where run_id = ${run} and outcome = 'approved' ${of})::int as approved,
+        (select count(*) from verdicts where run_id = ${run} and outcome = 'reduced' ${of})::int as reduced,
+        (select count(*) from verdicts where run_id = ${run} and outcome = 'rejected' ${of})::int as rejected,
+        (select count(*) from orders where run_id = ${run} ${of})::int as orders,
+        (select count(*) from fills where run_id = ${run} ${of})::int as fills,
+        (select count(*) from approvals where run_id = ${run} and status = 'pending' ${of})::int as pending`
+    return {
+      decisions: Number(row?.decisions ?? 0),
+      approved: Number(row?.approved ?? 0),
+      reduced: Number(row?.reduced ?? 0),
+      rejected: Number(row?.rejected ?? 0),
+      orders: Number(row?.orders ?? 0),
+      fills: Number(row?.fills ?? 0),
+      pendingApprovals: Number(row?.pending ?? 0)
+    } satisfies RunStatus.Activity
+  })
 
 // ---------------------------------------------------------------------------------------------
 // How the analysts did

@@ -152,4 +152,50 @@ describe("run_status", () => {
     expect(describeRunStatus(ended)).toContain("At its end, as of the bar of 2024-03-01 00:00 UTC: equity 90,000.00")
     expect(describeRunStatus(ended)).toMatch(/ No open position\.$/)
   })
+
+  it("counts what the run has done so far: decisions, verdicts by outcome, orders, fills and approvals pending", () => {
+    const activity = { decisions: 144, approved: 120, reduced: 3, rejected: 21, orders: 123, fills: 1, pendingApprovals: 2 }
+    const live = runStatusView({
+      status: "running",
+      mode: "paper",
+      failure: null,
+      tradingState: "active",
+      lastChange: null,
+      initialCash: 100_000 * M,
+      latest: latest([position("ACME", 10, 40, 42)]),
+      activity
+    })
+    expect(live.activity).toEqual(activity)
+    expect(describeRunStatus(live)).toContain(
+      "So far: 144 decisions; the risk officer approved 120 intents, reduced 3 and rejected 21; 123 orders placed, 1 fill; " +
+        "2 approvals pending (swarm approvals list). 1 open position: ACME"
+    )
+    const ended = runStatusView({
+      status: "completed",
+      mode: "backtest",
+      failure: null,
+      tradingState: "active",
+      lastChange: null,
+      initialCash: 100_000 * M,
+      latest: undefined,
+      activity: { decisions: 3, approved: 0, reduced: 0, rejected: 3, orders: 0, fills: 0, pendingApprovals: 0 },
+      symbol: "ACME"
+    })
+    expect(describeRunStatus(ended)).toBe(
+      "The run is completed (backtest), trading active. In all on ACME: 3 decisions; the risk officer approved 0 intents, reduced 0 " +
+        "and rejected 3; 0 orders placed, 0 fills. It has no fill yet in its whole run: its book is its starting cash (100,000.00)."
+    )
+    // Nothing decided yet: no count to give.
+    const quiet = runStatusView({
+      status: "running",
+      mode: "paper",
+      failure: null,
+      tradingState: "active",
+      lastChange: null,
+      initialCash: null,
+      latest: undefined,
+      activity: { ...activity, decisions: 0 }
+    })
+    expect(describeRunStatus(quiet)).not.toContain("So far")
+  })
 })

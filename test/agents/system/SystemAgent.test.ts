@@ -824,6 +824,23 @@ for (const backend of backends) {
           const status = yield* collect(agent.ask(two.run, "How are we doing?"))
           expect(ofTag(status, "ToolUsed")[0]).toMatchObject({ tool: "run_status", ok: true, arguments: {} })
           expect(textOf(status)).toMatch(/^The run is completed \(backtest\), trading active\. At its end, as of the bar of .*: equity [\d,.]+/)
+          // What it did, counted from its events (the tool counts its tables' rows).
+          const tags = yield* Effect.orDie(sql<{ tag: string; outcome: string | null; n: number }>`
+            select tag, case when tag = 'VerdictGiven' then (body::jsonb)->'verdict'->>'outcome' end as outcome, count(*)::int as n
+            from run_events where run_id = ${two.run} group by 1, 2`)
+          const n = (tag: string, outcome: string | null = null) => Number(tags.find((t) => t.tag === tag && t.outcome === outcome)?.n ?? 0)
+          const activity = (yield* Effect.orDie(Tools.run({ tool: "run_status", args: {} }, record))).result as RunStatusView
+          expect(activity.activity).toEqual({
+            decisions: n("DecisionMade"),
+            approved: n("VerdictGiven", "approved"),
+            reduced: n("VerdictGiven", "reduced"),
+            rejected: n("VerdictGiven", "rejected"),
+            orders: n("OrderPlaced"),
+            fills: n("OrderFilled"),
+            pendingApprovals: 0
+          })
+          expect(activity.activity!.orders).toBeGreaterThan(0)
+          expect(textOf(status)).toContain(`In all: ${n("DecisionMade")} decisions; the risk officer approved ${n("VerdictGiven", "approved")} intents`)
           const [held] = yield* Effect.orDie(sql<{ symbol: string; quantity: number }>`
             select symbol, quantity from positions p where run_id = ${two.run}
               and seq = (select max(seq) from positions where run_id = p.run_id and symbol = p.symbol) and quantity <> 0

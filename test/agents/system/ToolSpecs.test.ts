@@ -329,6 +329,14 @@ describe("routeQuestion", () => {
     }
     expect(route("what is our current position in acme?", symbols)).toEqual({ tool: "run_status", args: { symbol: "ACME" } })
     expect(route("position in GLOBEX", symbols)).toEqual({ tool: "run_status", args: { symbol: "GLOBEX" } })
+    // How many so far: counts of orders, fills, decisions, verdicts, approvals pending.
+    for (const q of ["How many orders were rejected?", "how many orders have we placed", "how many decisions so far?", "how many intents did risk reduce?", "are there pending approvals?"]) {
+      expect(route(q, symbols), q).toEqual({ tool: "run_status", args: {} })
+    }
+    expect(route("how many orders on ACME got filled?", symbols)).toEqual({ tool: "run_status", args: { symbol: "ACME" } })
+    // Why, not how many: the rejection explained; trades counted by trade analysis.
+    expect(route("why was the order rejected?", symbols)).toEqual({ tool: "explain_decision", args: { last: "rejection" } })
+    expect(route("how many trades lost money?", symbols)).toEqual({ tool: "analyse_trades", args: {} })
     // Over a period, or looking back: metrics and trades, as before.
     expect(route("exposure since 2024-01-01")).toEqual({ tool: "calculate_metrics", args: { from: Date.UTC(2024, 0, 1) } })
     expect(route("what was our exposure?")).toEqual({ tool: "calculate_metrics", args: {} })
