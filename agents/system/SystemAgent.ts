@@ -472,6 +472,7 @@ export const CAPABILITIES = "I am the system agent, answering without a language
   "which trades won or lost (by symbol, side, hour, weekday or holding period, e.g. \"which trades lost money?\"), " +
   "the run's metrics, for a period too (\"what is the Sharpe ratio?\", \"max drawdown since 2024-03-01\"), why a round or an " +
   "order was decided (\"explain AAPL@2024-03-01T14:30Z\", \"why did we sell AAPL?\", \"why was the order rejected?\"), rules that would have avoided the losing patterns (\"suggest rules\"), " +
+  "the rules and gates in force and which of them rejected orders (\"which rule rejected the most orders?\"), " +
   "how each analyst did (\"which analyst is the most accurate?\", \"who dissents most?\"), " +
   "and a comparison with another run (\"compare with run 2\")."
 

@@ -201,6 +201,11 @@ export const AnalystScoresArgs = Schema.Struct({
 })
 export type AnalystScoresArgs = typeof AnalystScoresArgs.Type
 
+export const RiskChecksArgs = Schema.Struct({
+  symbol: optional(SymbolArg, "Only the verdicts on this symbol, e.g. AAPL.")
+})
+export type RiskChecksArgs = typeof RiskChecksArgs.Type
+
 export const CompareRunsArgs = Schema.Struct({
   other: Schema.propertySignature(RunReference).annotations({
     description: "The run to compare this one with: a run id (run_…), a run number of the same strategy (3) or <strategy>#<number>.",
@@ -251,6 +256,13 @@ const tools = {
       "its confidence), its votes and abstentions, how often it sided with the decision or dissented, and how often its " +
       "votes were right (scored against the close its horizon later, as adaptive weights score them), with the most and " +
       "least accurate named. Use it for questions about which analyst is most accurate, useful or wrong, and who dissents."
+  },
+  risk_checks: {
+    args: RiskChecksArgs,
+    description: "The risk officer's side of the run: its verdicts by outcome (approved, reduced, rejected, sent for approval), " +
+      "which rules and gates rejected or reduced intents, how often and the last reason each gave, the strategy's rules as " +
+      "the run has them (kind, parameters, symbols, priority, active) and the hard gates' limits. Use it for questions about " +
+      "the rules in force, the gates and limits, and which rule or gate rejects or blocks orders."
   }
 } as const
 
@@ -556,6 +568,21 @@ const ANALYSTS = new RegExp(
   ].join("|")
 )
 
+/**
+ * Words of a question about the risk officer's checks (`risk_checks`): the rules in force, the gates
+ * and limits, what rejects or reduces orders. Suggesting rules is `suggest_rules`.
+ */
+const RISK = new RegExp(
+  [
+    String.raw`\b(?:rules?|gates?|checks?|limits?|risk officer)\b[^?.!]*\b(?:reject\w*|block\w*|reduc\w*|refus\w*|den(?:y|ied|ies)|cut|stop(?:s|ped|ping)?)\b`,
+    String.raw`\b(?:what|which|list|show|current|active|existing|our|my)\s+(?:me\s+)?(?:the\s+)?(?:rules|gates|limits|risk (?:rules|limits|settings|checks))\b`,
+    String.raw`\b(?:rules?|gates?)\s+(?:are\s+)?(?:active|in force|in place|on)\b`,
+    String.raw`\b(?:hard gates?|risk limits?|risk settings|risk checks?|hard limits?)\b`,
+    String.raw`\bwhat\s+(?:is\s+|keeps\s+)?(?:reject|block|refus)\w*\b`,
+    String.raw`\b(?:so many|most)\b[^?.!]*\b(?:reject\w*|refus\w*|block\w*)\b`
+  ].join("|")
+)
+
 /** Words of a question about many trades ("why did we buy so many losers?"): trade analysis, not one order. */
 const MANY = /\b(?:trades|losers|winners|so many|so often|always|usually)\b/
 
@@ -618,7 +645,10 @@ export const routeQuestion = (question: string, context: RouteContext = {}): Too
     }
   }
 
-  if (has(lower, /\b(suggest\w*|recommend\w*|rules?|improve|what should (?:we|i) change)\b/)) {
+  // Rules asked for: suggestions first; the rules in force and what rejects orders are the risk checks.
+  const suggesting = has(lower, /\b(?:suggest\w*|recommend\w*|improve|what should (?:we|i) change|would (?:have\s+)?(?:help\w*|avoid\w*|prevent\w*|stop\w*|kept)|should (?:we|i) add|new rules?)\b/)
+  if (!suggesting && has(lower, RISK)) return route("risk_checks", symbol === undefined ? {} : { symbol })
+  if (suggesting || has(lower, /\brules?\b/)) {
     const min = /\b(?:at least|min(?:imum)?(?: of)?)\s+(\d{1,4})\s+trades?\b/.exec(lower)
     return route("suggest_rules", min === null ? {} : { minTrades: Number(min[1]) })
   }

@@ -31,6 +31,7 @@ import * as MetricsCore from "../../src/trading/Metrics.js"
 import { agentName } from "../../schemas/Strategy.js"
 import * as AnalystScores from "./AnalystScores.js"
 import * as DecisionExplanation from "./DecisionExplanation.js"
+import * as RiskChecks from "./RiskChecks.js"
 import * as Format from "./internal/Format.js"
 import * as PeriodMetrics from "./PeriodMetrics.js"
 import * as RuleSuggestions from "./RuleSuggestions.js"
@@ -58,7 +59,8 @@ const ARGS = {
   suggest_rules: ToolSpecs.SuggestRulesArgs,
   compare_runs: ToolSpecs.CompareRunsArgs,
   run_status: ToolSpecs.RunStatusArgs,
-  analyst_scores: ToolSpecs.AnalystScoresArgs
+  analyst_scores: ToolSpecs.AnalystScoresArgs,
+  risk_checks: ToolSpecs.RiskChecksArgs
 } as const
 
 /** A decoded request's arguments as JSON, the way a model writes them. */
@@ -751,6 +753,42 @@ export const analystScores = Effect.fn("Tools.analystScores")(function*(
 }, storeError("score a run's analysts"))
 
 // ---------------------------------------------------------------------------------------------
+// The risk officer's checks
+
+/** The latest verdicts that did not simply approve `risk_checks` reads to say which checks acted. */
+export const MAX_ACTED_VERDICTS = 5_000
+
+/**
+ * `run`'s verdicts by outcome, which rules and gates rejected or reduced intents (over its latest
+ * `maxActed` verdicts that did not simply approve), its strategy's rules and its limits (of
+ * `symbol`'s verdicts, when given).
+ */
+export const riskChecks = Effect.fn("Tools.riskChecks")(function*(run: Runs.RunRecord, symbol?: string, maxActed: number = MAX_ACTED_VERDICTS) {
+  const sql = yield* SqlClient.SqlClient
+  const of = symbol === undefined ? sql`` : sql`and upper(v.symbol) = ${symbol.toUpperCase()}`
+  const counted = yield* sql<{ outcome: string; n: number }>`
+    select v.outcome, count(*)::int as n from verdicts v where v.run_id = ${run.id} ${of} group by v.outcome`
+  const n = (outcome: string) => Number(counted.find((c) => c.outcome === outcome)?.n ?? 0)
+  const rows = yield* sql<{ seq: number; body: string }>`
+    select e.seq, e.body from verdicts v join run_events e on e.run_id = v.run_id and e.seq = v.seq
+    where v.run_id = ${run.id} and v.outcome <> 'approved' ${of}
+    order by v.seq desc limit ${maxActed}`
+  const acted = []
+  for (const row of [...rows].reverse()) {
+    acted.push((yield* decodeVerdict(row.body).pipe(Effect.mapError(corrupt("run_events", `${run.id}#${row.seq}`)))).verdict)
+  }
+  return RiskChecks.riskChecks({
+    symbol,
+    verdicts: { approved: n("approved"), reduced: n("reduced"), rejected: n("rejected"), needsApproval: n("needs_approval") },
+    acted,
+    actedInRun: n("reduced") + n("rejected") + n("needs_approval"),
+    rules: run.strategy.rules,
+    limits: run.strategy.risk.limits,
+    allowShort: run.strategy.allowShort
+  })
+}, storeError("read a run's verdicts"))
+
+// ---------------------------------------------------------------------------------------------
 // Comparing
 
 const briefOf = (run: Runs.RunSummary) => ({
@@ -906,6 +944,13 @@ export const run = Effect.fn("Tools.run")(function*(request: ToolSpecs.ToolReque
         : `${Format.count(view.analysts.length, "analyst")} over ${Format.count(view.rounds, "round")}` +
           (best === undefined ? "" : `; most accurate ${best.agent} (${Format.percent(best.hitRate!)})`)
       return done(view, summary, AnalystScores.describeAnalystScores(view))
+    }
+    case "risk_checks": {
+      const view = yield* riskChecks(record, request.args.symbol)
+      const top = view.checks[0]
+      const summary = `${view.verdicts.rejected} rejected, ${view.verdicts.reduced} reduced` +
+        (top === undefined ? "" : `; most often ${top.label} (${top.rejected + top.reduced})`) + `; ${Format.count(view.rules.length, "rule")}`
+      return done(view, summary, RiskChecks.describeRiskChecks(view))
     }
     case "run_status": {
       const view = yield* runStatus(record, request.args.symbol)

@@ -17,6 +17,7 @@ import { REASONING_TEXT } from "../../../agents/system/DecisionExplanation.js"
 import * as AnalystScores from "../../../agents/system/AnalystScores.js"
 import type { AnalystScoresView } from "../../../agents/system/AnalystScores.js"
 import { FLAT_BAND } from "../../../agents/Coordinator.js"
+import type { RiskChecksView } from "../../../agents/system/RiskChecks.js"
 import type { RunStatusView } from "../../../agents/system/RunStatus.js"
 import * as SystemAgent from "../../../agents/system/SystemAgent.js"
 import * as Tools from "../../../agents/system/Tools.js"
@@ -26,6 +27,7 @@ import type { ChatChunk } from "../../../schemas/Chat.js"
 import type { AgentId, RunId } from "../../../schemas/Ids.js"
 import { defaultLlmConfig, type LlmCall, LlmUnavailable, type Message } from "../../../schemas/Llm.js"
 import type { Decision } from "../../../schemas/Decision.js"
+import type { Verdict } from "../../../schemas/Verdict.js"
 import { agentName, Strategy } from "../../../schemas/Strategy.js"
 import { isCorrect } from "../../../src/trading/Consensus.js"
 import type { Trade } from "../../../schemas/Trade.js"
@@ -864,6 +866,27 @@ for (const backend of backends) {
           expect(ofTag(refused, "ToolUsed")[0]).toMatchObject({ tool: "explain_decision", ok: true, arguments: { last: "rejection" } })
           expect(textOf(refused)).toContain(`The last intent rejected was judged in round ${lastRejected!.roundId}. Round ${lastRejected!.roundId} (`)
           expect(textOf(refused)).toContain("rejected")
+          // Which check rejected them: the rule, as many times as the run's verdicts say it acted.
+          const checks = yield* collect(agent.ask(rejecting.run, "Which rule rejected the most orders?"))
+          expect(ofTag(checks, "ToolUsed")[0]).toMatchObject({ tool: "risk_checks", ok: true, arguments: {} })
+          const verdicts = (yield* Effect.orDie(sql<{ body: string }>`
+            select body from run_events where run_id = ${rejecting.run} and tag = 'VerdictGiven' order by seq`)).map((r) => (JSON.parse(r.body) as { verdict: Verdict }).verdict)
+          const byRule = verdicts.filter((v) => v.outcome === "rejected" && v.rules.some((o) => o.rule === "one" && o.result === "reject"))
+          expect(byRule.length).toBeGreaterThan(0)
+          const view = (yield* Effect.orDie(Tools.run({ tool: "risk_checks", args: {} }, yield* Effect.orDie(Runs.get(rejecting.run))))).result as RiskChecksView
+          expect(view.verdicts).toEqual({
+            approved: verdicts.filter((v) => v.outcome === "approved").length,
+            reduced: verdicts.filter((v) => v.outcome === "reduced").length,
+            rejected: verdicts.filter((v) => v.outcome === "rejected").length,
+            needsApproval: 0
+          })
+          expect(view.checks[0]).toMatchObject({ check: "one", kind: "rule", rejected: byRule.length, lastReason: byRule.at(-1)!.rules.find((o) => o.rule === "one")!.reason })
+          expect(view.rules).toMatchObject([{ id: "one", kind: "max_open_positions", params: { count: 1 }, scope: "every symbol", active: true }])
+          expect(textOf(checks)).toContain(`What acted: rule one (max_open_positions) rejected ${byRule.length} (last: "`)
+          expect(textOf(checks)).toContain("Its 1 rule, in the order they are checked: one (\"One position\"): max_open_positions count 1, every symbol, priority 1.")
+          // Only the latest verdicts read on a long run, saying so.
+          const latestActed = yield* Effect.orDie(Tools.riskChecks(yield* Effect.orDie(Runs.get(rejecting.run)), undefined, 2))
+          expect([latestActed.read, latestActed.readOf]).toEqual([2, verdicts.filter((v) => v.outcome !== "approved").length])
           const noneRefused = yield* Effect.orDie(Tools.run({ tool: "explain_decision", args: { last: "rejection" } }, record))
           expect(noneRefused.sentences).toBe("The risk officer has rejected no intent in this run yet.")
 

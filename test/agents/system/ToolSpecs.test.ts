@@ -22,7 +22,7 @@ const rejected = (call: unknown): readonly [string, string, string] => {
 }
 
 describe("toolSpecs", () => {
-  it("offers the seven tools, each a ToolSpec with a plain JSON Schema object Ollama takes", () => {
+  it("offers the eight tools, each a ToolSpec with a plain JSON Schema object Ollama takes", () => {
     expect(ToolSpecs.toolSpecs.map((t) => t.name)).toEqual([
       "analyse_trades",
       "calculate_metrics",
@@ -30,7 +30,8 @@ describe("toolSpecs", () => {
       "suggest_rules",
       "compare_runs",
       "run_status",
-      "analyst_scores"
+      "analyst_scores",
+      "risk_checks"
     ])
     for (const spec of ToolSpecs.toolSpecs) {
       expect(Schema.decodeUnknownSync(ToolSpec)(spec)).toEqual(spec)
@@ -66,6 +67,7 @@ describe("toolSpecs", () => {
     expect(params.suggest_rules).toMatchObject({ properties: { minTrades: { type: "integer", minimum: 1, maximum: 1000 } } })
     expect(params.compare_runs).toMatchObject({ required: ["other"], properties: { other: { type: "string" } } })
     expect(params.run_status).toMatchObject({ required: [], properties: { symbol: { type: "string" } } })
+    expect(params.risk_checks).toMatchObject({ required: [], properties: { symbol: { type: "string" } } })
     expect(params.analyst_scores).toMatchObject({ required: [], properties: { agent: { type: "string" }, symbol: { type: "string" } } })
   })
 })
@@ -119,7 +121,7 @@ describe("decodeToolCall: hostile and malformed calls are rejected with the fiel
     expect(rejected({ name: "rm_rf", arguments: {} })).toEqual([
       "rm_rf",
       "name",
-      "is not a tool (the tools are analyse_trades, calculate_metrics, explain_decision, suggest_rules, compare_runs, run_status, analyst_scores)"
+      "is not a tool (the tools are analyse_trades, calculate_metrics, explain_decision, suggest_rules, compare_runs, run_status, analyst_scores, risk_checks)"
     ])
     for (const name of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
       expect(rejected({ name, arguments: {} })[1]).toBe("name")
@@ -411,6 +413,33 @@ describe("routeQuestion", () => {
   it("routes rule questions to suggest_rules", () => {
     expect(route("Can you suggest some rules?")).toEqual({ tool: "suggest_rules", args: {} })
     expect(route("which rules would help, with at least 8 trades each")).toEqual({ tool: "suggest_rules", args: { minTrades: 8 } })
+  })
+
+  it("routes questions about the rules in force, the gates and what rejects orders to risk_checks", () => {
+    const symbols = ["ACME", "GLOBEX"]
+    for (
+      const q of [
+        "what rules are active?",
+        "Which rule rejected the most orders?",
+        "show me the rules",
+        "list the gates",
+        "what are the risk limits?",
+        "which gate blocks our orders?",
+        "what is blocking the orders?",
+        "why were so many orders rejected?",
+        "what keeps rejecting the buys?",
+        "are any rules in force?"
+      ]
+    ) {
+      expect(route(q, symbols), q).toEqual({ tool: "risk_checks", args: {} })
+    }
+    expect(route("which rule rejects GLOBEX?", symbols)).toEqual({ tool: "risk_checks", args: { symbol: "GLOBEX" } })
+    // Suggesting is suggest_rules; one rejection's why is explained; how many is the run's status.
+    expect(route("what rules would have avoided the losses?", symbols)).toEqual({ tool: "suggest_rules", args: {} })
+    expect(route("recommend rules to cut losses", symbols)).toEqual({ tool: "suggest_rules", args: {} })
+    expect(route("rules?", symbols)).toEqual({ tool: "suggest_rules", args: {} })
+    expect(route("why was the order rejected?", symbols)).toEqual({ tool: "explain_decision", args: { last: "rejection" } })
+    expect(route("how many orders were rejected?", symbols)).toEqual({ tool: "run_status", args: {} })
   })
 
   it("routes comparisons to compare_runs, with the run", () => {
