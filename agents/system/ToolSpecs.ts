@@ -544,6 +544,8 @@ const NOW = new RegExp(
     String.raw`\b(?:cash|equity|balance|buying power|net worth|portfolio|holdings)\b`,
     String.raw`\b(?:current|open|our|my)\s+positions?\b`,
     String.raw`\bpositions?\s+(?:in|on|of|for)\b`,
+    String.raw`\b(?:largest|biggest|smallest|top)\s+(?:open\s+)?positions?\b`,
+    String.raw`\bwhat\s+(?:are|is|'s)\s+(?:the\s+)?(?:open\s+)?positions?\b|\bwhat's\s+(?:the\s+)?(?:open\s+)?positions?\b`,
     String.raw`\bwhat\s+(?:do|are)\s+(?:we|you|i)\s+(?:hold|holding|own)\b`,
     String.raw`\b(?:halted|halt|reducing|trading state|breakers?)\b`,
     String.raw`\bhow\s+(?:are|is)\s+(?:we|it|things|the run|the swarm)(?:\s+(?:doing|going))?\b`,
@@ -582,6 +584,9 @@ const RISK = new RegExp(
     String.raw`\b(?:so many|most)\b[^?.!]*\b(?:reject\w*|refus\w*|block\w*)\b`
   ].join("|")
 )
+
+/** What the swarm said or decided last ("what did the analysts say about AAPL?"): the round of its last decision. */
+const SAID = /\bwhat\s+(?:did|do|does)\s+(?:the\s+)?(?:analysts?|agents?|coordinator|swarm|llm\w*|debate|judge|researchers?|bull|bear)\s+(?:say|think|decide|vote|conclude|argue)\b/
 
 /** Words of a question about many trades ("why did we buy so many losers?"): trade analysis, not one order. */
 const MANY = /\b(?:trades|losers|winners|so many|so often|always|usually)\b/
@@ -624,11 +629,11 @@ export const routeQuestion = (question: string, context: RouteContext = {}): Too
   const symbol = symbolIn(q, context)
   const { from, to } = periodIn(q)
   // One point in time ("at", "on") names a round; a period ("since", "between") is about trades.
-  if (has(lower, /\b(why|explain|what happened|how come)\b/) && symbol !== undefined && from !== undefined && from === to) {
+  if ((has(lower, /\b(why|explain|what happened|how come)\b/) || has(lower, SAID)) && symbol !== undefined && from !== undefined && from === to) {
     return route("explain_decision", { round: `${symbol}@${from}` })
   }
   // No id and no date: the most recent order or decision ("why did we sell AAPL?", "explain the last decision").
-  if (has(lower, /\b(why|explain|what happened|how come)\b/) && from === undefined && to === undefined && !has(lower, MANY)) {
+  if ((has(lower, /\b(why|explain|what happened|how come)\b/) || has(lower, SAID)) && from === undefined && to === undefined && !has(lower, MANY)) {
     const side = sideAsked(lower)
     const bySymbol = symbol === undefined ? {} : { symbol }
     if (side !== undefined || has(lower, /\b(?:last|latest|most recent|previous)\s+(?:order|trade|fill)\b/)) {
@@ -638,6 +643,8 @@ export const routeQuestion = (question: string, context: RouteContext = {}): Too
     if (has(lower, /\b(?:reject(?:ed|ion|s)?|refus(?:e|ed|es|al)|den(?:y|ied|ies)|blocked by (?:risk|a rule|a gate))\b/)) {
       return route("explain_decision", { last: "rejection", ...bySymbol })
     }
+    // "What did the analysts say about AAPL?": the round of its last decision.
+    if (has(lower, SAID)) return route("explain_decision", { last: "decision", ...bySymbol })
     // "Why didn't we buy AAPL?": no order to explain, the decision that placed none.
     const declined = /\b(?:didn't|did not|don't|do not|haven't|have not|wasn't|was not)\b[^?.!]*\b(?:buy|sell|short|cover|trade|bought|sold)\b/
     if (has(lower, /\b(?:last|latest|most recent|previous)\s+(?:decision|round|call|signal)\b/) || (symbol !== undefined && has(lower, declined))) {

@@ -320,6 +320,10 @@ describe("routeQuestion", () => {
     // Rejected: the last intent the risk officer rejected.
     expect(route("why was the order rejected?")).toEqual({ tool: "explain_decision", args: { last: "rejection" } })
     expect(route("Why did risk refuse GLOBEX?", ["GLOBEX"])).toEqual({ tool: "explain_decision", args: { last: "rejection", symbol: "GLOBEX" } })
+    // What the swarm said last: the round of the last decision (of the symbol named).
+    expect(route("What did the analysts say about ACME last?", ["ACME", "GLOBEX"])).toEqual({ tool: "explain_decision", args: { last: "decision", symbol: "ACME" } })
+    expect(route("what did the judge decide?")).toEqual({ tool: "explain_decision", args: { last: "decision" } })
+    expect(route("what did the analysts say about ACME on 2024-03-01?", ["ACME"])).toEqual({ tool: "explain_decision", args: { round: `ACME@${Date.UTC(2024, 2, 1)}` } })
     // Not buying: no order to explain, the symbol's last decision.
     expect(route("Why didn't we buy GLOBEX?", ["ACME", "GLOBEX"])).toEqual({ tool: "explain_decision", args: { last: "decision", symbol: "GLOBEX" } })
   })
@@ -331,6 +335,8 @@ describe("routeQuestion", () => {
     }
     expect(route("what is our current position in acme?", symbols)).toEqual({ tool: "run_status", args: { symbol: "ACME" } })
     expect(route("position in GLOBEX", symbols)).toEqual({ tool: "run_status", args: { symbol: "GLOBEX" } })
+    expect(route("what's the largest position?", symbols)).toEqual({ tool: "run_status", args: {} })
+    expect(route("what are the open positions?", symbols)).toEqual({ tool: "run_status", args: {} })
     // How many so far: counts of orders, fills, decisions, verdicts, approvals pending.
     for (const q of ["How many orders were rejected?", "how many orders have we placed", "how many decisions so far?", "how many intents did risk reduce?", "are there pending approvals?"]) {
       expect(route(q, symbols), q).toEqual({ tool: "run_status", args: {} })
