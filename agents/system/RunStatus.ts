@@ -8,7 +8,7 @@
  */
 import type { LatestValues } from "../../schemas/Portfolio.js"
 import type { StateTransition } from "../../schemas/Risk.js"
-import type { AgentRestarts } from "../../schemas/Rpc.js"
+import type { AgentRestarts, LlmUsage } from "../../schemas/Rpc.js"
 import * as Format from "./internal/Format.js"
 
 export interface PositionView {
@@ -68,6 +68,8 @@ export interface RunStatusView {
   readonly crashed: ReadonlyArray<{ readonly agent: string; readonly crashes: number; readonly restarts: number; readonly lastCause: string | null }>
   /** What it has done so far; null when not read. */
   readonly activity: Activity | null
+  /** What its LLM agents used of their model and budget; null for a run without LLM agents. */
+  readonly llm: LlmUsage | null
 }
 
 /** The view of a run's record and latest values (`symbol`: only its position). */
@@ -76,6 +78,7 @@ export const runStatusView = (
     readonly latest: LatestValues | undefined
     readonly agentRestarts?: ReadonlyArray<AgentRestarts>
     readonly activity?: Activity
+    readonly llm?: LlmUsage | null
     readonly symbol?: string
   }
 ): RunStatusView => {
@@ -120,7 +123,8 @@ export const runStatusView = (
       restarts: a.restarts,
       lastCause: a.lastCause
     })),
-    activity: input.activity ?? null
+    activity: input.activity ?? null,
+    llm: input.llm ?? null
   }
 }
 
@@ -162,6 +166,7 @@ export const describeRunStatus = (view: RunStatusView): string => {
       `It has no fill yet${live ? "" : " in its whole run"}: its book is its starting cash` +
         `${view.initialCash === null ? "" : ` (${Format.money(view.initialCash)})`}.`
     )
+    if (view.llm !== null && view.symbol === null) sentences.push(llmText(view.llm, live))
     return sentences.join(" ")
   }
   const b = view.book
@@ -180,6 +185,7 @@ export const describeRunStatus = (view: RunStatusView): string => {
         `${view.positions.length > shown.length ? `; and ${view.positions.length - shown.length} more` : ""}.`
     )
   }
+  if (view.llm !== null && view.symbol === null) sentences.push(llmText(view.llm, live))
   return sentences.join(" ")
 }
 
@@ -192,6 +198,24 @@ const activityText = (a: Activity, symbol: string | null, live: boolean): string
   const pending = a.pendingApprovals === 0 ? "" : `; ${Format.count(a.pendingApprovals, "approval")} pending (swarm approvals list)`
   return `${live ? "So far" : "In all"}${symbol === null ? "" : ` on ${symbol}`}: ${Format.count(a.decisions, "decision")}; ${verdicts}; ` +
     `${Format.count(a.orders, "order")} placed, ${a.fills === 1 ? "1 fill" : `${a.fills} fills`}${pending}.`
+}
+
+/** "Its LLM agents (ollama llama3.2:3b): 2,170 calls, 1,500 from the cache …; 120,000 tokens of the 1,000,000 its budget allows (12%)." */
+const llmText = (u: LlmUsage, live: boolean): string => {
+  const parts = [
+    u.cacheHits > 0 ? `${u.cacheHits.toLocaleString("en-US")} answered from the cache` : "",
+    u.failed > 0 ? `${u.failed.toLocaleString("en-US")} failed (the agent abstained)` : "",
+    u.refused > 0 ? `${u.refused.toLocaleString("en-US")} refused by the budget` : ""
+  ].filter((p) => p !== "")
+  const b = u.budget
+  const cost = b.maxCost === null ? (b.cost > 0 ? `, cost ${Format.decimal(b.cost, 4)}` : "") : `, cost ${Format.decimal(b.cost, 4)} of ${Format.decimal(b.maxCost, 4)}`
+  const share = b.maxTokens > 0 ? ` (${Format.percent(b.tokens / b.maxTokens)})` : ""
+  const spent = b.exhausted
+    ? ` Its budget is spent: its LLM agents abstain${live ? " from now on" : "ed once it was"}, and the consensus goes on without them.`
+    : ""
+  return `Its LLM agents (${u.backend} ${u.model}: ${u.description}) made ${u.calls.toLocaleString("en-US")} model call${u.calls === 1 ? "" : "s"}` +
+    `${parts.length === 0 ? "" : ` (${Format.list(parts)})`}, using ${b.tokens.toLocaleString("en-US")} tokens of the ` +
+    `${b.maxTokens.toLocaleString("en-US")} its budget allows${share}${cost}.${spent}`
 }
 
 const signedPercent = (fraction: number): string => (fraction > 0 ? `+${Format.percent(fraction)}` : Format.percent(fraction))

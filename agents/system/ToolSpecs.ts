@@ -247,8 +247,9 @@ const tools = {
       "with the last change of it (who or what made it, and why), and its book as of its last recorded event: cash, equity, " +
       "exposure, realized and unrealized P&L, and each open position with its quantity, average price, mark and unrealized P&L. " +
       "It names its agents that crashed, and counts what the run has done so far: decisions, the risk officer's verdicts " +
-      "(approved, reduced, rejected), orders, fills and approvals pending. Use it for questions about positions, cash, equity, " +
-      "how the run is doing now, why it is halted, whether an agent is down, or how many orders or rejections there were."
+      "(approved, reduced, rejected), orders, fills and approvals pending, and what its LLM agents used of their model and " +
+      "budget (calls, cache hits, tokens, cost). Use it for questions about positions, cash, equity, how the run is doing now, " +
+      "why it is halted, whether an agent is down, how many orders or rejections there were, or the LLM budget."
   },
   analyst_scores: {
     args: AnalystScoresArgs,
@@ -553,7 +554,8 @@ const NOW = new RegExp(
     String.raw`\b(?:status|summary|summari[sz]e|where\s+(?:do|does)\s+(?:we|it|the run)\s+stand)\b`,
     String.raw`\b(?:crash(?:ed|es)?|restart(?:ed|s)?|risk officer|(?:agents?|analysts?|officer|desk|ledger)\s+(?:is\s+|are\s+)?down)\b`,
     String.raw`\bhow many\b[^?.!]*\b(?:orders?|fills?|filled|decisions?|rejections?|rejected|reduced|approved|intents?|approvals?|verdicts?)\b`,
-    String.raw`\b(?:pending approvals?|approvals? (?:pending|waiting))\b`
+    String.raw`\b(?:pending approvals?|approvals? (?:pending|waiting))\b`,
+    String.raw`\b(?:tokens?|(?:llm|model|language model)\s+(?:budget|usage|calls?|costs?|spend(?:ing)?)|budget|cache hits?)\b`
   ].join("|")
 )
 

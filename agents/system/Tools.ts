@@ -619,6 +619,7 @@ export const runStatus = Effect.fn("Tools.runStatus")(function*(run: Runs.RunRec
     latest,
     agentRestarts: yield* Runs.agentRestarts(run),
     activity: yield* activityOf(run.id, symbol),
+    llm: Option.getOrNull(yield* Runs.llmUsage(run)),
     ...(symbol === undefined ? {} : { symbol })
   })
 })

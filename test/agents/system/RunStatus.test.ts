@@ -153,6 +153,34 @@ describe("run_status", () => {
     expect(describeRunStatus(ended)).toMatch(/ No open position\.$/)
   })
 
+  it("says what its LLM agents used of their model and budget, and that they abstain once it is spent", () => {
+    const llm = {
+      backend: "ollama",
+      model: "llama3.2:3b",
+      description: "Ollama at http://127.0.0.1:11434",
+      calls: 2_170,
+      cacheHits: 1_500,
+      refused: 12,
+      failed: 3,
+      tokensIn: 90_000,
+      tokensOut: 10_000,
+      cost: 0,
+      budget: { tokens: 100_000, maxTokens: 100_000, cost: 0, maxCost: null, exhausted: true },
+      agents: []
+    }
+    const base = { status: "running", mode: "paper", failure: null, tradingState: "active", lastChange: null, initialCash: 100_000 * M } as const
+    const text = describeRunStatus(runStatusView({ ...base, latest: latest([]), llm }))
+    expect(text).toMatch(
+      /No open position\. Its LLM agents \(ollama llama3\.2:3b: Ollama at http:\/\/127\.0\.0\.1:11434\) made 2,170 model calls \(1,500 answered from the cache, 3 failed \(the agent abstained\) and 12 refused by the budget\), using 100,000 tokens of the 100,000 its budget allows \(100%\)\. Its budget is spent: its LLM agents abstain from now on, and the consensus goes on without them\.$/
+    )
+    const priced = { ...llm, refused: 0, cacheHits: 0, failed: 0, calls: 1, budget: { tokens: 1_200, maxTokens: 1_000_000, cost: 0.0123, maxCost: 5, exhausted: false } }
+    expect(describeRunStatus(runStatusView({ ...base, latest: undefined, llm: priced }))).toMatch(
+      /starting cash \(100,000\.00\)\. Its LLM agents \(ollama llama3\.2:3b: .*\) made 1 model call, using 1,200 tokens of the 1,000,000 its budget allows \(0\.1%\), cost 0\.0123 of 5\.$/
+    )
+    // One symbol asked about: its position, not the run's model.
+    expect(describeRunStatus(runStatusView({ ...base, latest: latest([]), llm, symbol: "ACME" }))).not.toContain("LLM")
+  })
+
   it("counts what the run has done so far: decisions, verdicts by outcome, orders, fills and approvals pending", () => {
     const activity = { decisions: 144, approved: 120, reduced: 3, rejected: 21, orders: 123, fills: 1, pendingApprovals: 2 }
     const live = runStatusView({

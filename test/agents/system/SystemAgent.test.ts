@@ -800,6 +800,13 @@ for (const backend of backends) {
           expect(reasoning.map((r) => `${r.role} ${r.kind}`)).toEqual(["judge plan", "bull analysis", "bear analysis", "judge decision"])
           expect(reasoning.every((r) => r.agent === "llm_debate" && r.text.length > 0 && r.text.length <= REASONING_TEXT)).toBe(true)
           expect(debate.sentences).toContain("The LLM agents reasoned: llm_debate's judge (plan): \"")
+          // Its model use, as `runs show` reads it, in where the run stands.
+          const usage = Option.getOrThrow(yield* Effect.orDie(Runs.llmUsage(yield* Effect.orDie(Runs.get(debated.run)))))
+          const spending = yield* collect(agent.ask(debated.run, "How many tokens have we used?"))
+          expect(ofTag(spending, "ToolUsed")[0]).toMatchObject({ tool: "run_status", ok: true, arguments: {} })
+          expect(usage.calls).toBeGreaterThan(0)
+          expect(textOf(spending)).toContain(`Its LLM agents (${usage.backend} ${usage.model}: ${usage.description}) made ${usage.calls.toLocaleString("en-US")} model calls`)
+          expect(textOf(spending)).toContain(`using ${usage.budget.tokens.toLocaleString("en-US")} tokens of the ${usage.budget.maxTokens.toLocaleString("en-US")} its budget allows`)
 
           const missing = yield* collect(agent.ask(two.run, "explain round S0@1"))
           expect(textOf(missing)).toContain("No events are recorded for round")

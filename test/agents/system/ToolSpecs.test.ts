@@ -336,6 +336,9 @@ describe("routeQuestion", () => {
     expect(route("what is our current position in acme?", symbols)).toEqual({ tool: "run_status", args: { symbol: "ACME" } })
     expect(route("position in GLOBEX", symbols)).toEqual({ tool: "run_status", args: { symbol: "GLOBEX" } })
     expect(route("what's the largest position?", symbols)).toEqual({ tool: "run_status", args: {} })
+    for (const q of ["how many tokens have we used?", "is the LLM budget spent?", "how much of the budget is left?", "what did the model calls cost?", "how many cache hits?"]) {
+      expect(route(q, symbols), q).toEqual({ tool: "run_status", args: {} })
+    }
     expect(route("what are the open positions?", symbols)).toEqual({ tool: "run_status", args: {} })
     // How many so far: counts of orders, fills, decisions, verdicts, approvals pending.
     for (const q of ["How many orders were rejected?", "how many orders have we placed", "how many decisions so far?", "how many intents did risk reduce?", "are there pending approvals?"]) {
