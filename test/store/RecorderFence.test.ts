@@ -73,6 +73,17 @@ const waitingOn = (sql: SqlClient.SqlClient, pattern: string) =>
     throw new Error(`no session waited for a lock in ${pattern}`)
   })
 
+/** Waits until the backend `pid` has exited (a `pg_terminate_backend` only signals it). */
+const gone = (sql: SqlClient.SqlClient, pid: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 1_000; i++) {
+      const rows = yield* sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where pid = ${pid}`
+      if (rows[0]!.n === 0) return
+      yield* Effect.sleep("10 millis")
+    }
+    throw new Error(`backend ${pid} did not exit`)
+  })
+
 /** Waits until every other session of the database is idle: what a batch was doing is over. */
 const allIdle = (sql: SqlClient.SqlClient) =>
   Effect.gen(function*() {
@@ -182,6 +193,9 @@ describe.runIf(serverUrl !== undefined)("the recorder's batches under a run's le
         // was under the lease when it checked — before, it read the run at once, and the write
         // committed after.
         yield* sql`select pg_terminate_backend(${held.pid})`
+        // Terminating only signals the backend: until it has exited it holds the lease, and a take
+        // then is refused at once (the run held elsewhere), never reaching the row it waits for.
+        yield* gone(sql, held.pid)
         const taking = yield* Effect.fork(Effect.scoped(Effect.as(Runs.lease(created.id), "taken")))
         yield* waitingOn(sql, "%for share%")
         expect(Option.isNone(yield* Fiber.poll(taking))).toBe(true)
