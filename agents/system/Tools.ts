@@ -713,26 +713,27 @@ export const analystScores = Effect.fn("Tools.analystScores")(function*(
     decisions.push((yield* decodeDecision(row.body).pipe(Effect.mapError(corrupt("run_events", `${run.id}#${row.seq}`)))).decision)
   }
   const opinions: Array<AnalystScores.OpinionRow> = []
+  /** Each analyst's newest opinion read: its event gives the analyst's horizon. */
+  const newest = new Map<string, number>()
   const rounds = decisions.map((d) => d.round)
   for (let i = 0; i < rounds.length; i += ROUND_CHUNK) {
-    const part = yield* sql<{ roundId: string; agent: string; direction: string; confidence: number }>`
-      select round_id, agent, direction, confidence from opinions
+    const part = yield* sql<{ roundId: string; agent: string; seq: number | string; direction: string; confidence: number }>`
+      select round_id, agent, seq, direction, confidence from opinions
       where run_id = ${run.id} and round_id in ${sql.in(rounds.slice(i, i + ROUND_CHUNK))}`
     for (const o of part) {
       if (o.direction !== "long" && o.direction !== "short" && o.direction !== "flat") continue
       opinions.push({ round: o.roundId, agent: o.agent, direction: o.direction, confidence: Number(o.confidence) })
+      if (Number(o.seq) > (newest.get(o.agent) ?? 0)) newest.set(o.agent, Number(o.seq))
     }
   }
-  // Each analyst's horizon, as its newest opinion gives it (a type's horizon follows from its params).
+  // Each analyst's horizon, as its newest opinion read gives it (a type's horizon follows from its params).
   const roster = run.strategy.agents.map(agentName)
   const horizons = new Map<string, number>()
-  const newest = yield* sql<{ agent: string; seq: number }>`
-    select agent, max(seq) as seq from opinions where run_id = ${run.id} group by agent`
-  for (const row of newest) {
-    const [event] = yield* sql<{ body: string }>`select body from run_events where run_id = ${run.id} and seq = ${row.seq}`
+  for (const [name, seq] of newest) {
+    const [event] = yield* sql<{ body: string }>`select body from run_events where run_id = ${run.id} and seq = ${seq}`
     if (event === undefined) continue
-    const given = yield* decodeOpinion(event.body).pipe(Effect.mapError(corrupt("run_events", `${run.id}#${row.seq}`)))
-    horizons.set(row.agent, given.opinion.horizon)
+    const given = yield* decodeOpinion(event.body).pipe(Effect.mapError(corrupt("run_events", `${run.id}#${seq}`)))
+    horizons.set(name, given.opinion.horizon)
   }
   const input = {
     roster,
