@@ -143,13 +143,8 @@ export const analystScores = (input: AnalystScoresInput): AnalystScoresView => {
   }
   for (const agent of input.roster) tallyOf(agent)
 
-  const decided = new Set<string>()
-  let rounds = 0
-  for (const decision of input.decisions) {
-    if (!sameSymbol(decision.symbol, input.symbol)) continue
-    rounds++
-    decided.add(decision.round)
-  }
+  const decisions = input.decisions.filter((decision) => sameSymbol(decision.symbol, input.symbol))
+  const decided = new Set<string>(decisions.map((decision) => decision.round))
   for (const opinion of input.opinions) {
     if (!decided.has(opinion.round)) continue
     const t = tallyOf(opinion.agent)
@@ -157,8 +152,7 @@ export const analystScores = (input: AnalystScoresInput): AnalystScoresView => {
     t[opinion.direction]++
     t.confidence += opinion.confidence
   }
-  for (const decision of input.decisions) {
-    if (!sameSymbol(decision.symbol, input.symbol)) continue
+  for (const decision of decisions) {
     const dissent = new Set<string>(decision.dissent)
     for (const vote of decision.votes) {
       const t = tallyOf(vote.agent)
@@ -204,7 +198,7 @@ export const analystScores = (input: AnalystScoresInput): AnalystScoresView => {
     // Higher hit rate first; on a tie, more scored votes (more evidence); then the strategy's order.
     .sort((a, b) => b.hitRate! - a.hitRate! || b.scored - a.scored)
   return {
-    rounds,
+    rounds: decisions.length,
     roundsInRun: input.roundsInRun ?? null,
     eventDetail: input.eventDetail,
     symbol: input.symbol ?? null,
@@ -258,7 +252,7 @@ export const describeAnalystScores = (view: AnalystScoresView): string => {
   const which = view.eventDetail === "rounds"
     ? `every round is recorded`
     : `the run records the rounds that changed a target (event detail "decisions"), so these are the calls that moved the book, not every round`
-  const window = view.roundsInRun === null ? "" : ` (the latest of its ${view.roundsInRun.toLocaleString("en-US")})`
+  const window = view.roundsInRun === null ? "" : ` (the latest of its ${Format.integer(view.roundsInRun)})`
   const lead = `Over ${Format.count(view.rounds, "round")}${of} with a recorded decision${window}; ${which}.`
   const how = view.unscored !== null
     ? ` Votes are not scored: ${view.unscored}.`

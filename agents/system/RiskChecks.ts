@@ -149,7 +149,7 @@ export const describeRiskChecks = (view: RiskChecksView): string => {
         ` and sent ${v.needsApproval} to an operator for approval.`
   )
   if (view.checks.length > 0) {
-    const window = view.readOf === null ? "" : ` (in the latest ${Format.count(view.read, "verdict")} that did not simply approve, of ${view.readOf.toLocaleString("en-US")})`
+    const window = view.readOf === null ? "" : ` (in the latest ${Format.count(view.read, "verdict")} that did not simply approve, of ${Format.integer(view.readOf)})`
     const acted = (c: CheckTally) =>
       `${c.label} ${[c.rejected > 0 ? `rejected ${c.rejected}` : "", c.reduced > 0 ? `reduced ${c.reduced}` : ""].filter((s) => s !== "").join(" and ")}` +
       ` (last: ${Format.quote(c.lastReason, 200)})`

@@ -203,9 +203,9 @@ const activityText = (a: Activity, symbol: string | null, live: boolean): string
 /** "Its LLM agents (ollama llama3.2:3b): 2,170 calls, 1,500 from the cache …; 120,000 tokens of the 1,000,000 its budget allows (12%)." */
 const llmText = (u: LlmUsage, live: boolean): string => {
   const parts = [
-    u.cacheHits > 0 ? `${u.cacheHits.toLocaleString("en-US")} answered from the cache` : "",
-    u.failed > 0 ? `${u.failed.toLocaleString("en-US")} failed (the agent abstained)` : "",
-    u.refused > 0 ? `${u.refused.toLocaleString("en-US")} refused by the budget` : ""
+    u.cacheHits > 0 ? `${Format.integer(u.cacheHits)} answered from the cache` : "",
+    u.failed > 0 ? `${Format.integer(u.failed)} failed (the agent abstained)` : "",
+    u.refused > 0 ? `${Format.integer(u.refused)} refused by the budget` : ""
   ].filter((p) => p !== "")
   const b = u.budget
   const cost = b.maxCost === null ? (b.cost > 0 ? `, cost ${Format.decimal(b.cost, 4)}` : "") : `, cost ${Format.decimal(b.cost, 4)} of ${Format.decimal(b.maxCost, 4)}`
@@ -213,9 +213,9 @@ const llmText = (u: LlmUsage, live: boolean): string => {
   const spent = b.exhausted
     ? ` Its budget is spent: its LLM agents abstain${live ? " from now on" : "ed once it was"}, and the consensus goes on without them.`
     : ""
-  return `Its LLM agents (${u.backend} ${u.model}: ${u.description}) made ${u.calls.toLocaleString("en-US")} model call${u.calls === 1 ? "" : "s"}` +
-    `${parts.length === 0 ? "" : ` (${Format.list(parts)})`}, using ${b.tokens.toLocaleString("en-US")} tokens of the ` +
-    `${b.maxTokens.toLocaleString("en-US")} its budget allows${share}${cost}.${spent}`
+  return `Its LLM agents (${u.backend} ${u.model}: ${u.description}) made ${Format.integer(u.calls)} model call${u.calls === 1 ? "" : "s"}` +
+    `${parts.length === 0 ? "" : ` (${Format.list(parts)})`}, using ${Format.integer(b.tokens)} tokens of the ` +
+    `${Format.integer(b.maxTokens)} its budget allows${share}${cost}.${spent}`
 }
 
 const signedPercent = (fraction: number): string => (fraction > 0 ? `+${Format.percent(fraction)}` : Format.percent(fraction))

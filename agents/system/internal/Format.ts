@@ -47,6 +47,9 @@ export const time = (ms: number): string => {
   return `${iso.slice(0, 10)} ${iso.slice(11, 16)}${seconds === "00" ? "" : `:${seconds}`} UTC`
 }
 
+/** A whole number with thousands separators: `12345` → `12,345`. */
+export const integer = (n: number): string => n.toLocaleString("en-US")
+
 /** `1 trade`, `2 trades`. */
 export const count = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`
 
